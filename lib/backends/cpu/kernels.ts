@@ -1,0 +1,201 @@
+/**
+ * CPU kernels: the numerical reference for every op. Float32 storage, float64 accumulation.
+ * Row-major throughout; `x` arguments are views at the op's buffer offset.
+ */
+
+/** out[t, :] = table[ids[t], :]  — table [vocab, H]. */
+export function embedding(ids: Int32Array, numTokens: number, table: Float32Array, H: number, vocab: number, out: Float32Array): void {
+  for (let t = 0; t < numTokens; t++) {
+    const id = ids[t];
+    if (id < 0 || id >= vocab) throw new RangeError(`embedding: token id ${id} at position ${t} is outside the vocabulary [0, ${vocab})`);
+    out.set(table.subarray(id * H, id * H + H), t * H);
+  }
+}
+
+/** out[r, :] = x[r, :] / rms(x[r, :]) * w  for `rows` rows of width H. */
+export function rmsnorm(x: Float32Array, w: Float32Array, eps: number, rows: number, H: number, out: Float32Array): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * H;
+    let ss = 0;
+    for (let i = 0; i < H; i++) ss += x[o + i] * x[o + i];
+    const inv = 1 / Math.sqrt(ss / H + eps);
+    for (let i = 0; i < H; i++) out[o + i] = x[o + i] * inv * w[i];
+  }
+}
+
+/** residual += x; out = rmsnorm(residual). */
+export function addRmsnorm(x: Float32Array, residual: Float32Array, w: Float32Array, eps: number, rows: number, H: number, out: Float32Array): void {
+  const n = rows * H;
+  for (let i = 0; i < n; i++) residual[i] += x[i];
+  rmsnorm(residual, w, eps, rows, H, out);
+}
+
+/** out[m, n] = Σ_k x[m, k] · w[n, k] + bias[n]  — x [M, K], w [N, K] (HF layout), out [M, N]. */
+export function linear(x: Float32Array, w: Float32Array, bias: Float32Array | null, M: number, N: number, K: number, out: Float32Array): void {
+  for (let m = 0; m < M; m++) {
+    const xo = m * K, oo = m * N;
+    let n = 0;
+    // Four weight rows at a time: each x element is loaded once per four outputs.
+    for (; n + 4 <= N; n += 4) {
+      const w0 = n * K, w1 = w0 + K, w2 = w1 + K, w3 = w2 + K;
+      let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+      for (let k = 0; k < K; k++) {
+        const xv = x[xo + k];
+        a0 += xv * w[w0 + k]; a1 += xv * w[w1 + k]; a2 += xv * w[w2 + k]; a3 += xv * w[w3 + k];
+      }
+      if (bias) { a0 += bias[n]; a1 += bias[n + 1]; a2 += bias[n + 2]; a3 += bias[n + 3]; }
+      out[oo + n] = a0; out[oo + n + 1] = a1; out[oo + n + 2] = a2; out[oo + n + 3] = a3;
+    }
+    for (; n < N; n++) {
+      const wo = n * K;
+      let a = 0;
+      for (let k = 0; k < K; k++) a += x[xo + k] * w[wo + k];
+      out[oo + n] = bias ? a + bias[n] : a;
+    }
+  }
+}
+
+/** RMSNorm over each q and k head inside packed qkv rows (Qwen3), in place. */
+export function qkNorm(qkv: Float32Array, qw: Float32Array, kw: Float32Array, eps: number, T: number, nH: number, nKV: number, hd: number): void {
+  const width = (nH + 2 * nKV) * hd;
+  for (let t = 0; t < T; t++) {
+    for (let h = 0; h < nH + nKV; h++) {
+      const o = t * width + h * hd;
+      const w = h < nH ? qw : kw;
+      let ss = 0;
+      for (let i = 0; i < hd; i++) ss += qkv[o + i] * qkv[o + i];
+      const inv = 1 / Math.sqrt(ss / hd + eps);
+      for (let i = 0; i < hd; i++) qkv[o + i] = qkv[o + i] * inv * w[i];
+    }
+  }
+}
+
+/** The paged KV cache of one layer: [numBlocks, 2 (k, v), blockSize, numKvHeads, headDim] float32. */
+export interface LayerCache {
+  readonly data: Float32Array;
+  readonly blockSize: number;
+  readonly numKvHeads: number;
+  readonly headDim: number;
+}
+
+/** Packed-batch geometry shared by the attention kernels. */
+export interface BatchGeometry {
+  readonly numSeqs: number;
+  readonly seqStarts: Int32Array; // [numSeqs + 1] packed token ranges
+  readonly positions: Int32Array; // [numTokens]
+  readonly blockTables: Int32Array; // [numSeqs, maxBlocksPerSeq]
+  readonly maxBlocksPerSeq: number;
+}
+
+/** Element offset of (position, kvHead) of K (which=0) or V (which=1) in a sequence's paged cache. */
+function cacheOffset(c: LayerCache, g: BatchGeometry, s: number, pos: number, which: 0 | 1, kvh: number): number {
+  const bs = c.blockSize;
+  const block = g.blockTables[s * g.maxBlocksPerSeq + ((pos / bs) | 0)];
+  const rowWidth = c.numKvHeads * c.headDim;
+  return ((block * 2 + which) * bs + (pos % bs)) * rowWidth + kvh * c.headDim;
+}
+
+/**
+ * Applies RoPE (HF rotate_half layout: pairs i, i + hd/2) to q and k of each packed token,
+ * writes rotated k and v into the paged cache at the token's position, and rotated q to `q`.
+ */
+export function ropeKvWrite(
+  qkv: Float32Array, q: Float32Array, cache: LayerCache, g: BatchGeometry,
+  invFreq: readonly number[], attnScaling: number, nH: number, nKV: number, hd: number,
+): void {
+  const width = (nH + 2 * nKV) * hd, half = hd / 2;
+  const cos = new Float64Array(half), sin = new Float64Array(half);
+  for (let s = 0; s < g.numSeqs; s++) {
+    for (let t = g.seqStarts[s]; t < g.seqStarts[s + 1]; t++) {
+      const pos = g.positions[t];
+      for (let i = 0; i < half; i++) {
+        const ang = invFreq[i] * pos;
+        cos[i] = Math.cos(ang) * attnScaling;
+        sin[i] = Math.sin(ang) * attnScaling;
+      }
+      const row = t * width;
+      for (let h = 0; h < nH; h++) rotate(qkv, row + h * hd, q, t * nH * hd + h * hd, cos, sin, half);
+      for (let h = 0; h < nKV; h++) {
+        rotate(qkv, row + (nH + h) * hd, cache.data, cacheOffset(cache, g, s, pos, 0, h), cos, sin, half);
+        const vo = row + (nH + nKV + h) * hd;
+        cache.data.set(qkv.subarray(vo, vo + hd), cacheOffset(cache, g, s, pos, 1, h));
+      }
+    }
+  }
+}
+
+function rotate(src: Float32Array, so: number, dst: Float32Array, d: number, cos: Float64Array, sin: Float64Array, half: number): void {
+  for (let i = 0; i < half; i++) {
+    const a = src[so + i], b = src[so + half + i];
+    dst[d + i] = a * cos[i] - b * sin[i];
+    dst[d + half + i] = b * cos[i] + a * sin[i];
+  }
+}
+
+/**
+ * Causal attention of each packed token over its sequence's cache up to its own position
+ * (optionally only the last `window` positions), GQA: query head h reads kv head h / (nH / nKV).
+ */
+export function pagedAttention(
+  q: Float32Array, out: Float32Array, cache: LayerCache, g: BatchGeometry,
+  nH: number, nKV: number, hd: number, scale: number, window: number,
+): void {
+  const group = nH / nKV;
+  let scores = new Float64Array(256);
+  const acc = new Float64Array(hd);
+  for (let s = 0; s < g.numSeqs; s++) {
+    for (let t = g.seqStarts[s]; t < g.seqStarts[s + 1]; t++) {
+      const pos = g.positions[t];
+      const start = window > 0 ? Math.max(0, pos + 1 - window) : 0;
+      const n = pos + 1 - start;
+      if (scores.length < n) scores = new Float64Array(n * 2);
+      for (let h = 0; h < nH; h++) {
+        const kvh = (h / group) | 0;
+        const qo = (t * nH + h) * hd;
+        let max = -Infinity;
+        for (let j = 0; j < n; j++) {
+          const ko = cacheOffset(cache, g, s, start + j, 0, kvh);
+          let dot = 0;
+          for (let i = 0; i < hd; i++) dot += q[qo + i] * cache.data[ko + i];
+          const sc = dot * scale;
+          scores[j] = sc;
+          if (sc > max) max = sc;
+        }
+        let sum = 0;
+        for (let j = 0; j < n; j++) {
+          const e = Math.exp(scores[j] - max);
+          scores[j] = e;
+          sum += e;
+        }
+        acc.fill(0);
+        for (let j = 0; j < n; j++) {
+          const vo = cacheOffset(cache, g, s, start + j, 1, kvh);
+          const p = scores[j] / sum;
+          for (let i = 0; i < hd; i++) acc[i] += p * cache.data[vo + i];
+        }
+        for (let i = 0; i < hd; i++) out[qo + i] = acc[i];
+      }
+    }
+  }
+}
+
+/** out[t, i] = silu(gateUp[t, i]) · gateUp[t, I + i]  — gateUp [T, 2I] (gate first), out [T, I]. */
+export function siluMul(gateUp: Float32Array, out: Float32Array, T: number, I: number): void {
+  for (let t = 0; t < T; t++) {
+    const go = t * 2 * I, oo = t * I;
+    for (let i = 0; i < I; i++) {
+      const g = gateUp[go + i];
+      out[oo + i] = (g / (1 + Math.exp(-g))) * gateUp[go + I + i];
+    }
+  }
+}
+
+/** out += x over n elements. */
+export function addInPlace(x: Float32Array, out: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) out[i] += x[i];
+}
+
+/** out[r, :] = x[rows[r], :] for each selected row. */
+export function gatherRows(x: Float32Array, rows: Int32Array, numRows: number, width: number, out: Float32Array): void {
+  for (let r = 0; r < numRows; r++) out.set(x.subarray(rows[r] * width, rows[r] * width + width), r * width);
+}

@@ -1,0 +1,87 @@
+/**
+ * Token sampling on the CPU: greedy, temperature, top-k, top-p, min-p, with a counter-based RNG
+ * so a request's draws depend only on (seed, step) — reproducible whatever its batch mates are.
+ * The CUDA sampler uses the same hash, so both backends draw the same uniforms.
+ */
+
+/** Per-row sampling parameters of one step, struct-of-arrays (the layout the device wants). */
+export interface SamplingInputs {
+  /** 0 = greedy. [rows] */
+  readonly temperature: Float32Array;
+  /** 0 = off. [rows] */
+  readonly topK: Int32Array;
+  /** 1 = off. [rows] */
+  readonly topP: Float32Array;
+  /** 0 = off. [rows] */
+  readonly minP: Float32Array;
+  /** 64-bit seed as (lo, hi) u32 words. [rows * 2] */
+  readonly seed: Uint32Array;
+  /** Draw counter: the request's number of generated tokens so far. [rows] */
+  readonly step: Int32Array;
+}
+
+function mix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** The uniform in (0, 1) drawn for (seed, step): a 32-bit counter-based hash. */
+export function uniformFor(seedLo: number, seedHi: number, step: number): number {
+  const h = mix32(mix32(mix32((seedLo ^ 0x9e3779b9) >>> 0) ^ seedHi) ^ Math.imul(step + 1, 0x632be5ab));
+  return (h + 0.5) / 4294967296;
+}
+
+/** Splits a non-negative integer seed (< 2^53) into u32 (lo, hi) words. */
+export function splitSeed(seed: number): [number, number] {
+  return [seed >>> 0, Math.floor(seed / 4294967296) >>> 0];
+}
+
+/** Index of the largest value (lowest index on ties, like torch.argmax). */
+export function argmax(x: Float32Array, off: number, n: number): number {
+  let best = 0, bv = x[off];
+  for (let i = 1; i < n; i++) if (x[off + i] > bv) { bv = x[off + i]; best = i; }
+  return best;
+}
+
+/** Samples one token id from `logits[off, off + V)` under row `r` of `p`. */
+export function sampleRow(logits: Float32Array, off: number, V: number, p: SamplingInputs, r: number): number {
+  const temp = p.temperature[r];
+  const topK = p.topK[r];
+  if (!(temp > 0) || topK === 1) return argmax(logits, off, V);
+  // Candidates sorted by logit (descending); truncate to top-k first so the sort is cheap.
+  let idx = Array.from({ length: V }, (_, i) => i);
+  idx.sort((a, b) => logits[off + b] - logits[off + a] || a - b);
+  if (topK > 0 && topK < V) idx = idx.slice(0, topK);
+  const max = logits[off + idx[0]];
+  const probs = idx.map((i) => Math.exp((logits[off + i] - max) / temp));
+  let sum = probs.reduce((a, b) => a + b, 0);
+  let keep = probs.length;
+  const topP = p.topP[r];
+  if (topP < 1) {
+    let cum = 0;
+    for (let j = 0; j < probs.length; j++) {
+      cum += probs[j] / sum;
+      if (cum >= topP) { keep = j + 1; break; }
+    }
+  }
+  const minP = p.minP[r];
+  if (minP > 0) {
+    const floor = minP * (probs[0] / sum);
+    let j = 1;
+    while (j < keep && probs[j] / sum >= floor) j++;
+    keep = j;
+  }
+  sum = 0;
+  for (let j = 0; j < keep; j++) sum += probs[j];
+  const u = uniformFor(p.seed[2 * r], p.seed[2 * r + 1], p.step[r]) * sum;
+  let cum = 0;
+  for (let j = 0; j < keep; j++) {
+    cum += probs[j];
+    if (u < cum) return idx[j];
+  }
+  return idx[keep - 1];
+}

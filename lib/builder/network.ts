@@ -1,0 +1,95 @@
+/**
+ * Network: the small op graph a model definition emits and the Builder optimizes into an engine
+ * plan. Tensors are named; activations have a row dimension that is either the packed token count
+ * of a step (`"tokens"`) or the number of sequences (`"seqs"`), and a fixed row width.
+ *
+ * @example
+ * ```ts
+ * const net = new Network();
+ * const ids = net.input("tokenIds");
+ * const x = net.embedding(ids, net.weight("embed", [vocab, hidden]), hidden);
+ * ```
+ */
+
+/** A weight the network reads: its engine name, shape and where its values come from. */
+export interface WeightDecl {
+  readonly name: string;
+  readonly shape: readonly number[];
+  /** Checkpoint tensors concatenated along dim 0 (fused QKV, gate/up); one name = a plain copy. */
+  readonly source: readonly string[];
+}
+
+/** An activation tensor: `rows` of `width` elements each. */
+export interface ActivationDecl {
+  readonly name: string;
+  readonly rows: "tokens" | "seqs";
+  readonly width: number;
+}
+
+/** Step inputs provided by the runtime for every forward pass. */
+export type StepInputName = "tokenIds" | "positions" | "seqStarts" | "contextLens" | "blockTables" | "lastTokenIdx";
+
+export type Op =
+  | { readonly type: "embedding"; readonly ids: StepInputName; readonly table: string; readonly out: string }
+  | { readonly type: "rmsnorm"; readonly x: string; readonly weight: string; readonly eps: number; readonly out: string }
+  /** residual += x; out = rmsnorm(residual) (produced by the fusion pass). */
+  | { readonly type: "add_rmsnorm"; readonly x: string; readonly residual: string; readonly weight: string; readonly eps: number; readonly out: string }
+  | { readonly type: "linear"; readonly x: string; readonly weight: string; readonly bias?: string; readonly out: string; readonly outFeatures: number; readonly inFeatures: number }
+  /** RMSNorm over each head of q and k inside a packed qkv row (Qwen3). In place. */
+  | { readonly type: "qk_norm"; readonly qkv: string; readonly qWeight: string; readonly kWeight: string; readonly eps: number; readonly numHeads: number; readonly numKvHeads: number; readonly headDim: number }
+  /** Rotates q and k of a packed qkv row by position, writes k and v into the paged cache of `layer`, and copies rotated q to `q`. */
+  | { readonly type: "rope_kv_write"; readonly qkv: string; readonly q: string; readonly layer: number; readonly numHeads: number; readonly numKvHeads: number; readonly headDim: number }
+  /** Causal attention of each packed token's query over its sequence's cached keys/values (GQA). */
+  | { readonly type: "paged_attention"; readonly q: string; readonly out: string; readonly layer: number; readonly numHeads: number; readonly numKvHeads: number; readonly headDim: number; readonly scale: number; /** Attend to at most this many latest positions; 0 = unlimited. */ readonly window: number }
+  | { readonly type: "silu_mul"; readonly gateUp: string; readonly out: string; readonly width: number }
+  /** out += x (in place on `out`). */
+  | { readonly type: "add"; readonly x: string; readonly out: string }
+  /** Copies the rows named by `lastTokenIdx` (one per sequence) from a token tensor to a seq tensor. */
+  | { readonly type: "gather_rows"; readonly x: string; readonly out: string }
+  /** Samples one id per sequence from `logits` with the step's per-sequence sampling parameters. */
+  | { readonly type: "sample"; readonly logits: string };
+
+export type OpType = Op["type"];
+
+/** Network-wide facts the kernels need (RoPE, KV cache geometry). */
+export interface NetworkAttributes {
+  readonly numLayers: number;
+  readonly numKvHeads: number;
+  readonly headDim: number;
+  readonly vocabSize: number;
+  readonly hiddenSize: number;
+  /** RoPE inverse frequencies [headDim/2] and the attention scaling applied to cos/sin. */
+  readonly rope: { readonly invFreq: readonly number[]; readonly attentionScaling: number };
+  /** Output tensor holding logits [seqs, vocab]. */
+  readonly logits: string;
+}
+
+/** A model's op graph: weights, activations and ops in execution order. */
+export class Network {
+  readonly weights: Map<string, WeightDecl> = new Map();
+  readonly activations: Map<string, ActivationDecl> = new Map();
+  readonly ops: Op[] = [];
+  attributes?: NetworkAttributes;
+
+  /** Declares a weight (idempotent for the same name and shape: tied weights share one). */
+  weight(name: string, shape: readonly number[], source: readonly string[] = [name]): string {
+    const prev = this.weights.get(name);
+    if (prev && prev.shape.join() !== shape.join()) {
+      throw new Error(`Network: weight '${name}' declared twice with shapes [${prev.shape}] and [${shape}]`);
+    }
+    if (!prev) this.weights.set(name, { name, shape: [...shape], source: [...source] });
+    return name;
+  }
+
+  /** Declares an activation tensor and returns its name. */
+  activation(name: string, width: number, rows: "tokens" | "seqs" = "tokens"): string {
+    if (this.activations.has(name)) throw new Error(`Network: activation '${name}' declared twice`);
+    this.activations.set(name, { name, width, rows });
+    return name;
+  }
+
+  /** Appends an op. */
+  add(op: Op): void {
+    this.ops.push(op);
+  }
+}

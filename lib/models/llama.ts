@@ -1,0 +1,130 @@
+import type { EngineDType } from "../builder/build_config.ts";
+import { Network } from "../builder/network.ts";
+import type { PretrainedConfig } from "./config.ts";
+import { loadPretrainedConfig } from "./config.ts";
+import { computeRopeInvFreq } from "./rope.ts";
+import { Checkpoint } from "./safetensors.ts";
+
+/** Options when opening a model. */
+export interface ModelOptions {
+  /** Engine dtype to build with; "auto" keeps the checkpoint's. @default "auto" */
+  readonly dtype?: EngineDType | "auto";
+  /** The checkpoint directory (set by fromHuggingFace). */
+  readonly sourceDir?: string;
+}
+
+/** Where a model's weights come from: any reader of checkpoint tensors by name. */
+export interface WeightSource {
+  has(name: string): boolean;
+  readFloat32(name: string): Float32Array;
+  info(name: string): { readonly shape: readonly number[] };
+  close(): void;
+}
+
+/**
+ * The Llama family as one model definition: Llama 2/3.x, Mistral, Qwen2/2.5 (q/k/v bias),
+ * Qwen3 (q/k RMSNorm), SmolLM, TinyLlama. Emits a {@link Network}; weights stay in the checkpoint
+ * until `build()` reads them.
+ *
+ * @example
+ * ```ts
+ * const model = LlamaForCausalLM.fromHuggingFace("../shared/models/stories260k");
+ * const engine = await build(model, { maxBatchSize: 4 });
+ * ```
+ */
+export class LlamaForCausalLM {
+  constructor(
+    readonly config: PretrainedConfig,
+    readonly weights: WeightSource,
+    readonly options: ModelOptions = {},
+  ) {}
+
+  /** Opens an HF checkpoint directory (config.json + safetensors); tensors are read lazily. */
+  static fromHuggingFace(dir: string, options: ModelOptions = {}): LlamaForCausalLM {
+    const config = loadPretrainedConfig(dir);
+    return new LlamaForCausalLM(config, Checkpoint.open(dir), { ...options, sourceDir: dir });
+  }
+
+  /** Releases the checkpoint files. */
+  close(): void {
+    this.weights.close();
+  }
+
+  /** The op graph of one forward pass over a packed token batch. */
+  toNetwork(): Network {
+    const c = this.config;
+    const net = new Network();
+    const H = c.hiddenSize, hd = c.headDim, nH = c.numAttentionHeads, nKV = c.numKeyValueHeads;
+    const I = c.intermediateSize, V = c.vocabSize;
+    const qkvWidth = (nH + 2 * nKV) * hd;
+    const embed = net.weight("embed_tokens", [V, H], ["model.embed_tokens.weight"]);
+    const hidden = net.activation("hidden", H); // [tokens, H] residual stream
+    net.add({ type: "embedding", ids: "tokenIds", table: embed, out: hidden });
+    for (let l = 0; l < c.numHiddenLayers; l++) {
+      const p = `model.layers.${l}.`;
+      const e = `layers.${l}.`;
+      const normed = net.activation(`${e}attn_in`, H);
+      net.add({ type: "rmsnorm", x: hidden, weight: net.weight(`${e}input_layernorm`, [H], [`${p}input_layernorm.weight`]), eps: c.rmsNormEps, out: normed });
+      const qkv = net.activation(`${e}qkv`, qkvWidth);
+      const qkvW = net.weight(`${e}qkv.weight`, [qkvWidth, H], ["q", "k", "v"].map((n) => `${p}self_attn.${n}_proj.weight`));
+      const qkvB = c.qkvBias ? net.weight(`${e}qkv.bias`, [qkvWidth], ["q", "k", "v"].map((n) => `${p}self_attn.${n}_proj.bias`)) : undefined;
+      net.add({ type: "linear", x: normed, weight: qkvW, bias: qkvB, out: qkv, outFeatures: qkvWidth, inFeatures: H });
+      if (c.qkNorm) {
+        net.add({
+          type: "qk_norm", qkv, eps: c.rmsNormEps, numHeads: nH, numKvHeads: nKV, headDim: hd,
+          qWeight: net.weight(`${e}q_norm`, [hd], [`${p}self_attn.q_norm.weight`]),
+          kWeight: net.weight(`${e}k_norm`, [hd], [`${p}self_attn.k_norm.weight`]),
+        });
+      }
+      const q = net.activation(`${e}q`, nH * hd);
+      net.add({ type: "rope_kv_write", qkv, q, layer: l, numHeads: nH, numKvHeads: nKV, headDim: hd });
+      const attn = net.activation(`${e}attn`, nH * hd);
+      net.add({ type: "paged_attention", q, out: attn, layer: l, numHeads: nH, numKvHeads: nKV, headDim: hd, scale: 1 / Math.sqrt(hd), window: c.slidingWindow ?? 0 });
+      const o = net.activation(`${e}o`, H);
+      const oB = c.oProjBias ? net.weight(`${e}o_proj.bias`, [H], [`${p}self_attn.o_proj.bias`]) : undefined;
+      net.add({ type: "linear", x: attn, weight: net.weight(`${e}o_proj.weight`, [H, nH * hd], [`${p}self_attn.o_proj.weight`]), bias: oB, out: o, outFeatures: H, inFeatures: nH * hd });
+      net.add({ type: "add", x: o, out: hidden });
+      const normed2 = net.activation(`${e}mlp_in`, H);
+      net.add({ type: "rmsnorm", x: hidden, weight: net.weight(`${e}post_attention_layernorm`, [H], [`${p}post_attention_layernorm.weight`]), eps: c.rmsNormEps, out: normed2 });
+      const gu = net.activation(`${e}gate_up`, 2 * I);
+      const guB = c.mlpBias ? net.weight(`${e}gate_up.bias`, [2 * I], [`${p}mlp.gate_proj.bias`, `${p}mlp.up_proj.bias`]) : undefined;
+      net.add({ type: "linear", x: normed2, weight: net.weight(`${e}gate_up.weight`, [2 * I, H], [`${p}mlp.gate_proj.weight`, `${p}mlp.up_proj.weight`]), bias: guB, out: gu, outFeatures: 2 * I, inFeatures: H });
+      const act = net.activation(`${e}act`, I);
+      net.add({ type: "silu_mul", gateUp: gu, out: act, width: I });
+      const down = net.activation(`${e}down`, H);
+      const dB = c.mlpBias ? net.weight(`${e}down.bias`, [H], [`${p}mlp.down_proj.bias`]) : undefined;
+      net.add({ type: "linear", x: act, weight: net.weight(`${e}down.weight`, [H, I], [`${p}mlp.down_proj.weight`]), bias: dB, out: down, outFeatures: H, inFeatures: I });
+      net.add({ type: "add", x: down, out: hidden });
+    }
+    const last = net.activation("last_hidden", H, "seqs");
+    net.add({ type: "gather_rows", x: hidden, out: last });
+    const final = net.activation("final_norm", H, "seqs");
+    net.add({ type: "rmsnorm", x: last, weight: net.weight("norm", [H], ["model.norm.weight"]), eps: c.rmsNormEps, out: final });
+    const logits = net.activation("logits", V, "seqs");
+    const tied = c.tieWordEmbeddings || !this.weights.has("lm_head.weight");
+    const lmHead = tied ? embed : net.weight("lm_head", [V, H], ["lm_head.weight"]);
+    net.add({ type: "linear", x: final, weight: lmHead, out: logits, outFeatures: V, inFeatures: H });
+    net.add({ type: "sample", logits });
+    const { invFreq, attentionScaling } = computeRopeInvFreq(c);
+    net.attributes = {
+      numLayers: c.numHiddenLayers, numKvHeads: nKV, headDim: hd, vocabSize: V, hiddenSize: H,
+      rope: { invFreq: Array.from(invFreq), attentionScaling }, logits,
+    };
+    return net;
+  }
+}
+
+/**
+ * Picks the model class for an HF checkpoint directory by its config's architecture.
+ *
+ * @example
+ * ```ts
+ * const model = AutoModelForCausalLM.fromHuggingFace("path/to/Qwen2.5-0.5B");
+ * ```
+ */
+export class AutoModelForCausalLM {
+  /** Every supported architecture (llama, mistral, qwen2, qwen3) maps to {@link LlamaForCausalLM}. */
+  static fromHuggingFace(dir: string, options: ModelOptions = {}): LlamaForCausalLM {
+    return LlamaForCausalLM.fromHuggingFace(dir, options);
+  }
+}

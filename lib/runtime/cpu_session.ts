@@ -1,0 +1,145 @@
+import * as K from "../backends/cpu/kernels.ts";
+import { sampleRow } from "../backends/cpu/sampling.ts";
+import type { Engine } from "../builder/engine.ts";
+import type { Op } from "../builder/network.ts";
+import type { EnginePlan } from "../builder/plan.ts";
+import { ValidationError } from "../util/errors.ts";
+import { CpuKvCache, type KvCacheGeometry } from "./kv_cache_pool.ts";
+import type { StepInputs, StepOutputs } from "./step_io.ts";
+
+/**
+ * Runs an engine plan with the TypeScript kernels: one float32 arena holds every activation at
+ * its planned offset; weights are widened to float32 once at load.
+ */
+export class CpuSession {
+  readonly #weights = new Map<string, Float32Array>();
+  readonly #arena: Float32Array;
+  readonly plan: EnginePlan;
+  readonly maxSeqLen: number;
+  readonly tokensPerBlock: number;
+
+  constructor(readonly engine: Engine) {
+    this.plan = engine.plan;
+    if (this.plan.elementBytes !== 4) {
+      throw new ValidationError(`Session: engine was planned for ${this.plan.elementBytes}-byte activations (built for ${engine.config.build.backend}); the CPU backend needs an engine built with backend "cpu"`, "backend", "cpu");
+    }
+    for (const name of engine.tensorNames()) this.#weights.set(name, engine.readFloat32(name));
+    this.#arena = new Float32Array(this.plan.arenaBytes / 4);
+    this.maxSeqLen = engine.config.build.maxSeqLen ?? engine.config.model.maxPositionEmbeddings;
+    this.tokensPerBlock = engine.config.build.tokensPerBlock;
+  }
+
+  /** Allocates a KV cache of `numBlocks` blocks for this engine. */
+  createKvCache(numBlocks: number): CpuKvCache {
+    const a = this.plan.attributes;
+    const geom: KvCacheGeometry = { numLayers: a.numLayers, numBlocks, tokensPerBlock: this.tokensPerBlock, numKvHeads: a.numKvHeads, headDim: a.headDim, elementBytes: 4 };
+    return new CpuKvCache(geom);
+  }
+
+  #buf(name: string, rows: number): Float32Array {
+    const b = this.plan.buffers[name];
+    const start = b.offset / 4;
+    return this.#arena.subarray(start, start + rows * b.width);
+  }
+
+  #w(name: string): Float32Array {
+    const w = this.#weights.get(name);
+    if (!w) throw new Error(`Session: weight '${name}' missing from the engine`);
+    return w;
+  }
+
+  /** One forward pass over a packed batch; writes the requested outputs. */
+  run(inp: StepInputs, out: StepOutputs, kv: CpuKvCache): void {
+    const T = inp.tokenIds.length;
+    const S = inp.seqStarts.length - 1;
+    const R = inp.logitRows.length;
+    this.#validate(inp, kv, T, S, R);
+    const a = this.plan.attributes;
+    const g: K.BatchGeometry = { numSeqs: S, seqStarts: inp.seqStarts, positions: inp.positions, blockTables: inp.blockTables, maxBlocksPerSeq: inp.maxBlocksPerSeq };
+    const rowsOf = (name: string): number => (this.plan.buffers[name].rows === "tokens" ? T : R);
+    const layerCache = (l: number): K.LayerCache => ({ data: kv.layers[l], blockSize: this.tokensPerBlock, numKvHeads: a.numKvHeads, headDim: a.headDim });
+    for (const op of this.plan.ops) this.#exec(op, inp, out, g, T, R, rowsOf, layerCache);
+  }
+
+  #exec(
+    op: Op, inp: StepInputs, out: StepOutputs, g: K.BatchGeometry, T: number, R: number,
+    rowsOf: (n: string) => number, layerCache: (l: number) => K.LayerCache,
+  ): void {
+    const a = this.plan.attributes;
+    switch (op.type) {
+      case "embedding":
+        K.embedding(inp.tokenIds, T, this.#w(op.table), a.hiddenSize, a.vocabSize, this.#buf(op.out, T));
+        break;
+      case "rmsnorm": {
+        const rows = rowsOf(op.x), w = this.#w(op.weight);
+        K.rmsnorm(this.#buf(op.x, rows), w, op.eps, rows, w.length, this.#buf(op.out, rows));
+        break;
+      }
+      case "add_rmsnorm": {
+        const rows = rowsOf(op.x), w = this.#w(op.weight);
+        K.addRmsnorm(this.#buf(op.x, rows), this.#buf(op.residual, rows), w, op.eps, rows, w.length, this.#buf(op.out, rows));
+        break;
+      }
+      case "linear": {
+        const rows = rowsOf(op.x);
+        K.linear(this.#buf(op.x, rows), this.#w(op.weight), op.bias ? this.#w(op.bias) : null, rows, op.outFeatures, op.inFeatures, this.#buf(op.out, rows));
+        break;
+      }
+      case "qk_norm":
+        K.qkNorm(this.#buf(op.qkv, T), this.#w(op.qWeight), this.#w(op.kWeight), op.eps, T, op.numHeads, op.numKvHeads, op.headDim);
+        break;
+      case "rope_kv_write":
+        K.ropeKvWrite(this.#buf(op.qkv, T), this.#buf(op.q, T), layerCache(op.layer), g, a.rope.invFreq, a.rope.attentionScaling, op.numHeads, op.numKvHeads, op.headDim);
+        break;
+      case "paged_attention":
+        K.pagedAttention(this.#buf(op.q, T), this.#buf(op.out, T), layerCache(op.layer), g, op.numHeads, op.numKvHeads, op.headDim, op.scale, op.window);
+        break;
+      case "silu_mul":
+        K.siluMul(this.#buf(op.gateUp, T), this.#buf(op.out, T), T, op.width);
+        break;
+      case "add": {
+        const rows = rowsOf(op.x);
+        K.addInPlace(this.#buf(op.x, rows), this.#buf(op.out, rows), rows * this.plan.buffers[op.x].width);
+        break;
+      }
+      case "gather_rows":
+        K.gatherRows(this.#buf(op.x, T), inp.logitRows, R, this.plan.buffers[op.x].width, this.#buf(op.out, R));
+        break;
+      case "sample": {
+        const V = a.vocabSize;
+        const logits = this.#buf(op.logits, R);
+        if (out.logits) out.logits.set(logits.subarray(0, R * V));
+        if (out.sampledIds) {
+          if (!inp.sampling) throw new ValidationError("Session.run: outputs.sampledIds needs inputs.sampling", "sampling");
+          for (let r = 0; r < R; r++) out.sampledIds[r] = sampleRow(logits, r * V, V, inp.sampling, r);
+        }
+        break;
+      }
+    }
+  }
+
+  #validate(inp: StepInputs, kv: CpuKvCache, T: number, S: number, R: number): void {
+    const p = this.plan;
+    const bad = (field: string, msg: string, value: unknown): never => {
+      throw new ValidationError(`Session.run: inputs.${field}: ${msg}`, field, value);
+    };
+    if (T === 0) bad("tokenIds", "empty batch", T);
+    if (T > p.maxTokens) bad("tokenIds", `${T} tokens exceed the engine's maxNumTokens ${p.maxTokens}`, T);
+    if (R > p.maxSeqs) bad("logitRows", `${R} rows exceed the engine's ${p.maxSeqs} logit rows`, R);
+    if (inp.positions.length !== T) bad("positions", `length ${inp.positions.length} != tokenIds length ${T}`, inp.positions.length);
+    if (inp.seqStarts[0] !== 0 || inp.seqStarts[S] !== T) bad("seqStarts", `must run from 0 to ${T}`, Array.from(inp.seqStarts));
+    if (inp.blockTables.length < S * inp.maxBlocksPerSeq) bad("blockTables", `needs ${S} × ${inp.maxBlocksPerSeq} entries`, inp.blockTables.length);
+    const numBlocks = kv.geometry.numBlocks, bs = this.tokensPerBlock;
+    for (let s = 0; s < S; s++) {
+      for (let t = inp.seqStarts[s]; t < inp.seqStarts[s + 1]; t++) {
+        const pos = inp.positions[t];
+        if (pos < 0 || pos >= this.maxSeqLen) bad("positions", `position ${pos} of token ${t} is outside [0, maxSeqLen ${this.maxSeqLen})`, pos);
+        const bi = (pos / bs) | 0;
+        if (bi >= inp.maxBlocksPerSeq) bad("positions", `position ${pos} needs block slot ${bi} >= maxBlocksPerSeq ${inp.maxBlocksPerSeq}`, pos);
+        const block = inp.blockTables[s * inp.maxBlocksPerSeq + bi];
+        if (block < 0 || block >= numBlocks) bad("blockTables", `sequence ${s} block slot ${bi} holds ${block}, outside [0, ${numBlocks})`, block);
+      }
+    }
+    for (const r of inp.logitRows) if (r < 0 || r >= T) bad("logitRows", `row ${r} outside [0, ${T})`, r);
+  }
+}
