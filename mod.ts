@@ -1,0 +1,26 @@
+/**
+ * llmrt — a TypeScript LLM inference engine for Bun and Deno, modeled on TensorRT-LLM.
+ *
+ * @example
+ * ```ts
+ * import { LLM } from "llmrt";
+ * await using llm = await LLM.create({ model: "path/to/hf-checkpoint" });
+ * const out = await llm.generate("Once upon a time", { maxTokens: 32, temperature: 0 });
+ * console.log(out.outputs[0].text);
+ * ```
+ * @module
+ */
+export { LLM, type LlmOptions, type Prompt } from "./lib/llmapi/llm.ts";
+export { SamplingParams, type SamplingParamsInput } from "./lib/llmapi/sampling_params.ts";
+export type { CompletionOutput, FinishReason, RequestOutput } from "./lib/llmapi/outputs.ts";
+export { LlmTokenizer } from "./lib/llmapi/tokenizer.ts";
+export { build, buildSync } from "./lib/builder/builder.ts";
+export { type BuildConfig, type BuildConfigInput, parseBuildConfig } from "./lib/builder/build_config.ts";
+export { Engine } from "./lib/builder/engine.ts";
+export { Network } from "./lib/builder/network.ts";
+export { Session, type SessionOptions, type StepInputs, type StepOutputs } from "./lib/runtime/session.ts";
+export { type GenerationOutput, ModelRunner, type SamplingConfigInput } from "./lib/runtime/model_runner.ts";
+export { AutoModelForCausalLM, LlamaForCausalLM } from "./lib/models/llama.ts";
+export { loadPretrainedConfig, parsePretrainedConfig, type PretrainedConfig } from "./lib/models/config.ts";
+export { Checkpoint, SafetensorsFile } from "./lib/models/safetensors.ts";
+export { FormatError, ValidationError } from "./lib/util/errors.ts";
