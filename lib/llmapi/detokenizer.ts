@@ -1,0 +1,181 @@
+/**
+ * Streaming detokenization: ids in, text deltas out, never half a character.
+ *
+ * The technique of vLLM and TGI: keep a small window of ids, the ones already turned into text (from the "prefix
+ * offset" to the "read offset") plus the pending ones; decode the window with and without the pending ids and emit
+ * the difference. Decoding the window as a whole keeps what depends on neighbouring tokens right (the byte-fallback
+ * and byte-level bytes of one character split over several tokens; the SentencePiece "▁" that the decoder strips only
+ * at the very start), and the window stays a few tokens long, so a push costs O(new tokens), not O(text so far).
+ * While the window's text ends in U+FFFD (maybe an incomplete UTF-8 character) the ids that may complete it are held
+ * back; the bytes are given up as U+FFFD at `flush()`, or once 3 more ids have not completed them (they are invalid).
+ */
+import type { DecodeOptions, LlmTokenizer } from "./tokenizer.ts";
+
+/** Options of `LlmTokenizer.createDetokenizer`. */
+export interface DetokenizerOptions extends DecodeOptions {
+  /**
+   * Ids of the prompt before the generated ones. Their last few ids are decoding context, so the text continues the
+   * prompt's: the deltas then concatenate to `decode(prompt + generated)` less its `decode(prompt)` prefix (a
+   * SentencePiece first token keeps its leading space, as in vLLM).
+   */
+  promptIds?: readonly number[];
+}
+
+const REPLACEMENT_CHAR = "\uFFFD";
+/** Prompt ids kept as context (vLLM's INITIAL_INCREMENTAL_DETOKENIZATION_OFFSET). */
+const PROMPT_CONTEXT_TOKENS = 5;
+/** Most ids held back for an incomplete character: it misses at most 3 bytes, and each id brings at least one. */
+const MAX_PENDING_TOKENS = 3;
+
+/**
+ * Turns a stream of token ids into text deltas. Concatenated, the deltas equal `tokenizer.decode(allIds, opts)`;
+ * no delta ends with part of a character.
+ *
+ * @example
+ * ```ts
+ * const detok = tok.createDetokenizer();
+ * let out = "";
+ * for (const id of tok.encode("emoji 🤖", { addSpecialTokens: false })) out += detok.push([id]);
+ * out += detok.flush(); // out === "emoji 🤖", and no delta contained "\uFFFD"
+ * ```
+ */
+export class IncrementalDetokenizer {
+  readonly #tok: LlmTokenizer;
+  readonly #skipSpecial: boolean;
+  /** Special tokens kept and spaced: text between them is decoded run by run (see DecodeOptions). */
+  readonly #segmented: boolean;
+  readonly #ids: number[] = [];
+  #text = "";
+  /** Ids of the current run from the prefix offset on; `[0, #read)` are already text, the rest pend. */
+  #window: number[] = [];
+  #read = 0;
+  /** decode(#window[0, #read)), kept while nothing is emitted; null when stale. */
+  #prefixText: string | null = "";
+  /** Segmented mode: some text precedes the current run; the current run has produced text. */
+  #hasOutput = false;
+  #runHasOutput = false;
+
+  /** Use `LlmTokenizer.createDetokenizer`. */
+  constructor(tokenizer: LlmTokenizer, opts: DetokenizerOptions = {}) {
+    this.#tok = tokenizer;
+    this.#skipSpecial = opts.skipSpecialTokens ?? true;
+    this.#segmented = !this.#skipSpecial && (opts.spacesBetweenSpecialTokens ?? true);
+    if (opts.promptIds !== undefined) this.#seed(opts.promptIds);
+  }
+
+  /** All text emitted so far (the concatenated deltas). */
+  get text(): string {
+    return this.#text;
+  }
+
+  /** A copy of every id pushed so far (prompt ids excluded). */
+  get tokenIds(): number[] {
+    return this.#ids.slice();
+  }
+
+  /** Adds newly generated ids; returns the text they complete ("" while a character is still incomplete). */
+  push(ids: readonly number[]): string {
+    this.#tok.validateIds(ids, "IncrementalDetokenizer.push");
+    const special = this.#tok.specialTokenIds;
+    let delta = "";
+    for (const id of ids) {
+      this.#ids.push(id);
+      if (special.has(id)) {
+        if (this.#skipSpecial) continue;
+        if (this.#segmented) {
+          delta += this.#emit(true);
+          delta += (this.#hasOutput ? " " : "") + this.#tok.idToToken(id);
+          this.#hasOutput = true;
+          this.#startRun();
+          continue;
+        }
+      }
+      this.#window.push(id);
+    }
+    delta += this.#emit(false);
+    this.#text += delta;
+    return delta;
+  }
+
+  /** Ends the stream: returns what was held back (incomplete bytes become U+FFFD, as `decode` gives them). */
+  flush(): string {
+    const delta = this.#emit(true);
+    this.#text += delta;
+    return delta;
+  }
+
+  /** Decodes the pending ids of the window; emits the text that can no longer change (all of it when `final`). */
+  #emit(final: boolean): string {
+    if (this.#window.length === this.#read) return "";
+    this.#prefixText ??= this.#decode(this.#window.slice(0, this.#read));
+    const prefix = this.#prefixText;
+    let end = this.#window.length;
+    let text = this.#decode(this.#window);
+    if (!final && text.endsWith(REPLACEMENT_CHAR)) [end, text] = this.#completeCut(prefix);
+    if (!final && text.length <= prefix.length) return "";
+    let delta = text.slice(prefix.length);
+    // vLLM's offsets: the emitted pending ids become the next prefix; ids past `end` still pend.
+    const oldRead = this.#read;
+    this.#window = this.#window.slice(oldRead);
+    this.#read = end - oldRead;
+    this.#prefixText = null;
+    if (delta !== "" && !this.#runHasOutput) {
+      if (this.#segmented && this.#hasOutput) delta = " " + delta;
+      this.#runHasOutput = true;
+      this.#hasOutput = true;
+    }
+    return delta;
+  }
+
+  /**
+   * The window's text ends in U+FFFD: maybe a character whose last bytes have not come yet. Returns the longest cut
+   * `[end, decode(window[0, end))]` among the last MAX_PENDING_TOKENS pending ids whose text is complete. A
+   * character misses at most 3 bytes, each in its own token, so the text before the last 3 ids is final even when it
+   * ends in U+FFFD (those bytes are invalid, not incomplete): that keeps the held ids, and the window, bounded.
+   */
+  #completeCut(prefix: string): [number, string] {
+    const len = this.#window.length;
+    for (let end = len - 1; end > this.#read && end >= len - MAX_PENDING_TOKENS; end--) {
+      const text = this.#decode(this.#window.slice(0, end));
+      if (!text.endsWith(REPLACEMENT_CHAR)) return [end, text];
+    }
+    const end = len - MAX_PENDING_TOKENS;
+    return end > this.#read ? [end, this.#decode(this.#window.slice(0, end))] : [this.#read, prefix];
+  }
+
+  #decode(ids: readonly number[]): string {
+    return this.#tok.decode(ids, { skipSpecialTokens: false, spacesBetweenSpecialTokens: false });
+  }
+
+  #startRun(): void {
+    this.#window = [];
+    this.#read = 0;
+    this.#prefixText = "";
+    this.#runHasOutput = false;
+  }
+
+  /** Takes the prompt's last few decodable ids (of its last run, when segmented) as the window's emitted part. */
+  #seed(promptIds: readonly number[]): void {
+    this.#tok.validateIds(promptIds, "promptIds");
+    const special = this.#tok.specialTokenIds;
+    const context: number[] = [];
+    let sawKept = false;
+    for (let i = promptIds.length - 1; i >= 0 && context.length < PROMPT_CONTEXT_TOKENS; i--) {
+      const id = promptIds[i];
+      if (special.has(id)) {
+        if (this.#skipSpecial) continue;
+        if (this.#segmented) {
+          sawKept = true;
+          break;
+        }
+      }
+      context.push(id);
+    }
+    context.reverse();
+    this.#window = context;
+    this.#read = context.length;
+    this.#prefixText = null;
+    this.#runHasOutput = context.length > 0;
+    this.#hasOutput = sawKept || context.length > 0;
+  }
+}
