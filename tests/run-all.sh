@@ -8,7 +8,7 @@ bin=node_modules/.bin
 log=$(mktemp -d)
 $bin/bun test --timeout 300000 tests/ 2>&1 | tee "$log/bun.txt"; bun_rc=${PIPESTATUS[0]}
 $bin/deno test -A tests/ 2>&1 | tee "$log/deno.txt"; deno_rc=${PIPESTATUS[0]}
-num() { grep -Eo "$1" "$2" | tail -1 | grep -Eo '[0-9]+' || echo 0; }
+num() { sed 's/\x1b\[[0-9;]*m//g' "$2" | grep -Eo "$1" | tail -1 | grep -Eo '[0-9]+' || echo 0; }
 bp=$(num '^ *[0-9]+ pass$' "$log/bun.txt"); bf=$(num '^ *[0-9]+ fail$' "$log/bun.txt"); bs=$(num '^ *[0-9]+ skip$' "$log/bun.txt")
 dp=$(num '[0-9]+ passed' "$log/deno.txt"); df=$(num '[0-9]+ failed' "$log/deno.txt"); ds=$(num '[0-9]+ ignored' "$log/deno.txt")
 # A runtime that crashed before its summary counts as one failure.
