@@ -6,7 +6,8 @@
  *                             [--top-k K] [--top-p P] [--seed S] [--backend auto|cpu|cuda]
  *   bun bin/llmrt.ts build --model DIR --out ENGINE_DIR [--max-batch-size N] [--max-num-tokens N]
  *
- * With no --model, `generate` uses the model that ships with llmrt (models/kjv-llama).
+ * With no --model, `generate` uses the model that ships with llmrt (models/kjv-llama). Sampling
+ * defaults to temperature 0.8, top-p 0.95, seed 0 (reproducible); `--temperature 0` is greedy.
  */
 import * as fs from "node:fs";
 import { parseArgs } from "node:util";
@@ -61,8 +62,8 @@ async function main(argv: string[]): Promise<number> {
       const t1 = performance.now();
       const out = await llm.generate(prompt, {
         maxTokens: num(values["max-tokens"], "max-tokens") ?? 128,
-        temperature: num(values.temperature, "temperature") ?? 0,
-        topK: num(values["top-k"], "top-k"), topP: num(values["top-p"], "top-p"), seed: num(values.seed, "seed"),
+        temperature: num(values.temperature, "temperature") ?? 0.8,
+        topK: num(values["top-k"], "top-k"), topP: num(values["top-p"], "top-p") ?? 0.95, seed: num(values.seed, "seed"),
       });
       const dt = (performance.now() - t1) / 1000;
       const c = out.outputs[0];

@@ -16,7 +16,7 @@ function runCli(args: string[], env: Record<string, string> = {}): { code: numbe
 
 test("llmrt generate prints the greedy stories260k continuation and tokens/s; the engine is cached", () => {
   const cache = fs.mkdtempSync(path.join(os.tmpdir(), "llmrt-cache-"));
-  const args = ["generate", "Once upon a time", "--model", `${sharedDir}models/stories260k`, "--max-tokens", "20", "--backend", "cpu"];
+  const args = ["generate", "Once upon a time", "--model", `${sharedDir}models/stories260k`, "--max-tokens", "20", "--temperature", "0", "--backend", "cpu"];
   const first = runCli(args, { LLMRT_CACHE_DIR: cache });
   assert.equal(first.code, 0, first.stderr);
   assert.match(first.stdout, /^Once upon a time, there was a little girl named Lily\. She loved to play/);
@@ -27,6 +27,13 @@ test("llmrt generate prints the greedy stories260k continuation and tokens/s; th
   const second = runCli(args, { LLMRT_CACHE_DIR: cache });
   assert.equal(second.code, 0, second.stderr);
   assert.equal(second.stdout, first.stdout);
+});
+
+test("llmrt generate with no --model uses the embedded kjv-llama model", () => {
+  const r = runCli(["generate", "--max-tokens", "24"], { LLMRT_CACHE_DIR: fs.mkdtempSync(path.join(os.tmpdir(), "llmrt-cache-")) });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^In the beginning/);
+  assert.match(r.stderr, /models\/kjv-llama\/ on cpu: 4 prompt \+ 24 generated tokens .* tokens\/s/);
 });
 
 test("llmrt reports a bad model directory and a bad option clearly, exit code 1", () => {
