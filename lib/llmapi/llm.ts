@@ -4,12 +4,16 @@ import { z } from "zod";
 import { type BuildConfigInput, BuildConfigSchema } from "../builder/build_config.ts";
 import { buildSync } from "../builder/builder.ts";
 import { Engine } from "../builder/engine.ts";
+import { type GenerationRequest, type IterationStats, KvCacheConfigSchema } from "../executor/config.ts";
+import { createExecutor } from "../executor/create.ts";
+import type { GenerationExecutor } from "../executor/executor.ts";
 import { AutoModelForCausalLM } from "../models/llama.ts";
-import { ModelRunner } from "../runtime/model_runner.ts";
 import { ValidationError } from "../util/errors.ts";
 import { parseWith } from "../util/validate.ts";
 import { engineCacheDir } from "./engine_cache.ts";
-import type { CompletionOutput, RequestOutput } from "./outputs.ts";
+import type { RequestOutput as RequestOutputData } from "./outputs.ts";
+import { ProgressBar } from "./progress.ts";
+import { RequestOutput } from "./request_output.ts";
 import { SamplingParams, type SamplingParamsInput } from "./sampling_params.ts";
 import { LlmTokenizer } from "./tokenizer.ts";
 
@@ -29,152 +33,240 @@ export const LlmOptionsSchema = z.strictObject({
   cacheEngine: z.boolean().default(true),
   /** Load no tokenizer: prompts must be token ids and no text is produced. @default false */
   skipTokenizerInit: z.boolean().default(false),
+  /** KV cache size and prefix reuse. @default {} */
+  kvCacheConfig: KvCacheConfigSchema.prefault({}),
+  /** Most sequences in flight. @default the engine's maxBatchSize */
+  maxBatchSize: z.number().int().positive().optional(),
+  /** Most tokens per step. @default the engine's maxNumTokens */
+  maxNumTokens: z.number().int().positive().optional(),
+  /** Split long prompts over several steps. @default true */
+  enableChunkedPrefill: z.boolean().default(true),
+  /** "inprocess": steps run on this thread between its tasks; "proxy": in a Web Worker. @default "inprocess" */
+  executorMode: z.enum(["inprocess", "proxy"]).default("inprocess"),
 });
 export type LlmOptions = z.input<typeof LlmOptionsSchema>;
 
 /** A prompt: text, or token ids. */
 export type Prompt = string | readonly number[];
 
+/** Options of {@link LLM.generate}. */
+export interface GenerateOptions {
+  /** Progress bar on stderr (only drawn on a TTY). @default true */
+  readonly useTqdm?: boolean;
+  /** Scheduling priority of every request (higher first). @default 0 */
+  readonly priority?: number;
+}
+
+/** Options of {@link LLM.generateAsync}. */
+export interface GenerateAsyncOptions {
+  /** Emit an output per step (with textDiff / tokenIdsDiff). @default false */
+  readonly streaming?: boolean;
+  /** Aborts the request: it ends with finishReason "abort". */
+  readonly signal?: AbortSignal;
+  /** Higher is scheduled first; equal priorities are first come, first served. @default 0 */
+  readonly priority?: number;
+}
+
+type ParamsArg = SamplingParams | SamplingParamsInput;
+
 const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "chat_template.jinja"];
 
 /**
- * The high-level entry point (TensorRT-LLM's `LLM`): loads or builds an engine, tokenizes,
- * generates and detokenizes.
+ * The high-level entry point (TensorRT-LLM's `LLM`): loads or builds an engine, tokenizes, and
+ * generates through a continuous-batching executor (in this thread, or in a Web Worker with
+ * `executorMode: "proxy"`).
  *
  * @example
  * ```ts
  * await using llm = await LLM.create({ model: "../shared/models/stories260k", backend: "cpu" });
  * const out = await llm.generate("Once upon a time", { maxTokens: 32, temperature: 0 });
  * console.log(out.outputs[0].text);
+ * for await (const o of llm.generateAsync("Once upon a time", { maxTokens: 32 }, { streaming: true })) {
+ *   process.stdout.write(o.outputs[0].textDiff ?? "");
+ * }
  * ```
  */
 export class LLM {
-  #nextRequestId = 0;
   #closed = false;
 
   private constructor(
     readonly engine: Engine,
-    readonly runner: ModelRunner,
+    readonly executor: GenerationExecutor,
     readonly tokenizer: LlmTokenizer | null,
     readonly backend: "cpu" | "cuda",
     readonly engineDir: string | null,
+    readonly executorMode: "inprocess" | "proxy",
   ) {}
 
-  /** Opens `options.model` (HF checkpoint or engine directory) and prepares a session. */
-  static create(options: LlmOptions): Promise<LLM> {
-    return Promise.resolve().then(() => LLM.#createSync(options));
-  }
-
-  static #createSync(options: LlmOptions): LLM {
+  /** Opens `options.model` (HF checkpoint or engine directory) and starts the executor. */
+  static async create(options: LlmOptions): Promise<LLM> {
+    await Promise.resolve();
     const o = parseWith(LlmOptionsSchema, options, "LLM.create options");
     if (!fs.existsSync(path.join(o.model, "config.json"))) {
       throw new ValidationError(`LLM.create options.model: ${JSON.stringify(o.model)} is not a model or engine directory (no config.json there)`, "model", o.model);
     }
     const backend = resolveBackend(o.backend);
-    let engine: Engine;
-    let engineDir: string | null = null;
-    if (Engine.isEngineDir(o.model)) {
-      engine = Engine.fromDir(o.model);
-      engineDir = o.model;
-    } else {
-      const bc: BuildConfigInput = { ...(o.buildConfig ?? {}), backend };
-      const cacheDir = o.cacheEngine ? engineCacheDir(o.model, bc, o.dtype) : null;
-      if (cacheDir && Engine.isEngineDir(cacheDir)) {
-        engine = Engine.fromDir(cacheDir);
-        engineDir = cacheDir;
-      } else {
-        const model = AutoModelForCausalLM.fromHuggingFace(o.model, { dtype: o.dtype });
-        try {
-          engine = buildSync(model, bc);
-        } finally {
-          model.close();
-        }
-        if (cacheDir) {
-          engine.save(cacheDir);
-          for (const f of TOKENIZER_FILES) {
-            const src = path.join(o.model, f);
-            if (fs.existsSync(src)) fs.copyFileSync(src, path.join(cacheDir, f));
-          }
-          engineDir = cacheDir;
-        }
-      }
+    const { engine, engineDir } = openOrBuild(o, backend);
+    try {
+      const tokDir = o.tokenizer ?? o.model;
+      const tokenizer = o.skipTokenizerInit ? null : LlmTokenizer.fromDir(tokDir);
+      const executor = await createExecutor({
+        engine,
+        engineDir,
+        tokenizer,
+        tokenizerDir: tokDir,
+        backend,
+        mode: o.executorMode,
+        config: {
+          maxBatchSize: o.maxBatchSize,
+          maxNumTokens: o.maxNumTokens,
+          enableChunkedPrefill: o.enableChunkedPrefill,
+          kvCacheConfig: o.kvCacheConfig,
+        },
+      });
+      return new LLM(engine, executor, tokenizer, backend, engineDir, o.executorMode);
+    } catch (e) {
+      engine.dispose();
+      throw e;
     }
-    const tokDir = o.tokenizer ?? o.model;
-    const tokenizer = o.skipTokenizerInit ? null : LlmTokenizer.fromDir(tokDir);
-    const runner = ModelRunner.fromEngine(engine, { backend });
-    return new LLM(engine, runner, tokenizer, backend, engineDir);
   }
 
   /**
-   * Generates for one prompt or a batch. Returns one RequestOutput for a single prompt (string or
-   * id array) and an array for an array of prompts. `samplingParams` may be one for all or one per
-   * prompt.
+   * Generates for one prompt or a batch, all requests in flight together. Returns one output for a
+   * single prompt (string or id array) and an array for an array of prompts; `samplingParams` may be
+   * one for all or one per prompt. Every prompt is checked before any runs (a bad one throws); a
+   * request that fails while running makes the call reject once the others are done.
    */
-  generate(prompt: Prompt, samplingParams?: SamplingParams | SamplingParamsInput): Promise<RequestOutput>;
-  generate(prompts: Prompt[], samplingParams?: SamplingParams | SamplingParamsInput | (SamplingParams | SamplingParamsInput)[]): Promise<RequestOutput[]>;
-  generate(
+  generate(prompt: Prompt, samplingParams?: ParamsArg, options?: GenerateOptions): Promise<RequestOutputData>;
+  generate(prompts: Prompt[], samplingParams?: ParamsArg | ParamsArg[], options?: GenerateOptions): Promise<RequestOutputData[]>;
+  async generate(
     prompts: Prompt | Prompt[],
-    samplingParams?: SamplingParams | SamplingParamsInput | (SamplingParams | SamplingParamsInput)[],
-  ): Promise<RequestOutput | RequestOutput[]> {
-    return Promise.resolve().then(() => {
-      if (this.#closed) throw new Error("LLM: used after shutdown()");
-      const single = typeof prompts === "string" || (Array.isArray(prompts) && prompts.length > 0 && typeof prompts[0] === "number");
-      const list = (single ? [prompts] : prompts) as Prompt[];
-      if (!Array.isArray(list) || list.length === 0) throw new ValidationError("LLM.generate: prompts must be a string, an id array or a non-empty array of them", "prompts", prompts);
-      if (Array.isArray(samplingParams) && samplingParams.length !== list.length) {
-        throw new ValidationError(`LLM.generate: ${samplingParams.length} samplingParams for ${list.length} prompts`, "samplingParams", samplingParams.length);
-      }
-      const params = list.map((_, i) => SamplingParams.from(Array.isArray(samplingParams) ? samplingParams[i] : samplingParams));
-      const results = list.map((p, i) => this.#runOne(p, params[i]));
-      return single ? results[0] : results;
+    samplingParams?: ParamsArg | ParamsArg[],
+    options: GenerateOptions = {},
+  ): Promise<RequestOutputData | RequestOutputData[]> {
+    await Promise.resolve();
+    this.#live();
+    const single = typeof prompts === "string" || (Array.isArray(prompts) && prompts.length > 0 && typeof prompts[0] === "number");
+    const list = (single ? [prompts] : prompts) as Prompt[];
+    if (!Array.isArray(list) || list.length === 0) throw new ValidationError("LLM.generate: prompts must be a string, an id array or a non-empty array of them", "prompts", prompts);
+    if (Array.isArray(samplingParams) && samplingParams.length !== list.length) {
+      throw new ValidationError(`LLM.generate: ${samplingParams.length} samplingParams for ${list.length} prompts`, "samplingParams", samplingParams.length);
+    }
+    const requests = list.map((p, i) => {
+      const params = SamplingParams.from(Array.isArray(samplingParams) ? samplingParams[i] : samplingParams);
+      return this.#request(p, params, single ? "prompt" : `prompts[${i}]`, false, options.priority);
     });
+    const bar = new ProgressBar(list.length, { enabled: options.useTqdm ?? true });
+    const results = requests.map((r) => this.executor.submit(r));
+    const settled = await Promise.allSettled(results.map((r) =>
+      r.result().then((out) => {
+        bar.update({ done: 1, inputTokens: out.promptTokenIds.length, outputTokens: out.outputs.reduce((a, c) => a + c.tokenIds.length, 0) });
+        return out;
+      })
+    ));
+    bar.close();
+    const outs: RequestOutputData[] = [];
+    for (const s of settled) {
+      if (s.status === "rejected") throw s.reason;
+      outs.push(s.value);
+    }
+    return single ? outs[0] : outs;
   }
 
-  #encode(prompt: Prompt, p: SamplingParams, field: string): { text: string | null; ids: number[] } {
+  /**
+   * Submits one request and returns its live RequestOutput at once: async-iterable (per-step
+   * outputs with `streaming`), awaitable with `result()`, abortable with `abort()` or `signal`.
+   * A bad request does not throw here: its `result()` rejects (and iteration throws) with the reason.
+   */
+  generateAsync(prompt: Prompt, samplingParams?: ParamsArg, options: GenerateAsyncOptions = {}): RequestOutput {
+    let request: GenerationRequest;
+    try {
+      this.#live();
+      request = this.#request(prompt, SamplingParams.from(samplingParams), "prompt", options.streaming ?? false, options.priority);
+    } catch (e) {
+      // The request still ends in one final state: failed, with the reason.
+      const error = e instanceof Error ? e : new Error(String(e));
+      return new RequestOutput(this.executor.failedResult(error, typeof prompt === "string" ? prompt : null), options.signal);
+    }
+    return new RequestOutput(this.executor.submit(request), options.signal);
+  }
+
+  /** Recent iteration stats (batch size, prefill/decode tokens, step time, KV blocks), oldest first. */
+  getStats(): IterationStats[] {
+    return this.executor.getStats();
+  }
+
+  /** Tokenizes a prompt and checks it against the executor's limits (ValidationError naming `field`). */
+  #request(prompt: Prompt, p: SamplingParams, field: string, streaming: boolean, priority: number | undefined): GenerationRequest {
+    let text: string | null = null;
+    let ids: number[];
     if (typeof prompt === "string") {
       if (!this.tokenizer) throw new ValidationError(`LLM.generate ${field}: a text prompt needs a tokenizer (skipTokenizerInit is set)`, field, prompt);
-      return { text: prompt, ids: this.tokenizer.encode(prompt, { addSpecialTokens: p.addSpecialTokens }) };
+      text = prompt;
+      ids = this.tokenizer.encode(prompt, { addSpecialTokens: p.addSpecialTokens });
+    } else if (Array.isArray(prompt)) {
+      ids = [...prompt];
+    } else {
+      throw new ValidationError(`LLM.generate ${field}: expected a string or token ids`, field, prompt);
     }
-    if (!Array.isArray(prompt)) throw new ValidationError(`LLM.generate ${field}: expected a string or token ids`, field, prompt);
-    return { text: null, ids: [...prompt] };
-  }
-
-  #runOne(prompt: Prompt, p: SamplingParams): RequestOutput {
-    const requestId = this.#nextRequestId++;
-    const { text, ids } = this.#encode(prompt, p, `prompt ${requestId}`);
-    const eos = p.ignoreEos ? -1 : p.endId ?? this.tokenizer?.eosTokenId ?? this.engine.config.model.eosTokenIds[0] ?? -1;
-    const stopIds = p.ignoreEos ? [] : [...p.stopTokenIds, ...this.engine.config.model.eosTokenIds.filter((e) => e !== eos && p.endId === undefined)];
-    const out = this.runner.generate([ids], {
-      maxNewTokens: p.maxTokens, endId: eos, stopTokenIds: stopIds, temperature: p.temperature, topK: p.topK,
-      topP: p.topP, minP: p.minP, seed: p.seed,
+    if (p.truncatePromptTokens !== undefined && ids.length > p.truncatePromptTokens) ids = ids.slice(ids.length - p.truncatePromptTokens);
+    const { maxInputLen, maxSeqLen, vocabSize } = this.executor.limits;
+    if (ids.length === 0) throw new ValidationError(`LLM.generate ${field}: empty prompt`, field, prompt);
+    ids.forEach((t, j) => {
+      if (!Number.isInteger(t) || t < 0 || t >= vocabSize) throw new ValidationError(`LLM.generate ${field}[${j}]: token id ${t} is outside [0, ${vocabSize})`, `${field}[${j}]`, t);
     });
-    const tokenIds = out.newTokenIds[0];
-    const last = tokenIds.at(-1);
-    const stopped = out.finishReasons[0] === "stop";
-    const textIds = stopped ? tokenIds.slice(0, -1) : tokenIds;
-    const completion: CompletionOutput = {
-      index: 0,
-      text: p.detokenize && this.tokenizer ? this.tokenizer.decode(textIds, { skipSpecialTokens: p.skipSpecialTokens, spacesBetweenSpecialTokens: p.spacesBetweenSpecialTokens }) : "",
-      tokenIds,
-      finishReason: out.finishReasons[0],
-      stopReason: stopped ? last ?? null : null,
-    };
-    return { requestId, prompt: text, promptTokenIds: ids, outputs: [completion], finished: true };
+    if (ids.length > maxInputLen) {
+      throw new ValidationError(`LLM.generate ${field}: prompt of ${ids.length} tokens exceeds maxInputLen ${maxInputLen}`, field, ids.length);
+    }
+    if (ids.length >= maxSeqLen) {
+      throw new ValidationError(`LLM.generate ${field}: prompt of ${ids.length} tokens leaves no room below maxSeqLen ${maxSeqLen}`, field, ids.length);
+    }
+    if (this.executorMode === "proxy" && p.logitsProcessor !== undefined) {
+      throw new ValidationError(`LLM.generate ${field}: SamplingParams.logitsProcessor is a function, which cannot cross to the executor's worker (executorMode "proxy"); use executorMode "inprocess"`, "logitsProcessor", "function");
+    }
+    return { promptTokenIds: ids, samplingParams: p, prompt: text, streaming, priority };
   }
 
-  /** Releases the session and engine. Idempotent. */
-  shutdown(): Promise<void> {
-    if (!this.#closed) {
-      this.#closed = true;
-      this.runner.dispose();
+  #live(): void {
+    if (this.#closed) throw new Error("LLM: used after shutdown()");
+  }
+
+  /** Stops the executor (requests in flight fail with "shut down") and releases the engine. Idempotent. */
+  async shutdown(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      await this.executor.shutdown();
+    } finally {
       this.engine.dispose();
     }
-    return Promise.resolve();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.shutdown();
   }
+}
+
+/** Opens an engine directory, or the cached engine of an HF checkpoint, or builds (and caches) it. */
+function openOrBuild(o: z.output<typeof LlmOptionsSchema>, backend: "cpu" | "cuda"): { engine: Engine; engineDir: string | null } {
+  if (Engine.isEngineDir(o.model)) return { engine: Engine.fromDir(o.model), engineDir: o.model };
+  const bc: BuildConfigInput = { ...(o.buildConfig ?? {}), backend };
+  const cacheDir = o.cacheEngine ? engineCacheDir(o.model, bc, o.dtype) : null;
+  if (cacheDir && Engine.isEngineDir(cacheDir)) return { engine: Engine.fromDir(cacheDir), engineDir: cacheDir };
+  const model = AutoModelForCausalLM.fromHuggingFace(o.model, { dtype: o.dtype });
+  let engine: Engine;
+  try {
+    engine = buildSync(model, bc);
+  } finally {
+    model.close();
+  }
+  if (!cacheDir) return { engine, engineDir: null };
+  engine.save(cacheDir);
+  for (const f of TOKENIZER_FILES) {
+    const src = path.join(o.model, f);
+    if (fs.existsSync(src)) fs.copyFileSync(src, path.join(cacheDir, f));
+  }
+  return { engine, engineDir: cacheDir };
 }
 
 /** "auto" → "cpu" until the CUDA session exists; an explicit "cuda" is a clear error at session creation. */

@@ -1,3 +1,7 @@
+import type { TokenLogprobs } from "../executor/logprobs.ts";
+
+export type { TokenLogprobs } from "../executor/logprobs.ts";
+
 /** Why a completion ended. */
 export type FinishReason = "stop" | "length" | "abort" | "error";
 
@@ -13,6 +17,14 @@ export interface CompletionOutput {
   readonly finishReason: FinishReason | null;
   /** The stop token id or stop string that ended it, when one did. */
   readonly stopReason?: number | string | null;
+  /** Text new since the previous output of a stream (the whole text in a non-streamed output). */
+  readonly textDiff?: string;
+  /** Token ids new since the previous output of a stream. */
+  readonly tokenIdsDiff?: readonly number[];
+  /** Sum of the generated tokens' logprobs (when logprobs or bestOf > n were asked for). */
+  readonly cumulativeLogprob?: number | null;
+  /** Per generated token: its logprob and the top-k alternatives (when `logprobs` was asked for). */
+  readonly logprobs?: readonly TokenLogprobs[] | null;
 }
 
 /**

@@ -1,0 +1,84 @@
+/**
+ * Executor configuration (TensorRT-LLM's KvCacheConfig / scheduler options, camelCase), and the
+ * request and statistics shapes shared by the in-process executor, the proxy and its worker.
+ */
+import { z } from "zod";
+import type { SamplingParams } from "../llmapi/sampling_params.ts";
+
+const posInt = z.number().int().positive();
+
+/** How big the paged KV cache is and whether it reuses prefixes. */
+export const KvCacheConfigSchema = z.strictObject({
+  /** Cap on cached tokens. */
+  maxTokens: posInt.optional(),
+  /** Cap on bytes. */
+  maxBytes: posInt.optional(),
+  /** Fraction of free device memory (CUDA) or of the CPU default budget (a full batch at maxSeqLen). @default 0.9 */
+  freeGpuMemoryFraction: z.number().gt(0).lte(1).optional(),
+  /** Reuse KV blocks of a shared prompt prefix across requests. @default true */
+  enableBlockReuse: z.boolean().default(true),
+});
+export type KvCacheConfigInput = z.input<typeof KvCacheConfigSchema>;
+export type KvCacheConfig = z.output<typeof KvCacheConfigSchema>;
+
+/** Options of the executor (all limits default to the engine's). */
+export const ExecutorConfigSchema = z.strictObject({
+  /** Most sequences in flight; at most the engine's maxBatchSize × maxBeamWidth. @default the engine's maxBatchSize */
+  maxBatchSize: posInt.optional(),
+  /** Most tokens in one step; at most the engine's. @default the engine's maxNumTokens */
+  maxNumTokens: posInt.optional(),
+  /** Split prompts longer than the step's token budget over several steps. @default true */
+  enableChunkedPrefill: z.boolean().default(true),
+  /** @default {} */
+  kvCacheConfig: KvCacheConfigSchema.prefault({}),
+  /** Iteration stats kept for `getStats()`. @default 1000 */
+  statsHistory: posInt.default(1000),
+});
+export type ExecutorConfigInput = z.input<typeof ExecutorConfigSchema>;
+export type ExecutorConfig = z.output<typeof ExecutorConfigSchema>;
+
+/** One request to an executor. */
+export interface GenerationRequest {
+  readonly promptTokenIds: readonly number[];
+  readonly samplingParams: SamplingParams;
+  /** The prompt text, echoed in outputs. @default null */
+  readonly prompt?: string | null;
+  /** Emit an output after every step (else only the final one). @default false */
+  readonly streaming?: boolean;
+  /** Higher is scheduled first; equal priorities are first come, first served. @default 0 */
+  readonly priority?: number;
+}
+
+/** One executor iteration (step). */
+export interface IterationStats {
+  /** Step number since the executor started. */
+  readonly iter: number;
+  /** Sequences in the step's batch. */
+  readonly numScheduled: number;
+  readonly numPrefillTokens: number;
+  readonly numDecodeTokens: number;
+  /** Groups preempted (KV dropped for recompute) in this step. */
+  readonly numPreempted: number;
+  /** Requests in flight after the step: admitted / queued. */
+  readonly numRunning: number;
+  readonly numWaiting: number;
+  /** Wall time of the step: schedule, forward, sampling, outputs (ms). */
+  readonly stepMs: number;
+  readonly kvBlocksUsed: number;
+  readonly kvBlocksFree: number;
+  /** Blocks served from the prefix cache since the executor started (cumulative). */
+  readonly kvBlocksReused: number;
+  /** Free blocks still holding a reusable prefix. */
+  readonly kvBlocksCached: number;
+}
+
+/** The executor's fixed limits (from the engine and the KV cache it sized). */
+export interface ExecutorLimits {
+  readonly maxInputLen: number;
+  readonly maxSeqLen: number;
+  readonly maxBatchSize: number;
+  readonly maxNumTokens: number;
+  readonly vocabSize: number;
+  readonly numKvBlocks: number;
+  readonly tokensPerBlock: number;
+}

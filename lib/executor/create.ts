@@ -1,0 +1,71 @@
+/**
+ * createExecutor: the in-process executor or the Web Worker proxy, from one set of options.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import type { Engine } from "../builder/engine.ts";
+import type { LlmTokenizer } from "../llmapi/tokenizer.ts";
+import type { Backend } from "../runtime/session.ts";
+import { ValidationError } from "../util/errors.ts";
+import { parseWith } from "../util/validate.ts";
+import { type ExecutorConfigInput, ExecutorConfigSchema } from "./config.ts";
+import type { GenerationExecutor } from "./executor.ts";
+import { GenerationExecutorProxy } from "./proxy.ts";
+import { GenerationExecutorWorker } from "./worker.ts";
+
+/** "inprocess": steps run on the caller's thread; "proxy": in a Web Worker. */
+export type ExecutorMode = "inprocess" | "proxy";
+
+/** Options of {@link createExecutor}. */
+export interface CreateExecutorOptions {
+  readonly engine: Engine;
+  /** Where `engine` is saved (the proxy's worker loads it from there); a temporary copy is written when absent. */
+  readonly engineDir?: string | null;
+  readonly tokenizer: LlmTokenizer | null;
+  /** Directory `tokenizer` was loaded from (the proxy's worker loads it again). */
+  readonly tokenizerDir?: string | null;
+  /** @default "cpu" */
+  readonly backend?: Backend;
+  /** @default "inprocess" */
+  readonly mode?: ExecutorMode;
+  readonly config?: ExecutorConfigInput;
+}
+
+/**
+ * Creates an executor over `options.engine`.
+ *
+ * @example
+ * ```ts
+ * const executor = await createExecutor({ engine, tokenizer, tokenizerDir: dir, mode: "proxy" });
+ * ```
+ */
+export async function createExecutor(options: CreateExecutorOptions): Promise<GenerationExecutor> {
+  const config = options.config ?? {};
+  parseWith(ExecutorConfigSchema, config, "ExecutorConfig");
+  const backend = options.backend ?? "cpu";
+  if ((options.mode ?? "inprocess") === "inprocess") {
+    return GenerationExecutorWorker.create({ engine: options.engine, tokenizer: options.tokenizer, backend, config });
+  }
+  if (options.mode !== "proxy") throw new ValidationError(`executorMode: ${JSON.stringify(options.mode)} is not one of "inprocess", "proxy"`, "executorMode", options.mode);
+  if (options.tokenizer && !options.tokenizerDir) {
+    throw new ValidationError("createExecutor: proxy mode needs tokenizerDir to load the tokenizer in the worker", "tokenizerDir", null);
+  }
+  let engineDir = options.engineDir ?? null;
+  let tempDir: string | null = null;
+  if (!engineDir) {
+    tempDir = fs.mkdtempSync(path.join(os.tmpdir(), "llmrt-engine-"));
+    options.engine.save(tempDir);
+    engineDir = tempDir;
+  }
+  const removeTemp = (): void => {
+    if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });
+  };
+  try {
+    const tokenizerDir = options.tokenizer ? options.tokenizerDir ?? null : null;
+    return await GenerationExecutorProxy.create({ engineDir, tokenizerDir, backend, config }, { cleanup: removeTemp });
+  } catch (e) {
+    removeTemp();
+    throw e;
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * GenerationExecutor: the interface the LLM API talks to. Two implementations: the in-process
+ * worker loop (`GenerationExecutorWorker`) and the proxy that runs that loop in a Web Worker
+ * (`GenerationExecutorProxy`). Create one with `createExecutor` (lib/executor/create.ts).
+ */
+import type { RequestOutput } from "../llmapi/outputs.ts";
+import type { ExecutorLimits, GenerationRequest, IterationStats } from "./config.ts";
+import { GenerationResult } from "./result.ts";
+
+/** A request that failed, as the executor reports it. */
+export interface RequestFailure {
+  readonly requestId: number;
+  readonly error: Error;
+}
+
+/**
+ * Submits requests and hands back their results. Every submitted request ends in exactly one final
+ * state: finished, aborted (finishReason "abort"), or failed with a reason — also when the worker
+ * dies or the executor shuts down.
+ *
+ * @example
+ * ```ts
+ * const executor = await createExecutor({ engine, tokenizer, config: {} });
+ * const r = executor.submit({ promptTokenIds: [1, 403, 407], samplingParams: new SamplingParams({ temperature: 0 }) });
+ * console.log((await r.result()).outputs[0].tokenIds);
+ * await executor.shutdown();
+ * ```
+ */
+export abstract class GenerationExecutor {
+  readonly #results = new Map<number, GenerationResult>();
+  #nextId = 0;
+  #closed = false;
+
+  /** Limits requests are checked against. */
+  abstract readonly limits: ExecutorLimits;
+
+  /** Recent iteration stats, oldest first. */
+  abstract getStats(): IterationStats[];
+
+  /** Requests not yet in a final state. */
+  get numInFlight(): number {
+    return this.#results.size;
+  }
+
+  get isClosed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Queues a request. Never throws for a bad request: the result fails instead (a ValidationError
+   * naming the field), so a batch of requests fails one by one.
+   */
+  submit(request: GenerationRequest): GenerationResult {
+    const id = this.#nextId++;
+    const initial: RequestOutput = {
+      requestId: id,
+      prompt: request.prompt ?? null,
+      promptTokenIds: [...(request.promptTokenIds ?? [])],
+      outputs: [],
+      finished: false,
+    };
+    const result = new GenerationResult(id, initial, (rid) => this.abortRequest(rid));
+    this.#results.set(id, result);
+    if (this.#closed) {
+      this.deliver([], [{ requestId: id, error: new Error("GenerationExecutor: submit() after shutdown()") }]);
+      return result;
+    }
+    try {
+      this.enqueue(id, request);
+    } catch (e) {
+      this.deliver([], [{ requestId: id, error: toError(e) }]);
+    }
+    return result;
+  }
+
+  /**
+   * A result that has already failed with `error` (for a request rejected before submission), so
+   * callers get the same handle and the same single final state as for a submitted request.
+   */
+  failedResult(error: Error, prompt: string | null = null): GenerationResult {
+    const id = this.#nextId++;
+    const result = new GenerationResult(id, { requestId: id, prompt, promptTokenIds: [], outputs: [], finished: false }, () => {});
+    result.fail(error);
+    return result;
+  }
+
+  /** Aborts a request: it ends with finishReason "abort" and its KV blocks are freed at once. Unknown or finished ids are ignored. */
+  abortRequest(requestId: number): void {
+    if (this.#results.has(requestId) && !this.#closed) this.cancel(requestId);
+  }
+
+  /** Stops the executor; requests still in flight fail with "shut down". Idempotent. */
+  async shutdown(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      await this.close();
+    } finally {
+      this.failAll(new Error("GenerationExecutor: shut down while the request was in flight"));
+    }
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown();
+  }
+
+  /** Hands the request to the worker. May throw (the request then fails). */
+  protected abstract enqueue(requestId: number, request: GenerationRequest): void;
+  /** Asks the worker to abort a request. */
+  protected abstract cancel(requestId: number): void;
+  /** Releases the worker. */
+  protected abstract close(): Promise<void>;
+
+  /** Routes outputs and failures to their results; final ones leave the in-flight set. */
+  protected deliver(outputs: readonly RequestOutput[], failures: readonly RequestFailure[]): void {
+    for (const out of outputs) {
+      const r = this.#results.get(out.requestId);
+      if (!r) continue;
+      if (out.finished) this.#results.delete(out.requestId);
+      r.push(out);
+    }
+    for (const f of failures) {
+      const r = this.#results.get(f.requestId);
+      if (!r) continue;
+      this.#results.delete(f.requestId);
+      r.fail(f.error);
+    }
+  }
+
+  /** Fails every request in flight with `error`. */
+  protected failAll(error: Error): void {
+    this.deliver([], [...this.#results.keys()].map((requestId) => ({ requestId, error })));
+  }
+}
+
+/** Any thrown value as an Error. */
+export function toError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
+}

@@ -1,0 +1,140 @@
+/**
+ * GenerationExecutorProxy: runs the executor loop in a Web Worker (Bun and Deno), so the caller's
+ * event loop only relays messages. A worker error (an uncaught exception, a message that cannot be
+ * read, a fatal report) fails every request in flight with the reason; none is left hanging.
+ */
+import type { ExecutorLimits, GenerationRequest, IterationStats } from "./config.ts";
+import { GenerationExecutor } from "./executor.ts";
+import { type FromWorker, fromWireError, type ToWorker, toWireRequest, type WorkerInit } from "./wire.ts";
+
+/** How long shutdown waits for the worker to close before terminating it (ms). */
+const CLOSE_TIMEOUT_MS = 5000;
+
+/** Options of {@link GenerationExecutorProxy.create}. */
+export interface ProxyOptions {
+  /** Runs once the worker is gone (after shutdown). */
+  readonly cleanup?: () => void;
+  /** The worker script. @default lib/executor/worker_main.ts */
+  readonly workerUrl?: URL;
+}
+
+/**
+ * Executor in a worker thread.
+ *
+ * @example
+ * ```ts
+ * const executor = await GenerationExecutorProxy.create({ engineDir, tokenizerDir, backend: "cpu", config: {} });
+ * const out = await executor.submit({ promptTokenIds: [1, 403], samplingParams }).result();
+ * await executor.shutdown();
+ * ```
+ */
+export class GenerationExecutorProxy extends GenerationExecutor {
+  readonly #worker: Worker;
+  readonly #stats: IterationStats[] = [];
+  readonly #statsHistory: number;
+  #dead: Error | null = null;
+  #onClosed: (() => void) | null = null;
+  readonly #cleanup: (() => void) | undefined;
+  readonly limits: ExecutorLimits;
+
+  private constructor(worker: Worker, limits: ExecutorLimits, statsHistory: number, cleanup: (() => void) | undefined) {
+    super();
+    this.#worker = worker;
+    this.#cleanup = cleanup;
+    this.limits = limits;
+    this.#statsHistory = statsHistory;
+    worker.onmessage = (e: MessageEvent<FromWorker>) => this.#onMessage(e.data);
+    worker.onerror = (e: ErrorEvent) => {
+      e.preventDefault();
+      this.#die(new Error(`executor worker failed: ${errorEventMessage(e)}`));
+    };
+    worker.onmessageerror = () => this.#die(new Error("executor worker sent a message that could not be read"));
+  }
+
+  /** Starts the worker and waits until it has loaded the engine (rejects with the worker's error). */
+  static create(init: WorkerInit, options: ProxyOptions = {}): Promise<GenerationExecutorProxy> {
+    const cleanup = options.cleanup;
+    const worker = new Worker(options.workerUrl ?? new URL("./worker_main.ts", import.meta.url), { type: "module" });
+    return new Promise<GenerationExecutorProxy>((resolve, reject) => {
+      const fail = (err: Error): void => {
+        worker.terminate();
+        reject(err);
+      };
+      worker.onmessage = (e: MessageEvent<FromWorker>) => {
+        const m = e.data;
+        if (m.type === "ready") resolve(new GenerationExecutorProxy(worker, m.limits, init.config.statsHistory ?? 1000, cleanup));
+        else if (m.type === "initError" || m.type === "fatal") fail(fromWireError(m.error));
+      };
+      worker.onerror = (e: ErrorEvent) => {
+        e.preventDefault();
+        fail(new Error(`executor worker failed to start: ${errorEventMessage(e)}`));
+      };
+      const msg: ToWorker = { type: "init", init };
+      worker.postMessage(msg);
+    });
+  }
+
+  getStats(): IterationStats[] {
+    return [...this.#stats];
+  }
+
+  protected enqueue(requestId: number, request: GenerationRequest): void {
+    if (this.#dead) throw this.#dead;
+    const msg: ToWorker = { type: "submit", id: requestId, request: toWireRequest(request) };
+    this.#worker.postMessage(msg);
+  }
+
+  protected cancel(requestId: number): void {
+    if (this.#dead) return;
+    const msg: ToWorker = { type: "abort", id: requestId };
+    this.#worker.postMessage(msg);
+  }
+
+  protected async close(): Promise<void> {
+    if (!this.#dead) {
+      const closed = new Promise<void>((resolve) => {
+        this.#onClosed = resolve;
+        const timer = setTimeout(resolve, CLOSE_TIMEOUT_MS);
+        (timer as { unref?: () => void }).unref?.();
+      });
+      const msg: ToWorker = { type: "shutdown" };
+      this.#worker.postMessage(msg);
+      await closed;
+    }
+    this.#worker.terminate();
+    this.#cleanup?.();
+  }
+
+  #onMessage(m: FromWorker): void {
+    switch (m.type) {
+      case "step":
+        if (m.stats) {
+          this.#stats.push(m.stats);
+          if (this.#stats.length > this.#statsHistory) this.#stats.splice(0, this.#stats.length - this.#statsHistory);
+        }
+        this.deliver(m.outputs, m.failures.map((f) => ({ requestId: f.requestId, error: fromWireError(f.error) })));
+        return;
+      case "fatal":
+        this.#die(fromWireError(m.error));
+        return;
+      case "closed":
+        this.#onClosed?.();
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** The worker is unusable: fail everything in flight and every later submit. */
+  #die(reason: Error): void {
+    this.#dead ??= reason;
+    this.failAll(reason);
+    this.#onClosed?.();
+  }
+}
+
+/** The thrown error's own message when the runtime passes it, else the event's text. */
+function errorEventMessage(e: ErrorEvent): string {
+  const inner: unknown = e.error;
+  return inner instanceof Error ? inner.message : e.message || "uncaught error";
+}

@@ -1,0 +1,121 @@
+/**
+ * GenerationResult: the handle of one submitted request — awaitable (`result()`) and
+ * async-iterable (one output per step while streaming). It ends in exactly one final state:
+ * finished (finishReason stop/length), aborted (finishReason "abort"), or failed (an error).
+ */
+import type { CompletionOutput, RequestOutput } from "../llmapi/outputs.ts";
+
+/**
+ * The handle of a submitted request. Outputs the consumer has not read yet are merged (their
+ * diffs concatenated), so a slow reader sees fewer, larger deltas but never loses text. Meant for
+ * one reader: concurrent iterators share (split) the outputs.
+ *
+ * @example
+ * ```ts
+ * const r = executor.submit({ promptTokenIds: [1, 403], samplingParams, streaming: true });
+ * for await (const out of r) process.stdout.write(out.outputs[0].textDiff ?? "");
+ * const final = await r.result();
+ * ```
+ */
+export class GenerationResult implements AsyncIterable<RequestOutput> {
+  #latest: RequestOutput;
+  /** Diffs not yet read by the iterator, per output index. */
+  #pending: Map<number, { text: string; ids: number[] }> | null = null;
+  #error: Error | null = null;
+  #done = false;
+  readonly #wake: (() => void)[] = [];
+  #settled: Promise<RequestOutput> | null = null;
+  readonly #doneWaiters: (() => void)[] = [];
+  readonly #abort: (requestId: number) => void;
+
+  constructor(readonly requestId: number, initial: RequestOutput, abort: (requestId: number) => void) {
+    this.#latest = initial;
+    this.#abort = abort;
+  }
+
+  /** The latest output (its diffs relative to the output before it). */
+  get latest(): RequestOutput {
+    return this.#latest;
+  }
+  /** True once the request reached a final state. */
+  get done(): boolean {
+    return this.#done;
+  }
+  /** The failure, once failed. */
+  get error(): Error | null {
+    return this.#error;
+  }
+
+  /** Resolves with the final output (also for an aborted request); rejects when the request failed. */
+  result(): Promise<RequestOutput> {
+    this.#settled ??= this.#waitDone().then(() => {
+      if (this.#error) throw this.#error;
+      return this.#latest;
+    });
+    return this.#settled;
+  }
+
+  /** Asks the executor to abort the request; it then ends with finishReason "abort". */
+  abort(): void {
+    if (!this.#done) this.#abort(this.requestId);
+  }
+
+  /** Yields outputs as they arrive (merged when not read in time); the last has `finished: true`. Throws on failure. */
+  async *[Symbol.asyncIterator](): AsyncIterator<RequestOutput> {
+    while (true) {
+      if (this.#pending) {
+        yield this.#takePending();
+        continue;
+      }
+      if (this.#error) throw this.#error;
+      if (this.#done) return;
+      await new Promise<void>((resolve) => this.#wake.push(resolve));
+    }
+  }
+
+  /** @internal Executor side: a new output. */
+  push(out: RequestOutput): void {
+    if (this.#done) return;
+    this.#latest = out;
+    this.#pending ??= new Map();
+    for (const o of out.outputs) {
+      const p = this.#pending.get(o.index);
+      if (p) {
+        p.text += o.textDiff ?? "";
+        p.ids.push(...(o.tokenIdsDiff ?? []));
+      } else {
+        this.#pending.set(o.index, { text: o.textDiff ?? "", ids: [...(o.tokenIdsDiff ?? [])] });
+      }
+    }
+    if (out.finished) this.#done = true;
+    this.#notify();
+  }
+
+  /** @internal Executor side: the request failed. */
+  fail(error: Error): void {
+    if (this.#done) return;
+    this.#error = error;
+    this.#done = true;
+    this.#notify();
+  }
+
+  #takePending(): RequestOutput {
+    const pending = this.#pending!;
+    this.#pending = null;
+    const outputs: CompletionOutput[] = this.#latest.outputs.map((o) => {
+      const p = pending.get(o.index);
+      return { ...o, textDiff: p?.text ?? "", tokenIdsDiff: p?.ids ?? [] };
+    });
+    return { ...this.#latest, outputs };
+  }
+
+  #notify(): void {
+    for (const w of this.#wake.splice(0)) w();
+    if (this.#done) for (const f of this.#doneWaiters.splice(0)) f();
+  }
+
+  #waitDone(): Promise<void> {
+    if (this.#done) return Promise.resolve();
+    return new Promise<void>((resolve) => this.#doneWaiters.push(resolve));
+  }
+}

@@ -1,0 +1,313 @@
+/**
+ * In-flight batching: which tokens of which sequences run in the next step. Pure host code.
+ */
+import type { BlockCopy, KvCacheManager } from "./kv_cache_manager.ts";
+import { compareGroups, type Sequence, type SequenceGroup } from "./sequence.ts";
+
+/** Limits of one step. */
+export interface SchedulerConfig {
+  /** Most sequences in flight (batch slots). */
+  readonly maxBatchSize: number;
+  /** Most tokens in one step (prefill chunks + decode tokens). */
+  readonly maxNumTokens: number;
+  /** Split a prompt over several steps when it does not fit the token budget. @default true */
+  readonly enableChunkedPrefill?: boolean;
+}
+
+/** Tokens [start, start + numTokens) of `seq` run this step; `numRows` logits rows come back for its last token. */
+export interface ScheduledChunk {
+  readonly seq: Sequence;
+  readonly start: number;
+  readonly numTokens: number;
+  /** 0 (mid-prompt), 1, or the group's fanout when the prompt completes before the fork. */
+  readonly numRows: number;
+}
+
+/** One step's plan. */
+export interface SchedulerOutput {
+  readonly chunks: readonly ScheduledChunk[];
+  /** Copy-on-write block copies to perform before the forward. */
+  readonly blockCopies: readonly BlockCopy[];
+  /** Groups sent back to waiting this step (their KV dropped, to be recomputed). */
+  readonly preempted: readonly SequenceGroup[];
+  /** Groups that can never run (removed, blocks freed), with the reason. */
+  readonly failed: readonly { readonly group: SequenceGroup; readonly reason: string }[];
+  readonly numPrefillTokens: number;
+  readonly numDecodeTokens: number;
+}
+
+/**
+ * FCFS (by priority, then arrival) continuous batching under a batch-slot and token budget, with
+ * chunked prefill and preemption by recompute when KV blocks run out.
+ *
+ * Each step: running groups that are decoding get their one token per sequence first, then running
+ * groups still prefilling get chunks, then waiting groups are admitted in order while slots, tokens
+ * and blocks last (never past a waiting group that does not fit, and not in a step that preempted).
+ * When a running sequence needs a block and none is free, the lowest-ranked running group not yet
+ * scheduled this step is preempted (or the group itself, when it ranks lowest); a group alone in the
+ * cache that still does not fit fails.
+ *
+ * @example
+ * ```ts
+ * const sched = new Scheduler(kv, { maxBatchSize: 8, maxNumTokens: 256 });
+ * sched.add(new SequenceGroup(0, promptIds, { arrival: 0 }));
+ * const step = sched.schedule();
+ * // run step.chunks, then:
+ * sched.markComputed(step);
+ * ```
+ */
+export class Scheduler {
+  readonly #waiting: SequenceGroup[] = [];
+  readonly #running: SequenceGroup[] = [];
+  readonly maxBatchSize: number;
+  readonly maxNumTokens: number;
+  readonly enableChunkedPrefill: boolean;
+
+  constructor(readonly kv: KvCacheManager, config: SchedulerConfig) {
+    // Every decoding sequence must fit one step's token budget.
+    this.maxBatchSize = Math.min(config.maxBatchSize, config.maxNumTokens);
+    this.maxNumTokens = config.maxNumTokens;
+    this.enableChunkedPrefill = config.enableChunkedPrefill ?? true;
+  }
+
+  get numWaiting(): number {
+    return this.#waiting.length;
+  }
+  get numRunning(): number {
+    return this.#running.length;
+  }
+  get hasWork(): boolean {
+    return this.#waiting.length > 0 || this.#running.length > 0;
+  }
+  /** Groups in flight, running first. */
+  get groups(): readonly SequenceGroup[] {
+    return [...this.#running, ...this.#waiting];
+  }
+
+  /** Queues a new group. */
+  add(group: SequenceGroup): void {
+    group.status = "waiting";
+    insertSorted(this.#waiting, group);
+  }
+
+  /** Removes a group wherever it is and frees its blocks; returns it, or undefined when unknown. */
+  remove(requestId: number): SequenceGroup | undefined {
+    for (const list of [this.#running, this.#waiting]) {
+      const i = list.findIndex((g) => g.requestId === requestId);
+      if (i < 0) continue;
+      const [g] = list.splice(i, 1);
+      for (const s of g.seqs) this.kv.free(s);
+      g.status = "finished";
+      return g;
+    }
+    return undefined;
+  }
+
+  /**
+   * After a step's forward: advances the computed counts of the chunks and publishes full blocks.
+   */
+  markComputed(step: SchedulerOutput): void {
+    for (const c of step.chunks) {
+      c.seq.numComputedTokens = c.start + c.numTokens;
+      this.kv.commitFullBlocks(c.seq);
+    }
+  }
+
+  /** Forks the prompt's sequence into `fanout` sequences sharing its blocks; returns them (the root first). */
+  fork(group: SequenceGroup): Sequence[] {
+    if (group.isForked) return group.liveSeqs;
+    const root = group.seqs[0];
+    for (let i = 1; i < group.fanout; i++) this.kv.fork(root, group.addChild(root, i));
+    group.isForked = true;
+    return group.seqs;
+  }
+
+  /**
+   * Forks `parent` into a new sequence of its group sharing its blocks (a beam that branches);
+   * the child's table is copied on write.
+   */
+  forkSequence(parent: Sequence, seqIndex: number): Sequence {
+    const child = parent.group.addChild(parent, seqIndex);
+    this.kv.fork(parent, child);
+    return child;
+  }
+
+  /** Frees a sequence's blocks and removes it from its group (a pruned beam). */
+  dropSequence(seq: Sequence): void {
+    this.kv.free(seq);
+    seq.group.removeSeq(seq);
+  }
+
+  /** Frees the blocks of finished sequences; removes and returns the groups that are done. */
+  reap(): SequenceGroup[] {
+    const done: SequenceGroup[] = [];
+    for (let i = this.#running.length - 1; i >= 0; i--) {
+      const g = this.#running[i];
+      for (const s of g.seqs) if (s.isFinished && s.blockTable.length > 0) this.kv.free(s);
+      if (g.isFinished) {
+        this.#running.splice(i, 1);
+        g.status = "finished";
+        done.push(g);
+      }
+    }
+    return done.reverse();
+  }
+
+  /** Plans the next step. */
+  schedule(): SchedulerOutput {
+    const chunks: ScheduledChunk[] = [];
+    const copies: BlockCopy[] = [];
+    const preempted: SequenceGroup[] = [];
+    const failed: { group: SequenceGroup; reason: string }[] = [];
+    let budget = this.maxNumTokens;
+    const scheduled = new Set<SequenceGroup>();
+
+    const order = [...this.#running.filter(isDecoding), ...this.#running.filter((g) => !isDecoding(g))];
+    for (const g of order) {
+      if (g.status !== "running") continue; // preempted as a victim earlier in this loop
+      const mine: ScheduledChunk[] = [];
+      const myCopies: BlockCopy[] = [];
+      let outcome: "ok" | "preempted" | "failed" = "ok";
+      for (const seq of g.liveSeqs) {
+        if (seq.numUncomputedTokens === 0) continue; // waits for its group (a beam with its row taken)
+        const n = this.#chunkSize(seq, budget);
+        if (n === 0) break;
+        let got = this.kv.allocate(seq, n);
+        while (got === null) {
+          const victim = this.#pickVictim(g, scheduled);
+          if (victim === g) {
+            if (this.#running.length === 1) {
+              failed.push({ group: g, reason: this.#tooBigReason(g) });
+              this.#drop(g);
+              outcome = "failed";
+            } else {
+              this.#preempt(g);
+              preempted.push(g);
+              outcome = "preempted";
+            }
+            break;
+          }
+          this.#preempt(victim);
+          preempted.push(victim);
+          got = this.kv.allocate(seq, n);
+        }
+        if (got === null) break;
+        myCopies.push(...got);
+        mine.push(chunk(seq, n));
+        budget -= n;
+      }
+      if (outcome !== "ok" || mine.length === 0) continue;
+      scheduled.add(g);
+      chunks.push(...mine);
+      copies.push(...myCopies);
+    }
+
+    if (preempted.length === 0) this.#admit(chunks, copies, budget, scheduled);
+
+    if (chunks.length === 0 && failed.length === 0 && this.#running.length === 0 && this.#waiting.length > 0) {
+      // Nothing runs and nothing holds blocks: the head can never fit, so fail it instead of spinning.
+      const g = this.#waiting[0];
+      failed.push({ group: g, reason: this.#tooBigReason(g) });
+      this.#drop(g);
+    }
+    let numPrefillTokens = 0, numDecodeTokens = 0;
+    for (const c of chunks) {
+      if (c.numTokens === 1 && c.start >= c.seq.numPromptTokens) numDecodeTokens++;
+      else numPrefillTokens += c.numTokens;
+    }
+    return { chunks, blockCopies: copies, preempted, failed, numPrefillTokens, numDecodeTokens };
+  }
+
+  #admit(chunks: ScheduledChunk[], copies: BlockCopy[], budget: number, scheduled: Set<SequenceGroup>): void {
+    let slots = this.#running.reduce((a, g) => a + g.numSlots, 0);
+    while (this.#waiting.length > 0 && budget > 0) {
+      const g = this.#waiting[0];
+      if (slots + g.numSlots > this.maxBatchSize) break;
+      const mine: ScheduledChunk[] = [];
+      for (const seq of g.liveSeqs) {
+        if (seq.numUncomputedTokens === 0) continue;
+        const n = this.#chunkSize(seq, budget);
+        if (n === 0) break;
+        const got = this.kv.allocate(seq, n);
+        if (got === null) break;
+        copies.push(...got);
+        mine.push(chunk(seq, n));
+        budget -= n;
+      }
+      if (mine.length === 0) break;
+      this.#waiting.shift();
+      g.status = "running";
+      insertSorted(this.#running, g);
+      scheduled.add(g);
+      chunks.push(...mine);
+      slots += g.numSlots;
+    }
+  }
+
+  /**
+   * Tokens of `seq` to run within `budget` (0 = none fit). On an empty block table the cached
+   * prefix is taken first (by the allocate that follows), so the chunk starts after it.
+   */
+  #chunkSize(seq: Sequence, budget: number): number {
+    if (seq.blockTable.length === 0 && seq.numComputedTokens === 0) {
+      const cached = this.kv.numCachedPrefixTokens(seq);
+      const need = seq.numTokens - cached;
+      const n = Math.min(need, budget);
+      if (n < need && !this.enableChunkedPrefill) return 0;
+      return n; // allocate() sets numComputedTokens to `cached`; chunk() reads it after
+    }
+    const need = seq.numUncomputedTokens;
+    const n = Math.min(need, budget);
+    return n < need && !this.enableChunkedPrefill ? 0 : Math.max(n, 0);
+  }
+
+  /** The lowest-ranked running group not scheduled this step, or `g` itself when it ranks lower. */
+  #pickVictim(g: SequenceGroup, scheduled: Set<SequenceGroup>): SequenceGroup {
+    let victim = g;
+    for (const r of this.#running) {
+      if (r !== g && !scheduled.has(r) && compareGroups(r, victim) > 0) victim = r;
+    }
+    return victim;
+  }
+
+  #preempt(g: SequenceGroup): void {
+    this.#running.splice(this.#running.indexOf(g), 1);
+    for (const s of g.seqs) {
+      this.kv.free(s);
+      s.numComputedTokens = 0;
+    }
+    g.numPreemptions++;
+    this.add(g);
+  }
+
+  #drop(g: SequenceGroup): void {
+    for (const list of [this.#running, this.#waiting]) {
+      const i = list.indexOf(g);
+      if (i >= 0) list.splice(i, 1);
+    }
+    for (const s of g.seqs) this.kv.free(s);
+    g.status = "finished";
+  }
+
+  #tooBigReason(g: SequenceGroup): string {
+    const tokens = g.liveSeqs.reduce((a, s) => a + s.numTokens, 0);
+    const seqs = g.liveSeqs.length;
+    return `request ${g.requestId}: ${seqs} sequence(s) of ${tokens} tokens in all need more than the KV cache's ` +
+      `${this.kv.numBlocks} blocks of ${this.kv.tokensPerBlock} tokens; raise kvCacheConfig.maxTokens/maxBytes or lower maxTokens`;
+  }
+}
+
+function chunk(seq: Sequence, n: number): ScheduledChunk {
+  const start = seq.numComputedTokens;
+  return { seq, start, numTokens: n, numRows: start + n === seq.numTokens ? seq.group.rowsFor(seq) : 0 };
+}
+
+function isDecoding(g: SequenceGroup): boolean {
+  return g.liveSeqs.every((s) => s.numUncomputedTokens === 1);
+}
+
+function insertSorted(list: SequenceGroup[], g: SequenceGroup): void {
+  let i = list.length;
+  while (i > 0 && compareGroups(g, list[i - 1]) < 0) i--;
+  list.splice(i, 0, g);
+}

@@ -1,0 +1,146 @@
+// Scheduler: continuous batching under slot and token budgets, chunked prefill, priority, preemption.
+import { KvCacheManager } from "../lib/executor/kv_cache_manager.ts";
+import { Scheduler, type SchedulerOutput } from "../lib/executor/scheduler.ts";
+import { SequenceGroup } from "../lib/executor/sequence.ts";
+import { assert, test } from "./harness.ts";
+
+const range = (n: number, from = 0): number[] => Array.from({ length: n }, (_, i) => from + i);
+let arrival = 0;
+function group(id: number, promptLen: number, opts: { fanout?: number; priority?: number; from?: number } = {}): SequenceGroup {
+  return new SequenceGroup(id, range(promptLen, opts.from ?? id * 1000), { fanout: opts.fanout, priority: opts.priority, arrival: arrival++ });
+}
+
+/** Runs a planned step: computed counts advance; each sequence whose chunk completed gets a token. */
+function run(s: Scheduler, step: SchedulerOutput): void {
+  s.markComputed(step);
+  for (const c of step.chunks) {
+    if (c.numRows === 0) continue;
+    const g = c.seq.group;
+    const seqs = g.isForked ? [c.seq] : s.fork(g);
+    for (const q of seqs) q.tokenIds.push(7);
+  }
+}
+const plan = (step: SchedulerOutput): [number, number, number][] => step.chunks.map((c) => [c.seq.requestId, c.start, c.numTokens]);
+
+test("a prompt longer than the token budget is prefilled in chunks, then decodes one token per step", () => {
+  const s = new Scheduler(new KvCacheManager({ numBlocks: 64, tokensPerBlock: 4 }), { maxBatchSize: 4, maxNumTokens: 8 });
+  s.add(group(0, 20));
+  const steps: [number, number, number][][] = [];
+  for (let i = 0; i < 4; i++) {
+    const st = s.schedule();
+    steps.push(plan(st));
+    run(s, st);
+  }
+  assert.deepEqual(steps, [[[0, 0, 8]], [[0, 8, 8]], [[0, 16, 4]], [[0, 20, 1]]]);
+  const st = s.schedule();
+  assert.equal(st.numDecodeTokens, 1);
+  assert.equal(st.numPrefillTokens, 0);
+});
+
+test("chunked prefill off: a prompt waits until it fits the budget whole", () => {
+  const s = new Scheduler(new KvCacheManager({ numBlocks: 64, tokensPerBlock: 4 }), { maxBatchSize: 4, maxNumTokens: 8, enableChunkedPrefill: false });
+  s.add(group(0, 6));
+  s.add(group(1, 6));
+  const st = s.schedule();
+  assert.deepEqual(plan(st), [[0, 0, 6]], "request 1 (6 tokens) is not split over the 2 tokens left");
+  run(s, st);
+  assert.deepEqual(plan(s.schedule()), [[0, 6, 1], [1, 0, 6]]);
+});
+
+test("decodes run before prefill chunks; new requests join while others decode (in-flight batching)", () => {
+  const s = new Scheduler(new KvCacheManager({ numBlocks: 64, tokensPerBlock: 4 }), { maxBatchSize: 4, maxNumTokens: 6 });
+  s.add(group(0, 3));
+  run(s, s.schedule());
+  s.add(group(1, 10));
+  const st = s.schedule();
+  assert.deepEqual(plan(st), [[0, 3, 1], [1, 0, 5]]);
+  assert.equal(st.numDecodeTokens, 1);
+  assert.equal(st.numPrefillTokens, 5);
+});
+
+test("maxBatchSize counts sequence slots (fanout reserved before the fork)", () => {
+  const s = new Scheduler(new KvCacheManager({ numBlocks: 64, tokensPerBlock: 4 }), { maxBatchSize: 4, maxNumTokens: 64 });
+  s.add(group(0, 3, { fanout: 3 }));
+  s.add(group(1, 3, { fanout: 2 }));
+  s.add(group(2, 3));
+  const st = s.schedule();
+  assert.deepEqual(plan(st).map((c) => c[0]), [0], "group 1 (2 slots) does not fit beside 3 slots, and FCFS keeps group 2 behind it");
+  run(s, st);
+  assert.equal(s.groups[0].seqs.length, 3, "forked into 3 sequences sharing the prompt");
+  assert.equal(s.kv.stats.usedBlocks, 1);
+  const st2 = s.schedule();
+  assert.deepEqual(plan(st2), [[0, 3, 1], [0, 3, 1], [0, 3, 1]]);
+  assert.equal(st2.blockCopies.length, 2, "two children copy the shared partial block; the last writes in place");
+});
+
+test("higher priority is admitted first; equal priorities are first come, first served", () => {
+  const s = new Scheduler(new KvCacheManager({ numBlocks: 64, tokensPerBlock: 4 }), { maxBatchSize: 1, maxNumTokens: 64 });
+  s.add(group(0, 2));
+  s.add(group(1, 2, { priority: 5 }));
+  s.add(group(2, 2, { priority: 5 }));
+  assert.deepEqual(plan(s.schedule()).map((c) => c[0]), [1]);
+});
+
+test("out of blocks: the latest running request is preempted, recomputed later, and its tokens kept", () => {
+  const kv = new KvCacheManager({ numBlocks: 4, tokensPerBlock: 2 });
+  const s = new Scheduler(kv, { maxBatchSize: 4, maxNumTokens: 64 });
+  const a = group(0, 3), b = group(1, 3);
+  s.add(a);
+  s.add(b);
+  run(s, s.schedule()); // a: 4 tokens in 2 blocks, b: the same
+  assert.equal(kv.stats.freeBlocks, 0);
+  run(s, s.schedule()); // position 3 still fits block 1 for both; now both have 5 tokens
+  const st = s.schedule(); // position 4 needs a third block each: b (later) is preempted for a
+  assert.deepEqual(st.preempted.map((g) => g.requestId), [1]);
+  assert.deepEqual(plan(st), [[0, 4, 1]]);
+  assert.equal(b.status, "waiting");
+  assert.equal(b.seqs[0].numComputedTokens, 0);
+  assert.equal(b.seqs[0].numTokens, 5, "generated tokens are kept for the recompute");
+  run(s, st);
+  a.seqs[0].finishReason = "length";
+  s.reap();
+  const again = s.schedule();
+  assert.equal(again.chunks[0].seq.requestId, 1);
+  assert.equal(again.chunks[0].numTokens + again.chunks[0].start, 5, "recompute covers prompt and output");
+});
+
+test("a group that cannot fit even alone fails with a clear reason instead of looping", () => {
+  const kv = new KvCacheManager({ numBlocks: 2, tokensPerBlock: 2 });
+  const s = new Scheduler(kv, { maxBatchSize: 4, maxNumTokens: 64 });
+  s.add(group(0, 3, { fanout: 3 }));
+  run(s, s.schedule());
+  let failed: SchedulerOutput["failed"] = [];
+  for (let i = 0; i < 5 && failed.length === 0; i++) {
+    const st = s.schedule();
+    failed = st.failed;
+    run(s, st);
+  }
+  assert.equal(failed.length, 1);
+  assert.match(failed[0].reason, /need more than the KV cache's 2 blocks/);
+  assert.equal(kv.stats.usedBlocks, 0);
+  assert.equal(s.hasWork, false);
+});
+
+test("remove frees a running group's blocks at once", () => {
+  const kv = new KvCacheManager({ numBlocks: 8, tokensPerBlock: 2 });
+  const s = new Scheduler(kv, { maxBatchSize: 4, maxNumTokens: 64 });
+  s.add(group(0, 5));
+  run(s, s.schedule());
+  assert.equal(kv.stats.usedBlocks, 3);
+  assert.equal(s.remove(0)?.status, "finished");
+  assert.equal(kv.stats.usedBlocks, 0);
+  assert.equal(s.remove(0), undefined);
+});
+
+test("prefix hits count as computed: only the new suffix is prefilled", () => {
+  const kv = new KvCacheManager({ numBlocks: 32, tokensPerBlock: 4 });
+  const s = new Scheduler(kv, { maxBatchSize: 4, maxNumTokens: 64 });
+  s.add(group(0, 13, { from: 0 }));
+  run(s, s.schedule());
+  s.groups[0].seqs[0].finishReason = "stop";
+  s.reap();
+  s.add(group(1, 15, { from: 0 }));
+  const st = s.schedule();
+  assert.deepEqual(plan(st), [[1, 12, 3]]);
+  assert.equal(st.numPrefillTokens, 3);
+});
