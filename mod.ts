@@ -12,7 +12,13 @@
  */
 export { LLM, type LlmOptions, type Prompt } from "./lib/llmapi/llm.ts";
 export { SamplingParams, type SamplingParamsInput } from "./lib/llmapi/sampling_params.ts";
-export type { CompletionOutput, FinishReason, RequestOutput } from "./lib/llmapi/outputs.ts";
+export type { CompletionOutput, FinishReason } from "./lib/llmapi/outputs.ts";
+/** `RequestOutput` is the live, async-iterable result; `RequestOutputData` the plain snapshot it yields. */
+export { RequestOutput, type RequestOutputData } from "./lib/llmapi/request_output.ts";
+export { createExecutor, type CreateExecutorOptions, type ExecutorMode } from "./lib/executor/create.ts";
+export { GenerationExecutor } from "./lib/executor/executor.ts";
+export { GenerationResult } from "./lib/executor/result.ts";
+export type { IterationStats, KvCacheConfigInput } from "./lib/executor/config.ts";
 export { LlmTokenizer } from "./lib/llmapi/tokenizer.ts";
 export { build, buildSync } from "./lib/builder/builder.ts";
 export { type BuildConfig, type BuildConfigInput, parseBuildConfig } from "./lib/builder/build_config.ts";
