@@ -1,0 +1,86 @@
+/**
+ * `CudaGraph`: work captured from a stream, instantiated once and replayed with one launch.
+ * The decode step of the engine is one of these per batch-size bucket.
+ */
+import { checkCu } from "../../ffi/check.ts";
+import { cuda } from "../../ffi/cuda.ts";
+import type { CudaDevice } from "./cuda_device.ts";
+import { bindContext } from "./cuda_driver.ts";
+import { armFinalizer, disarmFinalizer, DisposedError, type Release } from "./cuda_owner.ts";
+import type { Stream } from "./cuda_stream.ts";
+
+/**
+ * A captured and instantiated CUDA graph (CUgraph + CUgraphExec), owned by its device.
+ *
+ * @example
+ * ```ts
+ * using graph = stream.capture((s) => { for (const k of steps) k.launch(grid, block, args, { stream: s }); });
+ * graph.launch(stream);   // replays every captured launch
+ * stream.synchronize();
+ * ```
+ */
+export class CudaGraph {
+  readonly device: CudaDevice;
+  readonly #graph: bigint;
+  readonly #exec: bigint;
+  readonly #release: Release;
+
+  /** Use `stream.capture()` / `stream.endCapture()`; takes ownership of `graph`. */
+  constructor(device: CudaDevice, graph: bigint) {
+    const lib = cuda();
+    const cell = new BigUint64Array(1);
+    const code = lib.cuGraphInstantiateWithFlags(cell, graph, 0);
+    if (code !== 0) {
+      lib.cuGraphDestroy(graph);
+      checkCu(code, "cuGraphInstantiateWithFlags");
+    }
+    const exec = cell[0];
+    const ctx = device.context;
+    this.device = device;
+    this.#graph = graph;
+    this.#exec = exec;
+    this.#release = device.adopt("CudaGraph", () => {
+      bindContext(ctx);
+      const a = cuda().cuGraphExecDestroy(exec);
+      const b = cuda().cuGraphDestroy(graph);
+      checkCu(a, "cuGraphExecDestroy");
+      checkCu(b, "cuGraphDestroy");
+    });
+    armFinalizer(this, this.#release);
+  }
+
+  /** Number of nodes (kernels, copies, memsets) in the graph. */
+  get numNodes(): number {
+    if (this.#release.done) throw new DisposedError("CudaGraph");
+    const n = new BigUint64Array(1);
+    checkCu(cuda().cuGraphGetNodes(this.#graph, null, n), "cuGraphGetNodes");
+    return Number(n[0]);
+  }
+
+  get isDisposed(): boolean {
+    return this.#release.done;
+  }
+
+  /** Replays the graph on `stream`. */
+  launch(stream: Stream): void {
+    if (this.#release.done) throw new DisposedError("CudaGraph");
+    checkCu(cuda().cuGraphLaunch(this.#exec, stream.handle), "cuGraphLaunch");
+  }
+
+  /** Uploads the graph's resources ahead of the first launch (optional, hides first-launch cost). */
+  upload(stream: Stream): void {
+    if (this.#release.done) throw new DisposedError("CudaGraph");
+    checkCu(cuda().cuGraphUpload(this.#exec, stream.handle), "cuGraphUpload");
+  }
+
+  /** Destroys the executable graph and the graph. Idempotent. */
+  dispose(): void {
+    if (this.#release.done) return;
+    disarmFinalizer(this.#release);
+    this.#release.run();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}

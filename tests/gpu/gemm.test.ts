@@ -1,0 +1,176 @@
+/**
+ * GPU: cuBLASLt GEMM (row-major) against a float64 reference at per-dtype tolerances, for odd
+ * shapes, both B layouts, the bias epilogue, beta·C, and fp8 e4m3 on sm_89+.
+ */
+import { assert } from "../harness.ts";
+import { CublasLtGemm, type GemmDtype } from "../../lib/backends/cuda/gemm.ts";
+import { ValidationError } from "../../lib/util/errors.ts";
+import type { CudaDevice } from "../../lib/runtime/cuda_device.ts";
+import type { DeviceBuffer } from "../../lib/runtime/cuda_memory.ts";
+import {
+  compare, describe, device, fromBf16Bits, fromE4m3, fromF16Bits, gpuProbe, gpuTest, noGpuReason, seededUniform, toBf16Bits,
+  toE4m3Exact, toF16Bits,
+} from "./gpu.ts";
+import { test } from "../harness.ts";
+
+type Dt = Exclude<GemmDtype, "fp8e4m3">;
+
+/** Rounds `x` to `dt` and returns (device bytes, the rounded values as numbers). */
+function quantize(x: Float32Array, dt: Dt): { bytes: ArrayBufferView; values: Float64Array } {
+  const values = new Float64Array(x.length);
+  if (dt === "fp32") {
+    values.set(x);
+    return { bytes: x, values };
+  }
+  const bits = new Uint16Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    bits[i] = dt === "bf16" ? toBf16Bits(x[i]) : toF16Bits(x[i]);
+    values[i] = dt === "bf16" ? fromBf16Bits(bits[i]) : fromF16Bits(bits[i]);
+  }
+  return { bytes: bits, values };
+}
+
+function readOut(buf: DeviceBuffer, n: number, dt: Dt): Float64Array {
+  const out = new Float64Array(n);
+  if (dt === "fp32") {
+    const f = new Float32Array(n);
+    buf.copyToHost(f);
+    out.set(f);
+  } else {
+    const h = new Uint16Array(n);
+    buf.copyToHost(h);
+    for (let i = 0; i < n; i++) out[i] = dt === "bf16" ? fromBf16Bits(h[i]) : fromF16Bits(h[i]);
+  }
+  return out;
+}
+
+/** D[m,n] = A[m,k]·B (+bias[n]) (+beta·C) in float64; B is [k,n], or [n,k] when transB. */
+function reference(a: Float64Array, b: Float64Array, m: number, n: number, k: number, transB: boolean, bias?: Float64Array, c?: Float64Array, beta = 0): Float64Array {
+  const d = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let p = 0; p < k; p++) s += a[i * k + p] * (transB ? b[j * k + p] : b[p * n + j]);
+      if (bias) s += bias[j];
+      if (c) s += beta * c[i * n + j];
+      d[i * n + j] = s;
+    }
+  }
+  return d;
+}
+
+/** Tolerance: the output's rounding (rtol) plus accumulation-order slack growing with sqrt(k). */
+function tolerance(dt: Dt, k: number): { atol: number; rtol: number } {
+  const eps = dt === "fp32" ? 2 ** -23 : dt === "fp16" ? 2 ** -10 : 2 ** -7;
+  return { atol: (dt === "fp32" ? 16 : 1) * eps * Math.sqrt(k / 3), rtol: eps };
+}
+
+interface Case {
+  dt: Dt;
+  m: number;
+  n: number;
+  k: number;
+  transB: boolean;
+  bias?: boolean;
+  residual?: boolean;
+}
+
+function runCase(gemm: CublasLtGemm, d: CudaDevice, cs: Case, seed: number): void {
+  const { dt, m, n, k, transB } = cs;
+  const A = quantize(seededUniform(seed, m * k), dt);
+  const B = quantize(seededUniform(seed + 1, k * n), dt);
+  const bias = cs.bias ? quantize(seededUniform(seed + 2, n), dt) : undefined;
+  const C = cs.residual ? quantize(seededUniform(seed + 3, m * n), dt) : undefined;
+  const size = dt === "fp32" ? 4 : 2;
+  using da = d.alloc(m * k * size);
+  using db = d.alloc(k * n * size);
+  using dd = d.alloc(m * n * size);
+  using dbias = d.alloc(n * size);
+  da.copyFromHost(A.bytes);
+  db.copyFromHost(B.bytes);
+  if (bias) dbias.copyFromHost(bias.bytes);
+  if (C) dd.copyFromHost(C.bytes); // in place: D = A·B + 0.5·D
+  using stream = d.createStream();
+  gemm.run({ m, n, k, dtype: dt, a: da, b: db, d: dd, transB, bias: bias ? dbias : null, c: C ? dd : null, beta: C ? 0.5 : undefined, stream });
+  stream.synchronize();
+  const got = readOut(dd, m * n, dt);
+  const want = reference(A.values, B.values, m, n, k, transB, bias?.values, C?.values, 0.5);
+  const { atol, rtol } = tolerance(dt, k);
+  const label = `${dt} ${m}x${n}x${k} transB=${transB}${cs.bias ? " +bias" : ""}${cs.residual ? " +0.5C" : ""}`;
+  const r = compare(got, want, atol, rtol);
+  console.log(describe(label, r, atol, rtol));
+  assert.ok(r.worst <= 1, describe(label, r, atol, rtol));
+}
+
+gpuTest("bf16 GEMM, odd shapes, both B layouts, vs float64", () => {
+  const d = device();
+  using gemm = new CublasLtGemm(d);
+  const shapes: [number, number, number][] = [[1, 1, 1], [7, 13, 29], [33, 65, 127], [129, 257, 300], [3, 4099, 64]];
+  let seed = 10;
+  for (const [m, n, k] of shapes) for (const transB of [false, true]) runCase(gemm, d, { dt: "bf16", m, n, k, transB }, seed += 4);
+  assert.equal(gemm.numPlans, shapes.length * 2);
+});
+
+gpuTest("fp32 GEMM, odd shapes, vs float64", () => {
+  const d = device();
+  using gemm = new CublasLtGemm(d);
+  let seed = 100;
+  for (const [m, n, k] of [[5, 3, 7], [31, 63, 129], [100, 37, 513]] as const) {
+    for (const transB of [false, true]) runCase(gemm, d, { dt: "fp32", m, n, k, transB }, seed += 4);
+  }
+});
+
+gpuTest("fp16 GEMM, bias epilogue and beta·C residual", () => {
+  const d = device();
+  using gemm = new CublasLtGemm(d);
+  runCase(gemm, d, { dt: "fp16", m: 17, n: 40, k: 96, transB: true }, 200);
+  runCase(gemm, d, { dt: "bf16", m: 17, n: 40, k: 96, transB: true, bias: true }, 210);
+  runCase(gemm, d, { dt: "fp32", m: 9, n: 24, k: 33, transB: false, bias: true }, 220);
+  runCase(gemm, d, { dt: "bf16", m: 12, n: 64, k: 80, transB: true, residual: true }, 230);
+  const plans = gemm.numPlans;
+  runCase(gemm, d, { dt: "bf16", m: 17, n: 40, k: 96, transB: true, bias: true }, 240); // same shape: cached plan
+  assert.equal(gemm.numPlans, plans);
+});
+
+const fp8Reason = noGpuReason || "fp8 e4m3 GEMM needs compute capability 8.9+";
+const hasFp8 = gpuProbe.ok && (() => {
+  const cc = device().computeCapability;
+  return cc.major * 10 + cc.minor >= 89;
+})();
+
+test.skipIf(fp8Reason, !hasFp8)("fp8 e4m3 GEMM (transB) writes bf16 close to float64", () => {
+  const d = device();
+  using gemm = new CublasLtGemm(d);
+  const m = 64, n = 96, k = 128;
+  // Values on the e4m3 grid: multiples of 0.25 in [-2, 2] are exact.
+  const grid = (seed: number, len: number): Uint8Array =>
+    Uint8Array.from(seededUniform(seed, len), (u) => toE4m3Exact(Math.round(u * 8) / 4));
+  const a8 = grid(300, m * k), b8 = grid(301, n * k);
+  for (const v of [0.25, -1.75, 2, -0.5]) assert.equal(fromE4m3(toE4m3Exact(v)), v);
+  using da = d.alloc(a8.length);
+  using db = d.alloc(b8.length);
+  using dd = d.alloc(m * n * 2);
+  da.copyFromHost(a8);
+  db.copyFromHost(b8);
+  gemm.run({ m, n, k, dtype: "fp8e4m3", outDtype: "bf16", a: da, b: db, d: dd, transB: true });
+  d.synchronize();
+  const got = readOut(dd, m * n, "bf16");
+  const want = reference(Float64Array.from(a8, fromE4m3), Float64Array.from(b8, fromE4m3), m, n, k, true);
+  const { atol, rtol } = tolerance("bf16", k);
+  const r = compare(got, want, atol, rtol);
+  console.log(describe("fp8e4m3->bf16 64x96x128", r, atol, rtol));
+  assert.ok(r.worst <= 1, describe("fp8e4m3", r, atol, rtol));
+});
+
+gpuTest("GEMM validation errors name the field; dispose twice is a no-op", () => {
+  const d = device();
+  const gemm = new CublasLtGemm(d);
+  using buf = d.alloc(1024);
+  assert.throws(() => gemm.run({ m: 0, n: 1, k: 1, dtype: "bf16", a: buf, b: buf, d: buf }), (e: unknown) => e instanceof ValidationError && /GemmArgs\.m/.test(e.message));
+  assert.throws(() => gemm.run({ m: 1, n: 1, k: 16, dtype: "fp8e4m3", a: buf, b: buf, d: buf, transB: false }), ValidationError);
+  assert.throws(() => gemm.run({ m: 1, n: 1, k: 1, dtype: "bf16", a: buf, b: buf, d: buf, beta: 1 }), ValidationError);
+  gemm.dispose();
+  gemm.dispose();
+  assert.ok(gemm.isDisposed && gemm.workspace.isDisposed);
+  assert.throws(() => gemm.run({ m: 1, n: 1, k: 1, dtype: "bf16", a: buf, b: buf, d: buf }), /disposed/);
+});
