@@ -144,3 +144,27 @@ test("prefix hits count as computed: only the new suffix is prefilled", () => {
   assert.deepEqual(plan(st), [[1, 12, 3]]);
   assert.equal(st.numPrefillTokens, 3);
 });
+
+test("prompt logits: each prompt position costs a logits row (maxNumRows), and no cached prefix is taken for them", () => {
+  const kv = new KvCacheManager({ numBlocks: 64, tokensPerBlock: 4 });
+  const s = new Scheduler(kv, { maxBatchSize: 4, maxNumTokens: 16, maxNumRows: 8 });
+  // A plain 10-token prompt publishes its first two blocks.
+  s.add(new SequenceGroup(0, range(10), { arrival: arrival++ }));
+  run(s, s.schedule());
+  // The same prompt wanting prompt logits, n = 2: positions 0 … 8 get rows, position 9 two sampling rows.
+  const g = new SequenceGroup(1, range(10), { fanout: 2, arrival: arrival++, wantsPromptLogits: true });
+  s.add(g);
+  const st = s.schedule();
+  const c = st.chunks.find((x) => x.seq.requestId === 1)!;
+  assert.deepEqual([c.start, c.numTokens, c.numRows, c.promptRows], [0, 7, 0, [0, 7]], "7 rows left after request 0's decode row; no cache hit");
+  run(s, st);
+  g.promptLogitsFrom = 7; // the executor advances it as the rows come back
+  const st2 = s.schedule();
+  const c2 = st2.chunks.find((x) => x.seq.requestId === 1)!;
+  assert.deepEqual([c2.start, c2.numTokens, c2.numRows, c2.promptRows], [7, 3, 2, [7, 9]], "2 prompt rows + 2 sampling rows");
+  run(s, st2);
+  // Not wanted: the cached prefix is taken as before, and no prompt rows.
+  s.add(new SequenceGroup(2, range(10), { arrival: arrival++ }));
+  const c3 = s.schedule().chunks.find((x) => x.seq.requestId === 2)!;
+  assert.deepEqual([c3.start, c3.numTokens, c3.numRows, c3.promptRows[1] - c3.promptRows[0]], [8, 2, 1, 0]);
+});

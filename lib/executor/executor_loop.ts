@@ -22,7 +22,7 @@ import { needsHostProcessing, processLogits, resolveBadWords } from "./logits_pr
 import { type TokenLogprobs, tokenLogprobs } from "./logprobs.ts";
 import { Scheduler, type SchedulerOutput } from "./scheduler.ts";
 import { type Sequence, SequenceGroup } from "./sequence.ts";
-import { prepareSamplingInputs, prepareStepInputs, type StepRow } from "./step_inputs.ts";
+import { prepareSamplingInputs, prepareStepInputs, type PromptRow, type StepRow } from "./step_inputs.ts";
 import { StopChecker } from "./stop_checker.ts";
 
 /** Where the loop reports: once per step (and once per out-of-step abort or failure). */
@@ -39,6 +39,8 @@ interface SeqOutput {
   sentText: number;
   sentTokens: number;
   readonly logprobs: TokenLogprobs[] | null;
+  /** Raw logits row of each generated token (returnGenerationLogits). */
+  readonly generationLogits: Float32Array[] | null;
 }
 
 /** Beam search of one request: the search state, the sequences holding its beams, rows waiting for the rest. */
@@ -48,6 +50,13 @@ interface BeamRun {
   seqs: Sequence[];
   /** Processed logits rows of beams whose step ran, until every beam has one. */
   readonly pending: Map<Sequence, Float32Array>;
+  /** Their raw rows (returnGenerationLogits). */
+  readonly pendingRaw: Map<Sequence, Float32Array>;
+  /**
+   * returnGenerationLogits: the raw rows behind each live beam and kept hypothesis, keyed by its
+   * tokens (distinct within a search); else null.
+   */
+  generationLogits: Map<string, Float32Array[]> | null;
   readonly options: BeamSearchOptions;
   nextIndex: number;
   /** The best n hypotheses once the search is done. */
@@ -67,6 +76,12 @@ interface RequestState {
   readonly host: boolean;
   /** Logprobs are computed (asked for, or needed to rank bestOf > n). */
   readonly wantLogprobs: boolean;
+  /** returnGenerationLogits: each sampling row's raw logits are kept. */
+  readonly wantGenerationLogits: boolean;
+  /** promptLogprobs: per prompt position (the first null), filled as their rows come back. */
+  readonly promptLogprobs: (TokenLogprobs | null)[] | null;
+  /** returnContextLogits: the raw logits row of each prompt position, filled as they come back. */
+  readonly contextLogits: Float32Array[] | null;
   readonly outs: Map<Sequence, SeqOutput>;
   readonly beam: BeamRun | null;
 }
@@ -140,7 +155,8 @@ export class ExecutorLoop {
     const numBlocks = numBlocksFor(config.kvCacheConfig, geom, available, maxSeqLen);
     this.#kvCache = session.createKvCache(numBlocks);
     this.kv = new KvCacheManager({ numBlocks, tokensPerBlock: bs, enableBlockReuse: config.kvCacheConfig.enableBlockReuse });
-    this.#scheduler = new Scheduler(this.kv, { maxBatchSize, maxNumTokens, enableChunkedPrefill: config.enableChunkedPrefill });
+    // Logits rows per step: sampling rows, plus prompt rows (up to maxNumTokens with gatherContextLogits).
+    this.#scheduler = new Scheduler(this.kv, { maxBatchSize, maxNumTokens, enableChunkedPrefill: config.enableChunkedPrefill, maxNumRows: plan.maxSeqs });
     this.#maxBlocksPerSeq = Math.ceil(maxSeqLen / bs);
     this.limits = {
       maxInputLen: build.maxInputLen ?? Math.min(1024, maxSeqLen),
@@ -233,8 +249,15 @@ export class ExecutorLoop {
     if (Math.ceil((len + 1) / tokensPerBlock) > numKvBlocks) {
       throw new ValidationError(`GenerationRequest.promptTokenIds: prompt of ${len} tokens needs more than the KV cache's ${numKvBlocks} blocks of ${tokensPerBlock} tokens`, "promptTokenIds", len);
     }
-    const unsupported = p.promptLogprobs !== undefined ? "promptLogprobs" : p.returnContextLogits ? "returnContextLogits" : p.returnGenerationLogits ? "returnGenerationLogits" : null;
-    if (unsupported) throw new ValidationError(`SamplingParams.${unsupported}: not supported by the executor yet`, unsupported, true);
+    const promptLogitsField = p.promptLogprobs !== undefined ? "promptLogprobs" : p.returnContextLogits ? "returnContextLogits" : null;
+    if (promptLogitsField && !this.#session.engine.config.build.gatherContextLogits) {
+      throw new ValidationError(
+        `SamplingParams.${promptLogitsField}: needs logits of every prompt position, but the engine was built without gatherContextLogits; ` +
+          "build it with BuildConfig.gatherContextLogits: true (LLM.create({ gatherContextLogits: true }))",
+        promptLogitsField,
+        p[promptLogitsField],
+      );
+    }
     const fanout = p.useBeamSearch ? p.beamWidth : p.bestOf;
     const fanoutField = p.useBeamSearch ? "beamWidth" : "bestOf";
     if (fanout > maxBatchSize) throw new ValidationError(`SamplingParams.${fanoutField}: ${fanout} sequences exceed maxBatchSize ${maxBatchSize}`, fanoutField, fanout);
@@ -244,12 +267,25 @@ export class ExecutorLoop {
     const eosIds = p.endId !== undefined ? (p.endId >= 0 ? [p.endId] : []) : this.#defaultEosIds;
     const priority = request.priority ?? 0;
     if (!Number.isFinite(priority)) throw new ValidationError(`GenerationRequest.priority: expected a finite number, got ${priority}`, "priority", priority);
-    const group = new SequenceGroup(id, ids, { fanout, priority, arrival: this.#arrival++, isBeamSearch: p.useBeamSearch });
+    const group = new SequenceGroup(id, ids, { fanout, priority, arrival: this.#arrival++, isBeamSearch: p.useBeamSearch, wantsPromptLogits: promptLogitsField !== null });
+    if (promptLogitsField && !this.#config.enableChunkedPrefill) {
+      const [from, to] = group.promptRowRange(group.seqs[0], 0, len);
+      const rows = to - from + group.rowsFor(group.seqs[0]);
+      if (rows > this.#scheduler.maxNumRows) {
+        throw new ValidationError(
+          `SamplingParams.${promptLogitsField}: a prompt of ${len} tokens needs ${rows} logits rows in one step, above the engine's ${this.#scheduler.maxNumRows}, and chunked prefill is off`,
+          promptLogitsField,
+          len,
+        );
+      }
+    }
     const beam: BeamRun | null = p.useBeamSearch
       ? {
         state: initialBeamState(),
         seqs: [group.seqs[0]],
         pending: new Map(),
+        pendingRaw: new Map(),
+        generationLogits: p.returnGenerationLogits ? new Map<string, Float32Array[]>([["", []]]) : null,
         options: {
           beamWidth: p.beamWidth,
           maxTokens: Math.min(p.maxTokens, maxSeqLen - len),
@@ -272,6 +308,9 @@ export class ExecutorLoop {
       badWordIds,
       host: needsHostProcessing(p),
       wantLogprobs: p.logprobs !== undefined || p.bestOf > p.n,
+      wantGenerationLogits: p.returnGenerationLogits,
+      promptLogprobs: p.promptLogprobs !== undefined ? [null] : null,
+      contextLogits: p.returnContextLogits ? [] : null,
       outs: new Map(),
       beam,
     };
@@ -284,7 +323,15 @@ export class ExecutorLoop {
       const detok = p.detokenize && this.#tokenizer
         ? this.#tokenizer.createDetokenizer({ promptIds: st.promptIds, skipSpecialTokens: p.skipSpecialTokens, spacesBetweenSpecialTokens: p.spacesBetweenSpecialTokens })
         : null;
-      o = { detok, checker: new StopChecker(p, st.eosIds), text: "", sentText: 0, sentTokens: 0, logprobs: p.logprobs !== undefined ? [] : null };
+      o = {
+        detok,
+        checker: new StopChecker(p, st.eosIds),
+        text: "",
+        sentText: 0,
+        sentTokens: 0,
+        logprobs: p.logprobs !== undefined ? [] : null,
+        generationLogits: st.wantGenerationLogits ? [] : null,
+      };
       st.outs.set(seq, o);
     }
     return o;
@@ -341,7 +388,11 @@ export class ExecutorLoop {
     }
     for (const f of plan.failed) this.#failInto(failures, f.group.requestId, new ValidationError(f.reason, "kvCacheConfig"));
     // A preempted beam search recomputes every beam, each giving its row again.
-    for (const g of plan.preempted) this.#states.get(g.requestId)?.beam?.pending.clear();
+    for (const g of plan.preempted) {
+      const b = this.#states.get(g.requestId)?.beam;
+      b?.pending.clear();
+      b?.pendingRaw.clear();
+    }
     if (plan.chunks.length > 0) {
       try {
         this.#runPlan(plan, outputs, failures);
@@ -373,25 +424,33 @@ export class ExecutorLoop {
 
   #runPlan(plan: SchedulerOutput, outputs: RequestOutput[], failures: RequestFailure[]): void {
     const V = this.limits.vocabSize;
-    const { inputs, rows } = prepareStepInputs(plan.chunks, this.#maxBlocksPerSeq);
+    const { inputs, rows, promptRows } = prepareStepInputs(plan.chunks, this.#maxBlocksPerSeq);
     const stateOf = (seq: Sequence): RequestState => this.#states.get(seq.requestId)!;
-    const sampling = prepareSamplingInputs(rows, (seq) => stateOf(seq).params);
+    // Prompt rows come after the sampling rows and are sampled greedily, their draws ignored.
+    const sampling = prepareSamplingInputs(rows, (seq) => stateOf(seq).params, promptRows.length);
     const R = rows.length;
-    const wantLogits = rows.some((r) => {
+    const numRows = R + promptRows.length;
+    const wantLogits = promptRows.length > 0 || rows.some((r) => {
       const st = stateOf(r.seq);
-      return st.host || st.wantLogprobs || st.beam !== null;
+      return st.host || st.wantLogprobs || st.beam !== null || st.wantGenerationLogits || isPromptLastRow(r.seq);
     });
-    const out = { sampledIds: new Int32Array(R), logits: wantLogits ? new Float32Array(R * V) : undefined };
+    const out = { sampledIds: new Int32Array(numRows), logits: wantLogits ? new Float32Array(numRows * V) : undefined };
     copyKvBlocks(this.#kvCache, plan.blockCopies);
     this.#session.run({ ...inputs, sampling }, out, this.#kvCache);
     this.#scheduler.markComputed(plan);
+    // Prompt logits first: the sampling rows are processed in place below.
+    if (out.logits) this.#takePromptRows(rows, promptRows, out.logits, failures);
 
     // Rows of one sequence group are adjacent; handle them group by group so one failure stays local.
     const touched: RequestState[] = [];
     for (let r = 0; r < R;) {
-      const st = stateOf(rows[r].seq);
+      const st = this.#states.get(rows[r].seq.requestId);
       let end = r + 1;
-      while (end < R && rows[end].seq.group === st.group) end++;
+      while (end < R && rows[end].seq.group === rows[r].seq.group) end++;
+      if (!st) { // failed above
+        r = end;
+        continue;
+      }
       try {
         this.#applyRows(st, rows, r, end, out.sampledIds, out.logits, sampling);
         touched.push(st);
@@ -412,6 +471,38 @@ export class ExecutorLoop {
     }
   }
 
+  /**
+   * Keeps the raw logits of prompt positions: the prompt rows (logits row R + i for promptRows[i])
+   * and, for the prompt's last position, the first sampling row of the prompt's sequence.
+   */
+  #takePromptRows(rows: readonly StepRow[], promptRows: readonly PromptRow[], logits: Float32Array, failures: RequestFailure[]): void {
+    const V = this.limits.vocabSize;
+    const take = (seq: Sequence, position: number, row: number): void => {
+      const st = this.#states.get(seq.requestId);
+      if (!st) return;
+      try {
+        this.#takePromptRow(st, position, logits.subarray(row * V, (row + 1) * V));
+      } catch (e) {
+        this.#failInto(failures, st.id, toError(e));
+      }
+    };
+    promptRows.forEach((pr, i) => take(pr.seq, pr.position, rows.length + i));
+    rows.forEach((r, i) => {
+      if (isPromptLastRow(r.seq)) take(r.seq, r.seq.numPromptTokens - 1, i);
+    });
+  }
+
+  #takePromptRow(st: RequestState, position: number, row: Float32Array): void {
+    const g = st.group;
+    if (position !== g.promptLogitsFrom) throw new Error(`prompt logits of position ${position} came back while ${g.promptLogitsFrom} was expected (a bug)`);
+    if (st.contextLogits) st.contextLogits[position] = row.slice();
+    const k = st.params.promptLogprobs;
+    if (st.promptLogprobs && k !== undefined && position + 1 < g.numPromptTokens) {
+      st.promptLogprobs[position + 1] = tokenLogprobs(row, st.promptIds[position + 1], k);
+    }
+    g.promptLogitsFrom = position + 1;
+  }
+
   #applyRows(
     st: RequestState, rows: readonly StepRow[], from: number, to: number,
     sampledIds: Int32Array, logits: Float32Array | undefined, sampling: ReturnType<typeof prepareSamplingInputs>,
@@ -424,9 +515,11 @@ export class ExecutorLoop {
     const p = st.params;
     const tokens: number[] = [];
     const lps: (TokenLogprobs | null)[] = [];
+    const raws: (Float32Array | null)[] = [];
     for (let r = from; r < to; r++) {
       let token = sampledIds[r];
       let lp: TokenLogprobs | null = null;
+      raws.push(logits && st.wantGenerationLogits ? logits.slice(r * V, (r + 1) * V) : null);
       if (logits && (st.host || st.wantLogprobs)) {
         const row = logits.subarray(r * V, (r + 1) * V);
         if (st.host) {
@@ -441,7 +534,7 @@ export class ExecutorLoop {
     }
     const first = rows[from].seq;
     const targets = first.group.isForked ? rows.slice(from, to).map((r) => r.seq) : this.#scheduler.fork(first.group);
-    targets.forEach((seq, i) => this.#appendToken(st, seq, tokens[i], lps[i]));
+    targets.forEach((seq, i) => this.#appendToken(st, seq, tokens[i], lps[i], raws[i]));
   }
 
   /**
@@ -455,6 +548,7 @@ export class ExecutorLoop {
     for (let r = from; r < to; r++) {
       const seq = rows[r].seq;
       const row = logits.slice(r * V, (r + 1) * V);
+      if (b.generationLogits) b.pendingRaw.set(seq, row.slice());
       if (st.host) {
         processLogits(row, p, { promptIds: st.promptIds, outputIds: seq.outputIds, requestId: st.id, seqIndex: b.seqs.indexOf(seq) }, st.eosIds, st.badWordIds);
       }
@@ -462,7 +556,9 @@ export class ExecutorLoop {
     }
     if (b.seqs.some((s) => !b.pending.has(s))) return;
     const next = beamSearchStep(b.state, b.seqs.map((s) => b.pending.get(s)!), b.options);
+    if (b.generationLogits) b.generationLogits = nextBeamLogits(b.generationLogits, b.state, next, b.seqs.map((s) => b.pendingRaw.get(s)!));
     b.pending.clear();
+    b.pendingRaw.clear();
     // Fork first (a child copies its parent's tokens before any is appended), then append.
     const continued = new Set<number>();
     const targets = next.beams.map((beam) => {
@@ -504,6 +600,7 @@ export class ExecutorLoop {
         tokenIdsDiff: p.excludeInputFromOutput ? [...h.tokens] : [...st.promptIds, ...h.tokens],
         cumulativeLogprob: h.sumLogprob,
         logprobs: p.logprobs !== undefined ? h.logprobs.map((logprob) => ({ logprob, top: [] })) : null,
+        generationLogits: b.generationLogits ? [...(b.generationLogits.get(h.tokens.join(",")) ?? [])] : null,
       };
     });
   }
@@ -515,10 +612,11 @@ export class ExecutorLoop {
     return d.push(ids) + d.flush();
   }
 
-  #appendToken(st: RequestState, seq: Sequence, token: number, lp: TokenLogprobs | null): void {
+  #appendToken(st: RequestState, seq: Sequence, token: number, lp: TokenLogprobs | null, raw: Float32Array | null): void {
     const o = this.#outFor(st, seq);
     const n = seq.numOutputTokens + 1;
     seq.tokenIds.push(token);
+    if (raw) o.generationLogits?.push(raw);
     if (lp) {
       seq.cumulativeLogprob += lp.logprob;
       o.logprobs?.push(lp);
@@ -554,7 +652,7 @@ export class ExecutorLoop {
   /** The request's output now; advances the stream offsets (diffs are relative to the last snapshot). */
   #snapshot(st: RequestState, final: boolean): RequestOutput {
     const p = st.params;
-    if (st.beam) return { requestId: st.id, prompt: st.request.prompt ?? null, promptTokenIds: st.promptIds, outputs: this.#beamOutputs(st, st.beam), finished: final };
+    if (st.beam) return this.#requestOutput(st, this.#beamOutputs(st, st.beam), final);
     let seqs = [...st.group.seqs].sort((a, b) => a.seqIndex - b.seqIndex);
     if (final && p.bestOf > p.n) seqs = seqs.sort((a, b) => b.cumulativeLogprob - a.cumulativeLogprob).slice(0, p.n);
     const outputs: CompletionOutput[] = seqs.map((seq, i) => {
@@ -572,11 +670,57 @@ export class ExecutorLoop {
         tokenIdsDiff: ids.slice(o.sentTokens),
         cumulativeLogprob: st.wantLogprobs ? seq.cumulativeLogprob : null,
         logprobs: o.logprobs ? [...o.logprobs] : null,
+        generationLogits: final && o.generationLogits ? [...o.generationLogits] : null,
       };
       o.sentText = upTo;
       o.sentTokens = ids.length;
       return c;
     });
-    return { requestId: st.id, prompt: st.request.prompt ?? null, promptTokenIds: st.promptIds, outputs, finished: final };
+    return this.#requestOutput(st, outputs, final);
   }
+
+  /** The request-level output; prompt logprobs and context logits ride on the final one, once complete. */
+  #requestOutput(st: RequestState, outputs: CompletionOutput[], final: boolean): RequestOutput {
+    const complete = final && st.group.promptLogitsFrom >= st.group.numPromptTokens;
+    return {
+      requestId: st.id,
+      prompt: st.request.prompt ?? null,
+      promptTokenIds: st.promptIds,
+      outputs,
+      finished: final,
+      promptLogprobs: complete && st.promptLogprobs ? [...st.promptLogprobs] : null,
+      contextLogits: complete && st.contextLogits ? [...st.contextLogits] : null,
+    };
+  }
+}
+
+/** A sampling row of the prompt's sequence that still owes the prompt's last position its logits. */
+function isPromptLastRow(seq: Sequence): boolean {
+  return seq.numOutputTokens === 0 && seq.group.promptLogitsFrom === seq.numPromptTokens - 1;
+}
+
+/**
+ * Raw logits rows behind each beam and hypothesis of `next`: a new one extends its parent beam
+ * (its tokens minus the last) of `prev` by that parent's row of this step; a hypothesis kept from
+ * before keeps its rows.
+ */
+function nextBeamLogits(
+  rowsOf: ReadonlyMap<string, Float32Array[]>, prev: BeamSearchState, next: BeamSearchState, stepRows: readonly Float32Array[],
+): Map<string, Float32Array[]> {
+  const parentIndex = new Map(prev.beams.map((b, i) => [b.tokens.join(","), i]));
+  const out = new Map<string, Float32Array[]>();
+  for (const { tokens } of [...next.beams, ...next.finished]) {
+    const key = tokens.join(",");
+    if (out.has(key)) continue;
+    const kept = rowsOf.get(key); // a hypothesis finished at an earlier step (live beams never end on an end id)
+    if (kept) {
+      out.set(key, kept);
+      continue;
+    }
+    const parentKey = tokens.slice(0, -1).join(",");
+    const i = parentIndex.get(parentKey);
+    if (i === undefined) throw new Error(`beam search: no parent beam for hypothesis [${key}] (a bug)`);
+    out.set(key, [...(rowsOf.get(parentKey) ?? []), stepRows[i]]);
+  }
+  return out;
 }

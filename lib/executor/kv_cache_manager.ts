@@ -36,8 +36,9 @@ export type BlockCopy = readonly [src: number, dst: number];
  *
  * - `allocate(seq, n)` makes room for `n` more tokens after `seq`'s computed ones: on an empty
  *   table it first takes the longest cached prefix (whole blocks, never the last token, which must
- *   be computed to give logits) and counts it as computed, then fresh blocks; a shared partially
- *   filled block the sequence will write into is copied first (copy-on-write).
+ *   be computed to give logits, nor prompt positions whose logits are wanted) and counts it as
+ *   computed, then fresh blocks; a shared partially filled block the sequence will write into is
+ *   copied first (copy-on-write).
  * - `fork(parent, child)` shares every block of `parent` with `child` (reference counts).
  * - `commitFullBlocks(seq)` publishes `seq`'s computed full blocks for reuse.
  * - `free(seq)` drops `seq`'s references; a block whose count reaches 0 returns to the pool, and a
@@ -191,10 +192,13 @@ export class KvCacheManager {
     this.#blockHash.fill("");
   }
 
-  /** Cached blocks holding `seq`'s leading full blocks, never covering its last token. */
+  /**
+   * Cached blocks holding `seq`'s leading full blocks, never covering its last token nor a prompt
+   * position whose logits are still wanted (`group.promptLogitsFrom`).
+   */
   #matchPrefix(seq: Sequence): number[] {
     if (!this.enableBlockReuse) return [];
-    const maxBlocks = Math.floor((seq.numTokens - 1) / this.tokensPerBlock);
+    const maxBlocks = Math.floor(Math.min(seq.numTokens - 1, seq.group.promptLogitsFrom) / this.tokensPerBlock);
     const hits: number[] = [];
     for (let i = 0; i < maxBlocks; i++) {
       const b = this.#hashToBlock.get(this.#hashOf(seq, i));

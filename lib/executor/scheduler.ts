@@ -12,15 +12,25 @@ export interface SchedulerConfig {
   readonly maxNumTokens: number;
   /** Split a prompt over several steps when it does not fit the token budget. @default true */
   readonly enableChunkedPrefill?: boolean;
+  /**
+   * Most logits rows in one step (the engine's logits capacity): sampling rows plus the prompt
+   * rows of requests wanting prompt logits. @default Infinity
+   */
+  readonly maxNumRows?: number;
 }
 
-/** Tokens [start, start + numTokens) of `seq` run this step; `numRows` logits rows come back for its last token. */
+/**
+ * Tokens [start, start + numTokens) of `seq` run this step; `numRows` logits rows come back for its
+ * last token, and one more for each prompt position in `promptRows` (prompt logits wanted).
+ */
 export interface ScheduledChunk {
   readonly seq: Sequence;
   readonly start: number;
   readonly numTokens: number;
   /** 0 (mid-prompt), 1, or the group's fanout when the prompt completes before the fork. */
   readonly numRows: number;
+  /** Prompt positions [from, to) that get a logits row of their own (from === to: none). */
+  readonly promptRows: readonly [from: number, to: number];
 }
 
 /** One step's plan. */
@@ -62,12 +72,14 @@ export class Scheduler {
   readonly maxBatchSize: number;
   readonly maxNumTokens: number;
   readonly enableChunkedPrefill: boolean;
+  readonly maxNumRows: number;
 
   constructor(readonly kv: KvCacheManager, config: SchedulerConfig) {
     // Every decoding sequence must fit one step's token budget.
     this.maxBatchSize = Math.min(config.maxBatchSize, config.maxNumTokens);
     this.maxNumTokens = config.maxNumTokens;
     this.enableChunkedPrefill = config.enableChunkedPrefill ?? true;
+    this.maxNumRows = config.maxNumRows ?? Infinity;
   }
 
   get numWaiting(): number {
@@ -160,6 +172,7 @@ export class Scheduler {
     const preempted: SequenceGroup[] = [];
     const failed: { group: SequenceGroup; reason: string }[] = [];
     let budget = this.maxNumTokens;
+    let rowBudget = this.maxNumRows;
     const scheduled = new Set<SequenceGroup>();
 
     const order = [...this.#running.filter(isDecoding), ...this.#running.filter((g) => !isDecoding(g))];
@@ -170,7 +183,7 @@ export class Scheduler {
       let outcome: "ok" | "preempted" | "failed" = "ok";
       for (const seq of g.liveSeqs) {
         if (seq.numUncomputedTokens === 0) continue; // waits for its group (a beam with its row taken)
-        const n = this.#chunkSize(seq, budget);
+        const n = this.#chunkSize(seq, budget, rowBudget);
         if (n === 0) break;
         let got = this.kv.allocate(seq, n);
         while (got === null) {
@@ -193,8 +206,10 @@ export class Scheduler {
         }
         if (got === null) break;
         myCopies.push(...got);
-        mine.push(chunk(seq, n));
+        const c = chunk(seq, n);
+        mine.push(c);
         budget -= n;
+        rowBudget -= rowsOf(c);
       }
       if (outcome !== "ok" || mine.length === 0) continue;
       scheduled.add(g);
@@ -202,7 +217,7 @@ export class Scheduler {
       copies.push(...myCopies);
     }
 
-    if (preempted.length === 0) this.#admit(chunks, copies, budget, scheduled);
+    if (preempted.length === 0) this.#admit(chunks, copies, budget, rowBudget, scheduled);
 
     if (chunks.length === 0 && failed.length === 0 && this.#running.length === 0 && this.#waiting.length > 0) {
       // Nothing runs and nothing holds blocks: the head can never fit, so fail it instead of spinning.
@@ -218,7 +233,7 @@ export class Scheduler {
     return { chunks, blockCopies: copies, preempted, failed, numPrefillTokens, numDecodeTokens };
   }
 
-  #admit(chunks: ScheduledChunk[], copies: BlockCopy[], budget: number, scheduled: Set<SequenceGroup>): void {
+  #admit(chunks: ScheduledChunk[], copies: BlockCopy[], budget: number, rowBudget: number, scheduled: Set<SequenceGroup>): void {
     let slots = this.#running.reduce((a, g) => a + g.numSlots, 0);
     while (this.#waiting.length > 0 && budget > 0) {
       const g = this.#waiting[0];
@@ -226,13 +241,15 @@ export class Scheduler {
       const mine: ScheduledChunk[] = [];
       for (const seq of g.liveSeqs) {
         if (seq.numUncomputedTokens === 0) continue;
-        const n = this.#chunkSize(seq, budget);
+        const n = this.#chunkSize(seq, budget, rowBudget);
         if (n === 0) break;
         const got = this.kv.allocate(seq, n);
         if (got === null) break;
         copies.push(...got);
-        mine.push(chunk(seq, n));
+        const c = chunk(seq, n);
+        mine.push(c);
         budget -= n;
+        rowBudget -= rowsOf(c);
       }
       if (mine.length === 0) break;
       this.#waiting.shift();
@@ -245,19 +262,20 @@ export class Scheduler {
   }
 
   /**
-   * Tokens of `seq` to run within `budget` (0 = none fit). On an empty block table the cached
-   * prefix is taken first (by the allocate that follows), so the chunk starts after it.
+   * Tokens of `seq` to run within `budget` tokens and `rowBudget` logits rows (0 = none fit). On an
+   * empty block table the cached prefix is taken first (by the allocate that follows), so the
+   * chunk starts after it.
    */
-  #chunkSize(seq: Sequence, budget: number): number {
-    if (seq.blockTable.length === 0 && seq.numComputedTokens === 0) {
-      const cached = this.kv.numCachedPrefixTokens(seq);
-      const need = seq.numTokens - cached;
-      const n = Math.min(need, budget);
-      if (n < need && !this.enableChunkedPrefill) return 0;
-      return n; // allocate() sets numComputedTokens to `cached`; chunk() reads it after
+  #chunkSize(seq: Sequence, budget: number, rowBudget: number): number {
+    // allocate() sets numComputedTokens to the cached prefix; chunk() reads it after.
+    const start = seq.blockTable.length === 0 && seq.numComputedTokens === 0 ? this.kv.numCachedPrefixTokens(seq) : seq.numComputedTokens;
+    const need = seq.numTokens - start;
+    let n = Math.min(need, budget);
+    if (rowsOf(chunkAt(seq, start, n)) > rowBudget) {
+      // Short of the end no sampling row comes back: one row per prompt position past `promptLogitsFrom`.
+      const noRows = Math.max(start, seq.group.promptLogitsFrom) - start;
+      n = Math.min(n === need ? n - 1 : n, noRows + rowBudget);
     }
-    const need = seq.numUncomputedTokens;
-    const n = Math.min(need, budget);
     return n < need && !this.enableChunkedPrefill ? 0 : Math.max(n, 0);
   }
 
@@ -298,8 +316,17 @@ export class Scheduler {
 }
 
 function chunk(seq: Sequence, n: number): ScheduledChunk {
-  const start = seq.numComputedTokens;
-  return { seq, start, numTokens: n, numRows: start + n === seq.numTokens ? seq.group.rowsFor(seq) : 0 };
+  return chunkAt(seq, seq.numComputedTokens, n);
+}
+
+function chunkAt(seq: Sequence, start: number, n: number): ScheduledChunk {
+  const numRows = start + n === seq.numTokens ? seq.group.rowsFor(seq) : 0;
+  return { seq, start, numTokens: n, numRows, promptRows: seq.group.promptRowRange(seq, start, n) };
+}
+
+/** Logits rows a chunk asks for. */
+export function rowsOf(c: ScheduledChunk): number {
+  return c.numRows + c.promptRows[1] - c.promptRows[0];
 }
 
 function isDecoding(g: SequenceGroup): boolean {

@@ -73,6 +73,11 @@ export interface SequenceGroupOptions {
    * @default false
    */
   readonly isBeamSearch?: boolean;
+  /**
+   * Prompt logits (context logits / prompt logprobs) are wanted: every prompt position gets a
+   * logits row, so none may come from the prefix cache. @default false
+   */
+  readonly wantsPromptLogits?: boolean;
   /** Arrival order (ties of priority). */
   readonly arrival: number;
 }
@@ -98,6 +103,12 @@ export class SequenceGroup {
   isForked: boolean;
   /** Times this group was preempted (its KV dropped, to be recomputed). */
   numPreemptions = 0;
+  /**
+   * First prompt position whose logits row is still wanted (numPromptTokens: none). Prompt
+   * positions from here must be computed (no prefix-cache hit may cover them); the executor
+   * advances it as their rows come back.
+   */
+  promptLogitsFrom: number;
 
   constructor(readonly requestId: number, promptIds: readonly number[], options: SequenceGroupOptions) {
     this.numPromptTokens = promptIds.length;
@@ -106,6 +117,7 @@ export class SequenceGroup {
     this.arrival = options.arrival;
     this.isBeamSearch = options.isBeamSearch ?? false;
     this.isForked = this.fanout === 1 || this.isBeamSearch;
+    this.promptLogitsFrom = options.wantsPromptLogits ? 0 : this.numPromptTokens;
     this.seqs = [new Sequence(this, 0, promptIds)];
   }
 
@@ -126,6 +138,19 @@ export class SequenceGroup {
   rowsFor(seq: Sequence): number {
     return this.isForked ? 1 : seq === this.seqs[0] ? this.fanout : 1;
   }
+  /**
+   * Prompt positions `[from, to)` of the chunk `[start, start + numTokens)` of `seq` that need a
+   * logits row of their own. The prompt's last position, when the chunk ends there and samples,
+   * is read from its sampling row instead, so it is left out.
+   */
+  promptRowRange(seq: Sequence, start: number, numTokens: number): [from: number, to: number] {
+    const L = this.numPromptTokens;
+    const from = Math.max(start, this.promptLogitsFrom);
+    const end = start + numTokens;
+    const to = end === seq.numTokens && end === L ? L - 1 : Math.min(end, L);
+    return [from, Math.max(from, to)];
+  }
+
   /** Removes a sequence (a pruned beam); its blocks must be freed first. */
   removeSeq(seq: Sequence): void {
     const i = this.seqs.indexOf(seq);

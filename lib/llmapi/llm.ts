@@ -29,6 +29,12 @@ export const LlmOptionsSchema = z.strictObject({
   dtype: z.enum(["auto", "float32", "float16", "bfloat16"]).default("auto"),
   /** Build options for an implicit build. */
   buildConfig: BuildConfigSchema.partial().optional(),
+  /**
+   * Build the engine with `BuildConfig.gatherContextLogits` (logits capacity for every packed
+   * token), which requests asking for `promptLogprobs` or `returnContextLogits` need. An engine
+   * directory given as `model` must have been built with it. @default false
+   */
+  gatherContextLogits: z.boolean().default(false),
   /** Keep built engines on disk (LLMRT_CACHE_DIR). @default true */
   cacheEngine: z.boolean().default(true),
   /** Load no tokenizer: prompts must be token ids and no text is produced. @default false */
@@ -249,8 +255,20 @@ export class LLM {
 
 /** Opens an engine directory, or the cached engine of an HF checkpoint, or builds (and caches) it. */
 function openOrBuild(o: z.output<typeof LlmOptionsSchema>, backend: "cpu" | "cuda"): { engine: Engine; engineDir: string | null } {
-  if (Engine.isEngineDir(o.model)) return { engine: Engine.fromDir(o.model), engineDir: o.model };
+  if (Engine.isEngineDir(o.model)) {
+    const engine = Engine.fromDir(o.model);
+    if (o.gatherContextLogits && !engine.config.build.gatherContextLogits) {
+      engine.dispose();
+      throw new ValidationError(
+        `LLM.create options.gatherContextLogits: the engine in ${JSON.stringify(o.model)} was built without gatherContextLogits; rebuild it with BuildConfig.gatherContextLogits: true`,
+        "gatherContextLogits",
+        true,
+      );
+    }
+    return { engine, engineDir: o.model };
+  }
   const bc: BuildConfigInput = { ...(o.buildConfig ?? {}), backend };
+  if (o.gatherContextLogits) bc.gatherContextLogits = true;
   const cacheDir = o.cacheEngine ? engineCacheDir(o.model, bc, o.dtype) : null;
   if (cacheDir && Engine.isEngineDir(cacheDir)) return { engine: Engine.fromDir(cacheDir), engineDir: cacheDir };
   const model = AutoModelForCausalLM.fromHuggingFace(o.model, { dtype: o.dtype });

@@ -25,6 +25,12 @@ export interface CompletionOutput {
   readonly cumulativeLogprob?: number | null;
   /** Per generated token: its logprob and the top-k alternatives (when `logprobs` was asked for). */
   readonly logprobs?: readonly TokenLogprobs[] | null;
+  /**
+   * With `returnGenerationLogits`: per generated token, the logits row `[vocab]` it was chosen from
+   * — the model's raw output, before logits processors, penalties, biases and temperature. Set on
+   * the final output only (null on intermediate streamed outputs).
+   */
+  readonly generationLogits?: readonly Float32Array[] | null;
 }
 
 /**
@@ -37,4 +43,17 @@ export interface RequestOutput {
   readonly promptTokenIds: readonly number[];
   readonly outputs: readonly CompletionOutput[];
   readonly finished: boolean;
+  /**
+   * With `promptLogprobs: k` (vLLM): per prompt token, its logprob given the tokens before it and
+   * the k most likely alternatives there; the first entry is null (nothing precedes it). From the
+   * raw logits (no processors). Set on the final output only (null if the request was aborted
+   * before its whole prompt was computed).
+   */
+  readonly promptLogprobs?: readonly (TokenLogprobs | null)[] | null;
+  /**
+   * With `returnContextLogits` (TensorRT-LLM): the raw logits row `[vocab]` of every prompt
+   * position, `promptTokenIds.length` rows; row i predicts prompt token i + 1 and the last row the
+   * first generated token. Set on the final output only (null as for `promptLogprobs`).
+   */
+  readonly contextLogits?: readonly Float32Array[] | null;
 }

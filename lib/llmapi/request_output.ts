@@ -5,7 +5,7 @@
  * `result()`, and abortable with `abort()` or an AbortSignal.
  */
 import type { GenerationResult } from "../executor/result.ts";
-import type { CompletionOutput, RequestOutput as RequestOutputData } from "./outputs.ts";
+import type { CompletionOutput, RequestOutput as RequestOutputData, TokenLogprobs } from "./outputs.ts";
 
 export type { RequestOutputData };
 
@@ -55,6 +55,14 @@ export class RequestOutput implements AsyncIterable<RequestOutputData>, RequestO
   /** True once the request is finished or aborted (a failed request rejects `result()` instead). */
   get finished(): boolean {
     return this.#result.latest.finished;
+  }
+  /** Prompt logprobs (first entry null), once finished with `promptLogprobs` asked for; else null. */
+  get promptLogprobs(): readonly (TokenLogprobs | null)[] | null {
+    return this.#result.latest.promptLogprobs ?? null;
+  }
+  /** Logits rows of the prompt positions, once finished with `returnContextLogits`; else null. */
+  get contextLogits(): readonly Float32Array[] | null {
+    return this.#result.latest.contextLogits ?? null;
   }
   /** The failure of a failed request, else null. */
   get error(): Error | null {

@@ -93,11 +93,17 @@ export const SamplingParamsSchema = z.strictObject({
   badTokenIds: z.array(tokenId).default([]),
   /** Per-token logprobs of the top-k alternatives (0 = only the chosen token's); unset = none. */
   logprobs: nonNegInt.optional(),
-  /** Logprobs of the prompt tokens, with top-k alternatives; unset = none. */
+  /**
+   * Logprobs of the prompt tokens (each given the ones before it), with top-k alternatives, in
+   * `RequestOutput.promptLogprobs`; unset = none. Needs an engine built with gatherContextLogits.
+   */
   promptLogprobs: nonNegInt.optional(),
-  /** Return the prompt positions' logits. @default false */
+  /**
+   * Return the prompt positions' raw logits in `RequestOutput.contextLogits`. Needs an engine built
+   * with gatherContextLogits. @default false
+   */
   returnContextLogits: z.boolean().default(false),
-  /** Return each generated position's logits. @default false */
+  /** Return each generated token's raw logits row in `CompletionOutput.generationLogits`. @default false */
   returnGenerationLogits: z.boolean().default(false),
   /** Output token ids exclude the prompt. @default true */
   excludeInputFromOutput: z.boolean().default(true),
