@@ -1,0 +1,99 @@
+// Helpers shared by every llmrt kernel file. Self-contained: no CUDA headers, so NVRTC needs only
+// `--include-path=<this folder>` (plus `-std=c++17 --gpu-architecture=sm_XX`).
+//
+// bf16 is carried as raw 16-bit storage (`bf16_t`, bit-identical to __nv_bfloat16): a kernel
+// parameter `const bf16_t*` is an ordinary device pointer (u64) on the launch side.
+#pragma once
+
+typedef unsigned short bf16_t;   // bfloat16 bits
+typedef unsigned int u32;
+typedef unsigned long long u64;
+
+#define LLMRT_INF (__int_as_float(0x7f800000))
+#define LLMRT_LOG2E 1.4426950408889634f
+
+__device__ __forceinline__ float toF(float x) { return x; }
+__device__ __forceinline__ float toF(bf16_t x) { return __uint_as_float(((u32)x) << 16); }
+
+template <typename T> __device__ __forceinline__ T fromF(float f);
+template <> __device__ __forceinline__ float fromF<float>(float f) { return f; }
+/** float -> bf16, round to nearest even (as __float2bfloat16_rn); NaN stays NaN. */
+template <> __device__ __forceinline__ bf16_t fromF<bf16_t>(float f) {
+  u32 u = __float_as_uint(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (bf16_t)0x7fc0u;
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return (bf16_t)(u >> 16);
+}
+
+/** Elements of T in one 16-byte vector. */
+template <typename T> struct Vec16 { static constexpr int N = 16 / (int)sizeof(T); };
+
+__device__ __forceinline__ void load16(const float* p, float (&f)[4]) {
+  float4 v = *reinterpret_cast<const float4*>(p);
+  f[0] = v.x; f[1] = v.y; f[2] = v.z; f[3] = v.w;
+}
+__device__ __forceinline__ void load16(const bf16_t* p, float (&f)[8]) {
+  uint4 v = *reinterpret_cast<const uint4*>(p);
+  const u32 w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    f[2 * i] = __uint_as_float(w[i] << 16);
+    f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+  }
+}
+__device__ __forceinline__ void store16(float* p, const float (&f)[4]) {
+  float4 v;
+  v.x = f[0]; v.y = f[1]; v.z = f[2]; v.w = f[3];
+  *reinterpret_cast<float4*>(p) = v;
+}
+__device__ __forceinline__ void store16(bf16_t* p, const float (&f)[8]) {
+  u32 w[4];
+#pragma unroll
+  for (int i = 0; i < 4; i++) w[i] = (u32)fromF<bf16_t>(f[2 * i]) | ((u32)fromF<bf16_t>(f[2 * i + 1]) << 16);
+  uint4 v;
+  v.x = w[0]; v.y = w[1]; v.z = w[2]; v.w = w[3];
+  *reinterpret_cast<uint4*>(p) = v;
+}
+
+__device__ __forceinline__ bool aligned16(const void* p) { return (((u64)p) & 15ull) == 0; }
+
+__device__ __forceinline__ float warpSum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float warpMax(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+/** Sum over the block (blockDim.x a multiple of 32, <= 1024); every thread gets the total. `sh`: 32 floats of shared memory. */
+__device__ __forceinline__ float blockSum(float v, float* sh) {
+  v = warpSum(v);
+  const int w = threadIdx.x >> 5, l = threadIdx.x & 31, nw = blockDim.x >> 5;
+  __syncthreads();  // a previous call may still be reading sh
+  if (l == 0) sh[w] = v;
+  __syncthreads();
+  v = l < nw ? sh[l] : 0.f;
+  return warpSum(v);
+}
+
+/** The sequence holding packed token t: the largest s with seqStarts[s] <= t (empty sequences skipped). */
+__device__ __forceinline__ int seqOfToken(const int* seqStarts, int numSeqs, int t) {
+  int lo = 0, hi = numSeqs;  // seqStarts[lo] <= t < seqStarts[hi]
+  while (hi - lo > 1) {
+    const int mid = (lo + hi) >> 1;
+    if (seqStarts[mid] <= t) lo = mid; else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * Element offset of (position pos, kv head 0) of K (which = 0) or V (which = 1) in one layer's paged
+ * cache [numBlocks, 2, tokensPerBlock, numKvHeads, headDim]; add kvHead * headDim.
+ */
+__device__ __forceinline__ long long kvCacheOffset(const int* blockTable, int pos, int which, int tokensPerBlock, int rowWidth) {
+  const long long blk = blockTable[pos / tokensPerBlock];
+  return ((blk * 2 + which) * tokensPerBlock + (pos % tokensPerBlock)) * (long long)rowWidth;
+}
