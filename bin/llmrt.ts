@@ -4,15 +4,16 @@
  *
  *   bun bin/llmrt.ts generate ["prompt"] [--model DIR] [--max-tokens N] [--temperature T]
  *                             [--top-k K] [--top-p P] [--seed S] [--backend auto|cpu|cuda]
- *   bun bin/llmrt.ts build --model DIR --out ENGINE_DIR [--max-batch-size N] [--max-num-tokens N]
+ *   bun bin/llmrt.ts build --model DIR --out ENGINE_DIR [--max-batch-size N] [--max-num-tokens N] [--backend auto|cpu|cuda]
  *
+ * `--backend auto` (the default) runs on the GPU when CUDA finds one, else on the CPU.
  * With no --model, `generate` uses the model that ships with llmrt (models/kjv-llama). Sampling
  * defaults to temperature 0.8, top-p 0.95, seed 0 (reproducible); `--temperature 0` is greedy.
  */
 import * as fs from "node:fs";
 import { parseArgs } from "node:util";
 import { build } from "../lib/builder/builder.ts";
-import { LLM } from "../lib/llmapi/llm.ts";
+import { LLM, resolveBackend } from "../lib/llmapi/llm.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 
 const DEFAULT_MODEL = new URL("../models/kjv-llama/", import.meta.url).pathname;
@@ -26,7 +27,7 @@ function defaultModel(): string {
 
 const USAGE = `usage:
   llmrt generate ["prompt"] [--model DIR] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--backend auto|cpu|cuda]
-  llmrt build --model DIR --out ENGINE_DIR [--max-batch-size N] [--max-num-tokens N] [--backend cpu|cuda]`;
+  llmrt build --model DIR --out ENGINE_DIR [--max-batch-size N] [--max-num-tokens N] [--backend auto|cpu|cuda]`;
 
 function num(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
@@ -82,7 +83,7 @@ async function main(argv: string[]): Promise<number> {
     const t0 = performance.now();
     const model = AutoModelForCausalLM.fromHuggingFace(values.model);
     const engine = await build(model, {
-      backend: backend === "cuda" ? "cuda" : "cpu",
+      backend: resolveBackend(backend),
       maxBatchSize: num(values["max-batch-size"], "max-batch-size"),
       maxNumTokens: num(values["max-num-tokens"], "max-num-tokens"),
     });

@@ -33,7 +33,7 @@ test("llmrt generate with no --model uses the embedded kjv-llama model", () => {
   const r = runCli(["generate", "--max-tokens", "24"], { LLMRT_CACHE_DIR: fs.mkdtempSync(path.join(os.tmpdir(), "llmrt-cache-")) });
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^In the beginning/);
-  assert.match(r.stderr, /models\/kjv-llama\/ on cpu: 4 prompt \+ 24 generated tokens .* tokens\/s/);
+  assert.match(r.stderr, /models\/kjv-llama\/ on (cpu|cuda): 4 prompt \+ 24 generated tokens .* tokens\/s/);
 });
 
 test("llmrt reports a bad model directory and a bad option clearly, exit code 1", () => {

@@ -49,8 +49,7 @@ export function buildSync(model: LlamaForCausalLM, buildConfig: BuildConfigInput
   const tensors: EngineTensor[] = [];
   const data = new Map<string, Uint8Array>();
   for (const w of net.weights.values()) {
-    const f32 = readFused(model, w.source, w.shape, w.name);
-    const bytes = convert(f32, dtype);
+    const bytes = readRaw(model, w.source, w.shape, dtype) ?? convert(readFused(model, w.source, w.shape, w.name), dtype);
     tensors.push({ name: w.name, dtype, shape: w.shape, bytes: bytes.byteLength });
     data.set(w.name, bytes);
   }
@@ -63,6 +62,29 @@ export function buildSync(model: LlamaForCausalLM, buildConfig: BuildConfigInput
     numRanks: 1,
   };
   return Engine.fromMemory(config, plan, tensors, data);
+}
+
+const CHECKPOINT_DTYPE: Record<EngineDType, string> = { float32: "F32", bfloat16: "BF16", float16: "F16" };
+
+/**
+ * The fused weight as raw bytes when every source tensor is stored in the engine dtype already
+ * (concatenation along dim 0 of row-major tensors is byte concatenation); null otherwise.
+ */
+function readRaw(model: LlamaForCausalLM, sources: readonly string[], shape: readonly number[], dtype: EngineDType): Uint8Array | null {
+  const w = model.weights;
+  if (!w.readBytes || !sources.every((s) => w.has(s) && w.info(s).dtype === CHECKPOINT_DTYPE[dtype])) return null;
+  const numel = shape.reduce((a, b) => a * b, 1);
+  const parts = sources.map((s) => w.readBytes!(s));
+  const total = parts.reduce((a, p) => a + p.byteLength, 0);
+  if (total !== numel * ELEMENT_BYTES[dtype]) return null; // let readFused report the mismatch
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.byteLength;
+  }
+  return out;
 }
 
 /** Reads checkpoint tensors and concatenates them along dim 0 into the declared shape. */

@@ -151,7 +151,9 @@ export class ExecutorLoop {
       elementBytes: session.kvBytesPerBlock() / (a.numLayers * 2 * bs * a.numKvHeads * a.headDim),
     };
     const bytesPerToken = session.kvBytesPerBlock() / bs;
-    const available = Math.max(Math.min((maxBatchSize + 1) * maxSeqLen * bytesPerToken, CPU_KV_BUDGET_CAP), 2 * maxSeqLen * bytesPerToken);
+    // CUDA: a fraction of the device memory free now; CPU: a full batch at maxSeqLen, capped.
+    const available = session.freeMemoryBytes() ??
+      Math.max(Math.min((maxBatchSize + 1) * maxSeqLen * bytesPerToken, CPU_KV_BUDGET_CAP), 2 * maxSeqLen * bytesPerToken);
     const numBlocks = numBlocksFor(config.kvCacheConfig, geom, available, maxSeqLen);
     this.#kvCache = session.createKvCache(numBlocks);
     this.kv = new KvCacheManager({ numBlocks, tokensPerBlock: bs, enableBlockReuse: config.kvCacheConfig.enableBlockReuse });

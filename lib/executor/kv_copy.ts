@@ -1,7 +1,7 @@
 /**
- * Copy-on-write block copies on a KV cache. The CPU cache is one float32 array per layer,
- * [numBlocks, 2 (k, v), tokensPerBlock, numKvHeads, headDim], so a block is one contiguous run per
- * layer. A device cache needs a device-side copy here (one cudaMemcpyAsync batch per step).
+ * Copy-on-write block copies on a KV cache, whatever its kind: the CPU cache copies within its
+ * per-layer arrays; the CUDA cache enqueues device-to-device copies on its session's stream (ordered
+ * before the step that reads them).
  */
 import type { KvCache } from "../runtime/session.ts";
 import type { BlockCopy } from "./kv_cache_manager.ts";
@@ -9,9 +9,5 @@ import type { BlockCopy } from "./kv_cache_manager.ts";
 /** Copies the KV of each `src` block into its `dst` block, in every layer. */
 export function copyKvBlocks(kv: KvCache, copies: readonly BlockCopy[]): void {
   if (copies.length === 0) return;
-  const g = kv.geometry;
-  const per = 2 * g.tokensPerBlock * g.numKvHeads * g.headDim;
-  for (const layer of kv.layers) {
-    for (const [src, dst] of copies) layer.copyWithin(dst * per, src * per, (src + 1) * per);
-  }
+  kv.copyBlocks(copies);
 }

@@ -8,6 +8,7 @@ import { type GenerationRequest, type IterationStats, KvCacheConfigSchema } from
 import { createExecutor } from "../executor/create.ts";
 import type { GenerationExecutor } from "../executor/executor.ts";
 import { AutoModelForCausalLM } from "../models/llama.ts";
+import { CudaDevice } from "../runtime/cuda_device.ts";
 import { ValidationError } from "../util/errors.ts";
 import { parseWith } from "../util/validate.ts";
 import { engineCacheDir } from "./engine_cache.ts";
@@ -287,7 +288,8 @@ function openOrBuild(o: z.output<typeof LlmOptionsSchema>, backend: "cpu" | "cud
   return { engine, engineDir: cacheDir };
 }
 
-/** "auto" → "cpu" until the CUDA session exists; an explicit "cuda" is a clear error at session creation. */
-function resolveBackend(b: "cpu" | "cuda" | "auto"): "cpu" | "cuda" {
-  return b === "auto" ? "cpu" : b;
+/** "auto" → "cuda" when a usable GPU is here (CudaDevice.probe), else "cpu". */
+export function resolveBackend(b: "cpu" | "cuda" | "auto"): "cpu" | "cuda" {
+  if (b !== "auto") return b;
+  return CudaDevice.probe().ok ? "cuda" : "cpu";
 }

@@ -17,7 +17,9 @@ export interface ModelOptions {
 export interface WeightSource {
   has(name: string): boolean;
   readFloat32(name: string): Float32Array;
-  info(name: string): { readonly shape: readonly number[] };
+  info(name: string): { readonly shape: readonly number[]; readonly dtype?: string };
+  /** Raw little-endian bytes in the tensor's own dtype (lets build() skip a float32 round trip). */
+  readBytes?(name: string): Uint8Array;
   close(): void;
 }
 

@@ -5,7 +5,7 @@ import type { Op } from "../builder/network.ts";
 import type { EnginePlan } from "../builder/plan.ts";
 import { ValidationError } from "../util/errors.ts";
 import { CpuKvCache, type KvCacheGeometry } from "./kv_cache_pool.ts";
-import type { StepInputs, StepOutputs } from "./step_io.ts";
+import { type StepInputs, type StepOutputs, validateStep } from "./step_io.ts";
 
 /**
  * Runs an engine plan with the TypeScript kernels: one float32 arena holds every activation at
@@ -53,7 +53,8 @@ export class CpuSession {
     const T = inp.tokenIds.length;
     const S = inp.seqStarts.length - 1;
     const R = inp.logitRows.length;
-    this.#validate(inp, kv, T, S, R);
+    if (!(kv instanceof CpuKvCache)) throw new ValidationError("Session.run: kvCache was not made by this CPU session (createKvCache)", "kvCache");
+    validateStep(this.plan, inp, kv.geometry.numBlocks, this.tokensPerBlock, this.maxSeqLen);
     const a = this.plan.attributes;
     const g: K.BatchGeometry = { numSeqs: S, seqStarts: inp.seqStarts, positions: inp.positions, blockTables: inp.blockTables, maxBlocksPerSeq: inp.maxBlocksPerSeq };
     const rowsOf = (name: string): number => (this.plan.buffers[name].rows === "tokens" ? T : R);
@@ -116,30 +117,5 @@ export class CpuSession {
         break;
       }
     }
-  }
-
-  #validate(inp: StepInputs, kv: CpuKvCache, T: number, S: number, R: number): void {
-    const p = this.plan;
-    const bad = (field: string, msg: string, value: unknown): never => {
-      throw new ValidationError(`Session.run: inputs.${field}: ${msg}`, field, value);
-    };
-    if (T === 0) bad("tokenIds", "empty batch", T);
-    if (T > p.maxTokens) bad("tokenIds", `${T} tokens exceed the engine's maxNumTokens ${p.maxTokens}`, T);
-    if (R > p.maxSeqs) bad("logitRows", `${R} rows exceed the engine's ${p.maxSeqs} logit rows`, R);
-    if (inp.positions.length !== T) bad("positions", `length ${inp.positions.length} != tokenIds length ${T}`, inp.positions.length);
-    if (inp.seqStarts[0] !== 0 || inp.seqStarts[S] !== T) bad("seqStarts", `must run from 0 to ${T}`, Array.from(inp.seqStarts));
-    if (inp.blockTables.length < S * inp.maxBlocksPerSeq) bad("blockTables", `needs ${S} × ${inp.maxBlocksPerSeq} entries`, inp.blockTables.length);
-    const numBlocks = kv.geometry.numBlocks, bs = this.tokensPerBlock;
-    for (let s = 0; s < S; s++) {
-      for (let t = inp.seqStarts[s]; t < inp.seqStarts[s + 1]; t++) {
-        const pos = inp.positions[t];
-        if (pos < 0 || pos >= this.maxSeqLen) bad("positions", `position ${pos} of token ${t} is outside [0, maxSeqLen ${this.maxSeqLen})`, pos);
-        const bi = (pos / bs) | 0;
-        if (bi >= inp.maxBlocksPerSeq) bad("positions", `position ${pos} needs block slot ${bi} >= maxBlocksPerSeq ${inp.maxBlocksPerSeq}`, pos);
-        const block = inp.blockTables[s * inp.maxBlocksPerSeq + bi];
-        if (block < 0 || block >= numBlocks) bad("blockTables", `sequence ${s} block slot ${bi} holds ${block}, outside [0, ${numBlocks})`, block);
-      }
-    }
-    for (const r of inp.logitRows) if (r < 0 || r >= T) bad("logitRows", `row ${r} outside [0, ${T})`, r);
   }
 }

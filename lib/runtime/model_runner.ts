@@ -129,8 +129,12 @@ export class ModelRunner {
     const maxBlocks = Math.max(...seqs.map((s) => s.blocks.length));
     const maxRows = this.engine.plan.maxSeqs;
 
-    while (seqs.some((s) => !s.finished)) {
-      this.#step(seqs, sc, stops, kv, maxBlocks, maxRows, V, build.maxNumTokens, maxSeqLen);
+    try {
+      while (seqs.some((s) => !s.finished)) {
+        this.#step(seqs, sc, stops, kv, maxBlocks, maxRows, V, build.maxNumTokens, maxSeqLen);
+      }
+    } finally {
+      kv.dispose();
     }
     return {
       outputIds: seqs.map((s) => s.tokens),

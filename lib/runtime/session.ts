@@ -1,7 +1,8 @@
 import type { Engine } from "../builder/engine.ts";
 import { ValidationError } from "../util/errors.ts";
 import { CpuSession } from "./cpu_session.ts";
-import type { CpuKvCache } from "./kv_cache_pool.ts";
+import { CudaKvCache, CudaSession } from "./cuda_session.ts";
+import { CpuKvCache } from "./kv_cache_pool.ts";
 import type { StepInputs, StepOutputs } from "./step_io.ts";
 
 export type { StepInputs, StepOutputs } from "./step_io.ts";
@@ -12,10 +13,14 @@ export type Backend = "cpu" | "cuda";
 export interface SessionOptions {
   /** @default "cpu" */
   readonly backend?: Backend;
+  /** CUDA: device ordinal. @default 0 */
+  readonly device?: number;
+  /** CUDA: replay decode steps as captured graphs. @default true (LLMRT_CUDA_GRAPHS=0 turns them off) */
+  readonly cudaGraphs?: boolean;
 }
 
-/** A KV cache made by a Session for its engine. */
-export type KvCache = CpuKvCache;
+/** A KV cache made by a Session for its engine (host arrays on the CPU, one device allocation on CUDA). */
+export type KvCache = CpuKvCache | CudaKvCache;
 
 /**
  * Runs one engine forward at a time with explicit inputs and outputs (TensorRT's role).
@@ -29,10 +34,10 @@ export type KvCache = CpuKvCache;
  * ```
  */
 export class Session {
-  readonly #impl: CpuSession;
+  readonly #impl: CpuSession | CudaSession;
   #disposed = false;
 
-  private constructor(impl: CpuSession, readonly backend: Backend) {
+  private constructor(impl: CpuSession | CudaSession, readonly backend: Backend) {
     this.#impl = impl;
   }
 
@@ -40,10 +45,13 @@ export class Session {
   static fromSerializedEngine(engine: Engine, options: SessionOptions = {}): Session {
     const backend = options.backend ?? "cpu";
     if (backend === "cpu") return new Session(new CpuSession(engine), "cpu");
-    if (backend === "cuda") {
-      throw new ValidationError(`Session: backend "cuda" cannot run engines yet (the CUDA session is not implemented); use backend "cpu"`, "backend", backend);
-    }
+    if (backend === "cuda") return new Session(new CudaSession(engine, { device: options.device, cudaGraphs: options.cudaGraphs }), "cuda");
     throw new ValidationError(`Session: backend ${JSON.stringify(backend)} is not one of "cpu", "cuda"`, "backend", backend);
+  }
+
+  /** The CUDA session behind this one (null on the CPU): graphs, device, launch plan. */
+  get cuda(): CudaSession | null {
+    return this.#impl instanceof CudaSession ? this.#impl : null;
   }
 
   get engine(): Engine {
@@ -69,18 +77,33 @@ export class Session {
   /** Bytes one KV block takes on this session's backend. */
   kvBytesPerBlock(): number {
     const a = this.engine.plan.attributes;
-    return a.numLayers * 2 * this.tokensPerBlock * a.numKvHeads * a.headDim * 4;
+    return a.numLayers * 2 * this.tokensPerBlock * a.numKvHeads * a.headDim * (this.#impl instanceof CudaSession ? this.#impl.plan.elementBytes : 4);
+  }
+
+  /** Device memory free for a KV cache (bytes) on CUDA; null on the CPU (which budgets from the batch). */
+  freeMemoryBytes(): number | null {
+    this.#live();
+    return this.#impl instanceof CudaSession ? this.#impl.freeMemoryBytes() : null;
   }
 
   /** One forward pass over a packed batch. */
   run(inputs: StepInputs, outputs: StepOutputs, kvCache: KvCache): void {
     this.#live();
-    this.#impl.run(inputs, outputs, kvCache);
+    const impl = this.#impl;
+    if (impl instanceof CudaSession) {
+      if (!(kvCache instanceof CudaKvCache)) throw new ValidationError("Session.run: a CUDA session needs a KV cache from its createKvCache()", "kvCache");
+      impl.run(inputs, outputs, kvCache);
+    } else {
+      if (!(kvCache instanceof CpuKvCache)) throw new ValidationError("Session.run: a CPU session needs a KV cache from its createKvCache()", "kvCache");
+      impl.run(inputs, outputs, kvCache);
+    }
   }
 
-  /** Idempotent; the engine stays owned by the caller. */
+  /** Idempotent; frees the backend's native resources (CUDA: device memory, graphs). The engine stays owned by the caller. */
   dispose(): void {
+    if (this.#disposed) return;
     this.#disposed = true;
+    if (this.#impl instanceof CudaSession) this.#impl.dispose();
   }
 
   [Symbol.dispose](): void {

@@ -1,4 +1,6 @@
 import type { SamplingInputs } from "../backends/cpu/sampling.ts";
+import type { EnginePlan } from "../builder/plan.ts";
+import { ValidationError } from "../util/errors.ts";
 
 /**
  * One forward step's inputs: a packed batch of tokens from several sequences (prefill chunks and
@@ -27,4 +29,34 @@ export interface StepOutputs {
   logits?: Float32Array;
   /** [numRows] sampled token ids. */
   sampledIds?: Int32Array;
+}
+
+/**
+ * Checks a step against the engine's profile and the KV cache (every backend runs this before a
+ * forward): sizes, sequence ranges, positions inside maxSeqLen, block ids inside the cache, logits
+ * rows inside the batch. Throws a ValidationError naming the field.
+ */
+export function validateStep(plan: EnginePlan, inp: StepInputs, numBlocks: number, tokensPerBlock: number, maxSeqLen: number): void {
+  const T = inp.tokenIds.length, S = inp.seqStarts.length - 1;
+  const bad = (field: string, msg: string, value: unknown): never => {
+    throw new ValidationError(`Session.run: inputs.${field}: ${msg}`, field, value);
+  };
+  if (T === 0) bad("tokenIds", "empty batch", T);
+  if (T > plan.maxTokens) bad("tokenIds", `${T} tokens exceed the engine's maxNumTokens ${plan.maxTokens}`, T);
+  if (inp.logitRows.length > plan.maxSeqs) bad("logitRows", `${inp.logitRows.length} rows exceed the engine's ${plan.maxSeqs} logit rows`, inp.logitRows.length);
+  if (inp.positions.length !== T) bad("positions", `length ${inp.positions.length} != tokenIds length ${T}`, inp.positions.length);
+  if (inp.seqStarts[0] !== 0 || inp.seqStarts[S] !== T) bad("seqStarts", `must run from 0 to ${T}`, Array.from(inp.seqStarts));
+  if (inp.blockTables.length < S * inp.maxBlocksPerSeq) bad("blockTables", `needs ${S} × ${inp.maxBlocksPerSeq} entries`, inp.blockTables.length);
+  const bs = tokensPerBlock;
+  for (let s = 0; s < S; s++) {
+    for (let t = inp.seqStarts[s]; t < inp.seqStarts[s + 1]; t++) {
+      const pos = inp.positions[t];
+      if (pos < 0 || pos >= maxSeqLen) bad("positions", `position ${pos} of token ${t} is outside [0, maxSeqLen ${maxSeqLen})`, pos);
+      const bi = (pos / bs) | 0;
+      if (bi >= inp.maxBlocksPerSeq) bad("positions", `position ${pos} needs block slot ${bi} >= maxBlocksPerSeq ${inp.maxBlocksPerSeq}`, pos);
+      const block = inp.blockTables[s * inp.maxBlocksPerSeq + bi];
+      if (block < 0 || block >= numBlocks) bad("blockTables", `sequence ${s} block slot ${bi} holds ${block}, outside [0, ${numBlocks})`, block);
+    }
+  }
+  for (const r of inp.logitRows) if (r < 0 || r >= T) bad("logitRows", `row ${r} outside [0, ${T})`, r);
 }

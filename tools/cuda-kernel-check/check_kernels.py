@@ -587,6 +587,24 @@ def t_attention_prefill(B, rng, cfg):
                             check(name, case, load(B.to_host(out), dt).reshape(A.ref.shape), A.ref, dt)
 
 
+def t_attention_generic(B, rng, cfg):
+    """paged_attention_generic_*: any even head dim (the small-model path), decode and prefill geometries."""
+    for nH, nKV, hd in cfg.generic_shapes:
+        for bs in cfg.block_sizes:
+            geoms = [[(L - 1, 1) for L in cfg.decode_lens(rng)]] + cfg.prefill_geoms
+            for seqs in geoms:
+                g = Geom(rng, seqs, bs)
+                for window in (0, cfg.window):
+                    for dt in ("f32", "bf16"):
+                        A = Attn(B, rng, g, nH, nKV, hd, dt, window)
+                        out = nan_buf(B, (g.T, nH, hd), dt)
+                        B.launch("paged_attention", f"paged_attention_generic_{dt}", (cdiv(nH, 4), g.T), (128,),
+                                 [A.d_q, out, A.d_cache] + A.geo_args() + [I32(g.T), I32(g.S), I32(nH), I32(nKV), I32(hd), I32(bs),
+                                  I32(g.maxBlocks), F32(A.scale), I32(window)])
+                        check(f"paged_attention_generic_{dt}", f"hd={hd} T={g.T} S={g.S} {nH}/{nKV} bs={bs} win={window}",
+                              load(B.to_host(out), dt).reshape(A.ref.shape), A.ref, dt)
+
+
 # ------------------------------------------------------------------------------------------------
 # Sampling: Python port of lib/backends/cpu/sampling.ts
 # ------------------------------------------------------------------------------------------------
@@ -1011,7 +1029,8 @@ def gpu_cfg():
     c.rope_shapes = [(32, 8, 64), (16, 2, 128)]
     c.rope_geoms = [[(0, 1)], [(0, 7)], [(37, 60), (0, 1), (500, 69)], [(65530, 3), (3000, 1)]]
     c.block_sizes = [16, 32]
-    c.attn_shapes = [(32, 8, 64), (16, 2, 128), (14, 2, 64), (16, 1, 128)]
+    c.attn_shapes = [(32, 8, 64), (16, 2, 128), (14, 2, 64), (16, 1, 128), (8, 4, 32), (8, 2, 32)]
+    c.generic_shapes = [(8, 4, 8), (4, 2, 16), (8, 4, 32), (4, 1, 256), (6, 3, 40)]
     c.window = 100
     c.decode_lens = lambda rng: [1, 3000, 64, 65] + [int(x) for x in rng.integers(2, 3001, 4)]
     c.prefill_geoms = [[(0, 1)], [(0, 7)], [(0, 130)], [(37, 60), (0, 1), (500, 69)]]
@@ -1032,7 +1051,8 @@ def emu_cfg():
     c.rope_shapes = [(2, 1, 64), (2, 2, 128)]
     c.rope_geoms = [[(0, 1)], [(5, 3), (0, 1), (40, 2)], [(65530, 3)]]
     c.block_sizes = [16]
-    c.attn_shapes = [(4, 2, 64), (3, 1, 128), (16, 1, 64)]
+    c.attn_shapes = [(4, 2, 64), (3, 1, 128), (16, 1, 64), (4, 2, 32)]
+    c.generic_shapes = [(4, 2, 8), (2, 1, 16), (2, 2, 32), (2, 1, 256), (3, 3, 40)]
     c.window = 13
     c.decode_lens = lambda rng: [1, 150, 64, 33]
     c.prefill_geoms = [[(0, 1)], [(0, 7)], [(5, 20), (0, 1), (70, 9)]]
@@ -1046,12 +1066,17 @@ def main():
     ap.add_argument("--emu", action="store_true", help="CPU emulation, tiny shapes, no timing")
     ap.add_argument("--only", default="", help="comma list of check names to run")
     ap.add_argument("--no-bench", action="store_true")
+    ap.add_argument("--head-dims", default="", help="comma list: keep only attention shapes with these head dims")
     ap.add_argument("--out", default=os.environ.get("OUT", ""), help="folder for logs (resource usage)")
     args = ap.parse_args()
     t_start = time.time()
     procs = {} if args.emu else resource_usage_start()
     B = EmuBackend() if args.emu else GpuBackend()
     cfg = emu_cfg() if args.emu else gpu_cfg()
+    if args.head_dims:
+        keep = set(int(x) for x in args.head_dims.split(","))
+        cfg.attn_shapes = [x for x in cfg.attn_shapes if x[2] in keep]
+        cfg.generic_shapes = [x for x in cfg.generic_shapes if x[2] in keep]
     print(f"device: {B.gpu_name} ({B.sms} SMs)", flush=True)
     for f in FILES:
         t0 = time.time()
@@ -1063,7 +1088,7 @@ def main():
             print(str(e))
     rng = np.random.default_rng(1234)
     checks = [("embedding", t_embedding), ("rmsnorm", t_rmsnorm), ("silu_mul", t_silu_mul), ("gather_add", t_gather_add), ("qk_norm", t_qk_norm),
-              ("rope", t_rope), ("attention_decode", t_attention_decode), ("attention_prefill", t_attention_prefill), ("sampling", t_sampling)]
+              ("rope", t_rope), ("attention_decode", t_attention_decode), ("attention_prefill", t_attention_prefill), ("attention_generic", t_attention_generic), ("sampling", t_sampling)]
     only = set(x for x in args.only.split(",") if x)
     for name, fn in checks:
         if only and name not in only:

@@ -8,6 +8,9 @@
  * its B operand our A, with no copies. Descriptors, layouts and the heuristic's algorithm are made
  * once per (shape, dtypes, transB, bias, alignment) and cached; the workspace is owned.
  */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { llmrtCacheDir, sha256Hex, writeFileAtomic } from "../../../ffi/cache.ts";
 import { checkCublas } from "../../../ffi/check.ts";
 import { cublasLt, LT } from "../../../ffi/cublaslt.ts";
 import { CudaError } from "../../../ffi/errors.ts";
@@ -67,7 +70,18 @@ export interface GemmArgs {
 export interface GemmOptions {
   /** Workspace bytes offered to cuBLASLt (Hopper wants 32 MiB). @default 33554432 */
   readonly workspaceBytes?: number;
+  /**
+   * Time the heuristic's candidate algorithms on the first call of each shape and keep the fastest,
+   * remembered in a timing cache on disk keyed by GPU, driver and cuBLASLt version (off: the
+   * heuristic's first choice). @default false
+   */
+  readonly tune?: boolean;
+  /** Folder of the timing cache; `null` keeps it in memory only. @default `$LLMRT_CACHE_DIR/gemm` */
+  readonly timingCacheDir?: string | null;
 }
+
+/** Heuristic candidates considered when tuning. */
+const TUNE_CANDIDATES = 8;
 
 interface Plan {
   readonly desc: bigint;
@@ -117,9 +131,26 @@ export class CublasLtGemm {
   readonly #alpha = new Float32Array(1);
   readonly #beta = new Float32Array(1);
   readonly #ptrCell = new BigUint64Array(1);
+  readonly #tune: boolean;
+  /** Timing cache: plan key → index of the fastest heuristic candidate. */
+  readonly #timing: Map<string, number>;
+  readonly #timingPath: string | null;
+  /** Shapes tuned by timing in this process (not served from the cache). */
+  numTuned = 0;
 
   constructor(device: CudaDevice, options: GemmOptions = {}) {
     const wsBytes = options.workspaceBytes ?? 32 * 1024 * 1024;
+    this.#tune = options.tune ?? false;
+    const dir = options.timingCacheDir === undefined ? join(llmrtCacheDir(), "gemm") : options.timingCacheDir;
+    this.#timingPath = dir === null ? null : join(dir, `timing-${sha256Hex(device.name, String(device.driverVersion), String(CublasLtGemm.version())).slice(0, 16)}.json`);
+    this.#timing = new Map();
+    if (this.#tune && this.#timingPath && existsSync(this.#timingPath)) {
+      try {
+        for (const [k, v] of Object.entries(JSON.parse(readFileSync(this.#timingPath, "utf8")) as Record<string, number>)) this.#timing.set(k, v);
+      } catch {
+        // A damaged cache is re-measured.
+      }
+    }
     positiveInt("workspaceBytes", wsBytes);
     device.bind();
     const lt = cublasLt();
@@ -208,7 +239,7 @@ export class CublasLtGemm {
     bindContext(this.#ctx);
     let plan = this.#plans.get(key);
     if (!plan) {
-      plan = this.#makePlan(m, n, k, dtype, outDtype, transB, bias, align);
+      plan = this.#makePlan(m, n, k, dtype, outDtype, transB, bias, align, key, args.c ? null : { a, b, d, stream: args.stream ?? null });
       this.#plans.set(key, plan);
     }
     const lt = cublasLt();
@@ -244,7 +275,43 @@ export class CublasLtGemm {
     if (code !== 0) checkCublas(code, "cublasLtMatmul", `${key}`);
   }
 
-  #makePlan(m: number, n: number, k: number, dtype: GemmDtype, outDtype: GemmDtype, transB: boolean, bias: bigint, align: number): Plan {
+  /**
+   * Index of the fastest of `candidates` (heuristic results) for this call: each runs once to warm
+   * up, then 3 times between events. A candidate that fails is skipped; any other failure keeps 0.
+   */
+  #timeCandidates(desc: bigint, layoutA: bigint, layoutB: bigint, layoutD: bigint, candidates: { algo: Uint8Array; ws: number }[], io: { a: bigint; b: bigint; d: bigint; stream: Stream | null }): number {
+    const lt = cublasLt();
+    const stream = io.stream ? io.stream.handle : 0n;
+    this.#alpha[0] = 1;
+    this.#beta[0] = 0;
+    const call = (c: { algo: Uint8Array; ws: number }): number =>
+      lt.cublasLtMatmul(this.#handle, desc, this.#alpha, io.b, layoutA, io.a, layoutB, this.#beta, io.d, layoutD, io.d, layoutD, c.algo, this.workspace.ptr, c.ws, stream);
+    let best = 0, bestMs = Infinity;
+    try {
+      using start = this.device.createEvent();
+      using end = this.device.createEvent();
+      candidates.forEach((c, i) => {
+        if (call(c) !== 0) return;
+        start.record(io.stream);
+        for (let r = 0; r < 3; r++) if (call(c) !== 0) return;
+        end.record(io.stream);
+        end.synchronize();
+        const ms = end.elapsedSince(start);
+        if (ms < bestMs) {
+          bestMs = ms;
+          best = i;
+        }
+      });
+    } catch {
+      return 0;
+    }
+    return best;
+  }
+
+  #makePlan(
+    m: number, n: number, k: number, dtype: GemmDtype, outDtype: GemmDtype, transB: boolean, bias: bigint, align: number, key: string,
+    io: { a: bigint; b: bigint; d: bigint; stream: Stream | null } | null,
+  ): Plan {
     const lt = cublasLt();
     const cell = new BigUint64Array(1);
     const i32 = new Int32Array(1);
@@ -276,22 +343,39 @@ export class CublasLtGemm {
       for (const attr of [LT.PREF_MIN_ALIGNMENT_A_BYTES, LT.PREF_MIN_ALIGNMENT_B_BYTES, LT.PREF_MIN_ALIGNMENT_C_BYTES, LT.PREF_MIN_ALIGNMENT_D_BYTES]) {
         checkCublas(lt.cublasLtMatmulPreferenceSetAttribute(this.#pref, attr, al, 4), "cublasLtMatmulPreferenceSetAttribute", "alignment");
       }
-      const results = new Uint8Array(LT.HEURISTIC_RESULT_BYTES * 4);
+      const results = new Uint8Array(LT.HEURISTIC_RESULT_BYTES * TUNE_CANDIDATES);
       checkCublas(
-        lt.cublasLtMatmulAlgoGetHeuristic(this.#handle, desc, layoutA, layoutB, layoutD, layoutD, this.#pref, 4, results, i32),
+        lt.cublasLtMatmulAlgoGetHeuristic(this.#handle, desc, layoutA, layoutB, layoutD, layoutD, this.#pref, TUNE_CANDIDATES, results, i32),
         "cublasLtMatmulAlgoGetHeuristic",
         `${dtype}->${outDtype} m=${m} n=${n} k=${k} transB=${transB}`,
       );
       const view = new DataView(results.buffer);
+      const candidates: { algo: Uint8Array; ws: number }[] = [];
       for (let i = 0; i < i32[0]; i++) {
         const base = i * LT.HEURISTIC_RESULT_BYTES;
         if (view.getInt32(base + LT.HEURISTIC_STATE_OFFSET, true) !== 0) continue;
-        return {
-          desc, layoutA, layoutB, layoutD,
-          algo: results.slice(base, base + LT.ALGO_BYTES),
-          workspaceSize: Number(view.getBigUint64(base + LT.HEURISTIC_WORKSPACE_OFFSET, true)),
-          lastBias: bias, lastAScale: 0n, lastBScale: 0n,
-        };
+        candidates.push({ algo: results.slice(base, base + LT.ALGO_BYTES), ws: Number(view.getBigUint64(base + LT.HEURISTIC_WORKSPACE_OFFSET, true)) });
+      }
+      if (candidates.length > 0) {
+        let pick = 0;
+        if (this.#tune && candidates.length > 1 && io) {
+          const cached = this.#timing.get(key);
+          if (cached !== undefined && cached < candidates.length) {
+            pick = cached;
+          } else {
+            pick = this.#timeCandidates(desc, layoutA, layoutB, layoutD, candidates, io);
+            this.numTuned++;
+            this.#timing.set(key, pick);
+            if (this.#timingPath) {
+              try {
+                writeFileAtomic(this.#timingPath, JSON.stringify(Object.fromEntries(this.#timing), null, 0));
+              } catch {
+                // The cache is an optimisation; an unwritable folder only costs re-timing.
+              }
+            }
+          }
+        }
+        return { desc, layoutA, layoutB, layoutD, algo: candidates[pick].algo, workspaceSize: candidates[pick].ws, lastBias: bias, lastAScale: 0n, lastBScale: 0n };
       }
       throw new CudaError("cublasLt", "cublasLtMatmulAlgoGetHeuristic", 15, "CUBLAS_STATUS_NOT_SUPPORTED",
         `no algorithm for ${dtype}->${outDtype} m=${m} n=${n} k=${k} transB=${transB} bias=${!!bias} alignment=${align}`);

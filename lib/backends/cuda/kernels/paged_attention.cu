@@ -3,7 +3,8 @@
 // positions max(0, p + 1 - window) .. p of its own sequence (window 0 = unlimited); query head h reads
 // kv head h / (numHeads / numKvHeads); softmax(q.k * scale) in fp32 (exp2 of log2e-prescaled scores).
 // q, out [numTokens, numHeads, headDim]. The cache must already hold every attended position.
-// headDim is a compile-time 64 or 128 (entry-point suffix _hd64 / _hd128).
+// headDim is a compile-time 32, 64 or 128 for the tiled kernels (entry-point suffix _hd32 / _hd64 / _hd128);
+// any other even headDim <= 256 (stories260k's 8, Gemma's 256, ...) takes the generic kernel at the end.
 //
 // ---- Decode / generic: one (token, kv head, split) per block; the block serves all query heads of the
 //      kv group (<= 8 per block; groups larger than 8 take ceil(G / 8) blocks), so K/V are read once per
@@ -38,6 +39,14 @@
 // ---- Prefill, SIMT (bf16 and f32; the f32 path and a fallback): same tiling idea, 16 queries per block.
 // extern "C" __global__ void paged_attention_prefill_{bf16|f32}_hd{64|128}(...same parameters as the mma kernel...)
 //   grid (ceil(numTokens / 16) + numSeqs, numHeads, 1)   block (128, 1, 1)   shared static < 48 KB
+//
+// ---- Generic (bf16 and f32, any even headDim <= 256): one warp per (token, query head), keys one at a time
+//      with an online softmax; lanes own dims d = lane + 32 j. For head dims without a tiled instantiation
+//      (small models); correct for decode, prefill and mixed batches alike.
+// extern "C" __global__ void paged_attention_generic_{bf16|f32}(const T* q, T* out, const T* kvCache,
+//     const int* positions, const int* seqStarts, const int* blockTables, int numTokens, int numSeqs, int numHeads,
+//     int numKvHeads, int headDim, int tokensPerBlock, int maxBlocksPerSeq, float scale, int window)
+//   grid (ceil(numHeads / 4), numTokens, 1)   block (128, 1, 1)   shared 0
 #include "common.cuh"
 
 #define PA_MAXG 8      // query heads per decode block
@@ -560,8 +569,10 @@ __device__ __forceinline__ void prefillMmaImpl(const bf16_t* q, bf16_t* out, con
     decodeImpl<T, HD>(q, out, kvCache, positions, seqStarts, blockTables, partialO, partialML, numSeqs, numHeads,       \
                       numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize);                           \
   }
+PA_DECODE(paged_attention_decode_bf16_hd32, bf16_t, 32)
 PA_DECODE(paged_attention_decode_bf16_hd64, bf16_t, 64)
 PA_DECODE(paged_attention_decode_bf16_hd128, bf16_t, 128)
+PA_DECODE(paged_attention_decode_f32_hd32, float, 32)
 PA_DECODE(paged_attention_decode_f32_hd64, float, 64)
 PA_DECODE(paged_attention_decode_f32_hd128, float, 128)
 
@@ -585,12 +596,84 @@ extern "C" __global__ void paged_attention_decode_reduce_f32(const float* partia
          maxBlocksPerSeq, scale, window);                                                                               \
   }
 #define ELEM bf16_t
+PA_PREFILL(paged_attention_prefill_mma_bf16_hd32, prefillMmaImpl<32>)
 PA_PREFILL(paged_attention_prefill_mma_bf16_hd64, prefillMmaImpl<64>)
 PA_PREFILL(paged_attention_prefill_mma_bf16_hd128, prefillMmaImpl<128>)
+PA_PREFILL(paged_attention_prefill_bf16_hd32, prefillSimtImpl<bf16_t, 32>)
 PA_PREFILL(paged_attention_prefill_bf16_hd64, prefillSimtImpl<bf16_t, 64>)
 PA_PREFILL(paged_attention_prefill_bf16_hd128, prefillSimtImpl<bf16_t, 128>)
 #undef ELEM
 #define ELEM float
+PA_PREFILL(paged_attention_prefill_f32_hd32, prefillSimtImpl<float, 32>)
 PA_PREFILL(paged_attention_prefill_f32_hd64, prefillSimtImpl<float, 64>)
 PA_PREFILL(paged_attention_prefill_f32_hd128, prefillSimtImpl<float, 128>)
 #undef ELEM
+
+// ------------------------------------------------------------------------------------------------
+// Generic head dim: one warp per (token, query head)
+// ------------------------------------------------------------------------------------------------
+#define PA_GEN_MAXD 8  // dims per lane: headDim <= 256
+template <typename T>
+__device__ __forceinline__ void genericImpl(const T* q, T* out, const T* kv, const int* positions, const int* seqStarts,
+    const int* blockTables, int numSeqs, int numHeads, int numKvHeads, int headDim, int tokensPerBlock, int maxBlocksPerSeq,
+    float scale, int window) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int h = blockIdx.x * (blockDim.x >> 5) + warp;
+  if (h >= numHeads) return;  // whole warp leaves; no block barrier below
+  const int t = blockIdx.y;
+  const int s = seqOfToken(seqStarts, numSeqs, t);
+  const int pos = positions[t];
+  const int lo = window > 0 ? max(0, pos + 1 - window) : 0;
+  const int kvh = h / (numHeads / numKvHeads);
+  const int rowWidth = numKvHeads * headDim;
+  const int* table = blockTables + (long long)s * maxBlocksPerSeq;
+  const float qscale = scale * LLMRT_LOG2E;
+  const T* qr = q + ((long long)t * numHeads + h) * headDim;
+  float qv[PA_GEN_MAXD], acc[PA_GEN_MAXD];
+#pragma unroll
+  for (int j = 0; j < PA_GEN_MAXD; j++) {
+    const int d = lane + 32 * j;
+    qv[j] = d < headDim ? toF(qr[d]) * qscale : 0.f;
+    acc[j] = 0.f;
+  }
+  float m = -LLMRT_INF, l = 0.f;
+  for (int p = lo; p <= pos; p++) {
+    const T* kr = kv + kvCacheOffset(table, p, 0, tokensPerBlock, rowWidth) + (long long)kvh * headDim;
+    const T* vr = kr + (long long)tokensPerBlock * rowWidth;
+    float part = 0.f;
+#pragma unroll
+    for (int j = 0; j < PA_GEN_MAXD; j++) {
+      const int d = lane + 32 * j;
+      if (d < headDim) part = fmaf(qv[j], toF(kr[d]), part);
+    }
+    const float sc = warpSum(part);
+    const float mNew = fmaxf(m, sc);
+    const float cf = exp2f(m - mNew);  // 0 on the first key (m = -inf)
+    const float pe = exp2f(sc - mNew);
+    l = l * cf + pe;
+#pragma unroll
+    for (int j = 0; j < PA_GEN_MAXD; j++) {
+      const int d = lane + 32 * j;
+      if (d < headDim) acc[j] = fmaf(pe, toF(vr[d]), acc[j] * cf);
+    }
+    m = mNew;
+  }
+  T* orow = out + ((long long)t * numHeads + h) * headDim;
+  const float inv = 1.f / l;
+#pragma unroll
+  for (int j = 0; j < PA_GEN_MAXD; j++) {
+    const int d = lane + 32 * j;
+    if (d < headDim) orow[d] = fromF<T>(acc[j] * inv);
+  }
+}
+
+#define PA_GENERIC(NAME, T)                                                                                              \
+  extern "C" __global__ void __launch_bounds__(PA_THREADS) NAME(const T* q, T* out, const T* kvCache, const int* positions, \
+      const int* seqStarts, const int* blockTables, int numTokens, int numSeqs, int numHeads, int numKvHeads, int headDim, \
+      int tokensPerBlock, int maxBlocksPerSeq, float scale, int window) {                                               \
+    if ((int)blockIdx.y >= numTokens) return;                                                                           \
+    genericImpl<T>(q, out, kvCache, positions, seqStarts, blockTables, numSeqs, numHeads, numKvHeads, headDim,          \
+                   tokensPerBlock, maxBlocksPerSeq, scale, window);                                                     \
+  }
+PA_GENERIC(paged_attention_generic_bf16, bf16_t)
+PA_GENERIC(paged_attention_generic_f32, float)

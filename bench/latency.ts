@@ -1,0 +1,147 @@
+/**
+ * Batch-1 latency on the GPU: time to first token per prompt length, decode tokens/s, and the
+ * achieved weight bandwidth (weight bytes × steps/s) against the device-copy bandwidth measured in
+ * the same run; with --hf the same workload through transformers on the same GPU, side by side.
+ *
+ *   bun bench/latency.ts --model DIR [--prompt-lens 128,2048] [--decode 256] [--hf] [--hf-compile]
+ *
+ * TTFT = one prefill step (all prompt tokens, eager launches) + on-device greedy sampling + the id
+ * back on the host, median of 5 after a warm-up. Decode = `decode` single-token steps, each a CUDA
+ * graph replay with one input copy and one id copy, after a 128-token prompt.
+ * LLMRT_BENCH_JSON=FILE also writes the numbers as JSON.
+ */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { buildSync } from "../lib/builder/builder.ts";
+import { AutoModelForCausalLM } from "../lib/models/llama.ts";
+import { Session } from "../lib/runtime/session.ts";
+import type { StepInputs } from "../lib/runtime/step_io.ts";
+
+const { values } = parseArgs({
+  args: process.argv.slice(2),
+  options: {
+    model: { type: "string" }, "prompt-lens": { type: "string" }, decode: { type: "string" }, hf: { type: "boolean" }, "hf-compile": { type: "boolean" },
+  },
+});
+if (!values.model) throw new Error("usage: bun bench/latency.ts --model DIR [--prompt-lens 128,2048] [--decode 256] [--hf] [--hf-compile]");
+const modelDir = values.model;
+const promptLens = (values["prompt-lens"] ?? "128,2048").split(",").map(Number);
+const numDecode = Number(values.decode ?? 256);
+const bs = 32;
+const maxSeqLen = Math.ceil((Math.max(...promptLens, 128 + numDecode) + 64) / bs) * bs;
+
+const t0 = performance.now();
+const m = AutoModelForCausalLM.fromHuggingFace(modelDir, { dtype: "bfloat16" });
+const engine = buildSync(m, { backend: "cuda", maxBatchSize: 1, maxNumTokens: Math.max(...promptLens, 128), maxSeqLen, tokensPerBlock: bs });
+m.close();
+const buildS = (performance.now() - t0) / 1000;
+const t1 = performance.now();
+const session = Session.fromSerializedEngine(engine, { backend: "cuda" });
+const loadS = (performance.now() - t1) / 1000;
+const cuda = session.cuda!;
+const dev = cuda.device;
+const weightBytes = engine.tensorNames().reduce((a, n) => a + engine.tensorInfo(n).shape.reduce((x, y) => x * y, 1) * engine.plan.elementBytes, 0);
+
+/** Device → device copy of 1 GiB, bytes read + written per second (median-free: mean of 20 after 3 warm-ups). */
+function copyBandwidth(): number {
+  const n = 1 << 30;
+  using a = dev.alloc(n);
+  using b = dev.alloc(n);
+  using stream = dev.createStream();
+  using start = dev.createEvent();
+  using end = dev.createEvent();
+  a.fill(7, { stream });
+  for (let i = 0; i < 3; i++) b.copyFromDevice(a, n, { stream });
+  start.record(stream);
+  for (let i = 0; i < 20; i++) b.copyFromDevice(a, n, { stream });
+  end.record(stream);
+  end.synchronize();
+  return (2 * n * 20) / (end.elapsedSince(start) / 1e3);
+}
+const copyBps = copyBandwidth();
+
+let seed = 12345;
+const rand = (n: number): number => {
+  seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+  return seed % n;
+};
+const V = engine.plan.attributes.vocabSize;
+const kv = session.createKvCache(maxSeqLen / bs + 1);
+const blocks = Array.from({ length: maxSeqLen / bs }, (_, i) => i);
+const greedy = { temperature: new Float32Array(1), topK: new Int32Array(1), topP: new Float32Array(1).fill(1), minP: new Float32Array(1), seed: new Uint32Array(2), step: new Int32Array(1) };
+const stepOf = (ids: number[], pos: number): StepInputs => ({
+  tokenIds: Int32Array.from(ids), positions: Int32Array.from(ids, (_, i) => pos + i), seqStarts: Int32Array.of(0, ids.length),
+  blockTables: Int32Array.from(blocks), maxBlocksPerSeq: blocks.length, logitRows: Int32Array.of(ids.length - 1), sampling: greedy,
+});
+const out = { sampledIds: new Int32Array(1) };
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+const ttft: Record<string, number> = {};
+for (const L of promptLens) {
+  const prompt = Array.from({ length: L }, () => rand(Math.min(V, 32000)));
+  session.run(stepOf(prompt, 0), out, kv); // warm-up: kernel loads, GEMM plans
+  const ts: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const s = performance.now();
+    session.run(stepOf(prompt, 0), out, kv);
+    ts.push(performance.now() - s);
+  }
+  ttft[L] = median(ts);
+}
+
+const prompt = Array.from({ length: 128 }, () => rand(Math.min(V, 32000)));
+session.run(stepOf(prompt, 0), out, kv);
+let last = out.sampledIds[0], pos = 128;
+session.run(stepOf([last], pos++), out, kv); // captures the bucket-1 graph
+last = out.sampledIds[0];
+const stepMs: number[] = [];
+const d0 = performance.now();
+for (let i = 0; i < numDecode; i++) {
+  const s = performance.now();
+  session.run(stepOf([last], pos++), out, kv);
+  last = out.sampledIds[0];
+  stepMs.push(performance.now() - s);
+}
+const decodeS = (performance.now() - d0) / 1000;
+const tps = numDecode / decodeS;
+const ceilingTps = copyBps / weightBytes;
+
+const result: Record<string, unknown> = {
+  gpu: dev.name, driver: dev.driverVersion, model: modelDir, weightBytes, buildS, loadS, copyBandwidthBps: copyBps,
+  ttftMs: ttft, decodeTps: tps, decodeStepMedianMs: median(stepMs), achievedBps: tps * weightBytes, fractionOfCeiling: tps / ceilingTps, ceilingTps,
+};
+const f = (x: number, d = 1): string => x.toFixed(d);
+console.log(`GPU ${dev.name} (driver ${dev.driverVersion}); model ${modelDir}: ${(weightBytes / 1e9).toFixed(3)} GB of bf16 weights; build ${f(buildS)} s, upload ${f(loadS)} s`);
+console.log(`device copy bandwidth (1 GiB, read + write): ${f(copyBps / 1e12, 3)} TB/s → decode ceiling ${f(ceilingTps)} tokens/s`);
+for (const L of promptLens) console.log(`llmrt TTFT ${L} tokens: ${f(ttft[L], 2)} ms`);
+console.log(`llmrt decode batch 1: ${f(tps)} tokens/s (median step ${f(median(stepMs), 3)} ms), ${f(tps * weightBytes / 1e9)} GB/s = ${f(100 * tps / ceilingTps)}% of the copy ceiling`);
+
+if (values.hf) {
+  const args = ["bench/hf_bench.py", "latency", "--model", modelDir, "--prompt-lens", promptLens.join(","), "--decode", String(Math.min(numDecode, 128)), ...(values["hf-compile"] ? ["--compile"] : [])];
+  const r = spawnSync("python3", args, { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], timeout: 400_000 });
+  const line = (r.stdout ?? "").split("\n").find((l) => l.startsWith("HF_RESULT "));
+  if (!line) {
+    console.log(`transformers run failed (exit ${r.status}): ${(r.stdout ?? "").slice(-500)}`);
+  } else {
+    const hf = JSON.parse(line.slice("HF_RESULT ".length)) as {
+      copy_bandwidth_Bps: number; weight_bytes: number; ttft_ms: Record<string, number>; decode_tps_eager: number; decode_tps_static_compile?: number; compile_error?: string; transformers: string; torch: string;
+    };
+    result.transformers = hf;
+    const hfCeil = hf.copy_bandwidth_Bps / hf.weight_bytes;
+    console.log(`\ntransformers ${hf.transformers} / torch ${hf.torch}, same GPU, same run (torch copy ${f(hf.copy_bandwidth_Bps / 1e12, 3)} TB/s):`);
+    console.log("| metric | llmrt | transformers eager | transformers static + compile | llmrt / best transformers |");
+    console.log("| --- | ---: | ---: | ---: | ---: |");
+    for (const L of promptLens) {
+      const h = hf.ttft_ms[String(L)];
+      console.log(`| TTFT ${L} tokens (ms) | ${f(ttft[L], 2)} | ${f(h, 2)} | – | ${f(h / ttft[L], 2)}× faster |`);
+    }
+    const best = Math.max(hf.decode_tps_eager, hf.decode_tps_static_compile ?? 0);
+    console.log(`| decode batch 1 (tokens/s) | ${f(tps)} | ${f(hf.decode_tps_eager)} | ${hf.decode_tps_static_compile ? f(hf.decode_tps_static_compile) : hf.compile_error ?? "not run"} | ${f(tps / best, 2)}× |`);
+    console.log(`| decode as % of copy ceiling | ${f(100 * tps / ceilingTps)}% | ${f(100 * hf.decode_tps_eager / hfCeil)}% | ${hf.decode_tps_static_compile ? f(100 * hf.decode_tps_static_compile / hfCeil) + "%" : "–"} | |`);
+  }
+}
+if (process.env.LLMRT_BENCH_JSON) fs.writeFileSync(process.env.LLMRT_BENCH_JSON, JSON.stringify(result, null, 1));
+kv.dispose();
+session.dispose();

@@ -1,0 +1,71 @@
+/**
+ * Offline throughput on the GPU: N requests of `input` prompt tokens → `output` new tokens each,
+ * all submitted at once to the executor (LLM API, in-flight batching, decode graphs), output
+ * tokens/s over the whole run; with --hf the same batch through transformers' generate, side by side.
+ *
+ *   bun bench/throughput.ts --model DIR [--requests 64] [--input 128] [--output 128] [--hf] [--hf-compile]
+ *
+ * Greedy, ignoreEos (every request makes exactly `output` tokens). One warm-up run of 4 tokens first
+ * (kernel loads, GEMM plans, graph capture). LLMRT_BENCH_JSON=FILE also writes the numbers as JSON.
+ */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { LLM } from "../lib/llmapi/llm.ts";
+
+const { values } = parseArgs({
+  args: process.argv.slice(2),
+  options: {
+    model: { type: "string" }, requests: { type: "string" }, input: { type: "string" }, output: { type: "string" }, hf: { type: "boolean" }, "hf-compile": { type: "boolean" },
+  },
+});
+if (!values.model) throw new Error("usage: bun bench/throughput.ts --model DIR [--requests 64] [--input 128] [--output 128] [--hf] [--hf-compile]");
+const N = Number(values.requests ?? 64), IN = Number(values.input ?? 128), OUT = Number(values.output ?? 128);
+const bs = 32;
+const maxSeqLen = Math.ceil((IN + OUT + 32) / bs) * bs;
+
+const t0 = performance.now();
+await using llm = await LLM.create({
+  model: values.model, backend: "cuda", dtype: "bfloat16", skipTokenizerInit: true, cacheEngine: false,
+  buildConfig: { maxBatchSize: N, maxNumTokens: Math.max(N * IN, 256), maxSeqLen, maxInputLen: IN, tokensPerBlock: bs },
+  kvCacheConfig: { maxTokens: (N + 1) * maxSeqLen, enableBlockReuse: false },
+});
+const loadS = (performance.now() - t0) / 1000;
+let seed = 777;
+const rand = (n: number): number => {
+  seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+  return seed % n;
+};
+const V = llm.engine.plan.attributes.vocabSize;
+const prompts = Array.from({ length: N }, () => Array.from({ length: IN }, () => rand(Math.min(V, 32000))));
+await llm.generate(prompts, { maxTokens: 4, temperature: 0, ignoreEos: true }, { useTqdm: false }); // warm-up
+const s = performance.now();
+const outs = await llm.generate(prompts, { maxTokens: OUT, temperature: 0, ignoreEos: true }, { useTqdm: false });
+const secs = (performance.now() - s) / 1000;
+const generated = outs.reduce((a, o) => a + o.outputs[0].tokenIds.length, 0);
+if (generated !== N * OUT) throw new Error(`expected ${N * OUT} output tokens, got ${generated}`);
+const tps = generated / secs;
+const stats = llm.getStats();
+const steps = stats.slice(-Math.min(stats.length, OUT + 8));
+const f = (x: number, d = 1): string => x.toFixed(d);
+console.log(`model ${values.model}; ${N} requests × (${IN} in, ${OUT} out); engine build + upload ${f(loadS)} s`);
+console.log(`llmrt: ${f(secs, 3)} s, ${f(tps)} output tokens/s (${f((N * (IN + OUT)) / secs)} total tokens/s), ${steps.length} steps`);
+const result: Record<string, unknown> = { model: values.model, requests: N, input: IN, output: OUT, seconds: secs, outputTps: tps };
+
+if (values.hf) {
+  const args = ["bench/hf_bench.py", "throughput", "--model", values.model, "--batch", String(N), "--input", String(IN), "--output", String(OUT), ...(values["hf-compile"] ? ["--compile"] : [])];
+  const r = spawnSync("python3", args, { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], timeout: 400_000 });
+  const line = (r.stdout ?? "").split("\n").find((l) => l.startsWith("HF_RESULT "));
+  if (!line) {
+    console.log(`transformers run failed (exit ${r.status}): ${(r.stdout ?? "").slice(-500)}`);
+  } else {
+    const hf = JSON.parse(line.slice("HF_RESULT ".length)) as { output_tps_eager: number; output_tps_static_compile?: number; compile_error?: string; gpu: string };
+    result.transformers = hf;
+    const best = Math.max(hf.output_tps_eager, hf.output_tps_static_compile ?? 0);
+    console.log(`\n| ${N} × (${IN} in, ${OUT} out), ${hf.gpu} | llmrt | transformers eager | transformers static + compile | llmrt / best transformers |`);
+    console.log("| --- | ---: | ---: | ---: | ---: |");
+    console.log(`| output tokens/s | ${f(tps)} | ${f(hf.output_tps_eager)} | ${hf.output_tps_static_compile ? f(hf.output_tps_static_compile) : hf.compile_error ?? "not run"} | ${f(tps / best, 2)}× |`);
+  }
+}
+if (process.env.LLMRT_BENCH_JSON) fs.writeFileSync(process.env.LLMRT_BENCH_JSON, JSON.stringify(result, null, 1));

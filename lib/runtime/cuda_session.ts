@@ -1,0 +1,367 @@
+/**
+ * `CudaSession`: runs an engine plan on one GPU — the CUDA mirror of CpuSession. At creation the
+ * weights are uploaded once (one allocation, 256-byte aligned tensors), the activation arena is one
+ * allocation, and the step's inputs live in one staging region (pinned on the host, mirrored on the
+ * device). A step packs its inputs, sends them with one host→device copy, runs the launch plan
+ * (lib/backends/cuda/launch_plan.ts) and returns the sampled ids with one device→host copy; logits
+ * come back only when asked for. Decode steps (one token per sequence) are padded to a batch-size
+ * bucket and replayed as a captured CUDA graph — no JavaScript inside the kernel sequence.
+ * `CudaKvCache` is the paged KV cache: one allocation for every layer, plus a scratch block the
+ * bucket's dummy tokens write to.
+ */
+import { CublasLtGemm } from "../backends/cuda/gemm.ts";
+import { loadKernelFile } from "../backends/cuda/compiler.ts";
+import {
+  type AttentionChoice, bucketFor, chooseAttention, decodeBuckets, type ElemType, graphDecodeSplit, hasTiledAttention,
+  kernelSignature, type Launch, type LaunchEnv, MAX_DECODE_SPLITS, planLaunches,
+} from "../backends/cuda/launch_plan.ts";
+import { isDecodeStep, packStep, type StagingLayout, stagingLayout, stagingPointers } from "../backends/cuda/step_staging.ts";
+import type { Engine } from "../builder/engine.ts";
+import type { Op } from "../builder/network.ts";
+import type { EnginePlan } from "../builder/plan.ts";
+import { f32ToBf16 } from "../util/dtype.ts";
+import { ValidationError } from "../util/errors.ts";
+import { CudaDevice } from "./cuda_device.ts";
+import type { CudaGraph } from "./cuda_graph.ts";
+import type { DeviceBuffer, PinnedHostBuffer } from "./cuda_memory.ts";
+import type { CudaModule, Kernel } from "./cuda_module.ts";
+import type { Stream } from "./cuda_stream.ts";
+import type { KvCacheGeometry } from "./kv_cache_pool.ts";
+import { type StepInputs, type StepOutputs, validateStep } from "./step_io.ts";
+
+/** Options of a CUDA session. */
+export interface CudaSessionOptions {
+  /** Device ordinal. @default 0 */
+  readonly device?: number;
+  /** Replay decode steps as captured CUDA graphs (off: every step launches eagerly). @default true, or LLMRT_CUDA_GRAPHS=0 */
+  readonly cudaGraphs?: boolean;
+}
+
+const ALIGN = 256;
+const alignUp = (n: number): number => Math.ceil(n / ALIGN) * ALIGN;
+
+/**
+ * A paged KV cache on the device: `[numLayers, numBlocks + 1, 2 (k, v), tokensPerBlock, numKvHeads,
+ * headDim]` in the engine's activation type, in one allocation. Block `numBlocks` is the session's
+ * scratch block (dummy decode tokens); `geometry.numBlocks` counts only the usable ones.
+ */
+export class CudaKvCache {
+  /** Usable blocks, tokens per block, heads, and the element size (2 for bf16, 4 for f32). */
+  readonly geometry: KvCacheGeometry;
+  /** The whole cache (every layer). */
+  readonly buffer: DeviceBuffer;
+  /** Bytes of one layer (numBlocks + 1 blocks). */
+  readonly layerBytes: number;
+  /** Bytes of one block of one layer (k and v). */
+  readonly blockBytes: number;
+  /** The block dummy tokens of a padded decode step write to. */
+  readonly scratchBlock: number;
+  readonly #stream: Stream;
+
+  /** Use `session.createKvCache(numBlocks)`. */
+  constructor(device: CudaDevice, stream: Stream, geometry: KvCacheGeometry) {
+    const g = geometry;
+    this.geometry = Object.freeze({ ...g });
+    this.blockBytes = 2 * g.tokensPerBlock * g.numKvHeads * g.headDim * g.elementBytes;
+    this.layerBytes = (g.numBlocks + 1) * this.blockBytes;
+    this.scratchBlock = g.numBlocks;
+    this.#stream = stream;
+    this.buffer = device.alloc(g.numLayers * this.layerBytes);
+    this.buffer.fill(0, { stream });
+  }
+
+  /** Device bytes held. */
+  get bytes(): number {
+    return this.buffer.byteLength;
+  }
+
+  /** Copies the KV of each `src` block into its `dst` block in every layer (copy-on-write), on the session's stream. */
+  copyBlocks(copies: readonly (readonly [number, number])[]): void {
+    const n = this.geometry.numBlocks;
+    for (const [src, dst] of copies) {
+      if (!(src >= 0 && src < n && dst >= 0 && dst < n)) throw new RangeError(`CudaKvCache.copyBlocks: block copy ${src} → ${dst} outside [0, ${n})`);
+      for (let l = 0; l < this.geometry.numLayers; l++) {
+        const base = l * this.layerBytes;
+        this.buffer.copyFromDevice(this.buffer, this.blockBytes, { srcOffset: base + src * this.blockBytes, dstOffset: base + dst * this.blockBytes, stream: this.#stream });
+      }
+    }
+  }
+
+  /** Frees the device memory. Idempotent. */
+  dispose(): void {
+    this.buffer.dispose();
+  }
+}
+
+/**
+ * One engine on one GPU. Built by `Session.fromSerializedEngine(engine, { backend: "cuda" })`.
+ *
+ * @example
+ * ```ts
+ * using session = Session.fromSerializedEngine(engine, { backend: "cuda" });
+ * const kv = session.createKvCache(256);
+ * session.run(inputs, { sampledIds }, kv);
+ * ```
+ */
+export class CudaSession {
+  readonly plan: EnginePlan;
+  readonly maxSeqLen: number;
+  readonly tokensPerBlock: number;
+  readonly elem: ElemType;
+  readonly device: CudaDevice;
+  /** Largest pure-decode step (sequences) the split-K workspace and the decode graphs serve. */
+  readonly decodeCap: number;
+  /** Decode-graph batch-size buckets. */
+  readonly buckets: readonly number[];
+  readonly cudaGraphs: boolean;
+
+  readonly #stream: Stream;
+  readonly #gemm: CublasLtGemm;
+  readonly #modules = new Map<string, CudaModule>();
+  readonly #kernels = new Map<string, Kernel>();
+  readonly #weights: DeviceBuffer;
+  readonly #weightOffsets = new Map<string, number>();
+  readonly #arena: DeviceBuffer;
+  readonly #logits: DeviceBuffer; // [maxSeqs, vocab] f32
+  readonly #invFreq: DeviceBuffer; // [headDim / 2] f64
+  readonly #partialO: DeviceBuffer;
+  readonly #partialML: DeviceBuffer;
+  readonly #layout: StagingLayout;
+  readonly #pinned: PinnedHostBuffer;
+  readonly #io: DeviceBuffer;
+  readonly #i32: Int32Array;
+  readonly #f32: Float32Array;
+  readonly #u32: Uint32Array;
+  readonly #graphs = new Map<number, CudaGraph>();
+  #graphKv: CudaKvCache | null = null;
+  readonly #attn: Extract<Op, { type: "paged_attention" }> | undefined;
+  #disposed = false;
+
+  constructor(readonly engine: Engine, options: CudaSessionOptions = {}) {
+    const plan = engine.plan;
+    this.plan = plan;
+    if (plan.elementBytes === 4) this.elem = "f32";
+    else if (plan.elementBytes === 2 && engine.config.dtype === "bfloat16") this.elem = "bf16";
+    else {
+      throw new ValidationError(`Session: the CUDA backend runs float32 and bfloat16 engines; this one is ${engine.config.dtype} with ${plan.elementBytes}-byte activations`, "dtype", engine.config.dtype);
+    }
+    this.maxSeqLen = engine.config.build.maxSeqLen ?? engine.config.model.maxPositionEmbeddings;
+    this.tokensPerBlock = engine.config.build.tokensPerBlock;
+    const build = engine.config.build;
+    this.decodeCap = Math.min(plan.maxTokens, plan.maxSeqs, build.maxBatchSize * build.maxBeamWidth);
+    this.buckets = decodeBuckets(this.decodeCap);
+    const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
+    this.cudaGraphs = options.cudaGraphs ?? env.LLMRT_CUDA_GRAPHS !== "0";
+    this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
+    const a = plan.attributes;
+    if (a.headDim % 2 !== 0 || a.headDim > 256) throw new ValidationError(`Session: the CUDA kernels take even head dims up to 256, got ${a.headDim}`, "headDim", a.headDim);
+
+    this.device = CudaDevice.open(options.device ?? 0);
+    try {
+      const d = this.device;
+      this.#stream = d.createStream();
+      // cuBLASLt algorithms: timed per shape on first use, kept in the on-disk timing cache (GPU + driver + cuBLASLt).
+      this.#gemm = new CublasLtGemm(d, { tune: env.LLMRT_GEMM_TUNE !== "0" });
+      // Weights: one allocation, each tensor 256-byte aligned, converted to the activation type.
+      const names = engine.tensorNames();
+      let total = 0;
+      for (const n of names) {
+        this.#weightOffsets.set(n, total);
+        total += alignUp(this.#elementsOf(n) * plan.elementBytes);
+      }
+      this.#weights = d.alloc(Math.max(total, ALIGN));
+      for (const n of names) this.#weights.copyFromHost(this.#weightBytes(n), { offset: this.#weightOffsets.get(n)! });
+      this.#arena = d.alloc(Math.max(plan.arenaBytes, ALIGN)); // the plan's activations
+      this.#logits = d.alloc(plan.maxSeqs * a.vocabSize * 4); // [maxSeqs, vocab] f32
+      this.#invFreq = d.alloc(Math.max(8 * a.rope.invFreq.length, 8)); // [headDim / 2] f64
+      this.#invFreq.copyFromHost(Float64Array.from(a.rope.invFreq));
+      // Split-K workspace of decode attention: f32 [decodeCap, numHeads, MAX_DECODE_SPLITS, headDim] and [..., 2].
+      const nH = this.#attn?.numHeads ?? 1;
+      const tiled = hasTiledAttention(a.headDim);
+      this.#partialO = d.alloc(tiled ? this.decodeCap * nH * MAX_DECODE_SPLITS * a.headDim * 4 : ALIGN);
+      this.#partialML = d.alloc(tiled ? this.decodeCap * nH * MAX_DECODE_SPLITS * 2 * 4 : ALIGN);
+      this.#layout = stagingLayout(plan.maxTokens, plan.maxSeqs, Math.ceil(this.maxSeqLen / this.tokensPerBlock));
+      this.#pinned = d.allocHost(this.#layout.words * 4);
+      this.#io = d.alloc(this.#layout.words * 4);
+      this.#i32 = new Int32Array(this.#pinned.buffer, 0, this.#layout.words);
+      this.#f32 = new Float32Array(this.#pinned.buffer, 0, this.#layout.words);
+      this.#u32 = new Uint32Array(this.#pinned.buffer, 0, this.#layout.words);
+      this.#stream.synchronize();
+    } catch (e) {
+      this.device.dispose();
+      throw e;
+    }
+  }
+
+  #elementsOf(name: string): number {
+    return this.engine.tensorInfo(name).shape.reduce((x, y) => x * y, 1);
+  }
+
+  /** A weight's bytes in the activation type (raw when the engine stores it so). */
+  #weightBytes(name: string): Uint8Array {
+    const want = this.elem === "bf16" ? "bfloat16" : "float32";
+    if (this.engine.tensorInfo(name).dtype === want) return this.engine.readTensor(name);
+    const f = this.engine.readFloat32(name);
+    const v = this.elem === "bf16" ? f32ToBf16(f) : f;
+    return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+  }
+
+  /** Bytes one KV block takes (all layers, k and v). */
+  kvBytesPerBlock(): number {
+    const a = this.plan.attributes;
+    return a.numLayers * 2 * this.tokensPerBlock * a.numKvHeads * a.headDim * this.plan.elementBytes;
+  }
+
+  /** Free device memory now (bytes): what a KV cache may be sized from. */
+  freeMemoryBytes(): number {
+    return this.device.memInfo().free;
+  }
+
+  /** Allocates a KV cache of `numBlocks` usable blocks (plus the scratch block). */
+  createKvCache(numBlocks: number): CudaKvCache {
+    this.#live();
+    if (!Number.isInteger(numBlocks) || numBlocks <= 0) throw new ValidationError(`Session.createKvCache: expected a positive integer block count, got ${numBlocks}`, "numBlocks", numBlocks);
+    const a = this.plan.attributes;
+    return new CudaKvCache(this.device, this.#stream, {
+      numLayers: a.numLayers, numBlocks, tokensPerBlock: this.tokensPerBlock, numKvHeads: a.numKvHeads, headDim: a.headDim, elementBytes: this.plan.elementBytes,
+    });
+  }
+
+  /** The addresses the launch plan needs, for `kv`. */
+  launchEnv(kv: CudaKvCache): LaunchEnv {
+    return {
+      plan: this.plan,
+      elem: this.elem,
+      arena: this.#arena.ptr,
+      weight: (name) => {
+        const off = this.#weightOffsets.get(name);
+        if (off === undefined) throw new Error(`Session: weight '${name}' missing from the engine`);
+        return this.#weights.ptr + BigInt(off);
+      },
+      logits: this.#logits.ptr,
+      io: stagingPointers(this.#layout, this.#io.ptr),
+      invFreq: this.#invFreq.ptr,
+      kvBase: kv.buffer.ptr,
+      kvLayerBytes: kv.layerBytes,
+      partialO: this.#partialO.ptr,
+      partialML: this.#partialML.ptr,
+      tokensPerBlock: this.tokensPerBlock,
+      blockStride: this.#layout.blockStride,
+    };
+  }
+
+  /** One forward pass over a packed batch; writes the requested outputs. */
+  run(inp: StepInputs, out: StepOutputs, kv: CudaKvCache): void {
+    this.#live();
+    if (!(kv instanceof CudaKvCache)) throw new ValidationError("Session.run: kvCache was not made by this CUDA session (createKvCache)", "kvCache");
+    validateStep(this.plan, inp, kv.geometry.numBlocks, this.tokensPerBlock, this.maxSeqLen);
+    const T = inp.tokenIds.length, S = inp.seqStarts.length - 1, R = inp.logitRows.length;
+    const V = this.plan.attributes.vocabSize;
+    for (let t = 0; t < T; t++) {
+      const id = inp.tokenIds[t];
+      if (!(id >= 0 && id < V)) throw new RangeError(`embedding: token id ${id} at position ${t} is outside the vocabulary [0, ${V})`);
+    }
+    if (S > this.#layout.capSeqs) throw new ValidationError(`Session.run: inputs.seqStarts: ${S} sequences exceed the engine's ${this.#layout.capSeqs} per step`, "seqStarts", S);
+    if (out.sampledIds && !inp.sampling) throw new ValidationError("Session.run: outputs.sampledIds needs inputs.sampling", "sampling");
+    if (this.cudaGraphs && T <= this.decodeCap && isDecodeStep(inp)) this.#runGraph(inp, kv, T);
+    else this.#runEager(inp, out, kv, T, S, R);
+    this.#finish(out, R);
+  }
+
+  #runEager(inp: StepInputs, out: StepOutputs, kv: CudaKvCache, T: number, S: number, R: number): void {
+    const words = packStep(this.#layout, this.#i32, this.#f32, this.#u32, inp, null);
+    this.#io.copyFromHost(this.#pinned.bytes.subarray(0, words * 4), { stream: this.#stream });
+    const window = this.#attn?.window ?? 0;
+    let maxAttended = 1;
+    for (let t = 0; t < T; t++) {
+      const p = inp.positions[t] + 1;
+      maxAttended = Math.max(maxAttended, window > 0 ? Math.min(p, window) : p);
+    }
+    const attention = chooseAttention(this.plan, this.elem, T, S, maxAttended, this.decodeCap, this.device.smCount);
+    this.#exec(planLaunches(this.launchEnv(kv), { numTokens: T, numSeqs: S, numRows: R, attention, sample: !!out.sampledIds }));
+  }
+
+  /** The attention path of a decode graph of `bucket` tokens (fixed split-K covering maxSeqLen). */
+  #graphAttention(bucket: number): AttentionChoice {
+    const a = this.plan.attributes;
+    if (!hasTiledAttention(a.headDim) || !this.#attn) return { kind: "generic" };
+    return { kind: "decode", ...graphDecodeSplit(bucket, a.numKvHeads, this.#attn.numHeads / this.#attn.numKvHeads, this.maxSeqLen, this.elem, this.device.smCount) };
+  }
+
+  #runGraph(inp: StepInputs, kv: CudaKvCache, T: number): void {
+    const bucket = bucketFor(T, this.buckets);
+    if (this.#graphKv !== kv) {
+      // Graphs hold the cache's addresses: a different cache needs new graphs.
+      for (const g of this.#graphs.values()) g.dispose();
+      this.#graphs.clear();
+      this.#graphKv = kv;
+    }
+    const words = packStep(this.#layout, this.#i32, this.#f32, this.#u32, inp, { bucket, scratchBlock: kv.scratchBlock });
+    this.#io.copyFromHost(this.#pinned.bytes.subarray(0, words * 4), { stream: this.#stream });
+    let graph = this.#graphs.get(bucket);
+    if (!graph) {
+      const launches = planLaunches(this.launchEnv(kv), { numTokens: bucket, numSeqs: bucket, numRows: bucket, attention: this.#graphAttention(bucket), sample: true });
+      // Run the step once eagerly (loads kernels, makes the GEMM plans; the step is idempotent), then capture it.
+      this.#exec(launches);
+      graph = this.#stream.capture((s) => this.#exec(launches, s));
+      graph.upload(this.#stream);
+      this.#graphs.set(bucket, graph);
+    }
+    graph.launch(this.#stream);
+  }
+
+  /** Sampled ids back with one small copy; logits only when asked for. */
+  #finish(out: StepOutputs, R: number): void {
+    if (out.sampledIds) this.#io.copyToHost(this.#pinned.bytes.subarray(0, R * 4), { stream: this.#stream }); // sampledIds: words [0, R)
+    this.#stream.synchronize();
+    if (out.sampledIds) out.sampledIds.set(this.#i32.subarray(0, R));
+    if (out.logits) this.#logits.copyToHost(out.logits.subarray(0, R * this.plan.attributes.vocabSize));
+  }
+
+  #exec(launches: readonly Launch[], stream: Stream = this.#stream): void {
+    for (const l of launches) {
+      if (l.kind === "gemm") {
+        this.#gemm.run({ m: l.m, n: l.n, k: l.k, dtype: l.dtype, outDtype: l.outDtype, a: l.a, b: l.b, d: l.d, transB: true, bias: l.bias, stream });
+      } else {
+        this.#kernel(l.kernel).launch(l.grid, l.block, l.args, { stream });
+      }
+    }
+  }
+
+  #kernel(name: string): Kernel {
+    let k = this.#kernels.get(name);
+    if (!k) {
+      const sig = kernelSignature(name);
+      let mod = this.#modules.get(sig.file);
+      if (!mod) {
+        mod = loadKernelFile(this.device, sig.file);
+        this.#modules.set(sig.file, mod);
+      }
+      k = mod.kernel(name, sig.params);
+      this.#kernels.set(name, k);
+    }
+    return k;
+  }
+
+  /** GEMM shapes timed in this session (the rest came from the timing cache or had one candidate). */
+  get numGemmShapesTuned(): number {
+    return this.#gemm.numTuned;
+  }
+
+  /** Number of decode graphs captured so far. */
+  get numGraphs(): number {
+    return this.#graphs.size;
+  }
+
+  /** Frees everything on the device (weights, arena, graphs, KV caches made here). Idempotent. */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#graphs.clear();
+    this.device.dispose();
+  }
+
+  #live(): void {
+    if (this.#disposed) throw new Error("Session: used after dispose()");
+  }
+}

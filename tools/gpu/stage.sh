@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Stages .gpucuda/ for a device run of this checkout (the trimmed form of ../shared/gpu/stage.sh):
+# Bun, boot.sh, hf_reference.py, models/stories260k and only the node_modules the GPU run needs
+# (zod without sources/types/v3, @huggingface/*, mitata), git-ignored through .git/info/exclude.
+# Then: run with carry [".gpucuda"] and the command `bash tools/gpu/run.sh` (see that file).
+set -euo pipefail
+root=$(git rev-parse --show-toplevel)
+cd "$root"
+shared=${LLMRT_SHARED:-$root/../shared}
+grep -qx '/.gpucuda/' .git/info/exclude || echo '/.gpucuda/' >> .git/info/exclude
+rm -rf .gpucuda && mkdir -p .gpucuda/node_modules/@huggingface .gpucuda/models
+cp "$shared"/gpu/bun-*-linux-x64.xz .gpucuda/bun.xz
+cp "$shared/gpu/boot.sh" "$shared/gpu/hf_reference.py" .gpucuda/
+cp -a "$shared/models/stories260k" .gpucuda/models/
+cp -a node_modules/@huggingface/jinja node_modules/@huggingface/tokenizers .gpucuda/node_modules/@huggingface/
+cp -a node_modules/mitata .gpucuda/node_modules/
+cp -a node_modules/zod .gpucuda/node_modules/
+rm -rf .gpucuda/node_modules/zod/src .gpucuda/node_modules/zod/v3 .gpucuda/node_modules/zod/*/v3
+find .gpucuda/node_modules -name '*.d.ts' -delete -o -name '*.d.cts' -delete -o -name '*.d.mts' -delete -o -name '*.map' -delete
+tree_kib=$(git ls-files -co --exclude-standard -z | xargs -0 du -ck 2>/dev/null | tail -1 | cut -f1)
+gpu_kib=$(du -sk .gpucuda | cut -f1)
+echo "staged .gpucuda: $((gpu_kib / 1024)) MiB; working tree: $((tree_kib / 1024)) MiB; together ~$(((tree_kib + gpu_kib) / 1024)) MiB (limit 64)"
+[ $(((tree_kib + gpu_kib) / 1024)) -lt 63 ] || { echo "too large to send" >&2; exit 1; }
