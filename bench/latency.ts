@@ -16,6 +16,7 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { buildSync } from "../lib/builder/builder.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
+import type { CudaKvCache } from "../lib/runtime/cuda_session.ts";
 import { Session } from "../lib/runtime/session.ts";
 import type { StepInputs } from "../lib/runtime/step_io.ts";
 
@@ -105,6 +106,15 @@ for (let i = 0; i < numDecode; i++) {
   stepMs.push(performance.now() - s);
 }
 const decodeS = (performance.now() - d0) / 1000;
+// Where the step's GPU time goes: graph replay alone, and each launch run eagerly.
+const prof = cuda.profileDecodeStep(stepOf([last], pos), kv as CudaKvCache);
+const byName = new Map<string, { n: number; ms: number }>();
+for (const l of prof.launches) {
+  const e = byName.get(l.name) ?? { n: 0, ms: 0 };
+  e.n++;
+  e.ms += l.ms;
+  byName.set(l.name, e);
+}
 const tps = numDecode / decodeS;
 const ceilingTps = copyBps / weightBytes;
 
@@ -117,6 +127,11 @@ console.log(`GPU ${dev.name} (driver ${dev.driverVersion}); model ${modelDir}: $
 console.log(`device copy bandwidth (1 GiB, read + write): ${f(copyBps / 1e12, 3)} TB/s → decode ceiling ${f(ceilingTps)} tokens/s`);
 for (const L of promptLens) console.log(`llmrt TTFT ${L} tokens: ${f(ttft[L], 2)} ms`);
 console.log(`llmrt decode batch 1: ${f(tps)} tokens/s (median step ${f(median(stepMs), 3)} ms), ${f(tps * weightBytes / 1e9)} GB/s = ${f(100 * tps / ceilingTps)}% of the copy ceiling`);
+const eagerSum = prof.launches.reduce((a, l) => a + l.ms, 0);
+console.log(`decode step GPU time: graph replay ${f(prof.graphMs, 3)} ms (host share of the step ${f(median(stepMs) - prof.graphMs, 3)} ms); eager launches sum ${f(eagerSum, 3)} ms over ${prof.launches.length} launches:`);
+for (const [name, e] of [...byName.entries()].sort((x, y) => y[1].ms - x[1].ms)) console.log(`  ${name.padEnd(48)} ×${String(e.n).padStart(3)}  ${f(e.ms * 1000, 1).padStart(8)} µs`);
+result.graphStepMs = prof.graphMs;
+result.profile = Object.fromEntries(byName);
 
 if (values.hf) {
   const args = ["bench/hf_bench.py", "latency", "--model", modelDir, "--prompt-lens", promptLens.join(","), "--decode", String(Math.min(numDecode, 128)), ...(values["hf-compile"] ? ["--compile"] : [])];

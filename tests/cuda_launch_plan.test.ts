@@ -18,7 +18,10 @@ import { parsePretrainedConfig } from "../lib/models/config.ts";
 import { AutoModelForCausalLM, LlamaForCausalLM, type WeightSource } from "../lib/models/llama.ts";
 import { CpuSession } from "../lib/runtime/cpu_session.ts";
 import type { StepInputs } from "../lib/runtime/step_io.ts";
+import process from "node:process";
 import { assert, sharedDir, test } from "./harness.ts";
+
+const storiesDir = `${process.env.LLMRT_MODELS ?? `${sharedDir}models`}/stories260k`;
 
 // ---- a fake device: regions at distinct addresses ----------------------------------------------
 
@@ -238,9 +241,9 @@ class FakeCudaSession {
   graphSteps = 0;
   eagerSteps = 0;
 
-  constructor(readonly engine: Engine, numBlocks: number, readonly sms = 132) {
+  constructor(readonly engine: Engine, numBlocks: number, readonly sms = 132, planOnly = false) {
     const plan = engine.plan;
-    assert.equal(plan.elementBytes, 4, "the stand-ins are float32");
+    if (!planOnly) assert.equal(plan.elementBytes, 4, "the stand-ins are float32");
     const a = plan.attributes;
     const mem = this.mem;
     const offsets = new Map<string, bigint>();
@@ -264,10 +267,10 @@ class FakeCudaSession {
     const attn = plan.ops.find((o) => o.type === "paged_attention")!;
     const nH = attn.type === "paged_attention" ? attn.numHeads : 0;
     this.env = {
-      plan, elem: "f32", arena: mem.alloc(plan.arenaBytes), weight: (n) => offsets.get(n)!, logits: mem.alloc(plan.maxSeqs * a.vocabSize * 4),
+      plan, elem: plan.elementBytes === 2 ? "bf16" : "f32", arena: mem.alloc(plan.arenaBytes), weight: (n) => offsets.get(n)!, logits: mem.alloc(plan.maxSeqs * a.vocabSize * 4),
       io: stagingPointers(this.layout, this.io), invFreq, kvBase: mem.alloc(a.numLayers * layerBytes), kvLayerBytes: layerBytes,
       partialO: mem.alloc(this.decodeCap * nH * MAX_DECODE_SPLITS * a.headDim * 4), partialML: mem.alloc(this.decodeCap * nH * MAX_DECODE_SPLITS * 8),
-      tokensPerBlock: bs, blockStride: this.layout.blockStride,
+      tokensPerBlock: bs, blockStride: this.layout.blockStride, gemv: true,
     };
   }
 
@@ -355,7 +358,7 @@ const MODELS: { name: string; make: () => LlamaForCausalLM }[] = [
   },
   {
     name: "stories260k (head dim 8: generic kernel)",
-    make: () => AutoModelForCausalLM.fromHuggingFace(`${sharedDir}models/stories260k`),
+    make: () => AutoModelForCausalLM.fromHuggingFace(storiesDir),
   },
 ];
 
@@ -404,7 +407,7 @@ function maxRelDiff(a: Float32Array, b: Float32Array): number {
 }
 
 for (const m of MODELS) {
-  const hasModel = !m.name.startsWith("stories") || fs.existsSync(`${sharedDir}models/stories260k/config.json`);
+  const hasModel = !m.name.startsWith("stories") || fs.existsSync(`${storiesDir}/config.json`);
   test.skipIf("shared/models/stories260k is missing", !hasModel)(`launch plan on a fake device equals the CPU session: ${m.name}`, () => {
     const engine = cudaEngine(m.make);
     const cpu = new CpuSession(engine);
@@ -478,6 +481,8 @@ test("decode split heuristics cover the attended span and stay within the worksp
       }
     }
   }
+  assert.equal(kernelSignature("gemv_bf16_m4").file, "gemv.cu");
+  assert.equal(kernelSignature("paged_attention_prefill_mma_bf16_hd64").params.length, 14);
   assert.deepEqual(decodeBuckets(64), [1, 2, 4, 8, 16, 32, 64]);
   assert.deepEqual(decodeBuckets(6), [1, 2, 4, 6]);
   assert.equal(bucketFor(3, decodeBuckets(6)), 4);
@@ -511,4 +516,34 @@ test("staging layout: segments aligned, in order, block tables last; packing pad
   assert.deepEqual(Array.from(f32.subarray(o.temperature, o.temperature + 4)), [0, Math.fround(0.8), 0, 0]);
   assert.deepEqual(Array.from(f32.subarray(o.topP, o.topP + 4)), [Math.fround(0.9), Math.fround(0.9), 1, 1]);
   assert.ok(!isDecodeStep(step([{ ids: [5, 6], pos: 0, blocks: [1] }], 4)));
+});
+
+test("bf16 plans: decode-sized linears take the skinny-GEMM kernel, the lm_head and prefill linears cuBLASLt", () => {
+  const model = MODELS[1].make(); // llama with biases, head dim 64
+  const engine = buildSync(model, { backend: "cuda", dtype: "bfloat16", maxBatchSize: 8, maxNumTokens: 64, maxSeqLen: 96, tokensPerBlock: 4 });
+  model.close();
+  const fake = new FakeCudaSession(engine, 8, 132, true);
+  const linears = engine.plan.ops.map((op, i) => [op, i] as const).filter(([op]) => op.type === "linear");
+  for (const [T, M] of [[1, 1], [2, 2], [3, 4], [8, 8], [9, 0]] as const) {
+    const launches = planLaunches(fake.env, { numTokens: T, numSeqs: T, numRows: T, attention: { kind: "decode", numSplits: 2, splitSize: 128 }, sample: true });
+    for (const [op, i] of linears) {
+      if (op.type !== "linear") continue;
+      const l = launches.find((x) => x.op === i)!;
+      const isLogits = op.out === engine.plan.attributes.logits;
+      if (M === 0 || isLogits) {
+        assert.equal(l.kind, "gemm", `op ${i} T=${T}`);
+        if (l.kind === "gemm") assert.equal(l.outDtype, isLogits ? "fp32" : "bf16");
+        continue;
+      }
+      assert.ok(l.kind === "kernel" && l.kernel === `gemv_bf16_m${M}`, `op ${i} T=${T}: ${l.kind === "kernel" ? l.kernel : "gemm"}`);
+      checkSignature(l);
+      const [x, w, bias, y, m, n, k] = l.args;
+      assert.equal(x, fake.env.arena + BigInt(engine.plan.buffers[op.x].offset));
+      assert.equal(y, fake.env.arena + BigInt(engine.plan.buffers[op.out].offset));
+      assert.equal(w, fake.env.weight(op.weight));
+      assert.equal(bias, op.bias ? fake.env.weight(op.bias) : 0n);
+      assert.deepEqual([m, n, k], [T, op.outFeatures, op.inFeatures]);
+      assert.deepEqual(l.grid, [Math.ceil(op.outFeatures / 8), 1, 1]);
+    }
+  }
 });

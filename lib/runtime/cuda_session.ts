@@ -35,6 +35,8 @@ export interface CudaSessionOptions {
   readonly device?: number;
   /** Replay decode steps as captured CUDA graphs (off: every step launches eagerly). @default true, or LLMRT_CUDA_GRAPHS=0 */
   readonly cudaGraphs?: boolean;
+  /** bf16 linears of up to 8 rows on the skinny-GEMM kernel instead of cuBLASLt. @default true, or LLMRT_GEMV=0 */
+  readonly gemv?: boolean;
 }
 
 const ALIGN = 256;
@@ -114,6 +116,7 @@ export class CudaSession {
   /** Decode-graph batch-size buckets. */
   readonly buckets: readonly number[];
   readonly cudaGraphs: boolean;
+  readonly gemv: boolean;
 
   readonly #stream: Stream;
   readonly #gemm: CublasLtGemm;
@@ -152,6 +155,7 @@ export class CudaSession {
     this.buckets = decodeBuckets(this.decodeCap);
     const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
     this.cudaGraphs = options.cudaGraphs ?? env.LLMRT_CUDA_GRAPHS !== "0";
+    this.gemv = options.gemv ?? env.LLMRT_GEMV !== "0";
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) throw new ValidationError(`Session: the CUDA kernels take even head dims up to 256, got ${a.headDim}`, "headDim", a.headDim);
@@ -247,6 +251,7 @@ export class CudaSession {
       partialML: this.#partialML.ptr,
       tokensPerBlock: this.tokensPerBlock,
       blockStride: this.#layout.blockStride,
+      gemv: this.gemv,
     };
   }
 
@@ -341,6 +346,46 @@ export class CudaSession {
       this.#kernels.set(name, k);
     }
     return k;
+  }
+
+  /**
+   * Where a decode step's GPU time goes (a tuning aid, not for serving): runs `inp` (a decode step)
+   * once so its bucket's graph exists, times `reps` graph replays between events, then runs the same
+   * launches eagerly with an event after each. Eager times of tiny kernels include launch gaps.
+   */
+  profileDecodeStep(inp: StepInputs, kv: CudaKvCache, reps = 20): { bucket: number; graphMs: number; launches: { name: string; op: number; ms: number }[] } {
+    this.#live();
+    const T = inp.tokenIds.length;
+    if (!isDecodeStep(inp) || T > this.decodeCap) throw new ValidationError("profileDecodeStep: expects a decode step (one token per sequence)", "inputs");
+    this.run(inp, { sampledIds: new Int32Array(T) }, kv);
+    const bucket = bucketFor(T, this.buckets);
+    const d = this.device;
+    const graph = this.#graphs.get(bucket);
+    const launches = planLaunches(this.launchEnv(kv), { numTokens: bucket, numSeqs: bucket, numRows: bucket, attention: this.#graphAttention(bucket), sample: true });
+    const events = Array.from({ length: launches.length + 1 }, () => d.createEvent());
+    try {
+      let graphMs = NaN;
+      if (graph) {
+        events[0].record(this.#stream);
+        for (let i = 0; i < reps; i++) graph.launch(this.#stream);
+        events[1].record(this.#stream);
+        events[1].synchronize();
+        graphMs = events[1].elapsedSince(events[0]) / reps;
+      }
+      events[0].record(this.#stream);
+      launches.forEach((l, i) => {
+        this.#exec([l]);
+        events[i + 1].record(this.#stream);
+      });
+      this.#stream.synchronize();
+      return {
+        bucket,
+        graphMs,
+        launches: launches.map((l, i) => ({ name: l.kind === "gemm" ? `gemm ${l.m}x${l.n}x${l.k}${l.outDtype === "fp32" ? " f32 out" : ""}` : l.kernel, op: l.op, ms: events[i + 1].elapsedSince(events[i]) })),
+      };
+    } finally {
+      for (const e of events) e.dispose();
+    }
   }
 
   /** GEMM shapes timed in this session (the rest came from the timing cache or had one candidate). */

@@ -17,6 +17,8 @@ export interface SessionOptions {
   readonly device?: number;
   /** CUDA: replay decode steps as captured graphs. @default true (LLMRT_CUDA_GRAPHS=0 turns them off) */
   readonly cudaGraphs?: boolean;
+  /** CUDA: decode-sized bf16 linears on the skinny-GEMM kernel. @default true (LLMRT_GEMV=0 turns it off) */
+  readonly gemv?: boolean;
 }
 
 /** A KV cache made by a Session for its engine (host arrays on the CPU, one device allocation on CUDA). */
@@ -45,7 +47,7 @@ export class Session {
   static fromSerializedEngine(engine: Engine, options: SessionOptions = {}): Session {
     const backend = options.backend ?? "cpu";
     if (backend === "cpu") return new Session(new CpuSession(engine), "cpu");
-    if (backend === "cuda") return new Session(new CudaSession(engine, { device: options.device, cudaGraphs: options.cudaGraphs }), "cuda");
+    if (backend === "cuda") return new Session(new CudaSession(engine, { device: options.device, cudaGraphs: options.cudaGraphs, gemv: options.gemv }), "cuda");
     throw new ValidationError(`Session: backend ${JSON.stringify(backend)} is not one of "cpu", "cuda"`, "backend", backend);
   }
 

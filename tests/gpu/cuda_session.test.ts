@@ -74,19 +74,23 @@ storiesTest("stories260k f32 on CUDA: chunked prefill, eager steps and a 4-promp
   }
 });
 
-storiesTest("stories260k f32 on CUDA through LLM: greedy text equals the CPU's; n=3 greedy forks (copy-on-write) agree", async () => {
+storiesTest("stories260k f32 on CUDA through LLM: greedy text and n=3 seeded forks (copy-on-write) equal the CPU's", async () => {
   const opts = { model: storiesDir, dtype: "float32", cacheEngine: false, buildConfig: { maxBatchSize: 8, maxNumTokens: 256, maxSeqLen: 256, tokensPerBlock: 16 }, kvCacheConfig: { maxTokens: 4096 } } as const;
-  let cpuText = "";
+  // n = 3 forks after the prompt: the prompt's partial last block is shared, then copied on write.
+  const forks = { maxTokens: 40, temperature: 0.8, topK: 20, n: 3, seed: 11 };
+  let cpuText = "", cpuForks: (readonly number[])[] = [];
   {
     await using cpu = await LLM.create({ ...opts, backend: "cpu" });
     cpuText = (await cpu.generate("Once upon a time", { maxTokens: 40, temperature: 0 }, { useTqdm: false })).outputs[0].text;
+    cpuForks = (await cpu.generate("Once upon a time", forks, { useTqdm: false })).outputs.map((o) => o.tokenIds);
   }
   await using llm = await LLM.create({ ...opts, backend: "cuda" });
   assert.equal(llm.backend, "cuda");
   const one = await llm.generate("Once upon a time", { maxTokens: 40, temperature: 0 }, { useTqdm: false });
   assert.equal(one.outputs[0].text, cpuText);
-  const three = await llm.generate("Once upon a time", { maxTokens: 40, temperature: 0, n: 3 }, { useTqdm: false });
-  for (const o of three.outputs) assert.deepEqual(o.tokenIds, one.outputs[0].tokenIds);
+  const three = await llm.generate("Once upon a time", forks, { useTqdm: false });
+  assert.deepEqual(three.outputs.map((o) => o.tokenIds), cpuForks, "n=3 seeded forks: CUDA vs CPU");
+  assert.notDeepEqual(cpuForks[0], cpuForks[1], "the forks differ from each other");
   const sampled = await llm.generate(["Once upon a time", "The dog"], { maxTokens: 24, temperature: 1, topP: 0.9, seed: 5 }, { useTqdm: false });
   const again = await llm.generate(["Once upon a time", "The dog"], { maxTokens: 24, temperature: 1, topP: 0.9, seed: 5 }, { useTqdm: false });
   assert.deepEqual(sampled.map((o) => o.outputs[0].tokenIds), again.map((o) => o.outputs[0].tokenIds), "same seed, same tokens");
@@ -188,7 +192,9 @@ for (const preset of ["tiny-llama", "tiny-qwen2", "qwen3-0.6b", "llama-3.2-1b"])
       const single = runner.generate([p], { maxNewTokens: 8, endId: -1, outputGenerationLogits: true });
       const e = errors(batched.generationLogits![i][0], single.generationLogits![0][0]);
       lines.push(`${preset} prompt ${i}: batch vs single first-step logits rel ${e.rel.toExponential(2)}; greedy ids ${JSON.stringify(batched.newTokenIds[i]) === JSON.stringify(single.newTokenIds[0]) ? "equal" : "differ"}`);
-      assert.ok(e.rel < 2e-2, `${preset} prompt ${i}: batch vs single logits rel ${e.rel}`);
+      // Not bitwise in bf16: a batch's prefill has more rows, so its linears take other GEMM paths (cuBLASLt
+      // algorithms, or the skinny-GEMM kernel for <= 8 rows) that round differently (float32 engines are exact).
+      assert.ok(e.rel < 3e-2, `${preset} prompt ${i}: batch vs single logits rel ${e.rel}`);
       for (let j = 0; j < 8; j++) {
         total++;
         if (batched.newTokenIds[i][j] === single.newTokenIds[0][j]) same++;

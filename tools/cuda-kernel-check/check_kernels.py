@@ -30,7 +30,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 KDIR = os.path.join(REPO, "lib", "backends", "cuda", "kernels")
-FILES = ["embedding", "rmsnorm", "add", "silu_mul", "gather_rows", "qk_norm", "rope_kv_write", "paged_attention", "sampling"]
+FILES = ["embedding", "rmsnorm", "add", "silu_mul", "gather_rows", "qk_norm", "rope_kv_write", "paged_attention", "sampling", "gemv"]
 TOL = {"f32": 1e-5, "bf16": 1e-2}
 VEC = {"f32": 4, "bf16": 8}
 
@@ -587,6 +587,22 @@ def t_attention_prefill(B, rng, cfg):
                             check(name, case, load(B.to_host(out), dt).reshape(A.ref.shape), A.ref, dt)
 
 
+def t_gemv(B, rng, cfg):
+    """gemv_bf16_m*: y = x W^T (+ bias) for a few rows (decode linears)."""
+    for M in (1, 2, 4, 8):
+        for m in sorted({1, max(1, M // 2 + 1), M}):
+            for n, k in cfg.gemv_shapes:
+                for with_bias in (False, True):
+                    x = rng.standard_normal((m, k)).astype(np.float32)
+                    w = (rng.standard_normal((n, k)) / math.sqrt(k)).astype(np.float32)
+                    b = rng.standard_normal(n).astype(np.float32)
+                    y = nan_buf(B, (m, n), "bf16")
+                    B.launch("gemv", f"gemv_bf16_m{M}", (cdiv(n, 8),), (256,),
+                             [B.to_dev(store(x, "bf16")), B.to_dev(store(w, "bf16")), B.to_dev(store(b, "bf16")) if with_bias else None, y, I32(m), I32(n), I32(k)])
+                    ref = quant(x, "bf16") @ quant(w, "bf16").T + (quant(b, "bf16")[None, :] if with_bias else 0)
+                    check(f"gemv_bf16_m{M}", f"m={m} n={n} k={k} bias={with_bias}", load(B.to_host(y), "bf16"), ref, "bf16")
+
+
 def t_attention_generic(B, rng, cfg):
     """paged_attention_generic_*: any even head dim (the small-model path), decode and prefill geometries."""
     for nH, nKV, hd in cfg.generic_shapes:
@@ -1031,6 +1047,7 @@ def gpu_cfg():
     c.block_sizes = [16, 32]
     c.attn_shapes = [(32, 8, 64), (16, 2, 128), (14, 2, 64), (16, 1, 128), (8, 4, 32), (8, 2, 32)]
     c.generic_shapes = [(8, 4, 8), (4, 2, 16), (8, 4, 32), (4, 1, 256), (6, 3, 40)]
+    c.gemv_shapes = [(2048, 2048), (3072, 2048), (2048, 8192), (1000, 264), (13, 8)]
     c.window = 100
     c.decode_lens = lambda rng: [1, 3000, 64, 65] + [int(x) for x in rng.integers(2, 3001, 4)]
     c.prefill_geoms = [[(0, 1)], [(0, 7)], [(0, 130)], [(37, 60), (0, 1), (500, 69)]]
@@ -1053,6 +1070,7 @@ def emu_cfg():
     c.block_sizes = [16]
     c.attn_shapes = [(4, 2, 64), (3, 1, 128), (16, 1, 64), (4, 2, 32)]
     c.generic_shapes = [(4, 2, 8), (2, 1, 16), (2, 2, 32), (2, 1, 256), (3, 3, 40)]
+    c.gemv_shapes = [(20, 264), (13, 8), (9, 1032)]
     c.window = 13
     c.decode_lens = lambda rng: [1, 150, 64, 33]
     c.prefill_geoms = [[(0, 1)], [(0, 7)], [(5, 20), (0, 1), (70, 9)]]
@@ -1088,7 +1106,7 @@ def main():
             print(str(e))
     rng = np.random.default_rng(1234)
     checks = [("embedding", t_embedding), ("rmsnorm", t_rmsnorm), ("silu_mul", t_silu_mul), ("gather_add", t_gather_add), ("qk_norm", t_qk_norm),
-              ("rope", t_rope), ("attention_decode", t_attention_decode), ("attention_prefill", t_attention_prefill), ("attention_generic", t_attention_generic), ("sampling", t_sampling)]
+              ("rope", t_rope), ("attention_decode", t_attention_decode), ("attention_prefill", t_attention_prefill), ("attention_generic", t_attention_generic), ("gemv", t_gemv), ("sampling", t_sampling)]
     only = set(x for x in args.only.split(",") if x)
     for name, fn in checks:
         if only and name not in only:

@@ -2,7 +2,7 @@
 # The one command of a device run (issue 5): on the GPU host, from the checkout root, with
 # .gpucuda/ carried (tools/gpu/stage.sh):
 #   bash tools/gpu/run.sh [stage ...]      stages: kernels hf tests throughput cli latency (default: all)
-# kernels   — tools/cuda-kernel-check for the new head dims (8/16/32/40/256: tiled hd32 + generic), background
+# kernels   — tools/cuda-kernel-check for the new head dims (8/16/32/40/256: tiled hd32 + generic) and gemv, background
 # hf        — random-weight checkpoints + transformers float32 references (tools/gpu/hf_models.py)
 # tests     — bun test tests/gpu (incl. cuda_session.test.ts) + the launch-plan test
 # throughput, latency — bench/*.ts on llama-3.2-1b with transformers side by side; cli — the README main job
@@ -21,7 +21,7 @@ for s in $stages; do
   stamp "$s"
   case $s in
     kernels)
-      timeout 240 python3 tools/cuda-kernel-check/check_kernels.py --only attention_decode,attention_prefill,attention_generic \
+      timeout 240 python3 tools/cuda-kernel-check/check_kernels.py --only "${KCHECK_ONLY:-attention_decode,attention_prefill,attention_generic,gemv}" \
         --head-dims 8,16,32,40,256 --no-bench > "$OUT/kernels.log" 2>&1 &
       kpid=$! ;;
     hf)
@@ -30,10 +30,12 @@ for s in $stages; do
       timeout 200 bun test --timeout 600000 tests/gpu tests/cuda_launch_plan.test.ts > "$OUT/gputests.log" 2>&1
       grep -E "^\(pass|^\(fail|^\(skip|rel L2|stories260k f32|greedy ids|batch vs|error:|Error|^ *[0-9]+ (pass|fail|skip)" "$OUT/gputests.log" | cut -c1-400 ;;
     throughput)
-      timeout 200 bun bench/throughput.ts --model /tmp/hfmodels/llama-3.2-1b --hf 2>&1 | grep -v -i warn | tee "$OUT/throughput.log" ;;
+      timeout 260 bun bench/throughput.ts --model /tmp/hfmodels/llama-3.2-1b --hf --hf-compile 2>&1 | grep -v -i warn | tee "$OUT/throughput.log" ;;
     cli)
       timeout 90 bun bin/llmrt.ts generate --max-tokens 64 2>&1 | tee "$OUT/cli.log" ;;
     latency)
+      # A/B first: the same llmrt decode with every linear on cuBLASLt (LLMRT_GEMV=0), then the real run.
+      LLMRT_GEMV=0 timeout 60 bun bench/latency.ts --model /tmp/hfmodels/llama-3.2-1b --prompt-lens 128 2>&1 | grep -E "decode|ceiling|TTFT|gemm" | tee "$OUT/latency_cublaslt.log"
       timeout 330 bun bench/latency.ts --model /tmp/hfmodels/llama-3.2-1b --hf --hf-compile 2>&1 | grep -v -i warn | tee "$OUT/latency.log" ;;
     *) echo "unknown stage $s" ;;
   esac

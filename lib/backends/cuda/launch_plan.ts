@@ -33,11 +33,12 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   paged_attention_prefill_mma: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, F, I] },
   paged_attention_generic: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, I, F, I] },
   sample: { file: "sampling.cu", params: [P, I, P, P, P, P, P, P, P] },
+  gemv: { file: "gemv.cu", params: [P, P, P, P, I, I, I] },
 };
 
 /** File and parameter kinds of a kernel entry point, e.g. "paged_attention_decode_bf16_hd64". */
 export function kernelSignature(name: string): { readonly file: string; readonly params: readonly KernelParamKind[] } {
-  const family = name.replace(/_hd\d+$/, "").replace(/_(bf16|f32)$/, "");
+  const family = name.replace(/_(hd|m)\d+$/, "").replace(/_(bf16|f32)$/, "");
   const sig = FAMILIES[family];
   if (!sig) throw new Error(`launch plan: unknown kernel ${JSON.stringify(name)}`);
   return sig;
@@ -81,7 +82,12 @@ export interface LaunchEnv {
   readonly tokensPerBlock: number;
   /** Row stride of the device block tables (the session's maxBlocksPerSeq). */
   readonly blockStride: number;
+  /** bf16 linears of at most GEMV_MAX_ROWS rows use the skinny-GEMM kernel (gemv.cu) instead of cuBLASLt. */
+  readonly gemv: boolean;
 }
+
+/** Most rows the skinny-GEMM kernel takes (its instantiations: 1, 2, 4, 8). */
+export const GEMV_MAX_ROWS = 8;
 
 /** How a step runs attention. */
 export type AttentionChoice =
@@ -235,6 +241,13 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
       case "linear": {
         const rows = rowsOf(op.x);
         const isLogits = op.out === a.logits;
+        // Decode-sized bf16 linears: one warp per output column streams the weight row once (the lm_head,
+        // fp32 out, stays on cuBLASLt, which reaches the copy bandwidth on it).
+        if (env.gemv && elem === "bf16" && !isLogits && rows <= GEMV_MAX_ROWS && op.inFeatures % 8 === 0) {
+          const M = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8;
+          k(i, `gemv_bf16_m${M}`, [cdiv(op.outFeatures, 8), 1, 1], 256, [buf(op.x), env.weight(op.weight), op.bias ? env.weight(op.bias) : 0n, buf(op.out), rows, op.outFeatures, op.inFeatures]);
+          break;
+        }
         out.push({
           kind: "gemm", op: i, m: rows, n: op.outFeatures, k: op.inFeatures, dtype: gemmType, outDtype: isLogits ? "fp32" : gemmType,
           a: buf(op.x), b: env.weight(op.weight), d: isLogits ? env.logits : buf(op.out), bias: op.bias ? env.weight(op.bias) : null,

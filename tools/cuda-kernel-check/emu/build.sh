@@ -9,7 +9,7 @@ kdir=$(cd "$here/../../../lib/backends/cuda/kernels" && pwd)
 out="${EMU_BUILD_DIR:-$here/build}"
 mkdir -p "$out"
 objs=""
-for name in embedding rmsnorm add silu_mul gather_rows qk_norm rope_kv_write paged_attention sampling; do
+for name in embedding rmsnorm add silu_mul gather_rows qk_norm rope_kv_write paged_attention sampling gemv; do
   f="$kdir/$name.cu"
   # The mma inline PTX becomes the emulated mma (same fragment layout).
   python3 - "$f" "$out/$name.cpp" <<'PY'
