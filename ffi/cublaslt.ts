@@ -71,6 +71,23 @@ export const cublasLtSymbols = {
     "buf", //    cublasLtMatmulHeuristicResult_t heuristicResultsArray[] (96 bytes each)
     "buf", //    int* returnAlgoCount
   ], returns: "i32" },
+  cublasLtMatmulAlgoConfigGetAttribute: { args: [
+    "buf", //    const cublasLtMatmulAlgo_t* algo
+    "i32", //    cublasLtMatmulAlgoConfigAttributes_t attr
+    "buf", //    void* buf
+    "usize", //  size_t sizeInBytes
+    "buf", //    size_t* sizeWritten
+  ], returns: "i32" },
+  cublasLtMatmulAlgoCheck: { args: [
+    "handle", // cublasLtHandle_t lightHandle
+    "handle", // cublasLtMatmulDesc_t operationDesc
+    "handle", // cublasLtMatrixLayout_t Adesc
+    "handle", // cublasLtMatrixLayout_t Bdesc
+    "handle", // cublasLtMatrixLayout_t Cdesc
+    "handle", // cublasLtMatrixLayout_t Ddesc
+    "buf", //    const cublasLtMatmulAlgo_t* algo
+    "buf", //    cublasLtMatmulHeuristicResult_t* result (96 bytes)
+  ], returns: "i32" },
   cublasLtMatmul: { args: [
     "handle", // cublasLtHandle_t lightHandle
     "handle", // cublasLtMatmulDesc_t computeDesc
@@ -115,6 +132,12 @@ export const LT = {
   MATMUL_DESC_BIAS_POINTER: 8, // void*
   MATMUL_DESC_A_SCALE_POINTER: 17, // void* (float, device)
   MATMUL_DESC_B_SCALE_POINTER: 18, // void* (float, device)
+  // cublasLtMatmulAlgoConfigAttributes_t (value type)
+  ALGO_CONFIG_ID: 0, // int32_t
+  ALGO_CONFIG_TILE_ID: 1, // uint32_t
+  ALGO_CONFIG_SPLITK_NUM: 2, // uint32_t (1: no split)
+  ALGO_CONFIG_REDUCTION_SCHEME: 3, // uint32_t (cublasLtReductionScheme_t, 0: none)
+  ALGO_CONFIG_STAGES_ID: 6, // uint32_t
   // cublasLtEpilogue_t
   EPILOGUE_DEFAULT: 1,
   EPILOGUE_BIAS: 4,

@@ -547,3 +547,30 @@ test("bf16 plans: decode-sized linears take the skinny-GEMM kernel, the lm_head 
     }
   }
 });
+
+test("batch-invariant bf16 plans: the skinny-GEMM kernel only for decode steps, every prefill linear on cuBLASLt", () => {
+  const model = MODELS[1].make();
+  const engine = buildSync(model, { backend: "cuda", dtype: "bfloat16", maxBatchSize: 8, maxNumTokens: 64, maxSeqLen: 96, tokensPerBlock: 4 });
+  model.close();
+  const fake = new FakeCudaSession(engine, 8, 132, true);
+  const env = { ...fake.env, batchInvariant: true };
+  const linears = engine.plan.ops.map((op, i) => [op, i] as const).filter(([op]) => op.type === "linear" && op.out !== engine.plan.attributes.logits);
+  // [tokens, seqs, expected kernel]: a 5-token prompt alone (prefill) takes cuBLASLt, as it does inside a batch.
+  for (const [T, S, want] of [[1, 1, "gemv_bf16_m1"], [3, 3, "gemv_bf16_m4"], [8, 8, "gemv_bf16_m8"], [5, 1, "gemm"], [8, 2, "gemm"], [9, 9, "gemm"]] as const) {
+    const attention = T === S ? { kind: "decode" as const, numSplits: 2, splitSize: 128 } : { kind: "prefill" as const };
+    const launches = planLaunches(env, { numTokens: T, numSeqs: S, numRows: S, attention, sample: true });
+    for (const [, i] of linears) {
+      const l = launches.find((x) => x.op === i)!;
+      assert.equal(l.kind === "gemm" ? "gemm" : l.kernel, want, `op ${i} T=${T} S=${S}`);
+      // Decode steps beyond the skinny-GEMM kernel keep the per-M heuristic; prefill pins the algorithm.
+      if (l.kind === "gemm") assert.equal(l.invariant, T !== S, `op ${i} T=${T} S=${S}: invariant`);
+    }
+    const lmHead = launches.find((x) => x.kind === "gemm" && x.outDtype === "fp32");
+    assert.ok(lmHead && lmHead.kind === "gemm" && lmHead.invariant, `lm_head T=${T} S=${S}: pinned algorithm`);
+    // Without the option, a 5-token prefill takes the skinny-GEMM kernel (8 rows or fewer).
+    if (T === 5) {
+      const plain = planLaunches(fake.env, { numTokens: T, numSeqs: S, numRows: S, attention, sample: true });
+      assert.equal((plain.find((x) => x.op === linears[0][1]) as { kernel?: string }).kernel, "gemv_bf16_m8");
+    }
+  }
+});

@@ -37,6 +37,12 @@ export interface CudaSessionOptions {
   readonly cudaGraphs?: boolean;
   /** bf16 linears of up to 8 rows on the skinny-GEMM kernel instead of cuBLASLt. @default true, or LLMRT_GEMV=0 */
   readonly gemv?: boolean;
+  /**
+   * Batch invariance: a sequence's logits are bitwise the same alone or in a batch (prefill: one
+   * non-split-K cuBLASLt algorithm per linear for every M; decode steps of up to 8 sequences: the
+   * skinny-GEMM kernel). @default true, or LLMRT_BATCH_INVARIANT=0
+   */
+  readonly batchInvariant?: boolean;
 }
 
 const ALIGN = 256;
@@ -117,6 +123,7 @@ export class CudaSession {
   readonly buckets: readonly number[];
   readonly cudaGraphs: boolean;
   readonly gemv: boolean;
+  readonly batchInvariant: boolean;
 
   readonly #stream: Stream;
   readonly #gemm: CublasLtGemm;
@@ -156,6 +163,7 @@ export class CudaSession {
     const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
     this.cudaGraphs = options.cudaGraphs ?? env.LLMRT_CUDA_GRAPHS !== "0";
     this.gemv = options.gemv ?? env.LLMRT_GEMV !== "0";
+    this.batchInvariant = options.batchInvariant ?? env.LLMRT_BATCH_INVARIANT !== "0";
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) throw new ValidationError(`Session: the CUDA kernels take even head dims up to 256, got ${a.headDim}`, "headDim", a.headDim);
@@ -164,8 +172,9 @@ export class CudaSession {
     try {
       const d = this.device;
       this.#stream = d.createStream();
-      // cuBLASLt algorithms: timed per shape on first use, kept in the on-disk timing cache (GPU + driver + cuBLASLt).
-      this.#gemm = new CublasLtGemm(d, { tune: env.LLMRT_GEMM_TUNE !== "0" });
+      // cuBLASLt algorithms: batch-invariant (one non-split-K algorithm per (n, k) for every M), or else
+      // timed per shape on first use, kept in the on-disk timing cache (GPU + driver + cuBLASLt).
+      this.#gemm = new CublasLtGemm(d, { tune: env.LLMRT_GEMM_TUNE !== "0", batchInvariant: this.batchInvariant });
       // Weights: one allocation, each tensor 256-byte aligned, converted to the activation type.
       const names = engine.tensorNames();
       let total = 0;
@@ -252,6 +261,7 @@ export class CudaSession {
       tokensPerBlock: this.tokensPerBlock,
       blockStride: this.#layout.blockStride,
       gemv: this.gemv,
+      batchInvariant: this.batchInvariant,
     };
   }
 
@@ -282,15 +292,21 @@ export class CudaSession {
       const p = inp.positions[t] + 1;
       maxAttended = Math.max(maxAttended, window > 0 ? Math.min(p, window) : p);
     }
-    const attention = chooseAttention(this.plan, this.elem, T, S, maxAttended, this.decodeCap, this.device.smCount);
+    let attention = chooseAttention(this.plan, this.elem, T, S, maxAttended, this.decodeCap, this.device.smCount);
+    // Batch-invariant: the graphs' split-K geometry (fixed key ranges per split) whatever the step holds.
+    if (this.batchInvariant && attention.kind === "decode") attention = this.#graphAttention(1);
     this.#exec(planLaunches(this.launchEnv(kv), { numTokens: T, numSeqs: S, numRows: R, attention, sample: !!out.sampledIds }));
   }
 
-  /** The attention path of a decode graph of `bucket` tokens (fixed split-K covering maxSeqLen). */
+  /**
+   * The attention path of a decode graph of `bucket` tokens (fixed split-K covering maxSeqLen).
+   * Batch-invariant sessions use bucket 1's geometry for every bucket: a sequence's keys fall into the
+   * same splits, reduced in the same order, whatever the batch (later, empty splits add nothing).
+   */
   #graphAttention(bucket: number): AttentionChoice {
     const a = this.plan.attributes;
     if (!hasTiledAttention(a.headDim) || !this.#attn) return { kind: "generic" };
-    return { kind: "decode", ...graphDecodeSplit(bucket, a.numKvHeads, this.#attn.numHeads / this.#attn.numKvHeads, this.maxSeqLen, this.elem, this.device.smCount) };
+    return { kind: "decode", ...graphDecodeSplit(this.batchInvariant ? 1 : bucket, a.numKvHeads, this.#attn.numHeads / this.#attn.numKvHeads, this.maxSeqLen, this.elem, this.device.smCount) };
   }
 
   #runGraph(inp: StepInputs, kv: CudaKvCache, T: number): void {
@@ -326,7 +342,7 @@ export class CudaSession {
   #exec(launches: readonly Launch[], stream: Stream = this.#stream): void {
     for (const l of launches) {
       if (l.kind === "gemm") {
-        this.#gemm.run({ m: l.m, n: l.n, k: l.k, dtype: l.dtype, outDtype: l.outDtype, a: l.a, b: l.b, d: l.d, transB: true, bias: l.bias, stream });
+        this.#gemm.run({ m: l.m, n: l.n, k: l.k, dtype: l.dtype, outDtype: l.outDtype, a: l.a, b: l.b, d: l.d, transB: true, bias: l.bias, stream, batchInvariant: l.invariant });
       } else {
         this.#kernel(l.kernel).launch(l.grid, l.block, l.args, { stream });
       }

@@ -19,6 +19,8 @@ export interface SessionOptions {
   readonly cudaGraphs?: boolean;
   /** CUDA: decode-sized bf16 linears on the skinny-GEMM kernel. @default true (LLMRT_GEMV=0 turns it off) */
   readonly gemv?: boolean;
+  /** CUDA: batch == single, bitwise (see CudaSessionOptions.batchInvariant). @default true (LLMRT_BATCH_INVARIANT=0 turns it off) */
+  readonly batchInvariant?: boolean;
 }
 
 /** A KV cache made by a Session for its engine (host arrays on the CPU, one device allocation on CUDA). */
@@ -47,7 +49,7 @@ export class Session {
   static fromSerializedEngine(engine: Engine, options: SessionOptions = {}): Session {
     const backend = options.backend ?? "cpu";
     if (backend === "cpu") return new Session(new CpuSession(engine), "cpu");
-    if (backend === "cuda") return new Session(new CudaSession(engine, { device: options.device, cudaGraphs: options.cudaGraphs, gemv: options.gemv }), "cuda");
+    if (backend === "cuda") return new Session(new CudaSession(engine, { device: options.device, cudaGraphs: options.cudaGraphs, gemv: options.gemv, batchInvariant: options.batchInvariant }), "cuda");
     throw new ValidationError(`Session: backend ${JSON.stringify(backend)} is not one of "cpu", "cuda"`, "backend", backend);
   }
 

@@ -174,3 +174,62 @@ gpuTest("GEMM validation errors name the field; dispose twice is a no-op", () =>
   assert.ok(gemm.isDisposed && gemm.workspace.isDisposed);
   assert.throws(() => gemm.run({ m: 1, n: 1, k: 1, dtype: "bf16", a: buf, b: buf, d: buf }), /disposed/);
 });
+
+/**
+ * Rows 0..m-1 of D computed with M = m must equal, bit for bit, the same rows computed inside a
+ * bigger M (the model's linear shapes: llama-3.2-1b, qwen3-0.6b, a bias epilogue, an fp32-out lm_head).
+ * With the default per-shape heuristic they need not (logged for information).
+ */
+gpuTest("batch-invariant GEMM: each row of D is bitwise the same for every M (pinned non-split-K algorithm)", () => {
+  const d = device();
+  using inv = new CublasLtGemm(d, { batchInvariant: true, timingCacheDir: null });
+  using plain = new CublasLtGemm(d, { timingCacheDir: null });
+  const Mmax = 600;
+  const ms = [1, 2, 3, 4, 5, 8, 9, 17, 60, 82, 128, 257, 512, 513];
+  const shapes: { n: number; k: number; bias?: boolean; out?: Dt }[] = [
+    { n: 2048, k: 2048 }, { n: 3072, k: 2048 }, { n: 16384, k: 2048 }, { n: 2048, k: 8192 },
+    { n: 4096, k: 1024 }, { n: 1024, k: 2048 }, { n: 6144, k: 1024 }, { n: 1024, k: 3072 },
+    { n: 896, k: 896, bias: true }, { n: 32000, k: 1024, out: "fp32" },
+  ];
+  let seed = 500;
+  const lines: string[] = [];
+  for (const s of shapes) {
+    const out = s.out ?? "bf16";
+    const osz = out === "fp32" ? 4 : 2;
+    using da = d.alloc(Mmax * s.k * 2);
+    using db = d.alloc(s.n * s.k * 2);
+    using dbias = d.alloc(s.n * 2);
+    using dd = d.alloc(Mmax * s.n * osz);
+    da.copyFromHost(quantize(seededUniform(seed += 3, Mmax * s.k), "bf16").bytes);
+    db.copyFromHost(quantize(seededUniform(seed + 1, s.n * s.k), "bf16").bytes);
+    dbias.copyFromHost(quantize(seededUniform(seed + 2, s.n), "bf16").bytes);
+    using stream = d.createStream();
+    const rows = (g: CublasLtGemm, m: number): Uint8Array => {
+      g.run({ m, n: s.n, k: s.k, dtype: "bf16", outDtype: out, a: da, b: db, d: dd, transB: true, bias: s.bias ? dbias : null, stream });
+      stream.synchronize();
+      const h = new Uint8Array(m * s.n * osz);
+      dd.copyToHost(h);
+      return h;
+    };
+    for (const [name, g] of [["invariant", inv], ["heuristic", plain]] as const) {
+      const full = rows(g, Mmax);
+      const differ: number[] = [];
+      for (const m of ms) {
+        const part = rows(g, m);
+        let same = true;
+        for (let i = 0; i < part.length; i++) {
+          if (part[i] !== full[i]) {
+            same = false;
+            break;
+          }
+        }
+        if (!same) differ.push(m);
+      }
+      lines.push(`${name} n=${s.n} k=${s.k}${s.bias ? " +bias" : ""} ${out} out: rows differ from M=${Mmax} at M in [${differ.join(",")}]`);
+      if (name === "invariant") assert.deepEqual(differ, [], `batch-invariant GEMM n=${s.n} k=${s.k}: rows at these M differ bitwise from M=${Mmax}`);
+    }
+  }
+  lines.push(`pinned-algorithm fallbacks: ${inv.numInvariantFallbacks}`);
+  console.log(lines.join("\n"));
+  assert.equal(inv.numInvariantFallbacks, 0);
+});

@@ -7,6 +7,14 @@
  * `D = A·B` (row-major) is computed as `Dᵀ = Bᵀ·Aᵀ` (column-major): cuBLAS's A operand is our B and
  * its B operand our A, with no copies. Descriptors, layouts and the heuristic's algorithm are made
  * once per (shape, dtypes, transB, bias, alignment) and cached; the workspace is owned.
+ *
+ * Batch invariance (`batchInvariant`): cuBLASLt's heuristic picks another algorithm for another M, and
+ * split-K / stream-K ones reduce over K in another order, so a row of D would round differently when
+ * the same row is computed inside a bigger batch. With the option, one algorithm is pinned per
+ * (n, k, dtypes, transB, bias, alignment) for every M: the heuristic's first candidate for a fixed
+ * reference M whose SPLITK_NUM is 1 and REDUCTION_SCHEME none (checked with cublasLtMatmulAlgoCheck
+ * for each M). One kernel, one tile, one K loop: each output element's reduction order no longer
+ * depends on M.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -64,6 +72,8 @@ export interface GemmArgs {
   readonly bScale?: DevicePtr | null;
   /** @default the legacy default stream */
   readonly stream?: Stream | null;
+  /** This call's rows must not depend on M (see GemmOptions.batchInvariant). @default the GEMM's batchInvariant */
+  readonly batchInvariant?: boolean;
 }
 
 /** Options of `CublasLtGemm`. */
@@ -78,10 +88,20 @@ export interface GemmOptions {
   readonly tune?: boolean;
   /** Folder of the timing cache; `null` keeps it in memory only. @default `$LLMRT_CACHE_DIR/gemm` */
   readonly timingCacheDir?: string | null;
+  /**
+   * Pin one non-split-K algorithm per (n, k, dtypes, transB, bias, alignment) for every M, so that a
+   * row of D is bitwise the same whatever the number of rows (see the file comment; such calls are
+   * not tuned). A call's `batchInvariant` overrides it. @default false
+   */
+  readonly batchInvariant?: boolean;
 }
 
 /** Heuristic candidates considered when tuning. */
 const TUNE_CANDIDATES = 8;
+/** Heuristic candidates searched for a non-split-K algorithm (batch-invariant mode). */
+const INVARIANT_CANDIDATES = 24;
+/** The M for which the batch-invariant algorithm of an (n, k) is chosen (a prefill-sized batch). */
+export const INVARIANT_REF_M = 256;
 
 interface Plan {
   readonly desc: bigint;
@@ -132,6 +152,11 @@ export class CublasLtGemm {
   readonly #beta = new Float32Array(1);
   readonly #ptrCell = new BigUint64Array(1);
   readonly #tune: boolean;
+  readonly batchInvariant: boolean;
+  /** Batch-invariant mode: M-free plan key → the pinned algorithm (null: the heuristic had no non-split-K one). */
+  readonly #pinned = new Map<string, Uint8Array | null>();
+  /** Batch-invariant plans that could not use the pinned algorithm (heuristic per M instead). */
+  numInvariantFallbacks = 0;
   /** Timing cache: plan key → index of the fastest heuristic candidate. */
   readonly #timing: Map<string, number>;
   readonly #timingPath: string | null;
@@ -140,6 +165,7 @@ export class CublasLtGemm {
 
   constructor(device: CudaDevice, options: GemmOptions = {}) {
     const wsBytes = options.workspaceBytes ?? 32 * 1024 * 1024;
+    this.batchInvariant = options.batchInvariant ?? false;
     this.#tune = options.tune ?? false;
     const dir = options.timingCacheDir === undefined ? join(llmrtCacheDir(), "gemm") : options.timingCacheDir;
     this.#timingPath = dir === null ? null : join(dir, `timing-${sha256Hex(device.name, String(device.driverVersion), String(CublasLtGemm.version())).slice(0, 16)}.json`);
@@ -235,11 +261,12 @@ export class CublasLtGemm {
     const c = args.c ? addr(args.c) : d;
     const bias = args.bias ? addr(args.bias) : 0n;
     const align = Math.min(alignOf(a), alignOf(b), alignOf(c), alignOf(d));
-    const key = `${dtype}>${outDtype}|${m}x${n}x${k}|${transB ? "T" : "N"}|${bias ? "bias" : ""}|${align}`;
+    const invariant = args.batchInvariant ?? this.batchInvariant;
+    const key = `${invariant ? "inv:" : ""}${dtype}>${outDtype}|${m}x${n}x${k}|${transB ? "T" : "N"}|${bias ? "bias" : ""}|${align}`;
     bindContext(this.#ctx);
     let plan = this.#plans.get(key);
     if (!plan) {
-      plan = this.#makePlan(m, n, k, dtype, outDtype, transB, bias, align, key, args.c ? null : { a, b, d, stream: args.stream ?? null });
+      plan = this.#makePlan(m, n, k, dtype, outDtype, transB, bias, align, key, invariant, args.c ? null : { a, b, d, stream: args.stream ?? null });
       this.#plans.set(key, plan);
     }
     const lt = cublasLt();
@@ -310,7 +337,7 @@ export class CublasLtGemm {
 
   #makePlan(
     m: number, n: number, k: number, dtype: GemmDtype, outDtype: GemmDtype, transB: boolean, bias: bigint, align: number, key: string,
-    io: { a: bigint; b: bigint; d: bigint; stream: Stream | null } | null,
+    invariant: boolean, io: { a: bigint; b: bigint; d: bigint; stream: Stream | null } | null,
   ): Plan {
     const lt = cublasLt();
     const cell = new BigUint64Array(1);
@@ -343,22 +370,43 @@ export class CublasLtGemm {
       for (const attr of [LT.PREF_MIN_ALIGNMENT_A_BYTES, LT.PREF_MIN_ALIGNMENT_B_BYTES, LT.PREF_MIN_ALIGNMENT_C_BYTES, LT.PREF_MIN_ALIGNMENT_D_BYTES]) {
         checkCublas(lt.cublasLtMatmulPreferenceSetAttribute(this.#pref, attr, al, 4), "cublasLtMatmulPreferenceSetAttribute", "alignment");
       }
-      const results = new Uint8Array(LT.HEURISTIC_RESULT_BYTES * TUNE_CANDIDATES);
-      checkCublas(
-        lt.cublasLtMatmulAlgoGetHeuristic(this.#handle, desc, layoutA, layoutB, layoutD, layoutD, this.#pref, TUNE_CANDIDATES, results, i32),
-        "cublasLtMatmulAlgoGetHeuristic",
-        `${dtype}->${outDtype} m=${m} n=${n} k=${k} transB=${transB}`,
-      );
-      const view = new DataView(results.buffer);
-      const candidates: { algo: Uint8Array; ws: number }[] = [];
-      for (let i = 0; i < i32[0]; i++) {
-        const base = i * LT.HEURISTIC_RESULT_BYTES;
-        if (view.getInt32(base + LT.HEURISTIC_STATE_OFFSET, true) !== 0) continue;
-        candidates.push({ algo: results.slice(base, base + LT.ALGO_BYTES), ws: Number(view.getBigUint64(base + LT.HEURISTIC_WORKSPACE_OFFSET, true)) });
+      const what = `${dtype}->${outDtype} m=${m} n=${n} k=${k} transB=${transB}`;
+      if (invariant) {
+        const pinKey = key.replace(/\|\d+x/, "|");
+        let pinned = this.#pinned.get(pinKey);
+        if (pinned === undefined) {
+          // The algorithm is chosen for INVARIANT_REF_M rows, whatever M asked first.
+          const refB = layout(inT, k, INVARIANT_REF_M, k);
+          const refD = layout(outT, n, INVARIANT_REF_M, n);
+          try {
+            const found = this.#heuristic(desc, layoutA, refB, refD, INVARIANT_CANDIDATES, `${what} (reference m=${INVARIANT_REF_M})`).find((c) => this.#isNonSplit(c.algo));
+            pinned = found ? found.algo : null;
+          } finally {
+            made.splice(made.length - 2, 2);
+            lt.cublasLtMatrixLayoutDestroy(refB);
+            lt.cublasLtMatrixLayoutDestroy(refD);
+          }
+          this.#pinned.set(pinKey, pinned);
+        }
+        if (pinned) {
+          const check = new Uint8Array(LT.HEURISTIC_RESULT_BYTES);
+          if (lt.cublasLtMatmulAlgoCheck(this.#handle, desc, layoutA, layoutB, layoutD, layoutD, pinned, check) === 0) {
+            const ws = Number(new DataView(check.buffer).getBigUint64(LT.HEURISTIC_WORKSPACE_OFFSET, true));
+            if (ws <= this.workspace.byteLength) {
+              return { desc, layoutA, layoutB, layoutD, algo: pinned, workspaceSize: ws, lastBias: bias, lastAScale: 0n, lastBScale: 0n };
+            }
+          }
+        }
+        this.numInvariantFallbacks++;
+      }
+      let candidates = this.#heuristic(desc, layoutA, layoutB, layoutD, invariant ? INVARIANT_CANDIDATES : TUNE_CANDIDATES, what);
+      if (invariant) {
+        const nonSplit = candidates.filter((c) => this.#isNonSplit(c.algo));
+        if (nonSplit.length > 0) candidates = nonSplit;
       }
       if (candidates.length > 0) {
         let pick = 0;
-        if (this.#tune && candidates.length > 1 && io) {
+        if (this.#tune && !invariant && candidates.length > 1 && io) {
           const cached = this.#timing.get(key);
           if (cached !== undefined && cached < candidates.length) {
             pick = cached;
@@ -384,6 +432,37 @@ export class CublasLtGemm {
       lt.cublasLtMatmulDescDestroy(desc);
       throw e;
     }
+  }
+
+  /** The heuristic's usable candidates (state success), best first. */
+  #heuristic(desc: bigint, layoutA: bigint, layoutB: bigint, layoutD: bigint, count: number, what: string): { algo: Uint8Array; ws: number }[] {
+    const i32 = new Int32Array(1);
+    const results = new Uint8Array(LT.HEURISTIC_RESULT_BYTES * count);
+    checkCublas(
+      cublasLt().cublasLtMatmulAlgoGetHeuristic(this.#handle, desc, layoutA, layoutB, layoutD, layoutD, this.#pref, count, results, i32),
+      "cublasLtMatmulAlgoGetHeuristic",
+      what,
+    );
+    const view = new DataView(results.buffer);
+    const candidates: { algo: Uint8Array; ws: number }[] = [];
+    for (let i = 0; i < i32[0]; i++) {
+      const base = i * LT.HEURISTIC_RESULT_BYTES;
+      if (view.getInt32(base + LT.HEURISTIC_STATE_OFFSET, true) !== 0) continue;
+      candidates.push({ algo: results.slice(base, base + LT.ALGO_BYTES), ws: Number(view.getBigUint64(base + LT.HEURISTIC_WORKSPACE_OFFSET, true)) });
+    }
+    return candidates;
+  }
+
+  /** Whether an algorithm reduces over K in one pass: SPLITK_NUM 1 (or unset) and no reduction scheme. */
+  #isNonSplit(algo: Uint8Array): boolean {
+    const lt = cublasLt();
+    const v = new Uint32Array(1);
+    const written = new BigUint64Array(1);
+    if (lt.cublasLtMatmulAlgoConfigGetAttribute(algo, LT.ALGO_CONFIG_SPLITK_NUM, v, 4, written) !== 0) return false;
+    if (v[0] > 1) return false;
+    v[0] = 0;
+    if (lt.cublasLtMatmulAlgoConfigGetAttribute(algo, LT.ALGO_CONFIG_REDUCTION_SCHEME, v, 4, written) !== 0) return false;
+    return v[0] === 0;
   }
 
   /** Destroys every cached plan (descriptors and layouts); the next run of a shape plans again. */

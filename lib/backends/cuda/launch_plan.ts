@@ -84,6 +84,14 @@ export interface LaunchEnv {
   readonly blockStride: number;
   /** bf16 linears of at most GEMV_MAX_ROWS rows use the skinny-GEMM kernel (gemv.cu) instead of cuBLASLt. */
   readonly gemv: boolean;
+  /**
+   * Batch invariance: a row's linears round the same whatever else the step holds. The skinny-GEMM
+   * kernel (whose per-row reduction is the same for 1..8 rows) then serves only steps where every
+   * sequence brings one token (decode), and every other step's linears go to cuBLASLt, which pins one
+   * non-split-K algorithm per (n, k) for all M (CublasLtGemm's batchInvariant). A prompt's prefill alone
+   * or inside a batch thus takes the same kernels. @default false
+   */
+  readonly batchInvariant?: boolean;
 }
 
 /** Most rows the skinny-GEMM kernel takes (its instantiations: 1, 2, 4, 8). */
@@ -127,6 +135,8 @@ export interface GemmLaunch {
   readonly b: bigint;
   readonly d: bigint;
   readonly bias: bigint | null;
+  /** Batch-invariant call: one pinned non-split-K algorithm for every m (CublasLtGemm). */
+  readonly invariant: boolean;
 }
 
 export type Launch = KernelLaunch | GemmLaunch;
@@ -243,13 +253,16 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         const isLogits = op.out === a.logits;
         // Decode-sized bf16 linears: one warp per output column streams the weight row once (the lm_head,
         // fp32 out, stays on cuBLASLt, which reaches the copy bandwidth on it).
-        if (env.gemv && elem === "bf16" && !isLogits && rows <= GEMV_MAX_ROWS && op.inFeatures % 8 === 0) {
+        if (env.gemv && elem === "bf16" && !isLogits && rows <= GEMV_MAX_ROWS && op.inFeatures % 8 === 0 && (!env.batchInvariant || T === S)) {
           const M = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8;
           k(i, `gemv_bf16_m${M}`, [cdiv(op.outFeatures, 8), 1, 1], 256, [buf(op.x), env.weight(op.weight), op.bias ? env.weight(op.bias) : 0n, buf(op.out), rows, op.outFeatures, op.inFeatures]);
           break;
         }
+        // Batch-invariant: pinned non-split-K cuBLASLt algorithms, except decode steps too big for the
+        // skinny-GEMM kernel (> 8 sequences), which keep the per-M heuristic (split-K) for throughput.
+        const invariant = !!env.batchInvariant && !(T === S && T > GEMV_MAX_ROWS && !isLogits);
         out.push({
-          kind: "gemm", op: i, m: rows, n: op.outFeatures, k: op.inFeatures, dtype: gemmType, outDtype: isLogits ? "fp32" : gemmType,
+          kind: "gemm", op: i, m: rows, n: op.outFeatures, k: op.inFeatures, dtype: gemmType, outDtype: isLogits ? "fp32" : gemmType, invariant,
           a: buf(op.x), b: env.weight(op.weight), d: isLogits ? env.logits : buf(op.out), bias: op.bias ? env.weight(op.bias) : null,
         });
         break;
