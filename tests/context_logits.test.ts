@@ -14,7 +14,7 @@ import { SamplingParams, type SamplingParamsInput } from "../lib/llmapi/sampling
 import { LlmTokenizer } from "../lib/llmapi/tokenizer.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import { ValidationError } from "../lib/util/errors.ts";
-import { assert, sharedDir, test } from "./harness.ts";
+import { assert, sharedDir, test, testBackend, testBuild, testLlm } from "./harness.ts";
 
 const dir = `${sharedDir}models/stories260k`;
 const ref = JSON.parse(fs.readFileSync(`${dir}/reference_outputs.json`, "utf8")) as {
@@ -29,13 +29,13 @@ const V = 512;
 function engine(opts = {}): Engine {
   const model = AutoModelForCausalLM.fromHuggingFace(dir);
   try {
-    return buildSync(model, { maxBatchSize: 8, maxNumTokens: 64, tokensPerBlock: 8, maxInputLen: 64, maxSeqLen: 128, gatherContextLogits: true, ...opts });
+    return buildSync(model, { maxBatchSize: 8, maxNumTokens: 64, tokensPerBlock: 8, maxInputLen: 64, maxSeqLen: 128, gatherContextLogits: true, ...testBuild, ...opts });
   } finally {
     model.close();
   }
 }
 const gathering = engine();
-const executor = (config: ExecutorConfigInput = {}, eng = gathering): GenerationExecutorWorker => GenerationExecutorWorker.create({ engine: eng, tokenizer, config });
+const executor = (config: ExecutorConfigInput = {}, eng = gathering): GenerationExecutorWorker => GenerationExecutorWorker.create({ engine: eng, tokenizer, backend: testBackend, config });
 const sp = (p: SamplingParamsInput): SamplingParams => new SamplingParams(p);
 const ALL = { returnContextLogits: true, promptLogprobs: 3, returnGenerationLogits: true } as const;
 
@@ -265,7 +265,7 @@ test("an engine built without gatherContextLogits rejects prompt logits with the
 });
 
 test("LLM.create({ gatherContextLogits: true }): prompt logprobs through generate, in process and across the proxy worker", async () => {
-  const opts = { model: dir, backend: "cpu", cacheEngine: false, buildConfig: { maxBatchSize: 4, maxNumTokens: 64, maxInputLen: 32, maxSeqLen: 64 } } as const;
+  const opts = { model: dir, ...testLlm, cacheEngine: false, buildConfig: { maxBatchSize: 4, maxNumTokens: 64, maxInputLen: 32, maxSeqLen: 64 } } as const;
   {
     await using llm = await LLM.create(opts);
     await assert.rejects(llm.generate("Once upon a time", { promptLogprobs: 1 }, { useTqdm: false }), /SamplingParams.promptLogprobs: .*gatherContextLogits/);

@@ -11,7 +11,7 @@ import { SamplingParams, type SamplingParamsInput } from "../lib/llmapi/sampling
 import { LlmTokenizer } from "../lib/llmapi/tokenizer.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import { ValidationError } from "../lib/util/errors.ts";
-import { assert, sharedDir, test } from "./harness.ts";
+import { assert, sharedDir, test, testBackend, testBuild } from "./harness.ts";
 
 const dir = `${sharedDir}models/stories260k`;
 const ref = JSON.parse(fs.readFileSync(`${dir}/reference_outputs.json`, "utf8")) as { prompt_ids: number[]; greedy_new_ids: number[] };
@@ -20,13 +20,13 @@ const tokenizer = LlmTokenizer.fromDir(dir);
 function engine(opts = {}): Engine {
   const model = AutoModelForCausalLM.fromHuggingFace(dir);
   try {
-    return buildSync(model, { maxBatchSize: 32, maxNumTokens: 128, tokensPerBlock: 8, maxInputLen: 64, ...opts });
+    return buildSync(model, { maxBatchSize: 32, maxNumTokens: 128, tokensPerBlock: 8, maxInputLen: 64, ...testBuild, ...opts });
   } finally {
     model.close();
   }
 }
 const mainEngine = engine();
-const executor = (config: ExecutorConfigInput = {}, eng = mainEngine): GenerationExecutorWorker => GenerationExecutorWorker.create({ engine: eng, tokenizer, config });
+const executor = (config: ExecutorConfigInput = {}, eng = mainEngine): GenerationExecutorWorker => GenerationExecutorWorker.create({ engine: eng, tokenizer, backend: testBackend, config });
 const sp = (p: SamplingParamsInput): SamplingParams => new SamplingParams(p);
 
 /** A long prompt that shares its first `n` ids with every other call. */

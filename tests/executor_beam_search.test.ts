@@ -8,15 +8,15 @@ import { SamplingParams, type SamplingParamsInput } from "../lib/llmapi/sampling
 import { LlmTokenizer } from "../lib/llmapi/tokenizer.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import { ModelRunner } from "../lib/runtime/model_runner.ts";
-import { assert, sharedDir, test } from "./harness.ts";
+import { assert, sharedDir, test, testBackend, testBuild } from "./harness.ts";
 
 const dir = `${sharedDir}models/stories260k`;
 const ref = JSON.parse(fs.readFileSync(`${dir}/reference_outputs.json`, "utf8")) as { prompt_ids: number[]; greedy_new_ids: number[] };
 const tokenizer = LlmTokenizer.fromDir(dir);
 const model = AutoModelForCausalLM.fromHuggingFace(dir);
-const engine = buildSync(model, { maxBatchSize: 16, maxNumTokens: 128, tokensPerBlock: 4, maxInputLen: 64 });
+const engine = buildSync(model, { maxBatchSize: 16, maxNumTokens: 128, tokensPerBlock: 4, maxInputLen: 64, ...testBuild });
 model.close();
-const runner = ModelRunner.fromEngine(engine);
+const runner = ModelRunner.fromEngine(engine, { backend: testBackend });
 /** Last-position logits of each full sequence, by a fresh static-batch forward (the reference's model). */
 const forward = (seqs: number[][]): Float32Array[] =>
   seqs.map((s) => runner.generate([s], { maxNewTokens: 1, endId: -1, outputGenerationLogits: true }).generationLogits![0][0]);
@@ -26,7 +26,7 @@ function reference(prompt: number[], p: SamplingParamsInput): { tokens: readonly
 }
 
 test("beam search through the executor equals the reference driver (widths 1-4, n, lengthPenalty, end ids)", async () => {
-  await using ex = GenerationExecutorWorker.create({ engine, tokenizer });
+  await using ex = GenerationExecutorWorker.create({ engine, tokenizer, backend: testBackend });
   const cases: [number[], SamplingParamsInput][] = [
     [ref.prompt_ids, { useBeamSearch: true, beamWidth: 3, maxTokens: 8 }],
     [[1, 403], { useBeamSearch: true, beamWidth: 4, n: 2, maxTokens: 10, lengthPenalty: 0.6 }],
@@ -60,10 +60,10 @@ test("beam search through the executor equals the reference driver (widths 1-4, 
 
 test("beam search alongside sampling requests, under preemption, and aborted mid-search", async () => {
   const m = AutoModelForCausalLM.fromHuggingFace(dir);
-  const tight = buildSync(m, { maxBatchSize: 16, maxNumTokens: 128, tokensPerBlock: 4, maxSeqLen: 64, maxInputLen: 32 });
+  const tight = buildSync(m, { maxBatchSize: 16, maxNumTokens: 128, tokensPerBlock: 4, maxSeqLen: 64, maxInputLen: 32, ...testBuild });
   m.close();
   try {
-    await using ex = GenerationExecutorWorker.create({ engine: tight, tokenizer, config: { kvCacheConfig: { maxTokens: 64 } } }); // 16 blocks
+    await using ex = GenerationExecutorWorker.create({ engine: tight, tokenizer, backend: testBackend, config: { kvCacheConfig: { maxTokens: 64 } } }); // 16 blocks
     const bp: SamplingParamsInput = { useBeamSearch: true, beamWidth: 2, maxTokens: 12, ignoreEos: true };
     const beam = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: new SamplingParams(bp) });
     const others = [1, 2, 3].map((i) => ex.submit({ promptTokenIds: [1, 403 + i], samplingParams: new SamplingParams({ temperature: 0.8, seed: i, maxTokens: 40, ignoreEos: true }) }));

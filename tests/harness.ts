@@ -59,3 +59,15 @@ test.skipIf = (reason: string, cond: boolean) => (name: string, fn: TestFn, time
 
 /** Path of ../shared beside the checkout (tests may read models and tokenizers from it). */
 export const sharedDir: string = new URL("../../shared/", import.meta.url).pathname;
+
+const testEnv = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env ?? {};
+/**
+ * Backend the backend-neutral suites (executor, LLM API, sampling, context logits) run on:
+ * `LLMRT_TEST_BACKEND=cuda` repeats them on the GPU host. CUDA engines are then built in float32 so
+ * the CPU goldens (fp32 references) hold there too.
+ */
+export const testBackend: "cpu" | "cuda" = testEnv.LLMRT_TEST_BACKEND === "cuda" ? "cuda" : "cpu";
+/** Build options that select {@link testBackend} (spread into a BuildConfig). */
+export const testBuild: { backend: "cpu" | "cuda"; dtype?: "float32" } = testBackend === "cuda" ? { backend: "cuda", dtype: "float32" } : { backend: "cpu" };
+/** LLM.create options that select {@link testBackend}. */
+export const testLlm: { backend: "cpu" | "cuda"; dtype?: "float32" } = testBuild;

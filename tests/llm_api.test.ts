@@ -6,12 +6,12 @@ import { LLM, type LlmOptions } from "../lib/llmapi/llm.ts";
 import { ProgressBar } from "../lib/llmapi/progress.ts";
 import { RequestOutput } from "../lib/llmapi/request_output.ts";
 import { ValidationError } from "../lib/util/errors.ts";
-import { assert, sharedDir, test } from "./harness.ts";
+import { assert, sharedDir, test, testLlm } from "./harness.ts";
 
 const dir = `${sharedDir}models/stories260k`;
 const ref = JSON.parse(fs.readFileSync(`${dir}/reference_outputs.json`, "utf8")) as { prompt_ids: number[]; greedy_new_ids: number[] };
 const create = (o: Partial<LlmOptions> = {}): Promise<LLM> =>
-  LLM.create({ model: dir, backend: "cpu", cacheEngine: false, buildConfig: { maxBatchSize: 16, maxNumTokens: 256, maxInputLen: 64, tokensPerBlock: 16 }, ...o });
+  LLM.create({ model: dir, ...testLlm, cacheEngine: false, buildConfig: { maxBatchSize: 16, maxNumTokens: 256, maxInputLen: 64, tokensPerBlock: 16 }, ...o });
 
 test("LLM.generate golden: 256 greedy ids of the reference prompt (temperature 0, ignoreEos)", async () => {
   await using llm = await create();

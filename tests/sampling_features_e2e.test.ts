@@ -5,14 +5,14 @@ import * as fs from "node:fs";
 import { LLM } from "../lib/llmapi/llm.ts";
 import type { RequestOutput } from "../lib/llmapi/outputs.ts";
 import type { SamplingParamsInput } from "../lib/llmapi/sampling_params.ts";
-import { assert, sharedDir, test } from "./harness.ts";
+import { assert, sharedDir, test, testLlm } from "./harness.ts";
 
 const dir = `${sharedDir}models/stories260k`;
 const ref = JSON.parse(fs.readFileSync(`${dir}/reference_outputs.json`, "utf8")) as { prompt_ids: number[]; greedy_new_ids: number[] };
 const PROMPT = "Once upon a time";
 
 const create = (): Promise<LLM> =>
-  LLM.create({ model: dir, backend: "cpu", cacheEngine: false, buildConfig: { maxBatchSize: 8, maxNumTokens: 128, maxInputLen: 64, maxSeqLen: 128 } });
+  LLM.create({ model: dir, ...testLlm, cacheEngine: false, buildConfig: { maxBatchSize: 8, maxNumTokens: 128, maxInputLen: 64, maxSeqLen: 128 } });
 /** Greedy, 30 tokens, unless `p` says otherwise. */
 const generator = (llm: LLM) => (p: SamplingParamsInput, prompt: string | number[] = PROMPT): Promise<RequestOutput> =>
   llm.generate(prompt, { temperature: 0, maxTokens: 30, ...p }, { useTqdm: false });
