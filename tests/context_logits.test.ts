@@ -17,6 +17,12 @@ import { ValidationError } from "../lib/util/errors.ts";
 import { assert, sharedDir, test, testBackend, testBuild, testLlm } from "./harness.ts";
 
 const dir = `${sharedDir}models/stories260k`;
+/**
+ * Bound for "the same logits by another schedule" (chunked, preempted, reused): the CPU computes
+ * them identically (bound 1e-5); CUDA float32 GEMMs may reduce in another order when the row count
+ * changes (measured 1.3e-5 on an H100), so allow float32 rounding of ~20-magnitude logits there.
+ */
+const SAME = testBackend === "cuda" ? 1e-4 : 1e-5;
 const ref = JSON.parse(fs.readFileSync(`${dir}/reference_outputs.json`, "utf8")) as {
   prompt_ids: number[];
   greedy_new_ids: number[];
@@ -139,9 +145,9 @@ test("chunked prefill (maxNumTokens 8): context logits complete, in order and eq
   await using ex = executor({ maxNumTokens: 8 });
   const out = await ex.submit({ promptTokenIds: long40, samplingParams: sp({ temperature: 0, maxTokens: 4, ignoreEos: true, ...ALL }) }).result();
   assert.ok(ex.getStats().filter((s) => s.numPrefillTokens > 0).length >= 5, "the prompt ran in chunks");
-  assertRowsClose(out.contextLogits!, base.contextLogits!, 1e-5, "context logits");
-  out.promptLogprobs!.slice(1).forEach((e, i) => assert.ok(Math.abs(e!.logprob - base.promptLogprobs![i + 1]!.logprob) < 1e-5));
-  assertRowsClose(out.outputs[0].generationLogits!, base.outputs[0].generationLogits!, 1e-5, "generation logits");
+  assertRowsClose(out.contextLogits!, base.contextLogits!, SAME, "context logits");
+  out.promptLogprobs!.slice(1).forEach((e, i) => assert.ok(Math.abs(e!.logprob - base.promptLogprobs![i + 1]!.logprob) < SAME));
+  assertRowsClose(out.outputs[0].generationLogits!, base.outputs[0].generationLogits!, SAME, "generation logits");
   assert.deepEqual(out.outputs[0].tokenIds, base.outputs[0].tokenIds);
 });
 
@@ -158,7 +164,7 @@ test("logits rows are budgeted: a 16-token prompt with n = 3 (15 prompt rows + 3
     ];
     assert.deepEqual(out.outputs.map((o) => o.tokenIds), plain.outputs.map((o) => o.tokenIds));
     const base = await baseline(prompt);
-    assertRowsClose(out.contextLogits!, base.contextLogits!, 1e-5, "context logits");
+    assertRowsClose(out.contextLogits!, base.contextLogits!, SAME, "context logits");
     await using strict = executor({ enableChunkedPrefill: false }, small);
     await assert.rejects(
       strict.submit({ promptTokenIds: prompt, samplingParams: sp({ ...params, returnContextLogits: true }) }).result(),
@@ -179,7 +185,7 @@ test("prefix reuse on: a request wanting prompt logits prefills its cached prefi
   const st = statsSince(ex.getStats(), from);
   assert.equal(sum(st, (s) => s.numPrefillTokens), long40.length, "every prompt position computed");
   assert.equal(st.at(-1)!.kvBlocksReused, ex.getStats()[from - 1].kvBlocksReused, "no block reused");
-  assertRowsClose(out.contextLogits!, base.contextLogits!, 1e-5, "context logits");
+  assertRowsClose(out.contextLogits!, base.contextLogits!, SAME, "context logits");
   assert.deepEqual(out.outputs[0].tokenIds, base.outputs[0].tokenIds);
   // A plain request with the same prefix reuses the cache as before.
   const from2 = ex.getStats().length;
@@ -202,8 +208,8 @@ test("under preemption (small KV cache, chunked prefill) every request's context
       await using alone = executor({ kvCacheConfig: { enableBlockReuse: false } });
       const want = await alone.submit(r).result();
       assert.deepEqual(outs[i].outputs[0].tokenIds, want.outputs[0].tokenIds, `request ${i}`);
-      assertRowsClose(outs[i].contextLogits!, want.contextLogits!, 1e-5, `request ${i} context logits`);
-      assertRowsClose(outs[i].outputs[0].generationLogits!, want.outputs[0].generationLogits!, 1e-5, `request ${i} generation logits`);
+      assertRowsClose(outs[i].contextLogits!, want.contextLogits!, SAME, `request ${i} context logits`);
+      assertRowsClose(outs[i].outputs[0].generationLogits!, want.outputs[0].generationLogits!, SAME, `request ${i} generation logits`);
       assert.equal(outs[i].promptLogprobs!.length, prompts[i].length);
     }
     assert.equal(ex.kvCacheStats.usedBlocks, 0);
