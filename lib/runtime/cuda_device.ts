@@ -10,7 +10,7 @@ import { ValidationError } from "../util/errors.ts";
 import { bindContext, deviceCount, driverVersion, ensureCudaInit, forgetContext } from "./cuda_driver.ts";
 import { DeviceBuffer, PinnedHostBuffer } from "./cuda_memory.ts";
 import { CudaModule } from "./cuda_module.ts";
-import { armFinalizer, disarmFinalizer, DisposedError, Release, ReleaseSet } from "./cuda_owner.ts";
+import { NativeOwner, Release, ReleaseSet } from "./cuda_owner.ts";
 import { Event, type EventOptions, Stream, type StreamOptions } from "./cuda_stream.ts";
 
 /** Compute capability, e.g. `{ major: 9, minor: 0 }` on H100/H200. */
@@ -52,7 +52,7 @@ function optionalAttribute(attrib: number, dev: number): number {
  * buf.copyFromHost(new Float32Array(1 << 18).fill(1));
  * ```
  */
-export class CudaDevice {
+export class CudaDevice extends NativeOwner {
   readonly ordinal: number;
   /** Marketing name, e.g. "NVIDIA H100 80GB HBM3". */
   readonly name: string;
@@ -77,7 +77,6 @@ export class CudaDevice {
   readonly #dev: number;
   readonly #ctx: bigint;
   readonly #children = new ReleaseSet();
-  readonly #release: Release;
 
   /** Number of CUDA devices; 0 without any. Throws NativeLibraryError if libcuda cannot load. */
   static count(): number {
@@ -102,6 +101,7 @@ export class CudaDevice {
   }
 
   private constructor(ordinal: number) {
+    super(`CudaDevice(${ordinal})`);
     ensureCudaInit();
     const count = deviceCount();
     if (!Number.isInteger(ordinal) || ordinal < 0 || ordinal >= count) {
@@ -137,14 +137,13 @@ export class CudaDevice {
     const ctx = ctxCell[0];
     this.#ctx = ctx;
     const children = this.#children;
-    this.#release = new Release(`CudaDevice(${ordinal})`, () => {
+    this.own(new Release(`CudaDevice(${ordinal})`, () => {
       // Parents free children first; then the primary context reference goes.
       const errors = children.releaseAll();
       forgetContext(ctx);
       checkCu(cuda().cuDevicePrimaryCtxRelease_v2(dev), "cuDevicePrimaryCtxRelease");
       if (errors.length) throw errors[0];
-    }, null);
-    armFinalizer(this, this.#release);
+    }, null));
     bindContext(ctx);
   }
 
@@ -155,12 +154,8 @@ export class CudaDevice {
 
   /** The primary context handle (CUcontext). */
   get context(): bigint {
-    this.#assertLive();
+    this.assertLive();
     return this.#ctx;
-  }
-
-  get isDisposed(): boolean {
-    return this.#release.done;
   }
 
   /** Number of live native resources this device still owns. */
@@ -170,7 +165,7 @@ export class CudaDevice {
 
   /** Makes this device's context current on the calling thread (cheap when it already is). */
   bind(): void {
-    this.#assertLive();
+    this.assertLive();
     bindContext(this.#ctx);
   }
 
@@ -180,7 +175,7 @@ export class CudaDevice {
    * unless the owner released it first.
    */
   adopt(what: string, release: () => void): Release {
-    this.#assertLive();
+    this.assertLive();
     return new Release(what, release, this.#children);
   }
 
@@ -222,20 +217,5 @@ export class CudaDevice {
   /** Loads a CUBIN, fatbin or NUL-terminated PTX image. */
   loadModule(image: Uint8Array): CudaModule {
     return new CudaModule(this, image);
-  }
-
-  /** Frees every resource still owned, then releases the primary context. Idempotent. */
-  dispose(): void {
-    if (this.#release.done) return;
-    disarmFinalizer(this.#release);
-    this.#release.run();
-  }
-
-  [Symbol.dispose](): void {
-    this.dispose();
-  }
-
-  #assertLive(): void {
-    if (this.#release.done) throw new DisposedError(`CudaDevice(${this.ordinal})`);
   }
 }

@@ -6,7 +6,7 @@ import { checkCu } from "../../ffi/check.ts";
 import { cuda } from "../../ffi/cuda.ts";
 import type { CudaDevice } from "./cuda_device.ts";
 import { bindContext } from "./cuda_driver.ts";
-import { armFinalizer, disarmFinalizer, DisposedError, type Release } from "./cuda_owner.ts";
+import { NativeOwner } from "./cuda_owner.ts";
 import type { Stream } from "./cuda_stream.ts";
 
 /**
@@ -19,14 +19,14 @@ import type { Stream } from "./cuda_stream.ts";
  * stream.synchronize();
  * ```
  */
-export class CudaGraph {
+export class CudaGraph extends NativeOwner {
   readonly device: CudaDevice;
   readonly #graph: bigint;
   readonly #exec: bigint;
-  readonly #release: Release;
 
   /** Use `stream.capture()` / `stream.endCapture()`; takes ownership of `graph`. */
   constructor(device: CudaDevice, graph: bigint) {
+    super("CudaGraph");
     const lib = cuda();
     const cell = new BigUint64Array(1);
     const code = lib.cuGraphInstantiateWithFlags(cell, graph, 0);
@@ -39,48 +39,32 @@ export class CudaGraph {
     this.device = device;
     this.#graph = graph;
     this.#exec = exec;
-    this.#release = device.adopt("CudaGraph", () => {
+    this.own(device.adopt("CudaGraph", () => {
       bindContext(ctx);
       const a = cuda().cuGraphExecDestroy(exec);
       const b = cuda().cuGraphDestroy(graph);
       checkCu(a, "cuGraphExecDestroy");
       checkCu(b, "cuGraphDestroy");
-    });
-    armFinalizer(this, this.#release);
+    }));
   }
 
   /** Number of nodes (kernels, copies, memsets) in the graph. */
   get numNodes(): number {
-    if (this.#release.done) throw new DisposedError("CudaGraph");
+    this.assertLive();
     const n = new BigUint64Array(1);
     checkCu(cuda().cuGraphGetNodes(this.#graph, null, n), "cuGraphGetNodes");
     return Number(n[0]);
   }
 
-  get isDisposed(): boolean {
-    return this.#release.done;
-  }
-
   /** Replays the graph on `stream`. */
   launch(stream: Stream): void {
-    if (this.#release.done) throw new DisposedError("CudaGraph");
+    this.assertLive();
     checkCu(cuda().cuGraphLaunch(this.#exec, stream.handle), "cuGraphLaunch");
   }
 
   /** Uploads the graph's resources ahead of the first launch (optional, hides first-launch cost). */
   upload(stream: Stream): void {
-    if (this.#release.done) throw new DisposedError("CudaGraph");
+    this.assertLive();
     checkCu(cuda().cuGraphUpload(this.#exec, stream.handle), "cuGraphUpload");
-  }
-
-  /** Destroys the executable graph and the graph. Idempotent. */
-  dispose(): void {
-    if (this.#release.done) return;
-    disarmFinalizer(this.#release);
-    this.#release.run();
-  }
-
-  [Symbol.dispose](): void {
-    this.dispose();
   }
 }

@@ -8,7 +8,7 @@ import { nativeView } from "../../ffi/runtime.ts";
 import { ValidationError } from "../util/errors.ts";
 import type { CudaDevice } from "./cuda_device.ts";
 import { bindContext } from "./cuda_driver.ts";
-import { armFinalizer, disarmFinalizer, DisposedError, type Release } from "./cuda_owner.ts";
+import { NativeOwner } from "./cuda_owner.ts";
 import type { Stream } from "./cuda_stream.ts";
 
 /** Host memory a copy reads or writes: JS memory, or pinned memory for truly async copies. */
@@ -51,14 +51,14 @@ function checkRange(what: string, offset: number, bytes: number, size: number): 
  * x.copyToHost(back);
  * ```
  */
-export class DeviceBuffer {
+export class DeviceBuffer extends NativeOwner {
   readonly device: CudaDevice;
   readonly byteLength: number;
   readonly #ptr: bigint;
-  readonly #release: Release;
 
   /** Use `device.alloc(bytes)`. */
   constructor(device: CudaDevice, bytes: number) {
+    super("DeviceBuffer");
     checkSize("DeviceBuffer.byteLength", bytes);
     device.bind();
     const cell = new BigUint64Array(1);
@@ -68,21 +68,16 @@ export class DeviceBuffer {
     this.device = device;
     this.byteLength = bytes;
     this.#ptr = ptr;
-    this.#release = device.adopt(`DeviceBuffer(${bytes})`, () => {
+    this.own(device.adopt(`DeviceBuffer(${bytes})`, () => {
       bindContext(ctx);
       checkCu(cuda().cuMemFree_v2(ptr), "cuMemFree");
-    });
-    armFinalizer(this, this.#release);
+    }));
   }
 
   /** The device address (CUdeviceptr). Throws once disposed. */
   get ptr(): bigint {
-    if (this.#release.done) throw new DisposedError("DeviceBuffer");
+    this.assertLive();
     return this.#ptr;
-  }
-
-  get isDisposed(): boolean {
-    return this.#release.done;
   }
 
   /** Copies all of `src` to `offset` in this buffer. */
@@ -152,17 +147,6 @@ export class DeviceBuffer {
     if (options.stream) checkCu(cuda().cuMemsetD32Async(this.ptr, word >>> 0, n, options.stream.handle), "cuMemsetD32Async");
     else checkCu(cuda().cuMemsetD32_v2(this.ptr, word >>> 0, n), "cuMemsetD32");
   }
-
-  /** Frees the memory. Idempotent. */
-  dispose(): void {
-    if (this.#release.done) return;
-    disarmFinalizer(this.#release);
-    this.#release.run();
-  }
-
-  [Symbol.dispose](): void {
-    this.dispose();
-  }
 }
 
 /**
@@ -177,15 +161,15 @@ export class DeviceBuffer {
  * stream.synchronize();
  * ```
  */
-export class PinnedHostBuffer {
+export class PinnedHostBuffer extends NativeOwner {
   readonly device: CudaDevice;
   readonly byteLength: number;
   readonly #addr: bigint;
   readonly #bytes: Uint8Array;
-  readonly #release: Release;
 
   /** Use `device.allocHost(bytes)`. */
   constructor(device: CudaDevice, bytes: number) {
+    super("PinnedHostBuffer");
     checkSize("PinnedHostBuffer.byteLength", bytes);
     device.bind();
     const cell = new BigUint64Array(1);
@@ -196,42 +180,26 @@ export class PinnedHostBuffer {
     this.byteLength = bytes;
     this.#addr = addr;
     this.#bytes = new Uint8Array(nativeView(addr, bytes));
-    this.#release = device.adopt(`PinnedHostBuffer(${bytes})`, () => {
+    this.own(device.adopt(`PinnedHostBuffer(${bytes})`, () => {
       bindContext(ctx);
       checkCu(cuda().cuMemFreeHost(addr), "cuMemFreeHost");
-    });
-    armFinalizer(this, this.#release);
+    }));
   }
 
   /** The host address of the memory. */
   get address(): bigint {
-    if (this.#release.done) throw new DisposedError("PinnedHostBuffer");
+    this.assertLive();
     return this.#addr;
   }
 
   /** The memory as bytes (a view of native memory, valid until dispose). */
   get bytes(): Uint8Array {
-    if (this.#release.done) throw new DisposedError("PinnedHostBuffer");
+    this.assertLive();
     return this.#bytes;
   }
 
   /** The memory as an ArrayBuffer, for typed views: `new Float32Array(pinned.buffer)`. */
   get buffer(): ArrayBuffer {
     return this.bytes.buffer as ArrayBuffer;
-  }
-
-  get isDisposed(): boolean {
-    return this.#release.done;
-  }
-
-  /** Frees the memory. Idempotent. */
-  dispose(): void {
-    if (this.#release.done) return;
-    disarmFinalizer(this.#release);
-    this.#release.run();
-  }
-
-  [Symbol.dispose](): void {
-    this.dispose();
   }
 }

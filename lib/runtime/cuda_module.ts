@@ -10,7 +10,7 @@ import { ValidationError } from "../util/errors.ts";
 import type { CudaDevice } from "./cuda_device.ts";
 import { bindContext, launchKernelAddress } from "./cuda_driver.ts";
 import type { DeviceBuffer } from "./cuda_memory.ts";
-import { armFinalizer, disarmFinalizer, DisposedError, type Release } from "./cuda_owner.ts";
+import { DisposedError, NativeOwner } from "./cuda_owner.ts";
 import type { Stream } from "./cuda_stream.ts";
 
 export type { KernelParamKind } from "../../ffi/shim.ts";
@@ -41,15 +41,15 @@ const NO_OPTIONS: LaunchOptions = Object.freeze({});
  * saxpy.launch(Math.ceil(n / 256), 256, [y, x, 2.0, n]);
  * ```
  */
-export class CudaModule {
+export class CudaModule extends NativeOwner {
   readonly device: CudaDevice;
   readonly #handle: bigint;
   readonly #ctx: bigint;
-  readonly #release: Release;
   readonly #kernels = new Map<string, Kernel>();
 
   /** Use `device.loadModule(image)`. */
   constructor(device: CudaDevice, image: Uint8Array) {
+    super("CudaModule");
     if (image.byteLength === 0) throw new ValidationError("CudaModule.image: empty image", "image", image.byteLength);
     device.bind();
     const cell = new BigUint64Array(1);
@@ -59,21 +59,16 @@ export class CudaModule {
     this.device = device;
     this.#handle = handle;
     this.#ctx = ctx;
-    this.#release = device.adopt("CudaModule", () => {
+    this.own(device.adopt("CudaModule", () => {
       bindContext(ctx);
       checkCu(cuda().cuModuleUnload(handle), "cuModuleUnload");
-    });
-    armFinalizer(this, this.#release);
+    }));
   }
 
   /** The CUmodule handle. */
   get handle(): bigint {
-    if (this.#release.done) throw new DisposedError("CudaModule");
+    this.assertLive();
     return this.#handle;
-  }
-
-  get isDisposed(): boolean {
-    return this.#release.done;
   }
 
   /**
@@ -97,15 +92,9 @@ export class CudaModule {
   }
 
   /** Unloads the module. Idempotent. */
-  dispose(): void {
-    if (this.#release.done) return;
-    disarmFinalizer(this.#release);
-    this.#release.run();
+  override dispose(): void {
+    super.dispose();
     this.#kernels.clear();
-  }
-
-  [Symbol.dispose](): void {
-    this.dispose();
   }
 }
 

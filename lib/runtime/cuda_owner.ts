@@ -85,3 +85,42 @@ export class DisposedError extends Error {
     super(`${what} was already disposed`);
   }
 }
+
+/**
+ * Base of every owner of one native handle: holds its `Release`, arms the finalizer net, and gives
+ * the idempotent `dispose()` / `[Symbol.dispose]` and the live check. A subclass calls `own()` once,
+ * right after it has created the handle.
+ */
+export abstract class NativeOwner {
+  #release: Release | null = null;
+
+  protected constructor(readonly ownerName: string) {}
+
+  /** Takes ownership of `release` and arms the finalizer net for it. */
+  protected own(release: Release): void {
+    this.#release = release;
+    armFinalizer(this, release);
+  }
+
+  /** True once released (or never owned: the constructor failed). */
+  get isDisposed(): boolean {
+    return this.#release?.done ?? true;
+  }
+
+  /** Throws DisposedError when the handle is gone. */
+  protected assertLive(): void {
+    if (this.isDisposed) throw new DisposedError(this.ownerName);
+  }
+
+  /** Releases the handle (children first, where it has any). Idempotent. */
+  dispose(): void {
+    const r = this.#release;
+    if (!r || r.done) return;
+    disarmFinalizer(r);
+    r.run();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}

@@ -9,7 +9,7 @@ import { out } from "../../ffi/runtime.ts";
 import type { CudaDevice } from "./cuda_device.ts";
 import { bindContext } from "./cuda_driver.ts";
 import { CudaGraph } from "./cuda_graph.ts";
-import { armFinalizer, disarmFinalizer, DisposedError, type Release } from "./cuda_owner.ts";
+import { NativeOwner } from "./cuda_owner.ts";
 
 /** Options of `device.createStream`. */
 export interface StreamOptions {
@@ -44,14 +44,14 @@ function queryDone(code: number, api: string): boolean {
  * stream.synchronize();
  * ```
  */
-export class Stream {
+export class Stream extends NativeOwner {
   readonly device: CudaDevice;
   readonly #handle: bigint;
   readonly #ctx: bigint;
-  readonly #release: Release;
 
   /** Use `device.createStream()`. */
   constructor(device: CudaDevice, options: StreamOptions = {}) {
+    super("Stream");
     device.bind();
     const cell = new BigUint64Array(1);
     const flags = options.nonBlocking === false ? CU.STREAM_DEFAULT : CU.STREAM_NON_BLOCKING;
@@ -61,21 +61,16 @@ export class Stream {
     this.device = device;
     this.#handle = handle;
     this.#ctx = ctx;
-    this.#release = device.adopt("Stream", () => {
+    this.own(device.adopt("Stream", () => {
       bindContext(ctx);
       checkCu(cuda().cuStreamDestroy_v2(handle), "cuStreamDestroy");
-    });
-    armFinalizer(this, this.#release);
+    }));
   }
 
   /** The CUstream handle. */
   get handle(): bigint {
-    if (this.#release.done) throw new DisposedError("Stream");
+    this.assertLive();
     return this.#handle;
-  }
-
-  get isDisposed(): boolean {
-    return this.#release.done;
   }
 
   /** Blocks until all work on the stream is done. */
@@ -128,17 +123,6 @@ export class Stream {
     }
     return this.endCapture();
   }
-
-  /** Destroys the stream (pending work still completes). Idempotent. */
-  dispose(): void {
-    if (this.#release.done) return;
-    disarmFinalizer(this.#release);
-    this.#release.run();
-  }
-
-  [Symbol.dispose](): void {
-    this.dispose();
-  }
 }
 
 /** Options of `device.createEvent`. */
@@ -159,13 +143,13 @@ export interface EventOptions {
  * console.log(end.elapsedSince(start), "ms");
  * ```
  */
-export class Event {
+export class Event extends NativeOwner {
   readonly device: CudaDevice;
   readonly #handle: bigint;
-  readonly #release: Release;
 
   /** Use `device.createEvent()`. */
   constructor(device: CudaDevice, options: EventOptions = {}) {
+    super("Event");
     device.bind();
     const cell = new BigUint64Array(1);
     const flags = (options.timing === false ? CU.EVENT_DISABLE_TIMING : 0) | (options.blockingSync ? CU.EVENT_BLOCKING_SYNC : 0);
@@ -174,21 +158,16 @@ export class Event {
     const ctx = device.context;
     this.device = device;
     this.#handle = handle;
-    this.#release = device.adopt("Event", () => {
+    this.own(device.adopt("Event", () => {
       bindContext(ctx);
       checkCu(cuda().cuEventDestroy_v2(handle), "cuEventDestroy");
-    });
-    armFinalizer(this, this.#release);
+    }));
   }
 
   /** The CUevent handle. */
   get handle(): bigint {
-    if (this.#release.done) throw new DisposedError("Event");
+    this.assertLive();
     return this.#handle;
-  }
-
-  get isDisposed(): boolean {
-    return this.#release.done;
   }
 
   /** Records the event at the current end of `stream` (the legacy default stream if none). */
@@ -213,16 +192,5 @@ export class Event {
     if (!fn) throw new CudaError("cuda", "cuEventElapsedTime", -1, "SYMBOL_MISSING", "the driver exports neither cuEventElapsedTime_v2 nor cuEventElapsedTime");
     checkCu(fn(out.f32, start.handle, this.handle), "cuEventElapsedTime");
     return out.f32[0];
-  }
-
-  /** Destroys the event. Idempotent. */
-  dispose(): void {
-    if (this.#release.done) return;
-    disarmFinalizer(this.#release);
-    this.#release.run();
-  }
-
-  [Symbol.dispose](): void {
-    this.dispose();
   }
 }

@@ -2,7 +2,7 @@
  * GPU: the CUDA session end to end. stories260k (float32 engine) reproduces the 256 reference ids;
  * chunked prefill, batches, eager vs graph steps and the executor (copy-on-write forks) agree with
  * single runs. Random-weight checkpoints from `hf_reference.py make-model` (tiny-llama, tiny-qwen2,
- * qwen3-0.6b, llama-3.2-1b; made by tools/gpu-run.sh into $LLMRT_HF_MODELS) are compared with
+ * qwen3-0.6b, llama-3.2-1b; made by `tools/gpu/run.sh hf` into $LLMRT_HF_MODELS) are compared with
  * transformers' float32 last-position logits in bf16 tolerance; prefill vs decode and a batch of
  * mixed lengths vs single runs agree.
  */
@@ -152,7 +152,7 @@ const hfDir = process.env.LLMRT_HF_MODELS ?? "";
 for (const preset of ["tiny-llama", "tiny-qwen2", "qwen3-0.6b", "llama-3.2-1b"]) {
   const dir = path.join(hfDir, preset);
   const have = hfDir !== "" && fs.existsSync(path.join(dir, "reference.json"));
-  const hfTest = test.skipIf(noGpuReason || `no ${preset} checkpoint + reference (set LLMRT_HF_MODELS; tools/gpu-run.sh makes them)`, !gpuProbe.ok || !have);
+  const hfTest = test.skipIf(noGpuReason || `no ${preset} checkpoint + reference (set LLMRT_HF_MODELS; tools/gpu/run.sh hf makes them)`, !gpuProbe.ok || !have);
   hfTest(`${preset} bf16 on CUDA: last-position logits vs transformers float32; prefill = decode; batch = singles`, () => {
     const r = JSON.parse(fs.readFileSync(path.join(dir, "reference.json"), "utf8")) as HfRef;
     using engine = engineOf(dir, { dtype: "bfloat16", maxBatchSize: 4, maxNumTokens: 256, maxSeqLen: 256, tokensPerBlock: 16 });
