@@ -7,15 +7,9 @@ import { join } from "node:path";
 import { ValidationError } from "../lib/util/errors.ts";
 import { type DecodeOptions, LlmTokenizer } from "../lib/llmapi/tokenizer.ts";
 import { IncrementalDetokenizer } from "../lib/llmapi/detokenizer.ts";
-import { assert, sharedDir, test } from "./harness.ts";
+import { assert, test, tokenizerSets } from "./harness.ts";
 
-const SETS: Record<string, string> = {
-  "tinyllama-chat": `${sharedDir}tokenizers/tinyllama-chat`,
-  "phi-3-mini": `${sharedDir}tokenizers/phi-3-mini`,
-  "smollm": `${sharedDir}tokenizers/smollm`,
-  "smollm2-135m-ft-chatml": `${sharedDir}tokenizers/smollm2-135m-ft-chatml`,
-  "stories260k": `${sharedDir}models/stories260k`,
-};
+const SETS = tokenizerSets;
 const OPTION_SETS: DecodeOptions[] = [
   {},
   { skipSpecialTokens: false },

@@ -71,3 +71,12 @@ export const testBackend: "cpu" | "cuda" = testEnv.LLMRT_TEST_BACKEND === "cuda"
 export const testBuild: { backend: "cpu" | "cuda"; dtype?: "float32" } = testBackend === "cuda" ? { backend: "cuda", dtype: "float32" } : { backend: "cpu" };
 /** LLM.create options that select {@link testBackend}. */
 export const testLlm: { backend: "cpu" | "cuda"; dtype?: "float32" } = testBuild;
+
+/** Every real tokenizer set in ../shared, by name → directory (the tokenizer suites run over all). */
+export const tokenizerSets: Readonly<Record<string, string>> = Object.freeze({
+  "tinyllama-chat": `${sharedDir}tokenizers/tinyllama-chat`,
+  "phi-3-mini": `${sharedDir}tokenizers/phi-3-mini`,
+  "smollm": `${sharedDir}tokenizers/smollm`,
+  "smollm2-135m-ft-chatml": `${sharedDir}tokenizers/smollm2-135m-ft-chatml`,
+  "stories260k": `${sharedDir}models/stories260k`,
+});

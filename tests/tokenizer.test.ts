@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FormatError, ValidationError } from "../lib/util/errors.ts";
 import { LlmTokenizer } from "../lib/llmapi/tokenizer.ts";
-import { assert, sharedDir, test } from "./harness.ts";
+import { assert, test, tokenizerSets } from "./harness.ts";
 
 interface RefEncoding {
   text: string;
@@ -17,13 +17,7 @@ interface RefEncoding {
   decoded_with_special: string;
 }
 
-const SETS: Record<string, string> = {
-  "tinyllama-chat": `${sharedDir}tokenizers/tinyllama-chat`,
-  "phi-3-mini": `${sharedDir}tokenizers/phi-3-mini`,
-  "smollm": `${sharedDir}tokenizers/smollm`,
-  "smollm2-135m-ft-chatml": `${sharedDir}tokenizers/smollm2-135m-ft-chatml`,
-  "stories260k": `${sharedDir}models/stories260k`,
-};
+const SETS = tokenizerSets;
 
 const loaded = new Map<string, LlmTokenizer>();
 function tokenizer(name: string): LlmTokenizer {
