@@ -29,4 +29,18 @@ export { type GenerationOutput, ModelRunner, type SamplingConfigInput } from "./
 export { AutoModelForCausalLM, LlamaForCausalLM } from "./lib/models/llama.ts";
 export { loadPretrainedConfig, parsePretrainedConfig, type PretrainedConfig } from "./lib/models/config.ts";
 export { Checkpoint, SafetensorsFile } from "./lib/models/safetensors.ts";
-export { FormatError, ValidationError } from "./lib/util/errors.ts";
+export {
+  AbortedError,
+  DisposedError,
+  type ErrorKind,
+  FormatError,
+  InternalError,
+  LlmrtError,
+  RequestFailedError,
+  ResourceError,
+  type SerializedError,
+  UnsupportedError,
+  ValidationError,
+  WorkerError,
+} from "./lib/util/errors.ts";
+export { CudaError, NativeLibraryError } from "./ffi/errors.ts";

@@ -4,8 +4,10 @@
  * cannot be compiled, throws `NativeLibraryError`.
  */
 
+import { LlmrtError, registerErrorReviver } from "../lib/util/errors.ts";
+
 /** Which native library produced a status code. */
-export type NativeLibraryName = "cuda" | "nvrtc" | "cublasLt";
+export type NativeLibraryName = "cuda" | "nvrtc" | "cublasLt" | "nccl";
 
 /**
  * A non-success status from the CUDA driver, NVRTC or cuBLASLt: carries the library, the API that
@@ -19,17 +21,21 @@ export type NativeLibraryName = "cuda" | "nvrtc" | "cublasLt";
  * }
  * ```
  */
-export class CudaError extends Error {
+export class CudaError extends LlmrtError {
   override name = "CudaError";
   constructor(
     readonly library: NativeLibraryName,
     readonly api: string,
     readonly code: number,
     readonly codeName: string,
-    detail?: string,
+    readonly detail?: string,
     readonly log?: string,
   ) {
-    super(`${api} failed: ${codeName} (${library} status ${code})${detail ? `: ${detail}` : ""}${log ? `\n${log}` : ""}`);
+    super(
+      "cuda",
+      `${api} failed: ${codeName} (${library} status ${code})${detail ? `: ${detail}` : ""}${log ? `\n${log}` : ""}`,
+      { data: { library, api, code, codeName, ...(detail ? { detail } : {}), ...(log ? { log } : {}) } },
+    );
   }
 }
 
@@ -49,7 +55,7 @@ export interface LoadAttempt {
  * try { cuda(); } catch (e) { if (e instanceof NativeLibraryError) console.log(e.envVar, e.attempts); }
  * ```
  */
-export class NativeLibraryError extends Error {
+export class NativeLibraryError extends LlmrtError {
   override name = "NativeLibraryError";
   constructor(
     readonly library: string,
@@ -60,8 +66,29 @@ export class NativeLibraryError extends Error {
   ) {
     const tried = attempts.map((a) => `  - ${a.path}: ${a.reason}`).join("\n");
     super(
+      "native_library",
       `${summary ?? `cannot load ${library}`}. Tried:\n${tried}\n` +
         (hint ?? `Set ${envVar} to the full path of the library to override the search.`),
+      { data: { library, envVar, attempts: attempts.map((a) => ({ path: a.path, reason: a.reason })) } },
     );
   }
 }
+
+registerErrorReviver("CudaError", (s) => {
+  const d = s.data ?? {};
+  const e = new CudaError(
+    String(d.library ?? "cuda") as NativeLibraryName,
+    String(d.api ?? "?"),
+    Number(d.code ?? -1),
+    String(d.codeName ?? "?"),
+    d.detail === undefined ? undefined : String(d.detail),
+    d.log === undefined ? undefined : String(d.log),
+  );
+  return e;
+});
+registerErrorReviver("NativeLibraryError", (s) => {
+  const d = s.data ?? {};
+  const e = new NativeLibraryError(String(d.library ?? "?"), String(d.envVar ?? "?"), (d.attempts ?? []) as LoadAttempt[]);
+  Object.defineProperty(e, "message", { value: s.message });
+  return e;
+});

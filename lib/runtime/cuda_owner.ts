@@ -5,6 +5,7 @@
  * children before itself. `dispose()` runs it at most once.
  */
 import process from "node:process";
+import { DisposedError } from "../util/errors.ts";
 
 /** One native handle's release. Holds no reference to the JS owner. */
 export class Release {
@@ -78,13 +79,7 @@ export function disarmFinalizer(r: Release): void {
   net.unregister(r);
 }
 
-/** Error for use of a released handle. */
-export class DisposedError extends Error {
-  override name = "DisposedError";
-  constructor(what: string) {
-    super(`${what} was already disposed`);
-  }
-}
+export { DisposedError };
 
 /**
  * Base of every owner of one native handle: holds its `Release`, arms the finalizer net, and gives
