@@ -11,20 +11,26 @@
  * @module
  */
 export { LLM, type LlmOptions, type Prompt } from "./lib/llmapi/llm.ts";
-export { SamplingParams, type SamplingParamsInput } from "./lib/llmapi/sampling_params.ts";
-export type { CompletionOutput, FinishReason } from "./lib/llmapi/outputs.ts";
+export {
+  ChatTemplate,
+  ChatTemplateError,
+  type CompletionOutput,
+  type FinishReason,
+  LlmTokenizer,
+  SamplingParams,
+  type SamplingParamsInput,
+} from "./lib/llmapi/contract.ts";
 /** `RequestOutput` is the live, async-iterable result; `RequestOutputData` the plain snapshot it yields. */
 export { RequestOutput, type RequestOutputData } from "./lib/llmapi/request_output.ts";
 export { createExecutor, type CreateExecutorOptions, type ExecutorMode } from "./lib/executor/create.ts";
 export { GenerationExecutor } from "./lib/executor/executor.ts";
 export { GenerationResult } from "./lib/executor/result.ts";
 export type { IterationStats, KvCacheConfigInput } from "./lib/executor/config.ts";
-export { LlmTokenizer } from "./lib/llmapi/tokenizer.ts";
 export { build, buildSync } from "./lib/builder/builder.ts";
 export { type BuildConfig, type BuildConfigInput, parseBuildConfig } from "./lib/builder/build_config.ts";
 export { Engine } from "./lib/builder/engine.ts";
-export { Network } from "./lib/builder/network.ts";
-export { Session, type SessionOptions, type StepInputs, type StepOutputs } from "./lib/runtime/session.ts";
+export { Network } from "./lib/ir/network.ts";
+export { type KvCache, Session, type SessionBackend, type SessionOptions, type StepInputs, type StepOutputs } from "./lib/runtime/session.ts";
 export { type GenerationOutput, ModelRunner, type SamplingConfigInput } from "./lib/runtime/model_runner.ts";
 export { AutoModelForCausalLM, LlamaForCausalLM } from "./lib/models/llama.ts";
 export { loadPretrainedConfig, parsePretrainedConfig, type PretrainedConfig } from "./lib/models/config.ts";

@@ -20,8 +20,8 @@ import { openPath, runtimeKind } from "../ffi/runtime.ts";
 import { shim } from "../ffi/shim.ts";
 import { loadKernelFile } from "../lib/backends/cuda/compiler.ts";
 import { CublasLtGemm } from "../lib/backends/cuda/gemm.ts";
-import { CudaDevice } from "../lib/runtime/cuda_device.ts";
-import { launchKernelAddress } from "../lib/runtime/cuda_driver.ts";
+import { CudaDevice } from "../lib/cuda/device.ts";
+import { launchKernelAddress } from "../lib/cuda/driver.ts";
 
 /**
  * The driver's own launch cost measured from C inside this process (no FFI per launch): a loop of

@@ -16,9 +16,9 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { buildSync } from "../lib/builder/builder.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
-import type { CudaKvCache } from "../lib/runtime/cuda_session.ts";
+import type { CudaKvCache } from "../lib/backends/cuda/session.ts";
 import { Session } from "../lib/runtime/session.ts";
-import type { StepInputs } from "../lib/runtime/step_io.ts";
+import type { StepInputs } from "../lib/ir/step_io.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),

@@ -3,7 +3,7 @@
 // brute-force reference (every one-token extension of every beam scored from scratch by a
 // teacher-forced forward of the whole sequence).
 import * as fs from "node:fs";
-import { uniformFor } from "../lib/backends/cpu/sampling.ts";
+import { uniformFor } from "../lib/ir/sampling.ts";
 import { buildSync } from "../lib/builder/builder.ts";
 import type { Engine } from "../lib/builder/engine.ts";
 import {

@@ -7,9 +7,9 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { FormatError, ValidationError } from "../lib/util/errors.ts";
-import { ChatTemplate, ChatTemplateError, readChatTemplates, renderChatTemplate } from "../lib/llmapi/chat_template.ts";
-import { LlmTokenizer } from "../lib/llmapi/tokenizer.ts";
-import type { ChatMessage } from "../lib/llmapi/chat_template.ts";
+import { ChatTemplate, ChatTemplateError, readChatTemplates, renderChatTemplate } from "../lib/tokenizer/chat_template.ts";
+import { LlmTokenizer } from "../lib/tokenizer/tokenizer.ts";
+import type { ChatMessage } from "../lib/tokenizer/chat_template.ts";
 import { assert, sharedDir, test } from "./harness.ts";
 
 const TOK = `${sharedDir}tokenizers/`;

@@ -2,16 +2,16 @@
 // against the float64 reference, sampling left unchanged, chunked prefill, the logits-row budget,
 // prefix reuse, preemption, beam search, the engine-capacity error, and the LLM API (proxy too).
 import * as fs from "node:fs";
-import { argmax } from "../lib/backends/cpu/sampling.ts";
+import { argmax } from "../lib/ir/sampling.ts";
 import { buildSync } from "../lib/builder/builder.ts";
 import type { Engine } from "../lib/builder/engine.ts";
 import type { ExecutorConfigInput, GenerationRequest, IterationStats } from "../lib/executor/config.ts";
 import { logSoftmax } from "../lib/executor/logprobs.ts";
 import { GenerationExecutorWorker } from "../lib/executor/worker.ts";
 import { LLM } from "../lib/llmapi/llm.ts";
-import type { RequestOutput } from "../lib/llmapi/outputs.ts";
-import { SamplingParams, type SamplingParamsInput } from "../lib/llmapi/sampling_params.ts";
-import { LlmTokenizer } from "../lib/llmapi/tokenizer.ts";
+import type { RequestOutput } from "../lib/executor/outputs.ts";
+import { SamplingParams, type SamplingParamsInput } from "../lib/executor/sampling_params.ts";
+import { LlmTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import { ValidationError } from "../lib/util/errors.ts";
 import { assert, sharedDir, test, testBackend, testBuild, testLlm } from "./harness.ts";

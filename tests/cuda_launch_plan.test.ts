@@ -6,7 +6,7 @@
 // kernel's signature — not the kernels' arithmetic (tools/cuda-kernel-check does that).
 import * as fs from "node:fs";
 import * as K from "../lib/backends/cpu/kernels.ts";
-import { sampleRow, type SamplingInputs } from "../lib/backends/cpu/sampling.ts";
+import { sampleRow, type SamplingInputs } from "../lib/ir/sampling.ts";
 import {
   bucketFor, chooseAttention, decodeBuckets, decodeSplit, graphDecodeSplit, kernelSignature, type KernelLaunch, type Launch,
   type LaunchEnv, MAX_DECODE_SPLITS, planLaunches,
@@ -16,8 +16,8 @@ import { buildSync } from "../lib/builder/builder.ts";
 import type { Engine } from "../lib/builder/engine.ts";
 import { parsePretrainedConfig } from "../lib/models/config.ts";
 import { AutoModelForCausalLM, LlamaForCausalLM, type WeightSource } from "../lib/models/llama.ts";
-import { CpuSession } from "../lib/runtime/cpu_session.ts";
-import type { StepInputs } from "../lib/runtime/step_io.ts";
+import { CpuSession } from "../lib/backends/cpu/session.ts";
+import type { StepInputs } from "../lib/ir/step_io.ts";
 import process from "node:process";
 import { assert, sharedDir, test } from "./harness.ts";
 

@@ -5,8 +5,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ValidationError } from "../lib/util/errors.ts";
-import { type DecodeOptions, LlmTokenizer } from "../lib/llmapi/tokenizer.ts";
-import { IncrementalDetokenizer } from "../lib/llmapi/detokenizer.ts";
+import { type DecodeOptions, LlmTokenizer } from "../lib/tokenizer/tokenizer.ts";
+import { IncrementalDetokenizer } from "../lib/tokenizer/detokenizer.ts";
 import { assert, test, tokenizerSets } from "./harness.ts";
 
 const SETS = tokenizerSets;

@@ -4,7 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { buildSync } from "../lib/builder/builder.ts";
 import { Engine } from "../lib/builder/engine.ts";
-import { opTensors } from "../lib/builder/plan.ts";
+import { opTensors } from "../lib/ir/plan.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import { ModelRunner } from "../lib/runtime/model_runner.ts";
 import { assert, sharedDir, test } from "./harness.ts";

@@ -20,7 +20,7 @@ import {
 } from "../ffi/runtime.ts";
 import { buildShimWithSystemCompiler, LaunchPacket, MAX_KERNEL_ARGS, SHIM_ABI, shim, shimSymbols } from "../ffi/shim.ts";
 import { formatArg, wrapForTrace } from "../ffi/trace.ts";
-import { Release, ReleaseSet } from "../lib/runtime/cuda_owner.ts";
+import { Release, ReleaseSet } from "../lib/cuda/owner.ts";
 import { compileCuda, cubinCacheKey, includedHeaders } from "../lib/backends/cuda/compiler.ts";
 import { ValidationError } from "../lib/util/errors.ts";
 
@@ -122,7 +122,7 @@ test("the override variable, when set, is the only path tried and is named in th
 });
 
 test.skipIf("libcuda is present on this machine", hasLibcuda)("without libcuda the CUDA error names libcuda.so.1, the system paths and LLMRT_CUDA_LIB", async () => {
-  const { CudaDevice } = await import("../lib/runtime/cuda_device.ts");
+  const { CudaDevice } = await import("../lib/cuda/device.ts");
   const probe = CudaDevice.probe();
   assert.equal(probe.ok, false);
   assert.match(probe.ok ? "" : probe.reason, /LLMRT_CUDA_LIB/);
@@ -148,7 +148,7 @@ test("importing the CUDA runtime opens no native library", () => {
     const { cuda } = await import(${JSON.stringify(join(root, "ffi/cuda.ts"))});
     const { nvrtc } = await import(${JSON.stringify(join(root, "ffi/nvrtc.ts"))});
     const { cublasLt } = await import(${JSON.stringify(join(root, "ffi/cublaslt.ts"))});
-    await import(${JSON.stringify(join(root, "lib/runtime/cuda_device.ts"))});
+    await import(${JSON.stringify(join(root, "lib/cuda/device.ts"))});
     await import(${JSON.stringify(join(root, "lib/backends/cuda/gemm.ts"))});
     await import(${JSON.stringify(join(root, "lib/backends/cuda/compiler.ts"))});
     console.log(JSON.stringify([cuda.isOpen, nvrtc.isOpen, cublasLt.isOpen]));`;

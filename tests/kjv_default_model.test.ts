@@ -3,7 +3,7 @@
 import * as fs from "node:fs";
 import { buildSync } from "../lib/builder/builder.ts";
 import { LLM } from "../lib/llmapi/llm.ts";
-import { LlmTokenizer } from "../lib/llmapi/tokenizer.ts";
+import { LlmTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import { ModelRunner } from "../lib/runtime/model_runner.ts";
 import { assert, test } from "./harness.ts";

@@ -1,9 +1,9 @@
 // processLogits: each host-side logits edit changes the argmax of a crafted row (so each test fails
 // without its feature), plus semantics (HF repetition, OpenAI presence/frequency, HF no-repeat
 // n-grams, multi-token bad words, minTokens) and ordering.
-import { argmax } from "../lib/backends/cpu/sampling.ts";
+import { argmax } from "../lib/ir/sampling.ts";
 import { needsHostCallback, needsHostProcessing, processLogits, resolveBadWords, type SequenceView } from "../lib/executor/logits_processor.ts";
-import { SamplingParams, type SamplingParamsInput } from "../lib/llmapi/sampling_params.ts";
+import { SamplingParams, type SamplingParamsInput } from "../lib/executor/sampling_params.ts";
 import { assert, test } from "./harness.ts";
 
 const EOS = [2];

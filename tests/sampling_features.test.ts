@@ -2,14 +2,14 @@
 // executor's pieces (processLogits → sampleRow → tokenLogprobs → StopChecker): the loop the
 // executor runs for requests that need host processing. Each test fails without its feature.
 import * as fs from "node:fs";
-import { argmax, sampleRow, type SamplingInputs } from "../lib/backends/cpu/sampling.ts";
+import { argmax, sampleRow, type SamplingInputs } from "../lib/ir/sampling.ts";
 import { buildSync } from "../lib/builder/builder.ts";
 import type { Engine } from "../lib/builder/engine.ts";
 import { needsHostProcessing, processLogits, resolveBadWords } from "../lib/executor/logits_processor.ts";
 import { logSoftmax, type TokenLogprobs, tokenLogprobs } from "../lib/executor/logprobs.ts";
 import { StopChecker } from "../lib/executor/stop_checker.ts";
-import { SamplingParams, type SamplingParamsInput } from "../lib/llmapi/sampling_params.ts";
-import { LlmTokenizer } from "../lib/llmapi/tokenizer.ts";
+import { SamplingParams, type SamplingParamsInput } from "../lib/executor/sampling_params.ts";
+import { LlmTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import { ModelRunner } from "../lib/runtime/model_runner.ts";
 import { assert, sharedDir, test } from "./harness.ts";

@@ -3,8 +3,8 @@
 // seeds, logprobs summing to cumulativeLogprob and excludeInputFromOutput). Each fails without its feature.
 import * as fs from "node:fs";
 import { LLM } from "../lib/llmapi/llm.ts";
-import type { RequestOutput } from "../lib/llmapi/outputs.ts";
-import type { SamplingParamsInput } from "../lib/llmapi/sampling_params.ts";
+import type { RequestOutput } from "../lib/executor/outputs.ts";
+import type { SamplingParamsInput } from "../lib/executor/sampling_params.ts";
 import { assert, sharedDir, test, testLlm } from "./harness.ts";
 
 const dir = `${sharedDir}models/stories260k`;

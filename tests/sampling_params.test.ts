@@ -1,7 +1,7 @@
 // SamplingParams: every TensorRT-LLM field (camelCase) plus vLLM's logitBias/allowedTokenIds,
 // defaults, resolved bestOf/beamWidth, and errors that name the field and the value.
-import { splitSeed } from "../lib/backends/cpu/sampling.ts";
-import { SamplingParams, type SamplingParamsInput } from "../lib/llmapi/sampling_params.ts";
+import { splitSeed } from "../lib/ir/sampling.ts";
+import { SamplingParams, type SamplingParamsInput } from "../lib/executor/sampling_params.ts";
 import { ValidationError } from "../lib/util/errors.ts";
 import { assert, test } from "./harness.ts";
 

@@ -2,8 +2,8 @@
 // tokenizer), includeStopStrInOutput, minTokens, maxTokens, and the streaming hold-back.
 import * as fs from "node:fs";
 import { numHeldBackChars, type StopDecision, StopChecker } from "../lib/executor/stop_checker.ts";
-import { SamplingParams, type SamplingParamsInput } from "../lib/llmapi/sampling_params.ts";
-import { LlmTokenizer } from "../lib/llmapi/tokenizer.ts";
+import { SamplingParams, type SamplingParamsInput } from "../lib/executor/sampling_params.ts";
+import { LlmTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { assert, sharedDir, test } from "./harness.ts";
 
 const dir = `${sharedDir}models/stories260k`;

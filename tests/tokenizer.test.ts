@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FormatError, ValidationError } from "../lib/util/errors.ts";
-import { LlmTokenizer } from "../lib/llmapi/tokenizer.ts";
+import { LlmTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { assert, test, tokenizerSets } from "./harness.ts";
 
 interface RefEncoding {

@@ -1,9 +1,8 @@
 import { z } from "zod";
+import { EngineDTypeSchema } from "../ir/backend.ts";
 import { parseWith } from "../util/validate.ts";
 
-/** Weight/activation dtypes an engine can be built with. */
-export const EngineDTypeSchema = z.enum(["float32", "float16", "bfloat16"]);
-export type EngineDType = z.infer<typeof EngineDTypeSchema>;
+export { type EngineDType, EngineDTypeSchema } from "../ir/backend.ts";
 
 const posInt = z.number().int().positive();
 

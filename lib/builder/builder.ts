@@ -4,7 +4,7 @@ import { ValidationError } from "../util/errors.ts";
 import { type BuildConfigInput, type EngineDType, parseBuildConfig } from "./build_config.ts";
 import { Engine, type EngineConfig, type EngineTensor } from "./engine.ts";
 import { ENGINE_FORMAT_VERSION } from "./engine_format.ts";
-import { type EnginePlan, fuseAddRmsnorm, planMemory } from "./plan.ts";
+import { type EnginePlan, fuseAddRmsnorm, planMemory } from "../ir/plan.ts";
 
 const ELEMENT_BYTES: Record<EngineDType, number> = { float32: 4, float16: 2, bfloat16: 2 };
 

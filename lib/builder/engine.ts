@@ -7,7 +7,7 @@ import { bf16ToF32, f16ToF32 } from "../util/dtype.ts";
 import { parseWith } from "../util/validate.ts";
 import { BuildConfigSchema, type BuildConfig, EngineDTypeSchema, type EngineDType } from "./build_config.ts";
 import { ENGINE_FORMAT_VERSION, EngineFile, type TensorEntry, writeEngineFile } from "./engine_format.ts";
-import type { EnginePlan } from "./plan.ts";
+import type { EnginePlan } from "../ir/plan.ts";
 
 /** `config.json` of an engine directory. */
 export const EngineConfigSchema = z.strictObject({

@@ -4,7 +4,7 @@
  * The executor runs beams as sequences sharing KV blocks: each next beam names its parent beam
  * and the token it appended. Imports no device code.
  */
-import { SamplingParams, type SamplingParamsInput } from "../llmapi/sampling_params.ts";
+import { SamplingParams, type SamplingParamsInput } from "./sampling_params.ts";
 import { ValidationError } from "../util/errors.ts";
 import { needsHostProcessing, processLogits } from "./logits_processor.ts";
 import { logSoftmax, topKIndices } from "./logprobs.ts";

@@ -3,7 +3,7 @@
  * request and statistics shapes shared by the in-process executor, the proxy and its worker.
  */
 import { z } from "zod";
-import type { SamplingParams } from "../llmapi/sampling_params.ts";
+import type { SamplingParams } from "./sampling_params.ts";
 
 const posInt = z.number().int().positive();
 

@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Engine } from "../builder/engine.ts";
-import type { LlmTokenizer } from "../llmapi/tokenizer.ts";
+import type { LlmTokenizer } from "../tokenizer/tokenizer.ts";
 import type { Backend } from "../runtime/session.ts";
 import { ValidationError } from "../util/errors.ts";
 import { parseWith } from "../util/validate.ts";

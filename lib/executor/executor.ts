@@ -3,7 +3,7 @@
  * worker loop (`GenerationExecutorWorker`) and the proxy that runs that loop in a Web Worker
  * (`GenerationExecutorProxy`). Create one with `createExecutor` (lib/executor/create.ts).
  */
-import type { RequestOutput } from "../llmapi/outputs.ts";
+import type { RequestOutput } from "./outputs.ts";
 import type { ExecutorLimits, GenerationRequest, IterationStats } from "./config.ts";
 import { GenerationResult } from "./result.ts";
 

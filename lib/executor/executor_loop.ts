@@ -4,12 +4,12 @@
  * outputs — yielding a macrotask between steps so the event loop stays responsive.
  * It reports through an ExecutorSink, so the same loop serves in-process and in a Web Worker.
  */
-import { sampleRow } from "../backends/cpu/sampling.ts";
-import type { IncrementalDetokenizer } from "../llmapi/detokenizer.ts";
-import type { CompletionOutput, FinishReason, RequestOutput } from "../llmapi/outputs.ts";
-import type { SamplingParams } from "../llmapi/sampling_params.ts";
-import type { LlmTokenizer } from "../llmapi/tokenizer.ts";
-import { type KvCacheGeometry, numBlocksFor } from "../runtime/kv_cache_pool.ts";
+import { sampleRow } from "../ir/sampling.ts";
+import type { IncrementalDetokenizer } from "../tokenizer/detokenizer.ts";
+import type { CompletionOutput, FinishReason, RequestOutput } from "./outputs.ts";
+import type { SamplingParams } from "./sampling_params.ts";
+import type { LlmTokenizer } from "../tokenizer/tokenizer.ts";
+import { type KvCacheGeometry, numBlocksFor } from "../ir/kv_cache.ts";
 import type { KvCache, Session } from "../runtime/session.ts";
 import { ValidationError } from "../util/errors.ts";
 import type { ExecutorConfig, ExecutorLimits, GenerationRequest, IterationStats } from "./config.ts";
@@ -143,13 +143,7 @@ export class ExecutorLoop {
     }
     const a = plan.attributes;
     const bs = session.tokensPerBlock;
-    const geom: Omit<KvCacheGeometry, "numBlocks"> = {
-      numLayers: a.numLayers,
-      tokensPerBlock: bs,
-      numKvHeads: a.numKvHeads,
-      headDim: a.headDim,
-      elementBytes: session.kvBytesPerBlock() / (a.numLayers * 2 * bs * a.numKvHeads * a.headDim),
-    };
+    const geom: Omit<KvCacheGeometry, "numBlocks"> = session.kvGeometry();
     const bytesPerToken = session.kvBytesPerBlock() / bs;
     // CUDA: a fraction of the device memory free now; CPU: a full batch at maxSeqLen, capped.
     const available = session.freeMemoryBytes() ??

@@ -4,7 +4,7 @@
  * (`needsHostProcessing`); plain temperature/top-k/top-p/min-p sampling needs none of this.
  * Imports no device code.
  */
-import type { LogitsProcessorFn, SamplingParams } from "../llmapi/sampling_params.ts";
+import type { LogitsProcessorFn, SamplingParams } from "./sampling_params.ts";
 import { ValidationError } from "../util/errors.ts";
 
 /** The sequence a logits row belongs to. */

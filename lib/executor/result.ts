@@ -3,7 +3,7 @@
  * async-iterable (one output per step while streaming). It ends in exactly one final state:
  * finished (finishReason stop/length), aborted (finishReason "abort"), or failed (an error).
  */
-import type { CompletionOutput, RequestOutput } from "../llmapi/outputs.ts";
+import type { CompletionOutput, RequestOutput } from "./outputs.ts";
 
 /**
  * The handle of a submitted request. Outputs the consumer has not read yet are merged (their

@@ -6,7 +6,7 @@
  * into `fanout` sequences that share the prompt's KV blocks (n > 1, bestOf). Under beam search
  * every live sequence is a beam; the executor re-forks beams from their parents each step.
  */
-import type { FinishReason } from "../llmapi/outputs.ts";
+import type { FinishReason } from "./outputs.ts";
 
 /** waiting: queued (new or preempted); running: admitted, holds KV blocks; finished: done. */
 export type GroupStatus = "waiting" | "running" | "finished";

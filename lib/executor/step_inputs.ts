@@ -2,9 +2,9 @@
  * Host-side step input building: a scheduler plan → the packed StepInputs of one forward, and the
  * per-row sampling inputs. Pure host code.
  */
-import type { SamplingInputs } from "../backends/cpu/sampling.ts";
-import type { SamplingParams } from "../llmapi/sampling_params.ts";
-import type { StepInputs } from "../runtime/step_io.ts";
+import type { SamplingInputs } from "../ir/sampling.ts";
+import type { SamplingParams } from "./sampling_params.ts";
+import type { StepInputs } from "../ir/step_io.ts";
 import type { ScheduledChunk } from "./scheduler.ts";
 import type { Sequence } from "./sequence.ts";
 

@@ -2,7 +2,7 @@
  * Per-sequence stop conditions (vLLM's StopChecker): end ids, stop token ids, stop strings matched
  * in the detokenized text across token boundaries, minTokens and maxTokens. Pure host code.
  */
-import type { SamplingParams } from "../llmapi/sampling_params.ts";
+import type { SamplingParams } from "./sampling_params.ts";
 
 /** What `StopChecker.check` decided for the newest token. */
 export type StopDecision =

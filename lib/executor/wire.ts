@@ -1,12 +1,13 @@
 /**
  * The messages between GenerationExecutorProxy and its Web Worker (lib/executor/worker_main.ts).
  * Everything crossing is structured-clonable: prompts, plain sampling fields, outputs, stats and
- * errors as { name, message, field }. Functions (a logitsProcessor callback) cannot cross.
+ * errors as `SerializedError` (kind, name, message, fields: an LlmrtError comes back as the same class
+ * with the same kind). Functions (a logitsProcessor callback) cannot cross.
  */
-import type { RequestOutput } from "../llmapi/outputs.ts";
-import { SamplingParams } from "../llmapi/sampling_params.ts";
+import type { RequestOutput } from "./outputs.ts";
+import { SamplingParams } from "./sampling_params.ts";
 import type { Backend } from "../runtime/session.ts";
-import { ValidationError } from "../util/errors.ts";
+import { deserializeError, type LlmrtError, type SerializedError, serializeError, ValidationError } from "../util/errors.ts";
 import type { ExecutorConfigInput, ExecutorLimits, GenerationRequest, IterationStats } from "./config.ts";
 
 /** What the worker needs to build its executor. */
@@ -17,11 +18,7 @@ export interface WorkerInit {
   readonly config: ExecutorConfigInput;
 }
 
-export interface WireError {
-  readonly name: string;
-  readonly message: string;
-  readonly field?: string;
-}
+export type WireError = SerializedError;
 
 export interface WireRequest {
   readonly promptTokenIds: number[];
@@ -51,16 +48,11 @@ export type FromWorker =
   | { readonly type: "closed" };
 
 export function toWireError(e: unknown): WireError {
-  if (e instanceof ValidationError) return { name: e.name, message: e.message, field: e.field };
-  if (e instanceof Error) return { name: e.name, message: e.message };
-  return { name: "Error", message: String(e) };
+  return serializeError(e);
 }
 
-export function fromWireError(w: WireError): Error {
-  if (w.name === "ValidationError") return new ValidationError(w.message, w.field);
-  const e = new Error(w.message);
-  if (w.name && w.name !== "Error") e.name = w.name;
-  return e;
+export function fromWireError(w: WireError): LlmrtError {
+  return deserializeError(w);
 }
 
 /** A request as plain data; a function-valued sampling field is a ValidationError. */

@@ -3,7 +3,7 @@
  * caller's tasks; each step yields a macrotask).
  */
 import type { Engine } from "../builder/engine.ts";
-import type { LlmTokenizer } from "../llmapi/tokenizer.ts";
+import type { LlmTokenizer } from "../tokenizer/tokenizer.ts";
 import { type Backend, Session } from "../runtime/session.ts";
 import { parseWith } from "../util/validate.ts";
 import { type ExecutorConfigInput, ExecutorConfigSchema, type ExecutorLimits, type GenerationRequest, type IterationStats } from "./config.ts";

@@ -4,7 +4,7 @@
  * one request is reported as "fatal" and fails every request in flight on the caller's side.
  */
 import { Engine } from "../builder/engine.ts";
-import { LlmTokenizer } from "../llmapi/tokenizer.ts";
+import { LlmTokenizer } from "../tokenizer/tokenizer.ts";
 import { Session } from "../runtime/session.ts";
 import { parseWith } from "../util/validate.ts";
 import { ExecutorConfigSchema } from "./config.ts";

@@ -8,15 +8,15 @@ import { type GenerationRequest, type IterationStats, KvCacheConfigSchema } from
 import { createExecutor } from "../executor/create.ts";
 import type { GenerationExecutor } from "../executor/executor.ts";
 import { AutoModelForCausalLM } from "../models/llama.ts";
-import { CudaDevice } from "../runtime/cuda_device.ts";
+import { resolveBackend } from "../runtime/backends.ts";
 import { ValidationError } from "../util/errors.ts";
 import { parseWith } from "../util/validate.ts";
 import { engineCacheDir } from "./engine_cache.ts";
-import type { RequestOutput as RequestOutputData } from "./outputs.ts";
+import type { RequestOutput as RequestOutputData } from "../executor/outputs.ts";
 import { ProgressBar } from "./progress.ts";
 import { RequestOutput } from "./request_output.ts";
-import { SamplingParams, type SamplingParamsInput } from "./sampling_params.ts";
-import { LlmTokenizer } from "./tokenizer.ts";
+import { SamplingParams, type SamplingParamsInput } from "../executor/sampling_params.ts";
+import { LlmTokenizer } from "../tokenizer/tokenizer.ts";
 
 /** Options of {@link LLM.create}. */
 export const LlmOptionsSchema = z.strictObject({
@@ -288,8 +288,4 @@ function openOrBuild(o: z.output<typeof LlmOptionsSchema>, backend: "cpu" | "cud
   return { engine, engineDir: cacheDir };
 }
 
-/** "auto" → "cuda" when a usable GPU is here (CudaDevice.probe), else "cpu". */
-export function resolveBackend(b: "cpu" | "cuda" | "auto"): "cpu" | "cuda" {
-  if (b !== "auto") return b;
-  return CudaDevice.probe().ok ? "cuda" : "cpu";
-}
+export { resolveBackend };

@@ -5,7 +5,7 @@
  * `result()`, and abortable with `abort()` or an AbortSignal.
  */
 import type { GenerationResult } from "../executor/result.ts";
-import type { CompletionOutput, RequestOutput as RequestOutputData, TokenLogprobs } from "./outputs.ts";
+import type { CompletionOutput, RequestOutput as RequestOutputData, TokenLogprobs } from "../executor/outputs.ts";
 
 export type { RequestOutputData };
 

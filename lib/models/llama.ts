@@ -1,5 +1,5 @@
-import type { EngineDType } from "../builder/build_config.ts";
-import { Network } from "../builder/network.ts";
+import type { EngineDType } from "../ir/backend.ts";
+import { Network } from "../ir/network.ts";
 import type { PretrainedConfig } from "./config.ts";
 import { loadPretrainedConfig } from "./config.ts";
 import { computeRopeInvFreq } from "./rope.ts";

@@ -1,6 +1,6 @@
 import { z } from "zod";
-import type { SamplingInputs } from "../backends/cpu/sampling.ts";
-import { splitSeed } from "../backends/cpu/sampling.ts";
+import type { SamplingInputs } from "../ir/sampling.ts";
+import { splitSeed } from "../ir/sampling.ts";
 import { Engine } from "../builder/engine.ts";
 import { ValidationError } from "../util/errors.ts";
 import { parseWith } from "../util/validate.ts";

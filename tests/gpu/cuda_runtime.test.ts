@@ -4,8 +4,8 @@
  */
 import { assert, isBun } from "../harness.ts";
 import { CudaError } from "../../ffi/errors.ts";
-import { CudaDevice } from "../../lib/runtime/cuda_device.ts";
-import { DisposedError } from "../../lib/runtime/cuda_owner.ts";
+import { CudaDevice } from "../../lib/cuda/device.ts";
+import { DisposedError } from "../../lib/cuda/owner.ts";
 import { device, gpuProbe, gpuTest, noGpuReason, seededUniform } from "./gpu.ts";
 import { test } from "../harness.ts";
 

@@ -15,7 +15,7 @@ import { LLM } from "../../lib/llmapi/llm.ts";
 import { AutoModelForCausalLM } from "../../lib/models/llama.ts";
 import { ModelRunner } from "../../lib/runtime/model_runner.ts";
 import { Session } from "../../lib/runtime/session.ts";
-import type { StepInputs } from "../../lib/runtime/step_io.ts";
+import type { StepInputs } from "../../lib/ir/step_io.ts";
 import { assert, sharedDir, test } from "../harness.ts";
 import { gpuProbe, gpuTest, noGpuReason } from "./gpu.ts";
 

@@ -5,8 +5,8 @@
 import { assert } from "../harness.ts";
 import { CublasLtGemm, type GemmDtype } from "../../lib/backends/cuda/gemm.ts";
 import { ValidationError } from "../../lib/util/errors.ts";
-import type { CudaDevice } from "../../lib/runtime/cuda_device.ts";
-import type { DeviceBuffer } from "../../lib/runtime/cuda_memory.ts";
+import type { CudaDevice } from "../../lib/cuda/device.ts";
+import type { DeviceBuffer } from "../../lib/cuda/memory.ts";
 import {
   compare, describe, device, fromBf16Bits, fromE4m3, fromF16Bits, gpuProbe, gpuTest, noGpuReason, seededUniform, toBf16Bits,
   toE4m3Exact, toF16Bits,

@@ -4,7 +4,7 @@
  * Not a test file.
  */
 import { test } from "../harness.ts";
-import { CudaDevice } from "../../lib/runtime/cuda_device.ts";
+import { CudaDevice } from "../../lib/cuda/device.ts";
 
 /** Whether a usable GPU is here; probing opens libcuda (tests only). */
 export const gpuProbe: ReturnType<typeof CudaDevice.probe> = CudaDevice.probe();

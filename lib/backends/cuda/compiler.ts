@@ -12,8 +12,8 @@ import { checkNvrtc } from "../../../ffi/check.ts";
 import { CudaError } from "../../../ffi/errors.ts";
 import { nvrtc } from "../../../ffi/nvrtc.ts";
 import { CStringArray, cString, out } from "../../../ffi/runtime.ts";
-import type { CudaDevice } from "../../runtime/cuda_device.ts";
-import type { CudaModule } from "../../runtime/cuda_module.ts";
+import type { CudaDevice } from "../../cuda/device.ts";
+import type { CudaModule } from "../../cuda/module.ts";
 import { ValidationError } from "../../util/errors.ts";
 
 /** Folder of the project's CUDA C kernels. */

@@ -22,11 +22,11 @@ import { llmrtCacheDir, sha256Hex, writeFileAtomic } from "../../../ffi/cache.ts
 import { checkCublas } from "../../../ffi/check.ts";
 import { cublasLt, LT } from "../../../ffi/cublaslt.ts";
 import { CudaError } from "../../../ffi/errors.ts";
-import type { CudaDevice } from "../../runtime/cuda_device.ts";
-import type { DeviceBuffer } from "../../runtime/cuda_memory.ts";
-import { armFinalizer, disarmFinalizer, DisposedError, type Release } from "../../runtime/cuda_owner.ts";
-import type { Stream } from "../../runtime/cuda_stream.ts";
-import { bindContext } from "../../runtime/cuda_driver.ts";
+import type { CudaDevice } from "../../cuda/device.ts";
+import type { DeviceBuffer } from "../../cuda/memory.ts";
+import { armFinalizer, disarmFinalizer, DisposedError, type Release } from "../../cuda/owner.ts";
+import type { Stream } from "../../cuda/stream.ts";
+import { bindContext } from "../../cuda/driver.ts";
 import { ValidationError } from "../../util/errors.ts";
 
 /** Element types the GEMM takes. */

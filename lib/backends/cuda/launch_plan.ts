@@ -6,8 +6,8 @@
  * Kernel ABIs: lib/backends/cuda/kernels/README.md.
  */
 import type { KernelParamKind } from "../../../ffi/shim.ts";
-import type { Op } from "../../builder/network.ts";
-import type { EnginePlan } from "../../builder/plan.ts";
+import type { Op } from "../../ir/network.ts";
+import type { EnginePlan } from "../../ir/plan.ts";
 
 /** Activation element type of a CUDA engine. */
 export type ElemType = "bf16" | "f32";

@@ -5,7 +5,7 @@
  * copy of the used prefix; the sampled ids (the first segment) come back with one small
  * device→host copy. Pure arithmetic: no FFI.
  */
-import type { StepInputs } from "../../runtime/step_io.ts";
+import type { StepInputs } from "../../ir/step_io.ts";
 import type { StepIoPointers } from "./launch_plan.ts";
 
 /** Word offset of each segment. */

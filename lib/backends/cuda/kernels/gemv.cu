@@ -70,3 +70,180 @@ GEMV(gemv_bf16_m1, 1)
 GEMV(gemv_bf16_m2, 2)
 GEMV(gemv_bf16_m4, 4)
 GEMV(gemv_bf16_m8, 8)
+
+// ------------------------------------------------------------------------------------------------
+// Fused decode GEMV (issue 16): the skinny GEMM with the RMSNorm that precedes it folded into its
+// prologue and the op that follows it folded into its epilogue, so a decode layer is 4 GEMV launches
+// + 1 attention launch instead of 10 launches.
+//
+// extern "C" __global__ void gemv_fused_bf16_m{1|2|4|8}(const bf16_t* x, const bf16_t* W, const bf16_t* bias,
+//     void* y, const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes)
+//   x [m, k] bf16 (m <= M), W [n, k] bf16, bias [n] (0 = none), k % 8 == 0, x/W 16-byte aligned.
+//   normW (0 = none): x is first replaced by rmsnorm(x) * normW per row, rounded to bf16 exactly like
+//     rmsnorm_bf16 (needs m * k <= 16384: x is staged in shared memory; without normW, x is staged
+//     when it fits and read through L1 otherwise).
+//   mode 0 (plain):    y bf16 [m, n] = x W^T + bias
+//   mode 1 (residual): y bf16 [m, n] += bf16(x W^T + bias)  (y is the residual stream, updated in place;
+//                      the sum is rounded like add_rmsnorm's residual)
+//   mode 2 (silu·mul): n even, rows [0, n/2) gate and [n/2, n) up (the fused gate_up weight);
+//                      y bf16 [m, n/2] = bf16(silu(bf16(gate)) * bf16(up)), as gemv + silu_mul_bf16 round
+//   mode 3 (f32 out):  y f32 [m, n] = x W^T + bias (lm_head logits)
+//   prefetch (0 = none): [prefetch, prefetch + prefetchBytes) (16-byte aligned) is pulled into L2 with
+//     bulk prefetches spread over the grid (the next kernel's weights), before any work.
+//   Each warp computes output columns p and p + ceil(n/2) (mode 2: gate p and up p) and grid-strides
+//   over p, so any grid size works: the launcher picks about (#SMs x blocks per SM) blocks or
+//   ceil(ceil(n/2) / 8), whichever is smaller. A row's sums do not depend on m (batch invariant).
+//   grid (any, 1, 1)   block (256, 1, 1)   shared 32.2 KB static
+// ------------------------------------------------------------------------------------------------
+#define GF_XS 16384  // bf16 elements of staged x (32 KB)
+#define GF_U 8       // 16-byte weight loads per lane per row issued before use
+
+__device__ __forceinline__ uint4 ldStream16(const bf16_t* p) {
+  uint4 v;
+  asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0,%1,%2,%3}, [%4];"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  return v;
+}
+
+/** Each thread of the grid bulk-prefetches 16 KB slices of [base, base + bytes) into L2. */
+__device__ __forceinline__ void prefetchL2Slices(const void* base, long long bytes) {
+  if (base == nullptr || bytes <= 0) return;
+  constexpr long long SLICE = 16384;
+  const long long nSlices = (bytes + SLICE - 1) / SLICE;
+  const long long nThreads = (long long)gridDim.x * gridDim.y * gridDim.z * blockDim.x;
+  const long long gtid = ((long long)(blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x) * blockDim.x + threadIdx.x;
+  for (long long s = gtid; s < nSlices; s += nThreads) {
+    const long long off = s * SLICE;
+    long long sz = bytes - off < SLICE ? bytes - off : SLICE;
+    sz &= ~15ll;
+    if (sz > 0) {
+      const char* p = (const char*)base + off;
+      asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"((u32)sz) : "memory");
+    }
+  }
+}
+
+template <int M, bool STAGED>
+__device__ __forceinline__ void gfAccum(const uint4& wv, const bf16_t* xb, int m, int k, int c, float (&acc)[M]) {
+  float wf[8];
+  unpack8(wv, wf);
+#pragma unroll
+  for (int r = 0; r < M; r++) {
+    if (r < m) {
+      float xf[8];
+      load16(xb + (long long)r * k + c * 8, xf);
+#pragma unroll
+      for (int e = 0; e < 8; e++) acc[r] = fmaf(wf[e], xf[e], acc[r]);
+    }
+  }
+}
+
+__device__ __forceinline__ float gfSilu(float g) { return g / (1.f + expf(-g)); }
+
+template <int M, bool STAGED>
+__device__ __forceinline__ void gfBody(const bf16_t* xb, const bf16_t* W, const bf16_t* bias, void* y, int m, int n, int k, int mode) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+  const int kv = k >> 3;
+  const int half = mode == 2 ? (n >> 1) : ((n + 1) >> 1);
+  for (int p = blockIdx.x * nw + warp; p < half; p += gridDim.x * nw) {
+    const int c0 = p, c1 = p + half;
+    const bool has1 = c1 < n;
+    const bf16_t* w0 = W + (long long)c0 * k;
+    const bf16_t* w1 = W + (long long)(has1 ? c1 : c0) * k;
+    float a0[M], a1[M];
+#pragma unroll
+    for (int r = 0; r < M; r++) { a0[r] = 0.f; a1[r] = 0.f; }
+    int c = lane;
+    for (; c + 32 * (GF_U - 1) < kv; c += 32 * GF_U) {
+      uint4 v0[GF_U], v1[GF_U];
+#pragma unroll
+      for (int u = 0; u < GF_U; u++) v0[u] = ldStream16(w0 + (c + 32 * u) * 8);
+#pragma unroll
+      for (int u = 0; u < GF_U; u++) v1[u] = ldStream16(w1 + (c + 32 * u) * 8);
+#pragma unroll
+      for (int u = 0; u < GF_U; u++) {
+        gfAccum<M, STAGED>(v0[u], xb, m, k, c + 32 * u, a0);
+        gfAccum<M, STAGED>(v1[u], xb, m, k, c + 32 * u, a1);
+      }
+    }
+    for (; c < kv; c += 32) {
+      const uint4 v0 = ldStream16(w0 + c * 8), v1 = ldStream16(w1 + c * 8);
+      gfAccum<M, STAGED>(v0, xb, m, k, c, a0);
+      gfAccum<M, STAGED>(v1, xb, m, k, c, a1);
+    }
+    const float b0 = bias ? toF(bias[c0]) : 0.f, b1 = (bias && has1) ? toF(bias[c1]) : 0.f;
+#pragma unroll
+    for (int r = 0; r < M; r++) {
+      const float s0 = warpSum(a0[r]) + b0;
+      const float s1 = warpSum(a1[r]) + b1;
+      if (lane == 0 && r < m) {
+        if (mode == 0) {
+          bf16_t* yb = (bf16_t*)y + (long long)r * n;
+          yb[c0] = fromF<bf16_t>(s0);
+          if (has1) yb[c1] = fromF<bf16_t>(s1);
+        } else if (mode == 1) {
+          bf16_t* yb = (bf16_t*)y + (long long)r * n;
+          yb[c0] = fromF<bf16_t>(toF(fromF<bf16_t>(s0)) + toF(yb[c0]));
+          if (has1) yb[c1] = fromF<bf16_t>(toF(fromF<bf16_t>(s1)) + toF(yb[c1]));
+        } else if (mode == 2) {
+          const float g = toF(fromF<bf16_t>(s0)), u = toF(fromF<bf16_t>(s1));
+          ((bf16_t*)y)[(long long)r * half + p] = fromF<bf16_t>(gfSilu(g) * u);
+        } else {
+          float* yf = (float*)y + (long long)r * n;
+          yf[c0] = s0;
+          if (has1) yf[c1] = s1;
+        }
+      }
+    }
+  }
+}
+
+template <int M>
+__device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y, const bf16_t* normW,
+    float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {
+  __shared__ __align__(16) bf16_t xs[GF_XS];
+  __shared__ float red[32];
+  prefetchL2Slices(prefetch, prefetchBytes);
+  const int tid = threadIdx.x, kv = k >> 3;
+  if (m * k <= GF_XS) {
+    for (int r = 0; r < m; r++) {
+      const bf16_t* xr = x + (long long)r * k;
+      bf16_t* xsr = xs + r * k;
+      if (normW) {
+        float ss = 0.f;
+        for (int c = tid; c < kv; c += blockDim.x) {
+          float a[8];
+          load16(xr + c * 8, a);
+#pragma unroll
+          for (int e = 0; e < 8; e++) ss += a[e] * a[e];
+        }
+        ss = blockSum(ss, red);
+        const float inv = rsqrtf(ss / (float)k + eps);
+        for (int c = tid; c < kv; c += blockDim.x) {
+          float a[8], w[8];
+          load16(xr + c * 8, a);
+          load16(normW + c * 8, w);
+#pragma unroll
+          for (int e = 0; e < 8; e++) a[e] = a[e] * inv * w[e];
+          store16(xsr + c * 8, a);
+        }
+      } else {
+        for (int c = tid; c < kv; c += blockDim.x) *reinterpret_cast<uint4*>(xsr + c * 8) = *reinterpret_cast<const uint4*>(xr + c * 8);
+      }
+    }
+    __syncthreads();
+    gfBody<M, true>(xs, W, bias, y, m, n, k, mode);
+  } else {
+    gfBody<M, false>(x, W, bias, y, m, n, k, mode);
+  }
+}
+
+#define GEMV_FUSED(NAME, M)                                                                                             \
+  extern "C" __global__ void __launch_bounds__(256) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,  \
+      const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
+    gemvFusedImpl<M>(x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes);                              \
+  }
+GEMV_FUSED(gemv_fused_bf16_m1, 1)
+GEMV_FUSED(gemv_fused_bf16_m2, 2)
+GEMV_FUSED(gemv_fused_bf16_m4, 4)
+GEMV_FUSED(gemv_fused_bf16_m8, 8)

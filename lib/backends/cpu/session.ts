@@ -1,40 +1,60 @@
-import * as K from "../backends/cpu/kernels.ts";
-import { sampleRow } from "../backends/cpu/sampling.ts";
-import type { Engine } from "../builder/engine.ts";
-import type { Op } from "../builder/network.ts";
-import type { EnginePlan } from "../builder/plan.ts";
-import { ValidationError } from "../util/errors.ts";
-import { CpuKvCache, type KvCacheGeometry } from "./kv_cache_pool.ts";
-import { type StepInputs, type StepOutputs, validateStep } from "./step_io.ts";
+import * as K from "./kernels.ts";
+import { sampleRow } from "../../ir/sampling.ts";
+import { engineMaxSeqLen, type EngineView, type SessionBackend } from "../../ir/backend.ts";
+import type { Op } from "../../ir/network.ts";
+import type { EnginePlan } from "../../ir/plan.ts";
+import { FormatError, ValidationError } from "../../util/errors.ts";
+import { bytesPerBlock, type KvCache, type KvCacheGeometry } from "../../ir/kv_cache.ts";
+import { CpuKvCache } from "./kv_cache.ts";
+import { type StepInputs, type StepOutputs, validateStep } from "../../ir/step_io.ts";
 
 /**
  * Runs an engine plan with the TypeScript kernels: one float32 arena holds every activation at
  * its planned offset; weights are widened to float32 once at load.
  */
-export class CpuSession {
+export class CpuSession implements SessionBackend {
+  readonly backend = "cpu" as const;
   readonly #weights = new Map<string, Float32Array>();
   readonly #arena: Float32Array;
   readonly plan: EnginePlan;
   readonly maxSeqLen: number;
   readonly tokensPerBlock: number;
 
-  constructor(readonly engine: Engine) {
+  constructor(readonly engine: EngineView) {
     this.plan = engine.plan;
     if (this.plan.elementBytes !== 4) {
       throw new ValidationError(`Session: engine was planned for ${this.plan.elementBytes}-byte activations (built for ${engine.config.build.backend}); the CPU backend needs an engine built with backend "cpu"`, "backend", "cpu");
     }
     for (const name of engine.tensorNames()) this.#weights.set(name, engine.readFloat32(name));
     this.#arena = new Float32Array(this.plan.arenaBytes / 4);
-    this.maxSeqLen = engine.config.build.maxSeqLen ?? engine.config.model.maxPositionEmbeddings;
+    this.maxSeqLen = engineMaxSeqLen(engine);
     this.tokensPerBlock = engine.config.build.tokensPerBlock;
   }
 
   /** Allocates a KV cache of `numBlocks` blocks for this engine. */
   createKvCache(numBlocks: number): CpuKvCache {
-    const a = this.plan.attributes;
-    const geom: KvCacheGeometry = { numLayers: a.numLayers, numBlocks, tokensPerBlock: this.tokensPerBlock, numKvHeads: a.numKvHeads, headDim: a.headDim, elementBytes: 4 };
-    return new CpuKvCache(geom);
+    if (!Number.isInteger(numBlocks) || numBlocks <= 0) throw new ValidationError(`Session.createKvCache: expected a positive integer block count, got ${numBlocks}`, "numBlocks", numBlocks);
+    return new CpuKvCache({ ...this.kvGeometry(), numBlocks });
   }
+
+  /** KV geometry: float32 elements. */
+  kvGeometry(): Omit<KvCacheGeometry, "numBlocks"> {
+    const a = this.plan.attributes;
+    return { numLayers: a.numLayers, tokensPerBlock: this.tokensPerBlock, numKvHeads: a.numKvHeads, headDim: a.headDim, elementBytes: 4 };
+  }
+
+  /** Bytes one KV block takes (float32, all layers, k and v). */
+  kvBytesPerBlock(): number {
+    return bytesPerBlock(this.kvGeometry());
+  }
+
+  /** The CPU budgets its KV cache from the batch, not from free memory. */
+  freeMemoryBytes(): null {
+    return null;
+  }
+
+  /** Nothing native to free. */
+  dispose(): void {}
 
   #buf(name: string, rows: number): Float32Array {
     const b = this.plan.buffers[name];
@@ -44,12 +64,12 @@ export class CpuSession {
 
   #w(name: string): Float32Array {
     const w = this.#weights.get(name);
-    if (!w) throw new Error(`Session: weight '${name}' missing from the engine`);
+    if (!w) throw new FormatError(`Session: weight '${name}' missing from the engine`);
     return w;
   }
 
   /** One forward pass over a packed batch; writes the requested outputs. */
-  run(inp: StepInputs, out: StepOutputs, kv: CpuKvCache): void {
+  run(inp: StepInputs, out: StepOutputs, kv: KvCache): void {
     const T = inp.tokenIds.length;
     const S = inp.seqStarts.length - 1;
     const R = inp.logitRows.length;

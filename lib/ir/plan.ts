@@ -1,3 +1,4 @@
+import { InternalError } from "../util/errors.ts";
 import type { ActivationDecl, Network, NetworkAttributes, Op } from "./network.ts";
 
 /** An activation placed in the step arena. */
@@ -77,7 +78,7 @@ export function planMemory(
   ops.forEach((op, i) => {
     const { reads, writes } = opTensors(op);
     for (const t of [...reads, ...writes]) {
-      if (!net.activations.has(t)) throw new Error(`plan: op ${op.type} uses undeclared activation '${t}'`);
+      if (!net.activations.has(t)) throw new InternalError(`plan: op ${op.type} uses undeclared activation '${t}'`);
       if (!first.has(t)) first.set(t, i);
       last.set(t, i);
     }

@@ -5,7 +5,7 @@
  */
 import { Template } from "@huggingface/jinja";
 import { z } from "zod";
-import { FormatError, showValue } from "../util/errors.ts";
+import { FormatError, LlmrtError, showValue } from "../util/errors.ts";
 import { parseWith } from "../util/validate.ts";
 
 /**
@@ -33,8 +33,11 @@ export interface ChatTemplateContext {
 }
 
 /** A chat template that failed to parse or to render, including one that called `raise_exception(...)`. */
-export class ChatTemplateError extends Error {
+export class ChatTemplateError extends LlmrtError {
   override name = "ChatTemplateError";
+  constructor(message: string, options?: { cause?: unknown; kind?: "format" | "validation" }) {
+    super(options?.kind ?? "format", message, {}, options);
+  }
 }
 
 const MessagesSchema = z.array(z.object({ role: z.string(), content: z.string() }));
@@ -79,7 +82,7 @@ export class ChatTemplate {
     try {
       return this.#template.render(variables);
     } catch (e) {
-      throw new ChatTemplateError(`chat template failed: ${(e as Error).message}`, { cause: e });
+      throw new ChatTemplateError(`chat template failed: ${(e as Error).message}`, { cause: e, kind: "validation" });
     }
   }
 }

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { splitSeed } from "../backends/cpu/sampling.ts";
+import { splitSeed } from "../ir/sampling.ts";
 import { parseWith } from "../util/validate.ts";
 
 const nonNegInt = z.number().int().nonnegative();

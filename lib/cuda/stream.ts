@@ -6,10 +6,10 @@ import { checkCu } from "../../ffi/check.ts";
 import { CU, cuda } from "../../ffi/cuda.ts";
 import { CudaError } from "../../ffi/errors.ts";
 import { out } from "../../ffi/runtime.ts";
-import type { CudaDevice } from "./cuda_device.ts";
-import { bindContext } from "./cuda_driver.ts";
-import { CudaGraph } from "./cuda_graph.ts";
-import { NativeOwner } from "./cuda_owner.ts";
+import type { CudaDevice } from "./device.ts";
+import { bindContext } from "./driver.ts";
+import { CudaGraph } from "./graph.ts";
+import { NativeOwner } from "./owner.ts";
 
 /** Options of `device.createStream`. */
 export interface StreamOptions {

@@ -9,41 +9,49 @@
  * `CudaKvCache` is the paged KV cache: one allocation for every layer, plus a scratch block the
  * bucket's dummy tokens write to.
  */
-import { CublasLtGemm } from "../backends/cuda/gemm.ts";
-import { loadKernelFile } from "../backends/cuda/compiler.ts";
+import { CublasLtGemm } from "./gemm.ts";
+import { loadKernelFile } from "./compiler.ts";
 import {
   type AttentionChoice, bucketFor, chooseAttention, decodeBuckets, type ElemType, graphDecodeSplit, hasTiledAttention,
   kernelSignature, type Launch, type LaunchEnv, MAX_DECODE_SPLITS, planLaunches,
-} from "../backends/cuda/launch_plan.ts";
-import { isDecodeStep, packStep, type StagingLayout, stagingLayout, stagingPointers } from "../backends/cuda/step_staging.ts";
-import type { Engine } from "../builder/engine.ts";
-import type { Op } from "../builder/network.ts";
-import type { EnginePlan } from "../builder/plan.ts";
-import { f32ToBf16 } from "../util/dtype.ts";
-import { ValidationError } from "../util/errors.ts";
-import { CudaDevice } from "./cuda_device.ts";
-import type { CudaGraph } from "./cuda_graph.ts";
-import type { DeviceBuffer, PinnedHostBuffer } from "./cuda_memory.ts";
-import type { CudaModule, Kernel } from "./cuda_module.ts";
-import type { Stream } from "./cuda_stream.ts";
-import type { KvCacheGeometry } from "./kv_cache_pool.ts";
-import { type StepInputs, type StepOutputs, validateStep } from "./step_io.ts";
+} from "./launch_plan.ts";
+import { isDecodeStep, packStep, type StagingLayout, stagingLayout, stagingPointers } from "./step_staging.ts";
+import { engineMaxSeqLen, type EngineView, type SessionBackend } from "../../ir/backend.ts";
+import type { Op } from "../../ir/network.ts";
+import type { EnginePlan } from "../../ir/plan.ts";
+import { f32ToBf16 } from "../../util/dtype.ts";
+import { DisposedError, FormatError, ValidationError } from "../../util/errors.ts";
+import { CudaDevice } from "../../cuda/device.ts";
+import type { CudaGraph } from "../../cuda/graph.ts";
+import type { DeviceBuffer, PinnedHostBuffer } from "../../cuda/memory.ts";
+import type { CudaModule, Kernel } from "../../cuda/module.ts";
+import type { Stream } from "../../cuda/stream.ts";
+import { bytesPerBlock, type KvCache, type KvCacheGeometry } from "../../ir/kv_cache.ts";
+import { type StepInputs, type StepOutputs, validateStep } from "../../ir/step_io.ts";
 
-/** Options of a CUDA session. */
+/**
+ * Options of a CUDA session, already resolved (defaults and their environment variables are
+ * documented and applied in one place: lib/runtime/session_options.ts).
+ */
 export interface CudaSessionOptions {
-  /** Device ordinal. @default 0 */
-  readonly device?: number;
-  /** Replay decode steps as captured CUDA graphs (off: every step launches eagerly). @default true, or LLMRT_CUDA_GRAPHS=0 */
-  readonly cudaGraphs?: boolean;
-  /** bf16 linears of up to 8 rows on the skinny-GEMM kernel instead of cuBLASLt. @default true, or LLMRT_GEMV=0 */
-  readonly gemv?: boolean;
+  /** Device ordinal. */
+  readonly device: number;
+  /** Replay decode steps as captured CUDA graphs (off: every step launches eagerly). */
+  readonly cudaGraphs: boolean;
+  /** bf16 linears of up to 8 rows on the skinny-GEMM kernel instead of cuBLASLt. */
+  readonly gemv: boolean;
   /**
    * Batch invariance: a sequence's logits are bitwise the same alone or in a batch (prefill: one
    * non-split-K cuBLASLt algorithm per linear for every M; decode steps of up to 8 sequences: the
-   * skinny-GEMM kernel). @default true, or LLMRT_BATCH_INVARIANT=0
+   * skinny-GEMM kernel).
    */
-  readonly batchInvariant?: boolean;
+  readonly batchInvariant: boolean;
+  /** Time cuBLASLt algorithms per new GEMM shape (kept in the on-disk timing cache). */
+  readonly gemmTune: boolean;
 }
+
+/** The defaults (what `Session` passes when nothing is set). */
+export const DEFAULT_CUDA_SESSION_OPTIONS: CudaSessionOptions = Object.freeze({ device: 0, cudaGraphs: true, gemv: true, batchInvariant: true, gemmTune: true });
 
 const ALIGN = 256;
 const alignUp = (n: number): number => Math.ceil(n / ALIGN) * ALIGN;
@@ -53,9 +61,11 @@ const alignUp = (n: number): number => Math.ceil(n / ALIGN) * ALIGN;
  * headDim]` in the engine's activation type, in one allocation. Block `numBlocks` is the session's
  * scratch block (dummy decode tokens); `geometry.numBlocks` counts only the usable ones.
  */
-export class CudaKvCache {
+export class CudaKvCache implements KvCache {
   /** Usable blocks, tokens per block, heads, and the element size (2 for bf16, 4 for f32). */
   readonly geometry: KvCacheGeometry;
+  /** Bytes of one block across all layers. */
+  readonly bytesPerBlock: number;
   /** The whole cache (every layer). */
   readonly buffer: DeviceBuffer;
   /** Bytes of one layer (numBlocks + 1 blocks). */
@@ -71,6 +81,7 @@ export class CudaKvCache {
     const g = geometry;
     this.geometry = Object.freeze({ ...g });
     this.blockBytes = 2 * g.tokensPerBlock * g.numKvHeads * g.headDim * g.elementBytes;
+    this.bytesPerBlock = bytesPerBlock(g);
     this.layerBytes = (g.numBlocks + 1) * this.blockBytes;
     this.scratchBlock = g.numBlocks;
     this.#stream = stream;
@@ -87,7 +98,7 @@ export class CudaKvCache {
   copyBlocks(copies: readonly (readonly [number, number])[]): void {
     const n = this.geometry.numBlocks;
     for (const [src, dst] of copies) {
-      if (!(src >= 0 && src < n && dst >= 0 && dst < n)) throw new RangeError(`CudaKvCache.copyBlocks: block copy ${src} → ${dst} outside [0, ${n})`);
+      if (!(src >= 0 && src < n && dst >= 0 && dst < n)) throw new ValidationError(`CudaKvCache.copyBlocks: block copy ${src} → ${dst} outside [0, ${n})`, "copies", [src, dst]);
       for (let l = 0; l < this.geometry.numLayers; l++) {
         const base = l * this.layerBytes;
         this.buffer.copyFromDevice(this.buffer, this.blockBytes, { srcOffset: base + src * this.blockBytes, dstOffset: base + dst * this.blockBytes, stream: this.#stream });
@@ -98,6 +109,10 @@ export class CudaKvCache {
   /** Frees the device memory. Idempotent. */
   dispose(): void {
     this.buffer.dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 }
 
@@ -111,7 +126,8 @@ export class CudaKvCache {
  * session.run(inputs, { sampledIds }, kv);
  * ```
  */
-export class CudaSession {
+export class CudaSession implements SessionBackend {
+  readonly backend = "cuda" as const;
   readonly plan: EnginePlan;
   readonly maxSeqLen: number;
   readonly tokensPerBlock: number;
@@ -147,7 +163,7 @@ export class CudaSession {
   readonly #attn: Extract<Op, { type: "paged_attention" }> | undefined;
   #disposed = false;
 
-  constructor(readonly engine: Engine, options: CudaSessionOptions = {}) {
+  constructor(readonly engine: EngineView, options: CudaSessionOptions = DEFAULT_CUDA_SESSION_OPTIONS) {
     const plan = engine.plan;
     this.plan = plan;
     if (plan.elementBytes === 4) this.elem = "f32";
@@ -155,26 +171,25 @@ export class CudaSession {
     else {
       throw new ValidationError(`Session: the CUDA backend runs float32 and bfloat16 engines; this one is ${engine.config.dtype} with ${plan.elementBytes}-byte activations`, "dtype", engine.config.dtype);
     }
-    this.maxSeqLen = engine.config.build.maxSeqLen ?? engine.config.model.maxPositionEmbeddings;
+    this.maxSeqLen = engineMaxSeqLen(engine);
     this.tokensPerBlock = engine.config.build.tokensPerBlock;
     const build = engine.config.build;
     this.decodeCap = Math.min(plan.maxTokens, plan.maxSeqs, build.maxBatchSize * build.maxBeamWidth);
     this.buckets = decodeBuckets(this.decodeCap);
-    const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
-    this.cudaGraphs = options.cudaGraphs ?? env.LLMRT_CUDA_GRAPHS !== "0";
-    this.gemv = options.gemv ?? env.LLMRT_GEMV !== "0";
-    this.batchInvariant = options.batchInvariant ?? env.LLMRT_BATCH_INVARIANT !== "0";
+    this.cudaGraphs = options.cudaGraphs;
+    this.gemv = options.gemv;
+    this.batchInvariant = options.batchInvariant;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) throw new ValidationError(`Session: the CUDA kernels take even head dims up to 256, got ${a.headDim}`, "headDim", a.headDim);
 
-    this.device = CudaDevice.open(options.device ?? 0);
+    this.device = CudaDevice.open(options.device);
     try {
       const d = this.device;
       this.#stream = d.createStream();
       // cuBLASLt algorithms: batch-invariant (one non-split-K algorithm per (n, k) for every M), or else
       // timed per shape on first use, kept in the on-disk timing cache (GPU + driver + cuBLASLt).
-      this.#gemm = new CublasLtGemm(d, { tune: env.LLMRT_GEMM_TUNE !== "0", batchInvariant: this.batchInvariant });
+      this.#gemm = new CublasLtGemm(d, { tune: options.gemmTune, batchInvariant: this.batchInvariant });
       // Weights: one allocation, each tensor 256-byte aligned, converted to the activation type.
       const names = engine.tensorNames();
       let total = 0;
@@ -221,8 +236,13 @@ export class CudaSession {
 
   /** Bytes one KV block takes (all layers, k and v). */
   kvBytesPerBlock(): number {
+    return bytesPerBlock(this.kvGeometry());
+  }
+
+  /** KV geometry: elements in the activation type. */
+  kvGeometry(): Omit<KvCacheGeometry, "numBlocks"> {
     const a = this.plan.attributes;
-    return a.numLayers * 2 * this.tokensPerBlock * a.numKvHeads * a.headDim * this.plan.elementBytes;
+    return { numLayers: a.numLayers, tokensPerBlock: this.tokensPerBlock, numKvHeads: a.numKvHeads, headDim: a.headDim, elementBytes: this.plan.elementBytes };
   }
 
   /** Free device memory now (bytes): what a KV cache may be sized from. */
@@ -248,7 +268,7 @@ export class CudaSession {
       arena: this.#arena.ptr,
       weight: (name) => {
         const off = this.#weightOffsets.get(name);
-        if (off === undefined) throw new Error(`Session: weight '${name}' missing from the engine`);
+        if (off === undefined) throw new FormatError(`Session: weight '${name}' missing from the engine`);
         return this.#weights.ptr + BigInt(off);
       },
       logits: this.#logits.ptr,
@@ -266,7 +286,7 @@ export class CudaSession {
   }
 
   /** One forward pass over a packed batch; writes the requested outputs. */
-  run(inp: StepInputs, out: StepOutputs, kv: CudaKvCache): void {
+  run(inp: StepInputs, out: StepOutputs, kv: KvCache): void {
     this.#live();
     if (!(kv instanceof CudaKvCache)) throw new ValidationError("Session.run: kvCache was not made by this CUDA session (createKvCache)", "kvCache");
     validateStep(this.plan, inp, kv.geometry.numBlocks, this.tokensPerBlock, this.maxSeqLen);
@@ -423,6 +443,6 @@ export class CudaSession {
   }
 
   #live(): void {
-    if (this.#disposed) throw new Error("Session: used after dispose()");
+    if (this.#disposed) throw new DisposedError("Session (CUDA)");
   }
 }

@@ -1,5 +1,5 @@
-import type { SamplingInputs } from "../backends/cpu/sampling.ts";
-import type { EnginePlan } from "../builder/plan.ts";
+import type { SamplingInputs } from "./sampling.ts";
+import type { EnginePlan } from "./plan.ts";
 import { ValidationError } from "../util/errors.ts";
 
 /**
@@ -21,6 +21,8 @@ export interface StepInputs {
   readonly logitRows: Int32Array;
   /** Per logits row sampling parameters; when absent, no sampling runs. */
   readonly sampling?: SamplingInputs;
+  /** [numSeqs] LoRA adapter slot of each sequence (-1 = none); absent = no adapters this step. */
+  readonly adapterIds?: Int32Array;
 }
 
 /** Where a step's results go; each is optional and filled when present. */

@@ -1,4 +1,8 @@
-import { ValidationError } from "../util/errors.ts";
+/**
+ * The KV cache contract every backend implements (geometry, one bytes-per-block rule, block copy for
+ * copy-on-write, dispose), and the sizing rules shared by all of them.
+ */
+import { ResourceError } from "../util/errors.ts";
 
 /** Shape of a paged KV cache: per layer [numBlocks, 2 (k, v), tokensPerBlock, numKvHeads, headDim]. */
 export interface KvCacheGeometry {
@@ -11,9 +15,26 @@ export interface KvCacheGeometry {
   readonly elementBytes: number;
 }
 
-/** Bytes one block takes across all layers. */
+/** Bytes one block takes across all layers: the one rule every backend and the executor use. */
 export function bytesPerBlock(g: Omit<KvCacheGeometry, "numBlocks">): number {
   return g.numLayers * 2 * g.tokensPerBlock * g.numKvHeads * g.headDim * g.elementBytes;
+}
+
+/**
+ * A paged KV cache made by a backend for its engine: per layer [numBlocks, 2 (k, v),
+ * tokensPerBlock, numKvHeads, headDim] elements of `geometry.elementBytes` bytes.
+ */
+export interface KvCache {
+  readonly geometry: KvCacheGeometry;
+  /** Bytes of one block across all layers (`bytesPerBlock(geometry)`). */
+  readonly bytesPerBlock: number;
+  /** Bytes the whole cache holds. */
+  readonly bytes: number;
+  /** Copies the KV of each `src` block into its `dst` block in every layer (copy-on-write). */
+  copyBlocks(copies: readonly (readonly [number, number])[]): void;
+  /** Frees the cache's memory. Idempotent. */
+  dispose(): void;
+  [Symbol.dispose](): void;
 }
 
 /** How to size the KV cache, in bytes or tokens (TensorRT-LLM's KvCacheConfig). */
@@ -45,7 +66,7 @@ export function numBlocksFor(
   const blocks = Math.min(...caps);
   const need = Math.ceil(minTokens / geom.tokensPerBlock);
   if (blocks < need) {
-    throw new ValidationError(
+    throw new ResourceError(
       `KvCacheConfig: ${blocks} blocks of ${geom.tokensPerBlock} tokens (${blocks * per} bytes) cannot hold one sequence of ${minTokens} tokens; raise maxTokens/maxBytes or lower maxSeqLen`,
       "KvCacheConfig",
       sizing,
@@ -54,27 +75,3 @@ export function numBlocksFor(
   return blocks;
 }
 
-/** A CPU KV cache: one float32 array per layer. */
-export class CpuKvCache {
-  readonly layers: Float32Array[];
-  constructor(readonly geometry: KvCacheGeometry) {
-    const per = 2 * geometry.tokensPerBlock * geometry.numKvHeads * geometry.headDim;
-    this.layers = Array.from({ length: geometry.numLayers }, () => new Float32Array(geometry.numBlocks * per));
-  }
-  get bytes(): number {
-    return this.layers.reduce((a, l) => a + l.byteLength, 0);
-  }
-
-  /** Copies the KV of each `src` block into its `dst` block, in every layer (copy-on-write). */
-  copyBlocks(copies: readonly (readonly [number, number])[]): void {
-    if (copies.length === 0) return;
-    const g = this.geometry;
-    const per = 2 * g.tokensPerBlock * g.numKvHeads * g.headDim;
-    for (const layer of this.layers) {
-      for (const [src, dst] of copies) layer.copyWithin(dst * per, src * per, (src + 1) * per);
-    }
-  }
-
-  /** Nothing native to free (the arrays are garbage collected); here for the KvCache contract. */
-  dispose(): void {}
-}

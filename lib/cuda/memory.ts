@@ -6,10 +6,10 @@ import { checkCu } from "../../ffi/check.ts";
 import { CU, cuda } from "../../ffi/cuda.ts";
 import { nativeView } from "../../ffi/runtime.ts";
 import { ValidationError } from "../util/errors.ts";
-import type { CudaDevice } from "./cuda_device.ts";
-import { bindContext } from "./cuda_driver.ts";
-import { NativeOwner } from "./cuda_owner.ts";
-import type { Stream } from "./cuda_stream.ts";
+import type { CudaDevice } from "./device.ts";
+import { bindContext } from "./driver.ts";
+import { NativeOwner } from "./owner.ts";
+import type { Stream } from "./stream.ts";
 
 /** Host memory a copy reads or writes: JS memory, or pinned memory for truly async copies. */
 export type HostMemory = ArrayBufferView | PinnedHostBuffer;

@@ -4,10 +4,10 @@
  */
 import { checkCu } from "../../ffi/check.ts";
 import { cuda } from "../../ffi/cuda.ts";
-import type { CudaDevice } from "./cuda_device.ts";
-import { bindContext } from "./cuda_driver.ts";
-import { NativeOwner } from "./cuda_owner.ts";
-import type { Stream } from "./cuda_stream.ts";
+import type { CudaDevice } from "./device.ts";
+import { bindContext } from "./driver.ts";
+import { NativeOwner } from "./owner.ts";
+import type { Stream } from "./stream.ts";
 
 /**
  * A captured and instantiated CUDA graph (CUgraph + CUgraphExec), owned by its device.

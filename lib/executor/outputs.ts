@@ -1,6 +1,6 @@
-import type { TokenLogprobs } from "../executor/logprobs.ts";
+import type { TokenLogprobs } from "./logprobs.ts";
 
-export type { TokenLogprobs } from "../executor/logprobs.ts";
+export type { TokenLogprobs } from "./logprobs.ts";
 
 /** Why a completion ended. */
 export type FinishReason = "stop" | "length" | "abort" | "error";

@@ -10,6 +10,7 @@
  * const x = net.embedding(ids, net.weight("embed", [vocab, hidden]), hidden);
  * ```
  */
+import { InternalError } from "../util/errors.ts";
 
 /** A weight the network reads: its engine name, shape and where its values come from. */
 export interface WeightDecl {
@@ -17,6 +18,24 @@ export interface WeightDecl {
   readonly shape: readonly number[];
   /** Checkpoint tensors concatenated along dim 0 (fused QKV, gate/up); one name = a plain copy. */
   readonly source: readonly string[];
+}
+
+/**
+ * How a linear's weight is stored when it is not in the engine's dtype (quantization): the
+ * element format, the group size along the input dim (0 = one scale per output channel) and the
+ * engine tensors holding the scales (and zero points). Backends dispatch on `format`.
+ */
+export interface WeightFormat {
+  /** Stored element format, e.g. "int8", "int4" (two per byte), "fp8_e4m3". */
+  readonly format: string;
+  /** Input elements sharing one scale; 0 = per output channel. */
+  readonly groupSize: number;
+  /** Engine tensor of scales: [outFeatures, numGroups] (float32 unless stated by the backend). */
+  readonly scales: string;
+  /** Engine tensor of zero points, same shape as `scales`, when asymmetric. */
+  readonly zeros?: string;
+  /** Engine tensor of per-input-channel pre-scales (AWQ / SmoothQuant), [inFeatures]. */
+  readonly preQuantScale?: string;
 }
 
 /** An activation tensor: `rows` of `width` elements each. */
@@ -34,7 +53,21 @@ export type Op =
   | { readonly type: "rmsnorm"; readonly x: string; readonly weight: string; readonly eps: number; readonly out: string }
   /** residual += x; out = rmsnorm(residual) (produced by the fusion pass). */
   | { readonly type: "add_rmsnorm"; readonly x: string; readonly residual: string; readonly weight: string; readonly eps: number; readonly out: string }
-  | { readonly type: "linear"; readonly x: string; readonly weight: string; readonly bias?: string; readonly out: string; readonly outFeatures: number; readonly inFeatures: number }
+  /**
+   * out = x · weightᵀ (+ bias). `weightFormat` is set for a quantized weight; `lora` names the
+   * adapter slot of this linear (a step's per-sequence adapter index selects the adapter).
+   */
+  | {
+    readonly type: "linear";
+    readonly x: string;
+    readonly weight: string;
+    readonly bias?: string;
+    readonly out: string;
+    readonly outFeatures: number;
+    readonly inFeatures: number;
+    readonly weightFormat?: WeightFormat;
+    readonly lora?: string;
+  }
   /** RMSNorm over each head of q and k inside a packed qkv row (Qwen3). In place. */
   | { readonly type: "qk_norm"; readonly qkv: string; readonly qWeight: string; readonly kWeight: string; readonly eps: number; readonly numHeads: number; readonly numKvHeads: number; readonly headDim: number }
   /** Rotates q and k of a packed qkv row by position, writes k and v into the paged cache of `layer`, and copies rotated q to `q`. */
@@ -75,7 +108,7 @@ export class Network {
   weight(name: string, shape: readonly number[], source: readonly string[] = [name]): string {
     const prev = this.weights.get(name);
     if (prev && prev.shape.join() !== shape.join()) {
-      throw new Error(`Network: weight '${name}' declared twice with shapes [${prev.shape}] and [${shape}]`);
+      throw new InternalError(`Network: weight '${name}' declared twice with shapes [${prev.shape}] and [${shape}]`);
     }
     if (!prev) this.weights.set(name, { name, shape: [...shape], source: [...source] });
     return name;
@@ -83,7 +116,7 @@ export class Network {
 
   /** Declares an activation tensor and returns its name. */
   activation(name: string, width: number, rows: "tokens" | "seqs" = "tokens"): string {
-    if (this.activations.has(name)) throw new Error(`Network: activation '${name}' declared twice`);
+    if (this.activations.has(name)) throw new InternalError(`Network: activation '${name}' declared twice`);
     this.activations.set(name, { name, width, rows });
     return name;
   }

@@ -7,11 +7,11 @@ import { CU, cuda } from "../../ffi/cuda.ts";
 import { cString, out } from "../../ffi/runtime.ts";
 import { type KernelParamKind, LaunchPacket, shim } from "../../ffi/shim.ts";
 import { ValidationError } from "../util/errors.ts";
-import type { CudaDevice } from "./cuda_device.ts";
-import { bindContext, launchKernelAddress } from "./cuda_driver.ts";
-import type { DeviceBuffer } from "./cuda_memory.ts";
-import { DisposedError, NativeOwner } from "./cuda_owner.ts";
-import type { Stream } from "./cuda_stream.ts";
+import type { CudaDevice } from "./device.ts";
+import { bindContext, launchKernelAddress } from "./driver.ts";
+import type { DeviceBuffer } from "./memory.ts";
+import { DisposedError, NativeOwner } from "./owner.ts";
+import type { Stream } from "./stream.ts";
 
 export type { KernelParamKind } from "../../ffi/shim.ts";
 

@@ -7,11 +7,11 @@ import { CU, cuda } from "../../ffi/cuda.ts";
 import { NativeLibraryError } from "../../ffi/errors.ts";
 import { out } from "../../ffi/runtime.ts";
 import { ValidationError } from "../util/errors.ts";
-import { bindContext, deviceCount, driverVersion, ensureCudaInit, forgetContext } from "./cuda_driver.ts";
-import { DeviceBuffer, PinnedHostBuffer } from "./cuda_memory.ts";
-import { CudaModule } from "./cuda_module.ts";
-import { NativeOwner, Release, ReleaseSet } from "./cuda_owner.ts";
-import { Event, type EventOptions, Stream, type StreamOptions } from "./cuda_stream.ts";
+import { bindContext, deviceCount, driverVersion, ensureCudaInit, forgetContext } from "./driver.ts";
+import { DeviceBuffer, PinnedHostBuffer } from "./memory.ts";
+import { CudaModule } from "./module.ts";
+import { NativeOwner, Release, ReleaseSet } from "./owner.ts";
+import { Event, type EventOptions, Stream, type StreamOptions } from "./stream.ts";
 
 /** Compute capability, e.g. `{ major: 9, minor: 0 }` on H100/H200. */
 export interface ComputeCapability {

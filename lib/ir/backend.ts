@@ -1,0 +1,76 @@
+/**
+ * The contracts between the backend-neutral runtime and a backend (CPU, CUDA; a TensorRT- or
+ * tensor-parallel backend would implement the same): what a backend sees of an engine
+ * (`EngineView`) and what it must offer (`SessionBackend`). The runtime's `Session` delegates to a
+ * `SessionBackend` without knowing its class.
+ */
+import { z } from "zod";
+import type { KvCache, KvCacheGeometry } from "./kv_cache.ts";
+import type { EnginePlan } from "./plan.ts";
+import type { StepInputs, StepOutputs } from "./step_io.ts";
+
+/** Weight/activation dtypes an engine can be built with. */
+export const EngineDTypeSchema = z.enum(["float32", "float16", "bfloat16"]);
+export type EngineDType = z.infer<typeof EngineDTypeSchema>;
+
+/** Backends a Session can execute on. */
+export type Backend = "cpu" | "cuda";
+
+/** One weight tensor of an engine: its stored dtype (safetensors names: F32, BF16, I8, U8, ...) and shape. */
+export interface EngineTensorInfo {
+  readonly name: string;
+  readonly dtype: string;
+  readonly shape: readonly number[];
+}
+
+/**
+ * What a backend reads of an engine: the plan, the facts of its config a backend needs, and the
+ * weights (raw bytes in their stored dtype, or widened to float32). `Engine` (lib/builder)
+ * implements it.
+ */
+export interface EngineView {
+  readonly plan: EnginePlan;
+  readonly config: {
+    readonly dtype: EngineDType;
+    readonly model: { readonly maxPositionEmbeddings: number };
+    readonly build: {
+      readonly backend: Backend;
+      readonly maxSeqLen?: number;
+      readonly tokensPerBlock: number;
+      readonly maxBatchSize: number;
+      readonly maxBeamWidth: number;
+    };
+  };
+  tensorNames(): string[];
+  tensorInfo(name: string): EngineTensorInfo;
+  readTensor(name: string): Uint8Array;
+  readFloat32(name: string): Float32Array;
+}
+
+/** Longest sequence an engine serves: its build's maxSeqLen, else the model's context. */
+export function engineMaxSeqLen(engine: EngineView): number {
+  return engine.config.build.maxSeqLen ?? engine.config.model.maxPositionEmbeddings;
+}
+
+/**
+ * One engine loaded on one backend: runs a forward over a packed batch with explicit inputs and
+ * outputs, and makes the KV caches it reads.
+ */
+export interface SessionBackend {
+  readonly backend: Backend;
+  readonly plan: EnginePlan;
+  readonly maxSeqLen: number;
+  readonly tokensPerBlock: number;
+  /** Allocates a paged KV cache of `numBlocks` blocks. */
+  createKvCache(numBlocks: number): KvCache;
+  /** The KV geometry of this engine on this backend (element size included), without the block count. */
+  kvGeometry(): Omit<KvCacheGeometry, "numBlocks">;
+  /** Bytes one KV block takes on this backend (all layers, k and v): `bytesPerBlock(kvGeometry())`. */
+  kvBytesPerBlock(): number;
+  /** Memory free for a KV cache (bytes) on a device; null where the budget comes from the batch (CPU). */
+  freeMemoryBytes(): number | null;
+  /** One forward; throws a ValidationError when `kvCache` was not made by this backend. */
+  run(inputs: StepInputs, outputs: StepOutputs, kvCache: KvCache): void;
+  /** Frees native resources. Idempotent. */
+  dispose(): void;
+}

@@ -1,0 +1,8 @@
+/**
+ * The request contract and the tokenizer as the LLM API's users see them: they live below the
+ * executor (lib/executor, lib/tokenizer) and are re-exported here.
+ */
+export { SamplingParams, type SamplingParamsInput } from "../executor/sampling_params.ts";
+export type { CompletionOutput, FinishReason, RequestOutput as RequestOutputSnapshot } from "../executor/outputs.ts";
+export { LlmTokenizer } from "../tokenizer/tokenizer.ts";
+export { ChatTemplate, ChatTemplateError } from "../tokenizer/chat_template.ts";

@@ -1,0 +1,32 @@
+/**
+ * The backends a Session can run on, by name: one factory each, and the "auto" choice (the GPU when
+ * CUDA finds a usable device). A new backend (TensorRT, tensor-parallel) is one more entry here.
+ */
+import { CpuSession } from "../backends/cpu/session.ts";
+import { CudaSession } from "../backends/cuda/session.ts";
+import { CudaDevice } from "../cuda/device.ts";
+import type { Backend, EngineView, SessionBackend } from "../ir/backend.ts";
+import type { ResolvedSessionOptions } from "./session_options.ts";
+
+type Factory = (engine: EngineView, options: ResolvedSessionOptions) => SessionBackend;
+
+const FACTORIES: Readonly<Record<Backend, Factory>> = {
+  cpu: (engine) => new CpuSession(engine),
+  cuda: (engine, o) => new CudaSession(engine, { device: o.device, cudaGraphs: o.cudaGraphs, gemv: o.gemv, batchInvariant: o.batchInvariant, gemmTune: o.gemmTune }),
+};
+
+/** Loads `engine` on the backend named in `options`. */
+export function createSessionBackend(engine: EngineView, options: ResolvedSessionOptions): SessionBackend {
+  return FACTORIES[options.backend](engine, options);
+}
+
+/** Whether a usable CUDA device is here, and why not when it is not. */
+export function probeCuda(): { ok: boolean; reason?: string } {
+  return CudaDevice.probe();
+}
+
+/** "auto" → "cuda" when a usable GPU is here, else "cpu"; an explicit name is kept. */
+export function resolveBackend(b: Backend | "auto"): Backend {
+  if (b !== "auto") return b;
+  return probeCuda().ok ? "cuda" : "cpu";
+}

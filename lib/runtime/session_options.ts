@@ -1,0 +1,51 @@
+/**
+ * Options of a runtime `Session`, one zod schema. Environment variables are only documented
+ * defaults, read here and nowhere else in the library:
+ * - `LLMRT_CUDA_GRAPHS=0`: `cudaGraphs` defaults to false
+ * - `LLMRT_GEMV=0`: `gemv` defaults to false
+ * - `LLMRT_BATCH_INVARIANT=0`: `batchInvariant` defaults to false
+ * - `LLMRT_GEMM_TUNE=0`: `gemmTune` defaults to false
+ */
+import { z } from "zod";
+import { parseWith } from "../util/validate.ts";
+
+const env = (): Record<string, string | undefined> => (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
+const envOn = (name: string): boolean => env()[name] !== "0";
+
+export const SessionOptionsSchema = z.strictObject({
+  /** Backend to run on. @default "cpu" */
+  backend: z.enum(["cpu", "cuda"]).default("cpu"),
+  /** CUDA: device ordinal. @default 0 */
+  device: z.number().int().nonnegative().default(0),
+  /** CUDA: replay decode steps as captured graphs. @default true (LLMRT_CUDA_GRAPHS=0: false) */
+  cudaGraphs: z.boolean().optional(),
+  /** CUDA: decode-sized bf16 linears on the skinny-GEMM kernel. @default true (LLMRT_GEMV=0: false) */
+  gemv: z.boolean().optional(),
+  /** CUDA: batch == single, bitwise. @default true (LLMRT_BATCH_INVARIANT=0: false) */
+  batchInvariant: z.boolean().optional(),
+  /** CUDA: time cuBLASLt algorithms per new GEMM shape. @default true (LLMRT_GEMM_TUNE=0: false) */
+  gemmTune: z.boolean().optional(),
+});
+
+export type SessionOptions = z.input<typeof SessionOptionsSchema>;
+export type ResolvedSessionOptions = Readonly<{
+  backend: "cpu" | "cuda";
+  device: number;
+  cudaGraphs: boolean;
+  gemv: boolean;
+  batchInvariant: boolean;
+  gemmTune: boolean;
+}>;
+
+/** Validates session options and applies the documented defaults (errors name the field and value). */
+export function parseSessionOptions(input: SessionOptions = {}): ResolvedSessionOptions {
+  const o = parseWith(SessionOptionsSchema, input, "SessionOptions");
+  return Object.freeze({
+    backend: o.backend,
+    device: o.device,
+    cudaGraphs: o.cudaGraphs ?? envOn("LLMRT_CUDA_GRAPHS"),
+    gemv: o.gemv ?? envOn("LLMRT_GEMV"),
+    batchInvariant: o.batchInvariant ?? envOn("LLMRT_BATCH_INVARIANT"),
+    gemmTune: o.gemmTune ?? envOn("LLMRT_GEMM_TUNE"),
+  });
+}
