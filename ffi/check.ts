@@ -6,6 +6,7 @@ import { CudaError } from "./errors.ts";
 import { cuda, CU_ERROR_NAMES } from "./cuda.ts";
 import { nvrtc, NVRTC_ERROR_NAMES } from "./nvrtc.ts";
 import { CUBLAS_STATUS_NAMES, cublasLt } from "./cublaslt.ts";
+import { nccl, NCCL_RESULT_NAMES } from "./nccl.ts";
 import { readCString } from "./runtime.ts";
 
 const cuNames = new Map<number, string>();
@@ -54,4 +55,31 @@ export function cublasStatusName(code: number): string {
 /** Throws `CudaError` (library "cublasLt") unless `code` is CUBLAS_STATUS_SUCCESS. */
 export function checkCublas(code: number, api: string, detail?: string): void {
   if (code !== 0) throw new CudaError("cublasLt", api, code, cublasStatusName(code), detail);
+}
+
+/** NCCL's text for an ncclResult_t (`ncclGetErrorString`) after its enum name. */
+export function ncclErrorName(code: number): string {
+  const name = NCCL_RESULT_NAMES[code] ?? `ncclResult_${code}`;
+  if (nccl.isOpen) {
+    const s = readCString(nccl().ncclGetErrorString(code));
+    if (s) return `${name}: ${s}`;
+  }
+  return name;
+}
+
+/** Throws `CudaError` (library "nccl") unless `code` is ncclSuccess. */
+export function checkNccl(code: number, api: string, detail?: string): void {
+  if (code !== 0) throw new CudaError("nccl", api, code, ncclErrorName(code), detail);
+}
+
+/**
+ * Cleanup on a failure path: the native calls already ran and `codes` holds what each returned.
+ * Every code is looked at: a failed cleanup is appended to `primary`'s message (the error being
+ * thrown stays the first cause), so no return code is ever dropped unseen.
+ */
+export function noteCleanupFailures(primary: unknown, codes: readonly (readonly [library: "cuda" | "nvrtc" | "cublasLt", api: string, code: number])[]): void {
+  const failed = codes.filter(([, , c]) => c !== 0);
+  if (failed.length === 0 || !(primary instanceof Error)) return;
+  const names = failed.map(([lib, api, c]) => `${api} → ${lib === "cuda" ? cuErrorName(c) : lib === "nvrtc" ? nvrtcErrorName(c) : cublasStatusName(c)}`);
+  Object.defineProperty(primary, "message", { value: `${primary.message}\n(cleanup after this error also failed: ${names.join("; ")})`, configurable: true, writable: true });
 }

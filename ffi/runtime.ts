@@ -18,6 +18,7 @@ import process from "node:process";
 import { existsSync } from "node:fs";
 import { type LoadAttempt, NativeLibraryError } from "./errors.ts";
 import { traceMode, wrapForTrace } from "./trace.ts";
+import { UnsupportedError } from "../lib/util/errors.ts";
 
 /** Argument kinds of the neutral table. */
 export type NativeArg = "i8" | "u8" | "i16" | "u16" | "i32" | "u32" | "i64" | "u64" | "usize" | "f32" | "f64" | "handle" | "buf";
@@ -191,7 +192,7 @@ function openWithDeno<T extends SymbolTable>(deno: DenoFfi, path: string, table:
 export function openPath<T extends SymbolTable>(path: string, table: T): OpenedLibrary<T> {
   if (bunFfi) return openWithBun(bunFfi, path, table);
   if (denoFfi) return openWithDeno(denoFfi, path, table);
-  throw new Error("native libraries need Bun or Deno (no FFI in this runtime)");
+  throw new UnsupportedError("native libraries need Bun or Deno (no FFI in this runtime)");
 }
 
 /** The list of paths `openLibrary` would try for `spec`, the override first when it is set. */
@@ -273,7 +274,7 @@ export function cString(s: string): Uint8Array {
 export function addressOf(view: ArrayBufferView): bigint {
   if (bunFfi) return BigInt(bunFfi.ptr(view));
   if (denoFfi) return BigInt(denoFfi.UnsafePointer.value(denoFfi.UnsafePointer.of(view)));
-  throw new Error("addressOf needs Bun or Deno");
+  throw new UnsupportedError("addressOf needs Bun or Deno");
 }
 
 /** Reads the NUL-terminated C string at native address `addr` ("" for NULL). */
@@ -281,7 +282,7 @@ export function readCString(addr: bigint): string {
   if (addr === 0n) return "";
   if (bunFfi) return String(new bunFfi.CString(Number(addr)));
   if (denoFfi) return denoFfi.UnsafePointerView.getCString(denoFfi.UnsafePointer.create(addr));
-  throw new Error("readCString needs Bun or Deno");
+  throw new UnsupportedError("readCString needs Bun or Deno");
 }
 
 /** An ArrayBuffer over `byteLength` bytes of native memory at `addr`; it must not outlive that memory. */
@@ -289,7 +290,7 @@ export function nativeView(addr: bigint, byteLength: number): ArrayBuffer {
   if (byteLength === 0) return new ArrayBuffer(0);
   if (bunFfi) return bunFfi.toArrayBuffer(Number(addr), 0, byteLength);
   if (denoFfi) return denoFfi.UnsafePointerView.getArrayBuffer(denoFfi.UnsafePointer.create(addr), byteLength);
-  throw new Error("nativeView needs Bun or Deno");
+  throw new UnsupportedError("nativeView needs Bun or Deno");
 }
 
 /**

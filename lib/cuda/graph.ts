@@ -2,7 +2,7 @@
  * `CudaGraph`: work captured from a stream, instantiated once and replayed with one launch.
  * The decode step of the engine is one of these per batch-size bucket.
  */
-import { checkCu } from "../../ffi/check.ts";
+import { checkCu, noteCleanupFailures } from "../../ffi/check.ts";
 import { cuda } from "../../ffi/cuda.ts";
 import type { CudaDevice } from "./device.ts";
 import { bindContext } from "./driver.ts";
@@ -31,8 +31,13 @@ export class CudaGraph extends NativeOwner {
     const cell = new BigUint64Array(1);
     const code = lib.cuGraphInstantiateWithFlags(cell, graph, 0);
     if (code !== 0) {
-      lib.cuGraphDestroy(graph);
-      checkCu(code, "cuGraphInstantiateWithFlags");
+      const destroyed = lib.cuGraphDestroy(graph);
+      try {
+        checkCu(code, "cuGraphInstantiateWithFlags");
+      } catch (e) {
+        noteCleanupFailures(e, [["cuda", "cuGraphDestroy", destroyed]]);
+        throw e;
+      }
     }
     const exec = cell[0];
     const ctx = device.context;

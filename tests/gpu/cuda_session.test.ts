@@ -17,7 +17,7 @@ import { ModelRunner } from "../../lib/runtime/model_runner.ts";
 import { Session } from "../../lib/runtime/session.ts";
 import type { StepInputs } from "../../lib/ir/step_io.ts";
 import { assert, sharedDir, test } from "../harness.ts";
-import { gpuProbe, gpuTest, noGpuReason } from "./gpu.ts";
+import { gpuProbe, noGpuReason } from "./gpu.ts";
 
 const modelsDir = process.env.LLMRT_MODELS ?? `${sharedDir}models`;
 const storiesDir = `${modelsDir}/stories260k`;
@@ -96,8 +96,7 @@ storiesTest("stories260k f32 on CUDA through LLM: greedy text and n=3 seeded for
   assert.deepEqual(sampled.map((o) => o.outputs[0].tokenIds), again.map((o) => o.outputs[0].tokenIds), "same seed, same tokens");
 });
 
-gpuTest("CUDA session lifetime: dispose twice; use after dispose throws; a CPU KV cache is refused", () => {
-  if (!hasStories) return;
+storiesTest("CUDA session lifetime: dispose twice; use after dispose throws; a CPU KV cache is refused", () => {
   using engine = engineOf(storiesDir, { dtype: "float32", maxBatchSize: 2, maxNumTokens: 16 });
   const s = Session.fromSerializedEngine(engine, { backend: "cuda" });
   const cpu = Session.fromSerializedEngine(engine, { backend: "cpu" });

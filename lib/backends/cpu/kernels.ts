@@ -2,12 +2,13 @@
  * CPU kernels: the numerical reference for every op. Float32 storage, float64 accumulation.
  * Row-major throughout; `x` arguments are views at the op's buffer offset.
  */
+import { ValidationError } from "../../util/errors.ts";
 
 /** out[t, :] = table[ids[t], :]  — table [vocab, H]. */
 export function embedding(ids: Int32Array, numTokens: number, table: Float32Array, H: number, vocab: number, out: Float32Array): void {
   for (let t = 0; t < numTokens; t++) {
     const id = ids[t];
-    if (id < 0 || id >= vocab) throw new RangeError(`embedding: token id ${id} at position ${t} is outside the vocabulary [0, ${vocab})`);
+    if (id < 0 || id >= vocab) throw new ValidationError(`embedding: token id ${id} at position ${t} is outside the vocabulary [0, ${vocab})`, "tokenIds", id);
     out.set(table.subarray(id * H, id * H + H), t * H);
   }
 }

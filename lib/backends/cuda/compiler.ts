@@ -8,7 +8,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { llmrtCacheDir, sha256Hex, writeFileAtomic } from "../../../ffi/cache.ts";
-import { checkNvrtc } from "../../../ffi/check.ts";
+import { checkNvrtc, noteCleanupFailures } from "../../../ffi/check.ts";
 import { CudaError } from "../../../ffi/errors.ts";
 import { nvrtc } from "../../../ffi/nvrtc.ts";
 import { CStringArray, cString, out } from "../../../ffi/runtime.ts";
@@ -100,9 +100,10 @@ function toolkitInclude(): string | null {
 
 function readLog(prog: bigint): string {
   const size = new BigUint64Array(1);
-  if (nvrtc().nvrtcGetProgramLogSize(prog, size) !== 0 || size[0] <= 1n) return "";
+  checkNvrtc(nvrtc().nvrtcGetProgramLogSize(prog, size), "nvrtcGetProgramLogSize");
+  if (size[0] <= 1n) return "";
   const buf = new Uint8Array(Number(size[0]));
-  if (nvrtc().nvrtcGetProgramLog(prog, buf) !== 0) return "";
+  checkNvrtc(nvrtc().nvrtcGetProgramLog(prog, buf), "nvrtcGetProgramLog");
   return new TextDecoder().decode(buf.subarray(0, buf.indexOf(0) < 0 ? buf.length : buf.indexOf(0))).trim();
 }
 
@@ -111,6 +112,7 @@ function compileNow(source: string, name: string, options: readonly string[]): {
   const progCell = new BigUint64Array(1);
   checkNvrtc(lib.nvrtcCreateProgram(progCell, cString(source), cString(name), 0, null, null), "nvrtcCreateProgram", name);
   const prog = progCell[0];
+  let compiled: { cubin: Uint8Array; log: string };
   try {
     const opts = new CStringArray(options);
     const code = lib.nvrtcCompileProgram(prog, opts.length, opts.pointers);
@@ -123,10 +125,13 @@ function compileNow(source: string, name: string, options: readonly string[]): {
     }
     const cubin = new Uint8Array(Number(size[0]));
     checkNvrtc(lib.nvrtcGetCUBIN(prog, cubin), "nvrtcGetCUBIN");
-    return { cubin, log };
-  } finally {
-    lib.nvrtcDestroyProgram(progCell);
+    compiled = { cubin, log };
+  } catch (e) {
+    noteCleanupFailures(e, [["nvrtc", "nvrtcDestroyProgram", lib.nvrtcDestroyProgram(progCell)]]);
+    throw e;
   }
+  checkNvrtc(lib.nvrtcDestroyProgram(progCell), "nvrtcDestroyProgram");
+  return compiled;
 }
 
 /**

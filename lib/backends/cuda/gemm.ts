@@ -19,7 +19,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { llmrtCacheDir, sha256Hex, writeFileAtomic } from "../../../ffi/cache.ts";
-import { checkCublas } from "../../../ffi/check.ts";
+import { checkCublas, noteCleanupFailures } from "../../../ffi/check.ts";
 import { cublasLt, LT } from "../../../ffi/cublaslt.ts";
 import { CudaError } from "../../../ffi/errors.ts";
 import type { CudaDevice } from "../../cuda/device.ts";
@@ -185,8 +185,13 @@ export class CublasLtGemm {
     const handle = cell[0];
     const prefCode = lt.cublasLtMatmulPreferenceCreate(cell);
     if (prefCode !== 0) {
-      lt.cublasLtDestroy(handle);
-      checkCublas(prefCode, "cublasLtMatmulPreferenceCreate");
+      const destroyed = lt.cublasLtDestroy(handle);
+      try {
+        checkCublas(prefCode, "cublasLtMatmulPreferenceCreate");
+      } catch (e) {
+        noteCleanupFailures(e, [["cublasLt", "cublasLtDestroy", destroyed]]);
+        throw e;
+      }
     }
     const pref = cell[0];
     const ws = new BigUint64Array([BigInt(wsBytes)]);
@@ -304,7 +309,7 @@ export class CublasLtGemm {
 
   /**
    * Index of the fastest of `candidates` (heuristic results) for this call: each runs once to warm
-   * up, then 3 times between events. A candidate that fails is skipped; any other failure keeps 0.
+   * up, then 3 times between events. A candidate that fails is skipped; any other failure throws.
    */
   #timeCandidates(desc: bigint, layoutA: bigint, layoutB: bigint, layoutD: bigint, candidates: { algo: Uint8Array; ws: number }[], io: { a: bigint; b: bigint; d: bigint; stream: Stream | null }): number {
     const lt = cublasLt();
@@ -314,24 +319,22 @@ export class CublasLtGemm {
     const call = (c: { algo: Uint8Array; ws: number }): number =>
       lt.cublasLtMatmul(this.#handle, desc, this.#alpha, io.b, layoutA, io.a, layoutB, this.#beta, io.d, layoutD, io.d, layoutD, c.algo, this.workspace.ptr, c.ws, stream);
     let best = 0, bestMs = Infinity;
-    try {
-      using start = this.device.createEvent();
-      using end = this.device.createEvent();
-      candidates.forEach((c, i) => {
-        if (call(c) !== 0) return;
-        start.record(io.stream);
-        for (let r = 0; r < 3; r++) if (call(c) !== 0) return;
-        end.record(io.stream);
-        end.synchronize();
-        const ms = end.elapsedSince(start);
-        if (ms < bestMs) {
-          bestMs = ms;
-          best = i;
-        }
-      });
-    } catch {
-      return 0;
-    }
+    using start = this.device.createEvent();
+    using end = this.device.createEvent();
+    candidates.forEach((c, i) => {
+      // A candidate cuBLASLt refuses for this problem (a non-success status) is skipped; event and
+      // stream failures are real errors and propagate.
+      if (call(c) !== 0) return;
+      start.record(io.stream);
+      for (let r = 0; r < 3; r++) if (call(c) !== 0) return;
+      end.record(io.stream);
+      end.synchronize();
+      const ms = end.elapsedSince(start);
+      if (ms < bestMs) {
+        bestMs = ms;
+        best = i;
+      }
+    });
     return best;
   }
 
@@ -381,11 +384,17 @@ export class CublasLtGemm {
           try {
             const found = this.#heuristic(desc, layoutA, refB, refD, INVARIANT_CANDIDATES, `${what} (reference m=${INVARIANT_REF_M})`).find((c) => this.#isNonSplit(c.algo));
             pinned = found ? found.algo : null;
-          } finally {
+          } catch (e) {
             made.splice(made.length - 2, 2);
-            lt.cublasLtMatrixLayoutDestroy(refB);
-            lt.cublasLtMatrixLayoutDestroy(refD);
+            noteCleanupFailures(e, [
+              ["cublasLt", "cublasLtMatrixLayoutDestroy", lt.cublasLtMatrixLayoutDestroy(refB)],
+              ["cublasLt", "cublasLtMatrixLayoutDestroy", lt.cublasLtMatrixLayoutDestroy(refD)],
+            ]);
+            throw e;
           }
+          made.splice(made.length - 2, 2);
+          checkCublas(lt.cublasLtMatrixLayoutDestroy(refB), "cublasLtMatrixLayoutDestroy");
+          checkCublas(lt.cublasLtMatrixLayoutDestroy(refD), "cublasLtMatrixLayoutDestroy");
           this.#pinned.set(pinKey, pinned);
         }
         if (pinned) {
@@ -428,8 +437,10 @@ export class CublasLtGemm {
       throw new CudaError("cublasLt", "cublasLtMatmulAlgoGetHeuristic", 15, "CUBLAS_STATUS_NOT_SUPPORTED",
         `no algorithm for ${dtype}->${outDtype} m=${m} n=${n} k=${k} transB=${transB} bias=${!!bias} alignment=${align}`);
     } catch (e) {
-      for (const l of made) lt.cublasLtMatrixLayoutDestroy(l);
-      lt.cublasLtMatmulDescDestroy(desc);
+      noteCleanupFailures(e, [
+        ...made.map((l) => ["cublasLt", "cublasLtMatrixLayoutDestroy", lt.cublasLtMatrixLayoutDestroy(l)] as const),
+        ["cublasLt", "cublasLtMatmulDescDestroy", lt.cublasLtMatmulDescDestroy(desc)],
+      ]);
       throw e;
     }
   }

@@ -8,6 +8,7 @@
 import type { KernelParamKind } from "../../../ffi/shim.ts";
 import type { Op } from "../../ir/network.ts";
 import type { EnginePlan } from "../../ir/plan.ts";
+import { InternalError } from "../../util/errors.ts";
 
 /** Activation element type of a CUDA engine. */
 export type ElemType = "bf16" | "f32";
@@ -40,7 +41,7 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
 export function kernelSignature(name: string): { readonly file: string; readonly params: readonly KernelParamKind[] } {
   const family = name.replace(/_(hd|m)\d+$/, "").replace(/_(bf16|f32)$/, "");
   const sig = FAMILIES[family];
-  if (!sig) throw new Error(`launch plan: unknown kernel ${JSON.stringify(name)}`);
+  if (!sig) throw new InternalError(`launch plan: unknown kernel ${JSON.stringify(name)}`);
   return sig;
 }
 
@@ -188,7 +189,7 @@ export function decodeBuckets(cap: number): number[] {
 /** The smallest bucket holding `n` tokens. */
 export function bucketFor(n: number, buckets: readonly number[]): number {
   for (const b of buckets) if (b >= n) return b;
-  throw new RangeError(`no decode bucket holds ${n} tokens (largest ${buckets[buckets.length - 1]})`);
+  throw new InternalError(`no decode bucket holds ${n} tokens (largest ${buckets[buckets.length - 1]})`);
 }
 
 /**
@@ -220,7 +221,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
   const gemmType = elem === "bf16" ? "bf16" : "fp32";
   const buf = (name: string): bigint => {
     const b = plan.buffers[name];
-    if (!b) throw new Error(`launch plan: activation '${name}' has no buffer in the plan`);
+    if (!b) throw new InternalError(`launch plan: activation '${name}' has no buffer in the plan`);
     return env.arena + BigInt(b.offset);
   };
   const rowsOf = (name: string): number => (plan.buffers[name].rows === "tokens" ? T : R);

@@ -294,7 +294,7 @@ export class CudaSession implements SessionBackend {
     const V = this.plan.attributes.vocabSize;
     for (let t = 0; t < T; t++) {
       const id = inp.tokenIds[t];
-      if (!(id >= 0 && id < V)) throw new RangeError(`embedding: token id ${id} at position ${t} is outside the vocabulary [0, ${V})`);
+      if (!(id >= 0 && id < V)) throw new ValidationError(`embedding: token id ${id} at position ${t} is outside the vocabulary [0, ${V})`, "tokenIds", id);
     }
     if (S > this.#layout.capSeqs) throw new ValidationError(`Session.run: inputs.seqStarts: ${S} sequences exceed the engine's ${this.#layout.capSeqs} per step`, "seqStarts", S);
     if (out.sampledIds && !inp.sampling) throw new ValidationError("Session.run: outputs.sampledIds needs inputs.sampling", "sampling");
