@@ -13,7 +13,6 @@ import { llmrtCacheDir, sha256Hex } from "./cache.ts";
 import { type LoadAttempt, NativeLibraryError } from "./errors.ts";
 import { type Bound, bunFfi, openPath, runtimeKind, type SymbolTable, toBunSymbols } from "./runtime.ts";
 import { traceMode, wrapForTrace } from "./trace.ts";
-import { ValidationError } from "../lib/util/errors.ts";
 
 export const shimSymbols = {
   llmrt_shim_abi: { args: [], returns: "i32" }, // int llmrt_shim_abi(void)
@@ -178,12 +177,12 @@ export class LaunchPacket {
   readonly #view: DataView;
 
   constructor(params: readonly KernelParamKind[]) {
-    if (params.length > MAX_KERNEL_ARGS) throw new ValidationError(`a kernel takes at most ${MAX_KERNEL_ARGS} arguments, got ${params.length}`, "params", params.length);
+    if (params.length > MAX_KERNEL_ARGS) throw new RangeError(`a kernel takes at most ${MAX_KERNEL_ARGS} arguments, got ${params.length}`);
     let off = align(HEADER_BYTES + 4 * params.length, 8);
     const offsets: number[] = [];
     for (const p of params) {
       const size = PARAM_BYTES[p];
-      if (size === undefined) throw new ValidationError(`unknown kernel parameter kind ${JSON.stringify(p)}`, "params", p);
+      if (size === undefined) throw new TypeError(`unknown kernel parameter kind ${JSON.stringify(p)}`);
       off = align(off, size);
       offsets.push(off);
       off += size;

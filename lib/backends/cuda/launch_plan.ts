@@ -189,7 +189,7 @@ export function decodeBuckets(cap: number): number[] {
 /** The smallest bucket holding `n` tokens. */
 export function bucketFor(n: number, buckets: readonly number[]): number {
   for (const b of buckets) if (b >= n) return b;
-  throw new InternalError(`no decode bucket holds ${n} tokens (largest ${buckets[buckets.length - 1]})`);
+  throw new RangeError(`no decode bucket holds ${n} tokens (largest ${buckets[buckets.length - 1]})`);
 }
 
 /**
