@@ -10,7 +10,7 @@
  * ```
  * @module
  */
-export { LLM, type LlmOptions, type Prompt } from "./lib/llmapi/llm.ts";
+export { LLM, type LlmOptions, type Prompt, resolveBackend } from "./lib/llmapi/llm.ts";
 export {
   ChatTemplate,
   ChatTemplateError,

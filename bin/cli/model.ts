@@ -1,0 +1,75 @@
+/** Options every model-running command shares (--model, --tokenizer, --backend, sampling), and opening the model. */
+import * as fs from "node:fs";
+import { LLM, type SamplingParamsInput } from "../../mod.ts";
+import type { OptionSpec } from "./args.ts";
+
+/** The model that ships with llmrt. */
+export const EMBEDDED_MODEL: string = new URL("../../models/kjv-llama/", import.meta.url).pathname;
+
+/** The files of a tokenizer directory that an engine directory carries along. */
+export const TOKENIZER_FILES: readonly string[] = [
+  "tokenizer.json",
+  "tokenizer_config.json",
+  "special_tokens_map.json",
+  "generation_config.json",
+  "chat_template.jinja",
+];
+
+export const MODEL_OPTIONS: readonly OptionSpec[] = [
+  { name: "model", type: "string", valueName: "DIR", help: "HF checkpoint or engine directory (default: the embedded models/kjv-llama)" },
+  { name: "tokenizer", type: "string", valueName: "DIR", help: "tokenizer directory (default: the model directory)" },
+  { name: "backend", type: "string", valueName: "NAME", choices: ["auto", "cpu", "cuda"], default: "auto", help: "where to run; auto uses a GPU when one is usable" },
+];
+
+export const SAMPLING_OPTIONS: readonly OptionSpec[] = [
+  { name: "max-tokens", type: "int", min: 1, default: 128, help: "most tokens to generate" },
+  { name: "temperature", type: "number", min: 0, default: 0.8, valueName: "T", help: "sampling temperature; 0 is greedy" },
+  { name: "top-k", type: "int", min: 0, default: 0, valueName: "K", help: "sample from the K most likely tokens; 0 is off" },
+  { name: "top-p", type: "number", gt: 0, max: 1, default: 0.95, valueName: "P", help: "nucleus sampling mass" },
+  { name: "min-p", type: "number", min: 0, max: 1, default: 0, valueName: "P", help: "drop tokens below P x the top probability" },
+  { name: "repetition-penalty", type: "number", gt: 0, default: 1, valueName: "R", help: "HF repetition penalty; 1 is off" },
+  { name: "seed", type: "int", min: 0, default: 0, valueName: "S", help: "sampling seed (reproducible)" },
+  { name: "stop", type: "string", valueName: "TEXT", multiple: true, help: "stop at this text (repeatable)" },
+];
+
+/** The model directory to use: --model, or the embedded one. */
+export function modelDir(values: Readonly<Record<string, unknown>>): string {
+  const m = values.model as string | undefined;
+  if (m !== undefined) return m;
+  if (!fs.existsSync(`${EMBEDDED_MODEL}config.json`)) throw new Error(`no --model given and the embedded model is missing at ${EMBEDDED_MODEL}`);
+  return EMBEDDED_MODEL;
+}
+
+/** Opens the model of --model/--tokenizer/--backend (an engine directory needs its tokenizer files or --tokenizer). */
+export async function openModel(
+  values: Readonly<Record<string, unknown>>,
+  extra: { maxBatchSize?: number; skipTokenizerInit?: boolean } = {},
+): Promise<{ llm: LLM; model: string }> {
+  const model = modelDir(values);
+  const tokenizer = values.tokenizer as string | undefined;
+  if (!extra.skipTokenizerInit && tokenizer === undefined && fs.existsSync(`${model}/rank0.engine`) && !fs.existsSync(`${model}/tokenizer.json`)) {
+    throw new Error(`the engine directory ${JSON.stringify(model)} has no tokenizer.json; pass --tokenizer DIR (the checkpoint it was built from)`);
+  }
+  const llm = await LLM.create({
+    model,
+    tokenizer,
+    backend: values.backend as "auto" | "cpu" | "cuda",
+    skipTokenizerInit: extra.skipTokenizerInit ?? false,
+    ...(extra.maxBatchSize !== undefined ? { maxBatchSize: extra.maxBatchSize, buildConfig: { maxBatchSize: extra.maxBatchSize } } : {}),
+  });
+  return { llm, model };
+}
+
+/** The SamplingParams input of the sampling options. */
+export function samplingFrom(values: Readonly<Record<string, unknown>>): SamplingParamsInput {
+  return {
+    maxTokens: values["max-tokens"] as number,
+    temperature: values.temperature as number,
+    topK: values["top-k"] as number,
+    topP: values["top-p"] as number,
+    minP: values["min-p"] as number,
+    repetitionPenalty: values["repetition-penalty"] as number,
+    seed: values.seed as number,
+    stop: (values.stop as string[] | undefined) ?? [],
+  };
+}

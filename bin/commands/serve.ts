@@ -1,0 +1,59 @@
+/** `llmrt serve`: the OpenAI-compatible HTTP server (lib/serve) with graceful shutdown on SIGINT/SIGTERM. */
+import * as path from "node:path";
+import process from "node:process";
+import { startServer } from "../../lib/serve/server.ts";
+import type { Command } from "../cli/command.ts";
+import { MODEL_OPTIONS, openModel } from "../cli/model.ts";
+
+export const serve: Command = {
+  name: "serve",
+  summary: "serve a model over an OpenAI-compatible HTTP API",
+  usage: "[options]",
+  description: "Endpoints: GET /v1/models, POST /v1/completions, POST /v1/chat/completions (stream: true for SSE),\n" +
+    "GET /health, GET /metrics (Prometheus). SIGINT/SIGTERM: stop accepting, let requests in flight finish\n" +
+    "for --shutdown-timeout seconds, abort the rest, exit 0.",
+  options: [
+    ...MODEL_OPTIONS,
+    { name: "host", type: "string", valueName: "HOST", default: "127.0.0.1", help: "address to listen on" },
+    { name: "port", type: "int", min: 0, max: 65535, default: 8000, help: "port; 0 picks a free one" },
+    { name: "api-key", type: "string", valueName: "KEY", help: "require Authorization: Bearer KEY on /v1/* (default: $LLMRT_API_KEY)" },
+    { name: "served-model-name", type: "string", valueName: "NAME", help: "the model name clients send (default: the model directory's name)" },
+    { name: "max-batch-size", type: "int", min: 1, max: 4096, help: "most requests running at once (default: the engine's)" },
+    { name: "max-queue", type: "int", min: 0, default: 256, help: "requests that may wait beyond the batch before 429" },
+    { name: "shutdown-timeout", type: "number", min: 0, default: 30, valueName: "SECONDS", help: "how long requests in flight may finish on shutdown" },
+  ],
+  async run({ values }): Promise<number> {
+    const { llm, model } = await openModel(values, { maxBatchSize: values["max-batch-size"] as number | undefined });
+    const name = (values["served-model-name"] as string | undefined) ?? path.basename(path.resolve(model));
+    const apiKey = (values["api-key"] as string | undefined) ?? (process.env.LLMRT_API_KEY || undefined);
+    let server;
+    try {
+      server = await startServer({
+        llm,
+        hostname: values.host as string,
+        port: values.port as number,
+        apiKey,
+        modelName: name,
+        maxQueue: values["max-queue"] as number,
+      });
+    } catch (e) {
+      await llm.shutdown();
+      throw e;
+    }
+    console.error(`[llmrt] serving ${model} as ${JSON.stringify(name)} on ${llm.backend} at ${server.url}${apiKey ? " (API key required)" : ""}`);
+    const deadlineMs = (values["shutdown-timeout"] as number) * 1000;
+    await new Promise<void>((resolve) => {
+      const onSignal = (sig: string): void => {
+        console.error(`[llmrt] ${sig}: draining (up to ${deadlineMs / 1000} s)`);
+        resolve();
+      };
+      process.once("SIGINT", () => onSignal("SIGINT"));
+      process.once("SIGTERM", () => onSignal("SIGTERM"));
+    });
+    const active = server.app.state.numActive();
+    await server.close(deadlineMs);
+    await llm.shutdown();
+    console.error(`[llmrt] stopped (${active} request(s) were in flight at the signal)`);
+    return 0;
+  },
+};

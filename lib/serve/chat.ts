@@ -1,0 +1,143 @@
+/** POST /v1/chat/completions: the conversation rendered with the tokenizer's chat template. */
+import type { RequestOutputData } from "./deps.ts";
+import { errorBody, HttpError, toHttpError } from "./errors.ts";
+import { checkModel, responseId, sseResponseOf, tokenizerOf } from "./completions.ts";
+import { checkLengths, Generation, samplingParams } from "./generation.ts";
+import { type ChatRequest, ChatRequestSchema, parseBody, toSamplingInput } from "./protocol.ts";
+import type { ServeState } from "./state.ts";
+
+interface TopLogprob {
+  token: string;
+  logprob: number;
+  bytes: number[];
+}
+interface ChatLogprobs {
+  content: (TopLogprob & { top_logprobs: TopLogprob[] })[];
+  refusal: null;
+}
+
+const utf8 = new TextEncoder();
+
+function entry(state: ServeState, id: number, logprob: number): TopLogprob {
+  const token = state.tokenText(id);
+  return { token, logprob, bytes: [...utf8.encode(token)] };
+}
+
+function chatLogprobs(state: ServeState, o: RequestOutputData["outputs"][number], from: number, to: number): ChatLogprobs | null {
+  if (!o.logprobs) return null;
+  const content: ChatLogprobs["content"] = [];
+  for (let k = from; k < to && k < o.logprobs.length; k++) {
+    const lp = o.logprobs[k];
+    content.push({ ...entry(state, o.tokenIds[k], lp.logprob), top_logprobs: lp.top.map((a) => entry(state, a.id, a.logprob)) });
+  }
+  return { content, refusal: null };
+}
+
+/** The prompt text of a conversation (the tokenizer's chat template, opening the assistant's turn). */
+function renderPrompt(state: ServeState, b: ChatRequest): string {
+  const tok = tokenizerOf(state);
+  if (!tok.hasChatTemplate) {
+    throw new HttpError(400, `messages: the model ${JSON.stringify(state.modelName)} has no chat template; use /v1/completions`, "invalid_request_error", "messages", "no_chat_template");
+  }
+  const messages = b.messages.map((m) => {
+    const content = typeof m.content === "string" ? m.content : m.content == null ? "" : m.content.map((p) => p.text).join("");
+    return { ...m, content };
+  });
+  try {
+    return tok.applyChatTemplate(messages, { addGenerationPrompt: b.add_generation_prompt ?? true, extra: b.chat_template_kwargs ?? undefined });
+  } catch (e) {
+    throw new HttpError(400, `messages: the chat template failed: ${(e as Error).message}`, "invalid_request_error", "messages", "chat_template_error");
+  }
+}
+
+/** Handles one chat completions request. `signal` aborts it when the client goes away. */
+export async function chatCompletions(state: ServeState, body: unknown, signal: AbortSignal, arrival: number): Promise<Response> {
+  let g: Generation;
+  let stream: boolean;
+  let includeUsage: boolean;
+  try {
+    const b = parseBody(ChatRequestSchema, body);
+    checkModel(state, b.model);
+    if (b.tools && b.tools.length > 0) throw new HttpError(400, "tools: tool calling is not supported", "invalid_request_error", "tools", "unsupported");
+    if (b.response_format && b.response_format.type !== "text") {
+      throw new HttpError(400, `response_format: only {"type": "text"} is supported, got ${JSON.stringify(b.response_format.type)}`, "invalid_request_error", "response_format.type", "unsupported");
+    }
+    if (b.top_logprobs != null && !b.logprobs) throw new HttpError(400, "top_logprobs: needs logprobs: true", "invalid_request_error", "top_logprobs", "invalid_value");
+    const text = renderPrompt(state, b);
+    let ids = tokenizerOf(state).encode(text, { addSpecialTokens: false });
+    if (b.truncate_prompt_tokens != null && ids.length > b.truncate_prompt_tokens) ids = ids.slice(ids.length - b.truncate_prompt_tokens);
+    const prompts = [{ ids, text }];
+    const maxTokensField = b.max_completion_tokens != null ? "max_completion_tokens" : "max_tokens";
+    const given = b.max_completion_tokens ?? b.max_tokens ?? undefined;
+    const maxTokens = given ?? Math.max(1, state.limits.maxSeqLen - ids.length);
+    checkLengths(state, prompts, maxTokens, "messages", maxTokensField);
+    const params = samplingParams(toSamplingInput(b, maxTokens, b.logprobs ? b.top_logprobs ?? 0 : undefined), {
+      max_tokens: maxTokensField,
+      logprobs: "top_logprobs",
+    });
+    stream = b.stream ?? false;
+    includeUsage = b.stream_options?.include_usage ?? false;
+    g = new Generation(state, "chat", prompts, params, arrival);
+    g.start();
+  } catch (e) {
+    state.metrics.requests.inc({ endpoint: "chat", state: "rejected" });
+    throw e;
+  }
+  signal.addEventListener("abort", () => g.abort(), { once: true });
+  const id = responseId("chatcmpl");
+  const created = Math.floor(Date.now() / 1000);
+  const model = state.modelName;
+  if (!stream) {
+    for await (const _ of g.events()) { /* drain */ }
+    const finals = await g.finals();
+    const choices = [...finals[0].outputs].sort((a, b) => a.index - b.index).map((o) => ({
+      index: o.index,
+      message: { role: "assistant", content: o.text },
+      logprobs: chatLogprobs(state, o, 0, o.tokenIds.length),
+      finish_reason: o.finishReason,
+      stop_reason: o.stopReason ?? null,
+    }));
+    return Response.json({ id, object: "chat.completion", created, model, choices, usage: g.usage(finals) });
+  }
+  const n = g.n;
+  const chunk = (choices: unknown[]): Record<string, unknown> => ({
+    id,
+    object: "chat.completion.chunk",
+    created,
+    model,
+    choices,
+    ...(includeUsage ? { usage: null } : {}),
+  });
+  async function* events(): AsyncGenerator<unknown> {
+    yield chunk(Array.from({ length: n }, (_, k) => ({ index: k, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null })));
+    const emitted = new Map<number, number>();
+    const finished = new Set<number>();
+    try {
+      for await (const ev of g.events()) {
+        const choices: unknown[] = [];
+        for (const c of ev.out.outputs) {
+          if (finished.has(c.index)) continue;
+          const from = emitted.get(c.index) ?? 0;
+          const to = c.tokenIds.length;
+          const text = c.textDiff ?? "";
+          if (text.length === 0 && to === from && c.finishReason === null) continue;
+          emitted.set(c.index, to);
+          if (c.finishReason !== null) finished.add(c.index);
+          choices.push({
+            index: c.index,
+            delta: text.length > 0 ? { content: text } : {},
+            logprobs: chatLogprobs(state, c, from, to),
+            finish_reason: c.finishReason,
+            stop_reason: c.stopReason ?? null,
+          });
+        }
+        if (choices.length > 0) yield chunk(choices);
+      }
+    } catch (e) {
+      yield errorBody(toHttpError(e));
+      return;
+    }
+    if (includeUsage) yield { id, object: "chat.completion.chunk", created, model, choices: [], usage: g.usage(await g.finals()) };
+  }
+  return sseResponseOf(events(), g);
+}

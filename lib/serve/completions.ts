@@ -1,0 +1,186 @@
+/** POST /v1/completions (OpenAI's legacy completions API, with vLLM's extra sampling fields). */
+import type { RequestOutputData } from "./deps.ts";
+import { errorBody, HttpError, toHttpError } from "./errors.ts";
+import { checkLengths, Generation, type PreparedPrompt, samplingParams } from "./generation.ts";
+import { CompletionRequestSchema, parseBody, toSamplingInput } from "./protocol.ts";
+import { sseResponse } from "./sse.ts";
+import type { ServeState } from "./state.ts";
+
+/** OpenAI's completion logprobs object. */
+interface CompletionLogprobs {
+  tokens: string[];
+  token_logprobs: number[];
+  top_logprobs: Record<string, number>[];
+  text_offset: number[];
+}
+
+/** Checks the `model` field against the served name (404 otherwise). */
+export function checkModel(state: ServeState, model: string | null | undefined): void {
+  if (model != null && model !== state.modelName) {
+    throw new HttpError(404, `the model ${JSON.stringify(model)} does not exist; this server serves ${JSON.stringify(state.modelName)}`, "invalid_request_error", "model", "model_not_found");
+  }
+}
+
+/** A fresh response id. */
+export function responseId(prefix: string): string {
+  return `${prefix}-${crypto.randomUUID().replaceAll("-", "")}`;
+}
+
+export function tokenizerOf(state: ServeState): NonNullable<ServeState["llm"]["tokenizer"]> {
+  const tok = state.llm.tokenizer;
+  if (!tok) throw new HttpError(400, "this server was started without a tokenizer", "invalid_request_error", null, "no_tokenizer");
+  return tok;
+}
+
+function preparePrompts(state: ServeState, prompt: string | string[] | number[] | number[][], truncate: number | undefined): PreparedPrompt[] {
+  const tok = tokenizerOf(state);
+  const list: (string | number[])[] = typeof prompt === "string"
+    ? [prompt]
+    : prompt.length > 0 && typeof prompt[0] === "number"
+    ? [prompt as number[]]
+    : prompt as (string | number[])[];
+  const vocab = state.llm.executor.limits.vocabSize;
+  return list.map((p, i) => {
+    let ids: number[];
+    let text: string;
+    if (typeof p === "string") {
+      ids = tok.encode(p, { addSpecialTokens: true });
+      text = p;
+    } else {
+      const bad = p.findIndex((t) => t >= vocab);
+      if (bad >= 0) throw new HttpError(400, `prompt: token id ${p[bad]} is outside the vocabulary [0, ${vocab})`, "invalid_request_error", list.length > 1 ? `prompt.${i}.${bad}` : `prompt.${bad}`, "invalid_value");
+      ids = [...p];
+      text = tok.decode(ids, { skipSpecialTokens: false });
+    }
+    if (truncate !== undefined && ids.length > truncate) ids = ids.slice(ids.length - truncate);
+    return { ids, text };
+  });
+}
+
+function logprobsOf(state: ServeState, o: RequestOutputData["outputs"][number], from: number, to: number, offset0: number): CompletionLogprobs | null {
+  if (!o.logprobs) return null;
+  const res: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
+  let offset = offset0;
+  for (let k = from; k < to && k < o.logprobs.length; k++) {
+    const t = state.tokenText(o.tokenIds[k]);
+    res.tokens.push(t);
+    res.token_logprobs.push(o.logprobs[k].logprob);
+    res.top_logprobs.push(Object.fromEntries(o.logprobs[k].top.map((a) => [state.tokenText(a.id), a.logprob])));
+    res.text_offset.push(offset);
+    offset += t.length;
+  }
+  return res;
+}
+
+/** Handles one completions request. `signal` aborts it when the client goes away. */
+export async function completions(state: ServeState, body: unknown, signal: AbortSignal, arrival: number): Promise<Response> {
+  let g: Generation;
+  let stream: boolean;
+  let includeUsage: boolean;
+  let echo: boolean;
+  try {
+    const b = parseBody(CompletionRequestSchema, body);
+    checkModel(state, b.model);
+    if (b.suffix) throw new HttpError(400, "suffix: not supported", "invalid_request_error", "suffix", "unsupported");
+    if (b.echo && b.logprobs != null) {
+      throw new HttpError(400, "echo: echo with logprobs needs prompt logprobs, which this server does not compute", "invalid_request_error", "echo", "unsupported");
+    }
+    const prompts = preparePrompts(state, b.prompt, b.truncate_prompt_tokens ?? undefined);
+    const longest = Math.max(...prompts.map((p) => p.ids.length));
+    const maxTokens = b.max_tokens ?? Math.max(1, Math.min(16, state.limits.maxSeqLen - longest));
+    checkLengths(state, prompts, maxTokens, "prompt", "max_tokens");
+    const params = samplingParams(toSamplingInput(b, maxTokens, b.logprobs ?? undefined));
+    stream = b.stream ?? false;
+    includeUsage = b.stream_options?.include_usage ?? false;
+    echo = b.echo ?? false;
+    g = new Generation(state, "completions", prompts, params, arrival);
+    g.start();
+  } catch (e) {
+    state.metrics.requests.inc({ endpoint: "completions", state: "rejected" });
+    throw e;
+  }
+  signal.addEventListener("abort", () => g.abort(), { once: true });
+  const id = responseId("cmpl");
+  const created = Math.floor(Date.now() / 1000);
+  const model = state.modelName;
+  const n = g.n;
+  if (!stream) {
+    for await (const _ of g.events()) { /* drain */ }
+    const finals = await g.finals();
+    const choices = finals.flatMap((f, j) =>
+      [...f.outputs].sort((a, b) => a.index - b.index).map((o) => {
+        const prefix = echo ? g.prompts[j].text : "";
+        return {
+          index: j * n + o.index,
+          text: prefix + o.text,
+          logprobs: logprobsOf(state, o, 0, o.tokenIds.length, prefix.length),
+          finish_reason: o.finishReason,
+          stop_reason: o.stopReason ?? null,
+        };
+      })
+    );
+    return Response.json({ id, object: "text_completion", created, model, choices, usage: g.usage(finals) });
+  }
+  return streamCompletions(state, g, { id, created, model, echo, includeUsage });
+}
+
+function streamCompletions(
+  state: ServeState,
+  g: Generation,
+  o: { id: string; created: number; model: string; echo: boolean; includeUsage: boolean },
+): Response {
+  const n = g.n;
+  const emitted = new Map<number, number>(); // choice index → tokens sent
+  const finished = new Set<number>();
+  const textLen = new Map<number, number>();
+  const chunk = (choices: unknown[]): Record<string, unknown> => ({
+    id: o.id,
+    object: "text_completion",
+    created: o.created,
+    model: o.model,
+    choices,
+    ...(o.includeUsage ? { usage: null } : {}),
+  });
+  async function* events(): AsyncGenerator<unknown> {
+    if (o.echo) {
+      for (let j = 0; j < g.prompts.length; j++) {
+        const text = g.prompts[j].text;
+        yield chunk(Array.from({ length: n }, (_, k) => ({ index: j * n + k, text, logprobs: null, finish_reason: null })));
+        for (let k = 0; k < n; k++) textLen.set(j * n + k, text.length);
+      }
+    }
+    try {
+      for await (const ev of g.events()) {
+        const choices: unknown[] = [];
+        for (const c of ev.out.outputs) {
+          const idx = ev.prompt * n + c.index;
+          if (finished.has(idx)) continue;
+          const from = emitted.get(idx) ?? 0;
+          const to = c.tokenIds.length;
+          const text = c.textDiff ?? "";
+          if (text.length === 0 && to === from && c.finishReason === null) continue;
+          const lp = logprobsOf(state, c, from, to, textLen.get(idx) ?? 0);
+          emitted.set(idx, to);
+          textLen.set(idx, (textLen.get(idx) ?? 0) + text.length);
+          if (c.finishReason !== null) finished.add(idx);
+          choices.push({ index: idx, text, logprobs: lp, finish_reason: c.finishReason, stop_reason: c.stopReason ?? null });
+        }
+        if (choices.length > 0) yield chunk(choices);
+      }
+    } catch (e) {
+      yield errorBody(toHttpError(e));
+      return;
+    }
+    if (o.includeUsage) {
+      const finals = await g.finals();
+      yield { id: o.id, object: "text_completion", created: o.created, model: o.model, choices: [], usage: g.usage(finals) };
+    }
+  }
+  return sseResponseOf(events(), g);
+}
+
+
+/** The SSE response of a generation: cancelling it aborts the generation. */
+export function sseResponseOf(events: AsyncGenerator<unknown>, g: Generation): Response {
+  return sseResponse(events, () => g.abort());
+}

@@ -1,0 +1,8 @@
+/**
+ * Everything lib/serve takes from the layers below it, in one place: the LLM API (lib/llmapi, with
+ * the request contract it re-exports) and the error family (lib/util).
+ */
+export { LLM } from "../llmapi/llm.ts";
+export { type CompletionOutput, SamplingParams, type SamplingParamsInput } from "../llmapi/contract.ts";
+export type { RequestOutput, RequestOutputData } from "../llmapi/request_output.ts";
+export { LlmrtError } from "../util/errors.ts";

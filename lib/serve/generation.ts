@@ -1,0 +1,219 @@
+/**
+ * One HTTP generation request: its prompts submitted as executor requests (one per prompt, each
+ * with `n` sequences), their streamed outputs merged, latency metrics, and exactly one final state.
+ */
+import { type CompletionOutput, type RequestOutput, type RequestOutputData, SamplingParams, type SamplingParamsInput } from "./deps.ts";
+import { HttpError, snakeField, toHttpError } from "./errors.ts";
+import type { FinalState } from "./metrics.ts";
+import type { ServeState } from "./state.ts";
+
+/** A tokenized prompt. */
+export interface PreparedPrompt {
+  readonly ids: number[];
+  /** The prompt text (for echo). */
+  readonly text: string;
+}
+
+/** One output of one prompt's request, as it arrives. */
+export interface GenerationEvent {
+  /** Index of the prompt. */
+  readonly prompt: number;
+  readonly out: RequestOutputData;
+}
+
+/** Per generated sequence: when its last tokens came, for ITL. */
+interface SeqTiming {
+  lastAt: number;
+  numTokens: number;
+}
+
+/**
+ * Checks prompt lengths and `maxTokens` against the engine's limits: a prompt over the limit is 413,
+ * a completion that cannot fit is 400 naming `maxTokensField`.
+ */
+export function checkLengths(state: ServeState, prompts: readonly PreparedPrompt[], maxTokens: number, promptField: string, maxTokensField: string): void {
+  const { maxInputLen, maxSeqLen } = state.limits;
+  for (const p of prompts) {
+    const n = p.ids.length;
+    if (n === 0) throw new HttpError(400, `${promptField}: the prompt is empty`, "invalid_request_error", promptField, "empty_prompt");
+    if (n > maxInputLen || n >= maxSeqLen) {
+      throw new HttpError(
+        413,
+        `${promptField}: the prompt has ${n} tokens; this model accepts at most ${Math.min(maxInputLen, maxSeqLen - 1)} prompt tokens`,
+        "invalid_request_error",
+        promptField,
+        "context_length_exceeded",
+      );
+    }
+    if (n + maxTokens > maxSeqLen) {
+      throw new HttpError(
+        400,
+        `${maxTokensField}: this model's maximum context length is ${maxSeqLen} tokens; ${n} prompt tokens + ${maxTokens} completion tokens exceed it`,
+        "invalid_request_error",
+        maxTokensField,
+        "context_length_exceeded",
+      );
+    }
+  }
+}
+
+/** Validates sampling parameters; a bad field is a 400 naming it (snake_case). */
+export function samplingParams(input: SamplingParamsInput, rename: Readonly<Record<string, string>> = {}): SamplingParams {
+  try {
+    return new SamplingParams(input);
+  } catch (e) {
+    const h = toHttpError(e);
+    if (h.param && rename[h.param]) {
+      return rethrow(new HttpError(h.status, h.message, h.type, rename[h.param], h.code));
+    }
+    throw h;
+  }
+}
+
+function rethrow(e: HttpError): never {
+  throw e;
+}
+
+/**
+ * One HTTP request's generation. Create it, `start()` it (admission: 429/503), read `events()`,
+ * and it ends in exactly one final state (`end()` is idempotent; `events()` calls it).
+ */
+export class Generation {
+  readonly #state: ServeState;
+  readonly #endpoint: string;
+  readonly #params: SamplingParams;
+  readonly prompts: readonly PreparedPrompt[];
+  readonly #arrival: number;
+  #requests: RequestOutput[] = [];
+  readonly #firstTokenSeen: boolean[];
+  readonly #timing = new Map<string, SeqTiming>();
+  #ended = false;
+  #aborted = false;
+  readonly #handle = { abort: (): void => this.abort() };
+
+  constructor(state: ServeState, endpoint: string, prompts: readonly PreparedPrompt[], params: SamplingParams, arrival: number) {
+    this.#state = state;
+    this.#endpoint = endpoint;
+    this.prompts = prompts;
+    this.#params = params;
+    this.#arrival = arrival;
+    this.#firstTokenSeen = prompts.map(() => false);
+  }
+
+  /** Sequences per prompt. */
+  get n(): number {
+    return this.#params.n;
+  }
+
+  /** Admits and submits every prompt (throws 429/503/400 before anything runs). */
+  start(): void {
+    this.#state.admit(this.prompts.length);
+    for (const p of this.prompts) {
+      const ro = this.#state.llm.generateAsync(p.ids, this.#params, { streaming: true });
+      if (ro.error) {
+        for (const r of this.#requests) r.abort();
+        this.#requests = [];
+        throw toHttpError(ro.error);
+      }
+      this.#requests.push(ro);
+    }
+    this.#state.track(this.#handle);
+    for (const p of this.prompts) this.#state.metrics.promptTokens.inc(p.ids.length);
+  }
+
+  /** Aborts every prompt's request (a client that went away, or shutdown). */
+  abort(): void {
+    if (this.#ended) return;
+    this.#aborted = true;
+    for (const r of this.#requests) r.abort();
+  }
+
+  /** Outputs of every prompt as they arrive (merged); ends the generation when all are done or one fails. */
+  async *events(): AsyncGenerator<GenerationEvent> {
+    const iters = this.#requests.map((r) => r[Symbol.asyncIterator]());
+    const next = (i: number): Promise<[number, IteratorResult<RequestOutputData>]> => iters[i].next().then((r) => [i, r]);
+    const pending = new Map<number, Promise<[number, IteratorResult<RequestOutputData>]>>();
+    iters.forEach((_, i) => pending.set(i, next(i)));
+    let completed = false;
+    try {
+      while (pending.size > 0) {
+        const [i, r] = await Promise.race(pending.values());
+        if (r.done) {
+          pending.delete(i);
+          continue;
+        }
+        pending.set(i, next(i));
+        this.#observe(i, r.value);
+        yield { prompt: i, out: r.value };
+      }
+      completed = true;
+    } catch (e) {
+      this.abort();
+      this.end("failed");
+      throw e;
+    } finally {
+      if (!completed && !this.#ended) {
+        // The reader stopped early (a client that went away).
+        this.abort();
+        this.end("aborted");
+      }
+    }
+    this.end(this.#aborted || this.#anyAborted() ? "aborted" : "finished");
+  }
+
+  /** Final outputs of each prompt (after `events()` is exhausted). */
+  async finals(): Promise<RequestOutputData[]> {
+    return await Promise.all(this.#requests.map((r) => r.result()));
+  }
+
+  /** Records the final state once; later calls do nothing. */
+  end(state: FinalState): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#state.untrack(this.#handle);
+    const m = this.#state.metrics;
+    m.requests.inc({ endpoint: this.#endpoint, state });
+    m.requestLatency.observe((performance.now() - this.#arrival) / 1000);
+    let generated = 0;
+    for (const r of this.#requests) for (const o of r.outputs) generated += o.tokenIds.length;
+    m.generationTokens.inc(generated);
+  }
+
+  /** Token counts for `usage`. */
+  usage(finals: readonly RequestOutputData[]): { prompt_tokens: number; completion_tokens: number; total_tokens: number } {
+    const prompt = this.prompts.reduce((a, p) => a + p.ids.length, 0);
+    let completion = 0;
+    for (const f of finals) for (const o of f.outputs) completion += o.tokenIds.length;
+    return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+  }
+
+  #anyAborted(): boolean {
+    return this.#requests.some((r) => r.outputs.some((o: CompletionOutput) => o.finishReason === "abort"));
+  }
+
+  #observe(prompt: number, out: RequestOutputData): void {
+    const now = performance.now();
+    const m = this.#state.metrics;
+    for (const o of out.outputs) {
+      const numNew = o.tokenIdsDiff?.length ?? 0;
+      if (numNew === 0) continue;
+      if (!this.#firstTokenSeen[prompt]) {
+        this.#firstTokenSeen[prompt] = true;
+        m.timeToFirstToken.observe((now - this.#arrival) / 1000);
+      }
+      const key = `${prompt}:${o.index}`;
+      const t = this.#timing.get(key);
+      if (t) {
+        const per = (now - t.lastAt) / 1000 / numNew;
+        for (let k = 0; k < numNew; k++) m.interTokenLatency.observe(per);
+        t.lastAt = now;
+        t.numTokens += numNew;
+      } else {
+        this.#timing.set(key, { lastAt: now, numTokens: numNew });
+        if (numNew > 1) for (let k = 1; k < numNew; k++) m.interTokenLatency.observe(0);
+      }
+    }
+  }
+}
+
+export { snakeField };

@@ -1,0 +1,152 @@
+/**
+ * Request bodies of the OpenAI API (completions, chat completions), validated with zod, and their
+ * mapping to llmrt's SamplingParams. Unknown fields are ignored (as vLLM does); llmrt's extra
+ * sampling fields are accepted under vLLM's names (`top_k`, `min_p`, `repetition_penalty`, ...).
+ */
+import { z } from "zod";
+import { HttpError } from "./errors.ts";
+import type { SamplingParamsInput } from "./deps.ts";
+
+const int = z.number().int();
+const posInt = int.positive();
+const nonNegInt = int.nonnegative();
+const tokenId = nonNegInt;
+
+/** Fields shared by completions and chat completions. */
+const SamplingFields = {
+  model: z.string().nullish(),
+  n: posInt.max(128).nullish(),
+  max_tokens: posInt.nullish(),
+  temperature: z.number().min(0).max(2).nullish(),
+  top_p: z.number().gt(0).max(1).nullish(),
+  stop: z.union([z.string(), z.array(z.string()).max(64)]).nullish(),
+  seed: nonNegInt.max(Number.MAX_SAFE_INTEGER).nullish(),
+  presence_penalty: z.number().min(-2).max(2).nullish(),
+  frequency_penalty: z.number().min(-2).max(2).nullish(),
+  logit_bias: z.record(z.string().regex(/^(0|[1-9]\d*)$/, "expected a token id key"), z.number().min(-100).max(100)).nullish(),
+  user: z.string().nullish(),
+  stream: z.boolean().nullish(),
+  stream_options: z.looseObject({ include_usage: z.boolean().nullish() }).nullish(),
+  // vLLM's extra sampling fields.
+  best_of: posInt.max(128).nullish(),
+  use_beam_search: z.boolean().nullish(),
+  length_penalty: z.number().nullish(),
+  top_k: int.min(-1).nullish(),
+  min_p: z.number().min(0).max(1).nullish(),
+  repetition_penalty: z.number().gt(0).max(10).nullish(),
+  min_tokens: nonNegInt.nullish(),
+  ignore_eos: z.boolean().nullish(),
+  stop_token_ids: z.array(tokenId).nullish(),
+  include_stop_str_in_output: z.boolean().nullish(),
+  skip_special_tokens: z.boolean().nullish(),
+  spaces_between_special_tokens: z.boolean().nullish(),
+  bad_words: z.array(z.string().min(1)).nullish(),
+  allowed_token_ids: z.array(tokenId).min(1).nullish(),
+  truncate_prompt_tokens: posInt.nullish(),
+  no_repeat_ngram_size: nonNegInt.nullish(),
+  priority: int.nullish(),
+};
+
+/** POST /v1/completions. */
+export const CompletionRequestSchema = z.looseObject({
+  ...SamplingFields,
+  prompt: z.union([
+    z.string(),
+    z.array(z.string()).min(1),
+    z.array(tokenId).min(1),
+    z.array(z.array(tokenId).min(1)).min(1),
+  ], { error: "expected a string, an array of strings, an array of token ids or an array of them" }),
+  echo: z.boolean().nullish(),
+  logprobs: nonNegInt.max(20).nullish(),
+  suffix: z.string().nullish(),
+});
+export type CompletionRequest = z.output<typeof CompletionRequestSchema>;
+
+const TextPart = z.looseObject({ type: z.literal("text"), text: z.string() });
+const ChatMessageSchema = z.looseObject({
+  role: z.enum(["system", "developer", "user", "assistant", "tool"]),
+  content: z.union([z.string(), z.array(TextPart), z.null()]).optional(),
+  name: z.string().optional(),
+});
+
+/** POST /v1/chat/completions. */
+export const ChatRequestSchema = z.looseObject({
+  ...SamplingFields,
+  messages: z.array(ChatMessageSchema).min(1),
+  max_completion_tokens: posInt.nullish(),
+  logprobs: z.boolean().nullish(),
+  top_logprobs: nonNegInt.max(20).nullish(),
+  add_generation_prompt: z.boolean().nullish(),
+  chat_template_kwargs: z.record(z.string(), z.unknown()).nullish(),
+  tools: z.array(z.unknown()).nullish(),
+  response_format: z.looseObject({ type: z.string() }).nullish(),
+});
+export type ChatRequest = z.output<typeof ChatRequestSchema>;
+
+/**
+ * Parses a body with `schema`; a bad one is a 400 naming the first bad field (dotted path) and
+ * what was expected.
+ */
+export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.output<S> {
+  if (body === null || typeof body !== "object" || Array.isArray(body)) {
+    throw new HttpError(400, "the request body must be a JSON object", "invalid_request_error", null, "invalid_body");
+  }
+  const r = schema.safeParse(body);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  const param = issue.path.map(String).join(".");
+  let given: unknown = body;
+  for (const k of issue.path) given = given !== null && typeof given === "object" ? (given as Record<PropertyKey, unknown>)[k as PropertyKey] : undefined;
+  const shown = given === undefined ? "nothing" : JSON.stringify(given)?.slice(0, 100);
+  throw new HttpError(400, `${param || "body"}: ${issue.message}, got ${shown}`, "invalid_request_error", param || null, "invalid_value");
+}
+
+type Sampling = z.output<z.ZodObject<typeof SamplingFields>>;
+
+/** A random seed for requests that give none (OpenAI draws fresh samples per request). */
+function randomSeed(): number {
+  return Math.floor(Math.random() * 2 ** 32);
+}
+
+/** The SamplingParams input of a request's sampling fields (absent fields keep llmrt's defaults). */
+export function toSamplingInput(
+  b: Sampling,
+  maxTokens: number,
+  logprobs: number | undefined,
+): SamplingParamsInput {
+  const p: Record<string, unknown> = {
+    maxTokens,
+    n: b.n ?? undefined,
+    temperature: b.temperature ?? 1,
+    topP: b.top_p ?? undefined,
+    stop: b.stop == null ? undefined : (Array.isArray(b.stop) ? b.stop.filter((s) => s.length > 0) : (b.stop.length > 0 ? [b.stop] : [])),
+    seed: b.seed ?? randomSeed(),
+    presencePenalty: b.presence_penalty ?? undefined,
+    frequencyPenalty: b.frequency_penalty ?? undefined,
+    logitBias: b.logit_bias ?? undefined,
+    logprobs,
+    bestOf: b.best_of ?? undefined,
+    useBeamSearch: b.use_beam_search ?? undefined,
+    lengthPenalty: b.length_penalty ?? undefined,
+    topK: b.top_k == null ? undefined : b.top_k === -1 ? 0 : b.top_k,
+    minP: b.min_p ?? undefined,
+    repetitionPenalty: b.repetition_penalty ?? undefined,
+    minTokens: b.min_tokens ?? undefined,
+    ignoreEos: b.ignore_eos ?? undefined,
+    stopTokenIds: b.stop_token_ids ?? undefined,
+    includeStopStrInOutput: b.include_stop_str_in_output ?? undefined,
+    skipSpecialTokens: b.skip_special_tokens ?? undefined,
+    spacesBetweenSpecialTokens: b.spaces_between_special_tokens ?? undefined,
+    badWords: b.bad_words ?? undefined,
+    allowedTokenIds: b.allowed_token_ids ?? undefined,
+    truncatePromptTokens: b.truncate_prompt_tokens ?? undefined,
+    noRepeatNgramSize: b.no_repeat_ngram_size ?? undefined,
+  };
+  if (b.use_beam_search) {
+    // Beam search is deterministic: OpenAI's default temperature 1 does not apply.
+    delete p.temperature;
+    delete p.seed;
+  }
+  for (const k of Object.keys(p)) if (p[k] === undefined) delete p[k];
+  return p as SamplingParamsInput;
+}

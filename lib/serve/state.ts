@@ -1,0 +1,124 @@
+/**
+ * What every route of one server shares: the LLM, the served name, metrics, and admission (how many
+ * executor requests are in flight, and the cap beyond which requests get 429).
+ */
+import type { LLM } from "./deps.ts";
+import { HttpError } from "./errors.ts";
+import { type GaugeSource, ServeMetrics } from "./metrics.ts";
+
+/** An executor request the server has in flight (aborted on shutdown). */
+export interface ActiveRequest {
+  abort(): void;
+}
+
+/** Options of the shared state. */
+export interface ServeStateOptions {
+  readonly llm: LLM;
+  /** The model name clients send and /v1/models lists. */
+  readonly modelName: string;
+  /** Admitted requests that may wait beyond the executor's batch; more get 429. */
+  readonly maxQueue: number;
+}
+
+/** The limits a request is checked against. */
+export interface ServeLimits {
+  readonly maxInputLen: number;
+  readonly maxSeqLen: number;
+  readonly maxBatchSize: number;
+}
+
+/** State shared by the routes of one server. */
+export class ServeState implements GaugeSource {
+  readonly llm: LLM;
+  readonly modelName: string;
+  readonly maxQueue: number;
+  readonly limits: ServeLimits;
+  readonly metrics: ServeMetrics;
+  readonly created: number = Math.floor(Date.now() / 1000);
+  readonly #active = new Set<ActiveRequest>();
+  readonly #tokenText = new Map<number, string>();
+  #draining = false;
+  #idleWaiters: (() => void)[] = [];
+
+  constructor(o: ServeStateOptions) {
+    this.llm = o.llm;
+    this.modelName = o.modelName;
+    this.maxQueue = o.maxQueue;
+    const l = o.llm.executor.limits;
+    this.limits = { maxInputLen: l.maxInputLen, maxSeqLen: l.maxSeqLen, maxBatchSize: l.maxBatchSize };
+    this.metrics = new ServeMetrics(this);
+  }
+
+  /** True once shutdown began: new generation requests get 503. */
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  startDraining(): void {
+    this.#draining = true;
+  }
+
+  numActive(): number {
+    return this.#active.size;
+  }
+
+  numRunning(): number {
+    if (this.#active.size === 0) return 0;
+    const last = this.llm.getStats().at(-1);
+    return Math.min(this.#active.size, last?.numRunning ?? this.#active.size);
+  }
+
+  kvBlocks(): { used: number; free: number } {
+    const live = (this.llm.executor as unknown as { kvCacheStats?: { usedBlocks: number; freeBlocks: number } }).kvCacheStats;
+    if (live) return { used: live.usedBlocks, free: live.freeBlocks };
+    const last = this.llm.getStats().at(-1);
+    if (last) return { used: last.kvBlocksUsed, free: last.kvBlocksFree };
+    return { used: 0, free: this.llm.executor.limits.numKvBlocks };
+  }
+
+  /** Throws 503 while draining, 429 (with Retry-After) when `count` more would overflow the queue. */
+  admit(count: number): void {
+    if (this.#draining) throw new HttpError(503, "the server is shutting down", "service_unavailable", null, "shutting_down");
+    const cap = this.limits.maxBatchSize + this.maxQueue;
+    if (this.#active.size + count > cap) {
+      throw new HttpError(
+        429,
+        `the request queue is full (${this.#active.size} requests in flight, at most ${cap}: --max-batch-size ${this.limits.maxBatchSize} + --max-queue ${this.maxQueue}); retry later`,
+        "rate_limit_error",
+        null,
+        "queue_full",
+        { "retry-after": "1" },
+      );
+    }
+  }
+
+  track(r: ActiveRequest): void {
+    this.#active.add(r);
+  }
+
+  untrack(r: ActiveRequest): void {
+    this.#active.delete(r);
+    if (this.#active.size === 0) for (const w of this.#idleWaiters.splice(0)) w();
+  }
+
+  /** Aborts every request in flight (each then ends with finish reason "abort"). */
+  abortAll(): void {
+    for (const r of [...this.#active]) r.abort();
+  }
+
+  /** Resolves once no request is in flight. */
+  whenIdle(): Promise<void> {
+    if (this.#active.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /** The text of one token, as OpenAI's logprobs show it (special tokens kept). */
+  tokenText(id: number): string {
+    let t = this.#tokenText.get(id);
+    if (t === undefined) {
+      t = this.llm.tokenizer?.decode([id], { skipSpecialTokens: false }) ?? `<${id}>`;
+      this.#tokenText.set(id, t);
+    }
+    return t;
+  }
+}
