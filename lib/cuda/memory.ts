@@ -35,7 +35,7 @@ function hostBytes(m: HostMemory): Uint8Array {
 
 function checkRange(what: string, offset: number, bytes: number, size: number): void {
   if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(bytes) || bytes < 0 || offset + bytes > size) {
-    throw new ValidationError(`${what}: bytes [${offset}, ${offset + bytes}) outside a buffer of ${size} bytes`, "offset", offset);
+    throw new RangeError(`${what}: bytes [${offset}, ${offset + bytes}) outside a buffer of ${size} bytes`);
   }
 }
 
@@ -141,7 +141,7 @@ export class DeviceBuffer extends NativeOwner {
 
   /** Sets every 32-bit word to `word` (byteLength must be a multiple of 4), e.g. a float's bits. */
   fillU32(word: number, options: { stream?: Stream | null } = {}): void {
-    if (this.byteLength % 4 !== 0) throw new ValidationError(`DeviceBuffer.fillU32: ${this.byteLength} bytes is not a whole number of words`, "byteLength", this.byteLength);
+    if (this.byteLength % 4 !== 0) throw new RangeError(`DeviceBuffer.fillU32: ${this.byteLength} bytes is not a whole number of words`);
     this.device.bind();
     const n = this.byteLength / 4;
     if (options.stream) checkCu(cuda().cuMemsetD32Async(this.ptr, word >>> 0, n, options.stream.handle), "cuMemsetD32Async");

@@ -73,7 +73,7 @@ export class CpuSession implements SessionBackend {
     const T = inp.tokenIds.length;
     const S = inp.seqStarts.length - 1;
     const R = inp.logitRows.length;
-    if (!(kv instanceof CpuKvCache)) throw new ValidationError("Session.run: kvCache was not made by this CPU session (createKvCache)", "kvCache");
+    if (!(kv instanceof CpuKvCache)) throw new ValidationError("Session.run: a CPU session needs a KV cache from its createKvCache()", "kvCache");
     validateStep(this.plan, inp, kv.geometry.numBlocks, this.tokensPerBlock, this.maxSeqLen);
     const a = this.plan.attributes;
     const g: K.BatchGeometry = { numSeqs: S, seqStarts: inp.seqStarts, positions: inp.positions, blockTables: inp.blockTables, maxBlocksPerSeq: inp.maxBlocksPerSeq };

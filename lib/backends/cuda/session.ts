@@ -288,7 +288,7 @@ export class CudaSession implements SessionBackend {
   /** One forward pass over a packed batch; writes the requested outputs. */
   run(inp: StepInputs, out: StepOutputs, kv: KvCache): void {
     this.#live();
-    if (!(kv instanceof CudaKvCache)) throw new ValidationError("Session.run: kvCache was not made by this CUDA session (createKvCache)", "kvCache");
+    if (!(kv instanceof CudaKvCache)) throw new ValidationError("Session.run: a CUDA session needs a KV cache from its createKvCache()", "kvCache");
     validateStep(this.plan, inp, kv.geometry.numBlocks, this.tokensPerBlock, this.maxSeqLen);
     const T = inp.tokenIds.length, S = inp.seqStarts.length - 1, R = inp.logitRows.length;
     const V = this.plan.attributes.vocabSize;
