@@ -165,17 +165,17 @@ export function applyBitmask(row: Float32Array, mask: Int32Array): number {
   const V = row.length;
   let allowed = 0;
   for (let w = 0; w < mask.length; w++) {
-    const bits = mask[w];
     const base = w << 5;
-    const end = Math.min(32, V - base);
-    if (bits === -1 && end === 32) {
-      for (let j = 0; j < 32; j++) if (row[base + j] !== -Infinity) allowed++;
+    if (base >= V) break;
+    const end = Math.min(base + 32, V);
+    let bits = mask[w];
+    if (bits === 0) { // the common word under a grammar: nothing allowed
+      row.fill(-Infinity, base, end);
       continue;
     }
-    for (let j = 0; j < end; j++) {
-      if ((bits >>> j) & 1) {
-        if (row[base + j] !== -Infinity) allowed++;
-      } else row[base + j] = -Infinity;
+    for (let i = base; i < end; i++, bits >>>= 1) {
+      if ((bits & 1) === 0) row[i] = -Infinity;
+      else if (row[i] !== -Infinity) allowed++;
     }
   }
   return allowed;

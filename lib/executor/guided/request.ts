@@ -1,0 +1,130 @@
+/**
+ * Guided decoding as the executor loop uses it: one GuidedRuntime per loop (the compiler over its
+ * tokenizer, built on first use), one GuidedRequest per request (a matcher per generated sequence,
+ * the mask of each sampling row, the token accepted after sampling, `parsed` at the end).
+ */
+import { UnsupportedError, ValidationError } from "../../util/errors.ts";
+import { type CompiledGuidedGrammar, GuidedCompiler, type GuidedMatcher, guidedVocabulary, type VocabularySource } from "./grammar.ts";
+import { type GuidedDecoding, normalizeGuidedDecoding, parseGuidedOutput } from "./params.ts";
+import { loadedXGrammar, loadXGrammar } from "./xgrammar.ts";
+
+/** The sampling-parameter fields guided decoding reads. */
+export interface GuidedParamsView {
+  readonly guidedDecoding?: GuidedDecoding | undefined;
+  readonly useBeamSearch: boolean;
+  readonly stopTokenIds: readonly number[];
+}
+
+/**
+ * True when `p` asks for guided decoding and xgrammar is not loaded yet: the loop then waits for
+ * `loadXGrammar()` (once per process, ~40 ms) before it takes the request.
+ */
+export function needsGuidedLoad(p: { readonly guidedDecoding?: unknown } | null | undefined): boolean {
+  return p?.guidedDecoding != null && loadedXGrammar() === null;
+}
+
+export { loadXGrammar };
+
+/** The guided decoding machinery of one executor loop: its tokenizer's vocabulary compiled lazily. */
+export class GuidedRuntime {
+  readonly #tokenizer: VocabularySource | null;
+  readonly #vocabSize: number;
+  #compiler: GuidedCompiler | null = null;
+
+  /** `vocabSize`: the engine's (rows of logits); the tokenizer's may be smaller. */
+  constructor(tokenizer: VocabularySource | null, vocabSize: number) {
+    this.#tokenizer = tokenizer;
+    this.#vocabSize = vocabSize;
+  }
+
+  /**
+   * The guided state of a new request, or null when it asks for none. Throws at submission for a
+   * constraint that cannot run: no tokenizer, beam search, a grammar xgrammar rejects (a
+   * ValidationError or UnsupportedError naming `guidedDecoding.<kind>`).
+   * `stopIds`: the request's end ids and stop ids (allowed only where the grammar accepts).
+   */
+  prepare(p: GuidedParamsView, stopIds: readonly number[]): GuidedRequest | null {
+    if (p.guidedDecoding == null) return null;
+    const g = normalizeGuidedDecoding(p.guidedDecoding);
+    if (p.useBeamSearch) throw new UnsupportedError("SamplingParams.guidedDecoding: not supported with useBeamSearch", "guidedDecoding", g.kind);
+    if (!this.#tokenizer) throw new ValidationError("SamplingParams.guidedDecoding: needs a tokenizer (skipTokenizerInit is set)", "guidedDecoding", g.kind);
+    const xg = loadedXGrammar();
+    if (!xg) throw new Error("guided decoding: xgrammar is not loaded (the executor loads it before taking the request; a bug)");
+    this.#compiler ??= new GuidedCompiler(xg, guidedVocabulary(this.#tokenizer), this.#vocabSize);
+    return new GuidedRequest(g, this.#compiler.compile(g), [...stopIds, ...p.stopTokenIds]);
+  }
+
+  dispose(): void {
+    this.#compiler?.dispose();
+    this.#compiler = null;
+  }
+}
+
+/**
+ * Guided decoding of one request. Sequences are keyed by identity (the loop's Sequence objects);
+ * a sequence's matcher is made at its first row, so the n sequences forked from a prompt each
+ * start at the grammar's start.
+ */
+export class GuidedRequest {
+  readonly params: GuidedDecoding;
+  readonly #compiled: CompiledGuidedGrammar;
+  readonly #stopIds: readonly number[];
+  readonly #matchers = new Map<object, GuidedMatcher>();
+
+  constructor(params: GuidedDecoding, compiled: CompiledGuidedGrammar, stopIds: readonly number[]) {
+    this.params = params;
+    this.#compiled = compiled;
+    this.#stopIds = stopIds;
+  }
+
+  #matcher(seq: object): GuidedMatcher {
+    let m = this.#matchers.get(seq);
+    if (!m) {
+      m = this.#compiled.matcher(this.#stopIds);
+      this.#matchers.set(seq, m);
+    }
+    return m;
+  }
+
+  /**
+   * Bans (→ -inf) every id of `row[V]` the grammar does not allow next for `seq`. Throws when no id
+   * is left (an edit before it, such as minTokens banning the end id, removed the only ones the
+   * grammar allows).
+   */
+  maskRow(seq: object, row: Float32Array): void {
+    if (this.#matcher(seq).applyMask(row) === 0) {
+      throw new ValidationError(
+        `SamplingParams.guidedDecoding: no token is allowed at this step (the grammar allows only ids that minTokens, badWords, bans or allowedTokenIds removed)`,
+        "guidedDecoding",
+        this.params.kind,
+      );
+    }
+  }
+
+  /**
+   * Advances `seq`'s matcher by its sampled token. Returns true when the grammar is now complete
+   * and nothing may follow: a stop id was accepted, or there are no stop ids and the match ended.
+   */
+  accept(seq: object, token: number): boolean {
+    const m = this.#matcher(seq);
+    if (!m.accept(token)) throw new Error(`guided decoding: token ${token} was sampled from a row whose mask bans it (a bug)`);
+    return m.isTerminated;
+  }
+
+  /**
+   * The validated object of a finished json / jsonObject output (undefined for other kinds, for an
+   * output that did not complete the grammar, or one that fails validation).
+   */
+  parsed(seq: object, text: string): unknown {
+    const m = this.#matchers.get(seq);
+    if (!m || !m.isTerminated) return undefined;
+    const r = parseGuidedOutput(this.params, text);
+    return r.ok ? r.value : undefined;
+  }
+
+  /** Frees the matchers (their WASM memory). Idempotent. */
+  dispose(): void {
+    for (const m of this.#matchers.values()) m.dispose();
+    this.#matchers.clear();
+  }
+}
