@@ -23,9 +23,12 @@ export interface ServeAppOptions {
   readonly maxBodyBytes?: number;
 }
 
-/** A fetch handler and the state behind it. */
+/**
+ * A fetch handler and the state behind it. `signal` (default `request.signal`) is what tells a
+ * request that its client went away.
+ */
 export interface ServeApp {
-  readonly fetch: (request: Request) => Response | Promise<Response>;
+  readonly fetch: (request: Request, signal?: AbortSignal) => Response | Promise<Response>;
   readonly state: ServeState;
 }
 
@@ -61,7 +64,8 @@ function sameKey(a: string, b: string): boolean {
 export function createServeApp(o: ServeAppOptions): ServeApp {
   const state = new ServeState({ llm: o.llm, modelName: o.modelName ?? "llmrt", maxQueue: o.maxQueue ?? 256 });
   const maxBodyBytes = o.maxBodyBytes ?? 8 * 1024 * 1024;
-  const app = new Hono();
+  const app = new Hono<{ Bindings: { signal?: AbortSignal } }>();
+  const signalOf = (c: { env: { signal?: AbortSignal } | undefined; req: { raw: Request } }): AbortSignal => c.env?.signal ?? c.req.raw.signal;
 
   app.use("*", async (c, next) => {
     await next();
@@ -103,12 +107,12 @@ export function createServeApp(o: ServeAppOptions): ServeApp {
   });
   app.post("/v1/completions", async (c) => {
     const arrival = performance.now();
-    return await completions(state, await readJson(c.req.raw, maxBodyBytes), c.req.raw.signal, arrival);
+    return await completions(state, await readJson(c.req.raw, maxBodyBytes), signalOf(c), arrival);
   });
   app.post("/v1/chat/completions", async (c) => {
     const arrival = performance.now();
-    return await chatCompletions(state, await readJson(c.req.raw, maxBodyBytes), c.req.raw.signal, arrival);
+    return await chatCompletions(state, await readJson(c.req.raw, maxBodyBytes), signalOf(c), arrival);
   });
 
-  return { fetch: (req) => app.fetch(req), state };
+  return { fetch: (req, signal) => app.fetch(req, { signal }), state };
 }

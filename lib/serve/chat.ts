@@ -83,7 +83,7 @@ export async function chatCompletions(state: ServeState, body: unknown, signal: 
     state.metrics.requests.inc({ endpoint: "chat", state: "rejected" });
     throw e;
   }
-  signal.addEventListener("abort", () => g.abort(), { once: true });
+  g.abortOn(signal);
   const id = responseId("chatcmpl");
   const created = Math.floor(Date.now() / 1000);
   const model = state.modelName;

@@ -99,7 +99,7 @@ export async function completions(state: ServeState, body: unknown, signal: Abor
     state.metrics.requests.inc({ endpoint: "completions", state: "rejected" });
     throw e;
   }
-  signal.addEventListener("abort", () => g.abort(), { once: true });
+  g.abortOn(signal);
   const id = responseId("cmpl");
   const created = Math.floor(Date.now() / 1000);
   const model = state.modelName;

@@ -90,6 +90,7 @@ export class Generation {
   #ended = false;
   #aborted = false;
   readonly #handle = { abort: (): void => this.abort() };
+  #unbind: (() => void) | null = null;
 
   constructor(state: ServeState, endpoint: string, prompts: readonly PreparedPrompt[], params: SamplingParams, arrival: number) {
     this.#state = state;
@@ -119,6 +120,18 @@ export class Generation {
     }
     this.#state.track(this.#handle);
     for (const p of this.prompts) this.#state.metrics.promptTokens.inc(p.ids.length);
+  }
+
+  /**
+   * Aborts the generation when `signal` aborts (the client went away). The listener is removed when
+   * the generation ends, so a runtime that aborts request signals after a response (Deno's legacy
+   * behaviour) finds nothing to call.
+   */
+  abortOn(signal: AbortSignal): void {
+    const onAbort = (): void => this.abort();
+    if (signal.aborted) onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    this.#unbind = () => signal.removeEventListener("abort", onAbort);
   }
 
   /** Aborts every prompt's request (a client that went away, or shutdown). */
@@ -170,6 +183,7 @@ export class Generation {
   end(state: FinalState): void {
     if (this.#ended) return;
     this.#ended = true;
+    this.#unbind?.();
     this.#state.untrack(this.#handle);
     const m = this.#state.metrics;
     m.requests.inc({ endpoint: this.#endpoint, state });

@@ -38,7 +38,10 @@ interface DenoServer {
   shutdown(): Promise<void>;
 }
 interface DenoApi {
-  serve(o: { hostname: string; port: number; onListen?: () => void }, handler: (r: Request) => Response | Promise<Response>): DenoServer;
+  serve(
+    o: { hostname: string; port: number; onListen?: () => void },
+    handler: (r: Request, info: { completed: Promise<void> }) => Response | Promise<Response>,
+  ): DenoServer;
 }
 
 function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
@@ -69,13 +72,20 @@ export function startServer(options: ServerOptions): Promise<RunningServer> {
   let boundPort: number;
   if (bun) {
     // idleTimeout 0: a stream may stay silent while its request waits in the queue.
-    const s = bun.serve({ hostname, port, idleTimeout: 0, fetch: app.fetch });
+    const s = bun.serve({ hostname, port, idleTimeout: 0, fetch: (req) => app.fetch(req, req.signal) });
     boundPort = s.port;
     stopListener = async () => {
       await s.stop(false);
     };
   } else if (deno) {
-    const s = deno.serve({ hostname, port, onListen: () => {} }, app.fetch);
+    // Deno's request.signal (legacy mode) also fires after every successful response and warns once
+    // when read; a stream's cancel is what reports a client that went away there, and
+    // `completed` rejects for a response that could not be delivered.
+    const s = deno.serve({ hostname, port, onListen: () => {} }, (req, info) => {
+      const ac = new AbortController();
+      info.completed.catch(() => ac.abort());
+      return app.fetch(req, ac.signal);
+    });
     boundPort = s.addr.port;
     stopListener = () => s.shutdown();
   } else {
