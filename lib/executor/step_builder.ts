@@ -1,18 +1,23 @@
 /**
- * Host-side step input building: a scheduler plan → the packed StepInputs of one forward, and the
- * per-row sampling inputs. Pure host code.
+ * Step building: a scheduler plan → the packed StepInputs of one forward (through the runtime's
+ * one step packer) and the per-row sampling inputs. A sequence may run any number of tokens in a
+ * step and get logits rows at any of them; each row records the position it was read at, so the
+ * output path never assumes one token per sequence. Pure host code.
  */
 import type { SamplingInputs } from "../ir/sampling.ts";
-import type { SamplingParams } from "./sampling_params.ts";
 import type { StepInputs } from "../ir/step_io.ts";
+import { type PackChunk, packStep } from "../runtime/step_packer.ts";
+import type { SamplingParams } from "./sampling_params.ts";
 import type { ScheduledChunk } from "./scheduler.ts";
 import type { Sequence } from "./sequence.ts";
 
-/** One logits row of a step: the sequence it samples for and, before a fork, which child. */
+/** One sampling row of a step: the sequence it samples for, the position it was read at, and (before a fork) which child. */
 export interface StepRow {
   readonly seq: Sequence;
   /** Index of the sequence the row's token goes to (the child index before a fork, else seq.seqIndex). */
   readonly seqIndex: number;
+  /** The token position whose logits the row holds (it predicts the token at position + 1). */
+  readonly position: number;
 }
 
 /** A logits row of a prompt position, wanted for context logits / prompt logprobs (not sampled). */
@@ -32,53 +37,42 @@ export interface PreparedStep {
 }
 
 /**
- * Packs the chunks, sequence after sequence. A chunk that reaches its sequence's last token asks
- * for `numRows` logits rows of that token (several when the prompt forks into n sequences); its
- * `promptRows` positions get rows after every sampling row, so the sampling rows are numbered as
- * they would be without them.
+ * Positions of a chunk's sampling rows: `numRows` rows at its last token (several when the prompt
+ * forks into n sequences before sampling). The rows of one sequence are adjacent and in position
+ * order, so a chunk verifying several tokens at once would list each of its positions here.
  */
-export function prepareStepInputs(chunks: readonly ScheduledChunk[], maxBlocksPerSeq: number): PreparedStep {
-  const T = chunks.reduce((a, c) => a + c.numTokens, 0);
-  const tokenIds = new Int32Array(T); // [T]
-  const positions = new Int32Array(T); // [T]
-  const seqStarts = new Int32Array(chunks.length + 1); // [S + 1]
-  const blockTables = new Int32Array(chunks.length * maxBlocksPerSeq); // [S, maxBlocksPerSeq]
-  const logitRows: number[] = [];
-  const promptLogitRows: number[] = [];
-  const rows: StepRow[] = [];
-  const promptRows: PromptRow[] = [];
-  let t = 0;
-  chunks.forEach((c, i) => {
-    seqStarts[i] = t;
-    const ids = c.seq.tokenIds;
-    for (let p = c.start; p < c.start + c.numTokens; p++, t++) {
-      tokenIds[t] = ids[p];
-      positions[t] = p;
-    }
-    if (c.seq.blockTable.length > maxBlocksPerSeq) {
-      throw new Error(`prepareStepInputs: sequence holds ${c.seq.blockTable.length} blocks, above maxBlocksPerSeq ${maxBlocksPerSeq}`);
-    }
-    blockTables.set(c.seq.blockTable, i * maxBlocksPerSeq);
-    for (let r = 0; r < c.numRows; r++) {
-      logitRows.push(t - 1);
-      rows.push({ seq: c.seq, seqIndex: c.numRows > 1 ? r : c.seq.seqIndex });
-    }
-    const [from, to] = c.promptRows;
-    for (let p = from; p < to; p++) {
-      promptLogitRows.push(t - c.numTokens + (p - c.start));
-      promptRows.push({ seq: c.seq, position: p });
-    }
-  });
-  seqStarts[chunks.length] = t;
-  logitRows.push(...promptLogitRows);
-  return { inputs: { tokenIds, positions, seqStarts, blockTables, maxBlocksPerSeq, logitRows: Int32Array.from(logitRows) }, rows, promptRows };
+export function samplingPositions(c: ScheduledChunk): number[] {
+  return new Array<number>(c.numRows).fill(c.start + c.numTokens - 1);
 }
 
 /**
- * Sampling inputs of the rows: each row draws with its sequence's own seed words and the number of
- * tokens that sequence has generated as the counter, so a draw depends only on (request, sequence,
- * step) — not on batch mates, chunking, preemption or the sampling path (device or host).
- * `numExtraRows` more rows (prompt rows, whose samples are ignored) are greedy: the cheapest draw.
+ * Packs the chunks, sequence after sequence. Sampling rows come first, numbered as they would be
+ * without prompt rows; each chunk's `promptRows` positions get rows after every sampling row.
+ */
+export function prepareStepInputs(chunks: readonly ScheduledChunk[], maxBlocksPerSeq: number): PreparedStep {
+  const rows: StepRow[] = [];
+  const promptRows: PromptRow[] = [];
+  const packed: PackChunk[] = chunks.map((c) => {
+    const positions = samplingPositions(c);
+    const isFork = c.seq.group.rowsFor(c.seq) > 1; // the prompt's rows, one per child to fork
+    positions.forEach((position, r) => rows.push({ seq: c.seq, seqIndex: isFork ? r : c.seq.seqIndex, position }));
+    const [from, to] = c.promptRows;
+    const trailing: number[] = [];
+    for (let p = from; p < to; p++) {
+      trailing.push(p);
+      promptRows.push({ seq: c.seq, position: p });
+    }
+    return { tokenIds: c.seq.tokenIds, start: c.start, numTokens: c.numTokens, blockTable: c.seq.blockTable, logitPositions: positions, trailingLogitPositions: trailing };
+  });
+  return { inputs: packStep(packed, maxBlocksPerSeq), rows, promptRows };
+}
+
+/**
+ * Sampling inputs of the rows: each row draws with its sequence's own seed words and, as the
+ * counter, the number of tokens generated before the token it samples (position + 1 − prompt
+ * length), so a draw depends only on (request, sequence, step) — not on batch mates, chunking,
+ * preemption or the sampling path (device or host). `numExtraRows` more rows (prompt rows, whose
+ * samples are ignored) are greedy: the cheapest draw.
  */
 export function prepareSamplingInputs(rows: readonly StepRow[], paramsOf: (seq: Sequence) => SamplingParams, numExtraRows = 0): SamplingInputs {
   const R = rows.length + numExtraRows;
@@ -99,7 +93,7 @@ export function prepareSamplingInputs(rows: readonly StepRow[], paramsOf: (seq: 
     const [lo, hi] = p.seedWords(row.seqIndex);
     s.seed[2 * r] = lo;
     s.seed[2 * r + 1] = hi;
-    s.step[r] = row.seq.numOutputTokens;
+    s.step[r] = row.position + 1 - row.seq.numPromptTokens;
   });
   s.topP.fill(1, rows.length); // temperature 0, topK / minP off: argmax
   return s;

@@ -47,16 +47,25 @@ export function argmax(x: Float32Array, off: number, n: number): number {
   return best;
 }
 
-/** Samples one token id from `logits[off, off + V)` under row `r` of `p`. */
+/**
+ * Samples one token id from `logits[off, off + V)` under row `r` of `p`; -1 when the row has no
+ * finite maximum (every entry -inf, NaN or +inf), so the caller can fail the request with the reason.
+ */
 export function sampleRow(logits: Float32Array, off: number, V: number, p: SamplingInputs, r: number): number {
   const temp = p.temperature[r];
   const topK = p.topK[r];
-  if (!(temp > 0) || topK === 1) return argmax(logits, off, V);
+  if (!(temp > 0) || topK === 1) {
+    const id = argmax(logits, off, V);
+    const best = logits[off + id];
+    return best > -Infinity && best < Infinity ? id : -1;
+  }
+  for (let i = 0; i < V; i++) if (Number.isNaN(logits[off + i]) || logits[off + i] === Infinity) return -1;
   // Candidates sorted by logit (descending); truncate to top-k first so the sort is cheap.
   let idx = Array.from({ length: V }, (_, i) => i);
   idx.sort((a, b) => logits[off + b] - logits[off + a] || a - b);
   if (topK > 0 && topK < V) idx = idx.slice(0, topK);
   const max = logits[off + idx[0]];
+  if (max === -Infinity) return -1;
   const probs = idx.map((i) => Math.exp((logits[off + i] - max) / temp));
   let sum = probs.reduce((a, b) => a + b, 0);
   let keep = probs.length;

@@ -9,9 +9,10 @@ import { createExecutor } from "../executor/create.ts";
 import type { GenerationExecutor } from "../executor/executor.ts";
 import { AutoModelForCausalLM } from "../models/llama.ts";
 import { resolveBackend } from "../runtime/backends.ts";
+import { validatePromptIds } from "../runtime/prompt.ts";
 import { ValidationError } from "../util/errors.ts";
 import { parseWith } from "../util/validate.ts";
-import { engineCacheDir } from "./engine_cache.ts";
+import { loadOrBuildCachedEngine } from "./engine_cache.ts";
 import type { RequestOutput as RequestOutputData } from "../executor/outputs.ts";
 import { ProgressBar } from "./progress.ts";
 import { RequestOutput } from "./request_output.ts";
@@ -217,17 +218,7 @@ export class LLM {
       throw new ValidationError(`LLM.generate ${field}: expected a string or token ids`, field, prompt);
     }
     if (p.truncatePromptTokens !== undefined && ids.length > p.truncatePromptTokens) ids = ids.slice(ids.length - p.truncatePromptTokens);
-    const { maxInputLen, maxSeqLen, vocabSize } = this.executor.limits;
-    if (ids.length === 0) throw new ValidationError(`LLM.generate ${field}: empty prompt`, field, prompt);
-    ids.forEach((t, j) => {
-      if (!Number.isInteger(t) || t < 0 || t >= vocabSize) throw new ValidationError(`LLM.generate ${field}[${j}]: token id ${t} is outside [0, ${vocabSize})`, `${field}[${j}]`, t);
-    });
-    if (ids.length > maxInputLen) {
-      throw new ValidationError(`LLM.generate ${field}: prompt of ${ids.length} tokens exceeds maxInputLen ${maxInputLen}`, field, ids.length);
-    }
-    if (ids.length >= maxSeqLen) {
-      throw new ValidationError(`LLM.generate ${field}: prompt of ${ids.length} tokens leaves no room below maxSeqLen ${maxSeqLen}`, field, ids.length);
-    }
+    validatePromptIds(ids, this.executor.limits, field, `LLM.generate ${field}`);
     if (this.executorMode === "proxy" && p.logitsProcessor !== undefined) {
       throw new ValidationError(`LLM.generate ${field}: SamplingParams.logitsProcessor is a function, which cannot cross to the executor's worker (executorMode "proxy"); use executorMode "inprocess"`, "logitsProcessor", "function");
     }
@@ -270,22 +261,17 @@ function openOrBuild(o: z.output<typeof LlmOptionsSchema>, backend: "cpu" | "cud
   }
   const bc: BuildConfigInput = { ...(o.buildConfig ?? {}), backend };
   if (o.gatherContextLogits) bc.gatherContextLogits = true;
-  const cacheDir = o.cacheEngine ? engineCacheDir(o.model, bc, o.dtype) : null;
-  if (cacheDir && Engine.isEngineDir(cacheDir)) return { engine: Engine.fromDir(cacheDir), engineDir: cacheDir };
-  const model = AutoModelForCausalLM.fromHuggingFace(o.model, { dtype: o.dtype });
-  let engine: Engine;
-  try {
-    engine = buildSync(model, bc);
-  } finally {
-    model.close();
-  }
-  if (!cacheDir) return { engine, engineDir: null };
-  engine.save(cacheDir);
-  for (const f of TOKENIZER_FILES) {
-    const src = path.join(o.model, f);
-    if (fs.existsSync(src)) fs.copyFileSync(src, path.join(cacheDir, f));
-  }
-  return { engine, engineDir: cacheDir };
+  const buildIt = (): Engine => {
+    const model = AutoModelForCausalLM.fromHuggingFace(o.model, { dtype: o.dtype });
+    try {
+      return buildSync(model, bc);
+    } finally {
+      model.close();
+    }
+  };
+  if (!o.cacheEngine) return { engine: buildIt(), engineDir: null };
+  // Content-keyed, published atomically (safe with many processes), a broken cached engine rebuilt.
+  return loadOrBuildCachedEngine({ modelDir: o.model, buildConfig: bc, dtype: o.dtype, build: buildIt, extraFiles: TOKENIZER_FILES });
 }
 
 export { resolveBackend };

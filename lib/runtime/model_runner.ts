@@ -2,9 +2,11 @@ import { z } from "zod";
 import type { SamplingInputs } from "../ir/sampling.ts";
 import { splitSeed } from "../ir/sampling.ts";
 import { Engine } from "../builder/engine.ts";
-import { ValidationError } from "../util/errors.ts";
+import { DisposedError, RequestFailedError, ValidationError } from "../util/errors.ts";
 import { parseWith } from "../util/validate.ts";
+import { defaultMaxInputLen, validatePromptIds } from "./prompt.ts";
 import { type Backend, type KvCache, Session } from "./session.ts";
+import { packStep } from "./step_packer.ts";
 
 /** Sampling for a static batch (TensorRT-LLM's SamplingConfig, camelCase). */
 export const SamplingConfigSchema = z.strictObject({
@@ -93,7 +95,7 @@ export class ModelRunner {
 
   /** Generates for a static batch of prompts (token ids). */
   generate(batchInputIds: number[][], samplingConfig: SamplingConfigInput): GenerationOutput {
-    if (this.#disposed) throw new Error("ModelRunner: used after dispose()");
+    if (this.#disposed) throw new DisposedError("ModelRunner");
     const sc = parseWith(SamplingConfigSchema, samplingConfig, "SamplingConfig");
     const build = this.engine.config.build;
     const maxSeqLen = this.session.maxSeqLen;
@@ -101,13 +103,8 @@ export class ModelRunner {
     if (!Array.isArray(batchInputIds) || batchInputIds.length === 0) {
       throw new ValidationError("ModelRunner.generate: batchInputIds must be a non-empty array of token-id arrays", "batchInputIds", batchInputIds);
     }
-    batchInputIds.forEach((ids, i) => {
-      if (!Array.isArray(ids) || ids.length === 0) throw new ValidationError(`batchInputIds[${i}]: empty prompt`, `batchInputIds[${i}]`, ids);
-      if (ids.length > build.maxInputLen!) throw new ValidationError(`batchInputIds[${i}]: prompt of ${ids.length} tokens exceeds maxInputLen ${build.maxInputLen}`, `batchInputIds[${i}]`, ids.length);
-      ids.forEach((t, j) => {
-        if (!Number.isInteger(t) || t < 0 || t >= V) throw new ValidationError(`batchInputIds[${i}][${j}]: token id ${t} is outside [0, ${V})`, `batchInputIds[${i}][${j}]`, t);
-      });
-    });
+    const limits = { vocabSize: V, maxInputLen: build.maxInputLen ?? defaultMaxInputLen(maxSeqLen), maxSeqLen };
+    batchInputIds.forEach((ids, i) => validatePromptIds(ids, limits, `batchInputIds[${i}]`));
     const endId = sc.endId ?? this.engine.config.model.eosTokenIds[0] ?? -1;
     const stops = new Set(sc.stopTokenIds);
     if (endId >= 0) stops.add(endId);
@@ -157,26 +154,12 @@ export class ModelRunner {
       chunks.push({ s, from: s.numComputed, to: s.numComputed + n });
       budget -= n;
     }
-    const T = tokenBudget - budget;
-    const tokenIds = new Int32Array(T), positions = new Int32Array(T);
-    const seqStarts = new Int32Array(chunks.length + 1);
-    const blockTables = new Int32Array(chunks.length * maxBlocks);
-    const rows: number[] = [], rowSeq: SeqState[] = [];
-    let t = 0;
-    chunks.forEach((c, i) => {
-      seqStarts[i] = t;
-      for (let p = c.from; p < c.to; p++, t++) {
-        tokenIds[t] = c.s.tokens[p];
-        positions[t] = p;
-      }
-      blockTables.set(c.s.blocks, i * maxBlocks);
-      if (c.to === c.s.tokens.length) {
-        rows.push(t - 1);
-        rowSeq.push(c.s);
-      }
-    });
-    seqStarts[chunks.length] = t;
-    const R = rows.length;
+    const rowSeq = chunks.filter((c) => c.to === c.s.tokens.length).map((c) => c.s);
+    const inputs = packStep(
+      chunks.map((c) => ({ tokenIds: c.s.tokens, start: c.from, numTokens: c.to - c.from, blockTable: c.s.blocks, logitPositions: c.to === c.s.tokens.length ? [c.to - 1] : [] })),
+      maxBlocks,
+    );
+    const R = rowSeq.length;
     const sampling: SamplingInputs = {
       temperature: new Float32Array(R).fill(sc.temperature),
       topK: new Int32Array(R).fill(sc.topK),
@@ -192,10 +175,13 @@ export class ModelRunner {
       sampling.step[r] = s.tokens.length - s.promptLen;
     });
     const out = { sampledIds: new Int32Array(R), logits: sc.outputGenerationLogits ? new Float32Array(R * V) : undefined };
-    this.session.run({ tokenIds, positions, seqStarts, blockTables, maxBlocksPerSeq: maxBlocks, logitRows: Int32Array.from(rows), sampling }, out, kv);
+    this.session.run({ ...inputs, sampling }, out, kv);
     for (const c of chunks) c.s.numComputed = c.to;
     rowSeq.forEach((s, r) => {
       const id = out.sampledIds[r];
+      if (id < 0 || id >= V) {
+        throw new RequestFailedError(`ModelRunner.generate: sequence ${s.index} got no token at step ${s.tokens.length - s.promptLen}: its logits are not finite (NaN or infinite; check the weights)`);
+      }
       s.tokens.push(id);
       if (out.logits) s.logits.push(out.logits.slice(r * V, (r + 1) * V));
       const generated = s.tokens.length - s.promptLen;
