@@ -12,7 +12,7 @@ const posInt = z.number().int().positive();
  * logits for `maxBatchSize * maxBeamWidth` rows (or `maxNumTokens` with `gatherContextLogits`).
  */
 export const BuildConfigSchema = z.strictObject({
-  /** Longest prompt accepted. @default min(1024, maxSeqLen) */
+  /** Longest prompt accepted. @default maxSeqLen - 1 (the whole context but one generated token) */
   maxInputLen: posInt.optional(),
   /** Longest sequence (prompt + generated). @default the model's max_position_embeddings */
   maxSeqLen: posInt.optional(),

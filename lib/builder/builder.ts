@@ -29,7 +29,7 @@ export function buildSync(model: LlamaForCausalLM, buildConfig: BuildConfigInput
   const cfg = parseBuildConfig(buildConfig);
   const mc = model.config;
   const maxSeqLen = cfg.maxSeqLen ?? mc.maxPositionEmbeddings;
-  const maxInputLen = cfg.maxInputLen ?? Math.min(1024, maxSeqLen);
+  const maxInputLen = cfg.maxInputLen ?? Math.max(1, maxSeqLen - 1); // the whole context but one generated token
   if (maxInputLen > maxSeqLen) {
     throw new ValidationError(`BuildConfig.maxInputLen: ${maxInputLen} exceeds maxSeqLen ${maxSeqLen}`, "BuildConfig.maxInputLen", maxInputLen);
   }
