@@ -125,7 +125,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       const maxTokens = o.minTokens + rand(o.maxTokens - o.minTokens + 1);
       requests++;
       try {
-        outputTokens += await oneRequest(o, prompt, maxTokens, ttft, itl);
+        const n = await oneRequest(o, prompt, maxTokens, ttft, itl);
+        outputTokens += n;
       } catch (e) {
         errors++;
         if (errorSamples.length < 5) errorSamples.push((e as Error).message);
@@ -176,7 +177,7 @@ async function main(): Promise<number> {
   const concurrency = Number(opt("concurrency", "64")), durationS = Number(opt("duration", "30"));
   const minTokens = Number(opt("min-tokens", "8")), maxTokens = Number(opt("max-tokens", "96"));
   let url = opt("url");
-  let model = opt("served-model-name", "llmrt")!;
+  const model = opt("served-model-name", "llmrt")!;
   let server: Awaited<ReturnType<typeof startServer>> | null = null;
   let llm: LLM | null = null;
   if (!url) {

@@ -4,7 +4,7 @@ import OpenAI from "openai";
 import { LLM } from "../mod.ts";
 import { type RunningServer, startServer } from "../lib/serve/server.ts";
 import { metricValue } from "../bench/serve_load.ts";
-import { assert, sharedDir, test } from "./harness.ts";
+import { assert, isDeno, sharedDir, test } from "./harness.ts";
 
 const KJV = new URL("../models/kjv-llama/", import.meta.url).pathname;
 const MODEL = "kjv-llama";
@@ -131,6 +131,18 @@ test("serve: n: 2 returns two seeded samples, indexed, with usage over both", as
   assert.ok(texts[0].length > 0 && texts[1].length > 0);
 });
 
+test("serve: a batch of prompts (text and token ids) gives one choice per prompt and n, indexed prompt-major", async () => {
+  const ids = llm.tokenizer!.encode("And God said");
+  const c = await client.completions.create({ model: MODEL, prompt: ["In the beginning", "And God said"], max_tokens: 6, temperature: 0 });
+  assert.deepEqual(c.choices.map((x) => x.index), [0, 1]);
+  const one = await client.completions.create({ model: MODEL, prompt: ids, max_tokens: 6, temperature: 0 });
+  assert.equal(one.choices[0].text, c.choices[1].text, "token ids and text give the same completion");
+  assert.equal(c.usage?.prompt_tokens, llm.tokenizer!.encode("In the beginning").length + ids.length);
+  const n2 = await client.completions.create({ model: MODEL, prompt: ["In the beginning", "And God said"], max_tokens: 4, temperature: 1, seed: 5, n: 2 });
+  assert.deepEqual(n2.choices.map((x) => x.index), [0, 1, 2, 3]);
+  assert.equal(n2.usage?.completion_tokens, 16);
+});
+
 test("serve: stop strings end the text before the stop, finish_reason stop", async () => {
   const whole = (await client.completions.create({ model: MODEL, prompt: "In the beginning", max_tokens: 40, temperature: 0 })).choices[0].text;
   const stop = whole.slice(12, 16);
@@ -226,6 +238,25 @@ test("serve: a client that disconnects mid-stream aborts its request; KV blocks 
   const generated = metricValue(after, "llmrt_generation_tokens_total") - metricValue(before, "llmrt_generation_tokens_total");
   assert.ok(generated < 480, `stopped early (${generated} tokens)`);
 });
+
+test.skipIf("Deno.serve reports no disconnect before a non-streamed response is written", isDeno)(
+  "serve: a non-streaming client that disconnects aborts its request too",
+  async () => {
+    const st = server.app.state;
+    const ac = new AbortController();
+    const p = fetch(`${server.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: MODEL, prompt: "In the beginning", max_tokens: 480, temperature: 0.8, ignore_eos: true }),
+      signal: ac.signal,
+    }).catch(() => "aborted");
+    await waitFor("the request to start", () => st.kvBlocks().used > 0);
+    ac.abort();
+    assert.equal(await p, "aborted");
+    await waitFor("the request to end", () => st.numActive() === 0, 2000);
+    assert.equal(st.kvBlocks().used, 0);
+  },
+);
 
 test("serve: /metrics counters move with requests", async () => {
   const scrape = async (): Promise<string> => await (await fetch(`${server.url}/metrics`)).text();
