@@ -13,7 +13,11 @@ export const KvCacheConfigSchema = z.strictObject({
   maxTokens: posInt.optional(),
   /** Cap on bytes. */
   maxBytes: posInt.optional(),
-  /** Fraction of free device memory (CUDA) or of the CPU default budget (a full batch at maxSeqLen). @default 0.9 */
+  /**
+   * Fraction of free device memory the cache may take. Unset, the cache holds what a full batch
+   * needs (maxBatchSize × maxSeqLen tokens), at most 0.9 of the free memory (1 GiB on the CPU); set,
+   * it takes that fraction of the free memory (the large serving default; on the CPU, of 1 GiB).
+   */
   freeGpuMemoryFraction: z.number().gt(0).lte(1).optional(),
   /** Reuse KV blocks of a shared prompt prefix across requests. @default true */
   enableBlockReuse: z.boolean().default(true),
@@ -81,4 +85,8 @@ export interface ExecutorLimits {
   readonly vocabSize: number;
   readonly numKvBlocks: number;
   readonly tokensPerBlock: number;
+  /** Bytes the KV cache holds. */
+  readonly kvCacheBytes: number;
+  /** How the KV cache was sized, one line (what `LLM.create` logs). */
+  readonly kvCacheSizing: string;
 }

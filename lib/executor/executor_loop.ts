@@ -50,8 +50,6 @@ function yieldToEventLoop(): Promise<void> {
 export class ExecutorLoop {
   readonly limits: ExecutorLimits;
   readonly kv: KvCacheManager;
-  /** How the KV cache was sized (one line, for a log). */
-  readonly kvCacheDescription: string;
   readonly #session: Session;
   readonly #kvCache: KvCache;
   readonly #scheduler: Scheduler;
@@ -93,7 +91,6 @@ export class ExecutorLoop {
       freeMemoryBytes: session.freeMemoryBytes(),
     });
     const numBlocks = sizing.numBlocks;
-    this.kvCacheDescription = sizing.description;
     this.#kvCache = session.createKvCache(numBlocks);
     this.kv = new KvCacheManager({ numBlocks, tokensPerBlock: bs, enableBlockReuse: config.kvCacheConfig.enableBlockReuse });
     // Logits rows per step: sampling rows, plus prompt rows (up to maxNumTokens with gatherContextLogits).
@@ -107,6 +104,8 @@ export class ExecutorLoop {
       vocabSize: plan.attributes.vocabSize,
       numKvBlocks: numBlocks,
       tokensPerBlock: bs,
+      kvCacheBytes: sizing.bytes,
+      kvCacheSizing: sizing.description,
     };
     const eos = [...(tokenizer?.stopTokenIds ?? []), ...engine.config.model.eosTokenIds];
     this.#admission = {

@@ -5,7 +5,7 @@
  * Imports no device code.
  */
 import type { LogitsProcessorFn, SamplingParams } from "./sampling_params.ts";
-import { ValidationError } from "../util/errors.ts";
+import { showValue, ValidationError } from "../util/errors.ts";
 
 /** The sequence a logits row belongs to. */
 export interface SequenceView {
@@ -97,13 +97,19 @@ export function processLogits(
     const fns: readonly LogitsProcessorFn[] = typeof p.logitsProcessor === "function" ? [p.logitsProcessor] : p.logitsProcessor;
     const info = { requestId: seq.requestId, seqIndex: seq.seqIndex, promptIds: seq.promptIds };
     for (const fn of fns) {
-      const r = fn(out, logits, info);
-      if (r instanceof Float32Array && r !== logits) {
-        if (r.length !== V) {
-          throw new ValidationError(`SamplingParams.logitsProcessor: returned ${r.length} logits for a vocabulary of ${V}`, "logitsProcessor", r.length);
-        }
-        logits.set(r);
+      const r: unknown = fn(out, logits, info);
+      if (r === undefined || r === null || r === logits) continue;
+      if (!(r instanceof Float32Array) && !Array.isArray(r)) {
+        throw new ValidationError(
+          `SamplingParams.logitsProcessor: returned ${showValue(r)}; expected nothing (edit the row in place), a Float32Array or a number[] of ${V} logits`,
+          "logitsProcessor",
+          typeof r,
+        );
       }
+      if (r.length !== V) {
+        throw new ValidationError(`SamplingParams.logitsProcessor: returned ${r.length} logits for a vocabulary of ${V}`, "logitsProcessor", r.length);
+      }
+      logits.set(r);
     }
   }
 

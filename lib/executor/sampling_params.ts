@@ -19,14 +19,17 @@ export interface LogitsProcessorInfo {
 /**
  * A host-side logits processor (vLLM's `(token_ids, logits)` signature, TensorRT-LLM's
  * LogitsProcessor role). `tokenIds` are the tokens generated so far (prompt excluded; it is in
- * `info.promptIds`); `logits` is the row `[vocab]` to edit in place. Returning a Float32Array of the
- * same length replaces the row instead.
+ * `info.promptIds`); `logits` is the row `[vocab]` to edit in place. Returning a Float32Array or a
+ * number[] of the same length replaces the row instead; any other return value fails the request.
  */
-export type LogitsProcessorFn = (tokenIds: readonly number[], logits: Float32Array, info: LogitsProcessorInfo) => void | Float32Array;
+export type LogitsProcessorFn = (tokenIds: readonly number[], logits: Float32Array, info: LogitsProcessorInfo) => void | Float32Array | number[];
+
+/** Largest finite float32: a bias beyond it would turn the logits row into +-inf. */
+const MAX_FLOAT32 = 3.4028234663852886e38;
 
 const logitsProcessorFns = z.custom<LogitsProcessorFn | LogitsProcessorFn[]>(
   (v) => typeof v === "function" || (Array.isArray(v) && v.length > 0 && v.every((f) => typeof f === "function")),
-  { message: "expected a function (tokenIds, logits, info) => void | Float32Array, or a non-empty array of them" },
+  { message: "expected a function (tokenIds, logits, info) => void | Float32Array | number[], or a non-empty array of them" },
 );
 
 /** One string or a list of non-empty strings, normalized to a list. */
@@ -132,6 +135,8 @@ export const SamplingParamsSchema = z.strictObject({
   };
   const badKey = Object.keys(p.logitBias ?? {}).find((k) => !/^(0|[1-9]\d*)$/.test(k));
   if (badKey !== undefined) bad("logitBias", `key ${JSON.stringify(badKey)} is not a token id`);
+  const badBias = Object.entries(p.logitBias ?? {}).find(([, v]) => !(Math.abs(v) <= MAX_FLOAT32));
+  if (badBias !== undefined) bad(`logitBias.${badBias[0]}`, `bias ${badBias[1]} is not a finite float32 value (|bias| <= ${MAX_FLOAT32})`);
   if (p.embeddingBias !== undefined && !p.embeddingBias.every(Number.isFinite)) bad("embeddingBias", "expected finite values");
   if (p.minTokens > p.maxTokens) bad("minTokens", `must be <= maxTokens (${p.maxTokens})`);
   if (p.bestOf !== undefined && p.bestOf < p.n) bad("bestOf", `must be >= n (${p.n})`);

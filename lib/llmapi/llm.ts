@@ -1,5 +1,6 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
+import process from "node:process";
 import { z } from "zod";
 import { type BuildConfigInput, BuildConfigSchema } from "../builder/build_config.ts";
 import { buildSync } from "../builder/builder.ts";
@@ -10,7 +11,7 @@ import type { GenerationExecutor } from "../executor/executor.ts";
 import { AutoModelForCausalLM } from "../models/llama.ts";
 import { resolveBackend } from "../runtime/backends.ts";
 import { validatePromptIds } from "../runtime/prompt.ts";
-import { ValidationError } from "../util/errors.ts";
+import { ResourceError, ValidationError } from "../util/errors.ts";
 import { parseWith } from "../util/validate.ts";
 import { engineCacheDir } from "./engine_cache.ts";
 import type { RequestOutput as RequestOutputData } from "../executor/outputs.ts";
@@ -51,11 +52,30 @@ export const LlmOptionsSchema = z.strictObject({
   enableChunkedPrefill: z.boolean().default(true),
   /** "inprocess": steps run on this thread between its tasks; "proxy": in a Web Worker. @default "inprocess" */
   executorMode: z.enum(["inprocess", "proxy"]).default("inprocess"),
+  /**
+   * Longest text prompt accepted, in UTF-8 bytes, checked before tokenizing (a longer one is a
+   * ResourceError at once instead of seconds of tokenizing a prompt that cannot fit).
+   * @default max(64 KiB, 8 × maxInputLen)
+   */
+  maxPromptBytes: z.number().int().positive().optional(),
 });
 export type LlmOptions = z.input<typeof LlmOptionsSchema>;
 
 /** A prompt: text, or token ids. */
 export type Prompt = string | readonly number[];
+
+/** Options of {@link LLM.generate} (checked: a bad field is a ValidationError naming it). */
+export const GenerateOptionsSchema = z.strictObject({
+  useTqdm: z.boolean().optional(),
+  priority: z.number().finite().optional(),
+});
+
+/** Options of {@link LLM.generateAsync}, checked before anything is submitted. */
+export const GenerateAsyncOptionsSchema = z.strictObject({
+  streaming: z.boolean().optional(),
+  signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal, { message: "expected an AbortSignal" }).optional(),
+  priority: z.number().finite().optional(),
+});
 
 /** Options of {@link LLM.generate}. */
 export interface GenerateOptions {
@@ -104,6 +124,8 @@ export class LLM {
     readonly backend: "cpu" | "cuda",
     readonly engineDir: string | null,
     readonly executorMode: "inprocess" | "proxy",
+    /** Longest text prompt accepted, in UTF-8 bytes (LlmOptions.maxPromptBytes). */
+    readonly maxPromptBytes: number,
   ) {}
 
   /** Opens `options.model` (HF checkpoint or engine directory) and starts the executor. */
@@ -132,7 +154,10 @@ export class LLM {
           kvCacheConfig: o.kvCacheConfig,
         },
       });
-      return new LLM(engine, executor, tokenizer, backend, engineDir, o.executorMode);
+      const limits = executor.limits;
+      if (process.stderr.isTTY) process.stderr.write(`llmrt: ${limits.kvCacheSizing}\n`);
+      const maxPromptBytes = o.maxPromptBytes ?? Math.max(64 * 1024, 8 * limits.maxInputLen);
+      return new LLM(engine, executor, tokenizer, backend, engineDir, o.executorMode, maxPromptBytes);
     } catch (e) {
       engine.dispose();
       throw e;
@@ -154,6 +179,7 @@ export class LLM {
   ): Promise<RequestOutputData | RequestOutputData[]> {
     await Promise.resolve();
     this.#live();
+    parseWith(GenerateOptionsSchema, options ?? {}, "LLM.generate options");
     const single = typeof prompts === "string" || (Array.isArray(prompts) && prompts.length > 0 && typeof prompts[0] === "number");
     const list = (single ? [prompts] : prompts) as Prompt[];
     if (!Array.isArray(list) || list.length === 0) throw new ValidationError("LLM.generate: prompts must be a string, an id array or a non-empty array of them", "prompts", prompts);
@@ -190,11 +216,14 @@ export class LLM {
     let request: GenerationRequest;
     try {
       this.#live();
+      // Options first: nothing is submitted for a request whose options are bad.
+      parseWith(GenerateAsyncOptionsSchema, options ?? {}, "LLM.generateAsync options");
       request = this.#request(prompt, SamplingParams.from(samplingParams), "prompt", options.streaming ?? false, options.priority);
     } catch (e) {
       // The request still ends in one final state: failed, with the reason.
       const error = e instanceof Error ? e : new Error(String(e));
-      return new RequestOutput(this.executor.failedResult(error, typeof prompt === "string" ? prompt : null), options.signal);
+      const signal = options?.signal instanceof AbortSignal ? options.signal : undefined;
+      return new RequestOutput(this.executor.failedResult(error, typeof prompt === "string" ? prompt : null), signal);
     }
     return new RequestOutput(this.executor.submit(request), options.signal);
   }
@@ -211,6 +240,7 @@ export class LLM {
     if (typeof prompt === "string") {
       if (!this.tokenizer) throw new ValidationError(`LLM.generate ${field}: a text prompt needs a tokenizer (skipTokenizerInit is set)`, field, prompt);
       text = prompt;
+      checkPromptBytes(prompt, this.maxPromptBytes, field);
       ids = this.tokenizer.encode(prompt, { addSpecialTokens: p.addSpecialTokens });
     } else if (Array.isArray(prompt)) {
       ids = [...prompt];
@@ -242,6 +272,21 @@ export class LLM {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.shutdown();
+  }
+}
+
+/** Fails a text prompt longer than `maxBytes` UTF-8 bytes before it is tokenized. */
+function checkPromptBytes(prompt: string, maxBytes: number, field: string): void {
+  if (prompt.length * 3 <= maxBytes) return; // a UTF-16 unit is at most 3 UTF-8 bytes
+  const bytes = new TextEncoder().encode(prompt).length;
+  if (bytes > maxBytes) {
+    throw new ResourceError(
+      `LLM.generate ${field}: a text prompt of ${bytes} bytes exceeds maxPromptBytes ${maxBytes}; it cannot fit maxInputLen tokens ` +
+        "(raise LLM.create({ maxPromptBytes }) if your text really packs that many bytes per token)",
+      field,
+      bytes,
+      { maxPromptBytes: maxBytes },
+    );
   }
 }
 

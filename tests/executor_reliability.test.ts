@@ -1,0 +1,201 @@
+// Request-path defects of issue 11 (hostile-input probing) and issue 16, each pinned by a test that
+// failed before its fix: every request ends in one final state with its outputs or a reason.
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { buildSync } from "../lib/builder/builder.ts";
+import { Engine } from "../lib/builder/engine.ts";
+import { SamplingParams, type SamplingParamsInput } from "../lib/executor/sampling_params.ts";
+import { GenerationExecutorWorker } from "../lib/executor/worker.ts";
+import { LLM } from "../lib/llmapi/llm.ts";
+import { AutoModelForCausalLM } from "../lib/models/llama.ts";
+import { ModelRunner } from "../lib/runtime/model_runner.ts";
+import { RequestFailedError, ResourceError, ValidationError } from "../lib/util/errors.ts";
+import { assert, sharedDir, test, testBackend, testBuild, testLlm } from "./harness.ts";
+
+const src = `${sharedDir}models/stories260k`;
+const ref = JSON.parse(fs.readFileSync(`${src}/reference_outputs.json`, "utf8")) as { prompt_ids: number[]; greedy_new_ids: number[] };
+const model = AutoModelForCausalLM.fromHuggingFace(src);
+const engine = buildSync(model, { maxBatchSize: 16, maxNumTokens: 128, tokensPerBlock: 8, maxSeqLen: 128, ...testBuild });
+model.close();
+const V = engine.plan.attributes.vocabSize;
+const sp = (p: SamplingParamsInput) => new SamplingParams(p);
+const executor = () => GenerationExecutorWorker.create({ engine, tokenizer: null, backend: testBackend });
+
+/** stories260k with its config.json edited (weights and tokenizer linked). */
+function modelWith(edit: (cfg: Record<string, unknown>) => void): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "llmrt-reliability-"));
+  for (const f of fs.readdirSync(src)) if (f !== "config.json") fs.symlinkSync(path.join(src, f), path.join(dir, f));
+  const cfg = JSON.parse(fs.readFileSync(path.join(src, "config.json"), "utf8"));
+  edit(cfg);
+  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(cfg));
+  return dir;
+}
+
+/** A copy of `engine` whose every weight is NaN. */
+function nanEngine(): Engine {
+  const tensors = engine.tensorNames().map((n) => engine.tensorInfo(n));
+  const data = new Map(tensors.map((t) => [t.name, new Uint8Array(new Float32Array(t.bytes / 4).fill(NaN).buffer)]));
+  return Engine.fromMemory(engine.config, engine.plan, tensors, data);
+}
+
+test("#2 beam search whose every candidate is masked fails with the reason instead of finishing with outputs: []", async () => {
+  await using ex = executor();
+  const r = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ useBeamSearch: true, beamWidth: 2, maxTokens: 4, allowedTokenIds: [5], badTokenIds: [5] }) });
+  await assert.rejects(r.result(), (e: Error) => e instanceof RequestFailedError && /no hypothesis/.test(e.message) && /masked/.test(e.message));
+  const ok = await ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ useBeamSearch: true, beamWidth: 2, maxTokens: 4 }) }).result();
+  assert.equal(ok.outputs.length, 1);
+  assert.equal(ok.outputs[0].tokenIds.length, 4);
+  assert.equal(ex.kvCacheStats.usedBlocks, 0);
+});
+
+test("#4 a fully masked row fails the request (greedy and sampled) with the reason; its batch mates finish", async () => {
+  await using ex = executor();
+  const masked = { allowedTokenIds: [5], badTokenIds: [5], maxTokens: 4 };
+  const greedy = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ ...masked, temperature: 0 }) });
+  const sampled = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ ...masked, temperature: 0.8, seed: 3 }) });
+  const mate = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ temperature: 0, maxTokens: 4, ignoreEos: true }) });
+  for (const r of [greedy, sampled]) {
+    await assert.rejects(r.result(), (e: Error) => e instanceof RequestFailedError && /every token is masked/.test(e.message));
+  }
+  assert.deepEqual((await mate.result()).outputs[0].tokenIds, ref.greedy_new_ids.slice(0, 4));
+  // allowedTokenIds alone is respected by the sampled path too (never id V - 1 by accident).
+  const allowed = await ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ allowedTokenIds: [7, 9], temperature: 1, seed: 1, maxTokens: 6, ignoreEos: true }) }).result();
+  assert.ok(allowed.outputs[0].tokenIds.every((t) => t === 7 || t === 9), String(allowed.outputs[0].tokenIds));
+  assert.equal(ex.kvCacheStats.usedBlocks, 0);
+});
+
+test("#4 logitBias beyond float32 is rejected at validation; a bias sum overflowing to +inf fails the request", async () => {
+  assert.throws(() => sp({ logitBias: { "5": 1e39 } }), (e: Error) => e instanceof ValidationError && /logitBias\.5/.test(e.message));
+  assert.throws(() => sp({ logitBias: { "5": Number.NaN } }), /logitBias\.5/);
+  await using ex = executor();
+  const bias = new Float32Array(V);
+  bias[5] = 3.4e38;
+  const r = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ logitBias: { "5": 3.4e38 }, embeddingBias: bias, temperature: 0, maxTokens: 2 }) });
+  await assert.rejects(r.result(), (e: Error) => e instanceof RequestFailedError && /\+inf/.test(e.message));
+});
+
+test("#4 NaN weights fail the request (device-sampled, host-processed and beam rows) and ModelRunner.generate, instead of [0, 0, ...]", async () => {
+  const bad = nanEngine();
+  try {
+    {
+      await using ex = GenerationExecutorWorker.create({ engine: bad, tokenizer: null, backend: testBackend });
+      for (const p of [{ temperature: 0 }, { temperature: 0.7, seed: 2 }, { temperature: 0, repetitionPenalty: 1.2 }, { useBeamSearch: true, beamWidth: 2 }] as SamplingParamsInput[]) {
+        const r = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ ...p, maxTokens: 3 }) });
+        await assert.rejects(r.result(), (e: Error) => e instanceof RequestFailedError && /NaN/.test(e.message), JSON.stringify(p));
+      }
+      assert.equal(ex.kvCacheStats.usedBlocks, 0);
+    }
+    using runner = ModelRunner.fromEngine(bad, { backend: testBackend });
+    assert.throws(() => runner.generate([ref.prompt_ids], { maxNewTokens: 3 }), (e: Error) => e instanceof RequestFailedError && /not finite/.test(e.message));
+  } finally {
+    bad.dispose();
+  }
+});
+
+test("a logits processor returning number[] replaces the row; returning anything else fails the request", async () => {
+  await using ex = executor();
+  const only7 = (_ids: readonly number[], l: Float32Array) => Array.from(l, (_, j) => (j === 7 ? 0 : -1e9));
+  const out = await ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ logitsProcessor: only7, temperature: 0, maxTokens: 3, ignoreEos: true }) }).result();
+  assert.deepEqual(out.outputs[0].tokenIds, [7, 7, 7]);
+  const wrong = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ logitsProcessor: (() => "x") as unknown as typeof only7, maxTokens: 3 }) });
+  await assert.rejects(wrong.result(), (e: Error) => e instanceof ValidationError && /logitsProcessor: returned "x"/.test(e.message));
+});
+
+test("#11 aborted n > 1 requests return n outputs (pre-aborted n: 2, bestOf > n, beam) and free their blocks", async () => {
+  await using ex = executor();
+  const cases: [SamplingParamsInput, number][] = [[{ n: 2 }, 2], [{ n: 2, bestOf: 3 }, 2], [{ n: 3, temperature: 0.8 }, 3], [{ useBeamSearch: true, beamWidth: 3, n: 2 }, 2]];
+  for (const [p, n] of cases) {
+    const r = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ ...p, maxTokens: 8 }) });
+    r.abort();
+    const out = await r.result();
+    assert.equal(out.outputs.length, n, JSON.stringify(p));
+    assert.deepEqual(out.outputs.map((o) => o.index), Array.from({ length: n }, (_, i) => i));
+    for (const o of out.outputs) {
+      assert.equal(o.finishReason, "abort");
+      assert.deepEqual(o.tokenIds, []);
+    }
+  }
+  // Aborted after the fork: still n outputs, each with what it generated.
+  const mid = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ n: 2, temperature: 0.8, seed: 4, maxTokens: 50, ignoreEos: true }), streaming: true });
+  for await (const o of mid) if (o.outputs.length === 2 && o.outputs[0].tokenIds.length >= 2) mid.abort();
+  const m = await mid.result();
+  assert.equal(m.outputs.length, 2);
+  assert.ok(m.outputs.every((o) => o.finishReason === "abort" && o.tokenIds.length >= 2));
+  assert.equal(ex.kvCacheStats.usedBlocks, 0);
+});
+
+test("#3 the CPU KV default keeps its 1 GiB cap; a model whose one sequence exceeds it is a ResourceError naming the field", async () => {
+  const build = (dir: string, opts = {}) => {
+    const m = AutoModelForCausalLM.fromHuggingFace(dir);
+    try {
+      return buildSync(m, { backend: "cpu", ...opts });
+    } finally {
+      m.close();
+    }
+  };
+  const huge = modelWith((c) => (c.max_position_embeddings = 1_000_000)); // 1.19 GiB per sequence
+  const long = modelWith((c) => (c.max_position_embeddings = 131072));
+  try {
+    const e1 = build(huge);
+    try {
+      assert.throws(
+        () => GenerationExecutorWorker.create({ engine: e1, tokenizer: null }),
+        (e: Error) => e instanceof ResourceError && e.field === "kvCacheConfig.maxBytes" && /maxSeqLen 1000000/.test(e.message),
+      );
+      await using small = GenerationExecutorWorker.create({ engine: e1, tokenizer: null, config: { kvCacheConfig: { maxTokens: 1_000_000 } } });
+      assert.equal(small.limits.numKvBlocks * small.limits.tokensPerBlock, 1_000_000);
+    } finally {
+      e1.dispose();
+    }
+    const e2 = build(long);
+    try {
+      await using ex = GenerationExecutorWorker.create({ engine: e2, tokenizer: null });
+      assert.ok(ex.limits.kvCacheBytes <= 1 << 30, `${ex.limits.kvCacheBytes} bytes`);
+      assert.ok(ex.limits.numKvBlocks * ex.limits.tokensPerBlock >= 131072);
+      assert.match(ex.limits.kvCacheSizing, /CPU default budget/);
+    } finally {
+      e2.dispose();
+    }
+  } finally {
+    fs.rmSync(huge, { recursive: true });
+    fs.rmSync(long, { recursive: true });
+  }
+});
+
+test("issue 16: maxSeqLen 2048 takes a 1100-token prompt (maxInputLen defaults to maxSeqLen - 1, was 1024); the KV default is a full batch, logged in limits", async () => {
+  const dir = modelWith((c) => (c.max_position_embeddings = 2048));
+  try {
+    await using llm = await LLM.create({ model: dir, ...testLlm, cacheEngine: false, buildConfig: { maxSeqLen: 2048, maxNumTokens: 1100, maxBatchSize: 2 } });
+    const l = llm.executor.limits;
+    assert.equal(l.maxInputLen, 2047);
+    const out = await llm.generate(Array.from({ length: 1100 }, (_, i) => 300 + (i % 50)), { temperature: 0, maxTokens: 2, ignoreEos: true }, { useTqdm: false });
+    assert.equal(out.outputs[0].tokenIds.length, 2);
+    if (testBackend === "cpu") {
+      const perBlock = 5 * 2 * l.tokensPerBlock * 4 * 8 * 4; // layers × (k, v) × tokens × kv heads × head dim × f32
+      assert.equal(l.kvCacheBytes, 2 * Math.ceil(2048 / l.tokensPerBlock) * perBlock);
+      assert.match(l.kvCacheSizing, /a full batch: 2 sequences × maxSeqLen 2048/);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true });
+  }
+});
+
+test("#6 bad generateAsync options fail that request before anything is submitted; #12 an oversized text prompt is a ResourceError at once", async () => {
+  await using llm = await LLM.create({ model: src, ...testLlm, cacheEngine: false, buildConfig: { maxBatchSize: 4, maxNumTokens: 256, maxSeqLen: 256 } });
+  for (const [opts, field] of [[{ signal: {} }, "signal"], [{ streaming: "yes" }, "streaming"], [{ priority: Number.NaN }, "priority"], [{ sginal: 1 }, "sginal"]] as const) {
+    const r = llm.generateAsync("Once upon a time", { maxTokens: 2 }, opts as never);
+    assert.equal(llm.executor.numInFlight, 0, `nothing submitted for ${field}`);
+    await assert.rejects(r.result(), (e: Error) => e instanceof ValidationError && e.message.includes(field));
+  }
+  await assert.rejects(llm.generate("Once upon a time", { maxTokens: 2 }, { useTqdm: 1 } as never), /useTqdm/);
+  const big = "Once upon a time there was a little girl. ".repeat(25_000); // ~1 MB
+  const t0 = performance.now();
+  const r = llm.generateAsync(big, { maxTokens: 2 });
+  await assert.rejects(r.result(), (e: Error) => e instanceof ResourceError && /maxPromptBytes/.test(e.message) && e.field === "prompt");
+  const ms = performance.now() - t0;
+  assert.ok(ms < 250, `rejected in ${ms.toFixed(0)} ms (tokenizing it took 1.5-2.3 s)`);
+  assert.equal(llm.maxPromptBytes, 64 * 1024);
+  const ok = await llm.generate("Once upon a time", { temperature: 0, maxTokens: 2 }, { useTqdm: false });
+  assert.equal(ok.outputs[0].tokenIds.length, 2);
+});
