@@ -10,6 +10,7 @@ import { initialBeamState } from "./beam_search.ts";
 import type { ExecutorLimits, GenerationRequest } from "./config.ts";
 import { needsHostProcessing, resolveBadWords } from "./logits_processor.ts";
 import type { BeamRun, RequestState } from "./request_state.ts";
+import type { GuidedRuntime } from "./guided/request.ts";
 import { SequenceGroup } from "./sequence.ts";
 
 /** What admission checks a request against, besides the limits. */
@@ -23,6 +24,8 @@ export interface AdmissionContext {
   readonly maxNumRows: number;
   /** End ids when a request names none (tokenizer stop ids and the model's eos ids). */
   readonly defaultEosIds: readonly number[];
+  /** Compiles guidedDecoding constraints (a bad one throws here, at submission). */
+  readonly guided: GuidedRuntime;
 }
 
 /**
@@ -109,7 +112,8 @@ export function admitRequest(ctx: AdmissionContext, id: number, request: Generat
     streaming: request.streaming ?? false,
     eosIds,
     badWordIds,
-    host: needsHostProcessing(p),
+    host: needsHostProcessing(p) || p.guidedDecoding !== undefined,
+    guided: ctx.guided.prepare(p, p.ignoreEos ? [] : eosIds),
     wantLogprobs: p.logprobs !== undefined || p.bestOf > p.n,
     wantGenerationLogits: p.returnGenerationLogits,
     promptLogprobs: p.promptLogprobs !== undefined ? [null] : null,

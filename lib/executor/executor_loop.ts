@@ -20,6 +20,7 @@ import { KvCacheManager } from "./kv_cache_manager.ts";
 import { copyKvBlocks } from "./kv_copy.ts";
 import { sizeKvCache } from "./kv_sizing.ts";
 import { OutputBuilder } from "./output_builder.ts";
+import { GuidedRuntime, loadXGrammar, needsGuidedLoad } from "./guided/request.ts";
 import type { RequestState } from "./request_state.ts";
 import { Scheduler, type SchedulerOutput } from "./scheduler.ts";
 import { prepareSamplingInputs, prepareStepInputs, type PromptRow, type StepRow } from "./step_builder.ts";
@@ -115,6 +116,7 @@ export class ExecutorLoop {
       gatherContextLogits: build.gatherContextLogits,
       maxNumRows: this.#scheduler.maxNumRows,
       defaultEosIds: [...new Set(eos.filter((id) => id >= 0))],
+      guided: new GuidedRuntime(tokenizer, plan.attributes.vocabSize),
     };
     this.#outputs = new OutputBuilder(tokenizer, maxSeqLen);
   }
@@ -131,6 +133,10 @@ export class ExecutorLoop {
 
   /** Queues a request; a bad one is reported failed through the sink (never thrown). */
   submit(requestId: number, request: GenerationRequest): void {
+    if (needsGuidedLoad(request?.samplingParams)) { // the grammar engine loads once per process, before the first guided request
+      loadXGrammar().then(() => this.submit(requestId, request), (e) => this.#sink.emit([], [{ requestId, error: toError(e) }], null));
+      return;
+    }
     let st: RequestState;
     try {
       if (this.#closed) throw new AbortedError("GenerationExecutor: submit() after shutdown()");
@@ -327,6 +333,7 @@ export class ExecutorLoop {
 
   #failInto(failures: RequestFailure[], requestId: number, error: Error): void {
     if (!this.#states.has(requestId)) return;
+    this.#states.get(requestId)!.guided?.dispose();
     this.#states.delete(requestId);
     this.#scheduler.remove(requestId);
     failures.push({ requestId, error });

@@ -49,6 +49,7 @@ export class OutputBuilder {
     const o = this.#outFor(st, seq);
     const n = seq.numOutputTokens + 1;
     seq.tokenIds.push(token);
+    const grammarDone = st.guided?.accept(seq, token) ?? false;
     if (raw) o.generationLogits?.push(raw);
     if (lp) {
       seq.cumulativeLogprob += lp.logprob;
@@ -66,6 +67,8 @@ export class OutputBuilder {
     if (d.stop) {
       if (d.truncateTextTo !== undefined) o.text = o.text.slice(0, Math.max(d.truncateTextTo, o.sentText));
       finish(seq, o, d.reason, d.stopReason, d.truncateTextTo === undefined);
+    } else if (grammarDone) {
+      finish(seq, o, "stop", null); // the grammar is complete and no stop id ends it
     }
   }
 
@@ -118,10 +121,12 @@ export class OutputBuilder {
         logprobs: o.logprobs ? [...o.logprobs] : null,
         generationLogits: final && o.generationLogits ? [...o.generationLogits] : null,
       };
+      const parsed = final && done && st.guided ? st.guided.parsed(seq, o.text) : undefined;
       o.sentText = upTo;
       o.sentTokens = ids.length;
-      return c;
+      return parsed === undefined ? c : { ...c, parsed };
     });
+    if (final) st.guided?.dispose();
     // Ended before the prompt forked (aborted): the children it would have forked are the root's copies.
     if (final) for (let i = outputs.length; i < p.n; i++) outputs.push({ ...outputs[0], index: i });
     return this.#requestOutput(st, outputs, final);

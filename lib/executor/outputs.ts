@@ -31,6 +31,12 @@ export interface CompletionOutput {
    * the final output only (null on intermediate streamed outputs).
    */
   readonly generationLogits?: readonly Float32Array[] | null;
+  /**
+   * With `guidedDecoding` json / jsonObject: the output parsed and validated (by the zod schema,
+   * transforms included, or the JSON Schema). Set on the final output when the grammar completed;
+   * undefined when maxTokens or a stop string ended it first, or validation failed.
+   */
+  readonly parsed?: unknown;
 }
 
 /**

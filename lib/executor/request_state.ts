@@ -4,6 +4,7 @@
  */
 import type { IncrementalDetokenizer } from "../tokenizer/detokenizer.ts";
 import type { BeamHypothesis, BeamSearchOptions, BeamSearchState } from "./beam_search.ts";
+import type { GuidedRequest } from "./guided/request.ts";
 import type { GenerationRequest } from "./config.ts";
 import type { TokenLogprobs } from "./logprobs.ts";
 import type { SamplingParams } from "./sampling_params.ts";
@@ -53,8 +54,10 @@ export interface RequestState {
   readonly streaming: boolean;
   readonly eosIds: readonly number[];
   readonly badWordIds: number[][];
-  /** Rows need the host path (penalties, biases, callbacks…). */
+  /** Rows need the host path (penalties, biases, callbacks, a grammar mask…). */
   readonly host: boolean;
+  /** guidedDecoding: the grammar state of each sequence (its rows are masked on the host path). */
+  readonly guided: GuidedRequest | null;
   /** Logprobs are computed (asked for, or needed to rank bestOf > n). */
   readonly wantLogprobs: boolean;
   /** returnGenerationLogits: each sampling row's raw logits are kept. */

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { splitSeed } from "../ir/sampling.ts";
 import { parseWith } from "../util/validate.ts";
+import { type GuidedDecoding, type GuidedDecodingInput, normalizeGuidedDecoding } from "./guided/params.ts";
 
 const nonNegInt = z.number().int().nonnegative();
 const tokenId = z.number().int().nonnegative();
@@ -129,6 +130,15 @@ export const SamplingParamsSchema = z.strictObject({
   logitBias: z.record(z.string(), z.number()).optional(),
   /** vLLM: only these ids may be generated. */
   allowedTokenIds: z.array(tokenId).min(1, "expected at least one id").optional(),
+  /**
+   * Constrains the output to a grammar (TensorRT-LLM's GuidedDecodingParams), exactly one of
+   * `{ json: zodSchema | JSONSchema }`, `{ jsonObject: true }`, `{ regex }`, `{ choice: string[] }`,
+   * `{ grammar }` (EBNF); json / jsonObject outputs carry the validated object as `parsed`.
+   * A malformed or unrepresentable constraint is an error here; one the grammar compiler rejects
+   * (an unsatisfiable schema, bad EBNF or regex) fails the request at submission.
+   */
+  guidedDecoding: z.custom<GuidedDecodingInput | GuidedDecoding>((v) => v !== null && typeof v === "object", { message: "expected { json } | { jsonObject: true } | { regex } | { choice } | { grammar }" })
+    .transform((v): GuidedDecoding => normalizeGuidedDecoding(v)).optional(),
 }).superRefine((p, ctx) => {
   const bad = (path: string, message: string): void => {
     ctx.addIssue({ code: "custom", path: [path], message });
@@ -218,6 +228,8 @@ export class SamplingParams {
   declare readonly logitsProcessor: LogitsProcessorFn | readonly LogitsProcessorFn[] | undefined;
   declare readonly logitBias: Readonly<Record<string, number>> | undefined;
   declare readonly allowedTokenIds: readonly number[] | undefined;
+  /** Normalized (a zod schema is kept as its JSON Schema plus the non-enumerable `zodSchema`). */
+  declare readonly guidedDecoding: GuidedDecoding | undefined;
 
   constructor(input: SamplingParamsInput = {}) {
     const parsed: Readonly<SamplingParamsFields> = parseWith(SamplingParamsSchema, input, "SamplingParams");

@@ -6,7 +6,7 @@
  * verified together); they are accepted in position order. Pure host code.
  */
 import { sampleRow, type SamplingInputs } from "../ir/sampling.ts";
-import { InternalError, RequestFailedError } from "../util/errors.ts";
+import { InternalError, RequestFailedError, UnsupportedError } from "../util/errors.ts";
 import { processLogits } from "./logits_processor.ts";
 import { type TokenLogprobs, tokenLogprobs } from "./logprobs.ts";
 import type { AcceptedToken, OutputBuilder } from "./output_builder.ts";
@@ -37,6 +37,11 @@ export function chooseTokens(
       const row = logits.subarray(r * V, (r + 1) * V);
       if (st.host) {
         processLogits(row, p, { promptIds: st.promptIds, outputIds: seq.tokenIds.slice(seq.numPromptTokens, position + 1), requestId: st.id, seqIndex }, st.eosIds, st.badWordIds);
+        if (st.guided) {
+          // The matcher is at the sequence's last token; a later row of the same sequence (tokens verified together) is not.
+          if (r > from && rows[r - 1].seq === seq && seq.group.isForked) throw new UnsupportedError("SamplingParams.guidedDecoding: several rows of one sequence in a step (speculative decoding) are not supported", "guidedDecoding");
+          st.guided.maskRow(seq, row);
+        }
         const problem = rowProblem(row);
         if (problem) throw new RequestFailedError(rowProblemMessage(problem, st.id, seqIndex, outputIndex));
         token = sampleRow(row, 0, V, sampling, r);

@@ -18,6 +18,7 @@ import type { RequestOutput as RequestOutputData } from "../executor/outputs.ts"
 import { ProgressBar } from "./progress.ts";
 import { RequestOutput } from "./request_output.ts";
 import { SamplingParams, type SamplingParamsInput } from "../executor/sampling_params.ts";
+import type { GuidedJsonParams, ParsedRequestOutput } from "../executor/guided/types.ts";
 import { LlmTokenizer } from "../tokenizer/tokenizer.ts";
 
 /** Options of {@link LLM.create}. */
@@ -170,6 +171,9 @@ export class LLM {
    * one for all or one per prompt. Every prompt is checked before any runs (a bad one throws); a
    * request that fails while running makes the call reject once the others are done.
    */
+  /** With `guidedDecoding: { json: zodSchema }`: each completion's `parsed` is typed `z.output<typeof zodSchema>`. */
+  generate<S extends z.ZodType>(prompt: Prompt, samplingParams: GuidedJsonParams<S>, options?: GenerateOptions): Promise<ParsedRequestOutput<z.output<S>>>;
+  generate<S extends z.ZodType>(prompts: Prompt[], samplingParams: GuidedJsonParams<S>, options?: GenerateOptions): Promise<ParsedRequestOutput<z.output<S>>[]>;
   generate(prompt: Prompt, samplingParams?: ParamsArg, options?: GenerateOptions): Promise<RequestOutputData>;
   generate(prompts: Prompt[], samplingParams?: ParamsArg | ParamsArg[], options?: GenerateOptions): Promise<RequestOutputData[]>;
   async generate(

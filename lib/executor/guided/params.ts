@@ -126,16 +126,15 @@ export function normalizeGuidedDecoding(input: unknown): GuidedDecoding {
   }
 }
 
-/** Drops what only bloats the grammar: `$schema`, and zod's ±2^53 bounds on integers. */
+/**
+ * Drops `$schema` (the grammar compiler does not need it). zod's ±(2^53 - 1) bounds on `.int()`
+ * stay: they bound an integer to 16 digits, so a model cannot run on in digits past what zod accepts.
+ */
 function tidySchema(s: unknown): unknown {
   if (Array.isArray(s)) return s.map(tidySchema);
   if (s === null || typeof s !== "object") return s;
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(s)) {
-    if (k === "$schema") continue;
-    if ((k === "minimum" && v === Number.MIN_SAFE_INTEGER) || (k === "maximum" && v === Number.MAX_SAFE_INTEGER)) continue;
-    out[k] = tidySchema(v);
-  }
+  for (const [k, v] of Object.entries(s)) if (k !== "$schema") out[k] = tidySchema(v);
   return out;
 }
 
