@@ -3,8 +3,12 @@
  * for a duration; reports requests/s, output tokens/s, TTFT and ITL percentiles, errors (must be
  * zero), and that KV blocks and process memory return to their baseline afterwards.
  *
- *   bun bench/serve_load.ts [--model DIR] [--backend cpu] [--concurrency 64] [--duration 30] [--json]
+ *   bun bench/serve_load.ts [--model DIR] [--backend cpu] [--max-batch-size N] [--concurrency 64] [--duration 30]
+ *                           [--min-tokens 8] [--max-tokens 96] [--input-len N] [--json]
  *   bun bench/serve_load.ts --url http://127.0.0.1:8000 --served-model-name NAME [--api-key KEY] ...
+ *
+ * Prompts are a few KJV verses of mixed lengths, or with --input-len N random token ids of exactly N
+ * tokens (for comparing with bench/throughput.ts at the same lengths: --min-tokens = --max-tokens).
  *
  * Without --url it starts the server in this process (so memory is the server's own). Exit code 1
  * when any request failed or KV blocks did not return to the baseline.
@@ -23,7 +27,8 @@ export interface LoadOptions {
   /** Output lengths are drawn uniformly from [minTokens, maxTokens]. */
   readonly minTokens: number;
   readonly maxTokens: number;
-  readonly prompts: readonly string[];
+  /** Text prompts, or token-id prompts. */
+  readonly prompts: readonly (string | readonly number[])[];
   readonly seed?: number;
 }
 
@@ -54,7 +59,7 @@ function percentiles(xs: number[]): Percentiles {
 }
 
 /** One streaming completion; returns its timings or throws with the reason. */
-async function oneRequest(o: LoadOptions, prompt: string, maxTokens: number, ttft: number[], itl: number[]): Promise<number> {
+async function oneRequest(o: LoadOptions, prompt: string | readonly number[], maxTokens: number, ttft: number[], itl: number[]): Promise<number> {
   const t0 = performance.now();
   const res = await fetch(`${o.url}/v1/completions`, {
     method: "POST",
@@ -176,18 +181,31 @@ async function main(): Promise<number> {
   };
   const concurrency = Number(opt("concurrency", "64")), durationS = Number(opt("duration", "30"));
   const minTokens = Number(opt("min-tokens", "8")), maxTokens = Number(opt("max-tokens", "96"));
+  const inputLen = opt("input-len") === undefined ? 0 : Number(opt("input-len"));
+  const maxBatchSize = opt("max-batch-size") === undefined ? undefined : Number(opt("max-batch-size"));
   let url = opt("url");
   const model = opt("served-model-name", "llmrt")!;
   let server: Awaited<ReturnType<typeof startServer>> | null = null;
   let llm: LLM | null = null;
   if (!url) {
     const dir = opt("model", new URL("../models/kjv-llama/", import.meta.url).pathname)!;
-    llm = await LLM.create({ model: dir, backend: (opt("backend", "cpu") as "cpu" | "cuda" | "auto") });
+    llm = await LLM.create({
+      model: dir,
+      backend: opt("backend", "cpu") as "cpu" | "cuda" | "auto",
+      ...(maxBatchSize ? { maxBatchSize, buildConfig: { maxBatchSize } } : {}),
+    });
     server = await startServer({ llm, port: 0, modelName: model, maxQueue: 4096 });
     url = server.url;
   }
   const scrape = async (): Promise<string> => await (await fetch(`${url}/metrics`)).text();
-  const base = { url, model, apiKey: opt("api-key"), concurrency, minTokens, maxTokens, prompts: LOAD_PROMPTS };
+  let seed = 12345;
+  const idPrompt = (): number[] =>
+    Array.from({ length: inputLen }, () => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return 3 + ((seed >>> 8) % 997);
+    });
+  const prompts = inputLen > 0 ? Array.from({ length: 64 }, idPrompt) : LOAD_PROMPTS;
+  const base = { url, model, apiKey: opt("api-key"), concurrency, minTokens, maxTokens, prompts };
   // Warm-up (JIT, caches), then the baseline.
   await runLoad({ ...base, concurrency: Math.min(4, concurrency), durationS: 1 });
   gc();
@@ -203,7 +221,7 @@ async function main(): Promise<number> {
   const report = {
     ...r,
     backend: llm?.backend ?? "remote",
-    concurrency, durationS, outputLengths: [minTokens, maxTokens],
+    concurrency, durationS, inputLen: inputLen || "mixed text", outputLengths: [minTokens, maxTokens],
     kvBlocksUsed: { before: before.kv, after: after.kv },
     heapMiB: { before: before.heap / 2 ** 20, after: after.heap / 2 ** 20 },
     rssMiB: { before: before.rss / 2 ** 20, after: after.rss / 2 ** 20 },
@@ -212,7 +230,7 @@ async function main(): Promise<number> {
   else {
     const f = (x: number, d = 1): string => x.toFixed(d);
     console.log(
-      `${concurrency} streaming clients for ${durationS} s (${minTokens}-${maxTokens} tokens each, ${report.backend}):\n` +
+      `${concurrency} streaming clients for ${durationS} s (${inputLen > 0 ? `${inputLen} prompt tokens, ` : ""}${minTokens}-${maxTokens} new tokens each, ${report.backend}):\n` +
         `  requests ${r.requests}, errors ${r.errors}${r.errors ? ` (${r.errorSamples.join("; ")})` : ""}\n` +
         `  ${f(r.requestsPerS, 2)} requests/s, ${f(r.outputTokensPerS)} output tokens/s\n` +
         `  TTFT ms p50 ${f(r.ttftMs.p50)} p90 ${f(r.ttftMs.p90)} p99 ${f(r.ttftMs.p99)}\n` +

@@ -3,6 +3,8 @@ import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { type OptionSpec, parseArgs, UsageError } from "../bin/cli/args.ts";
+import { COMMANDS } from "../bin/commands/index.ts";
 import { assert, isDeno, sharedDir, test } from "./harness.ts";
 
 const cli = new URL("../bin/llmrt.ts", import.meta.url).pathname;
@@ -46,22 +48,36 @@ test("llmrt reports a bad model directory (exit 1) and bad options naming the fl
   const r = runCli(["generate", "hi", "--model", "/nonexistent/model"]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /"\/nonexistent\/model" is not a model or engine directory/);
-  const cases: [string[], RegExp][] = [
-    [["generate", "hi", "--max-tokens", "lots"], /--max-tokens: expected a number, got "lots"/],
-    [["generate", "hi", "--temperature", "-1"], /--temperature: must be >= 0, got -1/],
-    [["generate", "hi", "--top-p", "0"], /--top-p: must be > 0, got 0/],
-    [["generate", "hi", "--max-tokens", "1.5"], /--max-tokens: expected an integer, got 1.5/],
-    [["generate", "hi", "--backend", "tpu"], /--backend: expected one of auto, cpu, cuda, got "tpu"/],
-    [["serve", "--port", "70000"], /--port: must be <= 65535, got 70000/],
-    [["generate", "--frobnicate"], /unknown option --frobnicate for "generate"/],
-    [["generate", "--seed"], /--seed: needs a value/],
-    [["launch"], /unknown command "launch"; commands: generate, chat, serve, build, bench/],
+  const t = runCli(["generate", "hi", "--temperature", "-1"]);
+  assert.equal(t.code, 2);
+  assert.match(t.stderr, /^llmrt: --temperature: must be >= 0, got -1$/m);
+  const u = runCli(["launch"]);
+  assert.equal(u.code, 2);
+  assert.match(u.stderr, /unknown command "launch"; commands: generate, chat, serve, build, bench/);
+});
+
+test("CLI option validation names the flag and the value (each command's own option table)", () => {
+  const options = (name: string): readonly OptionSpec[] => COMMANDS.find((c) => c.name === name)!.options;
+  const cases: [string, string[], RegExp][] = [
+    ["generate", ["hi", "--max-tokens", "lots"], /^--max-tokens: expected a number, got "lots"$/],
+    ["generate", ["--top-p", "0"], /^--top-p: must be > 0, got 0$/],
+    ["generate", ["--max-tokens", "1.5"], /^--max-tokens: expected an integer, got 1.5$/],
+    ["generate", ["--backend", "tpu"], /^--backend: expected one of auto, cpu, cuda, got "tpu"$/],
+    ["serve", ["--port", "70000"], /^--port: must be <= 65535, got 70000$/],
+    ["serve", ["--max-queue", "-2"], /^--max-queue: must be >= 0, got -2$/],
+    ["generate", ["--frobnicate"], /^unknown option --frobnicate for "generate" \(see llmrt generate --help\)$/],
+    ["generate", ["--seed"], /^--seed: needs a value/],
+    ["generate", ["--stream=maybe"], /^--stream: expected true or false, got "maybe"$/],
   ];
-  for (const [args, re] of cases) {
-    const x = runCli(args);
-    assert.equal(x.code, 2, `${args.join(" ")}: ${x.stderr}`);
-    assert.match(x.stderr, re);
+  for (const [cmd, args, re] of cases) {
+    assert.throws(() => parseArgs(cmd, args, options(cmd)), (e: Error) => e instanceof UsageError && re.test(e.message), `${cmd} ${args.join(" ")}`);
   }
+  const ok = parseArgs("generate", ["a", "--temperature=0.5", "b", "--stop", "x", "--stop", "y", "--stream"], options("generate"));
+  assert.deepEqual(ok.positionals, ["a", "b"]);
+  assert.equal(ok.values.temperature, 0.5);
+  assert.deepEqual(ok.values.stop, ["x", "y"]);
+  assert.equal(ok.values.stream, true);
+  assert.equal(ok.values["max-tokens"], 128, "defaults applied");
 });
 
 test("llmrt --help lists the commands; llmrt <command> --help lists its options", () => {
