@@ -182,5 +182,9 @@ function streamCompletions(
 
 /** The SSE response of a generation: cancelling it aborts the generation. */
 export function sseResponseOf(events: AsyncGenerator<unknown>, g: Generation): Response {
-  return sseResponse(events, () => g.abort());
+  return sseResponse(events, () => {
+    g.abort();
+    // A stream cancelled before its first read never ran its generator: end the generation here.
+    g.end("aborted");
+  });
 }

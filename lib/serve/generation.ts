@@ -118,7 +118,7 @@ export class Generation {
       }
       this.#requests.push(ro);
     }
-    this.#state.track(this.#handle);
+    this.#state.track(this.#handle, this.#requests.length);
     for (const p of this.prompts) this.#state.metrics.promptTokens.inc(p.ids.length);
   }
 

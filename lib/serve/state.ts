@@ -35,7 +35,9 @@ export class ServeState implements GaugeSource {
   readonly limits: ServeLimits;
   readonly metrics: ServeMetrics;
   readonly created: number = Math.floor(Date.now() / 1000);
-  readonly #active = new Set<ActiveRequest>();
+  /** Generations in flight → how many executor requests (prompts) each holds. */
+  readonly #active = new Map<ActiveRequest, number>();
+  #numRequests = 0;
   readonly #tokenText = new Map<number, string>();
   #draining = false;
   #idleWaiters: (() => void)[] = [];
@@ -58,14 +60,15 @@ export class ServeState implements GaugeSource {
     this.#draining = true;
   }
 
+  /** Executor requests (one per prompt of a generation request) admitted and not yet ended. */
   numActive(): number {
-    return this.#active.size;
+    return this.#numRequests;
   }
 
   numRunning(): number {
-    if (this.#active.size === 0) return 0;
+    if (this.#numRequests === 0) return 0;
     const last = this.llm.getStats().at(-1);
-    return Math.min(this.#active.size, last?.numRunning ?? this.#active.size);
+    return Math.min(this.#numRequests, last?.numRunning ?? this.#numRequests);
   }
 
   kvBlocks(): { used: number; free: number } {
@@ -80,10 +83,10 @@ export class ServeState implements GaugeSource {
   admit(count: number): void {
     if (this.#draining) throw new HttpError(503, "the server is shutting down", "service_unavailable", null, "shutting_down");
     const cap = this.limits.maxBatchSize + this.maxQueue;
-    if (this.#active.size + count > cap) {
+    if (this.#numRequests + count > cap) {
       throw new HttpError(
         429,
-        `the request queue is full (${this.#active.size} requests in flight, at most ${cap}: --max-batch-size ${this.limits.maxBatchSize} + --max-queue ${this.maxQueue}); retry later`,
+        `the request queue is full (${this.#numRequests} requests in flight, at most ${cap}: --max-batch-size ${this.limits.maxBatchSize} + --max-queue ${this.maxQueue}); retry later`,
         "rate_limit_error",
         null,
         "queue_full",
@@ -92,18 +95,23 @@ export class ServeState implements GaugeSource {
     }
   }
 
-  track(r: ActiveRequest): void {
-    this.#active.add(r);
+  /** Counts a generation of `numRequests` executor requests in flight (after `admit`). */
+  track(r: ActiveRequest, numRequests: number): void {
+    this.#active.set(r, numRequests);
+    this.#numRequests += numRequests;
   }
 
   untrack(r: ActiveRequest): void {
+    const n = this.#active.get(r);
+    if (n === undefined) return;
     this.#active.delete(r);
+    this.#numRequests -= n;
     if (this.#active.size === 0) for (const w of this.#idleWaiters.splice(0)) w();
   }
 
   /** Aborts every request in flight (each then ends with finish reason "abort"). */
   abortAll(): void {
-    for (const r of [...this.#active]) r.abort();
+    for (const r of [...this.#active.keys()]) r.abort();
   }
 
   /** Resolves once no request is in flight. */
