@@ -1,6 +1,8 @@
 /**
- * The on-disk cache shared by compiled artifacts (NVRTC CUBINs, the C shim under Deno):
- * `$LLMRT_CACHE_DIR`, else `$XDG_CACHE_HOME/llmrt`, else `~/.cache/llmrt`.
+ * The one on-disk cache root of llmrt, shared by built engines (lib/llmapi/engine_cache.ts,
+ * `<root>/engines/`), NVRTC CUBINs, the cuBLASLt timing cache and the C shim under Deno:
+ * `$LLMRT_CACHE_DIR`, else `$XDG_CACHE_HOME/llmrt`, else `~/.cache/llmrt` (else a directory
+ * under the system temp dir when there is no home). Every cache resolves its root here.
  */
 import process from "node:process";
 import { createHash } from "node:crypto";

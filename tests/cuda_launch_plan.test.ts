@@ -323,6 +323,7 @@ function randomModel(raw: Record<string, unknown>, seed: number): LlamaForCausal
   const r = rng(seed);
   const tensors = new Map<string, Float32Array>();
   const q = c.numAttentionHeads * c.headDim, kv = c.numKeyValueHeads * c.headDim;
+  const shapes = new Map<string, number[]>();
   for (const w of net.weights.values()) {
     const cols = w.shape.length === 2 ? w.shape[1] : 1;
     for (const s of w.source) {
@@ -331,12 +332,13 @@ function randomModel(raw: Record<string, unknown>, seed: number): LlamaForCausal
       const rows = w.source.length === 1 ? w.shape[0] : /q_proj/.test(s) ? q : /[kv]_proj/.test(s) ? kv : c.intermediateSize;
       const norm = s.includes("norm");
       tensors.set(s, Float32Array.from({ length: rows * cols }, () => (norm ? 1 + 0.2 * r() : 0.3 * r())));
+      shapes.set(s, w.shape.length === 2 ? [rows, cols] : [rows]);
     }
   }
   const ws: WeightSource = {
     has: (n) => tensors.has(n),
     readFloat32: (n) => tensors.get(n)!,
-    info: (n) => ({ shape: [tensors.get(n)!.length] }),
+    info: (n) => ({ shape: shapes.get(n)! }),
     close() {},
   };
   return new LlamaForCausalLM(c, ws);

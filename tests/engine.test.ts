@@ -70,25 +70,25 @@ test("engine errors: wrong magic, wrong version, truncated file, missing tensor,
   const badVersion = Uint8Array.from(good);
   new DataView(badVersion.buffer).setUint32(8, 99, true);
   fs.writeFileSync(file, badVersion);
-  assert.throws(() => Engine.fromDir(dir), /format version 99; this llmrt needs version 1/);
+  assert.throws(() => Engine.fromDir(dir), /format version 99; this llmrt needs version 2/);
 
   fs.writeFileSync(file, good.subarray(0, good.length - 1000));
   assert.throws(() => Engine.fromDir(dir), /truncated: \d+ of \d+ bytes/);
   fs.writeFileSync(file, good.subarray(0, 100));
   assert.throws(() => Engine.fromDir(dir), /truncated: 100 bytes/);
 
-  // A tensor the plan needs, renamed in the table (same length so offsets stay valid).
+  // A tensor the plan needs, renamed in the table: the table's CRC-32 no longer matches.
   const text = new TextDecoder("latin1").decode(good);
   const renamed = text.replace('"name":"norm"', '"name":"nrmx"');
   assert.notEqual(renamed, text);
   fs.writeFileSync(file, Uint8Array.from(renamed, (c) => c.charCodeAt(0)));
-  assert.throws(() => Engine.fromDir(dir), /tensor 'norm' used by the plan is missing/);
+  assert.throws(() => Engine.fromDir(dir), /plan\/tensor table is corrupt/);
 
   fs.writeFileSync(file, good);
   const cfgPath = path.join(dir, "config.json");
   const cfg = JSON.parse(fs.readFileSync(cfgPath, "utf8"));
   fs.writeFileSync(cfgPath, JSON.stringify({ ...cfg, llmrt: { formatVersion: 0 } }));
-  assert.throws(() => Engine.fromDir(dir), /format version 0; this llmrt needs version 1/);
+  assert.throws(() => Engine.fromDir(dir), /format version 0; this llmrt needs version 2/);
   fs.writeFileSync(cfgPath, JSON.stringify({ ...cfg, build: { ...cfg.build, maxBatchSize: -3 } }));
   assert.throws(() => Engine.fromDir(dir), /build\.maxBatchSize.*got -3/);
   fs.writeFileSync(cfgPath, "{ not json");

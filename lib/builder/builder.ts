@@ -1,10 +1,12 @@
 import type { LlamaForCausalLM } from "../models/llama.ts";
 import { f32ToBf16, f32ToF16 } from "../util/dtype.ts";
-import { ValidationError } from "../util/errors.ts";
+import { FormatError, InternalError, ValidationError } from "../util/errors.ts";
 import { type BuildConfigInput, type EngineDType, parseBuildConfig } from "./build_config.ts";
-import { Engine, type EngineConfig, type EngineTensor } from "./engine.ts";
+import { Engine, type EngineConfig, type EngineTensor, sizeFacts } from "./engine.ts";
+import { checkEngineSizes } from "./limits.ts";
 import { ENGINE_FORMAT_VERSION } from "./engine_format.ts";
 import { type EnginePlan, fuseAddRmsnorm, planMemory } from "../ir/plan.ts";
+import type { Network } from "../ir/network.ts";
 
 const ELEMENT_BYTES: Record<EngineDType, number> = { float32: 4, float16: 2, bfloat16: 2 };
 
@@ -39,7 +41,8 @@ export function buildSync(model: LlamaForCausalLM, buildConfig: BuildConfigInput
   const activationDtype: EngineDType = cfg.backend === "cpu" ? "float32" : dtype;
 
   const net = model.toNetwork();
-  if (!net.attributes) throw new Error("build: the model's network has no attributes");
+  if (!net.attributes) throw new InternalError("build: the model's network has no attributes");
+  preflight(model, net, { model: mc, build: { ...cfg, maxSeqLen, maxInputLen }, dtype } as EngineConfig, activationDtype);
   const ops = fuseAddRmsnorm(net.ops);
   const maxSeqs = cfg.gatherContextLogits ? Math.max(cfg.maxNumTokens, cfg.maxBatchSize * cfg.maxBeamWidth) : cfg.maxBatchSize * cfg.maxBeamWidth;
   const profile = { maxTokens: cfg.maxNumTokens, maxSeqs, elementBytes: ELEMENT_BYTES[activationDtype] };
@@ -62,6 +65,21 @@ export function buildSync(model: LlamaForCausalLM, buildConfig: BuildConfigInput
     numRanks: 1,
   };
   return Engine.fromMemory(config, plan, tensors, data);
+}
+
+/**
+ * Checks made before any weight is read or buffer allocated: the sizes the config and build
+ * options ask for (ResourceError naming the field, bytes and limit), then every checkpoint tensor's
+ * exact shape, missing tensors and unused layers (FormatError naming the tensor).
+ */
+function preflight(model: LlamaForCausalLM, net: Network, config: EngineConfig, activationDtype: EngineDType): void {
+  const b = config.build;
+  const maxSeqs = b.gatherContextLogits ? Math.max(b.maxNumTokens, b.maxBatchSize * b.maxBeamWidth) : b.maxBatchSize * b.maxBeamWidth;
+  const profile = { maxTokens: b.maxNumTokens, maxSeqs, elementBytes: ELEMENT_BYTES[activationDtype] };
+  const { buffers, arenaBytes } = planMemory(net, fuseAddRmsnorm(net.ops), profile);
+  const declared = [...net.weights.values()].map((w) => ({ name: w.name, dtype: config.dtype, shape: w.shape, bytes: 0 }));
+  checkEngineSizes(sizeFacts(config, { buffers, arenaBytes, ...profile } as EnginePlan, declared, "build"));
+  model.validateCheckpoint();
 }
 
 const CHECKPOINT_DTYPE: Record<EngineDType, string> = { float32: "F32", bfloat16: "BF16", float16: "F16" };
@@ -93,13 +111,13 @@ function readFused(model: LlamaForCausalLM, sources: readonly string[], shape: r
   const out = new Float32Array(numel);
   let off = 0;
   for (const s of sources) {
-    if (!model.weights.has(s)) throw new ValidationError(`build: checkpoint has no tensor '${s}' (needed for engine weight '${name}')`, s);
+    if (!model.weights.has(s)) throw new FormatError(`build: checkpoint has no tensor '${s}' (needed for engine weight '${name}')`, s);
     const t = model.weights.readFloat32(s);
-    if (off + t.length > numel) throw new ValidationError(`build: tensor '${s}' does not fit engine weight '${name}' [${shape}]`, s);
+    if (off + t.length > numel) throw new FormatError(`build: tensor '${s}' does not fit engine weight '${name}' [${shape}]`, s);
     out.set(t, off);
     off += t.length;
   }
-  if (off !== numel) throw new ValidationError(`build: engine weight '${name}' [${shape}] got ${off} of ${numel} values from ${sources.join(", ")}`, name);
+  if (off !== numel) throw new FormatError(`build: engine weight '${name}' [${shape}] got ${off} of ${numel} values from ${sources.join(", ")}`, name);
   return out;
 }
 

@@ -2,12 +2,13 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { z } from "zod";
 import type { PretrainedConfig } from "../models/config.ts";
-import { FormatError } from "../util/errors.ts";
+import { DisposedError, FormatError, InternalError, showValue } from "../util/errors.ts";
 import { bf16ToF32, f16ToF32 } from "../util/dtype.ts";
 import { parseWith } from "../util/validate.ts";
 import { BuildConfigSchema, type BuildConfig, EngineDTypeSchema, type EngineDType } from "./build_config.ts";
 import { ENGINE_FORMAT_VERSION, EngineFile, type TensorEntry, writeEngineFile } from "./engine_format.ts";
-import type { EnginePlan } from "../ir/plan.ts";
+import { type EnginePlan, validatePlan } from "../ir/plan.ts";
+import { checkEngineSizes } from "./limits.ts";
 
 /** `config.json` of an engine directory. */
 export const EngineConfigSchema = z.strictObject({
@@ -18,9 +19,15 @@ export const EngineConfigSchema = z.strictObject({
     vocabSize: z.number().int().positive(),
     hiddenSize: z.number().int().positive(),
     numHiddenLayers: z.number().int().positive(),
+    intermediateSize: z.number().int().positive(),
+    numAttentionHeads: z.number().int().positive(),
+    numKeyValueHeads: z.number().int().positive(),
+    headDim: z.number().int().positive(),
+    maxPositionEmbeddings: z.number().int().positive(),
     eosTokenIds: z.array(z.number().int()),
   }),
-  build: BuildConfigSchema,
+  /** Build options as built: maxSeqLen and maxInputLen are always resolved. */
+  build: BuildConfigSchema.extend({ maxSeqLen: z.number().int().positive(), maxInputLen: z.number().int().positive() }),
   quant: z.null(),
   dtype: EngineDTypeSchema,
   numRanks: z.literal(1),
@@ -35,7 +42,7 @@ export type EngineConfig = Readonly<{
 }>;
 
 /** A tensor held by an engine: its table entry (without a file offset) and, when built in memory, its bytes. */
-export type EngineTensor = Omit<TensorEntry, "offset">;
+export type EngineTensor = Omit<TensorEntry, "offset" | "crc32">;
 
 /**
  * A built engine: config, static op plan and converted weights. Made by `build()` (weights in
@@ -67,11 +74,16 @@ export class Engine {
 
   /** Wraps tensors built in memory (used by the Builder). */
   static fromMemory(config: EngineConfig, plan: EnginePlan, tensors: readonly EngineTensor[], data: Map<string, Uint8Array>): Engine {
-    for (const t of tensors) if (!data.has(t.name)) throw new Error(`Engine: tensor '${t.name}' has no data`);
+    for (const t of tensors) if (!data.has(t.name)) throw new InternalError(`Engine: tensor '${t.name}' has no data`);
     return new Engine(config, plan, tensors, { data });
   }
 
-  /** Opens an engine directory written by {@link Engine.save}; tensors are read on demand. */
+  /**
+   * Opens an engine directory written by {@link Engine.save}; tensors are read on demand (each
+   * checked against its CRC-32 on read). The plan is validated against config.json (op types,
+   * head counts, widths, every weight's shape and dtype), config.json must equal the config the
+   * engine file was built with, and the sizes must fit this machine (ResourceError otherwise).
+   */
   static fromDir(dir: string): Engine {
     const cfgPath = path.join(dir, "config.json");
     let raw: unknown;
@@ -85,15 +97,39 @@ export class Engine {
       throw new FormatError(`engine config ${cfgPath} has format version ${JSON.stringify(version)}; this llmrt needs version ${ENGINE_FORMAT_VERSION} (rebuild the engine)`, cfgPath);
     }
     const config = parseWith(EngineConfigSchema, raw, cfgPath) as unknown as EngineConfig;
-    const file = EngineFile.open(path.join(dir, "rank0.engine"));
-    const plan = file.meta.plan as EnginePlan;
-    for (const w of planWeightNames(plan)) {
-      if (!file.has(w)) {
-        file.close();
-        throw new FormatError(`engine ${dir}: tensor '${w}' used by the plan is missing from rank0.engine`, dir);
+    const enginePath = path.join(dir, "rank0.engine");
+    const file = EngineFile.open(enginePath);
+    try {
+      const diff = firstDifference(file.meta.config, raw, "");
+      if (diff !== null) {
+        throw new FormatError(
+          `engine ${dir}: config.json does not belong to rank0.engine: ${diff.path.slice(1)} is ${showValue(diff.b)} in config.json but ${showValue(diff.a)} in the engine (rebuild the engine or restore its config.json)`,
+          cfgPath,
+        );
       }
+      const m = config.model;
+      const plan = validatePlan(file.meta.plan, {
+        vocabSize: m.vocabSize,
+        hiddenSize: m.hiddenSize,
+        intermediateSize: m.intermediateSize,
+        numLayers: m.numHiddenLayers,
+        numHeads: m.numAttentionHeads,
+        numKvHeads: m.numKeyValueHeads,
+        headDim: m.headDim,
+        weightDtype: config.dtype,
+        tensor: (n) => file.has(n) ? file.entry(n) : undefined,
+      }, enginePath);
+      checkEngineSizes(sizeFacts(config, plan, file.meta.tensors, `engine ${dir}`));
+      return new Engine(config, plan, file.meta.tensors, { file });
+    } catch (e) {
+      file.close();
+      throw e;
     }
-    return new Engine(config, plan, file.meta.tensors, { file });
+  }
+
+  /** Reads every tensor once, checking each blob's CRC-32 (FormatError naming the first corrupt one). */
+  verify(): void {
+    for (const n of this.tensorNames()) this.readTensor(n);
   }
 
   /** Whether `dir` looks like an engine directory (config.json with an llmrt section). */
@@ -111,7 +147,7 @@ export class Engine {
     this.#checkLive();
     fs.mkdirSync(dir, { recursive: true });
     const tensors = [...this.#tensors.values()].map(({ name, dtype, shape }) => ({ name, dtype, shape }));
-    writeEngineFile(path.join(dir, "rank0.engine"), this.plan, tensors, (n) => this.readTensor(n));
+    writeEngineFile(path.join(dir, "rank0.engine"), this.plan, this.config, tensors, (n) => this.readTensor(n));
     fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(this.config, null, 2));
   }
 
@@ -157,7 +193,7 @@ export class Engine {
   }
 
   #checkLive(): void {
-    if (this.#disposed) throw new Error("Engine: used after dispose()");
+    if (this.#disposed) throw new DisposedError("Engine (used after dispose())");
   }
 }
 
@@ -174,4 +210,37 @@ export function planWeightNames(plan: EnginePlan): string[] {
     }
   }
   return [...names];
+}
+
+/** The first path where two JSON values differ (`a` the engine's, `b` config.json's), or null. */
+function firstDifference(a: unknown, b: unknown, at: string): { path: string; a: unknown; b: unknown } | null {
+  if (a === b) return null;
+  if (a === null || b === null || typeof a !== "object" || typeof b !== "object" || Array.isArray(a) !== Array.isArray(b)) {
+    return { path: at, a, b };
+  }
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  for (const k of [...keys].sort()) {
+    const d = firstDifference((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${at}.${k}`);
+    if (d) return d;
+  }
+  return null;
+}
+
+const DTYPE_BYTES: Readonly<Record<string, number>> = { float32: 4, float16: 2, bfloat16: 2, int8: 1, uint8: 1, int32: 4 };
+
+/** The facts `checkEngineSizes` needs, from an engine's config, plan and tensor table. */
+export function sizeFacts(config: EngineConfig, plan: EnginePlan, tensors: readonly EngineTensor[], where: string): Parameters<typeof checkEngineSizes>[0] {
+  const m = config.model, b = config.build;
+  const kvElementBytes = b.backend === "cpu" ? 4 : DTYPE_BYTES[config.dtype];
+  const maxSeqLen = b.maxSeqLen ?? m.maxPositionEmbeddings;
+  return {
+    backend: b.backend,
+    weights: new Map(tensors.map((t) => [t.name, { shape: t.shape, bytes: t.shape.reduce((x, y) => x * y, 1) * (DTYPE_BYTES[t.dtype] ?? 4) }])),
+    plan,
+    kvBytesPerToken: 2 * m.numHiddenLayers * m.numKeyValueHeads * m.headDim * kvElementBytes,
+    maxSeqLen,
+    maxSeqLenField: b.maxSeqLen !== undefined && b.maxSeqLen !== m.maxPositionEmbeddings ? "BuildConfig.maxSeqLen" : "config.max_position_embeddings",
+    maxSeqsField: b.gatherContextLogits && b.maxNumTokens >= b.maxBatchSize * b.maxBeamWidth ? "BuildConfig.maxNumTokens" : "BuildConfig.maxBatchSize",
+    where,
+  };
 }

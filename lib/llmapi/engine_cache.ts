@@ -1,30 +1,179 @@
+/**
+ * The on-disk engine cache of `LLM.create`: one directory per (checkpoint content, build options,
+ * engine format version) under `<cache root>/engines/`, where the cache root is the one every llmrt
+ * cache shares (`llmrtCacheDir()`: `LLMRT_CACHE_DIR`, else `XDG_CACHE_HOME/llmrt`, else
+ * `~/.cache/llmrt`).
+ *
+ * Concurrency: an engine is written into a directory of its own (`<key>.tmp-<pid>-<random>`) and
+ * published by one `rename` onto `<key>`; a process that loses the race (the rename fails because
+ * the winner's directory is there) drops its copy and opens the winner's. Readers never see half an
+ * engine. A cached engine that fails to open or verify (truncated, corrupt, an older format) is
+ * moved aside and rebuilt.
+ */
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
+import process from "node:process";
+import { llmrtCacheDir } from "../../ffi/cache.ts";
 import type { BuildConfigInput } from "../builder/build_config.ts";
+import { Engine } from "../builder/engine.ts";
 import { ENGINE_FORMAT_VERSION } from "../builder/engine_format.ts";
+import { LlmrtError } from "../util/errors.ts";
 
-/** Root of llmrt's on-disk caches: `LLMRT_CACHE_DIR`, else `~/.cache/llmrt`. */
+/** Root of llmrt's on-disk caches (the one resolver in ffi/cache.ts). */
 export function cacheRoot(): string {
-  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
-  return env?.LLMRT_CACHE_DIR || path.join(os.homedir(), ".cache", "llmrt");
+  return llmrtCacheDir();
+}
+
+/** Files of a checkpoint directory whose bytes are hashed whole (small: configs and tokenizers). */
+const WHOLE_FILES = /\.(json|jinja|model|txt)$/;
+/** A weight file up to this size is hashed whole; a bigger one by its header and sampled blocks. */
+const FULL_HASH_BYTES = 64 << 20;
+const SAMPLE_BLOCKS = 256;
+const SAMPLE_BLOCK_BYTES = 64 << 10;
+
+/**
+ * A digest of a checkpoint's content: config/tokenizer files byte for byte; each .safetensors file's
+ * size and header, plus all of its data up to 64 MiB, else 256 evenly spaced 64 KiB blocks (16 MiB
+ * read however big the file). A file replaced with the same size and modification time but other
+ * weights changes the digest; an edit confined to bytes between sampled blocks of a big file does
+ * not (documented limit: the digest must stay cheap for 100 GB checkpoints).
+ */
+export function checkpointDigest(modelDir: string): string {
+  const h = createHash("sha256");
+  for (const f of fs.readdirSync(modelDir).sort()) {
+    const file = path.join(modelDir, f);
+    const st = fs.statSync(file);
+    if (!st.isFile()) continue;
+    if (WHOLE_FILES.test(f)) {
+      h.update(`${f}\0${st.size}\0`);
+      h.update(fs.readFileSync(file));
+    } else if (f.endsWith(".safetensors")) {
+      h.update(`${f}\0${st.size}\0`);
+      hashWeightFile(h, file, st.size);
+    }
+  }
+  return h.digest("hex");
+}
+
+function hashWeightFile(h: ReturnType<typeof createHash>, file: string, size: number): void {
+  const fd = fs.openSync(file, "r");
+  try {
+    const read = (pos: number, len: number): Uint8Array => {
+      const buf = new Uint8Array(Math.max(0, Math.min(len, size - pos)));
+      let done = 0;
+      while (done < buf.length) {
+        const n = fs.readSync(fd, buf, done, buf.length - done, pos + done);
+        if (n <= 0) break;
+        done += n;
+      }
+      return buf.subarray(0, done);
+    };
+    if (size <= FULL_HASH_BYTES) {
+      h.update(read(0, size));
+      return;
+    }
+    const lenBytes = read(0, 8);
+    const headerLen = lenBytes.length === 8 ? Number(new DataView(lenBytes.buffer, lenBytes.byteOffset).getBigUint64(0, true)) : 0;
+    h.update(read(0, 8 + Math.min(headerLen, FULL_HASH_BYTES)));
+    const stride = Math.floor((size - SAMPLE_BLOCK_BYTES) / (SAMPLE_BLOCKS - 1));
+    for (let i = 0; i < SAMPLE_BLOCKS; i++) h.update(read(i * stride, SAMPLE_BLOCK_BYTES));
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /**
- * Directory of the cached engine for an HF checkpoint and build options. The key covers the
- * engine format version, the build options, config.json and each weight file's name, size and
- * modification time, so an edited checkpoint is rebuilt.
+ * Directory of the cached engine for an HF checkpoint and build options. The key covers the engine
+ * format version, the build options and the checkpoint's content ({@link checkpointDigest}).
  */
 export function engineCacheDir(modelDir: string, buildConfig: BuildConfigInput, dtype: string): string {
   const h = createHash("sha256");
   h.update(`llmrt-engine-v${ENGINE_FORMAT_VERSION}\n`);
   h.update(JSON.stringify({ buildConfig, dtype }));
-  h.update(fs.readFileSync(path.join(modelDir, "config.json")));
-  for (const f of fs.readdirSync(modelDir).sort()) {
-    if (!f.endsWith(".safetensors") && !f.endsWith(".json")) continue;
-    const st = fs.statSync(path.join(modelDir, f));
-    h.update(`${f}:${st.size}:${st.mtimeMs}\n`);
-  }
+  h.update(checkpointDigest(modelDir));
   return path.join(cacheRoot(), "engines", h.digest("hex").slice(0, 24));
+}
+
+/** What {@link loadOrBuildCachedEngine} needs. */
+export interface CachedEngineRequest {
+  /** The HF checkpoint directory. */
+  readonly modelDir: string;
+  readonly buildConfig: BuildConfigInput;
+  readonly dtype: string;
+  /** Builds the engine when the cache has none (or a broken one). */
+  readonly build: () => Engine;
+  /** Files of the checkpoint directory copied beside the engine (tokenizer files), when present. */
+  readonly extraFiles?: readonly string[];
+}
+
+/**
+ * Opens the cached engine of a checkpoint, or builds it and publishes it atomically. Safe with any
+ * number of processes doing the same at once; a cached engine that is truncated or corrupt is
+ * rebuilt. Returns the engine and its directory.
+ */
+export function loadOrBuildCachedEngine(req: CachedEngineRequest): { engine: Engine; engineDir: string } {
+  const dir = engineCacheDir(req.modelDir, req.buildConfig, req.dtype);
+  const cached = openVerified(dir);
+  if (cached) return { engine: cached, engineDir: dir };
+  const engine = req.build();
+  try {
+    fs.mkdirSync(path.dirname(dir), { recursive: true });
+    const tmp = `${dir}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+    try {
+      engine.save(tmp);
+      for (const f of req.extraFiles ?? []) {
+        const src = path.join(req.modelDir, f);
+        if (fs.existsSync(src)) fs.copyFileSync(src, path.join(tmp, f));
+      }
+      publish(tmp, dir);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  } catch (e) {
+    engine.dispose();
+    throw e;
+  }
+  return { engine, engineDir: dir };
+}
+
+/** Opens and verifies the engine in `dir`; null when absent. A broken one is moved aside (then rebuilt). */
+function openVerified(dir: string): Engine | null {
+  if (!fs.existsSync(dir)) return null;
+  let engine: Engine | null = null;
+  try {
+    engine = Engine.fromDir(dir);
+    engine.verify();
+    return engine;
+  } catch (e) {
+    engine?.dispose();
+    // Unreadable, corrupt, or written by another llmrt (its config.json does not parse here): rebuild.
+    // A ResourceError (too big for this machine) stands: a rebuild would not fit either.
+    if (!(e instanceof LlmrtError && (e.kind === "format" || e.kind === "validation"))) throw e;
+    discard(dir);
+    return null;
+  }
+}
+
+/** Renames `tmp` onto `dir`; when another process published first, its engine stands. */
+function publish(tmp: string, dir: string): void {
+  try {
+    fs.renameSync(tmp, dir);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code !== "ENOTEMPTY" && code !== "EEXIST" && code !== "EPERM" && code !== "EISDIR") throw e;
+    if (!Engine.isEngineDir(dir)) throw e;
+    // Lost the race: the winner's engine (same key, same content) is in place.
+  }
+}
+
+/** Moves a broken cache entry out of the way (atomically, so a concurrent reader sees it whole or not at all), then deletes it. */
+function discard(dir: string): void {
+  const aside = `${dir}.bad-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  try {
+    fs.renameSync(dir, aside);
+  } catch {
+    return; // someone else moved it already
+  }
+  fs.rmSync(aside, { recursive: true, force: true });
 }

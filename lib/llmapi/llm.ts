@@ -13,7 +13,8 @@ import { resolveBackend } from "../runtime/backends.ts";
 import { validatePromptIds } from "../runtime/prompt.ts";
 import { ResourceError, ValidationError } from "../util/errors.ts";
 import { parseWith } from "../util/validate.ts";
-import { engineCacheDir } from "./engine_cache.ts";
+import { loadOrBuildCachedEngine } from "./engine_cache.ts";
+import { checkTokenizerFitsModel } from "./vocab_check.ts";
 import type { RequestOutput as RequestOutputData } from "../executor/outputs.ts";
 import { ProgressBar } from "./progress.ts";
 import { RequestOutput } from "./request_output.ts";
@@ -141,6 +142,7 @@ export class LLM {
     try {
       const tokDir = o.tokenizer ?? o.model;
       const tokenizer = o.skipTokenizerInit ? null : LlmTokenizer.fromDir(tokDir);
+      if (tokenizer) checkTokenizerFitsModel(tokenizer, engine.config.model.vocabSize, tokDir);
       const executor = await createExecutor({
         engine,
         engineDir,
@@ -310,22 +312,17 @@ function openOrBuild(o: z.output<typeof LlmOptionsSchema>, backend: "cpu" | "cud
   }
   const bc: BuildConfigInput = { ...(o.buildConfig ?? {}), backend };
   if (o.gatherContextLogits) bc.gatherContextLogits = true;
-  const cacheDir = o.cacheEngine ? engineCacheDir(o.model, bc, o.dtype) : null;
-  if (cacheDir && Engine.isEngineDir(cacheDir)) return { engine: Engine.fromDir(cacheDir), engineDir: cacheDir };
-  const model = AutoModelForCausalLM.fromHuggingFace(o.model, { dtype: o.dtype });
-  let engine: Engine;
-  try {
-    engine = buildSync(model, bc);
-  } finally {
-    model.close();
-  }
-  if (!cacheDir) return { engine, engineDir: null };
-  engine.save(cacheDir);
-  for (const f of TOKENIZER_FILES) {
-    const src = path.join(o.model, f);
-    if (fs.existsSync(src)) fs.copyFileSync(src, path.join(cacheDir, f));
-  }
-  return { engine, engineDir: cacheDir };
+  const buildIt = (): Engine => {
+    const model = AutoModelForCausalLM.fromHuggingFace(o.model, { dtype: o.dtype });
+    try {
+      return buildSync(model, bc);
+    } finally {
+      model.close();
+    }
+  };
+  if (!o.cacheEngine) return { engine: buildIt(), engineDir: null };
+  // Content-keyed, published atomically (safe with many processes), a broken cached engine rebuilt.
+  return loadOrBuildCachedEngine({ modelDir: o.model, buildConfig: bc, dtype: o.dtype, build: buildIt, extraFiles: TOKENIZER_FILES });
 }
 
 export { resolveBackend };

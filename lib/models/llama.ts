@@ -2,6 +2,7 @@ import type { EngineDType } from "../ir/backend.ts";
 import { Network } from "../ir/network.ts";
 import type { PretrainedConfig } from "./config.ts";
 import { loadPretrainedConfig } from "./config.ts";
+import { FormatError } from "../util/errors.ts";
 import { computeRopeInvFreq } from "./rope.ts";
 import { Checkpoint } from "./safetensors.ts";
 
@@ -20,6 +21,8 @@ export interface WeightSource {
   info(name: string): { readonly shape: readonly number[]; readonly dtype?: string };
   /** Raw little-endian bytes in the tensor's own dtype (lets build() skip a float32 round trip). */
   readBytes?(name: string): Uint8Array;
+  /** Every tensor name (lets the checkpoint check find tensors the model would not use). */
+  names?(): string[];
   close(): void;
 }
 
@@ -50,6 +53,75 @@ export class LlamaForCausalLM {
   /** Releases the checkpoint files. */
   close(): void {
     this.weights.close();
+  }
+
+  /**
+   * The HF tensors this model reads, with their exact shapes ([out, in] for projections, as
+   * transformers stores them).
+   */
+  checkpointShapes(): Map<string, readonly number[]> {
+    const c = this.config;
+    const H = c.hiddenSize, hd = c.headDim, nH = c.numAttentionHeads, nKV = c.numKeyValueHeads, I = c.intermediateSize;
+    const m = new Map<string, readonly number[]>([["model.embed_tokens.weight", [c.vocabSize, H]], ["model.norm.weight", [H]]]);
+    if (!c.tieWordEmbeddings) m.set("lm_head.weight", [c.vocabSize, H]);
+    for (let l = 0; l < c.numHiddenLayers; l++) {
+      const p = `model.layers.${l}.`;
+      m.set(`${p}input_layernorm.weight`, [H]);
+      m.set(`${p}post_attention_layernorm.weight`, [H]);
+      m.set(`${p}self_attn.q_proj.weight`, [nH * hd, H]);
+      m.set(`${p}self_attn.k_proj.weight`, [nKV * hd, H]);
+      m.set(`${p}self_attn.v_proj.weight`, [nKV * hd, H]);
+      m.set(`${p}self_attn.o_proj.weight`, [H, nH * hd]);
+      if (c.qkvBias) {
+        m.set(`${p}self_attn.q_proj.bias`, [nH * hd]);
+        m.set(`${p}self_attn.k_proj.bias`, [nKV * hd]);
+        m.set(`${p}self_attn.v_proj.bias`, [nKV * hd]);
+      }
+      if (c.oProjBias) m.set(`${p}self_attn.o_proj.bias`, [H]);
+      if (c.qkNorm) {
+        m.set(`${p}self_attn.q_norm.weight`, [hd]);
+        m.set(`${p}self_attn.k_norm.weight`, [hd]);
+      }
+      m.set(`${p}mlp.gate_proj.weight`, [I, H]);
+      m.set(`${p}mlp.up_proj.weight`, [I, H]);
+      m.set(`${p}mlp.down_proj.weight`, [H, I]);
+      if (c.mlpBias) {
+        m.set(`${p}mlp.gate_proj.bias`, [I]);
+        m.set(`${p}mlp.up_proj.bias`, [I]);
+        m.set(`${p}mlp.down_proj.bias`, [H]);
+      }
+    }
+    return m;
+  }
+
+  /**
+   * Checks the checkpoint against the config before anything is read: every tensor the model needs
+   * present with its exact shape (a transposed projection is caught, not just a wrong element
+   * count), an untied model has its `lm_head.weight`, and no layer tensors are left unused (a
+   * `num_hidden_layers` smaller than the checkpoint's layers). FormatError naming the tensor.
+   */
+  validateCheckpoint(): void {
+    const where = this.options.sourceDir ?? "the checkpoint";
+    const expected = this.checkpointShapes();
+    for (const [name, shape] of expected) {
+      if (!this.weights.has(name)) {
+        const why = name === "lm_head.weight" ? " (config.tie_word_embeddings is false, so the model needs its own lm_head; set it to true if the head is tied to the embeddings)" : "";
+        throw new FormatError(`${where}: tensor '${name}' is missing${why}; expected shape [${shape.join(", ")}]`, where);
+      }
+      const found = this.weights.info(name).shape;
+      if (found.length !== shape.length || found.some((d, i) => d !== shape[i])) {
+        const hint = found.length === 2 && shape.length === 2 && found[0] === shape[1] && found[1] === shape[0] ? " (transposed?)" : "";
+        throw new FormatError(`${where}: tensor '${name}' has shape [${found.join(", ")}], expected [${shape.join(", ")}] from config.json${hint}`, where);
+      }
+    }
+    const names = this.weights.names?.() ?? [];
+    const L = this.config.numHiddenLayers;
+    for (const name of names) {
+      const layer = /^model\.layers\.(\d+)\./.exec(name);
+      if (layer && Number(layer[1]) >= L) {
+        throw new FormatError(`${where}: tensor '${name}' belongs to layer ${layer[1]}, but config.num_hidden_layers is ${L}: the checkpoint has more layers than the config`, where);
+      }
+    }
   }
 
   /** The op graph of one forward pass over a packed token batch. */
@@ -103,7 +175,7 @@ export class LlamaForCausalLM {
     const final = net.activation("final_norm", H, "seqs");
     net.add({ type: "rmsnorm", x: last, weight: net.weight("norm", [H], ["model.norm.weight"]), eps: c.rmsNormEps, out: final });
     const logits = net.activation("logits", V, "seqs");
-    const tied = c.tieWordEmbeddings || !this.weights.has("lm_head.weight");
+    const tied = c.tieWordEmbeddings;
     const lmHead = tied ? embed : net.weight("lm_head", [V, H], ["lm_head.weight"]);
     net.add({ type: "linear", x: final, weight: lmHead, out: logits, outFeatures: V, inFeatures: H });
     net.add({ type: "sample", logits });

@@ -130,7 +130,14 @@ export class SafetensorsFile {
    * shapes, no overlaps). Throws `FormatError` naming the file (and tensor) on any problem.
    */
   static open(filePath: string): SafetensorsFile {
-    const fd = fs.openSync(filePath, "r");
+    let fd: number;
+    try {
+      if (fs.statSync(filePath).isDirectory()) throw new FormatError(`${filePath}: is a directory, not a .safetensors file`, filePath);
+      fd = fs.openSync(filePath, "r");
+    } catch (e) {
+      if (e instanceof FormatError) throw e;
+      throw new FormatError(`${filePath}: cannot open (${(e as Error).message})`, filePath);
+    }
     try {
       const size = fs.fstatSync(fd).size;
       if (size < 8) throw new FormatError(`${filePath}: file is ${size} bytes, shorter than the 8-byte header length`, filePath);
