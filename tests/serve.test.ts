@@ -165,6 +165,18 @@ test("serve: logprobs (completions and chat) are the chosen token's, with top al
     assert.ok(Math.abs(Math.max(...top) - lp.token_logprobs![i]) < 1e-6, "greedy picks the most likely token");
   }
   assert.deepEqual(lp.text_offset!.slice(0, 2), [0, lp.tokens![0].length]);
+  // Streamed, each chunk carries the logprobs of its own tokens.
+  const streamed = await client.completions.create({ model: MODEL, prompt: "In the beginning", max_tokens: 8, temperature: 0, logprobs: 3, stream: true });
+  const tokens: string[] = [];
+  const values: number[] = [];
+  for await (const ch of streamed) {
+    for (const x of ch.choices) {
+      tokens.push(...(x.logprobs?.tokens ?? []));
+      values.push(...(x.logprobs?.token_logprobs ?? []));
+    }
+  }
+  assert.deepEqual(tokens, lp.tokens);
+  assert.deepEqual(values, lp.token_logprobs);
   const ch = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "Hi" }], max_tokens: 5, temperature: 0, logprobs: true, top_logprobs: 2 });
   const content = ch.choices[0].logprobs!.content!;
   assert.equal(content.length, 5);
@@ -211,6 +223,14 @@ test("serve: a prompt over the engine's limit is 413", async () => {
   const c = await status(client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: long }] }));
   assert.equal(c.status, 413);
   assert.equal(c.error.param, "messages");
+  // A huge text prompt is refused before it is tokenized.
+  const huge = "x".repeat(llm.maxPromptBytes + 1);
+  const t0 = performance.now();
+  const h = await status(client.completions.create({ model: MODEL, prompt: ["hi", huge], max_tokens: 4 }));
+  assert.equal(h.status, 413);
+  assert.equal(h.error.param, "prompt.1");
+  assert.match(h.error.message, /bytes exceeds this server's limit/);
+  assert.ok(performance.now() - t0 < 2000);
 });
 
 test("serve: a client that disconnects mid-stream aborts its request; KV blocks return at once", async () => {

@@ -2,7 +2,7 @@
 import type { RequestOutputData } from "./deps.ts";
 import { errorBody, HttpError, toHttpError } from "./errors.ts";
 import { checkModel, responseId, sseResponseOf, tokenizerOf } from "./completions.ts";
-import { checkLengths, Generation, samplingParams } from "./generation.ts";
+import { checkLengths, checkPromptBytes, Generation, samplingParams } from "./generation.ts";
 import { type ChatRequest, ChatRequestSchema, parseBody, toSamplingInput } from "./protocol.ts";
 import type { ServeState } from "./state.ts";
 
@@ -63,7 +63,11 @@ export async function chatCompletions(state: ServeState, body: unknown, signal: 
       throw new HttpError(400, `response_format: only {"type": "text"} is supported, got ${JSON.stringify(b.response_format.type)}`, "invalid_request_error", "response_format.type", "unsupported");
     }
     if (b.top_logprobs != null && !b.logprobs) throw new HttpError(400, "top_logprobs: needs logprobs: true", "invalid_request_error", "top_logprobs", "invalid_value");
+    for (const [i, m] of b.messages.entries()) {
+      if (typeof m.content === "string") checkPromptBytes(state, m.content, `messages.${i}.content`);
+    }
     const text = renderPrompt(state, b);
+    checkPromptBytes(state, text, "messages");
     let ids = tokenizerOf(state).encode(text, { addSpecialTokens: false });
     if (b.truncate_prompt_tokens != null && ids.length > b.truncate_prompt_tokens) ids = ids.slice(ids.length - b.truncate_prompt_tokens);
     const prompts = [{ ids, text }];

@@ -1,7 +1,7 @@
 /** POST /v1/completions (OpenAI's legacy completions API, with vLLM's extra sampling fields). */
 import type { RequestOutputData } from "./deps.ts";
 import { errorBody, HttpError, toHttpError } from "./errors.ts";
-import { checkLengths, Generation, type PreparedPrompt, samplingParams } from "./generation.ts";
+import { checkLengths, checkPromptBytes, Generation, type PreparedPrompt, samplingParams } from "./generation.ts";
 import { CompletionRequestSchema, parseBody, toSamplingInput } from "./protocol.ts";
 import { sseResponse } from "./sse.ts";
 import type { ServeState } from "./state.ts";
@@ -44,6 +44,7 @@ function preparePrompts(state: ServeState, prompt: string | string[] | number[] 
     let ids: number[];
     let text: string;
     if (typeof p === "string") {
+      checkPromptBytes(state, p, list.length > 1 ? `prompt.${i}` : "prompt");
       ids = tok.encode(p, { addSpecialTokens: true });
       text = p;
     } else {

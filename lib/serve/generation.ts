@@ -57,6 +57,21 @@ export function checkLengths(state: ServeState, prompts: readonly PreparedPrompt
   }
 }
 
+const utf8 = new TextEncoder();
+
+/**
+ * A text prompt too long to fit the engine whatever it tokenizes to (over the LLM's maxPromptBytes)
+ * is 413 before it is tokenized, so a huge body cannot stall the event loop in the tokenizer.
+ */
+export function checkPromptBytes(state: ServeState, text: string, field: string): void {
+  const max = state.llm.maxPromptBytes;
+  if (text.length <= max / 3) return; // at most 3 UTF-8 bytes per UTF-16 unit: cannot exceed
+  const bytes = utf8.encode(text).length;
+  if (bytes > max) {
+    throw new HttpError(413, `${field}: a prompt of ${bytes} bytes exceeds this server's limit of ${max} bytes`, "invalid_request_error", field, "context_length_exceeded");
+  }
+}
+
 /** Validates sampling parameters; a bad field is a 400 naming it (snake_case). */
 export function samplingParams(input: SamplingParamsInput, rename: Readonly<Record<string, string>> = {}): SamplingParams {
   try {
