@@ -3,8 +3,10 @@
  * achieved weight bandwidth (weight bytes × steps/s) against the device-copy bandwidth measured in
  * the same run; with --hf the same workload through transformers on the same GPU, side by side.
  *
- *   bun bench/latency.ts --model DIR [--prompt-lens 128,2048] [--decode 256] [--hf] [--hf-compile]
+ *   bun bench/latency.ts --model DIR [--prompt-lens 128,2048] [--decode 256] [--hf] [--hf-compile] [--peer]
  *
+ * --peer also runs bench/gpt_fast_peer.py (a gpt-fast-style PyTorch decode: static KV cache,
+ * torch.compile with CUDA graphs) on the same checkpoint and GPU and prints it beside llmrt.
  * TTFT = one prefill step (all prompt tokens, eager launches) + on-device greedy sampling + the id
  * back on the host, median of 5 after a warm-up. Decode = `decode` single-token steps, each a CUDA
  * graph replay with one input copy and one id copy, after a 128-token prompt.
@@ -24,6 +26,7 @@ const { values } = parseArgs({
   args: process.argv.slice(2),
   options: {
     model: { type: "string" }, "prompt-lens": { type: "string" }, decode: { type: "string" }, hf: { type: "boolean" }, "hf-compile": { type: "boolean" },
+    peer: { type: "boolean" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/latency.ts --model DIR [--prompt-lens 128,2048] [--decode 256] [--hf] [--hf-compile]");
@@ -155,6 +158,19 @@ if (values.hf) {
     const best = Math.max(hf.decode_tps_eager, hf.decode_tps_static_compile ?? 0);
     console.log(`| decode batch 1 (tokens/s) | ${f(tps)} | ${f(hf.decode_tps_eager)} | ${hf.decode_tps_static_compile ? f(hf.decode_tps_static_compile) : hf.compile_error ?? "not run"} | ${f(tps / best, 2)}× |`);
     console.log(`| decode as % of copy ceiling | ${f(100 * tps / ceilingTps)}% | ${f(100 * hf.decode_tps_eager / hfCeil)}% | ${hf.decode_tps_static_compile ? f(100 * hf.decode_tps_static_compile / hfCeil) + "%" : "–"} | |`);
+  }
+}
+if (values.peer) {
+  const r = spawnSync("python3", ["bench/gpt_fast_peer.py", "--model", modelDir, "--prompt", "128", "--decode", String(numDecode)], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], timeout: 400_000 });
+  const line = (r.stdout ?? "").split("\n").find((l) => l.startsWith("PEER_RESULT "));
+  if (!line) {
+    console.log(`gpt-fast-style peer failed (exit ${r.status}): ${(r.stdout ?? "").slice(-500)}`);
+  } else {
+    const p = JSON.parse(line.slice("PEER_RESULT ".length)) as { decode_tps: number; copy_Bps: number; weight_bytes: number; torch: string };
+    result.peer = p;
+    const pCeil = p.copy_Bps / p.weight_bytes;
+    console.log(`\ngpt-fast-style PyTorch peer (bench/gpt_fast_peer.py, torch ${p.torch}, same GPU, same run; its copy ${f(p.copy_Bps / 1e12, 3)} TB/s):`);
+    console.log(`| decode batch 1 | llmrt ${f(tps)} tokens/s = ${f(100 * tps / ceilingTps)}% of the copy ceiling | peer ${f(p.decode_tps)} tokens/s = ${f(100 * p.decode_tps / pCeil)}% | llmrt / peer ${f(tps / p.decode_tps, 2)}× |`);
   }
 }
 if (process.env.LLMRT_BENCH_JSON) fs.writeFileSync(process.env.LLMRT_BENCH_JSON, JSON.stringify(result, null, 1));

@@ -35,6 +35,8 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   paged_attention_generic: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, I, F, I] },
   sample: { file: "sampling.cu", params: [P, I, P, P, P, P, P, P, P] },
   gemv: { file: "gemv.cu", params: [P, P, P, P, I, I, I] },
+  gemv_fused: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
+  decode_attention: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
 };
 
 /** File and parameter kinds of a kernel entry point, e.g. "paged_attention_decode_bf16_hd64". */
@@ -93,6 +95,14 @@ export interface LaunchEnv {
    * or inside a batch thus takes the same kernels. @default false
    */
   readonly batchInvariant?: boolean;
+  /**
+   * Decode-step fusion (issue 16; needs `gemv`, bf16): RMSNorm folded into the next linear's prologue,
+   * the residual add and SiLU·mul into the linear's epilogue (gemv_fused), RoPE + KV write + split-K
+   * reduce into one attention launch (decode_attention). Needs `decodeCounters`.
+   */
+  readonly fusedDecode?: boolean;
+  /** int32 [decodeCap × numKvHeads × ceil(G / 8)], zeroed once: decode_attention's split counters. */
+  readonly decodeCounters?: bigint;
 }
 
 /** Most rows the skinny-GEMM kernel takes (its instantiations: 1, 2, 4, 8). */
@@ -209,6 +219,100 @@ export function chooseAttention(
   return { kind: "prefill" };
 }
 
+/** Activations an op reads (undefined: an op the decode fusion does not know; it then stays off). */
+function opReads(op: Op): readonly string[] | undefined {
+  switch (op.type) {
+    case "embedding": return [];
+    case "rmsnorm": return [op.x];
+    case "add_rmsnorm": return [op.x, op.residual];
+    case "linear": return [op.x];
+    case "qk_norm": return [op.qkv];
+    case "rope_kv_write": return [op.qkv];
+    case "paged_attention": return [op.q];
+    case "silu_mul": return [op.gateUp];
+    case "add": return [op.x, op.out];
+    case "gather_rows": return [op.x];
+    case "sample": return [op.logits];
+    default: return undefined;
+  }
+}
+
+/** What a decode step folds together (op indices of the engine plan). */
+interface DecodeFusion {
+  /** Ops whose launch another launch performs. */
+  readonly skip: Set<number>;
+  /** linear → RMSNorm of `x` with `weight` in its prologue. */
+  readonly norm: Map<number, { readonly x: string; readonly weight: string; readonly eps: number }>;
+  /** linear → epilogue: mode 1 (residual += out, into `into`: an add_rmsnorm's or an add's) or mode 2 (silu·mul, into `into`). */
+  readonly epilogue: Map<number, { readonly mode: 1 | 2; readonly into: string }>;
+  /** add_rmsnorm whose add moved into the producing linear: only the norm is left (rmsnorm of the residual). */
+  readonly normOnly: Set<number>;
+  /** paged_attention → the qkv buffer of the rope_kv_write it absorbs. */
+  readonly attnQkv: Map<number, string>;
+}
+
+/** Most x elements (rows × inFeatures) gemv_fused stages for a prologue RMSNorm. */
+const GEMV_FUSED_STAGE = 8192;
+
+function planDecodeFusion(plan: EnginePlan, rows: number, attention: AttentionChoice, isLogits: (name: string) => boolean): DecodeFusion {
+  const f: DecodeFusion = { skip: new Set(), norm: new Map(), epilogue: new Map(), normOnly: new Set(), attnQkv: new Map() };
+  const readers = new Map<string, number[]>();
+  for (const [i, op] of plan.ops.entries()) {
+    const r = opReads(op);
+    if (!r) return f;
+    for (const n of r) readers.set(n, [...(readers.get(n) ?? []), i]);
+  }
+  const only = (name: string): number | undefined => {
+    const r = readers.get(name);
+    return r && r.length === 1 ? r[0] : undefined;
+  };
+  const gemvOk = (op: Op): op is Extract<Op, { type: "linear" }> =>
+    op.type === "linear" && !op.weightFormat && !op.lora && op.inFeatures % 8 === 0 && !isLogits(op.out) && rows <= GEMV_MAX_ROWS;
+  const added = new Set<number>();
+  plan.ops.forEach((op, i) => {
+    if (!gemvOk(op)) return;
+    const j = only(op.out);
+    if (j === undefined || j <= i) return;
+    const c = plan.ops[j];
+    // The residual is then updated at op i instead of op j: nothing in between may read it.
+    const between = (name: string): boolean => (readers.get(name) ?? []).some((r) => r > i && r < j);
+    if (c.type === "add_rmsnorm" && c.x === op.out && c.residual !== op.x && !between(c.residual)) {
+      f.epilogue.set(i, { mode: 1, into: c.residual });
+      added.add(j);
+    } else if (c.type === "add" && c.x === op.out && c.out !== op.x && !between(c.out)) {
+      f.epilogue.set(i, { mode: 1, into: c.out });
+      f.skip.add(j);
+    } else if (c.type === "silu_mul" && c.gateUp === op.out && op.outFeatures === 2 * c.width) {
+      f.epilogue.set(i, { mode: 2, into: c.out });
+      f.skip.add(j);
+    }
+  });
+  plan.ops.forEach((op, j) => {
+    if (op.type !== "rmsnorm" && !(op.type === "add_rmsnorm" && added.has(j))) return;
+    const src = op.type === "rmsnorm" ? op.x : op.residual;
+    const c = only(op.out);
+    const lin = c !== undefined && c > j ? plan.ops[c] : undefined;
+    if (lin && c === j + 1 && gemvOk(lin) && lin.x === op.out && rows * lin.inFeatures <= GEMV_FUSED_STAGE && op.out !== src) {
+      f.norm.set(c!, { x: src, weight: op.weight, eps: op.eps });
+      f.skip.add(j);
+    } else if (op.type === "add_rmsnorm") {
+      f.normOnly.add(j);
+    }
+  });
+  if (attention.kind === "decode") {
+    plan.ops.forEach((op, i) => {
+      if (op.type !== "rope_kv_write" || (op.headDim !== 64 && op.headDim !== 128)) return;
+      const j = only(op.q);
+      const a = j !== undefined && j > i ? plan.ops[j] : undefined;
+      if (a && a.type === "paged_attention" && a.q === op.q && a.layer === op.layer && a.headDim === op.headDim) {
+        f.attnQkv.set(j!, op.qkv);
+        f.skip.add(i);
+      }
+    });
+  }
+  return f;
+}
+
 /**
  * Every launch of one step, in op order. Rows: "tokens" activations have `numTokens` rows, "seqs"
  * activations (and logits) `numRows`.
@@ -232,7 +336,12 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
   const k = (op: number, kernel: string, grid: readonly [number, number, number], block: number, args: (bigint | number)[]): void => {
     out.push({ kind: "kernel", op, kernel, grid, block, args });
   };
+  // Decode steps of up to 8 sequences (one token each) fold norms, epilogues and RoPE into fewer launches.
+  const fuse = !!env.fusedDecode && env.gemv && elem === "bf16" && T === S && T === R && shape.attention.kind === "decode" && env.decodeCounters !== undefined
+    ? planDecodeFusion(plan, T, shape.attention, (n) => n === a.logits)
+    : undefined;
   plan.ops.forEach((op, i) => {
+    if (fuse?.skip.has(i)) return;
     // A step with no logits rows (a prefill chunk that does not end its prompt) skips the row ops.
     if (R === 0 && (op.type === "gather_rows" || op.type === "sample" || ((op.type === "rmsnorm" || op.type === "linear" || op.type === "add") && rowsOf(op.x) === 0))) return;
     switch (op.type) {
@@ -246,12 +355,31 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
       }
       case "add_rmsnorm": {
         const rows = rowsOf(op.x);
+        if (fuse?.normOnly.has(i)) {
+          k(i, `rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
+          break;
+        }
         k(i, `add_rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.x), buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
         break;
       }
       case "linear": {
         const rows = rowsOf(op.x);
         const isLogits = op.out === a.logits;
+        const nrm = fuse?.norm.get(i), epi = fuse?.epilogue.get(i);
+        // Fused decode: the lm_head also streams through gemv_fused (fp32 logits, mode 3): ~95% of the copy
+        // bandwidth on llama-3.2-1b, where the pinned batch-invariant cuBLASLt algorithm took 2x longer.
+        const logitsGemv = !!fuse && isLogits && !op.weightFormat && !op.lora && op.inFeatures % 8 === 0 && rows <= GEMV_MAX_ROWS;
+        if (nrm || epi || logitsGemv) {
+          const M = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8;
+          const mode = logitsGemv ? 3 : epi?.mode ?? 0;
+          // One output row per warp, 8 warps per block (mode 2: 4 gate rows + their 4 up rows per block).
+          const blocks = mode === 2 ? cdiv(op.outFeatures / 2, 4) : cdiv(op.outFeatures, 8);
+          k(i, `gemv_fused_bf16_m${M}`, [blocks, 1, 1], 256, [
+            buf(nrm ? nrm.x : op.x), env.weight(op.weight), op.bias ? env.weight(op.bias) : 0n, logitsGemv ? env.logits : buf(epi ? epi.into : op.out),
+            nrm ? env.weight(nrm.weight) : 0n, nrm ? nrm.eps : 0, rows, op.outFeatures, op.inFeatures, mode, 0n, 0n,
+          ]);
+          break;
+        }
         // Decode-sized bf16 linears: one warp per output column streams the weight row once (the lm_head,
         // fp32 out, stays on cuBLASLt, which reaches the copy bandwidth on it).
         if (env.gemv && elem === "bf16" && !isLogits && rows <= GEMV_MAX_ROWS && op.inFeatures % 8 === 0 && (!env.batchInvariant || T === S)) {
@@ -285,6 +413,13 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         if (att.kind === "generic" || !hasTiledAttention(op.headDim)) {
           k(i, `paged_attention_generic_${elem}`, [cdiv(op.numHeads, 4), T, 1], 128, [
             ...geo, T, S, op.numHeads, op.numKvHeads, op.headDim, env.tokensPerBlock, env.blockStride, op.scale, op.window,
+          ]);
+        } else if (att.kind === "decode" && fuse?.attnQkv.has(i)) {
+          const group = op.numHeads / op.numKvHeads;
+          k(i, `decode_attention_bf16_hd${op.headDim}`, [op.numKvHeads * cdiv(group, 8), T, att.numSplits], 128, [
+            buf(fuse.attnQkv.get(i)!), buf(op.out), kvLayer(op.layer), io.positions, io.seqStarts, io.blockTables, env.invFreq, a.rope.attentionScaling,
+            env.partialO, env.partialML, env.decodeCounters!, T, S, op.numHeads, op.numKvHeads, env.tokensPerBlock, env.blockStride, op.scale, op.window,
+            att.splitSize, 0n, 0n,
           ]);
         } else if (att.kind === "decode") {
           const group = op.numHeads / op.numKvHeads;

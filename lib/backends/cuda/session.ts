@@ -152,6 +152,7 @@ export class CudaSession implements SessionBackend {
   readonly #invFreq: DeviceBuffer; // [headDim / 2] f64
   readonly #partialO: DeviceBuffer;
   readonly #partialML: DeviceBuffer;
+  readonly #decodeCounters: DeviceBuffer; // int32 split counters of decode_attention (zero between launches)
   readonly #layout: StagingLayout;
   readonly #pinned: PinnedHostBuffer;
   readonly #io: DeviceBuffer;
@@ -208,6 +209,9 @@ export class CudaSession implements SessionBackend {
       const tiled = hasTiledAttention(a.headDim);
       this.#partialO = d.alloc(tiled ? this.decodeCap * nH * MAX_DECODE_SPLITS * a.headDim * 4 : ALIGN);
       this.#partialML = d.alloc(tiled ? this.decodeCap * nH * MAX_DECODE_SPLITS * 2 * 4 : ALIGN);
+      const nKV = this.#attn?.numKvHeads ?? 1;
+      this.#decodeCounters = d.alloc(Math.max(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4, ALIGN));
+      this.#decodeCounters.fill(0);
       this.#layout = stagingLayout(plan.maxTokens, plan.maxSeqs, Math.ceil(this.maxSeqLen / this.tokensPerBlock));
       this.#pinned = d.allocHost(this.#layout.words * 4);
       this.#io = d.alloc(this.#layout.words * 4);
@@ -282,6 +286,8 @@ export class CudaSession implements SessionBackend {
       blockStride: this.#layout.blockStride,
       gemv: this.gemv,
       batchInvariant: this.batchInvariant,
+      fusedDecode: this.gemv,
+      decodeCounters: this.#decodeCounters.ptr,
     };
   }
 
@@ -387,7 +393,8 @@ export class CudaSession implements SessionBackend {
   /**
    * Where a decode step's GPU time goes (a tuning aid, not for serving): runs `inp` (a decode step)
    * once so its bucket's graph exists, times `reps` graph replays between events, then runs the same
-   * launches eagerly with an event after each. Eager times of tiny kernels include launch gaps.
+   * launches eagerly with an event after each, enqueued behind 3 graph replays so the host stays ahead
+   * of the GPU (eager times of tiny kernels can still include launch gaps).
    */
   profileDecodeStep(inp: StepInputs, kv: CudaKvCache, reps = 20): { bucket: number; graphMs: number; launches: { name: string; op: number; ms: number }[] } {
     this.#live();
@@ -408,6 +415,9 @@ export class CudaSession implements SessionBackend {
         events[1].synchronize();
         graphMs = events[1].elapsedSince(events[0]) / reps;
       }
+      // Keep the GPU busy (graph replays) while the host enqueues the eager launches, so no launch's time
+      // includes the host catching up (the first launch read ~100 µs for a 2 µs kernel without this).
+      if (graph) for (let i = 0; i < 3; i++) graph.launch(this.#stream);
       events[0].record(this.#stream);
       launches.forEach((l, i) => {
         this.#exec([l]);

@@ -95,8 +95,13 @@ GEMV(gemv_bf16_m8, 8)
 //   ceil(ceil(n/2) / 8), whichever is smaller. A row's sums do not depend on m (batch invariant).
 //   grid (any, 1, 1)   block (256, 1, 1)   shared 32.2 KB static
 // ------------------------------------------------------------------------------------------------
-#define GF_XS 16384  // bf16 elements of staged x (32 KB)
+#define GF_XS 8192  // bf16 elements of staged x (16 KB): m * k for a prologue RMSNorm
+#ifndef GF_MINB
+#define GF_MINB 1    // __launch_bounds__ min blocks per SM (a tuning knob for the harness)
+#endif
+#ifndef GF_U
 #define GF_U 8       // 16-byte weight loads per lane per row issued before use
+#endif
 
 __device__ __forceinline__ uint4 ldStream16(const bf16_t* p) {
   uint4 v;
@@ -123,7 +128,7 @@ __device__ __forceinline__ void prefetchL2Slices(const void* base, long long byt
   }
 }
 
-template <int M, bool STAGED>
+template <int M>
 __device__ __forceinline__ void gfAccum(const uint4& wv, const bf16_t* xb, int m, int k, int c, float (&acc)[M]) {
   float wf[8];
   unpack8(wv, wf);
@@ -140,62 +145,30 @@ __device__ __forceinline__ void gfAccum(const uint4& wv, const bf16_t* xb, int m
 
 __device__ __forceinline__ float gfSilu(float g) { return g / (1.f + expf(-g)); }
 
-template <int M, bool STAGED>
-__device__ __forceinline__ void gfBody(const bf16_t* xb, const bf16_t* W, const bf16_t* bias, void* y, int m, int n, int k, int mode) {
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+/** Issues one chunk (GF_U 16-byte vectors per lane) of weight row w starting at vector c. */
+__device__ __forceinline__ void gfIssue(const bf16_t* w, int c, int kv, uint4 (&v)[GF_U]) {
+#pragma unroll
+  for (int u = 0; u < GF_U; u++)
+    if (c + 32 * u < kv) v[u] = ldStream16(w + (c + 32 * u) * 8);
+}
+
+/** One warp's dot products of weight row `row` with the m rows of xb (first chunk already in v). */
+template <int M>
+__device__ __forceinline__ void gfRow(const bf16_t* __restrict__ xb, const bf16_t* w, int m, int k, int lane, uint4 (&v)[GF_U], float (&acc)[M]) {
   const int kv = k >> 3;
-  const int half = mode == 2 ? (n >> 1) : ((n + 1) >> 1);
-  for (int p = blockIdx.x * nw + warp; p < half; p += gridDim.x * nw) {
-    const int c0 = p, c1 = p + half;
-    const bool has1 = c1 < n;
-    const bf16_t* w0 = W + (long long)c0 * k;
-    const bf16_t* w1 = W + (long long)(has1 ? c1 : c0) * k;
-    float a0[M], a1[M];
 #pragma unroll
-    for (int r = 0; r < M; r++) { a0[r] = 0.f; a1[r] = 0.f; }
-    int c = lane;
-    for (; c + 32 * (GF_U - 1) < kv; c += 32 * GF_U) {
-      uint4 v0[GF_U], v1[GF_U];
+  for (int r = 0; r < M; r++) acc[r] = 0.f;
+  int c = lane;
+  for (;;) {
 #pragma unroll
-      for (int u = 0; u < GF_U; u++) v0[u] = ldStream16(w0 + (c + 32 * u) * 8);
-#pragma unroll
-      for (int u = 0; u < GF_U; u++) v1[u] = ldStream16(w1 + (c + 32 * u) * 8);
-#pragma unroll
-      for (int u = 0; u < GF_U; u++) {
-        gfAccum<M, STAGED>(v0[u], xb, m, k, c + 32 * u, a0);
-        gfAccum<M, STAGED>(v1[u], xb, m, k, c + 32 * u, a1);
-      }
-    }
-    for (; c < kv; c += 32) {
-      const uint4 v0 = ldStream16(w0 + c * 8), v1 = ldStream16(w1 + c * 8);
-      gfAccum<M, STAGED>(v0, xb, m, k, c, a0);
-      gfAccum<M, STAGED>(v1, xb, m, k, c, a1);
-    }
-    const float b0 = bias ? toF(bias[c0]) : 0.f, b1 = (bias && has1) ? toF(bias[c1]) : 0.f;
-#pragma unroll
-    for (int r = 0; r < M; r++) {
-      const float s0 = warpSum(a0[r]) + b0;
-      const float s1 = warpSum(a1[r]) + b1;
-      if (lane == 0 && r < m) {
-        if (mode == 0) {
-          bf16_t* yb = (bf16_t*)y + (long long)r * n;
-          yb[c0] = fromF<bf16_t>(s0);
-          if (has1) yb[c1] = fromF<bf16_t>(s1);
-        } else if (mode == 1) {
-          bf16_t* yb = (bf16_t*)y + (long long)r * n;
-          yb[c0] = fromF<bf16_t>(toF(fromF<bf16_t>(s0)) + toF(yb[c0]));
-          if (has1) yb[c1] = fromF<bf16_t>(toF(fromF<bf16_t>(s1)) + toF(yb[c1]));
-        } else if (mode == 2) {
-          const float g = toF(fromF<bf16_t>(s0)), u = toF(fromF<bf16_t>(s1));
-          ((bf16_t*)y)[(long long)r * half + p] = fromF<bf16_t>(gfSilu(g) * u);
-        } else {
-          float* yf = (float*)y + (long long)r * n;
-          yf[c0] = s0;
-          if (has1) yf[c1] = s1;
-        }
-      }
-    }
+    for (int u = 0; u < GF_U; u++)
+      if (c + 32 * u < kv) gfAccum<M>(v[u], xb, m, k, c + 32 * u, acc);
+    c += 32 * GF_U;
+    if (c >= kv) break;
+    gfIssue(w, c, kv, v);
   }
+#pragma unroll
+  for (int r = 0; r < M; r++) acc[r] = warpSum(acc[r]);
 }
 
 template <int M>
@@ -203,43 +176,83 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
     float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {
   __shared__ __align__(16) bf16_t xs[GF_XS];
   __shared__ float red[32];
+  __shared__ float upS[8][M];
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, nw = blockDim.x >> 5;  // nw == 8
+  const int kv = k >> 3;
+  // One output row of W per warp. Mode 2: block b owns gate rows 4b..4b+3 (warps 0-3) and the matching
+  // up rows half + 4b.. (warps 4-7); the up sums meet the gate sums through shared memory.
+  const int half = n >> 1;
+  const int row = mode == 2 ? (warp < 4 ? blockIdx.x * 4 + warp : half + blockIdx.x * 4 + warp - 4) : blockIdx.x * nw + warp;
+  const bool live = mode == 2 ? blockIdx.x * 4 + (warp & 3) < half : row < n;
+  const bf16_t* w = W + (long long)(live ? row : 0) * k;
+  // The first chunk of the weight row is issued before the prologue, so the weight stream (the
+  // kernel's real work) overlaps the RMSNorm and the x staging.
+  uint4 v[GF_U];
+  if (live) gfIssue(w, lane, kv, v);
   prefetchL2Slices(prefetch, prefetchBytes);
-  const int tid = threadIdx.x, kv = k >> 3;
-  if (m * k <= GF_XS) {
+  const bool staged = normW != nullptr;  // the launcher guarantees m * k <= GF_XS then
+  if (staged) {
     for (int r = 0; r < m; r++) {
       const bf16_t* xr = x + (long long)r * k;
       bf16_t* xsr = xs + r * k;
-      if (normW) {
-        float ss = 0.f;
-        for (int c = tid; c < kv; c += blockDim.x) {
-          float a[8];
-          load16(xr + c * 8, a);
+      float ss = 0.f;
+      for (int c = tid; c < kv; c += blockDim.x) {
+        float a[8];
+        load16(xr + c * 8, a);
 #pragma unroll
-          for (int e = 0; e < 8; e++) ss += a[e] * a[e];
-        }
-        ss = blockSum(ss, red);
-        const float inv = rsqrtf(ss / (float)k + eps);
-        for (int c = tid; c < kv; c += blockDim.x) {
-          float a[8], w[8];
-          load16(xr + c * 8, a);
-          load16(normW + c * 8, w);
+        for (int e = 0; e < 8; e++) ss += a[e] * a[e];
+      }
+      ss = blockSum(ss, red);
+      const float inv = rsqrtf(ss / (float)k + eps);
+      for (int c = tid; c < kv; c += blockDim.x) {
+        float a[8], g[8];
+        load16(xr + c * 8, a);
+        load16(normW + c * 8, g);
 #pragma unroll
-          for (int e = 0; e < 8; e++) a[e] = a[e] * inv * w[e];
-          store16(xsr + c * 8, a);
-        }
-      } else {
-        for (int c = tid; c < kv; c += blockDim.x) *reinterpret_cast<uint4*>(xsr + c * 8) = *reinterpret_cast<const uint4*>(xr + c * 8);
+        for (int e = 0; e < 8; e++) a[e] = a[e] * inv * g[e];
+        store16(xsr + c * 8, a);
       }
     }
     __syncthreads();
-    gfBody<M, true>(xs, W, bias, y, m, n, k, mode);
-  } else {
-    gfBody<M, false>(x, W, bias, y, m, n, k, mode);
+  }
+  float acc[M];
+  if (live) {
+    if (staged) gfRow<M>(xs, w, m, k, lane, v, acc);
+    else gfRow<M>(x, w, m, k, lane, v, acc);
+  }
+  const float b = (live && bias) ? toF(bias[row]) : 0.f;
+  if (mode == 2) {
+    if (warp >= 4 && live && lane == 0) {
+#pragma unroll
+      for (int r = 0; r < M; r++) upS[warp - 4][r] = toF(fromF<bf16_t>(acc[r] + b));
+    }
+    __syncthreads();
+    if (warp < 4 && live && lane == 0) {
+#pragma unroll
+      for (int r = 0; r < M; r++)
+        if (r < m) {
+          const float g = toF(fromF<bf16_t>(acc[r] + b));
+          ((bf16_t*)y)[(long long)r * half + row] = fromF<bf16_t>(gfSilu(g) * upS[warp][r]);
+        }
+    }
+    return;
+  }
+  if (!live || lane != 0) return;
+#pragma unroll
+  for (int r = 0; r < M; r++) {
+    if (r < m) {
+      const float s = acc[r] + b;
+      if (mode == 0) ((bf16_t*)y)[(long long)r * n + row] = fromF<bf16_t>(s);
+      else if (mode == 1) {
+        bf16_t* yb = (bf16_t*)y + (long long)r * n + row;
+        *yb = fromF<bf16_t>(toF(fromF<bf16_t>(s)) + toF(*yb));
+      } else ((float*)y)[(long long)r * n + row] = s;
+    }
   }
 }
 
 #define GEMV_FUSED(NAME, M)                                                                                             \
-  extern "C" __global__ void __launch_bounds__(256) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,  \
+  extern "C" __global__ void __launch_bounds__(256, GF_MINB) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,\
       const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
     gemvFusedImpl<M>(x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes);                              \
   }

@@ -257,12 +257,48 @@ __device__ __forceinline__ void sampleImpl(const T* logits, int V, const float* 
   const int r = blockIdx.x, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, NT = blockDim.x, nw = NT >> 5;
   const T* x = logits + (long long)r * V;
 
-  // Argmax, lowest index on ties.
+  // Argmax, lowest index on ties ((value desc, index asc) is a total order, so the partial maxima can
+  // be merged in any order). 16-byte loads, 4 independent streams per thread: a batch-1 row of 128K
+  // logits is read by one SM, so loads in flight set the time.
   float bv = -LLMRT_INF;
   int bi = 0x7fffffff;
-  for (int i = tid; i < V; i += NT) {
-    const float v = toF(x[i]);
-    if (v > bv || (v == bv && i < bi)) { bv = v; bi = i; }
+  constexpr int N = Vec16<T>::N;
+  if (V % N == 0 && aligned16(x)) {
+    float pv[4];
+    int pi[4];
+#pragma unroll
+    for (int u = 0; u < 4; u++) { pv[u] = -LLMRT_INF; pi[u] = 0x7fffffff; }
+    const int nv = V / N;
+    int j = tid;
+    for (; j + 3 * NT < nv; j += 4 * NT) {
+      float f[4][N];
+#pragma unroll
+      for (int u = 0; u < 4; u++) load16(x + (long long)(j + u * NT) * N, f[u]);
+#pragma unroll
+      for (int u = 0; u < 4; u++)
+#pragma unroll
+        for (int e = 0; e < N; e++) {
+          const int i = (j + u * NT) * N + e;
+          if (f[u][e] > pv[u] || (f[u][e] == pv[u] && i < pi[u])) { pv[u] = f[u][e]; pi[u] = i; }
+        }
+    }
+    for (; j < nv; j += NT) {
+      float f[N];
+      load16(x + (long long)j * N, f);
+#pragma unroll
+      for (int e = 0; e < N; e++) {
+        const int i = j * N + e;
+        if (f[e] > pv[0] || (f[e] == pv[0] && i < pi[0])) { pv[0] = f[e]; pi[0] = i; }
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < 4; u++)
+      if (pv[u] > bv || (pv[u] == bv && pi[u] < bi)) { bv = pv[u]; bi = pi[u]; }
+  } else {
+    for (int i = tid; i < V; i += NT) {
+      const float v = toF(x[i]);
+      if (v > bv || (v == bv && i < bi)) { bv = v; bi = i; }
+    }
   }
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) {

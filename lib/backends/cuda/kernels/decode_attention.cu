@@ -1,0 +1,311 @@
+// Fused decode attention (issue 16): RoPE of q and k, the KV-cache write of the step's token, split-K
+// flash decoding and the split reduce in ONE launch (the last block of each (token, kv group) to
+// finish merges the splits, found with a counter), replacing rope_kv_write + paged_attention_decode +
+// paged_attention_decode_reduce. bf16 only; for decode steps: each sequence brings exactly ONE token
+// (a sequence's earlier keys must already be in the cache; its own key is taken from qkv directly).
+//
+// extern "C" __global__ void decode_attention_bf16_hd{64|128}(
+//     const bf16_t* qkv, bf16_t* out, bf16_t* kvCache, const int* positions, const int* seqStarts,
+//     const int* blockTables, const double* invFreq, float attnScaling, float* partialO, float* partialML,
+//     int* counters, int numTokens, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
+//     int maxBlocksPerSeq, float scale, int window, int splitSize, const void* prefetch, long long prefetchBytes)
+//   qkv [numTokens, (numHeads + 2 numKvHeads) * hd] (the QKV linear's output, before RoPE); out
+//   [numTokens, numHeads * hd]; kvCache one layer [numBlocks, 2, tokensPerBlock, numKvHeads, hd]: the
+//   rotated k and raw v of token t are written at positions[t] (bit-identical to rope_kv_write_bf16);
+//   invFreq [hd / 2] f64 and attnScaling as rope_kv_write. scale / window as paged_attention_decode.
+//   grid (numKvHeads * ceil(G / 8), numTokens, numSplits), G = numHeads / numKvHeads   block (128, 1, 1)
+//   Split z covers attended keys [lo + z * splitSize, lo + (z + 1) * splitSize) (any splitSize >= 1;
+//   numSplits * splitSize must cover the longest attended span; splits past a sequence's end are empty).
+//   numSplits == 1: out written directly (partialO / partialML / counters unused, may be 0).
+//   numSplits  > 1: partialO f32 [numTokens, numHeads, numSplits, hd], partialML f32 [.., numSplits, 2],
+//     counters int [numTokens * gridDim.x] ZERO before the first launch (each launch leaves them zero).
+//   prefetch: as gemv_fused (the o_proj weight, pulled into L2 while attention runs).
+//   shared static ~42 KB (hd64) / ~45 KB (hd128)
+#include "common.cuh"
+
+#define DA_MAXG 8
+#define DA_NT 128
+#define DA_TILE 128  // keys per tile: one key per thread in the score phase
+
+__device__ __forceinline__ void unpack8(const uint4& v, float (&f)[8]) {
+  const u32 w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    f[2 * i] = __uint_as_float(w[i] << 16);
+    f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+  }
+}
+
+__device__ __forceinline__ float ldcgF(const float* p) {
+  float v;
+  asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p));
+  return v;
+}
+
+__device__ __forceinline__ void daPrefetchL2(const void* base, long long bytes) {
+  if (base == nullptr || bytes <= 0) return;
+  constexpr long long SLICE = 16384;
+  const long long nSlices = (bytes + SLICE - 1) / SLICE;
+  const long long nThreads = (long long)gridDim.x * gridDim.y * gridDim.z * blockDim.x;
+  const long long gtid = ((long long)(blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x) * blockDim.x + threadIdx.x;
+  for (long long s = gtid; s < nSlices; s += nThreads) {
+    const long long off = s * SLICE;
+    long long sz = bytes - off < SLICE ? bytes - off : SLICE;
+    sz &= ~15ll;
+    if (sz > 0) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"((const char*)base + off), "r"((u32)sz) : "memory");
+  }
+}
+
+template <int HD>
+__device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, bf16_t* kv, const int* positions,
+    const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, float* partialO,
+    float* partialML, int* counters, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
+    int maxBlocksPerSeq, float scale, int window, int splitSize) {
+  constexpr int NT = DA_NT, TILE = DA_TILE, HALF = HD / 2;
+  constexpr int VPR = HD / 8;     // 16-byte vectors per K/V row
+  constexpr int KG = NT / VPR;    // key groups in the PV phase (16 for hd64, 8 for hd128)
+  constexpr int KPG = TILE / KG;  // keys per group per tile
+  __shared__ float qs[DA_MAXG * HD];
+  __shared__ float sc[DA_MAXG * TILE];
+  __shared__ float red[KG * DA_MAXG * HD];
+  __shared__ __align__(16) bf16_t kself[HD];
+  __shared__ __align__(16) bf16_t vself[HD];
+  __shared__ float cs[HALF], sn[HALF];
+  __shared__ float ms[DA_MAXG], ls[DA_MAXG], al[DA_MAXG];
+  __shared__ int amLast;
+
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int t = blockIdx.y, z = blockIdx.z, numSplits = gridDim.z;
+  const int G = numHeads / numKvHeads;
+  const int chunks = (G + DA_MAXG - 1) / DA_MAXG;
+  const int kvh = blockIdx.x / chunks, chunk = blockIdx.x - kvh * chunks;
+  const int h0 = kvh * G + chunk * DA_MAXG;
+  const int Gb = min(DA_MAXG, G - chunk * DA_MAXG);
+  const int s = seqOfToken(seqStarts, numSeqs, t);
+  const int pos = positions[t];
+  const int lo = window > 0 ? max(0, pos + 1 - window) : 0;
+  const int sLo = lo + z * splitSize;
+  const int sHi = min(pos + 1, sLo + splitSize);
+  const bool own = sLo <= pos && pos < sHi;  // this split holds the step's own key
+  const int rowWidth = numKvHeads * HD;
+  const int* table = blockTables + (long long)s * maxBlocksPerSeq;
+  const bf16_t* row = qkv + (long long)t * (numHeads + 2 * numKvHeads) * HD;
+  const float qscale = scale * LLMRT_LOG2E;
+
+  if (sLo < sHi) {
+  const int pvChunk = tid % VPR, pvGroup = tid / VPR;
+  // K row of key k0 + tid (score phase) and V vectors of keys k0 + pvGroup + KG j (PV phase) of one tile,
+  // straight from the cache (the step's own position is patched from shared memory later; keys past
+  // the split read a valid row and are masked / zeroed).
+  uint4 kreg[VPR], vreg[KPG];
+  auto issueTile = [&](int k0) {
+    const int kp = k0 + tid;
+    const int kq = kp < sHi && kp != pos ? kp : sLo;
+    const bf16_t* kptr = kv + kvCacheOffset(table, kq, 0, tokensPerBlock, rowWidth) + kvh * HD;
+#pragma unroll
+    for (int c = 0; c < VPR; c++) kreg[c] = *reinterpret_cast<const uint4*>(kptr + c * 8);
+#pragma unroll
+    for (int j = 0; j < KPG; j++) {
+      const int key = k0 + pvGroup + KG * j;
+      vreg[j].x = vreg[j].y = vreg[j].z = vreg[j].w = 0u;
+      if (key < sHi && key != pos) vreg[j] = *reinterpret_cast<const uint4*>(kv + kvCacheOffset(table, key, 1, tokensPerBlock, rowWidth) + kvh * HD + pvChunk * 8);
+    }
+  };
+  issueTile(sLo);  // in flight while RoPE runs
+  // RoPE tables for this position (double, as rope_kv_write).
+  for (int i = tid; i < HALF; i += NT) {
+    double sv, cv;
+    sincos(invFreq[i] * (double)pos, &sv, &cv);
+    cs[i] = (float)(cv * (double)attnScaling);
+    sn[i] = (float)(sv * (double)attnScaling);
+  }
+  if (tid < DA_MAXG) { ms[tid] = -LLMRT_INF; ls[tid] = 0.f; }
+  __syncthreads();
+  // Rotated q (rounded to bf16 as the unfused q buffer, then prescaled), zero rows past Gb.
+  for (int idx = tid; idx < DA_MAXG * HALF; idx += NT) {
+    const int g = idx / HALF, i = idx - g * HALF;
+    float qa = 0.f, qb = 0.f;
+    if (g < Gb) {
+      const float a = toF(row[(h0 + g) * HD + i]), b = toF(row[(h0 + g) * HD + HALF + i]);
+      qa = toF(fromF<bf16_t>(a * cs[i] - b * sn[i])) * qscale;
+      qb = toF(fromF<bf16_t>(b * cs[i] + a * sn[i])) * qscale;
+    }
+    qs[g * HD + i] = qa;
+    qs[g * HD + HALF + i] = qb;
+  }
+  if (own) {  // the step's own key/value: rotate k, keep both in shared, and (one block per kv head) write the cache
+    const bf16_t* kr = row + (numHeads + kvh) * HD;
+    const bf16_t* vr = row + (numHeads + numKvHeads + kvh) * HD;
+    const long long kOff = kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth) + kvh * HD;
+    const long long vOff = kvCacheOffset(table, pos, 1, tokensPerBlock, rowWidth) + kvh * HD;
+    for (int i = tid; i < HALF; i += NT) {
+      const float a = toF(kr[i]), b = toF(kr[HALF + i]);
+      const bf16_t ka = fromF<bf16_t>(a * cs[i] - b * sn[i]), kb = fromF<bf16_t>(b * cs[i] + a * sn[i]);
+      kself[i] = ka;
+      kself[HALF + i] = kb;
+      if (chunk == 0) { kv[kOff + i] = ka; kv[kOff + HALF + i] = kb; }
+    }
+    for (int i = tid; i < HD; i += NT) {
+      const bf16_t v = vr[i];
+      vself[i] = v;
+      if (chunk == 0) kv[vOff + i] = v;
+    }
+  }
+  __syncthreads();
+
+  float acc[DA_MAXG][8];
+#pragma unroll
+  for (int g = 0; g < DA_MAXG; g++)
+#pragma unroll
+    for (int e = 0; e < 8; e++) acc[g][e] = 0.f;
+
+  for (int k0 = sLo; k0 < sHi; k0 += TILE) {
+    const int kp = k0 + tid;
+    if (k0 != sLo) issueTile(k0);
+    // The step's own key / value come from shared memory (rotated above), not from the cache.
+    if (kp == pos) {
+#pragma unroll
+      for (int c = 0; c < VPR; c++) kreg[c] = *reinterpret_cast<const uint4*>(kself + c * 8);
+    }
+#pragma unroll
+    for (int j = 0; j < KPG; j++)
+      if (k0 + pvGroup + KG * j == pos) vreg[j] = *reinterpret_cast<const uint4*>(vself + pvChunk * 8);
+    // Scores.
+    {
+      float part[DA_MAXG];
+#pragma unroll
+      for (int g = 0; g < DA_MAXG; g++) part[g] = 0.f;
+#pragma unroll
+      for (int c = 0; c < VPR; c++) {
+        float kf[8];
+        unpack8(kreg[c], kf);
+#pragma unroll
+        for (int g = 0; g < DA_MAXG; g++) {
+          if (g < Gb) {
+#pragma unroll
+            for (int e = 0; e < 8; e++) part[g] = fmaf(qs[g * HD + c * 8 + e], kf[e], part[g]);
+          }
+        }
+      }
+      const bool valid = kp < sHi;
+#pragma unroll
+      for (int g = 0; g < DA_MAXG; g++)
+        if (g < Gb) sc[g * TILE + tid] = valid ? part[g] : -LLMRT_INF;
+    }
+    __syncthreads();
+    // Online softmax: warp w owns heads w, w + 4.
+    for (int g = warp; g < Gb; g += NT / 32) {
+      float mx = -LLMRT_INF;
+      for (int j = lane; j < TILE; j += 32) mx = fmaxf(mx, sc[g * TILE + j]);
+      mx = warpMax(mx);
+      const float mOld = ms[g];
+      const float mNew = fmaxf(mOld, mx);
+      float sum = 0.f;
+      for (int j = lane; j < TILE; j += 32) {
+        const float p = exp2f(sc[g * TILE + j] - mNew);
+        sc[g * TILE + j] = p;
+        sum += p;
+      }
+      sum = warpSum(sum);
+      __syncwarp();
+      if (lane == 0) {
+        const float a = exp2f(mOld - mNew);  // mOld = -inf on the first tile: 0
+        al[g] = a;
+        ms[g] = mNew;
+        ls[g] = ls[g] * a + sum;
+      }
+    }
+    __syncthreads();
+    // P·V: thread owns dims pvChunk*8 .. +8 of keys pvGroup + KG j.
+#pragma unroll
+    for (int g = 0; g < DA_MAXG; g++) {
+      if (g < Gb) {
+        const float a = al[g];
+#pragma unroll
+        for (int e = 0; e < 8; e++) acc[g][e] *= a;
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < KPG; j++) {
+      float vf[8];
+      unpack8(vreg[j], vf);
+      const int key = pvGroup + KG * j;
+#pragma unroll
+      for (int g = 0; g < DA_MAXG; g++) {
+        if (g < Gb) {
+          const float p = sc[g * TILE + key];
+#pragma unroll
+          for (int e = 0; e < 8; e++) acc[g][e] = fmaf(p, vf[e], acc[g][e]);
+        }
+      }
+    }
+    __syncthreads();  // sc is rewritten by the next tile
+  }
+
+  // Merge the key groups.
+#pragma unroll
+  for (int g = 0; g < DA_MAXG; g++)
+    if (g < Gb)
+#pragma unroll
+      for (int e = 0; e < 8; e++) red[(pvGroup * DA_MAXG + g) * HD + pvChunk * 8 + e] = acc[g][e];
+  __syncthreads();
+  for (int i = tid; i < Gb * HD; i += NT) {
+    const int g = i / HD, d = i - g * HD;
+    float o = 0.f;
+#pragma unroll
+    for (int grp = 0; grp < KG; grp++) o += red[(grp * DA_MAXG + g) * HD + d];
+    const long long th = (long long)t * numHeads + h0 + g;
+    if (numSplits == 1) out[th * HD + d] = fromF<bf16_t>(o / ls[g]);
+    else partialO[(th * numSplits + z) * HD + d] = o;
+  }
+  if (numSplits == 1) return;
+  if (tid < Gb) {
+    float* ml = partialML + (((long long)t * numHeads + h0 + tid) * numSplits + z) * 2;
+    ml[0] = ms[tid];
+    ml[1] = ls[tid];
+  }
+  } else if (tid < Gb) {  // empty split (a short sequence in a graph sized for long ones): l = 0, skipped by the merge
+    float* ml = partialML + (((long long)t * numHeads + h0 + tid) * numSplits + z) * 2;
+    ml[0] = -LLMRT_INF;
+    ml[1] = 0.f;
+  }
+  // Last block of this (token, kv group) merges the splits.
+  __threadfence();
+  __syncthreads();
+  int* ctr = counters + (long long)t * gridDim.x + blockIdx.x;
+  if (tid == 0) amLast = atomicAdd(ctr, 1) == numSplits - 1;
+  __syncthreads();
+  if (!amLast) return;
+  __threadfence();
+  const int nz = min(numSplits, (pos + 1 - lo + splitSize - 1) / splitSize);  // non-empty splits
+  for (int i = tid; i < Gb * HD; i += NT) {
+    const int g = i / HD, d = i - g * HD;
+    const long long th = (long long)t * numHeads + h0 + g;
+    const float* mlh = partialML + th * numSplits * 2;
+    float M = -LLMRT_INF;
+    for (int zz = 0; zz < nz; zz++) M = fmaxf(M, ldcgF(mlh + zz * 2));
+    float O = 0.f, L = 0.f;
+    for (int zz = 0; zz < nz; zz++) {
+      const float w = exp2f(ldcgF(mlh + zz * 2) - M);
+      O = fmaf(w, ldcgF(partialO + (th * numSplits + zz) * HD + d), O);
+      L = fmaf(w, ldcgF(mlh + zz * 2 + 1), L);
+    }
+    out[th * HD + d] = fromF<bf16_t>(O / L);
+  }
+  if (tid == 0) *ctr = 0;
+}
+
+#define DECODE_FUSED(HD)                                                                                                \
+  extern "C" __global__ void __launch_bounds__(DA_NT) decode_attention_bf16_hd##HD(const bf16_t* qkv, bf16_t* out,     \
+      bf16_t* kvCache, const int* positions, const int* seqStarts, const int* blockTables, const double* invFreq,      \
+      float attnScaling, float* partialO, float* partialML, int* counters, int numTokens, int numSeqs, int numHeads,   \
+      int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale, int window, int splitSize,                 \
+      const void* prefetch, long long prefetchBytes) {                                                                 \
+    daPrefetchL2(prefetch, prefetchBytes);                                                                             \
+    if ((int)blockIdx.y >= numTokens) return;                                                                          \
+    decodeFusedImpl<HD>(qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO,          \
+                        partialML, counters, numSeqs, numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale,    \
+                        window, splitSize);                                                                            \
+  }
+DECODE_FUSED(64)
+DECODE_FUSED(128)
