@@ -24,10 +24,10 @@ const Person = z.object({ name: z.string(), age: z.number().int() });
 const PersonKjv = z.object({ name: z.string().max(24), age: z.number().int() });
 const PROMPTS = ["And the LORD said", "In the beginning", "Blessed are the", "And it came to pass", "Thou shalt not", "The son of David", "And he said unto them", "Behold"];
 
-test("kjv-llama: { json: zod object } — 8 prompts × 2 seeds (batched) and greedy all end with stop and a parsed object that validates", async () => {
+test("kjv-llama: { json: zod object } — 8 prompts, each sampled (its own seed) and greedy, batched: all end with stop and a parsed object that validates", async () => {
   await using llm = await create(kjvDir);
-  const prompts = PROMPTS.flatMap((p) => [p, p, p]);
-  const params = prompts.map((_, i): SamplingParamsInput => (i % 3 === 2
+  const prompts = PROMPTS.flatMap((p) => [p, p]);
+  const params = prompts.map((_, i): SamplingParamsInput => (i % 2 === 1
     ? { temperature: 0, maxTokens: 64, guidedDecoding: { json: PersonKjv } }
     : { temperature: 0.9, seed: i, maxTokens: 64, guidedDecoding: { json: PersonKjv } }));
   const outs = await llm.generate(prompts, params, { useTqdm: false });
@@ -39,7 +39,7 @@ test("kjv-llama: { json: zod object } — 8 prompts × 2 seeds (batched) and gre
     assert.deepEqual(c.parsed, expected, `${i}: ${JSON.stringify(c.text)}`);
     names.add(expected.name);
   }
-  assert.ok(names.size >= 8, `sampling gave only ${names.size} distinct names`);
+  assert.ok(names.size >= 6, `sampling gave only ${names.size} distinct names`);
 });
 
 test("typed generate: parsed is z.infer of the schema; a zod transform runs on the result; streaming ends with parsed", async () => {
