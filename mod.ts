@@ -16,7 +16,11 @@ export {
   ChatTemplateError,
   type CompletionOutput,
   type FinishReason,
+  type GuidedDecodingInput,
   LlmTokenizer,
+  type ParsedRequestOutput,
+  type ResponseFormat,
+  responseFormatToGuidedDecoding,
   SamplingParams,
   type SamplingParamsInput,
 } from "./lib/llmapi/contract.ts";

@@ -173,7 +173,9 @@ export class ExecutorLoop {
     this.#closed = true;
     const failures = [...this.#states.keys()].map((requestId) => ({ requestId, error: new AbortedError(reason) }));
     for (const id of this.#states.keys()) this.#scheduler.remove(id);
+    for (const st of this.#states.values()) st.guided?.dispose();
     this.#states.clear();
+    this.#admission.guided.dispose();
     if (failures.length > 0) this.#sink.emit([], failures, null);
   }
 
