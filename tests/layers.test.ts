@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { checkLayers } from "../tools/check_layers.ts";
 import { assert, test } from "./harness.ts";
 
-const root = fileURLToPath(new URL("../", import.meta.url));
+const root = fileURLToPath(new URL("../", import.meta.url).href);
 
 test("layers: every import in lib/, ffi/, bin/ and mod.ts runs downward, with no runtime cycle", () => {
   const v = checkLayers(root);
