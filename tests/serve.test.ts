@@ -356,6 +356,24 @@ test("serve: stories260k (no chat template) serves completions; chat is 400; clo
   }
 });
 
+test("serve: with the executor in a Web Worker (--executor proxy) completions and streams match the in-process ones", async () => {
+  const proxied = await LLM.create({ model: KJV, backend: "cpu", cacheEngine: false, executorMode: "proxy" });
+  const s = await startServer({ llm: proxied, port: 0, modelName: MODEL });
+  try {
+    const c = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: "x", maxRetries: 0 });
+    const body = { model: MODEL, prompt: "And God said", max_tokens: 16, temperature: 0 } as const;
+    const [mine, theirs] = await Promise.all([client.completions.create(body), c.completions.create(body)]);
+    assert.equal(theirs.choices[0].text, mine.choices[0].text);
+    let text = "";
+    for await (const ch of await c.completions.create({ ...body, stream: true })) text += ch.choices[0]?.text ?? "";
+    assert.equal(text, mine.choices[0].text);
+    assert.equal(s.app.state.numActive(), 0);
+  } finally {
+    await s.close(1000);
+    await proxied.shutdown();
+  }
+});
+
 test("serve: graceful close lets a request in flight finish, refuses new ones", async () => {
   const st = server.app.state;
   const stream = await client.completions.create({ model: MODEL, prompt: "In the beginning", max_tokens: 40, temperature: 0, ...IGNORE_EOS, stream: true });

@@ -20,10 +20,21 @@ export const serve: Command = {
     { name: "served-model-name", type: "string", valueName: "NAME", help: "the model name clients send (default: the model directory's name)" },
     { name: "max-batch-size", type: "int", min: 1, max: 4096, help: "most requests running at once (default: the engine's)" },
     { name: "max-queue", type: "int", min: 0, default: 256, help: "requests that may wait beyond the batch before 429" },
+    {
+      name: "executor",
+      type: "string",
+      valueName: "MODE",
+      choices: ["inprocess", "proxy"],
+      default: "inprocess",
+      help: "inprocess: steps run on the server's thread; proxy: in a Web Worker, so HTTP stays responsive during long CPU steps",
+    },
     { name: "shutdown-timeout", type: "number", min: 0, default: 30, valueName: "SECONDS", help: "how long requests in flight may finish on shutdown" },
   ],
   async run({ values }): Promise<number> {
-    const { llm, model } = await openModel(values, { maxBatchSize: values["max-batch-size"] as number | undefined });
+    const { llm, model } = await openModel(values, {
+      maxBatchSize: values["max-batch-size"] as number | undefined,
+      executorMode: values.executor as "inprocess" | "proxy",
+    });
     const name = (values["served-model-name"] as string | undefined) ?? path.basename(path.resolve(model));
     const apiKey = (values["api-key"] as string | undefined) ?? (process.env.LLMRT_API_KEY || undefined);
     let server;
