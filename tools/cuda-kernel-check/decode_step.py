@@ -168,7 +168,7 @@ def relerr(out, ref):
 def gemv_fused(x, W, y, m, n, k, mode, normW=None, bias=None, eps=1e-5, grid=None, pf=None, pfBytes=0, M=None, defines=()):
     M = M or (1 if m <= 1 else 2 if m <= 2 else 4 if m <= 4 else 8)
     grid = math.ceil(n / 2 / 4) if mode == 2 else math.ceil(n / 8)  # one output row per warp (mode 2: 4 gate + 4 up rows per block)
-    launch("gemv", f"gemv_fused_bf16_m{M}", (grid,), 256,
+    launch("gemv", f"gemv_fused{'_norm' if normW is not None else ''}_bf16_m{M}", (grid,), 256,
            (P(x), P(W), P(bias), P(y), P(normW), F(eps), I(m), I(n), I(k), I(mode), P(pf), L(pfBytes)), defines)
 
 
@@ -375,6 +375,90 @@ def check_attention():
 
 
 # ------------------------------------------------------------------------------------------------
+# prefill attention: paged_attention_prefill_mma2 (ldmatrix fragments) vs mma vs float64 / SDPA
+# ------------------------------------------------------------------------------------------------
+def prefill(kind, q, out, kvc, positions, seqStarts, table, T, S, nH, nKV, hd, tpb, maxB, scale, window):
+    launch("paged_attention", f"paged_attention_prefill_{kind}_bf16_hd{hd}", (math.ceil(T / 64) + S, nH), 128,
+           (P(q), P(out), P(kvc), P(positions), P(seqStarts), P(table), I(T), I(S), I(nH), I(nKV), I(tpb), I(maxB), F(scale), I(window)),
+           ("LLMRT_PREFILL_LDM",))
+
+
+def prefill_ref(q, cache, seqs, nH, nKV, hd, scale, window):
+    """q [T, nH*hd] bf16; seqs [(start position, tokens)] -> float64 [T, nH, hd]."""
+    G = nH // nKV
+    outs = []
+    t = 0
+    for s, (p0, n) in enumerate(seqs):
+        K, V = cache.kv(s, p0 + n)  # [L, nKV, hd]
+        qq = q[t:t + n].double().view(n, nH, hd).transpose(0, 1)  # [nH, n, hd]
+        Kh = K.transpose(0, 1).repeat_interleave(G, 0)  # [nH, L, hd]
+        Vh = V.transpose(0, 1).repeat_interleave(G, 0)
+        sc = qq @ Kh.transpose(1, 2) * scale  # [nH, n, L]
+        pos = torch.arange(p0, p0 + n, device="cuda")[:, None]
+        key = torch.arange(p0 + n, device="cuda")[None, :]
+        ok = key <= pos
+        if window > 0:
+            ok &= key >= pos + 1 - window
+        sc = sc.masked_fill(~ok[None], float("-inf"))
+        outs.append((torch.softmax(sc, -1) @ Vh).transpose(0, 1))
+        t += n
+    return torch.cat(outs, 0)
+
+
+def check_prefill(timing=True):
+    log("== prefill attention: mma2 (ldmatrix) vs float64 and vs mma")
+    gen = torch.Generator(device="cuda").manual_seed(4)
+    cases = [((32, 8, 64), [(0, 300)], 0, 32), ((32, 8, 64), [(0, 100), (40, 1), (7, 257)], 0, 16),
+             ((16, 2, 128), [(0, 130), (64, 65)], 0, 32), ((14, 2, 64), [(0, 90), (3, 33)], 0, 16),
+             ((32, 8, 64), [(0, 200), (50, 70)], 100, 32), ((8, 8, 32), [(0, 77)], 0, 16), ((16, 1, 128), [(0, 64)], 0, 16)]
+    for (nH, nKV, hd), seqs, window, tpb in cases:
+        T, S = sum(n for _, n in seqs), len(seqs)
+        cache = Cache([p0 + n for p0, n in seqs], nKV, hd, tpb, gen)
+        positions = torch.tensor([p0 + i for p0, n in seqs for i in range(n)], dtype=torch.int32, device="cuda")
+        starts = [0]
+        for _, n in seqs:
+            starts.append(starts[-1] + n)
+        seqStarts = torch.tensor(starts, dtype=torch.int32, device="cuda")
+        q = bf(torch.randn(T, nH * hd, device="cuda", generator=gen))
+        scale = 1 / math.sqrt(hd)
+        ref = prefill_ref(q, cache, seqs, nH, nKV, hd, scale, window)
+        outs = {}
+        for kind in ("mma", "mma2"):
+            o = torch.full((T, nH * hd), float("nan"), device="cuda", dtype=torch.bfloat16)
+            prefill(kind, q, o, cache.data[0], positions, seqStarts, cache.table, T, S, nH, nKV, hd, tpb, cache.maxBlocks, scale, window)
+            torch.cuda.synchronize()
+            outs[kind] = o
+        e = relerr(outs["mma2"].view(T, nH, hd), ref)
+        same = torch.equal(outs["mma2"].view(torch.int16), outs["mma"].view(torch.int16))
+        record("prefill_mma2", e < 1e-2, f"nH={nH} nKV={nKV} hd={hd} seqs={seqs} win={window} tpb={tpb}: rel={e:.2e} (mma {relerr(outs['mma'].view(T, nH, hd), ref):.2e}) bitwise-equal-to-mma={same}")
+    if not timing:
+        return
+    # 2048-token causal prefill, llama-3.2-1b heads: TFLOP/s of the causal half (4 * T^2/2 * hd * nH)
+    nH, nKV, hd, T = 32, 8, 64, 2048
+    cache = Cache([T], nKV, hd, 32, gen)
+    positions = torch.arange(T, dtype=torch.int32, device="cuda")
+    seqStarts = torch.tensor([0, T], dtype=torch.int32, device="cuda")
+    q = bf(torch.randn(T, nH * hd, device="cuda", generator=gen))
+    o = torch.empty(T, nH * hd, device="cuda", dtype=torch.bfloat16)
+    flops = 4 * T * T / 2 * hd * nH
+    res = {}
+    for kind in ("mma", "mma2"):
+        ms = graph_time(lambda: prefill(kind, q, o, cache.data[0], positions, seqStarts, cache.table, T, 1, nH, nKV, hd, 32, cache.maxBlocks, 0.125, 0), iters=10)
+        res[kind] = ms
+    K, V = cache.kv(0, T)
+    qq = q.view(1, T, nH, hd).transpose(1, 2)
+    Kc = bf(K).transpose(0, 1)[None].contiguous()
+    Vc = bf(V).transpose(0, 1)[None].contiguous()
+    try:
+        res["sdpa"] = graph_time(lambda: torch.nn.functional.scaled_dot_product_attention(qq, Kc, Vc, is_causal=True, enable_gqa=True), iters=10)
+    except Exception as ex:  # noqa: BLE001
+        log(f"  sdpa failed: {ex}")
+    for k_, ms in res.items():
+        log(f"  prefill 2048 causal, 32/8 heads hd64: {k_:5s} {ms * 1e3:7.1f} us = {flops / (ms * 1e-3) / 1e12:6.1f} TFLOP/s")
+    TIMES["prefill_2048"] = res
+
+
+# ------------------------------------------------------------------------------------------------
 # llama-3.2-1b decode step: fused vs unfused, vs float reference
 # ------------------------------------------------------------------------------------------------
 class Model:
@@ -545,9 +629,8 @@ def run_model(quick, ctx, out_json):
         variants += [
             ("fused, o_proj prefetched into L2 by attention", lambda: m.step_fused(prefetch=True)),
             ("fused, splits>=64", lambda: m.step_fused(splitMin=64)),
-            ("fused, GF_U=4", lambda: m.step_fused(defines=("GF_U=4",))),
-            ("fused, GF_U=4, >=4 blocks/SM", lambda: m.step_fused(defines=("GF_U=4", "GF_MINB=4"))),
-            ("fused, GF_U=8, >=4 blocks/SM", lambda: m.step_fused(defines=("GF_MINB=4",))),
+            ("fused, GF_U=8", lambda: m.step_fused(defines=("GF_U=8",))),
+            ("fused, GF_U=2", lambda: m.step_fused(defines=("GF_U=2",))),
         ]
     out["steps"] = {}
     for name, fn in variants:
@@ -577,11 +660,11 @@ def run_model(quick, ctx, out_json):
         half = n // 2 if mode == 2 else (n + 1) // 2
         t_old = graph_time(lambda: gemv_old(xin, rot()[key], yold, n, k), iters=16)
         t_new = graph_time(lambda: gemv_fused(xin, rot()[key], ynew, 1, n, k, mode, normW=m.lnf if norm else None, grid=min(math.ceil(half / 8), SMS * 4)), iters=16)
-        t_new1 = graph_time(lambda: gemv_fused(xin, rot()[key], ynew, 1, n, k, mode, normW=m.lnf if norm else None, defines=("GF_U=4",)), iters=16)
+        t_new1 = graph_time(lambda: gemv_fused(xin, rot()[key], ynew, 1, n, k, mode, normW=m.lnf if norm else None, defines=("GF_U=8",)), iters=16)
         t_cub = graph_time(lambda: torch.matmul(xin, rot()[key].T), iters=16)
-        kern[nm] = dict(old=t_old, fused=t_new, fused_u4=t_new1, cublas=t_cub, bytes=wbytes)
+        kern[nm] = dict(old=t_old, fused=t_new, fused_u8=t_new1, cublas=t_cub, bytes=wbytes)
         pc = lambda t: wbytes / (t * 1e-3) / bw * 100  # noqa: E731
-        log(f"  {nm:14s} {wbytes / 1e6:6.1f} MB  gemv_bf16_m1 {t_old * 1e3:6.1f} us ({pc(t_old):5.1f}%)  gemv_fused {t_new * 1e3:6.1f} us ({pc(t_new):5.1f}%) / GF_U=4 {t_new1 * 1e3:6.1f} us ({pc(t_new1):5.1f}%)  cuBLAS {t_cub * 1e3:6.1f} us ({pc(t_cub):5.1f}%)   (% of copy bw)")
+        log(f"  {nm:14s} {wbytes / 1e6:6.1f} MB  gemv_bf16_m1 {t_old * 1e3:6.1f} us ({pc(t_old):5.1f}%)  gemv_fused {t_new * 1e3:6.1f} us ({pc(t_new):5.1f}%) / GF_U=8 {t_new1 * 1e3:6.1f} us ({pc(t_new1):5.1f}%)  cuBLAS {t_cub * 1e3:6.1f} us ({pc(t_cub):5.1f}%)   (% of copy bw)")
     V = cfg["vocab"]
     t_lm = graph_time(lambda: gemv_fused(m.res, m.emb, m.logits, 1, V, H, 3, normW=m.lnf, grid=SMS * 4), iters=10)
     t_lmc = graph_time(lambda: torch.matmul(m.xn, m.emb.T, out=m.logits_bf), iters=10)
@@ -595,7 +678,7 @@ def run_model(quick, ctx, out_json):
     log(f"  sample_f32 greedy, 1 row x {V}: {t_s * 1e3:.2f} us")
     log(f"  embedding_bf16 1 row: {t_emb * 1e3:.2f} us")
     # attention alone at several contexts
-    for c in (128, 512, 4096):
+    for c in ((128, 4096) if quick else (128, 512, 4096)):
         gen2 = torch.Generator(device="cuda").manual_seed(5)
         cache = Cache([c], nKV, hd, 32, gen2)
         pos = torch.tensor([c], dtype=torch.int32, device="cuda")
@@ -624,13 +707,13 @@ def main():
     ap.add_argument("--out", default=os.environ.get("OUT", ""))
     ap.add_argument("--ctx", type=int, default=128)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default="checks,model")
+    ap.add_argument("--only", default="checks,prefill,model")
     a = ap.parse_args()
     props = torch.cuda.get_device_properties(0)
     SMS = props.multi_processor_count
     log(f"GPU {props.name}, {SMS} SMs, torch {torch.__version__}, cupy {cp.__version__}")
     t0 = time.time()
-    for nm, fn in (("checks", lambda: (check_gemv(), check_attention())), ("model", lambda: run_model(a.quick, a.ctx, os.path.join(a.out, "decode_step.json") if a.out else None))):
+    for nm, fn in (("checks", lambda: (check_gemv(), check_attention())), ("prefill", lambda: check_prefill()), ("model", lambda: run_model(a.quick, a.ctx, os.path.join(a.out, "decode_step.json") if a.out else None))):
         if nm in a.only:
             try:
                 fn()

@@ -36,6 +36,7 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   sample: { file: "sampling.cu", params: [P, I, P, P, P, P, P, P, P] },
   gemv: { file: "gemv.cu", params: [P, P, P, P, I, I, I] },
   gemv_fused: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
+  gemv_fused_norm: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
   decode_attention: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
 };
 
@@ -268,6 +269,9 @@ function planDecodeFusion(plan: EnginePlan, rows: number, attention: AttentionCh
   };
   const gemvOk = (op: Op): op is Extract<Op, { type: "linear" }> =>
     op.type === "linear" && !op.weightFormat && !op.lora && op.inFeatures % 8 === 0 && !isLogits(op.out) && rows <= GEMV_MAX_ROWS;
+  // The lm_head also runs as gemv_fused in fused decode steps (fp32 logits, mode 3).
+  const logitsOk = (op: Op): op is Extract<Op, { type: "linear" }> =>
+    op.type === "linear" && !op.weightFormat && !op.lora && op.inFeatures % 8 === 0 && isLogits(op.out) && rows <= GEMV_MAX_ROWS;
   const added = new Set<number>();
   plan.ops.forEach((op, i) => {
     if (!gemvOk(op)) return;
@@ -292,7 +296,7 @@ function planDecodeFusion(plan: EnginePlan, rows: number, attention: AttentionCh
     const src = op.type === "rmsnorm" ? op.x : op.residual;
     const c = only(op.out);
     const lin = c !== undefined && c > j ? plan.ops[c] : undefined;
-    if (lin && c === j + 1 && gemvOk(lin) && lin.x === op.out && rows * lin.inFeatures <= GEMV_FUSED_STAGE && op.out !== src) {
+    if (lin && c === j + 1 && (gemvOk(lin) || logitsOk(lin)) && lin.x === op.out && rows * lin.inFeatures <= GEMV_FUSED_STAGE && op.out !== src) {
       f.norm.set(c!, { x: src, weight: op.weight, eps: op.eps });
       f.skip.add(j);
     } else if (op.type === "add_rmsnorm") {
@@ -374,7 +378,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           const mode = logitsGemv ? 3 : epi?.mode ?? 0;
           // One output row per warp, 8 warps per block (mode 2: 4 gate rows + their 4 up rows per block).
           const blocks = mode === 2 ? cdiv(op.outFeatures / 2, 4) : cdiv(op.outFeatures, 8);
-          k(i, `gemv_fused_bf16_m${M}`, [blocks, 1, 1], 256, [
+          k(i, `${nrm ? "gemv_fused_norm" : "gemv_fused"}_bf16_m${M}`, [blocks, 1, 1], 256, [
             buf(nrm ? nrm.x : op.x), env.weight(op.weight), op.bias ? env.weight(op.bias) : 0n, logitsGemv ? env.logits : buf(epi ? epi.into : op.out),
             nrm ? env.weight(nrm.weight) : 0n, nrm ? nrm.eps : 0, rows, op.outFeatures, op.inFeatures, mode, 0n, 0n,
           ]);

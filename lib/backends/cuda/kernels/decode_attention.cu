@@ -16,8 +16,9 @@
 //   grid (numKvHeads * ceil(G / 8), numTokens, numSplits), G = numHeads / numKvHeads   block (128, 1, 1)
 //   Split z covers attended keys [lo + z * splitSize, lo + (z + 1) * splitSize) (any splitSize >= 1;
 //   numSplits * splitSize must cover the longest attended span; splits past a sequence's end are empty).
-//   numSplits == 1: out written directly (partialO / partialML / counters unused, may be 0).
-//   numSplits  > 1: partialO f32 [numTokens, numHeads, numSplits, hd], partialML f32 [.., numSplits, 2],
+//   numSplits == 1, or a token whose keys all fall in split 0: out written directly by that split's block
+//   (partials and counters untouched; with numSplits == 1 they may be 0).
+//   Otherwise: partialO f32 [numTokens, numHeads, numSplits, hd], partialML f32 [.., numSplits, 2],
 //     counters int [numTokens * gridDim.x] ZERO before the first launch (each launch leaves them zero).
 //   prefetch: as gemv_fused (the o_proj weight, pulled into L2 while attention runs).
 //   shared static ~42 KB (hd64) / ~45 KB (hd128)
@@ -87,6 +88,8 @@ __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, 
   const int sLo = lo + z * splitSize;
   const int sHi = min(pos + 1, sLo + splitSize);
   const bool own = sLo <= pos && pos < sHi;  // this split holds the step's own key
+  const int nz = min(numSplits, (pos + 1 - lo + splitSize - 1) / splitSize);  // non-empty splits of this token
+  const bool direct = nz == 1;  // one split holds every key: it writes out itself (no partials, no counter)
   const int rowWidth = numKvHeads * HD;
   const int* table = blockTables + (long long)s * maxBlocksPerSeq;
   const bf16_t* row = qkv + (long long)t * (numHeads + 2 * numKvHeads) * HD;
@@ -255,19 +258,22 @@ __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, 
 #pragma unroll
     for (int grp = 0; grp < KG; grp++) o += red[(grp * DA_MAXG + g) * HD + d];
     const long long th = (long long)t * numHeads + h0 + g;
-    if (numSplits == 1) out[th * HD + d] = fromF<bf16_t>(o / ls[g]);
+    if (direct) out[th * HD + d] = fromF<bf16_t>(o / ls[g]);
     else partialO[(th * numSplits + z) * HD + d] = o;
   }
-  if (numSplits == 1) return;
+  if (direct) return;
   if (tid < Gb) {
     float* ml = partialML + (((long long)t * numHeads + h0 + tid) * numSplits + z) * 2;
     ml[0] = ms[tid];
     ml[1] = ls[tid];
   }
-  } else if (tid < Gb) {  // empty split (a short sequence in a graph sized for long ones): l = 0, skipped by the merge
+  } else {  // empty split (a short sequence in a graph sized for long ones): l = 0, skipped by the merge
+    if (direct) return;
+    if (tid < Gb) {
     float* ml = partialML + (((long long)t * numHeads + h0 + tid) * numSplits + z) * 2;
     ml[0] = -LLMRT_INF;
     ml[1] = 0.f;
+    }
   }
   // Last block of this (token, kv group) merges the splits.
   __threadfence();
@@ -277,7 +283,6 @@ __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, 
   __syncthreads();
   if (!amLast) return;
   __threadfence();
-  const int nz = min(numSplits, (pos + 1 - lo + splitSize - 1) / splitSize);  // non-empty splits
   for (int i = tid; i < Gb * HD; i += NT) {
     const int g = i / HD, d = i - g * HD;
     const long long th = (long long)t * numHeads + h0 + g;

@@ -100,15 +100,12 @@ GEMV(gemv_bf16_m8, 8)
 #define GF_MINB 1    // __launch_bounds__ min blocks per SM (a tuning knob for the harness)
 #endif
 #ifndef GF_U
-#define GF_U 8       // 16-byte weight loads per lane per row issued before use
+#define GF_U 4       // 16-byte weight loads per lane issued before use (4 beat 8 on H200: decode step 1.011 vs 1.048 ms)
 #endif
 
-__device__ __forceinline__ uint4 ldStream16(const bf16_t* p) {
-  uint4 v;
-  asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0,%1,%2,%3}, [%4];"
-      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
-  return v;
-}
+/** A weight vector: a plain 16-byte global load, as gemv_bf16 (which reached 89% of the copy bandwidth on
+ *  gate_up; the L1::no_allocate / L2::256B-hinted form measured slower here). */
+__device__ __forceinline__ uint4 ldStream16(const bf16_t* p) { return *reinterpret_cast<const uint4*>(p); }
 
 /** Each thread of the grid bulk-prefetches 16 KB slices of [base, base + bytes) into L2. */
 __device__ __forceinline__ void prefetchL2Slices(const void* base, long long bytes) {
@@ -171,11 +168,9 @@ __device__ __forceinline__ void gfRow(const bf16_t* __restrict__ xb, const bf16_
   for (int r = 0; r < M; r++) acc[r] = warpSum(acc[r]);
 }
 
-template <int M>
+template <int M, bool NORM>
 __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y, const bf16_t* normW,
     float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {
-  __shared__ __align__(16) bf16_t xs[GF_XS];
-  __shared__ float red[32];
   __shared__ float upS[8][M];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, nw = blockDim.x >> 5;  // nw == 8
   const int kv = k >> 3;
@@ -190,8 +185,10 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
   uint4 v[GF_U];
   if (live) gfIssue(w, lane, kv, v);
   prefetchL2Slices(prefetch, prefetchBytes);
-  const bool staged = normW != nullptr;  // the launcher guarantees m * k <= GF_XS then
-  if (staged) {
+  float acc[M];
+  if constexpr (NORM) {  // x <- rmsnorm(x) * normW, staged in shared memory (the launcher guarantees m * k <= GF_XS)
+    __shared__ __align__(16) bf16_t xs[GF_XS];
+    __shared__ float red[32];
     for (int r = 0; r < m; r++) {
       const bf16_t* xr = x + (long long)r * k;
       bf16_t* xsr = xs + r * k;
@@ -214,11 +211,9 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
       }
     }
     __syncthreads();
-  }
-  float acc[M];
-  if (live) {
-    if (staged) gfRow<M>(xs, w, m, k, lane, v, acc);
-    else gfRow<M>(x, w, m, k, lane, v, acc);
+    if (live) gfRow<M>(xs, w, m, k, lane, v, acc);
+  } else {
+    if (live) gfRow<M>(x, w, m, k, lane, v, acc);
   }
   const float b = (live && bias) ? toF(bias[row]) : 0.f;
   if (mode == 2) {
@@ -251,12 +246,16 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
   }
 }
 
-#define GEMV_FUSED(NAME, M)                                                                                             \
+#define GEMV_FUSED(NAME, M, NORM)                                                                                       \
   extern "C" __global__ void __launch_bounds__(256, GF_MINB) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,\
       const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
-    gemvFusedImpl<M>(x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes);                              \
+    gemvFusedImpl<M, NORM>(x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes);                        \
   }
-GEMV_FUSED(gemv_fused_bf16_m1, 1)
-GEMV_FUSED(gemv_fused_bf16_m2, 2)
-GEMV_FUSED(gemv_fused_bf16_m4, 4)
-GEMV_FUSED(gemv_fused_bf16_m8, 8)
+GEMV_FUSED(gemv_fused_bf16_m1, 1, false)
+GEMV_FUSED(gemv_fused_bf16_m2, 2, false)
+GEMV_FUSED(gemv_fused_bf16_m4, 4, false)
+GEMV_FUSED(gemv_fused_bf16_m8, 8, false)
+GEMV_FUSED(gemv_fused_norm_bf16_m1, 1, true)
+GEMV_FUSED(gemv_fused_norm_bf16_m2, 2, true)
+GEMV_FUSED(gemv_fused_norm_bf16_m4, 4, true)
+GEMV_FUSED(gemv_fused_norm_bf16_m8, 8, true)
