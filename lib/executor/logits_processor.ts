@@ -5,7 +5,7 @@
  * Imports no device code.
  */
 import type { LogitsProcessorFn, SamplingParams } from "./sampling_params.ts";
-import { showValue, ValidationError } from "../util/errors.ts";
+import { RequestFailedError, showValue, ValidationError } from "../util/errors.ts";
 
 /** The sequence a logits row belongs to. */
 export interface SequenceView {
@@ -97,7 +97,12 @@ export function processLogits(
     const fns: readonly LogitsProcessorFn[] = typeof p.logitsProcessor === "function" ? [p.logitsProcessor] : p.logitsProcessor;
     const info = { requestId: seq.requestId, seqIndex: seq.seqIndex, promptIds: seq.promptIds };
     for (const fn of fns) {
-      const r: unknown = fn(out, logits, info);
+      let r: unknown;
+      try {
+        r = fn(out, logits, info);
+      } catch (e) {
+        throw new RequestFailedError(`SamplingParams.logitsProcessor threw: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      }
       if (r === undefined || r === null || r === logits) continue;
       if (!(r instanceof Float32Array) && !Array.isArray(r)) {
         throw new ValidationError(

@@ -27,9 +27,15 @@ export function parseWith<S extends z.ZodType>(schema: S, value: unknown, what: 
 
 /** Freezes an object graph (plain objects and arrays only; typed arrays are left as they are). */
 export function deepFreeze<T>(o: T): T {
-  if (o !== null && typeof o === "object" && !ArrayBuffer.isView(o) && !Object.isFrozen(o)) {
+  if (o !== null && typeof o === "object" && isPlain(o) && !Object.isFrozen(o)) {
     Object.freeze(o);
     for (const v of Object.values(o as Record<string, unknown>)) deepFreeze(v);
   }
   return o;
+}
+
+/** A plain object or array: class instances given as values (an AbortSignal, a typed array) are not frozen. */
+function isPlain(o: object): boolean {
+  const proto = Object.getPrototypeOf(o);
+  return proto === Object.prototype || proto === null || Array.isArray(o);
 }
