@@ -36,6 +36,8 @@ export const BuildConfigSchema = z.strictObject({
   gatherContextLogits: z.boolean().default(false),
   /** Backend the engine is built for. @default "cpu" */
   backend: z.enum(["cpu", "cuda"]).default("cpu"),
+  /** Ranks the model is split across (tensor parallelism; lib/builder/sharding.ts). @default 1 */
+  tensorParallelSize: posInt.default(1),
 });
 
 export type BuildConfigInput = z.input<typeof BuildConfigSchema>;

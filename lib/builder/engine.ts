@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { z } from "zod";
 import type { PretrainedConfig } from "../models/config.ts";
-import { DisposedError, FormatError, InternalError, showValue } from "../util/errors.ts";
+import { DisposedError, FormatError, InternalError, showValue, ValidationError } from "../util/errors.ts";
 import { bf16ToF32, f16ToF32 } from "../util/dtype.ts";
 import { parseWith } from "../util/validate.ts";
 import { BuildConfigSchema, type BuildConfig, EngineDTypeSchema, type EngineDType } from "./build_config.ts";
@@ -30,15 +30,32 @@ export const EngineConfigSchema = z.strictObject({
   build: BuildConfigSchema.extend({ maxSeqLen: z.number().int().positive(), maxInputLen: z.number().int().positive() }),
   quant: z.null(),
   dtype: EngineDTypeSchema,
-  numRanks: z.literal(1),
+  /** Rank files in the directory (rank0.engine ... rank<numRanks-1>.engine). */
+  numRanks: z.number().int().positive(),
+  /** Tensor parallelism: how the ranks split the model (lib/builder/sharding.ts); absent for one rank. */
+  mapping: z.strictObject({
+    tpSize: z.number().int().positive(),
+    numHeadsPerRank: z.number().int().positive(),
+    numKvHeadsPerRank: z.number().int().positive(),
+    /** "split": each rank holds its own KV heads; "replicated": fewer KV heads than ranks. */
+    kvHeads: z.enum(["split", "replicated"]),
+    intermediatePerRank: z.number().int().positive(),
+    /** LM head rows per rank (the last rank's padded with zero rows). */
+    vocabPerRank: z.number().int().positive(),
+    embedding: z.literal("replicated"),
+    lmHead: z.literal("vocab-parallel"),
+  }).optional(),
 });
+/** How a tensor-parallel engine splits its model across ranks. */
+export type TpMapping = NonNullable<z.infer<typeof EngineConfigSchema>["mapping"]>;
 export type EngineConfig = Readonly<{
   llmrt: { formatVersion: number };
   model: PretrainedConfig;
   build: BuildConfig;
   quant: null;
   dtype: EngineDType;
-  numRanks: 1;
+  numRanks: number;
+  mapping?: TpMapping;
 }>;
 
 /** A tensor held by an engine: its table entry (without a file offset) and, when built in memory, its bytes. */
@@ -60,6 +77,11 @@ export class Engine {
   readonly #data: Map<string, Uint8Array> | null;
   readonly #file: EngineFile | null;
   #disposed = false;
+  /** Every rank's engine (this one first) of a multi-rank engine built in memory. */
+  #ranks: readonly Engine[] | null = null;
+  /** The directory and rank this engine was opened from. */
+  #dir: string | null = null;
+  #rank = 0;
 
   private constructor(
     readonly config: EngineConfig,
@@ -84,7 +106,7 @@ export class Engine {
    * head counts, widths, every weight's shape and dtype), config.json must equal the config the
    * engine file was built with, and the sizes must fit this machine (ResourceError otherwise).
    */
-  static fromDir(dir: string): Engine {
+  static fromDir(dir: string, options: { readonly rank?: number } = {}): Engine {
     const cfgPath = path.join(dir, "config.json");
     let raw: unknown;
     try {
@@ -97,7 +119,11 @@ export class Engine {
       throw new FormatError(`engine config ${cfgPath} has format version ${JSON.stringify(version)}; this llmrt needs version ${ENGINE_FORMAT_VERSION} (rebuild the engine)`, cfgPath);
     }
     const config = parseWith(EngineConfigSchema, raw, cfgPath) as unknown as EngineConfig;
-    const enginePath = path.join(dir, "rank0.engine");
+    const rank = options.rank ?? 0;
+    if (!Number.isInteger(rank) || rank < 0 || rank >= config.numRanks) {
+      throw new ValidationError(`Engine.fromDir: rank ${rank} outside [0, ${config.numRanks}) of ${dir}`, "rank", rank);
+    }
+    const enginePath = path.join(dir, `rank${rank}.engine`);
     const file = EngineFile.open(enginePath);
     try {
       const diff = firstDifference(file.meta.config, raw, "");
@@ -111,16 +137,19 @@ export class Engine {
       const plan = validatePlan(file.meta.plan, {
         vocabSize: m.vocabSize,
         hiddenSize: m.hiddenSize,
-        intermediateSize: m.intermediateSize,
+        intermediateSize: config.mapping?.intermediatePerRank ?? m.intermediateSize,
         numLayers: m.numHiddenLayers,
-        numHeads: m.numAttentionHeads,
-        numKvHeads: m.numKeyValueHeads,
+        numHeads: config.mapping?.numHeadsPerRank ?? m.numAttentionHeads,
+        numKvHeads: config.mapping?.numKvHeadsPerRank ?? m.numKeyValueHeads,
         headDim: m.headDim,
         weightDtype: config.dtype,
         tensor: (n) => file.has(n) ? file.entry(n) : undefined,
       }, enginePath);
       checkEngineSizes(sizeFacts(config, plan, file.meta.tensors, `engine ${dir}`));
-      return new Engine(config, plan, file.meta.tensors, { file });
+      const engine = new Engine(config, plan, file.meta.tensors, { file });
+      engine.#dir = dir;
+      engine.#rank = rank;
+      return engine;
     } catch (e) {
       file.close();
       throw e;
@@ -142,10 +171,48 @@ export class Engine {
     }
   }
 
-  /** Writes `config.json` and `rank0.engine` into `dir` (created if needed). */
+  /**
+   * Joins the rank engines of a tensor-parallel build (lib/builder/sharding.ts): the result is
+   * rank 0, holding the others; `save` writes every rank file.
+   */
+  static fromRanks(ranks: readonly Engine[]): Engine {
+    if (ranks.length !== ranks[0]?.config.numRanks) throw new InternalError(`Engine.fromRanks: ${ranks.length} engines for ${ranks[0]?.config.numRanks} ranks`);
+    ranks.forEach((e, r) => (e.#rank = r));
+    ranks[0].#ranks = ranks;
+    return ranks[0];
+  }
+
+  /** This engine's rank (0 for a one-rank engine). */
+  get rank(): number {
+    return this.#rank;
+  }
+
+  /** The directory this engine was opened from (null when built in memory). */
+  get dir(): string | null {
+    return this.#dir;
+  }
+
+  /**
+   * The engine of rank `r`: this one, one held in memory, or (opened from a directory) a new
+   * Engine the caller disposes.
+   */
+  rankEngine(r: number): Engine {
+    if (r === this.#rank) return this;
+    if (this.#ranks?.[r]) return this.#ranks[r];
+    if (this.#dir) return Engine.fromDir(this.#dir, { rank: r });
+    throw new ValidationError(`Engine.rankEngine: rank ${r} outside [0, ${this.config.numRanks})`, "rank", r);
+  }
+
+  /** Writes `config.json` and `rank0.engine` (… `rank<numRanks-1>.engine`) into `dir` (created if needed). */
   save(dir: string): void {
     this.#checkLive();
     fs.mkdirSync(dir, { recursive: true });
+    for (let r = 1; r < this.config.numRanks; r++) {
+      const e = this.#ranks?.[r];
+      if (!e) throw new ValidationError(`Engine.save: rank ${r} is not held in memory (save the directory the engine was opened from instead)`, "rank", r);
+      const t = [...e.#tensors.values()].map(({ name, dtype, shape }) => ({ name, dtype, shape }));
+      writeEngineFile(path.join(dir, `rank${r}.engine`), e.plan, e.config, t, (n) => e.readTensor(n));
+    }
     const tensors = [...this.#tensors.values()].map(({ name, dtype, shape }) => ({ name, dtype, shape }));
     writeEngineFile(path.join(dir, "rank0.engine"), this.plan, this.config, tensors, (n) => this.readTensor(n));
     fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(this.config, null, 2));
@@ -186,6 +253,7 @@ export class Engine {
     if (this.#disposed) return;
     this.#disposed = true;
     this.#file?.close();
+    for (const e of this.#ranks ?? []) if (e !== this) e.dispose();
   }
 
   [Symbol.dispose](): void {

@@ -80,7 +80,14 @@ export type Op =
   /** Copies the rows named by `lastTokenIdx` (one per sequence) from a token tensor to a seq tensor. */
   | { readonly type: "gather_rows"; readonly x: string; readonly out: string }
   /** Samples one id per sequence from `logits` with the step's per-sequence sampling parameters. */
-  | { readonly type: "sample"; readonly logits: string };
+  | { readonly type: "sample"; readonly logits: string }
+  /** Tensor parallelism: sums `x` over the ranks, in place (after a row-parallel linear). */
+  | { readonly type: "all_reduce"; readonly x: string }
+  /**
+   * Tensor parallelism: every rank's [rows, width] shard of `x` into `out` [rows, outWidth], rank r's
+   * columns at r·width; columns past outWidth (padding of the last shard) are dropped.
+   */
+  | { readonly type: "all_gather"; readonly x: string; readonly out: string; readonly width: number; readonly outWidth: number };
 
 export type OpType = Op["type"];
 

@@ -44,6 +44,8 @@ export function opTensors(op: Op): { reads: string[]; writes: string[] } {
     case "add": return { reads: [op.x, op.out], writes: [op.out] };
     case "gather_rows": return { reads: [op.x], writes: [op.out] };
     case "sample": return { reads: [op.logits], writes: [] };
+    case "all_reduce": return { reads: [op.x], writes: [op.x] };
+    case "all_gather": return { reads: [op.x], writes: [op.out] };
   }
 }
 
@@ -125,6 +127,7 @@ export interface PlanExpectations {
 
 const OP_TYPES: ReadonlySet<string> = new Set([
   "embedding", "rmsnorm", "add_rmsnorm", "linear", "qk_norm", "rope_kv_write", "paged_attention", "silu_mul", "add", "gather_rows", "sample",
+  "all_reduce", "all_gather",
 ]);
 const STEP_INPUTS: ReadonlySet<string> = new Set(["tokenIds", "positions", "seqStarts", "contextLens", "blockTables", "lastTokenIdx"]);
 
@@ -262,6 +265,14 @@ export function validatePlan(raw: unknown, x: PlanExpectations, where: string): 
       case "sample":
         expectWidth(op.logits, V, ctx, "seqs");
         samples++;
+        break;
+      case "all_reduce":
+        width(op.x, ctx);
+        break;
+      case "all_gather":
+        if (!isCount(op.width) || !isCount(op.outWidth)) bad(`${ctx}: width/outWidth must be positive integers`);
+        expectWidth(op.x, op.width as number, ctx);
+        expectWidth(op.out, op.outWidth as number, ctx);
         break;
     }
   });

@@ -7,6 +7,8 @@ import { CudaSession } from "../backends/cuda/session.ts";
 import { CudaDevice } from "../cuda/device.ts";
 import type { Backend, EngineView, SessionBackend } from "../ir/backend.ts";
 import type { ResolvedSessionOptions } from "./session_options.ts";
+import { Engine } from "../builder/engine.ts";
+import { TpSession, type TpSessionOptions } from "./tp_session.ts";
 
 type Factory = (engine: EngineView, options: ResolvedSessionOptions) => SessionBackend;
 
@@ -15,8 +17,12 @@ const FACTORIES: Readonly<Record<Backend, Factory>> = {
   cuda: (engine, o) => new CudaSession(engine, { device: o.device, cudaGraphs: o.cudaGraphs, gemv: o.gemv, batchInvariant: o.batchInvariant, gemmTune: o.gemmTune }),
 };
 
-/** Loads `engine` on the backend named in `options`. */
-export function createSessionBackend(engine: EngineView, options: ResolvedSessionOptions): SessionBackend {
+/**
+ * Loads `engine` on the backend named in `options`. A tensor-parallel engine (numRanks > 1), or any
+ * engine with `tp.rankWorkers`, runs on one worker per rank (`TpSession`, lib/runtime/tp_session.ts).
+ */
+export function createSessionBackend(engine: EngineView, options: ResolvedSessionOptions, tp: TpSessionOptions & { readonly rankWorkers?: boolean } = {}): SessionBackend {
+  if (engine instanceof Engine && (engine.config.numRanks > 1 || tp.rankWorkers)) return new TpSession(engine, options, tp);
   return FACTORIES[options.backend](engine, options);
 }
 

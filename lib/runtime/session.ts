@@ -10,11 +10,14 @@ import type { StepInputs, StepOutputs } from "../ir/step_io.ts";
 import { DisposedError } from "../util/errors.ts";
 import { createSessionBackend } from "./backends.ts";
 import { parseSessionOptions, type SessionOptions } from "./session_options.ts";
+import type { TpSessionOptions } from "./tp_session.ts";
 
 export type { StepInputs, StepOutputs } from "../ir/step_io.ts";
 export type { Backend, SessionBackend } from "../ir/backend.ts";
 export type { KvCache, KvCacheGeometry } from "../ir/kv_cache.ts";
 export type { SessionOptions } from "./session_options.ts";
+export type { Communicator, CommDType } from "../ir/communicator.ts";
+export type { TpSessionOptions } from "./tp_session.ts";
 
 /**
  * Runs one engine forward at a time with explicit inputs and outputs.
@@ -35,10 +38,15 @@ export class Session {
     this.#impl = impl;
   }
 
-  /** Creates a session for `engine` on the requested backend (options validated; see SessionOptions). */
-  static fromSerializedEngine(engine: Engine, options: SessionOptions = {}): Session {
-    const o = parseSessionOptions(options);
-    return new Session(createSessionBackend(engine, o), engine);
+  /**
+   * Creates a session for `engine` on the requested backend (options validated; see SessionOptions).
+   * A tensor-parallel engine runs one worker per rank; `rankWorkers: true` takes that path for a
+   * one-rank engine too (TpSession, lib/runtime/tp_session.ts).
+   */
+  static fromSerializedEngine(engine: Engine, options: SessionOptions & TpSessionOptions & { readonly rankWorkers?: boolean } = {}): Session {
+    const { rankWorkers, startupTimeoutMs, stepTimeoutMs, ncclUniqueId, ...rest } = options;
+    const o = parseSessionOptions(rest);
+    return new Session(createSessionBackend(engine, o, { rankWorkers, startupTimeoutMs, stepTimeoutMs, ncclUniqueId }), engine);
   }
 
   /** The backend this session runs on. */

@@ -6,6 +6,7 @@ import type { EnginePlan } from "../../ir/plan.ts";
 import { FormatError, ValidationError } from "../../util/errors.ts";
 import { bytesPerBlock, type KvCache, type KvCacheGeometry } from "../../ir/kv_cache.ts";
 import { CpuKvCache } from "./kv_cache.ts";
+import type { Communicator } from "../../ir/communicator.ts";
 import { type StepInputs, type StepOutputs, validateStep } from "../../ir/step_io.ts";
 
 /**
@@ -20,7 +21,12 @@ export class CpuSession implements SessionBackend {
   readonly maxSeqLen: number;
   readonly tokensPerBlock: number;
 
-  constructor(readonly engine: EngineView) {
+  /** The tensor-parallel group this rank belongs to (plans with all_reduce / all_gather ops need one). */
+  readonly #comm: Communicator<Float32Array> | null;
+  #gather: Float32Array | null = null;
+
+  constructor(readonly engine: EngineView, options: { readonly communicator?: Communicator<Float32Array> } = {}) {
+    this.#comm = options.communicator ?? null;
     this.plan = engine.plan;
     if (this.plan.elementBytes !== 4) {
       throw new ValidationError(`Session: engine was planned for ${this.plan.elementBytes}-byte activations (built for ${engine.config.build.backend}); the CPU backend needs an engine built with backend "cpu"`, "backend", "cpu");
@@ -60,6 +66,11 @@ export class CpuSession implements SessionBackend {
     const b = this.plan.buffers[name];
     const start = b.offset / 4;
     return this.#arena.subarray(start, start + rows * b.width);
+  }
+
+  #group(): Communicator<Float32Array> {
+    if (!this.#comm) throw new ValidationError("Session: this engine is one rank of a tensor-parallel engine; run it through the tensor-parallel session (a communicator is needed)", "communicator");
+    return this.#comm;
   }
 
   #w(name: string): Float32Array {
@@ -126,6 +137,23 @@ export class CpuSession implements SessionBackend {
       case "gather_rows":
         K.gatherRows(this.#buf(op.x, T), inp.logitRows, R, this.plan.buffers[op.x].width, this.#buf(op.out, R));
         break;
+      case "all_reduce": {
+        const x = this.#buf(op.x, rowsOf(op.x));
+        this.#group().allReduceSum(x, x, x.length);
+        break;
+      }
+      case "all_gather": {
+        // Gathered rank-major [ranks, rows, width], then laid out as [rows, outWidth].
+        const rows = rowsOf(op.x), c = this.#group(), n = rows * op.width;
+        if (!this.#gather || this.#gather.length < c.worldSize * n) this.#gather = new Float32Array(c.worldSize * this.plan.buffers[op.x].bytes / 4);
+        const g = this.#gather, y = this.#buf(op.out, rows);
+        c.allGather(this.#buf(op.x, rows), g, n);
+        for (let r = 0; r < c.worldSize; r++) {
+          const cols = Math.min(op.width, op.outWidth - r * op.width);
+          for (let i = 0; i < rows && cols > 0; i++) y.set(g.subarray(r * n + i * op.width, r * n + i * op.width + cols), i * op.outWidth + r * op.width);
+        }
+        break;
+      }
       case "sample": {
         const V = a.vocabSize;
         const logits = this.#buf(op.logits, R);

@@ -1,0 +1,55 @@
+/**
+ * Entry of one tensor-parallel rank's Web Worker. It imports nothing at load: it marks itself
+ * booted, then loads the rank runner (tp_rank.ts) inside a try, so even a module that fails to
+ * load is reported to the session as this rank's error instead of leaving it waiting.
+ */
+// Plain JavaScript: Deno type-checks a TypeScript worker entry each time a worker starts (seconds
+// per rank); the rank code it loads is checked with the library (deno check).
+const ctx = globalThis;
+
+/** @type {{ handle(msg: unknown): void } | null} */
+let runner = null;
+/** @type {Promise<void> | null} */
+let loading = null;
+/** @type {unknown[]} */
+const queue = [];
+
+/** Writes rank `msg.rank`'s failure to load into the session's shared memory (see tp_wire.ts). */
+function reportBootFailure(msg, e) {
+  if (!msg.shared || msg.rank === undefined || msg.worldSize === undefined || msg.seq === undefined) return;
+  const N = msg.worldSize, r = msg.rank;
+  const ctl = new Int32Array(msg.shared.control);
+  const text = JSON.stringify({ kind: "worker", name: "WorkerError", message: `tensor-parallel rank ${r}: its worker could not load: ${e instanceof Error ? e.message : String(e)}` });
+  const bytes = new TextEncoder().encode(text).subarray(0, 16384);
+  new Uint8Array(msg.shared.errors, r * 16384, 16384).set(bytes);
+  Atomics.store(ctl, 2 * N + r, bytes.length);
+  Atomics.store(ctl, N + r, 1);
+  Atomics.store(ctl, r, msg.seq);
+  Atomics.notify(ctl, r);
+}
+
+ctx.onmessage = (e) => {
+  if (runner) {
+    runner.handle(e.data);
+    return;
+  }
+  queue.push(e.data);
+  if (loading) return;
+  const first = e.data;
+  if (first.shared && first.worldSize !== undefined) {
+    const ctl = new Int32Array(first.shared.control);
+    Atomics.add(ctl, 3 * first.worldSize, 1);
+    Atomics.notify(ctl, 3 * first.worldSize);
+  }
+  // A computed specifier: no static graph for Deno to type-check per worker (see the top).
+  const rankModule = new URL("./tp_rank.ts", import.meta.url).href;
+  loading = import(rankModule).then(
+    (m) => {
+      runner = new m.RankRunner();
+      for (const msg of queue.splice(0)) runner.handle(msg);
+    },
+    (err) => {
+      for (const msg of queue.splice(0)) reportBootFailure(msg, err);
+    },
+  );
+};
