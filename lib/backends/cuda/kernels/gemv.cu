@@ -78,10 +78,11 @@ GEMV(gemv_bf16_m8, 8)
 //
 // extern "C" __global__ void gemv_fused_bf16_m{1|2|4|8}(const bf16_t* x, const bf16_t* W, const bf16_t* bias,
 //     void* y, const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes)
+// extern "C" __global__ void gemv_fused_norm_bf16_m{1|2|4|8}(...same parameters...)
 //   x [m, k] bf16 (m <= M), W [n, k] bf16, bias [n] (0 = none), k % 8 == 0, x/W 16-byte aligned.
-//   normW (0 = none): x is first replaced by rmsnorm(x) * normW per row, rounded to bf16 exactly like
-//     rmsnorm_bf16 (needs m * k <= 16384: x is staged in shared memory; without normW, x is staged
-//     when it fits and read through L1 otherwise).
+//   _norm: x is first replaced by rmsnorm(x) * normW per row, rounded to bf16 bitwise like rmsnorm_bf16
+//     (same sums in the same order), staged in shared memory: needs m * k <= 8192. The plain entry points
+//     ignore normW, read x through L1 and use no shared memory (but 32 B for mode 2).
 //   mode 0 (plain):    y bf16 [m, n] = x W^T + bias
 //   mode 1 (residual): y bf16 [m, n] += bf16(x W^T + bias)  (y is the residual stream, updated in place;
 //                      the sum is rounded like add_rmsnorm's residual)
@@ -89,11 +90,13 @@ GEMV(gemv_bf16_m8, 8)
 //                      y bf16 [m, n/2] = bf16(silu(bf16(gate)) * bf16(up)), as gemv + silu_mul_bf16 round
 //   mode 3 (f32 out):  y f32 [m, n] = x W^T + bias (lm_head logits)
 //   prefetch (0 = none): [prefetch, prefetch + prefetchBytes) (16-byte aligned) is pulled into L2 with
-//     bulk prefetches spread over the grid (the next kernel's weights), before any work.
-//   Each warp computes output columns p and p + ceil(n/2) (mode 2: gate p and up p) and grid-strides
-//   over p, so any grid size works: the launcher picks about (#SMs x blocks per SM) blocks or
-//   ceil(ceil(n/2) / 8), whichever is smaller. A row's sums do not depend on m (batch invariant).
-//   grid (any, 1, 1)   block (256, 1, 1)   shared 32.2 KB static
+//     bulk prefetches spread over the grid (measured slower for o_proj's weight from attention; unused).
+//   One output row per warp, 8 warps per block; mode 2: block b holds gate rows 4b..4b+3 (warps 0-3) and
+//   the matching up rows (warps 4-7), which meet in shared memory. A lane accumulates its 16-byte vectors
+//   in increasing order (gemv_bf16's order), so a row's sum does not depend on m (batch
+//   invariant). The first GF_U weight vectors per lane are loaded before the prologue.
+//   grid mode 2: (ceil(n / 2 / 4), 1, 1), else (ceil(n / 8), 1, 1)   block (256, 1, 1)
+//   shared: 16.5 KB static (_norm), 32 B x M (plain)
 // ------------------------------------------------------------------------------------------------
 #define GF_XS 8192  // bf16 elements of staged x (16 KB): m * k for a prologue RMSNorm
 #ifndef GF_MINB
