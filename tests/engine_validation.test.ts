@@ -130,10 +130,12 @@ test("engine config.json without build.maxSeqLen names the field (not NaN blocks
 
 test("sizes: absurd vocab_size, max_position_embeddings, maxNumTokens, maxBatchSize are ResourceErrors naming the field, bytes and limit", () => {
   const cases: [Record<string, unknown>, Record<string, unknown>, RegExp][] = [
-    [{ vocab_size: 1e9 }, {}, /config\.vocab_size = 1000000000 asks for .* bytes\) for weight 'embed_tokens'/],
+    [{ vocab_size: 1e9 }, {}, /config\.vocab_size = 1000000000 asks for .* bytes\) for the embedding table/],
+    [{ num_hidden_layers: 1e9 }, {}, /config\.num_hidden_layers = 1000000000 asks for/],
+    [{ hidden_size: 1e9 }, {}, /config\.hidden_size = 1000000000 asks for/],
     [{ max_position_embeddings: 1e9 }, {}, /config\.max_position_embeddings = 1000000000 asks for .* KV cache of one sequence/],
     [{}, { maxNumTokens: 1e8 }, /BuildConfig\.maxNumTokens = 100000000 asks for/],
-    [{}, { maxBatchSize: 1e7 }, /BuildConfig\.maxBatchSize = 10000000 asks for .* activation arena/],
+    [{}, { maxBatchSize: 1e7 }, /BuildConfig\.maxBatchSize = 10000000 asks for .* logits of that many sequences/],
   ];
   for (const [cfg, build, re] of cases) {
     const dir = writeTiny({ config: (c) => Object.assign(c, cfg) });

@@ -3,9 +3,8 @@ import { f32ToBf16, f32ToF16 } from "../util/dtype.ts";
 import { FormatError, InternalError, ValidationError } from "../util/errors.ts";
 import { type BuildConfigInput, type EngineDType, parseBuildConfig } from "./build_config.ts";
 import { Engine, type EngineConfig, type EngineTensor, sizeFacts } from "./engine.ts";
-import { checkEngineSizes } from "./limits.ts";
+import { checkEngineSizes, checkModelSizes } from "./limits.ts";
 import { ENGINE_FORMAT_VERSION } from "./engine_format.ts";
-import { shardEngine } from "./sharding.ts";
 import { type EnginePlan, fuseAddRmsnorm, planMemory } from "../ir/plan.ts";
 import type { Network } from "../ir/network.ts";
 
@@ -41,9 +40,11 @@ export function buildSync(model: LlamaForCausalLM, buildConfig: BuildConfigInput
   // The CPU backend computes in float32: weights may be stored narrower, activations stay float32.
   const activationDtype: EngineDType = cfg.backend === "cpu" ? "float32" : dtype;
 
+  const asBuilt = { model: mc, build: { ...cfg, maxSeqLen, maxInputLen }, dtype } as EngineConfig;
+  preflightModel(model, asBuilt, activationDtype);
   const net = model.toNetwork();
   if (!net.attributes) throw new InternalError("build: the model's network has no attributes");
-  preflight(model, net, { model: mc, build: { ...cfg, maxSeqLen, maxInputLen }, dtype } as EngineConfig, activationDtype);
+  preflight(net, asBuilt, activationDtype);
   const ops = fuseAddRmsnorm(net.ops);
   const maxSeqs = cfg.gatherContextLogits ? Math.max(cfg.maxNumTokens, cfg.maxBatchSize * cfg.maxBeamWidth) : cfg.maxBatchSize * cfg.maxBeamWidth;
   const profile = { maxTokens: cfg.maxNumTokens, maxSeqs, elementBytes: ELEMENT_BYTES[activationDtype] };
@@ -65,23 +66,47 @@ export function buildSync(model: LlamaForCausalLM, buildConfig: BuildConfigInput
     dtype,
     numRanks: 1,
   };
-  const engine = Engine.fromMemory(config, plan, tensors, data);
-  return cfg.tensorParallelSize > 1 ? shardEngine(engine, cfg.tensorParallelSize) : engine;
+  return Engine.fromMemory(config, plan, tensors, data);
 }
 
 /**
- * Checks made before any weight is read or buffer allocated: the sizes the config and build
- * options ask for (ResourceError naming the field, bytes and limit), then every checkpoint tensor's
- * exact shape, missing tensors and unused layers (FormatError naming the tensor).
+ * Checks made before the network is made or any weight read: the sizes the config and build options
+ * ask for, from the numbers alone (ResourceError naming the field, bytes and limit), then every
+ * checkpoint tensor's exact shape, missing tensors and unused layers (FormatError naming the tensor).
  */
-function preflight(model: LlamaForCausalLM, net: Network, config: EngineConfig, activationDtype: EngineDType): void {
+function preflightModel(model: LlamaForCausalLM, config: EngineConfig, activationDtype: EngineDType): void {
+  const m = config.model, b = config.build;
+  const f = sizeFacts(config, { buffers: {}, arenaBytes: 0, maxTokens: 0, maxSeqs: 0, elementBytes: 0 } as unknown as EnginePlan, [], "build");
+  checkModelSizes({
+    backend: b.backend,
+    vocabSize: m.vocabSize,
+    hiddenSize: m.hiddenSize,
+    intermediateSize: m.intermediateSize,
+    numLayers: m.numHiddenLayers,
+    numHeads: m.numAttentionHeads,
+    numKvHeads: m.numKeyValueHeads,
+    headDim: m.headDim,
+    tied: m.tieWordEmbeddings,
+    weightBytes: ELEMENT_BYTES[config.dtype],
+    activationBytes: ELEMENT_BYTES[activationDtype],
+    kvBytes: f.kvBytesPerToken / (2 * m.numHiddenLayers * m.numKeyValueHeads * m.headDim),
+    maxNumTokens: b.maxNumTokens,
+    maxSeqs: b.gatherContextLogits ? Math.max(b.maxNumTokens, b.maxBatchSize * b.maxBeamWidth) : b.maxBatchSize * b.maxBeamWidth,
+    maxSeqsField: f.maxSeqsField,
+    maxSeqLen: f.maxSeqLen,
+    maxSeqLenField: f.maxSeqLenField,
+  });
+  model.validateCheckpoint();
+}
+
+/** The exact size check over the planned network (arena as planned, every weight), still before any read. */
+function preflight(net: Network, config: EngineConfig, activationDtype: EngineDType): void {
   const b = config.build;
   const maxSeqs = b.gatherContextLogits ? Math.max(b.maxNumTokens, b.maxBatchSize * b.maxBeamWidth) : b.maxBatchSize * b.maxBeamWidth;
   const profile = { maxTokens: b.maxNumTokens, maxSeqs, elementBytes: ELEMENT_BYTES[activationDtype] };
   const { buffers, arenaBytes } = planMemory(net, fuseAddRmsnorm(net.ops), profile);
   const declared = [...net.weights.values()].map((w) => ({ name: w.name, dtype: config.dtype, shape: w.shape, bytes: 0 }));
   checkEngineSizes(sizeFacts(config, { buffers, arenaBytes, ...profile } as EnginePlan, declared, "build"));
-  model.validateCheckpoint();
 }
 
 const CHECKPOINT_DTYPE: Record<EngineDType, string> = { float32: "F32", bfloat16: "BF16", float16: "F16" };

@@ -147,6 +147,7 @@ export class EngineFile {
   static open(path: string): EngineFile {
     let fd: number;
     try {
+      if (fs.statSync(path).isDirectory()) throw new Error("it is a directory");
       fd = fs.openSync(path, "r");
     } catch (e) {
       throw new FormatError(`engine file ${path} cannot be opened: ${(e as Error).message}`, path);

@@ -123,3 +123,77 @@ function weightField(name: string): string {
   if (/gate_up|down/.test(name)) return "config.intermediate_size";
   return "config.hidden_size";
 }
+
+/** The model and profile numbers {@link checkModelSizes} needs (from the HF config and BuildConfig). */
+export interface ModelSizeFacts {
+  readonly backend: "cpu" | "cuda";
+  readonly vocabSize: number;
+  readonly hiddenSize: number;
+  readonly intermediateSize: number;
+  readonly numLayers: number;
+  readonly numHeads: number;
+  readonly numKvHeads: number;
+  readonly headDim: number;
+  readonly tied: boolean;
+  readonly weightBytes: number;
+  readonly activationBytes: number;
+  readonly kvBytes: number;
+  readonly maxNumTokens: number;
+  readonly maxSeqs: number;
+  readonly maxSeqsField: string;
+  readonly maxSeqLen: number;
+  readonly maxSeqLenField: string;
+}
+
+/**
+ * The same limits as {@link checkEngineSizes}, computed from the config alone in O(1) — before the
+ * network is even made, so `num_hidden_layers: 1e9` is an error naming it, not a hang. The biggest
+ * weight, the biggest activation, one sequence of KV and the sum must each fit.
+ */
+export function checkModelSizes(f: ModelSizeFacts): void {
+  const limit = memoryLimit(f.backend);
+  const single = f.backend === "cpu" ? maxCpuBufferBytes() : limit;
+  const fail = (field: string, value: number, what: string, bytes: number, lim: { bytes: number; what: string }): never => {
+    throw new ResourceError(
+      `build: ${field} = ${value} asks for ${formatBytes(bytes)} (${bytes} bytes) for ${what}; the limit is ${formatBytes(lim.bytes)} (${lim.what})`,
+      field,
+      value,
+      { bytes, limitBytes: lim.bytes },
+    );
+  };
+  const { vocabSize: V, hiddenSize: H, intermediateSize: I, numLayers: L, headDim: hd } = f;
+  const qkvWidth = (f.numHeads + 2 * f.numKvHeads) * hd;
+  const wb = f.weightBytes, ab = f.activationBytes;
+  // Largest single weight: the embedding table, gate/up, or the fused QKV.
+  const weights: [string, number, number, string][] = [
+    [V >= H ? "config.vocab_size" : "config.hidden_size", Math.max(V, H), V * H * wb, "the embedding table"],
+    [I >= H ? "config.intermediate_size" : "config.hidden_size", Math.max(I, H), 2 * I * H * wb, "one layer's gate/up projection"],
+    [qkvWidth < H ? "config.hidden_size" : hd >= f.numHeads ? "config.head_dim" : "config.num_attention_heads", qkvWidth < H ? H : Math.max(hd, f.numHeads), qkvWidth * H * wb, "one layer's QKV projection"],
+  ];
+  for (const [field, value, bytes, what] of weights) {
+    if (bytes > Math.min(limit.bytes, single.bytes)) fail(field, value, what, bytes, bytes > single.bytes ? single : limit);
+  }
+  const perLayer = (qkvWidth * H + H * f.numHeads * hd + 3 * I * H + 2 * H) * wb;
+  const embed = V * H * wb * (f.tied ? 1 : 2);
+  const totalWeights = embed + L * perLayer + H * wb;
+  if (L * perLayer > limit.bytes) fail("config.num_hidden_layers", L, `${L} layers of ${formatBytes(perLayer)}`, L * perLayer, limit);
+  // Largest activations: one row per packed token, one logits row per sequence.
+  const tokensBuf = f.maxNumTokens * Math.max(H, qkvWidth, 2 * I) * ab;
+  const seqsBuf = f.maxSeqs * V * ab;
+  const arenaLimit = Math.min(limit.bytes, single.bytes);
+  const arenaWhat = arenaLimit < limit.bytes ? single : limit;
+  if (tokensBuf > arenaLimit) fail("BuildConfig.maxNumTokens", f.maxNumTokens, `activations of that many tokens (widest ${Math.max(H, qkvWidth, 2 * I)})`, tokensBuf, arenaWhat);
+  if (seqsBuf > arenaLimit) fail(f.maxSeqsField, f.maxSeqs, `logits of that many sequences (vocabulary ${V})`, seqsBuf, arenaWhat);
+  const kv = 2 * L * f.numKvHeads * hd * f.kvBytes * f.maxSeqLen;
+  if (kv > limit.bytes) fail(f.maxSeqLenField, f.maxSeqLen, "the KV cache of one sequence at that length", kv, limit);
+  const total = totalWeights + Math.max(tokensBuf, seqsBuf) + kv;
+  if (total > limit.bytes) {
+    const parts: [string, number, number][] = [
+      [embed >= L * perLayer ? "config.vocab_size" : "config.num_hidden_layers", embed >= L * perLayer ? V : L, totalWeights],
+      [tokensBuf >= seqsBuf ? "BuildConfig.maxNumTokens" : f.maxSeqsField, tokensBuf >= seqsBuf ? f.maxNumTokens : f.maxSeqs, Math.max(tokensBuf, seqsBuf)],
+      [f.maxSeqLenField, f.maxSeqLen, kv],
+    ];
+    parts.sort((a, b) => b[2] - a[2]);
+    fail(parts[0][0], parts[0][1], `weights ${formatBytes(totalWeights)} + activations ${formatBytes(Math.max(tokensBuf, seqsBuf))} + one sequence of KV cache ${formatBytes(kv)}`, total, limit);
+  }
+}

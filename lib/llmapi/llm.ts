@@ -11,7 +11,7 @@ import type { GenerationExecutor } from "../executor/executor.ts";
 import { AutoModelForCausalLM } from "../models/llama.ts";
 import { resolveBackend } from "../runtime/backends.ts";
 import { validatePromptIds } from "../runtime/prompt.ts";
-import { ResourceError, ValidationError } from "../util/errors.ts";
+import { ResourceError, showValue, ValidationError } from "../util/errors.ts";
 import { parseWith } from "../util/validate.ts";
 import { loadOrBuildCachedEngine } from "./engine_cache.ts";
 import { checkTokenizerFitsModel } from "./vocab_check.ts";
@@ -188,7 +188,7 @@ export class LLM {
     parseWith(GenerateOptionsSchema, options ?? {}, "LLM.generate options");
     const single = typeof prompts === "string" || (Array.isArray(prompts) && prompts.length > 0 && typeof prompts[0] === "number");
     const list = (single ? [prompts] : prompts) as Prompt[];
-    if (!Array.isArray(list) || list.length === 0) throw new ValidationError("LLM.generate: prompts must be a string, an id array or a non-empty array of them", "prompts", prompts);
+    if (!Array.isArray(list) || list.length === 0) throw new ValidationError(`LLM.generate: prompts must be a string, an id array or a non-empty array of them, got ${showValue(prompts)}`, "prompts", prompts);
     if (Array.isArray(samplingParams) && samplingParams.length !== list.length) {
       throw new ValidationError(`LLM.generate: ${samplingParams.length} samplingParams for ${list.length} prompts`, "samplingParams", samplingParams.length);
     }

@@ -6,6 +6,9 @@ import { FormatError } from "../util/errors.ts";
 import { computeRopeInvFreq } from "./rope.ts";
 import { Checkpoint } from "./safetensors.ts";
 
+/** Safetensors dtypes that cannot hold a float weight (a quantized source reports its own, e.g. "INT4"). */
+const INTEGER_DTYPES: ReadonlySet<string> = new Set(["I64", "I32", "I16", "I8", "U8", "BOOL"]);
+
 /** Options when opening a model. */
 export interface ModelOptions {
   /** Engine dtype to build with; "auto" keeps the checkpoint's. @default "auto" */
@@ -60,38 +63,43 @@ export class LlamaForCausalLM {
    * transformers stores them).
    */
   checkpointShapes(): Map<string, readonly number[]> {
+    return new Map(this.expectedTensors());
+  }
+
+  /** {@link checkpointShapes} one tensor at a time, layer by layer (a check can stop at the first miss). */
+  *expectedTensors(): Generator<[string, readonly number[]]> {
     const c = this.config;
     const H = c.hiddenSize, hd = c.headDim, nH = c.numAttentionHeads, nKV = c.numKeyValueHeads, I = c.intermediateSize;
-    const m = new Map<string, readonly number[]>([["model.embed_tokens.weight", [c.vocabSize, H]], ["model.norm.weight", [H]]]);
-    if (!c.tieWordEmbeddings) m.set("lm_head.weight", [c.vocabSize, H]);
+    yield ["model.embed_tokens.weight", [c.vocabSize, H]];
+    yield ["model.norm.weight", [H]];
+    if (!c.tieWordEmbeddings) yield ["lm_head.weight", [c.vocabSize, H]];
     for (let l = 0; l < c.numHiddenLayers; l++) {
       const p = `model.layers.${l}.`;
-      m.set(`${p}input_layernorm.weight`, [H]);
-      m.set(`${p}post_attention_layernorm.weight`, [H]);
-      m.set(`${p}self_attn.q_proj.weight`, [nH * hd, H]);
-      m.set(`${p}self_attn.k_proj.weight`, [nKV * hd, H]);
-      m.set(`${p}self_attn.v_proj.weight`, [nKV * hd, H]);
-      m.set(`${p}self_attn.o_proj.weight`, [H, nH * hd]);
+      yield [`${p}input_layernorm.weight`, [H]];
+      yield [`${p}post_attention_layernorm.weight`, [H]];
+      yield [`${p}self_attn.q_proj.weight`, [nH * hd, H]];
+      yield [`${p}self_attn.k_proj.weight`, [nKV * hd, H]];
+      yield [`${p}self_attn.v_proj.weight`, [nKV * hd, H]];
+      yield [`${p}self_attn.o_proj.weight`, [H, nH * hd]];
       if (c.qkvBias) {
-        m.set(`${p}self_attn.q_proj.bias`, [nH * hd]);
-        m.set(`${p}self_attn.k_proj.bias`, [nKV * hd]);
-        m.set(`${p}self_attn.v_proj.bias`, [nKV * hd]);
+        yield [`${p}self_attn.q_proj.bias`, [nH * hd]];
+        yield [`${p}self_attn.k_proj.bias`, [nKV * hd]];
+        yield [`${p}self_attn.v_proj.bias`, [nKV * hd]];
       }
-      if (c.oProjBias) m.set(`${p}self_attn.o_proj.bias`, [H]);
+      if (c.oProjBias) yield [`${p}self_attn.o_proj.bias`, [H]];
       if (c.qkNorm) {
-        m.set(`${p}self_attn.q_norm.weight`, [hd]);
-        m.set(`${p}self_attn.k_norm.weight`, [hd]);
+        yield [`${p}self_attn.q_norm.weight`, [hd]];
+        yield [`${p}self_attn.k_norm.weight`, [hd]];
       }
-      m.set(`${p}mlp.gate_proj.weight`, [I, H]);
-      m.set(`${p}mlp.up_proj.weight`, [I, H]);
-      m.set(`${p}mlp.down_proj.weight`, [H, I]);
+      yield [`${p}mlp.gate_proj.weight`, [I, H]];
+      yield [`${p}mlp.up_proj.weight`, [I, H]];
+      yield [`${p}mlp.down_proj.weight`, [H, I]];
       if (c.mlpBias) {
-        m.set(`${p}mlp.gate_proj.bias`, [I]);
-        m.set(`${p}mlp.up_proj.bias`, [I]);
-        m.set(`${p}mlp.down_proj.bias`, [H]);
+        yield [`${p}mlp.gate_proj.bias`, [I]];
+        yield [`${p}mlp.up_proj.bias`, [I]];
+        yield [`${p}mlp.down_proj.bias`, [H]];
       }
     }
-    return m;
   }
 
   /**
@@ -101,17 +109,22 @@ export class LlamaForCausalLM {
    * `num_hidden_layers` smaller than the checkpoint's layers). FormatError naming the tensor.
    */
   validateCheckpoint(): void {
-    const where = this.options.sourceDir ?? "the checkpoint";
-    const expected = this.checkpointShapes();
-    for (const [name, shape] of expected) {
+    const files = (this.weights as { files?: readonly string[] }).files;
+    const where = files?.length ? files.join(", ") : this.options.sourceDir ?? "the checkpoint";
+    const fileOf = (name: string): string => (this.weights.info(name) as { path?: string }).path ?? where;
+    for (const [name, shape] of this.expectedTensors()) {
       if (!this.weights.has(name)) {
         const why = name === "lm_head.weight" ? " (config.tie_word_embeddings is false, so the model needs its own lm_head; set it to true if the head is tied to the embeddings)" : "";
         throw new FormatError(`${where}: tensor '${name}' is missing${why}; expected shape [${shape.join(", ")}]`, where);
       }
-      const found = this.weights.info(name).shape;
+      const info = this.weights.info(name);
+      if (info.dtype !== undefined && INTEGER_DTYPES.has(info.dtype)) {
+        throw new FormatError(`${fileOf(name)}: tensor '${name}' is ${info.dtype}; a float weight must be F32, F16, BF16, F64 or F8`, fileOf(name));
+      }
+      const found = info.shape;
       if (found.length !== shape.length || found.some((d, i) => d !== shape[i])) {
         const hint = found.length === 2 && shape.length === 2 && found[0] === shape[1] && found[1] === shape[0] ? " (transposed?)" : "";
-        throw new FormatError(`${where}: tensor '${name}' has shape [${found.join(", ")}], expected [${shape.join(", ")}] from config.json${hint}`, where);
+        throw new FormatError(`${fileOf(name)}: tensor '${name}' has shape [${found.join(", ")}], expected [${shape.join(", ")}] from config.json${hint}`, fileOf(name));
       }
     }
     const names = this.weights.names?.() ?? [];
