@@ -6,6 +6,8 @@ import { Engine, type EngineConfig, type EngineTensor, sizeFacts } from "./engin
 import { checkEngineSizes, checkModelSizes } from "./limits.ts";
 import { ENGINE_FORMAT_VERSION } from "./engine_format.ts";
 import { type EnginePlan, fuseAddRmsnorm, planMemory } from "../ir/plan.ts";
+import { quantizedEngineWeights } from "../quantization/engine_weights.ts";
+import { isQuantizedModel } from "../quantization/quantized_model.ts";
 import type { Network } from "../ir/network.ts";
 
 const ELEMENT_BYTES: Record<EngineDType, number> = { float32: 4, float16: 2, bfloat16: 2 };
@@ -45,7 +47,8 @@ export function buildSync(model: LlamaForCausalLM, buildConfig: BuildConfigInput
   const net = model.toNetwork();
   if (!net.attributes) throw new InternalError("build: the model's network has no attributes");
   preflight(net, asBuilt, activationDtype);
-  const ops = fuseAddRmsnorm(net.ops);
+  const quantized = quantizedEngineWeights(model, net.weights, fuseAddRmsnorm(net.ops));
+  const ops = quantized?.ops ?? fuseAddRmsnorm(net.ops);
   const maxSeqs = cfg.gatherContextLogits ? Math.max(cfg.maxNumTokens, cfg.maxBatchSize * cfg.maxBeamWidth) : cfg.maxBatchSize * cfg.maxBeamWidth;
   const profile = { maxTokens: cfg.maxNumTokens, maxSeqs, elementBytes: ELEMENT_BYTES[activationDtype] };
   const { buffers, arenaBytes } = planMemory(net, ops, profile);
@@ -53,7 +56,12 @@ export function buildSync(model: LlamaForCausalLM, buildConfig: BuildConfigInput
 
   const tensors: EngineTensor[] = [];
   const data = new Map<string, Uint8Array>();
+  for (const t of quantized?.tensors ?? []) {
+    tensors.push({ name: t.name, dtype: t.dtype, shape: t.shape, bytes: t.data.byteLength });
+    data.set(t.name, t.data);
+  }
   for (const w of net.weights.values()) {
+    if (quantized?.handled.has(w.name)) continue;
     const bytes = readRaw(model, w.source, w.shape, dtype) ?? convert(readFused(model, w.source, w.shape, w.name), dtype);
     tensors.push({ name: w.name, dtype, shape: w.shape, bytes: bytes.byteLength });
     data.set(w.name, bytes);
@@ -62,7 +70,7 @@ export function buildSync(model: LlamaForCausalLM, buildConfig: BuildConfigInput
     llmrt: { formatVersion: ENGINE_FORMAT_VERSION },
     model: mc,
     build: { ...cfg, maxSeqLen, maxInputLen },
-    quant: null,
+    quant: isQuantizedModel(model) ? model.quantConfig.toDict() : null,
     dtype,
     numRanks: 1,
   };

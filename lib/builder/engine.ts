@@ -5,6 +5,7 @@ import type { PretrainedConfig } from "../models/config.ts";
 import { DisposedError, FormatError, InternalError, showValue, ValidationError } from "../util/errors.ts";
 import { bf16ToF32, f16ToF32 } from "../util/dtype.ts";
 import { parseWith } from "../util/validate.ts";
+import { type QuantConfigDict, QuantConfigSchema } from "../quantization/quant_config.ts";
 import { BuildConfigSchema, type BuildConfig, EngineDTypeSchema, type EngineDType } from "./build_config.ts";
 import { ENGINE_FORMAT_VERSION, EngineFile, type TensorEntry, writeEngineFile } from "./engine_format.ts";
 import { type EnginePlan, validatePlan } from "../ir/plan.ts";
@@ -28,7 +29,8 @@ export const EngineConfigSchema = z.strictObject({
   }),
   /** Build options as built: maxSeqLen and maxInputLen are always resolved. */
   build: BuildConfigSchema.extend({ maxSeqLen: z.number().int().positive(), maxInputLen: z.number().int().positive() }),
-  quant: z.null(),
+  /** The QuantConfig the weights were quantized with (`QuantConfig.toDict()`), or null. */
+  quant: QuantConfigSchema.nullable(),
   dtype: EngineDTypeSchema,
   /** Rank files in the directory (rank0.engine ... rank<numRanks-1>.engine). */
   numRanks: z.number().int().positive(),
@@ -52,7 +54,7 @@ export type EngineConfig = Readonly<{
   llmrt: { formatVersion: number };
   model: PretrainedConfig;
   build: BuildConfig;
-  quant: null;
+  quant: QuantConfigDict | null;
   dtype: EngineDType;
   numRanks: number;
   mapping?: TpMapping;
@@ -272,7 +274,11 @@ export function planWeightNames(plan: EnginePlan): string[] {
     switch (op.type) {
       case "embedding": names.add(op.table); break;
       case "rmsnorm": case "add_rmsnorm": names.add(op.weight); break;
-      case "linear": names.add(op.weight); if (op.bias) names.add(op.bias); break;
+      case "linear":
+        names.add(op.weight);
+        if (op.bias) names.add(op.bias);
+        if (op.weightFormat) for (const t of [op.weightFormat.scales, op.weightFormat.zeros, op.weightFormat.preQuantScale]) if (t) names.add(t);
+        break;
       case "qk_norm": names.add(op.qWeight); names.add(op.kWeight); break;
       default: break;
     }

@@ -1,4 +1,5 @@
 import * as K from "./kernels.ts";
+import { type CpuQuantWeight, quantLinear } from "./quant_linear.ts";
 import { sampleRow } from "../../ir/sampling.ts";
 import { engineMaxSeqLen, type EngineView, type SessionBackend } from "../../ir/backend.ts";
 import type { Op } from "../../ir/network.ts";
@@ -16,6 +17,8 @@ import { type StepInputs, type StepOutputs, validateStep } from "../../ir/step_i
 export class CpuSession implements SessionBackend {
   readonly backend = "cpu" as const;
   readonly #weights = new Map<string, Float32Array>();
+  /** Quantized linear weights, kept packed (dequantized inside the kernel). */
+  readonly #quant = new Map<string, CpuQuantWeight>();
   readonly #arena: Float32Array;
   readonly plan: EnginePlan;
   readonly maxSeqLen: number;
@@ -31,7 +34,17 @@ export class CpuSession implements SessionBackend {
     if (this.plan.elementBytes !== 4) {
       throw new ValidationError(`Session: engine was planned for ${this.plan.elementBytes}-byte activations (built for ${engine.config.build.backend}); the CPU backend needs an engine built with backend "cpu"`, "backend", "cpu");
     }
-    for (const name of engine.tensorNames()) this.#weights.set(name, engine.readFloat32(name));
+    const packed = new Set<string>();
+    for (const op of this.plan.ops) {
+      if (op.type !== "linear" || !op.weightFormat) continue;
+      const f = op.weightFormat;
+      if (f.format !== "uint4" && f.format !== "uint8") throw new FormatError(`Session: weight format '${f.format}' of '${op.weight}' is not supported by the CPU backend`);
+      const zeros = f.zeros ? engine.readTensor(f.zeros) : null;
+      this.#quant.set(op.weight, { bits: f.format === "uint4" ? 4 : 8, groupSize: f.groupSize || op.inFeatures, packed: engine.readTensor(op.weight), scales: engine.readFloat32(f.scales), zeros });
+      packed.add(op.weight);
+      if (f.zeros) packed.add(f.zeros);
+    }
+    for (const name of engine.tensorNames()) if (!packed.has(name)) this.#weights.set(name, engine.readFloat32(name));
     this.#arena = new Float32Array(this.plan.arenaBytes / 4);
     this.maxSeqLen = engineMaxSeqLen(engine);
     this.tokensPerBlock = engine.config.build.tokensPerBlock;
@@ -114,6 +127,11 @@ export class CpuSession implements SessionBackend {
       }
       case "linear": {
         const rows = rowsOf(op.x);
+        const q = op.weightFormat ? this.#quant.get(op.weight) : undefined;
+        if (q) {
+          quantLinear(this.#buf(op.x, rows), q, op.bias ? this.#w(op.bias) : null, rows, op.outFeatures, op.inFeatures, this.#buf(op.out, rows));
+          break;
+        }
         K.linear(this.#buf(op.x, rows), this.#w(op.weight), op.bias ? this.#w(op.bias) : null, rows, op.outFeatures, op.inFeatures, this.#buf(op.out, rows));
         break;
       }

@@ -1,0 +1,76 @@
+/**
+ * What the builder needs of a quantized model: each linear whose weight is quantized gets a
+ * `weightFormat` (lib/ir) and three engine tensors in llmrt's packed layout:
+ *   `<w>`         uint8   [N, K·bits/8]   packed unsigned integers (uint4: two per byte, low nibble first)
+ *   `<w>.scales`  float32 [N, K/G]
+ *   `<w>.zeros`   uint8   [N, K/G]        only when asymmetric (else the zero point is 2^(bits−1))
+ */
+import type { Op, WeightDecl } from "../ir/network.ts";
+import type { LlamaForCausalLM } from "../models/llama.ts";
+import { ValidationError } from "../util/errors.ts";
+import { concatRows, type QuantizedTensor } from "./packed.ts";
+import { QuantizedModel } from "./quantized_model.ts";
+
+/** One engine tensor with its bytes. */
+export interface QuantEngineTensor {
+  readonly name: string;
+  readonly dtype: "uint8" | "float32";
+  readonly shape: readonly number[];
+  readonly data: Uint8Array;
+}
+
+/** The element format name of a bit width in `WeightFormat.format`. */
+export const formatName = (bits: 4 | 8): "uint4" | "uint8" => (bits === 4 ? "uint4" : "uint8");
+
+const bytesOf = (a: Float32Array | Uint8Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+/**
+ * Rewrites the linear ops of a quantized model to carry their weight format and returns the
+ * packed tensors; `handled` lists the weight names the builder must not convert as floats.
+ * Returns null for a model without quantized weights.
+ */
+export function quantizedEngineWeights(
+  model: LlamaForCausalLM,
+  weights: ReadonlyMap<string, WeightDecl>,
+  ops: readonly Op[],
+): { ops: Op[]; tensors: QuantEngineTensor[]; handled: Set<string> } | null {
+  if (!(model instanceof QuantizedModel) || model.quantizedNames().length === 0) return null;
+  const tensors: QuantEngineTensor[] = [];
+  const handled = new Set<string>();
+  const out = ops.map((op): Op => {
+    if (op.type !== "linear") return op;
+    const decl = weights.get(op.weight);
+    if (!decl) return op;
+    const parts = decl.source.map((s) => model.quantizedTensor(s));
+    if (parts.every((p) => p === undefined)) return op;
+    if (parts.some((p) => p === undefined)) {
+      throw new ValidationError(`build: engine weight '${op.weight}' fuses ${decl.source.join(", ")}, only some of which are quantized`, op.weight);
+    }
+    let t: QuantizedTensor;
+    try {
+      t = concatRows(parts as QuantizedTensor[]);
+    } catch (e) {
+      throw new ValidationError(`build: engine weight '${op.weight}' fuses differently quantized tensors (${(e as Error).message})`, op.weight);
+    }
+    if (t.rows !== op.outFeatures || t.cols !== op.inFeatures) {
+      throw new ValidationError(`build: quantized '${op.weight}' is [${t.rows}, ${t.cols}], the op needs [${op.outFeatures}, ${op.inFeatures}]`, op.weight);
+    }
+    if (!handled.has(op.weight)) {
+      handled.add(op.weight);
+      const ng = t.cols / t.groupSize;
+      tensors.push({ name: op.weight, dtype: "uint8", shape: [t.rows, (t.cols * t.bits) / 8], data: t.packed });
+      tensors.push({ name: `${op.weight}.scales`, dtype: "float32", shape: [t.rows, ng], data: bytesOf(t.scales) });
+      if (t.zeros) tensors.push({ name: `${op.weight}.zeros`, dtype: "uint8", shape: [t.rows, ng], data: t.zeros });
+    }
+    return {
+      ...op,
+      weightFormat: {
+        format: formatName(t.bits),
+        groupSize: t.groupSize,
+        scales: `${op.weight}.scales`,
+        ...(t.zeros ? { zeros: `${op.weight}.zeros` } : {}),
+      },
+    };
+  });
+  return { ops: out, tensors, handled };
+}

@@ -1,0 +1,200 @@
+import type { LlamaForCausalLM } from "../models/llama.ts";
+import { UnsupportedError, ValidationError } from "../util/errors.ts";
+import { awqSearchScale, type IntGrid, quantizeGptq, quantizeRtn } from "./algorithms.ts";
+import { type Calibration, calibrationSequences, forEachLayerInputs, type InputStats, type LayerInputs } from "./calibration.ts";
+import type { QuantizedTensor } from "./packed.ts";
+import { effectiveGroupSize, type LayerQuant, QuantConfig, type QuantConfigInput } from "./quant_config.ts";
+import { OverlayWeightSource, QuantizedModel } from "./quantized_model.ts";
+
+/** Options of {@link quantize}. */
+export interface QuantizeOptions {
+  /** Token id sequences or texts. @default a slice of the embedded model's training text (KJV) */
+  readonly calibration?: Calibration;
+  /** Tokenizes calibration texts. @default the model directory's tokenizer.json */
+  readonly tokenize?: (text: string) => number[];
+  /** Calibration tokens used in all. @default 1024 */
+  readonly maxCalibrationTokens?: number;
+  /** Tokens per calibration sequence. @default 256 */
+  readonly calibrationSeqLen?: number;
+  /** GPTQ damping, a fraction of the Hessian's mean diagonal. @default 0.01 */
+  readonly gptqDampPercent?: number;
+  /** AWQ: calibration rows (tokens) scoring each scale candidate. @default 64 */
+  readonly awqSampleRows?: number;
+  /** AWQ: candidate exponents α = 0, 1/n, …, (n−1)/n. @default 10 */
+  readonly awqGridSize?: number;
+}
+
+/** The linears of one decoder layer, grouped by the input they share. */
+const GROUPS = [
+  { input: "attnIn", modules: ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"] },
+  { input: "attnOut", modules: ["self_attn.o_proj"] },
+  { input: "mlpIn", modules: ["mlp.gate_proj", "mlp.up_proj"] },
+  { input: "mlpAct", modules: ["mlp.down_proj"] },
+] as const;
+/** Linears fused into one engine weight must share a quantization. */
+const FUSED = [["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"], ["mlp.gate_proj", "mlp.up_proj"]];
+
+const same = (a: LayerQuant | null, b: LayerQuant | null): boolean =>
+  a === b || (a !== null && b !== null && a.bits === b.bits && a.groupSize === b.groupSize && a.hasZeroPoint === b.hasZeroPoint);
+
+/** The plan: each quantized HF linear → its grid and algorithm. Validates shapes before any work. */
+function planModules(model: LlamaForCausalLM, qc: QuantConfig): Map<string, { lq: LayerQuant; grid: IntGrid; N: number; K: number }> {
+  const plan = new Map<string, { lq: LayerQuant; grid: IntGrid; N: number; K: number }>();
+  const add = (module: string): LayerQuant | null => {
+    const lq = qc.layerQuant(module);
+    if (!lq) return null;
+    const name = `${module}.weight`;
+    if (!model.weights.has(name)) throw new ValidationError(`quantize: checkpoint has no tensor '${name}'`, name);
+    const [N, K] = model.weights.info(name).shape;
+    const groupSize = effectiveGroupSize(lq, module, K);
+    plan.set(name, { lq, grid: { bits: lq.bits, groupSize, hasZeroPoint: lq.hasZeroPoint }, N, K });
+    return lq;
+  };
+  for (let l = 0; l < model.config.numHiddenLayers; l++) {
+    const p = `model.layers.${l}.`;
+    const got = new Map<string, LayerQuant | null>();
+    for (const g of GROUPS) for (const m of g.modules) got.set(m, add(p + m));
+    for (const f of FUSED) {
+      if (!f.every((m) => same(got.get(m)!, got.get(f[0])!))) {
+        throw new ValidationError(`quantize: ${f.map((m) => p + m).join(", ")} are fused into one engine weight and must share one quantization (got ${f.map((m) => got.get(m)?.algo ?? "none").join(", ")})`, "QuantConfig", f.map((m) => p + m));
+      }
+    }
+  }
+  if (qc.layerQuant("lm_head")) {
+    if (model.config.tieWordEmbeddings || !model.weights.has("lm_head.weight")) {
+      throw new UnsupportedError("quantize: lm_head shares the embedding table (tied); quantizing it is not supported — keep 'lm_head' in excludeModules", "QuantConfig.excludeModules", qc.excludeModules);
+    }
+    add("lm_head");
+  }
+  return plan;
+}
+
+/** The statistics of inputs x/s (for weights scaled by s along their input dim). */
+function scaleStats(st: InputStats, s: Float64Array): InputStats {
+  const K = s.length;
+  const rows = st.rows.slice();
+  for (let t = 0; t < st.numRows; t++) for (let k = 0; k < K; k++) rows[t * K + k] /= s[k];
+  let hessian: Float64Array | null = null;
+  if (st.hessian) {
+    hessian = st.hessian.slice();
+    for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) hessian[i * K + j] /= s[i] * s[j];
+  }
+  return { absMean: st.absMean.map((v, k) => v / s[k]), sqMean: st.sqMean.map((v, k) => v / (s[k] * s[k])), rows, numRows: st.numRows, hessian, numTokens: st.numTokens };
+}
+
+/**
+ * Quantizes a model's linears per `quantConfig` and returns a {@link QuantizedModel} that `build()`
+ * takes like any other: W8A16 / W4A16 (round to nearest, per-channel unless a groupSize is given),
+ * W4A16_AWQ (activation-aware scale search folded into the preceding norm / projection), W4A16_GPTQ (Hessian-based rounding with error feedback). AWQ and GPTQ run a float
+ * forward over the calibration tokens, one layer at a time.
+ *
+ * @example
+ * ```ts
+ * const model = AutoModelForCausalLM.fromHuggingFace("models/kjv-llama");
+ * const q = await quantize(model, { quantAlgo: QuantAlgo.W4A16_GPTQ, groupSize: 64 });
+ * const engine = await build(q);
+ * ```
+ */
+export function quantize(model: LlamaForCausalLM, quantConfig: QuantConfigInput | QuantConfig, options: QuantizeOptions = {}): Promise<QuantizedModel> {
+  return Promise.resolve().then(() => quantizeSync(model, quantConfig, options));
+}
+
+/** Synchronous form of {@link quantize}. */
+export function quantizeSync(model: LlamaForCausalLM, quantConfig: QuantConfigInput | QuantConfig, options: QuantizeOptions = {}): QuantizedModel {
+  const qc = QuantConfig.from(quantConfig);
+  if (model instanceof QuantizedModel) {
+    throw new ValidationError(`quantize: the model is already quantized (${model.quantConfig.quantAlgo})`, "model", model.quantConfig.quantAlgo);
+  }
+  const plan = planModules(model, qc);
+  const floats = new Map<string, Float32Array>();
+  const quantized = new Map<string, QuantizedTensor>();
+  const algos = new Set([...plan.values()].map((v) => v.lq.algo));
+  const needsData = algos.has("W4A16_AWQ") || algos.has("W4A16_GPTQ");
+  const c = model.config;
+  const quantizeLayer = (l: number, inputs: LayerInputs | null): void => {
+    const p = `model.layers.${l}.`;
+    const W = new Map<string, Float64Array>();
+    const weight = (name: string): Float64Array => {
+      let w = W.get(name);
+      if (!w) W.set(name, w = Float64Array.from(model.weights.readFloat32(name)));
+      return w;
+    };
+    const touched = new Set<string>();
+    const stats = new Map<string, InputStats>();
+    // AWQ: search each input group's scales on the float weights, fold 1/s upstream, scale columns by s.
+    for (const g of GROUPS) {
+      const names = g.modules.map((m) => `${p}${m}.weight`);
+      const awq = names.filter((n) => plan.get(n)?.lq.algo === "W4A16_AWQ");
+      let st = inputs ? inputs[g.input] : null;
+      if (awq.length > 0 && st) {
+        const upstream = awqUpstream(g.input, p, c);
+        if (upstream) {
+          const K = plan.get(awq[0])!.K;
+          const parts = awq.map((n) => weight(n));
+          const N = parts.reduce((a, w) => a + w.length / K, 0);
+          const cat = new Float64Array(N * K);
+          let o = 0;
+          for (const w of parts) { cat.set(w, o); o += w.length; }
+          const s = awqSearchScale(cat, N, K, plan.get(awq[0])!.grid, st, options.awqGridSize ?? 10);
+          for (const n of names) {
+            const w = weight(n);
+            for (let r = 0; r < w.length / K; r++) for (let k = 0; k < K; k++) w[r * K + k] *= s[k];
+            touched.add(n);
+          }
+          for (const u of upstream) foldInverse(u, s, weight, touched);
+          st = scaleStats(st, s);
+        }
+      }
+      if (st) stats.set(g.input, st);
+    }
+    for (const g of GROUPS) {
+      for (const m of g.modules) {
+        const name = `${p}${m}.weight`;
+        const e = plan.get(name);
+        if (!e) continue;
+        const w = weight(name);
+        quantized.set(name, quantizeOne(e.lq.algo, w, e.N, e.K, e.grid, stats.get(g.input) ?? null, options));
+        touched.delete(name);
+      }
+    }
+    for (const n of touched) floats.set(n, Float32Array.from(W.get(n)!));
+  };
+  if (needsData) {
+    const seqs = calibrationSequences(model, options.calibration, { tokenize: options.tokenize, seqLen: options.calibrationSeqLen, maxTokens: options.maxCalibrationTokens });
+    const final = forEachLayerInputs(model, seqs, { hessian: algos.has("W4A16_GPTQ"), sampleRows: options.awqSampleRows ?? 64 }, quantizeLayer);
+    const lm = plan.get("lm_head.weight");
+    if (lm) quantized.set("lm_head.weight", quantizeOne(lm.lq.algo, Float64Array.from(model.weights.readFloat32("lm_head.weight")), lm.N, lm.K, lm.grid, final, options));
+  } else {
+    for (let l = 0; l < c.numHiddenLayers; l++) quantizeLayer(l, null);
+    const lm = plan.get("lm_head.weight");
+    if (lm) quantized.set("lm_head.weight", quantizeRtn(model.weights.readFloat32("lm_head.weight"), lm.N, lm.K, lm.grid));
+  }
+  return new QuantizedModel(c, new OverlayWeightSource(model.weights, floats, quantized), model.options, qc);
+}
+
+function quantizeOne(algo: string, w: Float64Array, N: number, K: number, grid: IntGrid, st: InputStats | null, options: QuantizeOptions): QuantizedTensor {
+  if (algo === "W4A16_GPTQ" && st?.hessian) return quantizeGptq(w, N, K, grid, st.hessian, options.gptqDampPercent);
+  return quantizeRtn(w, N, K, grid);
+}
+
+/** Where AWQ's 1/s goes for an input group: tensors whose output rows feed that input (null: cannot fold). */
+function awqUpstream(input: string, p: string, c: LlamaForCausalLM["config"]): string[] | null {
+  switch (input) {
+    case "attnIn": return [`${p}input_layernorm.weight`];
+    case "mlpIn": return [`${p}post_attention_layernorm.weight`];
+    case "mlpAct": return [`${p}mlp.up_proj.weight`, ...(c.mlpBias ? [`${p}mlp.up_proj.bias`] : [])];
+    case "attnOut": // o_proj's input channel j is v's output row j only without GQA
+      if (c.numKeyValueHeads !== c.numAttentionHeads || c.qkNorm) return null;
+      return [`${p}self_attn.v_proj.weight`, ...(c.qkvBias ? [`${p}self_attn.v_proj.bias`] : [])];
+    default: return null;
+  }
+}
+
+/** Divides output row r of tensor `name` (element r of a vector) by s[r]. */
+function foldInverse(name: string, s: Float64Array, weight: (n: string) => Float64Array, touched: Set<string>): void {
+  const w = weight(name);
+  const rows = s.length, cols = w.length / rows;
+  if (!Number.isInteger(cols)) throw new ValidationError(`quantize: cannot fold AWQ scales into '${name}' (${w.length} values, ${rows} channels)`, name);
+  for (let r = 0; r < rows; r++) for (let k = 0; k < cols; k++) w[r * cols + k] /= s[r];
+  touched.add(name);
+}
