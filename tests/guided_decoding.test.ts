@@ -2,11 +2,12 @@
 // 4096) returns objects that parse and validate against a zod schema for many prompts and seeds
 // (typed `parsed`), regex and choice constraints hold, stories260k (SentencePiece) too, maxTokens
 // mid-object ends with "length" and no parsed, bad constraints fail at submission naming the field.
+import { spawnSync } from "node:child_process";
 import { z } from "zod";
 import { LLM } from "../lib/llmapi/llm.ts";
 import type { SamplingParamsInput } from "../lib/executor/sampling_params.ts";
 import { UnsupportedError, ValidationError } from "../lib/util/errors.ts";
-import { assert, sharedDir, test, testLlm } from "./harness.ts";
+import { assert, isDeno, sharedDir, test, testLlm } from "./harness.ts";
 
 const kjvDir = new URL("../models/kjv-llama", import.meta.url).pathname;
 const storiesDir = `${sharedDir}models/stories260k`;
@@ -145,4 +146,27 @@ test("proxy mode (executor in a Web Worker): the constraint crosses as JSON Sche
   const c = out.outputs[0];
   assert.equal(c.finishReason, "stop", c.text);
   assert.deepEqual(c.parsed, Small.parse(JSON.parse(c.text)));
+});
+
+test("a guided request aborted while the grammar engine loads (its first use in a fresh process) ends with abort; the next runs", () => {
+  // A fresh process, so xgrammar is not loaded yet when the request is submitted.
+  const llmUrl = new URL("../lib/llmapi/llm.ts", import.meta.url).href;
+  const code = `
+    import { LLM } from ${JSON.stringify(llmUrl)};
+    const llm = await LLM.create({ model: ${JSON.stringify(storiesDir)}, backend: "cpu", cacheEngine: false });
+    const ro = llm.generateAsync("Once upon a time", { maxTokens: 8, n: 2, temperature: 1, guidedDecoding: { choice: ["a", "b"] } });
+    ro.abort();
+    const out = await ro.result();
+    const after = await llm.generate("Once upon a time", { maxTokens: 8, temperature: 0, guidedDecoding: { choice: ["yes", "no"] } }, { useTqdm: false });
+    console.log("RESULT " + JSON.stringify({ reasons: out.outputs.map((c) => c.finishReason), tokens: out.outputs[0].tokenIds.length, after: after.outputs[0].text }));
+    await llm.shutdown();
+  `;
+  const proc = (globalThis as unknown as { process: { execPath: string; env: Record<string, string> } }).process;
+  const r = spawnSync(proc.execPath, isDeno ? ["eval", code] : ["-e", code], { encoding: "utf8", env: proc.env, timeout: 120_000 });
+  const line = r.stdout.split("\n").find((l) => l.startsWith("RESULT "));
+  assert.ok(line, `no result (exit ${r.status}): ${r.stderr.slice(-2000)}`);
+  const got = JSON.parse(line.slice(7)) as { reasons: string[]; tokens: number; after: string };
+  assert.deepEqual(got.reasons, ["abort", "abort"]);
+  assert.equal(got.tokens, 0);
+  assert.ok(["yes", "no"].includes(got.after), got.after);
 });

@@ -20,7 +20,7 @@ import { KvCacheManager } from "./kv_cache_manager.ts";
 import { copyKvBlocks } from "./kv_copy.ts";
 import { sizeKvCache } from "./kv_sizing.ts";
 import { OutputBuilder } from "./output_builder.ts";
-import { GuidedRuntime, loadXGrammar, needsGuidedLoad } from "./guided/request.ts";
+import { GuidedRuntime, loadXGrammar, needsGuidedLoad, notStartedAbortOutput } from "./guided/request.ts";
 import type { RequestState } from "./request_state.ts";
 import { Scheduler, type SchedulerOutput } from "./scheduler.ts";
 import { prepareSamplingInputs, prepareStepInputs, type PromptRow, type StepRow } from "./step_builder.ts";
@@ -60,6 +60,8 @@ export class ExecutorLoop {
   readonly #outputs: OutputBuilder;
   readonly #maxBlocksPerSeq: number;
   readonly #states = new Map<number, RequestState>();
+  /** Requests waiting for the grammar engine to load (guidedDecoding before its first use in this process). */
+  readonly #awaitingGrammar = new Map<number, GenerationRequest>();
   readonly #stats: IterationStats[] = [];
   #iter = 0;
   #arrival = 0;
@@ -133,8 +135,13 @@ export class ExecutorLoop {
 
   /** Queues a request; a bad one is reported failed through the sink (never thrown). */
   submit(requestId: number, request: GenerationRequest): void {
-    if (needsGuidedLoad(request?.samplingParams)) { // the grammar engine loads once per process, before the first guided request
-      loadXGrammar().then(() => this.submit(requestId, request), (e) => this.#sink.emit([], [{ requestId, error: toError(e) }], null));
+    if (needsGuidedLoad(request?.samplingParams) && !this.#closed) { // the grammar engine loads once per process, before the first guided request
+      this.#awaitingGrammar.set(requestId, request);
+      loadXGrammar().then(() => {
+        if (this.#awaitingGrammar.delete(requestId)) this.submit(requestId, request);
+      }, (e) => {
+        if (this.#awaitingGrammar.delete(requestId)) this.#sink.emit([], [{ requestId, error: toError(e) }], null);
+      });
       return;
     }
     let st: RequestState;
@@ -153,6 +160,12 @@ export class ExecutorLoop {
 
   /** Aborts a request at once (blocks freed, final output with finishReason "abort"); false when not in flight. */
   abort(requestId: number): boolean {
+    const waiting = this.#awaitingGrammar.get(requestId);
+    if (waiting) {
+      this.#awaitingGrammar.delete(requestId);
+      this.#sink.emit([notStartedAbortOutput(requestId, waiting)], [], null);
+      return true;
+    }
     const st = this.#states.get(requestId);
     if (!st) return false;
     this.#scheduler.remove(requestId);
@@ -171,7 +184,8 @@ export class ExecutorLoop {
   shutdown(reason = "GenerationExecutor: shut down while the request was in flight"): void {
     if (this.#closed) return;
     this.#closed = true;
-    const failures = [...this.#states.keys()].map((requestId) => ({ requestId, error: new AbortedError(reason) }));
+    const failures = [...this.#states.keys(), ...this.#awaitingGrammar.keys()].map((requestId) => ({ requestId, error: new AbortedError(reason) }));
+    this.#awaitingGrammar.clear();
     for (const id of this.#states.keys()) this.#scheduler.remove(id);
     for (const st of this.#states.values()) st.guided?.dispose();
     this.#states.clear();

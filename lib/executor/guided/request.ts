@@ -4,6 +4,8 @@
  * the mask of each sampling row, the token accepted after sampling, `parsed` at the end).
  */
 import { UnsupportedError, ValidationError } from "../../util/errors.ts";
+import type { GenerationRequest } from "../config.ts";
+import type { RequestOutput } from "../outputs.ts";
 import { type CompiledGuidedGrammar, GuidedCompiler, type GuidedMatcher, guidedVocabulary, type VocabularySource } from "./grammar.ts";
 import { type GuidedDecoding, normalizeGuidedDecoding, parseGuidedOutput } from "./params.ts";
 import { loadedXGrammar, loadXGrammar } from "./xgrammar.ts";
@@ -24,6 +26,18 @@ export function needsGuidedLoad(p: { readonly guidedDecoding?: unknown } | null 
 }
 
 export { loadXGrammar };
+
+/** The final output of a request aborted while it waited for the grammar engine: n empty completions. */
+export function notStartedAbortOutput(requestId: number, request: GenerationRequest): RequestOutput {
+  const n = request.samplingParams?.n ?? 1;
+  return {
+    requestId,
+    prompt: request.prompt ?? null,
+    promptTokenIds: [...(request.promptTokenIds ?? [])],
+    outputs: Array.from({ length: n }, (_, index) => ({ index, text: "", tokenIds: [], finishReason: "abort" as const, stopReason: null, textDiff: "", tokenIdsDiff: [] })),
+    finished: true,
+  };
+}
 
 /** The guided decoding machinery of one executor loop: its tokenizer's vocabulary compiled lazily. */
 export class GuidedRuntime {
