@@ -1,7 +1,7 @@
 /** POST /v1/chat/completions: the conversation rendered with the tokenizer's chat template. */
 import type { RequestOutputData } from "./deps.ts";
 import { errorBody, HttpError, toHttpError } from "./errors.ts";
-import { checkModel, responseId, sseResponseOf, tokenizerOf } from "./completions.ts";
+import { checkModel, responseId, sseResponseOf, tokenizerOf } from "./common.ts";
 import { checkLengths, checkPromptBytes, Generation, samplingParams } from "./generation.ts";
 import { type ChatRequest, ChatRequestSchema, parseBody, toSamplingInput } from "./protocol.ts";
 import type { ServeState } from "./state.ts";

@@ -3,7 +3,7 @@ import type { RequestOutputData } from "./deps.ts";
 import { errorBody, HttpError, toHttpError } from "./errors.ts";
 import { checkLengths, checkPromptBytes, Generation, type PreparedPrompt, samplingParams } from "./generation.ts";
 import { CompletionRequestSchema, parseBody, toSamplingInput } from "./protocol.ts";
-import { sseResponse } from "./sse.ts";
+import { checkModel, responseId, sseResponseOf, tokenizerOf } from "./common.ts";
 import type { ServeState } from "./state.ts";
 
 /** OpenAI's completion logprobs object. */
@@ -12,24 +12,6 @@ interface CompletionLogprobs {
   token_logprobs: number[];
   top_logprobs: Record<string, number>[];
   text_offset: number[];
-}
-
-/** Checks the `model` field against the served name (404 otherwise). */
-export function checkModel(state: ServeState, model: string | null | undefined): void {
-  if (model != null && model !== state.modelName) {
-    throw new HttpError(404, `the model ${JSON.stringify(model)} does not exist; this server serves ${JSON.stringify(state.modelName)}`, "invalid_request_error", "model", "model_not_found");
-  }
-}
-
-/** A fresh response id. */
-export function responseId(prefix: string): string {
-  return `${prefix}-${crypto.randomUUID().replaceAll("-", "")}`;
-}
-
-export function tokenizerOf(state: ServeState): NonNullable<ServeState["llm"]["tokenizer"]> {
-  const tok = state.llm.tokenizer;
-  if (!tok) throw new HttpError(400, "this server was started without a tokenizer", "invalid_request_error", null, "no_tokenizer");
-  return tok;
 }
 
 function preparePrompts(state: ServeState, prompt: string | string[] | number[] | number[][], truncate: number | undefined): PreparedPrompt[] {
@@ -178,14 +160,4 @@ function streamCompletions(
     }
   }
   return sseResponseOf(events(), g);
-}
-
-
-/** The SSE response of a generation: cancelling it aborts the generation. */
-export function sseResponseOf(events: AsyncGenerator<unknown>, g: Generation): Response {
-  return sseResponse(events, () => {
-    g.abort();
-    // A stream cancelled before its first read never ran its generator: end the generation here.
-    g.end("aborted");
-  });
 }

@@ -3,7 +3,7 @@
  * with `n` sequences), their streamed outputs merged, latency metrics, and exactly one final state.
  */
 import { type CompletionOutput, type RequestOutput, type RequestOutputData, SamplingParams, type SamplingParamsInput } from "./deps.ts";
-import { HttpError, snakeField, toHttpError } from "./errors.ts";
+import { HttpError, toHttpError } from "./errors.ts";
 import type { FinalState } from "./metrics.ts";
 import type { ServeState } from "./state.ts";
 
@@ -78,15 +78,9 @@ export function samplingParams(input: SamplingParamsInput, rename: Readonly<Reco
     return new SamplingParams(input);
   } catch (e) {
     const h = toHttpError(e);
-    if (h.param && rename[h.param]) {
-      return rethrow(new HttpError(h.status, h.message, h.type, rename[h.param], h.code));
-    }
+    if (h.param && rename[h.param]) throw new HttpError(h.status, h.message, h.type, rename[h.param], h.code);
     throw h;
   }
-}
-
-function rethrow(e: HttpError): never {
-  throw e;
 }
 
 /**
@@ -245,4 +239,3 @@ export class Generation {
   }
 }
 
-export { snakeField };
