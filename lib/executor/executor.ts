@@ -6,6 +6,7 @@
 import type { RequestOutput } from "./outputs.ts";
 import type { ExecutorLimits, GenerationRequest, IterationStats } from "./config.ts";
 import { GenerationResult } from "./result.ts";
+import { AbortedError, InternalError } from "../util/errors.ts";
 
 /** A request that failed, as the executor reports it. */
 export interface RequestFailure {
@@ -62,7 +63,7 @@ export abstract class GenerationExecutor {
     const result = new GenerationResult(id, initial, (rid) => this.abortRequest(rid));
     this.#results.set(id, result);
     if (this.#closed) {
-      this.deliver([], [{ requestId: id, error: new Error("GenerationExecutor: submit() after shutdown()") }]);
+      this.deliver([], [{ requestId: id, error: new AbortedError("GenerationExecutor: submit() after shutdown()") }]);
       return result;
     }
     try {
@@ -96,7 +97,7 @@ export abstract class GenerationExecutor {
     try {
       await this.close();
     } finally {
-      this.failAll(new Error("GenerationExecutor: shut down while the request was in flight"));
+      this.failAll(new AbortedError("GenerationExecutor: shut down while the request was in flight"));
     }
   }
 
@@ -135,5 +136,5 @@ export abstract class GenerationExecutor {
 
 /** Any thrown value as an Error. */
 export function toError(e: unknown): Error {
-  return e instanceof Error ? e : new Error(String(e));
+  return e instanceof Error ? e : new InternalError(`a non-Error value was thrown: ${String(e)}`);
 }

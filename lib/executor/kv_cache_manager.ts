@@ -2,7 +2,7 @@
  * Paged KV block bookkeeping: reference counts, copy-on-write, and prefix reuse by chained block
  * hashes. Pure host state (block ids only); the executor moves the data.
  */
-import { ValidationError } from "../util/errors.ts";
+import { InternalError, ValidationError } from "../util/errors.ts";
 import type { Sequence } from "./sequence.ts";
 
 /** Options of a KvCacheManager. */
@@ -157,7 +157,7 @@ export class KvCacheManager {
 
   /** Shares every block of `parent` with `child` (whose table must be empty). */
   fork(parent: Sequence, child: Sequence): void {
-    if (child.blockTable.length > 0) throw new Error("KvCacheManager.fork: the child already holds blocks");
+    if (child.blockTable.length > 0) throw new InternalError("KvCacheManager.fork: the child already holds blocks");
     for (const b of parent.blockTable) this.#refCount[b]++;
     child.blockTable = [...parent.blockTable];
     child.blockHashes.length = 0;
@@ -227,7 +227,7 @@ export class KvCacheManager {
     if (b === undefined) {
       // Evict the least recently freed published block.
       const first = this.#freeCached.values().next();
-      if (first.done) throw new Error("KvCacheManager: out of blocks (allocate checks capacity first; this is a bug)");
+      if (first.done) throw new InternalError("KvCacheManager: out of blocks (allocate checks capacity first; this is a bug)");
       b = first.value;
       this.#freeCached.delete(b);
       this.#hashToBlock.delete(this.#blockHash[b]);
@@ -238,7 +238,7 @@ export class KvCacheManager {
   }
 
   #release(b: number): void {
-    if (this.#refCount[b] <= 0) throw new Error(`KvCacheManager: block ${b} released more often than taken`);
+    if (this.#refCount[b] <= 0) throw new InternalError(`KvCacheManager: block ${b} released more often than taken`);
     if (--this.#refCount[b] > 0) return;
     if (this.#blockHash[b] !== "") this.#freeCached.add(b);
     else this.#freeEmpty.push(b);

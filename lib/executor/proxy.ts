@@ -4,6 +4,7 @@
  * read, a fatal report) fails every request in flight with the reason; none is left hanging.
  */
 import type { ExecutorLimits, GenerationRequest, IterationStats } from "./config.ts";
+import { WorkerError } from "../util/errors.ts";
 import { GenerationExecutor } from "./executor.ts";
 import { type FromWorker, fromWireError, type ToWorker, toWireRequest, type WorkerInit } from "./wire.ts";
 
@@ -46,9 +47,9 @@ export class GenerationExecutorProxy extends GenerationExecutor {
     worker.onmessage = (e: MessageEvent<FromWorker>) => this.#onMessage(e.data);
     worker.onerror = (e: ErrorEvent) => {
       e.preventDefault();
-      this.#die(new Error(`executor worker failed: ${errorEventMessage(e)}`));
+      this.#die(new WorkerError(`executor worker failed: ${errorEventMessage(e)}`));
     };
-    worker.onmessageerror = () => this.#die(new Error("executor worker sent a message that could not be read"));
+    worker.onmessageerror = () => this.#die(new WorkerError("executor worker sent a message that could not be read"));
   }
 
   /** Starts the worker and waits until it has loaded the engine (rejects with the worker's error). */
@@ -67,7 +68,7 @@ export class GenerationExecutorProxy extends GenerationExecutor {
       };
       worker.onerror = (e: ErrorEvent) => {
         e.preventDefault();
-        fail(new Error(`executor worker failed to start: ${errorEventMessage(e)}`));
+        fail(new WorkerError(`executor worker failed to start: ${errorEventMessage(e)}`));
       };
       const msg: ToWorker = { type: "init", init };
       worker.postMessage(msg);

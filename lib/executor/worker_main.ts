@@ -6,6 +6,7 @@
 import { Engine } from "../builder/engine.ts";
 import { LlmTokenizer } from "../tokenizer/tokenizer.ts";
 import { Session } from "../runtime/session.ts";
+import { InternalError } from "../util/errors.ts";
 import { parseWith } from "../util/validate.ts";
 import { ExecutorConfigSchema } from "./config.ts";
 import { ExecutorLoop } from "./executor_loop.ts";
@@ -46,7 +47,7 @@ function handle(msg: ToWorker): void {
       return;
     }
     case "submit":
-      if (!loop) throw new Error("executor worker: submit before init");
+      if (!loop) throw new InternalError("executor worker: submit before init");
       loop.submit(msg.id, fromWireRequest(msg.request));
       return;
     case "abort":
