@@ -95,6 +95,27 @@ test("tp: TP=4 (fewer KV heads than ranks: replicated) matches TP=1", async () =
   one.dispose();
 });
 
+test("tp: LLM.create({ tensorParallelSize: 2 }) generates TP=1's greedy text; a mismatching engine directory is refused", async () => {
+  const opts = { model: KJV, backend: "cpu", dtype: "float32", cacheEngine: false, buildConfig: { maxBatchSize: 4, maxNumTokens: 128, maxSeqLen: 128 } } as const;
+  const params = { maxTokens: 12, temperature: 0 };
+  let want: string;
+  {
+    await using llm = await LLM.create(opts);
+    want = (await llm.generate("In the beginning", params)).outputs[0].text;
+  }
+  assert.ok(want.length > 0);
+  await using llm2 = await LLM.create({ ...opts, tensorParallelSize: 2 });
+  assert.equal(llm2.engine.config.numRanks, 2);
+  assert.equal((await llm2.generate("In the beginning", params)).outputs[0].text, want);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "llmrt-tp-llm-"));
+  try {
+    llm2.engine.save(dir);
+    await assert.rejects(LLM.create({ model: dir, backend: "cpu", tensorParallelSize: 4, skipTokenizerInit: true }), /tensorParallelSize: 4, but the engine .* has 2 rank/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("tp: rank engines round-trip through save / fromDir({ rank }) and run from the directory; a rank that dies makes later steps throw", async () => {
   const { one, sharded } = await engines(2);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "llmrt-tp-"));

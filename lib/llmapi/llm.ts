@@ -11,7 +11,7 @@ import type { GenerationExecutor } from "../executor/executor.ts";
 import { AutoModelForCausalLM } from "../models/llama.ts";
 import { resolveBackend } from "../runtime/backends.ts";
 import { validatePromptIds } from "../runtime/prompt.ts";
-import { LlmrtError, ResourceError, showValue, ValidationError } from "../util/errors.ts";
+import { ResourceError, showValue, ValidationError } from "../util/errors.ts";
 import { parseWith } from "../util/validate.ts";
 import { loadOrBuildCachedEngine } from "./engine_cache.ts";
 import { checkTokenizerFitsModel } from "./vocab_check.ts";
@@ -54,6 +54,8 @@ export const LlmOptionsSchema = z.strictObject({
   enableChunkedPrefill: z.boolean().default(true),
   /** "inprocess": steps run on this thread between its tasks; "proxy": in a Web Worker. @default "inprocess" */
   executorMode: z.enum(["inprocess", "proxy"]).default("inprocess"),
+  /** Ranks to split the model across (tensor parallelism; one worker per rank). @default the engine's, 1 for a build */
+  tensorParallelSize: z.number().int().positive().optional(),
   /**
    * Longest text prompt accepted, in UTF-8 bytes, checked before tokenizing (a longer one is a
    * ResourceError at once instead of seconds of tokenizing a prompt that cannot fit).
@@ -262,7 +264,7 @@ export class LLM {
   }
 
   #live(): void {
-    if (this.#closed) throw new LlmrtError("disposed", "LLM: used after shutdown()");
+    if (this.#closed) throw new Error("LLM: used after shutdown()");
   }
 
   /** Stops the executor (requests in flight fail with "shut down") and releases the engine. Idempotent. */
@@ -300,6 +302,10 @@ function checkPromptBytes(prompt: string, maxBytes: number, field: string): void
 function openOrBuild(o: z.output<typeof LlmOptionsSchema>, backend: "cpu" | "cuda"): { engine: Engine; engineDir: string | null } {
   if (Engine.isEngineDir(o.model)) {
     const engine = Engine.fromDir(o.model);
+    if (o.tensorParallelSize !== undefined && o.tensorParallelSize !== engine.config.numRanks) {
+      engine.dispose();
+      throw new ValidationError(`LLM.create options.tensorParallelSize: ${o.tensorParallelSize}, but the engine in ${JSON.stringify(o.model)} has ${engine.config.numRanks} rank(s); rebuild it from its checkpoint`, "tensorParallelSize", o.tensorParallelSize);
+    }
     if (o.gatherContextLogits && !engine.config.build.gatherContextLogits) {
       engine.dispose();
       throw new ValidationError(
@@ -311,6 +317,7 @@ function openOrBuild(o: z.output<typeof LlmOptionsSchema>, backend: "cpu" | "cud
     return { engine, engineDir: o.model };
   }
   const bc: BuildConfigInput = { ...(o.buildConfig ?? {}), backend };
+  if (o.tensorParallelSize !== undefined) bc.tensorParallelSize = o.tensorParallelSize;
   if (o.gatherContextLogits) bc.gatherContextLogits = true;
   const buildIt = (): Engine => {
     const model = AutoModelForCausalLM.fromHuggingFace(o.model, { dtype: o.dtype });
