@@ -11,7 +11,7 @@ import type { GenerationExecutor } from "../executor/executor.ts";
 import { AutoModelForCausalLM } from "../models/llama.ts";
 import { resolveBackend } from "../runtime/backends.ts";
 import { validatePromptIds } from "../runtime/prompt.ts";
-import { ResourceError, showValue, ValidationError } from "../util/errors.ts";
+import { LlmrtError, ResourceError, showValue, ValidationError } from "../util/errors.ts";
 import { parseWith } from "../util/validate.ts";
 import { loadOrBuildCachedEngine } from "./engine_cache.ts";
 import { checkTokenizerFitsModel } from "./vocab_check.ts";
@@ -264,7 +264,7 @@ export class LLM {
   }
 
   #live(): void {
-    if (this.#closed) throw new Error("LLM: used after shutdown()");
+    if (this.#closed) throw new LlmrtError("disposed", "LLM: used after shutdown()");
   }
 
   /** Stops the executor (requests in flight fail with "shut down") and releases the engine. Idempotent. */
