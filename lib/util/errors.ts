@@ -120,7 +120,7 @@ export class UnsupportedError extends LlmrtError {
 export class DisposedError extends LlmrtError {
   override name = "DisposedError";
   constructor(what: string) {
-    super("disposed", `${what} was already disposed`, { data: { what } });
+    super("disposed", `${what}: used after dispose() (it was already disposed)`, { data: { what } });
   }
 }
 
