@@ -8,6 +8,7 @@
 import type { KernelParamKind } from "../../../ffi/shim.ts";
 import type { Op } from "../../ir/network.ts";
 import type { EnginePlan } from "../../ir/plan.ts";
+import { planDecodeFusion } from "./decode_fusion.ts";
 import { InternalError } from "../../util/errors.ts";
 
 /** Activation element type of a CUDA engine. */
@@ -221,102 +222,6 @@ export function chooseAttention(
 }
 
 /** Activations an op reads (undefined: an op the decode fusion does not know; it then stays off). */
-function opReads(op: Op): readonly string[] | undefined {
-  switch (op.type) {
-    case "embedding": return [];
-    case "rmsnorm": return [op.x];
-    case "add_rmsnorm": return [op.x, op.residual];
-    case "linear": return [op.x];
-    case "qk_norm": return [op.qkv];
-    case "rope_kv_write": return [op.qkv];
-    case "paged_attention": return [op.q];
-    case "silu_mul": return [op.gateUp];
-    case "add": return [op.x, op.out];
-    case "gather_rows": return [op.x];
-    case "sample": return [op.logits];
-    default: return undefined;
-  }
-}
-
-/** What a decode step folds together (op indices of the engine plan). */
-interface DecodeFusion {
-  /** Ops whose launch another launch performs. */
-  readonly skip: Set<number>;
-  /** linear → RMSNorm of `x` with `weight` in its prologue. */
-  readonly norm: Map<number, { readonly x: string; readonly weight: string; readonly eps: number }>;
-  /** linear → epilogue: mode 1 (residual += out, into `into`: an add_rmsnorm's or an add's) or mode 2 (silu·mul, into `into`). */
-  readonly epilogue: Map<number, { readonly mode: 1 | 2; readonly into: string }>;
-  /** add_rmsnorm whose add moved into the producing linear: only the norm is left (rmsnorm of the residual). */
-  readonly normOnly: Set<number>;
-  /** paged_attention → the qkv buffer of the rope_kv_write it absorbs. */
-  readonly attnQkv: Map<number, string>;
-}
-
-/** Most x elements (rows × inFeatures) gemv_fused stages for a prologue RMSNorm. */
-const GEMV_FUSED_STAGE = 8192;
-
-function planDecodeFusion(plan: EnginePlan, rows: number, attention: AttentionChoice, isLogits: (name: string) => boolean): DecodeFusion {
-  const f: DecodeFusion = { skip: new Set(), norm: new Map(), epilogue: new Map(), normOnly: new Set(), attnQkv: new Map() };
-  const readers = new Map<string, number[]>();
-  for (const [i, op] of plan.ops.entries()) {
-    const r = opReads(op);
-    if (!r) return f;
-    for (const n of r) readers.set(n, [...(readers.get(n) ?? []), i]);
-  }
-  const only = (name: string): number | undefined => {
-    const r = readers.get(name);
-    return r && r.length === 1 ? r[0] : undefined;
-  };
-  const gemvOk = (op: Op): op is Extract<Op, { type: "linear" }> =>
-    op.type === "linear" && !op.weightFormat && !op.lora && op.inFeatures % 8 === 0 && !isLogits(op.out) && rows <= GEMV_MAX_ROWS;
-  // The lm_head also runs as gemv_fused in fused decode steps (fp32 logits, mode 3).
-  const logitsOk = (op: Op): op is Extract<Op, { type: "linear" }> =>
-    op.type === "linear" && !op.weightFormat && !op.lora && op.inFeatures % 8 === 0 && isLogits(op.out) && rows <= GEMV_MAX_ROWS;
-  const added = new Set<number>();
-  plan.ops.forEach((op, i) => {
-    if (!gemvOk(op)) return;
-    const j = only(op.out);
-    if (j === undefined || j <= i) return;
-    const c = plan.ops[j];
-    // The residual is then updated at op i instead of op j: nothing in between may read it.
-    const between = (name: string): boolean => (readers.get(name) ?? []).some((r) => r > i && r < j);
-    if (c.type === "add_rmsnorm" && c.x === op.out && c.residual !== op.x && !between(c.residual)) {
-      f.epilogue.set(i, { mode: 1, into: c.residual });
-      added.add(j);
-    } else if (c.type === "add" && c.x === op.out && c.out !== op.x && !between(c.out)) {
-      f.epilogue.set(i, { mode: 1, into: c.out });
-      f.skip.add(j);
-    } else if (c.type === "silu_mul" && c.gateUp === op.out && op.outFeatures === 2 * c.width) {
-      f.epilogue.set(i, { mode: 2, into: c.out });
-      f.skip.add(j);
-    }
-  });
-  plan.ops.forEach((op, j) => {
-    if (op.type !== "rmsnorm" && !(op.type === "add_rmsnorm" && added.has(j))) return;
-    const src = op.type === "rmsnorm" ? op.x : op.residual;
-    const c = only(op.out);
-    const lin = c !== undefined && c > j ? plan.ops[c] : undefined;
-    if (lin && c === j + 1 && (gemvOk(lin) || logitsOk(lin)) && lin.x === op.out && rows * lin.inFeatures <= GEMV_FUSED_STAGE && op.out !== src) {
-      f.norm.set(c!, { x: src, weight: op.weight, eps: op.eps });
-      f.skip.add(j);
-    } else if (op.type === "add_rmsnorm") {
-      f.normOnly.add(j);
-    }
-  });
-  if (attention.kind === "decode") {
-    plan.ops.forEach((op, i) => {
-      if (op.type !== "rope_kv_write" || (op.headDim !== 64 && op.headDim !== 128)) return;
-      const j = only(op.q);
-      const a = j !== undefined && j > i ? plan.ops[j] : undefined;
-      if (a && a.type === "paged_attention" && a.q === op.q && a.layer === op.layer && a.headDim === op.headDim) {
-        f.attnQkv.set(j!, op.qkv);
-        f.skip.add(i);
-      }
-    });
-  }
-  return f;
-}
-
 /**
  * Every launch of one step, in op order. Rows: "tokens" activations have `numTokens` rows, "seqs"
  * activations (and logits) `numRows`.
@@ -342,7 +247,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
   };
   // Decode steps of up to 8 sequences (one token each) fold norms, epilogues and RoPE into fewer launches.
   const fuse = !!env.fusedDecode && env.gemv && elem === "bf16" && T === S && T === R && shape.attention.kind === "decode" && env.decodeCounters !== undefined
-    ? planDecodeFusion(plan, T, shape.attention, (n) => n === a.logits)
+    ? planDecodeFusion(plan, T, shape.attention.kind === "decode", (n) => n === a.logits, GEMV_MAX_ROWS)
     : undefined;
   plan.ops.forEach((op, i) => {
     if (fuse?.skip.has(i)) return;
