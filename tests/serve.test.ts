@@ -231,6 +231,9 @@ test("serve: a prompt over the engine's limit is 413", async () => {
   assert.equal(h.error.param, "prompt.1");
   assert.match(h.error.message, /bytes exceeds this server's limit/);
   assert.ok(performance.now() - t0 < 2000);
+  const body = await post(server, "/v1/completions", JSON.stringify({ model: MODEL, prompt: "y".repeat(9 * 2 ** 20) }));
+  assert.equal(body.status, 413);
+  assert.equal((await body.json()).error.code, "body_too_large");
 });
 
 test("serve: a client that disconnects mid-stream aborts its request; KV blocks return at once", async () => {
