@@ -5,6 +5,7 @@ import { type BuildConfigInput, type EngineDType, parseBuildConfig } from "./bui
 import { Engine, type EngineConfig, type EngineTensor, sizeFacts } from "./engine.ts";
 import { checkEngineSizes, checkModelSizes } from "./limits.ts";
 import { ENGINE_FORMAT_VERSION } from "./engine_format.ts";
+import { shardEngine } from "./sharding.ts";
 import { type EnginePlan, fuseAddRmsnorm, planMemory } from "../ir/plan.ts";
 import { quantizedEngineWeights } from "../quantization/engine_weights.ts";
 import { isQuantizedModel } from "../quantization/quantized_model.ts";
@@ -74,7 +75,8 @@ export function buildSync(model: LlamaForCausalLM, buildConfig: BuildConfigInput
     dtype,
     numRanks: 1,
   };
-  return Engine.fromMemory(config, plan, tensors, data);
+  const engine = Engine.fromMemory(config, plan, tensors, data);
+  return cfg.tensorParallelSize > 1 ? shardEngine(engine, cfg.tensorParallelSize) : engine;
 }
 
 /**

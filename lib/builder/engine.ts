@@ -42,10 +42,11 @@ export const EngineConfigSchema = z.strictObject({
     /** "split": each rank holds its own KV heads; "replicated": fewer KV heads than ranks. */
     kvHeads: z.enum(["split", "replicated"]),
     intermediatePerRank: z.number().int().positive(),
-    /** LM head rows per rank (the last rank's padded with zero rows). */
+    /** LM head rows per rank (the last rank's padded with zero rows; the vocab when replicated). */
     vocabPerRank: z.number().int().positive(),
     embedding: z.literal("replicated"),
-    lmHead: z.literal("vocab-parallel"),
+    /** "vocab-parallel" + all_gather (CPU); "replicated": each rank computes every logit (CUDA: no gather). */
+    lmHead: z.enum(["vocab-parallel", "replicated"]),
   }).optional(),
 });
 /** How a tensor-parallel engine splits its model across ranks. */

@@ -8,8 +8,10 @@
  * - KV heads split across ranks; with fewer KV heads than ranks each rank keeps the one KV head its
  *   query heads read (replicated).
  * - Embedding: replicated (every rank looks ids up in the whole table; no communication).
- * - LM head: vocab-parallel — rank r computes logits for vocab rows [r·Vp, (r+1)·Vp) (the last
- *   shard padded with zero rows), then an `all_gather` assembles [seqs, vocab] on every rank.
+ * - LM head: vocab-parallel on the CPU — rank r computes logits for vocab rows [r·Vp, (r+1)·Vp)
+ *   (the last shard padded with zero rows), then an `all_gather` assembles [seqs, vocab] on every
+ *   rank; replicated on CUDA (every rank computes every logit from the whole LM head: no gather,
+ *   fp32 logits straight into the sampler's buffer, at the cost of reading the LM head on each rank).
  *
  * Works on the fused plan and on raw weight bytes, so it is dtype-agnostic. Quantized weights are
  * not sharded yet (UnsupportedError).
@@ -38,7 +40,7 @@ const LM_HEAD_SHARD = "lm_head.shard";
 const LOGITS_SHARD = "logits.shard";
 
 /** The split of a model over `tp` ranks; throws a ValidationError naming the dimension that does not divide. */
-export function tpMapping(dims: { numHeads: number; numKvHeads: number; intermediateSize: number; vocabSize: number }, tp: number): TpMapping {
+export function tpMapping(dims: { numHeads: number; numKvHeads: number; intermediateSize: number; vocabSize: number }, tp: number, lmHead: TpMapping["lmHead"] = "vocab-parallel"): TpMapping {
   const bad = (what: string, n: number): never => {
     throw new ValidationError(`BuildConfig.tensorParallelSize: ${tp} does not divide ${what} ${n}`, "BuildConfig.tensorParallelSize", tp);
   };
@@ -52,9 +54,9 @@ export function tpMapping(dims: { numHeads: number; numKvHeads: number; intermed
     numKvHeadsPerRank: split ? dims.numKvHeads / tp : 1,
     kvHeads: split ? "split" : "replicated",
     intermediatePerRank: dims.intermediateSize / tp,
-    vocabPerRank: Math.ceil(dims.vocabSize / tp),
+    vocabPerRank: lmHead === "replicated" ? dims.vocabSize : Math.ceil(dims.vocabSize / tp),
     embedding: "replicated",
-    lmHead: "vocab-parallel",
+    lmHead,
   };
 }
 
@@ -110,6 +112,8 @@ export function shardPlan(plan: EnginePlan, m: TpMapping, rank: number): RankPla
           const { bias: _bias, ...rest } = op;
           out.push({ ...rest, ...(keepBias ? { bias: op.bias } : {}), inFeatures: w });
           out.push({ type: "all_reduce", x: op.out });
+        } else if (op.out === logits && m.lmHead === "replicated") {
+          out.push(op);
         } else if (op.out === logits) {
           const rows: [number, number] = [Math.min(V, rank * Vp), Math.min(V, (rank + 1) * Vp)];
           weights.set(LM_HEAD_SHARD, { from: op.weight, shard: { rows: [rows], padRows: Vp - (rows[1] - rows[0]) } });
@@ -204,7 +208,8 @@ export function shardEngine(engine: Engine, tp: number): Engine {
     numKvHeads: attn?.type === "rope_kv_write" ? attn.numKvHeads : m.numKeyValueHeads,
     intermediateSize: engine.plan.ops.find((o) => o.type === "silu_mul")?.width ?? m.intermediateSize,
     vocabSize: engine.plan.attributes.vocabSize,
-  }, tp);
+    // CUDA: every rank computes all logits (no gather, no layout change before the sampler).
+  }, tp, engine.config.build.backend === "cuda" ? "replicated" : "vocab-parallel");
   const config: EngineConfig = { ...engine.config, numRanks: tp, mapping };
   const ranks: Engine[] = [];
   for (let r = 0; r < tp; r++) {

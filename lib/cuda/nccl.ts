@@ -2,8 +2,9 @@
  * NCCL communicators over the CUDA object model: the unique id rank 0 makes, one communicator per
  * rank (`ncclCommInitRank`), and the collectives tensor parallelism uses, enqueued on the stream
  * the communicator was made for (so they are captured into CUDA graphs with the kernels around
- * them). `NcclCommunicator` is the CUDA side of the `Communicator` interface (lib/ir): buffers are
- * device addresses (`CUdeviceptr` bigints).
+ * them). `NcclCommunicator` has the shape of the `Communicator` interface (lib/ir, a layer above
+ * this one, so it is matched structurally, not imported): buffers are device addresses
+ * (`CUdeviceptr` bigints).
  *
  * NVLink multicast (NVLS) stays off: `NCCL_NVLS_ENABLE=0` is set before the first communicator
  * unless the environment says otherwise.
@@ -11,11 +12,13 @@
 import process from "node:process";
 import { checkNccl } from "../../ffi/check.ts";
 import { nccl, NCCL_DTYPE, NCCL_OP, NCCL_UNIQUE_ID_BYTES } from "../../ffi/nccl.ts";
-import type { CommDType, Communicator } from "../ir/communicator.ts";
 import { ValidationError } from "../util/errors.ts";
 import type { CudaDevice } from "./device.ts";
 import { NativeOwner } from "./owner.ts";
 import type { Stream } from "./stream.ts";
+
+/** Element types a communicator moves (lib/ir's CommDType). */
+export type NcclDType = "float32" | "float16" | "bfloat16";
 
 /** NCCL's version as major·10000 + minor·100 + patch (e.g. 22703 for 2.27.3). */
 export function ncclVersion(): number {
@@ -62,7 +65,7 @@ function commInitRank(cell: BigUint64Array, worldSize: number, id: Uint8Array, r
  * comm.allReduceSum(buf.ptr, buf.ptr, n);
  * ```
  */
-export class NcclCommunicator extends NativeOwner implements Communicator<bigint> {
+export class NcclCommunicator extends NativeOwner {
   readonly #handle: bigint;
   /** Set by abort(): the handle is gone, the release must not destroy it again. */
   readonly #state = { aborted: false };
@@ -74,7 +77,7 @@ export class NcclCommunicator extends NativeOwner implements Communicator<bigint
     readonly stream: Stream,
     readonly rank: number,
     readonly worldSize: number,
-    readonly dtype: CommDType,
+    readonly dtype: NcclDType,
     handle: bigint,
   ) {
     super("NcclCommunicator");
@@ -90,7 +93,7 @@ export class NcclCommunicator extends NativeOwner implements Communicator<bigint
   }
 
   /** Joins the group `uniqueId` names as `rank` (blocks until every rank has joined). */
-  static init(device: CudaDevice, stream: Stream, o: { uniqueId: Uint8Array; rank: number; worldSize: number; dtype: CommDType }): NcclCommunicator {
+  static init(device: CudaDevice, stream: Stream, o: { uniqueId: Uint8Array; rank: number; worldSize: number; dtype: NcclDType }): NcclCommunicator {
     if (o.uniqueId.byteLength !== NCCL_UNIQUE_ID_BYTES) throw new ValidationError(`NcclCommunicator: the unique id must be ${NCCL_UNIQUE_ID_BYTES} bytes, got ${o.uniqueId.byteLength}`, "uniqueId", o.uniqueId.byteLength);
     if (!Number.isInteger(o.rank) || o.rank < 0 || o.rank >= o.worldSize) throw new ValidationError(`NcclCommunicator: rank ${o.rank} outside [0, ${o.worldSize})`, "rank", o.rank);
     process.env.NCCL_NVLS_ENABLE ??= "0";

@@ -11,7 +11,7 @@ import { CudaSession } from "../backends/cuda/session.ts";
 import { Engine } from "../builder/engine.ts";
 import type { SessionBackend } from "../ir/backend.ts";
 import type { KvCache } from "../ir/kv_cache.ts";
-import { LlmrtError, serializeError, UnsupportedError, ValidationError } from "../util/errors.ts";
+import { LlmrtError, serializeError, ValidationError } from "../util/errors.ts";
 import { controlLayout, ERROR_BYTES, STATUS_ERROR, STATUS_OK, type TpCommand, type TpShared } from "./tp_wire.ts";
 
 /** Handles the commands of one rank (see tp_wire.ts). */
@@ -95,12 +95,11 @@ export class RankRunner {
       this.#session = new CpuSession(this.#engine, { communicator: comm });
       return;
     }
-    // CUDA: one device per rank (device + rank), its own context and stream inside CudaSession.
-    const hasCollectives = this.#engine.plan.ops.some((op) => op.type === "all_reduce" || op.type === "all_gather");
-    if (hasCollectives) {
-      throw new UnsupportedError("tensor-parallel rank: CUDA engines with more than one rank need the NCCL collectives in the CUDA launch plan, which are not wired yet (issue 17); run TP>1 on the CPU backend", "tensorParallelSize", msg.worldSize);
-    }
-    this.#session = new CudaSession(this.#engine, { device: o.device + msg.rank, cudaGraphs: o.cudaGraphs, gemv: o.gemv, batchInvariant: o.batchInvariant, gemmTune: o.gemmTune });
+    // CUDA: one device per rank (device + rank), its own context and stream inside CudaSession; the
+    // ranks of a group join through NCCL (the id made by rank 0's process) inside its constructor.
+    if (msg.worldSize > 1 && msg.comm.kind !== "nccl") throw new ValidationError("tensor-parallel rank: the CUDA backend needs NCCL", "communicator", msg.comm.kind);
+    const nccl = msg.worldSize > 1 && msg.comm.kind === "nccl" ? { uniqueId: msg.comm.uniqueId, rank: msg.rank, worldSize: msg.worldSize } : undefined;
+    this.#session = new CudaSession(this.#engine, { device: o.device + msg.rank, cudaGraphs: o.cudaGraphs, gemv: o.gemv, batchInvariant: o.batchInvariant, gemmTune: o.gemmTune, nccl });
   }
 
   #live(): SessionBackend {

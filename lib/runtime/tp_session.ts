@@ -10,6 +10,7 @@
  */
 import type { Engine } from "../builder/engine.ts";
 import { createCpuCommGroup } from "../backends/cpu/communicator.ts";
+import { ncclUniqueId } from "../cuda/nccl.ts";
 import { type Backend, engineMaxSeqLen, type SessionBackend } from "../ir/backend.ts";
 import { bytesPerBlock, type KvCache, type KvCacheGeometry } from "../ir/kv_cache.ts";
 import type { EnginePlan } from "../ir/plan.ts";
@@ -107,7 +108,8 @@ export class TpSession implements SessionBackend {
     if (options.backend === "cpu") {
       comm = { kind: "cpu", group: createCpuCommGroup(N, { timeoutMs: this.#stepTimeoutMs }) };
     } else {
-      comm = { kind: "nccl", uniqueId: tp.ncclUniqueId ?? new Uint8Array(128) };
+      // Rank 0's process makes the NCCL id (or it came over the TCP rendezvous); one rank needs none.
+      comm = { kind: "nccl", uniqueId: tp.ncclUniqueId ?? (N > 1 ? ncclUniqueId() : new Uint8Array(128)) };
     }
     const workerUrl = new URL("./tp_worker.js", import.meta.url);
     try {

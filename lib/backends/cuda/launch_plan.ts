@@ -154,6 +154,13 @@ export interface GemmLaunch {
 
 export type Launch = KernelLaunch | GemmLaunch;
 
+/**
+ * Tensor parallelism: an `all_reduce` op rides as a launch of this name (args: buffer address,
+ * element count); the CUDA session issues it through its NCCL communicator on the same stream, so
+ * decode graphs capture it between the kernels.
+ */
+export const NCCL_ALL_REDUCE = "nccl_all_reduce";
+
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
 
 /** Head dims with tiled attention kernels (decode split-K, prefill mma/SIMT); others take the generic kernel. */
@@ -355,6 +362,9 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         k(i, `add_inplace_${elem}`, [Math.max(1, Math.min(cdiv(n, 256 * V), 8192)), 1, 1], 256, [buf(op.x), buf(op.out), BigInt(n)]);
         break;
       }
+      case "all_reduce":
+        k(i, NCCL_ALL_REDUCE, [1, 1, 1], 1, [buf(op.x), rowsOf(op.x) * plan.buffers[op.x].width]);
+        break;
       case "gather_rows":
         k(i, `gather_rows_${elem}`, [R, 1, 1], 256, [buf(op.x), io.logitRows, buf(op.out), R, widthOf(op.x)]);
         break;

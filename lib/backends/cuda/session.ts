@@ -13,7 +13,7 @@ import { CublasLtGemm } from "./gemm.ts";
 import { loadKernelFile } from "./compiler.ts";
 import {
   type AttentionChoice, bucketFor, chooseAttention, decodeBuckets, type ElemType, graphDecodeSplit, hasTiledAttention,
-  kernelSignature, type Launch, type LaunchEnv, MAX_DECODE_SPLITS, planLaunches,
+  kernelSignature, type Launch, type LaunchEnv, MAX_DECODE_SPLITS, planLaunches, NCCL_ALL_REDUCE,
 } from "./launch_plan.ts";
 import { isDecodeStep, packStep, type StagingLayout, stagingLayout, stagingPointers } from "./step_staging.ts";
 import { engineMaxSeqLen, type EngineView, type SessionBackend } from "../../ir/backend.ts";
@@ -22,6 +22,7 @@ import type { EnginePlan } from "../../ir/plan.ts";
 import { f32ToBf16 } from "../../util/dtype.ts";
 import { DisposedError, FormatError, ValidationError } from "../../util/errors.ts";
 import { CudaDevice } from "../../cuda/device.ts";
+import { NcclCommunicator } from "../../cuda/nccl.ts";
 import type { CudaGraph } from "../../cuda/graph.ts";
 import type { DeviceBuffer, PinnedHostBuffer } from "../../cuda/memory.ts";
 import type { CudaModule, Kernel } from "../../cuda/module.ts";
@@ -36,6 +37,8 @@ import { type StepInputs, type StepOutputs, validateStep } from "../../ir/step_i
 export interface CudaSessionOptions {
   /** Device ordinal. */
   readonly device: number;
+  /** Tensor parallelism: this session is `rank` of a group joined through NCCL (the plan's all_reduce ops). */
+  readonly nccl?: { readonly uniqueId: Uint8Array; readonly rank: number; readonly worldSize: number };
   /** Replay decode steps as captured CUDA graphs (off: every step launches eagerly). */
   readonly cudaGraphs: boolean;
   /** bf16 linears of up to 8 rows on the skinny-GEMM kernel instead of cuBLASLt. */
@@ -143,6 +146,8 @@ export class CudaSession implements SessionBackend {
 
   readonly #stream: Stream;
   readonly #gemm: CublasLtGemm;
+  /** Tensor parallelism: this rank's NCCL communicator on #stream (null for one rank). */
+  #comm: NcclCommunicator | null = null;
   readonly #modules = new Map<string, CudaModule>();
   readonly #kernels = new Map<string, Kernel>();
   readonly #weights: DeviceBuffer;
@@ -188,6 +193,11 @@ export class CudaSession implements SessionBackend {
     try {
       const d = this.device;
       this.#stream = d.createStream();
+      if (plan.ops.some((o) => o.type === "all_reduce" || o.type === "all_gather") && !options.nccl) {
+        throw new ValidationError("Session: this engine is one rank of a tensor-parallel engine; run it through the tensor-parallel session (NCCL is needed)", "nccl");
+      }
+      if (plan.ops.some((o) => o.type === "all_gather")) throw new ValidationError("Session: the CUDA backend takes tensor-parallel engines with a replicated LM head (build them with backend \"cuda\")", "backend");
+      if (options.nccl) this.#comm = NcclCommunicator.init(d, this.#stream, { ...options.nccl, dtype: this.elem === "bf16" ? "bfloat16" : "float32" });
       // cuBLASLt algorithms: batch-invariant (one non-split-K algorithm per (n, k) for every M), or else
       // timed per shape on first use, kept in the on-disk timing cache (GPU + driver + cuBLASLt).
       this.#gemm = new CublasLtGemm(d, { tune: options.gemmTune, batchInvariant: this.batchInvariant });
@@ -367,7 +377,10 @@ export class CudaSession implements SessionBackend {
 
   #exec(launches: readonly Launch[], stream: Stream = this.#stream): void {
     for (const l of launches) {
-      if (l.kind === "gemm") {
+      if (l.kind === "kernel" && l.kernel === NCCL_ALL_REDUCE) {
+        if (!this.#comm || stream !== this.#stream) throw new ValidationError("Session: an all_reduce runs on the session's stream with its NCCL communicator", "nccl");
+        this.#comm.allReduceSum(l.args[0] as bigint, l.args[0] as bigint, l.args[1] as number);
+      } else if (l.kind === "gemm") {
         this.#gemm.run({ m: l.m, n: l.n, k: l.k, dtype: l.dtype, outDtype: l.outDtype, a: l.a, b: l.b, d: l.d, transB: true, bias: l.bias, stream, batchInvariant: l.invariant });
       } else {
         this.#kernel(l.kernel).launch(l.grid, l.block, l.args, { stream });
