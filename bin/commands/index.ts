@@ -7,6 +7,7 @@ import { bench } from "./bench.ts";
 import { build } from "./build.ts";
 import { chat } from "./chat.ts";
 import { generate } from "./generate.ts";
+import { quantize } from "./quantize.ts";
 import { serve } from "./serve.ts";
 
-export const COMMANDS: readonly Command[] = [generate, chat, serve, build, bench];
+export const COMMANDS: readonly Command[] = [generate, chat, serve, build, bench, quantize];

@@ -9,6 +9,9 @@ import { type GenerationRequest, type IterationStats, KvCacheConfigSchema } from
 import { createExecutor } from "../executor/create.ts";
 import type { GenerationExecutor } from "../executor/executor.ts";
 import { AutoModelForCausalLM } from "../models/llama.ts";
+import { openModel, readHfQuantizationConfig } from "../quantization/prequantized.ts";
+import { QuantConfig, QuantConfigSchema } from "../quantization/quant_config.ts";
+import { quantizeSync } from "../quantization/quantize.ts";
 import { resolveBackend } from "../runtime/backends.ts";
 import { validatePromptIds } from "../runtime/prompt.ts";
 import { LlmrtError, ResourceError, showValue, ValidationError } from "../util/errors.ts";
@@ -26,6 +29,11 @@ import { LlmTokenizer } from "../tokenizer/tokenizer.ts";
 export const LlmOptionsSchema = z.strictObject({
   /** An HF checkpoint directory (built implicitly, engine cached) or an engine directory. */
   model: z.string().min(1),
+  /**
+   * Quantize the checkpoint at build time (a QuantConfig or a plain object; part of the engine cache
+   * key). Pre-quantized AWQ/GPTQ checkpoints load without it. @default none
+   */
+  quantConfig: z.union([z.custom<QuantConfig>((v) => v instanceof QuantConfig), QuantConfigSchema]).optional(),
   /** Tokenizer directory. @default the model directory */
   tokenizer: z.string().optional(),
   /** "auto" picks CUDA when a GPU is usable, else CPU. @default "auto" */
@@ -314,13 +322,26 @@ function openOrBuild(o: z.output<typeof LlmOptionsSchema>, backend: "cpu" | "cud
         true,
       );
     }
+    if (o.quantConfig) {
+      engine.dispose();
+      throw new ValidationError(`LLM.create options.quantConfig: ${JSON.stringify(o.model)} is a built engine; quantize its HF checkpoint instead`, "quantConfig", o.quantConfig);
+    }
     return { engine, engineDir: o.model };
   }
   const bc: BuildConfigInput = { ...(o.buildConfig ?? {}), backend };
   if (o.tensorParallelSize !== undefined) bc.tensorParallelSize = o.tensorParallelSize;
   if (o.gatherContextLogits) bc.gatherContextLogits = true;
+  const qc = o.quantConfig ? QuantConfig.from(o.quantConfig) : null;
+  const quant = qc?.isQuantized ? qc : null;
   const buildIt = (): Engine => {
-    const model = AutoModelForCausalLM.fromHuggingFace(o.model, { dtype: o.dtype });
+    const opened = readHfQuantizationConfig(o.model) ? openModel(o.model, { dtype: o.dtype }) : AutoModelForCausalLM.fromHuggingFace(o.model, { dtype: o.dtype });
+    let model = opened;
+    try {
+      if (quant) model = quantizeSync(opened, quant);
+    } catch (e) {
+      opened.close();
+      throw e;
+    }
     try {
       return buildSync(model, bc);
     } finally {
@@ -329,7 +350,7 @@ function openOrBuild(o: z.output<typeof LlmOptionsSchema>, backend: "cpu" | "cud
   };
   if (!o.cacheEngine) return { engine: buildIt(), engineDir: null };
   // Content-keyed, published atomically (safe with many processes), a broken cached engine rebuilt.
-  return loadOrBuildCachedEngine({ modelDir: o.model, buildConfig: bc, dtype: o.dtype, build: buildIt, extraFiles: TOKENIZER_FILES });
+  return loadOrBuildCachedEngine({ modelDir: o.model, buildConfig: bc, dtype: quant ? `${o.dtype} quant ${JSON.stringify(quant.toDict())}` : o.dtype, build: buildIt, extraFiles: TOKENIZER_FILES });
 }
 
 export { resolveBackend };
