@@ -54,3 +54,9 @@ export {
   WorkerError,
 } from "./lib/util/errors.ts";
 export { CudaError, NativeLibraryError } from "./ffi/errors.ts";
+export { KvCacheQuantAlgo, QuantAlgo } from "./lib/quantization/quant_algo.ts";
+export { type LayerQuant, QuantConfig, type QuantConfigInput } from "./lib/quantization/quant_config.ts";
+export { quantize, type QuantizeOptions } from "./lib/quantization/quantize.ts";
+export { QuantizedModel } from "./lib/quantization/quantized_model.ts";
+export { openModel } from "./lib/quantization/prequantized.ts";
+export { saveQuantizedCheckpoint } from "./lib/quantization/export.ts";
