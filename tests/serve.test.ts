@@ -188,6 +188,33 @@ test("serve: logprobs (completions and chat) are the chosen token's, with top al
   }
 });
 
+test("serve: structured output: response_format (json_schema, json_object) and vLLM's guided_choice / guided_regex", async () => {
+  const schema = { type: "object", properties: { answer: { enum: ["yes", "no"] } }, required: ["answer"], additionalProperties: false };
+  const messages = [{ role: "user" as const, content: "Is the earth the LORD's?" }];
+  const c = await client.chat.completions.create({ model: MODEL, messages, max_tokens: 40, temperature: 0, response_format: { type: "json_schema", json_schema: { name: "a", schema } } });
+  assert.equal(c.choices[0].finish_reason, "stop");
+  assert.ok(["yes", "no"].includes(JSON.parse(c.choices[0].message.content!).answer), c.choices[0].message.content!);
+  let streamed = "";
+  const st = await client.chat.completions.create({ model: MODEL, messages, max_tokens: 40, temperature: 0, stream: true, response_format: { type: "json_schema", json_schema: { name: "a", schema } } });
+  for await (const ch of st) streamed += ch.choices[0]?.delta.content ?? "";
+  assert.equal(streamed, c.choices[0].message.content);
+  const o = await client.chat.completions.create({ model: MODEL, messages, max_tokens: 60, temperature: 0, response_format: { type: "json_object" } });
+  if (o.choices[0].finish_reason === "stop") assert.equal(typeof JSON.parse(o.choices[0].message.content!), "object");
+  const choice = await client.completions.create({ model: MODEL, prompt: "The answer is", max_tokens: 10, temperature: 0, ...({ guided_choice: ["Moses", "Aaron"] } as object) });
+  assert.ok(["Moses", "Aaron"].includes(choice.choices[0].text), choice.choices[0].text);
+  const rx = await client.completions.create({ model: MODEL, prompt: "In the year", max_tokens: 10, temperature: 0, ...({ guided_regex: " [0-9]{3}" } as object) });
+  assert.match(rx.choices[0].text, /^ [0-9]{3}$/);
+  const two = await status(client.completions.create({ model: MODEL, prompt: "x", ...({ guided_regex: "a", guided_choice: ["b"] } as object) }));
+  assert.equal(two.status, 400);
+  assert.equal(two.error.param, "guided_choice");
+  const bad = await status(client.completions.create({ model: MODEL, prompt: "x", ...({ guided_regex: "(" } as object) }));
+  assert.equal(bad.status, 400);
+  assert.equal(bad.error.param, "guided_regex");
+  const xml = await status(client.chat.completions.create({ model: MODEL, messages, response_format: { type: "xml" } as unknown as { type: "text" } }));
+  assert.equal(xml.status, 400);
+  assert.equal(xml.error.param, "response_format.type");
+});
+
 test("serve: invalid bodies are 400 in OpenAI's error shape, naming the field", async () => {
   const t = await status(client.completions.create({ model: MODEL, prompt: "hi", temperature: -1 }));
   assert.equal(t.status, 400);

@@ -3,7 +3,7 @@ import type { RequestOutputData } from "./deps.ts";
 import { errorBody, HttpError, toHttpError } from "./errors.ts";
 import { checkModel, responseId, sseResponseOf, tokenizerOf } from "./common.ts";
 import { checkLengths, checkPromptBytes, Generation, samplingParams } from "./generation.ts";
-import { type ChatRequest, ChatRequestSchema, parseBody, toSamplingInput } from "./protocol.ts";
+import { type ChatRequest, ChatRequestSchema, guidedField, parseBody, toSamplingInput } from "./protocol.ts";
 import type { ServeState } from "./state.ts";
 
 interface TopLogprob {
@@ -59,9 +59,6 @@ export async function chatCompletions(state: ServeState, body: unknown, signal: 
     const b = parseBody(ChatRequestSchema, body);
     checkModel(state, b.model);
     if (b.tools && b.tools.length > 0) throw new HttpError(400, "tools: tool calling is not supported", "invalid_request_error", "tools", "unsupported");
-    if (b.response_format && b.response_format.type !== "text") {
-      throw new HttpError(400, `response_format: only {"type": "text"} is supported, got ${JSON.stringify(b.response_format.type)}`, "invalid_request_error", "response_format.type", "unsupported");
-    }
     if (b.top_logprobs != null && !b.logprobs) throw new HttpError(400, "top_logprobs: needs logprobs: true", "invalid_request_error", "top_logprobs", "invalid_value");
     for (const [i, m] of b.messages.entries()) {
       if (typeof m.content === "string") checkPromptBytes(state, m.content, `messages.${i}.content`);
@@ -75,14 +72,12 @@ export async function chatCompletions(state: ServeState, body: unknown, signal: 
     const given = b.max_completion_tokens ?? b.max_tokens ?? undefined;
     const maxTokens = given ?? Math.max(1, state.limits.maxSeqLen - ids.length);
     checkLengths(state, prompts, maxTokens, "messages", maxTokensField);
-    const params = samplingParams(toSamplingInput(b, maxTokens, b.logprobs ? b.top_logprobs ?? 0 : undefined), {
-      max_tokens: maxTokensField,
-      logprobs: "top_logprobs",
-    });
+    const rename = { max_tokens: maxTokensField, logprobs: "top_logprobs", guided_decoding: guidedField(b) };
+    const params = samplingParams(toSamplingInput(b, maxTokens, b.logprobs ? b.top_logprobs ?? 0 : undefined), rename);
     stream = b.stream ?? false;
     includeUsage = b.stream_options?.include_usage ?? false;
     g = new Generation(state, "chat", prompts, params, arrival);
-    g.start();
+    g.start(rename);
   } catch (e) {
     state.metrics.requests.inc({ endpoint: "chat", state: "rejected" });
     throw e;

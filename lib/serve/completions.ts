@@ -2,7 +2,7 @@
 import type { RequestOutputData } from "./deps.ts";
 import { errorBody, HttpError, toHttpError } from "./errors.ts";
 import { checkLengths, checkPromptBytes, Generation, type PreparedPrompt, samplingParams } from "./generation.ts";
-import { CompletionRequestSchema, parseBody, toSamplingInput } from "./protocol.ts";
+import { CompletionRequestSchema, guidedField, parseBody, toSamplingInput } from "./protocol.ts";
 import { checkModel, responseId, sseResponseOf, tokenizerOf } from "./common.ts";
 import type { ServeState } from "./state.ts";
 
@@ -72,12 +72,13 @@ export async function completions(state: ServeState, body: unknown, signal: Abor
     const longest = Math.max(...prompts.map((p) => p.ids.length));
     const maxTokens = b.max_tokens ?? Math.max(1, Math.min(16, state.limits.maxSeqLen - longest));
     checkLengths(state, prompts, maxTokens, "prompt", "max_tokens");
-    const params = samplingParams(toSamplingInput(b, maxTokens, b.logprobs ?? undefined));
+    const rename = { guided_decoding: guidedField(b) };
+    const params = samplingParams(toSamplingInput(b, maxTokens, b.logprobs ?? undefined), rename);
     stream = b.stream ?? false;
     includeUsage = b.stream_options?.include_usage ?? false;
     echo = b.echo ?? false;
     g = new Generation(state, "completions", prompts, params, arrival);
-    g.start();
+    g.start(rename);
   } catch (e) {
     state.metrics.requests.inc({ endpoint: "completions", state: "rejected" });
     throw e;

@@ -72,15 +72,26 @@ export function checkPromptBytes(state: ServeState, text: string, field: string)
   }
 }
 
-/** Validates sampling parameters; a bad field is a 400 naming it (snake_case). */
-export function samplingParams(input: SamplingParamsInput, rename: Readonly<Record<string, string>> = {}): SamplingParams {
+/**
+ * Validates sampling parameters; a bad field is a 400 naming it (snake_case), renamed to the request
+ * field it came from by `rename` (a key matches the param or any `key.` path under it).
+ */
+export function samplingParams(input: SamplingParamsInput, rename: Readonly<Record<string, string | undefined>> = {}): SamplingParams {
   try {
     return new SamplingParams(input);
   } catch (e) {
-    const h = toHttpError(e);
-    if (h.param && rename[h.param]) throw new HttpError(h.status, h.message, h.type, rename[h.param], h.code);
-    throw h;
+    throw renameParam(toHttpError(e), rename);
   }
+}
+
+/** `e` with its param renamed by `rename` (see {@link samplingParams}). */
+export function renameParam(e: HttpError, rename: Readonly<Record<string, string | undefined>>): HttpError {
+  const p = e.param;
+  if (!p) return e;
+  for (const [from, to] of Object.entries(rename)) {
+    if (to !== undefined && (p === from || p.startsWith(`${from}.`))) return new HttpError(e.status, e.message, e.type, to, e.code);
+  }
+  return e;
 }
 
 /**
@@ -115,15 +126,18 @@ export class Generation {
     return this.#params.n;
   }
 
-  /** Admits and submits every prompt (throws 429/503/400 before anything runs). */
-  start(): void {
+  /**
+   * Admits and submits every prompt (throws 429/503/400 before anything runs); a submission error's
+   * param is renamed by `rename` (see {@link samplingParams}).
+   */
+  start(rename: Readonly<Record<string, string | undefined>> = {}): void {
     this.#state.admit(this.prompts.length);
     for (const p of this.prompts) {
       const ro = this.#state.llm.generateAsync(p.ids, this.#params, { streaming: true });
       if (ro.error) {
         for (const r of this.#requests) r.abort();
         this.#requests = [];
-        throw toHttpError(ro.error);
+        throw renameParam(toHttpError(ro.error), rename);
       }
       this.#requests.push(ro);
     }

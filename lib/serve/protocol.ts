@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { HttpError } from "./errors.ts";
-import type { SamplingParamsInput } from "./deps.ts";
+import { type GuidedDecodingInput, responseFormatToGuidedDecoding, type SamplingParamsInput } from "./deps.ts";
 
 const int = z.number().int();
 const posInt = int.positive();
@@ -45,6 +45,12 @@ const SamplingFields = {
   truncate_prompt_tokens: posInt.nullish(),
   no_repeat_ngram_size: nonNegInt.nullish(),
   priority: int.nullish(),
+  // Structured output: OpenAI's response_format, or one of vLLM's guided_* fields.
+  response_format: z.looseObject({ type: z.string() }).nullish(),
+  guided_json: z.union([z.record(z.string(), z.unknown()), z.string()]).nullish(),
+  guided_regex: z.string().nullish(),
+  guided_choice: z.array(z.string()).min(1).nullish(),
+  guided_grammar: z.string().nullish(),
 };
 
 /** POST /v1/completions. */
@@ -79,7 +85,6 @@ export const ChatRequestSchema = z.looseObject({
   add_generation_prompt: z.boolean().nullish(),
   chat_template_kwargs: z.record(z.string(), z.unknown()).nullish(),
   tools: z.array(z.unknown()).nullish(),
-  response_format: z.looseObject({ type: z.string() }).nullish(),
 });
 export type ChatRequest = z.output<typeof ChatRequestSchema>;
 
@@ -106,6 +111,32 @@ type Sampling = z.output<z.ZodObject<typeof SamplingFields>>;
 /** A random seed for requests that give none (OpenAI draws fresh samples per request). */
 function randomSeed(): number {
   return Math.floor(Math.random() * 2 ** 32);
+}
+
+/**
+ * The guided decoding a request asks for: `response_format` (json_object, json_schema) or exactly
+ * one of vLLM's `guided_json`, `guided_regex`, `guided_choice`, `guided_grammar`; 400 naming the
+ * field when several are given or one is malformed.
+ */
+function guidedOf(b: Sampling): [field: string, guided: GuidedDecodingInput] | undefined {
+  const given: [string, GuidedDecodingInput | undefined][] = [];
+  if (b.response_format != null) given.push(["response_format", responseFormatToGuidedDecoding(b.response_format)]);
+  if (b.guided_json != null) given.push(["guided_json", { json: b.guided_json }]);
+  if (b.guided_regex != null) given.push(["guided_regex", { regex: b.guided_regex }]);
+  if (b.guided_choice != null) given.push(["guided_choice", { choice: b.guided_choice }]);
+  if (b.guided_grammar != null) given.push(["guided_grammar", { grammar: b.guided_grammar }]);
+  const set = given.filter(([, g]) => g !== undefined);
+  if (set.length > 1) {
+    throw new HttpError(400, `${set[1][0]}: only one of response_format, guided_json, guided_regex, guided_choice, guided_grammar may be given (also got ${set[0][0]})`, "invalid_request_error", set[1][0], "invalid_value");
+  }
+  return set[0] as [string, GuidedDecodingInput] | undefined;
+}
+
+/** The request field that set SamplingParams.guidedDecoding (for naming it in errors). */
+export function guidedField(b: Sampling): string | undefined {
+  const g = guidedOf(b);
+  if (!g) return undefined;
+  return g[0] === "response_format" && b.response_format?.type === "json_schema" ? "response_format.json_schema.schema" : g[0];
 }
 
 /** The SamplingParams input of a request's sampling fields (absent fields keep llmrt's defaults). */
@@ -141,6 +172,7 @@ export function toSamplingInput(
     allowedTokenIds: b.allowed_token_ids ?? undefined,
     truncatePromptTokens: b.truncate_prompt_tokens ?? undefined,
     noRepeatNgramSize: b.no_repeat_ngram_size ?? undefined,
+    guidedDecoding: guidedOf(b)?.[1],
   };
   if (b.use_beam_search) {
     // Beam search is deterministic: OpenAI's default temperature 1 does not apply.
