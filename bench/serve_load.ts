@@ -10,8 +10,9 @@
  * Prompts are a few KJV verses of mixed lengths, or with --input-len N random token ids of exactly N
  * tokens (for comparing with bench/throughput.ts at the same lengths: --min-tokens = --max-tokens).
  *
- * Without --url it starts the server in this process (so memory is the server's own). Exit code 1
- * when any request failed or KV blocks did not return to the baseline.
+ * Without --url it starts the server in this process. With --url (a server started by `llmrt serve`,
+ * so the clients do not share its thread) KV blocks and RSS come from its /metrics and no heap is
+ * shown. Exit code 1 when any request failed or KV blocks did not return to the baseline.
  */
 import process from "node:process";
 import { LLM } from "../mod.ts";
@@ -209,7 +210,13 @@ async function main(): Promise<number> {
   // Warm-up (JIT, caches), then the baseline.
   await runLoad({ ...base, concurrency: Math.min(4, concurrency), durationS: 1 });
   gc();
-  const before = { kv: metricValue(await scrape(), "llmrt_kv_cache_blocks", 'state="used"'), heap: heapUsed(), rss: process.memoryUsage().rss };
+  // The server's memory: its own heap when it runs here; its RSS from /metrics either way.
+  const sample = (m: string): { kv: number; heap: number; rss: number } => ({
+    kv: metricValue(m, "llmrt_kv_cache_blocks", 'state="used"'),
+    heap: server ? heapUsed() : NaN,
+    rss: metricValue(m, "llmrt_process_resident_memory_bytes"),
+  });
+  const before = sample(await scrape());
   const r = await runLoad({ ...base, durationS });
   let m = await scrape();
   for (let i = 0; i < 50 && metricValue(m, "llmrt_kv_cache_blocks", 'state="used"') !== before.kv; i++) {
@@ -217,7 +224,7 @@ async function main(): Promise<number> {
     m = await scrape();
   }
   gc();
-  const after = { kv: metricValue(m, "llmrt_kv_cache_blocks", 'state="used"'), heap: heapUsed(), rss: process.memoryUsage().rss };
+  const after = sample(await scrape());
   const report = {
     ...r,
     backend: llm?.backend ?? "remote",
