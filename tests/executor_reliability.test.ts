@@ -11,7 +11,9 @@ import { LLM } from "../lib/llmapi/llm.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import { ModelRunner } from "../lib/runtime/model_runner.ts";
 import { RequestFailedError, ResourceError, ValidationError } from "../lib/util/errors.ts";
-import { assert, sharedDir, test, testBackend, testBuild, testLlm } from "./harness.ts";
+import { encodeInSlices, sliceCuts } from "../lib/llmapi/prompt_slices.ts";
+import { LlmTokenizer } from "../lib/tokenizer/tokenizer.ts";
+import { assert, sharedDir, test, testBackend, testBuild, testLlm, tokenizerSets } from "./harness.ts";
 
 const src = `${sharedDir}models/stories260k`;
 const ref = JSON.parse(fs.readFileSync(`${src}/reference_outputs.json`, "utf8")) as { prompt_ids: number[]; greedy_new_ids: number[] };
@@ -198,4 +200,50 @@ test("#6 bad generateAsync options fail that request before anything is submitte
   assert.equal(llm.maxPromptBytes, 64 * 1024);
   const ok = await llm.generate("Once upon a time", { temperature: 0, maxTokens: 2 }, { useTqdm: false });
   assert.equal(ok.outputs[0].tokenIds.length, 2);
+});
+
+test("#12 a long text prompt is tokenized a slice per macrotask (the event loop keeps turning) into exactly the ids of one encode; an abort meanwhile ends it", async () => {
+  await using llm = await LLM.create({ model: src, ...testLlm, cacheEngine: false, buildConfig: { maxBatchSize: 4, maxNumTokens: 256, maxSeqLen: 256 } });
+  const line = (i: number) => `Once upon a time, there was a little girl named Lily${i}. She loved to play outside in the sun.\n`;
+  const text = Array.from({ length: 600 }, (_, i) => line(i)).join(""); // ~58 KB, under maxPromptBytes 64 KiB
+  const want = llm.tokenizer!.encode(text).length;
+  let maxGap = 0, last = performance.now(), ticking = true, ticks = 0;
+  const tick = (): void => {
+    const now = performance.now();
+    maxGap = Math.max(maxGap, now - last);
+    last = now;
+    ticks++;
+    if (ticking) setTimeout(tick, 0);
+  };
+  setTimeout(tick, 0);
+  const t0 = performance.now();
+  const r = llm.generateAsync(text, { maxTokens: 2 });
+  const syncMs = performance.now() - t0;
+  // stories260k's maxInputLen is 255: the ids are counted, then refused, exactly as one encode counts them.
+  await assert.rejects(r.result(), (e: Error) => e instanceof ValidationError && e.message.includes(`prompt of ${want} tokens exceeds maxInputLen 255`));
+  const totalMs = performance.now() - t0;
+  ticking = false;
+  assert.ok(syncMs < 50, `generateAsync returned after ${syncMs.toFixed(0)} ms`);
+  // ~58 KB in slices of 8 KiB: the timer ran between slices (one encode would block it throughout).
+  assert.ok(ticks >= 4, `${ticks} timer turns while tokenizing (longest gap ${maxGap.toFixed(0)} ms of ${totalMs.toFixed(0)} ms)`);
+  // Aborted while tokenizing: a final output with n empty completions, finishReason abort.
+  const a = llm.generateAsync(text, { maxTokens: 2, n: 2 });
+  a.abort();
+  const out = await a.result();
+  assert.deepEqual(out.outputs.map((o) => [o.index, o.finishReason, o.tokenIds.length]), [[0, "abort", 0], [1, "abort", 0]]);
+  assert.equal(llm.executor.numInFlight, 0);
+  // generate() takes the same path.
+  await assert.rejects(llm.generate(text, { maxTokens: 2 }, { useTqdm: false }), new RegExp(`prompt of ${want} tokens`));
+});
+
+test("#12 slicing is exact: every shared tokenizer (byte-level BPE and SentencePiece) gives the ids of one encode, with cuts", async () => {
+  const base = "Once upon a time, there was a little girl named Lily.\nShe loved to play outside.  \n\n  The sun was warm; 日本語のテキスト and émigré café…\n\tdef f(x):\n    return x * 2\n";
+  let text = "";
+  for (let i = 0; text.length < 20_000; i++) text += base.replace("Lily", `Lily${i}`) + (i % 7 === 0 ? "\n" : "");
+  const dirs: Record<string, string> = { ...tokenizerSets, stories260k: src, "kjv-llama": new URL("../models/kjv-llama", import.meta.url).pathname };
+  for (const [name, dir] of Object.entries(dirs)) {
+    const tok = LlmTokenizer.fromDir(dir);
+    assert.ok(sliceCuts(tok, text).length >= 2, `${name}: no safe cut`);
+    for (const add of [true, false]) assert.deepEqual(await encodeInSlices(tok, text, add), tok.encode(text, { addSpecialTokens: add }), `${name} addSpecialTokens ${add}`);
+  }
 });

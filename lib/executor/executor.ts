@@ -75,6 +75,44 @@ export abstract class GenerationExecutor {
   }
 
   /**
+   * Queues a request still being prepared (a long text prompt tokenized in slices): the handle
+   * exists at once, `prepare` runs now, and its request is enqueued when it resolves — or the
+   * result fails with its error. An abort before then ends the request at once with `numOutputs`
+   * empty outputs (finishReason "abort"); `prepare` sees `isCancelled()` turn true and may stop
+   * early by resolving null.
+   */
+  submitWhenReady(
+    prepare: (isCancelled: () => boolean) => Promise<GenerationRequest | null>, prompt: string | null, numOutputs: number,
+  ): GenerationResult {
+    const id = this.#nextId++;
+    let preparing = true;
+    let cancelled = false;
+    const result = new GenerationResult(id, { requestId: id, prompt, promptTokenIds: [], outputs: [], finished: false }, (rid) => {
+      if (!preparing) return this.abortRequest(rid);
+      cancelled = true;
+      this.deliver([abortedBeforeSubmission(id, prompt, numOutputs)], []);
+    });
+    this.#results.set(id, result);
+    prepare(() => cancelled || this.#closed).then(
+      (request) => {
+        preparing = false;
+        if (request === null || !this.#results.has(id)) return; // aborted, or failed by a shutdown, meanwhile
+        if (this.#closed) return this.deliver([], [{ requestId: id, error: new AbortedError("GenerationExecutor: submit() after shutdown()") }]);
+        try {
+          this.enqueue(id, request);
+        } catch (e) {
+          this.deliver([], [{ requestId: id, error: toError(e) }]);
+        }
+      },
+      (e) => {
+        preparing = false;
+        this.deliver([], [{ requestId: id, error: toError(e) }]);
+      },
+    );
+    return result;
+  }
+
+  /**
    * A result that has already failed with `error` (for a request rejected before submission), so
    * callers get the same handle and the same single final state as for a submitted request.
    */
@@ -132,6 +170,12 @@ export abstract class GenerationExecutor {
   protected failAll(error: Error): void {
     this.deliver([], [...this.#results.keys()].map((requestId) => ({ requestId, error })));
   }
+}
+
+/** The final output of a request aborted before it was submitted: `n` empty completions. */
+function abortedBeforeSubmission(requestId: number, prompt: string | null, n: number): RequestOutput {
+  const outputs = Array.from({ length: n }, (_, index) => ({ index, text: "", tokenIds: [], finishReason: "abort" as const, stopReason: null, textDiff: "", tokenIdsDiff: [] }));
+  return { requestId, prompt, promptTokenIds: [], outputs, finished: true };
 }
 
 /** Any thrown value as an Error. */

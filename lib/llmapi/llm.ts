@@ -20,6 +20,7 @@ import { loadOrBuildCachedEngine } from "./engine_cache.ts";
 import { checkTokenizerFitsModel } from "./vocab_check.ts";
 import type { RequestOutput as RequestOutputData } from "../executor/outputs.ts";
 import { ProgressBar } from "./progress.ts";
+import { encodeInSlices, SLICE_CHARS } from "./prompt_slices.ts";
 import { RequestOutput } from "./request_output.ts";
 import { SamplingParams, type SamplingParamsInput } from "../executor/sampling_params.ts";
 import type { GuidedJsonParams, ParsedRequestOutput } from "../executor/guided/types.ts";
@@ -202,10 +203,12 @@ export class LLM {
     if (Array.isArray(samplingParams) && samplingParams.length !== list.length) {
       throw new ValidationError(`LLM.generate: ${samplingParams.length} samplingParams for ${list.length} prompts`, "samplingParams", samplingParams.length);
     }
-    const requests = list.map((p, i) => {
+    const requests: GenerationRequest[] = [];
+    for (const [i, p] of list.entries()) {
       const params = SamplingParams.from(Array.isArray(samplingParams) ? samplingParams[i] : samplingParams);
-      return this.#request(p, params, single ? "prompt" : `prompts[${i}]`, false, options.priority);
-    });
+      const field = single ? "prompt" : `prompts[${i}]`;
+      requests.push(this.#isLongText(p) ? (await this.#requestInSlices(p, params, field, false, options.priority))! : this.#request(p, params, field, false, options.priority));
+    }
     const bar = new ProgressBar(list.length, { enabled: options.useTqdm ?? true });
     const results = requests.map((r) => this.executor.submit(r));
     const settled = await Promise.allSettled(results.map((r) =>
@@ -234,7 +237,19 @@ export class LLM {
       this.#live();
       // Options first: nothing is submitted for a request whose options are bad.
       parseWith(GenerateAsyncOptionsSchema, options ?? {}, "LLM.generateAsync options");
-      request = this.#request(prompt, SamplingParams.from(samplingParams), "prompt", options.streaming ?? false, options.priority);
+      const params = SamplingParams.from(samplingParams);
+      if (this.#isLongText(prompt)) {
+        // Tokenized a slice per macrotask, so steps and streams keep running meanwhile.
+        this.#tokenizerFor(prompt, "prompt");
+        const long = prompt;
+        const result = this.executor.submitWhenReady(
+          (isCancelled) => this.#requestInSlices(long, params, "prompt", options.streaming ?? false, options.priority, isCancelled),
+          long,
+          params.n,
+        );
+        return new RequestOutput(result, options.signal);
+      }
+      request = this.#request(prompt, params, "prompt", options.streaming ?? false, options.priority);
     } catch (e) {
       // The request still ends in one final state: failed, with the reason.
       const error = e instanceof Error ? e : new Error(String(e));
@@ -251,18 +266,39 @@ export class LLM {
 
   /** Tokenizes a prompt and checks it against the executor's limits (ValidationError naming `field`). */
   #request(prompt: Prompt, p: SamplingParams, field: string, streaming: boolean, priority: number | undefined): GenerationRequest {
-    let text: string | null = null;
     let ids: number[];
     if (typeof prompt === "string") {
-      if (!this.tokenizer) throw new ValidationError(`LLM.generate ${field}: a text prompt needs a tokenizer (skipTokenizerInit is set)`, field, prompt);
-      text = prompt;
-      checkPromptBytes(prompt, this.maxPromptBytes, field);
-      ids = this.tokenizer.encode(prompt, { addSpecialTokens: p.addSpecialTokens });
+      ids = this.#tokenizerFor(prompt, field).encode(prompt, { addSpecialTokens: p.addSpecialTokens });
     } else if (Array.isArray(prompt)) {
       ids = [...prompt];
     } else {
       throw new ValidationError(`LLM.generate ${field}: expected a string or token ids`, field, prompt);
     }
+    return this.#checked(typeof prompt === "string" ? prompt : null, ids, p, field, streaming, priority);
+  }
+
+  /** True for a text prompt long enough to be tokenized in slices, off the step loop's turn. */
+  #isLongText(prompt: Prompt): prompt is string {
+    return typeof prompt === "string" && prompt.length > SLICE_CHARS && this.tokenizer !== null;
+  }
+
+  /** {@link LLM.#request} for a long text prompt: tokenized a slice per macrotask; null once `isCancelled()`. */
+  async #requestInSlices(
+    prompt: string, p: SamplingParams, field: string, streaming: boolean, priority: number | undefined, isCancelled: () => boolean = () => false,
+  ): Promise<GenerationRequest | null> {
+    const ids = await encodeInSlices(this.#tokenizerFor(prompt, field), prompt, p.addSpecialTokens, isCancelled);
+    return ids === null ? null : this.#checked(prompt, ids, p, field, streaming, priority);
+  }
+
+  /** The tokenizer for a text prompt that fits maxPromptBytes (ValidationError / ResourceError naming `field`). */
+  #tokenizerFor(prompt: string, field: string): LlmTokenizer {
+    if (!this.tokenizer) throw new ValidationError(`LLM.generate ${field}: a text prompt needs a tokenizer (skipTokenizerInit is set)`, field, prompt);
+    checkPromptBytes(prompt, this.maxPromptBytes, field);
+    return this.tokenizer;
+  }
+
+  /** Checks prompt ids against the executor's limits and makes the request. */
+  #checked(text: string | null, ids: number[], p: SamplingParams, field: string, streaming: boolean, priority: number | undefined): GenerationRequest {
     if (p.truncatePromptTokens !== undefined && ids.length > p.truncatePromptTokens) ids = ids.slice(ids.length - p.truncatePromptTokens);
     validatePromptIds(ids, this.executor.limits, field, `LLM.generate ${field}`);
     if (this.executorMode === "proxy" && p.logitsProcessor !== undefined) {
