@@ -2,6 +2,7 @@
 // shapes), the packed layout, and every algorithm through the CPU kernel against a float64
 // dequantize-then-matmul reference; GPTQ and AWQ against RTN on their own objectives.
 import { quantLinear } from "../lib/backends/cpu/quant_linear.ts";
+import { buildSync } from "../lib/builder/builder.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import { awqSearchScale, groupParams, type IntGrid, quantizeGptq, quantizeRtn } from "../lib/quantization/algorithms.ts";
 import { dequantize, packInts, type QuantizedTensor, unpackRow } from "../lib/quantization/packed.ts";
@@ -117,12 +118,15 @@ test("QuantConfig: MIXED_PRECISION resolves per-module overrides; unlisted modul
   assert.throws(() => QuantConfig.from({ quantAlgo: "MIXED_PRECISION", quantizedLayers: { "*": { quantAlgo: "FP8" } } }), UnsupportedError);
 });
 
-test("quantize: in-dims not a multiple of the group are refused naming the layer, the dim and groupSize", () => {
+test("quantize: ragged in-dims (naming layer, dim, groupSize), a tied lm_head, CUDA and tensor-parallel builds are refused", () => {
   const model = AutoModelForCausalLM.fromHuggingFace(kjv);
   try {
     assert.throws(() => quantizeSync(model, { quantAlgo: "W4A16", groupSize: 128 }), (e: unknown) =>
       e instanceof ValidationError && /model\.layers\.0\.mlp\.down_proj/.test(e.message) && /320/.test(e.message) && /groupSize 128/.test(e.message));
     assert.throws(() => quantizeSync(model, { quantAlgo: "W8A16", excludeModules: [] }), UnsupportedError); // tied lm_head
+    const q = quantizeSync(model, { quantAlgo: "W8A16" });
+    assert.throws(() => buildSync(q, { backend: "cuda" }), (e: unknown) => e instanceof UnsupportedError && /CPU backend only/.test(e.message));
+    assert.throws(() => buildSync(q, { backend: "cpu", tensorParallelSize: 2 }), UnsupportedError);
   } finally {
     model.close();
   }

@@ -7,7 +7,10 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
 import type { RequestOutput } from "../lib/executor/outputs.ts";
+import { buildSync } from "../lib/builder/builder.ts";
 import { LLM } from "../lib/llmapi/llm.ts";
+import { AutoModelForCausalLM } from "../lib/models/llama.ts";
+import { quantizeSync } from "../lib/quantization/quantize.ts";
 import { Checkpoint } from "../lib/models/safetensors.ts";
 import { fromAwqGemm, fromGptq, toAwqGemm, toGptq } from "../lib/quantization/hf_formats.ts";
 import { dequantize } from "../lib/quantization/packed.ts";
@@ -132,20 +135,27 @@ for (const opts of [
   }, 120_000);
 }
 
-test.skipIf("the CLI runs under Bun", !isBun)("llmrt quantize --qformat w4a16_awq round trip: the written checkpoint gives the same greedy ids as LLM.create({ quantConfig })", async () => {
+test.skipIf("the CLI runs under Bun", !isBun)("llmrt quantize --qformat w4a16_awq round trip: the written checkpoint gives the same greedy ids as quantize() in memory", async () => {
   const dir = tmp();
   try {
     const bun = process.execPath;
-    const r = spawnSync(bun, [path.join(root, "bin/llmrt.ts"), "quantize", "--model", kjv, "--qformat", "w4a16_awq", "--group-size", "64", "--zero-point", "--out", dir], { encoding: "utf8" });
+    const r = spawnSync(bun, [path.join(root, "bin/llmrt.ts"), "quantize", "--model", kjv, "--qformat", "w4a16_awq", "--group-size", "64", "--zero-point", "--calib-tokens", "256", "--out", path.join(dir, "ckpt")], { encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /W4A16_AWQ checkpoint written/);
-    const cfg = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8"));
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, "ckpt", "config.json"), "utf8"));
     assert.equal(cfg.quantization_config.quant_method, "awq");
-    const bc = { maxBatchSize: 2, maxNumTokens: 64, maxSeqLen: 128 };
+    const bc = { backend: "cpu", maxBatchSize: 2, maxNumTokens: 64, maxSeqLen: 128 } as const;
+    // The same quantization in memory, built and saved as an engine directory with the tokenizer.
+    const q = quantizeSync(AutoModelForCausalLM.fromHuggingFace(kjv), { quantAlgo: "W4A16_AWQ", groupSize: 64, hasZeroPoint: true }, { maxCalibrationTokens: 256 });
+    const engine = buildSync(q, bc);
+    engine.save(path.join(dir, "engine"));
+    engine.dispose();
+    q.close();
+    for (const f of ["tokenizer.json", "tokenizer_config.json", "generation_config.json"]) fs.copyFileSync(path.join(kjv, f), path.join(dir, "engine", f));
     const prompts = ["In the beginning", "And the LORD said unto Moses"];
     const greedy = { temperature: 0, maxTokens: 24, ignoreEos: true };
-    await using fromDisk = await LLM.create({ model: dir, backend: "cpu", cacheEngine: false, buildConfig: bc });
-    await using inMemory = await LLM.create({ model: kjv, backend: "cpu", cacheEngine: false, buildConfig: bc, quantConfig: { quantAlgo: "W4A16_AWQ", groupSize: 64, hasZeroPoint: true } });
+    await using fromDisk = await LLM.create({ model: path.join(dir, "ckpt"), backend: "cpu", cacheEngine: false, buildConfig: bc });
+    await using inMemory = await LLM.create({ model: path.join(dir, "engine"), backend: "cpu" });
     const a = await fromDisk.generate(prompts, greedy, { useTqdm: false }) as RequestOutput[];
     const b = await inMemory.generate(prompts, greedy, { useTqdm: false }) as RequestOutput[];
     assert.deepEqual(a.map((o) => o.outputs[0].tokenIds), b.map((o) => o.outputs[0].tokenIds));

@@ -7,7 +7,7 @@
  */
 import type { Op, WeightDecl } from "../ir/network.ts";
 import type { LlamaForCausalLM } from "../models/llama.ts";
-import { ValidationError } from "../util/errors.ts";
+import { UnsupportedError, ValidationError } from "../util/errors.ts";
 import { concatRows, type QuantizedTensor } from "./packed.ts";
 import { QuantizedModel } from "./quantized_model.ts";
 
@@ -33,8 +33,15 @@ export function quantizedEngineWeights(
   model: LlamaForCausalLM,
   weights: ReadonlyMap<string, WeightDecl>,
   ops: readonly Op[],
+  build: { readonly backend: string; readonly tensorParallelSize?: number } = { backend: "cpu" },
 ): { ops: Op[]; tensors: QuantEngineTensor[]; handled: Set<string> } | null {
   if (!(model instanceof QuantizedModel) || model.quantizedNames().length === 0) return null;
+  if (build.backend !== "cpu") {
+    throw new UnsupportedError(`build: quantized (${model.quantConfig.quantAlgo}) engines run on the CPU backend only for now; the CUDA session does not dispatch quantized linears yet (build with backend "cpu")`, "BuildConfig.backend", build.backend);
+  }
+  if ((build.tensorParallelSize ?? 1) > 1) {
+    throw new UnsupportedError(`build: tensor parallelism of quantized (${model.quantConfig.quantAlgo}) engines is not implemented yet`, "BuildConfig.tensorParallelSize", build.tensorParallelSize);
+  }
   const tensors: QuantEngineTensor[] = [];
   const handled = new Set<string>();
   const out = ops.map((op): Op => {
