@@ -8,7 +8,6 @@
  */
 import type { RequestOutput } from "./outputs.ts";
 import type { LlmTokenizer } from "../tokenizer/tokenizer.ts";
-import { defaultMaxInputLen } from "../runtime/prompt.ts";
 import type { KvCache, Session } from "../runtime/session.ts";
 import { AbortedError, InternalError, LlmrtError, RequestFailedError, ValidationError } from "../util/errors.ts";
 import { type AdmissionContext, admitRequest } from "./admission.ts";
@@ -16,15 +15,15 @@ import { applyBeamRows, resetBeamRows } from "./beam_runner.ts";
 import type { ExecutorConfig, ExecutorLimits, GenerationRequest, IterationStats } from "./config.ts";
 import type { RequestFailure } from "./executor.ts";
 import { toError } from "./executor.ts";
-import { KvCacheManager } from "./kv_cache_manager.ts";
+import type { KvCacheManager } from "./kv_cache_manager.ts";
 import { copyKvBlocks } from "./kv_copy.ts";
-import { sizeKvCache } from "./kv_sizing.ts";
+import { setUpLoop } from "./loop_setup.ts";
 import { OutputBuilder } from "./output_builder.ts";
 import { GuidedRuntime, loadXGrammar, needsGuidedLoad, notStartedAbortOutput } from "./guided/request.ts";
 import type { RequestState } from "./request_state.ts";
-import { Scheduler, type SchedulerOutput } from "./scheduler.ts";
-import { prepareSamplingInputs, prepareStepInputs, type PromptRow, type StepRow } from "./step_builder.ts";
-import { acceptTokens, chooseTokens, isPromptLastRow, takePromptRow } from "./step_results.ts";
+import type { Scheduler, SchedulerOutput } from "./scheduler.ts";
+import { prepareSamplingInputs, prepareStepInputs, type StepRow } from "./step_builder.ts";
+import { acceptTokens, chooseTokens, isPromptLastRow, takePromptRows } from "./step_results.ts";
 
 /** Where the loop reports: once per step (and once per out-of-step abort or failure). */
 export interface ExecutorSink {
@@ -76,40 +75,13 @@ export class ExecutorLoop {
     const build = engine.config.build;
     const plan = engine.plan;
     const maxSeqLen = session.maxSeqLen;
-    const maxBatchSize = config.maxBatchSize ?? Math.min(build.maxBatchSize, plan.maxSeqs);
-    const maxNumTokens = config.maxNumTokens ?? plan.maxTokens;
-    if (maxBatchSize > plan.maxSeqs) {
-      throw new ValidationError(`ExecutorConfig.maxBatchSize: ${maxBatchSize} exceeds the engine's ${plan.maxSeqs} sequences per step`, "maxBatchSize", maxBatchSize);
-    }
-    if (maxNumTokens > plan.maxTokens) {
-      throw new ValidationError(`ExecutorConfig.maxNumTokens: ${maxNumTokens} exceeds the engine's maxNumTokens ${plan.maxTokens}`, "maxNumTokens", maxNumTokens);
-    }
-    const bs = session.tokensPerBlock;
-    const sizing = sizeKvCache({
-      config: config.kvCacheConfig,
-      geometry: session.kvGeometry(),
-      bytesPerBlock: session.kvBytesPerBlock(),
-      maxSeqLen,
-      maxBatchSize,
-      freeMemoryBytes: session.freeMemoryBytes(),
-    });
-    const numBlocks = sizing.numBlocks;
-    this.#kvCache = session.createKvCache(numBlocks);
-    this.kv = new KvCacheManager({ numBlocks, tokensPerBlock: bs, enableBlockReuse: config.kvCacheConfig.enableBlockReuse });
-    // Logits rows per step: sampling rows, plus prompt rows (up to maxNumTokens with gatherContextLogits).
-    this.#scheduler = new Scheduler(this.kv, { maxBatchSize, maxNumTokens, enableChunkedPrefill: config.enableChunkedPrefill, maxNumRows: plan.maxSeqs });
-    this.#maxBlocksPerSeq = Math.ceil(maxSeqLen / bs);
-    this.limits = {
-      maxInputLen: build.maxInputLen ?? defaultMaxInputLen(maxSeqLen),
-      maxSeqLen,
-      maxBatchSize: this.#scheduler.maxBatchSize,
-      maxNumTokens,
-      vocabSize: plan.attributes.vocabSize,
-      numKvBlocks: numBlocks,
-      tokensPerBlock: bs,
-      kvCacheBytes: sizing.bytes,
-      kvCacheSizing: sizing.description,
-    };
+    const setup = setUpLoop(session, config); // limits checked, KV cache sized, scheduler
+    const { maxBatchSize, maxNumTokens } = setup;
+    this.limits = setup.limits;
+    this.#kvCache = setup.kvCache;
+    this.kv = setup.kv;
+    this.#scheduler = setup.scheduler;
+    this.#maxBlocksPerSeq = setup.maxBlocksPerSeq;
     const eos = [...(tokenizer?.stopTokenIds ?? []), ...engine.config.model.eosTokenIds];
     this.#admission = {
       limits: this.limits,
@@ -293,7 +265,7 @@ export class ExecutorLoop {
     this.#session.run({ ...inputs, sampling }, out, this.#kvCache);
     this.#scheduler.markComputed(plan);
     // Prompt logits first: the sampling rows are processed in place below.
-    if (out.logits) this.#takePromptRows(rows, promptRows, out.logits, failures);
+    if (out.logits) takePromptRows(rows, promptRows, out.logits, V, (id) => this.#states.get(id), (st, e) => this.#failInto(failures, st.id, toError(e)));
 
     // Rows of one sequence group are adjacent; handle them group by group so one failure stays local.
     const touched: RequestState[] = [];
@@ -324,27 +296,6 @@ export class ExecutorLoop {
         outputs.push(this.#outputs.snapshot(st, false));
       }
     }
-  }
-
-  /**
-   * Keeps the raw logits of prompt positions: the prompt rows (logits row R + i for promptRows[i])
-   * and, for the prompt's last position, the first sampling row of the prompt's sequence.
-   */
-  #takePromptRows(rows: readonly StepRow[], promptRows: readonly PromptRow[], logits: Float32Array, failures: RequestFailure[]): void {
-    const V = this.limits.vocabSize;
-    const take = (seq: StepRow["seq"], position: number, row: number): void => {
-      const st = this.#states.get(seq.requestId);
-      if (!st) return;
-      try {
-        takePromptRow(st, position, logits.subarray(row * V, (row + 1) * V));
-      } catch (e) {
-        this.#failInto(failures, st.id, toError(e));
-      }
-    };
-    promptRows.forEach((pr, i) => take(pr.seq, pr.position, rows.length + i));
-    rows.forEach((r, i) => {
-      if (isPromptLastRow(r)) take(r.seq, r.position, i);
-    });
   }
 
   #failInto(failures: RequestFailure[], requestId: number, error: Error): void {

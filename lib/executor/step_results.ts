@@ -14,7 +14,7 @@ import type { RequestState } from "./request_state.ts";
 import { rowProblem, rowProblemMessage } from "./row_checks.ts";
 import type { Scheduler } from "./scheduler.ts";
 import type { Sequence } from "./sequence.ts";
-import type { StepRow } from "./step_builder.ts";
+import type { PromptRow, StepRow } from "./step_builder.ts";
 
 /**
  * Chooses the token of each row [from, to) of one request (non-beam). `logits` (`V` per row) is
@@ -98,6 +98,30 @@ export function takePromptRow(st: RequestState, position: number, row: Float32Ar
     st.promptLogprobs[position + 1] = tokenLogprobs(row, st.promptIds[position + 1], k);
   }
   g.promptLogitsFrom = position + 1;
+}
+
+/**
+ * Keeps the raw logits of prompt positions: the prompt rows (logits row R + i for promptRows[i])
+ * and, for the prompt's last position, the first sampling row of the prompt's sequence. A request
+ * whose row cannot be taken goes to `onError` (the others go on).
+ */
+export function takePromptRows(
+  rows: readonly StepRow[], promptRows: readonly PromptRow[], logits: Float32Array, V: number,
+  stateOf: (requestId: number) => RequestState | undefined, onError: (st: RequestState, e: unknown) => void,
+): void {
+  const take = (seq: Sequence, position: number, row: number): void => {
+    const st = stateOf(seq.requestId);
+    if (!st) return;
+    try {
+      takePromptRow(st, position, logits.subarray(row * V, (row + 1) * V));
+    } catch (e) {
+      onError(st, e);
+    }
+  };
+  promptRows.forEach((pr, i) => take(pr.seq, pr.position, rows.length + i));
+  rows.forEach((r, i) => {
+    if (isPromptLastRow(r)) take(r.seq, r.position, i);
+  });
 }
 
 /** A sampling row of the prompt's sequence that still owes the prompt's last position its logits. */
