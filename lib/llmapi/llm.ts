@@ -14,13 +14,13 @@ import { QuantConfig, QuantConfigSchema } from "../quantization/quant_config.ts"
 import { quantizeSync } from "../quantization/quantize.ts";
 import { resolveBackend } from "../runtime/backends.ts";
 import { validatePromptIds } from "../runtime/prompt.ts";
-import { LlmrtError, ResourceError, showValue, ValidationError } from "../util/errors.ts";
+import { LlmrtError, showValue, ValidationError } from "../util/errors.ts";
 import { parseWith } from "../util/validate.ts";
 import { loadOrBuildCachedEngine } from "./engine_cache.ts";
 import { checkTokenizerFitsModel } from "./vocab_check.ts";
 import type { RequestOutput as RequestOutputData } from "../executor/outputs.ts";
 import { ProgressBar } from "./progress.ts";
-import { encodeInSlices, SLICE_CHARS } from "./prompt_slices.ts";
+import { checkPromptBytes, encodeInSlices, SLICE_CHARS } from "./prompt_slices.ts";
 import { RequestOutput } from "./request_output.ts";
 import { SamplingParams, type SamplingParamsInput } from "../executor/sampling_params.ts";
 import type { GuidedJsonParams, ParsedRequestOutput } from "../executor/guided/types.ts";
@@ -324,21 +324,6 @@ export class LLM {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.shutdown();
-  }
-}
-
-/** Fails a text prompt longer than `maxBytes` UTF-8 bytes before it is tokenized. */
-function checkPromptBytes(prompt: string, maxBytes: number, field: string): void {
-  if (prompt.length * 3 <= maxBytes) return; // a UTF-16 unit is at most 3 UTF-8 bytes
-  const bytes = new TextEncoder().encode(prompt).length;
-  if (bytes > maxBytes) {
-    throw new ResourceError(
-      `LLM.generate ${field}: a text prompt of ${bytes} bytes exceeds maxPromptBytes ${maxBytes}; it cannot fit maxInputLen tokens ` +
-        "(raise LLM.create({ maxPromptBytes }) if your text really packs that many bytes per token)",
-      field,
-      bytes,
-      { maxPromptBytes: maxBytes },
-    );
   }
 }
 

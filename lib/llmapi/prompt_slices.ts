@@ -4,8 +4,10 @@
  * the executor's steps (and every stream) keep running while a long prompt is tokenized. A cut is
  * used only where the tokenizer does not merge across it in the text around it (the tokens of the
  * joined neighbourhood equal the tokens of its two halves); a tokenizer that merges across every
- * line gets one encode, as before.
+ * line gets one encode, as before. And the byte cap checked before any tokenizing.
  */
+
+import { ResourceError } from "../util/errors.ts";
 
 /** What is needed of a tokenizer. */
 export interface SliceEncoder {
@@ -113,4 +115,19 @@ export async function encodeInSlices(tok: SliceEncoder, text: string, addSpecial
     start = end;
   }
   return ids;
+}
+
+/** Fails a text prompt longer than `maxBytes` UTF-8 bytes before it is tokenized (ResourceError naming `field`). */
+export function checkPromptBytes(prompt: string, maxBytes: number, field: string): void {
+  if (prompt.length * 3 <= maxBytes) return; // a UTF-16 unit is at most 3 UTF-8 bytes
+  const bytes = new TextEncoder().encode(prompt).length;
+  if (bytes > maxBytes) {
+    throw new ResourceError(
+      `LLM.generate ${field}: a text prompt of ${bytes} bytes exceeds maxPromptBytes ${maxBytes}; it cannot fit maxInputLen tokens ` +
+        "(raise LLM.create({ maxPromptBytes }) if your text really packs that many bytes per token)",
+      field,
+      bytes,
+      { maxPromptBytes: maxBytes },
+    );
+  }
 }
