@@ -5,6 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { buildSync } from "../lib/builder/builder.ts";
 import { Engine } from "../lib/builder/engine.ts";
+import { sizeKvCache } from "../lib/executor/kv_sizing.ts";
 import { SamplingParams, type SamplingParamsInput } from "../lib/executor/sampling_params.ts";
 import { GenerationExecutorWorker } from "../lib/executor/worker.ts";
 import { LLM } from "../lib/llmapi/llm.ts";
@@ -246,4 +247,25 @@ test("#12 slicing is exact: every shared tokenizer (byte-level BPE and SentenceP
     assert.ok(sliceCuts(tok, text).length >= 2, `${name}: no safe cut`);
     for (const add of [true, false]) assert.deepEqual(await encodeInSlices(tok, text, add), tok.encode(text, { addSpecialTokens: add }), `${name} addSpecialTokens ${add}`);
   }
+});
+
+test("issue 16: KV sizing on a GPU — a full batch capped at 0.9 of free memory by default, the whole fraction when set explicitly (serve), a ResourceError naming the field when one sequence cannot fit", () => {
+  const geometry = { numLayers: 16, tokensPerBlock: 32, numKvHeads: 8, headDim: 64, elementBytes: 2 };
+  const per = 16 * 2 * 32 * 8 * 64 * 2; // 1 MiB per block
+  const GiB = 1 << 30;
+  const size = (config: Record<string, unknown>, free: number | null, maxBatchSize = 8, maxSeqLen = 4096) =>
+    sizeKvCache({ config: { enableBlockReuse: true, ...config }, geometry, bytesPerBlock: per, maxSeqLen, maxBatchSize, freeMemoryBytes: free });
+  // In-process default: what 8 × 4096 tokens need (1024 blocks), not 90% of 80 GiB.
+  const lib = size({}, 80 * GiB);
+  assert.equal(lib.numBlocks, 8 * 4096 / 32);
+  assert.match(lib.description, /a full batch: 8 sequences × maxSeqLen 4096/);
+  // The need above 0.9 of what is free: capped.
+  assert.equal(size({}, 0.5 * GiB).numBlocks, Math.floor(0.9 * 0.5 * GiB / per));
+  // An explicit fraction takes that much of the free memory (llmrt serve's large default).
+  assert.equal(size({ freeGpuMemoryFraction: 0.9 }, 80 * GiB).numBlocks, Math.floor(0.9 * 80 * GiB / per));
+  // Explicit caps win, bounded by the free memory.
+  assert.equal(size({ maxTokens: 8192 }, 80 * GiB).numBlocks, 256);
+  // One sequence of maxSeqLen must fit.
+  assert.throws(() => size({}, 100 * (1 << 20)), (e: Error) => e instanceof ResourceError && e.field === "kvCacheConfig.freeGpuMemoryFraction" && /maxSeqLen 4096/.test(e.message));
+  assert.throws(() => size({}, null, 8, 1 << 20), (e: Error) => e instanceof ResourceError && e.field === "kvCacheConfig.maxBytes");
 });
