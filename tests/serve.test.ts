@@ -125,6 +125,8 @@ test("serve: n: 2 returns two seeded samples, indexed, with usage over both", as
   assert.equal(a.usage?.completion_tokens, 32);
   const b = await client.completions.create(body);
   assert.deepEqual(b.choices.map((c) => c.text), a.choices.map((c) => c.text), "the same seed gives the same samples");
+  const neg = await client.completions.create({ ...body, seed: -7 });
+  assert.equal(neg.choices.length, 2, "a negative seed is accepted");
   const stream = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "Hi" }], max_tokens: 8, temperature: 1, seed: 3, n: 2, stream: true });
   const texts = ["", ""];
   for await (const ch of stream) for (const d of ch.choices) texts[d.index] += d.delta.content ?? "";

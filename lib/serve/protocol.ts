@@ -20,7 +20,8 @@ const SamplingFields = {
   temperature: z.number().min(0).max(2).nullish(),
   top_p: z.number().gt(0).max(1).nullish(),
   stop: z.union([z.string(), z.array(z.string()).max(64)]).nullish(),
-  seed: nonNegInt.max(Number.MAX_SAFE_INTEGER).nullish(),
+  /** Any safe integer (OpenAI takes negative seeds too; they map to the top of llmrt's range). */
+  seed: int.min(-Number.MAX_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER).nullish(),
   presence_penalty: z.number().min(-2).max(2).nullish(),
   frequency_penalty: z.number().min(-2).max(2).nullish(),
   logit_bias: z.record(z.string().regex(/^(0|[1-9]\d*)$/, "expected a token id key"), z.number().min(-100).max(100)).nullish(),
@@ -151,7 +152,7 @@ export function toSamplingInput(
     temperature: b.temperature ?? 1,
     topP: b.top_p ?? undefined,
     stop: b.stop == null ? undefined : (Array.isArray(b.stop) ? b.stop.filter((s) => s.length > 0) : (b.stop.length > 0 ? [b.stop] : [])),
-    seed: b.seed ?? randomSeed(),
+    seed: b.seed == null ? randomSeed() : b.seed >= 0 ? b.seed : 2 ** 53 + b.seed,
     presencePenalty: b.presence_penalty ?? undefined,
     frequencyPenalty: b.frequency_penalty ?? undefined,
     logitBias: b.logit_bias ?? undefined,
