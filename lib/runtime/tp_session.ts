@@ -8,6 +8,8 @@
  * throw a WorkerError naming it (after terminating the others); a rank that fails or goes silent
  * later breaks the session: that step and every later one throw WorkerError, never hang.
  */
+import * as fs from "node:fs";
+import { fileURLToPath } from "node:url";
 import type { Engine } from "../builder/engine.ts";
 import { createCpuCommGroup } from "../backends/cpu/communicator.ts";
 import { ncclUniqueId } from "../cuda/nccl.ts";
@@ -21,6 +23,9 @@ import { type CommSetup, controlLayout, ERROR_BYTES, type RankEngineSource, STAT
 
 /** A command without its sequence number (distributes over the union). */
 type Unsequenced<T> = T extends unknown ? Omit<T, "seq"> : never;
+
+/** The module each rank worker loads (checked with the library: `deno check` reaches it from here). */
+const RANK_MODULE = new URL("./tp_rank.ts", import.meta.url).href;
 
 /** Options of a tensor-parallel session beyond the backend's. */
 export interface TpSessionOptions {
@@ -111,16 +116,16 @@ export class TpSession implements SessionBackend {
       // Rank 0's process makes the NCCL id (or it came over the TCP rendezvous); one rank needs none.
       comm = { kind: "nccl", uniqueId: tp.ncclUniqueId ?? (N > 1 ? ncclUniqueId() : new Uint8Array(128)) };
     }
-    const workerUrl = new URL("./tp_worker.js", import.meta.url);
+    const workerUrl = rankWorkerUrl();
     try {
       for (let r = 0; r < N; r++) {
-        const w = new Worker(workerUrl.href, { type: "module" });
+        const w = new Worker(workerUrl, { type: "module" });
         this.#workers.push(w);
       }
       const seq = ++this.#seq;
       for (let r = 0; r < N; r++) {
         const source: RankEngineSource = engineSource(engine, r);
-        const msg: TpCommand = { cmd: "init", seq, rank: r, worldSize: N, shared: this.#shared, engine: source, options, comm };
+        const msg: TpCommand = { cmd: "init", seq, rankModule: RANK_MODULE, rank: r, worldSize: N, shared: this.#shared, engine: source, options, comm };
         this.#workers[r].postMessage(msg);
       }
       this.#await(seq, tp.startupTimeoutMs ?? 600_000, "start");
@@ -245,6 +250,21 @@ export class TpSession implements SessionBackend {
       for (const w of this.#workers) w.terminate();
     }
   }
+}
+
+let workerUrlCache: string | null = null;
+
+/**
+ * The rank worker's entry (tp_worker.js) as a blob URL. Deno (with type checking on, as under
+ * `deno test`) re-checks the whole module graph of the process each time a worker starts from a
+ * file, 10+ seconds per rank; a blob entry with no static imports starts at once, and the rank
+ * code it imports (by a URL it is sent) was checked with the library.
+ */
+function rankWorkerUrl(): string {
+  if (workerUrlCache) return workerUrlCache;
+  const src = fs.readFileSync(fileURLToPath(new URL("./tp_worker.js", import.meta.url).href), "utf8");
+  workerUrlCache = URL.createObjectURL(new Blob([src], { type: "text/javascript" }));
+  return workerUrlCache;
 }
 
 /** Where rank `r` finds its engine: the directory it was opened from, or its tensors posted in memory. */

@@ -63,6 +63,8 @@ export type TpCommand =
   | {
     readonly cmd: "init";
     readonly seq: number;
+    /** URL of tp_rank.ts, which the worker loads (see tp_worker.js). */
+    readonly rankModule: string;
     readonly rank: number;
     readonly worldSize: number;
     readonly shared: TpShared;
