@@ -159,9 +159,10 @@ export class Engine {
     }
   }
 
-  /** Reads every tensor once, checking each blob's CRC-32 (FormatError naming the first corrupt one). */
+  /** Checks every blob's CRC-32 of a file-backed engine (FormatError naming the first corrupt one); an engine built in memory has nothing to check. */
   verify(): void {
-    for (const n of this.tensorNames()) this.readTensor(n);
+    this.#checkLive();
+    if (this.#file) this.#file.verifyAll();
   }
 
   /** Whether `dir` looks like an engine directory (config.json with an llmrt section). */
