@@ -3,7 +3,9 @@
  * all submitted at once to the executor (LLM API, in-flight batching, decode graphs), output
  * tokens/s over the whole run; with --hf the same batch through transformers' generate, side by side.
  *
- *   bun bench/throughput.ts --model DIR [--requests 64] [--input 128] [--output 128] [--hf] [--hf-compile]
+ *   bun bench/throughput.ts --model DIR [--requests 64] [--input 128] [--output 128] [--tp 1] [--hf] [--hf-compile]
+ *
+ * --tp N splits the model over N GPUs (tensor parallelism: one rank worker per GPU, NCCL all-reduce).
  *
  * Greedy, ignoreEos (every request makes exactly `output` tokens). One warm-up run of 4 tokens first
  * (kernel loads, GEMM plans, graph capture). LLMRT_BENCH_JSON=FILE also writes the numbers as JSON.
@@ -18,6 +20,7 @@ const { values } = parseArgs({
   args: process.argv.slice(2),
   options: {
     model: { type: "string" }, requests: { type: "string" }, input: { type: "string" }, output: { type: "string" }, hf: { type: "boolean" }, "hf-compile": { type: "boolean" },
+    tp: { type: "string" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/throughput.ts --model DIR [--requests 64] [--input 128] [--output 128] [--hf] [--hf-compile]");
@@ -27,7 +30,7 @@ const maxSeqLen = Math.ceil((IN + OUT + 32) / bs) * bs;
 
 const t0 = performance.now();
 await using llm = await LLM.create({
-  model: values.model, backend: "cuda", dtype: "bfloat16", skipTokenizerInit: true, cacheEngine: false,
+  model: values.model, backend: "cuda", dtype: "bfloat16", skipTokenizerInit: true, cacheEngine: false, tensorParallelSize: Number(values.tp ?? 1),
   buildConfig: { maxBatchSize: N, maxNumTokens: Math.max(N * IN, 256), maxSeqLen, maxInputLen: IN, tokensPerBlock: bs },
   kvCacheConfig: { maxTokens: (N + 1) * maxSeqLen, enableBlockReuse: false },
 });
@@ -49,9 +52,9 @@ const tps = generated / secs;
 const stats = llm.getStats();
 const steps = stats.slice(-Math.min(stats.length, OUT + 8));
 const f = (x: number, d = 1): string => x.toFixed(d);
-console.log(`model ${values.model}; ${N} requests × (${IN} in, ${OUT} out); engine build + upload ${f(loadS)} s`);
+console.log(`model ${values.model}; ${N} requests × (${IN} in, ${OUT} out); TP=${llm.engine.config.numRanks}; engine build + upload ${f(loadS)} s`);
 console.log(`llmrt: ${f(secs, 3)} s, ${f(tps)} output tokens/s (${f((N * (IN + OUT)) / secs)} total tokens/s), ${steps.length} steps`);
-const result: Record<string, unknown> = { model: values.model, requests: N, input: IN, output: OUT, seconds: secs, outputTps: tps };
+const result: Record<string, unknown> = { model: values.model, requests: N, input: IN, output: OUT, tp: llm.engine.config.numRanks, seconds: secs, outputTps: tps };
 
 if (values.hf) {
   const args = ["bench/hf_bench.py", "throughput", "--model", values.model, "--batch", String(N), "--input", String(IN), "--output", String(OUT), ...(values["hf-compile"] ? ["--compile"] : [])];

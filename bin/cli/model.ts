@@ -43,7 +43,7 @@ export function modelDir(values: Readonly<Record<string, unknown>>): string {
 /** Opens the model of --model/--tokenizer/--backend (an engine directory needs its tokenizer files or --tokenizer). */
 export async function openModel(
   values: Readonly<Record<string, unknown>>,
-  extra: { maxBatchSize?: number; skipTokenizerInit?: boolean; executorMode?: "inprocess" | "proxy" } = {},
+  extra: { maxBatchSize?: number; skipTokenizerInit?: boolean; executorMode?: "inprocess" | "proxy"; tensorParallelSize?: number } = {},
 ): Promise<{ llm: LLM; model: string }> {
   const model = modelDir(values);
   const tokenizer = values.tokenizer as string | undefined;
@@ -56,6 +56,7 @@ export async function openModel(
     backend: values.backend as "auto" | "cpu" | "cuda",
     skipTokenizerInit: extra.skipTokenizerInit ?? false,
     executorMode: extra.executorMode ?? "inprocess",
+    ...(extra.tensorParallelSize !== undefined ? { tensorParallelSize: extra.tensorParallelSize } : {}),
     ...(extra.maxBatchSize !== undefined ? { maxBatchSize: extra.maxBatchSize, buildConfig: { maxBatchSize: extra.maxBatchSize } } : {}),
   });
   return { llm, model };

@@ -19,6 +19,7 @@ export const serve: Command = {
     { name: "api-key", type: "string", valueName: "KEY", help: "require Authorization: Bearer KEY on /v1/* (default: $LLMRT_API_KEY)" },
     { name: "served-model-name", type: "string", valueName: "NAME", help: "the model name clients send (default: the model directory's name)" },
     { name: "max-batch-size", type: "int", min: 1, max: 4096, help: "most requests running at once (default: the engine's)" },
+    { name: "tp", type: "int", min: 1, max: 64, valueName: "N", help: "split the model over N ranks (tensor parallelism: one worker per GPU, NCCL; default: the engine's)" },
     { name: "max-queue", type: "int", min: 0, default: 256, help: "requests that may wait beyond the batch before 429" },
     {
       name: "executor",
@@ -34,6 +35,7 @@ export const serve: Command = {
     const { llm, model } = await openModel(values, {
       maxBatchSize: values["max-batch-size"] as number | undefined,
       executorMode: values.executor as "inprocess" | "proxy",
+      tensorParallelSize: values.tp as number | undefined,
     });
     const name = (values["served-model-name"] as string | undefined) ?? path.basename(path.resolve(model));
     const apiKey = (values["api-key"] as string | undefined) ?? (process.env.LLMRT_API_KEY || undefined);
