@@ -9,6 +9,7 @@ import type { KernelParamKind } from "../../../ffi/shim.ts";
 import type { Op } from "../../ir/network.ts";
 import type { EnginePlan } from "../../ir/plan.ts";
 import { planDecodeFusion } from "./decode_fusion.ts";
+import { planQuantLinear } from "./quant_launch.ts";
 import { InternalError } from "../../util/errors.ts";
 
 /** Activation element type of a CUDA engine. */
@@ -38,6 +39,10 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   gemv: { file: "gemv.cu", params: [P, P, P, P, I, I, I] },
   gemv_fused: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
   gemv_fused_norm: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
+  quant_gemv_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, I, I, I, I] },
+  quant_gemv_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, I, I, I, I] },
+  quant_dequant_u4: { file: "quant_gemv.cu", params: [P, P, P, P, I, I, I] },
+  quant_dequant_u8: { file: "quant_gemv.cu", params: [P, P, P, P, I, I, I] },
   decode_attention: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
 };
 
@@ -105,6 +110,8 @@ export interface LaunchEnv {
   readonly fusedDecode?: boolean;
   /** int32 [decodeCap × numKvHeads × ceil(G / 8)], zeroed once: decode_attention's split counters. */
   readonly decodeCounters?: bigint;
+  /** bf16 [N, K] scratch of the largest quantized linear: prefill dequantizes into it, then cuBLASLt reads it. */
+  readonly quantScratch?: bigint;
 }
 
 /** Most rows the skinny-GEMM kernel takes (its instantiations: 1, 2, 4, 8). */
@@ -285,6 +292,10 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         // Fused decode: the lm_head also streams through gemv_fused (fp32 logits, mode 3): ~95% of the copy
         // bandwidth on llama-3.2-1b, where the pinned batch-invariant cuBLASLt algorithm took 2x longer.
         const logitsGemv = !!fuse && isLogits && !op.weightFormat && !op.lora && op.inFeatures % 8 === 0 && rows <= GEMV_MAX_ROWS;
+        if (op.weightFormat) {
+          planQuantLinear(op, i, rows, isLogits, env, T === S, buf, k, out, gemmType, GEMV_MAX_ROWS);
+          break;
+        }
         if (nrm || epi || logitsGemv) {
           const M = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8;
           const mode = logitsGemv ? 3 : epi?.mode ?? 0;

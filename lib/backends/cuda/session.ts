@@ -152,6 +152,10 @@ export class CudaSession implements SessionBackend {
   readonly #kernels = new Map<string, Kernel>();
   readonly #weights: DeviceBuffer;
   readonly #weightOffsets = new Map<string, number>();
+  /** Quantized linears' packed weights, zero points and f32 scales: uploaded as stored (no dtype conversion). */
+  readonly #rawWeights = new Set<string>();
+  /** bf16 [N, K] of the largest quantized linear (prefill dequantizes into it); null without quantized linears. */
+  #quantScratch: DeviceBuffer | null = null;
   readonly #arena: DeviceBuffer;
   readonly #logits: DeviceBuffer; // [maxSeqs, vocab] f32
   readonly #invFreq: DeviceBuffer; // [headDim / 2] f64
@@ -201,12 +205,22 @@ export class CudaSession implements SessionBackend {
       // cuBLASLt algorithms: batch-invariant (one non-split-K algorithm per (n, k) for every M), or else
       // timed per shape on first use, kept in the on-disk timing cache (GPU + driver + cuBLASLt).
       this.#gemm = new CublasLtGemm(d, { tune: options.gemmTune, batchInvariant: this.batchInvariant });
+      // Quantized linears (issue 12): packed weights, zero points and f32 scales stay as stored; the
+      // largest one's bf16 [N, K] is the prefill scratch (dequantize, then cuBLASLt).
+      let scratchBytes = 0;
+      for (const o of plan.ops) {
+        if (o.type !== "linear" || !o.weightFormat) continue;
+        if (this.elem !== "bf16") throw new ValidationError(`Session: quantized linears run on the CUDA backend in bfloat16 engines only; this one is ${engine.config.dtype}`, "dtype", engine.config.dtype);
+        for (const t of [o.weight, o.weightFormat.scales, o.weightFormat.zeros]) if (t) this.#rawWeights.add(t);
+        scratchBytes = Math.max(scratchBytes, o.outFeatures * o.inFeatures * 2);
+      }
+      if (scratchBytes > 0) this.#quantScratch = d.alloc(scratchBytes);
       // Weights: one allocation, each tensor 256-byte aligned, converted to the activation type.
       const names = engine.tensorNames();
       let total = 0;
       for (const n of names) {
         this.#weightOffsets.set(n, total);
-        total += alignUp(this.#elementsOf(n) * plan.elementBytes);
+        total += alignUp(this.#elementsOf(n) * (this.#rawWeights.has(n) ? (engine.tensorInfo(n).dtype === "float32" ? 4 : 1) : plan.elementBytes));
       }
       this.#weights = d.alloc(Math.max(total, ALIGN));
       for (const n of names) this.#weights.copyFromHost(this.#weightBytes(n), { offset: this.#weightOffsets.get(n)! });
@@ -241,6 +255,7 @@ export class CudaSession implements SessionBackend {
 
   /** A weight's bytes in the activation type (raw when the engine stores it so). */
   #weightBytes(name: string): Uint8Array {
+    if (this.#rawWeights.has(name)) return this.engine.readTensor(name);
     const want = this.elem === "bf16" ? "bfloat16" : "float32";
     if (this.engine.tensorInfo(name).dtype === want) return this.engine.readTensor(name);
     const f = this.engine.readFloat32(name);
@@ -291,6 +306,7 @@ export class CudaSession implements SessionBackend {
       kvBase: kv.buffer.ptr,
       kvLayerBytes: kv.layerBytes,
       partialO: this.#partialO.ptr,
+      quantScratch: this.#quantScratch?.ptr ?? 0n,
       partialML: this.#partialML.ptr,
       tokensPerBlock: this.tokensPerBlock,
       blockStride: this.#layout.blockStride,

@@ -1,0 +1,115 @@
+// The CUDA launch plan of quantized engines, checked without a GPU: every weight-only linear of a
+// bf16 engine runs the quantized GEMV (decode-sized steps) or dequantize-to-scratch + cuBLASLt
+// (prefill, large decode batches, fp32 logits) with the right addresses, shapes and group size, and
+// every launch's argument count matches its kernel's signature. The kernels' arithmetic is checked on
+// a GPU by tests/quant_cuda.test.ts; the session end to end on a GPU is not run yet.
+import { type GemmLaunch, GEMV_MAX_ROWS, type KernelLaunch, kernelSignature, type LaunchEnv, planLaunches } from "../lib/backends/cuda/launch_plan.ts";
+import { buildSync } from "../lib/builder/builder.ts";
+import type { Engine } from "../lib/builder/engine.ts";
+import { AutoModelForCausalLM } from "../lib/models/llama.ts";
+import { CUDA_QUANT_ENV } from "../lib/quantization/engine_weights.ts";
+import type { QuantConfigInput } from "../lib/quantization/quant_config.ts";
+import { quantizeSync } from "../lib/quantization/quantize.ts";
+import { UnsupportedError } from "../lib/util/errors.ts";
+import { assert, test } from "./harness.ts";
+
+const kjv = new URL("../models/kjv-llama/", import.meta.url).pathname;
+const env0 = (globalThis as { process: { env: Record<string, string | undefined> } }).process.env;
+
+function cudaEngine(qc: QuantConfigInput): Engine {
+  const prev = env0[CUDA_QUANT_ENV];
+  env0[CUDA_QUANT_ENV] = "1";
+  try {
+    const q = quantizeSync(AutoModelForCausalLM.fromHuggingFace(kjv), qc);
+    try {
+      return buildSync(q, { backend: "cuda", dtype: "bfloat16", maxBatchSize: 16, maxNumTokens: 64, maxSeqLen: 128 });
+    } finally {
+      q.close();
+    }
+  } finally {
+    if (prev === undefined) delete env0[CUDA_QUANT_ENV];
+    else env0[CUDA_QUANT_ENV] = prev;
+  }
+}
+
+/** A launch environment of distinct fake addresses (weights 1 MiB apart from 2^40). */
+function fakeEnv(engine: Engine, batchInvariant = false): LaunchEnv {
+  const names = engine.tensorNames();
+  const io = { sampledIds: 1n, temperature: 2n, topK: 3n, topP: 4n, minP: 5n, seed: 6n, step: 7n, logitRows: 8n, seqStarts: 9n, tokenIds: 10n, positions: 11n, blockTables: 12n };
+  return {
+    plan: engine.plan, elem: "bf16", arena: 1n << 36n,
+    weight: (n) => {
+      const i = names.indexOf(n);
+      if (i < 0) throw new Error(`no weight ${n}`);
+      return (1n << 40n) + BigInt(i) * (1n << 20n);
+    },
+    logits: 1n << 38n, io, invFreq: 13n, kvBase: 1n << 39n, kvLayerBytes: 1 << 20, partialO: 14n, partialML: 15n,
+    tokensPerBlock: 32, blockStride: 4, gemv: true, batchInvariant, fusedDecode: true, decodeCounters: 16n, quantScratch: 17n << 32n,
+  };
+}
+
+test(`quantized bf16 CUDA engines need ${CUDA_QUANT_ENV}=1 until a GPU run checks them end to end`, () => {
+  const q = quantizeSync(AutoModelForCausalLM.fromHuggingFace(kjv), { quantAlgo: "W8A16" });
+  try {
+    assert.throws(() => buildSync(q, { backend: "cuda", dtype: "bfloat16" }), (e: unknown) => e instanceof UnsupportedError && e.message.includes(CUDA_QUANT_ENV));
+  } finally {
+    q.close();
+  }
+});
+
+for (const [name, qc, kernel, group] of [
+  ["W4A16 uint4 g64", { quantAlgo: "W4A16", groupSize: 64 }, "u4", 64],
+  ["W8A16 uint8 per-channel", { quantAlgo: "W8A16" }, "u8", 0],
+] as [string, QuantConfigInput, "u4" | "u8", number][]) {
+  test(`CUDA launch plan, ${name}: quant_gemv for decode steps of 1..8, dequantize + cuBLASLt beyond; addresses, shapes and arities`, () => {
+    const engine = cudaEngine(qc);
+    const env = fakeEnv(engine);
+    const plan = engine.plan;
+    const quantOps = plan.ops.map((op, i) => [op, i] as const).filter(([op]) => op.type === "linear" && op.weightFormat);
+    assert.equal(quantOps.length, 6 * 4); // qkv, o, gate_up, down per layer (lm_head tied, excluded)
+    const buf = (n: string): bigint => env.arena + BigInt(plan.buffers[n].offset);
+    for (const [T, S] of [[1, 1], [3, 3], [8, 8], [12, 12], [20, 1]]) {
+      const attention = T === S ? { kind: "decode" as const, numSplits: 2, splitSize: 128 } : { kind: "prefill" as const };
+      const launches = planLaunches(env, { numTokens: T, numSeqs: S, numRows: S, attention, sample: true });
+      for (const l of launches) if (l.kind === "kernel") assert.equal(l.args.length, kernelSignature(l.kernel).params.length, `${l.kernel} arity`);
+      for (const [op, i] of quantOps) {
+        if (op.type !== "linear" || !op.weightFormat) continue;
+        const f = op.weightFormat;
+        const mine = launches.filter((x) => x.op === i);
+        const W = env.weight(op.weight), sc = env.weight(f.scales), z = f.zeros ? env.weight(f.zeros) : 0n;
+        const g = group || op.inFeatures;
+        assert.equal(f.groupSize, g);
+        if (T === S && T <= GEMV_MAX_ROWS) {
+          assert.equal(mine.length, 1, `op ${i} T=${T}`);
+          const l = mine[0] as KernelLaunch;
+          const M = T <= 1 ? 1 : T <= 2 ? 2 : T <= 4 ? 4 : 8;
+          assert.equal(l.kernel, `quant_gemv_${kernel}_m${M}`);
+          assert.deepEqual(l.args, [buf(op.x), W, sc, z, 0n, buf(op.out), T, op.outFeatures, op.inFeatures, g]);
+          assert.deepEqual(l.grid, [Math.ceil(op.outFeatures / 8), 1, 1]);
+        } else {
+          assert.equal(mine.length, 2, `op ${i} T=${T} S=${S}`);
+          const [dq, gemm] = mine as [KernelLaunch, GemmLaunch];
+          assert.equal(dq.kernel, `quant_dequant_${kernel}_bf16`);
+          assert.deepEqual(dq.args, [W, sc, z, env.quantScratch, op.outFeatures, op.inFeatures, g]);
+          assert.equal(dq.grid[0] * 256 * 8 >= op.outFeatures * op.inFeatures, true);
+          assert.equal(gemm.kind, "gemm");
+          assert.deepEqual([gemm.m, gemm.n, gemm.k, gemm.b, gemm.a, gemm.d, gemm.dtype], [T, op.outFeatures, op.inFeatures, env.quantScratch, buf(op.x), buf(op.out), "bf16"]);
+        }
+      }
+      // Float linears (the tied lm_head) are untouched: bf16 GEMV/cuBLASLt as before.
+      assert.ok(!launches.some((x) => x.kind === "kernel" && x.kernel.startsWith("quant_") && !quantOps.some(([, i]) => i === x.op)));
+    }
+    engine.dispose();
+  });
+}
+
+test("CUDA launch plan, batch-invariant quantized engine: a prefill takes dequantize + the pinned cuBLASLt algorithm, decode steps the GEMV", () => {
+  const engine = cudaEngine({ quantAlgo: "W4A16", groupSize: 64 });
+  const env = fakeEnv(engine, true);
+  const i = engine.plan.ops.findIndex((op) => op.type === "linear" && op.weightFormat);
+  const pre = planLaunches(env, { numTokens: 5, numSeqs: 1, numRows: 1, attention: { kind: "prefill" }, sample: true }).filter((x) => x.op === i);
+  assert.deepEqual(pre.map((x) => (x.kind === "gemm" ? `gemm invariant=${x.invariant}` : x.kernel)), ["quant_dequant_u4_bf16", "gemm invariant=true"]);
+  const dec = planLaunches(env, { numTokens: 5, numSeqs: 5, numRows: 5, attention: { kind: "decode", numSplits: 2, splitSize: 128 }, sample: true }).filter((x) => x.op === i);
+  assert.deepEqual(dec.map((x) => (x.kind === "gemm" ? "gemm" : x.kernel)), ["quant_gemv_u4_m8"]);
+  engine.dispose();
+});
