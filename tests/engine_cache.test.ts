@@ -57,6 +57,7 @@ test("engine cache: six processes loading one model for the first time all succe
   for (const i of ids) assert.equal(i, ids[0]);
   const engines = fs.readdirSync(path.join(cache, "engines"));
   assert.equal(engines.length, 1, `one published engine and no leftovers: ${engines.join(", ")}`);
+  for (const d of [cache, model]) fs.rmSync(d, { recursive: true, force: true });
 }, 240_000);
 
 const opts = { backend: "cpu" as const, buildConfig: { maxBatchSize: 2, maxNumTokens: 64 } };

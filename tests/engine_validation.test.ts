@@ -11,7 +11,7 @@ import { Checkpoint, SafetensorsFile } from "../lib/models/safetensors.ts";
 import { ModelRunner } from "../lib/runtime/model_runner.ts";
 import { LlmrtError } from "../lib/util/errors.ts";
 import { blobOffset, rewriteMeta } from "./hostile/engine_edit.ts";
-import { TINY, tempDir, writeTiny } from "./hostile/fixtures.ts";
+import { removeTempDirs, TINY, tempDir, writeTiny } from "./hostile/fixtures.ts";
 import { assert, sharedDir, test } from "./harness.ts";
 
 const stories = `${sharedDir}models/stories260k`;
@@ -114,6 +114,7 @@ test("engine checksums: verifying a big engine's blobs is cheap (CRC-32 throughp
   const crcMs = performance.now() - t1;
   const crcBytes = whole.byteLength;
   console.log(`verify: ${(size / 1e6).toFixed(0)} MB in ${ms.toFixed(0)} ms = ${gbps.toFixed(2)} GB/s (read + CRC-32); CRC-32 alone ${(crcBytes / 1e9 / (crcMs / 1000)).toFixed(1)} GB/s`);
+  removeTempDirs();
   assert.ok(size > 50e6, `engine of ${size} bytes`);
   assert.ok(gbps > 0.02, `verification at ${gbps} GB/s`); // loose: CI machines under load
 });

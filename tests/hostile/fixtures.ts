@@ -59,9 +59,20 @@ export function tinyTensors(s: TinySpec = TINY, seed = 7): Map<string, TinyTenso
 }
 
 let counter = 0;
-/** A fresh temp dir. */
+const created: string[] = [];
+/** A fresh temp dir (removed by {@link removeTempDirs}). */
 export function tempDir(prefix = "llmrt-hostile-"): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}${counter++}-`));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}${counter++}-`));
+  created.push(dir);
+  return dir;
+}
+
+/** Removes every temp dir made so far except those in `keep` (the suites make hundreds). */
+export function removeTempDirs(keep: readonly string[] = []): void {
+  for (const dir of created.splice(0)) {
+    if (keep.includes(dir)) created.push(dir);
+    else fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Writes a checkpoint dir: config.json (after `editConfig`), model.safetensors (from `tensors`), optional tokenizer. */

@@ -16,7 +16,7 @@ import {
   tokenizerCases,
   wellFormed,
 } from "./corpus.ts";
-import { TINY, writeTiny } from "./fixtures.ts";
+import { removeTempDirs, TINY, writeTiny } from "./fixtures.ts";
 
 const stories = `${sharedDir}models/stories260k`;
 const base = writeTiny({ tokenizerFrom: stories, config: (c) => Object.assign(c, { max_position_embeddings: 512 }) });
@@ -51,6 +51,7 @@ async function runAll(category: string, cases: readonly HostileCase[]): Promise<
     else if (why) failures.push(`- ${c.name}: ${why.slice(0, 600)}`);
     else if (c.knownGap) console.log(`hostile ${category}: '${c.name}' now holds; drop its knownGap`);
   }
+  removeTempDirs([base]);
   total += cases.length;
   console.log(`hostile ${category} (${runtimeName}): ${cases.length} cases, ${failures.length} failed, ${gaps.length} known gaps, ${(performance.now() - t0).toFixed(0)} ms; ${total} cases in ${((performance.now() - started) / 1000).toFixed(1)} s so far`);
   if (gaps.length) console.log(gaps.join("\n"));
@@ -95,5 +96,6 @@ test("hostile option objects: LLM.create, BuildConfig, generate and generateAsyn
   } finally {
     await live?.shutdown();
     live = null;
+    removeTempDirs();
   }
 });
