@@ -170,6 +170,25 @@ test("tp: a rank that fails to start makes creation fail with a WorkerError nami
   }
 });
 
+test("tp: engines built for CUDA keep the LM head replicated (all_reduce only, no all_gather)", async () => {
+  const model = AutoModelForCausalLM.fromHuggingFace(KJV);
+  let e: Engine;
+  try {
+    e = await build(model, { ...PROFILE, backend: "cuda", tensorParallelSize: 2 });
+  } finally {
+    model.close();
+  }
+  assert.equal(e.config.mapping!.lmHead, "replicated");
+  for (const r of [0, 1]) {
+    const ops = e.rankEngine(r).plan.ops;
+    assert.equal(ops.filter((o) => o.type === "all_reduce").length, 12);
+    assert.equal(ops.filter((o) => o.type === "all_gather").length, 0);
+    const head = ops.find((o) => o.type === "linear" && o.out === e.plan.attributes.logits);
+    assert.ok(head?.type === "linear" && head.outFeatures === 4096 && head.weight === "embed_tokens", "whole (tied) LM head on every rank");
+  }
+  e.dispose();
+});
+
 test("tp: sliceWeight cuts rows, columns and pads; tpMapping names what does not divide", () => {
   // [4, 3] f32: rows 1..3 and 0..1 concatenated, columns 1..3, one zero row of padding.
   const w = new Float32Array([0, 1, 2, 10, 11, 12, 20, 21, 22, 30, 31, 32]);

@@ -97,8 +97,10 @@ export class RankRunner {
     }
     // CUDA: one device per rank (device + rank), its own context and stream inside CudaSession; the
     // ranks of a group join through NCCL (the id made by rank 0's process) inside its constructor.
-    if (msg.worldSize > 1 && msg.comm.kind !== "nccl") throw new ValidationError("tensor-parallel rank: the CUDA backend needs NCCL", "communicator", msg.comm.kind);
-    const nccl = msg.worldSize > 1 && msg.comm.kind === "nccl" ? { uniqueId: msg.comm.uniqueId, rank: msg.rank, worldSize: msg.worldSize } : undefined;
+    // NCCL when the plan has collectives (also a one-rank sharded plan: its all_reduce ops run as NCCL calls).
+    const collectives = this.#engine.plan.ops.some((op) => op.type === "all_reduce" || op.type === "all_gather");
+    if ((msg.worldSize > 1 || collectives) && msg.comm.kind !== "nccl") throw new ValidationError("tensor-parallel rank: the CUDA backend needs NCCL", "communicator", msg.comm.kind);
+    const nccl = (msg.worldSize > 1 || collectives) && msg.comm.kind === "nccl" ? { uniqueId: msg.comm.uniqueId, rank: msg.rank, worldSize: msg.worldSize } : undefined;
     this.#session = new CudaSession(this.#engine, { device: o.device + msg.rank, cudaGraphs: o.cudaGraphs, gemv: o.gemv, batchInvariant: o.batchInvariant, gemmTune: o.gemmTune, nccl });
   }
 

@@ -114,7 +114,8 @@ export class TpSession implements SessionBackend {
       comm = { kind: "cpu", group: createCpuCommGroup(N, { timeoutMs: this.#stepTimeoutMs }) };
     } else {
       // Rank 0's process makes the NCCL id (or it came over the TCP rendezvous); one rank needs none.
-      comm = { kind: "nccl", uniqueId: tp.ncclUniqueId ?? (N > 1 ? ncclUniqueId() : new Uint8Array(128)) };
+      const collectives = engine.plan.ops.some((op) => op.type === "all_reduce" || op.type === "all_gather");
+      comm = { kind: "nccl", uniqueId: tp.ncclUniqueId ?? (N > 1 || collectives ? ncclUniqueId() : new Uint8Array(128)) };
     }
     const workerUrl = rankWorkerUrl();
     try {
