@@ -262,6 +262,9 @@ export function safetensorsCases(base: string, generate: (dir: string) => Promis
       h["model.layers.0.post_attention_layernorm.weight"].data_offsets = [a[0] + 4, a[1] + 4];
     }],
     ["offsets missing", (h) => void delete h["model.norm.weight"].data_offsets],
+    ["an absurd shape [1e9, 1e9]", (h) => void (h["model.norm.weight"].shape = [1e9, 1e9])],
+    ["a shape of 20 dims of 1000", (h) => void (h["model.norm.weight"].shape = Array(20).fill(1000))],
+    ["offsets of 1e300", (h) => void (h["model.norm.weight"].data_offsets = [0, 1e300])],
     ["__metadata__ with a number", (h) => void (h.__metadata__ = { format: 1 } as unknown as Record<string, unknown>)],
     ["a needed tensor missing", (h) => void delete h["model.layers.1.mlp.up_proj.weight"]],
     ["the embedding missing", (h) => void delete h["model.embed_tokens.weight"]],
@@ -282,6 +285,12 @@ export function safetensorsCases(base: string, generate: (dir: string) => Promis
       writeHeader(f, replaced ?? header, data);
     }, { kinds: ["format"], expect: mentions("model.safetensors") });
   }
+  // An extra tensor the model does not use (outside the layers) is ignored, as transformers does.
+  withFile("an unused empty tensor with a 10 MB name", (f) => {
+    const { header, data } = readHeader(f);
+    header["x".repeat(10_000_000)] = { dtype: "F32", shape: [0], data_offsets: [0, 0] };
+    writeHeader(f, header, data);
+  }, { kinds: ["format"], expect: mentions("model.safetensors"), ok: isEngine });
   withFile("model.safetensors is a directory", (f) => {
     fs.rmSync(f);
     fs.mkdirSync(f);
@@ -407,6 +416,8 @@ export function engineCases(base: string): HostileCase[] {
     ["a weight's dtype float64", (m) => void (m.tensors.find((t: { name: string }) => t.name === "norm").dtype = "float64"), ["float64"]],
     ["a weight's shape negative", (m) => void (m.tensors.find((t: { name: string }) => t.name === "norm").shape = [-32]), ["'norm'", "shape"]],
     ["a weight listed twice", (m) => void m.tensors.push({ ...m.tensors[0] }), ["listed twice"]],
+    ["a weight's shape [1e9, 1e9]", (m) => void (m.tensors.find((t: { name: string }) => t.name === "norm").shape = [1e9, 1e9]), ["'norm'", "shape"]],
+    ["a plan of 100000 unknown ops", (m) => void (m.plan.ops = Array.from({ length: 100_000 }, () => ({ type: "nop" }))), ["unknown op type"]],
     ["two blobs overlapping", (m) => void (m.tensors[1].offset = m.tensors[0].offset), ["overlap"]],
     ["a blob offset unaligned", (m) => void (m.tensors[1].offset += 4), ["aligned"]],
     ["a blob past the data section", (m) => void (m.tensors[1].offset = 1 << 30), ["past the end"]],
