@@ -2,7 +2,8 @@
  * The executor's worker loop: while requests are waiting or running, schedule a step, build it,
  * run one forward on the Session, turn the rows into tokens, and emit outputs — yielding a
  * macrotask between steps so the event loop stays responsive. The parts live beside it:
- * admission.ts (checks → RequestState), kv_sizing.ts, step_builder.ts (plan → packed step),
+ * admission.ts (checks → RequestState), loop_setup.ts + kv_sizing.ts (limits, KV cache, scheduler),
+ * step_builder.ts (plan → packed step),
  * step_results.ts (rows → tokens), beam_runner.ts, output_builder.ts (tokens → outputs).
  * It reports through an ExecutorSink, so the same loop serves in-process and in a Web Worker.
  */

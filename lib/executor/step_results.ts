@@ -50,7 +50,10 @@ export function chooseTokens(
     }
     if (!(token >= 0 && token < V)) {
       // The sampler found no finite maximum: the model's logits are NaN or infinite.
-      throw new RequestFailedError(rowProblemMessage(logits ? rowProblem(logits.subarray(r * V, (r + 1) * V)) ?? "NaN" : "NaN", st.id, seqIndex, outputIndex));
+      const problem = logits ? rowProblem(logits.subarray(r * V, (r + 1) * V)) : null;
+      throw new RequestFailedError(
+        problem ? rowProblemMessage(problem, st.id, seqIndex, outputIndex) : `request ${st.id}, sequence ${seqIndex}, output token ${outputIndex}: the sampler found no finite logit (NaN or infinite model output; check the weights)`,
+      );
     }
     out.push({ token, logprobs: lp, raw });
   }
