@@ -4,6 +4,8 @@
  */
 import { z } from "zod";
 import type { SamplingParams } from "./sampling_params.ts";
+import { SpeculativeConfigSchema } from "./speculative/config.ts";
+import type { LoraRequest } from "../models/lora.ts";
 
 const posInt = z.number().int().positive();
 
@@ -35,6 +37,10 @@ export const ExecutorConfigSchema = z.strictObject({
   enableChunkedPrefill: z.boolean().default(true),
   /** @default {} */
   kvCacheConfig: KvCacheConfigSchema.prefault({}),
+  /** LoRA adapters per request (CPU backend): `maxLoras` resident at once, ranks up to `maxLoraRank`; off when absent. */
+  lora: z.strictObject({ maxLoras: posInt.max(64), maxLoraRank: posInt.max(1024) }).optional(),
+  /** Speculative decoding (prompt lookup or a draft model); off when absent. */
+  speculativeConfig: SpeculativeConfigSchema.optional(),
   /** Iteration stats kept for `getStats()`. @default 1000 */
   statsHistory: posInt.default(1000),
 });
@@ -51,6 +57,8 @@ export interface GenerationRequest {
   readonly streaming?: boolean;
   /** Higher is scheduled first; equal priorities are first come, first served. @default 0 */
   readonly priority?: number;
+  /** A LoRA adapter (PEFT directory) this request runs with; the executor must have `lora` enabled. */
+  readonly loraRequest?: LoraRequest;
 }
 
 /** One executor iteration (step). */
@@ -74,6 +82,10 @@ export interface IterationStats {
   readonly kvBlocksReused: number;
   /** Free blocks still holding a reusable prefix. */
   readonly kvBlocksCached: number;
+  /** Speculative decoding: draft tokens verified in this step (0 without speculation). */
+  readonly numDraftTokens?: number;
+  /** Speculative decoding: of those, accepted by the target. */
+  readonly numAcceptedDraftTokens?: number;
 }
 
 /** The executor's fixed limits (from the engine and the KV cache it sized). */

@@ -7,7 +7,7 @@ import * as path from "node:path";
 import type { Engine } from "../builder/engine.ts";
 import type { LlmTokenizer } from "../tokenizer/tokenizer.ts";
 import type { Backend } from "../runtime/session.ts";
-import { ValidationError } from "../util/errors.ts";
+import { UnsupportedError, ValidationError } from "../util/errors.ts";
 import { parseWith } from "../util/validate.ts";
 import { type ExecutorConfigInput, ExecutorConfigSchema } from "./config.ts";
 import type { GenerationExecutor } from "./executor.ts";
@@ -30,6 +30,8 @@ export interface CreateExecutorOptions {
   /** @default "inprocess" */
   readonly mode?: ExecutorMode;
   readonly config?: ExecutorConfigInput;
+  /** The draft model's engine (speculativeConfig DraftTarget; in-process mode only). */
+  readonly draftEngine?: Engine | null;
 }
 
 /**
@@ -45,9 +47,12 @@ export async function createExecutor(options: CreateExecutorOptions): Promise<Ge
   parseWith(ExecutorConfigSchema, config, "ExecutorConfig");
   const backend = options.backend ?? "cpu";
   if ((options.mode ?? "inprocess") === "inprocess") {
-    return GenerationExecutorWorker.create({ engine: options.engine, tokenizer: options.tokenizer, backend, config });
+    return GenerationExecutorWorker.create({ engine: options.engine, tokenizer: options.tokenizer, backend, config, draftEngine: options.draftEngine });
   }
   if (options.mode !== "proxy") throw new ValidationError(`executorMode: ${JSON.stringify(options.mode)} is not one of "inprocess", "proxy"`, "executorMode", options.mode);
+  if (config.speculativeConfig?.decodingType === "DraftTarget") {
+    throw new UnsupportedError('speculativeConfig: DraftTarget runs with executorMode "inprocess" only (the Web Worker does not load a draft model yet); NGram works in both');
+  }
   if (options.tokenizer && !options.tokenizerDir) {
     throw new ValidationError("createExecutor: proxy mode needs tokenizerDir to load the tokenizer in the worker", "tokenizerDir", null);
   }

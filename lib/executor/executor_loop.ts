@@ -10,7 +10,7 @@
 import type { RequestOutput } from "./outputs.ts";
 import type { LlmTokenizer } from "../tokenizer/tokenizer.ts";
 import type { KvCache, Session } from "../runtime/session.ts";
-import { AbortedError, InternalError, LlmrtError, RequestFailedError, ValidationError } from "../util/errors.ts";
+import { AbortedError, InternalError, LlmrtError, RequestFailedError, UnsupportedError, ValidationError } from "../util/errors.ts";
 import { type AdmissionContext, admitRequest } from "./admission.ts";
 import { applyBeamRows, resetBeamRows } from "./beam_runner.ts";
 import type { ExecutorConfig, ExecutorLimits, GenerationRequest, IterationStats } from "./config.ts";
@@ -25,10 +25,20 @@ import type { RequestState } from "./request_state.ts";
 import type { Scheduler, SchedulerOutput } from "./scheduler.ts";
 import { prepareSamplingInputs, prepareStepInputs, type StepRow } from "./step_builder.ts";
 import { acceptTokens, chooseTokens, isPromptLastRow, takePromptRows } from "./step_results.ts";
+import type { Engine } from "../builder/engine.ts";
+import { DraftModelRunner } from "./speculative/draft_runner.ts";
+import { Speculator } from "./speculative/speculator.ts";
+import { LoraSlots } from "../models/lora.ts";
 
 /** Where the loop reports: once per step (and once per out-of-step abort or failure). */
 export interface ExecutorSink {
   emit(outputs: RequestOutput[], failures: RequestFailure[], stats: IterationStats | null): void;
+}
+
+/** What an ExecutorLoop needs beyond its config. */
+export interface ExecutorLoopOptions {
+  /** The draft model's engine for `speculativeConfig.decodingType: "DraftTarget"` (owned by the caller). */
+  readonly draftEngine?: Engine | null;
 }
 
 /** A macrotask turn without timer clamping (setImmediate exists in Bun and Deno). */
@@ -63,12 +73,17 @@ export class ExecutorLoop {
   /** Requests waiting for the grammar engine to load (guidedDecoding before its first use in this process). */
   readonly #awaitingGrammar = new Map<number, GenerationRequest>();
   readonly #stats: IterationStats[] = [];
+  /** Speculative decoding (config.speculativeConfig), else null. */
+  readonly #spec: Speculator | null = null;
+  /** LoRA adapters resident (config.lora), else null; and the slot each request in flight holds. */
+  readonly #lora: LoraSlots | null = null;
+  readonly #loraSlotOf = new Map<number, number>();
   #iter = 0;
   #arrival = 0;
   #looping = false;
   #closed = false;
 
-  constructor(session: Session, tokenizer: LlmTokenizer | null, config: ExecutorConfig, sink: ExecutorSink) {
+  constructor(session: Session, tokenizer: LlmTokenizer | null, config: ExecutorConfig, sink: ExecutorSink, options: ExecutorLoopOptions = {}) {
     this.#session = session;
     this.#sink = sink;
     this.#config = config;
@@ -94,6 +109,28 @@ export class ExecutorLoop {
       guided: new GuidedRuntime(tokenizer, plan.attributes.vocabSize),
     };
     this.#outputs = new OutputBuilder(tokenizer, maxSeqLen);
+    if (config.lora) {
+      if (session.backend !== "cpu") throw new UnsupportedError(`ExecutorConfig.lora: LoRA adapters run on the CPU backend only (no ${session.backend} LoRA kernels yet)`, "enableLora", true);
+      this.#lora = new LoraSlots(engine.config.model, config.lora);
+    }
+    const sc = config.speculativeConfig;
+    if (sc) {
+      let draft: DraftModelRunner | null = null;
+      if (sc.decodingType === "DraftTarget") {
+        if (!options.draftEngine) throw new ValidationError("ExecutorConfig.speculativeConfig: DraftTarget needs the draft model's engine (options.draftEngine)", "speculativeConfig.speculativeModel", sc.speculativeModel);
+        const dv = options.draftEngine.plan.attributes.vocabSize;
+        if (dv !== this.limits.vocabSize) {
+          throw new ValidationError(`speculativeConfig.speculativeModel: the draft model's vocabulary (${dv}) differs from the target's (${this.limits.vocabSize}); it must share the tokenizer`, "speculativeConfig.speculativeModel", sc.speculativeModel);
+        }
+        draft = new DraftModelRunner(options.draftEngine, { backend: session.backend, maxBatchSize });
+      }
+      this.#spec = new Speculator(sc, draft, { maxNumTokens, maxNumRows: this.#scheduler.maxNumRows, maxSeqLen });
+    }
+  }
+
+  /** Draft-model KV blocks held now (DraftTarget speculative decoding), else 0. */
+  get numDraftKvBlocksUsed(): number {
+    return this.#spec?.draft?.numUsedBlocks ?? 0;
   }
 
   /** Requests not yet in a final state. */
@@ -122,6 +159,11 @@ export class ExecutorLoop {
       if (this.#closed) throw new AbortedError("GenerationExecutor: submit() after shutdown()");
       if (this.#states.has(requestId)) throw new ValidationError(`GenerationExecutor: request id ${requestId} is already in flight`, "requestId", requestId);
       st = admitRequest(this.#admission, requestId, request, this.#arrival++);
+      if (request.loraRequest !== undefined) {
+        if (!this.#lora) throw new ValidationError("GenerationRequest.loraRequest: LoRA is not enabled (LLM.create({ enableLora: true }))", "loraRequest", request.loraRequest?.name);
+        this.#loraSlotOf.set(requestId, this.#lora.acquire(request.loraRequest));
+        st.group.cacheSalt = `lora:${request.loraRequest.name}`;
+      }
     } catch (e) {
       this.#sink.emit([], [{ requestId, error: toError(e) }], null);
       return;
@@ -149,6 +191,8 @@ export class ExecutorLoop {
       }
     }
     this.#states.delete(requestId);
+    this.#releaseLora(requestId);
+    this.#spec?.release(st.group);
     this.#sink.emit([this.#outputs.snapshot(st, true)], [], null);
     return true;
   }
@@ -163,6 +207,7 @@ export class ExecutorLoop {
     for (const st of this.#states.values()) st.guided?.dispose();
     this.#states.clear();
     this.#admission.guided.dispose();
+    this.#spec?.dispose();
     if (failures.length > 0) this.#sink.emit([], failures, null);
   }
 
@@ -208,8 +253,11 @@ export class ExecutorLoop {
     const failures: RequestFailure[] = [];
     let plan: SchedulerOutput;
     try {
+      // Speculative decoding: draft tokens join the decoding sequences before they are scheduled.
+      this.#spec?.propose(this.#scheduler.groups, (id) => this.#states.get(id), this.kv);
       plan = this.#scheduler.schedule();
     } catch (e) {
+      this.#spec?.endStep(this.kv);
       const err = new InternalError(`GenerationExecutor: scheduling failed: ${toError(e).message}`);
       for (const id of [...this.#states.keys()]) this.#failInto(failures, id, err);
       this.#sink.emit(outputs, failures, null);
@@ -229,6 +277,9 @@ export class ExecutorLoop {
         for (const id of new Set(plan.chunks.map((c) => c.seq.requestId))) this.#failInto(failures, id, reason);
       }
     }
+    // Drafts not verified (not scheduled, or their request failed) are rolled back.
+    const spec = this.#spec?.endStep(this.kv);
+    this.#spec?.collect(this.#scheduler.groups);
     const kv = this.kv.stats;
     const stats: IterationStats = {
       iter: this.#iter++,
@@ -243,6 +294,8 @@ export class ExecutorLoop {
       kvBlocksFree: kv.freeBlocks,
       kvBlocksReused: kv.reusedBlocks,
       kvBlocksCached: kv.cachedBlocks,
+      numDraftTokens: spec?.numDraftTokens ?? 0,
+      numAcceptedDraftTokens: spec?.numAcceptedDraftTokens ?? 0,
     };
     this.#stats.push(stats);
     if (this.#stats.length > this.#config.statsHistory) this.#stats.splice(0, this.#stats.length - this.#config.statsHistory);
@@ -251,7 +304,13 @@ export class ExecutorLoop {
 
   #runPlan(plan: SchedulerOutput, outputs: RequestOutput[], failures: RequestFailure[]): void {
     const V = this.limits.vocabSize;
-    const { inputs, rows, promptRows } = prepareStepInputs(plan.chunks, this.#maxBlocksPerSeq);
+    const prepared = prepareStepInputs(plan.chunks, this.#maxBlocksPerSeq);
+    const { rows, promptRows } = prepared;
+    // LoRA: each packed sequence's adapter slot (-1: the base model).
+    const adapterIds = this.#lora && plan.chunks.some((c) => this.#loraSlotOf.has(c.seq.requestId))
+      ? Int32Array.from(plan.chunks, (c) => this.#loraSlotOf.get(c.seq.requestId) ?? -1)
+      : undefined;
+    const inputs = adapterIds ? { ...prepared.inputs, adapterIds, loraSlots: this.#lora!.table } : prepared.inputs;
     const stateOf = (seq: StepRow["seq"]): RequestState => this.#states.get(seq.requestId)!;
     // Prompt rows come after the sampling rows and are sampled greedily, their draws ignored.
     const sampling = prepareSamplingInputs(rows, (seq) => stateOf(seq).params, promptRows.length);
@@ -259,7 +318,7 @@ export class ExecutorLoop {
     const numRows = R + promptRows.length;
     const wantLogits = promptRows.length > 0 || rows.some((r) => {
       const st = stateOf(r.seq);
-      return st.host || st.wantLogprobs || st.beam !== null || st.wantGenerationLogits || isPromptLastRow(r);
+      return st.host || st.wantLogprobs || st.beam !== null || st.wantGenerationLogits || isPromptLastRow(r) || this.#spec?.needsLogits(r.seq) === true;
     });
     const out = { sampledIds: new Int32Array(numRows), logits: wantLogits ? new Float32Array(numRows * V) : undefined };
     copyKvBlocks(this.#kvCache, plan.blockCopies);
@@ -280,6 +339,7 @@ export class ExecutorLoop {
       }
       try {
         if (st.beam) applyBeamRows(this.#scheduler, st, st.beam, rows, r, end, out.logits!, V);
+        else if (this.#spec?.isVerifying(rows[r].seq)) this.#spec.verify(st, rows, r, end, out.sampledIds, out.logits, sampling, V, this.kv, this.#outputs);
         else acceptTokens(this.#scheduler, this.#outputs, st, rows, r, end, chooseTokens(st, rows, r, end, out.sampledIds, out.logits, sampling, V));
         touched.push(st);
       } catch (e) {
@@ -292,6 +352,7 @@ export class ExecutorLoop {
       if (!this.#states.has(st.id)) continue;
       if (done.has(st.group)) {
         this.#states.delete(st.id);
+        this.#releaseLora(st.id);
         outputs.push(this.#outputs.snapshot(st, true));
       } else if (st.streaming && st.params.bestOf === st.params.n && !st.beam) {
         outputs.push(this.#outputs.snapshot(st, false));
@@ -299,8 +360,17 @@ export class ExecutorLoop {
     }
   }
 
+  /** The request's LoRA slot is free for another adapter once no request uses it. */
+  #releaseLora(requestId: number): void {
+    const slot = this.#loraSlotOf.get(requestId);
+    if (slot === undefined) return;
+    this.#loraSlotOf.delete(requestId);
+    this.#lora?.release(slot);
+  }
+
   #failInto(failures: RequestFailure[], requestId: number, error: Error): void {
     if (!this.#states.has(requestId)) return;
+    this.#releaseLora(requestId);
     this.#states.get(requestId)!.guided?.dispose();
     this.#states.delete(requestId);
     this.#scheduler.remove(requestId);

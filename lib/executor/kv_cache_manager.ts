@@ -178,6 +178,26 @@ export class KvCacheManager {
     }
   }
 
+  /**
+   * Speculative decoding rolled `seq` back to its first `numValidTokens` tokens: blocks past the
+   * one its next token goes to are freed, and blocks published with rejected tokens are withdrawn
+   * from prefix reuse (their slots will be overwritten).
+   */
+  rollback(seq: Sequence, numValidTokens: number): void {
+    const bs = this.tokensPerBlock;
+    const fullValid = Math.floor(numValidTokens / bs);
+    for (let i = fullValid; i < seq.blockTable.length; i++) {
+      const b = seq.blockTable[i];
+      const h = this.#blockHash[b];
+      if (h === "") continue;
+      if (this.#hashToBlock.get(h) === b) this.#hashToBlock.delete(h);
+      this.#blockHash[b] = "";
+    }
+    if (seq.blockHashes.length > fullValid) seq.blockHashes.length = fullValid;
+    const keep = this.blocksFor(numValidTokens + 1);
+    while (seq.blockTable.length > keep) this.#release(seq.blockTable.pop()!);
+  }
+
   /** Drops `seq`'s references (tail first, so a sequence's last blocks are evicted before its first). */
   free(seq: Sequence): void {
     for (let i = seq.blockTable.length - 1; i >= 0; i--) this.#release(seq.blockTable[i]);
@@ -212,7 +232,7 @@ export class KvCacheManager {
   #hashOf(seq: Sequence, i: number): string {
     const bs = this.tokensPerBlock;
     for (let j = seq.blockHashes.length; j <= i; j++) {
-      seq.blockHashes.push(chainHash(j === 0 ? "" : seq.blockHashes[j - 1], seq.tokenIds, j * bs, (j + 1) * bs));
+      seq.blockHashes.push(chainHash(j === 0 ? seq.group.cacheSalt : seq.blockHashes[j - 1], seq.tokenIds, j * bs, (j + 1) * bs));
     }
     return seq.blockHashes[i];
   }

@@ -227,7 +227,8 @@ export class Scheduler {
     }
     let numPrefillTokens = 0, numDecodeTokens = 0;
     for (const c of chunks) {
-      if (c.numTokens === 1 && c.start >= c.seq.numPromptTokens) numDecodeTokens++;
+      // A decode chunk: the last token, plus the draft tokens it verifies (speculative decoding).
+      if (c.numTokens === 1 + c.seq.numDraftTokens && c.start >= c.seq.numPromptTokens) numDecodeTokens += c.numTokens;
       else numPrefillTokens += c.numTokens;
     }
     return { chunks, blockCopies: copies, preempted, failed, numPrefillTokens, numDecodeTokens };
@@ -320,7 +321,8 @@ function chunk(seq: Sequence, n: number): ScheduledChunk {
 }
 
 function chunkAt(seq: Sequence, start: number, n: number): ScheduledChunk {
-  const numRows = start + n === seq.numTokens ? seq.group.rowsFor(seq) : 0;
+  // Draft tokens get a row each, after the row of the token before them (only when all of them run).
+  const numRows = start + n === seq.numTokens ? seq.group.rowsFor(seq) + (seq.numDraftTokens < n ? seq.numDraftTokens : 0) : 0;
   return { seq, start, numTokens: n, numRows, promptRows: seq.group.promptRowRange(seq, start, n) };
 }
 
@@ -330,7 +332,7 @@ export function rowsOf(c: ScheduledChunk): number {
 }
 
 function isDecoding(g: SequenceGroup): boolean {
-  return g.liveSeqs.every((s) => s.numUncomputedTokens === 1);
+  return g.liveSeqs.every((s) => s.numUncomputedTokens === 1 + s.numDraftTokens);
 }
 
 function insertSorted(list: SequenceGroup[], g: SequenceGroup): void {

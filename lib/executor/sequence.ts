@@ -23,6 +23,11 @@ export class Sequence {
   readonly blockHashes: string[] = [];
   /** Tokens served from the prefix cache at the last admission. */
   numCachedTokens = 0;
+  /**
+   * Speculative draft tokens at the end of `tokenIds` (0 outside a speculative step): the chunk
+   * running them asks for a logits row at each, and the speculator removes the rejected ones.
+   */
+  numDraftTokens = 0;
   finishReason: FinishReason | null = null;
   stopReason: number | string | null = null;
   /** Sum of the chosen tokens' logprobs (when computed). */
@@ -101,6 +106,11 @@ export class SequenceGroup {
   status: GroupStatus = "waiting";
   /** True once the prompt's sequence has been forked into `fanout` sequences (always true for fanout 1). */
   isForked: boolean;
+  /**
+   * Prefix-cache namespace: block hashes chain from it, so KV computed under a LoRA adapter is only
+   * ever reused by requests with the same adapter ("" = the base model).
+   */
+  cacheSalt = "";
   /** Times this group was preempted (its KV dropped, to be recomputed). */
   numPreemptions = 0;
   /**

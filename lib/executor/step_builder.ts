@@ -42,7 +42,11 @@ export interface PreparedStep {
  * order, so a chunk verifying several tokens at once would list each of its positions here.
  */
 export function samplingPositions(c: ScheduledChunk): number[] {
-  return new Array<number>(c.numRows).fill(c.start + c.numTokens - 1);
+  const last = c.start + c.numTokens - 1;
+  const k = c.seq.numDraftTokens;
+  // Speculative decoding: a row at the token before the drafts and at each draft.
+  if (k > 0 && c.numRows === 1 + k) return Array.from({ length: k + 1 }, (_, i) => last - k + i);
+  return new Array<number>(c.numRows).fill(last);
 }
 
 /**

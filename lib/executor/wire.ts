@@ -27,6 +27,7 @@ export interface WireRequest {
   readonly prompt: string | null;
   readonly streaming: boolean;
   readonly priority: number;
+  readonly loraRequest?: { readonly name: string; readonly path: string };
 }
 
 export type ToWorker =
@@ -75,11 +76,12 @@ export function toWireRequest(request: GenerationRequest): WireRequest {
     prompt: request.prompt ?? null,
     streaming: request.streaming ?? false,
     priority: request.priority ?? 0,
+    ...(request.loraRequest ? { loraRequest: { name: request.loraRequest.name, path: request.loraRequest.path } } : {}),
   };
 }
 
 /** The worker side: a SamplingParams from fields validated on the caller's side (not re-parsed). */
 export function fromWireRequest(w: WireRequest): GenerationRequest {
   const p = Object.freeze(Object.assign(Object.create(SamplingParams.prototype) as SamplingParams, w.samplingParams));
-  return { promptTokenIds: w.promptTokenIds, samplingParams: p, prompt: w.prompt, streaming: w.streaming, priority: w.priority };
+  return { promptTokenIds: w.promptTokenIds, samplingParams: p, prompt: w.prompt, streaming: w.streaming, priority: w.priority, loraRequest: w.loraRequest };
 }

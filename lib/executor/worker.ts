@@ -20,6 +20,8 @@ export interface ExecutorWorkerOptions {
   /** @default "cpu" */
   readonly backend?: Backend;
   readonly config?: ExecutorConfigInput;
+  /** The draft model's engine (speculativeConfig DraftTarget; owned by the caller). */
+  readonly draftEngine?: Engine | null;
 }
 
 /**
@@ -37,11 +39,11 @@ export class GenerationExecutorWorker extends GenerationExecutor {
   readonly #session: Session;
   readonly limits: ExecutorLimits;
 
-  private constructor(session: Session, tokenizer: LlmTokenizer | null, config: ExecutorConfigInput) {
+  private constructor(session: Session, tokenizer: LlmTokenizer | null, config: ExecutorConfigInput, draftEngine: Engine | null) {
     super();
     this.#session = session;
     const cfg = parseWith(ExecutorConfigSchema, config, "ExecutorConfig");
-    this.#loop = new ExecutorLoop(session, tokenizer, cfg, { emit: (outputs, failures) => this.deliver(outputs, failures) });
+    this.#loop = new ExecutorLoop(session, tokenizer, cfg, { emit: (outputs, failures) => this.deliver(outputs, failures) }, { draftEngine });
     this.limits = this.#loop.limits;
   }
 
@@ -49,7 +51,7 @@ export class GenerationExecutorWorker extends GenerationExecutor {
   static create(options: ExecutorWorkerOptions): GenerationExecutorWorker {
     const session = Session.fromSerializedEngine(options.engine, { backend: options.backend ?? "cpu" });
     try {
-      return new GenerationExecutorWorker(session, options.tokenizer, options.config ?? {});
+      return new GenerationExecutorWorker(session, options.tokenizer, options.config ?? {}, options.draftEngine ?? null);
     } catch (e) {
       session.dispose();
       throw e;
@@ -58,6 +60,11 @@ export class GenerationExecutorWorker extends GenerationExecutor {
 
   getStats(): IterationStats[] {
     return this.#loop.getStats();
+  }
+
+  /** KV blocks the speculative draft model holds now (DraftTarget; else 0). */
+  get numDraftKvBlocksUsed(): number {
+    return this.#loop.numDraftKvBlocksUsed;
   }
 
   /** Block counts of the KV cache now. */

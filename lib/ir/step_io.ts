@@ -23,7 +23,28 @@ export interface StepInputs {
   readonly sampling?: SamplingInputs;
   /** [numSeqs] LoRA adapter slot of each sequence (-1 = none); absent = no adapters this step. */
   readonly adapterIds?: Int32Array;
+  /** The adapters `adapterIds` index (slot → weights; null = empty slot). Needed when `adapterIds` is given. */
+  readonly loraSlots?: readonly (LoraAdapterWeights | null)[];
 }
+
+/**
+ * One LoRA delta on a (possibly fused) linear: output columns [outOffset, outOffset + outFeatures)
+ * get `scaling · (x · aᵀ) · bᵀ` added (PEFT's lora_A / lora_B of one target module).
+ */
+export interface LoraSegment {
+  readonly outOffset: number;
+  readonly outFeatures: number;
+  readonly rank: number;
+  /** [rank, inFeatures] float32 (lora_A). */
+  readonly a: Float32Array;
+  /** [outFeatures, rank] float32 (lora_B). */
+  readonly b: Float32Array;
+  /** lora_alpha / r (or / sqrt(r) with rsLoRA). */
+  readonly scaling: number;
+}
+
+/** An adapter's deltas by the engine weight name of the linear they apply to. */
+export type LoraAdapterWeights = ReadonlyMap<string, readonly LoraSegment[]>;
 
 /** Where a step's results go; each is optional and filled when present. */
 export interface StepOutputs {

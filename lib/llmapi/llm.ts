@@ -25,6 +25,8 @@ import { RequestOutput } from "./request_output.ts";
 import { SamplingParams, type SamplingParamsInput } from "../executor/sampling_params.ts";
 import type { GuidedJsonParams, ParsedRequestOutput } from "../executor/guided/types.ts";
 import { LlmTokenizer } from "../tokenizer/tokenizer.ts";
+import { SpeculativeConfigSchema } from "../executor/speculative/config.ts";
+import type { LoraRequest } from "../models/lora.ts";
 
 /** Options of {@link LLM.create}. */
 export const LlmOptionsSchema = z.strictObject({
@@ -71,6 +73,12 @@ export const LlmOptionsSchema = z.strictObject({
    * @default max(64 KiB, 8 × maxInputLen)
    */
   maxPromptBytes: z.number().int().positive().optional(),
+  /** Speculative decoding, TensorRT-LLM's names: NGram (prompt lookup) or DraftTarget (a draft model); lib/executor/speculative/config.ts. */
+  speculativeConfig: SpeculativeConfigSchema.optional(),
+  /** LoRA adapters per request (`loraRequest` option of generate / generateAsync; CPU backend): at most `maxLoras` resident (LRU), ranks ≤ `maxLoraRank`. @default false, 4, 64 */
+  enableLora: z.boolean().default(false),
+  maxLoras: z.number().int().positive().max(64).default(4),
+  maxLoraRank: z.number().int().positive().max(1024).default(64),
 });
 export type LlmOptions = z.input<typeof LlmOptionsSchema>;
 
@@ -78,9 +86,12 @@ export type LlmOptions = z.input<typeof LlmOptionsSchema>;
 export type Prompt = string | readonly number[];
 
 /** Options of {@link LLM.generate} (checked: a bad field is a ValidationError naming it). */
+const LoraRequestSchema = z.strictObject({ name: z.string().min(1), path: z.string().min(1) });
+
 export const GenerateOptionsSchema = z.strictObject({
   useTqdm: z.boolean().optional(),
   priority: z.number().finite().optional(),
+  loraRequest: LoraRequestSchema.optional(),
 });
 
 /** Options of {@link LLM.generateAsync}, checked before anything is submitted. */
@@ -88,6 +99,7 @@ export const GenerateAsyncOptionsSchema = z.strictObject({
   streaming: z.boolean().optional(),
   signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal, { message: "expected an AbortSignal" }).optional(),
   priority: z.number().finite().optional(),
+  loraRequest: LoraRequestSchema.optional(),
 });
 
 /** Options of {@link LLM.generate}. */
@@ -96,6 +108,8 @@ export interface GenerateOptions {
   readonly useTqdm?: boolean;
   /** Scheduling priority of every request (higher first). @default 0 */
   readonly priority?: number;
+  /** Run every prompt with this LoRA adapter (PEFT directory; `enableLora` must be set). */
+  readonly loraRequest?: LoraRequest;
 }
 
 /** Options of {@link LLM.generateAsync}. */
@@ -106,7 +120,12 @@ export interface GenerateAsyncOptions {
   readonly signal?: AbortSignal;
   /** Higher is scheduled first; equal priorities are first come, first served. @default 0 */
   readonly priority?: number;
+  /** Run the request with this LoRA adapter (PEFT directory; `enableLora` must be set). */
+  readonly loraRequest?: LoraRequest;
 }
+
+/** The request with its LoRA adapter, when one is given. */
+const withLora = <R extends GenerationRequest | null>(r: R, lora: LoraRequest | undefined): R => (r && lora ? { ...r, loraRequest: lora } : r);
 
 type ParamsArg = SamplingParams | SamplingParamsInput;
 
@@ -129,6 +148,8 @@ const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tok
  */
 export class LLM {
   #closed = false;
+  /** The speculative draft model's engine (DraftTarget), released with the LLM. */
+  #draftEngine: Engine | null = null;
 
   private constructor(
     readonly engine: Engine,
@@ -150,7 +171,13 @@ export class LLM {
     }
     const backend = resolveBackend(o.backend);
     const { engine, engineDir } = openOrBuild(o, backend);
+    let draftEngine: Engine | null = null;
     try {
+      const sc = o.speculativeConfig;
+      if (sc?.decodingType === "DraftTarget" && !fs.existsSync(path.join(sc.speculativeModel, "config.json"))) {
+        throw new ValidationError(`LLM.create options.speculativeConfig.speculativeModel: ${JSON.stringify(sc.speculativeModel)} is not a model or engine directory (no config.json there)`, "speculativeConfig.speculativeModel", sc.speculativeModel);
+      }
+      if (sc?.decodingType === "DraftTarget") draftEngine = openOrBuild({ ...o, model: sc.speculativeModel, gatherContextLogits: false, speculativeConfig: undefined }, backend).engine;
       const tokDir = o.tokenizer ?? o.model;
       const tokenizer = o.skipTokenizerInit ? null : LlmTokenizer.fromDir(tokDir);
       if (tokenizer) checkTokenizerFitsModel(tokenizer, engine.config.model.vocabSize, tokDir);
@@ -166,13 +193,19 @@ export class LLM {
           maxNumTokens: o.maxNumTokens,
           enableChunkedPrefill: o.enableChunkedPrefill,
           kvCacheConfig: o.kvCacheConfig,
+          speculativeConfig: o.speculativeConfig,
+          lora: o.enableLora ? { maxLoras: o.maxLoras, maxLoraRank: o.maxLoraRank } : undefined,
         },
+        draftEngine,
       });
       const limits = executor.limits;
       if (process.stderr.isTTY) process.stderr.write(`llmrt: ${limits.kvCacheSizing}\n`);
       const maxPromptBytes = o.maxPromptBytes ?? Math.max(64 * 1024, 8 * limits.maxInputLen);
-      return new LLM(engine, executor, tokenizer, backend, engineDir, o.executorMode, maxPromptBytes);
+      const llm = new LLM(engine, executor, tokenizer, backend, engineDir, o.executorMode, maxPromptBytes);
+      llm.#draftEngine = draftEngine;
+      return llm;
     } catch (e) {
+      draftEngine?.dispose();
       engine.dispose();
       throw e;
     }
@@ -207,7 +240,8 @@ export class LLM {
     for (const [i, p] of list.entries()) {
       const params = SamplingParams.from(Array.isArray(samplingParams) ? samplingParams[i] : samplingParams);
       const field = single ? "prompt" : `prompts[${i}]`;
-      requests.push(this.#isLongText(p) ? (await this.#requestInSlices(p, params, field, false, options.priority))! : this.#request(p, params, field, false, options.priority));
+      const r = this.#isLongText(p) ? (await this.#requestInSlices(p, params, field, false, options.priority))! : this.#request(p, params, field, false, options.priority);
+      requests.push(withLora(r, options.loraRequest));
     }
     const bar = new ProgressBar(list.length, { enabled: options.useTqdm ?? true });
     const results = requests.map((r) => this.executor.submit(r));
@@ -243,13 +277,13 @@ export class LLM {
         this.#tokenizerFor(prompt, "prompt");
         const long = prompt;
         const result = this.executor.submitWhenReady(
-          (isCancelled) => this.#requestInSlices(long, params, "prompt", options.streaming ?? false, options.priority, isCancelled),
+          (isCancelled) => this.#requestInSlices(long, params, "prompt", options.streaming ?? false, options.priority, isCancelled).then((r) => withLora(r, options.loraRequest)),
           long,
           params.n,
         );
         return new RequestOutput(result, options.signal);
       }
-      request = this.#request(prompt, params, "prompt", options.streaming ?? false, options.priority);
+      request = withLora(this.#request(prompt, params, "prompt", options.streaming ?? false, options.priority), options.loraRequest);
     } catch (e) {
       // The request still ends in one final state: failed, with the reason.
       const error = e instanceof Error ? e : new Error(String(e));
@@ -318,6 +352,7 @@ export class LLM {
     try {
       await this.executor.shutdown();
     } finally {
+      this.#draftEngine?.dispose();
       this.engine.dispose();
     }
   }
@@ -351,7 +386,8 @@ function openOrBuild(o: z.output<typeof LlmOptionsSchema>, backend: "cpu" | "cud
   }
   const bc: BuildConfigInput = { ...(o.buildConfig ?? {}), backend };
   if (o.tensorParallelSize !== undefined) bc.tensorParallelSize = o.tensorParallelSize;
-  if (o.gatherContextLogits) bc.gatherContextLogits = true;
+  // Speculative decoding verifies several tokens per sequence: one logits row each.
+  if (o.gatherContextLogits || o.speculativeConfig) bc.gatherContextLogits = true;
   const qc = o.quantConfig ? QuantConfig.from(o.quantConfig) : null;
   const quant = qc?.isQuantized ? qc : null;
   const buildIt = (): Engine => {

@@ -10,6 +10,13 @@ greedy reference fixture that llmrt's CPU backend is tested against.
     PYTHONUNBUFFERED=1 python3 train.py --data data --out OUT_DIR 2>&1 | tee OUT_DIR/train.log
 
 Needs a CUDA GPU, torch, transformers (5.x), tokenizers, safetensors; no network.
+With --model-impl plain it needs only torch (1.13+), numpy and tokenizers (a built-in Llama with
+LlamaForCausalLM's parameter names, written as safetensors directly), so a small model such as the
+speculative-decoding draft models/kjv-llama-draft trains on a CPU:
+
+    PYTHONUNBUFFERED=1 python3 train.py --data data --out OUT --model-impl plain --tokenizer-from ../../models/kjv-llama \
+      --hidden-size 128 --intermediate-size 256 --num-layers 2 --num-heads 4 --num-kv-heads 2 --seq-len 128 \
+      --max-positions 512 --batch-size 16 --steps 600 --autocast none --threads 2 --save-dtype float16
 Writes to OUT_DIR: config.json, generation_config.json, model.safetensors,
 tokenizer.json, tokenizer_config.json, reference_greedy.json, TRAINING.md.
 Everything is seeded and the step count is fixed; GPU kernels (bf16 autocast,
@@ -70,6 +77,18 @@ def parse_args():
     p.add_argument("--max-train-seconds", type=float, default=240.0,
                    help="safety stop; a run that hits it is recorded as such")
     p.add_argument("--new-tokens", type=int, default=48, help="greedy tokens per fixture prompt")
+    p.add_argument("--model-impl", choices=["transformers", "plain"], default="transformers",
+                   help="plain: the built-in Llama (torch only, no transformers), for CPU runs")
+    p.add_argument("--tokenizer-from", default=None,
+                   help="reuse tokenizer.json + tokenizer_config.json from this folder instead of training one")
+    p.add_argument("--max-positions", type=int, default=None,
+                   help="max_position_embeddings written to config.json (RoPE has no learned positions) @default --seq-len")
+    p.add_argument("--autocast", choices=["bf16", "none"], default="bf16", help="none: float32 throughout")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--save-dtype", choices=["float32", "float16"], default="float32", help="dtype of model.safetensors")
+    p.add_argument("--name", default="kjv-llama", help="model name in TRAINING.md and the fixture")
+    p.add_argument("--init-from", default=None,
+                   help="start from this checkpoint's model.safetensors (--model-impl plain; continue a run)")
     return p.parse_args()
 
 
@@ -171,19 +190,155 @@ def build_streams(tok, train_chapters, val_chapters, chat_every):
             np.array(val, dtype=np.int64), stats)
 
 
+def autocast_ctx(device_type, mode):
+    """bf16 autocast, or nothing (float32) with --autocast none."""
+    import contextlib
+    import torch
+    return torch.autocast(device_type, dtype=torch.bfloat16) if mode == "bf16" else contextlib.nullcontext()
+
+
+def plain_llama(cfg):
+    """LlamaForCausalLM without transformers (--model-impl plain): the same math (RMSNorm, RoPE with
+    rotate_half, GQA, SwiGLU, tied embeddings) and the same parameter names, so the state dict is a
+    standard HF checkpoint. cfg: the config.json dict."""
+    import torch
+    nn, F = torch.nn, torch.nn.functional
+    H, nh, nkv, hd = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
+
+    class RMSNorm(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(H))
+
+        def forward(self, x):
+            xf = x.float()
+            return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + cfg["rms_norm_eps"])).to(x.dtype) * self.weight
+
+    def rotate_half(x):
+        return torch.cat((-x[..., hd // 2:], x[..., :hd // 2]), dim=-1)
+
+    class Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q_proj = nn.Linear(H, nh * hd, bias=False)
+            self.k_proj = nn.Linear(H, nkv * hd, bias=False)
+            self.v_proj = nn.Linear(H, nkv * hd, bias=False)
+            self.o_proj = nn.Linear(nh * hd, H, bias=False)
+
+        def forward(self, x, cos, sin, mask):
+            B, T, _ = x.shape
+            q = self.q_proj(x).view(B, T, nh, hd).transpose(1, 2)
+            k = self.k_proj(x).view(B, T, nkv, hd).transpose(1, 2)
+            v = self.v_proj(x).view(B, T, nkv, hd).transpose(1, 2)
+            q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+            k, v = k.repeat_interleave(nh // nkv, dim=1), v.repeat_interleave(nh // nkv, dim=1)
+            att = (q @ k.transpose(-1, -2)) / math.sqrt(hd) + mask
+            y = F.softmax(att.float(), dim=-1).to(q.dtype) @ v
+            return self.o_proj(y.transpose(1, 2).reshape(B, T, nh * hd))
+
+    class Mlp(nn.Module):
+        def __init__(self):
+            super().__init__()
+            I = cfg["intermediate_size"]
+            self.gate_proj, self.up_proj = nn.Linear(H, I, bias=False), nn.Linear(H, I, bias=False)
+            self.down_proj = nn.Linear(I, H, bias=False)
+
+        def forward(self, x):
+            return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+    class Layer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.self_attn, self.mlp = Attention(), Mlp()
+            self.input_layernorm, self.post_attention_layernorm = RMSNorm(), RMSNorm()
+
+        def forward(self, x, cos, sin, mask):
+            x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask)
+            return x + self.mlp(self.post_attention_layernorm(x))
+
+    class Inner(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed_tokens = nn.Embedding(cfg["vocab_size"], H)
+            self.layers = nn.ModuleList([Layer() for _ in range(cfg["num_hidden_layers"])])
+            self.norm = RMSNorm()
+
+    class Out:
+        def __init__(self, logits):
+            self.logits = logits
+
+    class PlainLlamaForCausalLM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = Inner()
+            self.lm_head = nn.Linear(H, cfg["vocab_size"], bias=False)
+            self.lm_head.weight = self.model.embed_tokens.weight  # tied
+            for m in self.modules():  # transformers' init: normal(0, initializer_range), norms 1
+                if isinstance(m, (nn.Linear, nn.Embedding)):
+                    nn.init.normal_(m.weight, mean=0.0, std=cfg["initializer_range"])
+
+        def forward(self, input_ids, use_cache=False):
+            T = input_ids.shape[1]
+            pos = torch.arange(T, device=input_ids.device, dtype=torch.float32)
+            inv = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, hd, 2, device=input_ids.device).float() / hd))
+            ang = torch.outer(pos, inv)
+            ang = torch.cat((ang, ang), dim=-1)
+            x = self.model.embed_tokens(input_ids)
+            cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
+            mask = torch.full((T, T), float("-inf"), device=input_ids.device).triu(1)
+            for layer in self.model.layers:
+                x = layer(x, cos, sin, mask)
+            return Out(self.lm_head(self.model.norm(x)))
+
+    return PlainLlamaForCausalLM()
+
+
+def save_safetensors(tensors, path):
+    """Writes a safetensors file (8-byte little-endian header length, JSON header, raw data)."""
+    import numpy as np
+    names = {np.float32: "F32", np.float16: "F16"}
+    header, blobs, off = {}, [], 0
+    for name in sorted(tensors):
+        a = np.ascontiguousarray(tensors[name])
+        b = a.tobytes()
+        header[name] = {"dtype": names[a.dtype.type], "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    header["__metadata__"] = {"format": "pt"}
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(len(h).to_bytes(8, "little"))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
+def load_safetensors(path):
+    """Reads a safetensors file (F32/F16) into float32 numpy arrays."""
+    import numpy as np
+    with open(path, "rb") as f:
+        header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+        data = f.read()
+    header.pop("__metadata__", None)
+    np_dtypes = {"F32": np.float32, "F16": np.float16}
+    return {k: np.frombuffer(data[v["data_offsets"][0]:v["data_offsets"][1]], dtype=np_dtypes[v["dtype"]])
+            .astype(np.float32).reshape(v["shape"]) for k, v in header.items()}
+
+
 def windows(stream, seq, starts):
     import torch
     ar = torch.arange(seq + 1, device=stream.device)
     return stream[starts.to(stream.device)[:, None] + ar]  # [B, seq+1]
 
 
-def mean_loss(model, stream, seq, starts, batch=64):
-    """Mean next-token cross-entropy (nats) over the windows at `starts`, bf16 autocast."""
+def mean_loss(model, stream, seq, starts, batch=64, autocast="bf16"):
+    """Mean next-token cross-entropy (nats) over the windows at `starts`, bf16 autocast (or none)."""
     import torch
     F = torch.nn.functional
     model.eval()
     total, count = 0.0, 0
-    with torch.no_grad(), torch.autocast(stream.device.type, dtype=torch.bfloat16):
+    with torch.no_grad(), autocast_ctx(stream.device.type, autocast):
         for i in range(0, len(starts), batch):
             x = windows(stream, seq, starts[i:i + batch])
             logits = model(input_ids=x[:, :-1], use_cache=False).logits
@@ -199,20 +354,33 @@ def main():
     args = parse_args()
     t0 = time.time()
     import numpy as np
-    import safetensors
     import tokenizers
     import torch
-    import transformers
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+    try:
+        import safetensors
+    except ImportError:  # --model-impl plain writes safetensors itself
+        safetensors = None
+    plain = args.model_impl == "plain"
+    if plain:
+        transformers = None
+    else:
+        import transformers
+        from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
     F = torch.nn.functional
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
 
     if torch.cuda.is_available():
         gpu = torch.cuda.get_device_name(0)
+    elif plain:  # a small model on the CPU (e.g. the draft model)
+        gpu = f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
     else:  # a CPU run is only a smoke test of this script (use --steps 20)
         gpu = "CPU (no CUDA GPU: smoke test only)"
     versions = {"python": platform.python_version(), "torch": torch.__version__,
-                "transformers": transformers.__version__, "tokenizers": tokenizers.__version__,
-                "safetensors": safetensors.__version__, "numpy": np.__version__}
+                "transformers": transformers.__version__ if transformers else "none (--model-impl plain)",
+                "tokenizers": tokenizers.__version__,
+                "safetensors": safetensors.__version__ if safetensors else "none (written directly)",
+                "numpy": np.__version__}
     print("versions:", json.dumps(versions))
     print("gpu:", gpu)
     print("args:", json.dumps(vars(args)))
@@ -233,9 +401,15 @@ def main():
     print(f"data: {len(train_chapters)} train chapters, {len(val_chapters)} val chapters;",
           ", ".join(f"{p['package']} {p['version']}" for p in source["packages"]))
     t_tok = time.time()
-    tok = train_tokenizer(["\n".join(v) for v in train_chapters], args.vocab_size)
+    if args.tokenizer_from:  # the same tokenizer as another model (a draft model must share it)
+        from tokenizers import Tokenizer
+        tok = Tokenizer.from_file(os.path.join(args.tokenizer_from, "tokenizer.json"))
+        for f in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copyfile(os.path.join(args.tokenizer_from, f), os.path.join(args.out, f))
+    else:
+        tok = train_tokenizer(["\n".join(v) for v in train_chapters], args.vocab_size)
+        save_tokenizer(tok, args.out, args.seq_len)
     vocab = tok.get_vocab_size()
-    save_tokenizer(tok, args.out, args.seq_len)
     print(f"tokenizer: vocab {vocab}, trained in {time.time() - t_tok:.1f}s;",
           "sample:", tok.encode(PROMPTS[1]).tokens)
     train_np, plain_np, val_np, stats = build_streams(tok, train_chapters, val_chapters, args.chat_every)
@@ -250,29 +424,48 @@ def main():
 
     # ---- model --------------------------------------------------------------------
     head_dim = args.hidden_size // args.num_heads
-    config = LlamaConfig(
+    max_positions = args.max_positions or seq
+    plain_cfg = {
+        "architectures": ["LlamaForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
+        "bos_token_id": 0, "dtype": args.save_dtype, "eos_token_id": 1, "head_dim": head_dim, "hidden_act": "silu",
+        "hidden_size": args.hidden_size, "initializer_range": 0.02, "intermediate_size": args.intermediate_size,
+        "max_position_embeddings": max_positions, "mlp_bias": False, "model_type": "llama",
+        "num_attention_heads": args.num_heads, "num_hidden_layers": args.num_layers,
+        "num_key_value_heads": args.num_kv_heads, "pad_token_id": 2, "pretraining_tp": 1, "rms_norm_eps": 1e-05,
+        "rope_parameters": {"rope_theta": 10000.0, "rope_type": "default"}, "tie_word_embeddings": True,
+        "use_cache": True, "vocab_size": vocab, "rope_theta": 10000.0, "torch_dtype": args.save_dtype,
+    }
+    config = plain_cfg if plain else LlamaConfig(
         vocab_size=vocab, hidden_size=args.hidden_size, intermediate_size=args.intermediate_size,
         num_hidden_layers=args.num_layers, num_attention_heads=args.num_heads,
         num_key_value_heads=args.num_kv_heads, head_dim=head_dim, hidden_act="silu",
         max_position_embeddings=seq, rms_norm_eps=1e-5, initializer_range=0.02,
         tie_word_embeddings=True, attention_bias=False, mlp_bias=False, attention_dropout=0.0,
         bos_token_id=0, eos_token_id=1, pad_token_id=2, use_cache=True)
-    if isinstance(getattr(config, "rope_parameters", None), dict):   # transformers 5
+    if plain:
+        pass
+    elif isinstance(getattr(config, "rope_parameters", None), dict):   # transformers 5
         config.rope_parameters = {"rope_type": "default", "rope_theta": 10000.0}
     else:
         config.rope_theta = 10000.0
-    model = LlamaForCausalLM(config).to(dev)
+    model = (plain_llama(config) if plain else LlamaForCausalLM(config)).to(dev)
+    if args.init_from:
+        init = {k: torch.from_numpy(v) for k, v in
+                load_safetensors(os.path.join(args.init_from, "model.safetensors")).items()}
+        init.setdefault("lm_head.weight", init["model.embed_tokens.weight"])
+        model.load_state_dict(init)
+        print(f"initialized from {args.init_from}/model.safetensors")
     assert model.lm_head.weight is model.model.embed_tokens.weight, "embeddings are not tied"
     num_params = sum(p.numel() for p in model.parameters())
     print(f"model: {num_params:,} parameters ({num_params * 4 / 1e6:.2f} MB float32),",
-          f"attn={getattr(model.config, '_attn_implementation', '?')}")
+          f"attn={'plain' if plain else getattr(model.config, '_attn_implementation', '?')}")
 
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95), eps=1e-8,
-                            fused=dev.type == "cuda")
+                            **({"fused": True} if dev.type == "cuda" else {}))  # torch 1.13 has no `fused`
 
     def lr_at(step):
         if step < args.warmup_steps:
@@ -297,7 +490,7 @@ def main():
             group["lr"] = lr_at(step)
         starts = torch.randint(0, len(train_np) - seq - 1, (args.batch_size,), generator=g_train)
         x = windows(train_t, seq, starts)
-        with torch.autocast(dev.type, dtype=torch.bfloat16):
+        with autocast_ctx(dev.type, args.autocast):
             logits = model(input_ids=x[:, :-1], use_cache=False).logits
         loss = F.cross_entropy(logits.float().reshape(-1, vocab), x[:, 1:].reshape(-1))
         opt.zero_grad(set_to_none=True)
@@ -315,7 +508,7 @@ def main():
             print(f"step {done:5d}/{args.steps}  loss {avg:.4f}  lr {lr_at(step):.2e}  "
                   f"{el:6.1f}s  {done * tokens_per_step / el / 1e6:.2f}M tok/s", flush=True)
         if done % args.eval_every == 0 or done == args.steps:
-            v = mean_loss(model, val_t, seq, val_starts)
+            v = mean_loss(model, val_t, seq, val_starts, autocast=args.autocast)
             evals.append({"step": done, "val_loss": round(v, 4)})
             mark = ""
             if v < best["val"]:
@@ -333,17 +526,27 @@ def main():
     if best["state"] is not None and best["step"] != steps_done:
         print(f"restoring the best validation checkpoint (step {best['step']})")
         model.load_state_dict(best["state"])
-    final_val = mean_loss(model, val_t, seq, val_starts)
-    final_train = mean_loss(model, plain_t, seq, train_eval_starts)
+    final_val = mean_loss(model, val_t, seq, val_starts, autocast=args.autocast)
+    final_train = mean_loss(model, plain_t, seq, train_eval_starts, autocast=args.autocast)
     print(f"final (step {best['step']}): train loss {final_train:.4f}  val loss {final_val:.4f}  "
           f"(nats/token; train = 256 fixed windows of the plain train text)  "
           f"train time {train_seconds:.1f}s  tokens seen {steps_done * tokens_per_step:,}")
 
     # ---- export -------------------------------------------------------------------
     model = model.float().cpu().eval()
-    model.generation_config = GenerationConfig(bos_token_id=0, eos_token_id=[1, 4], pad_token_id=2)
-    model.save_pretrained(args.out, safe_serialization=True)
     cfg_path = os.path.join(args.out, "config.json")
+    if plain:
+        save_dtype = {"float32": np.float32, "float16": np.float16}[args.save_dtype]
+        save_safetensors({k: v.detach().numpy().astype(save_dtype) for k, v in model.state_dict().items()
+                          if k != "lm_head.weight"}, os.path.join(args.out, "model.safetensors"))
+        with open(cfg_path, "w") as f:
+            json.dump(plain_cfg, f, indent=2)
+        with open(os.path.join(args.out, "generation_config.json"), "w") as f:
+            json.dump({"bos_token_id": 0, "eos_token_id": [1, 4], "pad_token_id": 2}, f, indent=2)
+            f.write("\n")
+    else:
+        model.generation_config = GenerationConfig(bos_token_id=0, eos_token_id=[1, 4], pad_token_id=2)
+        model.save_pretrained(args.out, safe_serialization=True)
     with open(cfg_path) as f:
         cfg = json.load(f)
     # transformers 5 writes rope_parameters and dtype; keep the classic keys too.
@@ -354,26 +557,35 @@ def main():
         json.dump(cfg, f, indent=2)
         f.write("\n")
     print("config.json:", json.dumps(cfg))
-    from safetensors import safe_open
-    with safe_open(os.path.join(args.out, "model.safetensors"), "pt") as st:
-        names = list(st.keys())
-        dtypes = sorted({str(st.get_slice(n).get_dtype()) for n in names})
+    with open(os.path.join(args.out, "model.safetensors"), "rb") as f:  # the header, read directly
+        header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+    header.pop("__metadata__", None)
+    names = list(header)
+    dtypes = sorted({v["dtype"] for v in header.values()})
     print(f"model.safetensors: {len(names)} tensors, dtypes {dtypes},",
           f"{os.path.getsize(os.path.join(args.out, 'model.safetensors')):,} bytes; e.g. {names[:3]}")
 
     # ---- fixture: transformers, reloaded from the saved files, float32 on the CPU --
     fixture_ok, samples = False, {}
     try:
-        from transformers import AutoTokenizer
         from tokenizers import Tokenizer
-        ref = LlamaForCausalLM.from_pretrained(args.out).float().eval()
-        hf_tok = AutoTokenizer.from_pretrained(args.out)
         raw_tok = Tokenizer.from_file(os.path.join(args.out, "tokenizer.json"))
-        cuda_ref = LlamaForCausalLM.from_pretrained(args.out).float().eval().to(dev)
+        if plain:  # the built-in model with the saved (possibly float16) weights, in float32
+            ref = plain_llama(config).eval()
+            state = {k: torch.from_numpy(v) for k, v in
+                     load_safetensors(os.path.join(args.out, "model.safetensors")).items()}
+            state["lm_head.weight"] = state["model.embed_tokens.weight"]
+            ref.load_state_dict(state)
+            cuda_ref, hf_tok = ref, None
+        else:
+            from transformers import AutoTokenizer
+            ref = LlamaForCausalLM.from_pretrained(args.out).float().eval()
+            hf_tok = AutoTokenizer.from_pretrained(args.out)
+            cuda_ref = LlamaForCausalLM.from_pretrained(args.out).float().eval().to(dev)
         cases = []
         for i, prompt in enumerate(PROMPTS):
             ids = raw_tok.encode(prompt).ids
-            hf_ids = hf_tok(prompt)["input_ids"]
+            hf_ids = hf_tok(prompt)["input_ids"] if hf_tok else ids
             assert ids == hf_ids, f"tokenizer.json and AutoTokenizer disagree: {ids} vs {hf_ids}"
             assert ids[0] == 0 and ids.count(0) == 1, ids
             cur = torch.tensor([ids])
@@ -388,8 +600,9 @@ def main():
                     nxt = int(torch.argmax(logits))
                     new.append(nxt)
                     cur = torch.cat([cur, torch.tensor([[nxt]])], dim=1)
-                gen = ref.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                                   do_sample=False, max_new_tokens=args.new_tokens)[0, len(ids):].tolist()
+                gen = new if plain else ref.generate(
+                    torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                    do_sample=False, max_new_tokens=args.new_tokens)[0, len(ids):].tolist()
                 cuda_cur = torch.tensor([ids], device=dev)
                 for _ in range(args.new_tokens):
                     nxt = int(torch.argmax(cuda_ref(input_ids=cuda_cur, use_cache=False).logits[0, -1]))
@@ -407,14 +620,15 @@ def main():
             print(f"greedy {prompt!r} -> {case['text']!r}  (ids {ids} + {new}; margin {min(margins):.4f};"
                   f" generate agrees {case['generate_agrees']} len {len(gen)}; cuda agrees {case['cuda_float32_agrees']})")
         fixture = {
-            "model": "kjv-llama",
+            "model": args.name,
             "about": "transformers greedy continuation (argmax at every step for new_tokens steps, EOS does not stop "
                      "it), LlamaForCausalLM loaded from this folder in float32 on the CPU. prompt_ids are the "
                      "tokenizer's ids with special tokens added (BOS id 0 prepended by the post-processor). "
                      "text = decode(new_ids). last_logits (first case only) = logits at the last prompt "
                      "position, all vocab entries. min_top2_margin = smallest top-1 minus top-2 logit gap "
                      "over the steps.",
-            "transformers": transformers.__version__, "torch": torch.__version__,
+            "transformers": transformers.__version__ if transformers else "none (--model-impl plain: train.py's own Llama)",
+            "torch": torch.__version__,
             "dtype": "float32", "device": "cpu", "add_bos": True, "bos_token_id": 0,
             "new_tokens": args.new_tokens, "cases": cases,
         }
@@ -424,19 +638,20 @@ def main():
         fixture_ok = True
 
         # readable samples for the log and TRAINING.md
-        torch.manual_seed(args.seed)
-        with torch.no_grad():
-            out = ref.generate(torch.tensor([raw_tok.encode("And it came to pass").ids]), do_sample=True,
-                               temperature=0.8, top_k=40, max_new_tokens=120)
-        samples["sampled"] = ("And it came to pass", raw_tok.decode(out[0, 1:].tolist()))
-        chat = hf_tok.apply_chat_template([{"role": "user", "content": "Blessed are the meek: for they shall inherit the earth."}],
-                                          tokenize=False, add_generation_prompt=True)
-        chat_ids = raw_tok.encode(chat, add_special_tokens=False).ids
-        with torch.no_grad():
-            out = ref.generate(torch.tensor([chat_ids]), do_sample=False, max_new_tokens=80)
-        samples["chat"] = (chat, raw_tok.decode(out[0, len(chat_ids):].tolist(), skip_special_tokens=False))
-        for k, (p, t) in samples.items():
-            print(f"sample ({k}): {p!r} -> {t!r}")
+        if not plain:  # samples need transformers' generate
+            torch.manual_seed(args.seed)
+            with torch.no_grad():
+                out = ref.generate(torch.tensor([raw_tok.encode("And it came to pass").ids]), do_sample=True,
+                                   temperature=0.8, top_k=40, max_new_tokens=120)
+            samples["sampled"] = ("And it came to pass", raw_tok.decode(out[0, 1:].tolist()))
+            chat = hf_tok.apply_chat_template([{"role": "user", "content": "Blessed are the meek: for they shall inherit the earth."}],
+                                              tokenize=False, add_generation_prompt=True)
+            chat_ids = raw_tok.encode(chat, add_special_tokens=False).ids
+            with torch.no_grad():
+                out = ref.generate(torch.tensor([chat_ids]), do_sample=False, max_new_tokens=80)
+            samples["chat"] = (chat, raw_tok.decode(out[0, len(chat_ids):].tolist(), skip_special_tokens=False))
+            for k, (p, t) in samples.items():
+                print(f"sample ({k}): {p!r} -> {t!r}")
     except Exception as e:  # keep the checkpoint and the report even if this part fails
         import traceback
         traceback.print_exc()
@@ -447,11 +662,13 @@ def main():
     pkgs = "; ".join(f"`{p['package']}` {p['version']} (`{p['file']}`, sha256 {p['sha256'][:16]}…)"
                      for p in source["packages"])
     lines = [
-        "# kjv-llama: how it was trained",
+        f"# {args.name}: how it was trained",
         "",
-        "llmrt's embedded default model: a small Llama-architecture model trained on the King James Bible,",
-        "so that `generate` works on a machine with nothing but the checkout. It writes KJV-flavoured English;",
-        "it knows nothing else.",
+        *(["llmrt's embedded default model: a small Llama-architecture model trained on the King James Bible,",
+           "so that `generate` works on a machine with nothing but the checkout. It writes KJV-flavoured English;",
+           "it knows nothing else."] if args.name == "kjv-llama" else
+          [f"`{args.name}`: a small Llama-architecture model trained on the King James Bible with the tokenizer of",
+           f"`{args.tokenizer_from}` (the speculative-decoding draft model of the embedded default model)."]),
         "",
         "## Data",
         f"- Source: King James Version (1611, public domain) from Debian 12's packages {pkgs}.",
@@ -474,8 +691,8 @@ def main():
         "## Model",
         f"- `LlamaForCausalLM`: hidden {args.hidden_size}, {args.num_layers} layers, {args.num_heads} heads of dim {head_dim},",
         f"  {args.num_kv_heads} KV heads (GQA), SwiGLU intermediate {args.intermediate_size}, RoPE theta 10000,",
-        f"  RMSNorm eps 1e-5, max positions {seq}, tied input/output embeddings, no biases.",
-        f"- Parameters: {num_params:,}; stored in float32 (`model.safetensors`, "
+        f"  RMSNorm eps 1e-5, max positions {max_positions} (trained on windows of {seq}), tied input/output embeddings, no biases.",
+        f"- Parameters: {num_params:,}; stored in {args.save_dtype} (`model.safetensors`, "
         f"{os.path.getsize(os.path.join(args.out, 'model.safetensors')):,} bytes).",
         "",
         "## Training",
@@ -485,7 +702,8 @@ def main():
         f"{steps_done} steps{' (STOPPED EARLY by the time guard)' if stopped_early else ''} = "
         f"{steps_done * tokens_per_step:,} tokens seen "
         f"(~{steps_done * tokens_per_step / stats['train_tokens']:.0f} passes over the train stream).",
-        f"- bf16 autocast, float32 master weights, seed {args.seed}; validation every {args.eval_every} steps;"
+        f"- {'bf16 autocast' if args.autocast == 'bf16' else 'float32 (no autocast)'}, float32 master weights,"
+        f" seed {args.seed}; validation every {args.eval_every} steps;"
         f" the checkpoint with the lowest validation loss is kept (step {best['step']}).",
         f"- Final loss (nats/token, evaluated after training): train {final_train:.4f} "
         f"(256 fixed windows of the plain train text), validation {final_val:.4f} (all {len(val_starts)} windows).",

@@ -1,5 +1,6 @@
 import * as K from "./kernels.ts";
 import { type CpuQuantWeight, quantLinear } from "./quant_linear.ts";
+import { applyLora } from "./lora.ts";
 import { sampleRow } from "../../ir/sampling.ts";
 import { engineMaxSeqLen, type EngineView, type SessionBackend } from "../../ir/backend.ts";
 import type { Op } from "../../ir/network.ts";
@@ -99,6 +100,12 @@ export class CpuSession implements SessionBackend {
     const R = inp.logitRows.length;
     if (!(kv instanceof CpuKvCache)) throw new ValidationError("Session.run: a CPU session needs a KV cache from its createKvCache()", "kvCache");
     validateStep(this.plan, inp, kv.geometry.numBlocks, this.tokensPerBlock, this.maxSeqLen);
+    if (inp.adapterIds) {
+      if (inp.adapterIds.length !== S) throw new ValidationError(`Session.run: inputs.adapterIds: length ${inp.adapterIds.length} != ${S} sequences`, "adapterIds", inp.adapterIds.length);
+      for (const id of inp.adapterIds) {
+        if (id >= 0 && !inp.loraSlots?.[id]) throw new ValidationError(`Session.run: inputs.adapterIds: slot ${id} holds no adapter (inputs.loraSlots)`, "adapterIds", id);
+      }
+    }
     const a = this.plan.attributes;
     const g: K.BatchGeometry = { numSeqs: S, seqStarts: inp.seqStarts, positions: inp.positions, blockTables: inp.blockTables, maxBlocksPerSeq: inp.maxBlocksPerSeq };
     const rowsOf = (name: string): number => (this.plan.buffers[name].rows === "tokens" ? T : R);
@@ -128,11 +135,12 @@ export class CpuSession implements SessionBackend {
       case "linear": {
         const rows = rowsOf(op.x);
         const q = op.weightFormat ? this.#quant.get(op.weight) : undefined;
-        if (q) {
-          quantLinear(this.#buf(op.x, rows), q, op.bias ? this.#w(op.bias) : null, rows, op.outFeatures, op.inFeatures, this.#buf(op.out, rows));
-          break;
+        if (q) quantLinear(this.#buf(op.x, rows), q, op.bias ? this.#w(op.bias) : null, rows, op.outFeatures, op.inFeatures, this.#buf(op.out, rows));
+        else K.linear(this.#buf(op.x, rows), this.#w(op.weight), op.bias ? this.#w(op.bias) : null, rows, op.outFeatures, op.inFeatures, this.#buf(op.out, rows));
+        // Multi-LoRA: each sequence's adapter on token-row linears (LoRA on lm_head is not supported).
+        if (inp.adapterIds && this.plan.buffers[op.x].rows === "tokens") {
+          applyLora(this.#buf(op.x, rows), this.#buf(op.out, rows), op.inFeatures, op.outFeatures, inp.seqStarts, inp.adapterIds, inp.loraSlots ?? [], op.weight);
         }
-        K.linear(this.#buf(op.x, rows), this.#w(op.weight), op.bias ? this.#w(op.bias) : null, rows, op.outFeatures, op.inFeatures, this.#buf(op.out, rows));
         break;
       }
       case "qk_norm":
