@@ -36,6 +36,10 @@ export { Engine } from "./lib/builder/engine.ts";
 export { Network } from "./lib/ir/network.ts";
 export { type KvCache, Session, type SessionBackend, type SessionOptions, type StepInputs, type StepOutputs } from "./lib/runtime/session.ts";
 export { type GenerationOutput, ModelRunner, type SamplingConfigInput } from "./lib/runtime/model_runner.ts";
+// Tensor parallelism: the communicator contract, the one-worker-per-rank session, the TCP rendezvous.
+export type { CommDType, Communicator } from "./lib/ir/communicator.ts";
+export { TpSession, type TpSessionOptions } from "./lib/runtime/tp_session.ts";
+export { joinRendezvous, parseMaster, RendezvousServer } from "./lib/runtime/tp_rendezvous.ts";
 export { AutoModelForCausalLM, LlamaForCausalLM } from "./lib/models/llama.ts";
 export { loadPretrainedConfig, parsePretrainedConfig, type PretrainedConfig } from "./lib/models/config.ts";
 export { Checkpoint, SafetensorsFile } from "./lib/models/safetensors.ts";
