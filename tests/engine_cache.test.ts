@@ -7,7 +7,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
 import { llmrtCacheDir } from "../ffi/cache.ts";
-import { cacheRoot, engineCacheDir } from "../lib/llmapi/engine_cache.ts";
+import { builderDigest, cacheRoot, engineCacheDir } from "../lib/llmapi/engine_cache.ts";
 import { LLM } from "../lib/llmapi/llm.ts";
 import { assert, isDeno, sharedDir, test } from "./harness.ts";
 
@@ -149,5 +149,31 @@ test("one cache root: engines and compiled artifacts both honour LLMRT_CACHE_DIR
       if (v === undefined) delete env[k];
       else env[k] = v;
     }
+  }
+});
+
+test("engine cache: the key covers the code that builds engines; leftovers of interrupted builds are swept after an hour", async () => {
+  assert.match(builderDigest(), /^[0-9a-f]{64}$/, "the builder sources are hashed");
+  assert.equal(builderDigest(), builderDigest());
+  const cache = tmp("llmrt-cache-");
+  const saved = process.env.LLMRT_CACHE_DIR;
+  process.env.LLMRT_CACHE_DIR = cache;
+  try {
+    const engines = path.join(cache, "engines");
+    fs.mkdirSync(engines, { recursive: true });
+    const stale = path.join(engines, "0123456789abcdef01234567.tmp-999-abc");
+    const fresh = path.join(engines, "0123456789abcdef01234567.tmp-998-def");
+    const bad = path.join(engines, "0123456789abcdef01234567.bad-997-ghi");
+    for (const d of [stale, fresh, bad]) fs.mkdirSync(d);
+    const old = Date.now() / 1000 - 7200;
+    fs.utimesSync(stale, old, old);
+    fs.utimesSync(bad, old, old);
+    const llm = await LLM.create({ model: copyModel(), ...opts });
+    await llm.shutdown();
+    assert.ok(!fs.existsSync(stale) && !fs.existsSync(bad), "hour-old leftovers removed");
+    assert.ok(fs.existsSync(fresh), "a build in progress elsewhere is left alone");
+  } finally {
+    if (saved === undefined) delete process.env.LLMRT_CACHE_DIR;
+    else process.env.LLMRT_CACHE_DIR = saved;
   }
 });

@@ -14,6 +14,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import process from "node:process";
+import { fileURLToPath } from "node:url";
 import { llmrtCacheDir } from "../../ffi/cache.ts";
 import type { BuildConfigInput } from "../builder/build_config.ts";
 import { Engine } from "../builder/engine.ts";
@@ -83,13 +84,44 @@ function hashWeightFile(h: ReturnType<typeof createHash>, file: string, size: nu
   }
 }
 
+/** Source folders of the code that turns a checkpoint into an engine (relative to this file). */
+const BUILDER_SOURCES = ["../builder", "../models", "../ir", "../quantization"];
+let builderDigestMemo: string | null = null;
+
+/**
+ * A digest of the code that builds engines (the .ts sources of lib/builder, lib/models, lib/ir,
+ * lib/quantization, read once per process): llmrt runs from source, so an engine cached by older
+ * code (another default, another fusion) is rebuilt rather than served. Where the sources cannot
+ * be read (a bundled build) it is empty and the format version alone keys the code.
+ */
+export function builderDigest(): string {
+  if (builderDigestMemo !== null) return builderDigestMemo;
+  const h = createHash("sha256");
+  try {
+    for (const rel of BUILDER_SOURCES) {
+      const dir = fileURLToPath(new URL(rel, import.meta.url).href);
+      if (!fs.existsSync(dir)) continue;
+      for (const f of fs.readdirSync(dir, { recursive: true }).map(String).filter((f) => f.endsWith(".ts")).sort()) {
+        h.update(`${rel}/${f}\0`);
+        h.update(fs.readFileSync(path.join(dir, f)));
+      }
+    }
+    builderDigestMemo = h.digest("hex");
+  } catch {
+    builderDigestMemo = "";
+  }
+  return builderDigestMemo;
+}
+
 /**
  * Directory of the cached engine for an HF checkpoint and build options. The key covers the engine
- * format version, the build options and the checkpoint's content ({@link checkpointDigest}).
+ * format version, the code that builds engines ({@link builderDigest}), the build options and the
+ * checkpoint's content ({@link checkpointDigest}).
  */
 export function engineCacheDir(modelDir: string, buildConfig: BuildConfigInput, dtype: string): string {
   const h = createHash("sha256");
   h.update(`llmrt-engine-v${ENGINE_FORMAT_VERSION}\n`);
+  h.update(builderDigest());
   h.update(JSON.stringify({ buildConfig, dtype }));
   h.update(checkpointDigest(modelDir));
   return path.join(cacheRoot(), "engines", h.digest("hex").slice(0, 24));
@@ -119,6 +151,7 @@ export function loadOrBuildCachedEngine(req: CachedEngineRequest): { engine: Eng
   const engine = req.build();
   try {
     fs.mkdirSync(path.dirname(dir), { recursive: true });
+    sweepLeftovers(path.dirname(dir));
     const tmp = `${dir}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
     try {
       engine.save(tmp);
@@ -164,6 +197,20 @@ function publish(tmp: string, dir: string): void {
     if (code !== "ENOTEMPTY" && code !== "EEXIST" && code !== "EPERM" && code !== "EISDIR") throw e;
     if (!Engine.isEngineDir(dir)) throw e;
     // Lost the race: the winner's engine (same key, same content) is in place.
+  }
+}
+
+/** Removes temp and discarded entries an interrupted process left behind, once they are an hour old. */
+function sweepLeftovers(enginesDir: string): void {
+  const cutoff = Date.now() - 3600_000;
+  for (const f of fs.readdirSync(enginesDir)) {
+    if (!/\.(tmp|bad)-\d+-/.test(f)) continue;
+    const p = path.join(enginesDir, f);
+    try {
+      if (fs.statSync(p).mtimeMs < cutoff) fs.rmSync(p, { recursive: true, force: true });
+    } catch {
+      // gone already (another process swept it)
+    }
   }
 }
 
