@@ -108,6 +108,7 @@ export function quantizeSync(model: LlamaForCausalLM, quantConfig: QuantConfigIn
   const plan = planModules(model, qc);
   const floats = new Map<string, Float32Array>();
   const quantized = new Map<string, QuantizedTensor>();
+  const awqScales = new Map<string, Float64Array>();
   const algos = new Set([...plan.values()].map((v) => v.lq.algo));
   const needsData = algos.has("W4A16_AWQ") || algos.has("W4A16_GPTQ");
   const c = model.config;
@@ -142,6 +143,7 @@ export function quantizeSync(model: LlamaForCausalLM, quantConfig: QuantConfigIn
             touched.add(n);
           }
           for (const u of upstream) foldInverse(u, s, weight, touched);
+          awqScales.set(`${p}${g.input}`, s);
           st = scaleStats(st, s);
         }
       }
@@ -169,7 +171,7 @@ export function quantizeSync(model: LlamaForCausalLM, quantConfig: QuantConfigIn
     const lm = plan.get("lm_head.weight");
     if (lm) quantized.set("lm_head.weight", quantizeRtn(model.weights.readFloat32("lm_head.weight"), lm.N, lm.K, lm.grid));
   }
-  return new QuantizedModel(c, new OverlayWeightSource(model.weights, floats, quantized), model.options, qc);
+  return new QuantizedModel(c, new OverlayWeightSource(model.weights, floats, quantized), model.options, qc, awqScales);
 }
 
 function quantizeOne(algo: string, w: Float64Array, N: number, K: number, grid: IntGrid, st: InputStats | null, options: QuantizeOptions): QuantizedTensor {

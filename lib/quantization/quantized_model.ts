@@ -63,6 +63,11 @@ export class QuantizedModel extends LlamaForCausalLM {
     override readonly weights: OverlayWeightSource,
     options: ModelOptions,
     readonly quantConfig: QuantConfig,
+    /**
+     * AWQ's per-input-channel scales s by linear input (`model.layers.3.attnIn`, `.attnOut`, `.mlpIn`,
+     * `.mlpAct`): those linears hold Q(W·diag(s)) and the layer feeding them was divided by s.
+     */
+    readonly awqScales: ReadonlyMap<string, Float64Array> = new Map(),
   ) {
     super(config, weights, options);
   }
