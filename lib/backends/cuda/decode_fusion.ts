@@ -43,16 +43,27 @@ const GEMV_FUSED_STAGE = 8192;
  * Which launches of a decode step of `rows` sequences fold together: RMSNorm into the following
  * GEMV's prologue, residual add / SiLU·mul into the producing GEMV's epilogue, RoPE + KV write into
  * decode attention (`decodeAttention`: the step uses the split decode kernels). A plan holding an op
- * this pass does not know fuses nothing.
+ * this pass does not know fuses nothing (undefined: the lm_head stays unfused too).
+ *
+ * The arena (lib/ir/plan.ts planMemory) was laid out for the unfused op order, so a fused launch's
+ * output may share memory with what the launch reads (a layer's attention output with its qkv, the
+ * SiLU·mul output with the MLP input); every block of these kernels reads inputs other blocks' outputs
+ * land on, so such a fusion is left out.
  */
-export function planDecodeFusion(plan: EnginePlan, rows: number, decodeAttention: boolean, isLogits: (name: string) => boolean, gemvMaxRows: number): DecodeFusion {
+export function planDecodeFusion(plan: EnginePlan, rows: number, decodeAttention: boolean, isLogits: (name: string) => boolean, gemvMaxRows: number): DecodeFusion | undefined {
   const f: DecodeFusion = { skip: new Set(), norm: new Map(), epilogue: new Map(), normOnly: new Set(), attnQkv: new Map() };
   const readers = new Map<string, number[]>();
   for (const [i, op] of plan.ops.entries()) {
     const r = opReads(op);
-    if (!r) return f;
+    if (!r) return undefined;
     for (const n of r) readers.set(n, [...(readers.get(n) ?? []), i]);
   }
+  // Arena bytes of `width` elements × rows of activation `name`; whether two such ranges overlap.
+  const range = (name: string, width: number): [number, number] => {
+    const b = plan.buffers[name];
+    return [b.offset, b.offset + rows * width * plan.elementBytes];
+  };
+  const overlap = (a: [number, number], b: [number, number]): boolean => a[0] < b[1] && b[0] < a[1];
   const only = (name: string): number | undefined => {
     const r = readers.get(name);
     return r && r.length === 1 ? r[0] : undefined;
@@ -93,12 +104,35 @@ export function planDecodeFusion(plan: EnginePlan, rows: number, decodeAttention
       f.normOnly.add(j);
     }
   });
+  // A GEMV's warps all read the whole x: its output must not overlap x. SiLU·mul epilogue: silu_mul
+  // runs again; a residual epilogue (the residual stream is live across the step, so never placed on
+  // a GEMV input): nothing fuses.
+  for (const [i, e] of [...f.epilogue]) {
+    const op = plan.ops[i] as Extract<Op, { type: "linear" }>;
+    if (!overlap(range(f.norm.get(i)?.x ?? op.x, op.inFeatures), range(e.into, e.mode === 2 ? op.outFeatures / 2 : op.outFeatures))) continue;
+    if (e.mode === 1) return undefined;
+    f.epilogue.delete(i);
+    f.skip.delete(only(op.out)!);
+  }
+  // A prologue RMSNorm reads the norm's input instead of its output (mode 0: y is the linear's output).
+  for (const [c, n] of [...f.norm]) {
+    const op = plan.ops[c] as Extract<Op, { type: "linear" }>;
+    if (f.epilogue.has(c) || isLogits(op.out) || !overlap(range(n.x, op.inFeatures), range(op.out, op.outFeatures))) continue;
+    f.norm.delete(c);
+    f.skip.delete(c - 1);
+    if (plan.ops[c - 1].type === "add_rmsnorm") f.normOnly.add(c - 1);
+  }
   if (decodeAttention) {
     plan.ops.forEach((op, i) => {
       if (op.type !== "rope_kv_write" || (op.headDim !== 64 && op.headDim !== 128)) return;
       const j = only(op.q);
       const a = j !== undefined && j > i ? plan.ops[j] : undefined;
-      if (a && a.type === "paged_attention" && a.q === op.q && a.layer === op.layer && a.headDim === op.headDim) {
+      if (!a || a.type !== "paged_attention" || a.q !== op.q || a.layer !== op.layer || a.headDim !== op.headDim) return;
+      // decode_attention's blocks read their token's qkv row and write out: out may sit on qkv only for
+      // one token at the same address (out head h is then q head h, read by its kv group's blocks
+      // before the last of them writes it; k and v lie past out).
+      const qkv = range(op.qkv, (op.numHeads + 2 * op.numKvHeads) * op.headDim), out = range(a.out, op.numHeads * op.headDim);
+      if (!overlap(qkv, out) || (rows === 1 && qkv[0] === out[0])) {
         f.attnQkv.set(j!, op.qkv);
         f.skip.add(i);
       }

@@ -1,0 +1,822 @@
+// A fake CUDA device for checking launch plans without a GPU: distinct address ranges backed by
+// ArrayBuffers, and a TypeScript stand-in for every kernel of lib/backends/cuda/kernels that reads its
+// inputs and writes its outputs only through the launch's arguments (pointers, ints, floats, grid), as
+// the kernel would. float32 stand-ins run the CPU reference kernels (lib/backends/cpu/kernels.ts);
+// bf16 stand-ins round every stored element to bf16 where the kernel does (the kernels' documented
+// roundings), so a fused launch and the unfused chain it replaces give the same bits here. The bf16
+// stand-ins of kernels whose blocks read memory other blocks write also check that the launch's output
+// does not overlap its inputs (a data race on the GPU). Used by tests/cuda_launch_plan*.test.ts.
+import * as K from "../lib/backends/cpu/kernels.ts";
+import { sampleRow, type SamplingInputs } from "../lib/ir/sampling.ts";
+import {
+  chooseAttention, decodeBuckets, bucketFor, graphDecodeSplit, kernelSignature, type KernelLaunch, type Launch, type LaunchEnv, MAX_DECODE_SPLITS,
+  planLaunches,
+} from "../lib/backends/cuda/launch_plan.ts";
+import { isDecodeStep, packStep, stagingLayout, stagingPointers } from "../lib/backends/cuda/step_staging.ts";
+import type { Engine } from "../lib/builder/engine.ts";
+import type { EnginePlan } from "../lib/ir/plan.ts";
+import { parsePretrainedConfig } from "../lib/models/config.ts";
+import { LlamaForCausalLM, type WeightSource } from "../lib/models/llama.ts";
+import type { StepInputs } from "../lib/ir/step_io.ts";
+import { bf16ToF32, f32ToBf16 } from "../lib/util/dtype.ts";
+import { assert } from "./harness.ts";
+
+// ---- a fake device: regions at distinct addresses ----------------------------------------------
+
+export class FakeMemory {
+  readonly regions: { base: bigint; buf: ArrayBuffer }[] = [];
+  #next = 1n << 32n;
+  alloc(bytes: number): bigint {
+    const base = this.#next;
+    this.regions.push({ base, buf: new ArrayBuffer(Math.ceil(bytes / 8) * 8) });
+    this.#next += BigInt(Math.ceil((bytes + 4096) / (1 << 20)) * (1 << 20));
+    return base;
+  }
+  #find(p: bigint, bytes: number): { buf: ArrayBuffer; off: number } {
+    for (const r of this.regions) {
+      if (p >= r.base && p + BigInt(bytes) <= r.base + BigInt(r.buf.byteLength)) return { buf: r.buf, off: Number(p - r.base) };
+    }
+    throw new RangeError(`fake device: [${p.toString(16)}, +${bytes}) is outside every allocation`);
+  }
+  /** Bytes left in the region from `p` on. */
+  left(p: bigint): number {
+    for (const r of this.regions) if (p >= r.base && p < r.base + BigInt(r.buf.byteLength)) return r.buf.byteLength - Number(p - r.base);
+    throw new RangeError(`fake device: ${p.toString(16)} is outside every allocation`);
+  }
+  f32(p: bigint, n: number): Float32Array {
+    const { buf, off } = this.#find(p, n * 4);
+    assert.equal(off % 4, 0, "f32 alignment");
+    return new Float32Array(buf, off, n);
+  }
+  i32(p: bigint, n: number): Int32Array {
+    const { buf, off } = this.#find(p, n * 4);
+    return new Int32Array(buf, off, n);
+  }
+  u32(p: bigint, n: number): Uint32Array {
+    const { buf, off } = this.#find(p, n * 4);
+    return new Uint32Array(buf, off, n);
+  }
+  u16(p: bigint, n: number): Uint16Array {
+    const { buf, off } = this.#find(p, n * 2);
+    assert.equal(off % 2, 0, "bf16 alignment");
+    return new Uint16Array(buf, off, n);
+  }
+  f64(p: bigint, n: number): Float64Array {
+    const { buf, off } = this.#find(p, n * 8);
+    return new Float64Array(buf, off, n);
+  }
+  bytes(p: bigint, n: number): Uint8Array {
+    const { buf, off } = this.#find(p, n);
+    return new Uint8Array(buf, off, n);
+  }
+}
+
+// ---- stand-ins for the kernels (float32 engines) -----------------------------------------------
+
+/** Checks a launch against its kernel's signature: argument count and kinds, grid sanity. */
+export function checkSignature(l: KernelLaunch): void {
+  const sig = kernelSignature(l.kernel);
+  assert.equal(l.args.length, sig.params.length, `${l.kernel}: ${l.args.length} args, signature has ${sig.params.length}`);
+  l.args.forEach((a, i) => {
+    const kind = sig.params[i];
+    if (kind === "ptr" || kind === "i64") assert.equal(typeof a, "bigint", `${l.kernel} arg ${i} (${kind}) must be a bigint`);
+    else assert.ok(typeof a === "number" && Number.isFinite(a), `${l.kernel} arg ${i} (${kind}) must be a finite number, got ${a}`);
+    if (kind === "i32") assert.ok(Number.isInteger(a), `${l.kernel} arg ${i} (i32) must be an integer, got ${a}`);
+  });
+  for (const g of l.grid) assert.ok(Number.isInteger(g) && g >= 1 && g <= 65535 * 32768, `${l.kernel}: grid ${l.grid}`);
+  assert.ok(l.grid[1] <= 65535 && l.grid[2] <= 65535, `${l.kernel}: grid y/z ${l.grid}`);
+  assert.ok(l.block >= 32 && l.block <= 1024 && l.block % 32 === 0, `${l.kernel}: block ${l.block}`);
+}
+
+export interface Geo { S: number; T: number; starts: Int32Array; pos: Int32Array; tables: Int32Array; stride: number }
+
+/** Runs a launch table on the fake device: every kernel by its stand-in (float32 or bf16 engines). */
+export function runLaunches(mem: FakeMemory, launches: readonly Launch[], env: LaunchEnv): void {
+  if (env.elem === "bf16") {
+    runBf16Launches(mem, launches);
+    return;
+  }
+  const a = env.plan.attributes;
+  const geo = (pos: bigint, starts: bigint, tables: bigint, T: number, S: number, stride: number): Geo => ({
+    S, T, stride, starts: mem.i32(starts, S + 1), pos: mem.i32(pos, T), tables: mem.i32(tables, S * stride),
+  });
+  const layer = (kv: bigint, bs: number, nKV: number, hd: number): K.LayerCache => ({ data: mem.f32(kv, mem.left(kv) / 4), blockSize: bs, numKvHeads: nKV, headDim: hd });
+  // Per token, as the kernels do: its sequence is the largest s with seqStarts[s] <= t (seqOfToken).
+  const perToken = (g: Geo, fn: (one: K.BatchGeometry) => void): void => {
+    for (let t = 0; t < g.T; t++) {
+      let lo = 0, hi = g.S;
+      while (hi - lo > 1) {
+        const mid = (lo + hi) >> 1;
+        if (g.starts[mid] <= t) lo = mid;
+        else hi = mid;
+      }
+      fn({ numSeqs: 1, seqStarts: Int32Array.of(t, t + 1), positions: g.pos, blockTables: g.tables.subarray(lo * g.stride, (lo + 1) * g.stride), maxBlocksPerSeq: g.stride });
+    }
+  };
+  for (let li = 0; li < launches.length; li++) {
+    const l = launches[li];
+    if (l.kind === "gemm") {
+      assert.equal(l.dtype, "fp32");
+      const x = mem.f32(l.a, l.m * l.k), w = mem.f32(l.b, l.n * l.k), d = mem.f32(l.d, l.m * l.n);
+      K.linear(x, w, l.bias ? mem.f32(l.bias, l.n) : null, l.m, l.n, l.k, d);
+      continue;
+    }
+    checkSignature(l);
+    const A = l.args as (bigint & number)[];
+    const name = l.kernel.replace(/_hd\d+$/, "");
+    switch (name) {
+      case "embedding_f32": {
+        const [ids, table, out, T, H, V] = A;
+        assert.equal(l.grid[0], T);
+        K.embedding(mem.i32(ids, T), T, mem.f32(table, V * H), H, V, mem.f32(out, T * H));
+        break;
+      }
+      case "rmsnorm_f32": {
+        const [x, w, out, rows, H, eps] = A;
+        assert.equal(l.grid[0], rows);
+        K.rmsnorm(mem.f32(x, rows * H), mem.f32(w, H), eps, rows, H, mem.f32(out, rows * H));
+        break;
+      }
+      case "add_rmsnorm_f32": {
+        const [x, res, w, out, rows, H, eps] = A;
+        K.addRmsnorm(mem.f32(x, rows * H), mem.f32(res, rows * H), mem.f32(w, H), eps, rows, H, mem.f32(out, rows * H));
+        break;
+      }
+      case "add_inplace_f32": {
+        const [x, out, n] = A;
+        const nn = Number(n);
+        K.addInPlace(mem.f32(x, nn), mem.f32(out, nn), nn);
+        break;
+      }
+      case "silu_mul_f32": {
+        const [gu, out, T, I] = A;
+        assert.equal(l.grid[1], T);
+        assert.ok(l.grid[0] * 256 * 4 >= I, "silu_mul grid covers the width");
+        K.siluMul(mem.f32(gu, T * 2 * I), mem.f32(out, T * I), T, I);
+        break;
+      }
+      case "gather_rows_f32": {
+        const [x, rows, out, R, width] = A;
+        const r = mem.i32(rows, R);
+        const xRows = Math.max(...r) + 1;
+        K.gatherRows(mem.f32(x, xRows * width), r, R, width, mem.f32(out, R * width));
+        break;
+      }
+      case "qk_norm_f32": {
+        const [qkv, qw, kw, T, nH, nKV, hd, eps] = A;
+        assert.equal(l.grid[1], T);
+        assert.ok(l.grid[0] * 4 >= nH + nKV);
+        K.qkNorm(mem.f32(qkv, T * (nH + 2 * nKV) * hd), mem.f32(qw, hd), mem.f32(kw, hd), eps, T, nH, nKV, hd);
+        break;
+      }
+      case "rope_kv_write_f32": {
+        const [qkv, q, kv, pos, starts, tables, invFreq, scaling, T, S, nH, nKV, hd, bs, stride] = A;
+        assert.equal(l.grid[0], T);
+        const g = geo(pos, starts, tables, T, S, stride);
+        const x = mem.f32(qkv, T * (nH + 2 * nKV) * hd), qo = mem.f32(q, T * nH * hd), c = layer(kv, bs, nKV, hd), inv = Array.from(mem.f64(invFreq, hd / 2));
+        perToken(g, (one) => K.ropeKvWrite(x, qo, c, one, inv, scaling, nH, nKV, hd));
+        break;
+      }
+      case "paged_attention_decode_f32": {
+        const [q, out, kv, pos, starts, tables, pO, pML, T, S, nH, nKV, bs, stride, scale, window, splitSize] = A;
+        const hd = a.headDim;
+        const g = geo(pos, starts, tables, T, S, stride);
+        const numSplits = l.grid[2];
+        for (let t = 0; t < T; t++) {
+          const span = window > 0 ? Math.min(g.pos[t] + 1, window) : g.pos[t] + 1;
+          assert.ok(numSplits * splitSize >= span, `decode splits ${numSplits} × ${splitSize} do not cover ${span} keys`);
+        }
+        assert.ok(numSplits <= MAX_DECODE_SPLITS);
+        assert.equal(splitSize % 32, 0);
+        if (numSplits > 1) {
+          mem.f32(pO, T * nH * numSplits * hd); // the workspace must hold the step
+          mem.f32(pML, T * nH * numSplits * 2);
+          const next = launches[li + 1];
+          assert.ok(next?.kind === "kernel" && next.kernel === "paged_attention_decode_reduce_f32", "split decode is followed by its reduce");
+        }
+        assert.equal(l.grid[0], nKV * Math.ceil(nH / nKV / 8));
+        const qv = mem.f32(q, T * nH * hd), ov = mem.f32(out, T * nH * hd), c = layer(kv, bs, nKV, hd);
+        perToken(g, (one) => K.pagedAttention(qv, ov, c, one, nH, nKV, hd, scale, window));
+        break;
+      }
+      case "paged_attention_decode_reduce_f32": {
+        const [, , out, T, nH, hd, splits] = A;
+        assert.equal(l.block, hd);
+        assert.equal(splits, (launches[li - 1] as KernelLaunch).grid[2]);
+        mem.f32(out, T * nH * hd);
+        break; // the stand-in decode wrote `out` already
+      }
+      case "paged_attention_prefill_f32":
+      case "paged_attention_generic_f32": {
+        const generic = name === "paged_attention_generic_f32";
+        const [q, out, kv, pos, starts, tables, T, S, nH, nKV] = A;
+        const hd = generic ? A[10] : a.headDim;
+        const [bs, stride, scale, window] = generic ? A.slice(11) : A.slice(10);
+        const g = geo(pos, starts, tables, T, S, stride);
+        if (generic) assert.ok(l.grid[0] * 4 >= nH && l.grid[1] === T);
+        else assert.ok(l.grid[0] >= Math.ceil(T / 16) + S && l.grid[1] === nH);
+        const qv = mem.f32(q, T * nH * hd), ov = mem.f32(out, T * nH * hd), c = layer(kv, bs, nKV, hd);
+        perToken(g, (one) => K.pagedAttention(qv, ov, c, one, nH, nKV, hd, scale, window));
+        break;
+      }
+      case "sample_f32":
+        sampleStandIn(mem, l);
+        break;
+      default:
+        throw new Error(`no stand-in for kernel ${l.kernel}`);
+    }
+  }
+}
+
+// ---- a fake CUDA session: the session's control flow over the fake device ----------------------
+
+/** Launch-plan options of a fake session (the CUDA session sets both from its options). */
+export interface FakeSessionOptions {
+  /** LaunchEnv.fusedDecode (the decode-fusion pass); decodeCounters are always allocated. */
+  readonly fusedDecode?: boolean;
+  /** LaunchEnv.batchInvariant, and decode steps take bucket 1's split geometry (as the session does). */
+  readonly batchInvariant?: boolean;
+  /** Runs this plan instead of the engine's (same ops and weights; e.g. other arena offsets). */
+  readonly plan?: EnginePlan;
+}
+
+export class FakeCudaSession {
+  readonly mem = new FakeMemory();
+  readonly env: LaunchEnv;
+  readonly layout;
+  readonly io: bigint;
+  readonly decodeCap: number;
+  readonly buckets: number[];
+  readonly numBlocks: number;
+  readonly maxSeqLen: number;
+  graphSteps = 0;
+  eagerSteps = 0;
+  /** The launch table of the last step run. */
+  lastLaunches: Launch[] = [];
+
+  constructor(readonly engine: Engine, numBlocks: number, readonly sms = 132, planOnly = false, opts: FakeSessionOptions = {}) {
+    const plan = opts.plan ?? engine.plan;
+    if (!planOnly) assert.ok(plan.elementBytes === 4 || plan.elementBytes === 2, "the stand-ins are float32 and bf16");
+    const a = plan.attributes;
+    const mem = this.mem;
+    const offsets = new Map<string, bigint>();
+    for (const n of engine.tensorNames()) {
+      const f = engine.readFloat32(n);
+      // Weights in the activation type, as the CUDA session uploads them (bf16: round to nearest even).
+      const p = mem.alloc(f.length * plan.elementBytes);
+      if (plan.elementBytes === 2) mem.u16(p, f.length).set(f32ToBf16(f));
+      else mem.f32(p, f.length).set(f);
+      offsets.set(n, p);
+    }
+    const build = engine.config.build;
+    this.maxSeqLen = build.maxSeqLen!;
+    this.decodeCap = Math.min(plan.maxTokens, plan.maxSeqs, build.maxBatchSize * build.maxBeamWidth);
+    this.buckets = decodeBuckets(this.decodeCap);
+    this.numBlocks = numBlocks;
+    const bs = build.tokensPerBlock;
+    this.layout = stagingLayout(plan.maxTokens, plan.maxSeqs, Math.ceil(this.maxSeqLen / bs));
+    this.io = mem.alloc(this.layout.words * 4);
+    const invFreq = mem.alloc(8 * a.rope.invFreq.length);
+    mem.f64(invFreq, a.rope.invFreq.length).set(a.rope.invFreq);
+    const layerBytes = (numBlocks + 1) * 2 * bs * a.numKvHeads * a.headDim * plan.elementBytes;
+    const attn = plan.ops.find((o) => o.type === "paged_attention")!;
+    const nH = attn.type === "paged_attention" ? attn.numHeads : 0;
+    const nKV = attn.type === "paged_attention" ? attn.numKvHeads : 1;
+    this.env = {
+      plan, elem: plan.elementBytes === 2 ? "bf16" : "f32", arena: mem.alloc(plan.arenaBytes), weight: (n) => offsets.get(n)!, logits: mem.alloc(plan.maxSeqs * a.vocabSize * 4),
+      io: stagingPointers(this.layout, this.io), invFreq, kvBase: mem.alloc(a.numLayers * layerBytes), kvLayerBytes: layerBytes,
+      partialO: mem.alloc(this.decodeCap * nH * MAX_DECODE_SPLITS * a.headDim * 4), partialML: mem.alloc(this.decodeCap * nH * MAX_DECODE_SPLITS * 8),
+      tokensPerBlock: bs, blockStride: this.layout.blockStride, gemv: true,
+      batchInvariant: opts.batchInvariant, fusedDecode: opts.fusedDecode,
+      // int32 [decodeCap × numKvHeads × ceil(G / 8)], zero (as the session allocates them).
+      decodeCounters: mem.alloc(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4),
+    };
+  }
+
+  #group(): number {
+    const attn = this.env.plan.ops.find((o) => o.type === "paged_attention") as { numHeads: number; numKvHeads: number };
+    return attn.numHeads / attn.numKvHeads;
+  }
+
+  run(inp: StepInputs, graphs = true): { ids: Int32Array; logits: Float32Array } {
+    const T = inp.tokenIds.length, S = inp.seqStarts.length - 1, R = inp.logitRows.length;
+    const host = new ArrayBuffer(this.layout.words * 4);
+    const i32 = new Int32Array(host), f32 = new Float32Array(host), u32 = new Uint32Array(host);
+    let launches: Launch[];
+    const decode = graphs && T <= this.decodeCap && isDecodeStep(inp);
+    if (decode) {
+      const bucket = bucketFor(T, this.buckets);
+      const a = this.env.plan.attributes;
+      const words = packStep(this.layout, i32, f32, u32, inp, { bucket, scratchBlock: this.numBlocks });
+      this.mem.bytes(this.io, words * 4).set(new Uint8Array(host, 0, words * 4));
+      const attn = this.env.plan.ops.find((o) => o.type === "paged_attention") as { numHeads: number; numKvHeads: number; headDim: number };
+      const attention = [32, 64, 128].includes(a.headDim)
+        ? { kind: "decode" as const, ...graphDecodeSplit(this.env.batchInvariant ? 1 : bucket, a.numKvHeads, attn.numHeads / attn.numKvHeads, this.maxSeqLen, this.env.elem, this.sms) }
+        : { kind: "generic" as const };
+      launches = planLaunches(this.env, { numTokens: bucket, numSeqs: bucket, numRows: bucket, attention, sample: true });
+      this.graphSteps++;
+    } else {
+      const words = packStep(this.layout, i32, f32, u32, inp, null);
+      this.mem.bytes(this.io, words * 4).set(new Uint8Array(host, 0, words * 4));
+      let maxAtt = 1;
+      for (const p of inp.positions) maxAtt = Math.max(maxAtt, p + 1);
+      let attention = chooseAttention(this.env.plan, this.env.elem, T, S, maxAtt, this.decodeCap, this.sms);
+      // Batch-invariant sessions: the graphs' split geometry (bucket 1) for eager decode steps too.
+      if (this.env.batchInvariant && attention.kind === "decode") {
+        const a = this.env.plan.attributes;
+        attention = { kind: "decode", ...graphDecodeSplit(1, a.numKvHeads, this.#group(), this.maxSeqLen, this.env.elem, this.sms) };
+      }
+      launches = planLaunches(this.env, { numTokens: T, numSeqs: S, numRows: R, attention, sample: true });
+      this.eagerSteps++;
+    }
+    this.lastLaunches = launches;
+    runLaunches(this.mem, launches, this.env);
+    const V = this.env.plan.attributes.vocabSize;
+    return { ids: this.mem.i32(this.env.io.sampledIds, R).slice(), logits: this.mem.f32(this.env.logits, R * V).slice() };
+  }
+}
+
+// ---- bf16 stand-ins ------------------------------------------------------------------------------
+
+const cvt = new Float32Array(1), cvtBits = new Uint32Array(cvt.buffer);
+/** A number rounded to float, then to bf16 bits (round to nearest even: the kernels' fromF<bf16_t>). */
+export function toBf16Bits(x: number): number {
+  cvt[0] = x;
+  const b = cvtBits[0];
+  return (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
+}
+/** The float a bf16 bit pattern holds. */
+export function fromBf16Bits(h: number): number {
+  cvtBits[0] = h << 16;
+  return cvt[0];
+}
+/** x rounded to bf16. */
+const rbf = (x: number): number => fromBf16Bits(toBf16Bits(x));
+/** bf16(a + b) with the sum taken in float (the residual adds: add_rmsnorm, add_inplace, gemv_fused mode 1). */
+const addBf16 = (a: number, b: number): number => rbf(Math.fround(a + b));
+const cdiv = (a: number, b: number): number => Math.ceil(a / b);
+
+/** Sampler stand-in (sample_f32: fp32 logits, the same kernel for both element types). */
+function sampleStandIn(mem: FakeMemory, l: KernelLaunch): void {
+  const [logits, V, temp, topK, topP, minP, seed, step, outIds] = l.args as (bigint & number)[];
+  const R = l.grid[0];
+  const p: SamplingInputs = {
+    temperature: mem.f32(temp, R), topK: mem.i32(topK, R), topP: mem.f32(topP, R), minP: mem.f32(minP, R), seed: mem.u32(seed, 2 * R), step: mem.i32(step, R),
+  };
+  const lg = mem.f32(logits, R * V), ids = mem.i32(outIds, R);
+  for (let r = 0; r < R; r++) ids[r] = sampleRow(lg, r * V, V, p, r);
+}
+
+/** Fails when [a, a + aBytes) and [b, b + bBytes) overlap: blocks of the launch read what others write. */
+function disjoint(kernel: string, what: string, a: bigint, aBytes: number, b: bigint, bBytes: number): void {
+  if (a < b + BigInt(bBytes) && b < a + BigInt(aBytes)) {
+    assert.fail(`${kernel}: ${what} overlap ([0x${a.toString(16)}, +${aBytes}) and [0x${b.toString(16)}, +${bBytes})): a data race on the GPU`);
+  }
+}
+
+/** rmsnorm rows of bf16 values, the result rounded to bf16 (rmsnorm_bf16 and gemv_fused_norm's prologue). */
+function normBf16(x: Float32Array, w: Float32Array, eps: number, rows: number, H: number): Float32Array {
+  const out = new Float32Array(rows * H);
+  K.rmsnorm(x, w, eps, rows, H, out);
+  for (let i = 0; i < out.length; i++) out[i] = rbf(out[i]);
+  return out;
+}
+
+/** silu(gate) · up of bf16 values, rounded to bf16 (silu_mul_bf16 and gemv_fused mode 2). */
+function siluMulBf16(gateUp: Float32Array, T: number, I: number): Float32Array {
+  const out = new Float32Array(T * I);
+  K.siluMul(gateUp, out, T, I);
+  for (let i = 0; i < out.length; i++) out[i] = rbf(out[i]);
+  return out;
+}
+
+/** RoPE tables of one position: float(cos · scaling), float(sin · scaling) from double (rope_kv_write, decode_attention). */
+function ropeTables(invFreq: Float64Array, pos: number, scaling: number): { cs: Float32Array; sn: Float32Array } {
+  const half = invFreq.length, cs = new Float32Array(half), sn = new Float32Array(half);
+  for (let i = 0; i < half; i++) {
+    cs[i] = Math.cos(invFreq[i] * pos) * scaling;
+    sn[i] = Math.sin(invFreq[i] * pos) * scaling;
+  }
+  return { cs, sn };
+}
+
+/** One rotated head (bf16 bits) of src[off .. off + hd). */
+function rotateBf16(src: Float32Array, off: number, cs: Float32Array, sn: Float32Array, dst: Uint16Array, d: number): void {
+  const half = cs.length;
+  for (let i = 0; i < half; i++) {
+    const a = src[off + i], b = src[off + half + i];
+    dst[d + i] = toBf16Bits(a * cs[i] - b * sn[i]);
+    dst[d + half + i] = toBf16Bits(b * cs[i] + a * sn[i]);
+  }
+}
+
+/** Element offset of (pos, kvh) of K (which 0) or V (1) in a bf16 layer cache (common.cuh kvCacheOffset). */
+function cacheOff(cache: Uint16Array, table: Int32Array, pos: number, which: 0 | 1, bs: number, nKV: number, hd: number, kvh: number): number {
+  const blk = table[Math.floor(pos / bs)];
+  const rowWidth = nKV * hd;
+  const off = ((blk * 2 + which) * bs + (pos % bs)) * rowWidth + kvh * hd;
+  if (!(blk >= 0 && off + hd <= cache.length)) assert.fail(`KV cache: block ${blk} of position ${pos} is outside the layer`);
+  return off;
+}
+
+/** Attention of one query head (bf16 values) over keys [lo, pos] of a bf16 cache, the output rounded to bf16. */
+function attendBf16(
+  q: Float32Array, qo: number, cache: Uint16Array, table: Int32Array, lo: number, pos: number, bs: number, nKV: number, hd: number, kvh: number,
+  scale: number, out: Uint16Array, oo: number,
+): void {
+  const n = pos + 1 - lo, sc = new Float64Array(n), acc = new Float64Array(hd);
+  let max = -Infinity;
+  for (let j = 0; j < n; j++) {
+    const ko = cacheOff(cache, table, lo + j, 0, bs, nKV, hd, kvh);
+    let dot = 0;
+    for (let i = 0; i < hd; i++) dot += q[qo + i] * fromBf16Bits(cache[ko + i]);
+    sc[j] = dot * scale;
+    max = Math.max(max, sc[j]);
+  }
+  let sum = 0;
+  for (let j = 0; j < n; j++) {
+    sc[j] = Math.exp(sc[j] - max);
+    sum += sc[j];
+  }
+  for (let j = 0; j < n; j++) {
+    const vo = cacheOff(cache, table, lo + j, 1, bs, nKV, hd, kvh);
+    for (let i = 0; i < hd; i++) acc[i] += (sc[j] / sum) * fromBf16Bits(cache[vo + i]);
+  }
+  for (let i = 0; i < hd; i++) out[oo + i] = toBf16Bits(acc[i]);
+}
+
+/** The sequence of packed token t (common.cuh seqOfToken). */
+function seqOf(starts: Int32Array, S: number, t: number): number {
+  let lo = 0, hi = S;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (starts[mid] <= t) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
+  const ld = (p: bigint, n: number): Float32Array => {
+    const h = mem.u16(p, n), bits = new Uint32Array(n);
+    for (let i = 0; i < n; i++) bits[i] = h[i] << 16;
+    return new Float32Array(bits.buffer);
+  };
+  const st = (p: bigint, v: ArrayLike<number>): void => {
+    const h = mem.u16(p, v.length);
+    for (let i = 0; i < v.length; i++) h[i] = toBf16Bits(v[i]);
+  };
+  const layerOf = (kv: bigint): Uint16Array => mem.u16(kv, Math.floor(mem.left(kv) / 2));
+  const linear = (x: Float32Array, W: bigint, bias: bigint, m: number, n: number, k: number): Float32Array => {
+    const s = new Float32Array(m * n);
+    K.linear(x, ld(W, n * k), bias ? ld(bias, n) : null, m, n, k, s);
+    return s;
+  };
+  /** Attention of packed tokens over the cache (every decode / prefill / generic kernel). */
+  const attention = (
+    q: bigint, out: bigint, kv: bigint, posP: bigint, startsP: bigint, tablesP: bigint, T: number, S: number, nH: number, nKV: number, hd: number,
+    bs: number, stride: number, scale: number, window: number, kernel: string,
+  ): void => {
+    disjoint(kernel, "q and out", q, T * nH * hd * 2, out, T * nH * hd * 2);
+    const qv = ld(q, T * nH * hd), o = new Uint16Array(T * nH * hd), cache = layerOf(kv);
+    const pos = mem.i32(posP, T), starts = mem.i32(startsP, S + 1), tables = mem.i32(tablesP, S * stride);
+    for (let t = 0; t < T; t++) {
+      const s = seqOf(starts, S, t), table = tables.subarray(s * stride, (s + 1) * stride);
+      const lo = window > 0 ? Math.max(0, pos[t] + 1 - window) : 0;
+      for (let h = 0; h < nH; h++) attendBf16(qv, (t * nH + h) * hd, cache, table, lo, pos[t], bs, nKV, hd, Math.floor(h / (nH / nKV)), scale, o, (t * nH + h) * hd);
+    }
+    mem.u16(out, o.length).set(o);
+  };
+  let stepTokens = Infinity; // the step's rows (the embedding's): no launch computes rows past them
+  const rowsOk = (kernel: string, m: number): void => {
+    if (!(m >= 1 && m <= stepTokens)) assert.fail(`${kernel}: ${m} rows in a step of ${stepTokens} tokens`);
+  };
+  for (let li = 0; li < launches.length; li++) {
+    const l = launches[li];
+    if (l.kind === "gemm") {
+      assert.equal(l.dtype, "bf16");
+      rowsOk("gemm", l.m);
+      disjoint("gemm", "A and D", l.a, l.m * l.k * 2, l.d, l.m * l.n * (l.outDtype === "fp32" ? 4 : 2));
+      const s = linear(ld(l.a, l.m * l.k), l.b, l.bias ?? 0n, l.m, l.n, l.k);
+      if (l.outDtype === "fp32") mem.f32(l.d, l.m * l.n).set(s);
+      else st(l.d, s);
+      continue;
+    }
+    checkSignature(l);
+    const A = l.args as (bigint & number)[];
+    const name = l.kernel.replace(/_(hd|m)\d+$/, "");
+    const suffix = Number(/_(?:hd|m)(\d+)$/.exec(l.kernel)?.[1] ?? 0); // head dim or GEMV rows of the entry point
+    switch (name) {
+      case "embedding_bf16": {
+        const [ids, table, out, T, H, V] = A;
+        assert.equal(l.grid[0], T);
+        stepTokens = T;
+        const idv = mem.i32(ids, T), tb = mem.u16(table, V * H), o = mem.u16(out, T * H);
+        for (let t = 0; t < T; t++) {
+          assert.ok(idv[t] >= 0 && idv[t] < V, `embedding: id ${idv[t]}`);
+          o.set(tb.subarray(idv[t] * H, idv[t] * H + H), t * H);
+        }
+        break;
+      }
+      case "rmsnorm_bf16": {
+        const [x, w, out, rows, H, eps] = A;
+        assert.equal(l.grid[0], rows);
+        st(out, normBf16(ld(x, rows * H), ld(w, H), eps, rows, H));
+        break;
+      }
+      case "add_rmsnorm_bf16": {
+        const [x, res, w, out, rows, H, eps] = A;
+        assert.equal(l.grid[0], rows);
+        const xv = ld(x, rows * H), r = ld(res, rows * H);
+        for (let i = 0; i < r.length; i++) r[i] = addBf16(xv[i], r[i]);
+        st(res, r);
+        st(out, normBf16(r, ld(w, H), eps, rows, H)); // the norm of the rounded residual
+        break;
+      }
+      case "add_inplace_bf16": {
+        const [x, out, n] = A;
+        const nn = Number(n), xv = ld(x, nn), o = ld(out, nn);
+        for (let i = 0; i < nn; i++) o[i] = addBf16(xv[i], o[i]);
+        st(out, o);
+        break;
+      }
+      case "silu_mul_bf16": {
+        const [gu, out, T, I] = A;
+        assert.equal(l.grid[1], T);
+        assert.ok(l.grid[0] * 256 * 8 >= I, "silu_mul grid covers the width");
+        st(out, siluMulBf16(ld(gu, T * 2 * I), T, I));
+        break;
+      }
+      case "gather_rows_bf16": {
+        const [x, rows, out, R, width] = A;
+        assert.equal(l.grid[0], R);
+        const r = mem.i32(rows, R), xv = mem.u16(x, (Math.max(...r) + 1) * width), o = mem.u16(out, R * width);
+        for (let i = 0; i < R; i++) o.set(xv.slice(r[i] * width, r[i] * width + width), i * width);
+        break;
+      }
+      case "qk_norm_bf16": {
+        const [qkv, qw, kw, T, nH, nKV, hd, eps] = A;
+        assert.equal(l.grid[1], T);
+        assert.ok(l.grid[0] * 4 >= nH + nKV);
+        const f = ld(qkv, T * (nH + 2 * nKV) * hd);
+        K.qkNorm(f, ld(qw, hd), ld(kw, hd), eps, T, nH, nKV, hd);
+        st(qkv, f);
+        break;
+      }
+      case "gemv_bf16": {
+        const [x, W, bias, y, m, n, k] = A;
+        assert.ok(m >= 1 && m <= suffix, `${l.kernel}: m ${m}`);
+        rowsOk(l.kernel, m);
+        assert.equal(k % 8, 0);
+        assert.deepEqual([...l.grid, l.block], [cdiv(n, 8), 1, 1, 256], `${l.kernel}: grid`);
+        disjoint(l.kernel, "x and y", x, m * k * 2, y, m * n * 2); // every warp reads all of x
+        st(y, linear(ld(x, m * k), W, bias, m, n, k));
+        break;
+      }
+      case "gemv_fused_bf16":
+      case "gemv_fused_norm_bf16": {
+        // gemv.cu: (x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes)
+        const [x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes] = A;
+        const norm = name === "gemv_fused_norm_bf16";
+        assert.ok(m >= 1 && m <= suffix, `${l.kernel}: m ${m}`);
+        rowsOk(l.kernel, m);
+        assert.ok(k % 8 === 0 && x % 16n === 0n && W % 16n === 0n, `${l.kernel}: k ${k} or x / W not 16-byte aligned`);
+        assert.ok(mode === 0 || mode === 1 || mode === 2 || mode === 3, `${l.kernel}: mode ${mode}`);
+        if (mode === 2) assert.equal(n % 2, 0, "mode 2: n even");
+        assert.deepEqual([...l.grid, l.block], [mode === 2 ? cdiv(n / 2, 4) : cdiv(n, 8), 1, 1, 256], `${l.kernel} mode ${mode}: grid`);
+        if (norm) assert.ok(m * k <= 8192, `${l.kernel}: m × k = ${m * k} exceeds the staged 8192`);
+        if (prefetchBytes > 0n) mem.bytes(prefetch, Number(prefetchBytes));
+        const yBytes = mode === 3 ? m * n * 4 : mode === 2 ? m * (n / 2) * 2 : m * n * 2;
+        // Every warp reads all of x (and the weight): nothing it reads may be written by another block.
+        disjoint(l.kernel, "x and y", x, m * k * 2, y, yBytes);
+        disjoint(l.kernel, "W and y", W, n * k * 2, y, yBytes);
+        let xv = ld(x, m * k);
+        if (norm) xv = normBf16(xv, ld(normW, k), eps, m, k);
+        const s = linear(xv, W, bias, m, n, k);
+        if (mode === 0) st(y, s);
+        else if (mode === 1) {
+          const r = ld(y, m * n);
+          for (let i = 0; i < r.length; i++) r[i] = addBf16(rbf(s[i]), r[i]);
+          st(y, r);
+        } else if (mode === 2) {
+          for (let i = 0; i < s.length; i++) s[i] = rbf(s[i]); // gate and up rounded as gemv_bf16 stores them
+          st(y, siluMulBf16(s, m, n / 2));
+        } else mem.f32(y, m * n).set(s);
+        break;
+      }
+      case "rope_kv_write_bf16": {
+        const [qkv, q, kv, posP, startsP, tablesP, invFreqP, scaling, T, S, nH, nKV, hd, bs, stride] = A;
+        assert.equal(l.grid[0], T);
+        const W = (nH + 2 * nKV) * hd;
+        disjoint(l.kernel, "qkv and q", qkv, T * W * 2, q, T * nH * hd * 2);
+        const x = ld(qkv, T * W), qo = new Uint16Array(T * nH * hd), cache = layerOf(kv), inv = mem.f64(invFreqP, hd / 2);
+        const pos = mem.i32(posP, T), starts = mem.i32(startsP, S + 1), tables = mem.i32(tablesP, S * stride);
+        for (let t = 0; t < T; t++) {
+          const s = seqOf(starts, S, t), table = tables.subarray(s * stride, (s + 1) * stride);
+          const { cs, sn } = ropeTables(inv, pos[t], scaling);
+          for (let h = 0; h < nH; h++) rotateBf16(x, t * W + h * hd, cs, sn, qo, (t * nH + h) * hd);
+          for (let h = 0; h < nKV; h++) {
+            rotateBf16(x, t * W + (nH + h) * hd, cs, sn, cache, cacheOff(cache, table, pos[t], 0, bs, nKV, hd, h));
+            const vo = cacheOff(cache, table, pos[t], 1, bs, nKV, hd, h);
+            for (let i = 0; i < hd; i++) cache[vo + i] = toBf16Bits(x[t * W + (nH + nKV + h) * hd + i]);
+          }
+        }
+        mem.u16(q, qo.length).set(qo);
+        break;
+      }
+      case "paged_attention_decode_bf16": {
+        const [q, out, kv, pos, starts, tables, pO, pML, T, S, nH, nKV, bs, stride, scale, window, splitSize] = A;
+        const hd = suffix, numSplits = l.grid[2], p = mem.i32(pos, T);
+        for (let t = 0; t < T; t++) {
+          const span = window > 0 ? Math.min(p[t] + 1, window) : p[t] + 1;
+          assert.ok(numSplits * splitSize >= span, `decode splits ${numSplits} × ${splitSize} do not cover ${span} keys`);
+        }
+        assert.ok(numSplits <= MAX_DECODE_SPLITS && splitSize % 64 === 0, `bf16 decode: ${numSplits} splits of ${splitSize}`);
+        assert.equal(l.grid[0], nKV * cdiv(nH / nKV, 8));
+        if (numSplits > 1) {
+          mem.f32(pO, T * nH * numSplits * hd);
+          mem.f32(pML, T * nH * numSplits * 2);
+          const next = launches[li + 1];
+          assert.ok(next?.kind === "kernel" && next.kernel === "paged_attention_decode_reduce_bf16", "split decode is followed by its reduce");
+        }
+        attention(q, out, kv, pos, starts, tables, T, S, nH, nKV, hd, bs, stride, scale, window, l.kernel);
+        break;
+      }
+      case "paged_attention_decode_reduce_bf16": {
+        const [, , out, T, nH, hd, splits] = A;
+        assert.equal(l.block, hd);
+        assert.equal(splits, (launches[li - 1] as KernelLaunch).grid[2]);
+        mem.u16(out, T * nH * hd);
+        break; // the stand-in decode wrote `out` already
+      }
+      case "paged_attention_prefill_mma_bf16":
+      case "paged_attention_prefill_bf16":
+      case "paged_attention_generic_bf16": {
+        const generic = name === "paged_attention_generic_bf16";
+        const [q, out, kv, pos, starts, tables, T, S, nH, nKV] = A;
+        const hd = generic ? A[10] : suffix;
+        const [bs, stride, scale, window] = generic ? A.slice(11) : A.slice(10);
+        if (generic) assert.ok(l.grid[0] * 4 >= nH && l.grid[1] === T);
+        else assert.ok(l.grid[0] >= cdiv(T, name === "paged_attention_prefill_mma_bf16" ? 64 : 16) + S && l.grid[1] === nH);
+        attention(q, out, kv, pos, starts, tables, T, S, nH, nKV, hd, bs, stride, scale, window, l.kernel);
+        break;
+      }
+      case "decode_attention_bf16": {
+        // decode_attention.cu: (qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, partialML,
+        //   counters, numTokens, numSeqs, numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, prefetch, prefetchBytes)
+        const [qkv, out, kv, posP, startsP, tablesP, invFreqP, scaling, pO, pML, counters, T, S, nH, nKV, bs, stride, scale, window, splitSize, prefetch, prefetchBytes] = A;
+        const hd = suffix, G = nH / nKV, numSplits = l.grid[2], W = (nH + 2 * nKV) * hd;
+        assert.ok(Number.isInteger(G) && l.block === 128, `${l.kernel}: G ${G}, block ${l.block}`);
+        assert.ok(l.grid[0] === nKV * cdiv(G, 8) && l.grid[1] >= T, `${l.kernel}: grid ${l.grid}`);
+        assert.ok(splitSize >= 1 && numSplits <= MAX_DECODE_SPLITS, `${l.kernel}: ${numSplits} splits of ${splitSize}`);
+        if (prefetchBytes > 0n) mem.bytes(prefetch, Number(prefetchBytes));
+        // Blocks read q, k and v of their token's qkv row and write their heads of out. The one overlap the
+        // kernel tolerates: a single token with out at qkv's address (out head h is then q head h, read by the
+        // blocks of its kv group before the last of them writes it; k and v lie past out).
+        const qkvBytes = T * W * 2, outBytes = T * nH * hd * 2;
+        if (qkv < out + BigInt(outBytes) && out < qkv + BigInt(qkvBytes) && !(T === 1 && qkv === out)) disjoint(l.kernel, "qkv and out", qkv, qkvBytes, out, outBytes);
+        const pos = mem.i32(posP, T), starts = mem.i32(startsP, S + 1), tables = mem.i32(tablesP, S * stride);
+        rowsOk(l.kernel, T);
+        const nz = Array.from(pos, (p) => {
+          const lo = window > 0 ? Math.max(0, p + 1 - window) : 0;
+          assert.ok(numSplits * splitSize >= p + 1 - lo, `${l.kernel}: ${numSplits} splits of ${splitSize} do not cover ${p + 1 - lo} keys`);
+          return cdiv(p + 1 - lo, splitSize); // non-empty splits of the token
+        });
+        if (nz.some((z) => z > 1)) {
+          // Tokens of several splits go through partialO [T, nH, splits, hd] and partialML [.., 2] (f32) and the
+          // int32 split counters [T, grid.x], zero before the launch (the merging block resets them).
+          const oBytes = T * nH * numSplits * hd * 4, mlBytes = T * nH * numSplits * 8, cBytes = T * l.grid[0] * 4;
+          for (const [w, p, b] of [["partialO", pO, oBytes], ["partialML", pML, mlBytes], ["counters", counters, cBytes]] as const) {
+            disjoint(l.kernel, `qkv and ${w}`, qkv, qkvBytes, p, b);
+            disjoint(l.kernel, `out and ${w}`, out, outBytes, p, b);
+          }
+          disjoint(l.kernel, "partialO and partialML", pO, oBytes, pML, mlBytes);
+          disjoint(l.kernel, "partialO and counters", pO, oBytes, counters, cBytes);
+          disjoint(l.kernel, "partialML and counters", pML, mlBytes, counters, cBytes);
+          const c = mem.i32(counters, T * l.grid[0]), po = mem.f32(pO, T * nH * numSplits * hd), pml = mem.f32(pML, T * nH * numSplits * 2);
+          assert.ok(c.every((v) => v === 0), `${l.kernel}: split counters not zero before the launch`);
+          // The partials a split writes (here: its number of keys, poisoning what a later read would expect).
+          for (let t = 0; t < T; t++) {
+            if (nz[t] < 2) continue;
+            for (let h = 0; h < nH; h++) {
+              for (let z = 0; z < nz[t]; z++) {
+                const th = (t * nH + h) * numSplits + z;
+                pml.fill(splitSize, th * 2, th * 2 + 2);
+                po.fill(splitSize, th * hd, th * hd + hd);
+              }
+            }
+          }
+        }
+        const x = ld(qkv, T * W), cache = layerOf(kv), inv = mem.f64(invFreqP, hd / 2);
+        const qo = new Uint16Array(T * nH * hd), o = new Uint16Array(T * nH * hd);
+        const tableOf = (t: number): Int32Array => {
+          const s = seqOf(starts, S, t);
+          return tables.subarray(s * stride, (s + 1) * stride);
+        };
+        // RoPE of q and k, the token's k and v into the cache (bits as rope_kv_write_bf16)...
+        for (let t = 0; t < T; t++) {
+          const { cs, sn } = ropeTables(inv, pos[t], scaling), table = tableOf(t);
+          for (let h = 0; h < nH; h++) rotateBf16(x, t * W + h * hd, cs, sn, qo, (t * nH + h) * hd);
+          for (let h = 0; h < nKV; h++) {
+            rotateBf16(x, t * W + (nH + h) * hd, cs, sn, cache, cacheOff(cache, table, pos[t], 0, bs, nKV, hd, h));
+            const vo = cacheOff(cache, table, pos[t], 1, bs, nKV, hd, h);
+            for (let i = 0; i < hd; i++) cache[vo + i] = toBf16Bits(x[t * W + (nH + nKV + h) * hd + i]);
+          }
+        }
+        // ... then attention of the bf16-rounded q over the window (split and merged on the GPU).
+        const qf = new Float32Array(qo.length);
+        for (let i = 0; i < qo.length; i++) qf[i] = fromBf16Bits(qo[i]);
+        for (let t = 0; t < T; t++) {
+          const lo = window > 0 ? Math.max(0, pos[t] + 1 - window) : 0, table = tableOf(t);
+          for (let h = 0; h < nH; h++) attendBf16(qf, (t * nH + h) * hd, cache, table, lo, pos[t], bs, nKV, hd, Math.floor(h / G), scale, o, (t * nH + h) * hd);
+        }
+        mem.u16(out, o.length).set(o);
+        break;
+      }
+      case "sample_f32":
+        sampleStandIn(mem, l);
+        break;
+      default:
+        throw new Error(`no stand-in for kernel ${l.kernel}`);
+    }
+  }
+}
+
+// ---- models ------------------------------------------------------------------------------------
+
+export function rng(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    return (s / 4294967296) * 2 - 1;
+  };
+}
+
+/**
+ * A random in-memory checkpoint of a small Llama-family config. `bf16Exact`: every weight is a bf16
+ * value, so a bf16 engine holds exactly the float32 engine's weights. Weights are uniform in
+ * ±weightScale (norm weights 1 ± 0.2).
+ */
+export function randomModel(raw: Record<string, unknown>, seed: number, bf16Exact = false, weightScale = 0.3): LlamaForCausalLM {
+  const c = parsePretrainedConfig({ hidden_act: "silu", rms_norm_eps: 1e-6, rope_theta: 10000, torch_dtype: "float32", bos_token_id: 1, eos_token_id: 2, ...raw });
+  const net = new LlamaForCausalLM(c, { has: () => false, readFloat32: () => new Float32Array(0), info: () => ({ shape: [] }), close() {} }).toNetwork();
+  const r = rng(seed);
+  const tensors = new Map<string, Float32Array>();
+  const q = c.numAttentionHeads * c.headDim, kv = c.numKeyValueHeads * c.headDim;
+  const shapes = new Map<string, number[]>();
+  for (const w of net.weights.values()) {
+    const cols = w.shape.length === 2 ? w.shape[1] : 1;
+    for (const s of w.source) {
+      if (tensors.has(s)) continue;
+      // Rows of each fused part: q | k | v, gate | up; single sources take the whole shape.
+      const rows = w.source.length === 1 ? w.shape[0] : /q_proj/.test(s) ? q : /[kv]_proj/.test(s) ? kv : c.intermediateSize;
+      const norm = s.includes("norm");
+      tensors.set(s, Float32Array.from({ length: rows * cols }, () => (norm ? 1 + 0.2 * r() : weightScale * r())));
+      if (bf16Exact) tensors.set(s, bf16ToF32(f32ToBf16(tensors.get(s)!)));
+      shapes.set(s, w.shape.length === 2 ? [rows, cols] : [rows]);
+    }
+  }
+  const ws: WeightSource = {
+    has: (n) => tensors.has(n),
+    readFloat32: (n) => tensors.get(n)!,
+    info: (n) => ({ shape: shapes.get(n)! }),
+    close() {},
+  };
+  return new LlamaForCausalLM(c, ws);
+}
+
+/** A step of `seqs` = [(tokens, startPos)] with shuffled blocks; each sequence's last token is a logits row. */
+export function step(seqs: { ids: number[]; pos: number; blocks: number[] }[], maxBlocks: number, sampling = true): StepInputs {
+  const T = seqs.reduce((a, s) => a + s.ids.length, 0);
+  const tokenIds = new Int32Array(T), positions = new Int32Array(T), seqStarts = new Int32Array(seqs.length + 1);
+  const blockTables = new Int32Array(seqs.length * maxBlocks).fill(-7), logitRows = new Int32Array(seqs.length);
+  let t = 0;
+  seqs.forEach((s, i) => {
+    seqStarts[i] = t;
+    s.ids.forEach((id, j) => {
+      tokenIds[t] = id;
+      positions[t++] = s.pos + j;
+    });
+    logitRows[i] = t - 1;
+    blockTables.set(s.blocks, i * maxBlocks);
+  });
+  seqStarts[seqs.length] = t;
+  const R = seqs.length;
+  const sp: SamplingInputs | undefined = sampling
+    ? {
+      temperature: Float32Array.from({ length: R }, (_, r) => (r % 2 ? 0.8 : 0)), topK: new Int32Array(R).fill(0), topP: new Float32Array(R).fill(0.9),
+      minP: new Float32Array(R), seed: Uint32Array.from({ length: 2 * R }, (_, i) => i * 7 + 1), step: Int32Array.from({ length: R }, (_, r) => r),
+    }
+    : undefined;
+  return { tokenIds, positions, seqStarts, blockTables, maxBlocksPerSeq: maxBlocks, logitRows, sampling: sp };
+}
+
+export function maxRelDiff(a: Float32Array, b: Float32Array): number {
+  let d = 0, m = 0;
+  for (let i = 0; i < a.length; i++) {
+    d = Math.max(d, Math.abs(a[i] - b[i]));
+    m = Math.max(m, Math.abs(b[i]));
+  }
+  return d / m;
+}
+
