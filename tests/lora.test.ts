@@ -31,6 +31,8 @@ function maxAbsDiff(a: readonly Float32Array[], b: readonly Float32Array[]): num
   return d;
 }
 
+let mergedQvIds: number[] | null = null;
+
 async function alone(model: string): Promise<RequestOutput> {
   await using llm = await LLM.create({ model, backend: "cpu" });
   return await llm.generate(PROMPT, PARAMS, { useTqdm: false });
@@ -54,6 +56,7 @@ test("lora: adapter logits equal the merged model's within 1e-5 while a base req
   const base = await alone(kjv);
   const mAll = await alone(mergedAll);
   const mQv = await alone(mergedQv);
+  mergedQvIds = [...mQv.outputs[0].tokenIds];
   await using llm = await LLM.create({ model: kjv, backend: "cpu", enableLora: true, maxLoras: 2, maxLoraRank: 8 });
   // The base request first, alone: its blocks are published for prefix reuse…
   const baseFirst = await llm.generate(PROMPT, PARAMS, { useTqdm: false });
@@ -97,6 +100,12 @@ test("lora: requests name adapters only when enabled; an adapter beyond maxLoras
   const c = await llm.generate(PROMPT, { maxTokens: 4, temperature: 0 }, { useTqdm: false, loraRequest: { name: "qv", path: adapterQv } });
   assert.equal(c.outputs[0].tokenIds.length, 4);
 });
+
+test("lora: adapters work in a Web Worker executor (executorMode proxy)", async () => {
+  await using llm = await LLM.create({ model: kjv, backend: "cpu", executorMode: "proxy", enableLora: true, maxLoras: 1, maxLoraRank: 8 });
+  const out = await llm.generateAsync(PROMPT, { ...PARAMS, returnGenerationLogits: false }, { loraRequest: { name: "qv", path: adapterQv } }).result();
+  assert.deepEqual([...out.outputs[0].tokenIds], mergedQvIds ?? [...(await alone(mergedQv)).outputs[0].tokenIds]);
+}, 120_000);
 
 test("lora: cleanup of the temporary adapters", () => {
   fs.rmSync(tmp, { recursive: true, force: true });

@@ -246,6 +246,14 @@ test("speculative: abort mid-speculation ends cleanly (finishReason abort, block
   assert.deepEqual(again.outputs[0].tokenIds, plain.greedy[0].outputs[0].tokenIds);
 }, 120_000);
 
+test("speculative: NGram in a Web Worker executor (executorMode proxy) gives plain greedy and reports drafts in the stats", async () => {
+  const plain = await plainOutputs();
+  await using llm = await LLM.create({ model: kjv, ...testLlm, executorMode: "proxy", speculativeConfig: { decodingType: "NGram", maxDraftLen: 3, maxMatchingNgramSize: 2 } });
+  const outs = await llm.generate(PROMPTS.slice(4, 7), { maxTokens: MAX_TOKENS, temperature: 0 }, { useTqdm: false });
+  outs.forEach((o, i) => assert.deepEqual(o.outputs[0].tokenIds, plain.greedy[4 + i].outputs[0].tokenIds, `prompt ${4 + i}`));
+  assert.ok(sumStats(llm.getStats()).drafted > 0);
+}, 120_000);
+
 test("speculative: bad speculativeConfig fields are ValidationErrors naming the field", async () => {
   await assert.rejects(LLM.create({ model: kjv, ...testLlm, speculativeConfig: { decodingType: "Medusa" } as never }), (e: Error) => e.name === "ValidationError" && /speculativeConfig/.test(e.message));
   await assert.rejects(LLM.create({ model: kjv, ...testLlm, speculativeConfig: { decodingType: "NGram", maxDraftLen: 0 } }), (e: Error) => e.name === "ValidationError" && /maxDraftLen/.test(e.message));
