@@ -103,7 +103,7 @@ test("QuantConfig: unimplemented algorithms and KV-cache quantization are refuse
   }
   assert.throws(() => QuantConfig.from({ kvCacheQuantAlgo: "FP8" }), (e: unknown) => e instanceof UnsupportedError && e.message.includes("FP8"));
   assert.throws(() => QuantConfig.from({ quantAlgo: "W4" as never }), ValidationError);
-  assert.throws(() => QuantConfig.from({ quantAlgo: "W4A16", groupSize: 48 }), (e: unknown) => e instanceof ValidationError && e.field === "QuantConfig.groupSize");
+  assert.throws(() => QuantConfig.from({ quantAlgo: "W4A16", groupSize: 12 }), (e: unknown) => e instanceof ValidationError && e.field === "QuantConfig.groupSize");
 });
 
 test("QuantConfig: MIXED_PRECISION resolves per-module overrides; unlisted modules stay float", () => {

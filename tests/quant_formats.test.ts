@@ -90,6 +90,15 @@ for (const [bits, G, sym] of [[4, 16, true], [4, 32, false], [8, 64, false], [8,
   });
 }
 
+test("GPTQ v1: a stored zero of 15 (a wrapped zero point 0) reads back as 16, as AutoGPTQ's reader does", () => {
+  const { q, z, s } = sample(8, 32, 16, 4, 21, false);
+  z[3][1] = 16; // what v1 readers reconstruct from a stored 15
+  const p = packGptq(q, z, s, 4);
+  const t = fromGptq({ qweight: p.qweight, qzeros: p.qzeros, scales: f32ToF16(p.scales), gIdx: p.gIdx }, 8, 32, 16, 4, false);
+  assert.equal(t.zeros![3 * 2 + 1], 16);
+  assertDequantEquals(t, q, z, s, 16, "GPTQ wrapped zero");
+});
+
 test("GPTQ: act-order g_idx and desc_act: true are refused with an UnsupportedError", () => {
   const { q, z, s } = sample(8, 32, 16, 4, 9, true);
   const p = packGptq(q, z, s, 4);

@@ -106,8 +106,10 @@ export function fromGptq(p: PackedLinear, N: number, K: number, groupSize: numbe
     for (let c = 0; c < cols; c++) {
       const w = p.qzeros[g * cols + c];
       for (let j = 0; j < per; j++) {
+        // v1 stores z − 1, so a zero point of 0 wrapped to 2^bits − 1: read it back as 2^bits, as
+        // AutoGPTQ's own reader does (fits our uint8 zeros for 4-bit; 256 does not for 8-bit).
         const z = ((w >>> (bits * j)) & mask) + 1;
-        if (z > mask) throw new UnsupportedError(`GPTQ: zero point ${z} (stored ${z - 1}) exceeds the ${bits}-bit range; v1 checkpoints cannot hold a zero point of 0`, "qzeros", z);
+        if (z > 255) throw new UnsupportedError(`GPTQ: 8-bit zero point ${z} (stored ${z - 1}, a wrapped zero point of 0) is not supported`, "qzeros", z);
         zeros[(c * per + j) * ng + g] = z;
       }
     }

@@ -128,7 +128,7 @@ function loadPrequantized(base: LlamaForCausalLM, hq: HfQuantizationConfig, dir:
   const excluded = hq.modules_to_not_convert ?? [];
   const quantConfig = QuantConfig.from({
     ...qc,
-    ...(perChannel && (qc.quantAlgo === "W8A16" || qc.quantAlgo === "W4A16") ? {} : { groupSize: groupSize ?? undefined }),
+    ...(perChannel && (qc.quantAlgo === "W8A16" || qc.quantAlgo === "W4A16") ? {} : { groupSize: groupSize ?? undefined }), // per-channel GPTQ: groupSize = K
     excludeModules: ["lm_head", ...excluded.filter((x) => x !== "lm_head")],
   });
   return new QuantizedModel(base.config, new OverlayWeightSource(w, new Map(), quantized), base.options, quantConfig);

@@ -6,7 +6,7 @@ import {
 } from "./quant_algo.ts";
 
 const QuantAlgoSchema = z.enum(QUANT_ALGOS as [QuantAlgo, ...QuantAlgo[]]);
-const groupSizeSchema = z.number().int().refine((v) => v > 0 && (v & (v - 1)) === 0 && v >= 8, "expected a power of two >= 8");
+const groupSizeSchema = z.number().int().refine((v) => v >= 8 && v % 8 === 0, "expected a positive multiple of 8");
 
 /** One module's override under MIXED_PRECISION. */
 export const LayerQuantConfigSchema = z.strictObject({
