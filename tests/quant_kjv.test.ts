@@ -100,3 +100,27 @@ test("kjv-llama W4A16 engine file is under half the float32 one; saved and reope
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("LLM.create({ quantConfig }) keys the engine cache by the QuantConfig: float and W8A16 engines of one checkpoint are cached apart", async () => {
+  const env = (globalThis as { process: { env: Record<string, string | undefined> } }).process.env;
+  const prev = env.LLMRT_CACHE_DIR;
+  const cache = fs.mkdtempSync(path.join(os.tmpdir(), "llmrt-qcache-"));
+  env.LLMRT_CACHE_DIR = cache;
+  try {
+    const bc = { maxBatchSize: 2, maxNumTokens: 64, maxSeqLen: 128 };
+    const open = (quantConfig?: QuantConfigInput) => LLM.create({ model: kjv, backend: "cpu", cacheEngine: true, buildConfig: bc, quantConfig });
+    let dirs: (string | null)[] = [];
+    for (const qc of [undefined, { quantAlgo: "W8A16" } as const, undefined, { quantAlgo: "W8A16" } as const]) {
+      await using llm = await open(qc);
+      assert.equal(llm.engine.config.quant?.quantAlgo ?? null, qc ? "W8A16" : null);
+      dirs = [...dirs, llm.engineDir];
+    }
+    assert.notEqual(dirs[0], dirs[1]);
+    assert.equal(dirs[0], dirs[2]); // reopened from the cache
+    assert.equal(dirs[1], dirs[3]);
+  } finally {
+    if (prev === undefined) delete env.LLMRT_CACHE_DIR;
+    else env.LLMRT_CACHE_DIR = prev;
+    fs.rmSync(cache, { recursive: true, force: true });
+  }
+});
