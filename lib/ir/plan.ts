@@ -88,6 +88,22 @@ export function planMemory(
   // The logits are read by the runtime after the last op.
   const logits = net.attributes?.logits;
   if (logits) last.set(logits, ops.length);
+  // A backend may fold an op into its consumer (the CUDA decode step: RoPE + KV write into the
+  // attention kernel, SiLU·mul into the gate/up GEMV). The folded launch reads the first op's input
+  // while it writes the second's output, so that input lives until the consumer.
+  const producer = new Map<string, number>();
+  ops.forEach((op, i) => {
+    for (const w of opTensors(op).writes) producer.set(w, i);
+    let input: string | undefined;
+    if (op.type === "paged_attention") {
+      const r = producer.get(op.q);
+      if (r !== undefined && ops[r].type === "rope_kv_write") input = (ops[r] as Extract<Op, { type: "rope_kv_write" }>).qkv;
+    } else if (op.type === "silu_mul") {
+      const g = producer.get(op.gateUp);
+      if (g !== undefined && ops[g].type === "linear") input = (ops[g] as Extract<Op, { type: "linear" }>).x;
+    }
+    if (input !== undefined && (last.get(input) ?? -1) < i) last.set(input, i);
+  });
   const items = [...first.keys()].map((name) => {
     const a = net.activations.get(name)!;
     const rows = a.rows === "tokens" ? profile.maxTokens : profile.maxSeqs;
