@@ -1,0 +1,164 @@
+/**
+ * Weight-only quantized CUDA engines end to end (issue 12), beside the bf16 engine of the same
+ * checkpoint in the same run: batch-1 decode tokens/s and its share of the bandwidth the engine's
+ * bytes allow (the weights each step reads ÷ a 1 GiB device copy measured here), and the
+ * last-position logits of each quantized engine against a bf16 engine built from its own
+ * dequantized weights (the kernels' error, apart from the quantization's), plus the argmax.
+ *
+ *   LLMRT_EXPERIMENTAL_CUDA_QUANT=1 bun bench/quant_e2e.ts --model DIR [--algos W4A16,W8A16] [--group-size 128] [--decode 128]
+ */
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { buildSync } from "../lib/builder/builder.ts";
+import type { Engine } from "../lib/builder/engine.ts";
+import type { StepInputs } from "../lib/ir/step_io.ts";
+import { LlamaForCausalLM, type WeightSource } from "../lib/models/llama.ts";
+import { AutoModelForCausalLM } from "../lib/models/llama.ts";
+import { dequantize } from "../lib/quantization/packed.ts";
+import { quantizeSync } from "../lib/quantization/quantize.ts";
+import type { QuantizedModel } from "../lib/quantization/quantized_model.ts";
+import { Session } from "../lib/runtime/session.ts";
+
+const { values } = parseArgs({
+  args: process.argv.slice(2),
+  options: { model: { type: "string" }, algos: { type: "string" }, "group-size": { type: "string" }, decode: { type: "string" }, "cpu-dry-run": { type: "boolean" } },
+});
+if (!values.model) throw new Error("usage: bun bench/quant_e2e.ts --model DIR [--algos W4A16,W8A16] [--group-size 128] [--decode 128]");
+const modelDir = values.model;
+const algos = (values.algos ?? "W4A16,W8A16").split(",");
+const groupSize = Number(values["group-size"] ?? 128);
+const numDecode = Number(values.decode ?? 128);
+// --cpu-dry-run: the same script on the CPU backend in float32 (checks the script, not the GPU).
+const backend = values["cpu-dry-run"] ? "cpu" : "cuda";
+const PROMPT = 128, BS = 32;
+const maxSeqLen = Math.ceil((PROMPT + numDecode + 32) / BS) * BS;
+let prompt: number[] = [];
+
+/** Dequantized weights of a quantized model as a plain float source (the bf16 reference forward). */
+class DequantizedSource implements WeightSource {
+  constructor(readonly q: QuantizedModel) {}
+  has(name: string): boolean {
+    return this.q.weights.has(name);
+  }
+  readFloat32(name: string): Float32Array {
+    const t = this.q.quantizedTensor(name);
+    return t ? Float32Array.from(dequantize(t)) : this.q.weights.readFloat32(name);
+  }
+  info(name: string): { readonly shape: readonly number[]; readonly dtype?: string } {
+    const t = this.q.quantizedTensor(name);
+    return t ? { shape: [t.rows, t.cols], dtype: "F32" } : this.q.weights.info(name);
+  }
+  close(): void {}
+}
+
+function build(model: LlamaForCausalLM): Engine {
+  return buildSync(model, { backend, dtype: backend === "cuda" ? "bfloat16" : "float32", maxBatchSize: 1, maxNumTokens: PROMPT, maxSeqLen, tokensPerBlock: BS });
+}
+
+/** Bytes a decode step reads from the engine's weights on the device (bf16 floats, packed ints, f32 scales). */
+function deviceWeightBytes(e: Engine): number {
+  let total = 0;
+  for (const n of e.tensorNames()) {
+    const info = e.tensorInfo(n);
+    const elems = info.shape.reduce((a, b) => a * b, 1);
+    total += info.dtype === "uint8" ? elems : info.dtype === "float32" && /\.(scales|zeros)$/.test(n) ? elems * 4 : elems * 2;
+  }
+  return total;
+}
+
+interface RunResult {
+  readonly logits: Float32Array;
+  readonly ids: number[];
+  readonly tokS: number;
+  readonly stepMs: number;
+}
+
+function run(engine: Engine): RunResult {
+  using session = Session.fromSerializedEngine(engine, { backend });
+  const kv = session.createKvCache(maxSeqLen / BS + 1);
+  const blocks = Int32Array.from({ length: maxSeqLen / BS }, (_, i) => i);
+  const V = engine.plan.attributes.vocabSize;
+  const greedy = { temperature: new Float32Array(1), topK: new Int32Array(1), topP: new Float32Array(1).fill(1), minP: new Float32Array(1), seed: new Uint32Array(2), step: new Int32Array(1) };
+  const step = (ids: number[], pos: number): StepInputs => ({
+    tokenIds: Int32Array.from(ids), positions: Int32Array.from(ids, (_, i) => pos + i), seqStarts: Int32Array.of(0, ids.length),
+    blockTables: blocks, maxBlocksPerSeq: blocks.length, logitRows: Int32Array.of(ids.length - 1), sampling: greedy,
+  });
+  const logits = new Float32Array(V);
+  const sampled = new Int32Array(1);
+  session.run(step(prompt, 0), { logits, sampledIds: sampled }, kv);
+  const ids = [sampled[0]];
+  // Warm-up decode steps (graph capture), then timed ones; each step syncs on its sampled id.
+  let pos = PROMPT;
+  for (let i = 0; i < 8; i++, pos++) {
+    session.run(step([ids[ids.length - 1]], pos), { sampledIds: sampled }, kv);
+    ids.push(sampled[0]);
+  }
+  const t0 = performance.now();
+  for (let i = 0; i < numDecode; i++, pos++) {
+    session.run(step([ids[ids.length - 1]], pos), { sampledIds: sampled }, kv);
+    ids.push(sampled[0]);
+  }
+  const ms = performance.now() - t0;
+  kv.dispose();
+  return { logits, ids, tokS: (numDecode / ms) * 1e3, stepMs: ms / numDecode };
+}
+
+function copyBandwidth(engine: Engine): number {
+  if (backend === "cpu") return NaN;
+  using session = Session.fromSerializedEngine(engine, { backend: "cuda" });
+  const dev = session.cuda!.device;
+  const n = 1 << 30;
+  using a = dev.alloc(n);
+  using b = dev.alloc(n);
+  using stream = dev.createStream();
+  using start = dev.createEvent();
+  using end = dev.createEvent();
+  a.fill(7, { stream });
+  for (let i = 0; i < 3; i++) b.copyFromDevice(a, n, { stream });
+  start.record(stream);
+  for (let i = 0; i < 20; i++) b.copyFromDevice(a, n, { stream });
+  end.record(stream);
+  end.synchronize();
+  return (2 * n * 20) / (end.elapsedSince(start) / 1e3);
+}
+
+const relL2 = (a: Float32Array, b: Float32Array): number => {
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+};
+const argmax = (a: Float32Array): number => a.reduce((best, v, i) => (v > a[best] ? i : best), 0);
+
+const base = AutoModelForCausalLM.fromHuggingFace(modelDir, backend === "cuda" ? { dtype: "bfloat16" } : {});
+prompt = Array.from({ length: PROMPT }, (_, i) => (i * 101 + 7) % Math.min(4000, base.config.vocabSize));
+const bf16 = build(base);
+const copyBps = copyBandwidth(bf16);
+const ref = run(bf16);
+const rows: string[] = [];
+const line = (name: string, e: Engine, r: RunResult, extra: string): void => {
+  const bytes = deviceWeightBytes(e);
+  const ceiling = copyBps / bytes;
+  rows.push(`| ${name} | ${(bytes / 1e9).toFixed(3)} | ${r.tokS.toFixed(1)} | ${r.stepMs.toFixed(3)} | ${(100 * r.tokS / ceiling).toFixed(1)}% | ${(r.tokS / ref.tokS).toFixed(2)}× | ${extra} |`);
+};
+line("bf16", bf16, ref, "—");
+bf16.dispose();
+for (const algo of algos) {
+  const t0 = performance.now();
+  const q = quantizeSync(base, { quantAlgo: algo as "W4A16", groupSize: algo === "W8A16" || groupSize === 0 ? undefined : groupSize, hasZeroPoint: algo !== "W8A16" });
+  const qs = ((performance.now() - t0) / 1000).toFixed(1);
+  const qe = build(q);
+  const deq = build(new LlamaForCausalLM(base.config, new DequantizedSource(q), base.options));
+  const rq = run(qe);
+  const rd = run(deq);
+  line(`${algo}${algo === "W8A16" ? " per-channel" : ` g${groupSize} + zero points`}`, qe, rq,
+    `logits vs dequantized bf16: rel L2 ${relL2(rq.logits, rd.logits).toExponential(2)}, argmax ${argmax(rq.logits) === argmax(rd.logits) ? "same" : "differs"}; greedy ids equal ${rq.ids.findIndex((x, i) => x !== rd.ids[i]) < 0 ? rq.ids.length : rq.ids.findIndex((x, i) => x !== rd.ids[i])}/${rq.ids.length}; vs bf16 rel L2 ${relL2(rq.logits, ref.logits).toExponential(2)}; quantize ${qs} s`);
+  qe.dispose();
+  deq.dispose();
+}
+console.log(`copy bandwidth ${(copyBps / 1e12).toFixed(3)} TB/s; batch 1, prompt ${PROMPT}, ${numDecode} timed decode steps (graphs)`);
+console.log("| engine | weight GB read per step | decode tok/s | ms/step | % of bytes-allowed bandwidth | vs bf16 | correctness |");
+console.log("| --- | ---: | ---: | ---: | ---: | ---: | --- |");
+for (const r of rows) console.log(r);
