@@ -24,6 +24,9 @@ import { type CommSetup, controlLayout, ERROR_BYTES, type RankEngineSource, STAT
 /** A command without its sequence number (distributes over the union). */
 type Unsequenced<T> = T extends unknown ? Omit<T, "seq"> : never;
 
+/** How long peers of a rank that failed a command may still take to answer it (ms). */
+const FAILED_PEER_GRACE_MS = 10_000;
+
 /** The module each rank worker loads (checked with the library: `deno check` reaches it from here). */
 const RANK_MODULE = new URL("./tp_rank.ts", import.meta.url).href;
 
@@ -203,32 +206,28 @@ export class TpSession implements SessionBackend {
   #await(seq: number, timeoutMs: number, what: string): void {
     const L = this.#layout, ctl = this.#ctl;
     const deadline = Date.now() + timeoutMs;
+    // Once a rank has failed this command, its peers get a short grace: one blocked in a collective
+    // (NCCL cannot be interrupted from here) must not hold the caller for the whole step timeout.
+    let failedAt = 0;
     for (let r = 0; r < this.worldSize; r++) {
       while (Atomics.load(ctl, L.ack(r)) < seq) {
-        const left = deadline - Date.now();
+        if (!failedAt && this.#failedRank(seq) >= 0) failedAt = Date.now();
+        const limit = failedAt ? Math.min(deadline, failedAt + FAILED_PEER_GRACE_MS) : deadline;
+        const left = limit - Date.now();
         if (left <= 0) {
           const booted = Atomics.load(ctl, L.booted);
           const why = booted < this.worldSize && what === "start" ? ` (${booted} of ${this.worldSize} workers loaded)` : "";
-          this.#broken = new WorkerError(`tensor-parallel rank ${r} did not answer '${what}' within ${timeoutMs} ms${why}`);
+          const failed = this.#failedRank(seq);
+          const cause = failed >= 0 ? `; rank ${failed} failed first: ${this.#errorOf(failed).message}` : "";
+          this.#broken = new WorkerError(`tensor-parallel rank ${r} did not answer '${what}' within ${failedAt ? FAILED_PEER_GRACE_MS : timeoutMs} ms${why}${cause}`);
           for (const w of this.#workers) w.terminate();
           throw this.#broken;
         }
-        Atomics.wait(ctl, L.ack(r), Atomics.load(ctl, L.ack(r)), Math.min(left, 1000));
+        Atomics.wait(ctl, L.ack(r), Atomics.load(ctl, L.ack(r)), Math.min(left, 200));
       }
     }
     const errors: LlmrtError[] = [];
-    for (let r = 0; r < this.worldSize; r++) {
-      if (Atomics.load(ctl, L.status(r)) !== STATUS_ERROR) continue;
-      const n = Atomics.load(ctl, L.errorLen(r));
-      const text = new TextDecoder().decode(new Uint8Array(this.#shared.errors, r * ERROR_BYTES, n).slice());
-      let s: SerializedError;
-      try {
-        s = JSON.parse(text) as SerializedError;
-      } catch {
-        s = { kind: "worker", name: "WorkerError", message: text };
-      }
-      errors.push(deserializeError(s));
-    }
+    for (let r = 0; r < this.worldSize; r++) if (Atomics.load(ctl, L.status(r)) === STATUS_ERROR) errors.push(this.#errorOf(r));
     if (errors.length === 0) return;
     // Every rank raised the same validation error before any collective: the session stays usable.
     if (errors.length === this.worldSize && errors.every((e) => e.kind === "validation")) throw errors[0];
@@ -237,6 +236,26 @@ export class TpSession implements SessionBackend {
     if (what === "start") throw new WorkerError(`tensor-parallel session could not start: ${root.message}`, { cause: root });
     this.#broken = new WorkerError(`tensor-parallel step '${what}' failed: ${root.message}`, { cause: root });
     throw this.#broken;
+  }
+
+  /** The first rank that answered command `seq` with an error, or -1. */
+  #failedRank(seq: number): number {
+    const L = this.#layout, ctl = this.#ctl;
+    for (let r = 0; r < this.worldSize; r++) {
+      if (Atomics.load(ctl, L.ack(r)) === seq && Atomics.load(ctl, L.status(r)) === STATUS_ERROR) return r;
+    }
+    return -1;
+  }
+
+  /** Rank `r`'s reported error. */
+  #errorOf(r: number): LlmrtError {
+    const n = Atomics.load(this.#ctl, this.#layout.errorLen(r));
+    const text = new TextDecoder().decode(new Uint8Array(this.#shared.errors, r * ERROR_BYTES, n).slice());
+    try {
+      return deserializeError(JSON.parse(text) as SerializedError);
+    } catch {
+      return new WorkerError(text);
+    }
   }
 
   /** Stops every rank (frees their sessions, KV caches and communicators). Idempotent. */
