@@ -16,6 +16,11 @@ cp -a node_modules/@huggingface/jinja node_modules/@huggingface/tokenizers .gpuc
 cp -a node_modules/mitata .gpucuda/node_modules/
 cp -a node_modules/zod .gpucuda/node_modules/
 rm -rf .gpucuda/node_modules/zod/src .gpucuda/node_modules/zod/v3 .gpucuda/node_modules/zod/*/v3
+# llmrt serve's packages (hono, prom-client and its two dependencies), without CommonJS builds and tests.
+mkdir -p .gpucuda/node_modules/@opentelemetry
+cp -a node_modules/hono node_modules/prom-client node_modules/tdigest node_modules/bintrees .gpucuda/node_modules/
+cp -a node_modules/@opentelemetry/api .gpucuda/node_modules/@opentelemetry/
+rm -rf .gpucuda/node_modules/hono/dist/cjs .gpucuda/node_modules/hono/dist/types .gpucuda/node_modules/bintrees/test .gpucuda/node_modules/bintrees/bench .gpucuda/node_modules/bintrees/dist
 find .gpucuda/node_modules -name '*.d.ts' -delete -o -name '*.d.cts' -delete -o -name '*.d.mts' -delete -o -name '*.map' -delete
 tree_kib=$(git ls-files -co --exclude-standard -z | xargs -0 du -ck 2>/dev/null | tail -1 | cut -f1)
 gpu_kib=$(du -sk .gpucuda | cut -f1)

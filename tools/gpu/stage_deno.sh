@@ -15,6 +15,11 @@ cp -a "$shared/models/stories260k" .gpudeno/models/
 cp -a node_modules/@huggingface/jinja node_modules/@huggingface/tokenizers .gpudeno/node_modules/@huggingface/
 cp -a node_modules/zod .gpudeno/node_modules/
 rm -rf .gpudeno/node_modules/zod/src .gpudeno/node_modules/zod/v3 .gpudeno/node_modules/zod/*/v3
+# llmrt serve's packages (hono, prom-client and its two dependencies), without CommonJS builds and tests.
+mkdir -p .gpudeno/node_modules/@opentelemetry
+cp -a node_modules/hono node_modules/prom-client node_modules/tdigest node_modules/bintrees .gpudeno/node_modules/
+cp -a node_modules/@opentelemetry/api .gpudeno/node_modules/@opentelemetry/
+rm -rf .gpudeno/node_modules/hono/dist/cjs .gpudeno/node_modules/hono/dist/types .gpudeno/node_modules/bintrees/test .gpudeno/node_modules/bintrees/bench .gpudeno/node_modules/bintrees/dist
 find .gpudeno/node_modules -name '*.d.ts' -delete -o -name '*.d.cts' -delete -o -name '*.d.mts' -delete -o -name '*.map' -delete
 cat > .gpudeno/boot.sh <<'BOOT'
 # Source on the GPU host: unpacks Deno once, puts it on PATH, links node_modules, exports LLMRT_MODELS.
