@@ -249,8 +249,8 @@ test("speculative: abort mid-speculation ends cleanly (finishReason abort, block
 test("speculative: NGram in a Web Worker executor (executorMode proxy) gives plain greedy and reports drafts in the stats", async () => {
   const plain = await plainOutputs();
   await using llm = await LLM.create({ model: kjv, ...testLlm, executorMode: "proxy", speculativeConfig: { decodingType: "NGram", maxDraftLen: 3, maxMatchingNgramSize: 2 } });
-  const outs = await llm.generate(PROMPTS.slice(4, 7), { maxTokens: MAX_TOKENS, temperature: 0 }, { useTqdm: false });
-  outs.forEach((o, i) => assert.deepEqual(o.outputs[0].tokenIds, plain.greedy[4 + i].outputs[0].tokenIds, `prompt ${4 + i}`));
+  const outs = await llm.generate(PROMPTS.slice(4, 6), { maxTokens: 16, temperature: 0 }, { useTqdm: false });
+  outs.forEach((o, i) => assert.deepEqual(o.outputs[0].tokenIds, plain.greedy[4 + i].outputs[0].tokenIds.slice(0, 16), `prompt ${4 + i}`));
   assert.ok(sumStats(llm.getStats()).drafted > 0);
 }, 120_000);
 
