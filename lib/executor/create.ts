@@ -7,7 +7,7 @@ import * as path from "node:path";
 import type { Engine } from "../builder/engine.ts";
 import type { LlmTokenizer } from "../tokenizer/tokenizer.ts";
 import type { Backend } from "../runtime/session.ts";
-import { UnsupportedError, ValidationError } from "../util/errors.ts";
+import { ValidationError } from "../util/errors.ts";
 import { parseWith } from "../util/validate.ts";
 import { type ExecutorConfigInput, ExecutorConfigSchema } from "./config.ts";
 import type { GenerationExecutor } from "./executor.ts";
@@ -30,8 +30,10 @@ export interface CreateExecutorOptions {
   /** @default "inprocess" */
   readonly mode?: ExecutorMode;
   readonly config?: ExecutorConfigInput;
-  /** The draft model's engine (speculativeConfig DraftTarget; in-process mode only). */
+  /** The draft model's engine (speculativeConfig DraftTarget). */
   readonly draftEngine?: Engine | null;
+  /** Where `draftEngine` is saved (the proxy's worker loads it from there); a temporary copy is written when absent. */
+  readonly draftEngineDir?: string | null;
 }
 
 /**
@@ -50,9 +52,6 @@ export async function createExecutor(options: CreateExecutorOptions): Promise<Ge
     return GenerationExecutorWorker.create({ engine: options.engine, tokenizer: options.tokenizer, backend, config, draftEngine: options.draftEngine });
   }
   if (options.mode !== "proxy") throw new ValidationError(`executorMode: ${JSON.stringify(options.mode)} is not one of "inprocess", "proxy"`, "executorMode", options.mode);
-  if (config.speculativeConfig?.decodingType === "DraftTarget") {
-    throw new UnsupportedError('speculativeConfig: DraftTarget runs with executorMode "inprocess" only (the Web Worker does not load a draft model yet); NGram works in both');
-  }
   if (options.tokenizer && !options.tokenizerDir) {
     throw new ValidationError("createExecutor: proxy mode needs tokenizerDir to load the tokenizer in the worker", "tokenizerDir", null);
   }
@@ -63,12 +62,20 @@ export async function createExecutor(options: CreateExecutorOptions): Promise<Ge
     options.engine.save(tempDir);
     engineDir = tempDir;
   }
+  let draftEngineDir = options.draftEngine ? options.draftEngineDir ?? null : null;
+  let draftTempDir: string | null = null;
+  if (options.draftEngine && !draftEngineDir) {
+    draftTempDir = fs.mkdtempSync(path.join(os.tmpdir(), "llmrt-draft-engine-"));
+    options.draftEngine.save(draftTempDir);
+    draftEngineDir = draftTempDir;
+  }
   const removeTemp = (): void => {
     if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });
+    if (draftTempDir) fs.rmSync(draftTempDir, { recursive: true, force: true });
   };
   try {
     const tokenizerDir = options.tokenizer ? options.tokenizerDir ?? null : null;
-    return await GenerationExecutorProxy.create({ engineDir, tokenizerDir, backend, config }, { cleanup: removeTemp });
+    return await GenerationExecutorProxy.create({ engineDir, tokenizerDir, backend, config, draftEngineDir }, { cleanup: removeTemp });
   } catch (e) {
     removeTemp();
     throw e;

@@ -16,6 +16,8 @@ export interface WorkerInit {
   readonly tokenizerDir: string | null;
   readonly backend: Backend;
   readonly config: ExecutorConfigInput;
+  /** The speculative draft model's engine directory (speculativeConfig DraftTarget). */
+  readonly draftEngineDir?: string | null;
 }
 
 export type WireError = SerializedError;

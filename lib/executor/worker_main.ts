@@ -23,6 +23,7 @@ const scope = globalThis as unknown as WorkerScope;
 let engine: Engine | null = null;
 let session: Session | null = null;
 let loop: ExecutorLoop | null = null;
+let draftEngine: Engine | null = null;
 
 function post(m: FromWorker): void {
   scope.postMessage(m);
@@ -37,9 +38,10 @@ function handle(msg: ToWorker): void {
         engine = Engine.fromDir(init.engineDir);
         session = Session.fromSerializedEngine(engine, { backend: init.backend });
         const tokenizer = init.tokenizerDir ? LlmTokenizer.fromDir(init.tokenizerDir) : null;
+        draftEngine = init.draftEngineDir ? Engine.fromDir(init.draftEngineDir) : null;
         loop = new ExecutorLoop(session, tokenizer, config, {
           emit: (outputs, failures, stats) => post({ type: "step", outputs, failures: failures.map((f) => ({ requestId: f.requestId, error: toWireError(f.error) })), stats }),
-        });
+        }, { draftEngine });
         post({ type: "ready", limits: loop.limits });
       } catch (e) {
         post({ type: "initError", error: toWireError(e) });
@@ -57,6 +59,7 @@ function handle(msg: ToWorker): void {
       loop?.shutdown();
       session?.dispose();
       engine?.dispose();
+      draftEngine?.dispose();
       loop = null;
       post({ type: "closed" });
       scope.close();

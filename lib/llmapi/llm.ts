@@ -171,13 +171,13 @@ export class LLM {
     }
     const backend = resolveBackend(o.backend);
     const { engine, engineDir } = openOrBuild(o, backend);
-    let draftEngine: Engine | null = null;
+    let draftEngine: Engine | null = null, draftEngineDir: string | null = null;
     try {
       const sc = o.speculativeConfig;
       if (sc?.decodingType === "DraftTarget" && !fs.existsSync(path.join(sc.speculativeModel, "config.json"))) {
         throw new ValidationError(`LLM.create options.speculativeConfig.speculativeModel: ${JSON.stringify(sc.speculativeModel)} is not a model or engine directory (no config.json there)`, "speculativeConfig.speculativeModel", sc.speculativeModel);
       }
-      if (sc?.decodingType === "DraftTarget") draftEngine = openOrBuild({ ...o, model: sc.speculativeModel, gatherContextLogits: false, speculativeConfig: undefined }, backend).engine;
+      if (sc?.decodingType === "DraftTarget") ({ engine: draftEngine, engineDir: draftEngineDir } = openOrBuild({ ...o, model: sc.speculativeModel, gatherContextLogits: false, speculativeConfig: undefined }, backend));
       const tokDir = o.tokenizer ?? o.model;
       const tokenizer = o.skipTokenizerInit ? null : LlmTokenizer.fromDir(tokDir);
       if (tokenizer) checkTokenizerFitsModel(tokenizer, engine.config.model.vocabSize, tokDir);
@@ -197,6 +197,7 @@ export class LLM {
           lora: o.enableLora ? { maxLoras: o.maxLoras, maxLoraRank: o.maxLoraRank } : undefined,
         },
         draftEngine,
+        draftEngineDir,
       });
       const limits = executor.limits;
       if (process.stderr.isTTY) process.stderr.write(`llmrt: ${limits.kvCacheSizing}\n`);
