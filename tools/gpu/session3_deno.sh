@@ -12,11 +12,19 @@ export LLMRT_NCCL_LIB=${LLMRT_NCCL_LIB:-$(python3 -c "import nvidia.nccl, os; pr
 t0=$SECONDS
 stamp() { echo "== [$((SECONDS - t0)) s] $*"; }
 stages=${*:-hf tests quant serve}
+presets=${PRESETS:-tiny-llama,tiny-qwen2,qwen3-0.6b,llama-3.2-1b}
 for s in $stages; do
   stamp "$s"
   case $s in
     hf)
-      timeout 90 python3 tools/gpu/hf_models.py --hf-reference .gpudeno/hf_reference.py --out /tmp/hfmodels > "$OUT/hfmodels.log" 2>&1; tail -1 "$OUT/hfmodels.log" ;;
+      timeout 90 python3 tools/gpu/hf_models.py --hf-reference .gpudeno/hf_reference.py --out /tmp/hfmodels --presets "$presets" > "$OUT/hfmodels.log" 2>&1; tail -1 "$OUT/hfmodels.log" ;;
+    tests1)
+      # One Deno process per test file (the whole-directory run segfaulted after the NCCL files).
+      for f in tests/gpu/*.test.ts; do
+        timeout 100 deno test -A --no-check "$f" > /tmp/one.log 2>&1; rc=$?
+        { echo "===== $f (exit $rc)"; cat /tmp/one.log; } >> "$OUT/gputests_deno_per_file.log"
+        echo "$f exit $rc: $(sed 's/\x1b\[[0-9;]*m//g' /tmp/one.log | grep -E '^(ok|FAILED) \|' | tail -1)"
+      done ;;
     tests)
       timeout 130 deno test -A --no-check tests/gpu > "$OUT/gputests_deno.log" 2>&1
       grep -E "FAILED|greedy ids equal at|passed|failed" "$OUT/gputests_deno.log" | cut -c1-240 | tail -14 ;;
@@ -24,6 +32,7 @@ for s in $stages; do
       LLMRT_EXPERIMENTAL_CUDA_QUANT=1 timeout 130 deno run -A bench/quant_e2e.ts --model /tmp/hfmodels/llama-3.2-1b --decode 128 > "$OUT/quant_e2e_deno.log" 2>&1; tail -6 "$OUT/quant_e2e_deno.log" | cut -c1-500 ;;
     serve)
       timeout 70 deno run -A bench/throughput.ts --model /tmp/hfmodels/llama-3.2-1b --requests 256 --input 128 --output 128 > "$OUT/throughput256_deno.log" 2>&1; grep -E "llmrt:|model|rror" "$OUT/throughput256_deno.log" | head -5
+      python3 tools/gpu/synthetic_tokenizer.py /tmp/hfmodels/llama-3.2-1b 128256
       deno run -A bin/llmrt.ts serve --model /tmp/hfmodels/llama-3.2-1b --backend cuda --max-batch-size 256 --port 8000 --served-model-name llama > "$OUT/serve_deno.log" 2>&1 &
       spid=$!
       for _ in $(seq 1 60); do curl -sf http://127.0.0.1:8000/health >/dev/null && break; sleep 1; done
