@@ -85,20 +85,31 @@ test("lora: adapter logits equal the merged model's within 1e-5 while a base req
   assert.equal(ex.kvCacheStats.usedBlocks, 0);
 }, 120_000);
 
-test("lora: requests name adapters only when enabled; an adapter beyond maxLoras fails clearly while the slots are in use, and loads once one frees (LRU)", async () => {
+test("lora: requests name adapters only when enabled; an adapter beyond maxLoras waits for a free slot (LRU eviction), abortable while it waits", async () => {
   {
     await using llm = await LLM.create({ model: kjv, backend: "cpu" });
     await assert.rejects(llm.generate(PROMPT, { maxTokens: 2 }, { useTqdm: false, loraRequest: { name: "all", path: adapterAll } }), (e: Error) => e.name === "ValidationError" && /enableLora/.test(e.message));
   }
   await using llm = await LLM.create({ model: kjv, backend: "cpu", enableLora: true, maxLoras: 1, maxLoraRank: 8 });
   await assert.rejects(llm.generate(PROMPT, { maxTokens: 2 }, { useTqdm: false, loraRequest: { name: "", path: adapterAll } }), (e: Error) => e.name === "ValidationError");
-  // One slot: a request with adapter "qv" while "all" runs fails with the reason; after it, "qv" loads (LRU eviction).
-  const a = llm.generateAsync(PROMPT, { maxTokens: 4, temperature: 0 }, { loraRequest: { name: "all", path: adapterAll } });
-  const b = llm.generateAsync(PROMPT, { maxTokens: 4, temperature: 0 }, { loraRequest: { name: "qv", path: adapterQv } });
-  await a.result();
-  await assert.rejects(b.result(), (e: Error) => e.name === "ResourceError" && /maxLoras/.test(e.message));
-  const c = await llm.generate(PROMPT, { maxTokens: 4, temperature: 0 }, { useTqdm: false, loraRequest: { name: "qv", path: adapterQv } });
-  assert.equal(c.outputs[0].tokenIds.length, 4);
+  await assert.rejects(llm.generate(PROMPT, { maxTokens: 2 }, { useTqdm: false, loraRequest: { name: "bad", path: tmp } }), (e: Error) => e.name === "ValidationError" && /adapter_config/.test(e.message));
+  // One slot: "qv" waits while "all" runs, then evicts it; a second "qv" request is aborted while it waits.
+  const a = llm.generateAsync(PROMPT, { maxTokens: 4, temperature: 0, ignoreEos: true }, { loraRequest: { name: "all", path: adapterAll } });
+  const b = llm.generateAsync(PROMPT, { maxTokens: 4, temperature: 0, ignoreEos: true }, { loraRequest: { name: "qv", path: adapterQv } });
+  const ac = new AbortController();
+  const c = llm.generateAsync(PROMPT, { maxTokens: 4, temperature: 0, ignoreEos: true }, { loraRequest: { name: "qv", path: adapterQv }, signal: ac.signal });
+  const base = llm.generateAsync(PROMPT, { maxTokens: 4, temperature: 0, ignoreEos: true });
+  await new Promise((r) => setTimeout(r, 0)); // submitted; "qv" requests wait
+  ac.abort();
+  const [ra, rbase] = await Promise.all([a.result(), base.result()]);
+  const [rb, rc] = await Promise.all([b.result(), c.result()]);
+  assert.equal(ra.outputs[0].tokenIds.length, 4);
+  assert.equal(rbase.outputs[0].tokenIds.length, 4);
+  assert.deepEqual([...rb.outputs[0].tokenIds], (mergedQvIds ?? [...(await alone(mergedQv)).outputs[0].tokenIds]).slice(0, 4));
+  assert.equal(rc.outputs[0].finishReason, "abort");
+  assert.equal(rc.outputs[0].tokenIds.length, 0);
+  const ex = llm.executor as unknown as { kvCacheStats: { usedBlocks: number } };
+  assert.equal(ex.kvCacheStats.usedBlocks, 0);
 });
 
 test("lora: adapters work in a Web Worker executor (executorMode proxy)", async () => {

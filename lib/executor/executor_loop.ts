@@ -28,7 +28,7 @@ import { acceptTokens, chooseTokens, isPromptLastRow, takePromptRows } from "./s
 import type { Engine } from "../builder/engine.ts";
 import { DraftModelRunner } from "./speculative/draft_runner.ts";
 import { Speculator } from "./speculative/speculator.ts";
-import { LoraSlots } from "../models/lora.ts";
+import { type LoraAdapter, LoraSlots } from "../models/lora.ts";
 
 /** Where the loop reports: once per step (and once per out-of-step abort or failure). */
 export interface ExecutorSink {
@@ -78,6 +78,8 @@ export class ExecutorLoop {
   /** LoRA adapters resident (config.lora), else null; and the slot each request in flight holds. */
   readonly #lora: LoraSlots | null = null;
   readonly #loraSlotOf = new Map<number, number>();
+  /** Requests (in #states, not yet scheduled) waiting for a LoRA slot, first come first served, with their loaded adapter. */
+  readonly #loraWaiting = new Map<number, LoraAdapter>();
   #iter = 0;
   #arrival = 0;
   #looping = false;
@@ -161,8 +163,15 @@ export class ExecutorLoop {
       st = admitRequest(this.#admission, requestId, request, this.#arrival++);
       if (request.loraRequest !== undefined) {
         if (!this.#lora) throw new ValidationError("GenerationRequest.loraRequest: LoRA is not enabled (LLM.create({ enableLora: true }))", "loraRequest", request.loraRequest?.name);
-        this.#loraSlotOf.set(requestId, this.#lora.acquire(request.loraRequest));
+        const adapter = this.#lora.prepare(request.loraRequest);
         st.group.cacheSalt = `lora:${request.loraRequest.name}`;
+        if (!this.#lora.hasRoomFor(adapter.name)) {
+          // Every slot holds another adapter in use: wait until one is released.
+          this.#states.set(requestId, st);
+          this.#loraWaiting.set(requestId, adapter);
+          return;
+        }
+        this.#loraSlotOf.set(requestId, this.#lora.acquire(request.loraRequest, adapter));
       }
     } catch (e) {
       this.#sink.emit([], [{ requestId, error: toError(e) }], null);
@@ -171,6 +180,22 @@ export class ExecutorLoop {
     this.#states.set(requestId, st);
     this.#scheduler.add(st.group);
     this.#kick();
+  }
+
+  /** Schedules the requests waiting for a LoRA slot whose adapter now has room (in arrival order). */
+  #admitLoraWaiting(): void {
+    for (const [id, adapter] of [...this.#loraWaiting]) {
+      const st = this.#states.get(id);
+      if (!st) {
+        this.#loraWaiting.delete(id);
+        continue;
+      }
+      if (!this.#lora!.hasRoomFor(adapter.name)) continue;
+      this.#loraWaiting.delete(id);
+      this.#loraSlotOf.set(id, this.#lora!.acquire(st.request.loraRequest!, adapter));
+      this.#scheduler.add(st.group);
+      this.#kick();
+    }
   }
 
   /** Aborts a request at once (blocks freed, final output with finishReason "abort"); false when not in flight. */
@@ -183,6 +208,7 @@ export class ExecutorLoop {
     }
     const st = this.#states.get(requestId);
     if (!st) return false;
+    this.#loraWaiting.delete(requestId);
     this.#scheduler.remove(requestId);
     for (const s of st.group.seqs) {
       if (!s.isFinished) {
@@ -203,6 +229,7 @@ export class ExecutorLoop {
     this.#closed = true;
     const failures = [...this.#states.keys(), ...this.#awaitingGrammar.keys()].map((requestId) => ({ requestId, error: new AbortedError(reason) }));
     this.#awaitingGrammar.clear();
+    this.#loraWaiting.clear();
     for (const id of this.#states.keys()) this.#scheduler.remove(id);
     for (const st of this.#states.values()) st.guided?.dispose();
     this.#states.clear();
@@ -366,6 +393,7 @@ export class ExecutorLoop {
     if (slot === undefined) return;
     this.#loraSlotOf.delete(requestId);
     this.#lora?.release(slot);
+    if (this.#loraWaiting.size > 0) this.#admitLoraWaiting();
   }
 
   #failInto(failures: RequestFailure[], requestId: number, error: Error): void {

@@ -151,7 +151,7 @@ export function loadPeftAdapter(dir: string, model: PretrainedConfig, options: {
  * The adapters resident for one executor: `maxLoras` slots, each holding one adapter with a count
  * of requests using it. An adapter is loaded on first use; when the slots are full, the least
  * recently used slot no request holds is evicted; when every slot is in use, acquiring a new
- * adapter is a ResourceError.
+ * adapter is a ResourceError (the executor has such a request wait until `hasRoomFor` holds).
  *
  * @example
  * ```ts
@@ -183,17 +183,33 @@ export class LoraSlots {
     return this.#slots.reduce((a, s) => a + (s?.refs ?? 0), 0);
   }
 
-  /** The slot of `req`'s adapter (loading it when not resident), counted as in use until release(). */
-  acquire(req: LoraRequest): number {
+  /**
+   * Checks `req` and loads its adapter without taking a slot (the resident one when its name is
+   * loaded): a bad request fails here, before it waits for a slot.
+   */
+  prepare(req: LoraRequest): LoraAdapter {
     if (req === null || typeof req !== "object" || typeof req.name !== "string" || req.name === "" || typeof req.path !== "string") {
       throw new ValidationError("loraRequest: expected { name: string, path: string }", "loraRequest", req);
     }
-    let i = this.#slots.findIndex((s) => s?.adapter.name === req.name);
-    if (i >= 0 && path.resolve(this.#slots[i]!.adapter.path) !== path.resolve(req.path)) {
-      throw new ValidationError(`loraRequest.name: ${JSON.stringify(req.name)} is loaded from ${this.#slots[i]!.adapter.path}, not ${req.path} (one name, one adapter)`, "loraRequest.name", req.name);
+    const resident = this.#slots.find((s) => s?.adapter.name === req.name);
+    if (resident && path.resolve(resident.adapter.path) !== path.resolve(req.path)) {
+      throw new ValidationError(`loraRequest.name: ${JSON.stringify(req.name)} is loaded from ${resident.adapter.path}, not ${req.path} (one name, one adapter)`, "loraRequest.name", req.name);
     }
+    return resident?.adapter ?? loadPeftAdapter(req.path, this.model, { name: req.name, maxLoraRank: this.options.maxLoraRank });
+  }
+
+  /** True when adapter `name` is resident or a slot is free or held by no request (so acquire() succeeds). */
+  hasRoomFor(name: string): boolean {
+    return this.#slots.some((s) => s === null || s.adapter.name === name || s.refs === 0);
+  }
+
+  /**
+   * The slot of `req`'s adapter (placing `adapter`, from prepare(), when not resident), counted as
+   * in use until release(). A ResourceError when every slot holds another adapter in use.
+   */
+  acquire(req: LoraRequest, adapter: LoraAdapter = this.prepare(req)): number {
+    let i = this.#slots.findIndex((s) => s?.adapter.name === req.name);
     if (i < 0) {
-      const adapter = loadPeftAdapter(req.path, this.model, { name: req.name, maxLoraRank: this.options.maxLoraRank });
       i = this.#slots.findIndex((s) => s === null);
       if (i < 0) {
         let best = -1;
