@@ -5,7 +5,7 @@
  * last-position logits of each quantized engine against a bf16 engine built from its own
  * dequantized weights (the kernels' error, apart from the quantization's), plus the argmax.
  *
- *   LLMRT_EXPERIMENTAL_CUDA_QUANT=1 bun bench/quant_e2e.ts --model DIR [--algos W4A16,W8A16] [--group-size 128] [--decode 128]
+ *   bun bench/quant_e2e.ts --model DIR [--algos W4A16,W8A16] [--group-size 128] [--decode 128]
  */
 import process from "node:process";
 import { parseArgs } from "node:util";

@@ -2,33 +2,22 @@
 // bf16 engine runs the quantized GEMV (decode-sized steps) or dequantize-to-scratch + cuBLASLt
 // (prefill, large decode batches, fp32 logits) with the right addresses, shapes and group size, and
 // every launch's argument count matches its kernel's signature. The kernels' arithmetic is checked on
-// a GPU by tests/quant_cuda.test.ts; the session end to end on a GPU is not run yet.
+// a GPU by tests/quant_cuda.test.ts; engines end to end by bench/quant_e2e.ts (bench/RESULTS.md).
 import { type GemmLaunch, GEMV_MAX_ROWS, type KernelLaunch, kernelSignature, type LaunchEnv, planLaunches } from "../lib/backends/cuda/launch_plan.ts";
 import { buildSync } from "../lib/builder/builder.ts";
 import type { Engine } from "../lib/builder/engine.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
-import { CUDA_QUANT_ENV } from "../lib/quantization/engine_weights.ts";
 import type { QuantConfigInput } from "../lib/quantization/quant_config.ts";
 import { quantizeSync } from "../lib/quantization/quantize.ts";
-import { UnsupportedError } from "../lib/util/errors.ts";
 import { assert, test } from "./harness.ts";
 
 const kjv = new URL("../models/kjv-llama/", import.meta.url).pathname;
-const env0 = (globalThis as { process: { env: Record<string, string | undefined> } }).process.env;
-
 function cudaEngine(qc: QuantConfigInput): Engine {
-  const prev = env0[CUDA_QUANT_ENV];
-  env0[CUDA_QUANT_ENV] = "1";
+  const q = quantizeSync(AutoModelForCausalLM.fromHuggingFace(kjv), qc);
   try {
-    const q = quantizeSync(AutoModelForCausalLM.fromHuggingFace(kjv), qc);
-    try {
-      return buildSync(q, { backend: "cuda", dtype: "bfloat16", maxBatchSize: 16, maxNumTokens: 64, maxSeqLen: 128 });
-    } finally {
-      q.close();
-    }
+    return buildSync(q, { backend: "cuda", dtype: "bfloat16", maxBatchSize: 16, maxNumTokens: 64, maxSeqLen: 128 });
   } finally {
-    if (prev === undefined) delete env0[CUDA_QUANT_ENV];
-    else env0[CUDA_QUANT_ENV] = prev;
+    q.close();
   }
 }
 
@@ -47,15 +36,6 @@ function fakeEnv(engine: Engine, batchInvariant = false): LaunchEnv {
     tokensPerBlock: 32, blockStride: 4, gemv: true, batchInvariant, fusedDecode: true, decodeCounters: 16n, quantScratch: 17n << 32n,
   };
 }
-
-test(`quantized bf16 CUDA engines need ${CUDA_QUANT_ENV}=1 until a GPU run checks them end to end`, () => {
-  const q = quantizeSync(AutoModelForCausalLM.fromHuggingFace(kjv), { quantAlgo: "W8A16" });
-  try {
-    assert.throws(() => buildSync(q, { backend: "cuda", dtype: "bfloat16" }), (e: unknown) => e instanceof UnsupportedError && e.message.includes(CUDA_QUANT_ENV));
-  } finally {
-    q.close();
-  }
-});
 
 for (const [name, qc, kernel, group] of [
   ["W4A16 uint4 g64", { quantAlgo: "W4A16", groupSize: 64 }, "u4", 64],

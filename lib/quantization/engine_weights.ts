@@ -19,11 +19,6 @@ export interface QuantEngineTensor {
   readonly data: Uint8Array;
 }
 
-/** Opt-in for quantized CUDA engines until a GPU run has checked them end to end. */
-export const CUDA_QUANT_ENV = "LLMRT_EXPERIMENTAL_CUDA_QUANT";
-const experimentalCudaQuant = (): boolean =>
-  (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[CUDA_QUANT_ENV] === "1";
-
 /** The element format name of a bit width in `WeightFormat.format`. */
 export const formatName = (bits: 4 | 8): "uint4" | "uint8" => (bits === 4 ? "uint4" : "uint8");
 
@@ -41,13 +36,6 @@ export function quantizedEngineWeights(
   build: { readonly backend: string; readonly tensorParallelSize?: number } = { backend: "cpu" },
 ): { ops: Op[]; tensors: QuantEngineTensor[]; handled: Set<string> } | null {
   if (!(model instanceof QuantizedModel) || model.quantizedNames().length === 0) return null;
-  if (build.backend !== "cpu" && !experimentalCudaQuant()) {
-    throw new UnsupportedError(
-      `build: quantized (${model.quantConfig.quantAlgo}) engines run on the CPU backend only for now; the CUDA launch plan for them is wired but not yet run end to end on a GPU (build with backend "cpu", or opt in with ${CUDA_QUANT_ENV}=1)`,
-      "BuildConfig.backend",
-      build.backend,
-    );
-  }
   if ((build.tensorParallelSize ?? 1) > 1) {
     throw new UnsupportedError(`build: tensor parallelism of quantized (${model.quantConfig.quantAlgo}) engines is not implemented yet`, "BuildConfig.tensorParallelSize", build.tensorParallelSize);
   }

@@ -29,7 +29,7 @@ for s in $stages; do
       timeout 130 deno test -A --no-check tests/gpu > "$OUT/gputests_deno.log" 2>&1
       grep -E "FAILED|greedy ids equal at|passed|failed" "$OUT/gputests_deno.log" | cut -c1-240 | tail -14 ;;
     quant)
-      LLMRT_EXPERIMENTAL_CUDA_QUANT=1 timeout 130 deno run -A bench/quant_e2e.ts --model /tmp/hfmodels/llama-3.2-1b --decode 128 > "$OUT/quant_e2e_deno.log" 2>&1; tail -6 "$OUT/quant_e2e_deno.log" | cut -c1-500 ;;
+      timeout 130 deno run -A bench/quant_e2e.ts --model /tmp/hfmodels/llama-3.2-1b --decode 128 > "$OUT/quant_e2e_deno.log" 2>&1; tail -6 "$OUT/quant_e2e_deno.log" | cut -c1-500 ;;
     serve)
       timeout 70 deno run -A bench/throughput.ts --model /tmp/hfmodels/llama-3.2-1b --requests 256 --input 128 --output 128 > "$OUT/throughput256_deno.log" 2>&1; grep -E "llmrt:|model|rror" "$OUT/throughput256_deno.log" | head -5
       python3 tools/gpu/synthetic_tokenizer.py /tmp/hfmodels/llama-3.2-1b 128256

@@ -27,7 +27,7 @@ for s in $stages; do
       LLMRT_TEST_BACKEND=cuda timeout 100 bun test --timeout 600000 tests/executor_batching.test.ts tests/executor_beam_search.test.ts tests/llm_api.test.ts tests/sampling_features_e2e.test.ts tests/context_logits.test.ts > "$OUT/neutral_cuda.log" 2>&1
       grep -E "^\(fail|^ *[0-9]+ (pass|fail|skip)" "$OUT/neutral_cuda.log" | cut -c1-240 | head -12 ;;
     quant)
-      LLMRT_EXPERIMENTAL_CUDA_QUANT=1 timeout 170 bun bench/quant_e2e.ts --model /tmp/hfmodels/llama-3.2-1b --decode 128 > "$OUT/quant_e2e.log" 2>&1; tail -8 "$OUT/quant_e2e.log" | cut -c1-400 ;;
+      timeout 170 bun bench/quant_e2e.ts --model /tmp/hfmodels/llama-3.2-1b --decode 128 > "$OUT/quant_e2e.log" 2>&1; tail -8 "$OUT/quant_e2e.log" | cut -c1-400 ;;
     serve)
       timeout 70 bun bench/throughput.ts --model /tmp/hfmodels/llama-3.2-1b --requests 256 --input 128 --output 128 > "$OUT/throughput256.log" 2>&1; grep -E "llmrt:|model" "$OUT/throughput256.log"
       bun bin/llmrt.ts serve --model /tmp/hfmodels/llama-3.2-1b --backend cuda --max-batch-size 256 --port 8000 --served-model-name llama > "$OUT/serve.log" 2>&1 &
