@@ -43,7 +43,13 @@ export function modelDir(values: Readonly<Record<string, unknown>>): string {
 /** Opens the model of --model/--tokenizer/--backend (an engine directory needs its tokenizer files or --tokenizer). */
 export async function openModel(
   values: Readonly<Record<string, unknown>>,
-  extra: { maxBatchSize?: number; skipTokenizerInit?: boolean; executorMode?: "inprocess" | "proxy"; tensorParallelSize?: number } = {},
+  extra: {
+    maxBatchSize?: number;
+    skipTokenizerInit?: boolean;
+    executorMode?: "inprocess" | "proxy";
+    tensorParallelSize?: number;
+    kvCacheFreeGpuMemoryFraction?: number;
+  } = {},
 ): Promise<{ llm: LLM; model: string }> {
   const model = modelDir(values);
   const tokenizer = values.tokenizer as string | undefined;
@@ -57,6 +63,7 @@ export async function openModel(
     skipTokenizerInit: extra.skipTokenizerInit ?? false,
     executorMode: extra.executorMode ?? "inprocess",
     ...(extra.tensorParallelSize !== undefined ? { tensorParallelSize: extra.tensorParallelSize } : {}),
+    ...(extra.kvCacheFreeGpuMemoryFraction !== undefined ? { kvCacheConfig: { freeGpuMemoryFraction: extra.kvCacheFreeGpuMemoryFraction } } : {}),
     ...(extra.maxBatchSize !== undefined ? { maxBatchSize: extra.maxBatchSize, buildConfig: { maxBatchSize: extra.maxBatchSize } } : {}),
   });
   return { llm, model };

@@ -29,6 +29,15 @@ export const serve: Command = {
       default: "inprocess",
       help: "inprocess: steps run on the server's thread; proxy: in a Web Worker, so HTTP stays responsive during long CPU steps",
     },
+    {
+      name: "kv-cache-free-gpu-memory-fraction",
+      type: "number",
+      min: 0.01,
+      max: 1,
+      default: 0.9,
+      valueName: "F",
+      help: "fraction of free GPU memory (1 GiB on the CPU) the KV cache takes: a server sizes for many sequences (library use defaults to what maxBatchSize x maxSeqLen needs)",
+    },
     { name: "shutdown-timeout", type: "number", min: 0, default: 30, valueName: "SECONDS", help: "how long requests in flight may finish on shutdown" },
   ],
   async run({ values }): Promise<number> {
@@ -36,6 +45,7 @@ export const serve: Command = {
       maxBatchSize: values["max-batch-size"] as number | undefined,
       executorMode: values.executor as "inprocess" | "proxy",
       tensorParallelSize: values.tp as number | undefined,
+      kvCacheFreeGpuMemoryFraction: values["kv-cache-free-gpu-memory-fraction"] as number,
     });
     const name = (values["served-model-name"] as string | undefined) ?? path.basename(path.resolve(model));
     const apiKey = (values["api-key"] as string | undefined) ?? (process.env.LLMRT_API_KEY || undefined);
