@@ -118,14 +118,15 @@ test("QuantConfig: MIXED_PRECISION resolves per-module overrides; unlisted modul
   assert.throws(() => QuantConfig.from({ quantAlgo: "MIXED_PRECISION", quantizedLayers: { "*": { quantAlgo: "FP8" } } }), UnsupportedError);
 });
 
-test("quantize: ragged in-dims (naming layer, dim, groupSize), a tied lm_head, CUDA and tensor-parallel builds are refused", () => {
+test("quantize: ragged in-dims (naming layer, dim, groupSize), a tied lm_head, float32 CUDA and tensor-parallel builds are refused", () => {
   const model = AutoModelForCausalLM.fromHuggingFace(kjv);
   try {
     assert.throws(() => quantizeSync(model, { quantAlgo: "W4A16", groupSize: 128 }), (e: unknown) =>
       e instanceof ValidationError && /model\.layers\.0\.mlp\.down_proj/.test(e.message) && /320/.test(e.message) && /groupSize 128/.test(e.message));
     assert.throws(() => quantizeSync(model, { quantAlgo: "W8A16", excludeModules: [] }), UnsupportedError); // tied lm_head
     const q = quantizeSync(model, { quantAlgo: "W8A16" });
-    assert.throws(() => buildSync(q, { backend: "cuda" }), (e: unknown) => e instanceof UnsupportedError && /CPU backend only/.test(e.message));
+    assert.throws(() => buildSync(q, { backend: "cuda", dtype: "float32" }), (e: unknown) => e instanceof UnsupportedError && /bfloat16 only/.test(e.message));
+    assert.equal(buildSync(q, { backend: "cuda" }).config.dtype, "bfloat16"); // quantized bf16 CUDA engines build (checked end to end on an H200)
     assert.throws(() => buildSync(q, { backend: "cpu", tensorParallelSize: 2 }), UnsupportedError);
   } finally {
     model.close();

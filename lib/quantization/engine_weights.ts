@@ -33,9 +33,16 @@ export function quantizedEngineWeights(
   model: LlamaForCausalLM,
   weights: ReadonlyMap<string, WeightDecl>,
   ops: readonly Op[],
-  build: { readonly backend: string; readonly tensorParallelSize?: number } = { backend: "cpu" },
+  build: { readonly backend: string; readonly tensorParallelSize?: number; readonly activationDtype?: string } = { backend: "cpu" },
 ): { ops: Op[]; tensors: QuantEngineTensor[]; handled: Set<string> } | null {
   if (!(model instanceof QuantizedModel) || model.quantizedNames().length === 0) return null;
+  if (build.backend === "cuda" && build.activationDtype !== undefined && build.activationDtype !== "bfloat16") {
+    throw new UnsupportedError(
+      `build: quantized (${model.quantConfig.quantAlgo}) CUDA engines run in bfloat16 only, not ${build.activationDtype} (build with dtype "bfloat16" or "auto")`,
+      "BuildConfig.dtype",
+      build.activationDtype,
+    );
+  }
   if ((build.tensorParallelSize ?? 1) > 1) {
     throw new UnsupportedError(`build: tensor parallelism of quantized (${model.quantConfig.quantAlgo}) engines is not implemented yet`, "BuildConfig.tensorParallelSize", build.tensorParallelSize);
   }
