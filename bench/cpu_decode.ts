@@ -41,4 +41,8 @@ const stepsPerS = (newTokens - 1) / (decodeMs / 1000);
 console.log(`model ${model}  (${(weightBytes / 1e6).toFixed(2)} MB of weights, build ${buildMs.toFixed(0)} ms)`);
 console.log(`runtime ${"Bun" in globalThis ? "bun" : "deno"}; batch ${batch}, prompt ${promptLen}, new ${newTokens}`);
 console.log(`prefill: ${(batch * promptLen / (prefillMs / 1000)).toFixed(0)} tokens/s`);
-console.log(`decode:  ${decodeTps.toFixed(1)} tokens/s  (${stepsPerS.toFixed(1)} steps/s × ${(weightBytes / 1e6).toFixed(2)} MB = ${(stepsPerS * weightBytes / 1e9).toFixed(2)} GB/s of weights)`);
+console.log(
+  `decode:  ${decodeTps.toFixed(1)} tokens/s  (${stepsPerS.toFixed(1)} steps/s × ${(weightBytes / 1e6).toFixed(2)} MB = ${
+    (stepsPerS * weightBytes / 1e9).toFixed(2)
+  } GB/s of weights)`,
+);

@@ -144,7 +144,13 @@ if (!probe.ok) {
     for (let i = 0; i < 100; i++) empty.launch(1, 1, [], { stream });
   });
   const graphGpuMs = gpuMs(() => graph.launch(stream));
-  results.launch = { directFfiHostNsPerLaunch: directNs, shimHostNsPerLaunch: shimNs, cLoopInProcessNsPerLaunch: cLoopNs, gpuUsPer100Launches: streamGpuMs * 1e3, gpuUsPer100KernelGraph: graphGpuMs * 1e3 };
+  results.launch = {
+    directFfiHostNsPerLaunch: directNs,
+    shimHostNsPerLaunch: shimNs,
+    cLoopInProcessNsPerLaunch: cLoopNs,
+    gpuUsPer100Launches: streamGpuMs * 1e3,
+    gpuUsPer100KernelGraph: graphGpuMs * 1e3,
+  };
 
   // ---- GEMM throughput (validated: constant inputs give an exactly known output) ----------
   const gemm = new CublasLtGemm(device);
@@ -197,7 +203,13 @@ if (!probe.ok) {
   e1.synchronize();
   const copyMs = e1.elapsedSince(e0) / copies;
   const tbps = 2 * bytes / (copyMs * 1e-3) / 1e12; // bytes read + bytes written
-  results.copy = { bytes, ms: copyMs, tbpsReadPlusWrite: tbps, peakTbps: device.peakMemoryBandwidth / 1e12, ofPeak: tbps / (device.peakMemoryBandwidth / 1e12) };
+  results.copy = {
+    bytes,
+    ms: copyMs,
+    tbpsReadPlusWrite: tbps,
+    peakTbps: device.peakMemoryBandwidth / 1e12,
+    ofPeak: tbps / (device.peakMemoryBandwidth / 1e12),
+  };
   src.dispose();
   dst.dispose();
   gemm.dispose();
@@ -216,16 +228,38 @@ console.log(`\n${runtimeVersion()}`);
 for (const n of gpuNotes) console.log(n);
 if (results.launch) {
   const l = results.launch as Record<string, number>;
-  console.log(`host cost per launch (bursts of 100, best of 50): direct FFI ${l.directFfiHostNsPerLaunch.toFixed(0)} ns, Kernel.launch ${l.shimHostNsPerLaunch.toFixed(0)} ns, C loop in this process ${l.cLoopInProcessNsPerLaunch?.toFixed(0) ?? "n/a"} ns`);
+  console.log(
+    `host cost per launch (bursts of 100, best of 50): direct FFI ${l.directFfiHostNsPerLaunch.toFixed(0)} ns, Kernel.launch ${
+      l.shimHostNsPerLaunch.toFixed(0)
+    } ns, C loop in this process ${l.cLoopInProcessNsPerLaunch?.toFixed(0) ?? "n/a"} ns`,
+  );
   console.log(`GPU time of 100 empty kernels: launched one by one ${l.gpuUsPer100Launches.toFixed(1)} us, one graph ${l.gpuUsPer100KernelGraph.toFixed(1)} us`);
 }
 if (results.gemm) {
-  const g = results.gemm as { peakBf16Tflops: number | null; clockFormulaPeakTflops: number | null; rows: { shape: string; ms: number; tflops: number; ofPeak: number | null }[] };
-  console.log(`GEMM (cuBLASLt, bf16 in, fp32 accumulate, bf16 out, B as [n,k]); peak ${g.peakBf16Tflops ?? "?"} TFLOP/s datasheet, ${g.clockFormulaPeakTflops?.toFixed(0) ?? "?"} by SMs × max clock × 4096`);
-  for (const r of g.rows) console.log(`  ${r.shape.padEnd(18)} ${r.ms.toFixed(3).padStart(8)} ms ${r.tflops.toFixed(1).padStart(7)} TFLOP/s ${r.ofPeak ? `${(100 * r.ofPeak).toFixed(1)}% of peak` : ""}`);
+  const g = results.gemm as {
+    peakBf16Tflops: number | null;
+    clockFormulaPeakTflops: number | null;
+    rows: { shape: string; ms: number; tflops: number; ofPeak: number | null }[];
+  };
+  console.log(
+    `GEMM (cuBLASLt, bf16 in, fp32 accumulate, bf16 out, B as [n,k]); peak ${g.peakBf16Tflops ?? "?"} TFLOP/s datasheet, ${
+      g.clockFormulaPeakTflops?.toFixed(0) ?? "?"
+    } by SMs × max clock × 4096`,
+  );
+  for (const r of g.rows) {
+    console.log(
+      `  ${r.shape.padEnd(18)} ${r.ms.toFixed(3).padStart(8)} ms ${r.tflops.toFixed(1).padStart(7)} TFLOP/s ${
+        r.ofPeak ? `${(100 * r.ofPeak).toFixed(1)}% of peak` : ""
+      }`,
+    );
+  }
 }
 if (results.copy) {
   const c = results.copy as Record<string, number>;
-  console.log(`device copy 1 GiB: ${c.ms.toFixed(3)} ms = ${c.tbpsReadPlusWrite.toFixed(2)} TB/s (read + write) of ${c.peakTbps.toFixed(2)} TB/s peak (${(100 * c.ofPeak).toFixed(1)}%)`);
+  console.log(
+    `device copy 1 GiB: ${c.ms.toFixed(3)} ms = ${c.tbpsReadPlusWrite.toFixed(2)} TB/s (read + write) of ${c.peakTbps.toFixed(2)} TB/s peak (${
+      (100 * c.ofPeak).toFixed(1)
+    }%)`,
+  );
 }
 if (process.env.LLMRT_BENCH_JSON) writeFileSync(process.env.LLMRT_BENCH_JSON, JSON.stringify(results, null, 2));

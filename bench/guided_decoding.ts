@@ -37,7 +37,9 @@ const rand = (): number => {
 };
 
 const xg = await loadXGrammar();
-console.log("| vocabulary | V | constraint | compile ms | bitmask µs/step | apply µs/step | accept µs/step | total µs/step (mean) | total µs/step (p50) | steps |");
+console.log(
+  "| vocabulary | V | constraint | compile ms | bitmask µs/step | apply µs/step | accept µs/step | total µs/step (mean) | total µs/step (p50) | steps |",
+);
 console.log("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|");
 for (const [name, dir] of sets) {
   if (!existsSync(`${dir}/tokenizer.json`)) continue;
@@ -79,7 +81,11 @@ for (const [name, dir] of sets) {
       m.dispose();
     }
     const us = (ms: number): string => ((ms / steps) * 1000).toFixed(1);
-    console.log(`| ${name} | ${V} | ${cname} | ${compileMs.toFixed(1)} | ${us(tMask)} | ${us(tApply)} | ${us(tAccept)} | ${us(tMask + tApply + tAccept)} | ${(totals.sort((a, b) => a - b)[totals.length >> 1] * 1000).toFixed(1)} | ${steps} |`);
+    console.log(
+      `| ${name} | ${V} | ${cname} | ${compileMs.toFixed(1)} | ${us(tMask)} | ${us(tApply)} | ${us(tAccept)} | ${us(tMask + tApply + tAccept)} | ${
+        (totals.sort((a, b) => a - b)[totals.length >> 1] * 1000).toFixed(1)
+      } | ${steps} |`,
+    );
   }
   compiler.dispose();
 }
@@ -100,7 +106,16 @@ function cliArgs(): string[] {
 async function endToEnd(): Promise<void> {
   const { LLM } = await import("../lib/llmapi/llm.ts");
   await using llm = await LLM.create({ model: `${root}models/kjv-llama`, backend: "cpu", cacheEngine: false });
-  const prompts = ["And the LORD said", "In the beginning", "Blessed are the", "And it came to pass", "Thou shalt", "The son of", "And he said unto them", "Behold"];
+  const prompts = [
+    "And the LORD said",
+    "In the beginning",
+    "Blessed are the",
+    "And it came to pass",
+    "Thou shalt",
+    "The son of",
+    "And he said unto them",
+    "Behold",
+  ];
   const Kjv = z.object({ name: z.string().max(24), age: z.number().int() });
   // Fewer than the 1000 iteration stats kept: 8 × 40 decode steps per batch-1 run.
   const run = async (guided: boolean, batched: boolean): Promise<number> => {
@@ -118,6 +133,10 @@ async function endToEnd(): Promise<void> {
   for (const batched of [false, true]) {
     const plain = await run(false, batched);
     const guided = await run(true, batched);
-    console.log(`kjv-llama CPU, batch ${batched ? 8 : 1}, greedy: decode ${plain.toFixed(2)} ms/token plain, ${guided.toFixed(2)} ms/token guided JSON (median over steps) (+${((guided / plain - 1) * 100).toFixed(1)}%)`);
+    console.log(
+      `kjv-llama CPU, batch ${batched ? 8 : 1}, greedy: decode ${plain.toFixed(2)} ms/token plain, ${
+        guided.toFixed(2)
+      } ms/token guided JSON (median over steps) (+${((guided / plain - 1) * 100).toFixed(1)}%)`,
+    );
   }
 }

@@ -25,7 +25,11 @@ import type { StepInputs } from "../lib/ir/step_io.ts";
 const { values } = parseArgs({
   args: process.argv.slice(2),
   options: {
-    model: { type: "string" }, "prompt-lens": { type: "string" }, decode: { type: "string" }, hf: { type: "boolean" }, "hf-compile": { type: "boolean" },
+    model: { type: "string" },
+    "prompt-lens": { type: "string" },
+    decode: { type: "string" },
+    hf: { type: "boolean" },
+    "hf-compile": { type: "boolean" },
     peer: { type: "boolean" },
   },
 });
@@ -74,10 +78,22 @@ const rand = (n: number): number => {
 const V = engine.plan.attributes.vocabSize;
 const kv = session.createKvCache(maxSeqLen / bs + 1);
 const blocks = Array.from({ length: maxSeqLen / bs }, (_, i) => i);
-const greedy = { temperature: new Float32Array(1), topK: new Int32Array(1), topP: new Float32Array(1).fill(1), minP: new Float32Array(1), seed: new Uint32Array(2), step: new Int32Array(1) };
+const greedy = {
+  temperature: new Float32Array(1),
+  topK: new Int32Array(1),
+  topP: new Float32Array(1).fill(1),
+  minP: new Float32Array(1),
+  seed: new Uint32Array(2),
+  step: new Int32Array(1),
+};
 const stepOf = (ids: number[], pos: number): StepInputs => ({
-  tokenIds: Int32Array.from(ids), positions: Int32Array.from(ids, (_, i) => pos + i), seqStarts: Int32Array.of(0, ids.length),
-  blockTables: Int32Array.from(blocks), maxBlocksPerSeq: blocks.length, logitRows: Int32Array.of(ids.length - 1), sampling: greedy,
+  tokenIds: Int32Array.from(ids),
+  positions: Int32Array.from(ids, (_, i) => pos + i),
+  seqStarts: Int32Array.of(0, ids.length),
+  blockTables: Int32Array.from(blocks),
+  maxBlocksPerSeq: blocks.length,
+  logitRows: Int32Array.of(ids.length - 1),
+  sampling: greedy,
 });
 const out = { sampledIds: new Int32Array(1) };
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -122,29 +138,71 @@ const tps = numDecode / decodeS;
 const ceilingTps = copyBps / weightBytes;
 
 const result: Record<string, unknown> = {
-  gpu: dev.name, driver: dev.driverVersion, model: modelDir, weightBytes, buildS, loadS, copyBandwidthBps: copyBps,
-  ttftMs: ttft, decodeTps: tps, decodeStepMedianMs: median(stepMs), achievedBps: tps * weightBytes, fractionOfCeiling: tps / ceilingTps, ceilingTps,
+  gpu: dev.name,
+  driver: dev.driverVersion,
+  model: modelDir,
+  weightBytes,
+  buildS,
+  loadS,
+  copyBandwidthBps: copyBps,
+  ttftMs: ttft,
+  decodeTps: tps,
+  decodeStepMedianMs: median(stepMs),
+  achievedBps: tps * weightBytes,
+  fractionOfCeiling: tps / ceilingTps,
+  ceilingTps,
 };
 const f = (x: number, d = 1): string => x.toFixed(d);
-console.log(`GPU ${dev.name} (driver ${dev.driverVersion}); model ${modelDir}: ${(weightBytes / 1e9).toFixed(3)} GB of bf16 weights; build ${f(buildS)} s, upload ${f(loadS)} s`);
+console.log(
+  `GPU ${dev.name} (driver ${dev.driverVersion}); model ${modelDir}: ${(weightBytes / 1e9).toFixed(3)} GB of bf16 weights; build ${f(buildS)} s, upload ${
+    f(loadS)
+  } s`,
+);
 console.log(`device copy bandwidth (1 GiB, read + write): ${f(copyBps / 1e12, 3)} TB/s → decode ceiling ${f(ceilingTps)} tokens/s`);
 for (const L of promptLens) console.log(`llmrt TTFT ${L} tokens: ${f(ttft[L], 2)} ms`);
-console.log(`llmrt decode batch 1: ${f(tps)} tokens/s (median step ${f(median(stepMs), 3)} ms), ${f(tps * weightBytes / 1e9)} GB/s = ${f(100 * tps / ceilingTps)}% of the copy ceiling`);
+console.log(
+  `llmrt decode batch 1: ${f(tps)} tokens/s (median step ${f(median(stepMs), 3)} ms), ${f(tps * weightBytes / 1e9)} GB/s = ${
+    f(100 * tps / ceilingTps)
+  }% of the copy ceiling`,
+);
 const eagerSum = prof.launches.reduce((a, l) => a + l.ms, 0);
-console.log(`decode step GPU time: graph replay ${f(prof.graphMs, 3)} ms (host share of the step ${f(median(stepMs) - prof.graphMs, 3)} ms); eager launches sum ${f(eagerSum, 3)} ms over ${prof.launches.length} launches:`);
-for (const [name, e] of [...byName.entries()].sort((x, y) => y[1].ms - x[1].ms)) console.log(`  ${name.padEnd(48)} ×${String(e.n).padStart(3)}  ${f(e.ms * 1000, 1).padStart(8)} µs`);
+console.log(
+  `decode step GPU time: graph replay ${f(prof.graphMs, 3)} ms (host share of the step ${f(median(stepMs) - prof.graphMs, 3)} ms); eager launches sum ${
+    f(eagerSum, 3)
+  } ms over ${prof.launches.length} launches:`,
+);
+for (const [name, e] of [...byName.entries()].sort((x, y) => y[1].ms - x[1].ms)) {
+  console.log(`  ${name.padEnd(48)} ×${String(e.n).padStart(3)}  ${f(e.ms * 1000, 1).padStart(8)} µs`);
+}
 result.graphStepMs = prof.graphMs;
 result.profile = Object.fromEntries(byName);
 
 if (values.hf) {
-  const args = ["bench/hf_bench.py", "latency", "--model", modelDir, "--prompt-lens", promptLens.join(","), "--decode", String(Math.min(numDecode, 128)), ...(values["hf-compile"] ? ["--compile"] : [])];
+  const args = [
+    "bench/hf_bench.py",
+    "latency",
+    "--model",
+    modelDir,
+    "--prompt-lens",
+    promptLens.join(","),
+    "--decode",
+    String(Math.min(numDecode, 128)),
+    ...(values["hf-compile"] ? ["--compile"] : []),
+  ];
   const r = spawnSync("python3", args, { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], timeout: 400_000 });
   const line = (r.stdout ?? "").split("\n").find((l) => l.startsWith("HF_RESULT "));
   if (!line) {
     console.log(`transformers run failed (exit ${r.status}): ${(r.stdout ?? "").slice(-500)}`);
   } else {
     const hf = JSON.parse(line.slice("HF_RESULT ".length)) as {
-      copy_bandwidth_Bps: number; weight_bytes: number; ttft_ms: Record<string, number>; decode_tps_eager: number; decode_tps_static_compile?: number; compile_error?: string; transformers: string; torch: string;
+      copy_bandwidth_Bps: number;
+      weight_bytes: number;
+      ttft_ms: Record<string, number>;
+      decode_tps_eager: number;
+      decode_tps_static_compile?: number;
+      compile_error?: string;
+      transformers: string;
+      torch: string;
     };
     result.transformers = hf;
     const hfCeil = hf.copy_bandwidth_Bps / hf.weight_bytes;
@@ -156,12 +214,24 @@ if (values.hf) {
       console.log(`| TTFT ${L} tokens (ms) | ${f(ttft[L], 2)} | ${f(h, 2)} | – | ${f(h / ttft[L], 2)}× faster |`);
     }
     const best = Math.max(hf.decode_tps_eager, hf.decode_tps_static_compile ?? 0);
-    console.log(`| decode batch 1 (tokens/s) | ${f(tps)} | ${f(hf.decode_tps_eager)} | ${hf.decode_tps_static_compile ? f(hf.decode_tps_static_compile) : hf.compile_error ?? "not run"} | ${f(tps / best, 2)}× |`);
-    console.log(`| decode as % of copy ceiling | ${f(100 * tps / ceilingTps)}% | ${f(100 * hf.decode_tps_eager / hfCeil)}% | ${hf.decode_tps_static_compile ? f(100 * hf.decode_tps_static_compile / hfCeil) + "%" : "–"} | |`);
+    console.log(
+      `| decode batch 1 (tokens/s) | ${f(tps)} | ${f(hf.decode_tps_eager)} | ${
+        hf.decode_tps_static_compile ? f(hf.decode_tps_static_compile) : hf.compile_error ?? "not run"
+      } | ${f(tps / best, 2)}× |`,
+    );
+    console.log(
+      `| decode as % of copy ceiling | ${f(100 * tps / ceilingTps)}% | ${f(100 * hf.decode_tps_eager / hfCeil)}% | ${
+        hf.decode_tps_static_compile ? f(100 * hf.decode_tps_static_compile / hfCeil) + "%" : "–"
+      } | |`,
+    );
   }
 }
 if (values.peer) {
-  const r = spawnSync("python3", ["bench/gpt_fast_peer.py", "--model", modelDir, "--prompt", "128", "--decode", String(numDecode)], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], timeout: 400_000 });
+  const r = spawnSync("python3", ["bench/gpt_fast_peer.py", "--model", modelDir, "--prompt", "128", "--decode", String(numDecode)], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+    timeout: 400_000,
+  });
   const line = (r.stdout ?? "").split("\n").find((l) => l.startsWith("PEER_RESULT "));
   if (!line) {
     console.log(`gpt-fast-style peer failed (exit ${r.status}): ${(r.stdout ?? "").slice(-500)}`);
@@ -170,7 +240,11 @@ if (values.peer) {
     result.peer = p;
     const pCeil = p.copy_Bps / p.weight_bytes;
     console.log(`\ngpt-fast-style PyTorch peer (bench/gpt_fast_peer.py, torch ${p.torch}, same GPU, same run; its copy ${f(p.copy_Bps / 1e12, 3)} TB/s):`);
-    console.log(`| decode batch 1 | llmrt ${f(tps)} tokens/s = ${f(100 * tps / ceilingTps)}% of the copy ceiling | peer ${f(p.decode_tps)} tokens/s = ${f(100 * p.decode_tps / pCeil)}% | llmrt / peer ${f(tps / p.decode_tps, 2)}× |`);
+    console.log(
+      `| decode batch 1 | llmrt ${f(tps)} tokens/s = ${f(100 * tps / ceilingTps)}% of the copy ceiling | peer ${f(p.decode_tps)} tokens/s = ${
+        f(100 * p.decode_tps / pCeil)
+      }% | llmrt / peer ${f(tps / p.decode_tps, 2)}× |`,
+    );
   }
 }
 if (process.env.LLMRT_BENCH_JSON) fs.writeFileSync(process.env.LLMRT_BENCH_JSON, JSON.stringify(result, null, 1));

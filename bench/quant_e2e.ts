@@ -21,7 +21,13 @@ import { Session } from "../lib/runtime/session.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { model: { type: "string" }, algos: { type: "string" }, "group-size": { type: "string" }, decode: { type: "string" }, "cpu-dry-run": { type: "boolean" } },
+  options: {
+    model: { type: "string" },
+    algos: { type: "string" },
+    "group-size": { type: "string" },
+    decode: { type: "string" },
+    "cpu-dry-run": { type: "boolean" },
+  },
 });
 if (!values.model) throw new Error("usage: bun bench/quant_e2e.ts --model DIR [--algos W4A16,W8A16] [--group-size 128] [--decode 128]");
 const modelDir = values.model;
@@ -52,7 +58,14 @@ class DequantizedSource implements WeightSource {
 }
 
 function build(model: LlamaForCausalLM): Engine {
-  return buildSync(model, { backend, dtype: backend === "cuda" ? "bfloat16" : "float32", maxBatchSize: 1, maxNumTokens: PROMPT, maxSeqLen, tokensPerBlock: BS });
+  return buildSync(model, {
+    backend,
+    dtype: backend === "cuda" ? "bfloat16" : "float32",
+    maxBatchSize: 1,
+    maxNumTokens: PROMPT,
+    maxSeqLen,
+    tokensPerBlock: BS,
+  });
 }
 
 /** Bytes a decode step reads from the engine's weights on the device (bf16 floats, packed ints, f32 scales). */
@@ -81,10 +94,22 @@ function run(engine: Engine): RunResult {
   const kv = session.createKvCache(maxSeqLen / BS + 1);
   const blocks = Int32Array.from({ length: maxSeqLen / BS }, (_, i) => i);
   const V = engine.plan.attributes.vocabSize;
-  const greedy = { temperature: new Float32Array(1), topK: new Int32Array(1), topP: new Float32Array(1).fill(1), minP: new Float32Array(1), seed: new Uint32Array(2), step: new Int32Array(1) };
+  const greedy = {
+    temperature: new Float32Array(1),
+    topK: new Int32Array(1),
+    topP: new Float32Array(1).fill(1),
+    minP: new Float32Array(1),
+    seed: new Uint32Array(2),
+    step: new Int32Array(1),
+  };
   const step = (ids: number[], pos: number): StepInputs => ({
-    tokenIds: Int32Array.from(ids), positions: Int32Array.from(ids, (_, i) => pos + i), seqStarts: Int32Array.of(0, ids.length),
-    blockTables: blocks, maxBlocksPerSeq: blocks.length, logitRows: Int32Array.of(ids.length - 1), sampling: greedy,
+    tokenIds: Int32Array.from(ids),
+    positions: Int32Array.from(ids, (_, i) => pos + i),
+    seqStarts: Int32Array.of(0, ids.length),
+    blockTables: blocks,
+    maxBlocksPerSeq: blocks.length,
+    logitRows: Int32Array.of(ids.length - 1),
+    sampling: greedy,
   });
   const logits = new Float32Array(V);
   const sampled = new Int32Array(1);
@@ -146,20 +171,38 @@ const rows: string[] = [];
 const line = (name: string, e: Engine, r: RunResult, extra: string): void => {
   const bytes = deviceWeightBytes(e);
   const ceiling = copyBps / bytes;
-  rows.push(`| ${name} | ${(bytes / 1e9).toFixed(3)} | ${r.tokS.toFixed(1)} | ${r.stepMs.toFixed(3)} | ${(100 * r.tokS / ceiling).toFixed(1)}% | ${(r.tokS / ref.tokS).toFixed(2)}× | ${extra} |`);
+  rows.push(
+    `| ${name} | ${(bytes / 1e9).toFixed(3)} | ${r.tokS.toFixed(1)} | ${r.stepMs.toFixed(3)} | ${(100 * r.tokS / ceiling).toFixed(1)}% | ${
+      (r.tokS / ref.tokS).toFixed(2)
+    }× | ${extra} |`,
+  );
 };
 line("bf16", bf16, ref, "—");
 bf16.dispose();
 for (const algo of algos) {
   const t0 = performance.now();
-  const q = quantizeSync(base, { quantAlgo: algo as "W4A16", groupSize: algo === "W8A16" || groupSize === 0 ? undefined : groupSize, hasZeroPoint: algo !== "W8A16" });
+  const q = quantizeSync(base, {
+    quantAlgo: algo as "W4A16",
+    groupSize: algo === "W8A16" || groupSize === 0 ? undefined : groupSize,
+    hasZeroPoint: algo !== "W8A16",
+  });
   const qs = ((performance.now() - t0) / 1000).toFixed(1);
   const qe = build(q);
   const deq = build(new LlamaForCausalLM(base.config, new DequantizedSource(q), base.options));
   const rq = run(qe);
   const rd = run(deq);
-  line(`${algo}${algo === "W8A16" ? " per-channel" : ` g${groupSize} + zero points`}`, qe, rq,
-    `vs a bf16 engine of the dequantized weights: prefill logits rel L2 ${relL2(rq.logits, rd.logits).toExponential(2)}, argmax ${argmax(rq.logits) === argmax(rd.logits) ? "same" : "differs"}; decode-step logits rel L2 ${relL2(rq.decodeLogits, rd.decodeLogits).toExponential(2)}, argmax ${argmax(rq.decodeLogits) === argmax(rd.decodeLogits) ? "same" : "differs"}; greedy ids equal ${rq.ids.findIndex((x, i) => x !== rd.ids[i]) < 0 ? rq.ids.length : rq.ids.findIndex((x, i) => x !== rd.ids[i])}/${rq.ids.length}; vs bf16 rel L2 ${relL2(rq.logits, ref.logits).toExponential(2)}; quantize ${qs} s`);
+  line(
+    `${algo}${algo === "W8A16" ? " per-channel" : ` g${groupSize} + zero points`}`,
+    qe,
+    rq,
+    `vs a bf16 engine of the dequantized weights: prefill logits rel L2 ${relL2(rq.logits, rd.logits).toExponential(2)}, argmax ${
+      argmax(rq.logits) === argmax(rd.logits) ? "same" : "differs"
+    }; decode-step logits rel L2 ${relL2(rq.decodeLogits, rd.decodeLogits).toExponential(2)}, argmax ${
+      argmax(rq.decodeLogits) === argmax(rd.decodeLogits) ? "same" : "differs"
+    }; greedy ids equal ${
+      rq.ids.findIndex((x, i) => x !== rd.ids[i]) < 0 ? rq.ids.length : rq.ids.findIndex((x, i) => x !== rd.ids[i])
+    }/${rq.ids.length}; vs bf16 rel L2 ${relL2(rq.logits, ref.logits).toExponential(2)}; quantize ${qs} s`,
+  );
   qe.dispose();
   deq.dispose();
 }

@@ -65,7 +65,16 @@ async function oneRequest(o: LoadOptions, prompt: string | readonly number[], ma
   const res = await fetch(`${o.url}/v1/completions`, {
     method: "POST",
     headers: { "content-type": "application/json", ...(o.apiKey ? { authorization: `Bearer ${o.apiKey}` } : {}) },
-    body: JSON.stringify({ model: o.model, prompt, max_tokens: maxTokens, temperature: 0.8, top_p: 0.95, ignore_eos: true, stream: true, stream_options: { include_usage: true } }),
+    body: JSON.stringify({
+      model: o.model,
+      prompt,
+      max_tokens: maxTokens,
+      temperature: 0.8,
+      top_p: 0.95,
+      ignore_eos: true,
+      stream: true,
+      stream_options: { include_usage: true },
+    }),
   });
   if (res.status !== 200 || !res.body) throw new Error(`HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`);
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -142,8 +151,15 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   await Promise.all(Array.from({ length: o.concurrency }, client));
   const seconds = (performance.now() - t0) / 1000;
   return {
-    requests, errors, errorSamples, seconds, requestsPerS: requests / seconds, outputTokens, outputTokensPerS: outputTokens / seconds,
-    ttftMs: percentiles(ttft), itlMs: percentiles(itl),
+    requests,
+    errors,
+    errorSamples,
+    seconds,
+    requestsPerS: requests / seconds,
+    outputTokens,
+    outputTokensPerS: outputTokens / seconds,
+    ttftMs: percentiles(ttft),
+    itlMs: percentiles(itl),
   };
 }
 
@@ -228,7 +244,10 @@ async function main(): Promise<number> {
   const report = {
     ...r,
     backend: llm?.backend ?? "remote",
-    concurrency, durationS, inputLen: inputLen || "mixed text", outputLengths: [minTokens, maxTokens],
+    concurrency,
+    durationS,
+    inputLen: inputLen || "mixed text",
+    outputLengths: [minTokens, maxTokens],
     kvBlocksUsed: { before: before.kv, after: after.kv },
     heapMiB: { before: before.heap / 2 ** 20, after: after.heap / 2 ** 20 },
     rssMiB: { before: before.rss / 2 ** 20, after: after.rss / 2 ** 20 },
@@ -237,13 +256,17 @@ async function main(): Promise<number> {
   else {
     const f = (x: number, d = 1): string => x.toFixed(d);
     console.log(
-      `${concurrency} streaming clients for ${durationS} s (${inputLen > 0 ? `${inputLen} prompt tokens, ` : ""}${minTokens}-${maxTokens} new tokens each, ${report.backend}):\n` +
+      `${concurrency} streaming clients for ${durationS} s (${
+        inputLen > 0 ? `${inputLen} prompt tokens, ` : ""
+      }${minTokens}-${maxTokens} new tokens each, ${report.backend}):\n` +
         `  requests ${r.requests}, errors ${r.errors}${r.errors ? ` (${r.errorSamples.join("; ")})` : ""}\n` +
         `  ${f(r.requestsPerS, 2)} requests/s, ${f(r.outputTokensPerS)} output tokens/s\n` +
         `  TTFT ms p50 ${f(r.ttftMs.p50)} p90 ${f(r.ttftMs.p90)} p99 ${f(r.ttftMs.p99)}\n` +
         `  ITL ms  p50 ${f(r.itlMs.p50)} p90 ${f(r.itlMs.p90)} p99 ${f(r.itlMs.p99)}\n` +
         `  KV blocks used before ${before.kv}, after ${after.kv}\n` +
-        `  heap MiB before ${f(report.heapMiB.before)}, after ${f(report.heapMiB.after)}; RSS MiB before ${f(report.rssMiB.before)}, after ${f(report.rssMiB.after)}`,
+        `  heap MiB before ${f(report.heapMiB.before)}, after ${f(report.heapMiB.after)}; RSS MiB before ${f(report.rssMiB.before)}, after ${
+          f(report.rssMiB.after)
+        }`,
     );
   }
   await server?.close(5000);

@@ -76,7 +76,9 @@ async function run(name: string, speculativeConfig: SpeculativeConfigInput | und
   };
 }
 
-console.log(`model ${model}, draft ${draft}, backend ${backend}, runtime ${"Bun" in globalThis ? "bun" : "deno"}; greedy, ${newTokens} new tokens, maxDraftLen ${k}`);
+console.log(
+  `model ${model}, draft ${draft}, backend ${backend}, runtime ${"Bun" in globalThis ? "bun" : "deno"}; greedy, ${newTokens} new tokens, maxDraftLen ${k}`,
+);
 for (const b of [1, batch]) {
   const list = prompts.slice(0, b);
   const plain = await run("plain", undefined, list);
@@ -86,7 +88,9 @@ for (const b of [1, batch]) {
     await run("DraftTarget", { decodingType: "DraftTarget", speculativeModel: draft, maxDraftLen: k }, list),
   ];
   console.log(`\nbatch ${b}:`);
-  console.log("| mode | tokens/s (wall) | speedup (wall) | tokens per CPU-second | speedup (CPU time) | acceptance | tokens per decode step | identical to plain |");
+  console.log(
+    "| mode | tokens/s (wall) | speedup (wall) | tokens per CPU-second | speedup (CPU time) | acceptance | tokens per decode step | identical to plain |",
+  );
   console.log("|---|---:|---:|---:|---:|---:|---:|---|");
   for (const r of runs) {
     const same = JSON.stringify(r.ids) === JSON.stringify(plain.ids);
@@ -95,7 +99,9 @@ for (const b of [1, batch]) {
     const acc = r.drafted > 0 ? `${(100 * r.accepted / r.drafted).toFixed(1)}% (${r.accepted}/${r.drafted})` : "-";
     const cps = r.tokens / (r.cpuMs / 1000);
     console.log(
-      `| ${r.name} | ${tps.toFixed(1)} | ${(tps / (plain.tokens / (plain.ms / 1000))).toFixed(2)}× | ${cps.toFixed(1)} | ${(cps / (plain.tokens / (plain.cpuMs / 1000))).toFixed(2)}× | ` +
+      `| ${r.name} | ${tps.toFixed(1)} | ${(tps / (plain.tokens / (plain.ms / 1000))).toFixed(2)}× | ${cps.toFixed(1)} | ${
+        (cps / (plain.tokens / (plain.cpuMs / 1000))).toFixed(2)
+      }× | ` +
         `${acc} | ${(r.tokens / Math.max(1, r.steps) / b).toFixed(2)} | ${same} |`,
     );
   }

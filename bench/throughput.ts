@@ -19,7 +19,12 @@ import { LLM } from "../lib/llmapi/llm.ts";
 const { values } = parseArgs({
   args: process.argv.slice(2),
   options: {
-    model: { type: "string" }, requests: { type: "string" }, input: { type: "string" }, output: { type: "string" }, hf: { type: "boolean" }, "hf-compile": { type: "boolean" },
+    model: { type: "string" },
+    requests: { type: "string" },
+    input: { type: "string" },
+    output: { type: "string" },
+    hf: { type: "boolean" },
+    "hf-compile": { type: "boolean" },
     tp: { type: "string" },
   },
 });
@@ -30,7 +35,12 @@ const maxSeqLen = Math.ceil((IN + OUT + 32) / bs) * bs;
 
 const t0 = performance.now();
 await using llm = await LLM.create({
-  model: values.model, backend: "cuda", dtype: "bfloat16", skipTokenizerInit: true, cacheEngine: false, tensorParallelSize: Number(values.tp ?? 1),
+  model: values.model,
+  backend: "cuda",
+  dtype: "bfloat16",
+  skipTokenizerInit: true,
+  cacheEngine: false,
+  tensorParallelSize: Number(values.tp ?? 1),
   buildConfig: { maxBatchSize: N, maxNumTokens: Math.max(N * IN, 256), maxSeqLen, maxInputLen: IN, tokensPerBlock: bs },
   kvCacheConfig: { maxTokens: (N + 1) * maxSeqLen, enableBlockReuse: false },
 });
@@ -54,21 +64,50 @@ const steps = stats.slice(-Math.min(stats.length, OUT + 8));
 const f = (x: number, d = 1): string => x.toFixed(d);
 console.log(`model ${values.model}; ${N} requests × (${IN} in, ${OUT} out); TP=${llm.engine.config.numRanks}; engine build + upload ${f(loadS)} s`);
 console.log(`llmrt: ${f(secs, 3)} s, ${f(tps)} output tokens/s (${f((N * (IN + OUT)) / secs)} total tokens/s), ${steps.length} steps`);
-const result: Record<string, unknown> = { model: values.model, requests: N, input: IN, output: OUT, tp: llm.engine.config.numRanks, seconds: secs, outputTps: tps };
+const result: Record<string, unknown> = {
+  model: values.model,
+  requests: N,
+  input: IN,
+  output: OUT,
+  tp: llm.engine.config.numRanks,
+  seconds: secs,
+  outputTps: tps,
+};
 
 if (values.hf) {
-  const args = ["bench/hf_bench.py", "throughput", "--model", values.model, "--batch", String(N), "--input", String(IN), "--output", String(OUT), ...(values["hf-compile"] ? ["--compile"] : [])];
+  const args = [
+    "bench/hf_bench.py",
+    "throughput",
+    "--model",
+    values.model,
+    "--batch",
+    String(N),
+    "--input",
+    String(IN),
+    "--output",
+    String(OUT),
+    ...(values["hf-compile"] ? ["--compile"] : []),
+  ];
   const r = spawnSync("python3", args, { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], timeout: 400_000 });
   const line = (r.stdout ?? "").split("\n").find((l) => l.startsWith("HF_RESULT "));
   if (!line) {
     console.log(`transformers run failed (exit ${r.status}): ${(r.stdout ?? "").slice(-500)}`);
   } else {
-    const hf = JSON.parse(line.slice("HF_RESULT ".length)) as { output_tps_eager: number; output_tps_static_compile?: number; compile_error?: string; gpu: string };
+    const hf = JSON.parse(line.slice("HF_RESULT ".length)) as {
+      output_tps_eager: number;
+      output_tps_static_compile?: number;
+      compile_error?: string;
+      gpu: string;
+    };
     result.transformers = hf;
     const best = Math.max(hf.output_tps_eager, hf.output_tps_static_compile ?? 0);
     console.log(`\n| ${N} × (${IN} in, ${OUT} out), ${hf.gpu} | llmrt | transformers eager | transformers static + compile | llmrt / best transformers |`);
     console.log("| --- | ---: | ---: | ---: | ---: |");
-    console.log(`| output tokens/s | ${f(tps)} | ${f(hf.output_tps_eager)} | ${hf.output_tps_static_compile ? f(hf.output_tps_static_compile) : hf.compile_error ?? "not run"} | ${f(tps / best, 2)}× |`);
+    console.log(
+      `| output tokens/s | ${f(tps)} | ${f(hf.output_tps_eager)} | ${
+        hf.output_tps_static_compile ? f(hf.output_tps_static_compile) : hf.compile_error ?? "not run"
+      } | ${f(tps / best, 2)}× |`,
+    );
   }
 }
 if (process.env.LLMRT_BENCH_JSON) fs.writeFileSync(process.env.LLMRT_BENCH_JSON, JSON.stringify(result, null, 1));

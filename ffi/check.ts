@@ -3,7 +3,7 @@
  * code throws `CudaError` with the API name, the code and the library's own name for it.
  */
 import { CudaError } from "./errors.ts";
-import { cuda, CU_ERROR_NAMES } from "./cuda.ts";
+import { CU_ERROR_NAMES, cuda } from "./cuda.ts";
 import { nvrtc, NVRTC_ERROR_NAMES } from "./nvrtc.ts";
 import { CUBLAS_STATUS_NAMES, cublasLt } from "./cublaslt.ts";
 import { nccl, NCCL_RESULT_NAMES } from "./nccl.ts";
@@ -81,5 +81,9 @@ export function noteCleanupFailures(primary: unknown, codes: readonly (readonly 
   const failed = codes.filter(([, , c]) => c !== 0);
   if (failed.length === 0 || !(primary instanceof Error)) return;
   const names = failed.map(([lib, api, c]) => `${api} → ${lib === "cuda" ? cuErrorName(c) : lib === "nvrtc" ? nvrtcErrorName(c) : cublasStatusName(c)}`);
-  Object.defineProperty(primary, "message", { value: `${primary.message}\n(cleanup after this error also failed: ${names.join("; ")})`, configurable: true, writable: true });
+  Object.defineProperty(primary, "message", {
+    value: `${primary.message}\n(cleanup after this error also failed: ${names.join("; ")})`,
+    configurable: true,
+    writable: true,
+  });
 }

@@ -4,108 +4,156 @@
  * passed by address with their byte size, so their C type is noted beside each enum value.
  */
 import { cudaToolkitLibDirs } from "./cuda.ts";
-import { lazyLibrary, type LazyLibrary, type LibrarySpec, type SymbolTable } from "./runtime.ts";
+import { type LazyLibrary, lazyLibrary, type LibrarySpec, type SymbolTable } from "./runtime.ts";
 
 export const cublasLtSymbols = {
   cublasLtGetVersion: { args: [], returns: "usize" }, // size_t
-  cublasLtGetStatusName: { args: [
-    "i32", //    cublasStatus_t status
-  ], returns: "handle" }, // const char*
-  cublasLtCreate: { args: [
-    "buf", //    cublasLtHandle_t* lightHandle
-  ], returns: "i32" },
-  cublasLtDestroy: { args: [
-    "handle", // cublasLtHandle_t lightHandle
-  ], returns: "i32" },
-  cublasLtMatmulDescCreate: { args: [
-    "buf", //    cublasLtMatmulDesc_t* matmulDesc
-    "i32", //    cublasComputeType_t computeType
-    "i32", //    cudaDataType_t scaleType
-  ], returns: "i32" },
-  cublasLtMatmulDescDestroy: { args: [
-    "handle", // cublasLtMatmulDesc_t matmulDesc
-  ], returns: "i32" },
-  cublasLtMatmulDescSetAttribute: { args: [
-    "handle", // cublasLtMatmulDesc_t matmulDesc
-    "i32", //    cublasLtMatmulDescAttributes_t attr
-    "buf", //    const void* buf
-    "usize", //  size_t sizeInBytes
-  ], returns: "i32" },
-  cublasLtMatrixLayoutCreate: { args: [
-    "buf", //    cublasLtMatrixLayout_t* matLayout
-    "i32", //    cudaDataType type
-    "u64", //    uint64_t rows
-    "u64", //    uint64_t cols
-    "i64", //    int64_t ld
-  ], returns: "i32" },
-  cublasLtMatrixLayoutDestroy: { args: [
-    "handle", // cublasLtMatrixLayout_t matLayout
-  ], returns: "i32" },
-  cublasLtMatrixLayoutSetAttribute: { args: [
-    "handle", // cublasLtMatrixLayout_t matLayout
-    "i32", //    cublasLtMatrixLayoutAttribute_t attr
-    "buf", //    const void* buf
-    "usize", //  size_t sizeInBytes
-  ], returns: "i32" },
-  cublasLtMatmulPreferenceCreate: { args: [
-    "buf", //    cublasLtMatmulPreference_t* pref
-  ], returns: "i32" },
-  cublasLtMatmulPreferenceDestroy: { args: [
-    "handle", // cublasLtMatmulPreference_t pref
-  ], returns: "i32" },
-  cublasLtMatmulPreferenceSetAttribute: { args: [
-    "handle", // cublasLtMatmulPreference_t pref
-    "i32", //    cublasLtMatmulPreferenceAttributes_t attr
-    "buf", //    const void* buf
-    "usize", //  size_t sizeInBytes
-  ], returns: "i32" },
-  cublasLtMatmulAlgoGetHeuristic: { args: [
-    "handle", // cublasLtHandle_t lightHandle
-    "handle", // cublasLtMatmulDesc_t operationDesc
-    "handle", // cublasLtMatrixLayout_t Adesc
-    "handle", // cublasLtMatrixLayout_t Bdesc
-    "handle", // cublasLtMatrixLayout_t Cdesc
-    "handle", // cublasLtMatrixLayout_t Ddesc
-    "handle", // cublasLtMatmulPreference_t preference
-    "i32", //    int requestedAlgoCount
-    "buf", //    cublasLtMatmulHeuristicResult_t heuristicResultsArray[] (96 bytes each)
-    "buf", //    int* returnAlgoCount
-  ], returns: "i32" },
-  cublasLtMatmulAlgoConfigGetAttribute: { args: [
-    "buf", //    const cublasLtMatmulAlgo_t* algo
-    "i32", //    cublasLtMatmulAlgoConfigAttributes_t attr
-    "buf", //    void* buf
-    "usize", //  size_t sizeInBytes
-    "buf", //    size_t* sizeWritten
-  ], returns: "i32" },
-  cublasLtMatmulAlgoCheck: { args: [
-    "handle", // cublasLtHandle_t lightHandle
-    "handle", // cublasLtMatmulDesc_t operationDesc
-    "handle", // cublasLtMatrixLayout_t Adesc
-    "handle", // cublasLtMatrixLayout_t Bdesc
-    "handle", // cublasLtMatrixLayout_t Cdesc
-    "handle", // cublasLtMatrixLayout_t Ddesc
-    "buf", //    const cublasLtMatmulAlgo_t* algo
-    "buf", //    cublasLtMatmulHeuristicResult_t* result (96 bytes)
-  ], returns: "i32" },
-  cublasLtMatmul: { args: [
-    "handle", // cublasLtHandle_t lightHandle
-    "handle", // cublasLtMatmulDesc_t computeDesc
-    "buf", //    const void* alpha (host, scale type)
-    "u64", //    const void* A (device)
-    "handle", // cublasLtMatrixLayout_t Adesc
-    "u64", //    const void* B (device)
-    "handle", // cublasLtMatrixLayout_t Bdesc
-    "buf", //    const void* beta (host, scale type)
-    "u64", //    const void* C (device)
-    "handle", // cublasLtMatrixLayout_t Cdesc
-    "u64", //    void* D (device)
-    "handle", // cublasLtMatrixLayout_t Ddesc
-    "buf", //    const cublasLtMatmulAlgo_t* algo (64 bytes)
-    "u64", //    void* workspace (device)
-    "usize", //  size_t workspaceSizeInBytes
-    "handle", // cudaStream_t stream
-  ], returns: "i32" },
+  cublasLtGetStatusName: {
+    args: [
+      "i32", //    cublasStatus_t status
+    ],
+    returns: "handle",
+  }, // const char*
+  cublasLtCreate: {
+    args: [
+      "buf", //    cublasLtHandle_t* lightHandle
+    ],
+    returns: "i32",
+  },
+  cublasLtDestroy: {
+    args: [
+      "handle", // cublasLtHandle_t lightHandle
+    ],
+    returns: "i32",
+  },
+  cublasLtMatmulDescCreate: {
+    args: [
+      "buf", //    cublasLtMatmulDesc_t* matmulDesc
+      "i32", //    cublasComputeType_t computeType
+      "i32", //    cudaDataType_t scaleType
+    ],
+    returns: "i32",
+  },
+  cublasLtMatmulDescDestroy: {
+    args: [
+      "handle", // cublasLtMatmulDesc_t matmulDesc
+    ],
+    returns: "i32",
+  },
+  cublasLtMatmulDescSetAttribute: {
+    args: [
+      "handle", // cublasLtMatmulDesc_t matmulDesc
+      "i32", //    cublasLtMatmulDescAttributes_t attr
+      "buf", //    const void* buf
+      "usize", //  size_t sizeInBytes
+    ],
+    returns: "i32",
+  },
+  cublasLtMatrixLayoutCreate: {
+    args: [
+      "buf", //    cublasLtMatrixLayout_t* matLayout
+      "i32", //    cudaDataType type
+      "u64", //    uint64_t rows
+      "u64", //    uint64_t cols
+      "i64", //    int64_t ld
+    ],
+    returns: "i32",
+  },
+  cublasLtMatrixLayoutDestroy: {
+    args: [
+      "handle", // cublasLtMatrixLayout_t matLayout
+    ],
+    returns: "i32",
+  },
+  cublasLtMatrixLayoutSetAttribute: {
+    args: [
+      "handle", // cublasLtMatrixLayout_t matLayout
+      "i32", //    cublasLtMatrixLayoutAttribute_t attr
+      "buf", //    const void* buf
+      "usize", //  size_t sizeInBytes
+    ],
+    returns: "i32",
+  },
+  cublasLtMatmulPreferenceCreate: {
+    args: [
+      "buf", //    cublasLtMatmulPreference_t* pref
+    ],
+    returns: "i32",
+  },
+  cublasLtMatmulPreferenceDestroy: {
+    args: [
+      "handle", // cublasLtMatmulPreference_t pref
+    ],
+    returns: "i32",
+  },
+  cublasLtMatmulPreferenceSetAttribute: {
+    args: [
+      "handle", // cublasLtMatmulPreference_t pref
+      "i32", //    cublasLtMatmulPreferenceAttributes_t attr
+      "buf", //    const void* buf
+      "usize", //  size_t sizeInBytes
+    ],
+    returns: "i32",
+  },
+  cublasLtMatmulAlgoGetHeuristic: {
+    args: [
+      "handle", // cublasLtHandle_t lightHandle
+      "handle", // cublasLtMatmulDesc_t operationDesc
+      "handle", // cublasLtMatrixLayout_t Adesc
+      "handle", // cublasLtMatrixLayout_t Bdesc
+      "handle", // cublasLtMatrixLayout_t Cdesc
+      "handle", // cublasLtMatrixLayout_t Ddesc
+      "handle", // cublasLtMatmulPreference_t preference
+      "i32", //    int requestedAlgoCount
+      "buf", //    cublasLtMatmulHeuristicResult_t heuristicResultsArray[] (96 bytes each)
+      "buf", //    int* returnAlgoCount
+    ],
+    returns: "i32",
+  },
+  cublasLtMatmulAlgoConfigGetAttribute: {
+    args: [
+      "buf", //    const cublasLtMatmulAlgo_t* algo
+      "i32", //    cublasLtMatmulAlgoConfigAttributes_t attr
+      "buf", //    void* buf
+      "usize", //  size_t sizeInBytes
+      "buf", //    size_t* sizeWritten
+    ],
+    returns: "i32",
+  },
+  cublasLtMatmulAlgoCheck: {
+    args: [
+      "handle", // cublasLtHandle_t lightHandle
+      "handle", // cublasLtMatmulDesc_t operationDesc
+      "handle", // cublasLtMatrixLayout_t Adesc
+      "handle", // cublasLtMatrixLayout_t Bdesc
+      "handle", // cublasLtMatrixLayout_t Cdesc
+      "handle", // cublasLtMatrixLayout_t Ddesc
+      "buf", //    const cublasLtMatmulAlgo_t* algo
+      "buf", //    cublasLtMatmulHeuristicResult_t* result (96 bytes)
+    ],
+    returns: "i32",
+  },
+  cublasLtMatmul: {
+    args: [
+      "handle", // cublasLtHandle_t lightHandle
+      "handle", // cublasLtMatmulDesc_t computeDesc
+      "buf", //    const void* alpha (host, scale type)
+      "u64", //    const void* A (device)
+      "handle", // cublasLtMatrixLayout_t Adesc
+      "u64", //    const void* B (device)
+      "handle", // cublasLtMatrixLayout_t Bdesc
+      "buf", //    const void* beta (host, scale type)
+      "u64", //    const void* C (device)
+      "handle", // cublasLtMatrixLayout_t Cdesc
+      "u64", //    void* D (device)
+      "handle", // cublasLtMatrixLayout_t Ddesc
+      "buf", //    const cublasLtMatmulAlgo_t* algo (64 bytes)
+      "u64", //    void* workspace (device)
+      "usize", //  size_t workspaceSizeInBytes
+      "handle", // cudaStream_t stream
+    ],
+    returns: "i32",
+  },
 } as const satisfies SymbolTable;
 
 /** cuBLAS / cuBLASLt enum values used by llmrt (CUDA 12/13 `cublasLt.h`, `library_types.h`). */

@@ -5,274 +5,444 @@
  * CUresult is i32, size_t usize, CUdeviceptr u64 (a bigint), every handle a pointer (`handle`).
  */
 import process from "node:process";
-import { lazyLibrary, type LazyLibrary, type LibrarySpec, type SymbolTable } from "./runtime.ts";
+import { type LazyLibrary, lazyLibrary, type LibrarySpec, type SymbolTable } from "./runtime.ts";
 
 export const cudaSymbols = {
   // ---- errors, init, version
-  cuGetErrorName: { args: [
-    "i32", //    CUresult error
-    "buf", //    const char** pStr
-  ], returns: "i32" },
-  cuGetErrorString: { args: [
-    "i32", //    CUresult error
-    "buf", //    const char** pStr
-  ], returns: "i32" },
-  cuInit: { args: [
-    "u32", //    unsigned int Flags (must be 0)
-  ], returns: "i32" },
-  cuDriverGetVersion: { args: [
-    "buf", //    int* driverVersion
-  ], returns: "i32" },
-  cuGetProcAddress_v2: { args: [
-    "buf", //    const char* symbol
-    "buf", //    void** pfn
-    "i32", //    int cudaVersion
-    "u64", //    cuuint64_t flags
-    "buf", //    CUdriverProcAddressQueryResult* symbolStatus (may be NULL)
-  ], returns: "i32" },
+  cuGetErrorName: {
+    args: [
+      "i32", //    CUresult error
+      "buf", //    const char** pStr
+    ],
+    returns: "i32",
+  },
+  cuGetErrorString: {
+    args: [
+      "i32", //    CUresult error
+      "buf", //    const char** pStr
+    ],
+    returns: "i32",
+  },
+  cuInit: {
+    args: [
+      "u32", //    unsigned int Flags (must be 0)
+    ],
+    returns: "i32",
+  },
+  cuDriverGetVersion: {
+    args: [
+      "buf", //    int* driverVersion
+    ],
+    returns: "i32",
+  },
+  cuGetProcAddress_v2: {
+    args: [
+      "buf", //    const char* symbol
+      "buf", //    void** pfn
+      "i32", //    int cudaVersion
+      "u64", //    cuuint64_t flags
+      "buf", //    CUdriverProcAddressQueryResult* symbolStatus (may be NULL)
+    ],
+    returns: "i32",
+  },
 
   // ---- devices
-  cuDeviceGetCount: { args: [
-    "buf", //    int* count
-  ], returns: "i32" },
-  cuDeviceGet: { args: [
-    "buf", //    CUdevice* device (int)
-    "i32", //    int ordinal
-  ], returns: "i32" },
-  cuDeviceGetName: { args: [
-    "buf", //    char* name
-    "i32", //    int len
-    "i32", //    CUdevice dev
-  ], returns: "i32" },
-  cuDeviceGetAttribute: { args: [
-    "buf", //    int* pi
-    "i32", //    CUdevice_attribute attrib
-    "i32", //    CUdevice dev
-  ], returns: "i32" },
-  cuDeviceTotalMem_v2: { args: [
-    "buf", //    size_t* bytes
-    "i32", //    CUdevice dev
-  ], returns: "i32" },
+  cuDeviceGetCount: {
+    args: [
+      "buf", //    int* count
+    ],
+    returns: "i32",
+  },
+  cuDeviceGet: {
+    args: [
+      "buf", //    CUdevice* device (int)
+      "i32", //    int ordinal
+    ],
+    returns: "i32",
+  },
+  cuDeviceGetName: {
+    args: [
+      "buf", //    char* name
+      "i32", //    int len
+      "i32", //    CUdevice dev
+    ],
+    returns: "i32",
+  },
+  cuDeviceGetAttribute: {
+    args: [
+      "buf", //    int* pi
+      "i32", //    CUdevice_attribute attrib
+      "i32", //    CUdevice dev
+    ],
+    returns: "i32",
+  },
+  cuDeviceTotalMem_v2: {
+    args: [
+      "buf", //    size_t* bytes
+      "i32", //    CUdevice dev
+    ],
+    returns: "i32",
+  },
 
   // ---- primary context
-  cuDevicePrimaryCtxRetain: { args: [
-    "buf", //    CUcontext* pctx
-    "i32", //    CUdevice dev
-  ], returns: "i32" },
-  cuDevicePrimaryCtxRelease_v2: { args: [
-    "i32", //    CUdevice dev
-  ], returns: "i32" },
-  cuCtxSetCurrent: { args: [
-    "handle", // CUcontext ctx
-  ], returns: "i32" },
-  cuCtxGetCurrent: { args: [
-    "buf", //    CUcontext* pctx
-  ], returns: "i32" },
+  cuDevicePrimaryCtxRetain: {
+    args: [
+      "buf", //    CUcontext* pctx
+      "i32", //    CUdevice dev
+    ],
+    returns: "i32",
+  },
+  cuDevicePrimaryCtxRelease_v2: {
+    args: [
+      "i32", //    CUdevice dev
+    ],
+    returns: "i32",
+  },
+  cuCtxSetCurrent: {
+    args: [
+      "handle", // CUcontext ctx
+    ],
+    returns: "i32",
+  },
+  cuCtxGetCurrent: {
+    args: [
+      "buf", //    CUcontext* pctx
+    ],
+    returns: "i32",
+  },
   cuCtxSynchronize: { args: [], returns: "i32" },
 
   // ---- device memory
-  cuMemGetInfo_v2: { args: [
-    "buf", //    size_t* free
-    "buf", //    size_t* total
-  ], returns: "i32" },
-  cuMemAlloc_v2: { args: [
-    "buf", //    CUdeviceptr* dptr
-    "usize", //  size_t bytesize
-  ], returns: "i32" },
-  cuMemFree_v2: { args: [
-    "u64", //    CUdeviceptr dptr
-  ], returns: "i32" },
-  cuMemsetD8_v2: { args: [
-    "u64", //    CUdeviceptr dstDevice
-    "u8", //     unsigned char uc
-    "usize", //  size_t N
-  ], returns: "i32" },
-  cuMemsetD32_v2: { args: [
-    "u64", //    CUdeviceptr dstDevice
-    "u32", //    unsigned int ui
-    "usize", //  size_t N (count of 32-bit words)
-  ], returns: "i32" },
-  cuMemsetD8Async: { args: [
-    "u64", //    CUdeviceptr dstDevice
-    "u8", //     unsigned char uc
-    "usize", //  size_t N
-    "handle", // CUstream hStream
-  ], returns: "i32" },
-  cuMemsetD32Async: { args: [
-    "u64", //    CUdeviceptr dstDevice
-    "u32", //    unsigned int ui
-    "usize", //  size_t N
-    "handle", // CUstream hStream
-  ], returns: "i32" },
+  cuMemGetInfo_v2: {
+    args: [
+      "buf", //    size_t* free
+      "buf", //    size_t* total
+    ],
+    returns: "i32",
+  },
+  cuMemAlloc_v2: {
+    args: [
+      "buf", //    CUdeviceptr* dptr
+      "usize", //  size_t bytesize
+    ],
+    returns: "i32",
+  },
+  cuMemFree_v2: {
+    args: [
+      "u64", //    CUdeviceptr dptr
+    ],
+    returns: "i32",
+  },
+  cuMemsetD8_v2: {
+    args: [
+      "u64", //    CUdeviceptr dstDevice
+      "u8", //     unsigned char uc
+      "usize", //  size_t N
+    ],
+    returns: "i32",
+  },
+  cuMemsetD32_v2: {
+    args: [
+      "u64", //    CUdeviceptr dstDevice
+      "u32", //    unsigned int ui
+      "usize", //  size_t N (count of 32-bit words)
+    ],
+    returns: "i32",
+  },
+  cuMemsetD8Async: {
+    args: [
+      "u64", //    CUdeviceptr dstDevice
+      "u8", //     unsigned char uc
+      "usize", //  size_t N
+      "handle", // CUstream hStream
+    ],
+    returns: "i32",
+  },
+  cuMemsetD32Async: {
+    args: [
+      "u64", //    CUdeviceptr dstDevice
+      "u32", //    unsigned int ui
+      "usize", //  size_t N
+      "handle", // CUstream hStream
+    ],
+    returns: "i32",
+  },
 
   // ---- copies (synchronous and stream-ordered)
-  cuMemcpyHtoD_v2: { args: [
-    "u64", //    CUdeviceptr dstDevice
-    "buf", //    const void* srcHost
-    "usize", //  size_t ByteCount
-  ], returns: "i32" },
-  cuMemcpyDtoH_v2: { args: [
-    "buf", //    void* dstHost
-    "u64", //    CUdeviceptr srcDevice
-    "usize", //  size_t ByteCount
-  ], returns: "i32" },
-  cuMemcpyDtoD_v2: { args: [
-    "u64", //    CUdeviceptr dstDevice
-    "u64", //    CUdeviceptr srcDevice
-    "usize", //  size_t ByteCount
-  ], returns: "i32" },
-  cuMemcpyHtoDAsync_v2: { args: [
-    "u64", //    CUdeviceptr dstDevice
-    "buf", //    const void* srcHost
-    "usize", //  size_t ByteCount
-    "handle", // CUstream hStream
-  ], returns: "i32" },
-  cuMemcpyDtoHAsync_v2: { args: [
-    "buf", //    void* dstHost
-    "u64", //    CUdeviceptr srcDevice
-    "usize", //  size_t ByteCount
-    "handle", // CUstream hStream
-  ], returns: "i32" },
-  cuMemcpyDtoDAsync_v2: { args: [
-    "u64", //    CUdeviceptr dstDevice
-    "u64", //    CUdeviceptr srcDevice
-    "usize", //  size_t ByteCount
-    "handle", // CUstream hStream
-  ], returns: "i32" },
+  cuMemcpyHtoD_v2: {
+    args: [
+      "u64", //    CUdeviceptr dstDevice
+      "buf", //    const void* srcHost
+      "usize", //  size_t ByteCount
+    ],
+    returns: "i32",
+  },
+  cuMemcpyDtoH_v2: {
+    args: [
+      "buf", //    void* dstHost
+      "u64", //    CUdeviceptr srcDevice
+      "usize", //  size_t ByteCount
+    ],
+    returns: "i32",
+  },
+  cuMemcpyDtoD_v2: {
+    args: [
+      "u64", //    CUdeviceptr dstDevice
+      "u64", //    CUdeviceptr srcDevice
+      "usize", //  size_t ByteCount
+    ],
+    returns: "i32",
+  },
+  cuMemcpyHtoDAsync_v2: {
+    args: [
+      "u64", //    CUdeviceptr dstDevice
+      "buf", //    const void* srcHost
+      "usize", //  size_t ByteCount
+      "handle", // CUstream hStream
+    ],
+    returns: "i32",
+  },
+  cuMemcpyDtoHAsync_v2: {
+    args: [
+      "buf", //    void* dstHost
+      "u64", //    CUdeviceptr srcDevice
+      "usize", //  size_t ByteCount
+      "handle", // CUstream hStream
+    ],
+    returns: "i32",
+  },
+  cuMemcpyDtoDAsync_v2: {
+    args: [
+      "u64", //    CUdeviceptr dstDevice
+      "u64", //    CUdeviceptr srcDevice
+      "usize", //  size_t ByteCount
+      "handle", // CUstream hStream
+    ],
+    returns: "i32",
+  },
 
   // ---- pinned host memory
-  cuMemHostAlloc: { args: [
-    "buf", //    void** pp
-    "usize", //  size_t bytesize
-    "u32", //    unsigned int Flags (CU_MEMHOSTALLOC_*)
-  ], returns: "i32" },
-  cuMemFreeHost: { args: [
-    "handle", // void* p
-  ], returns: "i32" },
+  cuMemHostAlloc: {
+    args: [
+      "buf", //    void** pp
+      "usize", //  size_t bytesize
+      "u32", //    unsigned int Flags (CU_MEMHOSTALLOC_*)
+    ],
+    returns: "i32",
+  },
+  cuMemFreeHost: {
+    args: [
+      "handle", // void* p
+    ],
+    returns: "i32",
+  },
 
   // ---- streams
-  cuStreamCreate: { args: [
-    "buf", //    CUstream* phStream
-    "u32", //    unsigned int Flags (CU_STREAM_*)
-  ], returns: "i32" },
-  cuStreamDestroy_v2: { args: [
-    "handle", // CUstream hStream
-  ], returns: "i32" },
-  cuStreamSynchronize: { args: [
-    "handle", // CUstream hStream
-  ], returns: "i32" },
-  cuStreamQuery: { args: [
-    "handle", // CUstream hStream
-  ], returns: "i32" },
-  cuStreamWaitEvent: { args: [
-    "handle", // CUstream hStream
-    "handle", // CUevent hEvent
-    "u32", //    unsigned int Flags (0)
-  ], returns: "i32" },
+  cuStreamCreate: {
+    args: [
+      "buf", //    CUstream* phStream
+      "u32", //    unsigned int Flags (CU_STREAM_*)
+    ],
+    returns: "i32",
+  },
+  cuStreamDestroy_v2: {
+    args: [
+      "handle", // CUstream hStream
+    ],
+    returns: "i32",
+  },
+  cuStreamSynchronize: {
+    args: [
+      "handle", // CUstream hStream
+    ],
+    returns: "i32",
+  },
+  cuStreamQuery: {
+    args: [
+      "handle", // CUstream hStream
+    ],
+    returns: "i32",
+  },
+  cuStreamWaitEvent: {
+    args: [
+      "handle", // CUstream hStream
+      "handle", // CUevent hEvent
+      "u32", //    unsigned int Flags (0)
+    ],
+    returns: "i32",
+  },
 
   // ---- events
-  cuEventCreate: { args: [
-    "buf", //    CUevent* phEvent
-    "u32", //    unsigned int Flags (CU_EVENT_*)
-  ], returns: "i32" },
-  cuEventDestroy_v2: { args: [
-    "handle", // CUevent hEvent
-  ], returns: "i32" },
-  cuEventRecord: { args: [
-    "handle", // CUevent hEvent
-    "handle", // CUstream hStream
-  ], returns: "i32" },
-  cuEventSynchronize: { args: [
-    "handle", // CUevent hEvent
-  ], returns: "i32" },
-  cuEventQuery: { args: [
-    "handle", // CUevent hEvent
-  ], returns: "i32" },
-  cuEventElapsedTime_v2: { optional: true, args: [ // CUDA 12.8+ drivers
-    "buf", //    float* pMilliseconds
-    "handle", // CUevent hStart
-    "handle", // CUevent hEnd
-  ], returns: "i32" },
-  cuEventElapsedTime: { optional: true, args: [ // older drivers (the unversioned export)
-    "buf", //    float* pMilliseconds
-    "handle", // CUevent hStart
-    "handle", // CUevent hEnd
-  ], returns: "i32" },
+  cuEventCreate: {
+    args: [
+      "buf", //    CUevent* phEvent
+      "u32", //    unsigned int Flags (CU_EVENT_*)
+    ],
+    returns: "i32",
+  },
+  cuEventDestroy_v2: {
+    args: [
+      "handle", // CUevent hEvent
+    ],
+    returns: "i32",
+  },
+  cuEventRecord: {
+    args: [
+      "handle", // CUevent hEvent
+      "handle", // CUstream hStream
+    ],
+    returns: "i32",
+  },
+  cuEventSynchronize: {
+    args: [
+      "handle", // CUevent hEvent
+    ],
+    returns: "i32",
+  },
+  cuEventQuery: {
+    args: [
+      "handle", // CUevent hEvent
+    ],
+    returns: "i32",
+  },
+  cuEventElapsedTime_v2: {
+    optional: true,
+    args: [ // CUDA 12.8+ drivers
+      "buf", //    float* pMilliseconds
+      "handle", // CUevent hStart
+      "handle", // CUevent hEnd
+    ],
+    returns: "i32",
+  },
+  cuEventElapsedTime: {
+    optional: true,
+    args: [ // older drivers (the unversioned export)
+      "buf", //    float* pMilliseconds
+      "handle", // CUevent hStart
+      "handle", // CUevent hEnd
+    ],
+    returns: "i32",
+  },
 
   // ---- modules and kernels
-  cuModuleLoadData: { args: [
-    "buf", //    CUmodule* module
-    "buf", //    const void* image (CUBIN, fatbin, or NUL-terminated PTX)
-  ], returns: "i32" },
-  cuModuleUnload: { args: [
-    "handle", // CUmodule hmod
-  ], returns: "i32" },
-  cuModuleGetFunction: { args: [
-    "buf", //    CUfunction* hfunc
-    "handle", // CUmodule hmod
-    "buf", //    const char* name
-  ], returns: "i32" },
-  cuFuncGetAttribute: { args: [
-    "buf", //    int* pi
-    "i32", //    CUfunction_attribute attrib
-    "handle", // CUfunction hfunc
-  ], returns: "i32" },
-  cuFuncSetAttribute: { args: [
-    "handle", // CUfunction hfunc
-    "i32", //    CUfunction_attribute attrib
-    "i32", //    int value
-  ], returns: "i32" },
-  cuLaunchKernel: { args: [
-    "handle", // CUfunction f
-    "u32", //    unsigned int gridDimX
-    "u32", //    unsigned int gridDimY
-    "u32", //    unsigned int gridDimZ
-    "u32", //    unsigned int blockDimX
-    "u32", //    unsigned int blockDimY
-    "u32", //    unsigned int blockDimZ
-    "u32", //    unsigned int sharedMemBytes
-    "handle", // CUstream hStream
-    "buf", //    void** kernelParams
-    "buf", //    void** extra
-  ], returns: "i32" },
+  cuModuleLoadData: {
+    args: [
+      "buf", //    CUmodule* module
+      "buf", //    const void* image (CUBIN, fatbin, or NUL-terminated PTX)
+    ],
+    returns: "i32",
+  },
+  cuModuleUnload: {
+    args: [
+      "handle", // CUmodule hmod
+    ],
+    returns: "i32",
+  },
+  cuModuleGetFunction: {
+    args: [
+      "buf", //    CUfunction* hfunc
+      "handle", // CUmodule hmod
+      "buf", //    const char* name
+    ],
+    returns: "i32",
+  },
+  cuFuncGetAttribute: {
+    args: [
+      "buf", //    int* pi
+      "i32", //    CUfunction_attribute attrib
+      "handle", // CUfunction hfunc
+    ],
+    returns: "i32",
+  },
+  cuFuncSetAttribute: {
+    args: [
+      "handle", // CUfunction hfunc
+      "i32", //    CUfunction_attribute attrib
+      "i32", //    int value
+    ],
+    returns: "i32",
+  },
+  cuLaunchKernel: {
+    args: [
+      "handle", // CUfunction f
+      "u32", //    unsigned int gridDimX
+      "u32", //    unsigned int gridDimY
+      "u32", //    unsigned int gridDimZ
+      "u32", //    unsigned int blockDimX
+      "u32", //    unsigned int blockDimY
+      "u32", //    unsigned int blockDimZ
+      "u32", //    unsigned int sharedMemBytes
+      "handle", // CUstream hStream
+      "buf", //    void** kernelParams
+      "buf", //    void** extra
+    ],
+    returns: "i32",
+  },
 
   // ---- graphs (stream capture and replay)
-  cuStreamBeginCapture_v2: { args: [
-    "handle", // CUstream hStream
-    "i32", //    CUstreamCaptureMode mode
-  ], returns: "i32" },
-  cuStreamEndCapture: { args: [
-    "handle", // CUstream hStream
-    "buf", //    CUgraph* phGraph
-  ], returns: "i32" },
-  cuStreamIsCapturing: { args: [
-    "handle", // CUstream hStream
-    "buf", //    CUstreamCaptureStatus* captureStatus (int)
-  ], returns: "i32" },
-  cuGraphInstantiateWithFlags: { args: [
-    "buf", //    CUgraphExec* phGraphExec
-    "handle", // CUgraph hGraph
-    "u64", //    unsigned long long flags
-  ], returns: "i32" },
-  cuGraphLaunch: { args: [
-    "handle", // CUgraphExec hGraphExec
-    "handle", // CUstream hStream
-  ], returns: "i32" },
-  cuGraphUpload: { args: [
-    "handle", // CUgraphExec hGraphExec
-    "handle", // CUstream hStream
-  ], returns: "i32" },
-  cuGraphGetNodes: { args: [
-    "handle", // CUgraph hGraph
-    "buf", //    CUgraphNode* nodes (NULL: count only)
-    "buf", //    size_t* numNodes
-  ], returns: "i32" },
-  cuGraphExecDestroy: { args: [
-    "handle", // CUgraphExec hGraphExec
-  ], returns: "i32" },
-  cuGraphDestroy: { args: [
-    "handle", // CUgraph hGraph
-  ], returns: "i32" },
+  cuStreamBeginCapture_v2: {
+    args: [
+      "handle", // CUstream hStream
+      "i32", //    CUstreamCaptureMode mode
+    ],
+    returns: "i32",
+  },
+  cuStreamEndCapture: {
+    args: [
+      "handle", // CUstream hStream
+      "buf", //    CUgraph* phGraph
+    ],
+    returns: "i32",
+  },
+  cuStreamIsCapturing: {
+    args: [
+      "handle", // CUstream hStream
+      "buf", //    CUstreamCaptureStatus* captureStatus (int)
+    ],
+    returns: "i32",
+  },
+  cuGraphInstantiateWithFlags: {
+    args: [
+      "buf", //    CUgraphExec* phGraphExec
+      "handle", // CUgraph hGraph
+      "u64", //    unsigned long long flags
+    ],
+    returns: "i32",
+  },
+  cuGraphLaunch: {
+    args: [
+      "handle", // CUgraphExec hGraphExec
+      "handle", // CUstream hStream
+    ],
+    returns: "i32",
+  },
+  cuGraphUpload: {
+    args: [
+      "handle", // CUgraphExec hGraphExec
+      "handle", // CUstream hStream
+    ],
+    returns: "i32",
+  },
+  cuGraphGetNodes: {
+    args: [
+      "handle", // CUgraph hGraph
+      "buf", //    CUgraphNode* nodes (NULL: count only)
+      "buf", //    size_t* numNodes
+    ],
+    returns: "i32",
+  },
+  cuGraphExecDestroy: {
+    args: [
+      "handle", // CUgraphExec hGraphExec
+    ],
+    returns: "i32",
+  },
+  cuGraphDestroy: {
+    args: [
+      "handle", // CUgraph hGraph
+    ],
+    returns: "i32",
+  },
 } as const satisfies SymbolTable;
 
 /** CUDA driver constants used by llmrt (values from CUDA 13 `cuda.h`). */

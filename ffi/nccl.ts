@@ -14,7 +14,7 @@
 import process from "node:process";
 import { existsSync, readdirSync } from "node:fs";
 import { cudaToolkitLibDirs } from "./cuda.ts";
-import { lazyLibrary, type LazyLibrary, type LibrarySpec, type SymbolTable } from "./runtime.ts";
+import { type LazyLibrary, lazyLibrary, type LibrarySpec, type SymbolTable } from "./runtime.ts";
 
 /** Bytes of an ncclUniqueId (NCCL_UNIQUE_ID_BYTES). */
 export const NCCL_UNIQUE_ID_BYTES = 128;
@@ -22,84 +22,127 @@ export const NCCL_UNIQUE_ID_BYTES = 128;
 const u64x16 = Array.from({ length: 16 }, () => "u64" as const);
 
 export const ncclSymbols = {
-  ncclGetVersion: { args: [
-    "buf", //    int* version
-  ], returns: "i32" },
-  ncclGetErrorString: { args: [
-    "i32", //    ncclResult_t result
-  ], returns: "handle" }, // const char*
-  ncclGetLastError: { args: [
-    "handle", // ncclComm_t comm (may be NULL)
-  ], returns: "handle", optional: true }, // const char*
-  ncclGetUniqueId: { args: [
-    "buf", //    ncclUniqueId* uniqueId (128 bytes)
-  ], returns: "i32" },
+  ncclGetVersion: {
+    args: [
+      "buf", //    int* version
+    ],
+    returns: "i32",
+  },
+  ncclGetErrorString: {
+    args: [
+      "i32", //    ncclResult_t result
+    ],
+    returns: "handle",
+  }, // const char*
+  ncclGetLastError: {
+    args: [
+      "handle", // ncclComm_t comm (may be NULL)
+    ],
+    returns: "handle",
+    optional: true,
+  }, // const char*
+  ncclGetUniqueId: {
+    args: [
+      "buf", //    ncclUniqueId* uniqueId (128 bytes)
+    ],
+    returns: "i32",
+  },
   /** x86-64 form (see the file comment): the id's 16 words go on the stack. */
-  ncclCommInitRank: { args: [
-    "buf", //    ncclComm_t* comm
-    "i32", //    int nranks
-    "i32", //    int rank
-    "u64", //    (rcx: unused)
-    "u64", //    (r8: unused)
-    "u64", //    (r9: unused)
-    ...u64x16, // ncclUniqueId commId (by value: 128 bytes on the stack)
-  ], returns: "i32" },
-  ncclCommDestroy: { args: [
-    "handle", // ncclComm_t comm
-  ], returns: "i32" },
-  ncclCommAbort: { args: [
-    "handle", // ncclComm_t comm
-  ], returns: "i32" },
-  ncclCommGetAsyncError: { args: [
-    "handle", // ncclComm_t comm
-    "buf", //    ncclResult_t* asyncError
-  ], returns: "i32" },
-  ncclCommCount: { args: [
-    "handle", // const ncclComm_t comm
-    "buf", //    int* count
-  ], returns: "i32" },
-  ncclCommUserRank: { args: [
-    "handle", // const ncclComm_t comm
-    "buf", //    int* rank
-  ], returns: "i32" },
-  ncclAllReduce: { args: [
-    "handle", // const void* sendbuff (device)
-    "handle", // void* recvbuff (device)
-    "usize", //  size_t count
-    "i32", //    ncclDataType_t datatype
-    "i32", //    ncclRedOp_t op
-    "handle", // ncclComm_t comm
-    "handle", // cudaStream_t stream
-  ], returns: "i32" },
-  ncclAllGather: { args: [
-    "handle", // const void* sendbuff (device)
-    "handle", // void* recvbuff (device, nranks * sendcount elements)
-    "usize", //  size_t sendcount
-    "i32", //    ncclDataType_t datatype
-    "handle", // ncclComm_t comm
-    "handle", // cudaStream_t stream
-  ], returns: "i32" },
-  ncclBroadcast: { args: [
-    "handle", // const void* sendbuff (device; read on root only)
-    "handle", // void* recvbuff (device)
-    "usize", //  size_t count
-    "i32", //    ncclDataType_t datatype
-    "i32", //    int root
-    "handle", // ncclComm_t comm
-    "handle", // cudaStream_t stream
-  ], returns: "i32" },
+  ncclCommInitRank: {
+    args: [
+      "buf", //    ncclComm_t* comm
+      "i32", //    int nranks
+      "i32", //    int rank
+      "u64", //    (rcx: unused)
+      "u64", //    (r8: unused)
+      "u64", //    (r9: unused)
+      ...u64x16, // ncclUniqueId commId (by value: 128 bytes on the stack)
+    ],
+    returns: "i32",
+  },
+  ncclCommDestroy: {
+    args: [
+      "handle", // ncclComm_t comm
+    ],
+    returns: "i32",
+  },
+  ncclCommAbort: {
+    args: [
+      "handle", // ncclComm_t comm
+    ],
+    returns: "i32",
+  },
+  ncclCommGetAsyncError: {
+    args: [
+      "handle", // ncclComm_t comm
+      "buf", //    ncclResult_t* asyncError
+    ],
+    returns: "i32",
+  },
+  ncclCommCount: {
+    args: [
+      "handle", // const ncclComm_t comm
+      "buf", //    int* count
+    ],
+    returns: "i32",
+  },
+  ncclCommUserRank: {
+    args: [
+      "handle", // const ncclComm_t comm
+      "buf", //    int* rank
+    ],
+    returns: "i32",
+  },
+  ncclAllReduce: {
+    args: [
+      "handle", // const void* sendbuff (device)
+      "handle", // void* recvbuff (device)
+      "usize", //  size_t count
+      "i32", //    ncclDataType_t datatype
+      "i32", //    ncclRedOp_t op
+      "handle", // ncclComm_t comm
+      "handle", // cudaStream_t stream
+    ],
+    returns: "i32",
+  },
+  ncclAllGather: {
+    args: [
+      "handle", // const void* sendbuff (device)
+      "handle", // void* recvbuff (device, nranks * sendcount elements)
+      "usize", //  size_t sendcount
+      "i32", //    ncclDataType_t datatype
+      "handle", // ncclComm_t comm
+      "handle", // cudaStream_t stream
+    ],
+    returns: "i32",
+  },
+  ncclBroadcast: {
+    args: [
+      "handle", // const void* sendbuff (device; read on root only)
+      "handle", // void* recvbuff (device)
+      "usize", //  size_t count
+      "i32", //    ncclDataType_t datatype
+      "i32", //    int root
+      "handle", // ncclComm_t comm
+      "handle", // cudaStream_t stream
+    ],
+    returns: "i32",
+  },
   ncclGroupStart: { args: [], returns: "i32" },
   ncclGroupEnd: { args: [], returns: "i32" },
 } as const satisfies SymbolTable;
 
 /** The aarch64 form of ncclCommInitRank (the id passed by address; see the file comment). */
 export const ncclInitRankArm64 = {
-  ncclCommInitRank: { args: [
-    "buf", //    ncclComm_t* comm
-    "i32", //    int nranks
-    "buf", //    ncclUniqueId commId (a copy, by address)
-    "i32", //    int rank
-  ], returns: "i32" },
+  ncclCommInitRank: {
+    args: [
+      "buf", //    ncclComm_t* comm
+      "i32", //    int nranks
+      "buf", //    ncclUniqueId commId (a copy, by address)
+      "i32", //    int rank
+    ],
+    returns: "i32",
+  },
 } as const satisfies SymbolTable;
 
 /** ncclDataType_t values (nccl.h). */

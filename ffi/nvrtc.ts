@@ -3,56 +3,89 @@
  * nvrtcResult is i32, size_t usize, nvrtcProgram a pointer (`handle`).
  */
 import { cudaToolkitLibDirs } from "./cuda.ts";
-import { lazyLibrary, type LazyLibrary, type LibrarySpec, type SymbolTable } from "./runtime.ts";
+import { type LazyLibrary, lazyLibrary, type LibrarySpec, type SymbolTable } from "./runtime.ts";
 
 export const nvrtcSymbols = {
-  nvrtcGetErrorString: { args: [
-    "i32", //    nvrtcResult result
-  ], returns: "handle" }, // const char*
-  nvrtcVersion: { args: [
-    "buf", //    int* major
-    "buf", //    int* minor
-  ], returns: "i32" },
-  nvrtcCreateProgram: { args: [
-    "buf", //    nvrtcProgram* prog
-    "buf", //    const char* src
-    "buf", //    const char* name
-    "i32", //    int numHeaders
-    "buf", //    const char* const* headers
-    "buf", //    const char* const* includeNames
-  ], returns: "i32" },
-  nvrtcDestroyProgram: { args: [
-    "buf", //    nvrtcProgram* prog
-  ], returns: "i32" },
-  nvrtcCompileProgram: { args: [
-    "handle", // nvrtcProgram prog
-    "i32", //    int numOptions
-    "buf", //    const char* const* options
-  ], returns: "i32" },
-  nvrtcGetProgramLogSize: { args: [
-    "handle", // nvrtcProgram prog
-    "buf", //    size_t* logSizeRet
-  ], returns: "i32" },
-  nvrtcGetProgramLog: { args: [
-    "handle", // nvrtcProgram prog
-    "buf", //    char* log
-  ], returns: "i32" },
-  nvrtcGetCUBINSize: { args: [
-    "handle", // nvrtcProgram prog
-    "buf", //    size_t* cubinSizeRet
-  ], returns: "i32" },
-  nvrtcGetCUBIN: { args: [
-    "handle", // nvrtcProgram prog
-    "buf", //    char* cubin
-  ], returns: "i32" },
-  nvrtcGetPTXSize: { args: [
-    "handle", // nvrtcProgram prog
-    "buf", //    size_t* ptxSizeRet
-  ], returns: "i32" },
-  nvrtcGetPTX: { args: [
-    "handle", // nvrtcProgram prog
-    "buf", //    char* ptx
-  ], returns: "i32" },
+  nvrtcGetErrorString: {
+    args: [
+      "i32", //    nvrtcResult result
+    ],
+    returns: "handle",
+  }, // const char*
+  nvrtcVersion: {
+    args: [
+      "buf", //    int* major
+      "buf", //    int* minor
+    ],
+    returns: "i32",
+  },
+  nvrtcCreateProgram: {
+    args: [
+      "buf", //    nvrtcProgram* prog
+      "buf", //    const char* src
+      "buf", //    const char* name
+      "i32", //    int numHeaders
+      "buf", //    const char* const* headers
+      "buf", //    const char* const* includeNames
+    ],
+    returns: "i32",
+  },
+  nvrtcDestroyProgram: {
+    args: [
+      "buf", //    nvrtcProgram* prog
+    ],
+    returns: "i32",
+  },
+  nvrtcCompileProgram: {
+    args: [
+      "handle", // nvrtcProgram prog
+      "i32", //    int numOptions
+      "buf", //    const char* const* options
+    ],
+    returns: "i32",
+  },
+  nvrtcGetProgramLogSize: {
+    args: [
+      "handle", // nvrtcProgram prog
+      "buf", //    size_t* logSizeRet
+    ],
+    returns: "i32",
+  },
+  nvrtcGetProgramLog: {
+    args: [
+      "handle", // nvrtcProgram prog
+      "buf", //    char* log
+    ],
+    returns: "i32",
+  },
+  nvrtcGetCUBINSize: {
+    args: [
+      "handle", // nvrtcProgram prog
+      "buf", //    size_t* cubinSizeRet
+    ],
+    returns: "i32",
+  },
+  nvrtcGetCUBIN: {
+    args: [
+      "handle", // nvrtcProgram prog
+      "buf", //    char* cubin
+    ],
+    returns: "i32",
+  },
+  nvrtcGetPTXSize: {
+    args: [
+      "handle", // nvrtcProgram prog
+      "buf", //    size_t* ptxSizeRet
+    ],
+    returns: "i32",
+  },
+  nvrtcGetPTX: {
+    args: [
+      "handle", // nvrtcProgram prog
+      "buf", //    char* ptx
+    ],
+    returns: "i32",
+  },
 } as const satisfies SymbolTable;
 
 /** nvrtcResult values used by llmrt. */

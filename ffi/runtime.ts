@@ -103,12 +103,36 @@ const denoFfi: DenoFfi | null = runtimeKind === "deno" ? (globalThis as unknown 
 // ---- table translation -----------------------------------------------------------------------
 
 const BUN_TYPE: Readonly<Record<NativeArg | "void", string>> = {
-  i8: "i8", u8: "u8", i16: "i16", u16: "u16", i32: "i32", u32: "u32", i64: "i64", u64: "u64",
-  usize: "u64", f32: "f32", f64: "f64", handle: "u64", buf: "ptr", void: "void",
+  i8: "i8",
+  u8: "u8",
+  i16: "i16",
+  u16: "u16",
+  i32: "i32",
+  u32: "u32",
+  i64: "i64",
+  u64: "u64",
+  usize: "u64",
+  f32: "f32",
+  f64: "f64",
+  handle: "u64",
+  buf: "ptr",
+  void: "void",
 };
 const DENO_TYPE: Readonly<Record<NativeArg | "void", string>> = {
-  i8: "i8", u8: "u8", i16: "i16", u16: "u16", i32: "i32", u32: "u32", i64: "i64", u64: "u64",
-  usize: "usize", f32: "f32", f64: "f64", handle: "u64", buf: "buffer", void: "void",
+  i8: "i8",
+  u8: "u8",
+  i16: "i16",
+  u16: "u16",
+  i32: "i32",
+  u32: "u32",
+  i64: "i64",
+  u64: "u64",
+  usize: "usize",
+  f32: "f32",
+  f64: "f64",
+  handle: "u64",
+  buf: "buffer",
+  void: "void",
 };
 
 /** Translates a neutral table to `bun:ffi` declarations (optional symbols included). */
@@ -157,7 +181,7 @@ function errorText(e: unknown): string {
 function openWithBun<T extends SymbolTable>(bun: BunFfi, path: string, table: T): OpenedLibrary<T> {
   const required: Record<string, SymbolDef> = {};
   const optional: string[] = [];
-  for (const [name, def] of Object.entries(table)) (def.optional ? optional.push(name) : (required[name] = def));
+  for (const [name, def] of Object.entries(table)) def.optional ? optional.push(name) : (required[name] = def);
   const main = bun.dlopen(path, toBunSymbols(required));
   const fns: Record<string, AnyFn | undefined> = { ...main.symbols };
   const extra: { close(): void }[] = [];

@@ -16,10 +16,13 @@ import { traceMode, wrapForTrace } from "./trace.ts";
 
 export const shimSymbols = {
   llmrt_shim_abi: { args: [], returns: "i32" }, // int llmrt_shim_abi(void)
-  llmrt_launch: { args: [
-    "handle", // unsigned long long launch_fn (cuLaunchKernel's address)
-    "buf", //    const unsigned char* packet (LaunchPacket.bytes)
-  ], returns: "i32" }, // CUresult
+  llmrt_launch: {
+    args: [
+      "handle", // unsigned long long launch_fn (cuLaunchKernel's address)
+      "buf", //    const unsigned char* packet (LaunchPacket.bytes)
+    ],
+    returns: "i32",
+  }, // CUresult
 } as const satisfies SymbolTable;
 
 /** The packet layout version this file writes; must equal the shim's LLMRT_SHIM_ABI. */
@@ -112,9 +115,13 @@ function loadShimNow(): LoadedShim {
         loaded = { ...built, fns: openPath(built.path, shimSymbols).symbols as unknown as Record<string, AnyFn> };
       } catch (e2) {
         const attempts = e2 instanceof NativeLibraryError ? [...e2.attempts] : [{ path: "system compiler", reason: String(e2) }];
-        throw new NativeLibraryError("the llmrt C shim", "CC", [{ path: "bun:ffi cc (TinyCC)", reason: bunError }, ...attempts],
+        throw new NativeLibraryError(
+          "the llmrt C shim",
+          "CC",
+          [{ path: "bun:ffi cc (TinyCC)", reason: bunError }, ...attempts],
           `cannot build the llmrt C shim (${shimSourcePath})`,
-          "Install a C compiler (cc, gcc or clang), set CC to one, or set LLMRT_SHIM_LIB to a prebuilt shim.");
+          "Install a C compiler (cc, gcc or clang), set CC to one, or set LLMRT_SHIM_LIB to a prebuilt shim.",
+        );
       }
     }
   } else {
@@ -123,8 +130,12 @@ function loadShimNow(): LoadedShim {
   }
   const abi = (loaded.fns.llmrt_shim_abi as () => number)();
   if (abi !== SHIM_ABI) {
-    throw new NativeLibraryError("the llmrt C shim", "LLMRT_SHIM_LIB", [{ path: loaded.path, reason: `shim ABI ${abi}, need ${SHIM_ABI}` }],
-      "the llmrt C shim has the wrong packet version");
+    throw new NativeLibraryError(
+      "the llmrt C shim",
+      "LLMRT_SHIM_LIB",
+      [{ path: loaded.path, reason: `shim ABI ${abi}, need ${SHIM_ABI}` }],
+      "the llmrt C shim has the wrong packet version",
+    );
   }
   const mode = traceMode();
   const fns = mode === "off" ? loaded.fns : wrapForTrace("shim", loaded.fns, mode);

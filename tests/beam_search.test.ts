@@ -6,13 +6,7 @@ import * as fs from "node:fs";
 import { uniformFor } from "../lib/ir/sampling.ts";
 import { buildSync } from "../lib/builder/builder.ts";
 import type { Engine } from "../lib/builder/engine.ts";
-import {
-  beamScore,
-  beamSearchGenerate,
-  beamSearchStep,
-  finalizeBeamSearch,
-  initialBeamState,
-} from "../lib/executor/beam_search.ts";
+import { beamScore, beamSearchGenerate, beamSearchStep, finalizeBeamSearch, initialBeamState } from "../lib/executor/beam_search.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import { ModelRunner } from "../lib/runtime/model_runner.ts";
 import type { Session } from "../lib/runtime/session.ts";
@@ -55,7 +49,13 @@ test("step: an end id ranked >= W is skipped (HF) while the beams are still fill
   const s1 = beamSearchStep(initialBeamState(), [rowOf([0.3, 0.25, 0.2, 0.15, 0.1])], { beamWidth: 2, maxTokens: 10, eosIds: [0, 1, 2] });
   assert.deepEqual(s1.finished.map((h) => h.tokens), [[0], [1]]);
   assert.equal(s1.done, true, "W hypotheses, none beatable by the live beam (HF heuristic)");
-  const s2 = beamSearchStep(initialBeamState(), [rowOf([0.3, 0.25, 0.2, 0.15, 0.1])], { beamWidth: 2, maxTokens: 10, eosIds: [0, 1, 2], earlyStopping: "never", lengthPenalty: 3 });
+  const s2 = beamSearchStep(initialBeamState(), [rowOf([0.3, 0.25, 0.2, 0.15, 0.1])], {
+    beamWidth: 2,
+    maxTokens: 10,
+    eosIds: [0, 1, 2],
+    earlyStopping: "never",
+    lengthPenalty: 3,
+  });
   assert.deepEqual(s2.finished.map((h) => h.tokens), [[0], [1]]);
   assert.deepEqual(s2.beams.map((b) => b.tokens), [[3]], "only the non-end candidates within the best 2W become beams");
   // W = 3, ids 0 and 3 end: rank 0 finishes, ranks 1-2 are beams, rank 3 (id 3) is skipped, rank 4 fills the beams.
@@ -136,7 +136,12 @@ for (const lp of [-1, 0, 0.5, 1, 2]) {
     const ref = exhaustive(prompt, L, 0, lp).slice(0, 6);
     for (const earlyStopping of [false, "never"] as const) {
       const hyps = beamSearchGenerate((seqs) => seqs.map(toyLogits), prompt, {
-        useBeamSearch: true, beamWidth: 256, n: 6, maxTokens: L, lengthPenalty: lp, earlyStopping,
+        useBeamSearch: true,
+        beamWidth: 256,
+        n: 6,
+        maxTokens: L,
+        lengthPenalty: lp,
+        earlyStopping,
       }, [0]);
       assert.deepEqual(hyps.map((h) => h.tokens), ref.map((r) => r.tokens), `earlyStopping ${earlyStopping}`);
       hyps.forEach((h, i) => assert.ok(Math.abs(h.score - ref[i].score) < 1e-9));
@@ -173,10 +178,18 @@ function allPositionLogits(session: Session, ids: number[]): Float32Array[] {
   const kv = session.createKvCache(nb);
   const out = { logits: new Float32Array(L * V) };
   const pos = Int32Array.from({ length: L }, (_, i) => i);
-  session.run({
-    tokenIds: Int32Array.from(ids), positions: pos, seqStarts: Int32Array.of(0, L),
-    blockTables: Int32Array.from({ length: nb }, (_, i) => i), maxBlocksPerSeq: nb, logitRows: pos,
-  }, out, kv);
+  session.run(
+    {
+      tokenIds: Int32Array.from(ids),
+      positions: pos,
+      seqStarts: Int32Array.of(0, L),
+      blockTables: Int32Array.from({ length: nb }, (_, i) => i),
+      maxBlocksPerSeq: nb,
+      logitRows: pos,
+    },
+    out,
+    kv,
+  );
   return Array.from({ length: L }, (_, i) => out.logits.subarray(i * V, (i + 1) * V));
 }
 

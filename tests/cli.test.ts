@@ -147,10 +147,14 @@ test("llmrt bench throughput and latency print a table or JSON", () => {
 });
 
 test("llmrt serve answers over HTTP and exits 0 on SIGTERM after finishing the request in flight", async () => {
-  const child = spawn(proc.execPath, argvFor(["serve", "--model", STORIES, "--backend", "cpu", "--port", "0", "--served-model-name", "stories", "--api-key", "k"]), {
-    env: { ...proc.env, LLMRT_CACHE_DIR: tmp("llmrt-cache-") },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawn(
+    proc.execPath,
+    argvFor(["serve", "--model", STORIES, "--backend", "cpu", "--port", "0", "--served-model-name", "stories", "--api-key", "k"]),
+    {
+      env: { ...proc.env, LLMRT_CACHE_DIR: tmp("llmrt-cache-") },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let stderr = "";
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {

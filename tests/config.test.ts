@@ -406,7 +406,12 @@ test("config error: hidden_act other than silu", () => {
 });
 
 test("config error: inconsistent heads (kv heads not dividing, hidden not divisible, odd head_dim)", () => {
-  expectValidation(() => parsePretrainedConfig({ ...LLAMA_2_7B, num_key_value_heads: 5 }), "config.num_key_value_heads", "must divide num_attention_heads (32)", "5");
+  expectValidation(
+    () => parsePretrainedConfig({ ...LLAMA_2_7B, num_key_value_heads: 5 }),
+    "config.num_key_value_heads",
+    "must divide num_attention_heads (32)",
+    "5",
+  );
   expectValidation(() => parsePretrainedConfig({ ...LLAMA_2_7B, hidden_size: 4100 }), "config.hidden_size", "multiple of num_attention_heads", "4100");
   expectValidation(() => parsePretrainedConfig({ ...LLAMA_2_7B, head_dim: 127 }), "config.head_dim", "even", "127");
   // qwen2 without num_key_value_heads takes transformers' class default (32), which 14 heads cannot use
@@ -421,7 +426,11 @@ test("config error: rope scaling problems name the rope field", () => {
     '"longrope"',
     "supported: default, linear, dynamic, llama3, yarn",
   );
-  expectValidation(() => parsePretrainedConfig({ ...LLAMA_2_7B, rope_scaling: { type: "linear" } }), "config.rope_scaling.factor", 'required for rope_type "linear"');
+  expectValidation(
+    () => parsePretrainedConfig({ ...LLAMA_2_7B, rope_scaling: { type: "linear" } }),
+    "config.rope_scaling.factor",
+    'required for rope_type "linear"',
+  );
   expectValidation(
     () => parsePretrainedConfig({ ...LLAMA_3_2_1B, rope_scaling: { ...LLAMA_3_2_1B.rope_scaling, low_freq_factor: undefined } }),
     "config.rope_scaling.low_freq_factor",

@@ -35,13 +35,23 @@ const V = 512;
 function engine(opts = {}): Engine {
   const model = AutoModelForCausalLM.fromHuggingFace(dir);
   try {
-    return buildSync(model, { maxBatchSize: 8, maxNumTokens: 64, tokensPerBlock: 8, maxInputLen: 64, maxSeqLen: 128, gatherContextLogits: true, ...testBuild, ...opts });
+    return buildSync(model, {
+      maxBatchSize: 8,
+      maxNumTokens: 64,
+      tokensPerBlock: 8,
+      maxInputLen: 64,
+      maxSeqLen: 128,
+      gatherContextLogits: true,
+      ...testBuild,
+      ...opts,
+    });
   } finally {
     model.close();
   }
 }
 const gathering = engine();
-const executor = (config: ExecutorConfigInput = {}, eng = gathering): GenerationExecutorWorker => GenerationExecutorWorker.create({ engine: eng, tokenizer, backend: testBackend, config });
+const executor = (config: ExecutorConfigInput = {}, eng = gathering): GenerationExecutorWorker =>
+  GenerationExecutorWorker.create({ engine: eng, tokenizer, backend: testBackend, config });
 const sp = (p: SamplingParamsInput): SamplingParams => new SamplingParams(p);
 const ALL = { returnContextLogits: true, promptLogprobs: 3, returnGenerationLogits: true } as const;
 
@@ -168,7 +178,8 @@ test("logits rows are budgeted: a 16-token prompt with n = 3 (15 prompt rows + 3
     await using strict = executor({ enableChunkedPrefill: false }, small);
     await assert.rejects(
       strict.submit({ promptTokenIds: prompt, samplingParams: sp({ ...params, returnContextLogits: true }) }).result(),
-      (e: Error) => e instanceof ValidationError && /returnContextLogits: a prompt of 16 tokens needs 18 logits rows in one step, above the engine's 16/.test(e.message),
+      (e: Error) =>
+        e instanceof ValidationError && /returnContextLogits: a prompt of 16 tokens needs 18 logits rows in one step, above the engine's 16/.test(e.message),
     );
   } finally {
     small.dispose();
@@ -200,7 +211,9 @@ test("under preemption (small KV cache, chunked prefill) every request's context
     const prompts = Array.from({ length: 5 }, (_, i) => longPrompt(20 + 4 * i, [200 + i]));
     const reqs: GenerationRequest[] = prompts.map((prompt, i) => ({
       promptTokenIds: prompt,
-      samplingParams: sp(i % 2 ? { temperature: 0.8, seed: i, maxTokens: 24, ignoreEos: true, ...ALL } : { temperature: 0, maxTokens: 24, ignoreEos: true, ...ALL }),
+      samplingParams: sp(
+        i % 2 ? { temperature: 0.8, seed: i, maxTokens: 24, ignoreEos: true, ...ALL } : { temperature: 0, maxTokens: 24, ignoreEos: true, ...ALL },
+      ),
     }));
     const outs = await Promise.all(reqs.map((r) => ex.submit(r).result()));
     assert.ok(sum(ex.getStats(), (s) => s.numPreempted) > 0, "some request was preempted");
@@ -258,10 +271,12 @@ test("an engine built without gatherContextLogits rejects prompt logits with the
     for (const [field, extra] of [["promptLogprobs", { promptLogprobs: 0 }], ["returnContextLogits", { returnContextLogits: true }]] as const) {
       await assert.rejects(
         ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ maxTokens: 2, ...extra }) }).result(),
-        (e: Error) => e instanceof ValidationError && e.field === field && e.message.includes(`SamplingParams.${field}`) && /gatherContextLogits: true/.test(e.message),
+        (e: Error) =>
+          e instanceof ValidationError && e.field === field && e.message.includes(`SamplingParams.${field}`) && /gatherContextLogits: true/.test(e.message),
       );
     }
-    const out = await ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ temperature: 0, maxTokens: 3, returnGenerationLogits: true }) }).result();
+    const out = await ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ temperature: 0, maxTokens: 3, returnGenerationLogits: true }) })
+      .result();
     assert.deepEqual(out.outputs[0].generationLogits!.map((r) => argmax(r, 0, V)), ref.greedy_new_ids.slice(0, 3));
     const err = maxAbsDiff(out.outputs[0].generationLogits![0], ref.last_position_logits);
     assert.ok(err <= 1e-4, `${err}`);
@@ -296,7 +311,10 @@ test("LLM.create({ gatherContextLogits: true }): prompt logprobs through generat
     e.save(engDir);
     e.dispose();
     for (const f of ["tokenizer.json", "tokenizer_config.json"]) fs.copyFileSync(`${dir}/${f}`, `${engDir}/${f}`);
-    await assert.rejects(LLM.create({ model: engDir, backend: "cpu", gatherContextLogits: true }), (e: Error) => e instanceof ValidationError && /options.gatherContextLogits: the engine in .* was built without/.test(e.message));
+    await assert.rejects(
+      LLM.create({ model: engDir, backend: "cpu", gatherContextLogits: true }),
+      (e: Error) => e instanceof ValidationError && /options.gatherContextLogits: the engine in .* was built without/.test(e.message),
+    );
   } finally {
     fs.rmSync(engDir, { recursive: true, force: true });
   }

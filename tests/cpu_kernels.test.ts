@@ -7,7 +7,11 @@ function rand(n: number, seed: number): Float32Array {
   const out = new Float32Array(n);
   let s = seed >>> 0 || 1;
   for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
     out[i] = (s / 4294967296) * 2 - 1;
   }
   return out;
@@ -35,10 +39,12 @@ test("linear matches float64 reference (odd shapes, bias)", () => {
     const out = new Float32Array(M * N).fill(NaN);
     K.linear(x, w, b, M, N, Kd, out);
     const ref = new Float64Array(M * N);
-    for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
-      let a = b[n];
-      for (let k = 0; k < Kd; k++) a += x[m * Kd + k] * w[n * Kd + k];
-      ref[m * N + n] = a;
+    for (let m = 0; m < M; m++) {
+      for (let n = 0; n < N; n++) {
+        let a = b[n];
+        for (let k = 0; k < Kd; k++) a += x[m * Kd + k] * w[n * Kd + k];
+        ref[m * N + n] = a;
+      }
     }
     close(out, ref, 1e-6, `linear ${M}x${N}x${Kd}`);
   }
@@ -50,7 +56,10 @@ test("rmsnorm and add_rmsnorm match float64 reference", () => {
   const ref = new Float64Array(rows * H), refRes = new Float64Array(rows * H);
   for (let r = 0; r < rows; r++) {
     let ss = 0;
-    for (let i = 0; i < H; i++) { refRes[r * H + i] = res[r * H + i] + x[r * H + i]; ss += refRes[r * H + i] ** 2; }
+    for (let i = 0; i < H; i++) {
+      refRes[r * H + i] = res[r * H + i] + x[r * H + i];
+      ss += refRes[r * H + i] ** 2;
+    }
     for (let i = 0; i < H; i++) ref[r * H + i] = refRes[r * H + i] / Math.sqrt(ss / H + eps) * w[i];
   }
   const out = new Float32Array(rows * H).fill(NaN);
@@ -80,16 +89,18 @@ test("qk_norm normalizes each q and k head, leaves v untouched", () => {
   const qkv = rand(T * width, 8), qw = rand(hd, 9), kw = rand(hd, 10);
   const orig = qkv.slice();
   K.qkNorm(qkv, qw, kw, eps, T, nH, nKV, hd);
-  for (let t = 0; t < T; t++) for (let h = 0; h < nH + 2 * nKV; h++) {
-    const o = t * width + h * hd;
-    const head = Array.from(orig.subarray(o, o + hd));
-    let exp = head;
-    if (h < nH + nKV) {
-      const rms = Math.sqrt(head.reduce((a, v) => a + v * v, 0) / hd + eps);
-      const w = h < nH ? qw : kw;
-      exp = head.map((v, i) => v / rms * w[i]);
+  for (let t = 0; t < T; t++) {
+    for (let h = 0; h < nH + 2 * nKV; h++) {
+      const o = t * width + h * hd;
+      const head = Array.from(orig.subarray(o, o + hd));
+      let exp = head;
+      if (h < nH + nKV) {
+        const rms = Math.sqrt(head.reduce((a, v) => a + v * v, 0) / hd + eps);
+        const w = h < nH ? qw : kw;
+        exp = head.map((v, i) => v / rms * w[i]);
+      }
+      close(qkv.subarray(o, o + hd), exp, 1e-6, `qk_norm token ${t} head ${h}`);
     }
-    close(qkv.subarray(o, o + hd), exp, 1e-6, `qk_norm token ${t} head ${h}`);
   }
 });
 

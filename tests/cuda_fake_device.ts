@@ -9,7 +9,15 @@
 import * as K from "../lib/backends/cpu/kernels.ts";
 import { sampleRow, type SamplingInputs } from "../lib/ir/sampling.ts";
 import {
-  chooseAttention, decodeBuckets, bucketFor, graphDecodeSplit, kernelSignature, type KernelLaunch, type Launch, type LaunchEnv, MAX_DECODE_SPLITS,
+  bucketFor,
+  chooseAttention,
+  decodeBuckets,
+  graphDecodeSplit,
+  type KernelLaunch,
+  kernelSignature,
+  type Launch,
+  type LaunchEnv,
+  MAX_DECODE_SPLITS,
   planLaunches,
 } from "../lib/backends/cuda/launch_plan.ts";
 import { isDecodeStep, packStep, stagingLayout, stagingPointers } from "../lib/backends/cuda/step_staging.ts";
@@ -88,7 +96,14 @@ export function checkSignature(l: KernelLaunch): void {
   assert.ok(l.block >= 32 && l.block <= 1024 && l.block % 32 === 0, `${l.kernel}: block ${l.block}`);
 }
 
-export interface Geo { S: number; T: number; starts: Int32Array; pos: Int32Array; tables: Int32Array; stride: number }
+export interface Geo {
+  S: number;
+  T: number;
+  starts: Int32Array;
+  pos: Int32Array;
+  tables: Int32Array;
+  stride: number;
+}
 
 /** Runs a launch table on the fake device: every kernel by its stand-in (float32 or bf16 engines). */
 export function runLaunches(mem: FakeMemory, launches: readonly Launch[], env: LaunchEnv): void {
@@ -98,9 +113,19 @@ export function runLaunches(mem: FakeMemory, launches: readonly Launch[], env: L
   }
   const a = env.plan.attributes;
   const geo = (pos: bigint, starts: bigint, tables: bigint, T: number, S: number, stride: number): Geo => ({
-    S, T, stride, starts: mem.i32(starts, S + 1), pos: mem.i32(pos, T), tables: mem.i32(tables, S * stride),
+    S,
+    T,
+    stride,
+    starts: mem.i32(starts, S + 1),
+    pos: mem.i32(pos, T),
+    tables: mem.i32(tables, S * stride),
   });
-  const layer = (kv: bigint, bs: number, nKV: number, hd: number): K.LayerCache => ({ data: mem.f32(kv, mem.left(kv) / 4), blockSize: bs, numKvHeads: nKV, headDim: hd });
+  const layer = (kv: bigint, bs: number, nKV: number, hd: number): K.LayerCache => ({
+    data: mem.f32(kv, mem.left(kv) / 4),
+    blockSize: bs,
+    numKvHeads: nKV,
+    headDim: hd,
+  });
   // Per token, as the kernels do: its sequence is the largest s with seqStarts[s] <= t (seqOfToken).
   const perToken = (g: Geo, fn: (one: K.BatchGeometry) => void): void => {
     for (let t = 0; t < g.T; t++) {
@@ -110,7 +135,13 @@ export function runLaunches(mem: FakeMemory, launches: readonly Launch[], env: L
         if (g.starts[mid] <= t) lo = mid;
         else hi = mid;
       }
-      fn({ numSeqs: 1, seqStarts: Int32Array.of(t, t + 1), positions: g.pos, blockTables: g.tables.subarray(lo * g.stride, (lo + 1) * g.stride), maxBlocksPerSeq: g.stride });
+      fn({
+        numSeqs: 1,
+        seqStarts: Int32Array.of(t, t + 1),
+        positions: g.pos,
+        blockTables: g.tables.subarray(lo * g.stride, (lo + 1) * g.stride),
+        maxBlocksPerSeq: g.stride,
+      });
     }
   };
   for (let li = 0; li < launches.length; li++) {
@@ -283,11 +314,22 @@ export class FakeCudaSession {
     const nH = attn.type === "paged_attention" ? attn.numHeads : 0;
     const nKV = attn.type === "paged_attention" ? attn.numKvHeads : 1;
     this.env = {
-      plan, elem: plan.elementBytes === 2 ? "bf16" : "f32", arena: mem.alloc(plan.arenaBytes), weight: (n) => offsets.get(n)!, logits: mem.alloc(plan.maxSeqs * a.vocabSize * 4),
-      io: stagingPointers(this.layout, this.io), invFreq, kvBase: mem.alloc(a.numLayers * layerBytes), kvLayerBytes: layerBytes,
-      partialO: mem.alloc(this.decodeCap * nH * MAX_DECODE_SPLITS * a.headDim * 4), partialML: mem.alloc(this.decodeCap * nH * MAX_DECODE_SPLITS * 8),
-      tokensPerBlock: bs, blockStride: this.layout.blockStride, gemv: true,
-      batchInvariant: opts.batchInvariant, fusedDecode: opts.fusedDecode,
+      plan,
+      elem: plan.elementBytes === 2 ? "bf16" : "f32",
+      arena: mem.alloc(plan.arenaBytes),
+      weight: (n) => offsets.get(n)!,
+      logits: mem.alloc(plan.maxSeqs * a.vocabSize * 4),
+      io: stagingPointers(this.layout, this.io),
+      invFreq,
+      kvBase: mem.alloc(a.numLayers * layerBytes),
+      kvLayerBytes: layerBytes,
+      partialO: mem.alloc(this.decodeCap * nH * MAX_DECODE_SPLITS * a.headDim * 4),
+      partialML: mem.alloc(this.decodeCap * nH * MAX_DECODE_SPLITS * 8),
+      tokensPerBlock: bs,
+      blockStride: this.layout.blockStride,
+      gemv: true,
+      batchInvariant: opts.batchInvariant,
+      fusedDecode: opts.fusedDecode,
       // int32 [decodeCap × numKvHeads × ceil(G / 8)], zero (as the session allocates them).
       decodeCounters: mem.alloc(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4),
     };
@@ -311,7 +353,10 @@ export class FakeCudaSession {
       this.mem.bytes(this.io, words * 4).set(new Uint8Array(host, 0, words * 4));
       const attn = this.env.plan.ops.find((o) => o.type === "paged_attention") as { numHeads: number; numKvHeads: number; headDim: number };
       const attention = [32, 64, 128].includes(a.headDim)
-        ? { kind: "decode" as const, ...graphDecodeSplit(this.env.batchInvariant ? 1 : bucket, a.numKvHeads, attn.numHeads / attn.numKvHeads, this.maxSeqLen, this.env.elem, this.sms) }
+        ? {
+          kind: "decode" as const,
+          ...graphDecodeSplit(this.env.batchInvariant ? 1 : bucket, a.numKvHeads, attn.numHeads / attn.numKvHeads, this.maxSeqLen, this.env.elem, this.sms),
+        }
         : { kind: "generic" as const };
       launches = planLaunches(this.env, { numTokens: bucket, numSeqs: bucket, numRows: bucket, attention, sample: true });
       this.graphSteps++;
@@ -361,7 +406,12 @@ function sampleStandIn(mem: FakeMemory, l: KernelLaunch): void {
   const [logits, V, temp, topK, topP, minP, seed, step, outIds] = l.args as (bigint & number)[];
   const R = l.grid[0];
   const p: SamplingInputs = {
-    temperature: mem.f32(temp, R), topK: mem.i32(topK, R), topP: mem.f32(topP, R), minP: mem.f32(minP, R), seed: mem.u32(seed, 2 * R), step: mem.i32(step, R),
+    temperature: mem.f32(temp, R),
+    topK: mem.i32(topK, R),
+    topP: mem.f32(topP, R),
+    minP: mem.f32(minP, R),
+    seed: mem.u32(seed, 2 * R),
+    step: mem.i32(step, R),
   };
   const lg = mem.f32(logits, R * V), ids = mem.i32(outIds, R);
   for (let r = 0; r < R; r++) ids[r] = sampleRow(lg, r * V, V, p, r);
@@ -421,8 +471,19 @@ function cacheOff(cache: Uint16Array, table: Int32Array, pos: number, which: 0 |
 
 /** Attention of one query head (bf16 values) over keys [lo, pos] of a bf16 cache, the output rounded to bf16. */
 function attendBf16(
-  q: Float32Array, qo: number, cache: Uint16Array, table: Int32Array, lo: number, pos: number, bs: number, nKV: number, hd: number, kvh: number,
-  scale: number, out: Uint16Array, oo: number,
+  q: Float32Array,
+  qo: number,
+  cache: Uint16Array,
+  table: Int32Array,
+  lo: number,
+  pos: number,
+  bs: number,
+  nKV: number,
+  hd: number,
+  kvh: number,
+  scale: number,
+  out: Uint16Array,
+  oo: number,
 ): void {
   const n = pos + 1 - lo, sc = new Float64Array(n), acc = new Float64Array(hd);
   let max = -Infinity;
@@ -474,8 +535,22 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
   };
   /** Attention of packed tokens over the cache (every decode / prefill / generic kernel). */
   const attention = (
-    q: bigint, out: bigint, kv: bigint, posP: bigint, startsP: bigint, tablesP: bigint, T: number, S: number, nH: number, nKV: number, hd: number,
-    bs: number, stride: number, scale: number, window: number, kernel: string,
+    q: bigint,
+    out: bigint,
+    kv: bigint,
+    posP: bigint,
+    startsP: bigint,
+    tablesP: bigint,
+    T: number,
+    S: number,
+    nH: number,
+    nKV: number,
+    hd: number,
+    bs: number,
+    stride: number,
+    scale: number,
+    window: number,
+    kernel: string,
   ): void => {
     disjoint(kernel, "q and out", q, T * nH * hd * 2, out, T * nH * hd * 2);
     const qv = ld(q, T * nH * hd), o = new Uint16Array(T * nH * hd), cache = layerOf(kv);
@@ -483,7 +558,9 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
     for (let t = 0; t < T; t++) {
       const s = seqOf(starts, S, t), table = tables.subarray(s * stride, (s + 1) * stride);
       const lo = window > 0 ? Math.max(0, pos[t] + 1 - window) : 0;
-      for (let h = 0; h < nH; h++) attendBf16(qv, (t * nH + h) * hd, cache, table, lo, pos[t], bs, nKV, hd, Math.floor(h / (nH / nKV)), scale, o, (t * nH + h) * hd);
+      for (let h = 0; h < nH; h++) {
+        attendBf16(qv, (t * nH + h) * hd, cache, table, lo, pos[t], bs, nKV, hd, Math.floor(h / (nH / nKV)), scale, o, (t * nH + h) * hd);
+      }
     }
     mem.u16(out, o.length).set(o);
   };
@@ -664,7 +741,30 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "decode_attention_bf16": {
         // decode_attention.cu: (qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, partialML,
         //   counters, numTokens, numSeqs, numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, prefetch, prefetchBytes)
-        const [qkv, out, kv, posP, startsP, tablesP, invFreqP, scaling, pO, pML, counters, T, S, nH, nKV, bs, stride, scale, window, splitSize, prefetch, prefetchBytes] = A;
+        const [
+          qkv,
+          out,
+          kv,
+          posP,
+          startsP,
+          tablesP,
+          invFreqP,
+          scaling,
+          pO,
+          pML,
+          counters,
+          T,
+          S,
+          nH,
+          nKV,
+          bs,
+          stride,
+          scale,
+          window,
+          splitSize,
+          prefetch,
+          prefetchBytes,
+        ] = A;
         const hd = suffix, G = nH / nKV, numSplits = l.grid[2], W = (nH + 2 * nKV) * hd;
         assert.ok(Number.isInteger(G) && l.block === 128, `${l.kernel}: G ${G}, block ${l.block}`);
         assert.ok(l.grid[0] === nKV * cdiv(G, 8) && l.grid[1] >= T, `${l.kernel}: grid ${l.grid}`);
@@ -674,7 +774,9 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         // kernel tolerates: a single token with out at qkv's address (out head h is then q head h, read by the
         // blocks of its kv group before the last of them writes it; k and v lie past out).
         const qkvBytes = T * W * 2, outBytes = T * nH * hd * 2;
-        if (qkv < out + BigInt(outBytes) && out < qkv + BigInt(qkvBytes) && !(T === 1 && qkv === out)) disjoint(l.kernel, "qkv and out", qkv, qkvBytes, out, outBytes);
+        if (qkv < out + BigInt(outBytes) && out < qkv + BigInt(qkvBytes) && !(T === 1 && qkv === out)) {
+          disjoint(l.kernel, "qkv and out", qkv, qkvBytes, out, outBytes);
+        }
         const pos = mem.i32(posP, T), starts = mem.i32(startsP, S + 1), tables = mem.i32(tablesP, S * stride);
         rowsOk(l.kernel, T);
         const nz = Array.from(pos, (p) => {
@@ -747,7 +849,11 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
 export function rng(seed: number): () => number {
   let s = seed >>> 0 || 1;
   return () => {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
     return (s / 4294967296) * 2 - 1;
   };
 }
@@ -758,7 +864,15 @@ export function rng(seed: number): () => number {
  * ±weightScale (norm weights 1 ± 0.2).
  */
 export function randomModel(raw: Record<string, unknown>, seed: number, bf16Exact = false, weightScale = 0.3): LlamaForCausalLM {
-  const c = parsePretrainedConfig({ hidden_act: "silu", rms_norm_eps: 1e-6, rope_theta: 10000, torch_dtype: "float32", bos_token_id: 1, eos_token_id: 2, ...raw });
+  const c = parsePretrainedConfig({
+    hidden_act: "silu",
+    rms_norm_eps: 1e-6,
+    rope_theta: 10000,
+    torch_dtype: "float32",
+    bos_token_id: 1,
+    eos_token_id: 2,
+    ...raw,
+  });
   const net = new LlamaForCausalLM(c, { has: () => false, readFloat32: () => new Float32Array(0), info: () => ({ shape: [] }), close() {} }).toNetwork();
   const r = rng(seed);
   const tensors = new Map<string, Float32Array>();
@@ -804,8 +918,12 @@ export function step(seqs: { ids: number[]; pos: number; blocks: number[] }[], m
   const R = seqs.length;
   const sp: SamplingInputs | undefined = sampling
     ? {
-      temperature: Float32Array.from({ length: R }, (_, r) => (r % 2 ? 0.8 : 0)), topK: new Int32Array(R).fill(0), topP: new Float32Array(R).fill(0.9),
-      minP: new Float32Array(R), seed: Uint32Array.from({ length: 2 * R }, (_, i) => i * 7 + 1), step: Int32Array.from({ length: R }, (_, r) => r),
+      temperature: Float32Array.from({ length: R }, (_, r) => (r % 2 ? 0.8 : 0)),
+      topK: new Int32Array(R).fill(0),
+      topP: new Float32Array(R).fill(0.9),
+      minP: new Float32Array(R),
+      seed: Uint32Array.from({ length: 2 * R }, (_, i) => i * 7 + 1),
+      step: Int32Array.from({ length: R }, (_, r) => r),
     }
     : undefined;
   return { tokenIds, positions, seqStarts, blockTables, maxBlocksPerSeq: maxBlocks, logitRows, sampling: sp };
@@ -819,4 +937,3 @@ export function maxRelDiff(a: Float32Array, b: Float32Array): number {
   }
   return d / m;
 }
-

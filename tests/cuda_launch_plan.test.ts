@@ -5,9 +5,7 @@
 // argument wiring (addresses, strides, row counts, grids, the staging layout) against every
 // kernel's signature — not the kernels' arithmetic (tools/cuda-kernel-check does that).
 import * as fs from "node:fs";
-import {
-  bucketFor, decodeBuckets, decodeSplit, graphDecodeSplit, kernelSignature, MAX_DECODE_SPLITS, planLaunches,
-} from "../lib/backends/cuda/launch_plan.ts";
+import { bucketFor, decodeBuckets, decodeSplit, graphDecodeSplit, kernelSignature, MAX_DECODE_SPLITS, planLaunches } from "../lib/backends/cuda/launch_plan.ts";
 import { isDecodeStep, packStep, stagingLayout } from "../lib/backends/cuda/step_staging.ts";
 import { buildSync } from "../lib/builder/builder.ts";
 import type { Engine } from "../lib/builder/engine.ts";
@@ -26,15 +24,30 @@ const SMALL = { vocab_size: 101, hidden_size: 64, intermediate_size: 96, num_hid
 const MODELS: { name: string; make: () => LlamaForCausalLM }[] = [
   {
     name: "qwen3 q/k norm, head dim 32 (tiled kernels)",
-    make: () => randomModel({ ...SMALL, architectures: ["Qwen3ForCausalLM"], model_type: "qwen3", num_attention_heads: 4, num_key_value_heads: 2, head_dim: 32 }, 7),
+    make: () =>
+      randomModel({ ...SMALL, architectures: ["Qwen3ForCausalLM"], model_type: "qwen3", num_attention_heads: 4, num_key_value_heads: 2, head_dim: 32 }, 7),
   },
   {
     name: "llama q/k/v/o + mlp bias, head dim 64, G 4",
-    make: () => randomModel({ ...SMALL, architectures: ["LlamaForCausalLM"], model_type: "llama", num_attention_heads: 4, num_key_value_heads: 1, head_dim: 64, attention_bias: true, mlp_bias: true }, 11),
+    make: () =>
+      randomModel({
+        ...SMALL,
+        architectures: ["LlamaForCausalLM"],
+        model_type: "llama",
+        num_attention_heads: 4,
+        num_key_value_heads: 1,
+        head_dim: 64,
+        attention_bias: true,
+        mlp_bias: true,
+      }, 11),
   },
   {
     name: "mistral sliding window 6, head dim 32",
-    make: () => randomModel({ ...SMALL, architectures: ["MistralForCausalLM"], model_type: "mistral", num_attention_heads: 2, num_key_value_heads: 2, sliding_window: 6 }, 13),
+    make: () =>
+      randomModel(
+        { ...SMALL, architectures: ["MistralForCausalLM"], model_type: "mistral", num_attention_heads: 2, num_key_value_heads: 2, sliding_window: 6 },
+        13,
+      ),
   },
   {
     name: "stories260k (head dim 8: generic kernel)",
@@ -95,7 +108,11 @@ for (const m of MODELS) {
     let last = [7, 8, 9];
     for (let i = 0; i < 6; i++) {
       const graphs = i % 2 === 0;
-      const ids = compare(`decode ${i} (${graphs ? "bucket" : "eager"})`, step(seqs.map((s, j) => ({ ids: [last[j]], pos: pos[j], blocks: s.blocks })), maxBlocks), graphs);
+      const ids = compare(
+        `decode ${i} (${graphs ? "bucket" : "eager"})`,
+        step(seqs.map((s, j) => ({ ids: [last[j]], pos: pos[j], blocks: s.blocks })), maxBlocks),
+        graphs,
+      );
       last = Array.from(ids);
       pos = pos.map((p) => p + 1);
     }
@@ -115,14 +132,20 @@ test("decode split heuristics cover the attended span and stay within the worksp
     for (const T of [1, 3, 32, 64, 256]) {
       for (const len of [1, 2, 63, 64, 65, 1000, 4096, 131072]) {
         const s = decodeSplit(T, 8, 4, len, elem, 132);
-        assert.ok(s.numSplits >= 1 && s.numSplits <= MAX_DECODE_SPLITS && s.numSplits * s.splitSize >= len && s.splitSize % tile === 0, `${elem} T=${T} len=${len}: ${JSON.stringify(s)}`);
+        assert.ok(
+          s.numSplits >= 1 && s.numSplits <= MAX_DECODE_SPLITS && s.numSplits * s.splitSize >= len && s.splitSize % tile === 0,
+          `${elem} T=${T} len=${len}: ${JSON.stringify(s)}`,
+        );
         assert.ok((s.numSplits - 1) * s.splitSize < len, "no empty trailing split");
       }
     }
     for (const B of decodeBuckets(64)) {
       for (const maxSeqLen of [64, 512, 4096, 131072]) {
         const s = graphDecodeSplit(B, 8, 4, maxSeqLen, elem, 132);
-        assert.ok(s.numSplits >= 1 && s.numSplits <= MAX_DECODE_SPLITS && s.numSplits * s.splitSize >= maxSeqLen && s.splitSize >= 128 && s.splitSize % tile === 0, `graph ${elem} B=${B} ${maxSeqLen}: ${JSON.stringify(s)}`);
+        assert.ok(
+          s.numSplits >= 1 && s.numSplits <= MAX_DECODE_SPLITS && s.numSplits * s.splitSize >= maxSeqLen && s.splitSize >= 128 && s.splitSize % tile === 0,
+          `graph ${elem} B=${B} ${maxSeqLen}: ${JSON.stringify(s)}`,
+        );
       }
     }
   }
@@ -170,7 +193,13 @@ test("bf16 plans: decode-sized linears take the skinny-GEMM kernel, the lm_head 
   const fake = new FakeCudaSession(engine, 8, 132, true);
   const linears = engine.plan.ops.map((op, i) => [op, i] as const).filter(([op]) => op.type === "linear");
   for (const [T, M] of [[1, 1], [2, 2], [3, 4], [8, 8], [9, 0]] as const) {
-    const launches = planLaunches(fake.env, { numTokens: T, numSeqs: T, numRows: T, attention: { kind: "decode", numSplits: 2, splitSize: 128 }, sample: true });
+    const launches = planLaunches(fake.env, {
+      numTokens: T,
+      numSeqs: T,
+      numRows: T,
+      attention: { kind: "decode", numSplits: 2, splitSize: 128 },
+      sample: true,
+    });
     for (const [op, i] of linears) {
       if (op.type !== "linear") continue;
       const l = launches.find((x) => x.op === i)!;
@@ -201,7 +230,9 @@ test("batch-invariant bf16 plans: the skinny-GEMM kernel only for decode steps, 
   const env = { ...fake.env, batchInvariant: true };
   const linears = engine.plan.ops.map((op, i) => [op, i] as const).filter(([op]) => op.type === "linear" && op.out !== engine.plan.attributes.logits);
   // [tokens, seqs, expected kernel]: a 5-token prompt alone (prefill) takes cuBLASLt, as it does inside a batch.
-  for (const [T, S, want] of [[1, 1, "gemv_bf16_m1"], [3, 3, "gemv_bf16_m4"], [8, 8, "gemv_bf16_m8"], [5, 1, "gemm"], [8, 2, "gemm"], [9, 9, "gemm"]] as const) {
+  for (
+    const [T, S, want] of [[1, 1, "gemv_bf16_m1"], [3, 3, "gemv_bf16_m4"], [8, 8, "gemv_bf16_m8"], [5, 1, "gemm"], [8, 2, "gemm"], [9, 9, "gemm"]] as const
+  ) {
     const attention = T === S ? { kind: "decode" as const, numSplits: 2, splitSize: 128 } : { kind: "prefill" as const };
     const launches = planLaunches(env, { numTokens: T, numSeqs: S, numRows: S, attention, sample: true });
     for (const [, i] of linears) {

@@ -43,7 +43,16 @@ const LENS = [72, 5, 3, 9, 2, 7, 4, 11];
 const FUSED_MODELS: { name: string; raw: Record<string, unknown>; seed: number; qkNorm?: boolean; weightScale?: number; lens?: number[] }[] = [
   {
     name: "llama q/k/v/o + mlp bias, head dim 64, G 4",
-    raw: { ...SMALL, architectures: ["LlamaForCausalLM"], model_type: "llama", num_attention_heads: 4, num_key_value_heads: 1, head_dim: 64, attention_bias: true, mlp_bias: true },
+    raw: {
+      ...SMALL,
+      architectures: ["LlamaForCausalLM"],
+      model_type: "llama",
+      num_attention_heads: 4,
+      num_key_value_heads: 1,
+      head_dim: 64,
+      attention_bias: true,
+      mlp_bias: true,
+    },
     seed: 11,
   },
   {
@@ -55,7 +64,15 @@ const FUSED_MODELS: { name: string; raw: Record<string, unknown>; seed: number; 
   {
     // G 16: two decode_attention blocks per kv head.
     name: "mistral sliding window 6, head dim 64, G 16",
-    raw: { ...SMALL, architectures: ["MistralForCausalLM"], model_type: "mistral", num_attention_heads: 16, num_key_value_heads: 1, head_dim: 64, sliding_window: 6 },
+    raw: {
+      ...SMALL,
+      architectures: ["MistralForCausalLM"],
+      model_type: "mistral",
+      num_attention_heads: 16,
+      num_key_value_heads: 1,
+      head_dim: 64,
+      sliding_window: 6,
+    },
     seed: 13,
   },
   {
@@ -63,8 +80,17 @@ const FUSED_MODELS: { name: string; raw: Record<string, unknown>; seed: number; 
     // gemv_fused); the lm_head is the embedding table.
     name: "llama hidden 1032 (no RMSNorm prologue at 8 rows), tied embeddings",
     raw: {
-      vocab_size: 101, hidden_size: 1032, intermediate_size: 64, num_hidden_layers: 2, max_position_embeddings: 256, architectures: ["LlamaForCausalLM"],
-      model_type: "llama", num_attention_heads: 2, num_key_value_heads: 1, head_dim: 64, tie_word_embeddings: true,
+      vocab_size: 101,
+      hidden_size: 1032,
+      intermediate_size: 64,
+      num_hidden_layers: 2,
+      max_position_embeddings: 256,
+      architectures: ["LlamaForCausalLM"],
+      model_type: "llama",
+      num_attention_heads: 2,
+      num_key_value_heads: 1,
+      head_dim: 64,
+      tie_word_embeddings: true,
     },
     seed: 17,
     weightScale: 0.075, // ~0.3 · sqrt(64 / 1032): activations of the small models' size
@@ -108,7 +134,14 @@ const shape = (ls: readonly Launch[]): string[] => ls.map((l) => kernelOf(l) + (
 
 /** The fused decode step of `layers` layers when every fusion applies: 5 launches a layer + 4. */
 function fullyFused(layers: number, hd: number, qkNorm: boolean): string[] {
-  const layer = ["gemv_fused_norm_bf16/0", ...(qkNorm ? ["qk_norm_bf16"] : []), `decode_attention_bf16_hd${hd}`, "gemv_fused_bf16/1", "gemv_fused_norm_bf16/2", "gemv_fused_bf16/1"];
+  const layer = [
+    "gemv_fused_norm_bf16/0",
+    ...(qkNorm ? ["qk_norm_bf16"] : []),
+    `decode_attention_bf16_hd${hd}`,
+    "gemv_fused_bf16/1",
+    "gemv_fused_norm_bf16/2",
+    "gemv_fused_bf16/1",
+  ];
   return ["embedding_bf16", ...Array.from({ length: layers }, () => layer).flat(), "gather_rows_bf16", "gemv_fused_norm_bf16/3", "sample_f32"];
 }
 
@@ -186,7 +219,10 @@ for (const m of FUSED_MODELS) {
           if (rows * a.hiddenSize > 8192) {
             // Too many rows to stage the norm: RMSNorm launches, plain gemv_fused (SiLU·mul where its output is clear).
             const sh = shape(fl);
-            assert.ok(!sh.some((k) => k.startsWith("gemv_fused_norm")) && sh.includes("rmsnorm_bf16") && sh.includes("gemv_fused_bf16/3"), `${what}: ${sh.join(" ")}`);
+            assert.ok(
+              !sh.some((k) => k.startsWith("gemv_fused_norm")) && sh.includes("rmsnorm_bf16") && sh.includes("gemv_fused_bf16/3"),
+              `${what}: ${sh.join(" ")}`,
+            );
             if (variant !== "engine plan") assert.equal(sh.filter((k) => k === "gemv_fused_bf16/2").length, a.numLayers, `${what}: SiLU·mul epilogues`);
             unfoldedShapes++;
           }
@@ -201,7 +237,13 @@ for (const m of FUSED_MODELS) {
       run("prefill", step(seqs.map((s) => ({ ids: s.ids.slice(0, -1), pos: 0, blocks: s.blocks })), maxBlocks), false);
       // Decode steps: graph buckets 8, 4 (3 sequences + a dummy row), 1, 2; eager steps of 3, 8 and 1 sequences.
       const schedule: [number[], boolean][] = [
-        [[0, 1, 2, 3, 4, 5, 6, 7], true], [[0, 1, 2], true], [[3], true], [[0, 4, 5], false], [[0, 1, 2, 3, 4, 5, 6, 7], false], [[0], false], [[6, 7], true],
+        [[0, 1, 2, 3, 4, 5, 6, 7], true],
+        [[0, 1, 2], true],
+        [[3], true],
+        [[0, 4, 5], false],
+        [[0, 1, 2, 3, 4, 5, 6, 7], false],
+        [[0], false],
+        [[6, 7], true],
         [[0, 1, 2, 3, 4, 5, 6, 7], true],
       ];
       schedule.forEach(([which, graphs], i) => {
@@ -246,21 +288,67 @@ function planEnv(plan: EnginePlan, fusedDecode: boolean, elem: "bf16" | "f32" = 
     return names.get(n)!;
   };
   return {
-    plan, elem, arena: 1n << 36n, weight: (n) => p(`w:${n}`), logits: p("logits"),
-    io: { sampledIds: p("ids"), temperature: p("t"), topK: p("k"), topP: p("p"), minP: p("mp"), seed: p("seed"), step: p("step"), logitRows: p("rows"), seqStarts: p("starts"), tokenIds: p("tok"), positions: p("pos"), blockTables: p("tables") },
-    invFreq: p("inv"), kvBase: 1n << 44n, kvLayerBytes: 1 << 20, partialO: p("po"), partialML: p("pml"), tokensPerBlock: 16, blockStride: 64, gemv: true,
-    batchInvariant: true, fusedDecode, decodeCounters: p("counters"),
+    plan,
+    elem,
+    arena: 1n << 36n,
+    weight: (n) => p(`w:${n}`),
+    logits: p("logits"),
+    io: {
+      sampledIds: p("ids"),
+      temperature: p("t"),
+      topK: p("k"),
+      topP: p("p"),
+      minP: p("mp"),
+      seed: p("seed"),
+      step: p("step"),
+      logitRows: p("rows"),
+      seqStarts: p("starts"),
+      tokenIds: p("tok"),
+      positions: p("pos"),
+      blockTables: p("tables"),
+    },
+    invFreq: p("inv"),
+    kvBase: 1n << 44n,
+    kvLayerBytes: 1 << 20,
+    partialO: p("po"),
+    partialML: p("pml"),
+    tokensPerBlock: 16,
+    blockStride: 64,
+    gemv: true,
+    batchInvariant: true,
+    fusedDecode,
+    decodeCounters: p("counters"),
   };
 }
 
-const decodeShape = (T: number, numSplits = 64): StepShape => ({ numTokens: T, numSeqs: T, numRows: T, attention: { kind: "decode", numSplits, splitSize: 2048 }, sample: true });
+const decodeShape = (T: number, numSplits = 64): StepShape => ({
+  numTokens: T,
+  numSeqs: T,
+  numRows: T,
+  attention: { kind: "decode", numSplits, splitSize: 2048 },
+  sample: true,
+});
 
 test("llama-3.2-1b plan: one-sequence decode step 166 launches unfused, 84 fused (5 a layer + 4)", () => {
   // The network alone (no weights): the plan the engine of bench/RESULTS.md "Issue 16, session 3" runs.
   const c = parsePretrainedConfig({
-    architectures: ["LlamaForCausalLM"], model_type: "llama", vocab_size: 128256, hidden_size: 2048, intermediate_size: 8192, num_hidden_layers: 16,
-    num_attention_heads: 32, num_key_value_heads: 8, head_dim: 64, max_position_embeddings: 131072, rms_norm_eps: 1e-5, rope_theta: 500000,
-    hidden_act: "silu", tie_word_embeddings: true, torch_dtype: "bfloat16", bos_token_id: 1, eos_token_id: 2,
+    architectures: ["LlamaForCausalLM"],
+    model_type: "llama",
+    vocab_size: 128256,
+    hidden_size: 2048,
+    intermediate_size: 8192,
+    num_hidden_layers: 16,
+    num_attention_heads: 32,
+    num_key_value_heads: 8,
+    head_dim: 64,
+    max_position_embeddings: 131072,
+    rms_norm_eps: 1e-5,
+    rope_theta: 500000,
+    hidden_act: "silu",
+    tie_word_embeddings: true,
+    torch_dtype: "bfloat16",
+    bos_token_id: 1,
+    eos_token_id: 2,
   });
   const net = new LlamaForCausalLM(c, { has: () => false, readFloat32: () => new Float32Array(0), info: () => ({ shape: [] }), close() {} }).toNetwork();
   const ops = fuseAddRmsnorm(net.ops);
@@ -272,11 +360,14 @@ test("llama-3.2-1b plan: one-sequence decode step 166 launches unfused, 84 fused
   assert.equal(fused.length, 84);
   assert.deepEqual(shape(fused), fullyFused(16, 64, false));
   // Per layer: 10 launches → 5.
-  const perLayer = (ls: Launch[], l: number): number => ls.filter((x) => x.kind === "kernel" && (x.args.includes(BigInt(1n << 44n) + BigInt(l << 20)) || false)).length;
+  const perLayer = (ls: Launch[], l: number): number =>
+    ls.filter((x) => x.kind === "kernel" && (x.args.includes(BigInt(1n << 44n) + BigInt(l << 20)) || false)).length;
   assert.equal(perLayer(fused, 3), 1, "one launch reads layer 3's KV cache (decode_attention)");
   assert.equal(perLayer(unfused, 3), 2, "rope_kv_write and paged_attention_decode");
   // The GEMVs read their input once per row: x of the fused o_proj is attention's output, y the residual.
-  const o = fused.find((l) => l.kind === "kernel" && l.op === ops.findIndex((op) => op.type === "linear" && op.weight === "layers.3.o_proj.weight")) as KernelLaunch;
+  const o = fused.find((l) =>
+    l.kind === "kernel" && l.op === ops.findIndex((op) => op.type === "linear" && op.weight === "layers.3.o_proj.weight")
+  ) as KernelLaunch;
   assert.equal(o.args[3], (1n << 36n) + BigInt(plan.buffers.hidden.offset));
   // Eight sequences: every fused launch still keeps its outputs off the memory its blocks read.
   for (const T of [2, 3, 4, 8]) {
@@ -307,7 +398,10 @@ test("decode fusion falls back: unknown ops, quantized linears, f32 plans, other
   assert.ok(planLaunches(planEnv(plan, true), decodeShape(1)).length < planLaunches(planEnv(plan, false), decodeShape(1)).length, "the plan fuses");
   // An op the pass does not know (here a tensor-parallel all_reduce): nothing fuses.
   const i = plan.ops.findIndex((op) => op.type === "linear" && op.weight === "layers.0.o_proj.weight");
-  const withUnknown: EnginePlan = { ...plan, ops: [...plan.ops.slice(0, i + 1), { type: "all_reduce", x: (plan.ops[i] as { out: string }).out } as Op, ...plan.ops.slice(i + 1)] };
+  const withUnknown: EnginePlan = {
+    ...plan,
+    ops: [...plan.ops.slice(0, i + 1), { type: "all_reduce", x: (plan.ops[i] as { out: string }).out } as Op, ...plan.ops.slice(i + 1)],
+  };
   for (const T of [1, 3, 8]) same(withUnknown, decodeShape(T), `unknown op, ${T} sequence(s)`);
   // A quantized o_proj: that linear and its residual add stay unfused, the rest still fuses.
   const q = plan.ops[i] as Extract<Op, { type: "linear" }>;
@@ -332,19 +426,23 @@ test("decode fusion falls back: unknown ops, quantized linears, f32 plans, other
   const { f32 } = engines(FUSED_MODELS[0].raw, 11);
   for (const T of [1, 3, 8]) same(f32.plan, decodeShape(T), `float32 plan, ${T} sequence(s)`, "f32");
   // Head dim 32 (no decode_attention instantiation): the GEMV fusions apply, RoPE stays its own launch.
-  const hd32 = engines({ ...SMALL, architectures: ["LlamaForCausalLM"], model_type: "llama", num_attention_heads: 2, num_key_value_heads: 2, head_dim: 32 }, 3).bf16.plan;
+  const hd32 =
+    engines({ ...SMALL, architectures: ["LlamaForCausalLM"], model_type: "llama", num_attention_heads: 2, num_key_value_heads: 2, head_dim: 32 }, 3).bf16.plan;
   const l32 = planLaunches(planEnv(hd32, true), decodeShape(1)).map(kernelOf);
   assert.ok(l32.includes("rope_kv_write_bf16") && !l32.some((k) => k.startsWith("decode_attention")) && l32.includes("gemv_fused_norm_bf16"), l32.join(" "));
 });
 
-test.skipIf("shared/models/stories260k is missing", !fs.existsSync(`${storiesDir}/config.json`))("stories260k (head dim 8, generic attention): the fusion does not apply", () => {
-  const model = AutoModelForCausalLM.fromHuggingFace(storiesDir);
-  const engine = buildSync(model, { ...BUILD, dtype: "bfloat16", maxSeqLen: 96 });
-  model.close();
-  for (const T of [1, 3, 8]) {
-    const s: StepShape = { numTokens: T, numSeqs: T, numRows: T, attention: { kind: "generic" }, sample: true };
-    const f = planLaunches(planEnv(engine.plan, true), s);
-    assert.deepEqual(f, planLaunches(planEnv(engine.plan, false), s), `${T} sequence(s)`);
-    assert.ok(f.some((l) => kernelOf(l) === "paged_attention_generic_bf16"));
-  }
-});
+test.skipIf("shared/models/stories260k is missing", !fs.existsSync(`${storiesDir}/config.json`))(
+  "stories260k (head dim 8, generic attention): the fusion does not apply",
+  () => {
+    const model = AutoModelForCausalLM.fromHuggingFace(storiesDir);
+    const engine = buildSync(model, { ...BUILD, dtype: "bfloat16", maxSeqLen: 96 });
+    model.close();
+    for (const T of [1, 3, 8]) {
+      const s: StepShape = { numTokens: T, numSeqs: T, numRows: T, attention: { kind: "generic" }, sample: true };
+      const f = planLaunches(planEnv(engine.plan, true), s);
+      assert.deepEqual(f, planLaunches(planEnv(engine.plan, false), s), `${T} sequence(s)`);
+      assert.ok(f.some((l) => kernelOf(l) === "paged_attention_generic_bf16"));
+    }
+  },
+);

@@ -91,7 +91,15 @@ test("multi-byte characters are held back until complete (byte fallback and byte
   const tiny = tokenizer("tinyllama-chat");
   // "🤖" is <0xF0><0x9F><0xA4><0x96> in the Llama vocabulary.
   assert.deepEqual(stream(tiny, [[953], [29877], [2397], [29871], [243], [162], [167], [153]]), [
-    "em", "o", "ji", " ", "", "", "", "🤖", "",
+    "em",
+    "o",
+    "ji",
+    " ",
+    "",
+    "",
+    "",
+    "🤖",
+    "",
   ]);
   const sm = tokenizer("smollm2-135m-ft-chatml");
   const ids = sm.encode("a🤖b", { addSpecialTokens: false });

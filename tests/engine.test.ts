@@ -113,13 +113,15 @@ test("build passes: add+rmsnorm fused; planned buffers that are live together ne
   });
   const names = [...first.keys()];
   let reused = 0;
-  for (const a of names) for (const b of names) {
-    if (a >= b) continue;
-    const A = e.plan.buffers[a], B = e.plan.buffers[b];
-    const liveTogether = first.get(a)! <= last.get(b)! && first.get(b)! <= last.get(a)!;
-    const overlap = A.offset < B.offset + B.bytes && B.offset < A.offset + A.bytes;
-    if (liveTogether) assert.ok(!overlap, `${a} and ${b} are live together but overlap`);
-    if (overlap) reused++;
+  for (const a of names) {
+    for (const b of names) {
+      if (a >= b) continue;
+      const A = e.plan.buffers[a], B = e.plan.buffers[b];
+      const liveTogether = first.get(a)! <= last.get(b)! && first.get(b)! <= last.get(a)!;
+      const overlap = A.offset < B.offset + B.bytes && B.offset < A.offset + A.bytes;
+      if (liveTogether) assert.ok(!overlap, `${a} and ${b} are live together but overlap`);
+      if (overlap) reused++;
+    }
   }
   assert.ok(reused > 0, "the planner reused no memory");
   const sum = Object.values(e.plan.buffers).reduce((a, b) => a + b.bytes, 0);

@@ -11,7 +11,7 @@ import { Checkpoint, SafetensorsFile } from "../lib/models/safetensors.ts";
 import { ModelRunner } from "../lib/runtime/model_runner.ts";
 import { LlmrtError } from "../lib/util/errors.ts";
 import { blobOffset, rewriteMeta } from "./hostile/engine_edit.ts";
-import { removeTempDirs, TINY, tempDir, writeTiny } from "./hostile/fixtures.ts";
+import { removeTempDirs, tempDir, TINY, writeTiny } from "./hostile/fixtures.ts";
 import { assert, sharedDir, test } from "./harness.ts";
 
 const stories = `${sharedDir}models/stories260k`;
@@ -113,7 +113,11 @@ test("engine checksums: verifying a big engine's blobs is cheap (CRC-32 throughp
   crc32(whole);
   const crcMs = performance.now() - t1;
   const crcBytes = whole.byteLength;
-  console.log(`verify: ${(size / 1e6).toFixed(0)} MB in ${ms.toFixed(0)} ms = ${gbps.toFixed(2)} GB/s (read + CRC-32); CRC-32 alone ${(crcBytes / 1e9 / (crcMs / 1000)).toFixed(1)} GB/s`);
+  console.log(
+    `verify: ${(size / 1e6).toFixed(0)} MB in ${ms.toFixed(0)} ms = ${gbps.toFixed(2)} GB/s (read + CRC-32); CRC-32 alone ${
+      (crcBytes / 1e9 / (crcMs / 1000)).toFixed(1)
+    } GB/s`,
+  );
   removeTempDirs();
   assert.ok(size > 50e6, `engine of ${size} bytes`);
   assert.ok(gbps > 0.02, `verification at ${gbps} GB/s`); // loose: CI machines under load
@@ -159,7 +163,9 @@ test("sizes: an engine whose config asks for too much is refused at load, before
     for (const b of Object.values(m.plan.buffers) as { rows: string; bytes: number; width: number; offset: number }[]) {
       if (b.rows === "seqs") b.bytes = Math.ceil((1e7 * b.width * 4) / 256) * 256;
     }
-    m.plan.arenaBytes = Math.max(...Object.values(m.plan.buffers).map((b) => (b as { offset: number; bytes: number }).offset + (b as { bytes: number }).bytes)) * 2;
+    m.plan.arenaBytes = Math.max(
+      ...Object.values(m.plan.buffers).map((b) => (b as { offset: number; bytes: number }).offset + (b as { bytes: number }).bytes),
+    ) * 2;
   });
   const cfgPath = path.join(dir, "config.json");
   const cfg = JSON.parse(fs.readFileSync(cfgPath, "utf8"));
@@ -169,10 +175,12 @@ test("sizes: an engine whose config asks for too much is refused at load, before
 });
 
 test("checkpoint: a transposed down_proj is a FormatError naming the tensor and both shapes", () => {
-  const dir = writeTiny({ tensors: (t) => {
-    const d = t.get("model.layers.1.mlp.down_proj.weight")!;
-    d.shape = [d.shape[1], d.shape[0]];
-  } });
+  const dir = writeTiny({
+    tensors: (t) => {
+      const d = t.get("model.layers.1.mlp.down_proj.weight")!;
+      d.shape = [d.shape[1], d.shape[0]];
+    },
+  });
   throwsKind(() => buildFrom(dir), "format", /'model\.layers\.1\.mlp\.down_proj\.weight' has shape \[64, 32\], expected \[32, 64\]/, /transposed/);
 });
 

@@ -26,7 +26,8 @@ function engine(opts = {}): Engine {
   }
 }
 const mainEngine = engine();
-const executor = (config: ExecutorConfigInput = {}, eng = mainEngine): GenerationExecutorWorker => GenerationExecutorWorker.create({ engine: eng, tokenizer, backend: testBackend, config });
+const executor = (config: ExecutorConfigInput = {}, eng = mainEngine): GenerationExecutorWorker =>
+  GenerationExecutorWorker.create({ engine: eng, tokenizer, backend: testBackend, config });
 const sp = (p: SamplingParamsInput): SamplingParams => new SamplingParams(p);
 
 /** A long prompt that shares its first `n` ids with every other call. */
@@ -154,7 +155,9 @@ test("abort before the first step and abort of an unknown id", async () => {
 
 test("a prompt longer than maxInputLen fails alone with a clear error; others finish", async () => {
   await using ex = executor();
-  const good = [ref.prompt_ids, [1, 403]].map((ids) => ex.submit({ promptTokenIds: ids, samplingParams: sp({ temperature: 0, maxTokens: 8 }), streaming: true }));
+  const good = [ref.prompt_ids, [1, 403]].map((ids) =>
+    ex.submit({ promptTokenIds: ids, samplingParams: sp({ temperature: 0, maxTokens: 8 }), streaming: true })
+  );
   const bad = ex.submit({ promptTokenIds: new Array(80).fill(300), samplingParams: sp({ maxTokens: 8 }), streaming: true });
   await assert.rejects(bad.result(), (e: Error) => e instanceof ValidationError && /prompt of 80 tokens exceeds maxInputLen 64/.test(e.message));
   await assert.rejects(async () => {
@@ -287,9 +290,12 @@ test("a logitsProcessor that throws fails its request only", async () => {
   await using ex = executor();
   const bad = ex.submit({
     promptTokenIds: ref.prompt_ids,
-    samplingParams: sp({ maxTokens: 5, logitsProcessor: () => {
-      throw new Error("boom");
-    } }),
+    samplingParams: sp({
+      maxTokens: 5,
+      logitsProcessor: () => {
+        throw new Error("boom");
+      },
+    }),
   });
   const good = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ temperature: 0, maxTokens: 5 }) });
   await assert.rejects(bad.result(), /boom/);
@@ -323,5 +329,8 @@ test("executor config is validated against the engine", () => {
   assert.throws(() => executor({ maxBatchSize: 1000 }), /maxBatchSize: 1000 exceeds the engine's 32/);
   assert.throws(() => executor({ maxNumTokens: 100000 }), /maxNumTokens: 100000 exceeds/);
   assert.throws(() => executor({ kvCacheConfig: { maxTokens: 8 } }), /cannot hold one sequence/);
-  assert.throws(() => executor({ kvCacheConfig: { enableBlockReuse: "yes" } as unknown as ExecutorConfigInput["kvCacheConfig"] }), /kvCacheConfig.enableBlockReuse/);
+  assert.throws(
+    () => executor({ kvCacheConfig: { enableBlockReuse: "yes" } as unknown as ExecutorConfigInput["kvCacheConfig"] }),
+    /kvCacheConfig.enableBlockReuse/,
+  );
 });

@@ -66,7 +66,9 @@ test("beam search alongside sampling requests, under preemption, and aborted mid
     await using ex = GenerationExecutorWorker.create({ engine: tight, tokenizer, backend: testBackend, config: { kvCacheConfig: { maxTokens: 64 } } }); // 16 blocks
     const bp: SamplingParamsInput = { useBeamSearch: true, beamWidth: 2, maxTokens: 12, ignoreEos: true };
     const beam = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: new SamplingParams(bp) });
-    const others = [1, 2, 3].map((i) => ex.submit({ promptTokenIds: [1, 403 + i], samplingParams: new SamplingParams({ temperature: 0.8, seed: i, maxTokens: 40, ignoreEos: true }) }));
+    const others = [1, 2, 3].map((i) =>
+      ex.submit({ promptTokenIds: [1, 403 + i], samplingParams: new SamplingParams({ temperature: 0.8, seed: i, maxTokens: 40, ignoreEos: true }) })
+    );
     const got = await beam.result();
     await Promise.all(others.map((r) => r.result()));
     assert.ok(ex.getStats().some((s) => s.numPreempted > 0), "the cache was short enough to preempt");
@@ -74,7 +76,11 @@ test("beam search alongside sampling requests, under preemption, and aborted mid
     assert.deepEqual(got.outputs[0].tokenIds, want[0].tokens);
 
     const aborted = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: new SamplingParams({ ...bp, maxTokens: 20 }) });
-    const clock = ex.submit({ promptTokenIds: [1, 403], samplingParams: new SamplingParams({ temperature: 0, maxTokens: 30, ignoreEos: true }), streaming: true });
+    const clock = ex.submit({
+      promptTokenIds: [1, 403],
+      samplingParams: new SamplingParams({ temperature: 0, maxTokens: 30, ignoreEos: true }),
+      streaming: true,
+    });
     for await (const o of clock) if (o.outputs[0].tokenIds.length === 4) aborted.abort();
     const a = await aborted.result();
     assert.equal(a.outputs.length, 2, "the live beams");

@@ -10,7 +10,10 @@ scope.onmessage = (/** @type {MessageEvent} */ e) => {
       scope.postMessage({ type: "initError", error: { name: "FormatError", message: "simulated: engine cannot be read" } });
       return;
     }
-    scope.postMessage({ type: "ready", limits: { maxInputLen: 64, maxSeqLen: 128, maxBatchSize: 8, maxNumTokens: 64, vocabSize: 512, numKvBlocks: 16, tokensPerBlock: 8 } });
+    scope.postMessage({
+      type: "ready",
+      limits: { maxInputLen: 64, maxSeqLen: 128, maxBatchSize: 8, maxNumTokens: 64, vocabSize: 512, numKvBlocks: 16, tokensPerBlock: 8 },
+    });
   } else if (m.type === "submit") {
     if (m.request?.prompt === "crash") throw new Error("simulated crash in the worker");
     if (m.request?.prompt === "fatal") scope.postMessage({ type: "fatal", error: { name: "Error", message: "simulated fatal report" } });

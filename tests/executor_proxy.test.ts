@@ -18,7 +18,9 @@ const engine = buildSync(model, { maxBatchSize: 8, maxNumTokens: 64, tokensPerBl
 model.close();
 const sp = (p: SamplingParamsInput): SamplingParams => new SamplingParams(p);
 // Started through a data: URL so `deno test` does not type-check it (a file URL worker costs ~1.5 s there).
-const crashWorker = new URL(`data:application/javascript,${encodeURIComponent(`import ${JSON.stringify(new URL("./executor_crash_worker.js", import.meta.url).href)};`)}`);
+const crashWorker = new URL(
+  `data:application/javascript,${encodeURIComponent(`import ${JSON.stringify(new URL("./executor_crash_worker.js", import.meta.url).href)};`)}`,
+);
 const dummyInit = { engineDir: "unused", tokenizerDir: null, backend: "cpu" as const, config: {} };
 
 // One real worker for the tests below (under `deno test` every worker start type-checks its graph).
@@ -80,7 +82,10 @@ test("proxy: a logitsProcessor function is rejected with a clear error; a too-lo
 test("proxy: a worker that crashes fails every request in flight with the reason, and later ones at once", async () => {
   const proxy = await GenerationExecutorProxy.create(dummyInit, { workerUrl: crashWorker });
   try {
-    const held = [proxy.submit({ promptTokenIds: [1], samplingParams: sp({}), prompt: "hold" }), proxy.submit({ promptTokenIds: [1], samplingParams: sp({}), prompt: "hold" })];
+    const held = [
+      proxy.submit({ promptTokenIds: [1], samplingParams: sp({}), prompt: "hold" }),
+      proxy.submit({ promptTokenIds: [1], samplingParams: sp({}), prompt: "hold" }),
+    ];
     const crash = proxy.submit({ promptTokenIds: [1], samplingParams: sp({}), prompt: "crash" });
     for (const r of [...held, crash]) await assert.rejects(r.result(), /executor worker failed: [\s\S]*simulated crash/);
     assert.equal(proxy.numInFlight, 0);
@@ -103,7 +108,10 @@ test("proxy: a fatal report from the worker fails in-flight requests", async () 
 });
 
 test("proxy: a worker that cannot load the engine rejects create with the reason", async () => {
-  await assert.rejects(GenerationExecutorProxy.create({ ...dummyInit, engineDir: "bad" }, { workerUrl: crashWorker }), (e: Error) => e.name === "FormatError" && /simulated: engine cannot be read/.test(e.message));
+  await assert.rejects(
+    GenerationExecutorProxy.create({ ...dummyInit, engineDir: "bad" }, { workerUrl: crashWorker }),
+    (e: Error) => e.name === "FormatError" && /simulated: engine cannot be read/.test(e.message),
+  );
 });
 
 test("proxy: shutdown fails requests still in flight", async () => {

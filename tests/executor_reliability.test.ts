@@ -44,7 +44,10 @@ function nanEngine(): Engine {
 
 test("#2 beam search whose every candidate is masked fails with the reason instead of finishing with outputs: []", async () => {
   await using ex = executor();
-  const r = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ useBeamSearch: true, beamWidth: 2, maxTokens: 4, allowedTokenIds: [5], badTokenIds: [5] }) });
+  const r = ex.submit({
+    promptTokenIds: ref.prompt_ids,
+    samplingParams: sp({ useBeamSearch: true, beamWidth: 2, maxTokens: 4, allowedTokenIds: [5], badTokenIds: [5] }),
+  });
   await assert.rejects(r.result(), (e: Error) => e instanceof RequestFailedError && /no hypothesis/.test(e.message) && /masked/.test(e.message));
   const ok = await ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ useBeamSearch: true, beamWidth: 2, maxTokens: 4 }) }).result();
   assert.equal(ok.outputs.length, 1);
@@ -63,7 +66,10 @@ test("#4 a fully masked row fails the request (greedy and sampled) with the reas
   }
   assert.deepEqual((await mate.result()).outputs[0].tokenIds, ref.greedy_new_ids.slice(0, 4));
   // allowedTokenIds alone is respected by the sampled path too (never id V - 1 by accident).
-  const allowed = await ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ allowedTokenIds: [7, 9], temperature: 1, seed: 1, maxTokens: 6, ignoreEos: true }) }).result();
+  const allowed = await ex.submit({
+    promptTokenIds: ref.prompt_ids,
+    samplingParams: sp({ allowedTokenIds: [7, 9], temperature: 1, seed: 1, maxTokens: 6, ignoreEos: true }),
+  }).result();
   assert.ok(allowed.outputs[0].tokenIds.every((t) => t === 7 || t === 9), String(allowed.outputs[0].tokenIds));
   assert.equal(ex.kvCacheStats.usedBlocks, 0);
 });
@@ -74,7 +80,10 @@ test("#4 logitBias beyond float32 is rejected at validation; a bias sum overflow
   await using ex = executor();
   const bias = new Float32Array(V);
   bias[5] = 3.4e38;
-  const r = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ logitBias: { "5": 3.4e38 }, embeddingBias: bias, temperature: 0, maxTokens: 2 }) });
+  const r = ex.submit({
+    promptTokenIds: ref.prompt_ids,
+    samplingParams: sp({ logitBias: { "5": 3.4e38 }, embeddingBias: bias, temperature: 0, maxTokens: 2 }),
+  });
   await assert.rejects(r.result(), (e: Error) => e instanceof RequestFailedError && /\+inf/.test(e.message));
 });
 
@@ -83,7 +92,12 @@ test("#4 NaN weights fail the request (device-sampled, host-processed and beam r
   try {
     {
       await using ex = GenerationExecutorWorker.create({ engine: bad, tokenizer: null, backend: testBackend });
-      for (const p of [{ temperature: 0 }, { temperature: 0.7, seed: 2 }, { temperature: 0, repetitionPenalty: 1.2 }, { useBeamSearch: true, beamWidth: 2 }] as SamplingParamsInput[]) {
+      for (
+        const p of [{ temperature: 0 }, { temperature: 0.7, seed: 2 }, { temperature: 0, repetitionPenalty: 1.2 }, {
+          useBeamSearch: true,
+          beamWidth: 2,
+        }] as SamplingParamsInput[]
+      ) {
         const r = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ ...p, maxTokens: 3 }) });
         await assert.rejects(r.result(), (e: Error) => e instanceof RequestFailedError && /NaN/.test(e.message), JSON.stringify(p));
       }
@@ -99,7 +113,8 @@ test("#4 NaN weights fail the request (device-sampled, host-processed and beam r
 test("a logits processor returning number[] replaces the row; returning anything else fails the request", async () => {
   await using ex = executor();
   const only7 = (_ids: readonly number[], l: Float32Array) => Array.from(l, (_, j) => (j === 7 ? 0 : -1e9));
-  const out = await ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ logitsProcessor: only7, temperature: 0, maxTokens: 3, ignoreEos: true }) }).result();
+  const out = await ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ logitsProcessor: only7, temperature: 0, maxTokens: 3, ignoreEos: true }) })
+    .result();
   assert.deepEqual(out.outputs[0].tokenIds, [7, 7, 7]);
   const wrong = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ logitsProcessor: (() => "x") as unknown as typeof only7, maxTokens: 3 }) });
   await assert.rejects(wrong.result(), (e: Error) => e instanceof ValidationError && /logitsProcessor: returned "x"/.test(e.message));
@@ -107,7 +122,11 @@ test("a logits processor returning number[] replaces the row; returning anything
 
 test("#11 aborted n > 1 requests return n outputs (pre-aborted n: 2, bestOf > n, beam) and free their blocks", async () => {
   await using ex = executor();
-  const cases: [SamplingParamsInput, number][] = [[{ n: 2 }, 2], [{ n: 2, bestOf: 3 }, 2], [{ n: 3, temperature: 0.8 }, 3], [{ useBeamSearch: true, beamWidth: 3, n: 2 }, 2]];
+  const cases: [SamplingParamsInput, number][] = [[{ n: 2 }, 2], [{ n: 2, bestOf: 3 }, 2], [{ n: 3, temperature: 0.8 }, 3], [{
+    useBeamSearch: true,
+    beamWidth: 3,
+    n: 2,
+  }, 2]];
   for (const [p, n] of cases) {
     const r = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ ...p, maxTokens: 8 }) });
     r.abort();
@@ -120,7 +139,11 @@ test("#11 aborted n > 1 requests return n outputs (pre-aborted n: 2, bestOf > n,
     }
   }
   // Aborted after the fork: still n outputs, each with what it generated.
-  const mid = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ n: 2, temperature: 0.8, seed: 4, maxTokens: 50, ignoreEos: true }), streaming: true });
+  const mid = ex.submit({
+    promptTokenIds: ref.prompt_ids,
+    samplingParams: sp({ n: 2, temperature: 0.8, seed: 4, maxTokens: 50, ignoreEos: true }),
+    streaming: true,
+  });
   for await (const o of mid) if (o.outputs.length === 2 && o.outputs[0].tokenIds.length >= 2) mid.abort();
   const m = await mid.result();
   assert.equal(m.outputs.length, 2);
@@ -172,7 +195,9 @@ test("issue 16: maxSeqLen 2048 takes a 1100-token prompt (maxInputLen defaults t
     await using llm = await LLM.create({ model: dir, ...testLlm, cacheEngine: false, buildConfig: { maxSeqLen: 2048, maxNumTokens: 1100, maxBatchSize: 2 } });
     const l = llm.executor.limits;
     assert.equal(l.maxInputLen, 2047);
-    const out = await llm.generate(Array.from({ length: 1100 }, (_, i) => 300 + (i % 50)), { temperature: 0, maxTokens: 2, ignoreEos: true }, { useTqdm: false });
+    const out = await llm.generate(Array.from({ length: 1100 }, (_, i) => 300 + (i % 50)), { temperature: 0, maxTokens: 2, ignoreEos: true }, {
+      useTqdm: false,
+    });
     assert.equal(out.outputs[0].tokenIds.length, 2);
     if (testBackend === "cpu") {
       const perBlock = 5 * 2 * l.tokensPerBlock * 4 * 8 * 4; // layers × (k, v) × tokens × kv heads × head dim × f32
@@ -186,7 +211,12 @@ test("issue 16: maxSeqLen 2048 takes a 1100-token prompt (maxInputLen defaults t
 
 test("#6 bad generateAsync options fail that request before anything is submitted; #12 an oversized text prompt is a ResourceError at once", async () => {
   await using llm = await LLM.create({ model: src, ...testLlm, cacheEngine: false, buildConfig: { maxBatchSize: 4, maxNumTokens: 256, maxSeqLen: 256 } });
-  for (const [opts, field] of [[{ signal: {} }, "signal"], [{ streaming: "yes" }, "streaming"], [{ priority: Number.NaN }, "priority"], [{ sginal: 1 }, "sginal"]] as const) {
+  for (
+    const [opts, field] of [[{ signal: {} }, "signal"], [{ streaming: "yes" }, "streaming"], [{ priority: Number.NaN }, "priority"], [
+      { sginal: 1 },
+      "sginal",
+    ]] as const
+  ) {
     const r = llm.generateAsync("Once upon a time", { maxTokens: 2 }, opts as never);
     assert.equal(llm.executor.numInFlight, 0, `nothing submitted for ${field}`);
     await assert.rejects(r.result(), (e: Error) => e instanceof ValidationError && e.message.includes(field));
@@ -238,14 +268,17 @@ test("#12 a long text prompt is tokenized a slice per macrotask (the event loop 
 });
 
 test("#12 slicing is exact: every shared tokenizer (byte-level BPE and SentencePiece) gives the ids of one encode, with cuts", async () => {
-  const base = "Once upon a time, there was a little girl named Lily.\nShe loved to play outside.  \n\n  The sun was warm; 日本語のテキスト and émigré café…\n\tdef f(x):\n    return x * 2\n";
+  const base =
+    "Once upon a time, there was a little girl named Lily.\nShe loved to play outside.  \n\n  The sun was warm; 日本語のテキスト and émigré café…\n\tdef f(x):\n    return x * 2\n";
   let text = "";
   for (let i = 0; text.length < 20_000; i++) text += base.replace("Lily", `Lily${i}`) + (i % 7 === 0 ? "\n" : "");
   const dirs: Record<string, string> = { ...tokenizerSets, stories260k: src, "kjv-llama": new URL("../models/kjv-llama", import.meta.url).pathname };
   for (const [name, dir] of Object.entries(dirs)) {
     const tok = LlmTokenizer.fromDir(dir);
     assert.ok(sliceCuts(tok, text).length >= 2, `${name}: no safe cut`);
-    for (const add of [true, false]) assert.deepEqual(await encodeInSlices(tok, text, add), tok.encode(text, { addSpecialTokens: add }), `${name} addSpecialTokens ${add}`);
+    for (const add of [true, false]) {
+      assert.deepEqual(await encodeInSlices(tok, text, add), tok.encode(text, { addSpecialTokens: add }), `${name} addSpecialTokens ${add}`);
+    }
   }
 });
 
@@ -266,6 +299,9 @@ test("issue 16: KV sizing on a GPU — a full batch capped at 0.9 of free memory
   // Explicit caps win, bounded by the free memory.
   assert.equal(size({ maxTokens: 8192 }, 80 * GiB).numBlocks, 256);
   // One sequence of maxSeqLen must fit.
-  assert.throws(() => size({}, 100 * (1 << 20)), (e: Error) => e instanceof ResourceError && e.field === "kvCacheConfig.freeGpuMemoryFraction" && /maxSeqLen 4096/.test(e.message));
+  assert.throws(
+    () => size({}, 100 * (1 << 20)),
+    (e: Error) => e instanceof ResourceError && e.field === "kvCacheConfig.freeGpuMemoryFraction" && /maxSeqLen 4096/.test(e.message),
+  );
   assert.throws(() => size({}, null, 8, 1 << 20), (e: Error) => e instanceof ResourceError && e.field === "kvCacheConfig.maxBytes");
 });

@@ -44,17 +44,23 @@ test("a multi-token decode step (3 tokens of one sequence, 1 of another) gives e
   {
     using kv = session.createKvCache(MAXB);
     run(session, kv, packStep([{ tokenIds: a, start: 0, numTokens: L, blockTable: blocksA, logitPositions: [L - 1] }], 8));
-    for (let p = L; p < a.length; p++) single.push(run(session, kv, packStep([{ tokenIds: a, start: p, numTokens: 1, blockTable: blocksA, logitPositions: [p] }], 8))[0]);
+    for (let p = L; p < a.length; p++) {
+      single.push(run(session, kv, packStep([{ tokenIds: a, start: p, numTokens: 1, blockTable: blocksA, logitPositions: [p] }], 8))[0]);
+    }
     run(session, kv, packStep([{ tokenIds: b, start: 0, numTokens: 5, blockTable: blocksB }], 8));
     single.push(run(session, kv, packStep([{ tokenIds: b, start: 5, numTokens: 1, blockTable: blocksB, logitPositions: [5] }], 8))[0]);
   }
 
   // One step: the 3 tokens of `a` with a row at each, beside the one decode token of `b`.
   using kv = session.createKvCache(MAXB);
-  run(session, kv, packStep([
-    { tokenIds: a, start: 0, numTokens: L, blockTable: blocksA, logitPositions: [L - 1] },
-    { tokenIds: b, start: 0, numTokens: 5, blockTable: blocksB },
-  ], 8));
+  run(
+    session,
+    kv,
+    packStep([
+      { tokenIds: a, start: 0, numTokens: L, blockTable: blocksA, logitPositions: [L - 1] },
+      { tokenIds: b, start: 0, numTokens: 5, blockTable: blocksB },
+    ], 8),
+  );
   const step = packStep([
     { tokenIds: a, start: L, numTokens: 3, blockTable: blocksA, logitPositions: [L, L + 1, L + 2] },
     { tokenIds: b, start: 5, numTokens: 1, blockTable: blocksB, logitPositions: [5] },
@@ -83,7 +89,10 @@ test("packStep: trailing rows come after every chunk's rows; repeated positions 
   assert.deepEqual(Array.from(s.tokenIds), ids);
   assert.deepEqual(Array.from(s.logitRows), [2, 2, 4, 0, 1]);
   assert.deepEqual(Array.from(s.blockTables), [2, 0, 3, 4]);
-  assert.throws(() => packStep([{ tokenIds: ids, start: 0, numTokens: 2, blockTable: [0], logitPositions: [3] }], 1), (e: Error) => e instanceof InternalError && /position 3, outside \[0, 2\)/.test(e.message));
+  assert.throws(
+    () => packStep([{ tokenIds: ids, start: 0, numTokens: 2, blockTable: [0], logitPositions: [3] }], 1),
+    (e: Error) => e instanceof InternalError && /position 3, outside \[0, 2\)/.test(e.message),
+  );
   assert.throws(() => packStep([{ tokenIds: ids, start: 4, numTokens: 2, blockTable: [0] }], 1), InternalError);
   assert.throws(() => packStep([{ tokenIds: ids, start: 0, numTokens: 1, blockTable: [0, 1] }], 1), /above maxBlocksPerSeq 1/);
 });

@@ -15,10 +15,21 @@ import { cublasLtLibrarySpec, cublasLtSymbols, LT } from "../ffi/cublaslt.ts";
 import { CudaError, NativeLibraryError } from "../ffi/errors.ts";
 import { nvrtcLibrarySpec, nvrtcSymbols } from "../ffi/nvrtc.ts";
 import {
-  addressOf, CStringArray, cString, type LibrarySpec, nativeView, type NativeArg, openLibrary, openPath, readCString, searchPaths, type SymbolTable,
-  toBunSymbols, toDenoSymbols,
+  addressOf,
+  cString,
+  CStringArray,
+  type LibrarySpec,
+  type NativeArg,
+  nativeView,
+  openLibrary,
+  openPath,
+  readCString,
+  searchPaths,
+  type SymbolTable,
+  toBunSymbols,
+  toDenoSymbols,
 } from "../ffi/runtime.ts";
-import { buildShimWithSystemCompiler, LaunchPacket, MAX_KERNEL_ARGS, SHIM_ABI, shim, shimSymbols } from "../ffi/shim.ts";
+import { buildShimWithSystemCompiler, LaunchPacket, MAX_KERNEL_ARGS, shim, SHIM_ABI, shimSymbols } from "../ffi/shim.ts";
 import { formatArg, wrapForTrace } from "../ffi/trace.ts";
 import { Release, ReleaseSet } from "../lib/cuda/owner.ts";
 import { compileCuda, cubinCacheKey, includedHeaders } from "../lib/backends/cuda/compiler.ts";
@@ -79,7 +90,19 @@ test("every status-returning symbol returns i32 and every kind is known", () => 
     }
   }
   // Versioned driver exports (CUDA 13 cuda.h maps the plain names to these).
-  for (const n of ["cuMemAlloc_v2", "cuMemFree_v2", "cuMemGetInfo_v2", "cuMemcpyHtoD_v2", "cuStreamBeginCapture_v2", "cuDevicePrimaryCtxRelease_v2", "cuGraphInstantiateWithFlags", "cuStreamDestroy_v2", "cuEventDestroy_v2"]) {
+  for (
+    const n of [
+      "cuMemAlloc_v2",
+      "cuMemFree_v2",
+      "cuMemGetInfo_v2",
+      "cuMemcpyHtoD_v2",
+      "cuStreamBeginCapture_v2",
+      "cuDevicePrimaryCtxRelease_v2",
+      "cuGraphInstantiateWithFlags",
+      "cuStreamDestroy_v2",
+      "cuEventDestroy_v2",
+    ]
+  ) {
     assert.ok(n in cudaSymbols, n);
   }
   assert.equal(LT.HEURISTIC_RESULT_BYTES, 64 + 8 + 4 + 4 + 16);
@@ -87,7 +110,11 @@ test("every status-returning symbol returns i32 and every kind is known", () => 
 });
 
 test("a missing library error lists every path tried and the override variable", () => {
-  const spec = { ...cudaLibrarySpec, envVar: "LLMRT_TEST_NO_SUCH_LIB", candidates: () => ["libllmrt-not-here.so.1", "/nonexistent/dir/libllmrt-not-here.so.1"] };
+  const spec = {
+    ...cudaLibrarySpec,
+    envVar: "LLMRT_TEST_NO_SUCH_LIB",
+    candidates: () => ["libllmrt-not-here.so.1", "/nonexistent/dir/libllmrt-not-here.so.1"],
+  };
   const err = withEnv("LLMRT_TEST_NO_SUCH_LIB", undefined, () => {
     try {
       openLibrary(spec);
@@ -121,26 +148,29 @@ test("the override variable, when set, is the only path tried and is named in th
   }
 });
 
-test.skipIf("libcuda is present on this machine", hasLibcuda)("without libcuda the CUDA error names libcuda.so.1, the system paths and LLMRT_CUDA_LIB", async () => {
-  const { CudaDevice } = await import("../lib/cuda/device.ts");
-  const probe = CudaDevice.probe();
-  assert.equal(probe.ok, false);
-  assert.match(probe.ok ? "" : probe.reason, /LLMRT_CUDA_LIB/);
-  const err = withEnv("LLMRT_CUDA_LIB", undefined, () => {
-    try {
-      openLibrary(cudaLibrarySpec);
-    } catch (e) {
-      return e;
-    }
-    return null;
-  });
-  assert.ok(err instanceof NativeLibraryError);
-  const paths = err.attempts.map((a) => a.path);
-  assert.ok(paths.includes("libcuda.so.1"));
-  assert.ok(paths.includes("/usr/lib/x86_64-linux-gnu/libcuda.so.1"));
-  assert.ok(paths.includes("$LLMRT_CUDA_LIB"));
-  assert.throws(() => CudaDevice.open(0), NativeLibraryError);
-});
+test.skipIf("libcuda is present on this machine", hasLibcuda)(
+  "without libcuda the CUDA error names libcuda.so.1, the system paths and LLMRT_CUDA_LIB",
+  async () => {
+    const { CudaDevice } = await import("../lib/cuda/device.ts");
+    const probe = CudaDevice.probe();
+    assert.equal(probe.ok, false);
+    assert.match(probe.ok ? "" : probe.reason, /LLMRT_CUDA_LIB/);
+    const err = withEnv("LLMRT_CUDA_LIB", undefined, () => {
+      try {
+        openLibrary(cudaLibrarySpec);
+      } catch (e) {
+        return e;
+      }
+      return null;
+    });
+    assert.ok(err instanceof NativeLibraryError);
+    const paths = err.attempts.map((a) => a.path);
+    assert.ok(paths.includes("libcuda.so.1"));
+    assert.ok(paths.includes("/usr/lib/x86_64-linux-gnu/libcuda.so.1"));
+    assert.ok(paths.includes("$LLMRT_CUDA_LIB"));
+    assert.throws(() => CudaDevice.open(0), NativeLibraryError);
+  },
+);
 
 test("importing the CUDA runtime opens no native library", () => {
   const root = fileURLToPath(new URL("../", import.meta.url).href);
@@ -199,19 +229,24 @@ test("launch packet: header, aligned argument offsets, values", () => {
   assert.equal(new LaunchPacket([]).bytes.byteLength, 48);
 });
 
-test.skipIf("Deno builds the shim with a system C compiler and none is installed", isDeno && !hasCc)("the C shim builds at first use and reports its ABI", () => {
-  const s = shim();
-  assert.equal(s.symbols.llmrt_shim_abi(), SHIM_ABI);
-  assert.equal(s.how, isBun ? "bun-cc" : s.how);
-  // A NULL launch function is refused, not called.
-  assert.equal(s.symbols.llmrt_launch(0n, new LaunchPacket([]).bytes), 1);
-});
+test.skipIf("Deno builds the shim with a system C compiler and none is installed", isDeno && !hasCc)(
+  "the C shim builds at first use and reports its ABI",
+  () => {
+    const s = shim();
+    assert.equal(s.symbols.llmrt_shim_abi(), SHIM_ABI);
+    assert.equal(s.how, isBun ? "bun-cc" : s.how);
+    // A NULL launch function is refused, not called.
+    assert.equal(s.symbols.llmrt_launch(0n, new LaunchPacket([]).bytes), 1);
+  },
+);
 
 test.skipIf("no system C compiler to build the fake driver", !hasCc)("the shim passes the packet to cuLaunchKernel as void** (fake driver)", () => {
   const dir = mkdtempSync(join(tmpdir(), "llmrt-fake-"));
   try {
     const src = join(dir, "fake.c");
-    writeFileSync(src, `
+    writeFileSync(
+      src,
+      `
       typedef unsigned int u32; typedef unsigned long long u64;
       static u64 rec[16]; static unsigned char vals[8 * 8]; static int nargs = 0;
       static int fake_launch(void* f, u32 gx, u32 gy, u32 gz, u32 bx, u32 by, u32 bz, u32 sh, void* st, void** params, void** extra) {
@@ -222,14 +257,18 @@ test.skipIf("no system C compiler to build the fake driver", !hasCc)("the shim p
       }
       u64 fake_address(int n) { nargs = n; return (u64)&fake_launch; }
       void fake_read(u64* out, unsigned char* args) { for (int i = 0; i < 10; i++) out[i] = rec[i]; for (int i = 0; i < 64; i++) args[i] = vals[i]; }
-    `);
+    `,
+    );
     const so = join(dir, "fake.so");
     const cc = spawnSync("cc", ["-shared", "-fPIC", "-O1", "-o", so, src], { encoding: "utf8" });
     assert.equal(cc.status, 0, cc.stderr);
-    const fake = openPath(so, {
-      fake_address: { args: ["i32"], returns: "handle" },
-      fake_read: { args: ["buf", "buf"], returns: "i32" },
-    } as const);
+    const fake = openPath(
+      so,
+      {
+        fake_address: { args: ["i32"], returns: "handle" },
+        fake_read: { args: ["buf", "buf"], returns: "i32" },
+      } as const,
+    );
     const packet = new LaunchPacket(["ptr", "f32", "u32", "f64"]);
     packet.setLaunch(0xabcn, 0xdefn, [7, 8, 9], [32, 4, 2], 4096);
     packet.setArg(0, 0x7000_0000_1000n);

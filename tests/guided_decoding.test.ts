@@ -23,14 +23,27 @@ const Person = z.object({ name: z.string(), age: z.number().int() });
  * inside the name); with maxLength the grammar closes it.
  */
 const PersonKjv = z.object({ name: z.string().max(24), age: z.number().int() });
-const PROMPTS = ["And the LORD said", "In the beginning", "Blessed are the", "And it came to pass", "Thou shalt not", "The son of David", "And he said unto them", "Behold"];
+const PROMPTS = [
+  "And the LORD said",
+  "In the beginning",
+  "Blessed are the",
+  "And it came to pass",
+  "Thou shalt not",
+  "The son of David",
+  "And he said unto them",
+  "Behold",
+];
 
 test("kjv-llama: { json: zod object } — 8 prompts, each sampled (its own seed) and greedy, batched: all end with stop and a parsed object that validates", async () => {
   await using llm = await create(kjvDir);
   const prompts = PROMPTS.flatMap((p) => [p, p]);
-  const params = prompts.map((_, i): SamplingParamsInput => (i % 2 === 1
+  const params = prompts.map((
+    _,
+    i,
+  ): SamplingParamsInput => (i % 2 === 1
     ? { temperature: 0, maxTokens: 64, guidedDecoding: { json: PersonKjv } }
-    : { temperature: 0.9, seed: i, maxTokens: 64, guidedDecoding: { json: PersonKjv } }));
+    : { temperature: 0.9, seed: i, maxTokens: 64, guidedDecoding: { json: PersonKjv } })
+  );
   const outs = await llm.generate(prompts, params, { useTqdm: false });
   const names = new Set<string>();
   for (const [i, o] of outs.entries()) {
@@ -68,9 +81,15 @@ test("kjv-llama: regex and choice hold for every prompt and seed; jsonObject giv
   const re = "(Moses|Aaron|David) (said|went) [0-9]{1,2}";
   const choices = ["Jerusalem", "Egypt", "Babylon"];
   const prompts = PROMPTS.slice(0, 6);
-  const reOuts = await llm.generate(prompts, prompts.map((_, i) => ({ temperature: 1, seed: 10 + i, maxTokens: 24, guidedDecoding: { regex: re } })), { useTqdm: false });
-  for (const o of reOuts) assert.ok(o.outputs[0].finishReason === "stop" && new RegExp(`^(?:${re})$`).test(o.outputs[0].text), JSON.stringify(o.outputs[0].text));
-  const chOuts = await llm.generate(prompts, prompts.map((_, i) => ({ temperature: 1, seed: 20 + i, maxTokens: 24, guidedDecoding: { choice: choices } })), { useTqdm: false });
+  const reOuts = await llm.generate(prompts, prompts.map((_, i) => ({ temperature: 1, seed: 10 + i, maxTokens: 24, guidedDecoding: { regex: re } })), {
+    useTqdm: false,
+  });
+  for (const o of reOuts) {
+    assert.ok(o.outputs[0].finishReason === "stop" && new RegExp(`^(?:${re})$`).test(o.outputs[0].text), JSON.stringify(o.outputs[0].text));
+  }
+  const chOuts = await llm.generate(prompts, prompts.map((_, i) => ({ temperature: 1, seed: 20 + i, maxTokens: 24, guidedDecoding: { choice: choices } })), {
+    useTqdm: false,
+  });
   for (const o of chOuts) assert.ok(o.outputs[0].finishReason === "stop" && choices.includes(o.outputs[0].text), JSON.stringify(o.outputs[0].text));
   const obj = await llm.generate("And God said", { temperature: 0.7, seed: 3, maxTokens: 96, guidedDecoding: { jsonObject: true } }, { useTqdm: false });
   const c = obj.outputs[0];
@@ -86,7 +105,11 @@ test("stories260k (SentencePiece byte-fallback): the done-when schema as is — 
   // An unbounded string ends only when the model writes a quote: stories260k does so in about half
   // the runs within 64 tokens (kjv-llama never: see PersonKjv).
   const prompts = ["Once upon a time", "The cat", "Lily and Tom", "One day", "The big dog", "Tim was"].flatMap((p) => [p, p, p]);
-  const outs = await llm.generate(prompts, prompts.map((_, i) => ({ temperature: i % 3 === 0 ? 0 : 0.7, seed: 100 + i, maxTokens: 64, guidedDecoding: { json: Person } })), { useTqdm: false });
+  const outs = await llm.generate(
+    prompts,
+    prompts.map((_, i) => ({ temperature: i % 3 === 0 ? 0 : 0.7, seed: 100 + i, maxTokens: 64, guidedDecoding: { json: Person } })),
+    { useTqdm: false },
+  );
   let stopped = 0;
   for (const [i, o] of outs.entries()) {
     const c = o.outputs[0];
@@ -102,9 +125,17 @@ test("stories260k (SentencePiece byte-fallback): the done-when schema as is — 
 
 test("stories260k (SentencePiece byte-fallback): JSON from a JSON Schema and choice hold for several seeds", async () => {
   await using llm = await create(storiesDir);
-  const schema = { type: "object", properties: { name: { type: "string", maxLength: 16 }, age: { type: "integer", minimum: 0, maximum: 150 } }, required: ["name", "age"] };
+  const schema = {
+    type: "object",
+    properties: { name: { type: "string", maxLength: 16 }, age: { type: "integer", minimum: 0, maximum: 150 } },
+    required: ["name", "age"],
+  };
   const seeds = [1, 2, 3, 4, 5, 6];
-  const outs = await llm.generate(seeds.map(() => "Once upon a time"), seeds.map((seed) => ({ temperature: 0.9, seed, maxTokens: 48, guidedDecoding: { json: schema } })), { useTqdm: false });
+  const outs = await llm.generate(
+    seeds.map(() => "Once upon a time"),
+    seeds.map((seed) => ({ temperature: 0.9, seed, maxTokens: 48, guidedDecoding: { json: schema } })),
+    { useTqdm: false },
+  );
   for (const o of outs) {
     const c = o.outputs[0];
     assert.equal(c.finishReason, "stop", JSON.stringify(c.text));
@@ -112,7 +143,11 @@ test("stories260k (SentencePiece byte-fallback): JSON from a JSON Schema and cho
     assert.ok(typeof v.name === "string" && v.name.length <= 16 && Number.isInteger(v.age) && v.age >= 0 && v.age <= 150, c.text);
     assert.deepEqual(c.parsed, v);
   }
-  const ch = await llm.generate(seeds.map(() => "The cat"), seeds.map((seed) => ({ temperature: 1, seed, maxTokens: 12, guidedDecoding: { choice: ["happy", "sad", "sleepy"] } })), { useTqdm: false });
+  const ch = await llm.generate(
+    seeds.map(() => "The cat"),
+    seeds.map((seed) => ({ temperature: 1, seed, maxTokens: 12, guidedDecoding: { choice: ["happy", "sad", "sleepy"] } })),
+    { useTqdm: false },
+  );
   for (const o of ch) assert.ok(["happy", "sad", "sleepy"].includes(o.outputs[0].text), JSON.stringify(o.outputs[0].text));
 });
 
@@ -129,11 +164,23 @@ test("maxTokens reached mid-object: finishReason length, no parsed, the text a p
 test("bad constraints fail at submission naming the field, and the executor keeps serving", async () => {
   await using llm = await create(kjvDir);
   const gen = (p: SamplingParamsInput): Promise<unknown> => llm.generate("Behold", { maxTokens: 8, ...p }, { useTqdm: false });
-  await assert.rejects(gen({ guidedDecoding: { json: { type: "string", minLength: 5, maxLength: 2 } } }), (e: Error) => e instanceof ValidationError && e.field === "guidedDecoding.json" && /minLength 5 is greater than maxLength 2/.test(e.message));
-  await assert.rejects(gen({ guidedDecoding: { json: z.object({ at: z.date() }) } }), (e: Error) => e instanceof UnsupportedError && e.field === "guidedDecoding.json");
-  await assert.rejects(gen({ guidedDecoding: { grammar: "root ::= nothing" } }), (e: Error) => e instanceof ValidationError && e.field === "guidedDecoding.grammar");
+  await assert.rejects(
+    gen({ guidedDecoding: { json: { type: "string", minLength: 5, maxLength: 2 } } }),
+    (e: Error) => e instanceof ValidationError && e.field === "guidedDecoding.json" && /minLength 5 is greater than maxLength 2/.test(e.message),
+  );
+  await assert.rejects(
+    gen({ guidedDecoding: { json: z.object({ at: z.date() }) } }),
+    (e: Error) => e instanceof UnsupportedError && e.field === "guidedDecoding.json",
+  );
+  await assert.rejects(
+    gen({ guidedDecoding: { grammar: "root ::= nothing" } }),
+    (e: Error) => e instanceof ValidationError && e.field === "guidedDecoding.grammar",
+  );
   await assert.rejects(gen({ guidedDecoding: { regex: "[a-" } }), (e: Error) => e instanceof ValidationError && e.field === "guidedDecoding.regex");
-  await assert.rejects(gen({ useBeamSearch: true, beamWidth: 2, guidedDecoding: { choice: ["a", "b"] } }), (e: Error) => e instanceof UnsupportedError && e.field === "guidedDecoding");
+  await assert.rejects(
+    gen({ useBeamSearch: true, beamWidth: 2, guidedDecoding: { choice: ["a", "b"] } }),
+    (e: Error) => e instanceof UnsupportedError && e.field === "guidedDecoding",
+  );
   await assert.rejects(gen({ guidedDecoding: { choice: [] } }), (e: Error) => e instanceof ValidationError && /guidedDecoding.choice/.test(e.message));
   const ok = await llm.generate("Behold", { temperature: 0, maxTokens: 8, guidedDecoding: { choice: ["yea", "nay"] } }, { useTqdm: false });
   assert.ok(["yea", "nay"].includes(ok.outputs[0].text));

@@ -117,7 +117,7 @@ for (const [name, dir] of [["kjv-llama", kjvDir], ["stories260k", storiesDir]] a
       const text = v.tok.decode(ids);
       assert.ok(stopped && new RegExp(`^(?:${re})$`).test(text), `seed ${seed}: ${JSON.stringify(text)}`);
     }
-    const choices = ["yes", "no", "maybe \"so\""];
+    const choices = ["yes", "no", 'maybe "so"'];
     const cc = v.compiler.compile(normalizeGuidedDecoding({ choice: choices }));
     const seen = new Set<string>();
     for (let seed = 1; seed <= 12; seed++) {
@@ -200,7 +200,10 @@ test("bad constraints are errors naming the field: unsatisfiable schema, bad EBN
     throw new Error(`no error for ${JSON.stringify(input)}`);
   };
   const unsat = compileErr({ json: { type: "string", minLength: 5, maxLength: 2 } });
-  assert.ok(unsat instanceof ValidationError && unsat.field === "guidedDecoding.json" && /minLength 5 is greater than maxLength 2/.test(unsat.message), unsat.message);
+  assert.ok(
+    unsat instanceof ValidationError && unsat.field === "guidedDecoding.json" && /minLength 5 is greater than maxLength 2/.test(unsat.message),
+    unsat.message,
+  );
   const ebnf = compileErr({ grammar: "root ::= foo" });
   assert.ok(ebnf instanceof ValidationError && ebnf.field === "guidedDecoding.grammar" && /Rule "foo" is not defined/.test(ebnf.message), ebnf.message);
   const re = compileErr({ regex: "(ab" });

@@ -28,12 +28,16 @@ test("LLM.generate golden: 256 greedy ids of the reference prompt (temperature 0
 test("LLM.generate batches prompts with one or per-prompt params and keeps their order", async () => {
   await using llm = await create();
   const prompts = ["Once upon a time", "The dog", [1, 403, 407]];
-  const outs = await llm.generate(prompts, [{ temperature: 0, maxTokens: 12 }, { temperature: 0.8, seed: 1, maxTokens: 5 }, { temperature: 0, maxTokens: 7 }], { useTqdm: false });
+  const outs = await llm.generate(prompts, [{ temperature: 0, maxTokens: 12 }, { temperature: 0.8, seed: 1, maxTokens: 5 }, { temperature: 0, maxTokens: 7 }], {
+    useTqdm: false,
+  });
   assert.equal(outs.length, 3);
   assert.deepEqual(outs.map((o) => o.outputs[0].tokenIds.length), [12, 5, 7]);
   assert.deepEqual(outs[0].outputs[0].tokenIds, ref.greedy_new_ids.slice(0, 12));
   for (const [i, p] of prompts.entries()) {
-    const alone = await llm.generate(p, [{ temperature: 0, maxTokens: 12 }, { temperature: 0.8, seed: 1, maxTokens: 5 }, { temperature: 0, maxTokens: 7 }][i], { useTqdm: false });
+    const alone = await llm.generate(p, [{ temperature: 0, maxTokens: 12 }, { temperature: 0.8, seed: 1, maxTokens: 5 }, { temperature: 0, maxTokens: 7 }][i], {
+      useTqdm: false,
+    });
     assert.deepEqual(alone.outputs[0].tokenIds, outs[i].outputs[0].tokenIds);
   }
   assert.ok(llm.getStats().some((s) => s.numScheduled === 3), "the three ran in one batch");
@@ -41,7 +45,10 @@ test("LLM.generate batches prompts with one or per-prompt params and keeps their
 
 test("LLM.generate checks every prompt before running any", async () => {
   await using llm = await create();
-  await assert.rejects(llm.generate(["Once upon a time", new Array(65).fill(5)], { maxTokens: 2 }), (e: Error) => e instanceof ValidationError && /prompts\[1\]: prompt of 65 tokens exceeds maxInputLen 64/.test(e.message));
+  await assert.rejects(
+    llm.generate(["Once upon a time", new Array(65).fill(5)], { maxTokens: 2 }),
+    (e: Error) => e instanceof ValidationError && /prompts\[1\]: prompt of 65 tokens exceeds maxInputLen 64/.test(e.message),
+  );
   await assert.rejects(llm.generate([[1, 600]], {}), /prompts\[0\]\[1\]: token id 600 is outside \[0, 512\)/);
   await assert.rejects(llm.generate("x", { temperature: -1 }), /SamplingParams.temperature/);
   assert.equal(llm.getStats().length, 0, "nothing ran");

@@ -24,8 +24,17 @@ const argmaxOf = (x: Float32Array): number => argmax(x, 0, x.length);
 test("needsHostProcessing is false for plain sampling and true for each host-side field", () => {
   assert.equal(needsHostProcessing(new SamplingParams({ temperature: 0.7, topK: 5, topP: 0.9, minP: 0.1, seed: 3, stop: "x", logprobs: 3 })), false);
   const each: SamplingParamsInput[] = [
-    { logitsProcessor: () => {} }, { embeddingBias: [0] }, { logitBias: { "1": 1 } }, { allowedTokenIds: [1] }, { badTokenIds: [1] },
-    { badWords: "x" }, { minTokens: 1 }, { repetitionPenalty: 1.2 }, { presencePenalty: 0.1 }, { frequencyPenalty: 0.1 }, { noRepeatNgramSize: 2 },
+    { logitsProcessor: () => {} },
+    { embeddingBias: [0] },
+    { logitBias: { "1": 1 } },
+    { allowedTokenIds: [1] },
+    { badTokenIds: [1] },
+    { badWords: "x" },
+    { minTokens: 1 },
+    { repetitionPenalty: 1.2 },
+    { presencePenalty: 0.1 },
+    { frequencyPenalty: 0.1 },
+    { noRepeatNgramSize: 2 },
   ];
   for (const p of each) assert.equal(needsHostProcessing(new SamplingParams(p)), true, JSON.stringify(p));
   assert.equal(needsHostProcessing(new SamplingParams({ logitBias: {} })), false);

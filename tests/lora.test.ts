@@ -21,7 +21,8 @@ packPeftAdapter(kjv, adapterQv, { rank: 8, alpha: 32, targetModules: ["q_proj", 
 mergePeftAdapter(kjv, adapterQv, mergedQv);
 
 // Over 32 tokens (one KV block) so prefix reuse could hit if adapters were not kept apart.
-const PROMPT = "And the LORD spake unto Moses, saying, Speak unto the children of Israel, and say unto them, When any man of you bringeth an offering unto the LORD,";
+const PROMPT =
+  "And the LORD spake unto Moses, saying, Speak unto the children of Israel, and say unto them, When any man of you bringeth an offering unto the LORD,";
 const PARAMS = { maxTokens: 6, temperature: 0, ignoreEos: true, returnGenerationLogits: true };
 
 function maxAbsDiff(a: readonly Float32Array[], b: readonly Float32Array[]): number {
@@ -48,8 +49,14 @@ test("lora: the packer writes PEFT's layout and the loader maps it onto the fuse
   const segs = a.weights.get("layers.0.qkv.weight")!;
   assert.deepEqual(segs.map((s) => [s.outOffset, s.outFeatures]), [[0, 256], [320, 64]]); // q: 8 heads × 32; v after q and k (2 × 32)
   assert.equal(a.weights.size, model.numHiddenLayers);
-  assert.throws(() => loadPeftAdapter(adapterQv, model, { name: "qv", maxLoraRank: 4 }), (e: Error) => e.name === "ValidationError" && /maxLoraRank/.test(e.message));
-  assert.throws(() => loadPeftAdapter(tmp, model, { name: "none", maxLoraRank: 64 }), (e: Error) => e.name === "ValidationError" && /loraRequest\.path/.test(e.message));
+  assert.throws(
+    () => loadPeftAdapter(adapterQv, model, { name: "qv", maxLoraRank: 4 }),
+    (e: Error) => e.name === "ValidationError" && /maxLoraRank/.test(e.message),
+  );
+  assert.throws(
+    () => loadPeftAdapter(tmp, model, { name: "none", maxLoraRank: 64 }),
+    (e: Error) => e.name === "ValidationError" && /loraRequest\.path/.test(e.message),
+  );
 });
 
 test("lora: adapter logits equal the merged model's within 1e-5 while a base request in the same batch is unchanged; two adapters in one batch", async () => {
@@ -88,11 +95,20 @@ test("lora: adapter logits equal the merged model's within 1e-5 while a base req
 test("lora: requests name adapters only when enabled; an adapter beyond maxLoras waits for a free slot (LRU eviction), abortable while it waits", async () => {
   {
     await using llm = await LLM.create({ model: kjv, backend: "cpu" });
-    await assert.rejects(llm.generate(PROMPT, { maxTokens: 2 }, { useTqdm: false, loraRequest: { name: "all", path: adapterAll } }), (e: Error) => e.name === "ValidationError" && /enableLora/.test(e.message));
+    await assert.rejects(
+      llm.generate(PROMPT, { maxTokens: 2 }, { useTqdm: false, loraRequest: { name: "all", path: adapterAll } }),
+      (e: Error) => e.name === "ValidationError" && /enableLora/.test(e.message),
+    );
   }
   await using llm = await LLM.create({ model: kjv, backend: "cpu", enableLora: true, maxLoras: 1, maxLoraRank: 8 });
-  await assert.rejects(llm.generate(PROMPT, { maxTokens: 2 }, { useTqdm: false, loraRequest: { name: "", path: adapterAll } }), (e: Error) => e.name === "ValidationError");
-  await assert.rejects(llm.generate(PROMPT, { maxTokens: 2 }, { useTqdm: false, loraRequest: { name: "bad", path: tmp } }), (e: Error) => e.name === "ValidationError" && /adapter_config/.test(e.message));
+  await assert.rejects(
+    llm.generate(PROMPT, { maxTokens: 2 }, { useTqdm: false, loraRequest: { name: "", path: adapterAll } }),
+    (e: Error) => e.name === "ValidationError",
+  );
+  await assert.rejects(
+    llm.generate(PROMPT, { maxTokens: 2 }, { useTqdm: false, loraRequest: { name: "bad", path: tmp } }),
+    (e: Error) => e.name === "ValidationError" && /adapter_config/.test(e.message),
+  );
   // One slot: "qv" waits while "all" runs, then evicts it; a second "qv" request is aborted while it waits.
   const a = llm.generateAsync(PROMPT, { maxTokens: 4, temperature: 0, ignoreEos: true }, { loraRequest: { name: "all", path: adapterAll } });
   const b = llm.generateAsync(PROMPT, { maxTokens: 4, temperature: 0, ignoreEos: true }, { loraRequest: { name: "qv", path: adapterQv } });

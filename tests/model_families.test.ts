@@ -13,16 +13,58 @@ import { assert, test } from "./harness.ts";
 interface Fam {
   name: string;
   config: Record<string, unknown>;
-  V: number; H: number; I: number; L: number; nH: number; nKV: number; hd: number;
-  qkvBias: boolean; oBias: boolean; mlpBias: boolean; qkNorm: boolean; tied: boolean; window: number; ropeDiv: number;
+  V: number;
+  H: number;
+  I: number;
+  L: number;
+  nH: number;
+  nKV: number;
+  hd: number;
+  qkvBias: boolean;
+  oBias: boolean;
+  mlpBias: boolean;
+  qkNorm: boolean;
+  tied: boolean;
+  window: number;
+  ropeDiv: number;
 }
 
 function fam(name: string, over: Partial<Fam>, config: Record<string, unknown>): Fam {
-  const f: Fam = { name, config: {}, V: 97, H: 48, I: 80, L: 2, nH: 6, nKV: 2, hd: 8, qkvBias: false, oBias: false, mlpBias: false, qkNorm: false, tied: false, window: 0, ropeDiv: 1, ...over };
+  const f: Fam = {
+    name,
+    config: {},
+    V: 97,
+    H: 48,
+    I: 80,
+    L: 2,
+    nH: 6,
+    nKV: 2,
+    hd: 8,
+    qkvBias: false,
+    oBias: false,
+    mlpBias: false,
+    qkNorm: false,
+    tied: false,
+    window: 0,
+    ropeDiv: 1,
+    ...over,
+  };
   f.config = {
-    vocab_size: f.V, hidden_size: f.H, intermediate_size: f.I, num_hidden_layers: f.L, num_attention_heads: f.nH,
-    num_key_value_heads: f.nKV, rms_norm_eps: 1e-6, rope_theta: 10000, max_position_embeddings: 128,
-    tie_word_embeddings: f.tied, hidden_act: "silu", torch_dtype: "float32", bos_token_id: 1, eos_token_id: 2, ...config,
+    vocab_size: f.V,
+    hidden_size: f.H,
+    intermediate_size: f.I,
+    num_hidden_layers: f.L,
+    num_attention_heads: f.nH,
+    num_key_value_heads: f.nKV,
+    rms_norm_eps: 1e-6,
+    rope_theta: 10000,
+    max_position_embeddings: 128,
+    tie_word_embeddings: f.tied,
+    hidden_act: "silu",
+    torch_dtype: "float32",
+    bos_token_id: 1,
+    eos_token_id: 2,
+    ...config,
   };
   return f;
 }
@@ -30,17 +72,30 @@ function fam(name: string, over: Partial<Fam>, config: Record<string, unknown>):
 const FAMILIES: Fam[] = [
   fam("llama GQA untied", {}, { architectures: ["LlamaForCausalLM"], model_type: "llama" }),
   fam("llama bias + linear rope x2, tied", { qkvBias: true, oBias: true, mlpBias: true, tied: true, ropeDiv: 2 }, {
-    architectures: ["LlamaForCausalLM"], model_type: "llama", attention_bias: true, mlp_bias: true, rope_scaling: { rope_type: "linear", factor: 2 },
+    architectures: ["LlamaForCausalLM"],
+    model_type: "llama",
+    attention_bias: true,
+    mlp_bias: true,
+    rope_scaling: { rope_type: "linear", factor: 2 },
   }),
   fam("qwen2 qkv bias, tied", { qkvBias: true, tied: true }, { architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", use_sliding_window: false }),
-  fam("qwen3 qk norm, head_dim 16", { qkNorm: true, hd: 16 }, { architectures: ["Qwen3ForCausalLM"], model_type: "qwen3", head_dim: 16, attention_bias: false }),
+  fam("qwen3 qk norm, head_dim 16", { qkNorm: true, hd: 16 }, {
+    architectures: ["Qwen3ForCausalLM"],
+    model_type: "qwen3",
+    head_dim: 16,
+    attention_bias: false,
+  }),
   fam("mistral sliding window 5", { window: 5, nH: 4, nKV: 4, hd: 12 }, { architectures: ["MistralForCausalLM"], model_type: "mistral", sliding_window: 5 }),
 ];
 
 function rng(seed: number): () => number {
   let s = seed >>> 0 || 1;
   return () => {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
     return (s / 4294967296) * 2 - 1;
   };
 }
@@ -58,13 +113,20 @@ function makeCheckpoint(f: Fam, dir: string): Map<string, Float32Array> {
     add(`${p}self_attn.k_proj.weight`, f.nKV * f.hd * f.H, 0.3);
     add(`${p}self_attn.v_proj.weight`, f.nKV * f.hd * f.H, 0.3);
     add(`${p}self_attn.o_proj.weight`, f.H * f.nH * f.hd, 0.3);
-    if (f.qkvBias) for (const [n, m] of [["q", f.nH], ["k", f.nKV], ["v", f.nKV]] as const) add(`${p}self_attn.${n}_proj.bias`, m * f.hd, 0.5);
+    if (f.qkvBias) { for (const [n, m] of [["q", f.nH], ["k", f.nKV], ["v", f.nKV]] as const) add(`${p}self_attn.${n}_proj.bias`, m * f.hd, 0.5); }
     if (f.oBias) add(`${p}self_attn.o_proj.bias`, f.H, 0.5);
-    if (f.qkNorm) { add(`${p}self_attn.q_norm.weight`, f.hd, 0.3, 1); add(`${p}self_attn.k_norm.weight`, f.hd, 0.3, 1); }
+    if (f.qkNorm) {
+      add(`${p}self_attn.q_norm.weight`, f.hd, 0.3, 1);
+      add(`${p}self_attn.k_norm.weight`, f.hd, 0.3, 1);
+    }
     add(`${p}mlp.gate_proj.weight`, f.I * f.H, 0.3);
     add(`${p}mlp.up_proj.weight`, f.I * f.H, 0.3);
     add(`${p}mlp.down_proj.weight`, f.H * f.I, 0.3);
-    if (f.mlpBias) { add(`${p}mlp.gate_proj.bias`, f.I, 0.3); add(`${p}mlp.up_proj.bias`, f.I, 0.3); add(`${p}mlp.down_proj.bias`, f.H, 0.3); }
+    if (f.mlpBias) {
+      add(`${p}mlp.gate_proj.bias`, f.I, 0.3);
+      add(`${p}mlp.up_proj.bias`, f.I, 0.3);
+      add(`${p}mlp.down_proj.bias`, f.H, 0.3);
+    }
   }
   add("model.norm.weight", f.H, 0.2, 1);
   if (!f.tied) add("lm_head.weight", f.V * f.H, 0.5);
@@ -73,8 +135,15 @@ function makeCheckpoint(f: Fam, dir: string): Map<string, Float32Array> {
   // Real shapes: 2-D for matrices.
   for (const [n, d] of W) {
     if (n.endsWith("bias") || n.includes("norm")) continue;
-    const rows = n.includes("embed") || n.includes("lm_head") ? f.V : n.includes("q_proj") ? f.nH * f.hd : /[kv]_proj/.test(n) ? f.nKV * f.hd
-      : n.includes("o_proj") || n.includes("down") ? f.H : f.I;
+    const rows = n.includes("embed") || n.includes("lm_head")
+      ? f.V
+      : n.includes("q_proj")
+      ? f.nH * f.hd
+      : /[kv]_proj/.test(n)
+      ? f.nKV * f.hd
+      : n.includes("o_proj") || n.includes("down")
+      ? f.H
+      : f.I;
     tensors[n].shape = [rows, d.length / rows];
   }
   writeSafetensors(path.join(dir, "model.safetensors"), tensors);
@@ -86,8 +155,15 @@ function makeCheckpoint(f: Fam, dir: string): Map<string, Float32Array> {
 function reference(f: Fam, W: Map<string, Float32Array>, ids: number[]): number[] {
   const T = ids.length, g = (n: string) => W.get(n)!;
   const mm = (x: number[], w: Float32Array, n: number, k: number, b?: Float32Array) =>
-    Array.from({ length: n }, (_, j) => { let a = b ? b[j] : 0; for (let i = 0; i < k; i++) a += x[i] * w[j * k + i]; return a; });
-  const norm = (x: number[], w: Float32Array, eps = 1e-6) => { const r = Math.sqrt(x.reduce((a, v) => a + v * v, 0) / x.length + eps); return x.map((v, i) => v / r * w[i]); };
+    Array.from({ length: n }, (_, j) => {
+      let a = b ? b[j] : 0;
+      for (let i = 0; i < k; i++) a += x[i] * w[j * k + i];
+      return a;
+    });
+  const norm = (x: number[], w: Float32Array, eps = 1e-6) => {
+    const r = Math.sqrt(x.reduce((a, v) => a + v * v, 0) / x.length + eps);
+    return x.map((v, i) => v / r * w[i]);
+  };
   const rope = (v: number[], pos: number) => {
     const h = f.hd / 2, o = v.slice();
     for (let i = 0; i < h; i++) {
@@ -108,8 +184,13 @@ function reference(f: Fam, W: Map<string, Float32Array>, ids: number[]): number[
         return Array.from({ length: n }, (_, i) => y.slice(i * f.hd, (i + 1) * f.hd));
       };
       let q = heads("q", f.nH), k = heads("k", f.nKV);
-      if (f.qkNorm) { q = q.map((v) => norm(v, g(`${p}self_attn.q_norm.weight`))); k = k.map((v) => norm(v, g(`${p}self_attn.k_norm.weight`))); }
-      qs.push(q.map((v) => rope(v, t))); ks.push(k.map((v) => rope(v, t))); vs.push(heads("v", f.nKV));
+      if (f.qkNorm) {
+        q = q.map((v) => norm(v, g(`${p}self_attn.q_norm.weight`)));
+        k = k.map((v) => norm(v, g(`${p}self_attn.k_norm.weight`)));
+      }
+      qs.push(q.map((v) => rope(v, t)));
+      ks.push(k.map((v) => rope(v, t)));
+      vs.push(heads("v", f.nKV));
     }
     x = x.map((xt, t) => {
       const attn: number[] = [];
@@ -149,7 +230,10 @@ for (const f of FAMILIES) {
     const check = (logits: Float32Array, ids: number[], what: string) => {
       const ref = reference(f, W, ids);
       let abs = 0, mx = 0;
-      for (let i = 0; i < f.V; i++) { abs = Math.max(abs, Math.abs(logits[i] - ref[i])); mx = Math.max(mx, Math.abs(ref[i])); }
+      for (let i = 0; i < f.V; i++) {
+        abs = Math.max(abs, Math.abs(logits[i] - ref[i]));
+        mx = Math.max(mx, Math.abs(ref[i]));
+      }
       assert.ok(abs / mx < 1e-5, `${what}: max abs ${abs.toExponential(2)} (max |logit| ${mx.toFixed(2)})`);
     };
     check(got[0], prompt, "prefill");

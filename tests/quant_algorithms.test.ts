@@ -18,7 +18,11 @@ const kjv = new URL("../models/kjv-llama/", import.meta.url).pathname;
 function rng(seed: number): () => number {
   let s = seed >>> 0 || 1;
   const u = (): number => {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
     return (s + 0.5) / 4294967296;
   };
   return () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
@@ -99,11 +103,17 @@ test("QuantConfig: TensorRT-LLM names, defaults, toDict round trip, plain object
 
 test("QuantConfig: unimplemented algorithms and KV-cache quantization are refused, naming the algorithm", () => {
   for (const algo of ["FP8", "FP8_PER_CHANNEL_PER_TOKEN", "NVFP4", "W4A8_AWQ", "W8A8_SQ_PER_CHANNEL"] as const) {
-    assert.throws(() => QuantConfig.from({ quantAlgo: algo }), (e: unknown) => e instanceof UnsupportedError && e.message.includes(algo) && /not implemented yet/.test(e.message));
+    assert.throws(
+      () => QuantConfig.from({ quantAlgo: algo }),
+      (e: unknown) => e instanceof UnsupportedError && e.message.includes(algo) && /not implemented yet/.test(e.message),
+    );
   }
   assert.throws(() => QuantConfig.from({ kvCacheQuantAlgo: "FP8" }), (e: unknown) => e instanceof UnsupportedError && e.message.includes("FP8"));
   assert.throws(() => QuantConfig.from({ quantAlgo: "W4" as never }), ValidationError);
-  assert.throws(() => QuantConfig.from({ quantAlgo: "W4A16", groupSize: 12 }), (e: unknown) => e instanceof ValidationError && e.field === "QuantConfig.groupSize");
+  assert.throws(
+    () => QuantConfig.from({ quantAlgo: "W4A16", groupSize: 12 }),
+    (e: unknown) => e instanceof ValidationError && e.field === "QuantConfig.groupSize",
+  );
 });
 
 test("QuantConfig: MIXED_PRECISION resolves per-module overrides; unlisted modules stay float", () => {
@@ -121,8 +131,11 @@ test("QuantConfig: MIXED_PRECISION resolves per-module overrides; unlisted modul
 test("quantize: ragged in-dims (naming layer, dim, groupSize), a tied lm_head, float32 CUDA and tensor-parallel builds are refused", () => {
   const model = AutoModelForCausalLM.fromHuggingFace(kjv);
   try {
-    assert.throws(() => quantizeSync(model, { quantAlgo: "W4A16", groupSize: 128 }), (e: unknown) =>
-      e instanceof ValidationError && /model\.layers\.0\.mlp\.down_proj/.test(e.message) && /320/.test(e.message) && /groupSize 128/.test(e.message));
+    assert.throws(
+      () => quantizeSync(model, { quantAlgo: "W4A16", groupSize: 128 }),
+      (e: unknown) =>
+        e instanceof ValidationError && /model\.layers\.0\.mlp\.down_proj/.test(e.message) && /320/.test(e.message) && /groupSize 128/.test(e.message),
+    );
     assert.throws(() => quantizeSync(model, { quantAlgo: "W8A16", excludeModules: [] }), UnsupportedError); // tied lm_head
     const q = quantizeSync(model, { quantAlgo: "W8A16" });
     assert.throws(() => buildSync(q, { backend: "cuda", dtype: "float32" }), (e: unknown) => e instanceof UnsupportedError && /bfloat16 only/.test(e.message));
@@ -150,12 +163,14 @@ const N = 48, K = 128, T = 192;
 const X = activations(T, K, 7);
 const W = weights(N, K, 11);
 
-for (const [name, grid] of [
-  ["W8A16 per-channel", { bits: 8, groupSize: K, hasZeroPoint: false }],
-  ["W4A16 per-channel", { bits: 4, groupSize: K, hasZeroPoint: false }],
-  ["W4A16 g32 symmetric", { bits: 4, groupSize: 32, hasZeroPoint: false }],
-  ["W4A16 g32 zero points", { bits: 4, groupSize: 32, hasZeroPoint: true }],
-] as [string, IntGrid][]) {
+for (
+  const [name, grid] of [
+    ["W8A16 per-channel", { bits: 8, groupSize: K, hasZeroPoint: false }],
+    ["W4A16 per-channel", { bits: 4, groupSize: K, hasZeroPoint: false }],
+    ["W4A16 g32 symmetric", { bits: 4, groupSize: 32, hasZeroPoint: false }],
+    ["W4A16 g32 zero points", { bits: 4, groupSize: 32, hasZeroPoint: true }],
+  ] as [string, IntGrid][]
+) {
   test(`RTN ${name}: error ≤ scale/2 (symmetric) or ≤ scale (rounded zero point), kernel equals the float64 reference`, () => {
     const q = quantizeRtn(W, N, K, grid);
     const D = dequantize(q);
@@ -184,7 +199,12 @@ test("GPTQ (g32): output error on the calibration inputs well below RTN's; kerne
 
 test("AWQ (g32): the searched scales lower the output error vs RTN on inputs with salient channels; kernel equals the reference", () => {
   const absMean = new Float64Array(K), sqMean = new Float64Array(K);
-  for (let t = 0; t < T; t++) for (let k = 0; k < K; k++) { absMean[k] += Math.abs(X[t * K + k]) / T; sqMean[k] += X[t * K + k] ** 2 / T; }
+  for (let t = 0; t < T; t++) {
+    for (let k = 0; k < K; k++) {
+      absMean[k] += Math.abs(X[t * K + k]) / T;
+      sqMean[k] += X[t * K + k] ** 2 / T;
+    }
+  }
   const grid: IntGrid = { bits: 4, groupSize: 32, hasZeroPoint: true };
   const s = awqSearchScale(W, N, K, grid, { absMean, sqMean, rows: X, numRows: T });
   assert.ok(s.some((v) => Math.abs(v - 1) > 1e-3), "AWQ picked α = 0 on inputs with 8× channels");

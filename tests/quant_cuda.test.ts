@@ -31,8 +31,15 @@ function upload(t: QuantizedTensor): { W: DeviceBuffer; s: DeviceBuffer; z: Devi
     z.copyFromHost(t.zeros);
   }
   return {
-    W, s, z, bytes: t.packed.byteLength + t.scales.byteLength + (t.zeros?.byteLength ?? 0),
-    [Symbol.dispose]() { W.dispose(); s.dispose(); z?.dispose(); },
+    W,
+    s,
+    z,
+    bytes: t.packed.byteLength + t.scales.byteLength + (t.zeros?.byteLength ?? 0),
+    [Symbol.dispose]() {
+      W.dispose();
+      s.dispose();
+      z?.dispose();
+    },
   };
 }
 
@@ -72,7 +79,15 @@ for (const [name, grid, N, K] of CASES) {
       assert.ok(worst <= 2 ** -8, `${name} m=${m}: max relative error ${worst} (max |y| ${scale})`);
     }
     using out = d.alloc(N * K * 2);
-    mod.kernel(`quant_dequant_${u}_bf16`, ["ptr", "ptr", "ptr", "ptr", "i32", "i32", "i32"]).launch(Math.ceil((N * K) / 8 / 256), 256, [q.W, q.s, q.z ?? 0n, out, N, K, grid.groupSize]);
+    mod.kernel(`quant_dequant_${u}_bf16`, ["ptr", "ptr", "ptr", "ptr", "i32", "i32", "i32"]).launch(Math.ceil((N * K) / 8 / 256), 256, [
+      q.W,
+      q.s,
+      q.z ?? 0n,
+      out,
+      N,
+      K,
+      grid.groupSize,
+    ]);
     const deq = new Uint16Array(N * K);
     out.copyToHost(deq);
     for (let i = 0; i < N * K; i++) if (deq[i] !== toBf16Bits(D[i])) assert.fail(`${name}: dequantized[${i}] = ${fromBf16Bits(deq[i])}, want ${D[i]}`);
@@ -94,7 +109,9 @@ gpuTest("quant_gemv bandwidth (m = 1) on 1B/8B linear shapes vs the device-copy 
   using t1 = d.createEvent();
   /** ms per launch: `copies` launches (distinct weights, so none stays in the 50 MB L2) captured in one graph. */
   const time = (launch: (s: typeof stream, i: number) => void, copies: number): number => {
-    using g = stream.capture((s) => { for (let i = 0; i < copies; i++) launch(s, i); });
+    using g = stream.capture((s) => {
+      for (let i = 0; i < copies; i++) launch(s, i);
+    });
     g.launch(stream);
     t0.record(stream);
     for (let r = 0; r < 3; r++) g.launch(stream);
@@ -129,7 +146,13 @@ gpuTest("quant_gemv bandwidth (m = 1) on 1B/8B linear shapes vs the device-copy 
       const bfKern = bfMod.kernel("gemv_bf16_m1", ["ptr", "ptr", "ptr", "ptr", "i32", "i32", "i32"]);
       const bfMs = time((st, i) => bfKern.launch(Math.ceil(N / 8), 256, [x, wbf.ptr + BigInt(i * N * K * 2), 0n, y, 1, N, K], { stream: st }), bfCopies);
       const entries: [string, number, number][] = [["bf16", bfMs, N * K * 2]];
-      for (const [fmt, grid] of [["int4 g128 zp", { bits: 4, groupSize: 128, hasZeroPoint: true }], ["int8 per-channel", { bits: 8, groupSize: K, hasZeroPoint: false }]] as [string, IntGrid][]) {
+      for (
+        const [fmt, grid] of [["int4 g128 zp", { bits: 4, groupSize: 128, hasZeroPoint: true }], ["int8 per-channel", {
+          bits: 8,
+          groupSize: K,
+          hasZeroPoint: false,
+        }]] as [string, IntGrid][]
+      ) {
         const ng = K / grid.groupSize, rowBytes = (K * grid.bits) / 8;
         const bytes = N * rowBytes + N * ng * 4 + (grid.hasZeroPoint ? N * ng : 0);
         const copies = Math.max(1, Math.ceil(L2_FLUSH_BYTES / bytes));
@@ -140,9 +163,19 @@ gpuTest("quant_gemv bandwidth (m = 1) on 1B/8B linear shapes vs the device-copy 
         s.copyFromHost(new Float32Array(copies * N * ng).fill(0.01));
         z?.fill(8);
         const kern = mod.kernel(`quant_gemv_${grid.bits === 4 ? "u4" : "u8"}_m1`, GEMV_PARAMS);
-        const ms = time((st, i) => kern.launch(Math.ceil(N / 8), 256, [
-          x, W.ptr + BigInt(i * N * rowBytes), s.ptr + BigInt(i * N * ng * 4), z ? z.ptr + BigInt(i * N * ng) : 0n, 0n, y, 1, N, K, grid.groupSize,
-        ], { stream: st }), copies);
+        const ms = time((st, i) =>
+          kern.launch(Math.ceil(N / 8), 256, [
+            x,
+            W.ptr + BigInt(i * N * rowBytes),
+            s.ptr + BigInt(i * N * ng * 4),
+            z ? z.ptr + BigInt(i * N * ng) : 0n,
+            0n,
+            y,
+            1,
+            N,
+            K,
+            grid.groupSize,
+          ], { stream: st }), copies);
         entries.push([fmt, ms, bytes]);
       }
       for (const [fmt, ms, bytes] of entries) {
@@ -156,7 +189,11 @@ gpuTest("quant_gemv bandwidth (m = 1) on 1B/8B linear shapes vs the device-copy 
     }
     for (const [fmt, t] of Object.entries(totals)) {
       const gbs = t.bytes / (t.ms * 1e6);
-      lines.push(`${model} all decoder linears, ${fmt}: ${t.ms.toFixed(3)} ms per token, ${gbs.toFixed(0)} GB/s = ${((gbs / ceiling) * 100).toFixed(1)}%, ${(totals.bf16.ms / t.ms).toFixed(2)}x bf16`);
+      lines.push(
+        `${model} all decoder linears, ${fmt}: ${t.ms.toFixed(3)} ms per token, ${gbs.toFixed(0)} GB/s = ${((gbs / ceiling) * 100).toFixed(1)}%, ${
+          (totals.bf16.ms / t.ms).toFixed(2)
+        }x bf16`,
+      );
     }
   }
   console.log(lines.join("\n"));

@@ -24,23 +24,52 @@ function cudaEngine(qc: QuantConfigInput): Engine {
 /** A launch environment of distinct fake addresses (weights 1 MiB apart from 2^40). */
 function fakeEnv(engine: Engine, batchInvariant = false): LaunchEnv {
   const names = engine.tensorNames();
-  const io = { sampledIds: 1n, temperature: 2n, topK: 3n, topP: 4n, minP: 5n, seed: 6n, step: 7n, logitRows: 8n, seqStarts: 9n, tokenIds: 10n, positions: 11n, blockTables: 12n };
+  const io = {
+    sampledIds: 1n,
+    temperature: 2n,
+    topK: 3n,
+    topP: 4n,
+    minP: 5n,
+    seed: 6n,
+    step: 7n,
+    logitRows: 8n,
+    seqStarts: 9n,
+    tokenIds: 10n,
+    positions: 11n,
+    blockTables: 12n,
+  };
   return {
-    plan: engine.plan, elem: "bf16", arena: 1n << 36n,
+    plan: engine.plan,
+    elem: "bf16",
+    arena: 1n << 36n,
     weight: (n) => {
       const i = names.indexOf(n);
       if (i < 0) throw new Error(`no weight ${n}`);
       return (1n << 40n) + BigInt(i) * (1n << 20n);
     },
-    logits: 1n << 38n, io, invFreq: 13n, kvBase: 1n << 39n, kvLayerBytes: 1 << 20, partialO: 14n, partialML: 15n,
-    tokensPerBlock: 32, blockStride: 4, gemv: true, batchInvariant, fusedDecode: true, decodeCounters: 16n, quantScratch: 17n << 32n,
+    logits: 1n << 38n,
+    io,
+    invFreq: 13n,
+    kvBase: 1n << 39n,
+    kvLayerBytes: 1 << 20,
+    partialO: 14n,
+    partialML: 15n,
+    tokensPerBlock: 32,
+    blockStride: 4,
+    gemv: true,
+    batchInvariant,
+    fusedDecode: true,
+    decodeCounters: 16n,
+    quantScratch: 17n << 32n,
   };
 }
 
-for (const [name, qc, kernel, group] of [
-  ["W4A16 uint4 g64", { quantAlgo: "W4A16", groupSize: 64 }, "u4", 64],
-  ["W8A16 uint8 per-channel", { quantAlgo: "W8A16" }, "u8", 0],
-] as [string, QuantConfigInput, "u4" | "u8", number][]) {
+for (
+  const [name, qc, kernel, group] of [
+    ["W4A16 uint4 g64", { quantAlgo: "W4A16", groupSize: 64 }, "u4", 64],
+    ["W8A16 uint8 per-channel", { quantAlgo: "W8A16" }, "u8", 0],
+  ] as [string, QuantConfigInput, "u4" | "u8", number][]
+) {
   test(`CUDA launch plan, ${name}: quant_gemv for decode steps of 1..8, dequantize + cuBLASLt beyond; addresses, shapes and arities`, () => {
     const engine = cudaEngine(qc);
     const env = fakeEnv(engine);
@@ -73,7 +102,15 @@ for (const [name, qc, kernel, group] of [
           assert.deepEqual(dq.args, [W, sc, z, env.quantScratch, op.outFeatures, op.inFeatures, g]);
           assert.equal(dq.grid[0] * 256 * 8 >= op.outFeatures * op.inFeatures, true);
           assert.equal(gemm.kind, "gemm");
-          assert.deepEqual([gemm.m, gemm.n, gemm.k, gemm.b, gemm.a, gemm.d, gemm.dtype], [T, op.outFeatures, op.inFeatures, env.quantScratch, buf(op.x), buf(op.out), "bf16"]);
+          assert.deepEqual([gemm.m, gemm.n, gemm.k, gemm.b, gemm.a, gemm.d, gemm.dtype], [
+            T,
+            op.outFeatures,
+            op.inFeatures,
+            env.quantScratch,
+            buf(op.x),
+            buf(op.out),
+            "bf16",
+          ]);
         }
       }
       // Float linears (the tied lm_head) are untouched: bf16 GEMV/cuBLASLt as before.
@@ -89,7 +126,9 @@ test("CUDA launch plan, batch-invariant quantized engine: a prefill takes dequan
   const i = engine.plan.ops.findIndex((op) => op.type === "linear" && op.weightFormat);
   const pre = planLaunches(env, { numTokens: 5, numSeqs: 1, numRows: 1, attention: { kind: "prefill" }, sample: true }).filter((x) => x.op === i);
   assert.deepEqual(pre.map((x) => (x.kind === "gemm" ? `gemm invariant=${x.invariant}` : x.kernel)), ["quant_dequant_u4_bf16", "gemm invariant=true"]);
-  const dec = planLaunches(env, { numTokens: 5, numSeqs: 5, numRows: 5, attention: { kind: "decode", numSplits: 2, splitSize: 128 }, sample: true }).filter((x) => x.op === i);
+  const dec = planLaunches(env, { numTokens: 5, numSeqs: 5, numRows: 5, attention: { kind: "decode", numSplits: 2, splitSize: 128 }, sample: true }).filter((
+    x,
+  ) => x.op === i);
   assert.deepEqual(dec.map((x) => (x.kind === "gemm" ? "gemm" : x.kernel)), ["quant_gemv_u4_m8"]);
   engine.dispose();
 });

@@ -45,7 +45,7 @@ function randomCheckpoint(dir: string, config: Record<string, unknown>, biases: 
     add(`${p}mlp.gate_proj.weight`, [I, H], 0.25);
     add(`${p}mlp.up_proj.weight`, [I, H], 0.25);
     add(`${p}mlp.down_proj.weight`, [H, I], 0.25);
-    if (biases.mlp) for (const [m, n] of [["gate", I], ["up", I], ["down", H]] as const) add(`${p}mlp.${m}_proj.bias`, [n], 0.2);
+    if (biases.mlp) { for (const [m, n] of [["gate", I], ["up", I], ["down", H]] as const) add(`${p}mlp.${m}_proj.bias`, [n], 0.2); }
     // A few salient input channels, as trained models have (what AWQ's scales are for).
     for (const k of [3, 17, 40]) t[`${p}input_layernorm.weight`].data[k] *= 6;
   }
@@ -82,14 +82,46 @@ async function contextLogits(dir: string, quantConfig?: QuantConfigInput): Promi
 /** Relative L2 error of logits rows. */
 function relErr(a: Float32Array[], b: Float32Array[]): number {
   let num = 0, den = 0;
-  a.forEach((row, i) => row.forEach((v, j) => { num += (v - b[i][j]) ** 2; den += b[i][j] ** 2; }));
+  a.forEach((row, i) =>
+    row.forEach((v, j) => {
+      num += (v - b[i][j]) ** 2;
+      den += b[i][j] ** 2;
+    })
+  );
   return Math.sqrt(num / den);
 }
 
-for (const [name, config, biases] of [
-  ["qwen2 (q/k/v biases, no GQA: o_proj scales fold into v_proj)", { architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", vocab_size: 97, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 4, max_position_embeddings: 128, rms_norm_eps: 1e-6, tie_word_embeddings: false }, { qkv: true, mlp: false }],
-  ["llama with MLP biases (down_proj scales fold into up_proj rows and bias)", { architectures: ["LlamaForCausalLM"], model_type: "llama", vocab_size: 97, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 128, rms_norm_eps: 1e-6, tie_word_embeddings: false, mlp_bias: true }, { qkv: false, mlp: true }],
-] as [string, Record<string, unknown>, { qkv: boolean; mlp: boolean }][]) {
+for (
+  const [name, config, biases] of [
+    ["qwen2 (q/k/v biases, no GQA: o_proj scales fold into v_proj)", {
+      architectures: ["Qwen2ForCausalLM"],
+      model_type: "qwen2",
+      vocab_size: 97,
+      hidden_size: 64,
+      intermediate_size: 128,
+      num_hidden_layers: 2,
+      num_attention_heads: 4,
+      num_key_value_heads: 4,
+      max_position_embeddings: 128,
+      rms_norm_eps: 1e-6,
+      tie_word_embeddings: false,
+    }, { qkv: true, mlp: false }],
+    ["llama with MLP biases (down_proj scales fold into up_proj rows and bias)", {
+      architectures: ["LlamaForCausalLM"],
+      model_type: "llama",
+      vocab_size: 97,
+      hidden_size: 64,
+      intermediate_size: 128,
+      num_hidden_layers: 2,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      max_position_embeddings: 128,
+      rms_norm_eps: 1e-6,
+      tie_word_embeddings: false,
+      mlp_bias: true,
+    }, { qkv: false, mlp: true }],
+  ] as [string, Record<string, unknown>, { qkv: boolean; mlp: boolean }][]
+) {
   test(`${name}: AWQ g32 and GPTQ g32 logits stay within int4 rounding of float (≤ 2× RTN's error)`, async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "llmrt-qfam-"));
     try {
@@ -115,9 +147,31 @@ test("AWQ folds exactly: norms, v_proj rows + bias and up_proj rows + bias are d
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "llmrt-qfold-"));
   try {
     // No GQA and biases everywhere AWQ folds into: every fold path at once.
-    randomCheckpoint(dir, { architectures: ["LlamaForCausalLM"], model_type: "llama", vocab_size: 97, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 4, max_position_embeddings: 128, rms_norm_eps: 1e-6, tie_word_embeddings: false, mlp_bias: true, attention_bias: true }, { qkv: true, mlp: true }, 5);
+    randomCheckpoint(
+      dir,
+      {
+        architectures: ["LlamaForCausalLM"],
+        model_type: "llama",
+        vocab_size: 97,
+        hidden_size: 64,
+        intermediate_size: 128,
+        num_hidden_layers: 1,
+        num_attention_heads: 4,
+        num_key_value_heads: 4,
+        max_position_embeddings: 128,
+        rms_norm_eps: 1e-6,
+        tie_word_embeddings: false,
+        mlp_bias: true,
+        attention_bias: true,
+      },
+      { qkv: true, mlp: true },
+      5,
+    );
     const base = AutoModelForCausalLM.fromHuggingFace(dir);
-    const q = quantizeSync(AutoModelForCausalLM.fromHuggingFace(dir), { quantAlgo: "W4A16_AWQ", groupSize: 32, hasZeroPoint: true }, { calibration, awqGridSize: 20 });
+    const q = quantizeSync(AutoModelForCausalLM.fromHuggingFace(dir), { quantAlgo: "W4A16_AWQ", groupSize: 32, hasZeroPoint: true }, {
+      calibration,
+      awqGridSize: 20,
+    });
     try {
       const p = "model.layers.0.";
       const s = (input: string): Float64Array => q.awqScales.get(`${p}${input}`)!;
@@ -137,7 +191,16 @@ test("AWQ folds exactly: norms, v_proj rows + bias and up_proj rows + bias are d
         b.forEach((v, j) => close(got[j], v / s(input)[j], 1e-6 * Math.abs(v / s(input)[j]), `${bias}[${j}]`));
       }
       // Quantized weights: dequantized = W · s_in[k] / s_out[j] up to one quantization step of its group.
-      for (const [lin, input, out] of [["self_attn.q_proj", "attnIn", null], ["self_attn.v_proj", "attnIn", "attnOut"], ["self_attn.o_proj", "attnOut", null], ["mlp.up_proj", "mlpIn", "mlpAct"], ["mlp.gate_proj", "mlpIn", null], ["mlp.down_proj", "mlpAct", null]] as const) {
+      for (
+        const [lin, input, out] of [
+          ["self_attn.q_proj", "attnIn", null],
+          ["self_attn.v_proj", "attnIn", "attnOut"],
+          ["self_attn.o_proj", "attnOut", null],
+          ["mlp.up_proj", "mlpIn", "mlpAct"],
+          ["mlp.gate_proj", "mlpIn", null],
+          ["mlp.down_proj", "mlpAct", null],
+        ] as const
+      ) {
         const t = q.quantizedTensor(`${p}${lin}.weight`)!, W = orig(`${p}${lin}.weight`), D = dequantize(t);
         const ng = t.cols / t.groupSize;
         for (let j = 0; j < t.rows; j++) {

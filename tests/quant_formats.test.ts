@@ -113,49 +113,78 @@ test("GPTQ: act-order g_idx and desc_act: true are refused with an UnsupportedEr
   }
 });
 
-for (const opts of [
-  { format: "awq", bits: 4, groupSize: 64, sym: false },
-  { format: "gptq", bits: 4, groupSize: 64, sym: true },
-  { format: "gptq", bits: 8, groupSize: -1, sym: false },
-] as const) {
-  test(`pre-quantized kjv-llama (${opts.format} ${opts.bits}-bit g${opts.groupSize} ${opts.sym ? "sym" : "asym"}, written by the packer) loads: every linear dequantizes to the packer's values; LLM generates`, async () => {
-    const dir = tmp();
-    try {
-      packCheckpoint(kjv, dir, opts);
-      const model = openModel(dir);
-      const ref = Checkpoint.open(path.join(dir, "dequantized.safetensors.ref"));
+for (
+  const opts of [
+    { format: "awq", bits: 4, groupSize: 64, sym: false },
+    { format: "gptq", bits: 4, groupSize: 64, sym: true },
+    { format: "gptq", bits: 8, groupSize: -1, sym: false },
+  ] as const
+) {
+  test(
+    `pre-quantized kjv-llama (${opts.format} ${opts.bits}-bit g${opts.groupSize} ${
+      opts.sym ? "sym" : "asym"
+    }, written by the packer) loads: every linear dequantizes to the packer's values; LLM generates`,
+    async () => {
+      const dir = tmp();
       try {
-        assert.ok(model instanceof QuantizedModel);
-        assert.equal(model.quantizedNames().length, 6 * 7);
-        for (const name of ref.names()) {
-          const got = dequantize(model.quantizedTensor(name)!), want = ref.readFloat32(name);
-          for (let i = 0; i < want.length; i++) if (got[i] !== want[i]) assert.fail(`${name}[${i}]: ${got[i]} != packer ${want[i]}`);
+        packCheckpoint(kjv, dir, opts);
+        const model = openModel(dir);
+        const ref = Checkpoint.open(path.join(dir, "dequantized.safetensors.ref"));
+        try {
+          assert.ok(model instanceof QuantizedModel);
+          assert.equal(model.quantizedNames().length, 6 * 7);
+          for (const name of ref.names()) {
+            const got = dequantize(model.quantizedTensor(name)!), want = ref.readFloat32(name);
+            for (let i = 0; i < want.length; i++) if (got[i] !== want[i]) assert.fail(`${name}[${i}]: ${got[i]} != packer ${want[i]}`);
+          }
+        } finally {
+          ref.close();
+          model.close();
         }
+        await using llm = await LLM.create({
+          model: dir,
+          backend: "cpu",
+          cacheEngine: false,
+          buildConfig: { maxBatchSize: 2, maxNumTokens: 64, maxSeqLen: 128 },
+        });
+        const out = await llm.generate("In the beginning", { temperature: 0, maxTokens: 8, ignoreEos: true }, { useTqdm: false }) as RequestOutput;
+        assert.equal(out.outputs[0].tokenIds.length, 8);
       } finally {
-        ref.close();
-        model.close();
+        fs.rmSync(dir, { recursive: true, force: true });
       }
-      await using llm = await LLM.create({ model: dir, backend: "cpu", cacheEngine: false, buildConfig: { maxBatchSize: 2, maxNumTokens: 64, maxSeqLen: 128 } });
-      const out = await llm.generate("In the beginning", { temperature: 0, maxTokens: 8, ignoreEos: true }, { useTqdm: false }) as RequestOutput;
-      assert.equal(out.outputs[0].tokenIds.length, 8);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  }, 120_000);
+    },
+    120_000,
+  );
 }
 
 test("llmrt quantize --qformat w4a16_awq round trip: the written checkpoint gives the same greedy ids as quantize() in memory", async () => {
   const dir = tmp();
   try {
     const cli = path.join(root, "bin/llmrt.ts");
-    const r = spawnSync(process.execPath, [...(isDeno ? ["run", "-A", cli] : [cli]), "quantize", "--model", kjv, "--qformat", "w4a16_awq", "--group-size", "64", "--zero-point", "--calib-tokens", "256", "--out", path.join(dir, "ckpt")], { encoding: "utf8" });
+    const r = spawnSync(process.execPath, [
+      ...(isDeno ? ["run", "-A", cli] : [cli]),
+      "quantize",
+      "--model",
+      kjv,
+      "--qformat",
+      "w4a16_awq",
+      "--group-size",
+      "64",
+      "--zero-point",
+      "--calib-tokens",
+      "256",
+      "--out",
+      path.join(dir, "ckpt"),
+    ], { encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /W4A16_AWQ checkpoint written/);
     const cfg = JSON.parse(fs.readFileSync(path.join(dir, "ckpt", "config.json"), "utf8"));
     assert.equal(cfg.quantization_config.quant_method, "awq");
     const bc = { backend: "cpu", maxBatchSize: 2, maxNumTokens: 64, maxSeqLen: 128 } as const;
     // The same quantization in memory, built and saved as an engine directory with the tokenizer.
-    const q = quantizeSync(AutoModelForCausalLM.fromHuggingFace(kjv), { quantAlgo: "W4A16_AWQ", groupSize: 64, hasZeroPoint: true }, { maxCalibrationTokens: 256 });
+    const q = quantizeSync(AutoModelForCausalLM.fromHuggingFace(kjv), { quantAlgo: "W4A16_AWQ", groupSize: 64, hasZeroPoint: true }, {
+      maxCalibrationTokens: 256,
+    });
     const engine = buildSync(q, bc);
     engine.save(path.join(dir, "engine"));
     engine.dispose();

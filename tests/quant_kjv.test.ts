@@ -24,7 +24,11 @@ const heldout = Array.from({ length: WINDOWS }, (_, i) => ids.slice(i * WINDOW, 
 /** exp(mean NLL) of every held-out token after the first of its window, through promptLogprobs. */
 async function perplexity(quantConfig?: QuantConfigInput): Promise<number> {
   await using llm = await LLM.create({
-    model: kjv, backend: "cpu", cacheEngine: false, gatherContextLogits: true, quantConfig,
+    model: kjv,
+    backend: "cpu",
+    cacheEngine: false,
+    gatherContextLogits: true,
+    quantConfig,
     buildConfig: { maxBatchSize: WINDOWS, maxNumTokens: WINDOW * WINDOWS, maxSeqLen: 512 },
   });
   const outs = await llm.generate(heldout, { temperature: 0, maxTokens: 1, promptLogprobs: 0 }, { useTqdm: false }) as RequestOutput[];
@@ -45,7 +49,8 @@ const pplOf = (key: string, qc?: QuantConfigInput): Promise<number> => {
   return ppl.get(key)!;
 };
 const F32 = (): Promise<number> => pplOf("float32");
-const report = (name: string, p: number, base: number): string => `${name} ${p.toFixed(4)} vs float32 ${base.toFixed(4)} (${((p / base - 1) * 100).toFixed(2)}%)`;
+const report = (name: string, p: number, base: number): string =>
+  `${name} ${p.toFixed(4)} vs float32 ${base.toFixed(4)} (${((p / base - 1) * 100).toFixed(2)}%)`;
 
 test("kjv-llama W8A16 (per-channel int8): held-out perplexity within 1% of float32", async () => {
   const base = await F32(), p = await pplOf("W8A16", { quantAlgo: "W8A16" });

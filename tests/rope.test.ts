@@ -171,7 +171,10 @@ test("rope: q·k after rotation depends only on the relative position", () => {
 });
 
 test("rope: bad inputs are ValidationErrors", () => {
-  assert.throws(() => computeRopeInvFreq(rope(7, 10000)), (e: unknown) => e instanceof ValidationError && /headDim must be a positive even integer, got 7/.test(e.message));
+  assert.throws(
+    () => computeRopeInvFreq(rope(7, 10000)),
+    (e: unknown) => e instanceof ValidationError && /headDim must be a positive even integer, got 7/.test(e.message),
+  );
   const { cos, sin } = ropeCosSin(new Float64Array(4), 1);
   assert.throws(() => applyRotaryHalf(new Float32Array(6), cos, sin), /head has 6 elements/);
 });

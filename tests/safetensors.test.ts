@@ -3,16 +3,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { assert, sharedDir, test as registerTest } from "./harness.ts";
 import { Checkpoint, SafetensorsFile, writeSafetensors } from "../lib/models/safetensors.ts";
-import {
-  bf16ToF32,
-  type DType,
-  dtypeByteSize,
-  DTYPES,
-  f16ToF32,
-  f32ToBf16,
-  f32ToF16,
-  toFloat32,
-} from "../lib/util/dtype.ts";
+import { bf16ToF32, type DType, dtypeByteSize, DTYPES, f16ToF32, f32ToBf16, f32ToF16, toFloat32 } from "../lib/util/dtype.ts";
 import { FormatError, ValidationError } from "../lib/util/errors.ts";
 
 /** Temp dirs made by the running test; removed when it ends (tests in a file run one at a time). */
@@ -440,7 +431,8 @@ test("checkpoint: sharded via model.safetensors.index.json", () => {
   assert.equal(ckpt.readBytes("model.layers.0.mlp.up_proj.weight").byteLength, 8);
   assert.throws(
     () => ckpt.info("model.norm.bias"),
-    (e: unknown) => e instanceof FormatError && e.message.startsWith(`tensor 'model.norm.bias' not found in ${dir}`) && e.message.includes("'model.norm.weight'"),
+    (e: unknown) =>
+      e instanceof FormatError && e.message.startsWith(`tensor 'model.norm.bias' not found in ${dir}`) && e.message.includes("'model.norm.weight'"),
   );
 });
 
@@ -476,7 +468,10 @@ test("checkpoint: index without weight_map, or not JSON", () => {
   writeShardedCheckpoint(dir);
   const indexPath = path.join(dir, "model.safetensors.index.json");
   fs.writeFileSync(indexPath, JSON.stringify({ metadata: {} }));
-  assert.throws(() => Checkpoint.open(dir), (e: unknown) => e instanceof FormatError && e.message.includes(indexPath) && /weight_map is missing/.test(e.message));
+  assert.throws(
+    () => Checkpoint.open(dir),
+    (e: unknown) => e instanceof FormatError && e.message.includes(indexPath) && /weight_map is missing/.test(e.message),
+  );
   fs.writeFileSync(indexPath, "{nope");
   assert.throws(() => Checkpoint.open(dir), (e: unknown) => e instanceof FormatError && e.message.includes(indexPath) && /not valid JSON/.test(e.message));
 });

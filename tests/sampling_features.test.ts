@@ -50,7 +50,11 @@ interface Result {
 function hostGenerate(runner: ModelRunner, reqs: readonly Req[]): Result[] {
   const V = runner.vocabSize;
   const st = reqs.map((r) => ({
-    ids: [] as number[], text: "", logprobs: [] as TokenLogprobs[], cum: 0, done: null as null | { reason: "stop" | "length"; stopReason: number | string | null },
+    ids: [] as number[],
+    text: "",
+    logprobs: [] as TokenLogprobs[],
+    cum: 0,
+    done: null as null | { reason: "stop" | "length"; stopReason: number | string | null },
     checker: new StopChecker(r.p, r.eosIds ?? EOS),
   }));
   for (;;) {
@@ -60,11 +64,17 @@ function hostGenerate(runner: ModelRunner, reqs: readonly Req[]): Result[] {
     live.forEach((i, k) => {
       const r = reqs[i], s = st[i];
       const row = out.generationLogits![k][0];
-      if (needsHostProcessing(r.p)) processLogits(row, r.p, { promptIds: r.prompt, outputIds: s.ids, requestId: i, seqIndex: r.seqIndex ?? 0 }, r.eosIds ?? EOS, r.badWordIds);
+      if (needsHostProcessing(r.p)) {
+        processLogits(row, r.p, { promptIds: r.prompt, outputIds: s.ids, requestId: i, seqIndex: r.seqIndex ?? 0 }, r.eosIds ?? EOS, r.badWordIds);
+      }
       const [lo, hi] = r.p.seedWords(r.seqIndex ?? 0);
       const inputs: SamplingInputs = {
-        temperature: Float32Array.of(r.p.temperature), topK: Int32Array.of(r.p.topK), topP: Float32Array.of(r.p.topP),
-        minP: Float32Array.of(r.p.minP), seed: Uint32Array.of(lo, hi), step: Int32Array.of(s.ids.length),
+        temperature: Float32Array.of(r.p.temperature),
+        topK: Int32Array.of(r.p.topK),
+        topP: Float32Array.of(r.p.topP),
+        minP: Float32Array.of(r.p.minP),
+        seed: Uint32Array.of(lo, hi),
+        step: Int32Array.of(s.ids.length),
       };
       const id = sampleRow(row, 0, V, inputs, 0);
       const lp = tokenLogprobs(row, id, r.p.logprobs ?? 0);
@@ -79,7 +89,14 @@ function hostGenerate(runner: ModelRunner, reqs: readonly Req[]): Result[] {
       }
     });
   }
-  return st.map((s) => ({ ids: s.ids, text: s.text, logprobs: s.logprobs, cumulativeLogprob: s.cum, finishReason: s.done!.reason, stopReason: s.done!.stopReason }));
+  return st.map((s) => ({
+    ids: s.ids,
+    text: s.text,
+    logprobs: s.logprobs,
+    cumulativeLogprob: s.cum,
+    finishReason: s.done!.reason,
+    stopReason: s.done!.stopReason,
+  }));
 }
 
 const P = (x: SamplingParamsInput): SamplingParams => new SamplingParams(x);
@@ -198,7 +215,8 @@ test("noRepeatNgramSize 2 leaves no repeated bigram in prompt + output (the gree
 test("penalties and biases steer the real model: repetition/presence change greedy; logitBias/badWords/allowedTokenIds obey", () => {
   using runner = ModelRunner.fromEngine(engine());
   const greedy = ref.greedy_new_ids.slice(0, 30);
-  const gen = (x: SamplingParamsInput, eosIds?: number[]): Result => hostGenerate(runner, [{ prompt, p: P({ temperature: 0, maxTokens: 30, ...x }), eosIds }])[0];
+  const gen = (x: SamplingParamsInput, eosIds?: number[]): Result =>
+    hostGenerate(runner, [{ prompt, p: P({ temperature: 0, maxTokens: 30, ...x }), eosIds }])[0];
   assert.notDeepEqual(gen({ repetitionPenalty: 1.5 }).ids, greedy);
   assert.notDeepEqual(gen({ presencePenalty: 1.5 }).ids, greedy);
   assert.notDeepEqual(gen({ frequencyPenalty: 1 }).ids, greedy);

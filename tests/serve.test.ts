@@ -26,7 +26,11 @@ async function status(p: Promise<unknown>): Promise<{ status: number; error: { m
 }
 
 async function post(s: RunningServer, path: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
-  return await fetch(`${s.url}${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: typeof body === "string" ? body : JSON.stringify(body) });
+  return await fetch(`${s.url}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
 }
 
 async function waitFor(what: string, cond: () => boolean, ms = 5000): Promise<void> {
@@ -92,7 +96,10 @@ test("serve: streamed completion deltas concatenate to the non-streamed text; in
 });
 
 test("serve: chat completion uses the chat template; streamed deltas concatenate to it", async () => {
-  const messages = [{ role: "system" as const, content: "Answer as the scriptures do." }, { role: "user" as const, content: "Who made the heaven and the earth?" }];
+  const messages = [{ role: "system" as const, content: "Answer as the scriptures do." }, {
+    role: "user" as const,
+    content: "Who made the heaven and the earth?",
+  }];
   const tmpl = llm.tokenizer!.applyChatTemplate(messages, { addGenerationPrompt: true });
   const direct = await llm.generate(llm.tokenizer!.encode(tmpl, { addSpecialTokens: false }), { maxTokens: 24, temperature: 0 });
   const c = await client.chat.completions.create({ model: MODEL, messages, max_completion_tokens: 24, temperature: 0 });
@@ -101,7 +108,14 @@ test("serve: chat completion uses the chat template; streamed deltas concatenate
   assert.equal(c.choices[0].message.content, direct.outputs[0].text);
   assert.equal(c.usage?.prompt_tokens, direct.promptTokenIds.length);
   assert.equal(c.usage?.completion_tokens, direct.outputs[0].tokenIds.length);
-  const stream = await client.chat.completions.create({ model: MODEL, messages, max_tokens: 24, temperature: 0, stream: true, stream_options: { include_usage: true } });
+  const stream = await client.chat.completions.create({
+    model: MODEL,
+    messages,
+    max_tokens: 24,
+    temperature: 0,
+    stream: true,
+    stream_options: { include_usage: true },
+  });
   let text = "";
   let role = null;
   let usage = null;
@@ -127,7 +141,15 @@ test("serve: n: 2 returns two seeded samples, indexed, with usage over both", as
   assert.deepEqual(b.choices.map((c) => c.text), a.choices.map((c) => c.text), "the same seed gives the same samples");
   const neg = await client.completions.create({ ...body, seed: -7 });
   assert.equal(neg.choices.length, 2, "a negative seed is accepted");
-  const stream = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "Hi" }], max_tokens: 8, temperature: 1, seed: 3, n: 2, stream: true });
+  const stream = await client.chat.completions.create({
+    model: MODEL,
+    messages: [{ role: "user", content: "Hi" }],
+    max_tokens: 8,
+    temperature: 1,
+    seed: 3,
+    n: 2,
+    stream: true,
+  });
   const texts = ["", ""];
   for await (const ch of stream) for (const d of ch.choices) texts[d.index] += d.delta.content ?? "";
   assert.ok(texts[0].length > 0 && texts[1].length > 0);
@@ -179,7 +201,14 @@ test("serve: logprobs (completions and chat) are the chosen token's, with top al
   }
   assert.deepEqual(tokens, lp.tokens);
   assert.deepEqual(values, lp.token_logprobs);
-  const ch = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "Hi" }], max_tokens: 5, temperature: 0, logprobs: true, top_logprobs: 2 });
+  const ch = await client.chat.completions.create({
+    model: MODEL,
+    messages: [{ role: "user", content: "Hi" }],
+    max_tokens: 5,
+    temperature: 0,
+    logprobs: true,
+    top_logprobs: 2,
+  });
   const content = ch.choices[0].logprobs!.content!;
   assert.equal(content.length, 5);
   assert.equal(content.map((t) => t.token).join(""), ch.choices[0].message.content);
@@ -193,18 +222,43 @@ test("serve: logprobs (completions and chat) are the chosen token's, with top al
 test("serve: structured output: response_format (json_schema, json_object) and vLLM's guided_choice / guided_regex", async () => {
   const schema = { type: "object", properties: { answer: { enum: ["yes", "no"] } }, required: ["answer"], additionalProperties: false };
   const messages = [{ role: "user" as const, content: "Is the earth the LORD's?" }];
-  const c = await client.chat.completions.create({ model: MODEL, messages, max_tokens: 40, temperature: 0, response_format: { type: "json_schema", json_schema: { name: "a", schema } } });
+  const c = await client.chat.completions.create({
+    model: MODEL,
+    messages,
+    max_tokens: 40,
+    temperature: 0,
+    response_format: { type: "json_schema", json_schema: { name: "a", schema } },
+  });
   assert.equal(c.choices[0].finish_reason, "stop");
   assert.ok(["yes", "no"].includes(JSON.parse(c.choices[0].message.content!).answer), c.choices[0].message.content!);
   let streamed = "";
-  const st = await client.chat.completions.create({ model: MODEL, messages, max_tokens: 40, temperature: 0, stream: true, response_format: { type: "json_schema", json_schema: { name: "a", schema } } });
+  const st = await client.chat.completions.create({
+    model: MODEL,
+    messages,
+    max_tokens: 40,
+    temperature: 0,
+    stream: true,
+    response_format: { type: "json_schema", json_schema: { name: "a", schema } },
+  });
   for await (const ch of st) streamed += ch.choices[0]?.delta.content ?? "";
   assert.equal(streamed, c.choices[0].message.content);
   const o = await client.chat.completions.create({ model: MODEL, messages, max_tokens: 60, temperature: 0, response_format: { type: "json_object" } });
   if (o.choices[0].finish_reason === "stop") assert.equal(typeof JSON.parse(o.choices[0].message.content!), "object");
-  const choice = await client.completions.create({ model: MODEL, prompt: "The answer is", max_tokens: 10, temperature: 0, ...({ guided_choice: ["Moses", "Aaron"] } as object) });
+  const choice = await client.completions.create({
+    model: MODEL,
+    prompt: "The answer is",
+    max_tokens: 10,
+    temperature: 0,
+    ...({ guided_choice: ["Moses", "Aaron"] } as object),
+  });
   assert.ok(["Moses", "Aaron"].includes(choice.choices[0].text), choice.choices[0].text);
-  const rx = await client.completions.create({ model: MODEL, prompt: "In the year", max_tokens: 10, temperature: 0, ...({ guided_regex: " [0-9]{3}" } as object) });
+  const rx = await client.completions.create({
+    model: MODEL,
+    prompt: "In the year",
+    max_tokens: 10,
+    temperature: 0,
+    ...({ guided_regex: " [0-9]{3}" } as object),
+  });
   assert.match(rx.choices[0].text, /^ [0-9]{3}$/);
   const two = await status(client.completions.create({ model: MODEL, prompt: "x", ...({ guided_regex: "a", guided_choice: ["b"] } as object) }));
   assert.equal(two.status, 400);

@@ -3,7 +3,7 @@
 // sampled NGram output equals plain sampled output (same draws), blocks return to zero, abort.
 import { assert, test, testLlm } from "./harness.ts";
 import { LLM } from "../mod.ts";
-import { uniformFor, sampleRow, type SamplingInputs } from "../lib/ir/sampling.ts";
+import { sampleRow, type SamplingInputs, uniformFor } from "../lib/ir/sampling.ts";
 import { proposeNgram } from "../lib/executor/speculative/ngram.ts";
 import { drawFrom, samplingDistribution, verifyDraft } from "../lib/executor/speculative/rejection.ts";
 import { KvCacheManager } from "../lib/executor/kv_cache_manager.ts";
@@ -40,8 +40,12 @@ function softmax(logits: number[], temp = 1): number[] {
 
 function row(temperature: number, topK = 0, topP = 1, minP = 0, seed = 7, step = 0): SamplingInputs {
   return {
-    temperature: Float32Array.of(temperature), topK: Int32Array.of(topK), topP: Float32Array.of(topP), minP: Float32Array.of(minP),
-    seed: Uint32Array.of(seed, 0), step: Int32Array.of(step),
+    temperature: Float32Array.of(temperature),
+    topK: Int32Array.of(topK),
+    topP: Float32Array.of(topP),
+    minP: Float32Array.of(minP),
+    seed: Uint32Array.of(seed, 0),
+    step: Int32Array.of(step),
   };
 }
 
@@ -81,7 +85,12 @@ test("speculative: samplingDistribution is the distribution sampleRow draws from
       counts[sampleRow(logits, 0, V, si, 0)]++;
     }
     const d = tv(counts, p);
-    assert.ok(d < 0.015, `TV ${d.toFixed(4)} between sampleRow and samplingDistribution (temperature ${s.temperature[0]}, topK ${s.topK[0]}, topP ${s.topP[0]}, minP ${s.minP[0]})`);
+    assert.ok(
+      d < 0.015,
+      `TV ${d.toFixed(4)} between sampleRow and samplingDistribution (temperature ${s.temperature[0]}, topK ${s.topK[0]}, topP ${s.topP[0]}, minP ${
+        s.minP[0]
+      })`,
+    );
   }
 });
 
@@ -213,11 +222,17 @@ test("speculative: NGram greedy equals plain greedy on many prompts (batched); s
 
 test("speculative: DraftTarget (the shipped draft model) greedy equals plain greedy; draft and target KV back to zero", async () => {
   const plain = await plainOutputs();
-  await using llm = await LLM.create({ model: kjv, ...testLlm, speculativeConfig: { decodingType: "DraftTarget", speculativeModel: draftDir, maxDraftLen: 3 } });
+  await using llm = await LLM.create({
+    model: kjv,
+    ...testLlm,
+    speculativeConfig: { decodingType: "DraftTarget", speculativeModel: draftDir, maxDraftLen: 3 },
+  });
   const outs = await llm.generate(PROMPTS, { maxTokens: MAX_TOKENS, temperature: 0 }, { useTqdm: false });
   outs.forEach((o, i) => assert.deepEqual(o.outputs[0].tokenIds, plain.greedy[i].outputs[0].tokenIds, `prompt ${i}: ${PROMPTS[i]}`));
   const g = sumStats(llm.getStats());
-  console.log(`DraftTarget greedy (kjv-llama-draft): ${g.accepted}/${g.drafted} draft tokens accepted (${(100 * g.accepted / Math.max(1, g.drafted)).toFixed(1)}%)`);
+  console.log(
+    `DraftTarget greedy (kjv-llama-draft): ${g.accepted}/${g.drafted} draft tokens accepted (${(100 * g.accepted / Math.max(1, g.drafted)).toFixed(1)}%)`,
+  );
   assert.ok(g.drafted > 0 && g.accepted > 0);
   const ex = llm.executor as GenerationExecutorWorker;
   assert.equal(ex.kvCacheStats.usedBlocks, 0);
@@ -231,7 +246,11 @@ test("speculative: DraftTarget (the shipped draft model) greedy equals plain gre
 
 test("speculative: abort mid-speculation ends cleanly (finishReason abort, blocks freed, the next request is exact)", async () => {
   const plain = await plainOutputs();
-  await using llm = await LLM.create({ model: kjv, ...testLlm, speculativeConfig: { decodingType: "DraftTarget", speculativeModel: draftDir, maxDraftLen: 4 } });
+  await using llm = await LLM.create({
+    model: kjv,
+    ...testLlm,
+    speculativeConfig: { decodingType: "DraftTarget", speculativeModel: draftDir, maxDraftLen: 4 },
+  });
   const ac = new AbortController();
   const victim = llm.generateAsync(PROMPTS[4], { maxTokens: 200, temperature: 0, ignoreEos: true }, { streaming: true, signal: ac.signal });
   let seen = 0;
@@ -248,18 +267,30 @@ test("speculative: abort mid-speculation ends cleanly (finishReason abort, block
 
 test("speculative: NGram and DraftTarget in a Web Worker executor (executorMode proxy) give plain greedy and report drafts in the stats", async () => {
   const plain = await plainOutputs();
-  const configs = [{ decodingType: "NGram", maxDraftLen: 3, maxMatchingNgramSize: 2 }, { decodingType: "DraftTarget", speculativeModel: draftDir, maxDraftLen: 3 }] as const;
+  const configs = [{ decodingType: "NGram", maxDraftLen: 3, maxMatchingNgramSize: 2 }, {
+    decodingType: "DraftTarget",
+    speculativeModel: draftDir,
+    maxDraftLen: 3,
+  }] as const;
   for (const speculativeConfig of configs) {
     await using llm = await LLM.create({ model: kjv, ...testLlm, executorMode: "proxy", speculativeConfig });
     const outs = await llm.generate(PROMPTS.slice(4, 6), { maxTokens: 16, temperature: 0 }, { useTqdm: false });
-    outs.forEach((o, i) => assert.deepEqual(o.outputs[0].tokenIds, plain.greedy[4 + i].outputs[0].tokenIds.slice(0, 16), `${speculativeConfig.decodingType} prompt ${4 + i}`));
+    outs.forEach((o, i) =>
+      assert.deepEqual(o.outputs[0].tokenIds, plain.greedy[4 + i].outputs[0].tokenIds.slice(0, 16), `${speculativeConfig.decodingType} prompt ${4 + i}`)
+    );
     assert.ok(sumStats(llm.getStats()).drafted > 0, speculativeConfig.decodingType);
   }
 }, 120_000);
 
 test("speculative: bad speculativeConfig fields are ValidationErrors naming the field", async () => {
-  await assert.rejects(LLM.create({ model: kjv, ...testLlm, speculativeConfig: { decodingType: "Medusa" } as never }), (e: Error) => e.name === "ValidationError" && /speculativeConfig/.test(e.message));
-  await assert.rejects(LLM.create({ model: kjv, ...testLlm, speculativeConfig: { decodingType: "NGram", maxDraftLen: 0 } }), (e: Error) => e.name === "ValidationError" && /maxDraftLen/.test(e.message));
+  await assert.rejects(
+    LLM.create({ model: kjv, ...testLlm, speculativeConfig: { decodingType: "Medusa" } as never }),
+    (e: Error) => e.name === "ValidationError" && /speculativeConfig/.test(e.message),
+  );
+  await assert.rejects(
+    LLM.create({ model: kjv, ...testLlm, speculativeConfig: { decodingType: "NGram", maxDraftLen: 0 } }),
+    (e: Error) => e.name === "ValidationError" && /maxDraftLen/.test(e.message),
+  );
   await assert.rejects(
     LLM.create({ model: kjv, ...testLlm, speculativeConfig: { decodingType: "DraftTarget", speculativeModel: "/nonexistent-draft" } }),
     (e: Error) => e.name === "ValidationError" && /speculativeModel/.test(e.message),

@@ -1,7 +1,7 @@
 // StopChecker: end ids, stop ids, stop strings across token boundaries (real stories260k
 // tokenizer), includeStopStrInOutput, minTokens, maxTokens, and the streaming hold-back.
 import * as fs from "node:fs";
-import { numHeldBackChars, type StopDecision, StopChecker } from "../lib/executor/stop_checker.ts";
+import { numHeldBackChars, StopChecker, type StopDecision } from "../lib/executor/stop_checker.ts";
 import { SamplingParams, type SamplingParamsInput } from "../lib/executor/sampling_params.ts";
 import { LlmTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { assert, sharedDir, test } from "./harness.ts";

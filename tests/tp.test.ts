@@ -57,7 +57,16 @@ test("tp: mapping and plan of kjv-llama TP=2 (column/row parallel, KV heads spli
   const { one, sharded } = await engines(2);
   const m = sharded.config.mapping!;
   assert.equal(sharded.config.numRanks, 2);
-  assert.deepEqual({ ...m }, { tpSize: 2, numHeadsPerRank: 4, numKvHeadsPerRank: 1, kvHeads: "split", intermediatePerRank: 160, vocabPerRank: 2048, embedding: "replicated", lmHead: "vocab-parallel" });
+  assert.deepEqual({ ...m }, {
+    tpSize: 2,
+    numHeadsPerRank: 4,
+    numKvHeadsPerRank: 1,
+    kvHeads: "split",
+    intermediatePerRank: 160,
+    vocabPerRank: 2048,
+    embedding: "replicated",
+    lmHead: "vocab-parallel",
+  });
   for (const r of [0, 1]) {
     const e = sharded.rankEngine(r);
     assert.equal(e.rank, r);
@@ -96,7 +105,13 @@ test("tp: TP=4 (fewer KV heads than ranks: replicated) matches TP=1", async () =
 });
 
 test("tp: LLM.create({ tensorParallelSize: 2 }) generates TP=1's greedy text; a mismatching engine directory is refused", async () => {
-  const opts = { model: KJV, backend: "cpu", dtype: "float32", cacheEngine: false, buildConfig: { maxBatchSize: 4, maxNumTokens: 128, maxSeqLen: 128 } } as const;
+  const opts = {
+    model: KJV,
+    backend: "cpu",
+    dtype: "float32",
+    cacheEngine: false,
+    buildConfig: { maxBatchSize: 4, maxNumTokens: 128, maxSeqLen: 128 },
+  } as const;
   const params = { maxTokens: 12, temperature: 0 };
   let want: string;
   {
@@ -110,7 +125,10 @@ test("tp: LLM.create({ tensorParallelSize: 2 }) generates TP=1's greedy text; a 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "llmrt-tp-llm-"));
   try {
     llm2.engine.save(dir);
-    await assert.rejects(LLM.create({ model: dir, backend: "cpu", tensorParallelSize: 4, skipTokenizerInit: true }), /tensorParallelSize: 4, but the engine .* has 2 rank/);
+    await assert.rejects(
+      LLM.create({ model: dir, backend: "cpu", tensorParallelSize: 4, skipTokenizerInit: true }),
+      /tensorParallelSize: 4, but the engine .* has 2 rank/,
+    );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -198,10 +216,12 @@ test("tp: sliceWeight cuts rows, columns and pads; tpMapping names what does not
   assert.deepEqual(Array.from(new Float32Array(out.bytes.buffer)), [11, 12, 21, 22, 1, 2, 0, 0]);
   const bias = sliceWeight(bytes, [12], 4, { rows: [[2, 4]] });
   assert.deepEqual(Array.from(new Float32Array(bias.bytes.buffer)), [2, 10]);
-  assert.throws(() => tpMapping({ numHeads: 8, numKvHeads: 2, intermediateSize: 320, vocabSize: 4096 }, 3), /tensorParallelSize: 3 does not divide the attention heads 8/);
+  assert.throws(
+    () => tpMapping({ numHeads: 8, numKvHeads: 2, intermediateSize: 320, vocabSize: 4096 }, 3),
+    /tensorParallelSize: 3 does not divide the attention heads 8/,
+  );
   assert.throws(() => tpMapping({ numHeads: 12, numKvHeads: 4, intermediateSize: 48, vocabSize: 10 }, 6), /KV heads 4/);
   const m = tpMapping({ numHeads: 8, numKvHeads: 2, intermediateSize: 320, vocabSize: 4095 }, 2);
   assert.equal(m.vocabPerRank, 2048);
   void shardPlan;
 });
-

@@ -42,7 +42,10 @@ test("rendezvous: a wrong group size and a duplicate rank are refused; a missing
   const server = await RendezvousServer.listen("127.0.0.1:0", 3, ID);
   const address = `127.0.0.1:${server.port}`;
   try {
-    await assert.rejects(joinRendezvous(address, 1, 4, 5_000), (e: unknown) => e instanceof ValidationError && /expects 4 ranks; rank 0 serves a group of 3/.test(e.message));
+    await assert.rejects(
+      joinRendezvous(address, 1, 4, 5_000),
+      (e: unknown) => e instanceof ValidationError && /expects 4 ranks; rank 0 serves a group of 3/.test(e.message),
+    );
     assert.deepEqual(await joinRendezvous(address, 1, 3, 5_000), ID);
     await assert.rejects(joinRendezvous(address, 1, 3, 5_000), /rank 1 joined twice/);
     await assert.rejects(server.served(300), (e: unknown) => e instanceof WorkerError && /1 of 2 ranks arrived .* \(missing: 2\)/.test(e.message));

@@ -1,6 +1,6 @@
 /** Options every model-running command shares (--model, --tokenizer, --backend, sampling), and opening the model. */
 import * as fs from "node:fs";
-import { LLM, type SamplingParamsInput } from "../../mod.ts";
+import { LLM, type SamplingParamsInput, ValidationError } from "../../mod.ts";
 import type { OptionSpec } from "./args.ts";
 
 /** The model that ships with llmrt. */
@@ -18,7 +18,14 @@ export const TOKENIZER_FILES: readonly string[] = [
 export const MODEL_OPTIONS: readonly OptionSpec[] = [
   { name: "model", type: "string", valueName: "DIR", help: "HF checkpoint or engine directory (default: the embedded models/kjv-llama)" },
   { name: "tokenizer", type: "string", valueName: "DIR", help: "tokenizer directory (default: the model directory)" },
-  { name: "backend", type: "string", valueName: "NAME", choices: ["auto", "cpu", "cuda"], default: "auto", help: "where to run; auto uses a GPU when one is usable" },
+  {
+    name: "backend",
+    type: "string",
+    valueName: "NAME",
+    choices: ["auto", "cpu", "cuda"],
+    default: "auto",
+    help: "where to run; auto uses a GPU when one is usable",
+  },
 ];
 
 export const SAMPLING_OPTIONS: readonly OptionSpec[] = [
@@ -36,7 +43,7 @@ export const SAMPLING_OPTIONS: readonly OptionSpec[] = [
 export function modelDir(values: Readonly<Record<string, unknown>>): string {
   const m = values.model as string | undefined;
   if (m !== undefined) return m;
-  if (!fs.existsSync(`${EMBEDDED_MODEL}config.json`)) throw new Error(`no --model given and the embedded model is missing at ${EMBEDDED_MODEL}`);
+  if (!fs.existsSync(`${EMBEDDED_MODEL}config.json`)) throw new ValidationError(`no --model given and the embedded model is missing at ${EMBEDDED_MODEL}`);
   return EMBEDDED_MODEL;
 }
 
@@ -54,7 +61,7 @@ export async function openModel(
   const model = modelDir(values);
   const tokenizer = values.tokenizer as string | undefined;
   if (!extra.skipTokenizerInit && tokenizer === undefined && fs.existsSync(`${model}/rank0.engine`) && !fs.existsSync(`${model}/tokenizer.json`)) {
-    throw new Error(`the engine directory ${JSON.stringify(model)} has no tokenizer.json; pass --tokenizer DIR (the checkpoint it was built from)`);
+    throw new ValidationError(`the engine directory ${JSON.stringify(model)} has no tokenizer.json; pass --tokenizer DIR (the checkpoint it was built from)`);
   }
   const llm = await LLM.create({
     model,

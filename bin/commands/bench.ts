@@ -68,13 +68,17 @@ export const bench: Command = {
   ],
   async run({ values, positionals }): Promise<number> {
     const workload = positionals[0] ?? "throughput";
-    if (workload !== "throughput" && workload !== "latency") throw new UsageError(`bench: workload must be throughput or latency, got ${JSON.stringify(workload)}`);
+    if (workload !== "throughput" && workload !== "latency") {
+      throw new UsageError(`bench: workload must be throughput or latency, got ${JSON.stringify(workload)}`);
+    }
     const num = values["num-requests"] as number, inLen = values["input-len"] as number, outLen = values["output-len"] as number;
     const { llm, model } = await openModel(values, { maxBatchSize: values["max-batch-size"] as number | undefined, skipTokenizerInit: true });
     try {
       const lim = llm.executor.limits;
       if (inLen > lim.maxInputLen || inLen + outLen > lim.maxSeqLen) {
-        throw new UsageError(`--input-len ${inLen} + --output-len ${outLen}: exceed the engine's limits (prompt <= ${lim.maxInputLen}, total <= ${lim.maxSeqLen})`);
+        throw new UsageError(
+          `--input-len ${inLen} + --output-len ${outLen}: exceed the engine's limits (prompt <= ${lim.maxInputLen}, total <= ${lim.maxSeqLen})`,
+        );
       }
       const prompts = randomPrompts(num, inLen, lim.vocabSize, values.seed as number);
       for (let i = 0; i < (values.warmup as number); i++) await timed(llm, prompts[0], Math.min(outLen, 4));
@@ -86,8 +90,17 @@ export const bench: Command = {
       const outTokens = timings.reduce((a, t) => a + t.outputTokens, 0);
       const ttft = timings.map((t) => t.ttftMs), itl = timings.flatMap((t) => t.itlMs), e2e = timings.map((t) => t.e2eMs);
       const result = {
-        workload, model, backend: llm.backend, numRequests: num, inputLen: inLen, outputLen: outLen, maxBatchSize: lim.maxBatchSize,
-        seconds: s, requestsPerS: num / s, outputTokensPerS: outTokens / s, totalTokensPerS: (outTokens + num * inLen) / s,
+        workload,
+        model,
+        backend: llm.backend,
+        numRequests: num,
+        inputLen: inLen,
+        outputLen: outLen,
+        maxBatchSize: lim.maxBatchSize,
+        seconds: s,
+        requestsPerS: num / s,
+        outputTokensPerS: outTokens / s,
+        totalTokensPerS: (outTokens + num * inLen) / s,
         ttftMs: { p50: percentile(ttft, 50), p90: percentile(ttft, 90), p99: percentile(ttft, 99) },
         itlMs: { p50: percentile(itl, 50), p90: percentile(itl, 90), p99: percentile(itl, 99) },
         e2eMs: { p50: percentile(e2e, 50), p90: percentile(e2e, 90), p99: percentile(e2e, 99) },

@@ -2,6 +2,7 @@
 import process from "node:process";
 import * as readline from "node:readline";
 import type { Command } from "../cli/command.ts";
+import { ValidationError } from "../../mod.ts";
 import { MODEL_OPTIONS, openModel, SAMPLING_OPTIONS, samplingFrom } from "../cli/model.ts";
 
 interface Turn {
@@ -26,7 +27,7 @@ export const chat: Command = {
     const { llm, model } = await openModel(values);
     try {
       const tok = llm.tokenizer!;
-      if (!tok.hasChatTemplate) throw new Error(`the tokenizer of ${model} has no chat template; use llmrt generate`);
+      if (!tok.hasChatTemplate) throw new ValidationError(`the tokenizer of ${model} has no chat template; use llmrt generate`, "model", model);
       const system = values.system as string | undefined;
       const fresh = (): Turn[] => (system ? [{ role: "system", content: system }] : []);
       let messages = fresh();

@@ -48,7 +48,9 @@ export const quantize: Command = {
         hasZeroPoint: !!values["zero-point"],
       }, { maxCalibrationTokens: values["calib-tokens"] as number | undefined });
       saveQuantizedCheckpoint(q, out);
-      console.log(`${q.quantConfig.quantAlgo} checkpoint written to ${out} (${q.quantizedNames().length} linears) in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+      console.log(
+        `${q.quantConfig.quantAlgo} checkpoint written to ${out} (${q.quantizedNames().length} linears) in ${((performance.now() - t0) / 1000).toFixed(2)} s`,
+      );
     } finally {
       model.close();
     }

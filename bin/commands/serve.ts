@@ -19,7 +19,14 @@ export const serve: Command = {
     { name: "api-key", type: "string", valueName: "KEY", help: "require Authorization: Bearer KEY on /v1/* (default: $LLMRT_API_KEY)" },
     { name: "served-model-name", type: "string", valueName: "NAME", help: "the model name clients send (default: the model directory's name)" },
     { name: "max-batch-size", type: "int", min: 1, max: 4096, help: "most requests running at once (default: the engine's)" },
-    { name: "tp", type: "int", min: 1, max: 64, valueName: "N", help: "split the model over N ranks (tensor parallelism: one worker per GPU, NCCL; default: the engine's)" },
+    {
+      name: "tp",
+      type: "int",
+      min: 1,
+      max: 64,
+      valueName: "N",
+      help: "split the model over N ranks (tensor parallelism: one worker per GPU, NCCL; default: the engine's)",
+    },
     { name: "max-queue", type: "int", min: 0, default: 256, help: "requests that may wait beyond the batch before 429" },
     {
       name: "executor",
@@ -36,7 +43,8 @@ export const serve: Command = {
       max: 1,
       default: 0.9,
       valueName: "F",
-      help: "fraction of free GPU memory (1 GiB on the CPU) the KV cache takes: a server sizes for many sequences (library use defaults to what maxBatchSize x maxSeqLen needs)",
+      help:
+        "fraction of free GPU memory (1 GiB on the CPU) the KV cache takes: a server sizes for many sequences (library use defaults to what maxBatchSize x maxSeqLen needs)",
     },
     { name: "shutdown-timeout", type: "number", min: 0, default: 30, valueName: "SECONDS", help: "how long requests in flight may finish on shutdown" },
   ],

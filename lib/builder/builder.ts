@@ -160,8 +160,15 @@ function readFused(model: LlamaForCausalLM, sources: readonly string[], shape: r
 
 function convert(f32: Float32Array, dtype: EngineDType): Uint8Array {
   switch (dtype) {
-    case "float32": return new Uint8Array(f32.buffer, f32.byteOffset, f32.byteLength);
-    case "bfloat16": { const h = f32ToBf16(f32); return new Uint8Array(h.buffer, h.byteOffset, h.byteLength); }
-    case "float16": { const h = f32ToF16(f32); return new Uint8Array(h.buffer, h.byteOffset, h.byteLength); }
+    case "float32":
+      return new Uint8Array(f32.buffer, f32.byteOffset, f32.byteLength);
+    case "bfloat16": {
+      const h = f32ToBf16(f32);
+      return new Uint8Array(h.buffer, h.byteOffset, h.byteLength);
+    }
+    case "float16": {
+      const h = f32ToF16(f32);
+      return new Uint8Array(h.buffer, h.byteOffset, h.byteLength);
+    }
   }
 }

@@ -6,7 +6,7 @@ import { DisposedError, FormatError, InternalError, showValue, ValidationError }
 import { bf16ToF32, f16ToF32 } from "../util/dtype.ts";
 import { parseWith } from "../util/validate.ts";
 import { type QuantConfigDict, QuantConfigSchema } from "../quantization/quant_config.ts";
-import { BuildConfigSchema, type BuildConfig, EngineDTypeSchema, type EngineDType } from "./build_config.ts";
+import { type BuildConfig, BuildConfigSchema, type EngineDType, EngineDTypeSchema } from "./build_config.ts";
 import { ENGINE_FORMAT_VERSION, EngineFile, type TensorEntry, writeEngineFile } from "./engine_format.ts";
 import { type EnginePlan, validatePlan } from "../ir/plan.ts";
 import { checkEngineSizes } from "./limits.ts";
@@ -119,7 +119,10 @@ export class Engine {
     }
     const version = (raw as { llmrt?: { formatVersion?: unknown } })?.llmrt?.formatVersion;
     if (version !== ENGINE_FORMAT_VERSION) {
-      throw new FormatError(`engine config ${cfgPath} has format version ${JSON.stringify(version)}; this llmrt needs version ${ENGINE_FORMAT_VERSION} (rebuild the engine)`, cfgPath);
+      throw new FormatError(
+        `engine config ${cfgPath} has format version ${JSON.stringify(version)}; this llmrt needs version ${ENGINE_FORMAT_VERSION} (rebuild the engine)`,
+        cfgPath,
+      );
     }
     const config = parseWith(EngineConfigSchema, raw, cfgPath) as unknown as EngineConfig;
     const rank = options.rank ?? 0;
@@ -132,7 +135,9 @@ export class Engine {
       const diff = firstDifference(file.meta.config, raw, "");
       if (diff !== null) {
         throw new FormatError(
-          `engine ${dir}: config.json does not belong to rank0.engine: ${diff.path.slice(1)} is ${showValue(diff.b)} in config.json but ${showValue(diff.a)} in the engine (rebuild the engine or restore its config.json)`,
+          `engine ${dir}: config.json does not belong to rank0.engine: ${diff.path.slice(1)} is ${showValue(diff.b)} in config.json but ${
+            showValue(diff.a)
+          } in the engine (rebuild the engine or restore its config.json)`,
           cfgPath,
         );
       }
@@ -245,10 +250,14 @@ export class Engine {
     const b = this.readTensor(name);
     const aligned = b.byteOffset % 4 === 0 ? b : b.slice();
     switch (t.dtype) {
-      case "float32": return new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4);
-      case "bfloat16": return bf16ToF32(new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2));
-      case "float16": return f16ToF32(new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2));
-      default: throw new FormatError(`engine: tensor '${name}' is ${t.dtype}, not a float tensor`);
+      case "float32":
+        return new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4);
+      case "bfloat16":
+        return bf16ToF32(new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2));
+      case "float16":
+        return f16ToF32(new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2));
+      default:
+        throw new FormatError(`engine: tensor '${name}' is ${t.dtype}, not a float tensor`);
     }
   }
 
@@ -274,15 +283,24 @@ export function planWeightNames(plan: EnginePlan): string[] {
   const names = new Set<string>();
   for (const op of plan.ops) {
     switch (op.type) {
-      case "embedding": names.add(op.table); break;
-      case "rmsnorm": case "add_rmsnorm": names.add(op.weight); break;
+      case "embedding":
+        names.add(op.table);
+        break;
+      case "rmsnorm":
+      case "add_rmsnorm":
+        names.add(op.weight);
+        break;
       case "linear":
         names.add(op.weight);
         if (op.bias) names.add(op.bias);
-        if (op.weightFormat) for (const t of [op.weightFormat.scales, op.weightFormat.zeros, op.weightFormat.preQuantScale]) if (t) names.add(t);
+        if (op.weightFormat) { for (const t of [op.weightFormat.scales, op.weightFormat.zeros, op.weightFormat.preQuantScale]) if (t) names.add(t); }
         break;
-      case "qk_norm": names.add(op.qWeight); names.add(op.kWeight); break;
-      default: break;
+      case "qk_norm":
+        names.add(op.qWeight);
+        names.add(op.kWeight);
+        break;
+      default:
+        break;
     }
   }
   return [...names];

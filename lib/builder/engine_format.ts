@@ -158,11 +158,16 @@ export class EngineFile {
       const header = new Uint8Array(HEADER_BYTES);
       fs.readSync(fd, header, 0, HEADER_BYTES, 0);
       const magic = new TextDecoder().decode(header.subarray(0, 8));
-      if (magic !== ENGINE_MAGIC) throw new FormatError(`engine file ${path} has magic ${JSON.stringify(magic)}, expected ${JSON.stringify(ENGINE_MAGIC)}: not an llmrt engine`, path);
+      if (magic !== ENGINE_MAGIC) {
+        throw new FormatError(`engine file ${path} has magic ${JSON.stringify(magic)}, expected ${JSON.stringify(ENGINE_MAGIC)}: not an llmrt engine`, path);
+      }
       const dv = new DataView(header.buffer);
       const version = dv.getUint32(8, true);
       if (version !== ENGINE_FORMAT_VERSION) {
-        throw new FormatError(`engine file ${path} has format version ${version}; this llmrt needs version ${ENGINE_FORMAT_VERSION} (rebuild the engine)`, path);
+        throw new FormatError(
+          `engine file ${path} has format version ${version}; this llmrt needs version ${ENGINE_FORMAT_VERSION} (rebuild the engine)`,
+          path,
+        );
       }
       const metaOffset = Number(dv.getBigUint64(16, true));
       const metaLength = Number(dv.getBigUint64(24, true));
@@ -171,15 +176,23 @@ export class EngineFile {
       const fileLength = Number(dv.getBigUint64(48, true));
       if (size < fileLength) throw new FormatError(`engine file ${path} is truncated: ${size} of ${fileLength} bytes`, path);
       if (metaOffset < HEADER_BYTES || metaOffset + metaLength > dataOffset || dataOffset % BLOB_ALIGN !== 0 || dataOffset + dataLength > fileLength) {
-        throw new FormatError(`engine file ${path} has an inconsistent header (meta ${metaOffset}+${metaLength}, data ${dataOffset}+${dataLength}, file ${fileLength})`, path);
+        throw new FormatError(
+          `engine file ${path} has an inconsistent header (meta ${metaOffset}+${metaLength}, data ${dataOffset}+${dataLength}, file ${fileLength})`,
+          path,
+        );
       }
       if (size > fileLength) throw new FormatError(`engine file ${path} is ${size} bytes, its header says ${fileLength}: trailing data`, path);
       const metaBytes = new Uint8Array(metaLength);
-      if (fs.readSync(fd, metaBytes, 0, metaLength, metaOffset) !== metaLength) throw new FormatError(`engine file ${path}: short read of the tensor table`, path);
+      if (fs.readSync(fd, metaBytes, 0, metaLength, metaOffset) !== metaLength) {
+        throw new FormatError(`engine file ${path}: short read of the tensor table`, path);
+      }
       const metaCrc = dv.getUint32(56, true);
       const gotCrc = crc32(metaBytes);
       if (gotCrc !== metaCrc) {
-        throw new FormatError(`engine file ${path}: the plan/tensor table is corrupt (CRC-32 ${hex(gotCrc)}, header says ${hex(metaCrc)}); rebuild the engine`, path);
+        throw new FormatError(
+          `engine file ${path}: the plan/tensor table is corrupt (CRC-32 ${hex(gotCrc)}, header says ${hex(metaCrc)}); rebuild the engine`,
+          path,
+        );
       }
       let meta: EngineFileMeta;
       try {
@@ -219,7 +232,10 @@ export class EngineFile {
     if (n !== t.bytes) throw new FormatError(`engine file ${this.path}: short read of '${name}' (${n} of ${t.bytes} bytes)`, this.path);
     const crc = crc32(out);
     if (crc !== t.crc32) {
-      throw new FormatError(`engine file ${this.path}: tensor '${name}' is corrupt (CRC-32 ${hex(crc)}, the table says ${hex(t.crc32)}); rebuild the engine`, this.path);
+      throw new FormatError(
+        `engine file ${this.path}: tensor '${name}' is corrupt (CRC-32 ${hex(crc)}, the table says ${hex(t.crc32)}); rebuild the engine`,
+        this.path,
+      );
     }
     return out;
   }
@@ -241,7 +257,10 @@ export class EngineFile {
         done += n;
       }
       if (crc !== t.crc32) {
-        throw new FormatError(`engine file ${this.path}: tensor '${t.name}' is corrupt (CRC-32 ${hex(crc)}, the table says ${hex(t.crc32)}); rebuild the engine`, this.path);
+        throw new FormatError(
+          `engine file ${this.path}: tensor '${t.name}' is corrupt (CRC-32 ${hex(crc)}, the table says ${hex(t.crc32)}); rebuild the engine`,
+          this.path,
+        );
       }
     }
   }

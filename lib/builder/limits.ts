@@ -88,8 +88,12 @@ export function checkEngineSizes(f: SizeFacts): void {
   const arenaLimit = Math.min(limit.bytes, single.bytes);
   if (largest.bytes > single.bytes) {
     throw new ResourceError(
-      `${f.where}: ${weightField(largest.name)} = ${weightValue} makes weight '${largest.name}' [${largest.shape.join(", ")}] ${formatBytes(largest.bytes)} (${largest.bytes} bytes); the limit is ${formatBytes(single.bytes)} (${single.what})`,
-      weightField(largest.name), weightValue, { bytes: largest.bytes, limitBytes: single.bytes },
+      `${f.where}: ${weightField(largest.name)} = ${weightValue} makes weight '${largest.name}' [${largest.shape.join(", ")}] ${
+        formatBytes(largest.bytes)
+      } (${largest.bytes} bytes); the limit is ${formatBytes(single.bytes)} (${single.what})`,
+      weightField(largest.name),
+      weightValue,
+      { bytes: largest.bytes, limitBytes: single.bytes },
     );
   }
   if (p.arenaBytes > arenaLimit) {
@@ -100,8 +104,14 @@ export function checkEngineSizes(f: SizeFacts): void {
     const value = byTokens ? p.maxTokens : p.maxSeqs;
     const lim = arenaLimit < limit.bytes ? single : limit;
     throw new ResourceError(
-      `${f.where}: ${field} = ${value} asks for ${formatBytes(p.arenaBytes)} (${p.arenaBytes} bytes) for the activation arena (largest: '${big?.name}', ${value} rows × ${big?.width} × ${p.elementBytes} bytes); the limit is ${formatBytes(lim.bytes)} (${lim.what})`,
-      field, value, { bytes: p.arenaBytes, limitBytes: lim.bytes },
+      `${f.where}: ${field} = ${value} asks for ${
+        formatBytes(p.arenaBytes)
+      } (${p.arenaBytes} bytes) for the activation arena (largest: '${big?.name}', ${value} rows × ${big?.width} × ${p.elementBytes} bytes); the limit is ${
+        formatBytes(lim.bytes)
+      } (${lim.what})`,
+      field,
+      value,
+      { bytes: p.arenaBytes, limitBytes: lim.bytes },
     );
   }
   const kvBytes = f.kvBytesPerToken * f.maxSeqLen;
@@ -113,7 +123,12 @@ export function checkEngineSizes(f: SizeFacts): void {
       { field: "BuildConfig.maxNumTokens", value: p.maxTokens, bytes: p.arenaBytes },
       { field: f.maxSeqLenField, value: f.maxSeqLen, bytes: kvBytes },
     ].sort((a, b) => b.bytes - a.bytes);
-    fail(parts[0].field, parts[0].value, `weights ${formatBytes(weightBytes)} + activation arena ${formatBytes(p.arenaBytes)} + one sequence of KV cache ${formatBytes(kvBytes)}`, total);
+    fail(
+      parts[0].field,
+      parts[0].value,
+      `weights ${formatBytes(weightBytes)} + activation arena ${formatBytes(p.arenaBytes)} + one sequence of KV cache ${formatBytes(kvBytes)}`,
+      total,
+    );
   }
 }
 
@@ -168,7 +183,12 @@ export function checkModelSizes(f: ModelSizeFacts): void {
   const weights: [string, number, number, string][] = [
     [V >= H ? "config.vocab_size" : "config.hidden_size", Math.max(V, H), V * H * wb, "the embedding table"],
     [I >= H ? "config.intermediate_size" : "config.hidden_size", Math.max(I, H), 2 * I * H * wb, "one layer's gate/up projection"],
-    [qkvWidth < H ? "config.hidden_size" : hd >= f.numHeads ? "config.head_dim" : "config.num_attention_heads", qkvWidth < H ? H : Math.max(hd, f.numHeads), qkvWidth * H * wb, "one layer's QKV projection"],
+    [
+      qkvWidth < H ? "config.hidden_size" : hd >= f.numHeads ? "config.head_dim" : "config.num_attention_heads",
+      qkvWidth < H ? H : Math.max(hd, f.numHeads),
+      qkvWidth * H * wb,
+      "one layer's QKV projection",
+    ],
   ];
   for (const [field, value, bytes, what] of weights) {
     if (bytes > Math.min(limit.bytes, single.bytes)) fail(field, value, what, bytes, bytes > single.bytes ? single : limit);
@@ -182,7 +202,9 @@ export function checkModelSizes(f: ModelSizeFacts): void {
   const seqsBuf = f.maxSeqs * V * ab;
   const arenaLimit = Math.min(limit.bytes, single.bytes);
   const arenaWhat = arenaLimit < limit.bytes ? single : limit;
-  if (tokensBuf > arenaLimit) fail("BuildConfig.maxNumTokens", f.maxNumTokens, `activations of that many tokens (widest ${Math.max(H, qkvWidth, 2 * I)})`, tokensBuf, arenaWhat);
+  if (tokensBuf > arenaLimit) {
+    fail("BuildConfig.maxNumTokens", f.maxNumTokens, `activations of that many tokens (widest ${Math.max(H, qkvWidth, 2 * I)})`, tokensBuf, arenaWhat);
+  }
   if (seqsBuf > arenaLimit) fail(f.maxSeqsField, f.maxSeqs, `logits of that many sequences (vocabulary ${V})`, seqsBuf, arenaWhat);
   const kv = 2 * L * f.numKvHeads * hd * f.kvBytes * f.maxSeqLen;
   if (kv > limit.bytes) fail(f.maxSeqLenField, f.maxSeqLen, "the KV cache of one sequence at that length", kv, limit);
@@ -194,6 +216,12 @@ export function checkModelSizes(f: ModelSizeFacts): void {
       [f.maxSeqLenField, f.maxSeqLen, kv],
     ];
     parts.sort((a, b) => b[2] - a[2]);
-    fail(parts[0][0], parts[0][1], `weights ${formatBytes(totalWeights)} + activations ${formatBytes(Math.max(tokensBuf, seqsBuf))} + one sequence of KV cache ${formatBytes(kv)}`, total, limit);
+    fail(
+      parts[0][0],
+      parts[0][1],
+      `weights ${formatBytes(totalWeights)} + activations ${formatBytes(Math.max(tokensBuf, seqsBuf))} + one sequence of KV cache ${formatBytes(kv)}`,
+      total,
+      limit,
+    );
   }
 }

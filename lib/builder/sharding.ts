@@ -40,7 +40,11 @@ const LM_HEAD_SHARD = "lm_head.shard";
 const LOGITS_SHARD = "logits.shard";
 
 /** The split of a model over `tp` ranks; throws a ValidationError naming the dimension that does not divide. */
-export function tpMapping(dims: { numHeads: number; numKvHeads: number; intermediateSize: number; vocabSize: number }, tp: number, lmHead: TpMapping["lmHead"] = "vocab-parallel"): TpMapping {
+export function tpMapping(
+  dims: { numHeads: number; numKvHeads: number; intermediateSize: number; vocabSize: number },
+  tp: number,
+  lmHead: TpMapping["lmHead"] = "vocab-parallel",
+): TpMapping {
   const bad = (what: string, n: number): never => {
     throw new ValidationError(`BuildConfig.tensorParallelSize: ${tp} does not divide ${what} ${n}`, "BuildConfig.tensorParallelSize", tp);
   };
@@ -92,7 +96,12 @@ export function shardPlan(plan: EnginePlan, m: TpMapping, rank: number): RankPla
   for (const op of ops) {
     switch (op.type) {
       case "linear": {
-        if (op.weightFormat) throw new UnsupportedError(`sharding: quantized weight '${op.weight}' (${op.weightFormat.format}) cannot be split across ranks yet`, "tensorParallelSize");
+        if (op.weightFormat) {
+          throw new UnsupportedError(
+            `sharding: quantized weight '${op.weight}' (${op.weightFormat.format}) cannot be split across ranks yet`,
+            "tensorParallelSize",
+          );
+        }
         if (qkvNames.has(op.out)) {
           const w = (nHl + 2 * nKVl) * hd;
           weights.set(op.weight, { from: op.weight, shard: { rows: qkvRows } });
@@ -168,7 +177,9 @@ export function sliceWeight(bytes: Uint8Array, shape: readonly number[], element
   const rows = s.rows ?? [[0, rowsTotal]];
   const [c0, c1] = s.cols ?? [0, rowElems];
   if (shape.length > 2 || (s.cols && shape.length !== 2)) throw new UnsupportedError(`sharding: cannot cut columns of a ${shape.length}-d weight`);
-  for (const [a, b] of rows) if (a < 0 || b > rowsTotal || a > b) throw new ValidationError(`sharding: rows [${a}, ${b}) outside a weight of ${rowsTotal} rows`);
+  for (const [a, b] of rows) {
+    if (a < 0 || b > rowsTotal || a > b) throw new ValidationError(`sharding: rows [${a}, ${b}) outside a weight of ${rowsTotal} rows`);
+  }
   if (c0 < 0 || c1 > rowElems || c0 > c1) throw new ValidationError(`sharding: columns [${c0}, ${c1}) outside a weight of ${rowElems} columns`);
   const outRowBytes = (c1 - c0) * elementBytes;
   const nRows = rows.reduce((a, [x, y]) => a + y - x, 0) + (s.padRows ?? 0);
@@ -203,13 +214,17 @@ export function shardEngine(engine: Engine, tp: number): Engine {
   if (engine.config.numRanks !== 1) throw new UnsupportedError("shardEngine: the engine is sharded already");
   const m = engine.config.model;
   const attn = engine.plan.ops.find((o) => o.type === "rope_kv_write");
-  const mapping = tpMapping({
-    numHeads: attn?.type === "rope_kv_write" ? attn.numHeads : m.numAttentionHeads,
-    numKvHeads: attn?.type === "rope_kv_write" ? attn.numKvHeads : m.numKeyValueHeads,
-    intermediateSize: engine.plan.ops.find((o) => o.type === "silu_mul")?.width ?? m.intermediateSize,
-    vocabSize: engine.plan.attributes.vocabSize,
-    // CUDA: every rank computes all logits (no gather, no layout change before the sampler).
-  }, tp, engine.config.build.backend === "cuda" ? "replicated" : "vocab-parallel");
+  const mapping = tpMapping(
+    {
+      numHeads: attn?.type === "rope_kv_write" ? attn.numHeads : m.numAttentionHeads,
+      numKvHeads: attn?.type === "rope_kv_write" ? attn.numKvHeads : m.numKeyValueHeads,
+      intermediateSize: engine.plan.ops.find((o) => o.type === "silu_mul")?.width ?? m.intermediateSize,
+      vocabSize: engine.plan.attributes.vocabSize,
+      // CUDA: every rank computes all logits (no gather, no layout change before the sampler).
+    },
+    tp,
+    engine.config.build.backend === "cuda" ? "replicated" : "vocab-parallel",
+  );
   const config: EngineConfig = { ...engine.config, numRanks: tp, mapping };
   const ranks: Engine[] = [];
   for (let r = 0; r < tp; r++) {

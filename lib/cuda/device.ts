@@ -137,13 +137,15 @@ export class CudaDevice extends NativeOwner {
     const ctx = ctxCell[0];
     this.#ctx = ctx;
     const children = this.#children;
-    this.own(new Release(`CudaDevice(${ordinal})`, () => {
-      // Parents free children first; then the primary context reference goes.
-      const errors = children.releaseAll();
-      forgetContext(ctx);
-      checkCu(cuda().cuDevicePrimaryCtxRelease_v2(dev), "cuDevicePrimaryCtxRelease");
-      if (errors.length) throw errors[0];
-    }, null));
+    this.own(
+      new Release(`CudaDevice(${ordinal})`, () => {
+        // Parents free children first; then the primary context reference goes.
+        const errors = children.releaseAll();
+        forgetContext(ctx);
+        checkCu(cuda().cuDevicePrimaryCtxRelease_v2(dev), "cuDevicePrimaryCtxRelease");
+        if (errors.length) throw errors[0];
+      }, null),
+    );
     bindContext(ctx);
   }
 

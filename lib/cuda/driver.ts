@@ -61,6 +61,8 @@ export function launchKernelAddress(): bigint {
   const status = new Int32Array(1);
   const fn = new BigUint64Array(1);
   checkCu(cuda().cuGetProcAddress_v2(name, fn, driverVersion(), CU.GET_PROC_ADDRESS_DEFAULT, status), "cuGetProcAddress", "cuLaunchKernel");
-  if (fn[0] === 0n) throw new CudaError("cuda", "cuGetProcAddress", status[0], "NULL_PROC", `cuGetProcAddress("cuLaunchKernel") returned NULL (symbol status ${status[0]})`);
+  if (fn[0] === 0n) {
+    throw new CudaError("cuda", "cuGetProcAddress", status[0], "NULL_PROC", `cuGetProcAddress("cuLaunchKernel") returned NULL (symbol status ${status[0]})`);
+  }
   return (launchFn = fn[0]);
 }

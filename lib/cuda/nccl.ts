@@ -94,8 +94,16 @@ export class NcclCommunicator extends NativeOwner {
 
   /** Joins the group `uniqueId` names as `rank` (blocks until every rank has joined). */
   static init(device: CudaDevice, stream: Stream, o: { uniqueId: Uint8Array; rank: number; worldSize: number; dtype: NcclDType }): NcclCommunicator {
-    if (o.uniqueId.byteLength !== NCCL_UNIQUE_ID_BYTES) throw new ValidationError(`NcclCommunicator: the unique id must be ${NCCL_UNIQUE_ID_BYTES} bytes, got ${o.uniqueId.byteLength}`, "uniqueId", o.uniqueId.byteLength);
-    if (!Number.isInteger(o.rank) || o.rank < 0 || o.rank >= o.worldSize) throw new ValidationError(`NcclCommunicator: rank ${o.rank} outside [0, ${o.worldSize})`, "rank", o.rank);
+    if (o.uniqueId.byteLength !== NCCL_UNIQUE_ID_BYTES) {
+      throw new ValidationError(
+        `NcclCommunicator: the unique id must be ${NCCL_UNIQUE_ID_BYTES} bytes, got ${o.uniqueId.byteLength}`,
+        "uniqueId",
+        o.uniqueId.byteLength,
+      );
+    }
+    if (!Number.isInteger(o.rank) || o.rank < 0 || o.rank >= o.worldSize) {
+      throw new ValidationError(`NcclCommunicator: rank ${o.rank} outside [0, ${o.worldSize})`, "rank", o.rank);
+    }
     process.env.NCCL_NVLS_ENABLE ??= "0";
     device.bind();
     const cell = new BigUint64Array(1);

@@ -44,16 +44,26 @@ export function admitRequest(ctx: AdmissionContext, id: number, request: Generat
   }
   let ids = request.promptTokenIds;
   // The request shape first (it may come over the worker wire), then the prompt itself.
-  if (!Array.isArray(ids) || ids.length === 0) throw new ValidationError("GenerationRequest.promptTokenIds: expected a non-empty array of token ids", "promptTokenIds", ids);
+  if (!Array.isArray(ids) || ids.length === 0) {
+    throw new ValidationError("GenerationRequest.promptTokenIds: expected a non-empty array of token ids", "promptTokenIds", ids);
+  }
   if (p.truncatePromptTokens !== undefined && ids.length > p.truncatePromptTokens) ids = ids.slice(ids.length - p.truncatePromptTokens);
   const { maxSeqLen, maxBatchSize, maxNumTokens, numKvBlocks, tokensPerBlock } = ctx.limits;
   validatePromptIds(ids, ctx.limits, "promptTokenIds", "GenerationRequest.promptTokenIds");
   const len = ids.length;
   if (!ctx.enableChunkedPrefill && len > maxNumTokens) {
-    throw new ValidationError(`GenerationRequest.promptTokenIds: prompt of ${len} tokens exceeds maxNumTokens ${maxNumTokens} and chunked prefill is off`, "promptTokenIds", len);
+    throw new ValidationError(
+      `GenerationRequest.promptTokenIds: prompt of ${len} tokens exceeds maxNumTokens ${maxNumTokens} and chunked prefill is off`,
+      "promptTokenIds",
+      len,
+    );
   }
   if (Math.ceil((len + 1) / tokensPerBlock) > numKvBlocks) {
-    throw new ValidationError(`GenerationRequest.promptTokenIds: prompt of ${len} tokens needs more than the KV cache's ${numKvBlocks} blocks of ${tokensPerBlock} tokens`, "promptTokenIds", len);
+    throw new ValidationError(
+      `GenerationRequest.promptTokenIds: prompt of ${len} tokens needs more than the KV cache's ${numKvBlocks} blocks of ${tokensPerBlock} tokens`,
+      "promptTokenIds",
+      len,
+    );
   }
   const promptLogitsField = p.promptLogprobs !== undefined ? "promptLogprobs" : p.returnContextLogits ? "returnContextLogits" : null;
   if (promptLogitsField && !ctx.gatherContextLogits) {
@@ -66,7 +76,9 @@ export function admitRequest(ctx: AdmissionContext, id: number, request: Generat
   }
   const fanout = p.useBeamSearch ? p.beamWidth : p.bestOf;
   const fanoutField = p.useBeamSearch ? "beamWidth" : "bestOf";
-  if (fanout > maxBatchSize) throw new ValidationError(`SamplingParams.${fanoutField}: ${fanout} sequences exceed maxBatchSize ${maxBatchSize}`, fanoutField, fanout);
+  if (fanout > maxBatchSize) {
+    throw new ValidationError(`SamplingParams.${fanoutField}: ${fanout} sequences exceed maxBatchSize ${maxBatchSize}`, fanoutField, fanout);
+  }
   const tok = ctx.tokenizer;
   if (p.badWords.length > 0 && !tok) throw new ValidationError("SamplingParams.badWords: needs a tokenizer (skipTokenizerInit is set)", "badWords", p.badWords);
   const badWordIds = tok ? resolveBadWords(p.badWords, (s) => tok.encode(s, { addSpecialTokens: false })) : [];

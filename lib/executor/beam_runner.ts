@@ -18,7 +18,14 @@ import type { StepRow } from "./step_builder.ts";
  * hypothesis (every candidate masked or non-finite).
  */
 export function applyBeamRows(
-  scheduler: Scheduler, st: RequestState, b: BeamRun, rows: readonly StepRow[], from: number, to: number, logits: Float32Array, V: number,
+  scheduler: Scheduler,
+  st: RequestState,
+  b: BeamRun,
+  rows: readonly StepRow[],
+  from: number,
+  to: number,
+  logits: Float32Array,
+  V: number,
 ): void {
   const p = st.params;
   for (let r = from; r < to; r++) {
@@ -30,7 +37,9 @@ export function applyBeamRows(
     }
     const problem = rowProblem(row);
     if (problem !== null && problem !== "masked") {
-      throw new RequestFailedError(`beam search: request ${st.id}, beam ${b.seqs.indexOf(seq)} at output token ${seq.numOutputTokens}: the logits are ${problem}`);
+      throw new RequestFailedError(
+        `beam search: request ${st.id}, beam ${b.seqs.indexOf(seq)} at output token ${seq.numOutputTokens}: the logits are ${problem}`,
+      );
     }
     b.pending.set(seq, row);
   }
@@ -81,7 +90,10 @@ export function resetBeamRows(b: BeamRun): void {
  * before keeps its rows.
  */
 function nextBeamLogits(
-  rowsOf: ReadonlyMap<string, Float32Array[]>, prev: BeamSearchState, next: BeamSearchState, stepRows: readonly Float32Array[],
+  rowsOf: ReadonlyMap<string, Float32Array[]>,
+  prev: BeamSearchState,
+  next: BeamSearchState,
+  stepRows: readonly Float32Array[],
 ): Map<string, Float32Array[]> {
   const parentIndex = new Map(prev.beams.map((b, i) => [b.tokens.join(","), i]));
   const out = new Map<string, Float32Array[]>();

@@ -107,7 +107,13 @@ export function beamSearchStep(state: BeamSearchState, logitsRows: readonly Floa
   const len = next[0].tokens.length;
   if (len >= options.maxTokens) {
     for (const b of next) {
-      addHypothesis(finished, { tokens: b.tokens, logprobs: b.logprobs, sumLogprob: b.sumLogprob, score: beamScore(b.sumLogprob, len, lp), finishReason: "length" }, W);
+      addHypothesis(finished, {
+        tokens: b.tokens,
+        logprobs: b.logprobs,
+        sumLogprob: b.sumLogprob,
+        score: beamScore(b.sumLogprob, len, lp),
+        finishReason: "length",
+      }, W);
     }
     return { beams: [], finished, done: true };
   }

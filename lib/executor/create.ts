@@ -51,7 +51,9 @@ export async function createExecutor(options: CreateExecutorOptions): Promise<Ge
   if ((options.mode ?? "inprocess") === "inprocess") {
     return GenerationExecutorWorker.create({ engine: options.engine, tokenizer: options.tokenizer, backend, config, draftEngine: options.draftEngine });
   }
-  if (options.mode !== "proxy") throw new ValidationError(`executorMode: ${JSON.stringify(options.mode)} is not one of "inprocess", "proxy"`, "executorMode", options.mode);
+  if (options.mode !== "proxy") {
+    throw new ValidationError(`executorMode: ${JSON.stringify(options.mode)} is not one of "inprocess", "proxy"`, "executorMode", options.mode);
+  }
   if (options.tokenizer && !options.tokenizerDir) {
     throw new ValidationError("createExecutor: proxy mode needs tokenizerDir to load the tokenizer in the worker", "tokenizerDir", null);
   }

@@ -82,7 +82,9 @@ export abstract class GenerationExecutor {
    * early by resolving null.
    */
   submitWhenReady(
-    prepare: (isCancelled: () => boolean) => Promise<GenerationRequest | null>, prompt: string | null, numOutputs: number,
+    prepare: (isCancelled: () => boolean) => Promise<GenerationRequest | null>,
+    prompt: string | null,
+    numOutputs: number,
   ): GenerationResult {
     const id = this.#nextId++;
     let preparing = true;
@@ -174,7 +176,10 @@ export abstract class GenerationExecutor {
 
 /** The final output of a request aborted before it was submitted: `n` empty completions. */
 function abortedBeforeSubmission(requestId: number, prompt: string | null, n: number): RequestOutput {
-  const outputs = Array.from({ length: n }, (_, index) => ({ index, text: "", tokenIds: [], finishReason: "abort" as const, stopReason: null, textDiff: "", tokenIdsDiff: [] }));
+  const outputs = Array.from(
+    { length: n },
+    (_, index) => ({ index, text: "", tokenIds: [], finishReason: "abort" as const, stopReason: null, textDiff: "", tokenIdsDiff: [] }),
+  );
   return { requestId, prompt, promptTokenIds: [], outputs, finished: true };
 }
 

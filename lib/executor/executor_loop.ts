@@ -112,17 +112,33 @@ export class ExecutorLoop {
     };
     this.#outputs = new OutputBuilder(tokenizer, maxSeqLen);
     if (config.lora) {
-      if (session.backend !== "cpu") throw new UnsupportedError(`ExecutorConfig.lora: LoRA adapters run on the CPU backend only (no ${session.backend} LoRA kernels yet)`, "enableLora", true);
+      if (session.backend !== "cpu") {
+        throw new UnsupportedError(
+          `ExecutorConfig.lora: LoRA adapters run on the CPU backend only (no ${session.backend} LoRA kernels yet)`,
+          "enableLora",
+          true,
+        );
+      }
       this.#lora = new LoraSlots(engine.config.model, config.lora);
     }
     const sc = config.speculativeConfig;
     if (sc) {
       let draft: DraftModelRunner | null = null;
       if (sc.decodingType === "DraftTarget") {
-        if (!options.draftEngine) throw new ValidationError("ExecutorConfig.speculativeConfig: DraftTarget needs the draft model's engine (options.draftEngine)", "speculativeConfig.speculativeModel", sc.speculativeModel);
+        if (!options.draftEngine) {
+          throw new ValidationError(
+            "ExecutorConfig.speculativeConfig: DraftTarget needs the draft model's engine (options.draftEngine)",
+            "speculativeConfig.speculativeModel",
+            sc.speculativeModel,
+          );
+        }
         const dv = options.draftEngine.plan.attributes.vocabSize;
         if (dv !== this.limits.vocabSize) {
-          throw new ValidationError(`speculativeConfig.speculativeModel: the draft model's vocabulary (${dv}) differs from the target's (${this.limits.vocabSize}); it must share the tokenizer`, "speculativeConfig.speculativeModel", sc.speculativeModel);
+          throw new ValidationError(
+            `speculativeConfig.speculativeModel: the draft model's vocabulary (${dv}) differs from the target's (${this.limits.vocabSize}); it must share the tokenizer`,
+            "speculativeConfig.speculativeModel",
+            sc.speculativeModel,
+          );
         }
         draft = new DraftModelRunner(options.draftEngine, { backend: session.backend, maxBatchSize });
       }
@@ -162,7 +178,13 @@ export class ExecutorLoop {
       if (this.#states.has(requestId)) throw new ValidationError(`GenerationExecutor: request id ${requestId} is already in flight`, "requestId", requestId);
       st = admitRequest(this.#admission, requestId, request, this.#arrival++);
       if (request.loraRequest !== undefined) {
-        if (!this.#lora) throw new ValidationError("GenerationRequest.loraRequest: LoRA is not enabled (LLM.create({ enableLora: true }))", "loraRequest", request.loraRequest?.name);
+        if (!this.#lora) {
+          throw new ValidationError(
+            "GenerationRequest.loraRequest: LoRA is not enabled (LLM.create({ enableLora: true }))",
+            "loraRequest",
+            request.loraRequest?.name,
+          );
+        }
         const adapter = this.#lora.prepare(request.loraRequest);
         st.group.cacheSalt = `lora:${request.loraRequest.name}`;
         if (!this.#lora.hasRoomFor(adapter.name)) {
@@ -300,7 +322,9 @@ export class ExecutorLoop {
         this.#runPlan(plan, outputs, failures);
       } catch (e) {
         const err = toError(e);
-        const reason = err instanceof LlmrtError ? err : new RequestFailedError(`GenerationExecutor: step ${this.#iter} failed: ${err.message}`, { cause: err });
+        const reason = err instanceof LlmrtError
+          ? err
+          : new RequestFailedError(`GenerationExecutor: step ${this.#iter} failed: ${err.message}`, { cause: err });
         for (const id of new Set(plan.chunks.map((c) => c.seq.requestId))) this.#failInto(failures, id, reason);
       }
     }

@@ -71,7 +71,9 @@ export class KvCacheManager {
 
   constructor(options: KvCacheManagerOptions) {
     const { numBlocks, tokensPerBlock } = options;
-    if (!Number.isInteger(numBlocks) || numBlocks < 1) throw new ValidationError(`KvCacheManager: numBlocks must be a positive integer, got ${numBlocks}`, "numBlocks", numBlocks);
+    if (!Number.isInteger(numBlocks) || numBlocks < 1) {
+      throw new ValidationError(`KvCacheManager: numBlocks must be a positive integer, got ${numBlocks}`, "numBlocks", numBlocks);
+    }
     if (!Number.isInteger(tokensPerBlock) || tokensPerBlock < 1) {
       throw new ValidationError(`KvCacheManager: tokensPerBlock must be a positive integer, got ${tokensPerBlock}`, "tokensPerBlock", tokensPerBlock);
     }

@@ -70,13 +70,17 @@ export function sizeKvCache(inp: KvSizingInput): KvSizing {
     const field = free !== null ? "kvCacheConfig.freeGpuMemoryFraction" : "kvCacheConfig.maxBytes";
     throw new ResourceError(
       `KV cache: one sequence of maxSeqLen ${maxSeqLen} tokens needs ${mib(seqBlocks * per)}, more than ${where} (${mib(budgetBlocks * per)}); ` +
-        `set ${field === "kvCacheConfig.maxBytes" ? "kvCacheConfig.maxBytes (or maxTokens)" : field} to allow at least ${seqBlocks * per} bytes, or build with a smaller maxSeqLen (BuildConfig.maxSeqLen)`,
+        `set ${field === "kvCacheConfig.maxBytes" ? "kvCacheConfig.maxBytes (or maxTokens)" : field} to allow at least ${
+          seqBlocks * per
+        } bytes, or build with a smaller maxSeqLen (BuildConfig.maxSeqLen)`,
       field,
       budgetBlocks * per,
       { neededBytes: seqBlocks * per, budgetBytes: budgetBlocks * per, maxSeqLen },
     );
   }
-  if (budgetBlocks < needBlocks) return done(budgetBlocks, `${where}; a full batch of ${maxBatchSize} × ${maxSeqLen} tokens would need ${mib(needBlocks * per)}`);
+  if (budgetBlocks < needBlocks) {
+    return done(budgetBlocks, `${where}; a full batch of ${maxBatchSize} × ${maxSeqLen} tokens would need ${mib(needBlocks * per)}`);
+  }
   return done(needBlocks, `a full batch: ${maxBatchSize} sequences × maxSeqLen ${maxSeqLen}`);
 }
 

@@ -159,7 +159,7 @@ export function processLogits(
   }
 
   if (out.length < p.minTokens) {
-    if (!p.ignoreEos) for (const id of eosIds) if (id >= 0 && id < V) logits[id] = -Infinity;
+    if (!p.ignoreEos) { for (const id of eosIds) if (id >= 0 && id < V) logits[id] = -Infinity; }
     for (const id of p.stopTokenIds) if (id < V) logits[id] = -Infinity;
   }
 

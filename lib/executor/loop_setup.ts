@@ -37,7 +37,11 @@ export function setUpLoop(session: Session, config: ExecutorConfig): LoopSetup {
   const maxBatchSize = config.maxBatchSize ?? Math.min(build.maxBatchSize, plan.maxSeqs);
   const maxNumTokens = config.maxNumTokens ?? plan.maxTokens;
   if (maxBatchSize > plan.maxSeqs) {
-    throw new ValidationError(`ExecutorConfig.maxBatchSize: ${maxBatchSize} exceeds the engine's ${plan.maxSeqs} sequences per step`, "maxBatchSize", maxBatchSize);
+    throw new ValidationError(
+      `ExecutorConfig.maxBatchSize: ${maxBatchSize} exceeds the engine's ${plan.maxSeqs} sequences per step`,
+      "maxBatchSize",
+      maxBatchSize,
+    );
   }
   if (maxNumTokens > plan.maxTokens) {
     throw new ValidationError(`ExecutorConfig.maxNumTokens: ${maxNumTokens} exceeds the engine's maxNumTokens ${plan.maxTokens}`, "maxNumTokens", maxNumTokens);

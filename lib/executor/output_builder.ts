@@ -77,7 +77,11 @@ export class OutputBuilder {
     if (!o) {
       const p = st.params;
       const detok = p.detokenize && this.tokenizer
-        ? this.tokenizer.createDetokenizer({ promptIds: st.promptIds, skipSpecialTokens: p.skipSpecialTokens, spacesBetweenSpecialTokens: p.spacesBetweenSpecialTokens })
+        ? this.tokenizer.createDetokenizer({
+          promptIds: st.promptIds,
+          skipSpecialTokens: p.skipSpecialTokens,
+          spacesBetweenSpecialTokens: p.spacesBetweenSpecialTokens,
+        })
         : null;
       o = {
         detok,
@@ -128,7 +132,7 @@ export class OutputBuilder {
     });
     if (final) st.guided?.dispose();
     // Ended before the prompt forked (aborted): the children it would have forked are the root's copies.
-    if (final) for (let i = outputs.length; i < p.n; i++) outputs.push({ ...outputs[0], index: i });
+    if (final) { for (let i = outputs.length; i < p.n; i++) outputs.push({ ...outputs[0], index: i }); }
     return this.#requestOutput(st, outputs, final);
   }
 
@@ -164,7 +168,11 @@ export class OutputBuilder {
   #decodeOutput(st: RequestState, ids: readonly number[]): string {
     const p = st.params;
     if (!p.detokenize || !this.tokenizer) return "";
-    const d = this.tokenizer.createDetokenizer({ promptIds: st.promptIds, skipSpecialTokens: p.skipSpecialTokens, spacesBetweenSpecialTokens: p.spacesBetweenSpecialTokens });
+    const d = this.tokenizer.createDetokenizer({
+      promptIds: st.promptIds,
+      skipSpecialTokens: p.skipSpecialTokens,
+      spacesBetweenSpecialTokens: p.spacesBetweenSpecialTokens,
+    });
     return d.push(ids) + d.flush();
   }
 

@@ -6,7 +6,7 @@
 import type { ExecutorLimits, GenerationRequest, IterationStats } from "./config.ts";
 import { WorkerError } from "../util/errors.ts";
 import { GenerationExecutor } from "./executor.ts";
-import { type FromWorker, fromWireError, type ToWorker, toWireRequest, type WorkerInit } from "./wire.ts";
+import { fromWireError, type FromWorker, toWireRequest, type ToWorker, type WorkerInit } from "./wire.ts";
 
 /** How long shutdown waits for the worker to close before terminating it (ms). */
 const CLOSE_TIMEOUT_MS = 5000;

@@ -111,7 +111,7 @@ export class GenerationResult implements AsyncIterable<RequestOutput> {
 
   #notify(): void {
     for (const w of this.#wake.splice(0)) w();
-    if (this.#done) for (const f of this.#doneWaiters.splice(0)) f();
+    if (this.#done) { for (const f of this.#doneWaiters.splice(0)) f(); }
   }
 
   #waitDone(): Promise<void> {

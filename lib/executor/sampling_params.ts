@@ -137,7 +137,9 @@ export const SamplingParamsSchema = z.strictObject({
    * A malformed or unrepresentable constraint is an error here; one the grammar compiler rejects
    * (an unsatisfiable schema, bad EBNF or regex) fails the request at submission.
    */
-  guidedDecoding: z.custom<GuidedDecodingInput | GuidedDecoding>((v) => v !== null && typeof v === "object", { message: "expected { json } | { jsonObject: true } | { regex } | { choice } | { grammar }" })
+  guidedDecoding: z.custom<GuidedDecodingInput | GuidedDecoding>((v) => v !== null && typeof v === "object", {
+    message: "expected { json } | { jsonObject: true } | { regex } | { choice } | { grammar }",
+  })
     .transform((v): GuidedDecoding => normalizeGuidedDecoding(v)).optional(),
 }).superRefine((p, ctx) => {
   const bad = (path: string, message: string): void => {

@@ -66,7 +66,14 @@ export function prepareStepInputs(chunks: readonly ScheduledChunk[], maxBlocksPe
       trailing.push(p);
       promptRows.push({ seq: c.seq, position: p });
     }
-    return { tokenIds: c.seq.tokenIds, start: c.start, numTokens: c.numTokens, blockTable: c.seq.blockTable, logitPositions: positions, trailingLogitPositions: trailing };
+    return {
+      tokenIds: c.seq.tokenIds,
+      start: c.start,
+      numTokens: c.numTokens,
+      blockTable: c.seq.blockTable,
+      logitPositions: positions,
+      trailingLogitPositions: trailing,
+    };
   });
   return { inputs: packStep(packed, maxBlocksPerSeq), rows, promptRows };
 }

@@ -22,8 +22,14 @@ import type { PromptRow, StepRow } from "./step_builder.ts";
  * when a row cannot be sampled (masked, NaN or infinite logits).
  */
 export function chooseTokens(
-  st: RequestState, rows: readonly StepRow[], from: number, to: number,
-  sampledIds: Int32Array, logits: Float32Array | undefined, sampling: SamplingInputs, V: number,
+  st: RequestState,
+  rows: readonly StepRow[],
+  from: number,
+  to: number,
+  sampledIds: Int32Array,
+  logits: Float32Array | undefined,
+  sampling: SamplingInputs,
+  V: number,
 ): AcceptedToken[] {
   const p = st.params;
   const out: AcceptedToken[] = [];
@@ -36,10 +42,21 @@ export function chooseTokens(
     if (logits && (st.host || st.wantLogprobs)) {
       const row = logits.subarray(r * V, (r + 1) * V);
       if (st.host) {
-        processLogits(row, p, { promptIds: st.promptIds, outputIds: seq.tokenIds.slice(seq.numPromptTokens, position + 1), requestId: st.id, seqIndex }, st.eosIds, st.badWordIds);
+        processLogits(
+          row,
+          p,
+          { promptIds: st.promptIds, outputIds: seq.tokenIds.slice(seq.numPromptTokens, position + 1), requestId: st.id, seqIndex },
+          st.eosIds,
+          st.badWordIds,
+        );
         if (st.guided) {
           // The matcher is at the sequence's last token; a later row of the same sequence (tokens verified together) is not.
-          if (r > from && rows[r - 1].seq === seq && seq.group.isForked) throw new UnsupportedError("SamplingParams.guidedDecoding: several rows of one sequence in a step (speculative decoding) are not supported", "guidedDecoding");
+          if (r > from && rows[r - 1].seq === seq && seq.group.isForked) {
+            throw new UnsupportedError(
+              "SamplingParams.guidedDecoding: several rows of one sequence in a step (speculative decoding) are not supported",
+              "guidedDecoding",
+            );
+          }
           st.guided.maskRow(seq, row);
         }
         const problem = rowProblem(row);
@@ -52,7 +69,9 @@ export function chooseTokens(
       // The sampler found no finite maximum: the model's logits are NaN or infinite.
       const problem = logits ? rowProblem(logits.subarray(r * V, (r + 1) * V)) : null;
       throw new RequestFailedError(
-        problem ? rowProblemMessage(problem, st.id, seqIndex, outputIndex) : `request ${st.id}, sequence ${seqIndex}, output token ${outputIndex}: the sampler found no finite logit (NaN or infinite model output; check the weights)`,
+        problem
+          ? rowProblemMessage(problem, st.id, seqIndex, outputIndex)
+          : `request ${st.id}, sequence ${seqIndex}, output token ${outputIndex}: the sampler found no finite logit (NaN or infinite model output; check the weights)`,
       );
     }
     out.push({ token, logprobs: lp, raw });
@@ -65,7 +84,13 @@ export function chooseTokens(
  * to each child; after it, each sequence takes its rows' tokens in position order.
  */
 export function acceptTokens(
-  scheduler: Scheduler, outputs: OutputBuilder, st: RequestState, rows: readonly StepRow[], from: number, to: number, tokens: readonly AcceptedToken[],
+  scheduler: Scheduler,
+  outputs: OutputBuilder,
+  st: RequestState,
+  rows: readonly StepRow[],
+  from: number,
+  to: number,
+  tokens: readonly AcceptedToken[],
 ): void {
   const first = rows[from].seq;
   if (!first.group.isForked) {
@@ -81,7 +106,11 @@ export function acceptTokens(
     while (end < to && rows[end].seq === seq) end++;
     // Rows of one sequence cover consecutive positions ending at its last token.
     if (rows[end - 1].position !== seq.numTokens - 1) {
-      throw new InternalError(`executor: sequence ${seq.seqIndex} of request ${st.id} got a row at position ${rows[end - 1].position}, not at its last token ${seq.numTokens - 1} (a bug)`);
+      throw new InternalError(
+        `executor: sequence ${seq.seqIndex} of request ${st.id} got a row at position ${rows[end - 1].position}, not at its last token ${
+          seq.numTokens - 1
+        } (a bug)`,
+      );
     }
     outputs.appendTokens(st, seq, tokens.slice(i - from, end - from));
     i = end;
@@ -94,7 +123,9 @@ export function acceptTokens(
  */
 export function takePromptRow(st: RequestState, position: number, row: Float32Array): void {
   const g = st.group;
-  if (position !== g.promptLogitsFrom) throw new InternalError(`prompt logits of position ${position} came back while ${g.promptLogitsFrom} was expected (a bug)`);
+  if (position !== g.promptLogitsFrom) {
+    throw new InternalError(`prompt logits of position ${position} came back while ${g.promptLogitsFrom} was expected (a bug)`);
+  }
   if (st.contextLogits) st.contextLogits[position] = row.slice();
   const k = st.params.promptLogprobs;
   if (st.promptLogprobs && k !== undefined && position + 1 < g.numPromptTokens) {
@@ -109,8 +140,12 @@ export function takePromptRow(st: RequestState, position: number, row: Float32Ar
  * whose row cannot be taken goes to `onError` (the others go on).
  */
 export function takePromptRows(
-  rows: readonly StepRow[], promptRows: readonly PromptRow[], logits: Float32Array, V: number,
-  stateOf: (requestId: number) => RequestState | undefined, onError: (st: RequestState, e: unknown) => void,
+  rows: readonly StepRow[],
+  promptRows: readonly PromptRow[],
+  logits: Float32Array,
+  V: number,
+  stateOf: (requestId: number) => RequestState | undefined,
+  onError: (st: RequestState, e: unknown) => void,
 ): void {
   const take = (seq: Sequence, position: number, row: number): void => {
     const st = stateOf(seq.requestId);

@@ -10,7 +10,7 @@ import { InternalError } from "../util/errors.ts";
 import { parseWith } from "../util/validate.ts";
 import { ExecutorConfigSchema } from "./config.ts";
 import { ExecutorLoop } from "./executor_loop.ts";
-import { type FromWorker, fromWireRequest, type ToWorker, toWireError } from "./wire.ts";
+import { fromWireRequest, type FromWorker, toWireError, type ToWorker } from "./wire.ts";
 
 interface WorkerScope {
   onmessage: ((e: MessageEvent<ToWorker>) => void) | null;
@@ -40,7 +40,8 @@ function handle(msg: ToWorker): void {
         const tokenizer = init.tokenizerDir ? LlmTokenizer.fromDir(init.tokenizerDir) : null;
         draftEngine = init.draftEngineDir ? Engine.fromDir(init.draftEngineDir) : null;
         loop = new ExecutorLoop(session, tokenizer, config, {
-          emit: (outputs, failures, stats) => post({ type: "step", outputs, failures: failures.map((f) => ({ requestId: f.requestId, error: toWireError(f.error) })), stats }),
+          emit: (outputs, failures, stats) =>
+            post({ type: "step", outputs, failures: failures.map((f) => ({ requestId: f.requestId, error: toWireError(f.error) })), stats }),
         }, { draftEngine });
         post({ type: "ready", limits: loop.limits });
       } catch (e) {

@@ -67,11 +67,12 @@ export function numBlocksFor(
   const need = Math.ceil(minTokens / geom.tokensPerBlock);
   if (blocks < need) {
     throw new ResourceError(
-      `KvCacheConfig: ${blocks} blocks of ${geom.tokensPerBlock} tokens (${blocks * per} bytes) cannot hold one sequence of ${minTokens} tokens; raise maxTokens/maxBytes or lower maxSeqLen`,
+      `KvCacheConfig: ${blocks} blocks of ${geom.tokensPerBlock} tokens (${
+        blocks * per
+      } bytes) cannot hold one sequence of ${minTokens} tokens; raise maxTokens/maxBytes or lower maxSeqLen`,
       "KvCacheConfig",
       sizing,
     );
   }
   return blocks;
 }
-

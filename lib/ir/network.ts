@@ -69,11 +69,38 @@ export type Op =
     readonly lora?: string;
   }
   /** RMSNorm over each head of q and k inside a packed qkv row (Qwen3). In place. */
-  | { readonly type: "qk_norm"; readonly qkv: string; readonly qWeight: string; readonly kWeight: string; readonly eps: number; readonly numHeads: number; readonly numKvHeads: number; readonly headDim: number }
+  | {
+    readonly type: "qk_norm";
+    readonly qkv: string;
+    readonly qWeight: string;
+    readonly kWeight: string;
+    readonly eps: number;
+    readonly numHeads: number;
+    readonly numKvHeads: number;
+    readonly headDim: number;
+  }
   /** Rotates q and k of a packed qkv row by position, writes k and v into the paged cache of `layer`, and copies rotated q to `q`. */
-  | { readonly type: "rope_kv_write"; readonly qkv: string; readonly q: string; readonly layer: number; readonly numHeads: number; readonly numKvHeads: number; readonly headDim: number }
+  | {
+    readonly type: "rope_kv_write";
+    readonly qkv: string;
+    readonly q: string;
+    readonly layer: number;
+    readonly numHeads: number;
+    readonly numKvHeads: number;
+    readonly headDim: number;
+  }
   /** Causal attention of each packed token's query over its sequence's cached keys/values (GQA). */
-  | { readonly type: "paged_attention"; readonly q: string; readonly out: string; readonly layer: number; readonly numHeads: number; readonly numKvHeads: number; readonly headDim: number; readonly scale: number; /** Attend to at most this many latest positions; 0 = unlimited. */ readonly window: number }
+  | {
+    readonly type: "paged_attention";
+    readonly q: string;
+    readonly out: string;
+    readonly layer: number;
+    readonly numHeads: number;
+    readonly numKvHeads: number;
+    readonly headDim: number;
+    readonly scale: number; /** Attend to at most this many latest positions; 0 = unlimited. */
+    readonly window: number;
+  }
   | { readonly type: "silu_mul"; readonly gateUp: string; readonly out: string; readonly width: number }
   /** out += x (in place on `out`). */
   | { readonly type: "add"; readonly x: string; readonly out: string }

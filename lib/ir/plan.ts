@@ -33,19 +33,32 @@ const alignUp = (n: number, a = ALIGN): number => Math.ceil(n / a) * a;
 /** Names of the activations an op reads and writes. */
 export function opTensors(op: Op): { reads: string[]; writes: string[] } {
   switch (op.type) {
-    case "embedding": return { reads: [], writes: [op.out] };
-    case "rmsnorm": return { reads: [op.x], writes: [op.out] };
-    case "add_rmsnorm": return { reads: [op.x, op.residual], writes: [op.residual, op.out] };
-    case "linear": return { reads: [op.x], writes: [op.out] };
-    case "qk_norm": return { reads: [op.qkv], writes: [op.qkv] };
-    case "rope_kv_write": return { reads: [op.qkv], writes: [op.q] };
-    case "paged_attention": return { reads: [op.q], writes: [op.out] };
-    case "silu_mul": return { reads: [op.gateUp], writes: [op.out] };
-    case "add": return { reads: [op.x, op.out], writes: [op.out] };
-    case "gather_rows": return { reads: [op.x], writes: [op.out] };
-    case "sample": return { reads: [op.logits], writes: [] };
-    case "all_reduce": return { reads: [op.x], writes: [op.x] };
-    case "all_gather": return { reads: [op.x], writes: [op.out] };
+    case "embedding":
+      return { reads: [], writes: [op.out] };
+    case "rmsnorm":
+      return { reads: [op.x], writes: [op.out] };
+    case "add_rmsnorm":
+      return { reads: [op.x, op.residual], writes: [op.residual, op.out] };
+    case "linear":
+      return { reads: [op.x], writes: [op.out] };
+    case "qk_norm":
+      return { reads: [op.qkv], writes: [op.qkv] };
+    case "rope_kv_write":
+      return { reads: [op.qkv], writes: [op.q] };
+    case "paged_attention":
+      return { reads: [op.q], writes: [op.out] };
+    case "silu_mul":
+      return { reads: [op.gateUp], writes: [op.out] };
+    case "add":
+      return { reads: [op.x, op.out], writes: [op.out] };
+    case "gather_rows":
+      return { reads: [op.x], writes: [op.out] };
+    case "sample":
+      return { reads: [op.logits], writes: [] };
+    case "all_reduce":
+      return { reads: [op.x], writes: [op.x] };
+    case "all_gather":
+      return { reads: [op.x], writes: [op.out] };
   }
 }
 
@@ -142,8 +155,19 @@ export interface PlanExpectations {
 }
 
 const OP_TYPES: ReadonlySet<string> = new Set([
-  "embedding", "rmsnorm", "add_rmsnorm", "linear", "qk_norm", "rope_kv_write", "paged_attention", "silu_mul", "add", "gather_rows", "sample",
-  "all_reduce", "all_gather",
+  "embedding",
+  "rmsnorm",
+  "add_rmsnorm",
+  "linear",
+  "qk_norm",
+  "rope_kv_write",
+  "paged_attention",
+  "silu_mul",
+  "add",
+  "gather_rows",
+  "sample",
+  "all_reduce",
+  "all_gather",
 ]);
 const STEP_INPUTS: ReadonlySet<string> = new Set(["tokenIds", "positions", "seqStarts", "contextLens", "blockTables", "lastTokenIdx"]);
 
@@ -214,7 +238,9 @@ export function validatePlan(raw: unknown, x: PlanExpectations, where: string): 
   (ops as unknown[]).forEach((op, i) => {
     if (!isObj(op)) return bad(`plan.ops[${i}] is not an object`);
     const ctx = `plan.ops[${i}] (${showValue(op.type)})`;
-    if (typeof op.type !== "string" || !OP_TYPES.has(op.type)) bad(`plan.ops[${i}] has unknown op type ${showValue(op.type)} (known: ${[...OP_TYPES].join(", ")})`);
+    if (typeof op.type !== "string" || !OP_TYPES.has(op.type)) {
+      bad(`plan.ops[${i}] has unknown op type ${showValue(op.type)} (known: ${[...OP_TYPES].join(", ")})`);
+    }
     switch (op.type) {
       case "embedding":
         if (typeof op.ids !== "string" || !STEP_INPUTS.has(op.ids)) bad(`${ctx}: ids ${showValue(op.ids)} is not a step input`);
@@ -302,7 +328,9 @@ export function validatePlan(raw: unknown, x: PlanExpectations, where: string): 
     if (attr[k] !== want) bad(`plan.attributes.${k} is ${showValue(attr[k])}, the config says ${want}`);
   }
   const rope = attr.rope;
-  if (!isObj(rope) || !Array.isArray(rope.invFreq) || rope.invFreq.length !== hd / 2 || !rope.invFreq.every((f) => typeof f === "number" && Number.isFinite(f))) {
+  if (
+    !isObj(rope) || !Array.isArray(rope.invFreq) || rope.invFreq.length !== hd / 2 || !rope.invFreq.every((f) => typeof f === "number" && Number.isFinite(f))
+  ) {
     bad(`plan.attributes.rope.invFreq must be ${hd / 2} finite numbers`);
   }
   finite((rope as Record<string, unknown>).attentionScaling, "plan.attributes.rope", "attentionScaling");

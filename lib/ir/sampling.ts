@@ -43,7 +43,12 @@ export function splitSeed(seed: number): [number, number] {
 /** Index of the largest value (lowest index on ties, like torch.argmax). */
 export function argmax(x: Float32Array, off: number, n: number): number {
   let best = 0, bv = x[off];
-  for (let i = 1; i < n; i++) if (x[off + i] > bv) { bv = x[off + i]; best = i; }
+  for (let i = 1; i < n; i++) {
+    if (x[off + i] > bv) {
+      bv = x[off + i];
+      best = i;
+    }
+  }
   return best;
 }
 
@@ -74,7 +79,10 @@ export function sampleRow(logits: Float32Array, off: number, V: number, p: Sampl
     let cum = 0;
     for (let j = 0; j < probs.length; j++) {
       cum += probs[j] / sum;
-      if (cum >= topP) { keep = j + 1; break; }
+      if (cum >= topP) {
+        keep = j + 1;
+        break;
+      }
     }
   }
   const minP = p.minP[r];

@@ -66,7 +66,9 @@ export function validateStep(plan: EnginePlan, inp: StepInputs, numBlocks: numbe
   };
   if (T === 0) bad("tokenIds", "empty batch", T);
   if (T > plan.maxTokens) bad("tokenIds", `${T} tokens exceed the engine's maxNumTokens ${plan.maxTokens}`, T);
-  if (inp.logitRows.length > plan.maxSeqs) bad("logitRows", `${inp.logitRows.length} rows exceed the engine's ${plan.maxSeqs} logit rows`, inp.logitRows.length);
+  if (inp.logitRows.length > plan.maxSeqs) {
+    bad("logitRows", `${inp.logitRows.length} rows exceed the engine's ${plan.maxSeqs} logit rows`, inp.logitRows.length);
+  }
   if (inp.positions.length !== T) bad("positions", `length ${inp.positions.length} != tokenIds length ${T}`, inp.positions.length);
   if (inp.seqStarts[0] !== 0 || inp.seqStarts[S] !== T) bad("seqStarts", `must run from 0 to ${T}`, Array.from(inp.seqStarts));
   if (inp.blockTables.length < S * inp.maxBlocksPerSeq) bad("blockTables", `needs ${S} × ${inp.maxBlocksPerSeq} entries`, inp.blockTables.length);

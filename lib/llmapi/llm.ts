@@ -2,21 +2,14 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import process from "node:process";
 import { z } from "zod";
-import { type BuildConfigInput, BuildConfigSchema } from "../builder/build_config.ts";
-import { buildSync } from "../builder/builder.ts";
 import { Engine } from "../builder/engine.ts";
-import { type GenerationRequest, type IterationStats, KvCacheConfigSchema } from "../executor/config.ts";
+import { type GenerationRequest, type IterationStats } from "../executor/config.ts";
 import { createExecutor } from "../executor/create.ts";
 import type { GenerationExecutor } from "../executor/executor.ts";
-import { AutoModelForCausalLM } from "../models/llama.ts";
-import { openModel, readHfQuantizationConfig } from "../quantization/prequantized.ts";
-import { QuantConfig, QuantConfigSchema } from "../quantization/quant_config.ts";
-import { quantizeSync } from "../quantization/quantize.ts";
 import { resolveBackend } from "../runtime/backends.ts";
 import { validatePromptIds } from "../runtime/prompt.ts";
 import { LlmrtError, showValue, ValidationError } from "../util/errors.ts";
 import { parseWith } from "../util/validate.ts";
-import { loadOrBuildCachedEngine } from "./engine_cache.ts";
 import { checkTokenizerFitsModel } from "./vocab_check.ts";
 import type { RequestOutput as RequestOutputData } from "../executor/outputs.ts";
 import { ProgressBar } from "./progress.ts";
@@ -25,111 +18,24 @@ import { RequestOutput } from "./request_output.ts";
 import { SamplingParams, type SamplingParamsInput } from "../executor/sampling_params.ts";
 import type { GuidedJsonParams, ParsedRequestOutput } from "../executor/guided/types.ts";
 import { LlmTokenizer } from "../tokenizer/tokenizer.ts";
-import { SpeculativeConfigSchema } from "../executor/speculative/config.ts";
+import {
+  type GenerateAsyncOptions,
+  GenerateAsyncOptionsSchema,
+  type GenerateOptions,
+  GenerateOptionsSchema,
+  type LlmOptions,
+  LlmOptionsSchema,
+  type Prompt,
+} from "./llm_options.ts";
+import { openOrBuild } from "./open_engine.ts";
+
+export * from "./llm_options.ts";
 import type { LoraRequest } from "../models/lora.ts";
-
-/** Options of {@link LLM.create}. */
-export const LlmOptionsSchema = z.strictObject({
-  /** An HF checkpoint directory (built implicitly, engine cached) or an engine directory. */
-  model: z.string().min(1),
-  /**
-   * Quantize the checkpoint at build time (a QuantConfig or a plain object; part of the engine cache
-   * key). Pre-quantized AWQ/GPTQ checkpoints load without it. @default none
-   */
-  quantConfig: z.union([z.custom<QuantConfig>((v) => v instanceof QuantConfig), QuantConfigSchema]).optional(),
-  /** Tokenizer directory. @default the model directory */
-  tokenizer: z.string().optional(),
-  /** "auto" picks CUDA when a GPU is usable, else CPU. @default "auto" */
-  backend: z.enum(["cpu", "cuda", "auto"]).default("auto"),
-  /** Engine dtype. @default "auto" */
-  dtype: z.enum(["auto", "float32", "float16", "bfloat16"]).default("auto"),
-  /** Build options for an implicit build. */
-  buildConfig: BuildConfigSchema.partial().optional(),
-  /**
-   * Build the engine with `BuildConfig.gatherContextLogits` (logits capacity for every packed
-   * token), which requests asking for `promptLogprobs` or `returnContextLogits` need. An engine
-   * directory given as `model` must have been built with it. @default false
-   */
-  gatherContextLogits: z.boolean().default(false),
-  /** Keep built engines on disk (LLMRT_CACHE_DIR). @default true */
-  cacheEngine: z.boolean().default(true),
-  /** Load no tokenizer: prompts must be token ids and no text is produced. @default false */
-  skipTokenizerInit: z.boolean().default(false),
-  /** KV cache size and prefix reuse. @default {} */
-  kvCacheConfig: KvCacheConfigSchema.prefault({}),
-  /** Most sequences in flight. @default the engine's maxBatchSize */
-  maxBatchSize: z.number().int().positive().optional(),
-  /** Most tokens per step. @default the engine's maxNumTokens */
-  maxNumTokens: z.number().int().positive().optional(),
-  /** Split long prompts over several steps. @default true */
-  enableChunkedPrefill: z.boolean().default(true),
-  /** "inprocess": steps run on this thread between its tasks; "proxy": in a Web Worker. @default "inprocess" */
-  executorMode: z.enum(["inprocess", "proxy"]).default("inprocess"),
-  /** Ranks to split the model across (tensor parallelism; one worker per rank). @default the engine's, 1 for a build */
-  tensorParallelSize: z.number().int().positive().optional(),
-  /**
-   * Longest text prompt accepted, in UTF-8 bytes, checked before tokenizing (a longer one is a
-   * ResourceError at once instead of seconds of tokenizing a prompt that cannot fit).
-   * @default max(64 KiB, 8 × maxInputLen)
-   */
-  maxPromptBytes: z.number().int().positive().optional(),
-  /** Speculative decoding, TensorRT-LLM's names: NGram (prompt lookup) or DraftTarget (a draft model); lib/executor/speculative/config.ts. */
-  speculativeConfig: SpeculativeConfigSchema.optional(),
-  /** LoRA adapters per request (`loraRequest` option of generate / generateAsync; CPU backend): at most `maxLoras` resident (LRU), ranks ≤ `maxLoraRank`. @default false, 4, 64 */
-  enableLora: z.boolean().default(false),
-  maxLoras: z.number().int().positive().max(64).default(4),
-  maxLoraRank: z.number().int().positive().max(1024).default(64),
-});
-export type LlmOptions = z.input<typeof LlmOptionsSchema>;
-
-/** A prompt: text, or token ids. */
-export type Prompt = string | readonly number[];
-
-/** Options of {@link LLM.generate} (checked: a bad field is a ValidationError naming it). */
-const LoraRequestSchema = z.strictObject({ name: z.string().min(1), path: z.string().min(1) });
-
-export const GenerateOptionsSchema = z.strictObject({
-  useTqdm: z.boolean().optional(),
-  priority: z.number().finite().optional(),
-  loraRequest: LoraRequestSchema.optional(),
-});
-
-/** Options of {@link LLM.generateAsync}, checked before anything is submitted. */
-export const GenerateAsyncOptionsSchema = z.strictObject({
-  streaming: z.boolean().optional(),
-  signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal, { message: "expected an AbortSignal" }).optional(),
-  priority: z.number().finite().optional(),
-  loraRequest: LoraRequestSchema.optional(),
-});
-
-/** Options of {@link LLM.generate}. */
-export interface GenerateOptions {
-  /** Progress bar on stderr (only drawn on a TTY). @default true */
-  readonly useTqdm?: boolean;
-  /** Scheduling priority of every request (higher first). @default 0 */
-  readonly priority?: number;
-  /** Run every prompt with this LoRA adapter (PEFT directory; `enableLora` must be set). */
-  readonly loraRequest?: LoraRequest;
-}
-
-/** Options of {@link LLM.generateAsync}. */
-export interface GenerateAsyncOptions {
-  /** Emit an output per step (with textDiff / tokenIdsDiff). @default false */
-  readonly streaming?: boolean;
-  /** Aborts the request: it ends with finishReason "abort". */
-  readonly signal?: AbortSignal;
-  /** Higher is scheduled first; equal priorities are first come, first served. @default 0 */
-  readonly priority?: number;
-  /** Run the request with this LoRA adapter (PEFT directory; `enableLora` must be set). */
-  readonly loraRequest?: LoraRequest;
-}
 
 /** The request with its LoRA adapter, when one is given. */
 const withLora = <R extends GenerationRequest | null>(r: R, lora: LoraRequest | undefined): R => (r && lora ? { ...r, loraRequest: lora } : r);
 
 type ParamsArg = SamplingParams | SamplingParamsInput;
-
-const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "chat_template.jinja"];
 
 /**
  * The high-level entry point (TensorRT-LLM's `LLM`): loads or builds an engine, tokenizes, and
@@ -167,7 +73,11 @@ export class LLM {
     await Promise.resolve();
     const o = parseWith(LlmOptionsSchema, options, "LLM.create options");
     if (!fs.existsSync(path.join(o.model, "config.json"))) {
-      throw new ValidationError(`LLM.create options.model: ${JSON.stringify(o.model)} is not a model or engine directory (no config.json there)`, "model", o.model);
+      throw new ValidationError(
+        `LLM.create options.model: ${JSON.stringify(o.model)} is not a model or engine directory (no config.json there)`,
+        "model",
+        o.model,
+      );
     }
     const backend = resolveBackend(o.backend);
     const { engine, engineDir } = openOrBuild(o, backend);
@@ -175,9 +85,22 @@ export class LLM {
     try {
       const sc = o.speculativeConfig;
       if (sc?.decodingType === "DraftTarget" && !fs.existsSync(path.join(sc.speculativeModel, "config.json"))) {
-        throw new ValidationError(`LLM.create options.speculativeConfig.speculativeModel: ${JSON.stringify(sc.speculativeModel)} is not a model or engine directory (no config.json there)`, "speculativeConfig.speculativeModel", sc.speculativeModel);
+        throw new ValidationError(
+          `LLM.create options.speculativeConfig.speculativeModel: ${
+            JSON.stringify(sc.speculativeModel)
+          } is not a model or engine directory (no config.json there)`,
+          "speculativeConfig.speculativeModel",
+          sc.speculativeModel,
+        );
       }
-      if (sc?.decodingType === "DraftTarget") ({ engine: draftEngine, engineDir: draftEngineDir } = openOrBuild({ ...o, model: sc.speculativeModel, gatherContextLogits: false, speculativeConfig: undefined }, backend));
+      if (sc?.decodingType === "DraftTarget") {
+        ({ engine: draftEngine, engineDir: draftEngineDir } = openOrBuild({
+          ...o,
+          model: sc.speculativeModel,
+          gatherContextLogits: false,
+          speculativeConfig: undefined,
+        }, backend));
+      }
       const tokDir = o.tokenizer ?? o.model;
       const tokenizer = o.skipTokenizerInit ? null : LlmTokenizer.fromDir(tokDir);
       if (tokenizer) checkTokenizerFitsModel(tokenizer, engine.config.model.vocabSize, tokDir);
@@ -233,7 +156,13 @@ export class LLM {
     parseWith(GenerateOptionsSchema, options ?? {}, "LLM.generate options");
     const single = typeof prompts === "string" || (Array.isArray(prompts) && prompts.length > 0 && typeof prompts[0] === "number");
     const list = (single ? [prompts] : prompts) as Prompt[];
-    if (!Array.isArray(list) || list.length === 0) throw new ValidationError(`LLM.generate: prompts must be a string, an id array or a non-empty array of them, got ${showValue(prompts)}`, "prompts", prompts);
+    if (!Array.isArray(list) || list.length === 0) {
+      throw new ValidationError(
+        `LLM.generate: prompts must be a string, an id array or a non-empty array of them, got ${showValue(prompts)}`,
+        "prompts",
+        prompts,
+      );
+    }
     if (Array.isArray(samplingParams) && samplingParams.length !== list.length) {
       throw new ValidationError(`LLM.generate: ${samplingParams.length} samplingParams for ${list.length} prompts`, "samplingParams", samplingParams.length);
     }
@@ -241,7 +170,9 @@ export class LLM {
     for (const [i, p] of list.entries()) {
       const params = SamplingParams.from(Array.isArray(samplingParams) ? samplingParams[i] : samplingParams);
       const field = single ? "prompt" : `prompts[${i}]`;
-      const r = this.#isLongText(p) ? (await this.#requestInSlices(p, params, field, false, options.priority))! : this.#request(p, params, field, false, options.priority);
+      const r = this.#isLongText(p)
+        ? (await this.#requestInSlices(p, params, field, false, options.priority))!
+        : this.#request(p, params, field, false, options.priority);
       requests.push(withLora(r, options.loraRequest));
     }
     const bar = new ProgressBar(list.length, { enabled: options.useTqdm ?? true });
@@ -278,7 +209,10 @@ export class LLM {
         this.#tokenizerFor(prompt, "prompt");
         const long = prompt;
         const result = this.executor.submitWhenReady(
-          (isCancelled) => this.#requestInSlices(long, params, "prompt", options.streaming ?? false, options.priority, isCancelled).then((r) => withLora(r, options.loraRequest)),
+          (isCancelled) =>
+            this.#requestInSlices(long, params, "prompt", options.streaming ?? false, options.priority, isCancelled).then((r) =>
+              withLora(r, options.loraRequest)
+            ),
           long,
           params.n,
         );
@@ -319,7 +253,12 @@ export class LLM {
 
   /** {@link LLM.#request} for a long text prompt: tokenized a slice per macrotask; null once `isCancelled()`. */
   async #requestInSlices(
-    prompt: string, p: SamplingParams, field: string, streaming: boolean, priority: number | undefined, isCancelled: () => boolean = () => false,
+    prompt: string,
+    p: SamplingParams,
+    field: string,
+    streaming: boolean,
+    priority: number | undefined,
+    isCancelled: () => boolean = () => false,
   ): Promise<GenerationRequest | null> {
     const ids = await encodeInSlices(this.#tokenizerFor(prompt, field), prompt, p.addSpecialTokens, isCancelled);
     return ids === null ? null : this.#checked(prompt, ids, p, field, streaming, priority);
@@ -337,7 +276,11 @@ export class LLM {
     if (p.truncatePromptTokens !== undefined && ids.length > p.truncatePromptTokens) ids = ids.slice(ids.length - p.truncatePromptTokens);
     validatePromptIds(ids, this.executor.limits, field, `LLM.generate ${field}`);
     if (this.executorMode === "proxy" && p.logitsProcessor !== undefined) {
-      throw new ValidationError(`LLM.generate ${field}: SamplingParams.logitsProcessor is a function, which cannot cross to the executor's worker (executorMode "proxy"); use executorMode "inprocess"`, "logitsProcessor", "function");
+      throw new ValidationError(
+        `LLM.generate ${field}: SamplingParams.logitsProcessor is a function, which cannot cross to the executor's worker (executorMode "proxy"); use executorMode "inprocess"`,
+        "logitsProcessor",
+        "function",
+      );
     }
     return { promptTokenIds: ids, samplingParams: p, prompt: text, streaming, priority };
   }
@@ -361,54 +304,6 @@ export class LLM {
   [Symbol.asyncDispose](): Promise<void> {
     return this.shutdown();
   }
-}
-
-/** Opens an engine directory, or the cached engine of an HF checkpoint, or builds (and caches) it. */
-function openOrBuild(o: z.output<typeof LlmOptionsSchema>, backend: "cpu" | "cuda"): { engine: Engine; engineDir: string | null } {
-  if (Engine.isEngineDir(o.model)) {
-    const engine = Engine.fromDir(o.model);
-    if (o.tensorParallelSize !== undefined && o.tensorParallelSize !== engine.config.numRanks) {
-      engine.dispose();
-      throw new ValidationError(`LLM.create options.tensorParallelSize: ${o.tensorParallelSize}, but the engine in ${JSON.stringify(o.model)} has ${engine.config.numRanks} rank(s); rebuild it from its checkpoint`, "tensorParallelSize", o.tensorParallelSize);
-    }
-    if (o.gatherContextLogits && !engine.config.build.gatherContextLogits) {
-      engine.dispose();
-      throw new ValidationError(
-        `LLM.create options.gatherContextLogits: the engine in ${JSON.stringify(o.model)} was built without gatherContextLogits; rebuild it with BuildConfig.gatherContextLogits: true`,
-        "gatherContextLogits",
-        true,
-      );
-    }
-    if (o.quantConfig) {
-      engine.dispose();
-      throw new ValidationError(`LLM.create options.quantConfig: ${JSON.stringify(o.model)} is a built engine; quantize its HF checkpoint instead`, "quantConfig", o.quantConfig);
-    }
-    return { engine, engineDir: o.model };
-  }
-  const bc: BuildConfigInput = { ...(o.buildConfig ?? {}), backend };
-  if (o.tensorParallelSize !== undefined) bc.tensorParallelSize = o.tensorParallelSize;
-  // Speculative decoding verifies several tokens per sequence: one logits row each.
-  if (o.gatherContextLogits || o.speculativeConfig) bc.gatherContextLogits = true;
-  const qc = o.quantConfig ? QuantConfig.from(o.quantConfig) : null;
-  const quant = qc?.isQuantized ? qc : null;
-  const buildIt = (): Engine => {
-    const opened = readHfQuantizationConfig(o.model) ? openModel(o.model, { dtype: o.dtype }) : AutoModelForCausalLM.fromHuggingFace(o.model, { dtype: o.dtype });
-    let model = opened;
-    try {
-      if (quant) model = quantizeSync(opened, quant);
-    } catch (e) {
-      opened.close();
-      throw e;
-    }
-    try {
-      return buildSync(model, bc);
-    } finally {
-      model.close();
-    }
-  };
-  if (!o.cacheEngine) return { engine: buildIt(), engineDir: null };
-  // Content-keyed, published atomically (safe with many processes), a broken cached engine rebuilt.
-  return loadOrBuildCachedEngine({ modelDir: o.model, buildConfig: bc, dtype: quant ? `${o.dtype} quant ${JSON.stringify(quant.toDict())}` : o.dtype, build: buildIt, extraFiles: TOKENIZER_FILES });
 }
 
 export { resolveBackend };

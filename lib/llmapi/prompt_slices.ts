@@ -93,7 +93,12 @@ export function sliceCuts(tok: SliceEncoder, text: string, sliceChars: number = 
  * const ids = await encodeInSlices(tokenizer, longText, true, () => aborted);
  * ```
  */
-export async function encodeInSlices(tok: SliceEncoder, text: string, addSpecialTokens: boolean, isCancelled: () => boolean = () => false): Promise<number[] | null> {
+export async function encodeInSlices(
+  tok: SliceEncoder,
+  text: string,
+  addSpecialTokens: boolean,
+  isCancelled: () => boolean = () => false,
+): Promise<number[] | null> {
   const ids: number[] = [];
   let start = 0;
   let misses = 0; // slices without a safe cut: a tokenizer that merges across lines gets one encode

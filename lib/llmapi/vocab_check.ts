@@ -17,14 +17,18 @@ export function maxVocabPadding(modelVocabSize: number): number {
 /** Throws a ValidationError naming both sizes when the tokenizer does not fit the model's vocabulary. */
 export function checkTokenizerFitsModel(tokenizer: { readonly vocabSize: number }, modelVocabSize: number, tokenizerDir: string): void {
   const t = tokenizer.vocabSize;
-  const where = `LLM.create options.tokenizer: the tokenizer in ${JSON.stringify(tokenizerDir)} has ${t} ids (0..${t - 1}) but the model's vocabulary is ${modelVocabSize} (vocab_size)`;
+  const where = `LLM.create options.tokenizer: the tokenizer in ${JSON.stringify(tokenizerDir)} has ${t} ids (0..${
+    t - 1
+  }) but the model's vocabulary is ${modelVocabSize} (vocab_size)`;
   if (t > modelVocabSize) {
     throw new ValidationError(`${where}: ids from ${modelVocabSize} up have no embedding row; use the model's own tokenizer`, "tokenizer", tokenizerDir);
   }
   const gap = modelVocabSize - t;
   if (gap > maxVocabPadding(modelVocabSize)) {
     throw new ValidationError(
-      `${where}: ${gap} ids the model can generate have no token, more than vocabulary padding explains (at most ${maxVocabPadding(modelVocabSize)}); use the model's own tokenizer`,
+      `${where}: ${gap} ids the model can generate have no token, more than vocabulary padding explains (at most ${
+        maxVocabPadding(modelVocabSize)
+      }); use the model's own tokenizer`,
       "tokenizer",
       tokenizerDir,
     );

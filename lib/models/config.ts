@@ -299,9 +299,7 @@ export function parsePretrainedConfig(json: unknown, source = "config.json"): Pr
     fail(source, "hidden_act", 'only "silu" is supported', raw.hidden_act);
   }
   const heads = raw.num_attention_heads;
-  const kvHeads = raw.num_key_value_heads === undefined
-    ? defaults.kvHeads === "heads" ? heads : defaults.kvHeads
-    : raw.num_key_value_heads ?? heads;
+  const kvHeads = raw.num_key_value_heads === undefined ? defaults.kvHeads === "heads" ? heads : defaults.kvHeads : raw.num_key_value_heads ?? heads;
   if (heads % kvHeads !== 0) {
     fail(source, "num_key_value_heads", `must divide num_attention_heads (${heads})`, kvHeads);
   }

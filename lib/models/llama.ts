@@ -114,7 +114,9 @@ export class LlamaForCausalLM {
     const fileOf = (name: string): string => (this.weights.info(name) as { path?: string }).path ?? where;
     for (const [name, shape] of this.expectedTensors()) {
       if (!this.weights.has(name)) {
-        const why = name === "lm_head.weight" ? " (config.tie_word_embeddings is false, so the model needs its own lm_head; set it to true if the head is tied to the embeddings)" : "";
+        const why = name === "lm_head.weight"
+          ? " (config.tie_word_embeddings is false, so the model needs its own lm_head; set it to true if the head is tied to the embeddings)"
+          : "";
         throw new FormatError(`${where}: tensor '${name}' is missing${why}; expected shape [${shape.join(", ")}]`, where);
       }
       const info = this.weights.info(name);
@@ -124,7 +126,10 @@ export class LlamaForCausalLM {
       const found = info.shape;
       if (found.length !== shape.length || found.some((d, i) => d !== shape[i])) {
         const hint = found.length === 2 && shape.length === 2 && found[0] === shape[1] && found[1] === shape[0] ? " (transposed?)" : "";
-        throw new FormatError(`${fileOf(name)}: tensor '${name}' has shape [${found.join(", ")}], expected [${shape.join(", ")}] from config.json${hint}`, fileOf(name));
+        throw new FormatError(
+          `${fileOf(name)}: tensor '${name}' has shape [${found.join(", ")}], expected [${shape.join(", ")}] from config.json${hint}`,
+          fileOf(name),
+        );
       }
     }
     const names = this.weights.names?.() ?? [];
@@ -132,7 +137,10 @@ export class LlamaForCausalLM {
     for (const name of names) {
       const layer = /^model\.layers\.(\d+)\./.exec(name);
       if (layer && Number(layer[1]) >= L) {
-        throw new FormatError(`${where}: tensor '${name}' belongs to layer ${layer[1]}, but config.num_hidden_layers is ${L}: the checkpoint has more layers than the config`, where);
+        throw new FormatError(
+          `${where}: tensor '${name}' belongs to layer ${layer[1]}, but config.num_hidden_layers is ${L}: the checkpoint has more layers than the config`,
+          where,
+        );
       }
     }
   }
@@ -158,7 +166,12 @@ export class LlamaForCausalLM {
       net.add({ type: "linear", x: normed, weight: qkvW, bias: qkvB, out: qkv, outFeatures: qkvWidth, inFeatures: H });
       if (c.qkNorm) {
         net.add({
-          type: "qk_norm", qkv, eps: c.rmsNormEps, numHeads: nH, numKvHeads: nKV, headDim: hd,
+          type: "qk_norm",
+          qkv,
+          eps: c.rmsNormEps,
+          numHeads: nH,
+          numKvHeads: nKV,
+          headDim: hd,
           qWeight: net.weight(`${e}q_norm`, [hd], [`${p}self_attn.q_norm.weight`]),
           kWeight: net.weight(`${e}k_norm`, [hd], [`${p}self_attn.k_norm.weight`]),
         });
@@ -166,21 +179,61 @@ export class LlamaForCausalLM {
       const q = net.activation(`${e}q`, nH * hd);
       net.add({ type: "rope_kv_write", qkv, q, layer: l, numHeads: nH, numKvHeads: nKV, headDim: hd });
       const attn = net.activation(`${e}attn`, nH * hd);
-      net.add({ type: "paged_attention", q, out: attn, layer: l, numHeads: nH, numKvHeads: nKV, headDim: hd, scale: 1 / Math.sqrt(hd), window: c.slidingWindow ?? 0 });
+      net.add({
+        type: "paged_attention",
+        q,
+        out: attn,
+        layer: l,
+        numHeads: nH,
+        numKvHeads: nKV,
+        headDim: hd,
+        scale: 1 / Math.sqrt(hd),
+        window: c.slidingWindow ?? 0,
+      });
       const o = net.activation(`${e}o`, H);
       const oB = c.oProjBias ? net.weight(`${e}o_proj.bias`, [H], [`${p}self_attn.o_proj.bias`]) : undefined;
-      net.add({ type: "linear", x: attn, weight: net.weight(`${e}o_proj.weight`, [H, nH * hd], [`${p}self_attn.o_proj.weight`]), bias: oB, out: o, outFeatures: H, inFeatures: nH * hd });
+      net.add({
+        type: "linear",
+        x: attn,
+        weight: net.weight(`${e}o_proj.weight`, [H, nH * hd], [`${p}self_attn.o_proj.weight`]),
+        bias: oB,
+        out: o,
+        outFeatures: H,
+        inFeatures: nH * hd,
+      });
       net.add({ type: "add", x: o, out: hidden });
       const normed2 = net.activation(`${e}mlp_in`, H);
-      net.add({ type: "rmsnorm", x: hidden, weight: net.weight(`${e}post_attention_layernorm`, [H], [`${p}post_attention_layernorm.weight`]), eps: c.rmsNormEps, out: normed2 });
+      net.add({
+        type: "rmsnorm",
+        x: hidden,
+        weight: net.weight(`${e}post_attention_layernorm`, [H], [`${p}post_attention_layernorm.weight`]),
+        eps: c.rmsNormEps,
+        out: normed2,
+      });
       const gu = net.activation(`${e}gate_up`, 2 * I);
       const guB = c.mlpBias ? net.weight(`${e}gate_up.bias`, [2 * I], [`${p}mlp.gate_proj.bias`, `${p}mlp.up_proj.bias`]) : undefined;
-      net.add({ type: "linear", x: normed2, weight: net.weight(`${e}gate_up.weight`, [2 * I, H], [`${p}mlp.gate_proj.weight`, `${p}mlp.up_proj.weight`]), bias: guB, out: gu, outFeatures: 2 * I, inFeatures: H });
+      net.add({
+        type: "linear",
+        x: normed2,
+        weight: net.weight(`${e}gate_up.weight`, [2 * I, H], [`${p}mlp.gate_proj.weight`, `${p}mlp.up_proj.weight`]),
+        bias: guB,
+        out: gu,
+        outFeatures: 2 * I,
+        inFeatures: H,
+      });
       const act = net.activation(`${e}act`, I);
       net.add({ type: "silu_mul", gateUp: gu, out: act, width: I });
       const down = net.activation(`${e}down`, H);
       const dB = c.mlpBias ? net.weight(`${e}down.bias`, [H], [`${p}mlp.down_proj.bias`]) : undefined;
-      net.add({ type: "linear", x: act, weight: net.weight(`${e}down.weight`, [H, I], [`${p}mlp.down_proj.weight`]), bias: dB, out: down, outFeatures: H, inFeatures: I });
+      net.add({
+        type: "linear",
+        x: act,
+        weight: net.weight(`${e}down.weight`, [H, I], [`${p}mlp.down_proj.weight`]),
+        bias: dB,
+        out: down,
+        outFeatures: H,
+        inFeatures: I,
+      });
       net.add({ type: "add", x: down, out: hidden });
     }
     const last = net.activation("last_hidden", H, "seqs");
@@ -194,8 +247,13 @@ export class LlamaForCausalLM {
     net.add({ type: "sample", logits });
     const { invFreq, attentionScaling } = computeRopeInvFreq(c);
     net.attributes = {
-      numLayers: c.numHiddenLayers, numKvHeads: nKV, headDim: hd, vocabSize: V, hiddenSize: H,
-      rope: { invFreq: Array.from(invFreq), attentionScaling }, logits,
+      numLayers: c.numHiddenLayers,
+      numKvHeads: nKV,
+      headDim: hd,
+      vocabSize: V,
+      hiddenSize: H,
+      rope: { invFreq: Array.from(invFreq), attentionScaling },
+      logits,
     };
     return net;
   }

@@ -54,17 +54,28 @@ export interface LoraAdapter {
 }
 
 /** Where a target module lands in the engine: the linear's weight name, output column range and input width. */
-export function loraTarget(c: PretrainedConfig, layer: number, module: LoraTargetModule): { weight: string; outOffset: number; outFeatures: number; inFeatures: number } {
+export function loraTarget(
+  c: PretrainedConfig,
+  layer: number,
+  module: LoraTargetModule,
+): { weight: string; outOffset: number; outFeatures: number; inFeatures: number } {
   const H = c.hiddenSize, hd = c.headDim, nH = c.numAttentionHeads, nKV = c.numKeyValueHeads, I = c.intermediateSize;
   const e = `layers.${layer}.`;
   switch (module) {
-    case "q_proj": return { weight: `${e}qkv.weight`, outOffset: 0, outFeatures: nH * hd, inFeatures: H };
-    case "k_proj": return { weight: `${e}qkv.weight`, outOffset: nH * hd, outFeatures: nKV * hd, inFeatures: H };
-    case "v_proj": return { weight: `${e}qkv.weight`, outOffset: (nH + nKV) * hd, outFeatures: nKV * hd, inFeatures: H };
-    case "o_proj": return { weight: `${e}o_proj.weight`, outOffset: 0, outFeatures: H, inFeatures: nH * hd };
-    case "gate_proj": return { weight: `${e}gate_up.weight`, outOffset: 0, outFeatures: I, inFeatures: H };
-    case "up_proj": return { weight: `${e}gate_up.weight`, outOffset: I, outFeatures: I, inFeatures: H };
-    case "down_proj": return { weight: `${e}down.weight`, outOffset: 0, outFeatures: H, inFeatures: I };
+    case "q_proj":
+      return { weight: `${e}qkv.weight`, outOffset: 0, outFeatures: nH * hd, inFeatures: H };
+    case "k_proj":
+      return { weight: `${e}qkv.weight`, outOffset: nH * hd, outFeatures: nKV * hd, inFeatures: H };
+    case "v_proj":
+      return { weight: `${e}qkv.weight`, outOffset: (nH + nKV) * hd, outFeatures: nKV * hd, inFeatures: H };
+    case "o_proj":
+      return { weight: `${e}o_proj.weight`, outOffset: 0, outFeatures: H, inFeatures: nH * hd };
+    case "gate_proj":
+      return { weight: `${e}gate_up.weight`, outOffset: 0, outFeatures: I, inFeatures: H };
+    case "up_proj":
+      return { weight: `${e}gate_up.weight`, outOffset: I, outFeatures: I, inFeatures: H };
+    case "down_proj":
+      return { weight: `${e}down.weight`, outOffset: 0, outFeatures: H, inFeatures: I };
   }
 }
 
@@ -86,7 +97,11 @@ export function loadPeftAdapter(dir: string, model: PretrainedConfig, options: {
   const cfgPath = path.join(dir, "adapter_config.json");
   const stPath = path.join(dir, "adapter_model.safetensors");
   if (!fs.existsSync(cfgPath) || !fs.existsSync(stPath)) {
-    throw new ValidationError(`loraRequest.path: ${JSON.stringify(dir)} is not a PEFT adapter directory (needs adapter_config.json and adapter_model.safetensors)`, "loraRequest.path", dir);
+    throw new ValidationError(
+      `loraRequest.path: ${JSON.stringify(dir)} is not a PEFT adapter directory (needs adapter_config.json and adapter_model.safetensors)`,
+      "loraRequest.path",
+      dir,
+    );
   }
   let raw: unknown;
   try {
@@ -98,7 +113,9 @@ export function loadPeftAdapter(dir: string, model: PretrainedConfig, options: {
   if (!r.success) {
     const issue = r.error.issues[0];
     const field = issue.path.join(".");
-    const Err = ["use_dora", "bias", "fan_in_fan_out", "modules_to_save", "rank_pattern", "alpha_pattern", "layers_to_transform"].includes(field) ? UnsupportedError : ValidationError;
+    const Err = ["use_dora", "bias", "fan_in_fan_out", "modules_to_save", "rank_pattern", "alpha_pattern", "layers_to_transform"].includes(field)
+      ? UnsupportedError
+      : ValidationError;
     throw new Err(`${cfgPath}: ${field}: ${issue.message}`, `adapter_config.${field}`);
   }
   const cfg = r.data;
@@ -112,17 +129,33 @@ export function loadPeftAdapter(dir: string, model: PretrainedConfig, options: {
   try {
     for (const key of f.names()) {
       const m = KEY.exec(key);
-      if (!m) throw new UnsupportedError(`${stPath}: tensor '${key}' is not a lora_A / lora_B of a decoder layer's projection (LoRA on embeddings or lm_head is not supported)`, "adapter_model", key);
+      if (!m) {
+        throw new UnsupportedError(
+          `${stPath}: tensor '${key}' is not a lora_A / lora_B of a decoder layer's projection (LoRA on embeddings or lm_head is not supported)`,
+          "adapter_model",
+          key,
+        );
+      }
       const layer = Number(m[1]), module = m[2] as LoraTargetModule;
       if (!(LORA_TARGET_MODULES as readonly string[]).includes(module) || !targets.has(module)) {
-        throw new ValidationError(`${stPath}: tensor '${key}' adapts '${module}', which is not in target_modules [${cfg.target_modules.join(", ")}]`, "target_modules", module);
+        throw new ValidationError(
+          `${stPath}: tensor '${key}' adapts '${module}', which is not in target_modules [${cfg.target_modules.join(", ")}]`,
+          "target_modules",
+          module,
+        );
       }
-      if (layer >= model.numHiddenLayers) throw new ValidationError(`${stPath}: tensor '${key}' names layer ${layer}; the model has ${model.numHiddenLayers}`, "adapter_model", key);
+      if (layer >= model.numHiddenLayers) {
+        throw new ValidationError(`${stPath}: tensor '${key}' names layer ${layer}; the model has ${model.numHiddenLayers}`, "adapter_model", key);
+      }
       const t = loraTarget(model, layer, module);
       const shape = f.info(key).shape;
       const want = m[3] === "A" ? [cfg.r, t.inFeatures] : [t.outFeatures, cfg.r];
       if (shape.join() !== want.join()) {
-        throw new ValidationError(`${stPath}: tensor '${key}' has shape [${shape}], expected [${want}] (r ${cfg.r}, the model's ${module})`, "adapter_model", key);
+        throw new ValidationError(
+          `${stPath}: tensor '${key}' has shape [${shape}], expected [${want}] (r ${cfg.r}, the model's ${module})`,
+          "adapter_model",
+          key,
+        );
       }
       const id = `${layer}.${module}`;
       const p = pairs.get(id) ?? { layer, module };
@@ -137,7 +170,9 @@ export function loadPeftAdapter(dir: string, model: PretrainedConfig, options: {
   const weights = new Map<string, LoraSegment[]>();
   let numParams = 0;
   for (const [id, p] of pairs) {
-    if (!p.a || !p.b) throw new ValidationError(`${stPath}: layer ${p.layer} ${p.module} has lora_${p.a ? "A" : "B"} but no lora_${p.a ? "B" : "A"}`, "adapter_model", id);
+    if (!p.a || !p.b) {
+      throw new ValidationError(`${stPath}: layer ${p.layer} ${p.module} has lora_${p.a ? "A" : "B"} but no lora_${p.a ? "B" : "A"}`, "adapter_model", id);
+    }
     const t = loraTarget(model, p.layer, p.module);
     const segs = weights.get(t.weight) ?? [];
     segs.push({ outOffset: t.outOffset, outFeatures: t.outFeatures, rank: cfg.r, a: p.a, b: p.b, scaling });
@@ -193,7 +228,11 @@ export class LoraSlots {
     }
     const resident = this.#slots.find((s) => s?.adapter.name === req.name);
     if (resident && path.resolve(resident.adapter.path) !== path.resolve(req.path)) {
-      throw new ValidationError(`loraRequest.name: ${JSON.stringify(req.name)} is loaded from ${resident.adapter.path}, not ${req.path} (one name, one adapter)`, "loraRequest.name", req.name);
+      throw new ValidationError(
+        `loraRequest.name: ${JSON.stringify(req.name)} is loaded from ${resident.adapter.path}, not ${req.path} (one name, one adapter)`,
+        "loraRequest.name",
+        req.name,
+      );
     }
     return resident?.adapter ?? loadPeftAdapter(req.path, this.model, { name: req.name, maxLoraRank: this.options.maxLoraRank });
   }
@@ -216,7 +255,13 @@ export class LoraSlots {
         this.#slots.forEach((s, j) => {
           if (s && s.refs === 0 && (best < 0 || s.lastUsed < this.#slots[best]!.lastUsed)) best = j;
         });
-        if (best < 0) throw new ResourceError(`loraRequest ${JSON.stringify(req.name)}: all ${this.#slots.length} LoRA slots (maxLoras) hold adapters of requests in flight`, "maxLoras", this.#slots.length);
+        if (best < 0) {
+          throw new ResourceError(
+            `loraRequest ${JSON.stringify(req.name)}: all ${this.#slots.length} LoRA slots (maxLoras) hold adapters of requests in flight`,
+            "maxLoras",
+            this.#slots.length,
+          );
+        }
         i = best;
       }
       this.#slots[i] = { adapter, refs: 0, lastUsed: 0 };

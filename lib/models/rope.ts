@@ -85,14 +85,11 @@ export function computeRopeInvFreq(config: RopeConfig, seqLen?: number): RopeFre
       const factor = s.factor;
       let attentionScaling = s.attentionFactor;
       if (attentionScaling === undefined) {
-        attentionScaling = s.mscale && s.mscaleAllDim
-          ? yarnMscale(factor, s.mscale) / yarnMscale(factor, s.mscaleAllDim)
-          : yarnMscale(factor);
+        attentionScaling = s.mscale && s.mscaleAllDim ? yarnMscale(factor, s.mscale) / yarnMscale(factor, s.mscaleAllDim) : yarnMscale(factor);
       }
       const betaFast = s.betaFast || 32;
       const betaSlow = s.betaSlow || 1;
-      const correctionDim = (rotations: number): number =>
-        (dim * Math.log(original / (rotations * 2 * Math.PI))) / (2 * Math.log(theta));
+      const correctionDim = (rotations: number): number => (dim * Math.log(original / (rotations * 2 * Math.PI))) / (2 * Math.log(theta));
       let lo = correctionDim(betaFast);
       let hi = correctionDim(betaSlow);
       if (s.truncate ?? true) {

@@ -308,7 +308,12 @@ export class Checkpoint {
     const found = fs.readdirSync(dir).filter((f) => f.endsWith(".safetensors")).sort();
     if (found.length === 1) return Checkpoint.#fromFile(dir, path.join(dir, found[0]));
     if (found.length === 0) throw new FormatError(`${dir}: no ${SINGLE_FILE}, ${INDEX_FILE} or other .safetensors file`, dir);
-    throw new FormatError(`${dir}: ${found.length} .safetensors files (${found.slice(0, 4).join(", ")}${found.length > 4 ? ", ..." : ""}) but no ${INDEX_FILE} saying how they fit together`, dir);
+    throw new FormatError(
+      `${dir}: ${found.length} .safetensors files (${found.slice(0, 4).join(", ")}${
+        found.length > 4 ? ", ..." : ""
+      }) but no ${INDEX_FILE} saying how they fit together`,
+      dir,
+    );
   }
 
   static #fromFile(dir: string, file: string): Checkpoint {
@@ -439,7 +444,9 @@ export function writeSafetensors(
     const need = shape.reduce((a: number, b: number) => a * b, 1) * dtypeByteSize(dtype);
     if (!ArrayBuffer.isView(data) || data.byteLength !== need) {
       throw new ValidationError(
-        `writeSafetensors: tensor '${name}': shape [${shape.join(", ")}] of ${dtype} needs ${need} bytes, data has ${ArrayBuffer.isView(data) ? data.byteLength : showValue(data)}`,
+        `writeSafetensors: tensor '${name}': shape [${shape.join(", ")}] of ${dtype} needs ${need} bytes, data has ${
+          ArrayBuffer.isView(data) ? data.byteLength : showValue(data)
+        }`,
         `${name}.data`,
         ArrayBuffer.isView(data) ? data.byteLength : data,
       );

@@ -5,6 +5,7 @@
  * rounded to float16 (what every public checkpoint format stores).
  */
 import { f16ToF32, f32ToF16 } from "../util/dtype.ts";
+import { ValidationError } from "../util/errors.ts";
 import { packInts, type QuantizedTensor } from "./packed.ts";
 
 /** Integer grid of one layer: width, group size and symmetric / asymmetric. */
@@ -66,8 +67,13 @@ class Accumulator {
   finish(): QuantizedTensor {
     const { N, K, grid } = this;
     return {
-      bits: grid.bits, rows: N, cols: K, groupSize: grid.groupSize,
-      packed: packInts(this.q, N, K, grid.bits), scales: this.scales, zeros: grid.hasZeroPoint ? this.zeros : null,
+      bits: grid.bits,
+      rows: N,
+      cols: K,
+      groupSize: grid.groupSize,
+      packed: packInts(this.q, N, K, grid.bits),
+      scales: this.scales,
+      zeros: grid.hasZeroPoint ? this.zeros : null,
     };
   }
 }
@@ -232,7 +238,12 @@ export function quantizeGptq(W: Float64Array, N: number, K: number, grid: IntGri
     const inv = choleskyInverse(A, K);
     if (cholesky(inv, K)) Hinv = inv; // lower L2 with H⁻¹ = L2 L2ᵀ; U = L2ᵀ: U[i, j] = L2[j, i]
   }
-  if (!Hinv) throw new Error("quantizeGptq: the Hessian is not positive definite even with damping");
+  if (!Hinv) {
+    throw new ValidationError(
+      "quantizeGptq: the Hessian is not positive definite even with damping (more or more varied calibration data, or W4A16 / W4A16_AWQ)",
+      "calibration",
+    );
+  }
   const L2 = Hinv;
   const acc = new Accumulator(N, K, grid);
   const err = new Float64Array(N);

@@ -48,7 +48,10 @@ export function calibrationSequences(
     if (!tokenize) {
       const dir = model.options.sourceDir;
       if (!dir || !fs.existsSync(path.join(dir, "tokenizer.json"))) {
-        throw new ValidationError("quantize: calibration texts need a tokenizer: pass options.tokenize, token ids, or a model directory with tokenizer.json", "calibration");
+        throw new ValidationError(
+          "quantize: calibration texts need a tokenizer: pass options.tokenize, token ids, or a model directory with tokenizer.json",
+          "calibration",
+        );
       }
       tokenize = tokenizerFromDir(dir);
     }
@@ -58,7 +61,11 @@ export function calibrationSequences(
   }
   const V = model.config.vocabSize;
   for (const seq of ids) {
-    for (const id of seq) if (!(Number.isInteger(id) && id >= 0 && id < V)) throw new ValidationError(`quantize: calibration token id ${id} is outside the vocabulary [0, ${V})`, "calibration", id);
+    for (const id of seq) {
+      if (!(Number.isInteger(id) && id >= 0 && id < V)) {
+        throw new ValidationError(`quantize: calibration token id ${id} is outside the vocabulary [0, ${V})`, "calibration", id);
+      }
+    }
   }
   // Every window of seqLen tokens; when there are more than maxTokens, windows spread evenly over all of them.
   const windows: number[][] = [];
@@ -138,7 +145,14 @@ class StatsBuilder {
         }
       }
     }
-    return { absMean: this.absSum.map((v) => v / n), sqMean: this.sqSum.map((v) => v / n), hessian: H, rows: this.rows.subarray(0, this.numRows * K), numRows: this.numRows, numTokens: this.numTokens };
+    return {
+      absMean: this.absSum.map((v) => v / n),
+      sqMean: this.sqSum.map((v) => v / n),
+      hessian: H,
+      rows: this.rows.subarray(0, this.numRows * K),
+      numRows: this.numRows,
+      numTokens: this.numTokens,
+    };
   }
 }
 
@@ -232,7 +246,16 @@ export function forEachLayerInputs(
 }
 
 /** RoPE (rotate_half) on q and k of packed qkv rows [T, (nH + 2nKV)·hd], then causal GQA attention → [T, nH·hd]. */
-function causalAttention(qkv: Float32Array, T: number, nH: number, nKV: number, hd: number, invFreq: Float64Array, scaling: number, window: number): Float32Array {
+function causalAttention(
+  qkv: Float32Array,
+  T: number,
+  nH: number,
+  nKV: number,
+  hd: number,
+  invFreq: Float64Array,
+  scaling: number,
+  window: number,
+): Float32Array {
   const width = (nH + 2 * nKV) * hd, half = hd / 2, group = nH / nKV;
   for (let t = 0; t < T; t++) {
     for (let i = 0; i < half; i++) {

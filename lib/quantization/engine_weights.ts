@@ -44,7 +44,11 @@ export function quantizedEngineWeights(
     );
   }
   if ((build.tensorParallelSize ?? 1) > 1) {
-    throw new UnsupportedError(`build: tensor parallelism of quantized (${model.quantConfig.quantAlgo}) engines is not implemented yet`, "BuildConfig.tensorParallelSize", build.tensorParallelSize);
+    throw new UnsupportedError(
+      `build: tensor parallelism of quantized (${model.quantConfig.quantAlgo}) engines is not implemented yet`,
+      "BuildConfig.tensorParallelSize",
+      build.tensorParallelSize,
+    );
   }
   const tensors: QuantEngineTensor[] = [];
   const handled = new Set<string>();

@@ -39,8 +39,16 @@ export function saveQuantizedCheckpoint(model: QuantizedModel, outDir: string): 
   if (names.length === 0) throw new ValidationError("saveQuantizedCheckpoint: the model has no quantized weights", "model");
   const ts = names.map((n) => model.quantizedTensor(n)!);
   const first = ts[0];
-  if (!ts.every((t) => t.bits === first.bits && (t.zeros === null) === (first.zeros === null) && t.groupSize === (first.groupSize === first.cols ? t.cols : first.groupSize))) {
-    throw new UnsupportedError("saveQuantizedCheckpoint: linears are quantized differently (MIXED_PRECISION); an HF quantization_config holds one format", "quantConfig", model.quantConfig.quantAlgo);
+  if (
+    !ts.every((t) =>
+      t.bits === first.bits && (t.zeros === null) === (first.zeros === null) && t.groupSize === (first.groupSize === first.cols ? t.cols : first.groupSize)
+    )
+  ) {
+    throw new UnsupportedError(
+      "saveQuantizedCheckpoint: linears are quantized differently (MIXED_PRECISION); an HF quantization_config holds one format",
+      "quantConfig",
+      model.quantConfig.quantAlgo,
+    );
   }
   const format = exportFormat(model);
   const perChannel = first.groupSize === first.cols;
@@ -77,8 +85,24 @@ export function saveQuantizedCheckpoint(model: QuantizedModel, outDir: string): 
   const config = JSON.parse(fs.readFileSync(path.join(src, "config.json"), "utf8"));
   const qc = model.quantConfig;
   config.quantization_config = format === "awq"
-    ? { quant_method: "awq", bits: 4, group_size: first.groupSize, zero_point: true, version: "gemm", modules_to_not_convert: null, llmrt_quant_algo: qc.quantAlgo }
-    : { quant_method: "gptq", bits: first.bits, group_size: perChannel ? -1 : first.groupSize, desc_act: false, sym: first.zeros === null, checkpoint_format: "gptq", llmrt_quant_algo: qc.quantAlgo };
+    ? {
+      quant_method: "awq",
+      bits: 4,
+      group_size: first.groupSize,
+      zero_point: true,
+      version: "gemm",
+      modules_to_not_convert: null,
+      llmrt_quant_algo: qc.quantAlgo,
+    }
+    : {
+      quant_method: "gptq",
+      bits: first.bits,
+      group_size: perChannel ? -1 : first.groupSize,
+      desc_act: false,
+      sym: first.zeros === null,
+      checkpoint_format: "gptq",
+      llmrt_quant_algo: qc.quantAlgo,
+    };
   fs.writeFileSync(path.join(outDir, "config.json"), JSON.stringify(config, null, 2));
   for (const f of COPY_FILES) if (fs.existsSync(path.join(src, f))) fs.copyFileSync(path.join(src, f), path.join(outDir, f));
 }

@@ -48,7 +48,9 @@ export function fromAwqGemm(p: PackedLinear, N: number, K: number, groupSize: nu
   if (N % 8 !== 0) throw new FormatError(`AWQ: out-features ${N} is not a multiple of 8`);
   const ng = K / groupSize, words = N / 8;
   if (p.qweight.length !== K * words || p.qzeros.length !== ng * words || p.scales.length !== ng * N) {
-    throw new FormatError(`AWQ: tensor sizes (qweight ${p.qweight.length}, qzeros ${p.qzeros.length}, scales ${p.scales.length}) do not fit [${N}, ${K}] with group ${groupSize}`);
+    throw new FormatError(
+      `AWQ: tensor sizes (qweight ${p.qweight.length}, qzeros ${p.qzeros.length}, scales ${p.scales.length}) do not fit [${N}, ${K}] with group ${groupSize}`,
+    );
   }
   const q = new Uint8Array(N * K), zeros = new Uint8Array(N * ng);
   for (let k = 0; k < K; k++) {
@@ -86,11 +88,19 @@ export function toAwqGemm(t: QuantizedTensor): PackedLinear {
 export function fromGptq(p: PackedLinear, N: number, K: number, groupSize: number, bits: 4 | 8, sym: boolean): QuantizedTensor {
   const per = 32 / bits, mask = (1 << bits) - 1, ng = K / groupSize;
   if (p.qweight.length !== (K / per) * N || p.qzeros.length !== ng * (N / per) || p.scales.length !== ng * N) {
-    throw new FormatError(`GPTQ: tensor sizes (qweight ${p.qweight.length}, qzeros ${p.qzeros.length}, scales ${p.scales.length}) do not fit [${N}, ${K}] ${bits}-bit group ${groupSize}`);
+    throw new FormatError(
+      `GPTQ: tensor sizes (qweight ${p.qweight.length}, qzeros ${p.qzeros.length}, scales ${p.scales.length}) do not fit [${N}, ${K}] ${bits}-bit group ${groupSize}`,
+    );
   }
   if (p.gIdx) {
     for (let k = 0; k < K; k++) {
-      if (p.gIdx[k] !== Math.floor(k / groupSize)) throw new UnsupportedError(`GPTQ: g_idx[${k}] = ${p.gIdx[k]} is not k / group_size (act-order / desc_act checkpoints are not supported)`, "g_idx", p.gIdx[k]);
+      if (p.gIdx[k] !== Math.floor(k / groupSize)) {
+        throw new UnsupportedError(
+          `GPTQ: g_idx[${k}] = ${p.gIdx[k]} is not k / group_size (act-order / desc_act checkpoints are not supported)`,
+          "g_idx",
+          p.gIdx[k],
+        );
+      }
     }
   }
   const q = new Uint8Array(N * K);

@@ -81,7 +81,9 @@ export function concatRows(parts: readonly QuantizedTensor[]): QuantizedTensor {
   if (parts.length === 1) return first;
   for (const p of parts) {
     if (p.cols !== first.cols || p.bits !== first.bits || p.groupSize !== first.groupSize || (p.zeros === null) !== (first.zeros === null)) {
-      throw new InternalError(`concatRows: parts differ (cols ${p.cols}/${first.cols}, bits ${p.bits}/${first.bits}, groupSize ${p.groupSize}/${first.groupSize})`);
+      throw new InternalError(
+        `concatRows: parts differ (cols ${p.cols}/${first.cols}, bits ${p.bits}/${first.bits}, groupSize ${p.groupSize}/${first.groupSize})`,
+      );
     }
   }
   const cat = <T extends Uint8Array | Float32Array>(xs: T[], make: (n: number) => T): T => {

@@ -46,7 +46,9 @@ export function readHfQuantizationConfig(dir: string): HfQuantizationConfig | nu
 function linearModules(model: LlamaForCausalLM): string[] {
   const out: string[] = [];
   for (let l = 0; l < model.config.numHiddenLayers; l++) {
-    for (const m of ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]) out.push(`model.layers.${l}.${m}`);
+    for (const m of ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]) {
+      out.push(`model.layers.${l}.${m}`);
+    }
   }
   out.push("lm_head");
   return out;
@@ -84,15 +86,25 @@ function loadPrequantized(base: LlamaForCausalLM, hq: HfQuantizationConfig, dir:
   let qc: QuantConfigInput;
   let read: (p: PackedLinear, N: number, K: number, G: number) => QuantizedTensor;
   if (method === "awq") {
-    if ((hq.version ?? "gemm").toLowerCase() !== "gemm") throw new UnsupportedError(`${where}: AWQ version "${hq.version}" is not supported (only "gemm")`, "quantization_config.version", hq.version);
+    if ((hq.version ?? "gemm").toLowerCase() !== "gemm") {
+      throw new UnsupportedError(`${where}: AWQ version "${hq.version}" is not supported (only "gemm")`, "quantization_config.version", hq.version);
+    }
     if (bits !== 4) throw new UnsupportedError(`${where}: AWQ with ${bits} bits is not supported (4 only)`, "quantization_config.bits", bits);
     qc = { quantAlgo: "W4A16_AWQ", hasZeroPoint: hq.zero_point ?? true };
     read = fromAwqGemm;
   } else if (method === "gptq") {
-    if (hq.desc_act) throw new UnsupportedError(`${where}: desc_act: true (act-order) GPTQ checkpoints are not supported; re-quantize with desc_act: false`, "quantization_config.desc_act", true);
+    if (hq.desc_act) {
+      throw new UnsupportedError(
+        `${where}: desc_act: true (act-order) GPTQ checkpoints are not supported; re-quantize with desc_act: false`,
+        "quantization_config.desc_act",
+        true,
+      );
+    }
     if (bits !== 4 && bits !== 8) throw new UnsupportedError(`${where}: GPTQ with ${bits} bits is not supported (4 or 8)`, "quantization_config.bits", bits);
     const fmt = hq.checkpoint_format ?? "gptq";
-    if (fmt !== "gptq") throw new UnsupportedError(`${where}: checkpoint_format "${fmt}" is not supported (only "gptq")`, "quantization_config.checkpoint_format", fmt);
+    if (fmt !== "gptq") {
+      throw new UnsupportedError(`${where}: checkpoint_format "${fmt}" is not supported (only "gptq")`, "quantization_config.checkpoint_format", fmt);
+    }
     const sym = hq.sym ?? true;
     qc = { quantAlgo: bits === 4 ? "W4A16_GPTQ" : "W8A16", hasZeroPoint: !sym };
     read = (p, N, K, G) => fromGptq(p, N, K, G, bits as 4 | 8, sym);

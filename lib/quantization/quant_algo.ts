@@ -5,19 +5,21 @@
 import { UnsupportedError } from "../util/errors.ts";
 
 /** Weight/activation quantization algorithms. */
-export const QuantAlgo = Object.freeze({
-  NO_QUANT: "NO_QUANT",
-  W8A16: "W8A16",
-  W4A16: "W4A16",
-  W4A16_AWQ: "W4A16_AWQ",
-  W4A16_GPTQ: "W4A16_GPTQ",
-  W8A8_SQ_PER_CHANNEL: "W8A8_SQ_PER_CHANNEL",
-  W4A8_AWQ: "W4A8_AWQ",
-  FP8: "FP8",
-  FP8_PER_CHANNEL_PER_TOKEN: "FP8_PER_CHANNEL_PER_TOKEN",
-  NVFP4: "NVFP4",
-  MIXED_PRECISION: "MIXED_PRECISION",
-} as const);
+export const QuantAlgo = Object.freeze(
+  {
+    NO_QUANT: "NO_QUANT",
+    W8A16: "W8A16",
+    W4A16: "W4A16",
+    W4A16_AWQ: "W4A16_AWQ",
+    W4A16_GPTQ: "W4A16_GPTQ",
+    W8A8_SQ_PER_CHANNEL: "W8A8_SQ_PER_CHANNEL",
+    W4A8_AWQ: "W4A8_AWQ",
+    FP8: "FP8",
+    FP8_PER_CHANNEL_PER_TOKEN: "FP8_PER_CHANNEL_PER_TOKEN",
+    NVFP4: "NVFP4",
+    MIXED_PRECISION: "MIXED_PRECISION",
+  } as const,
+);
 export type QuantAlgo = (typeof QuantAlgo)[keyof typeof QuantAlgo];
 
 /** KV-cache quantization algorithms. */

@@ -2,7 +2,13 @@ import { z } from "zod";
 import { UnsupportedError, ValidationError } from "../util/errors.ts";
 import { parseWith } from "../util/validate.ts";
 import {
-  assertImplemented, assertKvImplemented, KV_CACHE_QUANT_ALGOS, type KvCacheQuantAlgo, QUANT_ALGOS, type QuantAlgo, WEIGHT_ONLY_BITS,
+  assertImplemented,
+  assertKvImplemented,
+  KV_CACHE_QUANT_ALGOS,
+  type KvCacheQuantAlgo,
+  QUANT_ALGOS,
+  type QuantAlgo,
+  WEIGHT_ONLY_BITS,
 } from "./quant_algo.ts";
 
 const QuantAlgoSchema = z.enum(QUANT_ALGOS as [QuantAlgo, ...QuantAlgo[]]);
@@ -98,18 +104,36 @@ export class QuantConfig {
     assertImplemented(d.quantAlgo);
     assertKvImplemented(d.kvCacheQuantAlgo);
     if (d.preQuantScale) {
-      throw new UnsupportedError("QuantConfig.preQuantScale: a separate pre-quant scale is not implemented yet; AWQ scales are folded into the preceding layer (leave it false)", "QuantConfig.preQuantScale", true);
+      throw new UnsupportedError(
+        "QuantConfig.preQuantScale: a separate pre-quant scale is not implemented yet; AWQ scales are folded into the preceding layer (leave it false)",
+        "QuantConfig.preQuantScale",
+        true,
+      );
     }
     if (d.quantAlgo === "MIXED_PRECISION") {
       if (!d.quantizedLayers || Object.keys(d.quantizedLayers).length === 0) {
-        throw new ValidationError("QuantConfig.quantizedLayers: MIXED_PRECISION needs at least one module → algorithm entry", "QuantConfig.quantizedLayers", d.quantizedLayers);
+        throw new ValidationError(
+          "QuantConfig.quantizedLayers: MIXED_PRECISION needs at least one module → algorithm entry",
+          "QuantConfig.quantizedLayers",
+          d.quantizedLayers,
+        );
       }
       for (const [k, v] of Object.entries(d.quantizedLayers)) {
         assertImplemented(v.quantAlgo, `QuantConfig.quantizedLayers.${k}.quantAlgo`);
-        if (v.quantAlgo === "MIXED_PRECISION") throw new ValidationError(`QuantConfig.quantizedLayers.${k}.quantAlgo: MIXED_PRECISION cannot nest`, `QuantConfig.quantizedLayers.${k}.quantAlgo`, v.quantAlgo);
+        if (v.quantAlgo === "MIXED_PRECISION") {
+          throw new ValidationError(
+            `QuantConfig.quantizedLayers.${k}.quantAlgo: MIXED_PRECISION cannot nest`,
+            `QuantConfig.quantizedLayers.${k}.quantAlgo`,
+            v.quantAlgo,
+          );
+        }
       }
     } else if (d.quantizedLayers) {
-      throw new ValidationError(`QuantConfig.quantizedLayers: only used with MIXED_PRECISION, quantAlgo is ${d.quantAlgo}`, "QuantConfig.quantizedLayers", d.quantizedLayers);
+      throw new ValidationError(
+        `QuantConfig.quantizedLayers: only used with MIXED_PRECISION, quantAlgo is ${d.quantAlgo}`,
+        "QuantConfig.quantizedLayers",
+        d.quantizedLayers,
+      );
     }
     return new QuantConfig(d);
   }

@@ -56,13 +56,23 @@ function planModules(model: LlamaForCausalLM, qc: QuantConfig): Map<string, { lq
     for (const g of GROUPS) for (const m of g.modules) got.set(m, add(p + m));
     for (const f of FUSED) {
       if (!f.every((m) => same(got.get(m)!, got.get(f[0])!))) {
-        throw new ValidationError(`quantize: ${f.map((m) => p + m).join(", ")} are fused into one engine weight and must share one quantization (got ${f.map((m) => got.get(m)?.algo ?? "none").join(", ")})`, "QuantConfig", f.map((m) => p + m));
+        throw new ValidationError(
+          `quantize: ${f.map((m) => p + m).join(", ")} are fused into one engine weight and must share one quantization (got ${
+            f.map((m) => got.get(m)?.algo ?? "none").join(", ")
+          })`,
+          "QuantConfig",
+          f.map((m) => p + m),
+        );
       }
     }
   }
   if (qc.layerQuant("lm_head")) {
     if (model.config.tieWordEmbeddings || !model.weights.has("lm_head.weight")) {
-      throw new UnsupportedError("quantize: lm_head shares the embedding table (tied); quantizing it is not supported — keep 'lm_head' in excludeModules", "QuantConfig.excludeModules", qc.excludeModules);
+      throw new UnsupportedError(
+        "quantize: lm_head shares the embedding table (tied); quantizing it is not supported — keep 'lm_head' in excludeModules",
+        "QuantConfig.excludeModules",
+        qc.excludeModules,
+      );
     }
     add("lm_head");
   }
@@ -79,7 +89,14 @@ function scaleStats(st: InputStats, s: Float64Array): InputStats {
     hessian = st.hessian.slice();
     for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) hessian[i * K + j] /= s[i] * s[j];
   }
-  return { absMean: st.absMean.map((v, k) => v / s[k]), sqMean: st.sqMean.map((v, k) => v / (s[k] * s[k])), rows, numRows: st.numRows, hessian, numTokens: st.numTokens };
+  return {
+    absMean: st.absMean.map((v, k) => v / s[k]),
+    sqMean: st.sqMean.map((v, k) => v / (s[k] * s[k])),
+    rows,
+    numRows: st.numRows,
+    hessian,
+    numTokens: st.numTokens,
+  };
 }
 
 /**
@@ -135,7 +152,10 @@ export function quantizeSync(model: LlamaForCausalLM, quantConfig: QuantConfigIn
           const N = parts.reduce((a, w) => a + w.length / K, 0);
           const cat = new Float64Array(N * K);
           let o = 0;
-          for (const w of parts) { cat.set(w, o); o += w.length; }
+          for (const w of parts) {
+            cat.set(w, o);
+            o += w.length;
+          }
           const s = awqSearchScale(cat, N, K, plan.get(awq[0])!.grid, st, options.awqGridSize ?? 10);
           for (const n of names) {
             const w = weight(n);
@@ -162,10 +182,19 @@ export function quantizeSync(model: LlamaForCausalLM, quantConfig: QuantConfigIn
     for (const n of touched) floats.set(n, Float32Array.from(W.get(n)!));
   };
   if (needsData) {
-    const seqs = calibrationSequences(model, options.calibration, { tokenize: options.tokenize, seqLen: options.calibrationSeqLen, maxTokens: options.maxCalibrationTokens });
+    const seqs = calibrationSequences(model, options.calibration, {
+      tokenize: options.tokenize,
+      seqLen: options.calibrationSeqLen,
+      maxTokens: options.maxCalibrationTokens,
+    });
     const final = forEachLayerInputs(model, seqs, { hessian: algos.has("W4A16_GPTQ"), sampleRows: options.awqSampleRows ?? 64 }, quantizeLayer);
     const lm = plan.get("lm_head.weight");
-    if (lm) quantized.set("lm_head.weight", quantizeOne(lm.lq.algo, Float64Array.from(model.weights.readFloat32("lm_head.weight")), lm.N, lm.K, lm.grid, final, options));
+    if (lm) {
+      quantized.set(
+        "lm_head.weight",
+        quantizeOne(lm.lq.algo, Float64Array.from(model.weights.readFloat32("lm_head.weight")), lm.N, lm.K, lm.grid, final, options),
+      );
+    }
   } else {
     for (let l = 0; l < c.numHiddenLayers; l++) quantizeLayer(l, null);
     const lm = plan.get("lm_head.weight");
@@ -182,13 +211,17 @@ function quantizeOne(algo: string, w: Float64Array, N: number, K: number, grid: 
 /** Where AWQ's 1/s goes for an input group: tensors whose output rows feed that input (null: cannot fold). */
 function awqUpstream(input: string, p: string, c: LlamaForCausalLM["config"]): string[] | null {
   switch (input) {
-    case "attnIn": return [`${p}input_layernorm.weight`];
-    case "mlpIn": return [`${p}post_attention_layernorm.weight`];
-    case "mlpAct": return [`${p}mlp.up_proj.weight`, ...(c.mlpBias ? [`${p}mlp.up_proj.bias`] : [])];
+    case "attnIn":
+      return [`${p}input_layernorm.weight`];
+    case "mlpIn":
+      return [`${p}post_attention_layernorm.weight`];
+    case "mlpAct":
+      return [`${p}mlp.up_proj.weight`, ...(c.mlpBias ? [`${p}mlp.up_proj.bias`] : [])];
     case "attnOut": // o_proj's input channel j is v's output row j only without GQA
       if (c.numKeyValueHeads !== c.numAttentionHeads || c.qkNorm) return null;
       return [`${p}self_attn.v_proj.weight`, ...(c.qkvBias ? [`${p}self_attn.v_proj.bias`] : [])];
-    default: return null;
+    default:
+      return null;
   }
 }
 

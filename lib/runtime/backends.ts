@@ -14,14 +14,19 @@ type Factory = (engine: EngineView, options: ResolvedSessionOptions) => SessionB
 
 const FACTORIES: Readonly<Record<Backend, Factory>> = {
   cpu: (engine) => new CpuSession(engine),
-  cuda: (engine, o) => new CudaSession(engine, { device: o.device, cudaGraphs: o.cudaGraphs, gemv: o.gemv, batchInvariant: o.batchInvariant, gemmTune: o.gemmTune }),
+  cuda: (engine, o) =>
+    new CudaSession(engine, { device: o.device, cudaGraphs: o.cudaGraphs, gemv: o.gemv, batchInvariant: o.batchInvariant, gemmTune: o.gemmTune }),
 };
 
 /**
  * Loads `engine` on the backend named in `options`. A tensor-parallel engine (numRanks > 1), or any
  * engine with `tp.rankWorkers`, runs on one worker per rank (`TpSession`, lib/runtime/tp_session.ts).
  */
-export function createSessionBackend(engine: EngineView, options: ResolvedSessionOptions, tp: TpSessionOptions & { readonly rankWorkers?: boolean } = {}): SessionBackend {
+export function createSessionBackend(
+  engine: EngineView,
+  options: ResolvedSessionOptions,
+  tp: TpSessionOptions & { readonly rankWorkers?: boolean } = {},
+): SessionBackend {
   if (engine instanceof Engine && (engine.config.numRanks > 1 || tp.rankWorkers)) return new TpSession(engine, options, tp);
   return FACTORIES[options.backend](engine, options);
 }

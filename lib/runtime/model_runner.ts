@@ -120,7 +120,11 @@ export class ModelRunner {
       return { index, tokens: [...ids], promptLen: ids.length, blocks, numComputed: 0, finished: null, logits: [] };
     });
     if (this.options.maxKvTokens !== undefined && nextBlock * bs > this.options.maxKvTokens) {
-      throw new ValidationError(`ModelRunner: the batch needs ${nextBlock * bs} KV tokens, above maxKvTokens ${this.options.maxKvTokens}`, "maxKvTokens", this.options.maxKvTokens);
+      throw new ValidationError(
+        `ModelRunner: the batch needs ${nextBlock * bs} KV tokens, above maxKvTokens ${this.options.maxKvTokens}`,
+        "maxKvTokens",
+        this.options.maxKvTokens,
+      );
     }
     const kv: KvCache = this.session.createKvCache(nextBlock);
     const maxBlocks = Math.max(...seqs.map((s) => s.blocks.length));
@@ -142,8 +146,15 @@ export class ModelRunner {
   }
 
   #step(
-    seqs: SeqState[], sc: SamplingConfig, stops: Set<number>, kv: KvCache,
-    maxBlocks: number, maxRows: number, V: number, tokenBudget: number, maxSeqLen: number,
+    seqs: SeqState[],
+    sc: SamplingConfig,
+    stops: Set<number>,
+    kv: KvCache,
+    maxBlocks: number,
+    maxRows: number,
+    V: number,
+    tokenBudget: number,
+    maxSeqLen: number,
   ): void {
     // Pack: each unfinished sequence contributes its uncomputed tokens, within the token budget.
     const chunks: { s: SeqState; from: number; to: number }[] = [];
@@ -156,7 +167,13 @@ export class ModelRunner {
     }
     const rowSeq = chunks.filter((c) => c.to === c.s.tokens.length).map((c) => c.s);
     const inputs = packStep(
-      chunks.map((c) => ({ tokenIds: c.s.tokens, start: c.from, numTokens: c.to - c.from, blockTable: c.s.blocks, logitPositions: c.to === c.s.tokens.length ? [c.to - 1] : [] })),
+      chunks.map((c) => ({
+        tokenIds: c.s.tokens,
+        start: c.from,
+        numTokens: c.to - c.from,
+        blockTable: c.s.blocks,
+        logitPositions: c.to === c.s.tokens.length ? [c.to - 1] : [],
+      })),
       maxBlocks,
     );
     const R = rowSeq.length;
@@ -180,7 +197,11 @@ export class ModelRunner {
     rowSeq.forEach((s, r) => {
       const id = out.sampledIds[r];
       if (id < 0 || id >= V) {
-        throw new RequestFailedError(`ModelRunner.generate: sequence ${s.index} got no token at step ${s.tokens.length - s.promptLen}: its logits are not finite (NaN or infinite; check the weights)`);
+        throw new RequestFailedError(
+          `ModelRunner.generate: sequence ${s.index} got no token at step ${
+            s.tokens.length - s.promptLen
+          }: its logits are not finite (NaN or infinite; check the weights)`,
+        );
       }
       s.tokens.push(id);
       if (out.logits) s.logits.push(out.logits.slice(r * V, (r + 1) * V));

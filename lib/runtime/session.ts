@@ -16,7 +16,7 @@ export type { StepInputs, StepOutputs } from "../ir/step_io.ts";
 export type { Backend, SessionBackend } from "../ir/backend.ts";
 export type { KvCache, KvCacheGeometry } from "../ir/kv_cache.ts";
 export type { SessionOptions } from "./session_options.ts";
-export type { Communicator, CommDType } from "../ir/communicator.ts";
+export type { CommDType, Communicator } from "../ir/communicator.ts";
 export type { TpSessionOptions } from "./tp_session.ts";
 
 /**

@@ -88,7 +88,9 @@ export class RankRunner {
     this.#engine = src.kind === "dir" ? Engine.fromDir(src.dir, { rank: msg.rank }) : Engine.fromMemory(src.config, src.plan, src.tensors, new Map(src.data));
     const o = msg.options;
     if (o.backend === "cpu") {
-      if (msg.comm.kind !== "cpu") throw new ValidationError("tensor-parallel rank: the CPU backend needs the shared-memory communicator", "communicator", msg.comm.kind);
+      if (msg.comm.kind !== "cpu") {
+        throw new ValidationError("tensor-parallel rank: the CPU backend needs the shared-memory communicator", "communicator", msg.comm.kind);
+      }
       const comm = new CpuCommunicator(msg.comm.group, msg.rank);
       this.#abort = () => comm.abort();
       this.#disposeComm = () => comm.dispose();
@@ -99,9 +101,20 @@ export class RankRunner {
     // ranks of a group join through NCCL (the id made by rank 0's process) inside its constructor.
     // NCCL when the plan has collectives (also a one-rank sharded plan: its all_reduce ops run as NCCL calls).
     const collectives = this.#engine.plan.ops.some((op) => op.type === "all_reduce" || op.type === "all_gather");
-    if ((msg.worldSize > 1 || collectives) && msg.comm.kind !== "nccl") throw new ValidationError("tensor-parallel rank: the CUDA backend needs NCCL", "communicator", msg.comm.kind);
-    const nccl = (msg.worldSize > 1 || collectives) && msg.comm.kind === "nccl" ? { uniqueId: msg.comm.uniqueId, rank: msg.rank, worldSize: msg.worldSize } : undefined;
-    this.#session = new CudaSession(this.#engine, { device: o.device + msg.rank, cudaGraphs: o.cudaGraphs, gemv: o.gemv, batchInvariant: o.batchInvariant, gemmTune: o.gemmTune, nccl });
+    if ((msg.worldSize > 1 || collectives) && msg.comm.kind !== "nccl") {
+      throw new ValidationError("tensor-parallel rank: the CUDA backend needs NCCL", "communicator", msg.comm.kind);
+    }
+    const nccl = (msg.worldSize > 1 || collectives) && msg.comm.kind === "nccl"
+      ? { uniqueId: msg.comm.uniqueId, rank: msg.rank, worldSize: msg.worldSize }
+      : undefined;
+    this.#session = new CudaSession(this.#engine, {
+      device: o.device + msg.rank,
+      cudaGraphs: o.cudaGraphs,
+      gemv: o.gemv,
+      batchInvariant: o.batchInvariant,
+      gemmTune: o.gemmTune,
+      nccl,
+    });
   }
 
   #live(): SessionBackend {
@@ -133,7 +146,9 @@ export class RankRunner {
       const s = serializeError(failed);
       const text = JSON.stringify({ ...s, message: `tensor-parallel rank ${r}: ${s.message}` });
       const bytes = new TextEncoder().encode(text);
-      const clipped = bytes.length <= ERROR_BYTES ? bytes : new TextEncoder().encode(JSON.stringify({ kind: s.kind, name: s.name, message: `tensor-parallel rank ${r}: ${s.message.slice(0, 4000)}` }));
+      const clipped = bytes.length <= ERROR_BYTES
+        ? bytes
+        : new TextEncoder().encode(JSON.stringify({ kind: s.kind, name: s.name, message: `tensor-parallel rank ${r}: ${s.message.slice(0, 4000)}` }));
       new Uint8Array(this.#shared!.errors, r * ERROR_BYTES, ERROR_BYTES).set(clipped.subarray(0, ERROR_BYTES));
       Atomics.store(ctl, L.errorLen(r), Math.min(clipped.length, ERROR_BYTES));
     }

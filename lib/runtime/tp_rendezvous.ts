@@ -25,7 +25,9 @@ const MAGIC = "llmrt-tp 1";
 export function parseMaster(address: string, allowAnyPort = false): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(address.trim());
   const port = m ? Number(m[3]) : NaN;
-  if (!m || !(port >= (allowAnyPort ? 0 : 1) && port < 65536)) throw new ValidationError(`--tp-master: expected host:port, got ${JSON.stringify(address)}`, "tpMaster", address);
+  if (!m || !(port >= (allowAnyPort ? 0 : 1) && port < 65536)) {
+    throw new ValidationError(`--tp-master: expected host:port, got ${JSON.stringify(address)}`, "tpMaster", address);
+  }
   return { host: m[1] ?? m[2], port };
 }
 
@@ -76,7 +78,17 @@ export class RendezvousServer {
   served(timeoutMs: number): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, rej) => {
-      timer = setTimeout(() => rej(new WorkerError(`tensor-parallel rendezvous: ${this.#served.size} of ${this.worldSize - 1} ranks arrived within ${timeoutMs} ms (missing: ${this.#missing().join(", ")})`)), timeoutMs);
+      timer = setTimeout(
+        () =>
+          rej(
+            new WorkerError(
+              `tensor-parallel rendezvous: ${this.#served.size} of ${this.worldSize - 1} ranks arrived within ${timeoutMs} ms (missing: ${
+                this.#missing().join(", ")
+              })`,
+            ),
+          ),
+        timeoutMs,
+      );
     });
     return Promise.race([this.#done, timeout]).finally(() => clearTimeout(timer));
   }
@@ -136,7 +148,9 @@ export async function joinRendezvous(address: string, rank: number, worldSize: n
       await new Promise((r) => setTimeout(r, 200));
     }
   }
-  throw new WorkerError(`tensor-parallel rendezvous: rank ${rank} could not reach rank 0 at ${address} within ${timeoutMs} ms (${last?.message ?? "no answer"})`);
+  throw new WorkerError(
+    `tensor-parallel rendezvous: rank ${rank} could not reach rank 0 at ${address} within ${timeoutMs} ms (${last?.message ?? "no answer"})`,
+  );
 }
 
 function ask(host: string, port: number, rank: number, worldSize: number, timeoutMs: number): Promise<Uint8Array> {
@@ -154,7 +168,9 @@ function ask(host: string, port: number, rank: number, worldSize: number, timeou
       clearTimeout(timer);
       const all = concat(...parts);
       if (all.length === 0) return reject(new Error("rank 0 closed the connection without an answer"));
-      if (all[0] === 1) return reject(new ValidationError(`tensor-parallel rendezvous refused rank ${rank}: ${new TextDecoder().decode(all.subarray(1))}`, "tpMaster"));
+      if (all[0] === 1) {
+        return reject(new ValidationError(`tensor-parallel rendezvous refused rank ${rank}: ${new TextDecoder().decode(all.subarray(1))}`, "tpMaster"));
+      }
       const n = all.length >= 5 ? new DataView(all.buffer, all.byteOffset + 1, 4).getUint32(0, true) : -1;
       if (all[0] !== 0 || all.length !== 5 + n) return reject(new Error(`malformed answer (${all.length} bytes)`));
       resolve(all.slice(5));

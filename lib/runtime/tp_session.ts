@@ -149,7 +149,9 @@ export class TpSession implements SessionBackend {
   }
 
   createKvCache(numBlocks: number): KvCache {
-    if (!Number.isInteger(numBlocks) || numBlocks <= 0) throw new ValidationError(`Session.createKvCache: expected a positive integer block count, got ${numBlocks}`, "numBlocks", numBlocks);
+    if (!Number.isInteger(numBlocks) || numBlocks <= 0) {
+      throw new ValidationError(`Session.createKvCache: expected a positive integer block count, got ${numBlocks}`, "numBlocks", numBlocks);
+    }
     const id = ++this.#kvIds;
     this.command({ cmd: "createKv", kvId: id, numBlocks });
     return new TpKvCache(this, id, { ...this.kvGeometry(), numBlocks });
@@ -175,9 +177,13 @@ export class TpSession implements SessionBackend {
   }
 
   run(inputs: StepInputs, outputs: StepOutputs, kvCache: KvCache): void {
-    if (!(kvCache instanceof TpKvCache) || kvCache.session !== this) throw new ValidationError("Session.run: kvCache was not made by this tensor-parallel session (createKvCache)", "kvCache");
+    if (!(kvCache instanceof TpKvCache) || kvCache.session !== this) {
+      throw new ValidationError("Session.run: kvCache was not made by this tensor-parallel session (createKvCache)", "kvCache");
+    }
     const R = inputs.logitRows.length, V = this.plan.attributes.vocabSize;
-    if (R * V > this.#maxLogits) throw new ValidationError(`Session.run: inputs.logitRows: ${R} rows exceed the engine's ${this.plan.maxSeqs} logit rows`, "logitRows", R);
+    if (R * V > this.#maxLogits) {
+      throw new ValidationError(`Session.run: inputs.logitRows: ${R} rows exceed the engine's ${this.plan.maxSeqs} logit rows`, "logitRows", R);
+    }
     this.command({ cmd: "run", inputs, kvId: kvCache.id, wantLogits: outputs.logits !== undefined, wantSampled: outputs.sampledIds !== undefined });
     if (outputs.logits) outputs.logits.set(new Float32Array(this.#shared.logits, 0, R * V));
     if (outputs.sampledIds) outputs.sampledIds.set(new Int32Array(this.#shared.sampled, 0, R));
@@ -219,7 +225,9 @@ export class TpSession implements SessionBackend {
           const why = booted < this.worldSize && what === "start" ? ` (${booted} of ${this.worldSize} workers loaded)` : "";
           const failed = this.#failedRank(seq);
           const cause = failed >= 0 ? `; rank ${failed} failed first: ${this.#errorOf(failed).message}` : "";
-          this.#broken = new WorkerError(`tensor-parallel rank ${r} did not answer '${what}' within ${failedAt ? FAILED_PEER_GRACE_MS : timeoutMs} ms${why}${cause}`);
+          this.#broken = new WorkerError(
+            `tensor-parallel rank ${r} did not answer '${what}' within ${failedAt ? FAILED_PEER_GRACE_MS : timeoutMs} ms${why}${cause}`,
+          );
           for (const w of this.#workers) w.terminate();
           throw this.#broken;
         }

@@ -45,7 +45,9 @@ export interface TpShared {
 export const ERROR_BYTES = 16384;
 
 /** Offsets of the control words for `worldSize` ranks. */
-export function controlLayout(worldSize: number): { ack: (r: number) => number; status: (r: number) => number; errorLen: (r: number) => number; booted: number; words: number } {
+export function controlLayout(
+  worldSize: number,
+): { ack: (r: number) => number; status: (r: number) => number; errorLen: (r: number) => number; booted: number; words: number } {
   return {
     ack: (r) => r,
     status: (r) => worldSize + r,
@@ -72,7 +74,14 @@ export type TpCommand =
     readonly options: ResolvedSessionOptions;
     readonly comm: CommSetup;
   }
-  | { readonly cmd: "run"; readonly seq: number; readonly inputs: StepInputs; readonly kvId: number; readonly wantLogits: boolean; readonly wantSampled: boolean }
+  | {
+    readonly cmd: "run";
+    readonly seq: number;
+    readonly inputs: StepInputs;
+    readonly kvId: number;
+    readonly wantLogits: boolean;
+    readonly wantSampled: boolean;
+  }
   | { readonly cmd: "createKv"; readonly seq: number; readonly kvId: number; readonly numBlocks: number }
   | { readonly cmd: "copyBlocks"; readonly seq: number; readonly kvId: number; readonly copies: readonly (readonly [number, number])[] }
   | { readonly cmd: "disposeKv"; readonly seq: number; readonly kvId: number }

@@ -19,7 +19,11 @@ function reportBootFailure(msg, e) {
   if (!msg.shared || msg.rank === undefined || msg.worldSize === undefined || msg.seq === undefined) return;
   const N = msg.worldSize, r = msg.rank;
   const ctl = new Int32Array(msg.shared.control);
-  const text = JSON.stringify({ kind: "worker", name: "WorkerError", message: `tensor-parallel rank ${r}: its worker could not load: ${e instanceof Error ? e.message : String(e)}` });
+  const text = JSON.stringify({
+    kind: "worker",
+    name: "WorkerError",
+    message: `tensor-parallel rank ${r}: its worker could not load: ${e instanceof Error ? e.message : String(e)}`,
+  });
   const bytes = new TextEncoder().encode(text).subarray(0, 16384);
   new Uint8Array(msg.shared.errors, r * 16384, 16384).set(bytes);
   Atomics.store(ctl, 2 * N + r, bytes.length);

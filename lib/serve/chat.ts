@@ -37,7 +37,13 @@ function chatLogprobs(state: ServeState, o: RequestOutputData["outputs"][number]
 function renderPrompt(state: ServeState, b: ChatRequest): string {
   const tok = tokenizerOf(state);
   if (!tok.hasChatTemplate) {
-    throw new HttpError(400, `messages: the model ${JSON.stringify(state.modelName)} has no chat template; use /v1/completions`, "invalid_request_error", "messages", "no_chat_template");
+    throw new HttpError(
+      400,
+      `messages: the model ${JSON.stringify(state.modelName)} has no chat template; use /v1/completions`,
+      "invalid_request_error",
+      "messages",
+      "no_chat_template",
+    );
   }
   const messages = b.messages.map((m) => {
     const content = typeof m.content === "string" ? m.content : m.content == null ? "" : m.content.map((p) => p.text).join("");
@@ -59,7 +65,9 @@ export async function chatCompletions(state: ServeState, body: unknown, signal: 
     const b = parseBody(ChatRequestSchema, body);
     checkModel(state, b.model);
     if (b.tools && b.tools.length > 0) throw new HttpError(400, "tools: tool calling is not supported", "invalid_request_error", "tools", "unsupported");
-    if (b.top_logprobs != null && !b.logprobs) throw new HttpError(400, "top_logprobs: needs logprobs: true", "invalid_request_error", "top_logprobs", "invalid_value");
+    if (b.top_logprobs != null && !b.logprobs) {
+      throw new HttpError(400, "top_logprobs: needs logprobs: true", "invalid_request_error", "top_logprobs", "invalid_value");
+    }
     for (const [i, m] of b.messages.entries()) {
       if (typeof m.content === "string") checkPromptBytes(state, m.content, `messages.${i}.content`);
     }

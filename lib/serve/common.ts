@@ -7,7 +7,13 @@ import type { ServeState } from "./state.ts";
 /** Checks the `model` field against the served name (404 otherwise). */
 export function checkModel(state: ServeState, model: string | null | undefined): void {
   if (model != null && model !== state.modelName) {
-    throw new HttpError(404, `the model ${JSON.stringify(model)} does not exist; this server serves ${JSON.stringify(state.modelName)}`, "invalid_request_error", "model", "model_not_found");
+    throw new HttpError(
+      404,
+      `the model ${JSON.stringify(model)} does not exist; this server serves ${JSON.stringify(state.modelName)}`,
+      "invalid_request_error",
+      "model",
+      "model_not_found",
+    );
   }
 }
 

@@ -31,7 +31,15 @@ function preparePrompts(state: ServeState, prompt: string | string[] | number[] 
       text = p;
     } else {
       const bad = p.findIndex((t) => t >= vocab);
-      if (bad >= 0) throw new HttpError(400, `prompt: token id ${p[bad]} is outside the vocabulary [0, ${vocab})`, "invalid_request_error", list.length > 1 ? `prompt.${i}.${bad}` : `prompt.${bad}`, "invalid_value");
+      if (bad >= 0) {
+        throw new HttpError(
+          400,
+          `prompt: token id ${p[bad]} is outside the vocabulary [0, ${vocab})`,
+          "invalid_request_error",
+          list.length > 1 ? `prompt.${i}.${bad}` : `prompt.${bad}`,
+          "invalid_value",
+        );
+      }
       ids = [...p];
       text = tok.decode(ids, { skipSpecialTokens: false });
     }
@@ -66,7 +74,13 @@ export async function completions(state: ServeState, body: unknown, signal: Abor
     checkModel(state, b.model);
     if (b.suffix) throw new HttpError(400, "suffix: not supported", "invalid_request_error", "suffix", "unsupported");
     if (b.echo && b.logprobs != null) {
-      throw new HttpError(400, "echo: echo with logprobs needs prompt logprobs, which this server does not compute", "invalid_request_error", "echo", "unsupported");
+      throw new HttpError(
+        400,
+        "echo: echo with logprobs needs prompt logprobs, which this server does not compute",
+        "invalid_request_error",
+        "echo",
+        "unsupported",
+      );
     }
     const prompts = preparePrompts(state, b.prompt, b.truncate_prompt_tokens ?? undefined);
     const longest = Math.max(...prompts.map((p) => p.ids.length));

@@ -3,6 +3,12 @@
  * the request contract it re-exports) and the error family (lib/util).
  */
 export { LLM } from "../llmapi/llm.ts";
-export { type CompletionOutput, type GuidedDecodingInput, responseFormatToGuidedDecoding, SamplingParams, type SamplingParamsInput } from "../llmapi/contract.ts";
+export {
+  type CompletionOutput,
+  type GuidedDecodingInput,
+  responseFormatToGuidedDecoding,
+  SamplingParams,
+  type SamplingParamsInput,
+} from "../llmapi/contract.ts";
 export type { RequestOutput, RequestOutputData } from "../llmapi/request_output.ts";
 export { LlmrtError } from "../util/errors.ts";

@@ -68,7 +68,13 @@ export function checkPromptBytes(state: ServeState, text: string, field: string)
   if (text.length <= max / 3) return; // at most 3 UTF-8 bytes per UTF-16 unit: cannot exceed
   const bytes = utf8.encode(text).length;
   if (bytes > max) {
-    throw new HttpError(413, `${field}: a prompt of ${bytes} bytes exceeds this server's limit of ${max} bytes`, "invalid_request_error", field, "context_length_exceeded");
+    throw new HttpError(
+      413,
+      `${field}: a prompt of ${bytes} bytes exceeds this server's limit of ${max} bytes`,
+      "invalid_request_error",
+      field,
+      "context_length_exceeded",
+    );
   }
 }
 
@@ -247,9 +253,8 @@ export class Generation {
         t.numTokens += numNew;
       } else {
         this.#timing.set(key, { lastAt: now, numTokens: numNew });
-        if (numNew > 1) for (let k = 1; k < numNew; k++) m.interTokenLatency.observe(0);
+        if (numNew > 1) { for (let k = 1; k < numNew; k++) m.interTokenLatency.observe(0); }
       }
     }
   }
 }
-

@@ -128,7 +128,13 @@ function guidedOf(b: Sampling): [field: string, guided: GuidedDecodingInput] | u
   if (b.guided_grammar != null) given.push(["guided_grammar", { grammar: b.guided_grammar }]);
   const set = given.filter(([, g]) => g !== undefined);
   if (set.length > 1) {
-    throw new HttpError(400, `${set[1][0]}: only one of response_format, guided_json, guided_regex, guided_choice, guided_grammar may be given (also got ${set[0][0]})`, "invalid_request_error", set[1][0], "invalid_value");
+    throw new HttpError(
+      400,
+      `${set[1][0]}: only one of response_format, guided_json, guided_regex, guided_choice, guided_grammar may be given (also got ${set[0][0]})`,
+      "invalid_request_error",
+      set[1][0],
+      "invalid_value",
+    );
   }
   return set[0] as [string, GuidedDecodingInput] | undefined;
 }

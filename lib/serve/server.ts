@@ -3,6 +3,7 @@
  * gracefully: stop accepting, let requests in flight finish until a deadline, abort the rest.
  */
 import { createServeApp, type ServeApp, type ServeAppOptions } from "./app.ts";
+import { UnsupportedError } from "../util/errors.ts";
 
 /** Options of {@link startServer}. */
 export interface ServerOptions extends ServeAppOptions {
@@ -89,7 +90,7 @@ export function startServer(options: ServerOptions): Promise<RunningServer> {
     boundPort = s.addr.port;
     stopListener = () => s.shutdown();
   } else {
-    return Promise.reject(new Error("startServer: needs Bun or Deno"));
+    return Promise.reject(new UnsupportedError("startServer: needs Bun or Deno"));
   }
   let closing: Promise<void> | null = null;
   const host = hostname.includes(":") ? `[${hostname}]` : hostname;

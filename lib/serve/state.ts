@@ -106,7 +106,7 @@ export class ServeState implements GaugeSource {
     if (n === undefined) return;
     this.#active.delete(r);
     this.#numRequests -= n;
-    if (this.#active.size === 0) for (const w of this.#idleWaiters.splice(0)) w();
+    if (this.#active.size === 0) { for (const w of this.#idleWaiters.splice(0)) w(); }
   }
 
   /** Aborts every request in flight (each then ends with finish reason "abort"). */

@@ -9,7 +9,6 @@ import { DisposedError } from "../../lib/cuda/owner.ts";
 import { device, gpuProbe, gpuTest, noGpuReason, seededUniform } from "./gpu.ts";
 import { test } from "../harness.ts";
 
-
 gpuTest("device reports name, SM count, compute capability and memory", () => {
   const d = device();
   console.log(`device: ${d.name} ${d.arch} SMs ${d.smCount} mem ${(d.totalMemory / 2 ** 30).toFixed(1)} GiB driver ${d.driverVersion}`);
@@ -148,18 +147,21 @@ const forceGc: (() => void) | null = isBun
   ? () => (globalThis as unknown as { gc: () => void }).gc()
   : null;
 
-test.skipIf(noGpuReason || "forcing GC needs Bun.gc or --v8-flags=--expose-gc", !gpuProbe.ok || !forceGc)("the finalizer net frees device buffers nobody disposed", async () => {
-  const d = device();
-  const before = d.numChildren;
-  const freeBefore = d.memInfo().free;
-  (() => {
-    for (let i = 0; i < 16; i++) d.alloc(64 << 20); // 1 GiB, dropped on the floor
-  })();
-  assert.equal(d.numChildren, before + 16);
-  for (let i = 0; i < 100 && d.numChildren > before + 4; i++) {
-    forceGc!();
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  assert.ok(d.numChildren <= before + 4, `only ${before + 16 - d.numChildren} of 16 leaked buffers were freed by the net`);
-  assert.ok(d.memInfo().free >= freeBefore - (4 * 64 << 20) - (64 << 20));
-});
+test.skipIf(noGpuReason || "forcing GC needs Bun.gc or --v8-flags=--expose-gc", !gpuProbe.ok || !forceGc)(
+  "the finalizer net frees device buffers nobody disposed",
+  async () => {
+    const d = device();
+    const before = d.numChildren;
+    const freeBefore = d.memInfo().free;
+    (() => {
+      for (let i = 0; i < 16; i++) d.alloc(64 << 20); // 1 GiB, dropped on the floor
+    })();
+    assert.equal(d.numChildren, before + 16);
+    for (let i = 0; i < 100 && d.numChildren > before + 4; i++) {
+      forceGc!();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.ok(d.numChildren <= before + 4, `only ${before + 16 - d.numChildren} of 16 leaked buffers were freed by the net`);
+    assert.ok(d.memInfo().free >= freeBefore - (4 * 64 << 20) - (64 << 20));
+  },
+);

@@ -34,7 +34,11 @@ function engineOf(dir: string, opts: Record<string, unknown>): Engine {
 }
 
 const ref = hasStories
-  ? JSON.parse(fs.readFileSync(`${storiesDir}/reference_outputs.json`, "utf8")) as { prompt_ids: number[]; greedy_new_ids: number[]; last_position_logits: number[] }
+  ? JSON.parse(fs.readFileSync(`${storiesDir}/reference_outputs.json`, "utf8")) as {
+    prompt_ids: number[];
+    greedy_new_ids: number[];
+    last_position_logits: number[];
+  }
   : { prompt_ids: [], greedy_new_ids: [], last_position_logits: [] };
 
 storiesTest("stories260k f32 on CUDA: greedy reproduces the 256 reference ids and the last-position logits", () => {
@@ -75,7 +79,13 @@ storiesTest("stories260k f32 on CUDA: chunked prefill, eager steps and a 4-promp
 });
 
 storiesTest("stories260k f32 on CUDA through LLM: greedy text and n=3 seeded forks (copy-on-write) equal the CPU's", async () => {
-  const opts = { model: storiesDir, dtype: "float32", cacheEngine: false, buildConfig: { maxBatchSize: 8, maxNumTokens: 256, maxSeqLen: 256, tokensPerBlock: 16 }, kvCacheConfig: { maxTokens: 4096 } } as const;
+  const opts = {
+    model: storiesDir,
+    dtype: "float32",
+    cacheEngine: false,
+    buildConfig: { maxBatchSize: 8, maxNumTokens: 256, maxSeqLen: 256, tokensPerBlock: 16 },
+    kvCacheConfig: { maxTokens: 4096 },
+  } as const;
   // n = 3 forks after the prompt: the prompt's partial last block is shared, then copied on write.
   const forks = { maxTokens: 40, temperature: 0.8, topK: 20, n: 3, seed: 11 };
   let cpuText = "", cpuForks: (readonly number[])[] = [];
@@ -112,9 +122,20 @@ storiesTest("CUDA session lifetime: dispose twice; use after dispose throws; a C
 function step(ids: number[], pos: number, blocks: number[]): StepInputs {
   const T = ids.length;
   return {
-    tokenIds: Int32Array.from(ids), positions: Int32Array.from({ length: T }, (_, i) => pos + i), seqStarts: Int32Array.of(0, T),
-    blockTables: Int32Array.from(blocks), maxBlocksPerSeq: blocks.length, logitRows: Int32Array.of(T - 1),
-    sampling: { temperature: new Float32Array(1), topK: new Int32Array(1), topP: new Float32Array(1).fill(1), minP: new Float32Array(1), seed: new Uint32Array(2), step: new Int32Array(1) },
+    tokenIds: Int32Array.from(ids),
+    positions: Int32Array.from({ length: T }, (_, i) => pos + i),
+    seqStarts: Int32Array.of(0, T),
+    blockTables: Int32Array.from(blocks),
+    maxBlocksPerSeq: blocks.length,
+    logitRows: Int32Array.of(T - 1),
+    sampling: {
+      temperature: new Float32Array(1),
+      topK: new Int32Array(1),
+      topP: new Float32Array(1).fill(1),
+      minP: new Float32Array(1),
+      seed: new Uint32Array(2),
+      step: new Int32Array(1),
+    },
   };
 }
 
@@ -177,7 +198,11 @@ for (const preset of ["tiny-llama", "tiny-qwen2", "qwen3-0.6b", "llama-3.2-1b"])
       s.run(step(p.prompt_ids.slice(n - 1), n - 1, blocks), dec, kv);
       const pd = errors(dec.logits, pre.logits);
       const top1 = pre.sampledIds[0] === p.last_logits_top64_ids[0];
-      lines.push(`${preset} prompt ${i} (${n} tokens): vs transformers f32 rel L2 ${e.rel.toExponential(2)}, max abs ${e.maxAbs.toExponential(2)} (max |logit| ${e.maxRef.toFixed(3)}), argmax ${top1 ? "same" : "differs"}; decode vs prefill rel ${pd.rel.toExponential(2)} max abs ${pd.maxAbs.toExponential(2)}`);
+      lines.push(
+        `${preset} prompt ${i} (${n} tokens): vs transformers f32 rel L2 ${e.rel.toExponential(2)}, max abs ${e.maxAbs.toExponential(2)} (max |logit| ${
+          e.maxRef.toFixed(3)
+        }), argmax ${top1 ? "same" : "differs"}; decode vs prefill rel ${pd.rel.toExponential(2)} max abs ${pd.maxAbs.toExponential(2)}`,
+      );
       assert.ok(e.rel < 5e-2, `${preset} prompt ${i}: relative L2 error ${e.rel} vs transformers`);
       assert.ok(pd.rel < 3e-2, `${preset} prompt ${i}: decode vs prefill logits rel ${pd.rel}`);
     });
@@ -192,13 +217,25 @@ for (const preset of ["tiny-llama", "tiny-qwen2", "qwen3-0.6b", "llama-3.2-1b"])
       const single = runner.generate([p], { maxNewTokens: 8, endId: -1, outputGenerationLogits: true });
       const e = errors(batched.generationLogits![i][0], single.generationLogits![0][0]);
       const idsEqual = JSON.stringify(batched.newTokenIds[i]) === JSON.stringify(single.newTokenIds[0]);
-      lines.push(`${preset} prompt ${i}: batch vs single first-step logits rel ${e.rel.toExponential(2)}, max abs ${e.maxAbs.toExponential(2)}; greedy ids ${idsEqual ? "equal" : "differ"}`);
+      lines.push(
+        `${preset} prompt ${i}: batch vs single first-step logits rel ${e.rel.toExponential(2)}, max abs ${e.maxAbs.toExponential(2)}; greedy ids ${
+          idsEqual ? "equal" : "differ"
+        }`,
+      );
       if (invariant) {
         // Batch-invariant session (the default): a batch's prefill has more rows, but every linear keeps one
         // cuBLASLt algorithm for all M (no split-K) and decode steps stay on the skinny-GEMM kernel, so the
         // rows round exactly as in the single run.
-        assert.ok(e.maxAbs === 0, `${preset} prompt ${i}: batch vs single first-step logits differ (max abs ${e.maxAbs}, rel ${e.rel}) although the session is batch-invariant`);
-        assert.ok(idsEqual, `${preset} prompt ${i}: batch vs single greedy ids differ although the session is batch-invariant: ${JSON.stringify(batched.newTokenIds[i])} vs ${JSON.stringify(single.newTokenIds[0])}`);
+        assert.ok(
+          e.maxAbs === 0,
+          `${preset} prompt ${i}: batch vs single first-step logits differ (max abs ${e.maxAbs}, rel ${e.rel}) although the session is batch-invariant`,
+        );
+        assert.ok(
+          idsEqual,
+          `${preset} prompt ${i}: batch vs single greedy ids differ although the session is batch-invariant: ${JSON.stringify(batched.newTokenIds[i])} vs ${
+            JSON.stringify(single.newTokenIds[0])
+          }`,
+        );
         for (let j = 1; j < 8; j++) {
           const ej = errors(batched.generationLogits![i][j], single.generationLogits![0][j]);
           assert.ok(ej.maxAbs === 0, `${preset} prompt ${i}: batch vs single logits of step ${j} differ (max abs ${ej.maxAbs})`);

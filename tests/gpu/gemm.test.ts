@@ -8,8 +8,19 @@ import { ValidationError } from "../../lib/util/errors.ts";
 import type { CudaDevice } from "../../lib/cuda/device.ts";
 import type { DeviceBuffer } from "../../lib/cuda/memory.ts";
 import {
-  compare, describe, device, fromBf16Bits, fromE4m3, fromF16Bits, gpuProbe, gpuTest, noGpuReason, seededUniform, toBf16Bits,
-  toE4m3Exact, toF16Bits,
+  compare,
+  describe,
+  device,
+  fromBf16Bits,
+  fromE4m3,
+  fromF16Bits,
+  gpuProbe,
+  gpuTest,
+  noGpuReason,
+  seededUniform,
+  toBf16Bits,
+  toE4m3Exact,
+  toF16Bits,
 } from "./gpu.ts";
 import { test } from "../harness.ts";
 
@@ -45,7 +56,17 @@ function readOut(buf: DeviceBuffer, n: number, dt: Dt): Float64Array {
 }
 
 /** D[m,n] = A[m,k]·B (+bias[n]) (+beta·C) in float64; B is [k,n], or [n,k] when transB. */
-function reference(a: Float64Array, b: Float64Array, m: number, n: number, k: number, transB: boolean, bias?: Float64Array, c?: Float64Array, beta = 0): Float64Array {
+function reference(
+  a: Float64Array,
+  b: Float64Array,
+  m: number,
+  n: number,
+  k: number,
+  transB: boolean,
+  bias?: Float64Array,
+  c?: Float64Array,
+  beta = 0,
+): Float64Array {
   const d = new Float64Array(m * n);
   for (let i = 0; i < m; i++) {
     for (let j = 0; j < n; j++) {
@@ -143,8 +164,7 @@ test.skipIf(fp8Reason, !hasFp8)("fp8 e4m3 GEMM (transB) writes bf16 close to flo
   using gemm = new CublasLtGemm(d);
   const m = 64, n = 96, k = 128;
   // Values on the e4m3 grid: multiples of 0.25 in [-2, 2] are exact.
-  const grid = (seed: number, len: number): Uint8Array =>
-    Uint8Array.from(seededUniform(seed, len), (u) => toE4m3Exact(Math.round(u * 8) / 4));
+  const grid = (seed: number, len: number): Uint8Array => Uint8Array.from(seededUniform(seed, len), (u) => toE4m3Exact(Math.round(u * 8) / 4));
   const a8 = grid(300, m * k), b8 = grid(301, n * k);
   for (const v of [0.25, -1.75, 2, -0.5]) assert.equal(fromE4m3(toE4m3Exact(v)), v);
   using da = d.alloc(a8.length);
@@ -166,7 +186,10 @@ gpuTest("GEMM validation errors name the field; dispose twice is a no-op", () =>
   const d = device();
   const gemm = new CublasLtGemm(d);
   using buf = d.alloc(1024);
-  assert.throws(() => gemm.run({ m: 0, n: 1, k: 1, dtype: "bf16", a: buf, b: buf, d: buf }), (e: unknown) => e instanceof ValidationError && /GemmArgs\.m/.test(e.message));
+  assert.throws(
+    () => gemm.run({ m: 0, n: 1, k: 1, dtype: "bf16", a: buf, b: buf, d: buf }),
+    (e: unknown) => e instanceof ValidationError && /GemmArgs\.m/.test(e.message),
+  );
   assert.throws(() => gemm.run({ m: 1, n: 1, k: 16, dtype: "fp8e4m3", a: buf, b: buf, d: buf, transB: false }), ValidationError);
   assert.throws(() => gemm.run({ m: 1, n: 1, k: 1, dtype: "bf16", a: buf, b: buf, d: buf, beta: 1 }), ValidationError);
   gemm.dispose();
@@ -187,9 +210,16 @@ gpuTest("batch-invariant GEMM: each row of D is bitwise the same for every M (pi
   const Mmax = 600;
   const ms = [1, 2, 3, 4, 5, 8, 9, 17, 60, 82, 128, 257, 512, 513];
   const shapes: { n: number; k: number; bias?: boolean; out?: Dt }[] = [
-    { n: 2048, k: 2048 }, { n: 3072, k: 2048 }, { n: 16384, k: 2048 }, { n: 2048, k: 8192 },
-    { n: 4096, k: 1024 }, { n: 1024, k: 2048 }, { n: 6144, k: 1024 }, { n: 1024, k: 3072 },
-    { n: 896, k: 896, bias: true }, { n: 32000, k: 1024, out: "fp32" },
+    { n: 2048, k: 2048 },
+    { n: 3072, k: 2048 },
+    { n: 16384, k: 2048 },
+    { n: 2048, k: 8192 },
+    { n: 4096, k: 1024 },
+    { n: 1024, k: 2048 },
+    { n: 6144, k: 1024 },
+    { n: 1024, k: 3072 },
+    { n: 896, k: 896, bias: true },
+    { n: 32000, k: 1024, out: "fp32" },
   ];
   let seed = 500;
   const lines: string[] = [];

@@ -118,5 +118,7 @@ export function compare(got: ArrayLike<number>, want: ArrayLike<number>, atol: n
 
 /** One line for a test log: max abs / rel error and the tolerance used. */
 export function describe(label: string, r: ErrorReport, atol: number, rtol: number): string {
-  return `${label}: max abs ${r.maxAbs.toExponential(2)}, max rel ${r.maxRel.toExponential(2)} (atol ${atol.toExponential(1)}, rtol ${rtol.toExponential(1)}, worst/tol ${r.worst.toFixed(3)} at ${r.worstIndex})`;
+  return `${label}: max abs ${r.maxAbs.toExponential(2)}, max rel ${r.maxRel.toExponential(2)} (atol ${atol.toExponential(1)}, rtol ${
+    rtol.toExponential(1)
+  }, worst/tol ${r.worst.toFixed(3)} at ${r.worstIndex})`;
 }

@@ -38,10 +38,11 @@ gpuTest("a capture whose recorder throws ends cleanly and the stream stays usabl
   using y = d.alloc(1024);
   using stream = d.createStream();
   const children = d.numChildren;
-  assert.throws(() => stream.capture((s) => {
-    addOne.launch(1, 256, [y, 256], { stream: s });
-    throw new Error("recorder failed");
-  }), /recorder failed/);
+  assert.throws(() =>
+    stream.capture((s) => {
+      addOne.launch(1, 256, [y, 256], { stream: s });
+      throw new Error("recorder failed");
+    }), /recorder failed/);
   assert.equal(stream.isCapturing, false);
   assert.equal(d.numChildren, children);
   y.fill(0, { stream });

@@ -38,11 +38,13 @@ ncclTest("nccl: one rank initialises; all-reduce, all-gather and broadcast move 
   using b = dev.alloc(n * 4);
   a.copyFromHost(x);
   const back = new Float32Array(n);
-  for (const [name, run] of [
-    ["allReduceSum", () => comm.allReduceSum(a.ptr, b.ptr, n)],
-    ["allGather", () => comm.allGather(a.ptr, b.ptr, n)],
-    ["broadcast", () => comm.broadcast(a.ptr, b.ptr, n, 0)],
-  ] as const) {
+  for (
+    const [name, run] of [
+      ["allReduceSum", () => comm.allReduceSum(a.ptr, b.ptr, n)],
+      ["allGather", () => comm.allGather(a.ptr, b.ptr, n)],
+      ["broadcast", () => comm.broadcast(a.ptr, b.ptr, n, 0)],
+    ] as const
+  ) {
     b.fill(0, { stream });
     run();
     stream.synchronize();
@@ -66,9 +68,20 @@ ncclTest("nccl: one rank initialises; all-reduce, all-gather and broadcast move 
 function step(ids: number[], pos: number, blocks: number[]): StepInputs {
   const T = ids.length;
   return {
-    tokenIds: Int32Array.from(ids), positions: Int32Array.from({ length: T }, (_, i) => pos + i), seqStarts: Int32Array.of(0, T),
-    blockTables: Int32Array.from(blocks), maxBlocksPerSeq: blocks.length, logitRows: Int32Array.of(T - 1),
-    sampling: { temperature: new Float32Array(1), topK: new Int32Array(1), topP: new Float32Array(1).fill(1), minP: new Float32Array(1), seed: new Uint32Array(2), step: new Int32Array(1) },
+    tokenIds: Int32Array.from(ids),
+    positions: Int32Array.from({ length: T }, (_, i) => pos + i),
+    seqStarts: Int32Array.of(0, T),
+    blockTables: Int32Array.from(blocks),
+    maxBlocksPerSeq: blocks.length,
+    logitRows: Int32Array.of(T - 1),
+    sampling: {
+      temperature: new Float32Array(1),
+      topK: new Int32Array(1),
+      topP: new Float32Array(1).fill(1),
+      minP: new Float32Array(1),
+      seed: new Uint32Array(2),
+      step: new Int32Array(1),
+    },
   };
 }
 
@@ -112,7 +125,11 @@ gpuOnly("tp: a one-rank engine through the Worker-per-rank path matches the sing
   engine.dispose();
   let worst = 0;
   for (let k = 0; k < N; k++) for (let i = 0; i < V; i++) worst = Math.max(worst, Math.abs(d.logits[k][i] - w.logits[k][i]));
-  console.log(`kjv-llama f32 on ${gpuProbe.ok ? "CUDA" : "?"}: decode ${d.tokensPerS.toFixed(1)} tok/s direct vs ${w.tokensPerS.toFixed(1)} tok/s through the rank worker; max |logit diff| ${worst}`);
+  console.log(
+    `kjv-llama f32 on ${gpuProbe.ok ? "CUDA" : "?"}: decode ${d.tokensPerS.toFixed(1)} tok/s direct vs ${
+      w.tokensPerS.toFixed(1)
+    } tok/s through the rank worker; max |logit diff| ${worst}`,
+  );
   assert.deepEqual(w.ids, d.ids);
   assert.ok(worst <= 1e-5, `logits differ by ${worst}`);
   assert.ok(w.tokensPerS > 0.5 * d.tokensPerS, `worker path ${w.tokensPerS.toFixed(1)} tok/s vs direct ${d.tokensPerS.toFixed(1)}`);
@@ -145,7 +162,11 @@ ncclTest("tp: a one-rank sharded CUDA engine (every all_reduce an NCCL call capt
     sharded.dispose();
     let worst = 0;
     for (let k = 0; k < N; k++) for (let i = 0; i < V; i++) worst = Math.max(worst, Math.abs(d.logits[k][i] - w.logits[k][i]));
-    console.log(`kjv-llama ${dtype} sharded TP=1 (NCCL all_reduce in graphs): ${w.tokensPerS.toFixed(1)} tok/s vs unsharded ${d.tokensPerS.toFixed(1)}; max |logit diff| ${worst}`);
+    console.log(
+      `kjv-llama ${dtype} sharded TP=1 (NCCL all_reduce in graphs): ${w.tokensPerS.toFixed(1)} tok/s vs unsharded ${
+        d.tokensPerS.toFixed(1)
+      }; max |logit diff| ${worst}`,
+    );
     if (dtype === "float32") {
       assert.deepEqual(w.ids, d.ids, `${dtype} greedy ids`);
       assert.ok(worst <= 1e-5, `${dtype} logits differ by ${worst}`);

@@ -35,9 +35,20 @@ const DTYPE = (process.env.LLMRT_TP_DTYPE ?? "bfloat16") as "bfloat16" | "float3
 function step(ids: number[], pos: number, blocks: number[]): StepInputs {
   const T = ids.length;
   return {
-    tokenIds: Int32Array.from(ids), positions: Int32Array.from({ length: T }, (_, i) => pos + i), seqStarts: Int32Array.of(0, T),
-    blockTables: Int32Array.from(blocks), maxBlocksPerSeq: blocks.length, logitRows: Int32Array.of(T - 1),
-    sampling: { temperature: new Float32Array(1), topK: new Int32Array(1), topP: new Float32Array(1).fill(1), minP: new Float32Array(1), seed: new Uint32Array(2), step: new Int32Array(1) },
+    tokenIds: Int32Array.from(ids),
+    positions: Int32Array.from({ length: T }, (_, i) => pos + i),
+    seqStarts: Int32Array.of(0, T),
+    blockTables: Int32Array.from(blocks),
+    maxBlocksPerSeq: blocks.length,
+    logitRows: Int32Array.of(T - 1),
+    sampling: {
+      temperature: new Float32Array(1),
+      topK: new Int32Array(1),
+      topP: new Float32Array(1).fill(1),
+      minP: new Float32Array(1),
+      seed: new Uint32Array(2),
+      step: new Int32Array(1),
+    },
   };
 }
 
@@ -88,7 +99,11 @@ tp2Test("tp2: TP=2 over two GPUs matches TP=1 (logits within tolerance, greedy i
     for (let j = 0; j < V; j++) (num += (r1[i].first[j] - r2[i].first[j]) ** 2), (den += r1[i].first[j] ** 2);
     const rel = Math.sqrt(num / den);
     const same = r2[i].ids.findIndex((t, k) => t !== r1[i].ids[k]);
-    console.log(`prompt ${i}: prefill logits rel L2 ${rel.toExponential(2)}; greedy ids equal for ${same < 0 ? N : same} of ${N}; decode TP=1 ${r1[i].tokensPerS.toFixed(1)} tok/s, TP=2 ${r2[i].tokensPerS.toFixed(1)} tok/s (${(r2[i].tokensPerS / r1[i].tokensPerS).toFixed(2)}x)`);
+    console.log(
+      `prompt ${i}: prefill logits rel L2 ${rel.toExponential(2)}; greedy ids equal for ${same < 0 ? N : same} of ${N}; decode TP=1 ${
+        r1[i].tokensPerS.toFixed(1)
+      } tok/s, TP=2 ${r2[i].tokensPerS.toFixed(1)} tok/s (${(r2[i].tokensPerS / r1[i].tokensPerS).toFixed(2)}x)`,
+    );
     assert.ok(rel < tol, `prompt ${i}: logits rel L2 ${rel}`);
     assert.deepEqual(r2[i].ids.slice(0, 8), r1[i].ids.slice(0, 8), `prompt ${i}: first greedy ids`);
   }

@@ -42,7 +42,8 @@ gpuTest("quoted includes resolve through includeDirs (NVRTC --include-path)", ()
   const dir = mkdtempSync(join(tmpdir(), "llmrt-inc-"));
   try {
     writeFileSync(join(dir, "twice.cuh"), "__device__ __forceinline__ float twice(float x) { return 2.0f * x; }\n");
-    const src = '#include "twice.cuh"\nextern "C" __global__ void twice_all(float* y, unsigned n) { unsigned i = blockIdx.x * blockDim.x + threadIdx.x; if (i < n) y[i] = twice(y[i]); }';
+    const src =
+      '#include "twice.cuh"\nextern "C" __global__ void twice_all(float* y, unsigned n) { unsigned i = blockIdx.x * blockDim.x + threadIdx.x; if (i < n) y[i] = twice(y[i]); }';
     const { cubin } = compileCuda(src, { arch: d.arch, name: "twice.cu", cacheDir: null, includeDirs: [dir] });
     using mod = d.loadModule(cubin);
     using y = d.alloc(64 * 4);

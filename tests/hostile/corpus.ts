@@ -117,7 +117,18 @@ const isEngine = (r: unknown): void => {
 // ---------------------------------------------------------------------------------------------
 // configs
 
-const CONFIG_FIELDS = ["vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "max_position_embeddings", "head_dim", "rms_norm_eps", "rope_theta"];
+const CONFIG_FIELDS = [
+  "vocab_size",
+  "hidden_size",
+  "intermediate_size",
+  "num_hidden_layers",
+  "num_attention_heads",
+  "num_key_value_heads",
+  "max_position_embeddings",
+  "head_dim",
+  "rms_norm_eps",
+  "rope_theta",
+];
 const BAD_VALUES: unknown[] = [0, -1, 1.5, "8", true, [], {}, 1e9, 1e300, "x".repeat(5000)];
 
 /** config.json mutations of the checkpoint in `base`; each builds an engine. */
@@ -152,7 +163,10 @@ export function configCases(base: string): HostileCase[] {
   for (const field of ["vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"]) {
     withConfig(`${field} missing`, (c) => void delete c[field], { kinds: ["validation"], expect: mentions(field, "missing") });
   }
-  const wholeFile: [string, string][] = [["empty file", ""], ["not JSON", "{ vocab_size: 512"], ["truncated JSON", '{"vocab_size": 5'], ["NaN literal", '{"vocab_size": NaN}']];
+  const wholeFile: [string, string][] = [["empty file", ""], ["not JSON", "{ vocab_size: 512"], ["truncated JSON", '{"vocab_size": 5'], [
+    "NaN literal",
+    '{"vocab_size": NaN}',
+  ]];
   for (const [name, text] of wholeFile) withConfig(name, () => text, { kinds: ["format"], expect: mentions("config.json", ["JSON", "read"]) });
   for (const v of [null, [], "llama", 42]) {
     withConfig(`config is ${showValue(v)}`, () => JSON.stringify(v), { kinds: ["validation", "format"], expect: mentions("config.json", valueText(v)) });
@@ -160,22 +174,30 @@ export function configCases(base: string): HostileCase[] {
   const fieldCases: [string, unknown, string[]][] = [
     ["architectures", ["GPT2LMHeadModel"], ["architectures", "GPT2LMHeadModel"]],
     ["architectures", "LlamaForCausalLM", ["architectures", '"LlamaForCausalLM"']],
-    ["model_type", "bert", ["model_type", "bert"]], ["model_type", 7, ["model_type", "7"]],
+    ["model_type", "bert", ["model_type", "bert"]],
+    ["model_type", 7, ["model_type", "7"]],
     ["hidden_act", "gelu", ["hidden_act", "gelu"]],
     ["rope_scaling", { type: "weird", factor: 2 }, ["rope_scaling", "weird"]],
     ["rope_scaling", { rope_type: "linear" }, ["rope_scaling.factor", "linear"]],
     ["rope_scaling", { rope_type: "llama3", factor: 8, low_freq_factor: 4, high_freq_factor: 1 }, ["rope_scaling.high_freq_factor", "1"]],
     ["rope_scaling", "linear", ["rope_scaling", '"linear"']],
-    ["tie_word_embeddings", "yes", ["tie_word_embeddings", '"yes"']], ["eos_token_id", "2", ["eos_token_id", '"2"']],
-    ["eos_token_id", [1.5], ["eos_token_id", "1.5"]], ["bos_token_id", -0.5, ["bos_token_id", "-0.5"]],
-    ["torch_dtype", "float64", ["torch_dtype", "float64"]], ["partial_rotary_factor", 0.5, ["partial_rotary_factor", "0.5"]],
-    ["rms_norm_eps", -1e-5, ["rms_norm_eps", "-0.00001"]], ["rope_theta", -10000, ["rope_theta", "-10000"]],
+    ["tie_word_embeddings", "yes", ["tie_word_embeddings", '"yes"']],
+    ["eos_token_id", "2", ["eos_token_id", '"2"']],
+    ["eos_token_id", [1.5], ["eos_token_id", "1.5"]],
+    ["bos_token_id", -0.5, ["bos_token_id", "-0.5"]],
+    ["torch_dtype", "float64", ["torch_dtype", "float64"]],
+    ["partial_rotary_factor", 0.5, ["partial_rotary_factor", "0.5"]],
+    ["rms_norm_eps", -1e-5, ["rms_norm_eps", "-0.00001"]],
+    ["rope_theta", -10000, ["rope_theta", "-10000"]],
     ["num_key_value_heads", 3, ["num_key_value_heads", "3"]],
   ];
   for (const [field, v, words] of fieldCases) {
     withConfig(`${field} = ${showValue(v)}`, (c) => void (c[field] = v), { kinds: ["validation"], expect: mentions(...words) });
   }
-  withConfig("mistral model_type with a llama architecture", (c) => void (c.model_type = "mistral"), { kinds: ["validation"], expect: mentions("architectures", "mistral") });
+  withConfig("mistral model_type with a llama architecture", (c) => void (c.model_type = "mistral"), {
+    kinds: ["validation"],
+    expect: mentions("architectures", "mistral"),
+  });
   withConfig("an unknown key is ignored", (c) => void (c.some_future_key = { a: 1 }), { kinds: [], expect: () => "must build", ok: isEngine });
   withConfig("num_key_value_heads null means = heads (checkpoint disagrees)", (c) => void (c.num_key_value_heads = null), {
     kinds: ["format"],
@@ -298,12 +320,17 @@ export function safetensorsCases(base: string, generate: (dir: string) => Promis
   withFile("model.safetensors missing", (f) => fs.rmSync(f), { kinds: ["format"], expect: mentions(["safetensors", "no such"]) });
   // Non-finite weights: the engine builds; a request on it fails with the reason, never garbage ids.
   for (const [name, value] of [["NaN", NaN], ["+Infinity", Infinity]] as const) {
-    withFile(`${name} in every weight of layer 0's down_proj`, (f) => {
-      const { header, data } = readHeader(f);
-      const o = (header["model.layers.0.mlp.down_proj.weight"] as { data_offsets: number[] }).data_offsets;
-      new Float32Array(data.buffer, data.byteOffset + o[0], (o[1] - o[0]) / 4).fill(value);
-      writeHeader(f, header, data);
-    }, { kinds: ["request_failed"], expect: mentions(["NaN", "non-finite", "finite", "Infinity"]) }, generate);
+    withFile(
+      `${name} in every weight of layer 0's down_proj`,
+      (f) => {
+        const { header, data } = readHeader(f);
+        const o = (header["model.layers.0.mlp.down_proj.weight"] as { data_offsets: number[] }).data_offsets;
+        new Float32Array(data.buffer, data.byteOffset + o[0], (o[1] - o[0]) / 4).fill(value);
+        writeHeader(f, header, data);
+      },
+      { kinds: ["request_failed"], expect: mentions(["NaN", "non-finite", "finite", "Infinity"]) },
+      generate,
+    );
   }
   return cases;
 }
@@ -358,12 +385,19 @@ export function engineCases(base: string): HostileCase[] {
     }, inFile);
   }
   for (const n of [0, 8, 100, 255, 256, dataOffset - 1, dataOffset, dataOffset + 1000, size - 256, size - 1]) {
-    withEngine(`truncated to ${n} bytes`, (dir) => fs.writeFileSync(path.join(dir, "rank0.engine"), fs.readFileSync(path.join(dir, "rank0.engine")).subarray(0, n)), {
-      kinds: ["format"],
-      expect: mentions("rank0.engine", ["truncated", "header"]),
-    });
+    withEngine(
+      `truncated to ${n} bytes`,
+      (dir) => fs.writeFileSync(path.join(dir, "rank0.engine"), fs.readFileSync(path.join(dir, "rank0.engine")).subarray(0, n)),
+      {
+        kinds: ["format"],
+        expect: mentions("rank0.engine", ["truncated", "header"]),
+      },
+    );
   }
-  withEngine("trailing garbage appended", (dir) => fs.appendFileSync(path.join(dir, "rank0.engine"), new Uint8Array(4096)), { kinds: ["format"], expect: mentions("rank0.engine", "trailing") });
+  withEngine("trailing garbage appended", (dir) => fs.appendFileSync(path.join(dir, "rank0.engine"), new Uint8Array(4096)), {
+    kinds: ["format"],
+    expect: mentions("rank0.engine", "trailing"),
+  });
   for (const v of [0, 1, 3, 0xffffffff]) {
     withEngine(`header version ${v}`, (dir) => {
       const f = path.join(dir, "rank0.engine");
@@ -406,7 +440,10 @@ export function engineCases(base: string): HostileCase[] {
   const planEdits: [string, (m: Meta) => void, string[]][] = [
     ["unknown op type", (m) => void m.plan.ops.splice(2, 0, { type: "conv2d", x: "hidden" }), ['unknown op type "conv2d"']],
     ["op type not a string", (m) => void (m.plan.ops[1].type = 5), ["unknown op type 5"]],
-    ["an attention op removed", (m) => void m.plan.ops.splice(m.plan.ops.findIndex((o: { type: string }) => o.type === "paged_attention"), 1), ["layer 0", "no attention"]],
+    ["an attention op removed", (m) => void m.plan.ops.splice(m.plan.ops.findIndex((o: { type: string }) => o.type === "paged_attention"), 1), [
+      "layer 0",
+      "no attention",
+    ]],
     ["layer index 99", (m) => void (m.plan.ops.find((o: { type: string }) => o.type === "rope_kv_write").layer = 99), ["layer 99"]],
     ["numKvHeads 3 in an op", (m) => void (m.plan.ops.find((o: { type: string }) => o.type === "paged_attention").numKvHeads = 3), ["numKvHeads is 3"]],
     ["headDim 16 in an op", (m) => void (m.plan.ops.find((o: { type: string }) => o.type === "rope_kv_write").headDim = 16), ["headDim is 16"]],
@@ -432,7 +469,10 @@ export function engineCases(base: string): HostileCase[] {
     ["no sample op", (m) => void (m.plan.ops = m.plan.ops.filter((o: { type: string }) => o.type !== "sample")), ["sample"]],
   ];
   for (const [name, edit, words] of planEdits) {
-    withEngine(`plan/table: ${name}`, (dir) => rewriteMeta(path.join(dir, "rank0.engine"), edit), { kinds: ["format"], expect: mentions(["rank0.engine", "config.json"], ...words) });
+    withEngine(`plan/table: ${name}`, (dir) => rewriteMeta(path.join(dir, "rank0.engine"), edit), {
+      kinds: ["format"],
+      expect: mentions(["rank0.engine", "config.json"], ...words),
+    });
   }
   withEngine("blob bytes of 'norm' zeroed", (dir) => {
     const f = path.join(dir, "rank0.engine");
@@ -476,20 +516,43 @@ export function tokenizerCases(base: string, createAndGenerate: (dir: string) =>
   // @huggingface/tokenizers infers the model from its fields when the type is unknown: it still works.
   withTok("model type unknown", (d) => writeTok(d, { ...tok, model: { ...tok.model, type: "Quantum" } }), { ...tokErr, ok: okOutput });
   withTok("model without vocab", (d) => writeTok(d, { ...tok, model: { ...tok.model, vocab: undefined } }), tokErr);
-  withTok("an added token with id 1e9", (d) => writeTok(d, { ...tok, added_tokens: [...(tok.added_tokens ?? []), { id: 1e9, content: "<huge>", special: true, single_word: false, lstrip: false, rstrip: false, normalized: false }] }), {
-    kinds: ["validation", "format"],
-    expect: mentions(["1000000000", "tokenizer"]),
-  });
+  withTok(
+    "an added token with id 1e9",
+    (d) =>
+      writeTok(d, {
+        ...tok,
+        added_tokens: [...(tok.added_tokens ?? []), {
+          id: 1e9,
+          content: "<huge>",
+          special: true,
+          single_word: false,
+          lstrip: false,
+          rstrip: false,
+          normalized: false,
+        }],
+      }),
+    {
+      kinds: ["validation", "format"],
+      expect: mentions(["1000000000", "tokenizer"]),
+    },
+  );
   withTok("tokenizer.json missing", (d) => fs.rmSync(path.join(d, "tokenizer.json")), { kinds: ["format"], expect: mentions("tokenizer.json") });
   withTok("tokenizer.json is a directory", (d) => {
     fs.rmSync(path.join(d, "tokenizer.json"));
     fs.mkdirSync(path.join(d, "tokenizer.json"));
   }, { kinds: ["format"], expect: mentions("tokenizer.json") });
-  withTok("tokenizer_config.json not JSON", (d) => fs.writeFileSync(path.join(d, "tokenizer_config.json"), "{"), { kinds: ["format"], expect: mentions("tokenizer_config.json") });
-  withTok("tokenizer_config.json chat_template a number", (d) => fs.writeFileSync(path.join(d, "tokenizer_config.json"), JSON.stringify({ chat_template: 5 })), {
-    kinds: ["format", "validation"],
-    expect: mentions(["chat_template", "tokenizer_config.json"]),
+  withTok("tokenizer_config.json not JSON", (d) => fs.writeFileSync(path.join(d, "tokenizer_config.json"), "{"), {
+    kinds: ["format"],
+    expect: mentions("tokenizer_config.json"),
   });
+  withTok(
+    "tokenizer_config.json chat_template a number",
+    (d) => fs.writeFileSync(path.join(d, "tokenizer_config.json"), JSON.stringify({ chat_template: 5 })),
+    {
+      kinds: ["format", "validation"],
+      expect: mentions(["chat_template", "tokenizer_config.json"]),
+    },
+  );
   withTok("tokenizer_config.json with unknown keys", (d) => fs.writeFileSync(path.join(d, "tokenizer_config.json"), JSON.stringify({ some_new_key: [1, 2] })), {
     kinds: [],
     expect: () => "must generate",
@@ -521,9 +584,17 @@ export function promptCases(llm: () => LLM, vocab: number): HostileCase[] {
   const gen = (p: unknown) => () => llm().generate(p as string, { maxTokens: 3, temperature: 0 }, { useTqdm: false });
   const ok = wellFormed(vocab);
   const okText: [string, string][] = [
-    ["empty string (the BOS token alone)", ""], ["a space", " "], ["NUL bytes", "\u0000\u0000a"], ["a lone surrogate", "\uD800abc"], ["emoji", "🙂🦀👩‍👩‍👧".repeat(20)],
-    ["right-to-left text", "مرحبا بالعالم"], ["combining marks", "e\u0301\u0301\u0301"], ["control characters", "\u0007\u001b[31m\r\n\t"],
-    ["a BOM", "\uFEFFOnce"], ["special-token text", "<s></s><unk>"], ["a JSON string", '{"a": [1, 2]}'],
+    ["empty string (the BOS token alone)", ""],
+    ["a space", " "],
+    ["NUL bytes", "\u0000\u0000a"],
+    ["a lone surrogate", "\uD800abc"],
+    ["emoji", "🙂🦀👩‍👩‍👧".repeat(20)],
+    ["right-to-left text", "مرحبا بالعالم"],
+    ["combining marks", "e\u0301\u0301\u0301"],
+    ["control characters", "\u0007\u001b[31m\r\n\t"],
+    ["a BOM", "\uFEFFOnce"],
+    ["special-token text", "<s></s><unk>"],
+    ["a JSON string", '{"a": [1, 2]}'],
   ];
   for (const [name, p] of okText) cases.push({ name: `prompt: ${name}`, run: gen(p), kinds: ["validation"], expect: mentions("prompt"), ok });
   const bad: [string, unknown, ErrorKind[], (string | string[])[]][] = [
@@ -643,7 +714,12 @@ export function optionCases(model: string, llm: () => LLM, create: (o: unknown) 
     ["generate an unknown key", { streaming: true }, ["streaming"]],
   ];
   for (const [name, o, words] of genOpts) {
-    cases.push({ name: `options: ${name}`, run: () => llm().generate([1, 5], { maxTokens: 2 }, o as never), kinds: ["validation"], expect: mentions(...words) });
+    cases.push({
+      name: `options: ${name}`,
+      run: () => llm().generate([1, 5], { maxTokens: 2 }, o as never),
+      kinds: ["validation"],
+      expect: mentions(...words),
+    });
   }
   const asyncOpts: [string, unknown, string[]][] = [
     ["generateAsync signal {}", { signal: {} }, ["signal"]],
@@ -651,7 +727,12 @@ export function optionCases(model: string, llm: () => LLM, create: (o: unknown) 
     ["generateAsync an unknown key", { abortSignal: 1 }, ["abortSignal"]],
   ];
   for (const [name, o, words] of asyncOpts) {
-    cases.push({ name: `options: ${name}`, run: () => llm().generateAsync([1, 5], { maxTokens: 2 }, o as never).result(), kinds: ["validation"], expect: mentions(...words) });
+    cases.push({
+      name: `options: ${name}`,
+      run: () => llm().generateAsync([1, 5], { maxTokens: 2 }, o as never).result(),
+      kinds: ["validation"],
+      expect: mentions(...words),
+    });
   }
   return cases;
 }

@@ -9,28 +9,54 @@ import { writeSafetensors } from "../../lib/models/safetensors.ts";
 import type { DType } from "../../lib/util/dtype.ts";
 
 export interface TinySpec {
-  V: number; H: number; I: number; L: number; nH: number; nKV: number; hd: number; tied: boolean;
+  V: number;
+  H: number;
+  I: number;
+  L: number;
+  nH: number;
+  nKV: number;
+  hd: number;
+  tied: boolean;
 }
 
 export const TINY: TinySpec = { V: 512, H: 32, I: 64, L: 2, nH: 4, nKV: 2, hd: 8, tied: false };
 
 export function tinyConfig(s: TinySpec = TINY): Record<string, unknown> {
   return {
-    architectures: ["LlamaForCausalLM"], model_type: "llama",
-    vocab_size: s.V, hidden_size: s.H, intermediate_size: s.I, num_hidden_layers: s.L,
-    num_attention_heads: s.nH, num_key_value_heads: s.nKV, rms_norm_eps: 1e-5, rope_theta: 10000,
-    max_position_embeddings: 256, tie_word_embeddings: s.tied, hidden_act: "silu", torch_dtype: "float32",
-    bos_token_id: 1, eos_token_id: 2,
+    architectures: ["LlamaForCausalLM"],
+    model_type: "llama",
+    vocab_size: s.V,
+    hidden_size: s.H,
+    intermediate_size: s.I,
+    num_hidden_layers: s.L,
+    num_attention_heads: s.nH,
+    num_key_value_heads: s.nKV,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    max_position_embeddings: 256,
+    tie_word_embeddings: s.tied,
+    hidden_act: "silu",
+    torch_dtype: "float32",
+    bos_token_id: 1,
+    eos_token_id: 2,
   };
 }
 
-export interface TinyTensor { dtype: DType; shape: number[]; data: Float32Array | Uint8Array | Uint16Array | Int32Array }
+export interface TinyTensor {
+  dtype: DType;
+  shape: number[];
+  data: Float32Array | Uint8Array | Uint16Array | Int32Array;
+}
 
 /** The HF tensors of a tiny model, deterministic pseudo-random float32. */
 export function tinyTensors(s: TinySpec = TINY, seed = 7): Map<string, TinyTensor> {
   let x = seed >>> 0 || 1;
   const r = (): number => {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
     return (x / 4294967296) * 2 - 1;
   };
   const m = new Map<string, TinyTensor>();

@@ -53,7 +53,11 @@ async function runAll(category: string, cases: readonly HostileCase[]): Promise<
   }
   removeTempDirs([base]);
   total += cases.length;
-  console.log(`hostile ${category} (${runtimeName}): ${cases.length} cases, ${failures.length} failed, ${gaps.length} known gaps, ${(performance.now() - t0).toFixed(0)} ms; ${total} cases in ${((performance.now() - started) / 1000).toFixed(1)} s so far`);
+  console.log(
+    `hostile ${category} (${runtimeName}): ${cases.length} cases, ${failures.length} failed, ${gaps.length} known gaps, ${
+      (performance.now() - t0).toFixed(0)
+    } ms; ${total} cases in ${((performance.now() - started) / 1000).toFixed(1)} s so far`,
+  );
   if (gaps.length) console.log(gaps.join("\n"));
   assert.equal(failures.length, 0, `${failures.length} of ${cases.length} ${category} cases failed:\n${failures.join("\n")}`);
 }

@@ -48,13 +48,20 @@ function randomFill(n: number, seed: number, std: number): Float32Array {
 function moduleDims(c: ReturnType<typeof loadPretrainedConfig>, m: LoraTargetModule): [inF: number, outF: number] {
   const H = c.hiddenSize, q = c.numAttentionHeads * c.headDim, kv = c.numKeyValueHeads * c.headDim, I = c.intermediateSize;
   switch (m) {
-    case "q_proj": return [H, q];
-    case "k_proj": return [H, kv];
-    case "v_proj": return [H, kv];
-    case "o_proj": return [q, H];
-    case "gate_proj": return [H, I];
-    case "up_proj": return [H, I];
-    case "down_proj": return [I, H];
+    case "q_proj":
+      return [H, q];
+    case "k_proj":
+      return [H, kv];
+    case "v_proj":
+      return [H, kv];
+    case "o_proj":
+      return [q, H];
+    case "gate_proj":
+      return [H, I];
+    case "up_proj":
+      return [H, I];
+    case "down_proj":
+      return [I, H];
   }
 }
 

@@ -74,11 +74,25 @@ export function packCheckpoint(modelDir: string, outDir: string, o: PackOptions)
 
 if (import.meta.main) {
   const { values } = parseArgs({
-    options: { model: { type: "string" }, out: { type: "string" }, format: { type: "string" }, bits: { type: "string" }, "group-size": { type: "string" }, sym: { type: "boolean" }, "desc-act": { type: "boolean" } },
+    options: {
+      model: { type: "string" },
+      out: { type: "string" },
+      format: { type: "string" },
+      bits: { type: "string" },
+      "group-size": { type: "string" },
+      sym: { type: "boolean" },
+      "desc-act": { type: "boolean" },
+    },
   });
   if (!values.model || !values.out || (values.format !== "awq" && values.format !== "gptq")) {
     console.error("usage: pack_checkpoint.ts --model DIR --out DIR --format awq|gptq [--bits 4|8] [--group-size G|-1] [--sym] [--desc-act]");
     process.exit(2);
   }
-  packCheckpoint(values.model, values.out, { format: values.format, bits: Number(values.bits ?? 4) as 4 | 8, groupSize: Number(values["group-size"] ?? 128), sym: !!values.sym, descAct: values["desc-act"] });
+  packCheckpoint(values.model, values.out, {
+    format: values.format,
+    bits: Number(values.bits ?? 4) as 4 | 8,
+    groupSize: Number(values["group-size"] ?? 128),
+    sym: !!values.sym,
+    descAct: values["desc-act"],
+  });
 }

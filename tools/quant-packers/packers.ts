@@ -49,7 +49,12 @@ export function packAwqGemm(q: Mat, z: Mat, s: Mat): { qweight: Int32Array; qzer
  * (packed along K); qzeros [K/G][N/per] = (zᵀ − 1) packed along N (the v1 off-by-one); scales sᵀ;
  * g_idx[k] = k / G.
  */
-export function packGptq(q: Mat, z: Mat, s: Mat, bits: 4 | 8): { qweight: Int32Array; qzeros: Int32Array; scales: Float32Array; gIdx: Int32Array; shapes: Record<string, number[]> } {
+export function packGptq(
+  q: Mat,
+  z: Mat,
+  s: Mat,
+  bits: 4 | 8,
+): { qweight: Int32Array; qzeros: Int32Array; scales: Float32Array; gIdx: Int32Array; shapes: Record<string, number[]> } {
   const N = q.length, K = q[0].length, ng = z[0].length, per = 32 / bits, G = K / ng;
   const intweight = transpose(q);
   const qweight = new Int32Array((K / per) * N);
@@ -76,7 +81,9 @@ export function roundToNearest(W: Mat, bits: 4 | 8, groupSize: number, sym: bool
   const maxq = 2 ** bits - 1, N = W.length, K = W[0].length, ng = K / groupSize;
   const q: Mat = [], z: Mat = [], s: Mat = [];
   for (let n = 0; n < N; n++) {
-    q.push([]); z.push([]); s.push([]);
+    q.push([]);
+    z.push([]);
+    s.push([]);
     for (let g = 0; g < ng; g++) {
       const part = W[n].slice(g * groupSize, (g + 1) * groupSize);
       const lo = Math.min(0, ...part), hi = Math.max(0, ...part);

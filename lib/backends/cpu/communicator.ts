@@ -32,7 +32,9 @@ const ARRIVED = 0, GENERATION = 1, ABORTED = 2;
  * ```
  */
 export function createCpuCommGroup(worldSize: number, options: { slotFloats?: number; timeoutMs?: number } = {}): CpuCommGroup {
-  if (!Number.isInteger(worldSize) || worldSize < 1) throw new ValidationError(`CpuCommunicator: worldSize must be a positive integer, got ${worldSize}`, "worldSize", worldSize);
+  if (!Number.isInteger(worldSize) || worldSize < 1) {
+    throw new ValidationError(`CpuCommunicator: worldSize must be a positive integer, got ${worldSize}`, "worldSize", worldSize);
+  }
   const slotFloats = options.slotFloats ?? 1 << 18; // 1 MiB per rank; larger buffers go in chunks
   return {
     control: new SharedArrayBuffer(16),
@@ -54,7 +56,9 @@ export class CpuCommunicator implements Communicator<Float32Array> {
   #disposed = false;
 
   constructor(group: CpuCommGroup, readonly rank: number) {
-    if (!Number.isInteger(rank) || rank < 0 || rank >= group.worldSize) throw new ValidationError(`CpuCommunicator: rank ${rank} outside [0, ${group.worldSize})`, "rank", rank);
+    if (!Number.isInteger(rank) || rank < 0 || rank >= group.worldSize) {
+      throw new ValidationError(`CpuCommunicator: rank ${rank} outside [0, ${group.worldSize})`, "rank", rank);
+    }
     this.worldSize = group.worldSize;
     this.#ctl = new Int32Array(group.control);
     this.#slots = new Float32Array(group.slots);
@@ -112,7 +116,9 @@ export class CpuCommunicator implements Communicator<Float32Array> {
   }
 
   broadcast(send: Float32Array, recv: Float32Array, count: number, root: number): void {
-    if (!Number.isInteger(root) || root < 0 || root >= this.worldSize) throw new ValidationError(`CpuCommunicator.broadcast: root ${root} outside [0, ${this.worldSize})`, "root", root);
+    if (!Number.isInteger(root) || root < 0 || root >= this.worldSize) {
+      throw new ValidationError(`CpuCommunicator.broadcast: root ${root} outside [0, ${this.worldSize})`, "root", root);
+    }
     this.#check("broadcast", this.rank === root ? [send, count] : [recv, 0], [recv, count]);
     const C = this.#slotFloats;
     if (this.worldSize === 1) {
@@ -139,8 +145,12 @@ export class CpuCommunicator implements Communicator<Float32Array> {
 
   #check(api: string, send: [Float32Array, number], recv: [Float32Array, number]): void {
     if (this.#disposed) throw new WorkerError(`CpuCommunicator.${api}: used after dispose()`);
-    if (!Number.isInteger(send[1]) || send[1] < 0 || send[0].length < send[1]) throw new ValidationError(`CpuCommunicator.${api}: send holds ${send[0].length} of ${send[1]} elements`, "send", send[0].length);
-    if (recv[0].length < recv[1]) throw new ValidationError(`CpuCommunicator.${api}: recv holds ${recv[0].length} of ${recv[1]} elements`, "recv", recv[0].length);
+    if (!Number.isInteger(send[1]) || send[1] < 0 || send[0].length < send[1]) {
+      throw new ValidationError(`CpuCommunicator.${api}: send holds ${send[0].length} of ${send[1]} elements`, "send", send[0].length);
+    }
+    if (recv[0].length < recv[1]) {
+      throw new ValidationError(`CpuCommunicator.${api}: recv holds ${recv[0].length} of ${recv[1]} elements`, "recv", recv[0].length);
+    }
   }
 
   /** Sense-reversing barrier on (arrived, generation); fails on abort or after the timeout. */

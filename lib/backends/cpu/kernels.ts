@@ -42,10 +42,21 @@ export function linear(x: Float32Array, w: Float32Array, bias: Float32Array | nu
       let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
       for (let k = 0; k < K; k++) {
         const xv = x[xo + k];
-        a0 += xv * w[w0 + k]; a1 += xv * w[w1 + k]; a2 += xv * w[w2 + k]; a3 += xv * w[w3 + k];
+        a0 += xv * w[w0 + k];
+        a1 += xv * w[w1 + k];
+        a2 += xv * w[w2 + k];
+        a3 += xv * w[w3 + k];
       }
-      if (bias) { a0 += bias[n]; a1 += bias[n + 1]; a2 += bias[n + 2]; a3 += bias[n + 3]; }
-      out[oo + n] = a0; out[oo + n + 1] = a1; out[oo + n + 2] = a2; out[oo + n + 3] = a3;
+      if (bias) {
+        a0 += bias[n];
+        a1 += bias[n + 1];
+        a2 += bias[n + 2];
+        a3 += bias[n + 3];
+      }
+      out[oo + n] = a0;
+      out[oo + n + 1] = a1;
+      out[oo + n + 2] = a2;
+      out[oo + n + 3] = a3;
     }
     for (; n < N; n++) {
       const wo = n * K;
@@ -101,8 +112,15 @@ function cacheOffset(c: LayerCache, g: BatchGeometry, s: number, pos: number, wh
  * writes rotated k and v into the paged cache at the token's position, and rotated q to `q`.
  */
 export function ropeKvWrite(
-  qkv: Float32Array, q: Float32Array, cache: LayerCache, g: BatchGeometry,
-  invFreq: readonly number[], attnScaling: number, nH: number, nKV: number, hd: number,
+  qkv: Float32Array,
+  q: Float32Array,
+  cache: LayerCache,
+  g: BatchGeometry,
+  invFreq: readonly number[],
+  attnScaling: number,
+  nH: number,
+  nKV: number,
+  hd: number,
 ): void {
   const width = (nH + 2 * nKV) * hd, half = hd / 2;
   const cos = new Float64Array(half), sin = new Float64Array(half);
@@ -138,8 +156,15 @@ function rotate(src: Float32Array, so: number, dst: Float32Array, d: number, cos
  * (optionally only the last `window` positions), GQA: query head h reads kv head h / (nH / nKV).
  */
 export function pagedAttention(
-  q: Float32Array, out: Float32Array, cache: LayerCache, g: BatchGeometry,
-  nH: number, nKV: number, hd: number, scale: number, window: number,
+  q: Float32Array,
+  out: Float32Array,
+  cache: LayerCache,
+  g: BatchGeometry,
+  nH: number,
+  nKV: number,
+  hd: number,
+  scale: number,
+  window: number,
 ): void {
   const group = nH / nKV;
   let scores = new Float64Array(256);

@@ -11,8 +11,14 @@ import type { LoraAdapterWeights } from "../../ir/step_io.ts";
  * sequence s are [seqStarts[s], seqStarts[s + 1]) and use adapter slot `adapterIds[s]`.
  */
 export function applyLora(
-  x: Float32Array, out: Float32Array, inF: number, outF: number, seqStarts: Int32Array, adapterIds: Int32Array,
-  slots: readonly (LoraAdapterWeights | null)[], weight: string,
+  x: Float32Array,
+  out: Float32Array,
+  inF: number,
+  outF: number,
+  seqStarts: Int32Array,
+  adapterIds: Int32Array,
+  slots: readonly (LoraAdapterWeights | null)[],
+  weight: string,
 ): void {
   const S = seqStarts.length - 1;
   for (let s = 0; s < S; s++) {

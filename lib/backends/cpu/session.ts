@@ -33,15 +33,27 @@ export class CpuSession implements SessionBackend {
     this.#comm = options.communicator ?? null;
     this.plan = engine.plan;
     if (this.plan.elementBytes !== 4) {
-      throw new ValidationError(`Session: engine was planned for ${this.plan.elementBytes}-byte activations (built for ${engine.config.build.backend}); the CPU backend needs an engine built with backend "cpu"`, "backend", "cpu");
+      throw new ValidationError(
+        `Session: engine was planned for ${this.plan.elementBytes}-byte activations (built for ${engine.config.build.backend}); the CPU backend needs an engine built with backend "cpu"`,
+        "backend",
+        "cpu",
+      );
     }
     const packed = new Set<string>();
     for (const op of this.plan.ops) {
       if (op.type !== "linear" || !op.weightFormat) continue;
       const f = op.weightFormat;
-      if (f.format !== "uint4" && f.format !== "uint8") throw new FormatError(`Session: weight format '${f.format}' of '${op.weight}' is not supported by the CPU backend`);
+      if (f.format !== "uint4" && f.format !== "uint8") {
+        throw new FormatError(`Session: weight format '${f.format}' of '${op.weight}' is not supported by the CPU backend`);
+      }
       const zeros = f.zeros ? engine.readTensor(f.zeros) : null;
-      this.#quant.set(op.weight, { bits: f.format === "uint4" ? 4 : 8, groupSize: f.groupSize || op.inFeatures, packed: engine.readTensor(op.weight), scales: engine.readFloat32(f.scales), zeros });
+      this.#quant.set(op.weight, {
+        bits: f.format === "uint4" ? 4 : 8,
+        groupSize: f.groupSize || op.inFeatures,
+        packed: engine.readTensor(op.weight),
+        scales: engine.readFloat32(f.scales),
+        zeros,
+      });
       packed.add(op.weight);
       if (f.zeros) packed.add(f.zeros);
     }
@@ -53,7 +65,9 @@ export class CpuSession implements SessionBackend {
 
   /** Allocates a KV cache of `numBlocks` blocks for this engine. */
   createKvCache(numBlocks: number): CpuKvCache {
-    if (!Number.isInteger(numBlocks) || numBlocks <= 0) throw new ValidationError(`Session.createKvCache: expected a positive integer block count, got ${numBlocks}`, "numBlocks", numBlocks);
+    if (!Number.isInteger(numBlocks) || numBlocks <= 0) {
+      throw new ValidationError(`Session.createKvCache: expected a positive integer block count, got ${numBlocks}`, "numBlocks", numBlocks);
+    }
     return new CpuKvCache({ ...this.kvGeometry(), numBlocks });
   }
 
@@ -83,7 +97,12 @@ export class CpuSession implements SessionBackend {
   }
 
   #group(): Communicator<Float32Array> {
-    if (!this.#comm) throw new ValidationError("Session: this engine is one rank of a tensor-parallel engine; run it through the tensor-parallel session (a communicator is needed)", "communicator");
+    if (!this.#comm) {
+      throw new ValidationError(
+        "Session: this engine is one rank of a tensor-parallel engine; run it through the tensor-parallel session (a communicator is needed)",
+        "communicator",
+      );
+    }
     return this.#comm;
   }
 
@@ -101,21 +120,37 @@ export class CpuSession implements SessionBackend {
     if (!(kv instanceof CpuKvCache)) throw new ValidationError("Session.run: a CPU session needs a KV cache from its createKvCache()", "kvCache");
     validateStep(this.plan, inp, kv.geometry.numBlocks, this.tokensPerBlock, this.maxSeqLen);
     if (inp.adapterIds) {
-      if (inp.adapterIds.length !== S) throw new ValidationError(`Session.run: inputs.adapterIds: length ${inp.adapterIds.length} != ${S} sequences`, "adapterIds", inp.adapterIds.length);
+      if (inp.adapterIds.length !== S) {
+        throw new ValidationError(`Session.run: inputs.adapterIds: length ${inp.adapterIds.length} != ${S} sequences`, "adapterIds", inp.adapterIds.length);
+      }
       for (const id of inp.adapterIds) {
-        if (id >= 0 && !inp.loraSlots?.[id]) throw new ValidationError(`Session.run: inputs.adapterIds: slot ${id} holds no adapter (inputs.loraSlots)`, "adapterIds", id);
+        if (id >= 0 && !inp.loraSlots?.[id]) {
+          throw new ValidationError(`Session.run: inputs.adapterIds: slot ${id} holds no adapter (inputs.loraSlots)`, "adapterIds", id);
+        }
       }
     }
     const a = this.plan.attributes;
-    const g: K.BatchGeometry = { numSeqs: S, seqStarts: inp.seqStarts, positions: inp.positions, blockTables: inp.blockTables, maxBlocksPerSeq: inp.maxBlocksPerSeq };
+    const g: K.BatchGeometry = {
+      numSeqs: S,
+      seqStarts: inp.seqStarts,
+      positions: inp.positions,
+      blockTables: inp.blockTables,
+      maxBlocksPerSeq: inp.maxBlocksPerSeq,
+    };
     const rowsOf = (name: string): number => (this.plan.buffers[name].rows === "tokens" ? T : R);
     const layerCache = (l: number): K.LayerCache => ({ data: kv.layers[l], blockSize: this.tokensPerBlock, numKvHeads: a.numKvHeads, headDim: a.headDim });
     for (const op of this.plan.ops) this.#exec(op, inp, out, g, T, R, rowsOf, layerCache);
   }
 
   #exec(
-    op: Op, inp: StepInputs, out: StepOutputs, g: K.BatchGeometry, T: number, R: number,
-    rowsOf: (n: string) => number, layerCache: (l: number) => K.LayerCache,
+    op: Op,
+    inp: StepInputs,
+    out: StepOutputs,
+    g: K.BatchGeometry,
+    T: number,
+    R: number,
+    rowsOf: (n: string) => number,
+    layerCache: (l: number) => K.LayerCache,
   ): void {
     const a = this.plan.attributes;
     switch (op.type) {
@@ -136,10 +171,27 @@ export class CpuSession implements SessionBackend {
         const rows = rowsOf(op.x);
         const q = op.weightFormat ? this.#quant.get(op.weight) : undefined;
         if (q) quantLinear(this.#buf(op.x, rows), q, op.bias ? this.#w(op.bias) : null, rows, op.outFeatures, op.inFeatures, this.#buf(op.out, rows));
-        else K.linear(this.#buf(op.x, rows), this.#w(op.weight), op.bias ? this.#w(op.bias) : null, rows, op.outFeatures, op.inFeatures, this.#buf(op.out, rows));
+        else {K.linear(
+            this.#buf(op.x, rows),
+            this.#w(op.weight),
+            op.bias ? this.#w(op.bias) : null,
+            rows,
+            op.outFeatures,
+            op.inFeatures,
+            this.#buf(op.out, rows),
+          );}
         // Multi-LoRA: each sequence's adapter on token-row linears (LoRA on lm_head is not supported).
         if (inp.adapterIds && this.plan.buffers[op.x].rows === "tokens") {
-          applyLora(this.#buf(op.x, rows), this.#buf(op.out, rows), op.inFeatures, op.outFeatures, inp.seqStarts, inp.adapterIds, inp.loraSlots ?? [], op.weight);
+          applyLora(
+            this.#buf(op.x, rows),
+            this.#buf(op.out, rows),
+            op.inFeatures,
+            op.outFeatures,
+            inp.seqStarts,
+            inp.adapterIds,
+            inp.loraSlots ?? [],
+            op.weight,
+          );
         }
         break;
       }
@@ -147,7 +199,17 @@ export class CpuSession implements SessionBackend {
         K.qkNorm(this.#buf(op.qkv, T), this.#w(op.qWeight), this.#w(op.kWeight), op.eps, T, op.numHeads, op.numKvHeads, op.headDim);
         break;
       case "rope_kv_write":
-        K.ropeKvWrite(this.#buf(op.qkv, T), this.#buf(op.q, T), layerCache(op.layer), g, a.rope.invFreq, a.rope.attentionScaling, op.numHeads, op.numKvHeads, op.headDim);
+        K.ropeKvWrite(
+          this.#buf(op.qkv, T),
+          this.#buf(op.q, T),
+          layerCache(op.layer),
+          g,
+          a.rope.invFreq,
+          a.rope.attentionScaling,
+          op.numHeads,
+          op.numKvHeads,
+          op.headDim,
+        );
         break;
       case "paged_attention":
         K.pagedAttention(this.#buf(op.q, T), this.#buf(op.out, T), layerCache(op.layer), g, op.numHeads, op.numKvHeads, op.headDim, op.scale, op.window);

@@ -11,7 +11,7 @@ import { llmrtCacheDir, sha256Hex, writeFileAtomic } from "../../../ffi/cache.ts
 import { checkNvrtc, noteCleanupFailures } from "../../../ffi/check.ts";
 import { CudaError } from "../../../ffi/errors.ts";
 import { nvrtc } from "../../../ffi/nvrtc.ts";
-import { CStringArray, cString, out } from "../../../ffi/runtime.ts";
+import { cString, CStringArray, out } from "../../../ffi/runtime.ts";
 import type { CudaDevice } from "../../cuda/device.ts";
 import type { CudaModule } from "../../cuda/module.ts";
 import { ValidationError } from "../../util/errors.ts";

@@ -7,18 +7,30 @@ import type { EnginePlan } from "../../ir/plan.ts";
 
 function opReads(op: Op): readonly string[] | undefined {
   switch (op.type) {
-    case "embedding": return [];
-    case "rmsnorm": return [op.x];
-    case "add_rmsnorm": return [op.x, op.residual];
-    case "linear": return [op.x];
-    case "qk_norm": return [op.qkv];
-    case "rope_kv_write": return [op.qkv];
-    case "paged_attention": return [op.q];
-    case "silu_mul": return [op.gateUp];
-    case "add": return [op.x, op.out];
-    case "gather_rows": return [op.x];
-    case "sample": return [op.logits];
-    default: return undefined;
+    case "embedding":
+      return [];
+    case "rmsnorm":
+      return [op.x];
+    case "add_rmsnorm":
+      return [op.x, op.residual];
+    case "linear":
+      return [op.x];
+    case "qk_norm":
+      return [op.qkv];
+    case "rope_kv_write":
+      return [op.qkv];
+    case "paged_attention":
+      return [op.q];
+    case "silu_mul":
+      return [op.gateUp];
+    case "add":
+      return [op.x, op.out];
+    case "gather_rows":
+      return [op.x];
+    case "sample":
+      return [op.logits];
+    default:
+      return undefined;
   }
 }
 
@@ -50,7 +62,13 @@ const GEMV_FUSED_STAGE = 8192;
  * SiLU·mul output with the MLP input); every block of these kernels reads inputs other blocks' outputs
  * land on, so such a fusion is left out.
  */
-export function planDecodeFusion(plan: EnginePlan, rows: number, decodeAttention: boolean, isLogits: (name: string) => boolean, gemvMaxRows: number): DecodeFusion | undefined {
+export function planDecodeFusion(
+  plan: EnginePlan,
+  rows: number,
+  decodeAttention: boolean,
+  isLogits: (name: string) => boolean,
+  gemvMaxRows: number,
+): DecodeFusion | undefined {
   const f: DecodeFusion = { skip: new Set(), norm: new Map(), epilogue: new Map(), normOnly: new Set(), attnQkv: new Map() };
   const readers = new Map<string, number[]>();
   for (const [i, op] of plan.ops.entries()) {
@@ -140,4 +158,3 @@ export function planDecodeFusion(plan: EnginePlan, rows: number, decodeAttention
   }
   return f;
 }
-

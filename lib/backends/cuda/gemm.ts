@@ -168,7 +168,9 @@ export class CublasLtGemm {
     this.batchInvariant = options.batchInvariant ?? false;
     this.#tune = options.tune ?? false;
     const dir = options.timingCacheDir === undefined ? join(llmrtCacheDir(), "gemm") : options.timingCacheDir;
-    this.#timingPath = dir === null ? null : join(dir, `timing-${sha256Hex(device.name, String(device.driverVersion), String(CublasLtGemm.version())).slice(0, 16)}.json`);
+    this.#timingPath = dir === null
+      ? null
+      : join(dir, `timing-${sha256Hex(device.name, String(device.driverVersion), String(CublasLtGemm.version())).slice(0, 16)}.json`);
     this.#timing = new Map();
     if (this.#tune && this.#timingPath && existsSync(this.#timingPath)) {
       try {
@@ -286,22 +288,41 @@ export class CublasLtGemm {
       // cuBLAS's A is our B and its B our A: the scales swap too.
       if (plan.lastAScale !== bs) {
         this.#ptrCell[0] = bs;
-        checkCublas(lt.cublasLtMatmulDescSetAttribute(plan.desc, LT.MATMUL_DESC_A_SCALE_POINTER, this.#ptrCell, 8), "cublasLtMatmulDescSetAttribute", "A scale");
+        checkCublas(
+          lt.cublasLtMatmulDescSetAttribute(plan.desc, LT.MATMUL_DESC_A_SCALE_POINTER, this.#ptrCell, 8),
+          "cublasLtMatmulDescSetAttribute",
+          "A scale",
+        );
         plan.lastAScale = bs;
       }
       if (plan.lastBScale !== as) {
         this.#ptrCell[0] = as;
-        checkCublas(lt.cublasLtMatmulDescSetAttribute(plan.desc, LT.MATMUL_DESC_B_SCALE_POINTER, this.#ptrCell, 8), "cublasLtMatmulDescSetAttribute", "B scale");
+        checkCublas(
+          lt.cublasLtMatmulDescSetAttribute(plan.desc, LT.MATMUL_DESC_B_SCALE_POINTER, this.#ptrCell, 8),
+          "cublasLtMatmulDescSetAttribute",
+          "B scale",
+        );
         plan.lastBScale = as;
       }
     }
     this.#alpha[0] = args.alpha ?? 1;
     this.#beta[0] = args.beta ?? (args.c ? 1 : 0);
     const code = lt.cublasLtMatmul(
-      this.#handle, plan.desc, this.#alpha,
-      b, plan.layoutA, a, plan.layoutB,
-      this.#beta, c, plan.layoutD, d, plan.layoutD,
-      plan.algo, this.workspace.ptr, plan.workspaceSize,
+      this.#handle,
+      plan.desc,
+      this.#alpha,
+      b,
+      plan.layoutA,
+      a,
+      plan.layoutB,
+      this.#beta,
+      c,
+      plan.layoutD,
+      d,
+      plan.layoutD,
+      plan.algo,
+      this.workspace.ptr,
+      plan.workspaceSize,
       args.stream ? args.stream.handle : 0n,
     );
     if (code !== 0) checkCublas(code, "cublasLtMatmul", `${key}`);
@@ -311,13 +332,37 @@ export class CublasLtGemm {
    * Index of the fastest of `candidates` (heuristic results) for this call: each runs once to warm
    * up, then 3 times between events. A candidate that fails is skipped; any other failure throws.
    */
-  #timeCandidates(desc: bigint, layoutA: bigint, layoutB: bigint, layoutD: bigint, candidates: { algo: Uint8Array; ws: number }[], io: { a: bigint; b: bigint; d: bigint; stream: Stream | null }): number {
+  #timeCandidates(
+    desc: bigint,
+    layoutA: bigint,
+    layoutB: bigint,
+    layoutD: bigint,
+    candidates: { algo: Uint8Array; ws: number }[],
+    io: { a: bigint; b: bigint; d: bigint; stream: Stream | null },
+  ): number {
     const lt = cublasLt();
     const stream = io.stream ? io.stream.handle : 0n;
     this.#alpha[0] = 1;
     this.#beta[0] = 0;
     const call = (c: { algo: Uint8Array; ws: number }): number =>
-      lt.cublasLtMatmul(this.#handle, desc, this.#alpha, io.b, layoutA, io.a, layoutB, this.#beta, io.d, layoutD, io.d, layoutD, c.algo, this.workspace.ptr, c.ws, stream);
+      lt.cublasLtMatmul(
+        this.#handle,
+        desc,
+        this.#alpha,
+        io.b,
+        layoutA,
+        io.a,
+        layoutB,
+        this.#beta,
+        io.d,
+        layoutD,
+        io.d,
+        layoutD,
+        c.algo,
+        this.workspace.ptr,
+        c.ws,
+        stream,
+      );
     let best = 0, bestMs = Infinity;
     using start = this.device.createEvent();
     using end = this.device.createEvent();
@@ -339,8 +384,17 @@ export class CublasLtGemm {
   }
 
   #makePlan(
-    m: number, n: number, k: number, dtype: GemmDtype, outDtype: GemmDtype, transB: boolean, bias: bigint, align: number, key: string,
-    invariant: boolean, io: { a: bigint; b: bigint; d: bigint; stream: Stream | null } | null,
+    m: number,
+    n: number,
+    k: number,
+    dtype: GemmDtype,
+    outDtype: GemmDtype,
+    transB: boolean,
+    bias: bigint,
+    align: number,
+    key: string,
+    invariant: boolean,
+    io: { a: bigint; b: bigint; d: bigint; stream: Stream | null } | null,
   ): Plan {
     const lt = cublasLt();
     const cell = new BigUint64Array(1);
@@ -382,7 +436,9 @@ export class CublasLtGemm {
           const refB = layout(inT, k, INVARIANT_REF_M, k);
           const refD = layout(outT, n, INVARIANT_REF_M, n);
           try {
-            const found = this.#heuristic(desc, layoutA, refB, refD, INVARIANT_CANDIDATES, `${what} (reference m=${INVARIANT_REF_M})`).find((c) => this.#isNonSplit(c.algo));
+            const found = this.#heuristic(desc, layoutA, refB, refD, INVARIANT_CANDIDATES, `${what} (reference m=${INVARIANT_REF_M})`).find((c) =>
+              this.#isNonSplit(c.algo)
+            );
             pinned = found ? found.algo : null;
           } catch (e) {
             made.splice(made.length - 2, 2);
@@ -432,10 +488,25 @@ export class CublasLtGemm {
             }
           }
         }
-        return { desc, layoutA, layoutB, layoutD, algo: candidates[pick].algo, workspaceSize: candidates[pick].ws, lastBias: bias, lastAScale: 0n, lastBScale: 0n };
+        return {
+          desc,
+          layoutA,
+          layoutB,
+          layoutD,
+          algo: candidates[pick].algo,
+          workspaceSize: candidates[pick].ws,
+          lastBias: bias,
+          lastAScale: 0n,
+          lastBScale: 0n,
+        };
       }
-      throw new CudaError("cublasLt", "cublasLtMatmulAlgoGetHeuristic", 15, "CUBLAS_STATUS_NOT_SUPPORTED",
-        `no algorithm for ${dtype}->${outDtype} m=${m} n=${n} k=${k} transB=${transB} bias=${!!bias} alignment=${align}`);
+      throw new CudaError(
+        "cublasLt",
+        "cublasLtMatmulAlgoGetHeuristic",
+        15,
+        "CUBLAS_STATUS_NOT_SUPPORTED",
+        `no algorithm for ${dtype}->${outDtype} m=${m} n=${n} k=${k} transB=${transB} bias=${!!bias} alignment=${align}`,
+      );
     } catch (e) {
       noteCleanupFailures(e, [
         ...made.map((l) => ["cublasLt", "cublasLtMatrixLayoutDestroy", lt.cublasLtMatrixLayoutDestroy(l)] as const),

@@ -12,8 +12,19 @@
 import { CublasLtGemm } from "./gemm.ts";
 import { loadKernelFile } from "./compiler.ts";
 import {
-  type AttentionChoice, bucketFor, chooseAttention, decodeBuckets, type ElemType, graphDecodeSplit, hasTiledAttention,
-  kernelSignature, type Launch, type LaunchEnv, MAX_DECODE_SPLITS, planLaunches, NCCL_ALL_REDUCE,
+  type AttentionChoice,
+  bucketFor,
+  chooseAttention,
+  decodeBuckets,
+  type ElemType,
+  graphDecodeSplit,
+  hasTiledAttention,
+  kernelSignature,
+  type Launch,
+  type LaunchEnv,
+  MAX_DECODE_SPLITS,
+  NCCL_ALL_REDUCE,
+  planLaunches,
 } from "./launch_plan.ts";
 import { isDecodeStep, packStep, type StagingLayout, stagingLayout, stagingPointers } from "./step_staging.ts";
 import { engineMaxSeqLen, type EngineView, type SessionBackend } from "../../ir/backend.ts";
@@ -54,7 +65,13 @@ export interface CudaSessionOptions {
 }
 
 /** The defaults (what `Session` passes when nothing is set). */
-export const DEFAULT_CUDA_SESSION_OPTIONS: CudaSessionOptions = Object.freeze({ device: 0, cudaGraphs: true, gemv: true, batchInvariant: true, gemmTune: true });
+export const DEFAULT_CUDA_SESSION_OPTIONS: CudaSessionOptions = Object.freeze({
+  device: 0,
+  cudaGraphs: true,
+  gemv: true,
+  batchInvariant: true,
+  gemmTune: true,
+});
 
 const ALIGN = 256;
 const alignUp = (n: number): number => Math.ceil(n / ALIGN) * ALIGN;
@@ -101,10 +118,16 @@ export class CudaKvCache implements KvCache {
   copyBlocks(copies: readonly (readonly [number, number])[]): void {
     const n = this.geometry.numBlocks;
     for (const [src, dst] of copies) {
-      if (!(src >= 0 && src < n && dst >= 0 && dst < n)) throw new ValidationError(`CudaKvCache.copyBlocks: block copy ${src} → ${dst} outside [0, ${n})`, "copies", [src, dst]);
+      if (!(src >= 0 && src < n && dst >= 0 && dst < n)) {
+        throw new ValidationError(`CudaKvCache.copyBlocks: block copy ${src} → ${dst} outside [0, ${n})`, "copies", [src, dst]);
+      }
       for (let l = 0; l < this.geometry.numLayers; l++) {
         const base = l * this.layerBytes;
-        this.buffer.copyFromDevice(this.buffer, this.blockBytes, { srcOffset: base + src * this.blockBytes, dstOffset: base + dst * this.blockBytes, stream: this.#stream });
+        this.buffer.copyFromDevice(this.buffer, this.blockBytes, {
+          srcOffset: base + src * this.blockBytes,
+          dstOffset: base + dst * this.blockBytes,
+          stream: this.#stream,
+        });
       }
     }
   }
@@ -179,7 +202,11 @@ export class CudaSession implements SessionBackend {
     if (plan.elementBytes === 4) this.elem = "f32";
     else if (plan.elementBytes === 2 && engine.config.dtype === "bfloat16") this.elem = "bf16";
     else {
-      throw new ValidationError(`Session: the CUDA backend runs float32 and bfloat16 engines; this one is ${engine.config.dtype} with ${plan.elementBytes}-byte activations`, "dtype", engine.config.dtype);
+      throw new ValidationError(
+        `Session: the CUDA backend runs float32 and bfloat16 engines; this one is ${engine.config.dtype} with ${plan.elementBytes}-byte activations`,
+        "dtype",
+        engine.config.dtype,
+      );
     }
     this.maxSeqLen = engineMaxSeqLen(engine);
     this.tokensPerBlock = engine.config.build.tokensPerBlock;
@@ -191,16 +218,26 @@ export class CudaSession implements SessionBackend {
     this.batchInvariant = options.batchInvariant;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
-    if (a.headDim % 2 !== 0 || a.headDim > 256) throw new ValidationError(`Session: the CUDA kernels take even head dims up to 256, got ${a.headDim}`, "headDim", a.headDim);
+    if (a.headDim % 2 !== 0 || a.headDim > 256) {
+      throw new ValidationError(`Session: the CUDA kernels take even head dims up to 256, got ${a.headDim}`, "headDim", a.headDim);
+    }
 
     this.device = CudaDevice.open(options.device);
     try {
       const d = this.device;
       this.#stream = d.createStream();
       if (plan.ops.some((o) => o.type === "all_reduce" || o.type === "all_gather") && !options.nccl) {
-        throw new ValidationError("Session: this engine is one rank of a tensor-parallel engine; run it through the tensor-parallel session (NCCL is needed)", "nccl");
+        throw new ValidationError(
+          "Session: this engine is one rank of a tensor-parallel engine; run it through the tensor-parallel session (NCCL is needed)",
+          "nccl",
+        );
       }
-      if (plan.ops.some((o) => o.type === "all_gather")) throw new ValidationError("Session: the CUDA backend takes tensor-parallel engines with a replicated LM head (build them with backend \"cuda\")", "backend");
+      if (plan.ops.some((o) => o.type === "all_gather")) {
+        throw new ValidationError(
+          'Session: the CUDA backend takes tensor-parallel engines with a replicated LM head (build them with backend "cuda")',
+          "backend",
+        );
+      }
       if (options.nccl) this.#comm = NcclCommunicator.init(d, this.#stream, { ...options.nccl, dtype: this.elem === "bf16" ? "bfloat16" : "float32" });
       // cuBLASLt algorithms: batch-invariant (one non-split-K algorithm per (n, k) for every M), or else
       // timed per shape on first use, kept in the on-disk timing cache (GPU + driver + cuBLASLt).
@@ -210,7 +247,13 @@ export class CudaSession implements SessionBackend {
       let scratchBytes = 0;
       for (const o of plan.ops) {
         if (o.type !== "linear" || !o.weightFormat) continue;
-        if (this.elem !== "bf16") throw new ValidationError(`Session: quantized linears run on the CUDA backend in bfloat16 engines only; this one is ${engine.config.dtype}`, "dtype", engine.config.dtype);
+        if (this.elem !== "bf16") {
+          throw new ValidationError(
+            `Session: quantized linears run on the CUDA backend in bfloat16 engines only; this one is ${engine.config.dtype}`,
+            "dtype",
+            engine.config.dtype,
+          );
+        }
         for (const t of [o.weight, o.weightFormat.scales, o.weightFormat.zeros]) if (t) this.#rawWeights.add(t);
         scratchBytes = Math.max(scratchBytes, o.outFeatures * o.inFeatures * 2);
       }
@@ -282,10 +325,17 @@ export class CudaSession implements SessionBackend {
   /** Allocates a KV cache of `numBlocks` usable blocks (plus the scratch block). */
   createKvCache(numBlocks: number): CudaKvCache {
     this.#live();
-    if (!Number.isInteger(numBlocks) || numBlocks <= 0) throw new ValidationError(`Session.createKvCache: expected a positive integer block count, got ${numBlocks}`, "numBlocks", numBlocks);
+    if (!Number.isInteger(numBlocks) || numBlocks <= 0) {
+      throw new ValidationError(`Session.createKvCache: expected a positive integer block count, got ${numBlocks}`, "numBlocks", numBlocks);
+    }
     const a = this.plan.attributes;
     return new CudaKvCache(this.device, this.#stream, {
-      numLayers: a.numLayers, numBlocks, tokensPerBlock: this.tokensPerBlock, numKvHeads: a.numKvHeads, headDim: a.headDim, elementBytes: this.plan.elementBytes,
+      numLayers: a.numLayers,
+      numBlocks,
+      tokensPerBlock: this.tokensPerBlock,
+      numKvHeads: a.numKvHeads,
+      headDim: a.headDim,
+      elementBytes: this.plan.elementBytes,
     });
   }
 
@@ -328,7 +378,9 @@ export class CudaSession implements SessionBackend {
       const id = inp.tokenIds[t];
       if (!(id >= 0 && id < V)) throw new ValidationError(`embedding: token id ${id} at position ${t} is outside the vocabulary [0, ${V})`, "tokenIds", id);
     }
-    if (S > this.#layout.capSeqs) throw new ValidationError(`Session.run: inputs.seqStarts: ${S} sequences exceed the engine's ${this.#layout.capSeqs} per step`, "seqStarts", S);
+    if (S > this.#layout.capSeqs) {
+      throw new ValidationError(`Session.run: inputs.seqStarts: ${S} sequences exceed the engine's ${this.#layout.capSeqs} per step`, "seqStarts", S);
+    }
     if (out.sampledIds && !inp.sampling) throw new ValidationError("Session.run: outputs.sampledIds needs inputs.sampling", "sampling");
     if (this.cudaGraphs && T <= this.decodeCap && isDecodeStep(inp)) this.#runGraph(inp, kv, T);
     else this.#runEager(inp, out, kv, T, S, R);
@@ -358,7 +410,17 @@ export class CudaSession implements SessionBackend {
   #graphAttention(bucket: number): AttentionChoice {
     const a = this.plan.attributes;
     if (!hasTiledAttention(a.headDim) || !this.#attn) return { kind: "generic" };
-    return { kind: "decode", ...graphDecodeSplit(this.batchInvariant ? 1 : bucket, a.numKvHeads, this.#attn.numHeads / this.#attn.numKvHeads, this.maxSeqLen, this.elem, this.device.smCount) };
+    return {
+      kind: "decode",
+      ...graphDecodeSplit(
+        this.batchInvariant ? 1 : bucket,
+        a.numKvHeads,
+        this.#attn.numHeads / this.#attn.numKvHeads,
+        this.maxSeqLen,
+        this.elem,
+        this.device.smCount,
+      ),
+    };
   }
 
   #runGraph(inp: StepInputs, kv: CudaKvCache, T: number): void {
@@ -373,7 +435,13 @@ export class CudaSession implements SessionBackend {
     this.#io.copyFromHost(this.#pinned.bytes.subarray(0, words * 4), { stream: this.#stream });
     let graph = this.#graphs.get(bucket);
     if (!graph) {
-      const launches = planLaunches(this.launchEnv(kv), { numTokens: bucket, numSeqs: bucket, numRows: bucket, attention: this.#graphAttention(bucket), sample: true });
+      const launches = planLaunches(this.launchEnv(kv), {
+        numTokens: bucket,
+        numSeqs: bucket,
+        numRows: bucket,
+        attention: this.#graphAttention(bucket),
+        sample: true,
+      });
       // Run the step once eagerly (loads kernels, makes the GEMM plans; the step is idempotent), then capture it.
       this.#exec(launches);
       graph = this.#stream.capture((s) => this.#exec(launches, s));
@@ -394,10 +462,25 @@ export class CudaSession implements SessionBackend {
   #exec(launches: readonly Launch[], stream: Stream = this.#stream): void {
     for (const l of launches) {
       if (l.kind === "kernel" && l.kernel === NCCL_ALL_REDUCE) {
-        if (!this.#comm || stream !== this.#stream) throw new ValidationError("Session: an all_reduce runs on the session's stream with its NCCL communicator", "nccl");
+        if (!this.#comm || stream !== this.#stream) {
+          throw new ValidationError("Session: an all_reduce runs on the session's stream with its NCCL communicator", "nccl");
+        }
         this.#comm.allReduceSum(l.args[0] as bigint, l.args[0] as bigint, l.args[1] as number);
       } else if (l.kind === "gemm") {
-        this.#gemm.run({ m: l.m, n: l.n, k: l.k, dtype: l.dtype, outDtype: l.outDtype, a: l.a, b: l.b, d: l.d, transB: true, bias: l.bias, stream, batchInvariant: l.invariant });
+        this.#gemm.run({
+          m: l.m,
+          n: l.n,
+          k: l.k,
+          dtype: l.dtype,
+          outDtype: l.outDtype,
+          a: l.a,
+          b: l.b,
+          d: l.d,
+          transB: true,
+          bias: l.bias,
+          stream,
+          batchInvariant: l.invariant,
+        });
       } else {
         this.#kernel(l.kernel).launch(l.grid, l.block, l.args, { stream });
       }
@@ -433,7 +516,13 @@ export class CudaSession implements SessionBackend {
     const bucket = bucketFor(T, this.buckets);
     const d = this.device;
     const graph = this.#graphs.get(bucket);
-    const launches = planLaunches(this.launchEnv(kv), { numTokens: bucket, numSeqs: bucket, numRows: bucket, attention: this.#graphAttention(bucket), sample: true });
+    const launches = planLaunches(this.launchEnv(kv), {
+      numTokens: bucket,
+      numSeqs: bucket,
+      numRows: bucket,
+      attention: this.#graphAttention(bucket),
+      sample: true,
+    });
     const events = Array.from({ length: launches.length + 1 }, () => d.createEvent());
     try {
       let graphMs = NaN;
@@ -446,7 +535,7 @@ export class CudaSession implements SessionBackend {
       }
       // Keep the GPU busy (graph replays) while the host enqueues the eager launches, so no launch's time
       // includes the host catching up (the first launch read ~100 µs for a 2 µs kernel without this).
-      if (graph) for (let i = 0; i < 3; i++) graph.launch(this.#stream);
+      if (graph) { for (let i = 0; i < 3; i++) graph.launch(this.#stream); }
       events[0].record(this.#stream);
       launches.forEach((l, i) => {
         this.#exec([l]);
@@ -456,7 +545,11 @@ export class CudaSession implements SessionBackend {
       return {
         bucket,
         graphMs,
-        launches: launches.map((l, i) => ({ name: l.kind === "gemm" ? `gemm ${l.m}x${l.n}x${l.k}${l.outDtype === "fp32" ? " f32 out" : ""}` : l.kernel, op: l.op, ms: events[i + 1].elapsedSince(events[i]) })),
+        launches: launches.map((l, i) => ({
+          name: l.kind === "gemm" ? `gemm ${l.m}x${l.n}x${l.k}${l.outDtype === "fp32" ? " f32 out" : ""}` : l.kernel,
+          op: l.op,
+          ms: events[i + 1].elapsedSince(events[i]),
+        })),
       };
     } finally {
       for (const e of events) e.dispose();

@@ -71,7 +71,12 @@ export interface BucketPadding {
  * words from the start must be copied to the device.
  */
 export function packStep(
-  layout: StagingLayout, i32: Int32Array, f32: Float32Array, u32: Uint32Array, inp: StepInputs, pad: BucketPadding | null,
+  layout: StagingLayout,
+  i32: Int32Array,
+  f32: Float32Array,
+  u32: Uint32Array,
+  inp: StepInputs,
+  pad: BucketPadding | null,
 ): number {
   const o = layout.offsets;
   const T = inp.tokenIds.length, S = inp.seqStarts.length - 1, R = inp.logitRows.length;
@@ -94,7 +99,7 @@ export function packStep(
     const n = Math.min(mb, stride);
     for (let s = 0; s < S; s++) i32.set(inp.blockTables.subarray(s * mb, s * mb + n), bt + s * stride);
   }
-  if (pad) for (let s = S; s < nS; s++) i32[bt + s * stride] = pad.scratchBlock;
+  if (pad) { for (let s = S; s < nS; s++) i32[bt + s * stride] = pad.scratchBlock; }
   // Sampling: the rows' parameters, greedy where absent (dummy rows, logits-only steps).
   const sp = inp.sampling;
   if (sp) {

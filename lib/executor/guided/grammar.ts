@@ -4,9 +4,9 @@
  * compiled grammars cached by constraint, and one matcher per generated sequence that gives the
  * bitmask of allowed next tokens and advances on each sampled token.
  */
-import { UnsupportedError, ValidationError } from "../../util/errors.ts";
+import { DisposedError, UnsupportedError, ValidationError } from "../../util/errors.ts";
 import type { GuidedDecoding } from "./params.ts";
-import { xgCall, type XgBinding, type XgCompiledGrammar, type XgGrammarCompiler, type XgGrammarMatcher, type XgTokenizerInfo } from "./xgrammar.ts";
+import { type XgBinding, xgCall, type XgCompiledGrammar, type XgGrammarCompiler, type XgGrammarMatcher, type XgTokenizerInfo } from "./xgrammar.ts";
 
 /** What guided decoding needs of a tokenizer (LlmTokenizer has it). */
 export interface VocabularySource {
@@ -116,7 +116,7 @@ export class GuidedMatcher {
   }
 
   #live(): XgGrammarMatcher {
-    if (!this.#handle) throw new Error("GuidedMatcher: used after dispose()");
+    if (!this.#handle) throw new DisposedError("GuidedMatcher");
     return this.#handle;
   }
 
@@ -200,7 +200,11 @@ export class GuidedCompiler {
 
   constructor(xg: XgBinding, vocabulary: GuidedVocabulary, vocabSize: number) {
     if (vocabSize < vocabulary.tokens.length) {
-      throw new ValidationError(`GuidedCompiler: model vocab size ${vocabSize} is smaller than the tokenizer's ${vocabulary.tokens.length}`, "vocabSize", vocabSize);
+      throw new ValidationError(
+        `GuidedCompiler: model vocab size ${vocabSize} is smaller than the tokenizer's ${vocabulary.tokens.length}`,
+        "vocabSize",
+        vocabSize,
+      );
     }
     this.xg = xg;
     this.vocabSize = vocabSize;
@@ -269,7 +273,7 @@ export class GuidedCompiler {
   }
 
   #live(): XgGrammarCompiler {
-    if (!this.#compiler) throw new Error("GuidedCompiler: used after dispose()");
+    if (!this.#compiler) throw new DisposedError("GuidedCompiler");
     return this.#compiler;
   }
 
@@ -287,7 +291,15 @@ export class GuidedCompiler {
 const JSON_OBJECT_SCHEMA = JSON.stringify({ type: "object", additionalProperties: true });
 
 function cacheKey(g: GuidedDecoding): string {
-  const body = g.kind === "json" ? g.jsonSchema : g.kind === "regex" ? g.regex : g.kind === "choice" ? JSON.stringify(g.choice) : g.kind === "grammar" ? g.grammar : "";
+  const body = g.kind === "json"
+    ? g.jsonSchema
+    : g.kind === "regex"
+    ? g.regex
+    : g.kind === "choice"
+    ? JSON.stringify(g.choice)
+    : g.kind === "grammar"
+    ? g.grammar
+    : "";
   return `${g.kind}|${g.anyWhitespace ? 1 : 0}|${body}`;
 }
 

@@ -77,7 +77,11 @@ export function normalizeGuidedDecoding(input: unknown): GuidedDecoding {
   const unknownKey = Object.keys(o).find((k) => !KINDS.includes(k as GuidedKind) && k !== "anyWhitespace");
   if (unknownKey !== undefined) throw new ValidationError(`SamplingParams.${FIELD}.${unknownKey}: unknown field`, `${FIELD}.${unknownKey}`, o[unknownKey]);
   if (o.anyWhitespace !== undefined && (typeof o.anyWhitespace !== "boolean" || (kind !== "json" && kind !== "jsonObject"))) {
-    throw new ValidationError(`SamplingParams.${FIELD}.anyWhitespace: expected a boolean, with json or jsonObject only`, `${FIELD}.anyWhitespace`, o.anyWhitespace);
+    throw new ValidationError(
+      `SamplingParams.${FIELD}.anyWhitespace: expected a boolean, with json or jsonObject only`,
+      `${FIELD}.anyWhitespace`,
+      o.anyWhitespace,
+    );
   }
   const anyWhitespace = o.anyWhitespace === true;
   const v = o[kind];
@@ -113,7 +117,9 @@ export function normalizeGuidedDecoding(input: unknown): GuidedDecoding {
       if (v !== true) throw new ValidationError(`SamplingParams.${field}: expected true`, field, v);
       return { kind, anyWhitespace };
     case "regex":
-      if (typeof v !== "string" || v.length === 0) throw new ValidationError(`SamplingParams.${field}: expected a non-empty regular expression string`, field, v);
+      if (typeof v !== "string" || v.length === 0) {
+        throw new ValidationError(`SamplingParams.${field}: expected a non-empty regular expression string`, field, v);
+      }
       return { kind, regex: v, anyWhitespace };
     case "choice":
       if (!Array.isArray(v) || v.length === 0 || !v.every((s) => typeof s === "string" && s.length > 0)) {
@@ -142,7 +148,10 @@ function tidySchema(s: unknown): unknown {
 export type ResponseFormat =
   | { readonly type: "text" }
   | { readonly type: "json_object" }
-  | { readonly type: "json_schema"; readonly json_schema: { readonly name?: string; readonly schema?: Record<string, unknown>; readonly strict?: boolean | null } };
+  | {
+    readonly type: "json_schema";
+    readonly json_schema: { readonly name?: string; readonly schema?: Record<string, unknown>; readonly strict?: boolean | null };
+  };
 
 /**
  * The guided decoding an OpenAI `response_format` asks for (undefined for `text` or none); the
@@ -179,7 +188,11 @@ export function responseFormatToGuidedDecoding(rf: unknown): GuidedDecodingInput
       return { json: schema as Record<string, unknown> };
     }
     default:
-      throw new ValidationError(`response_format.type: ${JSON.stringify(o.type)} is not one of "text", "json_object", "json_schema"`, "response_format.type", o.type);
+      throw new ValidationError(
+        `response_format.type: ${JSON.stringify(o.type)} is not one of "text", "json_object", "json_schema"`,
+        "response_format.type",
+        o.type,
+      );
   }
 }
 

@@ -3,7 +3,7 @@
  * tokenizer, built on first use), one GuidedRequest per request (a matcher per generated sequence,
  * the mask of each sampling row, the token accepted after sampling, `parsed` at the end).
  */
-import { UnsupportedError, ValidationError } from "../../util/errors.ts";
+import { InternalError, UnsupportedError, ValidationError } from "../../util/errors.ts";
 import type { GenerationRequest } from "../config.ts";
 import type { RequestOutput } from "../outputs.ts";
 import { type CompiledGuidedGrammar, GuidedCompiler, type GuidedMatcher, guidedVocabulary, type VocabularySource } from "./grammar.ts";
@@ -34,7 +34,10 @@ export function notStartedAbortOutput(requestId: number, request: GenerationRequ
     requestId,
     prompt: request.prompt ?? null,
     promptTokenIds: [...(request.promptTokenIds ?? [])],
-    outputs: Array.from({ length: n }, (_, index) => ({ index, text: "", tokenIds: [], finishReason: "abort" as const, stopReason: null, textDiff: "", tokenIdsDiff: [] })),
+    outputs: Array.from(
+      { length: n },
+      (_, index) => ({ index, text: "", tokenIds: [], finishReason: "abort" as const, stopReason: null, textDiff: "", tokenIdsDiff: [] }),
+    ),
     finished: true,
   };
 }
@@ -63,7 +66,7 @@ export class GuidedRuntime {
     if (p.useBeamSearch) throw new UnsupportedError("SamplingParams.guidedDecoding: not supported with useBeamSearch", "guidedDecoding", g.kind);
     if (!this.#tokenizer) throw new ValidationError("SamplingParams.guidedDecoding: needs a tokenizer (skipTokenizerInit is set)", "guidedDecoding", g.kind);
     const xg = loadedXGrammar();
-    if (!xg) throw new Error("guided decoding: xgrammar is not loaded (the executor loads it before taking the request; a bug)");
+    if (!xg) throw new InternalError("guided decoding: xgrammar is not loaded (the executor loads it before taking the request; a bug)");
     this.#compiler ??= new GuidedCompiler(xg, guidedVocabulary(this.#tokenizer), this.#vocabSize);
     return new GuidedRequest(g, this.#compiler.compile(g), [...stopIds, ...p.stopTokenIds]);
   }
@@ -121,7 +124,7 @@ export class GuidedRequest {
    */
   accept(seq: object, token: number): boolean {
     const m = this.#matcher(seq);
-    if (!m.accept(token)) throw new Error(`guided decoding: token ${token} was sampled from a row whose mask bans it (a bug)`);
+    if (!m.accept(token)) throw new InternalError(`guided decoding: token ${token} was sampled from a row whose mask bans it (a bug)`);
     return m.isTerminated;
   }
 

@@ -8,7 +8,7 @@
  */
 import type { Engine } from "../../builder/engine.ts";
 import type { SamplingInputs } from "../../ir/sampling.ts";
-import { packStep, type PackChunk } from "../../runtime/step_packer.ts";
+import { type PackChunk, packStep } from "../../runtime/step_packer.ts";
 import { type Backend, type KvCache, Session } from "../../runtime/session.ts";
 import { InternalError } from "../../util/errors.ts";
 import { draftUniform, drawFrom, samplingDistribution } from "./rejection.ts";

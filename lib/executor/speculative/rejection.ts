@@ -87,7 +87,11 @@ export interface VerifyUniforms {
  * after a fully accepted draft (from the target's last row).
  */
 export function verifyDraft(
-  draft: readonly number[], p: (i: number) => ArrayLike<number>, q: (i: number) => ArrayLike<number> | null, u: VerifyUniforms, bonus: () => number,
+  draft: readonly number[],
+  p: (i: number) => ArrayLike<number>,
+  q: (i: number) => ArrayLike<number> | null,
+  u: VerifyUniforms,
+  bonus: () => number,
 ): Verification {
   const tokens: number[] = [];
   for (let i = 0; i < draft.length; i++) {

@@ -134,8 +134,16 @@ export class Speculator {
    * rolls back what was rejected and appends the accepted tokens plus one.
    */
   verify(
-    st: RequestState, rows: readonly StepRow[], from: number, to: number, sampledIds: Int32Array, logits: Float32Array | undefined,
-    sampling: SamplingInputs, V: number, kv: KvCacheManager, outputs: OutputBuilder,
+    st: RequestState,
+    rows: readonly StepRow[],
+    from: number,
+    to: number,
+    sampledIds: Int32Array,
+    logits: Float32Array | undefined,
+    sampling: SamplingInputs,
+    V: number,
+    kv: KvCacheManager,
+    outputs: OutputBuilder,
   ): void {
     const seq = rows[from].seq;
     const pend = this.#pending.get(seq)!;
@@ -143,7 +151,11 @@ export class Speculator {
     if (to - from !== k + 1) throw new RequestFailedError(`speculative decoding: ${to - from} rows for ${k} draft tokens of request ${st.id}`);
     const tokenAt = (i: number): number => {
       const t = sampledIds[from + i];
-      if (!(t >= 0 && t < V)) throw new RequestFailedError(`request ${st.id}: the target's logits row for output ${pend.base + i - seq.numPromptTokens} has no finite maximum (NaN or infinite logits)`);
+      if (!(t >= 0 && t < V)) {
+        throw new RequestFailedError(
+          `request ${st.id}: the target's logits row for output ${pend.base + i - seq.numPromptTokens} has no finite maximum (NaN or infinite logits)`,
+        );
+      }
       return t;
     };
     let tokens: number[];
@@ -191,7 +203,7 @@ export class Speculator {
 
   /** Frees the draft state of a request's sequences (aborted or done). */
   release(group: SequenceGroup): void {
-    if (this.draft) for (const s of group.seqs) this.draft.release(s);
+    if (this.draft) { for (const s of group.seqs) this.draft.release(s); }
   }
 
   dispose(): void {

@@ -1,0 +1,95 @@
+/**
+ * Attention kernel choice and split-K geometry of a step (decode splits, graph buckets), shared by
+ * the launch plan and the CUDA session.
+ */
+import type { Op } from "../../ir/network.ts";
+import type { EnginePlan } from "../../ir/plan.ts";
+import type { AttentionChoice, ElemType } from "./launch_types.ts";
+import { MAX_DECODE_SPLITS } from "./launch_types.ts";
+
+const cdiv = (a: number, b: number): number => Math.ceil(a / b);
+
+/** Head dims with tiled attention kernels (decode split-K, prefill mma/SIMT); others take the generic kernel. */
+export function hasTiledAttention(headDim: number): boolean {
+  return headDim === 32 || headDim === 64 || headDim === 128;
+}
+
+/** Keys per decode tile (splits are multiples of it). */
+function decodeTile(elem: ElemType): number {
+  return elem === "bf16" ? 64 : 32;
+}
+
+/**
+ * Split-K geometry of decode attention for a step whose longest attended span is `maxLen`: at least
+ * ~4 blocks per SM (kernels/README.md `choose_split`), at most MAX_DECODE_SPLITS splits.
+ */
+export function decodeSplit(
+  numTokens: number,
+  numKvHeads: number,
+  group: number,
+  maxLen: number,
+  elem: ElemType,
+  smCount: number,
+): { numSplits: number; splitSize: number } {
+  const tile = decodeTile(elem);
+  const blocks = numTokens * numKvHeads * cdiv(group, 8);
+  const splits = Math.min(Math.max(1, cdiv(4 * smCount, blocks)), cdiv(maxLen, tile), MAX_DECODE_SPLITS);
+  const splitSize = cdiv(cdiv(maxLen, splits), tile) * tile;
+  return { numSplits: cdiv(maxLen, splitSize), splitSize };
+}
+
+/**
+ * Split-K geometry fixed for a captured decode graph of `bucket` tokens: it must cover any context up
+ * to `maxSeqLen` (splits past a sequence's end exit at once). Splits of at least 128 keys.
+ */
+export function graphDecodeSplit(
+  bucket: number,
+  numKvHeads: number,
+  group: number,
+  maxSeqLen: number,
+  elem: ElemType,
+  smCount: number,
+): { numSplits: number; splitSize: number } {
+  const tile = decodeTile(elem);
+  const blocks = bucket * numKvHeads * cdiv(group, 8);
+  const splits = Math.min(Math.max(1, cdiv(4 * smCount, blocks)), MAX_DECODE_SPLITS);
+  const splitSize = Math.max(128, cdiv(cdiv(maxSeqLen, splits), tile) * tile);
+  return { numSplits: cdiv(maxSeqLen, splitSize), splitSize };
+}
+
+/** Decode-graph buckets: 1, 2, 4, … below `cap`, then `cap`. */
+export function decodeBuckets(cap: number): number[] {
+  const out: number[] = [];
+  for (let b = 1; b < cap; b *= 2) out.push(b);
+  out.push(cap);
+  return out;
+}
+
+/** The smallest bucket holding `n` tokens. */
+export function bucketFor(n: number, buckets: readonly number[]): number {
+  for (const b of buckets) if (b >= n) return b;
+  throw new RangeError(`no decode bucket holds ${n} tokens (largest ${buckets[buckets.length - 1]})`);
+}
+
+/**
+ * The attention path of an eager step: split-K decode when every sequence brings one token (and the
+ * workspace holds them), the tiled prefill kernel otherwise, the generic kernel for other head dims.
+ */
+export function chooseAttention(
+  plan: EnginePlan,
+  elem: ElemType,
+  numTokens: number,
+  numSeqs: number,
+  maxAttended: number,
+  decodeCap: number,
+  smCount: number,
+): AttentionChoice {
+  const a = plan.attributes;
+  if (!hasTiledAttention(a.headDim)) return { kind: "generic" };
+  if (numTokens === numSeqs && numTokens <= decodeCap) {
+    const op = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
+    const group = op ? op.numHeads / op.numKvHeads : 1;
+    return { kind: "decode", ...decodeSplit(numTokens, a.numKvHeads, group, Math.max(1, maxAttended), elem, smCount) };
+  }
+  return { kind: "prefill" };
+}

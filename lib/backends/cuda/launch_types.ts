@@ -1,0 +1,164 @@
+/**
+ * The data of a CUDA launch plan: kernel signatures (file and parameter kinds of each kernel family),
+ * the launch environment (resolved device addresses) and the launch records planLaunches returns.
+ * Kernel ABIs: lib/backends/cuda/kernels/README.md.
+ */
+import type { KernelParamKind } from "../../../ffi/shim.ts";
+import type { EnginePlan } from "../../ir/plan.ts";
+import { InternalError } from "../../util/errors.ts";
+
+/** Activation element type of a CUDA engine. */
+export type ElemType = "bf16" | "f32";
+
+/** Most decode-attention splits per token (sizes the split-K workspace). */
+export const MAX_DECODE_SPLITS = 64;
+
+const P: KernelParamKind = "ptr", I: KernelParamKind = "i32", F: KernelParamKind = "f32", L: KernelParamKind = "i64";
+
+/** Kernel file and parameter kinds of each kernel family (the entry point minus its _bf16/_f32/_hdN suffix). */
+const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params: readonly KernelParamKind[] }>> = {
+  embedding: { file: "embedding.cu", params: [P, P, P, I, I, I, P] },
+  rmsnorm: { file: "rmsnorm.cu", params: [P, P, P, I, I, F] },
+  add_rmsnorm: { file: "rmsnorm.cu", params: [P, P, P, P, I, I, F] },
+  add_inplace: { file: "add.cu", params: [P, P, L] },
+  silu_mul: { file: "silu_mul.cu", params: [P, P, I, I] },
+  gather_rows: { file: "gather_rows.cu", params: [P, P, P, I, I] },
+  qk_norm: { file: "qk_norm.cu", params: [P, P, P, I, I, I, I, F] },
+  rope_kv_write: { file: "rope_kv_write.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, I, I] },
+  paged_attention_decode: { file: "paged_attention.cu", params: [P, P, P, P, P, P, P, P, I, I, I, I, I, I, F, I, I] },
+  paged_attention_decode_reduce: { file: "paged_attention.cu", params: [P, P, P, I, I, I, I] },
+  paged_attention_prefill: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, F, I] },
+  paged_attention_prefill_mma: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, F, I] },
+  paged_attention_generic: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, I, F, I] },
+  sample: { file: "sampling.cu", params: [P, I, P, P, P, P, P, P, P] },
+  gemv: { file: "gemv.cu", params: [P, P, P, P, I, I, I] },
+  gemv_fused: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
+  gemv_fused_norm: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
+  quant_gemv_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, I, I, I, I] },
+  quant_gemv_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, I, I, I, I] },
+  quant_dequant_u4: { file: "quant_gemv.cu", params: [P, P, P, P, I, I, I] },
+  quant_dequant_u8: { file: "quant_gemv.cu", params: [P, P, P, P, I, I, I] },
+  decode_attention: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
+};
+
+/** File and parameter kinds of a kernel entry point, e.g. "paged_attention_decode_bf16_hd64". */
+export function kernelSignature(name: string): { readonly file: string; readonly params: readonly KernelParamKind[] } {
+  const family = name.replace(/_(hd|m)\d+$/, "").replace(/_(bf16|f32)$/, "");
+  const sig = FAMILIES[family];
+  if (!sig) throw new InternalError(`launch plan: unknown kernel ${JSON.stringify(name)}`);
+  return sig;
+}
+
+/** Device addresses of the step's input/output segments (see step_staging.ts). */
+export interface StepIoPointers {
+  readonly sampledIds: bigint;
+  readonly temperature: bigint;
+  readonly topK: bigint;
+  readonly topP: bigint;
+  readonly minP: bigint;
+  readonly seed: bigint;
+  readonly step: bigint;
+  readonly logitRows: bigint;
+  readonly seqStarts: bigint;
+  readonly tokenIds: bigint;
+  readonly positions: bigint;
+  readonly blockTables: bigint;
+}
+
+/** Everything a launch needs besides the step shape: addresses and fixed geometry. */
+export interface LaunchEnv {
+  readonly plan: EnginePlan;
+  readonly elem: ElemType;
+  /** Base of the activation arena (plan.buffers offsets are relative to it). */
+  readonly arena: bigint;
+  /** Device address of a weight. */
+  readonly weight: (name: string) => bigint;
+  /** [maxSeqs, vocab] f32: the lm_head writes here (fp32 output), the sampler and the host read it. */
+  readonly logits: bigint;
+  readonly io: StepIoPointers;
+  /** [headDim / 2] f64 RoPE inverse frequencies. */
+  readonly invFreq: bigint;
+  /** The KV cache: layer l starts at base + l × layerBytes. */
+  readonly kvBase: bigint;
+  readonly kvLayerBytes: number;
+  /** Split-K workspace of decode attention: f32 [decodeCap, numHeads, MAX_DECODE_SPLITS, headDim] and [.., 2]. */
+  readonly partialO: bigint;
+  readonly partialML: bigint;
+  readonly tokensPerBlock: number;
+  /** Row stride of the device block tables (the session's maxBlocksPerSeq). */
+  readonly blockStride: number;
+  /** bf16 linears of at most GEMV_MAX_ROWS rows use the skinny-GEMM kernel (gemv.cu) instead of cuBLASLt. */
+  readonly gemv: boolean;
+  /**
+   * Batch invariance: a row's linears round the same whatever else the step holds. The skinny-GEMM
+   * kernel (whose per-row reduction is the same for 1..8 rows) then serves only steps where every
+   * sequence brings one token (decode), and every other step's linears go to cuBLASLt, which pins one
+   * non-split-K algorithm per (n, k) for all M (CublasLtGemm's batchInvariant). A prompt's prefill alone
+   * or inside a batch thus takes the same kernels. @default false
+   */
+  readonly batchInvariant?: boolean;
+  /**
+   * Decode-step fusion (issue 16; needs `gemv`, bf16): RMSNorm folded into the next linear's prologue,
+   * the residual add and SiLU·mul into the linear's epilogue (gemv_fused), RoPE + KV write + split-K
+   * reduce into one attention launch (decode_attention). Needs `decodeCounters`.
+   */
+  readonly fusedDecode?: boolean;
+  /** int32 [decodeCap × numKvHeads × ceil(G / 8)], zeroed once: decode_attention's split counters. */
+  readonly decodeCounters?: bigint;
+  /** bf16 [N, K] scratch of the largest quantized linear: prefill dequantizes into it, then cuBLASLt reads it. */
+  readonly quantScratch?: bigint;
+}
+
+/** Most rows the skinny-GEMM kernel takes (its instantiations: 1, 2, 4, 8). */
+export const GEMV_MAX_ROWS = 8;
+
+/** How a step runs attention. */
+export type AttentionChoice =
+  | { readonly kind: "decode"; readonly numSplits: number; readonly splitSize: number }
+  | { readonly kind: "prefill" }
+  | { readonly kind: "generic" };
+
+/** The shape of one step: packed tokens, sequences, logits rows, attention path, whether to sample. */
+export interface StepShape {
+  readonly numTokens: number;
+  readonly numSeqs: number;
+  readonly numRows: number;
+  readonly attention: AttentionChoice;
+  readonly sample: boolean;
+}
+
+export interface KernelLaunch {
+  readonly kind: "kernel";
+  /** Index of the plan op it implements. */
+  readonly op: number;
+  readonly kernel: string;
+  readonly grid: readonly [number, number, number];
+  readonly block: number;
+  readonly args: readonly (bigint | number)[];
+}
+
+export interface GemmLaunch {
+  readonly kind: "gemm";
+  readonly op: number;
+  /** D[m, n] = A[m, k] · B[n, k]ᵀ (+ bias[n]). */
+  readonly m: number;
+  readonly n: number;
+  readonly k: number;
+  readonly dtype: "bf16" | "fp32";
+  readonly outDtype: "bf16" | "fp32";
+  readonly a: bigint;
+  readonly b: bigint;
+  readonly d: bigint;
+  readonly bias: bigint | null;
+  /** Batch-invariant call: one pinned non-split-K algorithm for every m (CublasLtGemm). */
+  readonly invariant: boolean;
+}
+
+export type Launch = KernelLaunch | GemmLaunch;
+
+/**
+ * Tensor parallelism: an `all_reduce` op rides as a launch of this name (args: buffer address,
+ * element count); the CUDA session issues it through its NCCL communicator on the same stream, so
+ * decode graphs capture it between the kernels.
+ */
+export const NCCL_ALL_REDUCE = "nccl_all_reduce";

@@ -1,0 +1,103 @@
+/** The options of the LLM API: LLM.create, generate and generateAsync (zod schemas and their types). */
+import { z } from "zod";
+import { BuildConfigSchema } from "../builder/build_config.ts";
+import { KvCacheConfigSchema } from "../executor/config.ts";
+import { QuantConfig, QuantConfigSchema } from "../quantization/quant_config.ts";
+import { SpeculativeConfigSchema } from "../executor/speculative/config.ts";
+import type { LoraRequest } from "../models/lora.ts";
+
+/** Options of {@link LLM.create}. */
+export const LlmOptionsSchema = z.strictObject({
+  /** An HF checkpoint directory (built implicitly, engine cached) or an engine directory. */
+  model: z.string().min(1),
+  /**
+   * Quantize the checkpoint at build time (a QuantConfig or a plain object; part of the engine cache
+   * key). Pre-quantized AWQ/GPTQ checkpoints load without it. @default none
+   */
+  quantConfig: z.union([z.custom<QuantConfig>((v) => v instanceof QuantConfig), QuantConfigSchema]).optional(),
+  /** Tokenizer directory. @default the model directory */
+  tokenizer: z.string().optional(),
+  /** "auto" picks CUDA when a GPU is usable, else CPU. @default "auto" */
+  backend: z.enum(["cpu", "cuda", "auto"]).default("auto"),
+  /** Engine dtype. @default "auto" */
+  dtype: z.enum(["auto", "float32", "float16", "bfloat16"]).default("auto"),
+  /** Build options for an implicit build. */
+  buildConfig: BuildConfigSchema.partial().optional(),
+  /**
+   * Build the engine with `BuildConfig.gatherContextLogits` (logits capacity for every packed
+   * token), which requests asking for `promptLogprobs` or `returnContextLogits` need. An engine
+   * directory given as `model` must have been built with it. @default false
+   */
+  gatherContextLogits: z.boolean().default(false),
+  /** Keep built engines on disk (LLMRT_CACHE_DIR). @default true */
+  cacheEngine: z.boolean().default(true),
+  /** Load no tokenizer: prompts must be token ids and no text is produced. @default false */
+  skipTokenizerInit: z.boolean().default(false),
+  /** KV cache size and prefix reuse. @default {} */
+  kvCacheConfig: KvCacheConfigSchema.prefault({}),
+  /** Most sequences in flight. @default the engine's maxBatchSize */
+  maxBatchSize: z.number().int().positive().optional(),
+  /** Most tokens per step. @default the engine's maxNumTokens */
+  maxNumTokens: z.number().int().positive().optional(),
+  /** Split long prompts over several steps. @default true */
+  enableChunkedPrefill: z.boolean().default(true),
+  /** "inprocess": steps run on this thread between its tasks; "proxy": in a Web Worker. @default "inprocess" */
+  executorMode: z.enum(["inprocess", "proxy"]).default("inprocess"),
+  /** Ranks to split the model across (tensor parallelism; one worker per rank). @default the engine's, 1 for a build */
+  tensorParallelSize: z.number().int().positive().optional(),
+  /**
+   * Longest text prompt accepted, in UTF-8 bytes, checked before tokenizing (a longer one is a
+   * ResourceError at once instead of seconds of tokenizing a prompt that cannot fit).
+   * @default max(64 KiB, 8 × maxInputLen)
+   */
+  maxPromptBytes: z.number().int().positive().optional(),
+  /** Speculative decoding, TensorRT-LLM's names: NGram (prompt lookup) or DraftTarget (a draft model); lib/executor/speculative/config.ts. */
+  speculativeConfig: SpeculativeConfigSchema.optional(),
+  /** LoRA adapters per request (`loraRequest` option of generate / generateAsync; CPU backend): at most `maxLoras` resident (LRU), ranks ≤ `maxLoraRank`. @default false, 4, 64 */
+  enableLora: z.boolean().default(false),
+  maxLoras: z.number().int().positive().max(64).default(4),
+  maxLoraRank: z.number().int().positive().max(1024).default(64),
+});
+export type LlmOptions = z.input<typeof LlmOptionsSchema>;
+
+/** A prompt: text, or token ids. */
+export type Prompt = string | readonly number[];
+
+/** Options of {@link LLM.generate} (checked: a bad field is a ValidationError naming it). */
+const LoraRequestSchema = z.strictObject({ name: z.string().min(1), path: z.string().min(1) });
+
+export const GenerateOptionsSchema = z.strictObject({
+  useTqdm: z.boolean().optional(),
+  priority: z.number().finite().optional(),
+  loraRequest: LoraRequestSchema.optional(),
+});
+
+/** Options of {@link LLM.generateAsync}, checked before anything is submitted. */
+export const GenerateAsyncOptionsSchema = z.strictObject({
+  streaming: z.boolean().optional(),
+  signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal, { message: "expected an AbortSignal" }).optional(),
+  priority: z.number().finite().optional(),
+  loraRequest: LoraRequestSchema.optional(),
+});
+
+/** Options of {@link LLM.generate}. */
+export interface GenerateOptions {
+  /** Progress bar on stderr (only drawn on a TTY). @default true */
+  readonly useTqdm?: boolean;
+  /** Scheduling priority of every request (higher first). @default 0 */
+  readonly priority?: number;
+  /** Run every prompt with this LoRA adapter (PEFT directory; `enableLora` must be set). */
+  readonly loraRequest?: LoraRequest;
+}
+
+/** Options of {@link LLM.generateAsync}. */
+export interface GenerateAsyncOptions {
+  /** Emit an output per step (with textDiff / tokenIdsDiff). @default false */
+  readonly streaming?: boolean;
+  /** Aborts the request: it ends with finishReason "abort". */
+  readonly signal?: AbortSignal;
+  /** Higher is scheduled first; equal priorities are first come, first served. @default 0 */
+  readonly priority?: number;
+  /** Run the request with this LoRA adapter (PEFT directory; `enableLora` must be set). */
+  readonly loraRequest?: LoraRequest;
+}
