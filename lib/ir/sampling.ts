@@ -53,24 +53,26 @@ export function argmax(x: Float32Array, off: number, n: number): number {
 }
 
 /**
- * Samples one token id from `logits[off, off + V)` under row `r` of `p`; -1 when the row has no
- * finite maximum (every entry -inf, NaN or +inf), so the caller can fail the request with the reason.
+ * The candidates a sampled row (temperature > 0, top-k ≠ 1) keeps: ids by descending logit (top-k
+ * applied), their unnormalized probabilities exp((l − max) / T), how many survive top-p and min-p,
+ * and the mass of those. null when the row's maximum is -inf. The one truncation rule of `sampleRow`
+ * and of speculative verification's `samplingDistribution`.
  */
-export function sampleRow(logits: Float32Array, off: number, V: number, p: SamplingInputs, r: number): number {
+export function keptCandidates(
+  logits: Float32Array,
+  off: number,
+  V: number,
+  p: SamplingInputs,
+  r: number,
+): { idx: number[]; probs: number[]; keep: number; sum: number } | null {
   const temp = p.temperature[r];
   const topK = p.topK[r];
-  if (!(temp > 0) || topK === 1) {
-    const id = argmax(logits, off, V);
-    const best = logits[off + id];
-    return best > -Infinity && best < Infinity ? id : -1;
-  }
-  for (let i = 0; i < V; i++) if (Number.isNaN(logits[off + i]) || logits[off + i] === Infinity) return -1;
   // Candidates sorted by logit (descending); truncate to top-k first so the sort is cheap.
   let idx = Array.from({ length: V }, (_, i) => i);
   idx.sort((a, b) => logits[off + b] - logits[off + a] || a - b);
   if (topK > 0 && topK < V) idx = idx.slice(0, topK);
   const max = logits[off + idx[0]];
-  if (max === -Infinity) return -1;
+  if (max === -Infinity) return null;
   const probs = idx.map((i) => Math.exp((logits[off + i] - max) / temp));
   let sum = probs.reduce((a, b) => a + b, 0);
   let keep = probs.length;
@@ -94,6 +96,25 @@ export function sampleRow(logits: Float32Array, off: number, V: number, p: Sampl
   }
   sum = 0;
   for (let j = 0; j < keep; j++) sum += probs[j];
+  return { idx, probs, keep, sum };
+}
+
+/**
+ * Samples one token id from `logits[off, off + V)` under row `r` of `p`; -1 when the row has no
+ * finite maximum (every entry -inf, NaN or +inf), so the caller can fail the request with the reason.
+ */
+export function sampleRow(logits: Float32Array, off: number, V: number, p: SamplingInputs, r: number): number {
+  const temp = p.temperature[r];
+  const topK = p.topK[r];
+  if (!(temp > 0) || topK === 1) {
+    const id = argmax(logits, off, V);
+    const best = logits[off + id];
+    return best > -Infinity && best < Infinity ? id : -1;
+  }
+  for (let i = 0; i < V; i++) if (Number.isNaN(logits[off + i]) || logits[off + i] === Infinity) return -1;
+  const kept = keptCandidates(logits, off, V, p, r);
+  if (!kept) return -1;
+  const { idx, probs, keep, sum } = kept;
   const u = uniformFor(p.seed[2 * r], p.seed[2 * r + 1], p.step[r]) * sum;
   let cum = 0;
   for (let j = 0; j < keep; j++) {

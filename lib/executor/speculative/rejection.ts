@@ -5,7 +5,7 @@
  * are accepted, one more token comes from p_k. The result follows the target distribution p exactly.
  * A deterministic draft (prompt lookup, a greedy draft model) has q = one-hot. Pure host code.
  */
-import { argmax, type SamplingInputs, uniformFor } from "../../ir/sampling.ts";
+import { argmax, keptCandidates, type SamplingInputs, uniformFor } from "../../ir/sampling.ts";
 
 /**
  * The distribution `sampleRow` draws from for row `r` of `p` over `logits[off, off + V)`:
@@ -20,33 +20,9 @@ export function samplingDistribution(logits: Float32Array, off: number, V: numbe
     out[argmax(logits, off, V)] = 1;
     return out;
   }
-  let idx = Array.from({ length: V }, (_, i) => i);
-  idx.sort((a, b) => logits[off + b] - logits[off + a] || a - b);
-  if (topK > 0 && topK < V) idx = idx.slice(0, topK);
-  const max = logits[off + idx[0]];
-  const probs = idx.map((i) => Math.exp((logits[off + i] - max) / temp));
-  let sum = probs.reduce((a, b) => a + b, 0);
-  let keep = probs.length;
-  const topP = p.topP[r];
-  if (topP < 1) {
-    let cum = 0;
-    for (let j = 0; j < probs.length; j++) {
-      cum += probs[j] / sum;
-      if (cum >= topP) {
-        keep = j + 1;
-        break;
-      }
-    }
-  }
-  const minP = p.minP[r];
-  if (minP > 0) {
-    const floor = minP * (probs[0] / sum);
-    let j = 1;
-    while (j < keep && probs[j] / sum >= floor) j++;
-    keep = j;
-  }
-  sum = 0;
-  for (let j = 0; j < keep; j++) sum += probs[j];
+  const kept = keptCandidates(logits, off, V, p, r);
+  if (!kept) return out;
+  const { idx, probs, keep, sum } = kept;
   for (let j = 0; j < keep; j++) out[idx[j]] = probs[j] / sum;
   return out;
 }
