@@ -4,7 +4,7 @@
  * of a finished output into `parsed`. Imports no grammar engine (that is grammar.ts).
  */
 import { z } from "zod";
-import { UnsupportedError, ValidationError } from "../../util/errors.ts";
+import { showValue, UnsupportedError, ValidationError } from "../../util/errors.ts";
 
 /** A JSON Schema document (an object, or its JSON text). */
 export type JsonSchema = Readonly<Record<string, unknown>> | string;
@@ -62,23 +62,29 @@ export function normalizeGuidedDecoding(input: unknown): GuidedDecoding {
     return input as GuidedDecoding; // already normalized (a SamplingParams copied from another)
   }
   if (input === null || typeof input !== "object" || Array.isArray(input)) {
-    throw new ValidationError(`SamplingParams.${FIELD}: expected an object with one of ${KINDS.join(", ")}`, FIELD, input);
+    throw new ValidationError(`SamplingParams.${FIELD}: expected an object with one of ${KINDS.join(", ")} (got ${showValue(input)})`, FIELD, input);
   }
   const o = input as Record<string, unknown>;
   const given = KINDS.filter((k) => o[k] !== undefined);
   if (given.length !== 1) {
     throw new ValidationError(
-      `SamplingParams.${FIELD}: expected exactly one of ${KINDS.join(", ")}, got ${given.length === 0 ? "none" : given.join(" and ")}`,
+      `SamplingParams.${FIELD}: expected exactly one of ${KINDS.join(", ")}, got ${given.length === 0 ? "none" : given.join(" and ")} in ${showValue(input)}`,
       FIELD,
       Object.keys(o),
     );
   }
   const kind = given[0];
   const unknownKey = Object.keys(o).find((k) => !KINDS.includes(k as GuidedKind) && k !== "anyWhitespace");
-  if (unknownKey !== undefined) throw new ValidationError(`SamplingParams.${FIELD}.${unknownKey}: unknown field`, `${FIELD}.${unknownKey}`, o[unknownKey]);
+  if (unknownKey !== undefined) {
+    throw new ValidationError(
+      `SamplingParams.${FIELD}.${unknownKey}: unknown field (got ${showValue(o[unknownKey])})`,
+      `${FIELD}.${unknownKey}`,
+      o[unknownKey],
+    );
+  }
   if (o.anyWhitespace !== undefined && (typeof o.anyWhitespace !== "boolean" || (kind !== "json" && kind !== "jsonObject"))) {
     throw new ValidationError(
-      `SamplingParams.${FIELD}.anyWhitespace: expected a boolean, with json or jsonObject only`,
+      `SamplingParams.${FIELD}.anyWhitespace: expected a boolean, with json or jsonObject only (got ${showValue(o.anyWhitespace)})`,
       `${FIELD}.anyWhitespace`,
       o.anyWhitespace,
     );
@@ -105,29 +111,31 @@ export function normalizeGuidedDecoding(input: unknown): GuidedDecoding {
         try {
           doc = JSON.parse(v);
         } catch (e) {
-          throw new ValidationError(`SamplingParams.${field}: not JSON: ${(e as Error).message}`, field, v);
+          throw new ValidationError(`SamplingParams.${field}: not JSON: ${(e as Error).message} (got ${showValue(v)})`, field, v);
         }
       }
       if (doc === null || typeof doc !== "object" || Array.isArray(doc)) {
-        if (doc !== true) throw new ValidationError(`SamplingParams.${field}: expected a zod schema or a JSON Schema object`, field, v);
+        if (doc !== true) throw new ValidationError(`SamplingParams.${field}: expected a zod schema or a JSON Schema object (got ${showValue(v)})`, field, v);
       }
       return { kind, jsonSchema: JSON.stringify(doc), anyWhitespace };
     }
     case "jsonObject":
-      if (v !== true) throw new ValidationError(`SamplingParams.${field}: expected true`, field, v);
+      if (v !== true) throw new ValidationError(`SamplingParams.${field}: expected true (got ${showValue(v)})`, field, v);
       return { kind, anyWhitespace };
     case "regex":
       if (typeof v !== "string" || v.length === 0) {
-        throw new ValidationError(`SamplingParams.${field}: expected a non-empty regular expression string`, field, v);
+        throw new ValidationError(`SamplingParams.${field}: expected a non-empty regular expression string (got ${showValue(v)})`, field, v);
       }
       return { kind, regex: v, anyWhitespace };
     case "choice":
       if (!Array.isArray(v) || v.length === 0 || !v.every((s) => typeof s === "string" && s.length > 0)) {
-        throw new ValidationError(`SamplingParams.${field}: expected a non-empty array of non-empty strings`, field, v);
+        throw new ValidationError(`SamplingParams.${field}: expected a non-empty array of non-empty strings (got ${showValue(v)})`, field, v);
       }
       return { kind, choice: [...new Set(v as string[])], anyWhitespace };
     case "grammar":
-      if (typeof v !== "string" || v.trim().length === 0) throw new ValidationError(`SamplingParams.${field}: expected EBNF text with a root rule`, field, v);
+      if (typeof v !== "string" || v.trim().length === 0) {
+        throw new ValidationError(`SamplingParams.${field}: expected EBNF text with a root rule (got ${showValue(v)})`, field, v);
+      }
       return { kind, grammar: v, anyWhitespace };
   }
 }
