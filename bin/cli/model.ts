@@ -56,6 +56,7 @@ export async function openModel(
     executorMode?: "inprocess" | "proxy";
     tensorParallelSize?: number;
     kvCacheFreeGpuMemoryFraction?: number;
+    enableLora?: boolean;
   } = {},
 ): Promise<{ llm: LLM; model: string }> {
   const model = modelDir(values);
@@ -71,6 +72,7 @@ export async function openModel(
     executorMode: extra.executorMode ?? "inprocess",
     ...(extra.tensorParallelSize !== undefined ? { tensorParallelSize: extra.tensorParallelSize } : {}),
     ...(extra.kvCacheFreeGpuMemoryFraction !== undefined ? { kvCacheConfig: { freeGpuMemoryFraction: extra.kvCacheFreeGpuMemoryFraction } } : {}),
+    ...(extra.enableLora ? { enableLora: true } : {}),
     ...(extra.maxBatchSize !== undefined ? { maxBatchSize: extra.maxBatchSize, buildConfig: { maxBatchSize: extra.maxBatchSize } } : {}),
   });
   return { llm, model };

@@ -2,6 +2,7 @@
 import * as path from "node:path";
 import process from "node:process";
 import { startServer } from "../../lib/serve/server.ts";
+import { UsageError } from "../cli/args.ts";
 import type { Command } from "../cli/command.ts";
 import { MODEL_OPTIONS, openModel } from "../cli/model.ts";
 
@@ -46,10 +47,24 @@ export const serve: Command = {
       help:
         "fraction of free GPU memory (1 GiB on the CPU) the KV cache takes: a server sizes for many sequences (library use defaults to what maxBatchSize x maxSeqLen needs)",
     },
+    {
+      name: "lora-modules",
+      type: "string",
+      valueName: "NAME=DIR",
+      multiple: true,
+      help: "serve a LoRA adapter (PEFT directory) under NAME: clients send it as `model` (repeatable; CPU backend)",
+    },
     { name: "shutdown-timeout", type: "number", min: 0, default: 30, valueName: "SECONDS", help: "how long requests in flight may finish on shutdown" },
   ],
   async run({ values }): Promise<number> {
+    const loraModules: Record<string, string> = {};
+    for (const spec of (values["lora-modules"] as string[] | undefined) ?? []) {
+      const eq = spec.indexOf("=");
+      if (eq <= 0 || eq === spec.length - 1) throw new UsageError(`--lora-modules: expected NAME=DIR, got ${JSON.stringify(spec)}`);
+      loraModules[spec.slice(0, eq)] = spec.slice(eq + 1);
+    }
     const { llm, model } = await openModel(values, {
+      enableLora: Object.keys(loraModules).length > 0,
       maxBatchSize: values["max-batch-size"] as number | undefined,
       executorMode: values.executor as "inprocess" | "proxy",
       tensorParallelSize: values.tp as number | undefined,
@@ -66,6 +81,7 @@ export const serve: Command = {
         apiKey,
         modelName: name,
         maxQueue: values["max-queue"] as number,
+        loraModules,
       });
     } catch (e) {
       await llm.shutdown();

@@ -21,6 +21,8 @@ export interface ServeAppOptions {
   readonly maxQueue?: number;
   /** Largest request body. @default 8 MiB */
   readonly maxBodyBytes?: number;
+  /** LoRA adapters clients may name as `model` (name → PEFT directory); the LLM needs `enableLora`. */
+  readonly loraModules?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -62,7 +64,7 @@ function sameKey(a: string, b: string): boolean {
  * ```
  */
 export function createServeApp(o: ServeAppOptions): ServeApp {
-  const state = new ServeState({ llm: o.llm, modelName: o.modelName ?? "llmrt", maxQueue: o.maxQueue ?? 256 });
+  const state = new ServeState({ llm: o.llm, modelName: o.modelName ?? "llmrt", maxQueue: o.maxQueue ?? 256, loraModules: o.loraModules });
   const maxBodyBytes = o.maxBodyBytes ?? 8 * 1024 * 1024;
   const app = new Hono<{ Bindings: { signal?: AbortSignal } }>();
   const signalOf = (c: { env: { signal?: AbortSignal } | undefined; req: { raw: Request } }): AbortSignal => c.env?.signal ?? c.req.raw.signal;
@@ -90,20 +92,22 @@ export function createServeApp(o: ServeAppOptions): ServeApp {
     await next();
   });
 
-  const modelCard = (): Record<string, unknown> => ({
-    id: state.modelName,
+  // The base model, then each LoRA adapter (vLLM's shape: root = the adapter's path, parent = the base).
+  const modelCard = (id: string): Record<string, unknown> => ({
+    id,
     object: "model",
     created: state.created,
     owned_by: "llmrt",
-    root: state.modelName,
-    parent: null,
+    root: id === state.modelName ? state.modelName : state.loraModules[id],
+    parent: id === state.modelName ? null : state.modelName,
     max_model_len: state.limits.maxSeqLen,
   });
-  app.get("/v1/models", (c) => c.json({ object: "list", data: [modelCard()] }));
+  const served = (): string[] => [state.modelName, ...Object.keys(state.loraModules)];
+  app.get("/v1/models", (c) => c.json({ object: "list", data: served().map(modelCard) }));
   app.get("/v1/models/:id{.+}", (c) => {
     const id = c.req.param("id");
-    if (id !== state.modelName) throw new HttpError(404, `the model ${JSON.stringify(id)} does not exist`, "invalid_request_error", "model", "model_not_found");
-    return c.json(modelCard());
+    if (!served().includes(id)) throw new HttpError(404, `the model ${JSON.stringify(id)} does not exist`, "invalid_request_error", "model", "model_not_found");
+    return c.json(modelCard(id));
   });
   app.post("/v1/completions", async (c) => {
     const arrival = performance.now();

@@ -63,7 +63,7 @@ export async function chatCompletions(state: ServeState, body: unknown, signal: 
   let includeUsage: boolean;
   try {
     const b = parseBody(ChatRequestSchema, body);
-    checkModel(state, b.model);
+    const lora = checkModel(state, b.model);
     if (b.tools && b.tools.length > 0) throw new HttpError(400, "tools: tool calling is not supported", "invalid_request_error", "tools", "unsupported");
     if (b.top_logprobs != null && !b.logprobs) {
       throw new HttpError(400, "top_logprobs: needs logprobs: true", "invalid_request_error", "top_logprobs", "invalid_value");
@@ -84,7 +84,7 @@ export async function chatCompletions(state: ServeState, body: unknown, signal: 
     const params = samplingParams(toSamplingInput(b, maxTokens, b.logprobs ? b.top_logprobs ?? 0 : undefined), rename);
     stream = b.stream ?? false;
     includeUsage = b.stream_options?.include_usage ?? false;
-    g = new Generation(state, "chat", prompts, params, arrival);
+    g = new Generation(state, "chat", prompts, params, arrival, lora);
     g.start(rename);
   } catch (e) {
     state.metrics.requests.inc({ endpoint: "chat", state: "rejected" });

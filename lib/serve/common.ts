@@ -4,17 +4,28 @@ import type { Generation } from "./generation.ts";
 import { sseResponse } from "./sse.ts";
 import type { ServeState } from "./state.ts";
 
-/** Checks the `model` field against the served name (404 otherwise). */
-export function checkModel(state: ServeState, model: string | null | undefined): void {
-  if (model != null && model !== state.modelName) {
-    throw new HttpError(
-      404,
-      `the model ${JSON.stringify(model)} does not exist; this server serves ${JSON.stringify(state.modelName)}`,
-      "invalid_request_error",
-      "model",
-      "model_not_found",
-    );
-  }
+/** A LoRA adapter a request runs with (its served name and PEFT directory). */
+export interface ServedLora {
+  readonly name: string;
+  readonly path: string;
+}
+
+/**
+ * Checks the `model` field against the served name and the LoRA adapters (`--lora-modules`): the
+ * adapter a request names, undefined for the base model; 404 for any other name.
+ */
+export function checkModel(state: ServeState, model: string | null | undefined): ServedLora | undefined {
+  if (model == null || model === state.modelName) return undefined;
+  const path = Object.hasOwn(state.loraModules, model) ? state.loraModules[model] : undefined;
+  if (path !== undefined) return { name: model, path };
+  const served = [state.modelName, ...Object.keys(state.loraModules)].map((n) => JSON.stringify(n)).join(", ");
+  throw new HttpError(
+    404,
+    `the model ${JSON.stringify(model)} does not exist; this server serves ${served}`,
+    "invalid_request_error",
+    "model",
+    "model_not_found",
+  );
 }
 
 /** A fresh response id. */

@@ -71,7 +71,7 @@ export async function completions(state: ServeState, body: unknown, signal: Abor
   let echo: boolean;
   try {
     const b = parseBody(CompletionRequestSchema, body);
-    checkModel(state, b.model);
+    const lora = checkModel(state, b.model);
     if (b.suffix) throw new HttpError(400, "suffix: not supported", "invalid_request_error", "suffix", "unsupported");
     if (b.echo && b.logprobs != null) {
       throw new HttpError(
@@ -91,7 +91,7 @@ export async function completions(state: ServeState, body: unknown, signal: Abor
     stream = b.stream ?? false;
     includeUsage = b.stream_options?.include_usage ?? false;
     echo = b.echo ?? false;
-    g = new Generation(state, "completions", prompts, params, arrival);
+    g = new Generation(state, "completions", prompts, params, arrival, lora);
     g.start(rename);
   } catch (e) {
     state.metrics.requests.inc({ endpoint: "completions", state: "rejected" });

@@ -118,7 +118,14 @@ export class Generation {
   readonly #handle = { abort: (): void => this.abort() };
   #unbind: (() => void) | null = null;
 
-  constructor(state: ServeState, endpoint: string, prompts: readonly PreparedPrompt[], params: SamplingParams, arrival: number) {
+  constructor(
+    state: ServeState,
+    endpoint: string,
+    prompts: readonly PreparedPrompt[],
+    params: SamplingParams,
+    arrival: number,
+    readonly lora?: { readonly name: string; readonly path: string },
+  ) {
     this.#state = state;
     this.#endpoint = endpoint;
     this.prompts = prompts;
@@ -139,7 +146,7 @@ export class Generation {
   start(rename: Readonly<Record<string, string | undefined>> = {}): void {
     this.#state.admit(this.prompts.length);
     for (const p of this.prompts) {
-      const ro = this.#state.llm.generateAsync(p.ids, this.#params, { streaming: true });
+      const ro = this.#state.llm.generateAsync(p.ids, this.#params, { streaming: true, ...(this.lora ? { loraRequest: this.lora } : {}) });
       if (ro.error) {
         for (const r of this.#requests) r.abort();
         this.#requests = [];

@@ -18,6 +18,8 @@ export interface ServeStateOptions {
   readonly modelName: string;
   /** Admitted requests that may wait beyond the executor's batch; more get 429. */
   readonly maxQueue: number;
+  /** LoRA adapters clients may name as `model` (name → PEFT directory); the LLM needs `enableLora`. */
+  readonly loraModules?: Readonly<Record<string, string>>;
 }
 
 /** The limits a request is checked against. */
@@ -32,6 +34,7 @@ export class ServeState implements GaugeSource {
   readonly llm: LLM;
   readonly modelName: string;
   readonly maxQueue: number;
+  readonly loraModules: Readonly<Record<string, string>>;
   readonly limits: ServeLimits;
   readonly metrics: ServeMetrics;
   readonly created: number = Math.floor(Date.now() / 1000);
@@ -46,6 +49,7 @@ export class ServeState implements GaugeSource {
     this.llm = o.llm;
     this.modelName = o.modelName;
     this.maxQueue = o.maxQueue;
+    this.loraModules = Object.freeze({ ...(o.loraModules ?? {}) });
     const l = o.llm.executor.limits;
     this.limits = { maxInputLen: l.maxInputLen, maxSeqLen: l.maxSeqLen, maxBatchSize: l.maxBatchSize };
     this.metrics = new ServeMetrics(this);
