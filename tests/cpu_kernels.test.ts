@@ -190,3 +190,21 @@ test("rope_kv_write + paged_attention match dense causal attention (GQA, shuffle
 test("embedding rejects an id outside the vocabulary, naming it", () => {
   assert.throws(() => K.embedding(new Int32Array([3, 99]), 2, new Float32Array(40), 4, 10, new Float32Array(8)), /token id 99 at position 1/);
 });
+
+test("linear: rows computed two per pass over the weights are bit-identical to rows computed one at a time", () => {
+  const Kd = 37, N = 11; // N and K off the 4-wide unroll on purpose
+  for (const M of [1, 2, 3, 5]) {
+    const x = Float32Array.from({ length: M * Kd }, (_, i) => Math.sin(i * 1.7) * 3);
+    const w = Float32Array.from({ length: N * Kd }, (_, i) => Math.cos(i * 0.37));
+    const bias = Float32Array.from({ length: N }, (_, i) => i * 0.01 - 0.05);
+    for (const b of [null, bias]) {
+      const all = new Float32Array(M * N);
+      K.linear(x, w, b, M, N, Kd, all);
+      for (let m = 0; m < M; m++) {
+        const one = new Float32Array(N);
+        K.linear(x.subarray(m * Kd, (m + 1) * Kd), w, b, 1, N, Kd, one);
+        assert.deepEqual(Array.from(all.subarray(m * N, (m + 1) * N)), Array.from(one), `M=${M} row ${m} bias=${!!b}`);
+      }
+    }
+  }
+});

@@ -33,7 +33,11 @@ export function addRmsnorm(x: Float32Array, residual: Float32Array, w: Float32Ar
 
 /** out[m, n] = Σ_k x[m, k] · w[n, k] + bias[n]  — x [M, K], w [N, K] (HF layout), out [M, N]. */
 export function linear(x: Float32Array, w: Float32Array, bias: Float32Array | null, M: number, N: number, K: number, out: Float32Array): void {
-  for (let m = 0; m < M; m++) {
+  let m0 = 0;
+  // Two rows per pass over the weights (prefill, batched decode, speculative verification): each
+  // output's sum runs in the same order as in the one-row loop below, so results are bit-identical.
+  for (; m0 + 2 <= M; m0 += 2) linearTwoRows(x, w, bias, m0, N, K, out);
+  for (let m = m0; m < M; m++) {
     const xo = m * K, oo = m * N;
     let n = 0;
     // Four weight rows at a time: each x element is loaded once per four outputs.
@@ -64,6 +68,56 @@ export function linear(x: Float32Array, w: Float32Array, bias: Float32Array | nu
       for (let k = 0; k < K; k++) a += x[xo + k] * w[wo + k];
       out[oo + n] = bias ? a + bias[n] : a;
     }
+  }
+}
+
+/** Rows m and m + 1 of `linear`, four weight rows at a time (eight sums; the one-row loop's order). */
+function linearTwoRows(x: Float32Array, w: Float32Array, bias: Float32Array | null, m: number, N: number, K: number, out: Float32Array): void {
+  const xa = m * K, xb = xa + K, oa = m * N, ob = oa + N;
+  let n = 0;
+  for (; n + 4 <= N; n += 4) {
+    const w0 = n * K, w1 = w0 + K, w2 = w1 + K, w3 = w2 + K;
+    let a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
+    for (let k = 0; k < K; k++) {
+      const xv = x[xa + k], yv = x[xb + k];
+      const v0 = w[w0 + k], v1 = w[w1 + k], v2 = w[w2 + k], v3 = w[w3 + k];
+      a0 += xv * v0;
+      a1 += xv * v1;
+      a2 += xv * v2;
+      a3 += xv * v3;
+      b0 += yv * v0;
+      b1 += yv * v1;
+      b2 += yv * v2;
+      b3 += yv * v3;
+    }
+    if (bias) {
+      a0 += bias[n];
+      a1 += bias[n + 1];
+      a2 += bias[n + 2];
+      a3 += bias[n + 3];
+      b0 += bias[n];
+      b1 += bias[n + 1];
+      b2 += bias[n + 2];
+      b3 += bias[n + 3];
+    }
+    out[oa + n] = a0;
+    out[oa + n + 1] = a1;
+    out[oa + n + 2] = a2;
+    out[oa + n + 3] = a3;
+    out[ob + n] = b0;
+    out[ob + n + 1] = b1;
+    out[ob + n + 2] = b2;
+    out[ob + n + 3] = b3;
+  }
+  for (; n < N; n++) {
+    const wo = n * K;
+    let a = 0, b = 0;
+    for (let k = 0; k < K; k++) {
+      a += x[xa + k] * w[wo + k];
+      b += x[xb + k] * w[wo + k];
+    }
+    out[oa + n] = bias ? a + bias[n] : a;
+    out[ob + n] = bias ? b + bias[n] : b;
   }
 }
 
