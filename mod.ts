@@ -62,5 +62,6 @@ export { KvCacheQuantAlgo, QuantAlgo } from "./lib/quantization/quant_algo.ts";
 export { type LayerQuant, QuantConfig, type QuantConfigInput } from "./lib/quantization/quant_config.ts";
 export { quantize, type QuantizeOptions } from "./lib/quantization/quantize.ts";
 export { QuantizedModel } from "./lib/quantization/quantized_model.ts";
+export { E4M3_MAX, e4m3Decode, e4m3Encode } from "./lib/quantization/fp8.ts";
 export { openModel } from "./lib/quantization/prequantized.ts";
 export { saveQuantizedCheckpoint } from "./lib/quantization/export.ts";

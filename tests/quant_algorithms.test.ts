@@ -102,7 +102,7 @@ test("QuantConfig: TensorRT-LLM names, defaults, toDict round trip, plain object
 });
 
 test("QuantConfig: unimplemented algorithms and KV-cache quantization are refused, naming the algorithm", () => {
-  for (const algo of ["FP8", "FP8_PER_CHANNEL_PER_TOKEN", "NVFP4", "W4A8_AWQ", "W8A8_SQ_PER_CHANNEL"] as const) {
+  for (const algo of ["NVFP4", "W4A8_AWQ", "W8A8_SQ_PER_CHANNEL"] as const) { // FP8 / FP8_PER_CHANNEL_PER_TOKEN: tests/quant_fp8.test.ts
     assert.throws(
       () => QuantConfig.from({ quantAlgo: algo }),
       (e: unknown) => e instanceof UnsupportedError && e.message.includes(algo) && /not implemented yet/.test(e.message),
@@ -125,7 +125,7 @@ test("QuantConfig: MIXED_PRECISION resolves per-module overrides; unlisted modul
   assert.equal(qc.layerQuant("model.layers.0.self_attn.q_proj")!.groupSize, 64);
   assert.equal(qc.layerQuant("model.layers.1.self_attn.q_proj"), null);
   assert.throws(() => QuantConfig.from({ quantAlgo: "MIXED_PRECISION" }), ValidationError);
-  assert.throws(() => QuantConfig.from({ quantAlgo: "MIXED_PRECISION", quantizedLayers: { "*": { quantAlgo: "FP8" } } }), UnsupportedError);
+  assert.throws(() => QuantConfig.from({ quantAlgo: "MIXED_PRECISION", quantizedLayers: { "*": { quantAlgo: "NVFP4" } } }), UnsupportedError);
 });
 
 test("quantize: ragged in-dims (naming layer, dim, groupSize), a tied lm_head, float32 CUDA and tensor-parallel builds are refused", () => {

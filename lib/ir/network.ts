@@ -36,6 +36,15 @@ export interface WeightFormat {
   readonly zeros?: string;
   /** Engine tensor of per-input-channel pre-scales (AWQ / SmoothQuant), [inFeatures]. */
   readonly preQuantScale?: string;
+  /**
+   * FP8 ("fp8_e4m3"): how activations get their scale — one static per-tensor scale from
+   * calibration (`activationScale`), or a dynamic scale per token computed at run time.
+   */
+  readonly activation?: "static_per_tensor" | "dynamic_per_token";
+  /** FP8 static activation scale (x ≈ e4m3 · activationScale). */
+  readonly activationScale?: number;
+  /** FP8: whether `scales` holds one scale per tensor (repeated per row) or per output channel. */
+  readonly weightScale?: "per_tensor" | "per_channel";
 }
 
 /** An activation tensor: `rows` of `width` elements each. */

@@ -84,6 +84,8 @@ export interface InputStats extends InputSample {
   /** [K, K] Σ x xᵀ / numTokens, when requested. */
   readonly hessian: Float64Array | null;
   readonly numTokens: number;
+  /** [K] max |x_k| over the calibration tokens (FP8's static activation scale). */
+  readonly absMax: Float64Array;
 }
 
 /** Linear-input points of one decoder layer (HF module names share these inputs). */
@@ -101,6 +103,7 @@ export interface LayerInputs {
 class StatsBuilder {
   readonly absSum: Float64Array;
   readonly sqSum: Float64Array;
+  readonly absMax: Float64Array;
   readonly hessian: Float64Array | null;
   readonly rows: Float64Array;
   numTokens = 0;
@@ -108,6 +111,7 @@ class StatsBuilder {
   constructor(readonly K: number, withHessian: boolean, readonly maxRows: number, readonly stride: number) {
     this.absSum = new Float64Array(K);
     this.sqSum = new Float64Array(K);
+    this.absMax = new Float64Array(K);
     this.hessian = withHessian ? new Float64Array(K * K) : null;
     this.rows = new Float64Array(maxRows * K);
   }
@@ -117,6 +121,7 @@ class StatsBuilder {
       const o = t * K;
       for (let k = 0; k < K; k++) {
         this.absSum[k] += Math.abs(x[o + k]);
+        this.absMax[k] = Math.max(this.absMax[k], Math.abs(x[o + k]));
         this.sqSum[k] += x[o + k] * x[o + k];
       }
       if (H) {
@@ -152,6 +157,7 @@ class StatsBuilder {
       rows: this.rows.subarray(0, this.numRows * K),
       numRows: this.numRows,
       numTokens: this.numTokens,
+      absMax: this.absMax,
     };
   }
 }

@@ -4,6 +4,8 @@
  *   `<w>`         uint8   [N, K·bits/8]   packed unsigned integers (uint4: two per byte, low nibble first)
  *   `<w>.scales`  float32 [N, K/G]
  *   `<w>.zeros`   uint8   [N, K/G]        only when asymmetric (else the zero point is 2^(bits−1))
+ * FP8 linears (format "fp8_e4m3") get `<w>` uint8 [N, K] e4m3 bytes and `<w>.scales` float32 [N, 1];
+ * the activation scale mode (and the static scale) ride in the op's `weightFormat`.
  */
 import type { Op, WeightDecl } from "../ir/network.ts";
 import type { LlamaForCausalLM } from "../models/llama.ts";
@@ -43,6 +45,13 @@ export function quantizedEngineWeights(
       build.activationDtype,
     );
   }
+  if (build.backend === "cuda" && model.quantizedNames().some((n) => model.quantizedTensor(n)!.format === "fp8_e4m3")) {
+    throw new UnsupportedError(
+      `build: ${model.quantConfig.quantAlgo} engines for the CUDA backend: FP8 CUDA kernels not implemented yet (build with backend "cpu")`,
+      "BuildConfig.backend",
+      build.backend,
+    );
+  }
   if ((build.tensorParallelSize ?? 1) > 1) {
     throw new UnsupportedError(
       `build: tensor parallelism of quantized (${model.quantConfig.quantAlgo}) engines is not implemented yet`,
@@ -69,6 +78,25 @@ export function quantizedEngineWeights(
     }
     if (t.rows !== op.outFeatures || t.cols !== op.inFeatures) {
       throw new ValidationError(`build: quantized '${op.weight}' is [${t.rows}, ${t.cols}], the op needs [${op.outFeatures}, ${op.inFeatures}]`, op.weight);
+    }
+    if (t.format === "fp8_e4m3") {
+      if (!handled.has(op.weight)) {
+        handled.add(op.weight);
+        tensors.push({ name: op.weight, dtype: "uint8", shape: [t.rows, t.cols], data: t.packed });
+        tensors.push({ name: `${op.weight}.scales`, dtype: "float32", shape: [t.rows, 1], data: bytesOf(t.scales) });
+      }
+      const dynamic = t.activationScale === null || t.activationScale === undefined;
+      return {
+        ...op,
+        weightFormat: {
+          format: "fp8_e4m3",
+          groupSize: 0,
+          scales: `${op.weight}.scales`,
+          weightScale: t.weightScale ?? "per_channel",
+          activation: dynamic ? "dynamic_per_token" : "static_per_tensor",
+          ...(dynamic ? {} : { activationScale: t.activationScale! }),
+        },
+      };
     }
     if (!handled.has(op.weight)) {
       handled.add(op.weight);

@@ -10,6 +10,7 @@
  *
  * w[n, k] = (q[n, k] − z[n, k/G]) · s[n, k/G]. Per-channel is G = K.
  */
+import { e4m3Decode } from "../util/e4m3.ts";
 import { InternalError } from "../util/errors.ts";
 
 export interface QuantizedTensor {
@@ -26,6 +27,15 @@ export interface QuantizedTensor {
   readonly scales: Float32Array;
   /** [rows, cols/groupSize]; null = symmetric, zero point 2^(bits−1). */
   readonly zeros: Uint8Array | null;
+  /**
+   * "fp8_e4m3": `packed` holds e4m3 bytes (bits 8, groupSize = cols, zeros null) and
+   * w[n, k] = e4m3(packed[n, k]) · scales[n]; absent: unsigned integers as above.
+   */
+  readonly format?: "fp8_e4m3";
+  /** FP8: the static per-tensor activation scale, or null for dynamic per-token scales. */
+  readonly activationScale?: number | null;
+  /** FP8: whether every row of `scales` repeats one per-tensor scale. */
+  readonly weightScale?: "per_tensor" | "per_channel";
 }
 
 /** Bytes one row of `packed` takes. */
@@ -65,6 +75,10 @@ export function dequantize(t: QuantizedTensor): Float64Array {
   const out = new Float64Array(rows * cols);
   const q = new Uint8Array(cols);
   const ng = cols / groupSize;
+  if (t.format === "fp8_e4m3") {
+    for (let i = 0; i < rows * cols; i++) out[i] = e4m3Decode(t.packed[i]) * t.scales[Math.floor(i / cols)];
+    return out;
+  }
   for (let n = 0; n < rows; n++) {
     unpackRow(t, n, q);
     for (let k = 0; k < cols; k++) {
@@ -80,7 +94,10 @@ export function concatRows(parts: readonly QuantizedTensor[]): QuantizedTensor {
   const first = parts[0];
   if (parts.length === 1) return first;
   for (const p of parts) {
-    if (p.cols !== first.cols || p.bits !== first.bits || p.groupSize !== first.groupSize || (p.zeros === null) !== (first.zeros === null)) {
+    if (
+      p.cols !== first.cols || p.bits !== first.bits || p.groupSize !== first.groupSize || (p.zeros === null) !== (first.zeros === null) ||
+      p.format !== first.format || p.activationScale !== first.activationScale || p.weightScale !== first.weightScale
+    ) {
       throw new InternalError(
         `concatRows: parts differ (cols ${p.cols}/${first.cols}, bits ${p.bits}/${first.bits}, groupSize ${p.groupSize}/${first.groupSize})`,
       );
@@ -103,6 +120,7 @@ export function concatRows(parts: readonly QuantizedTensor[]): QuantizedTensor {
     packed: cat(parts.map((p) => p.packed), (n) => new Uint8Array(n)),
     scales: cat(parts.map((p) => p.scales), (n) => new Float32Array(n)),
     zeros: first.zeros ? cat(parts.map((p) => p.zeros!), (n) => new Uint8Array(n)) : null,
+    ...(first.format ? { format: first.format, activationScale: first.activationScale, weightScale: first.weightScale } : {}),
   };
 }
 

@@ -42,11 +42,16 @@ export function isWeightOnly(algo: QuantAlgo): boolean {
   return WEIGHT_ONLY_BITS[algo] !== undefined;
 }
 
+/** Whether `algo` stores weights as e4m3 and quantizes activations to e4m3 (CPU backend only so far). */
+export function isFp8(algo: QuantAlgo): boolean {
+  return algo === "FP8" || algo === "FP8_PER_CHANNEL_PER_TOKEN";
+}
+
 /** Throws an UnsupportedError naming `algo` when this build does not implement it yet. */
 export function assertImplemented(algo: QuantAlgo, field = "QuantConfig.quantAlgo"): void {
-  if (algo === "NO_QUANT" || isWeightOnly(algo) || algo === "MIXED_PRECISION") return;
+  if (algo === "NO_QUANT" || isWeightOnly(algo) || isFp8(algo) || algo === "MIXED_PRECISION") return;
   throw new UnsupportedError(
-    `${field}: quantization algorithm ${algo} is not implemented yet (implemented: W8A16, W4A16, W4A16_AWQ, W4A16_GPTQ, MIXED_PRECISION of those)`,
+    `${field}: quantization algorithm ${algo} is not implemented yet (implemented: W8A16, W4A16, W4A16_AWQ, W4A16_GPTQ, FP8, FP8_PER_CHANNEL_PER_TOKEN, MIXED_PRECISION of those)`,
     field,
     algo,
   );

@@ -4,6 +4,7 @@ import { parseWith } from "../util/validate.ts";
 import {
   assertImplemented,
   assertKvImplemented,
+  isFp8,
   KV_CACHE_QUANT_ALGOS,
   type KvCacheQuantAlgo,
   QUANT_ALGOS,
@@ -168,6 +169,7 @@ export class QuantConfig {
       groupSize = hit[1].groupSize ?? groupSize;
       hasZeroPoint = hit[1].hasZeroPoint ?? hasZeroPoint;
     }
+    if (isFp8(algo)) return { algo, bits: 8, groupSize: null, hasZeroPoint: false };
     const bits = WEIGHT_ONLY_BITS[algo];
     if (bits === undefined) return null;
     const grouped = algo === "W4A16_AWQ" || algo === "W4A16_GPTQ";

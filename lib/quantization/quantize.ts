@@ -2,7 +2,9 @@ import type { LlamaForCausalLM } from "../models/llama.ts";
 import { UnsupportedError, ValidationError } from "../util/errors.ts";
 import { awqSearchScale, type IntGrid, quantizeGptq, quantizeRtn } from "./algorithms.ts";
 import { type Calibration, calibrationSequences, forEachLayerInputs, type InputStats, type LayerInputs } from "./calibration.ts";
+import { quantizeFp8 } from "./fp8.ts";
 import type { QuantizedTensor } from "./packed.ts";
+import { isFp8 } from "./quant_algo.ts";
 import { effectiveGroupSize, type LayerQuant, QuantConfig, type QuantConfigInput } from "./quant_config.ts";
 import { OverlayWeightSource, QuantizedModel } from "./quantized_model.ts";
 
@@ -35,7 +37,9 @@ const GROUPS = [
 const FUSED = [["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"], ["mlp.gate_proj", "mlp.up_proj"]];
 
 const same = (a: LayerQuant | null, b: LayerQuant | null): boolean =>
-  a === b || (a !== null && b !== null && a.bits === b.bits && a.groupSize === b.groupSize && a.hasZeroPoint === b.hasZeroPoint);
+  a === b ||
+  (a !== null && b !== null && a.bits === b.bits && a.groupSize === b.groupSize && a.hasZeroPoint === b.hasZeroPoint &&
+    (a.algo === b.algo || (!isFp8(a.algo) && !isFp8(b.algo))));
 
 /** The plan: each quantized HF linear → its grid and algorithm. Validates shapes before any work. */
 function planModules(model: LlamaForCausalLM, qc: QuantConfig): Map<string, { lq: LayerQuant; grid: IntGrid; N: number; K: number }> {
@@ -96,14 +100,16 @@ function scaleStats(st: InputStats, s: Float64Array): InputStats {
     numRows: st.numRows,
     hessian,
     numTokens: st.numTokens,
+    absMax: st.absMax.map((v, k) => v / s[k]),
   };
 }
 
 /**
  * Quantizes a model's linears per `quantConfig` and returns a {@link QuantizedModel} that `build()`
  * takes like any other: W8A16 / W4A16 (round to nearest, per-channel unless a groupSize is given),
- * W4A16_AWQ (activation-aware scale search folded into the preceding norm / projection), W4A16_GPTQ (Hessian-based rounding with error feedback). AWQ and GPTQ run a float
- * forward over the calibration tokens, one layer at a time.
+ * W4A16_AWQ (activation-aware scale search folded into the preceding norm / projection), W4A16_GPTQ (Hessian-based rounding with error feedback),
+ * FP8 (e4m3 weights with a per-tensor scale, static per-tensor activation scale from the calibration amax) and FP8_PER_CHANNEL_PER_TOKEN
+ * (per-output-channel weight scales, dynamic per-token activation scales). AWQ, GPTQ and FP8 run a float forward over the calibration tokens, one layer at a time.
  *
  * @example
  * ```ts
@@ -127,7 +133,7 @@ export function quantizeSync(model: LlamaForCausalLM, quantConfig: QuantConfigIn
   const quantized = new Map<string, QuantizedTensor>();
   const awqScales = new Map<string, Float64Array>();
   const algos = new Set([...plan.values()].map((v) => v.lq.algo));
-  const needsData = algos.has("W4A16_AWQ") || algos.has("W4A16_GPTQ");
+  const needsData = algos.has("W4A16_AWQ") || algos.has("W4A16_GPTQ") || algos.has("FP8");
   const c = model.config;
   const quantizeLayer = (l: number, inputs: LayerInputs | null): void => {
     const p = `model.layers.${l}.`;
@@ -198,13 +204,25 @@ export function quantizeSync(model: LlamaForCausalLM, quantConfig: QuantConfigIn
   } else {
     for (let l = 0; l < c.numHiddenLayers; l++) quantizeLayer(l, null);
     const lm = plan.get("lm_head.weight");
-    if (lm) quantized.set("lm_head.weight", quantizeRtn(model.weights.readFloat32("lm_head.weight"), lm.N, lm.K, lm.grid));
+    if (lm) quantized.set("lm_head.weight", quantizeOne(lm.lq.algo, model.weights.readFloat32("lm_head.weight"), lm.N, lm.K, lm.grid, null, options));
   }
   return new QuantizedModel(c, new OverlayWeightSource(model.weights, floats, quantized), model.options, qc, awqScales);
 }
 
-function quantizeOne(algo: string, w: Float64Array, N: number, K: number, grid: IntGrid, st: InputStats | null, options: QuantizeOptions): QuantizedTensor {
-  if (algo === "W4A16_GPTQ" && st?.hessian) return quantizeGptq(w, N, K, grid, st.hessian, options.gptqDampPercent);
+function quantizeOne(
+  algo: string,
+  w: ArrayLike<number>,
+  N: number,
+  K: number,
+  grid: IntGrid,
+  st: InputStats | null,
+  options: QuantizeOptions,
+): QuantizedTensor {
+  if (algo === "FP8") return quantizeFp8(w, N, K, algo, st ? st.absMax.reduce((a, b) => Math.max(a, b), 0) : undefined);
+  if (algo === "FP8_PER_CHANNEL_PER_TOKEN") return quantizeFp8(w, N, K, algo);
+  if (algo === "W4A16_GPTQ" && st?.hessian) {
+    return quantizeGptq(w instanceof Float64Array ? w : Float64Array.from(w), N, K, grid, st.hessian, options.gptqDampPercent);
+  }
   return quantizeRtn(w, N, K, grid);
 }
 

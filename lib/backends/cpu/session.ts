@@ -1,5 +1,5 @@
 import * as K from "./kernels.ts";
-import { type CpuQuantWeight, quantLinear } from "./quant_linear.ts";
+import { type CpuFp8Weight, type CpuQuantWeight, fp8Linear, quantLinear } from "./quant_linear.ts";
 import { applyLora } from "./lora.ts";
 import { sampleRow } from "../../ir/sampling.ts";
 import { engineMaxSeqLen, type EngineView, type SessionBackend } from "../../ir/backend.ts";
@@ -20,6 +20,7 @@ export class CpuSession implements SessionBackend {
   readonly #weights = new Map<string, Float32Array>();
   /** Quantized linear weights, kept packed (dequantized inside the kernel). */
   readonly #quant = new Map<string, CpuQuantWeight>();
+  readonly #fp8 = new Map<string, CpuFp8Weight>();
   readonly #arena: Float32Array;
   readonly plan: EnginePlan;
   readonly maxSeqLen: number;
@@ -43,6 +44,15 @@ export class CpuSession implements SessionBackend {
     for (const op of this.plan.ops) {
       if (op.type !== "linear" || !op.weightFormat) continue;
       const f = op.weightFormat;
+      if (f.format === "fp8_e4m3") {
+        const activationScale = f.activation === "dynamic_per_token" ? null : f.activationScale;
+        if (activationScale === undefined || (activationScale !== null && !(activationScale > 0))) {
+          throw new FormatError(`Session: fp8 weight '${op.weight}' has no valid static activation scale (${activationScale})`);
+        }
+        this.#fp8.set(op.weight, { bytes: engine.readTensor(op.weight), scales: engine.readFloat32(f.scales), activationScale });
+        packed.add(op.weight);
+        continue;
+      }
       if (f.format !== "uint4" && f.format !== "uint8") {
         throw new FormatError(`Session: weight format '${f.format}' of '${op.weight}' is not supported by the CPU backend`);
       }
@@ -170,7 +180,9 @@ export class CpuSession implements SessionBackend {
       case "linear": {
         const rows = rowsOf(op.x);
         const q = op.weightFormat ? this.#quant.get(op.weight) : undefined;
-        if (q) quantLinear(this.#buf(op.x, rows), q, op.bias ? this.#w(op.bias) : null, rows, op.outFeatures, op.inFeatures, this.#buf(op.out, rows));
+        const f8 = op.weightFormat ? this.#fp8.get(op.weight) : undefined;
+        if (f8) fp8Linear(this.#buf(op.x, rows), f8, op.bias ? this.#w(op.bias) : null, rows, op.outFeatures, op.inFeatures, this.#buf(op.out, rows));
+        else if (q) quantLinear(this.#buf(op.x, rows), q, op.bias ? this.#w(op.bias) : null, rows, op.outFeatures, op.inFeatures, this.#buf(op.out, rows));
         else {K.linear(
             this.#buf(op.x, rows),
             this.#w(op.weight),
