@@ -15,9 +15,8 @@ import { LLM } from "../../lib/llmapi/llm.ts";
 import { AutoModelForCausalLM } from "../../lib/models/llama.ts";
 import { ModelRunner } from "../../lib/runtime/model_runner.ts";
 import { Session } from "../../lib/runtime/session.ts";
-import type { StepInputs } from "../../lib/ir/step_io.ts";
 import { assert, sharedDir, test } from "../harness.ts";
-import { gpuProbe, noGpuReason } from "./gpu.ts";
+import { gpuProbe, noGpuReason, step } from "./gpu.ts";
 
 const modelsDir = process.env.LLMRT_MODELS ?? `${sharedDir}models`;
 const storiesDir = `${modelsDir}/stories260k`;
@@ -117,27 +116,6 @@ storiesTest("CUDA session lifetime: dispose twice; use after dispose throws; a C
 });
 
 // ---- random-weight checkpoints vs transformers ---------------------------------------------------
-
-/** One step's inputs for a single sequence of `ids` starting at `pos` in blocks 0.. */
-function step(ids: number[], pos: number, blocks: number[]): StepInputs {
-  const T = ids.length;
-  return {
-    tokenIds: Int32Array.from(ids),
-    positions: Int32Array.from({ length: T }, (_, i) => pos + i),
-    seqStarts: Int32Array.of(0, T),
-    blockTables: Int32Array.from(blocks),
-    maxBlocksPerSeq: blocks.length,
-    logitRows: Int32Array.of(T - 1),
-    sampling: {
-      temperature: new Float32Array(1),
-      topK: new Int32Array(1),
-      topP: new Float32Array(1).fill(1),
-      minP: new Float32Array(1),
-      seed: new Uint32Array(2),
-      step: new Int32Array(1),
-    },
-  };
-}
 
 function greedyDirect(s: Session, kv: ReturnType<Session["createKvCache"]>, prompt: number[], n: number): number[] {
   const blocks = Array.from({ length: Math.ceil((prompt.length + n) / s.tokensPerBlock) }, (_, i) => i);

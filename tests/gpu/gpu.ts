@@ -3,6 +3,7 @@
  * a seeded RNG, reduced-precision encoders and an error report with explicit tolerances.
  * Not a test file.
  */
+import type { StepInputs } from "../../lib/ir/step_io.ts";
 import { test } from "../harness.ts";
 import { CudaDevice } from "../../lib/cuda/device.ts";
 
@@ -121,4 +122,25 @@ export function describe(label: string, r: ErrorReport, atol: number, rtol: numb
   return `${label}: max abs ${r.maxAbs.toExponential(2)}, max rel ${r.maxRel.toExponential(2)} (atol ${atol.toExponential(1)}, rtol ${
     rtol.toExponential(1)
   }, worst/tol ${r.worst.toFixed(3)} at ${r.worstIndex})`;
+}
+
+/** One step's inputs for a single sequence of `ids` starting at `pos` in blocks 0.. */
+export function step(ids: number[], pos: number, blocks: number[]): StepInputs {
+  const T = ids.length;
+  return {
+    tokenIds: Int32Array.from(ids),
+    positions: Int32Array.from({ length: T }, (_, i) => pos + i),
+    seqStarts: Int32Array.of(0, T),
+    blockTables: Int32Array.from(blocks),
+    maxBlocksPerSeq: blocks.length,
+    logitRows: Int32Array.of(T - 1),
+    sampling: {
+      temperature: new Float32Array(1),
+      topK: new Int32Array(1),
+      topP: new Float32Array(1).fill(1),
+      minP: new Float32Array(1),
+      seed: new Uint32Array(2),
+      step: new Int32Array(1),
+    },
+  };
 }

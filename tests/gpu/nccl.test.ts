@@ -9,9 +9,8 @@ import { AutoModelForCausalLM, buildSync, Session } from "../../mod.ts";
 import type { Engine } from "../../lib/builder/engine.ts";
 import { shardEngine } from "../../lib/builder/sharding.ts";
 import { NcclCommunicator, ncclUniqueId, ncclVersion } from "../../lib/cuda/nccl.ts";
-import type { StepInputs } from "../../lib/ir/step_io.ts";
 import type { TpSession } from "../../lib/runtime/tp_session.ts";
-import { device, gpuProbe, noGpuReason, seededUniform } from "./gpu.ts";
+import { device, gpuProbe, noGpuReason, seededUniform, step } from "./gpu.ts";
 
 let ncclReason = "";
 if (gpuProbe.ok) {
@@ -64,26 +63,6 @@ ncclTest("nccl: one rank initialises; all-reduce, all-gather and broadcast move 
   comm.dispose();
   assert.ok(comm.isDisposed);
 });
-
-function step(ids: number[], pos: number, blocks: number[]): StepInputs {
-  const T = ids.length;
-  return {
-    tokenIds: Int32Array.from(ids),
-    positions: Int32Array.from({ length: T }, (_, i) => pos + i),
-    seqStarts: Int32Array.of(0, T),
-    blockTables: Int32Array.from(blocks),
-    maxBlocksPerSeq: blocks.length,
-    logitRows: Int32Array.of(T - 1),
-    sampling: {
-      temperature: new Float32Array(1),
-      topK: new Int32Array(1),
-      topP: new Float32Array(1).fill(1),
-      minP: new Float32Array(1),
-      seed: new Uint32Array(2),
-      step: new Int32Array(1),
-    },
-  };
-}
 
 /** Greedy decode of `n` tokens; every step's logits kept; decode tokens/s over the steps after the first. */
 function greedy(s: Session, prompt: number[], n: number, vocab: number): { ids: number[]; logits: Float32Array[]; tokensPerS: number } {

@@ -12,9 +12,8 @@ import { AutoModelForCausalLM, buildSync, Session } from "../../mod.ts";
 import type { Engine } from "../../lib/builder/engine.ts";
 import { CudaDevice } from "../../lib/cuda/device.ts";
 import { ncclVersion } from "../../lib/cuda/nccl.ts";
-import type { StepInputs } from "../../lib/ir/step_io.ts";
 import type { TpSession } from "../../lib/runtime/tp_session.ts";
-import { gpuProbe, noGpuReason } from "./gpu.ts";
+import { gpuProbe, noGpuReason, step } from "./gpu.ts";
 
 let reason = noGpuReason;
 if (!reason) {
@@ -31,26 +30,6 @@ if (!reason) {
 const tp2Test = test.skipIf(reason, !gpuProbe.ok || reason !== "");
 const MODEL = process.env.LLMRT_TP_MODEL ?? new URL("../../models/kjv-llama/", import.meta.url).pathname;
 const DTYPE = (process.env.LLMRT_TP_DTYPE ?? "bfloat16") as "bfloat16" | "float32";
-
-function step(ids: number[], pos: number, blocks: number[]): StepInputs {
-  const T = ids.length;
-  return {
-    tokenIds: Int32Array.from(ids),
-    positions: Int32Array.from({ length: T }, (_, i) => pos + i),
-    seqStarts: Int32Array.of(0, T),
-    blockTables: Int32Array.from(blocks),
-    maxBlocksPerSeq: blocks.length,
-    logitRows: Int32Array.of(T - 1),
-    sampling: {
-      temperature: new Float32Array(1),
-      topK: new Int32Array(1),
-      topP: new Float32Array(1).fill(1),
-      minP: new Float32Array(1),
-      seed: new Uint32Array(2),
-      step: new Int32Array(1),
-    },
-  };
-}
 
 function greedy(s: Session, prompt: number[], n: number, vocab: number): { ids: number[]; first: Float32Array; tokensPerS: number } {
   using kv = s.createKvCache(Math.ceil((prompt.length + n) / s.tokensPerBlock) + 1);
