@@ -8,16 +8,14 @@ import * as path from "node:path";
 import { fp8Linear } from "../lib/backends/cpu/quant_linear.ts";
 import { buildSync } from "../lib/builder/builder.ts";
 import { Engine } from "../lib/builder/engine.ts";
-import type { RequestOutput } from "../lib/executor/outputs.ts";
-import { LLM } from "../lib/llmapi/llm.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import { E4M3_DECODE, e4m3Decode, e4m3Encode, quantizeFp8 } from "../lib/quantization/fp8.ts";
 import { dequantize } from "../lib/quantization/packed.ts";
-import { QuantConfig, type QuantConfigInput } from "../lib/quantization/quant_config.ts";
+import { QuantConfig } from "../lib/quantization/quant_config.ts";
 import { quantizeSync } from "../lib/quantization/quantize.ts";
-import { LlmTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { UnsupportedError } from "../lib/util/errors.ts";
 import { assert, test } from "./harness.ts";
+import { kjv, kjvPerplexity as perplexity } from "./kjv_perplexity.ts";
 
 // ---- codec ----
 
@@ -172,34 +170,6 @@ test("fp8Linear equals a float64 reference of the same quantized values (FP8 sta
 });
 
 // ---- kjv-llama ----
-
-const kjv = new URL("../models/kjv-llama/", import.meta.url).pathname;
-const heldoutText = fs.readFileSync(new URL("../lib/quantization/data/kjv_heldout.txt", import.meta.url).pathname, "utf8");
-const WINDOW = 256, WINDOWS = 5;
-const ids = LlmTokenizer.fromDir(kjv).encode(heldoutText);
-const heldout = Array.from({ length: WINDOWS }, (_, i) => ids.slice(i * WINDOW, (i + 1) * WINDOW));
-
-/** exp(mean NLL) of every held-out token after the first of its window, through promptLogprobs (as tests/quant_kjv.test.ts). */
-async function perplexity(quantConfig?: QuantConfigInput): Promise<number> {
-  await using llm = await LLM.create({
-    model: kjv,
-    backend: "cpu",
-    cacheEngine: false,
-    gatherContextLogits: true,
-    quantConfig,
-    buildConfig: { maxBatchSize: WINDOWS, maxNumTokens: WINDOW * WINDOWS, maxSeqLen: 512 },
-  });
-  const outs = await llm.generate(heldout, { temperature: 0, maxTokens: 1, promptLogprobs: 0 }, { useTqdm: false }) as RequestOutput[];
-  let nll = 0, n = 0;
-  for (const o of outs) {
-    for (const e of o.promptLogprobs!.slice(1)) {
-      nll -= e!.logprob;
-      n++;
-    }
-  }
-  assert.equal(n, WINDOWS * (WINDOW - 1));
-  return Math.exp(nll / n);
-}
 
 let f32: Promise<number> | null = null;
 const report = (name: string, p: number, base: number): string =>

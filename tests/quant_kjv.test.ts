@@ -6,42 +6,12 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { buildSync } from "../lib/builder/builder.ts";
 import { Engine } from "../lib/builder/engine.ts";
-import type { RequestOutput } from "../lib/executor/outputs.ts";
 import { LLM } from "../lib/llmapi/llm.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import type { QuantConfigInput } from "../lib/quantization/quant_config.ts";
 import { quantizeSync } from "../lib/quantization/quantize.ts";
-import { LlmTokenizer } from "../lib/tokenizer/tokenizer.ts";
 import { assert, test } from "./harness.ts";
-
-const kjv = new URL("../models/kjv-llama/", import.meta.url).pathname;
-const heldoutText = fs.readFileSync(new URL("../lib/quantization/data/kjv_heldout.txt", import.meta.url).pathname, "utf8");
-const tokenizer = LlmTokenizer.fromDir(kjv);
-const WINDOW = 256, WINDOWS = 5;
-const ids = tokenizer.encode(heldoutText);
-const heldout = Array.from({ length: WINDOWS }, (_, i) => ids.slice(i * WINDOW, (i + 1) * WINDOW));
-
-/** exp(mean NLL) of every held-out token after the first of its window, through promptLogprobs. */
-async function perplexity(quantConfig?: QuantConfigInput): Promise<number> {
-  await using llm = await LLM.create({
-    model: kjv,
-    backend: "cpu",
-    cacheEngine: false,
-    gatherContextLogits: true,
-    quantConfig,
-    buildConfig: { maxBatchSize: WINDOWS, maxNumTokens: WINDOW * WINDOWS, maxSeqLen: 512 },
-  });
-  const outs = await llm.generate(heldout, { temperature: 0, maxTokens: 1, promptLogprobs: 0 }, { useTqdm: false }) as RequestOutput[];
-  let nll = 0, n = 0;
-  for (const o of outs) {
-    for (const e of o.promptLogprobs!.slice(1)) {
-      nll -= e!.logprob;
-      n++;
-    }
-  }
-  assert.equal(n, WINDOWS * (WINDOW - 1));
-  return Math.exp(nll / n);
-}
+import { kjv, kjvPerplexity as perplexity } from "./kjv_perplexity.ts";
 
 const ppl = new Map<string, Promise<number>>();
 const pplOf = (key: string, qc?: QuantConfigInput): Promise<number> => {
