@@ -20,6 +20,7 @@ import { buildSync } from "../lib/builder/builder.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import type { CudaKvCache } from "../lib/backends/cuda/session.ts";
 import { Session } from "../lib/runtime/session.ts";
+import { copyBandwidth } from "./copy_bandwidth.ts";
 import type { StepInputs } from "../lib/ir/step_io.ts";
 
 const { values } = parseArgs({
@@ -52,23 +53,7 @@ const cuda = session.cuda!;
 const dev = cuda.device;
 const weightBytes = engine.tensorNames().reduce((a, n) => a + engine.tensorInfo(n).shape.reduce((x, y) => x * y, 1) * engine.plan.elementBytes, 0);
 
-/** Device → device copy of 1 GiB, bytes read + written per second (median-free: mean of 20 after 3 warm-ups). */
-function copyBandwidth(): number {
-  const n = 1 << 30;
-  using a = dev.alloc(n);
-  using b = dev.alloc(n);
-  using stream = dev.createStream();
-  using start = dev.createEvent();
-  using end = dev.createEvent();
-  a.fill(7, { stream });
-  for (let i = 0; i < 3; i++) b.copyFromDevice(a, n, { stream });
-  start.record(stream);
-  for (let i = 0; i < 20; i++) b.copyFromDevice(a, n, { stream });
-  end.record(stream);
-  end.synchronize();
-  return (2 * n * 20) / (end.elapsedSince(start) / 1e3);
-}
-const copyBps = copyBandwidth();
+const copyBps = copyBandwidth(dev);
 
 let seed = 12345;
 const rand = (n: number): number => {

@@ -18,6 +18,7 @@ import { dequantize } from "../lib/quantization/packed.ts";
 import { quantizeSync } from "../lib/quantization/quantize.ts";
 import type { QuantizedModel } from "../lib/quantization/quantized_model.ts";
 import { Session } from "../lib/runtime/session.ts";
+import { copyBandwidth } from "./copy_bandwidth.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -133,23 +134,10 @@ function run(engine: Engine): RunResult {
   return { logits, decodeLogits, ids, tokS: (numDecode / ms) * 1e3, stepMs: ms / numDecode };
 }
 
-function copyBandwidth(engine: Engine): number {
+function ceilingBandwidth(engine: Engine): number {
   if (backend === "cpu") return NaN;
   using session = Session.fromSerializedEngine(engine, { backend: "cuda" });
-  const dev = session.cuda!.device;
-  const n = 1 << 30;
-  using a = dev.alloc(n);
-  using b = dev.alloc(n);
-  using stream = dev.createStream();
-  using start = dev.createEvent();
-  using end = dev.createEvent();
-  a.fill(7, { stream });
-  for (let i = 0; i < 3; i++) b.copyFromDevice(a, n, { stream });
-  start.record(stream);
-  for (let i = 0; i < 20; i++) b.copyFromDevice(a, n, { stream });
-  end.record(stream);
-  end.synchronize();
-  return (2 * n * 20) / (end.elapsedSince(start) / 1e3);
+  return copyBandwidth(session.cuda!.device);
 }
 
 const relL2 = (a: Float32Array, b: Float32Array): number => {
@@ -165,7 +153,7 @@ const argmax = (a: Float32Array): number => a.reduce((best, v, i) => (v > a[best
 const base = AutoModelForCausalLM.fromHuggingFace(modelDir, backend === "cuda" ? { dtype: "bfloat16" } : {});
 prompt = Array.from({ length: PROMPT }, (_, i) => (i * 101 + 7) % Math.min(4000, base.config.vocabSize));
 const bf16 = build(base);
-const copyBps = copyBandwidth(bf16);
+const copyBps = ceilingBandwidth(bf16);
 const ref = run(bf16);
 const rows: string[] = [];
 const line = (name: string, e: Engine, r: RunResult, extra: string): void => {
