@@ -63,5 +63,6 @@ export { type LayerQuant, QuantConfig, type QuantConfigInput } from "./lib/quant
 export { quantize, type QuantizeOptions } from "./lib/quantization/quantize.ts";
 export { QuantizedModel } from "./lib/quantization/quantized_model.ts";
 export { E4M3_MAX, e4m3Decode, e4m3Encode } from "./lib/quantization/fp8.ts";
+export { E2M1_MAX, e2m1Decode, e2m1Encode } from "./lib/quantization/nvfp4.ts";
 export { openModel } from "./lib/quantization/prequantized.ts";
 export { saveQuantizedCheckpoint } from "./lib/quantization/export.ts";

@@ -26,7 +26,13 @@ export interface WeightDecl {
  * engine tensors holding the scales (and zero points). Backends dispatch on `format`.
  */
 export interface WeightFormat {
-  /** Stored element format, e.g. "int8", "int4" (two per byte), "fp8_e4m3". */
+  /**
+   * Stored element format: "uint4" / "uint8" (weight-only integers, float activations), "fp8_e4m3"
+   * (FP8 / FP8_PER_CHANNEL_PER_TOKEN), "int8" (signed, W8A8_SQ_PER_CHANNEL: int8 activations per
+   * token), "int4" (signed nibbles, W4A8_AWQ: e4m3 activations, static scale), "nvfp4" (e2m1 codes
+   * with e4m3 block scales per 16 — `scales` is then a uint8 tensor [out, in/16] — and `globalScale`;
+   * activations NVFP4 too: dynamic block scales under the static `activationScale`).
+   */
   readonly format: string;
   /** Input elements sharing one scale; 0 = per output channel. */
   readonly groupSize: number;
@@ -40,9 +46,11 @@ export interface WeightFormat {
    * FP8 ("fp8_e4m3"): how activations get their scale — one static per-tensor scale from
    * calibration (`activationScale`), or a dynamic scale per token computed at run time.
    */
-  readonly activation?: "static_per_tensor" | "dynamic_per_token";
-  /** FP8 static activation scale (x ≈ e4m3 · activationScale). */
+  readonly activation?: "static_per_tensor" | "dynamic_per_token" | "dynamic_per_block";
+  /** Static activation scale (FP8, int4: x ≈ e4m3 · activationScale; nvfp4: the activations' global scale). */
   readonly activationScale?: number;
+  /** nvfp4: the weight's float32 global scale (w = e2m1 · blockScale · globalScale). */
+  readonly globalScale?: number;
   /** FP8: whether `scales` holds one scale per tensor (repeated per row) or per output channel. */
   readonly weightScale?: "per_tensor" | "per_channel";
 }

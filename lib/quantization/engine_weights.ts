@@ -10,6 +10,7 @@
 import type { Op, WeightDecl } from "../ir/network.ts";
 import type { LlamaForCausalLM } from "../models/llama.ts";
 import { UnsupportedError, ValidationError } from "../util/errors.ts";
+import { isLowbitTensor, lowbitEngineRecord, NVFP4_BUILD_NOTE, refuseLowbitOnCuda } from "./lowbit_engine.ts";
 import { concatRows, type QuantizedTensor } from "./packed.ts";
 import { QuantizedModel } from "./quantized_model.ts";
 
@@ -45,6 +46,9 @@ export function quantizedEngineWeights(
       build.activationDtype,
     );
   }
+  const all = model.quantizedNames().map((n) => model.quantizedTensor(n)!);
+  refuseLowbitOnCuda(all, build.backend);
+  if (all.some((t) => t.format === "nvfp4")) console.info(NVFP4_BUILD_NOTE);
   if (build.backend === "cuda" && model.quantizedNames().some((n) => model.quantizedTensor(n)!.format === "fp8_e4m3")) {
     throw new UnsupportedError(
       `build: ${model.quantConfig.quantAlgo} engines for the CUDA backend: FP8 CUDA kernels not implemented yet (build with backend "cpu")`,
@@ -78,6 +82,14 @@ export function quantizedEngineWeights(
     }
     if (t.rows !== op.outFeatures || t.cols !== op.inFeatures) {
       throw new ValidationError(`build: quantized '${op.weight}' is [${t.rows}, ${t.cols}], the op needs [${op.outFeatures}, ${op.inFeatures}]`, op.weight);
+    }
+    if (isLowbitTensor(t)) {
+      const r = lowbitEngineRecord(op.weight, t);
+      if (!handled.has(op.weight)) {
+        handled.add(op.weight);
+        tensors.push(...r.tensors);
+      }
+      return { ...op, weightFormat: r.weightFormat };
     }
     if (t.format === "fp8_e4m3") {
       if (!handled.has(op.weight)) {

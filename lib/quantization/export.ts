@@ -38,9 +38,9 @@ export function saveQuantizedCheckpoint(model: QuantizedModel, outDir: string): 
   const names = model.quantizedNames();
   if (names.length === 0) throw new ValidationError("saveQuantizedCheckpoint: the model has no quantized weights", "model");
   const ts = names.map((n) => model.quantizedTensor(n)!);
-  if (ts.some((t) => t.format === "fp8_e4m3")) {
+  if (ts.some((t) => t.format !== undefined)) {
     throw new UnsupportedError(
-      'saveQuantizedCheckpoint: FP8 checkpoints (quant_method "fp8" / compressed-tensors) are not written yet; build an engine from the quantized model instead',
+      `saveQuantizedCheckpoint: ${model.quantConfig.quantAlgo} checkpoints (FP8 / W8A8 / W4A8 / NVFP4 layouts) are not written yet; build an engine from the quantized model instead`,
       "quantConfig",
       model.quantConfig.quantAlgo,
     );

@@ -10,6 +10,7 @@
  *
  * w[n, k] = (q[n, k] − z[n, k/G]) · s[n, k/G]. Per-channel is G = K.
  */
+import { e2m1Decode } from "../util/e2m1.ts";
 import { e4m3Decode } from "../util/e4m3.ts";
 import { InternalError } from "../util/errors.ts";
 
@@ -30,10 +31,21 @@ export interface QuantizedTensor {
   /**
    * "fp8_e4m3": `packed` holds e4m3 bytes (bits 8, groupSize = cols, zeros null) and
    * w[n, k] = e4m3(packed[n, k]) · scales[n]; absent: unsigned integers as above.
+   * "int8" (W8A8_SQ_PER_CHANNEL): signed two's complement bytes, w = q · scales[n] (groupSize = cols).
+   * "int4" (W4A8_AWQ): signed two's complement nibbles (−8..7, element 2j low), w = q · scales[n, k/G].
+   * "nvfp4": e2m1 codes (lib/util/e2m1.ts, element 2j low), `scales` [rows, cols/16] the e4m3 block
+   * scales' values (exactly e4m3), w = e2m1 · scales[n, k/16] · globalScale. zeros are null for all.
    */
-  readonly format?: "fp8_e4m3";
-  /** FP8: the static per-tensor activation scale, or null for dynamic per-token scales. */
+  readonly format?: "fp8_e4m3" | "int8" | "int4" | "nvfp4";
+  /**
+   * Static per-tensor activation scale (FP8, W4A8_AWQ: x ≈ e4m3 · a; NVFP4: the activations' global
+   * scale under their dynamic block scales), or null for dynamic per-token scales.
+   */
   readonly activationScale?: number | null;
+  /** NVFP4: the weight's float32 global scale (amax / (6·448)). */
+  readonly globalScale?: number;
+  /** W8A8_SQ_PER_CHANNEL o_proj / down_proj: [cols] multipliers of the input (1/s of SmoothQuant) applied before it is quantized. */
+  readonly preQuantScale?: Float32Array;
   /** FP8: whether every row of `scales` repeats one per-tensor scale. */
   readonly weightScale?: "per_tensor" | "per_channel";
 }
@@ -79,8 +91,20 @@ export function dequantize(t: QuantizedTensor): Float64Array {
     for (let i = 0; i < rows * cols; i++) out[i] = e4m3Decode(t.packed[i]) * t.scales[Math.floor(i / cols)];
     return out;
   }
+  if (t.format === "int8") {
+    for (let i = 0; i < rows * cols; i++) out[i] = ((t.packed[i] << 24) >> 24) * t.scales[Math.floor(i / cols)];
+    return out;
+  }
   for (let n = 0; n < rows; n++) {
     unpackRow(t, n, q);
+    if (t.format === "int4" || t.format === "nvfp4") {
+      const g2 = t.format === "nvfp4" ? t.globalScale! : 1;
+      for (let k = 0; k < cols; k++) {
+        const v = t.format === "int4" ? ((q[k] << 28) >> 28) : e2m1Decode(q[k]);
+        out[n * cols + k] = v * t.scales[n * ng + ((k / groupSize) | 0)] * g2;
+      }
+      continue;
+    }
     for (let k = 0; k < cols; k++) {
       const g = (k / groupSize) | 0;
       out[n * cols + k] = (q[k] - zeroAt(t, n, g)) * t.scales[n * ng + g];
@@ -96,7 +120,8 @@ export function concatRows(parts: readonly QuantizedTensor[]): QuantizedTensor {
   for (const p of parts) {
     if (
       p.cols !== first.cols || p.bits !== first.bits || p.groupSize !== first.groupSize || (p.zeros === null) !== (first.zeros === null) ||
-      p.format !== first.format || p.activationScale !== first.activationScale || p.weightScale !== first.weightScale
+      p.format !== first.format || p.activationScale !== first.activationScale || p.weightScale !== first.weightScale ||
+      p.globalScale !== first.globalScale || p.preQuantScale !== undefined
     ) {
       throw new InternalError(
         `concatRows: parts differ (cols ${p.cols}/${first.cols}, bits ${p.bits}/${first.bits}, groupSize ${p.groupSize}/${first.groupSize})`,
@@ -121,10 +146,12 @@ export function concatRows(parts: readonly QuantizedTensor[]): QuantizedTensor {
     scales: cat(parts.map((p) => p.scales), (n) => new Float32Array(n)),
     zeros: first.zeros ? cat(parts.map((p) => p.zeros!), (n) => new Uint8Array(n)) : null,
     ...(first.format ? { format: first.format, activationScale: first.activationScale, weightScale: first.weightScale } : {}),
+    ...(first.globalScale !== undefined ? { globalScale: first.globalScale } : {}),
   };
 }
 
-/** Bytes the tensor occupies (packed + scales as float32 + zeros). */
+/** Bytes the tensor occupies (packed + scales as float32, NVFP4's as e4m3 bytes + zeros + pre-quant scales). */
 export function quantizedByteSize(t: QuantizedTensor): number {
-  return t.packed.byteLength + t.scales.byteLength + (t.zeros?.byteLength ?? 0);
+  const scales = t.format === "nvfp4" ? t.scales.length : t.scales.byteLength;
+  return t.packed.byteLength + scales + (t.zeros?.byteLength ?? 0) + (t.preQuantScale?.byteLength ?? 0);
 }

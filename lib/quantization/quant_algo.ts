@@ -47,11 +47,16 @@ export function isFp8(algo: QuantAlgo): boolean {
   return algo === "FP8" || algo === "FP8_PER_CHANNEL_PER_TOKEN";
 }
 
+/** Whether `algo` quantizes weights and activations below FP8: W8A8_SQ_PER_CHANNEL, W4A8_AWQ, NVFP4 (CPU backend only so far). */
+export function isLowbitActivation(algo: QuantAlgo): boolean {
+  return algo === "W8A8_SQ_PER_CHANNEL" || algo === "W4A8_AWQ" || algo === "NVFP4";
+}
+
 /** Throws an UnsupportedError naming `algo` when this build does not implement it yet. */
 export function assertImplemented(algo: QuantAlgo, field = "QuantConfig.quantAlgo"): void {
-  if (algo === "NO_QUANT" || isWeightOnly(algo) || isFp8(algo) || algo === "MIXED_PRECISION") return;
+  if (algo === "NO_QUANT" || isWeightOnly(algo) || isFp8(algo) || isLowbitActivation(algo) || algo === "MIXED_PRECISION") return;
   throw new UnsupportedError(
-    `${field}: quantization algorithm ${algo} is not implemented yet (implemented: W8A16, W4A16, W4A16_AWQ, W4A16_GPTQ, FP8, FP8_PER_CHANNEL_PER_TOKEN, MIXED_PRECISION of those)`,
+    `${field}: quantization algorithm ${algo} is not implemented yet (implemented: W8A16, W4A16, W4A16_AWQ, W4A16_GPTQ, FP8, FP8_PER_CHANNEL_PER_TOKEN, W8A8_SQ_PER_CHANNEL, W4A8_AWQ, NVFP4, MIXED_PRECISION of those)`,
     field,
     algo,
   );

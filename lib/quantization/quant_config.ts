@@ -5,6 +5,7 @@ import {
   assertImplemented,
   assertKvImplemented,
   isFp8,
+  isLowbitActivation,
   KV_CACHE_QUANT_ALGOS,
   type KvCacheQuantAlgo,
   QUANT_ALGOS,
@@ -44,6 +45,8 @@ export const QuantConfigSchema = z.strictObject({
    * instead of folding them into the preceding norm / projection. Not implemented yet. @default false
    */
   preQuantScale: z.boolean().default(false),
+  /** SmoothQuant (W8A8_SQ_PER_CHANNEL) migration strength α in [0, 1]: s_j = max|X_j|^α / max|W_j|^(1−α). @default 0.5 */
+  alpha: z.number().min(0).max(1).default(0.5),
   /** Modules left unquantized. @default ["lm_head"] */
   excludeModules: z.array(z.string().min(1)).default(["lm_head"]),
   /** MIXED_PRECISION: the algorithm of each listed module (pattern); unlisted modules stay unquantized. */
@@ -84,6 +87,7 @@ export class QuantConfig {
   readonly groupSize: number | undefined;
   readonly hasZeroPoint: boolean;
   readonly preQuantScale: boolean;
+  readonly alpha: number;
   readonly excludeModules: readonly string[];
   readonly quantizedLayers: Readonly<Record<string, z.output<typeof LayerQuantConfigSchema>>> | undefined;
 
@@ -93,6 +97,7 @@ export class QuantConfig {
     this.groupSize = d.groupSize;
     this.hasZeroPoint = d.hasZeroPoint;
     this.preQuantScale = d.preQuantScale;
+    this.alpha = d.alpha;
     this.excludeModules = d.excludeModules;
     this.quantizedLayers = d.quantizedLayers;
     Object.freeze(this);
@@ -151,6 +156,7 @@ export class QuantConfig {
       kvCacheQuantAlgo: this.kvCacheQuantAlgo,
       hasZeroPoint: this.hasZeroPoint,
       preQuantScale: this.preQuantScale,
+      alpha: this.alpha,
       excludeModules: [...this.excludeModules],
     };
     if (this.groupSize !== undefined) d.groupSize = this.groupSize;
@@ -170,11 +176,33 @@ export class QuantConfig {
       hasZeroPoint = hit[1].hasZeroPoint ?? hasZeroPoint;
     }
     if (isFp8(algo)) return { algo, bits: 8, groupSize: null, hasZeroPoint: false };
+    if (isLowbitActivation(algo)) return lowbitLayerQuant(algo, module, groupSize, hasZeroPoint);
     const bits = WEIGHT_ONLY_BITS[algo];
     if (bits === undefined) return null;
     const grouped = algo === "W4A16_AWQ" || algo === "W4A16_GPTQ";
     return { algo, bits, groupSize: groupSize ?? (grouped ? 128 : null), hasZeroPoint };
   }
+}
+
+/** W8A8_SQ_PER_CHANNEL (int8 per channel), W4A8_AWQ (int4, groupSize default 128), NVFP4 (blocks of 16): symmetric only. */
+function lowbitLayerQuant(algo: QuantAlgo, module: string, groupSize: number | undefined, hasZeroPoint: boolean): LayerQuant {
+  if (hasZeroPoint) {
+    throw new ValidationError(
+      `QuantConfig.hasZeroPoint: ${algo} (module '${module}') is symmetric; leave hasZeroPoint false`,
+      "QuantConfig.hasZeroPoint",
+      true,
+    );
+  }
+  if (algo === "W8A8_SQ_PER_CHANNEL") return { algo, bits: 8, groupSize: null, hasZeroPoint: false };
+  if (algo === "W4A8_AWQ") return { algo, bits: 4, groupSize: groupSize ?? 128, hasZeroPoint: false };
+  if (groupSize !== undefined && groupSize !== 16) {
+    throw new ValidationError(
+      `QuantConfig.groupSize: NVFP4 (module '${module}') has one scale per 16 values, got groupSize ${groupSize}`,
+      "QuantConfig.groupSize",
+      groupSize,
+    );
+  }
+  return { algo, bits: 4, groupSize: 16, hasZeroPoint: false };
 }
 
 /**

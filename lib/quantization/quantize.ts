@@ -1,10 +1,12 @@
 import type { LlamaForCausalLM } from "../models/llama.ts";
-import { UnsupportedError, ValidationError } from "../util/errors.ts";
+import { InternalError, UnsupportedError, ValidationError } from "../util/errors.ts";
 import { awqSearchScale, type IntGrid, quantizeGptq, quantizeRtn } from "./algorithms.ts";
 import { type Calibration, calibrationSequences, forEachLayerInputs, type InputStats, type LayerInputs } from "./calibration.ts";
 import { quantizeFp8 } from "./fp8.ts";
+import { quantizeNvfp4, toW4A8 } from "./nvfp4.ts";
+import { quantizeInt8PerChannel, smoothFactors } from "./smoothquant.ts";
 import type { QuantizedTensor } from "./packed.ts";
-import { isFp8 } from "./quant_algo.ts";
+import { isWeightOnly, type QuantAlgo } from "./quant_algo.ts";
 import { effectiveGroupSize, type LayerQuant, QuantConfig, type QuantConfigInput } from "./quant_config.ts";
 import { OverlayWeightSource, QuantizedModel } from "./quantized_model.ts";
 
@@ -39,7 +41,7 @@ const FUSED = [["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"], ["m
 const same = (a: LayerQuant | null, b: LayerQuant | null): boolean =>
   a === b ||
   (a !== null && b !== null && a.bits === b.bits && a.groupSize === b.groupSize && a.hasZeroPoint === b.hasZeroPoint &&
-    (a.algo === b.algo || (!isFp8(a.algo) && !isFp8(b.algo))));
+    (a.algo === b.algo || (isWeightOnly(a.algo) && isWeightOnly(b.algo))));
 
 /** The plan: each quantized HF linear → its grid and algorithm. Validates shapes before any work. */
 function planModules(model: LlamaForCausalLM, qc: QuantConfig): Map<string, { lq: LayerQuant; grid: IntGrid; N: number; K: number }> {
@@ -109,7 +111,10 @@ function scaleStats(st: InputStats, s: Float64Array): InputStats {
  * takes like any other: W8A16 / W4A16 (round to nearest, per-channel unless a groupSize is given),
  * W4A16_AWQ (activation-aware scale search folded into the preceding norm / projection), W4A16_GPTQ (Hessian-based rounding with error feedback),
  * FP8 (e4m3 weights with a per-tensor scale, static per-tensor activation scale from the calibration amax) and FP8_PER_CHANNEL_PER_TOKEN
- * (per-output-channel weight scales, dynamic per-token activation scales). AWQ, GPTQ and FP8 run a float forward over the calibration tokens, one layer at a time.
+ * (per-output-channel weight scales, dynamic per-token activation scales), W8A8_SQ_PER_CHANNEL (SmoothQuant with `alpha`: int8 per-channel
+ * weights, dynamic per-token int8 activations), W4A8_AWQ (AWQ int4 groupwise weights, static per-tensor FP8 activations) and NVFP4
+ * (e2m1 weights and activations with e4m3 scales per 16 and float32 global scales; CPU backend only — the H200 has no FP4 tensor cores).
+ * Every algorithm but RTN (W8A16 / W4A16) runs a float forward over the calibration tokens, one layer at a time.
  *
  * @example
  * ```ts
@@ -133,7 +138,8 @@ export function quantizeSync(model: LlamaForCausalLM, quantConfig: QuantConfigIn
   const quantized = new Map<string, QuantizedTensor>();
   const awqScales = new Map<string, Float64Array>();
   const algos = new Set([...plan.values()].map((v) => v.lq.algo));
-  const needsData = algos.has("W4A16_AWQ") || algos.has("W4A16_GPTQ") || algos.has("FP8");
+  const needsData = ["W4A16_AWQ", "W4A16_GPTQ", "FP8", "W8A8_SQ_PER_CHANNEL", "W4A8_AWQ", "NVFP4"].some((a) => algos.has(a as QuantAlgo));
+  const preQuant = new Map<string, Float32Array>();
   const c = model.config;
   const quantizeLayer = (l: number, inputs: LayerInputs | null): void => {
     const p = `model.layers.${l}.`;
@@ -148,7 +154,7 @@ export function quantizeSync(model: LlamaForCausalLM, quantConfig: QuantConfigIn
     // AWQ: search each input group's scales on the float weights, fold 1/s upstream, scale columns by s.
     for (const g of GROUPS) {
       const names = g.modules.map((m) => `${p}${m}.weight`);
-      const awq = names.filter((n) => plan.get(n)?.lq.algo === "W4A16_AWQ");
+      const awq = names.filter((n) => plan.get(n)?.lq.algo === "W4A16_AWQ" || plan.get(n)?.lq.algo === "W4A8_AWQ");
       let st = inputs ? inputs[g.input] : null;
       if (awq.length > 0 && st) {
         const upstream = awqUpstream(g.input, p, c);
@@ -173,6 +179,7 @@ export function quantizeSync(model: LlamaForCausalLM, quantConfig: QuantConfigIn
           st = scaleStats(st, s);
         }
       }
+      if (st && names.some((n) => plan.get(n)?.lq.algo === "W8A8_SQ_PER_CHANNEL")) smoothGroup(g.input, p, names, st, qc.alpha, weight, touched, preQuant);
       if (st) stats.set(g.input, st);
     }
     for (const g of GROUPS) {
@@ -181,7 +188,8 @@ export function quantizeSync(model: LlamaForCausalLM, quantConfig: QuantConfigIn
         const e = plan.get(name);
         if (!e) continue;
         const w = weight(name);
-        quantized.set(name, quantizeOne(e.lq.algo, w, e.N, e.K, e.grid, stats.get(g.input) ?? null, options));
+        const amax = e.lq.algo === "NVFP4" ? fusedAmax(g.modules.map((x) => `${p}${x}.weight`).filter((n) => plan.has(n)).map(weight)) : undefined;
+        quantized.set(name, quantizeOne(e.lq.algo, w, e.N, e.K, e.grid, stats.get(g.input) ?? null, options, amax, preQuant.get(name)));
         touched.delete(name);
       }
     }
@@ -217,7 +225,16 @@ function quantizeOne(
   grid: IntGrid,
   st: InputStats | null,
   options: QuantizeOptions,
+  weightAmax?: number,
+  preQuantScale?: Float32Array,
 ): QuantizedTensor {
+  const inputAmax = (): number => {
+    if (!st) throw new InternalError(`quantize: ${algo} needs calibration statistics of the layer input`);
+    return st.absMax.reduce((a, b) => Math.max(a, b), 0);
+  };
+  if (algo === "W8A8_SQ_PER_CHANNEL") return quantizeInt8PerChannel(w, N, K, preQuantScale);
+  if (algo === "W4A8_AWQ") return toW4A8(quantizeRtn(w, N, K, grid), inputAmax());
+  if (algo === "NVFP4") return quantizeNvfp4(w, N, K, inputAmax(), weightAmax);
   if (algo === "FP8") return quantizeFp8(w, N, K, algo, st ? st.absMax.reduce((a, b) => Math.max(a, b), 0) : undefined);
   if (algo === "FP8_PER_CHANNEL_PER_TOKEN") return quantizeFp8(w, N, K, algo);
   if (algo === "W4A16_GPTQ" && st?.hessian) {
@@ -250,4 +267,38 @@ function foldInverse(name: string, s: Float64Array, weight: (n: string) => Float
   if (!Number.isInteger(cols)) throw new ValidationError(`quantize: cannot fold AWQ scales into '${name}' (${w.length} values, ${rows} channels)`, name);
   for (let r = 0; r < rows; r++) for (let k = 0; k < cols; k++) w[r * cols + k] /= s[r];
   touched.add(name);
+}
+
+/** max |w| over the weights of one fused engine linear (NVFP4's parts share one global scale, as ModelOpt exports them). */
+function fusedAmax(ws: readonly Float64Array[]): number {
+  let m = 0;
+  for (const w of ws) for (let i = 0; i < w.length; i++) m = Math.max(m, Math.abs(w[i]));
+  return m;
+}
+
+/**
+ * SmoothQuant on one input group: s from the input's calibration amax and the group's weights;
+ * every linear of the group gets W·diag(s); X / s is folded into the preceding RMSNorm (q/k/v,
+ * gate/up) or recorded as the pre-quant multiplier 1/s of the input (o_proj, down_proj).
+ */
+function smoothGroup(
+  input: string,
+  p: string,
+  names: readonly string[],
+  st: InputStats,
+  alpha: number,
+  weight: (n: string) => Float64Array,
+  touched: Set<string>,
+  preQuant: Map<string, Float32Array>,
+): void {
+  const K = st.absMax.length;
+  const s = smoothFactors(st.absMax, names.map(weight), K, alpha);
+  for (const n of names) {
+    const w = weight(n);
+    for (let r = 0; r < w.length / K; r++) for (let k = 0; k < K; k++) w[r * K + k] *= s[k];
+    touched.add(n);
+  }
+  const norm = input === "attnIn" ? `${p}input_layernorm.weight` : input === "mlpIn" ? `${p}post_attention_layernorm.weight` : null;
+  if (norm) foldInverse(norm, s, weight, touched);
+  else for (const n of names) preQuant.set(n, Float32Array.from(s, (v) => 1 / v));
 }

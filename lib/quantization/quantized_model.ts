@@ -30,7 +30,7 @@ export class OverlayWeightSource implements WeightSource {
 
   info(name: string): { readonly shape: readonly number[]; readonly dtype?: string } {
     const q = this.quantized.get(name);
-    if (q) return { shape: [q.rows, q.cols], dtype: q.format === "fp8_e4m3" ? "F8_E4M3" : `INT${q.bits}` };
+    if (q) return { shape: [q.rows, q.cols], dtype: q.format === "fp8_e4m3" ? "F8_E4M3" : q.format === "nvfp4" ? "NVFP4" : `INT${q.bits}` };
     if (this.floats.has(name)) return { shape: this.base.has(name) ? this.base.info(name).shape : [this.floats.get(name)!.length], dtype: "F32" };
     return this.base.info(name);
   }

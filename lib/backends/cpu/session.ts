@@ -1,6 +1,7 @@
 import * as K from "./kernels.ts";
 import { type CpuFp8Weight, type CpuQuantWeight, fp8Linear, quantLinear } from "./quant_linear.ts";
 import { applyLora } from "./lora.ts";
+import { type CpuLowbitWeight, isLowbitFormat, loadLowbitWeight, lowbitLinear } from "./lowbit_linear.ts";
 import { sampleRow } from "../../ir/sampling.ts";
 import { engineMaxSeqLen, type EngineView, type SessionBackend } from "../../ir/backend.ts";
 import type { Op } from "../../ir/network.ts";
@@ -21,6 +22,8 @@ export class CpuSession implements SessionBackend {
   /** Quantized linear weights, kept packed (dequantized inside the kernel). */
   readonly #quant = new Map<string, CpuQuantWeight>();
   readonly #fp8 = new Map<string, CpuFp8Weight>();
+  /** W8A8 int8, W4A8 int4, NVFP4 weights (lowbit_linear.ts). */
+  readonly #lowbit = new Map<string, CpuLowbitWeight>();
   readonly #arena: Float32Array;
   readonly plan: EnginePlan;
   readonly maxSeqLen: number;
@@ -51,6 +54,12 @@ export class CpuSession implements SessionBackend {
         }
         this.#fp8.set(op.weight, { bytes: engine.readTensor(op.weight), scales: engine.readFloat32(f.scales), activationScale });
         packed.add(op.weight);
+        continue;
+      }
+      if (isLowbitFormat(f.format)) {
+        const { weight, tensors } = loadLowbitWeight(op, engine);
+        this.#lowbit.set(op.weight, weight);
+        for (const t of tensors) packed.add(t);
         continue;
       }
       if (f.format !== "uint4" && f.format !== "uint8") {
@@ -181,7 +190,9 @@ export class CpuSession implements SessionBackend {
         const rows = rowsOf(op.x);
         const q = op.weightFormat ? this.#quant.get(op.weight) : undefined;
         const f8 = op.weightFormat ? this.#fp8.get(op.weight) : undefined;
-        if (f8) fp8Linear(this.#buf(op.x, rows), f8, op.bias ? this.#w(op.bias) : null, rows, op.outFeatures, op.inFeatures, this.#buf(op.out, rows));
+        const lb = op.weightFormat ? this.#lowbit.get(op.weight) : undefined;
+        if (lb) lowbitLinear(this.#buf(op.x, rows), lb, op.bias ? this.#w(op.bias) : null, rows, op.outFeatures, op.inFeatures, this.#buf(op.out, rows));
+        else if (f8) fp8Linear(this.#buf(op.x, rows), f8, op.bias ? this.#w(op.bias) : null, rows, op.outFeatures, op.inFeatures, this.#buf(op.out, rows));
         else if (q) quantLinear(this.#buf(op.x, rows), q, op.bias ? this.#w(op.bias) : null, rows, op.outFeatures, op.inFeatures, this.#buf(op.out, rows));
         else {K.linear(
             this.#buf(op.x, rows),

@@ -1,0 +1,90 @@
+/**
+ * Engine records of the weight-and-activation formats W8A8_SQ_PER_CHANNEL ("int8"), W4A8_AWQ ("int4")
+ * and NVFP4 ("nvfp4") — the tensors an engine stores and the op's `weightFormat`:
+ *   int8:  `<w>` uint8 [N, K] (two's complement), `<w>.scales` float32 [N, 1], `<w>.pre_quant_scale` float32 [K] when kept
+ *   int4:  `<w>` uint8 [N, K/2] (two's complement nibbles, element 2j low), `<w>.scales` float32 [N, K/G]
+ *   nvfp4: `<w>` uint8 [N, K/2] (e2m1 codes, element 2j low), `<w>.scales` uint8 [N, K/16] (e4m3 block scales)
+ * with the static scales (activation, NVFP4 global) in the weightFormat. Only the CPU backend runs them.
+ */
+import type { WeightFormat } from "../ir/network.ts";
+import { e4m3Encode } from "../util/e4m3.ts";
+import { UnsupportedError } from "../util/errors.ts";
+import type { QuantizedTensor } from "./packed.ts";
+
+/** One engine tensor with its bytes. */
+interface Tensor {
+  readonly name: string;
+  readonly dtype: "uint8" | "float32";
+  readonly shape: readonly number[];
+  readonly data: Uint8Array;
+}
+
+const ALGO: Record<string, string> = { int8: "W8A8_SQ_PER_CHANNEL", int4: "W4A8_AWQ", nvfp4: "NVFP4" };
+
+/** Whether `t` is stored by {@link lowbitEngineRecord}. */
+export const isLowbitTensor = (t: QuantizedTensor): boolean => t.format === "int8" || t.format === "int4" || t.format === "nvfp4";
+
+/** The build-log line of an NVFP4 build. */
+export const NVFP4_BUILD_NOTE =
+  "build: NVFP4 weights are stored in the public NVFP4 layout (e2m1 + e4m3 block scales per 16 + a float32 global scale); the H200 (Hopper) has no FP4 tensor cores, so NVFP4 is a storage format that kernels dequantize — only the CPU backend runs it (emulated bit-exactly) so far";
+
+/** Refuses a CUDA build of any tensor in these formats, naming the algorithm. */
+export function refuseLowbitOnCuda(ts: readonly QuantizedTensor[], backend: string): void {
+  if (backend !== "cuda") return;
+  const algos = [...new Set(ts.filter(isLowbitTensor).map((t) => ALGO[t.format!]))];
+  if (algos.length === 0) return;
+  const fp4 = algos.includes("NVFP4") ? " (the H200 has no FP4 tensor cores: NVFP4 would be a storage format dequantized in the kernel)" : "";
+  throw new UnsupportedError(
+    `build: ${algos.join(", ")} not implemented on CUDA yet${fp4}; build with backend "cpu"`,
+    "BuildConfig.backend",
+    backend,
+  );
+}
+
+const bytesOf = (a: Float32Array | Uint8Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+/** The engine tensors and weight format of engine weight `w` holding `t` (int8 / int4 / nvfp4). */
+export function lowbitEngineRecord(w: string, t: QuantizedTensor): { tensors: Tensor[]; weightFormat: WeightFormat } {
+  const N = t.rows, K = t.cols;
+  if (t.format === "int8") {
+    const tensors: Tensor[] = [
+      { name: w, dtype: "uint8", shape: [N, K], data: t.packed },
+      { name: `${w}.scales`, dtype: "float32", shape: [N, 1], data: bytesOf(t.scales) },
+    ];
+    if (t.preQuantScale) tensors.push({ name: `${w}.pre_quant_scale`, dtype: "float32", shape: [K], data: bytesOf(t.preQuantScale) });
+    return {
+      tensors,
+      weightFormat: {
+        format: "int8",
+        groupSize: 0,
+        scales: `${w}.scales`,
+        weightScale: "per_channel",
+        activation: "dynamic_per_token",
+        ...(t.preQuantScale ? { preQuantScale: `${w}.pre_quant_scale` } : {}),
+      },
+    };
+  }
+  if (t.format === "int4") {
+    return {
+      tensors: [
+        { name: w, dtype: "uint8", shape: [N, K / 2], data: t.packed },
+        { name: `${w}.scales`, dtype: "float32", shape: [N, K / t.groupSize], data: bytesOf(t.scales) },
+      ],
+      weightFormat: { format: "int4", groupSize: t.groupSize, scales: `${w}.scales`, activation: "static_per_tensor", activationScale: t.activationScale! },
+    };
+  }
+  return {
+    tensors: [
+      { name: w, dtype: "uint8", shape: [N, K / 2], data: t.packed },
+      { name: `${w}.scales`, dtype: "uint8", shape: [N, K / t.groupSize], data: Uint8Array.from(t.scales, (v) => e4m3Encode(v)) },
+    ],
+    weightFormat: {
+      format: "nvfp4",
+      groupSize: t.groupSize,
+      scales: `${w}.scales`,
+      activation: "dynamic_per_block",
+      activationScale: t.activationScale!,
+      globalScale: t.globalScale!,
+    },
+  };
+}
