@@ -50,6 +50,15 @@ test("e2m1 encode: every tie rounds to the even code, neighbours of ties to the 
   }
 });
 
+test("NVFP4 byte layout by hand: every e2m1 value once — codes S·index, element 2j in the low nibble, block scale 448 = e4m3 0x7e", () => {
+  // amax 6 → g = f32(6 / 2688) and s = e4m3(6 / (6g)) = 448, where f32(448·g) = 1: the codes are the values themselves.
+  const row = [0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.5, -1, -1.5, -2, -3, -4, -6, 0];
+  const t = quantizeNvfp4(row, 1, 16, 1);
+  assert.equal(Math.fround(448 * t.globalScale!), 1);
+  assert.deepEqual(Array.from(t.packed), [0x10, 0x32, 0x54, 0x76, 0xa9, 0xcb, 0xed, 0x0f]);
+  assert.deepEqual(Array.from(t.scales, (v) => e4m3Encode(v)), [0x7e]);
+});
+
 test("NVFP4 weights: global scale amax/(6·448), e4m3 block scales per 16, e2m1 codes two per byte (element 2j low) — equal to the float64 reference", () => {
   const N = 6, K = 64, r = rng(11);
   // Rows of very different ranges, one all-zero block, one block of a single outlier.
