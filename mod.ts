@@ -39,7 +39,8 @@ export { type GenerationOutput, ModelRunner, type SamplingConfigInput } from "./
 // Tensor parallelism: the communicator contract, the one-worker-per-rank session, the TCP rendezvous.
 export type { CommDType, Communicator } from "./lib/ir/communicator.ts";
 export { TpSession, type TpSessionOptions } from "./lib/runtime/tp_session.ts";
-export { joinRendezvous, parseMaster, RendezvousServer } from "./lib/runtime/tp_rendezvous.ts";
+export { parseMaster } from "./lib/runtime/tp_rendezvous.ts";
+export { runTpWorker, type TpWorkerOptions } from "./lib/llmapi/tp_worker.ts";
 export { AutoModelForCausalLM, LlamaForCausalLM } from "./lib/models/llama.ts";
 export { loadPretrainedConfig, parsePretrainedConfig, type PretrainedConfig } from "./lib/models/config.ts";
 export { Checkpoint, SafetensorsFile } from "./lib/models/safetensors.ts";

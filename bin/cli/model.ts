@@ -55,6 +55,7 @@ export async function openModel(
     skipTokenizerInit?: boolean;
     executorMode?: "inprocess" | "proxy";
     tensorParallelSize?: number;
+    tpMaster?: string;
     kvCacheFreeGpuMemoryFraction?: number;
     enableLora?: boolean;
   } = {},
@@ -71,6 +72,7 @@ export async function openModel(
     skipTokenizerInit: extra.skipTokenizerInit ?? false,
     executorMode: extra.executorMode ?? "inprocess",
     ...(extra.tensorParallelSize !== undefined ? { tensorParallelSize: extra.tensorParallelSize } : {}),
+    ...(extra.tpMaster !== undefined ? { tpMaster: extra.tpMaster } : {}),
     ...(extra.kvCacheFreeGpuMemoryFraction !== undefined ? { kvCacheConfig: { freeGpuMemoryFraction: extra.kvCacheFreeGpuMemoryFraction } } : {}),
     ...(extra.enableLora ? { enableLora: true } : {}),
     ...(extra.maxBatchSize !== undefined ? { maxBatchSize: extra.maxBatchSize, buildConfig: { maxBatchSize: extra.maxBatchSize } } : {}),

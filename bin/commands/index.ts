@@ -9,5 +9,6 @@ import { chat } from "./chat.ts";
 import { generate } from "./generate.ts";
 import { quantize } from "./quantize.ts";
 import { serve } from "./serve.ts";
+import { tpWorker } from "./tp_worker.ts";
 
-export const COMMANDS: readonly Command[] = [generate, chat, serve, build, bench, quantize];
+export const COMMANDS: readonly Command[] = [generate, chat, serve, build, bench, quantize, tpWorker];

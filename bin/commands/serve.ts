@@ -28,6 +28,12 @@ export const serve: Command = {
       valueName: "N",
       help: "split the model over N ranks (tensor parallelism: one worker per GPU, NCCL; default: the engine's)",
     },
+    {
+      name: "tp-master",
+      type: "string",
+      valueName: "HOST:PORT",
+      help: "run rank 0 only and wait here for ranks 1..N-1 (llmrt tp-worker --tp-master HOST:PORT --rank R, other processes or hosts)",
+    },
     { name: "max-queue", type: "int", min: 0, default: 256, help: "requests that may wait beyond the batch before 429" },
     {
       name: "executor",
@@ -68,6 +74,7 @@ export const serve: Command = {
       maxBatchSize: values["max-batch-size"] as number | undefined,
       executorMode: values.executor as "inprocess" | "proxy",
       tensorParallelSize: values.tp as number | undefined,
+      tpMaster: values["tp-master"] as string | undefined,
       kvCacheFreeGpuMemoryFraction: values["kv-cache-free-gpu-memory-fraction"] as number,
     });
     const name = (values["served-model-name"] as string | undefined) ?? path.basename(path.resolve(model));

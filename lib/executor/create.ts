@@ -34,6 +34,8 @@ export interface CreateExecutorOptions {
   readonly draftEngine?: Engine | null;
   /** Where `draftEngine` is saved (the proxy's worker loads it from there); a temporary copy is written when absent. */
   readonly draftEngineDir?: string | null;
+  /** Tensor parallelism over processes: rank 0's `--tp-master` address and how long ranks may take to join. */
+  readonly tp?: { readonly tpMaster?: string; readonly rendezvousTimeoutMs?: number };
 }
 
 /**
@@ -49,7 +51,14 @@ export async function createExecutor(options: CreateExecutorOptions): Promise<Ge
   parseWith(ExecutorConfigSchema, config, "ExecutorConfig");
   const backend = options.backend ?? "cpu";
   if ((options.mode ?? "inprocess") === "inprocess") {
-    return GenerationExecutorWorker.create({ engine: options.engine, tokenizer: options.tokenizer, backend, config, draftEngine: options.draftEngine });
+    return GenerationExecutorWorker.create({
+      engine: options.engine,
+      tokenizer: options.tokenizer,
+      backend,
+      config,
+      draftEngine: options.draftEngine,
+      tp: options.tp,
+    });
   }
   if (options.mode !== "proxy") {
     throw new ValidationError(`executorMode: ${JSON.stringify(options.mode)} is not one of "inprocess", "proxy"`, "executorMode", options.mode);
@@ -77,7 +86,9 @@ export async function createExecutor(options: CreateExecutorOptions): Promise<Ge
   };
   try {
     const tokenizerDir = options.tokenizer ? options.tokenizerDir ?? null : null;
-    return await GenerationExecutorProxy.create({ engineDir, tokenizerDir, backend, config, draftEngineDir }, { cleanup: removeTemp });
+    return await GenerationExecutorProxy.create({ engineDir, tokenizerDir, backend, config, draftEngineDir, tp: options.tp }, {
+      cleanup: removeTemp,
+    });
   } catch (e) {
     removeTemp();
     throw e;

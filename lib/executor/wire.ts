@@ -18,6 +18,8 @@ export interface WorkerInit {
   readonly config: ExecutorConfigInput;
   /** The speculative draft model's engine directory (speculativeConfig DraftTarget). */
   readonly draftEngineDir?: string | null;
+  /** Tensor parallelism over processes: rank 0's `--tp-master` address and how long ranks may take to join. */
+  readonly tp?: { readonly tpMaster?: string; readonly rendezvousTimeoutMs?: number };
 }
 
 export type WireError = SerializedError;

@@ -22,6 +22,8 @@ export interface ExecutorWorkerOptions {
   readonly config?: ExecutorConfigInput;
   /** The draft model's engine (speculativeConfig DraftTarget; owned by the caller). */
   readonly draftEngine?: Engine | null;
+  /** Tensor parallelism over processes: rank 0's `--tp-master` address and how long ranks may take to join. */
+  readonly tp?: { readonly tpMaster?: string; readonly rendezvousTimeoutMs?: number };
 }
 
 /**
@@ -49,7 +51,7 @@ export class GenerationExecutorWorker extends GenerationExecutor {
 
   /** Creates a session on `options.engine` and sizes the KV cache. */
   static create(options: ExecutorWorkerOptions): GenerationExecutorWorker {
-    const session = Session.fromSerializedEngine(options.engine, { backend: options.backend ?? "cpu" });
+    const session = Session.fromSerializedEngine(options.engine, { backend: options.backend ?? "cpu", ...options.tp });
     try {
       return new GenerationExecutorWorker(session, options.tokenizer, options.config ?? {}, options.draftEngine ?? null);
     } catch (e) {

@@ -36,7 +36,7 @@ function handle(msg: ToWorker): void {
         const { init } = msg;
         const config = parseWith(ExecutorConfigSchema, init.config, "ExecutorConfig");
         engine = Engine.fromDir(init.engineDir);
-        session = Session.fromSerializedEngine(engine, { backend: init.backend });
+        session = Session.fromSerializedEngine(engine, { backend: init.backend, ...init.tp });
         const tokenizer = init.tokenizerDir ? LlmTokenizer.fromDir(init.tokenizerDir) : null;
         draftEngine = init.draftEngineDir ? Engine.fromDir(init.draftEngineDir) : null;
         loop = new ExecutorLoop(session, tokenizer, config, {

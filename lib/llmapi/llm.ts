@@ -121,6 +121,7 @@ export class LLM {
         },
         draftEngine,
         draftEngineDir,
+        tp: o.tpMaster !== undefined ? { tpMaster: o.tpMaster, rendezvousTimeoutMs: o.tpRendezvousTimeoutMs } : undefined,
       });
       const limits = executor.limits;
       if (process.stderr.isTTY) process.stderr.write(`llmrt: ${limits.kvCacheSizing}\n`);

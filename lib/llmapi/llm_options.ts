@@ -46,6 +46,14 @@ export const LlmOptionsSchema = z.strictObject({
   /** Ranks to split the model across (tensor parallelism; one worker per rank). @default the engine's, 1 for a build */
   tensorParallelSize: z.number().int().positive().optional(),
   /**
+   * Run rank 0 here and wait at this `host:port` for ranks 1 … N-1, each a process started with
+   * `llmrt tp-worker --tp-master HOST:PORT --rank R --model DIR` (or `runTpWorker`), on this or
+   * another host. @default absent: every rank is a worker of this process
+   */
+  tpMaster: z.string().min(1).optional(),
+  /** How long the ranks of `tpMaster` may take to connect (ms). @default 300000 */
+  tpRendezvousTimeoutMs: z.number().int().positive().optional(),
+  /**
    * Longest text prompt accepted, in UTF-8 bytes, checked before tokenizing (a longer one is a
    * ResourceError at once instead of seconds of tokenizing a prompt that cannot fit).
    * @default max(64 KiB, 8 × maxInputLen)

@@ -27,7 +27,7 @@ export function createSessionBackend(
   options: ResolvedSessionOptions,
   tp: TpSessionOptions & { readonly rankWorkers?: boolean } = {},
 ): SessionBackend {
-  if (engine instanceof Engine && (engine.config.numRanks > 1 || tp.rankWorkers)) return new TpSession(engine, options, tp);
+  if (engine instanceof Engine && (engine.config.numRanks > 1 || tp.rankWorkers || tp.tpMaster !== undefined)) return new TpSession(engine, options, tp);
   return FACTORIES[options.backend](engine, options);
 }
 

@@ -5,7 +5,7 @@ import { Engine } from "../builder/engine.ts";
 import { DisposedError, RequestFailedError, ValidationError } from "../util/errors.ts";
 import { parseWith } from "../util/validate.ts";
 import { defaultMaxInputLen, validatePromptIds } from "./prompt.ts";
-import { type Backend, type KvCache, Session } from "./session.ts";
+import { type Backend, type KvCache, Session, type TpSessionOptions } from "./session.ts";
 import { packStep } from "./step_packer.ts";
 
 /** Sampling for a static batch (TensorRT-LLM's SamplingConfig, camelCase). */
@@ -50,6 +50,8 @@ export interface ModelRunnerOptions {
   readonly backend?: Backend;
   /** Cap on KV cache tokens; defaults to what the largest static batch needs. */
   readonly maxKvTokens?: number;
+  /** Tensor-parallel session options (e.g. `tpMaster`: ranks in other processes). */
+  readonly tp?: TpSessionOptions;
 }
 
 interface SeqState {
@@ -81,12 +83,12 @@ export class ModelRunner {
   /** Opens an engine directory and creates a session on it. */
   static fromDir(engineDir: string, options: ModelRunnerOptions = {}): ModelRunner {
     const engine = Engine.fromDir(engineDir);
-    return new ModelRunner(Session.fromSerializedEngine(engine, { backend: options.backend }), engine, true, options);
+    return new ModelRunner(Session.fromSerializedEngine(engine, { backend: options.backend, ...options.tp }), engine, true, options);
   }
 
   /** Creates a session on an engine the caller owns. */
   static fromEngine(engine: Engine, options: ModelRunnerOptions = {}): ModelRunner {
-    return new ModelRunner(Session.fromSerializedEngine(engine, { backend: options.backend }), engine, false, options);
+    return new ModelRunner(Session.fromSerializedEngine(engine, { backend: options.backend, ...options.tp }), engine, false, options);
   }
 
   get vocabSize(): number {

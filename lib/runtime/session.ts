@@ -44,9 +44,10 @@ export class Session {
    * one-rank engine too (TpSession, lib/runtime/tp_session.ts).
    */
   static fromSerializedEngine(engine: Engine, options: SessionOptions & TpSessionOptions & { readonly rankWorkers?: boolean } = {}): Session {
-    const { rankWorkers, startupTimeoutMs, stepTimeoutMs, ncclUniqueId, ...rest } = options;
+    const { rankWorkers, startupTimeoutMs, stepTimeoutMs, ncclUniqueId, tpMaster, rendezvousTimeoutMs, ...rest } = options;
     const o = parseSessionOptions(rest);
-    return new Session(createSessionBackend(engine, o, { rankWorkers, startupTimeoutMs, stepTimeoutMs, ncclUniqueId }), engine);
+    const tp = { rankWorkers, startupTimeoutMs, stepTimeoutMs, ncclUniqueId, tpMaster, rendezvousTimeoutMs };
+    return new Session(createSessionBackend(engine, o, tp), engine);
   }
 
   /** The backend this session runs on. */

@@ -6,6 +6,7 @@
  * the group so they fail too.
  */
 import { CpuCommunicator } from "../backends/cpu/communicator.ts";
+import { SocketCommunicator } from "../backends/cpu/socket_communicator.ts";
 import { CpuSession } from "../backends/cpu/session.ts";
 import { CudaSession } from "../backends/cuda/session.ts";
 import { Engine } from "../builder/engine.ts";
@@ -88,10 +89,10 @@ export class RankRunner {
     this.#engine = src.kind === "dir" ? Engine.fromDir(src.dir, { rank: msg.rank }) : Engine.fromMemory(src.config, src.plan, src.tensors, new Map(src.data));
     const o = msg.options;
     if (o.backend === "cpu") {
-      if (msg.comm.kind !== "cpu") {
-        throw new ValidationError("tensor-parallel rank: the CPU backend needs the shared-memory communicator", "communicator", msg.comm.kind);
+      if (msg.comm.kind === "nccl") {
+        throw new ValidationError("tensor-parallel rank: the CPU backend needs a CPU communicator, not NCCL", "communicator", msg.comm.kind);
       }
-      const comm = new CpuCommunicator(msg.comm.group, msg.rank);
+      const comm = msg.comm.kind === "cpu" ? new CpuCommunicator(msg.comm.group, msg.rank) : new SocketCommunicator(msg.comm.channel, msg.rank);
       this.#abort = () => comm.abort();
       this.#disposeComm = () => comm.dispose();
       this.#session = new CpuSession(this.#engine, { communicator: comm });
@@ -108,7 +109,7 @@ export class RankRunner {
       ? { uniqueId: msg.comm.uniqueId, rank: msg.rank, worldSize: msg.worldSize }
       : undefined;
     this.#session = new CudaSession(this.#engine, {
-      device: o.device + msg.rank,
+      device: msg.device ?? o.device + msg.rank,
       cudaGraphs: o.cudaGraphs,
       gemv: o.gemv,
       batchInvariant: o.batchInvariant,

@@ -8,10 +8,9 @@
  * throw a WorkerError naming it (after terminating the others); a rank that fails or goes silent
  * later breaks the session: that step and every later one throw WorkerError, never hang.
  */
-import * as fs from "node:fs";
-import { fileURLToPath } from "node:url";
 import type { Engine } from "../builder/engine.ts";
 import { createCpuCommGroup } from "../backends/cpu/communicator.ts";
+import { createSocketCommChannel } from "../backends/cpu/socket_communicator.ts";
 import { ncclUniqueId } from "../cuda/nccl.ts";
 import { type Backend, engineMaxSeqLen, type SessionBackend } from "../ir/backend.ts";
 import { bytesPerBlock, type KvCache, type KvCacheGeometry } from "../ir/kv_cache.ts";
@@ -19,16 +18,27 @@ import type { EnginePlan } from "../ir/plan.ts";
 import type { StepInputs, StepOutputs } from "../ir/step_io.ts";
 import { deserializeError, DisposedError, type LlmrtError, type SerializedError, ValidationError, WorkerError } from "../util/errors.ts";
 import type { ResolvedSessionOptions } from "./session_options.ts";
-import { type CommSetup, controlLayout, ERROR_BYTES, type RankEngineSource, STATUS_ERROR, type TpCommand, type TpShared } from "./tp_wire.ts";
+import { parseMaster } from "./tp_rendezvous.ts";
+import {
+  type CommSetup,
+  controlLayout,
+  engineFingerprint,
+  ERROR_BYTES,
+  HUB_MODULE,
+  type HubSetup,
+  RANK_MODULE,
+  type RankEngineSource,
+  rankWorkerUrl,
+  STATUS_ERROR,
+  type TpCommand,
+  type TpShared,
+} from "./tp_wire.ts";
 
 /** A command without its sequence number (distributes over the union). */
 type Unsequenced<T> = T extends unknown ? Omit<T, "seq"> : never;
 
 /** How long peers of a rank that failed a command may still take to answer it (ms). */
 const FAILED_PEER_GRACE_MS = 10_000;
-
-/** The module each rank worker loads (checked with the library: `deno check` reaches it from here). */
-const RANK_MODULE = new URL("./tp_rank.ts", import.meta.url).href;
 
 /** Options of a tensor-parallel session beyond the backend's. */
 export interface TpSessionOptions {
@@ -38,6 +48,16 @@ export interface TpSessionOptions {
   readonly stepTimeoutMs?: number;
   /** NCCL: the communicator's unique id (made by rank 0 / the TCP rendezvous); made here when absent. */
   readonly ncclUniqueId?: Uint8Array;
+  /**
+   * Run only rank 0 here and serve the other ranks at this `host:port` (`0.0.0.0:29500` listens
+   * on every interface): each runs in its own process, on this host or another, started with
+   * `llmrt tp-worker --tp-master HOST:PORT --rank R --model DIR`. Rank 0 makes the NCCL unique id
+   * and hands it out there; every step's command goes out over the same connections (and, on the
+   * CPU, the collectives). @default absent: every rank is a worker of this process
+   */
+  readonly tpMaster?: string;
+  /** How long the other ranks may take to connect to `tpMaster` (ms). @default 300000 */
+  readonly rendezvousTimeoutMs?: number;
 }
 
 /** The main thread's handle on one rank's KV cache (each rank holds its KV heads). */
@@ -92,6 +112,8 @@ export class TpSession implements SessionBackend {
   #broken: LlmrtError | null = null;
   #dead = new Set<number>();
   #disposed = false;
+  /** Ranks running as workers of this process (the first #workers; a hub worker may follow). */
+  #localRanks = 0;
 
   constructor(readonly engine: Engine, options: ResolvedSessionOptions, tp: TpSessionOptions = {}) {
     this.backend = options.backend;
@@ -112,27 +134,57 @@ export class TpSession implements SessionBackend {
       values: new SharedArrayBuffer(N * 8),
     };
     this.#ctl = new Int32Array(this.#shared.control);
+    const master = tp.tpMaster;
+    if (master !== undefined) parseMaster(master, true);
+    // With tpMaster only rank 0 runs here; the hub worker answers for the ranks of other processes.
+    const local = master !== undefined ? [0] : Array.from({ length: N }, (_, r) => r);
+    this.#localRanks = local.length;
+    const collectives = engine.plan.ops.some((op) => op.type === "all_reduce" || op.type === "all_gather");
     let comm: CommSetup;
     if (options.backend === "cpu") {
-      comm = { kind: "cpu", group: createCpuCommGroup(N, { timeoutMs: this.#stepTimeoutMs }) };
+      comm = master !== undefined
+        ? { kind: "socket", channel: createSocketCommChannel(N, { timeoutMs: this.#stepTimeoutMs }) }
+        : { kind: "cpu", group: createCpuCommGroup(N, { timeoutMs: this.#stepTimeoutMs }) };
     } else {
-      // Rank 0's process makes the NCCL id (or it came over the TCP rendezvous); one rank needs none.
-      const collectives = engine.plan.ops.some((op) => op.type === "all_reduce" || op.type === "all_gather");
-      comm = { kind: "nccl", uniqueId: tp.ncclUniqueId ?? (N > 1 || collectives ? ncclUniqueId() : new Uint8Array(128)) };
+      // Rank 0's process makes the NCCL id (handed to other processes by the hub); one rank needs none.
+      comm = { kind: "nccl", uniqueId: tp.ncclUniqueId ?? (N > 1 || collectives || master !== undefined ? ncclUniqueId() : new Uint8Array(128)) };
     }
     const workerUrl = rankWorkerUrl();
     try {
-      for (let r = 0; r < N; r++) {
-        const w = new Worker(workerUrl, { type: "module" });
-        this.#workers.push(w);
-      }
+      for (const _ of local) this.#workers.push(new Worker(workerUrl, { type: "module" }));
       const seq = ++this.#seq;
-      for (let r = 0; r < N; r++) {
+      if (master !== undefined) {
+        const hub = new Worker(workerUrl, { type: "module" });
+        this.#workers.push(hub);
+        const setup: HubSetup = {
+          cmd: "hub",
+          seq: 0,
+          rankModule: HUB_MODULE,
+          entry: "TpHub",
+          address: master,
+          worldSize: N,
+          ranks: Array.from({ length: N - 1 }, (_, i) => i + 1),
+          shared: this.#shared,
+          channel: comm.kind === "socket" ? comm.channel : null,
+          init: {
+            worldSize: N,
+            initSeq: seq,
+            options,
+            comm: comm.kind === "nccl" ? { kind: "nccl", uniqueId: comm.uniqueId } : { kind: "socket" },
+            engine: { build: engine.config.build, dtype: engine.config.dtype, quant: engine.config.quant, fingerprints: rankFingerprints(engine) },
+            stepTimeoutMs: this.#stepTimeoutMs,
+          },
+          rendezvousTimeoutMs: tp.rendezvousTimeoutMs ?? 300_000,
+        };
+        hub.postMessage(setup);
+        hub.postMessage({ cmd: "init", seq });
+      }
+      for (const r of local) {
         const source: RankEngineSource = engineSource(engine, r);
         const msg: TpCommand = { cmd: "init", seq, rankModule: RANK_MODULE, rank: r, worldSize: N, shared: this.#shared, engine: source, options, comm };
         this.#workers[r].postMessage(msg);
       }
-      this.#await(seq, tp.startupTimeoutMs ?? 600_000, "start");
+      this.#await(seq, Math.max(tp.startupTimeoutMs ?? 600_000, master !== undefined ? (tp.rendezvousTimeoutMs ?? 300_000) + 5_000 : 0), "start");
     } catch (e) {
       for (const w of this.#workers) w.terminate();
       this.#disposed = true;
@@ -194,7 +246,7 @@ export class TpSession implements SessionBackend {
    * broken from then on and every call throws WorkerError.
    */
   killRank(r: number): void {
-    this.#workers[r]?.terminate();
+    if (r < this.#localRanks) this.#workers[r]?.terminate();
     this.#dead.add(r);
     this.#broken ??= new WorkerError(`tensor-parallel rank ${r} is gone (its worker was terminated)`);
   }
@@ -280,23 +332,20 @@ export class TpSession implements SessionBackend {
   }
 }
 
-let workerUrlCache: string | null = null;
-
-/**
- * The rank worker's entry (tp_worker.js) as a blob URL. Deno (with type checking on, as under
- * `deno test`) re-checks the whole module graph of the process each time a worker starts from a
- * file, 10+ seconds per rank; a blob entry with no static imports starts at once, and the rank
- * code it imports (by a URL it is sent) was checked with the library.
- */
-function rankWorkerUrl(): string {
-  if (workerUrlCache) return workerUrlCache;
-  const src = fs.readFileSync(fileURLToPath(new URL("./tp_worker.js", import.meta.url).href), "utf8");
-  workerUrlCache = URL.createObjectURL(new Blob([src], { type: "text/javascript" }));
-  return workerUrlCache;
+/** {@link engineFingerprint} of every rank's engine (rank engines opened from a directory are closed again). */
+function rankFingerprints(engine: Engine): string[] {
+  return Array.from({ length: engine.config.numRanks }, (_, r) => {
+    const e = engine.rankEngine(r);
+    try {
+      return engineFingerprint(e);
+    } finally {
+      if (e !== engine && engine.dir) e.dispose();
+    }
+  });
 }
 
 /** Where rank `r` finds its engine: the directory it was opened from, or its tensors posted in memory. */
-function engineSource(engine: Engine, r: number): RankEngineSource {
+export function engineSource(engine: Engine, r: number): RankEngineSource {
   if (engine.dir) return { kind: "dir", dir: engine.dir };
   const e = engine.rankEngine(r);
   const tensors = e.tensorNames().map((n) => e.tensorInfo(n));

@@ -5,7 +5,12 @@
  * main thread can block on `Atomics.wait` inside the synchronous `SessionBackend` calls.
  */
 import type { EngineConfig, EngineTensor } from "../builder/engine.ts";
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import { fileURLToPath } from "node:url";
+import type { Engine } from "../builder/engine.ts";
 import type { CpuCommGroup } from "../backends/cpu/communicator.ts";
+import type { SocketCommChannel } from "../backends/cpu/socket_communicator.ts";
 import type { EnginePlan } from "../ir/plan.ts";
 import type { StepInputs } from "../ir/step_io.ts";
 import type { ResolvedSessionOptions } from "./session_options.ts";
@@ -24,6 +29,8 @@ export type RankEngineSource =
 /** How the ranks' communicator is made. */
 export type CommSetup =
   | { readonly kind: "cpu"; readonly group: CpuCommGroup }
+  /** Ranks in several processes (CPU): collectives relayed over TCP through rank 0's hub. */
+  | { readonly kind: "socket"; readonly channel: SocketCommChannel }
   /** NCCL: the 128-byte unique id rank 0 made (handed out in-process or over the TCP rendezvous). */
   | { readonly kind: "nccl"; readonly uniqueId: Uint8Array };
 
@@ -73,6 +80,8 @@ export type TpCommand =
     readonly engine: RankEngineSource;
     readonly options: ResolvedSessionOptions;
     readonly comm: CommSetup;
+    /** CUDA device of this rank; absent: options.device + rank (every rank in one process). */
+    readonly device?: number;
   }
   | {
     readonly cmd: "run";
@@ -87,3 +96,76 @@ export type TpCommand =
   | { readonly cmd: "disposeKv"; readonly seq: number; readonly kvId: number }
   | { readonly cmd: "freeMemory"; readonly seq: number }
   | { readonly cmd: "dispose"; readonly seq: number };
+
+/** What a rank in another process needs to open the same rank engine as rank 0's process. */
+export interface RemoteEngineSpec {
+  /** The engine's build options (`EngineConfig.build`, tensorParallelSize included). */
+  readonly build: EngineConfig["build"];
+  readonly dtype: EngineConfig["dtype"];
+  readonly quant: EngineConfig["quant"];
+  /** {@link engineFingerprint} of each rank's engine: a rank holding another engine is refused. */
+  readonly fingerprints: readonly string[];
+}
+
+/** What rank 0's hub sends a rank that joined over `--tp-master` (the F_INIT frame). */
+export interface RemoteInit {
+  readonly rank: number;
+  readonly worldSize: number;
+  /** The sequence number of the session's init command (the rank's first answer). */
+  readonly initSeq: number;
+  readonly options: ResolvedSessionOptions;
+  /** NCCL: the unique id rank 0 made; CPU: collectives over this connection. */
+  readonly comm: { readonly kind: "socket" } | { readonly kind: "nccl"; readonly uniqueId: Uint8Array };
+  readonly engine: RemoteEngineSpec;
+  /** How long one step may take (ms): the rank's collectives wait as long. */
+  readonly stepTimeoutMs: number;
+}
+
+/** The setup TpSession posts to its hub worker (rank 0's end of `--tp-master`, tp_hub.ts). */
+export interface HubSetup {
+  readonly cmd: "hub";
+  readonly seq: 0;
+  /** URL of tp_hub.ts and the class the worker makes (see tp_worker.js). */
+  readonly rankModule: string;
+  readonly entry: "TpHub";
+  readonly address: string;
+  readonly worldSize: number;
+  /** The ranks in other processes (1 … worldSize-1): the hub answers for them in `shared`. */
+  readonly ranks: readonly number[];
+  readonly shared: TpShared;
+  /** Rank 0's collective channel (CPU); null with NCCL. */
+  readonly channel: SocketCommChannel | null;
+  /** Everything but `rank` of each rank's F_INIT. */
+  readonly init: Omit<RemoteInit, "rank">;
+  /** How long the ranks may take to connect (ms). */
+  readonly rendezvousTimeoutMs: number;
+}
+
+/** A digest of an engine's config, plan and tensor table (not its bytes): equal for equal builds. */
+export function engineFingerprint(engine: Engine): string {
+  const tensors = engine.tensorNames().map((n) => {
+    const t = engine.tensorInfo(n);
+    return [t.name, t.dtype, t.shape];
+  });
+  return createHash("sha256").update(JSON.stringify({ config: engine.config, plan: engine.plan, tensors })).digest("hex").slice(0, 32);
+}
+
+/** The module each rank worker loads (tp_rank.ts; checked with the library by `deno check`). */
+export const RANK_MODULE: string = new URL("./tp_rank.ts", import.meta.url).href;
+/** The module the hub worker loads (tp_hub.ts). */
+export const HUB_MODULE: string = new URL("./tp_hub.ts", import.meta.url).href;
+
+let workerUrlCache: string | null = null;
+
+/**
+ * The rank worker's entry (tp_worker.js) as a blob URL. Deno (with type checking on, as under
+ * `deno test`) re-checks the whole module graph of the process each time a worker starts from a
+ * file, 10+ seconds per rank; a blob entry with no static imports starts at once, and the rank
+ * code it imports (by a URL it is sent) was checked with the library.
+ */
+export function rankWorkerUrl(): string {
+  if (workerUrlCache) return workerUrlCache;
+  const src = fs.readFileSync(fileURLToPath(new URL("./tp_worker.js", import.meta.url).href), "utf8");
+  workerUrlCache = URL.createObjectURL(new Blob([src], { type: "text/javascript" }));
+  return workerUrlCache;
+}

@@ -14,10 +14,18 @@ let loading = null;
 /** @type {unknown[]} */
 const queue = [];
 
-/** Writes rank `msg.rank`'s failure to load into the session's shared memory (see tp_wire.ts). */
+/** Writes the failure to load into the session's shared memory (see tp_wire.ts) for rank `msg.rank` (the hub: its ranks). */
 function reportBootFailure(msg, e) {
-  if (!msg.shared || msg.rank === undefined || msg.worldSize === undefined || msg.seq === undefined) return;
-  const N = msg.worldSize, r = msg.rank;
+  if (!msg.shared || msg.worldSize === undefined) return;
+  if (msg.cmd === "hub") {
+    for (const r of msg.ranks) reportRankFailure(msg, r, msg.init.initSeq, e);
+  } else if (msg.rank !== undefined && msg.seq !== undefined) {
+    reportRankFailure(msg, msg.rank, msg.seq, e);
+  }
+}
+
+function reportRankFailure(msg, r, seq, e) {
+  const N = msg.worldSize;
   const ctl = new Int32Array(msg.shared.control);
   const text = JSON.stringify({
     kind: "worker",
@@ -28,7 +36,7 @@ function reportBootFailure(msg, e) {
   new Uint8Array(msg.shared.errors, r * 16384, 16384).set(bytes);
   Atomics.store(ctl, 2 * N + r, bytes.length);
   Atomics.store(ctl, N + r, 1);
-  Atomics.store(ctl, r, msg.seq);
+  Atomics.store(ctl, r, seq);
   Atomics.notify(ctl, r);
 }
 
@@ -40,7 +48,7 @@ ctx.onmessage = (e) => {
   queue.push(e.data);
   if (loading) return;
   const first = e.data;
-  if (first.shared && first.worldSize !== undefined) {
+  if (first.shared && first.worldSize !== undefined && first.cmd !== "hub") {
     const ctl = new Int32Array(first.shared.control);
     Atomics.add(ctl, 3 * first.worldSize, 1);
     Atomics.notify(ctl, 3 * first.worldSize);
@@ -49,7 +57,7 @@ ctx.onmessage = (e) => {
   // dependency that Deno type-checks in every worker it starts (seconds per rank).
   loading = import(first.rankModule).then(
     (m) => {
-      runner = new m.RankRunner();
+      runner = new m[first.entry ?? "RankRunner"]();
       for (const msg of queue.splice(0)) runner.handle(msg);
     },
     (err) => {
