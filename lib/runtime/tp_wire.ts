@@ -141,13 +141,17 @@ export interface HubSetup {
   readonly rendezvousTimeoutMs: number;
 }
 
-/** A digest of an engine's config, plan and tensor table (not its bytes): equal for equal builds. */
+/** A digest of an engine's config, plan and tensor table (not its bytes; object keys sorted): equal for equal builds. */
 export function engineFingerprint(engine: Engine): string {
-  const tensors = engine.tensorNames().map((n) => {
+  const tensors = engine.tensorNames().sort().map((n) => {
     const t = engine.tensorInfo(n);
     return [t.name, t.dtype, t.shape];
   });
-  return createHash("sha256").update(JSON.stringify({ config: engine.config, plan: engine.plan, tensors })).digest("hex").slice(0, 32);
+  const canonical = JSON.stringify({ config: engine.config, plan: engine.plan, tensors }, (_k, v) =>
+    v && typeof v === "object" && !Array.isArray(v) && !ArrayBuffer.isView(v)
+      ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, (v as Record<string, unknown>)[k]]))
+      : v);
+  return createHash("sha256").update(canonical).digest("hex").slice(0, 32);
 }
 
 /** The module each rank worker loads (tp_rank.ts; checked with the library by `deno check`). */
