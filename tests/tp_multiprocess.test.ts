@@ -7,12 +7,12 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { assert, isDeno, test } from "./harness.ts";
 import { AutoModelForCausalLM, build, Engine, LLM, ModelRunner } from "../mod.ts";
 import { WorkerError } from "../lib/util/errors.ts";
+import { freePort } from "./tp_ports.ts";
 
 const KJV = new URL("../models/kjv-llama/", import.meta.url).pathname;
 const CLI = new URL("../bin/llmrt.ts", import.meta.url).pathname;
@@ -21,18 +21,6 @@ const PROMPTS = [[0, 403, 407, 261, 378], [0, 55, 66, 77, 88, 99, 120]];
 const NEW_TOKENS = 16;
 const proc = (globalThis as unknown as { process: { execPath: string; env: Record<string, string> } }).process;
 const tmp = (prefix: string): string => fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      const port = typeof a === "object" && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** A `llmrt tp-worker` child; `done` resolves with its exit code and output. */
 function tpWorker(args: string[], env: Record<string, string> = {}): { child: ChildProcess; done: Promise<{ code: number | null; log: string }> } {
@@ -94,38 +82,52 @@ test("tp over processes: TP=2 as two OS processes (rank 1 a `llmrt tp-worker`) g
   assert.ok(worst < 1e-5, `logits: max |diff| ${worst} vs TP=1 (bound 1e-5)`);
 }, 180_000);
 
-test("tp over processes: LLM.create({ tpMaster }) with rank 1 built from the checkpoint; killing rank 1's process mid-generation fails the request, never hangs", async () => {
-  const master = `127.0.0.1:${await freePort()}`;
-  const w = tpWorker(["--tp-master", master, "--rank", "1", "--model", KJV], { LLMRT_CACHE_DIR: tmp("llmrt-tp-cache-") });
-  const opts = { model: KJV, backend: "cpu", dtype: "float32", cacheEngine: false, buildConfig: { maxBatchSize: 4, maxNumTokens: 128, maxSeqLen: 128 } } as const;
-  let want: string;
-  {
-    await using llm = await LLM.create(opts);
-    want = (await llm.generate("In the beginning", { maxTokens: 12, temperature: 0 })).outputs[0].text;
-  }
-  const llm = await LLM.create({ ...opts, tensorParallelSize: 2, tpMaster: master, tpRendezvousTimeoutMs: 60_000 });
-  try {
-    assert.equal((await llm.generate("In the beginning", { maxTokens: 12, temperature: 0 })).outputs[0].text, want, "TP=2 over processes: TP=1's greedy text");
-    const t0 = Date.now();
-    let outputs = 0;
-    const failed = (async () => {
-      for await (const _ of llm.generateAsync("And God said", { maxTokens: 100, temperature: 0, ignoreEos: true }, { streaming: true })) {
-        if (++outputs === 3) w.child.kill("SIGKILL");
-      }
-    })();
-    await assert.rejects(failed, (e: Error) => {
-      console.log(`after ${outputs} outputs, rank 1 killed: ${e.name}: ${e.message}`);
-      return /rank 1/.test(e.message);
-    }, "the request in flight fails naming rank 1");
-    assert.ok(outputs >= 3 && outputs < 100, `${outputs} outputs before the failure`);
-    await assert.rejects(llm.generate("Again", { maxTokens: 4 }), /rank 1|tensor-parallel/, "later requests fail too");
-    assert.ok(Date.now() - t0 < 30_000, `failed within ${Date.now() - t0} ms`);
-    const { code } = await w.done;
-    assert.notEqual(code, 0);
-  } finally {
-    await llm.shutdown();
-  }
-}, 180_000);
+test(
+  "tp over processes: LLM.create({ tpMaster }) with rank 1 built from the checkpoint; killing rank 1's process mid-generation fails the request, never hangs",
+  async () => {
+    const master = `127.0.0.1:${await freePort()}`;
+    const w = tpWorker(["--tp-master", master, "--rank", "1", "--model", KJV], { LLMRT_CACHE_DIR: tmp("llmrt-tp-cache-") });
+    const opts = {
+      model: KJV,
+      backend: "cpu",
+      dtype: "float32",
+      cacheEngine: false,
+      buildConfig: { maxBatchSize: 4, maxNumTokens: 128, maxSeqLen: 128 },
+    } as const;
+    let want: string;
+    {
+      await using llm = await LLM.create(opts);
+      want = (await llm.generate("In the beginning", { maxTokens: 12, temperature: 0 })).outputs[0].text;
+    }
+    const llm = await LLM.create({ ...opts, tensorParallelSize: 2, tpMaster: master, tpRendezvousTimeoutMs: 60_000 });
+    try {
+      assert.equal(
+        (await llm.generate("In the beginning", { maxTokens: 12, temperature: 0 })).outputs[0].text,
+        want,
+        "TP=2 over processes: TP=1's greedy text",
+      );
+      const t0 = Date.now();
+      let outputs = 0;
+      const failed = (async () => {
+        for await (const _ of llm.generateAsync("And God said", { maxTokens: 100, temperature: 0, ignoreEos: true }, { streaming: true })) {
+          if (++outputs === 3) w.child.kill("SIGKILL");
+        }
+      })();
+      await assert.rejects(failed, (e: Error) => {
+        console.log(`after ${outputs} outputs, rank 1 killed: ${e.name}: ${e.message}`);
+        return /rank 1/.test(e.message);
+      }, "the request in flight fails naming rank 1");
+      assert.ok(outputs >= 3 && outputs < 100, `${outputs} outputs before the failure`);
+      await assert.rejects(llm.generate("Again", { maxTokens: 4 }), /rank 1|tensor-parallel/, "later requests fail too");
+      assert.ok(Date.now() - t0 < 30_000, `failed within ${Date.now() - t0} ms`);
+      const { code } = await w.done;
+      assert.notEqual(code, 0);
+    } finally {
+      await llm.shutdown();
+    }
+  },
+  180_000,
+);
 
 test("tp over processes: a rank that never connects, one refused and one with another engine end the start with errors naming them", async () => {
   const { two } = await engineDirs();

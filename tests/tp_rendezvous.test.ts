@@ -1,65 +1,221 @@
 /**
- * The TCP rendezvous of tensor-parallel ranks (`--tp-master host:port`), on 127.0.0.1 only: rank 0
- * hands its 128-byte NCCL id to every other rank, ranks that come early retry, wrong group sizes
- * and duplicate ranks are refused, and nobody waits forever.
+ * The `--tp-master` link on 127.0.0.1, below the session: rank 0's hub (tp_hub.ts) driven
+ * directly, ranks played by raw sockets speaking the frame protocol. The hub hands the NCCL id
+ * rank 0 made to ranks 1 and 2 (one of them connecting before the hub listens), refuses wrong group
+ * sizes, out-of-range and duplicate ranks, answers for a rank that never comes after the rendezvous
+ * timeout, combines CPU collectives of three ranks in rank order, and aborts rank 0's collective
+ * when a rank's connection drops. Plus the frame reader and the message codec.
  */
-import * as net from "node:net";
+import type * as net from "node:net";
 import { assert, test } from "./harness.ts";
-import { joinRendezvous, parseMaster, RendezvousServer } from "../lib/runtime/tp_rendezvous.ts";
+import { COLL_ALL_GATHER, COLL_ALL_REDUCE, COLL_BROADCAST, createSocketCommChannel, decodeColl, encodeColl } from "../lib/backends/cpu/socket_communicator.ts";
+import { TpHub } from "../lib/runtime/tp_hub.ts";
+import {
+  connectWithRetry,
+  decodeMessage,
+  encodeMessage,
+  F_ABORT,
+  F_COLL,
+  F_HELLO,
+  F_INIT,
+  F_REFUSE,
+  frame,
+  FrameReader,
+  parseMaster,
+  sendFrame,
+  TP_PROTOCOL,
+} from "../lib/runtime/tp_rendezvous.ts";
+import { controlLayout, ERROR_BYTES, type HubSetup, type RemoteInit, type TpShared } from "../lib/runtime/tp_wire.ts";
 import { ValidationError, WorkerError } from "../lib/util/errors.ts";
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      const port = typeof a === "object" && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from "./tp_ports.ts";
 
 const ID = Uint8Array.from({ length: 128 }, (_, i) => (i * 37 + 11) & 255);
 
-test("rendezvous: rank 0 hands the id to ranks 1 and 2; a rank that comes before rank 0 listens retries", async () => {
-  const port = await freePort();
-  const address = `127.0.0.1:${port}`;
-  const early = joinRendezvous(address, 2, 3, 10_000); // rank 0 is not up yet
-  await new Promise((r) => setTimeout(r, 300));
-  const server = await RendezvousServer.listen(address, 3, ID);
-  try {
-    const [a, b] = await Promise.all([joinRendezvous(address, 1, 3, 10_000), early]);
-    assert.deepEqual(a, ID);
-    assert.deepEqual(b, ID);
-    await server.served(5_000);
-  } finally {
-    server.close();
-  }
-});
+function shared(N: number): TpShared {
+  return {
+    control: new SharedArrayBuffer(controlLayout(N).words * 4),
+    errors: new SharedArrayBuffer(N * ERROR_BYTES),
+    logits: new SharedArrayBuffer(4),
+    sampled: new SharedArrayBuffer(4),
+    values: new SharedArrayBuffer(N * 8),
+  };
+}
 
-test("rendezvous: a wrong group size and a duplicate rank are refused; a missing rank times out naming it", async () => {
-  const server = await RendezvousServer.listen("127.0.0.1:0", 3, ID);
-  const address = `127.0.0.1:${server.port}`;
-  try {
-    await assert.rejects(
-      joinRendezvous(address, 1, 4, 5_000),
-      (e: unknown) => e instanceof ValidationError && /expects 4 ranks; rank 0 serves a group of 3/.test(e.message),
-    );
-    assert.deepEqual(await joinRendezvous(address, 1, 3, 5_000), ID);
-    await assert.rejects(joinRendezvous(address, 1, 3, 5_000), /rank 1 joined twice/);
-    await assert.rejects(server.served(300), (e: unknown) => e instanceof WorkerError && /1 of 2 ranks arrived .* \(missing: 2\)/.test(e.message));
-  } finally {
-    server.close();
-  }
-});
+function setup(address: string, N: number, sh: TpShared, o: { channel?: HubSetup["channel"]; timeoutMs?: number } = {}): HubSetup {
+  return {
+    cmd: "hub",
+    seq: 0,
+    rankModule: "",
+    entry: "TpHub",
+    address,
+    worldSize: N,
+    ranks: Array.from({ length: N - 1 }, (_, i) => i + 1),
+    shared: sh,
+    channel: o.channel ?? null,
+    init: {
+      worldSize: N,
+      initSeq: 1,
+      options: { backend: "cpu" } as unknown as RemoteInit["options"],
+      comm: o.channel ? { kind: "socket" } : { kind: "nccl", uniqueId: ID },
+      engine: { build: {} as RemoteInit["engine"]["build"], dtype: "float32", quant: null, fingerprints: Array(N).fill("f") },
+      stepTimeoutMs: 10_000,
+    },
+    rendezvousTimeoutMs: o.timeoutMs ?? 10_000,
+  };
+}
 
-test("rendezvous: a rank whose rank 0 never comes gives up with a WorkerError; bad addresses are named", async () => {
-  const port = await freePort();
-  const t0 = Date.now();
-  await assert.rejects(joinRendezvous(`127.0.0.1:${port}`, 1, 2, 700), (e: unknown) => e instanceof WorkerError && /could not reach rank 0/.test(e.message));
-  assert.ok(Date.now() - t0 < 5_000);
+/** A rank played by a socket: hello, then every frame it gets. */
+async function rank(address: string, r: number, N: number): Promise<{ sock: net.Socket; next: () => Promise<[number, Uint8Array]> }> {
+  const sock = await connectWithRetry(address, 10_000, r);
+  const frames: [number, Uint8Array][] = [];
+  const waiters: ((f: [number, Uint8Array]) => void)[] = [];
+  const reader = new FrameReader((t, p) => {
+    const w = waiters.shift();
+    if (w) w([t, p]);
+    else frames.push([t, p]);
+  });
+  sock.on("data", (c: Uint8Array) => reader.push(new Uint8Array(c)));
+  sock.on("error", () => {});
+  sendFrame(sock, F_HELLO, { protocol: TP_PROTOCOL, rank: r, worldSize: N });
+  return { sock, next: () => frames.length ? Promise.resolve(frames.shift()!) : new Promise((res) => waiters.push(res)) };
+}
+
+function rankError(sh: TpShared, N: number, r: number): string {
+  const L = controlLayout(N), ctl = new Int32Array(sh.control);
+  return new TextDecoder().decode(new Uint8Array(sh.errors, r * ERROR_BYTES, Atomics.load(ctl, L.errorLen(r))).slice());
+}
+
+test("tp link: frames split anywhere reassemble; messages keep typed arrays and Maps; bad addresses are refused", () => {
+  const msg = {
+    cmd: "run",
+    seq: 7,
+    inputs: { tokenIds: Int32Array.of(1, 2, 3), seed: Uint32Array.of(4294967295), t: Float32Array.of(0.5) },
+    m: new Map([["a", 1]]),
+  };
+  const bytes = new Uint8Array([...frame(F_COLL, Uint8Array.of(9)), ...frame(F_HELLO, encodeMessage(msg)), ...frame(F_ABORT, new Uint8Array(0))]);
+  const got: [number, Uint8Array][] = [];
+  const reader = new FrameReader((t, p) => got.push([t, p]));
+  for (let i = 0; i < bytes.length; i += 3) reader.push(bytes.subarray(i, i + 3));
+  assert.deepEqual(got.map(([t]) => t), [F_COLL, F_HELLO, F_ABORT]);
+  assert.deepEqual(got[0][1], Uint8Array.of(9));
+  assert.deepEqual(decodeMessage(got[1][1]), msg);
+  assert.throws(() => new FrameReader(() => {}).push(Uint8Array.of(0, 0, 0, 0, 1)), /malformed frame/);
   assert.deepEqual(parseMaster("[::1]:29500"), { host: "::1", port: 29500 });
-  assert.throws(() => parseMaster("localhost"), /--tp-master: expected host:port/);
-  assert.throws(() => parseMaster("h:70000"), /--tp-master/);
+  assert.throws(() => parseMaster("10.0.0.1"), ValidationError);
+  assert.throws(() => parseMaster("h:0"), /--tp-master: expected host:port/);
+  const c = decodeColl(encodeColl({ op: COLL_BROADCAST, count: 2, root: 1, data: Float32Array.of(1.5, -2) }));
+  assert.deepEqual([c.op, c.count, c.root, [...c.data]], [COLL_BROADCAST, 2, 1, [1.5, -2]]);
 });
+
+test("tp link: the hub hands rank 0's NCCL id to ranks 1 and 2 (one early); wrong sizes, ranks and duplicates are refused", async () => {
+  const address = `127.0.0.1:${await freePort()}`;
+  const early = rank(address, 2, 3); // before the hub listens: retries
+  await new Promise((r) => setTimeout(r, 300));
+  const sh = shared(3);
+  const hub = new TpHub();
+  hub.handle(setup(address, 3, sh));
+  const wrongSize = await rank(address, 1, 4);
+  const [t0, p0] = await wrongSize.next();
+  assert.equal(t0, F_REFUSE);
+  assert.match(new TextDecoder().decode(p0), /rank 1 expects 4 ranks; rank 0 serves a group of 3/);
+  const outside = await rank(address, 3, 3);
+  assert.match(new TextDecoder().decode((await outside.next())[1]), /rank 3 outside \[1, 3\)/);
+  const r2 = await early;
+  const dup = await rank(address, 2, 3);
+  const r1 = await rank(address, 1, 3);
+  for (const [r, x] of [[2, r2], [1, r1]] as const) {
+    const [t, p] = await x.next();
+    assert.equal(t, F_INIT);
+    const init = decodeMessage<RemoteInit>(p);
+    assert.equal(init.rank, r);
+    assert.deepEqual(init.comm, { kind: "nccl", uniqueId: ID });
+  }
+  assert.match(new TextDecoder().decode((await dup.next())[1]), /rank 2 joined twice/);
+  // Both joined: the hub stops listening, so a duplicate cannot even connect.
+  await assert.rejects(connectWithRetry(address, 500, 1), WorkerError);
+  // dispose: forwarded; the hub closes once both answered.
+  hub.handle({ cmd: "dispose", seq: 2 });
+  for (const x of [r1, r2]) x.sock.write(frame(5, encodeMessage({ seq: 2 })));
+  await new Promise((r) => setTimeout(r, 200));
+  const ctl = new Int32Array(sh.control), L = controlLayout(3);
+  assert.deepEqual([Atomics.load(ctl, L.ack(1)), Atomics.load(ctl, L.ack(2))], [2, 2]);
+  for (const x of [r1, r2, dup, wrongSize, outside]) x.sock.destroy();
+});
+
+test("tp link: a rank that never comes is answered for with an error after the rendezvous timeout", async () => {
+  const address = `127.0.0.1:${await freePort()}`;
+  const sh = shared(3);
+  new TpHub().handle(setup(address, 3, sh, { timeoutMs: 400 }));
+  const r1 = await rank(address, 1, 3);
+  assert.equal((await r1.next())[0], F_INIT);
+  const ctl = new Int32Array(sh.control), L = controlLayout(3);
+  const t0 = Date.now();
+  while (Atomics.load(ctl, L.ack(2)) < 1 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(Atomics.load(ctl, L.ack(2)), 1, "rank 2 answered the init (with an error)");
+  assert.equal(Atomics.load(ctl, L.status(2)), 1);
+  assert.match(rankError(sh, 3, 2), /rank 2: it did not connect to --tp-master 127\.0\.0\.1:\d+ within 400 ms/);
+  assert.equal(Atomics.load(ctl, L.ack(1)), 0, "rank 1 (connected) is not answered for");
+  // Rank 1 is told to abort its collectives.
+  assert.equal((await r1.next())[0], F_ABORT);
+  r1.sock.destroy();
+});
+
+test("tp link: the hub combines three ranks' collectives in rank order; a dropped rank aborts rank 0's collective", async () => {
+  const address = `127.0.0.1:${await freePort()}`;
+  const sh = shared(3);
+  const channel = createSocketCommChannel(3, { capacity: 8, timeoutMs: 10_000 });
+  new TpHub().handle(setup(address, 3, sh, { channel }));
+  const r1 = await rank(address, 1, 3), r2 = await rank(address, 2, 3);
+  assert.equal((await r1.next())[0], F_INIT);
+  assert.equal((await r2.next())[0], F_INIT);
+  const x = [Float32Array.of(0.1, 1e8, 3), Float32Array.of(0.2, 1, 4), Float32Array.of(0.3, -1e8, 5)];
+  // Rank 0 is this thread's relay end driven from a worker-free loop: the communicator blocks, so
+  // its part is sent from a worker; here ranks 1 and 2 contribute first, then rank 0 joins.
+  sendFrame(r1.sock, F_COLL, encodeColl({ op: COLL_ALL_REDUCE, count: 3, root: 0, data: x[1] }));
+  sendFrame(r2.sock, F_COLL, encodeColl({ op: COLL_ALL_REDUCE, count: 3, root: 0, data: x[2] }));
+  sendFrame(r1.sock, F_COLL, encodeColl({ op: COLL_ALL_GATHER, count: 2, root: 0, data: x[1].subarray(0, 2) }));
+  sendFrame(r2.sock, F_COLL, encodeColl({ op: COLL_ALL_GATHER, count: 2, root: 0, data: x[2].subarray(0, 2) }));
+  const rank0 = runRank0(channel, x[0]);
+  const want = new Float32Array(3).map((_, i) => x[0][i] + x[1][i] + x[2][i]); // double sum, one rounding
+  for (const rk of [r1, r2]) {
+    const [t, p] = await rk.next();
+    assert.equal(t, F_COLL);
+    assert.deepEqual(decodeColl(p).data, want);
+    assert.deepEqual([...decodeColl((await rk.next())[1]).data], [...x[0].subarray(0, 2), ...x[1].subarray(0, 2), ...x[2].subarray(0, 2)].map(Math.fround));
+  }
+  const out = await rank0.result;
+  assert.deepEqual(out.sum, want);
+  // Rank 2 drops while rank 0 waits in its third collective: rank 0 throws, rank 1 is told.
+  r2.sock.destroy();
+  assert.match(await rank0.third, /the group was aborted .*rank 2: its process disconnected/);
+  assert.equal((await r1.next())[0], F_ABORT);
+  r1.sock.destroy();
+  rank0.worker.terminate();
+});
+
+/** Rank 0's SocketCommunicator in a worker: all-reduce, all-gather, then a broadcast that waits. */
+function runRank0(channel: ReturnType<typeof createSocketCommChannel>, x: Float32Array) {
+  const src = `self.onmessage = async (e) => {
+    const { SocketCommunicator } = await import(e.data.module);
+    const c = new SocketCommunicator(e.data.channel, 0);
+    const sum = new Float32Array(3);
+    c.allReduceSum(e.data.x, sum, 3);
+    const g = new Float32Array(6);
+    c.allGather(e.data.x, g, 2);
+    self.postMessage({ sum, g });
+    try { c.broadcast(e.data.x, new Float32Array(3), 3, 1); self.postMessage("no error"); } catch (err) { self.postMessage(String(err.message)); }
+  };`;
+  const worker = new Worker(URL.createObjectURL(new Blob([src], { type: "text/javascript" })), { type: "module" });
+  const msgs: unknown[] = [];
+  const waiters: ((m: unknown) => void)[] = [];
+  worker.onmessage = (e: MessageEvent) => {
+    const w = waiters.shift();
+    if (w) w(e.data);
+    else msgs.push(e.data);
+  };
+  const next = (): Promise<unknown> => msgs.length ? Promise.resolve(msgs.shift()) : new Promise((res) => waiters.push(res));
+  worker.postMessage({ module: new URL("../lib/backends/cpu/socket_communicator.ts", import.meta.url).href, channel, x });
+  const result = next() as Promise<{ sum: Float32Array; g: Float32Array }>;
+  const third = result.then(() => next()) as Promise<string>;
+  return { worker, result, third };
+}
