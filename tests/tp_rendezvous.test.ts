@@ -4,11 +4,13 @@
  * rank 0 made to ranks 1 and 2 (one of them connecting before the hub listens), refuses wrong group
  * sizes, out-of-range and duplicate ranks, answers for a rank that never comes after the rendezvous
  * timeout, combines CPU collectives of three ranks in rank order, and aborts rank 0's collective
- * when a rank's connection drops. Plus the frame reader and the message codec.
+ * when a rank's connection drops (with NCCL: aborts rank 0's communicator, the NCCL call faked).
+ * Plus the frame reader, the message codec and the NCCL abort cells.
  */
 import type * as net from "node:net";
 import { assert, test } from "./harness.ts";
 import { COLL_ALL_GATHER, COLL_ALL_REDUCE, COLL_BROADCAST, createSocketCommChannel, decodeColl, encodeColl } from "../lib/backends/cpu/socket_communicator.ts";
+import { abortNcclCell, claimNcclCellForDestroy, createNcclAbortCell } from "../lib/cuda/nccl.ts";
 import { TpHub } from "../lib/runtime/tp_hub.ts";
 import {
   connectWithRetry,
@@ -218,4 +220,43 @@ function runRank0(channel: ReturnType<typeof createSocketCommChannel>, x: Float3
   const result = next() as Promise<{ sum: Float32Array; g: Float32Array }>;
   const third = result.then(() => next()) as Promise<string>;
   return { worker, result, third };
+}
+
+test("tp link: NCCL abort cells: a watchdog aborts a published communicator once, and then the owner does not destroy it", () => {
+  const calls: bigint[] = [];
+  const fake = (h: bigint): number => (calls.push(h), 0);
+  const cell = createNcclAbortCell();
+  assert.equal(abortNcclCell(cell, fake), false, "nothing published yet");
+  publish(cell, 0x1234n);
+  assert.equal(abortNcclCell(cell, fake), true);
+  assert.equal(abortNcclCell(cell, fake), false, "only once");
+  assert.deepEqual(calls, [0x1234n]);
+  assert.equal(claimNcclCellForDestroy(cell), false, "aborted: the owner's release frees nothing");
+  const other = createNcclAbortCell();
+  publish(other, 0x99n);
+  assert.equal(claimNcclCellForDestroy(other), true, "destroyed first");
+  assert.equal(abortNcclCell(other, fake), false, "a destroyed communicator is not aborted");
+  assert.throws(() => abortNcclCell(publish(createNcclAbortCell(), 1n), () => 5), /ncclCommAbort/);
+});
+
+test("tp link: with NCCL, a rank whose connection drops makes the hub abort rank 0's communicator (ncclCommAbort, faked)", async () => {
+  const address = `127.0.0.1:${await freePort()}`;
+  const sh = { ...shared(2), ncclCells: [createNcclAbortCell(), createNcclAbortCell()] };
+  publish(sh.ncclCells[0], 0xabcn); // rank 0's communicator, as NcclCommunicator.init publishes it
+  const aborted: bigint[] = [];
+  new TpHub({ ncclAbort: (h) => (aborted.push(h), 0) }).handle(setup(address, 2, sh));
+  const r1 = await rank(address, 1, 2);
+  assert.equal((await r1.next())[0], F_INIT);
+  r1.sock.destroy();
+  const t0 = Date.now();
+  while (aborted.length === 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(aborted, [0xabcn]);
+  assert.match(rankError(sh, 2, 1), /rank 1: its process disconnected/);
+});
+
+/** What NcclCommunicator.init does with its cell: the handle at byte 8, then the live state. */
+function publish(cell: SharedArrayBuffer, handle: bigint): SharedArrayBuffer {
+  new BigUint64Array(cell, 8, 1)[0] = handle;
+  Atomics.store(new Int32Array(cell, 0, 1), 0, 1);
+  return cell;
 }

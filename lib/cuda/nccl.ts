@@ -44,6 +44,50 @@ export function ncclGroupEnd(): void {
   checkNccl(nccl().ncclGroupEnd(), "ncclGroupEnd");
 }
 
+/** States of an abort cell (Int32 word 0; the ncclComm_t handle is the BigUint64 at byte 8). */
+const CELL_LIVE = 1, CELL_ABORTED = 2, CELL_DESTROYED = 3;
+
+/**
+ * A cell through which another thread of this process can abort a communicator (16 shared bytes):
+ * pass it to {@link NcclCommunicator.init} as `abortCell`, hand the same buffer to a watchdog
+ * (rank 0's `--tp-master` hub, a `tp-worker`'s main thread, the session waiting on its ranks),
+ * which calls {@link abortNcclCell} when a peer is gone. Exactly one of abort and destroy runs.
+ */
+export function createNcclAbortCell(): SharedArrayBuffer {
+  return new SharedArrayBuffer(16);
+}
+
+/**
+ * Aborts the communicator published in `cell` from any thread (ncclCommAbort: its operations in
+ * flight end, so a rank blocked on a peer that died returns with an error). Returns false when
+ * there is nothing to abort (not made yet, already aborted or destroyed). `abortFn` is the NCCL
+ * call (tests pass a fake).
+ *
+ * @example
+ * ```ts
+ * const cell = createNcclAbortCell(); // rank: NcclCommunicator.init(dev, stream, { ...o, abortCell: cell })
+ * abortNcclCell(cell); // watchdog thread, once a peer's process is gone
+ * ```
+ */
+export function abortNcclCell(cell: SharedArrayBuffer, abortFn: (handle: bigint) => number = (h) => nccl().ncclCommAbort(h)): boolean {
+  const state = new Int32Array(cell, 0, 1);
+  if (Atomics.compareExchange(state, 0, CELL_LIVE, CELL_ABORTED) !== CELL_LIVE) return false;
+  checkNccl(abortFn(new BigUint64Array(cell, 8, 1)[0]), "ncclCommAbort", "from a watchdog thread");
+  return true;
+}
+
+/** Claims a published cell for destroy; false when a watchdog aborted it first (then nothing is left to free). */
+export function claimNcclCellForDestroy(cell: SharedArrayBuffer): boolean {
+  const state = new Int32Array(cell, 0, 1);
+  return Atomics.compareExchange(state, 0, CELL_LIVE, CELL_DESTROYED) === CELL_LIVE;
+}
+
+/** Publishes a communicator's handle in its cell (abortable from then on). */
+function publishNcclCell(cell: SharedArrayBuffer, handle: bigint): void {
+  new BigUint64Array(cell, 8, 1)[0] = handle;
+  Atomics.store(new Int32Array(cell, 0, 1), 0, CELL_LIVE);
+}
+
 type InitArm64 = (comm: BigUint64Array, nranks: number, id: Uint8Array, rank: number) => number;
 type InitX64 = (comm: BigUint64Array, nranks: number, rank: number, ...rest: bigint[]) => number;
 
@@ -68,7 +112,7 @@ function commInitRank(cell: BigUint64Array, worldSize: number, id: Uint8Array, r
 export class NcclCommunicator extends NativeOwner {
   readonly #handle: bigint;
   /** Set by abort(): the handle is gone, the release must not destroy it again. */
-  readonly #state = { aborted: false };
+  readonly #state: { aborted: boolean; cell: SharedArrayBuffer | null } = { aborted: false, cell: null };
   readonly #dtype: number;
   readonly #elemBytes: number;
 
@@ -79,21 +123,28 @@ export class NcclCommunicator extends NativeOwner {
     readonly worldSize: number,
     readonly dtype: NcclDType,
     handle: bigint,
+    cell: SharedArrayBuffer | null,
   ) {
     super("NcclCommunicator");
     this.#handle = handle;
     this.#dtype = NCCL_DTYPE[dtype];
     this.#elemBytes = dtype === "float32" ? 4 : 2;
     const state = this.#state;
+    state.cell = cell;
+    if (cell) publishNcclCell(cell, handle);
     this.own(device.adopt("NcclCommunicator", () => {
-      if (state.aborted) return;
+      if (state.aborted || (state.cell && !claimNcclCellForDestroy(state.cell))) return; // aborted (maybe by a watchdog)
       device.bind();
       checkNccl(nccl().ncclCommDestroy(handle), "ncclCommDestroy");
     }));
   }
 
   /** Joins the group `uniqueId` names as `rank` (blocks until every rank has joined). */
-  static init(device: CudaDevice, stream: Stream, o: { uniqueId: Uint8Array; rank: number; worldSize: number; dtype: NcclDType }): NcclCommunicator {
+  static init(
+    device: CudaDevice,
+    stream: Stream,
+    o: { uniqueId: Uint8Array; rank: number; worldSize: number; dtype: NcclDType; abortCell?: SharedArrayBuffer },
+  ): NcclCommunicator {
     if (o.uniqueId.byteLength !== NCCL_UNIQUE_ID_BYTES) {
       throw new ValidationError(
         `NcclCommunicator: the unique id must be ${NCCL_UNIQUE_ID_BYTES} bytes, got ${o.uniqueId.byteLength}`,
@@ -108,7 +159,7 @@ export class NcclCommunicator extends NativeOwner {
     device.bind();
     const cell = new BigUint64Array(1);
     checkNccl(commInitRank(cell, o.worldSize, o.uniqueId, o.rank), "ncclCommInitRank", `rank ${o.rank} of ${o.worldSize}`);
-    return new NcclCommunicator(device, stream, o.rank, o.worldSize, o.dtype, cell[0]);
+    return new NcclCommunicator(device, stream, o.rank, o.worldSize, o.dtype, cell[0], o.abortCell ?? null);
   }
 
   /** The ncclComm_t. */
@@ -144,6 +195,8 @@ export class NcclCommunicator extends NativeOwner {
   /** Aborts the communicator (peers blocked in a collective with it fail); frees it. */
   abort(): void {
     if (this.isDisposed) return;
+    const { cell } = this.#state;
+    if (cell && !claimNcclCellForDestroy(cell)) return void this.dispose(); // a watchdog aborted it already
     this.#state.aborted = true;
     this.device.bind();
     try {

@@ -12,9 +12,10 @@
  */
 import type * as net from "node:net";
 import { type CollRequest, combineCollective, decodeColl, encodeColl, SocketCommRelay } from "../backends/cpu/socket_communicator.ts";
+import { abortNcclCell } from "../cuda/nccl.ts";
 import { type SerializedError, serializeError, WorkerError } from "../util/errors.ts";
 import { decodeMessage, F_ABORT, F_ACK, F_CMD, F_COLL, F_HELLO, F_INIT, F_REFUSE, FrameReader, listen, sendFrame, TP_PROTOCOL } from "./tp_rendezvous.ts";
-import { controlLayout, ERROR_BYTES, type HubSetup, STATUS_ERROR, STATUS_OK, type TpCommand } from "./tp_wire.ts";
+import { controlLayout, ERROR_BYTES, type HubSetup, STATUS_ERROR, STATUS_OK, type TpCommand, type TpShared } from "./tp_wire.ts";
 
 /** A rank's answer to one command (the F_ACK frame). */
 export interface RemoteAck {
@@ -39,6 +40,9 @@ export class TpHub {
   /** Contributions of each pending collective (by its index in each rank's sequence of calls). */
   readonly #pending = new Map<number, (CollRequest | undefined)[]>();
   readonly #nextColl = new Map<number, number>();
+
+  /** `ncclAbort`: the NCCL abort call (tests pass a fake); default ncclCommAbort. */
+  constructor(readonly options: { readonly ncclAbort?: (handle: bigint) => number } = {}) {}
 
   handle(raw: unknown): void {
     const msg = raw as HubSetup | TpCommand;
@@ -174,6 +178,7 @@ export class TpHub {
     if ((this.#acked.get(r) ?? 0) < this.#lastSeq) this.#fail(r, this.#lastSeq, why);
     const reason = `tensor-parallel rank ${r}: ${why}`;
     this.#relay?.abort(reason);
+    abortLocalNccl(this.#s!.shared, this.options.ncclAbort);
     for (const [x, other] of this.#socks) if (x !== r && !this.#dead.has(x)) sendFrame(other, F_ABORT, new TextEncoder().encode(reason));
   }
 
@@ -201,6 +206,7 @@ export class TpHub {
     } catch (e) {
       const reason = (e as Error).message;
       this.#relay?.abort(reason);
+      abortLocalNccl(this.#s!.shared, this.options.ncclAbort);
       for (const sock of this.#socks.values()) sendFrame(sock, F_ABORT, new TextEncoder().encode(reason));
       return;
     }
@@ -217,4 +223,21 @@ export class TpHub {
     this.#server?.close();
     clearTimeout(this.#timer);
   }
+}
+
+/**
+ * Aborts the NCCL communicators published in `shared` (ncclCommAbort from this thread: a rank
+ * blocked in a collective on a peer whose process is gone returns with an error instead of
+ * waiting forever). Returns the ranks aborted.
+ */
+export function abortLocalNccl(shared: TpShared, abortFn?: (handle: bigint) => number): number[] {
+  const done: number[] = [];
+  shared.ncclCells?.forEach((cell, r) => {
+    try {
+      if (abortNcclCell(cell, abortFn)) done.push(r);
+    } catch {
+      // Best effort: the session fails the step and terminates the rank all the same.
+    }
+  });
+  return done;
 }

@@ -106,7 +106,7 @@ export class RankRunner {
       throw new ValidationError("tensor-parallel rank: the CUDA backend needs NCCL", "communicator", msg.comm.kind);
     }
     const nccl = (msg.worldSize > 1 || collectives) && msg.comm.kind === "nccl"
-      ? { uniqueId: msg.comm.uniqueId, rank: msg.rank, worldSize: msg.worldSize }
+      ? { uniqueId: msg.comm.uniqueId, rank: msg.rank, worldSize: msg.worldSize, abortCell: msg.shared.ncclCells?.[msg.rank] }
       : undefined;
     this.#session = new CudaSession(this.#engine, {
       device: msg.device ?? o.device + msg.rank,

@@ -10,8 +10,10 @@ import type * as net from "node:net";
 import { createSocketCommChannel, decodeColl, encodeColl, SocketCommRelay } from "../backends/cpu/socket_communicator.ts";
 import type { Engine } from "../builder/engine.ts";
 import { CudaDevice } from "../cuda/device.ts";
+import { createNcclAbortCell } from "../cuda/nccl.ts";
 import { deserializeError, type SerializedError, serializeError, ValidationError, WorkerError } from "../util/errors.ts";
-import type { RemoteAck } from "./tp_hub.ts";
+import { abortLocalNccl, type RemoteAck } from "./tp_hub.ts";
+import { RANK_MODULE, rankWorkerUrl } from "./tp_modules.ts";
 import {
   connectWithRetry,
   decodeMessage,
@@ -31,9 +33,7 @@ import {
   controlLayout,
   engineFingerprint,
   ERROR_BYTES,
-  RANK_MODULE,
   type RankEngineSource,
-  rankWorkerUrl,
   type RemoteEngineSpec,
   type RemoteInit,
   STATUS_ERROR,
@@ -132,6 +132,7 @@ class RemoteRank {
         return;
       case F_ABORT:
         this.#relay?.abort(new TextDecoder().decode(payload));
+        if (this.#shared) abortLocalNccl(this.#shared);
         return;
     }
   }
@@ -162,6 +163,7 @@ class RemoteRank {
         logits: new SharedArrayBuffer(4),
         sampled: new SharedArrayBuffer(4),
         values: new SharedArrayBuffer(N * 8),
+        ...(init.comm.kind === "nccl" ? { ncclCells: Array.from({ length: N }, () => createNcclAbortCell()) } : {}),
       };
       let comm: CommSetup;
       if (init.comm.kind === "socket") {
@@ -248,6 +250,7 @@ class RemoteRank {
 
   #fail(e: Error): void {
     this.#relay?.abort(e.message);
+    if (this.#shared) abortLocalNccl(this.#shared);
     this.#finish(e);
   }
 

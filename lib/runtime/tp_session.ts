@@ -11,24 +11,22 @@
 import type { Engine } from "../builder/engine.ts";
 import { createCpuCommGroup } from "../backends/cpu/communicator.ts";
 import { createSocketCommChannel } from "../backends/cpu/socket_communicator.ts";
-import { ncclUniqueId } from "../cuda/nccl.ts";
+import { abortNcclCell, createNcclAbortCell, ncclUniqueId } from "../cuda/nccl.ts";
 import { type Backend, engineMaxSeqLen, type SessionBackend } from "../ir/backend.ts";
 import { bytesPerBlock, type KvCache, type KvCacheGeometry } from "../ir/kv_cache.ts";
 import type { EnginePlan } from "../ir/plan.ts";
 import type { StepInputs, StepOutputs } from "../ir/step_io.ts";
 import { deserializeError, DisposedError, type LlmrtError, type SerializedError, ValidationError, WorkerError } from "../util/errors.ts";
 import type { ResolvedSessionOptions } from "./session_options.ts";
+import { HUB_MODULE, RANK_MODULE, rankWorkerUrl } from "./tp_modules.ts";
 import { parseMaster } from "./tp_rendezvous.ts";
 import {
   type CommSetup,
   controlLayout,
   engineFingerprint,
   ERROR_BYTES,
-  HUB_MODULE,
   type HubSetup,
-  RANK_MODULE,
   type RankEngineSource,
-  rankWorkerUrl,
   STATUS_ERROR,
   type TpCommand,
   type TpShared,
@@ -132,6 +130,7 @@ export class TpSession implements SessionBackend {
       logits: new SharedArrayBuffer(this.#maxLogits * 4),
       sampled: new SharedArrayBuffer(engine.plan.maxSeqs * 4),
       values: new SharedArrayBuffer(N * 8),
+      ...(options.backend === "cuda" ? { ncclCells: Array.from({ length: N }, () => createNcclAbortCell()) } : {}),
     };
     this.#ctl = new Int32Array(this.#shared.control);
     const master = tp.tpMaster;
@@ -269,7 +268,12 @@ export class TpSession implements SessionBackend {
     let failedAt = 0;
     for (let r = 0; r < this.worldSize; r++) {
       while (Atomics.load(ctl, L.ack(r)) < seq) {
-        if (!failedAt && this.#failedRank(seq) >= 0) failedAt = Date.now();
+        const failed = failedAt ? -1 : this.#failedRank(seq);
+        if (failed >= 0) {
+          failedAt = Date.now();
+          // Not a validation error (raised alike by every rank before any collective): a real failure.
+          if (this.#errorOf(failed).kind !== "validation") this.#abortCollectives();
+        }
         const limit = failedAt ? Math.min(deadline, failedAt + FAILED_PEER_GRACE_MS) : deadline;
         const left = limit - Date.now();
         if (left <= 0) {
@@ -296,6 +300,22 @@ export class TpSession implements SessionBackend {
     if (what === "start") throw new WorkerError(`tensor-parallel session could not start: ${root.message}`, { cause: root });
     this.#broken = new WorkerError(`tensor-parallel step '${what}' failed: ${root.message}`, { cause: root });
     throw this.#broken;
+  }
+
+  /**
+   * A rank failed: abort the NCCL communicators of this process's ranks (ncclCommAbort from this
+   * thread), so a rank blocked in a collective on the failed one returns instead of waiting out
+   * the grace. (CPU ranks abort their shared-memory group themselves.)
+   */
+  #abortCollectives(): void {
+    for (let r = 0; r < this.#localRanks; r++) {
+      const cell = this.#shared.ncclCells?.[r];
+      try {
+        if (cell) abortNcclCell(cell);
+      } catch {
+        // The rank is being terminated anyway; the abort was only to release it sooner.
+      }
+    }
   }
 
   /** The first rank that answered command `seq` with an error, or -1. */

@@ -6,8 +6,6 @@
  */
 import type { EngineConfig, EngineTensor } from "../builder/engine.ts";
 import { createHash } from "node:crypto";
-import * as fs from "node:fs";
-import { fileURLToPath } from "node:url";
 import type { Engine } from "../builder/engine.ts";
 import type { CpuCommGroup } from "../backends/cpu/communicator.ts";
 import type { SocketCommChannel } from "../backends/cpu/socket_communicator.ts";
@@ -46,6 +44,8 @@ export interface TpShared {
   readonly sampled: SharedArrayBuffer;
   /** [worldSize] float64 answers of queries (free memory). */
   readonly values: SharedArrayBuffer;
+  /** CUDA: each rank's NCCL abort cell (lib/cuda/nccl.ts), so a watchdog thread can abort a rank blocked on a dead peer. */
+  readonly ncclCells?: readonly SharedArrayBuffer[];
 }
 
 /** Bytes of error text a rank can report. */
@@ -147,29 +147,12 @@ export function engineFingerprint(engine: Engine): string {
     const t = engine.tensorInfo(n);
     return [t.name, t.dtype, t.shape];
   });
-  const canonical = JSON.stringify({ config: engine.config, plan: engine.plan, tensors }, (_k, v) =>
-    v && typeof v === "object" && !Array.isArray(v) && !ArrayBuffer.isView(v)
-      ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, (v as Record<string, unknown>)[k]]))
-      : v);
+  const canonical = JSON.stringify(
+    { config: engine.config, plan: engine.plan, tensors },
+    (_k, v) =>
+      v && typeof v === "object" && !Array.isArray(v) && !ArrayBuffer.isView(v)
+        ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, (v as Record<string, unknown>)[k]]))
+        : v,
+  );
   return createHash("sha256").update(canonical).digest("hex").slice(0, 32);
-}
-
-/** The module each rank worker loads (tp_rank.ts; checked with the library by `deno check`). */
-export const RANK_MODULE: string = new URL("./tp_rank.ts", import.meta.url).href;
-/** The module the hub worker loads (tp_hub.ts). */
-export const HUB_MODULE: string = new URL("./tp_hub.ts", import.meta.url).href;
-
-let workerUrlCache: string | null = null;
-
-/**
- * The rank worker's entry (tp_worker.js) as a blob URL. Deno (with type checking on, as under
- * `deno test`) re-checks the whole module graph of the process each time a worker starts from a
- * file, 10+ seconds per rank; a blob entry with no static imports starts at once, and the rank
- * code it imports (by a URL it is sent) was checked with the library.
- */
-export function rankWorkerUrl(): string {
-  if (workerUrlCache) return workerUrlCache;
-  const src = fs.readFileSync(fileURLToPath(new URL("./tp_worker.js", import.meta.url).href), "utf8");
-  workerUrlCache = URL.createObjectURL(new Blob([src], { type: "text/javascript" }));
-  return workerUrlCache;
 }

@@ -49,7 +49,7 @@ export interface CudaSessionOptions {
   /** Device ordinal. */
   readonly device: number;
   /** Tensor parallelism: this session is `rank` of a group joined through NCCL (the plan's all_reduce ops). */
-  readonly nccl?: { readonly uniqueId: Uint8Array; readonly rank: number; readonly worldSize: number };
+  readonly nccl?: { readonly uniqueId: Uint8Array; readonly rank: number; readonly worldSize: number; readonly abortCell?: SharedArrayBuffer };
   /** Replay decode steps as captured CUDA graphs (off: every step launches eagerly). */
   readonly cudaGraphs: boolean;
   /** bf16 linears of up to 8 rows on the skinny-GEMM kernel instead of cuBLASLt. */
