@@ -23,6 +23,7 @@ export const build: Command = {
     { name: "max-seq-len", type: "int", min: 1, help: "longest sequence (default: the model's)" },
     { name: "max-input-len", type: "int", min: 1, help: "longest prompt (default min(1024, max-seq-len))" },
     { name: "tokens-per-block", type: "int", min: 1, help: "KV cache block size, a power of two (default 32)" },
+    { name: "tp", type: "int", min: 1, max: 64, valueName: "N", help: "tensor parallelism: write N rank files (rank0.engine … rank<N-1>.engine)" },
   ],
   async run({ values }): Promise<number> {
     const modelDir = values.model as string | undefined;
@@ -39,6 +40,7 @@ export const build: Command = {
         maxSeqLen: values["max-seq-len"] as number | undefined,
         maxInputLen: values["max-input-len"] as number | undefined,
         tokensPerBlock: values["tokens-per-block"] as number | undefined,
+        tensorParallelSize: values.tp as number | undefined,
       });
       try {
         engine.save(out);
