@@ -9,6 +9,7 @@ import { shardEngine } from "./sharding.ts";
 import { type EnginePlan, fuseAddRmsnorm, planMemory } from "../ir/plan.ts";
 import { quantizedEngineWeights } from "../quantization/engine_weights.ts";
 import { isQuantizedModel } from "../quantization/quantized_model.ts";
+import { kvCacheAttributes } from "../quantization/kv_cache_quant.ts";
 import type { Network } from "../ir/network.ts";
 
 const ELEMENT_BYTES: Record<EngineDType, number> = { float32: 4, float16: 2, bfloat16: 2 };
@@ -49,11 +50,12 @@ export function buildSync(model: LlamaForCausalLM, buildConfig: BuildConfigInput
   if (!net.attributes) throw new InternalError("build: the model's network has no attributes");
   preflight(net, asBuilt, activationDtype);
   const quantized = quantizedEngineWeights(model, net.weights, fuseAddRmsnorm(net.ops), { ...cfg, activationDtype });
+  const kvCache = kvCacheAttributes(model, cfg);
   const ops = quantized?.ops ?? fuseAddRmsnorm(net.ops);
   const maxSeqs = cfg.gatherContextLogits ? Math.max(cfg.maxNumTokens, cfg.maxBatchSize * cfg.maxBeamWidth) : cfg.maxBatchSize * cfg.maxBeamWidth;
   const profile = { maxTokens: cfg.maxNumTokens, maxSeqs, elementBytes: ELEMENT_BYTES[activationDtype] };
   const { buffers, arenaBytes } = planMemory(net, ops, profile);
-  const plan: EnginePlan = { ops, buffers, arenaBytes, ...profile, attributes: net.attributes };
+  const plan: EnginePlan = { ops, buffers, arenaBytes, ...profile, attributes: kvCache ? { ...net.attributes, kvCache } : net.attributes };
 
   const tensors: EngineTensor[] = [];
   const data = new Map<string, Uint8Array>();

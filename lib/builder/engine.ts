@@ -152,6 +152,7 @@ export class Engine {
         headDim: m.headDim,
         weightDtype: config.dtype,
         tensor: (n) => file.has(n) ? file.entry(n) : undefined,
+        kvCacheQuantAlgo: config.quant?.kvCacheQuantAlgo ?? null,
       }, enginePath);
       checkEngineSizes(sizeFacts(config, plan, file.meta.tensors, `engine ${dir}`));
       const engine = new Engine(config, plan, file.meta.tensors, { file });

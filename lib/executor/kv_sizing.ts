@@ -51,7 +51,12 @@ export function sizeKvCache(inp: KvSizingInput): KvSizing {
   const seqBlocks = Math.ceil(maxSeqLen / bs);
   const done = (numBlocks: number, why: string): KvSizing => {
     const bytes = numBlocks * per;
-    return { numBlocks, bytes, description: `KV cache: ${numBlocks} blocks of ${bs} tokens = ${numBlocks * bs} tokens, ${mib(bytes)} (${why})` };
+    const q = g.quantAlgo
+      ? `; K/V stored as ${g.quantAlgo === "FP8" ? "FP8 (e4m3)" : "INT8"}, ${g.elementBytes} byte per element: the same bytes hold ${
+        2 / g.elementBytes
+      }× the tokens of bfloat16, ${4 / g.elementBytes}× of float32`
+      : "";
+    return { numBlocks, bytes, description: `KV cache: ${numBlocks} blocks of ${bs} tokens = ${numBlocks * bs} tokens, ${mib(bytes)} (${why})${q}` };
   };
   const free = inp.freeMemoryBytes;
   if (c.maxTokens !== undefined || c.maxBytes !== undefined) {

@@ -11,8 +11,26 @@ export interface KvCacheGeometry {
   readonly tokensPerBlock: number;
   readonly numKvHeads: number;
   readonly headDim: number;
-  /** Bytes of one element (4 for the CPU's float32 cache). */
+  /** Bytes of one element (4 for the CPU's float32 cache, 1 for a quantized cache). */
   readonly elementBytes: number;
+  /** KV-cache quantization of the elements, when they are not in the activation dtype. */
+  readonly quantAlgo?: KvQuantAlgo;
+}
+
+/** KV-cache quantization algorithms (`QuantConfig.kvCacheQuantAlgo`): e4m3 or symmetric int8, one byte per element. */
+export type KvQuantAlgo = "FP8" | "INT8";
+
+/** The largest magnitude of a quantized KV element: e4m3's 448, int8's 127 (symmetric, −128 unused). */
+export const KV_QUANT_MAX: Readonly<Record<KvQuantAlgo, number>> = Object.freeze({ FP8: 448, INT8: 127 });
+
+/**
+ * A quantized KV cache as an engine plan records it (`plan.attributes.kvCache`): element x is stored
+ * as q = encode(x / s) and read as decode(q) · s, with one float32 scale s per (layer, k | v, kv head):
+ * `scales` [numLayers, 2, numKvHeads] (K scales of a layer first, then V scales).
+ */
+export interface KvCacheQuant {
+  readonly quantAlgo: KvQuantAlgo;
+  readonly scales: readonly number[];
 }
 
 /** Bytes one block takes across all layers: the one rule every backend and the executor use. */

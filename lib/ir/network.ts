@@ -11,6 +11,7 @@
  * ```
  */
 import { InternalError } from "../util/errors.ts";
+import type { KvCacheQuant } from "./kv_cache.ts";
 
 /** A weight the network reads: its engine name, shape and where its values come from. */
 export interface WeightDecl {
@@ -146,6 +147,8 @@ export interface NetworkAttributes {
   readonly rope: { readonly invFreq: readonly number[]; readonly attentionScaling: number };
   /** Output tensor holding logits [seqs, vocab]. */
   readonly logits: string;
+  /** KV-cache quantization (absent: the cache holds activation-dtype elements). */
+  readonly kvCache?: KvCacheQuant;
 }
 
 /** A model's op graph: weights, activations and ops in execution order. */

@@ -152,6 +152,8 @@ export interface PlanExpectations {
   readonly weightDtype: string;
   /** A weight's stored dtype and shape, or undefined when the engine has no such tensor. */
   readonly tensor: (name: string) => { readonly dtype: string; readonly shape: readonly number[] } | undefined;
+  /** The config's KV-cache quantization (`quant.kvCacheQuantAlgo`); the plan's `attributes.kvCache` must agree. */
+  readonly kvCacheQuantAlgo?: string | null;
 }
 
 const OP_TYPES: ReadonlySet<string> = new Set([
@@ -335,5 +337,19 @@ export function validatePlan(raw: unknown, x: PlanExpectations, where: string): 
   }
   finite((rope as Record<string, unknown>).attentionScaling, "plan.attributes.rope", "attentionScaling");
   expectWidth(attr.logits, V, "plan.attributes.logits", "seqs");
+  const kv = attr.kvCache;
+  const kvAlgo = isObj(kv) ? kv.quantAlgo : null;
+  if (kv !== undefined && (!isObj(kv) || (kvAlgo !== "FP8" && kvAlgo !== "INT8"))) {
+    bad(`plan.attributes.kvCache.quantAlgo must be "FP8" or "INT8", got ${showValue(kvAlgo)}`);
+  }
+  if ((x.kvCacheQuantAlgo ?? null) !== kvAlgo) {
+    bad(`plan.attributes.kvCache.quantAlgo is ${showValue(kvAlgo)}, the config's quant.kvCacheQuantAlgo is ${showValue(x.kvCacheQuantAlgo ?? null)}`);
+  }
+  if (isObj(kv)) {
+    const sc = kv.scales, n = x.numLayers * 2 * nKV;
+    if (!Array.isArray(sc) || sc.length !== n || !sc.every((v) => typeof v === "number" && Number.isFinite(v) && v > 0)) {
+      bad(`plan.attributes.kvCache.scales must be ${n} positive finite numbers ([numLayers ${x.numLayers}, 2, numKvHeads ${nKV}])`);
+    }
+  }
   return raw as unknown as EnginePlan;
 }

@@ -53,7 +53,7 @@ export function openOrBuild(o: z.output<typeof LlmOptionsSchema>, backend: "cpu"
   // Speculative decoding verifies several tokens per sequence: one logits row each.
   if (o.gatherContextLogits || o.speculativeConfig) bc.gatherContextLogits = true;
   const qc = o.quantConfig ? QuantConfig.from(o.quantConfig) : null;
-  const quant = qc?.isQuantized ? qc : null;
+  const quant = qc?.isQuantized || qc?.kvCacheQuantAlgo ? qc : null;
   const buildIt = (): Engine => {
     const opened = readHfQuantizationConfig(o.model)
       ? openModel(o.model, { dtype: o.dtype })

@@ -98,6 +98,8 @@ export interface LayerInputs {
   readonly mlpIn: InputStats;
   /** down_proj input (silu(gate)·up). */
   readonly mlpAct: InputStats;
+  /** max |x| of what the layer writes to the KV cache, per KV head: [2, numKvHeads] (K after RoPE, then V). */
+  readonly kvAmax: Float64Array;
 }
 
 class StatsBuilder {
@@ -216,6 +218,7 @@ export function forEachLayerInputs(
       kn: c.qkNorm ? model.weights.readFloat32(`${p}self_attn.k_norm.weight`) : null,
     };
     const s = { attnIn: stats(H), attnOut: stats(nH * hd), mlpIn: stats(H), mlpAct: stats(I) };
+    const kvAmax = new Float64Array(2 * nKV);
     for (let si = 0; si < seqs.length; si++) {
       const T = seqs[si].length, h = hidden[si];
       const xn = new Float32Array(T * H);
@@ -225,6 +228,13 @@ export function forEachLayerInputs(
       K.linear(xn, w.qkv, w.qkvB, T, qkvW, H, qkv);
       if (w.qn && w.kn) K.qkNorm(qkv, w.qn, w.kn, c.rmsNormEps, T, nH, nKV, hd);
       const attn = causalAttention(qkv, T, nH, nKV, hd, invFreq, attentionScaling, c.slidingWindow ?? 0);
+      // qkv now holds the rotated k: the values the KV cache stores (as float32).
+      for (let t = 0; t < T; t++) {
+        for (let h = 0; h < 2 * nKV; h++) {
+          const o = t * qkvW + (nH + h) * hd;
+          for (let i = 0; i < hd; i++) kvAmax[h] = Math.max(kvAmax[h], Math.abs(qkv[o + i]));
+        }
+      }
       s.attnOut.add(attn, T);
       const o = new Float32Array(T * H);
       K.linear(attn, w.o, w.oB, T, H, nH * hd, o);
@@ -239,7 +249,7 @@ export function forEachLayerInputs(
       K.linear(act, w.down, w.downB, T, H, I, o);
       K.addInPlace(o, h, T * H);
     }
-    onLayer(l, { attnIn: s.attnIn.finish(), attnOut: s.attnOut.finish(), mlpIn: s.mlpIn.finish(), mlpAct: s.mlpAct.finish() });
+    onLayer(l, { attnIn: s.attnIn.finish(), attnOut: s.attnOut.finish(), mlpIn: s.mlpIn.finish(), mlpAct: s.mlpAct.finish(), kvAmax });
   }
   const fin = stats(H);
   const norm = model.weights.readFloat32("model.norm.weight");

@@ -61,9 +61,3 @@ export function assertImplemented(algo: QuantAlgo, field = "QuantConfig.quantAlg
     algo,
   );
 }
-
-/** Throws an UnsupportedError naming the KV-cache algorithm (none is implemented yet). */
-export function assertKvImplemented(algo: KvCacheQuantAlgo | null): void {
-  if (algo === null) return;
-  throw new UnsupportedError(`QuantConfig.kvCacheQuantAlgo: KV-cache quantization ${algo} is not implemented yet`, "QuantConfig.kvCacheQuantAlgo", algo);
-}

@@ -3,7 +3,6 @@ import { UnsupportedError, ValidationError } from "../util/errors.ts";
 import { parseWith } from "../util/validate.ts";
 import {
   assertImplemented,
-  assertKvImplemented,
   isFp8,
   isLowbitActivation,
   KV_CACHE_QUANT_ALGOS,
@@ -31,7 +30,10 @@ export const LayerQuantConfigSchema = z.strictObject({
 export const QuantConfigSchema = z.strictObject({
   /** Weight/activation algorithm. @default "NO_QUANT" */
   quantAlgo: QuantAlgoSchema.default("NO_QUANT"),
-  /** KV-cache algorithm (FP8 / INT8), or null for the engine dtype. @default null */
+  /**
+   * KV-cache algorithm: FP8 (e4m3) or INT8, one byte per element with calibrated per-(layer, kv head)
+   * scales (CPU backend), or null for the engine dtype. @default null
+   */
   kvCacheQuantAlgo: z.enum(KV_CACHE_QUANT_ALGOS as [KvCacheQuantAlgo, ...KvCacheQuantAlgo[]]).nullable().default(null),
   /**
    * Input channels sharing one scale. @default 128 for W4A16_AWQ / W4A16_GPTQ; W8A16 and W4A16
@@ -108,7 +110,6 @@ export class QuantConfig {
     if (input instanceof QuantConfig) return input;
     const d = parseWith(QuantConfigSchema, input, "QuantConfig");
     assertImplemented(d.quantAlgo);
-    assertKvImplemented(d.kvCacheQuantAlgo);
     if (d.preQuantScale) {
       throw new UnsupportedError(
         "QuantConfig.preQuantScale: a separate pre-quant scale is not implemented yet; AWQ scales are folded into the preceding layer (leave it false)",

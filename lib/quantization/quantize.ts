@@ -6,6 +6,7 @@ import { quantizeFp8 } from "./fp8.ts";
 import { quantizeNvfp4, toW4A8 } from "./nvfp4.ts";
 import { quantizeInt8PerChannel, smoothFactors } from "./smoothquant.ts";
 import type { QuantizedTensor } from "./packed.ts";
+import { kvCacheScales } from "./kv_cache_quant.ts";
 import { isWeightOnly, type QuantAlgo } from "./quant_algo.ts";
 import { effectiveGroupSize, type LayerQuant, QuantConfig, type QuantConfigInput } from "./quant_config.ts";
 import { OverlayWeightSource, QuantizedModel } from "./quantized_model.ts";
@@ -26,6 +27,11 @@ export interface QuantizeOptions {
   readonly awqSampleRows?: number;
   /** AWQ: candidate exponents α = 0, 1/n, …, (n−1)/n. @default 10 */
   readonly awqGridSize?: number;
+  /**
+   * `kvCacheQuantAlgo`: calibrate one KV scale per (layer, k | v, kv head) from the calibration amax;
+   * false uses the fixed defaults (FP8 1.0, INT8 1/16: kv_cache_quant.ts). @default true
+   */
+  readonly calibrateKvCache?: boolean;
 }
 
 /** The linears of one decoder layer, grouped by the input they share. */
@@ -138,11 +144,14 @@ export function quantizeSync(model: LlamaForCausalLM, quantConfig: QuantConfigIn
   const quantized = new Map<string, QuantizedTensor>();
   const awqScales = new Map<string, Float64Array>();
   const algos = new Set([...plan.values()].map((v) => v.lq.algo));
-  const needsData = ["W4A16_AWQ", "W4A16_GPTQ", "FP8", "W8A8_SQ_PER_CHANNEL", "W4A8_AWQ", "NVFP4"].some((a) => algos.has(a as QuantAlgo));
+  const kvAlgo = qc.kvCacheQuantAlgo, calibrateKv = kvAlgo !== null && options.calibrateKvCache !== false;
+  const needsData = ["W4A16_AWQ", "W4A16_GPTQ", "FP8", "W8A8_SQ_PER_CHANNEL", "W4A8_AWQ", "NVFP4"].some((a) => algos.has(a as QuantAlgo)) || calibrateKv;
   const preQuant = new Map<string, Float32Array>();
   const c = model.config;
+  const kvAmax: Float64Array[] = [];
   const quantizeLayer = (l: number, inputs: LayerInputs | null): void => {
     const p = `model.layers.${l}.`;
+    if (inputs) kvAmax[l] = inputs.kvAmax;
     const W = new Map<string, Float64Array>();
     const weight = (name: string): Float64Array => {
       let w = W.get(name);
@@ -214,7 +223,8 @@ export function quantizeSync(model: LlamaForCausalLM, quantConfig: QuantConfigIn
     const lm = plan.get("lm_head.weight");
     if (lm) quantized.set("lm_head.weight", quantizeOne(lm.lq.algo, model.weights.readFloat32("lm_head.weight"), lm.N, lm.K, lm.grid, null, options));
   }
-  return new QuantizedModel(c, new OverlayWeightSource(model.weights, floats, quantized), model.options, qc, awqScales);
+  const kvScales = calibrateKv ? kvCacheScales(kvAlgo, kvAmax) : null;
+  return new QuantizedModel(c, new OverlayWeightSource(model.weights, floats, quantized), model.options, qc, awqScales, kvScales);
 }
 
 function quantizeOne(

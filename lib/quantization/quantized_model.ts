@@ -68,6 +68,11 @@ export class QuantizedModel extends LlamaForCausalLM {
      * `.mlpAct`): those linears hold Q(W·diag(s)) and the layer feeding them was divided by s.
      */
     readonly awqScales: ReadonlyMap<string, Float64Array> = new Map(),
+    /**
+     * KV-cache scales [numLayers, 2, numKvHeads] (K then V of each layer) when `quantConfig.kvCacheQuantAlgo`
+     * is set and they were calibrated (else the build uses the fixed defaults of kv_cache_quant.ts).
+     */
+    readonly kvCacheScales: readonly number[] | null = null,
   ) {
     super(config, weights, options);
   }

@@ -2,7 +2,9 @@
  * CPU kernels: the numerical reference for every op. Float32 storage, float64 accumulation.
  * Row-major throughout; `x` arguments are views at the op's buffer offset.
  */
+import type { KvQuantAlgo } from "../../ir/kv_cache.ts";
 import { ValidationError } from "../../util/errors.ts";
+import { decodeKvRow, encodeKvRow } from "./kv_cache.ts";
 
 /** out[t, :] = table[ids[t], :]  — table [vocab, H]. */
 export function embedding(ids: Int32Array, numTokens: number, table: Float32Array, H: number, vocab: number, out: Float32Array): void {
@@ -136,12 +138,15 @@ export function qkNorm(qkv: Float32Array, qw: Float32Array, kw: Float32Array, ep
   }
 }
 
-/** The paged KV cache of one layer: [numBlocks, 2 (k, v), blockSize, numKvHeads, headDim] float32. */
+/** The paged KV cache of one layer: [numBlocks, 2 (k, v), blockSize, numKvHeads, headDim] elements. */
 export interface LayerCache {
-  readonly data: Float32Array;
+  /** float32 elements, or the stored bytes of a quantized cache (`quant`; see kv_cache.ts). */
+  readonly data: Float32Array | Uint8Array;
   readonly blockSize: number;
   readonly numKvHeads: number;
   readonly headDim: number;
+  /** A quantized cache: its algorithm and this layer's scales [2, numKvHeads] (K heads, then V heads). */
+  readonly quant?: { readonly algo: KvQuantAlgo; readonly scales: Float32Array };
 }
 
 /** Packed-batch geometry shared by the attention kernels. */
@@ -178,6 +183,7 @@ export function ropeKvWrite(
 ): void {
   const width = (nH + 2 * nKV) * hd, half = hd / 2;
   const cos = new Float64Array(half), sin = new Float64Array(half);
+  const qz = cache.quant, kRow = new Float32Array(hd);
   for (let s = 0; s < g.numSeqs; s++) {
     for (let t = g.seqStarts[s]; t < g.seqStarts[s + 1]; t++) {
       const pos = g.positions[t];
@@ -189,9 +195,16 @@ export function ropeKvWrite(
       const row = t * width;
       for (let h = 0; h < nH; h++) rotate(qkv, row + h * hd, q, t * nH * hd + h * hd, cos, sin, half);
       for (let h = 0; h < nKV; h++) {
-        rotate(qkv, row + (nH + h) * hd, cache.data, cacheOffset(cache, g, s, pos, 0, h), cos, sin, half);
-        const vo = row + (nH + nKV + h) * hd;
-        cache.data.set(qkv.subarray(vo, vo + hd), cacheOffset(cache, g, s, pos, 1, h));
+        const ko = cacheOffset(cache, g, s, pos, 0, h), vo = row + (nH + nKV + h) * hd, vd = cacheOffset(cache, g, s, pos, 1, h);
+        if (qz) {
+          // The float32 values an unquantized cache would hold, encoded with the head's scale.
+          rotate(qkv, row + (nH + h) * hd, kRow, 0, cos, sin, half);
+          encodeKvRow(qz.algo, kRow, 0, cache.data as Uint8Array, ko, hd, qz.scales[h]);
+          encodeKvRow(qz.algo, qkv, vo, cache.data as Uint8Array, vd, hd, qz.scales[nKV + h]);
+        } else {
+          rotate(qkv, row + (nH + h) * hd, cache.data as Float32Array, ko, cos, sin, half);
+          (cache.data as Float32Array).set(qkv.subarray(vo, vo + hd), vd);
+        }
       }
     }
   }
@@ -223,6 +236,14 @@ export function pagedAttention(
   const group = nH / nKV;
   let scores = new Float64Array(256);
   const acc = new Float64Array(hd);
+  // A quantized cache is read one dequantized row at a time (at offset 0 of `row`).
+  const qz = cache.quant, row = new Float32Array(hd);
+  const read = (o: number, which: 0 | 1, kvh: number): number => {
+    if (!qz) return o;
+    decodeKvRow(qz.algo, cache.data as Uint8Array, o, row, hd, qz.scales[which * nKV + kvh]);
+    return 0;
+  };
+  const data = qz ? row : cache.data as Float32Array;
   for (let s = 0; s < g.numSeqs; s++) {
     for (let t = g.seqStarts[s]; t < g.seqStarts[s + 1]; t++) {
       const pos = g.positions[t];
@@ -234,9 +255,9 @@ export function pagedAttention(
         const qo = (t * nH + h) * hd;
         let max = -Infinity;
         for (let j = 0; j < n; j++) {
-          const ko = cacheOffset(cache, g, s, start + j, 0, kvh);
+          const ko = read(cacheOffset(cache, g, s, start + j, 0, kvh), 0, kvh);
           let dot = 0;
-          for (let i = 0; i < hd; i++) dot += q[qo + i] * cache.data[ko + i];
+          for (let i = 0; i < hd; i++) dot += q[qo + i] * data[ko + i];
           const sc = dot * scale;
           scores[j] = sc;
           if (sc > max) max = sc;
@@ -249,9 +270,9 @@ export function pagedAttention(
         }
         acc.fill(0);
         for (let j = 0; j < n; j++) {
-          const vo = cacheOffset(cache, g, s, start + j, 1, kvh);
+          const vo = read(cacheOffset(cache, g, s, start + j, 1, kvh), 1, kvh);
           const p = scores[j] / sum;
-          for (let i = 0; i < hd; i++) acc[i] += p * cache.data[vo + i];
+          for (let i = 0; i < hd; i++) acc[i] += p * data[vo + i];
         }
         for (let i = 0; i < hd; i++) out[qo + i] = acc[i];
       }

@@ -8,7 +8,7 @@ import type { Op } from "../../ir/network.ts";
 import type { EnginePlan } from "../../ir/plan.ts";
 import { FormatError, ValidationError } from "../../util/errors.ts";
 import { bytesPerBlock, type KvCache, type KvCacheGeometry } from "../../ir/kv_cache.ts";
-import { CpuKvCache } from "./kv_cache.ts";
+import { CpuKvCache, kvQuantScales } from "./kv_cache.ts";
 import type { Communicator } from "../../ir/communicator.ts";
 import { type StepInputs, type StepOutputs, validateStep } from "../../ir/step_io.ts";
 
@@ -28,6 +28,8 @@ export class CpuSession implements SessionBackend {
   readonly plan: EnginePlan;
   readonly maxSeqLen: number;
   readonly tokensPerBlock: number;
+  /** KV-cache quantization scales [numLayers, 2, numKvHeads] (plan.attributes.kvCache), or null for a float32 cache. */
+  readonly #kvScales: Float32Array | null;
 
   /** The tensor-parallel group this rank belongs to (plans with all_reduce / all_gather ops need one). */
   readonly #comm: Communicator<Float32Array> | null;
@@ -80,6 +82,8 @@ export class CpuSession implements SessionBackend {
     this.#arena = new Float32Array(this.plan.arenaBytes / 4);
     this.maxSeqLen = engineMaxSeqLen(engine);
     this.tokensPerBlock = engine.config.build.tokensPerBlock;
+    const kq = this.plan.attributes.kvCache;
+    this.#kvScales = kq ? kvQuantScales(kq, this.plan.attributes.numLayers, this.plan.attributes.numKvHeads) : null;
   }
 
   /** Allocates a KV cache of `numBlocks` blocks for this engine. */
@@ -87,16 +91,17 @@ export class CpuSession implements SessionBackend {
     if (!Number.isInteger(numBlocks) || numBlocks <= 0) {
       throw new ValidationError(`Session.createKvCache: expected a positive integer block count, got ${numBlocks}`, "numBlocks", numBlocks);
     }
-    return new CpuKvCache({ ...this.kvGeometry(), numBlocks });
+    return new CpuKvCache({ ...this.kvGeometry(), numBlocks }, this.#kvScales);
   }
 
-  /** KV geometry: float32 elements. */
+  /** KV geometry: float32 elements, or one byte per element when the engine quantizes its KV cache. */
   kvGeometry(): Omit<KvCacheGeometry, "numBlocks"> {
     const a = this.plan.attributes;
-    return { numLayers: a.numLayers, tokensPerBlock: this.tokensPerBlock, numKvHeads: a.numKvHeads, headDim: a.headDim, elementBytes: 4 };
+    const g = { numLayers: a.numLayers, tokensPerBlock: this.tokensPerBlock, numKvHeads: a.numKvHeads, headDim: a.headDim };
+    return a.kvCache ? { ...g, elementBytes: 1, quantAlgo: a.kvCache.quantAlgo } : { ...g, elementBytes: 4 };
   }
 
-  /** Bytes one KV block takes (float32, all layers, k and v). */
+  /** Bytes one KV block takes (all layers, k and v). */
   kvBytesPerBlock(): number {
     return bytesPerBlock(this.kvGeometry());
   }
@@ -137,6 +142,15 @@ export class CpuSession implements SessionBackend {
     const S = inp.seqStarts.length - 1;
     const R = inp.logitRows.length;
     if (!(kv instanceof CpuKvCache)) throw new ValidationError("Session.run: a CPU session needs a KV cache from its createKvCache()", "kvCache");
+    const kvAlgo = this.plan.attributes.kvCache?.quantAlgo ?? null;
+    if ((kv.quant?.algo ?? null) !== kvAlgo) {
+      throw new ValidationError(
+        `Session.run: the KV cache holds ${kv.quant?.algo ?? "float32"} elements, this engine's are ${
+          kvAlgo ?? "float32"
+        } (use this session's createKvCache())`,
+        "kvCache",
+      );
+    }
     validateStep(this.plan, inp, kv.geometry.numBlocks, this.tokensPerBlock, this.maxSeqLen);
     if (inp.adapterIds) {
       if (inp.adapterIds.length !== S) {
@@ -157,7 +171,14 @@ export class CpuSession implements SessionBackend {
       maxBlocksPerSeq: inp.maxBlocksPerSeq,
     };
     const rowsOf = (name: string): number => (this.plan.buffers[name].rows === "tokens" ? T : R);
-    const layerCache = (l: number): K.LayerCache => ({ data: kv.layers[l], blockSize: this.tokensPerBlock, numKvHeads: a.numKvHeads, headDim: a.headDim });
+    const nKV = a.numKvHeads, q = kv.quant;
+    const layerCache = (l: number): K.LayerCache => ({
+      data: kv.layers[l],
+      blockSize: this.tokensPerBlock,
+      numKvHeads: nKV,
+      headDim: a.headDim,
+      ...(q ? { quant: { algo: q.algo, scales: q.scales.subarray(l * 2 * nKV, (l + 1) * 2 * nKV) } } : {}),
+    });
     for (const op of this.plan.ops) this.#exec(op, inp, out, g, T, R, rowsOf, layerCache);
   }
 
