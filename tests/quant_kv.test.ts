@@ -16,6 +16,7 @@ import { KV_QUANT_MAX, type KvQuantAlgo } from "../lib/ir/kv_cache.ts";
 import { LLM, type RequestOutputData } from "../mod.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import { DEFAULT_KV_SCALE } from "../lib/quantization/kv_cache_quant.ts";
+import { saveQuantizedCheckpoint } from "../lib/quantization/export.ts";
 import { quantizeSync } from "../lib/quantization/quantize.ts";
 import { e4m3Encode } from "../lib/util/e4m3.ts";
 import { FormatError, UnsupportedError } from "../lib/util/errors.ts";
@@ -194,6 +195,25 @@ test("kjv-llama KV-quantized engines record kvCacheQuantAlgo and per-(layer, k|v
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("KV-cache quantization added to an already quantized model (W4A16 here; a pre-quantized checkpoint the same way): weights kept, KV scales calibrated on the dequantized weights; export refuses to drop them", () => {
+  const model = AutoModelForCausalLM.fromHuggingFace(kjv);
+  const w4 = quantizeSync(model, { quantAlgo: "W4A16", groupSize: 64 });
+  const both = quantizeSync(w4, { kvCacheQuantAlgo: "FP8" }, { maxCalibrationTokens: 256 });
+  assert.equal(both.quantConfig.quantAlgo, "W4A16");
+  assert.equal(both.quantConfig.kvCacheQuantAlgo, "FP8");
+  assert.deepEqual(both.quantizedNames(), w4.quantizedNames());
+  const direct = quantizeSync(model, { quantAlgo: "W4A16", groupSize: 64, kvCacheQuantAlgo: "FP8" }, { maxCalibrationTokens: 256 });
+  assert.notDeepEqual(both.kvCacheScales, direct.kvCacheScales, "calibrated on the int4 weights, not the float ones");
+  both.kvCacheScales!.forEach((s, i) => assert.ok(Math.abs(s / direct.kvCacheScales![i] - 1) < 0.25, `scale ${i}: ${s} vs ${direct.kvCacheScales![i]}`));
+  const e = buildSync(both, bc);
+  assert.equal(e.plan.attributes.kvCache!.quantAlgo, "FP8");
+  assert.ok(e.plan.ops.some((o) => o.type === "linear" && o.weightFormat?.format === "uint4"));
+  assert.throws(() => quantizeSync(w4, { quantAlgo: "W8A16" }), /already quantized/);
+  assert.throws(() => saveQuantizedCheckpoint(both, os.tmpdir()), (e: unknown) => e instanceof UnsupportedError && /KV-cache scales/.test(e.message));
+  e.dispose();
+  model.close();
 });
 
 test("KV sizing is in bytes: an FP8/INT8 cache holds 4× the tokens of float32 in the same maxBytes, and the log line says so", () => {

@@ -35,6 +35,13 @@ export function saveQuantizedCheckpoint(model: QuantizedModel, outDir: string): 
   if (!src) throw new ValidationError("saveQuantizedCheckpoint: the model has no source directory (open it with fromHuggingFace)", "model");
   const base = model.weights.base as { names?: () => string[] };
   if (typeof base.names !== "function") throw new ValidationError("saveQuantizedCheckpoint: the model's weights cannot be listed", "model");
+  if (model.quantConfig.kvCacheQuantAlgo !== null) {
+    throw new UnsupportedError(
+      `saveQuantizedCheckpoint: AWQ/GPTQ checkpoints have no place for KV-cache scales (kvCacheQuantAlgo ${model.quantConfig.kvCacheQuantAlgo}); export without it and quantize the KV cache at build time`,
+      "quantConfig.kvCacheQuantAlgo",
+      model.quantConfig.kvCacheQuantAlgo,
+    );
+  }
   const names = model.quantizedNames();
   if (names.length === 0) throw new ValidationError("saveQuantizedCheckpoint: the model has no quantized weights", "model");
   const ts = names.map((n) => model.quantizedTensor(n)!);

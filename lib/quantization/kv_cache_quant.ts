@@ -6,9 +6,12 @@
  * (`plan.attributes.kvCache`); the CPU backend's cache (lib/backends/cpu/kv_cache.ts) applies them.
  */
 import { KV_QUANT_MAX, type KvCacheQuant, type KvQuantAlgo } from "../ir/kv_cache.ts";
-import type { LlamaForCausalLM } from "../models/llama.ts";
+import { LlamaForCausalLM } from "../models/llama.ts";
 import { UnsupportedError, ValidationError } from "../util/errors.ts";
-import { QuantizedModel } from "./quantized_model.ts";
+import { type Calibration, calibrationSequences, forEachLayerInputs } from "./calibration.ts";
+import { dequantize } from "./packed.ts";
+import { QuantConfig } from "./quant_config.ts";
+import { OverlayWeightSource, QuantizedModel } from "./quantized_model.ts";
 
 /**
  * The scale of an uncalibrated quantized KV cache: FP8 1.0 (e4m3 holds |x| ≤ 448 unscaled, the
@@ -66,4 +69,34 @@ export function kvCacheAttributes(
     );
   }
   return { quantAlgo: algo, scales: [...scales] };
+}
+
+/**
+ * Adds KV-cache quantization to an already quantized model (a pre-quantized checkpoint, or the result
+ * of quantize()): the weights are kept, the KV scales calibrated on a forward of the dequantized
+ * weights (the values the engine will compute), or the fixed defaults when `calibrate` is false.
+ */
+export function withKvCacheQuant(
+  model: QuantizedModel,
+  algo: KvQuantAlgo,
+  opts: {
+    readonly calibrate?: boolean;
+    readonly calibration?: Calibration;
+    readonly tokenize?: (text: string) => number[];
+    readonly seqLen?: number;
+    readonly maxTokens?: number;
+  } = {},
+): QuantizedModel {
+  let scales: number[] | null = null;
+  if (opts.calibrate !== false) {
+    const floats = new Map(model.weights.floats);
+    for (const n of model.quantizedNames()) floats.set(n, Float32Array.from(dequantize(model.quantizedTensor(n)!)));
+    const view = new LlamaForCausalLM(model.config, new OverlayWeightSource(model.weights.base, floats, new Map()), model.options);
+    const seqs = calibrationSequences(view, opts.calibration, opts);
+    const amax: Float64Array[] = [];
+    forEachLayerInputs(view, seqs, { hessian: false, sampleRows: 1 }, (l, inputs) => amax[l] = inputs.kvAmax);
+    scales = kvCacheScales(algo, amax);
+  }
+  const qc = QuantConfig.from({ ...model.quantConfig.toDict(), kvCacheQuantAlgo: algo });
+  return new QuantizedModel(model.config, model.weights, model.options, qc, model.awqScales, scales);
 }

@@ -6,7 +6,7 @@ import { quantizeFp8 } from "./fp8.ts";
 import { quantizeNvfp4, toW4A8 } from "./nvfp4.ts";
 import { quantizeInt8PerChannel, smoothFactors } from "./smoothquant.ts";
 import type { QuantizedTensor } from "./packed.ts";
-import { kvCacheScales } from "./kv_cache_quant.ts";
+import { kvCacheScales, withKvCacheQuant } from "./kv_cache_quant.ts";
 import { isWeightOnly, type QuantAlgo } from "./quant_algo.ts";
 import { effectiveGroupSize, type LayerQuant, QuantConfig, type QuantConfigInput } from "./quant_config.ts";
 import { OverlayWeightSource, QuantizedModel } from "./quantized_model.ts";
@@ -121,6 +121,8 @@ function scaleStats(st: InputStats, s: Float64Array): InputStats {
  * weights, dynamic per-token int8 activations), W4A8_AWQ (AWQ int4 groupwise weights, static per-tensor FP8 activations) and NVFP4
  * (e2m1 weights and activations with e4m3 scales per 16 and float32 global scales; CPU backend only — the H200 has no FP4 tensor cores).
  * Every algorithm but RTN (W8A16 / W4A16) runs a float forward over the calibration tokens, one layer at a time.
+ * `kvCacheQuantAlgo` (FP8 / INT8) calibrates one KV-cache scale per (layer, k | v, kv head) in the same pass; on an
+ * already quantized model (e.g. a pre-quantized checkpoint) with quantAlgo NO_QUANT it only adds the KV-cache quantization.
  *
  * @example
  * ```ts
@@ -137,7 +139,20 @@ export function quantize(model: LlamaForCausalLM, quantConfig: QuantConfigInput 
 export function quantizeSync(model: LlamaForCausalLM, quantConfig: QuantConfigInput | QuantConfig, options: QuantizeOptions = {}): QuantizedModel {
   const qc = QuantConfig.from(quantConfig);
   if (model instanceof QuantizedModel) {
-    throw new ValidationError(`quantize: the model is already quantized (${model.quantConfig.quantAlgo})`, "model", model.quantConfig.quantAlgo);
+    if (qc.quantAlgo === "NO_QUANT" && qc.kvCacheQuantAlgo !== null) {
+      return withKvCacheQuant(model, qc.kvCacheQuantAlgo, {
+        calibrate: options.calibrateKvCache,
+        calibration: options.calibration,
+        tokenize: options.tokenize,
+        seqLen: options.calibrationSeqLen,
+        maxTokens: options.maxCalibrationTokens,
+      });
+    }
+    throw new ValidationError(
+      `quantize: the model is already quantized (${model.quantConfig.quantAlgo}); only KV-cache quantization can be added (quantAlgo NO_QUANT with a kvCacheQuantAlgo)`,
+      "model",
+      model.quantConfig.quantAlgo,
+    );
   }
   const plan = planModules(model, qc);
   const floats = new Map<string, Float32Array>();
