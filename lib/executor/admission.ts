@@ -124,7 +124,7 @@ export function admitRequest(ctx: AdmissionContext, id: number, request: Generat
     streaming: request.streaming ?? false,
     eosIds,
     badWordIds,
-    host: needsHostProcessing(p) || p.guidedDecoding !== undefined,
+    host: needsHostProcessing(p) || (p.guidedDecoding !== undefined && ctx.guided.masksOnHost(p)),
     guided: ctx.guided.prepare(p, p.ignoreEos ? [] : eosIds),
     wantLogprobs: p.logprobs !== undefined || p.bestOf > p.n,
     wantGenerationLogits: p.returnGenerationLogits,

@@ -86,6 +86,11 @@ export interface IterationStats {
   readonly numDraftTokens?: number;
   /** Speculative decoding: of those, accepted by the target. */
   readonly numAcceptedDraftTokens?: number;
+  /**
+   * Guided decoding: host time spent computing the grammar masks the sampler applied this step (ms;
+   * on CUDA while the GPU ran the forward pass). Rows masked on the host path are not counted.
+   */
+  readonly guidedMaskMs?: number;
 }
 
 /** The executor's fixed limits (from the engine and the KV cache it sized). */

@@ -21,6 +21,7 @@ import { copyKvBlocks } from "./kv_copy.ts";
 import { setUpLoop } from "./loop_setup.ts";
 import { OutputBuilder } from "./output_builder.ts";
 import { GuidedRuntime, loadXGrammar, needsGuidedLoad, notStartedAbortOutput } from "./guided/request.ts";
+import { guidedStepMasks } from "./guided/step_masks.ts";
 import type { RequestState } from "./request_state.ts";
 import type { Scheduler, SchedulerOutput } from "./scheduler.ts";
 import { prepareSamplingInputs, prepareStepInputs, type StepRow } from "./step_builder.ts";
@@ -81,6 +82,8 @@ export class ExecutorLoop {
   /** Requests (in #states, not yet scheduled) waiting for a LoRA slot, first come first served, with their loaded adapter. */
   readonly #loraWaiting = new Map<number, LoraAdapter>();
   #iter = 0;
+  /** Host ms the last step spent computing guided masks. */
+  #maskMs = 0;
   #arrival = 0;
   #looping = false;
   #closed = false;
@@ -108,7 +111,8 @@ export class ExecutorLoop {
       gatherContextLogits: build.gatherContextLogits,
       maxNumRows: this.#scheduler.maxNumRows,
       defaultEosIds: [...new Set(eos.filter((id) => id >= 0))],
-      guided: new GuidedRuntime(tokenizer, plan.attributes.vocabSize),
+      // Speculative steps verify several rows of a sequence at once: their guided rows stay on the host path.
+      guided: new GuidedRuntime(tokenizer, plan.attributes.vocabSize, !config.speculativeConfig),
     };
     this.#outputs = new OutputBuilder(tokenizer, maxSeqLen);
     if (config.lora) {
@@ -347,7 +351,9 @@ export class ExecutorLoop {
       kvBlocksCached: kv.cachedBlocks,
       numDraftTokens: spec?.numDraftTokens ?? 0,
       numAcceptedDraftTokens: spec?.numAcceptedDraftTokens ?? 0,
+      guidedMaskMs: this.#maskMs,
     };
+    this.#maskMs = 0;
     this.#stats.push(stats);
     if (this.#stats.length > this.#config.statsHistory) this.#stats.splice(0, this.#stats.length - this.#config.statsHistory);
     this.#sink.emit(outputs, failures, stats);
@@ -364,9 +370,10 @@ export class ExecutorLoop {
     const inputs = adapterIds ? { ...prepared.inputs, adapterIds, loraSlots: this.#lora!.table } : prepared.inputs;
     const stateOf = (seq: StepRow["seq"]): RequestState => this.#states.get(seq.requestId)!;
     // Prompt rows come after the sampling rows and are sampled greedily, their draws ignored.
-    const sampling = prepareSamplingInputs(rows, (seq) => stateOf(seq).params, promptRows.length);
     const R = rows.length;
     const numRows = R + promptRows.length;
+    const gm = guidedStepMasks(rows, (seq) => this.#states.get(seq.requestId), V, numRows); // guided rows masked by the sampler
+    const sampling = { ...prepareSamplingInputs(rows, (seq) => stateOf(seq).params, promptRows.length), ...(gm ? { tokenMasks: gm.masks } : {}) };
     const wantLogits = promptRows.length > 0 || rows.some((r) => {
       const st = stateOf(r.seq);
       return st.host || st.wantLogprobs || st.beam !== null || st.wantGenerationLogits || isPromptLastRow(r) || this.#spec?.needsLogits(r.seq) === true;
@@ -375,6 +382,8 @@ export class ExecutorLoop {
     copyKvBlocks(this.#kvCache, plan.blockCopies);
     this.#session.run({ ...inputs, sampling }, out, this.#kvCache);
     this.#scheduler.markComputed(plan);
+    this.#maskMs = gm?.fillMs ?? 0;
+    for (const [id, e] of gm?.failed ?? []) this.#failInto(failures, id, e);
     // Prompt logits first: the sampling rows are processed in place below.
     if (out.logits) takePromptRows(rows, promptRows, out.logits, V, (id) => this.#states.get(id), (st, e) => this.#failInto(failures, st.id, toError(e)));
 

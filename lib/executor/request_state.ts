@@ -56,7 +56,7 @@ export interface RequestState {
   readonly badWordIds: number[][];
   /** Rows need the host path (penalties, biases, callbacks, a grammar mask…). */
   readonly host: boolean;
-  /** guidedDecoding: the grammar state of each sequence (its rows are masked on the host path). */
+  /** guidedDecoding: the grammar state of each sequence (rows masked on the host path when `host`, else by the sampler). */
   readonly guided: GuidedRequest | null;
   /** Logprobs are computed (asked for, or needed to rank bestOf > n). */
   readonly wantLogprobs: boolean;

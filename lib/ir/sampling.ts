@@ -18,6 +18,68 @@ export interface SamplingInputs {
   readonly seed: Uint32Array;
   /** Draw counter: the request's number of generated tokens so far. [rows] */
   readonly step: Int32Array;
+  /** Token masks of some rows (guided decoding): applied before sampling; absent = no row masked. */
+  readonly tokenMasks?: TokenMasks;
+}
+
+/**
+ * Allowed-token masks of a step's rows, in xgrammar's packed form: bit (id % 32) of word id / 32
+ * set = id allowed. A masked row's other ids are -inf before the sampler runs (the logits a step
+ * returns stay unmasked on the CPU; on CUDA a masked row's returned logits are masked).
+ * `masks` may be a function: the backend calls it once, after it has started the forward pass and
+ * before it samples, so a device backend runs the step while the host computes the masks.
+ */
+export interface TokenMasks {
+  /** Words per mask: ceil(vocab / 32). */
+  readonly words: number;
+  /** [rows] index of each row's mask, -1 = unmasked. Rows may share a mask. */
+  readonly rowMask: Int32Array;
+  /** Number of masks (every rowMask entry is < count). */
+  readonly count: number;
+  /** [count * words] the masks, or a function that writes them into `into` ([count * words]). */
+  readonly masks: Int32Array | ((into: Int32Array) => void);
+}
+
+/** The masks of `m` as an array (calls the function form once). */
+export function resolveTokenMasks(m: TokenMasks): Int32Array {
+  if (typeof m.masks !== "function") return m.masks;
+  const into = new Int32Array(m.count * m.words);
+  m.masks(into);
+  return into;
+}
+
+/**
+ * `row[off + i] = -inf` for each i < V whose bit in `mask` (from word `moff`) is 0; returns how
+ * many ids stay allowed and finite.
+ */
+export function applyTokenMask(row: Float32Array, off: number, V: number, mask: Int32Array, moff = 0): number {
+  let allowed = 0;
+  const words = Math.ceil(V / 32);
+  for (let w = 0; w < words; w++) {
+    const base = w << 5;
+    const end = Math.min(base + 32, V);
+    let bits = mask[moff + w];
+    if (bits === 0) { // the common word under a grammar: nothing allowed
+      row.fill(-Infinity, off + base, off + end);
+      continue;
+    }
+    for (let i = base; i < end; i++, bits >>>= 1) {
+      if ((bits & 1) === 0) row[off + i] = -Infinity;
+      else if (row[off + i] !== -Infinity) allowed++;
+    }
+  }
+  return allowed;
+}
+
+/** Applies `s.tokenMasks` (when present) to `logits` ([rows, V]) in place, before sampling. */
+export function applyTokenMasks(logits: Float32Array, V: number, s: SamplingInputs, rows: number): void {
+  const m = s.tokenMasks;
+  if (!m || m.count === 0) return;
+  const masks = resolveTokenMasks(m);
+  for (let r = 0; r < rows; r++) {
+    const i = m.rowMask[r];
+    if (i >= 0) applyTokenMask(logits, r * V, V, masks, i * m.words);
+  }
 }
 
 function mix32(h: number): number {

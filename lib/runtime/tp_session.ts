@@ -15,6 +15,7 @@ import { abortNcclCell, createNcclAbortCell, ncclUniqueId } from "../cuda/nccl.t
 import { type Backend, engineMaxSeqLen, type SessionBackend } from "../ir/backend.ts";
 import { bytesPerBlock, type KvCache, type KvCacheGeometry } from "../ir/kv_cache.ts";
 import type { EnginePlan } from "../ir/plan.ts";
+import { resolveTokenMasks } from "../ir/sampling.ts";
 import type { StepInputs, StepOutputs } from "../ir/step_io.ts";
 import { deserializeError, DisposedError, type LlmrtError, type SerializedError, ValidationError, WorkerError } from "../util/errors.ts";
 import type { ResolvedSessionOptions } from "./session_options.ts";
@@ -235,6 +236,9 @@ export class TpSession implements SessionBackend {
     if (R * V > this.#maxLogits) {
       throw new ValidationError(`Session.run: inputs.logitRows: ${R} rows exceed the engine's ${this.plan.maxSeqs} logit rows`, "logitRows", R);
     }
+    // Token masks cross to the ranks as data (a mask function cannot be cloned): computed here, before the step.
+    const tm = inputs.sampling?.tokenMasks;
+    if (tm && typeof tm.masks === "function") inputs = { ...inputs, sampling: { ...inputs.sampling!, tokenMasks: { ...tm, masks: resolveTokenMasks(tm) } } };
     this.command({ cmd: "run", inputs, kvId: kvCache.id, wantLogits: outputs.logits !== undefined, wantSampled: outputs.sampledIds !== undefined });
     if (outputs.logits) outputs.logits.set(new Float32Array(this.#shared.logits, 0, R * V));
     if (outputs.sampledIds) outputs.sampledIds.set(new Int32Array(this.#shared.sampled, 0, R));

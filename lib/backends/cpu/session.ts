@@ -2,7 +2,7 @@ import * as K from "./kernels.ts";
 import { type CpuFp8Weight, type CpuQuantWeight, fp8Linear, quantLinear } from "./quant_linear.ts";
 import { applyLora } from "./lora.ts";
 import { type CpuLowbitWeight, isLowbitFormat, loadLowbitWeight, lowbitLinear } from "./lowbit_linear.ts";
-import { sampleRow } from "../../ir/sampling.ts";
+import { applyTokenMasks, sampleRow } from "../../ir/sampling.ts";
 import { engineMaxSeqLen, type EngineView, type SessionBackend } from "../../ir/backend.ts";
 import type { Op } from "../../ir/network.ts";
 import type { EnginePlan } from "../../ir/plan.ts";
@@ -292,6 +292,7 @@ export class CpuSession implements SessionBackend {
         if (out.logits) out.logits.set(logits.subarray(0, R * V));
         if (out.sampledIds) {
           if (!inp.sampling) throw new ValidationError("Session.run: outputs.sampledIds needs inputs.sampling", "sampling");
+          applyTokenMasks(logits, V, inp.sampling, R); // after the raw logits were copied out
           for (let r = 0; r < R; r++) out.sampledIds[r] = sampleRow(logits, r * V, V, inp.sampling, r);
         }
         break;

@@ -31,6 +31,7 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   paged_attention_prefill_mma: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, F, I] },
   paged_attention_generic: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, I, F, I] },
   sample: { file: "sampling.cu", params: [P, I, P, P, P, P, P, P, P] },
+  apply_token_mask: { file: "sampling.cu", params: [P, I, P, I, P] },
   gemv: { file: "gemv.cu", params: [P, P, P, P, I, I, I] },
   gemv_fused: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
   gemv_fused_norm: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
@@ -58,6 +59,7 @@ export interface StepIoPointers {
   readonly minP: bigint;
   readonly seed: bigint;
   readonly step: bigint;
+  readonly maskIndex: bigint;
   readonly logitRows: bigint;
   readonly seqStarts: bigint;
   readonly tokenIds: bigint;
@@ -76,6 +78,8 @@ export interface LaunchEnv {
   /** [maxSeqs, vocab] f32: the lm_head writes here (fp32 output), the sampler and the host read it. */
   readonly logits: bigint;
   readonly io: StepIoPointers;
+  /** u32 [masks, ceil(vocab / 32)]: the step's token masks (guided decoding); 0n until a step has masks. */
+  readonly tokenMasks?: bigint;
   /** [headDim / 2] f64 RoPE inverse frequencies. */
   readonly invFreq: bigint;
   /** The KV cache: layer l starts at base + l × layerBytes. */

@@ -25,6 +25,7 @@ import {
   MAX_DECODE_SPLITS,
   NCCL_ALL_REDUCE,
   planLaunches,
+  sampleLaunches,
 } from "./launch_plan.ts";
 import { isDecodeStep, packStep, type StagingLayout, stagingLayout, stagingPointers } from "./step_staging.ts";
 import { engineMaxSeqLen, type EngineView, type SessionBackend } from "../../ir/backend.ts";
@@ -39,6 +40,7 @@ import type { DeviceBuffer, PinnedHostBuffer } from "../../cuda/memory.ts";
 import type { CudaModule, Kernel } from "../../cuda/module.ts";
 import type { Stream } from "../../cuda/stream.ts";
 import { bytesPerBlock, type KvCache, type KvCacheGeometry } from "../../ir/kv_cache.ts";
+import type { TokenMasks } from "../../ir/sampling.ts";
 import { type StepInputs, type StepOutputs, validateStep } from "../../ir/step_io.ts";
 
 /**
@@ -191,7 +193,11 @@ export class CudaSession implements SessionBackend {
   readonly #i32: Int32Array;
   readonly #f32: Float32Array;
   readonly #u32: Uint32Array;
+  /** Decode graphs by bucket; a forward-only graph (no sampler: masked steps) under -bucket. */
   readonly #graphs = new Map<number, CudaGraph>();
+  /** Token masks of guided decoding, [maxSeqs, ceil(vocab / 32)] u32, pinned and on the device: allocated on first use. */
+  #maskHost: PinnedHostBuffer | null = null;
+  #maskDev: DeviceBuffer | null = null;
   #graphKv: CudaKvCache | null = null;
   readonly #attn: Extract<Op, { type: "paged_attention" }> | undefined;
   #disposed = false;
@@ -352,6 +358,7 @@ export class CudaSession implements SessionBackend {
       },
       logits: this.#logits.ptr,
       io: stagingPointers(this.#layout, this.#io.ptr),
+      tokenMasks: this.#maskDev?.ptr ?? 0n,
       invFreq: this.#invFreq.ptr,
       kvBase: kv.buffer.ptr,
       kvLayerBytes: kv.layerBytes,
@@ -382,12 +389,16 @@ export class CudaSession implements SessionBackend {
       throw new ValidationError(`Session.run: inputs.seqStarts: ${S} sequences exceed the engine's ${this.#layout.capSeqs} per step`, "seqStarts", S);
     }
     if (out.sampledIds && !inp.sampling) throw new ValidationError("Session.run: outputs.sampledIds needs inputs.sampling", "sampling");
-    if (this.cudaGraphs && T <= this.decodeCap && isDecodeStep(inp)) this.#runGraph(inp, kv, T);
-    else this.#runEager(inp, out, kv, T, S, R);
+    // Guided decoding: the forward is enqueued first; the masks are computed on the host while it runs.
+    const masks = out.sampledIds && inp.sampling?.tokenMasks && inp.sampling.tokenMasks.count > 0 ? inp.sampling.tokenMasks : null;
+    if (masks) this.#checkMasks(masks, R);
+    if (this.cudaGraphs && T <= this.decodeCap && isDecodeStep(inp)) this.#runGraph(inp, kv, T, !masks);
+    else this.#runEager(inp, out, kv, T, S, R, !masks);
+    if (masks) this.#sampleMasked(masks, kv, R);
     this.#finish(out, R);
   }
 
-  #runEager(inp: StepInputs, out: StepOutputs, kv: CudaKvCache, T: number, S: number, R: number): void {
+  #runEager(inp: StepInputs, out: StepOutputs, kv: CudaKvCache, T: number, S: number, R: number, sample: boolean): void {
     const words = packStep(this.#layout, this.#i32, this.#f32, this.#u32, inp, null);
     this.#io.copyFromHost(this.#pinned.bytes.subarray(0, words * 4), { stream: this.#stream });
     const window = this.#attn?.window ?? 0;
@@ -399,7 +410,7 @@ export class CudaSession implements SessionBackend {
     let attention = chooseAttention(this.plan, this.elem, T, S, maxAttended, this.decodeCap, this.device.smCount);
     // Batch-invariant: the graphs' split-K geometry (fixed key ranges per split) whatever the step holds.
     if (this.batchInvariant && attention.kind === "decode") attention = this.#graphAttention(1);
-    this.#exec(planLaunches(this.launchEnv(kv), { numTokens: T, numSeqs: S, numRows: R, attention, sample: !!out.sampledIds }));
+    this.#exec(planLaunches(this.launchEnv(kv), { numTokens: T, numSeqs: S, numRows: R, attention, sample: sample && !!out.sampledIds }));
   }
 
   /**
@@ -423,7 +434,7 @@ export class CudaSession implements SessionBackend {
     };
   }
 
-  #runGraph(inp: StepInputs, kv: CudaKvCache, T: number): void {
+  #runGraph(inp: StepInputs, kv: CudaKvCache, T: number, sample: boolean): void {
     const bucket = bucketFor(T, this.buckets);
     if (this.#graphKv !== kv) {
       // Graphs hold the cache's addresses: a different cache needs new graphs.
@@ -433,22 +444,51 @@ export class CudaSession implements SessionBackend {
     }
     const words = packStep(this.#layout, this.#i32, this.#f32, this.#u32, inp, { bucket, scratchBlock: kv.scratchBlock });
     this.#io.copyFromHost(this.#pinned.bytes.subarray(0, words * 4), { stream: this.#stream });
-    let graph = this.#graphs.get(bucket);
+    const key = sample ? bucket : -bucket;
+    let graph = this.#graphs.get(key);
     if (!graph) {
       const launches = planLaunches(this.launchEnv(kv), {
         numTokens: bucket,
         numSeqs: bucket,
         numRows: bucket,
         attention: this.#graphAttention(bucket),
-        sample: true,
+        sample,
       });
       // Run the step once eagerly (loads kernels, makes the GEMM plans; the step is idempotent), then capture it.
       this.#exec(launches);
       graph = this.#stream.capture((s) => this.#exec(launches, s));
       graph.upload(this.#stream);
-      this.#graphs.set(bucket, graph);
+      this.#graphs.set(key, graph);
     }
     graph.launch(this.#stream);
+  }
+
+  #checkMasks(m: TokenMasks, R: number): void {
+    const words = Math.ceil(this.plan.attributes.vocabSize / 32);
+    if (m.words !== words) throw new ValidationError(`Session.run: sampling.tokenMasks.words is ${m.words}; this vocabulary needs ${words}`, "tokenMasks.words", m.words);
+    if (!(m.count <= this.#layout.capSeqs)) {
+      throw new ValidationError(`Session.run: sampling.tokenMasks.count ${m.count} exceeds the engine's ${this.#layout.capSeqs} rows`, "tokenMasks.count", m.count);
+    }
+    if (m.rowMask.length < R) throw new ValidationError(`Session.run: sampling.tokenMasks.rowMask has ${m.rowMask.length} entries for ${R} rows`, "tokenMasks.rowMask", m.rowMask.length);
+    for (let r = 0; r < R; r++) {
+      const i = m.rowMask[r];
+      if (!(i >= -1 && i < m.count)) throw new ValidationError(`Session.run: sampling.tokenMasks.rowMask[${r}] is ${i}, outside [-1, ${m.count})`, "tokenMasks.rowMask", i);
+    }
+  }
+
+  /** The masks (computed now, while the forward runs), uploaded, applied to the logits, then the sampler. */
+  #sampleMasked(m: TokenMasks, kv: CudaKvCache, R: number): void {
+    const n = m.count * m.words;
+    if (!this.#maskDev) {
+      const bytes = this.#layout.capSeqs * m.words * 4;
+      this.#maskHost = this.device.allocHost(bytes);
+      this.#maskDev = this.device.alloc(bytes);
+    }
+    const view = new Int32Array(this.#maskHost!.buffer, 0, n);
+    if (typeof m.masks === "function") m.masks(view);
+    else view.set(m.masks.subarray(0, n));
+    this.#maskDev.copyFromHost(this.#maskHost!.bytes.subarray(0, n * 4), { stream: this.#stream });
+    this.#exec(sampleLaunches(this.launchEnv(kv), R, true));
   }
 
   /** Sampled ids back with one small copy; logits only when asked for. */

@@ -36,6 +36,7 @@ export function stagingLayout(capTokens: number, capSeqs: number, blockStride: n
     ["minP", capSeqs], // [rows] f32
     ["seed", 2 * capSeqs], // [rows, 2] u32
     ["step", capSeqs], // [rows] i32
+    ["maskIndex", capSeqs], // [rows] i32: the row's token mask, -1 = none
     ["logitRows", capSeqs], // [rows] i32
     ["seqStarts", capSeqs + 1], // [seqs + 1] i32
     ["tokenIds", capTokens], // [tokens] i32
@@ -109,6 +110,8 @@ export function packStep(
     f32.set(sp.minP.subarray(0, R), o.minP);
     u32.set(sp.seed.subarray(0, 2 * R), o.seed);
     i32.set(sp.step.subarray(0, R), o.step);
+    if (sp.tokenMasks) i32.set(sp.tokenMasks.rowMask.subarray(0, R), o.maskIndex);
+    else i32.fill(-1, o.maskIndex, o.maskIndex + R);
   }
   for (let r = sp ? R : 0; r < nR; r++) {
     f32[o.temperature + r] = 0;
@@ -118,6 +121,7 @@ export function packStep(
     u32[o.seed + 2 * r] = 0;
     u32[o.seed + 2 * r + 1] = 0;
     i32[o.step + r] = 0;
+    i32[o.maskIndex + r] = -1;
   }
   return bt + nS * stride;
 }

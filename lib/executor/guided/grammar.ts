@@ -4,6 +4,7 @@
  * compiled grammars cached by constraint, and one matcher per generated sequence that gives the
  * bitmask of allowed next tokens and advances on each sampled token.
  */
+import { applyTokenMask } from "../../ir/sampling.ts";
 import { DisposedError, UnsupportedError, ValidationError } from "../../util/errors.ts";
 import type { GuidedDecoding } from "./params.ts";
 import { type XgBinding, xgCall, type XgCompiledGrammar, type XgGrammarCompiler, type XgGrammarMatcher, type XgTokenizerInfo } from "./xgrammar.ts";
@@ -130,6 +131,16 @@ export class GuidedMatcher {
     }
   }
 
+  /** Writes the bitmask of the allowed next tokens at `into[offset, offset + ceil(vocabSize / 32))`. */
+  writeNextTokenBitmask(into: Int32Array, offset: number): void {
+    const v = this.#live().GetNextTokenBitmask(this.vocabSize);
+    try {
+      into.set(this.#xg.vecIntToView(v), offset);
+    } finally {
+      v.delete();
+    }
+  }
+
   /**
    * Sets every disallowed id of `row[vocabSize]` to -inf; returns how many stay allowed (0 only
    * when an edit before it already banned every id the grammar allows).
@@ -162,23 +173,7 @@ export class GuidedMatcher {
 
 /** `row[i] = -inf` wherever bit i of `mask` is 0; returns the number of ids left allowed. */
 export function applyBitmask(row: Float32Array, mask: Int32Array): number {
-  const V = row.length;
-  let allowed = 0;
-  for (let w = 0; w < mask.length; w++) {
-    const base = w << 5;
-    if (base >= V) break;
-    const end = Math.min(base + 32, V);
-    let bits = mask[w];
-    if (bits === 0) { // the common word under a grammar: nothing allowed
-      row.fill(-Infinity, base, end);
-      continue;
-    }
-    for (let i = base; i < end; i++, bits >>>= 1) {
-      if ((bits & 1) === 0) row[i] = -Infinity;
-      else if (row[i] !== -Infinity) allowed++;
-    }
-  }
-  return allowed;
+  return applyTokenMask(row, 0, row.length, mask);
 }
 
 /** Most compiled constraints kept per compiler. */

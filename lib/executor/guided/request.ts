@@ -17,6 +17,16 @@ export interface GuidedParamsView {
   readonly stopTokenIds: readonly number[];
 }
 
+/** The sampling-parameter fields that decide where a guided request's mask is applied. */
+export interface GuidedRowsView {
+  readonly logprobs?: number | undefined;
+  readonly bestOf: number;
+  readonly n: number;
+  readonly returnGenerationLogits: boolean;
+  readonly returnContextLogits: boolean;
+  readonly promptLogprobs?: number | undefined;
+}
+
 /**
  * True when `p` asks for guided decoding and xgrammar is not loaded yet: the loop then waits for
  * `loadXGrammar()` (once per process, ~40 ms) before it takes the request.
@@ -46,12 +56,28 @@ export function notStartedAbortOutput(requestId: number, request: GenerationRequ
 export class GuidedRuntime {
   readonly #tokenizer: VocabularySource | null;
   readonly #vocabSize: number;
+  readonly #masksInSampler: boolean;
   #compiler: GuidedCompiler | null = null;
 
-  /** `vocabSize`: the engine's (rows of logits); the tokenizer's may be smaller. */
-  constructor(tokenizer: VocabularySource | null, vocabSize: number) {
+  /**
+   * `vocabSize`: the engine's (rows of logits); the tokenizer's may be smaller. `masksInSampler`:
+   * masks go to the sampler with the step (`SamplingInputs.tokenMasks`, applied on the device) where
+   * a request's logits are not needed on the host; false: every guided row is masked on the host.
+   */
+  constructor(tokenizer: VocabularySource | null, vocabSize: number, masksInSampler = true) {
     this.#tokenizer = tokenizer;
     this.#vocabSize = vocabSize;
+    this.#masksInSampler = masksInSampler;
+  }
+
+  /**
+   * Whether a guided request's rows are masked on the host: when its logits rows come to the host
+   * anyway (logprobs, best-of ranking, returned logits) or masks do not go to the sampler. Else the
+   * sampler applies its mask (the rows' logits never leave the device).
+   */
+  masksOnHost(p: GuidedRowsView): boolean {
+    return !this.#masksInSampler || p.logprobs !== undefined || p.bestOf > p.n || p.returnGenerationLogits || p.returnContextLogits ||
+      p.promptLogprobs !== undefined;
   }
 
   /**
@@ -116,6 +142,18 @@ export class GuidedRequest {
         this.params.kind,
       );
     }
+  }
+
+  /**
+   * Writes the mask of the ids the grammar allows next for `seq` at `into[offset, offset +
+   * ceil(vocab / 32))`; false when it allows none.
+   */
+  writeMask(seq: object, into: Int32Array, offset: number): boolean {
+    const m = this.#matcher(seq);
+    m.writeNextTokenBitmask(into, offset);
+    const end = offset + Math.ceil(m.vocabSize / 32);
+    for (let w = offset; w < end; w++) if (into[w] !== 0) return true;
+    return false;
   }
 
   /**

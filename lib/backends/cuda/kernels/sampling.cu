@@ -20,6 +20,11 @@
 //
 // extern "C" __global__ void sample_uniform(const unsigned* seed, const int* step, double* out, int rows)
 //   out[r] = uniformFor(seed[2r], seed[2r + 1], step[r]) (float64, bit-exact); grid (ceil(rows / 128))  block (128)
+//
+// extern "C" __global__ void apply_token_mask(float* logits, int vocab, const unsigned* masks, int words, const int* maskIndex)
+//   Guided decoding: row r with m = maskIndex[r] >= 0 gets logits[r, i] = -inf wherever bit (i % 32) of
+//   masks[m * words + i / 32] is 0 (xgrammar's packed bitmask); rows with m < 0 are untouched. Runs before
+//   sample_f32.   grid (ceil(vocab / 256), rows, 1)   block (256)
 #include "common.cuh"
 
 #define SAMPLE_RADIX_BITS 8
@@ -409,4 +414,11 @@ extern "C" __global__ void __launch_bounds__(512) sample_f32(const float* logits
 extern "C" __global__ void sample_uniform(const u32* seed, const int* step, double* out, int rows) {
   const int r = blockIdx.x * blockDim.x + threadIdx.x;
   if (r < rows) out[r] = uniformFor(seed[2 * r], seed[2 * r + 1], step[r]);
+}
+extern "C" __global__ void apply_token_mask(float* logits, int vocab, const u32* masks, int words, const int* maskIndex) {
+  const int m = maskIndex[blockIdx.y];
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (m < 0 || i >= vocab) return;
+  const u32 w = masks[(long long)m * words + (i >> 5)];  // one word per 32 lanes: a broadcast load
+  if (!((w >> (i & 31)) & 1u)) logits[(long long)blockIdx.y * vocab + i] = -LLMRT_INF;
 }
