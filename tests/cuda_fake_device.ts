@@ -7,7 +7,7 @@
 // stand-ins of kernels whose blocks read memory other blocks write also check that the launch's output
 // does not overlap its inputs (a data race on the GPU). Used by tests/cuda_launch_plan*.test.ts.
 import * as K from "../lib/backends/cpu/kernels.ts";
-import { sampleRow, type SamplingInputs } from "../lib/ir/sampling.ts";
+import { resolveTokenMasks, sampleRow, type SamplingInputs } from "../lib/ir/sampling.ts";
 import {
   bucketFor,
   chooseAttention,
@@ -19,6 +19,7 @@ import {
   type LaunchEnv,
   MAX_DECODE_SPLITS,
   planLaunches,
+  sampleLaunches,
 } from "../lib/backends/cuda/launch_plan.ts";
 import { isDecodeStep, packStep, stagingLayout, stagingPointers } from "../lib/backends/cuda/step_staging.ts";
 import type { Engine } from "../lib/builder/engine.ts";
@@ -253,6 +254,9 @@ export function runLaunches(mem: FakeMemory, launches: readonly Launch[], env: L
       case "sample_f32":
         sampleStandIn(mem, l);
         break;
+      case "apply_token_mask":
+        maskStandIn(mem, l);
+        break;
       default:
         throw new Error(`no stand-in for kernel ${l.kernel}`);
     }
@@ -320,6 +324,7 @@ export class FakeCudaSession {
       weight: (n) => offsets.get(n)!,
       logits: mem.alloc(plan.maxSeqs * a.vocabSize * 4),
       io: stagingPointers(this.layout, this.io),
+      tokenMasks: mem.alloc(plan.maxSeqs * Math.ceil(a.vocabSize / 32) * 4),
       invFreq,
       kvBase: mem.alloc(a.numLayers * layerBytes),
       kvLayerBytes: layerBytes,
@@ -342,6 +347,7 @@ export class FakeCudaSession {
 
   run(inp: StepInputs, graphs = true): { ids: Int32Array; logits: Float32Array } {
     const T = inp.tokenIds.length, S = inp.seqStarts.length - 1, R = inp.logitRows.length;
+    const masks = inp.sampling?.tokenMasks && inp.sampling.tokenMasks.count > 0 ? inp.sampling.tokenMasks : null;
     const host = new ArrayBuffer(this.layout.words * 4);
     const i32 = new Int32Array(host), f32 = new Float32Array(host), u32 = new Uint32Array(host);
     let launches: Launch[];
@@ -358,7 +364,7 @@ export class FakeCudaSession {
           ...graphDecodeSplit(this.env.batchInvariant ? 1 : bucket, a.numKvHeads, attn.numHeads / attn.numKvHeads, this.maxSeqLen, this.env.elem, this.sms),
         }
         : { kind: "generic" as const };
-      launches = planLaunches(this.env, { numTokens: bucket, numSeqs: bucket, numRows: bucket, attention, sample: true });
+      launches = planLaunches(this.env, { numTokens: bucket, numSeqs: bucket, numRows: bucket, attention, sample: !masks });
       this.graphSteps++;
     } else {
       const words = packStep(this.layout, i32, f32, u32, inp, null);
@@ -371,8 +377,15 @@ export class FakeCudaSession {
         const a = this.env.plan.attributes;
         attention = { kind: "decode", ...graphDecodeSplit(1, a.numKvHeads, this.#group(), this.maxSeqLen, this.env.elem, this.sms) };
       }
-      launches = planLaunches(this.env, { numTokens: T, numSeqs: S, numRows: R, attention, sample: true });
+      launches = planLaunches(this.env, { numTokens: T, numSeqs: S, numRows: R, attention, sample: !masks });
       this.eagerSteps++;
+    }
+    if (masks) {
+      // As the CUDA session: the forward, then the masks (written now), apply_token_mask and the sampler.
+      runLaunches(this.mem, launches, this.env);
+      const m = resolveTokenMasks(masks);
+      this.mem.i32(this.env.tokenMasks!, m.length).set(m);
+      launches = sampleLaunches(this.env, R, true);
     }
     this.lastLaunches = launches;
     runLaunches(this.mem, launches, this.env);
@@ -400,6 +413,19 @@ const rbf = (x: number): number => fromBf16Bits(toBf16Bits(x));
 /** bf16(a + b) with the sum taken in float (the residual adds: add_rmsnorm, add_inplace, gemv_fused mode 1). */
 const addBf16 = (a: number, b: number): number => rbf(Math.fround(a + b));
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
+
+/** apply_token_mask stand-in: a row with maskIndex >= 0 gets -inf wherever its mask bit is 0. */
+function maskStandIn(mem: FakeMemory, l: KernelLaunch): void {
+  const [logits, V, masks, words, maskIndex] = l.args as (bigint & number)[];
+  const R = l.grid[1];
+  assert.ok(l.grid[0] * l.block >= V, "apply_token_mask covers the vocabulary");
+  const lg = mem.f32(logits, R * V), idx = mem.i32(maskIndex, R);
+  for (let r = 0; r < R; r++) {
+    if (idx[r] < 0) continue;
+    const m = mem.i32(masks + BigInt(idx[r] * words * 4), words);
+    for (let i = 0; i < V; i++) if (((m[i >> 5] >>> (i & 31)) & 1) === 0) lg[r * V + i] = -Infinity;
+  }
+}
 
 /** Sampler stand-in (sample_f32: fp32 logits, the same kernel for both element types). */
 function sampleStandIn(mem: FakeMemory, l: KernelLaunch): void {
@@ -837,6 +863,9 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       }
       case "sample_f32":
         sampleStandIn(mem, l);
+        break;
+      case "apply_token_mask":
+        maskStandIn(mem, l);
         break;
       default:
         throw new Error(`no stand-in for kernel ${l.kernel}`);

@@ -289,7 +289,14 @@ export function sampleLaunches(env: LaunchEnv, numRows: number, masked: boolean)
   const out: Launch[] = [];
   if (masked) {
     if (!env.tokenMasks) throw new InternalError("launch plan: a masked sample without a token-mask buffer");
-    out.push({ kind: "kernel", op, kernel: "apply_token_mask", grid: [cdiv(a.vocabSize, 256), R, 1], block: 256, args: [env.logits, a.vocabSize, env.tokenMasks, cdiv(a.vocabSize, 32), io.maskIndex] });
+    out.push({
+      kind: "kernel",
+      op,
+      kernel: "apply_token_mask",
+      grid: [cdiv(a.vocabSize, 256), R, 1],
+      block: 256,
+      args: [env.logits, a.vocabSize, env.tokenMasks, cdiv(a.vocabSize, 32), io.maskIndex],
+    });
   }
   out.push({
     kind: "kernel",

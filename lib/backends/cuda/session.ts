@@ -465,14 +465,28 @@ export class CudaSession implements SessionBackend {
 
   #checkMasks(m: TokenMasks, R: number): void {
     const words = Math.ceil(this.plan.attributes.vocabSize / 32);
-    if (m.words !== words) throw new ValidationError(`Session.run: sampling.tokenMasks.words is ${m.words}; this vocabulary needs ${words}`, "tokenMasks.words", m.words);
-    if (!(m.count <= this.#layout.capSeqs)) {
-      throw new ValidationError(`Session.run: sampling.tokenMasks.count ${m.count} exceeds the engine's ${this.#layout.capSeqs} rows`, "tokenMasks.count", m.count);
+    if (m.words !== words) {
+      throw new ValidationError(`Session.run: sampling.tokenMasks.words is ${m.words}; this vocabulary needs ${words}`, "tokenMasks.words", m.words);
     }
-    if (m.rowMask.length < R) throw new ValidationError(`Session.run: sampling.tokenMasks.rowMask has ${m.rowMask.length} entries for ${R} rows`, "tokenMasks.rowMask", m.rowMask.length);
+    if (!(m.count <= this.#layout.capSeqs)) {
+      throw new ValidationError(
+        `Session.run: sampling.tokenMasks.count ${m.count} exceeds the engine's ${this.#layout.capSeqs} rows`,
+        "tokenMasks.count",
+        m.count,
+      );
+    }
+    if (m.rowMask.length < R) {
+      throw new ValidationError(
+        `Session.run: sampling.tokenMasks.rowMask has ${m.rowMask.length} entries for ${R} rows`,
+        "tokenMasks.rowMask",
+        m.rowMask.length,
+      );
+    }
     for (let r = 0; r < R; r++) {
       const i = m.rowMask[r];
-      if (!(i >= -1 && i < m.count)) throw new ValidationError(`Session.run: sampling.tokenMasks.rowMask[${r}] is ${i}, outside [-1, ${m.count})`, "tokenMasks.rowMask", i);
+      if (!(i >= -1 && i < m.count)) {
+        throw new ValidationError(`Session.run: sampling.tokenMasks.rowMask[${r}] is ${i}, outside [-1, ${m.count})`, "tokenMasks.rowMask", i);
+      }
     }
   }
 
