@@ -3,10 +3,11 @@
  * bitmask from xgrammar, the mask applied to a logits row and the token accepted — over random
  * masked walks of the JSON grammar of `{ name: string, age: int }` (plus regex and choice), on the
  * embedded model's byte-level BPE (4096), stories260k's SentencePiece (512) and, when present,
- * real-size vocabularies (tinyllama 32000, smollm 49152). With `--e2e`, also decode tokens/s of
- * the embedded model through LLM.generate with and without `guidedDecoding` (same prompts, greedy).
+ * real-size vocabularies (tinyllama 32000, smollm 49152). With `--e2e`, also decode tokens/s
+ * through LLM.generate with and without `guidedDecoding` (same prompts, greedy), per batch size.
  *
- *   bun bench/guided_decoding.ts [--e2e]      (or: deno run -A bench/guided_decoding.ts)
+ *   bun bench/guided_decoding.ts [--e2e [--e2e-only] [--model DIR] [--backend cpu|cuda] [--batch 1,64] [--new N]]
+ *   (or: deno run -A bench/guided_decoding.ts ...)
  */
 import { existsSync } from "node:fs";
 import { z } from "zod";
@@ -37,11 +38,14 @@ const rand = (): number => {
 };
 
 const xg = await loadXGrammar();
-console.log(
-  "| vocabulary | V | constraint | compile ms | bitmask µs/step | apply µs/step | accept µs/step | total µs/step (mean) | total µs/step (p50) | steps |",
-);
-console.log("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|");
-for (const [name, dir] of sets) {
+const table = !cliArgs().includes("--e2e-only");
+if (table) {
+  console.log(
+    "| vocabulary | V | constraint | compile ms | bitmask µs/step | apply µs/step | accept µs/step | total µs/step (mean) | total µs/step (p50) | steps |",
+  );
+  console.log("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+}
+for (const [name, dir] of table ? sets : []) {
   if (!existsSync(`${dir}/tokenizer.json`)) continue;
   const tok = LlmTokenizer.fromDir(dir);
   const V = tok.vocabSize;
@@ -97,15 +101,32 @@ function cliArgs(): string[] {
   return d ? d.args : ((globalThis as { process?: { argv: string[] } }).process?.argv.slice(2) ?? []);
 }
 
+function option(name: string, fallback: string): string {
+  const a = cliArgs(), i = a.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < a.length ? a[i + 1] : fallback;
+}
+
 /**
- * Decode steps through LLM.generate on the embedded model, greedy, 8 prompts one at a time (batch 1)
- * and all 8 together (batch 8), with and without the JSON constraint: the median over decode-only
- * steps (prefill steps excluded) of step time per decoded token, from the executor's iteration
- * stats, so different output lengths and batch sizes do not skew it.
+ * Decode speed through LLM.generate, greedy, with and without the JSON constraint, at each batch
+ * size of `--batch` (prompts cycled): decode tokens/s over the decode-only steps that ran the
+ * whole batch (prefill steps and the tail where requests have finished are excluded), from the
+ * executor's iteration stats, so output lengths do not skew it; and the host time per step spent
+ * computing the grammar masks (`guidedMaskMs`: on CUDA while the GPU runs the forward pass).
+ * The plain run ignores EOS so every request decodes `--new` tokens.
  */
 async function endToEnd(): Promise<void> {
   const { LLM } = await import("../lib/llmapi/llm.ts");
-  await using llm = await LLM.create({ model: `${root}models/kjv-llama`, backend: "cpu", cacheEngine: false });
+  const model = option("model", `${root}models/kjv-llama`);
+  const backend = option("backend", "cpu") as "cpu" | "cuda";
+  const batches = option("batch", "1,8").split(",").map(Number);
+  const newTokens = Number(option("new", "40"));
+  const kjv = model.endsWith("kjv-llama");
+  await using llm = await LLM.create({
+    model,
+    backend,
+    cacheEngine: backend === "cuda",
+    buildConfig: { maxBatchSize: Math.max(8, ...batches), maxSeqLen: 64 + newTokens + 16 },
+  });
   const prompts = [
     "And the LORD said",
     "In the beginning",
@@ -116,27 +137,36 @@ async function endToEnd(): Promise<void> {
     "And he said unto them",
     "Behold",
   ];
-  const Kjv = z.object({ name: z.string().max(24), age: z.number().int() });
-  // Fewer than the 1000 iteration stats kept: 8 × 40 decode steps per batch-1 run.
-  const run = async (guided: boolean, batched: boolean): Promise<number> => {
+  // kjv-llama never writes a double quote by itself: bound the name so its objects close.
+  const schema = kjv ? z.object({ name: z.string().max(24), age: z.number().int() }) : Person;
+  const run = async (guided: boolean, b: number, maxTokens: number) => {
     const from = llm.getStats().at(-1)?.iter ?? -1;
-    const params = { maxTokens: 40, temperature: 0, ...(guided ? { guidedDecoding: { json: Kjv } } : {}) } as never;
-    if (batched) await llm.generate(prompts, params, { useTqdm: false });
-    else for (const p of prompts) await llm.generate(p, params, { useTqdm: false });
-    const steps = llm.getStats().filter((s) => s.iter > from && s.numPrefillTokens === 0 && s.numDecodeTokens > 0);
-    // Median over steps of step ms per decoded token (robust to other load on the machine).
-    const perToken = steps.map((s) => s.stepMs / s.numDecodeTokens).sort((a, b) => a - b);
-    return perToken[perToken.length >> 1];
+    const params = { maxTokens, temperature: 0, ...(guided ? { guidedDecoding: { json: schema } } : { ignoreEos: true }) } as never;
+    const list = Array.from({ length: b }, (_, i) => prompts[i % prompts.length]);
+    const t0 = performance.now();
+    const outs = await llm.generate(list, params, { useTqdm: false });
+    const wallMs = performance.now() - t0;
+    const steps = llm.getStats().filter((s) => s.iter > from && s.numPrefillTokens === 0 && s.numDecodeTokens === b);
+    const ms = steps.reduce((a, s) => a + s.stepMs, 0);
+    const mask = steps.map((s) => s.guidedMaskMs ?? 0).sort((x, y) => x - y);
+    const parsed = outs.filter((o) => o.outputs[0].parsed !== undefined).length;
+    return { tps: (steps.length * b) / (ms / 1000), steps: steps.length, maskMs: mask[mask.length >> 1] ?? 0, wallMs, parsed, sample: outs[0].outputs[0].text };
   };
-  await run(false, false); // warm up
-  await run(true, false);
-  for (const batched of [false, true]) {
-    const plain = await run(false, batched);
-    const guided = await run(true, batched);
+  for (const b of batches) { // warm-up: graphs of each bucket, the grammar compiled
+    await run(false, b, 4);
+    await run(true, b, 4);
+  }
+  console.log(`model ${model}, backend ${backend} (${llm.backend}), runtime ${"Bun" in globalThis ? "bun" : "deno"}, greedy, ${newTokens} new tokens`);
+  console.log("| batch | plain tokens/s | guided JSON tokens/s | guided cost | mask ms/step (median, host) | full-batch steps plain / guided | parsed |");
+  console.log("|---:|---:|---:|---:|---:|---:|---:|");
+  for (const b of batches) {
+    const plain = await run(false, b, newTokens);
+    const guided = await run(true, b, newTokens);
     console.log(
-      `kjv-llama CPU, batch ${batched ? 8 : 1}, greedy: decode ${plain.toFixed(2)} ms/token plain, ${
-        guided.toFixed(2)
-      } ms/token guided JSON (median over steps) (+${((guided / plain - 1) * 100).toFixed(1)}%)`,
+      `| ${b} | ${plain.tps.toFixed(1)} | ${guided.tps.toFixed(1)} | ${((1 - guided.tps / plain.tps) * 100).toFixed(1)}% | ${
+        guided.maskMs.toFixed(3)
+      } | ${plain.steps} / ${guided.steps} | ${guided.parsed}/${b} |`,
     );
+    console.log(`  e.g. ${JSON.stringify(guided.sample.slice(0, 120))}`);
   }
 }

@@ -7,6 +7,7 @@
  * time are both reported: on a shared machine the CPU-time ratio is the steadier figure.
  *
  *   bun bench/speculative.ts [--model DIR] [--draft DIR] [--backend cpu|cuda] [--new N] [--batch B] [--draft-len K]
+ *     [--modes plain,NGram,DraftTarget]   (plain always runs: the others are checked against it)
  */
 import { parseArgs } from "node:util";
 import { LLM } from "../mod.ts";
@@ -22,6 +23,7 @@ const { values } = parseArgs({
     new: { type: "string" },
     batch: { type: "string" },
     "draft-len": { type: "string" },
+    modes: { type: "string" },
   },
 });
 const here = new URL("..", import.meta.url).pathname;
@@ -79,14 +81,13 @@ async function run(name: string, speculativeConfig: SpeculativeConfigInput | und
 console.log(
   `model ${model}, draft ${draft}, backend ${backend}, runtime ${"Bun" in globalThis ? "bun" : "deno"}; greedy, ${newTokens} new tokens, maxDraftLen ${k}`,
 );
-for (const b of [1, batch]) {
+const modes = (values.modes ?? "plain,NGram,DraftTarget").split(",");
+for (const b of [...new Set([1, batch])]) {
   const list = prompts.slice(0, b);
   const plain = await run("plain", undefined, list);
-  const runs = [
-    plain,
-    await run("NGram", { decodingType: "NGram", maxDraftLen: k, maxMatchingNgramSize: 3 }, list),
-    await run("DraftTarget", { decodingType: "DraftTarget", speculativeModel: draft, maxDraftLen: k }, list),
-  ];
+  const runs = [plain];
+  if (modes.includes("NGram")) runs.push(await run("NGram", { decodingType: "NGram", maxDraftLen: k, maxMatchingNgramSize: 3 }, list));
+  if (modes.includes("DraftTarget")) runs.push(await run("DraftTarget", { decodingType: "DraftTarget", speculativeModel: draft, maxDraftLen: k }, list));
   console.log(`\nbatch ${b}:`);
   console.log(
     "| mode | tokens/s (wall) | speedup (wall) | tokens per CPU-second | speedup (CPU time) | acceptance | tokens per decode step | identical to plain |",
