@@ -97,6 +97,8 @@ export class LLM {
         ({ engine: draftEngine, engineDir: draftEngineDir } = openOrBuild({
           ...o,
           model: sc.speculativeModel,
+          // "auto": the target's dtype (a float16 draft checkpoint would not run beside a float32 or bfloat16 target on CUDA).
+          dtype: o.dtype === "auto" ? engine.config.dtype as typeof o.dtype : o.dtype,
           gatherContextLogits: false,
           speculativeConfig: undefined,
         }, backend));

@@ -49,6 +49,8 @@ function stepOf(seqs: { ids: number[]; pos: number }[], temps: number[]): StepIn
 gpuTest("CUDA masked sampler (V 50000, 6 rows, eager prefill + graph decode): equals the host-masked sampleRow on the same logits", () => {
   const model = randomModel(
     {
+      architectures: ["LlamaForCausalLM"],
+      model_type: "llama",
       vocab_size: 50000,
       hidden_size: 64,
       intermediate_size: 128,

@@ -33,7 +33,7 @@ for s in $stages; do
       grep -E "^\(pass|^\(fail|^\(skip|CUDA masked|stories260k CUDA|error|Error|^ *[0-9]+ (pass|fail|skip)" "$OUT/gpu_guided_test.log" | cut -c1-400 | head -20 ;;
     guided)
       [ -n "$mpid" ] && { wait $mpid; echo "model made: $(ls $M | tr '\n' ' ')"; tail -2 "$OUT/make_model.log"; }
-      timeout 170 bun bench/guided_decoding.ts --e2e --e2e-only --model $M --backend cuda --batch 1,64 --new 64 > "$OUT/guided_e2e.log" 2>&1
+      timeout 170 bun bench/guided_decoding.ts --e2e --e2e-only --model $M --backend cuda --batch 1,64 --new 128 > "$OUT/guided_e2e.log" 2>&1
       tail -12 "$OUT/guided_e2e.log" | cut -c1-400 ;;
     spec)
       timeout 120 bun bench/speculative.ts --backend cuda --batch 1 --new 128 > "$OUT/spec_kjv.log" 2>&1
