@@ -21,6 +21,7 @@ import {
   planLaunches,
   sampleLaunches,
 } from "../lib/backends/cuda/launch_plan.ts";
+import { NCCL_ALL_REDUCE } from "../lib/backends/cuda/launch_types.ts";
 import { isDecodeStep, packStep, stagingLayout, stagingPointers } from "../lib/backends/cuda/step_staging.ts";
 import type { Engine } from "../lib/builder/engine.ts";
 import type { EnginePlan } from "../lib/ir/plan.ts";
@@ -153,6 +154,7 @@ export function runLaunches(mem: FakeMemory, launches: readonly Launch[], env: L
       K.linear(x, w, l.bias ? mem.f32(l.bias, l.n) : null, l.m, l.n, l.k, d);
       continue;
     }
+    if (l.kernel === NCCL_ALL_REDUCE) continue; // one rank (the fakes run no others): the sum is the input
     checkSignature(l);
     const A = l.args as (bigint & number)[];
     const name = l.kernel.replace(/_hd\d+$/, "");
@@ -605,6 +607,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       else st(l.d, s);
       continue;
     }
+    if (l.kernel === NCCL_ALL_REDUCE) continue; // one rank (the fakes run no others): the sum is the input
     checkSignature(l);
     const A = l.args as (bigint & number)[];
     const name = l.kernel.replace(/_(hd|m)\d+$/, "");

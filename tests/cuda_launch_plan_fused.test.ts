@@ -12,6 +12,7 @@ import process from "node:process";
 import { type KernelLaunch, type Launch, type LaunchEnv, planLaunches, type StepShape } from "../lib/backends/cuda/launch_plan.ts";
 import { CpuSession } from "../lib/backends/cpu/session.ts";
 import { buildSync } from "../lib/builder/builder.ts";
+import { shardEngine } from "../lib/builder/sharding.ts";
 import type { Engine } from "../lib/builder/engine.ts";
 import type { Op } from "../lib/ir/network.ts";
 import { type EnginePlan, fuseAddRmsnorm, planMemory } from "../lib/ir/plan.ts";
@@ -396,11 +397,11 @@ test("decode fusion falls back: unknown ops, quantized linears, f32 plans, other
     assert.deepEqual(planLaunches(planEnv(p, true, elem), s), planLaunches(planEnv(p, false, elem), s), what);
   };
   assert.ok(planLaunches(planEnv(plan, true), decodeShape(1)).length < planLaunches(planEnv(plan, false), decodeShape(1)).length, "the plan fuses");
-  // An op the pass does not know (here a tensor-parallel all_reduce): nothing fuses.
+  // An op the pass does not know (a made-up type here): nothing fuses.
   const i = plan.ops.findIndex((op) => op.type === "linear" && op.weight === "layers.0.o_proj.weight");
   const withUnknown: EnginePlan = {
     ...plan,
-    ops: [...plan.ops.slice(0, i + 1), { type: "all_reduce", x: (plan.ops[i] as { out: string }).out } as Op, ...plan.ops.slice(i + 1)],
+    ops: [...plan.ops.slice(0, i + 1), { type: "not_an_op", x: (plan.ops[i] as { out: string }).out } as unknown as Op, ...plan.ops.slice(i + 1)],
   };
   for (const T of [1, 3, 8]) same(withUnknown, decodeShape(T), `unknown op, ${T} sequence(s)`);
   // A quantized o_proj: that linear and its residual add stay unfused, the rest still fuses.
@@ -430,6 +431,45 @@ test("decode fusion falls back: unknown ops, quantized linears, f32 plans, other
     engines({ ...SMALL, architectures: ["LlamaForCausalLM"], model_type: "llama", num_attention_heads: 2, num_key_value_heads: 2, head_dim: 32 }, 3).bf16.plan;
   const l32 = planLaunches(planEnv(hd32, true), decodeShape(1)).map(kernelOf);
   assert.ok(l32.includes("rope_kv_write_bf16") && !l32.some((k) => k.startsWith("decode_attention")) && l32.includes("gemv_fused_norm_bf16"), l32.join(" "));
+});
+
+test("decode fusion in a sharded plan (one rank): the linears an all_reduce reads keep their launch, the rest fuses; same bits as unfused", () => {
+  const model = randomModel(FUSED_MODELS[0].raw, 11, true, FUSED_MODELS[0].weightScale);
+  const sharded = shardEngine(buildSync(model, { ...BUILD, dtype: "bfloat16" }), 1);
+  model.close();
+  const plan = sharded.plan, L = plan.attributes.numLayers, V = plan.attributes.vocabSize;
+  for (const T of [1, 3]) {
+    const f = planLaunches(planEnv(plan, true), decodeShape(T)), u = planLaunches(planEnv(plan, false), decodeShape(T));
+    const k = shape(f);
+    assert.ok(f.length < u.length, `${T} sequence(s): ${f.length} launches fused vs ${u.length}`);
+    assert.equal(k.filter((x) => x === "nccl_all_reduce").length, 2 * L, "every all_reduce still runs");
+    assert.ok(!k.includes("gemv_fused_bf16/1"), "no residual epilogue on a linear whose output is all-reduced first");
+    assert.ok(k.includes("gemv_fused_bf16/2") && k.some((x) => x.startsWith("decode_attention")), k.join(" "));
+    // Each all_reduce follows the plain GEMV of the linear it reads.
+    f.forEach((l, n) => {
+      if (kernelOf(l) === "nccl_all_reduce") assert.match(kernelOf(f[n - 1]), /^gemv_bf16$/, `launch before all_reduce ${n}`);
+    });
+  }
+  const fused = new FakeCudaSession(sharded, 40, 132, false, { fusedDecode: true });
+  const plain = new FakeCudaSession(sharded, 40, 132, false);
+  const seqs = [5, 3, 7].map((n, s) => ({
+    ids: Array.from({ length: n }, (_, j) => (s * 31 + j * 7 + 1) % V),
+    pos: 0,
+    blocks: [s * 8 + 3, s * 8 + 1, s * 8 + 6],
+  }));
+  let inp = step(seqs, 4);
+  for (let t = 0; t < 4; t++) {
+    const got = fused.run(inp), ref = plain.run(inp);
+    sameBits(got.logits, ref.logits, `step ${t}: fused vs unfused logits`);
+    assert.deepEqual(Array.from(got.ids), Array.from(ref.ids), `step ${t}: ids`);
+    seqs.forEach((s, r) => {
+      s.pos += s.ids.length;
+      s.ids = [got.ids[r]];
+    });
+    inp = step(seqs, 4);
+  }
+  assert.ok(shape(fused.lastLaunches).includes("gemv_fused_bf16/2"), "the decode steps ran fused");
+  sharded.dispose();
 });
 
 test.skipIf("shared/models/stories260k is missing", !fs.existsSync(`${storiesDir}/config.json`))(

@@ -29,6 +29,10 @@ function opReads(op: Op): readonly string[] | undefined {
       return [op.x];
     case "sample":
       return [op.logits];
+    case "all_reduce":
+      // Tensor parallelism: it sums the linear's output in place, so that linear has two readers
+      // (this and the residual add) and keeps its own launch; the rest of the layer still fuses.
+      return [op.x];
     default:
       return undefined;
   }
@@ -54,8 +58,9 @@ const GEMV_FUSED_STAGE = 8192;
 /**
  * Which launches of a decode step of `rows` sequences fold together: RMSNorm into the following
  * GEMV's prologue, residual add / SiLU·mul into the producing GEMV's epilogue, RoPE + KV write into
- * decode attention (`decodeAttention`: the step uses the split decode kernels). A plan holding an op
- * this pass does not know fuses nothing (undefined: the lm_head stays unfused too).
+ * decode attention (`decodeAttention`: the step uses the split decode kernels). In a sharded plan the
+ * linears an `all_reduce` reads keep their launch (the residual add waits for the sum). A plan
+ * holding an op this pass does not know fuses nothing (undefined: the lm_head stays unfused too).
  *
  * The arena (lib/ir/plan.ts planMemory) was laid out for the unfused op order, so a fused launch's
  * output may share memory with what the launch reads (a layer's attention output with its qkv, the
