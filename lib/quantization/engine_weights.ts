@@ -49,13 +49,6 @@ export function quantizedEngineWeights(
   const all = model.quantizedNames().map((n) => model.quantizedTensor(n)!);
   refuseLowbitOnCuda(all, build.backend);
   if (all.some((t) => t.format === "nvfp4")) console.info(NVFP4_BUILD_NOTE);
-  if (build.backend === "cuda" && model.quantizedNames().some((n) => model.quantizedTensor(n)!.format === "fp8_e4m3")) {
-    throw new UnsupportedError(
-      `build: ${model.quantConfig.quantAlgo} engines for the CUDA backend: FP8 CUDA kernels not implemented yet (build with backend "cpu")`,
-      "BuildConfig.backend",
-      build.backend,
-    );
-  }
   if ((build.tensorParallelSize ?? 1) > 1) {
     throw new UnsupportedError(
       `build: tensor parallelism of quantized (${model.quantConfig.quantAlgo}) engines is not implemented yet`,
@@ -92,6 +85,14 @@ export function quantizedEngineWeights(
       return { ...op, weightFormat: r.weightFormat };
     }
     if (t.format === "fp8_e4m3") {
+      // cuBLASLt's FP8 GEMM (and the FP8 kernels' 16-byte vectors) want both dims in multiples of 16.
+      if (build.backend === "cuda" && (t.rows % 16 !== 0 || t.cols % 16 !== 0)) {
+        throw new UnsupportedError(
+          `build: FP8 on the CUDA backend needs linear dims that are multiples of 16; '${op.weight}' is [${t.rows}, ${t.cols}] (exclude it or build with backend "cpu")`,
+          op.weight,
+          [t.rows, t.cols],
+        );
+      }
       if (!handled.has(op.weight)) {
         handled.add(op.weight);
         tensors.push({ name: op.weight, dtype: "uint8", shape: [t.rows, t.cols], data: t.packed });
@@ -104,7 +105,8 @@ export function quantizedEngineWeights(
           format: "fp8_e4m3",
           groupSize: 0,
           scales: `${op.weight}.scales`,
-          weightScale: t.weightScale ?? "per_channel",
+          // A fused weight of per-tensor parts with different scales is per-channel in effect.
+          weightScale: t.weightScale === "per_tensor" && t.scales.every((s) => s === t.scales[0]) ? "per_tensor" : "per_channel",
           activation: dynamic ? "dynamic_per_token" : "static_per_tensor",
           ...(dynamic ? {} : { activationScale: t.activationScale! }),
         },

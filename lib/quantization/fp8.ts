@@ -17,6 +17,8 @@ export const fp8Scale = (amax: number): number => (amax > 0 ? Math.fround(amax /
  * Quantizes W [N, K] to e4m3 bytes with per-tensor (`FP8`) or per-output-channel
  * (`FP8_PER_CHANNEL_PER_TOKEN`) float32 scales; `inputAmax` (required for `FP8`) is the largest
  * |x| of this linear's input over the calibration set and sets the static activation scale.
+ * `weightAmax` (`FP8` only) overrides the tensor's own amax: linears fused into one engine weight
+ * pass the amax of all parts, so they share one weight scale.
  */
 export function quantizeFp8(
   W: ArrayLike<number>,
@@ -24,6 +26,7 @@ export function quantizeFp8(
   K: number,
   algo: "FP8" | "FP8_PER_CHANNEL_PER_TOKEN",
   inputAmax?: number,
+  weightAmax?: number,
 ): QuantizedTensor {
   const perTensor = algo === "FP8";
   if (perTensor && !(inputAmax !== undefined && Number.isFinite(inputAmax))) {
@@ -36,7 +39,7 @@ export function quantizeFp8(
     rowAmax[n] = m;
   }
   const scales = new Float32Array(N);
-  if (perTensor) scales.fill(fp8Scale(rowAmax.reduce((a, b) => Math.max(a, b), 0)));
+  if (perTensor) scales.fill(fp8Scale(Math.max(weightAmax ?? 0, rowAmax.reduce((a, b) => Math.max(a, b), 0))));
   else for (let n = 0; n < N; n++) scales[n] = fp8Scale(rowAmax[n]);
   const packed = new Uint8Array(N * K);
   for (let n = 0; n < N; n++) {

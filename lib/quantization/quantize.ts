@@ -207,12 +207,17 @@ export function quantizeSync(model: LlamaForCausalLM, quantConfig: QuantConfigIn
       if (st) stats.set(g.input, st);
     }
     for (const g of GROUPS) {
+      // Linears fused into one engine weight (q/k/v, gate/up) share one global scale: NVFP4's, and per-tensor
+      // FP8's weight scale (the amax of all parts), so the fused weight keeps a single scale that an FP8 GEMM
+      // can take as a scalar.
+      let groupAmax: number | undefined;
+      const fused = (): number => (groupAmax ??= fusedAmax(g.modules.map((x) => `${p}${x}.weight`).filter((n) => plan.has(n)).map(weight)));
       for (const m of g.modules) {
         const name = `${p}${m}.weight`;
         const e = plan.get(name);
         if (!e) continue;
         const w = weight(name);
-        const amax = e.lq.algo === "NVFP4" ? fusedAmax(g.modules.map((x) => `${p}${x}.weight`).filter((n) => plan.has(n)).map(weight)) : undefined;
+        const amax = e.lq.algo === "NVFP4" || e.lq.algo === "FP8" ? fused() : undefined;
         quantized.set(name, quantizeOne(e.lq.algo, w, e.N, e.K, e.grid, stats.get(g.input) ?? null, options, amax, preQuant.get(name)));
         touched.delete(name);
       }
@@ -260,7 +265,7 @@ function quantizeOne(
   if (algo === "W8A8_SQ_PER_CHANNEL") return quantizeInt8PerChannel(w, N, K, preQuantScale);
   if (algo === "W4A8_AWQ") return toW4A8(quantizeRtn(w, N, K, grid), inputAmax());
   if (algo === "NVFP4") return quantizeNvfp4(w, N, K, inputAmax(), weightAmax);
-  if (algo === "FP8") return quantizeFp8(w, N, K, algo, st ? st.absMax.reduce((a, b) => Math.max(a, b), 0) : undefined);
+  if (algo === "FP8") return quantizeFp8(w, N, K, algo, st ? st.absMax.reduce((a, b) => Math.max(a, b), 0) : undefined, weightAmax);
   if (algo === "FP8_PER_CHANNEL_PER_TOKEN") return quantizeFp8(w, N, K, algo);
   if (algo === "W4A16_GPTQ" && st?.hessian) {
     return quantizeGptq(w instanceof Float64Array ? w : Float64Array.from(w), N, K, grid, st.hessian, options.gptqDampPercent);

@@ -17,18 +17,23 @@ function rne(v: number): number {
   return f % 2 === 0 ? f : f + 1;
 }
 
+const f64 = new Float64Array(1);
+const hi32 = new Uint32Array(f64.buffer, 4, 1); // the sign and exponent word of f64[0] (little-endian)
+/** 2^(3 − e) for the normal exponents e = −6 … 8: scales [2^e, 2^(e+1)) onto the mantissa steps [8, 16). */
+const STEP = Float64Array.from({ length: 15 }, (_, i) => 2 ** (3 - (i - 6)));
+
 /** The e4m3 byte nearest to `x` (round to nearest even, saturating to ±448). */
 export function e4m3Encode(x: number): number {
   if (Number.isNaN(x)) return 0x7f;
-  const sign = x < 0 || Object.is(x, -0) ? 0x80 : 0;
+  f64[0] = x;
+  const sign = hi32[0] >>> 31 ? 0x80 : 0; // −0 included
   const a = Math.abs(x);
   if (a >= E4M3_MAX) return sign | 0x7e;
   if (a < 2 ** -6) return sign | rne(a * 512); // subnormal: steps of 2^-9; 8 carries into 0x08 = 2^-6
-  let e = Math.floor(Math.log2(a));
-  if (2 ** e > a) e--;
-  else if (2 ** (e + 1) <= a) e++;
-  // a in [2^e, 2^(e+1)): 8 mantissa steps of 2^(e-3); q in [8, 16], 16 carries into the next exponent.
-  const q = rne(a * 2 ** (3 - e));
+  // a in [2^e, 2^(e+1)) with e the double's exponent (−6 … 8): 8 mantissa steps of 2^(e-3); q in [8, 16],
+  // 16 carries into the next exponent.
+  const e = ((hi32[0] >>> 20) & 0x7ff) - 1023;
+  const q = rne(a * STEP[e + 6]);
   return sign | (((e + 7) << 3) + q - 8);
 }
 

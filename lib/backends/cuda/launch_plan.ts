@@ -7,6 +7,7 @@
  */
 import { planDecodeFusion } from "./decode_fusion.ts";
 import { planQuantLinear } from "./quant_launch.ts";
+import { planFp8Linear } from "./fp8_launch.ts";
 import { InternalError } from "../../util/errors.ts";
 import { hasTiledAttention } from "./attention_choice.ts";
 import { GEMV_MAX_ROWS, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
@@ -75,6 +76,10 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         // Fused decode: the lm_head also streams through gemv_fused (fp32 logits, mode 3): ~95% of the copy
         // bandwidth on llama-3.2-1b, where the pinned batch-invariant cuBLASLt algorithm took 2x longer.
         const logitsGemv = !!fuse && isLogits && !op.weightFormat && !op.lora && op.inFeatures % 8 === 0 && rows <= GEMV_MAX_ROWS;
+        if (op.weightFormat?.format === "fp8_e4m3") {
+          planFp8Linear(op, i, rows, isLogits, env, T === S, buf, out);
+          break;
+        }
         if (op.weightFormat) {
           planQuantLinear(op, i, rows, isLogits, env, T === S, buf, k, out, gemmType, GEMV_MAX_ROWS);
           break;

@@ -39,6 +39,9 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   quant_gemv_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, I, I, I, I] },
   quant_dequant_u4: { file: "quant_gemv.cu", params: [P, P, P, P, I, I, I] },
   quant_dequant_u8: { file: "quant_gemv.cu", params: [P, P, P, P, I, I, I] },
+  fp8_gemv: { file: "fp8_gemv.cu", params: [P, P, P, P, P, I, I, I, F] },
+  fp8_quantize: { file: "fp8_gemv.cu", params: [P, P, P, I, I, F] },
+  fp8_scale: { file: "fp8_gemv.cu", params: [P, P, P, P, I, I] },
   decode_attention: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
 };
 
@@ -111,6 +114,8 @@ export interface LaunchEnv {
   readonly decodeCounters?: bigint;
   /** bf16 [N, K] scratch of the largest quantized linear: prefill dequantizes into it, then cuBLASLt reads it. */
   readonly quantScratch?: bigint;
+  /** FP8 linears' prefill scratch: quantized rows, then row scales (fp8_launch.ts fp8ScratchLayout). */
+  readonly fp8Scratch?: bigint;
 }
 
 /** Most rows the skinny-GEMM kernel takes (its instantiations: 1, 2, 4, 8). */
@@ -148,7 +153,7 @@ export interface GemmLaunch {
   readonly m: number;
   readonly n: number;
   readonly k: number;
-  readonly dtype: "bf16" | "fp32";
+  readonly dtype: "bf16" | "fp32" | "fp8e4m3";
   readonly outDtype: "bf16" | "fp32";
   readonly a: bigint;
   readonly b: bigint;
@@ -156,6 +161,9 @@ export interface GemmLaunch {
   readonly bias: bigint | null;
   /** Batch-invariant call: one pinned non-split-K algorithm for every m (CublasLtGemm). */
   readonly invariant: boolean;
+  /** fp8e4m3: device f32 scales cuBLASLt multiplies A / B by (absent: 1). */
+  readonly aScale?: bigint;
+  readonly bScale?: bigint;
 }
 
 export type Launch = KernelLaunch | GemmLaunch;

@@ -10,6 +10,7 @@
  * bucket's dummy tokens write to.
  */
 import { CublasLtGemm } from "./gemm.ts";
+import { fp8ScratchLayout } from "./fp8_launch.ts";
 import { loadKernelFile } from "./compiler.ts";
 import {
   type AttentionChoice,
@@ -181,6 +182,8 @@ export class CudaSession implements SessionBackend {
   readonly #rawWeights = new Set<string>();
   /** bf16 [N, K] of the largest quantized linear (prefill dequantizes into it); null without quantized linears. */
   #quantScratch: DeviceBuffer | null = null;
+  /** FP8 linears' prefill scratch (quantized rows + row scales, fp8_launch.ts); null without FP8 linears. */
+  #fp8Scratch: DeviceBuffer | null = null;
   readonly #arena: DeviceBuffer;
   readonly #logits: DeviceBuffer; // [maxSeqs, vocab] f32
   readonly #invFreq: DeviceBuffer; // [headDim / 2] f64
@@ -261,9 +264,21 @@ export class CudaSession implements SessionBackend {
           );
         }
         for (const t of [o.weight, o.weightFormat.scales, o.weightFormat.zeros]) if (t) this.#rawWeights.add(t);
-        scratchBytes = Math.max(scratchBytes, o.outFeatures * o.inFeatures * 2);
+        if (o.weightFormat.format !== "fp8_e4m3") scratchBytes = Math.max(scratchBytes, o.outFeatures * o.inFeatures * 2);
       }
       if (scratchBytes > 0) this.#quantScratch = d.alloc(scratchBytes);
+      const fp8 = fp8ScratchLayout(plan);
+      if (fp8) {
+        const cc = d.computeCapability;
+        if (cc.major * 10 + cc.minor < 89) {
+          throw new ValidationError(
+            `Session: FP8 engines need compute capability 8.9+ (FP8 tensor cores); ${d.name} is ${cc.major}.${cc.minor}`,
+            "device",
+            d.name,
+          );
+        }
+        this.#fp8Scratch = d.alloc(fp8.bytes);
+      }
       // Weights: one allocation, each tensor 256-byte aligned, converted to the activation type.
       const names = engine.tensorNames();
       let total = 0;
@@ -364,6 +379,7 @@ export class CudaSession implements SessionBackend {
       kvLayerBytes: kv.layerBytes,
       partialO: this.#partialO.ptr,
       quantScratch: this.#quantScratch?.ptr ?? 0n,
+      fp8Scratch: this.#fp8Scratch?.ptr ?? 0n,
       partialML: this.#partialML.ptr,
       tokensPerBlock: this.tokensPerBlock,
       blockStride: this.#layout.blockStride,
@@ -534,6 +550,8 @@ export class CudaSession implements SessionBackend {
           bias: l.bias,
           stream,
           batchInvariant: l.invariant,
+          aScale: l.aScale ?? null,
+          bScale: l.bScale ?? null,
         });
       } else {
         this.#kernel(l.kernel).launch(l.grid, l.block, l.args, { stream });

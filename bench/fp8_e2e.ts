@@ -1,0 +1,165 @@
+/**
+ * FP8 CUDA engines end to end (issue 14), beside the bf16 engine of the same checkpoint in the same run:
+ * batch-1 decode tokens/s and its share of the bandwidth the engine's bytes allow (the weights each
+ * step reads ÷ a 1 GiB device copy measured here), time to first token of a long prompt (one prefill
+ * step plus sampling, best of 3 after a warm-up), and the prefill / decode-step logits against the
+ * bf16 engine (the CPU-emulation comparison runs on kjv-llama in tests/gpu/fp8_cuda.test.ts).
+ *
+ *   bun bench/fp8_e2e.ts --model DIR [--algos FP8,FP8_PER_CHANNEL_PER_TOKEN] [--decode 128] [--ttft 2048] [--calib 8]
+ */
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { buildSync } from "../lib/builder/builder.ts";
+import type { Engine } from "../lib/builder/engine.ts";
+import type { StepInputs } from "../lib/ir/step_io.ts";
+import type { LlamaForCausalLM } from "../lib/models/llama.ts";
+import { AutoModelForCausalLM } from "../lib/models/llama.ts";
+import { quantizeSync } from "../lib/quantization/quantize.ts";
+import { Session } from "../lib/runtime/session.ts";
+import { copyBandwidth } from "./copy_bandwidth.ts";
+
+const { values } = parseArgs({
+  args: process.argv.slice(2),
+  options: {
+    model: { type: "string" },
+    algos: { type: "string" },
+    decode: { type: "string" },
+    ttft: { type: "string" },
+    calib: { type: "string" },
+  },
+});
+if (!values.model) throw new Error("usage: bun bench/fp8_e2e.ts --model DIR [--algos FP8,FP8_PER_CHANNEL_PER_TOKEN] [--decode 128] [--ttft 2048] [--calib 8]");
+const algos = (values.algos ?? "FP8,FP8_PER_CHANNEL_PER_TOKEN").split(",") as ("FP8" | "FP8_PER_CHANNEL_PER_TOKEN")[];
+const numDecode = Number(values.decode ?? 128);
+const TTFT = Number(values.ttft ?? 2048);
+const calibTokens = Number(values.calib ?? 8);
+const PROMPT = 128, BS = 32;
+const maxSeqLen = Math.ceil((Math.max(TTFT, PROMPT + numDecode + 16) + 1) / BS) * BS;
+
+function build(model: LlamaForCausalLM): Engine {
+  return buildSync(model, { backend: "cuda", dtype: "bfloat16", maxBatchSize: 1, maxNumTokens: Math.max(TTFT, PROMPT), maxSeqLen, tokensPerBlock: BS });
+}
+
+/** Bytes a decode step reads from the engine's weights (bf16 floats, e4m3 bytes, f32 scales). */
+function deviceWeightBytes(e: Engine): number {
+  let total = 0;
+  for (const n of e.tensorNames()) {
+    const info = e.tensorInfo(n);
+    const elems = info.shape.reduce((a, b) => a * b, 1);
+    total += info.dtype === "uint8" ? elems : info.dtype === "float32" && n.endsWith(".scales") ? elems * 4 : elems * 2;
+  }
+  return total;
+}
+
+interface RunResult {
+  readonly logits: Float32Array;
+  readonly decodeLogits: Float32Array;
+  readonly tokS: number;
+  readonly stepMs: number;
+  readonly ttftMs: number;
+}
+
+function run(engine: Engine, prompt: number[], long: number[]): RunResult {
+  using session = Session.fromSerializedEngine(engine, { backend: "cuda" });
+  const kv = session.createKvCache(maxSeqLen / BS + 1);
+  const blocks = Int32Array.from({ length: maxSeqLen / BS }, (_, i) => i);
+  const V = engine.plan.attributes.vocabSize;
+  const greedy = {
+    temperature: new Float32Array(1),
+    topK: new Int32Array(1),
+    topP: new Float32Array(1).fill(1),
+    minP: new Float32Array(1),
+    seed: new Uint32Array(2),
+    step: new Int32Array(1),
+  };
+  const step = (ids: number[], pos: number): StepInputs => ({
+    tokenIds: Int32Array.from(ids),
+    positions: Int32Array.from(ids, (_, i) => pos + i),
+    seqStarts: Int32Array.of(0, ids.length),
+    blockTables: blocks,
+    maxBlocksPerSeq: blocks.length,
+    logitRows: Int32Array.of(ids.length - 1),
+    sampling: greedy,
+  });
+  const sampled = new Int32Array(1);
+  // Time to first token: the long prompt's prefill and its sampled id back on the host (warm-up, then best of 3).
+  let ttftMs = Infinity;
+  for (let r = 0; r < 4; r++) {
+    const t0 = performance.now();
+    session.run(step(long, 0), { sampledIds: sampled }, kv);
+    if (r > 0) ttftMs = Math.min(ttftMs, performance.now() - t0);
+  }
+  const logits = new Float32Array(V);
+  session.run(step(prompt, 0), { logits, sampledIds: sampled }, kv);
+  const decodeLogits = new Float32Array(V);
+  session.run(step([prompt[5]], PROMPT), { logits: decodeLogits, sampledIds: sampled }, kv);
+  let last = sampled[0], pos = PROMPT + 1;
+  for (let i = 0; i < 8; i++, pos++) {
+    session.run(step([last], pos), { sampledIds: sampled }, kv);
+    last = sampled[0];
+  }
+  const t0 = performance.now();
+  for (let i = 0; i < numDecode; i++, pos++) {
+    session.run(step([last], pos), { sampledIds: sampled }, kv);
+    last = sampled[0];
+  }
+  const ms = performance.now() - t0;
+  kv.dispose();
+  return { logits, decodeLogits, tokS: (numDecode / ms) * 1e3, stepMs: ms / numDecode, ttftMs };
+}
+
+const relL2 = (a: Float32Array, b: Float32Array): number => {
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+};
+const argmax = (a: Float32Array): number => a.reduce((best, v, i) => (v > a[best] ? i : best), 0);
+
+const base = AutoModelForCausalLM.fromHuggingFace(values.model, { dtype: "bfloat16" });
+const vocab = Math.min(4000, base.config.vocabSize);
+const prompt = Array.from({ length: PROMPT }, (_, i) => (i * 101 + 7) % vocab);
+const long = Array.from({ length: TTFT }, (_, i) => (i * 37 + 3) % vocab);
+const bf16 = build(base);
+let copyBps: number;
+{
+  using s = Session.fromSerializedEngine(bf16, { backend: "cuda" });
+  copyBps = copyBandwidth(s.cuda!.device);
+}
+const ref = run(bf16, prompt, long);
+console.log(
+  `copy bandwidth ${(copyBps / 1e12).toFixed(3)} TB/s; batch 1, prompt ${PROMPT}, ${numDecode} timed decode steps (graphs); TTFT: ${TTFT}-token prompt`,
+);
+console.log("| engine | weight GB read per step | decode tok/s | ms/step | % of bytes-allowed bandwidth | vs bf16 | TTFT ms | accuracy |");
+console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+/** One table row, printed as soon as it is measured. */
+const line = (name: string, e: Engine, r: RunResult, extra: string): void => {
+  const bytes = deviceWeightBytes(e);
+  console.log(
+    `| ${name} | ${(bytes / 1e9).toFixed(3)} | ${r.tokS.toFixed(1)} | ${r.stepMs.toFixed(3)} | ${(100 * r.tokS / (copyBps / bytes)).toFixed(1)}% | ${
+      (r.tokS / ref.tokS).toFixed(2)
+    }× | ${r.ttftMs.toFixed(2)} | ${extra} |`,
+  );
+};
+line("bf16", bf16, ref, "—");
+bf16.dispose();
+for (const algo of algos) {
+  const t0 = performance.now();
+  const q = quantizeSync(base, { quantAlgo: algo }, { calibration: [long.slice(0, calibTokens)], maxCalibrationTokens: calibTokens });
+  const qs = ((performance.now() - t0) / 1000).toFixed(1);
+  const qe = build(q);
+  const r = run(qe, prompt, long);
+  line(
+    algo === "FP8" ? "FP8 (per-tensor, static activations)" : "FP8_PER_CHANNEL_PER_TOKEN",
+    qe,
+    r,
+    `vs bf16: prefill logits rel L2 ${relL2(r.logits, ref.logits).toExponential(2)} argmax ${
+      argmax(r.logits) === argmax(ref.logits) ? "same" : "differs"
+    }, decode-step rel L2 ${relL2(r.decodeLogits, ref.decodeLogits).toExponential(2)} argmax ${
+      argmax(r.decodeLogits) === argmax(ref.decodeLogits) ? "same" : "differs"
+    }; quantize ${qs} s (${calibTokens} calibration tokens)`,
+  );
+  qe.dispose();
+}

@@ -1,0 +1,216 @@
+// FP8 (OCP e4m3) linears of bfloat16 engines (issue 14; quantized by lib/quantization/fp8.ts):
+//   W [n, k] u8 e4m3 bytes, wScale [n] f32 (per-tensor FP8 repeats its scale on every row):
+//   w[j, i] = e4m3(W[j, i]) · wScale[j]
+// Activations are quantized as the CPU reference does (lib/backends/cpu/quant_linear.ts fp8Linear):
+//   a = actScale (static per-tensor scale, > 0), or per token amax(|x|) / 448 (1 for an all-zero row)
+//   when actScale == 0; xq = e4m3(x / a), round to nearest even, saturating to ±448 (cvt.rn.satfinite);
+//   y = (Σ xq·wq) · a · wScale[j] + bias[j], the e4m3 products summed in fp32.
+// x / a is the reciprocal product with one FMA correction: the correctly rounded quotient except in rare
+// cases one f32 ulp away, which moves the e4m3 byte only on an exact rounding tie. Needs sm_89+.
+//
+// Decode GEMV on the tensor cores (mma.sync m16n8k32 e4m3 · e4m3 → f32; the weights are never converted):
+// extern "C" __global__ void fp8_gemv_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
+//     bf16_t* y, int m, int n, int k, float actScale)
+//   y [m, n] bf16 = x [m, k] bf16 · wᵀ (bias 0 = none), m <= 8. A block owns 16 output rows; its 8 warps
+//   split k in 64-column chunks (warp w takes chunks w, w + 8, ...) and add up in shared memory. A lane
+//   (group g = lane / 4, t = lane % 4) streams 16 bytes of rows g and g + 8 per chunk with 16-byte loads and
+//   quantizes 16 activations of token g; the dot product is order-free, so the mma's k order is simply the
+//   order of those bytes in both operands. Each pair of mmas starts from zero and is added in fp32 (the FP8
+//   tensor-core accumulator is narrower than fp32). Needs k % 64 == 0, 16-byte aligned x and W.
+//   grid (ceil(n / 16), 1, 1)   block (256, 1, 1)   shared 4.2 KiB static
+//
+// Prefill (cuBLASLt FP8 GEMM, lib/backends/cuda/fp8_launch.ts): quantize the rows, then the GEMM, then (unless
+// cuBLASLt applied per-tensor scales itself) the row/column scales in place:
+// extern "C" __global__ void fp8_quantize_bf16(const bf16_t* x, u8* xq, float* rowScale, int rows, int k, float actScale)
+//   xq [rows, k] e4m3 and rowScale [rows] f32 (= a of each row).   grid (rows, 1, 1)   block (256, 1, 1); k % 8 == 0
+// extern "C" __global__ void fp8_scale_bf16(bf16_t* y, const float* rowScale, const float* colScale, const bf16_t* bias, int rows, int n)
+// extern "C" __global__ void fp8_scale_f32(float* y, ...same...)
+//   y[r, j] = y[r, j] · rowScale[r] · colScale[j] + bias[j] (bias 0 = none), in place.
+//   grid (ceil(n / (256 · V)), rows, 1), V = 8 (bf16) / 4 (f32) columns per thread   block (256, 1, 1); n % V == 0
+#include "common.cuh"
+
+typedef unsigned char u8;
+
+/** Four floats → four e4m3 bytes (a in the low byte), round to nearest even, saturating to ±448. */
+__device__ __forceinline__ u32 e4m3x4(float a, float b, float c, float d) {
+  unsigned short lo, hi;
+  // cvt.e4m3x2.f32 d, hi, lo: the first source goes to the upper byte.
+  asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(lo) : "f"(b), "f"(a));
+  asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(hi) : "f"(d), "f"(c));
+  return (u32)lo | ((u32)hi << 16);
+}
+
+/** x / s from inv = 1 / s: the product, corrected by one FMA of the exact remainder. */
+__device__ __forceinline__ float divBy(float x, float s, float inv) {
+  const float q = x * inv;
+  return fmaf(fmaf(-q, s, x), inv, q);
+}
+
+/** 8 bf16 activations → 8 e4m3 bytes (two words) of x / s. */
+__device__ __forceinline__ uint2 quant8(const bf16_t* p, float s, float inv) {
+  float f[8];
+  load16(p, f);
+  uint2 r;
+  r.x = e4m3x4(divBy(f[0], s, inv), divBy(f[1], s, inv), divBy(f[2], s, inv), divBy(f[3], s, inv));
+  r.y = e4m3x4(divBy(f[4], s, inv), divBy(f[5], s, inv), divBy(f[6], s, inv), divBy(f[7], s, inv));
+  return r;
+}
+
+/** A streamed 16-byte weight load (read once: no L1 allocation). */
+__device__ __forceinline__ uint4 ldStream(const u8* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  return v;
+}
+
+/** d = A[16×32] · B[32×8] + c (e4m3 inputs, f32 accumulate), PTX fragment layout. */
+__device__ __forceinline__ void mmaE4m3(float (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1, const float (&c)[4]) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%10, %11, %12, %13};"
+      : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
+}
+
+/** The per-token scale a of a row: amax / 448 (1 when zero), as fp8TokenScale on the CPU. */
+__device__ __forceinline__ float tokenScale(float amax) { return amax > 0.f ? amax / 448.f : 1.f; }
+
+constexpr int FG_ROWS = 16, FG_WARPS = 8, FG_U = 4;
+
+/**
+ * One 64-column chunk of a lane: weight bytes wa (row g) and wb (row g + 8), 16 quantized activations of
+ * token g in q. Lane (g, t)'s A fragment of the first mma is {wa.x, wb.x, wa.y, wb.y} (rows g / g + 8, its
+ * k slots 4t..4t+3 and 4t+16..4t+19) and its B fragment {q.x, q.y} (the same k slots of column g).
+ */
+__device__ __forceinline__ void chunkMma(const uint4& wa, const uint4& wb, const uint4& q, float (&acc)[4]) {
+  const float z[4] = {0.f, 0.f, 0.f, 0.f};
+  float d[4];
+  mmaE4m3(d, wa.x, wb.x, wa.y, wb.y, q.x, q.y, z);
+  mmaE4m3(d, wa.z, wb.z, wa.w, wb.w, q.z, q.w, d);
+#pragma unroll
+  for (int i = 0; i < 4; i++) acc[i] += d[i];
+}
+
+extern "C" __global__ void __launch_bounds__(256) fp8_gemv_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
+                                                                bf16_t* y, int m, int n, int k, float actScale) {
+  __shared__ float sScale[8], sInv[8];
+  __shared__ float red[FG_WARPS][FG_ROWS * 8];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  if (actScale > 0.f) {
+    if (threadIdx.x < 8) {
+      sScale[threadIdx.x] = actScale;
+      sInv[threadIdx.x] = 1.f / actScale;
+    }
+  } else if (warp < m) {  // dynamic: warp w finds token w's scale
+    const bf16_t* xr = x + (long long)warp * k;
+    float amax = 0.f;
+    for (int i = lane * 8; i < k; i += 256) {
+      float f[8];
+      load16(xr + i, f);
+#pragma unroll
+      for (int e = 0; e < 8; e++) amax = fmaxf(amax, fabsf(f[e]));
+    }
+    amax = warpMax(amax);
+    if (lane == 0) {
+      const float s = tokenScale(amax);
+      sScale[warp] = s;
+      sInv[warp] = 1.f / s;
+    }
+  }
+  __syncthreads();
+  const int j0 = blockIdx.x * FG_ROWS;
+  const u8* wa = W + (long long)min(j0 + g, n - 1) * k + 16 * t;
+  const u8* wb = W + (long long)min(j0 + g + 8, n - 1) * k + 16 * t;
+  const bool hasX = g < m;
+  const bf16_t* xr = x + (long long)(hasX ? g : 0) * k + 16 * t;
+  const float s = sScale[hasX ? g : 0], inv = sInv[hasX ? g : 0];
+  float acc[4] = {0.f, 0.f, 0.f, 0.f};
+  const int chunks = k >> 6;
+  auto quant = [&](int c) -> uint4 {
+    uint4 q = make_uint4(0u, 0u, 0u, 0u);
+    if (hasX) {
+      const uint2 lo = quant8(xr + c * 64, s, inv), hi = quant8(xr + c * 64 + 8, s, inv);
+      q = make_uint4(lo.x, lo.y, hi.x, hi.y);
+    }
+    return q;
+  };
+  int c = warp;
+  for (; c + FG_WARPS * (FG_U - 1) < chunks; c += FG_WARPS * FG_U) {
+    uint4 va[FG_U], vb[FG_U];
+#pragma unroll
+    for (int u = 0; u < FG_U; u++) {
+      va[u] = ldStream(wa + (long long)(c + FG_WARPS * u) * 64);
+      vb[u] = ldStream(wb + (long long)(c + FG_WARPS * u) * 64);
+    }
+#pragma unroll
+    for (int u = 0; u < FG_U; u++) chunkMma(va[u], vb[u], quant(c + FG_WARPS * u), acc);
+  }
+  for (; c < chunks; c += FG_WARPS) chunkMma(ldStream(wa + (long long)c * 64), ldStream(wb + (long long)c * 64), quant(c), acc);
+  // acc: (row g, token 2t), (row g, token 2t + 1), (row g + 8, token 2t), (row g + 8, token 2t + 1).
+  red[warp][g * 8 + 2 * t] = acc[0];
+  red[warp][g * 8 + 2 * t + 1] = acc[1];
+  red[warp][(g + 8) * 8 + 2 * t] = acc[2];
+  red[warp][(g + 8) * 8 + 2 * t + 1] = acc[3];
+  __syncthreads();
+  if (threadIdx.x < FG_ROWS * 8) {
+    const int row = threadIdx.x >> 3, tok = threadIdx.x & 7, j = j0 + row;
+    if (tok < m && j < n) {
+      float sum = 0.f;
+#pragma unroll
+      for (int w = 0; w < FG_WARPS; w++) sum += red[w][threadIdx.x];
+      float v = sum * sScale[tok] * wScale[j];
+      if (bias) v += toF(bias[j]);
+      y[(long long)tok * n + j] = fromF<bf16_t>(v);
+    }
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(256) fp8_quantize_bf16(const bf16_t* x, u8* xq, float* rowScale, int rows, int k, float actScale) {
+  __shared__ float sh[32];
+  const int r = blockIdx.x;
+  if (r >= rows) return;
+  const bf16_t* xr = x + (long long)r * k;
+  float s = actScale;
+  if (!(actScale > 0.f)) {
+    float amax = 0.f;
+    for (int i = threadIdx.x * 8; i < k; i += blockDim.x * 8) {
+      float f[8];
+      load16(xr + i, f);
+#pragma unroll
+      for (int e = 0; e < 8; e++) amax = fmaxf(amax, fabsf(f[e]));
+    }
+    amax = warpMax(amax);
+    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = amax;
+    __syncthreads();
+    amax = 0.f;
+    for (int w = 0; w < (int)(blockDim.x >> 5); w++) amax = fmaxf(amax, sh[w]);
+    s = tokenScale(amax);
+  }
+  if (threadIdx.x == 0) rowScale[r] = s;
+  const float inv = 1.f / s;
+  u8* qr = xq + (long long)r * k;
+  for (int i = threadIdx.x * 8; i < k; i += blockDim.x * 8) *reinterpret_cast<uint2*>(qr + i) = quant8(xr + i, s, inv);
+}
+
+template <typename T>
+__device__ __forceinline__ void scaleImpl(T* y, const float* rowScale, const float* colScale, const bf16_t* bias, int rows, int n) {
+  constexpr int V = Vec16<T>::N;
+  const int r = blockIdx.y, j = (blockIdx.x * blockDim.x + threadIdx.x) * V;
+  if (r >= rows || j >= n) return;
+  T* p = y + (long long)r * n + j;
+  float f[V];
+  load16(p, f);
+  const float a = rowScale[r];
+#pragma unroll
+  for (int e = 0; e < V; e++) {
+    f[e] = f[e] * a * colScale[j + e];
+    if (bias) f[e] += toF(bias[j + e]);
+  }
+  store16(p, f);
+}
+
+extern "C" __global__ void __launch_bounds__(256) fp8_scale_bf16(bf16_t* y, const float* rowScale, const float* colScale, const bf16_t* bias, int rows, int n) {
+  scaleImpl<bf16_t>(y, rowScale, colScale, bias, rows, n);
+}
+extern "C" __global__ void __launch_bounds__(256) fp8_scale_f32(float* y, const float* rowScale, const float* colScale, const bf16_t* bias, int rows, int n) {
+  scaleImpl<float>(y, rowScale, colScale, bias, rows, n);
+}
