@@ -89,7 +89,7 @@ gpuTest("fp8_quantize_bf16 writes e4m3(x / a) bytes and the row scales (static a
     for (let r = 0; r < rows; r++) {
       let amax = 0;
       for (let k = 0; k < K; k++) amax = Math.max(amax, Math.abs(xf[r * K + k]));
-      const a = actScale || (amax > 0 ? Math.fround(amax / 448) : 1);
+      const a = actScale ? Math.fround(actScale) : amax > 0 ? Math.fround(amax / 448) : 1;
       assert.equal(scales[r], a, `row ${r} scale`);
       for (let k = 0; k < K; k++) if (bytes[r * K + k] !== e4m3Encode(Math.fround(xf[r * K + k] / a))) mismatches++;
     }
