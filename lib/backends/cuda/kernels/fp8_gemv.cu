@@ -12,8 +12,7 @@
 // extern "C" __global__ void fp8_gemv_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
 //     bf16_t* y, int m, int n, int k, float actScale)
 //   y [m, n] bf16 = x [m, k] bf16 · wᵀ (bias 0 = none), m <= 8. A block owns 16 output rows; its 8 warps
-//   split k in 64-column chunks (warp w takes chunks w, w + 8, ...; two stages of 4 chunks in flight, the
-//   first issued before the activation scales are computed) and add up in shared memory. A lane
+//   split k in 64-column chunks (warp w takes chunks w, w + 8, ...) and add up in shared memory. A lane
 //   (group g = lane / 4, t = lane % 4) streams 16 bytes of rows g and g + 8 per chunk with 16-byte loads and
 //   quantizes 16 activations of token g; the dot product is order-free, so the mma's k order is simply the
 //   order of those bytes in both operands. Each pair of mmas starts from zero and is added in fp32 (the FP8
@@ -91,49 +90,11 @@ __device__ __forceinline__ void chunkMma(const uint4& wa, const uint4& wb, const
   for (int i = 0; i < 4; i++) acc[i] += d[i];
 }
 
-/** FG_U chunks of weight bytes in flight: chunk c = first + FG_WARPS·u of rows g and g + 8 (absent past the row). */
-struct Fp8Stage {
-  uint4 a[FG_U], b[FG_U];
-};
-
-__device__ __forceinline__ void loadStage(Fp8Stage& st, const u8* wa, const u8* wb, int first, int chunks) {
-#pragma unroll
-  for (int u = 0; u < FG_U; u++) {
-    const int c = first + FG_WARPS * u;
-    if (c < chunks) {
-      st.a[u] = ldStream(wa + (long long)c * 64);
-      st.b[u] = ldStream(wb + (long long)c * 64);
-    }
-  }
-}
-
-__device__ __forceinline__ void mmaStage(const Fp8Stage& st, const bf16_t* xr, bool hasX, float s, float inv, int first, int chunks, float (&acc)[4]) {
-#pragma unroll
-  for (int u = 0; u < FG_U; u++) {
-    const int c = first + FG_WARPS * u;  // warp-uniform
-    if (c < chunks) {
-      uint4 q = make_uint4(0u, 0u, 0u, 0u);
-      if (hasX) {
-        const uint2 lo = quant8(xr + c * 64, s, inv), hi = quant8(xr + c * 64 + 8, s, inv);
-        q = make_uint4(lo.x, lo.y, hi.x, hi.y);
-      }
-      chunkMma(st.a[u], st.b[u], q, acc);
-    }
-  }
-}
-
 extern "C" __global__ void __launch_bounds__(256) fp8_gemv_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
                                                                 bf16_t* y, int m, int n, int k, float actScale) {
   __shared__ float sScale[8], sInv[8];
   __shared__ float red[FG_WARPS][FG_ROWS * 8];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int j0 = blockIdx.x * FG_ROWS, chunks = k >> 6;
-  const u8* wa = W + (long long)min(j0 + g, n - 1) * k + 16 * t;
-  const u8* wb = W + (long long)min(j0 + g + 8, n - 1) * k + 16 * t;
-  // The first weights are in flight before the activation scales are known (two stages, double-buffered).
-  Fp8Stage s0, s1;
-  loadStage(s0, wa, wb, warp, chunks);
-  loadStage(s1, wa, wb, warp + FG_WARPS * FG_U, chunks);
   if (actScale > 0.f) {
     if (threadIdx.x < 8) {
       sScale[threadIdx.x] = actScale;
@@ -156,17 +117,34 @@ extern "C" __global__ void __launch_bounds__(256) fp8_gemv_bf16(const bf16_t* x,
     }
   }
   __syncthreads();
+  const int j0 = blockIdx.x * FG_ROWS;
+  const u8* wa = W + (long long)min(j0 + g, n - 1) * k + 16 * t;
+  const u8* wb = W + (long long)min(j0 + g + 8, n - 1) * k + 16 * t;
   const bool hasX = g < m;
   const bf16_t* xr = x + (long long)(hasX ? g : 0) * k + 16 * t;
   const float s = sScale[hasX ? g : 0], inv = sInv[hasX ? g : 0];
   float acc[4] = {0.f, 0.f, 0.f, 0.f};
-  constexpr int STEP = FG_WARPS * FG_U;  // chunks per stage
-  for (int first = warp; first < chunks; first += 2 * STEP) {
-    mmaStage(s0, xr, hasX, s, inv, first, chunks, acc);
-    loadStage(s0, wa, wb, first + 2 * STEP, chunks);
-    mmaStage(s1, xr, hasX, s, inv, first + STEP, chunks, acc);
-    loadStage(s1, wa, wb, first + 3 * STEP, chunks);
+  const int chunks = k >> 6;
+  auto quant = [&](int c) -> uint4 {
+    uint4 q = make_uint4(0u, 0u, 0u, 0u);
+    if (hasX) {
+      const uint2 lo = quant8(xr + c * 64, s, inv), hi = quant8(xr + c * 64 + 8, s, inv);
+      q = make_uint4(lo.x, lo.y, hi.x, hi.y);
+    }
+    return q;
+  };
+  int c = warp;
+  for (; c + FG_WARPS * (FG_U - 1) < chunks; c += FG_WARPS * FG_U) {
+    uint4 va[FG_U], vb[FG_U];
+#pragma unroll
+    for (int u = 0; u < FG_U; u++) {
+      va[u] = ldStream(wa + (long long)(c + FG_WARPS * u) * 64);
+      vb[u] = ldStream(wb + (long long)(c + FG_WARPS * u) * 64);
+    }
+#pragma unroll
+    for (int u = 0; u < FG_U; u++) chunkMma(va[u], vb[u], quant(c + FG_WARPS * u), acc);
   }
+  for (; c < chunks; c += FG_WARPS) chunkMma(ldStream(wa + (long long)c * 64), ldStream(wb + (long long)c * 64), quant(c), acc);
   // acc: (row g, token 2t), (row g, token 2t + 1), (row g + 8, token 2t), (row g + 8, token 2t + 1).
   red[warp][g * 8 + 2 * t] = acc[0];
   red[warp][g * 8 + 2 * t + 1] = acc[1];
