@@ -43,6 +43,7 @@ function fakeEnv(engine: Engine, batchInvariant: boolean): LaunchEnv {
     tokenIds: 10n,
     positions: 11n,
     blockTables: 12n,
+    maskIndex: 18n,
   };
   return {
     plan: engine.plan,
