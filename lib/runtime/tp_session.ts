@@ -7,6 +7,12 @@
  * `Atomics.wait` until every rank has answered. A rank that fails to start makes the constructor
  * throw a WorkerError naming it (after terminating the others); a rank that fails or goes silent
  * later breaks the session: that step and every later one throw WorkerError, never hang.
+ *
+ * With `tpMaster` only rank 0 is a worker here; a hub worker (tp_hub.ts) listens at that address
+ * for the other ranks' processes (`llmrt tp-worker`, tp_remote.ts), forwards each command to them
+ * over TCP and writes their answers into the same shared memory, so the waiting above is unchanged.
+ * On the CPU the collectives then run through the hub (SocketCommunicator); on GPUs over NCCL,
+ * whose communicators a failing peer gets aborted (ncclCommAbort through abort cells).
  */
 import type { Engine } from "../builder/engine.ts";
 import { createCpuCommGroup } from "../backends/cpu/communicator.ts";
