@@ -1,9 +1,10 @@
 /**
  * The collective-communication contract of tensor parallelism: the ranks of one group sum, gather
  * and broadcast buffers. Implemented by NCCL over device memory (lib/cuda/nccl.ts, buffers are
- * `CUdeviceptr` bigints enqueued on the session's stream) and by shared memory across Web Workers
- * on the CPU (lib/backends/cpu/communicator.ts, buffers are Float32Arrays), so sharded engines run
- * in CI. Every rank calls the same collectives in the same order; a call blocks (CPU) or is
+ * `CUdeviceptr` bigints enqueued on the session's stream) and on the CPU (buffers are
+ * Float32Arrays) by shared memory across Web Workers (lib/backends/cpu/communicator.ts) or, for
+ * ranks in several processes or hosts, over TCP through rank 0 (lib/backends/cpu/socket_communicator.ts),
+ * so sharded engines run in CI. Every rank calls the same collectives in the same order; a call blocks (CPU) or is
  * enqueued (NCCL) until every rank has joined it.
  */
 
