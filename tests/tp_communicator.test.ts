@@ -1,10 +1,12 @@
 /**
  * The shared-memory CPU communicator across real Web Workers: 3 ranks sum, gather and broadcast
  * buffers larger than a slot (so every collective runs in chunks), every rank gets bit-identical
- * sums, and a rank that aborts makes its peers' pending collective fail instead of waiting.
+ * sums, and a rank that aborts makes its peers' pending collective fail instead of waiting. Plus the
+ * socket communicator's own checks (its relay over TCP: tests/tp_rendezvous.test.ts).
  */
 import { assert, test } from "./harness.ts";
 import { CpuCommunicator, createCpuCommGroup } from "../lib/backends/cpu/communicator.ts";
+import { COLL_ALL_REDUCE, combineCollective, createSocketCommChannel, SocketCommRelay, SocketCommunicator } from "../lib/backends/cpu/socket_communicator.ts";
 import { ValidationError } from "../lib/util/errors.ts";
 
 const COMM_MODULE = new URL("../lib/backends/cpu/communicator.ts", import.meta.url).href;
@@ -77,4 +79,77 @@ test("cpu communicator: one rank needs no peers; bad ranks and short buffers are
   assert.throws(() => new CpuCommunicator(group, 1), ValidationError);
   assert.throws(() => c.allGather(x, new Float32Array(2), 3), /recv holds 2 of 3/);
   assert.throws(() => createCpuCommGroup(0), /worldSize must be a positive integer/);
+});
+
+test("socket communicator: one rank needs no relay; bad ranks, roots and short buffers are refused; mismatched collectives are named", () => {
+  const one = new SocketCommunicator(createSocketCommChannel(1), 0);
+  const x = Float32Array.of(1, 2, 3), y = new Float32Array(3);
+  one.allReduceSum(x, y, 3);
+  assert.deepEqual(y, x);
+  const ch = createSocketCommChannel(2, { capacity: 4 });
+  assert.throws(() => new SocketCommunicator(ch, 2), ValidationError);
+  const c = new SocketCommunicator(ch, 1);
+  assert.throws(() => c.allGather(x, new Float32Array(5), 3), /recv holds 5 of 6/);
+  assert.throws(() => c.broadcast(x, y, 3, 2), /root 2 outside \[0, 2\)/);
+  assert.throws(() => createSocketCommChannel(3, { capacity: 2 }), /capacity must be an integer ≥ worldSize 3/);
+  assert.throws(
+    () =>
+      combineCollective([
+        { op: COLL_ALL_REDUCE, count: 3, root: 0, data: x },
+        { op: COLL_ALL_REDUCE, count: 2, root: 0, data: x },
+      ]),
+    /collective mismatch: rank 0 called op 1 \(3 elements, root 0\), rank 1 op 1 \(2, root 0\)/,
+  );
+  // An aborted channel: the next call throws at once with the reason, no waiting.
+  c.abort("rank 0 is gone");
+  const t0 = Date.now();
+  assert.throws(() => c.allReduceSum(x, y, 3), /the group was aborted \(a peer rank failed\): rank 0 is gone/);
+  assert.ok(Date.now() - t0 < 1000);
+});
+
+test("socket communicator: 3 worker ranks over relays (the hub's combining, no TCP) sum, gather and broadcast in chunks like the shared-memory one", async () => {
+  const n = 50, N = 3;
+  const channels = Array.from({ length: N }, () => createSocketCommChannel(N, { capacity: 7, timeoutMs: 20_000 })); // 8 chunks, gather 17
+  const relays = channels.map((ch, r) => new SocketCommRelay(ch, r));
+  let stop = false;
+  const hub = (async () => {
+    while (!stop) {
+      const reqs = await Promise.all(relays.map((r) => r.next()));
+      if (reqs.some((q) => q === null)) return;
+      const out = combineCollective(reqs as NonNullable<(typeof reqs)[number]>[]);
+      relays.forEach((r) => r.answer(out));
+    }
+  })();
+  const src = `self.onmessage = async (e) => {
+    const { SocketCommunicator } = await import(e.data.module);
+    const { channel, rank, n } = e.data;
+    const c = new SocketCommunicator(channel, rank);
+    const x = new Float32Array(n).map((_, i) => Math.fround((rank + 1) * 0.1 + i * 1e-3));
+    const sum = new Float32Array(n); c.allReduceSum(x, sum, n);
+    const gathered = new Float32Array(3 * n); c.allGather(x, gathered, n);
+    const b = new Float32Array(n); c.broadcast(x, b, n, 2);
+    self.postMessage({ sum, gathered, b });
+  };`;
+  const url = URL.createObjectURL(new Blob([src], { type: "text/javascript" }));
+  const module = new URL("../lib/backends/cpu/socket_communicator.ts", import.meta.url).href;
+  const out = await Promise.all(channels.map((channel, rank) =>
+    new Promise<{ sum: Float32Array; gathered: Float32Array; b: Float32Array }>((resolve) => {
+      const w = new Worker(url, { type: "module" });
+      w.onmessage = (e: MessageEvent) => {
+        w.terminate();
+        resolve(e.data);
+      };
+      w.postMessage({ module, channel, rank, n });
+    })
+  ));
+  stop = true;
+  relays.forEach((r) => r.abort("done"));
+  await hub;
+  const xs = [0, 1, 2].map((r) => new Float32Array(n).map((_, i) => Math.fround((r + 1) * 0.1 + i * 1e-3)));
+  const want = new Float32Array(n).map((_, i) => xs[0][i] + xs[1][i] + xs[2][i]);
+  for (const o of out) {
+    assert.deepEqual(o.sum, want);
+    for (let r = 0; r < N; r++) assert.deepEqual(o.gathered.subarray(r * n, (r + 1) * n), xs[r]);
+    assert.deepEqual(o.b, xs[2]);
+  }
 });
