@@ -91,14 +91,14 @@ export class TpHub {
   }
 
   #accept(sock: net.Socket): void {
-    const s = this.#s!;
     sock.setNoDelay(true);
     let rank = -1;
     const reader = new FrameReader((type, payload) => {
-      if (rank < 0) {
+      if (rank === -1) {
         rank = this.#hello(sock, type, payload);
         return;
       }
+      if (rank < 0) return; // refused: closing
       if (type === F_ACK) this.#answer(rank, decodeMessage<RemoteAck>(payload));
       else if (type === F_COLL) this.#contribute(rank, decodeColl(payload));
     });
@@ -114,7 +114,6 @@ export class TpHub {
       if (rank > 0 && this.#socks.get(rank) === sock && !this.#disposing) this.#lost(rank, "its process disconnected");
       if (rank > 0 && this.#disposing) this.#closeIfDone();
     });
-    void s;
   }
 
   /** Checks a hello; answers F_INIT (returns the rank) or F_REFUSE (returns -2 and closes). */
