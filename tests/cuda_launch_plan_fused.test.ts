@@ -307,6 +307,7 @@ function planEnv(plan: EnginePlan, fusedDecode: boolean, elem: "bf16" | "f32" = 
       tokenIds: p("tok"),
       positions: p("pos"),
       blockTables: p("tables"),
+      maskIndex: p("mask"),
     },
     invFreq: p("inv"),
     kvBase: 1n << 44n,
