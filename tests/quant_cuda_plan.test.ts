@@ -21,8 +21,10 @@ function cudaEngine(qc: QuantConfigInput): Engine {
   }
 }
 
-/** A launch environment of distinct fake addresses (weights 1 MiB apart from 2^40). */
-function fakeEnv(engine: Engine, batchInvariant = false): LaunchEnv {
+/** Fake weight addresses by tensor name (1 MiB apart from 2^40): the same name has the same address in every engine. */
+const weightAddr = new Map<string, bigint>();
+/** A launch environment of distinct fake addresses. */
+function fakeEnv(engine: Engine, batchInvariant = false, fusedDecode = true): LaunchEnv {
   const names = engine.tensorNames();
   const io = {
     sampledIds: 1n,
@@ -43,9 +45,9 @@ function fakeEnv(engine: Engine, batchInvariant = false): LaunchEnv {
     elem: "bf16",
     arena: 1n << 36n,
     weight: (n) => {
-      const i = names.indexOf(n);
-      if (i < 0) throw new Error(`no weight ${n}`);
-      return (1n << 40n) + BigInt(i) * (1n << 20n);
+      if (!names.includes(n)) throw new Error(`no weight ${n}`);
+      if (!weightAddr.has(n)) weightAddr.set(n, (1n << 40n) + BigInt(weightAddr.size) * (1n << 20n));
+      return weightAddr.get(n)!;
     },
     logits: 1n << 38n,
     io,
@@ -58,7 +60,7 @@ function fakeEnv(engine: Engine, batchInvariant = false): LaunchEnv {
     blockStride: 4,
     gemv: true,
     batchInvariant,
-    fusedDecode: true,
+    fusedDecode,
     decodeCounters: 16n,
     quantScratch: 17n << 32n,
   };
@@ -72,7 +74,7 @@ for (
 ) {
   test(`CUDA launch plan, ${name}: quant_gemv for decode steps of 1..8, dequantize + cuBLASLt beyond; addresses, shapes and arities`, () => {
     const engine = cudaEngine(qc);
-    const env = fakeEnv(engine);
+    const env = fakeEnv(engine, false, false);
     const plan = engine.plan;
     const quantOps = plan.ops.map((op, i) => [op, i] as const).filter(([op]) => op.type === "linear" && op.weightFormat);
     assert.equal(quantOps.length, 6 * 4); // qkv, o, gate_up, down per layer (lm_head tied, excluded)
@@ -92,9 +94,17 @@ for (
           assert.equal(mine.length, 1, `op ${i} T=${T}`);
           const l = mine[0] as KernelLaunch;
           const M = T <= 1 ? 1 : T <= 2 ? 2 : T <= 4 ? 4 : 8;
-          assert.equal(l.kernel, `quant_gemv_${kernel}_m${M}`);
-          assert.deepEqual(l.args, [buf(op.x), W, sc, z, 0n, buf(op.out), T, op.outFeatures, op.inFeatures, g]);
-          assert.deepEqual(l.grid, [Math.ceil(op.outFeatures / 8), 1, 1]);
+          if (kernel === "u8") {
+            // Whole 64-weight superchunks and 16-row tiles: the tensor-core kernel, mode 0.
+            assert.equal(l.kernel, "quant_gemv_fused_u8");
+            assert.deepEqual(l.args, [buf(op.x), W, sc, z, 0n, buf(op.out), 0n, 0, T, op.outFeatures, op.inFeatures, g, 0]);
+            assert.deepEqual(l.grid, [op.outFeatures / 16, 1, 1]);
+          } else {
+            // Groups of 64 are not whole 128-weight superchunks: the per-warp kernel.
+            assert.equal(l.kernel, `quant_gemv_${kernel}_m${M}`);
+            assert.deepEqual(l.args, [buf(op.x), W, sc, z, 0n, buf(op.out), T, op.outFeatures, op.inFeatures, g]);
+            assert.deepEqual(l.grid, [Math.ceil(op.outFeatures / 8), 1, 1]);
+          }
         } else {
           assert.equal(mine.length, 2, `op ${i} T=${T} S=${S}`);
           const [dq, gemm] = mine as [KernelLaunch, GemmLaunch];
@@ -132,3 +142,50 @@ test("CUDA launch plan, batch-invariant quantized engine: a prefill takes dequan
   assert.deepEqual(dec.map((x) => (x.kind === "gemm" ? "gemm" : x.kernel)), ["quant_gemv_u4_m8"]);
   engine.dispose();
 });
+
+for (
+  const [name, qc, u] of [
+    ["W8A16 uint8 per-channel", { quantAlgo: "W8A16" }, "u8"],
+    // kjv-llama's down_proj (320 in-features) takes no group of 128: left in bf16.
+    ["W4A16 uint4 g128 + zero points", { quantAlgo: "W4A16", groupSize: 128, hasZeroPoint: true, excludeModules: ["lm_head", "down_proj"] }, "u4"],
+  ] as [string, QuantConfigInput, "u4" | "u8"][]
+) {
+  test(`fused decode plan, ${name}: quantized linears take the bf16 plan's RMSNorm prologues and residual / SiLU·mul epilogues`, () => {
+    const engine = cudaEngine(qc);
+    const model = AutoModelForCausalLM.fromHuggingFace(kjv);
+    const bf = buildSync(model, { backend: "cuda", dtype: "bfloat16", maxBatchSize: 16, maxNumTokens: 64, maxSeqLen: 128 });
+    model.close();
+    assert.deepEqual(engine.plan.buffers, bf.plan.buffers, "same activation arena");
+    const ops = engine.plan.ops;
+    let fused = 0;
+    for (const T of [1, 3, 8]) {
+      const shape = { numTokens: T, numSeqs: T, numRows: T, attention: { kind: "decode" as const, numSplits: 2, splitSize: 128 }, sample: true };
+      const q = planLaunches(fakeEnv(engine), shape), b = planLaunches(fakeEnv(bf), shape);
+      for (const l of q) if (l.kind === "kernel") assert.equal(l.args.length, kernelSignature(l.kernel).params.length, `${l.kernel} arity`);
+      const byOp = (ls: typeof q, i: number): KernelLaunch[] => ls.filter((l): l is KernelLaunch => l.op === i && l.kind === "kernel");
+      ops.forEach((op, i) => {
+        if (op.type !== "linear" || !op.weightFormat) return;
+        const [ql] = byOp(q, i), [bl] = byOp(b, i);
+        const f = op.weightFormat, g = f.groupSize || op.inFeatures;
+        fused++;
+        // The bf16 plan's fused launch of the same op: (x, W, bias, y, normW, eps, m, n, k, mode, ...).
+        assert.ok(bl.kernel.startsWith("gemv_fused"), `op ${i}: bf16 ${bl.kernel}`);
+        const [bx, , bbias, by, bnorm, beps, bm, bn, bk, bmode] = bl.args;
+        const norm = bl.kernel.startsWith("gemv_fused_norm");
+        assert.equal(ql.kernel, `quant_gemv_fused${norm ? "_norm" : ""}_${u}`);
+        const sc = fakeEnv(engine).weight(f.scales), z = f.zeros ? fakeEnv(engine).weight(f.zeros) : 0n;
+        assert.deepEqual(ql.args, [bx, fakeEnv(engine).weight(op.weight), sc, z, bbias, by, bnorm, beps, bm, bn, bk, g, bmode], `op ${i} T=${T}`);
+        assert.deepEqual(ql.grid, [op.outFeatures / 16, 1, 1]);
+      });
+      // Every other launch (norms folded away, adds, attention, the bf16 lm_head) is the bf16 plan's.
+      const rest = (ls: typeof q): string[] =>
+        ls.filter((l) => !(ops[l.op].type === "linear" && (ops[l.op] as { weightFormat?: unknown }).weightFormat)).map((l) =>
+          `${l.op} ${l.kind === "kernel" ? l.kernel : "gemm"}`
+        );
+      assert.deepEqual(rest(q), rest(b));
+    }
+    assert.equal(fused, 3 * (u === "u8" ? 4 : 3) * 6, "every quantized linear of the 6 layers, 3 step sizes");
+    engine.dispose();
+    bf.dispose();
+  });
+}

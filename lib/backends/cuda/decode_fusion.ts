@@ -4,6 +4,7 @@
  */
 import type { Op } from "../../ir/network.ts";
 import type { EnginePlan } from "../../ir/plan.ts";
+import { quantGemvFusable } from "./quant_launch.ts";
 
 function opReads(op: Op): readonly string[] | undefined {
   switch (op.type) {
@@ -92,10 +93,12 @@ export function planDecodeFusion(
     return r && r.length === 1 ? r[0] : undefined;
   };
   const gemvOk = (op: Op): op is Extract<Op, { type: "linear" }> =>
-    op.type === "linear" && !op.weightFormat && !op.lora && op.inFeatures % 8 === 0 && !isLogits(op.out) && rows <= gemvMaxRows;
+    op.type === "linear" && (!op.weightFormat || quantGemvFusable(op)) && !op.lora && op.inFeatures % 8 === 0 && !isLogits(op.out) &&
+    rows <= gemvMaxRows;
   // The lm_head also runs as gemv_fused in fused decode steps (fp32 logits, mode 3).
   const logitsOk = (op: Op): op is Extract<Op, { type: "linear" }> =>
-    op.type === "linear" && !op.weightFormat && !op.lora && op.inFeatures % 8 === 0 && isLogits(op.out) && rows <= gemvMaxRows;
+    op.type === "linear" && (!op.weightFormat || quantGemvFusable(op)) && !op.lora && op.inFeatures % 8 === 0 && isLogits(op.out) &&
+    rows <= gemvMaxRows;
   const added = new Set<number>();
   plan.ops.forEach((op, i) => {
     if (!gemvOk(op)) return;

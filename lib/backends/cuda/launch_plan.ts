@@ -6,7 +6,7 @@
  * Kernel ABIs: lib/backends/cuda/kernels/README.md.
  */
 import { planDecodeFusion } from "./decode_fusion.ts";
-import { planQuantLinear } from "./quant_launch.ts";
+import { planQuantLinear, quantGemvFusable } from "./quant_launch.ts";
 import { planFp8Linear } from "./fp8_launch.ts";
 import { InternalError } from "../../util/errors.ts";
 import { hasTiledAttention } from "./attention_choice.ts";
@@ -81,7 +81,11 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           break;
         }
         if (op.weightFormat) {
-          planQuantLinear(op, i, rows, isLogits, env, T === S, buf, k, out, gemmType, GEMV_MAX_ROWS);
+          planQuantLinear(op, i, rows, isLogits, env, T === S, buf, k, out, gemmType, GEMV_MAX_ROWS, {
+            norm: nrm,
+            epilogue: epi,
+            logits: !!fuse && isLogits && quantGemvFusable(op) && rows <= GEMV_MAX_ROWS,
+          });
           break;
         }
         if (nrm || epi || logitsGemv) {

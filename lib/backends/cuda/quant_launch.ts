@@ -5,6 +5,33 @@ import type { Launch, LaunchEnv } from "./launch_plan.ts";
 
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
 
+/** Weights per row of one quant_gemv_fused superchunk (its k granularity): u4 128, u8 64. */
+const SUPERCHUNK = { uint4: 128, uint8: 64 } as const;
+
+/**
+ * Whether a linear runs the tensor-core quantized GEMV (quant_gemv_fused_u4/u8, quant_gemv.cu) for
+ * decode-sized steps: a uint4/uint8 weight whose in-features and group are whole superchunks and whose
+ * out-features are whole 16-row tiles. Such linears also take decode_fusion.ts's RMSNorm prologue and
+ * residual / SiLU·mul / fp32 epilogues; other quantized linears keep the per-warp quant_gemv_* kernels.
+ */
+export function quantGemvFusable(op: Op): op is Extract<Op, { type: "linear" }> {
+  if (op.type !== "linear" || !op.weightFormat || op.lora) return false;
+  const f = op.weightFormat;
+  if (f.format !== "uint4" && f.format !== "uint8") return false;
+  const sc = SUPERCHUNK[f.format], group = f.groupSize || op.inFeatures;
+  return op.inFeatures % sc === 0 && group % sc === 0 && op.outFeatures % 16 === 0;
+}
+
+/** What a fused decode step folds into a quantized linear (decode_fusion.ts). */
+export interface QuantFusion {
+  /** RMSNorm of `x` with `weight` in the prologue. */
+  readonly norm?: { readonly x: string; readonly weight: string; readonly eps: number };
+  /** Epilogue: 1 residual += out into `into`, 2 silu·mul into `into`. */
+  readonly epilogue?: { readonly mode: 1 | 2; readonly into: string };
+  /** The lm_head of a fused step: fp32 logits straight from the GEMV (mode 3). */
+  readonly logits?: boolean;
+}
+
 /**
  * A weight-only quantized linear (issue 12; llmrt's packed uint4/uint8 layout, see quant_gemv.cu):
  * decode-sized row counts run the GEMV that dequantizes in registers; larger steps (and the fp32
@@ -23,6 +50,7 @@ export function planQuantLinear(
   out: Launch[],
   gemmType: "bf16" | "fp32",
   maxGemvRows: number,
+  fused: QuantFusion = {},
 ): void {
   const f = op.weightFormat!;
   if (env.elem !== "bf16") throw new InternalError("launch plan: quantized linears need a bfloat16 engine");
@@ -30,7 +58,30 @@ export function planQuantLinear(
   const u = f.format === "uint4" ? "u4" : "u8";
   const N = op.outFeatures, K = op.inFeatures, group = f.groupSize || K, vec = u === "u4" ? 32 : 16;
   const zeros = f.zeros ? env.weight(f.zeros) : 0n, bias = op.bias ? env.weight(op.bias) : 0n;
-  if (!isLogits && rows <= maxGemvRows && K % vec === 0 && group % vec === 0 && (!env.batchInvariant || decodeStep)) {
+  const gemvStep = rows <= maxGemvRows && (!env.batchInvariant || decodeStep);
+  if (gemvStep && quantGemvFusable(op) && (!isLogits || fused.logits)) {
+    // Tensor-core GEMV: one 16-row tile per block (mode 2: 8 gate rows + their 8 up rows, so N / 16 too).
+    const { norm, epilogue } = fused;
+    const mode = fused.logits ? 3 : epilogue?.mode ?? 0;
+    k(i, `quant_gemv_fused${norm ? "_norm" : ""}_${u}`, [N / 16, 1, 1], 256, [
+      buf(norm ? norm.x : op.x),
+      env.weight(op.weight),
+      env.weight(f.scales),
+      zeros,
+      bias,
+      fused.logits ? env.logits : buf(epilogue ? epilogue.into : op.out),
+      norm ? env.weight(norm.weight) : 0n,
+      norm ? norm.eps : 0,
+      rows,
+      N,
+      K,
+      group,
+      mode,
+    ]);
+    return;
+  }
+  if (fused.norm || fused.epilogue || fused.logits) throw new InternalError(`launch plan: op ${i} cannot take a fused quantized GEMV`);
+  if (!isLogits && gemvStep && K % vec === 0 && group % vec === 0) {
     const M = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8;
     k(i, `quant_gemv_${u}_m${M}`, [cdiv(N, 8), 1, 1], 256, [
       buf(op.x),

@@ -122,6 +122,258 @@ QUANT_GEMV(quant_gemv_u8_m2, 8, 2)
 QUANT_GEMV(quant_gemv_u8_m4, 8, 4)
 QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 
+// ------------------------------------------------------------------------------------------------
+// Tensor-core decode GEMV (session 4): the same product on mma.sync m16n8k16 (bf16 in, fp32 accumulate),
+// with the RMSNorm prologue and the residual / SiLU·mul / fp32 epilogues of gemv_fused (gemv.cu).
+//
+// extern "C" __global__ void quant_gemv_fused_u{4|8}(const bf16_t* x, const u8* W, const float* scales,
+//     const u8* zeros, const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k,
+//     int group, int mode)
+// extern "C" __global__ void quant_gemv_fused_norm_u{4|8}(...same parameters...)
+//   x [m, k] bf16 (m <= 8; one mma column per x row, so the cost does not grow with m), W/scales/zeros as
+//   above. Needs k % QG_SC == 0 and group % QG_SC == 0 (QG_SC = 128 (u4) / 64 (u8) weights per row per
+//   "superchunk"), n % 16 == 0 (mode 2: (n / 2) % 8 == 0), 16-byte aligned x and W.
+//   _norm: x is first replaced by rmsnorm(x) * normW per row, rounded to bf16 as rmsnorm_bf16 does (same
+//   sums in the same order), staged in shared memory: needs m * k <= 8192 (QG_XS).
+//   mode 0 y bf16 [m, n] = x Wᵀ + bias; 1 y bf16 [m, n] += bf16(x Wᵀ + bias) (in place, rounded as
+//   add_rmsnorm); 2 rows [0, n/2) gate, [n/2, n) up, y bf16 [m, n/2] = bf16(silu(bf16(gate)) · bf16(up));
+//   3 y f32 [m, n] = x Wᵀ + bias. The roundings are gemv_fused's.
+//   Block b computes a 16-row tile (mode 2: gate rows 8b..8b+7 and the matching up rows) for every x row;
+//   its 8 warps split k by superchunks (warp w takes w, w + 8, ...), and the partial tiles meet in shared
+//   memory, summed in warp order: a row's result does not depend on m (batch invariant).
+//   Lane (g = lane / 4, t = lane % 4) streams 16 bytes of tile rows g and g + 8 per superchunk and
+//   dequantizes them in registers without int→float conversions: u4 nibble pairs (e, e + 4) of a word
+//   become bf16x2 (128 + q) by one AND/OR (0x4300 is bf16 128, ulp 1), minus (128 + z) by one bf16x2 FMA
+//   (exact: small integers); u8 bytes become fp32 2^23 + q by a byte permute, minus 2^23 + z, then bf16
+//   (exact up to ±255). The mma's k order is a permutation of the superchunk's columns, matched by the x
+//   fragment (a byte permute of 8 consecutive x values). Each superchunk's fp32 tile is scaled by its
+//   group's fp32 scale (no scale rounding to bf16).
+//   grid mode 2: ((n / 2) / 8, 1, 1), else (n / 16, 1, 1)   block (256, 1, 1)
+//   shared: 4 KB static (+16 KB _norm)
+// ------------------------------------------------------------------------------------------------
+#define QG_XS 8192  // bf16 elements of staged x (16 KB) for the RMSNorm prologue
+#ifndef QG_U
+#define QG_U 4      // superchunks per warp whose weight loads are in flight together
+#endif
+
+__device__ __forceinline__ u32 bf16x2Fma(u32 a, u32 b, u32 c) {
+  u32 d;
+  asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+__device__ __forceinline__ u32 lop3Nib(u32 w) {  // (w & 0x000F000F) | 0x43004300
+  u32 d;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(d) : "r"(w), "r"(0x000F000Fu), "r"(0x43004300u));
+  return d;
+}
+__device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 sel) {
+  u32 d;
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(sel));
+  return d;
+}
+__device__ __forceinline__ void mma16816(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+/** u4 word → four bf16x2 (q - z) pairs: (e0,e4), (e1,e5), (e2,e6), (e3,e7). negZ2: -(128 + z) in both halves. */
+__device__ __forceinline__ void deqU4(u32 w, u32 negZ2, u32 (&d)[4]) {
+  const u32 one2 = 0x3F803F80u;
+  d[0] = bf16x2Fma(lop3Nib(w), one2, negZ2);
+  d[1] = bf16x2Fma(lop3Nib(w >> 4), one2, negZ2);
+  d[2] = bf16x2Fma(lop3Nib(w >> 8), one2, negZ2);
+  d[3] = bf16x2Fma(lop3Nib(w >> 12), one2, negZ2);
+}
+/** u8 word → two bf16x2 (q - z) pairs: (e0,e1), (e2,e3). zf: 2^23 + z. */
+__device__ __forceinline__ void deqU8(u32 w, float zf, u32 (&d)[2]) {
+  float f[4];
+#pragma unroll
+  for (int i = 0; i < 4; i++) f[i] = __uint_as_float(prmt(w, 0x4B000000u, 0x7540 + i)) - zf;
+  d[0] = prmt(__float_as_uint(f[0]), __float_as_uint(f[1]), 0x7632);
+  d[1] = prmt(__float_as_uint(f[2]), __float_as_uint(f[3]), 0x7632);
+}
+
+template <int BITS>
+struct QgSuper {
+  static constexpr int E = BITS == 4 ? 128 : 64;  // weights per row per superchunk (64 bytes)
+};
+
+/** One superchunk of the warp's tile: t[4] = its mma fragment sum (unscaled, fp32). */
+template <int BITS>
+__device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u32 za, u32 zb, const bf16_t* xs, bool xLive, int lane, float (&t)[4]) {
+  const int tq = lane & 3;
+  t[0] = t[1] = t[2] = t[3] = 0.f;
+  const u32 A[4] = {wa.x, wa.y, wa.z, wa.w}, B[4] = {wb.x, wb.y, wb.z, wb.w};
+  if (BITS == 4) {
+    // Lane word u = columns 32·tq + 8u .. +7 of the superchunk, for mmas 2u (pairs (0,4), (1,5)) and 2u + 1 ((2,6), (3,7)).
+    const u32 nza = (0xC300u | za) * 0x10001u, nzb = (0xC300u | zb) * 0x10001u;  // -(128 + z), bf16x2
+#pragma unroll
+    for (int u = 0; u < 4; u++) {
+      uint4 xv;
+      xv.x = xv.y = xv.z = xv.w = 0u;
+      if (xLive) xv = *reinterpret_cast<const uint4*>(xs + 32 * tq + 8 * u);
+      const u32 x04 = prmt(xv.x, xv.z, 0x5410), x15 = prmt(xv.x, xv.z, 0x7632);
+      const u32 x26 = prmt(xv.y, xv.w, 0x5410), x37 = prmt(xv.y, xv.w, 0x7632);
+      u32 da[4], db[4];
+      deqU4(A[u], nza, da);
+      deqU4(B[u], nzb, db);
+      mma16816(t, da[0], db[0], da[1], db[1], x04, x15);
+      mma16816(t, da[2], db[2], da[3], db[3], x26, x37);
+    }
+  } else {
+    // Lane word u = columns 16·tq + 4u .. +3, one mma each: pairs (0,1) and (2,3), x pairs as stored.
+    const float zfa = 8388608.f + (float)za, zfb = 8388608.f + (float)zb;
+    uint4 x0, x1;
+    x0.x = x0.y = x0.z = x0.w = 0u;
+    x1 = x0;
+    if (xLive) {
+      x0 = *reinterpret_cast<const uint4*>(xs + 16 * tq);
+      x1 = *reinterpret_cast<const uint4*>(xs + 16 * tq + 8);
+    }
+    const u32 X[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+#pragma unroll
+    for (int u = 0; u < 4; u++) {
+      u32 da[2], db[2];
+      deqU8(A[u], zfa, da);
+      deqU8(B[u], zfb, db);
+      mma16816(t, da[0], db[0], da[1], db[1], X[2 * u], X[2 * u + 1]);
+    }
+  }
+}
+
+__device__ __forceinline__ float qgSilu(float g) { return g / (1.f + expf(-g)); }
+
+template <int BITS, bool NORM>
+__device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, const bf16_t* bias,
+    void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {
+  constexpr int E = QgSuper<BITS>::E, NW = 8;
+  __shared__ float red[NW][16][8];
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
+  const int half = n >> 1;
+  // Tile row r → weight row (mode 2: gate rows 8b.. then the matching up rows).
+  const int rowA = mode == 2 ? blockIdx.x * 8 + g : blockIdx.x * 16 + g;
+  const int rowB = mode == 2 ? half + blockIdx.x * 8 + g : blockIdx.x * 16 + 8 + g;
+  const int rowBytes = k * BITS / 8, S = k / E, ng = k / group;
+  const u8* wa = W + (long long)rowA * rowBytes + tq * 16;
+  const u8* wb = W + (long long)rowB * rowBytes + tq * 16;
+  const u32 zdef = 1u << (BITS - 1);
+  const bool xLive = g < m;
+  float acc[4] = {0.f, 0.f, 0.f, 0.f};
+  uint4 va[QG_U], vb[QG_U];
+  float sa[QG_U], sb[QG_U];
+  u32 za[QG_U], zb[QG_U];
+  auto issue = [&](int s0) {
+#pragma unroll
+    for (int u = 0; u < QG_U; u++) {
+      const int s = s0 + NW * u;
+      if (s < S) {
+        va[u] = *reinterpret_cast<const uint4*>(wa + (long long)s * 64);
+        vb[u] = *reinterpret_cast<const uint4*>(wb + (long long)s * 64);
+        const int gi = s * E / group;
+        sa[u] = scales[(long long)rowA * ng + gi];
+        sb[u] = scales[(long long)rowB * ng + gi];
+        za[u] = zeros ? (u32)zeros[(long long)rowA * ng + gi] : zdef;
+        zb[u] = zeros ? (u32)zeros[(long long)rowB * ng + gi] : zdef;
+      }
+    }
+  };
+  // The first weight loads are in flight before the prologue (the weight stream is the kernel's work).
+  issue(warp);
+  const bf16_t* xsrc = x;
+  if constexpr (NORM) {  // x <- rmsnorm(x) * normW (as rmsnorm_bf16 rounds it), staged in shared memory
+    __shared__ __align__(16) bf16_t xsh[QG_XS];
+    __shared__ float sh[32];
+    const int kv = k >> 3;
+    for (int r = 0; r < m; r++) {
+      const bf16_t* xr = x + (long long)r * k;
+      float ss = 0.f;
+      for (int c = tid; c < kv; c += blockDim.x) {
+        float a[8];
+        load16(xr + c * 8, a);
+#pragma unroll
+        for (int e = 0; e < 8; e++) ss += a[e] * a[e];
+      }
+      ss = blockSum(ss, sh);
+      const float inv = rsqrtf(ss / (float)k + eps);
+      for (int c = tid; c < kv; c += blockDim.x) {
+        float a[8], w8[8];
+        load16(xr + c * 8, a);
+        load16(normW + c * 8, w8);
+#pragma unroll
+        for (int e = 0; e < 8; e++) a[e] = a[e] * inv * w8[e];
+        store16(xsh + r * k + c * 8, a);
+      }
+    }
+    __syncthreads();
+    xsrc = xsh;
+  }
+  const bf16_t* xg = xsrc + (long long)(xLive ? g : 0) * k;
+  for (int s0 = warp; s0 < S; s0 += NW * QG_U) {
+#pragma unroll
+    for (int u = 0; u < QG_U; u++) {
+      const int s = s0 + NW * u;
+      if (s < S) {
+        float t[4];
+        qgSuperchunk<BITS>(va[u], vb[u], za[u], zb[u], xg + (long long)s * E, xLive, lane, t);
+        acc[0] = fmaf(t[0], sa[u], acc[0]);
+        acc[1] = fmaf(t[1], sa[u], acc[1]);
+        acc[2] = fmaf(t[2], sb[u], acc[2]);
+        acc[3] = fmaf(t[3], sb[u], acc[3]);
+      }
+    }
+    if (s0 + NW * QG_U < S) issue(s0 + NW * QG_U);
+  }
+  // Fragment (row g, cols 2tq, 2tq + 1) and (row g + 8, same cols) → shared, then summed in warp order.
+  red[warp][g][2 * tq] = acc[0];
+  red[warp][g][2 * tq + 1] = acc[1];
+  red[warp][g + 8][2 * tq] = acc[2];
+  red[warp][g + 8][2 * tq + 1] = acc[3];
+  __syncthreads();
+  if (mode == 2) {
+    if (tid >= 64) return;
+    const int r = tid >> 3, c = tid & 7;
+    if (c >= m) return;
+    float gs = 0.f, us = 0.f;
+#pragma unroll
+    for (int w = 0; w < NW; w++) {
+      gs += red[w][r][c];
+      us += red[w][r + 8][c];
+    }
+    const int gate = blockIdx.x * 8 + r;
+    if (bias) {
+      gs += toF(bias[gate]);
+      us += toF(bias[half + gate]);
+    }
+    const float gb = toF(fromF<bf16_t>(gs)), ub = toF(fromF<bf16_t>(us));
+    ((bf16_t*)y)[(long long)c * half + gate] = fromF<bf16_t>(qgSilu(gb) * ub);
+    return;
+  }
+  if (tid >= 128) return;
+  const int r = tid >> 3, c = tid & 7;
+  if (c >= m) return;
+  float s = 0.f;
+#pragma unroll
+  for (int w = 0; w < NW; w++) s += red[w][r][c];
+  const int row = blockIdx.x * 16 + r;
+  if (bias) s += toF(bias[row]);
+  if (mode == 0) ((bf16_t*)y)[(long long)c * n + row] = fromF<bf16_t>(s);
+  else if (mode == 1) {
+    bf16_t* yb = (bf16_t*)y + (long long)c * n + row;
+    *yb = fromF<bf16_t>(toF(fromF<bf16_t>(s)) + toF(*yb));
+  } else ((float*)y)[(long long)c * n + row] = s;
+}
+
+#define QUANT_GEMV_FUSED(NAME, BITS, NORM)                                                                                 \
+  extern "C" __global__ void __launch_bounds__(256) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {            \
+    quantGemvFusedImpl<BITS, NORM>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);                     \
+  }
+QUANT_GEMV_FUSED(quant_gemv_fused_u4, 4, false)
+QUANT_GEMV_FUSED(quant_gemv_fused_u8, 8, false)
+QUANT_GEMV_FUSED(quant_gemv_fused_norm_u4, 4, true)
+QUANT_GEMV_FUSED(quant_gemv_fused_norm_u8, 8, true)
+
 // Each thread dequantizes 8 consecutive weights of one row into one 16-byte bf16 store.
 template <int BITS>
 __device__ __forceinline__ void dequantImpl(const u8* W, const float* scales, const u8* zeros, bf16_t* out, int n, int k, int group) {
