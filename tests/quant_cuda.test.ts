@@ -5,6 +5,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { loadKernelFile } from "../lib/backends/cuda/compiler.ts";
+import { quantGemvGrid } from "../lib/backends/cuda/quant_launch.ts";
 import type { DeviceBuffer } from "../lib/cuda/memory.ts";
 import { type IntGrid, quantizeRtn } from "../lib/quantization/algorithms.ts";
 import { dequantize, type QuantizedTensor } from "../lib/quantization/packed.ts";
@@ -213,6 +214,26 @@ for (const [name, grid, N, K] of FUSED_CASES) {
             y1.copyToHost(one);
             const mine = (got as Uint16Array).subarray(0, N);
             assert.deepEqual(Array.from(mine), Array.from(one), `${name} norm=${norm} m=${m}: row 0 differs from the m = 1 launch`);
+            // Several tiles per block (a smaller grid): the same bits (y cleared first).
+            y.copyFromHost(new Uint16Array(m * N));
+            mod.kernel(`quant_gemv_fused${norm ? "_norm" : ""}_${u}`, FUSED_PARAMS).launch(Math.ceil(N / 16 / 3), 256, [
+              x,
+              q.W,
+              q.s,
+              q.z ?? 0n,
+              bias,
+              y,
+              norm ? normW : 0n,
+              eps,
+              m,
+              N,
+              K,
+              grid.groupSize,
+              0,
+            ]);
+            const three = new Uint16Array(m * N);
+            y.copyToHost(three);
+            assert.deepEqual(Array.from(three), Array.from(got), `${name} norm=${norm} m=${m}: 3 tiles per block differ`);
           }
         }
       }
@@ -311,7 +332,7 @@ gpuTest("quant_gemv bandwidth (m = 1) on 1B/8B linear shapes vs the device-copy 
         const fk = mod.kernel(`quant_gemv_fused_${u}`, FUSED_PARAMS);
         for (const m of [1, 8]) {
           const fms = time((st, i) =>
-            fk.launch(N / 16, 256, [
+            fk.launch(quantGemvGrid(N), 256, [
               x8,
               W.ptr + BigInt(i * N * rowBytes),
               s.ptr + BigInt(i * N * ng * 4),

@@ -4,6 +4,7 @@
 // every launch's argument count matches its kernel's signature. The kernels' arithmetic is checked on
 // a GPU by tests/quant_cuda.test.ts; engines end to end by bench/quant_e2e.ts (bench/RESULTS.md).
 import { type GemmLaunch, GEMV_MAX_ROWS, type KernelLaunch, kernelSignature, type LaunchEnv, planLaunches } from "../lib/backends/cuda/launch_plan.ts";
+import { quantGemvGrid } from "../lib/backends/cuda/quant_launch.ts";
 import { buildSync } from "../lib/builder/builder.ts";
 import type { Engine } from "../lib/builder/engine.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
@@ -98,7 +99,7 @@ for (
             // Whole 64-weight superchunks and 16-row tiles: the tensor-core kernel, mode 0.
             assert.equal(l.kernel, "quant_gemv_fused_u8");
             assert.deepEqual(l.args, [buf(op.x), W, sc, z, 0n, buf(op.out), 0n, 0, T, op.outFeatures, op.inFeatures, g, 0]);
-            assert.deepEqual(l.grid, [op.outFeatures / 16, 1, 1]);
+            assert.deepEqual(l.grid, [quantGemvGrid(op.outFeatures), 1, 1]);
           } else {
             // Groups of 64 are not whole 128-weight superchunks: the per-warp kernel.
             assert.equal(l.kernel, `quant_gemv_${kernel}_m${M}`);
@@ -175,7 +176,7 @@ for (
         assert.equal(ql.kernel, `quant_gemv_fused${norm ? "_norm" : ""}_${u}`);
         const sc = fakeEnv(engine).weight(f.scales), z = f.zeros ? fakeEnv(engine).weight(f.zeros) : 0n;
         assert.deepEqual(ql.args, [bx, fakeEnv(engine).weight(op.weight), sc, z, bbias, by, bnorm, beps, bm, bn, bk, g, bmode], `op ${i} T=${T}`);
-        assert.deepEqual(ql.grid, [op.outFeatures / 16, 1, 1]);
+        assert.deepEqual(ql.grid, [quantGemvGrid(op.outFeatures), 1, 1]);
       });
       // Every other launch (norms folded away, adds, attention, the bf16 lm_head) is the bf16 plan's.
       const rest = (ls: typeof q): string[] =>

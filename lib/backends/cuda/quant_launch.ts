@@ -22,6 +22,17 @@ export function quantGemvFusable(op: Op): op is Extract<Op, { type: "linear" }> 
   return op.inFeatures % sc === 0 && group % sc === 0 && op.outFeatures % 16 === 0;
 }
 
+/**
+ * Blocks of a quant_gemv_fused launch for `outFeatures` rows: one 16-row tile per block up to
+ * QUANT_GEMV_TILES_ONE tiles, beyond that 2 tiles per block (the kernel gives each block a contiguous
+ * ceil(tiles / grid) tiles; measured on an H200 by bench/quant_gemv_tune.ts).
+ */
+export function quantGemvGrid(outFeatures: number): number {
+  const tiles = outFeatures / 16;
+  return tiles > QUANT_GEMV_TILES_ONE ? cdiv(tiles, 2) : tiles;
+}
+const QUANT_GEMV_TILES_ONE = 1 << 30;
+
 /** What a fused decode step folds into a quantized linear (decode_fusion.ts). */
 export interface QuantFusion {
   /** RMSNorm of `x` with `weight` in the prologue. */
@@ -60,10 +71,10 @@ export function planQuantLinear(
   const zeros = f.zeros ? env.weight(f.zeros) : 0n, bias = op.bias ? env.weight(op.bias) : 0n;
   const gemvStep = rows <= maxGemvRows && (!env.batchInvariant || decodeStep);
   if (gemvStep && quantGemvFusable(op) && (!isLogits || fused.logits)) {
-    // Tensor-core GEMV: one 16-row tile per block (mode 2: 8 gate rows + their 8 up rows, so N / 16 too).
+    // Tensor-core GEMV: 16-row tiles (mode 2: 8 gate rows + their 8 up rows, so N / 16 tiles too).
     const { norm, epilogue } = fused;
     const mode = fused.logits ? 3 : epilogue?.mode ?? 0;
-    k(i, `quant_gemv_fused${norm ? "_norm" : ""}_${u}`, [N / 16, 1, 1], 256, [
+    k(i, `quant_gemv_fused${norm ? "_norm" : ""}_${u}`, [quantGemvGrid(N), 1, 1], 256, [
       buf(norm ? norm.x : op.x),
       env.weight(op.weight),
       env.weight(f.scales),

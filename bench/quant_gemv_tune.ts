@@ -1,0 +1,183 @@
+/**
+ * Tuning sweep of the tensor-core quantized GEMV (quant_gemv_fused_u4/u8, quant_gemv.cu): compile-time
+ * variants (QG_U items per batch, QG_PIPE double buffering, QG_MINB min blocks per SM) × tiles per block
+ * (the launch grid) on the llama-3.2-1b / llama-3.1-8b decoder linear shapes, m = 1 and 8, beside a
+ * 1 GiB device-copy ceiling measured in the same run. Every variant's output is first checked bit for
+ * bit against the first variant's (same sums in the same order: a variant or grid that changes a bit is
+ * a bug). Weights are random bytes: the timing does not depend on their values.
+ *
+ *   bun bench/quant_gemv_tune.ts [--variants "U=2,PIPE=1,MINB=2;U=4,PIPE=0,MINB=2"] [--tpb 1,2,4] [--json FILE]
+ */
+import * as fs from "node:fs";
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { loadKernelFile } from "../lib/backends/cuda/compiler.ts";
+import { CudaDevice } from "../lib/cuda/device.ts";
+import type { CudaModule } from "../lib/cuda/module.ts";
+import { copyBandwidth } from "./copy_bandwidth.ts";
+
+const { values } = parseArgs({
+  args: process.argv.slice(2),
+  options: { variants: { type: "string" }, tpb: { type: "string" }, json: { type: "string" } },
+});
+const variants = (values.variants ?? "U=2,PIPE=1,MINB=2;U=4,PIPE=0,MINB=2;U=1,PIPE=1,MINB=3;U=1,PIPE=1,MINB=4;U=2,PIPE=0,MINB=3;U=2,PIPE=0,MINB=4")
+  .split(";");
+const tpbs = (values.tpb ?? "1,2,4").split(",").map(Number);
+const PARAMS = ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "f32", "i32", "i32", "i32", "i32", "i32"] as const;
+
+const d = CudaDevice.open(0);
+const ceiling = copyBandwidth(d);
+const mods: [string, CudaModule][] = variants.map((v) => [v, loadKernelFile(d, "quant_gemv.cu", { options: v.split(",").map((kv) => `-DQG_${kv}`) })]);
+using stream = d.createStream();
+using t0 = d.createEvent();
+using t1 = d.createEvent();
+const rnd = (n: number, seed: number): Uint8Array => {
+  const b = new Uint8Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    b[i] = s >>> 24;
+  }
+  return b;
+};
+/** bf16 bits of small random values (|x| < 1). */
+const xBits = (n: number, seed: number): Uint16Array => {
+  const r = rnd(2 * n, seed), h = new Uint16Array(n);
+  for (let i = 0; i < n; i++) h[i] = 0x3c00 | (r[2 * i] & 0x7f) | ((r[2 * i + 1] & 1) << 15) | ((r[2 * i + 1] & 6) << 6);
+  return h;
+};
+
+/** Device copies of a random quantized weight: `copies` instances (so none stays in the 50 MB L2). */
+function weights(N: number, K: number, bits: 4 | 8, group: number, zp: boolean, copies: number, random: boolean) {
+  const ng = K / group, rowBytes = (K * bits) / 8;
+  const W = d.alloc(copies * N * rowBytes), s = d.alloc(copies * N * ng * 4), z = zp ? d.alloc(copies * N * ng) : null;
+  if (random) {
+    W.copyFromHost(rnd(copies * N * rowBytes, 1));
+    const sc = new Float32Array(copies * N * ng);
+    for (let i = 0; i < sc.length; i++) sc[i] = 0.001 + (i % 7) * 0.0003;
+    s.copyFromHost(sc);
+    if (z) z.copyFromHost(Uint8Array.from(rnd(copies * N * ng, 2), (v) => v % (1 << bits)));
+  } else {
+    W.fill(0x5a);
+    s.fill(0x3c); // 0x3c3c3c3c = 0.0115f
+    z?.fill(3);
+  }
+  const bytes = N * rowBytes + N * ng * 4 + (zp ? N * ng : 0);
+  return {
+    bytes,
+    args: (i: number): bigint[] => [W.ptr + BigInt(i * N * rowBytes), s.ptr + BigInt(i * N * ng * 4), z ? z.ptr + BigInt(i * N * ng) : 0n],
+    [Symbol.dispose]() {
+      W.dispose();
+      s.dispose();
+      z?.dispose();
+    },
+  };
+}
+
+// 1. Every variant and grid gives the first variant's bits (u4 g128 zp and u8 per-channel; modes 0-3; m 1, 3, 8).
+const checks: string[] = [];
+for (const [bits, group, zp] of [[4, 128, true], [8, 1024, false]] as [4 | 8, number, boolean][]) {
+  const N = 512, K = 1024, u = bits === 4 ? "u4" : "u8";
+  using w = weights(N, K, bits, group, zp, 1, true);
+  using x = d.alloc(8 * K * 2);
+  using y = d.alloc(8 * N * 4);
+  using bias = d.alloc(N * 2);
+  x.copyFromHost(xBits(8 * K, 3));
+  bias.copyFromHost(xBits(N, 4));
+  let want: Uint8Array[] | null = null;
+  for (const [v, mod] of mods) {
+    const got: Uint8Array[] = [];
+    for (const tpb of [1, 3]) {
+      for (const m of [1, 3, 8]) {
+        for (const mode of [0, 2, 3]) {
+          y.copyFromHost(new Uint8Array(8 * N * 4));
+          mod.kernel(`quant_gemv_fused_${u}`, PARAMS).launch(Math.ceil(N / 16 / tpb), 256, [x, ...w.args(0), bias, y, 0n, 0, m, N, K, group, mode]);
+          const out = new Uint8Array(8 * N * 4);
+          y.copyToHost(out);
+          got.push(out);
+        }
+      }
+    }
+    if (!want) want = got;
+    const same = got.every((g, i) => g.every((b, j) => b === want![i][j]));
+    checks.push(`${u} ${v}: ${same ? "same bits" : "DIFFERENT BITS"} as ${variants[0]} (tpb 1 and 3, m 1/3/8, modes 0/2/3)`);
+  }
+}
+console.log(checks.join("\n"));
+
+// 2. Timing.
+const time = (launch: (i: number) => void, copies: number): number => {
+  using g = stream.capture(() => {
+    for (let i = 0; i < copies; i++) launch(i);
+  });
+  g.launch(stream);
+  t0.record(stream);
+  for (let r = 0; r < 3; r++) g.launch(stream);
+  t1.record(stream);
+  t1.synchronize();
+  return t1.elapsedSince(t0) / (3 * copies);
+};
+const MODELS: Record<string, { layers: number; linears: [string, number, number][] }> = {
+  "llama-3.2-1b": { layers: 16, linears: [["qkv", 3072, 2048], ["o", 2048, 2048], ["gate_up", 16384, 2048], ["down", 2048, 8192]] },
+  "llama-3.1-8b": { layers: 32, linears: [["qkv", 6144, 4096], ["o", 4096, 4096], ["gate_up", 28672, 4096], ["down", 4096, 14336]] },
+};
+interface Row {
+  model: string;
+  linear: string;
+  format: string;
+  variant: string;
+  tpb: number;
+  m: number;
+  us: number;
+  bytes: number;
+}
+const rows: Row[] = [];
+for (const [model, spec] of Object.entries(MODELS)) {
+  for (const [lin, N, K] of spec.linears) {
+    using x = d.alloc(8 * K * 2);
+    using y = d.alloc(8 * N * 2);
+    x.copyFromHost(xBits(8 * K, 5));
+    for (const [fmt, bits, group, zp] of [["int4 g128 zp", 4, 128, true], ["int8 per-channel", 8, K, false]] as [string, 4 | 8, number, boolean][]) {
+      const bytes1 = (N * K * bits) / 8;
+      const copies = Math.max(1, Math.ceil((256 << 20) / bytes1));
+      using w = weights(N, K, bits, group, zp, copies, false);
+      for (const [v, mod] of mods) {
+        const kern = mod.kernel(`quant_gemv_fused_${bits === 4 ? "u4" : "u8"}`, PARAMS);
+        for (const tpb of tpbs) {
+          for (const m of [1, 8]) {
+            const ms = time(
+              (i) => kern.launch(Math.ceil(N / 16 / tpb), 256, [x, ...w.args(i), 0n, y, 0n, 0, m, N, K, group, 0], { stream }),
+              copies,
+            );
+            rows.push({ model, linear: lin, format: fmt, variant: v, tpb, m, us: ms * 1e3, bytes: w.bytes });
+          }
+        }
+      }
+    }
+  }
+}
+const lines: string[] = [`device copy ceiling ${(ceiling / 1e9).toFixed(0)} GB/s`];
+const pct = (bytes: number, us: number): number => (100 * bytes / (us * 1e-6)) / ceiling;
+for (const model of Object.keys(MODELS)) {
+  for (const fmt of ["int4 g128 zp", "int8 per-channel"]) {
+    for (const m of [1, 8]) {
+      const sel = rows.filter((r) => r.model === model && r.format === fmt && r.m === m);
+      // Per variant and tpb: all decoder linears of a token; and the best tpb per linear.
+      for (const v of variants) {
+        const cells = tpbs.map((tpb) => {
+          const rs = sel.filter((r) => r.variant === v && r.tpb === tpb);
+          const us = rs.reduce((a, r) => a + r.us, 0), b = rs.reduce((a, r) => a + r.bytes, 0);
+          return `tpb ${tpb}: ${us.toFixed(1)} us ${pct(b, us).toFixed(1)}%`;
+        });
+        const best = MODELS[model].linears.map(([lin]) => {
+          const rs = sel.filter((r) => r.variant === v && r.linear === lin).sort((a, b) => a.us - b.us)[0];
+          return `${lin} ${rs.us.toFixed(1)}us/${pct(rs.bytes, rs.us).toFixed(0)}%@${rs.tpb}`;
+        });
+        lines.push(`${model} ${fmt} m=${m} [${v}] ${cells.join(" | ")} || best per linear: ${best.join(", ")}`);
+      }
+    }
+  }
+}
+console.log(lines.join("\n"));
+if (values.json) fs.writeFileSync(values.json, JSON.stringify({ ceilingGBs: ceiling / 1e9, checks, rows, lines }, null, 1));
+for (const [, m] of mods) m.dispose();
