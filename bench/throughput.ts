@@ -4,7 +4,9 @@
  * tokens/s over the whole run; with --hf the same batch through transformers' generate, side by side.
  *
  *   bun bench/throughput.ts --model DIR [--requests 64] [--input 128] [--output 128] [--tp 1] [--hf] [--hf-compile]
+ *       [--quant W4A16|W4A16_AWQ|W8A16|... [--group-size 128]]
  *
+ * --quant quantizes the checkpoint at build time (LLM.create's quantConfig; int4 with zero points).
  * --tp N splits the model over N GPUs (tensor parallelism: one rank worker per GPU, NCCL all-reduce).
  *
  * Greedy, ignoreEos (every request makes exactly `output` tokens). One warm-up run of 4 tokens first
@@ -26,6 +28,8 @@ const { values } = parseArgs({
     hf: { type: "boolean" },
     "hf-compile": { type: "boolean" },
     tp: { type: "string" },
+    quant: { type: "string" },
+    "group-size": { type: "string" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/throughput.ts --model DIR [--requests 64] [--input 128] [--output 128] [--hf] [--hf-compile]");
@@ -41,6 +45,15 @@ await using llm = await LLM.create({
   skipTokenizerInit: true,
   cacheEngine: false,
   tensorParallelSize: Number(values.tp ?? 1),
+  ...(values.quant
+    ? {
+      quantConfig: {
+        quantAlgo: values.quant as "W4A16",
+        groupSize: values.quant.startsWith("W8") ? undefined : Number(values["group-size"] ?? 128),
+        hasZeroPoint: values.quant.startsWith("W4"),
+      },
+    }
+    : {}),
   buildConfig: { maxBatchSize: N, maxNumTokens: Math.max(N * IN, 256), maxSeqLen, maxInputLen: IN, tokensPerBlock: bs },
   kvCacheConfig: { maxTokens: (N + 1) * maxSeqLen, enableBlockReuse: false },
 });
@@ -62,10 +75,15 @@ const tps = generated / secs;
 const stats = llm.getStats();
 const steps = stats.slice(-Math.min(stats.length, OUT + 8));
 const f = (x: number, d = 1): string => x.toFixed(d);
-console.log(`model ${values.model}; ${N} requests × (${IN} in, ${OUT} out); TP=${llm.engine.config.numRanks}; engine build + upload ${f(loadS)} s`);
+console.log(
+  `model ${values.model}${
+    values.quant ? ` (${values.quant})` : ""
+  }; ${N} requests × (${IN} in, ${OUT} out); TP=${llm.engine.config.numRanks}; engine build + upload ${f(loadS)} s`,
+);
 console.log(`llmrt: ${f(secs, 3)} s, ${f(tps)} output tokens/s (${f((N * (IN + OUT)) / secs)} total tokens/s), ${steps.length} steps`);
 const result: Record<string, unknown> = {
   model: values.model,
+  quant: values.quant ?? null,
   requests: N,
   input: IN,
   output: OUT,
