@@ -1,12 +1,12 @@
 /**
  * Tuning sweep of the tensor-core quantized GEMV (quant_gemv_fused_u4/u8, quant_gemv.cu): compile-time
- * variants (QG_U items per batch, QG_PIPE double buffering, QG_MINB min blocks per SM) × tiles per block
- * (the launch grid) on the llama-3.2-1b / llama-3.1-8b decoder linear shapes, m = 1 and 8, beside a
+ * variants (QG_U superchunks in flight per warp, QG_ASYNC weights through shared memory by cp.async,
+ * QG_MINB min blocks per SM) on the llama-3.2-1b / llama-3.1-8b decoder linear shapes, m = 1 and 8, beside a
  * 1 GiB device-copy ceiling measured in the same run. Every variant's output is first checked bit for
- * bit against the first variant's (same sums in the same order: a variant or grid that changes a bit is
- * a bug). Weights are random bytes: the timing does not depend on their values.
+ * bit against the first variant's (same sums in the same order: a variant that changes a bit is a bug).
+ * Weights are random bytes: the timing does not depend on their values.
  *
- *   bun bench/quant_gemv_tune.ts [--variants "U=2,PIPE=1,MINB=2;U=4,PIPE=0,MINB=2"] [--tpb 1,2,4] [--json FILE]
+ *   bun bench/quant_gemv_tune.ts [--variants "U=4,ASYNC=0,MINB=1;U=4,ASYNC=1,MINB=3"] [--json FILE]
  */
 import * as fs from "node:fs";
 import process from "node:process";
@@ -18,11 +18,10 @@ import { copyBandwidth } from "./copy_bandwidth.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { variants: { type: "string" }, tpb: { type: "string" }, json: { type: "string" } },
+  options: { variants: { type: "string" }, json: { type: "string" } },
 });
-const variants = (values.variants ?? "U=2,PIPE=1,MINB=2;U=4,PIPE=0,MINB=2;U=1,PIPE=1,MINB=3;U=1,PIPE=1,MINB=4;U=2,PIPE=0,MINB=3;U=2,PIPE=0,MINB=4")
+const variants = (values.variants ?? "U=4,ASYNC=0,MINB=1;U=4,ASYNC=1,MINB=3;U=4,ASYNC=1,MINB=4;U=2,ASYNC=1,MINB=4;U=2,ASYNC=0,MINB=3;U=4,ASYNC=0,MINB=2")
   .split(";");
-const tpbs = (values.tpb ?? "1,2,4").split(",").map(Number);
 const PARAMS = ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "f32", "i32", "i32", "i32", "i32", "i32"] as const;
 
 const d = CudaDevice.open(0);
@@ -82,16 +81,30 @@ for (const [bits, group, zp] of [[4, 128, true], [8, 1024, false]] as [4 | 8, nu
   using x = d.alloc(8 * K * 2);
   using y = d.alloc(8 * N * 4);
   using bias = d.alloc(N * 2);
+  using normW = d.alloc(K * 2);
   x.copyFromHost(xBits(8 * K, 3));
   bias.copyFromHost(xBits(N, 4));
+  normW.copyFromHost(xBits(K, 6));
   let want: Uint8Array[] | null = null;
   for (const [v, mod] of mods) {
     const got: Uint8Array[] = [];
-    for (const tpb of [1, 3]) {
+    for (const norm of [false, true]) {
       for (const m of [1, 3, 8]) {
         for (const mode of [0, 2, 3]) {
           y.copyFromHost(new Uint8Array(8 * N * 4));
-          mod.kernel(`quant_gemv_fused_${u}`, PARAMS).launch(Math.ceil(N / 16 / tpb), 256, [x, ...w.args(0), bias, y, 0n, 0, m, N, K, group, mode]);
+          mod.kernel(`quant_gemv_fused${norm ? "_norm" : ""}_${u}`, PARAMS).launch(N / 16, 256, [
+            x,
+            ...w.args(0),
+            bias,
+            y,
+            norm ? normW.ptr : 0n,
+            1e-5,
+            m,
+            N,
+            K,
+            group,
+            mode,
+          ]);
           const out = new Uint8Array(8 * N * 4);
           y.copyToHost(out);
           got.push(out);
@@ -100,7 +113,7 @@ for (const [bits, group, zp] of [[4, 128, true], [8, 1024, false]] as [4 | 8, nu
     }
     if (!want) want = got;
     const same = got.every((g, i) => g.every((b, j) => b === want![i][j]));
-    checks.push(`${u} ${v}: ${same ? "same bits" : "DIFFERENT BITS"} as ${variants[0]} (tpb 1 and 3, m 1/3/8, modes 0/2/3)`);
+    checks.push(`${u} ${v}: ${same ? "same bits" : "DIFFERENT BITS"} as ${variants[0]} (plain and _norm, m 1/3/8, modes 0/2/3)`);
   }
 }
 console.log(checks.join("\n"));
@@ -126,7 +139,6 @@ interface Row {
   linear: string;
   format: string;
   variant: string;
-  tpb: number;
   m: number;
   us: number;
   bytes: number;
@@ -143,14 +155,9 @@ for (const [model, spec] of Object.entries(MODELS)) {
       using w = weights(N, K, bits, group, zp, copies, false);
       for (const [v, mod] of mods) {
         const kern = mod.kernel(`quant_gemv_fused_${bits === 4 ? "u4" : "u8"}`, PARAMS);
-        for (const tpb of tpbs) {
-          for (const m of [1, 8]) {
-            const ms = time(
-              (i) => kern.launch(Math.ceil(N / 16 / tpb), 256, [x, ...w.args(i), 0n, y, 0n, 0, m, N, K, group, 0], { stream }),
-              copies,
-            );
-            rows.push({ model, linear: lin, format: fmt, variant: v, tpb, m, us: ms * 1e3, bytes: w.bytes });
-          }
+        for (const m of [1, 8]) {
+          const ms = time((i) => kern.launch(N / 16, 256, [x, ...w.args(i), 0n, y, 0n, 0, m, N, K, group, 0], { stream }), copies);
+          rows.push({ model, linear: lin, format: fmt, variant: v, m, us: ms * 1e3, bytes: w.bytes });
         }
       }
     }
@@ -162,18 +169,12 @@ for (const model of Object.keys(MODELS)) {
   for (const fmt of ["int4 g128 zp", "int8 per-channel"]) {
     for (const m of [1, 8]) {
       const sel = rows.filter((r) => r.model === model && r.format === fmt && r.m === m);
-      // Per variant and tpb: all decoder linears of a token; and the best tpb per linear.
+      // Per variant: all decoder linears of one layer, and each linear.
       for (const v of variants) {
-        const cells = tpbs.map((tpb) => {
-          const rs = sel.filter((r) => r.variant === v && r.tpb === tpb);
-          const us = rs.reduce((a, r) => a + r.us, 0), b = rs.reduce((a, r) => a + r.bytes, 0);
-          return `tpb ${tpb}: ${us.toFixed(1)} us ${pct(b, us).toFixed(1)}%`;
-        });
-        const best = MODELS[model].linears.map(([lin]) => {
-          const rs = sel.filter((r) => r.variant === v && r.linear === lin).sort((a, b) => a.us - b.us)[0];
-          return `${lin} ${rs.us.toFixed(1)}us/${pct(rs.bytes, rs.us).toFixed(0)}%@${rs.tpb}`;
-        });
-        lines.push(`${model} ${fmt} m=${m} [${v}] ${cells.join(" | ")} || best per linear: ${best.join(", ")}`);
+        const rs = sel.filter((r) => r.variant === v);
+        const us = rs.reduce((a, r) => a + r.us, 0), b = rs.reduce((a, r) => a + r.bytes, 0);
+        const each = rs.map((r) => `${r.linear} ${r.us.toFixed(1)} us ${pct(r.bytes, r.us).toFixed(0)}%`);
+        lines.push(`${model} ${fmt} m=${m} [${v}] layer ${us.toFixed(1)} us ${pct(b, us).toFixed(1)}% | ${each.join(", ")}`);
       }
     }
   }

@@ -19,7 +19,7 @@ for s in ${*:-tests e2e}; do
       grep -E "^\(fail|^ *[0-9]+ (pass|fail|skip)|copy ceiling|all decoder|rror" "$OUT/quant_cuda.log" | cut -c1-300 | head -40 ;;
     tune)
       timeout 150 bun bench/quant_gemv_tune.ts --json "$OUT/quant_gemv_tune.json" > "$OUT/quant_gemv_tune.log" 2>&1
-      grep -E "same bits|DIFFERENT|rror|m=1 " "$OUT/quant_gemv_tune.log" | cut -c1-200 | head -60 ;;
+      grep -E "same bits|DIFFERENT|rror|m=1 " "$OUT/quant_gemv_tune.log" | cut -c1-300 | head -60 ;;
     e2e|e2e4)
       algos=W4A16,W8A16; [ "$s" = e2e4 ] && algos=W4A16
       timeout 60 python3 .gpucuda/hf_reference.py make-model --preset llama-3.2-1b --out /tmp/m1b > "$OUT/make1b.log" 2>&1; tail -1 "$OUT/make1b.log"

@@ -22,16 +22,10 @@ export function quantGemvFusable(op: Op): op is Extract<Op, { type: "linear" }> 
   return op.inFeatures % sc === 0 && group % sc === 0 && op.outFeatures % 16 === 0;
 }
 
-/**
- * Blocks of a quant_gemv_fused launch for `outFeatures` rows: one 16-row tile per block up to
- * QUANT_GEMV_TILES_ONE tiles, beyond that 2 tiles per block (the kernel gives each block a contiguous
- * ceil(tiles / grid) tiles; measured on an H200 by bench/quant_gemv_tune.ts).
- */
+/** Blocks of a quant_gemv_fused launch for `outFeatures` rows: one 16-row tile each. */
 export function quantGemvGrid(outFeatures: number): number {
-  const tiles = outFeatures / 16;
-  return tiles > QUANT_GEMV_TILES_ONE ? cdiv(tiles, 2) : tiles;
+  return outFeatures / 16;
 }
-const QUANT_GEMV_TILES_ONE = 1 << 30;
 
 /** What a fused decode step folds into a quantized linear (decode_fusion.ts). */
 export interface QuantFusion {

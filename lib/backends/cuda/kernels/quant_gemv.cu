@@ -152,14 +152,18 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 //   shared: 4 KB static (+16 KB _norm)
 // ------------------------------------------------------------------------------------------------
 #define QG_XS 8192  // bf16 elements of staged x (16 KB) for the RMSNorm prologue
+// Tuning knobs (bench/quant_gemv_tune.ts sweeps them on an H200):
 #ifndef QG_U
-#define QG_U 2      // superchunks (items) per batch: a warp's weight loads in flight together
+#define QG_U 4      // superchunks per warp whose weight loads are in flight together
 #endif
-#ifndef QG_PIPE
-#define QG_PIPE 1   // 1: double-buffered batches (the next batch's loads issued before this one is computed)
+#ifndef QG_UN
+#define QG_UN 2     // the same for the _norm entry points (their x staging takes 16 KB of shared memory)
+#endif
+#ifndef QG_ASYNC
+#define QG_ASYNC 0  // 1: weights stream through shared memory by cp.async (registers freed for occupancy)
 #endif
 #ifndef QG_MINB
-#define QG_MINB 2   // __launch_bounds__ min blocks per SM (a tuning knob for bench/quant_gemv_tune.ts)
+#define QG_MINB 1   // __launch_bounds__ min blocks per SM
 #endif
 
 __device__ __forceinline__ u32 bf16x2Fma(u32 a, u32 b, u32 c) {
@@ -177,6 +181,11 @@ __device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 sel) {
   asm("prmt.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(sel));
   return d;
 }
+__device__ __forceinline__ void cpAsync16(void* smem, const void* gmem) {
+  asm volatile("{ .reg .u64 s; cvta.to.shared.u64 s, %0; cp.async.cg.shared.global [s], [%1], 16; }" ::"l"(smem), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void cpAsyncCommit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+__device__ __forceinline__ void cpAsyncWaitAll() { asm volatile("cp.async.wait_group 0;" ::: "memory"); }
 __device__ __forceinline__ void mma16816(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
   asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
                : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
@@ -250,109 +259,56 @@ __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u
 
 __device__ __forceinline__ float qgSilu(float g) { return g / (1.f + expf(-g)); }
 
-/** The packed bytes, scales and zero points of QG_U consecutive items (superchunks) of one warp. */
-struct QgBatch {
-  uint4 a[QG_U], b[QG_U];
-  float sa[QG_U], sb[QG_U];
-  u32 za[QG_U], zb[QG_U];
-};
-
 template <int BITS, bool NORM>
 __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, const bf16_t* bias,
     void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {
   constexpr int E = QgSuper<BITS>::E, NW = 8;
   __shared__ float red[NW][16][8];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
-  const int half = n >> 1, tiles = n >> 4;
-  // This block's tiles: a contiguous range of ceil(tiles / gridDim.x).
-  const int tpb = (tiles + gridDim.x - 1) / gridDim.x, tBeg = blockIdx.x * tpb, tEnd = min(tiles, tBeg + tpb);
-  if (tBeg >= tEnd) return;  // whole block, before any barrier
+  const int half = n >> 1;
+  // Tile row r → weight row (mode 2: gate rows 8b.. then the matching up rows).
+  const int rowA = mode == 2 ? blockIdx.x * 8 + g : blockIdx.x * 16 + g;
+  const int rowB = mode == 2 ? half + blockIdx.x * 8 + g : blockIdx.x * 16 + 8 + g;
   const int rowBytes = k * BITS / 8, S = k / E, ng = k / group;
-  // Warp w takes superchunks w, w + 8, ... of every tile: nI items per tile.
-  const int nI = warp < S ? (S - warp + NW - 1) / NW : 0;
-  // Tile row r of tile t → weight row (mode 2: gate rows 8t.. then the matching up rows).
-  auto rowOf = [&](int t, int r) { return mode == 2 ? (r < 8 ? t * 8 + r : half + t * 8 + r - 8) : t * 16 + r; };
+  const u8* wa = W + (long long)rowA * rowBytes + tq * 16;
+  const u8* wb = W + (long long)rowB * rowBytes + tq * 16;
   const u32 zdef = 1u << (BITS - 1);
   const bool xLive = g < m;
   float acc[4] = {0.f, 0.f, 0.f, 0.f};
-  // Issues the loads of items i0 .. i0 + QG_U - 1 (those < nI) of tile t.
-  auto issue = [&](QgBatch& B, int t, int i0) {
-    const int rA = rowOf(t, g), rB = rowOf(t, g + 8);
-    const u8* wa = W + (long long)rA * rowBytes + tq * 16;
-    const u8* wb = W + (long long)rB * rowBytes + tq * 16;
+  constexpr int U = NORM ? QG_UN : QG_U;
+#if QG_ASYNC
+  __shared__ __align__(16) uint4 wsh[NW][U][2][32];  // each lane's own 2 × 16 B per item (cp.async)
+#else
+  uint4 va[U], vb[U];
+#endif
+  float sa[U], sb[U];
+  u32 za[U], zb[U];
+  auto issue = [&](int s0) {
 #pragma unroll
-    for (int u = 0; u < QG_U; u++) {
-      if (i0 + u < nI) {
-        const int s = warp + NW * (i0 + u);
-        B.a[u] = *reinterpret_cast<const uint4*>(wa + (long long)s * 64);
-        B.b[u] = *reinterpret_cast<const uint4*>(wb + (long long)s * 64);
+    for (int u = 0; u < U; u++) {
+      const int s = s0 + NW * u;
+      if (s < S) {
+#if QG_ASYNC
+        cpAsync16(&wsh[warp][u][0][lane], wa + (long long)s * 64);
+        cpAsync16(&wsh[warp][u][1][lane], wb + (long long)s * 64);
+#else
+        va[u] = *reinterpret_cast<const uint4*>(wa + (long long)s * 64);
+        vb[u] = *reinterpret_cast<const uint4*>(wb + (long long)s * 64);
+#endif
         const int gi = s * E / group;
-        B.sa[u] = scales[(long long)rA * ng + gi];
-        B.sb[u] = scales[(long long)rB * ng + gi];
-        B.za[u] = zeros ? (u32)zeros[(long long)rA * ng + gi] : zdef;
-        B.zb[u] = zeros ? (u32)zeros[(long long)rB * ng + gi] : zdef;
+        sa[u] = scales[(long long)rowA * ng + gi];
+        sb[u] = scales[(long long)rowB * ng + gi];
+        za[u] = zeros ? (u32)zeros[(long long)rowA * ng + gi] : zdef;
+        zb[u] = zeros ? (u32)zeros[(long long)rowB * ng + gi] : zdef;
       }
     }
-  };
-  const bf16_t* xsrc = x;
-  auto compute = [&](const QgBatch& B, int i0) {
-    const bf16_t* xg = xsrc + (long long)(xLive ? g : 0) * k;
-#pragma unroll
-    for (int u = 0; u < QG_U; u++) {
-      if (i0 + u < nI) {
-        const int s = warp + NW * (i0 + u);
-        float t4[4];
-        qgSuperchunk<BITS>(B.a[u], B.b[u], B.za[u], B.zb[u], xg + (long long)s * E, xLive, lane, t4);
-        acc[0] = fmaf(t4[0], B.sa[u], acc[0]);
-        acc[1] = fmaf(t4[1], B.sa[u], acc[1]);
-        acc[2] = fmaf(t4[2], B.sb[u], acc[2]);
-        acc[3] = fmaf(t4[3], B.sb[u], acc[3]);
-      }
-    }
-  };
-  // Tile t's partial fragments (row g, cols 2tq, 2tq + 1; row g + 8, same cols) meet in shared memory,
-  // summed in warp order; then the epilogue writes its rows.
-  auto finish = [&](int t) {
-    red[warp][g][2 * tq] = acc[0];
-    red[warp][g][2 * tq + 1] = acc[1];
-    red[warp][g + 8][2 * tq] = acc[2];
-    red[warp][g + 8][2 * tq + 1] = acc[3];
-    acc[0] = acc[1] = acc[2] = acc[3] = 0.f;
-    __syncthreads();
-    const int r = tid >> 3, c = tid & 7;
-    if (mode == 2) {
-      if (tid < 64 && c < m) {
-        float gs = 0.f, us = 0.f;
-#pragma unroll
-        for (int w = 0; w < NW; w++) {
-          gs += red[w][r][c];
-          us += red[w][r + 8][c];
-        }
-        const int gate = t * 8 + r;
-        if (bias) {
-          gs += toF(bias[gate]);
-          us += toF(bias[half + gate]);
-        }
-        const float gb = toF(fromF<bf16_t>(gs)), ub = toF(fromF<bf16_t>(us));
-        ((bf16_t*)y)[(long long)c * half + gate] = fromF<bf16_t>(qgSilu(gb) * ub);
-      }
-    } else if (tid < 128 && c < m) {
-      float sum = 0.f;
-#pragma unroll
-      for (int w = 0; w < NW; w++) sum += red[w][r][c];
-      const int row = t * 16 + r;
-      if (bias) sum += toF(bias[row]);
-      if (mode == 0) ((bf16_t*)y)[(long long)c * n + row] = fromF<bf16_t>(sum);
-      else if (mode == 1) {
-        bf16_t* yb = (bf16_t*)y + (long long)c * n + row;
-        *yb = fromF<bf16_t>(toF(fromF<bf16_t>(sum)) + toF(*yb));
-      } else ((float*)y)[(long long)c * n + row] = sum;
-    }
-    __syncthreads();  // red is rewritten by the next tile
+#if QG_ASYNC
+    cpAsyncCommit();
+#endif
   };
   // The first weight loads are in flight before the prologue (the weight stream is the kernel's work).
-  QgBatch A, B;
-  issue(A, tBeg, 0);
+  issue(warp);
+  const bf16_t* xsrc = x;
   if constexpr (NORM) {  // x <- rmsnorm(x) * normW (as rmsnorm_bf16 rounds it), staged in shared memory
     __shared__ __align__(16) bf16_t xsh[QG_XS];
     __shared__ float sh[32];
@@ -380,44 +336,67 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     __syncthreads();
     xsrc = xsh;
   }
-  // The warp's batches: (tile t, first item i0), QG_U items each; a tile ends when its last batch is done.
-  int t = tBeg, i0 = 0;
-  for (;;) {
-    int tn = t, in = i0 + QG_U;
-    if (in >= nI) {
-      tn = t + 1;
-      in = 0;
-    }
-    const bool more = tn < tEnd;
-#if QG_PIPE
-    // Double-buffered: the next batch's loads are issued before this batch is computed.
-    if (more) issue(B, tn, in);
-    compute(A, i0);
-    if (tn != t) finish(t);
-    if (!more) break;
-    t = tn;
-    i0 = in;
-    tn = t, in = i0 + QG_U;
-    if (in >= nI) {
-      tn = t + 1;
-      in = 0;
-    }
-    const bool more2 = tn < tEnd;
-    if (more2) issue(A, tn, in);
-    compute(B, i0);
-    if (tn != t) finish(t);
-    if (!more2) break;
-    t = tn;
-    i0 = in;
-#else
-    compute(A, i0);
-    if (more) issue(A, tn, in);
-    if (tn != t) finish(t);
-    if (!more) break;
-    t = tn;
-    i0 = in;
+  const bf16_t* xg = xsrc + (long long)(xLive ? g : 0) * k;
+  for (int s0 = warp; s0 < S; s0 += NW * U) {
+#if QG_ASYNC
+    cpAsyncWaitAll();  // this lane's own copies: no barrier needed
 #endif
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      const int s = s0 + NW * u;
+      if (s < S) {
+        float t[4];
+#if QG_ASYNC
+        qgSuperchunk<BITS>(wsh[warp][u][0][lane], wsh[warp][u][1][lane], za[u], zb[u], xg + (long long)s * E, xLive, lane, t);
+#else
+        qgSuperchunk<BITS>(va[u], vb[u], za[u], zb[u], xg + (long long)s * E, xLive, lane, t);
+#endif
+        acc[0] = fmaf(t[0], sa[u], acc[0]);
+        acc[1] = fmaf(t[1], sa[u], acc[1]);
+        acc[2] = fmaf(t[2], sb[u], acc[2]);
+        acc[3] = fmaf(t[3], sb[u], acc[3]);
+      }
+    }
+    if (s0 + NW * U < S) issue(s0 + NW * U);
   }
+  // Fragment (row g, cols 2tq, 2tq + 1) and (row g + 8, same cols) → shared, then summed in warp order.
+  red[warp][g][2 * tq] = acc[0];
+  red[warp][g][2 * tq + 1] = acc[1];
+  red[warp][g + 8][2 * tq] = acc[2];
+  red[warp][g + 8][2 * tq + 1] = acc[3];
+  __syncthreads();
+  if (mode == 2) {
+    if (tid >= 64) return;
+    const int r = tid >> 3, c = tid & 7;
+    if (c >= m) return;
+    float gs = 0.f, us = 0.f;
+#pragma unroll
+    for (int w = 0; w < NW; w++) {
+      gs += red[w][r][c];
+      us += red[w][r + 8][c];
+    }
+    const int gate = blockIdx.x * 8 + r;
+    if (bias) {
+      gs += toF(bias[gate]);
+      us += toF(bias[half + gate]);
+    }
+    const float gb = toF(fromF<bf16_t>(gs)), ub = toF(fromF<bf16_t>(us));
+    ((bf16_t*)y)[(long long)c * half + gate] = fromF<bf16_t>(qgSilu(gb) * ub);
+    return;
+  }
+  if (tid >= 128) return;
+  const int r = tid >> 3, c = tid & 7;
+  if (c >= m) return;
+  float s = 0.f;
+#pragma unroll
+  for (int w = 0; w < NW; w++) s += red[w][r][c];
+  const int row = blockIdx.x * 16 + r;
+  if (bias) s += toF(bias[row]);
+  if (mode == 0) ((bf16_t*)y)[(long long)c * n + row] = fromF<bf16_t>(s);
+  else if (mode == 1) {
+    bf16_t* yb = (bf16_t*)y + (long long)c * n + row;
+    *yb = fromF<bf16_t>(toF(fromF<bf16_t>(s)) + toF(*yb));
+  } else ((float*)y)[(long long)c * n + row] = s;
 }
 
 #define QUANT_GEMV_FUSED(NAME, BITS, NORM)                                                                                 \
