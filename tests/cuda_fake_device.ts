@@ -28,6 +28,7 @@ import type { EnginePlan } from "../lib/ir/plan.ts";
 import { parsePretrainedConfig } from "../lib/models/config.ts";
 import { LlamaForCausalLM, type WeightSource } from "../lib/models/llama.ts";
 import type { StepInputs } from "../lib/ir/step_io.ts";
+import { dequantize } from "../lib/quantization/packed.ts";
 import { bf16ToF32, f32ToBf16 } from "../lib/util/dtype.ts";
 import { assert } from "./harness.ts";
 
@@ -297,7 +298,22 @@ export class FakeCudaSession {
     const a = plan.attributes;
     const mem = this.mem;
     const offsets = new Map<string, bigint>();
+    // Quantized linears (issue 12): packed weights, f32 scales and zero points stay as stored (as the
+    // CUDA session uploads them); the largest one's bf16 [N, K] is the prefill scratch.
+    const raw = new Set<string>();
+    let scratch = 0;
+    for (const o of plan.ops) {
+      if (o.type !== "linear" || !o.weightFormat) continue;
+      for (const t of [o.weight, o.weightFormat.scales, o.weightFormat.zeros]) if (t) raw.add(t);
+      scratch = Math.max(scratch, o.outFeatures * o.inFeatures * 2);
+    }
     for (const n of engine.tensorNames()) {
+      if (raw.has(n)) {
+        const b = engine.readTensor(n), p = mem.alloc(b.length);
+        mem.bytes(p, b.length).set(b);
+        offsets.set(n, p);
+        continue;
+      }
       const f = engine.readFloat32(n);
       // Weights in the activation type, as the CUDA session uploads them (bf16: round to nearest even).
       const p = mem.alloc(f.length * plan.elementBytes);
@@ -339,6 +355,7 @@ export class FakeCudaSession {
       fusedDecode: opts.fusedDecode,
       // int32 [decodeCap × numKvHeads × ceil(G / 8)], zero (as the session allocates them).
       decodeCounters: mem.alloc(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4),
+      quantScratch: scratch > 0 ? mem.alloc(scratch) : undefined,
     };
   }
 
@@ -561,6 +578,25 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
     K.linear(x, ld(W, n * k), bias ? ld(bias, n) : null, m, n, k, s);
     return s;
   };
+  /** A packed uint4/uint8 weight [n, k] (llmrt's layout) dequantized to float32. */
+  const dequant = (bits: 4 | 8, W: bigint, sc: bigint, z: bigint, n: number, k: number, group: number): Float32Array => {
+    const ng = k / group;
+    const t = {
+      bits,
+      rows: n,
+      cols: k,
+      groupSize: group,
+      packed: mem.bytes(W, (n * k * bits) / 8),
+      scales: mem.f32(sc, n * ng),
+      zeros: z ? mem.bytes(z, n * ng) : null,
+    };
+    return Float32Array.from(dequantize(t));
+  };
+  const qlinear = (x: Float32Array, w: Float32Array, bias: bigint, m: number, n: number, k: number): Float32Array => {
+    const s = new Float32Array(m * n);
+    K.linear(x, w, bias ? ld(bias, n) : null, m, n, k, s);
+    return s;
+  };
   /** Attention of packed tokens over the cache (every decode / prefill / generic kernel). */
   const attention = (
     q: bigint,
@@ -708,6 +744,56 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           for (let i = 0; i < s.length; i++) s[i] = rbf(s[i]); // gate and up rounded as gemv_bf16 stores them
           st(y, siluMulBf16(s, m, n / 2));
         } else mem.f32(y, m * n).set(s);
+        break;
+      }
+      case "quant_gemv_u4":
+      case "quant_gemv_u8": {
+        // quant_gemv.cu: (x, W, scales, zeros, bias, y, m, n, k, group), one warp per output row.
+        const [x, W, sc, z, bias, y, m, n, k, group] = A;
+        const bits = name.endsWith("u4") ? 4 : 8;
+        assert.ok(m >= 1 && m <= suffix, `${l.kernel}: m ${m}`);
+        rowsOk(l.kernel, m);
+        assert.ok(k % (bits === 4 ? 32 : 16) === 0 && group % (bits === 4 ? 32 : 16) === 0, `${l.kernel}: k ${k}, group ${group}`);
+        assert.deepEqual([...l.grid, l.block], [cdiv(n, 8), 1, 1, 256], `${l.kernel}: grid`);
+        disjoint(l.kernel, "x and y", x, m * k * 2, y, m * n * 2);
+        st(y, qlinear(ld(x, m * k), dequant(bits, W, sc, z, n, k, group), bias, m, n, k));
+        break;
+      }
+      case "quant_gemv_fused_u4":
+      case "quant_gemv_fused_u8":
+      case "quant_gemv_fused_norm_u4":
+      case "quant_gemv_fused_norm_u8": {
+        // quant_gemv.cu: (x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode); modes and roundings of gemv_fused.
+        const [x, W, sc, z, bias, y, normW, eps, m, n, k, group, mode] = A;
+        const bits = name.endsWith("u4") ? 4 : 8, sup = bits === 4 ? 128 : 64, norm = name.includes("_norm_");
+        assert.ok(m >= 1 && m <= 8, `${l.kernel}: m ${m}`);
+        rowsOk(l.kernel, m);
+        assert.ok(k % sup === 0 && group % sup === 0 && n % 16 === 0, `${l.kernel}: k ${k}, group ${group}, n ${n}`);
+        assert.ok(x % 16n === 0n && W % 16n === 0n, `${l.kernel}: x / W not 16-byte aligned`);
+        assert.ok(mode === 0 || mode === 1 || mode === 2 || mode === 3, `${l.kernel}: mode ${mode}`);
+        assert.deepEqual([...l.grid, l.block], [n / 16, 1, 1, 256], `${l.kernel} mode ${mode}: grid`);
+        if (norm) assert.ok(m * k <= 8192, `${l.kernel}: m × k = ${m * k} exceeds the staged 8192`);
+        const yBytes = mode === 3 ? m * n * 4 : mode === 2 ? m * (n / 2) * 2 : m * n * 2;
+        disjoint(l.kernel, "x and y", x, m * k * 2, y, yBytes);
+        let xv = ld(x, m * k);
+        if (norm) xv = normBf16(xv, ld(normW, k), eps, m, k);
+        const s = qlinear(xv, dequant(bits, W, sc, z, n, k, group), bias, m, n, k);
+        if (mode === 0) st(y, s);
+        else if (mode === 1) {
+          const r = ld(y, m * n);
+          for (let i = 0; i < r.length; i++) r[i] = addBf16(rbf(s[i]), r[i]);
+          st(y, r);
+        } else if (mode === 2) {
+          for (let i = 0; i < s.length; i++) s[i] = rbf(s[i]);
+          st(y, siluMulBf16(s, m, n / 2));
+        } else mem.f32(y, m * n).set(s);
+        break;
+      }
+      case "quant_dequant_u4_bf16":
+      case "quant_dequant_u8_bf16": {
+        const [W, sc, z, out, n, k, group] = A;
+        assert.deepEqual([...l.grid, l.block], [cdiv((n * k) / 8, 256), 1, 1, 256], `${l.kernel}: grid`);
+        st(out, dequant(name.includes("u4") ? 4 : 8, W, sc, z, n, k, group));
         break;
       }
       case "rope_kv_write_bf16": {

@@ -154,7 +154,7 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #define QG_XS 8192  // bf16 elements of staged x (16 KB) for the RMSNorm prologue
 // Tuning knobs (bench/quant_gemv_tune.ts sweeps them on an H200):
 #ifndef QG_U
-#define QG_U 4      // superchunks per warp whose weight loads are in flight together
+#define QG_U 2      // superchunks per warp whose weight loads are in flight together
 #endif
 #ifndef QG_UN
 #define QG_UN 2     // the same for the _norm entry points (their x staging takes 16 KB of shared memory)
@@ -163,7 +163,7 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #define QG_ASYNC 0  // 1: weights stream through shared memory by cp.async (registers freed for occupancy)
 #endif
 #ifndef QG_MINB
-#define QG_MINB 1   // __launch_bounds__ min blocks per SM
+#define QG_MINB 3   // __launch_bounds__ min blocks per SM (3: at most 85 registers, 3 blocks of 256 per SM)
 #endif
 
 __device__ __forceinline__ u32 bf16x2Fma(u32 a, u32 b, u32 c) {
