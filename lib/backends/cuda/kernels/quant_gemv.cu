@@ -3,7 +3,9 @@
 //   scales [n, k/G] f32;  zeros [n, k/G] u8, or 0 (= none: zero point 2^(bits-1))
 //   w[j, i] = (q[j, i] - z[j, i/G]) * s[j, i/G]
 //
-// Decode GEMV, dequantized in registers (no weight ever leaves the SM as a float):
+// Decode GEMV, dequantized in registers (no weight ever leaves the SM as a float). The tensor-core
+// quant_gemv_fused_* below serve every linear whose shape they take (lib/backends/cuda/quant_launch.ts
+// quantGemvFusable); these per-warp kernels are the fallback (e.g. groups of 32 or 64):
 // extern "C" __global__ void quant_gemv_u4_m{1|2|4|8}(const bf16_t* x, const u8* W, const float* scales,
 //     const u8* zeros, const bf16_t* bias, bf16_t* y, int m, int n, int k, int group)
 // extern "C" __global__ void quant_gemv_u8_m{1|2|4|8}(...same...)
@@ -148,8 +150,12 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 //   (exact up to ±255). The mma's k order is a permutation of the superchunk's columns, matched by the x
 //   fragment (a byte permute of 8 consecutive x values). Each superchunk's fp32 tile is scaled by its
 //   group's fp32 scale (no scale rounding to bf16).
+//   Each warp keeps QG_U superchunks' loads in flight (QG_UN in _norm); __launch_bounds__(256, QG_MINB).
+//   bench/quant_gemv_tune.ts swept U ∈ {1..4}, MINB ∈ {1..4}, cp.async through shared memory (QG_ASYNC)
+//   and several tiles per block with double-buffered loads (an earlier form) on an H200: U=2, MINB=3 best
+//   (llama-3.1-8b linears 50% of the copy bandwidth for u4, ~60% u8; bench/RESULTS.md, session 4).
 //   grid mode 2: ((n / 2) / 8, 1, 1), else (n / 16, 1, 1)   block (256, 1, 1)
-//   shared: 4 KB static (+16 KB _norm)
+//   shared: 4 KB static (+16 KB _norm; + QG_U · 8 KB with QG_ASYNC)
 // ------------------------------------------------------------------------------------------------
 #define QG_XS 8192  // bf16 elements of staged x (16 KB) for the RMSNorm prologue
 // Tuning knobs (bench/quant_gemv_tune.ts sweeps them on an H200):
