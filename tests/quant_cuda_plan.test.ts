@@ -40,6 +40,7 @@ function fakeEnv(engine: Engine, batchInvariant = false, fusedDecode = true): La
     tokenIds: 10n,
     positions: 11n,
     blockTables: 12n,
+    maskIndex: 18n,
   };
   return {
     plan: engine.plan,
