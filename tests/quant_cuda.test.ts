@@ -1,7 +1,9 @@
-// Quantization I on the GPU (skipped without one): the weight-only GEMV (uint4 groupwise, uint8
-// per-channel; dequantized in registers) and the dequantize-to-bf16 prefill step against the float64
-// dequantize-then-matmul reference; then their achieved bandwidth on llama-3.2-1b / llama-3.1-8b linear
-// shapes against a device-copy ceiling measured in the same run, with the bf16 GEMV beside them.
+// Quantization I on the GPU (skipped without one): the weight-only GEMVs (uint4 groupwise, uint8
+// per-channel; dequantized in registers) — the per-warp quant_gemv_* and the tensor-core
+// quant_gemv_fused* (every mode, with and without the RMSNorm prologue, batch invariant) — and the
+// dequantize-to-bf16 prefill step against the float64 dequantize-then-matmul reference; then their
+// achieved bandwidth on llama-3.2-1b / llama-3.1-8b linear shapes against a device-copy ceiling measured
+// in the same run, with the bf16 GEMV beside them (bench/quant_gemv_tune.ts sweeps the kernel's knobs).
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { loadKernelFile } from "../lib/backends/cuda/compiler.ts";

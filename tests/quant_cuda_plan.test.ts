@@ -1,8 +1,10 @@
 // The CUDA launch plan of quantized engines, checked without a GPU: every weight-only linear of a
 // bf16 engine runs the quantized GEMV (decode-sized steps) or dequantize-to-scratch + cuBLASLt
 // (prefill, large decode batches, fp32 logits) with the right addresses, shapes and group size, and
-// every launch's argument count matches its kernel's signature. The kernels' arithmetic is checked on
-// a GPU by tests/quant_cuda.test.ts; engines end to end by bench/quant_e2e.ts (bench/RESULTS.md).
+// every launch's argument count matches its kernel's signature; in fused decode steps, quantized
+// linears take the bf16 plan's RMSNorm prologues and residual / SiLU·mul epilogues. The kernels'
+// arithmetic is checked on a GPU by tests/quant_cuda.test.ts, the fused plan's results on the fake
+// device by tests/quant_cuda_fused.test.ts; engines end to end by bench/quant_e2e.ts (bench/RESULTS.md).
 import { type GemmLaunch, GEMV_MAX_ROWS, type KernelLaunch, kernelSignature, type LaunchEnv, planLaunches } from "../lib/backends/cuda/launch_plan.ts";
 import { quantGemvGrid } from "../lib/backends/cuda/quant_launch.ts";
 import { buildSync } from "../lib/builder/builder.ts";
