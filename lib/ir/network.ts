@@ -52,8 +52,12 @@ export interface WeightFormat {
   readonly activationScale?: number;
   /** nvfp4: the weight's float32 global scale (w = e2m1 · blockScale · globalScale). */
   readonly globalScale?: number;
-  /** FP8: whether `scales` holds one scale per tensor (repeated per row) or per output channel. */
-  readonly weightScale?: "per_tensor" | "per_channel";
+  /**
+   * FP8: whether `scales` holds one scale per tensor (repeated per row), per output channel, or per
+   * output row and group of `groupSize` inputs ("per_block": FP8_BLOCK_SCALES, [out, ⌈in/groupSize⌉],
+   * with activations "dynamic_per_block": a scale per token and group of `groupSize` inputs).
+   */
+  readonly weightScale?: "per_tensor" | "per_channel" | "per_block";
 }
 
 /** An activation tensor: `rows` of `width` elements each. */

@@ -93,21 +93,29 @@ export function quantizedEngineWeights(
           [t.rows, t.cols],
         );
       }
+      const block = t.weightScale === "per_block"; // FP8_BLOCK_SCALES: scales per row and group of groupSize inputs
+      if (block && build.backend === "cuda") {
+        throw new UnsupportedError(
+          `build: FP8_BLOCK_SCALES ('${op.weight}': block-scaled FP8 weights, per-group activations) is not implemented on the CUDA backend yet (build with backend "cpu")`,
+          "BuildConfig.backend",
+          build.backend,
+        );
+      }
       if (!handled.has(op.weight)) {
         handled.add(op.weight);
         tensors.push({ name: op.weight, dtype: "uint8", shape: [t.rows, t.cols], data: t.packed });
-        tensors.push({ name: `${op.weight}.scales`, dtype: "float32", shape: [t.rows, 1], data: bytesOf(t.scales) });
+        tensors.push({ name: `${op.weight}.scales`, dtype: "float32", shape: [t.rows, block ? Math.ceil(t.cols / t.groupSize) : 1], data: bytesOf(t.scales) });
       }
       const dynamic = t.activationScale === null || t.activationScale === undefined;
       return {
         ...op,
         weightFormat: {
           format: "fp8_e4m3",
-          groupSize: 0,
+          groupSize: block ? t.groupSize : 0,
           scales: `${op.weight}.scales`,
           // A fused weight of per-tensor parts with different scales is per-channel in effect.
-          weightScale: t.weightScale === "per_tensor" && t.scales.every((s) => s === t.scales[0]) ? "per_tensor" : "per_channel",
-          activation: dynamic ? "dynamic_per_token" : "static_per_tensor",
+          weightScale: block ? "per_block" : t.weightScale === "per_tensor" && t.scales.every((s) => s === t.scales[0]) ? "per_tensor" : "per_channel",
+          activation: block ? "dynamic_per_block" : dynamic ? "dynamic_per_token" : "static_per_tensor",
           ...(dynamic ? {} : { activationScale: t.activationScale! }),
         },
       };

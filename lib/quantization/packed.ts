@@ -47,7 +47,7 @@ export interface QuantizedTensor {
   /** W8A8_SQ_PER_CHANNEL o_proj / down_proj: [cols] multipliers of the input (1/s of SmoothQuant) applied before it is quantized. */
   readonly preQuantScale?: Float32Array;
   /** FP8: whether every row of `scales` repeats one per-tensor scale. */
-  readonly weightScale?: "per_tensor" | "per_channel";
+  readonly weightScale?: "per_tensor" | "per_channel" | "per_block";
 }
 
 /** Bytes one row of `packed` takes. */
@@ -88,7 +88,9 @@ export function dequantize(t: QuantizedTensor): Float64Array {
   const q = new Uint8Array(cols);
   const ng = cols / groupSize;
   if (t.format === "fp8_e4m3") {
-    for (let i = 0; i < rows * cols; i++) out[i] = e4m3Decode(t.packed[i]) * t.scales[Math.floor(i / cols)];
+    // Per row (groupSize = cols), or per row and group of groupSize input channels (FP8_BLOCK_SCALES: scales [rows, ⌈cols/groupSize⌉]).
+    const fg = Math.ceil(cols / groupSize);
+    for (let i = 0; i < rows * cols; i++) out[i] = e4m3Decode(t.packed[i]) * t.scales[Math.floor(i / cols) * fg + Math.floor((i % cols) / groupSize)];
     return out;
   }
   if (t.format === "int8") {

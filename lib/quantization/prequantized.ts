@@ -2,6 +2,7 @@
  * Pre-quantized Hugging Face checkpoints: `config.json` `quantization_config.quant_method` "awq"
  * (GEMM packing, zero points) or "gptq" (4/8-bit, sym or asym, desc_act false) load as a
  * {@link QuantizedModel}; their packed tensors are converted to llmrt's layout once at load.
+ * FP8 ("fp8" per-tensor or block-wise, "compressed-tensors" float8): fp8_checkpoint.ts.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -9,6 +10,7 @@ import { z } from "zod";
 import { LlamaForCausalLM, type ModelOptions } from "../models/llama.ts";
 import { FormatError, UnsupportedError } from "../util/errors.ts";
 import { parseWith } from "../util/validate.ts";
+import { loadFp8Checkpoint } from "./fp8_checkpoint.ts";
 import { fromAwqGemm, fromGptq, type PackedLinear } from "./hf_formats.ts";
 import type { QuantizedTensor } from "./packed.ts";
 import { QuantConfig, type QuantConfigInput } from "./quant_config.ts";
@@ -82,6 +84,7 @@ export function openModel(dir: string, options: ModelOptions = {}): LlamaForCaus
 function loadPrequantized(base: LlamaForCausalLM, hq: HfQuantizationConfig, dir: string): QuantizedModel {
   const where = `${path.join(dir, "config.json")} quantization_config`;
   const method = hq.quant_method.toLowerCase();
+  if (method === "fp8" || method === "compressed-tensors") return loadFp8Checkpoint(base, { ...hq, quant_method: method }, dir);
   const bits = hq.bits ?? 4;
   let qc: QuantConfigInput;
   let read: (p: PackedLinear, N: number, K: number, G: number) => QuantizedTensor;
@@ -109,7 +112,11 @@ function loadPrequantized(base: LlamaForCausalLM, hq: HfQuantizationConfig, dir:
     qc = { quantAlgo: bits === 4 ? "W4A16_GPTQ" : "W8A16", hasZeroPoint: !sym };
     read = (p, N, K, G) => fromGptq(p, N, K, G, bits as 4 | 8, sym);
   } else {
-    throw new UnsupportedError(`${where}: quant_method "${hq.quant_method}" is not supported (awq, gptq)`, "quantization_config.quant_method", hq.quant_method);
+    throw new UnsupportedError(
+      `${where}: quant_method "${hq.quant_method}" is not supported (awq, gptq, fp8, compressed-tensors)`,
+      "quantization_config.quant_method",
+      hq.quant_method,
+    );
   }
   const algo = hq.llmrt_quant_algo;
   if (algo === "W4A16" || algo === "W8A16" || algo === "W4A16_AWQ" || algo === "W4A16_GPTQ") qc = { ...qc, quantAlgo: algo };

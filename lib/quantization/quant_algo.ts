@@ -16,6 +16,7 @@ export const QuantAlgo = Object.freeze(
     W4A8_AWQ: "W4A8_AWQ",
     FP8: "FP8",
     FP8_PER_CHANNEL_PER_TOKEN: "FP8_PER_CHANNEL_PER_TOKEN",
+    FP8_BLOCK_SCALES: "FP8_BLOCK_SCALES",
     NVFP4: "NVFP4",
     MIXED_PRECISION: "MIXED_PRECISION",
   } as const,
@@ -44,7 +45,7 @@ export function isWeightOnly(algo: QuantAlgo): boolean {
 
 /** Whether `algo` stores weights as e4m3 and quantizes activations to e4m3 (CPU backend only so far). */
 export function isFp8(algo: QuantAlgo): boolean {
-  return algo === "FP8" || algo === "FP8_PER_CHANNEL_PER_TOKEN";
+  return algo === "FP8" || algo === "FP8_PER_CHANNEL_PER_TOKEN" || algo === "FP8_BLOCK_SCALES";
 }
 
 /** Whether `algo` quantizes weights and activations below FP8: W8A8_SQ_PER_CHANNEL, W4A8_AWQ, NVFP4 (CPU backend only so far). */
@@ -56,7 +57,7 @@ export function isLowbitActivation(algo: QuantAlgo): boolean {
 export function assertImplemented(algo: QuantAlgo, field = "QuantConfig.quantAlgo"): void {
   if (algo === "NO_QUANT" || isWeightOnly(algo) || isFp8(algo) || isLowbitActivation(algo) || algo === "MIXED_PRECISION") return;
   throw new UnsupportedError(
-    `${field}: quantization algorithm ${algo} is not implemented yet (implemented: W8A16, W4A16, W4A16_AWQ, W4A16_GPTQ, FP8, FP8_PER_CHANNEL_PER_TOKEN, W8A8_SQ_PER_CHANNEL, W4A8_AWQ, NVFP4, MIXED_PRECISION of those)`,
+    `${field}: quantization algorithm ${algo} is not implemented yet (implemented: W8A16, W4A16, W4A16_AWQ, W4A16_GPTQ, FP8, FP8_PER_CHANNEL_PER_TOKEN, FP8_BLOCK_SCALES, W8A8_SQ_PER_CHANNEL, W4A8_AWQ, NVFP4, MIXED_PRECISION of those)`,
     field,
     algo,
   );

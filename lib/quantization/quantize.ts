@@ -3,6 +3,7 @@ import { InternalError, UnsupportedError, ValidationError } from "../util/errors
 import { awqSearchScale, type IntGrid, quantizeGptq, quantizeRtn } from "./algorithms.ts";
 import { type Calibration, calibrationSequences, forEachLayerInputs, type InputStats, type LayerInputs } from "./calibration.ts";
 import { quantizeFp8 } from "./fp8.ts";
+import { quantizeFp8Block } from "./fp8_block.ts";
 import { quantizeNvfp4, toW4A8 } from "./nvfp4.ts";
 import { quantizeInt8PerChannel, smoothFactors } from "./smoothquant.ts";
 import type { QuantizedTensor } from "./packed.ts";
@@ -267,6 +268,7 @@ function quantizeOne(
   if (algo === "NVFP4") return quantizeNvfp4(w, N, K, inputAmax(), weightAmax);
   if (algo === "FP8") return quantizeFp8(w, N, K, algo, st ? st.absMax.reduce((a, b) => Math.max(a, b), 0) : undefined, weightAmax);
   if (algo === "FP8_PER_CHANNEL_PER_TOKEN") return quantizeFp8(w, N, K, algo);
+  if (algo === "FP8_BLOCK_SCALES") return quantizeFp8Block(w, N, K).tensor;
   if (algo === "W4A16_GPTQ" && st?.hessian) {
     return quantizeGptq(w instanceof Float64Array ? w : Float64Array.from(w), N, K, grid, st.hessian, options.gptqDampPercent);
   }

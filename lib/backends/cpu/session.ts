@@ -1,6 +1,7 @@
 import * as K from "./kernels.ts";
 import { type CpuFp8Weight, type CpuQuantWeight, fp8Linear, quantLinear } from "./quant_linear.ts";
 import { applyLora } from "./lora.ts";
+import { type CpuFp8BlockWeight, fp8BlockLinear } from "./fp8_block_linear.ts";
 import { type CpuLowbitWeight, isLowbitFormat, loadLowbitWeight, lowbitLinear } from "./lowbit_linear.ts";
 import { applyTokenMasks, sampleRow } from "../../ir/sampling.ts";
 import { engineMaxSeqLen, type EngineView, type SessionBackend } from "../../ir/backend.ts";
@@ -22,6 +23,7 @@ export class CpuSession implements SessionBackend {
   /** Quantized linear weights, kept packed (dequantized inside the kernel). */
   readonly #quant = new Map<string, CpuQuantWeight>();
   readonly #fp8 = new Map<string, CpuFp8Weight>();
+  readonly #fp8Block = new Map<string, CpuFp8BlockWeight>();
   /** W8A8 int8, W4A8 int4, NVFP4 weights (lowbit_linear.ts). */
   readonly #lowbit = new Map<string, CpuLowbitWeight>();
   readonly #arena: Float32Array;
@@ -49,6 +51,12 @@ export class CpuSession implements SessionBackend {
     for (const op of this.plan.ops) {
       if (op.type !== "linear" || !op.weightFormat) continue;
       const f = op.weightFormat;
+      if (f.format === "fp8_e4m3" && f.activation === "dynamic_per_block") {
+        if (!(f.groupSize > 0)) throw new FormatError(`Session: block-scaled fp8 weight '${op.weight}' has groupSize ${f.groupSize}`);
+        this.#fp8Block.set(op.weight, { bytes: engine.readTensor(op.weight), scales: engine.readFloat32(f.scales), groupSize: f.groupSize });
+        packed.add(op.weight);
+        continue;
+      }
       if (f.format === "fp8_e4m3") {
         const activationScale = f.activation === "dynamic_per_token" ? null : f.activationScale;
         if (activationScale === undefined || (activationScale !== null && !(activationScale > 0))) {
@@ -212,7 +220,9 @@ export class CpuSession implements SessionBackend {
         const q = op.weightFormat ? this.#quant.get(op.weight) : undefined;
         const f8 = op.weightFormat ? this.#fp8.get(op.weight) : undefined;
         const lb = op.weightFormat ? this.#lowbit.get(op.weight) : undefined;
-        if (lb) lowbitLinear(this.#buf(op.x, rows), lb, op.bias ? this.#w(op.bias) : null, rows, op.outFeatures, op.inFeatures, this.#buf(op.out, rows));
+        const fb = op.weightFormat ? this.#fp8Block.get(op.weight) : undefined;
+        if (fb) fp8BlockLinear(this.#buf(op.x, rows), fb, op.bias ? this.#w(op.bias) : null, rows, op.outFeatures, op.inFeatures, this.#buf(op.out, rows));
+        else if (lb) lowbitLinear(this.#buf(op.x, rows), lb, op.bias ? this.#w(op.bias) : null, rows, op.outFeatures, op.inFeatures, this.#buf(op.out, rows));
         else if (f8) fp8Linear(this.#buf(op.x, rows), f8, op.bias ? this.#w(op.bias) : null, rows, op.outFeatures, op.inFeatures, this.#buf(op.out, rows));
         else if (q) quantLinear(this.#buf(op.x, rows), q, op.bias ? this.#w(op.bias) : null, rows, op.outFeatures, op.inFeatures, this.#buf(op.out, rows));
         else {K.linear(
