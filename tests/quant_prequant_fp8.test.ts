@@ -98,9 +98,13 @@ test(
   () =>
     inTmp(async (tmp) => {
       const q = quantizeSync(float, { quantAlgo: "FP8" });
-      const inputScales: Record<string, number> = {};
-      for (const n of q.quantizedNames()) inputScales[n.replace(/\.weight$/, "")] = q.quantizedTensor(n)!.activationScale!;
-      const dir = pack(tmp, "fp8-static", { layout: "fp8", activationScheme: "static", inputScales });
+      // quantize(FP8) gives the parts of a fused projection one weight scale; the packer writes those per module.
+      const inputScales: Record<string, number> = {}, weightScales: Record<string, number> = {};
+      for (const n of q.quantizedNames()) {
+        inputScales[n.replace(/\.weight$/, "")] = q.quantizedTensor(n)!.activationScale!;
+        weightScales[n.replace(/\.weight$/, "")] = q.quantizedTensor(n)!.scales[0];
+      }
+      const dir = pack(tmp, "fp8-static", { layout: "fp8", activationScheme: "static", inputScales, weightScales });
       const cfg = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8")).quantization_config;
       assert.deepEqual(cfg, { quant_method: "fp8", activation_scheme: "static", ignored_layers: ["lm_head"] });
       const st = Checkpoint.open(path.join(dir, "model.safetensors"));
@@ -111,7 +115,9 @@ test(
       const m = openModel(dir) as QuantizedModel;
       assertLoadsPackerValues(m, dir);
       await assertSameAsQuantize(tmp, dir, q);
-      const dyn = openModel(pack(tmp, "fp8-dynamic", { layout: "fp8" })) as QuantizedModel;
+      const dynDir = pack(tmp, "fp8-dynamic", { layout: "fp8" }); // per-module amax scales, as AutoFP8 writes them
+      const dyn = openModel(dynDir) as QuantizedModel;
+      assertLoadsPackerValues(dyn, dynDir);
       assert.equal(dyn.quantConfig.quantAlgo, "FP8_PER_CHANNEL_PER_TOKEN", "dynamic activations: per-token scales");
       assert.equal(dyn.quantizedTensor("model.layers.0.mlp.down_proj.weight")!.activationScale, null);
     }),
@@ -171,7 +177,9 @@ test(
       const m = openModel(dir) as QuantizedModel;
       assert.equal(m.quantConfig.quantAlgo, "FP8_BLOCK_SCALES");
       assertLoadsPackerValues(m, dir);
-      await assertSameAsQuantize(tmp, dir, quantizeSync(float, { quantAlgo: "FP8_BLOCK_SCALES" }));
+      const q = quantizeSync(float, { quantAlgo: "FP8_BLOCK_SCALES" });
+      await assertSameAsQuantize(tmp, dir, q);
+      assert.throws(() => buildSync(q, { ...bc, backend: "cuda" }), (e: unknown) => e instanceof UnsupportedError && /FP8_BLOCK_SCALES/.test(e.message));
     }),
   300_000,
 );

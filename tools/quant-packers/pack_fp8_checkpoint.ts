@@ -36,6 +36,11 @@ export interface Fp8PackOptions {
   /** `fp8`: "static" writes `input_scale` from `inputScales` (module → scale). @default "dynamic" */
   readonly activationScheme?: "static" | "dynamic";
   readonly inputScales?: Readonly<Record<string, number>>;
+  /**
+   * `fp8`: per-module weight scales to use instead of amax / 448 (e.g. one scale shared by the q/k/v
+   * parts of a fused projection, as llmrt's quantize(FP8) makes them). @default amax / 448
+   */
+  readonly weightScales?: Readonly<Record<string, number>>;
   /** `fp8-block`: [bn, bk]. @default [128, 128] */
   readonly blockSize?: readonly [number, number];
   /** `compressed-tensors`: KV-cache scales per layer, written as a kv_cache_scheme. */
@@ -43,7 +48,13 @@ export interface Fp8PackOptions {
 }
 
 /** One quantized linear: e4m3 bytes [N*K], its scale tensor (shape, values) and the dequantized values. */
-function packLinear(W: Float32Array, N: number, K: number, o: Fp8PackOptions): { q: Uint8Array; scale: number[]; shape: number[]; deq: Float32Array } {
+function packLinear(
+  W: Float32Array,
+  N: number,
+  K: number,
+  o: Fp8PackOptions,
+  given?: number,
+): { q: Uint8Array; scale: number[]; shape: number[]; deq: Float32Array } {
   const q = new Uint8Array(N * K), deq = new Float32Array(N * K);
   if (o.layout === "fp8-block") {
     const [bn, bk] = o.blockSize ?? [128, 128], R = Math.ceil(N / bn), C = Math.ceil(K / bk);
@@ -69,7 +80,7 @@ function packLinear(W: Float32Array, N: number, K: number, o: Fp8PackOptions): {
   const perChannel = o.layout === "compressed-tensors";
   const rowAmax = Array.from({ length: N }, (_, n) => W.subarray(n * K, (n + 1) * K).reduce((a, v) => Math.max(a, Math.abs(v)), 0));
   const tensorAmax = Math.max(...rowAmax);
-  const scale = perChannel ? rowAmax.map((a) => (a > 0 ? f(a / 448) : 1)) : [tensorAmax > 0 ? f(tensorAmax / 448) : 1];
+  const scale = perChannel ? rowAmax.map((a) => (a > 0 ? f(a / 448) : 1)) : [given ?? (tensorAmax > 0 ? f(tensorAmax / 448) : 1)];
   for (let n = 0; n < N; n++) {
     const s = scale[perChannel ? n : 0];
     for (let k = 0; k < K; k++) {
@@ -101,7 +112,7 @@ export function packFp8Checkpoint(modelDir: string, outDir: string, o: Fp8PackOp
       continue;
     }
     const [N, K] = info.shape, m = name.replace(/\.weight$/, "");
-    const p = packLinear(ckpt.readFloat32(name), N, K, o);
+    const p = packLinear(ckpt.readFloat32(name), N, K, o, o.layout === "fp8" ? o.weightScales?.[m] : undefined);
     tensors[name] = { dtype: "F8_E4M3", shape: [N, K], data: p.q };
     // compressed-tensors stores scales in the model's float dtype; the fp8 layouts in F32.
     const sDtype = o.layout === "compressed-tensors" ? info.dtype as DType : "F32";
