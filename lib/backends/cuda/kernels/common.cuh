@@ -9,6 +9,17 @@ typedef unsigned short bf16_t;   // bfloat16 bits
 typedef unsigned int u32;
 typedef unsigned long long u64;
 
+// Kernel selection (issue 16, first-run compile): a compile unit that needs only some entry points of a
+// file is compiled with LLMRT_SELECT and LLMRT_K_<name> defined to 1 for each of them
+// (lib/backends/cuda/compiler.ts kernelUnit); an entry point wrapped in `#if LLMRT_KERNEL(name)` is
+// left out unless selected (an undefined LLMRT_K_<name> reads 0 in #if). Without LLMRT_SELECT every
+// entry point compiles, as before.
+#ifdef LLMRT_SELECT
+#define LLMRT_KERNEL(NAME) LLMRT_K_##NAME
+#else
+#define LLMRT_KERNEL(NAME) 1
+#endif
+
 #define LLMRT_INF (__int_as_float(0x7f800000))
 #define LLMRT_LOG2E 1.4426950408889634f
 

@@ -312,5 +312,9 @@ __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, 
                         partialML, counters, numSeqs, numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale,    \
                         window, splitSize);                                                                            \
   }
+#if LLMRT_KERNEL(decode_attention_bf16_hd64)
 DECODE_FUSED(64)
+#endif
+#if LLMRT_KERNEL(decode_attention_bf16_hd128)
 DECODE_FUSED(128)
+#endif

@@ -66,10 +66,18 @@ __device__ __forceinline__ void gemvImpl(const bf16_t* x, const bf16_t* W, const
       int m, int n, int k) {                                                                                           \
     gemvImpl<M>(x, W, bias, y, m, n, k);                                                                               \
   }
+#if LLMRT_KERNEL(gemv_bf16_m1)
 GEMV(gemv_bf16_m1, 1)
+#endif
+#if LLMRT_KERNEL(gemv_bf16_m2)
 GEMV(gemv_bf16_m2, 2)
+#endif
+#if LLMRT_KERNEL(gemv_bf16_m4)
 GEMV(gemv_bf16_m4, 4)
+#endif
+#if LLMRT_KERNEL(gemv_bf16_m8)
 GEMV(gemv_bf16_m8, 8)
+#endif
 
 // ------------------------------------------------------------------------------------------------
 // Fused decode GEMV (issue 16): the skinny GEMM with the RMSNorm that precedes it folded into its
@@ -254,11 +262,27 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
       const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
     gemvFusedImpl<M, NORM>(x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes);                        \
   }
+#if LLMRT_KERNEL(gemv_fused_bf16_m1)
 GEMV_FUSED(gemv_fused_bf16_m1, 1, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_bf16_m2)
 GEMV_FUSED(gemv_fused_bf16_m2, 2, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_bf16_m4)
 GEMV_FUSED(gemv_fused_bf16_m4, 4, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_bf16_m8)
 GEMV_FUSED(gemv_fused_bf16_m8, 8, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_bf16_m1)
 GEMV_FUSED(gemv_fused_norm_bf16_m1, 1, true)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_bf16_m2)
 GEMV_FUSED(gemv_fused_norm_bf16_m2, 2, true)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_bf16_m4)
 GEMV_FUSED(gemv_fused_norm_bf16_m4, 4, true)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_bf16_m8)
 GEMV_FUSED(gemv_fused_norm_bf16_m8, 8, true)
+#endif

@@ -403,18 +403,25 @@ __device__ __forceinline__ void sampleImpl(const T* logits, int V, const float* 
   if (tid == 0) outIds[r] = (int)(rv.imask - (u32)(pick & (u64)rv.imask));
 }
 
+#if LLMRT_KERNEL(sample_bf16)
 extern "C" __global__ void __launch_bounds__(512) sample_bf16(const bf16_t* logits, int vocab, const float* temperature, const int* topK,
     const float* topP, const float* minP, const u32* seed, const int* step, int* outIds) {
   sampleImpl<bf16_t>(logits, vocab, temperature, topK, topP, minP, seed, step, outIds);
 }
+#endif
+#if LLMRT_KERNEL(sample_f32)
 extern "C" __global__ void __launch_bounds__(512) sample_f32(const float* logits, int vocab, const float* temperature, const int* topK,
     const float* topP, const float* minP, const u32* seed, const int* step, int* outIds) {
   sampleImpl<float>(logits, vocab, temperature, topK, topP, minP, seed, step, outIds);
 }
+#endif
+#if LLMRT_KERNEL(sample_uniform)
 extern "C" __global__ void sample_uniform(const u32* seed, const int* step, double* out, int rows) {
   const int r = blockIdx.x * blockDim.x + threadIdx.x;
   if (r < rows) out[r] = uniformFor(seed[2 * r], seed[2 * r + 1], step[r]);
 }
+#endif
+#if LLMRT_KERNEL(apply_token_mask)
 extern "C" __global__ void apply_token_mask(float* logits, int vocab, const u32* masks, int words, const int* maskIndex) {
   const int m = maskIndex[blockIdx.y];
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -422,3 +429,4 @@ extern "C" __global__ void apply_token_mask(float* logits, int vocab, const u32*
   const u32 w = masks[(long long)m * words + (i >> 5)];  // one word per 32 lanes: a broadcast load
   if (!((w >> (i & 31)) & 1u)) logits[(long long)blockIdx.y * vocab + i] = -LLMRT_INF;
 }
+#endif
