@@ -107,7 +107,11 @@ function readLog(prog: bigint): string {
   return new TextDecoder().decode(buf.subarray(0, buf.indexOf(0) < 0 ? buf.length : buf.indexOf(0))).trim();
 }
 
-function compileNow(source: string, name: string, options: readonly string[]): { cubin: Uint8Array; log: string } {
+/**
+ * Compiles `source` with NVRTC now (no cache): the CUBIN and NVRTC's log. Blocks the calling thread
+ * for the whole compile (compile_pool.ts runs it in Web Workers).
+ */
+export function compileProgram(source: string, name: string, options: readonly string[]): { cubin: Uint8Array; log: string } {
   const lib = nvrtc();
   const progCell = new BigUint64Array(1);
   checkNvrtc(lib.nvrtcCreateProgram(progCell, cString(source), cString(name), 0, null, null), "nvrtcCreateProgram", name);
@@ -134,17 +138,18 @@ function compileNow(source: string, name: string, options: readonly string[]): {
   return compiled;
 }
 
-/**
- * Compiles CUDA C `source` to a CUBIN for `options.arch`, or returns the cached CUBIN for the same
- * source, arch, NVRTC version and options.
- *
- * @example
- * ```ts
- * const { cubin } = compileCuda(src, { arch: device.arch });
- * using mod = device.loadModule(cubin);
- * ```
- */
-export function compileCuda(source: string, options: CompileOptions): CompiledCubin {
+/** What compiling `source` with `options` means: program name, NVRTC's full option list, cache key and file. */
+export interface ResolvedCompile {
+  readonly name: string;
+  readonly arch: string;
+  readonly nvrtcOptions: readonly string[];
+  readonly key: string;
+  /** The CUBIN's file in the cache, or null when caching is off. */
+  readonly cachePath: string | null;
+}
+
+/** Resolves the NVRTC options, cache key and cache file of a compile (checks the arch). */
+export function resolveCompile(source: string, options: CompileOptions): ResolvedCompile {
   if (!/^sm_\d+[a-z]?$/.test(options.arch)) {
     throw new ValidationError(`CompileOptions.arch: expected "sm_<major><minor>" such as "sm_90", got ${JSON.stringify(options.arch)}`, "arch", options.arch);
   }
@@ -161,13 +166,33 @@ export function compileCuda(source: string, options: CompileOptions): CompiledCu
   const key = cubinCacheKey(source, options.arch, nvrtcVersion(), nvrtcOptions, includedHeaders(source, includeDirs));
   const root = options.cacheDir === undefined ? llmrtCacheDir() : options.cacheDir;
   const cachePath = root === null ? null : join(root, "cubin", `${name.replace(/[^A-Za-z0-9_.-]/g, "_")}-${options.arch}-${key.slice(0, 32)}.cubin`);
-  if (cachePath && existsSync(cachePath)) {
-    const cubin = new Uint8Array(readFileSync(cachePath));
-    if (cubin.byteLength > 0) return { cubin, arch: options.arch, key, fromCache: true, cachePath, log: "" };
-  }
-  const { cubin, log } = compileNow(source, name, nvrtcOptions);
-  if (cachePath) writeFileAtomic(cachePath, cubin);
-  return { cubin, arch: options.arch, key, fromCache: false, cachePath, log };
+  return { name, arch: options.arch, nvrtcOptions, key, cachePath };
+}
+
+/** The cached CUBIN of a resolved compile, or null when it is not in the cache. */
+export function readCachedCubin(r: ResolvedCompile): CompiledCubin | null {
+  if (!r.cachePath || !existsSync(r.cachePath)) return null;
+  const cubin = new Uint8Array(readFileSync(r.cachePath));
+  return cubin.byteLength > 0 ? { cubin, arch: r.arch, key: r.key, fromCache: true, cachePath: r.cachePath, log: "" } : null;
+}
+
+/**
+ * Compiles CUDA C `source` to a CUBIN for `options.arch`, or returns the cached CUBIN for the same
+ * source, arch, NVRTC version and options.
+ *
+ * @example
+ * ```ts
+ * const { cubin } = compileCuda(src, { arch: device.arch });
+ * using mod = device.loadModule(cubin);
+ * ```
+ */
+export function compileCuda(source: string, options: CompileOptions): CompiledCubin {
+  const r = resolveCompile(source, options);
+  const cached = readCachedCubin(r);
+  if (cached) return cached;
+  const { cubin, log } = compileProgram(source, r.name, r.nvrtcOptions);
+  if (r.cachePath) writeFileAtomic(r.cachePath, cubin);
+  return { cubin, arch: r.arch, key: r.key, fromCache: false, cachePath: r.cachePath, log };
 }
 
 /** Reads `lib/backends/cuda/kernels/<file>`. */

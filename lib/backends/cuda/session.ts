@@ -9,9 +9,12 @@
  * `CudaKvCache` is the paged KV cache: one allocation for every layer, plus a scratch block the
  * bucket's dummy tokens write to.
  */
+import process from "node:process";
+import { rmSync } from "node:fs";
 import { CublasLtGemm } from "./gemm.ts";
 import { fp8ScratchLayout } from "./fp8_launch.ts";
-import { loadKernelFile } from "./compiler.ts";
+import { compileKernelUnits, type CompileStats, kernelUnits, unitName } from "./compile_pool.ts";
+import { plannedKernels } from "./kernel_set.ts";
 import {
   type AttentionChoice,
   bucketFor,
@@ -169,6 +172,8 @@ export class CudaSession implements SessionBackend {
   readonly cudaGraphs: boolean;
   readonly gemv: boolean;
   readonly batchInvariant: boolean;
+  /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
+  readonly kernelCompile: CompileStats;
 
   readonly #stream: Stream;
   readonly #gemm: CublasLtGemm;
@@ -306,6 +311,11 @@ export class CudaSession implements SessionBackend {
       this.#i32 = new Int32Array(this.#pinned.buffer, 0, this.#layout.words);
       this.#f32 = new Float32Array(this.#pinned.buffer, 0, this.#layout.words);
       this.#u32 = new Uint32Array(this.#pinned.buffer, 0, this.#layout.words);
+      // Every kernel the launch plans can use, compiled now (in parallel, or read from the disk cache).
+      this.kernelCompile = this.#loadKernels(plannedKernels(this.#env(0n, 0), this.decodeCap));
+      if (process.stderr.isTTY && this.kernelCompile.units > this.kernelCompile.cacheHits) {
+        process.stderr.write(`llmrt: ${describeCompile(this.kernelCompile)}\n`);
+      }
       this.#stream.synchronize();
     } catch (e) {
       this.device.dispose();
@@ -362,6 +372,10 @@ export class CudaSession implements SessionBackend {
 
   /** The addresses the launch plan needs, for `kv`. */
   launchEnv(kv: CudaKvCache): LaunchEnv {
+    return this.#env(kv.buffer.ptr, kv.layerBytes);
+  }
+
+  #env(kvBase: bigint, kvLayerBytes: number): LaunchEnv {
     return {
       plan: this.plan,
       elem: this.elem,
@@ -375,8 +389,8 @@ export class CudaSession implements SessionBackend {
       io: stagingPointers(this.#layout, this.#io.ptr),
       tokenMasks: this.#maskDev?.ptr ?? 0n,
       invFreq: this.#invFreq.ptr,
-      kvBase: kv.buffer.ptr,
-      kvLayerBytes: kv.layerBytes,
+      kvBase,
+      kvLayerBytes,
       partialO: this.#partialO.ptr,
       quantScratch: this.#quantScratch?.ptr ?? 0n,
       fp8Scratch: this.#fp8Scratch?.ptr ?? 0n,
@@ -562,16 +576,35 @@ export class CudaSession implements SessionBackend {
   #kernel(name: string): Kernel {
     let k = this.#kernels.get(name);
     if (!k) {
-      const sig = kernelSignature(name);
-      let mod = this.#modules.get(sig.file);
-      if (!mod) {
-        mod = loadKernelFile(this.device, sig.file);
-        this.#modules.set(sig.file, mod);
-      }
-      k = mod.kernel(name, sig.params);
-      this.#kernels.set(name, k);
+      // Not in the planned set (kernel_set.ts): its unit now, on this thread.
+      this.#loadKernels([name]);
+      k = this.#kernels.get(name)!;
     }
     return k;
+  }
+
+  /** Compiles (in parallel) or reads from the cache the units of kernels `names`, loads them and registers the kernels. */
+  #loadKernels(names: readonly string[]): CompileStats {
+    const all = kernelUnits(names, (n) => kernelSignature(n).file);
+    const units = all.filter((u) => !this.#modules.has(unitName(u.unit))); // a whole-file unit may be loaded already
+    const { cubins, stats } = compileKernelUnits(units.map((u) => u.unit), this.device.arch);
+    units.forEach(({ unit }, i) => {
+      let mod: CudaModule;
+      try {
+        mod = this.device.loadModule(cubins[i].cubin);
+      } catch (e) {
+        // A cached CUBIN the driver rejects is deleted and compiled again once.
+        if (!cubins[i].fromCache || !cubins[i].cachePath) throw e;
+        rmSync(cubins[i].cachePath!, { force: true });
+        mod = this.device.loadModule(compileKernelUnits([unit], this.device.arch, { workers: 1 }).cubins[0].cubin);
+      }
+      this.#modules.set(unitName(unit), mod);
+    });
+    for (const { unit, forKernels } of all) {
+      const mod = this.#modules.get(unitName(unit))!;
+      for (const n of forKernels) if (!this.#kernels.has(n)) this.#kernels.set(n, mod.kernel(n, kernelSignature(n).params));
+    }
+    return stats;
   }
 
   /**
@@ -649,4 +682,12 @@ export class CudaSession implements SessionBackend {
   #live(): void {
     if (this.#disposed) throw new DisposedError("Session (CUDA)");
   }
+}
+
+/** One line about a compile phase, e.g. "kernels: 24 units (20 compiled on 8 workers, 4 from the cache) in 1.21 s". */
+export function describeCompile(s: CompileStats): string {
+  const where = s.compiledHere > 0
+    ? `${s.compiledInWorkers} compiled on ${s.workers} workers, ${s.compiledHere} on the main thread`
+    : `${s.compiledInWorkers} compiled on ${s.workers} workers`;
+  return `kernels: ${s.units} units (${where}, ${s.cacheHits} from the cache) in ${(s.wallMs / 1000).toFixed(2)} s`;
 }
