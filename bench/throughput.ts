@@ -4,10 +4,11 @@
  * tokens/s over the whole run; with --hf the same batch through transformers' generate, side by side.
  *
  *   bun bench/throughput.ts --model DIR [--requests 64] [--input 128] [--output 128] [--tp 1] [--hf] [--hf-compile]
- *       [--quant W4A16|W4A16_AWQ|W8A16|... [--group-size 128]]
+ *       [--quant W4A16|W4A16_AWQ|W8A16|... [--group-size 128]] [--profile-host]
  *
  * --quant quantizes the checkpoint at build time (LLM.create's quantConfig; int4 with zero points).
  * --tp N splits the model over N GPUs (tensor parallelism: one rank worker per GPU, NCCL all-reduce).
+ * --profile-host: host vs GPU time of an N-sequence decode step and its launches (bench/host_profile.ts).
  *
  * Greedy, ignoreEos (every request makes exactly `output` tokens). One warm-up run of 4 tokens first
  * (kernel loads, GEMM plans, graph capture). LLMRT_BENCH_JSON=FILE also writes the numbers as JSON.
@@ -17,6 +18,7 @@ import * as fs from "node:fs";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { LLM } from "../lib/llmapi/llm.ts";
+import { profileHost } from "./host_profile.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -30,6 +32,7 @@ const { values } = parseArgs({
     tp: { type: "string" },
     quant: { type: "string" },
     "group-size": { type: "string" },
+    "profile-host": { type: "boolean" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/throughput.ts --model DIR [--requests 64] [--input 128] [--output 128] [--hf] [--hf-compile]");
@@ -91,6 +94,7 @@ const result: Record<string, unknown> = {
   seconds: secs,
   outputTps: tps,
 };
+if (values["profile-host"]) result.hostProfile = profileHost(llm.engine, N, IN + OUT / 2, stats);
 
 if (values.hf) {
   const args = [

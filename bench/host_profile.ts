@@ -1,0 +1,87 @@
+/**
+ * Where an N-sequence decode step's time goes (issue 16 part 3), for bench/throughput.ts
+ * --profile-host: the executor's wall time per decode step of the timed run (scheduling, step
+ * building, the session's run, outputs), the session's run of one N-sequence decode step alone
+ * (validation, staging, one input copy, the graph replay, the sampled ids back) and the graph replay
+ * alone on the GPU (CUDA events, back to back), from a second session on the same engine; the
+ * differences are host time. Then the graph's launches run one by one with events (profileDecodeStep),
+ * summed per kernel.
+ */
+import type { Engine } from "../lib/builder/engine.ts";
+import type { IterationStats } from "../lib/executor/config.ts";
+import type { CudaKvCache } from "../lib/backends/cuda/session.ts";
+import type { StepInputs } from "../lib/ir/step_io.ts";
+import { Session } from "../lib/runtime/session.ts";
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+
+/** Host vs GPU ms of an N-sequence decode step; prints a summary and returns the numbers. */
+export function profileHost(engine: Engine, N: number, context: number, stats: readonly IterationStats[]): Record<string, unknown> {
+  const decodeSteps = stats.filter((s) => s.numPrefillTokens === 0 && s.numDecodeTokens === N);
+  const executorMs = median(decodeSteps.map((s) => s.stepMs));
+  using session = Session.fromSerializedEngine(engine, { backend: "cuda" });
+  const cuda = session.cuda!;
+  const bs = engine.config.build.tokensPerBlock;
+  const perSeq = Math.ceil(session.maxSeqLen / bs);
+  const kv = session.createKvCache(N * perSeq);
+  const step: StepInputs = {
+    tokenIds: Int32Array.from({ length: N }, (_, i) => (i * 97 + 5) % 1000),
+    positions: new Int32Array(N).fill(context),
+    seqStarts: Int32Array.from({ length: N + 1 }, (_, i) => i),
+    blockTables: Int32Array.from({ length: N * perSeq }, (_, i) => i),
+    maxBlocksPerSeq: perSeq,
+    logitRows: Int32Array.from({ length: N }, (_, i) => i),
+    sampling: {
+      temperature: new Float32Array(N),
+      topK: new Int32Array(N),
+      topP: new Float32Array(N).fill(1),
+      minP: new Float32Array(N),
+      seed: new Uint32Array(2 * N),
+      step: new Int32Array(N),
+    },
+  };
+  const out = { sampledIds: new Int32Array(N) };
+  for (let i = 0; i < 5; i++) session.run(step, out, kv); // graph capture, warm-up
+  const runMs: number[] = [];
+  for (let i = 0; i < 50; i++) {
+    const t = performance.now();
+    session.run(step, out, kv);
+    runMs.push(performance.now() - t);
+  }
+  const sessionMs = median(runMs);
+  const prof = cuda.profileDecodeStep(step, kv as CudaKvCache, 50);
+  const byName = new Map<string, { n: number; ms: number }>();
+  for (const l of prof.launches) {
+    const e = byName.get(l.name) ?? { n: 0, ms: 0 };
+    e.n++;
+    e.ms += l.ms;
+    byName.set(l.name, e);
+  }
+  const eagerSum = prof.launches.reduce((a, l) => a + l.ms, 0);
+  const f = (x: number, d = 3): string => x.toFixed(d);
+  console.log(`\nhost profile, ${N}-sequence decode step at context ${context} (bucket ${prof.bucket}, ${prof.launches.length} launches):`);
+  console.log(`| executor step (median of ${decodeSteps.length}) | session.run | GPU graph replay | host in session.run | host in the executor |`);
+  console.log("| ---: | ---: | ---: | ---: | ---: |");
+  console.log(
+    `| ${f(executorMs)} ms | ${f(sessionMs)} ms | ${f(prof.graphMs)} ms | ${f(sessionMs - prof.graphMs)} ms | ${f(executorMs - sessionMs)} ms |`,
+  );
+  console.log(`host share of the executor's step: ${f((100 * (executorMs - prof.graphMs)) / executorMs, 1)}%`);
+  const prefill = stats.filter((s) => s.numPrefillTokens > 0);
+  console.log(
+    `run of ${stats.length} steps: ${prefill.length} with prefill tokens ${f(prefill.reduce((a, s) => a + s.stepMs, 0), 1)} ms, ` +
+      `${decodeSteps.length} ${N}-sequence decode steps ${f(decodeSteps.reduce((a, s) => a + s.stepMs, 0), 1)} ms`,
+  );
+  console.log(`launches run one by one (events; sum ${f(eagerSum)} ms vs graph ${f(prof.graphMs)} ms), by kernel:`);
+  for (const [name, e] of [...byName].sort((a, b) => b[1].ms - a[1].ms)) {
+    console.log(`  ${name.padEnd(48)} ${String(e.n).padStart(4)} × ${f((1000 * e.ms) / e.n, 1).padStart(8)} µs = ${f(e.ms)} ms`);
+  }
+  kv.dispose();
+  return {
+    executorStepMs: executorMs,
+    sessionRunMs: sessionMs,
+    graphMs: prof.graphMs,
+    eagerSumMs: eagerSum,
+    bucket: prof.bucket,
+    kernels: Object.fromEntries(byName),
+  };
+}
