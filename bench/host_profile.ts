@@ -13,18 +13,9 @@ import type { CudaKvCache } from "../lib/backends/cuda/session.ts";
 import type { StepInputs } from "../lib/ir/step_io.ts";
 import { Session } from "../lib/runtime/session.ts";
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
-
-/** Host vs GPU ms of an N-sequence decode step; prints a summary and returns the numbers. */
-export function profileHost(engine: Engine, N: number, context: number, stats: readonly IterationStats[]): Record<string, unknown> {
-  const decodeSteps = stats.filter((s) => s.numPrefillTokens === 0 && s.numDecodeTokens === N);
-  const executorMs = median(decodeSteps.map((s) => s.stepMs));
-  using session = Session.fromSerializedEngine(engine, { backend: "cuda" });
-  const cuda = session.cuda!;
-  const bs = engine.config.build.tokensPerBlock;
-  const perSeq = Math.ceil(session.maxSeqLen / bs);
-  const kv = session.createKvCache(N * perSeq);
-  const step: StepInputs = {
+/** A greedy decode step of N sequences at position `context`, sequence s in blocks [s × perSeq, (s + 1) × perSeq). */
+function decodeStep(N: number, context: number, perSeq: number): StepInputs {
+  return {
     tokenIds: Int32Array.from({ length: N }, (_, i) => (i * 97 + 5) % 1000),
     positions: new Int32Array(N).fill(context),
     seqStarts: Int32Array.from({ length: N + 1 }, (_, i) => i),
@@ -40,6 +31,20 @@ export function profileHost(engine: Engine, N: number, context: number, stats: r
       step: new Int32Array(N),
     },
   };
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+
+/** Host vs GPU ms of an N-sequence decode step; prints a summary and returns the numbers. */
+export function profileHost(engine: Engine, N: number, context: number, stats: readonly IterationStats[]): Record<string, unknown> {
+  const decodeSteps = stats.filter((s) => s.numPrefillTokens === 0 && s.numDecodeTokens === N);
+  const executorMs = median(decodeSteps.map((s) => s.stepMs));
+  using session = Session.fromSerializedEngine(engine, { backend: "cuda" });
+  const cuda = session.cuda!;
+  const bs = engine.config.build.tokensPerBlock;
+  const perSeq = Math.ceil(session.maxSeqLen / bs);
+  const kv = session.createKvCache(N * perSeq);
+  const step = decodeStep(N, context, perSeq);
   const out = { sampledIds: new Int32Array(N) };
   for (let i = 0; i < 5; i++) session.run(step, out, kv); // graph capture, warm-up
   const runMs: number[] = [];
@@ -84,4 +89,35 @@ export function profileHost(engine: Engine, N: number, context: number, stats: r
     bucket: prof.bucket,
     kernels: Object.fromEntries(byName),
   };
+}
+
+/**
+ * Decode attention by batch size: the graph replay and the attention launches' eager time (RoPE + KV
+ * write + attention + reduce) of an N-sequence decode step, with the default plan (fused decode
+ * attention) and with `gemv: false` (rope_kv_write + paged_attention_decode + reduce), per N.
+ */
+export function attentionSweep(engine: Engine, context: number, sizes: readonly number[]): Record<string, unknown>[] {
+  const rows: Record<string, unknown>[] = [];
+  const bs = engine.config.build.tokensPerBlock;
+  for (const gemv of [true, false]) {
+    using session = Session.fromSerializedEngine(engine, { backend: "cuda", gemv });
+    const cuda = session.cuda!;
+    const perSeq = Math.ceil(session.maxSeqLen / bs);
+    const kv = session.createKvCache(Math.max(...sizes) * perSeq) as CudaKvCache;
+    for (const N of sizes) {
+      const prof = cuda.profileDecodeStep(decodeStep(N, context, perSeq), kv, 50);
+      const attn = prof.launches.filter((l) => /attention|rope_kv_write/.test(l.name)).reduce((a, l) => a + l.ms, 0);
+      rows.push({ gemv, N, graphMs: prof.graphMs, attentionMs: attn, launches: prof.launches.length });
+    }
+    kv.dispose();
+  }
+  console.log(`\ndecode attention by batch size at context ${context} (eager launch times, events):`);
+  console.log("| sequences | graph, fused attention | attention launches, fused | graph, gemv off | attention launches, unfused |");
+  console.log("| ---: | ---: | ---: | ---: | ---: |");
+  for (const N of sizes) {
+    const a = rows.find((r) => r.gemv && r.N === N)!, b = rows.find((r) => !r.gemv && r.N === N)!;
+    const f = (x: unknown): string => (x as number).toFixed(3);
+    console.log(`| ${N} | ${f(a.graphMs)} ms | ${f(a.attentionMs)} ms | ${f(b.graphMs)} ms | ${f(b.attentionMs)} ms |`);
+  }
+  return rows;
 }

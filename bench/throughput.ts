@@ -18,7 +18,7 @@ import * as fs from "node:fs";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { LLM } from "../lib/llmapi/llm.ts";
-import { profileHost } from "./host_profile.ts";
+import { attentionSweep, profileHost } from "./host_profile.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -69,6 +69,7 @@ const rand = (n: number): number => {
 const V = llm.engine.plan.attributes.vocabSize;
 const prompts = Array.from({ length: N }, () => Array.from({ length: IN }, () => rand(Math.min(V, 32000))));
 await llm.generate(prompts, { maxTokens: 4, temperature: 0, ignoreEos: true }, { useTqdm: false }); // warm-up
+const statsBefore = llm.getStats().length;
 const s = performance.now();
 const outs = await llm.generate(prompts, { maxTokens: OUT, temperature: 0, ignoreEos: true }, { useTqdm: false });
 const secs = (performance.now() - s) / 1000;
@@ -94,7 +95,10 @@ const result: Record<string, unknown> = {
   seconds: secs,
   outputTps: tps,
 };
-if (values["profile-host"]) result.hostProfile = profileHost(llm.engine, N, IN + OUT / 2, stats);
+if (values["profile-host"]) {
+  result.hostProfile = profileHost(llm.engine, N, IN + OUT / 2, stats.slice(statsBefore)); // the timed run's steps
+  result.attentionSweep = attentionSweep(llm.engine, IN + OUT / 2, [1, 8, 16, 32, 64].filter((n) => n <= N));
+}
 
 if (values.hf) {
   const args = [

@@ -32,6 +32,10 @@ first_run() {
     done
   )
 }
+stages=${*:-first nvrtc model throughput}
+for st in $stages; do
+case $st in
+first)
 stamp first-run
 [ -n "$BEFORE" ] && first_run "$BEFORE" before
 first_run . after
@@ -39,13 +43,22 @@ if [ -n "$BEFORE" ]; then
   cmp <(grep -av 'Processed prompts\|^\[llmrt\]\|llmrt: ' "$OUT/first_before_empty.log" | tr -d '\r') <(grep -av 'Processed prompts\|^\[llmrt\]\|llmrt: ' "$OUT/first_after_empty.log" | tr -d '\r') &&
     echo "generated text identical before/after"
 fi
+;;
+nvrtc)
 stamp nvrtc-test
 LLMRT_CACHE_DIR=/tmp/cache-after timeout 60 bun test tests/gpu/nvrtc_kernels.test.ts > "$OUT/nvrtc_test.log" 2>&1
 grep -E "^\(fail|^ *[0-9]+ (pass|fail|skip)" "$OUT/nvrtc_test.log"
+;;
+model)
 stamp make-model
-timeout 80 python3 .gpucuda/hf_reference.py make-model --preset llama-3.2-1b --out /tmp/hfmodels/llama-3.2-1b > "$OUT/make_model.log" 2>&1 || tail -3 "$OUT/make_model.log"
+[ -e /tmp/hfmodels/llama-3.2-1b/config.json ] || timeout 80 python3 .gpucuda/hf_reference.py make-model --preset llama-3.2-1b --out /tmp/hfmodels/llama-3.2-1b > "$OUT/make_model.log" 2>&1 || tail -3 "$OUT/make_model.log"
+;;
+throughput)
 stamp throughput
 export LLMRT_CACHE_DIR=/tmp/cache-after
 timeout 120 bash -c "$(declare -f tty); tty bun bench/throughput.ts --model /tmp/hfmodels/llama-3.2-1b --requests 64 --input 128 --output 128 --profile-host" < /dev/null > "$OUT/throughput64.log" 2>&1
-tr -d '\r' < "$OUT/throughput64.log" | grep -v -i warn | head -60
+tr -d '\r' < "$OUT/throughput64.log" | grep -v -i warn | head -70
+;;
+esac
+done
 stamp done
