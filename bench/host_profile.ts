@@ -108,6 +108,12 @@ export function attentionSweep(engine: Engine, context: number, sizes: readonly 
       const prof = cuda.profileDecodeStep(decodeStep(N, context, perSeq), kv, 50);
       const attn = prof.launches.filter((l) => /attention|rope_kv_write/.test(l.name)).reduce((a, l) => a + l.ms, 0);
       rows.push({ gemv, N, graphMs: prof.graphMs, attentionMs: attn, launches: prof.launches.length });
+      if (gemv) {
+        const by = new Map<string, number>();
+        for (const l of prof.launches) by.set(l.name, (by.get(l.name) ?? 0) + l.ms);
+        const top = [...by].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([n, ms]) => `${n} ${ms.toFixed(3)}`);
+        console.log(`  ${N} sequences, graph ${prof.graphMs.toFixed(3)} ms; top kernels (eager ms, summed): ${top.join(", ")}`);
+      }
     }
     kv.dispose();
   }

@@ -97,7 +97,7 @@ const result: Record<string, unknown> = {
 };
 if (values["profile-host"]) {
   result.hostProfile = profileHost(llm.engine, N, IN + OUT / 2, stats.slice(statsBefore)); // the timed run's steps
-  result.attentionSweep = attentionSweep(llm.engine, IN + OUT / 2, [1, 8, 16, 32, 64].filter((n) => n <= N));
+  result.attentionSweep = attentionSweep(llm.engine, IN + OUT / 2, [1, 2, 4, 5, 8, 16, 32, 64].filter((n) => n <= N));
 }
 
 if (values.hf) {

@@ -59,6 +59,15 @@ export LLMRT_CACHE_DIR=/tmp/cache-after
 timeout 120 bash -c "$(declare -f tty); tty bun bench/throughput.ts --model /tmp/hfmodels/llama-3.2-1b --requests 64 --input 128 --output 128 --profile-host" < /dev/null > "$OUT/throughput64.log" 2>&1
 tr -d '\r' < "$OUT/throughput64.log" | grep -v -i warn | head -70
 ;;
+tune32)
+# Experiment: cuBLASLt tuning over 32 heuristic candidates instead of 8 (fresh timing cache), same bench.
+stamp tune32
+sed -i 's/^const TUNE_CANDIDATES = 8;/const TUNE_CANDIDATES = 32;/' lib/backends/cuda/gemm.ts && grep -n "^const TUNE_CANDIDATES" lib/backends/cuda/gemm.ts
+export LLMRT_CACHE_DIR=/tmp/cache-tune32
+timeout 120 bun bench/throughput.ts --model /tmp/hfmodels/llama-3.2-1b --requests 64 --input 128 --output 128 --profile-host > "$OUT/throughput64_tune32.log" 2>&1
+grep -v -i warn "$OUT/throughput64_tune32.log" | grep -E "llmrt:|gemm|\| [0-9.]+ ms" | head -20
+git checkout lib/backends/cuda/gemm.ts 2> /dev/null || sed -i 's/^const TUNE_CANDIDATES = 32;/const TUNE_CANDIDATES = 8;/' lib/backends/cuda/gemm.ts
+;;
 esac
 done
 stamp done
