@@ -18,15 +18,27 @@ __device__ __forceinline__ void unpack8(const uint4& v, float (&f)[8]) {
   }
 }
 
+/**
+ * The M x vectors at vector c, all loaded before any is used so the loads overlap (rows past m re-read
+ * row 0; their sums are never stored). Unpacked as load16 does, so each row's FMAs are unchanged.
+ */
+template <int M>
+__device__ __forceinline__ void loadX(const bf16_t* x, int m, int k, int c, uint4 (&xv)[M]) {
+#pragma unroll
+  for (int r = 0; r < M; r++) xv[r] = *reinterpret_cast<const uint4*>(x + (long long)(r < m ? r : 0) * k + c * 8);
+}
+
 template <int M>
 __device__ __forceinline__ void gemvAccum(const uint4& wv, const bf16_t* x, int m, int k, int c, float (&acc)[M]) {
+  uint4 xv[M];
+  loadX<M>(x, m, k, c, xv);
   float wf[8];
   unpack8(wv, wf);
 #pragma unroll
   for (int r = 0; r < M; r++) {
     if (r < m) {
       float xf[8];
-      load16(x + (long long)r * k + c * 8, xf);
+      unpack8(xv[r], xf);
 #pragma unroll
       for (int e = 0; e < 8; e++) acc[r] = fmaf(wf[e], xf[e], acc[r]);
     }
@@ -138,13 +150,15 @@ __device__ __forceinline__ void prefetchL2Slices(const void* base, long long byt
 
 template <int M>
 __device__ __forceinline__ void gfAccum(const uint4& wv, const bf16_t* xb, int m, int k, int c, float (&acc)[M]) {
+  uint4 xv[M];
+  loadX<M>(xb, m, k, c, xv);
   float wf[8];
   unpack8(wv, wf);
 #pragma unroll
   for (int r = 0; r < M; r++) {
     if (r < m) {
       float xf[8];
-      load16(xb + (long long)r * k + c * 8, xf);
+      unpack8(xv[r], xf);
 #pragma unroll
       for (int e = 0; e < 8; e++) acc[r] = fmaf(wf[e], xf[e], acc[r]);
     }
