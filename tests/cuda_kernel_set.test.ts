@@ -74,6 +74,7 @@ for (const m of MODELS) {
             const missing = [...seen].filter((k) => !planned.has(k));
             assert.deepEqual(missing, [], `fused ${fusedDecode}, invariant ${batchInvariant}: launched but not planned`);
             for (const k of planned) kernelSignature(k); // every planned name is a known kernel
+            assert.ok(planned.has("apply_token_mask"), "guided decoding's mask kernel is planned");
           }
         }
       },

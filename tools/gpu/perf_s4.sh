@@ -59,6 +59,11 @@ export LLMRT_CACHE_DIR=/tmp/cache-after
 timeout 120 bash -c "$(declare -f tty); tty bun bench/throughput.ts --model /tmp/hfmodels/llama-3.2-1b --requests 64 --input 128 --output 128 --profile-host" < /dev/null > "$OUT/throughput64.log" 2>&1
 tr -d '\r' < "$OUT/throughput64.log" | grep -v -i warn | head -70
 ;;
+kcheck)
+stamp kernel-checks
+timeout 120 python3 tools/cuda-kernel-check/decode_step.py --out "$OUT" --quick > "$OUT/decode_step.log" 2>&1
+grep -v "^  ok  " "$OUT/decode_step.log" | grep -v Warning | tail -30
+;;
 tune32)
 # Experiment: cuBLASLt tuning over 32 heuristic candidates instead of 8 (fresh timing cache), same bench.
 stamp tune32

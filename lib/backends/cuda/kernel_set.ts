@@ -1,13 +1,13 @@
 /**
  * The kernels a CUDA session's launch plans can use (issue 16, first-run compile): every step shape
  * the session runs — prefill and mixed steps, chunks without logits rows, decode steps eager and in
- * every graph bucket, with and without sampling — goes through planLaunches, and the kernel names
+ * graph buckets, with and without sampling, masked sampling — goes through planLaunches / sampleLaunches, and the kernel names
  * those launches hold are the set to compile up front. Pure: no FFI, checked on the fake device.
  */
 import type { AttentionChoice, LaunchEnv, StepShape } from "./launch_types.ts";
 import { NCCL_ALL_REDUCE } from "./launch_types.ts";
 import { hasTiledAttention } from "./attention_choice.ts";
-import { planLaunches } from "./launch_plan.ts";
+import { planLaunches, sampleLaunches } from "./launch_plan.ts";
 
 /**
  * Token, sequence and row counts that reach every branch of planLaunches: the skinny-GEMM
@@ -51,5 +51,7 @@ export function plannedKernels(env: LaunchEnv, decodeCap: number): string[] {
       }
     }
   }
+  // Guided decoding: a step with token masks samples after the forward (apply_token_mask, then the sampler).
+  for (const l of sampleLaunches({ ...env, tokenMasks: env.tokenMasks || 1n }, 1, true)) if (l.kind === "kernel") names.add(l.kernel);
   return [...names].sort();
 }
