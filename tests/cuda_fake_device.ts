@@ -23,6 +23,7 @@ import {
 } from "../lib/backends/cuda/launch_plan.ts";
 import { NCCL_ALL_REDUCE } from "../lib/backends/cuda/launch_types.ts";
 import { isDecodeStep, packStep, stagingLayout, stagingPointers } from "../lib/backends/cuda/step_staging.ts";
+import { CudaLoraTables } from "../lib/backends/cuda/lora_tables.ts";
 import type { Engine } from "../lib/builder/engine.ts";
 import type { EnginePlan } from "../lib/ir/plan.ts";
 import { parsePretrainedConfig } from "../lib/models/config.ts";
@@ -75,6 +76,10 @@ export class FakeMemory {
   f64(p: bigint, n: number): Float64Array {
     const { buf, off } = this.#find(p, n * 8);
     return new Float64Array(buf, off, n);
+  }
+  u64(p: bigint, n: number): BigUint64Array {
+    const { buf, off } = this.#find(p, n * 8);
+    return new BigUint64Array(buf, off, n);
   }
   bytes(p: bigint, n: number): Uint8Array {
     const { buf, off } = this.#find(p, n);
@@ -260,6 +265,9 @@ export function runLaunches(mem: FakeMemory, launches: readonly Launch[], env: L
       case "apply_token_mask":
         maskStandIn(mem, l);
         break;
+      case "lora_apply_f32":
+        loraStandIn(mem, l);
+        break;
       default:
         throw new Error(`no stand-in for kernel ${l.kernel}`);
     }
@@ -359,6 +367,25 @@ export class FakeCudaSession {
     };
   }
 
+  #lora: CudaLoraTables | null = null;
+  #loraTables(): CudaLoraTables {
+    const mem = this.mem;
+    this.#lora ??= new CudaLoraTables(
+      (n) => {
+        const ptr = mem.alloc(n);
+        return {
+          ptr,
+          copyFromHost: (src, o) => mem.bytes(ptr + BigInt(o.offset ?? 0), src.byteLength).set(new Uint8Array(src.buffer, src.byteOffset, src.byteLength)),
+          dispose: () => {},
+        };
+      },
+      null,
+      this.env.elem,
+      this.layout.capTokens,
+    );
+    return this.#lora;
+  }
+
   #group(): number {
     const attn = this.env.plan.ops.find((o) => o.type === "paged_attention") as { numHeads: number; numKvHeads: number };
     return attn.numHeads / attn.numKvHeads;
@@ -367,6 +394,11 @@ export class FakeCudaSession {
   run(inp: StepInputs, graphs = true): { ids: Int32Array; logits: Float32Array } {
     const T = inp.tokenIds.length, S = inp.seqStarts.length - 1, R = inp.logitRows.length;
     const masks = inp.sampling?.tokenMasks && inp.sampling.tokenMasks.count > 0 ? inp.sampling.tokenMasks : null;
+    // Multi-LoRA: as the CUDA session, an eager unfused step with the adapters' tables.
+    const env = inp.adapterIds
+      ? { ...this.env, fusedDecode: false, lora: this.#loraTables().prepare(inp.loraSlots!, inp.adapterIds, inp.seqStarts) }
+      : this.env;
+    if (inp.adapterIds) graphs = false;
     const host = new ArrayBuffer(this.layout.words * 4);
     const i32 = new Int32Array(host), f32 = new Float32Array(host), u32 = new Uint32Array(host);
     let launches: Launch[];
@@ -396,7 +428,7 @@ export class FakeCudaSession {
         const a = this.env.plan.attributes;
         attention = { kind: "decode", ...graphDecodeSplit(1, a.numKvHeads, this.#group(), this.maxSeqLen, this.env.elem, this.sms) };
       }
-      launches = planLaunches(this.env, { numTokens: T, numSeqs: S, numRows: R, attention, sample: !masks });
+      launches = planLaunches(env, { numTokens: T, numSeqs: S, numRows: R, attention, sample: !masks });
       this.eagerSteps++;
     }
     if (masks) {
@@ -432,6 +464,34 @@ const rbf = (x: number): number => fromBf16Bits(toBf16Bits(x));
 /** bf16(a + b) with the sum taken in float (the residual adds: add_rmsnorm, add_inplace, gemv_fused mode 1). */
 const addBf16 = (a: number, b: number): number => rbf(Math.fround(a + b));
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
+
+/** lora_apply_f32 stand-in: each token row with a slot adds scaling · (x · Aᵀ) · Bᵀ of each segment (B stored transposed). */
+function loraStandIn(mem: FakeMemory, l: KernelLaunch): void {
+  const [x, out, rows, inF, outF, tokenSlot, table, K] = l.args as (bigint & number)[];
+  assert.deepEqual([l.grid[0], l.grid[1]], [rows, K], "lora_apply grid (rows, K)");
+  const xs = mem.f32(x, rows * inF), ys = mem.f32(out, rows * outF), slots = mem.i32(tokenSlot, rows);
+  for (let t = 0; t < rows; t++) {
+    if (slots[t] < 0) continue;
+    for (let k = 0; k < K; k++) {
+      const off = table + BigInt((slots[t] * K + k) * 32);
+      const [a, b] = mem.u64(off, 2);
+      const [rank, outOffset, outFeatures] = mem.i32(off + 16n, 3);
+      const scaling = mem.f32(off + 28n, 1)[0];
+      if (rank <= 0) continue;
+      const A = mem.f32(a, rank * inF), B = mem.f32(b, rank * outFeatures);
+      const tv = Array.from({ length: rank }, (_, r) => {
+        let acc = 0;
+        for (let i = 0; i < inF; i++) acc += xs[t * inF + i] * A[r * inF + i];
+        return Math.fround(acc) * scaling;
+      });
+      for (let o = 0; o < outFeatures; o++) {
+        let acc = 0;
+        for (let r = 0; r < rank; r++) acc += tv[r] * B[r * outFeatures + o];
+        ys[t * outF + outOffset + o] += acc;
+      }
+    }
+  }
+}
 
 /** apply_token_mask stand-in: a row with maskIndex >= 0 gets -inf wherever its mask bit is 0. */
 function maskStandIn(mem: FakeMemory, l: KernelLaunch): void {

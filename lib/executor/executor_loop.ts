@@ -116,9 +116,9 @@ export class ExecutorLoop {
     };
     this.#outputs = new OutputBuilder(tokenizer, maxSeqLen);
     if (config.lora) {
-      if (session.backend !== "cpu") {
+      if (session.backend !== "cpu" && ((session.impl as { worldSize?: number }).worldSize ?? 1) > 1) {
         throw new UnsupportedError(
-          `ExecutorConfig.lora: LoRA adapters run on the CPU backend only (no ${session.backend} LoRA kernels yet)`,
+          `ExecutorConfig.lora: LoRA adapters run on the CPU backend and a single-GPU CUDA session (not on a tensor-parallel ${session.backend} session)`,
           "enableLora",
           true,
         );

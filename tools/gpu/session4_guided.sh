@@ -7,6 +7,8 @@
 #   guided — bench/guided_decoding.ts --e2e on llama-3.2-1b: plain vs guided JSON decode tokens/s, batch 1 and 64
 #   spec   — bench/speculative.ts on CUDA at batch 1: kjv-llama (NGram, DraftTarget with kjv-llama-draft)
 #   spec1b — bench/speculative.ts on llama-3.2-1b (random weights): plain vs NGram at batch 1
+#   lora   — tests/gpu/lora.test.ts (LoRA = merged weights, f32 and bf16) and bench/lora.ts on llama-3.2-1b:
+#            64 requests over 4 rank-16 adapters beside no LoRA (run as: bash tools/gpu/session4_guided.sh setup lora)
 # Logs in $OUT; a summary is printed.
 set -uo pipefail
 OUT=${OUT:-/tmp/llmrt-out}
@@ -32,7 +34,7 @@ for s in $stages; do
       timeout 120 bun test --timeout 600000 tests/gpu/guided.test.ts > "$OUT/gpu_guided_test.log" 2>&1
       grep -E "^\(pass|^\(fail|^\(skip|CUDA masked|stories260k CUDA|error|Error|^ *[0-9]+ (pass|fail|skip)" "$OUT/gpu_guided_test.log" | cut -c1-400 | head -20 ;;
     guided)
-      [ -n "$mpid" ] && { wait $mpid; echo "model made: $(ls $M | tr '\n' ' ')"; tail -2 "$OUT/make_model.log"; }
+      [ -n "$mpid" ] && { wait $mpid; mpid=""; echo "model made: $(ls $M | tr '\n' ' ')"; tail -2 "$OUT/make_model.log"; }
       timeout 170 bun bench/guided_decoding.ts --e2e --e2e-only --model $M --backend cuda --batch 1,64 --new 128 > "$OUT/guided_e2e.log" 2>&1
       tail -12 "$OUT/guided_e2e.log" | cut -c1-400 ;;
     spec)
@@ -41,6 +43,12 @@ for s in $stages; do
     spec1b)
       timeout 120 bun bench/speculative.ts --model $M --backend cuda --batch 1 --new 128 --modes plain,NGram > "$OUT/spec_1b.log" 2>&1
       tail -7 "$OUT/spec_1b.log" | cut -c1-400 ;;
+    lora)
+      timeout 120 bun test --timeout 600000 tests/gpu/lora.test.ts > "$OUT/gpu_lora_test.log" 2>&1
+      grep -E "^\(pass|^\(fail|CUDA LoRA|error|Error|^ *[0-9]+ (pass|fail|skip)" "$OUT/gpu_lora_test.log" | cut -c1-400 | head -12
+      [ -n "$mpid" ] && { wait $mpid; mpid=""; }
+      timeout 150 bun bench/lora.ts --model $M --backend cuda --batch 64 --new 64 --adapters 4 --rank 16 > "$OUT/lora_bench.log" 2>&1
+      tail -6 "$OUT/lora_bench.log" | cut -c1-400 ;;
     *) echo "unknown stage $s" ;;
   esac
 done

@@ -41,9 +41,10 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     out.push({ kind: "kernel", op, kernel, grid, block, args });
   };
   // Decode steps of up to 8 sequences (one token each) fold norms, epilogues and RoPE into fewer launches.
-  const fuse = !!env.fusedDecode && env.gemv && elem === "bf16" && T === S && T === R && shape.attention.kind === "decode" && env.decodeCounters !== undefined
-    ? planDecodeFusion(plan, T, shape.attention.kind === "decode", (n) => n === a.logits, GEMV_MAX_ROWS)
-    : undefined;
+  const fuse =
+    !!env.fusedDecode && !env.lora && env.gemv && elem === "bf16" && T === S && T === R && shape.attention.kind === "decode" && env.decodeCounters !== undefined
+      ? planDecodeFusion(plan, T, shape.attention.kind === "decode", (n) => n === a.logits, GEMV_MAX_ROWS)
+      : undefined;
   plan.ops.forEach((op, i) => {
     if (fuse?.skip.has(i)) return;
     // A step with no logits rows (a prefill chunk that does not end its prompt) skips the row ops.
@@ -283,6 +284,11 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
       case "sample":
         if (shape.sample) out.push(...sampleLaunches(env, R, false));
         break;
+    }
+    // Multi-LoRA: each token row's adapter delta added to the linear's output (token-row linears only).
+    const table = op.type === "linear" && env.lora && plan.buffers[op.x].rows === "tokens" ? env.lora.table(op.weight) : undefined;
+    if (table !== undefined && op.type === "linear") {
+      k(i, `lora_apply_${elem}`, [T, env.lora!.K, 1], 256, [buf(op.x), buf(op.out), T, op.inFeatures, op.outFeatures, env.lora!.tokenSlot, table, env.lora!.K]);
     }
   });
   return out;

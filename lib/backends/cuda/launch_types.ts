@@ -32,6 +32,7 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   paged_attention_generic: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, I, F, I] },
   sample: { file: "sampling.cu", params: [P, I, P, P, P, P, P, P, P] },
   apply_token_mask: { file: "sampling.cu", params: [P, I, P, I, P] },
+  lora_apply: { file: "lora.cu", params: [P, P, I, I, I, P, P, I] },
   gemv: { file: "gemv.cu", params: [P, P, P, P, I, I, I] },
   gemv_fused: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
   gemv_fused_norm: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
@@ -87,6 +88,12 @@ export interface LaunchEnv {
   readonly io: StepIoPointers;
   /** u32 [masks, ceil(vocab / 32)]: the step's token masks (guided decoding); 0n until a step has masks. */
   readonly tokenMasks?: bigint;
+  /**
+   * Multi-LoRA of this step (adapters on token-row linears): the token → adapter slot array, the
+   * [slots, K] LoraEntry table of each linear weight that some resident adapter targets
+   * (kernels/lora.cu), K segments per table. Absent: no adapters this step (decode fusion is off when set).
+   */
+  readonly lora?: { readonly tokenSlot: bigint; readonly K: number; readonly table: (weight: string) => bigint | undefined };
   /** [headDim / 2] f64 RoPE inverse frequencies. */
   readonly invFreq: bigint;
   /** The KV cache: layer l starts at base + l × layerBytes. */

@@ -45,6 +45,7 @@ import type { CudaModule, Kernel } from "../../cuda/module.ts";
 import type { Stream } from "../../cuda/stream.ts";
 import { bytesPerBlock, type KvCache, type KvCacheGeometry } from "../../ir/kv_cache.ts";
 import type { TokenMasks } from "../../ir/sampling.ts";
+import { CudaLoraTables } from "./lora_tables.ts";
 import { type StepInputs, type StepOutputs, validateStep } from "../../ir/step_io.ts";
 
 /**
@@ -205,6 +206,8 @@ export class CudaSession implements SessionBackend {
   readonly #graphs = new Map<number, CudaGraph>();
   /** Token masks of guided decoding, [maxSeqs, ceil(vocab / 32)] u32, pinned and on the device: allocated on first use. */
   #maskHost: PinnedHostBuffer | null = null;
+  /** Resident LoRA adapters on the device (made on the first step with adapters). */
+  #lora: CudaLoraTables | null = null;
   #maskDev: DeviceBuffer | null = null;
   #graphKv: CudaKvCache | null = null;
   readonly #attn: Extract<Op, { type: "paged_attention" }> | undefined;
@@ -422,13 +425,28 @@ export class CudaSession implements SessionBackend {
     // Guided decoding: the forward is enqueued first; the masks are computed on the host while it runs.
     const masks = out.sampledIds && inp.sampling?.tokenMasks && inp.sampling.tokenMasks.count > 0 ? inp.sampling.tokenMasks : null;
     if (masks) this.#checkMasks(masks, R);
-    if (this.cudaGraphs && T <= this.decodeCap && isDecodeStep(inp)) this.#runGraph(inp, kv, T, !masks);
-    else this.#runEager(inp, out, kv, T, S, R, !masks);
+    // Multi-LoRA steps run eagerly and unfused: each token-row linear adds its rows' adapter deltas.
+    const lora = inp.adapterIds ? this.#loraEnv(inp, S) : undefined;
+    if (!lora && this.cudaGraphs && T <= this.decodeCap && isDecodeStep(inp)) this.#runGraph(inp, kv, T, !masks);
+    else this.#runEager(inp, out, kv, T, S, R, !masks, lora);
     if (masks) this.#sampleMasked(masks, kv, R);
     this.#finish(out, R);
   }
 
-  #runEager(inp: StepInputs, out: StepOutputs, kv: CudaKvCache, T: number, S: number, R: number, sample: boolean): void {
+  #loraEnv(inp: StepInputs, S: number): LaunchEnv["lora"] {
+    if (!inp.loraSlots) throw new ValidationError("Session.run: inputs.adapterIds needs inputs.loraSlots", "loraSlots");
+    if (inp.adapterIds!.length !== S) {
+      throw new ValidationError(
+        `Session.run: inputs.adapterIds has ${inp.adapterIds!.length} entries for ${S} sequences`,
+        "adapterIds",
+        inp.adapterIds!.length,
+      );
+    }
+    this.#lora ??= new CudaLoraTables((n) => this.device.alloc(n), this.#stream, this.elem, this.#layout.capTokens);
+    return this.#lora.prepare(inp.loraSlots, inp.adapterIds!, inp.seqStarts);
+  }
+
+  #runEager(inp: StepInputs, out: StepOutputs, kv: CudaKvCache, T: number, S: number, R: number, sample: boolean, lora?: LaunchEnv["lora"]): void {
     const words = packStep(this.#layout, this.#i32, this.#f32, this.#u32, inp, null);
     this.#io.copyFromHost(this.#pinned.bytes.subarray(0, words * 4), { stream: this.#stream });
     const window = this.#attn?.window ?? 0;
@@ -440,7 +458,8 @@ export class CudaSession implements SessionBackend {
     let attention = chooseAttention(this.plan, this.elem, T, S, maxAttended, this.decodeCap, this.device.smCount);
     // Batch-invariant: the graphs' split-K geometry (fixed key ranges per split) whatever the step holds.
     if (this.batchInvariant && attention.kind === "decode") attention = this.#graphAttention(1);
-    this.#exec(planLaunches(this.launchEnv(kv), { numTokens: T, numSeqs: S, numRows: R, attention, sample: sample && !!out.sampledIds }));
+    const env = lora ? { ...this.launchEnv(kv), lora, fusedDecode: false } : this.launchEnv(kv);
+    this.#exec(planLaunches(env, { numTokens: T, numSeqs: S, numRows: R, attention, sample: sample && !!out.sampledIds }));
   }
 
   /**
