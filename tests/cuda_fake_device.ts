@@ -394,15 +394,18 @@ export class FakeCudaSession {
   run(inp: StepInputs, graphs = true): { ids: Int32Array; logits: Float32Array } {
     const T = inp.tokenIds.length, S = inp.seqStarts.length - 1, R = inp.logitRows.length;
     const masks = inp.sampling?.tokenMasks && inp.sampling.tokenMasks.count > 0 ? inp.sampling.tokenMasks : null;
-    // Multi-LoRA: as the CUDA session, an eager unfused step with the adapters' tables.
-    const env = inp.adapterIds
-      ? { ...this.env, fusedDecode: false, lora: this.#loraTables().prepare(inp.loraSlots!, inp.adapterIds, inp.seqStarts) }
-      : this.env;
-    if (inp.adapterIds) graphs = false;
     const host = new ArrayBuffer(this.layout.words * 4);
     const i32 = new Int32Array(host), f32 = new Float32Array(host), u32 = new Uint32Array(host);
     let launches: Launch[];
     const decode = graphs && T <= this.decodeCap && isDecodeStep(inp);
+    // Multi-LoRA: as the CUDA session, an unfused step with the adapters' tables (bucket rows without adapter).
+    const env = inp.adapterIds
+      ? {
+        ...this.env,
+        fusedDecode: false,
+        lora: this.#loraTables().prepare(inp.loraSlots!, inp.adapterIds, inp.seqStarts, decode ? bucketFor(T, this.buckets) : T),
+      }
+      : this.env;
     if (decode) {
       const bucket = bucketFor(T, this.buckets);
       const a = this.env.plan.attributes;
@@ -415,7 +418,7 @@ export class FakeCudaSession {
           ...graphDecodeSplit(this.env.batchInvariant ? 1 : bucket, a.numKvHeads, attn.numHeads / attn.numKvHeads, this.maxSeqLen, this.env.elem, this.sms),
         }
         : { kind: "generic" as const };
-      launches = planLaunches(this.env, { numTokens: bucket, numSeqs: bucket, numRows: bucket, attention, sample: !masks });
+      launches = planLaunches(env, { numTokens: bucket, numSeqs: bucket, numRows: bucket, attention, sample: !masks });
       this.graphSteps++;
     } else {
       const words = packStep(this.layout, i32, f32, u32, inp, null);

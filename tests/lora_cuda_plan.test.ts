@@ -1,6 +1,6 @@
 // Multi-LoRA in the CUDA launch plan, checked on the fake device: a step whose sequences use two
 // different adapters (3 segments on the fused QKV, 2 on gate/up, one elsewhere) and none, prefill
-// and decode, gives the CPU session's logits (its applyLora reference) and sampled ids; the adapter
+// and decode (eager and as a padded graph bucket), gives the CPU session's logits (its applyLora reference) and sampled ids; the adapter
 // tables are uploaded once per slot change, the step's launches carry one lora_apply per targeted
 // linear and no fused decode launches.
 import { buildSync } from "../lib/builder/builder.ts";
@@ -67,18 +67,19 @@ test("CUDA launch plan with multi-LoRA on the fake device equals the CPU session
     { ids: [4, 4, 90], blocks: [6, 7, 8, 9, 10, 11] },
     { ids: [50, 1, 2, 3], blocks: [12, 13, 14, 15, 16, 17] },
   ];
-  const check = (what: string, inp: StepInputs): number[] => {
+  const check = (what: string, inp: StepInputs, graphs = false): number[] => {
     const R = inp.logitRows.length;
     const want = { logits: new Float32Array(R * V), sampledIds: new Int32Array(R) };
     const withLora = { ...inp, adapterIds, loraSlots: slots };
     cpu.run(withLora, want, kv);
-    const got = fake.run(withLora);
+    const got = fake.run(withLora, graphs);
     const rel = maxRelDiff(got.logits, want.logits);
     assert.ok(rel < 1e-5, `${what}: logits differ from the CPU's (max rel ${rel.toExponential(2)})`);
     assert.deepEqual(Array.from(got.ids), Array.from(want.sampledIds), `${what}: sampled ids`);
     const loraLaunches = fake.lastLaunches.filter((l) => l.kind === "kernel" && l.kernel === "lora_apply_f32").length;
     const targeted = engine.plan.ops.filter((o) => o.type === "linear" && engine.plan.buffers[o.x].rows === "tokens").length;
     assert.equal(loraLaunches, targeted, `${what}: one lora_apply per targeted linear`);
+    assert.ok(!fake.lastLaunches.some((l) => l.kind === "kernel" && /fused|decode_attention/.test(l.kernel)), `${what}: no fused decode launches`);
     // The adapters changed the rows of sequences 0 and 2 and left sequence 1's alone.
     const base = { logits: new Float32Array(R * V), sampledIds: new Int32Array(R) };
     cpu.run(inp, base, kvBase);
@@ -88,6 +89,10 @@ test("CUDA launch plan with multi-LoRA on the fake device equals the CPU session
   };
   let last = check("prefill", step(seqs.map((s) => ({ ids: s.ids, pos: 0, blocks: s.blocks })), 6));
   const pos = seqs.map((s) => s.ids.length);
-  for (let i = 0; i < 3; i++) last = check(`decode ${i}`, step(seqs.map((s, j) => ({ ids: [last[j]], pos: pos[j]++, blocks: s.blocks })), 6));
-  assert.equal(fake.graphSteps, 0, "LoRA steps run eagerly");
+  for (let i = 0; i < 4; i++) {
+    const graphs = i % 2 === 1;
+    const inp = step(seqs.map((s, j) => ({ ids: [last[j]], pos: pos[j]++, blocks: s.blocks })), 6);
+    last = check(`decode ${i} (${graphs ? "graph bucket 4, a dummy row without adapter" : "eager"})`, inp, graphs);
+  }
+  assert.equal(fake.graphSteps, 2, "LoRA decode steps run as graphs too");
 });

@@ -1,8 +1,9 @@
 /**
  * GPU: multi-LoRA on the CUDA session (issue 15 part 3). kjv-llama with a PEFT adapter on every
  * target module (tools/lora-packer), in one batch with a request without adapter: the adapter
- * request's logits equal the merged-weight model's (float32 and bfloat16 engines, each within its
- * precision), the other request's equal the base model's.
+ * request's logits equal the merged-weight model's (float32: within 1e-4 relative; bfloat16: its
+ * error against the float32 merged model is that of the bf16 merged model), the other request's
+ * equal the base model's.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -28,8 +29,9 @@ function relDiff(a: readonly Float32Array[], b: readonly Float32Array[], steps: 
   return d / m;
 }
 
-for (const [dtype, tol] of [["float32", 2e-3], ["bfloat16", 3e-2]] as const) {
-  gpuTest(`kjv-llama ${dtype} on CUDA: a LoRA request equals the merged-weight model, a request without adapter in the same batch the base model`, async () => {
+gpuTest(
+  "kjv-llama on CUDA (float32, bfloat16): a LoRA request equals the merged-weight model, a request without adapter in the same batch the base model",
+  async () => {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "llmrt-gpu-lora-"));
     const adapter = path.join(tmp, "all"), merged = path.join(tmp, "merged");
     packPeftAdapter(kjv, adapter, {
@@ -40,31 +42,49 @@ for (const [dtype, tol] of [["float32", 2e-3], ["bfloat16", 3e-2]] as const) {
       std: 0.08,
     });
     mergePeftAdapter(kjv, adapter, merged);
-    const opts = { backend: "cuda", dtype, cacheEngine: false } as const;
-    const run = async (model: string, lora: boolean) => {
-      await using llm = await LLM.create({ model, ...opts, ...(lora ? { enableLora: true, maxLoras: 2, maxLoraRank: 8 } : {}) });
+    const run = async (model: string, dtype: "float32" | "bfloat16", lora: boolean) => {
+      await using llm = await LLM.create({
+        model,
+        backend: "cuda",
+        dtype,
+        cacheEngine: false,
+        ...(lora ? { enableLora: true, maxLoras: 2, maxLoraRank: 8 } : {}),
+      });
       if (!lora) return [(await llm.generate(PROMPT, PARAMS, { useTqdm: false })).outputs[0]];
       const a = llm.generateAsync(PROMPT, PARAMS, { loraRequest: { name: "all", path: adapter } });
       const b = llm.generateAsync(PROMPT, PARAMS);
       return [(await a.result()).outputs[0], (await b.result()).outputs[0]];
     };
-    const [withAdapter, without] = await run(kjv, true);
-    const [mergedOut] = await run(merged, false);
-    const [baseOut] = await run(kjv, false);
-    // Later rows follow each run's own tokens: compare the rows up to the first token that differs.
-    const same = (x: readonly number[], y: readonly number[]): number => Math.max(1, x.findIndex((t, i) => t !== y[i]) + 1 || x.length);
-    const nLora = same(withAdapter.tokenIds, mergedOut.tokenIds), nBase = same(without.tokenIds, baseOut.tokenIds);
-    const dLora = relDiff(withAdapter.generationLogits!, mergedOut.generationLogits!, nLora);
-    const dBase = relDiff(without.generationLogits!, baseOut.generationLogits!, nBase);
-    const dEffect = relDiff(withAdapter.generationLogits!, baseOut.generationLogits!, 1);
+    // Later rows follow each run's own tokens: compare rows up to the first token that differs.
+    const rows = (x: readonly number[], y: readonly number[]): number => {
+      const i = x.findIndex((t, j) => t !== y[j]);
+      return i < 0 ? x.length : i + 1;
+    };
+    const [lora32, without32] = await run(kjv, "float32", true);
+    const [merged32] = await run(merged, "float32", false);
+    const [base32] = await run(kjv, "float32", false);
+    const [lora16, without16] = await run(kjv, "bfloat16", true);
+    const [merged16] = await run(merged, "bfloat16", false);
+    const [base16] = await run(kjv, "bfloat16", false);
+    const d32 = relDiff(lora32.generationLogits!, merged32.generationLogits!, rows(lora32.tokenIds, merged32.tokenIds));
+    const b32 = relDiff(without32.generationLogits!, base32.generationLogits!, rows(without32.tokenIds, base32.tokenIds));
+    const effect = relDiff(lora32.generationLogits!, base32.generationLogits!, 1);
+    // bfloat16: the first row (the prompt's) against the float32 merged model, beside the bf16 merged model's own error.
+    const e16 = relDiff(lora16.generationLogits!, merged32.generationLogits!, 1);
+    const m16 = relDiff(merged16.generationLogits!, merged32.generationLogits!, 1);
+    const b16 = relDiff(without16.generationLogits!, base16.generationLogits!, rows(without16.tokenIds, base16.tokenIds));
     console.log(
-      `kjv-llama ${dtype} CUDA LoRA: vs merged rel ${dLora.toExponential(2)} (${nLora} rows), base request vs base model rel ${
-        dBase.toExponential(2)
-      }, the adapter's own effect rel ${dEffect.toExponential(2)}; tokens ${withAdapter.tokenIds} / merged ${mergedOut.tokenIds}`,
+      `kjv-llama CUDA LoRA: float32 vs merged rel ${d32.toExponential(2)}, request without adapter vs base ${b32.toExponential(2)}, adapter effect ${
+        effect.toExponential(2)
+      }; bfloat16 LoRA vs float32 merged ${e16.toExponential(2)} (bf16 merged weights: ${m16.toExponential(2)}), without adapter vs base ${
+        b16.toExponential(2)
+      }; tokens f32 ${lora32.tokenIds} / merged ${merged32.tokenIds}, bf16 ${lora16.tokenIds} / merged ${merged16.tokenIds}`,
     );
-    assert.ok(dLora < tol, `LoRA vs merged: ${dLora}`);
-    assert.ok(dBase < tol, `no adapter vs base: ${dBase}`);
-    assert.ok(dEffect > 10 * dLora, "the adapter changes the logits well beyond the tolerance");
+    assert.ok(d32 < 1e-4, `float32 LoRA vs merged: ${d32}`);
+    assert.ok(b32 < 1e-5, `float32 without adapter vs base: ${b32}`);
+    assert.ok(effect > 0.1, "the adapter changes the logits");
+    assert.ok(e16 < 3 * m16 + 1e-3, `bfloat16 LoRA error ${e16} vs the bf16 merged model's ${m16}`);
+    assert.ok(b16 < 1e-2, `bfloat16 without adapter vs base: ${b16}`);
     fs.rmSync(tmp, { recursive: true, force: true });
-  });
-}
+  },
+);

@@ -36,6 +36,7 @@ export class CudaLoraTables {
   readonly #tables = new Map<string, { host: ArrayBuffer; dev: LoraBuffer }>();
   #tokenSlot: LoraBuffer | null = null;
   readonly #capTokens: number;
+  #generation = 0;
 
   /** `alloc`: device memory (`(n) => device.alloc(n)`); copies are enqueued on `stream`. */
   constructor(alloc: (bytes: number) => LoraBuffer, stream: Stream | null, elem: ElemType, capTokens: number) {
@@ -46,10 +47,19 @@ export class CudaLoraTables {
   }
 
   /**
-   * Brings the device copy up to `slots` and writes the step's token → slot array (`adapterIds` per
-   * sequence, expanded over its tokens `seqStarts`). Returns the launch plan's view.
+   * Changes whenever a table is made or dropped (a graph that launched the old set of tables is stale);
+   * table contents (adapters replaced in their slots) may change under a graph: its launches read them.
    */
-  prepare(slots: readonly (LoraAdapterWeights | null)[], adapterIds: Int32Array, seqStarts: Int32Array): {
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /**
+   * Brings the device copy up to `slots` and writes the step's token → slot array (`adapterIds` per
+   * sequence, expanded over its tokens `seqStarts`; tokens up to `padTokens` get no adapter).
+   * Returns the launch plan's view.
+   */
+  prepare(slots: readonly (LoraAdapterWeights | null)[], adapterIds: Int32Array, seqStarts: Int32Array, padTokens = 0): {
     tokenSlot: bigint;
     K: number;
     table: (weight: string) => bigint | undefined;
@@ -64,7 +74,7 @@ export class CudaLoraTables {
     });
     if (changed) { for (const t of this.#tables.values()) t.dev.copyFromHost(new Uint8Array(t.host), { stream: this.#stream }); }
     const S = seqStarts.length - 1, T = seqStarts[S];
-    const ts = new Int32Array(T).fill(-1);
+    const ts = new Int32Array(Math.max(T, padTokens)).fill(-1);
     for (let s = 0; s < S; s++) {
       const slot = adapterIds[s];
       if (slot >= slots.length || (slot >= 0 && !slots[slot])) {
@@ -82,6 +92,7 @@ export class CudaLoraTables {
     for (const b of this.#buffers) b?.dispose();
     for (const t of this.#tables.values()) t.dev.dispose();
     this.#tables.clear();
+    this.#generation++;
     this.#resident = new Array(n).fill(null);
     this.#buffers = new Array(n).fill(null);
   }
@@ -92,6 +103,7 @@ export class CudaLoraTables {
       const bytes = this.#resident.length * LORA_SEGMENTS * ENTRY_BYTES;
       t = { host: new ArrayBuffer(bytes), dev: this.#alloc(bytes) };
       this.#tables.set(weight, t);
+      this.#generation++;
     }
     return t.host;
   }

@@ -208,6 +208,9 @@ export class CudaSession implements SessionBackend {
   #maskHost: PinnedHostBuffer | null = null;
   /** Resident LoRA adapters on the device (made on the first step with adapters). */
   #lora: CudaLoraTables | null = null;
+  /** Decode graphs of LoRA steps (unfused, with lora_apply), made for the tables of generation #loraGraphsOf. */
+  readonly #loraGraphs = new Map<number, CudaGraph>();
+  #loraGraphsOf = -1;
   #maskDev: DeviceBuffer | null = null;
   #graphKv: CudaKvCache | null = null;
   readonly #attn: Extract<Op, { type: "paged_attention" }> | undefined;
@@ -425,15 +428,17 @@ export class CudaSession implements SessionBackend {
     // Guided decoding: the forward is enqueued first; the masks are computed on the host while it runs.
     const masks = out.sampledIds && inp.sampling?.tokenMasks && inp.sampling.tokenMasks.count > 0 ? inp.sampling.tokenMasks : null;
     if (masks) this.#checkMasks(masks, R);
-    // Multi-LoRA steps run eagerly and unfused: each token-row linear adds its rows' adapter deltas.
-    const lora = inp.adapterIds ? this.#loraEnv(inp, S) : undefined;
-    if (!lora && this.cudaGraphs && T <= this.decodeCap && isDecodeStep(inp)) this.#runGraph(inp, kv, T, !masks);
+    // Multi-LoRA steps run unfused: each token-row linear adds its rows' adapter deltas (lora_apply).
+    const graphable = this.cudaGraphs && T <= this.decodeCap && isDecodeStep(inp);
+    const lora = inp.adapterIds ? this.#loraEnv(inp, S, graphable ? bucketFor(T, this.buckets) : T) : undefined;
+    if (graphable) this.#runGraph(inp, kv, T, !masks, lora);
     else this.#runEager(inp, out, kv, T, S, R, !masks, lora);
     if (masks) this.#sampleMasked(masks, kv, R);
     this.#finish(out, R);
   }
 
-  #loraEnv(inp: StepInputs, S: number): LaunchEnv["lora"] {
+  /** The adapters' tables for this step; token rows up to `padTokens` (a graph bucket's dummy rows) get no adapter. */
+  #loraEnv(inp: StepInputs, S: number, padTokens: number): LaunchEnv["lora"] {
     if (!inp.loraSlots) throw new ValidationError("Session.run: inputs.adapterIds needs inputs.loraSlots", "loraSlots");
     if (inp.adapterIds!.length !== S) {
       throw new ValidationError(
@@ -443,7 +448,7 @@ export class CudaSession implements SessionBackend {
       );
     }
     this.#lora ??= new CudaLoraTables((n) => this.device.alloc(n), this.#stream, this.elem, this.#layout.capTokens);
-    return this.#lora.prepare(inp.loraSlots, inp.adapterIds!, inp.seqStarts);
+    return this.#lora.prepare(inp.loraSlots, inp.adapterIds!, inp.seqStarts, padTokens);
   }
 
   #runEager(inp: StepInputs, out: StepOutputs, kv: CudaKvCache, T: number, S: number, R: number, sample: boolean, lora?: LaunchEnv["lora"]): void {
@@ -483,20 +488,30 @@ export class CudaSession implements SessionBackend {
     };
   }
 
-  #runGraph(inp: StepInputs, kv: CudaKvCache, T: number, sample: boolean): void {
+  #runGraph(inp: StepInputs, kv: CudaKvCache, T: number, sample: boolean, lora?: LaunchEnv["lora"]): void {
     const bucket = bucketFor(T, this.buckets);
+    const drop = (m: Map<number, CudaGraph>): void => {
+      for (const g of m.values()) g.dispose();
+      m.clear();
+    };
     if (this.#graphKv !== kv) {
       // Graphs hold the cache's addresses: a different cache needs new graphs.
-      for (const g of this.#graphs.values()) g.dispose();
-      this.#graphs.clear();
+      drop(this.#graphs);
+      drop(this.#loraGraphs);
       this.#graphKv = kv;
     }
+    // LoRA graphs hold the adapter tables' addresses and launch one lora_apply per table: new tables, new graphs.
+    if (lora && this.#loraGraphsOf !== this.#lora!.generation) {
+      drop(this.#loraGraphs);
+      this.#loraGraphsOf = this.#lora!.generation;
+    }
+    const graphs = lora ? this.#loraGraphs : this.#graphs;
     const words = packStep(this.#layout, this.#i32, this.#f32, this.#u32, inp, { bucket, scratchBlock: kv.scratchBlock });
     this.#io.copyFromHost(this.#pinned.bytes.subarray(0, words * 4), { stream: this.#stream });
     const key = sample ? bucket : -bucket;
-    let graph = this.#graphs.get(key);
+    let graph = graphs.get(key);
     if (!graph) {
-      const launches = planLaunches(this.launchEnv(kv), {
+      const launches = planLaunches(lora ? { ...this.launchEnv(kv), lora, fusedDecode: false } : this.launchEnv(kv), {
         numTokens: bucket,
         numSeqs: bucket,
         numRows: bucket,
@@ -507,7 +522,7 @@ export class CudaSession implements SessionBackend {
       this.#exec(launches);
       graph = this.#stream.capture((s) => this.#exec(launches, s));
       graph.upload(this.#stream);
-      this.#graphs.set(key, graph);
+      graphs.set(key, graph);
     }
     graph.launch(this.#stream);
   }
@@ -687,7 +702,7 @@ export class CudaSession implements SessionBackend {
 
   /** Number of decode graphs captured so far. */
   get numGraphs(): number {
-    return this.#graphs.size;
+    return this.#graphs.size + this.#loraGraphs.size;
   }
 
   /** Frees everything on the device (weights, arena, graphs, KV caches made here). Idempotent. */
