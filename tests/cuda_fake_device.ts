@@ -265,8 +265,11 @@ export function runLaunches(mem: FakeMemory, launches: readonly Launch[], env: L
       case "apply_token_mask":
         maskStandIn(mem, l);
         break;
-      case "lora_apply_f32":
-        loraStandIn(mem, l);
+      case "lora_shrink_f32":
+        loraShrinkStandIn(mem, l);
+        break;
+      case "lora_expand_f32":
+        loraExpandStandIn(mem, l);
         break;
       default:
         throw new Error(`no stand-in for kernel ${l.kernel}`);
@@ -468,32 +471,53 @@ const rbf = (x: number): number => fromBf16Bits(toBf16Bits(x));
 const addBf16 = (a: number, b: number): number => rbf(Math.fround(a + b));
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
 
-/** lora_apply_f32 stand-in: each token row with a slot adds scaling · (x · Aᵀ) · Bᵀ of each segment (B stored transposed). */
-function loraStandIn(mem: FakeMemory, l: KernelLaunch): void {
-  const [x, out, rows, inF, outF, tokenSlot, table, K] = l.args as (bigint & number)[];
-  assert.deepEqual([l.grid[0], l.grid[1]], [rows, K], "lora_apply grid (rows, K)");
-  const xs = mem.f32(x, rows * inF), ys = mem.f32(out, rows * outF), slots = mem.i32(tokenSlot, rows);
-  for (let t = 0; t < rows; t++) {
-    if (slots[t] < 0) continue;
+/** lora_shrink_f32 stand-in: tmp[row, k, r] = scaling · x[row] · A[r] for each segment k of the row's adapter. */
+function loraShrinkStandIn(mem: FakeMemory, l: KernelLaunch): void {
+  const [x, rows, inF, tokenSlot, table, K, tmp, stride] = l.args as (bigint & number)[];
+  assert.deepEqual([l.grid[0], l.grid[1]], [rows, K], "lora_shrink grid (rows, K)");
+  const xs = mem.f32(x, rows * inF), slots = mem.i32(tokenSlot, rows), t = mem.f32(tmp, rows * K * stride);
+  for (let row = 0; row < rows; row++) {
+    if (slots[row] < 0) continue;
     for (let k = 0; k < K; k++) {
-      const off = table + BigInt((slots[t] * K + k) * 32);
-      const [a, b] = mem.u64(off, 2);
-      const [rank, outOffset, outFeatures] = mem.i32(off + 16n, 3);
-      const scaling = mem.f32(off + 28n, 1)[0];
-      if (rank <= 0) continue;
-      const A = mem.f32(a, rank * inF), B = mem.f32(b, rank * outFeatures);
-      const tv = Array.from({ length: rank }, (_, r) => {
+      const e = loraEntry(mem, table, slots[row] * K + k);
+      if (e.rank <= 0) continue;
+      assert.ok(e.rank <= stride, "rank <= rankStride");
+      const A = mem.f32(e.a, e.rank * inF);
+      for (let r = 0; r < e.rank; r++) {
         let acc = 0;
-        for (let i = 0; i < inF; i++) acc += xs[t * inF + i] * A[r * inF + i];
-        return Math.fround(acc) * scaling;
-      });
-      for (let o = 0; o < outFeatures; o++) {
-        let acc = 0;
-        for (let r = 0; r < rank; r++) acc += tv[r] * B[r * outFeatures + o];
-        ys[t * outF + outOffset + o] += acc;
+        for (let i = 0; i < inF; i++) acc += xs[row * inF + i] * A[r * inF + i];
+        t[(row * K + k) * stride + r] = acc * e.scaling;
       }
     }
   }
+}
+
+/** lora_expand_f32 stand-in: out[row, o] += Σ_r tmp[row, k, r] · Bᵀ[r, o - outOffset] for the segment k holding o. */
+function loraExpandStandIn(mem: FakeMemory, l: KernelLaunch): void {
+  const [out, rows, outF, tokenSlot, table, K, tmp, stride] = l.args as (bigint & number)[];
+  assert.ok(l.grid[0] * l.block >= outF && l.grid[1] === rows, "lora_expand grid (ceil(outF / 256), rows)");
+  const ys = mem.f32(out, rows * outF), slots = mem.i32(tokenSlot, rows), t = mem.f32(tmp, rows * K * stride);
+  for (let row = 0; row < rows; row++) {
+    if (slots[row] < 0) continue;
+    for (let k = 0; k < K; k++) {
+      const e = loraEntry(mem, table, slots[row] * K + k);
+      if (e.rank <= 0) continue;
+      assert.ok(e.outOffset + e.outFeatures <= outF, "segment inside the output");
+      const B = mem.f32(e.b, e.rank * e.outFeatures);
+      for (let c = 0; c < e.outFeatures; c++) {
+        let acc = 0;
+        for (let r = 0; r < e.rank; r++) acc += t[(row * K + k) * stride + r] * B[r * e.outFeatures + c];
+        ys[row * outF + e.outOffset + c] += acc;
+      }
+    }
+  }
+}
+
+function loraEntry(mem: FakeMemory, table: bigint, i: number): { a: bigint; b: bigint; rank: number; outOffset: number; outFeatures: number; scaling: number } {
+  const off = table + BigInt(i * 32);
+  const [a, b] = mem.u64(off, 2);
+  const [rank, outOffset, outFeatures] = mem.i32(off + 16n, 3);
+  return { a, b, rank, outOffset, outFeatures, scaling: mem.f32(off + 28n, 1)[0] };
 }
 
 /** apply_token_mask stand-in: a row with maskIndex >= 0 gets -inf wherever its mask bit is 0. */

@@ -1,7 +1,7 @@
 // Multi-LoRA in the CUDA launch plan, checked on the fake device: a step whose sequences use two
 // different adapters (3 segments on the fused QKV, 2 on gate/up, one elsewhere) and none, prefill
 // and decode (eager and as a padded graph bucket), gives the CPU session's logits (its applyLora reference) and sampled ids; the adapter
-// tables are uploaded once per slot change, the step's launches carry one lora_apply per targeted
+// tables are uploaded once per slot change, the step's launches carry a lora_shrink and a lora_expand per targeted
 // linear and no fused decode launches.
 import { buildSync } from "../lib/builder/builder.ts";
 import type { Engine } from "../lib/builder/engine.ts";
@@ -76,9 +76,9 @@ test("CUDA launch plan with multi-LoRA on the fake device equals the CPU session
     const rel = maxRelDiff(got.logits, want.logits);
     assert.ok(rel < 1e-5, `${what}: logits differ from the CPU's (max rel ${rel.toExponential(2)})`);
     assert.deepEqual(Array.from(got.ids), Array.from(want.sampledIds), `${what}: sampled ids`);
-    const loraLaunches = fake.lastLaunches.filter((l) => l.kind === "kernel" && l.kernel === "lora_apply_f32").length;
+    const loraLaunches = fake.lastLaunches.filter((l) => l.kind === "kernel" && l.kernel === "lora_shrink_f32").length;
     const targeted = engine.plan.ops.filter((o) => o.type === "linear" && engine.plan.buffers[o.x].rows === "tokens").length;
-    assert.equal(loraLaunches, targeted, `${what}: one lora_apply per targeted linear`);
+    assert.equal(loraLaunches, targeted, `${what}: one lora_shrink per targeted linear`);
     assert.ok(!fake.lastLaunches.some((l) => l.kind === "kernel" && /fused|decode_attention/.test(l.kernel)), `${what}: no fused decode launches`);
     // The adapters changed the rows of sequences 0 and 2 and left sequence 1's alone.
     const base = { logits: new Float32Array(R * V), sampledIds: new Int32Array(R) };

@@ -288,7 +288,9 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     // Multi-LoRA: each token row's adapter delta added to the linear's output (token-row linears only).
     const table = op.type === "linear" && env.lora && plan.buffers[op.x].rows === "tokens" ? env.lora.table(op.weight) : undefined;
     if (table !== undefined && op.type === "linear") {
-      k(i, `lora_apply_${elem}`, [T, env.lora!.K, 1], 256, [buf(op.x), buf(op.out), T, op.inFeatures, op.outFeatures, env.lora!.tokenSlot, table, env.lora!.K]);
+      const { K, tokenSlot, tmp, rankStride } = env.lora!;
+      k(i, `lora_shrink_${elem}`, [T, K, 1], 256, [buf(op.x), T, op.inFeatures, tokenSlot, table, K, tmp, rankStride]);
+      k(i, `lora_expand_${elem}`, [cdiv(op.outFeatures, 256), T, 1], 256, [buf(op.out), T, op.outFeatures, tokenSlot, table, K, tmp, rankStride]);
     }
   });
   return out;

@@ -32,7 +32,8 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   paged_attention_generic: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, I, F, I] },
   sample: { file: "sampling.cu", params: [P, I, P, P, P, P, P, P, P] },
   apply_token_mask: { file: "sampling.cu", params: [P, I, P, I, P] },
-  lora_apply: { file: "lora.cu", params: [P, P, I, I, I, P, P, I] },
+  lora_shrink: { file: "lora.cu", params: [P, I, I, P, P, I, P, I] },
+  lora_expand: { file: "lora.cu", params: [P, I, I, P, P, I, P, I] },
   gemv: { file: "gemv.cu", params: [P, P, P, P, I, I, I] },
   gemv_fused: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
   gemv_fused_norm: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
@@ -91,9 +92,16 @@ export interface LaunchEnv {
   /**
    * Multi-LoRA of this step (adapters on token-row linears): the token → adapter slot array, the
    * [slots, K] LoraEntry table of each linear weight that some resident adapter targets
-   * (kernels/lora.cu), K segments per table. Absent: no adapters this step (decode fusion is off when set).
+   * (kernels/lora.cu), K segments per table, and the f32 [tokens, K, rankStride] shrink results.
+   * Absent: no adapters this step (decode fusion is off when set).
    */
-  readonly lora?: { readonly tokenSlot: bigint; readonly K: number; readonly table: (weight: string) => bigint | undefined };
+  readonly lora?: {
+    readonly tokenSlot: bigint;
+    readonly K: number;
+    readonly table: (weight: string) => bigint | undefined;
+    readonly tmp: bigint;
+    readonly rankStride: number;
+  };
   /** [headDim / 2] f64 RoPE inverse frequencies. */
   readonly invFreq: bigint;
   /** The KV cache: layer l starts at base + l × layerBytes. */

@@ -12,8 +12,6 @@ import type { ElemType } from "./launch_types.ts";
 
 /** Segments per table row: QKV (3) and gate/up (2) fuse several target modules into one linear. */
 export const LORA_SEGMENTS = 4;
-/** Largest rank kernels/lora.cu takes (its shared-memory row). */
-export const LORA_MAX_RANK = 1024;
 const ENTRY_BYTES = 32; // { u64 a; u64 b; i32 rank; i32 outOffset; i32 outFeatures; f32 scaling }
 const ALIGN = 256;
 
@@ -35,6 +33,9 @@ export class CudaLoraTables {
   /** weight → its [slots, K] table (host bytes, device copy). */
   readonly #tables = new Map<string, { host: ArrayBuffer; dev: LoraBuffer }>();
   #tokenSlot: LoraBuffer | null = null;
+  /** f32 [capTokens, K, rankStride]: the shrink's results; rankStride = the largest resident rank. */
+  #tmp: LoraBuffer | null = null;
+  #rankStride = 0;
   readonly #capTokens: number;
   #generation = 0;
 
@@ -63,6 +64,8 @@ export class CudaLoraTables {
     tokenSlot: bigint;
     K: number;
     table: (weight: string) => bigint | undefined;
+    tmp: bigint;
+    rankStride: number;
   } {
     if (slots.length !== this.#resident.length) this.#resize(slots.length);
     let changed = false;
@@ -85,7 +88,15 @@ export class CudaLoraTables {
     this.#tokenSlot ??= this.#alloc(this.#capTokens * 4);
     this.#tokenSlot.copyFromHost(ts, { stream: this.#stream });
     const tokenSlot = this.#tokenSlot.ptr;
-    return { tokenSlot, K: LORA_SEGMENTS, table: (weight) => this.#tables.get(weight)?.dev.ptr };
+    let rank = 1;
+    for (const w of slots) for (const segs of w?.values() ?? []) for (const seg of segs) rank = Math.max(rank, seg.rank);
+    if (rank > this.#rankStride) { // a larger rank than any before: a larger scratch (graphs made with the old one are stale)
+      this.#tmp?.dispose();
+      this.#tmp = this.#alloc(this.#capTokens * LORA_SEGMENTS * rank * 4);
+      this.#rankStride = rank;
+      this.#generation++;
+    }
+    return { tokenSlot, K: LORA_SEGMENTS, table: (weight) => this.#tables.get(weight)?.dev.ptr, tmp: this.#tmp!.ptr, rankStride: this.#rankStride };
   }
 
   #resize(n: number): void {
@@ -125,7 +136,6 @@ export class CudaLoraTables {
         throw new ValidationError(`LoRA on CUDA: ${segs.length} target modules on ${weight}; at most ${LORA_SEGMENTS}`, "loraRequest", weight);
       }
       segs.forEach((seg, k) => {
-        if (seg.rank > LORA_MAX_RANK) throw new ValidationError(`LoRA on CUDA: rank ${seg.rank} exceeds ${LORA_MAX_RANK}`, "maxLoraRank", seg.rank);
         const a = total;
         total += Math.ceil((seg.a.length * eb) / ALIGN) * ALIGN;
         const b = total;
@@ -162,5 +172,8 @@ export class CudaLoraTables {
     this.#resize(0);
     this.#tokenSlot?.dispose();
     this.#tokenSlot = null;
+    this.#tmp?.dispose();
+    this.#tmp = null;
+    this.#rankStride = 0;
   }
 }

@@ -208,7 +208,7 @@ export class CudaSession implements SessionBackend {
   #maskHost: PinnedHostBuffer | null = null;
   /** Resident LoRA adapters on the device (made on the first step with adapters). */
   #lora: CudaLoraTables | null = null;
-  /** Decode graphs of LoRA steps (unfused, with lora_apply), made for the tables of generation #loraGraphsOf. */
+  /** Decode graphs of LoRA steps (unfused, with lora_shrink / lora_expand), made for the tables of generation #loraGraphsOf. */
   readonly #loraGraphs = new Map<number, CudaGraph>();
   #loraGraphsOf = -1;
   #maskDev: DeviceBuffer | null = null;
@@ -428,7 +428,7 @@ export class CudaSession implements SessionBackend {
     // Guided decoding: the forward is enqueued first; the masks are computed on the host while it runs.
     const masks = out.sampledIds && inp.sampling?.tokenMasks && inp.sampling.tokenMasks.count > 0 ? inp.sampling.tokenMasks : null;
     if (masks) this.#checkMasks(masks, R);
-    // Multi-LoRA steps run unfused: each token-row linear adds its rows' adapter deltas (lora_apply).
+    // Multi-LoRA steps run unfused: each token-row linear adds its rows' adapter deltas (lora_shrink, lora_expand).
     const graphable = this.cudaGraphs && T <= this.decodeCap && isDecodeStep(inp);
     const lora = inp.adapterIds ? this.#loraEnv(inp, S, graphable ? bucketFor(T, this.buckets) : T) : undefined;
     if (graphable) this.#runGraph(inp, kv, T, !masks, lora);
@@ -500,7 +500,7 @@ export class CudaSession implements SessionBackend {
       drop(this.#loraGraphs);
       this.#graphKv = kv;
     }
-    // LoRA graphs hold the adapter tables' addresses and launch one lora_apply per table: new tables, new graphs.
+    // LoRA graphs hold the adapter tables' addresses and launch two LoRA kernels per table: new tables, new graphs.
     if (lora && this.#loraGraphsOf !== this.#lora!.generation) {
       drop(this.#loraGraphs);
       this.#loraGraphsOf = this.#lora!.generation;
