@@ -10,9 +10,10 @@ import process from "node:process";
 import { isSelectable, kernelUnits, unitName } from "../lib/backends/cuda/compile_pool.ts";
 import { kernelsDir, kernelSource } from "../lib/backends/cuda/compiler.ts";
 import { plannedKernels } from "../lib/backends/cuda/kernel_set.ts";
-import { kernelSignature, NCCL_ALL_REDUCE } from "../lib/backends/cuda/launch_plan.ts";
+import { kernelSignature, type LaunchEnv, NCCL_ALL_REDUCE, planLaunches, type StepShape } from "../lib/backends/cuda/launch_plan.ts";
 import { buildSync } from "../lib/builder/builder.ts";
 import { AutoModelForCausalLM, type LlamaForCausalLM } from "../lib/models/llama.ts";
+import { quantizeSync } from "../lib/quantization/quantize.ts";
 import { FakeCudaSession, randomModel, step } from "./cuda_fake_device.ts";
 import { assert, sharedDir, test } from "./harness.ts";
 
@@ -109,3 +110,60 @@ test("compile units: one per kernel of a guarded file, whole small files, each g
     });
   }
 });
+
+// Quantized engines (weight-only int, FP8): the same coverage, on a launch environment of fake addresses.
+const kjvDir = new URL("../models/kjv-llama/", import.meta.url).pathname;
+for (const qc of [{ quantAlgo: "W4A16", groupSize: 64 }, { quantAlgo: "FP8" }] as const) {
+  test(`planned kernels cover every launch: kjv-llama ${qc.quantAlgo}`, () => {
+    const q = quantizeSync(AutoModelForCausalLM.fromHuggingFace(kjvDir), qc, { maxCalibrationTokens: 64 });
+    const engine = buildSync(q, { backend: "cuda", dtype: "bfloat16", maxBatchSize: 16, maxNumTokens: 64, maxSeqLen: 128 });
+    q.close();
+    const names = engine.tensorNames();
+    let next = 1n << 40n;
+    const addr = new Map<string, bigint>();
+    const io = Object.fromEntries(
+      ["sampledIds", "temperature", "topK", "topP", "minP", "seed", "step", "logitRows", "seqStarts", "tokenIds", "positions", "blockTables", "maskIndex"]
+        .map((k, i) => [k, BigInt(i + 1)]),
+    ) as unknown as LaunchEnv["io"];
+    for (const batchInvariant of [true, false]) {
+      const env: LaunchEnv = {
+        plan: engine.plan,
+        elem: "bf16",
+        arena: 1n << 36n,
+        weight: (n) => {
+          assert.ok(names.includes(n), `weight ${n}`);
+          if (!addr.has(n)) addr.set(n, next += 1n << 20n);
+          return addr.get(n)!;
+        },
+        logits: 1n << 38n,
+        io,
+        invFreq: 13n,
+        kvBase: 1n << 39n,
+        kvLayerBytes: 1 << 20,
+        partialO: 14n,
+        partialML: 15n,
+        tokensPerBlock: 32,
+        blockStride: 4,
+        gemv: true,
+        batchInvariant,
+        fusedDecode: true,
+        decodeCounters: 16n,
+        quantScratch: 17n << 32n,
+        fp8Scratch: 18n << 32n,
+      };
+      const planned = new Set(plannedKernels(env, 16));
+      const seen = new Set<string>();
+      const shapes: StepShape[] = [];
+      for (const T of [1, 2, 3, 4, 5, 8, 9, 16]) {
+        for (const numSplits of [1, 2]) {
+          shapes.push({ numTokens: T, numSeqs: T, numRows: T, attention: { kind: "decode", numSplits, splitSize: 64 }, sample: true });
+        }
+      }
+      for (const [T, S, R] of [[6, 1, 1], [6, 1, 0], [40, 3, 3], [64, 2, 1], [20, 20, 20]]) {
+        shapes.push({ numTokens: T, numSeqs: S, numRows: R, attention: { kind: "prefill" }, sample: R > 0 });
+      }
+      for (const s of shapes) for (const l of planLaunches(env, s)) if (l.kind === "kernel") seen.add(l.kernel);
+      assert.deepEqual([...seen].filter((k) => !planned.has(k)), [], `${qc.quantAlgo}, invariant ${batchInvariant}: launched but not planned`);
+    }
+  });
+}

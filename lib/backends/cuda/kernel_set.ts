@@ -32,7 +32,13 @@ export function plannedKernels(env: LaunchEnv, decodeCap: number): string[] {
   const tiled = hasTiledAttention(plan.attributes.headDim) && plan.ops.some((o) => o.type === "paged_attention");
   const names = new Set<string>();
   const add = (shape: StepShape): void => {
-    for (const l of planLaunches(env, shape)) if (l.kind === "kernel" && l.kernel !== NCCL_ALL_REDUCE) names.add(l.kernel);
+    let launches;
+    try {
+      launches = planLaunches(env, shape);
+    } catch {
+      return; // a shape this plan never runs; a kernel missed here still compiles on first use
+    }
+    for (const l of launches) if (l.kind === "kernel" && l.kernel !== NCCL_ALL_REDUCE) names.add(l.kernel);
   };
   // Split-K decode with and without the reduce launch (one split or several).
   const decodeChoices: AttentionChoice[] = [
@@ -52,6 +58,10 @@ export function plannedKernels(env: LaunchEnv, decodeCap: number): string[] {
     }
   }
   // Guided decoding: a step with token masks samples after the forward (apply_token_mask, then the sampler).
-  for (const l of sampleLaunches({ ...env, tokenMasks: env.tokenMasks || 1n }, 1, true)) if (l.kind === "kernel") names.add(l.kernel);
+  try {
+    for (const l of sampleLaunches({ ...env, tokenMasks: env.tokenMasks || 1n }, 1, true)) if (l.kind === "kernel") names.add(l.kernel);
+  } catch {
+    // as above
+  }
   return [...names].sort();
 }
