@@ -12,6 +12,7 @@ import { CpuSession } from "../lib/backends/cpu/session.ts";
 import { buildSync } from "../lib/builder/builder.ts";
 import { Engine } from "../lib/builder/engine.ts";
 import { sizeKvCache } from "../lib/executor/kv_sizing.ts";
+import { Session } from "../lib/runtime/session.ts";
 import { KV_QUANT_MAX, type KvQuantAlgo } from "../lib/ir/kv_cache.ts";
 import { LLM, type RequestOutputData } from "../mod.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
@@ -189,6 +190,14 @@ test("kjv-llama KV-quantized engines record kvCacheQuantAlgo and per-(layer, k|v
         () => buildSync(q, { ...bc, tensorParallelSize: 2 }),
         (e: unknown) => e instanceof UnsupportedError && /tensor parallelism/.test(e.message),
       );
+      // An engine file reaches no other backend either (e.g. a CPU-built engine opened with backend "cuda").
+      for (const o of [{ backend: "cuda" }, { backend: "cpu", rankWorkers: true }] as const) {
+        assert.throws(
+          () => Session.fromSerializedEngine(e, o),
+          (err: unknown) => err instanceof UnsupportedError && /stores its KV cache as/.test(err.message),
+          o.backend,
+        );
+      }
       e.dispose();
     }
     model.close();

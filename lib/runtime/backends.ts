@@ -9,6 +9,7 @@ import type { Backend, EngineView, SessionBackend } from "../ir/backend.ts";
 import type { ResolvedSessionOptions } from "./session_options.ts";
 import { Engine } from "../builder/engine.ts";
 import { TpSession, type TpSessionOptions } from "./tp_session.ts";
+import { UnsupportedError } from "../util/errors.ts";
 
 type Factory = (engine: EngineView, options: ResolvedSessionOptions) => SessionBackend;
 
@@ -27,7 +28,18 @@ export function createSessionBackend(
   options: ResolvedSessionOptions,
   tp: TpSessionOptions & { readonly rankWorkers?: boolean } = {},
 ): SessionBackend {
-  if (engine instanceof Engine && (engine.config.numRanks > 1 || tp.rankWorkers || tp.tpMaster !== undefined)) return new TpSession(engine, options, tp);
+  const tpRun = engine instanceof Engine && (engine.config.numRanks > 1 || tp.rankWorkers || tp.tpMaster !== undefined);
+  const kvq = engine.plan.attributes.kvCache;
+  if (kvq && (options.backend !== "cpu" || tpRun)) {
+    throw new UnsupportedError(
+      `Session: this engine stores its KV cache as ${kvq.quantAlgo}; only the CPU backend in one process reads a quantized KV cache yet (asked for ${options.backend}${
+        tpRun ? " with rank workers" : ""
+      })`,
+      "backend",
+      options.backend,
+    );
+  }
+  if (tpRun) return new TpSession(engine as Engine, options, tp);
   return FACTORIES[options.backend](engine, options);
 }
 
