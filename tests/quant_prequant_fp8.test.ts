@@ -12,6 +12,7 @@ import { buildSync } from "../lib/builder/builder.ts";
 import { LLM, type RequestOutputData } from "../mod.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import { Checkpoint } from "../lib/models/safetensors.ts";
+import { saveQuantizedCheckpoint } from "../lib/quantization/export.ts";
 import { quantizeFp8Block } from "../lib/quantization/fp8_block.ts";
 import { dequantize } from "../lib/quantization/packed.ts";
 import { openModel } from "../lib/quantization/prequantized.ts";
@@ -180,6 +181,29 @@ test(
       const q = quantizeSync(float, { quantAlgo: "FP8_BLOCK_SCALES" });
       await assertSameAsQuantize(tmp, dir, q);
       assert.throws(() => buildSync(q, { ...bc, backend: "cuda" }), (e: unknown) => e instanceof UnsupportedError && /FP8_BLOCK_SCALES/.test(e.message));
+    }),
+  300_000,
+);
+
+test(
+  "saveQuantizedCheckpoint / llmrt quantize --qformat fp8|fp8_pc_pt|fp8_block: quantize() output written in the fp8 / compressed-tensors layouts loads back to the same engine",
+  () =>
+    inTmp((tmp) => {
+      for (const algo of ["FP8", "FP8_PER_CHANNEL_PER_TOKEN", "FP8_BLOCK_SCALES"] as const) {
+        const q = quantizeSync(float, { quantAlgo: algo }, { maxCalibrationTokens: 256 });
+        const dir = path.join(tmp, algo);
+        saveQuantizedCheckpoint(q, dir);
+        const method = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8")).quantization_config.quant_method;
+        assert.equal(method, algo === "FP8_PER_CHANNEL_PER_TOKEN" ? "compressed-tensors" : "fp8");
+        const loaded = openModel(dir) as QuantizedModel;
+        assert.equal(loaded.quantConfig.quantAlgo, algo);
+        const a = buildSync(loaded, bc), b = buildSync(q, bc);
+        assert.deepEqual(JSON.parse(JSON.stringify(a.plan.ops)), JSON.parse(JSON.stringify(b.plan.ops)), algo);
+        for (const n of b.tensorNames()) assert.deepEqual(a.readTensor(n), b.readTensor(n), `${algo} ${n}`);
+        a.dispose();
+        b.dispose();
+        loaded.close();
+      }
     }),
   300_000,
 );

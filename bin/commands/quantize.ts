@@ -1,4 +1,4 @@
-/** `llmrt quantize`: an HF checkpoint → a quantized HF checkpoint (AutoAWQ GEMM or AutoGPTQ layout) that llmrt loads again. */
+/** `llmrt quantize`: an HF checkpoint → a quantized HF checkpoint (AutoAWQ GEMM, AutoGPTQ or an FP8 layout) that llmrt loads again. */
 import { AutoModelForCausalLM } from "../../lib/models/llama.ts";
 import { saveQuantizedCheckpoint } from "../../lib/quantization/export.ts";
 import type { QuantAlgo } from "../../lib/quantization/quant_algo.ts";
@@ -16,13 +16,17 @@ const QFORMATS: Readonly<Record<string, QuantAlgo>> = {
   int4_awq: "W4A16_AWQ",
   w4a16_gptq: "W4A16_GPTQ",
   int4_gptq: "W4A16_GPTQ",
+  fp8: "FP8",
+  fp8_pc_pt: "FP8_PER_CHANNEL_PER_TOKEN",
+  fp8_block: "FP8_BLOCK_SCALES",
 };
 
 export const quantize: Command = {
   name: "quantize",
-  summary: "quantize an HF checkpoint (int8/int4 weight-only, AWQ, GPTQ) into a checkpoint llmrt loads",
+  summary: "quantize an HF checkpoint (int8/int4 weight-only, AWQ, GPTQ, FP8) into a checkpoint llmrt loads",
   usage: "--model DIR --qformat FORMAT --out DIR [options]",
-  description: "W4A16_AWQ is written in AutoAWQ's GEMM layout, the others in AutoGPTQ's (quantization_config in\n" +
+  description: "W4A16_AWQ is written in AutoAWQ's GEMM layout, the other integer formats in AutoGPTQ's; fp8 as quant_method \"fp8\"\n" +
+    '(static), fp8_pc_pt as compressed-tensors float8, fp8_block as "fp8" with weight_block_size [128, 128] (quantization_config in\n' +
     "config.json); `llmrt generate --model OUT` and LLM.create({ model: OUT }) load it with the same outputs as\n" +
     "LLM.create({ model: DIR, quantConfig }). Calibration (AWQ, GPTQ): a slice of the KJV text shipped with llmrt.",
   options: [

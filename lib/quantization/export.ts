@@ -1,7 +1,7 @@
 /**
  * Writes a quantized model as a Hugging Face style checkpoint that `openModel` / `LLM.create`
  * load again with identical outputs: `model.safetensors` (float tensors as they are, quantized
- * linears in AutoAWQ GEMM or AutoGPTQ layout), `config.json` with `quantization_config`, and the
+ * linears in AutoAWQ GEMM or AutoGPTQ layout, FP8 in the fp8 / compressed-tensors layouts of fp8_export.ts), `config.json` with `quantization_config`, and the
  * tokenizer / generation files copied from the source directory.
  */
 import * as fs from "node:fs";
@@ -9,6 +9,7 @@ import * as path from "node:path";
 import { type TensorToWrite, writeSafetensors } from "../models/safetensors.ts";
 import type { DType } from "../util/dtype.ts";
 import { UnsupportedError, ValidationError } from "../util/errors.ts";
+import { fp8CheckpointTensors } from "./fp8_export.ts";
 import { toAwqGemm, toGptq } from "./hf_formats.ts";
 import type { QuantizedModel } from "./quantized_model.ts";
 
@@ -37,7 +38,7 @@ export function saveQuantizedCheckpoint(model: QuantizedModel, outDir: string): 
   if (typeof base.names !== "function") throw new ValidationError("saveQuantizedCheckpoint: the model's weights cannot be listed", "model");
   if (model.quantConfig.kvCacheQuantAlgo !== null) {
     throw new UnsupportedError(
-      `saveQuantizedCheckpoint: AWQ/GPTQ checkpoints have no place for KV-cache scales (kvCacheQuantAlgo ${model.quantConfig.kvCacheQuantAlgo}); export without it and quantize the KV cache at build time`,
+      `saveQuantizedCheckpoint: llmrt's checkpoint exports have no place for KV-cache scales (kvCacheQuantAlgo ${model.quantConfig.kvCacheQuantAlgo}); export without it and quantize the KV cache at build time`,
       "quantConfig.kvCacheQuantAlgo",
       model.quantConfig.kvCacheQuantAlgo,
     );
@@ -45,15 +46,17 @@ export function saveQuantizedCheckpoint(model: QuantizedModel, outDir: string): 
   const names = model.quantizedNames();
   if (names.length === 0) throw new ValidationError("saveQuantizedCheckpoint: the model has no quantized weights", "model");
   const ts = names.map((n) => model.quantizedTensor(n)!);
-  if (ts.some((t) => t.format !== undefined)) {
+  const fp8 = ts.every((t) => t.format === "fp8_e4m3") ? fp8CheckpointTensors(model) : null;
+  if (!fp8 && ts.some((t) => t.format !== undefined)) {
     throw new UnsupportedError(
-      `saveQuantizedCheckpoint: ${model.quantConfig.quantAlgo} checkpoints (FP8 / W8A8 / W4A8 / NVFP4 layouts) are not written yet; build an engine from the quantized model instead`,
+      `saveQuantizedCheckpoint: ${model.quantConfig.quantAlgo} checkpoints (W8A8 / W4A8 / NVFP4 layouts, FP8 mixed with others) are not written yet; build an engine from the quantized model instead`,
       "quantConfig",
       model.quantConfig.quantAlgo,
     );
   }
   const first = ts[0];
   if (
+    !fp8 &&
     !ts.every((t) =>
       t.bits === first.bits && (t.zeros === null) === (first.zeros === null) && t.groupSize === (first.groupSize === first.cols ? t.cols : first.groupSize)
     )
@@ -78,7 +81,8 @@ export function saveQuantizedCheckpoint(model: QuantizedModel, outDir: string): 
       tensors[name] = { dtype: info.dtype as DType, shape: info.shape, data: model.weights.readBytes(name) };
     }
   }
-  for (const name of names) {
+  if (fp8) Object.assign(tensors, fp8.tensors);
+  for (const name of fp8 ? [] : names) {
     const t = model.quantizedTensor(name)!;
     const m = name.replace(/\.weight$/, "");
     const p = format === "awq" ? toAwqGemm(t) : toGptq(t);
@@ -98,7 +102,7 @@ export function saveQuantizedCheckpoint(model: QuantizedModel, outDir: string): 
   writeSafetensors(path.join(outDir, "model.safetensors"), tensors, { format: "pt" });
   const config = JSON.parse(fs.readFileSync(path.join(src, "config.json"), "utf8"));
   const qc = model.quantConfig;
-  config.quantization_config = format === "awq"
+  config.quantization_config = fp8 ? fp8.quantizationConfig : format === "awq"
     ? {
       quant_method: "awq",
       bits: 4,

@@ -61,5 +61,6 @@ export function fromFp8Blocks(packed: Uint8Array, blockScales: Float32Array, N: 
     format: "fp8_e4m3",
     activationScale: null,
     weightScale: "per_block",
+    blockRows: bn,
   };
 }

@@ -48,6 +48,8 @@ export interface QuantizedTensor {
   readonly preQuantScale?: Float32Array;
   /** FP8: whether every row of `scales` repeats one per-tensor scale. */
   readonly weightScale?: "per_tensor" | "per_channel" | "per_block";
+  /** FP8_BLOCK_SCALES: rows per block (bn of the checkpoint's [bn, bk] blocks; `scales` repeats each block row's scales on its rows). */
+  readonly blockRows?: number;
 }
 
 /** Bytes one row of `packed` takes. */
