@@ -32,6 +32,8 @@ import type { StepInputs } from "../lib/ir/step_io.ts";
 import { dequantize } from "../lib/quantization/packed.ts";
 import { bf16ToF32, f32ToBf16 } from "../lib/util/dtype.ts";
 import { assert } from "./harness.ts";
+import { fp8GemmStandIn, fp8KernelStandIn } from "./cuda_fake_fp8.ts";
+import { fp8ScratchLayout } from "../lib/backends/cuda/fp8_launch.ts";
 
 // ---- a fake device: regions at distinct addresses ----------------------------------------------
 
@@ -332,6 +334,7 @@ export class FakeCudaSession {
       else mem.f32(p, f.length).set(f);
       offsets.set(n, p);
     }
+    const fp8 = fp8ScratchLayout(plan);
     const build = engine.config.build;
     this.maxSeqLen = build.maxSeqLen!;
     this.decodeCap = Math.min(plan.maxTokens, plan.maxSeqs, build.maxBatchSize * build.maxBeamWidth);
@@ -367,6 +370,7 @@ export class FakeCudaSession {
       // int32 [decodeCap × numKvHeads × ceil(G / 8)], zero (as the session allocates them).
       decodeCounters: mem.alloc(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4),
       quantScratch: scratch > 0 ? mem.alloc(scratch) : undefined,
+      fp8Scratch: fp8 ? mem.alloc(fp8.bytes) : undefined,
     };
   }
 
@@ -722,8 +726,12 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
   for (let li = 0; li < launches.length; li++) {
     const l = launches[li];
     if (l.kind === "gemm") {
-      assert.equal(l.dtype, "bf16");
       rowsOk("gemm", l.m);
+      if (l.dtype === "fp8e4m3") {
+        fp8GemmStandIn(mem, l);
+        continue;
+      }
+      assert.equal(l.dtype, "bf16");
       disjoint("gemm", "A and D", l.a, l.m * l.k * 2, l.d, l.m * l.n * (l.outDtype === "fp32" ? 4 : 2));
       const s = linear(ld(l.a, l.m * l.k), l.b, l.bias ?? 0n, l.m, l.n, l.k);
       if (l.outDtype === "fp32") mem.f32(l.d, l.m * l.n).set(s);
@@ -1044,6 +1052,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         maskStandIn(mem, l);
         break;
       default:
+        if (fp8KernelStandIn(mem, l, stepTokens)) break;
         throw new Error(`no stand-in for kernel ${l.kernel}`);
     }
   }

@@ -5,6 +5,7 @@
 import type { Op } from "../../ir/network.ts";
 import type { EnginePlan } from "../../ir/plan.ts";
 import { quantGemvFusable } from "./quant_launch.ts";
+import { fp8GemvFusable } from "./fp8_launch.ts";
 
 function opReads(op: Op): readonly string[] | undefined {
   switch (op.type) {
@@ -93,11 +94,11 @@ export function planDecodeFusion(
     return r && r.length === 1 ? r[0] : undefined;
   };
   const gemvOk = (op: Op): op is Extract<Op, { type: "linear" }> =>
-    op.type === "linear" && (!op.weightFormat || quantGemvFusable(op)) && !op.lora && op.inFeatures % 8 === 0 && !isLogits(op.out) &&
+    op.type === "linear" && (!op.weightFormat || quantGemvFusable(op) || fp8GemvFusable(op)) && !op.lora && op.inFeatures % 8 === 0 && !isLogits(op.out) &&
     rows <= gemvMaxRows;
   // The lm_head also runs as gemv_fused in fused decode steps (fp32 logits, mode 3).
   const logitsOk = (op: Op): op is Extract<Op, { type: "linear" }> =>
-    op.type === "linear" && (!op.weightFormat || quantGemvFusable(op)) && !op.lora && op.inFeatures % 8 === 0 && isLogits(op.out) &&
+    op.type === "linear" && (!op.weightFormat || quantGemvFusable(op) || fp8GemvFusable(op)) && !op.lora && op.inFeatures % 8 === 0 && isLogits(op.out) &&
     rows <= gemvMaxRows;
   const added = new Set<number>();
   plan.ops.forEach((op, i) => {

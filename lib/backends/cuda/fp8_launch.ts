@@ -12,12 +12,21 @@ import type { EnginePlan } from "../../ir/plan.ts";
 import type { Op } from "../../ir/network.ts";
 import { InternalError } from "../../util/errors.ts";
 import { GEMV_MAX_ROWS, type Launch, type LaunchEnv } from "./launch_types.ts";
+import type { QuantFusion } from "./quant_launch.ts";
 
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
 const align256 = (n: number): number => Math.ceil(n / 256) * 256;
 
 /** Whether a linear stores FP8 weights. */
 export const isFp8Linear = (op: Op): op is Extract<Op, { type: "linear" }> => op.type === "linear" && op.weightFormat?.format === "fp8_e4m3";
+
+/**
+ * Whether an FP8 linear takes decode_fusion.ts's RMSNorm prologue and residual / SiLU·mul / fp32-logits
+ * epilogues (fp8_gemv_fused*_bf16): in-features whole 64-column chunks, out-features whole 16-row tiles.
+ */
+export function fp8GemvFusable(op: Op): op is Extract<Op, { type: "linear" }> {
+  return isFp8Linear(op) && !op.lora && op.inFeatures % 64 === 0 && op.outFeatures % 16 === 0;
+}
 
 /**
  * The FP8 scratch of an engine, or null without FP8 linears: e4m3 rows [rows, maxK] (the quantized
@@ -42,6 +51,7 @@ export function planFp8Linear(
   decodeStep: boolean,
   buf: (name: string) => bigint,
   out: Launch[],
+  fused: QuantFusion = {},
 ): void {
   const f = op.weightFormat!;
   if (env.elem !== "bf16") throw new InternalError("launch plan: FP8 linears need a bfloat16 engine");
@@ -53,7 +63,29 @@ export function planFp8Linear(
   const kernel = (kernel: string, grid: readonly [number, number, number], args: (bigint | number)[]): void => {
     out.push({ kind: "kernel", op: i, kernel, grid, block: 256, args });
   };
-  if (!isLogits && rows <= GEMV_MAX_ROWS && K % 64 === 0 && (!env.batchInvariant || decodeStep)) {
+  const gemvStep = rows <= GEMV_MAX_ROWS && K % 64 === 0 && (!env.batchInvariant || decodeStep);
+  const { norm, epilogue } = fused;
+  if (gemvStep && fp8GemvFusable(op) && (norm || epilogue || (isLogits && fused.logits))) {
+    // Fused decode (decode_fusion.ts): the same GEMV with the norm prologue / an epilogue (mode 2 too: N / 16 blocks).
+    const mode = isLogits ? 3 : epilogue?.mode ?? 0;
+    kernel(`fp8_gemv_fused${norm ? "_norm" : ""}_bf16`, [N / 16, 1, 1], [
+      buf(norm ? norm.x : op.x),
+      W,
+      scales,
+      bias,
+      isLogits ? env.logits : buf(epilogue ? epilogue.into : op.out),
+      norm ? env.weight(norm.weight) : 0n,
+      norm ? norm.eps : 0,
+      rows,
+      N,
+      K,
+      actScale,
+      mode,
+    ]);
+    return;
+  }
+  if (norm || epilogue || fused.logits) throw new InternalError(`launch plan: op ${i} cannot take a fused FP8 GEMV`);
+  if (!isLogits && gemvStep) {
     kernel("fp8_gemv_bf16", [cdiv(N, 16), 1, 1], [buf(op.x), W, scales, bias, buf(op.out), rows, N, K, actScale]);
     return;
   }

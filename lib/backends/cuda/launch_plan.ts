@@ -7,7 +7,7 @@
  */
 import { planDecodeFusion } from "./decode_fusion.ts";
 import { planQuantLinear, quantGemvFusable } from "./quant_launch.ts";
-import { planFp8Linear } from "./fp8_launch.ts";
+import { fp8GemvFusable, planFp8Linear } from "./fp8_launch.ts";
 import { InternalError } from "../../util/errors.ts";
 import { hasTiledAttention } from "./attention_choice.ts";
 import { GEMV_MAX_ROWS, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
@@ -78,7 +78,11 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         // bandwidth on llama-3.2-1b, where the pinned batch-invariant cuBLASLt algorithm took 2x longer.
         const logitsGemv = !!fuse && isLogits && !op.weightFormat && !op.lora && op.inFeatures % 8 === 0 && rows <= GEMV_MAX_ROWS;
         if (op.weightFormat?.format === "fp8_e4m3") {
-          planFp8Linear(op, i, rows, isLogits, env, T === S, buf, out);
+          planFp8Linear(op, i, rows, isLogits, env, T === S, buf, out, {
+            norm: nrm,
+            epilogue: epi,
+            logits: !!fuse && isLogits && fp8GemvFusable(op) && rows <= GEMV_MAX_ROWS,
+          });
           break;
         }
         if (op.weightFormat) {

@@ -46,6 +46,8 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   quant_dequant_u4: { file: "quant_gemv.cu", params: [P, P, P, P, I, I, I] },
   quant_dequant_u8: { file: "quant_gemv.cu", params: [P, P, P, P, I, I, I] },
   fp8_gemv: { file: "fp8_gemv.cu", params: [P, P, P, P, P, I, I, I, F] },
+  fp8_gemv_fused: { file: "fp8_gemv.cu", params: [P, P, P, P, P, P, F, I, I, I, F, I] },
+  fp8_gemv_fused_norm: { file: "fp8_gemv.cu", params: [P, P, P, P, P, P, F, I, I, I, F, I] },
   fp8_quantize: { file: "fp8_gemv.cu", params: [P, P, P, I, I, F] },
   fp8_scale: { file: "fp8_gemv.cu", params: [P, P, P, P, I, I] },
   decode_attention: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },

@@ -19,6 +19,18 @@
 //   tensor-core accumulator is narrower than fp32). Needs k % 64 == 0, 16-byte aligned x and W.
 //   grid (ceil(n / 16), 1, 1)   block (256, 1, 1)   shared 4.2 KiB static
 //
+// Fused decode forms (lib/backends/cuda/decode_fusion.ts), with gemv_fused's (gemv.cu) modes and roundings:
+// extern "C" __global__ void fp8_gemv_fused_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
+//     void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode)
+// extern "C" __global__ void fp8_gemv_fused_norm_bf16(...same parameters...)
+//   v = the value fp8_gemv_bf16 computes (same sums in the same order, then · a · wScale[j] + bias[j]).
+//   mode 0 y bf16 [m, n] = v; 1 y bf16 [m, n] = bf16(bf16(v) + y) (the residual add, in place); 2 rows [0, n/2)
+//   gate, [n/2, n) up: y bf16 [m, n/2] = bf16(silu(bf16(v_gate)) · bf16(v_up)) (block b: gate rows 8b..8b+7 and
+//   their up rows); 3 y f32 [m, n] = v (the logits). _norm: x is first replaced by rmsnorm(x) · normW rounded to
+//   bf16 as rmsnorm_bf16 does (same sums, same order), staged in shared memory (m · k <= 8192); the
+//   per-token activation scale is then the normed row's amax / 448. Needs n % 16 == 0 besides the above.
+//   grid mode 2: (n / 16) as well (8 gate + 8 up rows per block)   block (256, 1, 1)   shared 4.2 KiB (+16 KiB _norm)
+//
 // Prefill (cuBLASLt FP8 GEMM, lib/backends/cuda/fp8_launch.ts): quantize the rows, then the GEMM, then (unless
 // cuBLASLt applied per-tensor scales itself) the row/column scales in place:
 // extern "C" __global__ void fp8_quantize_bf16(const bf16_t* x, u8* xq, float* rowScale, int rows, int k, float actScale)
@@ -90,18 +102,61 @@ __device__ __forceinline__ void chunkMma(const uint4& wa, const uint4& wb, const
   for (int i = 0; i < 4; i++) acc[i] += d[i];
 }
 
-extern "C" __global__ void __launch_bounds__(256) fp8_gemv_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
-                                                                bf16_t* y, int m, int n, int k, float actScale) {
+#define FG_XS 8192  // bf16 elements of staged x (16 KB) for the RMSNorm prologue of fp8_gemv_fused_norm_bf16
+
+__device__ __forceinline__ float fgSilu(float g) { return g / (1.f + expf(-g)); }
+
+/**
+ * The decode GEMV and its fused forms (mode, NORM: see the header). Every mode computes each (row, token)
+ * sum exactly as mode 0 does (same chunks per warp and lane, same mma and warp order), so a fused launch
+ * gives the bits of fp8_gemv_bf16 followed by the separate norm / add / silu_mul launches.
+ */
+template <bool NORM>
+__device__ __forceinline__ void fp8GemvImpl(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias, void* y,
+                                            const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
   __shared__ float sScale[8], sInv[8];
   __shared__ float red[FG_WARPS][FG_ROWS * 8];
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  if (actScale > 0.f) {
-    if (threadIdx.x < 8) {
-      sScale[threadIdx.x] = actScale;
-      sInv[threadIdx.x] = 1.f / actScale;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+  const int half = n >> 1;
+  // Tile row g / g + 8 → weight rows (mode 2: gate rows 8b.. and the matching up rows).
+  const int j0 = blockIdx.x * FG_ROWS;
+  const int rowA = mode == 2 ? blockIdx.x * 8 + g : min(j0 + g, n - 1);
+  const int rowB = mode == 2 ? half + blockIdx.x * 8 + g : min(j0 + g + 8, n - 1);
+  const bf16_t* xs = x;
+  if constexpr (NORM) {  // x <- rmsnorm(x) * normW (as rmsnorm_bf16 rounds it), staged in shared memory
+    __shared__ __align__(16) bf16_t xsh[FG_XS];
+    __shared__ float sh[32];
+    const int kv = k >> 3;
+    for (int r = 0; r < m; r++) {
+      const bf16_t* xr = x + (long long)r * k;
+      float ss = 0.f;
+      for (int c = tid; c < kv; c += blockDim.x) {
+        float a[8];
+        load16(xr + c * 8, a);
+#pragma unroll
+        for (int e = 0; e < 8; e++) ss += a[e] * a[e];
+      }
+      ss = blockSum(ss, sh);
+      const float inv = rsqrtf(ss / (float)k + eps);
+      for (int c = tid; c < kv; c += blockDim.x) {
+        float a[8], w8[8];
+        load16(xr + c * 8, a);
+        load16(normW + c * 8, w8);
+#pragma unroll
+        for (int e = 0; e < 8; e++) a[e] = a[e] * inv * w8[e];
+        store16(xsh + r * k + c * 8, a);
+      }
     }
-  } else if (warp < m) {  // dynamic: warp w finds token w's scale
-    const bf16_t* xr = x + (long long)warp * k;
+    __syncthreads();
+    xs = xsh;
+  }
+  if (actScale > 0.f) {
+    if (tid < 8) {
+      sScale[tid] = actScale;
+      sInv[tid] = 1.f / actScale;
+    }
+  } else if (warp < m) {  // dynamic: warp w finds token w's scale (of the normed row with NORM)
+    const bf16_t* xr = xs + (long long)warp * k;
     float amax = 0.f;
     for (int i = lane * 8; i < k; i += 256) {
       float f[8];
@@ -117,11 +172,10 @@ extern "C" __global__ void __launch_bounds__(256) fp8_gemv_bf16(const bf16_t* x,
     }
   }
   __syncthreads();
-  const int j0 = blockIdx.x * FG_ROWS;
-  const u8* wa = W + (long long)min(j0 + g, n - 1) * k + 16 * t;
-  const u8* wb = W + (long long)min(j0 + g + 8, n - 1) * k + 16 * t;
+  const u8* wa = W + (long long)rowA * k + 16 * t;
+  const u8* wb = W + (long long)rowB * k + 16 * t;
   const bool hasX = g < m;
-  const bf16_t* xr = x + (long long)(hasX ? g : 0) * k + 16 * t;
+  const bf16_t* xr = xs + (long long)(hasX ? g : 0) * k + 16 * t;
   const float s = sScale[hasX ? g : 0], inv = sInv[hasX ? g : 0];
   float acc[4] = {0.f, 0.f, 0.f, 0.f};
   const int chunks = k >> 6;
@@ -151,17 +205,51 @@ extern "C" __global__ void __launch_bounds__(256) fp8_gemv_bf16(const bf16_t* x,
   red[warp][(g + 8) * 8 + 2 * t] = acc[2];
   red[warp][(g + 8) * 8 + 2 * t + 1] = acc[3];
   __syncthreads();
-  if (threadIdx.x < FG_ROWS * 8) {
-    const int row = threadIdx.x >> 3, tok = threadIdx.x & 7, j = j0 + row;
+  if (mode == 2) {  // thread (r, tok): gate row 8b + r and its up row
+    if (tid >= 64) return;
+    const int r = tid >> 3, tok = tid & 7, gate = blockIdx.x * 8 + r;
+    if (tok >= m) return;
+    float gs = 0.f, us = 0.f;
+#pragma unroll
+    for (int w = 0; w < FG_WARPS; w++) {
+      gs += red[w][r * 8 + tok];
+      us += red[w][(r + 8) * 8 + tok];
+    }
+    float vg = gs * sScale[tok] * wScale[gate], vu = us * sScale[tok] * wScale[half + gate];
+    if (bias) {
+      vg += toF(bias[gate]);
+      vu += toF(bias[half + gate]);
+    }
+    ((bf16_t*)y)[(long long)tok * half + gate] = fromF<bf16_t>(fgSilu(toF(fromF<bf16_t>(vg))) * toF(fromF<bf16_t>(vu)));
+    return;
+  }
+  if (tid < FG_ROWS * 8) {
+    const int row = tid >> 3, tok = tid & 7, j = j0 + row;
     if (tok < m && j < n) {
       float sum = 0.f;
 #pragma unroll
-      for (int w = 0; w < FG_WARPS; w++) sum += red[w][threadIdx.x];
+      for (int w = 0; w < FG_WARPS; w++) sum += red[w][tid];
       float v = sum * sScale[tok] * wScale[j];
       if (bias) v += toF(bias[j]);
-      y[(long long)tok * n + j] = fromF<bf16_t>(v);
+      const long long o = (long long)tok * n + j;
+      if (mode == 0) ((bf16_t*)y)[o] = fromF<bf16_t>(v);
+      else if (mode == 1) ((bf16_t*)y)[o] = fromF<bf16_t>(toF(fromF<bf16_t>(v)) + toF(((bf16_t*)y)[o]));
+      else ((float*)y)[o] = v;
     }
   }
+}
+
+extern "C" __global__ void __launch_bounds__(256) fp8_gemv_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
+                                                                bf16_t* y, int m, int n, int k, float actScale) {
+  fp8GemvImpl<false>(x, W, wScale, bias, y, nullptr, 0.f, m, n, k, actScale, 0);
+}
+extern "C" __global__ void __launch_bounds__(256) fp8_gemv_fused_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
+    void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
+  fp8GemvImpl<false>(x, W, wScale, bias, y, normW, eps, m, n, k, actScale, mode);
+}
+extern "C" __global__ void __launch_bounds__(256) fp8_gemv_fused_norm_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
+    void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
+  fp8GemvImpl<true>(x, W, wScale, bias, y, normW, eps, m, n, k, actScale, mode);
 }
 
 extern "C" __global__ void __launch_bounds__(256) fp8_quantize_bf16(const bf16_t* x, u8* xq, float* rowScale, int rows, int k, float actScale) {
