@@ -28,7 +28,7 @@ function cudaEngine(algo: "FP8" | "FP8_PER_CHANNEL_PER_TOKEN"): Engine {
 }
 
 /** A launch environment of distinct fake addresses (weights 1 MiB apart from 2^40). */
-function fakeEnv(engine: Engine, batchInvariant: boolean): LaunchEnv {
+function fakeEnv(engine: Engine, batchInvariant: boolean, fusedDecode = false): LaunchEnv {
   const names = engine.tensorNames();
   const io = {
     sampledIds: 1n,
@@ -65,7 +65,7 @@ function fakeEnv(engine: Engine, batchInvariant: boolean): LaunchEnv {
     blockStride: 4,
     gemv: true,
     batchInvariant,
-    fusedDecode: true,
+    fusedDecode,
     decodeCounters: 16n,
     fp8Scratch: 17n << 32n,
   };
@@ -83,8 +83,8 @@ for (const algo of ["FP8", "FP8_PER_CHANNEL_PER_TOKEN"] as const) {
       assert.equal(fp8Ops.length, 6 * 4); // qkv, o, gate_up, down per layer (lm_head tied, excluded)
       const layout = fp8ScratchLayout(plan)!;
       assert.equal(layout.scalesOffset, Math.ceil((64 * 320) / 256) * 256, "64 rows of the widest input (down_proj, 320)");
-      for (const batchInvariant of [false, true]) {
-        const env = fakeEnv(engine, batchInvariant);
+      for (const [batchInvariant, fused] of [[false, false], [true, false], [false, true]]) {
+        const env = fakeEnv(engine, batchInvariant, fused);
         const buf = (n: string): bigint => env.arena + BigInt(plan.buffers[n].offset);
         const xq = env.fp8Scratch!, rowScales = env.fp8Scratch! + BigInt(layout.scalesOffset);
         for (const [T, S] of [[1, 1], [3, 3], [8, 8], [6, 1], [12, 12], [20, 1]]) {
@@ -102,6 +102,13 @@ for (const algo of ["FP8", "FP8_PER_CHANNEL_PER_TOKEN"] as const) {
             if (T <= GEMV_MAX_ROWS && (!batchInvariant || T === S)) {
               assert.equal(mine.length, 1, `op ${i} T=${T}`);
               const l = mine[0] as KernelLaunch;
+              if (fused && T === S) {
+                // Fused decode (tests/quant_fp8_cuda_fused.test.ts runs it): the same weight, scales and shape.
+                assert.ok(l.kernel.startsWith("fp8_gemv_fused"), `op ${i} T=${T}: ${l.kernel}`);
+                assert.deepEqual([l.args[1], l.args[2], ...l.args.slice(7, 11)], [W, sc, T, op.outFeatures, op.inFeatures, actScale]);
+                assert.deepEqual([l.grid, l.block], [[op.outFeatures / 16, 1, 1], 256]);
+                continue;
+              }
               assert.equal(l.kernel, "fp8_gemv_bf16");
               assert.deepEqual(l.args, [buf(op.x), W, sc, 0n, buf(op.out), T, op.outFeatures, op.inFeatures, actScale]);
               assert.deepEqual([l.grid, l.block], [[Math.ceil(op.outFeatures / 16), 1, 1], 256]);
@@ -137,7 +144,7 @@ for (const algo of ["FP8", "FP8_PER_CHANNEL_PER_TOKEN"] as const) {
               assert.deepEqual(scale!.grid, [Math.ceil(op.outFeatures / 2048), T, 1]);
             }
           }
-          // Float linears (the tied lm_head) are untouched.
+          // Float linears (the tied lm_head) launch no FP8 kernel.
           assert.ok(!launches.some((x) => x.kind === "kernel" && x.kernel.startsWith("fp8_") && !fp8Ops.some(([, i]) => i === x.op)));
         }
       }

@@ -1,0 +1,108 @@
+/**
+ * GPU: the fused decode forms of the FP8 GEMV (fp8_gemv_fused_bf16 / fp8_gemv_fused_norm_bf16, issue 14;
+ * skipped without a GPU). Each mode (0 plain, 1 residual add, 2 SiLU·mul, 3 fp32 logits), with and
+ * without the RMSNorm prologue, static and per-token activation scales, m = 1, 5, 8:
+ * - bit for bit against the unfused launches on the same device: rmsnorm_bf16 → fp8_gemv_bf16 →
+ *   (mode 1: bf16(bf16(v) + y); mode 2: silu_mul_bf16; mode 3: its bf16 rounding is fp8_gemv_bf16's output);
+ * - and, without the prologue, against the CPU emulation (fp8Linear on the same bf16 inputs) within the
+ *   bf16 output rounding and fp32 accumulation order.
+ * The fused plan's wiring: tests/quant_fp8_cuda_fused.test.ts (fake device).
+ */
+import { loadKernelFile } from "../../lib/backends/cuda/compiler.ts";
+import { type CpuFp8Weight, fp8Linear } from "../../lib/backends/cpu/quant_linear.ts";
+import { quantizeFp8 } from "../../lib/quantization/fp8.ts";
+import { assert } from "../harness.ts";
+import { device, fromBf16Bits, gpuTest, seededUniform, toBf16Bits } from "./gpu.ts";
+
+const FUSED = ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "f32", "i32", "i32", "i32", "f32", "i32"] as const;
+const GEMV = ["ptr", "ptr", "ptr", "ptr", "ptr", "i32", "i32", "i32", "f32"] as const;
+const bf16 = (f: Float32Array): Uint16Array => Uint16Array.from(f, (v) => toBf16Bits(v));
+const unBf16 = (b: Uint16Array): Float32Array => Float32Array.from(b, (v) => fromBf16Bits(v));
+
+/** The first index where two bit arrays differ, or -1. */
+function firstDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return i;
+  return a.length === b.length ? -1 : a.length;
+}
+
+for (const [N, K] of [[96, 512], [256, 1024]] as const) {
+  gpuTest(`fp8_gemv_fused{,_norm}_bf16 [${N}x${K}] modes 0-3: the unfused launches' bits, and the CPU emulation`, () => {
+    const d = device();
+    using mod = loadKernelFile(d, "fp8_gemv.cu");
+    using norms = loadKernelFile(d, "rmsnorm.cu");
+    using silu = loadKernelFile(d, "silu_mul.cu");
+    const gemv = mod.kernel("fp8_gemv_bf16", GEMV);
+    const rms = norms.kernel("rmsnorm_bf16", ["ptr", "ptr", "ptr", "i32", "i32", "f32"]);
+    const siluMul = silu.kernel("silu_mul_bf16", ["ptr", "ptr", "i32", "i32"]);
+    const w = seededUniform(21 + N, N * K, -0.08, 0.08);
+    for (let n = 0; n < N; n++) w[n * K + (n % K)] *= 8;
+    const bias = bf16(seededUniform(6, N, -0.5, 0.5)), normW = bf16(seededUniform(8, K, 0.8, 1.2));
+    using dBias = d.alloc(N * 2);
+    using dNormW = d.alloc(K * 2);
+    dBias.copyFromHost(bias);
+    dNormW.copyFromHost(normW);
+    const eps = 1e-5;
+    for (const algo of ["FP8", "FP8_PER_CHANNEL_PER_TOKEN"] as const) {
+      const t = quantizeFp8(w, N, K, algo, 2.5);
+      const actScale = t.activationScale ?? 0;
+      using W = d.alloc(N * K);
+      using S = d.alloc(N * 4);
+      W.copyFromHost(t.packed);
+      S.copyFromHost(t.scales);
+      const cw: CpuFp8Weight = { bytes: t.packed, scales: t.scales, activationScale: t.activationScale ?? null };
+      for (const m of [1, 5, 8]) {
+        const xb = bf16(seededUniform(13 + m, m * K, -3, 3)), resid = bf16(seededUniform(17 + m, m * N, -2, 2));
+        using dx = d.alloc(m * K * 2);
+        using dxn = d.alloc(m * K * 2);
+        using dRef = d.alloc(m * N * 2);
+        using dy = d.alloc(m * N * 4);
+        using dHalf = d.alloc(m * (N / 2) * 2);
+        dx.copyFromHost(xb);
+        const get16 = (buf: typeof dy, n: number): Uint16Array => {
+          const h = new Uint16Array(n);
+          buf.copyToHost(h);
+          return h;
+        };
+        for (const norm of [false, true]) {
+          const label = `${algo} m=${m}${norm ? " norm" : ""}`;
+          // Unfused reference on the device: [rmsnorm_bf16 →] fp8_gemv_bf16.
+          if (norm) rms.launch(m, 256, [dx, dNormW, dxn, m, K, eps]);
+          gemv.launch(Math.ceil(N / 16), 256, [norm ? dxn : dx, W, S, dBias, dRef, m, N, K, actScale]);
+          const ref = get16(dRef, m * N);
+          const kern = mod.kernel(norm ? "fp8_gemv_fused_norm_bf16" : "fp8_gemv_fused_bf16", FUSED);
+          const fused = (mode: number, y: typeof dy): void => kern.launch(N / 16, 256, [dx, W, S, dBias, y, norm ? dNormW : 0n, eps, m, N, K, actScale, mode]);
+          // mode 0: the GEMV's bits.
+          fused(0, dy);
+          let i = firstDiff(get16(dy, m * N), ref);
+          assert.ok(i < 0, `${label} mode 0: element ${i} differs from fp8_gemv_bf16`);
+          // mode 1: y = bf16(bf16(v) + y).
+          dy.copyFromHost(resid);
+          fused(1, dy);
+          const want1 = Uint16Array.from(ref, (r, j) => toBf16Bits(Math.fround(fromBf16Bits(r) + fromBf16Bits(resid[j]))));
+          i = firstDiff(get16(dy, m * N), want1);
+          assert.ok(i < 0, `${label} mode 1: element ${i} differs from the GEMV + residual add`);
+          // mode 2: silu_mul_bf16 of the GEMV's gate/up output.
+          siluMul.launch([1, m, 1], 256, [dRef, dHalf, m, N / 2]);
+          const want2 = get16(dHalf, m * (N / 2));
+          fused(2, dy);
+          i = firstDiff(get16(dy, m * (N / 2)), want2);
+          assert.ok(i < 0, `${label} mode 2: element ${i} differs from fp8_gemv_bf16 + silu_mul_bf16`);
+          // mode 3: fp32 values whose bf16 rounding is the GEMV's output.
+          fused(3, dy);
+          const f = new Float32Array(m * N);
+          dy.copyToHost(f);
+          i = firstDiff(Uint16Array.from(f, (v) => toBf16Bits(v)), ref);
+          assert.ok(i < 0, `${label} mode 3: element ${i} (${f[i]}) does not round to fp8_gemv_bf16's ${fromBf16Bits(ref[i])}`);
+          if (!norm) {
+            const want = new Float32Array(m * N);
+            fp8Linear(unBf16(xb), cw, unBf16(bias), m, N, K, want);
+            let worst = 0;
+            for (let j = 0; j < m * N; j++) worst = Math.max(worst, Math.abs(f[j] - want[j]) / Math.max(Math.abs(want[j]), 0.05));
+            // fp32 accumulation order (the e4m3 bytes are the same; as tests/gpu/fp8_cuda.test.ts).
+            assert.ok(worst <= 2 ** -8, `${label} mode 3 vs the CPU's fp8Linear: max relative error ${worst}`);
+          }
+        }
+      }
+    }
+  });
+}
