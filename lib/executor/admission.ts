@@ -115,6 +115,7 @@ export function admitRequest(ctx: AdmissionContext, id: number, request: Generat
       hypotheses: null,
     }
     : null;
+  const host = needsHostProcessing(p) || (p.guidedDecoding !== undefined && ctx.guided.masksOnHost(p));
   return {
     id,
     request,
@@ -124,8 +125,8 @@ export function admitRequest(ctx: AdmissionContext, id: number, request: Generat
     streaming: request.streaming ?? false,
     eosIds,
     badWordIds,
-    host: needsHostProcessing(p) || (p.guidedDecoding !== undefined && ctx.guided.masksOnHost(p)),
-    guided: ctx.guided.prepare(p, p.ignoreEos ? [] : eosIds),
+    host,
+    guided: ctx.guided.prepare(p, p.ignoreEos ? [] : eosIds, host),
     wantLogprobs: p.logprobs !== undefined || p.bestOf > p.n,
     wantGenerationLogits: p.returnGenerationLogits,
     promptLogprobs: p.promptLogprobs !== undefined ? [null] : null,

@@ -87,10 +87,16 @@ export interface IterationStats {
   /** Speculative decoding: of those, accepted by the target. */
   readonly numAcceptedDraftTokens?: number;
   /**
-   * Guided decoding: host time spent computing the grammar masks the sampler applied this step (ms;
-   * on CUDA while the GPU ran the forward pass). Rows masked on the host path are not counted.
+   * Guided decoding: host time spent computing the grammar masks the sampler applied this step,
+   * with the previous step's tokens their matchers accepted first (ms; on CUDA while the GPU ran
+   * the forward pass). Rows masked on the host path are not counted.
    */
   readonly guidedMaskMs?: number;
+  /**
+   * Guided decoding: host time of grammar work outside that overlap (ms): host-path masks, tokens
+   * accepted as they arrive, pending tokens settled when a request ends.
+   */
+  readonly guidedHostMs?: number;
 }
 
 /** The executor's fixed limits (from the engine and the KV cache it sized). */

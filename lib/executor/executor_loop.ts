@@ -40,6 +40,11 @@ export interface ExecutorSink {
 export interface ExecutorLoopOptions {
   /** The draft model's engine for `speculativeConfig.decodingType: "DraftTarget"` (owned by the caller). */
   readonly draftEngine?: Engine | null;
+  /**
+   * When a sampler-path guided sequence's matcher accepts its token: "deferred" (default) inside the
+   * next step's mask callback, overlapping the device's forward pass; "immediate" as it arrives.
+   */
+  readonly guidedAccept?: "deferred" | "immediate";
 }
 
 /** A macrotask turn without timer clamping (setImmediate exists in Bun and Deno). */
@@ -112,7 +117,7 @@ export class ExecutorLoop {
       maxNumRows: this.#scheduler.maxNumRows,
       defaultEosIds: [...new Set(eos.filter((id) => id >= 0))],
       // Speculative steps verify several rows of a sequence at once: their guided rows stay on the host path.
-      guided: new GuidedRuntime(tokenizer, plan.attributes.vocabSize, !config.speculativeConfig),
+      guided: new GuidedRuntime(tokenizer, plan.attributes.vocabSize, !config.speculativeConfig, options.guidedAccept !== "immediate"),
     };
     this.#outputs = new OutputBuilder(tokenizer, maxSeqLen);
     if (config.lora) {
@@ -352,6 +357,7 @@ export class ExecutorLoop {
       numDraftTokens: spec?.numDraftTokens ?? 0,
       numAcceptedDraftTokens: spec?.numAcceptedDraftTokens ?? 0,
       guidedMaskMs: this.#maskMs,
+      guidedHostMs: this.#admission.guided.takeHostMs(),
     };
     this.#maskMs = 0;
     this.#stats.push(stats);
@@ -384,6 +390,8 @@ export class ExecutorLoop {
     this.#scheduler.markComputed(plan);
     this.#maskMs = gm?.fillMs ?? 0;
     for (const [id, e] of gm?.failed ?? []) this.#failInto(failures, id, e);
+    // Deferred acceptance: a sequence whose previous token completed the grammar ends now; this step's token is dropped.
+    for (const { st, seq } of gm?.terminated ?? []) if (this.#states.get(st.id) === st) this.#outputs.endByGrammar(st, seq);
     // Prompt logits first: the sampling rows are processed in place below.
     if (out.logits) takePromptRows(rows, promptRows, out.logits, V, (id) => this.#states.get(id), (st, e) => this.#failInto(failures, st.id, toError(e)));
 

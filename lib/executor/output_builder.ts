@@ -49,7 +49,7 @@ export class OutputBuilder {
     const o = this.#outFor(st, seq);
     const n = seq.numOutputTokens + 1;
     seq.tokenIds.push(token);
-    const grammarDone = st.guided?.accept(seq, token) ?? false;
+    const grammarDone = st.guided?.append(seq, token) ?? false; // deferred acceptance: false, seen at the next mask
     if (raw) o.generationLogits?.push(raw);
     if (lp) {
       seq.cumulativeLogprob += lp.logprob;
@@ -70,6 +70,14 @@ export class OutputBuilder {
     } else if (grammarDone) {
       finish(seq, o, "stop", null); // the grammar is complete and no stop id ends it
     }
+  }
+
+  /**
+   * Ends `seq` because its last token completed the grammar (found one step late under deferred
+   * acceptance: the in-flight step's token is not appended): "stop", as when it is seen at once.
+   */
+  endByGrammar(st: RequestState, seq: Sequence): void {
+    if (!seq.isFinished) finish(seq, this.#outFor(st, seq), "stop", null);
   }
 
   #outFor(st: RequestState, seq: Sequence): SeqOutput {

@@ -2,7 +2,10 @@
  * The token masks of one step's guided rows for the sampler (`SamplingInputs.tokenMasks`): each
  * guided sequence whose mask goes to the sampler gets one mask (the fork rows of a prompt share
  * theirs), written by its matcher when the backend asks — on CUDA after the step's forward pass was
- * enqueued, so the grammar work overlaps the GPU. A mask that allows nothing fails its request only.
+ * enqueued, so the grammar work overlaps the GPU. Before its mask, a sequence's matcher accepts the
+ * token of the previous step (deferred acceptance, request.ts), so that work overlaps too. A mask that
+ * allows nothing fails its request only; a sequence whose previous token completed the grammar is
+ * reported in `terminated` (the loop ends it and drops this step's token).
  */
 import type { TokenMasks } from "../../ir/sampling.ts";
 import { ValidationError } from "../../util/errors.ts";
@@ -14,6 +17,8 @@ export interface GuidedStepMasks {
   readonly masks: TokenMasks;
   /** Requests whose mask could not be made (filled after the masks were computed), with the reason. */
   readonly failed: Map<number, Error>;
+  /** Sequences whose previous token completed the grammar (found while computing the masks): they end now. */
+  readonly terminated: { readonly st: RequestState; readonly seq: StepRow["seq"] }[];
   /** Host time spent computing the masks (ms; 0 until the backend asked for them). */
   fillMs: number;
 }
@@ -36,7 +41,7 @@ export function guidedStepMasks(
   numRows: number,
 ): GuidedStepMasks | null {
   const rowMask = new Int32Array(numRows).fill(-1);
-  const owners: { st: RequestState; seq: object }[] = [];
+  const owners: { st: RequestState; seq: StepRow["seq"] }[] = [];
   for (let r = 0; r < rows.length; r++) {
     const st = stateOf(rows[r].seq);
     if (!st?.guided || st.host) continue;
@@ -51,8 +56,10 @@ export function guidedStepMasks(
   if (owners.length === 0) return null;
   const words = Math.ceil(vocabSize / 32);
   const failed = new Map<number, Error>();
+  const terminated: GuidedStepMasks["terminated"] = [];
   const result: GuidedStepMasks = {
     failed,
+    terminated,
     fillMs: 0,
     masks: {
       words,
@@ -62,7 +69,9 @@ export function guidedStepMasks(
         const t0 = performance.now();
         owners.forEach(({ st, seq }, i) => {
           try {
-            if (!st.guided!.writeMask(seq, into, i * words)) {
+            const r = st.guided!.writeMask(seq, into, i * words);
+            if (r === "terminated") terminated.push({ st, seq });
+            else if (r === "none") {
               throw new ValidationError(
                 "SamplingParams.guidedDecoding: no token is allowed at this step (the grammar allows no id of this vocabulary)",
                 "guidedDecoding",
