@@ -4,9 +4,11 @@
  * tokens/s over the whole run; with --hf the same batch through transformers' generate, side by side.
  *
  *   bun bench/throughput.ts --model DIR [--requests 64] [--input 128] [--output 128] [--tp 1] [--hf] [--hf-compile]
- *       [--quant W4A16|W4A16_AWQ|W8A16|... [--group-size 128]] [--profile-host]
+ *       [--quant W4A16|W4A16_AWQ|W8A16|FP8|FP8_PER_CHANNEL_PER_TOKEN|... [--group-size 128]] [--kv-cache-quant FP8|INT8]
+ *       [--profile-host]
  *
- * --quant quantizes the checkpoint at build time (LLM.create's quantConfig; int4 with zero points).
+ * --quant quantizes the checkpoint at build time (LLM.create's quantConfig; int4 with zero points);
+ * --kv-cache-quant stores the KV cache as e4m3 / int8 (QuantConfig.kvCacheQuantAlgo, with or without --quant).
  * --tp N splits the model over N GPUs (tensor parallelism: one rank worker per GPU, NCCL all-reduce).
  * --profile-host: host vs GPU time of an N-sequence decode step and its launches (bench/host_profile.ts).
  *
@@ -32,12 +34,15 @@ const { values } = parseArgs({
     tp: { type: "string" },
     quant: { type: "string" },
     "group-size": { type: "string" },
+    "kv-cache-quant": { type: "string" },
     "profile-host": { type: "boolean" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/throughput.ts --model DIR [--requests 64] [--input 128] [--output 128] [--hf] [--hf-compile]");
 const N = Number(values.requests ?? 64), IN = Number(values.input ?? 128), OUT = Number(values.output ?? 128);
 const bs = 32;
+const kvQuant = values["kv-cache-quant"] as "FP8" | "INT8" | undefined;
+if (kvQuant !== undefined && kvQuant !== "FP8" && kvQuant !== "INT8") throw new Error(`--kv-cache-quant: FP8 or INT8, got ${kvQuant}`);
 const maxSeqLen = Math.ceil((IN + OUT + 32) / bs) * bs;
 
 const t0 = performance.now();
@@ -48,12 +53,13 @@ await using llm = await LLM.create({
   skipTokenizerInit: true,
   cacheEngine: false,
   tensorParallelSize: Number(values.tp ?? 1),
-  ...(values.quant
+  ...(values.quant || kvQuant
     ? {
       quantConfig: {
-        quantAlgo: values.quant as "W4A16",
-        groupSize: values.quant.startsWith("W8") ? undefined : Number(values["group-size"] ?? 128),
-        hasZeroPoint: values.quant.startsWith("W4"),
+        quantAlgo: (values.quant ?? "NO_QUANT") as "W4A16",
+        groupSize: values.quant?.startsWith("W4") ? Number(values["group-size"] ?? 128) : undefined,
+        hasZeroPoint: !!values.quant?.startsWith("W4"),
+        ...(kvQuant ? { kvCacheQuantAlgo: kvQuant } : {}),
       },
     }
     : {}),
@@ -80,14 +86,15 @@ const stats = llm.getStats();
 const steps = stats.slice(-Math.min(stats.length, OUT + 8));
 const f = (x: number, d = 1): string => x.toFixed(d);
 console.log(
-  `model ${values.model}${
-    values.quant ? ` (${values.quant})` : ""
+  `model ${values.model}${values.quant ? ` (${values.quant})` : ""}${
+    kvQuant ? ` (${kvQuant} KV cache)` : ""
   }; ${N} requests × (${IN} in, ${OUT} out); TP=${llm.engine.config.numRanks}; engine build + upload ${f(loadS)} s`,
 );
 console.log(`llmrt: ${f(secs, 3)} s, ${f(tps)} output tokens/s (${f((N * (IN + OUT)) / secs)} total tokens/s), ${steps.length} steps`);
 const result: Record<string, unknown> = {
   model: values.model,
   quant: values.quant ?? null,
+  kvCacheQuant: kvQuant ?? null,
   requests: N,
   input: IN,
   output: OUT,
