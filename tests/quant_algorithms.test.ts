@@ -4,7 +4,9 @@
 import { quantLinear } from "../lib/backends/cpu/quant_linear.ts";
 import { buildSync } from "../lib/builder/builder.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
-import { awqSearchScale, groupParams, type IntGrid, quantizeGptq, quantizeRtn } from "../lib/quantization/algorithms.ts";
+import { groupParams, type IntGrid, quantizeRtn } from "../lib/quantization/algorithms.ts";
+import { awqSearchScale } from "../lib/quantization/awq.ts";
+import { quantizeGptq } from "../lib/quantization/gptq.ts";
 import { dequantize, packInts, type QuantizedTensor, unpackRow } from "../lib/quantization/packed.ts";
 import { QuantAlgo } from "../lib/quantization/quant_algo.ts";
 import { QuantConfig } from "../lib/quantization/quant_config.ts";

@@ -11,6 +11,8 @@ import type { LlamaForCausalLM } from "../models/llama.ts";
 import { computeRopeInvFreq } from "../models/rope.ts";
 import { ValidationError } from "../util/errors.ts";
 import type { InputSample } from "./algorithms.ts";
+import { transposeRows } from "./linalg.ts";
+import { f64, serialRunner, type TaskRunner } from "./tasks.ts";
 
 /** Calibration data: token id sequences, or texts (tokenized with the model's tokenizer). */
 export type Calibration = readonly (readonly number[])[] | readonly string[];
@@ -110,11 +112,13 @@ class StatsBuilder {
   readonly rows: Float64Array;
   numTokens = 0;
   numRows = 0;
-  constructor(readonly K: number, withHessian: boolean, readonly maxRows: number, readonly stride: number) {
+  /** Scratch: the rows of one add() transposed (the Hessian's blocked accumulation). */
+  private xt: Float64Array = new Float64Array(0);
+  constructor(readonly K: number, withHessian: boolean, readonly maxRows: number, readonly stride: number, readonly runner: TaskRunner) {
     this.absSum = new Float64Array(K);
     this.sqSum = new Float64Array(K);
     this.absMax = new Float64Array(K);
-    this.hessian = withHessian ? new Float64Array(K * K) : null;
+    this.hessian = withHessian ? f64(K * K, runner) : null;
     this.rows = new Float64Array(maxRows * K);
   }
   add(x: Float32Array, T: number): void {
@@ -126,19 +130,16 @@ class StatsBuilder {
         this.absMax[k] = Math.max(this.absMax[k], Math.abs(x[o + k]));
         this.sqSum[k] += x[o + k] * x[o + k];
       }
-      if (H) {
-        for (let i = 0; i < K; i++) {
-          const xi = x[o + i];
-          if (xi === 0) continue;
-          const hi = i * K;
-          for (let j = 0; j <= i; j++) H[hi + j] += xi * x[o + j];
-        }
-      }
       if (this.numTokens % this.stride === 0 && this.numRows < this.maxRows) {
         for (let k = 0; k < K; k++) this.rows[this.numRows * K + k] = x[o + k];
         this.numRows++;
       }
       this.numTokens++;
+    }
+    if (H) { // H's lower triangle += Σ_t x_t x_tᵀ: rows of H as tasks, each value one sum over this call's tokens
+      if (this.xt.length < K * T) this.xt = f64(K * T, this.runner);
+      transposeRows(x, T, K, this.xt);
+      this.runner.run({ kind: "gram", H, xt: this.xt, T, K, rows: 16 }, Math.ceil(K / 16));
     }
   }
   finish(): InputStats {
@@ -180,12 +181,13 @@ function readCat(model: LlamaForCausalLM, names: readonly string[]): Float32Arra
 /**
  * Runs the float model over `seqs` one layer at a time and calls `onLayer(l, inputs)` with the
  * statistics of that layer's linear inputs (Hessians when `hessian`, `sampleRows` sampled rows).
- * Returns the statistics of the final-norm output (lm_head's input).
+ * Returns the statistics of the final-norm output (lm_head's input). `runner` spreads the linears
+ * (by output columns) and the Hessians (by rows) over threads; results do not depend on it.
  */
 export function forEachLayerInputs(
   model: LlamaForCausalLM,
   seqs: readonly number[][],
-  opts: { hessian: boolean; sampleRows: number },
+  opts: { hessian: boolean; sampleRows: number; runner?: TaskRunner },
   onLayer: (layer: number, inputs: LayerInputs) => void,
 ): InputStats {
   const c = model.config;
@@ -200,20 +202,33 @@ export function forEachLayerInputs(
     K.embedding(Int32Array.from(ids), ids.length, embed, H, c.vocabSize, h);
     return h;
   });
-  const stats = (k: number): StatsBuilder => new StatsBuilder(k, opts.hessian, opts.sampleRows, stride);
+  const runner = opts.runner ?? serialRunner, par = runner.threads > 1;
+  const stats = (k: number): StatsBuilder => new StatsBuilder(k, opts.hessian, opts.sampleRows, stride, runner);
+  // Arrays the linear tasks read or write live in shared memory when other threads run them.
+  const f32 = (n: number): Float32Array => par ? new Float32Array(new SharedArrayBuffer(4 * n)) : new Float32Array(n);
+  const share = <A extends Float32Array | null>(a: A): A => {
+    if (!par || !a) return a;
+    const c = f32(a.length);
+    c.set(a);
+    return c as A;
+  };
+  const linear = (x: Float32Array, wt: Float32Array, b: Float32Array | null, M: number, N: number, Kin: number, out: Float32Array): void => {
+    if (!par) K.linear(x, wt, b, M, N, Kin, out);
+    else runner.run({ kind: "linear", x, w: wt, bias: b, M, N, K: Kin, out, rows: 64 }, Math.ceil(N / 64));
+  };
   for (let l = 0; l < c.numHiddenLayers; l++) {
     const p = `model.layers.${l}.`;
     const w = {
       inNorm: model.weights.readFloat32(`${p}input_layernorm.weight`),
       postNorm: model.weights.readFloat32(`${p}post_attention_layernorm.weight`),
-      qkv: readCat(model, ["q", "k", "v"].map((n) => `${p}self_attn.${n}_proj.weight`)),
-      qkvB: c.qkvBias ? readCat(model, ["q", "k", "v"].map((n) => `${p}self_attn.${n}_proj.bias`)) : null,
-      o: model.weights.readFloat32(`${p}self_attn.o_proj.weight`),
-      oB: c.oProjBias ? model.weights.readFloat32(`${p}self_attn.o_proj.bias`) : null,
-      gu: readCat(model, [`${p}mlp.gate_proj.weight`, `${p}mlp.up_proj.weight`]),
-      guB: c.mlpBias ? readCat(model, [`${p}mlp.gate_proj.bias`, `${p}mlp.up_proj.bias`]) : null,
-      down: model.weights.readFloat32(`${p}mlp.down_proj.weight`),
-      downB: c.mlpBias ? model.weights.readFloat32(`${p}mlp.down_proj.bias`) : null,
+      qkv: share(readCat(model, ["q", "k", "v"].map((n) => `${p}self_attn.${n}_proj.weight`))),
+      qkvB: share(c.qkvBias ? readCat(model, ["q", "k", "v"].map((n) => `${p}self_attn.${n}_proj.bias`)) : null),
+      o: share(model.weights.readFloat32(`${p}self_attn.o_proj.weight`)),
+      oB: share(c.oProjBias ? model.weights.readFloat32(`${p}self_attn.o_proj.bias`) : null),
+      gu: share(readCat(model, [`${p}mlp.gate_proj.weight`, `${p}mlp.up_proj.weight`])),
+      guB: share(c.mlpBias ? readCat(model, [`${p}mlp.gate_proj.bias`, `${p}mlp.up_proj.bias`]) : null),
+      down: share(model.weights.readFloat32(`${p}mlp.down_proj.weight`)),
+      downB: share(c.mlpBias ? model.weights.readFloat32(`${p}mlp.down_proj.bias`) : null),
       qn: c.qkNorm ? model.weights.readFloat32(`${p}self_attn.q_norm.weight`) : null,
       kn: c.qkNorm ? model.weights.readFloat32(`${p}self_attn.k_norm.weight`) : null,
     };
@@ -221,13 +236,13 @@ export function forEachLayerInputs(
     const kvAmax = new Float64Array(2 * nKV);
     for (let si = 0; si < seqs.length; si++) {
       const T = seqs[si].length, h = hidden[si];
-      const xn = new Float32Array(T * H);
+      const xn = f32(T * H);
       K.rmsnorm(h, w.inNorm, c.rmsNormEps, T, H, xn);
       s.attnIn.add(xn, T);
-      const qkv = new Float32Array(T * qkvW);
-      K.linear(xn, w.qkv, w.qkvB, T, qkvW, H, qkv);
+      const qkv = f32(T * qkvW);
+      linear(xn, w.qkv, w.qkvB, T, qkvW, H, qkv);
       if (w.qn && w.kn) K.qkNorm(qkv, w.qn, w.kn, c.rmsNormEps, T, nH, nKV, hd);
-      const attn = causalAttention(qkv, T, nH, nKV, hd, invFreq, attentionScaling, c.slidingWindow ?? 0);
+      const attn = share(causalAttention(qkv, T, nH, nKV, hd, invFreq, attentionScaling, c.slidingWindow ?? 0));
       // qkv now holds the rotated k: the values the KV cache stores (as float32).
       for (let t = 0; t < T; t++) {
         for (let h = 0; h < 2 * nKV; h++) {
@@ -236,17 +251,17 @@ export function forEachLayerInputs(
         }
       }
       s.attnOut.add(attn, T);
-      const o = new Float32Array(T * H);
-      K.linear(attn, w.o, w.oB, T, H, nH * hd, o);
+      const o = f32(T * H);
+      linear(attn, w.o, w.oB, T, H, nH * hd, o);
       K.addInPlace(o, h, T * H);
       K.rmsnorm(h, w.postNorm, c.rmsNormEps, T, H, xn);
       s.mlpIn.add(xn, T);
-      const gu = new Float32Array(T * 2 * I);
-      K.linear(xn, w.gu, w.guB, T, 2 * I, H, gu);
-      const act = new Float32Array(T * I);
+      const gu = f32(T * 2 * I);
+      linear(xn, w.gu, w.guB, T, 2 * I, H, gu);
+      const act = f32(T * I);
       K.siluMul(gu, act, T, I);
       s.mlpAct.add(act, T);
-      K.linear(act, w.down, w.downB, T, H, I, o);
+      linear(act, w.down, w.downB, T, H, I, o);
       K.addInPlace(o, h, T * H);
     }
     onLayer(l, { attnIn: s.attnIn.finish(), attnOut: s.attnOut.finish(), mlpIn: s.mlpIn.finish(), mlpAct: s.mlpAct.finish(), kvAmax });

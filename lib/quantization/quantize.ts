@@ -1,6 +1,10 @@
 import type { LlamaForCausalLM } from "../models/llama.ts";
 import { InternalError, UnsupportedError, ValidationError } from "../util/errors.ts";
-import { awqSearchScale, type IntGrid, quantizeGptq, quantizeRtn } from "./algorithms.ts";
+import { type IntGrid, quantizeRtn } from "./algorithms.ts";
+import { awqSearchScales } from "./awq.ts";
+import { type GptqFactor, gptqFactor, quantizeGptq } from "./gptq.ts";
+import { QuantPool } from "./pool.ts";
+import { f64, serialRunner, type TaskRunner } from "./tasks.ts";
 import { type Calibration, calibrationSequences, forEachLayerInputs, type InputStats, type LayerInputs } from "./calibration.ts";
 import { quantizeFp8 } from "./fp8.ts";
 import { quantizeFp8Block } from "./fp8_block.ts";
@@ -33,6 +37,12 @@ export interface QuantizeOptions {
    * false uses the fixed defaults (FP8 1.0, INT8 1/16: kv_cache_quant.ts). @default true
    */
   readonly calibrateKvCache?: boolean;
+  /**
+   * Threads for the calibration forward, Hessians, AWQ's search and GPTQ (this one and Web Workers);
+   * results are the same for any count. @default the machine's cores for models with ≥ 4M weights
+   * per layer, else 1
+   */
+  readonly threads?: number;
 }
 
 /** The linears of one decoder layer, grouped by the input they share. */
@@ -155,6 +165,7 @@ export function quantizeSync(model: LlamaForCausalLM, quantConfig: QuantConfigIn
       model.quantConfig.quantAlgo,
     );
   }
+  const threads = calibrationThreads(model.config, options.threads);
   const plan = planModules(model, qc);
   const floats = new Map<string, Float32Array>();
   const quantized = new Map<string, QuantizedTensor>();
@@ -165,6 +176,7 @@ export function quantizeSync(model: LlamaForCausalLM, quantConfig: QuantConfigIn
   const preQuant = new Map<string, Float32Array>();
   const c = model.config;
   const kvAmax: Float64Array[] = [];
+  let runner: TaskRunner = serialRunner;
   const quantizeLayer = (l: number, inputs: LayerInputs | null): void => {
     const p = `model.layers.${l}.`;
     if (inputs) kvAmax[l] = inputs.kvAmax;
@@ -176,24 +188,33 @@ export function quantizeSync(model: LlamaForCausalLM, quantConfig: QuantConfigIn
     };
     const touched = new Set<string>();
     const stats = new Map<string, InputStats>();
-    // AWQ: search each input group's scales on the float weights, fold 1/s upstream, scale columns by s.
+    // AWQ: search each input group's scales on the float weights (all groups of the layer at once:
+    // no search reads what another group's scaling changes), fold 1/s upstream, scale columns by s.
+    const awqOf = (g: (typeof GROUPS)[number]): string[] =>
+      g.modules.map((m) => `${p}${m}.weight`).filter((n) => plan.get(n)?.lq.algo === "W4A16_AWQ" || plan.get(n)?.lq.algo === "W4A8_AWQ");
+    const searched = GROUPS.filter((g) => inputs && awqOf(g).length > 0 && awqUpstream(g.input, p, c));
+    const found = awqSearchScales(
+      searched.map((g) => {
+        const parts = awqOf(g).map(weight), e = plan.get(awqOf(g)[0])!;
+        const cat = f64(parts.reduce((a, w) => a + w.length, 0), runner);
+        let o = 0;
+        for (const w of parts) {
+          cat.set(w, o);
+          o += w.length;
+        }
+        return { W: cat, N: cat.length / e.K, K: e.K, grid: e.grid, x: inputs![g.input] };
+      }),
+      options.awqGridSize ?? 10,
+      Infinity,
+      runner,
+    );
     for (const g of GROUPS) {
       const names = g.modules.map((m) => `${p}${m}.weight`);
-      const awq = names.filter((n) => plan.get(n)?.lq.algo === "W4A16_AWQ" || plan.get(n)?.lq.algo === "W4A8_AWQ");
       let st = inputs ? inputs[g.input] : null;
-      if (awq.length > 0 && st) {
+      if (st && searched.includes(g)) {
         const upstream = awqUpstream(g.input, p, c);
         if (upstream) {
-          const K = plan.get(awq[0])!.K;
-          const parts = awq.map((n) => weight(n));
-          const N = parts.reduce((a, w) => a + w.length / K, 0);
-          const cat = new Float64Array(N * K);
-          let o = 0;
-          for (const w of parts) {
-            cat.set(w, o);
-            o += w.length;
-          }
-          const s = awqSearchScale(cat, N, K, plan.get(awq[0])!.grid, st, options.awqGridSize ?? 10);
+          const s = found[searched.indexOf(g)], K = s.length;
           for (const n of names) {
             const w = weight(n);
             for (let r = 0; r < w.length / K; r++) for (let k = 0; k < K; k++) w[r * K + k] *= s[k];
@@ -213,13 +234,16 @@ export function quantizeSync(model: LlamaForCausalLM, quantConfig: QuantConfigIn
       // can take as a scalar.
       let groupAmax: number | undefined;
       const fused = (): number => (groupAmax ??= fusedAmax(g.modules.map((x) => `${p}${x}.weight`).filter((n) => plan.has(n)).map(weight)));
+      let factor: GptqFactor | undefined; // GPTQ's H⁻¹ factor, shared by the linears of one input
       for (const m of g.modules) {
         const name = `${p}${m}.weight`;
         const e = plan.get(name);
         if (!e) continue;
         const w = weight(name);
         const amax = e.lq.algo === "NVFP4" || e.lq.algo === "FP8" ? fused() : undefined;
-        quantized.set(name, quantizeOne(e.lq.algo, w, e.N, e.K, e.grid, stats.get(g.input) ?? null, options, amax, preQuant.get(name)));
+        const st = stats.get(g.input) ?? null;
+        if (e.lq.algo === "W4A16_GPTQ" && st?.hessian) factor ??= gptqFactor(st.hessian, e.K, options.gptqDampPercent, runner);
+        quantized.set(name, quantizeOne(e.lq.algo, w, e.N, e.K, e.grid, st, options, amax, preQuant.get(name), factor, runner));
         touched.delete(name);
       }
     }
@@ -231,13 +255,31 @@ export function quantizeSync(model: LlamaForCausalLM, quantConfig: QuantConfigIn
       seqLen: options.calibrationSeqLen,
       maxTokens: options.maxCalibrationTokens,
     });
-    const final = forEachLayerInputs(model, seqs, { hessian: algos.has("W4A16_GPTQ"), sampleRows: options.awqSampleRows ?? 64 }, quantizeLayer);
-    const lm = plan.get("lm_head.weight");
-    if (lm) {
-      quantized.set(
-        "lm_head.weight",
-        quantizeOne(lm.lq.algo, Float64Array.from(model.weights.readFloat32("lm_head.weight")), lm.N, lm.K, lm.grid, final, options),
-      );
+    const pool = threads > 1 ? QuantPool.create(threads) : null;
+    if (pool) runner = pool;
+    try {
+      const final = forEachLayerInputs(model, seqs, { hessian: algos.has("W4A16_GPTQ"), sampleRows: options.awqSampleRows ?? 64, runner }, quantizeLayer);
+      const lm = plan.get("lm_head.weight");
+      if (lm) {
+        quantized.set(
+          "lm_head.weight",
+          quantizeOne(
+            lm.lq.algo,
+            Float64Array.from(model.weights.readFloat32("lm_head.weight")),
+            lm.N,
+            lm.K,
+            lm.grid,
+            final,
+            options,
+            undefined,
+            undefined,
+            undefined,
+            runner,
+          ),
+        );
+      }
+    } finally {
+      pool?.close();
     }
   } else {
     for (let l = 0; l < c.numHiddenLayers; l++) quantizeLayer(l, null);
@@ -246,6 +288,19 @@ export function quantizeSync(model: LlamaForCausalLM, quantConfig: QuantConfigIn
   }
   const kvScales = calibrateKv ? kvCacheScales(kvAlgo, kvAmax) : null;
   return new QuantizedModel(c, new OverlayWeightSource(model.weights, floats, quantized), model.options, qc, awqScales, kvScales);
+}
+
+/** Threads of the calibration work: `threads` (validated), else all cores for models with ≥ 4M weights per layer. */
+function calibrationThreads(c: LlamaForCausalLM["config"], threads: number | undefined): number {
+  if (threads !== undefined) {
+    if (!Number.isInteger(threads) || threads < 1) {
+      throw new ValidationError(`quantize: options.threads must be a positive integer, got ${threads}`, "threads", threads);
+    }
+    return threads;
+  }
+  const qkv = (c.numAttentionHeads + 2 * c.numKeyValueHeads) * c.headDim;
+  const perLayer = c.hiddenSize * (qkv + c.numAttentionHeads * c.headDim + 3 * c.intermediateSize);
+  return perLayer >= 2 ** 22 ? Math.max(1, navigator.hardwareConcurrency ?? 1) : 1;
 }
 
 function quantizeOne(
@@ -258,6 +313,8 @@ function quantizeOne(
   options: QuantizeOptions,
   weightAmax?: number,
   preQuantScale?: Float32Array,
+  factor?: GptqFactor,
+  runner: TaskRunner = serialRunner,
 ): QuantizedTensor {
   const inputAmax = (): number => {
     if (!st) throw new InternalError(`quantize: ${algo} needs calibration statistics of the layer input`);
@@ -270,7 +327,7 @@ function quantizeOne(
   if (algo === "FP8_PER_CHANNEL_PER_TOKEN") return quantizeFp8(w, N, K, algo);
   if (algo === "FP8_BLOCK_SCALES") return quantizeFp8Block(w, N, K).tensor;
   if (algo === "W4A16_GPTQ" && st?.hessian) {
-    return quantizeGptq(w instanceof Float64Array ? w : Float64Array.from(w), N, K, grid, st.hessian, options.gptqDampPercent);
+    return quantizeGptq(w instanceof Float64Array ? w : Float64Array.from(w), N, K, grid, factor ?? st.hessian, options.gptqDampPercent, runner);
   }
   return quantizeRtn(w, N, K, grid);
 }

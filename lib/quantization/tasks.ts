@@ -1,0 +1,116 @@
+/**
+ * Tasks of calibration-based quantization: numbered pieces of one batch of work that any thread can
+ * run (the serial runner here, or the worker pool of pool.ts).
+ */
+import * as CPU from "../backends/cpu/kernels.ts";
+import type { IntGrid } from "./algorithms.ts";
+import { awqCandidateError, type AwqJob, gptqRows } from "./calib_kernels.ts";
+import { CHOL_BLOCK, cholPanelRows, cholTrailingRows, lowerDots, lowerInverseCols } from "./linalg.ts";
+
+/**
+ * Runs numbered tasks of one batch (plain data: numbers and typed arrays, in shared memory where
+ * tasks write). {@link serialRunner} runs them in order on this thread; a worker pool (pool.ts)
+ * spreads them over threads. Tasks of one batch write disjoint outputs and each output is computed
+ * the same way whoever runs it, so results do not depend on the runner.
+ */
+export interface TaskRunner {
+  /** Threads that run tasks (1: this one). */
+  readonly threads: number;
+  run(batch: AlgoBatch, numTasks: number): void;
+}
+
+/** The batches of this module's kernels (see {@link runAlgoTask}). */
+export type AlgoBatch =
+  | { kind: "gram"; H: Float64Array; xt: Float64Array; T: number; K: number; rows: number }
+  | { kind: "cholPanel" | "cholTrail"; A: Float64Array; K: number; k0: number; k1: number; rows: number }
+  | { kind: "lowerInv"; L: Float64Array; X: Float64Array; K: number }
+  | {
+    kind: "gptq";
+    W: Float64Array;
+    N: number;
+    K: number;
+    grid: IntGrid;
+    U: Float64Array;
+    q: Uint8Array;
+    scales: Float32Array;
+    zeros: Uint8Array;
+    rows: number;
+  }
+  | { kind: "awq"; jobs: readonly AwqJob[]; numGrid: number; errs: Float64Array }
+  | { kind: "linear"; x: Float32Array; w: Float32Array; bias: Float32Array | null; M: number; N: number; K: number; out: Float32Array; rows: number };
+
+/** Row range [i0, i1) of task t: `rows` rows each over [lo, hi); `fromEnd`: the last range first (the longest rows of a triangle). */
+function rowRange(t: number, numTasks: number, lo: number, hi: number, rows: number, fromEnd: boolean): [number, number] {
+  const r = fromEnd ? numTasks - 1 - t : t;
+  return [lo + r * rows, Math.min(hi, lo + (r + 1) * rows)];
+}
+
+const tasks = (n: number, rows: number): number => Math.ceil(n / rows);
+
+/** Runs task `t` of a batch. */
+export function runAlgoTask(b: AlgoBatch, t: number): void {
+  switch (b.kind) {
+    case "gram": {
+      const [i0, i1] = rowRange(t, tasks(b.K, b.rows), 0, b.K, b.rows, true);
+      lowerDots(b.xt, b.T, 0, b.T, i0, i1, 0, b.H, b.K, 1);
+      return;
+    }
+    case "cholPanel":
+    case "cholTrail": {
+      const [i0, i1] = rowRange(t, tasks(b.K - b.k1, b.rows), b.k1, b.K, b.rows, b.kind === "cholTrail");
+      if (b.kind === "cholPanel") cholPanelRows(b.A, b.K, b.k0, b.k1, i0, i1);
+      else cholTrailingRows(b.A, b.K, b.k0, b.k1, i0, i1);
+      return;
+    }
+    case "lowerInv":
+      lowerInverseCols(b.L, b.X, b.K, t * CHOL_BLOCK, Math.min(b.K, (t + 1) * CHOL_BLOCK));
+      return;
+    case "gptq": {
+      const [n0, n1] = rowRange(t, tasks(b.N, b.rows), 0, b.N, b.rows, false);
+      const ng = b.K / b.grid.groupSize;
+      gptqRows(
+        b.W.subarray(n0 * b.K, n1 * b.K),
+        n1 - n0,
+        b.K,
+        b.grid,
+        b.U,
+        b.q.subarray(n0 * b.K, n1 * b.K),
+        b.scales.subarray(n0 * ng, n1 * ng),
+        b.zeros.subarray(n0 * ng, n1 * ng),
+      );
+      return;
+    }
+    case "awq": {
+      const job = b.jobs[Math.floor(t / b.numGrid)], c = t % b.numGrid;
+      b.errs[t] = awqCandidateError(job, job.cands.subarray(c * job.K, (c + 1) * job.K));
+      return;
+    }
+    case "linear": { // output columns [n0, n1) of x [M, K] · w [N, K]ᵀ (+ bias), each sum as the CPU backend's linear runs it
+      const [n0, n1] = rowRange(t, tasks(b.N, b.rows), 0, b.N, b.rows, false), n = n1 - n0;
+      const tmp = new Float32Array(b.M * n);
+      CPU.linear(b.x, b.w.subarray(n0 * b.K, n1 * b.K), b.bias ? b.bias.subarray(n0, n1) : null, b.M, n, b.K, tmp);
+      for (let m = 0; m < b.M; m++) b.out.set(tmp.subarray(m * n, (m + 1) * n), m * b.N + n0);
+      return;
+    }
+  }
+}
+
+/** Runs every task here, in order. */
+export const serialRunner: TaskRunner = {
+  threads: 1,
+  run(batch: AlgoBatch, numTasks: number): void {
+    for (let t = 0; t < numTasks; t++) runAlgoTask(batch, t);
+  },
+};
+
+/** Float64Array in shared memory when other threads will write or read it, else ordinary. */
+export function f64(n: number, runner: TaskRunner): Float64Array {
+  return runner.threads > 1 ? new Float64Array(new SharedArrayBuffer(8 * n)) : new Float64Array(n);
+}
+
+/** Weight rows fake-quantized together while AWQ scores a candidate (kept in cache with the sample rows). */
+export function sharedCopy(a: Float64Array): Float64Array {
+  const c = new Float64Array(new SharedArrayBuffer(8 * a.length));
+  c.set(a);
+  return c;
+}
