@@ -1,7 +1,8 @@
 /**
  * Guided decoding as the executor loop uses it: one GuidedRuntime per loop (the compiler over its
  * tokenizer, built on first use), one GuidedRequest per request (a matcher per generated sequence,
- * the mask of each sampling row, the token accepted after sampling, `parsed` at the end).
+ * the mask of each sampling row, the sampled token accepted — at once, or deferred to the sequence's
+ * next mask so it overlaps the device's forward pass — and `parsed` at the end).
  */
 import { InternalError, UnsupportedError, ValidationError } from "../../util/errors.ts";
 import type { GenerationRequest } from "../config.ts";
