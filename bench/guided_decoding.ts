@@ -6,7 +6,7 @@
  * real-size vocabularies (tinyllama 32000, smollm 49152). With `--e2e`, also decode tokens/s
  * through LLM.generate with and without `guidedDecoding` (same prompts, greedy), per batch size.
  *
- *   bun bench/guided_decoding.ts [--tokenizer DIR] [--e2e [--e2e-only] [--model DIR] [--backend cpu|cuda] [--batch 1,64] [--new N]]
+ *   bun bench/guided_decoding.ts [--tokenizer DIR] [--e2e [--e2e-only] [--model DIR] [--backend cpu|cuda] [--batch 1,64] [--new N] [--reps 3] [--accept-ab]]
  *   (--tokenizer: one more vocabulary for the table, e.g. tools/gpu/synthetic_tokenizer.py's byte-level 128,256)
  *   (or: deno run -A bench/guided_decoding.ts ...)
  */
@@ -116,19 +116,29 @@ function option(name: string, fallback: string): string {
  * computing the grammar masks (`guidedMaskMs`: on CUDA while the GPU runs the forward pass; with
  * the previous step's tokens accepted by their matchers first) and the grammar host time outside
  * that overlap (`guidedHostMs`: between a step's sampled ids and the next launch).
- * The plain run ignores EOS so every request decodes `--new` tokens.
+ * The plain run ignores EOS so every request decodes `--new` tokens. Plain and guided runs
+ * alternate `--reps` times (default 3); the table has each one's median tokens/s and the cost from
+ * those, with the cost's range over the pairs. `--accept-ab`: the same again on a second LLM whose
+ * matchers accept tokens as they arrive (`guidedAccept: "immediate"`, the reference).
  */
 async function endToEnd(): Promise<void> {
+  await endToEndWith("deferred");
+  if (cliArgs().includes("--accept-ab")) await endToEndWith("immediate");
+}
+
+async function endToEndWith(guidedAccept: "deferred" | "immediate"): Promise<void> {
   const { LLM } = await import("../lib/llmapi/llm.ts");
   const model = option("model", `${root}models/kjv-llama`);
   const backend = option("backend", "cpu") as "cpu" | "cuda";
   const batches = option("batch", "1,8").split(",").map(Number);
   const newTokens = Number(option("new", "40"));
+  const reps = Math.max(1, Number(option("reps", "3")));
   const kjv = model.endsWith("kjv-llama");
   await using llm = await LLM.create({
     model,
     backend,
     cacheEngine: backend === "cuda",
+    guidedAccept,
     buildConfig: { maxBatchSize: Math.max(8, ...batches), maxSeqLen: 64 + newTokens + 16 },
   });
   const prompts = [
@@ -143,26 +153,20 @@ async function endToEnd(): Promise<void> {
   ];
   // kjv-llama never writes a double quote by itself: bound the name so its objects close.
   const schema = kjv ? z.object({ name: z.string().max(24), age: z.number().int() }) : Person;
+  const median = (v: number[]): number => [...v].sort((x, y) => x - y)[v.length >> 1] ?? 0;
   const run = async (guided: boolean, b: number, maxTokens: number) => {
     const from = llm.getStats().at(-1)?.iter ?? -1;
     const params = { maxTokens, temperature: 0, ...(guided ? { guidedDecoding: { json: schema } } : { ignoreEos: true }) } as never;
     const list = Array.from({ length: b }, (_, i) => prompts[i % prompts.length]);
-    const t0 = performance.now();
     const outs = await llm.generate(list, params, { useTqdm: false });
-    const wallMs = performance.now() - t0;
     const steps = llm.getStats().filter((s) => s.iter > from && s.numPrefillTokens === 0 && s.numDecodeTokens === b);
     const ms = steps.reduce((a, s) => a + s.stepMs, 0);
-    const median = (f: (s: (typeof steps)[number]) => number | undefined): number => {
-      const v = steps.map((s) => f(s) ?? 0).sort((x, y) => x - y);
-      return v[v.length >> 1] ?? 0;
-    };
     const parsed = outs.filter((o) => o.outputs[0].parsed !== undefined).length;
     return {
       tps: (steps.length * b) / (ms / 1000),
       steps: steps.length,
-      maskMs: median((s) => s.guidedMaskMs),
-      hostMs: median((s) => s.guidedHostMs),
-      wallMs,
+      maskMs: median(steps.map((s) => s.guidedMaskMs ?? 0)),
+      hostMs: median(steps.map((s) => s.guidedHostMs ?? 0)),
       parsed,
       sample: outs[0].outputs[0].text,
     };
@@ -171,19 +175,31 @@ async function endToEnd(): Promise<void> {
     await run(false, b, 4);
     await run(true, b, 4);
   }
-  console.log(`model ${model}, backend ${backend} (${llm.backend}), runtime ${"Bun" in globalThis ? "bun" : "deno"}, greedy, ${newTokens} new tokens`);
   console.log(
-    "| batch | plain tokens/s | guided JSON tokens/s | guided cost | mask ms/step (median, overlapped) | grammar ms/step outside the overlap (median) | full-batch steps plain / guided | parsed |",
+    `model ${model}, backend ${backend} (${llm.backend}), runtime ${
+      "Bun" in globalThis ? "bun" : "deno"
+    }, greedy, ${newTokens} new tokens, ${reps} reps, guidedAccept ${guidedAccept}`,
   );
-  console.log("|---:|---:|---:|---:|---:|---:|---:|---:|");
+  console.log(
+    "| batch | plain tokens/s | guided JSON tokens/s | guided cost | cost range over reps | mask ms/step (median, overlapped) | grammar ms/step outside the overlap (median) | full-batch steps plain / guided | parsed |",
+  );
+  console.log("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
   for (const b of batches) {
-    const plain = await run(false, b, newTokens);
-    const guided = await run(true, b, newTokens);
+    const plain: Awaited<ReturnType<typeof run>>[] = [], guided: typeof plain = [];
+    for (let r = 0; r < reps; r++) {
+      plain.push(await run(false, b, newTokens));
+      guided.push(await run(true, b, newTokens));
+    }
+    const costs = plain.map((p, r) => (1 - guided[r].tps / p.tps) * 100);
+    const pt = median(plain.map((p) => p.tps)), gt = median(guided.map((g) => g.tps));
+    const g = guided[0];
     console.log(
-      `| ${b} | ${plain.tps.toFixed(1)} | ${guided.tps.toFixed(1)} | ${((1 - guided.tps / plain.tps) * 100).toFixed(1)}% | ${guided.maskMs.toFixed(3)} | ${
-        guided.hostMs.toFixed(3)
-      } | ${plain.steps} / ${guided.steps} | ${guided.parsed}/${b} |`,
+      `| ${b} | ${pt.toFixed(1)} | ${gt.toFixed(1)} | ${((1 - gt / pt) * 100).toFixed(1)}% | ${Math.min(...costs).toFixed(1)}–${
+        Math.max(...costs).toFixed(1)
+      }% | ${median(guided.map((x) => x.maskMs)).toFixed(3)} | ${median(guided.map((x) => x.hostMs)).toFixed(3)} | ${
+        plain[0].steps
+      } / ${g.steps} | ${g.parsed}/${b} |`,
     );
-    console.log(`  e.g. ${JSON.stringify(guided.sample.slice(0, 120))}`);
+    console.log(`  e.g. ${JSON.stringify(g.sample.slice(0, 120))}`);
   }
 }

@@ -37,7 +37,7 @@ async function runAll(requests: readonly GenerationRequest[], guidedAccept: "def
   let done!: () => void;
   const allDone = new Promise<void>((r) => (done = r));
   const ended = () => [...finals.keys(), ...failures.keys()].length;
-  const config: ExecutorConfig = parseWith(ExecutorConfigSchema, {}, "config");
+  const config: ExecutorConfig = parseWith(ExecutorConfigSchema, { guidedAccept }, "config");
   const loop: ExecutorLoop = new ExecutorLoop(session, tokenizer, config, {
     emit(outputs, failed, stats: IterationStats | null) {
       for (const o of outputs) if (o.finished) finals.set(o.requestId, [...(finals.get(o.requestId) ?? []), o]);
@@ -45,7 +45,7 @@ async function runAll(requests: readonly GenerationRequest[], guidedAccept: "def
       if (abortAt && stats?.iter === abortAt.iter) queueMicrotask(() => loop.abort(abortAt.id));
       if (ended() >= requests.length) queueMicrotask(done);
     },
-  }, { guidedAccept });
+  });
   try {
     requests.forEach((r, id) => loop.submit(id, r));
     await allDone;

@@ -41,6 +41,13 @@ export const ExecutorConfigSchema = z.strictObject({
   lora: z.strictObject({ maxLoras: posInt.max(64), maxLoraRank: posInt.max(1024) }).optional(),
   /** Speculative decoding (prompt lookup or a draft model); off when absent. */
   speculativeConfig: SpeculativeConfigSchema.optional(),
+  /**
+   * When a guided request's matcher accepts a sampled token (requests whose masks go to the
+   * sampler): "deferred" inside the next step's mask computation, which on CUDA overlaps the
+   * forward pass; "immediate" as the sampled ids arrive (the reference for measurements; the
+   * outputs are the same). @default "deferred"
+   */
+  guidedAccept: z.enum(["deferred", "immediate"]).default("deferred"),
   /** Iteration stats kept for `getStats()`. @default 1000 */
   statsHistory: posInt.default(1000),
 });

@@ -40,11 +40,6 @@ export interface ExecutorSink {
 export interface ExecutorLoopOptions {
   /** The draft model's engine for `speculativeConfig.decodingType: "DraftTarget"` (owned by the caller). */
   readonly draftEngine?: Engine | null;
-  /**
-   * When a sampler-path guided sequence's matcher accepts its token: "deferred" (default) inside the
-   * next step's mask callback, overlapping the device's forward pass; "immediate" as it arrives.
-   */
-  readonly guidedAccept?: "deferred" | "immediate";
 }
 
 /** A macrotask turn without timer clamping (setImmediate exists in Bun and Deno). */
@@ -117,7 +112,7 @@ export class ExecutorLoop {
       maxNumRows: this.#scheduler.maxNumRows,
       defaultEosIds: [...new Set(eos.filter((id) => id >= 0))],
       // Speculative steps verify several rows of a sequence at once: their guided rows stay on the host path.
-      guided: new GuidedRuntime(tokenizer, plan.attributes.vocabSize, !config.speculativeConfig, options.guidedAccept !== "immediate"),
+      guided: new GuidedRuntime(tokenizer, plan.attributes.vocabSize, !config.speculativeConfig, config.guidedAccept !== "immediate"),
     };
     this.#outputs = new OutputBuilder(tokenizer, maxSeqLen);
     if (config.lora) {

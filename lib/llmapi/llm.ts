@@ -117,6 +117,7 @@ export class LLM {
           maxBatchSize: o.maxBatchSize,
           maxNumTokens: o.maxNumTokens,
           enableChunkedPrefill: o.enableChunkedPrefill,
+          guidedAccept: o.guidedAccept,
           kvCacheConfig: o.kvCacheConfig,
           speculativeConfig: o.speculativeConfig,
           lora: o.enableLora ? { maxLoras: o.maxLoras, maxLoraRank: o.maxLoraRank } : undefined,

@@ -41,6 +41,8 @@ export const LlmOptionsSchema = z.strictObject({
   maxNumTokens: z.number().int().positive().optional(),
   /** Split long prompts over several steps. @default true */
   enableChunkedPrefill: z.boolean().default(true),
+  /** Guided decoding: when matchers accept sampled tokens (ExecutorConfig.guidedAccept; same outputs). @default "deferred" */
+  guidedAccept: z.enum(["deferred", "immediate"]).default("deferred"),
   /** "inprocess": steps run on this thread between its tasks; "proxy": in a Web Worker. @default "inprocess" */
   executorMode: z.enum(["inprocess", "proxy"]).default("inprocess"),
   /** Ranks to split the model across (tensor parallelism; one worker per rank). @default the engine's, 1 for a build */
