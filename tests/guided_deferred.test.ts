@@ -30,14 +30,19 @@ const PersonKjv = z.object({ name: z.string().max(12), age: z.number().int() });
 const PROMPTS = ["And the LORD said", "In the beginning", "Blessed are the", "And it came to pass", "Thou shalt not", "The son of David", "Behold"];
 
 /** One run of `requests` through a fresh loop: every output and failure the sink saw, and the step stats. */
-async function runAll(requests: readonly GenerationRequest[], guidedAccept: "deferred" | "immediate", abortAt?: { id: number; iter: number }) {
+async function runAll(
+  requests: readonly GenerationRequest[],
+  guidedAccept: "deferred" | "immediate",
+  abortAt?: { id: number; iter: number },
+  kvTokens?: number,
+) {
   const session = Session.fromSerializedEngine(engine, { backend: testBackend });
   const finals = new Map<number, RequestOutput[]>();
   const failures = new Map<number, Error[]>();
   let done!: () => void;
   const allDone = new Promise<void>((r) => (done = r));
   const ended = () => [...finals.keys(), ...failures.keys()].length;
-  const config: ExecutorConfig = parseWith(ExecutorConfigSchema, { guidedAccept }, "config");
+  const config: ExecutorConfig = parseWith(ExecutorConfigSchema, { guidedAccept, ...(kvTokens ? { kvCacheConfig: { maxTokens: kvTokens } } : {}) }, "config");
   const loop: ExecutorLoop = new ExecutorLoop(session, tokenizer, config, {
     emit(outputs, failed, stats: IterationStats | null) {
       for (const o of outputs) if (o.finished) finals.set(o.requestId, [...(finals.get(o.requestId) ?? []), o]);
@@ -136,5 +141,20 @@ test("a guided request aborted while its token is pending ends once with abort; 
       assert.equal(a[0].outputs[0].finishReason, "abort");
       assert.equal(a[0].outputs[0].parsed, undefined);
     } else assert.deepEqual(summary(a[0]), summary(whole.finals.get(id)![0]), `request ${id}`);
+  });
+});
+
+test("a KV cache too small for the batch: preempted guided requests (recomputed with a token pending) give the same outputs in both modes", async () => {
+  const reqs = requests(21);
+  const deferred = await runAll(reqs, "deferred", undefined, 384);
+  const immediate = await runAll(reqs, "immediate", undefined, 384);
+  for (const run of [deferred, immediate]) {
+    assert.equal(run.failures.size, 0, [...run.failures.values()].flat().map((e) => e.message).join("; "));
+    assert.equal(run.usedBlocks, 0);
+    assert.ok(run.stats.some((s) => s.numPreempted > 0), "no request was preempted");
+  }
+  reqs.forEach((_, id) => {
+    assert.equal(deferred.finals.get(id)?.length, 1, `request ${id}`);
+    assert.deepEqual(summary(deferred.finals.get(id)![0]), summary(immediate.finals.get(id)![0]), `request ${id}`);
   });
 });
