@@ -3,7 +3,7 @@
  * (forward, masks computed while it runs, apply_token_mask, sample_f32; eager and as decode graphs)
  * samples exactly what the host-masked CPU sampler picks from the same logits; and a guided JSON
  * request through LLM on CUDA (stories260k) returns objects that parse and validate, greedy equal
- * to the CPU backend's.
+ * to the CPU backend's; deferred grammar acceptance gives immediate acceptance's outputs on CUDA.
  */
 import * as fs from "node:fs";
 import process from "node:process";
@@ -164,3 +164,39 @@ storiesTest("stories260k on CUDA: guided JSON requests parse and validate (8 see
     } ms over ${maskMs.length} steps; e.g. ${sampled[0].outputs[0].text}`,
   );
 });
+
+storiesTest(
+  "stories260k on CUDA: deferred grammar acceptance (matchers accept inside the next step's mask callback) gives immediate acceptance's outputs",
+  async () => {
+    const Person = z.object({ name: z.string().max(16), age: z.number().int() });
+    const prompts = ["Once upon a time", "The dog", "Lily", "Tom said"];
+    const list = Array.from({ length: 12 }, (_, i) => prompts[i % 4]);
+    // ignoreEos: no stop id, so the grammar ends these requests by itself (under deferral, one step late, the in-flight token dropped).
+    const params = list.map((_, i) => ({
+      temperature: i < 4 ? 0 : 0.9,
+      seed: 70 + i,
+      maxTokens: 64,
+      ignoreEos: i % 2 === 1,
+      guidedDecoding: { json: Person },
+    }));
+    const outputs = async (guidedAccept: "deferred" | "immediate") => {
+      await using llm = await LLM.create({
+        model: storiesDir,
+        backend: "cuda",
+        dtype: "float32",
+        cacheEngine: false,
+        guidedAccept,
+        buildConfig: { maxBatchSize: 16, maxNumTokens: 512, maxSeqLen: 256, tokensPerBlock: 16 },
+        kvCacheConfig: { maxTokens: 8192 },
+      });
+      const outs = await llm.generate(list, params, { useTqdm: false });
+      return outs.map((o) => ({ tokenIds: o.outputs[0].tokenIds, finishReason: o.outputs[0].finishReason, parsed: o.outputs[0].parsed }));
+    };
+    const deferred = await outputs("deferred");
+    const immediate = await outputs("immediate");
+    assert.deepEqual(deferred, immediate);
+    const byGrammar = deferred.filter((o, i) => params[i].ignoreEos && o.finishReason === "stop").length;
+    console.log(`stories260k CUDA deferred vs immediate acceptance: 12/12 equal; ${byGrammar} ended by the grammar itself (ignoreEos)`);
+    assert.ok(byGrammar >= 2, `only ${byGrammar} requests ended by the grammar`);
+  },
+);
