@@ -30,6 +30,8 @@ import { parsePretrainedConfig } from "../lib/models/config.ts";
 import { LlamaForCausalLM, type WeightSource } from "../lib/models/llama.ts";
 import type { StepInputs } from "../lib/ir/step_io.ts";
 import { dequantize } from "../lib/quantization/packed.ts";
+import { kvEncode } from "../lib/backends/cpu/kv_cache.ts";
+import { E4M3_DECODE } from "../lib/util/e4m3.ts";
 import { bf16ToF32, f32ToBf16 } from "../lib/util/dtype.ts";
 import { assert } from "./harness.ts";
 import { fp8GemmStandIn, fp8KernelStandIn } from "./cuda_fake_fp8.ts";
@@ -345,7 +347,7 @@ export class FakeCudaSession {
     this.io = mem.alloc(this.layout.words * 4);
     const invFreq = mem.alloc(8 * a.rope.invFreq.length);
     mem.f64(invFreq, a.rope.invFreq.length).set(a.rope.invFreq);
-    const layerBytes = (numBlocks + 1) * 2 * bs * a.numKvHeads * a.headDim * plan.elementBytes;
+    const layerBytes = (numBlocks + 1) * 2 * bs * a.numKvHeads * a.headDim * (a.kvCache ? 1 : plan.elementBytes); // an FP8 KV cache: bytes
     const attn = plan.ops.find((o) => o.type === "paged_attention")!;
     const nH = attn.type === "paged_attention" ? attn.numHeads : 0;
     const nKV = attn.type === "paged_attention" ? attn.numKvHeads : 1;
@@ -371,6 +373,7 @@ export class FakeCudaSession {
       decodeCounters: mem.alloc(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4),
       quantScratch: scratch > 0 ? mem.alloc(scratch) : undefined,
       fp8Scratch: fp8 ? mem.alloc(fp8.bytes) : undefined,
+      kvScales: a.kvCache ? kvScalesPtr(mem, a.kvCache.scales) : undefined,
     };
   }
 
@@ -453,6 +456,13 @@ export class FakeCudaSession {
     const V = this.env.plan.attributes.vocabSize;
     return { ids: this.mem.i32(this.env.io.sampledIds, R).slice(), logits: this.mem.f32(this.env.logits, R * V).slice() };
   }
+}
+
+/** An FP8 KV cache's scales [numLayers, 2, numKvHeads] as f32 on the fake device. */
+function kvScalesPtr(mem: FakeMemory, scales: readonly number[]): bigint {
+  const p = mem.alloc(scales.length * 4);
+  mem.f32(p, scales.length).set(scales);
+  return p;
 }
 
 // ---- bf16 stand-ins ------------------------------------------------------------------------------
@@ -706,9 +716,10 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
     scale: number,
     window: number,
     kernel: string,
+    view?: Uint16Array,
   ): void => {
     disjoint(kernel, "q and out", q, T * nH * hd * 2, out, T * nH * hd * 2);
-    const qv = ld(q, T * nH * hd), o = new Uint16Array(T * nH * hd), cache = layerOf(kv);
+    const qv = ld(q, T * nH * hd), o = new Uint16Array(T * nH * hd), cache = view ?? layerOf(kv);
     const pos = mem.i32(posP, T), starts = mem.i32(startsP, S + 1), tables = mem.i32(tablesP, S * stride);
     for (let t = 0; t < T; t++) {
       const s = seqOf(starts, S, t), table = tables.subarray(s * stride, (s + 1) * stride);
@@ -718,6 +729,17 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       }
     }
     mem.u16(out, o.length).set(o);
+  };
+  /**
+   * An FP8 KV layer as the _fp8kv attention kernels stage it: every e4m3 byte as bf16(decode(q) · s), s the
+   * scale of its (k | v, kv head) in the layer's scales [2, nKV] (elements past the layer: never read).
+   */
+  const fp8View = (kv: bigint, scalesP: bigint, bs: number, nKV: number, hd: number): Uint16Array => {
+    const b = mem.bytes(kv, mem.left(kv)), sc = mem.f32(scalesP, 2 * nKV), out = new Uint16Array(b.length), row = nKV * hd;
+    for (let e = 0; e < b.length; e++) {
+      out[e] = toBf16Bits(Math.fround(E4M3_DECODE[b[e]] * sc[(Math.floor(e / (bs * row)) % 2) * nKV + Math.floor((e % row) / hd)]));
+    }
+    return out;
   };
   let stepTokens = Infinity; // the step's rows (the embedding's): no launch computes rows past them
   const rowsOk = (kernel: string, m: number): void => {
@@ -891,6 +913,37 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         st(out, dequant(name.includes("u4") ? 4 : 8, W, sc, z, n, k, group));
         break;
       }
+      case "rope_kv_write_fp8kv_bf16": {
+        // rope_kv_write.cu: the bf16 kernel's q; k and v as e4m3(x / s) into a byte cache (the CPU's kvEncode).
+        const [qkv, q, kv, posP, startsP, tablesP, invFreqP, scaling, T, S, nH, nKV, hd, bs, stride, scalesP] = A;
+        assert.equal(l.grid[0], T);
+        const W = (nH + 2 * nKV) * hd;
+        disjoint(l.kernel, "qkv and q", qkv, T * W * 2, q, T * nH * hd * 2);
+        const x = ld(qkv, T * W), qo = new Uint16Array(T * nH * hd), inv = mem.f64(invFreqP, hd / 2);
+        const cache = mem.bytes(kv, mem.left(kv)), sc = mem.f32(scalesP, 2 * nKV), half = hd / 2;
+        const pos = mem.i32(posP, T), starts = mem.i32(startsP, S + 1), tables = mem.i32(tablesP, S * stride);
+        const off = (table: Int32Array, p: number, which: 0 | 1, h: number): number => {
+          const blk = table[Math.floor(p / bs)], o = ((blk * 2 + which) * bs + (p % bs)) * nKV * hd + h * hd;
+          if (!(blk >= 0 && o + hd <= cache.length)) assert.fail(`KV cache: block ${blk} of position ${p} is outside the layer`);
+          return o;
+        };
+        for (let t = 0; t < T; t++) {
+          const s = seqOf(starts, S, t), table = tables.subarray(s * stride, (s + 1) * stride);
+          const { cs, sn } = ropeTables(inv, pos[t], scaling);
+          for (let h = 0; h < nH; h++) rotateBf16(x, t * W + h * hd, cs, sn, qo, (t * nH + h) * hd);
+          for (let h = 0; h < nKV; h++) {
+            const ko = off(table, pos[t], 0, h), vo = off(table, pos[t], 1, h), r = t * W + (nH + h) * hd;
+            for (let i = 0; i < half; i++) {
+              const a = x[r + i], b = x[r + half + i];
+              cache[ko + i] = kvEncode("FP8", Math.fround(a * cs[i] - b * sn[i]), sc[h]);
+              cache[ko + half + i] = kvEncode("FP8", Math.fround(b * cs[i] + a * sn[i]), sc[h]);
+            }
+            for (let i = 0; i < hd; i++) cache[vo + i] = kvEncode("FP8", x[t * W + (nH + nKV + h) * hd + i], sc[nKV + h]);
+          }
+        }
+        mem.u16(q, qo.length).set(qo);
+        break;
+      }
       case "rope_kv_write_bf16": {
         const [qkv, q, kv, posP, startsP, tablesP, invFreqP, scaling, T, S, nH, nKV, hd, bs, stride] = A;
         assert.equal(l.grid[0], T);
@@ -911,8 +964,10 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         mem.u16(q, qo.length).set(qo);
         break;
       }
+      case "paged_attention_decode_fp8kv_bf16":
       case "paged_attention_decode_bf16": {
-        const [q, out, kv, pos, starts, tables, pO, pML, T, S, nH, nKV, bs, stride, scale, window, splitSize] = A;
+        const [q, out, kv, pos, starts, tables, pO, pML, T, S, nH, nKV, bs, stride, scale, window, splitSize, scalesP] = A;
+        const fp8 = name === "paged_attention_decode_fp8kv_bf16";
         const hd = suffix, numSplits = l.grid[2], p = mem.i32(pos, T);
         for (let t = 0; t < T; t++) {
           const span = window > 0 ? Math.min(p[t] + 1, window) : p[t] + 1;
@@ -926,7 +981,8 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           const next = launches[li + 1];
           assert.ok(next?.kind === "kernel" && next.kernel === "paged_attention_decode_reduce_bf16", "split decode is followed by its reduce");
         }
-        attention(q, out, kv, pos, starts, tables, T, S, nH, nKV, hd, bs, stride, scale, window, l.kernel);
+        const view = fp8 ? fp8View(kv, scalesP, bs, nKV, hd) : undefined;
+        attention(q, out, kv, pos, starts, tables, T, S, nH, nKV, hd, bs, stride, scale, window, l.kernel, view);
         break;
       }
       case "paged_attention_decode_reduce_bf16": {
@@ -936,16 +992,18 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         mem.u16(out, T * nH * hd);
         break; // the stand-in decode wrote `out` already
       }
+      case "paged_attention_prefill_mma_fp8kv_bf16":
       case "paged_attention_prefill_mma_bf16":
       case "paged_attention_prefill_bf16":
       case "paged_attention_generic_bf16": {
-        const generic = name === "paged_attention_generic_bf16";
+        const generic = name === "paged_attention_generic_bf16", fp8 = name === "paged_attention_prefill_mma_fp8kv_bf16";
         const [q, out, kv, pos, starts, tables, T, S, nH, nKV] = A;
         const hd = generic ? A[10] : suffix;
-        const [bs, stride, scale, window] = generic ? A.slice(11) : A.slice(10);
+        const [bs, stride, scale, window, scalesP] = generic ? A.slice(11) : A.slice(10);
         if (generic) assert.ok(l.grid[0] * 4 >= nH && l.grid[1] === T);
-        else assert.ok(l.grid[0] >= cdiv(T, name === "paged_attention_prefill_mma_bf16" ? 64 : 16) + S && l.grid[1] === nH);
-        attention(q, out, kv, pos, starts, tables, T, S, nH, nKV, hd, bs, stride, scale, window, l.kernel);
+        else assert.ok(l.grid[0] >= cdiv(T, name === "paged_attention_prefill_bf16" ? 16 : 64) + S && l.grid[1] === nH);
+        const view = fp8 ? fp8View(kv, scalesP, bs, nKV, hd) : undefined;
+        attention(q, out, kv, pos, starts, tables, T, S, nH, nKV, hd, bs, stride, scale, window, l.kernel, view);
         break;
       }
       case "decode_attention_bf16": {

@@ -50,7 +50,7 @@ export function buildSync(model: LlamaForCausalLM, buildConfig: BuildConfigInput
   if (!net.attributes) throw new InternalError("build: the model's network has no attributes");
   preflight(net, asBuilt, activationDtype);
   const quantized = quantizedEngineWeights(model, net.weights, fuseAddRmsnorm(net.ops), { ...cfg, activationDtype });
-  const kvCache = kvCacheAttributes(model, cfg);
+  const kvCache = kvCacheAttributes(model, { ...cfg, dtype: activationDtype });
   const ops = quantized?.ops ?? fuseAddRmsnorm(net.ops);
   const maxSeqs = cfg.gatherContextLogits ? Math.max(cfg.maxNumTokens, cfg.maxBatchSize * cfg.maxBeamWidth) : cfg.maxBatchSize * cfg.maxBeamWidth;
   const profile = { maxTokens: cfg.maxNumTokens, maxSeqs, elementBytes: ELEMENT_BYTES[activationDtype] };

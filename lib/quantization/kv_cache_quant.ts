@@ -37,17 +37,21 @@ export function defaultKvCacheScales(algo: KvQuantAlgo, numLayers: number, numKv
 /**
  * The `plan.attributes.kvCache` of an engine built from `model` for `build`, or null when the model
  * does not quantize its KV cache. Throws an UnsupportedError for backends/layouts that cannot run it
- * yet (CUDA; tensor parallelism).
+ * yet (CUDA other than FP8 in bfloat16 engines; tensor parallelism).
  */
 export function kvCacheAttributes(
   model: LlamaForCausalLM,
-  build: { readonly backend: string; readonly tensorParallelSize?: number },
+  build: { readonly backend: string; readonly tensorParallelSize?: number; readonly dtype?: string },
 ): KvCacheQuant | null {
   if (!(model instanceof QuantizedModel) || model.quantConfig.kvCacheQuantAlgo === null) return null;
   const algo = model.quantConfig.kvCacheQuantAlgo;
-  if (build.backend !== "cpu") {
+  // CUDA reads an FP8 cache in bfloat16 engines with a tiled attention head dim (rope_kv_write / paged_attention _fp8kv).
+  const cudaOk = build.backend === "cuda" && algo === "FP8" && build.dtype === "bfloat16" && [32, 64, 128].includes(model.config.headDim);
+  if (build.backend !== "cpu" && !cudaOk) {
     throw new UnsupportedError(
-      `build: kvCacheQuantAlgo ${algo} for the ${build.backend} backend: quantized KV-cache kernels are not implemented there yet (build with backend "cpu")`,
+      `build: kvCacheQuantAlgo ${algo} for the ${build.backend} backend${
+        build.dtype ? ` (${build.dtype})` : ""
+      }: only FP8 in bfloat16 engines with head dim 32, 64 or 128 runs on CUDA; other quantized KV caches need backend "cpu"`,
       "BuildConfig.backend",
       build.backend,
     );

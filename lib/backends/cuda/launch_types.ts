@@ -50,6 +50,9 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   fp8_gemv_fused_norm: { file: "fp8_gemv.cu", params: [P, P, P, P, P, P, F, I, I, I, F, I] },
   fp8_quantize: { file: "fp8_gemv.cu", params: [P, P, P, I, I, F] },
   fp8_scale: { file: "fp8_gemv.cu", params: [P, P, P, P, I, I] },
+  rope_kv_write_fp8kv: { file: "rope_kv_write.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, I, I, P] },
+  paged_attention_decode_fp8kv: { file: "paged_attention.cu", params: [P, P, P, P, P, P, P, P, I, I, I, I, I, I, F, I, I, P] },
+  paged_attention_prefill_mma_fp8kv: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, F, I, P] },
   decode_attention: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
 };
 
@@ -137,6 +140,11 @@ export interface LaunchEnv {
   readonly quantScratch?: bigint;
   /** FP8 linears' prefill scratch: quantized rows, then row scales (fp8_launch.ts fp8ScratchLayout). */
   readonly fp8Scratch?: bigint;
+  /**
+   * An FP8 KV cache (`plan.attributes.kvCache`, e4m3 bytes): its f32 scales [numLayers, 2, numKvHeads]
+   * on the device (the launches get layer l's [2, numKvHeads] at kvScales + l × 8 × numKvHeads).
+   */
+  readonly kvScales?: bigint;
 }
 
 /** Most rows the skinny-GEMM kernel takes (its instantiations: 1, 2, 4, 8). */

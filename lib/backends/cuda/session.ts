@@ -36,7 +36,7 @@ import { engineMaxSeqLen, type EngineView, type SessionBackend } from "../../ir/
 import type { Op } from "../../ir/network.ts";
 import type { EnginePlan } from "../../ir/plan.ts";
 import { f32ToBf16 } from "../../util/dtype.ts";
-import { DisposedError, FormatError, ValidationError } from "../../util/errors.ts";
+import { DisposedError, FormatError, UnsupportedError, ValidationError } from "../../util/errors.ts";
 import { CudaDevice } from "../../cuda/device.ts";
 import { NcclCommunicator } from "../../cuda/nccl.ts";
 import type { CudaGraph } from "../../cuda/graph.ts";
@@ -193,6 +193,8 @@ export class CudaSession implements SessionBackend {
   readonly #arena: DeviceBuffer;
   readonly #logits: DeviceBuffer; // [maxSeqs, vocab] f32
   readonly #invFreq: DeviceBuffer; // [headDim / 2] f64
+  /** An FP8 KV cache's f32 scales [numLayers, 2, numKvHeads] (plan.attributes.kvCache); null for a bf16/f32 cache. */
+  #kvScales: DeviceBuffer | null = null;
   readonly #partialO: DeviceBuffer;
   readonly #partialML: DeviceBuffer;
   readonly #decodeCounters: DeviceBuffer; // int32 split counters of decode_attention (zero between launches)
@@ -303,6 +305,19 @@ export class CudaSession implements SessionBackend {
       this.#logits = d.alloc(plan.maxSeqs * a.vocabSize * 4); // [maxSeqs, vocab] f32
       this.#invFreq = d.alloc(Math.max(8 * a.rope.invFreq.length, 8)); // [headDim / 2] f64
       this.#invFreq.copyFromHost(Float64Array.from(a.rope.invFreq));
+      if (a.kvCache) {
+        // FP8 KV cache (issue 14): e4m3 bytes written by rope_kv_write_fp8kv, read by the _fp8kv attention kernels.
+        const why = a.kvCache.quantAlgo !== "FP8"
+          ? `${a.kvCache.quantAlgo} KV caches run on the CPU backend only (CUDA reads FP8)`
+          : this.elem !== "bf16"
+          ? `an FP8 KV cache needs a bfloat16 engine (this one is ${engine.config.dtype})`
+          : !hasTiledAttention(a.headDim)
+          ? `an FP8 KV cache needs head dim 32, 64 or 128 (this engine's is ${a.headDim})`
+          : null;
+        if (why) throw new UnsupportedError(`Session: ${why}`, "kvCacheQuantAlgo", a.kvCache.quantAlgo);
+        this.#kvScales = d.alloc(a.kvCache.scales.length * 4);
+        this.#kvScales.copyFromHost(Float32Array.from(a.kvCache.scales)); // checked by the plan's validation
+      }
       // Split-K workspace of decode attention: f32 [decodeCap, numHeads, MAX_DECODE_SPLITS, headDim] and [..., 2].
       const nH = this.#attn?.numHeads ?? 1;
       const tiled = hasTiledAttention(a.headDim);
@@ -351,7 +366,8 @@ export class CudaSession implements SessionBackend {
   /** KV geometry: elements in the activation type. */
   kvGeometry(): Omit<KvCacheGeometry, "numBlocks"> {
     const a = this.plan.attributes;
-    return { numLayers: a.numLayers, tokensPerBlock: this.tokensPerBlock, numKvHeads: a.numKvHeads, headDim: a.headDim, elementBytes: this.plan.elementBytes };
+    const g = { numLayers: a.numLayers, tokensPerBlock: this.tokensPerBlock, numKvHeads: a.numKvHeads, headDim: a.headDim };
+    return a.kvCache ? { ...g, elementBytes: 1, quantAlgo: a.kvCache.quantAlgo } : { ...g, elementBytes: this.plan.elementBytes };
   }
 
   /** Free device memory now (bytes): what a KV cache may be sized from. */
@@ -365,15 +381,7 @@ export class CudaSession implements SessionBackend {
     if (!Number.isInteger(numBlocks) || numBlocks <= 0) {
       throw new ValidationError(`Session.createKvCache: expected a positive integer block count, got ${numBlocks}`, "numBlocks", numBlocks);
     }
-    const a = this.plan.attributes;
-    return new CudaKvCache(this.device, this.#stream, {
-      numLayers: a.numLayers,
-      numBlocks,
-      tokensPerBlock: this.tokensPerBlock,
-      numKvHeads: a.numKvHeads,
-      headDim: a.headDim,
-      elementBytes: this.plan.elementBytes,
-    });
+    return new CudaKvCache(this.device, this.#stream, { ...this.kvGeometry(), numBlocks });
   }
 
   /** The addresses the launch plan needs, for `kv`. */
@@ -400,6 +408,7 @@ export class CudaSession implements SessionBackend {
       partialO: this.#partialO.ptr,
       quantScratch: this.#quantScratch?.ptr ?? 0n,
       fp8Scratch: this.#fp8Scratch?.ptr ?? 0n,
+      ...(this.#kvScales ? { kvScales: this.#kvScales.ptr } : {}),
       partialML: this.#partialML.ptr,
       tokensPerBlock: this.tokensPerBlock,
       blockStride: this.#layout.blockStride,

@@ -47,7 +47,7 @@
 //     const int* positions, const int* seqStarts, const int* blockTables, int numTokens, int numSeqs, int numHeads,
 //     int numKvHeads, int headDim, int tokensPerBlock, int maxBlocksPerSeq, float scale, int window)
 //   grid (ceil(numHeads / 4), numTokens, 1)   block (128, 1, 1)   shared 0
-#include "common.cuh"
+#include "kv_fp8.cuh"
 
 #define PA_MAXG 8      // query heads per decode block
 #define PA_THREADS 128
@@ -56,10 +56,11 @@
 // K/V tile staging: each thread loads NLD 16-byte vectors of K and of V for keys [k0, k0 + rows)
 // into registers (zero past kHi); issued one tile ahead so the loads overlap the current tile's math.
 // ------------------------------------------------------------------------------------------------
-template <typename T, int NLD, int VPR>
-__device__ __forceinline__ void loadKvTile(uint4 (&kr)[NLD], uint4 (&vr)[NLD], const T* kv, const int* table, int k0, int kHi,
+template <typename T, int NLD, int VPR, typename KT = T>
+__device__ __forceinline__ void loadKvTile(uint4 (&kr)[NLD], uint4 (&vr)[NLD], const KT* kv, const int* table, int k0, int kHi,
     int kvOff, int tokensPerBlock, int rowWidth, int tid) {
   constexpr int VEC = Vec16<T>::N;
+  constexpr bool KV8 = sizeof(KT) == 1;  // an FP8 cache: VEC bytes (not 16) per vector, in .x / .y
 #pragma unroll
   for (int u = 0; u < NLD; u++) {
     const int v = tid + u * PA_THREADS;
@@ -68,30 +69,46 @@ __device__ __forceinline__ void loadKvTile(uint4 (&kr)[NLD], uint4 (&vr)[NLD], c
     vr[u] = kr[u];
     if (kp < kHi) {
       const long long off = kvCacheOffset(table, kp, 0, tokensPerBlock, rowWidth) + kvOff + c * VEC;
-      kr[u] = *reinterpret_cast<const uint4*>(kv + off);
-      vr[u] = *reinterpret_cast<const uint4*>(kv + off + (long long)tokensPerBlock * rowWidth);
+      if constexpr (KV8) {
+        const uint2 a = *reinterpret_cast<const uint2*>(kv + off), b = *reinterpret_cast<const uint2*>(kv + off + (long long)tokensPerBlock * rowWidth);
+        kr[u].x = a.x;
+        kr[u].y = a.y;
+        vr[u].x = b.x;
+        vr[u].y = b.y;
+      } else {
+        kr[u] = *reinterpret_cast<const uint4*>(kv + off);
+        vr[u] = *reinterpret_cast<const uint4*>(kv + off + (long long)tokensPerBlock * rowWidth);
+      }
     }
   }
 }
-template <typename T, int NLD, int VPR, int KS>
-__device__ __forceinline__ void storeKvTile(const uint4 (&kr)[NLD], const uint4 (&vr)[NLD], T* Ks, T* Vs, int tid) {
+/** Staged vectors → shared rows; with an FP8 cache (KV8) each 8-byte vector becomes 8 bf16 of decode(q) · scale. */
+template <typename T, int NLD, int VPR, int KS, bool KV8 = false>
+__device__ __forceinline__ void storeKvTile(const uint4 (&kr)[NLD], const uint4 (&vr)[NLD], T* Ks, T* Vs, int tid, float kScale = 1.f,
+                                            float vScale = 1.f) {
   constexpr int VEC = Vec16<T>::N;
 #pragma unroll
   for (int u = 0; u < NLD; u++) {
     const int v = tid + u * PA_THREADS;
     const int j = v / VPR, c = v - j * VPR;
-    *reinterpret_cast<uint4*>(&Ks[j * KS + c * VEC]) = kr[u];
-    *reinterpret_cast<uint4*>(&Vs[j * KS + c * VEC]) = vr[u];
+    if constexpr (KV8) {
+      *reinterpret_cast<uint4*>(&Ks[j * KS + c * VEC]) = e4m3x8ToBf16(make_uint2(kr[u].x, kr[u].y), kScale);
+      *reinterpret_cast<uint4*>(&Vs[j * KS + c * VEC]) = e4m3x8ToBf16(make_uint2(vr[u].x, vr[u].y), vScale);
+    } else {
+      *reinterpret_cast<uint4*>(&Ks[j * KS + c * VEC]) = kr[u];
+      *reinterpret_cast<uint4*>(&Vs[j * KS + c * VEC]) = vr[u];
+    }
   }
 }
 
 // ------------------------------------------------------------------------------------------------
 // Decode (split-K, flash-decoding)
 // ------------------------------------------------------------------------------------------------
-template <typename T, int HD>
-__device__ __forceinline__ void decodeImpl(const T* q, T* out, const T* kv, const int* positions, const int* seqStarts,
+template <typename T, int HD, typename KT = T>
+__device__ __forceinline__ void decodeImpl(const T* q, T* out, const KT* kv, const int* positions, const int* seqStarts,
     const int* blockTables, float* partialO, float* partialML, int numSeqs, int numHeads, int numKvHeads,
-    int tokensPerBlock, int maxBlocksPerSeq, float scale, int window, int splitSize) {
+    int tokensPerBlock, int maxBlocksPerSeq, float scale, int window, int splitSize, const float* kvScales = nullptr) {
+  constexpr bool KV8 = sizeof(KT) == 1;
   constexpr int NT = PA_THREADS;
   constexpr int VEC = Vec16<T>::N;            // elements per 16-byte vector
   constexpr int TILE = sizeof(T) == 2 ? 64 : 32;  // keys per tile
@@ -146,12 +163,13 @@ __device__ __forceinline__ void decodeImpl(const T* q, T* out, const T* kv, cons
   constexpr int NLD = TILE * VPR / NT;  // 16-byte vectors of K (and of V) per thread per tile
   static_assert(TILE * VPR % NT == 0, "tile load split");
   uint4 kreg[NLD], vreg[NLD];
-  loadKvTile<T, NLD, VPR>(kreg, vreg, kv, table, sLo, sHi, kvh * HD, tokensPerBlock, rowWidth, tid);
+  const float kSc = KV8 ? kvScales[kvh] : 1.f, vSc = KV8 ? kvScales[numKvHeads + kvh] : 1.f;
+  loadKvTile<T, NLD, VPR, KT>(kreg, vreg, kv, table, sLo, sHi, kvh * HD, tokensPerBlock, rowWidth, tid);
   for (int k0 = sLo; k0 < sHi; k0 += TILE) {
     // Staged K and V tile -> shared (zero rows past the split end); then fetch the next tile.
-    storeKvTile<T, NLD, VPR, KS>(kreg, vreg, Ks, Vs, tid);
+    storeKvTile<T, NLD, VPR, KS, KV8>(kreg, vreg, Ks, Vs, tid, kSc, vSc);
     __syncthreads();
-    if (k0 + TILE < sHi) loadKvTile<T, NLD, VPR>(kreg, vreg, kv, table, k0 + TILE, sHi, kvh * HD, tokensPerBlock, rowWidth, tid);
+    if (k0 + TILE < sHi) loadKvTile<T, NLD, VPR, KT>(kreg, vreg, kv, table, k0 + TILE, sHi, kvh * HD, tokensPerBlock, rowWidth, tid);
     // Scores: thread -> key j, heads g = sub, sub + KPT, ...
     {
       const int j = tid % TILE, sub = tid / TILE;
@@ -432,10 +450,11 @@ __device__ __forceinline__ void ldsmX4(u32 (&r)[4], const bf16_t* p) {
 // LDM (the _mma2 entry points, built with -DLLMRT_PREFILL_LDM; issue 16): K and V fragments through
 // ldmatrix (x4; .trans for V) instead of 32-bit / 16-bit shared loads: one instruction per two mma B
 // operands. Bitwise equal to LDM = false and no faster (the shared loads are not what limits it).
-template <int HD, bool LDM = false>
-__device__ __forceinline__ void prefillMmaImpl(const bf16_t* q, bf16_t* out, const bf16_t* kv, const int* positions, const int* seqStarts,
+template <int HD, bool LDM = false, typename KT = bf16_t>
+__device__ __forceinline__ void prefillMmaImpl(const bf16_t* q, bf16_t* out, const KT* kv, const int* positions, const int* seqStarts,
     const int* blockTables, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq,
-    float scale, int window) {
+    float scale, int window, const float* kvScales = nullptr) {
+  constexpr bool KV8 = sizeof(KT) == 1;
   constexpr int NT = PA_THREADS, BM = 64, BN = 64, KS = HD + 8, VPR = HD / 8, NKC = HD / 16, NDT = HD / 8, NNT = BN / 8;
   __shared__ __align__(16) bf16_t Ks[BN * KS];
   __shared__ __align__(16) bf16_t Vs[BN * KS];
@@ -484,11 +503,12 @@ __device__ __forceinline__ void prefillMmaImpl(const bf16_t* q, bf16_t* out, con
 
   constexpr int NLD = BN * VPR / NT;
   uint4 kreg[NLD], vreg[NLD];
-  loadKvTile<bf16_t, NLD, VPR>(kreg, vreg, kv, table, kvLo, kvHi, kvh * HD, tokensPerBlock, rowWidth, tid);
+  const float kSc = KV8 ? kvScales[kvh] : 1.f, vSc = KV8 ? kvScales[numKvHeads + kvh] : 1.f;
+  loadKvTile<bf16_t, NLD, VPR, KT>(kreg, vreg, kv, table, kvLo, kvHi, kvh * HD, tokensPerBlock, rowWidth, tid);
   for (int k0 = kvLo; k0 < kvHi; k0 += BN) {
-    storeKvTile<bf16_t, NLD, VPR, KS>(kreg, vreg, Ks, Vs, tid);
+    storeKvTile<bf16_t, NLD, VPR, KS, KV8>(kreg, vreg, Ks, Vs, tid, kSc, vSc);
     __syncthreads();
-    if (k0 + BN < kvHi) loadKvTile<bf16_t, NLD, VPR>(kreg, vreg, kv, table, k0 + BN, kvHi, kvh * HD, tokensPerBlock, rowWidth, tid);
+    if (k0 + BN < kvHi) loadKvTile<bf16_t, NLD, VPR, KT>(kreg, vreg, kv, table, k0 + BN, kvHi, kvh * HD, tokensPerBlock, rowWidth, tid);
     // S = Q K^T (16 x 64 per warp)
     float sacc[NNT][4];
 #pragma unroll
@@ -629,6 +649,30 @@ PA_DECODE(paged_attention_decode_f32_hd64, float, 64)
 PA_DECODE(paged_attention_decode_f32_hd128, float, 128)
 #endif
 
+// FP8 KV cache (issue 14, kv_fp8.cuh): bf16 decode / tensor-core prefill over an e4m3 cache, the layer's
+// scales [2, numKvHeads] appended; K/V tiles are dequantized to bf16 (decode(q) · s) when staged in shared memory.
+// extern "C" __global__ void paged_attention_decode_fp8kv_bf16_hd{32|64|128}(...decode parameters..., const float* kvScales)
+// extern "C" __global__ void paged_attention_prefill_mma_fp8kv_bf16_hd{32|64|128}(...prefill parameters..., const float* kvScales)
+//   kvCache: const u8*; grids, blocks and shared memory as the bf16 kernels.
+#define PA_DECODE_FP8KV(NAME, HD)                                                                                       \
+  extern "C" __global__ void __launch_bounds__(PA_THREADS) NAME(const bf16_t* q, bf16_t* out, const u8* kvCache,        \
+      const int* positions, const int* seqStarts, const int* blockTables, float* partialO, float* partialML,              \
+      int numTokens, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale,     \
+      int window, int splitSize, const float* kvScales) {                                                               \
+    if ((int)blockIdx.y >= numTokens) return;                                                                           \
+    decodeImpl<bf16_t, HD, u8>(q, out, kvCache, positions, seqStarts, blockTables, partialO, partialML, numSeqs,        \
+                               numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, kvScales); \
+  }
+#if LLMRT_KERNEL(paged_attention_decode_fp8kv_bf16_hd32)
+PA_DECODE_FP8KV(paged_attention_decode_fp8kv_bf16_hd32, 32)
+#endif
+#if LLMRT_KERNEL(paged_attention_decode_fp8kv_bf16_hd64)
+PA_DECODE_FP8KV(paged_attention_decode_fp8kv_bf16_hd64, 64)
+#endif
+#if LLMRT_KERNEL(paged_attention_decode_fp8kv_bf16_hd128)
+PA_DECODE_FP8KV(paged_attention_decode_fp8kv_bf16_hd128, 128)
+#endif
+
 #if LLMRT_KERNEL(paged_attention_decode_reduce_bf16)
 extern "C" __global__ void paged_attention_decode_reduce_bf16(const float* partialO, const float* partialML, bf16_t* out,
     int numTokens, int numHeads, int headDim, int numSplits) {
@@ -684,6 +728,23 @@ PA_PREFILL(paged_attention_prefill_bf16_hd64, prefillSimtImpl<bf16_t, 64>)
 #endif
 #if LLMRT_KERNEL(paged_attention_prefill_bf16_hd128)
 PA_PREFILL(paged_attention_prefill_bf16_hd128, prefillSimtImpl<bf16_t, 128>)
+#endif
+#define PA_PREFILL_FP8KV(NAME, HD)                                                                                      \
+  extern "C" __global__ void __launch_bounds__(PA_THREADS) NAME(const bf16_t* q, bf16_t* out, const u8* kvCache,        \
+      const int* positions, const int* seqStarts, const int* blockTables, int numTokens, int numSeqs, int numHeads,     \
+      int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale, int window, const float* kvScales) {         \
+    (void)numTokens;                                                                                                    \
+    prefillMmaImpl<HD, false, u8>(q, out, kvCache, positions, seqStarts, blockTables, numSeqs, numHeads, numKvHeads,    \
+                                  tokensPerBlock, maxBlocksPerSeq, scale, window, kvScales);                            \
+  }
+#if LLMRT_KERNEL(paged_attention_prefill_mma_fp8kv_bf16_hd32)
+PA_PREFILL_FP8KV(paged_attention_prefill_mma_fp8kv_bf16_hd32, 32)
+#endif
+#if LLMRT_KERNEL(paged_attention_prefill_mma_fp8kv_bf16_hd64)
+PA_PREFILL_FP8KV(paged_attention_prefill_mma_fp8kv_bf16_hd64, 64)
+#endif
+#if LLMRT_KERNEL(paged_attention_prefill_mma_fp8kv_bf16_hd128)
+PA_PREFILL_FP8KV(paged_attention_prefill_mma_fp8kv_bf16_hd128, 128)
 #endif
 #undef ELEM
 #define ELEM float

@@ -12,7 +12,12 @@
 //   kvCache   one layer: [numBlocks, 2 (k, v), tokensPerBlock, numKvHeads, headDim]   (output, same element type)
 //   positions [numTokens]   seqStarts [numSeqs + 1]   blockTables [numSeqs, maxBlocksPerSeq]   invFreq [headDim / 2] float64
 //   grid (numTokens, 1, 1)   block (128, 1, 1)   shared: headDim * 4 B static (headDim <= 256)
-#include "common.cuh"
+//
+// FP8 KV cache (issue 14, kv_fp8.cuh): the same with the cache in e4m3 bytes and the layer's scales appended:
+// extern "C" __global__ void rope_kv_write_fp8kv_bf16(const bf16_t* qkv, bf16_t* q, u8* kvCache, ...same...,
+//     const float* kvScales)
+//   k stored as e4m3(float(rotated k) / kScale[head]) (the float a bf16 cache would round), v as e4m3(v / vScale[head]).
+#include "kv_fp8.cuh"
 
 template <typename T>
 __device__ __forceinline__ void ropeKvWriteImpl(const T* qkv, T* q, T* kvCache, const int* positions, const int* seqStarts,
@@ -48,6 +53,7 @@ __device__ __forceinline__ void ropeKvWriteImpl(const T* qkv, T* q, T* kvCache, 
   for (int i = threadIdx.x; i < rowWidth; i += blockDim.x) kvCache[vOff + i] = v[i];
 }
 
+#if LLMRT_KERNEL(rope_kv_write_bf16)
 extern "C" __global__ void __launch_bounds__(128) rope_kv_write_bf16(const bf16_t* qkv, bf16_t* q, bf16_t* kvCache,
     const int* positions, const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling,
     int numTokens, int numSeqs, int numHeads, int numKvHeads, int headDim, int tokensPerBlock, int maxBlocksPerSeq) {
@@ -55,6 +61,8 @@ extern "C" __global__ void __launch_bounds__(128) rope_kv_write_bf16(const bf16_
   ropeKvWriteImpl<bf16_t>(qkv, q, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, numSeqs, numHeads,
                           numKvHeads, headDim, tokensPerBlock, maxBlocksPerSeq);
 }
+#endif
+#if LLMRT_KERNEL(rope_kv_write_f32)
 extern "C" __global__ void __launch_bounds__(128) rope_kv_write_f32(const float* qkv, float* q, float* kvCache,
     const int* positions, const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling,
     int numTokens, int numSeqs, int numHeads, int numKvHeads, int headDim, int tokensPerBlock, int maxBlocksPerSeq) {
@@ -62,3 +70,49 @@ extern "C" __global__ void __launch_bounds__(128) rope_kv_write_f32(const float*
   ropeKvWriteImpl<float>(qkv, q, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, numSeqs, numHeads,
                          numKvHeads, headDim, tokensPerBlock, maxBlocksPerSeq);
 }
+#endif
+
+// sm_89+ (e4m3 conversions): guarded like every entry point here, so it is compiled only for engines that use it.
+#if LLMRT_KERNEL(rope_kv_write_fp8kv_bf16)
+extern "C" __global__ void __launch_bounds__(128) rope_kv_write_fp8kv_bf16(const bf16_t* qkv, bf16_t* q, u8* kvCache,
+    const int* positions, const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling,
+    int numTokens, int numSeqs, int numHeads, int numKvHeads, int headDim, int tokensPerBlock, int maxBlocksPerSeq,
+    const float* kvScales) {
+  if ((int)blockIdx.x >= numTokens) return;
+  __shared__ float cs[128], sn[128];
+  const int t = blockIdx.x;
+  const int half = headDim >> 1;
+  const int pos = positions[t];
+  const int s = seqOfToken(seqStarts, numSeqs, t);
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    double sv, cv;
+    sincos(invFreq[i] * (double)pos, &sv, &cv);
+    cs[i] = (float)(cv * (double)attnScaling);
+    sn[i] = (float)(sv * (double)attnScaling);
+  }
+  __syncthreads();
+  const int rowWidth = numKvHeads * headDim;
+  const bf16_t* row = qkv + (long long)t * (numHeads + 2 * numKvHeads) * headDim;
+  const int* table = blockTables + (long long)s * maxBlocksPerSeq;
+  const long long kOff = kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth);
+  const long long vOff = kvCacheOffset(table, pos, 1, tokensPerBlock, rowWidth);
+  bf16_t* qRow = q + (long long)t * numHeads * headDim;
+  for (int idx = threadIdx.x; idx < (numHeads + numKvHeads) * half; idx += blockDim.x) {
+    const int h = idx / half, i = idx - h * half;
+    const float a = toF(row[h * headDim + i]), b = toF(row[h * headDim + half + i]);
+    const float x0 = a * cs[i] - b * sn[i], x1 = b * cs[i] + a * sn[i];
+    if (h < numHeads) {
+      qRow[h * headDim + i] = fromF<bf16_t>(x0);
+      qRow[h * headDim + half + i] = fromF<bf16_t>(x1);
+    } else {
+      const int kh = h - numHeads;
+      const float ks = kvScales[kh];
+      u8* dst = kvCache + kOff + kh * headDim;
+      dst[i] = kvEncodeE4m3(x0, ks);
+      dst[half + i] = kvEncodeE4m3(x1, ks);
+    }
+  }
+  const bf16_t* v = row + (numHeads + numKvHeads) * headDim;
+  for (int i = threadIdx.x; i < rowWidth; i += blockDim.x) kvCache[vOff + i] = kvEncodeE4m3(toF(v[i]), kvScales[numKvHeads + i / headDim]);
+}
+#endif
