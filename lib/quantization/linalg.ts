@@ -119,19 +119,85 @@ export function cholTrailingRows(A: Float64Array, K: number, k0: number, k1: num
  * triangle): forward substitution X[i, j] = (δ_ij − Σ_{j≤p<i} L[i, p] X[p, j]) / L[i, i].
  */
 export function lowerInverseCols(L: Float64Array, X: Float64Array, K: number, c0: number, c1: number): void {
-  const nb = c1 - c0, acc = new Float64Array(nb);
-  for (let i = c0; i < K; i++) {
-    const ri = i * K;
+  const nb = c1 - c0, acc = new Float64Array(nb), acc2 = new Float64Array(nb);
+  let i = c0;
+  for (; i < c1; i++) invRow(L, X, K, c0, c1, i, acc);
+  // Below the block two rows at a time, sharing the loads of X; row i + 1 takes p = i last (its sum in order of p).
+  for (; i + 2 <= K; i += 2) {
+    const ri = i * K, rn = ri + K;
     acc.fill(0);
-    for (let p = c0; p < i; p++) {
-      const a = L[ri + p];
-      if (a === 0) continue;
-      const xo = p * K + c0, w = Math.min(p, c1 - 1) - c0;
-      for (let jj = 0; jj <= w; jj++) acc[jj] += a * X[xo + jj];
+    acc2.fill(0);
+    for (let p = c0; p < c1; p++) {
+      const a = L[ri + p], b = L[rn + p], xo = p * K + c0;
+      for (let jj = 0; jj <= p - c0; jj++) {
+        const x = X[xo + jj];
+        acc[jj] += a * x;
+        acc2[jj] += b * x;
+      }
     }
-    const d = L[ri + i], last = Math.min(i, c1 - 1);
-    for (let j = c0; j <= last; j++) X[ri + j] = ((i === j ? 1 : 0) - acc[j - c0]) / d;
+    let p = c1;
+    for (; p + 4 <= i; p += 4) {
+      const a0 = L[ri + p], a1 = L[ri + p + 1], a2 = L[ri + p + 2], a3 = L[ri + p + 3];
+      const b0 = L[rn + p], b1 = L[rn + p + 1], b2 = L[rn + p + 2], b3 = L[rn + p + 3];
+      const x0 = p * K + c0, x1 = x0 + K, x2 = x1 + K, x3 = x2 + K;
+      for (let jj = 0; jj < nb; jj++) {
+        const y0 = X[x0 + jj], y1 = X[x1 + jj], y2 = X[x2 + jj], y3 = X[x3 + jj];
+        let v = acc[jj], w = acc2[jj];
+        v += a0 * y0;
+        w += b0 * y0;
+        v += a1 * y1;
+        w += b1 * y1;
+        v += a2 * y2;
+        w += b2 * y2;
+        v += a3 * y3;
+        w += b3 * y3;
+        acc[jj] = v;
+        acc2[jj] = w;
+      }
+    }
+    for (; p < i; p++) {
+      const a = L[ri + p], b = L[rn + p], xo = p * K + c0;
+      for (let jj = 0; jj < nb; jj++) {
+        acc[jj] += a * X[xo + jj];
+        acc2[jj] += b * X[xo + jj];
+      }
+    }
+    const d = L[ri + i];
+    for (let jj = 0; jj < nb; jj++) X[ri + c0 + jj] = -acc[jj] / d;
+    const b = L[rn + i], d2 = L[rn + i + 1];
+    for (let jj = 0; jj < nb; jj++) X[rn + c0 + jj] = -(acc2[jj] + b * X[ri + c0 + jj]) / d2;
   }
+  if (i < K) invRow(L, X, K, c0, c1, i, acc);
+}
+
+/** Row i of {@link lowerInverseCols}, columns [c0, c1). */
+function invRow(L: Float64Array, X: Float64Array, K: number, c0: number, c1: number, i: number, acc: Float64Array): void {
+  const nb = c1 - c0, ri = i * K;
+  acc.fill(0);
+  const pTri = Math.min(i, c1);
+  for (let p = c0; p < pTri; p++) { // rows of the block's own triangle: columns c0 … p
+    const a = L[ri + p], xo = p * K + c0;
+    for (let jj = 0; jj <= p - c0; jj++) acc[jj] += a * X[xo + jj];
+  }
+  let p = c1;
+  for (; p + 4 <= i; p += 4) { // four rows of X per pass over acc (each sum still in order of p)
+    const a0 = L[ri + p], a1 = L[ri + p + 1], a2 = L[ri + p + 2], a3 = L[ri + p + 3];
+    const x0 = p * K + c0, x1 = x0 + K, x2 = x1 + K, x3 = x2 + K;
+    for (let jj = 0; jj < nb; jj++) {
+      let v = acc[jj];
+      v += a0 * X[x0 + jj];
+      v += a1 * X[x1 + jj];
+      v += a2 * X[x2 + jj];
+      v += a3 * X[x3 + jj];
+      acc[jj] = v;
+    }
+  }
+  for (; p < i; p++) {
+    const a = L[ri + p], xo = p * K + c0;
+    for (let jj = 0; jj < nb; jj++) acc[jj] += a * X[xo + jj];
+  }
+  const d = L[ri + i], last = Math.min(i, c1 - 1);
+  for (let j = c0; j <= last; j++) X[ri + j] = ((i === j ? 1 : 0) - acc[j - c0]) / d;
 }
 
 /**
