@@ -212,7 +212,9 @@ try {
   if (synthetic) {
     const depth = SHAPES[modelName].depth, avg = (f: (r: (typeof perLayer)[0]) => number) => perLayer.reduce((a, r) => a + f(r), 0) / perLayer.length;
     console.log(
-      `extrapolated to ${depth} layers (one thread): AWQ (forward + search + RTN) ${sec(depth * (fwd / c.numHiddenLayers + avg((r) => r.awq + r.rtn)))}, ` +
+      `extrapolated to ${depth} layers (${threads} thread(s)): AWQ (forward + search + RTN) ${
+        sec(depth * (fwd / c.numHiddenLayers + avg((r) => r.awq + r.rtn)))
+      }, ` +
         `GPTQ (forward + Hessians + GPTQ) ${sec(depth * avg((r) => r.hessFwd + r.gptq))}`,
     );
   }
