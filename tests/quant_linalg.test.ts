@@ -179,6 +179,9 @@ test("QuantPool (3 threads): GPTQ's factor and rows and AWQ's searches give the 
   const x = { absMean, sqMean: absMean, rows: X, numRows: 24 };
   const searches = [{ W, N, K, grid, x }, { W: W.subarray(0, 10 * K), N: 10, K, grid: { ...grid, hasZeroPoint: false }, x }];
   assert.deepEqual(awqSearchScales(searches, 10, Infinity, pool).map((s) => Array.from(s)), awqSearchScales(searches, 10).map((s) => Array.from(s)));
+  // A task that throws (here: an unknown kind, on whichever thread takes it) fails the batch; the pool still works after.
+  assert.throws(() => pool.run({ kind: "bogus" } as never, 6), /quantization task kind 'bogus' is unknown/);
+  assert.deepEqual(Array.from(gptqFactor(H, K, 0.01, pool).U), Array.from(serialF.U));
 });
 
 test("quantize({ threads }): kjv-llama W4A16_GPTQ / W4A16_AWQ give the same tensors on 1 and 2 threads; a bad thread count is refused", () => {

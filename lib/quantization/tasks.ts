@@ -3,6 +3,7 @@
  * run (the serial runner here, or the worker pool of pool.ts).
  */
 import * as CPU from "../backends/cpu/kernels.ts";
+import { InternalError } from "../util/errors.ts";
 import type { IntGrid } from "./algorithms.ts";
 import { awqCandidateError, type AwqJob, gptqRows } from "./calib_kernels.ts";
 import { CHOL_BLOCK, cholPanelRows, cholTrailingRows, lowerDots, lowerInverseCols } from "./linalg.ts";
@@ -92,6 +93,8 @@ export function runAlgoTask(b: AlgoBatch, t: number): void {
       for (let m = 0; m < b.M; m++) b.out.set(tmp.subarray(m * n, (m + 1) * n), m * b.N + n0);
       return;
     }
+    default:
+      throw new InternalError(`quantization task kind '${(b as { kind: unknown }).kind}' is unknown`);
   }
 }
 
