@@ -30,8 +30,8 @@ import { parsePretrainedConfig } from "../lib/models/config.ts";
 import { LlamaForCausalLM, type WeightSource } from "../lib/models/llama.ts";
 import type { StepInputs } from "../lib/ir/step_io.ts";
 import { dequantize } from "../lib/quantization/packed.ts";
-import { kvEncode } from "../lib/backends/cpu/kv_cache.ts";
-import { E4M3_DECODE } from "../lib/util/e4m3.ts";
+import { kvDecode, kvEncode } from "../lib/backends/cpu/kv_cache.ts";
+import type { KvQuantAlgo } from "../lib/ir/kv_cache.ts";
 import { bf16ToF32, f32ToBf16 } from "../lib/util/dtype.ts";
 import { assert } from "./harness.ts";
 import { fp8GemmStandIn, fp8KernelStandIn } from "./cuda_fake_fp8.ts";
@@ -347,7 +347,7 @@ export class FakeCudaSession {
     this.io = mem.alloc(this.layout.words * 4);
     const invFreq = mem.alloc(8 * a.rope.invFreq.length);
     mem.f64(invFreq, a.rope.invFreq.length).set(a.rope.invFreq);
-    const layerBytes = (numBlocks + 1) * 2 * bs * a.numKvHeads * a.headDim * (a.kvCache ? 1 : plan.elementBytes); // an FP8 KV cache: bytes
+    const layerBytes = (numBlocks + 1) * 2 * bs * a.numKvHeads * a.headDim * (a.kvCache ? 1 : plan.elementBytes); // a quantized KV cache: bytes
     const attn = plan.ops.find((o) => o.type === "paged_attention")!;
     const nH = attn.type === "paged_attention" ? attn.numHeads : 0;
     const nKV = attn.type === "paged_attention" ? attn.numKvHeads : 1;
@@ -458,7 +458,7 @@ export class FakeCudaSession {
   }
 }
 
-/** An FP8 KV cache's scales [numLayers, 2, numKvHeads] as f32 on the fake device. */
+/** A quantized KV cache's scales [numLayers, 2, numKvHeads] as f32 on the fake device. */
 function kvScalesPtr(mem: FakeMemory, scales: readonly number[]): bigint {
   const p = mem.alloc(scales.length * 4);
   mem.f32(p, scales.length).set(scales);
@@ -731,16 +731,17 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
     mem.u16(out, o.length).set(o);
   };
   /**
-   * An FP8 KV layer as the _fp8kv attention kernels stage it: every e4m3 byte as bf16(decode(q) · s), s the
+   * A quantized KV layer as the _fp8kv / _int8kv attention kernels stage it: every byte as bf16(decode(q) · s), s the
    * scale of its (k | v, kv head) in the layer's scales [2, nKV] (elements past the layer: never read).
    */
-  const fp8View = (kv: bigint, scalesP: bigint, bs: number, nKV: number, hd: number): Uint16Array => {
+  const fp8View = (algo: KvQuantAlgo, kv: bigint, scalesP: bigint, bs: number, nKV: number, hd: number): Uint16Array => {
     const b = mem.bytes(kv, mem.left(kv)), sc = mem.f32(scalesP, 2 * nKV), out = new Uint16Array(b.length), row = nKV * hd;
     for (let e = 0; e < b.length; e++) {
-      out[e] = toBf16Bits(Math.fround(E4M3_DECODE[b[e]] * sc[(Math.floor(e / (bs * row)) % 2) * nKV + Math.floor((e % row) / hd)]));
+      out[e] = toBf16Bits(Math.fround(kvDecode(algo, b[e]) * sc[(Math.floor(e / (bs * row)) % 2) * nKV + Math.floor((e % row) / hd)]));
     }
     return out;
   };
+  const kvAlgoOf = (kernel: string): KvQuantAlgo | null => (kernel.includes("_int8kv_") ? "INT8" : kernel.includes("_fp8kv_") ? "FP8" : null);
   let stepTokens = Infinity; // the step's rows (the embedding's): no launch computes rows past them
   const rowsOk = (kernel: string, m: number): void => {
     if (!(m >= 1 && m <= stepTokens)) assert.fail(`${kernel}: ${m} rows in a step of ${stepTokens} tokens`);
@@ -913,8 +914,10 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         st(out, dequant(name.includes("u4") ? 4 : 8, W, sc, z, n, k, group));
         break;
       }
+      case "rope_kv_write_int8kv_bf16":
       case "rope_kv_write_fp8kv_bf16": {
-        // rope_kv_write.cu: the bf16 kernel's q; k and v as e4m3(x / s) into a byte cache (the CPU's kvEncode).
+        // rope_kv_write.cu: the bf16 kernel's q; k and v as encode(x / s) into a byte cache (the CPU's kvEncode).
+        const algo = kvAlgoOf(l.kernel)!;
         const [qkv, q, kv, posP, startsP, tablesP, invFreqP, scaling, T, S, nH, nKV, hd, bs, stride, scalesP] = A;
         assert.equal(l.grid[0], T);
         const W = (nH + 2 * nKV) * hd;
@@ -935,10 +938,10 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
             const ko = off(table, pos[t], 0, h), vo = off(table, pos[t], 1, h), r = t * W + (nH + h) * hd;
             for (let i = 0; i < half; i++) {
               const a = x[r + i], b = x[r + half + i];
-              cache[ko + i] = kvEncode("FP8", Math.fround(a * cs[i] - b * sn[i]), sc[h]);
-              cache[ko + half + i] = kvEncode("FP8", Math.fround(b * cs[i] + a * sn[i]), sc[h]);
+              cache[ko + i] = kvEncode(algo, Math.fround(a * cs[i] - b * sn[i]), sc[h]);
+              cache[ko + half + i] = kvEncode(algo, Math.fround(b * cs[i] + a * sn[i]), sc[h]);
             }
-            for (let i = 0; i < hd; i++) cache[vo + i] = kvEncode("FP8", x[t * W + (nH + nKV + h) * hd + i], sc[nKV + h]);
+            for (let i = 0; i < hd; i++) cache[vo + i] = kvEncode(algo, x[t * W + (nH + nKV + h) * hd + i], sc[nKV + h]);
           }
         }
         mem.u16(q, qo.length).set(qo);
@@ -964,10 +967,11 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         mem.u16(q, qo.length).set(qo);
         break;
       }
+      case "paged_attention_decode_int8kv_bf16":
       case "paged_attention_decode_fp8kv_bf16":
       case "paged_attention_decode_bf16": {
         const [q, out, kv, pos, starts, tables, pO, pML, T, S, nH, nKV, bs, stride, scale, window, splitSize, scalesP] = A;
-        const fp8 = name === "paged_attention_decode_fp8kv_bf16";
+        const kvAlgo = kvAlgoOf(l.kernel);
         const hd = suffix, numSplits = l.grid[2], p = mem.i32(pos, T);
         for (let t = 0; t < T; t++) {
           const span = window > 0 ? Math.min(p[t] + 1, window) : p[t] + 1;
@@ -981,7 +985,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           const next = launches[li + 1];
           assert.ok(next?.kind === "kernel" && next.kernel === "paged_attention_decode_reduce_bf16", "split decode is followed by its reduce");
         }
-        const view = fp8 ? fp8View(kv, scalesP, bs, nKV, hd) : undefined;
+        const view = kvAlgo ? fp8View(kvAlgo, kv, scalesP, bs, nKV, hd) : undefined;
         attention(q, out, kv, pos, starts, tables, T, S, nH, nKV, hd, bs, stride, scale, window, l.kernel, view);
         break;
       }
@@ -992,17 +996,18 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         mem.u16(out, T * nH * hd);
         break; // the stand-in decode wrote `out` already
       }
+      case "paged_attention_prefill_mma_int8kv_bf16":
       case "paged_attention_prefill_mma_fp8kv_bf16":
       case "paged_attention_prefill_mma_bf16":
       case "paged_attention_prefill_bf16":
       case "paged_attention_generic_bf16": {
-        const generic = name === "paged_attention_generic_bf16", fp8 = name === "paged_attention_prefill_mma_fp8kv_bf16";
+        const generic = name === "paged_attention_generic_bf16", kvAlgo = kvAlgoOf(l.kernel);
         const [q, out, kv, pos, starts, tables, T, S, nH, nKV] = A;
         const hd = generic ? A[10] : suffix;
         const [bs, stride, scale, window, scalesP] = generic ? A.slice(11) : A.slice(10);
         if (generic) assert.ok(l.grid[0] * 4 >= nH && l.grid[1] === T);
         else assert.ok(l.grid[0] >= cdiv(T, name === "paged_attention_prefill_bf16" ? 16 : 64) + S && l.grid[1] === nH);
-        const view = fp8 ? fp8View(kv, scalesP, bs, nKV, hd) : undefined;
+        const view = kvAlgo ? fp8View(kvAlgo, kv, scalesP, bs, nKV, hd) : undefined;
         attention(q, out, kv, pos, starts, tables, T, S, nH, nKV, hd, bs, stride, scale, window, l.kernel, view);
         break;
       }

@@ -113,8 +113,14 @@ test("compile units: one per kernel of a guarded file, whole small files, each g
 
 // Quantized engines (weight-only int, FP8): the same coverage, on a launch environment of fake addresses.
 const kjvDir = new URL("../models/kjv-llama/", import.meta.url).pathname;
-for (const qc of [{ quantAlgo: "W4A16", groupSize: 64 }, { quantAlgo: "FP8" }, { quantAlgo: "FP8", kvCacheQuantAlgo: "FP8" }] as const) {
-  test(`planned kernels cover every launch: kjv-llama ${qc.quantAlgo}${"kvCacheQuantAlgo" in qc ? " + FP8 KV cache" : ""}`, () => {
+for (
+  const qc of [{ quantAlgo: "W4A16", groupSize: 64 }, { quantAlgo: "FP8" }, { quantAlgo: "FP8", kvCacheQuantAlgo: "FP8" }, {
+    quantAlgo: "W4A16",
+    groupSize: 64,
+    kvCacheQuantAlgo: "INT8",
+  }] as const
+) {
+  test(`planned kernels cover every launch: kjv-llama ${qc.quantAlgo}${"kvCacheQuantAlgo" in qc ? ` + ${qc.kvCacheQuantAlgo} KV cache` : ""}`, () => {
     const q = quantizeSync(AutoModelForCausalLM.fromHuggingFace(kjvDir), qc, { maxCalibrationTokens: 64 });
     const engine = buildSync(q, { backend: "cuda", dtype: "bfloat16", maxBatchSize: 16, maxNumTokens: 64, maxSeqLen: 128 });
     q.close();
@@ -165,8 +171,9 @@ for (const qc of [{ quantAlgo: "W4A16", groupSize: 64 }, { quantAlgo: "FP8" }, {
       }
       for (const s of shapes) for (const l of planLaunches(env, s)) if (l.kind === "kernel") seen.add(l.kernel);
       if ("kvCacheQuantAlgo" in qc) {
-        for (const k of ["rope_kv_write_fp8kv_bf16", "paged_attention_decode_fp8kv_bf16_hd32", "paged_attention_prefill_mma_fp8kv_bf16_hd32"]) {
-          assert.ok(seen.has(k) && planned.has(k), `FP8 KV: ${k} launched and planned`);
+        const tag = qc.kvCacheQuantAlgo === "FP8" ? "fp8kv" : "int8kv";
+        for (const k of [`rope_kv_write_${tag}_bf16`, `paged_attention_decode_${tag}_bf16_hd32`, `paged_attention_prefill_mma_${tag}_bf16_hd32`]) {
+          assert.ok(seen.has(k) && planned.has(k), `${qc.kvCacheQuantAlgo} KV: ${k} launched and planned`);
         }
       }
       assert.deepEqual([...seen].filter((k) => !planned.has(k)), [], `${qc.quantAlgo}, invariant ${batchInvariant}: launched but not planned`);

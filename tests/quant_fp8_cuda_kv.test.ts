@@ -1,11 +1,11 @@
-// FP8 KV cache on CUDA (issue 14), run on the fake device of tests/cuda_fake_device.ts (no GPU): a small
-// random Llama with kvCacheQuantAlgo FP8 (calibrated per-(layer, k | v, kv head) scales; bf16 weights, and
-// FP8_PER_CHANNEL_PER_TOKEN weights + FP8 KV) runs prefill and decode steps of 1..8 sequences (graph buckets
-// and eager steps) through rope_kv_write_fp8kv_bf16 (k / v stored as e4m3(x / s)) and the _fp8kv decode and
+// Quantized KV cache on CUDA (issue 14), run on the fake device of tests/cuda_fake_device.ts (no GPU): a small
+// random Llama with kvCacheQuantAlgo FP8 or INT8 (calibrated per-(layer, k | v, kv head) scales; bf16 weights,
+// and FP8_PER_CHANNEL_PER_TOKEN weights + FP8 KV) runs prefill and decode steps of 1..8 sequences (graph buckets
+// and eager steps) through rope_kv_write_{fp8kv|int8kv}_bf16 (k / v stored as encode(x / s)) and the decode and
 // tensor-core prefill attention (tiles staged as bf16(decode(q) · s)); stand-ins keep those roundings. The
 // fused plan (norms / epilogues folded; RoPE + KV write keep their launch) must give the unfused plan's bits
 // (logits, ids, the KV bytes), the cache takes half the bytes of a bf16 one, and both match the float32 CPU
-// session with the same FP8 KV cache to bf16 tolerance. On a GPU: tests/gpu/fp8_kv.test.ts.
+// session with the same quantized KV cache to bf16 tolerance. On a GPU: tests/gpu/fp8_kv.test.ts.
 import type { KernelLaunch } from "../lib/backends/cuda/launch_plan.ts";
 import { CpuSession } from "../lib/backends/cpu/session.ts";
 import { buildSync } from "../lib/builder/builder.ts";
@@ -54,16 +54,18 @@ for (
     // Measured: ≤ 2.4e-2 (bf16 weights), ≤ 8.4e-2 (with FP8 linears, see LOGITS_TOL).
     ["bf16 weights + FP8 KV", { kvCacheQuantAlgo: "FP8" }, 0.05],
     ["FP8_PER_CHANNEL_PER_TOKEN weights + FP8 KV", { quantAlgo: "FP8_PER_CHANNEL_PER_TOKEN", kvCacheQuantAlgo: "FP8" }, LOGITS_TOL],
+    ["bf16 weights + INT8 KV", { kvCacheQuantAlgo: "INT8" }, 0.05],
   ] as [string, QuantConfigInput, number][]
 ) {
-  test(`FP8 KV cache on a fake CUDA device: fused plan equals the unfused plan and the CPU session's FP8 KV: ${name}`, () => {
+  test(`quantized KV cache on a fake CUDA device: fused plan equals the unfused plan and the CPU session's: ${name}`, () => {
     const model = randomModel(RAW, 31, true, 0.1);
     const q = quantizeSync(model, qc, { calibration: CALIBRATION });
     const bf16 = buildSync(q, { ...BUILD, backend: "cuda", dtype: "bfloat16" });
     const f32 = buildSync(q, { ...BUILD, backend: "cpu", dtype: "float32" });
     q.close();
     model.close();
-    assert.equal(bf16.plan.attributes.kvCache?.quantAlgo, "FP8");
+    const algo = qc.kvCacheQuantAlgo!, tag = algo === "FP8" ? "fp8kv" : "int8kv";
+    assert.equal(bf16.plan.attributes.kvCache?.quantAlgo, algo);
     const numBlocks = 64, maxBlocks = 40, V = RAW.vocab_size;
     const fused = new FakeCudaSession(bf16, numBlocks, 132, false, { fusedDecode: true });
     const plain = new FakeCudaSession(bf16, numBlocks, 132, false, {});
@@ -113,9 +115,9 @@ for (
     ]];
     schedule.forEach(([which, graphs], i) => run(`decode ${i}: ${which.length} sequence(s) (${graphs ? "graph bucket" : "eager"})`, which, graphs));
     const k = [...kernels].sort().join(" ");
-    for (const w of ["rope_kv_write_fp8kv_bf16", "paged_attention_decode_fp8kv_bf16_hd64"]) assert.ok(kernels.has(w), `${w} in ${k}`);
+    for (const w of [`rope_kv_write_${tag}_bf16`, `paged_attention_decode_${tag}_bf16_hd64`]) assert.ok(kernels.has(w), `${w} in ${k}`);
     assert.ok(![...kernels].some((x) => x.startsWith("decode_attention") || x === "rope_kv_write_bf16" || x.startsWith("paged_attention_decode_bf16")), k);
-    assert.ok(prefillKernels.has("paged_attention_prefill_mma_fp8kv_bf16_hd64"), [...prefillKernels].join(" "));
+    assert.ok(prefillKernels.has(`paged_attention_prefill_mma_${tag}_bf16_hd64`), [...prefillKernels].join(" "));
     // One byte per element: half the bf16 cache of the same blocks.
     const a = bf16.plan.attributes;
     assert.equal(fused.env.kvLayerBytes, (numBlocks + 1) * 2 * BUILD.tokensPerBlock * a.numKvHeads * a.headDim);

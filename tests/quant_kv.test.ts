@@ -155,7 +155,7 @@ test("kjv-llama FP8 weights + FP8 KV cache: held-out perplexity within 3% of flo
 
 const bc = { backend: "cpu", maxBatchSize: 4, maxNumTokens: 128, maxSeqLen: 256, tokensPerBlock: 16 } as const;
 
-test("kjv-llama KV-quantized engines record kvCacheQuantAlgo and per-(layer, k|v, head) scales; save/load keeps them; a config that disagrees is refused; CUDA builds only FP8 in bfloat16, TP builds refused", () => {
+test("kjv-llama KV-quantized engines record kvCacheQuantAlgo and per-(layer, k|v, head) scales; save/load keeps them; a config that disagrees is refused; CUDA builds only in bfloat16, TP builds refused", () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "llmrt-kvq-"));
   try {
     const model = AutoModelForCausalLM.fromHuggingFace(kjv);
@@ -185,18 +185,15 @@ test("kjv-llama KV-quantized engines record kvCacheQuantAlgo and per-(layer, k|v
       cfg.quant.kvCacheQuantAlgo = algo === "FP8" ? "INT8" : "FP8";
       fs.writeFileSync(cfgPath, JSON.stringify(cfg));
       assert.throws(() => Engine.fromDir(sub), FormatError);
-      if (algo === "INT8") {
-        assert.throws(() => buildSync(q, { ...bc, backend: "cuda" }), (e: unknown) => e instanceof UnsupportedError && /kvCacheQuantAlgo/.test(e.message));
-      } else {
-        // FP8 builds for CUDA in bfloat16 (rope_kv_write / paged_attention _fp8kv; tests/quant_fp8_cuda_kv.test.ts), not in float32.
-        const cuda = buildSync(q, { ...bc, backend: "cuda" });
-        assert.deepEqual([cuda.config.dtype, cuda.plan.attributes.kvCache], ["bfloat16", kv]);
-        cuda.dispose();
-        assert.throws(
-          () => buildSync(q, { ...bc, backend: "cuda", dtype: "float32" }),
-          (e: unknown) => e instanceof UnsupportedError && /kvCacheQuantAlgo/.test(e.message),
-        );
-      }
+      // CUDA builds FP8 and INT8 KV caches in bfloat16 (rope_kv_write / paged_attention _fp8kv / _int8kv;
+      // tests/quant_fp8_cuda_kv.test.ts), not in float32.
+      const cuda = buildSync(q, { ...bc, backend: "cuda" });
+      assert.deepEqual([cuda.config.dtype, cuda.plan.attributes.kvCache], ["bfloat16", kv]);
+      cuda.dispose();
+      assert.throws(
+        () => buildSync(q, { ...bc, backend: "cuda", dtype: "float32" }),
+        (e: unknown) => e instanceof UnsupportedError && /kvCacheQuantAlgo/.test(e.message),
+      );
       assert.throws(
         () => buildSync(q, { ...bc, tensorParallelSize: 2 }),
         (e: unknown) => e instanceof UnsupportedError && /tensor parallelism/.test(e.message),

@@ -37,7 +37,7 @@ export function defaultKvCacheScales(algo: KvQuantAlgo, numLayers: number, numKv
 /**
  * The `plan.attributes.kvCache` of an engine built from `model` for `build`, or null when the model
  * does not quantize its KV cache. Throws an UnsupportedError for backends/layouts that cannot run it
- * yet (CUDA other than FP8 in bfloat16 engines; tensor parallelism).
+ * yet (CUDA other than bfloat16 engines with head dim 32/64/128; tensor parallelism).
  */
 export function kvCacheAttributes(
   model: LlamaForCausalLM,
@@ -45,13 +45,13 @@ export function kvCacheAttributes(
 ): KvCacheQuant | null {
   if (!(model instanceof QuantizedModel) || model.quantConfig.kvCacheQuantAlgo === null) return null;
   const algo = model.quantConfig.kvCacheQuantAlgo;
-  // CUDA reads an FP8 cache in bfloat16 engines with a tiled attention head dim (rope_kv_write / paged_attention _fp8kv).
-  const cudaOk = build.backend === "cuda" && algo === "FP8" && build.dtype === "bfloat16" && [32, 64, 128].includes(model.config.headDim);
+  // CUDA reads FP8 / INT8 caches in bfloat16 engines with a tiled attention head dim (rope_kv_write / paged_attention _fp8kv / _int8kv).
+  const cudaOk = build.backend === "cuda" && build.dtype === "bfloat16" && [32, 64, 128].includes(model.config.headDim);
   if (build.backend !== "cpu" && !cudaOk) {
     throw new UnsupportedError(
       `build: kvCacheQuantAlgo ${algo} for the ${build.backend} backend${
         build.dtype ? ` (${build.dtype})` : ""
-      }: only FP8 in bfloat16 engines with head dim 32, 64 or 128 runs on CUDA; other quantized KV caches need backend "cpu"`,
+      }: CUDA runs quantized KV caches in bfloat16 engines with head dim 32, 64 or 128 only (or build with backend "cpu")`,
       "BuildConfig.backend",
       build.backend,
     );

@@ -30,12 +30,11 @@ export function createSessionBackend(
 ): SessionBackend {
   const tpRun = engine instanceof Engine && (engine.config.numRanks > 1 || tp.rankWorkers || tp.tpMaster !== undefined);
   const kvq = engine.plan.attributes.kvCache;
-  // A quantized KV cache: the CPU backend (FP8 / INT8), or one CUDA session of a bfloat16 engine (FP8, tiled head dims).
-  const cudaKvOk = options.backend === "cuda" && kvq?.quantAlgo === "FP8" && engine.plan.elementBytes === 2 &&
-    [32, 64, 128].includes(engine.plan.attributes.headDim);
+  // A quantized KV cache: the CPU backend, or one CUDA session of a bfloat16 engine (tiled head dims).
+  const cudaKvOk = options.backend === "cuda" && engine.plan.elementBytes === 2 && [32, 64, 128].includes(engine.plan.attributes.headDim);
   if (kvq && ((options.backend !== "cpu" && !cudaKvOk) || tpRun)) {
     throw new UnsupportedError(
-      `Session: this engine stores its KV cache as ${kvq.quantAlgo}; only the CPU backend and one CUDA session of a bfloat16 engine (FP8, head dim 32/64/128) read a quantized KV cache yet (asked for ${options.backend}${
+      `Session: this engine stores its KV cache as ${kvq.quantAlgo}; only the CPU backend and one CUDA session of a bfloat16 engine (head dim 32/64/128) read a quantized KV cache yet (asked for ${options.backend}${
         tpRun ? " with rank workers" : ""
       })`,
       "backend",

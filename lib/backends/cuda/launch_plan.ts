@@ -40,14 +40,16 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
   const k = (op: number, kernel: string, grid: readonly [number, number, number], block: number, args: (bigint | number)[]): void => {
     out.push({ kind: "kernel", op, kernel, grid, block, args });
   };
-  // An FP8 KV cache (e4m3 bytes, per-(layer, k | v, kv head) scales): the _fp8kv entry points, bf16 engines only.
+  // A quantized KV cache (FP8 e4m3 / INT8 bytes, per-(layer, k | v, kv head) scales): the _fp8kv / _int8kv
+  // entry points, bf16 engines only.
   const kvFp8 = a.kvCache !== undefined;
-  if (kvFp8 && (a.kvCache!.quantAlgo !== "FP8" || elem !== "bf16" || !env.kvScales)) {
-    throw new InternalError(`launch plan: a ${a.kvCache!.quantAlgo} KV cache runs only as FP8 on bfloat16 engines with LaunchEnv.kvScales`);
+  const kvTag = a.kvCache?.quantAlgo === "INT8" ? "int8kv_" : "fp8kv_";
+  if (kvFp8 && (elem !== "bf16" || !env.kvScales)) {
+    throw new InternalError(`launch plan: a ${a.kvCache!.quantAlgo} KV cache runs on bfloat16 engines with LaunchEnv.kvScales only`);
   }
   const kvScalesOf = (l: number): bigint => env.kvScales! + BigInt(l * 8 * a.numKvHeads);
   // Decode steps of up to 8 sequences (one token each) fold norms, epilogues and RoPE into fewer launches
-  // (with an FP8 KV cache RoPE + KV write keep their own launch: decode_attention writes a bf16 cache).
+  // (with a quantized KV cache RoPE + KV write keep their own launch: decode_attention writes a bf16 cache).
   const fuse =
     !!env.fusedDecode && !env.lora && env.gemv && elem === "bf16" && T === S && T === R && shape.attention.kind === "decode" && env.decodeCounters !== undefined
       ? planDecodeFusion(plan, T, shape.attention.kind === "decode" && !kvFp8, (n) => n === a.logits, GEMV_MAX_ROWS)
@@ -168,7 +170,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         ]);
         break;
       case "rope_kv_write":
-        k(i, kvFp8 ? "rope_kv_write_fp8kv_bf16" : `rope_kv_write_${elem}`, [T, 1, 1], 128, [
+        k(i, kvFp8 ? `rope_kv_write_${kvTag}bf16` : `rope_kv_write_${elem}`, [T, 1, 1], 128, [
           buf(op.qkv),
           buf(op.q),
           kvLayer(op.layer),
@@ -191,7 +193,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         const geo = [buf(op.q), buf(op.out), kvLayer(op.layer), io.positions, io.seqStarts, io.blockTables] as const;
         const att = shape.attention;
         if (kvFp8 && (att.kind === "generic" || !hasTiledAttention(op.headDim))) {
-          throw new InternalError(`launch plan: an FP8 KV cache needs head dim 32, 64 or 128, got ${op.headDim}`);
+          throw new InternalError(`launch plan: a quantized KV cache needs head dim 32, 64 or 128, got ${op.headDim}`);
         }
         if (att.kind === "generic" || !hasTiledAttention(op.headDim)) {
           k(i, `paged_attention_generic_${elem}`, [cdiv(op.numHeads, 4), T, 1], 128, [
@@ -234,7 +236,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           ]);
         } else if (att.kind === "decode") {
           const group = op.numHeads / op.numKvHeads;
-          k(i, `paged_attention_decode_${kvFp8 ? "fp8kv_" : ""}${elem}_hd${op.headDim}`, [op.numKvHeads * cdiv(group, 8), T, att.numSplits], 128, [
+          k(i, `paged_attention_decode_${kvFp8 ? kvTag : ""}${elem}_hd${op.headDim}`, [op.numKvHeads * cdiv(group, 8), T, att.numSplits], 128, [
             ...geo,
             env.partialO,
             env.partialML,
@@ -265,7 +267,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           const tileRows = mma ? 64 : 16;
           k(
             i,
-            mma ? `paged_attention_prefill_mma_${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}` : `paged_attention_prefill_f32_hd${op.headDim}`,
+            mma ? `paged_attention_prefill_mma_${kvFp8 ? kvTag : ""}bf16_hd${op.headDim}` : `paged_attention_prefill_f32_hd${op.headDim}`,
             [cdiv(T, tileRows) + S, op.numHeads, 1],
             128,
             [

@@ -53,6 +53,9 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   rope_kv_write_fp8kv: { file: "rope_kv_write.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, I, I, P] },
   paged_attention_decode_fp8kv: { file: "paged_attention.cu", params: [P, P, P, P, P, P, P, P, I, I, I, I, I, I, F, I, I, P] },
   paged_attention_prefill_mma_fp8kv: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, F, I, P] },
+  rope_kv_write_int8kv: { file: "rope_kv_write.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, I, I, P] },
+  paged_attention_decode_int8kv: { file: "paged_attention.cu", params: [P, P, P, P, P, P, P, P, I, I, I, I, I, I, F, I, I, P] },
+  paged_attention_prefill_mma_int8kv: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, F, I, P] },
   decode_attention: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
 };
 
@@ -141,8 +144,8 @@ export interface LaunchEnv {
   /** FP8 linears' prefill scratch: quantized rows, then row scales (fp8_launch.ts fp8ScratchLayout). */
   readonly fp8Scratch?: bigint;
   /**
-   * An FP8 KV cache (`plan.attributes.kvCache`, e4m3 bytes): its f32 scales [numLayers, 2, numKvHeads]
-   * on the device (the launches get layer l's [2, numKvHeads] at kvScales + l × 8 × numKvHeads).
+   * A quantized KV cache (`plan.attributes.kvCache`: FP8 e4m3 or INT8 bytes): its f32 scales
+   * [numLayers, 2, numKvHeads] on the device (the launches get layer l's [2, numKvHeads] at kvScales + l × 8 × numKvHeads).
    */
   readonly kvScales?: bigint;
 }

@@ -193,7 +193,7 @@ export class CudaSession implements SessionBackend {
   readonly #arena: DeviceBuffer;
   readonly #logits: DeviceBuffer; // [maxSeqs, vocab] f32
   readonly #invFreq: DeviceBuffer; // [headDim / 2] f64
-  /** An FP8 KV cache's f32 scales [numLayers, 2, numKvHeads] (plan.attributes.kvCache); null for a bf16/f32 cache. */
+  /** A quantized KV cache's f32 scales [numLayers, 2, numKvHeads] (plan.attributes.kvCache); null for a bf16/f32 cache. */
   #kvScales: DeviceBuffer | null = null;
   readonly #partialO: DeviceBuffer;
   readonly #partialML: DeviceBuffer;
@@ -306,13 +306,12 @@ export class CudaSession implements SessionBackend {
       this.#invFreq = d.alloc(Math.max(8 * a.rope.invFreq.length, 8)); // [headDim / 2] f64
       this.#invFreq.copyFromHost(Float64Array.from(a.rope.invFreq));
       if (a.kvCache) {
-        // FP8 KV cache (issue 14): e4m3 bytes written by rope_kv_write_fp8kv, read by the _fp8kv attention kernels.
-        const why = a.kvCache.quantAlgo !== "FP8"
-          ? `${a.kvCache.quantAlgo} KV caches run on the CPU backend only (CUDA reads FP8)`
-          : this.elem !== "bf16"
-          ? `an FP8 KV cache needs a bfloat16 engine (this one is ${engine.config.dtype})`
+        // Quantized KV cache (issue 14): FP8 / INT8 bytes written by rope_kv_write_{fp8kv|int8kv}, read by the
+        // _fp8kv / _int8kv attention kernels.
+        const why = this.elem !== "bf16"
+          ? `a ${a.kvCache.quantAlgo} KV cache needs a bfloat16 engine (this one is ${engine.config.dtype})`
           : !hasTiledAttention(a.headDim)
-          ? `an FP8 KV cache needs head dim 32, 64 or 128 (this engine's is ${a.headDim})`
+          ? `a ${a.kvCache.quantAlgo} KV cache needs head dim 32, 64 or 128 (this engine's is ${a.headDim})`
           : null;
         if (why) throw new UnsupportedError(`Session: ${why}`, "kvCacheQuantAlgo", a.kvCache.quantAlgo);
         this.#kvScales = d.alloc(a.kvCache.scales.length * 4);

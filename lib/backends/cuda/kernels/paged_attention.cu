@@ -60,7 +60,7 @@ template <typename T, int NLD, int VPR, typename KT = T>
 __device__ __forceinline__ void loadKvTile(uint4 (&kr)[NLD], uint4 (&vr)[NLD], const KT* kv, const int* table, int k0, int kHi,
     int kvOff, int tokensPerBlock, int rowWidth, int tid) {
   constexpr int VEC = Vec16<T>::N;
-  constexpr bool KV8 = sizeof(KT) == 1;  // an FP8 cache: VEC bytes (not 16) per vector, in .x / .y
+  constexpr bool KV8 = sizeof(KT) == 1;  // a quantized cache: VEC bytes (not 16) per vector, in .x / .y
 #pragma unroll
   for (int u = 0; u < NLD; u++) {
     const int v = tid + u * PA_THREADS;
@@ -82,8 +82,8 @@ __device__ __forceinline__ void loadKvTile(uint4 (&kr)[NLD], uint4 (&vr)[NLD], c
     }
   }
 }
-/** Staged vectors → shared rows; with an FP8 cache (KV8) each 8-byte vector becomes 8 bf16 of decode(q) · scale. */
-template <typename T, int NLD, int VPR, int KS, bool KV8 = false>
+/** Staged vectors → shared rows; with a quantized cache (KT of 1 byte) each 8-byte vector becomes 8 bf16 of decode(q) · scale. */
+template <typename T, int NLD, int VPR, int KS, typename KT = T>
 __device__ __forceinline__ void storeKvTile(const uint4 (&kr)[NLD], const uint4 (&vr)[NLD], T* Ks, T* Vs, int tid, float kScale = 1.f,
                                             float vScale = 1.f) {
   constexpr int VEC = Vec16<T>::N;
@@ -91,9 +91,9 @@ __device__ __forceinline__ void storeKvTile(const uint4 (&kr)[NLD], const uint4 
   for (int u = 0; u < NLD; u++) {
     const int v = tid + u * PA_THREADS;
     const int j = v / VPR, c = v - j * VPR;
-    if constexpr (KV8) {
-      *reinterpret_cast<uint4*>(&Ks[j * KS + c * VEC]) = e4m3x8ToBf16(make_uint2(kr[u].x, kr[u].y), kScale);
-      *reinterpret_cast<uint4*>(&Vs[j * KS + c * VEC]) = e4m3x8ToBf16(make_uint2(vr[u].x, vr[u].y), vScale);
+    if constexpr (sizeof(KT) == 1) {
+      *reinterpret_cast<uint4*>(&Ks[j * KS + c * VEC]) = kvDecode8<KT>(make_uint2(kr[u].x, kr[u].y), kScale);
+      *reinterpret_cast<uint4*>(&Vs[j * KS + c * VEC]) = kvDecode8<KT>(make_uint2(vr[u].x, vr[u].y), vScale);
     } else {
       *reinterpret_cast<uint4*>(&Ks[j * KS + c * VEC]) = kr[u];
       *reinterpret_cast<uint4*>(&Vs[j * KS + c * VEC]) = vr[u];
@@ -167,7 +167,7 @@ __device__ __forceinline__ void decodeImpl(const T* q, T* out, const KT* kv, con
   loadKvTile<T, NLD, VPR, KT>(kreg, vreg, kv, table, sLo, sHi, kvh * HD, tokensPerBlock, rowWidth, tid);
   for (int k0 = sLo; k0 < sHi; k0 += TILE) {
     // Staged K and V tile -> shared (zero rows past the split end); then fetch the next tile.
-    storeKvTile<T, NLD, VPR, KS, KV8>(kreg, vreg, Ks, Vs, tid, kSc, vSc);
+    storeKvTile<T, NLD, VPR, KS, KT>(kreg, vreg, Ks, Vs, tid, kSc, vSc);
     __syncthreads();
     if (k0 + TILE < sHi) loadKvTile<T, NLD, VPR, KT>(kreg, vreg, kv, table, k0 + TILE, sHi, kvh * HD, tokensPerBlock, rowWidth, tid);
     // Scores: thread -> key j, heads g = sub, sub + KPT, ...
@@ -506,7 +506,7 @@ __device__ __forceinline__ void prefillMmaImpl(const bf16_t* q, bf16_t* out, con
   const float kSc = KV8 ? kvScales[kvh] : 1.f, vSc = KV8 ? kvScales[numKvHeads + kvh] : 1.f;
   loadKvTile<bf16_t, NLD, VPR, KT>(kreg, vreg, kv, table, kvLo, kvHi, kvh * HD, tokensPerBlock, rowWidth, tid);
   for (int k0 = kvLo; k0 < kvHi; k0 += BN) {
-    storeKvTile<bf16_t, NLD, VPR, KS, KV8>(kreg, vreg, Ks, Vs, tid, kSc, vSc);
+    storeKvTile<bf16_t, NLD, VPR, KS, KT>(kreg, vreg, Ks, Vs, tid, kSc, vSc);
     __syncthreads();
     if (k0 + BN < kvHi) loadKvTile<bf16_t, NLD, VPR, KT>(kreg, vreg, kv, table, k0 + BN, kvHi, kvh * HD, tokensPerBlock, rowWidth, tid);
     // S = Q K^T (16 x 64 per warp)
@@ -649,28 +649,38 @@ PA_DECODE(paged_attention_decode_f32_hd64, float, 64)
 PA_DECODE(paged_attention_decode_f32_hd128, float, 128)
 #endif
 
-// FP8 KV cache (issue 14, kv_fp8.cuh): bf16 decode / tensor-core prefill over an e4m3 cache, the layer's
-// scales [2, numKvHeads] appended; K/V tiles are dequantized to bf16 (decode(q) · s) when staged in shared memory.
-// extern "C" __global__ void paged_attention_decode_fp8kv_bf16_hd{32|64|128}(...decode parameters..., const float* kvScales)
-// extern "C" __global__ void paged_attention_prefill_mma_fp8kv_bf16_hd{32|64|128}(...prefill parameters..., const float* kvScales)
-//   kvCache: const u8*; grids, blocks and shared memory as the bf16 kernels.
-#define PA_DECODE_FP8KV(NAME, HD)                                                                                       \
-  extern "C" __global__ void __launch_bounds__(PA_THREADS) NAME(const bf16_t* q, bf16_t* out, const u8* kvCache,        \
+// Quantized KV cache (issue 14, kv_fp8.cuh): bf16 decode / tensor-core prefill over an e4m3 (fp8kv) or int8
+// (int8kv) cache, the layer's scales [2, numKvHeads] appended; K/V tiles are dequantized to bf16 (decode(q) · s)
+// when staged in shared memory.
+// extern "C" __global__ void paged_attention_decode_{fp8kv|int8kv}_bf16_hd{32|64|128}(...decode parameters..., const float* kvScales)
+// extern "C" __global__ void paged_attention_prefill_mma_{fp8kv|int8kv}_bf16_hd{32|64|128}(...prefill parameters..., const float* kvScales)
+//   kvCache: const u8* (e4m3) / const i8*; grids, blocks and shared memory as the bf16 kernels.
+#define PA_DECODE_FP8KV(NAME, HD, KT)                                                                                   \
+  extern "C" __global__ void __launch_bounds__(PA_THREADS) NAME(const bf16_t* q, bf16_t* out, const KT* kvCache,        \
       const int* positions, const int* seqStarts, const int* blockTables, float* partialO, float* partialML,              \
       int numTokens, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale,     \
       int window, int splitSize, const float* kvScales) {                                                               \
     if ((int)blockIdx.y >= numTokens) return;                                                                           \
-    decodeImpl<bf16_t, HD, u8>(q, out, kvCache, positions, seqStarts, blockTables, partialO, partialML, numSeqs,        \
+    decodeImpl<bf16_t, HD, KT>(q, out, kvCache, positions, seqStarts, blockTables, partialO, partialML, numSeqs,        \
                                numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, kvScales); \
   }
 #if LLMRT_KERNEL(paged_attention_decode_fp8kv_bf16_hd32)
-PA_DECODE_FP8KV(paged_attention_decode_fp8kv_bf16_hd32, 32)
+PA_DECODE_FP8KV(paged_attention_decode_fp8kv_bf16_hd32, 32, u8)
 #endif
 #if LLMRT_KERNEL(paged_attention_decode_fp8kv_bf16_hd64)
-PA_DECODE_FP8KV(paged_attention_decode_fp8kv_bf16_hd64, 64)
+PA_DECODE_FP8KV(paged_attention_decode_fp8kv_bf16_hd64, 64, u8)
 #endif
 #if LLMRT_KERNEL(paged_attention_decode_fp8kv_bf16_hd128)
-PA_DECODE_FP8KV(paged_attention_decode_fp8kv_bf16_hd128, 128)
+PA_DECODE_FP8KV(paged_attention_decode_fp8kv_bf16_hd128, 128, u8)
+#endif
+#if LLMRT_KERNEL(paged_attention_decode_int8kv_bf16_hd32)
+PA_DECODE_FP8KV(paged_attention_decode_int8kv_bf16_hd32, 32, i8)
+#endif
+#if LLMRT_KERNEL(paged_attention_decode_int8kv_bf16_hd64)
+PA_DECODE_FP8KV(paged_attention_decode_int8kv_bf16_hd64, 64, i8)
+#endif
+#if LLMRT_KERNEL(paged_attention_decode_int8kv_bf16_hd128)
+PA_DECODE_FP8KV(paged_attention_decode_int8kv_bf16_hd128, 128, i8)
 #endif
 
 #if LLMRT_KERNEL(paged_attention_decode_reduce_bf16)
@@ -729,22 +739,31 @@ PA_PREFILL(paged_attention_prefill_bf16_hd64, prefillSimtImpl<bf16_t, 64>)
 #if LLMRT_KERNEL(paged_attention_prefill_bf16_hd128)
 PA_PREFILL(paged_attention_prefill_bf16_hd128, prefillSimtImpl<bf16_t, 128>)
 #endif
-#define PA_PREFILL_FP8KV(NAME, HD)                                                                                      \
-  extern "C" __global__ void __launch_bounds__(PA_THREADS) NAME(const bf16_t* q, bf16_t* out, const u8* kvCache,        \
+#define PA_PREFILL_FP8KV(NAME, HD, KT)                                                                                  \
+  extern "C" __global__ void __launch_bounds__(PA_THREADS) NAME(const bf16_t* q, bf16_t* out, const KT* kvCache,        \
       const int* positions, const int* seqStarts, const int* blockTables, int numTokens, int numSeqs, int numHeads,     \
       int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale, int window, const float* kvScales) {         \
     (void)numTokens;                                                                                                    \
-    prefillMmaImpl<HD, false, u8>(q, out, kvCache, positions, seqStarts, blockTables, numSeqs, numHeads, numKvHeads,    \
+    prefillMmaImpl<HD, false, KT>(q, out, kvCache, positions, seqStarts, blockTables, numSeqs, numHeads, numKvHeads,    \
                                   tokensPerBlock, maxBlocksPerSeq, scale, window, kvScales);                            \
   }
 #if LLMRT_KERNEL(paged_attention_prefill_mma_fp8kv_bf16_hd32)
-PA_PREFILL_FP8KV(paged_attention_prefill_mma_fp8kv_bf16_hd32, 32)
+PA_PREFILL_FP8KV(paged_attention_prefill_mma_fp8kv_bf16_hd32, 32, u8)
 #endif
 #if LLMRT_KERNEL(paged_attention_prefill_mma_fp8kv_bf16_hd64)
-PA_PREFILL_FP8KV(paged_attention_prefill_mma_fp8kv_bf16_hd64, 64)
+PA_PREFILL_FP8KV(paged_attention_prefill_mma_fp8kv_bf16_hd64, 64, u8)
 #endif
 #if LLMRT_KERNEL(paged_attention_prefill_mma_fp8kv_bf16_hd128)
-PA_PREFILL_FP8KV(paged_attention_prefill_mma_fp8kv_bf16_hd128, 128)
+PA_PREFILL_FP8KV(paged_attention_prefill_mma_fp8kv_bf16_hd128, 128, u8)
+#endif
+#if LLMRT_KERNEL(paged_attention_prefill_mma_int8kv_bf16_hd32)
+PA_PREFILL_FP8KV(paged_attention_prefill_mma_int8kv_bf16_hd32, 32, i8)
+#endif
+#if LLMRT_KERNEL(paged_attention_prefill_mma_int8kv_bf16_hd64)
+PA_PREFILL_FP8KV(paged_attention_prefill_mma_int8kv_bf16_hd64, 64, i8)
+#endif
+#if LLMRT_KERNEL(paged_attention_prefill_mma_int8kv_bf16_hd128)
+PA_PREFILL_FP8KV(paged_attention_prefill_mma_int8kv_bf16_hd128, 128, i8)
 #endif
 #undef ELEM
 #define ELEM float

@@ -13,10 +13,11 @@
 //   positions [numTokens]   seqStarts [numSeqs + 1]   blockTables [numSeqs, maxBlocksPerSeq]   invFreq [headDim / 2] float64
 //   grid (numTokens, 1, 1)   block (128, 1, 1)   shared: headDim * 4 B static (headDim <= 256)
 //
-// FP8 KV cache (issue 14, kv_fp8.cuh): the same with the cache in e4m3 bytes and the layer's scales appended:
-// extern "C" __global__ void rope_kv_write_fp8kv_bf16(const bf16_t* qkv, bf16_t* q, u8* kvCache, ...same...,
+// Quantized KV cache (issue 14, kv_fp8.cuh): the same with the cache in bytes and the layer's scales appended:
+// extern "C" __global__ void rope_kv_write_{fp8kv|int8kv}_bf16(const bf16_t* qkv, bf16_t* q, {u8|i8}* kvCache, ...same...,
 //     const float* kvScales)
-//   k stored as e4m3(float(rotated k) / kScale[head]) (the float a bf16 cache would round), v as e4m3(v / vScale[head]).
+//   k stored as encode(float(rotated k) / kScale[head]) (the float a bf16 cache would round), v as encode(v / vScale[head]);
+//   encode: e4m3 (fp8kv) or rne clamped to ±127 (int8kv).
 #include "kv_fp8.cuh"
 
 template <typename T>
@@ -72,13 +73,12 @@ extern "C" __global__ void __launch_bounds__(128) rope_kv_write_f32(const float*
 }
 #endif
 
-// sm_89+ (e4m3 conversions): guarded like every entry point here, so it is compiled only for engines that use it.
-#if LLMRT_KERNEL(rope_kv_write_fp8kv_bf16)
-extern "C" __global__ void __launch_bounds__(128) rope_kv_write_fp8kv_bf16(const bf16_t* qkv, bf16_t* q, u8* kvCache,
-    const int* positions, const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling,
-    int numTokens, int numSeqs, int numHeads, int numKvHeads, int headDim, int tokensPerBlock, int maxBlocksPerSeq,
-    const float* kvScales) {
-  if ((int)blockIdx.x >= numTokens) return;
+// Quantized KV caches: u8 (e4m3, sm_89+ conversions) or i8 (int8); guarded like every entry point here, so
+// each is compiled only for engines that use it.
+template <typename KT>
+__device__ __forceinline__ void ropeKvWriteQuantImpl(const bf16_t* qkv, bf16_t* q, KT* kvCache, const int* positions, const int* seqStarts,
+    const int* blockTables, const double* invFreq, float attnScaling, int numSeqs, int numHeads, int numKvHeads, int headDim,
+    int tokensPerBlock, int maxBlocksPerSeq, const float* kvScales) {
   __shared__ float cs[128], sn[128];
   const int t = blockIdx.x;
   const int half = headDim >> 1;
@@ -107,12 +107,26 @@ extern "C" __global__ void __launch_bounds__(128) rope_kv_write_fp8kv_bf16(const
     } else {
       const int kh = h - numHeads;
       const float ks = kvScales[kh];
-      u8* dst = kvCache + kOff + kh * headDim;
-      dst[i] = kvEncodeE4m3(x0, ks);
-      dst[half + i] = kvEncodeE4m3(x1, ks);
+      KT* dst = kvCache + kOff + kh * headDim;
+      dst[i] = kvEncode<KT>(x0, ks);
+      dst[half + i] = kvEncode<KT>(x1, ks);
     }
   }
   const bf16_t* v = row + (numHeads + numKvHeads) * headDim;
-  for (int i = threadIdx.x; i < rowWidth; i += blockDim.x) kvCache[vOff + i] = kvEncodeE4m3(toF(v[i]), kvScales[numKvHeads + i / headDim]);
+  for (int i = threadIdx.x; i < rowWidth; i += blockDim.x) kvCache[vOff + i] = kvEncode<KT>(toF(v[i]), kvScales[numKvHeads + i / headDim]);
 }
+
+#define ROPE_KV_QUANT(NAME, KT)                                                                                         \
+  extern "C" __global__ void __launch_bounds__(128) NAME(const bf16_t* qkv, bf16_t* q, KT* kvCache, const int* positions, \
+      const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, int numTokens, int numSeqs,  \
+      int numHeads, int numKvHeads, int headDim, int tokensPerBlock, int maxBlocksPerSeq, const float* kvScales) {        \
+    if ((int)blockIdx.x >= numTokens) return;                                                                           \
+    ropeKvWriteQuantImpl<KT>(qkv, q, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, numSeqs, numHeads, \
+                             numKvHeads, headDim, tokensPerBlock, maxBlocksPerSeq, kvScales);                           \
+  }
+#if LLMRT_KERNEL(rope_kv_write_fp8kv_bf16)
+ROPE_KV_QUANT(rope_kv_write_fp8kv_bf16, u8)
+#endif
+#if LLMRT_KERNEL(rope_kv_write_int8kv_bf16)
+ROPE_KV_QUANT(rope_kv_write_int8kv_bf16, i8)
 #endif
