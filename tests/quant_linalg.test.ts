@@ -128,8 +128,8 @@ test("GPTQ in blocks of 128 columns (lazy batch updates) gives the bytes of the 
   }
 });
 
-test("AWQ: the row-blocked search picks the scales of the one-pass reference (all rows, and every third row scored)", () => {
-  const N = 21, K = 64, T = 40, X = Float64Array.from(activations(T, K, 5));
+test("AWQ: the row-blocked search in chunks of 512 rows picks the scales of the one-pass reference (all rows, and 7 rows scored)", () => {
+  const N = 1100, K = 64, T = 40, X = Float64Array.from(activations(T, K, 5));
   const absMean = new Float64Array(K), r = rng(11);
   for (let t = 0; t < T; t++) for (let k = 0; k < K; k++) absMean[k] += Math.abs(X[t * K + k]) / T;
   const W = Float64Array.from({ length: N * K }, () => 0.05 * r());

@@ -1,6 +1,6 @@
 /**
- * AWQ's activation-aware scale search (Lin et al. 2023) on the CPU: one task per weight group and
- * candidate exponent.
+ * AWQ's activation-aware scale search (Lin et al. 2023) on the CPU: one task per weight group,
+ * candidate exponent and chunk of scored weight rows.
  */
 import type { InputSample, IntGrid } from "./algorithms.ts";
 import type { AwqJob } from "./calib_kernels.ts";
@@ -22,6 +22,10 @@ function awqCandidates(absMean: Float64Array, numGrid: number, out: Float64Array
   }
 }
 
+/** Weight rows per task of the search; each candidate's error is the sum of its chunks' in order. */
+export const AWQ_CHUNK_ROWS = 512;
+
+/** One scale search: W [N, K] (in shared memory for a multi-thread runner) and its input's statistics. */
 export interface AwqSearch {
   readonly W: Float64Array;
   readonly N: number;
@@ -31,7 +35,8 @@ export interface AwqSearch {
 }
 
 /**
- * AWQ's scale search for several weight groups at once (one task per group and candidate α):
+ * AWQ's scale search for several weight groups at once (tasks: group × candidate α × chunk of
+ * {@link AWQ_CHUNK_ROWS} scored rows, whatever the thread count):
  * s_k = mean|x_k|^α (normalized), α = 0, 1/numGrid, …; picks per group the α whose fake-quantized
  * W·diag(s) / s has the least output error Σ_t Σ_n (Σ_k x[t,k] Δ[n,k])² on the sample rows (the
  * first on ties). α = 0 (s = 1) is in the grid, so the result is never worse than RTN on the
@@ -46,11 +51,22 @@ export function awqSearchScales(searches: readonly AwqSearch[], numGrid = 20, ma
     const X = runner.threads > 1 && !(x.rows.buffer instanceof SharedArrayBuffer) ? sharedCopy(x.rows) : x.rows;
     return { W, N, K, grid, X, T: x.numRows, stride, R: Math.ceil(N / stride), cands };
   });
-  const errs = f64(jobs.length * numGrid, runner);
-  runner.run({ kind: "awq", jobs, numGrid, errs }, jobs.length * numGrid);
+  // Task layout: job j's tasks start at starts[j]; task starts[j] + c·chunks + h scores candidate c on chunk h.
+  const chunks = jobs.map((job) => Math.ceil(job.R / AWQ_CHUNK_ROWS)), starts: number[] = [];
+  let total = 0;
+  for (const n of chunks) {
+    starts.push(total);
+    total += numGrid * n;
+  }
+  const errs = f64(total, runner);
+  runner.run({ kind: "awq", jobs, numGrid, chunkRows: AWQ_CHUNK_ROWS, starts, errs }, total);
   return jobs.map((job, j) => {
-    let best = 0;
-    for (let i = 1; i < numGrid; i++) if (errs[j * numGrid + i] < errs[j * numGrid + best]) best = i;
+    let best = 0, bestErr = Infinity;
+    for (let c = 0; c < numGrid; c++) {
+      let err = 0;
+      for (let h = 0; h < chunks[j]; h++) err += errs[starts[j] + c * chunks[j] + h];
+      if (err < bestErr) [best, bestErr] = [c, err];
+    }
     return job.cands.slice(best * job.K, (best + 1) * job.K);
   });
 }
@@ -59,5 +75,3 @@ export function awqSearchScales(searches: readonly AwqSearch[], numGrid = 20, ma
 export function awqSearchScale(W: Float64Array, N: number, K: number, grid: IntGrid, x: InputSample, numGrid = 20, maxScoredRows = Infinity): Float64Array {
   return awqSearchScales([{ W, N, K, grid, x }], numGrid, maxScoredRows)[0];
 }
-
-/** A copy of `a` in shared memory. */

@@ -21,16 +21,17 @@ export interface AwqJob {
 const AWQ_ROW_BLOCK = 8;
 
 /**
- * Σ_t Σ_n (Σ_k x[t,k] Δ[n,k])² for Δ = fakequant(W·diag(s))/s − W on the scored rows: weight rows
- * are fake-quantized a few at a time and scored against every sample row while in cache.
+ * Σ_t Σ_n (Σ_k x[t,k] Δ[n,k])² for Δ = fakequant(W·diag(s))/s − W on scored rows n ∈ [rowBegin,
+ * rowEnd): weight rows are fake-quantized a few at a time and scored against every sample row while
+ * in cache.
  */
-export function awqCandidateError(job: AwqJob, s: Float64Array): number {
-  const { W, K, grid, X, T, stride, R } = job;
+export function awqCandidateError(job: AwqJob, s: Float64Array, rowBegin: number, rowEnd: number): number {
+  const { W, K, grid, X, T, stride } = job;
   const G = grid.groupSize, maxq = (1 << grid.bits) - 1;
   const delta = new Float64Array(AWQ_ROW_BLOCK * K), scaled = new Float64Array(K), dots = new Float64Array(AWQ_ROW_BLOCK * T);
   let err = 0;
-  for (let r0 = 0; r0 < R; r0 += AWQ_ROW_BLOCK) {
-    const nb = Math.min(AWQ_ROW_BLOCK, R - r0);
+  for (let r0 = rowBegin; r0 < rowEnd; r0 += AWQ_ROW_BLOCK) {
+    const nb = Math.min(AWQ_ROW_BLOCK, rowEnd - r0);
     for (let b = 0; b < nb; b++) {
       const w = (r0 + b) * stride * K, d = b * K;
       for (let k = 0; k < K; k++) scaled[k] = W[w + k] * s[k];

@@ -37,7 +37,7 @@ export type AlgoBatch =
     zeros: Uint8Array;
     rows: number;
   }
-  | { kind: "awq"; jobs: readonly AwqJob[]; numGrid: number; errs: Float64Array }
+  | { kind: "awq"; jobs: readonly AwqJob[]; numGrid: number; chunkRows: number; starts: readonly number[]; errs: Float64Array }
   | { kind: "linear"; x: Float32Array; w: Float32Array; bias: Float32Array | null; M: number; N: number; K: number; out: Float32Array; rows: number };
 
 /** Row range [i0, i1) of task t: `rows` rows each over [lo, hi); `fromEnd`: the last range first (the longest rows of a triangle). */
@@ -81,9 +81,13 @@ export function runAlgoTask(b: AlgoBatch, t: number): void {
       );
       return;
     }
-    case "awq": {
-      const job = b.jobs[Math.floor(t / b.numGrid)], c = t % b.numGrid;
-      b.errs[t] = awqCandidateError(job, job.cands.subarray(c * job.K, (c + 1) * job.K));
+    case "awq": { // job j, candidate c, scored rows [h·chunkRows, (h + 1)·chunkRows)
+      let j = b.jobs.length - 1;
+      while (b.starts[j] > t) j--;
+      const job = b.jobs[j], chunks = Math.ceil(job.R / b.chunkRows), local = t - b.starts[j];
+      const c = Math.floor(local / chunks), h = local % chunks;
+      const s = job.cands.subarray(c * job.K, (c + 1) * job.K);
+      b.errs[t] = awqCandidateError(job, s, h * b.chunkRows, Math.min(job.R, (h + 1) * b.chunkRows));
       return;
     }
     case "linear": { // output columns [n0, n1) of x [M, K] · w [N, K]ᵀ (+ bias), each sum as the CPU backend's linear runs it
