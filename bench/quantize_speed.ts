@@ -2,7 +2,9 @@
  * Speed of calibration-based weight-only quantization (issue 12: AWQ / GPTQ on 1B+ models) on the
  * CPU, phase by phase and layer by layer: the calibration forward with its input statistics (with
  * and without GPTQ's Hessians), AWQ's scale search per input group, GPTQ per linear, RTN packing;
- * then (kjv-llama only, unless --no-e2e) quantizeSync end to end. Peak RSS is printed at the end.
+ * then (kjv-llama only, unless --no-e2e) quantizeSync end to end. Peak RSS (the kernel's high-water
+ * mark where /proc has it) is printed at the end. --e2e-only W4A16_GPTQ: only quantizeSync of that
+ * algorithm end to end (its peak memory alone; synthetic models too).
  *
  * Models: `kjv` (models/kjv-llama), or `llama-3.2-1b` / `llama-3.1-8b`: random weights with the
  * real layer shapes (hidden, intermediate, heads) but `--layers` layers (default 1) and a 512-token
@@ -43,6 +45,7 @@ const { values } = parseArgs({
     "skip-awq": { type: "boolean" },
     "skip-gptq": { type: "boolean" },
     "no-e2e": { type: "boolean" },
+    "e2e-only": { type: "string" },
     "gptq-modules": { type: "string" },
     threads: { type: "string" },
     "cpu-clock": { type: "boolean" },
@@ -152,64 +155,72 @@ try {
       `${c.numHiddenLayers} layer(s) timed; ${numTokens} calibration tokens in ${seqs.length} sequence(s); group ${groupSize}; ` +
       `${typeof Bun !== "undefined" ? "bun " + Bun.version : "deno"}, ${threads} thread(s)`,
   );
-  const [, fwd] = time(() => forEachLayerInputs(model, seqs, { hessian: false, sampleRows: 64, runner: pool }, () => rss()));
-  console.log(`calibration forward + mean/max statistics: ${sec(fwd / c.numHiddenLayers)} per layer`);
+  if (values["e2e-only"]) {
+    const quantAlgo = values["e2e-only"] as "W4A16_AWQ" | "W4A16_GPTQ";
+    const opts = { threads, calibration, maxCalibrationTokens: tokens };
+    const [, ms] = time(() => quantizeSync(model, { quantAlgo, groupSize, hasZeroPoint: quantAlgo === "W4A16_AWQ" }, opts));
+    console.log(`quantizeSync ${quantAlgo} g${groupSize} end to end: ${sec(ms)} (${sec(ms / c.numHiddenLayers)} per layer)`);
+  }
+  const [, fwd] = values["e2e-only"] ? [null, 0] : time(() => forEachLayerInputs(model, seqs, { hessian: false, sampleRows: 64, runner: pool }, () => rss()));
+  if (!values["e2e-only"]) console.log(`calibration forward + mean/max statistics: ${sec(fwd / c.numHiddenLayers)} per layer`);
   const grid: IntGrid = { bits: 4, groupSize, hasZeroPoint: true };
   const perLayer: { awq: number; gptq: number; rtn: number; hessFwd: number }[] = [];
   let t0 = now();
-  forEachLayerInputs(model, seqs, { hessian: !values["skip-gptq"], sampleRows: 64, runner: pool }, (l: number, inputs: LayerInputs) => {
-    const row = { awq: 0, gptq: 0, rtn: 0, hessFwd: now() - t0 };
-    const p = `model.layers.${l}.`;
-    const groups = [
-      ["attnIn", ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"]],
-      ["attnOut", ["self_attn.o_proj"]],
-      ["mlpIn", ["mlp.gate_proj", "mlp.up_proj"]],
-      ["mlpAct", ["mlp.down_proj"]],
-    ] as const;
-    const weights = groups.map(([, modules]) => modules.map((m) => Float64Array.from(model.weights.readFloat32(`${p}${m}.weight`))));
-    if (!values["skip-awq"]) { // all groups' searches in one batch, as quantize() runs them (o_proj: no fold under GQA)
-      const searches = groups.flatMap(([input], gi) => {
-        if (input === "attnOut") return [];
-        const K = inputs[input].absMean.length, ws = weights[gi];
-        const cat = new Float64Array(new SharedArrayBuffer(8 * ws.reduce((a, w) => a + w.length, 0)));
-        let o = 0;
-        for (const w of ws) cat.set(w, (o += w.length) - w.length);
-        return [{ W: cat, N: cat.length / K, K, grid, x: inputs[input] }];
-      });
-      const [, ms] = time(() => awqSearchScales(searches, 10, Infinity, pool));
-      console.log(`  layer ${l} AWQ search ${searches.map((x) => `[${x.N}x${x.K}]`).join(" ")}: ${sec(ms)}`);
-      row.awq += ms;
-    }
-    for (const [gi, [input, modules]] of groups.entries()) {
-      const st = inputs[input], ws = weights[gi];
-      const K = st.absMean.length;
-      let factor: ReturnType<typeof gptqFactor> | null = null;
-      for (let i = 0; i < ws.length; i++) {
-        const n = ws[i].length / K;
-        const [, ms] = time(() => quantizeRtn(ws[i], n, K, grid));
-        row.rtn += ms;
-        if (values["skip-gptq"] || K > gptqMaxK || !st.hessian) continue;
-        if (values["gptq-modules"] && !values["gptq-modules"].split(",").includes(modules[i])) continue;
-        if (!factor) {
-          const [f, fms] = time(() => gptqFactor(st.hessian!, K, 0.01, pool));
-          console.log(`  layer ${l} GPTQ H⁻¹ factor ${input} [${K}x${K}]: ${sec(fms)}`);
-          row.gptq += fms;
-          factor = f;
-        }
-        const [, gms] = time(() => quantizeGptq(ws[i].slice(), n, K, grid, factor!, 0.01, pool));
-        console.log(`  layer ${l} GPTQ ${modules[i]} [${n}x${K}]: ${sec(gms)}`);
-        row.gptq += gms;
+  if (!values["e2e-only"]) {
+    forEachLayerInputs(model, seqs, { hessian: !values["skip-gptq"], sampleRows: 64, runner: pool }, (l: number, inputs: LayerInputs) => {
+      const row = { awq: 0, gptq: 0, rtn: 0, hessFwd: now() - t0 };
+      const p = `model.layers.${l}.`;
+      const groups = [
+        ["attnIn", ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"]],
+        ["attnOut", ["self_attn.o_proj"]],
+        ["mlpIn", ["mlp.gate_proj", "mlp.up_proj"]],
+        ["mlpAct", ["mlp.down_proj"]],
+      ] as const;
+      const weights = groups.map(([, modules]) => modules.map((m) => Float64Array.from(model.weights.readFloat32(`${p}${m}.weight`))));
+      if (!values["skip-awq"]) { // all groups' searches in one batch, as quantize() runs them (o_proj: no fold under GQA)
+        const searches = groups.flatMap(([input], gi) => {
+          if (input === "attnOut") return [];
+          const K = inputs[input].absMean.length, ws = weights[gi];
+          const cat = new Float64Array(new SharedArrayBuffer(8 * ws.reduce((a, w) => a + w.length, 0)));
+          let o = 0;
+          for (const w of ws) cat.set(w, (o += w.length) - w.length);
+          return [{ W: cat, N: cat.length / K, K, grid, x: inputs[input] }];
+        });
+        const [, ms] = time(() => awqSearchScales(searches, 10, Infinity, pool));
+        console.log(`  layer ${l} AWQ search ${searches.map((x) => `[${x.N}x${x.K}]`).join(" ")}: ${sec(ms)}`);
+        row.awq += ms;
       }
-    }
-    perLayer.push(row);
-    console.log(
-      `layer ${l}: forward + statistics${values["skip-gptq"] ? "" : " + Hessians"} ${sec(row.hessFwd)}, AWQ search ${sec(row.awq)}, GPTQ ${
-        sec(row.gptq)
-      }, RTN + packing ${sec(row.rtn)}`,
-    );
-    t0 = now();
-  });
-  if (synthetic) {
+      for (const [gi, [input, modules]] of groups.entries()) {
+        const st = inputs[input], ws = weights[gi];
+        const K = st.absMean.length;
+        let factor: ReturnType<typeof gptqFactor> | null = null;
+        for (let i = 0; i < ws.length; i++) {
+          const n = ws[i].length / K;
+          const [, ms] = time(() => quantizeRtn(ws[i], n, K, grid));
+          row.rtn += ms;
+          if (values["skip-gptq"] || K > gptqMaxK || !st.hessian) continue;
+          if (values["gptq-modules"] && !values["gptq-modules"].split(",").includes(modules[i])) continue;
+          if (!factor) {
+            const [f, fms] = time(() => gptqFactor(st.hessian!, K, 0.01, pool));
+            console.log(`  layer ${l} GPTQ H⁻¹ factor ${input} [${K}x${K}]: ${sec(fms)}`);
+            row.gptq += fms;
+            factor = f;
+          }
+          const [, gms] = time(() => quantizeGptq(ws[i].slice(), n, K, grid, factor!, 0.01, pool));
+          console.log(`  layer ${l} GPTQ ${modules[i]} [${n}x${K}]: ${sec(gms)}`);
+          row.gptq += gms;
+        }
+      }
+      perLayer.push(row);
+      console.log(
+        `layer ${l}: forward + statistics${values["skip-gptq"] ? "" : " + Hessians"} ${sec(row.hessFwd)}, AWQ search ${sec(row.awq)}, GPTQ ${
+          sec(row.gptq)
+        }, RTN + packing ${sec(row.rtn)}`,
+      );
+      t0 = now();
+    });
+  }
+  if (synthetic && !values["e2e-only"]) {
     const depth = SHAPES[modelName].depth, avg = (f: (r: (typeof perLayer)[0]) => number) => perLayer.reduce((a, r) => a + f(r), 0) / perLayer.length;
     console.log(
       `extrapolated to ${depth} layers (${threads} thread(s)): AWQ (forward + search + RTN) ${
@@ -218,7 +229,7 @@ try {
         `GPTQ (forward + Hessians + GPTQ) ${sec(depth * avg((r) => r.hessFwd + r.gptq))}`,
     );
   }
-  if (!synthetic && !values["no-e2e"]) {
+  if (!synthetic && !values["no-e2e"] && !values["e2e-only"]) {
     for (const quantAlgo of ["W4A16_AWQ", "W4A16_GPTQ"] as const) {
       const [, ms] = time(() => quantizeSync(model, { quantAlgo, groupSize, hasZeroPoint: quantAlgo === "W4A16_AWQ" }, { threads }));
       console.log(`quantizeSync ${quantAlgo} g${groupSize} end to end: ${sec(ms)}`);
@@ -226,6 +237,8 @@ try {
   }
   model.close();
   const cpu = process.cpuUsage(cpu0);
+  const hwm = fs.existsSync("/proc/self/status") ? /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync("/proc/self/status", "utf8")) : null;
+  if (hwm) peakRss = Math.max(peakRss, Number(hwm[1]) * 1024);
   console.log(
     `peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB; ${threads} thread(s); wall ${sec(performance.now() - wall0)}, process CPU ${
       sec((cpu.user + cpu.system) / 1000)
