@@ -157,7 +157,7 @@ for (
   );
 }
 
-test("llmrt quantize --qformat w4a16_awq round trip: the written checkpoint gives the same greedy ids as quantize() in memory", async () => {
+test("llmrt quantize --qformat w4a16_awq --threads 2 round trip: the written checkpoint gives the same greedy ids as quantize() in memory", async () => {
   const dir = tmp();
   try {
     const cli = path.join(root, "bin/llmrt.ts");
@@ -173,6 +173,8 @@ test("llmrt quantize --qformat w4a16_awq round trip: the written checkpoint give
       "--zero-point",
       "--calib-tokens",
       "256",
+      "--threads", // two threads on disk, one in memory below: the same checkpoint
+      "2",
       "--out",
       path.join(dir, "ckpt"),
     ], { encoding: "utf8" });

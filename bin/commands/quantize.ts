@@ -36,6 +36,12 @@ export const quantize: Command = {
     { name: "group-size", type: "int", min: 8, help: "input channels per scale (default 128 for AWQ/GPTQ, per-channel for w8a16/w4a16)" },
     { name: "zero-point", type: "boolean", help: "asymmetric integers with a zero point per group" },
     { name: "calib-tokens", type: "int", min: 16, help: "calibration tokens for AWQ/GPTQ (default 1024)" },
+    {
+      name: "threads",
+      type: "int",
+      min: 1,
+      help: "threads for calibration (default: all cores for models with ≥ 4M weights per layer; same result for any count)",
+    },
   ],
   async run({ values }): Promise<number> {
     const modelDir = values.model as string | undefined;
@@ -50,7 +56,7 @@ export const quantize: Command = {
         quantAlgo: QFORMATS[qformat],
         ...(groupSize !== undefined ? { groupSize } : {}),
         hasZeroPoint: !!values["zero-point"],
-      }, { maxCalibrationTokens: values["calib-tokens"] as number | undefined });
+      }, { maxCalibrationTokens: values["calib-tokens"] as number | undefined, threads: values.threads as number | undefined });
       saveQuantizedCheckpoint(q, out);
       console.log(
         `${q.quantConfig.quantAlgo} checkpoint written to ${out} (${q.quantizedNames().length} linears) in ${((performance.now() - t0) / 1000).toFixed(2)} s`,
