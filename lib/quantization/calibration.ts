@@ -196,12 +196,13 @@ export function forEachLayerInputs(
   const total = seqs.reduce((a, s) => a + s.length, 0);
   const stride = Math.max(1, Math.floor(total / opts.sampleRows));
   const { invFreq, attentionScaling } = computeRopeInvFreq(c);
-  const embed = model.weights.readFloat32("model.embed_tokens.weight");
-  const hidden = seqs.map((ids) => {
-    const h = new Float32Array(ids.length * H);
-    K.embedding(Int32Array.from(ids), ids.length, embed, H, c.vocabSize, h);
-    return h;
-  });
+  const hidden = ((embed: Float32Array) =>
+    // the float32 table (2 GB for an 8B model) is not kept past this
+    seqs.map((ids) => {
+      const h = new Float32Array(ids.length * H);
+      K.embedding(Int32Array.from(ids), ids.length, embed, H, c.vocabSize, h);
+      return h;
+    }))(model.weights.readFloat32("model.embed_tokens.weight"));
   const runner = opts.runner ?? serialRunner, par = runner.threads > 1;
   const stats = (k: number): StatsBuilder => new StatsBuilder(k, opts.hessian, opts.sampleRows, stride, runner);
   // Arrays the linear tasks read or write live in shared memory when other threads run them.
