@@ -4,7 +4,7 @@
  * zero), and that KV blocks and process memory return to their baseline afterwards.
  *
  *   bun bench/serve_load.ts [--model DIR] [--backend cpu] [--max-batch-size N] [--concurrency 64] [--duration 30]
- *                           [--min-tokens 8] [--max-tokens 96] [--input-len N] [--json]
+ *                           [--min-tokens 8] [--max-tokens 96] [--input-len N] [--no-warmup] [--json]
  *   bun bench/serve_load.ts --url http://127.0.0.1:8000 --served-model-name NAME [--api-key KEY] ...
  *
  * Prompts are a few KJV verses of mixed lengths, or with --input-len N random token ids of exactly N
@@ -224,7 +224,7 @@ async function main(): Promise<number> {
   const prompts = inputLen > 0 ? Array.from({ length: 64 }, idPrompt) : LOAD_PROMPTS;
   const base = { url, model, apiKey: opt("api-key"), concurrency, minTokens, maxTokens, prompts };
   // Warm-up (JIT, caches), then the baseline.
-  await runLoad({ ...base, concurrency: Math.min(4, concurrency), durationS: 1 });
+  if (!args.includes("--no-warmup")) await runLoad({ ...base, concurrency: Math.min(4, concurrency), durationS: 1 });
   gc();
   // The server's memory: its own heap when it runs here; its RSS from /metrics either way.
   const sample = (m: string): { kv: number; heap: number; rss: number } => ({

@@ -69,6 +69,35 @@ test("proxy: a handful of streaming requests match the in-process executor; one 
   }
 });
 
+test("proxy: streamed outputs cross as deltas and arrive whole: each one's text and tokenIds are the diffs so far, as in-process", async () => {
+  const proxy = await sharedProxy();
+  const local = await createExecutor({ engine, tokenizer, mode: "inprocess" });
+  try {
+    const spec = { promptTokenIds: ref.prompt_ids, samplingParams: sp({ temperature: 0.8, seed: 5, n: 2, maxTokens: 20, ignoreEos: true }), streaming: true };
+    const steps = async (ex: GenerationExecutor): Promise<{ text: string; ids: readonly number[] }[][]> => {
+      const seen: { text: string; ids: readonly number[] }[][] = [];
+      const acc = new Map<number, { text: string; ids: number[] }>();
+      for await (const out of ex.submit(spec)) {
+        seen.push(out.outputs.map((o) => {
+          const a = acc.get(o.index) ?? { text: "", ids: [] };
+          a.text += o.textDiff ?? "";
+          a.ids.push(...(o.tokenIdsDiff ?? []));
+          acc.set(o.index, a);
+          assert.equal(o.text, a.text, "text = the diffs so far");
+          assert.deepEqual(o.tokenIds, a.ids, "tokenIds = the diffs so far");
+          return { text: o.text, ids: o.tokenIds };
+        }));
+      }
+      return seen;
+    };
+    const remote = await steps(proxy);
+    assert.ok(remote.length > 2, `${remote.length} outputs`);
+    assert.deepEqual(remote.at(-1), (await steps(local)).at(-1));
+  } finally {
+    await local.shutdown();
+  }
+});
+
 test("proxy: a logitsProcessor function is rejected with a clear error; a too-long prompt fails alone", async () => {
   const proxy = await sharedProxy();
   const fn = proxy.submit({ promptTokenIds: [1], samplingParams: sp({ logitsProcessor: (_ids, logits) => logits }) });

@@ -6,7 +6,7 @@
 import type { ExecutorLimits, GenerationRequest, IterationStats } from "./config.ts";
 import { WorkerError } from "../util/errors.ts";
 import { GenerationExecutor } from "./executor.ts";
-import { fromWireError, type FromWorker, toWireRequest, type ToWorker, type WorkerInit } from "./wire.ts";
+import { fromWireError, type FromWorker, toWireRequest, type ToWorker, WireDeltaDecoder, type WorkerInit } from "./wire.ts";
 
 /** How long shutdown waits for the worker to close before terminating it (ms). */
 const CLOSE_TIMEOUT_MS = 5000;
@@ -33,6 +33,7 @@ export class GenerationExecutorProxy extends GenerationExecutor {
   readonly #worker: Worker;
   readonly #stats: IterationStats[] = [];
   readonly #statsHistory: number;
+  readonly #deltas = new WireDeltaDecoder();
   #dead: Error | null = null;
   #onClosed: (() => void) | null = null;
   readonly #cleanup: (() => void) | undefined;
@@ -113,7 +114,13 @@ export class GenerationExecutorProxy extends GenerationExecutor {
           this.#stats.push(m.stats);
           if (this.#stats.length > this.#statsHistory) this.#stats.splice(0, this.#stats.length - this.#statsHistory);
         }
-        this.deliver(m.outputs, m.failures.map((f) => ({ requestId: f.requestId, error: fromWireError(f.error) })));
+        this.deliver(
+          this.#deltas.decode(m.outputs),
+          m.failures.map((f) => {
+            this.#deltas.forget(f.requestId);
+            return { requestId: f.requestId, error: fromWireError(f.error) };
+          }),
+        );
         return;
       case "fatal":
         this.#die(fromWireError(m.error));

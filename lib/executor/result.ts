@@ -27,6 +27,7 @@ export class GenerationResult implements AsyncIterable<RequestOutput> {
   #settled: Promise<RequestOutput> | null = null;
   readonly #doneWaiters: (() => void)[] = [];
   readonly #abort: (requestId: number) => void;
+  readonly #listeners = new Set<() => void>();
 
   constructor(readonly requestId: number, initial: RequestOutput, abort: (requestId: number) => void) {
     this.#latest = initial;
@@ -58,6 +59,21 @@ export class GenerationResult implements AsyncIterable<RequestOutput> {
   /** Asks the executor to abort the request; it then ends with finishReason "abort". */
   abort(): void {
     if (!this.#done) this.#abort(this.requestId);
+  }
+
+  /**
+   * Push-based reading (a server writing a stream per request): `listener` is called synchronously,
+   * on the executor's turn, whenever an output or the final state arrives (it must not throw); read
+   * with {@link takeNew}. Returns the unsubscribe function. Shares the unread outputs with the iterator.
+   */
+  onUpdate(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** The outputs not read yet, merged into one (diffs concatenated), or null when none came; never waits. */
+  takeNew(): RequestOutput | null {
+    return this.#pending ? this.#takePending() : null;
   }
 
   /** Yields outputs as they arrive (merged when not read in time); the last has `finished: true`. Throws on failure. */
@@ -111,6 +127,7 @@ export class GenerationResult implements AsyncIterable<RequestOutput> {
 
   #notify(): void {
     for (const w of this.#wake.splice(0)) w();
+    for (const l of this.#listeners) l();
     if (this.#done) { for (const f of this.#doneWaiters.splice(0)) f(); }
   }
 

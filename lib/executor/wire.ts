@@ -4,10 +4,10 @@
  * errors as `SerializedError` (kind, name, message, fields: an LlmrtError comes back as the same class
  * with the same kind). Functions (a logitsProcessor callback) cannot cross.
  */
-import type { RequestOutput } from "./outputs.ts";
+import type { CompletionOutput, RequestOutput } from "./outputs.ts";
 import { SamplingParams } from "./sampling_params.ts";
 import type { Backend } from "../runtime/session.ts";
-import { deserializeError, type LlmrtError, type SerializedError, serializeError, ValidationError } from "../util/errors.ts";
+import { deserializeError, InternalError, type LlmrtError, type SerializedError, serializeError, ValidationError } from "../util/errors.ts";
 import type { ExecutorConfigInput, ExecutorLimits, GenerationRequest, IterationStats } from "./config.ts";
 
 /** What the worker needs to build its executor. */
@@ -45,12 +45,110 @@ export type FromWorker =
   | { readonly type: "initError"; readonly error: WireError }
   | {
     readonly type: "step";
-    readonly outputs: RequestOutput[];
+    readonly outputs: (RequestOutput | WireDelta)[];
     readonly failures: { readonly requestId: number; readonly error: WireError }[];
     readonly stats: IterationStats | null;
   }
   | { readonly type: "fatal"; readonly error: WireError }
   | { readonly type: "closed" };
+
+/**
+ * A streamed, not yet final output as it crosses after the request's first one: only what is new
+ * (the cumulative `text` / `tokenIds` and the prompt are rebuilt on the caller's side), so a step's
+ * message costs O(new tokens) to clone, not O(prompt + text so far) per request.
+ */
+export interface WireDelta {
+  readonly requestId: number;
+  readonly delta: true;
+  readonly outputs: readonly {
+    readonly index: number;
+    readonly textDiff: string;
+    readonly tokenIdsDiff: readonly number[];
+    readonly finishReason: CompletionOutput["finishReason"];
+    readonly stopReason: CompletionOutput["stopReason"];
+    readonly cumulativeLogprob: CompletionOutput["cumulativeLogprob"];
+  }[];
+}
+
+/**
+ * The worker side of the step outputs: a streamed request's later non-final outputs go as deltas
+ * (see {@link WireDelta}), except those carrying logprobs, logits or a parsed value.
+ */
+export class WireDeltaEncoder {
+  /** Requests whose full output the caller holds. */
+  readonly #sent = new Set<number>();
+
+  encode(outputs: readonly RequestOutput[]): (RequestOutput | WireDelta)[] {
+    return outputs.map((o) => {
+      if (o.finished) {
+        this.#sent.delete(o.requestId);
+        return o;
+      }
+      const plain = o.outputs.every((c) => c.logprobs == null && c.generationLogits == null && c.parsed === undefined);
+      if (!plain || !this.#sent.has(o.requestId)) {
+        if (plain) this.#sent.add(o.requestId);
+        else this.#sent.delete(o.requestId);
+        return o;
+      }
+      return {
+        requestId: o.requestId,
+        delta: true,
+        outputs: o.outputs.map((c) => ({
+          index: c.index,
+          textDiff: c.textDiff ?? "",
+          tokenIdsDiff: c.tokenIdsDiff ?? [],
+          finishReason: c.finishReason,
+          stopReason: c.stopReason,
+          cumulativeLogprob: c.cumulativeLogprob,
+        })),
+      };
+    });
+  }
+
+  /** A request that failed: its next output (if any) starts over in full. */
+  forget(requestId: number): void {
+    this.#sent.delete(requestId);
+  }
+}
+
+/** The caller's side: rebuilds full outputs from the worker's deltas. */
+export class WireDeltaDecoder {
+  /** The last full output of each streamed request not yet final. */
+  readonly #latest = new Map<number, RequestOutput>();
+
+  decode(outputs: readonly (RequestOutput | WireDelta)[]): RequestOutput[] {
+    return outputs.map((w) => {
+      if (!("delta" in w)) {
+        if (w.finished) this.#latest.delete(w.requestId);
+        else this.#latest.set(w.requestId, w);
+        return w;
+      }
+      const prev = this.#latest.get(w.requestId);
+      if (!prev) throw new InternalError(`executor worker: a delta output for request ${w.requestId} without its full output first (a bug)`);
+      const out: RequestOutput = {
+        ...prev,
+        outputs: w.outputs.map((d) => {
+          const p = prev.outputs.find((c) => c.index === d.index);
+          return {
+            ...(p ?? {}),
+            ...d,
+            text: (p?.text ?? "") + d.textDiff,
+            tokenIds: p ? p.tokenIds.concat(d.tokenIdsDiff) : [...d.tokenIdsDiff],
+            logprobs: null,
+            generationLogits: null,
+          };
+        }),
+      };
+      this.#latest.set(w.requestId, out);
+      return out;
+    });
+  }
+
+  /** A request that ended without a final output (failed). */
+  forget(requestId: number): void {
+    this.#latest.delete(requestId);
+  }
+}
 
 export function toWireError(e: unknown): WireError {
   return serializeError(e);

@@ -10,7 +10,7 @@ import { InternalError } from "../util/errors.ts";
 import { parseWith } from "../util/validate.ts";
 import { ExecutorConfigSchema } from "./config.ts";
 import { ExecutorLoop } from "./executor_loop.ts";
-import { fromWireRequest, type FromWorker, toWireError, type ToWorker } from "./wire.ts";
+import { fromWireRequest, type FromWorker, toWireError, type ToWorker, WireDeltaEncoder } from "./wire.ts";
 
 interface WorkerScope {
   onmessage: ((e: MessageEvent<ToWorker>) => void) | null;
@@ -24,6 +24,7 @@ let engine: Engine | null = null;
 let session: Session | null = null;
 let loop: ExecutorLoop | null = null;
 let draftEngine: Engine | null = null;
+const deltas = new WireDeltaEncoder();
 
 function post(m: FromWorker): void {
   scope.postMessage(m);
@@ -41,7 +42,15 @@ function handle(msg: ToWorker): void {
         draftEngine = init.draftEngineDir ? Engine.fromDir(init.draftEngineDir) : null;
         loop = new ExecutorLoop(session, tokenizer, config, {
           emit: (outputs, failures, stats) =>
-            post({ type: "step", outputs, failures: failures.map((f) => ({ requestId: f.requestId, error: toWireError(f.error) })), stats }),
+            post({
+              type: "step",
+              outputs: deltas.encode(outputs),
+              failures: failures.map((f) => {
+                deltas.forget(f.requestId);
+                return { requestId: f.requestId, error: toWireError(f.error) };
+              }),
+              stats,
+            }),
         }, { draftEngine });
         post({ type: "ready", limits: loop.limits });
       } catch (e) {

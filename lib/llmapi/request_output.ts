@@ -79,6 +79,35 @@ export class RequestOutput implements AsyncIterable<RequestOutputData>, RequestO
     this.#result.abort();
   }
 
+  /** True once the request reached a final state (finished, aborted or failed). */
+  get done(): boolean {
+    return this.#result.done;
+  }
+
+  /**
+   * Push-based streaming: `listener` runs synchronously whenever an output or the final state
+   * arrives (it must not throw); read the merged new outputs with {@link takeNew}. Returns the
+   * unsubscribe function. Use it or the async iterator, not both.
+   *
+   * @example
+   * ```ts
+   * const ro = llm.generateAsync("Once upon a time", { maxTokens: 64 }, { streaming: true });
+   * const off = ro.onUpdate(() => {
+   *   const out = ro.takeNew();
+   *   if (out) process.stdout.write(out.outputs[0].textDiff ?? "");
+   *   if (ro.done) off();
+   * });
+   * ```
+   */
+  onUpdate(listener: () => void): () => void {
+    return this.#result.onUpdate(listener);
+  }
+
+  /** The outputs that arrived since the last read (merged; diffs concatenated), or null; never waits. */
+  takeNew(): RequestOutputData | null {
+    return this.#result.takeNew();
+  }
+
   /** Outputs as they arrive; the last one has `finished: true`. Throws when the request failed. */
   [Symbol.asyncIterator](): AsyncIterator<RequestOutputData> {
     return this.#result[Symbol.asyncIterator]();

@@ -1,6 +1,6 @@
 /** POST /v1/chat/completions: the conversation rendered with the tokenizer's chat template. */
 import type { RequestOutputData } from "./deps.ts";
-import { errorBody, HttpError, toHttpError } from "./errors.ts";
+import { HttpError } from "./errors.ts";
 import { checkModel, responseId, sseResponseOf, tokenizerOf } from "./common.ts";
 import { checkLengths, checkPromptBytes, Generation, samplingParams } from "./generation.ts";
 import { type ChatRequest, ChatRequestSchema, guidedField, parseBody, toSamplingInput } from "./protocol.ts";
@@ -95,8 +95,8 @@ export async function chatCompletions(state: ServeState, body: unknown, signal: 
   const created = Math.floor(Date.now() / 1000);
   const model = state.modelName;
   if (!stream) {
-    for await (const _ of g.events()) { /* drain */ }
-    const finals = await g.finals();
+    await g.run();
+    const finals = g.finals();
     const choices = [...finals[0].outputs].sort((a, b) => a.index - b.index).map((o) => ({
       index: o.index,
       message: { role: "assistant", content: o.text },
@@ -107,44 +107,37 @@ export async function chatCompletions(state: ServeState, body: unknown, signal: 
     return Response.json({ id, object: "chat.completion", created, model, choices, usage: g.usage(finals) });
   }
   const n = g.n;
-  const chunk = (choices: unknown[]): Record<string, unknown> => ({
-    id,
-    object: "chat.completion.chunk",
-    created,
-    model,
-    choices,
-    ...(includeUsage ? { usage: null } : {}),
-  });
-  async function* events(): AsyncGenerator<unknown> {
-    yield chunk(Array.from({ length: n }, (_, k) => ({ index: k, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null })));
-    const emitted = new Map<number, number>();
-    const finished = new Set<number>();
-    try {
-      for await (const ev of g.events()) {
-        const choices: unknown[] = [];
-        for (const c of ev.out.outputs) {
-          if (finished.has(c.index)) continue;
-          const from = emitted.get(c.index) ?? 0;
-          const to = c.tokenIds.length;
-          const text = c.textDiff ?? "";
-          if (text.length === 0 && to === from && c.finishReason === null) continue;
-          emitted.set(c.index, to);
-          if (c.finishReason !== null) finished.add(c.index);
-          choices.push({
-            index: c.index,
-            delta: text.length > 0 ? { content: text } : {},
-            logprobs: chatLogprobs(state, c, from, to),
-            finish_reason: c.finishReason,
-            stop_reason: c.stopReason ?? null,
-          });
-        }
-        if (choices.length > 0) yield chunk(choices);
+  const head = JSON.stringify({ id, object: "chat.completion.chunk", created, model }).slice(0, -1) + ',"choices":';
+  const tail = includeUsage ? ',"usage":null}' : "}";
+  const chunk = (choices: unknown[]): string => head + JSON.stringify(choices) + tail;
+  const emitted = new Map<number, number>();
+  const finished = new Set<number>();
+  return sseResponseOf(g, {
+    start(send): void {
+      send(chunk(Array.from({ length: n }, (_, k) => ({ index: k, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }))));
+    },
+    event(ev): string | null {
+      const choices: unknown[] = [];
+      for (const c of ev.out.outputs) {
+        if (finished.has(c.index)) continue;
+        const from = emitted.get(c.index) ?? 0;
+        const to = c.tokenIds.length;
+        const text = c.textDiff ?? "";
+        if (text.length === 0 && to === from && c.finishReason === null) continue;
+        emitted.set(c.index, to);
+        if (c.finishReason !== null) finished.add(c.index);
+        choices.push({
+          index: c.index,
+          delta: text.length > 0 ? { content: text } : {},
+          logprobs: chatLogprobs(state, c, from, to),
+          finish_reason: c.finishReason,
+          stop_reason: c.stopReason ?? null,
+        });
       }
-    } catch (e) {
-      yield errorBody(toHttpError(e));
-      return;
-    }
-    if (includeUsage) yield { id, object: "chat.completion.chunk", created, model, choices: [], usage: g.usage(await g.finals()) };
-  }
-  return sseResponseOf(events(), g);
+      return choices.length > 0 ? chunk(choices) : null;
+    },
+    end(send): void {
+      if (includeUsage) send(JSON.stringify({ id, object: "chat.completion.chunk", created, model, choices: [], usage: g.usage(g.finals()) }));
+    },
+  });
 }

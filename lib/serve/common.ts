@@ -1,6 +1,6 @@
 /** What the completion and chat routes share: the model check, response ids, the tokenizer, SSE of a generation. */
-import { HttpError } from "./errors.ts";
-import type { Generation } from "./generation.ts";
+import { errorBody, HttpError, toHttpError } from "./errors.ts";
+import type { Generation, GenerationEvent } from "./generation.ts";
 import { sseResponse } from "./sse.ts";
 import type { ServeState } from "./state.ts";
 
@@ -40,11 +40,53 @@ export function tokenizerOf(state: ServeState): NonNullable<ServeState["llm"]["t
   return tok;
 }
 
-/** The SSE response of a generation: cancelling it aborts the generation. */
-export function sseResponseOf(events: AsyncGenerator<unknown>, g: Generation): Response {
-  return sseResponse(events, () => {
-    g.abort();
-    // A stream cancelled before its first read never ran its generator: end the generation here.
-    g.end("aborted");
+/** How a route turns a generation into SSE events (each a JSON text). */
+export interface StreamWriter {
+  /** Events before any output (the role chunk, echoed prompts). */
+  start?(send: (json: string) => void): void;
+  /** The chunk of one prompt's new outputs, or null when it carries nothing. */
+  event(ev: GenerationEvent): string | null;
+  /** Events after the last output (usage). */
+  end?(send: (json: string) => void): void;
+}
+
+/**
+ * The SSE response of a generation: its outputs are written as the executor produces them (see
+ * sse.ts); a failed request ends the stream with an error event; cancelling it aborts the generation.
+ */
+export function sseResponseOf(g: Generation, w: StreamWriter): Response {
+  let started = false;
+  const fail = (e: unknown, send: (json: string) => void): true => {
+    send(JSON.stringify(errorBody(toHttpError(e))));
+    return true;
+  };
+  return sseResponse({
+    subscribe: (wake) => g.listen(wake),
+    drain(send): boolean {
+      try {
+        if (!started) {
+          started = true;
+          w.start?.(send);
+        }
+        const settled = g.settled;
+        g.take((ev) => {
+          const json = w.event(ev);
+          if (json !== null) send(json);
+        });
+        const e = g.conclude();
+        if (e) return fail(e, send);
+        if (!settled) return false;
+        w.end?.(send);
+        return true;
+      } catch (e) {
+        g.abort();
+        g.end("failed");
+        return fail(e, send);
+      }
+    },
+    onCancel(): void {
+      g.abort();
+      g.end("aborted");
+    },
   });
 }

@@ -1,6 +1,6 @@
 /** POST /v1/completions (OpenAI's legacy completions API, with vLLM's extra sampling fields). */
 import type { RequestOutputData } from "./deps.ts";
-import { errorBody, HttpError, toHttpError } from "./errors.ts";
+import { HttpError } from "./errors.ts";
 import { checkLengths, checkPromptBytes, Generation, type PreparedPrompt, samplingParams } from "./generation.ts";
 import { CompletionRequestSchema, guidedField, parseBody, toSamplingInput } from "./protocol.ts";
 import { checkModel, responseId, sseResponseOf, tokenizerOf } from "./common.ts";
@@ -103,8 +103,8 @@ export async function completions(state: ServeState, body: unknown, signal: Abor
   const model = state.modelName;
   const n = g.n;
   if (!stream) {
-    for await (const _ of g.events()) { /* drain */ }
-    const finals = await g.finals();
+    await g.run();
+    const finals = g.finals();
     const choices = finals.flatMap((f, j) =>
       [...f.outputs].sort((a, b) => a.index - b.index).map((o) => {
         const prefix = echo ? g.prompts[j].text : "";
@@ -131,48 +131,39 @@ function streamCompletions(
   const emitted = new Map<number, number>(); // choice index → tokens sent
   const finished = new Set<number>();
   const textLen = new Map<number, number>();
-  const chunk = (choices: unknown[]): Record<string, unknown> => ({
-    id: o.id,
-    object: "text_completion",
-    created: o.created,
-    model: o.model,
-    choices,
-    ...(o.includeUsage ? { usage: null } : {}),
-  });
-  async function* events(): AsyncGenerator<unknown> {
-    if (o.echo) {
+  // Every chunk is this head, its choices, and this tail.
+  const head = JSON.stringify({ id: o.id, object: "text_completion", created: o.created, model: o.model }).slice(0, -1) + ',"choices":';
+  const tail = o.includeUsage ? ',"usage":null}' : "}";
+  const chunk = (choices: unknown[]): string => head + JSON.stringify(choices) + tail;
+  return sseResponseOf(g, {
+    start(send): void {
+      if (!o.echo) return;
       for (let j = 0; j < g.prompts.length; j++) {
         const text = g.prompts[j].text;
-        yield chunk(Array.from({ length: n }, (_, k) => ({ index: j * n + k, text, logprobs: null, finish_reason: null })));
+        send(chunk(Array.from({ length: n }, (_, k) => ({ index: j * n + k, text, logprobs: null, finish_reason: null }))));
         for (let k = 0; k < n; k++) textLen.set(j * n + k, text.length);
       }
-    }
-    try {
-      for await (const ev of g.events()) {
-        const choices: unknown[] = [];
-        for (const c of ev.out.outputs) {
-          const idx = ev.prompt * n + c.index;
-          if (finished.has(idx)) continue;
-          const from = emitted.get(idx) ?? 0;
-          const to = c.tokenIds.length;
-          const text = c.textDiff ?? "";
-          if (text.length === 0 && to === from && c.finishReason === null) continue;
-          const lp = logprobsOf(state, c, from, to, textLen.get(idx) ?? 0);
-          emitted.set(idx, to);
-          textLen.set(idx, (textLen.get(idx) ?? 0) + text.length);
-          if (c.finishReason !== null) finished.add(idx);
-          choices.push({ index: idx, text, logprobs: lp, finish_reason: c.finishReason, stop_reason: c.stopReason ?? null });
-        }
-        if (choices.length > 0) yield chunk(choices);
+    },
+    event(ev): string | null {
+      const choices: unknown[] = [];
+      for (const c of ev.out.outputs) {
+        const idx = ev.prompt * n + c.index;
+        if (finished.has(idx)) continue;
+        const from = emitted.get(idx) ?? 0;
+        const to = c.tokenIds.length;
+        const text = c.textDiff ?? "";
+        if (text.length === 0 && to === from && c.finishReason === null) continue;
+        const lp = logprobsOf(state, c, from, to, textLen.get(idx) ?? 0);
+        emitted.set(idx, to);
+        textLen.set(idx, (textLen.get(idx) ?? 0) + text.length);
+        if (c.finishReason !== null) finished.add(idx);
+        choices.push({ index: idx, text, logprobs: lp, finish_reason: c.finishReason, stop_reason: c.stopReason ?? null });
       }
-    } catch (e) {
-      yield errorBody(toHttpError(e));
-      return;
-    }
-    if (o.includeUsage) {
-      const finals = await g.finals();
-      yield { id: o.id, object: "text_completion", created: o.created, model: o.model, choices: [], usage: g.usage(finals) };
-    }
-  }
-  return sseResponseOf(events(), g);
+      return choices.length > 0 ? chunk(choices) : null;
+    },
+    end(send): void {
+      if (!o.includeUsage) return;
+      send(JSON.stringify({ id: o.id, object: "text_completion", created: o.created, model: o.model, choices: [], usage: g.usage(g.finals()) }));
+    },
+  });
 }

@@ -117,6 +117,7 @@ export class Generation {
   #aborted = false;
   readonly #handle = { abort: (): void => this.abort() };
   #unbind: (() => void) | null = null;
+  readonly #unsubscribe: (() => void)[] = [];
 
   constructor(
     state: ServeState,
@@ -177,42 +178,70 @@ export class Generation {
     for (const r of this.#requests) r.abort();
   }
 
-  /** Outputs of every prompt as they arrive (merged); ends the generation when all are done or one fails. */
-  async *events(): AsyncGenerator<GenerationEvent> {
-    const iters = this.#requests.map((r) => r[Symbol.asyncIterator]());
-    const next = (i: number): Promise<[number, IteratorResult<RequestOutputData>]> => iters[i].next().then((r) => [i, r]);
-    const pending = new Map<number, Promise<[number, IteratorResult<RequestOutputData>]>>();
-    iters.forEach((_, i) => pending.set(i, next(i)));
-    let completed = false;
-    try {
-      while (pending.size > 0) {
-        const [i, r] = await Promise.race(pending.values());
-        if (r.done) {
-          pending.delete(i);
-          continue;
-        }
-        pending.set(i, next(i));
-        this.#observe(i, r.value);
-        yield { prompt: i, out: r.value };
-      }
-      completed = true;
-    } catch (e) {
-      this.abort();
-      this.end("failed");
-      throw e;
-    } finally {
-      if (!completed && !this.#ended) {
-        // The reader stopped early (a client that went away).
-        this.abort();
-        this.end("aborted");
-      }
-    }
-    this.end(this.#aborted || this.#anyAborted() ? "aborted" : "finished");
+  /**
+   * Push-based reading: `onNews` runs synchronously, on the executor's turn, whenever a request of
+   * this generation has new outputs or reached its final state (and once now, for what is already
+   * there); read them with {@link take} when the consumer can take them (unread outputs merge).
+   * Stops calling once the generation ends. `onNews` must not throw.
+   */
+  listen(onNews: () => void): void {
+    for (const r of this.#requests) this.#unsubscribe.push(r.onUpdate(onNews));
+    onNews();
   }
 
-  /** Final outputs of each prompt (after `events()` is exhausted). */
-  async finals(): Promise<RequestOutputData[]> {
-    return await Promise.all(this.#requests.map((r) => r.result()));
+  /** Calls `each` with the new outputs of every prompt since the last take (their latency metrics recorded). */
+  take(each: (ev: GenerationEvent) => void): void {
+    for (let i = 0; i < this.#requests.length; i++) {
+      const out = this.#requests[i].takeNew();
+      if (out === null) continue;
+      this.#observe(i, out);
+      each({ prompt: i, out });
+    }
+  }
+
+  /** True once every prompt's request reached its final state. */
+  get settled(): boolean {
+    for (const r of this.#requests) if (!r.done) return false;
+    return true;
+  }
+
+  /** The error of the first failed request, else null. */
+  get failure(): Error | null {
+    for (const r of this.#requests) if (r.error) return r.error;
+    return null;
+  }
+
+  /** Resolves once every request reached its final state (never rejects). */
+  whenSettled(): Promise<void> {
+    return Promise.allSettled(this.#requests.map((r) => r.result())).then(() => {});
+  }
+
+  /**
+   * After a request failed: aborts the others and ends "failed"; returns the error (null when none
+   * failed). Once settled without a failure: ends "finished" or "aborted".
+   */
+  conclude(): Error | null {
+    const e = this.failure;
+    if (e) {
+      this.abort();
+      this.end("failed");
+      return e;
+    }
+    if (this.settled) this.end(this.#aborted || this.#anyAborted() ? "aborted" : "finished");
+    return null;
+  }
+
+  /** Waits for every request, then ends; throws the failure of a failed one (non-streaming responses). */
+  async run(): Promise<void> {
+    this.listen(() => this.take(() => {})); // latency metrics as tokens come
+    await this.whenSettled();
+    const e = this.conclude();
+    if (e) throw e;
+  }
+
+  /** Final (or, before the end, latest) outputs of each prompt. */
+  finals(): RequestOutputData[] {
+    return this.#requests.map((r) => r.toJSON());
   }
 
   /** Records the final state once; later calls do nothing. */
@@ -220,6 +249,7 @@ export class Generation {
     if (this.#ended) return;
     this.#ended = true;
     this.#unbind?.();
+    for (const off of this.#unsubscribe.splice(0)) off();
     this.#state.untrack(this.#handle);
     const m = this.#state.metrics;
     m.requests.inc({ endpoint: this.#endpoint, state });

@@ -27,6 +27,9 @@ const PROMPT_CONTEXT_TOKENS = 5;
 /** Most ids held back for an incomplete character: it misses at most 3 bytes, and each id brings at least one. */
 const MAX_PENDING_TOKENS = 3;
 
+/** Per tokenizer: the text of each single id decoded on its own (the usual one-id prefix of the window). */
+const singleIdText = new WeakMap<LlmTokenizer, Map<number, string>>();
+
 /**
  * Turns a stream of token ids into text deltas. Concatenated, the deltas equal `tokenizer.decode(allIds, opts)`;
  * no delta ends with part of a character.
@@ -107,7 +110,7 @@ export class IncrementalDetokenizer {
   /** Decodes the pending ids of the window; emits the text that can no longer change (all of it when `final`). */
   #emit(final: boolean): string {
     if (this.#window.length === this.#read) return "";
-    this.#prefixText ??= this.#decode(this.#window.slice(0, this.#read));
+    this.#prefixText ??= this.#read === 1 ? this.#decodeOne(this.#window[0]) : this.#decode(this.#window.slice(0, this.#read));
     const prefix = this.#prefixText;
     let end = this.#window.length;
     let text = this.#decode(this.#window);
@@ -141,6 +144,15 @@ export class IncrementalDetokenizer {
     }
     const end = len - MAX_PENDING_TOKENS;
     return end > this.#read ? [end, this.#decode(this.#window.slice(0, end))] : [this.#read, prefix];
+  }
+
+  /** `#decode([id])`, memoized per tokenizer (a stream's window usually starts with the one id emitted last). */
+  #decodeOne(id: number): string {
+    let memo = singleIdText.get(this.#tok);
+    if (!memo) singleIdText.set(this.#tok, memo = new Map());
+    let text = memo.get(id);
+    if (text === undefined) memo.set(id, text = this.#decode([id]));
+    return text;
   }
 
   #decode(ids: readonly number[]): string {
