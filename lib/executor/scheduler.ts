@@ -175,7 +175,11 @@ export class Scheduler {
     let rowBudget = this.maxNumRows;
     const scheduled = new Set<SequenceGroup>();
 
-    const order = [...this.#running.filter(isDecoding), ...this.#running.filter((g) => !isDecoding(g))];
+    // Decoding groups first, then the rest (one pass: this runs every step over every stream).
+    const order: SequenceGroup[] = [];
+    const rest: SequenceGroup[] = [];
+    for (const g of this.#running) (isDecoding(g) ? order : rest).push(g);
+    for (const g of rest) order.push(g);
     for (const g of order) {
       if (g.status !== "running") continue; // preempted as a victim earlier in this loop
       const mine: ScheduledChunk[] = [];

@@ -14,7 +14,7 @@ interface CompletionLogprobs {
   text_offset: number[];
 }
 
-function preparePrompts(state: ServeState, prompt: string | string[] | number[] | number[][], truncate: number | undefined): PreparedPrompt[] {
+function preparePrompts(state: ServeState, prompt: string | string[] | number[] | number[][], truncate: number | undefined, echo: boolean): PreparedPrompt[] {
   const tok = tokenizerOf(state);
   const list: (string | number[])[] = typeof prompt === "string"
     ? [prompt]
@@ -22,27 +22,26 @@ function preparePrompts(state: ServeState, prompt: string | string[] | number[] 
     ? [prompt as number[]]
     : prompt as (string | number[])[];
   const vocab = state.llm.executor.limits.vocabSize;
-  return list.map((p, i) => {
+  return list.map((p, i): PreparedPrompt => {
     let ids: number[];
-    let text: string;
     if (typeof p === "string") {
       checkPromptBytes(state, p, list.length > 1 ? `prompt.${i}` : "prompt");
       ids = tok.encode(p, { addSpecialTokens: true });
-      text = p;
-    } else {
-      const bad = p.findIndex((t) => t >= vocab);
-      if (bad >= 0) {
-        throw new HttpError(
-          400,
-          `prompt: token id ${p[bad]} is outside the vocabulary [0, ${vocab})`,
-          "invalid_request_error",
-          list.length > 1 ? `prompt.${i}.${bad}` : `prompt.${bad}`,
-          "invalid_value",
-        );
-      }
-      ids = [...p];
-      text = tok.decode(ids, { skipSpecialTokens: false });
+      if (truncate !== undefined && ids.length > truncate) ids = ids.slice(ids.length - truncate);
+      return { ids, text: p };
     }
+    const bad = p.findIndex((t) => t >= vocab);
+    if (bad >= 0) {
+      throw new HttpError(
+        400,
+        `prompt: token id ${p[bad]} is outside the vocabulary [0, ${vocab})`,
+        "invalid_request_error",
+        list.length > 1 ? `prompt.${i}.${bad}` : `prompt.${bad}`,
+        "invalid_value",
+      );
+    }
+    ids = [...p];
+    const text = echo ? tok.decode(ids, { skipSpecialTokens: false }) : ""; // only echo shows it
     if (truncate !== undefined && ids.length > truncate) ids = ids.slice(ids.length - truncate);
     return { ids, text };
   });
@@ -82,7 +81,7 @@ export async function completions(state: ServeState, body: unknown, signal: Abor
         "unsupported",
       );
     }
-    const prompts = preparePrompts(state, b.prompt, b.truncate_prompt_tokens ?? undefined);
+    const prompts = preparePrompts(state, b.prompt, b.truncate_prompt_tokens ?? undefined, b.echo ?? false);
     const longest = Math.max(...prompts.map((p) => p.ids.length));
     const maxTokens = b.max_tokens ?? Math.max(1, Math.min(16, state.limits.maxSeqLen - longest));
     checkLengths(state, prompts, maxTokens, "prompt", "max_tokens");

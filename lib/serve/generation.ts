@@ -285,12 +285,12 @@ export class Generation {
       const t = this.#timing.get(key);
       if (t) {
         const per = (now - t.lastAt) / 1000 / numNew;
-        for (let k = 0; k < numNew; k++) m.interTokenLatency.observe(per);
+        m.interTokenLatency.observe(per, numNew);
         t.lastAt = now;
         t.numTokens += numNew;
       } else {
         this.#timing.set(key, { lastAt: now, numTokens: numNew });
-        if (numNew > 1) { for (let k = 1; k < numNew; k++) m.interTokenLatency.observe(0); }
+        if (numNew > 1) m.interTokenLatency.observe(0, numNew - 1);
       }
     }
   }

@@ -35,7 +35,7 @@ export class ServeMetrics {
   readonly promptTokens: Counter;
   readonly generationTokens: Counter;
   readonly timeToFirstToken: Histogram;
-  readonly interTokenLatency: Histogram;
+  readonly interTokenLatency: TokenHistogram;
   readonly requestLatency: Histogram;
   readonly httpResponses: Counter<"route" | "status">;
 
@@ -55,11 +55,11 @@ export class ServeMetrics {
       buckets: LATENCY_BUCKETS,
       registers,
     });
-    this.interTokenLatency = new Histogram({
+    this.interTokenLatency = new TokenHistogram({
       name: "llmrt_inter_token_latency_seconds",
       help: "Time between successive generated tokens of a sequence.",
       buckets: LATENCY_BUCKETS,
-      registers,
+      registry: this.registry,
     });
     this.requestLatency = new Histogram({
       name: "llmrt_request_latency_seconds",
@@ -118,6 +118,72 @@ export class ServeMetrics {
   /** The content type of `text()`. */
   get contentType(): string {
     return this.registry.contentType;
+  }
+}
+
+/**
+ * A histogram without labels for per-token observations: `observe` is a bucket search and three
+ * adds (prom-client's Histogram hashes labels and allocates per call), and `times` records a value
+ * for several tokens at once. prom-client's registry renders it like its own histograms.
+ *
+ * @example
+ * ```ts
+ * const h = new TokenHistogram({ name: "itl_seconds", help: "ITL", buckets: [0.01, 0.1], registry });
+ * h.observe(0.02, 3); // three tokens, 20 ms apart
+ * ```
+ */
+export class TokenHistogram {
+  readonly name: string;
+  readonly help: string;
+  readonly #bounds: readonly number[];
+  /** Per bucket (the last: above every bound), not cumulative. */
+  readonly #counts: Float64Array;
+  #sum = 0;
+  #count = 0;
+
+  constructor(o: { name: string; help: string; buckets: readonly number[]; registry: Registry }) {
+    this.name = o.name;
+    this.help = o.help;
+    this.#bounds = [...o.buckets].sort((a, b) => a - b);
+    this.#counts = new Float64Array(this.#bounds.length + 1);
+    o.registry.registerMetric(this as unknown as Parameters<Registry["registerMetric"]>[0]);
+  }
+
+  /** Records `value` (seconds) `times` times. */
+  observe(value: number, times = 1): void {
+    const b = this.#bounds;
+    let i = 0;
+    while (i < b.length && value > b[i]) i++;
+    this.#counts[i] += times;
+    this.#sum += value * times;
+    this.#count += times;
+  }
+
+  /** The metric as prom-client's registry reads it. */
+  get(): {
+    name: string;
+    help: string;
+    type: "histogram";
+    aggregator: "sum";
+    values: { labels: Record<string, string | number>; value: number; metricName: string }[];
+  } {
+    const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
+    let acc = 0;
+    this.#bounds.forEach((le, i) => {
+      acc += this.#counts[i];
+      values.push({ labels: { le }, value: acc, metricName: `${this.name}_bucket` });
+    });
+    values.push({ labels: { le: "+Inf" }, value: this.#count, metricName: `${this.name}_bucket` });
+    values.push({ labels: {}, value: this.#sum, metricName: `${this.name}_sum` });
+    values.push({ labels: {}, value: this.#count, metricName: `${this.name}_count` });
+    return { name: this.name, help: this.help, type: "histogram", aggregator: "sum", values };
+  }
+
+  /** Back to zero. */
+  reset(): void {
+    this.#counts.fill(0);
+    this.#sum = 0;
+    this.#count = 0;
   }
 }
 

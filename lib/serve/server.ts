@@ -79,13 +79,15 @@ export function startServer(options: ServerOptions): Promise<RunningServer> {
       await s.stop(false);
     };
   } else if (deno) {
-    // Deno's request.signal (legacy mode) also fires after every successful response and warns once
-    // when read; a stream's cancel is what reports a client that went away there, and
-    // `completed` rejects for a response that could not be delivered.
+    // request.signal reports a client that went away while its request runs (a non-streaming one
+    // answers only at the end); `completed` rejects for a response that could not be delivered.
+    // Deno's legacy mode also aborts request.signal after every successful response (and warns once;
+    // deno.json opts out with "no-legacy-abort"): a generation stops listening when it ends, so that
+    // late abort finds nothing to abort.
     const s = deno.serve({ hostname, port, onListen: () => {} }, (req, info) => {
       const ac = new AbortController();
       info.completed.catch(() => ac.abort());
-      return app.fetch(req, ac.signal);
+      return app.fetch(req, AbortSignal.any([ac.signal, req.signal]));
     });
     boundPort = s.addr.port;
     stopListener = () => s.shutdown();
