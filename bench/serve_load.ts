@@ -4,11 +4,12 @@
  * zero), and that KV blocks and process memory return to their baseline afterwards.
  *
  *   bun bench/serve_load.ts [--model DIR] [--backend cpu] [--max-batch-size N] [--concurrency 64] [--duration 30]
- *                           [--min-tokens 8] [--max-tokens 96] [--input-len N] [--no-warmup] [--json]
+ *                           [--min-tokens 8] [--max-tokens 96] [--input-len N] [--temperature 0.8] [--no-warmup] [--json]
  *   bun bench/serve_load.ts --url http://127.0.0.1:8000 --served-model-name NAME [--api-key KEY] ...
  *
  * Prompts are a few KJV verses of mixed lengths, or with --input-len N random token ids of exactly N
- * tokens (for comparing with bench/throughput.ts at the same lengths: --min-tokens = --max-tokens).
+ * tokens (for comparing with bench/throughput.ts at the same lengths: --min-tokens = --max-tokens,
+ * --temperature 0 as its greedy sampling). Sampling is temperature 0.8 with top-p 0.95 by default.
  *
  * Without --url it starts the server in this process. With --url (a server started by `llmrt serve`,
  * so the clients do not share its thread) KV blocks and RSS come from its /metrics and no heap is
@@ -31,6 +32,10 @@ export interface LoadOptions {
   /** Text prompts, or token-id prompts. */
   readonly prompts: readonly (string | readonly number[])[];
   readonly seed?: number;
+  /** Sampling temperature (0: greedy, as bench/throughput.ts). @default 0.8 */
+  readonly temperature?: number;
+  /** Nucleus mass (sent when temperature > 0). @default 0.95 */
+  readonly topP?: number;
 }
 
 /** Percentiles in milliseconds. */
@@ -69,8 +74,8 @@ async function oneRequest(o: LoadOptions, prompt: string | readonly number[], ma
       model: o.model,
       prompt,
       max_tokens: maxTokens,
-      temperature: 0.8,
-      top_p: 0.95,
+      temperature: o.temperature ?? 0.8,
+      ...((o.temperature ?? 0.8) > 0 ? { top_p: o.topP ?? 0.95 } : {}),
       ignore_eos: true,
       stream: true,
       stream_options: { include_usage: true },
@@ -221,8 +226,10 @@ async function main(): Promise<number> {
       seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
       return 3 + ((seed >>> 8) % 997);
     });
-  const prompts = inputLen > 0 ? Array.from({ length: 64 }, idPrompt) : LOAD_PROMPTS;
-  const base = { url, model, apiKey: opt("api-key"), concurrency, minTokens, maxTokens, prompts };
+  // Token-id prompts: enough distinct ones that the server's prefix cache rarely saves a prefill.
+  const prompts = inputLen > 0 ? Array.from({ length: Math.max(64, 16 * concurrency) }, idPrompt) : LOAD_PROMPTS;
+  const temperature = Number(opt("temperature", "0.8"));
+  const base = { url, model, apiKey: opt("api-key"), concurrency, minTokens, maxTokens, prompts, temperature };
   // Warm-up (JIT, caches), then the baseline.
   if (!args.includes("--no-warmup")) await runLoad({ ...base, concurrency: Math.min(4, concurrency), durationS: 1 });
   gc();
@@ -247,6 +254,7 @@ async function main(): Promise<number> {
     concurrency,
     durationS,
     inputLen: inputLen || "mixed text",
+    temperature,
     outputLengths: [minTokens, maxTokens],
     kvBlocksUsed: { before: before.kv, after: after.kv },
     heapMiB: { before: before.heap / 2 ** 20, after: after.heap / 2 ** 20 },
@@ -258,7 +266,7 @@ async function main(): Promise<number> {
     console.log(
       `${concurrency} streaming clients for ${durationS} s (${
         inputLen > 0 ? `${inputLen} prompt tokens, ` : ""
-      }${minTokens}-${maxTokens} new tokens each, ${report.backend}):\n` +
+      }${minTokens}-${maxTokens} new tokens each, temperature ${temperature}, ${report.backend}):\n` +
         `  requests ${r.requests}, errors ${r.errors}${r.errors ? ` (${r.errorSamples.join("; ")})` : ""}\n` +
         `  ${f(r.requestsPerS, 2)} requests/s, ${f(r.outputTokensPerS)} output tokens/s\n` +
         `  TTFT ms p50 ${f(r.ttftMs.p50)} p90 ${f(r.ttftMs.p90)} p99 ${f(r.ttftMs.p99)}\n` +

@@ -9,7 +9,8 @@
  *   http     N streaming HTTP clients (bench/serve_load.ts's) against `startServer` in this process
  *
  *   bun bench/serve_overhead.ts [--requests 256] [--input 128] [--output 128] [--step-ms 0] [--duration 5]
- *                               [--modes offline,stream,http] [--clients process|inproc] [--model DIR] [--json]
+ *                               [--modes offline,stream,http] [--clients process|inproc] [--executor inprocess|proxy]
+ *                               [--model DIR] [--json]
  *
  * Output tokens/s of each mode and its ratio to offline. The HTTP clients run in a child process
  * (`bench/serve_load.ts --url`, as on a GPU machine), or with `--clients inproc` on the server's
@@ -17,11 +18,12 @@
  * only sets the vocabulary and the tokenizer: its weights are never read.
  */
 import { spawn } from "node:child_process";
+import * as fs from "node:fs";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { LLM } from "../mod.ts";
-import { Session } from "../lib/runtime/session.ts";
-import type { StepInputs, StepOutputs } from "../lib/ir/step_io.ts";
+import { GenerationExecutorProxy } from "../lib/executor/proxy.ts";
+import { fakeModelStep } from "./serve_overhead_stub.ts";
 import { startServer } from "../lib/serve/server.ts";
 import { runLoad } from "./serve_load.ts";
 
@@ -36,27 +38,6 @@ export interface OverheadResult {
   readonly hostMsPerStep: number;
   /** CPU time of this process (all its threads, the stand-in step's spin excluded) per output token, µs: robust to a busy machine. */
   readonly cpuUsPerToken: number;
-}
-
-/**
- * Replaces every Session's step with a stand-in: token ids from a hash of (row, step), a spin of
- * `stepMs`. Returns a function that restores the real step and a counter of steps run.
- */
-export function fakeModelStep(stepMs: number, vocabSize: number): { restore: () => void; steps: () => number; stepMs: () => number } {
-  const real = Object.getOwnPropertyDescriptor(Session.prototype, "run")!;
-  let n = 0, inStep = 0;
-  Session.prototype.run = function (_inputs: StepInputs, outputs: StepOutputs): void {
-    const t0 = performance.now();
-    const ids = outputs.sampledIds!;
-    let h = (n++ * 2654435761) >>> 0;
-    for (let r = 0; r < ids.length; r++) {
-      h = (Math.imul(h ^ (h >>> 15), 2246822519) + r) >>> 0;
-      ids[r] = 3 + (h % (vocabSize - 3));
-    }
-    while (performance.now() - t0 < stepMs) { /* the device's share of a step */ }
-    inStep += performance.now() - t0;
-  };
-  return { restore: () => Object.defineProperty(Session.prototype, "run", real), steps: () => n, stepMs: () => inStep };
 }
 
 function idPrompts(n: number, len: number, vocab: number): number[][] {
@@ -110,6 +91,7 @@ async function main(): Promise<void> {
       duration: { type: "string", default: "5" },
       modes: { type: "string", default: "offline,stream,http" },
       clients: { type: "string", default: "process" },
+      executor: { type: "string", default: "inprocess" },
       model: { type: "string", default: new URL("../models/kjv-llama/", import.meta.url).pathname },
       json: { type: "boolean", default: false },
     },
@@ -117,7 +99,18 @@ async function main(): Promise<void> {
   const N = Number(values.requests), IN = Number(values.input), OUT = Number(values.output);
   const stepMs = Number(values["step-ms"]), durationS = Number(values.duration);
   const maxSeqLen = Math.ceil((IN + OUT + 32) / 32) * 32;
+  const proxy = values.executor === "proxy";
+  if (proxy) {
+    // The worker installs the same stand-in step (the real worker entry, behind a shim).
+    const create = GenerationExecutorProxy.create.bind(GenerationExecutorProxy);
+    const V0 = JSON.parse(fs.readFileSync(`${values.model}/config.json`, "utf8")).vocab_size as number;
+    process.env.LLMRT_STUB_STEP_MS = String(stepMs);
+    process.env.LLMRT_STUB_VOCAB = String(V0);
+    const workerUrl = new URL("./serve_overhead_worker.ts", import.meta.url);
+    GenerationExecutorProxy.create = (init, o = {}) => create(init, { ...o, workerUrl });
+  }
   const llm = await LLM.create({
+    executorMode: proxy ? "proxy" : "inprocess",
     model: values.model!,
     backend: "cpu",
     cacheEngine: false,
@@ -132,19 +125,21 @@ async function main(): Promise<void> {
   const results: OverheadResult[] = [];
   const measure = async (mode: string, body: (deadline: number) => Promise<number>): Promise<void> => {
     await body(performance.now() + 300); // warm-up
-    const s0 = fake.steps(), m0 = fake.stepMs(), t0 = performance.now(), c0 = process.cpuUsage();
+    const iter = (): number => (llm.getStats().at(-1)?.iter ?? -1) + 1;
+    const s0 = iter(), t0 = performance.now(), c0 = process.cpuUsage();
     const tokens = await body(t0 + durationS * 1000);
     const secs = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(c0);
-    const steps = fake.steps() - s0;
+    const steps = iter() - s0;
+    const spinMs = steps * stepMs; // the stand-in's share of the steps (in this thread or the worker's)
     results.push({
       mode,
       seconds: secs,
       outputTokens: tokens,
       outputTokensPerS: tokens / secs,
       steps,
-      hostMsPerStep: (secs * 1000 - (fake.stepMs() - m0)) / Math.max(1, steps),
-      cpuUsPerToken: (cpu.user + cpu.system - (fake.stepMs() - m0) * 1000) / Math.max(1, tokens),
+      hostMsPerStep: (secs * 1000 - spinMs) / Math.max(1, steps),
+      cpuUsPerToken: (cpu.user + cpu.system - spinMs * 1000) / Math.max(1, tokens),
     });
   };
   const modes = values.modes!.split(",");
@@ -199,7 +194,11 @@ async function main(): Promise<void> {
   const base = results.find((r) => r.mode === "offline")?.outputTokensPerS;
   if (values.json) console.log(JSON.stringify({ requests: N, input: IN, output: OUT, stepMs, durationS, results }, null, 2));
   else {
-    console.log(`${N} requests × (${IN} in, ${OUT} out), stand-in step ${stepMs} ms, ${durationS} s per mode (${"Bun" in globalThis ? "Bun" : "Deno"})`);
+    console.log(
+      `${N} requests × (${IN} in, ${OUT} out), stand-in step ${stepMs} ms, ${durationS} s per mode (${
+        "Bun" in globalThis ? "Bun" : "Deno"
+      }, executor ${values.executor})`,
+    );
     for (const r of results) {
       const pct = base ? ` (${((100 * r.outputTokensPerS) / base).toFixed(1)}% of offline)` : "";
       console.log(

@@ -42,9 +42,28 @@ export interface ExecutorLoopOptions {
   readonly draftEngine?: Engine | null;
 }
 
-/** A macrotask turn without timer clamping (setImmediate exists in Bun and Deno). */
+/**
+ * Deno runs setImmediate callbacks ahead of network I/O (its runtime polls sockets only every few
+ * dozen tasks), so a loop that only yields with setImmediate starves a server on the same thread
+ * (a local request waited ~250 ms behind a loop of 2 ms steps). There one turn in IO_TURN_MS is a
+ * timer, which lets the runtime poll I/O; a timer turn idles ~2 ms, so this costs a busy loop ~4%.
+ * Bun polls I/O every turn. (An executor in a worker, executorMode "proxy", leaves the server's
+ * thread free either way.)
+ */
+const IO_TURN_MS = 50;
+const starvesIo = "Deno" in globalThis;
+let lastIoTurn = 0;
+
+/** A macrotask turn without timer clamping (setImmediate exists in Bun and Deno); under Deno a timer turn now and then. */
 function yieldToEventLoop(): Promise<void> {
   const si = (globalThis as { setImmediate?: (cb: () => void) => unknown }).setImmediate;
+  if (si && starvesIo) {
+    const now = performance.now();
+    if (now - lastIoTurn >= IO_TURN_MS) {
+      lastIoTurn = now;
+      return new Promise<void>((resolve) => setTimeout(resolve, 0));
+    }
+  }
   return new Promise<void>((resolve) => (si ? si(resolve) : setTimeout(resolve, 0)));
 }
 
