@@ -126,7 +126,7 @@ async function oneRequest(o: LoadOptions, prompt: string | readonly number[], ma
   return usage.completion_tokens;
 }
 
-/** Runs `concurrency` clients for `durationS` seconds (each finishes its last request). */
+/** Runs `concurrency` clients for `durationS` seconds (each runs at least one request and finishes its last). */
 export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   let seed = (o.seed ?? 1) >>> 0;
   const rand = (n: number): number => {
@@ -140,7 +140,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const t0 = performance.now();
   const deadline = t0 + o.durationS * 1000;
   const client = async (): Promise<void> => {
-    while (performance.now() < deadline) {
+    do { // every client runs at least one request
       const prompt = o.prompts[rand(o.prompts.length)];
       const maxTokens = o.minTokens + rand(o.maxTokens - o.minTokens + 1);
       requests++;
@@ -151,7 +151,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
         errors++;
         if (errorSamples.length < 5) errorSamples.push((e as Error).message);
       }
-    }
+    } while (performance.now() < deadline);
   };
   await Promise.all(Array.from({ length: o.concurrency }, client));
   const seconds = (performance.now() - t0) / 1000;
@@ -230,8 +230,12 @@ async function main(): Promise<number> {
   const prompts = inputLen > 0 ? Array.from({ length: Math.max(64, 16 * concurrency) }, idPrompt) : LOAD_PROMPTS;
   const temperature = Number(opt("temperature", "0.8"));
   const base = { url, model, apiKey: opt("api-key"), concurrency, minTokens, maxTokens, prompts, temperature };
-  // Warm-up (JIT, caches), then the baseline.
-  if (!args.includes("--no-warmup")) await runLoad({ ...base, concurrency: Math.min(4, concurrency), durationS: 1 });
+  // Warm-up (JIT, caches; on a GPU the kernels and decode graphs of the full batch): one short
+  // request per client, then the baseline.
+  if (!args.includes("--no-warmup")) {
+    const w = Math.min(4, minTokens);
+    await runLoad({ ...base, minTokens: w, maxTokens: w, durationS: 0 });
+  }
   gc();
   // The server's memory: its own heap when it runs here; its RSS from /metrics either way.
   const sample = (m: string): { kv: number; heap: number; rss: number } => ({
