@@ -94,6 +94,7 @@ async function main(): Promise<void> {
       executor: { type: "string", default: "inprocess" },
       model: { type: "string", default: new URL("../models/kjv-llama/", import.meta.url).pathname },
       json: { type: "boolean", default: false },
+      "no-tokenizer": { type: "boolean", default: false },
     },
   });
   const N = Number(values.requests), IN = Number(values.input), OUT = Number(values.output);
@@ -111,6 +112,7 @@ async function main(): Promise<void> {
   }
   const llm = await LLM.create({
     executorMode: proxy ? "proxy" : "inprocess",
+    skipTokenizerInit: values["no-tokenizer"],
     model: values.model!,
     backend: "cpu",
     cacheEngine: false,

@@ -87,7 +87,20 @@ test("llmrt --help lists the commands; llmrt <command> --help lists its options"
   const s = runCli(["serve", "--help"]);
   assert.equal(s.code, 0);
   assert.match(s.stdout, /^usage: llmrt serve/);
-  for (const o of ["--model DIR", "--host", "--port", "--api-key", "--backend", "--max-batch-size", "--max-queue", "--served-model-name", "--tokenizer DIR"]) {
+  for (
+    const o of [
+      "--model DIR",
+      "--host",
+      "--port",
+      "--api-key",
+      "--backend",
+      "--max-batch-size",
+      "--max-seq-len",
+      "--max-queue",
+      "--served-model-name",
+      "--tokenizer DIR",
+    ]
+  ) {
     assert.ok(s.stdout.includes(o), `serve --help mentions ${o}`);
   }
   const none = runCli([]);

@@ -58,6 +58,8 @@ export async function openModel(
     tpMaster?: string;
     kvCacheFreeGpuMemoryFraction?: number;
     enableLora?: boolean;
+    /** Longest sequence the engine is built for (default: the model's max_position_embeddings). */
+    maxSeqLen?: number;
   } = {},
 ): Promise<{ llm: LLM; model: string }> {
   const model = modelDir(values);
@@ -75,7 +77,15 @@ export async function openModel(
     ...(extra.tpMaster !== undefined ? { tpMaster: extra.tpMaster } : {}),
     ...(extra.kvCacheFreeGpuMemoryFraction !== undefined ? { kvCacheConfig: { freeGpuMemoryFraction: extra.kvCacheFreeGpuMemoryFraction } } : {}),
     ...(extra.enableLora ? { enableLora: true } : {}),
-    ...(extra.maxBatchSize !== undefined ? { maxBatchSize: extra.maxBatchSize, buildConfig: { maxBatchSize: extra.maxBatchSize } } : {}),
+    ...(extra.maxBatchSize !== undefined ? { maxBatchSize: extra.maxBatchSize } : {}),
+    ...(extra.maxBatchSize !== undefined || extra.maxSeqLen !== undefined
+      ? {
+        buildConfig: {
+          ...(extra.maxBatchSize !== undefined ? { maxBatchSize: extra.maxBatchSize } : {}),
+          ...(extra.maxSeqLen !== undefined ? { maxSeqLen: extra.maxSeqLen } : {}),
+        },
+      }
+      : {}),
   });
   return { llm, model };
 }

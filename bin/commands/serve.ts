@@ -21,6 +21,13 @@ export const serve: Command = {
     { name: "served-model-name", type: "string", valueName: "NAME", help: "the model name clients send (default: the model directory's name)" },
     { name: "max-batch-size", type: "int", min: 1, max: 4096, help: "most requests running at once (default: the engine's)" },
     {
+      name: "max-seq-len",
+      type: "int",
+      min: 2,
+      valueName: "N",
+      help: "longest sequence (prompt + completion) when building from a checkpoint (default: the model's max_position_embeddings)",
+    },
+    {
       name: "tp",
       type: "int",
       min: 1,
@@ -72,6 +79,7 @@ export const serve: Command = {
     const { llm, model } = await openModel(values, {
       enableLora: Object.keys(loraModules).length > 0,
       maxBatchSize: values["max-batch-size"] as number | undefined,
+      maxSeqLen: values["max-seq-len"] as number | undefined,
       executorMode: values.executor as "inprocess" | "proxy",
       tensorParallelSize: values.tp as number | undefined,
       tpMaster: values["tp-master"] as string | undefined,

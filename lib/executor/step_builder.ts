@@ -75,7 +75,11 @@ export function prepareStepInputs(chunks: readonly ScheduledChunk[], maxBlocksPe
       trailingLogitPositions: trailing,
     };
   });
-  return { inputs: packStep(packed, maxBlocksPerSeq), rows, promptRows };
+  // Block tables as wide as this step's longest sequence needs (a backend reads only the slots of
+  // its positions): for an engine of a long maxSeqLen, [S, maxBlocksPerSeq] would be megabytes per step.
+  let width = 1;
+  for (const c of chunks) width = Math.max(width, c.seq.blockTable.length);
+  return { inputs: packStep(packed, Math.min(maxBlocksPerSeq, width)), rows, promptRows };
 }
 
 /**

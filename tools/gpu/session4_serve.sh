@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Session 4's serve-overhead run on one H200 (carry .gpucuda): bench/throughput.ts at 256 × (128 in,
 # 128 out) beside `llmrt serve` under 256 streaming clients at the same lengths and the same greedy
-# sampling, the executor in-process and in a Web Worker (--executor proxy), clients in their own
-# process. Random llama-3.2-1b with a synthetic word-level tokenizer. Logs in $OUT.
+# sampling and the same engine shape (--max-seq-len 288, as throughput.ts builds), the executor
+# in-process and in a Web Worker (--executor proxy), clients in their own process. Random
+# llama-3.2-1b with a synthetic word-level tokenizer. Logs in $OUT.
 set -uo pipefail
 OUT=${OUT:-/tmp/llmrt-out}
 DUR=${DUR:-12}
@@ -22,7 +23,7 @@ timeout 60 bun bench/throughput.ts --model "$M" --requests 256 --input 128 --out
 grep -E "llmrt:|model|rror" "$OUT/throughput.log" | head -4
 for ex in ${EXECUTORS:-inprocess proxy}; do
   stamp "serve --executor $ex"
-  bun bin/llmrt.ts serve --model "$M" --backend cuda --max-batch-size 256 --port 8000 --served-model-name llama --executor "$ex" > "$OUT/serve_$ex.log" 2>&1 &
+  bun bin/llmrt.ts serve --model "$M" --backend cuda --max-batch-size 256 --port 8000 --served-model-name llama --max-seq-len "${SEQ:-288}" --executor "$ex" > "$OUT/serve_$ex.log" 2>&1 &
   spid=$!
   for _ in $(seq 1 120); do curl -sf http://127.0.0.1:8000/health > /dev/null && break; sleep 0.5; done
   stamp "listening"
