@@ -4,6 +4,8 @@ import OpenAI from "openai";
 import { LLM } from "../mod.ts";
 import { type RunningServer, startServer } from "../lib/serve/server.ts";
 import { metricValue } from "../bench/serve_load.ts";
+import { Histogram, Registry } from "prom-client";
+import { TokenHistogram } from "../lib/serve/metrics.ts";
 import { assert, sharedDir, test } from "./harness.ts";
 
 const KJV = new URL("../models/kjv-llama/", import.meta.url).pathname;
@@ -475,4 +477,19 @@ test("serve: graceful close lets a request in flight finish, refuses new ones", 
   await closing;
   assert.equal(st.numActive(), 0);
   await llm.shutdown();
+});
+
+test("serve: the per-token ITL histogram renders as prom-client's Histogram does for the same observations", async () => {
+  const a = new Registry(), b = new Registry();
+  const ref = new Histogram({ name: "x_seconds", help: "h", buckets: [0.01, 0.1, 1], registers: [a] });
+  const fast = new TokenHistogram({ name: "x_seconds", help: "h", buckets: [0.01, 0.1, 1], registry: b });
+  for (const v of [0.005, 0.01, 0.05, 0.5, 3, 0.1]) {
+    ref.observe(v);
+    fast.observe(v);
+  }
+  ref.observe(0.02);
+  ref.observe(0.02);
+  fast.observe(0.02, 2);
+  assert.equal(await b.metrics(), await a.metrics());
+  assert.match(await b.metrics(), /^x_seconds_bucket\{le="0\.1"\} 6$/m);
 });

@@ -5,6 +5,19 @@ import { startServer } from "../../lib/serve/server.ts";
 import { UsageError } from "../cli/args.ts";
 import type { Command } from "../cli/command.ts";
 import { MODEL_OPTIONS, openModel } from "../cli/model.ts";
+import { resolveBackend } from "../../mod.ts";
+
+/**
+ * --executor auto: a Web Worker on a GPU, where the worker's steps then overlap the server's own
+ * host work (streams, JSON, HTTP; on an H200 at 256 streams 76% of offline throughput against 56%
+ * in-process); in-process on the CPU and with tensor parallelism (whose ranks are workers already).
+ */
+function executorMode(values: Readonly<Record<string, unknown>>): "inprocess" | "proxy" {
+  const mode = values.executor as "auto" | "inprocess" | "proxy";
+  if (mode !== "auto") return mode;
+  if (((values.tp as number | undefined) ?? 1) > 1 || values["tp-master"] !== undefined) return "inprocess";
+  return resolveBackend(values.backend as "auto" | "cpu" | "cuda") === "cuda" ? "proxy" : "inprocess";
+}
 
 export const serve: Command = {
   name: "serve",
@@ -46,9 +59,10 @@ export const serve: Command = {
       name: "executor",
       type: "string",
       valueName: "MODE",
-      choices: ["inprocess", "proxy"],
-      default: "inprocess",
-      help: "inprocess: steps run on the server's thread; proxy: in a Web Worker, so HTTP stays responsive during long CPU steps",
+      choices: ["auto", "inprocess", "proxy"],
+      default: "auto",
+      help: "inprocess: steps run on the server's thread; proxy: in a Web Worker, so the server's HTTP work overlaps the steps " +
+        "(and stays responsive during long CPU steps); auto: proxy on a GPU (one rank), else inprocess",
     },
     {
       name: "kv-cache-free-gpu-memory-fraction",
@@ -80,7 +94,7 @@ export const serve: Command = {
       enableLora: Object.keys(loraModules).length > 0,
       maxBatchSize: values["max-batch-size"] as number | undefined,
       maxSeqLen: values["max-seq-len"] as number | undefined,
-      executorMode: values.executor as "inprocess" | "proxy",
+      executorMode: executorMode(values),
       tensorParallelSize: values.tp as number | undefined,
       tpMaster: values["tp-master"] as string | undefined,
       kvCacheFreeGpuMemoryFraction: values["kv-cache-free-gpu-memory-fraction"] as number,
