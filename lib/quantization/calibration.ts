@@ -265,6 +265,7 @@ export function forEachLayerInputs(
       linear(act, w.down, w.downB, T, H, I, o);
       K.addInPlace(o, h, T * H);
     }
+    for (const k of Object.keys(w)) (w as Record<string, unknown>)[k] = null; // the float weights are not kept while the layer is quantized
     onLayer(l, { attnIn: s.attnIn.finish(), attnOut: s.attnOut.finish(), mlpIn: s.mlpIn.finish(), mlpAct: s.mlpAct.finish(), kvAmax });
   }
   const fin = stats(H);
