@@ -60,6 +60,8 @@ export async function openModel(
     enableLora?: boolean;
     /** Longest sequence the engine is built for (default: the model's max_position_embeddings). */
     maxSeqLen?: number;
+    /** Most tokens one step runs (the engine's activation budget; default: the engine's). */
+    maxNumTokens?: number;
   } = {},
 ): Promise<{ llm: LLM; model: string }> {
   const model = modelDir(values);
@@ -78,11 +80,13 @@ export async function openModel(
     ...(extra.kvCacheFreeGpuMemoryFraction !== undefined ? { kvCacheConfig: { freeGpuMemoryFraction: extra.kvCacheFreeGpuMemoryFraction } } : {}),
     ...(extra.enableLora ? { enableLora: true } : {}),
     ...(extra.maxBatchSize !== undefined ? { maxBatchSize: extra.maxBatchSize } : {}),
-    ...(extra.maxBatchSize !== undefined || extra.maxSeqLen !== undefined
+    ...(extra.maxNumTokens !== undefined ? { maxNumTokens: extra.maxNumTokens } : {}),
+    ...(extra.maxBatchSize !== undefined || extra.maxSeqLen !== undefined || extra.maxNumTokens !== undefined
       ? {
         buildConfig: {
           ...(extra.maxBatchSize !== undefined ? { maxBatchSize: extra.maxBatchSize } : {}),
           ...(extra.maxSeqLen !== undefined ? { maxSeqLen: extra.maxSeqLen } : {}),
+          ...(extra.maxNumTokens !== undefined ? { maxNumTokens: extra.maxNumTokens } : {}),
         },
       }
       : {}),

@@ -41,6 +41,13 @@ export const serve: Command = {
       help: "longest sequence (prompt + completion) when building from a checkpoint (default: the model's max_position_embeddings)",
     },
     {
+      name: "max-num-tokens",
+      type: "int",
+      min: 1,
+      valueName: "N",
+      help: "most tokens one step runs when building from a checkpoint: larger prefills more prompts per step (default: 4096)",
+    },
+    {
       name: "tp",
       type: "int",
       min: 1,
@@ -94,6 +101,7 @@ export const serve: Command = {
       enableLora: Object.keys(loraModules).length > 0,
       maxBatchSize: values["max-batch-size"] as number | undefined,
       maxSeqLen: values["max-seq-len"] as number | undefined,
+      maxNumTokens: values["max-num-tokens"] as number | undefined,
       executorMode: executorMode(values),
       tensorParallelSize: values.tp as number | undefined,
       tpMaster: values["tp-master"] as string | undefined,
