@@ -96,6 +96,7 @@ test("llmrt --help lists the commands; llmrt <command> --help lists its options"
       "--backend",
       "--max-batch-size",
       "--max-seq-len",
+      "--max-num-tokens",
       "--max-queue",
       "--served-model-name",
       "--tokenizer DIR",
