@@ -245,6 +245,23 @@ export class Engine {
     return this.#data ? this.#data.get(name)! : this.#file!.read(name);
   }
 
+  /**
+   * Streams a tensor's raw bytes into buffers from `next(max)` (see EngineView.readTensorInto): read
+   * straight from the engine file, its CRC-32 checked after the last piece; copied when in memory.
+   */
+  readTensorInto(name: string, next: (maxBytes: number) => Uint8Array): void {
+    this.#checkLive();
+    this.tensorInfo(name);
+    if (this.#file) return this.#file.readInto(name, next);
+    const src = this.#data!.get(name)!;
+    for (let done = 0; done < src.byteLength;) {
+      const dst = next(src.byteLength - done);
+      const n = Math.min(dst.byteLength, src.byteLength - done);
+      dst.set(src.subarray(done, done + n));
+      done += n;
+    }
+  }
+
   /** A float tensor widened to float32. */
   readFloat32(name: string): Float32Array {
     const t = this.tensorInfo(name);

@@ -67,6 +67,8 @@ export function crc32(data: Uint8Array, prev = 0): number {
 }
 
 const alignUp = (n: number): number => Math.ceil(n / BLOB_ALIGN) * BLOB_ALIGN;
+/** Largest piece {@link EngineFile.readInto} reads at once. */
+const READ_PIECE = 8 << 20;
 
 /** Writes an engine file; `data(name)` yields each tensor's bytes when it is written. */
 export function writeEngineFile(
@@ -238,6 +240,34 @@ export class EngineFile {
       );
     }
     return out;
+  }
+
+  /**
+   * Reads one tensor's bytes into buffers from `next(max)` (pieces of at most 8 MiB, so the CRC-32
+   * runs over bytes still in cache), then checks the CRC-32 of the whole (FormatError when it
+   * differs: the pieces handed over are corrupt).
+   */
+  readInto(name: string, next: (maxBytes: number) => Uint8Array): void {
+    if (this.#closed) throw new DisposedError(`engine file ${this.path}`);
+    const t = this.entry(name);
+    let crc = 0;
+    for (let done = 0; done < t.bytes;) {
+      const dst = next(Math.min(t.bytes - done, READ_PIECE));
+      const want = Math.min(dst.byteLength, t.bytes - done);
+      for (let got = 0; got < want;) {
+        const n = fs.readSync(this.#fd, dst, got, want - got, this.#dataOffset + t.offset + done + got);
+        if (n <= 0) throw new FormatError(`engine file ${this.path}: short read of '${name}' (${done + got} of ${t.bytes} bytes)`, this.path);
+        got += n;
+      }
+      crc = crc32(dst.subarray(0, want), crc);
+      done += want;
+    }
+    if (crc !== t.crc32) {
+      throw new FormatError(
+        `engine file ${this.path}: tensor '${name}' is corrupt (CRC-32 ${hex(crc)}, the table says ${hex(t.crc32)}); rebuild the engine`,
+        this.path,
+      );
+    }
   }
 
   /**

@@ -45,6 +45,14 @@ export interface EngineView {
   tensorInfo(name: string): EngineTensorInfo;
   readTensor(name: string): Uint8Array;
   readFloat32(name: string): Float32Array;
+  /**
+   * Streams a tensor's raw bytes into buffers the caller provides (e.g. pinned staging): `next(max)`
+   * returns where the next at most `max` (> 0) bytes go, and is filled whole before the next call.
+   * A file-backed engine reads straight into them and checks the tensor's checksum after the last
+   * piece (a FormatError then: the bytes already handed over must not be used). Optional: without
+   * it a backend uses `readTensor`.
+   */
+  readTensorInto?(name: string, next: (maxBytes: number) => Uint8Array): void;
 }
 
 /** Longest sequence an engine serves: its build's maxSeqLen, else the model's context. */

@@ -46,6 +46,7 @@ import type { Stream } from "../../cuda/stream.ts";
 import { bytesPerBlock, type KvCache, type KvCacheGeometry } from "../../ir/kv_cache.ts";
 import type { TokenMasks } from "../../ir/sampling.ts";
 import { CudaLoraTables } from "./lora_tables.ts";
+import { uploadWeights, type WeightUploadStats } from "./weight_upload.ts";
 import { type StepInputs, type StepOutputs, validateStep } from "../../ir/step_io.ts";
 
 /**
@@ -183,6 +184,8 @@ export class CudaSession implements SessionBackend {
   readonly #modules = new Map<string, CudaModule>();
   readonly #kernels = new Map<string, Kernel>();
   readonly #weights: DeviceBuffer;
+  /** How the weights went up (bytes, ms, pinned staging or not): LLM.loadStats reports it. */
+  readonly weightUpload: WeightUploadStats;
   readonly #weightOffsets = new Map<string, number>();
   /** Quantized linears' packed weights, zero points and f32 scales: uploaded as stored (no dtype conversion). */
   readonly #rawWeights = new Set<string>();
@@ -300,7 +303,9 @@ export class CudaSession implements SessionBackend {
         total += alignUp(this.#elementsOf(n) * (this.#rawWeights.has(n) ? (engine.tensorInfo(n).dtype === "float32" ? 4 : 1) : plan.elementBytes));
       }
       this.#weights = d.alloc(Math.max(total, ALIGN));
-      for (const n of names) this.#weights.copyFromHost(this.#weightBytes(n), { offset: this.#weightOffsets.get(n)! });
+      const want = this.elem === "bf16" ? "bfloat16" : "float32";
+      const slices = names.map((n) => ({ name: n, offset: this.#weightOffsets.get(n)!, direct: this.#rawWeights.has(n) || engine.tensorInfo(n).dtype === want }));
+      this.weightUpload = uploadWeights(d, this.#stream, this.#weights, engine, slices, (n) => this.#weightBytes(n)); // pinned, double-buffered
       this.#arena = d.alloc(Math.max(plan.arenaBytes, ALIGN)); // the plan's activations
       this.#logits = d.alloc(plan.maxSeqs * a.vocabSize * 4); // [maxSeqs, vocab] f32
       this.#invFreq = d.alloc(Math.max(8 * a.rope.invFreq.length, 8)); // [headDim / 2] f64
