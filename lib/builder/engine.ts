@@ -7,7 +7,7 @@ import { bf16ToF32, f16ToF32 } from "../util/dtype.ts";
 import { parseWith } from "../util/validate.ts";
 import { type QuantConfigDict, QuantConfigSchema } from "../quantization/quant_config.ts";
 import { type BuildConfig, BuildConfigSchema, type EngineDType, EngineDTypeSchema } from "./build_config.ts";
-import { ENGINE_FORMAT_VERSION, EngineFile, type TensorEntry, writeEngineFile } from "./engine_format.ts";
+import { ENGINE_FORMAT_VERSION, EngineFile, type TensorEntry, writeEngineFile, writeEngineFileAsync } from "./engine_format.ts";
 import { type EnginePlan, validatePlan } from "../ir/plan.ts";
 import { checkEngineSizes } from "./limits.ts";
 
@@ -225,6 +225,26 @@ export class Engine {
     }
     const tensors = [...this.#tensors.values()].map(({ name, dtype, shape }) => ({ name, dtype, shape }));
     writeEngineFile(path.join(dir, "rank0.engine"), this.plan, this.config, tensors, (n) => this.readTensor(n));
+    fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(this.config, null, 2));
+  }
+
+  /**
+   * {@link Engine.save} with the file writes done off the JavaScript thread (the engine cache writes
+   * while the weights upload). The engine must not be disposed before the promise settles.
+   */
+  async saveAsync(dir: string): Promise<void> {
+    this.#checkLive();
+    fs.mkdirSync(dir, { recursive: true });
+    const writes: Promise<void>[] = [];
+    for (let r = 0; r < this.config.numRanks; r++) {
+      const e = r === 0 ? this : this.#ranks?.[r];
+      if (!e) throw new ValidationError(`Engine.saveAsync: rank ${r} is not held in memory (save the directory the engine was opened from instead)`, "rank", r);
+      const t = [...e.#tensors.values()].map(({ name, dtype, shape }) => ({ name, dtype, shape }));
+      writes.push(writeEngineFileAsync(path.join(dir, `rank${r}.engine`), e.plan, e.config, t, (n) => e.readTensor(n)));
+    }
+    const settled = await Promise.allSettled(writes);
+    const failed = settled.find((r) => r.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
     fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(this.config, null, 2));
   }
 

@@ -119,4 +119,6 @@ export interface ExecutorLimits {
   readonly kvCacheBytes: number;
   /** How the KV cache was sized, one line (what `LLM.create` logs). */
   readonly kvCacheSizing: string;
+  /** How the weights went to the device (CUDA, one rank): bytes, milliseconds, pinned staging or not. */
+  readonly weightUpload?: { readonly bytes: number; readonly ms: number; readonly staged: boolean };
 }

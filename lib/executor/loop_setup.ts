@@ -70,6 +70,7 @@ export function setUpLoop(session: Session, config: ExecutorConfig): LoopSetup {
     tokensPerBlock: bs,
     kvCacheBytes: sizing.bytes,
     kvCacheSizing: sizing.description,
+    ...(session.cuda?.weightUpload ? { weightUpload: { ...session.cuda.weightUpload } } : {}),
   };
   return { limits, maxBatchSize, maxNumTokens, maxBlocksPerSeq: Math.ceil(maxSeqLen / bs), kvCache, kv, scheduler };
 }

@@ -20,6 +20,7 @@ import type { BuildConfigInput } from "../builder/build_config.ts";
 import { Engine } from "../builder/engine.ts";
 import { ENGINE_FORMAT_VERSION } from "../builder/engine_format.ts";
 import { LlmrtError } from "../util/errors.ts";
+import type { LoadTimer } from "./progress.ts";
 
 /** Root of llmrt's on-disk caches (the one resolver in ffi/cache.ts). */
 export function cacheRoot(): string {
@@ -137,46 +138,99 @@ export interface CachedEngineRequest {
   readonly build: () => Engine;
   /** Files of the checkpoint directory copied beside the engine (tokenizer files), when present. */
   readonly extraFiles?: readonly string[];
+  /**
+   * How a cached engine is checked before it is returned: "full" reads every blob and checks its
+   * CRC-32 (a corrupt one is discarded and rebuilt here); "on-read" checks the header and tensor
+   * table only, leaving the blobs' CRC-32s to the reads that load them (each read checks its
+   * tensor): the caller must then discard ({@link discardCachedEngine}) and rebuild when loading
+   * throws a FormatError. @default "full"
+   */
+  readonly verify?: "full" | "on-read";
+  /**
+   * Write a freshly built engine into the cache off the JavaScript thread: the result's `written`
+   * settles once it is published (the engine directory exists only then). @default false
+   */
+  readonly writeInBackground?: boolean;
+  /** Receives the phases: "cache key", "open", "cache verify", "cache write". */
+  readonly timer?: LoadTimer;
+}
+
+/** What {@link loadOrBuildCachedEngine} returns. */
+export interface CachedEngine {
+  readonly engine: Engine;
+  readonly engineDir: string;
+  /** "cache": opened from the cache; "build+cache": built now and written to the cache. */
+  readonly source: "cache" | "build+cache";
+  /**
+   * Settles when the cache entry is published (at once unless `writeInBackground`); rejects when
+   * the write failed (the engine in memory is fine). The engine must outlive it.
+   */
+  readonly written: Promise<void>;
 }
 
 /**
  * Opens the cached engine of a checkpoint, or builds it and publishes it atomically. Safe with any
  * number of processes doing the same at once; a cached engine that is truncated or corrupt is
- * rebuilt. Returns the engine and its directory.
+ * rebuilt (with `verify: "on-read"`, one whose blobs are corrupt is found by the caller's reads).
+ *
+ * @example
+ * ```ts
+ * const { engine, engineDir, written } = loadOrBuildCachedEngine({ modelDir, buildConfig: {}, dtype: "auto", build });
+ * await written;
+ * ```
  */
-export function loadOrBuildCachedEngine(req: CachedEngineRequest): { engine: Engine; engineDir: string } {
-  const dir = engineCacheDir(req.modelDir, req.buildConfig, req.dtype);
-  const cached = openVerified(dir);
-  if (cached) return { engine: cached, engineDir: dir };
+export function loadOrBuildCachedEngine(req: CachedEngineRequest): CachedEngine {
+  const timer = req.timer;
+  const timed = <T>(name: string, fn: () => T): T => timer ? timer.time(name, fn) : fn();
+  const dir = timed("cache key", () => engineCacheDir(req.modelDir, req.buildConfig, req.dtype));
+  const cached = openVerified(dir, req.verify ?? "full", timed);
+  if (cached) return { engine: cached, engineDir: dir, source: "cache", written: Promise.resolve() };
   const engine = req.build();
+  const t0 = performance.now();
+  let tmp = "";
+  const finish = (): void => {
+    for (const f of req.extraFiles ?? []) {
+      const src = path.join(req.modelDir, f);
+      if (fs.existsSync(src)) fs.copyFileSync(src, path.join(tmp, f));
+    }
+    publish(tmp, dir);
+    const bytes = engine.tensorNames().reduce((a, n) => a + engine.tensorInfo(n).bytes, 0);
+    timer?.add(req.writeInBackground ? "cache write (background)" : "cache write", performance.now() - t0, bytes);
+  };
   try {
     fs.mkdirSync(path.dirname(dir), { recursive: true });
     sweepLeftovers(path.dirname(dir));
-    const tmp = `${dir}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-    try {
-      engine.save(tmp);
-      for (const f of req.extraFiles ?? []) {
-        const src = path.join(req.modelDir, f);
-        if (fs.existsSync(src)) fs.copyFileSync(src, path.join(tmp, f));
+    tmp = `${dir}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+    if (!req.writeInBackground) {
+      try {
+        engine.save(tmp);
+        finish();
+      } finally {
+        fs.rmSync(tmp, { recursive: true, force: true });
       }
-      publish(tmp, dir);
-    } finally {
-      fs.rmSync(tmp, { recursive: true, force: true });
+      return { engine, engineDir: dir, source: "build+cache", written: Promise.resolve() };
     }
+    const saving = engine.saveAsync(tmp);
+    const written = saving.then(finish).finally(() => fs.rmSync(tmp, { recursive: true, force: true }));
+    written.catch(() => {}); // the caller awaits it; never an unhandled rejection meanwhile
+    return { engine, engineDir: dir, source: "build+cache", written };
   } catch (e) {
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
     engine.dispose();
     throw e;
   }
-  return { engine, engineDir: dir };
 }
 
-/** Opens and verifies the engine in `dir`; null when absent. A broken one is moved aside (then rebuilt). */
-function openVerified(dir: string): Engine | null {
+/**
+ * Opens the engine in `dir` and checks it (`full`: every blob's CRC-32; `on-read`: header and table
+ * only); null when absent. A broken one is moved aside (then rebuilt).
+ */
+function openVerified(dir: string, verify: "full" | "on-read", timed: <T>(name: string, fn: () => T) => T): Engine | null {
   if (!fs.existsSync(dir)) return null;
   let engine: Engine | null = null;
   try {
-    engine = Engine.fromDir(dir);
-    engine.verify();
+    engine = timed("open", () => Engine.fromDir(dir));
+    if (verify === "full") timed("cache verify", () => engine!.verify());
     return engine;
   } catch (e) {
     engine?.dispose();
@@ -186,6 +240,11 @@ function openVerified(dir: string): Engine | null {
     discard(dir);
     return null;
   }
+}
+
+/** Discards the cache entry in `dir` (found corrupt while loading it): the next load rebuilds it. */
+export function discardCachedEngine(dir: string): void {
+  discard(dir);
 }
 
 /** Renames `tmp` onto `dir`; when another process published first, its engine stands. */

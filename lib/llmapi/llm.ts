@@ -12,7 +12,7 @@ import { LlmrtError, showValue, ValidationError } from "../util/errors.ts";
 import { parseWith } from "../util/validate.ts";
 import { checkTokenizerFitsModel } from "./vocab_check.ts";
 import type { RequestOutput as RequestOutputData } from "../executor/outputs.ts";
-import { ProgressBar } from "./progress.ts";
+import { formatLoadStats, type LoadStats, LoadTimer, ProgressBar } from "./progress.ts";
 import { checkPromptBytes, encodeInSlices, SLICE_CHARS } from "./prompt_slices.ts";
 import { RequestOutput } from "./request_output.ts";
 import { SamplingParams, type SamplingParamsInput } from "../executor/sampling_params.ts";
@@ -28,6 +28,7 @@ import {
   type Prompt,
 } from "./llm_options.ts";
 import { openOrBuild } from "./open_engine.ts";
+import { discardCachedEngine } from "./engine_cache.ts";
 
 export * from "./llm_options.ts";
 import type { LoraRequest } from "../models/lora.ts";
@@ -54,6 +55,7 @@ type ParamsArg = SamplingParams | SamplingParamsInput;
  */
 export class LLM {
   #closed = false;
+  #loadStats: LoadStats = { source: "engine", totalMs: 0, phases: [] };
   /** The speculative draft model's engine (DraftTarget), released with the LLM. */
   #draftEngine: Engine | null = null;
 
@@ -80,8 +82,16 @@ export class LLM {
       );
     }
     const backend = resolveBackend(o.backend);
-    const { engine, engineDir } = openOrBuild(o, backend);
+    const timer = new LoadTimer();
+    // In-process, one rank: a cached engine's blobs are checked as the session reads them (one pass,
+    // not two), and a built engine is written to the cache while the session uploads it.
+    const inproc = o.executorMode === "inprocess" && (o.tensorParallelSize ?? 1) === 1;
+    const openOpts = { timer, verify: inproc ? "on-read" as const : "full" as const, writeInBackground: inproc };
+    let opened = openOrBuild(o, backend, openOpts);
+    let { engine, engineDir } = opened;
+    let source: LoadStats["source"] = opened.source;
     let draftEngine: Engine | null = null, draftEngineDir: string | null = null;
+    const writes: { dir: string | null; written: Promise<void> }[] = [{ dir: engineDir, written: opened.written }];
     try {
       const sc = o.speculativeConfig;
       if (sc?.decodingType === "DraftTarget" && !fs.existsSync(path.join(sc.speculativeModel, "config.json"))) {
@@ -94,49 +104,95 @@ export class LLM {
         );
       }
       if (sc?.decodingType === "DraftTarget") {
-        ({ engine: draftEngine, engineDir: draftEngineDir } = openOrBuild({
+        const draft = openOrBuild({
           ...o,
           model: sc.speculativeModel,
           // "auto": the target's dtype (a float16 draft checkpoint would not run beside a float32 or bfloat16 target on CUDA).
           dtype: o.dtype === "auto" ? engine.config.dtype as typeof o.dtype : o.dtype,
           gatherContextLogits: false,
           speculativeConfig: undefined,
-        }, backend));
+        }, backend, { writeInBackground: inproc });
+        ({ engine: draftEngine, engineDir: draftEngineDir } = draft);
+        writes.push({ dir: draftEngineDir, written: draft.written });
       }
       const tokDir = o.tokenizer ?? o.model;
       const tokenizer = o.skipTokenizerInit ? null : LlmTokenizer.fromDir(tokDir);
       if (tokenizer) checkTokenizerFitsModel(tokenizer, engine.config.model.vocabSize, tokDir);
-      const executor = await createExecutor({
-        engine,
-        engineDir,
-        tokenizer,
-        tokenizerDir: tokDir,
-        backend,
-        mode: o.executorMode,
-        config: {
-          maxBatchSize: o.maxBatchSize,
-          maxNumTokens: o.maxNumTokens,
-          enableChunkedPrefill: o.enableChunkedPrefill,
-          guidedAccept: o.guidedAccept,
-          kvCacheConfig: o.kvCacheConfig,
-          speculativeConfig: o.speculativeConfig,
-          lora: o.enableLora ? { maxLoras: o.maxLoras, maxLoraRank: o.maxLoraRank } : undefined,
-        },
-        draftEngine,
-        draftEngineDir,
-        tp: o.tpMaster !== undefined ? { tpMaster: o.tpMaster, rendezvousTimeoutMs: o.tpRendezvousTimeoutMs } : undefined,
-      });
+      // The proxy's worker opens the engine directories: they must be published first.
+      if (o.executorMode === "proxy") await settleWrites(writes);
+      const start = (): Promise<GenerationExecutor> =>
+        createExecutor({
+          engine,
+          engineDir,
+          tokenizer,
+          tokenizerDir: tokDir,
+          backend,
+          mode: o.executorMode,
+          config: {
+            maxBatchSize: o.maxBatchSize,
+            maxNumTokens: o.maxNumTokens,
+            enableChunkedPrefill: o.enableChunkedPrefill,
+            guidedAccept: o.guidedAccept,
+            kvCacheConfig: o.kvCacheConfig,
+            speculativeConfig: o.speculativeConfig,
+            lora: o.enableLora ? { maxLoras: o.maxLoras, maxLoraRank: o.maxLoraRank } : undefined,
+          },
+          draftEngine,
+          draftEngineDir,
+          tp: o.tpMaster !== undefined ? { tpMaster: o.tpMaster, rendezvousTimeoutMs: o.tpRendezvousTimeoutMs } : undefined,
+        });
+      let t0 = performance.now();
+      let executor: GenerationExecutor;
+      try {
+        executor = await start();
+      } catch (e) {
+        if (!(opened.source === "cache" && e instanceof LlmrtError && e.kind === "format")) throw e;
+        // A cached engine whose weights fail their checksum as the session reads them: discard, rebuild, start again.
+        timer.add("session (corrupt cached engine)", performance.now() - t0);
+        engine.dispose();
+        discardCachedEngine(engineDir!);
+        opened = openOrBuild(o, backend, openOpts);
+        ({ engine, engineDir } = opened);
+        source = "rebuilt";
+        writes[0] = { dir: engineDir, written: opened.written };
+        t0 = performance.now();
+        executor = await start();
+      }
       const limits = executor.limits;
+      timer.add("session", performance.now() - t0);
+      if (limits.weightUpload) timer.add(limits.weightUpload.staged ? "upload (pinned)" : "upload", limits.weightUpload.ms, limits.weightUpload.bytes);
+      const failed = await settleWrites(writes);
+      if (failed.includes(engineDir)) engineDir = null;
+      if (failed.includes(draftEngineDir)) draftEngineDir = null;
+      const loadStats = timer.stats(source);
+      if (process.stderr.isTTY) process.stderr.write(`llmrt: loaded in ${(loadStats.totalMs / 1000).toFixed(2)} s (${source}): ${formatLoadStats(loadStats)}\n`);
       if (process.stderr.isTTY) process.stderr.write(`llmrt: ${limits.kvCacheSizing}\n`);
       const maxPromptBytes = o.maxPromptBytes ?? Math.max(64 * 1024, 8 * limits.maxInputLen);
       const llm = new LLM(engine, executor, tokenizer, backend, engineDir, o.executorMode, maxPromptBytes);
       llm.#draftEngine = draftEngine;
+      llm.#loadStats = loadStats;
       return llm;
     } catch (e) {
+      await Promise.allSettled(writes.map((w) => w.written)); // the engines' bytes are being written: dispose after
       draftEngine?.dispose();
       engine.dispose();
       throw e;
     }
+  }
+
+  /**
+   * How `create` got the engine and where the time went: the phases in order (cache key, read,
+   * build, cache write, open, session with its weight upload), each with milliseconds and, where
+   * weights moved, bytes. Also printed on a TTY. `bench/load.ts` reports it.
+   *
+   * @example
+   * ```ts
+   * const llm = await LLM.create({ model: dir });
+   * for (const p of llm.loadStats.phases) console.log(p.name, p.ms);
+   * ```
+   */
+  get loadStats(): LoadStats {
+    return this.#loadStats;
   }
 
   /**
@@ -311,3 +367,20 @@ export class LLM {
 }
 
 export { resolveBackend };
+
+/**
+ * Waits for background cache writes; a failed one is reported on stderr (the engine in memory is
+ * fine, the cache entry is just not there). Returns the directories that were not written.
+ */
+async function settleWrites(writes: readonly { dir: string | null; written: Promise<void> }[]): Promise<(string | null)[]> {
+  const failed: (string | null)[] = [];
+  for (const w of writes) {
+    try {
+      await w.written;
+    } catch (e) {
+      failed.push(w.dir);
+      process.stderr.write(`llmrt: the engine cache entry ${w.dir} was not written (${(e as Error).message}); the next load builds again\n`);
+    }
+  }
+  return failed;
+}

@@ -73,3 +73,67 @@ export class ProgressBar {
     this.#stream.write(`\r${line}\x1b[K`);
   }
 }
+
+/** One timed phase of `LLM.create`: its name, wall milliseconds and, where it moved weights, the bytes. */
+export interface LoadPhase {
+  /** "cache key", "read", "build", "cache write", "open", "upload", "session", ... */
+  readonly name: string;
+  readonly ms: number;
+  readonly bytes?: number;
+}
+
+/**
+ * How `LLM.create` got its engine and where the time went (`llm.loadStats`).
+ * `source`: "engine" (an engine directory), "cache" (the engine cache held it), "build" (built from
+ * the checkpoint, no cache), "build+cache" (built and written to the cache), "rebuilt" (the cached
+ * engine was corrupt: discarded, rebuilt and cached again).
+ */
+export interface LoadStats {
+  readonly source: "engine" | "cache" | "build" | "build+cache" | "rebuilt";
+  readonly totalMs: number;
+  /** In the order they ran; "upload" is the part of "session" that copied the weights to the device. */
+  readonly phases: readonly LoadPhase[];
+}
+
+/**
+ * Times the phases of loading a model.
+ *
+ * @example
+ * ```ts
+ * const timer = new LoadTimer();
+ * const engine = timer.time("open", () => Engine.fromDir(dir));
+ * console.log(formatLoadStats(timer.stats("engine")));
+ * ```
+ */
+export class LoadTimer {
+  readonly #t0 = performance.now();
+  readonly #phases: LoadPhase[] = [];
+
+  /** Runs `fn` as phase `name`. */
+  time<T>(name: string, fn: () => T): T {
+    const t = performance.now();
+    try {
+      return fn();
+    } finally {
+      this.add(name, performance.now() - t);
+    }
+  }
+
+  /** Records a phase measured elsewhere. */
+  add(name: string, ms: number, bytes?: number): void {
+    this.#phases.push(bytes === undefined ? { name, ms } : { name, ms, bytes });
+  }
+
+  /** The phases so far and the time since the timer started. */
+  stats(source: LoadStats["source"]): LoadStats {
+    return { source, totalMs: performance.now() - this.#t0, phases: [...this.#phases] };
+  }
+}
+
+/** One line: `cache key 0.01 s · read 1.20 s (2.47 GB, 2.06 GB/s) · ...`. */
+export function formatLoadStats(s: LoadStats): string {
+  return s.phases.map((p) => {
+    const rate = p.bytes !== undefined && p.ms > 0 ? ` (${(p.bytes / 1e9).toFixed(2)} GB, ${(p.bytes / 1e6 / p.ms).toFixed(2)} GB/s)` : "";
+    return `${p.name} ${(p.ms / 1000).toFixed(2)} s${rate}`;
+  }).join(" · ");
+}

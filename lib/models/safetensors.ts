@@ -104,6 +104,8 @@ export class SafetensorsFile {
   /** Size of the whole file in bytes at open. */
   readonly fileByteLength: number;
   #fd: number | null;
+  /** Tensor bytes read so far and the milliseconds the reads took (load statistics). */
+  readonly readStats = { bytes: 0, ms: 0 };
   readonly #infos: ReadonlyMap<string, TensorInfo>;
   readonly #names: readonly string[];
 
@@ -188,7 +190,11 @@ export class SafetensorsFile {
   readBytes(name: string): Uint8Array {
     const i = this.info(name);
     if (this.#fd === null) throw new FormatError(`${this.path}: file is closed (reading tensor '${name}')`, this.path);
-    return readExactly(this.#fd, i.byteOffset, i.byteLength, this.path, `tensor '${name}'`);
+    const t0 = performance.now();
+    const out = readExactly(this.#fd, i.byteOffset, i.byteLength, this.path, `tensor '${name}'`);
+    this.readStats.ms += performance.now() - t0;
+    this.readStats.bytes += out.byteLength;
+    return out;
   }
 
   /** Tensor `name` converted to f32 (see `toFloat32` for the dtypes handled). */
@@ -382,6 +388,11 @@ export class Checkpoint {
   /** Tensor `name` converted to f32. */
   readFloat32(name: string): Float32Array {
     return this.#shard(name).readFloat32(name);
+  }
+
+  /** Tensor bytes read so far from every shard, and the milliseconds the reads took. */
+  get readStats(): { bytes: number; ms: number } {
+    return this.#shards.reduce((a, s) => ({ bytes: a.bytes + s.readStats.bytes, ms: a.ms + s.readStats.ms }), { bytes: 0, ms: 0 });
   }
 
   /** Closes every shard. Idempotent. */
