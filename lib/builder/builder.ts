@@ -131,6 +131,18 @@ function readRaw(model: LlamaForCausalLM, sources: readonly string[], shape: rea
   const w = model.weights;
   if (!w.readBytes || !sources.every((s) => w.has(s) && w.info(s).dtype === CHECKPOINT_DTYPE[dtype])) return null;
   const numel = shape.reduce((a, b) => a * b, 1);
+  if (sources.length > 1 && w.readInto) {
+    // A fused weight: each part read straight into its place (no per-part buffer, no copy).
+    const sizes = sources.map((s) => w.info(s).shape.reduce((a, b) => a * b, 1) * ELEMENT_BYTES[dtype]);
+    if (sizes.reduce((a, b) => a + b, 0) !== numel * ELEMENT_BYTES[dtype]) return null; // let readFused report the mismatch
+    const out = new Uint8Array(numel * ELEMENT_BYTES[dtype]);
+    let at = 0;
+    sources.forEach((s, i) => {
+      w.readInto!(s, out.subarray(at, at + sizes[i]));
+      at += sizes[i];
+    });
+    return out;
+  }
   const parts = sources.map((s) => w.readBytes!(s));
   const total = parts.reduce((a, p) => a + p.byteLength, 0);
   if (total !== numel * ELEMENT_BYTES[dtype]) return null; // let readFused report the mismatch

@@ -24,6 +24,8 @@ export interface WeightSource {
   info(name: string): { readonly shape: readonly number[]; readonly dtype?: string };
   /** Raw little-endian bytes in the tensor's own dtype (lets build() skip a float32 round trip). */
   readBytes?(name: string): Uint8Array;
+  /** Raw bytes read into `dst` (exactly the tensor's byte length): build() reads fused weights' parts in place. */
+  readInto?(name: string, dst: Uint8Array): void;
   /** Every tensor name (lets the checkpoint check find tensors the model would not use). */
   names?(): string[];
   close(): void;

@@ -197,6 +197,29 @@ export class SafetensorsFile {
     return out;
   }
 
+  /**
+   * Reads the raw bytes of tensor `name` into `dst` (exactly its byte length): lets a caller read
+   * several tensors straight into one buffer (a fused weight) without a copy.
+   */
+  readInto(name: string, dst: Uint8Array): void {
+    const i = this.info(name);
+    if (this.#fd === null) throw new FormatError(`${this.path}: file is closed (reading tensor '${name}')`, this.path);
+    if (dst.byteLength !== i.byteLength) {
+      throw new ValidationError(`SafetensorsFile.readInto: tensor '${name}' is ${i.byteLength} bytes, dst has ${dst.byteLength}`, "dst", dst.byteLength);
+    }
+    const t0 = performance.now();
+    let done = 0;
+    while (done < dst.byteLength) {
+      const n = fs.readSync(this.#fd, dst, done, Math.min(dst.byteLength - done, MAX_READ_CHUNK), i.byteOffset + done);
+      if (n <= 0) {
+        throw new FormatError(`${this.path}: unexpected end of file reading tensor '${name}' (got ${done} of ${dst.byteLength} bytes at offset ${i.byteOffset})`, this.path);
+      }
+      done += n;
+    }
+    this.readStats.ms += performance.now() - t0;
+    this.readStats.bytes += done;
+  }
+
   /** Tensor `name` converted to f32 (see `toFloat32` for the dtypes handled). */
   readFloat32(name: string): Float32Array {
     return toFloat32(this.readBytes(name), this.info(name).dtype);
@@ -383,6 +406,11 @@ export class Checkpoint {
   /** Raw bytes of tensor `name` (one positioned read). */
   readBytes(name: string): Uint8Array {
     return this.#shard(name).readBytes(name);
+  }
+
+  /** Raw bytes of tensor `name` read into `dst` (exactly its byte length). */
+  readInto(name: string, dst: Uint8Array): void {
+    this.#shard(name).readInto(name, dst);
   }
 
   /** Tensor `name` converted to f32. */
