@@ -116,7 +116,11 @@ const opts = {
   buildConfig: { maxBatchSize: 1, maxNumTokens: 128, maxSeqLen: 256 },
   kvCacheConfig: { maxTokens: 256 },
 };
-console.log(`LLM.create ${values.model} (${opts.backend}, dtype ${opts.dtype}), engine cache ${cacheDir}, ${process.versions.bun ? `bun ${process.versions.bun}` : "deno"}`);
+console.log(
+  `LLM.create ${values.model} (${opts.backend}, dtype ${opts.dtype}), engine cache ${cacheDir}, ${
+    process.versions.bun ? `bun ${process.versions.bun}` : "deno"
+  }`,
+);
 try {
   const runs = 1 + Number(values["cached-runs"]);
   for (let i = 0; i < runs; i++) {

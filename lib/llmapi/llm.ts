@@ -104,14 +104,18 @@ export class LLM {
         );
       }
       if (sc?.decodingType === "DraftTarget") {
-        const draft = openOrBuild({
-          ...o,
-          model: sc.speculativeModel,
-          // "auto": the target's dtype (a float16 draft checkpoint would not run beside a float32 or bfloat16 target on CUDA).
-          dtype: o.dtype === "auto" ? engine.config.dtype as typeof o.dtype : o.dtype,
-          gatherContextLogits: false,
-          speculativeConfig: undefined,
-        }, backend, { writeInBackground: inproc });
+        const draft = openOrBuild(
+          {
+            ...o,
+            model: sc.speculativeModel,
+            // "auto": the target's dtype (a float16 draft checkpoint would not run beside a float32 or bfloat16 target on CUDA).
+            dtype: o.dtype === "auto" ? engine.config.dtype as typeof o.dtype : o.dtype,
+            gatherContextLogits: false,
+            speculativeConfig: undefined,
+          },
+          backend,
+          { writeInBackground: inproc },
+        );
         ({ engine: draftEngine, engineDir: draftEngineDir } = draft);
         writes.push({ dir: draftEngineDir, written: draft.written });
       }
@@ -165,7 +169,9 @@ export class LLM {
       if (failed.includes(engineDir)) engineDir = null;
       if (failed.includes(draftEngineDir)) draftEngineDir = null;
       const loadStats = timer.stats(source);
-      if (process.stderr.isTTY) process.stderr.write(`llmrt: loaded in ${(loadStats.totalMs / 1000).toFixed(2)} s (${source}): ${formatLoadStats(loadStats)}\n`);
+      if (process.stderr.isTTY) {
+        process.stderr.write(`llmrt: loaded in ${(loadStats.totalMs / 1000).toFixed(2)} s (${source}): ${formatLoadStats(loadStats)}\n`);
+      }
       if (process.stderr.isTTY) process.stderr.write(`llmrt: ${limits.kvCacheSizing}\n`);
       const maxPromptBytes = o.maxPromptBytes ?? Math.max(64 * 1024, 8 * limits.maxInputLen);
       const llm = new LLM(engine, executor, tokenizer, backend, engineDir, o.executorMode, maxPromptBytes);

@@ -212,7 +212,10 @@ export class SafetensorsFile {
     while (done < dst.byteLength) {
       const n = fs.readSync(this.#fd, dst, done, Math.min(dst.byteLength - done, MAX_READ_CHUNK), i.byteOffset + done);
       if (n <= 0) {
-        throw new FormatError(`${this.path}: unexpected end of file reading tensor '${name}' (got ${done} of ${dst.byteLength} bytes at offset ${i.byteOffset})`, this.path);
+        throw new FormatError(
+          `${this.path}: unexpected end of file reading tensor '${name}' (got ${done} of ${dst.byteLength} bytes at offset ${i.byteOffset})`,
+          this.path,
+        );
       }
       done += n;
     }

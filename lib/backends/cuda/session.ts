@@ -304,7 +304,11 @@ export class CudaSession implements SessionBackend {
       }
       this.#weights = d.alloc(Math.max(total, ALIGN));
       const want = this.elem === "bf16" ? "bfloat16" : "float32";
-      const slices = names.map((n) => ({ name: n, offset: this.#weightOffsets.get(n)!, direct: this.#rawWeights.has(n) || engine.tensorInfo(n).dtype === want }));
+      const slices = names.map((n) => ({
+        name: n,
+        offset: this.#weightOffsets.get(n)!,
+        direct: this.#rawWeights.has(n) || engine.tensorInfo(n).dtype === want,
+      }));
       this.weightUpload = uploadWeights(d, this.#stream, this.#weights, engine, slices, (n) => this.#weightBytes(n)); // pinned, double-buffered
       this.#arena = d.alloc(Math.max(plan.arenaBytes, ALIGN)); // the plan's activations
       this.#logits = d.alloc(plan.maxSeqs * a.vocabSize * 4); // [maxSeqs, vocab] f32
