@@ -127,9 +127,9 @@ try {
     const t0 = performance.now();
     const llm = await LLM.create(opts);
     const ms = performance.now() - t0;
+    await llm.shutdown(); // waits for a background cache write, whose phase then shows
     const s = llm.loadStats;
     console.log(`${i === 0 ? "cold  " : "cached"} LLM.create ${(ms / 1000).toFixed(2)} s (${s.source}): ${formatLoadStats(s)}`);
-    await llm.shutdown();
   }
 } finally {
   if (!values["cache-dir"]) fs.rmSync(cacheDir, { recursive: true, force: true });

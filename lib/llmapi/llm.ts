@@ -56,6 +56,9 @@ type ParamsArg = SamplingParams | SamplingParamsInput;
 export class LLM {
   #closed = false;
   #loadStats: LoadStats = { source: "engine", totalMs: 0, phases: [] };
+  #loadTimer: LoadTimer | null = null;
+  /** Cache entries still being written (background); shutdown() waits for them. */
+  #pendingWrites: Promise<unknown> = Promise.resolve();
   /** The speculative draft model's engine (DraftTarget), released with the LLM. */
   #draftEngine: Engine | null = null;
 
@@ -165,9 +168,8 @@ export class LLM {
       const limits = executor.limits;
       timer.add("session", performance.now() - t0);
       if (limits.weightUpload) timer.add(limits.weightUpload.staged ? "upload (pinned)" : "upload", limits.weightUpload.ms, limits.weightUpload.bytes);
-      const failed = await settleWrites(writes);
-      if (failed.includes(engineDir)) engineDir = null;
-      if (failed.includes(draftEngineDir)) draftEngineDir = null;
+      // A cache entry still being written is published in the background; shutdown() waits for it.
+      const pending = settleWrites(writes);
       const loadStats = timer.stats(source);
       if (process.stderr.isTTY) {
         process.stderr.write(`llmrt: loaded in ${(loadStats.totalMs / 1000).toFixed(2)} s (${source}): ${formatLoadStats(loadStats)}\n`);
@@ -176,7 +178,9 @@ export class LLM {
       const maxPromptBytes = o.maxPromptBytes ?? Math.max(64 * 1024, 8 * limits.maxInputLen);
       const llm = new LLM(engine, executor, tokenizer, backend, engineDir, o.executorMode, maxPromptBytes);
       llm.#draftEngine = draftEngine;
+      llm.#loadTimer = timer;
       llm.#loadStats = loadStats;
+      llm.#pendingWrites = pending;
       return llm;
     } catch (e) {
       await Promise.allSettled(writes.map((w) => w.written)); // the engines' bytes are being written: dispose after
@@ -189,7 +193,9 @@ export class LLM {
   /**
    * How `create` got the engine and where the time went: the phases in order (cache key, read,
    * build, cache write, open, session with its weight upload), each with milliseconds and, where
-   * weights moved, bytes. Also printed on a TTY. `bench/load.ts` reports it.
+   * weights moved, bytes. Also printed on a TTY. `bench/load.ts` reports it. A freshly built
+   * engine is written to the cache in the background: its "cache write (background)" phase joins
+   * the list when the write ends (`shutdown()` waits for it; `engineDir` exists from then on).
    *
    * @example
    * ```ts
@@ -198,7 +204,8 @@ export class LLM {
    * ```
    */
   get loadStats(): LoadStats {
-    return this.#loadStats;
+    // Phases that finish later (the background cache write) join the list when they end.
+    return this.#loadTimer ? { ...this.#loadStats, phases: this.#loadTimer.stats(this.#loadStats.source).phases } : this.#loadStats;
   }
 
   /**
@@ -362,6 +369,7 @@ export class LLM {
     try {
       await this.executor.shutdown();
     } finally {
+      await this.#pendingWrites; // never rejects: a failed write was reported on stderr
       this.#draftEngine?.dispose();
       this.engine.dispose();
     }
