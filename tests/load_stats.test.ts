@@ -5,7 +5,10 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
+import { rawReadGroups } from "../lib/builder/builder.ts";
 import { LLM } from "../lib/llmapi/llm.ts";
+import { AutoModelForCausalLM } from "../lib/models/llama.ts";
+import { Checkpoint } from "../lib/models/safetensors.ts";
 import { formatLoadStats } from "../lib/llmapi/progress.ts";
 import { blobOffset } from "./hostile/engine_edit.ts";
 import { assert, sharedDir, test } from "./harness.ts";
@@ -74,4 +77,23 @@ test("loadStats: an engine directory is opened, not built; cacheEngine false bui
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("Checkpoint.prefetchConcat: groups read ahead in parallel equal the in-place reads; readConcat hands each over once", async () => {
+  const model = AutoModelForCausalLM.fromHuggingFace(stories);
+  const groups = rawReadGroups(model, { backend: "cpu" });
+  model.close();
+  assert.ok(groups.some((g) => g.length === 3) && groups.some((g) => g.length === 2), "q/k/v and gate/up groups");
+  using a = Checkpoint.open(stories);
+  using b = Checkpoint.open(stories);
+  await a.prefetchConcat(groups, 3);
+  const total = groups.flat().reduce((n, t) => n + a.info(t).byteLength, 0);
+  assert.equal(a.readStats.bytes, total);
+  for (const g of groups) {
+    const want = Uint8Array.from(g.flatMap((t) => [...b.readBytes(t)]));
+    assert.deepEqual(a.readConcat(g), want, g.join(","));
+  }
+  assert.equal(a.readStats.bytes, total, "every group came from the prefetch");
+  a.readConcat(groups[0]);
+  assert.ok(a.readStats.bytes > total, "a second readConcat reads again");
 });

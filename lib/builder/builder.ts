@@ -39,8 +39,7 @@ export function buildSync(model: LlamaForCausalLM, buildConfig: BuildConfigInput
   if (maxInputLen > maxSeqLen) {
     throw new ValidationError(`BuildConfig.maxInputLen: ${maxInputLen} exceeds maxSeqLen ${maxSeqLen}`, "BuildConfig.maxInputLen", maxInputLen);
   }
-  const requested = model.options.dtype && model.options.dtype !== "auto" ? model.options.dtype : cfg.dtype;
-  const dtype: EngineDType = requested !== "auto" ? requested : cfg.backend === "cpu" ? "float32" : mc.torchDtype === "float32" ? "bfloat16" : mc.torchDtype;
+  const dtype = engineDtype(model, cfg);
   // The CPU backend computes in float32: weights may be stored narrower, activations stay float32.
   const activationDtype: EngineDType = cfg.backend === "cpu" ? "float32" : dtype;
 
@@ -79,6 +78,27 @@ export function buildSync(model: LlamaForCausalLM, buildConfig: BuildConfigInput
   };
   const engine = Engine.fromMemory(config, plan, tensors, data);
   return cfg.tensorParallelSize > 1 ? shardEngine(engine, cfg.tensorParallelSize) : engine;
+}
+
+/** The dtype an engine of `model` is built with: the model's or build's request, else by backend and checkpoint. */
+function engineDtype(model: LlamaForCausalLM, cfg: ReturnType<typeof parseBuildConfig>): EngineDType {
+  const requested = model.options.dtype && model.options.dtype !== "auto" ? model.options.dtype : cfg.dtype;
+  const torchDtype = model.config.torchDtype;
+  return requested !== "auto" ? requested : cfg.backend === "cpu" ? "float32" : torchDtype === "float32" ? "bfloat16" : torchDtype;
+}
+
+/**
+ * The groups of checkpoint tensors `buildSync` will read raw (already in the engine dtype; a group
+ * is a fused weight's parts, concatenated): what a loader may read ahead, in parallel, with
+ * `Checkpoint.prefetchConcat`. Empty for a quantized model.
+ */
+export function rawReadGroups(model: LlamaForCausalLM, buildConfig: BuildConfigInput = {}): string[][] {
+  if (isQuantizedModel(model)) return [];
+  const dtype = engineDtype(model, parseBuildConfig(buildConfig));
+  const w = model.weights;
+  return [...model.toNetwork().weights.values()]
+    .map((x) => [...x.source])
+    .filter((src) => src.every((s) => w.has(s) && w.info(s).dtype === CHECKPOINT_DTYPE[dtype]));
 }
 
 /**
@@ -131,6 +151,11 @@ function readRaw(model: LlamaForCausalLM, sources: readonly string[], shape: rea
   const w = model.weights;
   if (!w.readBytes || !sources.every((s) => w.has(s) && w.info(s).dtype === CHECKPOINT_DTYPE[dtype])) return null;
   const numel = shape.reduce((a, b) => a * b, 1);
+  if (w.readConcat) {
+    // One buffer per engine weight, parts read in place (or read ahead in parallel by the loader).
+    const out = w.readConcat(sources);
+    return out.byteLength === numel * ELEMENT_BYTES[dtype] ? out : null; // a mismatch: let readFused report it
+  }
   if (sources.length > 1 && w.readInto) {
     // A fused weight: each part read straight into its place (no per-part buffer, no copy).
     const sizes = sources.map((s) => w.info(s).shape.reduce((a, b) => a * b, 1) * ELEMENT_BYTES[dtype]);

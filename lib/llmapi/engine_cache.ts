@@ -180,12 +180,28 @@ export interface CachedEngine {
  * ```
  */
 export function loadOrBuildCachedEngine(req: CachedEngineRequest): CachedEngine {
-  const timer = req.timer;
-  const timed = <T>(name: string, fn: () => T): T => timer ? timer.time(name, fn) : fn();
+  const { dir, engine } = lookupCachedEngine(req);
+  if (engine) return { engine, engineDir: dir, source: "cache", written: Promise.resolve() };
+  return storeBuiltEngine(req, dir, req.build());
+}
+
+/**
+ * The first half of {@link loadOrBuildCachedEngine}: the cache directory of the request and the
+ * engine in it, opened and checked (null when absent or broken; a broken one is discarded).
+ */
+export function lookupCachedEngine(req: Omit<CachedEngineRequest, "build">): { dir: string; engine: Engine | null } {
+  const timed = <T>(name: string, fn: () => T): T => req.timer ? req.timer.time(name, fn) : fn();
   const dir = timed("cache key", () => engineCacheDir(req.modelDir, req.buildConfig, req.dtype));
-  const cached = openVerified(dir, req.verify ?? "full", timed);
-  if (cached) return { engine: cached, engineDir: dir, source: "cache", written: Promise.resolve() };
-  const engine = req.build();
+  return { dir, engine: openVerified(dir, req.verify ?? "full", timed) };
+}
+
+/**
+ * The second half of {@link loadOrBuildCachedEngine}: writes `engine` (just built) into the cache
+ * directory `dir` from {@link lookupCachedEngine} and publishes it atomically (in the background
+ * with `writeInBackground`). Disposes the engine if the write cannot start.
+ */
+export function storeBuiltEngine(req: Omit<CachedEngineRequest, "build">, dir: string, engine: Engine): CachedEngine {
+  const timer = req.timer;
   const t0 = performance.now();
   let tmp = "";
   const finish = (): void => {

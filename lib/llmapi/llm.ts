@@ -27,7 +27,7 @@ import {
   LlmOptionsSchema,
   type Prompt,
 } from "./llm_options.ts";
-import { openOrBuild } from "./open_engine.ts";
+import { openOrBuild, openOrBuildAsync } from "./open_engine.ts";
 import { discardCachedEngine } from "./engine_cache.ts";
 
 export * from "./llm_options.ts";
@@ -90,7 +90,7 @@ export class LLM {
     // not two), and a built engine is written to the cache while the session uploads it.
     const inproc = o.executorMode === "inprocess" && (o.tensorParallelSize ?? 1) === 1;
     const openOpts = { timer, verify: inproc ? "on-read" as const : "full" as const, writeInBackground: inproc };
-    let opened = openOrBuild(o, backend, openOpts);
+    let opened = await openOrBuildAsync(o, backend, openOpts);
     let { engine, engineDir } = opened;
     let source: LoadStats["source"] = opened.source;
     let draftEngine: Engine | null = null, draftEngineDir: string | null = null;
@@ -158,7 +158,7 @@ export class LLM {
         timer.add("session (corrupt cached engine)", performance.now() - t0);
         engine.dispose();
         discardCachedEngine(engineDir!);
-        opened = openOrBuild(o, backend, openOpts);
+        opened = await openOrBuildAsync(o, backend, openOpts);
         ({ engine, engineDir } = opened);
         source = "rebuilt";
         writes[0] = { dir: engineDir, written: opened.written };

@@ -1,14 +1,14 @@
 /** How LLM.create gets its engine: an engine directory, the cached engine of an HF checkpoint, or a fresh build. */
 import { z } from "zod";
 import { type BuildConfigInput } from "../builder/build_config.ts";
-import { buildSync } from "../builder/builder.ts";
+import { buildSync, rawReadGroups } from "../builder/builder.ts";
 import { Engine } from "../builder/engine.ts";
-import { AutoModelForCausalLM } from "../models/llama.ts";
+import { AutoModelForCausalLM, type LlamaForCausalLM } from "../models/llama.ts";
 import { openModel, readHfQuantizationConfig } from "../quantization/prequantized.ts";
 import { QuantConfig } from "../quantization/quant_config.ts";
 import { quantizeSync } from "../quantization/quantize.ts";
 import { ValidationError } from "../util/errors.ts";
-import { loadOrBuildCachedEngine } from "./engine_cache.ts";
+import { loadOrBuildCachedEngine, lookupCachedEngine, storeBuiltEngine } from "./engine_cache.ts";
 import type { LoadTimer } from "./progress.ts";
 import { Checkpoint } from "../models/safetensors.ts";
 import type { LlmOptionsSchema } from "./llm_options.ts";
@@ -34,52 +34,21 @@ export interface OpenedEngine {
   readonly written: Promise<void>;
 }
 
-/** Opens an engine directory, or the cached engine of an HF checkpoint, or builds (and caches) it. */
-export function openOrBuild(o: z.output<typeof LlmOptionsSchema>, backend: "cpu" | "cuda", opts: OpenOptions = {}): OpenedEngine {
+/** The build of an HF checkpoint as LLM.create asks for it: options resolved, opening and building split (a loader may read ahead in between). */
+function planBuild(o: z.output<typeof LlmOptionsSchema>, backend: "cpu" | "cuda", opts: OpenOptions) {
   const timer = opts.timer;
-  if (Engine.isEngineDir(o.model)) {
-    const engine = timer ? timer.time("open", () => Engine.fromDir(o.model)) : Engine.fromDir(o.model);
-    if (o.tensorParallelSize !== undefined && o.tensorParallelSize !== engine.config.numRanks) {
-      engine.dispose();
-      throw new ValidationError(
-        `LLM.create options.tensorParallelSize: ${o.tensorParallelSize}, but the engine in ${
-          JSON.stringify(o.model)
-        } has ${engine.config.numRanks} rank(s); rebuild it from its checkpoint`,
-        "tensorParallelSize",
-        o.tensorParallelSize,
-      );
-    }
-    if (o.gatherContextLogits && !engine.config.build.gatherContextLogits) {
-      engine.dispose();
-      throw new ValidationError(
-        `LLM.create options.gatherContextLogits: the engine in ${
-          JSON.stringify(o.model)
-        } was built without gatherContextLogits; rebuild it with BuildConfig.gatherContextLogits: true`,
-        "gatherContextLogits",
-        true,
-      );
-    }
-    if (o.quantConfig) {
-      engine.dispose();
-      throw new ValidationError(
-        `LLM.create options.quantConfig: ${JSON.stringify(o.model)} is a built engine; quantize its HF checkpoint instead`,
-        "quantConfig",
-        o.quantConfig,
-      );
-    }
-    return { engine, engineDir: o.model, source: "engine", written: Promise.resolve() };
-  }
   const bc: BuildConfigInput = { ...(o.buildConfig ?? {}), backend };
   if (o.tensorParallelSize !== undefined) bc.tensorParallelSize = o.tensorParallelSize;
   // Speculative decoding verifies several tokens per sequence: one logits row each.
   if (o.gatherContextLogits || o.speculativeConfig) bc.gatherContextLogits = true;
   const qc = o.quantConfig ? QuantConfig.from(o.quantConfig) : null;
   const quant = qc?.isQuantized || qc?.kvCacheQuantAlgo ? qc : null;
-  const buildIt = (): Engine => {
-    const t0 = performance.now();
-    const opened = readHfQuantizationConfig(o.model)
-      ? openModel(o.model, { dtype: o.dtype })
-      : AutoModelForCausalLM.fromHuggingFace(o.model, { dtype: o.dtype });
+  let t0 = 0;
+  const open = (): LlamaForCausalLM => {
+    t0 = performance.now();
+    return readHfQuantizationConfig(o.model) ? openModel(o.model, { dtype: o.dtype }) : AutoModelForCausalLM.fromHuggingFace(o.model, { dtype: o.dtype });
+  };
+  const build = (opened: LlamaForCausalLM): Engine => {
     let model = opened;
     try {
       if (quant) model = quantizeSync(opened, quant);
@@ -97,16 +66,81 @@ export function openOrBuild(o: z.output<typeof LlmOptionsSchema>, backend: "cpu"
       timer?.add(quant ? "quantize+build" : "build", performance.now() - t0 - (read?.ms ?? 0));
     }
   };
-  if (!o.cacheEngine) return { engine: buildIt(), engineDir: null, source: "build", written: Promise.resolve() };
-  // Content-keyed, published atomically (safe with many processes), a broken cached engine rebuilt.
-  return loadOrBuildCachedEngine({
+  const cacheRequest = {
     modelDir: o.model,
     buildConfig: bc,
     dtype: quant ? `${o.dtype} quant ${JSON.stringify(quant.toDict())}` : o.dtype,
-    build: buildIt,
     extraFiles: TOKENIZER_FILES,
     timer,
     verify: opts.verify,
     writeInBackground: opts.writeInBackground,
-  });
+  };
+  return { bc, quant, open, build, cacheRequest };
+}
+
+/** Opens an engine directory, or the cached engine of an HF checkpoint, or builds (and caches) it. */
+export function openOrBuild(o: z.output<typeof LlmOptionsSchema>, backend: "cpu" | "cuda", opts: OpenOptions = {}): OpenedEngine {
+  if (Engine.isEngineDir(o.model)) return openEngineDir(o, opts.timer);
+  const p = planBuild(o, backend, opts);
+  const buildIt = (): Engine => p.build(p.open());
+  if (!o.cacheEngine) return { engine: buildIt(), engineDir: null, source: "build", written: Promise.resolve() };
+  // Content-keyed, published atomically (safe with many processes), a broken cached engine rebuilt.
+  return loadOrBuildCachedEngine({ ...p.cacheRequest, build: buildIt });
+}
+
+/**
+ * {@link openOrBuild}, with a build's checkpoint reads done ahead in parallel on the runtime's I/O
+ * threads (`Checkpoint.prefetchConcat` of the groups the build reads raw; not for quantized builds).
+ */
+export async function openOrBuildAsync(o: z.output<typeof LlmOptionsSchema>, backend: "cpu" | "cuda", opts: OpenOptions = {}): Promise<OpenedEngine> {
+  if (Engine.isEngineDir(o.model)) return openEngineDir(o, opts.timer);
+  const p = planBuild(o, backend, opts);
+  const buildIt = async (): Promise<Engine> => {
+    const model = p.open();
+    try {
+      if (!p.quant && model.weights instanceof Checkpoint) await model.weights.prefetchConcat(rawReadGroups(model, p.bc));
+    } catch (e) {
+      model.close();
+      throw e;
+    }
+    return p.build(model);
+  };
+  if (!o.cacheEngine) return { engine: await buildIt(), engineDir: null, source: "build", written: Promise.resolve() };
+  const { dir, engine } = lookupCachedEngine(p.cacheRequest);
+  if (engine) return { engine, engineDir: dir, source: "cache", written: Promise.resolve() };
+  return storeBuiltEngine(p.cacheRequest, dir, await buildIt());
+}
+
+/** Opens the engine directory `o.model`, checking the options that cannot apply to a built engine. */
+function openEngineDir(o: z.output<typeof LlmOptionsSchema>, timer: LoadTimer | undefined): OpenedEngine {
+  const engine = timer ? timer.time("open", () => Engine.fromDir(o.model)) : Engine.fromDir(o.model);
+  if (o.tensorParallelSize !== undefined && o.tensorParallelSize !== engine.config.numRanks) {
+    engine.dispose();
+    throw new ValidationError(
+      `LLM.create options.tensorParallelSize: ${o.tensorParallelSize}, but the engine in ${
+        JSON.stringify(o.model)
+      } has ${engine.config.numRanks} rank(s); rebuild it from its checkpoint`,
+      "tensorParallelSize",
+      o.tensorParallelSize,
+    );
+  }
+  if (o.gatherContextLogits && !engine.config.build.gatherContextLogits) {
+    engine.dispose();
+    throw new ValidationError(
+      `LLM.create options.gatherContextLogits: the engine in ${
+        JSON.stringify(o.model)
+      } was built without gatherContextLogits; rebuild it with BuildConfig.gatherContextLogits: true`,
+      "gatherContextLogits",
+      true,
+    );
+  }
+  if (o.quantConfig) {
+    engine.dispose();
+    throw new ValidationError(
+      `LLM.create options.quantConfig: ${JSON.stringify(o.model)} is a built engine; quantize its HF checkpoint instead`,
+      "quantConfig",
+      o.quantConfig,
+    );
+  }
+  return { engine, engineDir: o.model, source: "engine", written: Promise.resolve() };
 }

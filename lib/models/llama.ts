@@ -26,6 +26,8 @@ export interface WeightSource {
   readBytes?(name: string): Uint8Array;
   /** Raw bytes read into `dst` (exactly the tensor's byte length): build() reads fused weights' parts in place. */
   readInto?(name: string, dst: Uint8Array): void;
+  /** Raw bytes of several tensors concatenated (a fused weight's parts), maybe read ahead. */
+  readConcat?(names: readonly string[]): Uint8Array;
   /** Every tensor name (lets the checkpoint check find tensors the model would not use). */
   names?(): string[];
   close(): void;

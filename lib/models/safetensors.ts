@@ -29,6 +29,8 @@ const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 /** Largest single positioned read (some runtimes cap one read at 2 GiB). */
 const MAX_READ_CHUNK = 1 << 30;
 const METADATA_KEY = "__metadata__";
+/** Largest single read of Checkpoint.prefetchConcat. */
+const PREFETCH_PIECE = 64 << 20;
 
 const fdRegistry = new FinalizationRegistry<number>((fd) => {
   try {
@@ -223,6 +225,12 @@ export class SafetensorsFile {
     this.readStats.bytes += done;
   }
 
+  /** The open descriptor (for reads issued elsewhere); FormatError once closed. */
+  fd(reading: string): number {
+    if (this.#fd === null) throw new FormatError(`${this.path}: file is closed (reading tensor '${reading}')`, this.path);
+    return this.#fd;
+  }
+
   /** Tensor `name` converted to f32 (see `toFloat32` for the dtypes handled). */
   readFloat32(name: string): Float32Array {
     return toFloat32(this.readBytes(name), this.info(name).dtype);
@@ -320,6 +328,9 @@ export class Checkpoint {
   readonly #byName: ReadonlyMap<string, SafetensorsFile>;
   readonly #shards: readonly SafetensorsFile[];
   readonly #names: readonly string[];
+  /** Groups read ahead by prefetchConcat, by their names joined with newlines. */
+  readonly #prefetched = new Map<string, Uint8Array>();
+  readonly #prefetchStats = { bytes: 0, ms: 0 };
 
   private constructor(dir: string, shards: SafetensorsFile[], byName: Map<string, SafetensorsFile>) {
     this.dir = dir;
@@ -421,13 +432,81 @@ export class Checkpoint {
     return this.#shard(name).readFloat32(name);
   }
 
-  /** Tensor bytes read so far from every shard, and the milliseconds the reads took. */
-  get readStats(): { bytes: number; ms: number } {
-    return this.#shards.reduce((a, s) => ({ bytes: a.bytes + s.readStats.bytes, ms: a.ms + s.readStats.ms }), { bytes: 0, ms: 0 });
+  /**
+   * The raw bytes of `names` concatenated into one fresh buffer (a fused weight): handed over from
+   * {@link Checkpoint.prefetchConcat} when it read this group, else read now, each part in place.
+   */
+  readConcat(names: readonly string[]): Uint8Array {
+    const key = names.join("\n");
+    const ready = this.#prefetched.get(key);
+    if (ready) {
+      this.#prefetched.delete(key);
+      return ready;
+    }
+    const sizes = names.map((n) => this.info(n).byteLength);
+    const out = new Uint8Array(sizes.reduce((a, b) => a + b, 0));
+    let at = 0;
+    names.forEach((n, i) => {
+      this.readInto(n, out.subarray(at, at + sizes[i]));
+      at += sizes[i];
+    });
+    return out;
   }
 
-  /** Closes every shard. Idempotent. */
+  /**
+   * Reads groups of tensors ahead (each group concatenated into one buffer, as readConcat returns
+   * it) with up to `concurrency` reads of at most 64 MiB in flight on the runtime's I/O threads:
+   * parallel reads, the page faults of the fresh buffers taken on those threads too. The buffers
+   * wait in the checkpoint until readConcat takes them (or close drops them).
+   */
+  async prefetchConcat(groups: readonly (readonly string[])[], concurrency = 8): Promise<void> {
+    const t0 = performance.now();
+    const tasks: { fd: number; pos: number; dst: Uint8Array; file: string; name: string }[] = [];
+    const outs: [string, Uint8Array][] = [];
+    for (const g of groups) {
+      const infos = g.map((n) => this.info(n));
+      const out = new Uint8Array(infos.reduce((a, i) => a + i.byteLength, 0));
+      let at = 0;
+      for (const i of infos) {
+        const fd = this.#shard(i.name).fd(i.name);
+        for (let p = 0; p < i.byteLength; p += PREFETCH_PIECE) {
+          const n = Math.min(PREFETCH_PIECE, i.byteLength - p);
+          tasks.push({ fd, pos: i.byteOffset + p, dst: out.subarray(at + p, at + p + n), file: i.path, name: i.name });
+        }
+        at += i.byteLength;
+      }
+      outs.push([g.join("\n"), out]);
+    }
+    let next = 0, bytes = 0;
+    const lane = async (): Promise<void> => {
+      while (next < tasks.length) {
+        const t = tasks[next++];
+        for (let done = 0; done < t.dst.byteLength;) {
+          const n = await new Promise<number>((resolve, reject) =>
+            fs.read(t.fd, t.dst, done, t.dst.byteLength - done, t.pos + done, (err, got) => err ? reject(err) : resolve(got))
+          );
+          if (n <= 0) throw new FormatError(`${t.file}: unexpected end of file reading tensor '${t.name}' (offset ${t.pos + done})`, t.file);
+          done += n;
+        }
+        bytes += t.dst.byteLength;
+      }
+    };
+    const settled = await Promise.allSettled(Array.from({ length: Math.max(1, Math.min(concurrency, tasks.length)) }, lane));
+    const failed = settled.find((r) => r.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    for (const [k, v] of outs) this.#prefetched.set(k, v);
+    this.#prefetchStats.bytes += bytes;
+    this.#prefetchStats.ms += performance.now() - t0;
+  }
+
+  /** Tensor bytes read so far from every shard (prefetches included), and the milliseconds the reads took. */
+  get readStats(): { bytes: number; ms: number } {
+    return this.#shards.reduce((a, s) => ({ bytes: a.bytes + s.readStats.bytes, ms: a.ms + s.readStats.ms }), { ...this.#prefetchStats });
+  }
+
+  /** Closes every shard (and drops prefetched buffers not taken). Idempotent. */
   close(): void {
+    this.#prefetched.clear();
     for (const s of this.#shards) s.close();
   }
 
