@@ -10,11 +10,12 @@ import process from "node:process";
 import { isSelectable, kernelUnits, unitName } from "../lib/backends/cuda/compile_pool.ts";
 import { kernelsDir, kernelSource } from "../lib/backends/cuda/compiler.ts";
 import { plannedKernels } from "../lib/backends/cuda/kernel_set.ts";
-import { kernelSignature, type LaunchEnv, NCCL_ALL_REDUCE, planLaunches, type StepShape } from "../lib/backends/cuda/launch_plan.ts";
+import { kernelSignature, NCCL_ALL_REDUCE, planLaunches, type StepShape } from "../lib/backends/cuda/launch_plan.ts";
 import { buildSync } from "../lib/builder/builder.ts";
 import { AutoModelForCausalLM, type LlamaForCausalLM } from "../lib/models/llama.ts";
 import { quantizeSync } from "../lib/quantization/quantize.ts";
 import { FakeCudaSession, randomModel, step } from "./cuda_fake_device.ts";
+import { fakeLaunchEnv } from "./cuda_fake_plans.ts";
 import { assert, sharedDir, test } from "./harness.ts";
 
 const storiesDir = `${process.env.LLMRT_MODELS ?? `${sharedDir}models`}/stories260k`;
@@ -127,37 +128,19 @@ for (
     const names = engine.tensorNames();
     let next = 1n << 40n;
     const addr = new Map<string, bigint>();
-    const io = Object.fromEntries(
-      ["sampledIds", "temperature", "topK", "topP", "minP", "seed", "step", "logitRows", "seqStarts", "tokenIds", "positions", "blockTables", "maskIndex"]
-        .map((k, i) => [k, BigInt(i + 1)]),
-    ) as unknown as LaunchEnv["io"];
     for (const batchInvariant of [true, false]) {
-      const env: LaunchEnv = {
-        plan: engine.plan,
-        elem: "bf16",
-        arena: 1n << 36n,
+      const env = fakeLaunchEnv(engine, {
         weight: (n) => {
           assert.ok(names.includes(n), `weight ${n}`);
           if (!addr.has(n)) addr.set(n, next += 1n << 20n);
           return addr.get(n)!;
         },
-        logits: 1n << 38n,
-        io,
-        invFreq: 13n,
-        kvBase: 1n << 39n,
-        kvLayerBytes: 1 << 20,
-        partialO: 14n,
-        partialML: 15n,
-        tokensPerBlock: 32,
-        blockStride: 4,
-        gemv: true,
         batchInvariant,
         fusedDecode: true,
-        decodeCounters: 16n,
         quantScratch: 17n << 32n,
         fp8Scratch: 18n << 32n,
         kvScales: 19n << 32n,
-      };
+      });
       const planned = new Set(plannedKernels(env, 16));
       const seen = new Set<string>();
       const shapes: StepShape[] = [];

@@ -12,6 +12,7 @@ import type { Engine } from "../lib/builder/engine.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import type { QuantConfigInput } from "../lib/quantization/quant_config.ts";
 import { quantizeSync } from "../lib/quantization/quantize.ts";
+import { fakeLaunchEnv } from "./cuda_fake_plans.ts";
 import { assert, test } from "./harness.ts";
 
 const kjv = new URL("../models/kjv-llama/", import.meta.url).pathname;
@@ -29,45 +30,16 @@ const weightAddr = new Map<string, bigint>();
 /** A launch environment of distinct fake addresses. */
 function fakeEnv(engine: Engine, batchInvariant = false, fusedDecode = true): LaunchEnv {
   const names = engine.tensorNames();
-  const io = {
-    sampledIds: 1n,
-    temperature: 2n,
-    topK: 3n,
-    topP: 4n,
-    minP: 5n,
-    seed: 6n,
-    step: 7n,
-    logitRows: 8n,
-    seqStarts: 9n,
-    tokenIds: 10n,
-    positions: 11n,
-    blockTables: 12n,
-    maskIndex: 18n,
-  };
-  return {
-    plan: engine.plan,
-    elem: "bf16",
-    arena: 1n << 36n,
+  return fakeLaunchEnv(engine, {
     weight: (n) => {
       if (!names.includes(n)) throw new Error(`no weight ${n}`);
       if (!weightAddr.has(n)) weightAddr.set(n, (1n << 40n) + BigInt(weightAddr.size) * (1n << 20n));
       return weightAddr.get(n)!;
     },
-    logits: 1n << 38n,
-    io,
-    invFreq: 13n,
-    kvBase: 1n << 39n,
-    kvLayerBytes: 1 << 20,
-    partialO: 14n,
-    partialML: 15n,
-    tokensPerBlock: 32,
-    blockStride: 4,
-    gemv: true,
     batchInvariant,
     fusedDecode,
-    decodeCounters: 16n,
     quantScratch: 17n << 32n,
-  };
+  });
 }
 
 for (

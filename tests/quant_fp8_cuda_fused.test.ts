@@ -8,48 +8,13 @@
 // its fused steps take the fp32-logits epilogue (mode 3) where the unfused plan runs fp8_quantize + the
 // FP8 GEMM + fp8_scale_f32, so only the KV cache is compared bit for bit there. The kernels' arithmetic
 // against the CPU emulation: tests/gpu/fp8_cuda.test.ts on a GPU.
-import type { KernelLaunch } from "../lib/backends/cuda/launch_plan.ts";
-import { CpuSession } from "../lib/backends/cpu/session.ts";
-import { buildSync } from "../lib/builder/builder.ts";
 import type { QuantConfigInput } from "../lib/quantization/quant_config.ts";
-import { quantizeSync } from "../lib/quantization/quantize.ts";
-import { FakeCudaSession, maxRelDiff, randomModel, step } from "./cuda_fake_device.ts";
+import { maxRelDiff } from "./cuda_fake_device.ts";
+import { FP8_LOGITS_TOL, quantEngines, quantTestLlama, relL2, runFusedSchedule, sameAsUnfused } from "./cuda_fake_plans.ts";
 import { assert, test } from "./harness.ts";
 
-// In-features 128 / 256 (whole 64-column chunks), out-features multiples of 16; biases everywhere.
-const RAW = {
-  vocab_size: 112,
-  hidden_size: 128,
-  intermediate_size: 256,
-  num_hidden_layers: 2,
-  max_position_embeddings: 256,
-  architectures: ["LlamaForCausalLM"],
-  model_type: "llama",
-  num_attention_heads: 2,
-  num_key_value_heads: 1,
-  head_dim: 64,
-  attention_bias: true,
-  mlp_bias: true,
-};
-const BUILD = { maxBatchSize: 8, maxNumTokens: 128, maxSeqLen: 160, tokensPerBlock: 4 };
-/**
- * bf16 activations on the fake device vs the float32 CPU session: e4m3 keeps 3 mantissa bits, so an
- * activation that bf16 rounding moves across an e4m3 rounding boundary changes by 1/16. On this random
- * model (weights ±0.1) that leaves the logits 4.5-7.6e-2 apart (relative L2; measured), about FP8's own
- * distance from the unquantized model; a wrong scale, row or epilogue would be far beyond it.
- */
-const LOGITS_TOL = 0.12;
-
-/** ‖got − want‖₂ / ‖want‖₂. */
-function relL2(got: Float32Array, want: Float32Array): number {
-  let d = 0, w = 0;
-  for (let i = 0; i < want.length; i++) {
-    d += (got[i] - want[i]) ** 2;
-    w += want[i] ** 2;
-  }
-  return Math.sqrt(d / w);
-}
-const CALIBRATION = [Array.from({ length: 48 }, (_, i) => (i * 29 + 5) % RAW.vocab_size)];
+const RAW = quantTestLlama(112);
+const CALIBRATION = [Array.from({ length: 48 }, (_, i) => (i * 29 + 5) % (RAW.vocab_size as number))];
 
 for (
   const [name, qc, fp8Head] of [
@@ -59,66 +24,23 @@ for (
   ] as [string, QuantConfigInput, boolean][]
 ) {
   test(`FP8 fused decode plan on a fake device equals the unfused plan and the CPU session: ${name}`, () => {
-    const model = randomModel(RAW, 31, true, 0.1);
-    const q = quantizeSync(model, qc, { calibration: CALIBRATION });
-    const bf16 = buildSync(q, { ...BUILD, backend: "cuda", dtype: "bfloat16" });
-    const f32 = buildSync(q, { ...BUILD, backend: "cpu", dtype: "float32" });
-    q.close();
-    model.close();
+    const { bf16, f32 } = quantEngines(RAW, 31, qc, 0.1, { calibration: CALIBRATION });
     const head = bf16.plan.ops.find((o) => o.type === "linear" && o.out === bf16.plan.attributes.logits);
     assert.equal(head?.type === "linear" && head.weightFormat?.format === "fp8_e4m3", fp8Head, "lm_head quantized as configured");
-    const numBlocks = 64, maxBlocks = 40, V = RAW.vocab_size;
-    const fused = new FakeCudaSession(bf16, numBlocks, 132, false, { fusedDecode: true });
-    const plain = new FakeCudaSession(bf16, numBlocks, 132, false, {});
-    const cpu = new CpuSession(f32);
-    const kv = cpu.createKvCache(numBlocks);
-    const lens = [9, 5, 3, 7, 2, 6, 4, 8];
-    const seqs = lens.map((n, s) => ({
-      ids: Array.from({ length: n }, (_, j) => (s * 37 + j * 11 + 3) % V),
-      blocks: Array.from({ length: 8 }, (_, b) => s * 8 + b),
-    }));
-    const pos = lens.map((n) => n - 1), last = seqs.map((s) => s.ids[s.ids.length - 1]);
-    const kernels = new Set<string>();
-    const run = (what: string, which: number[], graphs: boolean, prefill = false): void => {
-      const inp = prefill
-        ? step(seqs.map((s) => ({ ids: s.ids.slice(0, -1), pos: 0, blocks: s.blocks })), maxBlocks)
-        : step(which.map((s) => ({ ids: [last[s]], pos: pos[s], blocks: seqs[s].blocks })), maxBlocks);
-      const want = { sampledIds: new Int32Array(inp.logitRows.length), logits: new Float32Array(inp.logitRows.length * V) };
-      cpu.run(inp, want, kv);
-      const got = fused.run(inp, graphs), ref = plain.run(inp, graphs);
-      if (!fp8Head || prefill) {
-        const ua = new Uint32Array(got.logits.buffer), ub = new Uint32Array(ref.logits.buffer);
-        for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) assert.fail(`${what}: fused vs unfused logit ${i}: ${got.logits[i]} vs ${ref.logits[i]}`);
-        assert.deepEqual(Array.from(got.ids), Array.from(ref.ids), `${what}: fused vs unfused ids`);
-      } else {
-        const rel = maxRelDiff(got.logits, ref.logits);
-        assert.ok(rel < 1e-2, `${what}: fused (mode 3) vs unfused (FP8 GEMM) logits max rel ${rel.toExponential(2)}`);
-      }
-      const kvBytes = bf16.plan.attributes.numLayers * fused.env.kvLayerBytes;
-      const kf = fused.mem.bytes(fused.env.kvBase, kvBytes), kp = plain.mem.bytes(plain.env.kvBase, kvBytes);
-      for (let i = 0; i < kvBytes; i++) if (kf[i] !== kp[i]) assert.fail(`${what}: fused vs unfused KV cache byte ${i}`);
-      const rel = relL2(got.logits, want.logits);
-      assert.ok(rel < LOGITS_TOL, `${what}: logits differ from the CPU session's (rel L2 ${rel.toExponential(2)})`);
-      if (!prefill) {
-        assert.ok(
-          fused.lastLaunches.length < plain.lastLaunches.length,
-          `${what}: ${fused.lastLaunches.length} fused launches vs ${plain.lastLaunches.length}`,
-        );
-        for (const l of fused.lastLaunches) {
-          if (l.kind === "kernel") kernels.add(`${(l as KernelLaunch).kernel}${l.kernel.startsWith("fp8_gemv_fused") ? `/${l.args[11]}` : ""}`);
-        }
-        which.forEach((s, r) => {
-          last[s] = fp8Head ? want.sampledIds[r] : got.ids[r]; // with an FP8 head the two plans may sample apart
-          pos[s]++;
-        });
-      }
-    };
-    run("prefill", [], false, true);
-    const schedule: [number[], boolean][] = [[[0, 1, 2, 3, 4, 5, 6, 7], true], [[0, 1, 2], true], [[3], true], [[0, 4, 5], false], [[6, 7], true], [
-      [1],
-      false,
-    ]];
-    schedule.forEach(([which, graphs], i) => run(`decode ${i}: ${which.length} sequence(s) (${graphs ? "graph bucket" : "eager"})`, which, graphs));
+    const { kernels } = runFusedSchedule(bf16, f32, {
+      unfused: (s) => {
+        if (!fp8Head || s.prefill) return sameAsUnfused(s);
+        const rel = maxRelDiff(s.got.logits, s.ref.logits);
+        assert.ok(rel < 1e-2, `${s.what}: fused (mode 3) vs unfused (FP8 GEMM) logits max rel ${rel.toExponential(2)}`);
+      },
+      cpu: ({ what, got, want }) => {
+        const rel = relL2(got.logits, want.logits);
+        assert.ok(rel < FP8_LOGITS_TOL, `${what}: logits differ from the CPU session's (rel L2 ${rel.toExponential(2)})`);
+      },
+      label: (l) => `${l.kernel}${l.kernel.startsWith("fp8_gemv_fused") ? `/${l.args[11]}` : ""}`,
+      // With an FP8 head the two plans may sample apart.
+      next: (s, r) => fp8Head ? s.want.sampledIds[r] : s.got.ids[r],
+    });
     const k = [...kernels].sort().join(" ");
     // Every FP8 linear fuses: norm prologue (qkv; gate_up with SiLU·mul), residual epilogues (o, down); the head's norm too.
     const wanted = ["fp8_gemv_fused_norm_bf16/0", "fp8_gemv_fused_norm_bf16/2", "fp8_gemv_fused_bf16/1"];

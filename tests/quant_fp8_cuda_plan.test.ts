@@ -12,6 +12,7 @@ import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import { quantizeSync } from "../lib/quantization/quantize.ts";
 import { UnsupportedError } from "../lib/util/errors.ts";
 import { randomModel } from "./cuda_fake_device.ts";
+import { fakeLaunchEnv } from "./cuda_fake_plans.ts";
 import { assert, test } from "./harness.ts";
 
 const kjv = new URL("../models/kjv-llama/", import.meta.url).pathname;
@@ -30,45 +31,16 @@ function cudaEngine(algo: "FP8" | "FP8_PER_CHANNEL_PER_TOKEN"): Engine {
 /** A launch environment of distinct fake addresses (weights 1 MiB apart from 2^40). */
 function fakeEnv(engine: Engine, batchInvariant: boolean, fusedDecode = false): LaunchEnv {
   const names = engine.tensorNames();
-  const io = {
-    sampledIds: 1n,
-    temperature: 2n,
-    topK: 3n,
-    topP: 4n,
-    minP: 5n,
-    seed: 6n,
-    step: 7n,
-    logitRows: 8n,
-    seqStarts: 9n,
-    tokenIds: 10n,
-    positions: 11n,
-    blockTables: 12n,
-    maskIndex: 18n,
-  };
-  return {
-    plan: engine.plan,
-    elem: "bf16",
-    arena: 1n << 36n,
+  return fakeLaunchEnv(engine, {
     weight: (n) => {
       const i = names.indexOf(n);
       if (i < 0) throw new Error(`no weight ${n}`);
       return (1n << 40n) + BigInt(i) * (1n << 20n);
     },
-    logits: 1n << 38n,
-    io,
-    invFreq: 13n,
-    kvBase: 1n << 39n,
-    kvLayerBytes: 1 << 20,
-    partialO: 14n,
-    partialML: 15n,
-    tokensPerBlock: 32,
-    blockStride: 4,
-    gemv: true,
     batchInvariant,
     fusedDecode,
-    decodeCounters: 16n,
     fp8Scratch: 17n << 32n,
-  };
+  });
 }
 
 for (const algo of ["FP8", "FP8_PER_CHANNEL_PER_TOKEN"] as const) {
