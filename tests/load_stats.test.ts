@@ -6,7 +6,9 @@ import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
 import { rawReadGroups } from "../lib/builder/builder.ts";
+import { Engine } from "../lib/builder/engine.ts";
 import { LLM } from "../lib/llmapi/llm.ts";
+import { LlmrtError } from "../lib/util/errors.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import { Checkpoint } from "../lib/models/safetensors.ts";
 import { formatLoadStats } from "../lib/llmapi/progress.ts";
@@ -17,7 +19,7 @@ const stories = `${sharedDir}models/stories260k`;
 const opts = { model: stories, backend: "cpu" as const, buildConfig: { maxBatchSize: 2, maxNumTokens: 64 } };
 const greedy = { maxTokens: 5, temperature: 0 };
 
-test("loadStats: cold build+cache, then cache hit; a corrupt weight blob is found by the session's reads and rebuilt", async () => {
+test("loadStats: cold build+cache, then cache hit; a corrupt weight blob is found by the parallel check and rebuilt before use", async () => {
   const cache = fs.mkdtempSync(path.join(os.tmpdir(), "llmrt-loadstats-"));
   const saved = process.env.LLMRT_CACHE_DIR;
   process.env.LLMRT_CACHE_DIR = cache;
@@ -39,7 +41,11 @@ test("loadStats: cold build+cache, then cache hit; a corrupt weight blob is foun
 
     const hit = await LLM.create(opts);
     assert.equal(hit.loadStats.source, "cache");
-    assert.deepEqual(names(hit), ["cache key", "open", "session"], "no separate verify pass over the weights");
+    // The blobs' checksums are checked on workers beside the load (that phase ends before or after "session").
+    const verify = names(hit).filter((n) => n.startsWith("cache verify"));
+    assert.equal(verify.length, 1);
+    assert.match(verify[0], /^cache verify \(\d+ workers?, beside the load\)$/);
+    assert.deepEqual(names(hit).filter((n) => !n.startsWith("cache verify")), ["cache key", "open", "session"]);
     assert.deepEqual((await hit.generate([1, 403, 407], greedy, { useTqdm: false })).outputs[0].tokenIds, want);
     await hit.shutdown();
 
@@ -96,4 +102,30 @@ test("Checkpoint.prefetchConcat: groups read ahead in parallel equal the in-plac
   assert.equal(a.readStats.bytes, total, "every group came from the prefetch");
   a.readConcat(groups[0]);
   assert.ok(a.readStats.bytes > total, "a second readConcat reads again");
+});
+
+test("Engine.verifyInBackground: workers check every blob; a flipped byte is a FormatError naming the tensor; reads go unchecked meanwhile", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "llmrt-verifybg-"));
+  try {
+    const built = await LLM.create({ ...opts, cacheEngine: false });
+    built.engine.save(dir);
+    await built.shutdown();
+    {
+      using e = Engine.fromDir(dir);
+      await e.verifyInBackground(3);
+    }
+    const file = path.join(dir, "rank0.engine");
+    const bytes = fs.readFileSync(file);
+    bytes[blobOffset(file, "layers.4.qkv.weight") + 17] ^= 0x02;
+    fs.writeFileSync(file, bytes);
+    using e = Engine.fromDir(dir);
+    const checked = e.verifyInBackground(2);
+    e.readTensor("layers.4.qkv.weight"); // unchecked now: the workers report it
+    await assert.rejects(
+      checked,
+      (err: Error) => err instanceof LlmrtError && err.kind === "format" && /'layers\.4\.qkv\.weight' is corrupt .*on a worker/.test(err.message),
+    );
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -7,9 +7,11 @@ import { bf16ToF32, f16ToF32 } from "../util/dtype.ts";
 import { parseWith } from "../util/validate.ts";
 import { type QuantConfigDict, QuantConfigSchema } from "../quantization/quant_config.ts";
 import { type BuildConfig, BuildConfigSchema, type EngineDType, EngineDTypeSchema } from "./build_config.ts";
-import { ENGINE_FORMAT_VERSION, EngineFile, type TensorEntry, writeEngineFile, writeEngineFileAsync } from "./engine_format.ts";
+import { ENGINE_FORMAT_VERSION, EngineFile, type TensorEntry } from "./engine_format.ts";
+import { writeEngineFile, writeEngineFileAsync } from "./engine_write.ts";
 import { type EnginePlan, validatePlan } from "../ir/plan.ts";
 import { checkEngineSizes } from "./limits.ts";
+import { verifyBlobsInWorkers } from "./engine_verify.ts";
 
 /** `config.json` of an engine directory. */
 export const EngineConfigSchema = z.strictObject({
@@ -169,6 +171,26 @@ export class Engine {
   verify(): void {
     this.#checkLive();
     if (this.#file) this.#file.verifyAll();
+  }
+
+  /**
+   * Checks every blob's CRC-32 on `threads` Web Workers while this thread goes on, after switching
+   * this engine's reads to unchecked ones (the workers do the checking): the caller must not use
+   * what it read until the promise resolves, and throw it away if it rejects (FormatError naming the
+   * tensor). Resolves at once for an engine built in memory.
+   *
+   * @example
+   * ```ts
+   * const checked = engine.verifyInBackground(4);
+   * const session = new CpuSession(engine); // reads the weights meanwhile
+   * await checked;
+   * ```
+   */
+  verifyInBackground(threads: number): Promise<void> {
+    this.#checkLive();
+    if (!this.#file) return Promise.resolve();
+    this.#file.deferChecksums();
+    return verifyBlobsInWorkers(this.#file.path, this.#file.dataOffset, this.#file.meta.tensors, threads);
   }
 
   /** Whether `dir` looks like an engine directory (config.json with an llmrt section). */

@@ -29,6 +29,7 @@ import {
 } from "./llm_options.ts";
 import { openOrBuild, openOrBuildAsync } from "./open_engine.ts";
 import { discardCachedEngine } from "./engine_cache.ts";
+import { checkInBackground, settleWrites } from "./load_steps.ts";
 
 export * from "./llm_options.ts";
 import type { LoraRequest } from "../models/lora.ts";
@@ -149,13 +150,17 @@ export class LLM {
           tp: o.tpMaster !== undefined ? { tpMaster: o.tpMaster, rendezvousTimeoutMs: o.tpRendezvousTimeoutMs } : undefined,
         });
       let t0 = performance.now();
-      let executor: GenerationExecutor;
+      // A cache hit: its blobs' CRC-32s checked on workers while the session loads them unchecked.
+      const checking = inproc && opened.source === "cache" ? checkInBackground(engine, timer) : null;
+      let executor: GenerationExecutor | null = null;
       try {
         executor = await start();
+        await checking;
       } catch (e) {
         if (!(opened.source === "cache" && e instanceof LlmrtError && e.kind === "format")) throw e;
-        // A cached engine whose weights fail their checksum as the session reads them: discard, rebuild, start again.
+        // A cached engine whose weights fail their checksum: discard what was loaded and the entry, rebuild, start again.
         timer.add("session (corrupt cached engine)", performance.now() - t0);
+        await executor?.shutdown();
         engine.dispose();
         discardCachedEngine(engineDir!);
         opened = await openOrBuildAsync(o, backend, openOpts);
@@ -381,20 +386,3 @@ export class LLM {
 }
 
 export { resolveBackend };
-
-/**
- * Waits for background cache writes; a failed one is reported on stderr (the engine in memory is
- * fine, the cache entry is just not there). Returns the directories that were not written.
- */
-async function settleWrites(writes: readonly { dir: string | null; written: Promise<void> }[]): Promise<(string | null)[]> {
-  const failed: (string | null)[] = [];
-  for (const w of writes) {
-    try {
-      await w.written;
-    } catch (e) {
-      failed.push(w.dir);
-      process.stderr.write(`llmrt: the engine cache entry ${w.dir} was not written (${(e as Error).message}); the next load builds again\n`);
-    }
-  }
-  return failed;
-}
