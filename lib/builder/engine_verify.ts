@@ -20,6 +20,7 @@ function crc32(data, prev) {
 }
 self.onmessage = (e) => {
   const { path, items } = e.data;
+  const t0 = performance.now();
   let fd = -1;
   try {
     fd = fs.openSync(path, "r");
@@ -34,7 +35,7 @@ self.onmessage = (e) => {
       }
       if (c !== want) { self.postMessage({ bad: name, why: "CRC-32 0x" + c.toString(16).padStart(8, "0") + ", the table says 0x" + want.toString(16).padStart(8, "0") }); return; }
     }
-    self.postMessage({ ok: true });
+    self.postMessage({ ok: true, ms: performance.now() - t0 });
   } catch (err) {
     self.postMessage({ error: String(err && err.message ? err.message : err) });
   } finally {
@@ -44,14 +45,15 @@ self.onmessage = (e) => {
 
 let workerUrl: string | null = null;
 
-type Reply = { ok: true } | { bad: string; why: string } | { error: string };
+type Reply = { ok: true; ms: number } | { bad: string; why: string } | { error: string };
 
 /**
  * Checks the CRC-32 of every blob of the engine file at `path` on `threads` workers (each a
- * contiguous share of the blobs by bytes). Resolves when all match; rejects with a FormatError
- * naming a corrupt tensor, or with the error that stopped a worker.
+ * contiguous share of the blobs by bytes). Resolves, when all match, with the longest time a worker
+ * took (ms, as the worker measured it); rejects with a FormatError naming a corrupt tensor, or with
+ * the error that stopped a worker.
  */
-export function verifyBlobsInWorkers(path: string, dataOffset: number, tensors: readonly TensorEntry[], threads: number): Promise<void> {
+export function verifyBlobsInWorkers(path: string, dataOffset: number, tensors: readonly TensorEntry[], threads: number): Promise<number> {
   const total = tensors.reduce((a, t) => a + t.bytes, 0);
   const n = Math.max(1, Math.min(threads, tensors.length));
   const shares: [string, number, number, number][][] = Array.from({ length: n }, () => []);
@@ -66,9 +68,9 @@ export function verifyBlobsInWorkers(path: string, dataOffset: number, tensors: 
   const stop = (): void => {
     for (const w of workers.splice(0)) w.terminate();
   };
-  return new Promise<void>((resolve, reject) => {
-    let left = shares.filter((s) => s.length > 0).length;
-    if (left === 0) return resolve();
+  return new Promise<number>((resolve, reject) => {
+    let left = shares.filter((s) => s.length > 0).length, longest = 0;
+    if (left === 0) return resolve(0);
     const fail = (e: Error): void => {
       stop();
       reject(e);
@@ -84,7 +86,8 @@ export function verifyBlobsInWorkers(path: string, dataOffset: number, tensors: 
         }
         if ("error" in r) return fail(new Error(`engine file ${path}: checksum worker failed: ${r.error}`));
         w.terminate();
-        if (--left === 0) resolve();
+        longest = Math.max(longest, r.ms);
+        if (--left === 0) resolve(longest);
       };
       w.onerror = (e: ErrorEvent) => {
         e.preventDefault?.();

@@ -29,16 +29,21 @@ export async function settleWrites(writes: readonly { dir: string | null; writte
 export function checkInBackground(engine: Engine, timer: LoadTimer): Promise<void> {
   const t0 = performance.now();
   const threads = Math.max(1, Math.min(8, ((globalThis.navigator as { hardwareConcurrency?: number } | undefined)?.hardwareConcurrency ?? 2) - 1));
-  let started: Promise<void>;
+  let started: Promise<number>;
   try {
     started = engine.verifyInBackground(threads);
   } catch (e) {
     started = Promise.reject(e);
   }
-  const checked = started.catch((e) => {
-    if (e instanceof LlmrtError && e.kind === "format") throw e;
-    engine.verify(); // no workers here: the same check on this thread
-  }).then(() => timer.add(`cache verify (${threads} worker${threads > 1 ? "s" : ""}, beside the load)`, performance.now() - t0));
+  const name = `cache verify (${threads} worker${threads > 1 ? "s" : ""}, beside the load)`;
+  const checked = started.then(
+    (ms) => timer.add(name, ms),
+    (e) => {
+      if (e instanceof LlmrtError && e.kind === "format") throw e;
+      engine.verify(); // no workers here: the same check on this thread
+      timer.add("cache verify (no workers: after the load)", performance.now() - t0);
+    },
+  );
   checked.catch(() => {}); // awaited by the caller; never unhandled meanwhile
   return checked;
 }
