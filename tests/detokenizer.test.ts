@@ -212,3 +212,34 @@ test("a push costs O(new ids): total ids decoded stays proportional to ids pushe
   assert.equal(out, text);
   assert.ok(decodedIds < ids.length * 12, `decoded ${decodedIds} ids in total for ${ids.length} pushed`);
 });
+
+test("piecewise decoders: the shared tokenizers qualify, and a warm stream decodes only its first id (continuation texts cached)", () => {
+  for (const name of Object.keys(SETS)) assert.equal(tokenizer(name).piecewiseDecoding, true, name);
+  const tok = tokenizer("smollm2-135m-ft-chatml");
+  // ASCII: every id's bytes are complete UTF-8 (a character split over ids takes the decoding path).
+  const text = Array.from({ length: 50 }, (_, i) => `Line ${i}: naive cafe and more words.`).join("\n");
+  const ids = tok.encode(text, { addSpecialTokens: false });
+  let decodedIds = 0;
+  const counting = {
+    decode: (x: readonly number[], o?: DecodeOptions) => {
+      decodedIds += x.length;
+      return tok.decode(x, o);
+    },
+    validateIds: (x: readonly number[], what?: string) => tok.validateIds(x, what),
+    idToToken: (id: number) => tok.idToToken(id),
+    specialTokenIds: tok.specialTokenIds,
+    piecewiseDecoding: true,
+  } as unknown as LlmTokenizer;
+  const run = (): string => {
+    const d = new IncrementalDetokenizer(counting);
+    let out = "";
+    for (const id of ids) out += d.push([id]);
+    return out + d.flush();
+  };
+  assert.equal(run(), text);
+  const cold = decodedIds;
+  decodedIds = 0;
+  assert.equal(run(), text);
+  // Only the stream's first id is decoded (it has no emitted id before it); cold, each distinct id once or twice.
+  assert.equal(decodedIds, 1, `warm stream decoded ${decodedIds} ids (cold ${cold})`);
+});

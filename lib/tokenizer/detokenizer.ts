@@ -29,6 +29,11 @@ const MAX_PENDING_TOKENS = 3;
 
 /** Per tokenizer: the text of each single id decoded on its own (the usual one-id prefix of the window). */
 const singleIdText = new WeakMap<LlmTokenizer, Map<number, string>>();
+/**
+ * Per piecewise tokenizer (`LlmTokenizer.piecewiseDecoding`): the text each id adds after other ids, or null when it
+ * cannot stand alone (a special token, or bytes that are not complete UTF-8 on their own).
+ */
+const continuationText = new WeakMap<LlmTokenizer, Map<number, string | null>>();
 
 /**
  * Turns a stream of token ids into text deltas. Concatenated, the deltas equal `tokenizer.decode(allIds, opts)`;
@@ -113,7 +118,7 @@ export class IncrementalDetokenizer {
     this.#prefixText ??= this.#read === 1 ? this.#decodeOne(this.#window[0]) : this.#decode(this.#window.slice(0, this.#read));
     const prefix = this.#prefixText;
     let end = this.#window.length;
-    let text = this.#decode(this.#window);
+    let text = this.#continued(prefix) ?? this.#decode(this.#window);
     if (!final && text.endsWith(REPLACEMENT_CHAR)) [end, text] = this.#completeCut(prefix);
     if (!final && text.length <= prefix.length) return "";
     let delta = text.slice(prefix.length);
@@ -144,6 +149,35 @@ export class IncrementalDetokenizer {
     }
     const end = len - MAX_PENDING_TOKENS;
     return end > this.#read ? [end, this.#decode(this.#window.slice(0, end))] : [this.#read, prefix];
+  }
+
+  /**
+   * The window's text without decoding it, for a piecewise tokenizer whose pending ids all stand alone and follow
+   * at least one emitted id: the prefix's text plus each pending id's continuation text (memoized per tokenizer).
+   * Null when that does not apply (the caller decodes the window) or when the text ends in U+FFFD.
+   */
+  #continued(prefix: string): string | null {
+    if (this.#read === 0 || this.#tok.piecewiseDecoding !== true) return null;
+    let memo = continuationText.get(this.#tok);
+    if (!memo) continuationText.set(this.#tok, memo = new Map());
+    let text = prefix;
+    for (let i = this.#read; i < this.#window.length; i++) {
+      const id = this.#window[i];
+      let piece = memo.get(id);
+      if (piece === undefined) memo.set(id, piece = this.#continuationOf(id));
+      if (piece === null) return null;
+      text += piece;
+    }
+    return text.endsWith(REPLACEMENT_CHAR) ? null : text;
+  }
+
+  /** The text `id` adds after another id: decode([id, id]) less decode([id]), when both are complete text. */
+  #continuationOf(id: number): string | null {
+    if (this.#tok.specialTokenIds.has(id)) return null;
+    const one = this.#decodeOne(id);
+    const two = this.#decode([id, id]);
+    if (one.includes(REPLACEMENT_CHAR) || two.includes(REPLACEMENT_CHAR) || !two.startsWith(one)) return null;
+    return two.slice(one.length);
   }
 
   /** `#decode([id])`, memoized per tokenizer (a stream's window usually starts with the one id emitted last). */

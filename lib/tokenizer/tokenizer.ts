@@ -125,6 +125,12 @@ export class LlmTokenizer {
   readonly stopTokenIds: readonly number[];
   /** Ids skipped by `decode` with `skipSpecialTokens` (added tokens marked special, `additional_special_tokens`). */
   readonly specialTokenIds: ReadonlySet<number>;
+  /**
+   * True when the decoder treats tokens one by one apart from the first (byte-level, WordPiece without clean-up,
+   * Metaspace, Replace/ByteFallback/Fuse/Strip sequences; no clean-up of tokenization spaces): then the text a token
+   * adds after others depends on the token alone, and the streaming detokenizer caches it per id.
+   */
+  readonly piecewiseDecoding: boolean;
   readonly #tok: Tokenizer;
   readonly #tokens: { bos: string | null; eos: string | null; unk: string | null; pad: string | null };
   readonly #chatTemplates: ChatTemplates;
@@ -162,6 +168,9 @@ export class LlmTokenizer {
     }
 
     this.vocabSize = countIds(json);
+    this.piecewiseDecoding = !(config.clean_up_tokenization_spaces ?? false) &&
+      (json.model as { end_of_word_suffix?: unknown }).end_of_word_suffix == null &&
+      isPiecewiseDecoder((pipeline as { decoder?: unknown }).decoder);
     const special = new Set<number>();
     for (const t of json.added_tokens ?? []) if (t.special) special.add(t.id);
     for (const t of additional) {
@@ -399,6 +408,36 @@ function isSentencePieceLayout(json: TokenizerJson): boolean {
   walk(json.normalizer);
   const pre = json.pre_tokenizer as { type?: unknown } | null | undefined;
   return types.length > 0 || pre?.type === "Metaspace";
+}
+
+/** Whether a decoder config only transforms tokens one at a time (and the first specially); see piecewiseDecoding. */
+function isPiecewiseDecoder(decoder: unknown): boolean {
+  if (decoder === null || typeof decoder !== "object") return false;
+  const d = decoder as {
+    type?: unknown;
+    decoders?: unknown;
+    cleanup?: unknown;
+    pattern?: { String?: unknown };
+    start?: unknown;
+    stop?: unknown;
+  };
+  switch (d.type) {
+    case "ByteLevel":
+    case "Metaspace":
+    case "ByteFallback":
+    case "Fuse":
+      return true;
+    case "WordPiece":
+      return !d.cleanup; // @huggingface/tokenizers cleans up only when `cleanup` is set
+    case "Replace":
+      return typeof d.pattern?.String === "string" && d.pattern.String.length === 1;
+    case "Strip":
+      return (d.stop ?? 0) === 0 && ((d.start ?? 0) as number) <= 1;
+    case "Sequence":
+      return Array.isArray(d.decoders) && d.decoders.every(isPiecewiseDecoder);
+    default:
+      return false;
+  }
 }
 
 /** The id of a token string according to the tokenizer.json (added tokens first, then the model vocabulary). */
