@@ -33,7 +33,7 @@ const singleIdText = new WeakMap<LlmTokenizer, Map<number, string>>();
  * Per piecewise tokenizer (`LlmTokenizer.piecewiseDecoding`): the text each id adds after other ids, or null when it
  * cannot stand alone (a special token, or bytes that are not complete UTF-8 on their own).
  */
-const continuationText = new WeakMap<LlmTokenizer, Map<number, string | null>>();
+const continuationText = new WeakMap<LlmTokenizer, (string | null | undefined)[]>();
 
 /**
  * Turns a stream of token ids into text deltas. Concatenated, the deltas equal `tokenizer.decode(allIds, opts)`;
@@ -84,6 +84,18 @@ export class IncrementalDetokenizer {
   /** Adds newly generated ids; returns the text they complete ("" while a character is still incomplete). */
   push(ids: readonly number[]): string {
     this.#tok.validateIds(ids, "IncrementalDetokenizer.push");
+    if (this.#read > 0 && this.#window.length === this.#read && this.#runHasOutput) {
+      // Nothing pends: with a piecewise decoder the ids' cached continuation texts are the delta (no decoding).
+      const fast = this.#pieces(ids, 0);
+      if (fast !== null && fast !== "") {
+        for (const id of ids) this.#ids.push(id);
+        this.#window = ids.slice();
+        this.#read = ids.length;
+        this.#prefixText = null;
+        this.#text += fast;
+        return fast;
+      }
+    }
     const special = this.#tok.specialTokenIds;
     let delta = "";
     for (const id of ids) {
@@ -157,18 +169,27 @@ export class IncrementalDetokenizer {
    * Null when that does not apply (the caller decodes the window) or when the text ends in U+FFFD.
    */
   #continued(prefix: string): string | null {
-    if (this.#read === 0 || this.#tok.piecewiseDecoding !== true) return null;
+    if (this.#read === 0) return null;
+    const pieces = this.#pieces(this.#window, this.#read);
+    if (pieces === null) return null;
+    const text = prefix + pieces;
+    return text.endsWith(REPLACEMENT_CHAR) ? null : text;
+  }
+
+  /** The continuation texts of `ids[from..]` joined, or null when the tokenizer is not piecewise or one id cannot stand alone. */
+  #pieces(ids: readonly number[], from: number): string | null {
+    if (this.#tok.piecewiseDecoding !== true) return null;
     let memo = continuationText.get(this.#tok);
-    if (!memo) continuationText.set(this.#tok, memo = new Map());
-    let text = prefix;
-    for (let i = this.#read; i < this.#window.length; i++) {
-      const id = this.#window[i];
-      let piece = memo.get(id);
-      if (piece === undefined) memo.set(id, piece = this.#continuationOf(id));
+    if (!memo) continuationText.set(this.#tok, memo = []);
+    let text = "";
+    for (let i = from; i < ids.length; i++) {
+      const id = ids[i];
+      let piece = memo[id];
+      if (piece === undefined) memo[id] = piece = this.#continuationOf(id);
       if (piece === null) return null;
       text += piece;
     }
-    return text.endsWith(REPLACEMENT_CHAR) ? null : text;
+    return text;
   }
 
   /** The text `id` adds after another id: decode([id, id]) less decode([id]), when both are complete text. */
