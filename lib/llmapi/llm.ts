@@ -87,8 +87,8 @@ export class LLM {
     }
     const backend = resolveBackend(o.backend);
     const timer = new LoadTimer();
-    // In-process, one rank: a cached engine's blobs are checked as the session reads them (one pass,
-    // not two), and a built engine is written to the cache while the session uploads it.
+    // In-process, one rank: a cached engine's blobs are checked on workers beside the load (not in a
+    // pass of their own first), and a built engine is written to the cache while the session uploads it.
     const inproc = o.executorMode === "inprocess" && (o.tensorParallelSize ?? 1) === 1;
     const openOpts = { timer, verify: inproc ? "on-read" as const : "full" as const, writeInBackground: inproc };
     let opened = await openOrBuildAsync(o, backend, openOpts);
@@ -153,11 +153,16 @@ export class LLM {
       // A cache hit: its blobs' CRC-32s checked on workers while the session loads them unchecked.
       const checking = inproc && opened.source === "cache" ? checkInBackground(engine, timer) : null;
       let executor: GenerationExecutor | null = null;
+      let sessionMs = 0;
       try {
         executor = await start();
-        await checking;
+        sessionMs = performance.now() - t0;
+        await checking; // (the wait beyond the session, if any, counts in the total only)
       } catch (e) {
-        if (!(opened.source === "cache" && e instanceof LlmrtError && e.kind === "format")) throw e;
+        if (!(opened.source === "cache" && e instanceof LlmrtError && e.kind === "format")) {
+          await executor?.shutdown().catch(() => {}); // started, then the check failed otherwise
+          throw e;
+        }
         // A cached engine whose weights fail their checksum: discard what was loaded and the entry, rebuild, start again.
         timer.add("session (corrupt cached engine)", performance.now() - t0);
         await executor?.shutdown();
@@ -169,9 +174,10 @@ export class LLM {
         writes[0] = { dir: engineDir, written: opened.written };
         t0 = performance.now();
         executor = await start();
+        sessionMs = performance.now() - t0;
       }
       const limits = executor.limits;
-      timer.add("session", performance.now() - t0);
+      timer.add("session", sessionMs);
       if (limits.weightUpload) timer.add(limits.weightUpload.staged ? "upload (pinned)" : "upload", limits.weightUpload.ms, limits.weightUpload.bytes);
       // A cache entry still being written is published in the background; shutdown() waits for it.
       const pending = settleWrites(writes);
