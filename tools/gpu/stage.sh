@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stages .gpucuda/ for a device run of this checkout (the trimmed form of ../shared/gpu/stage.sh):
 # Bun, boot.sh, hf_reference.py, models/stories260k and only the node_modules the GPU run needs
-# (zod without sources/types/v3, @huggingface/*, mitata), git-ignored through .git/info/exclude.
+# (zod without sources/types/v3, @huggingface/*, mitata, hono + prom-client, web-xgrammar), git-ignored through .git/info/exclude.
 # Then: run with carry [".gpucuda"] and the command `bash tools/gpu/run.sh` (see that file).
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
@@ -20,6 +20,8 @@ rm -rf .gpucuda/node_modules/zod/src .gpucuda/node_modules/zod/v3 .gpucuda/node_
 mkdir -p .gpucuda/node_modules/@opentelemetry
 cp -a node_modules/hono node_modules/prom-client node_modules/tdigest node_modules/bintrees .gpucuda/node_modules/
 cp -a node_modules/@opentelemetry/api .gpucuda/node_modules/@opentelemetry/
+# Guided decoding (xgrammar compiled to WebAssembly, one 1.1 MB file without its source map).
+mkdir -p .gpucuda/node_modules/@mlc-ai && cp -a node_modules/@mlc-ai/web-xgrammar .gpucuda/node_modules/@mlc-ai/
 rm -rf .gpucuda/node_modules/hono/dist/cjs .gpucuda/node_modules/hono/dist/types .gpucuda/node_modules/bintrees/test .gpucuda/node_modules/bintrees/bench .gpucuda/node_modules/bintrees/dist
 find .gpucuda/node_modules -name '*.d.ts' -delete -o -name '*.d.cts' -delete -o -name '*.d.mts' -delete -o -name '*.map' -delete
 tree_kib=$(git ls-files -co --exclude-standard -z | xargs -0 du -ck 2>/dev/null | tail -1 | cut -f1)
