@@ -24,7 +24,7 @@ stamp() { echo "== [$((SECONDS - t0)) s] $*"; }
 stamp "hf (background)"
 (timeout 150 python3 tools/gpu/hf_models.py --hf-reference .gpucuda/hf_reference.py --out /tmp/hfmodels > "$OUT/hf.log" 2>&1
   python3 tools/gpu/synthetic_tokenizer.py "$M" 128256 >> "$OUT/hf.log" 2>&1
-  mkdir -p "$MB" && ln -sf "$M/config.json" "$M/model.safetensors" "$MB/" && python3 tools/gpu/synthetic_tokenizer.py "$MB" 128256 --bytes >> "$OUT/hf.log" 2>&1) &
+  mkdir -p "$MB" && for f in "$M"/config.json "$M"/generation_config.json "$M"/*.safetensors*; do [ -e "$f" ] && ln -sf "$f" "$MB/"; done; python3 tools/gpu/synthetic_tokenizer.py "$MB" 128256 --bytes >> "$OUT/hf.log" 2>&1) &
 hpid=$!
 stamp firstrun
 { s=$(date +%s%N); timeout 40 bun bin/llmrt.ts generate --max-tokens 64 --temperature 0; e=$(date +%s%N)
