@@ -14,6 +14,7 @@ import { quantizeFp8 } from "../../lib/quantization/fp8.ts";
 import { quantizeSync } from "../../lib/quantization/quantize.ts";
 import { Session } from "../../lib/runtime/session.ts";
 import { e4m3Encode } from "../../lib/util/e4m3.ts";
+import { relL2 } from "../cuda_fake_plans.ts";
 import { assert } from "../harness.ts";
 import { device, fromBf16Bits, gpuTest, seededUniform, step, toBf16Bits } from "./gpu.ts";
 
@@ -21,16 +22,6 @@ const GEMV = ["ptr", "ptr", "ptr", "ptr", "ptr", "i32", "i32", "i32", "f32"] as 
 const bf16 = (f: Float32Array): Uint16Array => Uint16Array.from(f, (v) => toBf16Bits(v));
 const unBf16 = (b: Uint16Array): Float32Array => Float32Array.from(b, (v) => fromBf16Bits(v));
 const kjv = new URL("../../models/kjv-llama/", import.meta.url).pathname;
-
-/** ‖got − want‖₂ / ‖want‖₂. */
-function relL2(got: Float32Array, want: Float32Array): number {
-  let d = 0, w = 0;
-  for (let i = 0; i < want.length; i++) {
-    d += (got[i] - want[i]) ** 2;
-    w += want[i] ** 2;
-  }
-  return Math.sqrt(d / w);
-}
 
 for (const [N, K] of [[80, 576], [256, 4096]] as const) {
   gpuTest(`fp8_gemv_bf16 [${N}x${K}]: m = 1, 3, 8, static and per-token scales, bias, equal the CPU's fp8Linear on the same bf16 inputs`, () => {

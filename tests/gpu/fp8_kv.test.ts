@@ -16,6 +16,7 @@ import { buildSync } from "../../lib/builder/builder.ts";
 import { AutoModelForCausalLM } from "../../lib/models/llama.ts";
 import { quantizeSync } from "../../lib/quantization/quantize.ts";
 import { Session } from "../../lib/runtime/session.ts";
+import { relL2 } from "../cuda_fake_plans.ts";
 import { assert } from "../harness.ts";
 import { device, fromBf16Bits, gpuTest, seededUniform, step, toBf16Bits } from "./gpu.ts";
 
@@ -160,16 +161,6 @@ for (const [algo, tag] of ALGOS) {
       });
     });
   }
-}
-
-/** ‖got − want‖₂ / ‖want‖₂. */
-function relL2(got: Float32Array, want: Float32Array): number {
-  let d = 0, w = 0;
-  for (let i = 0; i < want.length; i++) {
-    d += (got[i] - want[i]) ** 2;
-    w += want[i] ** 2;
-  }
-  return Math.sqrt(d / w);
 }
 
 for (const [algo] of ALGOS) {

@@ -5,7 +5,12 @@
  */
 import type { StepInputs } from "../../lib/ir/step_io.ts";
 import { test } from "../harness.ts";
+import { buildSync } from "../../lib/builder/builder.ts";
+import type { Engine } from "../../lib/builder/engine.ts";
 import { CudaDevice } from "../../lib/cuda/device.ts";
+import { ncclVersion } from "../../lib/cuda/nccl.ts";
+import { AutoModelForCausalLM } from "../../lib/models/llama.ts";
+import type { Session } from "../../lib/runtime/session.ts";
 
 /** Whether a usable GPU is here; probing opens libcuda (tests only). */
 export const gpuProbe: ReturnType<typeof CudaDevice.probe> = CudaDevice.probe();
@@ -13,6 +18,22 @@ export const gpuProbe: ReturnType<typeof CudaDevice.probe> = CudaDevice.probe();
 export const noGpuReason: string = gpuProbe.ok ? "" : `no GPU: ${gpuProbe.reason}`;
 /** `test`, reported as skipped with the reason when there is no GPU. */
 export const gpuTest: (name: string, fn: () => void | Promise<void>, timeoutMs?: number) => void = test.skipIf(noGpuReason, !gpuProbe.ok);
+
+/**
+ * `test` that needs a GPU and libnccl, reported as skipped with the reason otherwise; probes libnccl
+ * (ncclVersion) when called, so only the NCCL test files load it.
+ */
+export function ncclTestGate(): typeof gpuTest {
+  let reason = "";
+  if (gpuProbe.ok) {
+    try {
+      ncclVersion();
+    } catch (e) {
+      reason = `no NCCL: ${(e as Error).message.split("\n")[0]}`;
+    }
+  }
+  return test.skipIf(noGpuReason || reason, !gpuProbe.ok || reason !== "");
+}
 
 let shared: CudaDevice | null = null;
 /** Device 0, opened once for the test process (tests that dispose a device open their own). */
@@ -143,4 +164,34 @@ export function step(ids: number[], pos: number, blocks: number[]): StepInputs {
       step: new Int32Array(1),
     },
   };
+}
+
+/** models/kjv-llama built for CUDA (batch 4, 256 tokens). */
+export function kjvCudaEngine(dtype: "float32" | "bfloat16"): Engine {
+  const model = AutoModelForCausalLM.fromHuggingFace(new URL("../../models/kjv-llama/", import.meta.url).pathname);
+  try {
+    return buildSync(model, { backend: "cuda", dtype, maxBatchSize: 4, maxNumTokens: 256, maxSeqLen: 256 });
+  } finally {
+    model.close();
+  }
+}
+
+/**
+ * Greedy decode of `n` tokens after `prompt` (one sequence, blocks 0..); every step's logits kept;
+ * decode tokens/s over the steps after the fourth (after the graph captures of the first steps).
+ */
+export function greedyDecode(s: Session, prompt: number[], n: number, vocab: number): { ids: number[]; logits: Float32Array[]; tokensPerS: number } {
+  using kv = s.createKvCache(Math.ceil((prompt.length + n) / s.tokensPerBlock) + 1);
+  const blocks = Array.from({ length: Math.ceil((prompt.length + n) / s.tokensPerBlock) }, (_, i) => i);
+  const out = { sampledIds: new Int32Array(1), logits: new Float32Array(vocab) };
+  s.run(step(prompt, 0, blocks), out, kv);
+  const ids = [out.sampledIds[0]], logits = [out.logits.slice()];
+  let t0 = 0;
+  for (let i = 1; i < n; i++) {
+    if (i === 4) t0 = performance.now();
+    s.run(step([ids[i - 1]], prompt.length + i - 1, blocks), out, kv);
+    ids.push(out.sampledIds[0]);
+    logits.push(out.logits.slice());
+  }
+  return { ids, logits, tokensPerS: (n - 4) / ((performance.now() - t0) / 1000) };
 }

@@ -5,24 +5,14 @@
  * no libnccl.
  */
 import { assert, test } from "../harness.ts";
-import { AutoModelForCausalLM, buildSync, Session } from "../../mod.ts";
-import type { Engine } from "../../lib/builder/engine.ts";
+import { Session } from "../../mod.ts";
 import { shardEngine } from "../../lib/builder/sharding.ts";
 import { NcclCommunicator, ncclUniqueId, ncclVersion } from "../../lib/cuda/nccl.ts";
 import type { TpSession } from "../../lib/runtime/tp_session.ts";
-import { device, gpuProbe, noGpuReason, seededUniform, step } from "./gpu.ts";
+import { device, gpuProbe, greedyDecode, kjvCudaEngine, ncclTestGate, noGpuReason, seededUniform } from "./gpu.ts";
 
-let ncclReason = "";
-if (gpuProbe.ok) {
-  try {
-    ncclVersion();
-  } catch (e) {
-    ncclReason = `no NCCL: ${(e as Error).message.split("\n")[0]}`;
-  }
-}
-const ncclTest = test.skipIf(noGpuReason || ncclReason, !gpuProbe.ok || ncclReason !== "");
+const ncclTest = ncclTestGate();
 const gpuOnly = test.skipIf(noGpuReason, !gpuProbe.ok);
-const KJV = new URL("../../models/kjv-llama/", import.meta.url).pathname;
 
 ncclTest("nccl: one rank initialises; all-reduce, all-gather and broadcast move the data, also inside a CUDA graph", () => {
   const dev = device();
@@ -64,42 +54,17 @@ ncclTest("nccl: one rank initialises; all-reduce, all-gather and broadcast move 
   assert.ok(comm.isDisposed);
 });
 
-/** Greedy decode of `n` tokens; every step's logits kept; decode tokens/s over the steps after the first. */
-function greedy(s: Session, prompt: number[], n: number, vocab: number): { ids: number[]; logits: Float32Array[]; tokensPerS: number } {
-  using kv = s.createKvCache(Math.ceil((prompt.length + n) / s.tokensPerBlock) + 1);
-  const blocks = Array.from({ length: Math.ceil((prompt.length + n) / s.tokensPerBlock) }, (_, i) => i);
-  const logits: Float32Array[] = [];
-  const out = { sampledIds: new Int32Array(1), logits: new Float32Array(vocab) };
-  s.run(step(prompt, 0, blocks), out, kv);
-  const ids = [out.sampledIds[0]];
-  logits.push(out.logits.slice());
-  let t0 = 0;
-  for (let i = 1; i < n; i++) {
-    if (i === 4) t0 = performance.now(); // after the graph captures of the first steps
-    s.run(step([ids[i - 1]], prompt.length + i - 1, blocks), out, kv);
-    ids.push(out.sampledIds[0]);
-    logits.push(out.logits.slice());
-  }
-  return { ids, logits, tokensPerS: (n - 4) / ((performance.now() - t0) / 1000) };
-}
-
 gpuOnly("tp: a one-rank engine through the Worker-per-rank path matches the single-GPU session (ids, logits, tokens/s)", () => {
-  const model = AutoModelForCausalLM.fromHuggingFace(KJV);
-  let engine: Engine;
-  try {
-    engine = buildSync(model, { backend: "cuda", dtype: "float32", maxBatchSize: 4, maxNumTokens: 256, maxSeqLen: 256 });
-  } finally {
-    model.close();
-  }
+  const engine = kjvCudaEngine("float32");
   const V = engine.plan.attributes.vocabSize;
   const prompt = [0, 403, 407, 261, 378, 55, 66, 77];
   const N = 128;
   const direct = Session.fromSerializedEngine(engine, { backend: "cuda" });
-  const d = greedy(direct, prompt, N, V);
+  const d = greedyDecode(direct, prompt, N, V);
   direct.dispose();
   const workers = Session.fromSerializedEngine(engine, { backend: "cuda", rankWorkers: true });
   assert.equal((workers.impl as TpSession).worldSize, 1);
-  const w = greedy(workers, prompt, N, V);
+  const w = greedyDecode(workers, prompt, N, V);
   workers.dispose();
   engine.dispose();
   let worst = 0;
@@ -116,26 +81,18 @@ gpuOnly("tp: a one-rank engine through the Worker-per-rank path matches the sing
 
 ncclTest("tp: a one-rank sharded CUDA engine (every all_reduce an NCCL call captured in the decode graphs) matches the unsharded engine", () => {
   for (const dtype of ["float32", "bfloat16"] as const) {
-    const open = (): Engine => {
-      const model = AutoModelForCausalLM.fromHuggingFace(KJV);
-      try {
-        return buildSync(model, { backend: "cuda", dtype, maxBatchSize: 4, maxNumTokens: 256, maxSeqLen: 256 });
-      } finally {
-        model.close();
-      }
-    };
-    const plain = open();
-    const sharded = shardEngine(open(), 1);
+    const plain = kjvCudaEngine(dtype);
+    const sharded = shardEngine(kjvCudaEngine(dtype), 1);
     assert.equal(sharded.plan.ops.filter((o) => o.type === "all_reduce").length, 2 * plain.config.model.numHiddenLayers);
     assert.equal(sharded.config.mapping!.lmHead, "replicated");
     const V = plain.plan.attributes.vocabSize;
     const prompt = [0, 403, 407, 261, 378, 55, 66, 77];
     const N = 96;
     const direct = Session.fromSerializedEngine(plain, { backend: "cuda" });
-    const d = greedy(direct, prompt, N, V);
+    const d = greedyDecode(direct, prompt, N, V);
     direct.dispose();
     const tp = Session.fromSerializedEngine(sharded, { backend: "cuda", rankWorkers: true });
-    const w = greedy(tp, prompt, N, V);
+    const w = greedyDecode(tp, prompt, N, V);
     tp.dispose();
     plain.dispose();
     sharded.dispose();
