@@ -90,6 +90,38 @@ __device__ __forceinline__ float blockSum(float v, float* sh) {
   return warpSum(v);
 }
 
+/**
+ * The RMSNorm prologue of the fused GEMVs: x <- rmsnorm(x) * normW for each of the m rows of k (a
+ * multiple of 8) bf16 values, rounded to bf16 as rmsnorm_bf16 rounds it, staged in `xs` (shared
+ * memory, m * k elements). `red`: 32 floats of shared memory for blockSum. Every thread of the block
+ * calls it; it ends with __syncthreads(), so xs is ready to read.
+ */
+__device__ __forceinline__ void rmsnormStage(const bf16_t* x, const bf16_t* normW, float eps, int m, int k, bf16_t* xs, float* red) {
+  const int tid = threadIdx.x, kv = k >> 3;
+  for (int r = 0; r < m; r++) {
+    const bf16_t* xr = x + (long long)r * k;
+    bf16_t* xsr = xs + r * k;
+    float ss = 0.f;
+    for (int c = tid; c < kv; c += blockDim.x) {
+      float a[8];
+      load16(xr + c * 8, a);
+#pragma unroll
+      for (int e = 0; e < 8; e++) ss += a[e] * a[e];
+    }
+    ss = blockSum(ss, red);
+    const float inv = rsqrtf(ss / (float)k + eps);
+    for (int c = tid; c < kv; c += blockDim.x) {
+      float a[8], w8[8];
+      load16(xr + c * 8, a);
+      load16(normW + c * 8, w8);
+#pragma unroll
+      for (int e = 0; e < 8; e++) a[e] = a[e] * inv * w8[e];
+      store16(xsr + c * 8, a);
+    }
+  }
+  __syncthreads();
+}
+
 /** The sequence holding packed token t: the largest s with seqStarts[s] <= t (empty sequences skipped). */
 __device__ __forceinline__ int seqOfToken(const int* seqStarts, int numSeqs, int t) {
   int lo = 0, hi = numSeqs;  // seqStarts[lo] <= t < seqStarts[hi]

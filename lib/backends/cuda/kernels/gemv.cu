@@ -243,28 +243,7 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
   if constexpr (NORM) {  // x <- rmsnorm(x) * normW, staged in shared memory (the launcher guarantees m * k <= GF_XS)
     __shared__ __align__(16) bf16_t xs[GF_XS];
     __shared__ float red[32];
-    for (int r = 0; r < m; r++) {
-      const bf16_t* xr = x + (long long)r * k;
-      bf16_t* xsr = xs + r * k;
-      float ss = 0.f;
-      for (int c = tid; c < kv; c += blockDim.x) {
-        float a[8];
-        load16(xr + c * 8, a);
-#pragma unroll
-        for (int e = 0; e < 8; e++) ss += a[e] * a[e];
-      }
-      ss = blockSum(ss, red);
-      const float inv = rsqrtf(ss / (float)k + eps);
-      for (int c = tid; c < kv; c += blockDim.x) {
-        float a[8], g[8];
-        load16(xr + c * 8, a);
-        load16(normW + c * 8, g);
-#pragma unroll
-        for (int e = 0; e < 8; e++) a[e] = a[e] * inv * g[e];
-        store16(xsr + c * 8, a);
-      }
-    }
-    __syncthreads();
+    rmsnormStage(x, normW, eps, m, k, xs, red);
     if (live) gfRow<M>(xs, w, m, k, lane, v, acc);
   } else {
     if (live) gfRow<M>(x, w, m, k, lane, v, acc);

@@ -318,28 +318,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
   if constexpr (NORM) {  // x <- rmsnorm(x) * normW (as rmsnorm_bf16 rounds it), staged in shared memory
     __shared__ __align__(16) bf16_t xsh[QG_XS];
     __shared__ float sh[32];
-    const int kv = k >> 3;
-    for (int r = 0; r < m; r++) {
-      const bf16_t* xr = x + (long long)r * k;
-      float ss = 0.f;
-      for (int c = tid; c < kv; c += blockDim.x) {
-        float a[8];
-        load16(xr + c * 8, a);
-#pragma unroll
-        for (int e = 0; e < 8; e++) ss += a[e] * a[e];
-      }
-      ss = blockSum(ss, sh);
-      const float inv = rsqrtf(ss / (float)k + eps);
-      for (int c = tid; c < kv; c += blockDim.x) {
-        float a[8], w8[8];
-        load16(xr + c * 8, a);
-        load16(normW + c * 8, w8);
-#pragma unroll
-        for (int e = 0; e < 8; e++) a[e] = a[e] * inv * w8[e];
-        store16(xsh + r * k + c * 8, a);
-      }
-    }
-    __syncthreads();
+    rmsnormStage(x, normW, eps, m, k, xsh, sh);
     xsrc = xsh;
   }
   const bf16_t* xg = xsrc + (long long)(xLive ? g : 0) * k;
