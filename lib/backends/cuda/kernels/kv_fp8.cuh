@@ -24,6 +24,16 @@ static __device__ __forceinline__ void e4m3x2ToF32(unsigned short w, float& lo, 
   asm("cvt.f32.f16 %0, %1;" : "=f"(hi) : "h"((unsigned short)(h2 >> 16)));
 }
 
+/** bf16(f[e] · s) for e = 0..7, as one 16-byte vector (element 0 lowest). */
+static __device__ __forceinline__ uint4 bf16x8Scaled(const float (&f)[8], float s) {
+  uint4 r;
+  r.x = (u32)fromF<bf16_t>(f[0] * s) | ((u32)fromF<bf16_t>(f[1] * s) << 16);
+  r.y = (u32)fromF<bf16_t>(f[2] * s) | ((u32)fromF<bf16_t>(f[3] * s) << 16);
+  r.z = (u32)fromF<bf16_t>(f[4] * s) | ((u32)fromF<bf16_t>(f[5] * s) << 16);
+  r.w = (u32)fromF<bf16_t>(f[6] * s) | ((u32)fromF<bf16_t>(f[7] * s) << 16);
+  return r;
+}
+
 /** 8 e4m3 bytes (w.x: elements 0..3) → 8 bf16 of decode(q) · s, as one 16-byte vector (element 0 lowest). */
 static __device__ __forceinline__ uint4 e4m3x8ToBf16(uint2 w, float s) {
   float f[8];
@@ -31,12 +41,7 @@ static __device__ __forceinline__ uint4 e4m3x8ToBf16(uint2 w, float s) {
   e4m3x2ToF32((unsigned short)(w.x >> 16), f[2], f[3]);
   e4m3x2ToF32((unsigned short)(w.y & 0xffffu), f[4], f[5]);
   e4m3x2ToF32((unsigned short)(w.y >> 16), f[6], f[7]);
-  uint4 r;
-  r.x = (u32)fromF<bf16_t>(f[0] * s) | ((u32)fromF<bf16_t>(f[1] * s) << 16);
-  r.y = (u32)fromF<bf16_t>(f[2] * s) | ((u32)fromF<bf16_t>(f[3] * s) << 16);
-  r.z = (u32)fromF<bf16_t>(f[4] * s) | ((u32)fromF<bf16_t>(f[5] * s) << 16);
-  r.w = (u32)fromF<bf16_t>(f[6] * s) | ((u32)fromF<bf16_t>(f[7] * s) << 16);
-  return r;
+  return bf16x8Scaled(f, s);
 }
 
 /** The stored int8 of x under scale s: rne(x / s) clamped to ±127 (NaN → 0, as cvt.rni does). */
@@ -54,12 +59,7 @@ static __device__ __forceinline__ uint4 i8x8ToBf16(uint2 w, float s) {
     f[e] = (float)(int)(signed char)((w.x >> (8 * e)) & 0xffu);
     f[4 + e] = (float)(int)(signed char)((w.y >> (8 * e)) & 0xffu);
   }
-  uint4 r;
-  r.x = (u32)fromF<bf16_t>(f[0] * s) | ((u32)fromF<bf16_t>(f[1] * s) << 16);
-  r.y = (u32)fromF<bf16_t>(f[2] * s) | ((u32)fromF<bf16_t>(f[3] * s) << 16);
-  r.z = (u32)fromF<bf16_t>(f[4] * s) | ((u32)fromF<bf16_t>(f[5] * s) << 16);
-  r.w = (u32)fromF<bf16_t>(f[6] * s) | ((u32)fromF<bf16_t>(f[7] * s) << 16);
-  return r;
+  return bf16x8Scaled(f, s);
 }
 
 /** The stored byte of x under scale s in a cache of KT (u8: e4m3, i8: int8). */
