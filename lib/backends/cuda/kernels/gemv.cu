@@ -163,37 +163,6 @@ __device__ __forceinline__ void prefetchL2Slices(const void* base, long long byt
   }
 }
 
-template <int M>
-__device__ __forceinline__ void gfAccum(const uint4& wv, const bf16_t* xb, int m, int k, int c, float (&acc)[M]) {
-  if constexpr (M >= 4) {  // H200, llama-3.2-1b decode step: m4 2.35 -> 2.03 ms, m8 3.58 -> 2.68 ms; m2 was slower (1.27 -> 1.41)
-    uint4 xv[M];
-    loadX<M>(xb, m, k, c, xv);
-    float wf[8];
-    unpack8(wv, wf);
-#pragma unroll
-    for (int r = 0; r < M; r++) {
-      if (r < m) {
-        float xf[8];
-        unpack8(xv[r], xf);
-#pragma unroll
-        for (int e = 0; e < 8; e++) acc[r] = fmaf(wf[e], xf[e], acc[r]);
-      }
-    }
-  } else {
-    float wf[8];
-    unpack8(wv, wf);
-#pragma unroll
-    for (int r = 0; r < M; r++) {
-      if (r < m) {
-        float xf[8];
-        load16(xb + (long long)r * k + c * 8, xf);
-#pragma unroll
-        for (int e = 0; e < 8; e++) acc[r] = fmaf(wf[e], xf[e], acc[r]);
-      }
-    }
-  }
-}
-
 __device__ __forceinline__ float gfSilu(float g) { return g / (1.f + expf(-g)); }
 
 /** Issues one chunk (GF_U 16-byte vectors per lane) of weight row w starting at vector c. */
@@ -213,7 +182,7 @@ __device__ __forceinline__ void gfRow(const bf16_t* __restrict__ xb, const bf16_
   for (;;) {
 #pragma unroll
     for (int u = 0; u < GF_U; u++)
-      if (c + 32 * u < kv) gfAccum<M>(v[u], xb, m, k, c + 32 * u, acc);
+      if (c + 32 * u < kv) gemvAccum<M>(v[u], xb, m, k, c + 32 * u, acc);
     c += 32 * GF_U;
     if (c >= kv) break;
     gfIssue(w, c, kv, v);
