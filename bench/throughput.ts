@@ -63,7 +63,7 @@ await using llm = await LLM.create({
       },
     }
     : {}),
-  buildConfig: { maxBatchSize: N, maxNumTokens: Math.max(N * IN, 256), maxSeqLen, maxInputLen: IN, tokensPerBlock: bs },
+  buildConfig: { maxBatchSize: N, maxNumTokens: Math.min(Math.max(N * IN, 256), 32768), maxSeqLen, maxInputLen: IN, tokensPerBlock: bs },
   kvCacheConfig: { maxTokens: (N + 1) * maxSeqLen, enableBlockReuse: false },
 });
 const loadS = (performance.now() - t0) / 1000;

@@ -160,6 +160,9 @@ export class CudaKvCache implements KvCache {
  * session.run(inputs, { sampledIds }, kv);
  * ```
  */
+/** CUDA's limit on a launch's grid y (and z) dimension: the most tokens one step's row kernels take. */
+export const MAX_GRID_Y = 65535;
+
 export class CudaSession implements SessionBackend {
   readonly backend = "cuda" as const;
   readonly plan: EnginePlan;
@@ -231,6 +234,15 @@ export class CudaSession implements SessionBackend {
         `Session: the CUDA backend runs float32 and bfloat16 engines; this one is ${engine.config.dtype} with ${plan.elementBytes}-byte activations`,
         "dtype",
         engine.config.dtype,
+      );
+    }
+    if (plan.maxTokens > MAX_GRID_Y) {
+      // silu_mul, qk_norm, the generic attention and others launch one block row per token (grid y).
+      throw new ValidationError(
+        `Session: a CUDA engine runs at most ${MAX_GRID_Y} tokens per step (one block row per token; CUDA's grid y limit), ` +
+          `this engine was built with maxNumTokens ${plan.maxTokens}: rebuild with BuildConfig.maxNumTokens ≤ ${MAX_GRID_Y}`,
+        "BuildConfig.maxNumTokens",
+        plan.maxTokens,
       );
     }
     this.maxSeqLen = engineMaxSeqLen(engine);
