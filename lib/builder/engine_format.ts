@@ -184,15 +184,18 @@ export class EngineFile {
       n += got;
     }
     if (n !== t.bytes) throw new FormatError(`engine file ${this.path}: short read of '${name}' (${n} of ${t.bytes} bytes)`, this.path);
-    if (this.#deferCrc) return out;
-    const crc = crc32(out);
+    if (!this.#deferCrc) this.#checkCrc(t, crc32(out));
+    return out;
+  }
+
+  /** FormatError naming tensor `t` when `crc` (of the bytes read) is not the CRC-32 the table holds for it. */
+  #checkCrc(t: TensorEntry, crc: number): void {
     if (crc !== t.crc32) {
       throw new FormatError(
-        `engine file ${this.path}: tensor '${name}' is corrupt (CRC-32 ${hex(crc)}, the table says ${hex(t.crc32)}); rebuild the engine`,
+        `engine file ${this.path}: tensor '${t.name}' is corrupt (CRC-32 ${hex(crc)}, the table says ${hex(t.crc32)}); rebuild the engine`,
         this.path,
       );
     }
-    return out;
   }
 
   /**
@@ -215,12 +218,7 @@ export class EngineFile {
       if (!this.#deferCrc) crc = crc32(dst.subarray(0, want), crc);
       done += want;
     }
-    if (!this.#deferCrc && crc !== t.crc32) {
-      throw new FormatError(
-        `engine file ${this.path}: tensor '${name}' is corrupt (CRC-32 ${hex(crc)}, the table says ${hex(t.crc32)}); rebuild the engine`,
-        this.path,
-      );
-    }
+    if (!this.#deferCrc) this.#checkCrc(t, crc);
   }
 
   /**
@@ -239,12 +237,7 @@ export class EngineFile {
         crc = crc32(buf.subarray(0, n), crc);
         done += n;
       }
-      if (crc !== t.crc32) {
-        throw new FormatError(
-          `engine file ${this.path}: tensor '${t.name}' is corrupt (CRC-32 ${hex(crc)}, the table says ${hex(t.crc32)}); rebuild the engine`,
-          this.path,
-        );
-      }
+      this.#checkCrc(t, crc);
     }
   }
 
