@@ -11,11 +11,11 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { buildSync } from "../lib/builder/builder.ts";
 import type { Engine } from "../lib/builder/engine.ts";
-import type { StepInputs } from "../lib/ir/step_io.ts";
 import type { LlamaForCausalLM } from "../lib/models/llama.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import { quantizeSync } from "../lib/quantization/quantize.ts";
 import { Session } from "../lib/runtime/session.ts";
+import { argmax, type DecodeRun, deviceWeightBytes, greedyStepper, prefillAndDecode, relL2 } from "./batch1.ts";
 import { copyBandwidth } from "./copy_bandwidth.ts";
 
 const { values } = parseArgs({
@@ -40,47 +40,14 @@ function build(model: LlamaForCausalLM): Engine {
   return buildSync(model, { backend: "cuda", dtype: "bfloat16", maxBatchSize: 1, maxNumTokens: Math.max(TTFT, PROMPT), maxSeqLen, tokensPerBlock: BS });
 }
 
-/** Bytes a decode step reads from the engine's weights (bf16 floats, e4m3 bytes, f32 scales). */
-function deviceWeightBytes(e: Engine): number {
-  let total = 0;
-  for (const n of e.tensorNames()) {
-    const info = e.tensorInfo(n);
-    const elems = info.shape.reduce((a, b) => a * b, 1);
-    total += info.dtype === "uint8" ? elems : info.dtype === "float32" && n.endsWith(".scales") ? elems * 4 : elems * 2;
-  }
-  return total;
-}
-
-interface RunResult {
-  readonly logits: Float32Array;
-  readonly decodeLogits: Float32Array;
-  readonly tokS: number;
-  readonly stepMs: number;
+interface RunResult extends DecodeRun {
   readonly ttftMs: number;
 }
 
 function run(engine: Engine, prompt: number[], long: number[]): RunResult {
   using session = Session.fromSerializedEngine(engine, { backend: "cuda" });
   const kv = session.createKvCache(maxSeqLen / BS + 1);
-  const blocks = Int32Array.from({ length: maxSeqLen / BS }, (_, i) => i);
-  const V = engine.plan.attributes.vocabSize;
-  const greedy = {
-    temperature: new Float32Array(1),
-    topK: new Int32Array(1),
-    topP: new Float32Array(1).fill(1),
-    minP: new Float32Array(1),
-    seed: new Uint32Array(2),
-    step: new Int32Array(1),
-  };
-  const step = (ids: number[], pos: number): StepInputs => ({
-    tokenIds: Int32Array.from(ids),
-    positions: Int32Array.from(ids, (_, i) => pos + i),
-    seqStarts: Int32Array.of(0, ids.length),
-    blockTables: blocks,
-    maxBlocksPerSeq: blocks.length,
-    logitRows: Int32Array.of(ids.length - 1),
-    sampling: greedy,
-  });
+  const step = greedyStepper(Int32Array.from({ length: maxSeqLen / BS }, (_, i) => i));
   const sampled = new Int32Array(1);
   // Time to first token: the long prompt's prefill and its sampled id back on the host (warm-up, then best of 3).
   let ttftMs = Infinity;
@@ -89,34 +56,10 @@ function run(engine: Engine, prompt: number[], long: number[]): RunResult {
     session.run(step(long, 0), { sampledIds: sampled }, kv);
     if (r > 0) ttftMs = Math.min(ttftMs, performance.now() - t0);
   }
-  const logits = new Float32Array(V);
-  session.run(step(prompt, 0), { logits, sampledIds: sampled }, kv);
-  const decodeLogits = new Float32Array(V);
-  session.run(step([prompt[5]], PROMPT), { logits: decodeLogits, sampledIds: sampled }, kv);
-  let last = sampled[0], pos = PROMPT + 1;
-  for (let i = 0; i < 8; i++, pos++) {
-    session.run(step([last], pos), { sampledIds: sampled }, kv);
-    last = sampled[0];
-  }
-  const t0 = performance.now();
-  for (let i = 0; i < numDecode; i++, pos++) {
-    session.run(step([last], pos), { sampledIds: sampled }, kv);
-    last = sampled[0];
-  }
-  const ms = performance.now() - t0;
+  const r = prefillAndDecode(session, kv, step, engine.plan.attributes.vocabSize, prompt, numDecode);
   kv.dispose();
-  return { logits, decodeLogits, tokS: (numDecode / ms) * 1e3, stepMs: ms / numDecode, ttftMs };
+  return { ...r, ttftMs };
 }
-
-const relL2 = (a: Float32Array, b: Float32Array): number => {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-};
-const argmax = (a: Float32Array): number => a.reduce((best, v, i) => (v > a[best] ? i : best), 0);
 
 const base = AutoModelForCausalLM.fromHuggingFace(values.model, { dtype: "bfloat16" });
 const vocab = Math.min(4000, base.config.vocabSize);

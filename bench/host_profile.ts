@@ -12,6 +12,7 @@ import type { IterationStats } from "../lib/executor/config.ts";
 import type { CudaKvCache } from "../lib/backends/cuda/session.ts";
 import type { StepInputs } from "../lib/ir/step_io.ts";
 import { Session } from "../lib/runtime/session.ts";
+import { launchTotals } from "./batch1.ts";
 
 /** A greedy decode step of N sequences at position `context`, sequence s in blocks [s × perSeq, (s + 1) × perSeq). */
 function decodeStep(N: number, context: number, perSeq: number): StepInputs {
@@ -55,13 +56,7 @@ export function profileHost(engine: Engine, N: number, context: number, stats: r
   }
   const sessionMs = median(runMs);
   const prof = cuda.profileDecodeStep(step, kv as CudaKvCache, 50);
-  const byName = new Map<string, { n: number; ms: number }>();
-  for (const l of prof.launches) {
-    const e = byName.get(l.name) ?? { n: 0, ms: 0 };
-    e.n++;
-    e.ms += l.ms;
-    byName.set(l.name, e);
-  }
+  const byName = launchTotals(prof.launches);
   const eagerSum = prof.launches.reduce((a, l) => a + l.ms, 0);
   const f = (x: number, d = 3): string => x.toFixed(d);
   console.log(`\nhost profile, ${N}-sequence decode step at context ${context} (bucket ${prof.bucket}, ${prof.launches.length} launches):`);

@@ -20,8 +20,8 @@ import { buildSync } from "../lib/builder/builder.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import type { CudaKvCache } from "../lib/backends/cuda/session.ts";
 import { Session } from "../lib/runtime/session.ts";
+import { greedyStepper, launchTotals } from "./batch1.ts";
 import { copyBandwidth } from "./copy_bandwidth.ts";
-import type { StepInputs } from "../lib/ir/step_io.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -62,24 +62,7 @@ const rand = (n: number): number => {
 };
 const V = engine.plan.attributes.vocabSize;
 const kv = session.createKvCache(maxSeqLen / bs + 1);
-const blocks = Array.from({ length: maxSeqLen / bs }, (_, i) => i);
-const greedy = {
-  temperature: new Float32Array(1),
-  topK: new Int32Array(1),
-  topP: new Float32Array(1).fill(1),
-  minP: new Float32Array(1),
-  seed: new Uint32Array(2),
-  step: new Int32Array(1),
-};
-const stepOf = (ids: number[], pos: number): StepInputs => ({
-  tokenIds: Int32Array.from(ids),
-  positions: Int32Array.from(ids, (_, i) => pos + i),
-  seqStarts: Int32Array.of(0, ids.length),
-  blockTables: Int32Array.from(blocks),
-  maxBlocksPerSeq: blocks.length,
-  logitRows: Int32Array.of(ids.length - 1),
-  sampling: greedy,
-});
+const stepOf = greedyStepper(Int32Array.from({ length: maxSeqLen / bs }, (_, i) => i));
 const out = { sampledIds: new Int32Array(1) };
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -112,13 +95,7 @@ for (let i = 0; i < numDecode; i++) {
 const decodeS = (performance.now() - d0) / 1000;
 // Where the step's GPU time goes: graph replay alone, and each launch run eagerly.
 const prof = cuda.profileDecodeStep(stepOf([last], pos), kv as CudaKvCache);
-const byName = new Map<string, { n: number; ms: number }>();
-for (const l of prof.launches) {
-  const e = byName.get(l.name) ?? { n: 0, ms: 0 };
-  e.n++;
-  e.ms += l.ms;
-  byName.set(l.name, e);
-}
+const byName = launchTotals(prof.launches);
 const tps = numDecode / decodeS;
 const ceilingTps = copyBps / weightBytes;
 

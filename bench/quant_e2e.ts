@@ -11,13 +11,13 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { buildSync } from "../lib/builder/builder.ts";
 import type { Engine } from "../lib/builder/engine.ts";
-import type { StepInputs } from "../lib/ir/step_io.ts";
 import { LlamaForCausalLM, type WeightSource } from "../lib/models/llama.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import { dequantize } from "../lib/quantization/packed.ts";
 import { quantizeSync } from "../lib/quantization/quantize.ts";
 import type { QuantizedModel } from "../lib/quantization/quantized_model.ts";
 import { Session } from "../lib/runtime/session.ts";
+import { argmax, type DecodeRun, deviceWeightBytes, greedyStepper, prefillAndDecode, relL2 } from "./batch1.ts";
 import { copyBandwidth } from "./copy_bandwidth.ts";
 
 const { values } = parseArgs({
@@ -69,69 +69,13 @@ function build(model: LlamaForCausalLM): Engine {
   });
 }
 
-/** Bytes a decode step reads from the engine's weights on the device (bf16 floats, packed ints, f32 scales). */
-function deviceWeightBytes(e: Engine): number {
-  let total = 0;
-  for (const n of e.tensorNames()) {
-    const info = e.tensorInfo(n);
-    const elems = info.shape.reduce((a, b) => a * b, 1);
-    total += info.dtype === "uint8" ? elems : info.dtype === "float32" && /\.(scales|zeros)$/.test(n) ? elems * 4 : elems * 2;
-  }
-  return total;
-}
-
-interface RunResult {
-  /** Last prompt position's logits (prefill path). */
-  readonly logits: Float32Array;
-  /** Logits of the first decode step, fed a fixed token (the decode path: GEMV kernels, graphs). */
-  readonly decodeLogits: Float32Array;
-  readonly ids: number[];
-  readonly tokS: number;
-  readonly stepMs: number;
-}
-
-function run(engine: Engine): RunResult {
+function run(engine: Engine): DecodeRun {
   using session = Session.fromSerializedEngine(engine, { backend });
   const kv = session.createKvCache(maxSeqLen / BS + 1);
-  const blocks = Int32Array.from({ length: maxSeqLen / BS }, (_, i) => i);
-  const V = engine.plan.attributes.vocabSize;
-  const greedy = {
-    temperature: new Float32Array(1),
-    topK: new Int32Array(1),
-    topP: new Float32Array(1).fill(1),
-    minP: new Float32Array(1),
-    seed: new Uint32Array(2),
-    step: new Int32Array(1),
-  };
-  const step = (ids: number[], pos: number): StepInputs => ({
-    tokenIds: Int32Array.from(ids),
-    positions: Int32Array.from(ids, (_, i) => pos + i),
-    seqStarts: Int32Array.of(0, ids.length),
-    blockTables: blocks,
-    maxBlocksPerSeq: blocks.length,
-    logitRows: Int32Array.of(ids.length - 1),
-    sampling: greedy,
-  });
-  const logits = new Float32Array(V);
-  const sampled = new Int32Array(1);
-  session.run(step(prompt, 0), { logits, sampledIds: sampled }, kv);
-  const decodeLogits = new Float32Array(V);
-  session.run(step([prompt[5]], PROMPT), { logits: decodeLogits, sampledIds: sampled }, kv);
-  const ids = [sampled[0]];
-  // Warm-up decode steps (graph capture), then timed ones; each step syncs on its sampled id.
-  let pos = PROMPT + 1;
-  for (let i = 0; i < 8; i++, pos++) {
-    session.run(step([ids[ids.length - 1]], pos), { sampledIds: sampled }, kv);
-    ids.push(sampled[0]);
-  }
-  const t0 = performance.now();
-  for (let i = 0; i < numDecode; i++, pos++) {
-    session.run(step([ids[ids.length - 1]], pos), { sampledIds: sampled }, kv);
-    ids.push(sampled[0]);
-  }
-  const ms = performance.now() - t0;
+  const step = greedyStepper(Int32Array.from({ length: maxSeqLen / BS }, (_, i) => i));
+  const r = prefillAndDecode(session, kv, step, engine.plan.attributes.vocabSize, prompt, numDecode);
   kv.dispose();
-  return { logits, decodeLogits, ids, tokS: (numDecode / ms) * 1e3, stepMs: ms / numDecode };
+  return r;
 }
 
 function ceilingBandwidth(engine: Engine): number {
@@ -140,23 +84,13 @@ function ceilingBandwidth(engine: Engine): number {
   return copyBandwidth(session.cuda!.device);
 }
 
-const relL2 = (a: Float32Array, b: Float32Array): number => {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-};
-const argmax = (a: Float32Array): number => a.reduce((best, v, i) => (v > a[best] ? i : best), 0);
-
 const base = AutoModelForCausalLM.fromHuggingFace(modelDir, backend === "cuda" ? { dtype: "bfloat16" } : {});
 prompt = Array.from({ length: PROMPT }, (_, i) => (i * 101 + 7) % Math.min(4000, base.config.vocabSize));
 const bf16 = build(base);
 const copyBps = ceilingBandwidth(bf16);
 const ref = run(bf16);
 const rows: string[] = [];
-const line = (name: string, e: Engine, r: RunResult, extra: string): void => {
+const line = (name: string, e: Engine, r: DecodeRun, extra: string): void => {
   const bytes = deviceWeightBytes(e);
   const ceiling = copyBps / bytes;
   rows.push(
