@@ -114,12 +114,24 @@ export interface FusedStep {
   readonly want: { sampledIds: Int32Array; logits: Float32Array };
 }
 
+/** Fails unless `a` and `b` have the same length and the same bits (−0 ≠ 0, NaN payloads compared). */
+export function sameBits(a: Float32Array, b: Float32Array, what: string): void {
+  assert.equal(a.length, b.length, `${what}: lengths`);
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length), ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) assert.fail(`${what}: element ${i}: ${a[i]} vs ${b[i]}`);
+}
+
 /** Fails unless the fused and unfused logits have the same bits and the sampled ids are equal. */
 export function sameAsUnfused(s: FusedStep): void {
-  const { what, got, ref } = s;
-  const ua = new Uint32Array(got.logits.buffer), ub = new Uint32Array(ref.logits.buffer);
-  for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) assert.fail(`${what}: fused vs unfused logit ${i}: ${got.logits[i]} vs ${ref.logits[i]}`);
-  assert.deepEqual(Array.from(got.ids), Array.from(ref.ids), `${what}: fused vs unfused ids`);
+  sameBits(s.got.logits, s.ref.logits, `${s.what}: fused vs unfused logits`);
+  assert.deepEqual(Array.from(s.got.ids), Array.from(s.ref.ids), `${s.what}: fused vs unfused ids`);
+}
+
+/** Fails unless the first `numLayers` KV cache layers of the two fake sessions hold the same bytes. */
+export function sameKvCache(fused: FakeCudaSession, plain: FakeCudaSession, numLayers: number, what: string): void {
+  const kvBytes = numLayers * fused.env.kvLayerBytes;
+  const kf = fused.mem.bytes(fused.env.kvBase, kvBytes), kp = plain.mem.bytes(plain.env.kvBase, kvBytes);
+  for (let i = 0; i < kvBytes; i++) if (kf[i] !== kp[i]) assert.fail(`${what}: fused vs unfused KV cache byte ${i}`);
 }
 
 /**
@@ -176,9 +188,7 @@ export function runFusedSchedule(
     const got = fused.run(inp, graphs), ref = plain.run(inp, graphs);
     const s: FusedStep = { what, prefill, got, ref, want };
     checks.unfused(s);
-    const kvBytes = bf16.plan.attributes.numLayers * fused.env.kvLayerBytes;
-    const kf = fused.mem.bytes(fused.env.kvBase, kvBytes), kp = plain.mem.bytes(plain.env.kvBase, kvBytes);
-    for (let i = 0; i < kvBytes; i++) if (kf[i] !== kp[i]) assert.fail(`${what}: fused vs unfused KV cache byte ${i}`);
+    sameKvCache(fused, plain, bf16.plan.attributes.numLayers, what);
     checks.cpu(s);
     if (prefill) {
       for (const l of fused.lastLaunches) if (l.kind === "kernel") prefillKernels.add(l.kernel);

@@ -20,6 +20,7 @@ import type { StepInputs } from "../lib/ir/step_io.ts";
 import { parsePretrainedConfig } from "../lib/models/config.ts";
 import { AutoModelForCausalLM, LlamaForCausalLM } from "../lib/models/llama.ts";
 import { FakeCudaSession, fromBf16Bits, maxRelDiff, randomModel, step } from "./cuda_fake_device.ts";
+import { sameBits, sameKvCache } from "./cuda_fake_plans.ts";
 import { assert, sharedDir, test } from "./harness.ts";
 
 const storiesDir = `${process.env.LLMRT_MODELS ?? `${sharedDir}models`}/stories260k`;
@@ -146,12 +147,6 @@ function fullyFused(layers: number, hd: number, qkNorm: boolean): string[] {
   return ["embedding_bf16", ...Array.from({ length: layers }, () => layer).flat(), "gather_rows_bf16", "gemv_fused_norm_bf16/3", "sample_f32"];
 }
 
-function sameBits(a: Float32Array, b: Float32Array, what: string): void {
-  assert.equal(a.length, b.length, `${what}: lengths`);
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length), ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) assert.fail(`${what}: element ${i}: ${a[i]} vs ${b[i]}`);
-}
-
 for (const m of FUSED_MODELS) {
   for (const variant of ["engine plan", "fused outputs clear of inputs"] as const) {
     test(`fused decode plan on a fake device equals the unfused plan and the CPU session: ${m.name} (${variant})`, () => {
@@ -181,9 +176,7 @@ for (const m of FUSED_MODELS) {
         // Fused vs unfused on the fake device: the same bits.
         sameBits(got.logits, ref.logits, `${what}: fused vs unfused logits`);
         assert.deepEqual(Array.from(got.ids), Array.from(ref.ids), `${what}: fused vs unfused ids`);
-        const kvBytes = a.numLayers * layerBytes;
-        const kf = fused.mem.bytes(fused.env.kvBase, kvBytes), kp = plain.mem.bytes(plain.env.kvBase, kvBytes);
-        for (let i = 0; i < kvBytes; i++) if (kf[i] !== kp[i]) assert.fail(`${what}: fused vs unfused KV cache byte ${i}`);
+        sameKvCache(fused, plain, a.numLayers, what);
         // vs the float32 CPU session.
         const rel = maxRelDiff(got.logits, want.logits);
         assert.ok(rel < LOGITS_TOL, `${what}: logits differ from the CPU session's (max rel ${rel.toExponential(2)})`);
