@@ -20,6 +20,16 @@
 //   encode: e4m3 (fp8kv) or rne clamped to ±127 (int8kv).
 #include "kv_fp8.cuh"
 
+/** cs[i] / sn[i] = cos / sin(invFreq[i] · pos) · attnScaling (in double, stored as float), i < half, over the block's threads. */
+__device__ __forceinline__ void ropeTables(float* cs, float* sn, const double* invFreq, int pos, int half, float attnScaling) {
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    double sv, cv;
+    sincos(invFreq[i] * (double)pos, &sv, &cv);
+    cs[i] = (float)(cv * (double)attnScaling);
+    sn[i] = (float)(sv * (double)attnScaling);
+  }
+}
+
 template <typename T>
 __device__ __forceinline__ void ropeKvWriteImpl(const T* qkv, T* q, T* kvCache, const int* positions, const int* seqStarts,
     const int* blockTables, const double* invFreq, float attnScaling, int numSeqs, int numHeads, int numKvHeads, int headDim,
@@ -29,12 +39,7 @@ __device__ __forceinline__ void ropeKvWriteImpl(const T* qkv, T* q, T* kvCache, 
   const int half = headDim >> 1;
   const int pos = positions[t];
   const int s = seqOfToken(seqStarts, numSeqs, t);
-  for (int i = threadIdx.x; i < half; i += blockDim.x) {
-    double sv, cv;
-    sincos(invFreq[i] * (double)pos, &sv, &cv);
-    cs[i] = (float)(cv * (double)attnScaling);
-    sn[i] = (float)(sv * (double)attnScaling);
-  }
+  ropeTables(cs, sn, invFreq, pos, half, attnScaling);
   __syncthreads();
   const int rowWidth = numKvHeads * headDim;
   const T* row = qkv + (long long)t * (numHeads + 2 * numKvHeads) * headDim;
@@ -84,12 +89,7 @@ __device__ __forceinline__ void ropeKvWriteQuantImpl(const bf16_t* qkv, bf16_t* 
   const int half = headDim >> 1;
   const int pos = positions[t];
   const int s = seqOfToken(seqStarts, numSeqs, t);
-  for (int i = threadIdx.x; i < half; i += blockDim.x) {
-    double sv, cv;
-    sincos(invFreq[i] * (double)pos, &sv, &cv);
-    cs[i] = (float)(cv * (double)attnScaling);
-    sn[i] = (float)(sv * (double)attnScaling);
-  }
+  ropeTables(cs, sn, invFreq, pos, half, attnScaling);
   __syncthreads();
   const int rowWidth = numKvHeads * headDim;
   const bf16_t* row = qkv + (long long)t * (numHeads + 2 * numKvHeads) * headDim;
