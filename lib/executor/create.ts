@@ -88,6 +88,7 @@ export async function createExecutor(options: CreateExecutorOptions): Promise<Ge
     const tokenizerDir = options.tokenizer ? options.tokenizerDir ?? null : null;
     return await GenerationExecutorProxy.create({ engineDir, tokenizerDir, backend, config, draftEngineDir, tp: options.tp }, {
       cleanup: removeTemp,
+      tokenizer: options.tokenizer,
     });
   } catch (e) {
     removeTemp();

@@ -6,6 +6,8 @@
 import type { ExecutorLimits, GenerationRequest, IterationStats } from "./config.ts";
 import { WorkerError } from "../util/errors.ts";
 import { GenerationExecutor } from "./executor.ts";
+import { CallerDetokenizer, callerMayDetokenize } from "./caller_detok.ts";
+import type { LlmTokenizer } from "../tokenizer/tokenizer.ts";
 import { fromWireError, type FromWorker, toWireRequest, type ToWorker, WireDeltaDecoder, type WorkerInit } from "./wire.ts";
 
 /** How long shutdown waits for the worker to close before terminating it (ms). */
@@ -17,6 +19,14 @@ export interface ProxyOptions {
   readonly cleanup?: () => void;
   /** The worker script. @default lib/executor/worker_main.ts */
   readonly workerUrl?: URL;
+  /**
+   * The tokenizer the worker loads from `init.tokenizerDir`, already loaded on this thread: the
+   * requests whose text the worker's loop never reads (no stop strings, guided decoding, beam
+   * search or bestOf > n; see lib/executor/caller_detok.ts) are then detokenized on this thread
+   * from the token ids the worker posts, which takes that work off the worker's step loop. Null or
+   * unset: the worker detokenizes everything.
+   */
+  readonly tokenizer?: LlmTokenizer | null;
 }
 
 /**
@@ -34,14 +44,22 @@ export class GenerationExecutorProxy extends GenerationExecutor {
   readonly #stats: IterationStats[] = [];
   readonly #statsHistory: number;
   readonly #deltas = new WireDeltaDecoder();
+  readonly #texts: CallerDetokenizer | null;
   #dead: Error | null = null;
   #onClosed: (() => void) | null = null;
   readonly #cleanup: (() => void) | undefined;
   readonly limits: ExecutorLimits;
 
-  private constructor(worker: Worker, limits: ExecutorLimits, statsHistory: number, cleanup: (() => void) | undefined) {
+  private constructor(
+    worker: Worker,
+    limits: ExecutorLimits,
+    statsHistory: number,
+    cleanup: (() => void) | undefined,
+    tokenizer: LlmTokenizer | null,
+  ) {
     super();
     this.#worker = worker;
+    this.#texts = tokenizer ? new CallerDetokenizer(tokenizer) : null;
     this.#cleanup = cleanup;
     this.limits = limits;
     this.#statsHistory = statsHistory;
@@ -56,6 +74,7 @@ export class GenerationExecutorProxy extends GenerationExecutor {
   /** Starts the worker and waits until it has loaded the engine (rejects with the worker's error). */
   static create(init: WorkerInit, options: ProxyOptions = {}): Promise<GenerationExecutorProxy> {
     const cleanup = options.cleanup;
+    const tokenizer = init.tokenizerDir ? options.tokenizer ?? null : null;
     const worker = new Worker(options.workerUrl ?? new URL("./worker_main.ts", import.meta.url), { type: "module" });
     return new Promise<GenerationExecutorProxy>((resolve, reject) => {
       const fail = (err: Error): void => {
@@ -64,8 +83,9 @@ export class GenerationExecutorProxy extends GenerationExecutor {
       };
       worker.onmessage = (e: MessageEvent<FromWorker>) => {
         const m = e.data;
-        if (m.type === "ready") resolve(new GenerationExecutorProxy(worker, m.limits, init.config.statsHistory ?? 1000, cleanup));
-        else if (m.type === "initError" || m.type === "fatal") fail(fromWireError(m.error));
+        if (m.type === "ready") {
+          resolve(new GenerationExecutorProxy(worker, m.limits, init.config.statsHistory ?? 1000, cleanup, tokenizer));
+        } else if (m.type === "initError" || m.type === "fatal") fail(fromWireError(m.error));
       };
       worker.onerror = (e: ErrorEvent) => {
         e.preventDefault();
@@ -82,8 +102,19 @@ export class GenerationExecutorProxy extends GenerationExecutor {
 
   protected enqueue(requestId: number, request: GenerationRequest): void {
     if (this.#dead) throw this.#dead;
-    const msg: ToWorker = { type: "submit", id: requestId, request: toWireRequest(request) };
-    this.#worker.postMessage(msg);
+    const wire = toWireRequest(request);
+    const here = this.#texts !== null && callerMayDetokenize(request.samplingParams);
+    if (here) {
+      wire.samplingParams.detokenize = false; // the worker's loop never reads this request's text
+      this.#texts.track(requestId, request.samplingParams);
+    }
+    const msg: ToWorker = { type: "submit", id: requestId, request: wire };
+    try {
+      this.#worker.postMessage(msg);
+    } catch (e) {
+      if (here) this.#texts.forget(requestId);
+      throw e;
+    }
   }
 
   protected cancel(requestId: number): void {
@@ -115,9 +146,10 @@ export class GenerationExecutorProxy extends GenerationExecutor {
           if (this.#stats.length > this.#statsHistory) this.#stats.splice(0, this.#stats.length - this.#statsHistory);
         }
         this.deliver(
-          this.#deltas.decode(m.outputs),
+          this.#texts ? this.#deltas.decode(m.outputs).map((o) => this.#texts!.apply(o)) : this.#deltas.decode(m.outputs),
           m.failures.map((f) => {
             this.#deltas.forget(f.requestId);
+            this.#texts?.forget(f.requestId);
             return { requestId: f.requestId, error: fromWireError(f.error) };
           }),
         );
