@@ -36,6 +36,12 @@ export interface OverheadResult {
   readonly steps: number;
   /** Mean host time per step outside the model step (ms). */
   readonly hostMsPerStep: number;
+  /**
+   * Mean host time of the executor loop's own step (IterationStats.stepMs less the stand-in's spin):
+   * schedule, stage, append tokens, stop checks, outputs; in the worker's thread with `--executor proxy`
+   * (the posting of each step's message and the message handling between steps not included) (ms).
+   */
+  readonly loopHostMsPerStep: number;
   /** CPU time of this process (all its threads, the stand-in step's spin excluded) per output token, µs: robust to a busy machine. */
   readonly cpuUsPerToken: number;
 }
@@ -133,6 +139,7 @@ async function main(): Promise<void> {
     const secs = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(c0);
     const steps = iter() - s0;
+    const loopMs = llm.getStats().filter((s) => s.iter >= s0 && s.numDecodeTokens + s.numPrefillTokens > 0).map((s) => s.stepMs);
     const spinMs = steps * stepMs; // the stand-in's share of the steps (in this thread or the worker's)
     results.push({
       mode,
@@ -141,6 +148,7 @@ async function main(): Promise<void> {
       outputTokensPerS: tokens / secs,
       steps,
       hostMsPerStep: (secs * 1000 - spinMs) / Math.max(1, steps),
+      loopHostMsPerStep: loopMs.reduce((a, b) => a + b, 0) / Math.max(1, loopMs.length) - stepMs,
       cpuUsPerToken: (cpu.user + cpu.system - spinMs * 1000) / Math.max(1, tokens),
     });
   };
@@ -206,7 +214,7 @@ async function main(): Promise<void> {
       console.log(
         `  ${r.mode.padEnd(8)} ${r.outputTokensPerS.toFixed(0).padStart(8)} output tok/s${pct}; ${r.steps} steps, host ${
           r.hostMsPerStep.toFixed(2)
-        } ms/step, CPU ${r.cpuUsPerToken.toFixed(1)} µs/token${r.mode === "http" ? `; ${httpDetail}` : ""}`,
+        } ms/step (loop ${r.loopHostMsPerStep.toFixed(2)}), CPU ${r.cpuUsPerToken.toFixed(1)} µs/token${r.mode === "http" ? `; ${httpDetail}` : ""}`,
       );
     }
   }
