@@ -1,4 +1,4 @@
-// GenerationExecutorProxy detokenizes on the caller's thread the requests whose text the worker's
+// GenerationExecutorProxy packs each step's streamed deltas into typed arrays (lib/executor/wire.ts) and detokenizes on the caller's thread the requests whose text the worker's
 // loop never reads (lib/executor/caller_detok.ts): every output must equal the in-process executor's.
 import * as fs from "node:fs";
 import { buildSync } from "../lib/builder/builder.ts";
@@ -9,6 +9,7 @@ import type { GenerationExecutor } from "../lib/executor/executor.ts";
 import type { RequestOutput } from "../lib/executor/outputs.ts";
 import { SamplingParams, type SamplingParamsInput } from "../lib/executor/sampling_params.ts";
 import { LlmTokenizer } from "../lib/tokenizer/tokenizer.ts";
+import { packStepOutputs, unpackStepOutputs, type WireDelta } from "../lib/executor/wire.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import { assert, sharedDir, test } from "./harness.ts";
 
@@ -103,4 +104,46 @@ test("proxy caller-side detokenization: streamed and final outputs equal the in-
     await proxy.shutdown();
     await local.shutdown();
   }
+});
+
+test("proxy step messages: deltas pack into one Int32Array and one string and unpack to the same outputs, in order", () => {
+  let seed = 7;
+  const rnd = (k: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed >>> 8) % k;
+  };
+  const words = ["", "a", " the", "é", "🤖", "\uFFFD", "x y"];
+  const delta = (requestId: number): WireDelta => ({
+    requestId,
+    delta: true,
+    outputs: Array.from({ length: 1 + rnd(3) }, (_, index) => ({
+      index,
+      textDiff: words[rnd(words.length)] + words[rnd(words.length)],
+      tokenIdsDiff: Array.from({ length: rnd(4) }, () => rnd(200_000)),
+      // Some not packable: a finish or stop reason or a cumulative logprob travels as an object.
+      finishReason: rnd(6) === 0 ? "stop" as const : null,
+      stopReason: rnd(8) === 0 ? (rnd(2) ? 13 : "\n") : null,
+      cumulativeLogprob: rnd(8) === 0 ? -1.5 : null,
+    })),
+  });
+  const full = (requestId: number): RequestOutput => ({
+    requestId,
+    prompt: null,
+    promptTokenIds: [1, 2],
+    outputs: [{ index: 0, text: "hi", tokenIds: [5], finishReason: null, textDiff: "hi", tokenIdsDiff: [5] }],
+    finished: rnd(2) === 0,
+  });
+  for (let round = 0; round < 50; round++) {
+    const outs = Array.from({ length: rnd(40) }, (_, i) => (rnd(4) === 0 ? full(i) : delta(i)));
+    const wire = packStepOutputs(outs);
+    assert.ok(wire.objects.length <= outs.length);
+    assert.deepEqual(unpackStepOutputs(structuredClone(wire)), outs, `round ${round}`);
+  }
+  const all = Array.from(
+    { length: 256 },
+    (_, i) => ({ ...delta(i), outputs: [{ ...delta(i).outputs[0], finishReason: null, stopReason: null, cumulativeLogprob: null }] }),
+  );
+  assert.equal(packStepOutputs(all).objects.length, 0, "a step of running streams is one Int32Array and one string");
+  const bad = packStepOutputs([delta(1), full(2)]);
+  assert.throws(() => unpackStepOutputs({ ...bad, texts: bad.texts + "x" }), /does not add up/);
 });

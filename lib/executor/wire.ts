@@ -45,7 +45,7 @@ export type FromWorker =
   | { readonly type: "initError"; readonly error: WireError }
   | {
     readonly type: "step";
-    readonly outputs: (RequestOutput | WireDelta)[];
+    readonly outputs: WireStepOutputs;
     readonly failures: { readonly requestId: number; readonly error: WireError }[];
     readonly stats: IterationStats | null;
   }
@@ -71,14 +71,89 @@ export interface WireDelta {
 }
 
 /**
+ * One step's outputs as they cross, in the step's order: the most common kind — a delta whose
+ * completions are all still running (no finish or stop reason, no cumulative logprob) — packed into
+ * one Int32Array and one string, so a step of hundreds of streams clones as two values, not as
+ * hundreds of small objects; every other output as an object in `objects`.
+ *
+ * `packed` is a run of records: `-1` takes the next entry of `objects`; else the record is
+ * `requestId, numCompletions` then per completion `index, numTokens, textDiffLength, ...tokenIds`,
+ * the completions' `textDiff`s following one another in `texts`.
+ */
+export interface WireStepOutputs {
+  readonly packed: Int32Array;
+  readonly texts: string;
+  readonly objects: (RequestOutput | WireDelta)[];
+}
+
+/** A delta that packs into {@link WireStepOutputs.packed}. */
+function packable(d: RequestOutput | WireDelta): d is WireDelta {
+  return "delta" in d && d.outputs.every((c) => c.finishReason === null && c.stopReason === null && c.cumulativeLogprob === null);
+}
+
+/** Packs one step's outputs (see {@link WireStepOutputs}). */
+export function packStepOutputs(outputs: readonly (RequestOutput | WireDelta)[]): WireStepOutputs {
+  const packed: number[] = [];
+  const objects: (RequestOutput | WireDelta)[] = [];
+  let texts = "";
+  for (const o of outputs) {
+    if (!packable(o)) {
+      packed.push(-1);
+      objects.push(o);
+      continue;
+    }
+    packed.push(o.requestId, o.outputs.length);
+    for (const c of o.outputs) {
+      packed.push(c.index, c.tokenIdsDiff.length, c.textDiff.length);
+      for (const t of c.tokenIdsDiff) packed.push(t);
+      texts += c.textDiff;
+    }
+  }
+  return { packed: Int32Array.from(packed), texts, objects };
+}
+
+/** The step's outputs back in order, packed deltas as {@link WireDelta} objects. */
+export function unpackStepOutputs(w: WireStepOutputs): (RequestOutput | WireDelta)[] {
+  const out: (RequestOutput | WireDelta)[] = [];
+  const p = w.packed;
+  let i = 0, obj = 0, at = 0;
+  while (i < p.length) {
+    if (p[i] === -1) {
+      out.push(w.objects[obj++]);
+      i++;
+      continue;
+    }
+    const requestId = p[i], n = p[i + 1];
+    i += 2;
+    const outputs: WireDelta["outputs"][number][] = [];
+    for (let k = 0; k < n; k++) {
+      const index = p[i], numTokens = p[i + 1], textLen = p[i + 2];
+      i += 3;
+      const tokenIdsDiff = Array.from(p.subarray(i, i + numTokens));
+      i += numTokens;
+      outputs.push({ index, textDiff: w.texts.slice(at, at + textLen), tokenIdsDiff, finishReason: null, stopReason: null, cumulativeLogprob: null });
+      at += textLen;
+    }
+    out.push({ requestId, delta: true, outputs });
+  }
+  if (obj !== w.objects.length || at !== w.texts.length) throw new InternalError("executor worker: a step message that does not add up (a bug)");
+  return out;
+}
+
+/**
  * The worker side of the step outputs: a streamed request's later non-final outputs go as deltas
- * (see {@link WireDelta}), except those carrying logprobs, logits or a parsed value.
+ * (see {@link WireDelta}), except those carrying logprobs, logits or a parsed value; the step's
+ * outputs are then packed (see {@link WireStepOutputs}).
  */
 export class WireDeltaEncoder {
   /** Requests whose full output the caller holds. */
   readonly #sent = new Set<number>();
 
-  encode(outputs: readonly RequestOutput[]): (RequestOutput | WireDelta)[] {
+  encode(outputs: readonly RequestOutput[]): WireStepOutputs {
+    return packStepOutputs(this.#deltas(outputs));
+  }
+
+  #deltas(outputs: readonly RequestOutput[]): (RequestOutput | WireDelta)[] {
     return outputs.map((o) => {
       if (o.finished) {
         this.#sent.delete(o.requestId);
@@ -116,8 +191,8 @@ export class WireDeltaDecoder {
   /** The last full output of each streamed request not yet final. */
   readonly #latest = new Map<number, RequestOutput>();
 
-  decode(outputs: readonly (RequestOutput | WireDelta)[]): RequestOutput[] {
-    return outputs.map((w) => {
+  decode(step: WireStepOutputs): RequestOutput[] {
+    return unpackStepOutputs(step).map((w) => {
       if (!("delta" in w)) {
         if (w.finished) this.#latest.delete(w.requestId);
         else this.#latest.set(w.requestId, w);
