@@ -62,9 +62,15 @@ test("proxy caller-side detokenization: streamed and final outputs equal the in-
       { temperature: 1, maxTokens: 6, ignoreEos: true, allowedTokenIds: [229, 243, 131, 159], n: 2 },
       { temperature: 1, maxTokens: 16, skipSpecialTokens: false, spacesBetweenSpecialTokens: false },
       { temperature: 1, maxTokens: 16, skipSpecialTokens: false },
-      // Detokenized in the worker (their text is read there): the same outputs either way.
+      // Stop strings: matched on the caller's thread when streamed (n = 1), else in the worker.
       { temperature: 1, maxTokens: 30, stop: [".", "he "] },
       { temperature: 1, maxTokens: 30, stop: ["e"], includeStopStrInOutput: true },
+      { temperature: 1, maxTokens: 40, stop: [" the", "and", "a"], logprobs: 1 },
+      { temperature: 1, maxTokens: 30, stop: ["he "], minTokens: 8, stopTokenIds: [261] },
+      { temperature: 1, maxTokens: 30, stop: ["o", "e "], includeStopStrInOutput: true, stopTokenIds: [265] },
+      { temperature: 1.3, maxTokens: 30, stop: ["ed", "ing "], minTokens: 3, logprobs: 0 },
+      { temperature: 1, maxTokens: 12, ignoreEos: true, allowedTokenIds: [229, 131, 159, 259], stop: ["\u201ct", "\u201c\u201c", "\uFFFD"] },
+      // Detokenized in the worker (their text is read there): the same outputs either way.
       { temperature: 1, maxTokens: 12, excludeInputFromOutput: false },
       { temperature: 1, maxTokens: 12, n: 1, bestOf: 3 },
       { temperature: 0, maxTokens: 10, useBeamSearch: true, n: 2 },
@@ -76,7 +82,7 @@ test("proxy caller-side detokenization: streamed and final outputs equal the in-
         reqs.push({ promptTokenIds, samplingParams: sp({ ...p, seed }), streaming: (pi + qi) % 3 !== 0 });
       }
     }
-    assert.ok(reqs.filter((r) => callerMayDetokenize(r.samplingParams)).length >= 40, "most requests take the caller-side path");
+    assert.ok(reqs.filter((r) => callerMayDetokenize(r.samplingParams, r.streaming ?? false)).length >= 40, "most requests take the caller-side path");
     const [remote, inproc] = await Promise.all([
       Promise.all(reqs.map((r) => run(proxy, r))),
       Promise.all(reqs.map((r) => run(local, r))),
@@ -100,6 +106,27 @@ test("proxy caller-side detokenization: streamed and final outputs equal the in-
     }
     assert.ok(stepsCompared > 500, `${stepsCompared} streamed outputs compared`);
     assert.ok(eosEnds > 5, `${eosEnds} completions ended on a stop id / stop string`);
+    const strings = reqs.filter((r, i) =>
+      r.streaming && r.samplingParams.stop.length > 0 && callerMayDetokenize(r.samplingParams, true) &&
+      typeof remote[i].at(-1)!.outputs[0].stopReason === "string"
+    ).length;
+    assert.ok(strings > 10, `${strings} streams ended on a stop string found on the caller's thread`);
+    // The worker aborted those requests: every KV block is free again (the stats of a step after the aborts say so).
+    await proxy.submit({ promptTokenIds: [1, 403], samplingParams: sp({ maxTokens: 2 }) }).result();
+    assert.equal(proxy.getStats().at(-1)?.kvBlocksUsed, 0, "KV back to baseline");
+    assert.equal(proxy.numInFlight, 0);
+    // A stop string found on this thread aborts the worker's request: it does not run on to maxTokens.
+    const iter0 = proxy.getStats().at(-1)!.iter;
+    const stopped = await proxy.submit({
+      promptTokenIds: [1, 403],
+      samplingParams: sp({ temperature: 0, maxTokens: 100, ignoreEos: true, stop: ["e"] }),
+      streaming: true,
+    })
+      .result();
+    await proxy.submit({ promptTokenIds: [1, 403], samplingParams: sp({ maxTokens: 2 }) }).result();
+    const decoded = proxy.getStats().filter((s) => s.iter > iter0).reduce((a, s) => a + s.numDecodeTokens, 0);
+    assert.equal(stopped.outputs[0].stopReason, "e");
+    assert.ok(decoded < stopped.outputs[0].tokenIds.length + 10, `${decoded} tokens decoded for a request stopped at ${stopped.outputs[0].tokenIds.length}`);
   } finally {
     await proxy.shutdown();
     await local.shutdown();

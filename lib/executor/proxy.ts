@@ -4,6 +4,7 @@
  * read, a fatal report) fails every request in flight with the reason; none is left hanging.
  */
 import type { ExecutorLimits, GenerationRequest, IterationStats } from "./config.ts";
+import type { RequestOutput } from "./outputs.ts";
 import { WorkerError } from "../util/errors.ts";
 import { GenerationExecutor } from "./executor.ts";
 import { CallerDetokenizer, callerMayDetokenize } from "./caller_detok.ts";
@@ -45,6 +46,8 @@ export class GenerationExecutorProxy extends GenerationExecutor {
   readonly #statsHistory: number;
   readonly #deltas = new WireDeltaDecoder();
   readonly #texts: CallerDetokenizer | null;
+  /** Speculative decoding: several tokens per step; stop strings stay in the worker. */
+  readonly #speculative: boolean;
   #dead: Error | null = null;
   #onClosed: (() => void) | null = null;
   readonly #cleanup: (() => void) | undefined;
@@ -56,10 +59,12 @@ export class GenerationExecutorProxy extends GenerationExecutor {
     statsHistory: number,
     cleanup: (() => void) | undefined,
     tokenizer: LlmTokenizer | null,
+    speculative: boolean,
   ) {
     super();
     this.#worker = worker;
     this.#texts = tokenizer ? new CallerDetokenizer(tokenizer) : null;
+    this.#speculative = speculative;
     this.#cleanup = cleanup;
     this.limits = limits;
     this.#statsHistory = statsHistory;
@@ -84,7 +89,7 @@ export class GenerationExecutorProxy extends GenerationExecutor {
       worker.onmessage = (e: MessageEvent<FromWorker>) => {
         const m = e.data;
         if (m.type === "ready") {
-          resolve(new GenerationExecutorProxy(worker, m.limits, init.config.statsHistory ?? 1000, cleanup, tokenizer));
+          resolve(new GenerationExecutorProxy(worker, m.limits, init.config.statsHistory ?? 1000, cleanup, tokenizer, init.config.speculativeConfig != null));
         } else if (m.type === "initError" || m.type === "fatal") fail(fromWireError(m.error));
       };
       worker.onerror = (e: ErrorEvent) => {
@@ -103,7 +108,7 @@ export class GenerationExecutorProxy extends GenerationExecutor {
   protected enqueue(requestId: number, request: GenerationRequest): void {
     if (this.#dead) throw this.#dead;
     const wire = toWireRequest(request);
-    const here = this.#texts !== null && callerMayDetokenize(request.samplingParams);
+    const here = this.#texts !== null && callerMayDetokenize(request.samplingParams, (request.streaming ?? false) && !this.#speculative);
     if (here) {
       wire.samplingParams.detokenize = false; // the worker's loop never reads this request's text
       this.#texts.track(requestId, request.samplingParams);
@@ -146,7 +151,7 @@ export class GenerationExecutorProxy extends GenerationExecutor {
           if (this.#stats.length > this.#statsHistory) this.#stats.splice(0, this.#stats.length - this.#statsHistory);
         }
         this.deliver(
-          this.#texts ? this.#deltas.decode(m.outputs).map((o) => this.#texts!.apply(o)) : this.#deltas.decode(m.outputs),
+          this.#texts ? this.#withText(this.#deltas.decode(m.outputs)) : this.#deltas.decode(m.outputs),
           m.failures.map((f) => {
             this.#deltas.forget(f.requestId);
             this.#texts?.forget(f.requestId);
@@ -163,6 +168,18 @@ export class GenerationExecutorProxy extends GenerationExecutor {
       default:
         return;
     }
+  }
+
+  /** Outputs with the text built on this thread (see lib/executor/caller_detok.ts); a stop string found here aborts its request in the worker. */
+  #withText(outputs: RequestOutput[]): RequestOutput[] {
+    const texts = this.#texts!;
+    const out: RequestOutput[] = [];
+    for (const o of outputs) {
+      if (texts.drops(o)) continue;
+      const t = texts.apply(o, (id) => this.cancel(id));
+      if (t) out.push(t);
+    }
+    return out;
   }
 
   /** The worker is unusable: fail everything in flight and every later submit. */

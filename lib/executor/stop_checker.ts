@@ -65,7 +65,10 @@ export class StopChecker {
   readonly #includeStopStr: boolean;
   #prevLen = 0;
 
-  constructor(p: SamplingParams, eosIds: readonly number[]) {
+  constructor(
+    p: Pick<SamplingParams, "ignoreEos" | "stopTokenIds" | "stop" | "minTokens" | "maxTokens" | "includeStopStrInOutput">,
+    eosIds: readonly number[],
+  ) {
     this.#eos = new Set(p.ignoreEos ? [] : eosIds.filter((id) => id >= 0));
     this.#stopIds = new Set(p.stopTokenIds);
     this.#stop = p.stop;
