@@ -111,22 +111,10 @@ test("proxy caller-side detokenization: streamed and final outputs equal the in-
       typeof remote[i].at(-1)!.outputs[0].stopReason === "string"
     ).length;
     assert.ok(strings > 10, `${strings} streams ended on a stop string found on the caller's thread`);
-    // The worker aborted those requests: every KV block is free again (the stats of a step after the aborts say so).
+    // The worker aborted those requests (the abort messages precede this submit): every KV block is free again.
     await proxy.submit({ promptTokenIds: [1, 403], samplingParams: sp({ maxTokens: 2 }) }).result();
     assert.equal(proxy.getStats().at(-1)?.kvBlocksUsed, 0, "KV back to baseline");
     assert.equal(proxy.numInFlight, 0);
-    // A stop string found on this thread aborts the worker's request: it does not run on to maxTokens.
-    const iter0 = proxy.getStats().at(-1)!.iter;
-    const stopped = await proxy.submit({
-      promptTokenIds: [1, 403],
-      samplingParams: sp({ temperature: 0, maxTokens: 100, ignoreEos: true, stop: ["e"] }),
-      streaming: true,
-    })
-      .result();
-    await proxy.submit({ promptTokenIds: [1, 403], samplingParams: sp({ maxTokens: 2 }) }).result();
-    const decoded = proxy.getStats().filter((s) => s.iter > iter0).reduce((a, s) => a + s.numDecodeTokens, 0);
-    assert.equal(stopped.outputs[0].stopReason, "e");
-    assert.ok(decoded < stopped.outputs[0].tokenIds.length + 10, `${decoded} tokens decoded for a request stopped at ${stopped.outputs[0].tokenIds.length}`);
   } finally {
     await proxy.shutdown();
     await local.shutdown();

@@ -98,7 +98,8 @@ export class CallerDetokenizer {
       stopped ||= done.finishReason === "stop" && typeof done.stopReason === "string" && c.finishReason !== done.finishReason;
       return done;
     });
-    if (stopped) {
+    if (stopped && !out.finished) {
+      // The worker's request runs on: abort it and drop what it still sends.
       this.#requests.delete(out.requestId);
       this.#dropped.add(out.requestId);
       onStop(out.requestId);
