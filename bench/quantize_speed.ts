@@ -19,6 +19,14 @@
  * channels (its cost grows as K³: extrapolate); --gptq-modules a,b runs GPTQ on those modules only. --threads: this thread plus workers (default 1).
  * --cpu-clock: every time printed is process CPU time (all threads) instead of wall time — on a
  * shared machine, one thread's CPU time is what it would take alone.
+ *
+ * --light (with --model llama-3.2-1b | llama-3.1-8b): the calibration-light algorithms only (FP8,
+ * FP8_PER_CHANNEL_PER_TOKEN, FP8_BLOCK_SCALES, W8A16, W4A16 RTN) on one layer's linears of that shape
+ * (random float32 weights, no checkpoint): ns/param per phase (the float64 working copy quantize() makes,
+ * row amax, e4m3 encode with a known scale, whole quantizeFp8 / quantizeFp8Block / quantizeRtn) and
+ * the whole model's linears at that rate on one thread.
+ *
+ *   bun bench/quantize_speed.ts --model llama-3.1-8b --light
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -33,6 +41,9 @@ import { gptqFactor, quantizeGptq } from "../lib/quantization/gptq.ts";
 import { QuantPool } from "../lib/quantization/pool.ts";
 import { calibrationSequences, forEachLayerInputs, type LayerInputs } from "../lib/quantization/calibration.ts";
 import { quantizeSync } from "../lib/quantization/quantize.ts";
+import { absMax, fp8Scale, quantizeFp8 } from "../lib/quantization/fp8.ts";
+import { quantizeFp8Block } from "../lib/quantization/fp8_block.ts";
+import { e4m3EncodeDiv } from "../lib/util/e4m3.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -49,6 +60,7 @@ const { values } = parseArgs({
     "gptq-modules": { type: "string" },
     threads: { type: "string" },
     "cpu-clock": { type: "boolean" },
+    light: { type: "boolean" },
   },
 });
 
@@ -113,6 +125,51 @@ function syntheticModel(name: string, layers: number): string {
   return dir;
 }
 
+/** --light: per-phase ns/param of the calibration-light algorithms on one layer's linear shapes. */
+function lightBench(name: string): void {
+  const sh = SHAPES[name], H = sh.hidden, hd = H / sh.heads, I = sh.inter;
+  const shapes: [string, number, number][] = [
+    ["qkv", (sh.heads + 2 * sh.kv) * hd, H],
+    ["o_proj", H, sh.heads * hd],
+    ["gate+up", 2 * I, H],
+    ["down_proj", H, I],
+  ];
+  const perLayer = shapes.reduce((a, [, n, k]) => a + n * k, 0);
+  const r = rng(11);
+  const total = new Map<string, number>();
+  for (const [lin, N, K] of shapes) {
+    const w32 = new Float32Array(N * K);
+    for (let i = 0; i < w32.length; i++) w32[i] = r() * 0.05;
+    const W = new Float64Array(w32);
+    const rowAmax = new Float64Array(N), packed = new Uint8Array(N * K);
+    const phases: [string, () => unknown][] = [
+      ["copy Float64Array.from (quantize.ts)", () => Float64Array.from(w32)],
+      ["copy new Float64Array", () => new Float64Array(w32)],
+      ["FP8 amax (rows)", () => {
+        for (let n = 0; n < N; n++) rowAmax[n] = absMax(W, n * K, K);
+      }],
+      ["FP8 encode (scale known)", () => {
+        for (let n = 0; n < N; n++) e4m3EncodeDiv(W, n * K, K, fp8Scale(rowAmax[n]), packed, n * K);
+      }],
+      ["FP8", () => quantizeFp8(W, N, K, "FP8", 1)],
+      ["FP8_PER_CHANNEL_PER_TOKEN", () => quantizeFp8(W, N, K, "FP8_PER_CHANNEL_PER_TOKEN")],
+      ["FP8_BLOCK_SCALES", () => quantizeFp8Block(W, N, K)],
+      ["W8A16 (RTN per channel)", () => quantizeRtn(W, N, K, { bits: 8, groupSize: K, hasZeroPoint: false })],
+      ["W4A16 (RTN per channel)", () => quantizeRtn(W, N, K, { bits: 4, groupSize: K, hasZeroPoint: false })],
+      ["W4A16 (RTN g128)", () => quantizeRtn(W, N, K, { bits: 4, groupSize: 128, hasZeroPoint: false })],
+    ];
+    for (const [phase, f] of phases) {
+      const [, ms] = time(f);
+      total.set(phase, (total.get(phase) ?? 0) + ms);
+      console.log(`  ${lin} [${N}x${K}] ${phase}: ${(ms * 1e6 / (N * K)).toFixed(2)} ns/param`);
+    }
+  }
+  console.log(`${name}, one layer (${(perLayer / 1e6).toFixed(1)}M linear params), ${sh.depth} layers; 1 thread:`);
+  for (const [phase, ms] of total) {
+    console.log(`  ${phase}: ${(ms * 1e6 / perLayer).toFixed(2)} ns/param, ${sec(ms * sh.depth)} for all ${sh.depth} layers' linears`);
+  }
+}
+
 const modelName = values.model ?? "kjv";
 const synthetic = modelName in SHAPES;
 const dir = synthetic
@@ -142,6 +199,12 @@ const time = <T>(f: () => T): [T, number] => {
   rss();
   return [v, now() - t0];
 };
+
+if (values.light) {
+  if (!(values.model! in SHAPES)) throw new Error(`--light needs --model ${Object.keys(SHAPES).join(" | ")}, got ${values.model}`);
+  lightBench(values.model!);
+  process.exit(0);
+}
 
 try {
   const model: LlamaForCausalLM = AutoModelForCausalLM.fromHuggingFace(dir);

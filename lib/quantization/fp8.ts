@@ -4,7 +4,7 @@
  * scale per output channel; activations get a dynamic scale per token at run time). The codec lives
  * in lib/util/e4m3.ts (below the CPU kernels that also use it) and is re-exported here.
  */
-import { E4M3_MAX, e4m3Encode } from "../util/e4m3.ts";
+import { E4M3_MAX, e4m3EncodeDiv } from "../util/e4m3.ts";
 import { InternalError } from "../util/errors.ts";
 import type { QuantizedTensor } from "./packed.ts";
 
@@ -12,6 +12,17 @@ export { E4M3_DECODE, E4M3_MAX, e4m3Decode, e4m3Encode } from "../util/e4m3.ts";
 
 /** float32(amax / 448), or 1 when amax is 0 (an all-zero tensor quantizes to zeros with any scale). */
 export const fp8Scale = (amax: number): number => (amax > 0 ? Math.fround(amax / E4M3_MAX) : 1);
+
+/** max |w[off .. off + n)| (0 for none; NaN if any is NaN, as Math.max would give). */
+export function absMax(w: ArrayLike<number>, off: number, n: number): number {
+  let m = 0;
+  for (let i = off; i < off + n; i++) {
+    const v = w[i], a = v < 0 ? -v : v;
+    if (a > m) m = a;
+    else if (a !== a) return NaN;
+  }
+  return m;
+}
 
 /**
  * Quantizes W [N, K] to e4m3 bytes with per-tensor (`FP8`) or per-output-channel
@@ -33,19 +44,12 @@ export function quantizeFp8(
     throw new InternalError(`quantizeFp8: FP8 needs the calibration amax of the input (got ${inputAmax})`);
   }
   const rowAmax = new Float64Array(N);
-  for (let n = 0; n < N; n++) {
-    let m = 0;
-    for (let k = 0; k < K; k++) m = Math.max(m, Math.abs(W[n * K + k]));
-    rowAmax[n] = m;
-  }
+  for (let n = 0; n < N; n++) rowAmax[n] = absMax(W, n * K, K);
   const scales = new Float32Array(N);
   if (perTensor) scales.fill(fp8Scale(Math.max(weightAmax ?? 0, rowAmax.reduce((a, b) => Math.max(a, b), 0))));
   else for (let n = 0; n < N; n++) scales[n] = fp8Scale(rowAmax[n]);
   const packed = new Uint8Array(N * K);
-  for (let n = 0; n < N; n++) {
-    const s = scales[n];
-    for (let k = 0; k < K; k++) packed[n * K + k] = e4m3Encode(W[n * K + k] / s);
-  }
+  for (let n = 0; n < N; n++) e4m3EncodeDiv(W, n * K, K, scales[n], packed, n * K);
   return {
     bits: 8,
     rows: N,

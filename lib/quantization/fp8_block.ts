@@ -8,7 +8,8 @@
  * row's scales repeated on its bn rows): the same values, addressable per output row, so fused
  * projections (q/k/v, gate/up) concatenate whatever their row counts.
  */
-import { E4M3_MAX, e4m3Encode } from "../util/e4m3.ts";
+import { E4M3_MAX, e4m3EncodeMulF32 } from "../util/e4m3.ts";
+import { absMax } from "./fp8.ts";
 import { FormatError } from "../util/errors.ts";
 import type { QuantizedTensor } from "./packed.ts";
 
@@ -33,10 +34,10 @@ export function quantizeFp8Block(W: ArrayLike<number>, N: number, K: number, blo
     for (let j = 0; j < cb; j++) {
       const n1 = Math.min(N, (i + 1) * bn), k1 = Math.min(K, (j + 1) * bk);
       let amax = 0;
-      for (let n = i * bn; n < n1; n++) for (let k = j * bk; k < k1; k++) amax = Math.max(amax, Math.abs(W[n * K + k]));
+      for (let n = i * bn; n < n1; n++) amax = Math.max(amax, absMax(W, n * K + j * bk, k1 - j * bk));
       const m = amax > 0 ? Math.fround(E4M3_MAX / amax) : 1;
       blockScales[i * cb + j] = Math.fround(1 / m);
-      for (let n = i * bn; n < n1; n++) for (let k = j * bk; k < k1; k++) packed[n * K + k] = e4m3Encode(Math.fround(W[n * K + k] * m));
+      for (let n = i * bn; n < n1; n++) e4m3EncodeMulF32(W, n * K + j * bk, k1 - j * bk, m, packed, n * K + j * bk);
     }
   }
   return { tensor: fromFp8Blocks(packed, blockScales, N, K, block), blockScales };
