@@ -5,7 +5,13 @@
 import { E4M3_DECODE, E4M3_MAX, e4m3Encode, e4m3EncodeDiv, e4m3EncodeMulF32 } from "../lib/util/e4m3.ts";
 import { fp8Scale, quantizeFp8 } from "../lib/quantization/fp8.ts";
 import { quantizeFp8Block } from "../lib/quantization/fp8_block.ts";
+import { quantizeRtn } from "../lib/quantization/algorithms.ts";
+import { QuantPool } from "../lib/quantization/pool.ts";
+import { quantizeSync } from "../lib/quantization/quantize.ts";
+import type { QuantizedTensor } from "../lib/quantization/packed.ts";
+import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import { assert, test } from "./harness.ts";
+import { kjv } from "./kjv_perplexity.ts";
 
 /** The non-negative finite e4m3 values, ascending. */
 const VALUES = Array.from(E4M3_DECODE).filter((v) => Number.isFinite(v) && v >= 0).sort((a, b) => a - b);
@@ -114,3 +120,55 @@ test("quantizeFp8 (FP8, FP8_PER_CHANNEL_PER_TOKEN) and quantizeFp8Block: the sam
     }
   }
 });
+
+/** packed, scales and the scalar fields of a tensor, for byte-equality. */
+const parts = (t: QuantizedTensor): unknown[] => [t.packed, t.scales, t.zeros, t.activationScale, t.weightScale, t.groupSize, t.blockRows];
+
+test("quantizeFp8 / quantizeFp8Block / quantizeRtn over a QuantPool of 2 and 3 threads (W in shared memory): the serial bytes", () => {
+  const N = 700, K = 300, W = weights(N, K), shared = new Float64Array(new SharedArrayBuffer(8 * W.length));
+  shared.set(W);
+  const w8 = { bits: 8, groupSize: K, hasZeroPoint: false } as const, w4 = { bits: 4, groupSize: 100, hasZeroPoint: true } as const;
+  const names = ["FP8", "FP8_PER_CHANNEL_PER_TOKEN", "FP8_BLOCK_SCALES", "W8A16", "W4A16 g100 asym"];
+  const serial = [
+    quantizeFp8(W, N, K, "FP8", 1, 2),
+    quantizeFp8(W, N, K, "FP8_PER_CHANNEL_PER_TOKEN"),
+    quantizeFp8Block(W, N, K).tensor,
+    quantizeRtn(W, N, K, w8),
+    quantizeRtn(W, N, K, w4),
+  ];
+  for (const threads of [2, 3]) {
+    using pool = QuantPool.create(threads);
+    const par = [
+      quantizeFp8(shared, N, K, "FP8", 1, 2, pool),
+      quantizeFp8(shared, N, K, "FP8_PER_CHANNEL_PER_TOKEN", undefined, undefined, pool),
+      quantizeFp8Block(shared, N, K, undefined, pool).tensor,
+      quantizeRtn(shared, N, K, w8, undefined, pool),
+      quantizeRtn(shared, N, K, w4, undefined, pool),
+    ];
+    for (let i = 0; i < serial.length; i++) {
+      assert.deepEqual(parts(par[i]), parts(serial[i]), `${names[i]} on ${threads} threads`);
+      assert.ok(!(par[i].packed.buffer instanceof SharedArrayBuffer), "results live in ordinary memory");
+    }
+  }
+});
+
+test("quantize({ threads }): kjv-llama FP8, FP8_PER_CHANNEL_PER_TOKEN, FP8_BLOCK_SCALES, W8A16, W4A16 engines are byte-equal on 1, 2 and 3 threads", () => {
+  const model = AutoModelForCausalLM.fromHuggingFace(kjv);
+  try {
+    const modules = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"];
+    for (const quantAlgo of ["FP8", "FP8_PER_CHANNEL_PER_TOKEN", "FP8_BLOCK_SCALES", "W8A16", "W4A16"] as const) {
+      const opts = { maxCalibrationTokens: 128 };
+      const [one, two, three] = [1, 2, 3].map((threads) => quantizeSync(model, { quantAlgo }, { ...opts, threads }));
+      for (let l = 0; l < model.config.numHiddenLayers; l++) {
+        for (const m of modules) {
+          const name = `model.layers.${l}.${m}.weight`, p = one.quantizedTensor(name)!;
+          assert.ok(p, `${quantAlgo} ${name} quantized`);
+          assert.deepEqual(parts(two.quantizedTensor(name)!), parts(p), `${quantAlgo} ${name}, 2 threads`);
+          assert.deepEqual(parts(three.quantizedTensor(name)!), parts(p), `${quantAlgo} ${name}, 3 threads`);
+        }
+      }
+    }
+  } finally {
+    model.close();
+  }
+}, 120_000);

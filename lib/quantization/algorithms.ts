@@ -6,6 +6,7 @@
  */
 import { f16ToF32, f32ToF16 } from "../util/dtype.ts";
 import { packInts, type QuantizedTensor } from "./packed.ts";
+import type { TaskRunner } from "./tasks.ts";
 
 /** Integer grid of one layer: width, group size and symmetric / asymmetric. */
 export interface IntGrid {
@@ -82,21 +83,42 @@ export class Accumulator {
 
 /**
  * Round-to-nearest. `clip[n·(K/G) + g]` (optional) shrinks each group's range before rounding;
- * `colScale[k]` (optional, AWQ) multiplies column k before quantizing.
+ * `colScale[k]` (optional, AWQ) multiplies column k before quantizing. With a multi-thread `runner`
+ * and W in shared memory, row blocks run on its threads (the same bytes).
  */
-export function quantizeRtn(W: ArrayLike<number>, N: number, K: number, grid: IntGrid, clip?: Float64Array): QuantizedTensor {
-  const G = grid.groupSize, ng = K / G, maxq = (1 << grid.bits) - 1;
+export function quantizeRtn(W: ArrayLike<number>, N: number, K: number, grid: IntGrid, clip?: Float64Array, runner?: TaskRunner): QuantizedTensor {
+  if (runner && runner.threads > 1 && !clip && W instanceof Float64Array && W.buffer instanceof SharedArrayBuffer) {
+    const acc = new Accumulator(N, K, grid, true), rows = Math.max(1, Math.ceil(2 ** 16 / K));
+    runner.run({ kind: "rtn", W, N, K, grid, q: acc.q, scales: acc.scales, zeros: acc.zeros, rows }, Math.ceil(N / rows));
+    return acc.finish();
+  }
   const acc = new Accumulator(N, K, grid);
-  for (let n = 0; n < N; n++) {
+  rtnRows(W, K, grid, 0, N, acc.q, acc.scales, acc.zeros, clip);
+  return acc.finish();
+}
+
+/** Rows n0 ≤ n < n1 of {@link quantizeRtn}: their integers q [N, K], scales and zeros [N, K/G]. */
+export function rtnRows(
+  W: ArrayLike<number>,
+  K: number,
+  grid: IntGrid,
+  n0: number,
+  n1: number,
+  q: Uint8Array,
+  scales: Float32Array,
+  zeros: Uint8Array,
+  clip?: Float64Array,
+): void {
+  const G = grid.groupSize, ng = K / G, maxq = (1 << grid.bits) - 1;
+  for (let n = n0; n < n1; n++) {
     for (let g = 0; g < ng; g++) {
       const off = n * K + g * G;
       const { scale, zero } = groupParams(W, off, G, grid, clip ? clip[n * ng + g] : 1);
-      acc.scales[n * ng + g] = scale;
-      acc.zeros[n * ng + g] = zero;
-      for (let i = 0; i < G; i++) acc.q[off + i] = quantValue(W[off + i], scale, zero, maxq);
+      scales[n * ng + g] = scale;
+      zeros[n * ng + g] = zero;
+      for (let i = 0; i < G; i++) q[off + i] = quantValue(W[off + i], scale, zero, maxq);
     }
   }
-  return acc.finish();
 }
 
 /** Activation statistics of one linear input: mean |x| per channel and a sample of rows. */

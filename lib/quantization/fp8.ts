@@ -7,6 +7,7 @@
 import { E4M3_MAX, e4m3EncodeDiv } from "../util/e4m3.ts";
 import { InternalError } from "../util/errors.ts";
 import type { QuantizedTensor } from "./packed.ts";
+import type { TaskRunner } from "./tasks.ts";
 
 export { E4M3_DECODE, E4M3_MAX, e4m3Decode, e4m3Encode } from "../util/e4m3.ts";
 
@@ -38,28 +39,54 @@ export function quantizeFp8(
   algo: "FP8" | "FP8_PER_CHANNEL_PER_TOKEN",
   inputAmax?: number,
   weightAmax?: number,
+  runner?: TaskRunner,
 ): QuantizedTensor {
   const perTensor = algo === "FP8";
   if (perTensor && !(inputAmax !== undefined && Number.isFinite(inputAmax))) {
     throw new InternalError(`quantizeFp8: FP8 needs the calibration amax of the input (got ${inputAmax})`);
   }
-  const rowAmax = new Float64Array(N);
-  for (let n = 0; n < N; n++) rowAmax[n] = absMax(W, n * K, K);
-  const scales = new Float32Array(N);
-  if (perTensor) scales.fill(fp8Scale(Math.max(weightAmax ?? 0, rowAmax.reduce((a, b) => Math.max(a, b), 0))));
-  else for (let n = 0; n < N; n++) scales[n] = fp8Scale(rowAmax[n]);
-  const packed = new Uint8Array(N * K);
-  for (let n = 0; n < N; n++) e4m3EncodeDiv(W, n * K, K, scales[n], packed, n * K);
+  // Over a pool only when W is in shared memory (the workers read it); results are the same bytes either way.
+  const pool = runner && runner.threads > 1 && W instanceof Float64Array && W.buffer instanceof SharedArrayBuffer ? runner : null;
+  const alloc = <T>(make: (b: ArrayBuffer | SharedArrayBuffer) => T, bytes: number): T => make(pool ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
+  const scales = alloc((b) => new Float32Array(b), 4 * N), packed = alloc((b) => new Uint8Array(b), N * K);
+  const rows = fp8TaskRows(K), numTasks = Math.ceil(N / rows);
+  if (perTensor) {
+    const rowAmax = alloc((b) => new Float64Array(b), 8 * N);
+    if (pool) pool.run({ kind: "fp8Amax", W: W as Float64Array, K, N, rows, amax: rowAmax }, numTasks);
+    else fp8AmaxRows(W, K, 0, N, rowAmax);
+    scales.fill(fp8Scale(Math.max(weightAmax ?? 0, rowAmax.reduce((a, b) => Math.max(a, b), 0))));
+  }
+  if (pool) pool.run({ kind: "fp8Encode", W: W as Float64Array, K, N, rows, perChannel: !perTensor, scales, packed }, numTasks);
+  else fp8EncodeRows(W, K, 0, N, !perTensor, scales, packed);
   return {
     bits: 8,
     rows: N,
     cols: K,
     groupSize: K,
-    packed,
-    scales,
+    packed: pool ? packed.slice() : packed,
+    scales: pool ? scales.slice() : scales,
     zeros: null,
     format: "fp8_e4m3",
     activationScale: perTensor ? fp8Scale(inputAmax!) : null,
     weightScale: perTensor ? "per_tensor" : "per_channel",
   };
+}
+
+/** Rows per pool task: about 64K weights each. */
+export const fp8TaskRows = (K: number): number => Math.max(1, Math.ceil(2 ** 16 / K));
+
+/** amax[n] = max |W[n, :]| for rows n0 ≤ n < n1. */
+export function fp8AmaxRows(W: ArrayLike<number>, K: number, n0: number, n1: number, amax: Float64Array): void {
+  for (let n = n0; n < n1; n++) amax[n] = absMax(W, n * K, K);
+}
+
+/**
+ * Rows n0 ≤ n < n1 of W in e4m3: packed[n, k] = e4m3(W[n, k] / scales[n]); `perChannel`: scales[n]
+ * is first set from the row's own amax (while the row is in cache).
+ */
+export function fp8EncodeRows(W: ArrayLike<number>, K: number, n0: number, n1: number, perChannel: boolean, scales: Float32Array, packed: Uint8Array): void {
+  for (let n = n0; n < n1; n++) {
+    if (perChannel) scales[n] = fp8Scale(absMax(W, n * K, K));
+    e4m3EncodeDiv(W, n * K, K, scales[n], packed, n * K);
+  }
 }

@@ -12,6 +12,7 @@ import { E4M3_MAX, e4m3EncodeMulF32 } from "../util/e4m3.ts";
 import { absMax } from "./fp8.ts";
 import { FormatError } from "../util/errors.ts";
 import type { QuantizedTensor } from "./packed.ts";
+import type { TaskRunner } from "./tasks.ts";
 
 /** The block size of DeepSeek-V3 / Qwen3 FP8 checkpoints and FP8_BLOCK_SCALES. */
 export const FP8_BLOCK: readonly [number, number] = [128, 128];
@@ -23,24 +24,49 @@ const ceilDiv = (a: number, b: number): number => Math.ceil(a / b);
  * m = float32(448 / amax), q = e4m3(float32(w · m)), s = float32(1 / m) (blocks at the edges may be
  * partial). Returns the llmrt tensor and the checkpoint's block scales [⌈N/bn⌉, ⌈K/bk⌉].
  */
-export function quantizeFp8Block(W: ArrayLike<number>, N: number, K: number, block: readonly [number, number] = FP8_BLOCK): {
+export function quantizeFp8Block(
+  W: ArrayLike<number>,
+  N: number,
+  K: number,
+  block: readonly [number, number] = FP8_BLOCK,
+  runner?: TaskRunner,
+): {
   tensor: QuantizedTensor;
   blockScales: Float32Array;
 } {
   const [bn, bk] = block, rb = ceilDiv(N, bn), cb = ceilDiv(K, bk);
+  // Over a pool (one task per block row) only when W is in shared memory; the same bytes either way.
+  if (runner && runner.threads > 1 && W instanceof Float64Array && W.buffer instanceof SharedArrayBuffer) {
+    const blockScales = new Float32Array(new SharedArrayBuffer(4 * rb * cb)), packed = new Uint8Array(new SharedArrayBuffer(N * K));
+    runner.run({ kind: "fp8Block", W, N, K, bn, bk, blockScales, packed }, rb);
+    const own = blockScales.slice();
+    return { tensor: fromFp8Blocks(packed.slice(), own, N, K, block), blockScales: own };
+  }
   const blockScales = new Float32Array(rb * cb);
   const packed = new Uint8Array(N * K);
-  for (let i = 0; i < rb; i++) {
-    for (let j = 0; j < cb; j++) {
-      const n1 = Math.min(N, (i + 1) * bn), k1 = Math.min(K, (j + 1) * bk);
-      let amax = 0;
-      for (let n = i * bn; n < n1; n++) amax = Math.max(amax, absMax(W, n * K + j * bk, k1 - j * bk));
-      const m = amax > 0 ? Math.fround(E4M3_MAX / amax) : 1;
-      blockScales[i * cb + j] = Math.fround(1 / m);
-      for (let n = i * bn; n < n1; n++) e4m3EncodeMulF32(W, n * K + j * bk, k1 - j * bk, m, packed, n * K + j * bk);
-    }
-  }
+  for (let i = 0; i < rb; i++) fp8BlockRows(W, N, K, block, i, blockScales, packed);
   return { tensor: fromFp8Blocks(packed, blockScales, N, K, block), blockScales };
+}
+
+/** Block row i (rows [i·bn, min(N, (i + 1)·bn))) of {@link quantizeFp8Block}: its block scales and bytes. */
+export function fp8BlockRows(
+  W: ArrayLike<number>,
+  N: number,
+  K: number,
+  block: readonly [number, number],
+  i: number,
+  blockScales: Float32Array,
+  packed: Uint8Array,
+): void {
+  const [bn, bk] = block, cb = ceilDiv(K, bk), n1 = Math.min(N, (i + 1) * bn);
+  for (let j = 0; j < cb; j++) {
+    const k0 = j * bk, len = Math.min(K, k0 + bk) - k0;
+    let amax = 0;
+    for (let n = i * bn; n < n1; n++) amax = Math.max(amax, absMax(W, n * K + k0, len));
+    const m = amax > 0 ? Math.fround(E4M3_MAX / amax) : 1;
+    blockScales[i * cb + j] = Math.fround(1 / m);
+    for (let n = i * bn; n < n1; n++) e4m3EncodeMulF32(W, n * K + k0, len, m, packed, n * K + k0);
+  }
 }
 
 /** An llmrt tensor from checkpoint bytes [N, K] and block scales [⌈N/bn⌉, ⌈K/bk⌉]. */

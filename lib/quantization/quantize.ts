@@ -6,7 +6,7 @@ import { type GptqFactor, gptqFactor, quantizeGptq } from "./gptq.ts";
 import { QuantPool } from "./pool.ts";
 import { f64, serialRunner, type TaskRunner } from "./tasks.ts";
 import { type Calibration, calibrationSequences, forEachLayerInputs, type InputStats, type LayerInputs } from "./calibration.ts";
-import { quantizeFp8 } from "./fp8.ts";
+import { absMax, quantizeFp8 } from "./fp8.ts";
 import { quantizeFp8Block } from "./fp8_block.ts";
 import { quantizeNvfp4, toW4A8 } from "./nvfp4.ts";
 import { quantizeInt8PerChannel, smoothFactors } from "./smoothquant.ts";
@@ -183,7 +183,11 @@ export function quantizeSync(model: LlamaForCausalLM, quantConfig: QuantConfigIn
     const W = new Map<string, Float64Array>();
     const weight = (name: string): Float64Array => {
       let w = W.get(name);
-      if (!w) W.set(name, w = Float64Array.from(model.weights.readFloat32(name)));
+      if (!w) { // in shared memory when a pool runs: its workers read the weights
+        const f = model.weights.readFloat32(name);
+        W.set(name, w = f64(f.length, runner));
+        w.set(f);
+      }
       return w;
     };
     const touched = new Set<string>();
@@ -249,15 +253,15 @@ export function quantizeSync(model: LlamaForCausalLM, quantConfig: QuantConfigIn
     }
     for (const n of touched) floats.set(n, Float32Array.from(W.get(n)!));
   };
-  if (needsData) {
-    const seqs = calibrationSequences(model, options.calibration, {
-      tokenize: options.tokenize,
-      seqLen: options.calibrationSeqLen,
-      maxTokens: options.maxCalibrationTokens,
-    });
-    const pool = threads > 1 ? QuantPool.create(threads) : null;
-    if (pool) runner = pool;
-    try {
+  const pool = threads > 1 ? QuantPool.create(threads) : null;
+  if (pool) runner = pool;
+  try {
+    if (needsData) {
+      const seqs = calibrationSequences(model, options.calibration, {
+        tokenize: options.tokenize,
+        seqLen: options.calibrationSeqLen,
+        maxTokens: options.maxCalibrationTokens,
+      });
       const final = forEachLayerInputs(model, seqs, { hessian: algos.has("W4A16_GPTQ"), sampleRows: options.awqSampleRows ?? 64, runner }, quantizeLayer);
       const lm = plan.get("lm_head.weight");
       if (lm) {
@@ -278,13 +282,13 @@ export function quantizeSync(model: LlamaForCausalLM, quantConfig: QuantConfigIn
           ),
         );
       }
-    } finally {
-      pool?.close();
+    } else {
+      for (let l = 0; l < c.numHiddenLayers; l++) quantizeLayer(l, null);
+      const lm = plan.get("lm_head.weight");
+      if (lm) quantized.set("lm_head.weight", quantizeOne(lm.lq.algo, model.weights.readFloat32("lm_head.weight"), lm.N, lm.K, lm.grid, null, options));
     }
-  } else {
-    for (let l = 0; l < c.numHiddenLayers; l++) quantizeLayer(l, null);
-    const lm = plan.get("lm_head.weight");
-    if (lm) quantized.set("lm_head.weight", quantizeOne(lm.lq.algo, model.weights.readFloat32("lm_head.weight"), lm.N, lm.K, lm.grid, null, options));
+  } finally {
+    pool?.close();
   }
   const kvScales = calibrateKv ? kvCacheScales(kvAlgo, kvAmax) : null;
   return new QuantizedModel(c, new OverlayWeightSource(model.weights, floats, quantized), model.options, qc, awqScales, kvScales);
@@ -323,13 +327,13 @@ function quantizeOne(
   if (algo === "W8A8_SQ_PER_CHANNEL") return quantizeInt8PerChannel(w, N, K, preQuantScale);
   if (algo === "W4A8_AWQ") return toW4A8(quantizeRtn(w, N, K, grid), inputAmax());
   if (algo === "NVFP4") return quantizeNvfp4(w, N, K, inputAmax(), weightAmax);
-  if (algo === "FP8") return quantizeFp8(w, N, K, algo, st ? st.absMax.reduce((a, b) => Math.max(a, b), 0) : undefined, weightAmax);
-  if (algo === "FP8_PER_CHANNEL_PER_TOKEN") return quantizeFp8(w, N, K, algo);
-  if (algo === "FP8_BLOCK_SCALES") return quantizeFp8Block(w, N, K).tensor;
+  if (algo === "FP8") return quantizeFp8(w, N, K, algo, st ? st.absMax.reduce((a, b) => Math.max(a, b), 0) : undefined, weightAmax, runner);
+  if (algo === "FP8_PER_CHANNEL_PER_TOKEN") return quantizeFp8(w, N, K, algo, undefined, undefined, runner);
+  if (algo === "FP8_BLOCK_SCALES") return quantizeFp8Block(w, N, K, undefined, runner).tensor;
   if (algo === "W4A16_GPTQ" && st?.hessian) {
     return quantizeGptq(w instanceof Float64Array ? w : Float64Array.from(w), N, K, grid, factor ?? st.hessian, options.gptqDampPercent, runner);
   }
-  return quantizeRtn(w, N, K, grid);
+  return quantizeRtn(w, N, K, grid, undefined, runner);
 }
 
 /** Where AWQ's 1/s goes for an input group: tensors whose output rows feed that input (null: cannot fold). */
@@ -360,9 +364,7 @@ function foldInverse(name: string, s: Float64Array, weight: (n: string) => Float
 
 /** max |w| over the weights of one fused engine linear (NVFP4's parts share one global scale, as ModelOpt exports them). */
 function fusedAmax(ws: readonly Float64Array[]): number {
-  let m = 0;
-  for (const w of ws) for (let i = 0; i < w.length; i++) m = Math.max(m, Math.abs(w[i]));
-  return m;
+  return ws.reduce((m, w) => Math.max(m, absMax(w, 0, w.length)), 0);
 }
 
 /**

@@ -4,8 +4,10 @@
  */
 import * as CPU from "../backends/cpu/kernels.ts";
 import { InternalError } from "../util/errors.ts";
-import type { IntGrid } from "./algorithms.ts";
+import { type IntGrid, rtnRows } from "./algorithms.ts";
 import { awqCandidateError, type AwqJob, gptqRows } from "./calib_kernels.ts";
+import { fp8AmaxRows, fp8EncodeRows } from "./fp8.ts";
+import { fp8BlockRows } from "./fp8_block.ts";
 import { CHOL_BLOCK, cholPanelRows, cholTrailingRows, lowerDots, lowerInverseCols } from "./linalg.ts";
 
 /**
@@ -38,6 +40,10 @@ export type AlgoBatch =
     rows: number;
   }
   | { kind: "awq"; jobs: readonly AwqJob[]; numGrid: number; chunkRows: number; starts: readonly number[]; errs: Float64Array }
+  | { kind: "rtn"; W: Float64Array; N: number; K: number; grid: IntGrid; q: Uint8Array; scales: Float32Array; zeros: Uint8Array; rows: number }
+  | { kind: "fp8Amax"; W: Float64Array; K: number; N: number; rows: number; amax: Float64Array }
+  | { kind: "fp8Encode"; W: Float64Array; K: number; N: number; rows: number; perChannel: boolean; scales: Float32Array; packed: Uint8Array }
+  | { kind: "fp8Block"; W: Float64Array; N: number; K: number; bn: number; bk: number; blockScales: Float32Array; packed: Uint8Array }
   | { kind: "linear"; x: Float32Array; w: Float32Array; bias: Float32Array | null; M: number; N: number; K: number; out: Float32Array; rows: number };
 
 /** Row range [i0, i1) of task t: `rows` rows each over [lo, hi); `fromEnd`: the last range first (the longest rows of a triangle). */
@@ -90,6 +96,21 @@ export function runAlgoTask(b: AlgoBatch, t: number): void {
       b.errs[t] = awqCandidateError(job, s, h * b.chunkRows, Math.min(job.R, (h + 1) * b.chunkRows));
       return;
     }
+    case "rtn": {
+      const [n0, n1] = rowRange(t, tasks(b.N, b.rows), 0, b.N, b.rows, false);
+      rtnRows(b.W, b.K, b.grid, n0, n1, b.q, b.scales, b.zeros);
+      return;
+    }
+    case "fp8Amax":
+    case "fp8Encode": {
+      const [n0, n1] = rowRange(t, tasks(b.N, b.rows), 0, b.N, b.rows, false);
+      if (b.kind === "fp8Amax") fp8AmaxRows(b.W, b.K, n0, n1, b.amax);
+      else fp8EncodeRows(b.W, b.K, n0, n1, b.perChannel, b.scales, b.packed);
+      return;
+    }
+    case "fp8Block": // block row t
+      fp8BlockRows(b.W, b.N, b.K, [b.bn, b.bk], t, b.blockScales, b.packed);
+      return;
     case "linear": { // output columns [n0, n1) of x [M, K] · w [N, K]ᵀ (+ bias), each sum as the CPU backend's linear runs it
       const [n0, n1] = rowRange(t, tasks(b.N, b.rows), 0, b.N, b.rows, false), n = n1 - n0;
       const tmp = new Float32Array(b.M * n);
