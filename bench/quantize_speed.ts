@@ -3,7 +3,8 @@
  * CPU, phase by phase and layer by layer: the calibration forward with its input statistics (with
  * and without GPTQ's Hessians), AWQ's scale search per input group, GPTQ per linear, RTN packing;
  * then (kjv-llama only, unless --no-e2e) quantizeSync end to end. Peak RSS (the kernel's high-water
- * mark where /proc has it) is printed at the end. --e2e-only W4A16_GPTQ: only quantizeSync of that
+ * mark where /proc has it) is printed at the end. --e2e-only W4A16_GPTQ (or any of W4A16_AWQ, FP8,
+ * FP8_PER_CHANNEL_PER_TOKEN, FP8_BLOCK_SCALES, W8A16, W4A16): only quantizeSync of that
  * algorithm end to end (its peak memory alone; synthetic models too).
  *
  * Models: `kjv` (models/kjv-llama), or `llama-3.2-1b` / `llama-3.1-8b`: random weights with the
@@ -22,11 +23,11 @@
  *
  * --light (with --model llama-3.2-1b | llama-3.1-8b): the calibration-light algorithms only (FP8,
  * FP8_PER_CHANNEL_PER_TOKEN, FP8_BLOCK_SCALES, W8A16, W4A16 RTN) on one layer's linears of that shape
- * (random float32 weights, no checkpoint): ns/param per phase (the float64 working copy quantize() makes,
- * row amax, e4m3 encode with a known scale, whole quantizeFp8 / quantizeFp8Block / quantizeRtn) and
- * the whole model's linears at that rate on one thread.
+ * (random float32 weights in shared memory, no checkpoint): ns/param per phase (the float64 working
+ * copy quantize() makes, row amax, e4m3 encode with a known scale — these three on one thread — and
+ * whole quantizeFp8 / quantizeFp8Block / quantizeRtn on --threads) and the whole model's linears at that rate.
  *
- *   bun bench/quantize_speed.ts --model llama-3.1-8b --light
+ *   bun bench/quantize_speed.ts --model llama-3.1-8b --light [--threads 16] [--cpu-clock]
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -125,13 +126,16 @@ function syntheticModel(name: string, layers: number): string {
   return dir;
 }
 
-/** --light: per-phase ns/param of the calibration-light algorithms on one layer's linear shapes. */
+/** --light: per-phase ns/param of the calibration-light algorithms on one layer's linears (as quantize() runs them: one per module). */
 function lightBench(name: string): void {
   const sh = SHAPES[name], H = sh.hidden, hd = H / sh.heads, I = sh.inter;
   const shapes: [string, number, number][] = [
-    ["qkv", (sh.heads + 2 * sh.kv) * hd, H],
+    ["q_proj", sh.heads * hd, H],
+    ["k_proj", sh.kv * hd, H],
+    ["v_proj", sh.kv * hd, H],
     ["o_proj", H, sh.heads * hd],
-    ["gate+up", 2 * I, H],
+    ["gate_proj", I, H],
+    ["up_proj", I, H],
     ["down_proj", H, I],
   ];
   const perLayer = shapes.reduce((a, [, n, k]) => a + n * k, 0);
@@ -140,23 +144,23 @@ function lightBench(name: string): void {
   for (const [lin, N, K] of shapes) {
     const w32 = new Float32Array(N * K);
     for (let i = 0; i < w32.length; i++) w32[i] = r() * 0.05;
-    const W = new Float64Array(w32);
+    const W = new Float64Array(new SharedArrayBuffer(8 * N * K)); // as quantize() holds a layer's weights when a pool runs
+    W.set(w32);
     const rowAmax = new Float64Array(N), packed = new Uint8Array(N * K);
     const phases: [string, () => unknown][] = [
-      ["copy Float64Array.from (quantize.ts)", () => Float64Array.from(w32)],
-      ["copy new Float64Array", () => new Float64Array(w32)],
-      ["FP8 amax (rows)", () => {
+      ["copy float32 → float64 (1 thread)", () => new Float64Array(w32)],
+      ["FP8 row amax (1 thread)", () => {
         for (let n = 0; n < N; n++) rowAmax[n] = absMax(W, n * K, K);
       }],
-      ["FP8 encode (scale known)", () => {
+      ["FP8 encode, scale known (1 thread)", () => {
         for (let n = 0; n < N; n++) e4m3EncodeDiv(W, n * K, K, fp8Scale(rowAmax[n]), packed, n * K);
       }],
-      ["FP8", () => quantizeFp8(W, N, K, "FP8", 1)],
-      ["FP8_PER_CHANNEL_PER_TOKEN", () => quantizeFp8(W, N, K, "FP8_PER_CHANNEL_PER_TOKEN")],
-      ["FP8_BLOCK_SCALES", () => quantizeFp8Block(W, N, K)],
-      ["W8A16 (RTN per channel)", () => quantizeRtn(W, N, K, { bits: 8, groupSize: K, hasZeroPoint: false })],
-      ["W4A16 (RTN per channel)", () => quantizeRtn(W, N, K, { bits: 4, groupSize: K, hasZeroPoint: false })],
-      ["W4A16 (RTN g128)", () => quantizeRtn(W, N, K, { bits: 4, groupSize: 128, hasZeroPoint: false })],
+      ["FP8", () => quantizeFp8(W, N, K, "FP8", 1, undefined, pool)],
+      ["FP8_PER_CHANNEL_PER_TOKEN", () => quantizeFp8(W, N, K, "FP8_PER_CHANNEL_PER_TOKEN", undefined, undefined, pool)],
+      ["FP8_BLOCK_SCALES", () => quantizeFp8Block(W, N, K, undefined, pool)],
+      ["W8A16 (RTN per channel)", () => quantizeRtn(W, N, K, { bits: 8, groupSize: K, hasZeroPoint: false }, undefined, pool)],
+      ["W4A16 (RTN per channel)", () => quantizeRtn(W, N, K, { bits: 4, groupSize: K, hasZeroPoint: false }, undefined, pool)],
+      ["W4A16 (RTN g128)", () => quantizeRtn(W, N, K, { bits: 4, groupSize: 128, hasZeroPoint: false }, undefined, pool)],
     ];
     for (const [phase, f] of phases) {
       const [, ms] = time(f);
@@ -164,7 +168,7 @@ function lightBench(name: string): void {
       console.log(`  ${lin} [${N}x${K}] ${phase}: ${(ms * 1e6 / (N * K)).toFixed(2)} ns/param`);
     }
   }
-  console.log(`${name}, one layer (${(perLayer / 1e6).toFixed(1)}M linear params), ${sh.depth} layers; 1 thread:`);
+  console.log(`${name}, one layer (${(perLayer / 1e6).toFixed(1)}M linear params), ${sh.depth} layers; ${threads} thread(s):`);
   for (const [phase, ms] of total) {
     console.log(`  ${phase}: ${(ms * 1e6 / perLayer).toFixed(2)} ns/param, ${sec(ms * sh.depth)} for all ${sh.depth} layers' linears`);
   }
@@ -219,10 +223,12 @@ try {
       `${typeof Bun !== "undefined" ? "bun " + Bun.version : "deno"}, ${threads} thread(s)`,
   );
   if (values["e2e-only"]) {
-    const quantAlgo = values["e2e-only"] as "W4A16_AWQ" | "W4A16_GPTQ";
+    const quantAlgo = values["e2e-only"] as "W4A16_AWQ" | "W4A16_GPTQ" | "FP8" | "FP8_PER_CHANNEL_PER_TOKEN" | "FP8_BLOCK_SCALES" | "W8A16" | "W4A16";
     const opts = { threads, calibration, maxCalibrationTokens: tokens };
-    const [, ms] = time(() => quantizeSync(model, { quantAlgo, groupSize, hasZeroPoint: quantAlgo === "W4A16_AWQ" }, opts));
-    console.log(`quantizeSync ${quantAlgo} g${groupSize} end to end: ${sec(ms)} (${sec(ms / c.numHiddenLayers)} per layer)`);
+    const grouped = quantAlgo === "W4A16_AWQ" || quantAlgo === "W4A16_GPTQ"; // the others: their default (per channel / per block)
+    const qc = grouped ? { quantAlgo, groupSize, hasZeroPoint: quantAlgo === "W4A16_AWQ" } : { quantAlgo };
+    const [, ms] = time(() => quantizeSync(model, qc, opts));
+    console.log(`quantizeSync ${quantAlgo}${grouped ? ` g${groupSize}` : ""} end to end: ${sec(ms)} (${sec(ms / c.numHiddenLayers)} per layer)`);
   }
   const [, fwd] = values["e2e-only"] ? [null, 0] : time(() => forEachLayerInputs(model, seqs, { hessian: false, sampleRows: 64, runner: pool }, () => rss()));
   if (!values["e2e-only"]) console.log(`calibration forward + mean/max statistics: ${sec(fwd / c.numHiddenLayers)} per layer`);
