@@ -3,7 +3,7 @@
 // e4m3 midpoint and value ± a few ulps, float64 quotients the same way — and quantizeFp8 /
 // quantizeFp8Block byte-equal to a per-element reference that calls e4m3Encode.
 import { E4M3_DECODE, E4M3_MAX, e4m3Encode, e4m3EncodeDiv, e4m3EncodeMulF32 } from "../lib/util/e4m3.ts";
-import { fp8Scale, quantizeFp8 } from "../lib/quantization/fp8.ts";
+import { absMax, fp8Scale, quantizeFp8 } from "../lib/quantization/fp8.ts";
 import { quantizeFp8Block } from "../lib/quantization/fp8_block.ts";
 import { quantizeRtn } from "../lib/quantization/algorithms.ts";
 import { QuantPool } from "../lib/quantization/pool.ts";
@@ -172,3 +172,12 @@ test("quantize({ threads }): kjv-llama FP8, FP8_PER_CHANNEL_PER_TOKEN, FP8_BLOCK
     model.close();
   }
 }, 120_000);
+
+test("absMax: max |w| of a range, NaN when one value is NaN (as Math.max), 0 for an empty range or zeros", () => {
+  const w = [0.5, -3, 2, Infinity, -Infinity, NaN, -0];
+  assert.equal(absMax(w, 0, 3), 3);
+  assert.equal(absMax(w, 1, 0), 0);
+  assert.equal(absMax(w, 3, 2), Infinity);
+  assert.ok(Number.isNaN(absMax(w, 0, 7)));
+  assert.ok(Object.is(absMax([-0, 0], 0, 2), 0));
+});

@@ -87,7 +87,7 @@ export class Accumulator {
  * and W in shared memory, row blocks run on its threads (the same bytes).
  */
 export function quantizeRtn(W: ArrayLike<number>, N: number, K: number, grid: IntGrid, clip?: Float64Array, runner?: TaskRunner): QuantizedTensor {
-  if (runner && runner.threads > 1 && !clip && W instanceof Float64Array && W.buffer instanceof SharedArrayBuffer) {
+  if (runner && runner.threads > 1 && !clip && (W instanceof Float64Array || W instanceof Float32Array) && W.buffer instanceof SharedArrayBuffer) {
     const acc = new Accumulator(N, K, grid, true), rows = Math.max(1, Math.ceil(2 ** 16 / K));
     runner.run({ kind: "rtn", W, N, K, grid, q: acc.q, scales: acc.scales, zeros: acc.zeros, rows }, Math.ceil(N / rows));
     return acc.finish();

@@ -16,13 +16,13 @@ export const fp8Scale = (amax: number): number => (amax > 0 ? Math.fround(amax /
 
 /** max |w[off .. off + n)| (0 for none; NaN if any is NaN, as Math.max would give). */
 export function absMax(w: ArrayLike<number>, off: number, n: number): number {
-  let m = 0;
-  for (let i = off; i < off + n; i++) {
-    const v = w[i], a = v < 0 ? -v : v;
-    if (a > m) m = a;
-    else if (a !== a) return NaN;
+  let m = 0, sum = 0; // the sum of |w| (never NaN for non-NaN terms) detects NaN without a branch per value
+  for (let i = off, end = off + n; i < end; i++) {
+    const a = Math.abs(w[i]);
+    m = a > m ? a : m;
+    sum += a;
   }
-  return m;
+  return sum !== sum ? NaN : m;
 }
 
 /**
@@ -46,17 +46,12 @@ export function quantizeFp8(
     throw new InternalError(`quantizeFp8: FP8 needs the calibration amax of the input (got ${inputAmax})`);
   }
   // Over a pool only when W is in shared memory (the workers read it); results are the same bytes either way.
-  const pool = runner && runner.threads > 1 && W instanceof Float64Array && W.buffer instanceof SharedArrayBuffer ? runner : null;
+  const pool = runner && runner.threads > 1 && isShared(W) ? runner : null;
   const alloc = <T>(make: (b: ArrayBuffer | SharedArrayBuffer) => T, bytes: number): T => make(pool ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
   const scales = alloc((b) => new Float32Array(b), 4 * N), packed = alloc((b) => new Uint8Array(b), N * K);
   const rows = fp8TaskRows(K), numTasks = Math.ceil(N / rows);
-  if (perTensor) {
-    const rowAmax = alloc((b) => new Float64Array(b), 8 * N);
-    if (pool) pool.run({ kind: "fp8Amax", W: W as Float64Array, K, N, rows, amax: rowAmax }, numTasks);
-    else fp8AmaxRows(W, K, 0, N, rowAmax);
-    scales.fill(fp8Scale(Math.max(weightAmax ?? 0, rowAmax.reduce((a, b) => Math.max(a, b), 0))));
-  }
-  if (pool) pool.run({ kind: "fp8Encode", W: W as Float64Array, K, N, rows, perChannel: !perTensor, scales, packed }, numTasks);
+  if (perTensor) scales.fill(fp8Scale(Math.max(weightAmax ?? 0, tensorAbsMax(W, N, K, pool ?? undefined))));
+  if (pool) pool.run({ kind: "fp8Encode", W: W as SharedRows, K, N, rows, perChannel: !perTensor, scales, packed }, numTasks);
   else fp8EncodeRows(W, K, 0, N, !perTensor, scales, packed);
   return {
     bits: 8,
@@ -70,6 +65,22 @@ export function quantizeFp8(
     activationScale: perTensor ? fp8Scale(inputAmax!) : null,
     weightScale: perTensor ? "per_tensor" : "per_channel",
   };
+}
+
+/** Weights that pool workers can read: a float array in shared memory. */
+export type SharedRows = Float64Array | Float32Array;
+
+/** Whether W is a float array in shared memory (what a pool's workers can read). */
+export const isShared = (W: ArrayLike<number>): W is SharedRows =>
+  (W instanceof Float64Array || W instanceof Float32Array) && W.buffer instanceof SharedArrayBuffer;
+
+/** max |W| of W [N, K] (NaN if any is NaN), over `runner`'s threads when W is in shared memory. */
+export function tensorAbsMax(W: ArrayLike<number>, N: number, K: number, runner?: TaskRunner): number {
+  const rowAmax = new Float64Array(runner && runner.threads > 1 && isShared(W) ? new SharedArrayBuffer(8 * N) : new ArrayBuffer(8 * N));
+  const rows = fp8TaskRows(K);
+  if (rowAmax.buffer instanceof SharedArrayBuffer) runner!.run({ kind: "fp8Amax", W: W as SharedRows, K, N, rows, amax: rowAmax }, Math.ceil(N / rows));
+  else fp8AmaxRows(W, K, 0, N, rowAmax);
+  return rowAmax.reduce((a, b) => Math.max(a, b), 0);
 }
 
 /** Rows per pool task: about 64K weights each. */

@@ -9,7 +9,7 @@
  * projections (q/k/v, gate/up) concatenate whatever their row counts.
  */
 import { E4M3_MAX, e4m3EncodeMulF32 } from "../util/e4m3.ts";
-import { absMax } from "./fp8.ts";
+import { absMax, isShared } from "./fp8.ts";
 import { FormatError } from "../util/errors.ts";
 import type { QuantizedTensor } from "./packed.ts";
 import type { TaskRunner } from "./tasks.ts";
@@ -36,7 +36,7 @@ export function quantizeFp8Block(
 } {
   const [bn, bk] = block, rb = ceilDiv(N, bn), cb = ceilDiv(K, bk);
   // Over a pool (one task per block row) only when W is in shared memory; the same bytes either way.
-  if (runner && runner.threads > 1 && W instanceof Float64Array && W.buffer instanceof SharedArrayBuffer) {
+  if (runner && runner.threads > 1 && isShared(W)) {
     const blockScales = new Float32Array(new SharedArrayBuffer(4 * rb * cb)), packed = new Uint8Array(new SharedArrayBuffer(N * K));
     runner.run({ kind: "fp8Block", W, N, K, bn, bk, blockScales, packed }, rb);
     const own = blockScales.slice();

@@ -6,7 +6,7 @@ import { type GptqFactor, gptqFactor, quantizeGptq } from "./gptq.ts";
 import { QuantPool } from "./pool.ts";
 import { f64, serialRunner, type TaskRunner } from "./tasks.ts";
 import { type Calibration, calibrationSequences, forEachLayerInputs, type InputStats, type LayerInputs } from "./calibration.ts";
-import { absMax, quantizeFp8 } from "./fp8.ts";
+import { quantizeFp8, tensorAbsMax } from "./fp8.ts";
 import { quantizeFp8Block } from "./fp8_block.ts";
 import { quantizeNvfp4, toW4A8 } from "./nvfp4.ts";
 import { quantizeInt8PerChannel, smoothFactors } from "./smoothquant.ts";
@@ -52,6 +52,8 @@ const GROUPS = [
   { input: "mlpIn", modules: ["mlp.gate_proj", "mlp.up_proj"] },
   { input: "mlpAct", modules: ["mlp.down_proj"] },
 ] as const;
+/** Algorithms that quantize each weight as read (no calibration-driven rescaling of the weights). */
+const LIGHT: ReadonlySet<string> = new Set(["FP8", "FP8_PER_CHANNEL_PER_TOKEN", "FP8_BLOCK_SCALES", "W8A16", "W4A16"]);
 /** Linears fused into one engine weight must share a quantization. */
 const FUSED = [["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"], ["mlp.gate_proj", "mlp.up_proj"]];
 
@@ -190,6 +192,20 @@ export function quantizeSync(model: LlamaForCausalLM, quantConfig: QuantConfigIn
       }
       return w;
     };
+    // Weights of the calibration-light algorithms that nothing scaled (not in W): the float32 values as read
+    // (copied into shared memory when a pool runs), no float64 working copy.
+    const F32 = new Map<string, Float32Array>();
+    const source = (name: string): Float64Array | Float32Array => {
+      const w = W.get(name);
+      if (w || !LIGHT.has(plan.get(name)?.lq.algo ?? "")) return w ?? weight(name);
+      let f = F32.get(name);
+      if (!f) {
+        const r = model.weights.readFloat32(name);
+        if (runner.threads > 1) (f = new Float32Array(new SharedArrayBuffer(4 * r.length))).set(r);
+        F32.set(name, f ??= r);
+      }
+      return f;
+    };
     const touched = new Set<string>();
     const stats = new Map<string, InputStats>();
     // AWQ: search each input group's scales on the float weights (all groups of the layer at once:
@@ -237,13 +253,16 @@ export function quantizeSync(model: LlamaForCausalLM, quantConfig: QuantConfigIn
       // FP8's weight scale (the amax of all parts), so the fused weight keeps a single scale that an FP8 GEMM
       // can take as a scalar.
       let groupAmax: number | undefined;
-      const fused = (): number => (groupAmax ??= fusedAmax(g.modules.map((x) => `${p}${x}.weight`).filter((n) => plan.has(n)).map(weight)));
+      const fused = (): number => (groupAmax ??= g.modules.map((x) => `${p}${x}.weight`).filter((n) => plan.has(n)).reduce(
+        (m, n) => Math.max(m, tensorAbsMax(source(n), plan.get(n)!.N, plan.get(n)!.K, runner)),
+        0,
+      ));
       let factor: GptqFactor | undefined; // GPTQ's H⁻¹ factor, shared by the linears of one input
       for (const m of g.modules) {
         const name = `${p}${m}.weight`;
         const e = plan.get(name);
         if (!e) continue;
-        const w = weight(name);
+        const w = source(name);
         const amax = e.lq.algo === "NVFP4" || e.lq.algo === "FP8" ? fused() : undefined;
         const st = stats.get(g.input) ?? null;
         if (e.lq.algo === "W4A16_GPTQ" && st?.hessian) factor ??= gptqFactor(st.hessian, e.K, options.gptqDampPercent, runner);
@@ -360,11 +379,6 @@ function foldInverse(name: string, s: Float64Array, weight: (n: string) => Float
   if (!Number.isInteger(cols)) throw new ValidationError(`quantize: cannot fold AWQ scales into '${name}' (${w.length} values, ${rows} channels)`, name);
   for (let r = 0; r < rows; r++) for (let k = 0; k < cols; k++) w[r * cols + k] /= s[r];
   touched.add(name);
-}
-
-/** max |w| over the weights of one fused engine linear (NVFP4's parts share one global scale, as ModelOpt exports them). */
-function fusedAmax(ws: readonly Float64Array[]): number {
-  return ws.reduce((m, w) => Math.max(m, absMax(w, 0, w.length)), 0);
 }
 
 /**

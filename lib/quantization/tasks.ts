@@ -40,10 +40,10 @@ export type AlgoBatch =
     rows: number;
   }
   | { kind: "awq"; jobs: readonly AwqJob[]; numGrid: number; chunkRows: number; starts: readonly number[]; errs: Float64Array }
-  | { kind: "rtn"; W: Float64Array; N: number; K: number; grid: IntGrid; q: Uint8Array; scales: Float32Array; zeros: Uint8Array; rows: number }
-  | { kind: "fp8Amax"; W: Float64Array; K: number; N: number; rows: number; amax: Float64Array }
-  | { kind: "fp8Encode"; W: Float64Array; K: number; N: number; rows: number; perChannel: boolean; scales: Float32Array; packed: Uint8Array }
-  | { kind: "fp8Block"; W: Float64Array; N: number; K: number; bn: number; bk: number; blockScales: Float32Array; packed: Uint8Array }
+  | { kind: "rtn"; W: Float64Array | Float32Array; N: number; K: number; grid: IntGrid; q: Uint8Array; scales: Float32Array; zeros: Uint8Array; rows: number }
+  | { kind: "fp8Amax"; W: Float64Array | Float32Array; K: number; N: number; rows: number; amax: Float64Array }
+  | { kind: "fp8Encode"; W: Float64Array | Float32Array; K: number; N: number; rows: number; perChannel: boolean; scales: Float32Array; packed: Uint8Array }
+  | { kind: "fp8Block"; W: Float64Array | Float32Array; N: number; K: number; bn: number; bk: number; blockScales: Float32Array; packed: Uint8Array }
   | { kind: "linear"; x: Float32Array; w: Float32Array; bias: Float32Array | null; M: number; N: number; K: number; out: Float32Array; rows: number };
 
 /** Row range [i0, i1) of task t: `rows` rows each over [lo, hi); `fromEnd`: the last range first (the longest rows of a triangle). */
