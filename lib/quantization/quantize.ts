@@ -4,7 +4,7 @@ import { type IntGrid, quantizeRtn } from "./algorithms.ts";
 import { awqSearchScales } from "./awq.ts";
 import { type GptqFactor, gptqFactor, quantizeGptq } from "./gptq.ts";
 import { QuantPool } from "./pool.ts";
-import { f64, serialRunner, type TaskRunner } from "./tasks.ts";
+import { f64, serialRunner, SharedArena, type TaskRunner } from "./tasks.ts";
 import { type Calibration, calibrationSequences, forEachLayerInputs, type InputStats, type LayerInputs } from "./calibration.ts";
 import { quantizeFp8, tensorAbsMax } from "./fp8.ts";
 import { quantizeFp8Block } from "./fp8_block.ts";
@@ -179,8 +179,17 @@ export function quantizeSync(model: LlamaForCausalLM, quantConfig: QuantConfigIn
   const c = model.config;
   const kvAmax: Float64Array[] = [];
   let runner: TaskRunner = serialRunner;
+  const arena = new SharedArena();
   const quantizeLayer = (l: number, inputs: LayerInputs | null): void => {
     const p = `model.layers.${l}.`;
+    if (runner.threads > 1) { // room for the layer's float32 weights of the light algorithms
+      arena.reset(
+        GROUPS.flatMap((g) => g.modules).reduce((a, m) => {
+          const e = plan.get(`${p}${m}.weight`);
+          return a + (e && LIGHT.has(e.lq.algo) ? e.N * e.K : 0);
+        }, 0),
+      );
+    }
     if (inputs) kvAmax[l] = inputs.kvAmax;
     const W = new Map<string, Float64Array>();
     const weight = (name: string): Float64Array => {
@@ -193,7 +202,7 @@ export function quantizeSync(model: LlamaForCausalLM, quantConfig: QuantConfigIn
       return w;
     };
     // Weights of the calibration-light algorithms that nothing scaled (not in W): the float32 values as read
-    // (copied into shared memory when a pool runs), no float64 working copy.
+    // (copied into the shared arena when a pool runs), no float64 working copy.
     const F32 = new Map<string, Float32Array>();
     const source = (name: string): Float64Array | Float32Array => {
       const w = W.get(name);
@@ -201,7 +210,7 @@ export function quantizeSync(model: LlamaForCausalLM, quantConfig: QuantConfigIn
       let f = F32.get(name);
       if (!f) {
         const r = model.weights.readFloat32(name);
-        if (runner.threads > 1) (f = new Float32Array(new SharedArrayBuffer(4 * r.length))).set(r);
+        if (runner.threads > 1) (f = arena.f32(r.length)).set(r);
         F32.set(name, f ??= r);
       }
       return f;

@@ -142,3 +142,27 @@ export function sharedCopy(a: Float64Array): Float64Array {
   c.set(a);
   return c;
 }
+
+/**
+ * Float32 arrays carved from one shared buffer that is reused (layer after layer): a fresh
+ * SharedArrayBuffer costs a page fault and zeroing per page, several times a plain copy.
+ */
+export class SharedArena {
+  #buf = new SharedArrayBuffer(0);
+  #used = 0;
+  /** Frees every array handed out so far (their memory is reused) and makes room for `floats` more. */
+  reset(floats: number): void {
+    this.#used = 0;
+    if (4 * floats > this.#buf.byteLength) this.#buf = new SharedArrayBuffer(4 * floats);
+  }
+  /** n float32s, valid until the next reset (a new buffer if the reserved room is used up). */
+  f32(n: number): Float32Array {
+    if (this.#used + 4 * n > this.#buf.byteLength) {
+      this.#buf = new SharedArrayBuffer(4 * n);
+      this.#used = 0;
+    }
+    const a = new Float32Array(this.#buf, this.#used, n);
+    this.#used += 4 * n;
+    return a;
+  }
+}
