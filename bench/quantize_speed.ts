@@ -23,8 +23,8 @@
  *
  * --light (with --model llama-3.2-1b | llama-3.1-8b): the calibration-light algorithms only (FP8,
  * FP8_PER_CHANNEL_PER_TOKEN, FP8_BLOCK_SCALES, W8A16, W4A16 RTN) on one layer's linears of that shape
- * (random float32 weights in shared memory, no checkpoint): ns/param per phase (the float64 working
- * copy quantize() makes, row amax, e4m3 encode with a known scale — these three on one thread — and
+ * (random float32 weights in shared memory, no checkpoint): ns/param per phase (the copy into the
+ * shared arena quantize() makes when a pool runs, row amax, e4m3 encode with a known scale — these three on one thread — and
  * whole quantizeFp8 / quantizeFp8Block / quantizeRtn on --threads) and the whole model's linears at that rate.
  *
  *   bun bench/quantize_speed.ts --model llama-3.1-8b --light [--threads 16] [--cpu-clock]
@@ -144,11 +144,11 @@ function lightBench(name: string): void {
   for (const [lin, N, K] of shapes) {
     const w32 = new Float32Array(N * K);
     for (let i = 0; i < w32.length; i++) w32[i] = r() * 0.05;
-    const W = new Float64Array(new SharedArrayBuffer(8 * N * K)); // as quantize() holds a layer's weights when a pool runs
+    const W = new Float32Array(new SharedArrayBuffer(4 * N * K)); // as quantize() holds them when a pool runs (its shared arena)
     W.set(w32);
     const rowAmax = new Float64Array(N), packed = new Uint8Array(N * K);
     const phases: [string, () => unknown][] = [
-      ["copy float32 → float64 (1 thread)", () => new Float64Array(w32)],
+      ["copy into the shared arena (1 thread)", () => W.set(w32)],
       ["FP8 row amax (1 thread)", () => {
         for (let n = 0; n < N; n++) rowAmax[n] = absMax(W, n * K, K);
       }],

@@ -7,10 +7,10 @@ import process from "node:process";
 import { E4M3_DECODE, E4M3_MAX, e4m3Encode, e4m3EncodeDiv, e4m3EncodeMulF32 } from "../lib/util/e4m3.ts";
 import { absMax, fp8Scale, quantizeFp8 } from "../lib/quantization/fp8.ts";
 import { quantizeFp8Block } from "../lib/quantization/fp8_block.ts";
-import { quantizeRtn } from "../lib/quantization/algorithms.ts";
+import { quantizeRtn, quantValue, roundHalfUp } from "../lib/quantization/algorithms.ts";
 import { QuantPool } from "../lib/quantization/pool.ts";
 import { quantizeSync } from "../lib/quantization/quantize.ts";
-import type { QuantizedTensor } from "../lib/quantization/packed.ts";
+import { type QuantizedTensor, unpackRow } from "../lib/quantization/packed.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import { assert, test } from "./harness.ts";
 import { kjv } from "./kjv_perplexity.ts";
@@ -185,4 +185,50 @@ test("absMax: max |w| of a range, NaN when one value is NaN (as Math.max), 0 for
   assert.equal(absMax(w, 3, 2), Infinity);
   assert.ok(Number.isNaN(absMax(w, 0, 7)));
   assert.ok(Object.is(absMax([-0, 0], 0, 2), 0));
+});
+
+test("quantizeRtn: the same integers as quantValue (Math.round) at ties k + ½ of both signs, near ties and random values", () => {
+  const K = 64, N = 40, W = new Float64Array(N * K);
+  let s = 5;
+  const r = (): number => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296 - 0.5;
+  for (let i = 0; i < W.length; i++) {
+    const k = Math.floor(r() * 16), kind = i % 4; // steps of 2^-6: w / scale lands on, beside and between half-integers
+    W[i] = kind === 0 ? (k + 0.5) / 64 : kind === 1 ? (k + 0.5) / 64 * (1 + 2 ** -52) : kind === 2 ? -(k + 0.5) / 64 : r() * 0.25;
+  }
+  for (let n = 0; n < N; n++) W[n * K] = 0.125 * (n % 2 ? 1 : -1); // a fixed range: scale 2^-6 for int4 symmetric, so w / scale are the ties
+  for (const grid of [{ bits: 4, groupSize: 32, hasZeroPoint: false }, { bits: 8, groupSize: K, hasZeroPoint: true }] as const) {
+    const t = quantizeRtn(W, N, K, grid), ng = K / grid.groupSize, maxq = (1 << grid.bits) - 1;
+    const q = new Uint8Array(K);
+    for (let n = 0; n < N; n++) {
+      unpackRow(t, n, q);
+      for (let k = 0; k < K; k++) {
+        const g = n * ng + Math.floor(k / grid.groupSize), z = grid.hasZeroPoint ? t.zeros![g] : 1 << (grid.bits - 1);
+        const want = quantValue(W[n * K + k], t.scales[g], z, maxq);
+        if (q[k] !== want) assert.fail(`bits ${grid.bits} [${n}, ${k}] w ${W[n * K + k]} scale ${t.scales[g]}: ${q[k]}, quantValue ${want}`);
+      }
+    }
+  }
+});
+
+test("roundHalfUp equals Math.round at halves, beside halves (±4 ulps), near 2^52 / 2^53, infinities, NaN and 1M random values", () => {
+  const xs = [0.49999999999999994, -0.49999999999999994, 2 ** 52 + 1, 2 ** 52 - 0.5, -(2 ** 52) - 1, 2 ** 53 + 2, 4503599627370495.5, -4503599627370495.5];
+  xs.push(1e300, -1e300, Infinity, -Infinity, NaN, 5e-324, -5e-324, 0, -0);
+  const box = new Float64Array(1), w = new Uint32Array(box.buffer);
+  for (let k = -60; k < 60; k++) {
+    for (const x of [k + 0.5, k, 0.5 * 2 ** k, 0.75 * 2 ** k]) {
+      for (let d = -4; d <= 4; d++) {
+        box[0] = x;
+        w[0] = (w[0] + d) >>> 0;
+        xs.push(box[0], -box[0]);
+      }
+    }
+  }
+  let s = 3;
+  const r = (): number => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296 - 0.5;
+  for (let i = 0; i < 1_000_000; i++) xs.push(r() * 2 ** Math.floor(r() * 120));
+  for (const x of xs) {
+    const want = Math.round(x), got = roundHalfUp(x);
+    const same = Object.is(got, want) || (x >= -0.5 && x <= 0 && got === 0 && want === 0); // +0 where Math.round gives −0
+    if (!same) assert.fail(`roundHalfUp(${x}) = ${got}, Math.round ${want}`);
+  }
 });

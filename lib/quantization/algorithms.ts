@@ -54,6 +54,16 @@ export function quantValue(v: number, scale: number, zero: number, maxq: number)
   return q < 0 ? 0 : q > maxq ? maxq : q;
 }
 
+/**
+ * Math.round(x) (the same value for every x, but +0 for −0.5 ≤ x ≤ −0) several times faster under
+ * Bun: floor(x + 0.5), less 1 in the rare case the sum rounded up to the next integer (x < r − 0.5,
+ * an exact comparison).
+ */
+export function roundHalfUp(x: number): number {
+  const r = Math.floor(x + 0.5);
+  return r - 0.5 > x ? r - 1 : r;
+}
+
 /** Mutable builder of a QuantizedTensor. */
 export class Accumulator {
   readonly q: Uint8Array;
@@ -116,7 +126,10 @@ export function rtnRows(
       const { scale, zero } = groupParams(W, off, G, grid, clip ? clip[n * ng + g] : 1);
       scales[n * ng + g] = scale;
       zeros[n * ng + g] = zero;
-      for (let i = 0; i < G; i++) q[off + i] = quantValue(W[off + i], scale, zero, maxq);
+      for (let i = 0; i < G; i++) { // quantValue, with roundHalfUp for Math.round
+        const v = roundHalfUp(W[off + i] / scale) + zero;
+        q[off + i] = v < 0 ? 0 : v > maxq ? maxq : v;
+      }
     }
   }
 }
