@@ -20,6 +20,9 @@ mkdir -p .gpudeno/node_modules/@opentelemetry
 cp -a node_modules/hono node_modules/prom-client node_modules/tdigest node_modules/bintrees .gpudeno/node_modules/
 cp -a node_modules/@opentelemetry/api .gpudeno/node_modules/@opentelemetry/
 rm -rf .gpudeno/node_modules/hono/dist/cjs .gpudeno/node_modules/hono/dist/types .gpudeno/node_modules/bintrees/test .gpudeno/node_modules/bintrees/bench .gpudeno/node_modules/bintrees/dist
+# Guided decoding (xgrammar compiled to WebAssembly) and mitata (benches), as tools/gpu/stage.sh stages them.
+mkdir -p .gpudeno/node_modules/@mlc-ai && cp -a node_modules/@mlc-ai/web-xgrammar .gpudeno/node_modules/@mlc-ai/
+cp -a node_modules/mitata .gpudeno/node_modules/
 find .gpudeno/node_modules -name '*.d.ts' -delete -o -name '*.d.cts' -delete -o -name '*.d.mts' -delete -o -name '*.map' -delete
 cat > .gpudeno/boot.sh <<'BOOT'
 # Source on the GPU host: unpacks Deno once, puts it on PATH, links node_modules, exports LLMRT_MODELS.
