@@ -77,7 +77,8 @@ interface BunSymbolDef {
   returns: string;
 }
 
-interface DenoFfi {
+/** The part of `Deno` this module uses (exported for `pinLibraryDeno`'s signature). */
+export interface DenoFfi {
   dlopen(path: string, symbols: Record<string, DenoSymbolDef>): { symbols: Record<string, AnyFn | null>; close(): void };
   UnsafePointer: {
     of(view: ArrayBufferView): unknown;
@@ -205,8 +206,43 @@ function openWithBun<T extends SymbolTable>(bun: BunFfi, path: string, table: T)
   };
 }
 
+/** glibc's `dlopen` flags (dlfcn.h). */
+const RTLD_NOW = 0x2, RTLD_NOLOAD = 0x4, RTLD_NODELETE = 0x1000;
+let libcDlopen: ((path: Uint8Array, flags: number) => unknown) | null | undefined;
+
+/** glibc's own `dlopen` through Deno's FFI (null where libc.so.6 is not glibc's or cannot be opened). */
+function denoLibcDlopen(deno: DenoFfi): ((path: Uint8Array, flags: number) => unknown) | null {
+  if (libcDlopen !== undefined) return libcDlopen;
+  try {
+    const libc = deno.dlopen("libc.so.6", { dlopen: { parameters: ["buffer", "i32"], result: "pointer" } });
+    libcDlopen = libc.symbols.dlopen as (path: Uint8Array, flags: number) => unknown;
+  } catch {
+    libcDlopen = null;
+  }
+  return libcDlopen;
+}
+
+/**
+ * Marks a library this process has loaded as never to be unloaded (`dlopen(path, RTLD_NOW |
+ * RTLD_NODELETE)`). Deno closes the libraries a Web Worker opened when the worker ends, and a library
+ * that started threads of its own (NCCL's proxy threads, started by `ncclCommInitRank` inside a
+ * tensor-parallel rank worker) then leaves them running unmapped code: the process segfaults later.
+ * Bun keeps libraries mapped, as this makes Deno do. Exported for the test.
+ */
+export function pinLibraryDeno(deno: DenoFfi, path: string): boolean {
+  const open = denoLibcDlopen(deno);
+  return open !== null && open(cString(path), RTLD_NOW | RTLD_NODELETE) !== null;
+}
+
+/** Whether `path` is loaded in this process now (glibc `RTLD_NOLOAD`; Deno only; null when unknown). Test helper. */
+export function isLibraryLoadedDeno(path: string): boolean | null {
+  const open = denoFfi ? denoLibcDlopen(denoFfi) : null;
+  return open ? open(cString(path), RTLD_NOW | RTLD_NOLOAD) !== null : null;
+}
+
 function openWithDeno<T extends SymbolTable>(deno: DenoFfi, path: string, table: T): OpenedLibrary<T> {
   const lib = deno.dlopen(path, toDenoSymbols(table));
+  pinLibraryDeno(deno, path);
   const fns: Record<string, AnyFn | undefined> = {};
   for (const name of Object.keys(table)) fns[name] = lib.symbols[name] ?? undefined;
   return { path, symbols: fns as unknown as Bound<T>, close: () => lib.close() };
