@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Lead side: moves the queued jobs (.gpuq/NAME, oldest first) into .gpub/ for one batched device call while their
 # budgets add up to at most CAP seconds (default 420); the rest wait for the next batch. Then call the device with
+# HOLD_MODELS=REGEX leaves jobs needing those checkpoints queued. Then call the device with
 # carry [".gpucuda", ".gpub"] and command `bash tools/gpu/batch.sh`, and unpack with tools/gpu/batch_unpack.sh.
 set -euo pipefail
 cap=${1:-420}
@@ -9,6 +10,7 @@ rm -rf .gpub && mkdir -p .gpub .gpuq
 total=0
 for j in $(for d in .gpuq/*/; do [ -d "$d" ] && echo "$(cat "$d/queued") $(basename "$d")"; done | sort -n | cut -d' ' -f2); do
   b=$(cat ".gpuq/$j/budget")
+  if [ -n "${HOLD_MODELS:-}" ] && grep -qwE "$HOLD_MODELS" ".gpuq/$j/models"; then echo "held $j (needs $(cat .gpuq/$j/models))"; continue; fi
   if [ $((total + b)) -le "$cap" ]; then mv ".gpuq/$j" ".gpub/$j"; total=$((total + b)); echo "batched $j (${b} s, models: $(cat .gpub/$j/models))"; fi
 done
 echo "total budget ${total} s; left queued: $(ls .gpuq | tr '\n' ' ')"
