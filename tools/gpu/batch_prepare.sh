@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Lead side: moves the queued jobs (.gpuq/NAME, oldest first) into .gpub/ for one batched device call while their
-# budgets add up to at most CAP seconds (default 420); the rest wait for the next batch. Then call the device with
-# HOLD_MODELS=REGEX leaves jobs needing those checkpoints queued. Then call the device with
+# budgets add up to at most CAP seconds (default 420); the rest wait for the next batch; HOLD_MODELS=REGEX leaves
+# jobs needing those checkpoints queued. Then call the device with
 # carry [".gpucuda", ".gpub"] and command `bash tools/gpu/batch.sh`, and unpack with tools/gpu/batch_unpack.sh.
 set -euo pipefail
 cap=${1:-420}
