@@ -667,6 +667,8 @@ def sample_row_ref(l, temp, top_k, top_p, min_p, lo, hi, step, diag=None):
         cum = 0.0
         for j, p in enumerate(probs):
             cum += p / s
+            if diag is not None:  # how close the top-p cut came to the other side (summation order decides there)
+                diag["pmargin"] = min(diag.get("pmargin", math.inf), abs(cum - top_p))
             if cum >= top_p:
                 keep = j + 1
                 break
@@ -762,10 +764,13 @@ def t_sampling(B, rng, cfg):
                 if int(got[r]) != want:
                     mism += 1
                     margin = min((abs(diag["u"] - b) / diag["sum"] for b in diag.get("bounds", [])), default=math.inf)
+                    # The pick or the top-p cut at a float64 rounding boundary: the kernel's parallel sums and the
+                    # sequential reference may round either way there (e.g. all-tie rows where top-p * count is exact).
+                    margin = min(margin, diag.get("pmargin", math.inf))
                     near += margin < 1e-12
                     if len(notes) < 3:
                         notes.append(f"row{r}(T={float(t)},k={k},p={float(p)},minp={float(mp)}): got {int(got[r])} want {want} margin={margin:.1e}")
-            record(f"sample_{dt}", f"{nrows} rows V={V} exact token match", None, None, mism == 0,
+            record(f"sample_{dt}", f"{nrows} rows V={V} exact token match (but at float64 boundaries)", None, None, mism == near,
                    f"mismatches={mism} (at float64 boundary: {near}) " + "; ".join(notes))
 
 
