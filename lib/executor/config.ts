@@ -83,6 +83,10 @@ export interface IterationStats {
   readonly numWaiting: number;
   /** Wall time of the step: schedule, forward, sampling, outputs (ms). */
   readonly stepMs: number;
+  /** Of `stepMs`, the model's forward pass and sampling (`Session.run`: host launches and the device's work; ms). */
+  readonly forwardMs?: number;
+  /** Time between the end of the previous step and the start of this one (event-loop turns: new requests, aborts; ms). */
+  readonly idleMs?: number;
   readonly kvBlocksUsed: number;
   readonly kvBlocksFree: number;
   /** Blocks served from the prefix cache since the executor started (cumulative). */

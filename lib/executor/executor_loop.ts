@@ -103,6 +103,9 @@ export class ExecutorLoop {
   #iter = 0;
   /** Host ms the last step spent computing guided masks. */
   #maskMs = 0;
+  /** Stats: the forward pass's share of the current step, and when the previous step ended (ms). */
+  #forwardMs = 0;
+  #lastStepEnd = 0;
   #arrival = 0;
   #looping = false;
   #closed = false;
@@ -321,6 +324,8 @@ export class ExecutorLoop {
   /** One iteration; a failure fails the requests of that step only (or all, when scheduling itself broke). */
   #step(): void {
     const t0 = performance.now();
+    const idleMs = this.#lastStepEnd > 0 ? t0 - this.#lastStepEnd : 0;
+    this.#forwardMs = 0;
     const outputs: RequestOutput[] = [];
     const failures: RequestFailure[] = [];
     let plan: SchedulerOutput;
@@ -364,6 +369,8 @@ export class ExecutorLoop {
       numRunning: this.#scheduler.numRunning,
       numWaiting: this.#scheduler.numWaiting,
       stepMs: performance.now() - t0,
+      forwardMs: this.#forwardMs,
+      idleMs,
       kvBlocksUsed: kv.usedBlocks,
       kvBlocksFree: kv.freeBlocks,
       kvBlocksReused: kv.reusedBlocks,
@@ -377,6 +384,7 @@ export class ExecutorLoop {
     this.#stats.push(stats);
     if (this.#stats.length > this.#config.statsHistory) this.#stats.splice(0, this.#stats.length - this.#config.statsHistory);
     this.#sink.emit(outputs, failures, stats);
+    this.#lastStepEnd = performance.now();
   }
 
   #runPlan(plan: SchedulerOutput, outputs: RequestOutput[], failures: RequestFailure[]): void {
@@ -400,7 +408,9 @@ export class ExecutorLoop {
     });
     const out = { sampledIds: new Int32Array(numRows), logits: wantLogits ? new Float32Array(numRows * V) : undefined };
     copyKvBlocks(this.#kvCache, plan.blockCopies);
+    const tf = performance.now();
     this.#session.run({ ...inputs, sampling }, out, this.#kvCache);
+    this.#forwardMs = performance.now() - tf;
     this.#scheduler.markComputed(plan);
     this.#maskMs = gm?.fillMs ?? 0;
     for (const [id, e] of gm?.failed ?? []) this.#failInto(failures, id, e);

@@ -9,6 +9,7 @@ import { WorkerError } from "../util/errors.ts";
 import { GenerationExecutor } from "./executor.ts";
 import { CallerDetokenizer, callerMayDetokenize } from "./caller_detok.ts";
 import type { LlmTokenizer } from "../tokenizer/tokenizer.ts";
+import { StepTrace, wallMs } from "./step_trace.ts";
 import { fromWireError, type FromWorker, toWireRequest, type ToWorker, WireDeltaDecoder, type WorkerInit } from "./wire.ts";
 
 /** How long shutdown waits for the worker to close before terminating it (ms). */
@@ -48,6 +49,8 @@ export class GenerationExecutorProxy extends GenerationExecutor {
   readonly #texts: CallerDetokenizer | null;
   /** Speculative decoding: several tokens per step; stop strings stay in the worker. */
   readonly #speculative: boolean;
+  /** LLMRT_STEP_TRACE=FILE: a per-step trace for performance work (lib/executor/step_trace.ts). */
+  readonly #trace = StepTrace.fromEnv();
   #dead: Error | null = null;
   #onClosed: (() => void) | null = null;
   readonly #cleanup: (() => void) | undefined;
@@ -114,6 +117,7 @@ export class GenerationExecutorProxy extends GenerationExecutor {
       this.#texts.track(requestId, request.samplingParams);
     }
     const msg: ToWorker = { type: "submit", id: requestId, request: wire };
+    this.#trace?.submitted();
     try {
       this.#worker.postMessage(msg);
     } catch (e) {
@@ -140,12 +144,14 @@ export class GenerationExecutorProxy extends GenerationExecutor {
       await closed;
     }
     this.#worker.terminate();
+    this.#trace?.write();
     this.#cleanup?.();
   }
 
   #onMessage(m: FromWorker): void {
     switch (m.type) {
-      case "step":
+      case "step": {
+        const recvAt = this.#trace ? wallMs() : 0;
         if (m.stats) {
           this.#stats.push(m.stats);
           if (this.#stats.length > this.#statsHistory) this.#stats.splice(0, this.#stats.length - this.#statsHistory);
@@ -158,7 +164,9 @@ export class GenerationExecutorProxy extends GenerationExecutor {
             return { requestId: f.requestId, error: fromWireError(f.error) };
           }),
         );
+        if (this.#trace && m.stats) this.#trace.step(m.sentAt, recvAt, m.stats);
         return;
+      }
       case "fatal":
         this.#die(fromWireError(m.error));
         return;

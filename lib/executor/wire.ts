@@ -48,6 +48,8 @@ export type FromWorker =
     readonly outputs: WireStepOutputs;
     readonly failures: { readonly requestId: number; readonly error: WireError }[];
     readonly stats: IterationStats | null;
+    /** When the worker posted the message (absolute ms: `performance.timeOrigin + performance.now()`). */
+    readonly sentAt: number;
   }
   | { readonly type: "fatal"; readonly error: WireError }
   | { readonly type: "closed" };

@@ -50,6 +50,7 @@ function handle(msg: ToWorker): void {
                 return { requestId: f.requestId, error: toWireError(f.error) };
               }),
               stats,
+              sentAt: performance.timeOrigin + performance.now(),
             }),
         }, { draftEngine });
         post({ type: "ready", limits: loop.limits });
