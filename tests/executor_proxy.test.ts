@@ -64,6 +64,9 @@ test("proxy: a handful of streaming requests match the in-process executor; one 
     }
     const stats = proxy.getStats();
     assert.ok(stats.length > 0 && stats.at(-1)!.kvBlocksUsed === 0, "stats cross over; KV back to baseline");
+    for (const s of stats) {
+      assert.ok(s.forwardMs! > 0 && s.forwardMs! <= s.stepMs && s.idleMs! >= 0, `forward ${s.forwardMs} of step ${s.stepMs} ms, idle ${s.idleMs}`);
+    }
   } finally {
     await local.shutdown();
   }

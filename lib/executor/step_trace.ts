@@ -98,7 +98,7 @@ function threadCpu(): { name: string; cpuS: number }[] {
       const name = stat.slice(stat.indexOf("(") + 1, close);
       const f = stat.slice(close + 2).split(" "); // f[0] is field 3 (state); utime, stime are fields 14, 15
       const cpuS = (Number(f[11]) + Number(f[12])) / 100;
-      if (cpuS > 0.05) out.push({ name: `${tid}:${name}`, cpuS });
+      if (cpuS > 0) out.push({ name: `${tid}:${name}`, cpuS });
     }
   } catch {
     // not Linux
