@@ -94,7 +94,7 @@ function stepSummary(st: IterationStats[]): string {
   const decode = st.filter((s) => s.numPrefillTokens === 0);
   return `${st.length} steps (${decode.length} decode-only, mean ${f(sum((s) => s.stepMs) / st.length, 2)} ms, forward ${
     f(sum((s) => s.forwardMs ?? 0) / st.length, 2)
-  } ms, host ${f(sum((s) => s.stepMs - (s.forwardMs ?? 0)) / st.length, 2)} ms, idle ${f(sum(st.slice(1).map((s) => s.idleMs ?? 0)), 1)} ms in all)`;
+  } ms, host ${f(sum((s) => s.stepMs - (s.forwardMs ?? 0)) / st.length, 2)} ms, idle ${f(st.slice(1).reduce((a, s) => a + (s.idleMs ?? 0), 0), 1)} ms in all)`;
 }
 
 const rows: { offline: number; serve: number }[] = [];
