@@ -35,7 +35,7 @@ function kind(label: string, st: TracedStep[]): string {
     f(mean(s.map((x) => x.numPrefillTokens)), 0)
   }, step ${f(mean(s.map((x) => x.stepMs)), 2)} ms (p90 ${f(pct(s.map((x) => x.stepMs), 90), 2)}), forward ${
     f(mean(s.map((x) => x.forwardMs ?? 0)), 2)
-  } ms, worker host ${f(mean(s.map((x) => x.stepMs - (x.forwardMs ?? 0))), 2)} ms`;
+  } ms, worker host ${f(mean(s.map((x) => x.stepMs - (x.forwardMs ?? 0))), 2)} ms + encode ${f(mean(st.map((x) => x.encodeMs ?? 0)), 3)} ms`;
 }
 
 for (const [a, b] of windows) {

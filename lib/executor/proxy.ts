@@ -164,7 +164,7 @@ export class GenerationExecutorProxy extends GenerationExecutor {
             return { requestId: f.requestId, error: fromWireError(f.error) };
           }),
         );
-        if (this.#trace && m.stats) this.#trace.step(m.sentAt, recvAt, m.stats);
+        if (this.#trace && m.stats) this.#trace.step(m.sentAt, recvAt, m.stats, m.encodeMs);
         return;
       }
       case "fatal":

@@ -22,6 +22,8 @@ export interface TracedStep {
   readonly recvAt: number;
   readonly doneAt: number;
   readonly stats: IterationStats;
+  /** The worker's time to encode the step's outputs for the message, after `stats.stepMs` (ms). */
+  readonly encodeMs: number;
 }
 
 /** The file's content. */
@@ -73,8 +75,8 @@ export class StepTrace {
     this.#data.submits.push(wallMs());
   }
 
-  step(sentAt: number, recvAt: number, stats: IterationStats): void {
-    this.#data.steps.push({ sentAt, recvAt, doneAt: wallMs(), stats });
+  step(sentAt: number, recvAt: number, stats: IterationStats, encodeMs = 0): void {
+    this.#data.steps.push({ sentAt, recvAt, doneAt: wallMs(), stats, encodeMs });
   }
 
   /** Stops the lag timer and writes the file (a failure to write is reported on stderr, not thrown). */

@@ -50,6 +50,8 @@ export type FromWorker =
     readonly stats: IterationStats | null;
     /** When the worker posted the message (absolute ms: `performance.timeOrigin + performance.now()`). */
     readonly sentAt: number;
+    /** How long the worker took to encode the outputs (ms; lib/executor/step_trace.ts). */
+    readonly encodeMs: number;
   }
   | { readonly type: "fatal"; readonly error: WireError }
   | { readonly type: "closed" };

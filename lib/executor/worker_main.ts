@@ -41,17 +41,22 @@ function handle(msg: ToWorker): void {
         const tokenizer = init.tokenizerDir ? LlmTokenizer.fromDir(init.tokenizerDir) : null;
         draftEngine = init.draftEngineDir ? Engine.fromDir(init.draftEngineDir) : null;
         loop = new ExecutorLoop(session, tokenizer, config, {
-          emit: (outputs, failures, stats) =>
+          emit: (outputs, failures, stats) => {
+            const t0 = performance.now();
+            const encoded = deltas.encode(outputs);
+            const t1 = performance.now();
             post({
               type: "step",
-              outputs: deltas.encode(outputs),
+              outputs: encoded,
               failures: failures.map((f) => {
                 deltas.forget(f.requestId);
                 return { requestId: f.requestId, error: toWireError(f.error) };
               }),
               stats,
-              sentAt: performance.timeOrigin + performance.now(),
-            }),
+              sentAt: performance.timeOrigin + t1,
+              encodeMs: t1 - t0,
+            });
+          },
         }, { draftEngine });
         post({ type: "ready", limits: loop.limits });
       } catch (e) {
