@@ -23,10 +23,20 @@ export const shimSymbols = {
     ],
     returns: "i32",
   }, // CUresult
+  llmrt_launch_ex: {
+    args: [
+      "handle", // unsigned long long launch_ex_fn (cuLaunchKernelEx's address)
+      "buf", //    const unsigned char* packet (LaunchPacket.bytes)
+      "u32", //    unsigned int flags (LAUNCH_PDL: programmatic stream serialization)
+    ],
+    returns: "i32",
+  }, // CUresult
 } as const satisfies SymbolTable;
 
 /** The packet layout version this file writes; must equal the shim's LLMRT_SHIM_ABI. */
-export const SHIM_ABI = 1;
+export const SHIM_ABI = 2;
+/** `llmrt_launch_ex` flag: programmatic dependent launch (CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION). */
+export const LAUNCH_PDL = 1;
 /** Most kernel arguments one packet carries (LLMRT_MAX_KERNEL_ARGS). */
 export const MAX_KERNEL_ARGS = 64;
 /** Path of the shim's C source. */

@@ -7,7 +7,7 @@ import { CU, cuda } from "../../ffi/cuda.ts";
 import { NativeLibraryError } from "../../ffi/errors.ts";
 import { out } from "../../ffi/runtime.ts";
 import { ValidationError } from "../util/errors.ts";
-import { bindContext, deviceCount, driverVersion, ensureCudaInit, forgetContext } from "./driver.ts";
+import { bindContext, deviceCount, driverVersion, ensureCudaInit, forgetContext, launchKernelExAddress } from "./driver.ts";
 import { DeviceBuffer, PinnedHostBuffer } from "./memory.ts";
 import { CudaModule } from "./module.ts";
 import { NativeOwner, Release, ReleaseSet } from "./owner.ts";
@@ -152,6 +152,14 @@ export class CudaDevice extends NativeOwner {
   /** Theoretical DRAM bandwidth in bytes/s (2 transfers per memory clock × bus width); 0 if unknown. */
   get peakMemoryBandwidth(): number {
     return 2 * this.memoryClockKHz * 1e3 * (this.memoryBusWidthBits / 8);
+  }
+
+  /**
+   * Whether kernels can be launched with programmatic dependent launch (`LaunchOptions.pdl`):
+   * compute capability 9.0+ and a driver with cuLaunchKernelEx.
+   */
+  get supportsPdl(): boolean {
+    return this.computeCapability.major >= 9 && launchKernelExAddress() !== 0n;
   }
 
   /** The primary context handle (CUcontext). */

@@ -11,6 +11,7 @@ import { CudaError } from "../../ffi/errors.ts";
 let initialized = false;
 let cachedDriverVersion = 0;
 let launchFn = 0n;
+let launchExFn: bigint | null = null;
 let boundContext = 0n;
 
 /** Calls `cuInit(0)` once per process (opens libcuda on first use). */
@@ -65,4 +66,19 @@ export function launchKernelAddress(): bigint {
     throw new CudaError("cuda", "cuGetProcAddress", status[0], "NULL_PROC", `cuGetProcAddress("cuLaunchKernel") returned NULL (symbol status ${status[0]})`);
   }
   return (launchFn = fn[0]);
+}
+
+/**
+ * cuLaunchKernelEx's address (`cuGetProcAddress`), which the shim calls for launches with attributes
+ * (programmatic dependent launch); 0n when the driver has no such entry point (CUDA < 12.0).
+ */
+export function launchKernelExAddress(): bigint {
+  if (launchExFn !== null) return launchExFn;
+  ensureCudaInit();
+  const status = new Int32Array(1);
+  const fn = new BigUint64Array(1);
+  const code = cuda().cuGetProcAddress_v2(cString("cuLaunchKernelEx"), fn, driverVersion(), CU.GET_PROC_ADDRESS_DEFAULT, status);
+  if (code === CU.ERROR_NOT_FOUND) return (launchExFn = 0n);
+  checkCu(code, "cuGetProcAddress", "cuLaunchKernelEx");
+  return (launchExFn = fn[0]);
 }

@@ -5,10 +5,10 @@
 import { checkCu } from "../../ffi/check.ts";
 import { CU, cuda } from "../../ffi/cuda.ts";
 import { cString, out } from "../../ffi/runtime.ts";
-import { type KernelParamKind, LaunchPacket, shim } from "../../ffi/shim.ts";
+import { type KernelParamKind, LAUNCH_PDL, LaunchPacket, shim } from "../../ffi/shim.ts";
 import { ValidationError } from "../util/errors.ts";
 import type { CudaDevice } from "./device.ts";
-import { bindContext, launchKernelAddress } from "./driver.ts";
+import { bindContext, launchKernelAddress, launchKernelExAddress } from "./driver.ts";
 import type { DeviceBuffer } from "./memory.ts";
 import { DisposedError, NativeOwner } from "./owner.ts";
 import type { Stream } from "./stream.ts";
@@ -27,6 +27,13 @@ export interface LaunchOptions {
   readonly stream?: Stream | null;
   /** Dynamic shared memory in bytes. @default 0 */
   readonly sharedMemBytes?: number;
+  /**
+   * Programmatic dependent launch (compute capability 9.0+, `CudaDevice.supportsPdl`): the kernel may
+   * start while the previous kernel on the stream still runs, so it MUST execute `griddepcontrol.wait`
+   * before it reads that kernel's output or writes anything it reads (kernels/common.cuh `pdlWait`).
+   * Stream capture keeps it as a programmatic graph edge. @default false
+   */
+  readonly pdl?: boolean;
 }
 
 const NO_OPTIONS: LaunchOptions = Object.freeze({});
@@ -101,7 +108,7 @@ export class CudaModule extends NativeOwner {
 /**
  * One kernel of a module. `launch` writes the grid, block, stream and arguments into one reusable
  * packet and makes one FFI call into the shim, which builds `void** kernelParams` and calls
- * cuLaunchKernel.
+ * cuLaunchKernel (cuLaunchKernelEx for a programmatic dependent launch, `{ pdl: true }`).
  */
 export class Kernel {
   readonly module: CudaModule;
@@ -112,6 +119,7 @@ export class Kernel {
   readonly #packet: LaunchPacket;
   readonly #launch: (launchFn: bigint, packet: Uint8Array) => number;
   readonly #launchFn: bigint;
+  #launchExFn = 0n;
 
   /** Use `module.kernel(name, params)`. */
   constructor(module: CudaModule, name: string, fn: bigint, params: readonly KernelParamKind[], ctx: bigint) {
@@ -167,6 +175,13 @@ export class Kernel {
       packet.setArg(i, typeof a === "object" ? a.ptr : a);
     }
     bindContext(this.#ctx);
+    if (options.pdl) {
+      const ex = this.#launchExFn || (this.#launchExFn = launchKernelExAddress());
+      if (ex === 0n) throw new ValidationError(`Kernel ${this.name}: programmatic dependent launch needs cuLaunchKernelEx (CUDA 12.0+)`, "pdl", true);
+      const code = shim().symbols.llmrt_launch_ex(ex, packet.bytes, LAUNCH_PDL);
+      if (code !== 0) checkCu(code, "cuLaunchKernelEx", `${this.name} (programmatic dependent launch) grid ${JSON.stringify(grid)} block ${JSON.stringify(block)}`);
+      return;
+    }
     const code = this.#launch(this.#launchFn, packet.bytes);
     if (code !== 0) checkCu(code, "cuLaunchKernel", `${this.name} grid ${JSON.stringify(grid)} block ${JSON.stringify(block)} shared ${shared}`);
   }

@@ -5,6 +5,7 @@
  * - `LLMRT_GEMV=0`: `gemv` defaults to false
  * - `LLMRT_BATCH_INVARIANT=0`: `batchInvariant` defaults to false
  * - `LLMRT_GEMM_TUNE=0`: `gemmTune` defaults to false
+ * - `LLMRT_PDL=0`: `pdl` defaults to false
  */
 import { z } from "zod";
 import { parseWith } from "../util/validate.ts";
@@ -25,6 +26,12 @@ export const SessionOptionsSchema = z.strictObject({
   batchInvariant: z.boolean().optional(),
   /** CUDA: time cuBLASLt algorithms per new GEMM shape. @default true (LLMRT_GEMM_TUNE=0: false) */
   gemmTune: z.boolean().optional(),
+  /**
+   * CUDA: programmatic dependent launch of the fused decode step's kernels (compute capability 9.0+;
+   * ignored below): each kernel starts streaming its weights while the previous one finishes. Same
+   * results bit for bit. @default true (LLMRT_PDL=0: false)
+   */
+  pdl: z.boolean().optional(),
 });
 
 export type SessionOptions = z.input<typeof SessionOptionsSchema>;
@@ -35,6 +42,7 @@ export type ResolvedSessionOptions = Readonly<{
   gemv: boolean;
   batchInvariant: boolean;
   gemmTune: boolean;
+  pdl: boolean;
 }>;
 
 /** Validates session options and applies the documented defaults (errors name the field and value). */
@@ -47,5 +55,6 @@ export function parseSessionOptions(input: SessionOptions = {}): ResolvedSession
     gemv: o.gemv ?? envOn("LLMRT_GEMV"),
     batchInvariant: o.batchInvariant ?? envOn("LLMRT_BATCH_INVARIANT"),
     gemmTune: o.gemmTune ?? envOn("LLMRT_GEMM_TUNE"),
+    pdl: o.pdl ?? envOn("LLMRT_PDL"),
   });
 }

@@ -114,6 +114,7 @@ export class RankRunner {
       gemv: o.gemv,
       batchInvariant: o.batchInvariant,
       gemmTune: o.gemmTune,
+      pdl: o.pdl,
       nccl,
     });
   }

@@ -10,7 +10,7 @@ import { planQuantLinear, quantGemvFusable } from "./quant_launch.ts";
 import { fp8GemvFusable, planFp8Linear } from "./fp8_launch.ts";
 import { InternalError } from "../../util/errors.ts";
 import { hasTiledAttention } from "./attention_choice.ts";
-import { GEMV_MAX_ROWS, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
+import { GEMV_MAX_ROWS, isPdlKernel, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
 
 export * from "./attention_choice.ts";
 export * from "./launch_types.ts";
@@ -38,7 +38,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
   const io = env.io;
   const out: Launch[] = [];
   const k = (op: number, kernel: string, grid: readonly [number, number, number], block: number, args: (bigint | number)[]): void => {
-    out.push({ kind: "kernel", op, kernel, grid, block, args });
+    out.push(pdl && isPdlKernel(kernel) ? { kind: "kernel", op, kernel, grid, block, args, pdl } : { kind: "kernel", op, kernel, grid, block, args });
   };
   // A quantized KV cache (FP8 e4m3 / INT8 bytes, per-(layer, k | v, kv head) scales): the _fp8kv / _int8kv
   // entry points, bf16 engines only.
@@ -54,6 +54,8 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     !!env.fusedDecode && !env.lora && env.gemv && elem === "bf16" && T === S && T === R && shape.attention.kind === "decode" && env.decodeCounters !== undefined
       ? planDecodeFusion(plan, T, shape.attention.kind === "decode" && !kvFp8, (n) => n === a.logits, GEMV_MAX_ROWS)
       : undefined;
+  // Fused decode steps: kernels that wait for their predecessor in code start early (programmatic dependent launch).
+  const pdl = !!fuse && !!env.pdl;
   plan.ops.forEach((op, i) => {
     if (fuse?.skip.has(i)) return;
     // A step with no logits rows (a prefill chunk that does not end its prompt) skips the row ops.
@@ -301,7 +303,9 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         k(i, `gather_rows_${elem}`, [R, 1, 1], 256, [buf(op.x), io.logitRows, buf(op.out), R, widthOf(op.x)]);
         break;
       case "sample":
-        if (shape.sample) out.push(...sampleLaunches(env, R, false));
+        if (shape.sample) {
+          for (const l of sampleLaunches(env, R, false)) out.push(pdl && l.kind === "kernel" && isPdlKernel(l.kernel) ? { ...l, pdl } : l);
+        }
         break;
     }
     // Multi-LoRA: each token row's adapter delta added to the linear's output (token-row linears only).

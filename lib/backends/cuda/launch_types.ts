@@ -59,9 +59,25 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   decode_attention: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
 };
 
+/** The family of a kernel entry point: the name minus its _hdN / _mN and _bf16 / _f32 suffixes. */
+function kernelFamily(name: string): string {
+  return name.replace(/_(hd|m)\d+$/, "").replace(/_(bf16|f32)$/, "");
+}
+
+/**
+ * Kernel families whose code calls pdlWait (kernels/common.cuh) before it touches memory an earlier
+ * launch writes, so they may take a programmatic dependent launch (KernelLaunch.pdl).
+ */
+const PDL_FAMILIES: ReadonlySet<string> = new Set(["gemv_fused", "gemv_fused_norm", "decode_attention", "gather_rows", "sample"]);
+
+/** Whether kernel entry point `name` may be launched with programmatic dependent launch. */
+export function isPdlKernel(name: string): boolean {
+  return PDL_FAMILIES.has(kernelFamily(name));
+}
+
 /** File and parameter kinds of a kernel entry point, e.g. "paged_attention_decode_bf16_hd64". */
 export function kernelSignature(name: string): { readonly file: string; readonly params: readonly KernelParamKind[] } {
-  const family = name.replace(/_(hd|m)\d+$/, "").replace(/_(bf16|f32)$/, "");
+  const family = kernelFamily(name);
   const sig = FAMILIES[family];
   if (!sig) throw new InternalError(`launch plan: unknown kernel ${JSON.stringify(name)}`);
   return sig;
@@ -139,6 +155,11 @@ export interface LaunchEnv {
   readonly fusedDecode?: boolean;
   /** int32 [decodeCap × numKvHeads × ceil(G / 8)], zeroed once: decode_attention's split counters. */
   readonly decodeCounters?: bigint;
+  /**
+   * Programmatic dependent launch (Hopper+): the fused decode step's launches of PDL_KERNELS get
+   * `pdl` (each starts streaming its weights while the previous kernel finishes). @default false
+   */
+  readonly pdl?: boolean;
   /** bf16 [N, K] scratch of the largest quantized linear: prefill dequantizes into it, then cuBLASLt reads it. */
   readonly quantScratch?: bigint;
   /** FP8 linears' prefill scratch: quantized rows, then row scales (fp8_launch.ts fp8ScratchLayout). */
@@ -176,6 +197,11 @@ export interface KernelLaunch {
   readonly grid: readonly [number, number, number];
   readonly block: number;
   readonly args: readonly (bigint | number)[];
+  /**
+   * Launch with programmatic dependent launch: the kernel may start before the previous launch ends
+   * (its code waits with griddepcontrol.wait before touching that launch's memory; PDL_KERNELS).
+   */
+  readonly pdl?: boolean;
 }
 
 export interface GemmLaunch {

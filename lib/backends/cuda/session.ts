@@ -70,6 +70,11 @@ export interface CudaSessionOptions {
   readonly batchInvariant: boolean;
   /** Time cuBLASLt algorithms per new GEMM shape (kept in the on-disk timing cache). */
   readonly gemmTune: boolean;
+  /**
+   * Programmatic dependent launch of fused decode steps' kernels where the device has it (compute
+   * capability 9.0+). @default true
+   */
+  readonly pdl?: boolean;
 }
 
 /** The defaults (what `Session` passes when nothing is set). */
@@ -79,6 +84,7 @@ export const DEFAULT_CUDA_SESSION_OPTIONS: CudaSessionOptions = Object.freeze({
   gemv: true,
   batchInvariant: true,
   gemmTune: true,
+  pdl: true,
 });
 
 const ALIGN = 256;
@@ -177,6 +183,8 @@ export class CudaSession implements SessionBackend {
   readonly cudaGraphs: boolean;
   readonly gemv: boolean;
   readonly batchInvariant: boolean;
+  /** Fused decode steps launch their kernels with programmatic dependent launch (asked for and supported). */
+  readonly pdl: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -262,6 +270,7 @@ export class CudaSession implements SessionBackend {
     this.device = CudaDevice.open(options.device);
     try {
       const d = this.device;
+      this.pdl = (options.pdl ?? true) && d.supportsPdl;
       this.#stream = d.createStream();
       if (plan.ops.some((o) => o.type === "all_reduce" || o.type === "all_gather") && !options.nccl) {
         throw new ValidationError(
@@ -436,6 +445,7 @@ export class CudaSession implements SessionBackend {
       batchInvariant: this.batchInvariant,
       fusedDecode: this.gemv,
       decodeCounters: this.#decodeCounters.ptr,
+      pdl: this.pdl,
     };
   }
 
@@ -631,7 +641,7 @@ export class CudaSession implements SessionBackend {
           bScale: l.bScale ?? null,
         });
       } else {
-        this.#kernel(l.kernel).launch(l.grid, l.block, l.args, { stream });
+        this.#kernel(l.kernel).launch(l.grid, l.block, l.args, l.pdl ? { stream, pdl: true } : { stream });
       }
     }
   }

@@ -23,6 +23,24 @@ typedef unsigned long long u64;
 #define LLMRT_INF (__int_as_float(0x7f800000))
 #define LLMRT_LOG2E 1.4426950408889634f
 
+// Programmatic dependent launch (PDL, Hopper+; LaunchOptions.pdl): a kernel launched with it may start
+// while the previous kernel on the stream still runs. Before pdlWait() it may only read memory no
+// earlier launch of the step writes (weights, the step's inputs, earlier steps' KV cache) and write
+// nothing; pdlWait() returns once the previous kernel has completed and its writes are visible (at
+// once when the kernel was launched without PDL, so the same code serves both launches). A kernel
+// calls pdlLaunchDependents() after its pdlWait(), so the next kernel's pre-wait part (streaming its
+// weights) overlaps this kernel's main work, never an older kernel's.
+__device__ __forceinline__ void pdlWait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdlLaunchDependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 __device__ __forceinline__ float toF(float x) { return x; }
 __device__ __forceinline__ float toF(bf16_t x) { return __uint_as_float(((u32)x) << 16); }
 

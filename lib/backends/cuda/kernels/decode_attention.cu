@@ -123,6 +123,10 @@ __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, 
     sn[i] = (float)(sv * (double)attnScaling);
   }
   if (tid < DA_MAXG) { ms[tid] = -LLMRT_INF; ls[tid] = 0.f; }
+  // Everything above read only the step's inputs and earlier positions of the cache; qkv is the
+  // previous kernel's output (PDL: the first tile's loads and the RoPE tables overlap its tail).
+  pdlWait();
+  pdlLaunchDependents();
   __syncthreads();
   // Rotated q (rounded to bf16 as the unfused q buffer, then prescaled), zero rows past Gb.
   for (int idx = tid; idx < DA_MAXG * HALF; idx += NT) {
@@ -268,7 +272,9 @@ __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, 
     ml[1] = ls[tid];
   }
   } else {  // empty split (a short sequence in a graph sized for long ones): l = 0, skipped by the merge
-    if (direct) return;
+    if (direct) return;  // nothing to write (also before pdlWait: it touched nothing)
+    pdlWait();
+    pdlLaunchDependents();
     if (tid < Gb) {
     float* ml = partialML + (((long long)t * numHeads + h0 + tid) * numSplits + z) * 2;
     ml[0] = -LLMRT_INF;

@@ -22,10 +22,14 @@ __device__ __forceinline__ void gatherRowsImpl(const T* x, const int* rows, T* o
 }
 
 extern "C" __global__ void __launch_bounds__(256) gather_rows_bf16(const bf16_t* x, const int* rows, bf16_t* out, int numRows, int width) {
+  pdlWait();  // x is the previous kernel's (a no-op without PDL)
+  pdlLaunchDependents();
   if ((int)blockIdx.x >= numRows) return;
   gatherRowsImpl<bf16_t>(x, rows, out, width);
 }
 extern "C" __global__ void __launch_bounds__(256) gather_rows_f32(const float* x, const int* rows, float* out, int numRows, int width) {
+  pdlWait();  // x is the previous kernel's (a no-op without PDL)
+  pdlLaunchDependents();
   if ((int)blockIdx.x >= numRows) return;
   gatherRowsImpl<float>(x, rows, out, width);
 }

@@ -140,6 +140,9 @@ GEMV(gemv_bf16_m8, 8)
 #ifndef GF_U
 #define GF_U 4       // 16-byte weight loads per lane issued before use (4 beat 8 on H200: decode step 1.011 vs 1.048 ms)
 #endif
+#ifndef GF_PF
+#define GF_PF 1      // before pdlWait, bulk-prefetch the rest of each warp's weight row (past the first chunk) into L2
+#endif
 
 /** A weight vector: a plain 16-byte global load, as gemv_bf16 (which reached 89% of the copy bandwidth on
  *  gate_up; the L1::no_allocate / L2::256B-hinted form measured slower here). */
@@ -204,9 +207,20 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
   const bool live = mode == 2 ? blockIdx.x * 4 + (warp & 3) < half : row < n;
   const bf16_t* w = W + (long long)(live ? row : 0) * k;
   // The first chunk of the weight row is issued before the prologue, so the weight stream (the
-  // kernel's real work) overlaps the RMSNorm and the x staging.
+  // kernel's real work) overlaps the RMSNorm and the x staging; under PDL (pdlWait) also the previous
+  // kernel's tail, and lane 0 pulls the rest of the row into L2 meanwhile.
   uint4 v[GF_U];
-  if (live) gfIssue(w, lane, kv, v);
+  if (live) {
+    gfIssue(w, lane, kv, v);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if (GF_PF && lane == 0 && kv > 32 * GF_U) {
+      const long long rest = (long long)(kv - 32 * GF_U) * 16;
+      asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(w + 32 * GF_U * 8), "r"((u32)rest) : "memory");
+    }
+#endif
+  }
+  pdlWait();  // x and y are the previous kernels' (weights and prefetches above only)
+  pdlLaunchDependents();
   prefetchL2Slices(prefetch, prefetchBytes);
   float acc[M];
   if constexpr (NORM) {  // x <- rmsnorm(x) * normW, staged in shared memory (the launcher guarantees m * k <= GF_XS)

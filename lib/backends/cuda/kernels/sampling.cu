@@ -406,12 +406,16 @@ __device__ __forceinline__ void sampleImpl(const T* logits, int V, const float* 
 #if LLMRT_KERNEL(sample_bf16)
 extern "C" __global__ void __launch_bounds__(512) sample_bf16(const bf16_t* logits, int vocab, const float* temperature, const int* topK,
     const float* topP, const float* minP, const u32* seed, const int* step, int* outIds) {
+  pdlWait();  // the logits are the previous kernel's (a no-op without PDL)
+  pdlLaunchDependents();
   sampleImpl<bf16_t>(logits, vocab, temperature, topK, topP, minP, seed, step, outIds);
 }
 #endif
 #if LLMRT_KERNEL(sample_f32)
 extern "C" __global__ void __launch_bounds__(512) sample_f32(const float* logits, int vocab, const float* temperature, const int* topK,
     const float* topP, const float* minP, const u32* seed, const int* step, int* outIds) {
+  pdlWait();  // the logits are the previous kernel's (a no-op without PDL)
+  pdlLaunchDependents();
   sampleImpl<float>(logits, vocab, temperature, topK, topP, minP, seed, step, outIds);
 }
 #endif

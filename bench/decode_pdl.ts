@@ -1,0 +1,126 @@
+/**
+ * Batch-1 decode with and without programmatic dependent launch (PDL), one engine, one process: the
+ * same greedy run through a session with `pdl: false` and one with `pdl: true` must give the same ids
+ * and bitwise the same logits; then each session's decode graph replay is timed at several context
+ * lengths (the decode-attention share grows with the context), beside the device-copy ceiling measured
+ * in the same process.
+ *
+ *   bun bench/decode_pdl.ts --model DIR [--ctx 128,4096,32768] [--decode 256] [--check 32]
+ *
+ * Decode tokens/s = `--decode` graph-replayed steps after a 128-token prompt (each step syncs on its
+ * sampled id, as bench/latency.ts). "graph" = mean of 50 replays of the bucket-1 decode graph at
+ * position ctx − 1 (the KV cache past the prompt holds whatever earlier steps left: timing only).
+ * Exit status 1 when the two sessions disagree. LLMRT_BENCH_JSON=FILE also writes the numbers.
+ */
+import * as fs from "node:fs";
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { buildSync } from "../lib/builder/builder.ts";
+import { AutoModelForCausalLM } from "../lib/models/llama.ts";
+import type { CudaKvCache } from "../lib/backends/cuda/session.ts";
+import { Session } from "../lib/runtime/session.ts";
+import { greedyStepper } from "./batch1.ts";
+import { copyBandwidth } from "./copy_bandwidth.ts";
+
+const { values } = parseArgs({
+  args: process.argv.slice(2),
+  options: { model: { type: "string" }, ctx: { type: "string" }, decode: { type: "string" }, check: { type: "string" } },
+});
+if (!values.model) throw new Error("usage: bun bench/decode_pdl.ts --model DIR [--ctx 128,4096,32768] [--decode 256] [--check 32]");
+const ctxs = (values.ctx ?? "128,4096,32768").split(",").map(Number);
+const numDecode = Number(values.decode ?? 256);
+const numCheck = Number(values.check ?? 32);
+const bs = 32;
+const maxSeqLen = Math.ceil((Math.max(...ctxs, 128 + numCheck + numDecode + 16) + 64) / bs) * bs;
+
+const m = AutoModelForCausalLM.fromHuggingFace(values.model, { dtype: "bfloat16" });
+const engine = buildSync(m, { backend: "cuda", maxBatchSize: 1, maxNumTokens: 128, maxSeqLen, tokensPerBlock: bs });
+m.close();
+const weightBytes = engine.tensorNames().reduce((a, n) => a + engine.tensorInfo(n).shape.reduce((x, y) => x * y, 1) * engine.plan.elementBytes, 0);
+const V = engine.plan.attributes.vocabSize;
+const blocks = Int32Array.from({ length: maxSeqLen / bs }, (_, i) => i);
+const stepOf = greedyStepper(blocks);
+let seed = 12345;
+const prompt = Array.from({ length: 128 }, () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % Math.min(V, 32000));
+
+interface Run {
+  ids: number[];
+  logits: Float32Array[];
+  tps: number;
+  graphMs: Record<number, number>;
+  pdl: boolean;
+}
+
+function runOne(pdl: boolean): Run {
+  const session = Session.fromSerializedEngine(engine, { backend: "cuda", pdl });
+  try {
+    const cuda = session.cuda!;
+    const kv = session.createKvCache(blocks.length + 1);
+    const out = { sampledIds: new Int32Array(1) };
+    session.run(stepOf(prompt, 0), out, kv);
+    const ids = [out.sampledIds[0]];
+    const logits: Float32Array[] = [];
+    let pos = prompt.length;
+    for (let i = 0; i < numCheck; i++, pos++) {
+      const l = new Float32Array(V);
+      session.run(stepOf([ids[ids.length - 1]], pos), { sampledIds: out.sampledIds, logits: l }, kv);
+      ids.push(out.sampledIds[0]);
+      logits.push(l);
+    }
+    const t0 = performance.now();
+    for (let i = 0; i < numDecode; i++, pos++) {
+      session.run(stepOf([ids[ids.length - 1]], pos), out, kv);
+      ids.push(out.sampledIds[0]);
+    }
+    const tps = numDecode / ((performance.now() - t0) / 1000);
+    const graphMs: Record<number, number> = {};
+    for (const c of ctxs) graphMs[c] = cuda.profileDecodeStep(stepOf([ids[ids.length - 1]], c - 1), kv as CudaKvCache, 50).graphMs;
+    return { ids, logits, tps, graphMs, pdl: cuda.pdl };
+  } finally {
+    session.dispose();
+  }
+}
+
+const off = runOne(false);
+const on = runOne(true);
+const probe = Session.fromSerializedEngine(engine, { backend: "cuda", pdl: false });
+const dev = probe.cuda!.device;
+const copyBps = copyBandwidth(dev);
+const gpu = dev.name;
+probe.dispose();
+
+let idsEqual = off.ids.length === on.ids.length && off.ids.every((x, i) => x === on.ids[i]);
+let firstDiff = -1;
+for (let s = 0; s < numCheck && firstDiff < 0; s++) {
+  const a = new Uint32Array(off.logits[s].buffer), b = new Uint32Array(on.logits[s].buffer);
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i]) {
+      firstDiff = s;
+      break;
+    }
+  }
+}
+idsEqual &&= firstDiff < 0;
+const ceilingTps = copyBps / weightBytes;
+const f = (x: number, d = 1): string => x.toFixed(d);
+console.log(`GPU ${gpu}; model ${values.model}: ${f(weightBytes / 1e9, 3)} GB of bf16 weights; maxSeqLen ${maxSeqLen}`);
+console.log(`device copy bandwidth (1 GiB, read + write): ${f(copyBps / 1e12, 3)} TB/s → decode ceiling ${f(ceilingTps)} tokens/s`);
+console.log(
+  `PDL on vs off: ${numCheck} decode steps' logits ${firstDiff < 0 ? "bitwise equal" : `differ from step ${firstDiff}`}; ${
+    numCheck + numDecode + 1
+  } greedy ids ${off.ids.every((x, i) => x === on.ids[i]) ? "equal" : "DIFFER"} (session pdl flags: ${off.pdl}, ${on.pdl})`,
+);
+for (const r of [off, on]) {
+  console.log(
+    `pdl ${r.pdl ? "on " : "off"}: decode ${f(r.tps)} tokens/s = ${f((100 * r.tps) / ceilingTps)}% of the copy ceiling; graph replay ${
+      ctxs.map((c) => `ctx ${c} ${f(r.graphMs[c] * 1000, 1)} µs`).join(", ")
+    }`,
+  );
+}
+if (process.env.LLMRT_BENCH_JSON) {
+  fs.writeFileSync(
+    process.env.LLMRT_BENCH_JSON,
+    JSON.stringify({ gpu, weightBytes, copyBps, ceilingTps, equal: idsEqual, off: { tps: off.tps, graphMs: off.graphMs }, on: { tps: on.tps, graphMs: on.graphMs } }, null, 1),
+  );
+}
+if (!idsEqual) process.exit(1);
