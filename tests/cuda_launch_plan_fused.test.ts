@@ -480,3 +480,23 @@ test.skipIf("shared/models/stories260k is missing", !fs.existsSync(`${storiesDir
     }
   },
 );
+
+test("programmatic dependent launch: only a fused decode step's waiting kernels get pdl, and nothing else changes", () => {
+  const { bf16 } = engines(FUSED_MODELS[0].raw, 11);
+  const plan = bf16.plan;
+  const withPdl = (p: EnginePlan, fused: boolean): LaunchEnv => ({ ...planEnv(p, fused), pdl: true });
+  const strip = (ls: Launch[]): Launch[] => ls.map((l) => (l.kind === "kernel" ? { ...l, pdl: undefined } : l)).map((l) => JSON.parse(JSON.stringify(l, (_k, v) => typeof v === "bigint" ? `${v}n` : v)));
+  for (const T of [1, 3, 8]) {
+    const on = planLaunches(withPdl(plan, true), decodeShape(T)), off = planLaunches(planEnv(plan, true), decodeShape(T));
+    assert.deepEqual(strip(on), strip(off), `T=${T}: same launches apart from the flag`);
+    assert.ok(off.every((l) => l.kind !== "kernel" || !l.pdl), "pdl off: no launch flagged");
+    const flagged = on.filter((l): l is KernelLaunch => l.kind === "kernel" && !!l.pdl).map((l) => l.kernel.replace(/_(bf16|f32)(_(m|hd)\d+)?$/, ""));
+    const plain = on.filter((l): l is KernelLaunch => l.kind === "kernel" && !l.pdl).map((l) => l.kernel);
+    assert.deepEqual([...new Set(flagged)].sort(), ["decode_attention", "gather_rows", "gemv_fused", "gemv_fused_norm", "sample"], `T=${T}: ${flagged}`);
+    assert.deepEqual(plain, ["embedding_bf16"], "the step's first launch (after the host copy) stays an ordinary launch");
+  }
+  // Not a fused decode step: no launch is flagged even with pdl asked for.
+  const prefill = planLaunches(withPdl(plan, true), { numTokens: 5, numSeqs: 2, numRows: 2, attention: { kind: "prefill" }, sample: true });
+  assert.ok(prefill.every((l) => l.kind !== "kernel" || !l.pdl), "prefill: none flagged");
+  assert.ok(planLaunches(withPdl(plan, false), decodeShape(1)).every((l) => l.kind !== "kernel" || !l.pdl), "unfused decode: none flagged");
+});

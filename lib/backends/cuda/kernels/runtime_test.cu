@@ -49,3 +49,35 @@ extern "C" __global__ void llmrt_echo_args(float* __restrict__ out, int a, unsig
     out[5] = (float)f;
   }
 }
+
+// Programmatic dependent launch (tests/gpu/pdl.test.ts): y[i] += 1, read and written only after
+// griddepcontrol.wait, with a ~`spin`-cycle pause between the read and the write, then the dependents'
+// trigger. Launched with PDL in a chain, every launch must still see the previous one's sum.
+// `llmrt_pdl_nowait` triggers first and never waits: in a PDL chain its read may overtake the previous
+// launch's write (the control that shows the launches really overlap).
+__device__ __forceinline__ void llmrtSpin(long long cycles) {
+  const long long t0 = clock64();
+  while (clock64() - t0 < cycles) {
+  }
+}
+extern "C" __global__ void llmrt_pdl_add_one(float* __restrict__ y, unsigned int n, long long spin) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+  unsigned int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const float v = y[i];
+  llmrtSpin(spin);
+  y[i] = v + 1.0f;
+}
+extern "C" __global__ void llmrt_pdl_nowait(float* __restrict__ y, unsigned int n, long long spin) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+  unsigned int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const float v = y[i];
+  llmrtSpin(spin);
+  y[i] = v + 1.0f;
+}
