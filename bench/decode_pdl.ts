@@ -5,7 +5,10 @@
  * lengths (the decode-attention share grows with the context), beside the device-copy ceiling measured
  * in the same process.
  *
- *   bun bench/decode_pdl.ts --model DIR [--ctx 128,4096,32768] [--decode 256] [--check 32]
+ *   bun bench/decode_pdl.ts --model DIR [--ctx 128,4096,32768] [--decode 256] [--check 32] [--baseline]
+ *
+ * --baseline: one session with the default options only (no `pdl` key: runs on trees without it), for
+ * a before/after of the same measurements.
  *
  * Decode tokens/s = `--decode` graph-replayed steps after a 128-token prompt (each step syncs on its
  * sampled id, as bench/latency.ts). "graph" = mean of 50 replays of the bucket-1 decode graph at
@@ -24,7 +27,7 @@ import { copyBandwidth } from "./copy_bandwidth.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { model: { type: "string" }, ctx: { type: "string" }, decode: { type: "string" }, check: { type: "string" } },
+  options: { model: { type: "string" }, ctx: { type: "string" }, decode: { type: "string" }, check: { type: "string" }, baseline: { type: "boolean" } },
 });
 if (!values.model) throw new Error("usage: bun bench/decode_pdl.ts --model DIR [--ctx 128,4096,32768] [--decode 256] [--check 32]");
 const ctxs = (values.ctx ?? "128,4096,32768").split(",").map(Number);
@@ -51,8 +54,8 @@ interface Run {
   pdl: boolean;
 }
 
-function runOne(pdl: boolean): Run {
-  const session = Session.fromSerializedEngine(engine, { backend: "cuda", pdl });
+function runOne(pdl: boolean | undefined): Run {
+  const session = Session.fromSerializedEngine(engine, pdl === undefined ? { backend: "cuda" } : { backend: "cuda", pdl });
   try {
     const cuda = session.cuda!;
     const kv = session.createKvCache(blocks.length + 1);
@@ -75,15 +78,15 @@ function runOne(pdl: boolean): Run {
     const tps = numDecode / ((performance.now() - t0) / 1000);
     const graphMs: Record<number, number> = {};
     for (const c of ctxs) graphMs[c] = cuda.profileDecodeStep(stepOf([ids[ids.length - 1]], c - 1), kv as CudaKvCache, 50).graphMs;
-    return { ids, logits, tps, graphMs, pdl: cuda.pdl };
+    return { ids, logits, tps, graphMs, pdl: !!(cuda as { pdl?: boolean }).pdl };
   } finally {
     session.dispose();
   }
 }
 
-const off = runOne(false);
-const on = runOne(true);
-const probe = Session.fromSerializedEngine(engine, { backend: "cuda", pdl: false });
+const off = runOne(values.baseline ? undefined : false);
+const on = values.baseline ? off : runOne(true);
+const probe = Session.fromSerializedEngine(engine, { backend: "cuda" });
 const dev = probe.cuda!.device;
 const copyBps = copyBandwidth(dev);
 const gpu = dev.name;
@@ -105,22 +108,28 @@ const ceilingTps = copyBps / weightBytes;
 const f = (x: number, d = 1): string => x.toFixed(d);
 console.log(`GPU ${gpu}; model ${values.model}: ${f(weightBytes / 1e9, 3)} GB of bf16 weights; maxSeqLen ${maxSeqLen}`);
 console.log(`device copy bandwidth (1 GiB, read + write): ${f(copyBps / 1e12, 3)} TB/s → decode ceiling ${f(ceilingTps)} tokens/s`);
-console.log(
-  `PDL on vs off: ${numCheck} decode steps' logits ${firstDiff < 0 ? "bitwise equal" : `differ from step ${firstDiff}`}; ${
-    numCheck + numDecode + 1
-  } greedy ids ${off.ids.every((x, i) => x === on.ids[i]) ? "equal" : "DIFFER"} (session pdl flags: ${off.pdl}, ${on.pdl})`,
-);
-for (const r of [off, on]) {
+if (!values.baseline) {
   console.log(
-    `pdl ${r.pdl ? "on " : "off"}: decode ${f(r.tps)} tokens/s = ${f((100 * r.tps) / ceilingTps)}% of the copy ceiling; graph replay ${
-      ctxs.map((c) => `ctx ${c} ${f(r.graphMs[c] * 1000, 1)} µs`).join(", ")
-    }`,
+    `PDL on vs off: ${numCheck} decode steps' logits ${firstDiff < 0 ? "bitwise equal" : `differ from step ${firstDiff}`}; ${
+      numCheck + numDecode + 1
+    } greedy ids ${off.ids.every((x, i) => x === on.ids[i]) ? "equal" : "DIFFER"} (session pdl flags: ${off.pdl}, ${on.pdl})`,
+  );
+}
+for (const r of values.baseline ? [off] : [off, on]) {
+  console.log(
+    `${values.baseline ? "baseline" : r.pdl ? "pdl on " : "pdl off"}: decode ${f(r.tps)} tokens/s = ${
+      f((100 * r.tps) / ceilingTps)
+    }% of the copy ceiling; graph replay ${ctxs.map((c) => `ctx ${c} ${f(r.graphMs[c] * 1000, 1)} µs`).join(", ")}`,
   );
 }
 if (process.env.LLMRT_BENCH_JSON) {
   fs.writeFileSync(
     process.env.LLMRT_BENCH_JSON,
-    JSON.stringify({ gpu, weightBytes, copyBps, ceilingTps, equal: idsEqual, off: { tps: off.tps, graphMs: off.graphMs }, on: { tps: on.tps, graphMs: on.graphMs } }, null, 1),
+    JSON.stringify(
+      { gpu, weightBytes, copyBps, ceilingTps, equal: idsEqual, off: { tps: off.tps, graphMs: off.graphMs }, on: { tps: on.tps, graphMs: on.graphMs } },
+      null,
+      1,
+    ),
   );
 }
 if (!idsEqual) process.exit(1);

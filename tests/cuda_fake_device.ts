@@ -12,6 +12,7 @@ import {
   bucketFor,
   chooseAttention,
   decodeBuckets,
+  decodeSplitKeys,
   graphDecodeSplit,
   type KernelLaunch,
   kernelSignature,
@@ -1054,8 +1055,9 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         rowsOk(l.kernel, T);
         const nz = Array.from(pos, (p) => {
           const lo = window > 0 ? Math.max(0, p + 1 - window) : 0;
-          assert.ok(numSplits * splitSize >= p + 1 - lo, `${l.kernel}: ${numSplits} splits of ${splitSize} do not cover ${p + 1 - lo} keys`);
-          return cdiv(p + 1 - lo, splitSize); // non-empty splits of the token
+          const sz = decodeSplitKeys(p + 1 - lo, splitSize, numSplits); // the token's keys per split (daSplitKeys)
+          assert.ok(numSplits * sz >= p + 1 - lo, `${l.kernel}: ${numSplits} splits of ${sz} do not cover ${p + 1 - lo} keys`);
+          return cdiv(p + 1 - lo, sz); // non-empty splits of the token
         });
         if (nz.some((z) => z > 1)) {
           // Tokens of several splits go through partialO [T, nH, splits, hd] and partialML [.., 2] (f32) and the
@@ -1070,14 +1072,14 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           disjoint(l.kernel, "partialML and counters", pML, mlBytes, counters, cBytes);
           const c = mem.i32(counters, T * l.grid[0]), po = mem.f32(pO, T * nH * numSplits * hd), pml = mem.f32(pML, T * nH * numSplits * 2);
           assert.ok(c.every((v) => v === 0), `${l.kernel}: split counters not zero before the launch`);
-          // The partials a split writes (here: its number of keys, poisoning what a later read would expect).
+          // The partials a split writes (here: its split number + 1, poisoning what a later read would expect).
           for (let t = 0; t < T; t++) {
             if (nz[t] < 2) continue;
             for (let h = 0; h < nH; h++) {
               for (let z = 0; z < nz[t]; z++) {
                 const th = (t * nH + h) * numSplits + z;
-                pml.fill(splitSize, th * 2, th * 2 + 2);
-                po.fill(splitSize, th * hd, th * hd + hd);
+                pml.fill(z + 1, th * 2, th * 2 + 2);
+                po.fill(z + 1, th * hd, th * hd + hd);
               }
             }
           }

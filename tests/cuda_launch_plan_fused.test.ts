@@ -485,7 +485,10 @@ test("programmatic dependent launch: only a fused decode step's waiting kernels 
   const { bf16 } = engines(FUSED_MODELS[0].raw, 11);
   const plan = bf16.plan;
   const withPdl = (p: EnginePlan, fused: boolean): LaunchEnv => ({ ...planEnv(p, fused), pdl: true });
-  const strip = (ls: Launch[]): Launch[] => ls.map((l) => (l.kind === "kernel" ? { ...l, pdl: undefined } : l)).map((l) => JSON.parse(JSON.stringify(l, (_k, v) => typeof v === "bigint" ? `${v}n` : v)));
+  const strip = (ls: Launch[]): Launch[] =>
+    ls.map((l) => (l.kind === "kernel" ? { ...l, pdl: undefined } : l)).map((l) =>
+      JSON.parse(JSON.stringify(l, (_k, v) => typeof v === "bigint" ? `${v}n` : v))
+    );
   for (const T of [1, 3, 8]) {
     const on = planLaunches(withPdl(plan, true), decodeShape(T)), off = planLaunches(planEnv(plan, true), decodeShape(T));
     assert.deepEqual(strip(on), strip(off), `T=${T}: same launches apart from the flag`);

@@ -179,7 +179,9 @@ export class Kernel {
       const ex = this.#launchExFn || (this.#launchExFn = launchKernelExAddress());
       if (ex === 0n) throw new ValidationError(`Kernel ${this.name}: programmatic dependent launch needs cuLaunchKernelEx (CUDA 12.0+)`, "pdl", true);
       const code = shim().symbols.llmrt_launch_ex(ex, packet.bytes, LAUNCH_PDL);
-      if (code !== 0) checkCu(code, "cuLaunchKernelEx", `${this.name} (programmatic dependent launch) grid ${JSON.stringify(grid)} block ${JSON.stringify(block)}`);
+      if (code !== 0) {
+        checkCu(code, "cuLaunchKernelEx", `${this.name} (programmatic dependent launch) grid ${JSON.stringify(grid)} block ${JSON.stringify(block)}`);
+      }
       return;
     }
     const code = this.#launch(this.#launchFn, packet.bytes);

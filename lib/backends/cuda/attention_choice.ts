@@ -57,6 +57,21 @@ export function graphDecodeSplit(
   return { numSplits: cdiv(maxSeqLen, splitSize), splitSize };
 }
 
+/**
+ * Least keys per split of the fused decode attention (decode_attention.cu): a token splits its keys
+ * over the launch's splits only as far as this allows, so a short context runs as one block per kv
+ * group with no merge, however many splits the graph was captured with.
+ */
+export const DECODE_ATTENTION_MIN_SPLIT = 128;
+
+/**
+ * Keys per split of one token in decode_attention (its `daSplitKeys`): at least `minKeys`, enough for
+ * `numSplits` splits to cover `span` keys, a multiple of 64. Depends on the token's own span only.
+ */
+export function decodeSplitKeys(span: number, minKeys: number, numSplits: number): number {
+  return Math.max(minKeys, Math.ceil(Math.ceil(span / numSplits) / 64) * 64);
+}
+
 /** Decode-graph buckets: 1, 2, 4, … below `cap`, then `cap`. */
 export function decodeBuckets(cap: number): number[] {
   const out: number[] = [];

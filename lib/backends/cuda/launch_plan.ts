@@ -9,7 +9,7 @@ import { planDecodeFusion } from "./decode_fusion.ts";
 import { planQuantLinear, quantGemvFusable } from "./quant_launch.ts";
 import { fp8GemvFusable, planFp8Linear } from "./fp8_launch.ts";
 import { InternalError } from "../../util/errors.ts";
-import { hasTiledAttention } from "./attention_choice.ts";
+import { DECODE_ATTENTION_MIN_SPLIT, hasTiledAttention } from "./attention_choice.ts";
 import { GEMV_MAX_ROWS, isPdlKernel, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
 
 export * from "./attention_choice.ts";
@@ -232,7 +232,8 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
             env.blockStride,
             op.scale,
             op.window,
-            att.splitSize,
+            // The least keys per split: each token sizes its own splits from its span (daSplitKeys).
+            Math.min(att.splitSize, DECODE_ATTENTION_MIN_SPLIT),
             0n,
             0n,
           ]);

@@ -14,8 +14,9 @@
 //   rotated k and raw v of token t are written at positions[t] (bit-identical to rope_kv_write_bf16);
 //   invFreq [hd / 2] f64 and attnScaling as rope_kv_write. scale / window as paged_attention_decode.
 //   grid (numKvHeads * ceil(G / 8), numTokens, numSplits), G = numHeads / numKvHeads   block (128, 1, 1)
-//   Split z covers attended keys [lo + z * splitSize, lo + (z + 1) * splitSize) (any splitSize >= 1;
-//   numSplits * splitSize must cover the longest attended span; splits past a sequence's end are empty).
+//   Split z of a token attending span keys covers keys [lo + z * sz, lo + (z + 1) * sz) with
+//   sz = max(splitSize, roundUp64(ceil(span / numSplits))) (daSplitKeys: splitSize is the least keys per
+//   split, any >= 1; splits past a token's last key are empty and exit before pdlWait).
 //   numSplits == 1, or a token whose keys all fall in split 0: out written directly by that split's block
 //   (partials and counters untouched; with numSplits == 1 they may be 0).
 //   Otherwise: partialO f32 [numTokens, numHeads, numSplits, hd], partialML f32 [.., numSplits, 2],
@@ -57,6 +58,25 @@ __device__ __forceinline__ void daPrefetchL2(const void* base, long long bytes) 
   }
 }
 
+/**
+ * Keys per split of a token attending `span` keys: at least `minKeys`, and enough that `numSplits`
+ * splits cover the span (a multiple of 64). A short context takes one split (one block per kv group,
+ * no merge), a long one spreads over every split; it depends on the token's own span only, so a
+ * sequence's splits are the same whatever else the step holds (batch invariance).
+ * attention_choice.ts decodeSplitKeys is the same rule.
+ */
+__device__ __forceinline__ int daSplitKeys(int span, int minKeys, int numSplits) {
+  const int even = ((span + numSplits - 1) / numSplits + 63) & ~63;
+  return max(minKeys, even);
+}
+
+/** Pulls one K/V row (HD bf16) into L2: the next tile's, while this tile computes. */
+template <int HD>
+__device__ __forceinline__ void daPrefetchRow(const bf16_t* p) {
+#pragma unroll
+  for (int b = 0; b < HD * 2; b += 128) asm volatile("prefetch.global.L2 [%0];" ::"l"((const char*)p + b));
+}
+
 template <int HD>
 __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, bf16_t* kv, const int* positions,
     const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, float* partialO,
@@ -85,10 +105,11 @@ __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, 
   const int s = seqOfToken(seqStarts, numSeqs, t);
   const int pos = positions[t];
   const int lo = window > 0 ? max(0, pos + 1 - window) : 0;
-  const int sLo = lo + z * splitSize;
-  const int sHi = min(pos + 1, sLo + splitSize);
+  const int sz = daSplitKeys(pos + 1 - lo, splitSize, numSplits);  // this token's keys per split
+  const int sLo = lo + z * sz;
+  const int sHi = min(pos + 1, sLo + sz);
   const bool own = sLo <= pos && pos < sHi;  // this split holds the step's own key
-  const int nz = min(numSplits, (pos + 1 - lo + splitSize - 1) / splitSize);  // non-empty splits of this token
+  const int nz = (pos + 1 - lo + sz - 1) / sz;  // non-empty splits of this token (<= numSplits)
   const bool direct = nz == 1;  // one split holds every key: it writes out itself (no partials, no counter)
   const int rowWidth = numKvHeads * HD;
   const int* table = blockTables + (long long)s * maxBlocksPerSeq;
@@ -169,6 +190,10 @@ __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, 
   for (int k0 = sLo; k0 < sHi; k0 += TILE) {
     const int kp = k0 + tid;
     if (k0 != sLo) issueTile(k0);
+    if (kp + TILE < sHi) {  // the next tile's K and V rows (one key per thread) head for L2 while this one computes
+      daPrefetchRow<HD>(kv + kvCacheOffset(table, kp + TILE, 0, tokensPerBlock, rowWidth) + kvh * HD);
+      daPrefetchRow<HD>(kv + kvCacheOffset(table, kp + TILE, 1, tokensPerBlock, rowWidth) + kvh * HD);
+    }
     // The step's own key / value come from shared memory (rotated above), not from the cache.
     if (kp == pos) {
 #pragma unroll
