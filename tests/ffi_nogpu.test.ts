@@ -29,7 +29,7 @@ import {
   toBunSymbols,
   toDenoSymbols,
 } from "../ffi/runtime.ts";
-import { buildShimWithSystemCompiler, LaunchPacket, MAX_KERNEL_ARGS, shim, SHIM_ABI, shimSymbols } from "../ffi/shim.ts";
+import { buildShimWithSystemCompiler, LAUNCH_PDL, LaunchPacket, MAX_KERNEL_ARGS, shim, SHIM_ABI, shimSymbols } from "../ffi/shim.ts";
 import { formatArg, wrapForTrace } from "../ffi/trace.ts";
 import { Release, ReleaseSet } from "../lib/cuda/owner.ts";
 import { compileCuda, cubinCacheKey, includedHeaders } from "../lib/backends/cuda/compiler.ts";
@@ -290,6 +290,58 @@ test.skipIf("no system C compiler to build the fake driver", !hasCc)("the shim p
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test.skipIf("no system C compiler to build the fake driver", !hasCc)(
+  "llmrt_launch_ex fills cuLaunchKernelEx's config and the PDL attribute (fake driver, cuda.h layout)",
+  () => {
+    const dir = mkdtempSync(join(tmpdir(), "llmrt-fake-ex-"));
+    try {
+      const src = join(dir, "fake_ex.c");
+      // The layout of cuda.h's CUlaunchConfig / CUlaunchAttribute (CUDA 12-13), written out here independently of the shim.
+      writeFileSync(
+        src,
+        `
+      typedef unsigned int u32; typedef unsigned long long u64;
+      typedef struct { u32 id; char pad[4]; union { char pad[64]; int programmaticStreamSerializationAllowed; } value; } Attr;
+      typedef struct { u32 gx, gy, gz, bx, by, bz, sh; void* stream; Attr* attrs; u32 numAttrs; } Config;
+      static u64 rec[16]; static unsigned char vals[16];
+      static int fake_ex(const Config* c, void* f, void** params, void** extra) {
+        rec[0] = (u64)f; rec[1] = c->gx; rec[2] = c->gy; rec[3] = c->gz; rec[4] = c->bx; rec[5] = c->by; rec[6] = c->bz;
+        rec[7] = c->sh; rec[8] = (u64)c->stream; rec[9] = c->numAttrs; rec[10] = (u64)extra;
+        rec[11] = c->numAttrs ? c->attrs[0].id : 99; rec[12] = c->numAttrs ? (u64)c->attrs[0].value.programmaticStreamSerializationAllowed : 99;
+        for (int i = 0; i < 2; i++) for (int b = 0; b < 8; b++) vals[i * 8 + b] = ((unsigned char*)params[i])[b];
+        return 0;
+      }
+      u64 fake_ex_address(void) { return (u64)&fake_ex; }
+      void fake_ex_read(u64* out, unsigned char* args) { for (int i = 0; i < 13; i++) out[i] = rec[i]; for (int i = 0; i < 16; i++) args[i] = vals[i]; }
+    `,
+      );
+      const so = join(dir, "fake_ex.so");
+      const cc = spawnSync("cc", ["-shared", "-fPIC", "-O1", "-o", so, src], { encoding: "utf8" });
+      assert.equal(cc.status, 0, cc.stderr);
+      const fake = openPath(so, { fake_ex_address: { args: [], returns: "handle" }, fake_ex_read: { args: ["buf", "buf"], returns: "i32" } } as const);
+      const packet = new LaunchPacket(["ptr", "i32"]);
+      packet.setLaunch(0x1234n, 0x5678n, [66, 2, 3], [256, 1, 1], 512);
+      packet.setArg(0, 0x7000_0000_2000n);
+      packet.setArg(1, -7);
+      const rec = new BigUint64Array(13), args = new Uint8Array(16);
+      for (const flags of [LAUNCH_PDL, 0]) {
+        assert.equal(shim().symbols.llmrt_launch_ex(fake.symbols.fake_ex_address(), packet.bytes, flags), 0);
+        fake.symbols.fake_ex_read(rec, args);
+        const attr = flags ? [1n, 6n, 1n] : [0n, 99n, 99n]; // numAttrs; CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6, allowed = 1
+        assert.deepEqual([...rec], [0x1234n, 66n, 2n, 3n, 256n, 1n, 1n, 512n, 0x5678n, attr[0], 0n, attr[1], attr[2]], `flags ${flags}`);
+        const av = new DataView(args.buffer);
+        assert.equal(av.getBigUint64(0, true), 0x7000_0000_2000n);
+        assert.equal(av.getInt32(8, true), -7);
+      }
+      // A NULL cuLaunchKernelEx is refused, not called.
+      assert.equal(shim().symbols.llmrt_launch_ex(0n, packet.bytes, LAUNCH_PDL), 1);
+      fake.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
 
 test.skipIf("no system C compiler", !hasCc)("the system-compiler shim build is cached by source hash", () => {
   const dir = mkdtempSync(join(tmpdir(), "llmrt-shim-cache-"));
