@@ -22,6 +22,7 @@ import { buildSync } from "../lib/builder/builder.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import type { CudaKvCache } from "../lib/backends/cuda/session.ts";
 import { Session } from "../lib/runtime/session.ts";
+import { CudaDevice } from "../lib/cuda/device.ts";
 import { greedyStepper } from "./batch1.ts";
 import { copyBandwidth } from "./copy_bandwidth.ts";
 
@@ -86,11 +87,10 @@ function runOne(pdl: boolean | undefined): Run {
 
 const off = runOne(values.baseline ? undefined : false);
 const on = values.baseline ? off : runOne(true);
-const probe = Session.fromSerializedEngine(engine, { backend: "cuda" });
-const dev = probe.cuda!.device;
+const dev = CudaDevice.open(0);
 const copyBps = copyBandwidth(dev);
 const gpu = dev.name;
-probe.dispose();
+dev.dispose();
 
 let idsEqual = off.ids.length === on.ids.length && off.ids.every((x, i) => x === on.ids[i]);
 let firstDiff = -1;

@@ -143,6 +143,9 @@ GEMV(gemv_bf16_m8, 8)
 #ifndef GF_NV
 #define GF_NV 2      // normW / x vectors per thread the _norm prologue keeps in registers (k <= 4096 for 256 threads)
 #endif
+#ifndef GF_DB
+#define GF_DB 0      // 1: issue the next chunk of weight loads before the FMAs of this one (double-buffered registers)
+#endif
 #ifndef GF_PF
 #define GF_PF 1      // before pdlWait, bulk-prefetch the rest of each warp's weight row (past the first chunk) into L2
 #endif
@@ -186,12 +189,20 @@ __device__ __forceinline__ void gfRow(const bf16_t* __restrict__ xb, const bf16_
   for (int r = 0; r < M; r++) acc[r] = 0.f;
   int c = lane;
   for (;;) {
+    const int cn = c + 32 * GF_U;
+    uint4 nv[GF_U];
+    if (GF_DB && cn < kv) gfIssue(w, cn, kv, nv);  // the next chunk in flight during these FMAs
 #pragma unroll
     for (int u = 0; u < GF_U; u++)
       if (c + 32 * u < kv) gemvAccum<M>(v[u], xb, m, k, c + 32 * u, acc);
-    c += 32 * GF_U;
+    c = cn;
     if (c >= kv) break;
-    gfIssue(w, c, kv, v);
+    if (GF_DB) {
+#pragma unroll
+      for (int u = 0; u < GF_U; u++) v[u] = nv[u];
+    } else {
+      gfIssue(w, c, kv, v);
+    }
   }
 #pragma unroll
   for (int r = 0; r < M; r++) acc[r] = warpSum(acc[r]);
