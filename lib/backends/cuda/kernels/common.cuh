@@ -30,8 +30,14 @@ typedef unsigned long long u64;
 // once when the kernel was launched without PDL, so the same code serves both launches). A kernel
 // calls pdlLaunchDependents() after its pdlWait(), so the next kernel's pre-wait part (streaming its
 // weights) overlaps this kernel's main work, never an older kernel's.
+#ifndef LLMRT_PDL_EARLY
+#define LLMRT_PDL_EARLY 0  // 1: trigger the dependents before waiting (deeper overlap; a tuning knob)
+#endif
 __device__ __forceinline__ void pdlWait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#if LLMRT_PDL_EARLY
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
 }
