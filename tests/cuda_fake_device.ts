@@ -1012,6 +1012,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         attention(q, out, kv, pos, starts, tables, T, S, nH, nKV, hd, bs, stride, scale, window, l.kernel, view);
         break;
       }
+      case "decode_attention_g4_bf16":
       case "decode_attention_bf16": {
         // decode_attention.cu: (qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, partialML,
         //   counters, numTokens, numSeqs, numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, prefetch, prefetchBytes)
@@ -1040,7 +1041,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           prefetchBytes,
         ] = A;
         const hd = suffix, G = nH / nKV, numSplits = l.grid[2], W = (nH + 2 * nKV) * hd;
-        assert.ok(Number.isInteger(G) && l.block === 128, `${l.kernel}: G ${G}, block ${l.block}`);
+        assert.ok(Number.isInteger(G) && l.block === 128 && (G <= 4 || !name.includes("_g4")), `${l.kernel}: G ${G}, block ${l.block}`);
         assert.ok(l.grid[0] === nKV * cdiv(G, 8) && l.grid[1] >= T, `${l.kernel}: grid ${l.grid}`);
         assert.ok(splitSize >= 1 && numSplits <= MAX_DECODE_SPLITS, `${l.kernel}: ${numSplits} splits of ${splitSize}`);
         if (prefetchBytes > 0n) mem.bytes(prefetch, Number(prefetchBytes));

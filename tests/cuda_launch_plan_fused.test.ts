@@ -135,11 +135,11 @@ const modeOf = (l: Launch): number | undefined => (l.kind === "kernel" && l.kern
 const shape = (ls: readonly Launch[]): string[] => ls.map((l) => kernelOf(l) + (modeOf(l) === undefined ? "" : `/${modeOf(l)}`));
 
 /** The fused decode step of `layers` layers when every fusion applies: 5 launches a layer + 4. */
-function fullyFused(layers: number, hd: number, qkNorm: boolean): string[] {
+function fullyFused(layers: number, hd: number, qkNorm: boolean, group: number): string[] {
   const layer = [
     "gemv_fused_norm_bf16/0",
     ...(qkNorm ? ["qk_norm_bf16"] : []),
-    `decode_attention_bf16_hd${hd}`,
+    `decode_attention_${group <= 4 ? "g4_" : ""}bf16_hd${hd}`,
     "gemv_fused_bf16/1",
     "gemv_fused_norm_bf16/2",
     "gemv_fused_bf16/1",
@@ -207,7 +207,11 @@ for (const m of FUSED_MODELS) {
           const rows = (fl[0] as KernelLaunch).grid[0]; // the embedding's: the step's rows (a graph's bucket)
           const attnFuses = rows === 1 || !attentionAliases(plan, rows);
           if (rows * a.hiddenSize <= 8192 && attnFuses) {
-            assert.deepEqual(shape(fl), fullyFused(a.numLayers, a.headDim, !!m.qkNorm), `${what}: fused launches`);
+            assert.deepEqual(
+              shape(fl),
+              fullyFused(a.numLayers, a.headDim, !!m.qkNorm, (m.raw.num_attention_heads as number) / a.numKvHeads),
+              `${what}: fused launches`,
+            );
             fullShapes++;
           }
           if (rows * a.hiddenSize > 8192) {
@@ -353,7 +357,7 @@ test("llama-3.2-1b plan: one-sequence decode step 166 launches unfused, 84 fused
   const fused = planLaunches(planEnv(plan, true), decodeShape(1));
   assert.equal(unfused.length, 166);
   assert.equal(fused.length, 84);
-  assert.deepEqual(shape(fused), fullyFused(16, 64, false));
+  assert.deepEqual(shape(fused), fullyFused(16, 64, false, 4));
   // Per layer: 10 launches → 5.
   const perLayer = (ls: Launch[], l: number): number =>
     ls.filter((x) => x.kind === "kernel" && (x.args.includes(BigInt(1n << 44n) + BigInt(l << 20)) || false)).length;
@@ -495,7 +499,7 @@ test("programmatic dependent launch: only a fused decode step's waiting kernels 
     assert.ok(off.every((l) => l.kind !== "kernel" || !l.pdl), "pdl off: no launch flagged");
     const flagged = on.filter((l): l is KernelLaunch => l.kind === "kernel" && !!l.pdl).map((l) => l.kernel.replace(/_(bf16|f32)(_(m|hd)\d+)?$/, ""));
     const plain = on.filter((l): l is KernelLaunch => l.kind === "kernel" && !l.pdl).map((l) => l.kernel);
-    assert.deepEqual([...new Set(flagged)].sort(), ["decode_attention", "gather_rows", "gemv_fused", "gemv_fused_norm", "sample"], `T=${T}: ${flagged}`);
+    assert.deepEqual([...new Set(flagged)].sort(), ["decode_attention_g4", "gather_rows", "gemv_fused", "gemv_fused_norm", "sample"], `T=${T}: ${flagged}`);
     assert.deepEqual(plain, ["embedding_bf16"], "the step's first launch (after the host copy) stays an ordinary launch");
   }
   // Not a fused decode step: no launch is flagged even with pdl asked for.

@@ -302,9 +302,9 @@ def attn_ref(q, K, V, G, scale, window, pos):
     return out
 
 
-def decode_fused(qkv, out, kvc, positions, seqStarts, table, invf, scaling, pO, pML, ctr, T, S, nH, nKV, hd, tpb, maxB, scale, window, splitSize, numSplits, pf=None, pfBytes=0):
+def decode_fused(qkv, out, kvc, positions, seqStarts, table, invf, scaling, pO, pML, ctr, T, S, nH, nKV, hd, tpb, maxB, scale, window, splitSize, numSplits, pf=None, pfBytes=0, g4=False):
     G = nH // nKV
-    launch("decode_attention", f"decode_attention_bf16_hd{hd}", (nKV * math.ceil(G / 8), T, numSplits), 128,
+    launch("decode_attention", f"decode_attention_{'g4_' if g4 else ''}bf16_hd{hd}", (nKV * math.ceil(G / 8), T, numSplits), 128,
            (P(qkv), P(out), P(kvc), P(positions), P(seqStarts), P(table), P(invf), F(scaling), P(pO), P(pML), P(ctr),
             I(T), I(S), I(nH), I(nKV), I(tpb), I(maxB), F(scale), I(window), I(splitSize), P(pf), L(pfBytes)))
 
@@ -371,6 +371,14 @@ def check_attention():
                         ctr_zero = int(ctr.abs().sum()) == 0
                         e_old = relerr(out, out2)
                         ok = worst < 1e-2 and cache_same and ctr_zero
+                        if G <= 4:  # the _g4 instantiation (the engine's for groups <= 4): the same bits
+                            kv4 = cache.data[0].clone()
+                            out4 = torch.full_like(out, float("nan"))
+                            ctr4 = torch.zeros_like(ctr)
+                            decode_fused(qkv, out4, kv4, positions, seqStarts, cache.table, invf, 1.0, pO, pML, ctr4, T, S, nH, nKV, hd, tpb, cache.maxBlocks, scale, window, splitSize, ns, g4=True)
+                            torch.cuda.synchronize()
+                            g4same = torch.equal(out4.view(torch.int16), out.view(torch.int16)) and torch.equal(kv4.view(torch.int16), kvc.view(torch.int16)) and int(ctr4.abs().sum()) == 0
+                            record("decode_attention_g4 == decode_attention", g4same, f"nH={nH} nKV={nKV} hd={hd} tpb={tpb} pos={lens} win={window} split={splitSize}x{ns}: bitwise {g4same}")
                         record("decode_attention", ok, f"nH={nH} nKV={nKV} hd={hd} tpb={tpb} pos={lens} win={window} split={splitSize}x{ns}: rel={worst:.2e} vs-unfused={e_old:.2e} cache-bits-equal={cache_same} counters-reset={ctr_zero}")
 
 

@@ -212,7 +212,8 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           ]);
         } else if (att.kind === "decode" && fuse?.attnQkv.has(i)) {
           const group = op.numHeads / op.numKvHeads;
-          k(i, `decode_attention_bf16_hd${op.headDim}`, [op.numKvHeads * cdiv(group, 8), T, att.numSplits], 128, [
+          // GQA groups of ≤ 4 heads: the _g4 instantiation (half the per-head registers, same sums).
+          k(i, `decode_attention_${group <= 4 ? "g4_" : ""}bf16_hd${op.headDim}`, [op.numKvHeads * cdiv(group, 8), T, att.numSplits], 128, [
             buf(fuse.attnQkv.get(i)!),
             buf(op.out),
             kvLayer(op.layer),

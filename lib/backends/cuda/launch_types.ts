@@ -57,6 +57,7 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   paged_attention_decode_int8kv: { file: "paged_attention.cu", params: [P, P, P, P, P, P, P, P, I, I, I, I, I, I, F, I, I, P] },
   paged_attention_prefill_mma_int8kv: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, F, I, P] },
   decode_attention: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
+  decode_attention_g4: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
 };
 
 /** The family of a kernel entry point: the name minus its _hdN / _mN and _bf16 / _f32 suffixes. */
@@ -68,7 +69,14 @@ function kernelFamily(name: string): string {
  * Kernel families whose code calls pdlWait (kernels/common.cuh) before it touches memory an earlier
  * launch writes, so they may take a programmatic dependent launch (KernelLaunch.pdl).
  */
-const PDL_FAMILIES: ReadonlySet<string> = new Set(["gemv_fused", "gemv_fused_norm", "decode_attention", "gather_rows", "sample"]);
+const PDL_FAMILIES: ReadonlySet<string> = new Set([
+  "gemv_fused",
+  "gemv_fused_norm",
+  "decode_attention",
+  "decode_attention_g4",
+  "gather_rows",
+  "sample",
+]);
 
 /** Whether kernel entry point `name` may be launched with programmatic dependent launch. */
 export function isPdlKernel(name: string): boolean {

@@ -4,8 +4,7 @@
 // paged_attention_decode_reduce. bf16 only; for decode steps: each sequence brings exactly ONE token
 // (a sequence's earlier keys must already be in the cache; its own key is taken from qkv directly).
 //
-// extern "C" __global__ void decode_attention_bf16_hd{64|128}(
-//     const bf16_t* qkv, bf16_t* out, bf16_t* kvCache, const int* positions, const int* seqStarts,
+// extern "C" __global__ void decode_attention_bf16_hd{64|128}(const bf16_t* qkv, bf16_t* out, bf16_t* kvCache, const int* positions, const int* seqStarts,
 //     const int* blockTables, const double* invFreq, float attnScaling, float* partialO, float* partialML,
 //     int* counters, int numTokens, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
 //     int maxBlocksPerSeq, float scale, int window, int splitSize, const void* prefetch, long long prefetchBytes)
@@ -22,7 +21,13 @@
 //   Otherwise: partialO f32 [numTokens, numHeads, numSplits, hd], partialML f32 [.., numSplits, 2],
 //     counters int [numTokens * gridDim.x] ZERO before the first launch (each launch leaves them zero).
 //   prefetch: as gemv_fused (0 = none; pulling o_proj's weight into L2 here measured slower).
-//   shared static 39.5 KB (hd64) / 42 KB (hd128); 180 / 246 registers (nvcc 13, sm_90)
+//   shared static 39.5 KB (hd64) / 42 KB (hd128); 192 / 254 registers (nvcc 13, sm_90)
+// extern "C" __global__ void decode_attention_g4_bf16_hd{64|128}(...the same parameters...)
+//   The same kernel for G <= 4 (4 q heads per block instead of 8): the same bits, 20 / 21.5 KB shared,
+//   128 registers at hd 64 (4 blocks per SM; 192 before) / 221 at hd 128.
+// PDL: the first K/V tile, the RoPE tables and the empty splits' exit come before pdlWait (qkv is the
+// previous kernel's output).
+// The numSplits of a launch are at most 64 (MAX_DECODE_SPLITS; the merge stages (m, l) in shared memory).
 #include "common.cuh"
 
 #define DA_MAXG 8
@@ -78,7 +83,7 @@ __device__ __forceinline__ void daPrefetchRow(const bf16_t* p) {
   for (int b = 0; b < HD * 2; b += 128) asm volatile("prefetch.global.L2 [%0];" ::"l"((const char*)p + b));
 }
 
-template <int HD>
+template <int HD, int MG>  // MG: most q heads per block (8; 4 for GQA groups of <= 4: fewer registers, same sums)
 __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, bf16_t* kv, const int* positions,
     const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, float* partialO,
     float* partialML, int* counters, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
@@ -87,22 +92,22 @@ __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, 
   constexpr int VPR = HD / 8;     // 16-byte vectors per K/V row
   constexpr int KG = NT / VPR;    // key groups in the PV phase (16 for hd64, 8 for hd128)
   constexpr int KPG = TILE / KG;  // keys per group per tile
-  __shared__ float qs[DA_MAXG * HD];
-  __shared__ float sc[DA_MAXG * TILE];
-  __shared__ float red[KG * DA_MAXG * HD];
+  __shared__ float qs[MG * HD];
+  __shared__ float sc[MG * TILE];
+  __shared__ float red[KG * MG * HD];
   __shared__ __align__(16) bf16_t kself[HD];
   __shared__ __align__(16) bf16_t vself[HD];
   __shared__ float cs[HALF], sn[HALF];
-  __shared__ float ms[DA_MAXG], ls[DA_MAXG], al[DA_MAXG];
+  __shared__ float ms[MG], ls[MG], al[MG];
   __shared__ int amLast;
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int t = blockIdx.y, z = blockIdx.z, numSplits = gridDim.z;
   const int G = numHeads / numKvHeads;
-  const int chunks = (G + DA_MAXG - 1) / DA_MAXG;
+  const int chunks = (G + MG - 1) / MG;
   const int kvh = blockIdx.x / chunks, chunk = blockIdx.x - kvh * chunks;
-  const int h0 = kvh * G + chunk * DA_MAXG;
-  const int Gb = min(DA_MAXG, G - chunk * DA_MAXG);
+  const int h0 = kvh * G + chunk * MG;
+  const int Gb = min(MG, G - chunk * MG);
   const int s = seqOfToken(seqStarts, numSeqs, t);
   const int pos = positions[t];
   const int lo = window > 0 ? max(0, pos + 1 - window) : 0;
@@ -144,14 +149,14 @@ __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, 
     cs[i] = (float)(cv * (double)attnScaling);
     sn[i] = (float)(sv * (double)attnScaling);
   }
-  if (tid < DA_MAXG) { ms[tid] = -LLMRT_INF; ls[tid] = 0.f; }
+  if (tid < MG) { ms[tid] = -LLMRT_INF; ls[tid] = 0.f; }
   // Everything above read only the step's inputs and earlier positions of the cache; qkv is the
   // previous kernel's output (PDL: the first tile's loads and the RoPE tables overlap its tail).
   pdlWait();
   pdlLaunchDependents();
   __syncthreads();
   // Rotated q (rounded to bf16 as the unfused q buffer, then prescaled), zero rows past Gb.
-  for (int idx = tid; idx < DA_MAXG * HALF; idx += NT) {
+  for (int idx = tid; idx < MG * HALF; idx += NT) {
     const int g = idx / HALF, i = idx - g * HALF;
     float qa = 0.f, qb = 0.f;
     if (g < Gb) {
@@ -182,9 +187,9 @@ __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, 
   }
   __syncthreads();
 
-  float acc[DA_MAXG][8];
+  float acc[MG][8];
 #pragma unroll
-  for (int g = 0; g < DA_MAXG; g++)
+  for (int g = 0; g < MG; g++)
 #pragma unroll
     for (int e = 0; e < 8; e++) acc[g][e] = 0.f;
 
@@ -205,15 +210,15 @@ __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, 
       if (k0 + pvGroup + KG * j == pos) vreg[j] = *reinterpret_cast<const uint4*>(vself + pvChunk * 8);
     // Scores.
     {
-      float part[DA_MAXG];
+      float part[MG];
 #pragma unroll
-      for (int g = 0; g < DA_MAXG; g++) part[g] = 0.f;
+      for (int g = 0; g < MG; g++) part[g] = 0.f;
 #pragma unroll
       for (int c = 0; c < VPR; c++) {
         float kf[8];
         unpack8(kreg[c], kf);
 #pragma unroll
-        for (int g = 0; g < DA_MAXG; g++) {
+        for (int g = 0; g < MG; g++) {
           if (g < Gb) {
 #pragma unroll
             for (int e = 0; e < 8; e++) part[g] = fmaf(qs[g * HD + c * 8 + e], kf[e], part[g]);
@@ -222,7 +227,7 @@ __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, 
       }
       const bool valid = kp < sHi;
 #pragma unroll
-      for (int g = 0; g < DA_MAXG; g++)
+      for (int g = 0; g < MG; g++)
         if (g < Gb) sc[g * TILE + tid] = valid ? part[g] : -LLMRT_INF;
     }
     __syncthreads();
@@ -251,7 +256,7 @@ __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, 
     __syncthreads();
     // P·V: thread owns dims pvChunk*8 .. +8 of keys pvGroup + KG j.
 #pragma unroll
-    for (int g = 0; g < DA_MAXG; g++) {
+    for (int g = 0; g < MG; g++) {
       if (g < Gb) {
         const float a = al[g];
 #pragma unroll
@@ -264,7 +269,7 @@ __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, 
       unpack8(vreg[j], vf);
       const int key = pvGroup + KG * j;
 #pragma unroll
-      for (int g = 0; g < DA_MAXG; g++) {
+      for (int g = 0; g < MG; g++) {
         if (g < Gb) {
           const float p = sc[g * TILE + key];
 #pragma unroll
@@ -277,16 +282,16 @@ __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, 
 
   // Merge the key groups.
 #pragma unroll
-  for (int g = 0; g < DA_MAXG; g++)
+  for (int g = 0; g < MG; g++)
     if (g < Gb)
 #pragma unroll
-      for (int e = 0; e < 8; e++) red[(pvGroup * DA_MAXG + g) * HD + pvChunk * 8 + e] = acc[g][e];
+      for (int e = 0; e < 8; e++) red[(pvGroup * MG + g) * HD + pvChunk * 8 + e] = acc[g][e];
   __syncthreads();
   for (int i = tid; i < Gb * HD; i += NT) {
     const int g = i / HD, d = i - g * HD;
     float o = 0.f;
 #pragma unroll
-    for (int grp = 0; grp < KG; grp++) o += red[(grp * DA_MAXG + g) * HD + d];
+    for (int grp = 0; grp < KG; grp++) o += red[(grp * MG + g) * HD + d];
     const long long th = (long long)t * numHeads + h0 + g;
     if (direct) out[th * HD + d] = fromF<bf16_t>(o / ls[g]);
     else partialO[(th * numSplits + z) * HD + d] = o;
@@ -321,7 +326,7 @@ __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, 
   // The same sums in the same order as one split at a time.
   float* mlS = sc;  // [Gb][nz][2]
   const int nml = Gb * nz * 2;
-  const bool staged = nml <= DA_MAXG * TILE;  // nz <= 64 (MAX_DECODE_SPLITS); more splits read (m, l) from global
+  const bool staged = nml <= MG * TILE;  // nz <= 64 (MAX_DECODE_SPLITS); more splits read (m, l) from global
   for (int i0 = 0; staged && i0 < nml; i0 += NT * DA_MB) {
     float v[DA_MB];
 #pragma unroll
@@ -361,21 +366,27 @@ __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, 
   if (tid == 0) *ctr = 0;
 }
 
-#define DECODE_FUSED(HD)                                                                                                \
-  extern "C" __global__ void __launch_bounds__(DA_NT) decode_attention_bf16_hd##HD(const bf16_t* qkv, bf16_t* out,     \
+#define DECODE_FUSED(NAME, HD, MG, MINB)                                                                                \
+  extern "C" __global__ void __launch_bounds__(DA_NT, MINB) NAME(const bf16_t* qkv, bf16_t* out,                             \
       bf16_t* kvCache, const int* positions, const int* seqStarts, const int* blockTables, const double* invFreq,      \
       float attnScaling, float* partialO, float* partialML, int* counters, int numTokens, int numSeqs, int numHeads,   \
       int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale, int window, int splitSize,                 \
       const void* prefetch, long long prefetchBytes) {                                                                 \
     daPrefetchL2(prefetch, prefetchBytes);                                                                             \
     if ((int)blockIdx.y >= numTokens) return;                                                                          \
-    decodeFusedImpl<HD>(qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO,          \
-                        partialML, counters, numSeqs, numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale,    \
-                        window, splitSize);                                                                            \
+    decodeFusedImpl<HD, MG>(qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO,      \
+                            partialML, counters, numSeqs, numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, \
+                            window, splitSize);                                                                        \
   }
 #if LLMRT_KERNEL(decode_attention_bf16_hd64)
-DECODE_FUSED(64)
+DECODE_FUSED(decode_attention_bf16_hd64, 64, DA_MAXG, 1)
 #endif
 #if LLMRT_KERNEL(decode_attention_bf16_hd128)
-DECODE_FUSED(128)
+DECODE_FUSED(decode_attention_bf16_hd128, 128, DA_MAXG, 1)
+#endif
+#if LLMRT_KERNEL(decode_attention_g4_bf16_hd64)
+DECODE_FUSED(decode_attention_g4_bf16_hd64, 64, 4, 4)  // 128 registers (4 blocks per SM), no spills
+#endif
+#if LLMRT_KERNEL(decode_attention_g4_bf16_hd128)
+DECODE_FUSED(decode_attention_g4_bf16_hd128, 128, 4, 1)  // 220 registers; 3 blocks per SM spilled
 #endif
