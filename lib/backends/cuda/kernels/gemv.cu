@@ -141,13 +141,13 @@ GEMV(gemv_bf16_m8, 8)
 #define GF_U 4       // 16-byte weight loads per lane issued before use (4 beat 8 on H200: decode step 1.011 vs 1.048 ms)
 #endif
 #ifndef GF_NV
-#define GF_NV 2      // normW / x vectors per thread the _norm prologue keeps in registers (k <= 4096 for 256 threads)
+#define GF_NV 0      // normW / x vectors per thread the _norm prologue keeps in registers (k <= GF_NV * 2048; 2 measured no faster than 0)
 #endif
 #ifndef GF_DB
 #define GF_DB 0      // 1: issue the next chunk of weight loads before the FMAs of this one (double-buffered registers)
 #endif
 #ifndef GF_PF
-#define GF_PF 1      // before pdlWait, bulk-prefetch the rest of each warp's weight row (past the first chunk) into L2
+#define GF_PF 0      // 1: before pdlWait, bulk-prefetch the rest of each warp's weight row into L2 (H200: +88 us per llama-3.2-1b step)
 #endif
 
 /** A weight vector: a plain 16-byte global load, as gemv_bf16 (which reached 89% of the copy bandwidth on
