@@ -6,12 +6,14 @@
  * of the same length, greedy, ignore_eos). Start the server with a small
  * `--kv-cache-free-gpu-memory-fraction` so both fit on the GPU; only one of them works at a time.
  *
- *   bun bench/serve_compare.ts --model DIR --url http://127.0.0.1:8000 --served-model-name NAME
+ *   bun bench/serve_compare.ts --model DIR --url http://127.0.0.1:8000[,URL2,...] --served-model-name NAME
  *       [--requests 256] [--input 128] [--output 128] [--reps 3] [--duration 8]
  *
- * Prints one line per run and, per serve rep, `WINDOW <start> <end>` (absolute ms, as in an
- * LLMRT_STEP_TRACE file; `bench/serve_trace.ts FILE --windows ...` summarizes the server's steps in
- * them). Exit code 1 when a request failed or KV blocks did not return to the baseline.
+ * With several servers (e.g. two settings side by side) each rep runs offline, then each server,
+ * a different one first in each rep. Prints one line per run and, per serve run, `WINDOW <url>
+ * <start> <end>` (absolute ms, as in an LLMRT_STEP_TRACE file; `bench/serve_trace.ts FILE
+ * --windows ...` summarizes the server's steps in them). Exit code 1 when a request failed or KV
+ * blocks did not return to the baseline.
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -34,7 +36,7 @@ const { values } = parseArgs({
   },
 });
 if (!values.model || !values.url) throw new Error("usage: bun bench/serve_compare.ts --model DIR --url URL --served-model-name NAME");
-const url = values.url;
+const url = values.url; // one server, or several: URL,URL,...
 const N = Number(values.requests ?? 256), IN = Number(values.input ?? 128), OUT = Number(values.output ?? 128);
 const reps = Number(values.reps ?? 3), durationS = Number(values.duration ?? 8);
 const bs = 32;
@@ -59,17 +61,19 @@ const V = llm.engine.plan.attributes.vocabSize;
 const prompts = Array.from({ length: N }, () => Array.from({ length: IN }, () => rand(Math.min(V, 32000))));
 await llm.generate(prompts, { maxTokens: 4, temperature: 0, ignoreEos: true }, { useTqdm: false });
 
-for (let i = 0;; i++) { // the server
-  try {
-    if ((await fetch(`${url}/health`)).ok) break;
-  } catch {
-    // not up yet
+const urls = url.split(",");
+for (const u of urls) { // the servers
+  for (let i = 0;; i++) {
+    try {
+      if ((await fetch(`${u}/health`)).ok) break;
+    } catch {
+      // not up yet
+    }
+    if (i > 600) throw new Error(`no server at ${u}`);
+    await new Promise((r) => setTimeout(r, 200));
   }
-  if (i > 600) throw new Error(`no server at ${url}`);
-  await new Promise((r) => setTimeout(r, 200));
 }
-const scrape = async (): Promise<string> => await (await fetch(`${url}/metrics`)).text();
-const kvUsed = async (): Promise<number> => metricValue(await scrape(), "llmrt_kv_cache_blocks", 'state="used"');
+const kvUsed = async (u: string): Promise<number> => metricValue(await (await fetch(`${u}/metrics`)).text(), "llmrt_kv_cache_blocks", 'state="used"');
 let lseed = 12345;
 const idPrompt = (): number[] =>
   Array.from({ length: IN }, () => {
@@ -77,7 +81,6 @@ const idPrompt = (): number[] =>
     return 3 + ((lseed >>> 8) % 997);
   });
 const base = {
-  url,
   model: values["served-model-name"] ?? "llmrt",
   concurrency: N,
   minTokens: OUT,
@@ -85,19 +88,25 @@ const base = {
   prompts: Array.from({ length: Math.max(64, 16 * N) }, idPrompt),
   temperature: 0,
 };
-await runLoad({ ...base, minTokens: 4, maxTokens: 4, durationS: 0 }); // as serve_load.ts: one short request per client
-const kv0 = await kvUsed();
+const kv0 = new Map<string, number>();
+for (const u of urls) {
+  await runLoad({ ...base, url: u, minTokens: 4, maxTokens: 4, durationS: 0 }); // as serve_load.ts: one short request per client
+  kv0.set(u, await kvUsed(u));
+}
 
 /** Step figures of an offline run from its iteration stats. */
 function stepSummary(st: IterationStats[]): string {
-  const sum = (g: (s: IterationStats) => number): number => st.reduce((a, s) => a + g(s), 0);
-  const decode = st.filter((s) => s.numPrefillTokens === 0);
-  return `${st.length} steps (${decode.length} decode-only, mean ${f(sum((s) => s.stepMs) / st.length, 2)} ms, forward ${
-    f(sum((s) => s.forwardMs ?? 0) / st.length, 2)
-  } ms, host ${f(sum((s) => s.stepMs - (s.forwardMs ?? 0)) / st.length, 2)} ms, idle ${f(st.slice(1).reduce((a, s) => a + (s.idleMs ?? 0), 0), 1)} ms in all)`;
+  const mean = (xs: IterationStats[], g: (s: IterationStats) => number): number => xs.reduce((a, s) => a + g(s), 0) / xs.length;
+  const decode = st.filter((s) => s.numPrefillTokens === 0), prefill = st.filter((s) => s.numPrefillTokens > 0);
+  return `${st.length} steps: ${decode.length} decode-only, ${f(mean(decode, (s) => s.stepMs), 2)} ms (forward ${
+    f(mean(decode, (s) => s.forwardMs ?? 0), 2)
+  }, host ${f(mean(decode, (s) => s.stepMs - (s.forwardMs ?? 0)), 2)}); ${prefill.length} with prefill, ${f(mean(prefill, (s) => s.stepMs), 1)} ms, ${
+    f(mean(prefill, (s) => s.numPrefillTokens), 0)
+  } tokens; idle ${f(st.slice(1).reduce((a, s) => a + (s.idleMs ?? 0), 0), 1)} ms in all`;
 }
 
-const rows: { offline: number; serve: number }[] = [];
+const offlineTps: number[] = [];
+const serveTps = new Map<string, number[]>(urls.map((u) => [u, []]));
 let failed = false;
 for (let rep = 1; rep <= reps; rep++) {
   const before = llm.getStats().length;
@@ -107,38 +116,45 @@ for (let rep = 1; rep <= reps; rep++) {
   const generated = outs.reduce((a, o) => a + o.outputs[0].tokenIds.length, 0);
   if (generated !== N * OUT) throw new Error(`expected ${N * OUT} output tokens, got ${generated}`);
   const offline = generated / secs;
+  offlineTps.push(offline);
   console.log(`rep ${rep} offline: ${f(secs, 3)} s, ${f(offline)} output tokens/s; ${stepSummary(llm.getStats().slice(before))}`);
 
-  const cpu0 = process.cpuUsage();
-  const t0 = wall();
-  const r = await runLoad({ ...base, durationS, seed: rep });
-  const t1 = wall();
-  const cpu = process.cpuUsage(cpu0);
-  let kv = await kvUsed();
-  for (let i = 0; i < 50 && kv !== kv0; i++) {
-    await new Promise((res) => setTimeout(res, 100));
-    kv = await kvUsed();
+  // Several servers: a different one first in each rep.
+  for (let k = 0; k < urls.length; k++) {
+    const u = urls[(rep - 1 + k) % urls.length];
+    const cpu0 = process.cpuUsage();
+    const t0 = wall();
+    const r = await runLoad({ ...base, url: u, durationS, seed: rep });
+    const t1 = wall();
+    const cpu = process.cpuUsage(cpu0);
+    let kv = await kvUsed(u);
+    for (let i = 0; i < 50 && kv !== kv0.get(u); i++) {
+      await new Promise((res) => setTimeout(res, 100));
+      kv = await kvUsed(u);
+    }
+    if (r.errors > 0 || kv !== kv0.get(u)) failed = true;
+    console.log(
+      `rep ${rep} serve ${u}: ${f(r.seconds, 2)} s, ${r.requests} requests, ${r.errors} errors${r.errors ? ` (${r.errorSamples.join("; ")})` : ""}, ${
+        f(r.outputTokensPerS)
+      } output tokens/s = ${f((100 * r.outputTokensPerS) / offline)}% of offline; TTFT p50/p90/p99 ${f(r.ttftMs.p50)}/${f(r.ttftMs.p90)}/${
+        f(r.ttftMs.p99)
+      } ms, ITL ${f(r.itlMs.p50)}/${f(r.itlMs.p90)}/${f(r.itlMs.p99)} ms; clients' CPU ${
+        f((cpu.user + cpu.system) / 1e4 / ((t1 - t0) / 1000))
+      }% of a core; KV blocks ${kv0.get(u)} → ${kv}`,
+    );
+    console.log(`WINDOW ${u} ${f(t0, 0)} ${f(t1, 0)}`);
+    serveTps.get(u)!.push(r.outputTokensPerS);
   }
-  if (r.errors > 0 || kv !== kv0) failed = true;
-  console.log(
-    `rep ${rep} serve: ${f(r.seconds, 2)} s, ${r.requests} requests, ${r.errors} errors${r.errors ? ` (${r.errorSamples.join("; ")})` : ""}, ${
-      f(r.outputTokensPerS)
-    } output tokens/s = ${f((100 * r.outputTokensPerS) / offline)}% of offline; TTFT p50/p90/p99 ${f(r.ttftMs.p50)}/${f(r.ttftMs.p90)}/${
-      f(r.ttftMs.p99)
-    } ms, ITL ${f(r.itlMs.p50)}/${f(r.itlMs.p90)}/${f(r.itlMs.p99)} ms; clients' CPU ${
-      f((cpu.user + cpu.system) / 1e4 / ((t1 - t0) / 1000))
-    }% of a core; KV blocks ${kv0} → ${kv}`,
-  );
-  console.log(`WINDOW ${f(t0, 0)} ${f(t1, 0)}`);
-  rows.push({ offline, serve: r.outputTokensPerS });
 }
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
-const ratios = rows.map((r) => r.serve / r.offline);
-console.log(
-  `SUMMARY offline ${rows.map((r) => f(r.offline)).join(", ")}; serve ${rows.map((r) => f(r.serve)).join(", ")}; serve/offline ${
-    ratios.map((x) => f(100 * x)).join(", ")
-  }% (mean ${f(100 * mean(ratios))}%, of the means ${f((100 * mean(rows.map((r) => r.serve))) / mean(rows.map((r) => r.offline)))}%)${
-    failed ? "; FAILED: errors or KV blocks not back" : ""
-  }`,
-);
+console.log(`SUMMARY offline ${offlineTps.map((x) => f(x)).join(", ")} (mean ${f(mean(offlineTps))})`);
+for (const [u, xs] of serveTps) {
+  const ratios = xs.map((x, i) => x / offlineTps[i]);
+  console.log(
+    `SUMMARY serve ${u}: ${xs.map((x) => f(x)).join(", ")} (mean ${f(mean(xs))}); serve/offline ${ratios.map((x) => f(100 * x)).join(", ")}% (mean ${
+      f(100 * mean(ratios))
+    }%)`,
+  );
+}
+if (failed) console.log("FAILED: errors or KV blocks not back");
 process.exitCode = failed ? 1 : 0;

@@ -168,3 +168,51 @@ test("prompt logits: each prompt position costs a logits row (maxNumRows), and n
   const c3 = s.schedule().chunks.find((x) => x.seq.requestId === 2)!;
   assert.deepEqual([c3.start, c3.numTokens, c3.numRows, c3.promptRows[1] - c3.promptRows[0]], [8, 2, 1, 0]);
 });
+
+test("admissionDelaySteps: new prompts wait up to N steps while others decode, then prefill together; at once when idle or when they fill the batch", () => {
+  const mk = (delay: number): Scheduler =>
+    new Scheduler(new KvCacheManager({ numBlocks: 256, tokensPerBlock: 4 }), { maxBatchSize: 4, maxNumTokens: 64, admissionDelaySteps: delay });
+  const s = mk(2);
+  s.add(group(100, 4)); // nothing runs: admitted at once
+  let st = s.schedule();
+  assert.deepEqual(plan(st), [[100, 0, 4]]);
+  run(s, st);
+  s.add(group(101, 4)); // held: 100 decodes alone
+  st = s.schedule();
+  assert.deepEqual(plan(st), [[100, 4, 1]]);
+  run(s, st);
+  s.add(group(102, 4)); // still held (1 of 2 steps)
+  st = s.schedule();
+  assert.deepEqual(plan(st), [[100, 5, 1]]);
+  run(s, st);
+  st = s.schedule(); // held 2 steps: both prefill in this one
+  assert.deepEqual(plan(st), [[100, 6, 1], [101, 0, 4], [102, 0, 4]]);
+  run(s, st);
+  s.add(group(103, 4)); // would take the last free slot: no wait
+  st = s.schedule();
+  assert.deepEqual(plan(st).map((c) => c[0]), [100, 101, 102, 103]);
+  assert.equal(st.numPrefillTokens, 4);
+
+  // A group the step had no room for goes at the next step, not after another delay.
+  const tight = new Scheduler(new KvCacheManager({ numBlocks: 256, tokensPerBlock: 4 }), {
+    maxBatchSize: 4,
+    maxNumTokens: 6,
+    enableChunkedPrefill: false,
+    admissionDelaySteps: 1,
+  });
+  tight.add(group(300, 4));
+  run(tight, tight.schedule());
+  tight.add(group(301, 4));
+  tight.add(group(302, 4));
+  run(tight, tight.schedule()); // held
+  st = tight.schedule();
+  assert.deepEqual(plan(st), [[300, 5, 1], [301, 0, 4]]); // 302 does not fit the 6-token step
+  run(tight, st);
+  assert.deepEqual(plan(tight.schedule()), [[300, 6, 1], [301, 4, 1], [302, 0, 4]]);
+
+  const off = mk(0); // the default: admitted at the next step
+  off.add(group(200, 4));
+  run(off, off.schedule());
+  off.add(group(201, 4));
+  assert.deepEqual(plan(off.schedule()), [[200, 4, 1], [201, 0, 4]]);
+});

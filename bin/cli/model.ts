@@ -57,6 +57,8 @@ export async function openModel(
     tensorParallelSize?: number;
     tpMaster?: string;
     kvCacheFreeGpuMemoryFraction?: number;
+    /** LLM.create's admissionDelaySteps. */
+    admissionDelaySteps?: number;
     enableLora?: boolean;
     /** Longest sequence the engine is built for (default: the model's max_position_embeddings). */
     maxSeqLen?: number;
@@ -79,6 +81,7 @@ export async function openModel(
     ...(extra.tpMaster !== undefined ? { tpMaster: extra.tpMaster } : {}),
     ...(extra.kvCacheFreeGpuMemoryFraction !== undefined ? { kvCacheConfig: { freeGpuMemoryFraction: extra.kvCacheFreeGpuMemoryFraction } } : {}),
     ...(extra.enableLora ? { enableLora: true } : {}),
+    ...(extra.admissionDelaySteps ? { admissionDelaySteps: extra.admissionDelaySteps } : {}),
     ...(extra.maxBatchSize !== undefined ? { maxBatchSize: extra.maxBatchSize } : {}),
     ...(extra.maxNumTokens !== undefined ? { maxNumTokens: extra.maxNumTokens } : {}),
     ...(extra.maxBatchSize !== undefined || extra.maxSeqLen !== undefined || extra.maxNumTokens !== undefined

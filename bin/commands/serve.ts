@@ -63,6 +63,16 @@ export const serve: Command = {
     },
     { name: "max-queue", type: "int", min: 0, default: 256, help: "requests that may wait beyond the batch before 429" },
     {
+      name: "admission-delay-steps",
+      type: "int",
+      min: 0,
+      max: 1024,
+      default: 0,
+      valueName: "N",
+      help: "steps new requests may wait while others run, so prompts arriving together prefill in fewer (mixed) steps; " +
+        "they start at once when nothing runs or they would fill the batch",
+    },
+    {
       name: "executor",
       type: "string",
       valueName: "MODE",
@@ -106,6 +116,7 @@ export const serve: Command = {
       tensorParallelSize: values.tp as number | undefined,
       tpMaster: values["tp-master"] as string | undefined,
       kvCacheFreeGpuMemoryFraction: values["kv-cache-free-gpu-memory-fraction"] as number,
+      admissionDelaySteps: values["admission-delay-steps"] as number,
     });
     const name = (values["served-model-name"] as string | undefined) ?? path.basename(path.resolve(model));
     const apiKey = (values["api-key"] as string | undefined) ?? (process.env.LLMRT_API_KEY || undefined);

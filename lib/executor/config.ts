@@ -35,6 +35,12 @@ export const ExecutorConfigSchema = z.strictObject({
   maxNumTokens: posInt.optional(),
   /** Split prompts longer than the step's token budget over several steps. @default true */
   enableChunkedPrefill: z.boolean().default(true),
+  /**
+   * Steps new requests may wait while others run, so that prompts arriving over a few steps prefill
+   * together (fewer mixed prefill + decode steps; see SchedulerConfig.admissionDelaySteps). They
+   * start at once when nothing else runs or when they would fill the batch. @default 0
+   */
+  admissionDelaySteps: z.number().int().min(0).max(1024).default(0),
   /** @default {} */
   kvCacheConfig: KvCacheConfigSchema.prefault({}),
   /** LoRA adapters per request (CPU backend): `maxLoras` resident at once, ranks up to `maxLoraRank`; off when absent. */

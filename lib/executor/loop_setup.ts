@@ -59,7 +59,13 @@ export function setUpLoop(session: Session, config: ExecutorConfig): LoopSetup {
   const kvCache = session.createKvCache(numBlocks);
   const kv = new KvCacheManager({ numBlocks, tokensPerBlock: bs, enableBlockReuse: config.kvCacheConfig.enableBlockReuse });
   // Logits rows per step: sampling rows, plus prompt rows (up to maxNumTokens with gatherContextLogits).
-  const scheduler = new Scheduler(kv, { maxBatchSize, maxNumTokens, enableChunkedPrefill: config.enableChunkedPrefill, maxNumRows: plan.maxSeqs });
+  const scheduler = new Scheduler(kv, {
+    maxBatchSize,
+    maxNumTokens,
+    enableChunkedPrefill: config.enableChunkedPrefill,
+    maxNumRows: plan.maxSeqs,
+    admissionDelaySteps: config.admissionDelaySteps,
+  });
   const limits: ExecutorLimits = {
     maxInputLen: build.maxInputLen ?? defaultMaxInputLen(maxSeqLen),
     maxSeqLen,

@@ -17,6 +17,14 @@ export interface SchedulerConfig {
    * rows of requests wanting prompt logits. @default Infinity
    */
   readonly maxNumRows?: number;
+  /**
+   * Steps that waiting groups may be held back while other groups run, so that prompts arriving
+   * over a few steps prefill together: fewer steps mix prefill into the decode batch (such steps run
+   * without the decode graphs, and each costs several decode steps on a GPU). Waiting groups are
+   * admitted at once when nothing else runs, when they would take every free batch slot, or when
+   * the oldest has been held this many steps. @default 0 (admitted at once)
+   */
+  readonly admissionDelaySteps?: number;
 }
 
 /**
@@ -73,6 +81,9 @@ export class Scheduler {
   readonly maxNumTokens: number;
   readonly enableChunkedPrefill: boolean;
   readonly maxNumRows: number;
+  readonly admissionDelaySteps: number;
+  /** Steps the waiting groups have been held back (see SchedulerConfig.admissionDelaySteps). */
+  #heldSteps = 0;
 
   constructor(readonly kv: KvCacheManager, config: SchedulerConfig) {
     // Every decoding sequence must fit one step's token budget.
@@ -80,6 +91,7 @@ export class Scheduler {
     this.maxNumTokens = config.maxNumTokens;
     this.enableChunkedPrefill = config.enableChunkedPrefill ?? true;
     this.maxNumRows = config.maxNumRows ?? Infinity;
+    this.admissionDelaySteps = config.admissionDelaySteps ?? 0;
   }
 
   get numWaiting(): number {
@@ -221,7 +233,10 @@ export class Scheduler {
       copies.push(...myCopies);
     }
 
-    if (preempted.length === 0) this.#admit(chunks, copies, budget, rowBudget, scheduled);
+    if (preempted.length === 0 && this.#admitNow(chunks.length > 0)) {
+      this.#admit(chunks, copies, budget, rowBudget, scheduled);
+      if (this.#waiting.length === 0) this.#heldSteps = 0; // groups left behind (no room) go at the next chance
+    }
 
     if (chunks.length === 0 && failed.length === 0 && this.#running.length === 0 && this.#waiting.length > 0) {
       // Nothing runs and nothing holds blocks: the head can never fit, so fail it instead of spinning.
@@ -236,6 +251,21 @@ export class Scheduler {
       else numPrefillTokens += c.numTokens;
     }
     return { chunks, blockCopies: copies, preempted, failed, numPrefillTokens, numDecodeTokens };
+  }
+
+  /** Whether waiting groups may start this step (see SchedulerConfig.admissionDelaySteps); `busy`: other groups run. */
+  #admitNow(busy: boolean): boolean {
+    if (this.#waiting.length === 0) {
+      this.#heldSteps = 0;
+      return false;
+    }
+    if (this.admissionDelaySteps === 0 || !busy || this.#heldSteps >= this.admissionDelaySteps) return true;
+    let free = this.maxBatchSize;
+    for (const g of this.#running) free -= g.numSlots;
+    let want = 0;
+    for (const g of this.#waiting) if ((want += g.numSlots) >= free) return true;
+    this.#heldSteps++;
+    return false;
   }
 
   #admit(chunks: ScheduledChunk[], copies: BlockCopy[], budget: number, rowBudget: number, scheduled: Set<SequenceGroup>): void {

@@ -140,6 +140,7 @@ export class LLM {
             maxBatchSize: o.maxBatchSize,
             maxNumTokens: o.maxNumTokens,
             enableChunkedPrefill: o.enableChunkedPrefill,
+            admissionDelaySteps: o.admissionDelaySteps,
             guidedAccept: o.guidedAccept,
             kvCacheConfig: o.kvCacheConfig,
             speculativeConfig: o.speculativeConfig,

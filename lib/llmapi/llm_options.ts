@@ -41,6 +41,8 @@ export const LlmOptionsSchema = z.strictObject({
   maxNumTokens: z.number().int().positive().optional(),
   /** Split long prompts over several steps. @default true */
   enableChunkedPrefill: z.boolean().default(true),
+  /** Steps new requests may wait while others run, so that prompts arriving together prefill in fewer steps (ExecutorConfig.admissionDelaySteps). @default 0 */
+  admissionDelaySteps: z.number().int().min(0).max(1024).default(0),
   /** Guided decoding: when matchers accept sampled tokens (ExecutorConfig.guidedAccept; same outputs). @default "deferred" */
   guidedAccept: z.enum(["deferred", "immediate"]).default("deferred"),
   /** "inprocess": steps run on this thread between its tasks; "proxy": in a Web Worker. @default "inprocess" */
