@@ -126,9 +126,10 @@ export class GenerationResult implements AsyncIterable<RequestOutput> {
   }
 
   #notify(): void {
-    for (const w of this.#wake.splice(0)) w();
+    // Runs per output of every stream: no array copies when nobody waits (a server listens instead).
+    if (this.#wake.length > 0) { for (const w of this.#wake.splice(0)) w(); }
     for (const l of this.#listeners) l();
-    if (this.#done) { for (const f of this.#doneWaiters.splice(0)) f(); }
+    if (this.#done && this.#doneWaiters.length > 0) { for (const f of this.#doneWaiters.splice(0)) f(); }
   }
 
   #waitDone(): Promise<void> {

@@ -204,19 +204,31 @@ export class WireDeltaDecoder {
       }
       const prev = this.#latest.get(w.requestId);
       if (!prev) throw new InternalError(`executor worker: a delta output for request ${w.requestId} without its full output first (a bug)`);
+      // Object literals, not spreads: this runs for every stream on every step.
+      const outputs: CompletionOutput[] = [];
+      for (const d of w.outputs) {
+        const p = prev.outputs.length === 1 && prev.outputs[0].index === d.index ? prev.outputs[0] : prev.outputs.find((c) => c.index === d.index);
+        outputs.push({
+          index: d.index,
+          text: (p?.text ?? "") + d.textDiff,
+          tokenIds: p ? p.tokenIds.concat(d.tokenIdsDiff) : [...d.tokenIdsDiff],
+          finishReason: d.finishReason,
+          stopReason: d.stopReason,
+          textDiff: d.textDiff,
+          tokenIdsDiff: d.tokenIdsDiff,
+          cumulativeLogprob: d.cumulativeLogprob,
+          logprobs: null,
+          generationLogits: null,
+        });
+      }
       const out: RequestOutput = {
-        ...prev,
-        outputs: w.outputs.map((d) => {
-          const p = prev.outputs.find((c) => c.index === d.index);
-          return {
-            ...(p ?? {}),
-            ...d,
-            text: (p?.text ?? "") + d.textDiff,
-            tokenIds: p ? p.tokenIds.concat(d.tokenIdsDiff) : [...d.tokenIdsDiff],
-            logprobs: null,
-            generationLogits: null,
-          };
-        }),
+        requestId: prev.requestId,
+        prompt: prev.prompt,
+        promptTokenIds: prev.promptTokenIds,
+        outputs,
+        finished: prev.finished,
+        promptLogprobs: prev.promptLogprobs,
+        contextLogits: prev.contextLogits,
       };
       this.#latest.set(w.requestId, out);
       return out;
