@@ -13,7 +13,8 @@
  * --profile-host: host vs GPU time of an N-sequence decode step and its launches (bench/host_profile.ts).
  *
  * Greedy, ignoreEos (every request makes exactly `output` tokens). One warm-up run of 4 tokens first
- * (kernel loads, GEMM plans, graph capture). LLMRT_BENCH_JSON=FILE also writes the numbers as JSON.
+ * (kernel loads, GEMM plans, graph capture). LLMRT_BENCH_JSON=FILE also writes the numbers as JSON,
+ * LLMRT_BENCH_IDS=FILE the generated ids of each request.
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -144,3 +145,5 @@ if (values.hf) {
   }
 }
 if (process.env.LLMRT_BENCH_JSON) fs.writeFileSync(process.env.LLMRT_BENCH_JSON, JSON.stringify(result, null, 1));
+// LLMRT_BENCH_IDS=FILE: the generated ids per request (to compare two runs' greedy outputs).
+if (process.env.LLMRT_BENCH_IDS) fs.writeFileSync(process.env.LLMRT_BENCH_IDS, JSON.stringify(outs.map((o) => Array.from(o.outputs[0].tokenIds))));

@@ -9,10 +9,12 @@
 import * as K from "../lib/backends/cpu/kernels.ts";
 import { resolveTokenMasks, sampleRow, type SamplingInputs } from "../lib/ir/sampling.ts";
 import {
+  batchDecodeSplit,
   bucketFor,
   chooseAttention,
   decodeBuckets,
   decodeSplitKeys,
+  GEMV_MAX_ROWS,
   graphDecodeSplit,
   type KernelLaunch,
   kernelSignature,
@@ -21,6 +23,7 @@ import {
   MAX_DECODE_SPLITS,
   planLaunches,
   sampleLaunches,
+  usesBatchAttention,
 } from "../lib/backends/cuda/launch_plan.ts";
 import { NCCL_ALL_REDUCE } from "../lib/backends/cuda/launch_types.ts";
 import { isDecodeStep, packStep, stagingLayout, stagingPointers } from "../lib/backends/cuda/step_staging.ts";
@@ -292,6 +295,8 @@ export interface FakeSessionOptions {
   readonly batchInvariant?: boolean;
   /** Runs this plan instead of the engine's (same ops and weights; e.g. other arena offsets). */
   readonly plan?: EnginePlan;
+  /** LaunchEnv.batchAttention, and such steps take batchDecodeSplit's geometry (as the session does). */
+  readonly batchAttention?: boolean;
 }
 
 export class FakeCudaSession {
@@ -370,6 +375,7 @@ export class FakeCudaSession {
       gemv: true,
       batchInvariant: opts.batchInvariant,
       fusedDecode: opts.fusedDecode,
+      batchAttention: opts.batchAttention,
       // int32 [decodeCap × numKvHeads × ceil(G / 8)], zero (as the session allocates them).
       decodeCounters: mem.alloc(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4),
       quantScratch: scratch > 0 ? mem.alloc(scratch) : undefined,
@@ -402,6 +408,10 @@ export class FakeCudaSession {
     return attn.numHeads / attn.numKvHeads;
   }
 
+  #batch(rows: number, lora: boolean): boolean {
+    return usesBatchAttention(this.env.plan, this.env.elem, rows, { batchAttention: !!this.env.batchAttention, gemv: true, lora, gemvMaxRows: GEMV_MAX_ROWS });
+  }
+
   run(inp: StepInputs, graphs = true): { ids: Int32Array; logits: Float32Array } {
     const T = inp.tokenIds.length, S = inp.seqStarts.length - 1, R = inp.logitRows.length;
     const masks = inp.sampling?.tokenMasks && inp.sampling.tokenMasks.count > 0 ? inp.sampling.tokenMasks : null;
@@ -423,7 +433,9 @@ export class FakeCudaSession {
       const words = packStep(this.layout, i32, f32, u32, inp, { bucket, scratchBlock: this.numBlocks });
       this.mem.bytes(this.io, words * 4).set(new Uint8Array(host, 0, words * 4));
       const attn = this.env.plan.ops.find((o) => o.type === "paged_attention") as { numHeads: number; numKvHeads: number; headDim: number };
-      const attention = [32, 64, 128].includes(a.headDim)
+      const attention = this.#batch(bucket, !!inp.adapterIds)
+        ? { kind: "decode" as const, ...batchDecodeSplit(bucket, a.numKvHeads, this.#group(), this.maxSeqLen, this.sms) }
+        : [32, 64, 128].includes(a.headDim)
         ? {
           kind: "decode" as const,
           ...graphDecodeSplit(this.env.batchInvariant ? 1 : bucket, a.numKvHeads, attn.numHeads / attn.numKvHeads, this.maxSeqLen, this.env.elem, this.sms),
@@ -437,8 +449,10 @@ export class FakeCudaSession {
       let maxAtt = 1;
       for (const p of inp.positions) maxAtt = Math.max(maxAtt, p + 1);
       let attention = chooseAttention(this.env.plan, this.env.elem, T, S, maxAtt, this.decodeCap, this.sms);
-      // Batch-invariant sessions: the graphs' split geometry (bucket 1) for eager decode steps too.
-      if (this.env.batchInvariant && attention.kind === "decode") {
+      if (attention.kind === "decode" && this.#batch(T, !!inp.adapterIds)) {
+        attention = { kind: "decode", ...batchDecodeSplit(T, this.env.plan.attributes.numKvHeads, this.#group(), maxAtt, this.sms) };
+      } else if (this.env.batchInvariant && attention.kind === "decode") {
+        // Batch-invariant sessions: the graphs' split geometry (bucket 1) for eager decode steps too.
         const a = this.env.plan.attributes;
         attention = { kind: "decode", ...graphDecodeSplit(1, a.numKvHeads, this.#group(), this.maxSeqLen, this.env.elem, this.sms) };
       }
@@ -1013,6 +1027,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         break;
       }
       case "decode_attention_g4_bf16":
+      case "decode_attention_batch_bf16":
       case "decode_attention_bf16": {
         // decode_attention.cu: (qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, partialML,
         //   counters, numTokens, numSeqs, numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, prefetch, prefetchBytes)
@@ -1041,8 +1056,14 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           prefetchBytes,
         ] = A;
         const hd = suffix, G = nH / nKV, numSplits = l.grid[2], W = (nH + 2 * nKV) * hd;
-        assert.ok(Number.isInteger(G) && l.block === 128 && (G <= 4 || !name.includes("_g4")), `${l.kernel}: G ${G}, block ${l.block}`);
-        assert.ok(l.grid[0] === nKV * cdiv(G, 8) && l.grid[1] >= T, `${l.kernel}: grid ${l.grid}`);
+        // decode_attention_batch.cu: the same ABI; 16 query heads per block, 64 threads at head dim 128; splitSize
+        // is the split size itself (decode_attention: the least keys per split, daSplitKeys).
+        const batch = name === "decode_attention_batch_bf16";
+        assert.ok(
+          Number.isInteger(G) && l.block === (batch && hd === 128 ? 64 : 128) && (G <= 4 || !name.includes("_g4")),
+          `${l.kernel}: G ${G}, block ${l.block}`,
+        );
+        assert.ok(l.grid[0] === nKV * cdiv(G, batch ? 16 : 8) && l.grid[1] >= T, `${l.kernel}: grid ${l.grid}`);
         assert.ok(splitSize >= 1 && numSplits <= MAX_DECODE_SPLITS, `${l.kernel}: ${numSplits} splits of ${splitSize}`);
         if (prefetchBytes > 0n) mem.bytes(prefetch, Number(prefetchBytes));
         // Blocks read q, k and v of their token's qkv row and write their heads of out. The one overlap the
@@ -1056,7 +1077,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         rowsOk(l.kernel, T);
         const nz = Array.from(pos, (p) => {
           const lo = window > 0 ? Math.max(0, p + 1 - window) : 0;
-          const sz = decodeSplitKeys(p + 1 - lo, splitSize, numSplits); // the token's keys per split (daSplitKeys)
+          const sz = batch ? splitSize : decodeSplitKeys(p + 1 - lo, splitSize, numSplits); // the token's keys per split (daSplitKeys)
           assert.ok(numSplits * sz >= p + 1 - lo, `${l.kernel}: ${numSplits} splits of ${sz} do not cover ${p + 1 - lo} keys`);
           return cdiv(p + 1 - lo, sz); // non-empty splits of the token
         });

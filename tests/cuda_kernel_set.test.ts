@@ -97,16 +97,18 @@ test("compile units: one per kernel of a guarded file, whole small files, each g
   ]);
   assert.deepEqual(byName.get("rmsnorm.cu")!.forKernels, ["add_rmsnorm_bf16", "rmsnorm_bf16"]);
   assert.equal(byName.get("rmsnorm.cu")!.unit.kernels, null);
-  for (const f of ["gemv.cu", "paged_attention.cu", "decode_attention.cu", "sampling.cu"]) assert.ok(isSelectable(f), f);
+  for (const f of ["gemv.cu", "paged_attention.cu", "decode_attention.cu", "decode_attention_batch.cu", "sampling.cu"]) assert.ok(isSelectable(f), f);
   assert.ok(!isSelectable("rmsnorm.cu"));
   // Every entry point of a guarded file sits under `#if LLMRT_KERNEL(<its name>)`.
   for (const f of fs.readdirSync(kernelsDir).filter((f) => f.endsWith(".cu"))) {
     if (!isSelectable(f)) continue;
     const lines = kernelSource(f).split("\n");
     lines.forEach((line, i) => {
-      const entry = /^(?:extern "C" __global__ void (?:__launch_bounds__\(\d+\) )?(\w+)\(|(?:PA_\w+|GEMV\w*|DECODE_FUSED)\((\w+),)/.exec(line);
+      const entry = /^(?:extern "C" __global__ void (?:__launch_bounds__\(\d+\) )?(\w+)\(|(?:PA_\w+|GEMV\w*|DECODE_FUSED)\((\w+),|DECODE_BATCH\((\d+)\))/.exec(
+        line,
+      );
       if (!entry || line.startsWith("#define")) return;
-      const name = entry[1] ?? entry[2];
+      const name = entry[1] ?? entry[2] ?? `decode_attention_batch_bf16_hd${entry[3]}`;
       assert.equal(lines[i - 1], `#if LLMRT_KERNEL(${name})`, `${f}:${i + 1} ${name}`);
     });
   }

@@ -16,7 +16,15 @@ type Factory = (engine: EngineView, options: ResolvedSessionOptions) => SessionB
 const FACTORIES: Readonly<Record<Backend, Factory>> = {
   cpu: (engine) => new CpuSession(engine),
   cuda: (engine, o) =>
-    new CudaSession(engine, { device: o.device, cudaGraphs: o.cudaGraphs, gemv: o.gemv, batchInvariant: o.batchInvariant, gemmTune: o.gemmTune, pdl: o.pdl }),
+    new CudaSession(engine, {
+      device: o.device,
+      cudaGraphs: o.cudaGraphs,
+      gemv: o.gemv,
+      batchInvariant: o.batchInvariant,
+      gemmTune: o.gemmTune,
+      pdl: o.pdl,
+      batchAttention: o.batchAttention,
+    }),
 };
 
 /**

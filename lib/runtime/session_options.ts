@@ -6,6 +6,7 @@
  * - `LLMRT_BATCH_INVARIANT=0`: `batchInvariant` defaults to false
  * - `LLMRT_GEMM_TUNE=0`: `gemmTune` defaults to false
  * - `LLMRT_PDL=0`: `pdl` defaults to false
+ * - `LLMRT_BATCH_ATTENTION=0`: `batchAttention` defaults to false
  */
 import { z } from "zod";
 import { parseWith } from "../util/validate.ts";
@@ -32,6 +33,8 @@ export const SessionOptionsSchema = z.strictObject({
    * results bit for bit. @default true (LLMRT_PDL=0: false)
    */
   pdl: z.boolean().optional(),
+  /** CUDA: decode steps of more than 8 sequences on the tensor-core attention kernel. @default true (LLMRT_BATCH_ATTENTION=0: false) */
+  batchAttention: z.boolean().optional(),
 });
 
 export type SessionOptions = z.input<typeof SessionOptionsSchema>;
@@ -43,6 +46,7 @@ export type ResolvedSessionOptions = Readonly<{
   batchInvariant: boolean;
   gemmTune: boolean;
   pdl: boolean;
+  batchAttention: boolean;
 }>;
 
 /** Validates session options and applies the documented defaults (errors name the field and value). */
@@ -56,5 +60,6 @@ export function parseSessionOptions(input: SessionOptions = {}): ResolvedSession
     batchInvariant: o.batchInvariant ?? envOn("LLMRT_BATCH_INVARIANT"),
     gemmTune: o.gemmTune ?? envOn("LLMRT_GEMM_TUNE"),
     pdl: o.pdl ?? envOn("LLMRT_PDL"),
+    batchAttention: o.batchAttention ?? envOn("LLMRT_BATCH_ATTENTION"),
   });
 }

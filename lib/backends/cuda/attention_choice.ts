@@ -72,6 +72,43 @@ export function decodeSplitKeys(span: number, minKeys: number, numSplits: number
   return Math.max(minKeys, Math.ceil(Math.ceil(span / numSplits) / 64) * 64);
 }
 
+/** Query heads one decode_attention_batch block takes (the rows of one mma tile). */
+export const BATCH_ATTENTION_ROWS = 16;
+
+/**
+ * Split-K geometry of decode_attention_batch (decode steps of more than GEMV_MAX_ROWS sequences) for
+ * spans up to `maxLen`: splits only while the step has fewer than ~2 blocks per SM, each at least 256
+ * keys (a multiple of 64). Used for eager steps (maxLen = the longest attended span) and graph buckets
+ * (maxLen = maxSeqLen: splits past a sequence's end exit at once).
+ */
+export function batchDecodeSplit(
+  numTokens: number,
+  numKvHeads: number,
+  group: number,
+  maxLen: number,
+  smCount: number,
+): { numSplits: number; splitSize: number } {
+  const blocks = numTokens * numKvHeads * cdiv(group, BATCH_ATTENTION_ROWS);
+  const splits = Math.min(Math.max(1, cdiv(2 * smCount, blocks)), MAX_DECODE_SPLITS);
+  const splitSize = Math.max(256, cdiv(cdiv(maxLen, splits), 64) * 64);
+  return { numSplits: cdiv(maxLen, splitSize), splitSize };
+}
+
+/**
+ * Whether a decode step (or graph bucket) of `rows` sequences runs decode_attention_batch, planLaunches'
+ * choice in the fused decode plan (`gemv` on, no LoRA): bf16 with a bf16 KV cache, head dim 64 or 128,
+ * more than `gemvMaxRows` sequences, `batchAttention` on. Such steps take batchDecodeSplit's geometry.
+ */
+export function usesBatchAttention(
+  plan: EnginePlan,
+  elem: ElemType,
+  rows: number,
+  o: { readonly batchAttention: boolean; readonly gemv: boolean; readonly lora: boolean; readonly gemvMaxRows: number },
+): boolean {
+  const hd = plan.attributes.headDim;
+  return o.batchAttention && o.gemv && !o.lora && elem === "bf16" && !plan.attributes.kvCache && (hd === 64 || hd === 128) && rows > o.gemvMaxRows;
+}
+
 /** Decode-graph buckets: 1, 2, 4, … below `cap`, then `cap`. */
 export function decodeBuckets(cap: number): number[] {
   const out: number[] = [];

@@ -9,7 +9,7 @@ import { planDecodeFusion } from "./decode_fusion.ts";
 import { planQuantLinear, quantGemvFusable } from "./quant_launch.ts";
 import { fp8GemvFusable, planFp8Linear } from "./fp8_launch.ts";
 import { InternalError } from "../../util/errors.ts";
-import { DECODE_ATTENTION_MIN_SPLIT, hasTiledAttention } from "./attention_choice.ts";
+import { BATCH_ATTENTION_ROWS, DECODE_ATTENTION_MIN_SPLIT, hasTiledAttention } from "./attention_choice.ts";
 import { GEMV_MAX_ROWS, isPdlKernel, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
 
 export * from "./attention_choice.ts";
@@ -212,8 +212,12 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           ]);
         } else if (att.kind === "decode" && fuse?.attnQkv.has(i)) {
           const group = op.numHeads / op.numKvHeads;
+          // More than GEMV_MAX_ROWS sequences: the tensor-core kernel (16 query heads per block; hd128 2 warps);
           // GQA groups of ≤ 4 heads: the _g4 instantiation (half the per-head registers, same sums).
-          k(i, `decode_attention_${group <= 4 ? "g4_" : ""}bf16_hd${op.headDim}`, [op.numKvHeads * cdiv(group, 8), T, att.numSplits], 128, [
+          const batch = !!env.batchAttention && T > GEMV_MAX_ROWS;
+          const name = batch ? `decode_attention_batch_bf16_hd${op.headDim}` : `decode_attention_${group <= 4 ? "g4_" : ""}bf16_hd${op.headDim}`;
+          const grid = [op.numKvHeads * cdiv(group, batch ? BATCH_ATTENTION_ROWS : 8), T, att.numSplits] as const;
+          k(i, name, grid, batch && op.headDim === 128 ? 64 : 128, [
             buf(fuse.attnQkv.get(i)!),
             buf(op.out),
             kvLayer(op.layer),
@@ -233,8 +237,9 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
             env.blockStride,
             op.scale,
             op.window,
-            // The least keys per split: each token sizes its own splits from its span (daSplitKeys).
-            Math.min(att.splitSize, DECODE_ATTENTION_MIN_SPLIT),
+            // decode_attention: the least keys per split (each token sizes its own splits from its span, daSplitKeys);
+            // decode_attention_batch: the split size.
+            batch ? att.splitSize : Math.min(att.splitSize, DECODE_ATTENTION_MIN_SPLIT),
             0n,
             0n,
           ]);

@@ -58,6 +58,7 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   paged_attention_prefill_mma_int8kv: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, F, I, P] },
   decode_attention: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_g4: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
+  decode_attention_batch: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
 };
 
 /** The family of a kernel entry point: the name minus its _hdN / _mN and _bf16 / _f32 suffixes. */
@@ -161,6 +162,11 @@ export interface LaunchEnv {
    * reduce into one attention launch (decode_attention). Needs `decodeCounters`.
    */
   readonly fusedDecode?: boolean;
+  /**
+   * Fused decode steps of more than GEMV_MAX_ROWS sequences run decode_attention_batch (tensor cores, one
+   * block per kv head and 16 query heads) with batchDecodeSplit's geometry instead of decode_attention.
+   */
+  readonly batchAttention?: boolean;
   /** int32 [decodeCap × numKvHeads × ceil(G / 8)], zeroed once: decode_attention's split counters. */
   readonly decodeCounters?: bigint;
   /**

@@ -17,10 +17,12 @@ import { compileKernelUnits, type CompileStats, kernelUnits, unitName } from "./
 import { plannedKernels } from "./kernel_set.ts";
 import {
   type AttentionChoice,
+  batchDecodeSplit,
   bucketFor,
   chooseAttention,
   decodeBuckets,
   type ElemType,
+  GEMV_MAX_ROWS,
   graphDecodeSplit,
   hasTiledAttention,
   kernelSignature,
@@ -30,6 +32,7 @@ import {
   NCCL_ALL_REDUCE,
   planLaunches,
   sampleLaunches,
+  usesBatchAttention,
 } from "./launch_plan.ts";
 import { isDecodeStep, packStep, type StagingLayout, stagingLayout, stagingPointers } from "./step_staging.ts";
 import { engineMaxSeqLen, type EngineView, type SessionBackend } from "../../ir/backend.ts";
@@ -75,6 +78,11 @@ export interface CudaSessionOptions {
    * capability 9.0+). @default true
    */
   readonly pdl?: boolean;
+  /**
+   * Decode steps of more than 8 sequences (fused plan, bf16 KV cache, head dim 64/128) run the tensor-core
+   * decode_attention_batch kernel. @default true
+   */
+  readonly batchAttention?: boolean;
 }
 
 /** The defaults (what `Session` passes when nothing is set). */
@@ -185,6 +193,8 @@ export class CudaSession implements SessionBackend {
   readonly batchInvariant: boolean;
   /** Fused decode steps launch their kernels with programmatic dependent launch (asked for and supported). */
   readonly pdl: boolean;
+  /** CudaSessionOptions.batchAttention. */
+  readonly batchAttention: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -261,6 +271,7 @@ export class CudaSession implements SessionBackend {
     this.cudaGraphs = options.cudaGraphs;
     this.gemv = options.gemv;
     this.batchInvariant = options.batchInvariant;
+    this.batchAttention = options.batchAttention ?? true;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -444,6 +455,7 @@ export class CudaSession implements SessionBackend {
       gemv: this.gemv,
       batchInvariant: this.batchInvariant,
       fusedDecode: this.gemv,
+      batchAttention: this.batchAttention,
       decodeCounters: this.#decodeCounters.ptr,
       pdl: this.pdl,
     };
@@ -500,8 +512,12 @@ export class CudaSession implements SessionBackend {
       maxAttended = Math.max(maxAttended, window > 0 ? Math.min(p, window) : p);
     }
     let attention = chooseAttention(this.plan, this.elem, T, S, maxAttended, this.decodeCap, this.device.smCount);
-    // Batch-invariant: the graphs' split-K geometry (fixed key ranges per split) whatever the step holds.
-    if (this.batchInvariant && attention.kind === "decode") attention = this.#graphAttention(1);
+    if (attention.kind === "decode" && this.#batchAttention(T, !!lora)) {
+      attention = { kind: "decode", ...batchDecodeSplit(T, this.plan.attributes.numKvHeads, this.#group(), maxAttended, this.device.smCount) };
+    } else if (this.batchInvariant && attention.kind === "decode") {
+      // Batch-invariant: the graphs' split-K geometry (fixed key ranges per split) whatever the step holds.
+      attention = this.#graphAttention(1);
+    }
     const env = lora ? { ...this.launchEnv(kv), lora, fusedDecode: false } : this.launchEnv(kv);
     this.#exec(planLaunches(env, { numTokens: T, numSeqs: S, numRows: R, attention, sample: sample && !!out.sampledIds }));
   }
@@ -511,9 +527,13 @@ export class CudaSession implements SessionBackend {
    * Batch-invariant sessions use bucket 1's geometry for every bucket: a sequence's keys fall into the
    * same splits, reduced in the same order, whatever the batch (later, empty splits add nothing).
    */
-  #graphAttention(bucket: number): AttentionChoice {
+  #graphAttention(bucket: number, lora = false): AttentionChoice {
     const a = this.plan.attributes;
     if (!hasTiledAttention(a.headDim) || !this.#attn) return { kind: "generic" };
+    // Steps of more than 8 sequences are not batch-invariant (cuBLASLt's per-M choice): their own geometry.
+    if (this.#batchAttention(bucket, lora)) {
+      return { kind: "decode", ...batchDecodeSplit(bucket, a.numKvHeads, this.#group(), this.maxSeqLen, this.device.smCount) };
+    }
     return {
       kind: "decode",
       ...graphDecodeSplit(
@@ -525,6 +545,16 @@ export class CudaSession implements SessionBackend {
         this.device.smCount,
       ),
     };
+  }
+
+  /** Query heads per kv head. */
+  #group(): number {
+    return this.#attn ? this.#attn.numHeads / this.#attn.numKvHeads : 1;
+  }
+
+  /** Whether a decode step of `T` sequences runs decode_attention_batch (and its split geometry). */
+  #batchAttention(T: number, lora: boolean): boolean {
+    return usesBatchAttention(this.plan, this.elem, T, { batchAttention: this.batchAttention, gemv: this.gemv, lora, gemvMaxRows: GEMV_MAX_ROWS });
   }
 
   #runGraph(inp: StepInputs, kv: CudaKvCache, T: number, sample: boolean, lora?: LaunchEnv["lora"]): void {
@@ -554,7 +584,7 @@ export class CudaSession implements SessionBackend {
         numTokens: bucket,
         numSeqs: bucket,
         numRows: bucket,
-        attention: this.#graphAttention(bucket),
+        attention: this.#graphAttention(bucket, !!lora),
         sample,
       });
       // Run the step once eagerly (loads kernels, makes the GEMM plans; the step is idempotent), then capture it.

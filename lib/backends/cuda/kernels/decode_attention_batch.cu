@@ -1,0 +1,355 @@
+// Decode attention for many sequences (issue 16 item 3): decode_attention.cu's fused step (RoPE of q and k,
+// the KV-cache write of the step's token, split-K attention, the split merge in one launch) with tensor
+// cores. One block per (token, kv head, group chunk of up to 16 query heads, split): the group's heads are
+// the 16 rows of an mma.sync m16n8k16 tile (rows past the group are zero), so each K/V byte is read once per
+// kv head. K and V tiles stream into shared memory with cp.async (two stages); each warp takes 16 keys of a
+// tile with its own online softmax, and the warps merge at the end. Meant for decode steps of more than 8
+// sequences, where decode_attention's scalar loops (one shared-memory load per FMA, 180 registers) made a
+// 64-sequence step 0.66 ms of attention for ~0.1 ms of KV bytes.
+//
+// extern "C" __global__ void decode_attention_batch_bf16_hd{64|128}(the parameters of decode_attention_bf16_hd*)
+//   grid (numKvHeads * ceil(G / 16), numTokens, numSplits)   block (DB_WARPS(HD) * 32): 128 (hd64), 64 (hd128)
+//   Everything else as decode_attention (kernels/README.md): one token per sequence, its key written to the
+//   cache bit-identical to rope_kv_write_bf16, splits of any splitSize >= 1, numSplits == 1 or a token whose
+//   keys all fall in split 0 writes out directly; otherwise partialO f32 [numTokens, numHeads, numSplits, hd],
+//   partialML f32 [.., numSplits, 2] and counters int [numTokens * gridDim.x] (zero before, left zero).
+//   prefetch / prefetchBytes are accepted for the ABI and ignored.
+//   Numerics: q rotated and rounded to bf16 as the unfused q buffer; q·k and p·v on tensor cores (bf16
+//   inputs, fp32 accumulation), p rounded to bf16 for p·v (the softmax sum keeps fp32 p), so results differ
+//   from decode_attention's fp32 scalar sums by bf16 rounding (not batch-invariant across the two kernels).
+//   shared static 36 KB; no spills (nvcc 13, sm_90).
+#include "common.cuh"
+
+#define DB_ROWS 16  // query heads per block: one m16 tile
+#define DB_WARPS(HD) ((HD) == 128 ? 2 : 4)
+
+__device__ __forceinline__ void dbMma(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ u32 dbSmem(const void* p) {
+  u64 g;
+  asm("cvta.to.shared.u64 %0, %1;" : "=l"(g) : "l"(p));
+  return (u32)g;
+}
+
+/** ldmatrix x4: lane l addresses row l % 8 of 8x8 tile l / 8; plain or transposed. */
+template <bool TRANS>
+__device__ __forceinline__ void dbLdsm(u32 (&r)[4], const bf16_t* p) {
+  const u32 a = dbSmem(p);
+  if (TRANS)
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a) : "memory");
+  else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a) : "memory");
+}
+
+/** 16 bytes global -> shared, asynchronous; srcBytes 0 writes zeros and reads nothing. */
+__device__ __forceinline__ void dbCp16(bf16_t* dst, const bf16_t* src, int srcBytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dbSmem(dst)), "l"(src), "r"(srcBytes) : "memory");
+}
+__device__ __forceinline__ void dbCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void dbWait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+
+__device__ __forceinline__ float dbLdcg(const float* p) {
+  float v;
+  asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p));
+  return v;
+}
+
+__device__ __forceinline__ u32 dbPack(float lo, float hi) { return (u32)fromF<bf16_t>(lo) | ((u32)fromF<bf16_t>(hi) << 16); }
+
+/** Element offset of 16-byte chunk c of row r in a [rows, HD] bf16 tile, chunks XOR-swizzled by r % 8 (conflict-free ldmatrix). */
+template <int HD>
+__device__ __forceinline__ int dbSw(int r, int c) { return r * HD + ((c ^ (r & 7)) << 3); }
+
+template <int HD>
+__device__ __forceinline__ void decodeBatchImpl(const bf16_t* qkv, bf16_t* out, bf16_t* kv, const int* positions,
+    const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, float* partialO,
+    float* partialML, int* counters, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
+    int maxBlocksPerSeq, float scale, int window, int splitSize) {
+  constexpr int NW = DB_WARPS(HD), NT = NW * 32, TK = NW * 16, CPR = HD / 8, HALF = HD / 2, KSTEPS = HD / 16, DT = HD / 8;
+  // Two stages of [K tile, V tile], each [TK, HD] bf16; after the loop the per-warp results reuse them.
+  __shared__ __align__(16) bf16_t kvs[2 * 2 * TK * HD];
+  __shared__ __align__(16) bf16_t qsm[DB_ROWS * HD];
+  __shared__ __align__(16) bf16_t kself[HD];
+  __shared__ __align__(16) bf16_t vself[HD];
+  __shared__ float cs[HALF], sn[HALF];
+  __shared__ float mw[NW][DB_ROWS], lw[NW][DB_ROWS];
+  __shared__ int amLast;
+  static_assert(NW * DB_ROWS * HD * 4 <= 2 * 2 * TK * HD * 2, "merge buffer fits the stages");
+
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g4 = lane >> 2, c4 = lane & 3;
+  const int t = blockIdx.y, z = blockIdx.z, numSplits = gridDim.z;
+  const int G = numHeads / numKvHeads;
+  const int chunks = (G + DB_ROWS - 1) / DB_ROWS;
+  const int kvh = blockIdx.x / chunks, chunk = blockIdx.x - kvh * chunks;
+  const int h0 = kvh * G + chunk * DB_ROWS;
+  const int Gb = min(DB_ROWS, G - chunk * DB_ROWS);
+  const int s = seqOfToken(seqStarts, numSeqs, t);
+  const int pos = positions[t];
+  const int lo = window > 0 ? max(0, pos + 1 - window) : 0;
+  const int sLo = lo + z * splitSize;
+  const int sHi = min(pos + 1, sLo + splitSize);
+  const bool own = sLo <= pos && pos < sHi;
+  const int nz = min(numSplits, (pos + 1 - lo + splitSize - 1) / splitSize);
+  const bool direct = nz == 1;
+  const int rowWidth = numKvHeads * HD;
+  const long long vStep = (long long)tokensPerBlock * rowWidth;  // V of a key sits this far past its K
+  const int* table = blockTables + (long long)s * maxBlocksPerSeq;
+  const bf16_t* row = qkv + (long long)t * (numHeads + 2 * numKvHeads) * HD;
+
+  if (sLo < sHi) {
+    // K/V rows of keys k0 .. k0 + TK into stage st; keys past the split read nothing (zeros). The step's own
+    // key is never read from the cache: `self` copies it from kself / vself (ready only after the prologue).
+    auto issue = [&](int k0, int st, bool self) {
+      bf16_t* ks = kvs + st * 2 * TK * HD;
+      bf16_t* vs = ks + TK * HD;
+#pragma unroll
+      for (int j = 0; j < TK * CPR / NT; j++) {
+        const int i = tid + j * NT, r = i / CPR, c = i - r * CPR, key = k0 + r, o = dbSw<HD>(r, c);
+        if (key == pos) {
+          if (self) {
+            *reinterpret_cast<uint4*>(ks + o) = *reinterpret_cast<const uint4*>(kself + c * 8);
+            *reinterpret_cast<uint4*>(vs + o) = *reinterpret_cast<const uint4*>(vself + c * 8);
+          }
+          continue;
+        }
+        const bool ok = key < sHi;
+        const bf16_t* src = ok ? kv + kvCacheOffset(table, key, 0, tokensPerBlock, rowWidth) + kvh * HD + c * 8 : kv;
+        dbCp16(ks + o, src, ok ? 16 : 0);
+        dbCp16(vs + o, ok ? src + vStep : kv, ok ? 16 : 0);
+      }
+      dbCommit();
+    };
+    issue(sLo, 0, false);  // in flight while RoPE runs
+    for (int i = tid; i < HALF; i += NT) {
+      double sv, cv;
+      sincos(invFreq[i] * (double)pos, &sv, &cv);
+      cs[i] = (float)(cv * (double)attnScaling);
+      sn[i] = (float)(sv * (double)attnScaling);
+    }
+    __syncthreads();
+    // Rotated q rounded to bf16 (the unfused q buffer's bits); rows past Gb zero.
+    for (int idx = tid; idx < DB_ROWS * HALF; idx += NT) {
+      const int g = idx / HALF, i = idx - g * HALF;
+      bf16_t qa = 0, qb = 0;
+      if (g < Gb) {
+        const float a = toF(row[(h0 + g) * HD + i]), b = toF(row[(h0 + g) * HD + HALF + i]);
+        qa = fromF<bf16_t>(a * cs[i] - b * sn[i]);
+        qb = fromF<bf16_t>(b * cs[i] + a * sn[i]);
+      }
+      qsm[dbSw<HD>(g, i >> 3) + (i & 7)] = qa;
+      qsm[dbSw<HD>(g, (HALF + i) >> 3) + (i & 7)] = qb;
+    }
+    if (own) {  // the step's own key / value: rotate k, keep both in shared, and (chunk 0) write the cache
+      const bf16_t* kr = row + (numHeads + kvh) * HD;
+      const bf16_t* vr = row + (numHeads + numKvHeads + kvh) * HD;
+      const long long kOff = kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth) + kvh * HD;
+      for (int i = tid; i < HALF; i += NT) {
+        const float a = toF(kr[i]), b = toF(kr[HALF + i]);
+        const bf16_t ka = fromF<bf16_t>(a * cs[i] - b * sn[i]), kb = fromF<bf16_t>(b * cs[i] + a * sn[i]);
+        kself[i] = ka;
+        kself[HALF + i] = kb;
+        if (chunk == 0) { kv[kOff + i] = ka; kv[kOff + HALF + i] = kb; }
+      }
+      for (int i = tid; i < HD; i += NT) {
+        const bf16_t v = vr[i];
+        vself[i] = v;
+        if (chunk == 0) kv[kOff + vStep + i] = v;
+      }
+    }
+    __syncthreads();
+    if (own && pos < sLo + TK) {  // patch the own key into the first tile (skipped by its issue)
+      const int r = pos - sLo;
+      for (int c = tid; c < CPR; c += NT) {
+        *reinterpret_cast<uint4*>(kvs + dbSw<HD>(r, c)) = *reinterpret_cast<const uint4*>(kself + c * 8);
+        *reinterpret_cast<uint4*>(kvs + TK * HD + dbSw<HD>(r, c)) = *reinterpret_cast<const uint4*>(vself + c * 8);
+      }
+    }
+    // q as the A operand (16 heads x HD), loaded once.
+    u32 qa[KSTEPS][4];
+    {
+      const int mi = lane >> 3, r = (mi & 1) * 8 + (lane & 7);
+#pragma unroll
+      for (int kk = 0; kk < KSTEPS; kk++) dbLdsm<false>(qa[kk], qsm + dbSw<HD>(r, 2 * kk + (mi >> 1)));
+    }
+    const float qscale = scale * LLMRT_LOG2E;
+    float o[DT][4];
+#pragma unroll
+    for (int d = 0; d < DT; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
+    float m0 = -LLMRT_INF, m1 = -LLMRT_INF, l0 = 0.f, l1 = 0.f;  // rows g4 and g4 + 8 (l: this lane's columns)
+    const int nTiles = (sHi - sLo + TK - 1) / TK;
+    for (int it = 0; it < nTiles; it++) {
+      const int st = it & 1;
+      if (it + 1 < nTiles) {
+        issue(sLo + (it + 1) * TK, st ^ 1, true);
+        dbWait<1>();
+      } else {
+        dbWait<0>();
+      }
+      __syncthreads();
+      const int kb = sLo + it * TK + warp * 16;  // this warp's first key
+      if (kb < sHi) {
+        const bf16_t* ks = kvs + st * 2 * TK * HD;
+        const bf16_t* vs = ks + TK * HD;
+        const int mi = lane >> 3;
+        float sc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+        {
+          const int r = warp * 16 + (mi >> 1) * 8 + (lane & 7);
+#pragma unroll
+          for (int kk = 0; kk < KSTEPS; kk++) {
+            u32 b[4];
+            dbLdsm<false>(b, ks + dbSw<HD>(r, 2 * kk + (mi & 1)));
+            dbMma(sc[0], qa[kk], b[0], b[1]);
+            dbMma(sc[1], qa[kk], b[2], b[3]);
+          }
+        }
+        float mx0 = -LLMRT_INF, mx1 = -LLMRT_INF;
+#pragma unroll
+        for (int j = 0; j < 2; j++)
+#pragma unroll
+          for (int e = 0; e < 2; e++) {
+            const bool valid = kb + j * 8 + 2 * c4 + e < sHi;
+            sc[j][e] = valid ? sc[j][e] * qscale : -LLMRT_INF;
+            sc[j][2 + e] = valid ? sc[j][2 + e] * qscale : -LLMRT_INF;
+            mx0 = fmaxf(mx0, sc[j][e]);
+            mx1 = fmaxf(mx1, sc[j][2 + e]);
+          }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        const float n0 = fmaxf(m0, mx0), n1 = fmaxf(m1, mx1);  // finite: the warp's first key is valid
+        const float a0 = exp2f(m0 - n0), a1 = exp2f(m1 - n1);  // 0 on the first tile (m = -inf)
+        m0 = n0;
+        m1 = n1;
+        float p[2][4];
+        float s0 = 0.f, s1 = 0.f;
+#pragma unroll
+        for (int j = 0; j < 2; j++)
+#pragma unroll
+          for (int e = 0; e < 2; e++) {
+            p[j][e] = exp2f(sc[j][e] - n0);
+            p[j][2 + e] = exp2f(sc[j][2 + e] - n1);
+            s0 += p[j][e];
+            s1 += p[j][2 + e];
+          }
+        l0 = l0 * a0 + s0;
+        l1 = l1 * a1 + s1;
+        const u32 pa[4] = {dbPack(p[0][0], p[0][1]), dbPack(p[0][2], p[0][3]), dbPack(p[1][0], p[1][1]), dbPack(p[1][2], p[1][3])};
+        const int r = warp * 16 + (mi & 1) * 8 + (lane & 7);
+#pragma unroll
+        for (int d = 0; d < DT; d += 2) {
+          u32 b[4];
+          dbLdsm<true>(b, vs + dbSw<HD>(r, d + (mi >> 1)));
+          o[d][0] *= a0;
+          o[d][1] *= a0;
+          o[d][2] *= a1;
+          o[d][3] *= a1;
+          o[d + 1][0] *= a0;
+          o[d + 1][1] *= a0;
+          o[d + 1][2] *= a1;
+          o[d + 1][3] *= a1;
+          dbMma(o[d], pa, b[0], b[1]);
+          dbMma(o[d + 1], pa, b[2], b[3]);
+        }
+      }
+      __syncthreads();  // the stage is refilled by the next iteration
+    }
+    // Merge the warps: per-warp (m, l, o) of rows < Gb into shared memory (the stages are free now).
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    float* ow = reinterpret_cast<float*>(kvs) + warp * DB_ROWS * HD;
+    if (c4 == 0) {
+      mw[warp][g4] = m0;
+      lw[warp][g4] = l0;
+      mw[warp][g4 + 8] = m1;
+      lw[warp][g4 + 8] = l1;
+    }
+#pragma unroll
+    for (int d = 0; d < DT; d++) {
+      if (g4 < Gb) { ow[g4 * HD + d * 8 + 2 * c4] = o[d][0]; ow[g4 * HD + d * 8 + 2 * c4 + 1] = o[d][1]; }
+      if (g4 + 8 < Gb) { ow[(g4 + 8) * HD + d * 8 + 2 * c4] = o[d][2]; ow[(g4 + 8) * HD + d * 8 + 2 * c4 + 1] = o[d][3]; }
+    }
+    __syncthreads();
+    const float* ow0 = reinterpret_cast<const float*>(kvs);
+    for (int i = tid; i < Gb * HD; i += NT) {
+      const int g = i / HD, d = i - g * HD;
+      float M = -LLMRT_INF;
+#pragma unroll
+      for (int w = 0; w < NW; w++) M = fmaxf(M, mw[w][g]);
+      float O = 0.f, L = 0.f;
+#pragma unroll
+      for (int w = 0; w < NW; w++) {
+        const float wt = exp2f(mw[w][g] - M);  // a warp with no keys: m = -inf, weight 0
+        O = fmaf(wt, ow0[(w * DB_ROWS + g) * HD + d], O);
+        L = fmaf(wt, lw[w][g], L);
+      }
+      const long long th = (long long)t * numHeads + h0 + g;
+      if (direct) out[th * HD + d] = fromF<bf16_t>(O / L);
+      else partialO[(th * numSplits + z) * HD + d] = O;
+      if (!direct && d == 0) {
+        float* ml = partialML + (th * numSplits + z) * 2;
+        ml[0] = M;
+        ml[1] = L;
+      }
+    }
+    if (direct) return;
+  } else {  // empty split (a short sequence in a graph sized for long ones): l = 0, skipped by the merge
+    if (direct) return;
+    for (int g = tid; g < Gb; g += NT) {
+      float* ml = partialML + (((long long)t * numHeads + h0 + g) * numSplits + z) * 2;
+      ml[0] = -LLMRT_INF;
+      ml[1] = 0.f;
+    }
+  }
+  // Last block of this (token, kv group chunk) merges the splits.
+  __threadfence();
+  __syncthreads();
+  int* ctr = counters + (long long)t * gridDim.x + blockIdx.x;
+  if (tid == 0) amLast = atomicAdd(ctr, 1) == numSplits - 1;
+  __syncthreads();
+  if (!amLast) return;
+  __threadfence();
+  for (int i = tid; i < Gb * HD; i += NT) {
+    const int g = i / HD, d = i - g * HD;
+    const long long th = (long long)t * numHeads + h0 + g;
+    const float* mlh = partialML + th * numSplits * 2;
+    float M = -LLMRT_INF;
+    for (int zz = 0; zz < nz; zz++) M = fmaxf(M, dbLdcg(mlh + zz * 2));
+    float O = 0.f, L = 0.f;
+    for (int zz = 0; zz < nz; zz++) {
+      const float w = exp2f(dbLdcg(mlh + zz * 2) - M);
+      O = fmaf(w, dbLdcg(partialO + (th * numSplits + zz) * HD + d), O);
+      L = fmaf(w, dbLdcg(mlh + zz * 2 + 1), L);
+    }
+    out[th * HD + d] = fromF<bf16_t>(O / L);
+  }
+  if (tid == 0) *ctr = 0;
+}
+
+#define DECODE_BATCH(HD)                                                                                                  \
+  extern "C" __global__ void __launch_bounds__(DB_WARPS(HD) * 32) decode_attention_batch_bf16_hd##HD(                   \
+      const bf16_t* qkv, bf16_t* out, bf16_t* kvCache, const int* positions, const int* seqStarts,                        \
+      const int* blockTables, const double* invFreq, float attnScaling, float* partialO, float* partialML, int* counters, \
+      int numTokens, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale,     \
+      int window, int splitSize, const void* prefetch, long long prefetchBytes) {                                         \
+    if ((int)blockIdx.y >= numTokens) return;                                                                             \
+    decodeBatchImpl<HD>(qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, partialML,  \
+                        counters, numSeqs, numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window,          \
+                        splitSize);                                                                                       \
+  }
+#if LLMRT_KERNEL(decode_attention_batch_bf16_hd64)
+DECODE_BATCH(64)
+#endif
+#if LLMRT_KERNEL(decode_attention_batch_bf16_hd128)
+DECODE_BATCH(128)
+#endif
