@@ -7,6 +7,7 @@
  * - `LLMRT_GEMM_TUNE=0`: `gemmTune` defaults to false
  * - `LLMRT_PDL=0`: `pdl` defaults to false
  * - `LLMRT_BATCH_ATTENTION=0`: `batchAttention` defaults to false
+ * - `LLMRT_SKINNY_GEMM=0`: `skinnyGemm` defaults to false
  */
 import { z } from "zod";
 import { parseWith } from "../util/validate.ts";
@@ -35,6 +36,8 @@ export const SessionOptionsSchema = z.strictObject({
   pdl: z.boolean().optional(),
   /** CUDA: decode steps of more than 8 sequences on the tensor-core attention kernel. @default true (LLMRT_BATCH_ATTENTION=0: false) */
   batchAttention: z.boolean().optional(),
+  /** CUDA: decode steps of 9–64 sequences run their bf16 linears on the skinny tensor-core GEMM. @default true (LLMRT_SKINNY_GEMM=0: false) */
+  skinnyGemm: z.boolean().optional(),
 });
 
 export type SessionOptions = z.input<typeof SessionOptionsSchema>;
@@ -47,6 +50,7 @@ export type ResolvedSessionOptions = Readonly<{
   gemmTune: boolean;
   pdl: boolean;
   batchAttention: boolean;
+  skinnyGemm: boolean;
 }>;
 
 /** Validates session options and applies the documented defaults (errors name the field and value). */
@@ -61,5 +65,6 @@ export function parseSessionOptions(input: SessionOptions = {}): ResolvedSession
     gemmTune: o.gemmTune ?? envOn("LLMRT_GEMM_TUNE"),
     pdl: o.pdl ?? envOn("LLMRT_PDL"),
     batchAttention: o.batchAttention ?? envOn("LLMRT_BATCH_ATTENTION"),
+    skinnyGemm: o.skinnyGemm ?? envOn("LLMRT_SKINNY_GEMM"),
   });
 }
