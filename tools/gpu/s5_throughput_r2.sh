@@ -11,7 +11,7 @@ t0=$SECONDS
 stamp() { echo "== [$((SECONDS - t0)) s] $*"; }
 for chk in decode_attention_batch skinny_gemm; do
   stamp "kernel check $chk"
-  timeout 50 python3 tools/cuda-kernel-check/$chk.py --out "$OUT" --quick > "$OUT/$chk.log" 2>&1
+  timeout 35 python3 tools/cuda-kernel-check/$chk.py --out "$OUT" --quick > "$OUT/$chk.log" 2>&1
   echo "rc $?"
   grep -v "^  ok  " "$OUT/$chk.log" | grep -v -i warn | tail -22
   echo "ok lines: $(grep -c '^  ok  ' "$OUT/$chk.log")"
@@ -24,7 +24,7 @@ for run in main attn all; do
     attn) export LLMRT_BATCH_ATTENTION=1 LLMRT_SKINNY_GEMM=0; P="" ;;
     all) export LLMRT_BATCH_ATTENTION=1 LLMRT_SKINNY_GEMM=1; P=--profile-host ;;
   esac
-  LLMRT_BENCH_IDS=$OUT/ids_$run.json LLMRT_BENCH_JSON=$OUT/t64_$run.json timeout 70 bun bench/throughput.ts --model $M --requests 64 --input 128 --output 128 $P > "$OUT/t64_$run.log" 2>&1
+  LLMRT_BENCH_IDS=$OUT/ids_$run.json LLMRT_BENCH_JSON=$OUT/t64_$run.json timeout 45 bun bench/throughput.ts --model $M --requests 64 --input 128 --output 128 $P > "$OUT/t64_$run.log" 2>&1
   echo "rc $?"
   grep -v -i warn "$OUT/t64_$run.log" | grep -E "llmrt:|host share|^\| [0-9]|Error|error" | head -20
   grep -E "^  [a-z_0-9]+ +[0-9]+ ×" "$OUT/t64_$run.log" | head -14
