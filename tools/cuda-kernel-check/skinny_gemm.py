@@ -113,7 +113,7 @@ def timing(quick):
               ("llama-3.1-8b", [("qkv", 6144, 4096, 0), ("o", 4096, 4096, 1), ("gate_up", 28672, 4096, 2), ("down", 4096, 14336, 1)])]
     for (mname, lins) in models:
         for (lname, n, k, mode) in lins:
-            Ws = bf(torch.randn(L, n, k, device="cuda") * 0.05)
+            Ws = torch.randn(L, n, k, device="cuda", dtype=torch.bfloat16)
             for m in ((64,) if quick or mname != "llama-3.2-1b" else (16, 32, 64)):
                 x = bf(torch.randn(m, k, device="cuda"))
                 y = torch.zeros(m, n // 2 if mode == 2 else n, device="cuda", dtype=torch.bfloat16)
