@@ -140,7 +140,7 @@ def timing(quick):
 
             def run_old():
                 for li in range(layers):
-                    ds.decode_fused(qkv, out, kv[li], positions, seqStarts, table, invf, 1.0, pO, pML, ctr, T, S, nH, nKV, hd, tpb, maxB, scale, 0, ss_old, ns_old)
+                    ds.decode_fused(qkv, out, kv[li], positions, seqStarts, table, invf, 1.0, pO, pML, ctr, T, S, nH, nKV, hd, tpb, maxB, scale, 0, ss_old, ns_old, g4=G <= 4)
 
             def run_new():
                 for li in range(layers):
