@@ -18,7 +18,7 @@ run() { # NAME REQUESTS LIMIT [ENV...]
   echo "rc $?"
   grep -v -i warn "$OUT/t8b_$name.log" | grep -E "llmrt:|model|Error|error" | head -6
 }
-run 512 512 45
-run 64 64 25
+run 512 512 45 LLMRT_BATCH_ATTENTION=1 LLMRT_SKINNY_GEMM=1
+run 64 64 25 LLMRT_BATCH_ATTENTION=1 LLMRT_SKINNY_GEMM=1
 run 64_main 64 20 LLMRT_BATCH_ATTENTION=0 LLMRT_SKINNY_GEMM=0
 stamp done

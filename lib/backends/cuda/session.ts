@@ -81,10 +81,10 @@ export interface CudaSessionOptions {
   readonly pdl?: boolean;
   /**
    * Decode steps of more than 8 sequences (fused plan, bf16 KV cache, head dim 64/128) run the tensor-core
-   * decode_attention_batch kernel. @default true
+   * decode_attention_batch kernel. @default false
    */
   readonly batchAttention?: boolean;
-  /** Decode steps of 9–64 sequences run their bf16 linears on the skinny tensor-core GEMM (skinny_gemm.ts). @default true */
+  /** Decode steps of 9–64 sequences run their bf16 linears on the skinny tensor-core GEMM (skinny_gemm.ts). @default false */
   readonly skinnyGemm?: boolean;
 }
 
@@ -278,8 +278,8 @@ export class CudaSession implements SessionBackend {
     this.cudaGraphs = options.cudaGraphs;
     this.gemv = options.gemv;
     this.batchInvariant = options.batchInvariant;
-    this.batchAttention = options.batchAttention ?? true;
-    this.skinnyGemm = options.skinnyGemm ?? true;
+    this.batchAttention = options.batchAttention ?? false;
+    this.skinnyGemm = options.skinnyGemm ?? false;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
