@@ -73,10 +73,17 @@ export function prefillAndDecode(
   return { logits, decodeLogits, ids, tokS: (numDecode / ms) * 1e3, stepMs: ms / numDecode };
 }
 
-/** Bytes a decode step reads from the engine's weights on the device (bf16 floats, uint8 packed ints / e4m3, f32 scales and zeros). */
+/**
+ * Bytes a decode step reads from the engine's weights on the device (bf16 floats, uint8 packed ints / e4m3,
+ * f32 scales and zeros); an untied embedding table (llama-3.1-8b) is left out: a step reads one row of it.
+ */
 export function deviceWeightBytes(e: Engine): number {
   let total = 0;
-  for (const n of e.tensorNames()) {
+  const names = e.tensorNames();
+  // An untied embedding table gives one row per step (only a tied one is read whole, as the lm_head).
+  const untied = names.some((n) => /(^|\.)lm_head(\.weight)?$/.test(n));
+  for (const n of names) {
+    if (untied && /(^|\.)embed_tokens(\.weight)?$/.test(n)) continue;
     const info = e.tensorInfo(n);
     const elems = info.shape.reduce((a, b) => a * b, 1);
     total += info.dtype === "uint8" ? elems : info.dtype === "float32" && /\.(scales|zeros)$/.test(n) ? elems * 4 : elems * 2;

@@ -5,7 +5,11 @@
  * last-position logits of each quantized engine against a bf16 engine built from its own
  * dequantized weights (the kernels' error, apart from the quantization's), plus the argmax.
  *
- *   bun bench/quant_e2e.ts --model DIR [--algos W4A16,W8A16] [--group-size 128] [--decode 128]
+ * Each row prints as soon as it is measured (the speed row before the reference engine is built, so a
+ * run cut short on llama-3.1-8b still has its tokens/s); `--no-ref` skips the dequantized reference engine (a second
+ * build: minutes on llama-3.1-8b); the GEMM-path comparison (see run) costs one extra prefill.
+ *
+ *   bun bench/quant_e2e.ts --model DIR [--algos W4A16,W8A16] [--group-size 128] [--decode 128] [--no-ref]
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -28,6 +32,7 @@ const { values } = parseArgs({
     "group-size": { type: "string" },
     decode: { type: "string" },
     "cpu-dry-run": { type: "boolean" },
+    "no-ref": { type: "boolean" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/quant_e2e.ts --model DIR [--algos W4A16,W8A16] [--group-size 128] [--decode 128]");
@@ -69,13 +74,25 @@ function build(model: LlamaForCausalLM): Engine {
   });
 }
 
-function run(engine: Engine): DecodeRun {
+/**
+ * prefillAndDecode, plus `gemmLogits`: the first decode step's logits recomputed by the multi-row path
+ * (prompt[0, 120) then a 9-row step prompt[120, 128) + prompt[5], whose linears run cuBLASLt GEMMs: on a
+ * quantized engine over the weights dequantized to bf16, i.e. the dequantized forward; on the bf16 engine
+ * the same GEMMs, the floor of the decode-vs-GEMM-path difference).
+ */
+function run(engine: Engine): DecodeRun & { gemmLogits: Float32Array } {
   using session = Session.fromSerializedEngine(engine, { backend });
   const kv = session.createKvCache(maxSeqLen / BS + 1);
   const step = greedyStepper(Int32Array.from({ length: maxSeqLen / BS }, (_, i) => i));
-  const r = prefillAndDecode(session, kv, step, engine.plan.attributes.vocabSize, prompt, numDecode);
+  const vocab = engine.plan.attributes.vocabSize;
+  const r = prefillAndDecode(session, kv, step, vocab, prompt, numDecode);
   kv.dispose();
-  return r;
+  const kv2 = session.createKvCache(maxSeqLen / BS + 1);
+  const gemmLogits = new Float32Array(vocab), sampledIds = new Int32Array(1);
+  session.run(step(prompt.slice(0, 120), 0), { sampledIds }, kv2);
+  session.run(step([...prompt.slice(120), prompt[5]], 120), { logits: gemmLogits, sampledIds }, kv2);
+  kv2.dispose();
+  return { ...r, gemmLogits };
 }
 
 function ceilingBandwidth(engine: Engine): number {
@@ -89,16 +106,21 @@ prompt = Array.from({ length: PROMPT }, (_, i) => (i * 101 + 7) % Math.min(4000,
 const bf16 = build(base);
 const copyBps = ceilingBandwidth(bf16);
 const ref = run(bf16);
-const rows: string[] = [];
+const header = (): void => {
+  console.log(`copy bandwidth ${(copyBps / 1e12).toFixed(3)} TB/s; batch 1, prompt ${PROMPT}, ${numDecode} timed decode steps (graphs)`);
+  console.log("| engine | weight GB read per step | decode tok/s | ms/step | % of bytes-allowed bandwidth | vs bf16 | correctness |");
+  console.log("| --- | ---: | ---: | ---: | ---: | ---: | --- |");
+};
 const line = (name: string, e: Engine, r: DecodeRun, extra: string): void => {
   const bytes = deviceWeightBytes(e);
   const ceiling = copyBps / bytes;
-  rows.push(
+  console.log(
     `| ${name} | ${(bytes / 1e9).toFixed(3)} | ${r.tokS.toFixed(1)} | ${r.stepMs.toFixed(3)} | ${(100 * r.tokS / ceiling).toFixed(1)}% | ${
       (r.tokS / ref.tokS).toFixed(2)
     }× | ${extra} |`,
   );
 };
+header();
 line("bf16", bf16, ref, "—");
 bf16.dispose();
 for (const algo of algos) {
@@ -109,26 +131,30 @@ for (const algo of algos) {
     hasZeroPoint: algo !== "W8A16",
   });
   const qs = ((performance.now() - t0) / 1000).toFixed(1);
+  const name = `${algo}${algo === "W8A16" ? " per-channel" : ` g${groupSize} + zero points`}`;
   const qe = build(q);
-  const deq = build(new LlamaForCausalLM(base.config, new DequantizedSource(q), base.options));
   const rq = run(qe);
-  const rd = run(deq);
   line(
-    `${algo}${algo === "W8A16" ? " per-channel" : ` g${groupSize} + zero points`}`,
+    name,
     qe,
     rq,
-    `vs a bf16 engine of the dequantized weights: prefill logits rel L2 ${relL2(rq.logits, rd.logits).toExponential(2)}, argmax ${
+    `decode-step logits vs the same engine's GEMM path (dequantized bf16 weights) rel L2 ${relL2(rq.decodeLogits, rq.gemmLogits).toExponential(2)}, argmax ${
+      argmax(rq.decodeLogits) === argmax(rq.gemmLogits) ? "same" : "differs"
+    } (bf16 engine: ${relL2(ref.decodeLogits, ref.gemmLogits).toExponential(2)}); vs bf16: prefill logits rel L2 ${
+      relL2(rq.logits, ref.logits).toExponential(2)
+    }; quantize ${qs} s`,
+  );
+  qe.dispose();
+  if (values["no-ref"]) continue;
+  const deq = build(new LlamaForCausalLM(base.config, new DequantizedSource(q), base.options));
+  const rd = run(deq);
+  deq.dispose();
+  const same = rq.ids.findIndex((x, i) => x !== rd.ids[i]);
+  console.log(
+    `${name} vs a bf16 engine of the dequantized weights: prefill logits rel L2 ${relL2(rq.logits, rd.logits).toExponential(2)}, argmax ${
       argmax(rq.logits) === argmax(rd.logits) ? "same" : "differs"
     }; decode-step logits rel L2 ${relL2(rq.decodeLogits, rd.decodeLogits).toExponential(2)}, argmax ${
       argmax(rq.decodeLogits) === argmax(rd.decodeLogits) ? "same" : "differs"
-    }; greedy ids equal ${
-      rq.ids.findIndex((x, i) => x !== rd.ids[i]) < 0 ? rq.ids.length : rq.ids.findIndex((x, i) => x !== rd.ids[i])
-    }/${rq.ids.length}; vs bf16 rel L2 ${relL2(rq.logits, ref.logits).toExponential(2)}; quantize ${qs} s`,
+    }; greedy ids equal ${same < 0 ? rq.ids.length : same}/${rq.ids.length}; the reference engine ${rd.tokS.toFixed(1)} tok/s`,
   );
-  qe.dispose();
-  deq.dispose();
 }
-console.log(`copy bandwidth ${(copyBps / 1e12).toFixed(3)} TB/s; batch 1, prompt ${PROMPT}, ${numDecode} timed decode steps (graphs)`);
-console.log("| engine | weight GB read per step | decode tok/s | ms/step | % of bytes-allowed bandwidth | vs bf16 | correctness |");
-console.log("| --- | ---: | ---: | ---: | ---: | ---: | --- |");
-for (const r of rows) console.log(r);

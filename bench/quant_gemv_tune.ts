@@ -1,12 +1,16 @@
 /**
  * Tuning sweep of the tensor-core quantized GEMV (quant_gemv_fused_u4/u8, quant_gemv.cu): compile-time
- * variants (QG_U superchunks in flight per warp, QG_ASYNC weights through shared memory by cp.async,
- * QG_MINB min blocks per SM) on the llama-3.2-1b / llama-3.1-8b decoder linear shapes, m = 1 and 8, beside a
- * 1 GiB device-copy ceiling measured in the same run. Every variant's output is first checked bit for
- * bit against the first variant's (same sums in the same order: a variant that changes a bit is a bug).
+ * variants (QG_PIPE 0 = session 4's form with QG_U / QG_ASYNC; QG_PIPE 1 = the cp.async ring with QG_NW warps,
+ * QG_CH superchunks per stage, QG_P / QG_PN stages; QG_MINB min blocks per SM) on the llama-3.2-1b /
+ * llama-3.1-8b decoder linear shapes, beside a 1 GiB device-copy ceiling and the bf16 lm_head GEMV
+ * (gemv_fused_norm_bf16_m1, fp32 logits) measured in the same run. Every variant's output is first
+ * checked against the first variant's: the same bits, or (a variant that sums in another order) within
+ * one bf16 unit / 2^-16 of max |y| for fp32 outputs. tests/quant_cuda.test.ts checks the default
+ * against float64. Timing "m=1 fused" runs each linear as the fused decode plan does (qkv: _norm mode 0,
+ * o: mode 1, gate_up: _norm mode 2, down: mode 1); "m=1" / "m=8" the plain kernel, mode 0.
  * Weights are random bytes: the timing does not depend on their values.
  *
- *   bun bench/quant_gemv_tune.ts [--variants "U=4,ASYNC=0,MINB=1;U=4,ASYNC=1,MINB=3"] [--json FILE]
+ *   bun bench/quant_gemv_tune.ts [--variants "PIPE=0,U=2,MINB=3;PIPE=1,CH=2,P=2"] [--m8] [--json FILE]
  */
 import * as fs from "node:fs";
 import process from "node:process";
@@ -18,15 +22,20 @@ import { copyBandwidth } from "./copy_bandwidth.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { variants: { type: "string" }, json: { type: "string" } },
+  options: { variants: { type: "string" }, json: { type: "string" }, m8: { type: "boolean" } },
 });
-const variants = (values.variants ?? "U=4,ASYNC=0,MINB=1;U=4,ASYNC=1,MINB=3;U=4,ASYNC=1,MINB=4;U=2,ASYNC=1,MINB=4;U=2,ASYNC=0,MINB=3;U=4,ASYNC=0,MINB=2")
-  .split(";");
+const variants = (values.variants ?? "PIPE=0,U=2,MINB=3;PIPE=1,CH=2,P=2,PN=1;PIPE=1,CH=1,P=4,PN=3").split(";");
+/** Threads per block of a variant: 32 · QG_NW for the QG_PIPE form (default 8 warps). */
+const threads = (v: string): number => {
+  const kv = Object.fromEntries(v.split(",").map((x) => x.split("=")));
+  return kv.PIPE === "0" ? 256 : 32 * Number(kv.NW ?? 8);
+};
 const PARAMS = ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "f32", "i32", "i32", "i32", "i32", "i32"] as const;
 
 const d = CudaDevice.open(0);
 const ceiling = copyBandwidth(d);
 const mods: [string, CudaModule][] = variants.map((v) => [v, loadKernelFile(d, "quant_gemv.cu", { options: v.split(",").map((kv) => `-DQG_${kv}`) })]);
+using gemvMod = loadKernelFile(d, "gemv.cu");
 using stream = d.createStream();
 using t0 = d.createEvent();
 using t1 = d.createEvent();
@@ -45,6 +54,10 @@ const xBits = (n: number, seed: number): Uint16Array => {
   for (let i = 0; i < n; i++) h[i] = 0x3c00 | (r[2 * i] & 0x7f) | ((r[2 * i + 1] & 1) << 15) | ((r[2 * i + 1] & 6) << 6);
   return h;
 };
+
+const bf16Value = (h: number): number => new Float32Array(new Uint32Array([h << 16]).buffer)[0];
+/** The spacing of bf16 values at h's magnitude. */
+const bf16Ulp = (h: number): number => Math.abs(bf16Value((h & 0x7f80) === 0 ? 0x0080 : (h & 0x7f80)) * 2 ** -7);
 
 /** Device copies of a random quantized weight: `copies` instances (so none stays in the 50 MB L2). */
 function weights(N: number, K: number, bits: 4 | 8, group: number, zp: boolean, copies: number, random: boolean) {
@@ -92,7 +105,7 @@ for (const [bits, group, zp] of [[4, 128, true], [8, 1024, false]] as [4 | 8, nu
       for (const m of [1, 3, 8]) {
         for (const mode of [0, 2, 3]) {
           y.copyFromHost(new Uint8Array(8 * N * 4));
-          mod.kernel(`quant_gemv_fused${norm ? "_norm" : ""}_${u}`, PARAMS).launch(N / 16, 256, [
+          mod.kernel(`quant_gemv_fused${norm ? "_norm" : ""}_${u}`, PARAMS).launch(N / 16, threads(v), [
             x,
             ...w.args(0),
             bias,
@@ -113,7 +126,21 @@ for (const [bits, group, zp] of [[4, 128, true], [8, 1024, false]] as [4 | 8, nu
     }
     if (!want) want = got;
     const same = got.every((g, i) => g.every((b, j) => b === want![i][j]));
-    checks.push(`${u} ${v}: ${same ? "same bits" : "DIFFERENT BITS"} as ${variants[0]} (plain and _norm, m 1/3/8, modes 0/2/3)`);
+    // Not the same bits: every output within one bf16 unit (modes 0, 2) or 2^-16 of max |y| (mode 3, fp32).
+    let worst = 0;
+    got.forEach((g, i) => {
+      const mode = [0, 2, 3][i % 3];
+      if (mode === 3) {
+        const a = new Float32Array(g.buffer), b = new Float32Array(want![i].buffer);
+        const mx = b.reduce((p, q) => Math.max(p, Math.abs(q)), 1e-30);
+        for (let j = 0; j < a.length; j++) worst = Math.max(worst, (Math.abs(a[j] - b[j]) / mx) * 2 ** 16);
+      } else {
+        const a = new Uint16Array(g.buffer), b = new Uint16Array(want![i].buffer);
+        for (let j = 0; j < a.length; j++) worst = Math.max(worst, Math.abs(bf16Value(a[j]) - bf16Value(b[j])) / Math.max(bf16Ulp(b[j]), 1e-30));
+      }
+    });
+    const verdict = same ? "same bits" : worst <= 1 ? `close (worst ${worst.toFixed(2)} of the bound)` : `DIFFERENT (worst ${worst.toFixed(2)} of the bound)`;
+    checks.push(`${u} ${v}: ${verdict} as ${variants[0]} (plain and _norm, m 1/3/8, modes 0/2/3)`);
   }
 }
 console.log(checks.join("\n"));
@@ -130,44 +157,69 @@ const time = (launch: (i: number) => void, copies: number): number => {
   t1.synchronize();
   return t1.elapsedSince(t0) / (3 * copies);
 };
-const MODELS: Record<string, { layers: number; linears: [string, number, number][] }> = {
-  "llama-3.2-1b": { layers: 16, linears: [["qkv", 3072, 2048], ["o", 2048, 2048], ["gate_up", 16384, 2048], ["down", 2048, 8192]] },
-  "llama-3.1-8b": { layers: 32, linears: [["qkv", 6144, 4096], ["o", 4096, 4096], ["gate_up", 28672, 4096], ["down", 4096, 14336]] },
+const MODELS: Record<string, { layers: number; vocab: number; linears: [string, number, number][] }> = {
+  "llama-3.2-1b": { layers: 16, vocab: 128256, linears: [["qkv", 3072, 2048], ["o", 2048, 2048], ["gate_up", 16384, 2048], ["down", 2048, 8192]] },
+  "llama-3.1-8b": { layers: 32, vocab: 128256, linears: [["qkv", 6144, 4096], ["o", 4096, 4096], ["gate_up", 28672, 4096], ["down", 4096, 14336]] },
 };
+/** How the fused decode plan runs each linear (decode_fusion.ts): prologue norm and epilogue mode. */
+const FUSED: Record<string, [boolean, number]> = { qkv: [true, 0], o: [false, 1], gate_up: [true, 2], down: [false, 1] };
 interface Row {
   model: string;
   linear: string;
   format: string;
   variant: string;
-  m: number;
+  m: string;
   us: number;
   bytes: number;
 }
 const rows: Row[] = [];
+const lmHead: string[] = [];
+const ms = values.m8 ? ["1 fused", "1", "8"] : ["1 fused", "1"];
 for (const [model, spec] of Object.entries(MODELS)) {
   for (const [lin, N, K] of spec.linears) {
     using x = d.alloc(8 * K * 2);
     using y = d.alloc(8 * N * 2);
+    using normW = d.alloc(K * 2);
     x.copyFromHost(xBits(8 * K, 5));
+    normW.copyFromHost(xBits(K, 6));
     for (const [fmt, bits, group, zp] of [["int4 g128 zp", 4, 128, true], ["int8 per-channel", 8, K, false]] as [string, 4 | 8, number, boolean][]) {
       const bytes1 = (N * K * bits) / 8;
       const copies = Math.max(1, Math.ceil((256 << 20) / bytes1));
       using w = weights(N, K, bits, group, zp, copies, false);
       for (const [v, mod] of mods) {
-        const kern = mod.kernel(`quant_gemv_fused_${bits === 4 ? "u4" : "u8"}`, PARAMS);
-        for (const m of [1, 8]) {
-          const ms = time((i) => kern.launch(N / 16, 256, [x, ...w.args(i), 0n, y, 0n, 0, m, N, K, group, 0], { stream }), copies);
-          rows.push({ model, linear: lin, format: fmt, variant: v, m, us: ms * 1e3, bytes: w.bytes });
+        for (const m of ms) {
+          const [norm, mode] = m === "1 fused" ? FUSED[lin] : [false, 0];
+          const kern = mod.kernel(`quant_gemv_fused${norm ? "_norm" : ""}_${bits === 4 ? "u4" : "u8"}`, PARAMS);
+          const rowsM = m === "8" ? 8 : 1;
+          const us = 1e3 *
+            time((i) => kern.launch(N / 16, threads(v), [x, ...w.args(i), 0n, y, norm ? normW.ptr : 0n, 1e-5, rowsM, N, K, group, mode], { stream }), copies);
+          rows.push({ model, linear: lin, format: fmt, variant: v, m, us, bytes: w.bytes });
         }
       }
     }
   }
+  // The bf16 lm_head of a quantized checkpoint (AWQ keeps it bf16): the fused plan's final-norm + fp32-logits GEMV.
+  const N = spec.vocab, K = spec.linears[0][2];
+  using W = d.alloc(N * K * 2);
+  using x = d.alloc(K * 2);
+  using normW = d.alloc(K * 2);
+  using y = d.alloc(N * 4);
+  W.fill(0x3c);
+  x.copyFromHost(xBits(K, 7));
+  normW.copyFromHost(xBits(K, 8));
+  const kern = gemvMod.kernel("gemv_fused_norm_bf16_m1", ["ptr", "ptr", "ptr", "ptr", "ptr", "f32", "i32", "i32", "i32", "i32", "ptr", "i64"]);
+  const us = 1e3 * time(() => kern.launch(Math.ceil(N / 8), 256, [x, W, 0n, y, normW, 1e-5, 1, N, K, 3, 0n, 0n], { stream }), 1);
+  lmHead.push(
+    `${model} lm_head bf16 [${N}x${K}] gemv_fused_norm_bf16_m1 mode 3: ${us.toFixed(1)} us = ${
+      (100 * (N * K * 2) / (us * 1e-6) / ceiling).toFixed(1)
+    }% of copy`,
+  );
 }
-const lines: string[] = [`device copy ceiling ${(ceiling / 1e9).toFixed(0)} GB/s`];
+const lines: string[] = [`device copy ceiling ${(ceiling / 1e9).toFixed(0)} GB/s`, ...lmHead];
 const pct = (bytes: number, us: number): number => (100 * bytes / (us * 1e-6)) / ceiling;
 for (const model of Object.keys(MODELS)) {
   for (const fmt of ["int4 g128 zp", "int8 per-channel"]) {
-    for (const m of [1, 8]) {
+    for (const m of ms) {
       const sel = rows.filter((r) => r.model === model && r.format === fmt && r.m === m);
       // Per variant: all decoder linears of one layer, and each linear.
       for (const v of variants) {

@@ -103,6 +103,8 @@ const FUSED_CASES: [string, IntGrid, number, number][] = [
   ["uint4 g256 symmetric", { bits: 4, groupSize: 256, hasZeroPoint: false }, 128, 2048],
   ["uint8 per-channel (W8A16)", { bits: 8, groupSize: 512, hasZeroPoint: false }, 128, 512],
   ["uint8 g64 zero points", { bits: 8, groupSize: 64, hasZeroPoint: true }, 64, 1024],
+  // 9 superchunks: the last pipeline stage of 2 superchunks is half full.
+  ["uint4 g128 zero points, odd superchunk count", { bits: 4, groupSize: 128, hasZeroPoint: true }, 64, 1152],
 ];
 const silu = (g: number): number => g / (1 + Math.exp(-g));
 const rbf = (v: number): number => fromBf16Bits(toBf16Bits(v));
