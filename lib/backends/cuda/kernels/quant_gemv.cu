@@ -190,6 +190,20 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #define QG_PN 3     // QG_PIPE: QG_P for _norm (its staged x takes 16 KB of the 48 KB of static shared memory)
 #endif
 
+// Programmatic dependent launch (the decode plan's LaunchOptions.pdl): before qgPdlWait a kernel reads only
+// weights (packed W, scales, zero points) and writes nothing; griddepcontrol.wait returns at once when the
+// kernel was launched without PDL. Local names, so this file does not depend on common.cuh's helpers.
+__device__ __forceinline__ void qgPdlWait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void qgPdlLaunchDependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 __device__ __forceinline__ u32 bf16x2Fma(u32 a, u32 b, u32 c) {
   u32 d;
   asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
@@ -478,6 +492,8 @@ __device__ __forceinline__ void quantGemvPipeImpl(const bf16_t* x, const u8* W, 
     if (p < nU) issue(p, p, sa[p], sb[p], za[p], zb[p]);
     cpAsyncCommit();
   }
+  qgPdlWait();  // x and y are earlier launches' outputs
+  qgPdlLaunchDependents();
   const bf16_t* xsrc = x;
   if constexpr (NORM) {
     __shared__ __align__(16) bf16_t xsh[QG_XS];
