@@ -1,7 +1,7 @@
 /**
  * Tuning sweep of the tensor-core quantized GEMV (quant_gemv_fused_u4/u8, quant_gemv.cu): compile-time
- * variants (QG_PIPE 0 = session 4's form with QG_U / QG_ASYNC; QG_PIPE 1 = the cp.async ring with QG_NW warps,
- * QG_CH superchunks per stage, QG_P / QG_PN stages; QG_MINB min blocks per SM) on the llama-3.2-1b /
+ * variants (QG_U / QG_UN superchunks in flight per warp, QG_MINB min blocks per SM, QG_FASTNORM / QG_XFIRST the
+ * one-row RMSNorm prologue, QG_TILED a tiled weight layout: timing only, its outputs differ) on the llama-3.2-1b /
  * llama-3.1-8b decoder linear shapes, beside a 1 GiB device-copy ceiling and the bf16 lm_head GEMV
  * (gemv_fused_norm_bf16_m1, fp32 logits) measured in the same run. Every variant's output is first
  * checked against the first variant's: the same bits, or (a variant that sums in another order) within
@@ -10,7 +10,7 @@
  * o: mode 1, gate_up: _norm mode 2, down: mode 1); "m=1" / "m=8" the plain kernel, mode 0.
  * Weights are random bytes: the timing does not depend on their values.
  *
- *   bun bench/quant_gemv_tune.ts [--variants "PIPE=0,U=2,MINB=3;PIPE=1,CH=2,P=2"] [--m8] [--json FILE]
+ *   bun bench/quant_gemv_tune.ts [--variants "FASTNORM=0;U=4,MINB=2"] [--m8] [--json FILE]
  */
 import * as fs from "node:fs";
 import process from "node:process";
@@ -24,12 +24,7 @@ const { values } = parseArgs({
   args: process.argv.slice(2),
   options: { variants: { type: "string" }, json: { type: "string" }, m8: { type: "boolean" } },
 });
-const variants = (values.variants ?? "PIPE=0,U=2,MINB=3;PIPE=1,CH=2,P=2,PN=1;PIPE=1,CH=1,P=4,PN=3").split(";");
-/** Threads per block of a variant: 32 · QG_NW for the QG_PIPE form (default 8 warps). */
-const threads = (v: string): number => {
-  const kv = Object.fromEntries(v.split(",").map((x) => x.split("=")));
-  return kv.PIPE === "0" ? 256 : 32 * Number(kv.NW ?? 8);
-};
+const variants = (values.variants ?? "FASTNORM=0;FASTNORM=1;XFIRST=0;UN=3;TILED=1").split(";");
 const PARAMS = ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "f32", "i32", "i32", "i32", "i32", "i32"] as const;
 
 const d = CudaDevice.open(0);
@@ -105,7 +100,7 @@ for (const [bits, group, zp] of [[4, 128, true], [8, 1024, false]] as [4 | 8, nu
       for (const m of [1, 3, 8]) {
         for (const mode of [0, 2, 3]) {
           y.copyFromHost(new Uint8Array(8 * N * 4));
-          mod.kernel(`quant_gemv_fused${norm ? "_norm" : ""}_${u}`, PARAMS).launch(N / 16, threads(v), [
+          mod.kernel(`quant_gemv_fused${norm ? "_norm" : ""}_${u}`, PARAMS).launch(N / 16, 256, [
             x,
             ...w.args(0),
             bias,
@@ -192,7 +187,7 @@ for (const [model, spec] of Object.entries(MODELS)) {
           const kern = mod.kernel(`quant_gemv_fused${norm ? "_norm" : ""}_${bits === 4 ? "u4" : "u8"}`, PARAMS);
           const rowsM = m === "8" ? 8 : 1;
           const us = 1e3 *
-            time((i) => kern.launch(N / 16, threads(v), [x, ...w.args(i), 0n, y, norm ? normW.ptr : 0n, 1e-5, rowsM, N, K, group, mode], { stream }), copies);
+            time((i) => kern.launch(N / 16, 256, [x, ...w.args(i), 0n, y, norm ? normW.ptr : 0n, 1e-5, rowsM, N, K, group, mode], { stream }), copies);
           rows.push({ model, linear: lin, format: fmt, variant: v, m, us, bytes: w.bytes });
         }
       }

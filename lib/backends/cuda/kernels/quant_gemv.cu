@@ -165,29 +165,17 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #ifndef QG_UN
 #define QG_UN 2     // the same for the _norm entry points (their x staging takes 16 KB of shared memory)
 #endif
-#ifndef QG_ASYNC
-#define QG_ASYNC 0  // 1: weights stream through shared memory by cp.async (registers freed for occupancy)
-#endif
 #ifndef QG_MINB
 #define QG_MINB 3   // __launch_bounds__ min blocks per SM (3: at most 85 registers, 3 blocks of 256 per SM)
 #endif
-#ifndef QG_PIPE
-#define QG_PIPE 1   // 1: the session-5 form (quantGemvPipeImpl: per-warp cp.async ring, whole 128-byte lines); 0: session 4's
+#ifndef QG_TILED
+#define QG_TILED 0  // 1: W in 16-row tiles, each superchunk's 16 × 64 bytes contiguous (bench layout experiment only)
 #endif
-#ifndef QG_NW
-#define QG_NW 8     // QG_PIPE: warps per block (the launcher's block is 32 · QG_NW threads)
+#ifndef QG_FASTNORM
+#define QG_FASTNORM 1  // _norm, m = 1: the single-pass prologue (0: rmsnormStage, session 4's)
 #endif
-#ifndef QG_CH
-#define QG_CH 2     // QG_PIPE: superchunks per pipeline stage (64 · QG_CH contiguous bytes of each of the 16 rows)
-#endif
-#ifndef QG_P
-#define QG_P 2      // QG_PIPE: stages in flight per warp (plain entry points)
-#endif
-#ifndef QG_CHN
-#define QG_CHN 1    // QG_PIPE: QG_CH for the _norm entry points
-#endif
-#ifndef QG_PN
-#define QG_PN 3     // QG_PIPE: QG_P for _norm (its staged x takes 16 KB of the 48 KB of static shared memory)
+#ifndef QG_XFIRST
+#define QG_XFIRST 1 // _norm, m = 1: x's loads are issued before the first weight loads (0: after)
 #endif
 
 // Programmatic dependent launch (the decode plan's LaunchOptions.pdl): before qgPdlWait a kernel reads only
@@ -224,8 +212,6 @@ __device__ __forceinline__ void cpAsync16(void* smem, const void* gmem) {
 }
 __device__ __forceinline__ void cpAsyncCommit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
 __device__ __forceinline__ void cpAsyncWaitAll() { asm volatile("cp.async.wait_group 0;" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cpAsyncWait() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
 __device__ __forceinline__ void mma16816(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
   asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
                : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
@@ -358,18 +344,22 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
   // Tile row r → weight row (mode 2: gate rows 8b.. then the matching up rows).
   const int rowA = mode == 2 ? blockIdx.x * 8 + g : blockIdx.x * 16 + g;
   const int rowB = mode == 2 ? half + blockIdx.x * 8 + g : blockIdx.x * 16 + 8 + g;
-  const int rowBytes = k * BITS / 8, S = k / E, ng = k / group;
+  const int rowBytes = k * BITS / 8, S = k / E, ng = k / group, kv = k >> 3;
+#if QG_TILED
+  constexpr int SSTRIDE = 1024;
+  (void)tq;
+  const u8* wa = W + (long long)blockIdx.x * 16 * rowBytes + lane * 16;
+  const u8* wb = wa + 512;
+#else
+  constexpr int SSTRIDE = 64;
   const u8* wa = W + (long long)rowA * rowBytes + tq * 16;
   const u8* wb = W + (long long)rowB * rowBytes + tq * 16;
+#endif
   const u32 zdef = 1u << (BITS - 1);
   const bool xLive = g < m;
   float acc[4] = {0.f, 0.f, 0.f, 0.f};
   constexpr int U = NORM ? QG_UN : QG_U;
-#if QG_ASYNC
-  __shared__ __align__(16) uint4 wsh[NW][U][2][32];  // each lane's own 2 × 16 B per item (cp.async)
-#else
   uint4 va[U], vb[U];
-#endif
   float sa[U], sb[U];
   u32 za[U], zb[U];
   auto issue = [&](int s0) {
@@ -377,13 +367,8 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     for (int u = 0; u < U; u++) {
       const int s = s0 + NW * u;
       if (s < S) {
-#if QG_ASYNC
-        cpAsync16(&wsh[warp][u][0][lane], wa + (long long)s * 64);
-        cpAsync16(&wsh[warp][u][1][lane], wb + (long long)s * 64);
-#else
-        va[u] = *reinterpret_cast<const uint4*>(wa + (long long)s * 64);
-        vb[u] = *reinterpret_cast<const uint4*>(wb + (long long)s * 64);
-#endif
+        va[u] = *reinterpret_cast<const uint4*>(wa + (long long)s * SSTRIDE);
+        vb[u] = *reinterpret_cast<const uint4*>(wb + (long long)s * SSTRIDE);
         const int gi = s * E / group;
         sa[u] = scales[(long long)rowA * ng + gi];
         sb[u] = scales[(long long)rowB * ng + gi];
@@ -391,34 +376,76 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
         zb[u] = zeros ? (u32)zeros[(long long)rowB * ng + gi] : zdef;
       }
     }
-#if QG_ASYNC
-    cpAsyncCommit();
-#endif
   };
-  // The first weight loads are in flight before the prologue (the weight stream is the kernel's work).
-  issue(warp);
   const bf16_t* xsrc = x;
-  if constexpr (NORM) {  // x <- rmsnorm(x) * normW (as rmsnorm_bf16 rounds it), staged in shared memory
+  if constexpr (NORM) {
+    // x <- rmsnorm(x) * normW (as rmsnorm_bf16 rounds it), staged in shared memory. One row (batch-1
+    // decode): a single pass — normW copied into the stage by cp.async (a weight: before the PDL wait),
+    // x's chunks held in registers (chunk c = tid + 256 j, the sums of rmsnormStage in its order), its
+    // loads issued before the weights' (QG_XFIRST), so the prologue does not queue behind the weight stream.
     __shared__ __align__(16) bf16_t xsh[QG_XS];
     __shared__ float sh[32];
-    rmsnormStage(x, normW, eps, m, k, xsh, sh);
+    if (QG_FASTNORM && m == 1) {
+      for (int c = tid; c < kv; c += 256) cpAsync16(xsh + c * 8, normW + c * 8);
+      cpAsyncCommit();
+      if (!QG_XFIRST) issue(warp);
+      qgPdlWait();  // x and y are earlier launches' outputs
+      qgPdlLaunchDependents();
+      uint4 xr[QG_XS / 8 / 256];
+#pragma unroll
+      for (int j = 0; j < QG_XS / 8 / 256; j++) {
+        if (tid + 256 * j < kv) xr[j] = *reinterpret_cast<const uint4*>(x + (tid + 256 * j) * 8);
+      }
+      if (QG_XFIRST) issue(warp);
+      float ss = 0.f;
+#pragma unroll
+      for (int j = 0; j < QG_XS / 8 / 256; j++) {
+        if (tid + 256 * j < kv) {
+          const u32 xw[4] = {xr[j].x, xr[j].y, xr[j].z, xr[j].w};
+#pragma unroll
+          for (int e = 0; e < 8; e++) {
+            const float a = __uint_as_float(e & 1 ? xw[e >> 1] & 0xFFFF0000u : xw[e >> 1] << 16);
+            ss += a * a;
+          }
+        }
+      }
+      ss = blockSum(ss, sh);
+      const float inv = rsqrtf(ss / (float)k + eps);
+      cpAsyncWaitAll();  // this thread's own normW chunks
+#pragma unroll
+      for (int j = 0; j < QG_XS / 8 / 256; j++) {
+        const int c = tid + 256 * j;
+        if (c < kv) {
+          const u32 xw[4] = {xr[j].x, xr[j].y, xr[j].z, xr[j].w};
+          float a[8], w8[8];
+          load16(xsh + c * 8, w8);
+#pragma unroll
+          for (int e = 0; e < 8; e++) a[e] = __uint_as_float(e & 1 ? xw[e >> 1] & 0xFFFF0000u : xw[e >> 1] << 16) * inv * w8[e];
+          store16(xsh + c * 8, a);
+        }
+      }
+      __syncthreads();
+    } else {
+      issue(warp);
+      qgPdlWait();
+      qgPdlLaunchDependents();
+      rmsnormStage(x, normW, eps, m, k, xsh, sh);
+    }
     xsrc = xsh;
+  } else {
+    // The first weight loads are in flight before anything else (the weight stream is the kernel's work).
+    issue(warp);
+    qgPdlWait();
+    qgPdlLaunchDependents();
   }
   const bf16_t* xg = xsrc + (long long)(xLive ? g : 0) * k;
   for (int s0 = warp; s0 < S; s0 += NW * U) {
-#if QG_ASYNC
-    cpAsyncWaitAll();  // this lane's own copies: no barrier needed
-#endif
 #pragma unroll
     for (int u = 0; u < U; u++) {
       const int s = s0 + NW * u;
       if (s < S) {
         float t[4];
-#if QG_ASYNC
-        qgSuperchunk<BITS>(wsh[warp][u][0][lane], wsh[warp][u][1][lane], za[u], zb[u], xg + (long long)s * E, xLive, lane, t);
-#else
         qgSuperchunk<BITS>(va[u], vb[u], za[u], zb[u], xg + (long long)s * E, xLive, lane, t);
-#endif
         acc[0] = fmaf(t[0], sa[u], acc[0]);
         acc[1] = fmaf(t[1], sa[u], acc[1]);
         acc[2] = fmaf(t[2], sb[u], acc[2]);
@@ -430,124 +457,10 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
   qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode);
 }
 
-// Session 5 form (QG_PIPE = 1): the same tile, fragments, arithmetic and epilogues, with the weights
-// streamed through a per-warp ring of QG_P (_norm: QG_PN) stages in shared memory by cp.async. A stage
-// ("unit") is QG_CH consecutive superchunks of all 16 tile rows, copied as whole lines (64 · QG_CH bytes of
-// each row: 128-byte lines at QG_CH = 2), 16-byte chunks XOR-swizzled by row so the fragment reads are
-// conflict-free; warp w takes units w, w + NW, ... and keeps the next QG_P - 1 units' copies (and their
-// scales / zero points, in registers) in flight while it computes one. No block barrier until the end.
-template <int BITS, bool NORM>
-__device__ __forceinline__ void quantGemvPipeImpl(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, const bf16_t* bias,
-    void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {
-  constexpr int E = QgSuper<BITS>::E, NW = QG_NW, CH = NORM ? QG_CHN : QG_CH, P = NORM ? QG_PN : QG_P;
-  constexpr int LINE = 4 * CH;              // 16-byte chunks per row per unit
-  constexpr int STAGE = 16 * LINE;          // 16-byte chunks per unit
-  constexpr int RING = NW * P * STAGE;      // the block's rings (reused by qgFinish's reduction, NW · 32 chunks)
-  static_assert(RING >= NW * 32, "ring smaller than the reduction");
-  __shared__ __align__(16) uint4 ring[RING];
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
-  const int half = n >> 1;
-  const int rowA = mode == 2 ? blockIdx.x * 8 + g : blockIdx.x * 16 + g;
-  const int rowB = mode == 2 ? half + blockIdx.x * 8 + g : blockIdx.x * 16 + 8 + g;
-  const int rowBytes = k * BITS / 8, S = k / E, NU = (S + CH - 1) / CH, ng = k / group;
-  const int nU = warp < NU ? (NU - 1 - warp) / NW + 1 : 0;  // this warp's units
-  const u32 zdef = 1u << (BITS - 1);
-  const bool xLive = g < m;
-  uint4* wr = ring + warp * P * STAGE;
-  // Copy mapping: chunk idx = 32 j + lane of a unit → tile row idx / LINE, chunk idx % LINE of that row.
-  u32 src[2 * CH];  // byte offsets in W (a packed weight is < 4 GiB)
-  int dst[2 * CH];
-#pragma unroll
-  for (int j = 0; j < 2 * CH; j++) {
-    const int idx = 32 * j + lane, r = idx / LINE, c = idx % LINE;
-    const int row = mode == 2 ? (r < 8 ? blockIdx.x * 8 + r : half + blockIdx.x * 8 + r - 8) : blockIdx.x * 16 + r;
-    src[j] = (u32)row * (u32)rowBytes + c * 16;
-    dst[j] = r * LINE + (c ^ (CH >= 2 ? (r & 1) << 2 : 0));
-  }
-  float sa[P][CH], sb[P][CH];
-  u32 za[P][CH], zb[P][CH];
-  auto issue = [&](int i, int slot, float (&sA)[CH], float (&sB)[CH], u32 (&zA)[CH], u32 (&zB)[CH]) {
-    const int u = warp + NW * i;
-#pragma unroll
-    for (int j = 0; j < 2 * CH; j++) {
-      const int c = (32 * j + lane) % LINE;
-      if (u * CH + c / 4 < S) cpAsync16(wr + slot * STAGE + dst[j], W + src[j] + (u32)(u * CH * 64));
-    }
-#pragma unroll
-    for (int cc = 0; cc < CH; cc++) {
-      const int s = u * CH + cc;
-      if (s < S) {
-        const int gi = s * E / group;
-        sA[cc] = scales[(long long)rowA * ng + gi];
-        sB[cc] = scales[(long long)rowB * ng + gi];
-        zA[cc] = zeros ? (u32)zeros[(long long)rowA * ng + gi] : zdef;
-        zB[cc] = zeros ? (u32)zeros[(long long)rowB * ng + gi] : zdef;
-      }
-    }
-  };
-  // The ring fills before the prologue (the weight stream is the kernel's work). One commit group per
-  // unit slot, empty ones included, so wait_group<P - 1> always means "unit i has landed".
-#pragma unroll
-  for (int p = 0; p < P; p++) {
-    if (p < nU) issue(p, p, sa[p], sb[p], za[p], zb[p]);
-    cpAsyncCommit();
-  }
-  qgPdlWait();  // x and y are earlier launches' outputs
-  qgPdlLaunchDependents();
-  const bf16_t* xsrc = x;
-  if constexpr (NORM) {
-    __shared__ __align__(16) bf16_t xsh[QG_XS];
-    __shared__ float sh[32];
-    rmsnormStage(x, normW, eps, m, k, xsh, sh);
-    xsrc = xsh;
-  }
-  const bf16_t* xg = xsrc + (long long)(xLive ? g : 0) * k;
-  float acc[4] = {0.f, 0.f, 0.f, 0.f};
-  const int swA = CH >= 2 ? (g & 1) << 2 : 0;  // rows g and g + 8 have the same parity
-  for (int i0 = 0; i0 < nU; i0 += P) {
-#pragma unroll
-    for (int p = 0; p < P; p++) {
-      const int i = i0 + p;
-      if (i < nU) {
-        cpAsyncWait<P - 1>();
-        __syncwarp();
-        const uint4* st = wr + p * STAGE;
-        const int u = warp + NW * i;
-#pragma unroll
-        for (int cc = 0; cc < CH; cc++) {
-          const int s = u * CH + cc;
-          if (s < S) {
-            float t[4];
-            const int c = (4 * cc + tq) ^ swA;
-            qgSuperchunk<BITS>(st[g * LINE + c], st[(g + 8) * LINE + c], za[p][cc], zb[p][cc], xg + (long long)s * E, xLive, lane, t);
-            acc[0] = fmaf(t[0], sa[p][cc], acc[0]);
-            acc[1] = fmaf(t[1], sa[p][cc], acc[1]);
-            acc[2] = fmaf(t[2], sb[p][cc], acc[2]);
-            acc[3] = fmaf(t[3], sb[p][cc], acc[3]);
-          }
-        }
-        __syncwarp();
-        if (i + P < nU) issue(i + P, p, sa[p], sb[p], za[p], zb[p]);
-      }
-      cpAsyncCommit();
-    }
-  }
-  cpAsyncWaitAll();
-  __syncthreads();  // every warp is done with its ring: qgFinish reuses it
-  qgFinish<NW>(reinterpret_cast<float*>(ring), acc, bias, y, m, n, mode);
-}
-
-#if QG_PIPE
-#define QG_IMPL quantGemvPipeImpl
-#define QG_THREADS (32 * QG_NW)
-#else
-#define QG_IMPL quantGemvFusedImpl
-#define QG_THREADS 256
-#endif
 #define QUANT_GEMV_FUSED(NAME, BITS, NORM)                                                                                 \
-  extern "C" __global__ void __launch_bounds__(QG_THREADS, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+  extern "C" __global__ void __launch_bounds__(256, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
       const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
-    QG_IMPL<BITS, NORM>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);                                \
+    quantGemvFusedImpl<BITS, NORM>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);                                \
   }
 QUANT_GEMV_FUSED(quant_gemv_fused_u4, 4, false)
 QUANT_GEMV_FUSED(quant_gemv_fused_u8, 8, false)
