@@ -168,14 +168,11 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #ifndef QG_MINB
 #define QG_MINB 3   // __launch_bounds__ min blocks per SM (3: at most 85 registers, 3 blocks of 256 per SM)
 #endif
-#ifndef QG_TILED
-#define QG_TILED 0  // 1: W in 16-row tiles, each superchunk's 16 × 64 bytes contiguous (bench layout experiment only)
-#endif
 #ifndef QG_FASTNORM
 #define QG_FASTNORM 1  // _norm, m = 1: the single-pass prologue (0: rmsnormStage, session 4's)
 #endif
 #ifndef QG_XFIRST
-#define QG_XFIRST 1 // _norm, m = 1: x's loads are issued before the first weight loads (0: after)
+#define QG_XFIRST 0 // _norm, m = 1: 1 issues x's loads before the first weight loads (0: after; measured 1% faster on 8B)
 #endif
 
 // Programmatic dependent launch (the decode plan's LaunchOptions.pdl): before qgPdlWait a kernel reads only
@@ -291,47 +288,45 @@ __device__ __forceinline__ float qgSilu(float g) { return g / (1.f + expf(-g)); 
  * writes y (see the header). Every thread of the block calls it.
  */
 template <int NW>
-__device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], const bf16_t* bias, void* y, int m, int n, int mode) {
+__device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], const bf16_t* bias, void* y, int m, int n, int mode, int tile) {
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
   const int half = n >> 1;
   float* rw = red + warp * 128;
+  __syncthreads();  // the previous tile's epilogue has read red
   rw[g * 8 + 2 * tq] = acc[0];
   rw[g * 8 + 2 * tq + 1] = acc[1];
   rw[(g + 8) * 8 + 2 * tq] = acc[2];
   rw[(g + 8) * 8 + 2 * tq + 1] = acc[3];
   __syncthreads();
-  if (mode == 2) {
-    if (tid >= 64) return;
-    const int r = tid >> 3, c = tid & 7;
-    if (c >= m) return;
-    float gs = 0.f, us = 0.f;
-#pragma unroll
-    for (int w = 0; w < NW; w++) {
-      gs += red[w * 128 + r * 8 + c];
-      us += red[w * 128 + (r + 8) * 8 + c];
-    }
-    const int gate = blockIdx.x * 8 + r;
-    if (bias) {
-      gs += toF(bias[gate]);
-      us += toF(bias[half + gate]);
-    }
-    const float gb = toF(fromF<bf16_t>(gs)), ub = toF(fromF<bf16_t>(us));
-    ((bf16_t*)y)[(long long)c * half + gate] = fromF<bf16_t>(qgSilu(gb) * ub);
-    return;
-  }
-  if (tid >= 128) return;
   const int r = tid >> 3, c = tid & 7;
-  if (c >= m) return;
-  float s = 0.f;
+  if (mode == 2) {
+    if (tid < 64 && c < m) {
+      float gs = 0.f, us = 0.f;
 #pragma unroll
-  for (int w = 0; w < NW; w++) s += red[w * 128 + r * 8 + c];
-  const int row = blockIdx.x * 16 + r;
-  if (bias) s += toF(bias[row]);
-  if (mode == 0) ((bf16_t*)y)[(long long)c * n + row] = fromF<bf16_t>(s);
-  else if (mode == 1) {
-    bf16_t* yb = (bf16_t*)y + (long long)c * n + row;
-    *yb = fromF<bf16_t>(toF(fromF<bf16_t>(s)) + toF(*yb));
-  } else ((float*)y)[(long long)c * n + row] = s;
+      for (int w = 0; w < NW; w++) {
+        gs += red[w * 128 + r * 8 + c];
+        us += red[w * 128 + (r + 8) * 8 + c];
+      }
+      const int gate = tile * 8 + r;
+      if (bias) {
+        gs += toF(bias[gate]);
+        us += toF(bias[half + gate]);
+      }
+      const float gb = toF(fromF<bf16_t>(gs)), ub = toF(fromF<bf16_t>(us));
+      ((bf16_t*)y)[(long long)c * half + gate] = fromF<bf16_t>(qgSilu(gb) * ub);
+    }
+  } else if (tid < 128 && c < m) {
+    float s = 0.f;
+#pragma unroll
+    for (int w = 0; w < NW; w++) s += red[w * 128 + r * 8 + c];
+    const int row = tile * 16 + r;
+    if (bias) s += toF(bias[row]);
+    if (mode == 0) ((bf16_t*)y)[(long long)c * n + row] = fromF<bf16_t>(s);
+    else if (mode == 1) {
+      bf16_t* yb = (bf16_t*)y + (long long)c * n + row;
+      *yb = fromF<bf16_t>(toF(fromF<bf16_t>(s)) + toF(*yb));
+    } else ((float*)y)[(long long)c * n + row] = s;
+  }
 }
 
 template <int BITS, bool NORM>
@@ -340,24 +335,21 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
   constexpr int E = QgSuper<BITS>::E, NW = 8;
   __shared__ float red[NW][16][8];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
-  const int half = n >> 1;
-  // Tile row r → weight row (mode 2: gate rows 8b.. then the matching up rows).
-  const int rowA = mode == 2 ? blockIdx.x * 8 + g : blockIdx.x * 16 + g;
-  const int rowB = mode == 2 ? half + blockIdx.x * 8 + g : blockIdx.x * 16 + 8 + g;
+  const int half = n >> 1, tiles = n >> 4;
   const int rowBytes = k * BITS / 8, S = k / E, ng = k / group, kv = k >> 3;
-#if QG_TILED
-  constexpr int SSTRIDE = 1024;
-  (void)tq;
-  const u8* wa = W + (long long)blockIdx.x * 16 * rowBytes + lane * 16;
-  const u8* wb = wa + 512;
-#else
-  constexpr int SSTRIDE = 64;
-  const u8* wa = W + (long long)rowA * rowBytes + tq * 16;
-  const u8* wb = W + (long long)rowB * rowBytes + tq * 16;
-#endif
+  // Block b computes tiles b, b + gridDim.x, ... (the launcher's grid ≤ n / 16). Tile t's row r → weight row
+  // (mode 2: gate rows 8t.. then the matching up rows).
+  int tile = blockIdx.x, rowA, rowB;
+  const u8 *wa, *wb;
+  auto setTile = [&](int t) {
+    rowA = mode == 2 ? t * 8 + g : t * 16 + g;
+    rowB = mode == 2 ? half + t * 8 + g : t * 16 + 8 + g;
+    wa = W + (long long)rowA * rowBytes + tq * 16;
+    wb = W + (long long)rowB * rowBytes + tq * 16;
+  };
+  setTile(tile);
   const u32 zdef = 1u << (BITS - 1);
   const bool xLive = g < m;
-  float acc[4] = {0.f, 0.f, 0.f, 0.f};
   constexpr int U = NORM ? QG_UN : QG_U;
   uint4 va[U], vb[U];
   float sa[U], sb[U];
@@ -367,8 +359,8 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     for (int u = 0; u < U; u++) {
       const int s = s0 + NW * u;
       if (s < S) {
-        va[u] = *reinterpret_cast<const uint4*>(wa + (long long)s * SSTRIDE);
-        vb[u] = *reinterpret_cast<const uint4*>(wb + (long long)s * SSTRIDE);
+        va[u] = *reinterpret_cast<const uint4*>(wa + (long long)s * 64);
+        vb[u] = *reinterpret_cast<const uint4*>(wb + (long long)s * 64);
         const int gi = s * E / group;
         sa[u] = scales[(long long)rowA * ng + gi];
         sb[u] = scales[(long long)rowB * ng + gi];
@@ -439,22 +431,33 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     qgPdlLaunchDependents();
   }
   const bf16_t* xg = xsrc + (long long)(xLive ? g : 0) * k;
-  for (int s0 = warp; s0 < S; s0 += NW * U) {
+  for (;;) {
+    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+    for (int s0 = warp; s0 < S; s0 += NW * U) {
 #pragma unroll
-    for (int u = 0; u < U; u++) {
-      const int s = s0 + NW * u;
-      if (s < S) {
-        float t[4];
-        qgSuperchunk<BITS>(va[u], vb[u], za[u], zb[u], xg + (long long)s * E, xLive, lane, t);
-        acc[0] = fmaf(t[0], sa[u], acc[0]);
-        acc[1] = fmaf(t[1], sa[u], acc[1]);
-        acc[2] = fmaf(t[2], sb[u], acc[2]);
-        acc[3] = fmaf(t[3], sb[u], acc[3]);
+      for (int u = 0; u < U; u++) {
+        const int s = s0 + NW * u;
+        if (s < S) {
+          float t[4];
+          qgSuperchunk<BITS>(va[u], vb[u], za[u], zb[u], xg + (long long)s * E, xLive, lane, t);
+          acc[0] = fmaf(t[0], sa[u], acc[0]);
+          acc[1] = fmaf(t[1], sa[u], acc[1]);
+          acc[2] = fmaf(t[2], sb[u], acc[2]);
+          acc[3] = fmaf(t[3], sb[u], acc[3]);
+        }
       }
+      if (s0 + NW * U < S) issue(s0 + NW * U);
     }
-    if (s0 + NW * U < S) issue(s0 + NW * U);
+    // The next tile's first loads fly during this one's reduction and epilogue (the prologue is not redone).
+    const int done = tile;
+    tile += gridDim.x;
+    if (tile < tiles) {
+      setTile(tile);
+      issue(warp);
+    }
+    qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, done);
+    if (tile >= tiles) break;
   }
-  qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode);
 }
 
 #define QUANT_GEMV_FUSED(NAME, BITS, NORM)                                                                                 \
