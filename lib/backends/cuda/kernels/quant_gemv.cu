@@ -140,9 +140,12 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 //   mode 0 y bf16 [m, n] = x Wᵀ + bias; 1 y bf16 [m, n] += bf16(x Wᵀ + bias) (in place, rounded as
 //   add_rmsnorm); 2 rows [0, n/2) gate, [n/2, n) up, y bf16 [m, n/2] = bf16(silu(bf16(gate)) · bf16(up));
 //   3 y f32 [m, n] = x Wᵀ + bias. The roundings are gemv_fused's.
-//   Block b computes a 16-row tile (mode 2: gate rows 8b..8b+7 and the matching up rows) for every x row;
-//   its 8 warps split k by superchunks (warp w takes w, w + 8, ...), and the partial tiles meet in shared
-//   memory, summed in warp order: a row's result does not depend on m (batch invariant).
+//   Each block computes 16-row tiles (tile t: rows 16t..16t+15; mode 2: gate rows 8t..8t+7 and the matching
+//   up rows) for every x row: tiles blockIdx.x, + gridDim.x, ... (grid ≤ n / 16; the launcher caps it at the
+//   resident blocks, 3 per SM, so the _norm prologue runs once per block and the next tile's first loads
+//   fly during a tile's reduction). Its 8 warps split k by superchunks (warp w takes w, w + 8, ...), and the
+//   partial tiles meet in shared memory, summed in warp order: a row's result depends neither on m (batch
+//   invariant) nor on the grid.
 //   Lane (g = lane / 4, t = lane % 4) streams 16 bytes of tile rows g and g + 8 per superchunk and
 //   dequantizes them in registers without int→float conversions: u4 nibble pairs (e, e + 4) of a word
 //   become bf16x2 (128 + q) by one AND/OR (0x4300 is bf16 128, ulp 1), minus (128 + z) by one bf16x2 FMA
@@ -151,11 +154,13 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 //   fragment (a byte permute of 8 consecutive x values). Each superchunk's fp32 tile is scaled by its
 //   group's fp32 scale (no scale rounding to bf16).
 //   Each warp keeps QG_U superchunks' loads in flight (QG_UN in _norm); __launch_bounds__(256, QG_MINB).
-//   bench/quant_gemv_tune.ts swept U ∈ {1..4}, MINB ∈ {1..4}, cp.async through shared memory (QG_ASYNC)
-//   and several tiles per block with double-buffered loads (an earlier form) on an H200: U=2, MINB=3 best
-//   (llama-3.1-8b linears 50% of the copy bandwidth for u4, ~60% u8; bench/RESULTS.md, session 4).
-//   grid mode 2: ((n / 2) / 8, 1, 1), else (n / 16, 1, 1)   block (256, 1, 1)
-//   shared: 4 KB static (+16 KB _norm; + QG_U · 8 KB with QG_ASYNC)
+//   _norm with m = 1 (QG_FASTNORM): one pass — normW copied into the stage by cp.async, x's chunks held in
+//   registers; the sums and roundings of rmsnormStage (the same bits).
+//   PDL: weights (W, scales, zeros, normW) are read before griddepcontrol.wait, x and y after it.
+//   bench/quant_gemv_tune.ts swept U ∈ {1..4}, MINB ∈ {1..4}, cp.async through shared memory, several tiles
+//   per block with double-buffered loads (session 4), a per-warp cp.async ring of whole 128-byte lines and a
+//   16-row-tiled weight layout (session 5) on an H200: U=2, MINB=3 stayed best (bench/RESULTS.md).
+//   grid (min(n / 16, 3 · SMs), 1, 1)   block (256, 1, 1)   shared: 4 KB static (+16 KB _norm)
 // ------------------------------------------------------------------------------------------------
 #define QG_XS 8192  // bf16 elements of staged x (16 KB) for the RMSNorm prologue
 // Tuning knobs (bench/quant_gemv_tune.ts sweeps them on an H200):
