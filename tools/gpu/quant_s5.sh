@@ -17,7 +17,10 @@ for s in ${STAGES:-tests tune}; do
   case $s in
     tests)
       timeout 30 bun test --timeout 600000 tests/quant_cuda.test.ts > "$OUT/quant_cuda.log" 2>&1
-      echo "rc $?"
+      rc=$?
+      echo "rc $rc"
+      # A failing tile loop: fall back to one block per tile for the stages after this one.
+      [ $rc -eq 0 ] || sed -i "s|^export const QUANT_GEMV_BLOCKS_PER_SM = .*|export const QUANT_GEMV_BLOCKS_PER_SM = Infinity;|" lib/backends/cuda/quant_launch.ts
       grep -E "^\(fail|^ *[0-9]+ (pass|fail|skip)|all decoder|rror" "$OUT/quant_cuda.log" | cut -c1-300 | head -30 ;;
     tune)
       timeout 50 bun bench/quant_gemv_tune.ts --variants "$VARIANTS" --json "$OUT/tune.json" > "$OUT/tune.log" 2>&1
@@ -47,7 +50,7 @@ PY
       grep -n "QUANT_GEMV_BLOCKS_PER_SM =" lib/backends/cuda/quant_launch.ts
       grep -n "^#define QG_" "$K" | tr '\n' ' '; echo ;;
     e2e8b)
-      timeout 150 bun bench/quant_e2e.ts --model /tmp/hfmodels/llama-3.1-8b --decode 128 --algos W4A16 --no-ref > "$OUT/e2e8b.log" 2>&1
+      timeout ${E2E8B_S:-150} bun bench/quant_e2e.ts --model /tmp/hfmodels/llama-3.1-8b --decode 128 --algos W4A16 --no-ref > "$OUT/e2e8b.log" 2>&1
       echo "rc $?"
       grep -E "^\||copy|rror" "$OUT/e2e8b.log" | cut -c1-700 | head -12 ;;
     e2e1b)
