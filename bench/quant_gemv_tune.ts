@@ -1,8 +1,7 @@
 /**
  * Tuning sweep of the tensor-core quantized GEMV (quant_gemv_fused_u4/u8, quant_gemv.cu): compile-time
  * variants (QG_U / QG_UN superchunks in flight per warp, QG_MINB min blocks per SM, QG_FASTNORM / QG_XFIRST the
- * one-row RMSNorm prologue) and the launch's grid cap (BPS=b: b blocks per SM looping over the tiles, as the
- * launcher's capped grid; the check runs those on 5 blocks) on the llama-3.2-1b /
+ * one-row RMSNorm prologue, QG_TILED a tiled weight layout: timing only, its outputs differ) on the llama-3.2-1b /
  * llama-3.1-8b decoder linear shapes, beside a 1 GiB device-copy ceiling and the bf16 lm_head GEMV
  * (gemv_fused_norm_bf16_m1, fp32 logits) measured in the same run. Every variant's output is first
  * checked against the first variant's: the same bits, or (a variant that sums in another order) within
@@ -11,7 +10,7 @@
  * o: mode 1, gate_up: _norm mode 2, down: mode 1); "m=1" / "m=8" the plain kernel, mode 0.
  * Weights are random bytes: the timing does not depend on their values.
  *
- *   bun bench/quant_gemv_tune.ts [--variants "BPS=0;BPS=3;BPS=3,UN=3"] [--m8] [--json FILE]
+ *   bun bench/quant_gemv_tune.ts [--variants "FASTNORM=0;U=4,MINB=2"] [--m8] [--json FILE]
  */
 import * as fs from "node:fs";
 import process from "node:process";
@@ -25,17 +24,12 @@ const { values } = parseArgs({
   args: process.argv.slice(2),
   options: { variants: { type: "string" }, json: { type: "string" }, m8: { type: "boolean" } },
 });
-const variants = (values.variants ?? "BPS=0;BPS=3;BPS=3,XFIRST=1").split(";");
+const variants = (values.variants ?? "FASTNORM=0;FASTNORM=1;XFIRST=0;UN=3;TILED=1").split(";");
 const PARAMS = ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "f32", "i32", "i32", "i32", "i32", "i32"] as const;
 
 const d = CudaDevice.open(0);
 const ceiling = copyBandwidth(d);
-/** A variant's BPS=b (launch: at most b blocks per SM, each looping over tiles; absent = one block per tile) and its -D options. */
-const bpsOf = (v: string): number => Number(v.split(",").find((kv) => kv.startsWith("BPS="))?.slice(4) ?? 0);
-const defines = (v: string): string[] => v.split(",").filter((kv) => kv && !kv.startsWith("BPS=")).map((kv) => `-DQG_${kv}`);
-/** Blocks of a launch of n rows: one per 16-row tile, capped at BPS · SMs. */
-const blocks = (v: string, n: number): number => (bpsOf(v) ? Math.min(n / 16, bpsOf(v) * d.smCount) : n / 16);
-const mods: [string, CudaModule][] = variants.map((v) => [v, loadKernelFile(d, "quant_gemv.cu", { options: defines(v) })]);
+const mods: [string, CudaModule][] = variants.map((v) => [v, loadKernelFile(d, "quant_gemv.cu", { options: v.split(",").map((kv) => `-DQG_${kv}`) })]);
 using gemvMod = loadKernelFile(d, "gemv.cu");
 using stream = d.createStream();
 using t0 = d.createEvent();
@@ -106,7 +100,7 @@ for (const [bits, group, zp] of [[4, 128, true], [8, 1024, false]] as [4 | 8, nu
       for (const m of [1, 3, 8]) {
         for (const mode of [0, 2, 3]) {
           y.copyFromHost(new Uint8Array(8 * N * 4));
-          mod.kernel(`quant_gemv_fused${norm ? "_norm" : ""}_${u}`, PARAMS).launch(bpsOf(v) ? 5 : N / 16, 256, [
+          mod.kernel(`quant_gemv_fused${norm ? "_norm" : ""}_${u}`, PARAMS).launch(N / 16, 256, [
             x,
             ...w.args(0),
             bias,
@@ -193,7 +187,7 @@ for (const [model, spec] of Object.entries(MODELS)) {
           const kern = mod.kernel(`quant_gemv_fused${norm ? "_norm" : ""}_${bits === 4 ? "u4" : "u8"}`, PARAMS);
           const rowsM = m === "8" ? 8 : 1;
           const us = 1e3 *
-            time((i) => kern.launch(blocks(v, N), 256, [x, ...w.args(i), 0n, y, norm ? normW.ptr : 0n, 1e-5, rowsM, N, K, group, mode], { stream }), copies);
+            time((i) => kern.launch(N / 16, 256, [x, ...w.args(i), 0n, y, norm ? normW.ptr : 0n, 1e-5, rowsM, N, K, group, mode], { stream }), copies);
           rows.push({ model, linear: lin, format: fmt, variant: v, m, us, bytes: w.bytes });
         }
       }

@@ -125,7 +125,7 @@ export interface Geo {
 /** Runs a launch table on the fake device: every kernel by its stand-in (float32 or bf16 engines). */
 export function runLaunches(mem: FakeMemory, launches: readonly Launch[], env: LaunchEnv): void {
   if (env.elem === "bf16") {
-    runBf16Launches(mem, launches, env);
+    runBf16Launches(mem, launches);
     return;
   }
   const a = env.plan.attributes;
@@ -690,7 +690,7 @@ function seqOf(starts: Int32Array, S: number, t: number): number {
   return lo;
 }
 
-function runBf16Launches(mem: FakeMemory, launches: readonly Launch[], env: LaunchEnv): void {
+function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
   const ld = (p: bigint, n: number): Float32Array => {
     const h = mem.u16(p, n), bits = new Uint32Array(n);
     for (let i = 0; i < n; i++) bits[i] = h[i] << 16;
@@ -948,8 +948,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[], env: Laun
         assert.ok(k % sup === 0 && group % sup === 0 && n % 16 === 0, `${l.kernel}: k ${k}, group ${group}, n ${n}`);
         assert.ok(x % 16n === 0n && W % 16n === 0n, `${l.kernel}: x / W not 16-byte aligned`);
         assert.ok(mode === 0 || mode === 1 || mode === 2 || mode === 3, `${l.kernel}: mode ${mode}`);
-        // One block per 16-row tile, capped at LaunchEnv.quantGemvBlocks (blocks then loop over the tiles).
-        assert.deepEqual([...l.grid, l.block], [Math.min(n / 16, env.quantGemvBlocks ?? Infinity), 1, 1, 256], `${l.kernel} mode ${mode}: grid`);
+        assert.deepEqual([...l.grid, l.block], [n / 16, 1, 1, 256], `${l.kernel} mode ${mode}: grid`);
         if (norm) assert.ok(m * k <= 8192, `${l.kernel}: m × k = ${m * k} exceeds the staged 8192`);
         const yBytes = mode === 3 ? m * n * 4 : mode === 2 ? m * (n / 2) * 2 : m * n * 2;
         disjoint(l.kernel, "x and y", x, m * k * 2, y, yBytes);

@@ -183,11 +183,6 @@ export interface LaunchEnv {
   readonly pdl?: boolean;
   /** bf16 [N, K] scratch of the largest quantized linear: prefill dequantizes into it, then cuBLASLt reads it. */
   readonly quantScratch?: bigint;
-  /**
-   * Most blocks of a quant_gemv_fused launch (its resident blocks: 3 per SM); more 16-row tiles than that
-   * loop within the blocks, so the RMSNorm prologue runs once per block. @default one block per tile
-   */
-  readonly quantGemvBlocks?: number;
   /** FP8 linears' prefill scratch: quantized rows, then row scales (fp8_launch.ts fp8ScratchLayout). */
   readonly fp8Scratch?: bigint;
   /**

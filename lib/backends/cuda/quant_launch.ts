@@ -22,15 +22,9 @@ export function quantGemvFusable(op: Op): op is Extract<Op, { type: "linear" }> 
   return op.inFeatures % sc === 0 && group % sc === 0 && op.outFeatures % 16 === 0;
 }
 
-/** Resident blocks per SM of quant_gemv_fused (its __launch_bounds__ min blocks, QG_MINB in quant_gemv.cu). */
-export const QUANT_GEMV_BLOCKS_PER_SM = 3;
-
-/**
- * Blocks of a quant_gemv_fused launch for `outFeatures` rows: one per 16-row tile, at most `maxBlocks`
- * (the blocks then loop over the tiles: same bits, the RMSNorm prologue once per block).
- */
-export function quantGemvGrid(outFeatures: number, maxBlocks = Infinity): number {
-  return Math.max(1, Math.min(outFeatures / 16, maxBlocks));
+/** Blocks of a quant_gemv_fused launch for `outFeatures` rows: one 16-row tile each. */
+export function quantGemvGrid(outFeatures: number): number {
+  return outFeatures / 16;
 }
 
 /** What a fused decode step folds into a quantized linear (decode_fusion.ts). */
@@ -74,7 +68,7 @@ export function planQuantLinear(
     // Tensor-core GEMV: 16-row tiles (mode 2: 8 gate rows + their 8 up rows, so N / 16 tiles too).
     const { norm, epilogue } = fused;
     const mode = fused.logits ? 3 : epilogue?.mode ?? 0;
-    k(i, `quant_gemv_fused${norm ? "_norm" : ""}_${u}`, [quantGemvGrid(N, env.quantGemvBlocks), 1, 1], 256, [
+    k(i, `quant_gemv_fused${norm ? "_norm" : ""}_${u}`, [quantGemvGrid(N), 1, 1], 256, [
       buf(norm ? norm.x : op.x),
       env.weight(op.weight),
       env.weight(f.scales),

@@ -13,7 +13,6 @@ import process from "node:process";
 import { rmSync } from "node:fs";
 import { CublasLtGemm } from "./gemm.ts";
 import { fp8ScratchLayout } from "./fp8_launch.ts";
-import { QUANT_GEMV_BLOCKS_PER_SM } from "./quant_launch.ts";
 import { compileKernelUnits, type CompileStats, kernelUnits, unitName } from "./compile_pool.ts";
 import { plannedKernels } from "./kernel_set.ts";
 import {
@@ -461,7 +460,6 @@ export class CudaSession implements SessionBackend {
       kvLayerBytes,
       partialO: this.#partialO.ptr,
       quantScratch: this.#quantScratch?.ptr ?? 0n,
-      quantGemvBlocks: QUANT_GEMV_BLOCKS_PER_SM * this.device.smCount,
       fp8Scratch: this.#fp8Scratch?.ptr ?? 0n,
       ...(this.#kvScales ? { kvScales: this.#kvScales.ptr } : {}),
       partialML: this.#partialML.ptr,

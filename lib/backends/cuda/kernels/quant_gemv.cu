@@ -140,12 +140,9 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 //   mode 0 y bf16 [m, n] = x Wᵀ + bias; 1 y bf16 [m, n] += bf16(x Wᵀ + bias) (in place, rounded as
 //   add_rmsnorm); 2 rows [0, n/2) gate, [n/2, n) up, y bf16 [m, n/2] = bf16(silu(bf16(gate)) · bf16(up));
 //   3 y f32 [m, n] = x Wᵀ + bias. The roundings are gemv_fused's.
-//   Each block computes 16-row tiles (tile t: rows 16t..16t+15; mode 2: gate rows 8t..8t+7 and the matching
-//   up rows) for every x row: tiles blockIdx.x, + gridDim.x, ... (grid ≤ n / 16; the launcher caps it at the
-//   resident blocks, 3 per SM, so the _norm prologue runs once per block and the next tile's first loads
-//   fly during a tile's reduction). Its 8 warps split k by superchunks (warp w takes w, w + 8, ...), and the
-//   partial tiles meet in shared memory, summed in warp order: a row's result depends neither on m (batch
-//   invariant) nor on the grid.
+//   Block b computes a 16-row tile (mode 2: gate rows 8b..8b+7 and the matching up rows) for every x row;
+//   its 8 warps split k by superchunks (warp w takes w, w + 8, ...), and the partial tiles meet in shared
+//   memory, summed in warp order: a row's result does not depend on m (batch invariant).
 //   Lane (g = lane / 4, t = lane % 4) streams 16 bytes of tile rows g and g + 8 per superchunk and
 //   dequantizes them in registers without int→float conversions: u4 nibble pairs (e, e + 4) of a word
 //   become bf16x2 (128 + q) by one AND/OR (0x4300 is bf16 128, ulp 1), minus (128 + z) by one bf16x2 FMA
@@ -154,13 +151,11 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 //   fragment (a byte permute of 8 consecutive x values). Each superchunk's fp32 tile is scaled by its
 //   group's fp32 scale (no scale rounding to bf16).
 //   Each warp keeps QG_U superchunks' loads in flight (QG_UN in _norm); __launch_bounds__(256, QG_MINB).
-//   _norm with m = 1 (QG_FASTNORM): one pass — normW copied into the stage by cp.async, x's chunks held in
-//   registers; the sums and roundings of rmsnormStage (the same bits).
-//   PDL: weights (W, scales, zeros, normW) are read before griddepcontrol.wait, x and y after it.
-//   bench/quant_gemv_tune.ts swept U ∈ {1..4}, MINB ∈ {1..4}, cp.async through shared memory, several tiles
-//   per block with double-buffered loads (session 4), a per-warp cp.async ring of whole 128-byte lines and a
-//   16-row-tiled weight layout (session 5) on an H200: U=2, MINB=3 stayed best (bench/RESULTS.md).
-//   grid (min(n / 16, 3 · SMs), 1, 1)   block (256, 1, 1)   shared: 4 KB static (+16 KB _norm)
+//   bench/quant_gemv_tune.ts swept U ∈ {1..4}, MINB ∈ {1..4}, cp.async through shared memory (QG_ASYNC)
+//   and several tiles per block with double-buffered loads (an earlier form) on an H200: U=2, MINB=3 best
+//   (llama-3.1-8b linears 50% of the copy bandwidth for u4, ~60% u8; bench/RESULTS.md, session 4).
+//   grid mode 2: ((n / 2) / 8, 1, 1), else (n / 16, 1, 1)   block (256, 1, 1)
+//   shared: 4 KB static (+16 KB _norm; + QG_U · 8 KB with QG_ASYNC)
 // ------------------------------------------------------------------------------------------------
 #define QG_XS 8192  // bf16 elements of staged x (16 KB) for the RMSNorm prologue
 // Tuning knobs (bench/quant_gemv_tune.ts sweeps them on an H200):
@@ -173,11 +168,14 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #ifndef QG_MINB
 #define QG_MINB 3   // __launch_bounds__ min blocks per SM (3: at most 85 registers, 3 blocks of 256 per SM)
 #endif
+#ifndef QG_TILED
+#define QG_TILED 0  // 1: W in 16-row tiles, each superchunk's 16 × 64 bytes contiguous (bench layout experiment only)
+#endif
 #ifndef QG_FASTNORM
-#define QG_FASTNORM 1  // _norm, m = 1: the single-pass prologue (0: rmsnormStage, session 4's)
+#define QG_FASTNORM 0  // _norm, m = 1: 1 = the single-pass prologue (int8 8B fused +6%, int4 1B fused -7% on an H200); 0 = rmsnormStage
 #endif
 #ifndef QG_XFIRST
-#define QG_XFIRST 0 // _norm, m = 1: 1 issues x's loads before the first weight loads (0: after; measured 1% faster on 8B)
+#define QG_XFIRST 0 // QG_FASTNORM: 1 issues x's loads before the first weight loads (0: after)
 #endif
 
 // Programmatic dependent launch (the decode plan's LaunchOptions.pdl): before qgPdlWait a kernel reads only
@@ -293,45 +291,47 @@ __device__ __forceinline__ float qgSilu(float g) { return g / (1.f + expf(-g)); 
  * writes y (see the header). Every thread of the block calls it.
  */
 template <int NW>
-__device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], const bf16_t* bias, void* y, int m, int n, int mode, int tile) {
+__device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], const bf16_t* bias, void* y, int m, int n, int mode) {
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
   const int half = n >> 1;
   float* rw = red + warp * 128;
-  __syncthreads();  // the previous tile's epilogue has read red
   rw[g * 8 + 2 * tq] = acc[0];
   rw[g * 8 + 2 * tq + 1] = acc[1];
   rw[(g + 8) * 8 + 2 * tq] = acc[2];
   rw[(g + 8) * 8 + 2 * tq + 1] = acc[3];
   __syncthreads();
-  const int r = tid >> 3, c = tid & 7;
   if (mode == 2) {
-    if (tid < 64 && c < m) {
-      float gs = 0.f, us = 0.f;
+    if (tid >= 64) return;
+    const int r = tid >> 3, c = tid & 7;
+    if (c >= m) return;
+    float gs = 0.f, us = 0.f;
 #pragma unroll
-      for (int w = 0; w < NW; w++) {
-        gs += red[w * 128 + r * 8 + c];
-        us += red[w * 128 + (r + 8) * 8 + c];
-      }
-      const int gate = tile * 8 + r;
-      if (bias) {
-        gs += toF(bias[gate]);
-        us += toF(bias[half + gate]);
-      }
-      const float gb = toF(fromF<bf16_t>(gs)), ub = toF(fromF<bf16_t>(us));
-      ((bf16_t*)y)[(long long)c * half + gate] = fromF<bf16_t>(qgSilu(gb) * ub);
+    for (int w = 0; w < NW; w++) {
+      gs += red[w * 128 + r * 8 + c];
+      us += red[w * 128 + (r + 8) * 8 + c];
     }
-  } else if (tid < 128 && c < m) {
-    float s = 0.f;
-#pragma unroll
-    for (int w = 0; w < NW; w++) s += red[w * 128 + r * 8 + c];
-    const int row = tile * 16 + r;
-    if (bias) s += toF(bias[row]);
-    if (mode == 0) ((bf16_t*)y)[(long long)c * n + row] = fromF<bf16_t>(s);
-    else if (mode == 1) {
-      bf16_t* yb = (bf16_t*)y + (long long)c * n + row;
-      *yb = fromF<bf16_t>(toF(fromF<bf16_t>(s)) + toF(*yb));
-    } else ((float*)y)[(long long)c * n + row] = s;
+    const int gate = blockIdx.x * 8 + r;
+    if (bias) {
+      gs += toF(bias[gate]);
+      us += toF(bias[half + gate]);
+    }
+    const float gb = toF(fromF<bf16_t>(gs)), ub = toF(fromF<bf16_t>(us));
+    ((bf16_t*)y)[(long long)c * half + gate] = fromF<bf16_t>(qgSilu(gb) * ub);
+    return;
   }
+  if (tid >= 128) return;
+  const int r = tid >> 3, c = tid & 7;
+  if (c >= m) return;
+  float s = 0.f;
+#pragma unroll
+  for (int w = 0; w < NW; w++) s += red[w * 128 + r * 8 + c];
+  const int row = blockIdx.x * 16 + r;
+  if (bias) s += toF(bias[row]);
+  if (mode == 0) ((bf16_t*)y)[(long long)c * n + row] = fromF<bf16_t>(s);
+  else if (mode == 1) {
+    bf16_t* yb = (bf16_t*)y + (long long)c * n + row;
+    *yb = fromF<bf16_t>(toF(fromF<bf16_t>(s)) + toF(*yb));
+  } else ((float*)y)[(long long)c * n + row] = s;
 }
 
 template <int BITS, bool NORM>
@@ -340,21 +340,24 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
   constexpr int E = QgSuper<BITS>::E, NW = 8;
   __shared__ float red[NW][16][8];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
-  const int half = n >> 1, tiles = n >> 4;
+  const int half = n >> 1;
+  // Tile row r → weight row (mode 2: gate rows 8b.. then the matching up rows).
+  const int rowA = mode == 2 ? blockIdx.x * 8 + g : blockIdx.x * 16 + g;
+  const int rowB = mode == 2 ? half + blockIdx.x * 8 + g : blockIdx.x * 16 + 8 + g;
   const int rowBytes = k * BITS / 8, S = k / E, ng = k / group, kv = k >> 3;
-  // Block b computes tiles b, b + gridDim.x, ... (the launcher's grid ≤ n / 16). Tile t's row r → weight row
-  // (mode 2: gate rows 8t.. then the matching up rows).
-  int tile = blockIdx.x, rowA, rowB;
-  const u8 *wa, *wb;
-  auto setTile = [&](int t) {
-    rowA = mode == 2 ? t * 8 + g : t * 16 + g;
-    rowB = mode == 2 ? half + t * 8 + g : t * 16 + 8 + g;
-    wa = W + (long long)rowA * rowBytes + tq * 16;
-    wb = W + (long long)rowB * rowBytes + tq * 16;
-  };
-  setTile(tile);
+#if QG_TILED
+  constexpr int SSTRIDE = 1024;
+  (void)tq;
+  const u8* wa = W + (long long)blockIdx.x * 16 * rowBytes + lane * 16;
+  const u8* wb = wa + 512;
+#else
+  constexpr int SSTRIDE = 64;
+  const u8* wa = W + (long long)rowA * rowBytes + tq * 16;
+  const u8* wb = W + (long long)rowB * rowBytes + tq * 16;
+#endif
   const u32 zdef = 1u << (BITS - 1);
   const bool xLive = g < m;
+  float acc[4] = {0.f, 0.f, 0.f, 0.f};
   constexpr int U = NORM ? QG_UN : QG_U;
   uint4 va[U], vb[U];
   float sa[U], sb[U];
@@ -364,8 +367,8 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     for (int u = 0; u < U; u++) {
       const int s = s0 + NW * u;
       if (s < S) {
-        va[u] = *reinterpret_cast<const uint4*>(wa + (long long)s * 64);
-        vb[u] = *reinterpret_cast<const uint4*>(wb + (long long)s * 64);
+        va[u] = *reinterpret_cast<const uint4*>(wa + (long long)s * SSTRIDE);
+        vb[u] = *reinterpret_cast<const uint4*>(wb + (long long)s * SSTRIDE);
         const int gi = s * E / group;
         sa[u] = scales[(long long)rowA * ng + gi];
         sb[u] = scales[(long long)rowB * ng + gi];
@@ -436,33 +439,22 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     qgPdlLaunchDependents();
   }
   const bf16_t* xg = xsrc + (long long)(xLive ? g : 0) * k;
-  for (;;) {
-    float acc[4] = {0.f, 0.f, 0.f, 0.f};
-    for (int s0 = warp; s0 < S; s0 += NW * U) {
+  for (int s0 = warp; s0 < S; s0 += NW * U) {
 #pragma unroll
-      for (int u = 0; u < U; u++) {
-        const int s = s0 + NW * u;
-        if (s < S) {
-          float t[4];
-          qgSuperchunk<BITS>(va[u], vb[u], za[u], zb[u], xg + (long long)s * E, xLive, lane, t);
-          acc[0] = fmaf(t[0], sa[u], acc[0]);
-          acc[1] = fmaf(t[1], sa[u], acc[1]);
-          acc[2] = fmaf(t[2], sb[u], acc[2]);
-          acc[3] = fmaf(t[3], sb[u], acc[3]);
-        }
+    for (int u = 0; u < U; u++) {
+      const int s = s0 + NW * u;
+      if (s < S) {
+        float t[4];
+        qgSuperchunk<BITS>(va[u], vb[u], za[u], zb[u], xg + (long long)s * E, xLive, lane, t);
+        acc[0] = fmaf(t[0], sa[u], acc[0]);
+        acc[1] = fmaf(t[1], sa[u], acc[1]);
+        acc[2] = fmaf(t[2], sb[u], acc[2]);
+        acc[3] = fmaf(t[3], sb[u], acc[3]);
       }
-      if (s0 + NW * U < S) issue(s0 + NW * U);
     }
-    // The next tile's first loads fly during this one's reduction and epilogue (the prologue is not redone).
-    const int done = tile;
-    tile += gridDim.x;
-    if (tile < tiles) {
-      setTile(tile);
-      issue(warp);
-    }
-    qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, done);
-    if (tile >= tiles) break;
+    if (s0 + NW * U < S) issue(s0 + NW * U);
   }
+  qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode);
 }
 
 #define QUANT_GEMV_FUSED(NAME, BITS, NORM)                                                                                 \
