@@ -370,7 +370,8 @@ def check_attention():
                         cache_same = torch.equal(kvc.view(torch.int16), kvo.view(torch.int16))
                         ctr_zero = int(ctr.abs().sum()) == 0
                         e_old = relerr(out, out2)
-                        ok = worst < 1e-2 and cache_same and ctr_zero
+                        finite = bool(torch.isfinite(out.float()).all())  # max() above drops a NaN error
+                        ok = worst < 1e-2 and cache_same and ctr_zero and finite
                         if G <= 4:  # the _g4 instantiation (the engine's for groups <= 4): the same bits
                             kv4 = cache.data[0].clone()
                             out4 = torch.full_like(out, float("nan"))
@@ -379,7 +380,7 @@ def check_attention():
                             torch.cuda.synchronize()
                             g4same = torch.equal(out4.view(torch.int16), out.view(torch.int16)) and torch.equal(kv4.view(torch.int16), kvc.view(torch.int16)) and int(ctr4.abs().sum()) == 0
                             record("decode_attention_g4 == decode_attention", g4same, f"nH={nH} nKV={nKV} hd={hd} tpb={tpb} pos={lens} win={window} split={splitSize}x{ns}: bitwise {g4same}")
-                        record("decode_attention", ok, f"nH={nH} nKV={nKV} hd={hd} tpb={tpb} pos={lens} win={window} split={splitSize}x{ns}: rel={worst:.2e} vs-unfused={e_old:.2e} cache-bits-equal={cache_same} counters-reset={ctr_zero}")
+                        record("decode_attention", ok, f"nH={nH} nKV={nKV} hd={hd} tpb={tpb} pos={lens} win={window} split={splitSize}x{ns}: rel={worst:.2e} finite={finite} vs-unfused={e_old:.2e} cache-bits-equal={cache_same} counters-reset={ctr_zero}")
 
 
 # ------------------------------------------------------------------------------------------------
