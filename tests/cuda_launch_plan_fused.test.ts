@@ -500,10 +500,22 @@ test("programmatic dependent launch: only a fused decode step's waiting kernels 
     const flagged = on.filter((l): l is KernelLaunch => l.kind === "kernel" && !!l.pdl).map((l) => l.kernel.replace(/_(bf16|f32)(_(m|hd)\d+)?$/, ""));
     const plain = on.filter((l): l is KernelLaunch => l.kind === "kernel" && !l.pdl).map((l) => l.kernel);
     assert.deepEqual([...new Set(flagged)].sort(), ["decode_attention_g4", "gather_rows", "gemv_fused", "gemv_fused_norm", "sample"], `T=${T}: ${flagged}`);
-    assert.deepEqual(plain, ["embedding_bf16"], "the step's first launch (after the host copy) stays an ordinary launch");
+    assert.deepEqual(
+      plain.map((n) => n.replace(/_m\d$/, "")),
+      ["embedding_bf16", "gemv_fused_norm_bf16"],
+      "the embedding and the launch after it stay ordinary",
+    );
   }
   // Not a fused decode step: no launch is flagged even with pdl asked for.
   const prefill = planLaunches(withPdl(plan, true), { numTokens: 5, numSeqs: 2, numRows: 2, attention: { kind: "prefill" }, sample: true });
   assert.ok(prefill.every((l) => l.kind !== "kernel" || !l.pdl), "prefill: none flagged");
   assert.ok(planLaunches(withPdl(plan, false), decodeShape(1)).every((l) => l.kind !== "kernel" || !l.pdl), "unfused decode: none flagged");
+  // A sharded plan: the launch after an NCCL all-reduce (an ordinary kernel of NCCL's) stays ordinary.
+  const model = randomModel(FUSED_MODELS[0].raw, 11, true, FUSED_MODELS[0].weightScale);
+  const sharded = shardEngine(buildSync(model, { ...BUILD, dtype: "bfloat16" }), 1).plan;
+  model.close();
+  const tp = planLaunches(withPdl(sharded, true), decodeShape(1));
+  const afterReduce = tp.filter((_, i) => i > 0 && tp[i - 1].kind === "kernel" && (tp[i - 1] as KernelLaunch).kernel === "nccl_all_reduce");
+  assert.ok(afterReduce.length > 0 && afterReduce.every((l) => l.kind !== "kernel" || !l.pdl), "no pdl right after an all_reduce");
+  assert.ok(tp.some((l) => l.kind === "kernel" && l.pdl), "the rest of the sharded step still uses pdl");
 });

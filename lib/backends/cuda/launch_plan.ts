@@ -39,7 +39,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
   const io = env.io;
   const out: Launch[] = [];
   const k = (op: number, kernel: string, grid: readonly [number, number, number], block: number, args: (bigint | number)[]): void => {
-    out.push(pdl && isPdlKernel(kernel) ? { kind: "kernel", op, kernel, grid, block, args, pdl } : { kind: "kernel", op, kernel, grid, block, args });
+    out.push(pdlAfter(kernel) ? { kind: "kernel", op, kernel, grid, block, args, pdl } : { kind: "kernel", op, kernel, grid, block, args });
   };
   // A quantized KV cache (FP8 e4m3 / INT8 bytes, per-(layer, k | v, kv head) scales): the _fp8kv / _int8kv
   // entry points, bf16 engines only.
@@ -58,8 +58,13 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     !!env.fusedDecode && !env.lora && env.gemv && elem === "bf16" && T === S && T === R && shape.attention.kind === "decode" && env.decodeCounters !== undefined
       ? planDecodeFusion(plan, T, shape.attention.kind === "decode" && !kvFp8, (n) => n === a.logits, skinny ? SKINNY_GEMM_MAX_ROWS : GEMV_MAX_ROWS)
       : undefined;
-  // Fused decode steps: kernels that wait for their predecessor in code start early (programmatic dependent launch).
+  // Fused decode steps: kernels that wait for their predecessor in code start early (programmatic dependent
+  // launch), where that predecessor is such a kernel too (not the embedding, not an NCCL all-reduce).
   const pdl = !!fuse && !!env.pdl;
+  const pdlAfter = (kernel: string): boolean => {
+    const prev = out[out.length - 1];
+    return pdl && isPdlKernel(kernel) && prev?.kind === "kernel" && isPdlKernel(prev.kernel);
+  };
   plan.ops.forEach((op, i) => {
     if (fuse?.skip.has(i)) return;
     // A step with no logits rows (a prefill chunk that does not end its prompt) skips the row ops.
@@ -325,7 +330,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         break;
       case "sample":
         if (shape.sample) {
-          for (const l of sampleLaunches(env, R, false)) out.push(pdl && l.kind === "kernel" && isPdlKernel(l.kernel) ? { ...l, pdl } : l);
+          for (const l of sampleLaunches(env, R, false)) out.push(l.kind === "kernel" && pdlAfter(l.kernel) ? { ...l, pdl } : l);
         }
         break;
     }
