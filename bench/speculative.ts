@@ -1,16 +1,23 @@
 /**
- * Speculative decoding speed: decode tokens/s without speculation, with prompt lookup (NGram) and
- * with the draft model (DraftTarget), on a repetitive workload (prompts whose greedy continuation
- * repeats text already in the context), greedy, at batch 1 and batch B; with the acceptance rate
- * (accepted / drafted tokens) and the mean tokens per target step. Every run's output ids are
- * checked equal to the plain run's before its time is reported. Wall time and this process's CPU
- * time are both reported: on a shared machine the CPU-time ratio is the steadier figure.
+ * Speculative decoding speed: output tokens/s without speculation, with prompt lookup (NGram) and
+ * with the draft model (DraftTarget), greedy, on a repetitive workload; with the acceptance rate
+ * (accepted / drafted tokens) and the mean tokens per decode step. The modes' LLMs are all made
+ * first, then timed in `--reps` alternating rounds (plain, NGram, DraftTarget, plain, ...), so a
+ * drift of the machine hits every mode alike; the table gives each mode's median and every rep.
+ * Every run's output ids are checked equal to the plain run's (an error on the CPU, reported on a GPU).
  *
- *   bun bench/speculative.ts [--model DIR] [--draft DIR] [--backend cpu|cuda] [--new N] [--batch B] [--draft-len K]
- *     [--modes plain,NGram,DraftTarget] [--dtype auto|float32|bfloat16]   (plain always runs: the others are checked against it)
+ * Workloads (`--workload`):
+ * - `text` (the default for the kjv models): prompts that repeat a phrase, whose greedy continuation
+ *   keeps repeating text of the context.
+ * - `loop` (any model, e.g. random weights): a seed of 8 token ids, decoded greedily for `--loop-len`
+ *   tokens by the plain LLM; the seed plus that output is the prompt. A greedy model soon cycles, and
+ *   the prompt then ends inside its own cycle, so the continuation repeats the prompt's tail.
+ *
+ *   bun bench/speculative.ts [--model DIR] [--draft DIR] [--backend cpu|cuda] [--new N] [--batch 1,4] [--draft-len K]
+ *     [--modes plain,NGram,DraftTarget] [--dtype auto|float32|bfloat16] [--reps 3] [--workload text|loop] [--loop-len 256]
  */
 import { parseArgs } from "node:util";
-import { LLM } from "../mod.ts";
+import { LLM, type Prompt } from "../mod.ts";
 import type { IterationStats } from "../lib/executor/config.ts";
 import type { SpeculativeConfigInput } from "../lib/executor/speculative/config.ts";
 
@@ -25,6 +32,9 @@ const { values } = parseArgs({
     "draft-len": { type: "string" },
     modes: { type: "string" },
     dtype: { type: "string" },
+    reps: { type: "string" },
+    workload: { type: "string" },
+    "loop-len": { type: "string" },
   },
 });
 const here = new URL("..", import.meta.url).pathname;
@@ -32,47 +42,50 @@ const model = values.model ?? `${here}models/kjv-llama`;
 const draft = values.draft ?? `${here}models/kjv-llama-draft`;
 const backend = (values.backend ?? "cpu") as "cpu" | "cuda";
 const dtype = (values.dtype ?? "auto") as "auto" | "float32" | "bfloat16";
-const newTokens = Number(values.new ?? 128), batch = Number(values.batch ?? 4), k = Number(values["draft-len"] ?? 4);
+const newTokens = Number(values.new ?? 128), k = Number(values["draft-len"] ?? 4), reps = Number(values.reps ?? 3);
+const batches = (values.batch ?? "1").split(",").map(Number);
+const workload = values.workload ?? (model.includes("kjv") ? "text" : "loop");
+const loopLen = Number(values["loop-len"] ?? 256);
+const modes = ["plain", ...(values.modes ?? "plain,NGram,DraftTarget").split(",").filter((m) => m !== "plain")];
 
-// Repetitive: prompts that repeat a phrase, whose greedy continuation keeps repeating text of the context.
 const passages = [
   "And the world shall be saved, and the world shall be saved, and the world shall be saved,",
   "And they shall eat their flesh, and they shall eat their flesh, and they shall eat their flesh,",
   "Holy, holy, holy, LORD God Almighty. Holy, holy, holy,",
   "And the LORD said unto Moses, Speak unto the children of Israel. And the LORD said unto Moses, Speak unto the children of Israel.",
 ];
-const prompts = Array.from({ length: batch }, (_, i) => passages[i % passages.length]);
 
 interface Run {
-  name: string;
   ids: number[][];
   ms: number;
-  /** CPU time of this process (user + system) over the run: robust on a machine shared with other work. */
-  cpuMs: number;
   tokens: number;
   steps: number;
   drafted: number;
   accepted: number;
 }
 
-async function run(name: string, speculativeConfig: SpeculativeConfigInput | undefined, list: string[]): Promise<Run> {
-  await using llm = await LLM.create({ model, backend, speculativeConfig, dtype });
-  const params = { maxTokens: newTokens, temperature: 0, ignoreEos: true };
-  await llm.generate(list.map((p) => p.slice(0, 40)), { ...params, maxTokens: 8 }, { useTqdm: false }); // warm-up (JIT)
+const configs: Record<string, SpeculativeConfigInput | undefined> = {
+  plain: undefined,
+  NGram: { decodingType: "NGram", maxDraftLen: k, maxMatchingNgramSize: 3 },
+  DraftTarget: { decodingType: "DraftTarget", speculativeModel: draft, maxDraftLen: k },
+};
+const kvCacheConfig = { maxTokens: 32768 }; // several LLMs share the GPU
+const llms = new Map<string, LLM>();
+for (const m of modes) {
+  if (!(m in configs)) throw new Error(`bench/speculative: unknown mode ${m} (plain, NGram, DraftTarget)`);
+  llms.set(m, await LLM.create({ model, backend, speculativeConfig: configs[m], dtype, kvCacheConfig }));
+}
+const params = { maxTokens: newTokens, temperature: 0, ignoreEos: true };
+
+async function run(llm: LLM, list: Prompt[]): Promise<Run> {
   const first = llm.getStats().length;
-  const proc = (globalThis as { process: { cpuUsage(): { user: number; system: number } } }).process;
-  const c0 = proc.cpuUsage();
   const t0 = performance.now();
   const outs = await llm.generate(list, params, { useTqdm: false });
   const ms = performance.now() - t0;
-  const c1 = proc.cpuUsage();
-  const cpuMs = (c1.user - c0.user + c1.system - c0.system) / 1000;
   const stats: IterationStats[] = llm.getStats().slice(first);
   return {
-    name,
     ids: outs.map((o) => [...o.outputs[0].tokenIds]),
     ms,
-    cpuMs,
     tokens: outs.reduce((a, o) => a + o.outputs[0].tokenIds.length, 0),
     steps: stats.filter((s) => s.numDecodeTokens > 0).length,
     drafted: stats.reduce((a, s) => a + (s.numDraftTokens ?? 0), 0),
@@ -80,38 +93,50 @@ async function run(name: string, speculativeConfig: SpeculativeConfigInput | und
   };
 }
 
-console.log(
-  `model ${model}, draft ${draft}, backend ${backend}, dtype ${dtype}, runtime ${
-    "Bun" in globalThis ? "bun" : "deno"
-  }; greedy, ${newTokens} new tokens, maxDraftLen ${k}`,
-);
-const modes = (values.modes ?? "plain,NGram,DraftTarget").split(",");
-for (const b of [...new Set([1, batch])]) {
-  const list = prompts.slice(0, b);
-  const plain = await run("plain", undefined, list);
-  const runs = [plain];
-  if (modes.includes("NGram")) runs.push(await run("NGram", { decodingType: "NGram", maxDraftLen: k, maxMatchingNgramSize: 3 }, list));
-  if (modes.includes("DraftTarget")) runs.push(await run("DraftTarget", { decodingType: "DraftTarget", speculativeModel: draft, maxDraftLen: k }, list));
-  console.log(`\nbatch ${b}:`);
-  console.log(
-    "| mode | tokens/s (wall) | speedup (wall) | tokens per CPU-second | speedup (CPU time) | acceptance | tokens per decode step | identical to plain |",
-  );
-  console.log("|---|---:|---:|---:|---:|---:|---:|---|");
-  for (const r of runs) {
-    const same = JSON.stringify(r.ids) === JSON.stringify(plain.ids);
-    // float32 on the CPU: identical by construction. Reduced precision on a GPU: verifying k + 1 tokens in
-    // one step rounds differently from one token per step, so a near-tie can flip: report where.
-    const firstDiff = r.ids.map((ids, i) => ids.findIndex((t, j) => t !== plain.ids[i][j])).filter((j) => j >= 0);
-    if (!same && backend === "cpu") throw new Error(`bench/speculative: ${r.name} output differs from plain greedy at batch ${b}`);
-    const sameText = same ? "true" : `no: first difference at token ${Math.min(...firstDiff)} of ${newTokens}`;
-    const tps = r.tokens / (r.ms / 1000);
-    const acc = r.drafted > 0 ? `${(100 * r.accepted / r.drafted).toFixed(1)}% (${r.accepted}/${r.drafted})` : "-";
-    const cps = r.tokens / (r.cpuMs / 1000);
-    console.log(
-      `| ${r.name} | ${tps.toFixed(1)} | ${(tps / (plain.tokens / (plain.ms / 1000))).toFixed(2)}× | ${cps.toFixed(1)} | ${
-        (cps / (plain.tokens / (plain.cpuMs / 1000))).toFixed(2)
-      }× | ` +
-        `${acc} | ${(r.tokens / Math.max(1, r.steps) / b).toFixed(2)} | ${sameText} |`,
-    );
-  }
+/** The b prompts of the workload. */
+async function promptsFor(b: number): Promise<Prompt[]> {
+  if (workload === "text") return Array.from({ length: b }, (_, i) => passages[i % passages.length]);
+  const seeds = Array.from({ length: b }, (_, i) => Array.from({ length: 8 }, (_, j) => (1000 + 37 * j + 101 * i) % 4096));
+  const outs = await llms.get("plain")!.generate(seeds, { ...params, maxTokens: loopLen }, { useTqdm: false });
+  return seeds.map((s, i) => [...s, ...outs[i].outputs[0].tokenIds]);
 }
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+console.log(
+  `model ${model}, draft ${draft}, backend ${backend}, dtype ${dtype}, runtime ${"Bun" in globalThis ? "bun" : "deno"}; ` +
+    `greedy, ${newTokens} new tokens, maxDraftLen ${k}, workload ${workload}${workload === "loop" ? ` (seed 8 ids + ${loopLen} greedy tokens)` : ""}, ` +
+    `${reps} alternating reps`,
+);
+let allSame = true;
+try {
+  for (const b of batches) {
+    const list = await promptsFor(b);
+    for (const llm of llms.values()) await llm.generate(list, { ...params, maxTokens: 16 }, { useTqdm: false }); // warm-up (JIT, graphs)
+    const runs = new Map<string, Run[]>(modes.map((m) => [m, []]));
+    for (let r = 0; r < reps; r++) for (const m of modes) runs.get(m)!.push(await run(llms.get(m)!, list));
+    const plainIds = JSON.stringify(runs.get("plain")![0].ids);
+    const tps = (x: Run): number => x.tokens / (x.ms / 1000);
+    const plainTps = median(runs.get("plain")!.map(tps));
+    console.log(`\nbatch ${b} (prompt lengths ${list.map((p) => typeof p === "string" ? `${p.length} chars` : `${p.length} ids`).join(", ")}):`);
+    console.log("| mode | tokens/s (median) | speedup | tokens/s per rep | acceptance | tokens per decode step | identical to plain |");
+    console.log("|---|---:|---:|---|---:|---:|---|");
+    for (const m of modes) {
+      const rs = runs.get(m)!;
+      const drafted = rs.reduce((a, x) => a + x.drafted, 0), accepted = rs.reduce((a, x) => a + x.accepted, 0);
+      const tokens = rs.reduce((a, x) => a + x.tokens, 0), steps = rs.reduce((a, x) => a + x.steps, 0);
+      const diffs = rs.flatMap((x) => x.ids.map((ids, i) => ids.findIndex((t, j) => t !== runs.get("plain")![0].ids[i][j])).filter((j) => j >= 0));
+      const same = rs.every((x) => JSON.stringify(x.ids) === plainIds);
+      allSame &&= same;
+      if (!same && backend === "cpu") throw new Error(`bench/speculative: ${m} output differs from plain greedy at batch ${b}`);
+      const acc = drafted > 0 ? `${(100 * accepted / drafted).toFixed(1)}% (${accepted}/${drafted})` : "-";
+      console.log(
+        `| ${m} | ${median(rs.map(tps)).toFixed(1)} | ${(median(rs.map(tps)) / plainTps).toFixed(2)}× | ${rs.map((x) => tps(x).toFixed(0)).join(" / ")} | ` +
+          `${acc} | ${(tokens / Math.max(1, steps) / b).toFixed(2)} | ${same ? "yes" : `no: first difference at token ${Math.min(...diffs)}`} |`,
+      );
+    }
+  }
+} finally {
+  for (const llm of llms.values()) await llm[Symbol.asyncDispose]();
+}
+console.log(`\ngreedy output identical to plain in every run: ${allSame ? "yes" : "NO"}`);

@@ -389,11 +389,11 @@ export class ExecutorLoop {
 
   #runPlan(plan: SchedulerOutput, outputs: RequestOutput[], failures: RequestFailure[]): void {
     const V = this.limits.vocabSize;
-    const prepared = prepareStepInputs(plan.chunks, this.#maxBlocksPerSeq);
+    const prepared = prepareStepInputs(plan.chunks, this.#maxBlocksPerSeq, this.#scheduler.maxNumRows);
     const { rows, promptRows } = prepared;
     // LoRA: each packed sequence's adapter slot (-1: the base model).
     const adapterIds = this.#lora && plan.chunks.some((c) => this.#loraSlotOf.has(c.seq.requestId))
-      ? Int32Array.from(plan.chunks, (c) => this.#loraSlotOf.get(c.seq.requestId) ?? -1)
+      ? Int32Array.from(prepared.packedSeqs, (s) => this.#loraSlotOf.get(s.requestId) ?? -1)
       : undefined;
     const inputs = adapterIds ? { ...prepared.inputs, adapterIds, loraSlots: this.#lora!.table } : prepared.inputs;
     const stateOf = (seq: StepRow["seq"]): RequestState => this.#states.get(seq.requestId)!;

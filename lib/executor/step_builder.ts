@@ -34,6 +34,8 @@ export interface PreparedStep {
   readonly rows: readonly StepRow[];
   /** Logits rows rows.length … : prompt positions (their samples are ignored). */
   readonly promptRows: readonly PromptRow[];
+  /** The sequence of each packed sequence of `inputs` (a verify chunk packs as several). */
+  readonly packedSeqs: readonly Sequence[];
 }
 
 /**
@@ -49,37 +51,61 @@ export function samplingPositions(c: ScheduledChunk): number[] {
   return new Array<number>(c.numRows).fill(last);
 }
 
+/** A speculative verify chunk: the last accepted token and every draft, a sampling row at each, no prompt rows. */
+function isVerifyChunk(c: ScheduledChunk): boolean {
+  const k = c.seq.numDraftTokens;
+  return k > 0 && c.numTokens === 1 + k && c.numRows === 1 + k && c.promptRows[1] === c.promptRows[0];
+}
+
 /**
  * Packs the chunks, sequence after sequence. Sampling rows come first, numbered as they would be
  * without prompt rows; each chunk's `promptRows` positions get rows after every sampling row.
+ * A speculative verify chunk packs as one-token sequences over the sequence's block table (marked
+ * `readsStepKv`), so its step is a decode step the backend runs as such — a CUDA graph, and the
+ * same rounding as decoding the tokens one by one — when the step's sequences stay within
+ * `maxSeqs` (else the chunk packs as one multi-token sequence).
  */
-export function prepareStepInputs(chunks: readonly ScheduledChunk[], maxBlocksPerSeq: number): PreparedStep {
+export function prepareStepInputs(chunks: readonly ScheduledChunk[], maxBlocksPerSeq: number, maxSeqs = Infinity): PreparedStep {
   const rows: StepRow[] = [];
   const promptRows: PromptRow[] = [];
-  const packed: PackChunk[] = chunks.map((c) => {
+  const packedSeqs: Sequence[] = [];
+  let numSplit = chunks.length;
+  for (const c of chunks) if (isVerifyChunk(c)) numSplit += c.numTokens - 1;
+  const split = numSplit > chunks.length && numSplit <= maxSeqs;
+  const packed: PackChunk[] = [];
+  for (const c of chunks) {
     const positions = samplingPositions(c);
     const isFork = c.seq.group.rowsFor(c.seq) > 1; // the prompt's rows, one per child to fork
     positions.forEach((position, r) => rows.push({ seq: c.seq, seqIndex: isFork ? r : c.seq.seqIndex, position }));
+    if (split && isVerifyChunk(c)) {
+      for (const p of positions) {
+        packed.push({ tokenIds: c.seq.tokenIds, start: p, numTokens: 1, blockTable: c.seq.blockTable, logitPositions: [p] });
+        packedSeqs.push(c.seq);
+      }
+      continue;
+    }
     const [from, to] = c.promptRows;
     const trailing: number[] = [];
     for (let p = from; p < to; p++) {
       trailing.push(p);
       promptRows.push({ seq: c.seq, position: p });
     }
-    return {
+    packed.push({
       tokenIds: c.seq.tokenIds,
       start: c.start,
       numTokens: c.numTokens,
       blockTable: c.seq.blockTable,
       logitPositions: positions,
       trailingLogitPositions: trailing,
-    };
-  });
+    });
+    packedSeqs.push(c.seq);
+  }
   // Block tables as wide as this step's longest sequence needs (a backend reads only the slots of
   // its positions): for an engine of a long maxSeqLen, [S, maxBlocksPerSeq] would be megabytes per step.
   let width = 1;
   for (const c of chunks) width = Math.max(width, c.seq.blockTable.length);
-  return { inputs: packStep(packed, Math.min(maxBlocksPerSeq, width)), rows, promptRows };
+  const inputs = packStep(packed, Math.min(maxBlocksPerSeq, width));
+  return { inputs: split ? { ...inputs, readsStepKv: true } : inputs, rows, promptRows, packedSeqs };
 }
 
 /**

@@ -25,6 +25,14 @@ export interface StepInputs {
   readonly adapterIds?: Int32Array;
   /** The adapters `adapterIds` index (slot → weights; null = empty slot). Needed when `adapterIds` is given. */
   readonly loraSlots?: readonly (LoraAdapterWeights | null)[];
+  /**
+   * Some token attends to KV another token of this step writes: speculative verification packs a
+   * sequence's tokens as consecutive one-token sequences over one block table, so the step runs as a
+   * decode step (the same kernels, and bits, as decoding them one by one). A backend whose decode
+   * attention writes a token's own KV inside the attention launch writes the step's KV first.
+   * @default false
+   */
+  readonly readsStepKv?: boolean;
 }
 
 /**

@@ -66,7 +66,8 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     return pdl && isPdlKernel(kernel) && prev?.kind === "kernel" && isPdlKernel(prev.kernel);
   };
   plan.ops.forEach((op, i) => {
-    if (fuse?.skip.has(i)) return;
+    // Speculative verify steps: the KV write runs ahead of decode_attention (which rewrites its token's same bits).
+    if (fuse?.skip.has(i) && !(shape.writeKvFirst && op.type === "rope_kv_write")) return;
     // A step with no logits rows (a prefill chunk that does not end its prompt) skips the row ops.
     if (
       R === 0 &&

@@ -208,6 +208,11 @@ export interface StepShape {
   readonly numRows: number;
   readonly attention: AttentionChoice;
   readonly sample: boolean;
+  /**
+   * Tokens read KV other tokens of the step write (StepInputs.readsStepKv): a fused decode step keeps
+   * rope_kv_write's own launch before decode_attention, which then finds every earlier key in the cache.
+   */
+  readonly writeKvFirst?: boolean;
 }
 
 export interface KernelLaunch {

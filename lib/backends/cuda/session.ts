@@ -235,7 +235,7 @@ export class CudaSession implements SessionBackend {
   readonly #i32: Int32Array;
   readonly #f32: Float32Array;
   readonly #u32: Uint32Array;
-  /** Decode graphs by bucket; a forward-only graph (no sampler: masked steps) under -bucket. */
+  /** Decode graphs by graphKey(bucket, with the sampler (not masked steps), speculative verify step). */
   readonly #graphs = new Map<number, CudaGraph>();
   /** Token masks of guided decoding, [maxSeqs, ceil(vocab / 32)] u32, pinned and on the device: allocated on first use. */
   #maskHost: PinnedHostBuffer | null = null;
@@ -533,7 +533,7 @@ export class CudaSession implements SessionBackend {
       attention = this.#graphAttention(1);
     }
     const env = lora ? { ...this.launchEnv(kv), lora, fusedDecode: false } : this.launchEnv(kv);
-    this.#exec(planLaunches(env, { numTokens: T, numSeqs: S, numRows: R, attention, sample: sample && !!out.sampledIds }));
+    this.#exec(planLaunches(env, { numTokens: T, numSeqs: S, numRows: R, attention, sample: sample && !!out.sampledIds, writeKvFirst: inp.readsStepKv }));
   }
 
   /**
@@ -591,7 +591,8 @@ export class CudaSession implements SessionBackend {
     const graphs = lora ? this.#loraGraphs : this.#graphs;
     const words = packStep(this.#layout, this.#i32, this.#f32, this.#u32, inp, { bucket, scratchBlock: kv.scratchBlock });
     this.#io.copyFromHost(this.#pinned.bytes.subarray(0, words * 4), { stream: this.#stream });
-    const key = sample ? bucket : -bucket;
+    const writeKvFirst = inp.readsStepKv === true;
+    const key = graphKey(bucket, sample, writeKvFirst);
     let graph = graphs.get(key);
     if (!graph) {
       const launches = planLaunches(lora ? { ...this.launchEnv(kv), lora, fusedDecode: false } : this.launchEnv(kv), {
@@ -600,6 +601,7 @@ export class CudaSession implements SessionBackend {
         numRows: bucket,
         attention: this.#graphAttention(bucket, !!lora),
         sample,
+        writeKvFirst,
       });
       // Run the step once eagerly (loads kernels, makes the GEMM plans; the step is idempotent), then capture it.
       this.#exec(launches);
@@ -737,7 +739,7 @@ export class CudaSession implements SessionBackend {
     this.run(inp, { sampledIds: new Int32Array(T) }, kv);
     const bucket = bucketFor(T, this.buckets);
     const d = this.device;
-    const graph = this.#graphs.get(bucket);
+    const graph = this.#graphs.get(graphKey(bucket, true, false));
     const launches = planLaunches(this.launchEnv(kv), {
       numTokens: bucket,
       numSeqs: bucket,
@@ -799,6 +801,11 @@ export class CudaSession implements SessionBackend {
   #live(): void {
     if (this.#disposed) throw new DisposedError("Session (CUDA)");
   }
+}
+
+/** Decode-graph map key: one graph per bucket × sampler or not × KV written ahead of attention (verify steps). */
+function graphKey(bucket: number, sample: boolean, writeKvFirst: boolean): number {
+  return 4 * bucket + (sample ? 1 : 0) + (writeKvFirst ? 2 : 0);
 }
 
 /** One line about a compile phase, e.g. "kernels: 24 units (20 compiled on 8 workers, 4 from the cache) in 1.21 s". */

@@ -1,10 +1,12 @@
 /**
  * The draft model of DraftTarget speculative decoding: its own Session and paged KV cache, one
  * draft state per target sequence (block table and how many of its tokens have KV in the draft
- * cache). Each step it catches a sequence up on the tokens the target accepted since, then runs
- * k single-token rounds (all sequences batched per round) proposing one draft token each — the
- * argmax, or a draw from the draft's distribution q under the request's own sampling settings
- * (kept for rejection sampling). Rejected drafts' KV is simply overwritten later.
+ * cache). Each step runs k rounds (all sequences batched per round) proposing one draft token each —
+ * the argmax (on the device: only the ids come back), or a draw from the draft's distribution q under
+ * the request's own sampling settings (kept for rejection sampling). The first round also runs the
+ * tokens the target accepted since (the last draft of a fully accepted step), every token as a
+ * one-token sequence over the sequence's block table, so each round is a decode step (a CUDA graph);
+ * a long catch-up (the prompt) runs as a prefill step first. Rejected drafts' KV is simply overwritten later.
  */
 import type { Engine } from "../../builder/engine.ts";
 import type { SamplingInputs } from "../../ir/sampling.ts";
@@ -128,27 +130,45 @@ export class DraftModelRunner {
       active.push({ item, st, out: results[i], ids: [...item.tokens] });
     });
     if (active.length === 0) return results;
-    this.#catchUp(active);
-    // Rounds: each active sequence runs its last token and samples the next draft token.
+    // Round 0 runs each sequence's tokens without draft KV (the last one, and the last draft of a fully
+    // accepted step) as one-token sequences of a decode step; a long catch-up (the prompt) runs first.
+    const chainMax = Math.min(CHAIN_MAX, this.#maxRows, this.#maxTokens);
+    if (active.some((a) => a.ids.length - a.st.numComputed > chainMax)) this.#catchUp(active);
+    // Rounds: each active sequence runs its uncomputed tokens and takes the next draft token from the last.
     const maxDraft = Math.max(...active.map((a) => a.item.numDraft));
     const V = this.vocabSize;
     for (let j = 0; j < maxDraft; j++) {
       const round = active.filter((a) => a.out.tokens.length < a.item.numDraft);
-      for (let from = 0; from < round.length; from += this.#maxRows) {
-        const batch = round.slice(from, from + this.#maxRows);
-        const chunks: PackChunk[] = batch.map((a) => {
-          const pos = a.ids.length - 1;
-          return { tokenIds: a.ids, start: pos, numTokens: 1, blockTable: a.st.blockTable, logitPositions: [pos] };
-        });
-        const logits = new Float32Array(batch.length * V);
-        this.session.run(packStep(chunks, this.#maxBlocksPerSeq), { logits }, this.#kvCache);
-        batch.forEach((a, r) => {
+      for (let from = 0; from < round.length;) {
+        const batch: typeof round = [];
+        const chunks: PackChunk[] = [];
+        const lastRow: number[] = [];
+        for (; from < round.length; from++) {
+          const a = round[from], n = a.ids.length - a.st.numComputed;
+          if (batch.length > 0 && (chunks.length + n > this.#maxRows || chunks.length + n > this.#maxTokens)) break;
+          for (let p = a.st.numComputed; p < a.ids.length; p++) {
+            chunks.push({ tokenIds: a.ids, start: p, numTokens: 1, blockTable: a.st.blockTable, logitPositions: [p] });
+          }
+          batch.push(a);
+          lastRow.push(chunks.length - 1);
+        }
+        const sampled = batch.some((a) => a.item.sampling.temperature[0] > 0 && a.item.sampling.topK[0] !== 1);
+        const inputs = packStep(chunks, this.#maxBlocksPerSeq);
+        const R = chunks.length;
+        // Greedy drafts: the device's argmax, a few ids back; sampled ones need the distribution q on the host.
+        const out = sampled ? { logits: new Float32Array(R * V) } : { sampledIds: new Int32Array(R) };
+        this.session.run({ ...inputs, readsStepKv: R > batch.length, sampling: greedyRows(R) }, out, this.#kvCache);
+        batch.forEach((a, i) => {
+          const r = lastRow[i];
           a.st.numComputed = a.ids.length;
           const it = a.item;
-          const q = samplingDistribution(logits, r * V, V, it.sampling, 0);
           const greedy = !(it.sampling.temperature[0] > 0) || it.sampling.topK[0] === 1;
-          const tok = greedy ? q.indexOf(1) : drawFrom(q, draftUniform(it.seed, it.firstOutputIndex + a.out.tokens.length));
-          if (tok < 0) throw new InternalError("DraftModelRunner: the draft model's row has no finite maximum");
+          let q: Float64Array | null = null, tok: number;
+          if (out.logits) {
+            q = samplingDistribution(out.logits, r * V, V, it.sampling, 0);
+            tok = greedy ? q.indexOf(1) : drawFrom(q, draftUniform(it.seed, it.firstOutputIndex + a.out.tokens.length));
+          } else tok = out.sampledIds![r];
+          if (!(tok >= 0 && tok < V)) throw new InternalError("DraftModelRunner: the draft model's row has no finite maximum");
           a.out.tokens.push(tok);
           a.out.q.push(greedy ? null : q);
           a.ids.push(tok);
@@ -214,4 +234,19 @@ export class DraftModelRunner {
   #live(): void {
     if (this.#disposed) throw new InternalError("DraftModelRunner: used after dispose()");
   }
+}
+
+/** Most tokens a sequence runs in a draft round as one-token sequences (more: a prefill step first). */
+const CHAIN_MAX = 8;
+
+/** Sampling inputs of `R` greedy rows (the draft's argmax on the device). */
+function greedyRows(R: number): SamplingInputs {
+  return {
+    temperature: new Float32Array(R),
+    topK: new Int32Array(R),
+    topP: new Float32Array(R).fill(1),
+    minP: new Float32Array(R),
+    seed: new Uint32Array(2 * R),
+    step: new Int32Array(R),
+  };
 }
