@@ -11,7 +11,7 @@ for s in $stages; do
   case $s in
     test)
       timeout 45 bun test tests/gpu/speculative.test.ts > "$OUT/test.log" 2>&1; echo "rc $?"
-      grep -E "verify vs decode|identical;|pass|fail|error|Error" "$OUT/test.log" | head -30 | cut -c1-300 ;;
+      grep -E "verify vs decode|verify plan|identical;|pass|fail|error|Error" "$OUT/test.log" | head -30 | cut -c1-300 ;;
     kjv)
       timeout 30 bun bench/speculative.ts --backend cuda --batch 1 --new 128 --reps 3 > "$OUT/spec_kjv.log" 2>&1; echo "rc $?"
       tail -9 "$OUT/spec_kjv.log" | cut -c1-300 ;;
