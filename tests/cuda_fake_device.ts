@@ -445,7 +445,7 @@ export class FakeCudaSession {
           ...graphDecodeSplit(this.env.batchInvariant ? 1 : bucket, a.numKvHeads, attn.numHeads / attn.numKvHeads, this.maxSeqLen, this.env.elem, this.sms),
         }
         : { kind: "generic" as const };
-      launches = planLaunches(env, { numTokens: bucket, numSeqs: bucket, numRows: bucket, attention, sample: !masks });
+      launches = planLaunches(env, { numTokens: bucket, numSeqs: bucket, numRows: bucket, attention, sample: !masks, writeKvFirst: inp.readsStepKv });
       this.graphSteps++;
     } else {
       const words = packStep(this.layout, i32, f32, u32, inp, null);
@@ -460,7 +460,7 @@ export class FakeCudaSession {
         const a = this.env.plan.attributes;
         attention = { kind: "decode", ...graphDecodeSplit(1, a.numKvHeads, this.#group(), this.maxSeqLen, this.env.elem, this.sms) };
       }
-      launches = planLaunches(env, { numTokens: T, numSeqs: S, numRows: R, attention, sample: !masks });
+      launches = planLaunches(env, { numTokens: T, numSeqs: S, numRows: R, attention, sample: !masks, writeKvFirst: inp.readsStepKv });
       this.eagerSteps++;
     }
     if (masks) {
@@ -1156,6 +1156,10 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           const s = seqOf(starts, S, t);
           return tables.subarray(s * stride, (s + 1) * stride);
         };
+        // A block takes its own key from qkv and every earlier key from the cache while other blocks write
+        // theirs: a key another token of the launch writes must be in the cache already (readsStepKv steps).
+        const before = cache.slice(), writer = new Map<number, number>();
+        for (let t = 0; t < T; t++) for (let h = 0; h < nKV; h++) writer.set(cacheOff(cache, tableOf(t), pos[t], 0, bs, nKV, hd, h), t);
         // RoPE of q and k, the token's k and v into the cache (bits as rope_kv_write_bf16)...
         for (let t = 0; t < T; t++) {
           const { cs, sn } = ropeTables(inv, pos[t], scaling), table = tableOf(t);
@@ -1164,6 +1168,21 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
             rotateBf16(x, t * W + (nH + h) * hd, cs, sn, cache, cacheOff(cache, table, pos[t], 0, bs, nKV, hd, h));
             const vo = cacheOff(cache, table, pos[t], 1, bs, nKV, hd, h);
             for (let i = 0; i < hd; i++) cache[vo + i] = toBf16Bits(x[t * W + (nH + nKV + h) * hd + i]);
+          }
+        }
+        for (let t = 0; t < T; t++) {
+          const lo = window > 0 ? Math.max(0, pos[t] + 1 - window) : 0, table = tableOf(t);
+          for (let p = lo; p < pos[t]; p++) {
+            for (let h = 0; h < nKV; h++) {
+              const ko = cacheOff(cache, table, p, 0, bs, nKV, hd, h), w = writer.get(ko), vo = cacheOff(cache, table, p, 1, bs, nKV, hd, h);
+              if (w === undefined || w === t) continue;
+              for (let i = 0; i < hd; i++) {
+                assert.ok(
+                  before[ko + i] === cache[ko + i] && before[vo + i] === cache[vo + i],
+                  `${l.kernel}: token ${t} reads position ${p}, which token ${w} of the same launch writes (not in the cache before it)`,
+                );
+              }
+            }
           }
         }
         // ... then attention of the bf16-rounded q over the window (split and merged on the GPU).
