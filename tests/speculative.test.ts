@@ -1,7 +1,11 @@
 // Speculative decoding (issue 15 part 2): prompt-lookup drafting, rejection sampling, KV rollback,
 // and end to end over the embedded model: NGram / DraftTarget greedy output equals plain greedy,
 // sampled NGram output equals plain sampled output (same draws), blocks return to zero, abort.
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { assert, test, testLlm } from "./harness.ts";
+import { packPeftAdapter } from "../tools/lora-packer/pack.ts";
 import { LLM } from "../mod.ts";
 import { sampleRow, type SamplingInputs, uniformFor } from "../lib/ir/sampling.ts";
 import { proposeNgram } from "../lib/executor/speculative/ngram.ts";
@@ -242,6 +246,31 @@ test("speculative: DraftTarget (the shipped draft model) greedy equals plain gre
   for (const o of sampled) assert.ok(o.outputs[0].tokenIds.length > 0 && o.outputs[0].finishReason !== null);
   assert.equal(ex.kvCacheStats.usedBlocks, 0);
   assert.equal(ex.numDraftKvBlocksUsed, 0);
+}, 120_000);
+
+test("speculative: a LoRA request with NGram speculation equals it without (verify rows packed per sequence keep the adapter slot)", async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "llmrt-spec-lora-"));
+  try {
+    const adapter = path.join(tmp, "qv");
+    packPeftAdapter(kjv, adapter, { rank: 4, alpha: 8, targetModules: ["q_proj", "v_proj"], seed: 4, std: 0.08 });
+    const params = { maxTokens: 24, temperature: 0 };
+    const run = async (speculative: boolean): Promise<number[][]> => {
+      await using llm = await LLM.create({
+        model: kjv,
+        ...testLlm,
+        enableLora: true,
+        maxLoras: 2,
+        maxLoraRank: 4,
+        ...(speculative ? { speculativeConfig: { decodingType: "NGram" as const, maxDraftLen: 4, maxMatchingNgramSize: 3 } } : {}),
+      });
+      const a = llm.generateAsync(PROMPTS[0], params, { loraRequest: { name: "qv", path: adapter } });
+      const b = llm.generateAsync(PROMPTS[1], params);
+      return [[...(await a.result()).outputs[0].tokenIds], [...(await b.result()).outputs[0].tokenIds]];
+    };
+    assert.deepEqual(await run(true), await run(false));
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
 }, 120_000);
 
 test("speculative: abort mid-speculation ends cleanly (finishReason abort, blocks freed, the next request is exact)", async () => {
