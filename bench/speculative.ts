@@ -98,7 +98,19 @@ async function promptsFor(b: number): Promise<Prompt[]> {
   if (workload === "text") return Array.from({ length: b }, (_, i) => passages[i % passages.length]);
   const seeds = Array.from({ length: b }, (_, i) => Array.from({ length: 8 }, (_, j) => (1000 + 37 * j + 101 * i) % 4096));
   const outs = await llms.get("plain")!.generate(seeds, { ...params, maxTokens: loopLen }, { useTqdm: false });
-  return seeds.map((s, i) => [...s, ...outs[i].outputs[0].tokenIds]);
+  const list = seeds.map((s, i) => [...s, ...outs[i].outputs[0].tokenIds]);
+  console.log(`loop prompts: tail cycle of ${list.map((p) => cycleOf(p) ?? "none").join(", ")} tokens (the shortest period the last 64 ids repeat with)`);
+  return list;
+}
+
+/** The shortest period p ≤ 32 with which the last 64 ids of `ids` repeat (ids[i] = ids[i - p]), else null. */
+function cycleOf(ids: readonly number[]): number | null {
+  for (let p = 1; p <= 32; p++) {
+    let ok = ids.length >= 64 + p;
+    for (let i = ids.length - 64; ok && i < ids.length; i++) ok = ids[i] === ids[i - p];
+    if (ok) return p;
+  }
+  return null;
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
