@@ -15,6 +15,7 @@
  *
  *   bun bench/speculative.ts [--model DIR] [--draft DIR] [--backend cpu|cuda] [--new N] [--batch 1,4] [--draft-len K]
  *     [--modes plain,NGram,DraftTarget] [--dtype auto|float32|bfloat16] [--reps 3] [--workload text|loop] [--loop-len 256]
+ *     [--max-seq-len 4096]
  */
 import { parseArgs } from "node:util";
 import { LLM, type Prompt } from "../mod.ts";
@@ -35,6 +36,7 @@ const { values } = parseArgs({
     reps: { type: "string" },
     workload: { type: "string" },
     "loop-len": { type: "string" },
+    "max-seq-len": { type: "string" },
   },
 });
 const here = new URL("..", import.meta.url).pathname;
@@ -46,6 +48,8 @@ const newTokens = Number(values.new ?? 128), k = Number(values["draft-len"] ?? 4
 const batches = (values.batch ?? "1").split(",").map(Number);
 const workload = values.workload ?? (model.includes("kjv") ? "text" : "loop");
 const loopLen = Number(values["loop-len"] ?? 256);
+// The engines' context (the decode graphs' attention splits cover it): 4096 unless given.
+const maxSeqLen = Number(values["max-seq-len"] ?? 4096);
 const modes = ["plain", ...(values.modes ?? "plain,NGram,DraftTarget").split(",").filter((m) => m !== "plain")];
 
 const passages = [
@@ -73,7 +77,7 @@ const kvCacheConfig = { maxTokens: 32768 }; // several LLMs share the GPU
 const llms = new Map<string, LLM>();
 for (const m of modes) {
   if (!(m in configs)) throw new Error(`bench/speculative: unknown mode ${m} (plain, NGram, DraftTarget)`);
-  llms.set(m, await LLM.create({ model, backend, speculativeConfig: configs[m], dtype, kvCacheConfig }));
+  llms.set(m, await LLM.create({ model, backend, speculativeConfig: configs[m], dtype, kvCacheConfig, buildConfig: { maxSeqLen } }));
 }
 const params = { maxTokens: newTokens, temperature: 0, ignoreEos: true };
 
@@ -117,7 +121,9 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 
 console.log(
   `model ${model}, draft ${draft}, backend ${backend}, dtype ${dtype}, runtime ${"Bun" in globalThis ? "bun" : "deno"}; ` +
-    `greedy, ${newTokens} new tokens, maxDraftLen ${k}, workload ${workload}${workload === "loop" ? ` (seed 8 ids + ${loopLen} greedy tokens)` : ""}, ` +
+    `greedy, ${newTokens} new tokens, maxDraftLen ${k}, engines' maxSeqLen ${maxSeqLen}, workload ${workload}${
+      workload === "loop" ? ` (seed 8 ids + ${loopLen} greedy tokens)` : ""
+    }, ` +
     `${reps} alternating reps`,
 );
 let allSame = true;
