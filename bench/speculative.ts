@@ -64,6 +64,8 @@ interface Run {
   ms: number;
   tokens: number;
   steps: number;
+  /** Summed stepMs (host + device time inside the executor's steps) of the decode steps. */
+  stepMs: number;
   drafted: number;
   accepted: number;
 }
@@ -92,6 +94,7 @@ async function run(llm: LLM, list: Prompt[]): Promise<Run> {
     ms,
     tokens: outs.reduce((a, o) => a + o.outputs[0].tokenIds.length, 0),
     steps: stats.filter((s) => s.numDecodeTokens > 0).length,
+    stepMs: stats.reduce((a, s) => a + (s.numDecodeTokens > 0 ? s.stepMs : 0), 0),
     drafted: stats.reduce((a, s) => a + (s.numDraftTokens ?? 0), 0),
     accepted: stats.reduce((a, s) => a + (s.numAcceptedDraftTokens ?? 0), 0),
   };
@@ -137,12 +140,13 @@ try {
     const tps = (x: Run): number => x.tokens / (x.ms / 1000);
     const plainTps = median(runs.get("plain")!.map(tps));
     console.log(`\nbatch ${b} (prompt lengths ${list.map((p) => typeof p === "string" ? `${p.length} chars` : `${p.length} ids`).join(", ")}):`);
-    console.log("| mode | tokens/s (median) | speedup | tokens/s per rep | acceptance | tokens per decode step | identical to plain |");
-    console.log("|---|---:|---:|---|---:|---:|---|");
+    console.log("| mode | tokens/s (median) | speedup | tokens/s per rep | acceptance | tokens per decode step | ms per decode step | identical to plain |");
+    console.log("|---|---:|---:|---|---:|---:|---:|---|");
     for (const m of modes) {
       const rs = runs.get(m)!;
       const drafted = rs.reduce((a, x) => a + x.drafted, 0), accepted = rs.reduce((a, x) => a + x.accepted, 0);
       const tokens = rs.reduce((a, x) => a + x.tokens, 0), steps = rs.reduce((a, x) => a + x.steps, 0);
+      const stepMs = rs.reduce((a, x) => a + x.stepMs, 0) / Math.max(1, steps);
       const diffs = rs.flatMap((x) => x.ids.map((ids, i) => ids.findIndex((t, j) => t !== runs.get("plain")![0].ids[i][j])).filter((j) => j >= 0));
       const same = rs.every((x) => JSON.stringify(x.ids) === plainIds);
       allSame &&= same;
@@ -150,7 +154,9 @@ try {
       const acc = drafted > 0 ? `${(100 * accepted / drafted).toFixed(1)}% (${accepted}/${drafted})` : "-";
       console.log(
         `| ${m} | ${median(rs.map(tps)).toFixed(1)} | ${(median(rs.map(tps)) / plainTps).toFixed(2)}× | ${rs.map((x) => tps(x).toFixed(0)).join(" / ")} | ` +
-          `${acc} | ${(tokens / Math.max(1, steps) / b).toFixed(2)} | ${same ? "yes" : `no: first difference at token ${Math.min(...diffs)}`} |`,
+          `${acc} | ${(tokens / Math.max(1, steps) / b).toFixed(2)} | ${stepMs.toFixed(3)} | ${
+            same ? "yes" : `no: first difference at token ${Math.min(...diffs)}`
+          } |`,
       );
     }
   }
