@@ -5,7 +5,9 @@
  * device). A step packs its inputs, sends them with one host→device copy, runs the launch plan
  * (lib/backends/cuda/launch_plan.ts) and returns the sampled ids with one device→host copy; logits
  * come back only when asked for. Decode steps (one token per sequence) are padded to a batch-size
- * bucket and replayed as a captured CUDA graph — no JavaScript inside the kernel sequence.
+ * bucket and replayed as a captured CUDA graph — no JavaScript inside the kernel sequence. Speculative
+ * verify steps are decode steps too (the executor packs a sequence's tokens as one-token sequences,
+ * StepInputs.readsStepKv: those graphs write the step's KV ahead of the fused decode attention).
  * `CudaKvCache` is the paged KV cache: one allocation for every layer, plus a scratch block the
  * bucket's dummy tokens write to.
  */

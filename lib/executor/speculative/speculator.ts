@@ -7,10 +7,13 @@
  * token, and rolls the rest back: the tokens are removed, the computed count drops to the accepted
  * length, and the KV block manager frees blocks past it (their slots are simply overwritten later).
  *
- * Greedy and deterministic drafts (q one-hot) are verified against the target's own sampled tokens,
- * so the output is token-for-token what decoding without speculation gives, sampled output
- * included (the same per-position draws). Sampled drafts from the draft model are verified by
- * rejection sampling (rejection.ts). Requests that need host logits processing, logprobs, beams or
+ * The step builder packs such a chunk as one-token sequences over the sequence's block table, so the
+ * backend runs it as a decode step (a CUDA graph, with the rounding of decoding the tokens one by one).
+ * Greedy and deterministic drafts (q one-hot) are verified against the target's own sampled tokens —
+ * the device's draws, a few ids back, no logits — so the output is token-for-token what decoding
+ * without speculation gives, sampled output included (the same per-position draws). Sampled drafts
+ * from the draft model are verified on the host by rejection sampling (rejection.ts) over the rows'
+ * logits. Requests that need host logits processing, logprobs, beams or
  * several sequences decode without speculation in the same batch.
  */
 import type { SamplingInputs } from "../../ir/sampling.ts";
