@@ -84,11 +84,11 @@ for (const m of modes) {
 const params = { maxTokens: newTokens, temperature: 0, ignoreEos: true };
 
 async function run(llm: LLM, list: Prompt[]): Promise<Run> {
-  const first = llm.getStats().length;
+  const last = llm.getStats().at(-1)?.iter ?? -1; // the history is capped: select by iteration number
   const t0 = performance.now();
   const outs = await llm.generate(list, params, { useTqdm: false });
   const ms = performance.now() - t0;
-  const stats: IterationStats[] = llm.getStats().slice(first);
+  const stats: IterationStats[] = llm.getStats().filter((s) => s.iter > last);
   return {
     ids: outs.map((o) => [...o.outputs[0].tokenIds]),
     ms,
@@ -106,15 +106,15 @@ async function promptsFor(b: number): Promise<Prompt[]> {
   const seeds = Array.from({ length: b }, (_, i) => Array.from({ length: 8 }, (_, j) => (1000 + 37 * j + 101 * i) % 4096));
   const outs = await llms.get("plain")!.generate(seeds, { ...params, maxTokens: loopLen }, { useTqdm: false });
   const list = seeds.map((s, i) => [...s, ...outs[i].outputs[0].tokenIds]);
-  console.log(`loop prompts: tail cycle of ${list.map((p) => cycleOf(p) ?? "none").join(", ")} tokens (the shortest period the last 64 ids repeat with)`);
+  console.log(`loop prompts: tail cycle of ${list.map((p) => cycleOf(p) ?? "none").join(", ")} tokens (the shortest period the last 128 ids repeat with)`);
   return list;
 }
 
-/** The shortest period p ≤ 32 with which the last 64 ids of `ids` repeat (ids[i] = ids[i - p]), else null. */
+/** The shortest period p with which the last 128 ids of `ids` repeat (ids[i] = ids[i - p]), else null. */
 function cycleOf(ids: readonly number[]): number | null {
-  for (let p = 1; p <= 32; p++) {
-    let ok = ids.length >= 64 + p;
-    for (let i = ids.length - 64; ok && i < ids.length; i++) ok = ids[i] === ids[i - p];
+  for (let p = 1; p + 128 <= ids.length; p++) {
+    let ok = true;
+    for (let i = ids.length - 128; ok && i < ids.length; i++) ok = ids[i] === ids[i - p];
     if (ok) return p;
   }
   return null;
