@@ -10,6 +10,8 @@ import { prepareStepInputs } from "../lib/executor/step_builder.ts";
 import { SequenceGroup } from "../lib/executor/sequence.ts";
 import type { ScheduledChunk } from "../lib/executor/scheduler.ts";
 import { FakeCudaSession, randomModel, step } from "./cuda_fake_device.ts";
+import { maxVerifyTokens } from "../lib/backends/cuda/verify_cap.ts";
+import { graphDecodeSplit } from "../lib/backends/cuda/launch_plan.ts";
 import { assert, test } from "./harness.ts";
 
 const RAW = {
@@ -104,4 +106,22 @@ test("prepareStepInputs: a verify chunk packs as one-token sequences (readsStepK
   assert.equal(whole.inputs.readsStepKv, undefined);
   assert.deepEqual(Array.from(whole.inputs.seqStarts), [0, 4]);
   assert.deepEqual(Array.from(whole.inputs.logitRows), [0, 1, 2, 3]);
+});
+
+test("maxVerifyTokens: the decode buckets whose plan runs bucket 1's kernels (hidden 128: all 8; hidden 1032: 4, the RMSNorm leaves the GEMV prologue at 8)", () => {
+  const capOf = (hidden: number): number => {
+    const raw = { ...RAW, hidden_size: hidden, num_attention_heads: 2, num_key_value_heads: 1 };
+    const model = randomModel(raw, 9, true, 0.05);
+    let engine;
+    try {
+      engine = buildSync(model, { ...BUILD, dtype: "bfloat16" });
+    } finally {
+      model.close();
+    }
+    const f = new FakeCudaSession(engine, 16, 132, true, { fusedDecode: true, batchInvariant: true });
+    const att = { kind: "decode" as const, ...graphDecodeSplit(1, 1, 2, BUILD.maxSeqLen, "bf16", 132) };
+    return maxVerifyTokens(f.env, f.buckets, () => att);
+  };
+  assert.equal(capOf(128), 8);
+  assert.equal(capOf(1032), 4);
 });

@@ -168,7 +168,9 @@ export class ExecutorLoop {
         }
         draft = new DraftModelRunner(options.draftEngine, { backend: session.backend, maxBatchSize });
       }
-      this.#spec = new Speculator(sc, draft, { maxNumTokens, maxNumRows: this.#scheduler.maxNumRows, maxSeqLen });
+      // Verify steps stay within the tokens the backend rounds like decode steps (greedy output = plain greedy).
+      const maxVerifyTokens = session.impl.maxVerifyTokens;
+      this.#spec = new Speculator(sc, draft, { maxNumTokens, maxNumRows: this.#scheduler.maxNumRows, maxSeqLen, maxVerifyTokens });
     }
   }
 

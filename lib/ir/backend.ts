@@ -79,6 +79,12 @@ export interface SessionBackend {
   freeMemoryBytes(): number | null;
   /** One forward; throws a ValidationError when `kvCache` was not made by this backend. */
   run(inputs: StepInputs, outputs: StepOutputs, kvCache: KvCache): void;
+  /**
+   * Most tokens a step of one-token sequences (speculative verification, StepInputs.readsStepKv) may
+   * hold and still round every row as a one-token decode step does (a CUDA session: the decode buckets
+   * whose kernels are bucket 1's). Absent: no limit.
+   */
+  readonly maxVerifyTokens?: number;
   /** Frees native resources. Idempotent. */
   dispose(): void;
 }

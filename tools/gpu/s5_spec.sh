@@ -5,7 +5,7 @@ set -uo pipefail
 OUT=${OUT:-/tmp/spec-out}; mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 M=/tmp/hfmodels/llama-3.2-1b
-stages=${*:-test diag 1b3 kjv7}
+stages=${*:-test diag 1b kjv7}
 t0=$SECONDS
 for s in $stages; do
   echo "== [$((SECONDS - t0)) s] $s"

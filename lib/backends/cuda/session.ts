@@ -38,6 +38,7 @@ import {
 } from "./launch_plan.ts";
 import { skinnyGemmScratch } from "./skinny_gemm.ts";
 import { isDecodeStep, packStep, type StagingLayout, stagingLayout, stagingPointers } from "./step_staging.ts";
+import { maxVerifyTokens } from "./verify_cap.ts";
 import { engineMaxSeqLen, type EngineView, type SessionBackend } from "../../ir/backend.ts";
 import type { Op } from "../../ir/network.ts";
 import type { EnginePlan } from "../../ir/plan.ts";
@@ -785,6 +786,13 @@ export class CudaSession implements SessionBackend {
   /** GEMM shapes timed in this session (the rest came from the timing cache or had one candidate). */
   get numGemmShapesTuned(): number {
     return this.#gemm.numTuned;
+  }
+
+  #maxVerifyTokens = 0;
+  /** Most tokens of a speculative verify step whose rows round as one-token decode steps do (verify_cap.ts). */
+  get maxVerifyTokens(): number {
+    if (this.#maxVerifyTokens === 0) this.#maxVerifyTokens = maxVerifyTokens(this.#env(0n, 0), this.buckets, (b) => this.#graphAttention(b));
+    return this.#maxVerifyTokens;
   }
 
   /** Number of decode graphs captured so far. */

@@ -33,6 +33,8 @@ export interface SpeculatorLimits {
   readonly maxNumTokens: number;
   readonly maxNumRows: number;
   readonly maxSeqLen: number;
+  /** Most tokens of a verify step whose rows round as decode steps do (the backend's maxVerifyTokens). @default Infinity */
+  readonly maxVerifyTokens?: number;
 }
 
 /** Draft and acceptance counts of one step. */
@@ -87,6 +89,7 @@ export class Speculator {
         st.params.maxTokens - seq.numOutputTokens - 1,
         this.limits.maxSeqLen - seq.numTokens,
         this.limits.maxNumTokens - tokens,
+        (this.limits.maxVerifyTokens ?? Infinity) - tokens,
         this.limits.maxNumRows - rows,
       );
       if (this.draft) k = Math.min(k, this.draft.maxDraftFor(seq.numTokens));
