@@ -11,7 +11,7 @@ import { SequenceGroup } from "../lib/executor/sequence.ts";
 import type { ScheduledChunk } from "../lib/executor/scheduler.ts";
 import { FakeCudaSession, randomModel, step } from "./cuda_fake_device.ts";
 import { maxVerifyTokens } from "../lib/backends/cuda/verify_cap.ts";
-import { graphDecodeSplit } from "../lib/backends/cuda/launch_plan.ts";
+import { graphDecodeSplit, planLaunches } from "../lib/backends/cuda/launch_plan.ts";
 import { assert, test } from "./harness.ts";
 
 const RAW = {
@@ -68,7 +68,7 @@ test("fake CUDA: a verify step (one-token sequences, readsStepKv) runs as a grap
     assert.equal(ver.graphSteps, graphs + 1, "the verify step should run as a decode graph bucket");
     const names = ver.lastLaunches.map((l) => (l.kind === "kernel" ? l.kernel : "gemm"));
     if (fusedDecode) {
-      const da = names.indexOf("decode_attention_bf16_hd64"), rope = names.indexOf("rope_kv_write_bf16");
+      const da = names.findIndex((n) => n.startsWith("decode_attention")), rope = names.indexOf("rope_kv_write_bf16");
       assert.ok(da >= 0 && rope >= 0 && rope < da, `fused verify plan: ${names.join(", ")}`);
     }
     const V = 97;
@@ -124,4 +124,22 @@ test("maxVerifyTokens: the decode buckets whose plan runs bucket 1's kernels (hi
   };
   assert.equal(capOf(128), 8);
   assert.equal(capOf(1032), 4);
+});
+
+test("a fused verify plan with PDL: decode_attention waits for rope_kv_write (no early start); plain decode keeps PDL on it", () => {
+  const model = randomModel(RAW, 3, true);
+  let engine;
+  try {
+    engine = buildSync(model, { ...BUILD, dtype: "bfloat16" });
+  } finally {
+    model.close();
+  }
+  const f = new FakeCudaSession(engine, 16, 132, true, { fusedDecode: true, batchInvariant: true });
+  const att = { kind: "decode" as const, ...graphDecodeSplit(1, 2, 2, BUILD.maxSeqLen, "bf16", 132) };
+  const plan = (writeKvFirst: boolean) =>
+    planLaunches({ ...f.env, pdl: true }, { numTokens: 8, numSeqs: 8, numRows: 8, attention: att, sample: true, writeKvFirst })
+      .filter((l) => l.kind === "kernel" && l.kernel.startsWith("decode_attention"));
+  const verify = plan(true), decode = plan(false);
+  assert.ok(verify.length > 0 && verify.every((l) => l.kind === "kernel" && !l.pdl), "verify: decode_attention without pdl");
+  assert.ok(decode.length > 0 && decode.every((l) => l.kind === "kernel" && l.pdl === true), "decode: decode_attention with pdl");
 });
