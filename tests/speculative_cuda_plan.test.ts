@@ -62,6 +62,7 @@ test("fake CUDA: a verify step (one-token sequences, readsStepKv) runs as a grap
     }
     // Verifying the same 5 tokens in one step.
     const ver = new FakeCudaSession(engine, 16, 132, false, { fusedDecode, batchInvariant: true });
+    ver.mem.strictKvReads = true;
     ver.run(greedy(step([{ ids: prompt, pos: 0, blocks: BLOCKS }], BLOCKS.length)));
     const graphs = ver.graphSteps;
     const v = ver.run(verifyStep(ids.slice(0, 5), prompt.length, true));
@@ -81,6 +82,7 @@ test("fake CUDA: a verify step (one-token sequences, readsStepKv) runs as a grap
     if (fusedDecode) {
       // Without the flag the fused plan lets decode_attention read keys other blocks of the launch write.
       const bad = new FakeCudaSession(engine, 16, 132, false, { fusedDecode, batchInvariant: true });
+      bad.mem.strictKvReads = true;
       bad.run(greedy(step([{ ids: prompt, pos: 0, blocks: BLOCKS }], BLOCKS.length)));
       assert.throws(() => bad.run(verifyStep(ids.slice(0, 5), prompt.length, false)), /same launch writes/);
     }
