@@ -14,6 +14,7 @@ import {
   chooseAttention,
   decodeBuckets,
   decodeSplitKeys,
+  flashPrefillGeometry,
   GEMV_MAX_ROWS,
   graphDecodeSplit,
   type KernelLaunch,
@@ -1064,6 +1065,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "paged_attention_prefill_mma_int8kv_bf16":
       case "paged_attention_prefill_mma_fp8kv_bf16":
       case "paged_attention_prefill_mma_bf16":
+      case "flash_prefill_bf16":
       case "paged_attention_prefill_bf16":
       case "paged_attention_generic_bf16": {
         const generic = name === "paged_attention_generic_bf16", kvAlgo = kvAlgoOf(l.kernel);
@@ -1071,7 +1073,10 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         const hd = generic ? A[10] : suffix;
         const [bs, stride, scale, window, scalesP] = generic ? A.slice(11) : A.slice(10);
         if (generic) assert.ok(l.grid[0] * 4 >= nH && l.grid[1] === T);
-        else assert.ok(l.grid[0] >= cdiv(T, name === "paged_attention_prefill_bf16" ? 16 : 64) + S && l.grid[1] === nH);
+        else if (name === "flash_prefill_bf16") {
+          const fg = flashPrefillGeometry(hd)!;
+          assert.ok(l.grid[0] === nH && l.grid[1] >= cdiv(T, fg.rows) + S && l.block === fg.threads, `${l.kernel}: grid ${l.grid} block ${l.block}`);
+        } else assert.ok(l.grid[0] >= cdiv(T, name === "paged_attention_prefill_bf16" ? 16 : 64) + S && l.grid[1] === nH);
         const view = kvAlgo ? fp8View(kvAlgo, kv, scalesP, bs, nKV, hd) : undefined;
         attention(q, out, kv, pos, starts, tables, T, S, nH, nKV, hd, bs, stride, scale, window, l.kernel, view);
         break;

@@ -14,6 +14,23 @@ export function hasTiledAttention(headDim: number): boolean {
   return headDim === 32 || headDim === 64 || headDim === 128;
 }
 
+/**
+ * Launch geometry of the FlashAttention-2-style prefill kernel `flash_prefill_bf16_hd{64,128}`
+ * (kernels/flash_prefill.cu; bf16 engines with a bf16 KV cache): query rows per block and threads per
+ * block; `undefined` for head dims it does not cover (the `paged_attention_prefill_mma` kernel runs those).
+ * The grid is (numHeads, ceil(numTokens / rows) + numSeqs).
+ *
+ * @example
+ * ```ts
+ * flashPrefillGeometry(64); // { rows: 128, threads: 128 }
+ * ```
+ */
+export function flashPrefillGeometry(headDim: number): { readonly rows: number; readonly threads: number } | undefined {
+  if (headDim === 64) return { rows: 128, threads: 128 };
+  if (headDim === 128) return { rows: 128, threads: 256 };
+  return undefined;
+}
+
 /** Keys per decode tile (splits are multiples of it). */
 function decodeTile(elem: ElemType): number {
   return elem === "bf16" ? 64 : 32;

@@ -94,6 +94,8 @@ export interface GemmOptions {
    * not tuned). A call's `batchInvariant` overrides it. @default false
    */
   readonly batchInvariant?: boolean;
+  /** Batch-invariant mode: the M for which each (n, k)'s pinned algorithm is chosen. @default INVARIANT_REF_M */
+  readonly invariantRefM?: number;
 }
 
 /** Heuristic candidates considered when tuning. */
@@ -153,6 +155,7 @@ export class CublasLtGemm {
   readonly #ptrCell = new BigUint64Array(1);
   readonly #tune: boolean;
   readonly batchInvariant: boolean;
+  readonly #refM: number;
   /** Batch-invariant mode: M-free plan key → the pinned algorithm (null: the heuristic had no non-split-K one). */
   readonly #pinned = new Map<string, Uint8Array | null>();
   /** Batch-invariant plans that could not use the pinned algorithm (heuristic per M instead). */
@@ -167,6 +170,10 @@ export class CublasLtGemm {
     const wsBytes = options.workspaceBytes ?? 32 * 1024 * 1024;
     this.batchInvariant = options.batchInvariant ?? false;
     this.#tune = options.tune ?? false;
+    this.#refM = options.invariantRefM ?? INVARIANT_REF_M;
+    if (!Number.isSafeInteger(this.#refM) || this.#refM <= 0) {
+      throw new ValidationError(`GemmOptions.invariantRefM: expected a positive integer, got ${this.#refM}`, "invariantRefM", this.#refM);
+    }
     const dir = options.timingCacheDir === undefined ? join(llmrtCacheDir(), "gemm") : options.timingCacheDir;
     this.#timingPath = dir === null
       ? null
@@ -432,11 +439,11 @@ export class CublasLtGemm {
         const pinKey = key.replace(/\|\d+x/, "|");
         let pinned = this.#pinned.get(pinKey);
         if (pinned === undefined) {
-          // The algorithm is chosen for INVARIANT_REF_M rows, whatever M asked first.
-          const refB = layout(inT, k, INVARIANT_REF_M, k);
-          const refD = layout(outT, n, INVARIANT_REF_M, n);
+          // The algorithm is chosen for #refM rows (INVARIANT_REF_M by default), whatever M asked first.
+          const refB = layout(inT, k, this.#refM, k);
+          const refD = layout(outT, n, this.#refM, n);
           try {
-            const found = this.#heuristic(desc, layoutA, refB, refD, INVARIANT_CANDIDATES, `${what} (reference m=${INVARIANT_REF_M})`).find((c) =>
+            const found = this.#heuristic(desc, layoutA, refB, refD, INVARIANT_CANDIDATES, `${what} (reference m=${this.#refM})`).find((c) =>
               this.#isNonSplit(c.algo)
             );
             pinned = found ? found.algo : null;

@@ -10,7 +10,7 @@ import { SKINNY_GEMM_MAX_ROWS, skinnyGemmFits, skinnyGemmLaunch } from "./skinny
 import { planQuantLinear, quantGemvFusable } from "./quant_launch.ts";
 import { fp8GemvFusable, planFp8Linear } from "./fp8_launch.ts";
 import { InternalError } from "../../util/errors.ts";
-import { BATCH_ATTENTION_ROWS, DECODE_ATTENTION_MIN_SPLIT, hasTiledAttention } from "./attention_choice.ts";
+import { BATCH_ATTENTION_ROWS, DECODE_ATTENTION_MIN_SPLIT, flashPrefillGeometry, hasTiledAttention } from "./attention_choice.ts";
 import { GEMV_MAX_ROWS, isPdlKernel, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
 
 export * from "./attention_choice.ts";
@@ -291,6 +291,19 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
               att.numSplits,
             ]);
           }
+        } else if (elem === "bf16" && !kvFp8 && flashPrefillGeometry(op.headDim)) {
+          const fg = flashPrefillGeometry(op.headDim)!;
+          k(i, `flash_prefill_bf16_hd${op.headDim}`, [op.numHeads, cdiv(T, fg.rows) + S, 1], fg.threads, [
+            ...geo,
+            T,
+            S,
+            op.numHeads,
+            op.numKvHeads,
+            env.tokensPerBlock,
+            env.blockStride,
+            op.scale,
+            op.window,
+          ]);
         } else {
           const mma = elem === "bf16";
           const tileRows = mma ? 64 : 16;

@@ -1,0 +1,94 @@
+/**
+ * Prefill GEMMs at large M (issue 16 item 2): TFLOP/s of the llama linears (y = x Wᵀ, bf16, fp32 accumulate)
+ * under the cuBLASLt algorithm choices the engine can make — the batch-invariant pinned algorithm (chosen
+ * for INVARIANT_REF_M rows, what a batch-invariant prefill runs; and the same chosen for 2048 rows), the heuristic's first algorithm for
+ * this M, and the fastest of its candidates (tune) — beside a large square GEMM's best as the measured
+ * ceiling of the same run.
+ *
+ *   bun bench/prefill_gemm.ts [--models 1b,8b] [--ms 2048,8192,32768]
+ *
+ * Prints one table row per (linear, M); LLMRT_BENCH_JSON=FILE also writes the numbers as JSON.
+ */
+import * as fs from "node:fs";
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { CudaDevice } from "../lib/cuda/device.ts";
+import { CublasLtGemm, INVARIANT_REF_M } from "../lib/backends/cuda/gemm.ts";
+
+const { values } = parseArgs({ args: process.argv.slice(2), options: { models: { type: "string" }, ms: { type: "string" } } });
+const SHAPES: Record<string, [string, number, number][]> = {
+  "1b": [["qkv", 3072, 2048], ["o_proj", 2048, 2048], ["gate_up", 16384, 2048], ["down", 2048, 8192]],
+  "8b": [["qkv", 6144, 4096], ["o_proj", 4096, 4096], ["gate_up", 28672, 4096], ["down", 4096, 14336]],
+};
+const models = (values.models ?? "1b,8b").split(",");
+const Ms = (values.ms ?? "2048,8192,32768").split(",").map(Number);
+
+const dev = CudaDevice.open(0);
+using stream = dev.createStream();
+using e0 = dev.createEvent();
+using e1 = dev.createEvent();
+const modes = {
+  pinned: new CublasLtGemm(dev, { batchInvariant: true }),
+  pinned2048: new CublasLtGemm(dev, { batchInvariant: true, invariantRefM: 2048 }),
+  heuristic: new CublasLtGemm(dev, {}),
+  tuned: new CublasLtGemm(dev, { tune: true, timingCacheDir: null }),
+};
+const maxElems = (m: number, n: number, k: number): number => Math.max(m * k, n * k, m * n);
+let big = 0;
+for (const md of models) for (const [, n, k] of SHAPES[md]) for (const m of Ms) big = Math.max(big, maxElems(m, n, k));
+big = Math.max(big, 8192 * 8192);
+using A = dev.alloc(big * 2);
+using B = dev.alloc(big * 2);
+using D = dev.alloc(big * 2);
+A.fill(0x3c, { stream }); // bf16 0x3c3c ≈ 0.0115: finite products
+B.fill(0x3c, { stream });
+
+/** Median ms of one GEMM over 3 timed batches. */
+function time(g: CublasLtGemm, m: number, n: number, k: number): number {
+  const run = (): void => g.run({ m, n, k, dtype: "bf16", a: A, b: B, d: D, transB: true, stream });
+  run();
+  run();
+  const iters = Math.max(2, Math.min(50, Math.round(2e12 / (2 * m * n * k))));
+  const ts: number[] = [];
+  for (let r = 0; r < 3; r++) {
+    e0.record(stream);
+    for (let i = 0; i < iters; i++) run();
+    e1.record(stream);
+    e1.synchronize();
+    ts.push(e1.elapsedSince(e0) / iters);
+  }
+  return ts.sort((a, b) => a - b)[1];
+}
+const tf = (m: number, n: number, k: number, ms: number): number => (2 * m * n * k) / (ms * 1e-3) / 1e12;
+
+const ceilMs = Math.min(time(modes.heuristic, 8192, 8192, 8192), time(modes.tuned, 8192, 8192, 8192));
+const ceiling = tf(8192, 8192, 8192, ceilMs);
+console.log(
+  `GPU ${dev.name}; ceiling: 8192^3 bf16 GEMM (best of heuristic / tuned) ${ceiling.toFixed(1)} TFLOP/s; pinned algorithm chosen at M = ${INVARIANT_REF_M}`,
+);
+const rows: Record<string, unknown>[] = [];
+console.log(`| model | linear (n x k) | M | pinned (ref M ${INVARIANT_REF_M}) | pinned (ref M 2048) | heuristic | tuned | (TFLOP/s; % of the ceiling) |`);
+for (const md of models) {
+  for (const m of Ms) {
+    const sums = { pinned: 0, pinned2048: 0, heuristic: 0, tuned: 0 };
+    for (const [name, n, k] of SHAPES[md]) {
+      const r = { model: md, name, n, k, m, pinned: 0, pinned2048: 0, heuristic: 0, tuned: 0 };
+      for (const mode of ["pinned", "pinned2048", "heuristic", "tuned"] as const) {
+        const ms = time(modes[mode], m, n, k);
+        r[mode] = ms;
+        sums[mode] += ms;
+      }
+      rows.push(r);
+      const cell = (ms: number): string => `${tf(m, n, k, ms).toFixed(0)} (${(100 * tf(m, n, k, ms) / ceiling).toFixed(0)}%)`;
+      console.log(`| ${md} | ${name} ${n}x${k} | ${m} | ${cell(r.pinned)} | ${cell(r.pinned2048)} | ${cell(r.heuristic)} | ${cell(r.tuned)} |`);
+    }
+    const layers = md === "1b" ? 16 : 32;
+    console.log(
+      `  ${md} M=${m}: the 4 linears of ${layers} layers: pinned ${(sums.pinned * layers).toFixed(2)} ms, pinned at 2048 ${
+        (sums.pinned2048 * layers).toFixed(2)
+      } ms, heuristic ${(sums.heuristic * layers).toFixed(2)} ms, tuned ${(sums.tuned * layers).toFixed(2)} ms`,
+    );
+  }
+}
+for (const g of Object.values(modes)) g.dispose();
+if (process.env.LLMRT_BENCH_JSON) fs.writeFileSync(process.env.LLMRT_BENCH_JSON, JSON.stringify({ gpu: dev.name, ceiling, rows }, null, 1));
