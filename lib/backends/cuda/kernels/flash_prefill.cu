@@ -98,9 +98,10 @@ __device__ __forceinline__ bool fpQueryTile(const int* seqStarts, int numSeqs, i
 }
 
 /** cp.async of keys [k0, k0 + BN) of K (or V: kvOff includes the V offset) into a padded smem tile; zero past kHi. */
+// tpbShift >= 0: tokensPerBlock = 1 << tpbShift (shifts instead of integer division).
 template <int HD, int BN, int NT, int KS>
 __device__ __forceinline__ void fpLoadTile(u32 dst, const bf16_t* kv, const int* table, int k0, int kHi, long long kvOff,
-                                           int tokensPerBlock, int rowWidth, int tid) {
+                                           int tokensPerBlock, int tpbShift, int rowWidth, int tid) {
   constexpr int VPR = HD / 8, NLD = BN * VPR / NT;
   static_assert(BN * VPR % NT == 0, "tile load split");
 #pragma unroll
@@ -110,7 +111,9 @@ __device__ __forceinline__ void fpLoadTile(u32 dst, const bf16_t* kv, const int*
     const bf16_t* src = kv;
     int bytes = 0;
     if (kp < kHi) {
-      src = kv + kvCacheOffset(table, kp, 0, tokensPerBlock, rowWidth) + kvOff + c * 8;
+      const int bi = tpbShift >= 0 ? kp >> tpbShift : kp / tokensPerBlock;
+      const int off = kp - bi * tokensPerBlock;
+      src = kv + ((long long)table[bi] * 2 * tokensPerBlock + off) * rowWidth + kvOff + c * 8;
       bytes = 16;
     }
     fpCpAsync16(dst + (u32)((j * KS + c * 8) * 2), src, bytes);
@@ -136,6 +139,7 @@ __device__ __forceinline__ void flashPrefillImpl(const bf16_t* q, bf16_t* out, c
   const int rowWidth = numKvHeads * HD;
   const int* table = blockTables + (long long)s * maxBlocksPerSeq;
   const float qscale = scale * LLMRT_LOG2E;
+  const int tpbShift = (tokensPerBlock & (tokensPerBlock - 1)) == 0 ? __ffs(tokensPerBlock) - 1 : -1;
 
   if (tid == 0) { kvRange[0] = FP_INT_MAX; kvRange[1] = 0; }
   __syncthreads();
@@ -199,12 +203,12 @@ __device__ __forceinline__ void flashPrefillImpl(const bf16_t* q, bf16_t* out, c
   const u32 kLane = sK + (u32)(((lane & 7) * KS + (lane >> 3) * 8) * 2);
   const u32 vLane = sV + (u32)((((lane & 7) + ((lane >> 3) & 1) * 8) * KS + (lane >> 4) * 8) * 2);
 
-  fpLoadTile<HD, BN, NT, KS>(sK, kv, table, kvLo, kvHi, kOff, tokensPerBlock, rowWidth, tid);
+  fpLoadTile<HD, BN, NT, KS>(sK, kv, table, kvLo, kvHi, kOff, tokensPerBlock, tpbShift, rowWidth, tid);
   fpCommit();
   for (int k0 = kvLo; k0 < kvHi; k0 += BN) {
     fpWait<0>();
     __syncthreads();  // K(k0) visible; every warp is past the previous tile's PV (V buffer free)
-    fpLoadTile<HD, BN, NT, KS>(sV, kv, table, k0, kvHi, vOff, tokensPerBlock, rowWidth, tid);
+    fpLoadTile<HD, BN, NT, KS>(sV, kv, table, k0, kvHi, vOff, tokensPerBlock, tpbShift, rowWidth, tid);
     fpCommit();
     // A warp whose rows attend none of these keys skips the tile; one whose rows attend all of them skips the mask.
     const bool active = k0 <= wMaxP && k0 + BN - 1 >= wMinLo;
@@ -228,7 +232,7 @@ __device__ __forceinline__ void flashPrefillImpl(const bf16_t* q, bf16_t* out, c
       }
     }
     __syncthreads();  // every warp is done with K(k0)
-    if (k0 + BN < kvHi) fpLoadTile<HD, BN, NT, KS>(sK, kv, table, k0 + BN, kvHi, kOff, tokensPerBlock, rowWidth, tid);
+    if (k0 + BN < kvHi) fpLoadTile<HD, BN, NT, KS>(sK, kv, table, k0 + BN, kvHi, kOff, tokensPerBlock, tpbShift, rowWidth, tid);
     fpCommit();
     u32 pa[MW][BN / 16][4];
     if (active) {
