@@ -27,6 +27,6 @@ s gemm
 LLMRT_BENCH_JSON=$OUT/prefill_gemm.json timeout 60 bun bench/prefill_gemm.ts --models 1b,8b --ms 256,2048,8192,32768 > "$OUT/prefill_gemm.log" 2>&1
 cat "$OUT/prefill_gemm.log" | tail -40
 s tests
-timeout 90 bun test tests/gpu/cuda_session.test.ts > "$OUT/cuda_session.log" 2>&1
-grep -E "pass|fail|rel L2" "$OUT/cuda_session.log" | tail -30
+timeout 120 bun test tests/gpu/flash_prefill.test.ts tests/gpu/cuda_session.test.ts > "$OUT/cuda_session.log" 2>&1
+grep -E "pass|fail|rel L2|flash_prefill" "$OUT/cuda_session.log" | tail -30
 s done
