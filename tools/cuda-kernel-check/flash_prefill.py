@@ -27,8 +27,8 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from decode_step import F, I, P, bf, graph_time, launch, log, record, relerr, RESULTS  # noqa: E402
 
-VARIANTS = {64: ["w4m1n64", "w8m1n64", "w4m2n64", "w8m2n64", "w4m2n32", "w4m1n128"],
-            128: ["w4m1n64", "w8m1n64", "w4m2n32", "w8m1n32"]}
+VARIANTS = {64: ["w8m1n64", "w4m2n64", "w8m2n64", "w4m2n64s2", "w4m1n64s2", "w8m2n64s2", "w4m2n32s2"],
+            128: ["w4m1n64", "w8m1n64", "w8m1n32s2", "w4m1n32s2", "w4m2n32s2"]}
 DEFAULT = {64: (128, 128), 128: (128, 256)}  # (BM, threads) of flash_prefill_bf16_hd*
 
 
@@ -39,7 +39,7 @@ def geom(name, hd):
     if name == "flash":
         bm, nt = DEFAULT[hd]
         return f"flash_prefill_bf16_hd{hd}", "flash_prefill", (), bm, nt
-    w, mm, n = (int(x) for x in name[1:].replace("m", " ").replace("n", " ").split())
+    w, mm, n = (int(x) for x in name[1:].split("s")[0].replace("m", " ").replace("n", " ").split())
     return f"flash_prefill_v_hd{hd}_{name}", "flash_prefill", ("LLMRT_FLASH_VARIANTS",), 16 * w * mm, 32 * w
 
 

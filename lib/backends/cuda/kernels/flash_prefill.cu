@@ -120,15 +120,18 @@ __device__ __forceinline__ void fpLoadTile(u32 dst, const bf16_t* kv, const int*
   }
 }
 
-// NW warps, MW m16 row tiles per warp (BM = 16 NW MW query rows), BN keys per tile.
-template <int HD, int NW, int MW, int BN>
+// NW warps, MW m16 row tiles per warp (BM = 16 NW MW query rows), BN keys per tile. ST = 1: one K and one V
+// buffer (the pipeline in the file comment); ST = 2: two (K, V) stages, tile j + 1 loads while tile j computes,
+// one barrier per tile.
+template <int HD, int NW, int MW, int BN, int ST = 1>
 __device__ __forceinline__ void flashPrefillImpl(const bf16_t* q, bf16_t* out, const bf16_t* kv, const int* positions,
     const int* seqStarts, const int* blockTables, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
     int maxBlocksPerSeq, float scale, int window) {
   constexpr int NT = NW * 32, BM = 16 * NW * MW, KS = HD + 8, NKC = HD / 16, NDT = HD / 8, NNT = BN / 8;
   static_assert(NKC % 2 == 0 && NDT % 2 == 0 && BN % 16 == 0, "fragment pairs");
-  __shared__ __align__(16) bf16_t Ks[BN * KS];
-  __shared__ __align__(16) bf16_t Vs[BN * KS];
+  static_assert(ST == 1 || ST == 2, "stages");
+  __shared__ __align__(16) bf16_t Ks[ST * BN * KS];
+  __shared__ __align__(16) bf16_t Vs[ST * BN * KS];
   __shared__ int kvRange[2];
 
   int s, qStart, qEnd;
@@ -203,12 +206,22 @@ __device__ __forceinline__ void flashPrefillImpl(const bf16_t* q, bf16_t* out, c
   const u32 kLane = sK + (u32)(((lane & 7) * KS + (lane >> 3) * 8) * 2);
   const u32 vLane = sV + (u32)((((lane & 7) + ((lane >> 3) & 1) * 8) * KS + (lane >> 4) * 8) * 2);
 
+  constexpr u32 STAGE_BYTES = BN * KS * 2;
   fpLoadTile<HD, BN, NT, KS>(sK, kv, table, kvLo, kvHi, kOff, tokensPerBlock, tpbShift, rowWidth, tid);
+  if (ST == 2) fpLoadTile<HD, BN, NT, KS>(sV, kv, table, kvLo, kvHi, vOff, tokensPerBlock, tpbShift, rowWidth, tid);
   fpCommit();
-  for (int k0 = kvLo; k0 < kvHi; k0 += BN) {
+  int stage = 0;
+  for (int k0 = kvLo; k0 < kvHi; k0 += BN, stage ^= (ST - 1)) {
+    const u32 kBase = kLane + stage * STAGE_BYTES, vBase = vLane + stage * STAGE_BYTES;
     fpWait<0>();
-    __syncthreads();  // K(k0) visible; every warp is past the previous tile's PV (V buffer free)
-    fpLoadTile<HD, BN, NT, KS>(sV, kv, table, k0, kvHi, vOff, tokensPerBlock, tpbShift, rowWidth, tid);
+    // K(k0) (ST = 2: and V(k0)) visible; every warp is past the previous tile (its buffers are free).
+    __syncthreads();
+    if (ST == 1) {
+      fpLoadTile<HD, BN, NT, KS>(sV, kv, table, k0, kvHi, vOff, tokensPerBlock, tpbShift, rowWidth, tid);
+    } else if (k0 + BN < kvHi) {
+      fpLoadTile<HD, BN, NT, KS>(sK + (stage ^ 1) * STAGE_BYTES, kv, table, k0 + BN, kvHi, kOff, tokensPerBlock, tpbShift, rowWidth, tid);
+      fpLoadTile<HD, BN, NT, KS>(sV + (stage ^ 1) * STAGE_BYTES, kv, table, k0 + BN, kvHi, vOff, tokensPerBlock, tpbShift, rowWidth, tid);
+    }
     fpCommit();
     // A warp whose rows attend none of these keys skips the tile; one whose rows attend all of them skips the mask.
     const bool active = k0 <= wMaxP && k0 + BN - 1 >= wMinLo;
@@ -222,7 +235,7 @@ __device__ __forceinline__ void flashPrefillImpl(const bf16_t* q, bf16_t* out, c
 #pragma unroll
         for (int kc = 0; kc < NKC; kc += 2) {
           u32 b[4];
-          fpLdsm<false>(b, kLane + (u32)((nt * 8 * KS + kc * 16) * 2));
+          fpLdsm<false>(b, kBase + (u32)((nt * 8 * KS + kc * 16) * 2));
 #pragma unroll
           for (int mt = 0; mt < MW; mt++) {
             fpMma(sacc[mt][nt], qf[mt][kc], b[0], b[1]);
@@ -231,9 +244,11 @@ __device__ __forceinline__ void flashPrefillImpl(const bf16_t* q, bf16_t* out, c
         }
       }
     }
-    __syncthreads();  // every warp is done with K(k0)
-    if (k0 + BN < kvHi) fpLoadTile<HD, BN, NT, KS>(sK, kv, table, k0 + BN, kvHi, kOff, tokensPerBlock, tpbShift, rowWidth, tid);
-    fpCommit();
+    if (ST == 1) {
+      __syncthreads();  // every warp is done with K(k0)
+      if (k0 + BN < kvHi) fpLoadTile<HD, BN, NT, KS>(sK, kv, table, k0 + BN, kvHi, kOff, tokensPerBlock, tpbShift, rowWidth, tid);
+      fpCommit();
+    }
     u32 pa[MW][BN / 16][4];
     if (active) {
 #pragma unroll
@@ -286,15 +301,17 @@ __device__ __forceinline__ void flashPrefillImpl(const bf16_t* q, bf16_t* out, c
         }
       }
     }
-    fpWait<1>();
-    __syncthreads();  // V(k0) visible
+    if (ST == 1) {
+      fpWait<1>();
+      __syncthreads();  // V(k0) visible
+    }
     if (active) {
 #pragma unroll
       for (int kc2 = 0; kc2 < BN / 16; kc2++) {
 #pragma unroll
         for (int dt = 0; dt < NDT; dt += 2) {
           u32 b[4];
-          fpLdsm<true>(b, vLane + (u32)((kc2 * 16 * KS + dt * 8) * 2));
+          fpLdsm<true>(b, vBase + (u32)((kc2 * 16 * KS + dt * 8) * 2));
 #pragma unroll
           for (int mt = 0; mt < MW; mt++) {
             fpMma(o[mt][dt], pa[mt][kc2], b[0], b[1]);
@@ -344,6 +361,14 @@ PA_FLASH(flash_prefill_bf16_hd128, 256, 128, 8, 1, 64)
 // Other tilings, for the check harness's timing sweep (tools/cuda-kernel-check/flash_prefill.py):
 // flash_prefill_v_hd{HD}_w{warps}m{row tiles per warp}n{keys per tile}.
 #define FP_V(HD, W, M, N) PA_FLASH(flash_prefill_v_hd##HD##_w##W##m##M##n##N, (W * 32), HD, W, M, N)
+#define FP_V2(HD, W, M, N) PA_FLASH(flash_prefill_v_hd##HD##_w##W##m##M##n##N##s2, (W * 32), HD, W, M, N, 2)
+FP_V2(64, 4, 2, 64)
+FP_V2(64, 4, 1, 64)
+FP_V2(64, 8, 2, 64)
+FP_V2(64, 4, 2, 32)
+FP_V2(128, 8, 1, 32)
+FP_V2(128, 4, 1, 32)
+FP_V2(128, 4, 2, 32)
 FP_V(64, 4, 1, 64)
 FP_V(64, 8, 1, 64)
 FP_V(64, 4, 2, 64)
