@@ -29,7 +29,7 @@ from decode_step import F, I, P, bf, graph_time, launch, log, record, relerr, RE
 
 VARIANTS = {64: ["w8m1n64", "w4m2n64", "w8m2n64", "w4m2n64s2", "w4m1n64s2", "w8m2n64s2", "w4m2n32s2"],
             128: ["w4m1n64", "w8m1n64", "w8m1n32s2", "w4m1n32s2", "w4m2n32s2"]}
-DEFAULT = {64: (128, 128), 128: (128, 256)}  # (BM, threads) of flash_prefill_bf16_hd*
+DEFAULT = {64: (256, 256), 128: (128, 128)}  # (BM, threads) of flash_prefill_bf16_hd*
 
 
 def geom(name, hd):

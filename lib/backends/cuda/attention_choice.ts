@@ -22,12 +22,12 @@ export function hasTiledAttention(headDim: number): boolean {
  *
  * @example
  * ```ts
- * flashPrefillGeometry(64); // { rows: 128, threads: 128 }
+ * flashPrefillGeometry(64); // { rows: 256, threads: 256 }
  * ```
  */
 export function flashPrefillGeometry(headDim: number): { readonly rows: number; readonly threads: number } | undefined {
-  if (headDim === 64) return { rows: 128, threads: 128 };
-  if (headDim === 128) return { rows: 128, threads: 256 };
+  if (headDim === 64) return { rows: 256, threads: 256 };
+  if (headDim === 128) return { rows: 128, threads: 128 };
   return undefined;
 }
 

@@ -14,17 +14,19 @@
 //     const int* blockTables, int numTokens, int numSeqs, int numHeads, int numKvHeads,
 //     int tokensPerBlock, int maxBlocksPerSeq, float scale, int window)
 //   grid (numHeads, ceil(numTokens / BM) + numSeqs, 1) (blocks past the last query tile exit)
-//   block (FP_NT, 1, 1); BM / FP_NT / static shared memory per head dim:
-//     hd64:  BM 128 (4 warps x 2 m16 row tiles), 128 threads, key tiles of 64, 18.4 KB
-//     hd128: BM 128 (8 warps x 1 row tile),      256 threads, key tiles of 64, 34.8 KB
+//   block (threads, 1, 1); BM / threads / static shared memory per head dim (two (K, V) stages):
+//     hd64:  BM 256 (8 warps x 2 m16 row tiles), 256 threads, key tiles of 64, 36.9 KB
+//     hd128: BM 128 (4 warps x 2 m16 row tiles), 128 threads, key tiles of 32, 34.8 KB
+//   (the fastest of the tilings timed on an H200, bench/RESULTS.md "Session 5 — prefill attention")
 //   (the PA_FLASH lines at the end; attention_choice.ts flashPrefillGeometry mirrors them.)
 //
 // Query tiles are numbered sequence by sequence; grid row y takes tile gridDim.y - 1 - y, so the last
 // (longest, causal) tiles start first. Heads vary fastest: the heads of one kv group run side by side and
 // share their K/V tiles through L2.
 //
-// Pipeline per key tile (one K and one V buffer): wait K(j); barrier; issue V(j); S = Q K(j)^T; barrier;
-// issue K(j + 1); mask + online softmax; wait V(j); barrier; O += P V(j). Rows past the sequence end and keys
+// Pipeline per key tile, two (K, V) stages (ST = 2, the entry points): wait tile j; barrier; issue tile j + 1
+// into the other stage; S = Q K(j)^T; mask + online softmax; O += P V(j). With one K and one V buffer (ST = 1,
+// variant build only): wait K(j); barrier; issue V(j); S; barrier; issue K(j + 1); softmax; wait V(j); barrier; PV. Rows past the sequence end and keys
 // past the attended range are zero-filled (cp.async src-size 0), so NaN in unused cache blocks is never read.
 #include "common.cuh"
 
@@ -351,10 +353,10 @@ __device__ __forceinline__ void flashPrefillImpl(const bf16_t* q, bf16_t* out, c
                               tokensPerBlock, maxBlocksPerSeq, scale, window);                                          \
   }
 #if LLMRT_KERNEL(flash_prefill_bf16_hd64)
-PA_FLASH(flash_prefill_bf16_hd64, 128, 64, 4, 2, 64)
+PA_FLASH(flash_prefill_bf16_hd64, 256, 64, 8, 2, 64, 2)
 #endif
 #if LLMRT_KERNEL(flash_prefill_bf16_hd128)
-PA_FLASH(flash_prefill_bf16_hd128, 256, 128, 8, 1, 64)
+PA_FLASH(flash_prefill_bf16_hd128, 128, 128, 4, 2, 32, 2)
 #endif
 
 #ifdef LLMRT_FLASH_VARIANTS
