@@ -201,13 +201,15 @@ __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, 
       daPrefetchRow<HD>(kv + kvCacheOffset(table, kp + TILE, 1, tokensPerBlock, rowWidth) + kvh * HD);
     }
     // The step's own key / value come from shared memory (rotated above), not from the cache.
-    if (kp == pos) {
+    // Only in the split that holds it: a split shorter than a tile may see pos past its end inside its
+    // tile, where kself / vself were never written (p = 0 times garbage V made NaN before).
+    if (own && kp == pos) {
 #pragma unroll
       for (int c = 0; c < VPR; c++) kreg[c] = *reinterpret_cast<const uint4*>(kself + c * 8);
     }
 #pragma unroll
     for (int j = 0; j < KPG; j++)
-      if (k0 + pvGroup + KG * j == pos) vreg[j] = *reinterpret_cast<const uint4*>(vself + pvChunk * 8);
+      if (own && k0 + pvGroup + KG * j == pos) vreg[j] = *reinterpret_cast<const uint4*>(vself + pvChunk * 8);
     // Scores.
     {
       float part[MG];

@@ -140,15 +140,6 @@ GEMV(gemv_bf16_m8, 8)
 #ifndef GF_U
 #define GF_U 4       // 16-byte weight loads per lane issued before use (4 beat 8 on H200: decode step 1.011 vs 1.048 ms)
 #endif
-#ifndef GF_NV
-#define GF_NV 0      // normW / x vectors per thread the _norm prologue keeps in registers (k <= GF_NV * 2048; 2 measured no faster than 0)
-#endif
-#ifndef GF_DB
-#define GF_DB 0      // 1: issue the next chunk of weight loads before the FMAs of this one (double-buffered registers)
-#endif
-#ifndef GF_PF
-#define GF_PF 0      // 1: before pdlWait, bulk-prefetch the rest of each warp's weight row into L2 (H200: +88 us per llama-3.2-1b step)
-#endif
 
 /** A weight vector: a plain 16-byte global load, as gemv_bf16 (which reached 89% of the copy bandwidth on
  *  gate_up; the L1::no_allocate / L2::256B-hinted form measured slower here). */
@@ -189,96 +180,15 @@ __device__ __forceinline__ void gfRow(const bf16_t* __restrict__ xb, const bf16_
   for (int r = 0; r < M; r++) acc[r] = 0.f;
   int c = lane;
   for (;;) {
-    const int cn = c + 32 * GF_U;
-    uint4 nv[GF_U];
-    if (GF_DB && cn < kv) gfIssue(w, cn, kv, nv);  // the next chunk in flight during these FMAs
 #pragma unroll
     for (int u = 0; u < GF_U; u++)
       if (c + 32 * u < kv) gemvAccum<M>(v[u], xb, m, k, c + 32 * u, acc);
-    c = cn;
+    c += 32 * GF_U;
     if (c >= kv) break;
-    if (GF_DB) {
-#pragma unroll
-      for (int u = 0; u < GF_U; u++) v[u] = nv[u];
-    } else {
-      gfIssue(w, c, kv, v);
-    }
+    gfIssue(w, c, kv, v);
   }
 #pragma unroll
   for (int r = 0; r < M; r++) acc[r] = warpSum(acc[r]);
-}
-
-/**
- * normW vectors per thread the _norm prologue holds in registers (k <= NV * 2048; wider rows take
- * rmsnormStage). M >= 4 keeps rmsnormStage (NV = 0): holding their x rows took 68-112 registers.
- */
-template <int M> struct GfNorm { static constexpr int NV = M <= 2 ? GF_NV : 0; };
-
-/** The prologue's normW vectors c = tid, tid + blockDim.x, ... (a weight: loaded before pdlWait). */
-template <int M>
-__device__ __forceinline__ void gfNormLoadW(const bf16_t* normW, int kv, uint4 (&nwv)[GfNorm<M>::NV > 0 ? GfNorm<M>::NV : 1]) {
-#pragma unroll
-  for (int i = 0; i < GfNorm<M>::NV; i++) {
-    const int c = threadIdx.x + i * blockDim.x;
-    if (c < kv) nwv[i] = *reinterpret_cast<const uint4*>(normW + c * 8);
-  }
-}
-
-/**
- * rmsnormStage with normW already in registers, each x vector loaded once and the m rows' block sums
- * reduced together: every row's sums, roundings and stores are rmsnormStage's (the same bits); needs
- * k / 8 <= NV * blockDim.x. `red`: 8 * M floats of shared memory. Ends with __syncthreads().
- */
-template <int M>
-__device__ __forceinline__ void gfNormStage(const bf16_t* x, const uint4 (&nwv)[GfNorm<M>::NV > 0 ? GfNorm<M>::NV : 1], float eps, int m, int k, bf16_t* xs, float* red) {
-  constexpr int NV = GfNorm<M>::NV;
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nw = blockDim.x >> 5, kv = k >> 3;
-  uint4 xv[M][NV];
-#pragma unroll
-  for (int r = 0; r < M; r++)
-#pragma unroll
-    for (int i = 0; i < NV; i++) {
-      const int c = tid + i * blockDim.x;
-      if (r < m && c < kv) xv[r][i] = *reinterpret_cast<const uint4*>(x + (long long)r * k + c * 8);
-    }
-  float ss[M];
-#pragma unroll
-  for (int r = 0; r < M; r++) {
-    ss[r] = 0.f;
-#pragma unroll
-    for (int i = 0; i < NV; i++) {
-      if (r < m && tid + i * (int)blockDim.x < kv) {
-        float a[8];
-        unpack8(xv[r][i], a);
-#pragma unroll
-        for (int e = 0; e < 8; e++) ss[r] += a[e] * a[e];
-      }
-    }
-    ss[r] = warpSum(ss[r]);
-  }
-  if (lane == 0) {
-#pragma unroll
-    for (int r = 0; r < M; r++) red[r * nw + warp] = ss[r];
-  }
-  __syncthreads();
-#pragma unroll
-  for (int r = 0; r < M; r++) {
-    if (r >= m) continue;
-    const float inv = rsqrtf(warpSum(lane < nw ? red[r * nw + lane] : 0.f) / (float)k + eps);
-#pragma unroll
-    for (int i = 0; i < NV; i++) {
-      const int c = tid + i * blockDim.x;
-      if (c < kv) {
-        float a[8], w8[8];
-        unpack8(xv[r][i], a);
-        unpack8(nwv[i], w8);
-#pragma unroll
-        for (int e = 0; e < 8; e++) a[e] = a[e] * inv * w8[e];
-        store16(xs + r * k + c * 8, a);
-      }
-    }
-  }
-  __syncthreads();
 }
 
 template <int M, bool NORM>
@@ -294,33 +204,19 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
   const bool live = mode == 2 ? blockIdx.x * 4 + (warp & 3) < half : row < n;
   const bf16_t* w = W + (long long)(live ? row : 0) * k;
   // The first chunk of the weight row is issued before the prologue, so the weight stream (the
-  // kernel's real work) overlaps the RMSNorm and the x staging; under PDL (pdlWait) also the previous
-  // kernel's tail, and lane 0 pulls the rest of the row into L2 meanwhile.
+  // kernel's real work) overlaps the RMSNorm and the x staging, and under PDL (pdlWait) the previous
+  // kernel's tail. (Also pulling the rest of each row into L2 with a bulk prefetch here cost 88 us per
+  // llama-3.2-1b step on an H200; keeping normW and x in registers for the RMSNorm gained nothing.)
   uint4 v[GF_U];
-  if (live) {
-    gfIssue(w, lane, kv, v);
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    if (GF_PF && lane == 0 && kv > 32 * GF_U) {
-      const long long rest = (long long)(kv - 32 * GF_U) * 16;
-      asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(w + 32 * GF_U * 8), "r"((u32)rest) : "memory");
-    }
-#endif
-  }
-  uint4 nwv[GfNorm<M>::NV > 0 ? GfNorm<M>::NV : 1];
-  if constexpr (NORM && GfNorm<M>::NV > 0) gfNormLoadW<M>(normW, kv, nwv);
+  if (live) gfIssue(w, lane, kv, v);
   pdlWait();  // x and y are the previous kernels' (weights and prefetches above only)
   pdlLaunchDependents();
   prefetchL2Slices(prefetch, prefetchBytes);
   float acc[M];
   if constexpr (NORM) {  // x <- rmsnorm(x) * normW, staged in shared memory (the launcher guarantees m * k <= GF_XS)
     __shared__ __align__(16) bf16_t xs[GF_XS];
-    __shared__ float red[8 * M > 32 ? 8 * M : 32];
-    if constexpr (GfNorm<M>::NV > 0) {
-      if (kv <= GfNorm<M>::NV * (int)blockDim.x) gfNormStage<M>(x, nwv, eps, m, k, xs, red);
-      else rmsnormStage(x, normW, eps, m, k, xs, red);
-    } else {
-      rmsnormStage(x, normW, eps, m, k, xs, red);
-    }
+    __shared__ float red[32];
+    rmsnormStage(x, normW, eps, m, k, xs, red);
     if (live) gfRow<M>(xs, w, m, k, lane, v, acc);
   } else {
     if (live) gfRow<M>(x, w, m, k, lane, v, acc);
