@@ -16,7 +16,7 @@ LLMRT_NCCL_LIB=${LLMRT_NCCL_LIB:-$(python3 -c "import nvidia.nccl, os; print(os.
 export LLMRT_NCCL_LIB
 H=/tmp/hfmodels
 mkdir -p "$H" /tmp/jobs/shared
-[ -e /tmp/jobs/shared/models ] || ln -s "$LLMRT_MODELS" /tmp/jobs/shared/models
+ln -sfn "$LLMRT_MODELS" /tmp/jobs/shared/models
 need=$(cat .gpub/*/models 2> /dev/null | tr ' ,' '\n\n' | grep -v '^$' | sort -u)
 stamp "checkpoints: ${need//$'\n'/ }"
 tok() { # DIR [--bytes]: the synthetic tokenizer sized to the checkpoint's vocabulary

@@ -9,7 +9,7 @@ mkdir -p "$OUT"
 # shellcheck disable=SC1091
 source .gpucuda/boot.sh
 export LLMRT_CACHE_DIR=/tmp/llmrt-cache PYTHONUNBUFFERED=1 NO_COLOR=1 FORCE_COLOR=0
-mkdir -p ../shared && { [ -e ../shared/models ] || ln -s "$LLMRT_MODELS" ../shared/models; }
+mkdir -p ../shared && ln -sfn "$LLMRT_MODELS" ../shared/models
 m1b=/tmp/hfmodels/llama-3.2-1b
 [ -e $m1b/config.json ] || m1b=/tmp/m1b
 t0=$SECONDS

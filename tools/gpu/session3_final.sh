@@ -11,7 +11,7 @@ source .gpucuda/boot.sh
 export LLMRT_CACHE_DIR=/tmp/llmrt-cache LLMRT_HF_MODELS=/tmp/hfmodels PYTHONUNBUFFERED=1 NO_COLOR=1 FORCE_COLOR=0
 export LLMRT_NCCL_LIB=${LLMRT_NCCL_LIB:-$(python3 -c "import nvidia.nccl, os; print(os.path.join(nvidia.nccl.__path__[0], 'lib', 'libnccl.so.2'))" 2>/dev/null)}
 # Suites that read ../shared find the staged models there.
-mkdir -p ../shared && { [ -e ../shared/models ] || ln -s "$LLMRT_MODELS" ../shared/models; }
+mkdir -p ../shared && ln -sfn "$LLMRT_MODELS" ../shared/models
 t0=$SECONDS
 stamp() { echo "== [$((SECONDS - t0)) s] $*"; }
 stages=${*:-hf tests neutral quant serve}

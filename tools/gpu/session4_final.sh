@@ -17,7 +17,7 @@ mkdir -p "$OUT"
 source .gpucuda/boot.sh
 export LLMRT_CACHE_DIR=/tmp/llmrt-cache LLMRT_HF_MODELS=/tmp/hfmodels PYTHONUNBUFFERED=1 NO_COLOR=1 FORCE_COLOR=0
 export LLMRT_NCCL_LIB=${LLMRT_NCCL_LIB:-$(python3 -c "import nvidia.nccl, os; print(os.path.join(nvidia.nccl.__path__[0], 'lib', 'libnccl.so.2'))" 2>/dev/null)}
-mkdir -p ../shared && { [ -e ../shared/models ] || ln -s "$LLMRT_MODELS" ../shared/models; }
+mkdir -p ../shared && ln -sfn "$LLMRT_MODELS" ../shared/models
 M=/tmp/hfmodels/llama-3.2-1b MB=/tmp/llama-1b-bytes
 t0=$SECONDS
 stamp() { echo "== [$((SECONDS - t0)) s] $*"; }

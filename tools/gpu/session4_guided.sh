@@ -16,7 +16,7 @@ mkdir -p "$OUT"
 # shellcheck disable=SC1091
 source .gpucuda/boot.sh
 export LLMRT_CACHE_DIR=/tmp/llmrt-cache PYTHONUNBUFFERED=1 NO_COLOR=1 FORCE_COLOR=0
-mkdir -p ../shared && { [ -e ../shared/models ] || ln -s "$LLMRT_MODELS" ../shared/models; }
+mkdir -p ../shared && ln -sfn "$LLMRT_MODELS" ../shared/models
 t0=$SECONDS
 stamp() { echo "== [$((SECONDS - t0)) s] $*"; }
 M=/tmp/hfmodels/llama-3.2-1b

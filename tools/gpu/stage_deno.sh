@@ -39,7 +39,7 @@ export PATH=/tmp/llmrt-deno:$PATH DENO_NO_UPDATE_CHECK=1
 export LLMRT_MODELS="$_g/models"
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 # Suites that read ../shared find the staged models there.
-mkdir -p "$(cd .. && pwd)/shared" && [ -e "$(cd .. && pwd)/shared/models" ] || ln -s "$LLMRT_MODELS" "$(cd .. && pwd)/shared/models"
+mkdir -p "$(cd .. && pwd)/shared" && ln -sfn "$LLMRT_MODELS" "$(cd .. && pwd)/shared/models"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 echo "deno $(deno --version | head -1); models in \$LLMRT_MODELS: $(ls "$LLMRT_MODELS" | tr '\n' ' ')"
 BOOT
