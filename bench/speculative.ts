@@ -14,7 +14,7 @@
  *   the prompt then ends inside its own cycle, so the continuation repeats the prompt's tail.
  *
  *   bun bench/speculative.ts [--model DIR] [--draft DIR] [--backend cpu|cuda] [--new N] [--batch 1,4] [--draft-len K]
- *     [--modes plain,NGram,DraftTarget] [--dtype auto|float32|bfloat16] [--reps 3] [--workload text|loop] [--loop-len 256]
+ *     [--modes plain,NGram,DraftTarget,NGram-always,DraftTarget-always] [--dtype auto|float32|bfloat16] [--reps 3] [--workload text|loop] [--loop-len 256]
  *     [--max-seq-len 4096]
  */
 import { parseArgs } from "node:util";
@@ -74,11 +74,14 @@ const configs: Record<string, SpeculativeConfigInput | undefined> = {
   plain: undefined,
   NGram: { decodingType: "NGram", maxDraftLen: k, maxMatchingNgramSize: 3 },
   DraftTarget: { decodingType: "DraftTarget", speculativeModel: draft, maxDraftLen: k },
+  // The same without adaptive drafting (a sequence whose drafts keep failing still drafts every step).
+  "NGram-always": { decodingType: "NGram", maxDraftLen: k, maxMatchingNgramSize: 3, adaptiveDrafting: false },
+  "DraftTarget-always": { decodingType: "DraftTarget", speculativeModel: draft, maxDraftLen: k, adaptiveDrafting: false },
 };
 const kvCacheConfig = { maxTokens: 32768 }; // several LLMs share the GPU
 const llms = new Map<string, LLM>();
 for (const m of modes) {
-  if (!(m in configs)) throw new Error(`bench/speculative: unknown mode ${m} (plain, NGram, DraftTarget)`);
+  if (!(m in configs)) throw new Error(`bench/speculative: unknown mode ${m} (${Object.keys(configs).join(", ")})`);
   llms.set(m, await LLM.create({ model, backend, speculativeConfig: configs[m], dtype, kvCacheConfig, buildConfig: { maxSeqLen } }));
 }
 const params = { maxTokens: newTokens, temperature: 0, ignoreEos: true };

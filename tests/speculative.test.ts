@@ -9,6 +9,7 @@ import { packPeftAdapter } from "../tools/lora-packer/pack.ts";
 import { LLM } from "../mod.ts";
 import { sampleRow, type SamplingInputs, uniformFor } from "../lib/ir/sampling.ts";
 import { proposeNgram } from "../lib/executor/speculative/ngram.ts";
+import { DraftBackoff } from "../lib/executor/speculative/backoff.ts";
 import { drawFrom, samplingDistribution, verifyDraft } from "../lib/executor/speculative/rejection.ts";
 import { KvCacheManager } from "../lib/executor/kv_cache_manager.ts";
 import { SequenceGroup } from "../lib/executor/sequence.ts";
@@ -311,6 +312,44 @@ test("speculative: NGram and DraftTarget in a Web Worker executor (executorMode 
   }
 }, 120_000);
 
+test("speculative: DraftBackoff pauses a sequence 1, 2, 4 … (at most maxPause) steps after rejected verify steps; an accepted draft resets it", () => {
+  const b = new DraftBackoff(2, 4);
+  const a = {}, other = {};
+  const pauses: number[] = [];
+  // Each round: one verify step with nothing accepted, then count the steps it may not draft.
+  for (let round = 0; round < 6; round++) {
+    b.record(a, 3, 0);
+    let n = 0;
+    while (!b.shouldDraft(a)) n++;
+    pauses.push(n);
+  }
+  assert.deepEqual(pauses, [0, 1, 2, 4, 4, 4], "the first miss does not pause; then 1, 2, 4 steps, capped at maxPause");
+  assert.ok(b.shouldDraft(other), "other sequences are not affected");
+  b.record(a, 3, 1);
+  b.record(a, 3, 0);
+  assert.ok(b.shouldDraft(a), "an accepted token resets the count: one miss after it does not pause");
+  b.record(a, 0, 0);
+  assert.ok(b.shouldDraft(a), "a step without drafts is not a miss");
+});
+
+test("speculative: adaptiveDrafting (default on) keeps NGram greedy output and drafts no more than without it", async () => {
+  const plain = await plainOutputs();
+  const drafted: number[] = [];
+  for (const adaptiveDrafting of [false, true]) {
+    await using llm = await LLM.create({
+      model: kjv,
+      ...testLlm,
+      speculativeConfig: { decodingType: "NGram", maxDraftLen: 4, maxMatchingNgramSize: 1, adaptiveDrafting },
+    });
+    const outs = await llm.generate(PROMPTS.slice(0, 4), { maxTokens: MAX_TOKENS, temperature: 0 }, { useTqdm: false });
+    outs.forEach((o, i) => assert.deepEqual(o.outputs[0].tokenIds, plain.greedy[i].outputs[0].tokenIds, `adaptive ${adaptiveDrafting} prompt ${i}`));
+    const g = sumStats(llm.getStats());
+    console.log(`NGram (1-gram) adaptiveDrafting ${adaptiveDrafting}: ${g.accepted}/${g.drafted} accepted`);
+    drafted.push(g.drafted);
+  }
+  assert.ok(drafted[0] > 0 && drafted[1] <= drafted[0], `drafted without / with adaptive drafting: ${drafted.join(" / ")}`);
+}, 120_000);
+
 test("speculative: bad speculativeConfig fields are ValidationErrors naming the field", async () => {
   await assert.rejects(
     LLM.create({ model: kjv, ...testLlm, speculativeConfig: { decodingType: "Medusa" } as never }),
@@ -323,5 +362,9 @@ test("speculative: bad speculativeConfig fields are ValidationErrors naming the 
   await assert.rejects(
     LLM.create({ model: kjv, ...testLlm, speculativeConfig: { decodingType: "DraftTarget", speculativeModel: "/nonexistent-draft" } }),
     (e: Error) => e.name === "ValidationError" && /speculativeModel/.test(e.message),
+  );
+  await assert.rejects(
+    LLM.create({ model: kjv, ...testLlm, speculativeConfig: { decodingType: "NGram", adaptiveDrafting: "yes" as never } }),
+    (e: Error) => e.name === "ValidationError" && /adaptiveDrafting/.test(e.message),
   );
 });

@@ -13,6 +13,8 @@ export const NGramConfigSchema = z.strictObject({
   maxDraftLen: posInt.max(32).default(4),
   /** Longest suffix n-gram looked up (shorter ones are tried after it, down to 1). @default 4 */
   maxMatchingNgramSize: posInt.max(32).default(4),
+  /** Pause drafting for a sequence whose drafts keep being rejected (backoff.ts; output unchanged). @default true */
+  adaptiveDrafting: z.boolean().default(true),
 });
 
 /** A draft model (same tokenizer / vocabulary as the target) proposes the tokens. */
@@ -22,6 +24,8 @@ export const DraftTargetConfigSchema = z.strictObject({
   speculativeModel: z.string().min(1),
   /** Draft tokens proposed per step. @default 4 */
   maxDraftLen: posInt.max(32).default(4),
+  /** Pause drafting for a sequence whose drafts keep being rejected (backoff.ts; output unchanged). @default true */
+  adaptiveDrafting: z.boolean().default(true),
 });
 
 export const SpeculativeConfigSchema = z.discriminatedUnion("decodingType", [NGramConfigSchema, DraftTargetConfigSchema]);

@@ -25,6 +25,7 @@ import type { Sequence, SequenceGroup } from "../sequence.ts";
 import type { StepRow } from "../step_builder.ts";
 import type { SpeculativeConfig } from "./config.ts";
 import type { DraftItem, DraftModelRunner } from "./draft_runner.ts";
+import { DraftBackoff } from "./backoff.ts";
 import { proposeNgram } from "./ngram.ts";
 import { samplingDistribution, seededUniforms, verifyDraft } from "./rejection.ts";
 
@@ -56,8 +57,11 @@ export class Speculator {
   readonly #pending = new Map<Sequence, Pending>();
   #drafted = 0;
   #accepted = 0;
+  readonly #backoff: DraftBackoff | null;
 
-  constructor(readonly config: SpeculativeConfig, readonly draft: DraftModelRunner | null, readonly limits: SpeculatorLimits) {}
+  constructor(readonly config: SpeculativeConfig, readonly draft: DraftModelRunner | null, readonly limits: SpeculatorLimits) {
+    this.#backoff = config.adaptiveDrafting ? new DraftBackoff() : null;
+  }
 
   /**
    * Appends drafts to the decoding sequences of `groups` (running ones first, as the scheduler
@@ -84,6 +88,7 @@ export class Speculator {
       const seq = g.liveSeqs[0];
       const st = stateOf(g.requestId);
       if (!st || st.host || st.wantLogprobs || st.wantGenerationLogits || st.beam || seq.numUncomputedTokens !== 1 || seq.numComputedTokens === 0) continue;
+      if (this.#backoff && !this.#backoff.shouldDraft(seq)) continue;
       let k = Math.min(
         this.config.maxDraftLen,
         st.params.maxTokens - seq.numOutputTokens - 1,
@@ -191,6 +196,7 @@ export class Speculator {
     }
     this.#drafted += k;
     this.#accepted += numAccepted;
+    this.#backoff?.record(seq, k, numAccepted);
     this.#rollback(seq, pend, pend.base + numAccepted, kv);
     outputs.appendTokens(st, seq, tokens.map((token): AcceptedToken => ({ token, logprobs: null, raw: null })));
     seq.numComputedTokens = Math.min(seq.numComputedTokens, seq.numTokens);
