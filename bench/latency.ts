@@ -78,6 +78,12 @@ for (const L of promptLens) {
   }
   ttft[L] = median(ts);
 }
+// Where the longest prompt's prefill step goes (eager launches, an event after each).
+const prefillProfile = (() => {
+  const L = Math.max(...promptLens);
+  const p = cuda.profileEagerStep(stepOf(Array.from({ length: L }, () => rand(Math.min(V, 32000))), 0), kv as CudaKvCache);
+  return { L, byName: launchTotals(p.launches), sum: p.launches.reduce((a, l) => a + l.ms, 0), n: p.launches.length };
+})();
 
 const prompt = Array.from({ length: 128 }, () => rand(Math.min(V, 32000)));
 session.run(stepOf(prompt, 0), out, kv);
@@ -122,6 +128,11 @@ console.log(
 );
 console.log(`device copy bandwidth (1 GiB, read + write): ${f(copyBps / 1e12, 3)} TB/s → decode ceiling ${f(ceilingTps)} tokens/s`);
 for (const L of promptLens) console.log(`llmrt TTFT ${L} tokens: ${f(ttft[L], 2)} ms`);
+console.log(`prefill of ${prefillProfile.L} tokens, eager launches: ${f(prefillProfile.sum, 3)} ms over ${prefillProfile.n} launches:`);
+for (const [name, e] of [...prefillProfile.byName.entries()].sort((x, y) => y[1].ms - x[1].ms)) {
+  console.log(`  ${name.padEnd(48)} ×${String(e.n).padStart(3)}  ${f(e.ms * 1000, 1).padStart(8)} µs`);
+}
+result.prefillProfile = { promptLen: prefillProfile.L, ms: prefillProfile.sum, launches: Object.fromEntries(prefillProfile.byName) };
 console.log(
   `llmrt decode batch 1: ${f(tps)} tokens/s (median step ${f(median(stepMs), 3)} ms), ${f(tps * weightBytes / 1e9)} GB/s = ${
     f(100 * tps / ceilingTps)

@@ -1,7 +1,9 @@
 /**
  * Prefill GEMMs at large M (issue 16 item 2): TFLOP/s of the llama linears (y = x Wᵀ, bf16, fp32 accumulate)
  * under the cuBLASLt algorithm choices the engine can make — the batch-invariant pinned algorithm chosen for
- * each of --refs rows (GemmOptions.invariantRefM; INVARIANT_REF_M is what a batch-invariant prefill runs),
+ * each of --refs rows alone (GemmOptions.invariantRefM, invariantBuckets false: session 5's default at
+ * INVARIANT_REF_M), "bucketed" (the default since session 6: the pick for M's power-of-two bucket where shown
+ * bitwise equal to the INVARIANT_REF_M one),
  * the heuristic's first algorithm for this M, with --tuned the fastest of its candidates — beside a large
  * square GEMM under the heuristic as the measured ceiling of the same run.
  *
@@ -32,7 +34,9 @@ using e0 = dev.createEvent();
 using e1 = dev.createEvent();
 const refs = (values.refs ?? `${INVARIANT_REF_M},2048`).split(",").map(Number);
 const modes: Record<string, CublasLtGemm> = {};
-for (const r of refs) modes[`pinned@${r}`] = new CublasLtGemm(dev, { batchInvariant: true, invariantRefM: r });
+for (const r of refs) modes[`pinned@${r}`] = new CublasLtGemm(dev, { batchInvariant: true, invariantRefM: r, invariantBuckets: false });
+// The default batch-invariant choice: the pick of M's bucket where shown bitwise equal to the pinned@INVARIANT_REF_M one.
+modes.bucketed = new CublasLtGemm(dev, { batchInvariant: true });
 modes.heuristic = new CublasLtGemm(dev, {});
 if (values.tuned) modes.tuned = new CublasLtGemm(dev, { tune: true, timingCacheDir: null });
 const maxElems = (m: number, n: number, k: number): number => Math.max(m * k, n * k, m * n);
@@ -43,7 +47,22 @@ using A = dev.alloc(big * 2);
 using B = dev.alloc(big * 2);
 using D = dev.alloc(big * 2);
 A.fill(0x3c, { stream }); // bf16 0x3c3c ≈ 0.0115: finite products
-B.fill(0x3c, { stream });
+{
+  // B: random bf16 of magnitude 2^-7 … 2^-4 (the bucketed mode's bitwise checks run against it), 8 MiB repeated.
+  const chunk = Math.min(big, 1 << 22);
+  const h = new Uint16Array(chunk);
+  let s = 12345;
+  for (let i = 0; i < chunk; i++) {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    h[i] = ((s >>> 16) & 0x8000) | ((120 + ((s >>> 8) & 3)) << 7) | ((s >>> 1) & 0x7f);
+  }
+  B.copyFromHost(h, { stream });
+  for (let done = chunk; done < big;) {
+    const n = Math.min(done, big - done);
+    B.copyFromDevice(B, n * 2, { dstOffset: done * 2, stream });
+    done += n;
+  }
+}
 
 /** Median ms of one GEMM over 3 timed batches. */
 function time(g: CublasLtGemm, m: number, n: number, k: number): number {
@@ -88,5 +107,7 @@ for (const md of models) {
     console.log(`  ${md} M=${m}: the 4 linears x ${layers} layers: ${names.map((x) => `${x} ${(sums[x] * layers).toFixed(2)} ms`).join(", ")}`);
   }
 }
+const st = modes.bucketed.invariantBucketStats;
+console.log(`bucketed: ${st.verified} bucket algorithms shown bitwise equal to the pinned@${INVARIANT_REF_M} one (used), ${st.rejected} rejected`);
 for (const g of Object.values(modes)) g.dispose();
 if (process.env.LLMRT_BENCH_JSON) fs.writeFileSync(process.env.LLMRT_BENCH_JSON, JSON.stringify({ gpu: dev.name, ceiling, rows }, null, 1));

@@ -15,6 +15,15 @@
  * reference M whose SPLITK_NUM is 1 and REDUCTION_SCHEME none (checked with cublasLtMatmulAlgoCheck
  * for each M). One kernel, one tile, one K loop: each output element's reduction order no longer
  * depends on M.
+ *
+ * M buckets (`invariantBuckets`, on by default): an algorithm picked for a small M (256) runs a 2048-row
+ * prefill ~35% slower than the heuristic's pick for 2048 rows, and vice versa. So a plan of M rows may
+ * use the non-split-K pick for its bucket (the power of two ≤ M, 16 … 16384) — but only once that
+ * algorithm was shown, on this device, to round every row bitwise as the reference-M algorithm does:
+ * both run over the same random rows against the layer's own weight and the outputs are compared byte
+ * for byte (once per (n, k, …, algorithm); bf16/fp16 in and out). Non-split-K algorithms that agree
+ * there agree for every M, since neither's per-element reduction depends on M; one that disagrees (another
+ * instruction shape, another K order) is never used, and its bucket keeps the reference algorithm.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -96,6 +105,20 @@ export interface GemmOptions {
   readonly batchInvariant?: boolean;
   /** Batch-invariant mode: the M for which each (n, k)'s pinned algorithm is chosen. @default INVARIANT_REF_M */
   readonly invariantRefM?: number;
+  /**
+   * Batch-invariant mode: plans of M rows may use the pick for M's power-of-two bucket once it was shown
+   * bitwise equal to the reference-M algorithm on this device (see the file comment); false: the
+   * reference-M algorithm for every M. @default true
+   */
+  readonly invariantBuckets?: boolean;
+}
+
+/** Outcome of the bucket algorithms' bitwise checks (batch-invariant mode), one count per (shape, algorithm). */
+export interface InvariantBucketStats {
+  /** Algorithms shown to round every row as the reference-M one does (their buckets use them). */
+  verified: number;
+  /** Algorithms whose rows differed (or that could not run the check): their buckets keep the reference one. */
+  rejected: number;
 }
 
 /** Heuristic candidates considered when tuning. */
@@ -104,6 +127,19 @@ const TUNE_CANDIDATES = 8;
 const INVARIANT_CANDIDATES = 24;
 /** The M for which the batch-invariant algorithm of an (n, k) is chosen (a prefill-sized batch). */
 export const INVARIANT_REF_M = 256;
+/** Smallest and largest bucket M (batch-invariant mode): plans of M rows use the pick for the power of two ≤ M in between. */
+const BUCKET_MIN = 16, BUCKET_MAX = 16384;
+/** Rows of the bitwise check of a bucket algorithm (at most). */
+const PROBE_ROWS = 256;
+
+/** The bucket of M: the power of two ≤ M, clamped to [BUCKET_MIN, BUCKET_MAX]. */
+export function invariantBucket(m: number): number {
+  let b = BUCKET_MIN;
+  while (b * 2 <= m && b < BUCKET_MAX) b *= 2;
+  return b;
+}
+
+const sameAlgo = (x: Uint8Array, y: Uint8Array): boolean => x.length === y.length && x.every((v, i) => v === y[i]);
 
 interface Plan {
   readonly desc: bigint;
@@ -156,8 +192,15 @@ export class CublasLtGemm {
   readonly #tune: boolean;
   readonly batchInvariant: boolean;
   readonly #refM: number;
-  /** Batch-invariant mode: M-free plan key → the pinned algorithm (null: the heuristic had no non-split-K one). */
+  readonly #buckets: boolean;
+  /** Batch-invariant mode: M-free plan key @ reference M → the pinned algorithm (null: the heuristic had no non-split-K one). */
   readonly #pinned = new Map<string, Uint8Array | null>();
+  /** Batch-invariant mode: M-free plan key # bucket algorithm → whether it rounds rows as the reference one does. */
+  readonly #sameRows = new Map<string, boolean>();
+  /** Random rows of the bitwise checks (grown as needed). */
+  #probe = new Uint16Array(0);
+  /** Batch-invariant mode: the bucket algorithms' bitwise checks so far. */
+  readonly invariantBucketStats: InvariantBucketStats = { verified: 0, rejected: 0 };
   /** Batch-invariant plans that could not use the pinned algorithm (heuristic per M instead). */
   numInvariantFallbacks = 0;
   /** Timing cache: plan key → index of the fastest heuristic candidate. */
@@ -171,6 +214,7 @@ export class CublasLtGemm {
     this.batchInvariant = options.batchInvariant ?? false;
     this.#tune = options.tune ?? false;
     this.#refM = options.invariantRefM ?? INVARIANT_REF_M;
+    this.#buckets = options.invariantBuckets ?? true;
     if (!Number.isSafeInteger(this.#refM) || this.#refM <= 0) {
       throw new ValidationError(`GemmOptions.invariantRefM: expected a positive integer, got ${this.#refM}`, "invariantRefM", this.#refM);
     }
@@ -280,7 +324,10 @@ export class CublasLtGemm {
     bindContext(this.#ctx);
     let plan = this.#plans.get(key);
     if (!plan) {
-      plan = this.#makePlan(m, n, k, dtype, outDtype, transB, bias, align, key, invariant, args.c ? null : { a, b, d, stream: args.stream ?? null });
+      plan = this.#makePlan(m, n, k, dtype, outDtype, transB, bias, align, key, invariant, args.c ? null : { a, b, d, stream: args.stream ?? null }, {
+        b,
+        stream: args.stream ?? null,
+      });
       this.#plans.set(key, plan);
     }
     const lt = cublasLt();
@@ -402,6 +449,7 @@ export class CublasLtGemm {
     key: string,
     invariant: boolean,
     io: { a: bigint; b: bigint; d: bigint; stream: Stream | null } | null,
+    weight: { b: bigint; stream: Stream | null },
   ): Plan {
     const lt = cublasLt();
     const cell = new BigUint64Array(1);
@@ -437,35 +485,30 @@ export class CublasLtGemm {
       const what = `${dtype}->${outDtype} m=${m} n=${n} k=${k} transB=${transB}`;
       if (invariant) {
         const pinKey = key.replace(/\|\d+x/, "|");
-        let pinned = this.#pinned.get(pinKey);
-        if (pinned === undefined) {
-          // The algorithm is chosen for #refM rows (INVARIANT_REF_M by default), whatever M asked first.
-          const refB = layout(inT, k, this.#refM, k);
-          const refD = layout(outT, n, this.#refM, n);
-          try {
-            const found = this.#heuristic(desc, layoutA, refB, refD, INVARIANT_CANDIDATES, `${what} (reference m=${this.#refM})`).find((c) =>
-              this.#isNonSplit(c.algo)
-            );
-            pinned = found ? found.algo : null;
-          } catch (e) {
-            made.splice(made.length - 2, 2);
-            noteCleanupFailures(e, [
-              ["cublasLt", "cublasLtMatrixLayoutDestroy", lt.cublasLtMatrixLayoutDestroy(refB)],
-              ["cublasLt", "cublasLtMatrixLayoutDestroy", lt.cublasLtMatrixLayoutDestroy(refD)],
-            ]);
-            throw e;
+        const base = this.#pin(pinKey, this.#refM, desc, layoutA, inT, outT, n, k, what);
+        const tries: Uint8Array[] = [];
+        const bucket = invariantBucket(m);
+        if (base && this.#buckets && bucket !== this.#refM && dtype === outDtype && (dtype === "bf16" || dtype === "fp16")) {
+          const pick = this.#pin(pinKey, bucket, desc, layoutA, inT, outT, n, k, what);
+          if (pick && !sameAlgo(pick, base)) {
+            const sameKey = `${pinKey}#${Array.from(pick).join(",")}`;
+            let same = this.#sameRows.get(sameKey);
+            if (same === undefined && !(weight.stream?.isCapturing ?? false)) {
+              same = this.#checkSameRows(desc, layoutA, inT, outT, n, k, dtype, weight, base, pick, Math.max(64, Math.min(bucket, PROBE_ROWS)));
+              this.#sameRows.set(sameKey, same);
+              if (same) this.invariantBucketStats.verified++;
+              else this.invariantBucketStats.rejected++;
+            }
+            if (same) tries.push(pick);
           }
-          made.splice(made.length - 2, 2);
-          checkCublas(lt.cublasLtMatrixLayoutDestroy(refB), "cublasLtMatrixLayoutDestroy");
-          checkCublas(lt.cublasLtMatrixLayoutDestroy(refD), "cublasLtMatrixLayoutDestroy");
-          this.#pinned.set(pinKey, pinned);
         }
-        if (pinned) {
+        if (base) tries.push(base);
+        for (const algo of tries) {
           const check = new Uint8Array(LT.HEURISTIC_RESULT_BYTES);
-          if (lt.cublasLtMatmulAlgoCheck(this.#handle, desc, layoutA, layoutB, layoutD, layoutD, pinned, check) === 0) {
+          if (lt.cublasLtMatmulAlgoCheck(this.#handle, desc, layoutA, layoutB, layoutD, layoutD, algo, check) === 0) {
             const ws = Number(new DataView(check.buffer).getBigUint64(LT.HEURISTIC_WORKSPACE_OFFSET, true));
             if (ws <= this.workspace.byteLength) {
-              return { desc, layoutA, layoutB, layoutD, algo: pinned, workspaceSize: ws, lastBias: bias, lastAScale: 0n, lastBScale: 0n };
+              return { desc, layoutA, layoutB, layoutD, algo, workspaceSize: ws, lastBias: bias, lastAScale: 0n, lastBScale: 0n };
             }
           }
         }
@@ -520,6 +563,151 @@ export class CublasLtGemm {
         ["cublasLt", "cublasLtMatmulDescDestroy", lt.cublasLtMatmulDescDestroy(desc)],
       ]);
       throw e;
+    }
+  }
+
+  /**
+   * The batch-invariant algorithm of an M-free plan key for `refM` rows: the heuristic's first non-split-K
+   * candidate for that M (null: none), cached.
+   */
+  #pin(pinKey: string, refM: number, desc: bigint, layoutA: bigint, inT: number, outT: number, n: number, k: number, what: string): Uint8Array | null {
+    const cacheKey = `${pinKey}@${refM}`;
+    const known = this.#pinned.get(cacheKey);
+    if (known !== undefined) return known;
+    const lt = cublasLt();
+    const cell = new BigUint64Array(1);
+    checkCublas(lt.cublasLtMatrixLayoutCreate(cell, inT, k, refM, k), "cublasLtMatrixLayoutCreate", `${k}x${refM}`);
+    const refB = cell[0];
+    const made = lt.cublasLtMatrixLayoutCreate(cell, outT, n, refM, n);
+    if (made !== 0) {
+      const destroyed = lt.cublasLtMatrixLayoutDestroy(refB);
+      try {
+        checkCublas(made, "cublasLtMatrixLayoutCreate", `${n}x${refM}`);
+      } catch (e) {
+        noteCleanupFailures(e, [["cublasLt", "cublasLtMatrixLayoutDestroy", destroyed]]);
+        throw e;
+      }
+    }
+    const refD = cell[0];
+    let pinned: Uint8Array | null;
+    try {
+      const found = this.#heuristic(desc, layoutA, refB, refD, INVARIANT_CANDIDATES, `${what} (reference m=${refM})`).find((c) => this.#isNonSplit(c.algo));
+      pinned = found ? found.algo : null;
+    } catch (e) {
+      noteCleanupFailures(e, [
+        ["cublasLt", "cublasLtMatrixLayoutDestroy", lt.cublasLtMatrixLayoutDestroy(refB)],
+        ["cublasLt", "cublasLtMatrixLayoutDestroy", lt.cublasLtMatrixLayoutDestroy(refD)],
+      ]);
+      throw e;
+    }
+    checkCublas(lt.cublasLtMatrixLayoutDestroy(refB), "cublasLtMatrixLayoutDestroy");
+    checkCublas(lt.cublasLtMatrixLayoutDestroy(refD), "cublasLtMatrixLayoutDestroy");
+    this.#pinned.set(cacheKey, pinned);
+    return pinned;
+  }
+
+  /**
+   * Whether `pick` rounds every row as `base` does: both run over the same `rows` random rows (16-bit
+   * floats of magnitude 1/8 … 2, either sign) against the call's own B (the layer's weight) on the call's
+   * stream, and the outputs are compared byte for byte (at least one finite non-zero value required).
+   * Synchronizes the stream; false when either algorithm cannot run the check.
+   */
+  #checkSameRows(
+    desc: bigint,
+    layoutA: bigint,
+    inT: number,
+    outT: number,
+    n: number,
+    k: number,
+    dtype: GemmDtype,
+    weight: { b: bigint; stream: Stream | null },
+    base: Uint8Array,
+    pick: Uint8Array,
+    rows: number,
+  ): boolean {
+    const lt = cublasLt();
+    const cell = new BigUint64Array(1);
+    const layouts: bigint[] = [];
+    const bufs: DeviceBuffer[] = [];
+    try {
+      checkCublas(lt.cublasLtMatrixLayoutCreate(cell, inT, k, rows, k), "cublasLtMatrixLayoutCreate", `${k}x${rows}`);
+      layouts.push(cell[0]);
+      checkCublas(lt.cublasLtMatrixLayoutCreate(cell, outT, n, rows, n), "cublasLtMatrixLayoutCreate", `${n}x${rows}`);
+      layouts.push(cell[0]);
+      const [lb, ld] = layouts;
+      const ws: number[] = [];
+      for (const algo of [base, pick]) {
+        const check = new Uint8Array(LT.HEURISTIC_RESULT_BYTES);
+        if (lt.cublasLtMatmulAlgoCheck(this.#handle, desc, layoutA, lb, ld, ld, algo, check) !== 0) return false;
+        ws.push(Number(new DataView(check.buffer).getBigUint64(LT.HEURISTIC_WORKSPACE_OFFSET, true)));
+        if (ws[ws.length - 1] > this.workspace.byteLength) return false;
+      }
+      const len = rows * k;
+      if (this.#probe.length < len) {
+        // 16-bit floats with exponent 2^-3 … 2^0, random mantissa and sign (bf16: 8 exponent bits, fp16: 5).
+        this.#probe = new Uint16Array(len);
+        let s = 0x9e3779b9;
+        for (let i = 0; i < len; i++) {
+          s ^= s << 13;
+          s ^= s >>> 17;
+          s ^= s << 5;
+          this.#probe[i] = s & 0xffff;
+        }
+      }
+      const host = new Uint16Array(len);
+      const bf = dtype === "bf16";
+      for (let i = 0; i < len; i++) {
+        const r = this.#probe[i];
+        host[i] = (r & 0x8000) | (bf ? ((124 + (r & 3)) << 7) | ((r >>> 2) & 0x7f) : ((12 + (r & 3)) << 10) | ((r >>> 2) & 0x3ff));
+      }
+      const a = this.device.alloc(len * 2);
+      bufs.push(a);
+      const outs = [this.device.alloc(rows * n * 2), this.device.alloc(rows * n * 2)];
+      bufs.push(...outs);
+      const stream = weight.stream;
+      a.copyFromHost(host, { stream });
+      this.#alpha[0] = 1;
+      this.#beta[0] = 0;
+      [base, pick].forEach((algo, i) => {
+        const d = outs[i].ptr;
+        checkCublas(
+          lt.cublasLtMatmul(
+            this.#handle,
+            desc,
+            this.#alpha,
+            weight.b,
+            layoutA,
+            a.ptr,
+            lb,
+            this.#beta,
+            d,
+            ld,
+            d,
+            ld,
+            algo,
+            this.workspace.ptr,
+            ws[i],
+            stream ? stream.handle : 0n,
+          ),
+          "cublasLtMatmul",
+          `bitwise check of a bucket algorithm, n=${n} k=${k} rows=${rows}`,
+        );
+      });
+      if (stream) stream.synchronize();
+      else this.device.synchronize();
+      const x = new Uint16Array(rows * n), y = new Uint16Array(rows * n);
+      outs[0].copyToHost(x);
+      outs[1].copyToHost(y);
+      let informative = false;
+      const expMask = bf ? 0x7f80 : 0x7c00;
+      for (let i = 0; i < x.length; i++) {
+        if (x[i] !== y[i]) return false;
+        if (!informative && (x[i] & 0x7fff) !== 0 && (x[i] & expMask) !== expMask) informative = true;
+      }
+      return informative;
+    } finally {
+      for (const b of bufs) b.dispose();
+      for (const l of layouts) checkCublas(lt.cublasLtMatrixLayoutDestroy(l), "cublasLtMatrixLayoutDestroy");
     }
   }
 

@@ -520,6 +520,11 @@ export class CudaSession implements SessionBackend {
   }
 
   #runEager(inp: StepInputs, out: StepOutputs, kv: CudaKvCache, T: number, S: number, R: number, sample: boolean, lora?: LaunchEnv["lora"]): void {
+    this.#exec(this.#eagerLaunches(inp, out, kv, T, S, R, sample, lora));
+  }
+
+  /** Stages a step's inputs and returns its launches (eager path). */
+  #eagerLaunches(inp: StepInputs, out: StepOutputs, kv: CudaKvCache, T: number, S: number, R: number, sample: boolean, lora?: LaunchEnv["lora"]): Launch[] {
     const words = packStep(this.#layout, this.#i32, this.#f32, this.#u32, inp, null);
     this.#io.copyFromHost(this.#pinned.bytes.subarray(0, words * 4), { stream: this.#stream });
     const window = this.#attn?.window ?? 0;
@@ -536,7 +541,36 @@ export class CudaSession implements SessionBackend {
       attention = this.#graphAttention(1);
     }
     const env = lora ? { ...this.launchEnv(kv), lora, fusedDecode: false } : this.launchEnv(kv);
-    this.#exec(planLaunches(env, { numTokens: T, numSeqs: S, numRows: R, attention, sample: sample && !!out.sampledIds, writeKvFirst: inp.readsStepKv }));
+    return planLaunches(env, { numTokens: T, numSeqs: S, numRows: R, attention, sample: sample && !!out.sampledIds, writeKvFirst: inp.readsStepKv });
+  }
+
+  /**
+   * Where an eager step's GPU time goes (a tuning aid, e.g. a prefill): runs `inp` once (kernel loads, GEMM
+   * plans), then its launches again with an event after each. No LoRA, no token masks.
+   */
+  profileEagerStep(inp: StepInputs, kv: CudaKvCache): { launches: { name: string; op: number; ms: number }[] } {
+    this.#live();
+    const T = inp.tokenIds.length, S = inp.seqStarts.length - 1, R = inp.logitRows.length;
+    this.run(inp, { sampledIds: new Int32Array(R) }, kv);
+    const launches = this.#eagerLaunches(inp, { sampledIds: new Int32Array(R) }, kv, T, S, R, true);
+    const events = Array.from({ length: launches.length + 1 }, () => this.device.createEvent());
+    try {
+      events[0].record(this.#stream);
+      launches.forEach((l, i) => {
+        this.#exec([l]);
+        events[i + 1].record(this.#stream);
+      });
+      this.#stream.synchronize();
+      return {
+        launches: launches.map((l, i) => ({
+          name: l.kind === "gemm" ? `gemm ${l.m}x${l.n}x${l.k}${l.outDtype === "fp32" ? " f32 out" : ""}` : l.kernel,
+          op: l.op,
+          ms: events[i + 1].elapsedSince(events[i]),
+        })),
+      };
+    } finally {
+      for (const e of events) e.dispose();
+    }
   }
 
   /**
