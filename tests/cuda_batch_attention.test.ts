@@ -1,12 +1,9 @@
 // Decode steps of more than 8 sequences (issue 16 item 3): the fused decode plan runs the tensor-core decode
-// attention kernel (decode_attention_batch) with batchDecodeSplit's geometry, and at 9–64 sequences the bf16 linears
-// on the skinny tensor-core GEMM with the residual / SiLU·mul / logits epilogues. Checked without a GPU on the fake
+// attention kernel (decode_attention_batch) with batchDecodeSplit's geometry. Checked without a GPU on the fake
 // device (tests/cuda_fake_device.ts, whose stand-ins compute what the kernels document): the launches (names,
-// grids, blocks, modes, split geometry, counters, scratch), the same bits as the fused plan on decode_attention and
-// cuBLASLt, and the float32 CPU session within bf16 tolerance. The kernels' arithmetic:
-// tools/cuda-kernel-check/decode_attention_batch.py and skinny_gemm.py.
+// grids, blocks, split geometry, counters), the same bits as the fused plan on decode_attention, and the float32
+// CPU session within bf16 tolerance. The kernel's arithmetic: tools/cuda-kernel-check/decode_attention_batch.py.
 import { batchDecodeSplit, type KernelLaunch, MAX_DECODE_SPLITS, usesBatchAttention } from "../lib/backends/cuda/launch_plan.ts";
-import { skinnyGemmSplit } from "../lib/backends/cuda/skinny_gemm.ts";
 import { CpuSession } from "../lib/backends/cpu/session.ts";
 import { buildSync } from "../lib/builder/builder.ts";
 import { FakeCudaSession, maxRelDiff, randomModel, step } from "./cuda_fake_device.ts";
@@ -31,7 +28,7 @@ test("batchDecodeSplit: covers the span, ≥ 256-key splits, splits only below ~
 const RAW = {
   vocab_size: 101,
   hidden_size: 256,
-  intermediate_size: 512, // k of down: two splits of the skinny GEMM at 64 SMs
+  intermediate_size: 512,
   num_hidden_layers: 2,
   max_position_embeddings: 512,
   architectures: ["LlamaForCausalLM"],
@@ -43,7 +40,7 @@ const MODELS = [
 ];
 
 for (const m of MODELS) {
-  test(`decode steps of 9–20 sequences (decode_attention_batch, skinny GEMM) equal decode_attention + cuBLASLt bits and the CPU session: ${m.name}`, () => {
+  test(`decode steps of 9–20 sequences on decode_attention_batch equal decode_attention's bits and the CPU session: ${m.name}`, () => {
     const model = randomModel(m.raw, m.seed, true, 0.15); // ~0.3 · sqrt(64 / hidden): activations of the small models' size
     const build = { backend: "cuda" as const, maxBatchSize: 32, maxNumTokens: 512, maxSeqLen: 320, tokensPerBlock: 4 };
     let bf16, f32;
@@ -60,7 +57,6 @@ for (const m of MODELS) {
     // 64 SMs: fewer than 2 blocks per SM, so the steps split sequence 0's 300+ keys (the merge path).
     const batch = new FakeCudaSession(bf16, numBlocks, 64, false, { fusedDecode: true, batchAttention: true });
     const ref = new FakeCudaSession(bf16, numBlocks, 64, false, { fusedDecode: true });
-    const skinny = new FakeCudaSession(bf16, numBlocks, 64, false, { fusedDecode: true, batchAttention: true, skinnyGemm: true });
     const cpu = new CpuSession(f32);
     const kv = cpu.createKvCache(numBlocks);
     const lens = [300, 5, 3, 9, 2, 7, 4, 11, 6, 1, 8, 12, 3, 5, 7, 2, 9, 4, 6, 10];
@@ -69,36 +65,16 @@ for (const m of MODELS) {
       blocks: Array.from({ length: s === 0 ? 78 : 6 }, (_, j) => (s === 0 ? j : 78 + 6 * (s - 1) + j)),
     }));
     const pos = lens.map((n) => n - 1), last = seqs.map((s) => s.ids[s.ids.length - 1]);
-    let batchLaunches = 0, splitLaunches = 0, skinnyLaunches = 0, skinnySplits = 0;
+    let batchLaunches = 0, splitLaunches = 0;
     const run = (what: string, which: number[], graphs: boolean, prefill = false): void => {
       const inp = prefill
         ? step(seqs.map((s) => ({ ids: s.ids.slice(0, -1), pos: 0, blocks: s.blocks })), 80)
         : step(which.map((s) => ({ ids: [last[s]], pos: pos[s], blocks: seqs[s].blocks })), 80);
       const want = { sampledIds: new Int32Array(which.length), logits: new Float32Array(which.length * V) };
       cpu.run(inp, want, kv);
-      const got = batch.run(inp, graphs), plain = ref.run(inp, graphs), sk = skinny.run(inp, graphs);
+      const got = batch.run(inp, graphs), plain = ref.run(inp, graphs);
       sameBits(got.logits, plain.logits, `${what}: logits vs decode_attention`);
-      sameBits(sk.logits, plain.logits, `${what}: logits with the skinny GEMM vs cuBLASLt`);
       sameKvCache(batch, ref, a.numLayers, what);
-      sameKvCache(skinny, ref, a.numLayers, what);
-      if (!prefill) {
-        // The skinny GEMM takes every linear (qkv, o + residual, gate_up + SiLU·mul, down + residual, lm_head):
-        // no cuBLASLt, silu_mul or add launches are left.
-        const ls = skinny.lastLaunches;
-        const modes = ls.filter((l) => l.kind === "kernel" && l.kernel.startsWith("skinny_gemm")).map((l) => (l as KernelLaunch).args[7]);
-        assert.deepEqual(modes, [...Array.from({ length: a.numLayers }, () => [0, 1, 2, 1]).flat(), 3], `${what}: skinny GEMM modes`);
-        assert.ok(
-          !ls.some((l) => l.kind === "gemm" || (l.kind === "kernel" && /^(silu_mul|add_inplace|add_rmsnorm)/.test(l.kernel))),
-          `${what}: unfused launches left`,
-        );
-        for (const l of ls) {
-          if (l.kind !== "kernel" || !l.kernel.startsWith("skinny_gemm")) continue;
-          const [n, k, mode] = [l.args[5] as number, l.args[6] as number, l.args[7] as number];
-          assert.equal(l.grid[1], skinnyGemmSplit(n, k, mode, 64).splits, `${what}: ${l.kernel} splits`);
-          skinnyLaunches++;
-          if (l.grid[1] > 1) skinnySplits++;
-        }
-      }
       const rel = maxRelDiff(got.logits, want.logits);
       assert.ok(rel < 4e-2, `${what}: logits vs the CPU session (max rel ${rel.toExponential(2)})`);
       for (const l of batch.lastLaunches) {
@@ -124,8 +100,6 @@ for (const m of MODELS) {
     run("decode 4: 20 sequences, eager", all, false);
     run("decode 5: 20 sequences, graph bucket 32", all, true);
     assert.equal(batchLaunches, 6 * a.numLayers, "decode_attention_batch launches");
-    assert.equal(skinnyLaunches, 6 * (4 * a.numLayers + 1), "skinny GEMM launches");
-    assert.ok(skinnySplits >= 6 * a.numLayers, `${skinnySplits} split-K skinny GEMM launches`);
     assert.ok(splitLaunches >= a.numLayers, `${splitLaunches} split launches`);
   });
 }

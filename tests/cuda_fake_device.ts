@@ -41,7 +41,6 @@ import { bf16ToF32, f32ToBf16 } from "../lib/util/dtype.ts";
 import { assert } from "./harness.ts";
 import { fp8GemmStandIn, fp8KernelStandIn } from "./cuda_fake_fp8.ts";
 import { fp8ScratchLayout } from "../lib/backends/cuda/fp8_launch.ts";
-import { type SkinnyGemmEnv, skinnyGemmScratch } from "../lib/backends/cuda/skinny_gemm.ts";
 
 // ---- a fake device: regions at distinct addresses ----------------------------------------------
 
@@ -305,8 +304,6 @@ export interface FakeSessionOptions {
   readonly plan?: EnginePlan;
   /** LaunchEnv.batchAttention, and such steps take batchDecodeSplit's geometry (as the session does). */
   readonly batchAttention?: boolean;
-  /** LaunchEnv.skinnyGemm (scratch and counters allocated as the session does). */
-  readonly skinnyGemm?: boolean;
 }
 
 export class FakeCudaSession {
@@ -386,7 +383,6 @@ export class FakeCudaSession {
       batchInvariant: opts.batchInvariant,
       fusedDecode: opts.fusedDecode,
       batchAttention: opts.batchAttention,
-      skinnyGemm: opts.skinnyGemm ? skinnyEnv(mem, plan, sms) : undefined,
       // int32 [decodeCap × numKvHeads × ceil(G / 8)], zero (as the session allocates them).
       decodeCounters: mem.alloc(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4),
       quantScratch: scratch > 0 ? mem.alloc(scratch) : undefined,
@@ -485,14 +481,6 @@ export class FakeCudaSession {
 }
 
 /** A quantized KV cache's scales [numLayers, 2, numKvHeads] as f32 on the fake device. */
-/** The skinny GEMM's scratch and zeroed tile counters, sized as the CUDA session sizes them. */
-function skinnyEnv(mem: FakeMemory, plan: EnginePlan, sms: number): SkinnyGemmEnv {
-  const s = skinnyGemmScratch(plan, sms);
-  const counters = mem.alloc(Math.max(4, s.counters * 4));
-  mem.i32(counters, Math.max(1, s.counters)).fill(0);
-  return { ws: mem.alloc(Math.max(16, s.wsBytes)), counters, smCount: sms };
-}
-
 function kvScalesPtr(mem: FakeMemory, scales: readonly number[]): bigint {
   const p = mem.alloc(scales.length * 4);
   mem.f32(p, scales.length).set(scales);
@@ -865,38 +853,6 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         assert.deepEqual([...l.grid, l.block], [cdiv(n, 8), 1, 1, 256], `${l.kernel}: grid`);
         disjoint(l.kernel, "x and y", x, m * k * 2, y, m * n * 2); // every warp reads all of x
         st(y, linear(ld(x, m * k), W, bias, m, n, k));
-        break;
-      }
-      case "skinny_gemm_bf16": {
-        // skinny_gemm.cu: (x, W, bias, y, m, n, k, mode, ws, counters, kSplit), gemv_fused's modes, no norm.
-        const [x, W, bias, y, m, n, k, mode, ws, counters, kSplit] = A;
-        assert.ok(m >= 1 && m <= suffix && (suffix === 16 || m > suffix / 2), `${l.kernel}: m ${m}`);
-        rowsOk(l.kernel, m);
-        assert.ok(k % 64 === 0 && kSplit % 64 === 0 && kSplit >= 64 && x % 16n === 0n && W % 16n === 0n, `${l.kernel}: k ${k}, kSplit ${kSplit}`);
-        assert.ok(mode === 0 || mode === 1 || mode === 2 || mode === 3, `${l.kernel}: mode ${mode}`);
-        if (mode === 2) assert.equal(n % 2, 0, "mode 2: n even");
-        const splits = cdiv(k, kSplit);
-        assert.deepEqual([...l.grid, l.block], [mode === 2 ? cdiv(n / 2, 32) : cdiv(n, 64), splits, 1, 128], `${l.kernel} mode ${mode}: grid`);
-        const yBytes = mode === 3 ? m * n * 4 : mode === 2 ? m * (n / 2) * 2 : m * n * 2;
-        disjoint(l.kernel, "x and y", x, m * k * 2, y, yBytes);
-        disjoint(l.kernel, "W and y", W, n * k * 2, y, yBytes);
-        if (splits > 1) {
-          // Partials [splits, m, n] f32 and the tile counters [grid.x], zero before (the merging block resets them).
-          disjoint(l.kernel, "ws and y", ws, splits * m * n * 4, y, yBytes);
-          disjoint(l.kernel, "ws and x", ws, splits * m * n * 4, x, m * k * 2);
-          assert.ok(mem.i32(counters, l.grid[0]).every((v) => v === 0), `${l.kernel}: tile counters not zero before the launch`);
-          mem.f32(ws, splits * m * n).fill(NaN);
-        }
-        const s = linear(ld(x, m * k), W, bias, m, n, k);
-        if (mode === 0) st(y, s);
-        else if (mode === 1) {
-          const r = ld(y, m * n);
-          for (let i = 0; i < r.length; i++) r[i] = addBf16(rbf(s[i]), r[i]);
-          st(y, r);
-        } else if (mode === 2) {
-          for (let i = 0; i < s.length; i++) s[i] = rbf(s[i]);
-          st(y, siluMulBf16(s, m, n / 2));
-        } else mem.f32(y, m * n).set(s);
         break;
       }
       case "gemv_fused_bf16":

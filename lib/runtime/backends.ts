@@ -24,7 +24,6 @@ const FACTORIES: Readonly<Record<Backend, Factory>> = {
       gemmTune: o.gemmTune,
       pdl: o.pdl,
       batchAttention: o.batchAttention,
-      skinnyGemm: o.skinnyGemm,
     }),
 };
 

@@ -6,8 +6,7 @@
  * - `LLMRT_BATCH_INVARIANT=0`: `batchInvariant` defaults to false
  * - `LLMRT_GEMM_TUNE=0`: `gemmTune` defaults to false
  * - `LLMRT_PDL=0`: `pdl` defaults to false
- * - `LLMRT_BATCH_ATTENTION=1`: `batchAttention` defaults to true (off otherwise: not yet run on a GPU)
- * - `LLMRT_SKINNY_GEMM=1`: `skinnyGemm` defaults to true (off otherwise: not yet run on a GPU)
+ * - `LLMRT_BATCH_ATTENTION=0`: `batchAttention` defaults to false
  */
 import { z } from "zod";
 import { parseWith } from "../util/validate.ts";
@@ -34,10 +33,8 @@ export const SessionOptionsSchema = z.strictObject({
    * results bit for bit. @default true (LLMRT_PDL=0: false)
    */
   pdl: z.boolean().optional(),
-  /** CUDA: decode steps of more than 8 sequences on the tensor-core attention kernel. @default false (LLMRT_BATCH_ATTENTION=1: true; off until measured on a GPU) */
+  /** CUDA: decode steps of more than 8 sequences on the tensor-core attention kernel. @default true (LLMRT_BATCH_ATTENTION=0: false) */
   batchAttention: z.boolean().optional(),
-  /** CUDA: decode steps of 9–64 sequences run their bf16 linears on the skinny tensor-core GEMM. @default false (LLMRT_SKINNY_GEMM=1: true; off until measured on a GPU) */
-  skinnyGemm: z.boolean().optional(),
 });
 
 export type SessionOptions = z.input<typeof SessionOptionsSchema>;
@@ -50,7 +47,6 @@ export type ResolvedSessionOptions = Readonly<{
   gemmTune: boolean;
   pdl: boolean;
   batchAttention: boolean;
-  skinnyGemm: boolean;
 }>;
 
 /** Validates session options and applies the documented defaults (errors name the field and value). */
@@ -64,7 +60,6 @@ export function parseSessionOptions(input: SessionOptions = {}): ResolvedSession
     batchInvariant: o.batchInvariant ?? envOn("LLMRT_BATCH_INVARIANT"),
     gemmTune: o.gemmTune ?? envOn("LLMRT_GEMM_TUNE"),
     pdl: o.pdl ?? envOn("LLMRT_PDL"),
-    batchAttention: o.batchAttention ?? env()["LLMRT_BATCH_ATTENTION"] === "1",
-    skinnyGemm: o.skinnyGemm ?? env()["LLMRT_SKINNY_GEMM"] === "1",
+    batchAttention: o.batchAttention ?? envOn("LLMRT_BATCH_ATTENTION"),
   });
 }

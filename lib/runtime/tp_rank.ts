@@ -116,7 +116,6 @@ export class RankRunner {
       gemmTune: o.gemmTune,
       pdl: o.pdl,
       batchAttention: o.batchAttention,
-      skinnyGemm: o.skinnyGemm,
       nccl,
     });
   }

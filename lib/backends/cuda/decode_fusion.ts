@@ -6,7 +6,6 @@ import type { Op } from "../../ir/network.ts";
 import type { EnginePlan } from "../../ir/plan.ts";
 import { quantGemvFusable } from "./quant_launch.ts";
 import { fp8GemvFusable } from "./fp8_launch.ts";
-import { GEMV_MAX_ROWS } from "./launch_types.ts";
 
 function opReads(op: Op): readonly string[] | undefined {
   switch (op.type) {
@@ -94,16 +93,13 @@ export function planDecodeFusion(
     const r = readers.get(name);
     return r && r.length === 1 ? r[0] : undefined;
   };
-  // Past GEMV_MAX_ROWS rows (gemvMaxRows up to 64: the skinny GEMM, skinny_gemm.ts) only bf16 weights with
-  // inFeatures % 64 == 0 fuse, and no RMSNorm prologue.
-  const wideOk = (op: Extract<Op, { type: "linear" }>): boolean => rows <= GEMV_MAX_ROWS || (!op.weightFormat && op.inFeatures % 64 === 0);
   const gemvOk = (op: Op): op is Extract<Op, { type: "linear" }> =>
     op.type === "linear" && (!op.weightFormat || quantGemvFusable(op) || fp8GemvFusable(op)) && !op.lora && op.inFeatures % 8 === 0 && !isLogits(op.out) &&
-    rows <= gemvMaxRows && wideOk(op);
+    rows <= gemvMaxRows;
   // The lm_head also runs as gemv_fused in fused decode steps (fp32 logits, mode 3).
   const logitsOk = (op: Op): op is Extract<Op, { type: "linear" }> =>
     op.type === "linear" && (!op.weightFormat || quantGemvFusable(op) || fp8GemvFusable(op)) && !op.lora && op.inFeatures % 8 === 0 && isLogits(op.out) &&
-    rows <= gemvMaxRows && wideOk(op);
+    rows <= gemvMaxRows;
   const added = new Set<number>();
   plan.ops.forEach((op, i) => {
     if (!gemvOk(op)) return;
@@ -128,10 +124,7 @@ export function planDecodeFusion(
     const src = op.type === "rmsnorm" ? op.x : op.residual;
     const c = only(op.out);
     const lin = c !== undefined && c > j ? plan.ops[c] : undefined;
-    if (
-      lin && c === j + 1 && (gemvOk(lin) || logitsOk(lin)) && lin.x === op.out && rows <= GEMV_MAX_ROWS && rows * lin.inFeatures <= GEMV_FUSED_STAGE &&
-      op.out !== src
-    ) {
+    if (lin && c === j + 1 && (gemvOk(lin) || logitsOk(lin)) && lin.x === op.out && rows * lin.inFeatures <= GEMV_FUSED_STAGE && op.out !== src) {
       f.norm.set(c!, { x: src, weight: op.weight, eps: op.eps });
       f.skip.add(j);
     } else if (op.type === "add_rmsnorm") {

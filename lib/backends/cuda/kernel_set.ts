@@ -11,11 +11,10 @@ import { planLaunches, sampleLaunches } from "./launch_plan.ts";
 
 /**
  * Token, sequence and row counts that reach every branch of planLaunches: the skinny-GEMM
- * instantiations pick by rows (1, 2, ≤ 4, ≤ 8), the skinny tensor-core GEMM's by rows (≤ 16, ≤ 32, ≤ 64),
- * cuBLASLt above; decode attention up to decodeCap.
+ * instantiations pick by rows (1, 2, ≤ 4, ≤ 8), cuBLASLt above 8; decode attention up to decodeCap.
  */
 function counts(limit: number, extra: readonly number[]): number[] {
-  return [...new Set([1, 2, 3, 5, 9, 17, 33, ...extra])].filter((n) => n >= 1 && n <= limit).sort((a, b) => a - b);
+  return [...new Set([1, 2, 3, 5, 9, ...extra])].filter((n) => n >= 1 && n <= limit).sort((a, b) => a - b);
 }
 
 /**

@@ -6,7 +6,6 @@
  * Kernel ABIs: lib/backends/cuda/kernels/README.md.
  */
 import { planDecodeFusion } from "./decode_fusion.ts";
-import { SKINNY_GEMM_MAX_ROWS, skinnyGemmFits, skinnyGemmLaunch } from "./skinny_gemm.ts";
 import { planQuantLinear, quantGemvFusable } from "./quant_launch.ts";
 import { fp8GemvFusable, planFp8Linear } from "./fp8_launch.ts";
 import { InternalError } from "../../util/errors.ts";
@@ -51,12 +50,9 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
   const kvScalesOf = (l: number): bigint => env.kvScales! + BigInt(l * 8 * a.numKvHeads);
   // Decode steps of up to 8 sequences (one token each) fold norms, epilogues and RoPE into fewer launches
   // (with a quantized KV cache RoPE + KV write keep their own launch: decode_attention writes a bf16 cache).
-  // Decode steps of 9–64 sequences: bf16 linears on the skinny tensor-core GEMM (skinny_gemm.ts), with the
-  // fused plan's epilogues too.
-  const skinny = env.skinnyGemm && env.gemv && elem === "bf16" && T === S && T > GEMV_MAX_ROWS && T <= SKINNY_GEMM_MAX_ROWS ? env.skinnyGemm : undefined;
   const fuse =
     !!env.fusedDecode && !env.lora && env.gemv && elem === "bf16" && T === S && T === R && shape.attention.kind === "decode" && env.decodeCounters !== undefined
-      ? planDecodeFusion(plan, T, shape.attention.kind === "decode" && !kvFp8, (n) => n === a.logits, skinny ? SKINNY_GEMM_MAX_ROWS : GEMV_MAX_ROWS)
+      ? planDecodeFusion(plan, T, shape.attention.kind === "decode" && !kvFp8, (n) => n === a.logits, GEMV_MAX_ROWS)
       : undefined;
   // Fused decode steps: kernels that wait for their predecessor in code start early (programmatic dependent
   // launch), where that predecessor is such a kernel too (not the embedding, not an NCCL all-reduce).
@@ -97,8 +93,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         const nrm = fuse?.norm.get(i), epi = fuse?.epilogue.get(i);
         // Fused decode: the lm_head also streams through gemv_fused (fp32 logits, mode 3): ~95% of the copy
         // bandwidth on llama-3.2-1b, where the pinned batch-invariant cuBLASLt algorithm took 2x longer.
-        const logitsGemv = !!fuse && isLogits && !op.weightFormat && !op.lora && op.inFeatures % 8 === 0 &&
-          (rows <= GEMV_MAX_ROWS || (!!skinny && rows <= SKINNY_GEMM_MAX_ROWS && skinnyGemmFits(op)));
+        const logitsGemv = !!fuse && isLogits && !op.weightFormat && !op.lora && op.inFeatures % 8 === 0 && rows <= GEMV_MAX_ROWS;
         if (op.weightFormat?.format === "fp8_e4m3") {
           planFp8Linear(op, i, rows, isLogits, env, T === S, buf, out, {
             norm: nrm,
@@ -113,11 +108,6 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
             epilogue: epi,
             logits: !!fuse && isLogits && quantGemvFusable(op) && rows <= GEMV_MAX_ROWS,
           });
-          break;
-        }
-        const skinnyArgs = (y: bigint) => ({ x: buf(op.x), w: env.weight(op.weight), bias: op.bias ? env.weight(op.bias) : 0n, y });
-        if (skinny && rows > GEMV_MAX_ROWS && (epi || logitsGemv) && !nrm) {
-          out.push(skinnyGemmLaunch(i, op, rows, logitsGemv ? 3 : epi!.mode, skinnyArgs(logitsGemv ? env.logits : buf(epi!.into)), skinny));
           break;
         }
         if (nrm || epi || logitsGemv) {
@@ -154,10 +144,6 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
             op.outFeatures,
             op.inFeatures,
           ]);
-          break;
-        }
-        if (skinny && rows > GEMV_MAX_ROWS && rows <= SKINNY_GEMM_MAX_ROWS && skinnyGemmFits(op)) {
-          out.push(skinnyGemmLaunch(i, op, rows, isLogits ? 3 : 0, skinnyArgs(isLogits ? env.logits : buf(op.out)), skinny));
           break;
         }
         // Batch-invariant: pinned non-split-K cuBLASLt algorithms, except decode steps too big for the

@@ -6,7 +6,6 @@
 import type { KernelParamKind } from "../../../ffi/shim.ts";
 import type { EnginePlan } from "../../ir/plan.ts";
 import { InternalError } from "../../util/errors.ts";
-import type { SkinnyGemmEnv } from "./skinny_gemm.ts";
 
 /** Activation element type of a CUDA engine. */
 export type ElemType = "bf16" | "f32";
@@ -60,7 +59,6 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   paged_attention_prefill_mma_int8kv: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, F, I, P] },
   decode_attention: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_g4: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
-  skinny_gemm: { file: "skinny_gemm.cu", params: [P, P, P, P, I, I, I, I, P, P, I] },
   decode_attention_batch: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
 };
 
@@ -170,11 +168,6 @@ export interface LaunchEnv {
    * block per kv head and 16 query heads) with batchDecodeSplit's geometry instead of decode_attention.
    */
   readonly batchAttention?: boolean;
-  /**
-   * Decode steps of 9–64 sequences run their bf16 linears on the skinny tensor-core GEMM (skinny_gemm.ts) instead
-   * of cuBLASLt, with the fused plan's epilogues (residual add, SiLU·mul, fp32 logits) when `fusedDecode`.
-   */
-  readonly skinnyGemm?: SkinnyGemmEnv;
   /** int32 [decodeCap × numKvHeads × ceil(G / 8)], zeroed once: decode_attention's split counters. */
   readonly decodeCounters?: bigint;
   /**
