@@ -66,6 +66,17 @@ export function profileHost(engine: Engine, N: number, context: number, stats: r
     `| ${f(executorMs)} ms | ${f(sessionMs)} ms | ${f(prof.graphMs)} ms | ${f(sessionMs - prof.graphMs)} ms | ${f(executorMs - sessionMs)} ms |`,
   );
   console.log(`host share of the executor's step: ${f((100 * (executorMs - prof.graphMs)) / executorMs, 1)}%`);
+  // The whole timed run from the executor's own clocks: inside Session.run (staging, launches, the device's work,
+  // the sampled ids back), the rest of each step (scheduling, step building, outputs), and between steps.
+  const sum = (k: "stepMs" | "forwardMs" | "idleMs", xs = stats): number => xs.reduce((a, s) => a + (s[k] ?? 0), 0);
+  const fwd = median(decodeSteps.map((s) => s.forwardMs ?? NaN)), idle = median(decodeSteps.map((s) => s.idleMs ?? NaN));
+  console.log(
+    `executor clocks over the run: steps ${f(sum("stepMs"), 1)} ms (Session.run ${f(sum("forwardMs"), 1)} ms, the rest ${
+      f(sum("stepMs") - sum("forwardMs"), 1)
+    } ms), between steps ${f(sum("idleMs"), 1)} ms; ${N}-sequence decode step medians: Session.run ${f(fwd)} ms, rest ${f(executorMs - fwd)} ms, between ${
+      f(idle)
+    } ms`,
+  );
   const prefill = stats.filter((s) => s.numPrefillTokens > 0);
   console.log(
     `run of ${stats.length} steps: ${prefill.length} with prefill tokens ${f(prefill.reduce((a, s) => a + s.stepMs, 0), 1)} ms, ` +
@@ -78,6 +89,11 @@ export function profileHost(engine: Engine, N: number, context: number, stats: r
   kv.dispose();
   return {
     executorStepMs: executorMs,
+    executorForwardMs: fwd,
+    executorIdleMs: idle,
+    runStepMs: sum("stepMs"),
+    runForwardMs: sum("forwardMs"),
+    runIdleMs: sum("idleMs"),
     sessionRunMs: sessionMs,
     graphMs: prof.graphMs,
     eagerSumMs: eagerSum,

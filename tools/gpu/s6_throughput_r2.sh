@@ -20,7 +20,7 @@ for run in default attn0; do
   esac
   LLMRT_BENCH_IDS=$OUT/ids_$run.json LLMRT_BENCH_JSON=$OUT/t64_$run.json timeout 45 bun bench/throughput.ts --model $M --requests 64 --input 128 --output 128 $P > "$OUT/t64_$run.log" 2>&1
   echo "rc $?"
-  grep -v -i warn "$OUT/t64_$run.log" | grep -E "llmrt:|host share|run of|^\| [0-9]|Error|error" | head -20
+  grep -v -i warn "$OUT/t64_$run.log" | grep -E "llmrt:|host share|run of|executor clocks|^\| [0-9]|Error|error" | head -20
   grep -E "^  [a-z_0-9]+ +[0-9]+ ×" "$OUT/t64_$run.log" | head -14
 done
 unset LLMRT_BATCH_ATTENTION
