@@ -54,6 +54,14 @@ export const ExecutorConfigSchema = z.strictObject({
    * outputs are the same). @default "deferred"
    */
   guidedAccept: z.enum(["deferred", "immediate"]).default("deferred"),
+  /**
+   * Overlapped decode steps: in the steady state of decoding (one token per sequence, nothing the host
+   * computes from logits), step N + 1 is enqueued before step N's sampled ids are read back, its token
+   * ids copied on the device, so scheduling, packing, stop checks, detokenizing and outputs run while the
+   * device computes (lib/executor/overlap.ts). Same tokens as without it. Off with speculative decoding
+   * and LoRA. @default false
+   */
+  overlapSteps: z.boolean().default(false),
   /** Iteration stats kept for `getStats()`. @default 1000 */
   statsHistory: posInt.default(1000),
 });

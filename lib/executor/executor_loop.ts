@@ -25,6 +25,10 @@ import { guidedStepMasks } from "./guided/step_masks.ts";
 import type { RequestState } from "./request_state.ts";
 import type { Scheduler, SchedulerOutput } from "./scheduler.ts";
 import { prepareSamplingInputs, prepareStepInputs, type StepRow } from "./step_builder.ts";
+import { endsByLength, type InFlightStep, isOverlapStep, PLACEHOLDER_TOKEN } from "./overlap.ts";
+import type { SamplingInputs } from "../ir/sampling.ts";
+import type { ForwardedTokens } from "../ir/step_io.ts";
+import type { Sequence } from "./sequence.ts";
 import { acceptTokens, chooseTokens, isPromptLastRow, takePromptRows } from "./step_results.ts";
 import type { Engine } from "../builder/engine.ts";
 import { DraftModelRunner } from "./speculative/draft_runner.ts";
@@ -101,6 +105,9 @@ export class ExecutorLoop {
   /** Requests (in #states, not yet scheduled) waiting for a LoRA slot, first come first served, with their loaded adapter. */
   readonly #loraWaiting = new Map<number, LoraAdapter>();
   #iter = 0;
+  /** ExecutorConfig.overlapSteps (off with speculative decoding or LoRA), and the decode step enqueued ahead. */
+  readonly #overlap: boolean;
+  #inflight: InFlightStep | null = null;
   /** Host ms the last step spent computing guided masks. */
   #maskMs = 0;
   /** Stats: the forward pass's share of the current step, and when the previous step ended (ms). */
@@ -137,6 +144,7 @@ export class ExecutorLoop {
       guided: new GuidedRuntime(tokenizer, plan.attributes.vocabSize, !config.speculativeConfig, config.guidedAccept !== "immediate"),
     };
     this.#outputs = new OutputBuilder(tokenizer, maxSeqLen);
+    this.#overlap = config.overlapSteps && !config.speculativeConfig && !config.lora;
     if (config.lora) {
       if (session.backend !== "cpu" && ((session.impl as { worldSize?: number }).worldSize ?? 1) > 1) {
         throw new UnsupportedError(
@@ -266,6 +274,7 @@ export class ExecutorLoop {
         s.stopReason = null;
       }
     }
+    if (this.#inflight) this.#dropPlaceholders(st.group.seqs, this.#inflight.placeholders);
     this.#states.delete(requestId);
     this.#releaseLora(requestId);
     this.#spec?.release(st.group);
@@ -330,12 +339,16 @@ export class ExecutorLoop {
     this.#forwardMs = 0;
     const outputs: RequestOutput[] = [];
     const failures: RequestFailure[] = [];
+    // Overlapped decode: the step enqueued by the previous iteration, whose ids are taken below.
+    const prev = this.#inflight;
+    this.#inflight = null;
     let plan: SchedulerOutput;
     try {
       // Speculative decoding: draft tokens join the decoding sequences before they are scheduled.
       this.#spec?.propose(this.#scheduler.groups, (id) => this.#states.get(id), this.kv);
       plan = this.#scheduler.schedule();
     } catch (e) {
+      if (prev) this.#collect(prev, outputs, failures);
       this.#spec?.endStep(this.kv);
       const err = new InternalError(`GenerationExecutor: scheduling failed: ${toError(e).message}`);
       for (const id of [...this.#states.keys()]) this.#failInto(failures, id, err);
@@ -349,7 +362,15 @@ export class ExecutorLoop {
     }
     if (plan.chunks.length > 0) {
       try {
-        this.#runPlan(plan, outputs, failures);
+        if (this.#overlap && isOverlapStep(plan, (seq) => this.#states.get(seq.requestId))) this.#runAhead(plan, prev, outputs, failures);
+        else {
+          if (prev) {
+            // The step ahead ends here: its tokens first, then this step without the sequences they ended.
+            this.#collect(prev, outputs, failures);
+            plan = { ...plan, chunks: plan.chunks.filter((c) => !c.seq.isFinished && this.#states.has(c.seq.requestId)) };
+          }
+          if (plan.chunks.length > 0) this.#runPlan(plan, outputs, failures);
+        }
       } catch (e) {
         const err = toError(e);
         const reason = err instanceof LlmrtError
@@ -357,6 +378,8 @@ export class ExecutorLoop {
           : new RequestFailedError(`GenerationExecutor: step ${this.#iter} failed: ${err.message}`, { cause: err });
         for (const id of new Set(plan.chunks.map((c) => c.seq.requestId))) this.#failInto(failures, id, reason);
       }
+    } else if (prev) {
+      this.#collect(prev, outputs, failures);
     }
     // Drafts not verified (not scheduled, or their request failed) are rolled back.
     const spec = this.#spec?.endStep(this.kv);
@@ -421,6 +444,74 @@ export class ExecutorLoop {
     // Prompt logits first: the sampling rows are processed in place below.
     if (out.logits) takePromptRows(rows, promptRows, out.logits, V, (id) => this.#states.get(id), (st, e) => this.#failInto(failures, st.id, toError(e)));
 
+    this.#takeRows(rows, out.sampledIds, out.logits, sampling, outputs, failures);
+  }
+
+  /**
+   * Enqueues a decode step without waiting for it (ExecutorConfig.overlapSteps): its token ids that are
+   * the step ahead's samples come from the device; then the step ahead's ids are taken (while this step
+   * runs), this step is marked computed and its sequences get a placeholder for the token it samples.
+   */
+  #runAhead(plan: SchedulerOutput, prev: InFlightStep | null, outputs: RequestOutput[], failures: RequestFailure[]): void {
+    const prepared = prepareStepInputs(plan.chunks, this.#maxBlocksPerSeq, this.#scheduler.maxNumRows);
+    const rows = prepared.rows;
+    const sampling = prepareSamplingInputs(rows, (seq) => this.#states.get(seq.requestId)!.params);
+    const rowOf = new Map<Sequence, number>();
+    rows.forEach((r, i) => rowOf.set(r.seq, i));
+    let forwardedTokens: ForwardedTokens | undefined;
+    if (prev) {
+      const fr = new Int32Array(rows.length).fill(-1); // one token per sequence, in row order
+      rows.forEach((r, i) => {
+        if (prev.placeholders.has(r.seq)) fr[i] = prev.rowOf.get(r.seq)!;
+      });
+      forwardedTokens = { from: prev.pending, rows: fr };
+    }
+    const ids = new Int32Array(rows.length);
+    const tf = performance.now();
+    const pending = this.#session.launch({ ...prepared.inputs, sampling, ...(forwardedTokens ? { forwardedTokens } : {}) }, { sampledIds: ids }, this.#kvCache);
+    this.#forwardMs += performance.now() - tf;
+    if (prev) this.#collect(prev, outputs, failures);
+    const live = plan.chunks.filter((c) => !c.seq.isFinished && this.#states.has(c.seq.requestId));
+    this.#scheduler.markComputed({ ...plan, chunks: live });
+    const placeholders = new Set<Sequence>();
+    for (const c of live) {
+      if (endsByLength(this.#states.get(c.seq.requestId)!, c.seq, this.#outputs.maxSeqLen)) continue;
+      c.seq.tokenIds.push(PLACEHOLDER_TOKEN);
+      placeholders.add(c.seq);
+    }
+    this.#inflight = { rows, sampling, ids, pending, rowOf, placeholders };
+  }
+
+  /** Waits for the step enqueued ahead, drops its placeholders and takes its sampled ids as tokens. */
+  #collect(step: InFlightStep, outputs: RequestOutput[], failures: RequestFailure[]): void {
+    const tw = performance.now();
+    step.pending.wait();
+    this.#forwardMs += performance.now() - tw;
+    this.#dropPlaceholders([...step.placeholders], step.placeholders);
+    this.#takeRows(step.rows, step.ids, undefined, step.sampling, outputs, failures);
+  }
+
+  /** Removes the placeholder token of each of `seqs` in `held` (a step in flight's placeholders). */
+  #dropPlaceholders(seqs: readonly Sequence[], held: Set<Sequence>): void {
+    for (const seq of seqs) {
+      if (!held.delete(seq)) continue;
+      if (seq.tokenIds[seq.tokenIds.length - 1] !== PLACEHOLDER_TOKEN) {
+        throw new InternalError(`executor: sequence of request ${seq.requestId} lost its placeholder (a bug)`);
+      }
+      seq.tokenIds.pop();
+    }
+  }
+
+  /** The sampling rows' tokens handed to their sequences, finished groups reaped, outputs built. */
+  #takeRows(
+    rows: readonly StepRow[],
+    sampledIds: Int32Array,
+    logits: Float32Array | undefined,
+    sampling: SamplingInputs,
+    outputs: RequestOutput[],
+    failures: RequestFailure[],
+  ): void {
+    const V = this.limits.vocabSize, R = rows.length;
     // Rows of one sequence group are adjacent; handle them group by group so one failure stays local.
     const touched: RequestState[] = [];
     for (let r = 0; r < R;) {
@@ -432,9 +523,9 @@ export class ExecutorLoop {
         continue;
       }
       try {
-        if (st.beam) applyBeamRows(this.#scheduler, st, st.beam, rows, r, end, out.logits!, V);
-        else if (this.#spec?.isVerifying(rows[r].seq)) this.#spec.verify(st, rows, r, end, out.sampledIds, out.logits, sampling, V, this.kv, this.#outputs);
-        else acceptTokens(this.#scheduler, this.#outputs, st, rows, r, end, chooseTokens(st, rows, r, end, out.sampledIds, out.logits, sampling, V));
+        if (st.beam) applyBeamRows(this.#scheduler, st, st.beam, rows, r, end, logits!, V);
+        else if (this.#spec?.isVerifying(rows[r].seq)) this.#spec.verify(st, rows, r, end, sampledIds, logits, sampling, V, this.kv, this.#outputs);
+        else acceptTokens(this.#scheduler, this.#outputs, st, rows, r, end, chooseTokens(st, rows, r, end, sampledIds, logits, sampling, V));
         touched.push(st);
       } catch (e) {
         this.#failInto(failures, st.id, toError(e));

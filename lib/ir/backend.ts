@@ -7,7 +7,7 @@
 import { z } from "zod";
 import type { KvCache, KvCacheGeometry } from "./kv_cache.ts";
 import type { EnginePlan } from "./plan.ts";
-import type { StepInputs, StepOutputs } from "./step_io.ts";
+import type { PendingStep, StepInputs, StepOutputs } from "./step_io.ts";
 
 /** Weight/activation dtypes an engine can be built with. */
 export const EngineDTypeSchema = z.enum(["float32", "float16", "bfloat16"]);
@@ -79,6 +79,12 @@ export interface SessionBackend {
   freeMemoryBytes(): number | null;
   /** One forward; throws a ValidationError when `kvCache` was not made by this backend. */
   run(inputs: StepInputs, outputs: StepOutputs, kvCache: KvCache): void;
+  /**
+   * Enqueues a step without waiting for it (sampled ids only: no logits, no token masks) and returns
+   * it; `StepInputs.forwardedTokens` may take token ids from the step launched just before. Absent:
+   * `Session.launch` runs the step at once (run) and resolves forwarded tokens on the host.
+   */
+  launch?(inputs: StepInputs, outputs: StepOutputs, kvCache: KvCache): PendingStep;
   /**
    * Most tokens a step of one-token sequences (speculative verification, StepInputs.readsStepKv) may
    * hold and still round every row as a one-token decode step does (a CUDA session: the decode buckets

@@ -33,6 +33,28 @@ export interface StepInputs {
    * @default false
    */
   readonly readsStepKv?: boolean;
+  /**
+   * Token ids this step takes from the step launched just before it on the same session (pipelined
+   * decode, `Session.launch`): token t with `rows[t] >= 0` is that step's sampled id of logits row
+   * `rows[t]` (its `tokenIds[t]` is ignored), so the step can be enqueued before those ids are read back.
+   */
+  readonly forwardedTokens?: ForwardedTokens;
+}
+
+/**
+ * A step enqueued with `Session.launch`: the device runs it while the host goes on; `wait()` blocks
+ * until it is done and fills the outputs it was launched with (its sampled ids).
+ */
+export interface PendingStep {
+  /** Blocks until the step is done and its outputs are filled. Idempotent. */
+  wait(): void;
+}
+
+/** StepInputs.forwardedTokens: `from` must be the step launched last on the session. */
+export interface ForwardedTokens {
+  readonly from: PendingStep;
+  /** [numTokens] logits row of `from` whose sampled id is this token, or -1 (the token is `tokenIds[t]`). */
+  readonly rows: Int32Array;
 }
 
 /**

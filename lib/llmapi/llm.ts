@@ -142,6 +142,7 @@ export class LLM {
             enableChunkedPrefill: o.enableChunkedPrefill,
             admissionDelaySteps: o.admissionDelaySteps,
             guidedAccept: o.guidedAccept,
+            overlapSteps: o.overlapSteps,
             kvCacheConfig: o.kvCacheConfig,
             speculativeConfig: o.speculativeConfig,
             lora: o.enableLora ? { maxLoras: o.maxLoras, maxLoraRank: o.maxLoraRank } : undefined,

@@ -6,13 +6,13 @@ import type { CudaSession } from "../backends/cuda/session.ts";
 import type { Engine } from "../builder/engine.ts";
 import type { Backend, SessionBackend } from "../ir/backend.ts";
 import type { KvCache } from "../ir/kv_cache.ts";
-import type { StepInputs, StepOutputs } from "../ir/step_io.ts";
-import { DisposedError } from "../util/errors.ts";
+import type { PendingStep, StepInputs, StepOutputs } from "../ir/step_io.ts";
+import { DisposedError, ValidationError } from "../util/errors.ts";
 import { createSessionBackend } from "./backends.ts";
 import { parseSessionOptions, type SessionOptions } from "./session_options.ts";
 import type { TpSessionOptions } from "./tp_session.ts";
 
-export type { StepInputs, StepOutputs } from "../ir/step_io.ts";
+export type { ForwardedTokens, PendingStep, StepInputs, StepOutputs } from "../ir/step_io.ts";
 export type { Backend, SessionBackend } from "../ir/backend.ts";
 export type { KvCache, KvCacheGeometry } from "../ir/kv_cache.ts";
 export type { SessionOptions } from "./session_options.ts";
@@ -33,6 +33,8 @@ export type { TpSessionOptions } from "./tp_session.ts";
 export class Session {
   readonly #impl: SessionBackend;
   #disposed = false;
+  /** The last step and its sampled ids, for forwarded tokens on a backend without `launch`. */
+  #last: { readonly step: PendingStep; readonly ids: Int32Array } | null = null;
 
   private constructor(impl: SessionBackend, readonly engine: Engine) {
     this.#impl = impl;
@@ -100,7 +102,54 @@ export class Session {
   /** One forward pass over a packed batch. */
   run(inputs: StepInputs, outputs: StepOutputs, kvCache: KvCache): void {
     this.#live();
+    if (inputs.forwardedTokens) throw new ValidationError("Session.run: inputs.forwardedTokens needs Session.launch", "forwardedTokens");
+    this.#last = null;
     this.#impl.run(inputs, outputs, kvCache);
+  }
+
+  /**
+   * Enqueues a step and returns before it is done (CUDA: the host goes on while the device runs it;
+   * `wait()` fills `outputs.sampledIds`). Its token ids may come from the step launched just before
+   * (`inputs.forwardedTokens`), so a decode step can be enqueued before the previous one's ids are read
+   * back. Sampled ids only (no logits). A backend without native launch runs the step at once.
+   *
+   * @example
+   * ```ts
+   * const a = session.launch(step1, out1, kv); // out1.sampledIds: Int32Array(numRows)
+   * const b = session.launch({ ...step2, forwardedTokens: { from: a, rows: Int32Array.from([0, 1]) } }, out2, kv);
+   * a.wait(); // out1 filled while step2 runs
+   * b.wait();
+   * ```
+   */
+  launch(inputs: StepInputs, outputs: StepOutputs, kvCache: KvCache): PendingStep {
+    this.#live();
+    if (!outputs.sampledIds || outputs.logits) {
+      throw new ValidationError("Session.launch: outputs must hold sampledIds and no logits (use run for logits)", "outputs");
+    }
+    const f = inputs.forwardedTokens;
+    if (this.#impl.launch) {
+      this.#last = null;
+      return this.#impl.launch(inputs, outputs, kvCache);
+    }
+    let inp = inputs;
+    if (f) {
+      if (!this.#last || f.from !== this.#last.step) {
+        throw new ValidationError("Session.launch: inputs.forwardedTokens.from is not the step launched last on this session", "forwardedTokens.from");
+      }
+      const ids = Int32Array.from(inputs.tokenIds), prev = this.#last.ids;
+      for (let t = 0; t < ids.length; t++) {
+        const r = f.rows[t];
+        if (r >= prev.length) {
+          throw new ValidationError(`Session.launch: inputs.forwardedTokens.rows[${t}] is ${r}; that step had ${prev.length} rows`, "forwardedTokens.rows", r);
+        }
+        if (r >= 0) ids[t] = prev[r];
+      }
+      inp = { ...inputs, tokenIds: ids, forwardedTokens: undefined };
+    }
+    this.#impl.run(inp, outputs, kvCache);
+    const step: PendingStep = { wait: () => {} };
+    this.#last = { step, ids: outputs.sampledIds.slice() };
+    return step;
   }
 
   /** Idempotent; frees the backend's native resources (CUDA: device memory, graphs). The engine stays owned by the caller. */

@@ -37,6 +37,7 @@ import {
   usesBatchAttention,
 } from "./launch_plan.ts";
 import { isDecodeStep, packStep, type StagingLayout, stagingLayout, stagingPointers } from "./step_staging.ts";
+import { StagingSlots } from "./step_slots.ts";
 import { maxVerifyTokens } from "./verify_cap.ts";
 import { engineMaxSeqLen, type EngineView, type SessionBackend } from "../../ir/backend.ts";
 import type { Op } from "../../ir/network.ts";
@@ -53,7 +54,7 @@ import { bytesPerBlock, type KvCache, type KvCacheGeometry } from "../../ir/kv_c
 import type { TokenMasks } from "../../ir/sampling.ts";
 import { CudaLoraTables } from "./lora_tables.ts";
 import { uploadWeights, type WeightUploadStats } from "./weight_upload.ts";
-import { type StepInputs, type StepOutputs, validateStep } from "../../ir/step_io.ts";
+import { type ForwardedTokens, type PendingStep, type StepInputs, type StepOutputs, validateStep } from "../../ir/step_io.ts";
 
 /**
  * Options of a CUDA session, already resolved (defaults and their environment variables are
@@ -226,11 +227,13 @@ export class CudaSession implements SessionBackend {
   readonly #partialML: DeviceBuffer;
   readonly #decodeCounters: DeviceBuffer; // int32 split counters of decode_attention (zero between launches)
   readonly #layout: StagingLayout;
-  readonly #pinned: PinnedHostBuffer;
+  /** Pinned staging, two slots (a step packs while the one launched before it runs); #io mirrors it on the device. */
+  readonly #slots: StagingSlots;
   readonly #io: DeviceBuffer;
-  readonly #i32: Int32Array;
-  readonly #f32: Float32Array;
-  readonly #u32: Uint32Array;
+  /** The step `launch` enqueued last (forwardedTokens may read its sampled ids); null after a `run`. */
+  #launched: PendingStep | null = null;
+  /** Logits rows of #launched. */
+  #launchedRows = 0;
   /** Decode graphs by graphKey(bucket, with the sampler (not masked steps), speculative verify step). */
   readonly #graphs = new Map<number, CudaGraph>();
   /** Token masks of guided decoding, [maxSeqs, ceil(vocab / 32)] u32, pinned and on the device: allocated on first use. */
@@ -370,11 +373,8 @@ export class CudaSession implements SessionBackend {
       this.#decodeCounters = d.alloc(Math.max(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4, ALIGN));
       this.#decodeCounters.fill(0);
       this.#layout = stagingLayout(plan.maxTokens, plan.maxSeqs, Math.ceil(this.maxSeqLen / this.tokensPerBlock));
-      this.#pinned = d.allocHost(this.#layout.words * 4);
+      this.#slots = new StagingSlots(d, this.#layout.words);
       this.#io = d.alloc(this.#layout.words * 4);
-      this.#i32 = new Int32Array(this.#pinned.buffer, 0, this.#layout.words);
-      this.#f32 = new Float32Array(this.#pinned.buffer, 0, this.#layout.words);
-      this.#u32 = new Uint32Array(this.#pinned.buffer, 0, this.#layout.words);
       // Every kernel the launch plans can use, compiled now (in parallel, or read from the disk cache).
       this.kernelCompile = this.#loadKernels(plannedKernels(this.#env(0n, 0), this.decodeCap));
       if (process.stderr.isTTY && this.kernelCompile.units > this.kernelCompile.cacheHits) {
@@ -468,6 +468,44 @@ export class CudaSession implements SessionBackend {
   run(inp: StepInputs, out: StepOutputs, kv: KvCache): void {
     this.#live();
     if (!(kv instanceof CudaKvCache)) throw new ValidationError("Session.run: a CUDA session needs a KV cache from its createKvCache()", "kvCache");
+    if (inp.forwardedTokens) throw new ValidationError("Session.run: inputs.forwardedTokens needs Session.launch", "forwardedTokens");
+    this.#launched = null;
+    this.#slots.next();
+    this.#step(inp, out, kv);
+    this.#finish(out, inp.logitRows.length);
+  }
+
+  /**
+   * Enqueues a step (sampled ids only: no logits, no token masks) and returns without waiting: the host
+   * packs and launches the next step while this one runs. `inp.forwardedTokens` takes token ids from the
+   * step launched just before, copied on the device (SessionBackend.launch).
+   */
+  launch(inp: StepInputs, out: StepOutputs, kv: KvCache): PendingStep {
+    this.#live();
+    if (!(kv instanceof CudaKvCache)) throw new ValidationError("Session.launch: a CUDA session needs a KV cache from its createKvCache()", "kvCache");
+    const f = inp.forwardedTokens;
+    if (f && (f.from !== this.#launched || f.rows.length !== inp.tokenIds.length)) {
+      throw new ValidationError(
+        f.from !== this.#launched
+          ? "Session.launch: inputs.forwardedTokens.from is not the step launched last on this session"
+          : `Session.launch: inputs.forwardedTokens.rows has ${f.rows.length} entries for ${inp.tokenIds.length} tokens`,
+        "forwardedTokens",
+      );
+    }
+    if (!out.sampledIds || out.logits || (inp.sampling?.tokenMasks?.count ?? 0) > 0) {
+      throw new ValidationError("Session.launch: sampled ids only (no logits, no token masks)", "outputs");
+    }
+    const slot = this.#slots.next();
+    this.#step(inp, out, kv, f);
+    const R = inp.logitRows.length, ids = out.sampledIds;
+    this.#io.copyToHost(slot.pinned.bytes.subarray(0, R * 4), { stream: this.#stream }); // sampledIds: words [0, R)
+    this.#launched = this.#slots.finishLaunch(this.#stream, (i32) => ids.set(i32.subarray(0, R)));
+    this.#launchedRows = R;
+    return this.#launched;
+  }
+
+  /** Validates and enqueues one step (graph or eager) on the current staging slot. */
+  #step(inp: StepInputs, out: StepOutputs, kv: CudaKvCache, fwd?: ForwardedTokens): void {
     validateStep(this.plan, inp, kv.geometry.numBlocks, this.tokensPerBlock, this.maxSeqLen);
     const T = inp.tokenIds.length, S = inp.seqStarts.length - 1, R = inp.logitRows.length;
     const V = this.plan.attributes.vocabSize;
@@ -485,10 +523,36 @@ export class CudaSession implements SessionBackend {
     // Multi-LoRA steps run unfused: each token-row linear adds its rows' adapter deltas (lora_shrink, lora_expand).
     const graphable = this.cudaGraphs && T <= this.decodeCap && isDecodeStep(inp);
     const lora = inp.adapterIds ? this.#loraEnv(inp, S, graphable ? bucketFor(T, this.buckets) : T) : undefined;
-    if (graphable) this.#runGraph(inp, kv, T, !masks, lora);
-    else this.#runEager(inp, out, kv, T, S, R, !masks, lora);
+    if (graphable) this.#runGraph(inp, kv, T, !masks, lora, fwd);
+    else this.#runEager(inp, out, kv, T, S, R, !masks, lora, fwd);
     if (masks) this.#sampleMasked(masks, kv, R);
-    this.#finish(out, R);
+  }
+
+  /**
+   * Packs a step into the current slot and sends it (every word but the sampled ids, which stay on the
+   * device for forwarded tokens); then copies forwarded token ids from those sampled ids, one copy per
+   * run of consecutive rows. Returns nothing; the device staging is ready for the step's launches.
+   */
+  #stage(inp: StepInputs, pad: { bucket: number; scratchBlock: number } | null, fwd?: ForwardedTokens): void {
+    const slot = this.#slots.current, o = this.#layout.offsets;
+    const words = packStep(this.#layout, slot.i32, slot.f32, slot.u32, inp, pad);
+    const from = o.temperature * 4;
+    this.#io.copyFromHost(slot.pinned.bytes.subarray(from, words * 4), { stream: this.#stream, offset: from });
+    if (!fwd) return;
+    const rows = fwd.rows, T = rows.length;
+    for (let t = 0; t < T;) {
+      if (rows[t] < 0) {
+        t++;
+        continue;
+      }
+      let n = 1;
+      while (t + n < T && rows[t + n] === rows[t] + n) n++;
+      if (rows[t] + n > this.#launchedRows) {
+        throw new ValidationError(`Session.launch: inputs.forwardedTokens.rows[${t}] is ${rows[t]}`, "forwardedTokens.rows", rows[t]);
+      }
+      this.#io.copyFromDevice(this.#io, n * 4, { srcOffset: (o.sampledIds + rows[t]) * 4, dstOffset: (o.tokenIds + t) * 4, stream: this.#stream });
+      t += n;
+    }
   }
 
   /** The adapters' tables for this step; token rows up to `padTokens` (a graph bucket's dummy rows) get no adapter. */
@@ -505,14 +569,33 @@ export class CudaSession implements SessionBackend {
     return this.#lora.prepare(inp.loraSlots, inp.adapterIds!, inp.seqStarts, padTokens);
   }
 
-  #runEager(inp: StepInputs, out: StepOutputs, kv: CudaKvCache, T: number, S: number, R: number, sample: boolean, lora?: LaunchEnv["lora"]): void {
-    this.#exec(this.#eagerLaunches(inp, out, kv, T, S, R, sample, lora));
+  #runEager(
+    inp: StepInputs,
+    out: StepOutputs,
+    kv: CudaKvCache,
+    T: number,
+    S: number,
+    R: number,
+    sample: boolean,
+    lora?: LaunchEnv["lora"],
+    fwd?: ForwardedTokens,
+  ): void {
+    this.#exec(this.#eagerLaunches(inp, out, kv, T, S, R, sample, lora, fwd));
   }
 
-  /** Stages a step's inputs and returns its launches (eager path). */
-  #eagerLaunches(inp: StepInputs, out: StepOutputs, kv: CudaKvCache, T: number, S: number, R: number, sample: boolean, lora?: LaunchEnv["lora"]): Launch[] {
-    const words = packStep(this.#layout, this.#i32, this.#f32, this.#u32, inp, null);
-    this.#io.copyFromHost(this.#pinned.bytes.subarray(0, words * 4), { stream: this.#stream });
+  /** Stages a step's inputs (token ids forwarded from the step launched before, `fwd`) and returns its launches (eager path). */
+  #eagerLaunches(
+    inp: StepInputs,
+    out: StepOutputs,
+    kv: CudaKvCache,
+    T: number,
+    S: number,
+    R: number,
+    sample: boolean,
+    lora?: LaunchEnv["lora"],
+    fwd?: ForwardedTokens,
+  ): Launch[] {
+    this.#stage(inp, null, fwd);
     const window = this.#attn?.window ?? 0;
     let maxAttended = 1;
     for (let t = 0; t < T; t++) {
@@ -594,7 +677,7 @@ export class CudaSession implements SessionBackend {
     return usesBatchAttention(this.plan, this.elem, T, { batchAttention: this.batchAttention, gemv: this.gemv, lora, gemvMaxRows: GEMV_MAX_ROWS });
   }
 
-  #runGraph(inp: StepInputs, kv: CudaKvCache, T: number, sample: boolean, lora?: LaunchEnv["lora"]): void {
+  #runGraph(inp: StepInputs, kv: CudaKvCache, T: number, sample: boolean, lora?: LaunchEnv["lora"], fwd?: ForwardedTokens): void {
     const bucket = bucketFor(T, this.buckets);
     const drop = (m: Map<number, CudaGraph>): void => {
       for (const g of m.values()) g.dispose();
@@ -612,8 +695,7 @@ export class CudaSession implements SessionBackend {
       this.#loraGraphsOf = this.#lora!.generation;
     }
     const graphs = lora ? this.#loraGraphs : this.#graphs;
-    const words = packStep(this.#layout, this.#i32, this.#f32, this.#u32, inp, { bucket, scratchBlock: kv.scratchBlock });
-    this.#io.copyFromHost(this.#pinned.bytes.subarray(0, words * 4), { stream: this.#stream });
+    this.#stage(inp, { bucket, scratchBlock: kv.scratchBlock }, fwd);
     const writeKvFirst = inp.readsStepKv === true;
     const key = graphKey(bucket, sample, writeKvFirst);
     let graph = graphs.get(key);
@@ -679,9 +761,10 @@ export class CudaSession implements SessionBackend {
 
   /** Sampled ids back with one small copy; logits only when asked for. */
   #finish(out: StepOutputs, R: number): void {
-    if (out.sampledIds) this.#io.copyToHost(this.#pinned.bytes.subarray(0, R * 4), { stream: this.#stream }); // sampledIds: words [0, R)
+    const slot = this.#slots.current;
+    if (out.sampledIds) this.#io.copyToHost(slot.pinned.bytes.subarray(0, R * 4), { stream: this.#stream }); // sampledIds: words [0, R)
     this.#stream.synchronize();
-    if (out.sampledIds) out.sampledIds.set(this.#i32.subarray(0, R));
+    if (out.sampledIds) out.sampledIds.set(slot.i32.subarray(0, R));
     if (out.logits) this.#logits.copyToHost(out.logits.subarray(0, R * this.plan.attributes.vocabSize));
   }
 
