@@ -3,7 +3,7 @@
 // device (tests/cuda_fake_device.ts, whose stand-ins compute what the kernels document): the launches (names,
 // grids, blocks, split geometry, counters), the same bits as the fused plan on decode_attention, and the float32
 // CPU session within bf16 tolerance. The kernel's arithmetic: tools/cuda-kernel-check/decode_attention_batch.py.
-import { batchDecodeSplit, type KernelLaunch, MAX_DECODE_SPLITS, usesBatchAttention } from "../lib/backends/cuda/launch_plan.ts";
+import { batchAttentionSplit, batchDecodeSplit, type KernelLaunch, MAX_DECODE_SPLITS, usesBatchAttention } from "../lib/backends/cuda/launch_plan.ts";
 import { CpuSession } from "../lib/backends/cpu/session.ts";
 import { buildSync } from "../lib/builder/builder.ts";
 import { FakeCudaSession, maxRelDiff, randomModel, step } from "./cuda_fake_device.ts";
@@ -23,6 +23,22 @@ test("batchDecodeSplit: covers the span, ≥ 256-key splits, splits only below ~
   }
   // 16 sequences of llama-3.2-1b (8 kv heads, G 4): 128 blocks → 3 splits of a 32k span.
   assert.deepEqual(batchDecodeSplit(16, 8, 4, 32768, 132), { numSplits: 3, splitSize: 10944 });
+});
+
+test("batchAttentionSplit: batch-invariant sessions split every step of more than 8 sequences at the same key ranges", () => {
+  for (const [nKV, G, maxSeqLen] of [[8, 4, 288], [8, 4, 4096], [8, 4, 131072], [1, 17, 320], [2, 16, 32768]]) {
+    const ref = batchAttentionSplit(9, nKV, G, maxSeqLen, maxSeqLen, 132, true);
+    for (const T of [9, 16, 33, 64, 512]) {
+      for (const maxLen of [1, 200, 257, maxSeqLen]) {
+        if (maxLen > maxSeqLen) continue;
+        const g = batchAttentionSplit(T, nKV, G, maxLen, maxSeqLen, 132, true);
+        assert.equal(g.splitSize, ref.splitSize, `T ${T} len ${maxLen}: split size`);
+        assert.ok(g.numSplits * g.splitSize >= maxLen && (g.numSplits - 1) * g.splitSize < Math.max(1, maxLen) && g.numSplits <= MAX_DECODE_SPLITS);
+      }
+    }
+    // Not invariant: each step's own geometry (batchDecodeSplit).
+    assert.deepEqual(batchAttentionSplit(512, nKV, G, maxSeqLen, maxSeqLen, 132, false), batchDecodeSplit(512, nKV, G, maxSeqLen, 132));
+  }
 });
 
 const RAW = {
@@ -103,3 +119,45 @@ for (const m of MODELS) {
     assert.ok(splitLaunches >= a.numLayers, `${splitLaunches} split launches`);
   });
 }
+
+test("batch-invariant decode_attention_batch: every step of 9–20 sequences, eager or graph, splits a sequence's keys at the same ranges", () => {
+  const m = MODELS[0];
+  const model = randomModel(m.raw, m.seed, true, 0.15);
+  let bf16;
+  try {
+    bf16 = buildSync(model, { backend: "cuda" as const, maxBatchSize: 32, maxNumTokens: 1024, maxSeqLen: 2048, tokensPerBlock: 4, dtype: "bfloat16" });
+  } finally {
+    model.close();
+  }
+  const V = bf16.plan.attributes.vocabSize;
+  // Sequence 0 attends 600 keys (more than one split); the others a few each.
+  const lens = [600, ...Array.from({ length: 19 }, (_, i) => 2 + (i % 9))];
+  const seqs = lens.map((n, s) => ({
+    ids: Array.from({ length: n }, (_, j) => (s * 31 + j * 7 + 1) % V),
+    blocks: Array.from({ length: s === 0 ? 160 : 8 }, (_, j) => (s === 0 ? j : 160 + 8 * (s - 1) + j)),
+  }));
+  // The split size (argument 19 of decode_attention_batch) and the logits of sequence 0 in each step.
+  const geometry = (batchInvariant: boolean): { sizes: Set<number>; splits: number } => {
+    const fake = new FakeCudaSession(bf16, 400, 64, false, { fusedDecode: true, batchAttention: true, batchInvariant });
+    fake.run(step(seqs.map((s) => ({ ids: s.ids.slice(0, -1), pos: 0, blocks: s.blocks })), 160), false);
+    const sizes = new Set<number>();
+    let first: Float32Array | null = null, splits = 0;
+    for (const [K, graphs] of [[9, false], [12, true], [12, false], [20, true], [20, false], [17, true]] as const) {
+      const got = fake.run(step(seqs.slice(0, K).map((s, i) => ({ ids: [s.ids[lens[i] - 1]], pos: lens[i] - 1, blocks: s.blocks })), 160), graphs);
+      const row0 = got.logits.slice(0, V);
+      if (first) sameBits(row0, first, `sequence 0 in a step of ${K} sequences (${graphs ? "graph" : "eager"}) vs 9 (eager)`);
+      first ??= row0;
+      for (const l of fake.lastLaunches) {
+        if (l.kind !== "kernel" || !l.kernel.startsWith("decode_attention_batch")) continue;
+        sizes.add(l.args[19] as number);
+        if (l.grid[2] > 1) splits++;
+      }
+    }
+    return { sizes, splits };
+  };
+  const inv = geometry(true);
+  assert.equal(inv.sizes.size, 1, `batch-invariant: one split size, got ${[...inv.sizes]}`);
+  assert.ok(inv.splits > 0, "the span is split");
+  // Without batch invariance the buckets size their own splits (graph 16: 256 keys, graph 32: 512).
+  assert.ok(geometry(false).sizes.size > 1, "per-step split sizes without batch invariance");
+});

@@ -9,7 +9,7 @@
 import * as K from "../lib/backends/cpu/kernels.ts";
 import { resolveTokenMasks, sampleRow, type SamplingInputs } from "../lib/ir/sampling.ts";
 import {
-  batchDecodeSplit,
+  batchAttentionSplit,
   bucketFor,
   chooseAttention,
   decodeBuckets,
@@ -441,7 +441,10 @@ export class FakeCudaSession {
       this.mem.bytes(this.io, words * 4).set(new Uint8Array(host, 0, words * 4));
       const attn = this.env.plan.ops.find((o) => o.type === "paged_attention") as { numHeads: number; numKvHeads: number; headDim: number };
       const attention = this.#batch(bucket, !!inp.adapterIds)
-        ? { kind: "decode" as const, ...batchDecodeSplit(bucket, a.numKvHeads, this.#group(), this.maxSeqLen, this.sms) }
+        ? {
+          kind: "decode" as const,
+          ...batchAttentionSplit(bucket, a.numKvHeads, this.#group(), this.maxSeqLen, this.maxSeqLen, this.sms, !!this.env.batchInvariant),
+        }
         : [32, 64, 128].includes(a.headDim)
         ? {
           kind: "decode" as const,
@@ -457,7 +460,10 @@ export class FakeCudaSession {
       for (const p of inp.positions) maxAtt = Math.max(maxAtt, p + 1);
       let attention = chooseAttention(this.env.plan, this.env.elem, T, S, maxAtt, this.decodeCap, this.sms);
       if (attention.kind === "decode" && this.#batch(T, !!inp.adapterIds)) {
-        attention = { kind: "decode", ...batchDecodeSplit(T, this.env.plan.attributes.numKvHeads, this.#group(), maxAtt, this.sms) };
+        attention = {
+          kind: "decode",
+          ...batchAttentionSplit(T, this.env.plan.attributes.numKvHeads, this.#group(), maxAtt, this.maxSeqLen, this.sms, !!this.env.batchInvariant),
+        };
       } else if (this.env.batchInvariant && attention.kind === "decode") {
         // Batch-invariant sessions: the graphs' split geometry (bucket 1) for eager decode steps too.
         const a = this.env.plan.attributes;

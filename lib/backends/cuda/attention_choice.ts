@@ -5,7 +5,7 @@
 import type { Op } from "../../ir/network.ts";
 import type { EnginePlan } from "../../ir/plan.ts";
 import type { AttentionChoice, ElemType } from "./launch_types.ts";
-import { MAX_DECODE_SPLITS } from "./launch_types.ts";
+import { GEMV_MAX_ROWS, MAX_DECODE_SPLITS } from "./launch_types.ts";
 
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
 
@@ -109,6 +109,32 @@ export function batchDecodeSplit(
   const splits = Math.min(Math.max(1, cdiv(2 * smCount, blocks)), MAX_DECODE_SPLITS);
   const splitSize = Math.max(256, cdiv(cdiv(maxLen, splits), 64) * 64);
   return { numSplits: cdiv(maxLen, splitSize), splitSize };
+}
+
+/**
+ * decode_attention_batch's split geometry for a step of `numTokens` sequences whose longest attended span
+ * is `maxLen` (a graph bucket: maxSeqLen). Batch-invariant sessions split every such step at the key ranges
+ * of a (GEMV_MAX_ROWS + 1)-sequence step covering `maxSeqLen`: a sequence's keys fall into the same splits,
+ * merged in the same order (a span within one split is written directly), whatever else the step holds —
+ * eager or graph, any bucket. Otherwise batchDecodeSplit sizes the splits for the step itself.
+ *
+ * @example
+ * ```ts
+ * batchAttentionSplit(64, 8, 4, 288, 288, 132, true); // { numSplits: 2, splitSize: 256 }, as for 9 or 512 sequences
+ * ```
+ */
+export function batchAttentionSplit(
+  numTokens: number,
+  numKvHeads: number,
+  group: number,
+  maxLen: number,
+  maxSeqLen: number,
+  smCount: number,
+  invariant: boolean,
+): { numSplits: number; splitSize: number } {
+  if (!invariant) return batchDecodeSplit(numTokens, numKvHeads, group, maxLen, smCount);
+  const { splitSize } = batchDecodeSplit(GEMV_MAX_ROWS + 1, numKvHeads, group, maxSeqLen, smCount);
+  return { numSplits: Math.max(1, cdiv(maxLen, splitSize)), splitSize };
 }
 
 /**

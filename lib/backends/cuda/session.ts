@@ -19,7 +19,7 @@ import { compileKernelUnits, type CompileStats, kernelUnits, unitName } from "./
 import { plannedKernels } from "./kernel_set.ts";
 import {
   type AttentionChoice,
-  batchDecodeSplit,
+  batchAttentionSplit,
   bucketFor,
   chooseAttention,
   decodeBuckets,
@@ -604,7 +604,11 @@ export class CudaSession implements SessionBackend {
     }
     let attention = chooseAttention(this.plan, this.elem, T, S, maxAttended, this.decodeCap, this.device.smCount);
     if (attention.kind === "decode" && this.#batchAttention(T, !!lora)) {
-      attention = { kind: "decode", ...batchDecodeSplit(T, this.plan.attributes.numKvHeads, this.#group(), maxAttended, this.device.smCount) };
+      const a = this.plan.attributes;
+      attention = {
+        kind: "decode",
+        ...batchAttentionSplit(T, a.numKvHeads, this.#group(), maxAttended, this.maxSeqLen, this.device.smCount, this.batchInvariant),
+      };
     } else if (this.batchInvariant && attention.kind === "decode") {
       // Batch-invariant: the graphs' split-K geometry (fixed key ranges per split) whatever the step holds.
       attention = this.#graphAttention(1);
@@ -650,9 +654,12 @@ export class CudaSession implements SessionBackend {
   #graphAttention(bucket: number, lora = false): AttentionChoice {
     const a = this.plan.attributes;
     if (!hasTiledAttention(a.headDim) || !this.#attn) return { kind: "generic" };
-    // Steps of more than 8 sequences are not batch-invariant (cuBLASLt's per-M choice): their own geometry.
+    // Steps of more than 8 sequences: decode_attention_batch (batch-invariant: one split geometry for all of them).
     if (this.#batchAttention(bucket, lora)) {
-      return { kind: "decode", ...batchDecodeSplit(bucket, a.numKvHeads, this.#group(), this.maxSeqLen, this.device.smCount) };
+      return {
+        kind: "decode",
+        ...batchAttentionSplit(bucket, a.numKvHeads, this.#group(), this.maxSeqLen, this.maxSeqLen, this.device.smCount, this.batchInvariant),
+      };
     }
     return {
       kind: "decode",
