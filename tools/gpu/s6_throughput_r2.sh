@@ -37,7 +37,7 @@ for x, y in (("attn0", "default"), ("default", "overlap")):
         print(f"ids compare {x} vs {y} failed", e)
 PY
 stamp "overlapped steps vs plain on the GPU (stories260k, float32)"
-LLMRT_TEST_BACKEND=cuda timeout 40 bun test tests/executor_overlap.test.ts > "$OUT/overlap_test.log" 2>&1
+LLMRT_TEST_BACKEND=cuda timeout 40 bun test tests/executor_overlap.test.ts tests/gpu/overlap.test.ts > "$OUT/overlap_test.log" 2>&1
 echo "rc $?"
 grep -E "^\(pass|^\(fail|error|Error| pass$| fail$" "$OUT/overlap_test.log" | head -12
 stamp "batch divergence 64 x 128, 32 steps"
