@@ -5,14 +5,14 @@
  *
  *   bun bench/throughput.ts --model DIR [--requests 64] [--input 128] [--output 128] [--tp 1] [--hf] [--hf-compile]
  *       [--quant W4A16|W4A16_AWQ|W8A16|FP8|FP8_PER_CHANNEL_PER_TOKEN|... [--group-size 128]] [--kv-cache-quant FP8|INT8]
- *       [--profile-host] [--overlap]
+ *       [--profile-host] [--no-overlap]
  *
  * --quant quantizes the checkpoint at build time (LLM.create's quantConfig; int4 with zero points);
  * --kv-cache-quant stores the KV cache as e4m3 / int8 (QuantConfig.kvCacheQuantAlgo, with or without --quant).
  * --tp N splits the model over N GPUs (tensor parallelism: one rank worker per GPU, NCCL all-reduce).
  * --profile-host: host vs GPU time of an N-sequence decode step and its launches (bench/host_profile.ts).
- * --overlap: overlapped decode steps (LLM.create's overlapSteps: the host's work on one step runs while the GPU
- * computes the next).
+ * --no-overlap: decode steps one at a time (LLM.create's overlapSteps false; by default the host's work on one
+ * step runs while the GPU computes the next).
  *
  * Greedy, ignoreEos (every request makes exactly `output` tokens). One warm-up run of 4 tokens first
  * (kernel loads, GEMM plans, graph capture). LLMRT_BENCH_JSON=FILE also writes the numbers as JSON,
@@ -39,7 +39,7 @@ const { values } = parseArgs({
     "group-size": { type: "string" },
     "kv-cache-quant": { type: "string" },
     "profile-host": { type: "boolean" },
-    overlap: { type: "boolean" },
+    "no-overlap": { type: "boolean" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/throughput.ts --model DIR [--requests 64] [--input 128] [--output 128] [--hf] [--hf-compile]");
@@ -57,7 +57,7 @@ await using llm = await LLM.create({
   skipTokenizerInit: true,
   cacheEngine: false,
   tensorParallelSize: Number(values.tp ?? 1),
-  overlapSteps: values.overlap ?? false,
+  ...(values["no-overlap"] ? { overlapSteps: false } : {}),
   ...(values.quant || kvQuant
     ? {
       quantConfig: {
@@ -92,7 +92,7 @@ const steps = stats.slice(-Math.min(stats.length, OUT + 8));
 const f = (x: number, d = 1): string => x.toFixed(d);
 console.log(
   `model ${values.model}${values.quant ? ` (${values.quant})` : ""}${kvQuant ? ` (${kvQuant} KV cache)` : ""}; ${N} requests × (${IN} in, ${OUT} out)${
-    values.overlap ? ", overlapped steps" : ""
+    values["no-overlap"] ? ", steps not overlapped" : ""
   }; TP=${llm.engine.config.numRanks}; engine build + upload ${f(loadS)} s`,
 );
 console.log(`llmrt: ${f(secs, 3)} s, ${f(tps)} output tokens/s (${f((N * (IN + OUT)) / secs)} total tokens/s), ${steps.length} steps`);

@@ -59,9 +59,9 @@ export const ExecutorConfigSchema = z.strictObject({
    * computes from logits), step N + 1 is enqueued before step N's sampled ids are read back, its token
    * ids copied on the device, so scheduling, packing, stop checks, detokenizing and outputs run while the
    * device computes (lib/executor/overlap.ts). Same tokens as without it. Off with speculative decoding
-   * and LoRA. @default false
+   * and LoRA. @default true on a backend that enqueues steps (a single-GPU CUDA session), else false
    */
-  overlapSteps: z.boolean().default(false),
+  overlapSteps: z.boolean().optional(),
   /** Iteration stats kept for `getStats()`. @default 1000 */
   statsHistory: posInt.default(1000),
 });

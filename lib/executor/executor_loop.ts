@@ -144,7 +144,7 @@ export class ExecutorLoop {
       guided: new GuidedRuntime(tokenizer, plan.attributes.vocabSize, !config.speculativeConfig, config.guidedAccept !== "immediate"),
     };
     this.#outputs = new OutputBuilder(tokenizer, maxSeqLen);
-    this.#overlap = config.overlapSteps && !config.speculativeConfig && !config.lora;
+    this.#overlap = (config.overlapSteps ?? session.impl.launch !== undefined) && !config.speculativeConfig && !config.lora;
     if (config.lora) {
       if (session.backend !== "cpu" && ((session.impl as { worldSize?: number }).worldSize ?? 1) > 1) {
         throw new UnsupportedError(

@@ -45,8 +45,8 @@ export const LlmOptionsSchema = z.strictObject({
   admissionDelaySteps: z.number().int().min(0).max(1024).default(0),
   /** Guided decoding: when matchers accept sampled tokens (ExecutorConfig.guidedAccept; same outputs). @default "deferred" */
   guidedAccept: z.enum(["deferred", "immediate"]).default("deferred"),
-  /** Overlapped decode steps: the host's work on one step runs while the device computes the next (ExecutorConfig.overlapSteps). @default false */
-  overlapSteps: z.boolean().default(false),
+  /** Overlapped decode steps: the host's work on one step runs while the device computes the next (ExecutorConfig.overlapSteps). @default true on a single GPU */
+  overlapSteps: z.boolean().optional(),
   /** "inprocess": steps run on this thread between its tasks; "proxy": in a Web Worker. @default "inprocess" */
   executorMode: z.enum(["inprocess", "proxy"]).default("inprocess"),
   /** Ranks to split the model across (tensor parallelism; one worker per rank). @default the engine's, 1 for a build */
