@@ -23,8 +23,8 @@ cp -a node_modules/@opentelemetry/api .gpucuda/node_modules/@opentelemetry/
 # Guided decoding (xgrammar compiled to WebAssembly, one 1.1 MB file without its source map).
 mkdir -p .gpucuda/node_modules/@mlc-ai && cp -a node_modules/@mlc-ai/web-xgrammar .gpucuda/node_modules/@mlc-ai/
 rm -rf .gpucuda/node_modules/hono/dist/cjs .gpucuda/node_modules/hono/dist/types .gpucuda/node_modules/bintrees/test .gpucuda/node_modules/bintrees/bench .gpucuda/node_modules/bintrees/dist
-find .gpucuda/node_modules -name '*.d.ts' -delete -o -name '*.d.cts' -delete -o -name '*.d.mts' -delete -o -name '*.map' -delete
-tree_kib=$(git ls-files -co --exclude-standard -z | xargs -0 du -ck 2>/dev/null | tail -1 | cut -f1)
-gpu_kib=$(du -sk .gpucuda | cut -f1)
-echo "staged .gpucuda: $((gpu_kib / 1024)) MiB; working tree: $((tree_kib / 1024)) MiB; together ~$(((tree_kib + gpu_kib) / 1024)) MiB (limit 64)"
-[ $(((tree_kib + gpu_kib) / 1024)) -lt 63 ] || { echo "too large to send" >&2; exit 1; }
+find .gpucuda/node_modules -name '*.cjs' -delete -o -name '*.d.ts' -delete -o -name '*.d.cts' -delete -o -name '*.d.mts' -delete -o -name '*.map' -delete
+tree_b=$(git ls-files -co --exclude-standard -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
+gpu_b=$(du -sb .gpucuda | cut -f1)
+echo "staged .gpucuda: $((gpu_b / 1048576)) MiB; working tree: $((tree_b / 1048576)) MiB; together ~$(((tree_b + gpu_b) / 1048576)) MiB (limit 64, counted in bytes)"
+[ $(((tree_b + gpu_b) / 1048576)) -lt 63 ] || { echo "too large to send" >&2; exit 1; }
