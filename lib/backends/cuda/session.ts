@@ -15,7 +15,7 @@ import process from "node:process";
 import { rmSync } from "node:fs";
 import { CublasLtGemm } from "./gemm.ts";
 import { fp8ScratchLayout } from "./fp8_launch.ts";
-import { compileKernelUnits, type CompileStats, kernelUnits, unitName } from "./compile_pool.ts";
+import { compileKernelUnits, type CompileStats, kernelUnits, type PendingCompile, startKernelUnits, unitName } from "./compile_pool.ts";
 import { plannedKernels } from "./kernel_set.ts";
 import {
   type AttentionChoice,
@@ -168,6 +168,16 @@ export class CudaKvCache implements KvCache {
   }
 }
 
+/** CUDA's limit on a launch's grid y (and z) dimension: the most tokens one step's row kernels take. */
+export const MAX_GRID_Y = 65535;
+
+/** A kernel load in progress: the units of the kernels asked for, those not loaded yet, and their compile. */
+interface KernelLoad {
+  readonly all: ReturnType<typeof kernelUnits>;
+  readonly units: ReturnType<typeof kernelUnits>;
+  readonly pending: PendingCompile;
+}
+
 /**
  * One engine on one GPU. Built by `Session.fromSerializedEngine(engine, { backend: "cuda" })`.
  *
@@ -178,9 +188,6 @@ export class CudaKvCache implements KvCache {
  * session.run(inputs, { sampledIds }, kv);
  * ```
  */
-/** CUDA's limit on a launch's grid y (and z) dimension: the most tokens one step's row kernels take. */
-export const MAX_GRID_Y = 65535;
-
 export class CudaSession implements SessionBackend {
   readonly backend = "cuda" as const;
   readonly plan: EnginePlan;
@@ -347,7 +354,6 @@ export class CudaSession implements SessionBackend {
         offset: this.#weightOffsets.get(n)!,
         direct: this.#rawWeights.has(n) || engine.tensorInfo(n).dtype === want,
       }));
-      this.weightUpload = uploadWeights(d, this.#stream, this.#weights, engine, slices, (n) => this.#weightBytes(n)); // pinned, double-buffered
       this.#arena = d.alloc(Math.max(plan.arenaBytes, ALIGN)); // the plan's activations
       this.#logits = d.alloc(plan.maxSeqs * a.vocabSize * 4); // [maxSeqs, vocab] f32
       this.#invFreq = d.alloc(Math.max(8 * a.rope.invFreq.length, 8)); // [headDim / 2] f64
@@ -375,8 +381,11 @@ export class CudaSession implements SessionBackend {
       this.#layout = stagingLayout(plan.maxTokens, plan.maxSeqs, Math.ceil(this.maxSeqLen / this.tokensPerBlock));
       this.#slots = new StagingSlots(d, this.#layout.words);
       this.#io = d.alloc(this.#layout.words * 4);
-      // Every kernel the launch plans can use, compiled now (in parallel, or read from the disk cache).
-      this.kernelCompile = this.#loadKernels(plannedKernels(this.#env(0n, 0), this.decodeCap));
+      // Every kernel the launch plans can use, compiled now (in parallel, or read from the disk cache): the
+      // NVRTC workers start first and compile on other cores while this thread uploads the weights.
+      const compiling = this.#startKernels(plannedKernels(this.#env(0n, 0), this.decodeCap));
+      this.weightUpload = uploadWeights(d, this.#stream, this.#weights, engine, slices, (n) => this.#weightBytes(n)); // pinned, double-buffered
+      this.kernelCompile = this.#finishKernels(compiling);
       if (process.stderr.isTTY && this.kernelCompile.units > this.kernelCompile.cacheHits) {
         process.stderr.write(`llmrt: ${describeCompile(this.kernelCompile)}\n`);
       }
@@ -817,9 +826,19 @@ export class CudaSession implements SessionBackend {
 
   /** Compiles (in parallel) or reads from the cache the units of kernels `names`, loads them and registers the kernels. */
   #loadKernels(names: readonly string[]): CompileStats {
+    return this.#finishKernels(this.#startKernels(names));
+  }
+
+  /** Starts `#loadKernels(names)`: cached CUBINs read, compile workers started on the rest; `#finishKernels` completes it. */
+  #startKernels(names: readonly string[]): KernelLoad {
     const all = kernelUnits(names, (n) => kernelSignature(n).file);
     const units = all.filter((u) => !this.#modules.has(unitName(u.unit))); // a whole-file unit may be loaded already
-    const { cubins, stats } = compileKernelUnits(units.map((u) => u.unit), this.device.arch);
+    return { all, units, pending: startKernelUnits(units.map((u) => u.unit), this.device.arch) };
+  }
+
+  /** Waits for a `#startKernels` compile, loads its modules and registers the kernels. */
+  #finishKernels({ all, units, pending }: KernelLoad): CompileStats {
+    const { cubins, stats } = pending.finish();
     units.forEach(({ unit }, i) => {
       let mod: CudaModule;
       try {
