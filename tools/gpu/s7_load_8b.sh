@@ -11,6 +11,7 @@ M=/tmp/hfmodels/llama-3.1-8b
 D=/tmp/s7-loadcache
 rm -rf "$D"
 du -sh "$M"; cat "$M"/*.safetensors > /dev/null
+timeout 60 bun test tests/gpu/compile_pool.test.ts 2>&1 | grep -E "pass|fail|start " | head -5
 echo "== empty engine + kernel cache"
 timeout 90 bun bench/load.ts --model "$M" --backend cuda --cached-runs 1 --cache-dir "$D" 2>&1 | tee "$OUT/load_cold_kernels.log" | grep -E "LLM.create|rror"
 rm -rf "$D/engines"; ls "$D"
