@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Session 7 closing validation on one H200 (carry .gpucuda; tools/gpu/stage.sh), most important first:
+# Session 7 closing validation (a job of the batched device queue: tools/gpu/queue_job.sh final tools/gpu/session7_final.sh 200 hfrefs) on one H200 (carry .gpucuda; tools/gpu/stage.sh), most important first:
 #   hf       — (in the background) random-weight checkpoints + transformers references (tools/gpu/hf_models.py)
 #   firstrun — the README main job with an empty kernel/engine cache, then cached (issue 16 item 5)
 #   tests    — tests/gpu (all but cuda_session, nccl_tp2) + tests/quant_cuda.test.ts
@@ -45,8 +45,3 @@ stamp "thr 64"
 timeout 40 bun bench/throughput.ts --model "$M" --requests 64 --input 128 --output 128 > "$OUT/thr64.log" 2>&1
 grep -E "llmrt:|rror" "$OUT/thr64.log" | head -4
 stamp done
-stamp "kernel checks"
-timeout 60 python3 tools/cuda-kernel-check/decode_step.py --only checks > "$OUT/decode_step.log" 2>&1; echo "decode_step rc $?: $(grep -E "checks|failed" "$OUT/decode_step.log" | tail -1 | cut -c1-200)"
-timeout 90 python3 tools/cuda-kernel-check/decode_attention_batch.py --only check > "$OUT/dab.log" 2>&1; echo "decode_attention_batch rc $?: $(grep -E "checks|failed" "$OUT/dab.log" | tail -1 | cut -c1-200)"
-timeout 90 python3 tools/cuda-kernel-check/flash_prefill.py --only checks > "$OUT/flash.log" 2>&1; echo "flash_prefill rc $?: $(grep -E "checks|failed" "$OUT/flash.log" | tail -1 | cut -c1-200)"
-stamp done2
