@@ -23,6 +23,7 @@ const FACTORIES: Readonly<Record<Backend, Factory>> = {
       batchInvariant: o.batchInvariant,
       gemmTune: o.gemmTune,
       pdl: o.pdl,
+      quantPdl: o.quantPdl,
       batchAttention: o.batchAttention,
     }),
 };

@@ -6,6 +6,7 @@
  * - `LLMRT_BATCH_INVARIANT=0`: `batchInvariant` defaults to false
  * - `LLMRT_GEMM_TUNE=0`: `gemmTune` defaults to false
  * - `LLMRT_PDL=0`: `pdl` defaults to false
+ * - `LLMRT_QUANT_PDL=1`: `quantPdl` defaults to true
  * - `LLMRT_BATCH_ATTENTION=0`: `batchAttention` defaults to false
  */
 import { z } from "zod";
@@ -33,6 +34,11 @@ export const SessionOptionsSchema = z.strictObject({
    * results bit for bit. @default true (LLMRT_PDL=0: false)
    */
   pdl: z.boolean().optional(),
+  /**
+   * CUDA, with `pdl`: the quantized decode GEMVs (W4A16 / W8A16 engines) take programmatic dependent launch
+   * too. @default false (LLMRT_QUANT_PDL=1: true)
+   */
+  quantPdl: z.boolean().optional(),
   /** CUDA: decode steps of more than 8 sequences on the tensor-core attention kernel. @default true (LLMRT_BATCH_ATTENTION=0: false) */
   batchAttention: z.boolean().optional(),
 });
@@ -46,6 +52,7 @@ export type ResolvedSessionOptions = Readonly<{
   batchInvariant: boolean;
   gemmTune: boolean;
   pdl: boolean;
+  quantPdl: boolean;
   batchAttention: boolean;
 }>;
 
@@ -60,6 +67,7 @@ export function parseSessionOptions(input: SessionOptions = {}): ResolvedSession
     batchInvariant: o.batchInvariant ?? envOn("LLMRT_BATCH_INVARIANT"),
     gemmTune: o.gemmTune ?? envOn("LLMRT_GEMM_TUNE"),
     pdl: o.pdl ?? envOn("LLMRT_PDL"),
+    quantPdl: o.quantPdl ?? env()["LLMRT_QUANT_PDL"] === "1",
     batchAttention: o.batchAttention ?? envOn("LLMRT_BATCH_ATTENTION"),
   });
 }

@@ -115,6 +115,7 @@ export class RankRunner {
       batchInvariant: o.batchInvariant,
       gemmTune: o.gemmTune,
       pdl: o.pdl,
+      quantPdl: o.quantPdl,
       batchAttention: o.batchAttention,
       nccl,
     });

@@ -10,7 +10,7 @@ import { planQuantLinear, quantGemvFusable } from "./quant_launch.ts";
 import { fp8GemvFusable, planFp8Linear } from "./fp8_launch.ts";
 import { InternalError } from "../../util/errors.ts";
 import { BATCH_ATTENTION_ROWS, DECODE_ATTENTION_MIN_SPLIT, flashPrefillGeometry, hasTiledAttention } from "./attention_choice.ts";
-import { GEMV_MAX_ROWS, isPdlKernel, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, QUANT_PDL_DEFAULT, type StepShape } from "./launch_types.ts";
+import { GEMV_MAX_ROWS, isPdlKernel, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
 
 export * from "./attention_choice.ts";
 export * from "./launch_types.ts";
@@ -57,7 +57,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
   // Fused decode steps: kernels that wait for their predecessor in code start early (programmatic dependent
   // launch), where that predecessor is such a kernel too (not the embedding, not an NCCL all-reduce).
   const pdl = !!fuse && !!env.pdl;
-  const quantPdl = env.quantPdl ?? QUANT_PDL_DEFAULT;
+  const quantPdl = !!env.quantPdl;
   const pdlAfter = (kernel: string): boolean => {
     const prev = out[out.length - 1];
     return pdl && isPdlKernel(kernel, quantPdl) && prev?.kind === "kernel" && isPdlKernel(prev.kernel, quantPdl);

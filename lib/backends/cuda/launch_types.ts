@@ -3,7 +3,6 @@
  * the launch environment (resolved device addresses) and the launch records planLaunches returns.
  * Kernel ABIs: lib/backends/cuda/kernels/README.md.
  */
-import process from "node:process";
 import type { KernelParamKind } from "../../../ffi/shim.ts";
 import type { EnginePlan } from "../../ir/plan.ts";
 import { InternalError } from "../../util/errors.ts";
@@ -84,7 +83,7 @@ const PDL_FAMILIES: ReadonlySet<string> = new Set([
 /**
  * The quantized decode GEMVs (quant_gemv.cu quantGemvFusedImpl: the weight loads, then griddepcontrol.wait before x
  * or y is touched, then launch_dependents). Off until a device run shows them bitwise equal and faster:
- * `LLMRT_QUANT_PDL=1` adds them to PDL_FAMILIES.
+ * LaunchEnv.quantPdl (SessionOptions.quantPdl, `LLMRT_QUANT_PDL=1`) adds them to PDL_FAMILIES.
  */
 const QUANT_PDL_FAMILIES: ReadonlySet<string> = new Set([
   "quant_gemv_fused_u4",
@@ -92,14 +91,11 @@ const QUANT_PDL_FAMILIES: ReadonlySet<string> = new Set([
   "quant_gemv_fused_norm_u4",
   "quant_gemv_fused_norm_u8",
 ]);
-/** LaunchEnv.quantPdl's default: `LLMRT_QUANT_PDL=1`. */
-export const QUANT_PDL_DEFAULT = process.env.LLMRT_QUANT_PDL === "1";
-
 /**
  * Whether kernel entry point `name` may be launched with programmatic dependent launch (`quant`: the
  * quantized decode GEMVs too, LaunchEnv.quantPdl).
  */
-export function isPdlKernel(name: string, quant = QUANT_PDL_DEFAULT): boolean {
+export function isPdlKernel(name: string, quant = false): boolean {
   const family = kernelFamily(name);
   return PDL_FAMILIES.has(family) || (quant && QUANT_PDL_FAMILIES.has(family));
 }
@@ -194,7 +190,7 @@ export interface LaunchEnv {
    * `pdl` (each starts streaming its weights while the previous kernel finishes). @default false
    */
   readonly pdl?: boolean;
-  /** With `pdl`: the quantized decode GEMVs (quant_gemv_fused*) take it too. @default QUANT_PDL_DEFAULT (`LLMRT_QUANT_PDL=1`) */
+  /** With `pdl`: the quantized decode GEMVs (quant_gemv_fused*) take it too. @default false */
   readonly quantPdl?: boolean;
   /** bf16 [N, K] scratch of the largest quantized linear: prefill dequantizes into it, then cuBLASLt reads it. */
   readonly quantScratch?: bigint;

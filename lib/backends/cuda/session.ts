@@ -82,6 +82,8 @@ export interface CudaSessionOptions {
    * capability 9.0+). @default true
    */
   readonly pdl?: boolean;
+  /** With `pdl`: the quantized decode GEMVs (quant_gemv_fused*) take it too. @default false */
+  readonly quantPdl?: boolean;
   /**
    * Decode steps of more than 8 sequences (fused plan, bf16 KV cache, head dim 64/128) run the tensor-core
    * decode_attention_batch kernel (2–2.5× faster than decode_attention there on an H200). @default true
@@ -197,6 +199,7 @@ export class CudaSession implements SessionBackend {
   readonly batchInvariant: boolean;
   /** Fused decode steps launch their kernels with programmatic dependent launch (asked for and supported). */
   readonly pdl: boolean;
+  readonly quantPdl: boolean;
   /** CudaSessionOptions.batchAttention. */
   readonly batchAttention: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
@@ -288,6 +291,7 @@ export class CudaSession implements SessionBackend {
     try {
       const d = this.device;
       this.pdl = (options.pdl ?? true) && d.supportsPdl;
+      this.quantPdl = this.pdl && (options.quantPdl ?? false);
       this.#stream = d.createStream();
       if (plan.ops.some((o) => o.type === "all_reduce" || o.type === "all_gather") && !options.nccl) {
         throw new ValidationError(
@@ -461,6 +465,7 @@ export class CudaSession implements SessionBackend {
       batchAttention: this.batchAttention,
       decodeCounters: this.#decodeCounters.ptr,
       pdl: this.pdl,
+      quantPdl: this.quantPdl,
     };
   }
 
