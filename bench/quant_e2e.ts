@@ -10,12 +10,14 @@
  * build: minutes on llama-3.1-8b); the GEMM-path comparison (see run) costs one extra prefill.
  *
  *   bun bench/quant_e2e.ts --model DIR [--algos W4A16,W8A16] [--group-size 128] [--decode 128] [--no-ref]
- *       [--prequantized DIR,DIR] [--quant-pdl]
+ *       [--prequantized DIR,DIR] [--quant-pdl] [--ab quantPdl|quantRing] [--set quantPdl=1,quantRing=0]
  *
  * --prequantized: engines of pre-quantized checkpoints of the same model (AWQ / GPTQ layouts, e.g. written by
  * tools/quant-packers/pack_awq_torch.py) beside the --algos ones (`--algos ""`: none), each with its load time.
  * --quant-pdl: each quantized engine runs off, on, off, on with SessionOptions.quantPdl (programmatic dependent
  * launch of the quantized GEMVs): the ids and logits must be the same bits, and the rows give both speeds.
+ * --ab KEY: the same off/on/off/on comparison for session option KEY (quantPdl, quantRing); --set fixes session
+ * options for every run (KEY=1 / KEY=0).
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -42,6 +44,8 @@ const { values } = parseArgs({
     "no-ref": { type: "boolean" },
     prequantized: { type: "string" },
     "quant-pdl": { type: "boolean" },
+    ab: { type: "string" },
+    set: { type: "string" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/quant_e2e.ts --model DIR [--algos W4A16,W8A16] [--group-size 128] [--decode 128]");
@@ -89,8 +93,16 @@ function build(model: LlamaForCausalLM): Engine {
  * quantized engine over the weights dequantized to bf16, i.e. the dequantized forward; on the bf16 engine
  * the same GEMMs, the floor of the decode-vs-GEMM-path difference).
  */
-function run(engine: Engine, quantPdl?: boolean): DecodeRun & { gemmLogits: Float32Array } {
-  using session = Session.fromSerializedEngine(engine, quantPdl === undefined || backend === "cpu" ? { backend } : { backend, quantPdl });
+/** Session options of every run (--set). */
+const fixed: Record<string, boolean> = Object.fromEntries(
+  (values.set ?? "").split(",").filter((kv) => kv !== "").map((kv) => [kv.split("=")[0], kv.split("=")[1] === "1"]),
+);
+const abKey = values.ab ?? (values["quant-pdl"] ? "quantPdl" : undefined);
+if (abKey !== undefined && abKey !== "quantPdl" && abKey !== "quantRing") throw new Error(`--ab: quantPdl or quantRing, got ${abKey}`);
+
+function run(engine: Engine, ab?: boolean): DecodeRun & { gemmLogits: Float32Array } {
+  const opts = backend === "cpu" ? {} : { ...fixed, ...(ab === undefined || !abKey ? {} : { [abKey]: ab }) };
+  using session = Session.fromSerializedEngine(engine, { backend, ...opts });
   const kv = session.createKvCache(maxSeqLen / BS + 1);
   const step = greedyStepper(Int32Array.from({ length: maxSeqLen / BS }, (_, i) => i));
   const vocab = engine.plan.attributes.vocabSize;
@@ -116,7 +128,11 @@ const bf16 = build(base);
 const copyBps = ceilingBandwidth(bf16);
 const ref = run(bf16);
 const header = (): void => {
-  console.log(`copy bandwidth ${(copyBps / 1e12).toFixed(3)} TB/s; batch 1, prompt ${PROMPT}, ${numDecode} timed decode steps (graphs)`);
+  console.log(
+    `copy bandwidth ${(copyBps / 1e12).toFixed(3)} TB/s; batch 1, prompt ${PROMPT}, ${numDecode} timed decode steps (graphs); session options ${
+      JSON.stringify(fixed)
+    }${abKey ? `, ${abKey} off/on` : ""}`,
+  );
   console.log("| engine | weight GB read per step | decode tok/s | ms/step | % of bytes-allowed bandwidth | vs bf16 | correctness |");
   console.log("| --- | ---: | ---: | ---: | ---: | ---: | --- |");
 };
@@ -142,17 +158,17 @@ function sameBits(a: Float32Array, b: Float32Array): boolean {
 function measure(name: string, qe: Engine, prep: string): DecodeRun & { gemmLogits: Float32Array } {
   let rq: DecodeRun & { gemmLogits: Float32Array };
   let pdlNote = "";
-  if (values["quant-pdl"]) {
+  if (abKey) {
     const runs = [run(qe, false), run(qe, true), run(qe, false), run(qe, true)];
     const off = [runs[0], runs[2]], on = [runs[1], runs[3]];
     const idsSame = runs.every((r) => r.ids.every((x, i) => x === runs[0].ids[i]));
     const bits = runs.every((r) => sameBits(r.decodeLogits, runs[0].decodeLogits) && sameBits(r.logits, runs[0].logits));
     const tOff = Math.max(...off.map((r) => r.tokS)), tOn = Math.max(...on.map((r) => r.tokS));
-    pdlNote = `; quantPdl off ${off.map((r) => r.tokS.toFixed(1)).join(" / ")} vs on ${on.map((r) => r.tokS.toFixed(1)).join(" / ")} tok/s (best ${
+    pdlNote = `; ${abKey} off ${off.map((r) => r.tokS.toFixed(1)).join(" / ")} vs on ${on.map((r) => r.tokS.toFixed(1)).join(" / ")} tok/s (best ${
       ((100 * (tOn - tOff)) / tOff).toFixed(1)
     }%), ids ${idsSame ? "equal" : "DIFFER"}, logits ${bits ? "bitwise equal" : "DIFFER"} off/on`;
     rq = tOn >= tOff ? (on[0].tokS >= on[1].tokS ? on[0] : on[1]) : (off[0].tokS >= off[1].tokS ? off[0] : off[1]);
-    console.log(`${name}: PDL ${idsSame && bits ? "OK" : "MISMATCH"}${pdlNote}`);
+    console.log(`${name}: ${abKey} ${idsSame && bits ? "OK" : "MISMATCH"}${pdlNote}`);
   } else rq = run(qe);
   line(
     name,

@@ -7,6 +7,7 @@
  * - `LLMRT_GEMM_TUNE=0`: `gemmTune` defaults to false
  * - `LLMRT_PDL=0`: `pdl` defaults to false
  * - `LLMRT_QUANT_PDL=1`: `quantPdl` defaults to true
+ * - `LLMRT_QUANT_RING=1`: `quantRing` defaults to true
  * - `LLMRT_BATCH_ATTENTION=0`: `batchAttention` defaults to false
  */
 import { z } from "zod";
@@ -39,6 +40,11 @@ export const SessionOptionsSchema = z.strictObject({
    * too. @default false (LLMRT_QUANT_PDL=1: true)
    */
   quantPdl: z.boolean().optional(),
+  /**
+   * CUDA (compute capability 9.0+): the quantized decode GEMVs stream their weights through shared memory by bulk
+   * copies on a persistent grid (quant_gemv_ring*; same bits). @default false (LLMRT_QUANT_RING=1: true)
+   */
+  quantRing: z.boolean().optional(),
   /** CUDA: decode steps of more than 8 sequences on the tensor-core attention kernel. @default true (LLMRT_BATCH_ATTENTION=0: false) */
   batchAttention: z.boolean().optional(),
 });
@@ -53,6 +59,7 @@ export type ResolvedSessionOptions = Readonly<{
   gemmTune: boolean;
   pdl: boolean;
   quantPdl: boolean;
+  quantRing: boolean;
   batchAttention: boolean;
 }>;
 
@@ -68,6 +75,7 @@ export function parseSessionOptions(input: SessionOptions = {}): ResolvedSession
     gemmTune: o.gemmTune ?? envOn("LLMRT_GEMM_TUNE"),
     pdl: o.pdl ?? envOn("LLMRT_PDL"),
     quantPdl: o.quantPdl ?? env()["LLMRT_QUANT_PDL"] === "1",
+    quantRing: o.quantRing ?? env()["LLMRT_QUANT_RING"] === "1",
     batchAttention: o.batchAttention ?? envOn("LLMRT_BATCH_ATTENTION"),
   });
 }

@@ -116,6 +116,7 @@ export class RankRunner {
       gemmTune: o.gemmTune,
       pdl: o.pdl,
       quantPdl: o.quantPdl,
+      quantRing: o.quantRing,
       batchAttention: o.batchAttention,
       nccl,
     });

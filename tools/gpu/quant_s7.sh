@@ -38,7 +38,7 @@ for s in ${STAGES:-pack1b e2e1b pack8b e2e8b}; do
       [ -n "$pre" ] || algos=W4A16,W8A16  # no packed checkpoint: llmrt's own RTN quantization
       timeout "${E2E1B_S:-90}" bun bench/quant_e2e.ts --model $H/llama-3.2-1b --decode 128 --algos "$algos" --prequantized "$pre" --quant-pdl ${NOREF1B:-} > "$OUT/e2e1b.log" 2>&1
       echo "rc $?"
-      grep -E "^\||copy|rror|PDL|vs a bf16" "$OUT/e2e1b.log" | cut -c1-900 | head -16 ;;
+      grep -E "^\||copy|rror|OK|MISMATCH|vs a bf16" "$OUT/e2e1b.log" | cut -c1-900 | head -16 ;;
     pack8b)
       PACK_S=${PACK8B_S:-100} pack $H/llama-3.1-8b $H/llama-3.1-8b-awq awq awq8b
       [ "${PACK8B_GPTQ:-0}" = 1 ] && PACK_S=${PACK8B_S:-100} pack $H/llama-3.1-8b $H/llama-3.1-8b-gptq8 gptq8 gptq8_8b
@@ -49,7 +49,7 @@ for s in ${STAGES:-pack1b e2e1b pack8b e2e8b}; do
       [ -n "$pre" ] || { echo "no 8B checkpoint packed"; continue; }
       timeout "${E2E8B_S:-120}" bun bench/quant_e2e.ts --model $H/llama-3.1-8b --decode 128 --algos "" --prequantized $pre --quant-pdl --no-ref > "$OUT/e2e8b.log" 2>&1
       echo "rc $?"
-      grep -E "^\||copy|rror|PDL" "$OUT/e2e8b.log" | cut -c1-900 | head -12 ;;
+      grep -E "^\||copy|rror|OK|MISMATCH" "$OUT/e2e8b.log" | cut -c1-900 | head -12 ;;
     tput1b | tput8b)
       m=$H/llama-3.2-1b; [ $s = tput8b ] && m=$H/llama-3.1-8b
       for dir in $m $m-awq; do
