@@ -7,6 +7,7 @@
 #             the dequantized-bf16 reference engine
 #   pack8b  : the same packer on llama-3.1-8b (AWQ; GPTQ8 with PACK8B_GPTQ=1) + the check (load time of 8B)
 #   e2e8b   : bench/quant_e2e.ts on llama-3.1-8b: bf16 vs the 8B checkpoints, quantPdl off/on, no reference engine
+#   tune    : bench/quant_gemv_tune.ts (VARIANTS: the ring kernels vs quant_gemv_fused, bitwise + per-linear timing)
 #   tput1b / tput8b : bench/throughput.ts 64 x (128,128), bf16 and the AWQ checkpoint (QUANT_PDL=1 sets LLMRT_QUANT_PDL)
 # Usage: STAGES="pack1b e2e1b pack8b e2e8b" bash tools/gpu/quant_s7.sh
 set -uo pipefail
@@ -31,7 +32,7 @@ for s in ${STAGES:-pack1b e2e1b pack8b e2e8b}; do
   case $s in
     pack1b)
       pack $H/llama-3.2-1b $H/llama-3.2-1b-awq awq awq1b
-      pack $H/llama-3.2-1b $H/llama-3.2-1b-gptq8 gptq8 gptq8_1b ;;
+      [ "${PACK1B_GPTQ:-1}" = 1 ] && pack $H/llama-3.2-1b $H/llama-3.2-1b-gptq8 gptq8 gptq8_1b ;;
     e2e1b)
       pre=""; algos=${ALGOS1B:-}
       for d in $H/llama-3.2-1b-awq $H/llama-3.2-1b-gptq8; do [ -f $d/config.json ] && pre=$pre${pre:+,}$d; done
@@ -50,6 +51,10 @@ for s in ${STAGES:-pack1b e2e1b pack8b e2e8b}; do
       timeout "${E2E8B_S:-120}" bun bench/quant_e2e.ts --model $H/llama-3.1-8b --decode 128 --algos "" --prequantized $pre --quant-pdl --no-ref > "$OUT/e2e8b.log" 2>&1
       echo "rc $?"
       grep -E "^\||copy|rror|OK|MISMATCH" "$OUT/e2e8b.log" | cut -c1-900 | head -12 ;;
+    tune)
+      timeout "${TUNE_S:-60}" bun bench/quant_gemv_tune.ts --variants "${VARIANTS:-MINB=3;RING;RING,RB=2}" --json "$OUT/tune.json" > "$OUT/tune.log" 2>&1
+      echo "rc $?"
+      grep -E "same bits|close|DIFFERENT|rror|ceiling|lm_head|m=1 fused|m=1 " "$OUT/tune.log" | cut -c1-330 | head -60 ;;
     tput1b | tput8b)
       m=$H/llama-3.2-1b; [ $s = tput8b ] && m=$H/llama-3.1-8b
       for dir in $m $m-awq; do
