@@ -27,9 +27,24 @@ pack() { # SRC DST FORMAT TAG
   echo "check $4 rc $?"
   grep -E "OK|FAIL|differ|equal|loaded|rror" "$OUT/check_$4.log" | cut -c1-300 | head -8
 }
+packboth() { # SRC TAG: AWQ g128 and GPTQ 8-bit per channel from one read of SRC, then each checked
+  if [ ! -f "$1-awq/config.json" ] || [ ! -f "$1-gptq8/config.json" ]; then
+    timeout "${PACK_S:-90}" python3 $P/pack_awq_torch.py --model "$1" --out "$1-awq,$1-gptq8" --format awq,gptq8 \
+      --check "$1-awq.check.safetensors,$1-gptq8.check.safetensors" > "$OUT/pack_$2.log" 2>&1
+    echo "pack $2 rc $?: $(tail -1 "$OUT/pack_$2.log" | cut -c1-400)"
+  fi
+  for f in awq gptq8; do
+    [ -f "$1-$f/config.json" ] || continue
+    timeout "${CHECK_S:-60}" bun $P/check_prequantized.ts --model "$1-$f" --check "$1-$f.check.safetensors" > "$OUT/check_$2_$f.log" 2>&1
+    echo "check $2 $f rc $?"
+    grep -E "OK|FAIL|differ|equal|loaded|rror" "$OUT/check_$2_$f.log" | cut -c1-300 | head -8
+  done
+}
 for s in ${STAGES:-pack1b e2e1b pack8b e2e8b}; do
   stamp "$s"
   case $s in
+    packboth1b) packboth $H/llama-3.2-1b 1b ;;
+    packboth8b) PACK_S=${PACK8B_S:-120} packboth $H/llama-3.1-8b 8b; df -h /tmp | tail -1 ;;
     pack1b)
       pack $H/llama-3.2-1b $H/llama-3.2-1b-awq awq awq1b
       [ "${PACK1B_GPTQ:-1}" = 1 ] && pack $H/llama-3.2-1b $H/llama-3.2-1b-gptq8 gptq8 gptq8_1b ;;

@@ -3,8 +3,10 @@
 with torch (the TypeScript packers in this folder are for small models: quantizing llama-3.1-8b's 7 B linear
 weights in TypeScript takes minutes).
 
-  python3 tools/quant-packers/pack_awq_torch.py --model DIR --out DIR [--format awq|gptq8] [--group-size 128]
-      [--check FILE] [--device cuda]
+  python3 tools/quant-packers/pack_awq_torch.py --model DIR --out DIR[,DIR] [--format awq|gptq8|awq,gptq8]
+      [--group-size 128] [--check FILE[,FILE]] [--device cuda]
+
+Several formats (comma lists, one --out and --check per format) are written from one read of the checkpoint.
 
 --format awq (default): AutoAWQ "GEMM" (config.json quantization_config {quant_method "awq", version "gemm",
   bits 4, group_size G, zero_point true}; AutoAWQ's own quant_config.json {w_bit 4, q_group_size G,
@@ -109,91 +111,102 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--format", choices=["awq", "gptq8"], default="awq")
+    ap.add_argument("--format", default="awq", help="awq, gptq8, or a comma list")
     ap.add_argument("--group-size", type=int, default=None, help="awq: 128 (default); gptq8: 0 = per channel (default)")
     ap.add_argument("--check", default=None)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = ap.parse_args()
-    group = a.group_size if a.group_size is not None else (128 if a.format == "awq" else 0)
+    formats, outs = a.format.split(","), a.out.split(",")
+    checks = a.check.split(",") if a.check else [None] * len(formats)
+    if any(f not in ("awq", "gptq8") for f in formats) or len(outs) != len(formats) or len(checks) != len(formats):
+        raise SystemExit("--format: awq / gptq8, with one --out (and --check) per format")
+    groups = [a.group_size if a.group_size is not None else (128 if f == "awq" else 0) for f in formats]
     t0 = time.time()
     with open(os.path.join(a.model, "config.json")) as f:
-        cfg = json.load(f)
-    L = cfg["num_hidden_layers"]
+        cfg0 = json.load(f)
+    L = cfg0["num_hidden_layers"]
     check_names = {
         "model.layers.0.self_attn.q_proj.weight",
         "model.layers.1.mlp.down_proj.weight" if L > 1 else "model.layers.0.mlp.down_proj.weight",
         f"model.layers.{L - 1}.mlp.gate_proj.weight",
     }
-    os.makedirs(a.out, exist_ok=True)
+    for o in outs:
+        os.makedirs(o, exist_ok=True)
     files = shards(a.model)
-    weight_map, check, nq, nbytes = {}, {}, 0, 0
+    F = len(formats)
+    weight_map, check = [{} for _ in range(F)], [{} for _ in range(F)]
+    nq, nbytes = 0, [0] * F
     t_read = t_pack = t_write = 0.0
-    for fi, fname in enumerate(files):
-        out_t = {}
+    for fname in files:
+        out_t = [{} for _ in range(F)]
         tr = time.time()
         with safe_open(os.path.join(a.model, fname), framework="pt", device="cpu") as f:
-            names = list(f.keys())
-            for name in names:
+            for name in list(f.keys()):
                 x = f.get_tensor(name)
                 m = LINEAR.match(name)
                 if not m:
-                    out_t[name] = x.contiguous()
+                    for ot in out_t:
+                        ot[name] = x.contiguous()
                     continue
                 t_read += time.time() - tr
                 tp = time.time()
                 base = name[: -len(".weight")]
-                w = x.to(a.device, non_blocking=True)
-                if a.format == "awq":
-                    qweight, qzeros, scales, deq = pack_awq(w, group)
-                    out_t[f"{base}.qweight"], out_t[f"{base}.qzeros"], out_t[f"{base}.scales"] = qweight.cpu(), qzeros.cpu(), scales.cpu()
-                else:
-                    qweight, qzeros, scales, g_idx, deq = pack_gptq8(w, group)
-                    out_t[f"{base}.qweight"], out_t[f"{base}.qzeros"], out_t[f"{base}.scales"] = qweight.cpu(), qzeros.cpu(), scales.cpu()
-                    out_t[f"{base}.g_idx"] = g_idx.cpu()
-                if name in check_names:
-                    check[name] = deq.cpu().contiguous()
+                w = x.to(a.device)
+                for fi, (fmt, group) in enumerate(zip(formats, groups)):
+                    ot = out_t[fi]
+                    if fmt == "awq":
+                        qweight, qzeros, scales, deq = pack_awq(w, group)
+                    else:
+                        qweight, qzeros, scales, g_idx, deq = pack_gptq8(w, group)
+                        ot[f"{base}.g_idx"] = g_idx.cpu()
+                    ot[f"{base}.qweight"], ot[f"{base}.qzeros"], ot[f"{base}.scales"] = qweight.cpu(), qzeros.cpu(), scales.cpu()
+                    if name in check_names and checks[fi]:
+                        check[fi][name] = deq.cpu().contiguous()
+                    del qweight, qzeros, scales, deq
                 nq += 1
                 t_pack += time.time() - tp
                 tr = time.time()
         t_read += time.time() - tr
         tw = time.time()
         out_name = fname if len(files) > 1 else "model.safetensors"
-        save_file(out_t, os.path.join(a.out, out_name), metadata={"format": "pt"})
+        for fi in range(F):
+            save_file(out_t[fi], os.path.join(outs[fi], out_name), metadata={"format": "pt"})
+            for n, t in out_t[fi].items():
+                weight_map[fi][n] = out_name
+                nbytes[fi] += t.numel() * t.element_size()
         t_write += time.time() - tw
-        for n, t in out_t.items():
-            weight_map[n] = out_name
-            nbytes += t.numel() * t.element_size()
         del out_t
-    if len(files) > 1:
-        with open(os.path.join(a.out, "model.safetensors.index.json"), "w") as f:
-            json.dump({"metadata": {"total_size": nbytes}, "weight_map": weight_map}, f, indent=2)
-    if a.format == "awq":
-        cfg["quantization_config"] = {
-            "quant_method": "awq", "version": "gemm", "bits": 4, "group_size": group, "zero_point": True,
-            "modules_to_not_convert": None,
-        }
-        with open(os.path.join(a.out, "quant_config.json"), "w") as f:
-            json.dump({"zero_point": True, "q_group_size": group, "w_bit": 4, "version": "GEMM"}, f, indent=2)
-    else:
-        cfg["quantization_config"] = {
-            "quant_method": "gptq", "bits": 8, "group_size": group or -1, "sym": True, "desc_act": False,
-            "checkpoint_format": "gptq", "damp_percent": 0.01, "true_sequential": True, "static_groups": False,
-        }
-    cfg["torch_dtype"] = cfg.get("torch_dtype", "bfloat16")
-    with open(os.path.join(a.out, "config.json"), "w") as f:
-        json.dump(cfg, f, indent=2)
-    for extra in os.listdir(a.model):
-        if extra.endswith(".safetensors") or extra in ("config.json", "model.safetensors.index.json"):
-            continue
-        src = os.path.join(a.model, extra)
-        if os.path.isfile(src):
-            shutil.copy(src, os.path.join(a.out, extra))
-    if a.check:
-        save_file(check, a.check)
+    for fi, (fmt, group, out) in enumerate(zip(formats, groups, outs)):
+        cfg = dict(cfg0)
+        if len(files) > 1:
+            with open(os.path.join(out, "model.safetensors.index.json"), "w") as f:
+                json.dump({"metadata": {"total_size": nbytes[fi]}, "weight_map": weight_map[fi]}, f, indent=2)
+        if fmt == "awq":
+            cfg["quantization_config"] = {
+                "quant_method": "awq", "version": "gemm", "bits": 4, "group_size": group, "zero_point": True,
+                "modules_to_not_convert": None,
+            }
+            with open(os.path.join(out, "quant_config.json"), "w") as f:
+                json.dump({"zero_point": True, "q_group_size": group, "w_bit": 4, "version": "GEMM"}, f, indent=2)
+        else:
+            cfg["quantization_config"] = {
+                "quant_method": "gptq", "bits": 8, "group_size": group or -1, "sym": True, "desc_act": False,
+                "checkpoint_format": "gptq", "damp_percent": 0.01, "true_sequential": True, "static_groups": False,
+            }
+        for extra in os.listdir(a.model):
+            if extra.endswith(".safetensors") or extra in ("config.json", "model.safetensors.index.json"):
+                continue
+            src = os.path.join(a.model, extra)
+            if os.path.isfile(src):
+                shutil.copy(src, os.path.join(out, extra))
+        if checks[fi]:
+            save_file(check[fi], checks[fi])
+        with open(os.path.join(out, "config.json"), "w") as f:  # last: its presence marks a complete checkpoint
+            json.dump(cfg, f, indent=2)
     print(json.dumps({
-        "out": a.out, "format": a.format, "group_size": group, "linears": nq, "bytes": nbytes,
+        "out": outs, "format": formats, "group_size": groups, "linears": nq, "bytes": nbytes,
         "seconds": round(time.time() - t0, 1), "read_s": round(t_read, 1), "pack_s": round(t_pack, 1),
-        "write_s": round(t_write, 1), "check": sorted(check) if a.check else None,
+        "write_s": round(t_write, 1),
     }))
 
 
