@@ -82,7 +82,7 @@ export interface CudaSessionOptions {
    * capability 9.0+). @default true
    */
   readonly pdl?: boolean;
-  /** With `pdl`: the quantized decode GEMVs (quant_gemv_fused*) take it too. @default false */
+  /** With `pdl`: the quantized decode GEMVs (quant_gemv_fused*) take it too. @default true */
   readonly quantPdl?: boolean;
   /**
    * The quantized decode GEMVs on the ring kernels (quant_gemv_ring*: persistent blocks, weights streamed through
@@ -298,7 +298,7 @@ export class CudaSession implements SessionBackend {
     try {
       const d = this.device;
       this.pdl = (options.pdl ?? true) && d.supportsPdl;
-      this.quantPdl = this.pdl && (options.quantPdl ?? false);
+      this.quantPdl = this.pdl && (options.quantPdl ?? true);
       this.quantRingBlocks = (options.quantRing ?? false) && d.computeCapability.major >= 9 ? 4 * d.smCount : 0;
       this.#stream = d.createStream();
       if (plan.ops.some((o) => o.type === "all_reduce" || o.type === "all_gather") && !options.nccl) {
