@@ -16,7 +16,7 @@
  * tools/quant-packers/pack_awq_torch.py) beside the --algos ones (`--algos ""`: none), each with its load time.
  * --quant-pdl: each quantized engine runs off, on, off, on with SessionOptions.quantPdl (programmatic dependent
  * launch of the quantized GEMVs): the ids and logits must be the same bits, and the rows give both speeds.
- * --ab KEY: the same off/on/off/on comparison for session option KEY (quantPdl, quantRing); --set fixes session
+ * --ab KEY: the same off/on/off/on comparison for session option KEY (quantPdl, quantRing; --ab-reps 1: off/on); --set fixes session
  * options for every run (KEY=1 / KEY=0).
  */
 import process from "node:process";
@@ -45,6 +45,7 @@ const { values } = parseArgs({
     prequantized: { type: "string" },
     "quant-pdl": { type: "boolean" },
     ab: { type: "string" },
+    "ab-reps": { type: "string" },
     set: { type: "string" },
   },
 });
@@ -159,15 +160,16 @@ function measure(name: string, qe: Engine, prep: string): DecodeRun & { gemmLogi
   let rq: DecodeRun & { gemmLogits: Float32Array };
   let pdlNote = "";
   if (abKey) {
-    const runs = [run(qe, false), run(qe, true), run(qe, false), run(qe, true)];
-    const off = [runs[0], runs[2]], on = [runs[1], runs[3]];
+    const reps = Number(values["ab-reps"] ?? 2);
+    const runs = Array.from({ length: reps }, () => [run(qe, false), run(qe, true)]).flat();
+    const off = runs.filter((_, i) => i % 2 === 0), on = runs.filter((_, i) => i % 2 === 1);
     const idsSame = runs.every((r) => r.ids.every((x, i) => x === runs[0].ids[i]));
     const bits = runs.every((r) => sameBits(r.decodeLogits, runs[0].decodeLogits) && sameBits(r.logits, runs[0].logits));
     const tOff = Math.max(...off.map((r) => r.tokS)), tOn = Math.max(...on.map((r) => r.tokS));
     pdlNote = `; ${abKey} off ${off.map((r) => r.tokS.toFixed(1)).join(" / ")} vs on ${on.map((r) => r.tokS.toFixed(1)).join(" / ")} tok/s (best ${
       ((100 * (tOn - tOff)) / tOff).toFixed(1)
     }%), ids ${idsSame ? "equal" : "DIFFER"}, logits ${bits ? "bitwise equal" : "DIFFER"} off/on`;
-    rq = tOn >= tOff ? (on[0].tokS >= on[1].tokS ? on[0] : on[1]) : (off[0].tokS >= off[1].tokS ? off[0] : off[1]);
+    rq = [...(tOn >= tOff ? on : off)].sort((a, b) => b.tokS - a.tokS)[0];
     console.log(`${name}: ${abKey} ${idsSame && bits ? "OK" : "MISMATCH"}${pdlNote}`);
   } else rq = run(qe);
   line(

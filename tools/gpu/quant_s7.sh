@@ -34,7 +34,7 @@ packboth() { # SRC TAG: AWQ g128 and GPTQ 8-bit per channel from one read of SRC
     echo "pack $2 rc $?: $(tail -1 "$OUT/pack_$2.log" | cut -c1-400)"
   fi
   for f in awq gptq8; do
-    [ -f "$1-$f/config.json" ] || continue
+    [ -f "$1-$f/config.json" ] && [ -z "${NOCHECK:-}" ] || continue
     timeout "${CHECK_S:-60}" bun $P/check_prequantized.ts --model "$1-$f" --check "$1-$f.check.safetensors" > "$OUT/check_$2_$f.log" 2>&1
     echo "check $2 $f rc $?"
     grep -E "OK|FAIL|differ|equal|loaded|rror" "$OUT/check_$2_$f.log" | cut -c1-300 | head -8
@@ -44,7 +44,7 @@ for s in ${STAGES:-pack1b e2e1b pack8b e2e8b}; do
   stamp "$s"
   case $s in
     packboth1b) packboth $H/llama-3.2-1b 1b ;;
-    packboth8b) PACK_S=${PACK8B_S:-120} packboth $H/llama-3.1-8b 8b; df -h /tmp | tail -1 ;;
+    packboth8b) PACK_S=${PACK8B_S:-120} NOCHECK=${NOCHECK8B:-} packboth $H/llama-3.1-8b 8b; df -h /tmp | tail -1 ;;
     pack1b)
       pack $H/llama-3.2-1b $H/llama-3.2-1b-awq awq awq1b
       [ "${PACK1B_GPTQ:-1}" = 1 ] && pack $H/llama-3.2-1b $H/llama-3.2-1b-gptq8 gptq8 gptq8_1b ;;
@@ -52,7 +52,7 @@ for s in ${STAGES:-pack1b e2e1b pack8b e2e8b}; do
       pre=""; algos=${ALGOS1B:-}
       for d in $H/llama-3.2-1b-awq $H/llama-3.2-1b-gptq8; do [ -f $d/config.json ] && pre=$pre${pre:+,}$d; done
       [ -n "$pre" ] || algos=W4A16,W8A16  # no packed checkpoint: llmrt's own RTN quantization
-      timeout "${E2E1B_S:-90}" bun bench/quant_e2e.ts --model $H/llama-3.2-1b --decode 128 --algos "$algos" --prequantized "$pre" --quant-pdl ${NOREF1B:-} > "$OUT/e2e1b.log" 2>&1
+      timeout "${E2E1B_S:-90}" bun bench/quant_e2e.ts --model $H/llama-3.2-1b --decode 128 --algos "$algos" --prequantized "$pre" --ab ${AB:-quantPdl} --ab-reps ${ABREPS:-2} ${NOREF1B:-} > "$OUT/e2e1b.log" 2>&1
       echo "rc $?"
       grep -E "^\||copy|rror|OK|MISMATCH|vs a bf16" "$OUT/e2e1b.log" | cut -c1-900 | head -16 ;;
     pack8b)
@@ -63,7 +63,7 @@ for s in ${STAGES:-pack1b e2e1b pack8b e2e8b}; do
       pre=""
       for d in $H/llama-3.1-8b-awq $H/llama-3.1-8b-gptq8; do [ -f $d/config.json ] && pre=$pre${pre:+,}$d; done
       [ -n "$pre" ] || { echo "no 8B checkpoint packed"; continue; }
-      timeout "${E2E8B_S:-120}" bun bench/quant_e2e.ts --model $H/llama-3.1-8b --decode 128 --algos "" --prequantized $pre --quant-pdl --no-ref > "$OUT/e2e8b.log" 2>&1
+      timeout "${E2E8B_S:-120}" bun bench/quant_e2e.ts --model $H/llama-3.1-8b --decode 128 --algos "" --prequantized $pre --ab ${AB:-quantPdl} --ab-reps ${ABREPS:-2} --no-ref > "$OUT/e2e8b.log" 2>&1
       echo "rc $?"
       grep -E "^\||copy|rror|OK|MISMATCH" "$OUT/e2e8b.log" | cut -c1-900 | head -12 ;;
     tune)
@@ -72,10 +72,10 @@ for s in ${STAGES:-pack1b e2e1b pack8b e2e8b}; do
       grep -E "same bits|close|DIFFERENT|rror|ceiling|lm_head|m=1 fused|m=1 " "$OUT/tune.log" | cut -c1-330 | head -60 ;;
     tput1b | tput8b)
       m=$H/llama-3.2-1b; [ $s = tput8b ] && m=$H/llama-3.1-8b
-      for dir in $m $m-awq; do
+      for dir in $m $m-awq ${TPUT_GPTQ8:+$m-gptq8}; do
         [ -f $dir/config.json ] || continue
         tag=$(basename $dir)
-        LLMRT_QUANT_PDL=${QUANT_PDL:-0} LLMRT_BENCH_JSON="$OUT/tput_$tag.json" timeout "${TPUT_S:-60}" bun bench/throughput.ts --model $dir --requests 64 --input 128 --output 128 > "$OUT/tput_$tag.log" 2>&1
+        env ${QUANT_PDL:+LLMRT_QUANT_PDL=$QUANT_PDL} ${QUANT_RING:+LLMRT_QUANT_RING=$QUANT_RING} LLMRT_BENCH_JSON="$OUT/tput_$tag.json" timeout "${TPUT_S:-60}" bun bench/throughput.ts --model $dir --requests 64 --input 128 --output 128 > "$OUT/tput_$tag.log" 2>&1
         echo "$tag rc $?: $(grep -E "llmrt:|rror" "$OUT/tput_$tag.log" | tail -2 | cut -c1-300 | tr '\n' ' ')"
       done ;;
   esac
