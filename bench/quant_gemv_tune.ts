@@ -13,7 +13,8 @@
  *   bun bench/quant_gemv_tune.ts [--variants "FASTNORM=0;U=4,MINB=2;RING,RB=4,QR_NS=4"] [--m8] [--json FILE]
  *
  * A variant is a comma list of QG_ knobs (`U=4` = -DQG_U=4), QR_ knobs as written (`QR_NS=6`), and `RING`: the
- * ring entry points quant_gemv_ring(_norm)_u* (persistent grid of min(tiles, RB × SMs) blocks, RB=4 unless given).
+ * ring entry points quant_gemv_ring(_norm)_u* (persistent grid of min(tiles, RB × SMs) blocks, RB=4 unless given);
+ * `LOOP=1` (QG_LOOP) runs quant_gemv_fused* on a persistent grid of min(tiles, RB × SMs) blocks (RB=3 unless given).
  */
 import * as fs from "node:fs";
 import process from "node:process";
@@ -32,16 +33,17 @@ const PARAMS = ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "f32", "i32", "
 
 const d = CudaDevice.open(0);
 const ceiling = copyBandwidth(d);
-const defines = (v: string): string[] => v.split(",").filter((kv) => kv !== "RING" && !kv.startsWith("RB=")).map((kv) => (kv.startsWith("QR_") ? `-D${kv}` : `-DQG_${kv}`));
+const defines = (v: string): string[] =>
+  v.split(",").filter((kv) => kv !== "RING" && !kv.startsWith("RB=")).map((kv) => (kv.startsWith("QR_") ? `-D${kv}` : `-DQG_${kv}`));
 const mods: [string, CudaModule][] = variants.map((v) => [v, loadKernelFile(d, "quant_gemv.cu", { options: defines(v) })]);
 /** Entry point and grid of variant v for a launch of N rows (mode 2: N / 2 gate rows). */
-const entry = (v: string, norm: boolean, u: string, N: number, mode: number): { name: string; grid: number } => {
-  const ring = v.split(",").includes("RING");
+const entry = (v: string, norm: boolean, u: string, N: number, mode: number): { name: string; grid: number; capped: boolean } => {
+  const kvs = v.split(",");
+  const ring = kvs.includes("RING"), loop = kvs.includes("LOOP=1");
   const tiles = mode === 2 ? N / 2 / 8 : N / 16;
-  const rb = Number(v.split(",").find((kv) => kv.startsWith("RB="))?.slice(3) ?? 4);
-  return ring
-    ? { name: `quant_gemv_ring${norm ? "_norm" : ""}_${u}`, grid: Math.min(tiles, rb * d.smCount) }
-    : { name: `quant_gemv_fused${norm ? "_norm" : ""}_${u}`, grid: N / 16 };
+  const rb = Number(kvs.find((kv) => kv.startsWith("RB="))?.slice(3) ?? (ring ? 4 : 3));
+  if (ring) return { name: `quant_gemv_ring${norm ? "_norm" : ""}_${u}`, grid: Math.min(tiles, rb * d.smCount), capped: true };
+  return { name: `quant_gemv_fused${norm ? "_norm" : ""}_${u}`, grid: loop ? Math.min(tiles, rb * d.smCount) : tiles, capped: loop };
 };
 using gemvMod = loadKernelFile(d, "gemv.cu");
 using stream = d.createStream();
@@ -116,7 +118,7 @@ for (const [bits, group, zp, K] of [[4, 128, true, 1024], [8, 1024, false, 1024]
         for (const mode of [0, 2, 3]) {
           y.copyFromHost(new Uint8Array(8 * N * 4));
           const e = entry(v, norm, u, N, mode);
-          mod.kernel(e.name, PARAMS).launch(e.name.includes("ring") ? Math.min(e.grid, 3) : e.grid, 256, [
+          mod.kernel(e.name, PARAMS).launch(e.capped ? Math.min(e.grid, 3) : e.grid, 256, [
             x,
             ...w.args(0),
             bias,

@@ -171,6 +171,10 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #ifndef QG_TILED
 #define QG_TILED 0  // 1: W in 16-row tiles, each superchunk's 16 × 64 bytes contiguous (bench layout experiment only)
 #endif
+#ifndef QG_LOOP
+#define QG_LOOP 0  // 1: block b computes tiles b, b + gridDim.x, ... (a persistent grid; the launcher caps it), the next
+                   // tile's first loads in flight during a tile's reduction, the RMSNorm prologue once per block
+#endif
 #ifndef QG_FASTNORM
 #define QG_FASTNORM 0  // _norm, m = 1: 1 = the single-pass prologue (int8 8B fused +6%, int4 1B fused -7% on an H200); 0 = rmsnormStage
 #endif
@@ -291,47 +295,47 @@ __device__ __forceinline__ float qgSilu(float g) { return g / (1.f + expf(-g)); 
  * writes y (see the header). Every thread of the block calls it.
  */
 template <int NW>
-__device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], const bf16_t* bias, void* y, int m, int n, int mode) {
+__device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], const bf16_t* bias, void* y, int m, int n, int mode, int tile) {
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
   const int half = n >> 1;
   float* rw = red + warp * 128;
+#if QG_LOOP
+  __syncthreads();  // the previous tile's epilogue has read red
+#endif
   rw[g * 8 + 2 * tq] = acc[0];
   rw[g * 8 + 2 * tq + 1] = acc[1];
   rw[(g + 8) * 8 + 2 * tq] = acc[2];
   rw[(g + 8) * 8 + 2 * tq + 1] = acc[3];
   __syncthreads();
-  if (mode == 2) {
-    if (tid >= 64) return;
-    const int r = tid >> 3, c = tid & 7;
-    if (c >= m) return;
-    float gs = 0.f, us = 0.f;
-#pragma unroll
-    for (int w = 0; w < NW; w++) {
-      gs += red[w * 128 + r * 8 + c];
-      us += red[w * 128 + (r + 8) * 8 + c];
-    }
-    const int gate = blockIdx.x * 8 + r;
-    if (bias) {
-      gs += toF(bias[gate]);
-      us += toF(bias[half + gate]);
-    }
-    const float gb = toF(fromF<bf16_t>(gs)), ub = toF(fromF<bf16_t>(us));
-    ((bf16_t*)y)[(long long)c * half + gate] = fromF<bf16_t>(qgSilu(gb) * ub);
-    return;
-  }
-  if (tid >= 128) return;
   const int r = tid >> 3, c = tid & 7;
-  if (c >= m) return;
-  float s = 0.f;
+  if (mode == 2) {
+    if (tid < 64 && c < m) {
+      float gs = 0.f, us = 0.f;
 #pragma unroll
-  for (int w = 0; w < NW; w++) s += red[w * 128 + r * 8 + c];
-  const int row = blockIdx.x * 16 + r;
-  if (bias) s += toF(bias[row]);
-  if (mode == 0) ((bf16_t*)y)[(long long)c * n + row] = fromF<bf16_t>(s);
-  else if (mode == 1) {
-    bf16_t* yb = (bf16_t*)y + (long long)c * n + row;
-    *yb = fromF<bf16_t>(toF(fromF<bf16_t>(s)) + toF(*yb));
-  } else ((float*)y)[(long long)c * n + row] = s;
+      for (int w = 0; w < NW; w++) {
+        gs += red[w * 128 + r * 8 + c];
+        us += red[w * 128 + (r + 8) * 8 + c];
+      }
+      const int gate = tile * 8 + r;
+      if (bias) {
+        gs += toF(bias[gate]);
+        us += toF(bias[half + gate]);
+      }
+      const float gb = toF(fromF<bf16_t>(gs)), ub = toF(fromF<bf16_t>(us));
+      ((bf16_t*)y)[(long long)c * half + gate] = fromF<bf16_t>(qgSilu(gb) * ub);
+    }
+  } else if (tid < 128 && c < m) {
+    float sum = 0.f;
+#pragma unroll
+    for (int w = 0; w < NW; w++) sum += red[w * 128 + r * 8 + c];
+    const int row = tile * 16 + r;
+    if (bias) sum += toF(bias[row]);
+    if (mode == 0) ((bf16_t*)y)[(long long)c * n + row] = fromF<bf16_t>(sum);
+    else if (mode == 1) {
+      bf16_t* yb = (bf16_t*)y + (long long)c * n + row;
+      *yb = fromF<bf16_t>(toF(fromF<bf16_t>(sum)) + toF(*yb));
+    } else ((float*)y)[(long long)c * n + row] = sum;
+  }
 }
 
 template <int BITS, bool NORM>
@@ -340,10 +344,12 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
   constexpr int E = QgSuper<BITS>::E, NW = 8;
   __shared__ float red[NW][16][8];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
-  const int half = n >> 1;
-  // Tile row r → weight row (mode 2: gate rows 8b.. then the matching up rows).
-  const int rowA = mode == 2 ? blockIdx.x * 8 + g : blockIdx.x * 16 + g;
-  const int rowB = mode == 2 ? half + blockIdx.x * 8 + g : blockIdx.x * 16 + 8 + g;
+  const int half = n >> 1, tiles = n >> 4;
+  // Tile row r → weight row (mode 2: gate rows 8t.. then the matching up rows). QG_LOOP: block b takes tiles
+  // b, b + gridDim.x, ...; else tile b only.
+  int tile = blockIdx.x;
+  int rowA = mode == 2 ? tile * 8 + g : tile * 16 + g;
+  int rowB = mode == 2 ? half + tile * 8 + g : tile * 16 + 8 + g;
   const int rowBytes = k * BITS / 8, S = k / E, ng = k / group, kv = k >> 3;
 #if QG_TILED
   constexpr int SSTRIDE = 1024;
@@ -355,6 +361,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
   const u8* wa = W + (long long)rowA * rowBytes + tq * 16;
   const u8* wb = W + (long long)rowB * rowBytes + tq * 16;
 #endif
+  (void)tiles;
   const u32 zdef = 1u << (BITS - 1);
   const bool xLive = g < m;
   float acc[4] = {0.f, 0.f, 0.f, 0.f};
@@ -439,22 +446,41 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     qgPdlLaunchDependents();
   }
   const bf16_t* xg = xsrc + (long long)(xLive ? g : 0) * k;
-  for (int s0 = warp; s0 < S; s0 += NW * U) {
+  for (;;) {
+    for (int s0 = warp; s0 < S; s0 += NW * U) {
 #pragma unroll
-    for (int u = 0; u < U; u++) {
-      const int s = s0 + NW * u;
-      if (s < S) {
-        float t[4];
-        qgSuperchunk<BITS>(va[u], vb[u], za[u], zb[u], xg + (long long)s * E, xLive, lane, t);
-        acc[0] = fmaf(t[0], sa[u], acc[0]);
-        acc[1] = fmaf(t[1], sa[u], acc[1]);
-        acc[2] = fmaf(t[2], sb[u], acc[2]);
-        acc[3] = fmaf(t[3], sb[u], acc[3]);
+      for (int u = 0; u < U; u++) {
+        const int s = s0 + NW * u;
+        if (s < S) {
+          float t[4];
+          qgSuperchunk<BITS>(va[u], vb[u], za[u], zb[u], xg + (long long)s * E, xLive, lane, t);
+          acc[0] = fmaf(t[0], sa[u], acc[0]);
+          acc[1] = fmaf(t[1], sa[u], acc[1]);
+          acc[2] = fmaf(t[2], sb[u], acc[2]);
+          acc[3] = fmaf(t[3], sb[u], acc[3]);
+        }
       }
+      if (s0 + NW * U < S) issue(s0 + NW * U);
     }
-    if (s0 + NW * U < S) issue(s0 + NW * U);
+#if QG_LOOP
+    // The next tile's first loads fly during this one's reduction and epilogue (the prologue is not redone).
+    const int done = tile;
+    tile += gridDim.x;
+    if (tile < tiles) {
+      rowA = mode == 2 ? tile * 8 + g : tile * 16 + g;
+      rowB = mode == 2 ? half + tile * 8 + g : tile * 16 + 8 + g;
+      wa = W + (long long)rowA * rowBytes + tq * 16;
+      wb = W + (long long)rowB * rowBytes + tq * 16;
+      issue(warp);
+    }
+    qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, done);
+    acc[0] = acc[1] = acc[2] = acc[3] = 0.f;
+    if (tile >= tiles) break;
+#else
+    qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, tile);
+    break;
+#endif
   }
-  qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode);
 }
 
 #define QUANT_GEMV_FUSED(NAME, BITS, NORM)                                                                                 \
