@@ -7,6 +7,7 @@
 #             the dequantized-bf16 reference engine
 #   pack8b  : the same packer on llama-3.1-8b (AWQ; GPTQ8 with PACK8B_GPTQ=1) + the check (load time of 8B)
 #   e2e8b   : bench/quant_e2e.ts on llama-3.1-8b: bf16 vs the 8B checkpoints, quantPdl off/on, no reference engine
+#   tests   : tests/quant_cuda.test.ts (the GEMV kernels vs float64 on the GPU)
 #   tune    : bench/quant_gemv_tune.ts (VARIANTS: the ring kernels vs quant_gemv_fused, bitwise + per-linear timing)
 #   tput1b / tput8b : bench/throughput.ts 64 x (128,128), bf16 and the AWQ checkpoint (QUANT_PDL=1 sets LLMRT_QUANT_PDL)
 # Usage: STAGES="pack1b e2e1b pack8b e2e8b" bash tools/gpu/quant_s7.sh
@@ -66,6 +67,10 @@ for s in ${STAGES:-pack1b e2e1b pack8b e2e8b}; do
       timeout "${E2E8B_S:-120}" bun bench/quant_e2e.ts --model $H/llama-3.1-8b --decode 128 --algos "" --prequantized $pre --ab ${AB:-quantPdl} --ab-reps ${ABREPS:-2} --no-ref > "$OUT/e2e8b.log" 2>&1
       echo "rc $?"
       grep -E "^\||copy|rror|OK|MISMATCH" "$OUT/e2e8b.log" | cut -c1-900 | head -12 ;;
+    tests)
+      timeout "${TESTS_S:-30}" bun test --timeout 600000 tests/quant_cuda.test.ts > "$OUT/quant_cuda.log" 2>&1
+      echo "rc $?"
+      grep -E "^\(fail|^ *[0-9]+ (pass|fail|skip)|all decoder|rror" "$OUT/quant_cuda.log" | cut -c1-300 | head -20 ;;
     tune)
       timeout "${TUNE_S:-60}" bun bench/quant_gemv_tune.ts --variants "${VARIANTS:-MINB=3;RING;RING,RB=2}" --json "$OUT/tune.json" > "$OUT/tune.log" 2>&1
       echo "rc $?"
