@@ -23,6 +23,8 @@ const FACTORIES: Readonly<Record<Backend, Factory>> = {
       batchInvariant: o.batchInvariant,
       gemmTune: o.gemmTune,
       pdl: o.pdl,
+      quantPdl: o.quantPdl,
+      quantRing: o.quantRing,
       batchAttention: o.batchAttention,
     }),
 };

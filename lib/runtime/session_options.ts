@@ -6,6 +6,8 @@
  * - `LLMRT_BATCH_INVARIANT=0`: `batchInvariant` defaults to false
  * - `LLMRT_GEMM_TUNE=0`: `gemmTune` defaults to false
  * - `LLMRT_PDL=0`: `pdl` defaults to false
+ * - `LLMRT_QUANT_PDL=0`: `quantPdl` defaults to false
+ * - `LLMRT_QUANT_RING=1`: `quantRing` defaults to true
  * - `LLMRT_BATCH_ATTENTION=0`: `batchAttention` defaults to false
  */
 import { z } from "zod";
@@ -33,6 +35,17 @@ export const SessionOptionsSchema = z.strictObject({
    * results bit for bit. @default true (LLMRT_PDL=0: false)
    */
   pdl: z.boolean().optional(),
+  /**
+   * CUDA, with `pdl`: the quantized decode GEMVs (W4A16 / W8A16 engines) take programmatic dependent launch
+   * too (H200: llama-3.2-1b W4A16 batch-1 decode +12%, llama-3.1-8b +8.8%, the same bits). @default true
+   * (LLMRT_QUANT_PDL=0: false)
+   */
+  quantPdl: z.boolean().optional(),
+  /**
+   * CUDA (compute capability 9.0+): the quantized decode GEMVs stream their weights through shared memory by bulk
+   * copies on a persistent grid (quant_gemv_ring*; same bits). @default false (LLMRT_QUANT_RING=1: true)
+   */
+  quantRing: z.boolean().optional(),
   /** CUDA: decode steps of more than 8 sequences on the tensor-core attention kernel. @default true (LLMRT_BATCH_ATTENTION=0: false) */
   batchAttention: z.boolean().optional(),
 });
@@ -46,6 +59,8 @@ export type ResolvedSessionOptions = Readonly<{
   batchInvariant: boolean;
   gemmTune: boolean;
   pdl: boolean;
+  quantPdl: boolean;
+  quantRing: boolean;
   batchAttention: boolean;
 }>;
 
@@ -60,6 +75,8 @@ export function parseSessionOptions(input: SessionOptions = {}): ResolvedSession
     batchInvariant: o.batchInvariant ?? envOn("LLMRT_BATCH_INVARIANT"),
     gemmTune: o.gemmTune ?? envOn("LLMRT_GEMM_TUNE"),
     pdl: o.pdl ?? envOn("LLMRT_PDL"),
+    quantPdl: o.quantPdl ?? envOn("LLMRT_QUANT_PDL"),
+    quantRing: o.quantRing ?? env()["LLMRT_QUANT_RING"] === "1",
     batchAttention: o.batchAttention ?? envOn("LLMRT_BATCH_ATTENTION"),
   });
 }

@@ -115,6 +115,8 @@ export class RankRunner {
       batchInvariant: o.batchInvariant,
       gemmTune: o.gemmTune,
       pdl: o.pdl,
+      quantPdl: o.quantPdl,
+      quantRing: o.quantRing,
       batchAttention: o.batchAttention,
       nccl,
     });

@@ -57,9 +57,10 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
   // Fused decode steps: kernels that wait for their predecessor in code start early (programmatic dependent
   // launch), where that predecessor is such a kernel too (not the embedding, not an NCCL all-reduce).
   const pdl = !!fuse && !!env.pdl;
+  const quantPdl = !!env.quantPdl;
   const pdlAfter = (kernel: string): boolean => {
     const prev = out[out.length - 1];
-    return pdl && isPdlKernel(kernel) && prev?.kind === "kernel" && isPdlKernel(prev.kernel);
+    return pdl && isPdlKernel(kernel, quantPdl) && prev?.kind === "kernel" && isPdlKernel(prev.kernel, quantPdl);
   };
   plan.ops.forEach((op, i) => {
     // Speculative verify steps: the KV write runs ahead of decode_attention (which rewrites its token's same bits).
