@@ -116,6 +116,7 @@ export class RankRunner {
       gemmTune: o.gemmTune,
       pdl: o.pdl,
       batchAttention: o.batchAttention,
+      batchAttention2: o.batchAttention2,
       nccl,
     });
   }
