@@ -357,7 +357,8 @@ DECODE_BATCH(128)
 // ------------------------------------------------------------------------------------------------------------------
 // Session 7 (issue 16 item 3): decode_attention_batch2 — the same step with per-warp K/V streams. Each warp owns
 // every NW-th 16-key tile of the block's split and keeps ST tiles in flight in its own cp.async ring (no block-wide
-// barrier in the key loop); the first ST - 1 tiles are issued before RoPE, so the KV reads overlap the prologue.
+// barrier in the key loop; a stage is refilled as soon as its tile is used); the first ST tiles are issued before
+// RoPE, so the KV reads overlap the prologue. One block-table read per 16-key tile.
 // The token's sequence is found with two loads when seqStarts[t] == t (decode steps) instead of a binary search.
 // _fp8kv_: an e4m3 cache (kv_fp8.cuh: per-(layer, k | v, kv head) scales kvScales [2, numKvHeads]) streamed as bytes
 // (half the bytes of bf16), each tile converted to f16 in shared memory (exact: e4m3 ⊂ f16) and multiplied on
@@ -482,16 +483,22 @@ __device__ __forceinline__ void decodeBatch2Impl(const bf16_t* qkv, bf16_t* out,
     unsigned char* myRing = ring + warp * ST * STAGEB;
     // Tile i of this warp (keys k0 .. k0 + 15) into its ring stage i % ST; keys past the split read nothing
     // (zeros); the step's own key is skipped (patched from kself / vself before use). Always commits a group.
+    // The tile's first key's cache block serves every key of the tile in the same block (all of them when
+    // tokensPerBlock is a multiple of 16 and the split starts on a multiple of 16: no window).
     auto issue = [&](int i) {
       if (i < nW) {
         const int k0 = sLo + (warp + i * NW) * 16;
+        const int slot0 = k0 % tokensPerBlock;
+        const unsigned char* base0 = kv + ((long long)table[k0 / tokensPerBlock] * 2 * tokensPerBlock * rowWidth + kvh * HD) * EB;
         unsigned char* ks = myRing + (i % ST) * STAGEB;
 #pragma unroll
         for (int j = 0; j < 16 * CPR / 32; j++) {
           const int idx = lane + j * 32, r = idx / CPR, c = idx - r * CPR, key = k0 + r;
           if (key == pos && key < sHi) continue;
           const bool ok = key < sHi;
-          const unsigned char* src = ok ? kv + (kvCacheOffset(table, key, 0, tokensPerBlock, rowWidth) + kvh * HD) * EB + c * 16 : kv;
+          const unsigned char* src = !ok ? kv
+              : slot0 + r < tokensPerBlock ? base0 + (long long)(slot0 + r) * rowWidth * EB + c * 16
+              : kv + (kvCacheOffset(table, key, 0, tokensPerBlock, rowWidth) + kvh * HD) * EB + c * 16;
           const int o = Q8 ? r * ROWB + c * 16 : dbSw<HD>(r, c) * 2;
           asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dbSmem(ks + o)), "l"(src), "r"(ok ? 16 : 0) : "memory");
           asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dbSmem(ks + TILEB + o)), "l"(ok ? src + vStepB : src), "r"(ok ? 16 : 0) : "memory");
@@ -500,7 +507,7 @@ __device__ __forceinline__ void decodeBatch2Impl(const bf16_t* qkv, bf16_t* out,
       dbCommit();
     };
 #pragma unroll
-    for (int i = 0; i < ST - 1; i++) issue(i);  // in flight while RoPE runs
+    for (int i = 0; i < ST; i++) issue(i);  // in flight while RoPE runs
     for (int i = tid; i < HALF; i += NT) {
       double sv, cv;
       sincos(invFreq[i] * (double)pos, &sv, &cv);
@@ -575,8 +582,7 @@ __device__ __forceinline__ void decodeBatch2Impl(const bf16_t* qkv, bf16_t* out,
     bf16_t* cvk = reinterpret_cast<bf16_t*>(conv) + (Q8 ? warp * 2 * 16 * HD : 0);
     const int mi = lane >> 3;
     for (int i = 0; i < nW; i++) {
-      issue(i + ST - 1);
-      dbWait<ST - 1>();
+      dbWait<ST - 1>();  // tile i landed (ST + i groups committed)
       __syncwarp();
       const int k0 = sLo + (warp + i * NW) * 16;
       unsigned char* st = myRing + (i % ST) * STAGEB;
@@ -689,6 +695,7 @@ __device__ __forceinline__ void decodeBatch2Impl(const bf16_t* qkv, bf16_t* out,
         }
       }
       __syncwarp();  // the stage (and the f16 tile) are refilled next
+      issue(i + ST);
     }
     dbWait<0>();  // empty trailing groups
     // Merge the warps: per-warp (m, l, o) of rows < Gb into shared memory (the rings are free once all warps are here).
