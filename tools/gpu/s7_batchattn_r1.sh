@@ -11,7 +11,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 t0=$SECONDS
 stamp() { echo "== [$((SECONDS - t0)) s] $*"; }
 stamp "kernel checks + timing"
-timeout 85 python3 tools/cuda-kernel-check/decode_attention_batch2.py --quick --out "$OUT" > "$OUT/kernels.log" 2>&1
+timeout 100 python3 tools/cuda-kernel-check/decode_attention_batch2.py --quick --out "$OUT" > "$OUT/kernels.log" 2>&1
 echo "rc $?"
 grep -E "FAIL|SUMMARY|copy bandwidth| us |^==|done at|Error|error" "$OUT/kernels.log" | head -120
 grep -c "^  ok" "$OUT/kernels.log"
