@@ -4,7 +4,7 @@ kernels/decode_attention_batch.cu) beside decode_attention_batch_bf16_hd* (sessi
 the unfused path FP8-KV engines run today (rope_kv_write_fp8kv_bf16 + paged_attention_decode_fp8kv_bf16 + reduce),
 with the device-copy ceiling measured in the same process.
 
-  python3 tools/cuda-kernel-check/decode_attention_batch2.py [--out DIR] [--only check,sweep,fp8,timing] [--quick]
+  python3 tools/cuda-kernel-check/decode_attention_batch2.py [--out DIR] [--only check,fp8,timing,ctx,sweep] [--quick]
 
 Checks (float64 references over the cache each kernel leaves, NaN-poisoned outputs and unused cache blocks, shuffled
 block tables): bf16 outputs, cache bits equal to decode_attention's, counters back to zero; fp8: the cache bytes
@@ -68,6 +68,14 @@ def fp8_unfused(qkv, qbuf, out, kvc, positions, seqStarts, table, invf, pO, pML,
     if numSplits > 1:
         launch("paged_attention", "paged_attention_decode_reduce_bf16", (nH, T), hd,
                (P(pO), P(pML), P(out), I(T), I(nH), I(hd), I(numSplits)), sel("paged_attention_decode_reduce_bf16"))
+
+
+def to_e4m3_bytes(kv):
+    """e4m3 bytes of 8 · kv, one layer at a time (no float32 copy of the whole cache)."""
+    out = torch.empty(kv.shape, dtype=torch.uint8, device=kv.device)
+    for i in range(kv.shape[0]):
+        out[i] = (kv[i].float() * 8).to(torch.float8_e4m3fn).view(torch.uint8)
+    return out
 
 
 def to_fp8(data):
@@ -229,7 +237,7 @@ def timing(quick):
             tm("batch2 default sequential blocks", lambda: [batch2(qkv, out, kv[li], positions, seqStarts, table_seq, invf, pO, pML, ctr, T, S, nH, nKV,
                                                                    hd, tpb, maxB, scale, 0, ss, ns) for li in range(layers)])
             # fp8 cache: half the bytes
-            kv8 = (kv.float() * 8).to(torch.float8_e4m3fn).view(torch.uint8)
+            kv8 = to_e4m3_bytes(kv)
             del kv
             torch.cuda.empty_cache()
             sc = torch.full((layers, 2, nKV), 0.125, device="cuda")
@@ -252,6 +260,54 @@ def timing(quick):
     return res
 
 
+def ctx_sweep(bw):
+    """s6 kernel vs batch2 (default configuration, bf16 and fp8) at several context lengths: the intercept is the fixed cost."""
+    log("== context sweep: us per layer (8 layers' caches), tokensPerBlock 32, the session's non-invariant geometry")
+    SMS = torch.cuda.get_device_properties(0).multi_processor_count
+    layers, tpb = 8, 32
+    rows = []
+    for (nm, nH, nKV, hd, T) in (("llama-3.2-1b", 32, 8, 64, 64), ("llama-3.1-8b", 32, 8, 128, 512)):
+        G = nH // nKV
+        invf = ds.rope_tables(hd)
+        for (lo, hi) in ((32, 64), (128, 256), (480, 544), (960, 1088)):
+            maxSeqLen = hi + 32
+            gen = torch.Generator(device="cuda").manual_seed(T + lo)
+            S = T
+            maxB = math.ceil(maxSeqLen / tpb)
+            nb = S * maxB + 1
+            table = torch.randperm(nb - 1, generator=torch.Generator().manual_seed(1)).to(torch.int32).view(S, maxB).cuda()
+            kv = torch.randn(layers, nb, 2, tpb, nKV, hd, device="cuda", generator=gen, dtype=torch.bfloat16)
+            positions = torch.tensor(np.random.default_rng(T).integers(lo, hi, T), dtype=torch.int32, device="cuda")
+            seqStarts = torch.arange(S + 1, dtype=torch.int32, device="cuda")
+            qkv = bf(torch.randn(T, (nH + 2 * nKV) * hd, device="cuda", generator=gen))
+            out = torch.empty(T, nH * hd, device="cuda", dtype=torch.bfloat16)
+            pO = torch.empty(T, nH, 64, hd, device="cuda")
+            pML = torch.empty(T, nH, 64, 2, device="cuda")
+            ctr = torch.zeros(T * nKV * math.ceil(G / 8), dtype=torch.int32, device="cuda")
+            scale = 1 / math.sqrt(hd)
+            kvBytes = int(((positions + 1).sum()).item()) * nKV * hd * 2 * 2
+            blocks = T * nKV * math.ceil(G / 16)
+            splits = min(max(1, math.ceil(2 * SMS / blocks)), 64)
+            ss = max(256, math.ceil(math.ceil(maxSeqLen / splits) / 64) * 64)
+            ns = math.ceil(maxSeqLen / ss)
+            t6 = ds.graph_time(lambda: [batch_attn(qkv, out, kv[li], positions, seqStarts, table, invf, pO, pML, ctr, T, S, nH, nKV, hd, tpb, maxB, scale, 0,
+                                                   ss, ns) for li in range(layers)], iters=1, reps=7) / layers * 1e3
+            t2 = ds.graph_time(lambda: [batch2(qkv, out, kv[li], positions, seqStarts, table, invf, pO, pML, ctr, T, S, nH, nKV, hd, tpb, maxB, scale, 0,
+                                               ss, ns) for li in range(layers)], iters=1, reps=7) / layers * 1e3
+            kv8 = to_e4m3_bytes(kv)
+            del kv
+            sc = torch.full((layers, 2, nKV), 0.125, device="cuda")
+            t8 = ds.graph_time(lambda: [batch2(qkv, out, kv8[li], positions, seqStarts, table, invf, pO, pML, ctr, T, S, nH, nKV, hd, tpb, maxB, scale, 0,
+                                               ss, ns, fp8=True, kvScales=sc[li]) for li in range(layers)], iters=1, reps=7) / layers * 1e3
+            del kv8
+            torch.cuda.empty_cache()
+            c = kvBytes / bw * 1e6
+            rows.append(dict(model=nm, batch=T, ctx=[lo, hi], kv_bytes=kvBytes, ceiling_us=c, s6_us=t6, batch2_us=t2, batch2_fp8_us=t8, geometry=[ns, ss]))
+            log(f"  {nm} batch {T} ctx {lo}..{hi}: ceiling {c:6.1f} us | s6 {t6:6.1f} ({c / t6 * 100:4.1f}%) | batch2 {t2:6.1f} ({c / t2 * 100:4.1f}%) | "
+                f"batch2 fp8 {t8:6.1f} ({c / 2 / t8 * 100:4.1f}% of {c / 2:.1f}) | split {ns}x{ss}")
+    return rows
+
+
 def timing_summary(res):
     log("== timing summary (us per layer; % of the KV-read ceiling at the copy bandwidth)")
     for row in res["rows"]:
@@ -267,7 +323,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.environ.get("OUT", ""))
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default="check,sweep,fp8,timing")
+    ap.add_argument("--only", default="check,fp8,timing,ctx,sweep")
     a = ap.parse_args()
     props = torch.cuda.get_device_properties(0)
     log(f"GPU {props.name}, {props.multi_processor_count} SMs, torch {torch.__version__}")
@@ -275,6 +331,7 @@ def main():
     res = {}
     # The timed configurations that are not the defaults are checked after the timing (a round's time limit).
     steps = (("check", lambda: check(False)), ("fp8", lambda: check(True)), ("timing", lambda: res.update(timing(a.quick))),
+             ("ctx", lambda: res.update(ctx=ctx_sweep(res.get("copy_Bps") or ds.copy_bandwidth()))),
              ("sweep", lambda: (check(False, True), check(True, True))))
     for nm, fn in steps:
         if nm in a.only.split(","):

@@ -11,9 +11,9 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 t0=$SECONDS
 stamp() { echo "== [$((SECONDS - t0)) s] $*"; }
 stamp "kernel checks + timing"
-timeout 100 python3 tools/cuda-kernel-check/decode_attention_batch2.py --quick --out "$OUT" > "$OUT/kernels.log" 2>&1
+timeout 90 python3 tools/cuda-kernel-check/decode_attention_batch2.py --quick --only check,fp8,timing,ctx --out "$OUT" > "$OUT/kernels.log" 2>&1
 echo "rc $?"
-grep -E "FAIL|SUMMARY|copy bandwidth| us |^==|done at|Error|error" "$OUT/kernels.log" | head -120
+grep -E "FAIL|SUMMARY|copy bandwidth| us |^==|done at|Error|error|ctx " "$OUT/kernels.log" | head -120
 grep -c "^  ok" "$OUT/kernels.log"
 run() { # NAME MODEL REQUESTS LIMIT [ARGS...]
   local name=$1 m=$2 n=$3 lim=$4
