@@ -389,13 +389,16 @@ DECODE_BATCH(128)
 #define DB2_FNW64 4
 #endif
 #ifndef DB2_FST64
-#define DB2_FST64 3
+#define DB2_FST64 2
 #endif
 #ifndef DB2_FNW128
 #define DB2_FNW128 2
 #endif
 #ifndef DB2_FST128
-#define DB2_FST128 3
+#define DB2_FST128 2
+#endif
+#ifndef DB2_MINB
+#define DB2_MINB 1  // __launch_bounds__ min blocks per SM (a tuning knob: > 1 caps the registers)
 #endif
 #define DB2_NW(HD, Q8) ((Q8) ? ((HD) == 128 ? DB2_FNW128 : DB2_FNW64) : ((HD) == 128 ? DB2_NW128 : DB2_NW64))
 #define DB2_ST(HD, Q8) ((Q8) ? ((HD) == 128 ? DB2_FST128 : DB2_FST64) : ((HD) == 128 ? DB2_ST128 : DB2_ST64))
@@ -463,8 +466,38 @@ __device__ __forceinline__ void decodeBatch2Impl(const bf16_t* qkv, bf16_t* out,
   const int kvh = blockIdx.x / chunks, chunk = blockIdx.x - kvh * chunks;
   const int h0 = kvh * G + chunk * DB_ROWS;
   const int Gb = min(DB_ROWS, G - chunk * DB_ROWS);
-  const int s = db2SeqOf(seqStarts, numSeqs, t);
+  // Every load that depends on the block's token alone is issued first, together: its position and sequence, the
+  // inverse frequencies, the q rows of its heads and its k / v (16-byte chunks into registers; RoPE needs pos).
+  constexpr int HC = HALF / 8;                    // 16-byte chunks of half a head
+  constexpr int QP = DB_ROWS * HC;                // (q row, chunk) pairs: chunk c of the first half and of the second
+  constexpr int QPT = (QP + NT - 1) / NT, FPT = (HALF + NT - 1) / NT;
+  const bf16_t* row = qkv + (long long)t * (numHeads + 2 * numKvHeads) * HD;
   const int pos = positions[t];
+  const int st0 = t < numSeqs ? seqStarts[t] : -1, st1 = t < numSeqs ? seqStarts[t + 1] : -1;
+  double ifq[FPT];
+#pragma unroll
+  for (int j = 0; j < FPT; j++) ifq[j] = tid + j * NT < HALF ? invFreq[tid + j * NT] : 0.0;
+  uint4 qA[QPT], qB[QPT], kA = {0u, 0u, 0u, 0u}, kB = {0u, 0u, 0u, 0u}, vC = {0u, 0u, 0u, 0u}, vD = {0u, 0u, 0u, 0u};
+#pragma unroll
+  for (int j = 0; j < QPT; j++) {
+    const int pq = tid + j * NT, g = pq / HC, c = pq - g * HC;
+    qA[j] = qB[j] = kA;
+    if (pq < QP && g < Gb) {
+      const bf16_t* src = row + (h0 + g) * HD + c * 8;
+      qA[j] = *reinterpret_cast<const uint4*>(src);
+      qB[j] = *reinterpret_cast<const uint4*>(src + HALF);
+    }
+  }
+  if (tid < HC) {  // thread c: chunk c of both halves of k, chunks c and HC + c of v
+    const bf16_t* kr = row + (numHeads + kvh) * HD + tid * 8;
+    const bf16_t* vr = row + (numHeads + numKvHeads + kvh) * HD + tid * 8;
+    kA = *reinterpret_cast<const uint4*>(kr);
+    kB = *reinterpret_cast<const uint4*>(kr + HALF);
+    vC = *reinterpret_cast<const uint4*>(vr);
+    vD = *reinterpret_cast<const uint4*>(vr + HALF);
+  }
+  const float kS = Q8 ? kvScales[kvh] : 1.f, vS = Q8 ? kvScales[numKvHeads + kvh] : 1.f;
+  const int s = st0 == t && st1 == t + 1 ? t : seqOfToken(seqStarts, numSeqs, t);
   const int lo = window > 0 ? max(0, pos + 1 - window) : 0;
   const int sLo = lo + z * splitSize;
   const int sHi = min(pos + 1, sLo + splitSize);
@@ -474,7 +507,6 @@ __device__ __forceinline__ void decodeBatch2Impl(const bf16_t* qkv, bf16_t* out,
   const int rowWidth = numKvHeads * HD;
   const long long vStepB = (long long)tokensPerBlock * rowWidth * EB;  // V of a key sits this many bytes past its K
   const int* table = blockTables + (long long)s * maxBlocksPerSeq;
-  const bf16_t* row = qkv + (long long)t * (numHeads + 2 * numKvHeads) * HD;
   unsigned char* kv = reinterpret_cast<unsigned char*>(kvv);
 
   if (sLo < sHi) {
@@ -508,63 +540,88 @@ __device__ __forceinline__ void decodeBatch2Impl(const bf16_t* qkv, bf16_t* out,
     };
 #pragma unroll
     for (int i = 0; i < ST; i++) issue(i);  // in flight while RoPE runs
-    for (int i = tid; i < HALF; i += NT) {
-      double sv, cv;
-      sincos(invFreq[i] * (double)pos, &sv, &cv);
-      cs[i] = (float)(cv * (double)attnScaling);
-      sn[i] = (float)(sv * (double)attnScaling);
+    const long long kOff = own ? (kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth) + kvh * HD) * EB : 0;
+#pragma unroll
+    for (int j = 0; j < FPT; j++) {
+      const int i = tid + j * NT;
+      if (i < HALF) {
+        double sv, cv;
+        sincos(ifq[j] * (double)pos, &sv, &cv);
+        cs[i] = (float)(cv * (double)attnScaling);
+        sn[i] = (float)(sv * (double)attnScaling);
+      }
     }
-    const float kS = Q8 ? kvScales[kvh] : 1.f, vS = Q8 ? kvScales[numKvHeads + kvh] : 1.f;
     const float qscale = scale * LLMRT_LOG2E;
     __syncthreads();
     // Rotated q rounded to bf16 (the unfused q buffer's bits); Q8: times qscale · kScale, as f16. Rows past Gb zero.
-    for (int idx = tid; idx < DB_ROWS * HALF; idx += NT) {
-      const int g = idx / HALF, i = idx - g * HALF;
-      bf16_t qa = 0, qb = 0;
-      if (g < Gb) {
-        const float a = toF(row[(h0 + g) * HD + i]), b = toF(row[(h0 + g) * HD + HALF + i]);
-        qa = fromF<bf16_t>(a * cs[i] - b * sn[i]);
-        qb = fromF<bf16_t>(b * cs[i] + a * sn[i]);
-        if (Q8) {
-          const float f = qscale * kS;
-          qa = db2H(fminf(fmaxf(toF(qa) * f, -65504.f), 65504.f));
-          qb = db2H(fminf(fmaxf(toF(qb) * f, -65504.f), 65504.f));
-        }
-      }
-      qsm[dbSw<HD>(g, i >> 3) + (i & 7)] = qa;
-      qsm[dbSw<HD>(g, (HALF + i) >> 3) + (i & 7)] = qb;
-    }
-    if (own) {  // the step's own key / value: rotate k, keep both in shared, and (chunk 0) write the cache
-      const bf16_t* kr = row + (numHeads + kvh) * HD;
-      const bf16_t* vr = row + (numHeads + numKvHeads + kvh) * HD;
-      const long long kOff = (kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth) + kvh * HD) * EB;
-      for (int i = tid; i < HALF; i += NT) {
-        const float a = toF(kr[i]), b = toF(kr[HALF + i]);
-        const float x0 = a * cs[i] - b * sn[i], x1 = b * cs[i] + a * sn[i];
-        if (Q8) {
-          const u8 ka = kvEncodeE4m3(x0, kS), kb = kvEncodeE4m3(x1, kS);
-          kself[i] = ka;
-          kself[HALF + i] = kb;
-          if (chunk == 0) { kv[kOff + i] = ka; kv[kOff + HALF + i] = kb; }
-        } else {
-          const bf16_t ka = fromF<bf16_t>(x0), kb = fromF<bf16_t>(x1);
-          reinterpret_cast<bf16_t*>(kself)[i] = ka;
-          reinterpret_cast<bf16_t*>(kself)[HALF + i] = kb;
-          if (chunk == 0) {
-            reinterpret_cast<bf16_t*>(kv + kOff)[i] = ka;
-            reinterpret_cast<bf16_t*>(kv + kOff)[HALF + i] = kb;
+#pragma unroll
+    for (int j = 0; j < QPT; j++) {
+      const int pq = tid + j * NT, g = pq / HC, c = pq - g * HC;
+      if (pq < QP) {
+        const u32 wa[4] = {qA[j].x, qA[j].y, qA[j].z, qA[j].w}, wb[4] = {qB[j].x, qB[j].y, qB[j].z, qB[j].w};
+        u32 ra[4], rb[4];
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+          const int i = c * 8 + e;
+          const float a = toF((bf16_t)(wa[e >> 1] >> (16 * (e & 1)))), b = toF((bf16_t)(wb[e >> 1] >> (16 * (e & 1))));
+          bf16_t x0 = fromF<bf16_t>(a * cs[i] - b * sn[i]), x1 = fromF<bf16_t>(b * cs[i] + a * sn[i]);
+          if (g >= Gb) x0 = x1 = 0;
+          if (Q8) {
+            const float f = qscale * kS;
+            x0 = db2H(fminf(fmaxf(toF(x0) * f, -65504.f), 65504.f));
+            x1 = db2H(fminf(fmaxf(toF(x1) * f, -65504.f), 65504.f));
           }
+          if (e & 1) { ra[e >> 1] |= (u32)x0 << 16; rb[e >> 1] |= (u32)x1 << 16; }
+          else { ra[e >> 1] = x0; rb[e >> 1] = x1; }
         }
+        *reinterpret_cast<uint4*>(qsm + dbSw<HD>(g, c)) = uint4{ra[0], ra[1], ra[2], ra[3]};
+        *reinterpret_cast<uint4*>(qsm + dbSw<HD>(g, HC + c)) = uint4{rb[0], rb[1], rb[2], rb[3]};
       }
-      for (int i = tid; i < HD; i += NT) {
-        if (Q8) {
-          const u8 v = kvEncodeE4m3(toF(vr[i]), vS);
-          vself[i] = v;
-          if (chunk == 0) kv[kOff + vStepB + i] = v;
-        } else {
-          const bf16_t v = vr[i];
-          reinterpret_cast<bf16_t*>(vself)[i] = v;
-          if (chunk == 0) reinterpret_cast<bf16_t*>(kv + kOff + vStepB)[i] = v;
+    }
+    if (own && tid < HC) {  // the step's own key / value: rotate k, keep both in shared, and (chunk 0) write the cache
+      const u32 wa[4] = {kA.x, kA.y, kA.z, kA.w}, wb[4] = {kB.x, kB.y, kB.z, kB.w};
+      const u32 wc[4] = {vC.x, vC.y, vC.z, vC.w}, wd[4] = {vD.x, vD.y, vD.z, vD.w};
+      if (Q8) {
+        u32 ka[2] = {0u, 0u}, kb[2] = {0u, 0u}, va[2] = {0u, 0u}, vb[2] = {0u, 0u};
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+          const int i = tid * 8 + e, sh = 8 * (e & 3);
+          const float a = toF((bf16_t)(wa[e >> 1] >> (16 * (e & 1)))), b = toF((bf16_t)(wb[e >> 1] >> (16 * (e & 1))));
+          ka[e >> 2] |= (u32)kvEncodeE4m3(a * cs[i] - b * sn[i], kS) << sh;
+          kb[e >> 2] |= (u32)kvEncodeE4m3(b * cs[i] + a * sn[i], kS) << sh;
+          va[e >> 2] |= (u32)kvEncodeE4m3(toF((bf16_t)(wc[e >> 1] >> (16 * (e & 1)))), vS) << sh;
+          vb[e >> 2] |= (u32)kvEncodeE4m3(toF((bf16_t)(wd[e >> 1] >> (16 * (e & 1)))), vS) << sh;
+        }
+        *reinterpret_cast<uint2*>(kself + tid * 8) = uint2{ka[0], ka[1]};
+        *reinterpret_cast<uint2*>(kself + HALF + tid * 8) = uint2{kb[0], kb[1]};
+        *reinterpret_cast<uint2*>(vself + tid * 8) = uint2{va[0], va[1]};
+        *reinterpret_cast<uint2*>(vself + HALF + tid * 8) = uint2{vb[0], vb[1]};
+        if (chunk == 0) {
+          *reinterpret_cast<uint2*>(kv + kOff + tid * 8) = uint2{ka[0], ka[1]};
+          *reinterpret_cast<uint2*>(kv + kOff + HALF + tid * 8) = uint2{kb[0], kb[1]};
+          *reinterpret_cast<uint2*>(kv + kOff + vStepB + tid * 8) = uint2{va[0], va[1]};
+          *reinterpret_cast<uint2*>(kv + kOff + vStepB + HALF + tid * 8) = uint2{vb[0], vb[1]};
+        }
+      } else {
+        u32 ra[4], rb[4];
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+          const int i = tid * 8 + e;
+          const float a = toF((bf16_t)(wa[e >> 1] >> (16 * (e & 1)))), b = toF((bf16_t)(wb[e >> 1] >> (16 * (e & 1))));
+          const u32 x0 = fromF<bf16_t>(a * cs[i] - b * sn[i]), x1 = fromF<bf16_t>(b * cs[i] + a * sn[i]);
+          if (e & 1) { ra[e >> 1] |= x0 << 16; rb[e >> 1] |= x1 << 16; }
+          else { ra[e >> 1] = x0; rb[e >> 1] = x1; }
+        }
+        const uint4 k0v = uint4{ra[0], ra[1], ra[2], ra[3]}, k1v = uint4{rb[0], rb[1], rb[2], rb[3]};
+        *reinterpret_cast<uint4*>(kself + tid * 16) = k0v;
+        *reinterpret_cast<uint4*>(kself + HALF * 2 + tid * 16) = k1v;
+        *reinterpret_cast<uint4*>(vself + tid * 16) = vC;
+        *reinterpret_cast<uint4*>(vself + HALF * 2 + tid * 16) = vD;
+        if (chunk == 0) {
+          *reinterpret_cast<uint4*>(kv + kOff + tid * 16) = k0v;
+          *reinterpret_cast<uint4*>(kv + kOff + HALF * 2 + tid * 16) = k1v;
+          *reinterpret_cast<uint4*>(kv + kOff + vStepB + tid * 16) = vC;
+          *reinterpret_cast<uint4*>(kv + kOff + vStepB + HALF * 2 + tid * 16) = vD;
         }
       }
     }
@@ -775,7 +832,7 @@ __device__ __forceinline__ void decodeBatch2Impl(const bf16_t* qkv, bf16_t* out,
 }
 
 #define DECODE_BATCH2(HD)                                                                                                  \
-  extern "C" __global__ void __launch_bounds__(DB2_NW(HD, false) * 32) decode_attention_batch2_bf16_hd##HD(              \
+  extern "C" __global__ void __launch_bounds__(DB2_NW(HD, false) * 32, DB2_MINB) decode_attention_batch2_bf16_hd##HD(              \
       const bf16_t* qkv, bf16_t* out, bf16_t* kvCache, const int* positions, const int* seqStarts,                        \
       const int* blockTables, const double* invFreq, float attnScaling, float* partialO, float* partialML, int* counters, \
       int numTokens, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale,     \
@@ -786,7 +843,7 @@ __device__ __forceinline__ void decodeBatch2Impl(const bf16_t* qkv, bf16_t* out,
         maxBlocksPerSeq, scale, window, splitSize, nullptr);                                                              \
   }
 #define DECODE_BATCH2_FP8(HD)                                                                                              \
-  extern "C" __global__ void __launch_bounds__(DB2_NW(HD, true) * 32) decode_attention_batch2_fp8kv_bf16_hd##HD(         \
+  extern "C" __global__ void __launch_bounds__(DB2_NW(HD, true) * 32, DB2_MINB) decode_attention_batch2_fp8kv_bf16_hd##HD(         \
       const bf16_t* qkv, bf16_t* out, u8* kvCache, const int* positions, const int* seqStarts,                            \
       const int* blockTables, const double* invFreq, float attnScaling, float* partialO, float* partialML, int* counters, \
       int numTokens, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale,     \
