@@ -28,11 +28,11 @@ from decode_step import F, I, L, P, bf, launch, log, record, relerr  # noqa: E40
 
 # (warps, stages) the engine compiles (the DB2_* defaults of the .cu file)
 DEFAULT = {(64, False): (4, 2), (128, False): (2, 2), (64, True): (4, 2), (128, True): (2, 2)}
-SWEEP = {  # (warps, stages[, min blocks per SM: __launch_bounds__, caps the registers])
+SWEEP = {  # (warps, stages[, min blocks per SM: __launch_bounds__, caps the registers; the .cu's DB2_MINB* otherwise])
     (64, False): [(4, 2), (2, 3), (2, 2), (4, 1), (2, 2, 12)],
     (128, False): [(2, 2), (4, 1), (2, 1), (2, 1, 8)],
     (64, True): [(4, 2), (4, 3), (2, 4)],
-    (128, True): [(2, 2), (2, 3), (1, 4), (2, 1)],
+    (128, True): [(2, 2), (2, 3), (1, 4)],
 }
 
 
@@ -47,7 +47,7 @@ def batch2(qkv, out, kvc, positions, seqStarts, table, invf, pO, pML, ctr, T, S,
     nw, st = cfg[:2]
     nm = name2(hd, fp8)
     f = "F" if fp8 else ""
-    defines = ("LLMRT_SELECT", f"LLMRT_K_{nm}=1", f"DB2_{f}NW{hd}={nw}", f"DB2_{f}ST{hd}={st}") + ((f"DB2_MINB={cfg[2]}",) if len(cfg) > 2 else ())
+    defines = ("LLMRT_SELECT", f"LLMRT_K_{nm}=1", f"DB2_{f}NW{hd}={nw}", f"DB2_{f}ST{hd}={st}") + ((f"DB2_MINB{hd}={cfg[2]}",) if len(cfg) > 2 else ())
     args = (P(qkv), P(out), P(kvc), P(positions), P(seqStarts), P(table), P(invf), F(1.0), P(pO), P(pML), P(ctr),
             I(T), I(S), I(nH), I(nKV), I(tpb), I(maxB), F(scale), I(window), I(splitSize), P(None), L(0))
     if fp8:

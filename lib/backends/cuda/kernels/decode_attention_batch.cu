@@ -397,9 +397,13 @@ DECODE_BATCH(128)
 #ifndef DB2_FST128
 #define DB2_FST128 2
 #endif
-#ifndef DB2_MINB
-#define DB2_MINB 1  // __launch_bounds__ min blocks per SM (a tuning knob: > 1 caps the registers)
+#ifndef DB2_MINB64
+#define DB2_MINB64 5  // __launch_bounds__ min blocks per SM: registers for 5 blocks of 4 warps (smem allows 6)
 #endif
+#ifndef DB2_MINB128
+#define DB2_MINB128 1
+#endif
+#define DB2_MINB(HD) ((HD) == 128 ? DB2_MINB128 : DB2_MINB64)
 #define DB2_NW(HD, Q8) ((Q8) ? ((HD) == 128 ? DB2_FNW128 : DB2_FNW64) : ((HD) == 128 ? DB2_NW128 : DB2_NW64))
 #define DB2_ST(HD, Q8) ((Q8) ? ((HD) == 128 ? DB2_FST128 : DB2_FST64) : ((HD) == 128 ? DB2_ST128 : DB2_ST64))
 
@@ -466,6 +470,48 @@ __device__ __forceinline__ void decodeBatch2Impl(const bf16_t* qkv, bf16_t* out,
   const int kvh = blockIdx.x / chunks, chunk = blockIdx.x - kvh * chunks;
   const int h0 = kvh * G + chunk * DB_ROWS;
   const int Gb = min(DB_ROWS, G - chunk * DB_ROWS);
+  // Last block of this (token, kv group chunk) merges the splits (nzT: the token's non-empty splits).
+  auto splitMerge = [&](int nzT) {
+    __threadfence();
+    __syncthreads();
+    int* ctr = counters + (long long)t * gridDim.x + blockIdx.x;
+    if (tid == 0) amLast = atomicAdd(ctr, 1) == numSplits - 1;
+    __syncthreads();
+    if (!amLast) return;
+    __threadfence();
+    for (int i = tid; i < Gb * HD; i += NT) {
+      const int g = i / HD, d = i - g * HD;
+      const long long th = (long long)t * numHeads + h0 + g;
+      const float* mlh = partialML + th * numSplits * 2;
+      float M = -LLMRT_INF;
+      for (int zz = 0; zz < nzT; zz++) M = fmaxf(M, dbLdcg(mlh + zz * 2));
+      float O = 0.f, L = 0.f;
+      for (int zz = 0; zz < nzT; zz++) {
+        const float w = exp2f(dbLdcg(mlh + zz * 2) - M);
+        O = fmaf(w, dbLdcg(partialO + (th * numSplits + zz) * HD + d), O);
+        L = fmaf(w, dbLdcg(mlh + zz * 2 + 1), L);
+      }
+      out[th * HD + d] = fromF<bf16_t>(O / L);
+    }
+    if (tid == 0) *ctr = 0;
+  };
+  // An empty split (a short sequence in a graph sized for long ones: split z > 0 starts past the token) needs only its
+  // position: l = 0 for the merge, which skips it; its blocks read nothing else. Split 0 never is.
+  if (z > 0) {
+    const int p0 = positions[t];
+    const int lo0 = window > 0 ? max(0, p0 + 1 - window) : 0;
+    if (lo0 + z * splitSize > p0) {
+      const int nz0 = min(numSplits, (p0 + 1 - lo0 + splitSize - 1) / splitSize);
+      if (nz0 == 1) return;
+      for (int g = tid; g < Gb; g += NT) {
+        float* ml = partialML + (((long long)t * numHeads + h0 + g) * numSplits + z) * 2;
+        ml[0] = -LLMRT_INF;
+        ml[1] = 0.f;
+      }
+      splitMerge(nz0);
+      return;
+    }
+  }
   // Every load that depends on the block's token alone is issued first, together: its position and sequence, the
   // inverse frequencies, the q rows of its heads and its k / v (16-byte chunks into registers; RoPE needs pos).
   constexpr int HC = HALF / 8;                    // 16-byte chunks of half a head
@@ -798,41 +844,12 @@ __device__ __forceinline__ void decodeBatch2Impl(const bf16_t* qkv, bf16_t* out,
       }
     }
     if (direct) return;
-  } else {  // empty split (a short sequence in a graph sized for long ones): l = 0, skipped by the merge
-    if (direct) return;
-    for (int g = tid; g < Gb; g += NT) {
-      float* ml = partialML + (((long long)t * numHeads + h0 + g) * numSplits + z) * 2;
-      ml[0] = -LLMRT_INF;
-      ml[1] = 0.f;
-    }
   }
-  // Last block of this (token, kv group chunk) merges the splits.
-  __threadfence();
-  __syncthreads();
-  int* ctr = counters + (long long)t * gridDim.x + blockIdx.x;
-  if (tid == 0) amLast = atomicAdd(ctr, 1) == numSplits - 1;
-  __syncthreads();
-  if (!amLast) return;
-  __threadfence();
-  for (int i = tid; i < Gb * HD; i += NT) {
-    const int g = i / HD, d = i - g * HD;
-    const long long th = (long long)t * numHeads + h0 + g;
-    const float* mlh = partialML + th * numSplits * 2;
-    float M = -LLMRT_INF;
-    for (int zz = 0; zz < nz; zz++) M = fmaxf(M, dbLdcg(mlh + zz * 2));
-    float O = 0.f, L = 0.f;
-    for (int zz = 0; zz < nz; zz++) {
-      const float w = exp2f(dbLdcg(mlh + zz * 2) - M);
-      O = fmaf(w, dbLdcg(partialO + (th * numSplits + zz) * HD + d), O);
-      L = fmaf(w, dbLdcg(mlh + zz * 2 + 1), L);
-    }
-    out[th * HD + d] = fromF<bf16_t>(O / L);
-  }
-  if (tid == 0) *ctr = 0;
+  splitMerge(nz);
 }
 
 #define DECODE_BATCH2(HD)                                                                                                  \
-  extern "C" __global__ void __launch_bounds__(DB2_NW(HD, false) * 32, DB2_MINB) decode_attention_batch2_bf16_hd##HD(              \
+  extern "C" __global__ void __launch_bounds__(DB2_NW(HD, false) * 32, DB2_MINB(HD)) decode_attention_batch2_bf16_hd##HD(              \
       const bf16_t* qkv, bf16_t* out, bf16_t* kvCache, const int* positions, const int* seqStarts,                        \
       const int* blockTables, const double* invFreq, float attnScaling, float* partialO, float* partialML, int* counters, \
       int numTokens, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale,     \
@@ -843,7 +860,7 @@ __device__ __forceinline__ void decodeBatch2Impl(const bf16_t* qkv, bf16_t* out,
         maxBlocksPerSeq, scale, window, splitSize, nullptr);                                                              \
   }
 #define DECODE_BATCH2_FP8(HD)                                                                                              \
-  extern "C" __global__ void __launch_bounds__(DB2_NW(HD, true) * 32, DB2_MINB) decode_attention_batch2_fp8kv_bf16_hd##HD(         \
+  extern "C" __global__ void __launch_bounds__(DB2_NW(HD, true) * 32, DB2_MINB(HD)) decode_attention_batch2_fp8kv_bf16_hd##HD(         \
       const bf16_t* qkv, bf16_t* out, u8* kvCache, const int* positions, const int* seqStarts,                            \
       const int* blockTables, const double* invFreq, float attnScaling, float* partialO, float* partialML, int* counters, \
       int numTokens, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale,     \
