@@ -56,8 +56,8 @@ for (const c of CASES) {
       const report: string[] = [];
       const run = (label: string, which: number[], prefill = false): void => {
         const inp = prefill
-          ? step(seqs.map((s) => ({ ids: s.ids, pos: 0, blocks: s.blocks })), 40, false)
-          : step(which.map((s) => ({ ids: [last[s]], pos: pos[s], blocks: seqs[s].blocks })), 40, false);
+          ? step(seqs.map((s) => ({ ids: s.ids, pos: 0, blocks: s.blocks })), 40)
+          : step(which.map((s) => ({ ids: [last[s]], pos: pos[s], blocks: seqs[s].blocks })), 40);
         const R = which.length;
         const g2 = new Float32Array(R * V), g1 = new Float32Array(R * V), gc = new Float32Array(R * V);
         const i2 = new Int32Array(R), i1 = new Int32Array(R), ic = new Int32Array(R);
@@ -68,10 +68,10 @@ for (const c of CASES) {
         report.push(`${label}: vs CPU ${eC.toExponential(2)} (without batch2 ${e1C.toExponential(2)}), vs without ${e1.toExponential(2)}`);
         // bf16 activations vs float32 (~1e-2), plus FP8 bytes that bf16 rounding moves across a rounding boundary.
         assert.ok(eC < 0.05 && Number.isFinite(eC), `${label}: logits rel L2 ${eC} vs the CPU session`);
-        assert.ok(eC < Math.max(2 * e1C, 0.02), `${label}: batch2 ${eC} vs the CPU, without it ${e1C}`);
+        assert.ok(eC < 2 * e1C + 0.01, `${label}: batch2 ${eC} vs the CPU, without it ${e1C}`);
         if (prefill) return;
         which.forEach((s, r) => {
-          last[s] = ic[r]; // follow the CPU's greedy ids (the three sessions see the same tokens)
+          last[s] = ic[r]; // follow the CPU's ids (the three sessions see the same tokens)
           pos[s]++;
         });
       };
