@@ -26,6 +26,7 @@ const FACTORIES: Readonly<Record<Backend, Factory>> = {
       quantPdl: o.quantPdl,
       quantRing: o.quantRing,
       batchAttention: o.batchAttention,
+      batchAttention2: o.batchAttention2,
     }),
 };
 

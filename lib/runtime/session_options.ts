@@ -9,6 +9,7 @@
  * - `LLMRT_QUANT_PDL=0`: `quantPdl` defaults to false
  * - `LLMRT_QUANT_RING=1`: `quantRing` defaults to true
  * - `LLMRT_BATCH_ATTENTION=0`: `batchAttention` defaults to false
+ * - `LLMRT_BATCH_ATTENTION2=1`: `batchAttention2` defaults to true
  */
 import { z } from "zod";
 import { parseWith } from "../util/validate.ts";
@@ -48,6 +49,11 @@ export const SessionOptionsSchema = z.strictObject({
   quantRing: z.boolean().optional(),
   /** CUDA: decode steps of more than 8 sequences on the tensor-core attention kernel. @default true (LLMRT_BATCH_ATTENTION=0: false) */
   batchAttention: z.boolean().optional(),
+  /**
+   * CUDA: with `batchAttention`, those steps on decode_attention_batch2 (per-warp K/V streams), which also
+   * serves FP8 KV caches. @default false (LLMRT_BATCH_ATTENTION2=1: true)
+   */
+  batchAttention2: z.boolean().optional(),
 });
 
 export type SessionOptions = z.input<typeof SessionOptionsSchema>;
@@ -62,6 +68,7 @@ export type ResolvedSessionOptions = Readonly<{
   quantPdl: boolean;
   quantRing: boolean;
   batchAttention: boolean;
+  batchAttention2: boolean;
 }>;
 
 /** Validates session options and applies the documented defaults (errors name the field and value). */
@@ -78,5 +85,6 @@ export function parseSessionOptions(input: SessionOptions = {}): ResolvedSession
     quantPdl: o.quantPdl ?? envOn("LLMRT_QUANT_PDL"),
     quantRing: o.quantRing ?? env()["LLMRT_QUANT_RING"] === "1",
     batchAttention: o.batchAttention ?? envOn("LLMRT_BATCH_ATTENTION"),
+    batchAttention2: o.batchAttention2 ?? env()["LLMRT_BATCH_ATTENTION2"] === "1",
   });
 }

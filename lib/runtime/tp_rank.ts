@@ -118,6 +118,7 @@ export class RankRunner {
       quantPdl: o.quantPdl,
       quantRing: o.quantRing,
       batchAttention: o.batchAttention,
+      batchAttention2: o.batchAttention2,
       nccl,
     });
   }

@@ -64,6 +64,8 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   decode_attention: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_g4: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_batch: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
+  decode_attention_batch2: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
+  decode_attention_batch2_fp8kv: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
 };
 
 /** The family of a kernel entry point: the name minus its _hdN / _mN and _bf16 / _f32 suffixes. */
@@ -192,6 +194,11 @@ export interface LaunchEnv {
    * block per kv head and 16 query heads) with batchDecodeSplit's geometry instead of decode_attention.
    */
   readonly batchAttention?: boolean;
+  /**
+   * With batchAttention: those steps run decode_attention_batch2 (per-warp K/V streams) instead, and FP8-KV
+   * engines take it too (decode_attention_batch2_fp8kv: RoPE + e4m3 KV write + attention in one launch).
+   */
+  readonly batchAttention2?: boolean;
   /** int32 [decodeCap × numKvHeads × ceil(G / 8)], zeroed once: decode_attention's split counters. */
   readonly decodeCounters?: bigint;
   /**

@@ -94,6 +94,11 @@ export interface CudaSessionOptions {
    * decode_attention_batch kernel (2–2.5× faster than decode_attention there on an H200). @default true
    */
   readonly batchAttention?: boolean;
+  /**
+   * With batchAttention: those steps on decode_attention_batch2 (per-warp K/V streams), FP8-KV engines
+   * included. @default false
+   */
+  readonly batchAttention2?: boolean;
 }
 
 /** The defaults (what `Session` passes when nothing is set). */
@@ -216,6 +221,8 @@ export class CudaSession implements SessionBackend {
   readonly quantRingBlocks: number;
   /** CudaSessionOptions.batchAttention. */
   readonly batchAttention: boolean;
+  /** CudaSessionOptions.batchAttention2. */
+  readonly batchAttention2: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -295,6 +302,7 @@ export class CudaSession implements SessionBackend {
     this.gemv = options.gemv;
     this.batchInvariant = options.batchInvariant;
     this.batchAttention = options.batchAttention ?? true;
+    this.batchAttention2 = options.batchAttention2 ?? false;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -480,6 +488,7 @@ export class CudaSession implements SessionBackend {
       batchInvariant: this.batchInvariant,
       fusedDecode: this.gemv,
       batchAttention: this.batchAttention,
+      batchAttention2: this.batchAttention2,
       decodeCounters: this.#decodeCounters.ptr,
       pdl: this.pdl,
       quantPdl: this.quantPdl,
@@ -704,7 +713,13 @@ export class CudaSession implements SessionBackend {
 
   /** Whether a decode step of `T` sequences runs decode_attention_batch (and its split geometry). */
   #batchAttention(T: number, lora: boolean): boolean {
-    return usesBatchAttention(this.plan, this.elem, T, { batchAttention: this.batchAttention, gemv: this.gemv, lora, gemvMaxRows: GEMV_MAX_ROWS });
+    return usesBatchAttention(this.plan, this.elem, T, {
+      batchAttention: this.batchAttention,
+      batchAttention2: this.batchAttention2,
+      gemv: this.gemv,
+      lora,
+      gemvMaxRows: GEMV_MAX_ROWS,
+    });
   }
 
   #runGraph(inp: StepInputs, kv: CudaKvCache, T: number, sample: boolean, lora?: LaunchEnv["lora"], fwd?: ForwardedTokens): void {
