@@ -261,6 +261,11 @@ export interface KernelLaunch {
    * (its code waits with griddepcontrol.wait before touching that launch's memory; PDL_KERNELS).
    */
   readonly pdl?: boolean;
+  /**
+   * Dynamic shared memory of the launch, bytes (default 0). Above 48 KiB the session raises the
+   * kernel's limit (cuFuncSetAttribute) before its first such launch.
+   */
+  readonly sharedBytes?: number;
 }
 
 export interface GemmLaunch {

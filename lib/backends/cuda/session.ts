@@ -232,6 +232,8 @@ export class CudaSession implements SessionBackend {
   #comm: NcclCommunicator | null = null;
   readonly #modules = new Map<string, CudaModule>();
   readonly #kernels = new Map<string, Kernel>();
+  /** Dynamic shared memory each kernel has been allowed above the 48 KiB default (cuFuncSetAttribute). */
+  readonly #sharedAllowed = new Map<string, number>();
   readonly #weights: DeviceBuffer;
   /** How the weights went up (bytes, ms, pinned staging or not): LLM.loadStats reports it. */
   readonly weightUpload: WeightUploadStats;
@@ -838,7 +840,13 @@ export class CudaSession implements SessionBackend {
           bScale: l.bScale ?? null,
         });
       } else {
-        this.#kernel(l.kernel).launch(l.grid, l.block, l.args, l.pdl ? { stream, pdl: true } : { stream });
+        const kern = this.#kernel(l.kernel);
+        const shared = l.sharedBytes ?? 0;
+        if (shared > (this.#sharedAllowed.get(l.kernel) ?? 48 * 1024)) {
+          kern.setMaxDynamicSharedMemory(shared);
+          this.#sharedAllowed.set(l.kernel, shared);
+        }
+        kern.launch(l.grid, l.block, l.args, { stream, ...(l.pdl ? { pdl: true } : {}), ...(shared > 0 ? { sharedMemBytes: shared } : {}) });
       }
     }
   }
