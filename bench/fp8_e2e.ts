@@ -6,6 +6,10 @@
  * bf16 engine (the CPU-emulation comparison runs on kjv-llama in tests/gpu/fp8_cuda.test.ts).
  *
  *   bun bench/fp8_e2e.ts --model DIR [--algos FP8,FP8_PER_CHANNEL_PER_TOKEN] [--decode 128] [--ttft 2048] [--calib 8]
+ *       [--packed DIR,DIR]
+ *
+ * --packed: pre-quantized FP8 checkpoints of the same model (tools/quant-packers/pack_fp8_torch.py) loaded as they
+ * are, instead of (--algos none) or besides quantize() in TypeScript (minutes for an 8B model).
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -13,6 +17,7 @@ import { buildSync } from "../lib/builder/builder.ts";
 import type { Engine } from "../lib/builder/engine.ts";
 import type { LlamaForCausalLM } from "../lib/models/llama.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
+import { openModel } from "../lib/quantization/prequantized.ts";
 import { quantizeSync } from "../lib/quantization/quantize.ts";
 import { Session } from "../lib/runtime/session.ts";
 import { argmax, type DecodeRun, deviceWeightBytes, greedyStepper, prefillAndDecode, relL2 } from "./batch1.ts";
@@ -26,10 +31,12 @@ const { values } = parseArgs({
     decode: { type: "string" },
     ttft: { type: "string" },
     calib: { type: "string" },
+    packed: { type: "string" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/fp8_e2e.ts --model DIR [--algos FP8,FP8_PER_CHANNEL_PER_TOKEN] [--decode 128] [--ttft 2048] [--calib 8]");
-const algos = (values.algos ?? "FP8,FP8_PER_CHANNEL_PER_TOKEN").split(",") as ("FP8" | "FP8_PER_CHANNEL_PER_TOKEN")[];
+const algos = (values.algos === "none" ? [] : (values.algos ?? "FP8,FP8_PER_CHANNEL_PER_TOKEN").split(",")) as ("FP8" | "FP8_PER_CHANNEL_PER_TOKEN")[];
+const packed = values.packed ? values.packed.split(",") : [];
 const numDecode = Number(values.decode ?? 128);
 const TTFT = Number(values.ttft ?? 2048);
 const calibTokens = Number(values.calib ?? 8);
@@ -103,6 +110,25 @@ for (const algo of algos) {
     }, decode-step rel L2 ${relL2(r.decodeLogits, ref.decodeLogits).toExponential(2)} argmax ${
       argmax(r.decodeLogits) === argmax(ref.decodeLogits) ? "same" : "differs"
     }; quantize ${qs} s (${calibTokens} calibration tokens)`,
+  );
+  qe.dispose();
+}
+for (const dir of packed) {
+  const t0 = performance.now();
+  const q = openModel(dir, { dtype: "bfloat16" });
+  const qe = build(q);
+  const loadS = ((performance.now() - t0) / 1000).toFixed(1);
+  const r = run(qe, prompt, long);
+  const qc = qe.config.quant;
+  line(
+    `${dir.split("/").pop()} (${qc?.quantAlgo}${qc?.kvCacheQuantAlgo ? ` + ${qc.kvCacheQuantAlgo} KV` : ""})`,
+    qe,
+    r,
+    `vs bf16: prefill logits rel L2 ${relL2(r.logits, ref.logits).toExponential(2)} argmax ${
+      argmax(r.logits) === argmax(ref.logits) ? "same" : "differs"
+    }, decode-step rel L2 ${relL2(r.decodeLogits, ref.decodeLogits).toExponential(2)} argmax ${
+      argmax(r.decodeLogits) === argmax(ref.decodeLogits) ? "same" : "differs"
+    }; open + build ${loadS} s`,
   );
   qe.dispose();
 }

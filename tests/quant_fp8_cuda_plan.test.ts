@@ -159,3 +159,18 @@ test("FP8 for the CUDA backend: linear dims that are not multiples of 16 are ref
   );
   buildSync(q, { backend: "cpu", maxBatchSize: 2, maxNumTokens: 16, maxSeqLen: 32 }).dispose(); // the CPU takes any shape
 });
+
+test("FP8 GEMM launches carry cuBLASLt fast accumulation only when LaunchEnv.fp8FastAccum is set (CudaSessionOptions.fp8FastAccum)", () => {
+  for (const algo of ["FP8", "FP8_PER_CHANNEL_PER_TOKEN"] as const) {
+    const engine = cudaEngine(algo);
+    for (const fast of [false, true]) {
+      const env = { ...fakeEnv(engine, false), ...(fast ? { fp8FastAccum: true } : {}) };
+      const launches = planLaunches(env, { numTokens: 20, numSeqs: 1, numRows: 1, attention: { kind: "prefill" }, sample: true });
+      const gemms = launches.filter((l): l is GemmLaunch => l.kind === "gemm");
+      const fp8 = gemms.filter((g) => g.dtype === "fp8e4m3");
+      assert.equal(fp8.length, 6 * 4);
+      for (const g of fp8) assert.equal(g.fastAccum ?? false, fast);
+      for (const g of gemms) if (g.dtype !== "fp8e4m3") assert.equal(g.fastAccum, undefined, "bf16 GEMMs never ask for it");
+    }
+  }
+});

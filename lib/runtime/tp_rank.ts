@@ -116,6 +116,7 @@ export class RankRunner {
       gemmTune: o.gemmTune,
       pdl: o.pdl,
       batchAttention: o.batchAttention,
+      fp8FastAccum: o.fp8FastAccum,
       nccl,
     });
   }

@@ -110,6 +110,7 @@ export function planFp8Linear(
     d,
     bias: scalar && op.bias ? bias : null,
     ...(scalar ? { aScale: rowScales, bScale: scales } : {}),
+    ...(env.fp8FastAccum ? { fastAccum: true } : {}),
   });
   if (!scalar) {
     const V = isLogits ? 4 : 8;

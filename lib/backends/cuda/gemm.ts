@@ -79,6 +79,11 @@ export interface GemmArgs {
   /** fp8 only: device f32 scale of A / B (dequantization factors). @default 1 */
   readonly aScale?: DevicePtr | null;
   readonly bScale?: DevicePtr | null;
+  /**
+   * fp8 only: cuBLASLt's fast accumulation (CUBLASLT_MATMUL_DESC_FAST_ACCUM): the tensor cores' partial sums are
+   * not promoted to fp32 every few k-steps. Faster on Hopper, less exact over long k. @default false
+   */
+  readonly fastAccum?: boolean;
   /** @default the legacy default stream */
   readonly stream?: Stream | null;
   /** This call's rows must not depend on M (see GemmOptions.batchInvariant). @default the GEMM's batchInvariant */
@@ -320,14 +325,15 @@ export class CublasLtGemm {
     const bias = args.bias ? addr(args.bias) : 0n;
     const align = Math.min(alignOf(a), alignOf(b), alignOf(c), alignOf(d));
     const invariant = args.batchInvariant ?? this.batchInvariant;
-    const key = `${invariant ? "inv:" : ""}${dtype}>${outDtype}|${m}x${n}x${k}|${transB ? "T" : "N"}|${bias ? "bias" : ""}|${align}`;
+    const fastAccum = dtype === "fp8e4m3" && !!args.fastAccum;
+    const key = `${invariant ? "inv:" : ""}${dtype}${fastAccum ? "+fast" : ""}>${outDtype}|${m}x${n}x${k}|${transB ? "T" : "N"}|${bias ? "bias" : ""}|${align}`;
     bindContext(this.#ctx);
     let plan = this.#plans.get(key);
     if (!plan) {
       plan = this.#makePlan(m, n, k, dtype, outDtype, transB, bias, align, key, invariant, args.c ? null : { a, b, d, stream: args.stream ?? null }, {
         b,
         stream: args.stream ?? null,
-      });
+      }, fastAccum);
       this.#plans.set(key, plan);
     }
     const lt = cublasLt();
@@ -450,6 +456,7 @@ export class CublasLtGemm {
     invariant: boolean,
     io: { a: bigint; b: bigint; d: bigint; stream: Stream | null } | null,
     weight: { b: bigint; stream: Stream | null },
+    fastAccum = false,
   ): Plan {
     const lt = cublasLt();
     const cell = new BigUint64Array(1);
@@ -467,6 +474,9 @@ export class CublasLtGemm {
       checkCublas(lt.cublasLtMatmulDescSetAttribute(desc, LT.MATMUL_DESC_TRANSA, i32, 4), "cublasLtMatmulDescSetAttribute", "TRANSA");
       i32[0] = LT.OP_N;
       checkCublas(lt.cublasLtMatmulDescSetAttribute(desc, LT.MATMUL_DESC_TRANSB, i32, 4), "cublasLtMatmulDescSetAttribute", "TRANSB");
+      if (fastAccum) {
+        checkCublas(lt.cublasLtMatmulDescSetAttribute(desc, LT.MATMUL_DESC_FAST_ACCUM, new Int8Array([1]), 1), "cublasLtMatmulDescSetAttribute", "FAST_ACCUM");
+      }
       if (bias) {
         const epi = new Uint32Array([LT.EPILOGUE_BIAS]);
         checkCublas(lt.cublasLtMatmulDescSetAttribute(desc, LT.MATMUL_DESC_EPILOGUE, epi, 4), "cublasLtMatmulDescSetAttribute", "EPILOGUE");

@@ -168,6 +168,8 @@ export interface LaunchEnv {
    * block per kv head and 16 query heads) with batchDecodeSplit's geometry instead of decode_attention.
    */
   readonly batchAttention?: boolean;
+  /** FP8 GEMM launches ask for cuBLASLt's fast accumulation (GemmLaunch.fastAccum). */
+  readonly fp8FastAccum?: boolean;
   /** int32 [decodeCap × numKvHeads × ceil(G / 8)], zeroed once: decode_attention's split counters. */
   readonly decodeCounters?: bigint;
   /**
@@ -242,6 +244,8 @@ export interface GemmLaunch {
   /** fp8e4m3: device f32 scales cuBLASLt multiplies A / B by (absent: 1). */
   readonly aScale?: bigint;
   readonly bScale?: bigint;
+  /** fp8e4m3: cuBLASLt fast accumulation (GemmArgs.fastAccum). */
+  readonly fastAccum?: boolean;
 }
 
 export type Launch = KernelLaunch | GemmLaunch;

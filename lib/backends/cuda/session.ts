@@ -87,6 +87,8 @@ export interface CudaSessionOptions {
    * decode_attention_batch kernel (2–2.5× faster than decode_attention there on an H200). @default true
    */
   readonly batchAttention?: boolean;
+  /** FP8 GEMMs with cuBLASLt's fast accumulation (GemmArgs.fastAccum). @default false */
+  readonly fp8FastAccum?: boolean;
 }
 
 /** The defaults (what `Session` passes when nothing is set). */
@@ -199,6 +201,8 @@ export class CudaSession implements SessionBackend {
   readonly pdl: boolean;
   /** CudaSessionOptions.batchAttention. */
   readonly batchAttention: boolean;
+  /** CudaSessionOptions.fp8FastAccum. */
+  readonly fp8FastAccum: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -278,6 +282,7 @@ export class CudaSession implements SessionBackend {
     this.gemv = options.gemv;
     this.batchInvariant = options.batchInvariant;
     this.batchAttention = options.batchAttention ?? true;
+    this.fp8FastAccum = options.fp8FastAccum ?? false;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -459,6 +464,7 @@ export class CudaSession implements SessionBackend {
       batchInvariant: this.batchInvariant,
       fusedDecode: this.gemv,
       batchAttention: this.batchAttention,
+      fp8FastAccum: this.fp8FastAccum,
       decodeCounters: this.#decodeCounters.ptr,
       pdl: this.pdl,
     };
@@ -798,6 +804,7 @@ export class CudaSession implements SessionBackend {
           batchInvariant: l.invariant,
           aScale: l.aScale ?? null,
           bScale: l.bScale ?? null,
+          ...(l.fastAccum ? { fastAccum: true } : {}),
         });
       } else {
         this.#kernel(l.kernel).launch(l.grid, l.block, l.args, l.pdl ? { stream, pdl: true } : { stream });
