@@ -41,8 +41,8 @@ function rowScale(x: Float32Array, o: number, k: number, actScale: number): numb
   return amax > 0 ? f(amax / 448) : 1;
 }
 
-/** e4m3 bytes of rows [m, k] of x and their scales. */
-function quantizeRows(x: Float32Array, m: number, k: number, actScale: number): { q: Uint8Array; a: Float32Array } {
+/** e4m3 bytes of rows [m, k] of x and their scales (fp8_quantize_bf16 and the fused producers' quantization). */
+export function quantizeRows(x: Float32Array, m: number, k: number, actScale: number): { q: Uint8Array; a: Float32Array } {
   const q = new Uint8Array(m * k), a = new Float32Array(m);
   for (let r = 0; r < m; r++) {
     a[r] = rowScale(x, r * k, k, actScale);

@@ -25,6 +25,7 @@ const FACTORIES: Readonly<Record<Backend, Factory>> = {
       pdl: o.pdl,
       batchAttention: o.batchAttention,
       fp8FastAccum: o.fp8FastAccum,
+      fp8FusedQuant: o.fp8FusedQuant,
     }),
 };
 

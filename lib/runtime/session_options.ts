@@ -8,6 +8,7 @@
  * - `LLMRT_PDL=0`: `pdl` defaults to false
  * - `LLMRT_BATCH_ATTENTION=0`: `batchAttention` defaults to false
  * - `LLMRT_FP8_FAST_ACCUM=1`: `fp8FastAccum` defaults to true
+ * - `LLMRT_FP8_FUSED_QUANT=1`: `fp8FusedQuant` defaults to true
  */
 import { z } from "zod";
 import { parseWith } from "../util/validate.ts";
@@ -41,6 +42,11 @@ export const SessionOptionsSchema = z.strictObject({
    * fp32 promotion of the tensor cores' partial sums). @default false (LLMRT_FP8_FAST_ACCUM=1: true)
    */
   fp8FastAccum: z.boolean().optional(),
+  /**
+   * CUDA: the RMSNorm / SiLU·mul before a prefill-sized FP8 linear writes its e4m3 input rows itself (no separate
+   * quantize launch, no bf16 round trip; same bits). @default false (LLMRT_FP8_FUSED_QUANT=1: true)
+   */
+  fp8FusedQuant: z.boolean().optional(),
 });
 
 export type SessionOptions = z.input<typeof SessionOptionsSchema>;
@@ -54,6 +60,7 @@ export type ResolvedSessionOptions = Readonly<{
   pdl: boolean;
   batchAttention: boolean;
   fp8FastAccum: boolean;
+  fp8FusedQuant: boolean;
 }>;
 
 /** Validates session options and applies the documented defaults (errors name the field and value). */
@@ -69,5 +76,6 @@ export function parseSessionOptions(input: SessionOptions = {}): ResolvedSession
     pdl: o.pdl ?? envOn("LLMRT_PDL"),
     batchAttention: o.batchAttention ?? envOn("LLMRT_BATCH_ATTENTION"),
     fp8FastAccum: o.fp8FastAccum ?? env()["LLMRT_FP8_FAST_ACCUM"] === "1",
+    fp8FusedQuant: o.fp8FusedQuant ?? env()["LLMRT_FP8_FUSED_QUANT"] === "1",
   });
 }

@@ -117,6 +117,7 @@ export class RankRunner {
       pdl: o.pdl,
       batchAttention: o.batchAttention,
       fp8FastAccum: o.fp8FastAccum,
+      fp8FusedQuant: o.fp8FusedQuant,
       nccl,
     });
   }

@@ -51,6 +51,8 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   fp8_gemv_fused_norm: { file: "fp8_gemv.cu", params: [P, P, P, P, P, P, F, I, I, I, F, I] },
   fp8_quantize: { file: "fp8_gemv.cu", params: [P, P, P, I, I, F] },
   fp8_scale: { file: "fp8_gemv.cu", params: [P, P, P, P, I, I] },
+  fp8_rmsnorm_quant: { file: "fp8_gemv.cu", params: [P, P, P, P, P, P, I, I, F, F, I] },
+  fp8_silu_mul_quant: { file: "fp8_gemv.cu", params: [P, P, P, I, I, F] },
   rope_kv_write_fp8kv: { file: "rope_kv_write.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, I, I, P] },
   paged_attention_decode_fp8kv: { file: "paged_attention.cu", params: [P, P, P, P, P, P, P, P, I, I, I, I, I, I, F, I, I, P] },
   paged_attention_prefill_mma_fp8kv: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, F, I, P] },
@@ -170,6 +172,11 @@ export interface LaunchEnv {
   readonly batchAttention?: boolean;
   /** FP8 GEMM launches ask for cuBLASLt's fast accumulation (GemmLaunch.fastAccum). */
   readonly fp8FastAccum?: boolean;
+  /**
+   * The (add_)rmsnorm / silu_mul feeding a prefill-sized FP8 linear writes its e4m3 rows itself
+   * (fp8_rmsnorm_quant / fp8_silu_mul_quant) instead of a separate fp8_quantize launch (fp8_launch.ts fp8QuantProducers).
+   */
+  readonly fp8FusedQuant?: boolean;
   /** int32 [decodeCap × numKvHeads × ceil(G / 8)], zeroed once: decode_attention's split counters. */
   readonly decodeCounters?: bigint;
   /**

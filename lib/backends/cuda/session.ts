@@ -89,6 +89,8 @@ export interface CudaSessionOptions {
   readonly batchAttention?: boolean;
   /** FP8 GEMMs with cuBLASLt's fast accumulation (GemmArgs.fastAccum). @default false */
   readonly fp8FastAccum?: boolean;
+  /** RMSNorm / SiLU·mul write the next FP8 linear's e4m3 rows (LaunchEnv.fp8FusedQuant). @default false */
+  readonly fp8FusedQuant?: boolean;
 }
 
 /** The defaults (what `Session` passes when nothing is set). */
@@ -203,6 +205,8 @@ export class CudaSession implements SessionBackend {
   readonly batchAttention: boolean;
   /** CudaSessionOptions.fp8FastAccum. */
   readonly fp8FastAccum: boolean;
+  /** CudaSessionOptions.fp8FusedQuant. */
+  readonly fp8FusedQuant: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -283,6 +287,7 @@ export class CudaSession implements SessionBackend {
     this.batchInvariant = options.batchInvariant;
     this.batchAttention = options.batchAttention ?? true;
     this.fp8FastAccum = options.fp8FastAccum ?? false;
+    this.fp8FusedQuant = options.fp8FusedQuant ?? false;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -465,6 +470,7 @@ export class CudaSession implements SessionBackend {
       fusedDecode: this.gemv,
       batchAttention: this.batchAttention,
       fp8FastAccum: this.fp8FastAccum,
+      fp8FusedQuant: this.fp8FusedQuant,
       decodeCounters: this.#decodeCounters.ptr,
       pdl: this.pdl,
     };

@@ -281,3 +281,137 @@ extern "C" __global__ void __launch_bounds__(256) fp8_scale_bf16(bf16_t* y, cons
 extern "C" __global__ void __launch_bounds__(256) fp8_scale_f32(float* y, const float* rowScale, const float* colScale, const bf16_t* bias, int rows, int n) {
   scaleImpl<float>(y, rowScale, colScale, bias, rows, n);
 }
+
+// ------------------------------------------------------------------------------------------------
+// The activation quantization of a prefill-sized FP8 linear folded into the op that produces its input
+// (lib/backends/cuda/fp8_launch.ts fp8QuantProducer; CudaSessionOptions.fp8FusedQuant): the norm or SiLU·mul
+// writes the e4m3 rows and row scales fp8_quantize_bf16 would write from its bf16 output, bit for bit (the
+// bf16-rounded value v, then e4m3(divBy(v, a, 1 / a)); a = actScale, or per row tokenScale(amax |v|)).
+//
+// extern "C" __global__ void fp8_rmsnorm_quant_bf16(const bf16_t* x, bf16_t* residual, const bf16_t* weight, bf16_t* out,
+//     u8* xq, float* rowScale, int rows, int hidden, float eps, float actScale, int add)
+//   add 0: rmsnorm_bf16 of x; add 1: add_rmsnorm_bf16 (residual += x, stored rounded; the norm of the residual).
+//   out (0 = not written): the bf16 normed rows; xq [rows, hidden] e4m3, rowScale [rows] f32.
+//   grid (rows, 1, 1)   block (256, 1, 1)   hidden % 8 == 0, 16-byte aligned rows (the launcher's FP8 linears)
+// extern "C" __global__ void fp8_silu_mul_quant_bf16(const bf16_t* gateUp, u8* xq, float* rowScale, int numTokens,
+//     int inter, float actScale)
+//   v = bf16(silu(gate) · up) as silu_mul_bf16 rounds it; xq [numTokens, inter] e4m3, rowScale [numTokens].
+//   grid (numTokens, 1, 1)   block (256, 1, 1)   inter % 8 == 0, 16-byte aligned
+// ------------------------------------------------------------------------------------------------
+
+/** The block's max of per-thread values (order-free); every thread gets it. `sh`: 32 floats. */
+__device__ __forceinline__ float blockMax(float v, float* sh) {
+  v = warpMax(v);
+  const int w = threadIdx.x >> 5, l = threadIdx.x & 31, nw = blockDim.x >> 5;
+  __syncthreads();
+  if (l == 0) sh[w] = v;
+  __syncthreads();
+  v = l < nw ? sh[l] : 0.f;
+  return warpMax(v);
+}
+
+/** 8 bf16-rounded values → 8 e4m3 bytes of v / s. */
+__device__ __forceinline__ uint2 quantF8(const float (&v)[8], float s, float inv) {
+  uint2 r;
+  r.x = e4m3x4(divBy(v[0], s, inv), divBy(v[1], s, inv), divBy(v[2], s, inv), divBy(v[3], s, inv));
+  r.y = e4m3x4(divBy(v[4], s, inv), divBy(v[5], s, inv), divBy(v[6], s, inv), divBy(v[7], s, inv));
+  return r;
+}
+
+/** Rounds 8 floats to bf16 and back (the value a bf16 store keeps). */
+__device__ __forceinline__ void roundBf16x8(float (&v)[8]) {
+#pragma unroll
+  for (int e = 0; e < 8; e++) v[e] = toF(fromF<bf16_t>(v[e]));
+}
+
+extern "C" __global__ void __launch_bounds__(256) fp8_rmsnorm_quant_bf16(const bf16_t* x, bf16_t* residual, const bf16_t* weight, bf16_t* out,
+    u8* xq, float* rowScale, int rows, int hidden, float eps, float actScale, int add) {
+  __shared__ float sh[32];
+  const long long row = blockIdx.x;
+  if (row >= rows) return;
+  const bf16_t* xr = x + row * hidden;
+  bf16_t* rr = add ? residual + row * hidden : nullptr;
+  // Pass 1 as rmsnormImpl's vector path: (residual add and store,) sum of squares in the same order.
+  float ss = 0.f;
+  for (int i = threadIdx.x * 8; i < hidden; i += blockDim.x * 8) {
+    float a[8];
+    load16(xr + i, a);
+    if (add) {
+      float b[8];
+      load16(rr + i, b);
+#pragma unroll
+      for (int e = 0; e < 8; e++) a[e] = toF(fromF<bf16_t>(a[e] + b[e]));
+      store16(rr + i, a);
+    }
+#pragma unroll
+    for (int e = 0; e < 8; e++) ss += a[e] * a[e];
+  }
+  ss = blockSum(ss, sh);
+  const float inv = rsqrtf(ss / (float)hidden + eps);
+  const bf16_t* src = add ? rr : xr;
+  bf16_t* orow = out ? out + row * hidden : nullptr;
+  auto normed = [&](int i, float (&a)[8]) {
+    float w[8];
+    load16(src + i, a);
+    load16(weight + i, w);
+#pragma unroll
+    for (int e = 0; e < 8; e++) a[e] = a[e] * inv * w[e];
+    roundBf16x8(a);
+  };
+  float s = actScale;
+  if (!(actScale > 0.f)) {  // per token: the amax of the rounded normed row first
+    float amax = 0.f;
+    for (int i = threadIdx.x * 8; i < hidden; i += blockDim.x * 8) {
+      float a[8];
+      normed(i, a);
+#pragma unroll
+      for (int e = 0; e < 8; e++) amax = fmaxf(amax, fabsf(a[e]));
+    }
+    s = tokenScale(blockMax(amax, sh));
+  }
+  if (threadIdx.x == 0) rowScale[row] = s;
+  const float sinv = 1.f / s;
+  u8* qr = xq + row * hidden;
+  for (int i = threadIdx.x * 8; i < hidden; i += blockDim.x * 8) {
+    float a[8];
+    normed(i, a);
+    if (orow) store16(orow + i, a);
+    *reinterpret_cast<uint2*>(qr + i) = quantF8(a, s, sinv);
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(256) fp8_silu_mul_quant_bf16(const bf16_t* gateUp, u8* xq, float* rowScale, int numTokens, int inter,
+    float actScale) {
+  __shared__ float sh[32];
+  const long long t = blockIdx.x;
+  if (t >= numTokens) return;
+  const bf16_t* g = gateUp + t * 2 * inter;
+  const bf16_t* u = g + inter;
+  auto value = [&](int i, float (&a)[8]) {
+    float b[8];
+    load16(g + i, a);
+    load16(u + i, b);
+#pragma unroll
+    for (int e = 0; e < 8; e++) a[e] = fgSilu(a[e]) * b[e];
+    roundBf16x8(a);
+  };
+  float s = actScale;
+  if (!(actScale > 0.f)) {
+    float amax = 0.f;
+    for (int i = threadIdx.x * 8; i < inter; i += blockDim.x * 8) {
+      float a[8];
+      value(i, a);
+#pragma unroll
+      for (int e = 0; e < 8; e++) amax = fmaxf(amax, fabsf(a[e]));
+    }
+    s = tokenScale(blockMax(amax, sh));
+  }
+  if (threadIdx.x == 0) rowScale[t] = s;
+  const float sinv = 1.f / s;
+  u8* qr = xq + t * inter;
+  for (int i = threadIdx.x * 8; i < inter; i += blockDim.x * 8) {
+    float a[8];
+    value(i, a);
+    *reinterpret_cast<uint2*>(qr + i) = quantF8(a, s, sinv);
+  }
+}
