@@ -33,6 +33,9 @@ wait $pk8
 tail -3 "$OUT/pack8b.log" | cut -c1-400
 nokv $P8 $P8-nokv
 ls -la $P8 | head; du -sh $P8
+stamp "GPU test: fused FP8 quantization kernels vs unfused (bits)"
+timeout 40 bun test tests/gpu/fp8_fused_quant.test.ts > "$OUT/fq_test.log" 2>&1
+echo "rc $?"; grep -E "^\(pass|^\(fail|rror|AssertionError" "$OUT/fq_test.log" | head -6 | cut -c1-300
 stamp "FP8 GEMMs"
 LLMRT_BENCH_JSON=$OUT/fp8_gemm.json timeout 40 bun bench/fp8_gemm.ts --models 8b,1b --ms 64,512,2048 > "$OUT/fp8_gemm.log" 2>&1
 echo "fp8_gemm rc $?"; grep -E "ceilings|M=|rror" "$OUT/fp8_gemm.log" | cut -c1-400
@@ -40,20 +43,28 @@ tp() { # NAME LIMIT MODEL [ARGS...]
   local name=$1 lim=$2 m=$3
   shift 3
   stamp "throughput $name"
-  LLMRT_BENCH_JSON="$OUT/t_$name.json" timeout "$lim" bun bench/throughput.ts --model "$m" --requests 512 --input 128 --output 128 "$@" > "$OUT/t_$name.log" 2>&1
+  LLMRT_BENCH_IDS="$OUT/ids_$name.json" LLMRT_BENCH_JSON="$OUT/t_$name.json" timeout "$lim" bun bench/throughput.ts --model "$m" --requests 512 --input 128 --output 128 "$@" > "$OUT/t_$name.log" 2>&1
   echo "rc $?"
   grep -v -i warn "$OUT/t_$name.log" | grep -E "llmrt:|^model|host share|executor clocks|^\| [0-9]|rror" | head -12 | cut -c1-300
   grep -E "^  [a-z_0-9]+ +[0-9]+ ×" "$OUT/t_$name.log" | head -14
 }
 tp 8b_fp8kv 55 $P8 --profile-host
+LLMRT_FP8_FAST_ACCUM=1 LLMRT_FP8_FUSED_QUANT=1 tp 8b_fp8kv_fast 45 $P8
 tp 8b_bf16 40 $M8
+python3 - "$OUT" <<'PY'
+import json, sys
+o = sys.argv[1]
+try:
+    a, b = (json.load(open(f"{o}/ids_{n}.json")) for n in ("8b_fp8kv", "8b_fp8kv_fast"))
+    pre = sorted(next((i for i in range(min(len(p), len(q))) if p[i] != q[i]), min(len(p), len(q))) for p, q in zip(a, b))
+    print(f"greedy ids FP8+KV default vs fast-accum+fused-quant: {sum(p == len(a[0]) for p in pre)}/{len(pre)} identical; common prefix min {pre[0]} median {pre[len(pre)//2]}")
+except Exception as e:
+    print("ids compare failed", e)
+PY
 stamp "batch 1 + TTFT 2048, 8B (bf16, FP8 + FP8 KV, FP8)"
 timeout 70 bun bench/fp8_e2e.ts --model $M8 --algos none --packed $P8,$P8-nokv --decode 128 --ttft 2048 > "$OUT/e2e8b.log" 2>&1
 echo "rc $?"; grep -E "copy bandwidth|^\| |rror" "$OUT/e2e8b.log" | cut -c1-420
 stamp "batch 1 + TTFT 2048, 1B"
 timeout 35 bun bench/fp8_e2e.ts --model $M1 --algos none --packed $P1,$P1-nokv --decode 128 --ttft 2048 > "$OUT/e2e1b.log" 2>&1
 echo "rc $?"; grep -E "copy bandwidth|^\| |rror" "$OUT/e2e1b.log" | cut -c1-420
-stamp "8B engine vs packer (layers 0, 31)"
-timeout 60 bun tools/quant-packers/check_fp8_pack.ts --model $P8 --layers 0,31 > "$OUT/check8b.log" 2>&1
-echo "check8b rc $?"; head -8 "$OUT/check8b.log" | cut -c1-300
 stamp done
