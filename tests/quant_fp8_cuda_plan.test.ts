@@ -174,3 +174,23 @@ test("FP8 GEMM launches carry cuBLASLt fast accumulation only when LaunchEnv.fp8
     }
   }
 });
+
+test("fused FP8 decode steps launch fp8_gemv_fused* with programmatic dependent launch after a PDL kernel (LaunchEnv.pdl)", () => {
+  for (const algo of ["FP8", "FP8_PER_CHANNEL_PER_TOKEN"] as const) {
+    const engine = cudaEngine(algo);
+    const env = fakeEnv(engine, false, true);
+    const shape = { numTokens: 1, numSeqs: 1, numRows: 1, attention: { kind: "decode" as const, numSplits: 1, splitSize: 128 }, sample: true };
+    const off = planLaunches(env, shape).filter((l): l is KernelLaunch => l.kind === "kernel");
+    const on = planLaunches({ ...env, pdl: true }, shape).filter((l): l is KernelLaunch => l.kind === "kernel");
+    assert.deepEqual(on.map((l) => l.kernel), off.map((l) => l.kernel), "same launches");
+    const fp8 = on.map((l, i) => [l, i] as const).filter(([l]) => l.kernel.startsWith("fp8_gemv_fused"));
+    assert.equal(fp8.length, 6 * 4);
+    for (const [l, i] of fp8) {
+      const prev = on[i - 1];
+      const prevPdl = prev.kernel.startsWith("fp8_gemv_fused") || prev.kernel.startsWith("gemv_fused") || prev.kernel.startsWith("decode_attention");
+      assert.equal(!!l.pdl, prevPdl, `${l.kernel} after ${prev.kernel}`);
+    }
+    // kjv-llama (head dim 32: no decode_attention fusion): gate_up and down after an FP8 GEMV, qkv after the last layer's down.
+    assert.equal(fp8.filter(([l]) => l.pdl).length, 6 * 3 - 1, "FP8 GEMVs that overlap their predecessor");
+  }
+});

@@ -135,12 +135,18 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         // bandwidth on llama-3.2-1b, where the pinned batch-invariant cuBLASLt algorithm took 2x longer.
         const logitsGemv = !!fuse && isLogits && !op.weightFormat && !op.lora && op.inFeatures % 8 === 0 && rows <= GEMV_MAX_ROWS;
         if (op.weightFormat?.format === "fp8_e4m3") {
+          const first = out.length;
           planFp8Linear(op, i, rows, isLogits, env, T === S, buf, out, {
             norm: nrm,
             epilogue: epi,
             logits: !!fuse && isLogits && fp8GemvFusable(op) && rows <= GEMV_MAX_ROWS,
             preQuantized: preQuantized.has(i),
           });
+          // Fused decode: the FP8 GEMVs wait for their predecessor in code too (pdlWait after the first weight loads).
+          for (let j = first; j < out.length; j++) {
+            const l = out[j], prev = out[j - 1];
+            if (pdl && l.kind === "kernel" && isPdlKernel(l.kernel) && prev?.kind === "kernel" && isPdlKernel(prev.kernel)) out[j] = { ...l, pdl };
+          }
           break;
         }
         if (op.weightFormat) {

@@ -76,6 +76,8 @@ function kernelFamily(name: string): string {
 const PDL_FAMILIES: ReadonlySet<string> = new Set([
   "gemv_fused",
   "gemv_fused_norm",
+  "fp8_gemv_fused",
+  "fp8_gemv_fused_norm",
   "decode_attention",
   "decode_attention_g4",
   "gather_rows",

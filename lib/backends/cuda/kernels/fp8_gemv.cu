@@ -122,6 +122,22 @@ __device__ __forceinline__ void fp8GemvImpl(const bf16_t* x, const u8* W, const 
   const int j0 = blockIdx.x * FG_ROWS;
   const int rowA = mode == 2 ? blockIdx.x * 8 + g : min(j0 + g, n - 1);
   const int rowB = mode == 2 ? half + blockIdx.x * 8 + g : min(j0 + g + 8, n - 1);
+  const u8* wa = W + (long long)rowA * k + 16 * t;
+  const u8* wb = W + (long long)rowB * k + 16 * t;
+  const int chunks = k >> 6;
+  // The first round of weight loads is issued before anything that reads the previous kernels' output, so
+  // the weight stream overlaps the prologue and, under PDL, the previous kernel's tail.
+  uint4 va[FG_U], vb[FG_U];
+  int c = warp;
+  if (c + FG_WARPS * (FG_U - 1) < chunks) {
+#pragma unroll
+    for (int u = 0; u < FG_U; u++) {
+      va[u] = ldStream(wa + (long long)(c + FG_WARPS * u) * 64);
+      vb[u] = ldStream(wb + (long long)(c + FG_WARPS * u) * 64);
+    }
+  }
+  pdlWait();  // x and y are the previous kernels' (weights only above)
+  pdlLaunchDependents();
   const bf16_t* xs = x;
   if constexpr (NORM) {  // x <- rmsnorm(x) * normW (as rmsnorm_bf16 rounds it), staged in shared memory
     __shared__ __align__(16) bf16_t xsh[FG_XS];
@@ -151,13 +167,10 @@ __device__ __forceinline__ void fp8GemvImpl(const bf16_t* x, const u8* W, const 
     }
   }
   __syncthreads();
-  const u8* wa = W + (long long)rowA * k + 16 * t;
-  const u8* wb = W + (long long)rowB * k + 16 * t;
   const bool hasX = g < m;
   const bf16_t* xr = xs + (long long)(hasX ? g : 0) * k + 16 * t;
   const float s = sScale[hasX ? g : 0], inv = sInv[hasX ? g : 0];
   float acc[4] = {0.f, 0.f, 0.f, 0.f};
-  const int chunks = k >> 6;
   auto quant = [&](int c) -> uint4 {
     uint4 q = make_uint4(0u, 0u, 0u, 0u);
     if (hasX) {
@@ -166,13 +179,13 @@ __device__ __forceinline__ void fp8GemvImpl(const bf16_t* x, const u8* W, const 
     }
     return q;
   };
-  int c = warp;
   for (; c + FG_WARPS * (FG_U - 1) < chunks; c += FG_WARPS * FG_U) {
-    uint4 va[FG_U], vb[FG_U];
+    if (c != warp) {  // the first round is in flight already
 #pragma unroll
-    for (int u = 0; u < FG_U; u++) {
-      va[u] = ldStream(wa + (long long)(c + FG_WARPS * u) * 64);
-      vb[u] = ldStream(wb + (long long)(c + FG_WARPS * u) * 64);
+      for (int u = 0; u < FG_U; u++) {
+        va[u] = ldStream(wa + (long long)(c + FG_WARPS * u) * 64);
+        vb[u] = ldStream(wb + (long long)(c + FG_WARPS * u) * 64);
+      }
     }
 #pragma unroll
     for (int u = 0; u < FG_U; u++) chunkMma(va[u], vb[u], quant(c + FG_WARPS * u), acc);
