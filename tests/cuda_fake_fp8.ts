@@ -113,10 +113,12 @@ export function fp8KernelStandIn(mem: FakeMemory, l: KernelLaunch, maxRows: numb
       return true;
     }
     case "fp8_gemv_fused_bf16":
-    case "fp8_gemv_fused_norm_bf16": {
-      // (x, W, wScale, bias, y, normW, eps, m, n, k, actScale, mode)
+    case "fp8_gemv_fused_norm_bf16":
+    case "fp8_gemv_fused_pdl_bf16":
+    case "fp8_gemv_fused_norm_pdl_bf16": {
+      // (x, W, wScale, bias, y, normW, eps, m, n, k, actScale, mode); _pdl: the same values
       const [x, W, , , y, normW, eps, m, n, k, actScale, mode] = A;
-      const norm = l.kernel === "fp8_gemv_fused_norm_bf16";
+      const norm = l.kernel.startsWith("fp8_gemv_fused_norm");
       assert.ok(m >= 1 && m <= 8 && m <= maxRows, `${l.kernel}: m ${m}`);
       assert.ok(k % 64 === 0 && n % 16 === 0 && x % 16n === 0n && W % 16n === 0n, `${l.kernel}: k ${k}, n ${n} or x / W not 16-byte aligned`);
       assert.ok(mode === 0 || mode === 1 || mode === 2 || mode === 3, `${l.kernel}: mode ${mode}`);

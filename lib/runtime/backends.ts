@@ -26,6 +26,7 @@ const FACTORIES: Readonly<Record<Backend, Factory>> = {
       batchAttention: o.batchAttention,
       fp8FastAccum: o.fp8FastAccum,
       fp8FusedQuant: o.fp8FusedQuant,
+      fp8Pdl: o.fp8Pdl,
     }),
 };
 

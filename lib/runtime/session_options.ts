@@ -9,6 +9,7 @@
  * - `LLMRT_BATCH_ATTENTION=0`: `batchAttention` defaults to false
  * - `LLMRT_FP8_FAST_ACCUM=1`: `fp8FastAccum` defaults to true
  * - `LLMRT_FP8_FUSED_QUANT=1`: `fp8FusedQuant` defaults to true
+ * - `LLMRT_FP8_PDL=1`: `fp8Pdl` defaults to true
  */
 import { z } from "zod";
 import { parseWith } from "../util/validate.ts";
@@ -47,6 +48,11 @@ export const SessionOptionsSchema = z.strictObject({
    * quantize launch, no bf16 round trip; same bits). @default false (LLMRT_FP8_FUSED_QUANT=1: true)
    */
   fp8FusedQuant: z.boolean().optional(),
+  /**
+   * CUDA: fused FP8 decode GEMVs issue their first weight loads before waiting for the previous kernel and take
+   * programmatic dependent launch (with `pdl`). Same bits. @default false (LLMRT_FP8_PDL=1: true)
+   */
+  fp8Pdl: z.boolean().optional(),
 });
 
 export type SessionOptions = z.input<typeof SessionOptionsSchema>;
@@ -61,6 +67,7 @@ export type ResolvedSessionOptions = Readonly<{
   batchAttention: boolean;
   fp8FastAccum: boolean;
   fp8FusedQuant: boolean;
+  fp8Pdl: boolean;
 }>;
 
 /** Validates session options and applies the documented defaults (errors name the field and value). */
@@ -77,5 +84,6 @@ export function parseSessionOptions(input: SessionOptions = {}): ResolvedSession
     batchAttention: o.batchAttention ?? envOn("LLMRT_BATCH_ATTENTION"),
     fp8FastAccum: o.fp8FastAccum ?? env()["LLMRT_FP8_FAST_ACCUM"] === "1",
     fp8FusedQuant: o.fp8FusedQuant ?? env()["LLMRT_FP8_FUSED_QUANT"] === "1",
+    fp8Pdl: o.fp8Pdl ?? env()["LLMRT_FP8_PDL"] === "1",
   });
 }

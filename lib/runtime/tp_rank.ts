@@ -118,6 +118,7 @@ export class RankRunner {
       batchAttention: o.batchAttention,
       fp8FastAccum: o.fp8FastAccum,
       fp8FusedQuant: o.fp8FusedQuant,
+      fp8Pdl: o.fp8Pdl,
       nccl,
     });
   }

@@ -102,6 +102,20 @@ for (const [N, K] of [[96, 512], [256, 1024]] as const) {
           dy.copyToHost(f);
           off += sameBits(Uint16Array.from(f, (v) => toBf16Bits(v)), ref, `${label} mode 3 (rounded to bf16) vs fp8_gemv_bf16`);
           if (off > 0) console.log(`${label}: ${off} outputs 1 bf16 ulp from the unfused launches'`);
+          // The _pdl entry points (weights loaded ahead of pdlWait): the same bits in every mode.
+          const kernPdl = mod.kernel(norm ? "fp8_gemv_fused_norm_pdl_bf16" : "fp8_gemv_fused_pdl_bf16", FUSED);
+          for (const mode of [0, 1, 2, 3]) {
+            const bytes = mode === 3 ? m * N * 4 : mode === 2 ? m * (N / 2) * 2 : m * N * 2;
+            const [a, b] = [kern, kernPdl].map((kk) => {
+              dy.copyFromHost(new Uint8Array(m * N * 4));
+              if (mode === 1) dy.copyFromHost(resid);
+              kk.launch(N / 16, 256, [dx, W, S, dBias, dy, norm ? dNormW : 0n, eps, m, N, K, actScale, mode]);
+              const h = new Uint8Array(bytes);
+              dy.copyToHost(h);
+              return h;
+            });
+            assert.ok(a.every((v, i) => v === b[i]), `${label} mode ${mode}: the _pdl entry point's bits`);
+          }
           if (!norm) {
             const want = new Float32Array(m * N);
             fp8Linear(unBf16(xb), cw, unBf16(bias), m, N, K, want);

@@ -105,7 +105,7 @@ export function planFp8Linear(
   if (gemvStep && fp8GemvFusable(op) && (norm || epilogue || (isLogits && fused.logits))) {
     // Fused decode (decode_fusion.ts): the same GEMV with the norm prologue / an epilogue (mode 2 too: N / 16 blocks).
     const mode = isLogits ? 3 : epilogue?.mode ?? 0;
-    kernel(`fp8_gemv_fused${norm ? "_norm" : ""}_bf16`, [N / 16, 1, 1], [
+    kernel(`fp8_gemv_fused${norm ? "_norm" : ""}${env.fp8Pdl ? "_pdl" : ""}_bf16`, [N / 16, 1, 1], [
       buf(norm ? norm.x : op.x),
       W,
       scales,

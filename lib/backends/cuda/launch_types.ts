@@ -49,6 +49,8 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   fp8_gemv: { file: "fp8_gemv.cu", params: [P, P, P, P, P, I, I, I, F] },
   fp8_gemv_fused: { file: "fp8_gemv.cu", params: [P, P, P, P, P, P, F, I, I, I, F, I] },
   fp8_gemv_fused_norm: { file: "fp8_gemv.cu", params: [P, P, P, P, P, P, F, I, I, I, F, I] },
+  fp8_gemv_fused_pdl: { file: "fp8_gemv.cu", params: [P, P, P, P, P, P, F, I, I, I, F, I] },
+  fp8_gemv_fused_norm_pdl: { file: "fp8_gemv.cu", params: [P, P, P, P, P, P, F, I, I, I, F, I] },
   fp8_quantize: { file: "fp8_gemv.cu", params: [P, P, P, I, I, F] },
   fp8_scale: { file: "fp8_gemv.cu", params: [P, P, P, P, I, I] },
   fp8_rmsnorm_quant: { file: "fp8_gemv.cu", params: [P, P, P, P, P, P, I, I, F, F, I] },
@@ -76,8 +78,8 @@ function kernelFamily(name: string): string {
 const PDL_FAMILIES: ReadonlySet<string> = new Set([
   "gemv_fused",
   "gemv_fused_norm",
-  "fp8_gemv_fused",
-  "fp8_gemv_fused_norm",
+  "fp8_gemv_fused_pdl",
+  "fp8_gemv_fused_norm_pdl",
   "decode_attention",
   "decode_attention_g4",
   "gather_rows",
@@ -179,6 +181,8 @@ export interface LaunchEnv {
    * (fp8_rmsnorm_quant / fp8_silu_mul_quant) instead of a separate fp8_quantize launch (fp8_launch.ts fp8QuantProducers).
    */
   readonly fp8FusedQuant?: boolean;
+  /** Fused FP8 decode GEMVs as the _pdl entry points (first weight loads ahead of pdlWait; PDL launches in fused steps). */
+  readonly fp8Pdl?: boolean;
   /** int32 [decodeCap × numKvHeads × ceil(G / 8)], zeroed once: decode_attention's split counters. */
   readonly decodeCounters?: bigint;
   /**

@@ -91,6 +91,8 @@ export interface CudaSessionOptions {
   readonly fp8FastAccum?: boolean;
   /** RMSNorm / SiLU·mul write the next FP8 linear's e4m3 rows (LaunchEnv.fp8FusedQuant). @default false */
   readonly fp8FusedQuant?: boolean;
+  /** Fused FP8 decode GEMVs ahead of pdlWait, launched with PDL (LaunchEnv.fp8Pdl). @default false */
+  readonly fp8Pdl?: boolean;
 }
 
 /** The defaults (what `Session` passes when nothing is set). */
@@ -207,6 +209,8 @@ export class CudaSession implements SessionBackend {
   readonly fp8FastAccum: boolean;
   /** CudaSessionOptions.fp8FusedQuant. */
   readonly fp8FusedQuant: boolean;
+  /** CudaSessionOptions.fp8Pdl. */
+  readonly fp8Pdl: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -288,6 +292,7 @@ export class CudaSession implements SessionBackend {
     this.batchAttention = options.batchAttention ?? true;
     this.fp8FastAccum = options.fp8FastAccum ?? false;
     this.fp8FusedQuant = options.fp8FusedQuant ?? false;
+    this.fp8Pdl = options.fp8Pdl ?? false;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -471,6 +476,7 @@ export class CudaSession implements SessionBackend {
       batchAttention: this.batchAttention,
       fp8FastAccum: this.fp8FastAccum,
       fp8FusedQuant: this.fp8FusedQuant,
+      fp8Pdl: this.fp8Pdl,
       decodeCounters: this.#decodeCounters.ptr,
       pdl: this.pdl,
     };

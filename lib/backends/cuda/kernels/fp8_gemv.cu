@@ -111,7 +111,7 @@ __device__ __forceinline__ float fgSilu(float g) { return g / (1.f + expf(-g)); 
  * sum exactly as mode 0 does (same chunks per warp and lane, same mma and warp order), so a fused launch
  * gives the bits of fp8_gemv_bf16 followed by the separate norm / add / silu_mul launches.
  */
-template <bool NORM>
+template <bool NORM, bool PRE>
 __device__ __forceinline__ void fp8GemvImpl(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias, void* y,
                                             const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
   __shared__ float sScale[8], sInv[8];
@@ -125,19 +125,21 @@ __device__ __forceinline__ void fp8GemvImpl(const bf16_t* x, const u8* W, const 
   const u8* wa = W + (long long)rowA * k + 16 * t;
   const u8* wb = W + (long long)rowB * k + 16 * t;
   const int chunks = k >> 6;
-  // The first round of weight loads is issued before anything that reads the previous kernels' output, so
-  // the weight stream overlaps the prologue and, under PDL, the previous kernel's tail.
+  // PRE (the _pdl entry points): the first round of weight loads is issued before anything that reads the
+  // previous kernels' output, so the weight stream overlaps the prologue and, under PDL, the previous kernel's tail.
   uint4 va[FG_U], vb[FG_U];
   int c = warp;
-  if (c + FG_WARPS * (FG_U - 1) < chunks) {
+  if (PRE && c + FG_WARPS * (FG_U - 1) < chunks) {
 #pragma unroll
     for (int u = 0; u < FG_U; u++) {
       va[u] = ldStream(wa + (long long)(c + FG_WARPS * u) * 64);
       vb[u] = ldStream(wb + (long long)(c + FG_WARPS * u) * 64);
     }
   }
-  pdlWait();  // x and y are the previous kernels' (weights only above)
-  pdlLaunchDependents();
+  if (PRE) {
+    pdlWait();  // x and y are the previous kernels' (weights only above)
+    pdlLaunchDependents();
+  }
   const bf16_t* xs = x;
   if constexpr (NORM) {  // x <- rmsnorm(x) * normW (as rmsnorm_bf16 rounds it), staged in shared memory
     __shared__ __align__(16) bf16_t xsh[FG_XS];
@@ -180,7 +182,7 @@ __device__ __forceinline__ void fp8GemvImpl(const bf16_t* x, const u8* W, const 
     return q;
   };
   for (; c + FG_WARPS * (FG_U - 1) < chunks; c += FG_WARPS * FG_U) {
-    if (c != warp) {  // the first round is in flight already
+    if (!PRE || c != warp) {  // PRE: the first round is in flight already
 #pragma unroll
       for (int u = 0; u < FG_U; u++) {
         va[u] = ldStream(wa + (long long)(c + FG_WARPS * u) * 64);
@@ -233,15 +235,24 @@ __device__ __forceinline__ void fp8GemvImpl(const bf16_t* x, const u8* W, const 
 
 extern "C" __global__ void __launch_bounds__(256) fp8_gemv_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
                                                                 bf16_t* y, int m, int n, int k, float actScale) {
-  fp8GemvImpl<false>(x, W, wScale, bias, y, nullptr, 0.f, m, n, k, actScale, 0);
+  fp8GemvImpl<false, false>(x, W, wScale, bias, y, nullptr, 0.f, m, n, k, actScale, 0);
 }
 extern "C" __global__ void __launch_bounds__(256) fp8_gemv_fused_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
     void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
-  fp8GemvImpl<false>(x, W, wScale, bias, y, normW, eps, m, n, k, actScale, mode);
+  fp8GemvImpl<false, false>(x, W, wScale, bias, y, normW, eps, m, n, k, actScale, mode);
 }
 extern "C" __global__ void __launch_bounds__(256) fp8_gemv_fused_norm_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
     void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
-  fp8GemvImpl<true>(x, W, wScale, bias, y, normW, eps, m, n, k, actScale, mode);
+  fp8GemvImpl<true, false>(x, W, wScale, bias, y, normW, eps, m, n, k, actScale, mode);
+}
+// The same GEMVs with the first weight loads ahead of pdlWait (SessionOptions.fp8Pdl: launched with PDL in fused steps).
+extern "C" __global__ void __launch_bounds__(256) fp8_gemv_fused_pdl_bf16(const bf16_t* x, const u8* W, const float* wScale,
+    const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
+  fp8GemvImpl<false, true>(x, W, wScale, bias, y, normW, eps, m, n, k, actScale, mode);
+}
+extern "C" __global__ void __launch_bounds__(256) fp8_gemv_fused_norm_pdl_bf16(const bf16_t* x, const u8* W, const float* wScale,
+    const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
+  fp8GemvImpl<true, true>(x, W, wScale, bias, y, normW, eps, m, n, k, actScale, mode);
 }
 
 extern "C" __global__ void __launch_bounds__(256) fp8_quantize_bf16(const bf16_t* x, u8* xq, float* rowScale, int rows, int k, float actScale) {
