@@ -10,6 +10,8 @@
  *
  * --packed: pre-quantized FP8 checkpoints of the same model (tools/quant-packers/pack_fp8_torch.py) loaded as they
  * are, instead of (--algos none) or besides quantize() in TypeScript (minutes for an 8B model).
+ * --variants default,pdl,fast: each packed engine runs once per variant of the session options (pdl: fp8Pdl;
+ * fast: fp8FastAccum + fp8FusedQuant; all: the three), one row each.
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -20,6 +22,7 @@ import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import { openModel } from "../lib/quantization/prequantized.ts";
 import { quantizeSync } from "../lib/quantization/quantize.ts";
 import { Session } from "../lib/runtime/session.ts";
+import type { SessionOptions } from "../lib/runtime/session_options.ts";
 import { argmax, type DecodeRun, deviceWeightBytes, greedyStepper, prefillAndDecode, relL2 } from "./batch1.ts";
 import { copyBandwidth } from "./copy_bandwidth.ts";
 
@@ -32,11 +35,20 @@ const { values } = parseArgs({
     ttft: { type: "string" },
     calib: { type: "string" },
     packed: { type: "string" },
+    variants: { type: "string" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/fp8_e2e.ts --model DIR [--algos FP8,FP8_PER_CHANNEL_PER_TOKEN] [--decode 128] [--ttft 2048] [--calib 8]");
 const algos = (values.algos === "none" ? [] : (values.algos ?? "FP8,FP8_PER_CHANNEL_PER_TOKEN").split(",")) as ("FP8" | "FP8_PER_CHANNEL_PER_TOKEN")[];
 const packed = values.packed ? values.packed.split(",") : [];
+const VARIANTS: Record<string, SessionOptions> = {
+  default: {},
+  pdl: { fp8Pdl: true },
+  fast: { fp8FastAccum: true, fp8FusedQuant: true },
+  all: { fp8Pdl: true, fp8FastAccum: true, fp8FusedQuant: true },
+};
+const variants = (values.variants ?? "default").split(",");
+for (const v of variants) if (!VARIANTS[v]) throw new Error(`--variants: ${v} is not one of ${Object.keys(VARIANTS).join(", ")}`);
 const numDecode = Number(values.decode ?? 128);
 const TTFT = Number(values.ttft ?? 2048);
 const calibTokens = Number(values.calib ?? 8);
@@ -51,8 +63,8 @@ interface RunResult extends DecodeRun {
   readonly ttftMs: number;
 }
 
-function run(engine: Engine, prompt: number[], long: number[]): RunResult {
-  using session = Session.fromSerializedEngine(engine, { backend: "cuda" });
+function run(engine: Engine, prompt: number[], long: number[], options: SessionOptions = {}): RunResult {
+  using session = Session.fromSerializedEngine(engine, { ...options, backend: "cuda" });
   const kv = session.createKvCache(maxSeqLen / BS + 1);
   const step = greedyStepper(Int32Array.from({ length: maxSeqLen / BS }, (_, i) => i));
   const sampled = new Int32Array(1);
@@ -118,17 +130,23 @@ for (const dir of packed) {
   const q = openModel(dir, { dtype: "bfloat16" });
   const qe = build(q);
   const loadS = ((performance.now() - t0) / 1000).toFixed(1);
-  const r = run(qe, prompt, long);
   const qc = qe.config.quant;
-  line(
-    `${dir.split("/").pop()} (${qc?.quantAlgo}${qc?.kvCacheQuantAlgo ? ` + ${qc.kvCacheQuantAlgo} KV` : ""})`,
-    qe,
-    r,
-    `vs bf16: prefill logits rel L2 ${relL2(r.logits, ref.logits).toExponential(2)} argmax ${
-      argmax(r.logits) === argmax(ref.logits) ? "same" : "differs"
-    }, decode-step rel L2 ${relL2(r.decodeLogits, ref.decodeLogits).toExponential(2)} argmax ${
-      argmax(r.decodeLogits) === argmax(ref.decodeLogits) ? "same" : "differs"
-    }; open + build ${loadS} s`,
-  );
+  let first: RunResult | null = null;
+  for (const v of variants) {
+    const r = run(qe, prompt, long, VARIANTS[v]);
+    const same = (a: Float32Array, b: Float32Array): string => a.every((x, i) => Object.is(x, b[i])) ? "identical" : `rel L2 ${relL2(a, b).toExponential(2)}`;
+    const vsFirst = first ? `; vs [${variants[0]}]: prefill ${same(r.logits, first.logits)}, decode ${same(r.decodeLogits, first.decodeLogits)}` : "";
+    first ??= r;
+    line(
+      `${dir.split("/").pop()} (${qc?.quantAlgo}${qc?.kvCacheQuantAlgo ? ` + ${qc.kvCacheQuantAlgo} KV` : ""})${v === "default" ? "" : ` [${v}]`}`,
+      qe,
+      r,
+      `vs bf16: prefill logits rel L2 ${relL2(r.logits, ref.logits).toExponential(2)} argmax ${
+        argmax(r.logits) === argmax(ref.logits) ? "same" : "differs"
+      }, decode-step rel L2 ${relL2(r.decodeLogits, ref.decodeLogits).toExponential(2)} argmax ${
+        argmax(r.decodeLogits) === argmax(ref.decodeLogits) ? "same" : "differs"
+      }; open + build ${loadS} s${vsFirst}`,
+    );
+  }
   qe.dispose();
 }

@@ -34,7 +34,7 @@ tail -3 "$OUT/pack8b.log" | cut -c1-400
 nokv $P8 $P8-nokv
 ls -la $P8 | head; du -sh $P8
 stamp "GPU test: fused FP8 quantization kernels vs unfused (bits)"
-timeout 40 bun test tests/gpu/fp8_fused_quant.test.ts > "$OUT/fq_test.log" 2>&1
+timeout 60 bun test tests/gpu/fp8_fused_quant.test.ts tests/gpu/fp8_fused.test.ts > "$OUT/fq_test.log" 2>&1
 echo "rc $?"; grep -E "^\(pass|^\(fail|rror|AssertionError" "$OUT/fq_test.log" | head -6 | cut -c1-300
 stamp "FP8 GEMMs"
 LLMRT_BENCH_JSON=$OUT/fp8_gemm.json timeout 40 bun bench/fp8_gemm.ts --models 8b,1b --ms 64,512,2048 > "$OUT/fp8_gemm.log" 2>&1
@@ -62,9 +62,9 @@ except Exception as e:
     print("ids compare failed", e)
 PY
 stamp "batch 1 + TTFT 2048, 8B (bf16, FP8 + FP8 KV, FP8)"
-timeout 70 bun bench/fp8_e2e.ts --model $M8 --algos none --packed $P8,$P8-nokv --decode 128 --ttft 2048 > "$OUT/e2e8b.log" 2>&1
+timeout 70 bun bench/fp8_e2e.ts --model $M8 --algos none --packed $P8,$P8-nokv --variants default,pdl,fast --decode 128 --ttft 2048 > "$OUT/e2e8b.log" 2>&1
 echo "rc $?"; grep -E "copy bandwidth|^\| |rror" "$OUT/e2e8b.log" | cut -c1-420
 stamp "batch 1 + TTFT 2048, 1B"
-timeout 35 bun bench/fp8_e2e.ts --model $M1 --algos none --packed $P1,$P1-nokv --decode 128 --ttft 2048 > "$OUT/e2e1b.log" 2>&1
+timeout 35 bun bench/fp8_e2e.ts --model $M1 --algos none --packed $P1,$P1-nokv --variants default,pdl,fast --decode 128 --ttft 2048 > "$OUT/e2e1b.log" 2>&1
 echo "rc $?"; grep -E "copy bandwidth|^\| |rror" "$OUT/e2e1b.log" | cut -c1-420
 stamp done
