@@ -86,7 +86,16 @@ __device__ __forceinline__ void mmaE4m3(float (&d)[4], u32 a0, u32 a1, u32 a2, u
 /** The per-token scale a of a row: amax / 448 (1 when zero), as fp8TokenScale on the CPU. */
 __device__ __forceinline__ float tokenScale(float amax) { return amax > 0.f ? amax / 448.f : 1.f; }
 
-constexpr int FG_ROWS = 16, FG_WARPS = 8, FG_U = 4;
+#ifndef FG_U
+#define FG_U 4  // 16-byte loads of each of a lane's two weight rows issued before use (a tuning knob: bench/fp8_gemv_tune.ts)
+#endif
+#ifndef FG_L2PF
+#define FG_L2PF 0  // 1: the _pdl entry points also bulk-prefetch the block's weight rows into L2 up front (tuning knob)
+#endif
+#ifndef FG_MINB
+#define FG_MINB 3  // __launch_bounds__ min blocks per SM of the _pdl entry points (3: <= 85 registers, as the plain ones; tuning knob)
+#endif
+constexpr int FG_ROWS = 16, FG_WARPS = 8;
 
 /**
  * One 64-column chunk of a lane: weight bytes wa (row g) and wb (row g + 8), 16 quantized activations of
@@ -136,6 +145,13 @@ __device__ __forceinline__ void fp8GemvImpl(const bf16_t* x, const u8* W, const 
       vb[u] = ldStream(wb + (long long)(c + FG_WARPS * u) * 64);
     }
   }
+#if FG_L2PF
+  if (PRE && tid < FG_ROWS) {  // thread r: the block's weight row r (16-byte multiples: k % 64 == 0)
+    const int r = tid;
+    const int row = mode == 2 ? (r < 8 ? blockIdx.x * 8 + r : half + blockIdx.x * 8 + r - 8) : min(j0 + r, n - 1);
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(W + (long long)row * k), "r"((u32)k) : "memory");
+  }
+#endif
   if (PRE) {
     pdlWait();  // x and y are the previous kernels' (weights only above)
     pdlLaunchDependents();
@@ -246,11 +262,11 @@ extern "C" __global__ void __launch_bounds__(256) fp8_gemv_fused_norm_bf16(const
   fp8GemvImpl<true, false>(x, W, wScale, bias, y, normW, eps, m, n, k, actScale, mode);
 }
 // The same GEMVs with the first weight loads ahead of pdlWait (SessionOptions.fp8Pdl: launched with PDL in fused steps).
-extern "C" __global__ void __launch_bounds__(256) fp8_gemv_fused_pdl_bf16(const bf16_t* x, const u8* W, const float* wScale,
+extern "C" __global__ void __launch_bounds__(256, FG_MINB) fp8_gemv_fused_pdl_bf16(const bf16_t* x, const u8* W, const float* wScale,
     const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
   fp8GemvImpl<false, true>(x, W, wScale, bias, y, normW, eps, m, n, k, actScale, mode);
 }
-extern "C" __global__ void __launch_bounds__(256) fp8_gemv_fused_norm_pdl_bf16(const bf16_t* x, const u8* W, const float* wScale,
+extern "C" __global__ void __launch_bounds__(256, FG_MINB) fp8_gemv_fused_norm_pdl_bf16(const bf16_t* x, const u8* W, const float* wScale,
     const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
   fp8GemvImpl<true, true>(x, W, wScale, bias, y, normW, eps, m, n, k, actScale, mode);
 }
