@@ -39,6 +39,9 @@ echo "rc $?"; grep -E "^\(pass|^\(fail|rror|AssertionError" "$OUT/fq_test.log" |
 stamp "FP8 GEMMs"
 LLMRT_BENCH_JSON=$OUT/fp8_gemm.json timeout 40 bun bench/fp8_gemm.ts --models 8b,1b --ms 64,512,2048 > "$OUT/fp8_gemm.log" 2>&1
 echo "fp8_gemm rc $?"; grep -E "ceilings|M=|rror" "$OUT/fp8_gemm.log" | cut -c1-400
+stamp "FP8 decode GEMV chains per compile variant (plain vs _pdl + PDL)"
+timeout 45 bun bench/fp8_gemv_tune.ts --models 8b,1b --variants "default;-DFG_L2PF=1;-DFG_U=2" > "$OUT/gemv_tune.log" 2>&1
+echo "rc $?"; grep -E "copy|^\| [18]b|rror" "$OUT/gemv_tune.log" | cut -c1-200
 tp() { # NAME LIMIT MODEL [ARGS...]
   local name=$1 lim=$2 m=$3
   shift 3
