@@ -2,10 +2,12 @@
  * FP8 GEMMs at decode-batch and prefill M (issue 14): the llama linears y = x Wᵀ under cuBLASLt as the FP8 engine
  * runs them — e4m3 A and B, per-tensor scales as device pointers, bf16 out — with and without fast accumulation
  * (GemmArgs.fastAccum), beside the bf16 GEMM of the same shape, and an 8192³ bf16 / fp8 GEMM as the same run's
- * ceilings. The heuristic's pick (what the engine's non-invariant decode steps use) and, with --tuned, the fastest
- * of its candidates. Inputs are random e4m3 / bf16 bytes of moderate magnitude.
+ * ceilings. The heuristic's pick (what the engine's non-invariant decode steps use), with --invariant also the
+ * batch-invariant choices prefill GEMMs make (pinned: the reference-M algorithm for every M, FP8's default;
+ * bucketed: GemmOptions.invariantFp8Buckets, the verified pick of M's bucket), with --tuned the fastest of the
+ * heuristic's candidates. Inputs are random e4m3 / bf16 bytes of moderate magnitude.
  *
- *   bun bench/fp8_gemm.ts [--models 1b,8b] [--ms 64,512,2048,8192] [--tuned]
+ *   bun bench/fp8_gemm.ts [--models 1b,8b] [--ms 64,512,2048,8192] [--invariant] [--tuned]
  */
 import * as fs from "node:fs";
 import process from "node:process";
@@ -15,7 +17,7 @@ import { CudaDevice } from "../lib/cuda/device.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { models: { type: "string" }, ms: { type: "string" }, tuned: { type: "boolean" } },
+  options: { models: { type: "string" }, ms: { type: "string" }, tuned: { type: "boolean" }, invariant: { type: "boolean" } },
 });
 const SHAPES: Record<string, [string, number, number][]> = {
   "1b": [["qkv", 3072, 2048], ["o_proj", 2048, 2048], ["gate_up", 16384, 2048], ["down", 2048, 8192]],
@@ -30,6 +32,8 @@ using e0 = dev.createEvent();
 using e1 = dev.createEvent();
 const heur = new CublasLtGemm(dev, {});
 const tuned = values.tuned ? new CublasLtGemm(dev, { tune: true, timingCacheDir: null }) : null;
+const pinned = values.invariant ? new CublasLtGemm(dev, { batchInvariant: true, invariantFp8Buckets: false }) : null;
+const bucketed = values.invariant ? new CublasLtGemm(dev, { batchInvariant: true, invariantFp8Buckets: true }) : null;
 let big = 8192 * 8192;
 for (const md of models) for (const [, n, k] of SHAPES[md]) for (const m of Ms) big = Math.max(big, m * k, n * k, m * n);
 using A = dev.alloc(big * 2);
@@ -84,7 +88,9 @@ const tf = (m: number, n: number, k: number, ms: number): number => (2 * m * n *
 const ceil: Record<string, number> = {};
 for (const mode of MODES) ceil[mode] = tf(8192, 8192, 8192, time(heur, args(mode, 8192, 8192, 8192)));
 console.log(`GPU ${dev.name}; 8192^3 ceilings (cuBLASLt heuristic): ${MODES.map((x) => `${x} ${ceil[x].toFixed(0)} TFLOP/s`).join(", ")}`);
-const gemms: [string, CublasLtGemm][] = [["heuristic", heur], ...(tuned ? [["tuned", tuned] as [string, CublasLtGemm]] : [])];
+const gemms: [string, CublasLtGemm][] = [["heuristic", heur]];
+if (pinned && bucketed) gemms.push(["pinned", pinned], ["bucketed", bucketed]);
+if (tuned) gemms.push(["tuned", tuned]);
 const cols = gemms.flatMap(([g]) => MODES.map((x) => `${x} ${g}`));
 console.log(`| model | linear (n x k) | M | ${cols.join(" | ")} | (µs, TFLOP/s) |`);
 console.log(`| --- | --- | ---: | ${cols.map(() => "---:").join(" | ")} |`);
@@ -110,6 +116,9 @@ for (const md of models) {
     console.log(`  ${md} M=${m}: the 4 linears x ${layers} layers: ${cols.map((x) => `${x} ${(sums[x] * layers).toFixed(3)} ms`).join(", ")}`);
   }
 }
-heur.dispose();
-tuned?.dispose();
+if (bucketed) {
+  const st = bucketed.invariantBucketStats;
+  console.log(`bucketed: ${st.verified} bucket algorithms shown bitwise equal to the reference one (used), ${st.rejected} rejected`);
+}
+for (const [, g] of gemms) g.dispose();
 if (process.env.LLMRT_BENCH_JSON) fs.writeFileSync(process.env.LLMRT_BENCH_JSON, JSON.stringify({ gpu: dev.name, ceil, rows }, null, 1));

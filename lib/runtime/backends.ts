@@ -27,6 +27,7 @@ const FACTORIES: Readonly<Record<Backend, Factory>> = {
       fp8FastAccum: o.fp8FastAccum,
       fp8FusedQuant: o.fp8FusedQuant,
       fp8Pdl: o.fp8Pdl,
+      fp8InvariantBuckets: o.fp8InvariantBuckets,
     }),
 };
 

@@ -10,6 +10,7 @@
  * - `LLMRT_FP8_FAST_ACCUM=1`: `fp8FastAccum` defaults to true
  * - `LLMRT_FP8_FUSED_QUANT=1`: `fp8FusedQuant` defaults to true
  * - `LLMRT_FP8_PDL=1`: `fp8Pdl` defaults to true
+ * - `LLMRT_FP8_BUCKETS=1`: `fp8InvariantBuckets` defaults to true
  */
 import { z } from "zod";
 import { parseWith } from "../util/validate.ts";
@@ -53,6 +54,12 @@ export const SessionOptionsSchema = z.strictObject({
    * programmatic dependent launch (with `pdl`). Same bits. @default false (LLMRT_FP8_PDL=1: true)
    */
   fp8Pdl: z.boolean().optional(),
+  /**
+   * CUDA, batch-invariant sessions: FP8 prefill GEMMs use cuBLASLt's pick for their M bucket where it was shown to
+   * round every row as the reference algorithm does (as bf16 GEMMs do), instead of the reference algorithm for every
+   * M. @default false (LLMRT_FP8_BUCKETS=1: true)
+   */
+  fp8InvariantBuckets: z.boolean().optional(),
 });
 
 export type SessionOptions = z.input<typeof SessionOptionsSchema>;
@@ -68,6 +75,7 @@ export type ResolvedSessionOptions = Readonly<{
   fp8FastAccum: boolean;
   fp8FusedQuant: boolean;
   fp8Pdl: boolean;
+  fp8InvariantBuckets: boolean;
 }>;
 
 /** Validates session options and applies the documented defaults (errors name the field and value). */
@@ -85,5 +93,6 @@ export function parseSessionOptions(input: SessionOptions = {}): ResolvedSession
     fp8FastAccum: o.fp8FastAccum ?? env()["LLMRT_FP8_FAST_ACCUM"] === "1",
     fp8FusedQuant: o.fp8FusedQuant ?? env()["LLMRT_FP8_FUSED_QUANT"] === "1",
     fp8Pdl: o.fp8Pdl ?? env()["LLMRT_FP8_PDL"] === "1",
+    fp8InvariantBuckets: o.fp8InvariantBuckets ?? env()["LLMRT_FP8_BUCKETS"] === "1",
   });
 }

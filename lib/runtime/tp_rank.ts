@@ -119,6 +119,7 @@ export class RankRunner {
       fp8FastAccum: o.fp8FastAccum,
       fp8FusedQuant: o.fp8FusedQuant,
       fp8Pdl: o.fp8Pdl,
+      fp8InvariantBuckets: o.fp8InvariantBuckets,
       nccl,
     });
   }

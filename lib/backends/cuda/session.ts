@@ -93,6 +93,8 @@ export interface CudaSessionOptions {
   readonly fp8FusedQuant?: boolean;
   /** Fused FP8 decode GEMVs ahead of pdlWait, launched with PDL (LaunchEnv.fp8Pdl). @default false */
   readonly fp8Pdl?: boolean;
+  /** Batch-invariant FP8 GEMMs take verified per-M-bucket algorithms (GemmOptions.invariantFp8Buckets). @default false */
+  readonly fp8InvariantBuckets?: boolean;
 }
 
 /** The defaults (what `Session` passes when nothing is set). */
@@ -319,7 +321,11 @@ export class CudaSession implements SessionBackend {
       if (options.nccl) this.#comm = NcclCommunicator.init(d, this.#stream, { ...options.nccl, dtype: this.elem === "bf16" ? "bfloat16" : "float32" });
       // cuBLASLt algorithms: batch-invariant (one non-split-K algorithm per (n, k) for every M), or else
       // timed per shape on first use, kept in the on-disk timing cache (GPU + driver + cuBLASLt).
-      this.#gemm = new CublasLtGemm(d, { tune: options.gemmTune, batchInvariant: this.batchInvariant });
+      this.#gemm = new CublasLtGemm(d, {
+        tune: options.gemmTune,
+        batchInvariant: this.batchInvariant,
+        invariantFp8Buckets: options.fp8InvariantBuckets ?? false,
+      });
       // Quantized linears (issue 12): packed weights, zero points and f32 scales stay as stored; the
       // largest one's bf16 [N, K] is the prefill scratch (dequantize, then cuBLASLt).
       let scratchBytes = 0;
