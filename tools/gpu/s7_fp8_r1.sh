@@ -34,11 +34,11 @@ tail -3 "$OUT/pack8b.log" | cut -c1-400
 nokv $P8 $P8-nokv
 ls -la $P8 | head; du -sh $P8
 stamp "GPU test: fused FP8 quantization kernels vs unfused (bits)"
-timeout 60 bun test tests/gpu/fp8_fused_quant.test.ts tests/gpu/fp8_fused.test.ts > "$OUT/fq_test.log" 2>&1
-echo "rc $?"; grep -E "^\(pass|^\(fail|rror|AssertionError" "$OUT/fq_test.log" | head -6 | cut -c1-300
+timeout 60 bun test tests/gpu/fp8_fused_quant.test.ts tests/gpu/fp8_fused.test.ts tests/gpu/fp8_gemm_buckets.test.ts > "$OUT/fq_test.log" 2>&1
+echo "rc $?"; grep -E "^\(pass|^\(fail|rror|AssertionError|bucket algorithms|differ from" "$OUT/fq_test.log" | head -16 | cut -c1-300
 stamp "FP8 GEMMs"
-LLMRT_BENCH_JSON=$OUT/fp8_gemm.json timeout 40 bun bench/fp8_gemm.ts --models 8b,1b --ms 64,512,2048 > "$OUT/fp8_gemm.log" 2>&1
-echo "fp8_gemm rc $?"; grep -E "ceilings|M=|rror" "$OUT/fp8_gemm.log" | cut -c1-400
+LLMRT_BENCH_JSON=$OUT/fp8_gemm.json timeout 45 bun bench/fp8_gemm.ts --models 8b --ms 512,2048,8192 --invariant > "$OUT/fp8_gemm.log" 2>&1
+echo "fp8_gemm rc $?"; grep -E "ceilings|M=|rror|bucketed:" "$OUT/fp8_gemm.log" | cut -c1-700
 stamp "FP8 decode GEMV chains per compile variant (plain vs _pdl + PDL)"
 timeout 45 bun bench/fp8_gemv_tune.ts --models 8b,1b --variants "default;-DFG_L2PF=1;-DFG_U=2" > "$OUT/gemv_tune.log" 2>&1
 echo "rc $?"; grep -E "copy|^\| [18]b|rror" "$OUT/gemv_tune.log" | cut -c1-200
@@ -52,7 +52,7 @@ tp() { # NAME LIMIT MODEL [ARGS...]
   grep -E "^  [a-z_0-9]+ +[0-9]+ ×" "$OUT/t_$name.log" | head -14
 }
 tp 8b_fp8kv 55 $P8 --profile-host
-LLMRT_FP8_FAST_ACCUM=1 LLMRT_FP8_FUSED_QUANT=1 tp 8b_fp8kv_fast 45 $P8
+LLMRT_FP8_FAST_ACCUM=1 LLMRT_FP8_FUSED_QUANT=1 LLMRT_FP8_BUCKETS=1 tp 8b_fp8kv_fast 45 $P8
 tp 8b_bf16 40 $M8
 python3 - "$OUT" <<'PY'
 import json, sys
