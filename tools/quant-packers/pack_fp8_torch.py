@@ -83,6 +83,7 @@ def calibrate(model, cfg, seqs, length, seed, dev):
     L = cfg.num_hidden_layers
     inp = {}
     kmax = [0.0] * L
+    kpre = [0.0] * L  # pre-RoPE amax of k_proj's output: the fallback bound sqrt(2) * kpre if the RoPE hook never ran
     vmax = [0.0] * L
     hooks = []
     for l, layer in enumerate(model.model.layers):
@@ -96,6 +97,10 @@ def calibrate(model, cfg, seqs, length, seed, dev):
         def vhook(mod, args, out, l=l):
             vmax[l] = max(vmax[l], float(out.detach().abs().max().float()))
         hooks.append(layer.self_attn.v_proj.register_forward_hook(vhook))
+
+        def khook(mod, args, out, l=l):
+            kpre[l] = max(kpre[l], float(out.detach().abs().max().float()))
+        hooks.append(layer.self_attn.k_proj.register_forward_hook(khook))
     # K after RoPE: wrap the module-level apply_rotary_pos_emb the attention forward calls; calls come in layer order.
     mod = mods.get(cfg.model_type, ml)
     orig = mod.apply_rotary_pos_emb
@@ -118,7 +123,9 @@ def calibrate(model, cfg, seqs, length, seed, dev):
         for h in hooks:
             h.remove()
     if calls[0] != L:
-        raise SystemExit(f"calibration: apply_rotary_pos_emb ran {calls[0]} times for {L} layers")
+        # RoPE rotates pairs of k: |k_rot| <= sqrt(2) * amax(k), a safe (looser) K scale.
+        print(f"calibration: apply_rotary_pos_emb ran {calls[0]} times for {L} layers; K scales from sqrt(2) * the pre-RoPE amax")
+        kmax = [2 ** 0.5 * k for k in kpre]
     return inp, kmax, vmax
 
 
