@@ -6,7 +6,9 @@
  * bf16 engine (the CPU-emulation comparison runs on kjv-llama in tests/gpu/fp8_cuda.test.ts).
  *
  *   bun bench/fp8_e2e.ts --model DIR [--algos FP8,FP8_PER_CHANNEL_PER_TOKEN] [--decode 128] [--ttft 2048] [--calib 8]
- *       [--packed DIR,DIR]
+ *       [--packed DIR,DIR] [--variants default,pdl,fast,all] [--profile]
+ *
+ * --profile: the long prompt's prefill step once more, launch by launch (Session.cuda.profileEagerStep), top kernels.
  *
  * --packed: pre-quantized FP8 checkpoints of the same model (tools/quant-packers/pack_fp8_torch.py) loaded as they
  * are, instead of (--algos none) or besides quantize() in TypeScript (minutes for an 8B model).
@@ -23,7 +25,8 @@ import { openModel } from "../lib/quantization/prequantized.ts";
 import { quantizeSync } from "../lib/quantization/quantize.ts";
 import { Session } from "../lib/runtime/session.ts";
 import type { SessionOptions } from "../lib/runtime/session_options.ts";
-import { argmax, type DecodeRun, deviceWeightBytes, greedyStepper, prefillAndDecode, relL2 } from "./batch1.ts";
+import type { CudaKvCache } from "../lib/backends/cuda/session.ts";
+import { argmax, type DecodeRun, deviceWeightBytes, greedyStepper, launchTotals, prefillAndDecode, relL2 } from "./batch1.ts";
 import { copyBandwidth } from "./copy_bandwidth.ts";
 
 const { values } = parseArgs({
@@ -36,6 +39,7 @@ const { values } = parseArgs({
     calib: { type: "string" },
     packed: { type: "string" },
     variants: { type: "string" },
+    profile: { type: "boolean" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/fp8_e2e.ts --model DIR [--algos FP8,FP8_PER_CHANNEL_PER_TOKEN] [--decode 128] [--ttft 2048] [--calib 8]");
@@ -61,6 +65,8 @@ function build(model: LlamaForCausalLM): Engine {
 
 interface RunResult extends DecodeRun {
   readonly ttftMs: number;
+  /** --profile: the long prompt's prefill launches one by one (events), summed by kernel, and their total. */
+  readonly prefillProfile?: string;
 }
 
 function run(engine: Engine, prompt: number[], long: number[], options: SessionOptions = {}): RunResult {
@@ -75,9 +81,18 @@ function run(engine: Engine, prompt: number[], long: number[], options: SessionO
     session.run(step(long, 0), { sampledIds: sampled }, kv);
     if (r > 0) ttftMs = Math.min(ttftMs, performance.now() - t0);
   }
+  let prefillProfile: string | undefined;
+  if (values.profile) {
+    const p = session.cuda!.profileEagerStep(step(long, 0), kv as CudaKvCache);
+    const sum = p.launches.reduce((a, l) => a + l.ms, 0);
+    const top = [...launchTotals(p.launches)].sort((a, b) => b[1].ms - a[1].ms).slice(0, 10);
+    prefillProfile = `${TTFT}-token prefill, ${p.launches.length} launches, ${sum.toFixed(2)} ms eager: ${
+      top.map(([n, e]) => `${n} ×${e.n} ${e.ms.toFixed(2)}`).join(", ")
+    }`;
+  }
   const r = prefillAndDecode(session, kv, step, engine.plan.attributes.vocabSize, prompt, numDecode);
   kv.dispose();
-  return { ...r, ttftMs };
+  return { ...r, ttftMs, prefillProfile };
 }
 
 const base = AutoModelForCausalLM.fromHuggingFace(values.model, { dtype: "bfloat16" });
@@ -106,6 +121,7 @@ const line = (name: string, e: Engine, r: RunResult, extra: string): void => {
   );
 };
 line("bf16", bf16, ref, "—");
+if (ref.prefillProfile) console.log(`  bf16: ${ref.prefillProfile}`);
 bf16.dispose();
 for (const algo of algos) {
   const t0 = performance.now();
@@ -147,6 +163,7 @@ for (const dir of packed) {
         argmax(r.decodeLogits) === argmax(ref.decodeLogits) ? "same" : "differs"
       }; open + build ${loadS} s${vsFirst}`,
     );
+    if (r.prefillProfile) console.log(`  ${dir.split("/").pop()} [${v}]: ${r.prefillProfile}`);
   }
   qe.dispose();
 }

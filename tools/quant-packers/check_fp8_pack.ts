@@ -98,8 +98,10 @@ export function checkFp8Pack(engine: Engine, ref: Fp8PackRef, layers?: readonly 
         const got = fp8Checksums(q.subarray(row * K, (row + N) * K), ref.mods);
         if (got.some((v, i) => v !== r.checksums[i])) bad.push(`${key}: e4m3 bytes differ (checksums ${got} vs ${r.checksums})`);
         const s = scales.subarray(row, row + N);
+        // Per-tensor weights ("static": one stored scale) hold it on every row of the engine's scales.
         let sum = 0;
         for (const v of s) sum += v;
+        if (ref.scheme === "static") sum /= N;
         if (s[0] !== Math.fround(r.scale_first) || s[N - 1] !== Math.fround(r.scale_last) || Math.abs(sum - r.scale_sum) > 1e-9 * Math.abs(r.scale_sum)) {
           bad.push(`${key}: scales differ (first ${s[0]} / ${r.scale_first}, last ${s[N - 1]} / ${r.scale_last}, sum ${sum} / ${r.scale_sum})`);
         }
