@@ -68,11 +68,18 @@ __device__ __forceinline__ uint2 quant8(const bf16_t* p, float s, float inv) {
   return r;
 }
 
+#ifndef FG_LDNC
+#define FG_LDNC 1  // 1: weight loads through the non-coherent path without L1 allocation; 0: plain 16-byte loads (tuning knob)
+#endif
 /** A streamed 16-byte weight load (read once: no L1 allocation). */
 __device__ __forceinline__ uint4 ldStream(const u8* p) {
+#if FG_LDNC
   uint4 v;
   asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
   return v;
+#else
+  return *reinterpret_cast<const uint4*>(p);
+#endif
 }
 
 /** d = A[16×32] · B[32×8] + c (e4m3 inputs, f32 accumulate), PTX fragment layout. */
