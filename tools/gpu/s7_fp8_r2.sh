@@ -43,7 +43,7 @@ echo "fp8_gemm rc $?"; grep -E "ceilings|M=|rror|bucketed:" "$OUT/fp8_gemm.log" 
 wait $ck8
 head -4 "$OUT/check8b.log" | cut -c1-300
 stamp "FP8 decode GEMV chains per compile variant"
-timeout 30 bun bench/fp8_gemv_tune.ts --models 8b,1b --variants "default;-DFG_LDNC=0;-DFG_LDNC=0 -DFG_U=8 -DFG_MINB=2" > "$OUT/gemv_tune.log" 2>&1
+timeout 40 bun bench/fp8_gemv_tune.ts --models 8b,1b --variants "default;-DFG_LDNC=0;-DFG_CONTIG=1;-DFG_CONTIG=1 -DFG_LDNC=0;-DFG_U=8 -DFG_MINB=2" > "$OUT/gemv_tune.log" 2>&1
 echo "rc $?"; grep -E "copy|^\| [18]b|rror" "$OUT/gemv_tune.log" | cut -c1-200
 tp() { # NAME LIMIT MODEL [ARGS...]
   local name=$1 lim=$2 m=$3

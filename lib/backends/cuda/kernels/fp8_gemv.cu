@@ -68,6 +68,9 @@ __device__ __forceinline__ uint2 quant8(const bf16_t* p, float s, float inv) {
   return r;
 }
 
+#ifndef FG_CONTIG
+#define FG_CONTIG 0  // 1: a lane's FG_U loads of a round are consecutive 64-byte chunks (256 contiguous bytes per row per warp) instead of chunks FG_WARPS apart (tuning knob; other sums)
+#endif
 #ifndef FG_LDNC
 #define FG_LDNC 1  // 1: weight loads through the non-coherent path without L1 allocation; 0: plain 16-byte loads (tuning knob)
 #endif
@@ -144,6 +147,17 @@ __device__ __forceinline__ void fp8GemvImpl(const bf16_t* x, const u8* W, const 
   // PRE (the _pdl entry points): the first round of weight loads is issued before anything that reads the
   // previous kernels' output, so the weight stream overlaps the prologue and, under PDL, the previous kernel's tail.
   uint4 va[FG_U], vb[FG_U];
+#if FG_CONTIG
+  // Round r of warp w: chunks FG_U·(w + FG_WARPS·r) + u; the chunks past the last whole round one by one after.
+  const int rounds = chunks / (FG_WARPS * FG_U);
+  if (PRE && rounds > 0) {
+#pragma unroll
+    for (int u = 0; u < FG_U; u++) {
+      va[u] = ldStream(wa + (long long)(FG_U * warp + u) * 64);
+      vb[u] = ldStream(wb + (long long)(FG_U * warp + u) * 64);
+    }
+  }
+#else
   int c = warp;
   if (PRE && c + FG_WARPS * (FG_U - 1) < chunks) {
 #pragma unroll
@@ -152,6 +166,7 @@ __device__ __forceinline__ void fp8GemvImpl(const bf16_t* x, const u8* W, const 
       vb[u] = ldStream(wb + (long long)(c + FG_WARPS * u) * 64);
     }
   }
+#endif
 #if FG_L2PF
   if (PRE && tid < FG_ROWS) {  // thread r: the block's weight row r (16-byte multiples: k % 64 == 0)
     const int r = tid;
@@ -204,6 +219,22 @@ __device__ __forceinline__ void fp8GemvImpl(const bf16_t* x, const u8* W, const 
     }
     return q;
   };
+#if FG_CONTIG
+  for (int r = 0; r < rounds; r++) {
+    const int c0 = FG_U * (warp + FG_WARPS * r);
+    if (!PRE || r > 0) {  // PRE: the first round is in flight already
+#pragma unroll
+      for (int u = 0; u < FG_U; u++) {
+        va[u] = ldStream(wa + (long long)(c0 + u) * 64);
+        vb[u] = ldStream(wb + (long long)(c0 + u) * 64);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < FG_U; u++) chunkMma(va[u], vb[u], quant(c0 + u), acc);
+  }
+  for (int c = rounds * FG_WARPS * FG_U + warp; c < chunks; c += FG_WARPS)
+    chunkMma(ldStream(wa + (long long)c * 64), ldStream(wb + (long long)c * 64), quant(c), acc);
+#else
   for (; c + FG_WARPS * (FG_U - 1) < chunks; c += FG_WARPS * FG_U) {
     if (!PRE || c != warp) {  // PRE: the first round is in flight already
 #pragma unroll
@@ -216,6 +247,7 @@ __device__ __forceinline__ void fp8GemvImpl(const bf16_t* x, const u8* W, const 
     for (int u = 0; u < FG_U; u++) chunkMma(va[u], vb[u], quant(c + FG_WARPS * u), acc);
   }
   for (; c < chunks; c += FG_WARPS) chunkMma(ldStream(wa + (long long)c * 64), ldStream(wb + (long long)c * 64), quant(c), acc);
+#endif
   // acc: (row g, token 2t), (row g, token 2t + 1), (row g + 8, token 2t), (row g + 8, token 2t + 1).
   red[warp][g * 8 + 2 * t] = acc[0];
   red[warp][g * 8 + 2 * t + 1] = acc[1];
