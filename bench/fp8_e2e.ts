@@ -13,7 +13,7 @@
  * --packed: pre-quantized FP8 checkpoints of the same model (tools/quant-packers/pack_fp8_torch.py) loaded as they
  * are, instead of (--algos none) or besides quantize() in TypeScript (minutes for an 8B model).
  * --variants default,pdl,fast: each packed engine runs once per variant of the session options (pdl: fp8Pdl;
- * fast: fp8FastAccum + fp8FusedQuant + fp8InvariantBuckets; all: those and pdl), one row each.
+ * fast: fp8FastAccum + fp8FusedQuant + fp8InvariantBuckets; gemv1: fp8Gemv1; all: fast and gemv1), one row each.
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -49,7 +49,8 @@ const VARIANTS: Record<string, SessionOptions> = {
   default: {},
   pdl: { fp8Pdl: true },
   fast: { fp8FastAccum: true, fp8FusedQuant: true, fp8InvariantBuckets: true },
-  all: { fp8Pdl: true, fp8FastAccum: true, fp8FusedQuant: true, fp8InvariantBuckets: true },
+  gemv1: { fp8Gemv1: true },
+  all: { fp8Gemv1: true, fp8FastAccum: true, fp8FusedQuant: true, fp8InvariantBuckets: true },
 };
 const variants = (values.variants ?? "default").split(",");
 for (const v of variants) if (!VARIANTS[v]) throw new Error(`--variants: ${v} is not one of ${Object.keys(VARIANTS).join(", ")}`);

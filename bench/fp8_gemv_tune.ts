@@ -4,7 +4,8 @@
  * step runs them — per layer fp8_gemv_fused_norm (qkv, mode 0), fp8_gemv_fused (o_proj, mode 1), fp8_gemv_fused_norm
  * (gate_up, mode 2), fp8_gemv_fused (down, mode 1), every layer its own weights — captured in one graph, m = 1,
  * static activation scales. "plain": the plain entry points launched one after another; "pdl": the _pdl entry
- * points with programmatic dependent launch (SessionOptions.fp8Pdl). Per token ms and % of the bandwidth the
+ * points with programmatic dependent launch (SessionOptions.fp8Pdl); "gemv1": fp8_gemv1 (SessionOptions.fp8Gemv1,
+ * contiguous 512-byte row segments) with PDL. Per token ms and % of the bandwidth the
  * weight bytes allow, against a device copy measured in the same run (bench/copy_bandwidth.ts).
  *
  *   bun bench/fp8_gemv_tune.ts [--models 1b,8b] [--variants "default;-DFG_L2PF=1;-DFG_U=2"]
@@ -52,13 +53,15 @@ for (const md of models) {
   for (const variant of variants) {
     const options = variant === "default" ? [] : variant.split(/\s+/).filter(Boolean);
     using mod = loadKernelFile(dev, "fp8_gemv.cu", { options });
-    for (const kind of ["plain", "pdl"] as const) {
+    for (const kind of ["plain", "pdl", "gemv1"] as const) {
       const tag = kind === "pdl" ? "_pdl" : "";
-      const norm = mod.kernel(`fp8_gemv_fused_norm${tag}_bf16`, FUSED), plain = mod.kernel(`fp8_gemv_fused${tag}_bf16`, FUSED);
+      const base = kind === "gemv1" ? "fp8_gemv1_fused" : "fp8_gemv_fused";
+      const norm = mod.kernel(`${base}_norm${tag}_bf16`, FUSED), plain = mod.kernel(`${base}${tag}_bf16`, FUSED);
+      const rowsPerBlock = kind === "gemv1" ? 8 : 16;
       const g = stream.capture((s) => {
         let off = 0n, first = true;
         const go = (k: typeof norm, n: number, kk: number, x: typeof h, y: typeof h, mode: number): void => {
-          k.launch(n / 16, 256, [x, W.ptr + off, S, 0n, y, normW, 1e-5, 1, n, kk, 0.05, mode], { stream: s, pdl: kind === "pdl" && !first });
+          k.launch(n / rowsPerBlock, 256, [x, W.ptr + off, S, 0n, y, normW, 1e-5, 1, n, kk, 0.05, mode], { stream: s, pdl: kind !== "plain" && !first });
           off += BigInt(n * kk);
           first = false;
         };

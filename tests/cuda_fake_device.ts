@@ -306,6 +306,8 @@ export interface FakeSessionOptions {
   readonly batchAttention?: boolean;
   /** LaunchEnv.fp8FusedQuant. */
   readonly fp8FusedQuant?: boolean;
+  /** LaunchEnv.fp8Gemv1. */
+  readonly fp8Gemv1?: boolean;
 }
 
 export class FakeCudaSession {
@@ -386,6 +388,7 @@ export class FakeCudaSession {
       fusedDecode: opts.fusedDecode,
       batchAttention: opts.batchAttention,
       fp8FusedQuant: opts.fp8FusedQuant,
+      fp8Gemv1: opts.fp8Gemv1,
       // int32 [decodeCap × numKvHeads × ceil(G / 8)], zero (as the session allocates them).
       decodeCounters: mem.alloc(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4),
       quantScratch: scratch > 0 ? mem.alloc(scratch) : undefined,

@@ -11,6 +11,7 @@
  * - `LLMRT_FP8_FUSED_QUANT=1`: `fp8FusedQuant` defaults to true
  * - `LLMRT_FP8_PDL=1`: `fp8Pdl` defaults to true
  * - `LLMRT_FP8_BUCKETS=1`: `fp8InvariantBuckets` defaults to true
+ * - `LLMRT_FP8_GEMV1=1`: `fp8Gemv1` defaults to true
  */
 import { z } from "zod";
 import { parseWith } from "../util/validate.ts";
@@ -60,6 +61,11 @@ export const SessionOptionsSchema = z.strictObject({
    * M. @default false (LLMRT_FP8_BUCKETS=1: true)
    */
   fp8InvariantBuckets: z.boolean().optional(),
+  /**
+   * CUDA: one-token fused FP8 decode steps run fp8_gemv1 (contiguous 512-byte weight row segments per warp, PDL) for
+   * linears whose in-features are a multiple of 512. @default false (LLMRT_FP8_GEMV1=1: true)
+   */
+  fp8Gemv1: z.boolean().optional(),
 });
 
 export type SessionOptions = z.input<typeof SessionOptionsSchema>;
@@ -76,6 +82,7 @@ export type ResolvedSessionOptions = Readonly<{
   fp8FusedQuant: boolean;
   fp8Pdl: boolean;
   fp8InvariantBuckets: boolean;
+  fp8Gemv1: boolean;
 }>;
 
 /** Validates session options and applies the documented defaults (errors name the field and value). */
@@ -94,5 +101,6 @@ export function parseSessionOptions(input: SessionOptions = {}): ResolvedSession
     fp8FusedQuant: o.fp8FusedQuant ?? env()["LLMRT_FP8_FUSED_QUANT"] === "1",
     fp8Pdl: o.fp8Pdl ?? env()["LLMRT_FP8_PDL"] === "1",
     fp8InvariantBuckets: o.fp8InvariantBuckets ?? env()["LLMRT_FP8_BUCKETS"] === "1",
+    fp8Gemv1: o.fp8Gemv1 ?? env()["LLMRT_FP8_GEMV1"] === "1",
   });
 }

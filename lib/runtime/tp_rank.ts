@@ -120,6 +120,7 @@ export class RankRunner {
       fp8FusedQuant: o.fp8FusedQuant,
       fp8Pdl: o.fp8Pdl,
       fp8InvariantBuckets: o.fp8InvariantBuckets,
+      fp8Gemv1: o.fp8Gemv1,
       nccl,
     });
   }

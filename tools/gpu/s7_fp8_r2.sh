@@ -30,8 +30,8 @@ timeout 60 python3 tools/quant-packers/pack_fp8_torch.py --model $M1 --out $P1 >
 echo "pack1b rc $?"; tail -1 "$OUT/pack1b.log" | cut -c1-300
 nokv $P1 $P1-nokv
 stamp "GPU tests (while the 8B pack runs): kjv FP8 / FP8 KV vs the CPU emulation with every FP8 option on; FP8 GEMM buckets"
-env $FAST LLMRT_FP8_PDL=1 timeout 80 bun test tests/gpu/fp8_cuda.test.ts tests/gpu/fp8_kv.test.ts tests/gpu/fp8_gemm_buckets.test.ts > "$OUT/gpu_tests.log" 2>&1
-echo "rc $?"; grep -E "^\(pass|^\(fail|AssertionError|rror:|CUDA vs CPU|bucket algorithms|differ from|rel L2" "$OUT/gpu_tests.log" | head -30 | cut -c1-300
+env $FAST LLMRT_FP8_GEMV1=1 timeout 80 bun test tests/gpu/fp8_cuda.test.ts tests/gpu/fp8_kv.test.ts tests/gpu/fp8_gemm_buckets.test.ts tests/gpu/fp8_fused.test.ts > "$OUT/gpu_tests.log" 2>&1
+echo "rc $?"; grep -E "^\(pass|^\(fail|AssertionError|rror:|CUDA vs CPU|bucket algorithms|differ from|rel L2|fp8_gemv1" "$OUT/gpu_tests.log" | head -40 | cut -c1-300
 wait $pk8
 tail -2 "$OUT/pack8b.log" | cut -c1-300
 nokv $P8 $P8-nokv
@@ -43,7 +43,7 @@ echo "fp8_gemm rc $?"; grep -E "ceilings|M=|rror|bucketed:" "$OUT/fp8_gemm.log" 
 wait $ck8
 head -4 "$OUT/check8b.log" | cut -c1-300
 stamp "FP8 decode GEMV chains per compile variant"
-timeout 40 bun bench/fp8_gemv_tune.ts --models 8b,1b --variants "default;-DFG_LDNC=0;-DFG_CONTIG=1;-DFG_CONTIG=1 -DFG_LDNC=0;-DFG_U=8 -DFG_MINB=2" > "$OUT/gemv_tune.log" 2>&1
+timeout 40 bun bench/fp8_gemv_tune.ts --models 8b,1b --variants "default;-DFG_LDNC=0;-DFG_CONTIG=1 -DFG_LDNC=0;-DFG1_MINB=3" > "$OUT/gemv_tune.log" 2>&1
 echo "rc $?"; grep -E "copy|^\| [18]b|rror" "$OUT/gemv_tune.log" | cut -c1-200
 tp() { # NAME LIMIT MODEL [ARGS...]
   local name=$1 lim=$2 m=$3
@@ -57,10 +57,10 @@ tp() { # NAME LIMIT MODEL [ARGS...]
 fast tp 8b_fp8_fast 55 $P8-nokv --profile-host
 fast tp 8b_fp8kv_fast 40 $P8
 stamp "batch 1 + TTFT 2048 (prefill profile), 8B FP8 weights + bf16 KV"
-timeout 45 bun bench/fp8_e2e.ts --model $M8 --algos none --packed $P8-nokv --variants default,fast --decode 128 --ttft 2048 --profile > "$OUT/e2e8b.log" 2>&1
+timeout 45 bun bench/fp8_e2e.ts --model $M8 --algos none --packed $P8-nokv --variants default,fast,all --decode 128 --ttft 2048 --profile > "$OUT/e2e8b.log" 2>&1
 echo "rc $?"; grep -E "copy bandwidth|^\| |^  |rror" "$OUT/e2e8b.log" | cut -c1-600
 tp 8b_bf16 35 $M8
 stamp "batch 1 + TTFT 2048, 1B FP8 weights + bf16 KV"
-timeout 25 bun bench/fp8_e2e.ts --model $M1 --algos none --packed $P1-nokv --variants default,pdl,fast --decode 128 --ttft 2048 > "$OUT/e2e1b.log" 2>&1
+timeout 25 bun bench/fp8_e2e.ts --model $M1 --algos none --packed $P1-nokv --variants default,gemv1,all --decode 128 --ttft 2048 > "$OUT/e2e1b.log" 2>&1
 echo "rc $?"; grep -E "copy bandwidth|^\| |rror" "$OUT/e2e1b.log" | cut -c1-500
 stamp done

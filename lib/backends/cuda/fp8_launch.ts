@@ -105,7 +105,10 @@ export function planFp8Linear(
   if (gemvStep && fp8GemvFusable(op) && (norm || epilogue || (isLogits && fused.logits))) {
     // Fused decode (decode_fusion.ts): the same GEMV with the norm prologue / an epilogue (mode 2 too: N / 16 blocks).
     const mode = isLogits ? 3 : epilogue?.mode ?? 0;
-    kernel(`fp8_gemv_fused${norm ? "_norm" : ""}${env.fp8Pdl ? "_pdl" : ""}_bf16`, [N / 16, 1, 1], [
+    // One token: the contiguous-segment GEMV (fp8Gemv1; 8 rows a block).
+    const one = !!env.fp8Gemv1 && rows === 1 && K % 512 === 0 && (!norm || K <= 8192);
+    const name = one ? `fp8_gemv1_fused${norm ? "_norm" : ""}_bf16` : `fp8_gemv_fused${norm ? "_norm" : ""}${env.fp8Pdl ? "_pdl" : ""}_bf16`;
+    kernel(name, [one ? N / 8 : N / 16, 1, 1], [
       buf(norm ? norm.x : op.x),
       W,
       scales,

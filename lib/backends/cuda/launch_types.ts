@@ -49,6 +49,8 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   fp8_gemv: { file: "fp8_gemv.cu", params: [P, P, P, P, P, I, I, I, F] },
   fp8_gemv_fused: { file: "fp8_gemv.cu", params: [P, P, P, P, P, P, F, I, I, I, F, I] },
   fp8_gemv_fused_norm: { file: "fp8_gemv.cu", params: [P, P, P, P, P, P, F, I, I, I, F, I] },
+  fp8_gemv1_fused: { file: "fp8_gemv.cu", params: [P, P, P, P, P, P, F, I, I, I, F, I] },
+  fp8_gemv1_fused_norm: { file: "fp8_gemv.cu", params: [P, P, P, P, P, P, F, I, I, I, F, I] },
   fp8_gemv_fused_pdl: { file: "fp8_gemv.cu", params: [P, P, P, P, P, P, F, I, I, I, F, I] },
   fp8_gemv_fused_norm_pdl: { file: "fp8_gemv.cu", params: [P, P, P, P, P, P, F, I, I, I, F, I] },
   fp8_quantize: { file: "fp8_gemv.cu", params: [P, P, P, I, I, F] },
@@ -80,6 +82,8 @@ const PDL_FAMILIES: ReadonlySet<string> = new Set([
   "gemv_fused_norm",
   "fp8_gemv_fused_pdl",
   "fp8_gemv_fused_norm_pdl",
+  "fp8_gemv1_fused",
+  "fp8_gemv1_fused_norm",
   "decode_attention",
   "decode_attention_g4",
   "gather_rows",
@@ -183,6 +187,8 @@ export interface LaunchEnv {
   readonly fp8FusedQuant?: boolean;
   /** Fused FP8 decode GEMVs as the _pdl entry points (first weight loads ahead of pdlWait; PDL launches in fused steps). */
   readonly fp8Pdl?: boolean;
+  /** One-token fused FP8 decode GEMVs as fp8_gemv1_fused* (contiguous 512-byte row segments; k % 512 == 0). */
+  readonly fp8Gemv1?: boolean;
   /** int32 [decodeCap × numKvHeads × ceil(G / 8)], zeroed once: decode_attention's split counters. */
   readonly decodeCounters?: bigint;
   /**

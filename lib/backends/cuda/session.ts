@@ -95,6 +95,8 @@ export interface CudaSessionOptions {
   readonly fp8Pdl?: boolean;
   /** Batch-invariant FP8 GEMMs take verified per-M-bucket algorithms (GemmOptions.invariantFp8Buckets). @default false */
   readonly fp8InvariantBuckets?: boolean;
+  /** One-token fused FP8 decode GEMVs as fp8_gemv1 (LaunchEnv.fp8Gemv1). @default false */
+  readonly fp8Gemv1?: boolean;
 }
 
 /** The defaults (what `Session` passes when nothing is set). */
@@ -213,6 +215,8 @@ export class CudaSession implements SessionBackend {
   readonly fp8FusedQuant: boolean;
   /** CudaSessionOptions.fp8Pdl. */
   readonly fp8Pdl: boolean;
+  /** CudaSessionOptions.fp8Gemv1. */
+  readonly fp8Gemv1: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -295,6 +299,7 @@ export class CudaSession implements SessionBackend {
     this.fp8FastAccum = options.fp8FastAccum ?? false;
     this.fp8FusedQuant = options.fp8FusedQuant ?? false;
     this.fp8Pdl = options.fp8Pdl ?? false;
+    this.fp8Gemv1 = options.fp8Gemv1 ?? false;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -483,6 +488,7 @@ export class CudaSession implements SessionBackend {
       fp8FastAccum: this.fp8FastAccum,
       fp8FusedQuant: this.fp8FusedQuant,
       fp8Pdl: this.fp8Pdl,
+      fp8Gemv1: this.fp8Gemv1,
       decodeCounters: this.#decodeCounters.ptr,
       pdl: this.pdl,
     };

@@ -494,3 +494,117 @@ extern "C" __global__ void __launch_bounds__(256) fp8_silu_mul_quant_bf16(const 
     *reinterpret_cast<uint2*>(qr + i) = quantF8(a, s, sinv);
   }
 }
+
+// ------------------------------------------------------------------------------------------------
+// One-token decode GEMV on contiguous row segments (SessionOptions.fp8Gemv1; m = 1 only):
+// extern "C" __global__ void fp8_gemv1_fused_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
+//     void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode)
+// extern "C" __global__ void fp8_gemv1_fused_norm_bf16(...same parameters...)
+//   fp8_gemv_fused{,_norm}_bf16's parameters, modes and roundings with m == 1 and k % 512 == 0; the same e4m3 products
+//   summed in fp32 in another order. A block owns 8 weight rows (mode 2: gate rows 4b..4b+3 and their up rows); its 8
+//   warps split k in 512-column segments (warp w: segments w, w + 8, ...). In a segment lane l loads bytes [16l, 16l + 16)
+//   of each of the 8 rows — one contiguous 512-byte load per row and warp — and quantizes the 16 activations of the same
+//   columns. mma m16n8k32 with A row g = the activations of lanes (g, 0..3) and B column g = those lanes' bytes of row r:
+//   D[g][g] is row r's dot product over the segment's columns [64g, 64g + 64) (the rest of D is not used). Each pair of
+//   mmas starts from zero and is added in fp32. The first segment's loads are issued before pdlWait (PDL launches).
+//   grid (n / 8) (mode 2 too)   block (256, 1, 1)   shared 0.3 KiB (+16 KiB _norm)
+// ------------------------------------------------------------------------------------------------
+template <bool NORM>
+__device__ __forceinline__ void fp8Gemv1Impl(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias, void* y,
+                                             const bf16_t* normW, float eps, int n, int k, float actScale, int mode) {
+  __shared__ float red[FG_WARPS][8];
+  __shared__ float sh[32];
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+  const int half = n >> 1;
+  auto rowOf = [&](int r) -> int {
+    return mode == 2 ? (r < 4 ? blockIdx.x * 4 + r : half + blockIdx.x * 4 + r - 4) : min((int)blockIdx.x * 8 + r, n - 1);
+  };
+  const int segs = k >> 9;
+  uint4 v[8];
+  int j = warp;
+  if (j < segs) {
+#pragma unroll
+    for (int r = 0; r < 8; r++) v[r] = ldStream(W + (long long)rowOf(r) * k + j * 512 + lane * 16);
+  }
+  pdlWait();  // x and y are the previous kernels' (weights only above)
+  pdlLaunchDependents();
+  const bf16_t* xs = x;
+  if constexpr (NORM) {
+    __shared__ __align__(16) bf16_t xsh[FG_XS];
+    rmsnormStage(x, normW, eps, 1, k, xsh, sh);
+    xs = xsh;
+  }
+  float s = actScale;
+  if (!(actScale > 0.f)) {  // per token: the amax of the (normed) row
+    float amax = 0.f;
+    for (int i = tid * 8; i < k; i += blockDim.x * 8) {
+      float f[8];
+      load16(xs + i, f);
+#pragma unroll
+      for (int e = 0; e < 8; e++) amax = fmaxf(amax, fabsf(f[e]));
+    }
+    s = tokenScale(blockMax(amax, sh));
+  }
+  const float inv = 1.f / s;
+  float acc[8][2];
+#pragma unroll
+  for (int r = 0; r < 8; r++) acc[r][0] = acc[r][1] = 0.f;
+  const float z[4] = {0.f, 0.f, 0.f, 0.f};
+  for (; j < segs; j += FG_WARPS) {
+    if (j != warp) {
+#pragma unroll
+      for (int r = 0; r < 8; r++) v[r] = ldStream(W + (long long)rowOf(r) * k + j * 512 + lane * 16);
+    }
+    const uint2 lo = quant8(xs + j * 512 + lane * 16, s, inv), hi = quant8(xs + j * 512 + lane * 16 + 8, s, inv);
+#pragma unroll
+    for (int r = 0; r < 8; r++) {
+      float d[4];
+      mmaE4m3(d, lo.x, 0u, lo.y, 0u, v[r].x, v[r].y, z);
+      mmaE4m3(d, hi.x, 0u, hi.y, 0u, v[r].z, v[r].w, d);
+      acc[r][0] += d[0];
+      acc[r][1] += d[1];
+    }
+  }
+  // D[g][g] sits in lane (g, g / 2) at (g & 1); the warp's sum over g by a butterfly.
+  const bool diag = t == (g >> 1);
+#pragma unroll
+  for (int r = 0; r < 8; r++) {
+    const float sum = warpSum(diag ? acc[r][g & 1] : 0.f);
+    if (lane == 0) red[warp][r] = sum;
+  }
+  __syncthreads();
+  if (tid >= 8) return;
+  const int r = tid;
+  float sum = 0.f;
+#pragma unroll
+  for (int w = 0; w < FG_WARPS; w++) sum += red[w][r];
+  if (mode == 2) {
+    __shared__ float upS[4];
+    const int row = rowOf(r);
+    float vv = sum * s * wScale[row];
+    if (bias) vv += toF(bias[row]);
+    if (r >= 4) upS[r - 4] = toF(fromF<bf16_t>(vv));
+    __syncwarp(0xffu);
+    if (r < 4 && blockIdx.x * 4 + r < half) ((bf16_t*)y)[row] = fromF<bf16_t>(fgSilu(toF(fromF<bf16_t>(vv))) * upS[r]);
+    return;
+  }
+  const int row = blockIdx.x * 8 + r;
+  if (row >= n) return;
+  float vv = sum * s * wScale[row];
+  if (bias) vv += toF(bias[row]);
+  if (mode == 0) ((bf16_t*)y)[row] = fromF<bf16_t>(vv);
+  else if (mode == 1) ((bf16_t*)y)[row] = fromF<bf16_t>(toF(fromF<bf16_t>(vv)) + toF(((bf16_t*)y)[row]));
+  else ((float*)y)[row] = vv;
+}
+
+#ifndef FG1_MINB
+#define FG1_MINB 1  // __launch_bounds__ min blocks per SM of the fp8_gemv1 entry points (tuning knob)
+#endif
+extern "C" __global__ void __launch_bounds__(256, FG1_MINB) fp8_gemv1_fused_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
+    void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
+  fp8Gemv1Impl<false>(x, W, wScale, bias, y, normW, eps, n, k, actScale, mode);
+}
+extern "C" __global__ void __launch_bounds__(256, FG1_MINB) fp8_gemv1_fused_norm_bf16(const bf16_t* x, const u8* W, const float* wScale,
+    const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
+  fp8Gemv1Impl<true>(x, W, wScale, bias, y, normW, eps, n, k, actScale, mode);
+}
