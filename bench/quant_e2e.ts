@@ -10,6 +10,14 @@
  * build: minutes on llama-3.1-8b); the GEMM-path comparison (see run) costs one extra prefill.
  *
  *   bun bench/quant_e2e.ts --model DIR [--algos W4A16,W8A16] [--group-size 128] [--decode 128] [--no-ref]
+ *       [--prequantized DIR,DIR] [--quant-pdl] [--ab quantPdl|quantRing] [--set quantPdl=1,quantRing=0]
+ *
+ * --prequantized: engines of pre-quantized checkpoints of the same model (AWQ / GPTQ layouts, e.g. written by
+ * tools/quant-packers/pack_awq_torch.py) beside the --algos ones (`--algos ""`: none), each with its load time.
+ * --quant-pdl: each quantized engine runs off, on, off, on with SessionOptions.quantPdl (programmatic dependent
+ * launch of the quantized GEMVs): the ids and logits must be the same bits, and the rows give both speeds.
+ * --ab KEY: the same off/on/off/on comparison for session option KEY (quantPdl, quantRing; --ab-reps 1: off/on); --set fixes session
+ * options for every run (KEY=1 / KEY=0).
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -18,8 +26,9 @@ import type { Engine } from "../lib/builder/engine.ts";
 import { LlamaForCausalLM, type WeightSource } from "../lib/models/llama.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import { dequantize } from "../lib/quantization/packed.ts";
+import { openModel, readHfQuantizationConfig } from "../lib/quantization/prequantized.ts";
 import { quantizeSync } from "../lib/quantization/quantize.ts";
-import type { QuantizedModel } from "../lib/quantization/quantized_model.ts";
+import { QuantizedModel } from "../lib/quantization/quantized_model.ts";
 import { Session } from "../lib/runtime/session.ts";
 import { argmax, type DecodeRun, deviceWeightBytes, greedyStepper, prefillAndDecode, relL2 } from "./batch1.ts";
 import { copyBandwidth } from "./copy_bandwidth.ts";
@@ -33,11 +42,16 @@ const { values } = parseArgs({
     decode: { type: "string" },
     "cpu-dry-run": { type: "boolean" },
     "no-ref": { type: "boolean" },
+    prequantized: { type: "string" },
+    "quant-pdl": { type: "boolean" },
+    ab: { type: "string" },
+    "ab-reps": { type: "string" },
+    set: { type: "string" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/quant_e2e.ts --model DIR [--algos W4A16,W8A16] [--group-size 128] [--decode 128]");
 const modelDir = values.model;
-const algos = (values.algos ?? "W4A16,W8A16").split(",");
+const algos = (values.algos ?? "W4A16,W8A16").split(",").filter((a) => a !== "");
 const groupSize = Number(values["group-size"] ?? 128);
 const numDecode = Number(values.decode ?? 128);
 // --cpu-dry-run: the same script on the CPU backend in float32 (checks the script, not the GPU).
@@ -80,8 +94,16 @@ function build(model: LlamaForCausalLM): Engine {
  * quantized engine over the weights dequantized to bf16, i.e. the dequantized forward; on the bf16 engine
  * the same GEMMs, the floor of the decode-vs-GEMM-path difference).
  */
-function run(engine: Engine): DecodeRun & { gemmLogits: Float32Array } {
-  using session = Session.fromSerializedEngine(engine, { backend });
+/** Session options of every run (--set). */
+const fixed: Record<string, boolean> = Object.fromEntries(
+  (values.set ?? "").split(",").filter((kv) => kv !== "").map((kv) => [kv.split("=")[0], kv.split("=")[1] === "1"]),
+);
+const abKey = values.ab ?? (values["quant-pdl"] ? "quantPdl" : undefined);
+if (abKey !== undefined && abKey !== "quantPdl" && abKey !== "quantRing") throw new Error(`--ab: quantPdl or quantRing, got ${abKey}`);
+
+function run(engine: Engine, ab?: boolean): DecodeRun & { gemmLogits: Float32Array } {
+  const opts = backend === "cpu" ? {} : { ...fixed, ...(ab === undefined || !abKey ? {} : { [abKey]: ab }) };
+  using session = Session.fromSerializedEngine(engine, { backend, ...opts });
   const kv = session.createKvCache(maxSeqLen / BS + 1);
   const step = greedyStepper(Int32Array.from({ length: maxSeqLen / BS }, (_, i) => i));
   const vocab = engine.plan.attributes.vocabSize;
@@ -107,7 +129,11 @@ const bf16 = build(base);
 const copyBps = ceilingBandwidth(bf16);
 const ref = run(bf16);
 const header = (): void => {
-  console.log(`copy bandwidth ${(copyBps / 1e12).toFixed(3)} TB/s; batch 1, prompt ${PROMPT}, ${numDecode} timed decode steps (graphs)`);
+  console.log(
+    `copy bandwidth ${(copyBps / 1e12).toFixed(3)} TB/s; batch 1, prompt ${PROMPT}, ${numDecode} timed decode steps (graphs); session options ${
+      JSON.stringify(fixed)
+    }${abKey ? `, ${abKey} off/on` : ""}`,
+  );
   console.log("| engine | weight GB read per step | decode tok/s | ms/step | % of bytes-allowed bandwidth | vs bf16 | correctness |");
   console.log("| --- | ---: | ---: | ---: | ---: | ---: | --- |");
 };
@@ -123,17 +149,29 @@ const line = (name: string, e: Engine, r: DecodeRun, extra: string): void => {
 header();
 line("bf16", bf16, ref, "—");
 bf16.dispose();
-for (const algo of algos) {
-  const t0 = performance.now();
-  const q = quantizeSync(base, {
-    quantAlgo: algo as "W4A16",
-    groupSize: algo === "W8A16" || groupSize === 0 ? undefined : groupSize,
-    hasZeroPoint: algo !== "W8A16",
-  });
-  const qs = ((performance.now() - t0) / 1000).toFixed(1);
-  const name = `${algo}${algo === "W8A16" ? " per-channel" : ` g${groupSize} + zero points`}`;
-  const qe = build(q);
-  const rq = run(qe);
+/** Whether two float arrays hold the same bits. */
+function sameBits(a: Float32Array, b: Float32Array): boolean {
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length), ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  return ua.length === ub.length && ua.every((x, i) => x === ub[i]);
+}
+
+/** Runs a quantized engine (off/on/off/on under --quant-pdl) and prints its rows; returns its run. */
+function measure(name: string, qe: Engine, prep: string): DecodeRun & { gemmLogits: Float32Array } {
+  let rq: DecodeRun & { gemmLogits: Float32Array };
+  let pdlNote = "";
+  if (abKey) {
+    const reps = Number(values["ab-reps"] ?? 2);
+    const runs = Array.from({ length: reps }, () => [run(qe, false), run(qe, true)]).flat();
+    const off = runs.filter((_, i) => i % 2 === 0), on = runs.filter((_, i) => i % 2 === 1);
+    const idsSame = runs.every((r) => r.ids.every((x, i) => x === runs[0].ids[i]));
+    const bits = runs.every((r) => sameBits(r.decodeLogits, runs[0].decodeLogits) && sameBits(r.logits, runs[0].logits));
+    const tOff = Math.max(...off.map((r) => r.tokS)), tOn = Math.max(...on.map((r) => r.tokS));
+    pdlNote = `; ${abKey} off ${off.map((r) => r.tokS.toFixed(1)).join(" / ")} vs on ${on.map((r) => r.tokS.toFixed(1)).join(" / ")} tok/s (best ${
+      ((100 * (tOn - tOff)) / tOff).toFixed(1)
+    }%), ids ${idsSame ? "equal" : "DIFFER"}, logits ${bits ? "bitwise equal" : "DIFFER"} off/on`;
+    rq = [...(tOn >= tOff ? on : off)].sort((a, b) => b.tokS - a.tokS)[0];
+    console.log(`${name}: ${abKey} ${idsSame && bits ? "OK" : "MISMATCH"}${pdlNote}`);
+  } else rq = run(qe);
   line(
     name,
     qe,
@@ -142,10 +180,14 @@ for (const algo of algos) {
       argmax(rq.decodeLogits) === argmax(rq.gemmLogits) ? "same" : "differs"
     } (bf16 engine: ${relL2(ref.decodeLogits, ref.gemmLogits).toExponential(2)}); vs bf16: prefill logits rel L2 ${
       relL2(rq.logits, ref.logits).toExponential(2)
-    }; quantize ${qs} s`,
+    }; ${prep}${pdlNote}`,
   );
-  qe.dispose();
-  if (values["no-ref"]) continue;
+  return rq;
+}
+
+/** The dequantized-bf16 reference engine of `q` (unless --no-ref), compared with the quantized engine's run. */
+function reference(name: string, q: QuantizedModel, rq: DecodeRun): void {
+  if (values["no-ref"]) return;
   const deq = build(new LlamaForCausalLM(base.config, new DequantizedSource(q), base.options));
   const rd = run(deq);
   deq.dispose();
@@ -157,4 +199,36 @@ for (const algo of algos) {
       argmax(rq.decodeLogits) === argmax(rd.decodeLogits) ? "same" : "differs"
     }; greedy ids equal ${same < 0 ? rq.ids.length : same}/${rq.ids.length}; the reference engine ${rd.tokS.toFixed(1)} tok/s`,
   );
+}
+
+for (const algo of algos) {
+  const t0 = performance.now();
+  const q = quantizeSync(base, {
+    quantAlgo: algo as "W4A16",
+    groupSize: algo === "W8A16" || groupSize === 0 ? undefined : groupSize,
+    hasZeroPoint: algo !== "W8A16",
+  });
+  const qs = ((performance.now() - t0) / 1000).toFixed(1);
+  const name = `${algo}${algo === "W8A16" ? " per-channel" : ` g${groupSize} + zero points`}`;
+  const qe = build(q);
+  const rq = measure(name, qe, `quantize ${qs} s`);
+  qe.dispose();
+  reference(name, q, rq);
+}
+for (const dir of (values.prequantized ?? "").split(",").filter((d) => d !== "")) {
+  const t0 = performance.now();
+  const q = openModel(dir, backend === "cuda" ? { dtype: "bfloat16" } : {});
+  const loadS = (performance.now() - t0) / 1000;
+  if (!(q instanceof QuantizedModel)) throw new Error(`--prequantized ${dir}: not a pre-quantized checkpoint`);
+  const hq = readHfQuantizationConfig(dir)!;
+  const qc = q.quantConfig;
+  const name = `${qc.quantAlgo} (${hq.quant_method} ${hq.bits ?? 4}-bit checkpoint, ${
+    qc.groupSize && qc.groupSize > 0 && hq.group_size !== -1 ? `g${qc.groupSize}` : "per-channel"
+  }${qc.hasZeroPoint ? " + zero points" : ""})`;
+  const t1 = performance.now();
+  const qe = build(q);
+  const buildS = (performance.now() - t1) / 1000;
+  const rq = measure(name, qe, `load ${loadS.toFixed(1)} s + build ${buildS.toFixed(1)} s`);
+  qe.dispose();
+  reference(name, q, rq);
 }

@@ -10,7 +10,11 @@
  * o: mode 1, gate_up: _norm mode 2, down: mode 1); "m=1" / "m=8" the plain kernel, mode 0.
  * Weights are random bytes: the timing does not depend on their values.
  *
- *   bun bench/quant_gemv_tune.ts [--variants "FASTNORM=0;U=4,MINB=2"] [--m8] [--json FILE]
+ *   bun bench/quant_gemv_tune.ts [--variants "FASTNORM=0;U=4,MINB=2;RING,RB=4,QR_NS=4"] [--m8] [--json FILE]
+ *
+ * A variant is a comma list of QG_ knobs (`U=4` = -DQG_U=4), QR_ knobs as written (`QR_NS=6`), and `RING`: the
+ * ring entry points quant_gemv_ring(_norm)_u* (persistent grid of min(tiles, RB × SMs) blocks, RB=4 unless given);
+ * `LOOP=1` (QG_LOOP) runs quant_gemv_fused* on a persistent grid of min(tiles, RB × SMs) blocks (RB=3 unless given).
  */
 import * as fs from "node:fs";
 import process from "node:process";
@@ -29,7 +33,18 @@ const PARAMS = ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "f32", "i32", "
 
 const d = CudaDevice.open(0);
 const ceiling = copyBandwidth(d);
-const mods: [string, CudaModule][] = variants.map((v) => [v, loadKernelFile(d, "quant_gemv.cu", { options: v.split(",").map((kv) => `-DQG_${kv}`) })]);
+const defines = (v: string): string[] =>
+  v.split(",").filter((kv) => kv !== "RING" && !kv.startsWith("RB=")).map((kv) => (kv.startsWith("QR_") ? `-D${kv}` : `-DQG_${kv}`));
+const mods: [string, CudaModule][] = variants.map((v) => [v, loadKernelFile(d, "quant_gemv.cu", { options: defines(v) })]);
+/** Entry point and grid of variant v for a launch of N rows (mode 2: N / 2 gate rows). */
+const entry = (v: string, norm: boolean, u: string, N: number, mode: number): { name: string; grid: number; capped: boolean } => {
+  const kvs = v.split(",");
+  const ring = kvs.includes("RING"), loop = kvs.includes("LOOP=1");
+  const tiles = mode === 2 ? N / 2 / 8 : N / 16;
+  const rb = Number(kvs.find((kv) => kv.startsWith("RB="))?.slice(3) ?? (ring ? 4 : 3));
+  if (ring) return { name: `quant_gemv_ring${norm ? "_norm" : ""}_${u}`, grid: Math.min(tiles, rb * d.smCount), capped: true };
+  return { name: `quant_gemv_fused${norm ? "_norm" : ""}_${u}`, grid: loop ? Math.min(tiles, rb * d.smCount) : tiles, capped: loop };
+};
 using gemvMod = loadKernelFile(d, "gemv.cu");
 using stream = d.createStream();
 using t0 = d.createEvent();
@@ -81,10 +96,12 @@ function weights(N: number, K: number, bits: 4 | 8, group: number, zp: boolean, 
   };
 }
 
-// 1. Every variant and grid gives the first variant's bits (u4 g128 zp and u8 per-channel; modes 0-3; m 1, 3, 8).
+// 1. Every variant and grid gives the first variant's bits (u4 g128 zp and u8 per-channel; modes 0-3; m 1, 3, 8;
+// K = 2560: 20 (u4) / 40 (u8) superchunks a row, a partial last ring stage, m 1 and 3). Ring variants run on a grid of
+// 3 blocks here, so each block loops over many tiles and its ring wraps.
 const checks: string[] = [];
-for (const [bits, group, zp] of [[4, 128, true], [8, 1024, false]] as [4 | 8, number, boolean][]) {
-  const N = 512, K = 1024, u = bits === 4 ? "u4" : "u8";
+for (const [bits, group, zp, K] of [[4, 128, true, 1024], [8, 1024, false, 1024], [4, 128, true, 2560], [8, 2560, false, 2560]] as [4 | 8, number, boolean, number][]) {
+  const N = 512, u = bits === 4 ? "u4" : "u8";
   using w = weights(N, K, bits, group, zp, 1, true);
   using x = d.alloc(8 * K * 2);
   using y = d.alloc(8 * N * 4);
@@ -97,10 +114,11 @@ for (const [bits, group, zp] of [[4, 128, true], [8, 1024, false]] as [4 | 8, nu
   for (const [v, mod] of mods) {
     const got: Uint8Array[] = [];
     for (const norm of [false, true]) {
-      for (const m of [1, 3, 8]) {
+      for (const m of K * 8 <= 8192 ? [1, 3, 8] : [1, 3]) {
         for (const mode of [0, 2, 3]) {
           y.copyFromHost(new Uint8Array(8 * N * 4));
-          mod.kernel(`quant_gemv_fused${norm ? "_norm" : ""}_${u}`, PARAMS).launch(N / 16, 256, [
+          const e = entry(v, norm, u, N, mode);
+          mod.kernel(e.name, PARAMS).launch(e.capped ? Math.min(e.grid, 3) : e.grid, 256, [
             x,
             ...w.args(0),
             bias,
@@ -135,7 +153,7 @@ for (const [bits, group, zp] of [[4, 128, true], [8, 1024, false]] as [4 | 8, nu
       }
     });
     const verdict = same ? "same bits" : worst <= 1 ? `close (worst ${worst.toFixed(2)} of the bound)` : `DIFFERENT (worst ${worst.toFixed(2)} of the bound)`;
-    checks.push(`${u} ${v}: ${verdict} as ${variants[0]} (plain and _norm, m 1/3/8, modes 0/2/3)`);
+    checks.push(`${u} K=${K} ${v}: ${verdict} as ${variants[0]} (plain and _norm, m 1/3${K * 8 <= 8192 ? "/8" : ""}, modes 0/2/3)`);
   }
 }
 console.log(checks.join("\n"));
@@ -184,10 +202,11 @@ for (const [model, spec] of Object.entries(MODELS)) {
       for (const [v, mod] of mods) {
         for (const m of ms) {
           const [norm, mode] = m === "1 fused" ? FUSED[lin] : [false, 0];
-          const kern = mod.kernel(`quant_gemv_fused${norm ? "_norm" : ""}_${bits === 4 ? "u4" : "u8"}`, PARAMS);
+          const e = entry(v, norm, bits === 4 ? "u4" : "u8", N, mode);
+          const kern = mod.kernel(e.name, PARAMS);
           const rowsM = m === "8" ? 8 : 1;
           const us = 1e3 *
-            time((i) => kern.launch(N / 16, 256, [x, ...w.args(i), 0n, y, norm ? normW.ptr : 0n, 1e-5, rowsM, N, K, group, mode], { stream }), copies);
+            time((i) => kern.launch(e.grid, 256, [x, ...w.args(i), 0n, y, norm ? normW.ptr : 0n, 1e-5, rowsM, N, K, group, mode], { stream }), copies);
           rows.push({ model, linear: lin, format: fmt, variant: v, m, us, bytes: w.bytes });
         }
       }

@@ -9,6 +9,7 @@
 import * as K from "../lib/backends/cpu/kernels.ts";
 import { resolveTokenMasks, sampleRow, type SamplingInputs } from "../lib/ir/sampling.ts";
 import {
+  batchAttention2Threads,
   batchAttentionSplit,
   bucketFor,
   chooseAttention,
@@ -304,6 +305,8 @@ export interface FakeSessionOptions {
   readonly plan?: EnginePlan;
   /** LaunchEnv.batchAttention, and such steps take batchDecodeSplit's geometry (as the session does). */
   readonly batchAttention?: boolean;
+  /** LaunchEnv.batchAttention2 (decode_attention_batch2, FP8 caches included). */
+  readonly batchAttention2?: boolean;
   /** LaunchEnv.fp8FusedQuant. */
   readonly fp8FusedQuant?: boolean;
   /** LaunchEnv.fp8Gemv1. */
@@ -387,6 +390,7 @@ export class FakeCudaSession {
       batchInvariant: opts.batchInvariant,
       fusedDecode: opts.fusedDecode,
       batchAttention: opts.batchAttention,
+      batchAttention2: opts.batchAttention2,
       fp8FusedQuant: opts.fp8FusedQuant,
       fp8Gemv1: opts.fp8Gemv1,
       // int32 [decodeCap × numKvHeads × ceil(G / 8)], zero (as the session allocates them).
@@ -422,7 +426,13 @@ export class FakeCudaSession {
   }
 
   #batch(rows: number, lora: boolean): boolean {
-    return usesBatchAttention(this.env.plan, this.env.elem, rows, { batchAttention: !!this.env.batchAttention, gemv: true, lora, gemvMaxRows: GEMV_MAX_ROWS });
+    return usesBatchAttention(this.env.plan, this.env.elem, rows, {
+      batchAttention: !!this.env.batchAttention,
+      batchAttention2: !!this.env.batchAttention2,
+      gemv: true,
+      lora,
+      gemvMaxRows: GEMV_MAX_ROWS,
+    });
   }
 
   run(inp: StepInputs, graphs = true): { ids: Int32Array; logits: Float32Array } {
@@ -641,7 +651,7 @@ function rotateBf16(src: Float32Array, off: number, cs: Float32Array, sn: Float3
 }
 
 /** Element offset of (pos, kvh) of K (which 0) or V (1) in a bf16 layer cache (common.cuh kvCacheOffset). */
-function cacheOff(cache: Uint16Array, table: Int32Array, pos: number, which: 0 | 1, bs: number, nKV: number, hd: number, kvh: number): number {
+function cacheOff(cache: { readonly length: number }, table: Int32Array, pos: number, which: 0 | 1, bs: number, nKV: number, hd: number, kvh: number): number {
   const blk = table[Math.floor(pos / bs)];
   const rowWidth = nKV * hd;
   const off = ((blk * 2 + which) * bs + (pos % bs)) * rowWidth + kvh * hd;
@@ -1075,6 +1085,8 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         attention(q, out, kv, pos, starts, tables, T, S, nH, nKV, hd, bs, stride, scale, window, l.kernel, view);
         break;
       }
+      case "decode_attention_batch2_fp8kv_bf16":
+      case "decode_attention_batch2_bf16":
       case "decode_attention_g4_bf16":
       case "decode_attention_batch_bf16":
       case "decode_attention_bf16": {
@@ -1103,13 +1115,19 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           splitSize,
           prefetch,
           prefetchBytes,
+          scalesP,
         ] = A;
         const hd = suffix, G = nH / nKV, numSplits = l.grid[2], W = (nH + 2 * nKV) * hd;
         // decode_attention_batch.cu: the same ABI; 16 query heads per block, 64 threads at head dim 128; splitSize
-        // is the split size itself (decode_attention: the least keys per split, daSplitKeys).
-        const batch = name === "decode_attention_batch_bf16";
+        // is the split size itself (decode_attention: the least keys per split, daSplitKeys). decode_attention_batch2:
+        // batchAttention2Threads per block; _fp8kv_: an e4m3 cache (k / v written as rope_kv_write_fp8kv_bf16 writes
+        // them, attention over bf16(decode(q) · s): the kernel's f16 products with the scales folded agree to rounding).
+        const kvAlgo = kvAlgoOf(l.kernel);
+        const batch2 = name.startsWith("decode_attention_batch2");
+        const batch = batch2 || name === "decode_attention_batch_bf16";
         assert.ok(
-          Number.isInteger(G) && l.block === (batch && hd === 128 ? 64 : 128) && (G <= 4 || !name.includes("_g4")),
+          Number.isInteger(G) && l.block === (batch2 ? batchAttention2Threads(hd, !!kvAlgo) : batch && hd === 128 ? 64 : 128) &&
+            (G <= 4 || !name.includes("_g4")),
           `${l.kernel}: G ${G}, block ${l.block}`,
         );
         assert.ok(l.grid[0] === nKV * cdiv(G, batch ? 16 : 8) && l.grid[1] >= T, `${l.kernel}: grid ${l.grid}`);
@@ -1155,7 +1173,8 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
             }
           }
         }
-        const x = ld(qkv, T * W), cache = layerOf(kv), inv = mem.f64(invFreqP, hd / 2);
+        const x = ld(qkv, T * W), inv = mem.f64(invFreqP, hd / 2);
+        const cache: Uint16Array | Uint8Array = kvAlgo ? mem.bytes(kv, mem.left(kv)) : layerOf(kv);
         const qo = new Uint16Array(T * nH * hd), o = new Uint16Array(T * nH * hd);
         const tableOf = (t: number): Int32Array => {
           const s = seqOf(starts, S, t);
@@ -1172,9 +1191,19 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           const { cs, sn } = ropeTables(inv, pos[t], scaling), table = tableOf(t);
           for (let h = 0; h < nH; h++) rotateBf16(x, t * W + h * hd, cs, sn, qo, (t * nH + h) * hd);
           for (let h = 0; h < nKV; h++) {
-            rotateBf16(x, t * W + (nH + h) * hd, cs, sn, cache, cacheOff(cache, table, pos[t], 0, bs, nKV, hd, h));
-            const vo = cacheOff(cache, table, pos[t], 1, bs, nKV, hd, h);
-            for (let i = 0; i < hd; i++) cache[vo + i] = toBf16Bits(x[t * W + (nH + nKV + h) * hd + i]);
+            const ko = cacheOff(cache, table, pos[t], 0, bs, nKV, hd, h), vo = cacheOff(cache, table, pos[t], 1, bs, nKV, hd, h);
+            if (kvAlgo) {
+              const sc = mem.f32(scalesP, 2 * nKV), half = hd / 2, r = t * W + (nH + h) * hd;
+              for (let i = 0; i < half; i++) {
+                const a = x[r + i], b = x[r + half + i];
+                cache[ko + i] = kvEncode(kvAlgo, Math.fround(a * cs[i] - b * sn[i]), sc[h]);
+                cache[ko + half + i] = kvEncode(kvAlgo, Math.fround(b * cs[i] + a * sn[i]), sc[h]);
+              }
+              for (let i = 0; i < hd; i++) cache[vo + i] = kvEncode(kvAlgo, x[t * W + (nH + nKV + h) * hd + i], sc[nKV + h]);
+            } else {
+              rotateBf16(x, t * W + (nH + h) * hd, cs, sn, cache as Uint16Array, ko);
+              for (let i = 0; i < hd; i++) cache[vo + i] = toBf16Bits(x[t * W + (nH + nKV + h) * hd + i]);
+            }
           }
         }
         for (let t = 0; t < T && writer.size > 0; t++) {
@@ -1195,9 +1224,10 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         // ... then attention of the bf16-rounded q over the window (split and merged on the GPU).
         const qf = new Float32Array(qo.length);
         for (let i = 0; i < qo.length; i++) qf[i] = fromBf16Bits(qo[i]);
+        const keys = kvAlgo ? fp8View(kvAlgo, kv, scalesP, bs, nKV, hd) : cache as Uint16Array;
         for (let t = 0; t < T; t++) {
           const lo = window > 0 ? Math.max(0, pos[t] + 1 - window) : 0, table = tableOf(t);
-          for (let h = 0; h < nH; h++) attendBf16(qf, (t * nH + h) * hd, cache, table, lo, pos[t], bs, nKV, hd, Math.floor(h / G), scale, o, (t * nH + h) * hd);
+          for (let h = 0; h < nH; h++) attendBf16(qf, (t * nH + h) * hd, keys, table, lo, pos[t], bs, nKV, hd, Math.floor(h / G), scale, o, (t * nH + h) * hd);
         }
         mem.u16(out, o.length).set(o);
         break;

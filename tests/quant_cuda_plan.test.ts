@@ -5,7 +5,7 @@
 // linears take the bf16 plan's RMSNorm prologues and residual / SiLU·mul epilogues. The kernels'
 // arithmetic is checked on a GPU by tests/quant_cuda.test.ts, the fused plan's results on the fake
 // device by tests/quant_cuda_fused.test.ts; engines end to end by bench/quant_e2e.ts (bench/RESULTS.md).
-import { type GemmLaunch, GEMV_MAX_ROWS, type KernelLaunch, kernelSignature, type LaunchEnv, planLaunches } from "../lib/backends/cuda/launch_plan.ts";
+import { type GemmLaunch, GEMV_MAX_ROWS, isPdlKernel, type KernelLaunch, kernelSignature, type LaunchEnv, planLaunches } from "../lib/backends/cuda/launch_plan.ts";
 import { quantGemvGrid } from "../lib/backends/cuda/quant_launch.ts";
 import { buildSync } from "../lib/builder/builder.ts";
 import type { Engine } from "../lib/builder/engine.ts";
@@ -165,3 +165,51 @@ for (
     bf.dispose();
   });
 }
+
+test("fused decode plan with programmatic dependent launch: quantPdl flags the quantized GEMVs that follow a waiting kernel and changes nothing else", () => {
+  const engine = cudaEngine({ quantAlgo: "W8A16" });
+  const strip = (ls: ReturnType<typeof planLaunches>): unknown[] =>
+    ls.map((l) => JSON.parse(JSON.stringify(l.kind === "kernel" ? { ...l, pdl: undefined } : l, (_k, v) => (typeof v === "bigint" ? `${v}n` : v))));
+  for (const T of [1, 3, 8]) {
+    const shape = { numTokens: T, numSeqs: T, numRows: T, attention: { kind: "decode" as const, numSplits: 2, splitSize: 128 }, sample: true };
+    const off = planLaunches({ ...fakeEnv(engine), pdl: true, quantPdl: false }, shape);
+    const on = planLaunches({ ...fakeEnv(engine), pdl: true, quantPdl: true }, shape);
+    assert.deepEqual(strip(on), strip(off), `T=${T}: the same launches apart from the flag`);
+    const quant = (ls: typeof on): KernelLaunch[] => ls.filter((l): l is KernelLaunch => l.kind === "kernel" && l.kernel.startsWith("quant_gemv_fused"));
+    assert.ok(quant(off).length === 4 * 6 && quant(off).every((l) => !l.pdl), `T=${T}: quantPdl false: no quantized GEMV flagged`);
+    // quantPdl: a quantized GEMV takes PDL exactly when the launch before it waits in code too (not after the
+    // embedding, nor after kjv-llama's head-dim-32 attention path, rope_kv_write + paged_attention_decode), and so
+    // does a waiting launch after a quantized GEMV (the next one: o_proj → gate_up → down → the next layer's qkv).
+    on.forEach((l, i) => {
+      if (l.kind !== "kernel" || i === 0) return;
+      const prev = on[i - 1];
+      const want = prev.kind === "kernel" && isPdlKernel(prev.kernel, true) && isPdlKernel(l.kernel, true);
+      assert.equal(!!l.pdl, want, `T=${T}: launch ${i} ${l.kernel} after ${prev.kind === "kernel" ? prev.kernel : prev.kind}`);
+    });
+    assert.equal(quant(on).filter((l) => l.pdl).length, 3 * 6 - 1, `T=${T}: gate_up, down and the next layer's qkv flagged`);
+  }
+  engine.dispose();
+});
+
+test("fused decode plan with quantRingBlocks: the quantized GEMVs run quant_gemv_ring* with the same arguments on a grid capped at the resident blocks", () => {
+  for (const qc of [{ quantAlgo: "W8A16" }, { quantAlgo: "W4A16", groupSize: 128, hasZeroPoint: true, excludeModules: ["lm_head", "down_proj"] }] as QuantConfigInput[]) {
+    const engine = cudaEngine(qc);
+    for (const T of [1, 3, 8]) {
+      const shape = { numTokens: T, numSeqs: T, numRows: T, attention: { kind: "decode" as const, numSplits: 2, splitSize: 128 }, sample: true };
+      const plain = planLaunches(fakeEnv(engine), shape), ring = planLaunches({ ...fakeEnv(engine), quantRingBlocks: 5 }, shape);
+      assert.equal(ring.length, plain.length);
+      let n = 0;
+      ring.forEach((l, i) => {
+        const p = plain[i];
+        if (l.kind !== "kernel" || p.kind !== "kernel" || !p.kernel.startsWith("quant_gemv_fused")) return assert.deepEqual(l, p);
+        n++;
+        assert.equal(l.kernel, p.kernel.replace("quant_gemv_fused", "quant_gemv_ring"));
+        assert.deepEqual(l.args, p.args);
+        assert.deepEqual(l.grid, [Math.min(p.grid[0], 5), 1, 1]);
+        assert.equal(l.args.length, kernelSignature(l.kernel).params.length);
+      });
+      assert.ok(n >= 3 * 6, `${qc.quantAlgo} T=${T}: ${n} ring launches`);
+    }
+    engine.dispose();
+  }
+});

@@ -74,6 +74,21 @@ test("AWQ GEMM: the packer's layout (AutoAWQ interleave 0 2 4 6 1 3 5 7) dequant
   assert.deepEqual(bytes(back.scales), bytes(scales));
 });
 
+test("AWQ GEMM and GPTQ readers on shapes past their tiles (41 AWQ words a row, K not a multiple of 8, 40 × 96): (q − z)·s exactly", () => {
+  for (const [N, K, G] of [[328, 40, 8], [16, 36, 12], [40, 96, 32]]) {
+    const { q, z, s } = sample(N, K, G, 4, N + K, false);
+    const p = packAwqGemm(q, z, s);
+    assertDequantEquals(fromAwqGemm({ qweight: p.qweight, qzeros: p.qzeros, scales: f32ToF16(p.scales) }, N, K, G), q, z, s, G, `AWQ [${N}, ${K}]`);
+  }
+  for (const bits of [4, 8] as const) {
+    const N = 40, K = 96, G = 32;
+    const { q, z, s } = sample(N, K, G, bits, 7 * bits, false);
+    const p = packGptq(q, z, s, bits);
+    const t = fromGptq({ qweight: p.qweight, qzeros: p.qzeros, scales: f32ToF16(p.scales), gIdx: p.gIdx }, N, K, G, bits, false);
+    assertDequantEquals(t, q, z, s, G, `GPTQ ${bits}-bit [${N}, ${K}]`);
+  }
+});
+
 for (const [bits, G, sym] of [[4, 16, true], [4, 32, false], [8, 64, false], [8, 64, true]] as [4 | 8, number, boolean][]) {
   test(`GPTQ ${bits}-bit group ${G === 64 ? "-1 (per-channel)" : G} ${sym ? "sym" : "asym"}: packer layout dequantizes to exactly (q − z)·s; llmrt's writer gives the same bytes`, () => {
     const N = 16, K = 64;

@@ -252,9 +252,11 @@ export class Engine {
 
   /**
    * {@link Engine.save} with the file writes done off the JavaScript thread (the engine cache writes
-   * while the weights upload). The engine must not be disposed before the promise settles.
+   * while the weights upload; the blobs' CRC-32s are computed on `crcThreads` Web Workers from the
+   * written file, 0 = on this thread; default: the cores but one, at most 8). The engine must not be
+   * disposed before the promise settles.
    */
-  async saveAsync(dir: string): Promise<void> {
+  async saveAsync(dir: string, crcThreads?: number): Promise<void> {
     this.#checkLive();
     fs.mkdirSync(dir, { recursive: true });
     const writes: Promise<void>[] = [];
@@ -262,7 +264,7 @@ export class Engine {
       const e = r === 0 ? this : this.#ranks?.[r];
       if (!e) throw new ValidationError(`Engine.saveAsync: rank ${r} is not held in memory (save the directory the engine was opened from instead)`, "rank", r);
       const t = [...e.#tensors.values()].map(({ name, dtype, shape }) => ({ name, dtype, shape }));
-      writes.push(writeEngineFileAsync(path.join(dir, `rank${r}.engine`), e.plan, e.config, t, (n) => e.readTensor(n)));
+      writes.push(writeEngineFileAsync(path.join(dir, `rank${r}.engine`), e.plan, e.config, t, (n) => e.readTensor(n), crcThreads));
     }
     const settled = await Promise.allSettled(writes);
     const failed = settled.find((r) => r.status === "rejected");

@@ -25,6 +25,7 @@ self.onmessage = (e) => {
   try {
     fd = fs.openSync(path, "r");
     const buf = new Uint8Array(8 << 20);
+    const crcs = [];
     for (const [name, at, bytes, want] of items) {
       let c = 0;
       for (let done = 0; done < bytes;) {
@@ -33,9 +34,10 @@ self.onmessage = (e) => {
         c = crc32(buf.subarray(0, n), c);
         done += n;
       }
-      if (c !== want) { self.postMessage({ bad: name, why: "CRC-32 0x" + c.toString(16).padStart(8, "0") + ", the table says 0x" + want.toString(16).padStart(8, "0") }); return; }
+      crcs.push(c);
+      if (want >= 0 && c !== want) { self.postMessage({ bad: name, why: "CRC-32 0x" + c.toString(16).padStart(8, "0") + ", the table says 0x" + want.toString(16).padStart(8, "0") }); return; }
     }
-    self.postMessage({ ok: true, ms: performance.now() - t0 });
+    self.postMessage({ ok: true, ms: performance.now() - t0, crcs });
   } catch (err) {
     self.postMessage({ error: String(err && err.message ? err.message : err) });
   } finally {
@@ -45,7 +47,7 @@ self.onmessage = (e) => {
 
 let workerUrl: string | null = null;
 
-type Reply = { ok: true; ms: number } | { bad: string; why: string } | { error: string };
+type Reply = { ok: true; ms: number; crcs: number[] } | { bad: string; why: string } | { error: string };
 
 /**
  * Checks the CRC-32 of every blob of the engine file at `path` on `threads` workers (each a
@@ -53,14 +55,40 @@ type Reply = { ok: true; ms: number } | { bad: string; why: string } | { error: 
  * took (ms, as the worker measured it); rejects with a FormatError naming a corrupt tensor, or with
  * the error that stopped a worker.
  */
-export function verifyBlobsInWorkers(path: string, dataOffset: number, tensors: readonly TensorEntry[], threads: number): Promise<number> {
+export async function verifyBlobsInWorkers(path: string, dataOffset: number, tensors: readonly TensorEntry[], threads: number): Promise<number> {
+  return (await blobCrcsInWorkers(path, dataOffset, tensors, threads, true)).ms;
+}
+
+/**
+ * The CRC-32 of each blob (`tensors`' order) of the file at `path`, computed on `threads` workers
+ * that read the file (a background engine write computes them this way after its blob writes, so
+ * the writing thread never passes over the bytes). Rejects with the error that stopped a worker.
+ */
+export function computeBlobCrcsInWorkers(
+  path: string,
+  dataOffset: number,
+  tensors: readonly Pick<TensorEntry, "name" | "offset" | "bytes">[],
+  threads: number,
+): Promise<{ crcs: number[]; ms: number }> {
+  return blobCrcsInWorkers(path, dataOffset, tensors.map((t) => ({ ...t, crc32: -1 })), threads, false);
+}
+
+function blobCrcsInWorkers(
+  path: string,
+  dataOffset: number,
+  tensors: readonly Pick<TensorEntry, "name" | "offset" | "bytes" | "crc32">[],
+  threads: number,
+  check: boolean,
+): Promise<{ crcs: number[]; ms: number }> {
   const total = tensors.reduce((a, t) => a + t.bytes, 0);
   const n = Math.max(1, Math.min(threads, tensors.length));
   const shares: [string, number, number, number][][] = Array.from({ length: n }, () => []);
+  const shareOf: number[] = [];
   let acc = 0;
   for (const t of tensors) {
     const k = Math.min(n - 1, Math.floor((acc / Math.max(total, 1)) * n));
-    shares[k].push([t.name, dataOffset + t.offset, t.bytes, t.crc32]);
+    shares[k].push([t.name, dataOffset + t.offset, t.bytes, check ? t.crc32 : -1]);
+    shareOf.push(k);
     acc += t.bytes;
   }
   workerUrl ??= URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "text/javascript" }));
@@ -68,15 +96,21 @@ export function verifyBlobsInWorkers(path: string, dataOffset: number, tensors: 
   const stop = (): void => {
     for (const w of workers.splice(0)) w.terminate();
   };
-  return new Promise<number>((resolve, reject) => {
+  const results: number[][] = shares.map(() => []);
+  return new Promise<{ crcs: number[]; ms: number }>((resolve, reject) => {
     let left = shares.filter((s) => s.length > 0).length, longest = 0;
-    if (left === 0) return resolve(0);
+    const done = (): void => {
+      // The CRCs back in the tensors' order: each share's in its own order.
+      const next = shares.map(() => 0);
+      resolve({ crcs: shareOf.map((k) => results[k][next[k]++]), ms: longest });
+    };
+    if (left === 0) return done();
     const fail = (e: Error): void => {
       stop();
       reject(e);
     };
-    for (const items of shares) {
-      if (items.length === 0) continue;
+    shares.forEach((items, k) => {
+      if (items.length === 0) return;
       const w = new Worker(workerUrl!, { type: "module" });
       workers.push(w);
       w.onmessage = (e: MessageEvent<Reply>) => {
@@ -86,14 +120,15 @@ export function verifyBlobsInWorkers(path: string, dataOffset: number, tensors: 
         }
         if ("error" in r) return fail(new Error(`engine file ${path}: checksum worker failed: ${r.error}`));
         w.terminate();
+        results[k] = r.crcs;
         longest = Math.max(longest, r.ms);
-        if (--left === 0) resolve(longest);
+        if (--left === 0) done();
       };
       w.onerror = (e: ErrorEvent) => {
         e.preventDefault?.();
         fail(new Error(`engine file ${path}: checksum worker failed: ${e.message}`));
       };
       w.postMessage({ path, items });
-    }
+    });
   });
 }

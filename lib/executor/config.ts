@@ -139,4 +139,9 @@ export interface ExecutorLimits {
   readonly kvCacheSizing: string;
   /** How the weights went to the device (CUDA, one rank): bytes, milliseconds, pinned staging or not. */
   readonly weightUpload?: { readonly bytes: number; readonly ms: number; readonly staged: boolean };
+  /**
+   * The session's up-front kernel load (CUDA, one rank): units, how many came from the disk cache,
+   * and its wall time (ms), which overlaps the weight upload.
+   */
+  readonly kernelCompile?: { readonly units: number; readonly cacheHits: number; readonly workers: number; readonly ms: number };
 }

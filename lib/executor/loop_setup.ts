@@ -77,6 +77,16 @@ export function setUpLoop(session: Session, config: ExecutorConfig): LoopSetup {
     kvCacheBytes: sizing.bytes,
     kvCacheSizing: sizing.description,
     ...(session.cuda?.weightUpload ? { weightUpload: { ...session.cuda.weightUpload } } : {}),
+    ...(session.cuda?.kernelCompile
+      ? {
+        kernelCompile: {
+          units: session.cuda.kernelCompile.units,
+          cacheHits: session.cuda.kernelCompile.cacheHits,
+          workers: session.cuda.kernelCompile.workers,
+          ms: session.cuda.kernelCompile.wallMs,
+        },
+      }
+      : {}),
   };
   return { limits, maxBatchSize, maxNumTokens, maxBlocksPerSeq: Math.ceil(maxSeqLen / bs), kvCache, kv, scheduler };
 }

@@ -181,6 +181,10 @@ export class LLM {
       const limits = executor.limits;
       timer.add("session", sessionMs);
       if (limits.weightUpload) timer.add(limits.weightUpload.staged ? "upload (pinned)" : "upload", limits.weightUpload.ms, limits.weightUpload.bytes);
+      if (limits.kernelCompile && limits.kernelCompile.units > limits.kernelCompile.cacheHits) {
+        const k = limits.kernelCompile;
+        timer.add(`kernels (${k.units - k.cacheHits} of ${k.units} units compiled on ${k.workers} workers, beside the upload)`, k.ms);
+      }
       // A cache entry still being written is published in the background; shutdown() waits for it.
       const pending = settleWrites(writes);
       const loadStats = timer.stats(source);

@@ -6,7 +6,10 @@
  * - `LLMRT_BATCH_INVARIANT=0`: `batchInvariant` defaults to false
  * - `LLMRT_GEMM_TUNE=0`: `gemmTune` defaults to false
  * - `LLMRT_PDL=0`: `pdl` defaults to false
+ * - `LLMRT_QUANT_PDL=0`: `quantPdl` defaults to false
+ * - `LLMRT_QUANT_RING=1`: `quantRing` defaults to true
  * - `LLMRT_BATCH_ATTENTION=0`: `batchAttention` defaults to false
+ * - `LLMRT_BATCH_ATTENTION2=1`: `batchAttention2` defaults to true
  * - `LLMRT_FP8_FAST_ACCUM=1`: `fp8FastAccum` defaults to true
  * - `LLMRT_FP8_FUSED_QUANT=1`: `fp8FusedQuant` defaults to true
  * - `LLMRT_FP8_PDL=1`: `fp8Pdl` defaults to true
@@ -38,8 +41,24 @@ export const SessionOptionsSchema = z.strictObject({
    * results bit for bit. @default true (LLMRT_PDL=0: false)
    */
   pdl: z.boolean().optional(),
+  /**
+   * CUDA, with `pdl`: the quantized decode GEMVs (W4A16 / W8A16 engines) take programmatic dependent launch
+   * too (H200: llama-3.2-1b W4A16 batch-1 decode +12%, llama-3.1-8b +8.8%, the same bits). @default true
+   * (LLMRT_QUANT_PDL=0: false)
+   */
+  quantPdl: z.boolean().optional(),
+  /**
+   * CUDA (compute capability 9.0+): the quantized decode GEMVs stream their weights through shared memory by bulk
+   * copies on a persistent grid (quant_gemv_ring*; same bits). @default false (LLMRT_QUANT_RING=1: true)
+   */
+  quantRing: z.boolean().optional(),
   /** CUDA: decode steps of more than 8 sequences on the tensor-core attention kernel. @default true (LLMRT_BATCH_ATTENTION=0: false) */
   batchAttention: z.boolean().optional(),
+  /**
+   * CUDA: with `batchAttention`, those steps on decode_attention_batch2 (per-warp K/V streams), which also
+   * serves FP8 KV caches. @default false (LLMRT_BATCH_ATTENTION2=1: true)
+   */
+  batchAttention2: z.boolean().optional(),
   /**
    * CUDA: FP8 GEMMs (prefill and large decode steps of FP8 engines) with cuBLASLt's fast accumulation (no periodic
    * fp32 promotion of the tensor cores' partial sums). @default false (LLMRT_FP8_FAST_ACCUM=1: true)
@@ -77,7 +96,10 @@ export type ResolvedSessionOptions = Readonly<{
   batchInvariant: boolean;
   gemmTune: boolean;
   pdl: boolean;
+  quantPdl: boolean;
+  quantRing: boolean;
   batchAttention: boolean;
+  batchAttention2: boolean;
   fp8FastAccum: boolean;
   fp8FusedQuant: boolean;
   fp8Pdl: boolean;
@@ -96,7 +118,10 @@ export function parseSessionOptions(input: SessionOptions = {}): ResolvedSession
     batchInvariant: o.batchInvariant ?? envOn("LLMRT_BATCH_INVARIANT"),
     gemmTune: o.gemmTune ?? envOn("LLMRT_GEMM_TUNE"),
     pdl: o.pdl ?? envOn("LLMRT_PDL"),
+    quantPdl: o.quantPdl ?? envOn("LLMRT_QUANT_PDL"),
+    quantRing: o.quantRing ?? env()["LLMRT_QUANT_RING"] === "1",
     batchAttention: o.batchAttention ?? envOn("LLMRT_BATCH_ATTENTION"),
+    batchAttention2: o.batchAttention2 ?? env()["LLMRT_BATCH_ATTENTION2"] === "1",
     fp8FastAccum: o.fp8FastAccum ?? env()["LLMRT_FP8_FAST_ACCUM"] === "1",
     fp8FusedQuant: o.fp8FusedQuant ?? env()["LLMRT_FP8_FUSED_QUANT"] === "1",
     fp8Pdl: o.fp8Pdl ?? env()["LLMRT_FP8_PDL"] === "1",

@@ -138,18 +138,35 @@ export function batchAttentionSplit(
 }
 
 /**
+ * Threads per block of decode_attention_batch2 (32 × the DB2_*NW* warps of kernels/decode_attention_batch.cu):
+ * hd64 4 warps, hd128 2 warps, for a bf16 and an e4m3 cache alike.
+ */
+export function batchAttention2Threads(headDim: number, _fp8: boolean): number {
+  return headDim === 128 ? 64 : 128;
+}
+
+/**
  * Whether a decode step (or graph bucket) of `rows` sequences runs decode_attention_batch, planLaunches'
- * choice in the fused decode plan (`gemv` on, no LoRA): bf16 with a bf16 KV cache, head dim 64 or 128,
- * more than `gemvMaxRows` sequences, `batchAttention` on. Such steps take batchDecodeSplit's geometry.
+ * choice in the fused decode plan (`gemv` on, no LoRA): bf16 with a bf16 KV cache (with `batchAttention2`
+ * an FP8 one too), head dim 64 or 128, more than `gemvMaxRows` sequences, `batchAttention` on. Such steps
+ * take batchDecodeSplit's geometry.
  */
 export function usesBatchAttention(
   plan: EnginePlan,
   elem: ElemType,
   rows: number,
-  o: { readonly batchAttention: boolean; readonly gemv: boolean; readonly lora: boolean; readonly gemvMaxRows: number },
+  o: {
+    readonly batchAttention: boolean;
+    readonly batchAttention2?: boolean;
+    readonly gemv: boolean;
+    readonly lora: boolean;
+    readonly gemvMaxRows: number;
+  },
 ): boolean {
   const hd = plan.attributes.headDim;
-  return o.batchAttention && o.gemv && !o.lora && elem === "bf16" && !plan.attributes.kvCache && (hd === 64 || hd === 128) && rows > o.gemvMaxRows;
+  const kv = plan.attributes.kvCache;
+  const cacheOk = !kv || (!!o.batchAttention2 && kv.quantAlgo === "FP8");
+  return o.batchAttention && o.gemv && !o.lora && elem === "bf16" && cacheOk && (hd === 64 || hd === 128) && rows > o.gemvMaxRows;
 }
 
 /** Decode-graph buckets: 1, 2, 4, … below `cap`, then `cap`. */

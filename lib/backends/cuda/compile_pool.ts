@@ -155,8 +155,16 @@ export function runCompileJobs(jobs: readonly Job[], control: SharedArrayBuffer)
   }
 }
 
-/** Runs `jobs` on up to `max` workers; returns the workers started. Jobs left unfinished keep status 0. */
-function runInWorkers(jobs: readonly Job[], max: number, stallMs: number, ctl: Int32Array): number {
+/** Workers compiling `jobs` (started by `startWorkers`), waited for by `waitWorkers`. */
+interface WorkerRun {
+  readonly workers: Worker[];
+  readonly jobs: readonly Job[];
+  readonly ctl: Int32Array;
+  readonly t0: number;
+}
+
+/** Starts up to `max` workers on `jobs`; null when none can start here. Jobs left unfinished keep status 0. */
+function startWorkers(jobs: readonly Job[], max: number, ctl: Int32Array): WorkerRun | null {
   const n = Math.min(max, jobs.length);
   const workers: Worker[] = [];
   try {
@@ -165,15 +173,25 @@ function runInWorkers(jobs: readonly Job[], max: number, stallMs: number, ctl: I
       try {
         worker = new Worker(compileWorkerUrl(), { type: "module" });
       } catch (e) {
-        if (w === 0) return 0; // no workers here (e.g. a runtime without nested workers): compile on this thread
+        if (w === 0) return null; // no workers here (e.g. a runtime without nested workers): compile on this thread
         throw e;
       }
       worker.postMessage({ module: import.meta.url, jobs, control: ctl.buffer });
       workers.push(worker);
     }
-    const t0 = performance.now();
-    let done = Atomics.load(ctl, DONE), last = t0;
-    while (done < jobs.length && Atomics.load(ctl, BOOT_FAILED) < n) {
+  } catch (e) {
+    for (const w of workers) w.terminate();
+    throw e;
+  }
+  return { workers, jobs, ctl, t0: performance.now() };
+}
+
+/** Waits until `run`'s jobs are done, its workers all failed to boot, or nothing finished for `stallMs`; then stops them. */
+function waitWorkers(run: WorkerRun, stallMs: number): void {
+  const { workers, jobs, ctl, t0 } = run;
+  try {
+    let done = Atomics.load(ctl, DONE), last = performance.now();
+    while (done < jobs.length && Atomics.load(ctl, BOOT_FAILED) < workers.length) {
       if (Atomics.load(ctl, BOOTED) === 0 && performance.now() - t0 > Math.min(stallMs, 30_000)) break; // no worker runs here
       Atomics.wait(ctl, DONE, done, 1000);
       const now = Atomics.load(ctl, DONE);
@@ -183,7 +201,12 @@ function runInWorkers(jobs: readonly Job[], max: number, stallMs: number, ctl: I
   } finally {
     for (const w of workers) w.terminate();
   }
-  return workers.length;
+}
+
+/** A compile started by `startKernelUnits`: `finish()` waits for it and returns what `compileKernelUnits` returns. */
+export interface PendingCompile {
+  /** Waits for the workers (compiling on this thread what they did not), once; later calls return the same result. */
+  finish(): { cubins: CompiledCubin[]; stats: CompileStats };
 }
 
 /**
@@ -202,49 +225,84 @@ export function compileKernelUnits(
   arch: string,
   options: CompileUnitsOptions = {},
 ): { cubins: CompiledCubin[]; stats: CompileStats } {
+  return startKernelUnits(units, arch, options).finish();
+}
+
+/**
+ * `compileKernelUnits` in two halves: reads the cached CUBINs and starts the workers on the missing
+ * units now, and returns at once; `finish()` waits for them. Work done on this thread between the two
+ * (a session's weight upload) overlaps the compiles, which run on other cores.
+ *
+ * @example
+ * ```ts
+ * const pending = startKernelUnits(units.map((u) => u.unit), device.arch);
+ * uploadEverything(); // meanwhile NVRTC runs on the workers
+ * const { cubins, stats } = pending.finish();
+ * ```
+ */
+export function startKernelUnits(
+  units: readonly KernelUnit[],
+  arch: string,
+  options: CompileUnitsOptions = {},
+): PendingCompile {
   const t0 = performance.now();
   const resolved = units.map((u) => resolveUnit(u, arch, options.cacheDir));
   const cubins: (CompiledCubin | null)[] = resolved.map((r) => readCachedCubin(r.resolved));
   const missing = cubins.flatMap((c, i) => (c ? [] : [i]));
   const max = options.workers ?? defaultWorkers();
-  let workers = 0, inWorkers = 0;
+  let run: WorkerRun | null = null, jobs: Job[] = [], tmp: string | null = null;
   if (missing.length > 1 && max > 1 && typeof Worker === "function" && typeof SharedArrayBuffer === "function") {
-    const tmp = options.cacheDir === null ? mkdtempSync(join(tmpdir(), "llmrt-cubin-")) : null;
+    tmp = options.cacheDir === null ? mkdtempSync(join(tmpdir(), "llmrt-cubin-")) : null;
+    jobs = missing.map((i, j) => {
+      const r = resolved[i];
+      return { source: r.source, name: r.resolved.name, options: r.resolved.nvrtcOptions, outPath: r.resolved.cachePath ?? join(tmp!, `${j}.cubin`) };
+    });
     try {
-      const jobs: Job[] = missing.map((i, j) => {
-        const r = resolved[i];
-        return { source: r.source, name: r.resolved.name, options: r.resolved.nvrtcOptions, outPath: r.resolved.cachePath ?? join(tmp!, `${j}.cubin`) };
-      });
-      const ctl = new Int32Array(new SharedArrayBuffer((STATUS + jobs.length) * 4));
-      workers = runInWorkers(jobs, max, options.stallMs ?? 120_000, ctl);
-      jobs.forEach((job, j) => {
-        if (Atomics.load(ctl, STATUS + j) !== OK) return;
-        const r = resolved[missing[j]].resolved;
-        const cubin = new Uint8Array(readFileSync(job.outPath));
-        if (cubin.byteLength === 0) return;
-        cubins[missing[j]] = { cubin, arch: r.arch, key: r.key, fromCache: false, cachePath: r.cachePath, log: "" };
-        inWorkers++;
-      });
-    } finally {
+      run = startWorkers(jobs, max, new Int32Array(new SharedArrayBuffer((STATUS + jobs.length) * 4)));
+    } catch (e) {
       if (tmp) rmSync(tmp, { recursive: true, force: true });
+      throw e;
     }
   }
-  let here = 0;
-  for (const i of missing) {
-    if (cubins[i]) continue;
-    const r = resolved[i].resolved;
-    const { cubin, log } = compileProgram(resolved[i].source, r.name, r.nvrtcOptions);
-    if (r.cachePath) writeFileAtomic(r.cachePath, cubin);
-    cubins[i] = { cubin, arch: r.arch, key: r.key, fromCache: false, cachePath: r.cachePath, log };
-    here++;
-  }
-  const stats: CompileStats = {
-    units: units.length,
-    cacheHits: units.length - missing.length,
-    compiledInWorkers: inWorkers,
-    compiledHere: here,
-    workers,
-    wallMs: performance.now() - t0,
+  let result: { cubins: CompiledCubin[]; stats: CompileStats } | null = null;
+  return {
+    finish() {
+      if (result) return result;
+      let inWorkers = 0;
+      try {
+        if (run) {
+          waitWorkers(run, options.stallMs ?? 120_000);
+          jobs.forEach((job, j) => {
+            if (Atomics.load(run!.ctl, STATUS + j) !== OK) return;
+            const r = resolved[missing[j]].resolved;
+            const cubin = new Uint8Array(readFileSync(job.outPath));
+            if (cubin.byteLength === 0) return;
+            cubins[missing[j]] = { cubin, arch: r.arch, key: r.key, fromCache: false, cachePath: r.cachePath, log: "" };
+            inWorkers++;
+          });
+        }
+      } finally {
+        if (tmp) rmSync(tmp, { recursive: true, force: true });
+      }
+      let here = 0;
+      for (const i of missing) {
+        if (cubins[i]) continue;
+        const r = resolved[i].resolved;
+        const { cubin, log } = compileProgram(resolved[i].source, r.name, r.nvrtcOptions);
+        if (r.cachePath) writeFileAtomic(r.cachePath, cubin);
+        cubins[i] = { cubin, arch: r.arch, key: r.key, fromCache: false, cachePath: r.cachePath, log };
+        here++;
+      }
+      const stats: CompileStats = {
+        units: units.length,
+        cacheHits: units.length - missing.length,
+        compiledInWorkers: inWorkers,
+        compiledHere: here,
+        workers: run?.workers.length ?? 0,
+        wallMs: performance.now() - t0,
+      };
+      result = { cubins: cubins as CompiledCubin[], stats };
+      return result;
+    },
   };
-  return { cubins: cubins as CompiledCubin[], stats };
 }

@@ -9,7 +9,7 @@ import { planDecodeFusion } from "./decode_fusion.ts";
 import { planQuantLinear, quantGemvFusable } from "./quant_launch.ts";
 import { fp8ActScale, fp8GemvFusable, fp8GemvStep, fp8QuantProducers, fp8ScratchLayout, planFp8Linear } from "./fp8_launch.ts";
 import { InternalError } from "../../util/errors.ts";
-import { BATCH_ATTENTION_ROWS, DECODE_ATTENTION_MIN_SPLIT, flashPrefillGeometry, hasTiledAttention } from "./attention_choice.ts";
+import { BATCH_ATTENTION_ROWS, batchAttention2Threads, DECODE_ATTENTION_MIN_SPLIT, flashPrefillGeometry, hasTiledAttention } from "./attention_choice.ts";
 import { GEMV_MAX_ROWS, isPdlKernel, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
 
 export * from "./attention_choice.ts";
@@ -49,14 +49,18 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
   }
   const kvScalesOf = (l: number): bigint => env.kvScales! + BigInt(l * 8 * a.numKvHeads);
   // Decode steps of up to 8 sequences (one token each) fold norms, epilogues and RoPE into fewer launches
-  // (with a quantized KV cache RoPE + KV write keep their own launch: decode_attention writes a bf16 cache).
+  // (with a quantized KV cache RoPE + KV write keep their own launch: decode_attention writes a bf16 cache;
+  // decode steps of more than 8 sequences with an FP8 cache and batchAttention2 fold them into
+  // decode_attention_batch2_fp8kv).
+  const batchFp8 = kvFp8 && a.kvCache!.quantAlgo === "FP8" && !!env.batchAttention && !!env.batchAttention2 && T > GEMV_MAX_ROWS;
   const fuse =
     !!env.fusedDecode && !env.lora && env.gemv && elem === "bf16" && T === S && T === R && shape.attention.kind === "decode" && env.decodeCounters !== undefined
-      ? planDecodeFusion(plan, T, shape.attention.kind === "decode" && !kvFp8, (n) => n === a.logits, GEMV_MAX_ROWS)
+      ? planDecodeFusion(plan, T, shape.attention.kind === "decode" && (!kvFp8 || batchFp8), (n) => n === a.logits, GEMV_MAX_ROWS)
       : undefined;
   // Fused decode steps: kernels that wait for their predecessor in code start early (programmatic dependent
   // launch), where that predecessor is such a kernel too (not the embedding, not an NCCL all-reduce).
   const pdl = !!fuse && !!env.pdl;
+  const quantPdl = !!env.quantPdl;
   // FP8: norms / silu_mul that write the next linear's e4m3 rows themselves (LaunchEnv.fp8FusedQuant).
   const fq = fp8QuantProducers(
     plan,
@@ -77,7 +81,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
   };
   const pdlAfter = (kernel: string): boolean => {
     const prev = out[out.length - 1];
-    return pdl && isPdlKernel(kernel) && prev?.kind === "kernel" && isPdlKernel(prev.kernel);
+    return pdl && isPdlKernel(kernel, quantPdl) && prev?.kind === "kernel" && isPdlKernel(prev.kernel, quantPdl);
   };
   plan.ops.forEach((op, i) => {
     // Speculative verify steps: the KV write runs ahead of decode_attention (which rewrites its token's same bits).
@@ -267,10 +271,18 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           const group = op.numHeads / op.numKvHeads;
           // More than GEMV_MAX_ROWS sequences: the tensor-core kernel (16 query heads per block; hd128 2 warps);
           // GQA groups of ≤ 4 heads: the _g4 instantiation (half the per-head registers, same sums).
+          // batchAttention2: decode_attention_batch2 (per-warp K/V streams; FP8 caches: its _fp8kv_ entry point).
           const batch = !!env.batchAttention && T > GEMV_MAX_ROWS;
-          const name = batch ? `decode_attention_batch_bf16_hd${op.headDim}` : `decode_attention_${group <= 4 ? "g4_" : ""}bf16_hd${op.headDim}`;
+          const batch2 = batch && !!env.batchAttention2;
+          if (kvFp8 && !batch2) throw new InternalError("launch plan: a fused decode attention over a quantized KV cache needs batchAttention2");
+          const name = batch2
+            ? `decode_attention_batch2_${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
+            : batch
+            ? `decode_attention_batch_bf16_hd${op.headDim}`
+            : `decode_attention_${group <= 4 ? "g4_" : ""}bf16_hd${op.headDim}`;
           const grid = [op.numKvHeads * cdiv(group, batch ? BATCH_ATTENTION_ROWS : 8), T, att.numSplits] as const;
-          k(i, name, grid, batch && op.headDim === 128 ? 64 : 128, [
+          const threads = batch2 ? batchAttention2Threads(op.headDim, kvFp8) : batch && op.headDim === 128 ? 64 : 128;
+          k(i, name, grid, threads, [
             buf(fuse.attnQkv.get(i)!),
             buf(op.out),
             kvLayer(op.layer),
@@ -295,6 +307,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
             batch ? att.splitSize : Math.min(att.splitSize, DECODE_ATTENTION_MIN_SPLIT),
             0n,
             0n,
+            ...(kvFp8 ? [kvScalesOf(op.layer)] : []),
           ]);
         } else if (att.kind === "decode") {
           const group = op.numHeads / op.numKvHeads;

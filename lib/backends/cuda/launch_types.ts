@@ -44,6 +44,10 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   quant_gemv_fused_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_gemv_fused_norm_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_gemv_fused_norm_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
+  quant_gemv_ring_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
+  quant_gemv_ring_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
+  quant_gemv_ring_norm_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
+  quant_gemv_ring_norm_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_dequant_u4: { file: "quant_gemv.cu", params: [P, P, P, P, I, I, I] },
   quant_dequant_u8: { file: "quant_gemv.cu", params: [P, P, P, P, I, I, I] },
   fp8_gemv: { file: "fp8_gemv.cu", params: [P, P, P, P, P, I, I, I, F] },
@@ -66,6 +70,8 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   decode_attention: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_g4: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_batch: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
+  decode_attention_batch2: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
+  decode_attention_batch2_fp8kv: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
 };
 
 /** The family of a kernel entry point: the name minus its _hdN / _mN and _bf16 / _f32 suffixes. */
@@ -90,9 +96,29 @@ const PDL_FAMILIES: ReadonlySet<string> = new Set([
   "sample",
 ]);
 
-/** Whether kernel entry point `name` may be launched with programmatic dependent launch. */
-export function isPdlKernel(name: string): boolean {
-  return PDL_FAMILIES.has(kernelFamily(name));
+/**
+ * The quantized decode GEMVs (quant_gemv.cu quantGemvFusedImpl / quantGemvRingImpl: the weight loads or bulk copies,
+ * then griddepcontrol.wait before x or y is touched, then launch_dependents). LaunchEnv.quantPdl (SessionOptions.quantPdl,
+ * on by default since an H200 run gave the same bits and W4A16 batch-1 decode +12% on llama-3.2-1b, +8.8% on
+ * llama-3.1-8b) adds them to PDL_FAMILIES.
+ */
+const QUANT_PDL_FAMILIES: ReadonlySet<string> = new Set([
+  "quant_gemv_fused_u4",
+  "quant_gemv_fused_u8",
+  "quant_gemv_fused_norm_u4",
+  "quant_gemv_fused_norm_u8",
+  "quant_gemv_ring_u4",
+  "quant_gemv_ring_u8",
+  "quant_gemv_ring_norm_u4",
+  "quant_gemv_ring_norm_u8",
+]);
+/**
+ * Whether kernel entry point `name` may be launched with programmatic dependent launch (`quant`: the
+ * quantized decode GEMVs too, LaunchEnv.quantPdl).
+ */
+export function isPdlKernel(name: string, quant = false): boolean {
+  const family = kernelFamily(name);
+  return PDL_FAMILIES.has(family) || (quant && QUANT_PDL_FAMILIES.has(family));
 }
 
 /** File and parameter kinds of a kernel entry point, e.g. "paged_attention_decode_bf16_hd64". */
@@ -178,6 +204,11 @@ export interface LaunchEnv {
    * block per kv head and 16 query heads) with batchDecodeSplit's geometry instead of decode_attention.
    */
   readonly batchAttention?: boolean;
+  /**
+   * With batchAttention: those steps run decode_attention_batch2 (per-warp K/V streams) instead, and FP8-KV
+   * engines take it too (decode_attention_batch2_fp8kv: RoPE + e4m3 KV write + attention in one launch).
+   */
+  readonly batchAttention2?: boolean;
   /** FP8 GEMM launches ask for cuBLASLt's fast accumulation (GemmLaunch.fastAccum). */
   readonly fp8FastAccum?: boolean;
   /**
@@ -196,6 +227,14 @@ export interface LaunchEnv {
    * `pdl` (each starts streaming its weights while the previous kernel finishes). @default false
    */
   readonly pdl?: boolean;
+  /** With `pdl`: the quantized decode GEMVs (quant_gemv_fused*) take it too. @default false */
+  readonly quantPdl?: boolean;
+  /**
+   * The quantized decode GEMVs run the ring kernels (quant_gemv_ring*, sm_90+: a persistent grid of at most this
+   * many blocks streaming the weights through shared memory by bulk copies) instead of quant_gemv_fused*; same
+   * bits. Unset: quant_gemv_fused*.
+   */
+  readonly quantRingBlocks?: number;
   /** bf16 [N, K] scratch of the largest quantized linear: prefill dequantizes into it, then cuBLASLt reads it. */
   readonly quantScratch?: bigint;
   /** FP8 linears' prefill scratch: quantized rows, then row scales (fp8_launch.ts fp8ScratchLayout). */

@@ -15,7 +15,7 @@ import process from "node:process";
 import { rmSync } from "node:fs";
 import { CublasLtGemm } from "./gemm.ts";
 import { fp8ScratchLayout } from "./fp8_launch.ts";
-import { compileKernelUnits, type CompileStats, kernelUnits, unitName } from "./compile_pool.ts";
+import { compileKernelUnits, type CompileStats, kernelUnits, type PendingCompile, startKernelUnits, unitName } from "./compile_pool.ts";
 import { plannedKernels } from "./kernel_set.ts";
 import {
   type AttentionChoice,
@@ -82,11 +82,23 @@ export interface CudaSessionOptions {
    * capability 9.0+). @default true
    */
   readonly pdl?: boolean;
+  /** With `pdl`: the quantized decode GEMVs (quant_gemv_fused*) take it too. @default true */
+  readonly quantPdl?: boolean;
+  /**
+   * The quantized decode GEMVs on the ring kernels (quant_gemv_ring*: persistent blocks, weights streamed through
+   * shared memory by bulk copies; compute capability 9.0+, ignored below). @default false
+   */
+  readonly quantRing?: boolean;
   /**
    * Decode steps of more than 8 sequences (fused plan, bf16 KV cache, head dim 64/128) run the tensor-core
    * decode_attention_batch kernel (2–2.5× faster than decode_attention there on an H200). @default true
    */
   readonly batchAttention?: boolean;
+  /**
+   * With batchAttention: those steps on decode_attention_batch2 (per-warp K/V streams), FP8-KV engines
+   * included. @default false
+   */
+  readonly batchAttention2?: boolean;
   /** FP8 GEMMs with cuBLASLt's fast accumulation (GemmArgs.fastAccum). @default false */
   readonly fp8FastAccum?: boolean;
   /** RMSNorm / SiLU·mul write the next FP8 linear's e4m3 rows (LaunchEnv.fp8FusedQuant). @default false */
@@ -178,6 +190,16 @@ export class CudaKvCache implements KvCache {
   }
 }
 
+/** CUDA's limit on a launch's grid y (and z) dimension: the most tokens one step's row kernels take. */
+export const MAX_GRID_Y = 65535;
+
+/** A kernel load in progress: the units of the kernels asked for, those not loaded yet, and their compile. */
+interface KernelLoad {
+  readonly all: ReturnType<typeof kernelUnits>;
+  readonly units: ReturnType<typeof kernelUnits>;
+  readonly pending: PendingCompile;
+}
+
 /**
  * One engine on one GPU. Built by `Session.fromSerializedEngine(engine, { backend: "cuda" })`.
  *
@@ -188,9 +210,6 @@ export class CudaKvCache implements KvCache {
  * session.run(inputs, { sampledIds }, kv);
  * ```
  */
-/** CUDA's limit on a launch's grid y (and z) dimension: the most tokens one step's row kernels take. */
-export const MAX_GRID_Y = 65535;
-
 export class CudaSession implements SessionBackend {
   readonly backend = "cuda" as const;
   readonly plan: EnginePlan;
@@ -207,8 +226,13 @@ export class CudaSession implements SessionBackend {
   readonly batchInvariant: boolean;
   /** Fused decode steps launch their kernels with programmatic dependent launch (asked for and supported). */
   readonly pdl: boolean;
+  readonly quantPdl: boolean;
+  /** Resident blocks of the ring quantized GEMVs (4 per SM), or 0: quant_gemv_fused*. */
+  readonly quantRingBlocks: number;
   /** CudaSessionOptions.batchAttention. */
   readonly batchAttention: boolean;
+  /** CudaSessionOptions.batchAttention2. */
+  readonly batchAttention2: boolean;
   /** CudaSessionOptions.fp8FastAccum. */
   readonly fp8FastAccum: boolean;
   /** CudaSessionOptions.fp8FusedQuant. */
@@ -296,6 +320,7 @@ export class CudaSession implements SessionBackend {
     this.gemv = options.gemv;
     this.batchInvariant = options.batchInvariant;
     this.batchAttention = options.batchAttention ?? true;
+    this.batchAttention2 = options.batchAttention2 ?? false;
     this.fp8FastAccum = options.fp8FastAccum ?? false;
     this.fp8FusedQuant = options.fp8FusedQuant ?? false;
     this.fp8Pdl = options.fp8Pdl ?? false;
@@ -310,6 +335,8 @@ export class CudaSession implements SessionBackend {
     try {
       const d = this.device;
       this.pdl = (options.pdl ?? true) && d.supportsPdl;
+      this.quantPdl = this.pdl && (options.quantPdl ?? true);
+      this.quantRingBlocks = (options.quantRing ?? false) && d.computeCapability.major >= 9 ? 4 * d.smCount : 0;
       this.#stream = d.createStream();
       if (plan.ops.some((o) => o.type === "all_reduce" || o.type === "all_gather") && !options.nccl) {
         throw new ValidationError(
@@ -373,7 +400,6 @@ export class CudaSession implements SessionBackend {
         offset: this.#weightOffsets.get(n)!,
         direct: this.#rawWeights.has(n) || engine.tensorInfo(n).dtype === want,
       }));
-      this.weightUpload = uploadWeights(d, this.#stream, this.#weights, engine, slices, (n) => this.#weightBytes(n)); // pinned, double-buffered
       this.#arena = d.alloc(Math.max(plan.arenaBytes, ALIGN)); // the plan's activations
       this.#logits = d.alloc(plan.maxSeqs * a.vocabSize * 4); // [maxSeqs, vocab] f32
       this.#invFreq = d.alloc(Math.max(8 * a.rope.invFreq.length, 8)); // [headDim / 2] f64
@@ -401,8 +427,11 @@ export class CudaSession implements SessionBackend {
       this.#layout = stagingLayout(plan.maxTokens, plan.maxSeqs, Math.ceil(this.maxSeqLen / this.tokensPerBlock));
       this.#slots = new StagingSlots(d, this.#layout.words);
       this.#io = d.alloc(this.#layout.words * 4);
-      // Every kernel the launch plans can use, compiled now (in parallel, or read from the disk cache).
-      this.kernelCompile = this.#loadKernels(plannedKernels(this.#env(0n, 0), this.decodeCap));
+      // Every kernel the launch plans can use, compiled now (in parallel, or read from the disk cache): the
+      // NVRTC workers start first and compile on other cores while this thread uploads the weights.
+      const compiling = this.#startKernels(plannedKernels(this.#env(0n, 0), this.decodeCap));
+      this.weightUpload = uploadWeights(d, this.#stream, this.#weights, engine, slices, (n) => this.#weightBytes(n)); // pinned, double-buffered
+      this.kernelCompile = this.#finishKernels(compiling);
       if (process.stderr.isTTY && this.kernelCompile.units > this.kernelCompile.cacheHits) {
         process.stderr.write(`llmrt: ${describeCompile(this.kernelCompile)}\n`);
       }
@@ -485,12 +514,15 @@ export class CudaSession implements SessionBackend {
       batchInvariant: this.batchInvariant,
       fusedDecode: this.gemv,
       batchAttention: this.batchAttention,
+      batchAttention2: this.batchAttention2,
       fp8FastAccum: this.fp8FastAccum,
       fp8FusedQuant: this.fp8FusedQuant,
       fp8Pdl: this.fp8Pdl,
       fp8Gemv1: this.fp8Gemv1,
       decodeCounters: this.#decodeCounters.ptr,
       pdl: this.pdl,
+      quantPdl: this.quantPdl,
+      ...(this.quantRingBlocks > 0 ? { quantRingBlocks: this.quantRingBlocks } : {}),
     };
   }
 
@@ -711,7 +743,13 @@ export class CudaSession implements SessionBackend {
 
   /** Whether a decode step of `T` sequences runs decode_attention_batch (and its split geometry). */
   #batchAttention(T: number, lora: boolean): boolean {
-    return usesBatchAttention(this.plan, this.elem, T, { batchAttention: this.batchAttention, gemv: this.gemv, lora, gemvMaxRows: GEMV_MAX_ROWS });
+    return usesBatchAttention(this.plan, this.elem, T, {
+      batchAttention: this.batchAttention,
+      batchAttention2: this.batchAttention2,
+      gemv: this.gemv,
+      lora,
+      gemvMaxRows: GEMV_MAX_ROWS,
+    });
   }
 
   #runGraph(inp: StepInputs, kv: CudaKvCache, T: number, sample: boolean, lora?: LaunchEnv["lora"], fwd?: ForwardedTokens): void {
@@ -848,9 +886,19 @@ export class CudaSession implements SessionBackend {
 
   /** Compiles (in parallel) or reads from the cache the units of kernels `names`, loads them and registers the kernels. */
   #loadKernels(names: readonly string[]): CompileStats {
+    return this.#finishKernels(this.#startKernels(names));
+  }
+
+  /** Starts `#loadKernels(names)`: cached CUBINs read, compile workers started on the rest; `#finishKernels` completes it. */
+  #startKernels(names: readonly string[]): KernelLoad {
     const all = kernelUnits(names, (n) => kernelSignature(n).file);
     const units = all.filter((u) => !this.#modules.has(unitName(u.unit))); // a whole-file unit may be loaded already
-    const { cubins, stats } = compileKernelUnits(units.map((u) => u.unit), this.device.arch);
+    return { all, units, pending: startKernelUnits(units.map((u) => u.unit), this.device.arch) };
+  }
+
+  /** Waits for a `#startKernels` compile, loads its modules and registers the kernels. */
+  #finishKernels({ all, units, pending }: KernelLoad): CompileStats {
+    const { cubins, stats } = pending.finish();
     units.forEach(({ unit }, i) => {
       let mod: CudaModule;
       try {

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Session 6's closing validation on one H200 (carry .gpucuda; tools/gpu/stage.sh), most important first:
+# Session 7 closing validation (a job of the batched device queue: tools/gpu/queue_job.sh final tools/gpu/session7_final.sh 200 hfrefs) on one H200 (carry .gpucuda; tools/gpu/stage.sh), most important first:
 #   hf       — (in the background) random-weight checkpoints + transformers references (tools/gpu/hf_models.py)
 #   firstrun — the README main job with an empty kernel/engine cache, then cached (issue 16 item 5)
 #   tests    — tests/gpu (all but cuda_session, nccl_tp2) + tests/quant_cuda.test.ts
 #   session  — tests/gpu/cuda_session.test.ts (llmrt vs transformers on 4 architectures; needs hf)
 #   latency  — bench/latency.ts --peer on llama-3.2-1b (batch-1 decode vs copy ceiling and the gpt-fast peer, TTFT)
 #   thr      — bench/throughput.ts 64 x (128,128) on llama-3.2-1b
-# Then, in a second call on the same machine, tools/gpu/session5_deno.sh (carry .gpudeno) runs tests/gpu under Deno.
+# Then, in a second call on the same machine, tools/gpu/(optional) tools/gpu/session5_deno.sh under Deno.
 # Logs in $OUT; a summary is printed.
 set -uo pipefail
 OUT=${OUT:-/tmp/llmrt-out}
@@ -24,10 +24,11 @@ stamp "hf (background)"
   python3 tools/gpu/synthetic_tokenizer.py "$M" 128256 >> "$OUT/hf.log" 2>&1) &
 hpid=$!
 stamp firstrun
-{ s=$(date +%s%N); timeout 40 bun bin/llmrt.ts generate --max-tokens 64 --temperature 0; e=$(date +%s%N)
+rm -rf /tmp/s7-firstrun-cache
+{ export LLMRT_CACHE_DIR=/tmp/s7-firstrun-cache; s=$(date +%s%N); timeout 40 bun bin/llmrt.ts generate --max-tokens 64 --temperature 0; e=$(date +%s%N)
   echo "empty cache: $(((e - s) / 1000000)) ms"
   s=$(date +%s%N); timeout 40 bun bin/llmrt.ts generate --max-tokens 64 --temperature 0 > /dev/null; e=$(date +%s%N)
-  echo "cached: $(((e - s) / 1000000)) ms"; } > "$OUT/firstrun.log" 2>&1
+  echo "cached: $(((e - s) / 1000000)) ms"; export LLMRT_CACHE_DIR=/tmp/llmrt-cache; } > "$OUT/firstrun.log" 2>&1
 tail -4 "$OUT/firstrun.log" | cut -c1-300
 stamp tests
 gpu_files=$(ls tests/gpu/*.test.ts | grep -v -e cuda_session -e nccl_tp2)
