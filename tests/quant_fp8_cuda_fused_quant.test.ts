@@ -89,3 +89,25 @@ test("fp8Gemv1: one-token fused FP8 decode steps run fp8_gemv1_fused* (k % 512 =
   for (const k of ["dec1", "dec2"] as const) assert.deepEqual(Array.from(runs[1][k].logits), Array.from(runs[0][k].logits), k);
   engine.dispose();
 });
+
+test("fp8FusedQuant with an FP8 KV cache on decode_attention_batch2 (batchAttention2): a 12-sequence decode step keeps the unfused plan's bits", () => {
+  const raw = { ...RAW, hidden_size: 128, intermediate_size: 256, num_attention_heads: 4, num_key_value_heads: 1, head_dim: 64 };
+  const model = randomModel(raw, 11, true, 0.1);
+  const q = quantizeSync(model, { quantAlgo: "FP8", kvCacheQuantAlgo: "FP8" }, { calibration: [Array.from({ length: 24 }, (_, i) => (i * 7 + 2) % 64)] });
+  const engine = buildSync(q, { backend: "cuda", dtype: "bfloat16", maxBatchSize: 32, maxNumTokens: 256, maxSeqLen: 32, tokensPerBlock: 4 });
+  q.close();
+  model.close();
+  const S = 12;
+  const seqs = Array.from({ length: S }, (_, s) => ({ ids: [(s * 3) % 64, (s * 5 + 1) % 64, (s * 7 + 2) % 64], blocks: [2 * s, 2 * s + 1] }));
+  const runs = [false, true].map((fused) => {
+    const fake = new FakeCudaSession(engine, S * 2 + 2, 132, false, { fusedDecode: true, batchAttention: true, batchAttention2: true, fp8FusedQuant: fused });
+    fake.run(step(seqs.map((x) => ({ ids: x.ids, pos: 0, blocks: x.blocks })), 2), false);
+    const dec = fake.run(step(seqs.map((x, s) => ({ ids: [s % 64], pos: 3, blocks: x.blocks })), 2), false);
+    return { dec, names: fake.lastLaunches.filter((l) => l.kind === "kernel").map((l) => (l as KernelLaunch).kernel) };
+  });
+  assert.ok(runs[1].names.some((n) => n.startsWith("decode_attention_batch2_fp8kv")), runs[1].names.join(","));
+  assert.ok(runs[1].names.includes("fp8_rmsnorm_quant_bf16") && runs[1].names.includes("fp8_silu_mul_quant_bf16"), runs[1].names.join(","));
+  const a = new Uint32Array(runs[1].dec.logits.buffer), b = new Uint32Array(runs[0].dec.logits.buffer);
+  for (let i = 0; i < b.length; i++) if (a[i] !== b[i]) assert.fail(`logit ${i}: ${runs[1].dec.logits[i]} vs ${runs[0].dec.logits[i]}`);
+  engine.dispose();
+});
