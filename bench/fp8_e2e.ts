@@ -6,6 +6,14 @@
  * bf16 engine (the CPU-emulation comparison runs on kjv-llama in tests/gpu/fp8_cuda.test.ts).
  *
  *   bun bench/fp8_e2e.ts --model DIR [--algos FP8,FP8_PER_CHANNEL_PER_TOKEN] [--decode 128] [--ttft 2048] [--calib 8]
+ *       [--packed DIR,DIR] [--variants default,pdl,fast,all] [--profile]
+ *
+ * --profile: the long prompt's prefill step once more, launch by launch (Session.cuda.profileEagerStep), top kernels.
+ *
+ * --packed: pre-quantized FP8 checkpoints of the same model (tools/quant-packers/pack_fp8_torch.py) loaded as they
+ * are, instead of (--algos none) or besides quantize() in TypeScript (minutes for an 8B model).
+ * --variants default,pdl,fast: each packed engine runs once per variant of the session options (pdl: fp8Pdl;
+ * fast: fp8FastAccum + fp8FusedQuant + fp8InvariantBuckets; gemv1: fp8Gemv1; all: fast and gemv1), one row each.
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -13,9 +21,12 @@ import { buildSync } from "../lib/builder/builder.ts";
 import type { Engine } from "../lib/builder/engine.ts";
 import type { LlamaForCausalLM } from "../lib/models/llama.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
+import { openModel } from "../lib/quantization/prequantized.ts";
 import { quantizeSync } from "../lib/quantization/quantize.ts";
 import { Session } from "../lib/runtime/session.ts";
-import { argmax, type DecodeRun, deviceWeightBytes, greedyStepper, prefillAndDecode, relL2 } from "./batch1.ts";
+import type { SessionOptions } from "../lib/runtime/session_options.ts";
+import type { CudaKvCache } from "../lib/backends/cuda/session.ts";
+import { argmax, type DecodeRun, deviceWeightBytes, greedyStepper, launchTotals, prefillAndDecode, relL2 } from "./batch1.ts";
 import { copyBandwidth } from "./copy_bandwidth.ts";
 
 const { values } = parseArgs({
@@ -26,10 +37,23 @@ const { values } = parseArgs({
     decode: { type: "string" },
     ttft: { type: "string" },
     calib: { type: "string" },
+    packed: { type: "string" },
+    variants: { type: "string" },
+    profile: { type: "boolean" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/fp8_e2e.ts --model DIR [--algos FP8,FP8_PER_CHANNEL_PER_TOKEN] [--decode 128] [--ttft 2048] [--calib 8]");
-const algos = (values.algos ?? "FP8,FP8_PER_CHANNEL_PER_TOKEN").split(",") as ("FP8" | "FP8_PER_CHANNEL_PER_TOKEN")[];
+const algos = (values.algos === "none" ? [] : (values.algos ?? "FP8,FP8_PER_CHANNEL_PER_TOKEN").split(",")) as ("FP8" | "FP8_PER_CHANNEL_PER_TOKEN")[];
+const packed = values.packed ? values.packed.split(",") : [];
+const VARIANTS: Record<string, SessionOptions> = {
+  default: {},
+  pdl: { fp8Pdl: true },
+  fast: { fp8FastAccum: true, fp8FusedQuant: true, fp8InvariantBuckets: true },
+  gemv1: { fp8Gemv1: true },
+  all: { fp8Gemv1: true, fp8FastAccum: true, fp8FusedQuant: true, fp8InvariantBuckets: true },
+};
+const variants = (values.variants ?? "default").split(",");
+for (const v of variants) if (!VARIANTS[v]) throw new Error(`--variants: ${v} is not one of ${Object.keys(VARIANTS).join(", ")}`);
 const numDecode = Number(values.decode ?? 128);
 const TTFT = Number(values.ttft ?? 2048);
 const calibTokens = Number(values.calib ?? 8);
@@ -42,10 +66,12 @@ function build(model: LlamaForCausalLM): Engine {
 
 interface RunResult extends DecodeRun {
   readonly ttftMs: number;
+  /** --profile: the long prompt's prefill launches one by one (events), summed by kernel, and their total. */
+  readonly prefillProfile?: string;
 }
 
-function run(engine: Engine, prompt: number[], long: number[]): RunResult {
-  using session = Session.fromSerializedEngine(engine, { backend: "cuda" });
+function run(engine: Engine, prompt: number[], long: number[], options: SessionOptions = {}): RunResult {
+  using session = Session.fromSerializedEngine(engine, { ...options, backend: "cuda" });
   const kv = session.createKvCache(maxSeqLen / BS + 1);
   const step = greedyStepper(Int32Array.from({ length: maxSeqLen / BS }, (_, i) => i));
   const sampled = new Int32Array(1);
@@ -56,9 +82,18 @@ function run(engine: Engine, prompt: number[], long: number[]): RunResult {
     session.run(step(long, 0), { sampledIds: sampled }, kv);
     if (r > 0) ttftMs = Math.min(ttftMs, performance.now() - t0);
   }
+  let prefillProfile: string | undefined;
+  if (values.profile) {
+    const p = session.cuda!.profileEagerStep(step(long, 0), kv as CudaKvCache);
+    const sum = p.launches.reduce((a, l) => a + l.ms, 0);
+    const top = [...launchTotals(p.launches)].sort((a, b) => b[1].ms - a[1].ms).slice(0, 10);
+    prefillProfile = `${TTFT}-token prefill, ${p.launches.length} launches, ${sum.toFixed(2)} ms eager: ${
+      top.map(([n, e]) => `${n} ×${e.n} ${e.ms.toFixed(2)}`).join(", ")
+    }`;
+  }
   const r = prefillAndDecode(session, kv, step, engine.plan.attributes.vocabSize, prompt, numDecode);
   kv.dispose();
-  return { ...r, ttftMs };
+  return { ...r, ttftMs, prefillProfile };
 }
 
 const base = AutoModelForCausalLM.fromHuggingFace(values.model, { dtype: "bfloat16" });
@@ -87,6 +122,7 @@ const line = (name: string, e: Engine, r: RunResult, extra: string): void => {
   );
 };
 line("bf16", bf16, ref, "—");
+if (ref.prefillProfile) console.log(`  bf16: ${ref.prefillProfile}`);
 bf16.dispose();
 for (const algo of algos) {
   const t0 = performance.now();
@@ -104,5 +140,31 @@ for (const algo of algos) {
       argmax(r.decodeLogits) === argmax(ref.decodeLogits) ? "same" : "differs"
     }; quantize ${qs} s (${calibTokens} calibration tokens)`,
   );
+  qe.dispose();
+}
+for (const dir of packed) {
+  const t0 = performance.now();
+  const q = openModel(dir, { dtype: "bfloat16" });
+  const qe = build(q);
+  const loadS = ((performance.now() - t0) / 1000).toFixed(1);
+  const qc = qe.config.quant;
+  let first: RunResult | null = null;
+  for (const v of variants) {
+    const r = run(qe, prompt, long, VARIANTS[v]);
+    const same = (a: Float32Array, b: Float32Array): string => a.every((x, i) => Object.is(x, b[i])) ? "identical" : `rel L2 ${relL2(a, b).toExponential(2)}`;
+    const vsFirst = first ? `; vs [${variants[0]}]: prefill ${same(r.logits, first.logits)}, decode ${same(r.decodeLogits, first.decodeLogits)}` : "";
+    first ??= r;
+    line(
+      `${dir.split("/").pop()} (${qc?.quantAlgo}${qc?.kvCacheQuantAlgo ? ` + ${qc.kvCacheQuantAlgo} KV` : ""})${v === "default" ? "" : ` [${v}]`}`,
+      qe,
+      r,
+      `vs bf16: prefill logits rel L2 ${relL2(r.logits, ref.logits).toExponential(2)} argmax ${
+        argmax(r.logits) === argmax(ref.logits) ? "same" : "differs"
+      }, decode-step rel L2 ${relL2(r.decodeLogits, ref.decodeLogits).toExponential(2)} argmax ${
+        argmax(r.decodeLogits) === argmax(ref.decodeLogits) ? "same" : "differs"
+      }; open + build ${loadS} s${vsFirst}`,
+    );
+    if (r.prefillProfile) console.log(`  ${dir.split("/").pop()} [${v}]: ${r.prefillProfile}`);
+  }
   qe.dispose();
 }

@@ -180,6 +180,7 @@ export const LT = {
   MATMUL_DESC_BIAS_POINTER: 8, // void*
   MATMUL_DESC_A_SCALE_POINTER: 17, // void* (float, device)
   MATMUL_DESC_B_SCALE_POINTER: 18, // void* (float, device)
+  MATMUL_DESC_FAST_ACCUM: 25, // int8_t (fp8: accumulate in the tensor cores' own precision, no periodic fp32 promotion)
   // cublasLtMatmulAlgoConfigAttributes_t (value type)
   ALGO_CONFIG_ID: 0, // int32_t
   ALGO_CONFIG_TILE_ID: 1, // uint32_t

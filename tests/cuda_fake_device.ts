@@ -40,7 +40,7 @@ import { kvDecode, kvEncode } from "../lib/backends/cpu/kv_cache.ts";
 import type { KvQuantAlgo } from "../lib/ir/kv_cache.ts";
 import { bf16ToF32, f32ToBf16 } from "../lib/util/dtype.ts";
 import { assert } from "./harness.ts";
-import { fp8GemmStandIn, fp8KernelStandIn } from "./cuda_fake_fp8.ts";
+import { fp8GemmStandIn, fp8KernelStandIn, quantizeRows } from "./cuda_fake_fp8.ts";
 import { fp8ScratchLayout } from "../lib/backends/cuda/fp8_launch.ts";
 
 // ---- a fake device: regions at distinct addresses ----------------------------------------------
@@ -307,6 +307,10 @@ export interface FakeSessionOptions {
   readonly batchAttention?: boolean;
   /** LaunchEnv.batchAttention2 (decode_attention_batch2, FP8 caches included). */
   readonly batchAttention2?: boolean;
+  /** LaunchEnv.fp8FusedQuant. */
+  readonly fp8FusedQuant?: boolean;
+  /** LaunchEnv.fp8Gemv1. */
+  readonly fp8Gemv1?: boolean;
 }
 
 export class FakeCudaSession {
@@ -387,6 +391,8 @@ export class FakeCudaSession {
       fusedDecode: opts.fusedDecode,
       batchAttention: opts.batchAttention,
       batchAttention2: opts.batchAttention2,
+      fp8FusedQuant: opts.fp8FusedQuant,
+      fp8Gemv1: opts.fp8Gemv1,
       // int32 [decodeCap × numKvHeads × ceil(G / 8)], zero (as the session allocates them).
       decodeCounters: mem.alloc(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4),
       quantScratch: scratch > 0 ? mem.alloc(scratch) : undefined,
@@ -843,6 +849,32 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         assert.equal(l.grid[1], T);
         assert.ok(l.grid[0] * 256 * 8 >= I, "silu_mul grid covers the width");
         st(out, siluMulBf16(ld(gu, T * 2 * I), T, I));
+        break;
+      }
+      case "fp8_rmsnorm_quant_bf16": {
+        // rmsnorm_bf16 / add_rmsnorm_bf16, then fp8_quantize_bf16 of the rounded result (out 0: not stored).
+        const [x, res, w, out, xq, rs, rows, H, eps, actScale, add] = A;
+        assert.equal(l.grid[0], rows);
+        let src = ld(x, rows * H);
+        if (add) {
+          const r = ld(res, rows * H);
+          for (let i = 0; i < r.length; i++) r[i] = addBf16(src[i], r[i]);
+          st(res, r);
+          src = r;
+        }
+        const v = normBf16(src, ld(w, H), eps, rows, H);
+        if (out) st(out, v);
+        const { q, a } = quantizeRows(v, rows, H, actScale);
+        mem.bytes(xq, q.length).set(q);
+        mem.f32(rs, rows).set(a);
+        break;
+      }
+      case "fp8_silu_mul_quant_bf16": {
+        const [gu, xq, rs, T, I, actScale] = A;
+        assert.equal(l.grid[0], T);
+        const { q, a } = quantizeRows(siluMulBf16(ld(gu, T * 2 * I), T, I), T, I, actScale);
+        mem.bytes(xq, q.length).set(q);
+        mem.f32(rs, T).set(a);
         break;
       }
       case "gather_rows_bf16": {

@@ -41,8 +41,8 @@ function rowScale(x: Float32Array, o: number, k: number, actScale: number): numb
   return amax > 0 ? f(amax / 448) : 1;
 }
 
-/** e4m3 bytes of rows [m, k] of x and their scales. */
-function quantizeRows(x: Float32Array, m: number, k: number, actScale: number): { q: Uint8Array; a: Float32Array } {
+/** e4m3 bytes of rows [m, k] of x and their scales (fp8_quantize_bf16 and the fused producers' quantization). */
+export function quantizeRows(x: Float32Array, m: number, k: number, actScale: number): { q: Uint8Array; a: Float32Array } {
   const q = new Uint8Array(m * k), a = new Float32Array(m);
   for (let r = 0; r < m; r++) {
     a[r] = rowScale(x, r * k, k, actScale);
@@ -113,14 +113,19 @@ export function fp8KernelStandIn(mem: FakeMemory, l: KernelLaunch, maxRows: numb
       return true;
     }
     case "fp8_gemv_fused_bf16":
-    case "fp8_gemv_fused_norm_bf16": {
-      // (x, W, wScale, bias, y, normW, eps, m, n, k, actScale, mode)
+    case "fp8_gemv_fused_norm_bf16":
+    case "fp8_gemv_fused_pdl_bf16":
+    case "fp8_gemv_fused_norm_pdl_bf16":
+    case "fp8_gemv1_fused_bf16":
+    case "fp8_gemv1_fused_norm_bf16": {
+      // (x, W, wScale, bias, y, normW, eps, m, n, k, actScale, mode); _pdl: the same values
       const [x, W, , , y, normW, eps, m, n, k, actScale, mode] = A;
-      const norm = l.kernel === "fp8_gemv_fused_norm_bf16";
-      assert.ok(m >= 1 && m <= 8 && m <= maxRows, `${l.kernel}: m ${m}`);
-      assert.ok(k % 64 === 0 && n % 16 === 0 && x % 16n === 0n && W % 16n === 0n, `${l.kernel}: k ${k}, n ${n} or x / W not 16-byte aligned`);
+      const norm = l.kernel.startsWith("fp8_gemv_fused_norm") || l.kernel.startsWith("fp8_gemv1_fused_norm");
+      const one = l.kernel.startsWith("fp8_gemv1");
+      assert.ok(m >= 1 && m <= (one ? 1 : 8) && m <= maxRows, `${l.kernel}: m ${m}`);
+      assert.ok(k % (one ? 512 : 64) === 0 && n % 16 === 0 && x % 16n === 0n && W % 16n === 0n, `${l.kernel}: k ${k}, n ${n} or x / W not 16-byte aligned`);
       assert.ok(mode === 0 || mode === 1 || mode === 2 || mode === 3, `${l.kernel}: mode ${mode}`);
-      assert.deepEqual([...l.grid, l.block], [n / 16, 1, 1, 256], `${l.kernel} mode ${mode}: grid`);
+      assert.deepEqual([...l.grid, l.block], [one ? n / 8 : n / 16, 1, 1, 256], `${l.kernel} mode ${mode}: grid`);
       if (norm) assert.ok(m * k <= 8192, `${l.kernel}: m × k = ${m * k} exceeds the staged 8192`);
       const yBytes = mode === 3 ? m * n * 4 : mode === 2 ? m * (n / 2) * 2 : m * n * 2;
       disjoint(l.kernel, "x and y", x, m * k * 2, y, yBytes);

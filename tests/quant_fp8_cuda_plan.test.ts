@@ -159,3 +159,49 @@ test("FP8 for the CUDA backend: linear dims that are not multiples of 16 are ref
   );
   buildSync(q, { backend: "cpu", maxBatchSize: 2, maxNumTokens: 16, maxSeqLen: 32 }).dispose(); // the CPU takes any shape
 });
+
+test("FP8 GEMM launches carry cuBLASLt fast accumulation only when LaunchEnv.fp8FastAccum is set (CudaSessionOptions.fp8FastAccum)", () => {
+  for (const algo of ["FP8", "FP8_PER_CHANNEL_PER_TOKEN"] as const) {
+    const engine = cudaEngine(algo);
+    for (const fast of [false, true]) {
+      const env = { ...fakeEnv(engine, false), ...(fast ? { fp8FastAccum: true } : {}) };
+      const launches = planLaunches(env, { numTokens: 20, numSeqs: 1, numRows: 1, attention: { kind: "prefill" }, sample: true });
+      const gemms = launches.filter((l): l is GemmLaunch => l.kind === "gemm");
+      const fp8 = gemms.filter((g) => g.dtype === "fp8e4m3");
+      assert.equal(fp8.length, 6 * 4);
+      for (const g of fp8) assert.equal(g.fastAccum ?? false, fast);
+      for (const g of gemms) if (g.dtype !== "fp8e4m3") assert.equal(g.fastAccum, undefined, "bf16 GEMMs never ask for it");
+    }
+  }
+});
+
+test("LaunchEnv.fp8Pdl: fused FP8 decode steps launch fp8_gemv_fused*_pdl with programmatic dependent launch after a PDL kernel (LaunchEnv.pdl)", () => {
+  for (const algo of ["FP8", "FP8_PER_CHANNEL_PER_TOKEN"] as const) {
+    const engine = cudaEngine(algo);
+    const env = { ...fakeEnv(engine, false, true), fp8Pdl: true };
+    const plainNames = planLaunches({ ...env, fp8Pdl: false, pdl: true }, {
+      numTokens: 1,
+      numSeqs: 1,
+      numRows: 1,
+      attention: { kind: "decode", numSplits: 1, splitSize: 128 },
+      sample: true,
+    })
+      .filter((l): l is KernelLaunch => l.kind === "kernel");
+    assert.ok(plainNames.every((l) => !l.kernel.includes("_pdl") && !(l.kernel.startsWith("fp8_") && l.pdl)), "fp8Pdl off: the plain GEMVs, no PDL");
+    const shape = { numTokens: 1, numSeqs: 1, numRows: 1, attention: { kind: "decode" as const, numSplits: 1, splitSize: 128 }, sample: true };
+    const off = planLaunches(env, shape).filter((l): l is KernelLaunch => l.kind === "kernel");
+    const on = planLaunches({ ...env, pdl: true }, shape).filter((l): l is KernelLaunch => l.kind === "kernel");
+    assert.deepEqual(on.map((l) => l.kernel), off.map((l) => l.kernel), "same launches");
+    assert.deepEqual(on.map((l) => l.kernel.replace("_pdl", "")), plainNames.map((l) => l.kernel), "the _pdl entry points in place of the plain ones");
+    const fp8 = on.map((l, i) => [l, i] as const).filter(([l]) => l.kernel.startsWith("fp8_gemv_fused"));
+    for (const [l] of fp8) assert.ok(l.kernel.endsWith("_pdl_bf16"), l.kernel);
+    assert.equal(fp8.length, 6 * 4);
+    for (const [l, i] of fp8) {
+      const prev = on[i - 1];
+      const prevPdl = prev.kernel.startsWith("fp8_gemv_fused") || prev.kernel.startsWith("gemv_fused") || prev.kernel.startsWith("decode_attention");
+      assert.equal(!!l.pdl, prevPdl, `${l.kernel} after ${prev.kernel}`);
+    }
+    // kjv-llama (head dim 32: no decode_attention fusion): gate_up and down after an FP8 GEMV, qkv after the last layer's down.
+    assert.equal(fp8.filter(([l]) => l.pdl).length, 6 * 3 - 1, "FP8 GEMVs that overlap their predecessor");
+  }
+});

@@ -10,6 +10,11 @@
  * - `LLMRT_QUANT_RING=1`: `quantRing` defaults to true
  * - `LLMRT_BATCH_ATTENTION=0`: `batchAttention` defaults to false
  * - `LLMRT_BATCH_ATTENTION2=1`: `batchAttention2` defaults to true
+ * - `LLMRT_FP8_FAST_ACCUM=1`: `fp8FastAccum` defaults to true
+ * - `LLMRT_FP8_FUSED_QUANT=1`: `fp8FusedQuant` defaults to true
+ * - `LLMRT_FP8_PDL=1`: `fp8Pdl` defaults to true
+ * - `LLMRT_FP8_BUCKETS=1`: `fp8InvariantBuckets` defaults to true
+ * - `LLMRT_FP8_GEMV1=1`: `fp8Gemv1` defaults to true
  */
 import { z } from "zod";
 import { parseWith } from "../util/validate.ts";
@@ -54,6 +59,32 @@ export const SessionOptionsSchema = z.strictObject({
    * serves FP8 KV caches. @default false (LLMRT_BATCH_ATTENTION2=1: true)
    */
   batchAttention2: z.boolean().optional(),
+  /**
+   * CUDA: FP8 GEMMs (prefill and large decode steps of FP8 engines) with cuBLASLt's fast accumulation (no periodic
+   * fp32 promotion of the tensor cores' partial sums). @default false (LLMRT_FP8_FAST_ACCUM=1: true)
+   */
+  fp8FastAccum: z.boolean().optional(),
+  /**
+   * CUDA: the RMSNorm / SiLU·mul before a prefill-sized FP8 linear writes its e4m3 input rows itself (no separate
+   * quantize launch, no bf16 round trip; same bits). @default false (LLMRT_FP8_FUSED_QUANT=1: true)
+   */
+  fp8FusedQuant: z.boolean().optional(),
+  /**
+   * CUDA: fused FP8 decode GEMVs issue their first weight loads before waiting for the previous kernel and take
+   * programmatic dependent launch (with `pdl`). Same bits. @default false (LLMRT_FP8_PDL=1: true)
+   */
+  fp8Pdl: z.boolean().optional(),
+  /**
+   * CUDA, batch-invariant sessions: FP8 prefill GEMMs use cuBLASLt's pick for their M bucket where it was shown to
+   * round every row as the reference algorithm does (as bf16 GEMMs do), instead of the reference algorithm for every
+   * M. @default false (LLMRT_FP8_BUCKETS=1: true)
+   */
+  fp8InvariantBuckets: z.boolean().optional(),
+  /**
+   * CUDA: one-token fused FP8 decode steps run fp8_gemv1 (contiguous 512-byte weight row segments per warp, PDL) for
+   * linears whose in-features are a multiple of 512. @default false (LLMRT_FP8_GEMV1=1: true)
+   */
+  fp8Gemv1: z.boolean().optional(),
 });
 
 export type SessionOptions = z.input<typeof SessionOptionsSchema>;
@@ -69,6 +100,11 @@ export type ResolvedSessionOptions = Readonly<{
   quantRing: boolean;
   batchAttention: boolean;
   batchAttention2: boolean;
+  fp8FastAccum: boolean;
+  fp8FusedQuant: boolean;
+  fp8Pdl: boolean;
+  fp8InvariantBuckets: boolean;
+  fp8Gemv1: boolean;
 }>;
 
 /** Validates session options and applies the documented defaults (errors name the field and value). */
@@ -86,5 +122,10 @@ export function parseSessionOptions(input: SessionOptions = {}): ResolvedSession
     quantRing: o.quantRing ?? env()["LLMRT_QUANT_RING"] === "1",
     batchAttention: o.batchAttention ?? envOn("LLMRT_BATCH_ATTENTION"),
     batchAttention2: o.batchAttention2 ?? env()["LLMRT_BATCH_ATTENTION2"] === "1",
+    fp8FastAccum: o.fp8FastAccum ?? env()["LLMRT_FP8_FAST_ACCUM"] === "1",
+    fp8FusedQuant: o.fp8FusedQuant ?? env()["LLMRT_FP8_FUSED_QUANT"] === "1",
+    fp8Pdl: o.fp8Pdl ?? env()["LLMRT_FP8_PDL"] === "1",
+    fp8InvariantBuckets: o.fp8InvariantBuckets ?? env()["LLMRT_FP8_BUCKETS"] === "1",
+    fp8Gemv1: o.fp8Gemv1 ?? env()["LLMRT_FP8_GEMV1"] === "1",
   });
 }

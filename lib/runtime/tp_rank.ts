@@ -119,6 +119,11 @@ export class RankRunner {
       quantRing: o.quantRing,
       batchAttention: o.batchAttention,
       batchAttention2: o.batchAttention2,
+      fp8FastAccum: o.fp8FastAccum,
+      fp8FusedQuant: o.fp8FusedQuant,
+      fp8Pdl: o.fp8Pdl,
+      fp8InvariantBuckets: o.fp8InvariantBuckets,
+      fp8Gemv1: o.fp8Gemv1,
       nccl,
     });
   }

@@ -102,6 +102,46 @@ for (const [N, K] of [[96, 512], [256, 1024]] as const) {
           dy.copyToHost(f);
           off += sameBits(Uint16Array.from(f, (v) => toBf16Bits(v)), ref, `${label} mode 3 (rounded to bf16) vs fp8_gemv_bf16`);
           if (off > 0) console.log(`${label}: ${off} outputs 1 bf16 ulp from the unfused launches'`);
+          // The _pdl entry points (weights loaded ahead of pdlWait): the same bits in every mode.
+          const kernPdl = mod.kernel(norm ? "fp8_gemv_fused_norm_pdl_bf16" : "fp8_gemv_fused_pdl_bf16", FUSED);
+          for (const mode of [0, 1, 2, 3]) {
+            const bytes = mode === 3 ? m * N * 4 : mode === 2 ? m * (N / 2) * 2 : m * N * 2;
+            const [a, b] = [kern, kernPdl].map((kk) => {
+              dy.copyFromHost(new Uint8Array(m * N * 4));
+              if (mode === 1) dy.copyFromHost(resid);
+              kk.launch(N / 16, 256, [dx, W, S, dBias, dy, norm ? dNormW : 0n, eps, m, N, K, actScale, mode]);
+              const h = new Uint8Array(bytes);
+              dy.copyToHost(h);
+              return h;
+            });
+            assert.ok(a.every((v, i) => v === b[i]), `${label} mode ${mode}: the _pdl entry point's bits`);
+          }
+          // fp8_gemv1 (m = 1, contiguous row segments): the same products summed in another order — bf16 outputs within
+          // a rounding step of the 16-row GEMV's, fp32 logits within 1e-5 relative (of the row's magnitude).
+          if (m === 1) {
+            const kern1 = mod.kernel(norm ? "fp8_gemv1_fused_norm_bf16" : "fp8_gemv1_fused_bf16", FUSED);
+            for (const mode of [0, 1, 2, 3]) {
+              const outN = mode === 2 ? N / 2 : N;
+              const [a, b] = [[kern, N / 16], [kern1, N / 8]].map(([kk, blocks]) => {
+                dy.copyFromHost(new Uint8Array(m * N * 4));
+                if (mode === 1) dy.copyFromHost(resid);
+                (kk as typeof kern).launch(blocks as number, 256, [dx, W, S, dBias, dy, norm ? dNormW : 0n, eps, m, N, K, actScale, mode]);
+                if (mode === 3) {
+                  const h = new Float32Array(outN);
+                  dy.copyToHost(h);
+                  return h;
+                }
+                return get16(dy, outN);
+              });
+              if (mode === 3) {
+                const scale = Math.max(...Array.from(a as Float32Array, Math.abs), 1e-3);
+                for (let j = 0; j < outN; j++) assert.ok(Math.abs(a[j] - b[j]) <= 1e-5 * scale, `${label} fp8_gemv1 mode 3 row ${j}: ${b[j]} vs ${a[j]}`);
+              } else {
+                const off1 = sameBits(b as Uint16Array, a as Uint16Array, `${label} fp8_gemv1 mode ${mode} vs the 16-row GEMV`);
+                if (off1 > 0) console.log(`${label} fp8_gemv1 mode ${mode}: ${off1} outputs one bf16 rounding away`);
+              }
+            }
+          }
           if (!norm) {
             const want = new Float32Array(m * N);
             fp8Linear(unBf16(xb), cw, unBf16(bias), m, N, K, want);

@@ -7,7 +7,8 @@ import type { EnginePlan } from "../../ir/plan.ts";
 import { quantGemvFusable } from "./quant_launch.ts";
 import { fp8GemvFusable } from "./fp8_launch.ts";
 
-function opReads(op: Op): readonly string[] | undefined {
+/** The activations an op reads (undefined: an op this pass does not know). */
+export function opReads(op: Op): readonly string[] | undefined {
   switch (op.type) {
     case "embedding":
       return [];

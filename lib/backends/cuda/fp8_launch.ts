@@ -11,6 +11,7 @@
 import type { EnginePlan } from "../../ir/plan.ts";
 import type { Op } from "../../ir/network.ts";
 import { InternalError } from "../../util/errors.ts";
+import { opReads } from "./decode_fusion.ts";
 import { GEMV_MAX_ROWS, type Launch, type LaunchEnv } from "./launch_types.ts";
 import type { QuantFusion } from "./quant_launch.ts";
 
@@ -19,6 +20,10 @@ const align256 = (n: number): number => Math.ceil(n / 256) * 256;
 
 /** Whether a linear stores FP8 weights. */
 export const isFp8Linear = (op: Op): op is Extract<Op, { type: "linear" }> => op.type === "linear" && op.weightFormat?.format === "fp8_e4m3";
+
+/** The static activation scale an FP8 linear quantizes its input with, 0 for per-token scales. */
+export const fp8ActScale = (op: Extract<Op, { type: "linear" }>): number =>
+  op.weightFormat!.activation === "static_per_tensor" ? op.weightFormat!.activationScale! : 0;
 
 /**
  * Whether an FP8 linear takes decode_fusion.ts's RMSNorm prologue and residual / SiLU·mul / fp32-logits
@@ -41,6 +46,38 @@ export function fp8ScratchLayout(plan: EnginePlan): { readonly bytes: number; re
   return { bytes: scalesOffset + align256(rows * 4), scalesOffset };
 }
 
+/** Whether an FP8 linear of `rows` rows runs the tensor-core GEMV (else fp8_quantize + the cuBLASLt FP8 GEMM). */
+export function fp8GemvStep(op: Extract<Op, { type: "linear" }>, rows: number, env: LaunchEnv, decodeStep: boolean): boolean {
+  return rows <= GEMV_MAX_ROWS && op.inFeatures % 64 === 0 && (!env.batchInvariant || decodeStep);
+}
+
+/**
+ * With `LaunchEnv.fp8FusedQuant`: the rmsnorm / add_rmsnorm / silu_mul ops (index → the FP8 linear right after
+ * it) whose output only that linear reads, when the linear runs the cuBLASLt GEMM (`gemm(i)`) and no LoRA or
+ * decode fusion touches either: the producer then writes the linear's e4m3 rows and row scales into the FP8
+ * scratch (fp8_rmsnorm_quant_bf16 / fp8_silu_mul_quant_bf16, the bits fp8_quantize_bf16 writes from its bf16
+ * output) and the linear skips its quantize launch; the bf16 output is not written at all.
+ */
+export function fp8QuantProducers(plan: EnginePlan, env: LaunchEnv, gemm: (linear: number) => boolean, touched: (op: number) => boolean): Map<number, number> {
+  const out = new Map<number, number>();
+  if (!env.fp8FusedQuant || env.lora || env.elem !== "bf16") return out;
+  const readers = new Map<string, number>();
+  for (const op of plan.ops) {
+    const r = opReads(op);
+    if (!r) return out;
+    for (const n of r) readers.set(n, (readers.get(n) ?? 0) + 1);
+  }
+  plan.ops.forEach((op, j) => {
+    if (op.type !== "rmsnorm" && op.type !== "add_rmsnorm" && op.type !== "silu_mul") return;
+    const lin = plan.ops[j + 1];
+    if (!lin || !isFp8Linear(lin) || lin.x !== op.out || readers.get(op.out) !== 1 || lin.out === plan.attributes.logits) return;
+    if (lin.weightFormat!.activation === "dynamic_per_block" || lin.inFeatures % 8 !== 0) return;
+    if (touched(j) || touched(j + 1) || !gemm(j + 1)) return;
+    out.set(j, j + 1);
+  });
+  return out;
+}
+
 /** Launches of one FP8 linear (`rows` activation rows; `decodeStep`: every sequence brings one token). */
 export function planFp8Linear(
   op: Extract<Op, { type: "linear" }>,
@@ -51,7 +88,7 @@ export function planFp8Linear(
   decodeStep: boolean,
   buf: (name: string) => bigint,
   out: Launch[],
-  fused: QuantFusion = {},
+  fused: QuantFusion & { readonly preQuantized?: boolean } = {},
 ): void {
   const f = op.weightFormat!;
   if (env.elem !== "bf16") throw new InternalError("launch plan: FP8 linears need a bfloat16 engine");
@@ -63,12 +100,15 @@ export function planFp8Linear(
   const kernel = (kernel: string, grid: readonly [number, number, number], args: (bigint | number)[]): void => {
     out.push({ kind: "kernel", op: i, kernel, grid, block: 256, args });
   };
-  const gemvStep = rows <= GEMV_MAX_ROWS && K % 64 === 0 && (!env.batchInvariant || decodeStep);
+  const gemvStep = fp8GemvStep(op, rows, env, decodeStep);
   const { norm, epilogue } = fused;
   if (gemvStep && fp8GemvFusable(op) && (norm || epilogue || (isLogits && fused.logits))) {
     // Fused decode (decode_fusion.ts): the same GEMV with the norm prologue / an epilogue (mode 2 too: N / 16 blocks).
     const mode = isLogits ? 3 : epilogue?.mode ?? 0;
-    kernel(`fp8_gemv_fused${norm ? "_norm" : ""}_bf16`, [N / 16, 1, 1], [
+    // One token: the contiguous-segment GEMV (fp8Gemv1; 8 rows a block).
+    const one = !!env.fp8Gemv1 && rows === 1 && K % 512 === 0 && (!norm || K <= 8192);
+    const name = one ? `fp8_gemv1_fused${norm ? "_norm" : ""}_bf16` : `fp8_gemv_fused${norm ? "_norm" : ""}${env.fp8Pdl ? "_pdl" : ""}_bf16`;
+    kernel(name, [one ? N / 8 : N / 16, 1, 1], [
       buf(norm ? norm.x : op.x),
       W,
       scales,
@@ -92,7 +132,8 @@ export function planFp8Linear(
   const layout = fp8ScratchLayout(env.plan);
   if (!env.fp8Scratch || !layout) throw new InternalError("launch plan: an FP8 linear needs LaunchEnv.fp8Scratch");
   const xq = env.fp8Scratch, rowScales = env.fp8Scratch + BigInt(layout.scalesOffset);
-  kernel("fp8_quantize_bf16", [rows, 1, 1], [buf(op.x), xq, rowScales, rows, K, actScale]);
+  // Unless the producing norm / silu_mul already wrote them (fp8QuantProducers).
+  if (!fused.preQuantized) kernel("fp8_quantize_bf16", [rows, 1, 1], [buf(op.x), xq, rowScales, rows, K, actScale]);
   const d = isLogits ? env.logits : buf(op.out);
   // cuBLASLt applies scalar scales only: one weight scale (per_tensor, all rows equal) and a static activation scale.
   const scalar = isStatic && f.weightScale === "per_tensor" && !(isLogits && op.bias);
@@ -110,6 +151,7 @@ export function planFp8Linear(
     d,
     bias: scalar && op.bias ? bias : null,
     ...(scalar ? { aScale: rowScales, bScale: scales } : {}),
+    ...(env.fp8FastAccum ? { fastAccum: true } : {}),
   });
   if (!scalar) {
     const V = isLogits ? 4 : 8;

@@ -79,6 +79,11 @@ export interface GemmArgs {
   /** fp8 only: device f32 scale of A / B (dequantization factors). @default 1 */
   readonly aScale?: DevicePtr | null;
   readonly bScale?: DevicePtr | null;
+  /**
+   * fp8 only: cuBLASLt's fast accumulation (CUBLASLT_MATMUL_DESC_FAST_ACCUM): the tensor cores' partial sums are
+   * not promoted to fp32 every few k-steps. Faster on Hopper, less exact over long k. @default false
+   */
+  readonly fastAccum?: boolean;
   /** @default the legacy default stream */
   readonly stream?: Stream | null;
   /** This call's rows must not depend on M (see GemmOptions.batchInvariant). @default the GEMM's batchInvariant */
@@ -111,6 +116,11 @@ export interface GemmOptions {
    * reference-M algorithm for every M. @default true
    */
   readonly invariantBuckets?: boolean;
+  /**
+   * Batch-invariant mode: fp8 e4m3 GEMMs with bf16 output take the bucket picks too (with the same bitwise check
+   * on random e4m3 rows); false: the reference-M algorithm for every M, as before. @default false
+   */
+  readonly invariantFp8Buckets?: boolean;
 }
 
 /** Outcome of the bucket algorithms' bitwise checks (batch-invariant mode), one count per (shape, algorithm). */
@@ -193,6 +203,7 @@ export class CublasLtGemm {
   readonly batchInvariant: boolean;
   readonly #refM: number;
   readonly #buckets: boolean;
+  readonly #fp8Buckets: boolean;
   /** Batch-invariant mode: M-free plan key @ reference M → the pinned algorithm (null: the heuristic had no non-split-K one). */
   readonly #pinned = new Map<string, Uint8Array | null>();
   /** Batch-invariant mode: M-free plan key # bucket algorithm → whether it rounds rows as the reference one does. */
@@ -215,6 +226,7 @@ export class CublasLtGemm {
     this.#tune = options.tune ?? false;
     this.#refM = options.invariantRefM ?? INVARIANT_REF_M;
     this.#buckets = options.invariantBuckets ?? true;
+    this.#fp8Buckets = options.invariantFp8Buckets ?? false;
     if (!Number.isSafeInteger(this.#refM) || this.#refM <= 0) {
       throw new ValidationError(`GemmOptions.invariantRefM: expected a positive integer, got ${this.#refM}`, "invariantRefM", this.#refM);
     }
@@ -320,14 +332,15 @@ export class CublasLtGemm {
     const bias = args.bias ? addr(args.bias) : 0n;
     const align = Math.min(alignOf(a), alignOf(b), alignOf(c), alignOf(d));
     const invariant = args.batchInvariant ?? this.batchInvariant;
-    const key = `${invariant ? "inv:" : ""}${dtype}>${outDtype}|${m}x${n}x${k}|${transB ? "T" : "N"}|${bias ? "bias" : ""}|${align}`;
+    const fastAccum = dtype === "fp8e4m3" && !!args.fastAccum;
+    const key = `${invariant ? "inv:" : ""}${dtype}${fastAccum ? "+fast" : ""}>${outDtype}|${m}x${n}x${k}|${transB ? "T" : "N"}|${bias ? "bias" : ""}|${align}`;
     bindContext(this.#ctx);
     let plan = this.#plans.get(key);
     if (!plan) {
       plan = this.#makePlan(m, n, k, dtype, outDtype, transB, bias, align, key, invariant, args.c ? null : { a, b, d, stream: args.stream ?? null }, {
         b,
         stream: args.stream ?? null,
-      });
+      }, fastAccum);
       this.#plans.set(key, plan);
     }
     const lt = cublasLt();
@@ -450,6 +463,7 @@ export class CublasLtGemm {
     invariant: boolean,
     io: { a: bigint; b: bigint; d: bigint; stream: Stream | null } | null,
     weight: { b: bigint; stream: Stream | null },
+    fastAccum = false,
   ): Plan {
     const lt = cublasLt();
     const cell = new BigUint64Array(1);
@@ -467,6 +481,9 @@ export class CublasLtGemm {
       checkCublas(lt.cublasLtMatmulDescSetAttribute(desc, LT.MATMUL_DESC_TRANSA, i32, 4), "cublasLtMatmulDescSetAttribute", "TRANSA");
       i32[0] = LT.OP_N;
       checkCublas(lt.cublasLtMatmulDescSetAttribute(desc, LT.MATMUL_DESC_TRANSB, i32, 4), "cublasLtMatmulDescSetAttribute", "TRANSB");
+      if (fastAccum) {
+        checkCublas(lt.cublasLtMatmulDescSetAttribute(desc, LT.MATMUL_DESC_FAST_ACCUM, new Int8Array([1]), 1), "cublasLtMatmulDescSetAttribute", "FAST_ACCUM");
+      }
       if (bias) {
         const epi = new Uint32Array([LT.EPILOGUE_BIAS]);
         checkCublas(lt.cublasLtMatmulDescSetAttribute(desc, LT.MATMUL_DESC_EPILOGUE, epi, 4), "cublasLtMatmulDescSetAttribute", "EPILOGUE");
@@ -488,7 +505,8 @@ export class CublasLtGemm {
         const base = this.#pin(pinKey, this.#refM, desc, layoutA, inT, outT, n, k, what);
         const tries: Uint8Array[] = [];
         const bucket = invariantBucket(m);
-        if (base && this.#buckets && bucket !== this.#refM && dtype === outDtype && (dtype === "bf16" || dtype === "fp16")) {
+        const bucketable = dtype === outDtype ? dtype === "bf16" || dtype === "fp16" : this.#fp8Buckets && dtype === "fp8e4m3" && outDtype === "bf16";
+        if (base && this.#buckets && bucket !== this.#refM && bucketable) {
           const pick = this.#pin(pinKey, bucket, desc, layoutA, inT, outT, n, k, what);
           if (pick && !sameAlgo(pick, base)) {
             const sameKey = `${pinKey}#${Array.from(pick).join(",")}`;
@@ -643,6 +661,7 @@ export class CublasLtGemm {
         if (ws[ws.length - 1] > this.workspace.byteLength) return false;
       }
       const len = rows * k;
+      const fp8 = dtype === "fp8e4m3";
       if (this.#probe.length < len) {
         // 16-bit floats with exponent 2^-3 … 2^0, random mantissa and sign (bf16: 8 exponent bits, fp16: 5).
         this.#probe = new Uint16Array(len);
@@ -654,13 +673,16 @@ export class CublasLtGemm {
           this.#probe[i] = s & 0xffff;
         }
       }
-      const host = new Uint16Array(len);
-      const bf = dtype === "bf16";
+      // fp8: e4m3 bytes with exponent field 5 … 8 (2^-2 … 2^1), random mantissa and sign; the output is bf16.
+      const host = fp8 ? new Uint8Array(len) : new Uint16Array(len);
+      const bf = dtype === "bf16" || fp8;
       for (let i = 0; i < len; i++) {
         const r = this.#probe[i];
-        host[i] = (r & 0x8000) | (bf ? ((124 + (r & 3)) << 7) | ((r >>> 2) & 0x7f) : ((12 + (r & 3)) << 10) | ((r >>> 2) & 0x3ff));
+        host[i] = fp8
+          ? ((r >>> 8) & 0x80) | ((5 + (r & 3)) << 3) | ((r >>> 2) & 7)
+          : (r & 0x8000) | (bf ? ((124 + (r & 3)) << 7) | ((r >>> 2) & 0x7f) : ((12 + (r & 3)) << 10) | ((r >>> 2) & 0x3ff));
       }
-      const a = this.device.alloc(len * 2);
+      const a = this.device.alloc(len * (fp8 ? 1 : 2));
       bufs.push(a);
       const outs = [this.device.alloc(rows * n * 2), this.device.alloc(rows * n * 2)];
       bufs.push(...outs);

@@ -7,7 +7,7 @@
  */
 import { planDecodeFusion } from "./decode_fusion.ts";
 import { planQuantLinear, quantGemvFusable } from "./quant_launch.ts";
-import { fp8GemvFusable, planFp8Linear } from "./fp8_launch.ts";
+import { fp8ActScale, fp8GemvFusable, fp8GemvStep, fp8QuantProducers, fp8ScratchLayout, planFp8Linear } from "./fp8_launch.ts";
 import { InternalError } from "../../util/errors.ts";
 import { BATCH_ATTENTION_ROWS, batchAttention2Threads, DECODE_ATTENTION_MIN_SPLIT, flashPrefillGeometry, hasTiledAttention } from "./attention_choice.ts";
 import { GEMV_MAX_ROWS, isPdlKernel, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
@@ -61,6 +61,24 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
   // launch), where that predecessor is such a kernel too (not the embedding, not an NCCL all-reduce).
   const pdl = !!fuse && !!env.pdl;
   const quantPdl = !!env.quantPdl;
+  // FP8: norms / silu_mul that write the next linear's e4m3 rows themselves (LaunchEnv.fp8FusedQuant).
+  const fq = fp8QuantProducers(
+    plan,
+    env,
+    (i) => {
+      const lin = plan.ops[i] as Extract<(typeof plan.ops)[number], { type: "linear" }>;
+      const rows = rowsOf(lin.x);
+      return rows > 0 && !fp8GemvStep(lin, rows, env, T === S);
+    },
+    (i) => !!fuse && (fuse.skip.has(i) || fuse.normOnly.has(i) || fuse.norm.has(i) || fuse.epilogue.has(i) || fuse.attnQkv.has(i)),
+  );
+  const preQuantized = new Set(fq.values());
+  /** The FP8 scratch's e4m3 rows and row scales (the producer's outputs), and the linear's static scale. */
+  const fqArgs = (lin: number): [bigint, bigint, number] => {
+    const layout = fp8ScratchLayout(plan);
+    if (!env.fp8Scratch || !layout) throw new InternalError("launch plan: an FP8 linear needs LaunchEnv.fp8Scratch");
+    return [env.fp8Scratch, env.fp8Scratch + BigInt(layout.scalesOffset), fp8ActScale(plan.ops[lin] as Extract<(typeof plan.ops)[number], { type: "linear" }>)];
+  };
   const pdlAfter = (kernel: string): boolean => {
     const prev = out[out.length - 1];
     return pdl && isPdlKernel(kernel, quantPdl) && prev?.kind === "kernel" && isPdlKernel(prev.kernel, quantPdl);
@@ -79,6 +97,11 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         break;
       case "rmsnorm": {
         const rows = rowsOf(op.x);
+        if (fq.has(i)) {
+          const [xq, rs, act] = fqArgs(fq.get(i)!);
+          k(i, "fp8_rmsnorm_quant_bf16", [rows, 1, 1], 256, [buf(op.x), 0n, env.weight(op.weight), 0n, xq, rs, rows, widthOf(op.x), op.eps, act, 0]);
+          break;
+        }
         k(i, `rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.x), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
         break;
       }
@@ -86,6 +109,23 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         const rows = rowsOf(op.x);
         if (fuse?.normOnly.has(i)) {
           k(i, `rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
+          break;
+        }
+        if (fq.has(i)) {
+          const [xq, rs, act] = fqArgs(fq.get(i)!);
+          k(i, "fp8_rmsnorm_quant_bf16", [rows, 1, 1], 256, [
+            buf(op.x),
+            buf(op.residual),
+            env.weight(op.weight),
+            0n,
+            xq,
+            rs,
+            rows,
+            widthOf(op.x),
+            op.eps,
+            act,
+            1,
+          ]);
           break;
         }
         k(i, `add_rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.x), buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
@@ -99,11 +139,18 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         // bandwidth on llama-3.2-1b, where the pinned batch-invariant cuBLASLt algorithm took 2x longer.
         const logitsGemv = !!fuse && isLogits && !op.weightFormat && !op.lora && op.inFeatures % 8 === 0 && rows <= GEMV_MAX_ROWS;
         if (op.weightFormat?.format === "fp8_e4m3") {
+          const first = out.length;
           planFp8Linear(op, i, rows, isLogits, env, T === S, buf, out, {
             norm: nrm,
             epilogue: epi,
             logits: !!fuse && isLogits && fp8GemvFusable(op) && rows <= GEMV_MAX_ROWS,
+            preQuantized: preQuantized.has(i),
           });
+          // Fused decode: the FP8 GEMVs wait for their predecessor in code too (pdlWait after the first weight loads).
+          for (let j = first; j < out.length; j++) {
+            const l = out[j], prev = out[j - 1];
+            if (pdl && l.kind === "kernel" && isPdlKernel(l.kernel) && prev?.kind === "kernel" && isPdlKernel(prev.kernel)) out[j] = { ...l, pdl };
+          }
           break;
         }
         if (op.weightFormat) {
@@ -328,6 +375,11 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         break;
       }
       case "silu_mul":
+        if (fq.has(i)) {
+          const [xq, rs, act] = fqArgs(fq.get(i)!);
+          k(i, "fp8_silu_mul_quant_bf16", [T, 1, 1], 256, [buf(op.gateUp), xq, rs, T, op.width, act]);
+          break;
+        }
         k(i, `silu_mul_${elem}`, [cdiv(op.width, 256 * V), T, 1], 256, [buf(op.gateUp), buf(op.out), T, op.width]);
         break;
       case "add": {

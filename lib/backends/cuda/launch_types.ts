@@ -53,8 +53,14 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   fp8_gemv: { file: "fp8_gemv.cu", params: [P, P, P, P, P, I, I, I, F] },
   fp8_gemv_fused: { file: "fp8_gemv.cu", params: [P, P, P, P, P, P, F, I, I, I, F, I] },
   fp8_gemv_fused_norm: { file: "fp8_gemv.cu", params: [P, P, P, P, P, P, F, I, I, I, F, I] },
+  fp8_gemv1_fused: { file: "fp8_gemv.cu", params: [P, P, P, P, P, P, F, I, I, I, F, I] },
+  fp8_gemv1_fused_norm: { file: "fp8_gemv.cu", params: [P, P, P, P, P, P, F, I, I, I, F, I] },
+  fp8_gemv_fused_pdl: { file: "fp8_gemv.cu", params: [P, P, P, P, P, P, F, I, I, I, F, I] },
+  fp8_gemv_fused_norm_pdl: { file: "fp8_gemv.cu", params: [P, P, P, P, P, P, F, I, I, I, F, I] },
   fp8_quantize: { file: "fp8_gemv.cu", params: [P, P, P, I, I, F] },
   fp8_scale: { file: "fp8_gemv.cu", params: [P, P, P, P, I, I] },
+  fp8_rmsnorm_quant: { file: "fp8_gemv.cu", params: [P, P, P, P, P, P, I, I, F, F, I] },
+  fp8_silu_mul_quant: { file: "fp8_gemv.cu", params: [P, P, P, I, I, F] },
   rope_kv_write_fp8kv: { file: "rope_kv_write.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, I, I, P] },
   paged_attention_decode_fp8kv: { file: "paged_attention.cu", params: [P, P, P, P, P, P, P, P, I, I, I, I, I, I, F, I, I, P] },
   paged_attention_prefill_mma_fp8kv: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, F, I, P] },
@@ -80,6 +86,10 @@ function kernelFamily(name: string): string {
 const PDL_FAMILIES: ReadonlySet<string> = new Set([
   "gemv_fused",
   "gemv_fused_norm",
+  "fp8_gemv_fused_pdl",
+  "fp8_gemv_fused_norm_pdl",
+  "fp8_gemv1_fused",
+  "fp8_gemv1_fused_norm",
   "decode_attention",
   "decode_attention_g4",
   "gather_rows",
@@ -199,6 +209,17 @@ export interface LaunchEnv {
    * engines take it too (decode_attention_batch2_fp8kv: RoPE + e4m3 KV write + attention in one launch).
    */
   readonly batchAttention2?: boolean;
+  /** FP8 GEMM launches ask for cuBLASLt's fast accumulation (GemmLaunch.fastAccum). */
+  readonly fp8FastAccum?: boolean;
+  /**
+   * The (add_)rmsnorm / silu_mul feeding a prefill-sized FP8 linear writes its e4m3 rows itself
+   * (fp8_rmsnorm_quant / fp8_silu_mul_quant) instead of a separate fp8_quantize launch (fp8_launch.ts fp8QuantProducers).
+   */
+  readonly fp8FusedQuant?: boolean;
+  /** Fused FP8 decode GEMVs as the _pdl entry points (first weight loads ahead of pdlWait; PDL launches in fused steps). */
+  readonly fp8Pdl?: boolean;
+  /** One-token fused FP8 decode GEMVs as fp8_gemv1_fused* (contiguous 512-byte row segments; k % 512 == 0). */
+  readonly fp8Gemv1?: boolean;
   /** int32 [decodeCap × numKvHeads × ceil(G / 8)], zeroed once: decode_attention's split counters. */
   readonly decodeCounters?: bigint;
   /**
@@ -286,6 +307,8 @@ export interface GemmLaunch {
   /** fp8e4m3: device f32 scales cuBLASLt multiplies A / B by (absent: 1). */
   readonly aScale?: bigint;
   readonly bScale?: bigint;
+  /** fp8e4m3: cuBLASLt fast accumulation (GemmArgs.fastAccum). */
+  readonly fastAccum?: boolean;
 }
 
 export type Launch = KernelLaunch | GemmLaunch;

@@ -99,6 +99,16 @@ export interface CudaSessionOptions {
    * included. @default false
    */
   readonly batchAttention2?: boolean;
+  /** FP8 GEMMs with cuBLASLt's fast accumulation (GemmArgs.fastAccum). @default false */
+  readonly fp8FastAccum?: boolean;
+  /** RMSNorm / SiLU·mul write the next FP8 linear's e4m3 rows (LaunchEnv.fp8FusedQuant). @default false */
+  readonly fp8FusedQuant?: boolean;
+  /** Fused FP8 decode GEMVs ahead of pdlWait, launched with PDL (LaunchEnv.fp8Pdl). @default false */
+  readonly fp8Pdl?: boolean;
+  /** Batch-invariant FP8 GEMMs take verified per-M-bucket algorithms (GemmOptions.invariantFp8Buckets). @default false */
+  readonly fp8InvariantBuckets?: boolean;
+  /** One-token fused FP8 decode GEMVs as fp8_gemv1 (LaunchEnv.fp8Gemv1). @default false */
+  readonly fp8Gemv1?: boolean;
 }
 
 /** The defaults (what `Session` passes when nothing is set). */
@@ -223,6 +233,14 @@ export class CudaSession implements SessionBackend {
   readonly batchAttention: boolean;
   /** CudaSessionOptions.batchAttention2. */
   readonly batchAttention2: boolean;
+  /** CudaSessionOptions.fp8FastAccum. */
+  readonly fp8FastAccum: boolean;
+  /** CudaSessionOptions.fp8FusedQuant. */
+  readonly fp8FusedQuant: boolean;
+  /** CudaSessionOptions.fp8Pdl. */
+  readonly fp8Pdl: boolean;
+  /** CudaSessionOptions.fp8Gemv1. */
+  readonly fp8Gemv1: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -305,6 +323,10 @@ export class CudaSession implements SessionBackend {
     this.batchInvariant = options.batchInvariant;
     this.batchAttention = options.batchAttention ?? true;
     this.batchAttention2 = options.batchAttention2 ?? false;
+    this.fp8FastAccum = options.fp8FastAccum ?? false;
+    this.fp8FusedQuant = options.fp8FusedQuant ?? false;
+    this.fp8Pdl = options.fp8Pdl ?? false;
+    this.fp8Gemv1 = options.fp8Gemv1 ?? false;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -333,7 +355,11 @@ export class CudaSession implements SessionBackend {
       if (options.nccl) this.#comm = NcclCommunicator.init(d, this.#stream, { ...options.nccl, dtype: this.elem === "bf16" ? "bfloat16" : "float32" });
       // cuBLASLt algorithms: batch-invariant (one non-split-K algorithm per (n, k) for every M), or else
       // timed per shape on first use, kept in the on-disk timing cache (GPU + driver + cuBLASLt).
-      this.#gemm = new CublasLtGemm(d, { tune: options.gemmTune, batchInvariant: this.batchInvariant });
+      this.#gemm = new CublasLtGemm(d, {
+        tune: options.gemmTune,
+        batchInvariant: this.batchInvariant,
+        invariantFp8Buckets: options.fp8InvariantBuckets ?? false,
+      });
       // Quantized linears (issue 12): packed weights, zero points and f32 scales stay as stored; the
       // largest one's bf16 [N, K] is the prefill scratch (dequantize, then cuBLASLt).
       let scratchBytes = 0;
@@ -491,6 +517,10 @@ export class CudaSession implements SessionBackend {
       fusedDecode: this.gemv,
       batchAttention: this.batchAttention,
       batchAttention2: this.batchAttention2,
+      fp8FastAccum: this.fp8FastAccum,
+      fp8FusedQuant: this.fp8FusedQuant,
+      fp8Pdl: this.fp8Pdl,
+      fp8Gemv1: this.fp8Gemv1,
       decodeCounters: this.#decodeCounters.ptr,
       pdl: this.pdl,
       quantPdl: this.quantPdl,
@@ -838,6 +868,7 @@ export class CudaSession implements SessionBackend {
           batchInvariant: l.invariant,
           aScale: l.aScale ?? null,
           bScale: l.bScale ?? null,
+          ...(l.fastAccum ? { fastAccum: true } : {}),
         });
       } else {
         const kern = this.#kernel(l.kernel);

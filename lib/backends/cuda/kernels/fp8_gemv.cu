@@ -68,11 +68,21 @@ __device__ __forceinline__ uint2 quant8(const bf16_t* p, float s, float inv) {
   return r;
 }
 
+#ifndef FG_CONTIG
+#define FG_CONTIG 0  // 1: a lane's FG_U loads of a round are consecutive 64-byte chunks (256 contiguous bytes per row per warp) instead of chunks FG_WARPS apart (tuning knob; other sums)
+#endif
+#ifndef FG_LDNC
+#define FG_LDNC 1  // 1: weight loads through the non-coherent path without L1 allocation; 0: plain 16-byte loads (tuning knob)
+#endif
 /** A streamed 16-byte weight load (read once: no L1 allocation). */
 __device__ __forceinline__ uint4 ldStream(const u8* p) {
+#if FG_LDNC
   uint4 v;
   asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
   return v;
+#else
+  return *reinterpret_cast<const uint4*>(p);
+#endif
 }
 
 /** d = A[16×32] · B[32×8] + c (e4m3 inputs, f32 accumulate), PTX fragment layout. */
@@ -86,7 +96,16 @@ __device__ __forceinline__ void mmaE4m3(float (&d)[4], u32 a0, u32 a1, u32 a2, u
 /** The per-token scale a of a row: amax / 448 (1 when zero), as fp8TokenScale on the CPU. */
 __device__ __forceinline__ float tokenScale(float amax) { return amax > 0.f ? amax / 448.f : 1.f; }
 
-constexpr int FG_ROWS = 16, FG_WARPS = 8, FG_U = 4;
+#ifndef FG_U
+#define FG_U 4  // 16-byte loads of each of a lane's two weight rows issued before use (a tuning knob: bench/fp8_gemv_tune.ts)
+#endif
+#ifndef FG_L2PF
+#define FG_L2PF 0  // 1: the _pdl entry points also bulk-prefetch the block's weight rows into L2 up front (tuning knob)
+#endif
+#ifndef FG_MINB
+#define FG_MINB 3  // __launch_bounds__ min blocks per SM of the _pdl entry points (3: <= 85 registers, as the plain ones; tuning knob)
+#endif
+constexpr int FG_ROWS = 16, FG_WARPS = 8;
 
 /**
  * One 64-column chunk of a lane: weight bytes wa (row g) and wb (row g + 8), 16 quantized activations of
@@ -111,7 +130,7 @@ __device__ __forceinline__ float fgSilu(float g) { return g / (1.f + expf(-g)); 
  * sum exactly as mode 0 does (same chunks per warp and lane, same mma and warp order), so a fused launch
  * gives the bits of fp8_gemv_bf16 followed by the separate norm / add / silu_mul launches.
  */
-template <bool NORM>
+template <bool NORM, bool PRE>
 __device__ __forceinline__ void fp8GemvImpl(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias, void* y,
                                             const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
   __shared__ float sScale[8], sInv[8];
@@ -122,6 +141,43 @@ __device__ __forceinline__ void fp8GemvImpl(const bf16_t* x, const u8* W, const 
   const int j0 = blockIdx.x * FG_ROWS;
   const int rowA = mode == 2 ? blockIdx.x * 8 + g : min(j0 + g, n - 1);
   const int rowB = mode == 2 ? half + blockIdx.x * 8 + g : min(j0 + g + 8, n - 1);
+  const u8* wa = W + (long long)rowA * k + 16 * t;
+  const u8* wb = W + (long long)rowB * k + 16 * t;
+  const int chunks = k >> 6;
+  // PRE (the _pdl entry points): the first round of weight loads is issued before anything that reads the
+  // previous kernels' output, so the weight stream overlaps the prologue and, under PDL, the previous kernel's tail.
+  uint4 va[FG_U], vb[FG_U];
+#if FG_CONTIG
+  // Round r of warp w: chunks FG_U·(w + FG_WARPS·r) + u; the chunks past the last whole round one by one after.
+  const int rounds = chunks / (FG_WARPS * FG_U);
+  if (PRE && rounds > 0) {
+#pragma unroll
+    for (int u = 0; u < FG_U; u++) {
+      va[u] = ldStream(wa + (long long)(FG_U * warp + u) * 64);
+      vb[u] = ldStream(wb + (long long)(FG_U * warp + u) * 64);
+    }
+  }
+#else
+  int c = warp;
+  if (PRE && c + FG_WARPS * (FG_U - 1) < chunks) {
+#pragma unroll
+    for (int u = 0; u < FG_U; u++) {
+      va[u] = ldStream(wa + (long long)(c + FG_WARPS * u) * 64);
+      vb[u] = ldStream(wb + (long long)(c + FG_WARPS * u) * 64);
+    }
+  }
+#endif
+#if FG_L2PF
+  if (PRE && tid < FG_ROWS) {  // thread r: the block's weight row r (16-byte multiples: k % 64 == 0)
+    const int r = tid;
+    const int row = mode == 2 ? (r < 8 ? blockIdx.x * 8 + r : half + blockIdx.x * 8 + r - 8) : min(j0 + r, n - 1);
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(W + (long long)row * k), "r"((u32)k) : "memory");
+  }
+#endif
+  if (PRE) {
+    pdlWait();  // x and y are the previous kernels' (weights only above)
+    pdlLaunchDependents();
+  }
   const bf16_t* xs = x;
   if constexpr (NORM) {  // x <- rmsnorm(x) * normW (as rmsnorm_bf16 rounds it), staged in shared memory
     __shared__ __align__(16) bf16_t xsh[FG_XS];
@@ -151,13 +207,10 @@ __device__ __forceinline__ void fp8GemvImpl(const bf16_t* x, const u8* W, const 
     }
   }
   __syncthreads();
-  const u8* wa = W + (long long)rowA * k + 16 * t;
-  const u8* wb = W + (long long)rowB * k + 16 * t;
   const bool hasX = g < m;
   const bf16_t* xr = xs + (long long)(hasX ? g : 0) * k + 16 * t;
   const float s = sScale[hasX ? g : 0], inv = sInv[hasX ? g : 0];
   float acc[4] = {0.f, 0.f, 0.f, 0.f};
-  const int chunks = k >> 6;
   auto quant = [&](int c) -> uint4 {
     uint4 q = make_uint4(0u, 0u, 0u, 0u);
     if (hasX) {
@@ -166,18 +219,35 @@ __device__ __forceinline__ void fp8GemvImpl(const bf16_t* x, const u8* W, const 
     }
     return q;
   };
-  int c = warp;
-  for (; c + FG_WARPS * (FG_U - 1) < chunks; c += FG_WARPS * FG_U) {
-    uint4 va[FG_U], vb[FG_U];
+#if FG_CONTIG
+  for (int r = 0; r < rounds; r++) {
+    const int c0 = FG_U * (warp + FG_WARPS * r);
+    if (!PRE || r > 0) {  // PRE: the first round is in flight already
 #pragma unroll
-    for (int u = 0; u < FG_U; u++) {
-      va[u] = ldStream(wa + (long long)(c + FG_WARPS * u) * 64);
-      vb[u] = ldStream(wb + (long long)(c + FG_WARPS * u) * 64);
+      for (int u = 0; u < FG_U; u++) {
+        va[u] = ldStream(wa + (long long)(c0 + u) * 64);
+        vb[u] = ldStream(wb + (long long)(c0 + u) * 64);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < FG_U; u++) chunkMma(va[u], vb[u], quant(c0 + u), acc);
+  }
+  for (int c = rounds * FG_WARPS * FG_U + warp; c < chunks; c += FG_WARPS)
+    chunkMma(ldStream(wa + (long long)c * 64), ldStream(wb + (long long)c * 64), quant(c), acc);
+#else
+  for (; c + FG_WARPS * (FG_U - 1) < chunks; c += FG_WARPS * FG_U) {
+    if (!PRE || c != warp) {  // PRE: the first round is in flight already
+#pragma unroll
+      for (int u = 0; u < FG_U; u++) {
+        va[u] = ldStream(wa + (long long)(c + FG_WARPS * u) * 64);
+        vb[u] = ldStream(wb + (long long)(c + FG_WARPS * u) * 64);
+      }
     }
 #pragma unroll
     for (int u = 0; u < FG_U; u++) chunkMma(va[u], vb[u], quant(c + FG_WARPS * u), acc);
   }
   for (; c < chunks; c += FG_WARPS) chunkMma(ldStream(wa + (long long)c * 64), ldStream(wb + (long long)c * 64), quant(c), acc);
+#endif
   // acc: (row g, token 2t), (row g, token 2t + 1), (row g + 8, token 2t), (row g + 8, token 2t + 1).
   red[warp][g * 8 + 2 * t] = acc[0];
   red[warp][g * 8 + 2 * t + 1] = acc[1];
@@ -220,15 +290,24 @@ __device__ __forceinline__ void fp8GemvImpl(const bf16_t* x, const u8* W, const 
 
 extern "C" __global__ void __launch_bounds__(256) fp8_gemv_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
                                                                 bf16_t* y, int m, int n, int k, float actScale) {
-  fp8GemvImpl<false>(x, W, wScale, bias, y, nullptr, 0.f, m, n, k, actScale, 0);
+  fp8GemvImpl<false, false>(x, W, wScale, bias, y, nullptr, 0.f, m, n, k, actScale, 0);
 }
 extern "C" __global__ void __launch_bounds__(256) fp8_gemv_fused_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
     void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
-  fp8GemvImpl<false>(x, W, wScale, bias, y, normW, eps, m, n, k, actScale, mode);
+  fp8GemvImpl<false, false>(x, W, wScale, bias, y, normW, eps, m, n, k, actScale, mode);
 }
 extern "C" __global__ void __launch_bounds__(256) fp8_gemv_fused_norm_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
     void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
-  fp8GemvImpl<true>(x, W, wScale, bias, y, normW, eps, m, n, k, actScale, mode);
+  fp8GemvImpl<true, false>(x, W, wScale, bias, y, normW, eps, m, n, k, actScale, mode);
+}
+// The same GEMVs with the first weight loads ahead of pdlWait (SessionOptions.fp8Pdl: launched with PDL in fused steps).
+extern "C" __global__ void __launch_bounds__(256, FG_MINB) fp8_gemv_fused_pdl_bf16(const bf16_t* x, const u8* W, const float* wScale,
+    const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
+  fp8GemvImpl<false, true>(x, W, wScale, bias, y, normW, eps, m, n, k, actScale, mode);
+}
+extern "C" __global__ void __launch_bounds__(256, FG_MINB) fp8_gemv_fused_norm_pdl_bf16(const bf16_t* x, const u8* W, const float* wScale,
+    const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
+  fp8GemvImpl<true, true>(x, W, wScale, bias, y, normW, eps, m, n, k, actScale, mode);
 }
 
 extern "C" __global__ void __launch_bounds__(256) fp8_quantize_bf16(const bf16_t* x, u8* xq, float* rowScale, int rows, int k, float actScale) {
@@ -280,4 +359,252 @@ extern "C" __global__ void __launch_bounds__(256) fp8_scale_bf16(bf16_t* y, cons
 }
 extern "C" __global__ void __launch_bounds__(256) fp8_scale_f32(float* y, const float* rowScale, const float* colScale, const bf16_t* bias, int rows, int n) {
   scaleImpl<float>(y, rowScale, colScale, bias, rows, n);
+}
+
+// ------------------------------------------------------------------------------------------------
+// The activation quantization of a prefill-sized FP8 linear folded into the op that produces its input
+// (lib/backends/cuda/fp8_launch.ts fp8QuantProducer; CudaSessionOptions.fp8FusedQuant): the norm or SiLU·mul
+// writes the e4m3 rows and row scales fp8_quantize_bf16 would write from its bf16 output, bit for bit (the
+// bf16-rounded value v, then e4m3(divBy(v, a, 1 / a)); a = actScale, or per row tokenScale(amax |v|)).
+//
+// extern "C" __global__ void fp8_rmsnorm_quant_bf16(const bf16_t* x, bf16_t* residual, const bf16_t* weight, bf16_t* out,
+//     u8* xq, float* rowScale, int rows, int hidden, float eps, float actScale, int add)
+//   add 0: rmsnorm_bf16 of x; add 1: add_rmsnorm_bf16 (residual += x, stored rounded; the norm of the residual).
+//   out (0 = not written): the bf16 normed rows; xq [rows, hidden] e4m3, rowScale [rows] f32.
+//   grid (rows, 1, 1)   block (256, 1, 1)   hidden % 8 == 0, 16-byte aligned rows (the launcher's FP8 linears)
+// extern "C" __global__ void fp8_silu_mul_quant_bf16(const bf16_t* gateUp, u8* xq, float* rowScale, int numTokens,
+//     int inter, float actScale)
+//   v = bf16(silu(gate) · up) as silu_mul_bf16 rounds it; xq [numTokens, inter] e4m3, rowScale [numTokens].
+//   grid (numTokens, 1, 1)   block (256, 1, 1)   inter % 8 == 0, 16-byte aligned
+// ------------------------------------------------------------------------------------------------
+
+/** The block's max of per-thread values (order-free); every thread gets it. `sh`: 32 floats. */
+__device__ __forceinline__ float blockMax(float v, float* sh) {
+  v = warpMax(v);
+  const int w = threadIdx.x >> 5, l = threadIdx.x & 31, nw = blockDim.x >> 5;
+  __syncthreads();
+  if (l == 0) sh[w] = v;
+  __syncthreads();
+  v = l < nw ? sh[l] : 0.f;
+  return warpMax(v);
+}
+
+/** 8 bf16-rounded values → 8 e4m3 bytes of v / s. */
+__device__ __forceinline__ uint2 quantF8(const float (&v)[8], float s, float inv) {
+  uint2 r;
+  r.x = e4m3x4(divBy(v[0], s, inv), divBy(v[1], s, inv), divBy(v[2], s, inv), divBy(v[3], s, inv));
+  r.y = e4m3x4(divBy(v[4], s, inv), divBy(v[5], s, inv), divBy(v[6], s, inv), divBy(v[7], s, inv));
+  return r;
+}
+
+/** Rounds 8 floats to bf16 and back (the value a bf16 store keeps). */
+__device__ __forceinline__ void roundBf16x8(float (&v)[8]) {
+#pragma unroll
+  for (int e = 0; e < 8; e++) v[e] = toF(fromF<bf16_t>(v[e]));
+}
+
+extern "C" __global__ void __launch_bounds__(256) fp8_rmsnorm_quant_bf16(const bf16_t* x, bf16_t* residual, const bf16_t* weight, bf16_t* out,
+    u8* xq, float* rowScale, int rows, int hidden, float eps, float actScale, int add) {
+  __shared__ float sh[32];
+  const long long row = blockIdx.x;
+  if (row >= rows) return;
+  const bf16_t* xr = x + row * hidden;
+  bf16_t* rr = add ? residual + row * hidden : nullptr;
+  // Pass 1 as rmsnormImpl's vector path: (residual add and store,) sum of squares in the same order.
+  float ss = 0.f;
+  for (int i = threadIdx.x * 8; i < hidden; i += blockDim.x * 8) {
+    float a[8];
+    load16(xr + i, a);
+    if (add) {
+      float b[8];
+      load16(rr + i, b);
+#pragma unroll
+      for (int e = 0; e < 8; e++) a[e] = toF(fromF<bf16_t>(a[e] + b[e]));
+      store16(rr + i, a);
+    }
+#pragma unroll
+    for (int e = 0; e < 8; e++) ss += a[e] * a[e];
+  }
+  ss = blockSum(ss, sh);
+  const float inv = rsqrtf(ss / (float)hidden + eps);
+  const bf16_t* src = add ? rr : xr;
+  bf16_t* orow = out ? out + row * hidden : nullptr;
+  auto normed = [&](int i, float (&a)[8]) {
+    float w[8];
+    load16(src + i, a);
+    load16(weight + i, w);
+#pragma unroll
+    for (int e = 0; e < 8; e++) a[e] = a[e] * inv * w[e];
+    roundBf16x8(a);
+  };
+  float s = actScale;
+  if (!(actScale > 0.f)) {  // per token: the amax of the rounded normed row first
+    float amax = 0.f;
+    for (int i = threadIdx.x * 8; i < hidden; i += blockDim.x * 8) {
+      float a[8];
+      normed(i, a);
+#pragma unroll
+      for (int e = 0; e < 8; e++) amax = fmaxf(amax, fabsf(a[e]));
+    }
+    s = tokenScale(blockMax(amax, sh));
+  }
+  if (threadIdx.x == 0) rowScale[row] = s;
+  const float sinv = 1.f / s;
+  u8* qr = xq + row * hidden;
+  for (int i = threadIdx.x * 8; i < hidden; i += blockDim.x * 8) {
+    float a[8];
+    normed(i, a);
+    if (orow) store16(orow + i, a);
+    *reinterpret_cast<uint2*>(qr + i) = quantF8(a, s, sinv);
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(256) fp8_silu_mul_quant_bf16(const bf16_t* gateUp, u8* xq, float* rowScale, int numTokens, int inter,
+    float actScale) {
+  __shared__ float sh[32];
+  const long long t = blockIdx.x;
+  if (t >= numTokens) return;
+  const bf16_t* g = gateUp + t * 2 * inter;
+  const bf16_t* u = g + inter;
+  auto value = [&](int i, float (&a)[8]) {
+    float b[8];
+    load16(g + i, a);
+    load16(u + i, b);
+#pragma unroll
+    for (int e = 0; e < 8; e++) a[e] = fgSilu(a[e]) * b[e];
+    roundBf16x8(a);
+  };
+  float s = actScale;
+  if (!(actScale > 0.f)) {
+    float amax = 0.f;
+    for (int i = threadIdx.x * 8; i < inter; i += blockDim.x * 8) {
+      float a[8];
+      value(i, a);
+#pragma unroll
+      for (int e = 0; e < 8; e++) amax = fmaxf(amax, fabsf(a[e]));
+    }
+    s = tokenScale(blockMax(amax, sh));
+  }
+  if (threadIdx.x == 0) rowScale[t] = s;
+  const float sinv = 1.f / s;
+  u8* qr = xq + t * inter;
+  for (int i = threadIdx.x * 8; i < inter; i += blockDim.x * 8) {
+    float a[8];
+    value(i, a);
+    *reinterpret_cast<uint2*>(qr + i) = quantF8(a, s, sinv);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// One-token decode GEMV on contiguous row segments (SessionOptions.fp8Gemv1; m = 1 only):
+// extern "C" __global__ void fp8_gemv1_fused_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
+//     void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode)
+// extern "C" __global__ void fp8_gemv1_fused_norm_bf16(...same parameters...)
+//   fp8_gemv_fused{,_norm}_bf16's parameters, modes and roundings with m == 1 and k % 512 == 0; the same e4m3 products
+//   summed in fp32 in another order. A block owns 8 weight rows (mode 2: gate rows 4b..4b+3 and their up rows); its 8
+//   warps split k in 512-column segments (warp w: segments w, w + 8, ...). In a segment lane l loads bytes [16l, 16l + 16)
+//   of each of the 8 rows — one contiguous 512-byte load per row and warp — and quantizes the 16 activations of the same
+//   columns. mma m16n8k32 with A row g = the activations of lanes (g, 0..3) and B column g = those lanes' bytes of row r:
+//   D[g][g] is row r's dot product over the segment's columns [64g, 64g + 64) (the rest of D is not used). Each pair of
+//   mmas starts from zero and is added in fp32. The first segment's loads are issued before pdlWait (PDL launches).
+//   grid (n / 8) (mode 2 too)   block (256, 1, 1)   shared 0.3 KiB (+16 KiB _norm)
+// ------------------------------------------------------------------------------------------------
+template <bool NORM>
+__device__ __forceinline__ void fp8Gemv1Impl(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias, void* y,
+                                             const bf16_t* normW, float eps, int n, int k, float actScale, int mode) {
+  __shared__ float red[FG_WARPS][8];
+  __shared__ float sh[32];
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+  const int half = n >> 1;
+  auto rowOf = [&](int r) -> int {
+    return mode == 2 ? (r < 4 ? blockIdx.x * 4 + r : half + blockIdx.x * 4 + r - 4) : min((int)blockIdx.x * 8 + r, n - 1);
+  };
+  const int segs = k >> 9;
+  uint4 v[8];
+  int j = warp;
+  if (j < segs) {
+#pragma unroll
+    for (int r = 0; r < 8; r++) v[r] = ldStream(W + (long long)rowOf(r) * k + j * 512 + lane * 16);
+  }
+  pdlWait();  // x and y are the previous kernels' (weights only above)
+  pdlLaunchDependents();
+  const bf16_t* xs = x;
+  if constexpr (NORM) {
+    __shared__ __align__(16) bf16_t xsh[FG_XS];
+    rmsnormStage(x, normW, eps, 1, k, xsh, sh);
+    xs = xsh;
+  }
+  float s = actScale;
+  if (!(actScale > 0.f)) {  // per token: the amax of the (normed) row
+    float amax = 0.f;
+    for (int i = tid * 8; i < k; i += blockDim.x * 8) {
+      float f[8];
+      load16(xs + i, f);
+#pragma unroll
+      for (int e = 0; e < 8; e++) amax = fmaxf(amax, fabsf(f[e]));
+    }
+    s = tokenScale(blockMax(amax, sh));
+  }
+  const float inv = 1.f / s;
+  float acc[8][2];
+#pragma unroll
+  for (int r = 0; r < 8; r++) acc[r][0] = acc[r][1] = 0.f;
+  const float z[4] = {0.f, 0.f, 0.f, 0.f};
+  for (; j < segs; j += FG_WARPS) {
+    if (j != warp) {
+#pragma unroll
+      for (int r = 0; r < 8; r++) v[r] = ldStream(W + (long long)rowOf(r) * k + j * 512 + lane * 16);
+    }
+    const uint2 lo = quant8(xs + j * 512 + lane * 16, s, inv), hi = quant8(xs + j * 512 + lane * 16 + 8, s, inv);
+#pragma unroll
+    for (int r = 0; r < 8; r++) {
+      float d[4];
+      mmaE4m3(d, lo.x, 0u, lo.y, 0u, v[r].x, v[r].y, z);
+      mmaE4m3(d, hi.x, 0u, hi.y, 0u, v[r].z, v[r].w, d);
+      acc[r][0] += d[0];
+      acc[r][1] += d[1];
+    }
+  }
+  // D[g][g] sits in lane (g, g / 2) at (g & 1); the warp's sum over g by a butterfly.
+  const bool diag = t == (g >> 1);
+#pragma unroll
+  for (int r = 0; r < 8; r++) {
+    const float sum = warpSum(diag ? acc[r][g & 1] : 0.f);
+    if (lane == 0) red[warp][r] = sum;
+  }
+  __syncthreads();
+  if (tid >= 8) return;
+  const int r = tid;
+  float sum = 0.f;
+#pragma unroll
+  for (int w = 0; w < FG_WARPS; w++) sum += red[w][r];
+  if (mode == 2) {
+    __shared__ float upS[4];
+    const int row = rowOf(r);
+    float vv = sum * s * wScale[row];
+    if (bias) vv += toF(bias[row]);
+    if (r >= 4) upS[r - 4] = toF(fromF<bf16_t>(vv));
+    __syncwarp(0xffu);
+    if (r < 4 && blockIdx.x * 4 + r < half) ((bf16_t*)y)[row] = fromF<bf16_t>(fgSilu(toF(fromF<bf16_t>(vv))) * upS[r]);
+    return;
+  }
+  const int row = blockIdx.x * 8 + r;
+  if (row >= n) return;
+  float vv = sum * s * wScale[row];
+  if (bias) vv += toF(bias[row]);
+  if (mode == 0) ((bf16_t*)y)[row] = fromF<bf16_t>(vv);
+  else if (mode == 1) ((bf16_t*)y)[row] = fromF<bf16_t>(toF(fromF<bf16_t>(vv)) + toF(((bf16_t*)y)[row]));
+  else ((float*)y)[row] = vv;
+}
+
+#ifndef FG1_MINB
+#define FG1_MINB 1  // __launch_bounds__ min blocks per SM of the fp8_gemv1 entry points (tuning knob)
+#endif
+extern "C" __global__ void __launch_bounds__(256, FG1_MINB) fp8_gemv1_fused_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
+    void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
+  fp8Gemv1Impl<false>(x, W, wScale, bias, y, normW, eps, n, k, actScale, mode);
+}
+extern "C" __global__ void __launch_bounds__(256, FG1_MINB) fp8_gemv1_fused_norm_bf16(const bf16_t* x, const u8* W, const float* wScale,
+    const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
+  fp8Gemv1Impl<true>(x, W, wScale, bias, y, normW, eps, n, k, actScale, mode);
 }

@@ -1,0 +1,101 @@
+/**
+ * GPU: the FP8 producers' fused quantization (CudaSessionOptions.fp8FusedQuant; skipped without a GPU):
+ * fp8_rmsnorm_quant_bf16 (add 0 / 1) and fp8_silu_mul_quant_bf16 write the same e4m3 bytes and row scales as
+ * rmsnorm_bf16 / add_rmsnorm_bf16 / silu_mul_bf16 followed by fp8_quantize_bf16, the same residual, and (when
+ * asked) the same bf16 normed rows — bit for bit, static and per-token scales, llama-3.1-8b widths.
+ */
+import { loadKernelFile } from "../../lib/backends/cuda/compiler.ts";
+import { assert } from "../harness.ts";
+import { device, gpuTest, seededUniform, toBf16Bits } from "./gpu.ts";
+
+const bf16 = (f: Float32Array): Uint16Array => Uint16Array.from(f, (v) => toBf16Bits(v));
+const P = "ptr", I = "i32", F = "f32";
+
+/** Index of the first differing element, or -1. */
+function firstDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return i;
+  return a.length === b.length ? -1 : a.length;
+}
+
+gpuTest("fp8_rmsnorm_quant_bf16 = (add_)rmsnorm_bf16 + fp8_quantize_bf16 and fp8_silu_mul_quant_bf16 = silu_mul_bf16 + fp8_quantize_bf16, bit for bit", () => {
+  const d = device();
+  using fp8 = loadKernelFile(d, "fp8_gemv.cu");
+  using norm = loadKernelFile(d, "rmsnorm.cu");
+  using silu = loadKernelFile(d, "silu_mul.cu");
+  const quant = fp8.kernel("fp8_quantize_bf16", [P, P, P, I, I, F]);
+  const fused = fp8.kernel("fp8_rmsnorm_quant_bf16", [P, P, P, P, P, P, I, I, F, F, I]);
+  const fusedSilu = fp8.kernel("fp8_silu_mul_quant_bf16", [P, P, P, I, I, F]);
+  const rmsnorm = norm.kernel("rmsnorm_bf16", [P, P, P, I, I, F]);
+  const addRmsnorm = norm.kernel("add_rmsnorm_bf16", [P, P, P, P, I, I, F]);
+  const siluMul = silu.kernel("silu_mul_bf16", [P, P, I, I]);
+  const rows = 37, eps = 1e-5;
+  for (const H of [4096, 896]) {
+    const x = bf16(seededUniform(1 + H, rows * H, -3, 3)), res = bf16(seededUniform(2 + H, rows * H, -2, 2));
+    const w = bf16(seededUniform(3 + H, H, 0.5, 1.5));
+    for (let k = 0; k < H; k++) x[5 * H + k] = 0; // an all-zero input row (rmsnorm 0: per-token scale 1)
+    using dx = d.alloc(rows * H * 2);
+    using dr = d.alloc(rows * H * 2);
+    using dw = d.alloc(H * 2);
+    using dout = d.alloc(rows * H * 2);
+    using dq = d.alloc(rows * H);
+    using ds = d.alloc(rows * 4);
+    dx.copyFromHost(x);
+    dw.copyFromHost(w);
+    const read = () => {
+      const q = new Uint8Array(rows * H), s = new Float32Array(rows), r = new Uint16Array(rows * H), o = new Uint16Array(rows * H);
+      dq.copyToHost(q);
+      ds.copyToHost(s);
+      dr.copyToHost(r);
+      dout.copyToHost(o);
+      return { q, s, r, o };
+    };
+    for (const add of [0, 1]) {
+      for (const actScale of [0.011, 0]) {
+        const label = `H ${H} add ${add} actScale ${actScale}`;
+        // Unfused.
+        dr.copyFromHost(res);
+        dout.copyFromHost(new Uint16Array(rows * H));
+        if (add) addRmsnorm.launch(rows, 256, [dx, dr, dw, dout, rows, H, eps]);
+        else rmsnorm.launch(rows, 256, [dx, dw, dout, rows, H, eps]);
+        quant.launch(rows, 256, [dout, dq, ds, rows, H, actScale]);
+        const want = read();
+        // Fused, with and without the bf16 rows.
+        for (const withOut of [true, false]) {
+          dr.copyFromHost(res);
+          dout.copyFromHost(new Uint16Array(rows * H));
+          dq.copyFromHost(new Uint8Array(rows * H));
+          fused.launch(rows, 256, [dx, add ? dr : 0n, dw, withOut ? dout : 0n, dq, ds, rows, H, eps, actScale, add]);
+          const got = read();
+          assert.equal(firstDiff(got.q, want.q), -1, `${label}: e4m3 bytes`);
+          assert.equal(firstDiff(got.s, want.s), -1, `${label}: row scales`);
+          assert.equal(firstDiff(got.r, want.r), -1, `${label}: residual`);
+          if (withOut) assert.equal(firstDiff(got.o, want.o), -1, `${label}: bf16 normed rows`);
+          else assert.ok(got.o.every((v) => v === 0), `${label}: out 0 writes no bf16 rows`);
+        }
+      }
+    }
+  }
+  for (const I of [14336, 896]) {
+    const gu = bf16(seededUniform(7 + I, rows * 2 * I, -6, 6));
+    for (let k = 0; k < 2 * I; k++) gu[3 * 2 * I + k] = 0;
+    using dg = d.alloc(rows * 2 * I * 2);
+    using dout = d.alloc(rows * I * 2);
+    using dq = d.alloc(rows * I);
+    using ds = d.alloc(rows * 4);
+    dg.copyFromHost(gu);
+    for (const actScale of [0.02, 0]) {
+      siluMul.launch([Math.ceil(I / 2048), rows, 1], 256, [dg, dout, rows, I]);
+      quant.launch(rows, 256, [dout, dq, ds, rows, I, actScale]);
+      const wq = new Uint8Array(rows * I), wsc = new Float32Array(rows);
+      dq.copyToHost(wq);
+      ds.copyToHost(wsc);
+      dq.copyFromHost(new Uint8Array(rows * I));
+      fusedSilu.launch(rows, 256, [dg, dq, ds, rows, I, actScale]);
+      const gq = new Uint8Array(rows * I), gs = new Float32Array(rows);
+      dq.copyToHost(gq);
+      ds.copyToHost(gs);
+      assert.equal(firstDiff(gq, wq), -1, `silu I ${I} actScale ${actScale}: e4m3 bytes`);
+      assert.equal(firstDiff(gs, wsc), -1, `silu I ${I} actScale ${actScale}: row scales`);
+    }
+  }
+});
