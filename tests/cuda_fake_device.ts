@@ -15,6 +15,7 @@ import {
   decodeBuckets,
   decodeSplitKeys,
   flashPrefillGeometry,
+  flashPrefillWgGeometry,
   GEMV_MAX_ROWS,
   graphDecodeSplit,
   type KernelLaunch,
@@ -304,6 +305,8 @@ export interface FakeSessionOptions {
   readonly plan?: EnginePlan;
   /** LaunchEnv.batchAttention, and such steps take batchDecodeSplit's geometry (as the session does). */
   readonly batchAttention?: boolean;
+  /** LaunchEnv.wgmmaPrefill (flash_prefill_wg for bf16 prefill at head dims 64 / 128). */
+  readonly wgmmaPrefill?: boolean;
 }
 
 export class FakeCudaSession {
@@ -383,6 +386,7 @@ export class FakeCudaSession {
       batchInvariant: opts.batchInvariant,
       fusedDecode: opts.fusedDecode,
       batchAttention: opts.batchAttention,
+      wgmmaPrefill: opts.wgmmaPrefill,
       // int32 [decodeCap × numKvHeads × ceil(G / 8)], zero (as the session allocates them).
       decodeCounters: mem.alloc(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4),
       quantScratch: scratch > 0 ? mem.alloc(scratch) : undefined,
@@ -1028,6 +1032,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "paged_attention_prefill_mma_fp8kv_bf16":
       case "paged_attention_prefill_mma_bf16":
       case "flash_prefill_bf16":
+      case "flash_prefill_wg_bf16":
       case "paged_attention_prefill_bf16":
       case "paged_attention_generic_bf16": {
         const generic = name === "paged_attention_generic_bf16", kvAlgo = kvAlgoOf(l.kernel);
@@ -1038,6 +1043,10 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         else if (name === "flash_prefill_bf16") {
           const fg = flashPrefillGeometry(hd)!;
           assert.ok(l.grid[0] === nH && l.grid[1] >= cdiv(T, fg.rows) + S && l.block === fg.threads, `${l.kernel}: grid ${l.grid} block ${l.block}`);
+        } else if (name === "flash_prefill_wg_bf16") {
+          const fg = flashPrefillWgGeometry(hd)!;
+          assert.ok(l.grid[0] === nH && l.grid[1] >= cdiv(T, fg.rows) + S && l.block === fg.threads, `${l.kernel}: grid ${l.grid} block ${l.block}`);
+          assert.equal(l.sharedMem, fg.sharedMem, `${l.kernel}: dynamic shared memory`);
         } else assert.ok(l.grid[0] >= cdiv(T, name === "paged_attention_prefill_bf16" ? 16 : 64) + S && l.grid[1] === nH);
         const view = kvAlgo ? fp8View(kvAlgo, kv, scalesP, bs, nKV, hd) : undefined;
         attention(q, out, kv, pos, starts, tables, T, S, nH, nKV, hd, bs, stride, scale, window, l.kernel, view);

@@ -7,6 +7,7 @@
  * - `LLMRT_GEMM_TUNE=0`: `gemmTune` defaults to false
  * - `LLMRT_PDL=0`: `pdl` defaults to false
  * - `LLMRT_BATCH_ATTENTION=0`: `batchAttention` defaults to false
+ * - `LLMRT_WGMMA_PREFILL=1`: `wgmmaPrefill` defaults to true
  */
 import { z } from "zod";
 import { parseWith } from "../util/validate.ts";
@@ -35,6 +36,11 @@ export const SessionOptionsSchema = z.strictObject({
   pdl: z.boolean().optional(),
   /** CUDA: decode steps of more than 8 sequences on the tensor-core attention kernel. @default true (LLMRT_BATCH_ATTENTION=0: false) */
   batchAttention: z.boolean().optional(),
+  /**
+   * CUDA: prefill attention of bf16 engines (bf16 KV cache, head dims 64 / 128) on the Hopper warpgroup-MMA kernel
+   * (flash_prefill_wg, sm_90 only; elsewhere ignored). @default false (LLMRT_WGMMA_PREFILL=1: true)
+   */
+  wgmmaPrefill: z.boolean().optional(),
 });
 
 export type SessionOptions = z.input<typeof SessionOptionsSchema>;
@@ -47,6 +53,7 @@ export type ResolvedSessionOptions = Readonly<{
   gemmTune: boolean;
   pdl: boolean;
   batchAttention: boolean;
+  wgmmaPrefill: boolean;
 }>;
 
 /** Validates session options and applies the documented defaults (errors name the field and value). */
@@ -61,5 +68,6 @@ export function parseSessionOptions(input: SessionOptions = {}): ResolvedSession
     gemmTune: o.gemmTune ?? envOn("LLMRT_GEMM_TUNE"),
     pdl: o.pdl ?? envOn("LLMRT_PDL"),
     batchAttention: o.batchAttention ?? envOn("LLMRT_BATCH_ATTENTION"),
+    wgmmaPrefill: o.wgmmaPrefill ?? env()["LLMRT_WGMMA_PREFILL"] === "1",
   });
 }

@@ -31,6 +31,24 @@ export function flashPrefillGeometry(headDim: number): { readonly rows: number; 
   return undefined;
 }
 
+/**
+ * Launch geometry of the Hopper warpgroup-MMA prefill kernel `flash_prefill_wg_bf16_hd{64,128}`
+ * (kernels/flash_prefill_wg.cu, compiled for sm_90a; its FW_ENTRY lines): query rows per block (64 per
+ * warpgroup), threads (128 per warpgroup) and dynamic shared memory (FW_SMEM: the Q tile, `stages` K and V
+ * tiles of `keys` keys, 1 KiB for alignment); `undefined` for other head dims. The grid is
+ * (numHeads, ceil(numTokens / rows) + numSeqs).
+ *
+ * @example
+ * ```ts
+ * flashPrefillWgGeometry(128); // { rows: 128, threads: 256, sharedMem: 164864 }
+ * ```
+ */
+export function flashPrefillWgGeometry(headDim: number): { readonly rows: number; readonly threads: number; readonly sharedMem: number } | undefined {
+  if (headDim !== 64 && headDim !== 128) return undefined;
+  const warpgroups = 2, keys = 128, stages = 2;
+  return { rows: 64 * warpgroups, threads: 128 * warpgroups, sharedMem: (64 * warpgroups + 2 * stages * keys) * headDim * 2 + 1024 };
+}
+
 /** Keys per decode tile (splits are multiples of it). */
 function decodeTile(elem: ElemType): number {
   return elem === "bf16" ? 64 : 32;

@@ -30,6 +30,7 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   paged_attention_prefill: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, F, I] },
   paged_attention_prefill_mma: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, F, I] },
   flash_prefill: { file: "flash_prefill.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, F, I] },
+  flash_prefill_wg: { file: "flash_prefill_wg.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, F, I] },
   paged_attention_generic: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, I, F, I] },
   sample: { file: "sampling.cu", params: [P, I, P, P, P, P, P, P, P] },
   apply_token_mask: { file: "sampling.cu", params: [P, I, P, I, P] },
@@ -168,6 +169,11 @@ export interface LaunchEnv {
    * block per kv head and 16 query heads) with batchDecodeSplit's geometry instead of decode_attention.
    */
   readonly batchAttention?: boolean;
+  /**
+   * Prefill attention of bf16 engines (bf16 KV cache, head dims 64 / 128) on flash_prefill_wg (Hopper warpgroup
+   * MMAs; the session sets it on sm_90 devices only).
+   */
+  readonly wgmmaPrefill?: boolean;
   /** int32 [decodeCap × numKvHeads × ceil(G / 8)], zeroed once: decode_attention's split counters. */
   readonly decodeCounters?: bigint;
   /**
@@ -222,6 +228,8 @@ export interface KernelLaunch {
    * (its code waits with griddepcontrol.wait before touching that launch's memory; PDL_KERNELS).
    */
   readonly pdl?: boolean;
+  /** Dynamic shared memory in bytes (the session allows it with cuFuncSetAttribute first when over 48 KiB). */
+  readonly sharedMem?: number;
 }
 
 export interface GemmLaunch {

@@ -87,6 +87,11 @@ export interface CudaSessionOptions {
    * decode_attention_batch kernel (2–2.5× faster than decode_attention there on an H200). @default true
    */
   readonly batchAttention?: boolean;
+  /**
+   * Prefill attention of bf16 engines with a bf16 KV cache at head dims 64 / 128 on flash_prefill_wg (Hopper
+   * warpgroup MMAs, compiled for sm_90a; on other devices flash_prefill runs). @default false
+   */
+  readonly wgmmaPrefill?: boolean;
 }
 
 /** The defaults (what `Session` passes when nothing is set). */
@@ -199,6 +204,8 @@ export class CudaSession implements SessionBackend {
   readonly pdl: boolean;
   /** CudaSessionOptions.batchAttention. */
   readonly batchAttention: boolean;
+  /** CudaSessionOptions.wgmmaPrefill, on an sm_90 device. */
+  readonly wgmmaPrefill: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -208,6 +215,8 @@ export class CudaSession implements SessionBackend {
   #comm: NcclCommunicator | null = null;
   readonly #modules = new Map<string, CudaModule>();
   readonly #kernels = new Map<string, Kernel>();
+  /** Dynamic shared memory each kernel has been allowed (cuFuncSetAttribute), for launches over 48 KiB. */
+  readonly #dynamicSmem = new Map<string, number>();
   readonly #weights: DeviceBuffer;
   /** How the weights went up (bytes, ms, pinned staging or not): LLM.loadStats reports it. */
   readonly weightUpload: WeightUploadStats;
@@ -288,6 +297,7 @@ export class CudaSession implements SessionBackend {
     try {
       const d = this.device;
       this.pdl = (options.pdl ?? true) && d.supportsPdl;
+      this.wgmmaPrefill = (options.wgmmaPrefill ?? false) && d.arch === "sm_90";
       this.#stream = d.createStream();
       if (plan.ops.some((o) => o.type === "all_reduce" || o.type === "all_gather") && !options.nccl) {
         throw new ValidationError(
@@ -459,6 +469,7 @@ export class CudaSession implements SessionBackend {
       batchInvariant: this.batchInvariant,
       fusedDecode: this.gemv,
       batchAttention: this.batchAttention,
+      wgmmaPrefill: this.wgmmaPrefill,
       decodeCounters: this.#decodeCounters.ptr,
       pdl: this.pdl,
     };
@@ -800,7 +811,14 @@ export class CudaSession implements SessionBackend {
           bScale: l.bScale ?? null,
         });
       } else {
-        this.#kernel(l.kernel).launch(l.grid, l.block, l.args, l.pdl ? { stream, pdl: true } : { stream });
+        const k = this.#kernel(l.kernel);
+        if (l.sharedMem) {
+          if ((this.#dynamicSmem.get(l.kernel) ?? 0) < l.sharedMem) {
+            k.setMaxDynamicSharedMemory(l.sharedMem);
+            this.#dynamicSmem.set(l.kernel, l.sharedMem);
+          }
+          k.launch(l.grid, l.block, l.args, { stream, sharedMemBytes: l.sharedMem, pdl: !!l.pdl });
+        } else k.launch(l.grid, l.block, l.args, l.pdl ? { stream, pdl: true } : { stream });
       }
     }
   }
