@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Session 7, issue 16 item 2 (helper flash), round 1: flash_prefill_wg (Hopper wgmma, sm_90a) — every tiling against the
 # float64 reference (and the mma kernel), then timed beside flash_prefill and torch SDPA (hd 64 / 128, T 2048 / 8192,
-# hd 128 at 32768); if the entry points pass, llama-3.2-1b end to end: logits and TTFT with wgmmaPrefill off / on.
+# hd 128 at 32768); if the entry points pass, llama-3.2-1b end to end: logits and TTFT with wgmmaPrefill off / on; if those
+# agree, llama-3.1-8b TTFT of a 32,000-token prompt both ways (the issue's <= 1.5 s criterion).
 set -uo pipefail
 OUT=${OUT:-/tmp/flash-out}
 mkdir -p "$OUT"
@@ -27,5 +28,11 @@ else
   timeout 20 bun test tests/gpu/flash_prefill.test.ts > "$OUT/gpu_test.log" 2>&1
   echo "rc=$?"
   grep -E "rel L2|pass|fail" "$OUT/gpu_test.log" | head -12
+  if grep -q "SUMMARY prefill_wgmma.*(ok" "$OUT/e2e_1b.log"; then
+    s "8b 32k end to end (wgmmaPrefill off / on)"
+    LLMRT_BENCH_JSON=$OUT/e2e_8b.json timeout 95 bun bench/prefill_wgmma.ts --model /tmp/hfmodels/llama-3.1-8b --prompt-lens 32000 --reps 3 > "$OUT/e2e_8b.log" 2>&1
+    echo "rc=$?"
+    grep -vE "^\s*$" "$OUT/e2e_8b.log" | head -12 | cut -c1-200
+  fi
 fi
 s done
