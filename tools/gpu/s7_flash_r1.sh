@@ -2,7 +2,8 @@
 # Session 7, issue 16 item 2 (helper flash), round 1: flash_prefill_wg (Hopper wgmma, sm_90a) — every tiling against the
 # float64 reference (and the mma kernel), then timed beside flash_prefill and torch SDPA (hd 64 / 128, T 2048 / 8192,
 # hd 128 at 32768); if the entry points pass, llama-3.2-1b end to end: logits and TTFT with wgmmaPrefill off / on; if those
-# agree, llama-3.1-8b TTFT of a 32,000-token prompt both ways (the issue's <= 1.5 s criterion).
+# agree, llama-3.1-8b TTFT of a 32,000-token prompt both ways (the issue's <= 1.5 s criterion). Also rope_kv_write's 16-byte
+# path and add_rmsnorm's register path: bitwise equal to the previous code, timed at prefill shapes.
 set -uo pipefail
 OUT=${OUT:-/tmp/flash-out}
 mkdir -p "$OUT"
@@ -17,6 +18,10 @@ s timing
 timeout 60 python3 tools/cuda-kernel-check/flash_prefill.py --only time --wg variants --lens 2048,8192 --long 32768 --out "$OUT" > "$OUT/time.log" 2>&1
 echo "rc=$?"
 grep -E "hd(64|128) T=|differs|failed|rror" "$OUT/time.log" | cut -c1-200
+s "small prefill kernels (rope_kv_write 16-byte path, add_rmsnorm in registers) vs the previous code, timed"
+timeout 45 python3 tools/cuda-kernel-check/prefill_small.py --out "$OUT" > "$OUT/small.log" 2>&1
+echo "rc=$?"
+grep -E "SUMMARY|FAIL|==|old .* new|rror" "$OUT/small.log" | cut -c1-220 | head -20
 if grep -qE "FAIL flash_wg_hd" "$OUT/checks.log" || ! grep -q "SUMMARY" "$OUT/checks.log"; then
   s "flash_prefill_wg entry points did not pass: no end-to-end run"
 else

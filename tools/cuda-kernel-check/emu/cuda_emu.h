@@ -23,6 +23,7 @@
 #define __align__(n) __attribute__((aligned(n)))
 
 struct dim3 { unsigned x, y, z; };
+struct alignas(8) uint2 { unsigned x, y; };
 struct alignas(16) uint4 { unsigned x, y, z, w; };
 struct alignas(16) float4 { float x, y, z, w; };
 
