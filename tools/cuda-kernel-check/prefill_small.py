@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Session 7 (issue 16 item 2): the prefill step's small kernels at many rows — rope_kv_write_bf16 (16-byte path) and
-add_rmsnorm_bf16 / rmsnorm_bf16 (row kept in registers) — against the previous code of the same files (compiled with
--DLLMRT_ROPE_SCALAR / -DLLMRT_RMSNORM_TWO_PASS), which check_kernels.py checks against float64: outputs must be
+add_rmsnorm_bf16 / rmsnorm_bf16 (row kept in registers), compiled with -DLLMRT_ROPE_VEC / -DLLMRT_RMSNORM_REGS (off by
+default until measured) — against the default code of the same files, which check_kernels.py checks against float64: outputs must be
 bitwise equal (same arithmetic, same order), including the untouched cache slots. Then both timed (CUDA-graph replays)
 on llama-3.2-1b / llama-3.1-8b prefill shapes beside the device-copy bandwidth of the same run.
 
@@ -47,7 +47,7 @@ def rope_case(nH, nKV, hd, seqs, tpb, gen, scaling=1.0):
     inv = (1.0 / 500000.0 ** (torch.arange(hd // 2, dtype=torch.float64) * 2.0 / hd)).cuda()
     qkv = bf(torch.randn(T, W, device="cuda", generator=gen))
     outs = {}
-    for label, defs in (("new", ()), ("old", ("LLMRT_ROPE_SCALAR",))):
+    for label, defs in (("new", ("LLMRT_ROPE_VEC",)), ("old", ())):
         q = torch.full((T, nH * hd), float("nan"), device="cuda", dtype=torch.bfloat16)
         cache = torch.full((nb, 2, tpb, nKV, hd), float("nan"), device="cuda", dtype=torch.bfloat16)
 
@@ -68,7 +68,7 @@ def norm_case(rows, H, gen, add=True):
     w = bf(1 + 0.1 * torch.randn(H, device="cuda", generator=gen))
     res0 = bf(torch.randn(rows, H, device="cuda", generator=gen))
     outs = {}
-    for label, defs in (("new", ()), ("old", ("LLMRT_RMSNORM_TWO_PASS",))):
+    for label, defs in (("new", ("LLMRT_RMSNORM_REGS",)), ("old", ())):
         res = res0.clone()
         out = torch.full((rows, H), float("nan"), device="cuda", dtype=torch.bfloat16)
         if add:

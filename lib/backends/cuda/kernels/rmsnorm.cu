@@ -25,7 +25,7 @@ __device__ __forceinline__ void rmsnormImpl(const T* x, T* residual, const T* we
   const bool vec = hidden % N == 0 && aligned16(x) && aligned16(weight) && aligned16(out) && (!ADD || aligned16(residual));
   float ss = 0.f;
   constexpr int RC = 4;  // bf16: 16-byte vectors a thread keeps in registers between the two passes
-#ifndef LLMRT_RMSNORM_TWO_PASS
+#ifdef LLMRT_RMSNORM_REGS  // off until measured on a device (tools/cuda-kernel-check/prefill_small.py)
   if constexpr (sizeof(T) == 2) {
   if (vec && hidden <= (int)blockDim.x * N * RC) {
     // The row stays in registers (bf16 bits: the residual sum is rounded to bf16 before it is used, so its bits
