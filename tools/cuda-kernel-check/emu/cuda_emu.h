@@ -30,6 +30,7 @@ struct alignas(16) float4 { float x, y, z, w; };
 struct EmuBlock {
   std::barrier<>* bar;
   std::barrier<>* warpBar[32];
+  std::barrier<>* wgBar[8];  // one per 128-thread warpgroup (wgmma emulation)
   uint64_t slots[32][32];
   uint64_t aux[32][32][8];
 };

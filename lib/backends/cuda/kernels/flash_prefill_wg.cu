@@ -31,6 +31,16 @@
 #define FW_INT_MAX 0x7fffffff
 #define FW_SMEM(HD, NWG, BN, NS) ((64 * (NWG) + 2 * (NS) * (BN)) * (HD) * 2 + 1024)
 
+/** wgmma shared-memory descriptor, 128-byte swizzle: start address, leading / stride byte offsets. */
+__device__ __forceinline__ u64 wgDesc(u32 addr, u32 lbo, u32 sbo) {
+  return (u64)((addr & 0x3FFFFu) >> 4) | ((u64)((lbo >> 4) & 0x3FFFu) << 16) | ((u64)((sbo >> 4) & 0x3FFFu) << 32) | (1ull << 62);
+}
+/** Byte offset of 16-byte chunk c (0 .. HD/8 - 1) of row r in a swizzled tile of R rows (R % 8 == 0). */
+__device__ __forceinline__ u32 fwSw(int R, int r, int c) {
+  return (u32)((c >> 3) * R * 128 + r * 128 + (((c & 7) ^ (r & 7)) << 4));
+}
+// Device helpers (inline PTX); tools/cuda-kernel-check/emu/wgmma_emu.h has CPU stand-ins for the emulation build.
+#ifndef LLMRT_EMU
 __device__ __forceinline__ u32 fwSmem(const void* p) {
   u64 g;
   asm("cvta.to.shared.u64 %0, %1;" : "=l"(g) : "l"(p));
@@ -53,14 +63,6 @@ template <int N>
 __device__ __forceinline__ void wgFenceRegs(float (&d)[N]) {
 #pragma unroll
   for (int i = 0; i < N; i++) asm volatile("" : "+f"(d[i])::"memory");
-}
-/** wgmma shared-memory descriptor, 128-byte swizzle: start address, leading / stride byte offsets. */
-__device__ __forceinline__ u64 wgDesc(u32 addr, u32 lbo, u32 sbo) {
-  return (u64)((addr & 0x3FFFFu) >> 4) | ((u64)((lbo >> 4) & 0x3FFFu) << 16) | ((u64)((sbo >> 4) & 0x3FFFu) << 32) | (1ull << 62);
-}
-/** Byte offset of 16-byte chunk c (0 .. HD/8 - 1) of row r in a swizzled tile of R rows (R % 8 == 0). */
-__device__ __forceinline__ u32 fwSw(int R, int r, int c) {
-  return (u32)((c >> 3) * R * 128 + r * 128 + (((c & 7) ^ (r & 7)) << 4));
 }
 /** Two floats -> packed bf16 (lo in the low half), round to nearest even. */
 __device__ __forceinline__ u32 fwPack(float lo, float hi) {
@@ -120,6 +122,10 @@ __device__ __forceinline__ void wgRS128(float (&d)[64], const u32 (&a)[4], u64 d
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(descB));
 }
 
+
+#else
+#include "wgmma_emu.h"
+#endif
 
 /** Query tile -> (sequence, token range); tiles are numbered sequence by sequence. */
 __device__ __forceinline__ bool fwQueryTile(const int* seqStarts, int numSeqs, int tile, int BM, int* seq, int* qStart, int* qEnd) {
@@ -361,12 +367,17 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
   }
 }
 
+#ifndef LLMRT_EMU
+#define FW_DYN_SMEM(NAME) extern __shared__ __align__(1024) unsigned char NAME[]
+#else
+#define FW_DYN_SMEM(NAME) unsigned char* NAME = llmrtEmuDynSmem()
+#endif
 // FW_ENTRY(name, head dim, warpgroups, keys per tile, stages, V descriptor variant); 128 threads a warpgroup.
 #define FW_ENTRY(NAME, HD, NWG, BN, NS, VSWAP)                                                                       \
   extern "C" __global__ void __launch_bounds__(128 * NWG) NAME(const bf16_t* q, bf16_t* out, const bf16_t* kvCache,  \
       const int* positions, const int* seqStarts, const int* blockTables, int numTokens, int numSeqs, int numHeads,  \
       int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale, int window) {                            \
-    extern __shared__ __align__(1024) unsigned char fwDyn[];                                                         \
+    FW_DYN_SMEM(fwDyn);                                                                                               \
     (void)numTokens;                                                                                                 \
     flashWgImpl<HD, NWG, BN, NS, VSWAP>(q, out, kvCache, positions, seqStarts, blockTables, numSeqs, numHeads,        \
                                         numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, fwDyn);          \
