@@ -32,8 +32,8 @@ VARIANTS = {64: ["w8m1n64", "w4m2n64", "w8m2n64", "w4m2n64s2", "w4m1n64s2", "w8m
 DEFAULT = {64: (256, 256), 128: (128, 128)}  # (BM, threads) of flash_prefill_bf16_hd*
 # flash_prefill_wg.cu (wgmma, sm_90a): the entry points' (warpgroups, keys per tile, stages), and the variants.
 WG_DEFAULT = {64: (2, 128, 2), 128: (2, 128, 2)}
-WG_VARIANTS = {64: ["wgv_g2n128s2x", "wgv_g2n64s3", "wgv_g3n128s2", "wgv_g2n128s3"],
-               128: ["wgv_g2n128s2x", "wgv_g2n64s3", "wgv_g3n64s2", "wgv_g2n128s3"]}
+WG_VARIANTS = {64: ["wgv_g2n128s2x", "wgv_g2n64s3", "wgv_g3n128s2", "wgv_g2n128s3", "wgv_g2n128s3o", "wgv_g2n64s4o"],
+               128: ["wgv_g2n128s2x", "wgv_g2n64s3", "wgv_g3n64s2", "wgv_g2n128s3", "wgv_g2n64s3o", "wgv_g2n64s4o"]}
 
 
 def geom(name, hd):
@@ -48,7 +48,7 @@ def geom(name, hd):
             g, n, st = WG_DEFAULT[hd]
             kern, defs = f"flash_prefill_wg_bf16_hd{hd}", ()
         else:
-            g, n, st = (int(x) for x in name[5:].rstrip("x").replace("n", " ").replace("s", " ").split())
+            g, n, st = (int(x) for x in name[5:].rstrip("xo").replace("n", " ").replace("s", " ").split())
             kern, defs = f"flash_prefill_wgv_hd{hd}_{name[4:]}", ("LLMRT_FLASH_VARIANTS",)
         smem = (64 * g + 2 * st * n) * hd * 2 + 1024  # FW_SMEM
         return kern, "flash_prefill_wg", defs, 64 * g, 128 * g, smem, "a"

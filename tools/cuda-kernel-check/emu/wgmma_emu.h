@@ -23,6 +23,8 @@ template <int N>
 __device__ __forceinline__ void wgWait() {}
 template <int N>
 __device__ __forceinline__ void wgFenceRegs(float (&)[N]) {}
+template <int N>
+__device__ __forceinline__ void wgFenceRegs(u32 (&)[N][4]) {}
 inline float llmrtEmuBfAt(u32 addr) {
   addr ^= ((addr >> 7) & 7) << 4;
   unsigned short b;

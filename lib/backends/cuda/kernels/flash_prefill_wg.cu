@@ -64,6 +64,11 @@ __device__ __forceinline__ void wgFenceRegs(float (&d)[N]) {
 #pragma unroll
   for (int i = 0; i < N; i++) asm volatile("" : "+f"(d[i])::"memory");
 }
+template <int N>
+__device__ __forceinline__ void wgFenceRegs(u32 (&a)[N][4]) {
+#pragma unroll
+  for (int i = 0; i < N; i++) asm volatile("" : "+r"(a[i][0]), "+r"(a[i][1]), "+r"(a[i][2]), "+r"(a[i][3])::"memory");
+}
 /** Two floats -> packed bf16 (lo in the low half), round to nearest even. */
 __device__ __forceinline__ u32 fwPack(float lo, float hi) {
   u32 r;
@@ -166,15 +171,71 @@ __device__ __forceinline__ void fwLoadTile(u32 dst, const bf16_t* kv, const int*
   }
 }
 
+/**
+ * Mask (unless `full`) and online softmax of one key tile's scores S (accumulator layout: this thread's rows g and
+ * g + 8, columns 8 nt + 2 c + e) on unscaled scores (scale > 0): row max over the quad, p = 2^(s qscale - m qscale);
+ * updates m and l (this thread's columns; the quad sums at the end), returns each row's rescale factor of O in cf and
+ * P rounded to bf16 as the A fragments of the P V MMA (16 keys each) in pa.
+ */
+template <int BN>
+__device__ __forceinline__ void fwSoftmaxTile(const float (&sacc)[BN / 2], u32 (&pa)[BN / 16][4], float (&m)[2], float (&l)[2], float (&cf)[2],
+                                              int k0, bool full, const int (&pr)[2], const int (&lr)[2], int c, float qscale) {
+  // sacc is only read (its registers may be the inputs of a wgmma still in flight: ptxas serializes wgmma when other
+  // instructions write them); masked scores and probabilities live in sv.
+  constexpr int NNT = BN / 8;
+  float sv[BN / 2];
+#pragma unroll
+  for (int nt = 0; nt < NNT; nt++) {
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      const int kp = k0 + nt * 8 + 2 * c + (e & 1), hf = e >> 1;
+      sv[4 * nt + e] = !full && (kp < lr[hf] || kp > pr[hf]) ? -LLMRT_INF : sacc[4 * nt + e];
+    }
+  }
+#pragma unroll
+  for (int hf = 0; hf < 2; hf++) {
+    float mx = -LLMRT_INF;
+#pragma unroll
+    for (int nt = 0; nt < NNT; nt++) mx = fmaxf(mx, fmaxf(sv[4 * nt + 2 * hf], sv[4 * nt + 2 * hf + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float mn = fmaxf(m[hf], mx);
+    const float ms = mn == -LLMRT_INF ? 0.f : mn * qscale;
+    cf[hf] = fwExp2(m[hf] * qscale - ms);  // 0 while the row had no key (m = -inf)
+    m[hf] = mn;
+    float rs = 0.f;
+#pragma unroll
+    for (int nt = 0; nt < NNT; nt++) {
+#pragma unroll
+      for (int e = 0; e < 2; e++) {
+        const float p = fwExp2(fmaf(sv[4 * nt + 2 * hf + e], qscale, -ms));
+        sv[4 * nt + 2 * hf + e] = p;
+        rs += p;
+      }
+    }
+    l[hf] = l[hf] * cf[hf] + rs;
+  }
+#pragma unroll
+  for (int kc = 0; kc < BN / 16; kc++) {
+    pa[kc][0] = fwPack(sv[8 * kc + 0], sv[8 * kc + 1]);
+    pa[kc][1] = fwPack(sv[8 * kc + 2], sv[8 * kc + 3]);
+    pa[kc][2] = fwPack(sv[8 * kc + 4], sv[8 * kc + 5]);
+    pa[kc][3] = fwPack(sv[8 * kc + 6], sv[8 * kc + 7]);
+  }
+}
+
 // HD head dim (64 / 128), NWG warpgroups (BM = 64 NWG query rows), BN keys per tile (64 / 128), NS cp.async stages
 // (>= 2), VSWAP: the V descriptor's leading / stride byte offsets exchanged (a variant for the check harness).
-template <int HD, int NWG, int BN, int NS, bool VSWAP>
+// OVL (NS >= 3): each warpgroup issues S(j + 1) = Q K(j + 1)^T and O += P(j) V(j) back to back and runs the softmax of
+// tile j + 1 while the tensor cores do P(j) V(j); tile j + NS - 2 loads while tile j computes (OVL off: tile j + NS - 1,
+// no overlap inside a warpgroup, tiles none of a warpgroup's rows attends skipped).
+template <int HD, int NWG, int BN, int NS, bool VSWAP, bool OVL = false>
 __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const bf16_t* kv, const int* positions,
     const int* seqStarts, const int* blockTables, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
     int maxBlocksPerSeq, float scale, int window, unsigned char* smemRaw) {
-  constexpr int NT = 128 * NWG, BM = 64 * NWG, CPR = HD / 8, NNT = BN / 8, NDT = HD / 8;
+  constexpr int NT = 128 * NWG, BM = 64 * NWG, CPR = HD / 8, NDT = HD / 8;
   constexpr u32 Q_BYTES = BM * HD * 2, KV_BYTES = BN * HD * 2;
-  static_assert(NS >= 2 && (BN == 64 || BN == 128) && (HD == 64 || HD == 128), "tiling");
+  static_assert(NS >= 2 && (BN == 64 || BN == 128) && (HD == 64 || HD == 128) && (!OVL || NS >= 3), "tiling");
   // [0 .. 1]: the block's key range; then per warpgroup: min p, max p, min lo, max lo.
   __shared__ int ranges[2 + 4 * NWG];
 
@@ -246,9 +307,10 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
 
   const long long kOff = (long long)kvh * HD, vOff = kOff + (long long)tokensPerBlock * rowWidth;
   constexpr u32 STAGE = 2 * KV_BYTES;
-  // Prologue: tiles 0 .. NS - 2 (one cp.async group each; Q is in the first).
+  // Prologue: tiles 0 .. PRE - 1 (one cp.async group each; Q is in the first).
+  constexpr int PRE = OVL ? NS - 2 : NS - 1;
 #pragma unroll
-  for (int j = 0; j < NS - 1; j++) {
+  for (int j = 0; j < PRE; j++) {
     const int k0 = kvLo + j * BN;
     if (k0 < kvHi) {
       fwLoadTile<HD, BN, NT>(sKV + j * STAGE, kv, table, k0, kvHi, kOff, tokensPerBlock, tpbShift, rowWidth, tid);
@@ -257,29 +319,10 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
     fwCommit();
   }
   const u32 qRows = sQ + (u32)(wg * 64 * 128);
-  int st = 0;
-  for (int k0 = kvLo; k0 < kvHi; k0 += BN) {
-    fwWait<NS - 2>();
-    fwFenceProxy();
-    // Tile k0 visible to every thread (and to the tensor cores); every warpgroup is past the previous tile.
-    __syncthreads();
-    {
-      const int kn = k0 + (NS - 1) * BN;
-      const int sn = st == 0 ? NS - 1 : st - 1;
-      if (kn < kvHi) {
-        fwLoadTile<HD, BN, NT>(sKV + sn * STAGE, kv, table, kn, kvHi, kOff, tokensPerBlock, tpbShift, rowWidth, tid);
-        fwLoadTile<HD, BN, NT>(sKV + sn * STAGE + KV_BYTES, kv, table, kn, kvHi, vOff, tokensPerBlock, tpbShift, rowWidth, tid);
-      }
-      fwCommit();
-    }
-    const u32 sK = sKV + st * STAGE, sV = sK + KV_BYTES;
-    st = st == NS - 1 ? 0 : st + 1;
-    // Warpgroup-uniform: skip a tile none of the warpgroup's rows attends; mask only tiles that cross a row's limits.
-    const bool active = k0 <= wgMaxP && k0 + BN - 1 >= wgMinLo;
-    if (!active) continue;
-    const bool full = k0 >= wgMaxLo && k0 + BN - 1 <= wgMinP;
-    float sacc[BN / 2];
-    wgFence();
+  // Warpgroup-uniform: skip a tile none of the warpgroup's rows attends; mask only tiles that cross a row's limits.
+  auto active = [&](int k) { return k <= wgMaxP && k + BN - 1 >= wgMinLo; };
+  auto fullTile = [&](int k) { return k >= wgMaxLo && k + BN - 1 <= wgMinP; };
+  auto issueS = [&](float (&sacc)[BN / 2], u32 sK) {
 #pragma unroll
     for (int kk = 0; kk < HD / 16; kk++) {
       const u64 da = wgDesc(qRows + (u32)((kk >> 2) * BM * 128 + (kk & 3) * 32), 16, 1024);
@@ -287,58 +330,8 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
       if constexpr (BN == 128) wgSS128(sacc, da, db, kk > 0);
       else wgSS64(sacc, da, db, kk > 0);
     }
-    wgCommit();
-    wgWait<0>();
-    wgFenceRegs(sacc);
-    if (!full) {
-#pragma unroll
-      for (int nt = 0; nt < NNT; nt++) {
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-          const int kp = k0 + nt * 8 + 2 * c + (e & 1), hf = e >> 1;
-          if (kp < lr[hf] || kp > pr[hf]) sacc[4 * nt + e] = -LLMRT_INF;
-        }
-      }
-    }
-    // Online softmax on unscaled scores (scale > 0): row max over the quad, p = 2^(s qscale - m qscale).
-#pragma unroll
-    for (int hf = 0; hf < 2; hf++) {
-      float mx = -LLMRT_INF;
-#pragma unroll
-      for (int nt = 0; nt < NNT; nt++) mx = fmaxf(mx, fmaxf(sacc[4 * nt + 2 * hf], sacc[4 * nt + 2 * hf + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float mn = fmaxf(m[hf], mx);
-      const float ms = mn == -LLMRT_INF ? 0.f : mn * qscale;
-      const float cf = fwExp2(m[hf] * qscale - ms);  // 0 while the row had no key (m = -inf)
-      m[hf] = mn;
-      float rs = 0.f;
-#pragma unroll
-      for (int nt = 0; nt < NNT; nt++) {
-#pragma unroll
-        for (int e = 0; e < 2; e++) {
-          const float p = fwExp2(fmaf(sacc[4 * nt + 2 * hf + e], qscale, -ms));
-          sacc[4 * nt + 2 * hf + e] = p;
-          rs += p;
-        }
-      }
-      l[hf] = l[hf] * cf + rs;  // this thread's columns; the quad sums at the end
-#pragma unroll
-      for (int dt = 0; dt < NDT; dt++) {
-        o[4 * dt + 2 * hf] *= cf;
-        o[4 * dt + 2 * hf + 1] *= cf;
-      }
-    }
-    u32 pa[BN / 16][4];
-#pragma unroll
-    for (int kc = 0; kc < BN / 16; kc++) {
-      pa[kc][0] = fwPack(sacc[8 * kc + 0], sacc[8 * kc + 1]);
-      pa[kc][1] = fwPack(sacc[8 * kc + 2], sacc[8 * kc + 3]);
-      pa[kc][2] = fwPack(sacc[8 * kc + 4], sacc[8 * kc + 5]);
-      pa[kc][3] = fwPack(sacc[8 * kc + 6], sacc[8 * kc + 7]);
-    }
-    wgFenceRegs(o);
-    wgFence();
+  };
+  auto issuePV = [&](const u32 (&pa)[BN / 16][4], u32 sV) {
 #pragma unroll
     for (int kc = 0; kc < BN / 16; kc++) {
       // 16 keys = two 8-row core-matrix groups (1024 bytes apart); 64-column blocks of V BN * 128 bytes apart.
@@ -346,9 +339,118 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
       if constexpr (HD == 128) wgRS128(o, pa[kc], dv);
       else wgRS64(o, pa[kc], dv);
     }
+  };
+  if constexpr (OVL) {
+    // Barrier point of tile b (key k): its cp.async group landed and is visible to every thread and the tensor cores,
+    // every warpgroup is done with tile b - 2 (its P V was waited for), so tile b + NS - 2 loads into that stage.
+    auto barrierPoint = [&](int b, int k) {
+      fwWait<NS - 3>();
+      fwFenceProxy();
+      __syncthreads();
+      const int kn = k + (NS - 2) * BN, sn = (b + NS - 2) % NS;
+      if (kn < kvHi) {
+        fwLoadTile<HD, BN, NT>(sKV + sn * STAGE, kv, table, kn, kvHi, kOff, tokensPerBlock, tpbShift, rowWidth, tid);
+        fwLoadTile<HD, BN, NT>(sKV + sn * STAGE + KV_BYTES, kv, table, kn, kvHi, vOff, tokensPerBlock, tpbShift, rowWidth, tid);
+      }
+      fwCommit();
+    };
+    // Every tile runs on both warpgroups (a tile none of a warpgroup's rows attends is fully masked: p = 0, cf = 1),
+    // so no wgmma sits in a branch (ptxas would serialize them); P(j) is copied from pn once P(j) V(j) is done.
+    float sacc[BN / 2];
+    u32 pa[BN / 16][4], pn[BN / 16][4];
+    int k0 = kvLo, j = 0, st0 = 0;
+    barrierPoint(0, k0);
+    wgFence();
+    issueS(sacc, sKV);
+    wgCommit();
+    wgWait<0>();
+    wgFenceRegs(sacc);
+    {
+      float cf[2];
+      fwSoftmaxTile<BN>(sacc, pa, m, l, cf, k0, fullTile(k0), pr, lr, c, qscale);  // O is still 0
+    }
+    wgFenceRegs(pa);
+    while (k0 + BN < kvHi) {
+      const int k1 = k0 + BN, st1 = st0 + 1 == NS ? 0 : st0 + 1;
+      barrierPoint(j + 1, k1);
+      wgFenceRegs(o);
+      wgFence();
+      issueS(sacc, sKV + st1 * STAGE);
+      wgCommit();
+      issuePV(pa, sKV + st0 * STAGE + KV_BYTES);
+      wgCommit();
+      wgWait<1>();  // S(j + 1) done; P(j) V(j) may still run
+      wgFenceRegs(sacc);
+      float cf[2];
+      fwSoftmaxTile<BN>(sacc, pn, m, l, cf, k1, fullTile(k1), pr, lr, c, qscale);
+      wgWait<0>();
+      wgFenceRegs(o);
+      wgFenceRegs(pa);  // P(j) stays allocated until P(j) V(j) is done
+#pragma unroll
+      for (int dt = 0; dt < NDT; dt++) {
+        o[4 * dt] *= cf[0];
+        o[4 * dt + 1] *= cf[0];
+        o[4 * dt + 2] *= cf[1];
+        o[4 * dt + 3] *= cf[1];
+      }
+#pragma unroll
+      for (int kc = 0; kc < BN / 16; kc++) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) pa[kc][e] = pn[kc][e];
+      }
+      wgFenceRegs(pa);  // the copies happen here, before the next stage's wgmma
+      k0 = k1;
+      st0 = st1;
+      j++;
+    }
+    wgFenceRegs(o);
+    wgFence();
+    issuePV(pa, sKV + st0 * STAGE + KV_BYTES);
     wgCommit();
     wgWait<0>();
     wgFenceRegs(o);
+  } else {
+    int st = 0;
+    for (int k0 = kvLo; k0 < kvHi; k0 += BN) {
+      fwWait<NS - 2>();
+      fwFenceProxy();
+      // Tile k0 visible to every thread (and to the tensor cores); every warpgroup is past the previous tile.
+      __syncthreads();
+      {
+        const int kn = k0 + (NS - 1) * BN;
+        const int sn = st == 0 ? NS - 1 : st - 1;
+        if (kn < kvHi) {
+          fwLoadTile<HD, BN, NT>(sKV + sn * STAGE, kv, table, kn, kvHi, kOff, tokensPerBlock, tpbShift, rowWidth, tid);
+          fwLoadTile<HD, BN, NT>(sKV + sn * STAGE + KV_BYTES, kv, table, kn, kvHi, vOff, tokensPerBlock, tpbShift, rowWidth, tid);
+        }
+        fwCommit();
+      }
+      const u32 sK = sKV + st * STAGE;
+      st = st == NS - 1 ? 0 : st + 1;
+      if (!active(k0)) continue;
+      float sacc[BN / 2];
+      wgFence();
+      issueS(sacc, sK);
+      wgCommit();
+      wgWait<0>();
+      wgFenceRegs(sacc);
+      float cf[2];
+      u32 pa[BN / 16][4];
+      fwSoftmaxTile<BN>(sacc, pa, m, l, cf, k0, fullTile(k0), pr, lr, c, qscale);
+#pragma unroll
+      for (int dt = 0; dt < NDT; dt++) {
+        o[4 * dt] *= cf[0];
+        o[4 * dt + 1] *= cf[0];
+        o[4 * dt + 2] *= cf[1];
+        o[4 * dt + 3] *= cf[1];
+      }
+      wgFenceRegs(o);
+      wgFence();
+      issuePV(pa, sK + KV_BYTES);
+      wgCommit();
+      wgWait<0>();
+      wgFenceRegs(o);
+    }
   }
   fwWait<0>();  // the last (empty) groups
 
@@ -373,27 +475,28 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
 #define FW_DYN_SMEM(NAME) unsigned char* NAME = llmrtEmuDynSmem()
 #endif
 // FW_ENTRY(name, head dim, warpgroups, keys per tile, stages, V descriptor variant); 128 threads a warpgroup.
-#define FW_ENTRY(NAME, HD, NWG, BN, NS, VSWAP)                                                                       \
+#define FW_ENTRY(NAME, HD, NWG, BN, NS, VSWAP, OVL)                                                                       \
   extern "C" __global__ void __launch_bounds__(128 * NWG) NAME(const bf16_t* q, bf16_t* out, const bf16_t* kvCache,  \
       const int* positions, const int* seqStarts, const int* blockTables, int numTokens, int numSeqs, int numHeads,  \
       int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale, int window) {                            \
     FW_DYN_SMEM(fwDyn);                                                                                               \
     (void)numTokens;                                                                                                 \
-    flashWgImpl<HD, NWG, BN, NS, VSWAP>(q, out, kvCache, positions, seqStarts, blockTables, numSeqs, numHeads,        \
+    flashWgImpl<HD, NWG, BN, NS, VSWAP, OVL>(q, out, kvCache, positions, seqStarts, blockTables, numSeqs, numHeads,        \
                                         numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, fwDyn);          \
   }
 #if LLMRT_KERNEL(flash_prefill_wg_bf16_hd64)
-FW_ENTRY(flash_prefill_wg_bf16_hd64, 64, 2, 128, 2, false)
+FW_ENTRY(flash_prefill_wg_bf16_hd64, 64, 2, 128, 2, false, false)
 #endif
 #if LLMRT_KERNEL(flash_prefill_wg_bf16_hd128)
-FW_ENTRY(flash_prefill_wg_bf16_hd128, 128, 2, 128, 2, false)
+FW_ENTRY(flash_prefill_wg_bf16_hd128, 128, 2, 128, 2, false, false)
 #endif
 
 #ifdef LLMRT_FLASH_VARIANTS
 // Other tilings for the check harness (tools/cuda-kernel-check/flash_prefill.py):
-// flash_prefill_wgv_hd{HD}_g{warpgroups}n{keys per tile}s{stages}[x: V descriptor offsets exchanged].
-#define FW_V(HD, W, N, S) FW_ENTRY(flash_prefill_wgv_hd##HD##_g##W##n##N##s##S, HD, W, N, S, false)
-#define FW_VX(HD, W, N, S) FW_ENTRY(flash_prefill_wgv_hd##HD##_g##W##n##N##s##S##x, HD, W, N, S, true)
+// flash_prefill_wgv_hd{HD}_g{warpgroups}n{keys per tile}s{stages}[x: V descriptor offsets exchanged; o: OVL].
+#define FW_V(HD, W, N, S) FW_ENTRY(flash_prefill_wgv_hd##HD##_g##W##n##N##s##S, HD, W, N, S, false, false)
+#define FW_VX(HD, W, N, S) FW_ENTRY(flash_prefill_wgv_hd##HD##_g##W##n##N##s##S##x, HD, W, N, S, true, false)
+#define FW_VO(HD, W, N, S) FW_ENTRY(flash_prefill_wgv_hd##HD##_g##W##n##N##s##S##o, HD, W, N, S, false, true)
 FW_VX(64, 2, 128, 2)
 FW_VX(128, 2, 128, 2)
 FW_V(64, 2, 64, 3)
@@ -402,5 +505,8 @@ FW_V(64, 2, 128, 3)
 FW_V(128, 2, 64, 3)
 FW_V(128, 3, 64, 2)
 FW_V(128, 2, 128, 3)
-FW_V(128, 3, 128, 2)
+FW_VO(64, 2, 128, 3)
+FW_VO(64, 2, 64, 4)
+FW_VO(128, 2, 64, 3)
+FW_VO(128, 2, 64, 4)
 #endif
