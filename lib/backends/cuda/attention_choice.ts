@@ -44,10 +44,16 @@ export function flashPrefillGeometry(headDim: number): { readonly rows: number; 
  * ```
  */
 export function flashPrefillWgGeometry(headDim: number): { readonly rows: number; readonly threads: number; readonly sharedMem: number } | undefined {
-  if (headDim !== 64 && headDim !== 128) return undefined;
-  const warpgroups = 2, keys = 128, stages = 2;
-  return { rows: 64 * warpgroups, threads: 128 * warpgroups, sharedMem: (64 * warpgroups + 2 * stages * keys) * headDim * 2 + 1024 };
+  const t = WG_TILING[headDim];
+  if (!t) return undefined;
+  return { rows: 64 * t.warpgroups, threads: 128 * t.warpgroups, sharedMem: (64 * t.warpgroups + 2 * t.stages * t.keys) * headDim * 2 + 1024 };
 }
+
+/** The FW_ENTRY tilings of flash_prefill_wg_bf16_hd{64,128}: warpgroups, keys per K/V tile, cp.async stages. */
+const WG_TILING: Readonly<Record<number, { readonly warpgroups: number; readonly keys: number; readonly stages: number }>> = {
+  64: { warpgroups: 2, keys: 128, stages: 2 },
+  128: { warpgroups: 2, keys: 128, stages: 2 },
+};
 
 /** Keys per decode tile (splits are multiples of it). */
 function decodeTile(elem: ElemType): number {
