@@ -225,11 +225,11 @@ __device__ __forceinline__ void fwSoftmaxTile(const float (&sacc)[BN / 2], u32 (
 }
 
 // HD head dim (64 / 128), NWG warpgroups (BM = 64 NWG query rows), BN keys per tile (64 / 128), NS cp.async stages
-// (>= 2), VSWAP: the V descriptor's leading / stride byte offsets exchanged (a variant for the check harness).
+// (>= 2).
 // OVL (NS >= 3): each warpgroup issues S(j + 1) = Q K(j + 1)^T and O += P(j) V(j) back to back and runs the softmax of
 // tile j + 1 while the tensor cores do P(j) V(j); tile j + NS - 2 loads while tile j computes (OVL off: tile j + NS - 1,
 // no overlap inside a warpgroup, tiles none of a warpgroup's rows attends skipped).
-template <int HD, int NWG, int BN, int NS, bool VSWAP, bool OVL = false>
+template <int HD, int NWG, int BN, int NS, bool OVL = false>
 __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const bf16_t* kv, const int* positions,
     const int* seqStarts, const int* blockTables, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
     int maxBlocksPerSeq, float scale, int window, unsigned char* smemRaw) {
@@ -334,8 +334,9 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
   auto issuePV = [&](const u32 (&pa)[BN / 16][4], u32 sV) {
 #pragma unroll
     for (int kc = 0; kc < BN / 16; kc++) {
-      // 16 keys = two 8-row core-matrix groups (1024 bytes apart); 64-column blocks of V BN * 128 bytes apart.
-      const u64 dv = VSWAP ? wgDesc(sV + (u32)(kc * 2048), 1024, BN * 128) : wgDesc(sV + (u32)(kc * 2048), BN * 128, 1024);
+      // Transposed (MN-major) B: 16 keys = two 8-row groups, the stride byte offset (1024) apart; the 64-column blocks
+      // of V the leading byte offset (BN * 128) apart (the exchanged offsets fault on the H200).
+      const u64 dv = wgDesc(sV + (u32)(kc * 2048), BN * 128, 1024);
       if constexpr (HD == 128) wgRS128(o, pa[kc], dv);
       else wgRS64(o, pa[kc], dv);
     }
@@ -474,31 +475,28 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
 #else
 #define FW_DYN_SMEM(NAME) unsigned char* NAME = llmrtEmuDynSmem()
 #endif
-// FW_ENTRY(name, head dim, warpgroups, keys per tile, stages, V descriptor variant); 128 threads a warpgroup.
-#define FW_ENTRY(NAME, HD, NWG, BN, NS, VSWAP, OVL)                                                                       \
+// FW_ENTRY(name, head dim, warpgroups, keys per tile, stages, OVL); 128 threads a warpgroup.
+#define FW_ENTRY(NAME, HD, NWG, BN, NS, OVL)                                                                       \
   extern "C" __global__ void __launch_bounds__(128 * NWG) NAME(const bf16_t* q, bf16_t* out, const bf16_t* kvCache,  \
       const int* positions, const int* seqStarts, const int* blockTables, int numTokens, int numSeqs, int numHeads,  \
       int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale, int window) {                            \
     FW_DYN_SMEM(fwDyn);                                                                                               \
     (void)numTokens;                                                                                                 \
-    flashWgImpl<HD, NWG, BN, NS, VSWAP, OVL>(q, out, kvCache, positions, seqStarts, blockTables, numSeqs, numHeads,        \
+    flashWgImpl<HD, NWG, BN, NS, OVL>(q, out, kvCache, positions, seqStarts, blockTables, numSeqs, numHeads,        \
                                         numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, fwDyn);          \
   }
 #if LLMRT_KERNEL(flash_prefill_wg_bf16_hd64)
-FW_ENTRY(flash_prefill_wg_bf16_hd64, 64, 2, 128, 2, false, false)
+FW_ENTRY(flash_prefill_wg_bf16_hd64, 64, 2, 128, 2, false)
 #endif
 #if LLMRT_KERNEL(flash_prefill_wg_bf16_hd128)
-FW_ENTRY(flash_prefill_wg_bf16_hd128, 128, 2, 128, 2, false, false)
+FW_ENTRY(flash_prefill_wg_bf16_hd128, 128, 2, 128, 2, false)
 #endif
 
 #ifdef LLMRT_FLASH_VARIANTS
 // Other tilings for the check harness (tools/cuda-kernel-check/flash_prefill.py):
-// flash_prefill_wgv_hd{HD}_g{warpgroups}n{keys per tile}s{stages}[x: V descriptor offsets exchanged; o: OVL].
-#define FW_V(HD, W, N, S) FW_ENTRY(flash_prefill_wgv_hd##HD##_g##W##n##N##s##S, HD, W, N, S, false, false)
-#define FW_VX(HD, W, N, S) FW_ENTRY(flash_prefill_wgv_hd##HD##_g##W##n##N##s##S##x, HD, W, N, S, true, false)
-#define FW_VO(HD, W, N, S) FW_ENTRY(flash_prefill_wgv_hd##HD##_g##W##n##N##s##S##o, HD, W, N, S, false, true)
-FW_VX(64, 2, 128, 2)
-FW_VX(128, 2, 128, 2)
+// flash_prefill_wgv_hd{HD}_g{warpgroups}n{keys per tile}s{stages}[o: OVL].
+#define FW_V(HD, W, N, S) FW_ENTRY(flash_prefill_wgv_hd##HD##_g##W##n##N##s##S, HD, W, N, S, false)
+#define FW_VO(HD, W, N, S) FW_ENTRY(flash_prefill_wgv_hd##HD##_g##W##n##N##s##S##o, HD, W, N, S, true)
 FW_V(64, 2, 64, 3)
 FW_V(64, 3, 128, 2)
 FW_V(64, 2, 128, 3)

@@ -24,58 +24,6 @@ __device__ __forceinline__ void rmsnormImpl(const T* x, T* residual, const T* we
   constexpr int N = Vec16<T>::N;
   const bool vec = hidden % N == 0 && aligned16(x) && aligned16(weight) && aligned16(out) && (!ADD || aligned16(residual));
   float ss = 0.f;
-  constexpr int RC = 4;  // bf16: 16-byte vectors a thread keeps in registers between the two passes
-#ifdef LLMRT_RMSNORM_REGS  // off until measured on a device (tools/cuda-kernel-check/prefill_small.py)
-  if constexpr (sizeof(T) == 2) {
-  if (vec && hidden <= (int)blockDim.x * N * RC) {
-    // The row stays in registers (bf16 bits: the residual sum is rounded to bf16 before it is used, so its bits
-    // are its value): x (and residual) and the weight are loaded once, all of a thread's loads issued before their
-    // first use; the same arithmetic in the same order as the two-pass path below (the same bits).
-    uint4 a[RC], w[RC];
-#pragma unroll
-    for (int u = 0; u < RC; u++) {
-      const int i = ((int)threadIdx.x + u * (int)blockDim.x) * N;
-      if (i < hidden) {
-        a[u] = *reinterpret_cast<const uint4*>(xr + i);
-        w[u] = *reinterpret_cast<const uint4*>(weight + i);
-      }
-    }
-#pragma unroll
-    for (int u = 0; u < RC; u++) {
-      const int i = ((int)threadIdx.x + u * (int)blockDim.x) * N;
-      if (i < hidden) {
-        float f[N];
-        load16(reinterpret_cast<const bf16_t*>(&a[u]), f);
-        if (ADD) {
-          float b[N];
-          load16(rr + i, b);
-#pragma unroll
-          for (int e = 0; e < N; e++) f[e] = toF(fromF<T>(f[e] + b[e]));
-          store16(reinterpret_cast<bf16_t*>(&a[u]), f);
-          *reinterpret_cast<uint4*>(rr + i) = a[u];
-        }
-#pragma unroll
-        for (int e = 0; e < N; e++) ss += f[e] * f[e];
-      }
-    }
-    ss = blockSum(ss, sh);
-    const float inv = rsqrtf(ss / (float)hidden + eps);
-#pragma unroll
-    for (int u = 0; u < RC; u++) {
-      const int i = ((int)threadIdx.x + u * (int)blockDim.x) * N;
-      if (i < hidden) {
-        float f[N], g[N];
-        load16(reinterpret_cast<const bf16_t*>(&a[u]), f);
-        load16(reinterpret_cast<const bf16_t*>(&w[u]), g);
-#pragma unroll
-        for (int e = 0; e < N; e++) f[e] = f[e] * inv * g[e];
-        store16(reinterpret_cast<bf16_t*>(orow + i), f);
-      }
-    }
-    return;
-  }
-  }
-#endif
   // Pass 1: (residual add and store,) sum of squares. Each thread re-reads only what it wrote.
   if (vec) {
     for (int i = threadIdx.x * N; i < hidden; i += blockDim.x * N) {
