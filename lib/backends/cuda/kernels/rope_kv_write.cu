@@ -128,7 +128,7 @@ extern "C" __global__ void __launch_bounds__(128) rope_kv_write_bf16(const bf16_
     const int* positions, const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling,
     int numTokens, int numSeqs, int numHeads, int numKvHeads, int headDim, int tokensPerBlock, int maxBlocksPerSeq) {
   if ((int)blockIdx.x >= numTokens) return;
-#ifdef LLMRT_ROPE_VEC  // off until measured on a device (tools/cuda-kernel-check/prefill_small.py)
+#ifndef LLMRT_ROPE_SCALAR  // the scalar path below for every call (tools/cuda-kernel-check/prefill_small.py compares them)
   if ((headDim & 15) == 0 && headDim <= 256 && aligned16(qkv) && aligned16(q) && aligned16(kvCache)) {
     ropeKvWriteVecBf16(qkv, q, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, numSeqs, numHeads,
                        numKvHeads, headDim, tokensPerBlock, maxBlocksPerSeq);
