@@ -9,7 +9,14 @@ import { planDecodeFusion } from "./decode_fusion.ts";
 import { planQuantLinear, quantGemvFusable } from "./quant_launch.ts";
 import { fp8ActScale, fp8GemvFusable, fp8GemvStep, fp8QuantProducers, fp8ScratchLayout, planFp8Linear } from "./fp8_launch.ts";
 import { InternalError } from "../../util/errors.ts";
-import { BATCH_ATTENTION_ROWS, batchAttention2Threads, DECODE_ATTENTION_MIN_SPLIT, flashPrefillGeometry, flashPrefillWgGeometry, hasTiledAttention } from "./attention_choice.ts";
+import {
+  BATCH_ATTENTION_ROWS,
+  batchAttention2Threads,
+  DECODE_ATTENTION_MIN_SPLIT,
+  flashPrefillGeometry,
+  flashPrefillWgGeometry,
+  hasTiledAttention,
+} from "./attention_choice.ts";
 import { GEMV_MAX_ROWS, isPdlKernel, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
 
 export * from "./attention_choice.ts";
