@@ -24,6 +24,7 @@ const FACTORIES: Readonly<Record<Backend, Factory>> = {
       gemmTune: o.gemmTune,
       pdl: o.pdl,
       batchAttention: o.batchAttention,
+      decodeSplitK: o.decodeSplitK,
     }),
 };
 

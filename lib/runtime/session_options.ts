@@ -7,6 +7,7 @@
  * - `LLMRT_GEMM_TUNE=0`: `gemmTune` defaults to false
  * - `LLMRT_PDL=0`: `pdl` defaults to false
  * - `LLMRT_BATCH_ATTENTION=0`: `batchAttention` defaults to false
+ * - `LLMRT_DECODE_SK=1`: `decodeSplitK` defaults to true
  */
 import { z } from "zod";
 import { parseWith } from "../util/validate.ts";
@@ -35,6 +36,12 @@ export const SessionOptionsSchema = z.strictObject({
   pdl: z.boolean().optional(),
   /** CUDA: decode steps of more than 8 sequences on the tensor-core attention kernel. @default true (LLMRT_BATCH_ATTENTION=0: false) */
   batchAttention: z.boolean().optional(),
+  /**
+   * CUDA: decode steps of up to 8 sequences on the split-K flash-decoding kernel (decode_attention_sk: K/V
+   * streamed through per-warp cp.async pipelines; a sequence's key partition depends on its span only).
+   * @default false (LLMRT_DECODE_SK=1: true) until measured on a GPU
+   */
+  decodeSplitK: z.boolean().optional(),
 });
 
 export type SessionOptions = z.input<typeof SessionOptionsSchema>;
@@ -47,6 +54,7 @@ export type ResolvedSessionOptions = Readonly<{
   gemmTune: boolean;
   pdl: boolean;
   batchAttention: boolean;
+  decodeSplitK: boolean;
 }>;
 
 /** Validates session options and applies the documented defaults (errors name the field and value). */
@@ -61,5 +69,6 @@ export function parseSessionOptions(input: SessionOptions = {}): ResolvedSession
     gemmTune: o.gemmTune ?? envOn("LLMRT_GEMM_TUNE"),
     pdl: o.pdl ?? envOn("LLMRT_PDL"),
     batchAttention: o.batchAttention ?? envOn("LLMRT_BATCH_ATTENTION"),
+    decodeSplitK: o.decodeSplitK ?? env()["LLMRT_DECODE_SK"] === "1",
   });
 }

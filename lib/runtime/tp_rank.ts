@@ -116,6 +116,7 @@ export class RankRunner {
       gemmTune: o.gemmTune,
       pdl: o.pdl,
       batchAttention: o.batchAttention,
+      decodeSplitK: o.decodeSplitK,
       nccl,
     });
   }

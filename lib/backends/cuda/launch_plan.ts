@@ -9,8 +9,8 @@ import { planDecodeFusion } from "./decode_fusion.ts";
 import { planQuantLinear, quantGemvFusable } from "./quant_launch.ts";
 import { fp8GemvFusable, planFp8Linear } from "./fp8_launch.ts";
 import { InternalError } from "../../util/errors.ts";
-import { BATCH_ATTENTION_ROWS, DECODE_ATTENTION_MIN_SPLIT, flashPrefillGeometry, hasTiledAttention } from "./attention_choice.ts";
-import { GEMV_MAX_ROWS, isPdlKernel, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
+import { BATCH_ATTENTION_ROWS, DECODE_ATTENTION_MIN_SPLIT, DECODE_SK_SMEM, flashPrefillGeometry, hasTiledAttention } from "./attention_choice.ts";
+import { GEMV_MAX_ROWS, isPdlKernel, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
 
 export * from "./attention_choice.ts";
 export * from "./launch_types.ts";
@@ -37,8 +37,9 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
   const kvLayer = (l: number): bigint => env.kvBase + BigInt(l) * BigInt(env.kvLayerBytes);
   const io = env.io;
   const out: Launch[] = [];
-  const k = (op: number, kernel: string, grid: readonly [number, number, number], block: number, args: (bigint | number)[]): void => {
-    out.push(pdlAfter(kernel) ? { kind: "kernel", op, kernel, grid, block, args, pdl } : { kind: "kernel", op, kernel, grid, block, args });
+  const k = (op: number, kernel: string, grid: readonly [number, number, number], block: number, args: (bigint | number)[], sharedBytes = 0): void => {
+    const l: KernelLaunch = pdlAfter(kernel) ? { kind: "kernel", op, kernel, grid, block, args, pdl } : { kind: "kernel", op, kernel, grid, block, args };
+    out.push(sharedBytes > 0 ? { ...l, sharedBytes } : l);
   };
   // A quantized KV cache (FP8 e4m3 / INT8 bytes, per-(layer, k | v, kv head) scales): the _fp8kv / _int8kv
   // entry points, bf16 engines only.
@@ -221,8 +222,14 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           // More than GEMV_MAX_ROWS sequences: the tensor-core kernel (16 query heads per block; hd128 2 warps);
           // GQA groups of ≤ 4 heads: the _g4 instantiation (half the per-head registers, same sums).
           const batch = !!env.batchAttention && T > GEMV_MAX_ROWS;
-          const name = batch ? `decode_attention_batch_bf16_hd${op.headDim}` : `decode_attention_${group <= 4 ? "g4_" : ""}bf16_hd${op.headDim}`;
-          const grid = [op.numKvHeads * cdiv(group, batch ? BATCH_ATTENTION_ROWS : 8), T, att.numSplits] as const;
+          // decodeSplitK: split-K flash decoding (att from decodeSkGeometry: z = the grid's splits, splitSize = the split target).
+          const sk = !batch && !!env.decodeSplitK && att.sk !== undefined;
+          const name = batch
+            ? `decode_attention_batch_bf16_hd${op.headDim}`
+            : sk
+            ? `decode_attention_sk_bf16_hd${op.headDim}`
+            : `decode_attention_${group <= 4 ? "g4_" : ""}bf16_hd${op.headDim}`;
+          const grid = [op.numKvHeads * cdiv(group, batch ? BATCH_ATTENTION_ROWS : 8), T, sk ? att.sk!.numSplits : att.numSplits] as const;
           k(i, name, grid, batch && op.headDim === 128 ? 64 : 128, [
             buf(fuse.attnQkv.get(i)!),
             buf(op.out),
@@ -245,10 +252,11 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
             op.window,
             // decode_attention: the least keys per split (each token sizes its own splits from its span, daSplitKeys);
             // decode_attention_batch: the split size.
-            batch ? att.splitSize : Math.min(att.splitSize, DECODE_ATTENTION_MIN_SPLIT),
+            // decode_attention_sk: the split target (each token's partition depends on its span and this only).
+            batch ? att.splitSize : sk ? att.sk!.target : Math.min(att.splitSize, DECODE_ATTENTION_MIN_SPLIT),
             0n,
             0n,
-          ]);
+          ], sk ? DECODE_SK_SMEM : 0);
         } else if (att.kind === "decode") {
           const group = op.numHeads / op.numKvHeads;
           k(i, `paged_attention_decode_${kvFp8 ? kvTag : ""}${elem}_hd${op.headDim}`, [op.numKvHeads * cdiv(group, 8), T, att.numSplits], 128, [

@@ -59,6 +59,7 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   paged_attention_prefill_mma_int8kv: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, F, I, P] },
   decode_attention: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_g4: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
+  decode_attention_sk: { file: "decode_attention_sk.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_batch: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
 };
 
@@ -76,6 +77,7 @@ const PDL_FAMILIES: ReadonlySet<string> = new Set([
   "gemv_fused_norm",
   "decode_attention",
   "decode_attention_g4",
+  "decode_attention_sk",
   "gather_rows",
   "sample",
 ]);
@@ -168,6 +170,12 @@ export interface LaunchEnv {
    * block per kv head and 16 query heads) with batchDecodeSplit's geometry instead of decode_attention.
    */
   readonly batchAttention?: boolean;
+  /**
+   * Fused decode steps of up to GEMV_MAX_ROWS sequences run decode_attention_sk (split-K flash decoding:
+   * per-warp cp.async pipelines, a key partition by the span only) with decodeSkGeometry's launch geometry
+   * instead of decode_attention. Off by default until measured on a GPU.
+   */
+  readonly decodeSplitK?: boolean;
   /** int32 [decodeCap × numKvHeads × ceil(G / 8)], zeroed once: decode_attention's split counters. */
   readonly decodeCounters?: bigint;
   /**
@@ -191,7 +199,13 @@ export const GEMV_MAX_ROWS = 8;
 
 /** How a step runs attention. */
 export type AttentionChoice =
-  | { readonly kind: "decode"; readonly numSplits: number; readonly splitSize: number }
+  | {
+    readonly kind: "decode";
+    readonly numSplits: number;
+    readonly splitSize: number;
+    /** decode_attention_sk's geometry (decodeSkGeometry: grid z, split target), set when the session runs it (decodeSplitK). */
+    readonly sk?: { readonly numSplits: number; readonly target: number };
+  }
   | { readonly kind: "prefill" }
   | { readonly kind: "generic" };
 
@@ -222,6 +236,8 @@ export interface KernelLaunch {
    * (its code waits with griddepcontrol.wait before touching that launch's memory; PDL_KERNELS).
    */
   readonly pdl?: boolean;
+  /** Dynamic shared memory of the launch, bytes (above 48 KB the session raises the kernel's limit first). */
+  readonly sharedBytes?: number;
 }
 
 export interface GemmLaunch {

@@ -23,6 +23,7 @@ import {
   bucketFor,
   chooseAttention,
   decodeBuckets,
+  decodeSkGeometry,
   type ElemType,
   GEMV_MAX_ROWS,
   graphDecodeSplit,
@@ -87,6 +88,11 @@ export interface CudaSessionOptions {
    * decode_attention_batch kernel (2–2.5× faster than decode_attention there on an H200). @default true
    */
   readonly batchAttention?: boolean;
+  /**
+   * Fused decode steps of up to 8 sequences run decode_attention_sk (split-K flash decoding whose key
+   * partition depends on a sequence's span only) instead of decode_attention. @default false
+   */
+  readonly decodeSplitK?: boolean;
 }
 
 /** The defaults (what `Session` passes when nothing is set). */
@@ -199,6 +205,8 @@ export class CudaSession implements SessionBackend {
   readonly pdl: boolean;
   /** CudaSessionOptions.batchAttention. */
   readonly batchAttention: boolean;
+  /** CudaSessionOptions.decodeSplitK. */
+  readonly decodeSplitK: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -208,6 +216,7 @@ export class CudaSession implements SessionBackend {
   #comm: NcclCommunicator | null = null;
   readonly #modules = new Map<string, CudaModule>();
   readonly #kernels = new Map<string, Kernel>();
+  readonly #bigSmem = new Set<string>(); // kernels whose dynamic shared memory limit was raised
   readonly #weights: DeviceBuffer;
   /** How the weights went up (bytes, ms, pinned staging or not): LLM.loadStats reports it. */
   readonly weightUpload: WeightUploadStats;
@@ -278,6 +287,7 @@ export class CudaSession implements SessionBackend {
     this.gemv = options.gemv;
     this.batchInvariant = options.batchInvariant;
     this.batchAttention = options.batchAttention ?? true;
+    this.decodeSplitK = options.decodeSplitK ?? false;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -459,6 +469,7 @@ export class CudaSession implements SessionBackend {
       batchInvariant: this.batchInvariant,
       fusedDecode: this.gemv,
       batchAttention: this.batchAttention,
+      decodeSplitK: this.decodeSplitK,
       decodeCounters: this.#decodeCounters.ptr,
       pdl: this.pdl,
     };
@@ -613,6 +624,10 @@ export class CudaSession implements SessionBackend {
       // Batch-invariant: the graphs' split-K geometry (fixed key ranges per split) whatever the step holds.
       attention = this.#graphAttention(1);
     }
+    if (attention.kind === "decode" && this.decodeSplitK && !this.#batchAttention(T, !!lora)) {
+      // decode_attention_sk (where the plan fuses attention): a grid for this step's longest span; the key partition is the span's own.
+      attention = { ...attention, sk: this.#skGeometry(maxAttended) };
+    }
     const env = lora ? { ...this.launchEnv(kv), lora, fusedDecode: false } : this.launchEnv(kv);
     return planLaunches(env, { numTokens: T, numSeqs: S, numRows: R, attention, sample: sample && !!out.sampledIds, writeKvFirst: inp.readsStepKv });
   }
@@ -663,6 +678,7 @@ export class CudaSession implements SessionBackend {
     }
     return {
       kind: "decode",
+      ...(this.decodeSplitK ? { sk: this.#skGeometry(this.maxSeqLen) } : {}),
       ...graphDecodeSplit(
         this.batchInvariant ? 1 : bucket,
         a.numKvHeads,
@@ -672,6 +688,12 @@ export class CudaSession implements SessionBackend {
         this.device.smCount,
       ),
     };
+  }
+
+  /** decode_attention_sk's grid z and split target for spans up to `maxLen`. */
+  #skGeometry(maxLen: number): { numSplits: number; target: number } {
+    const g = decodeSkGeometry(Math.max(1, maxLen), this.plan.attributes.numKvHeads, this.#group(), this.device.smCount);
+    return { numSplits: g.numSplits, target: g.splitSize };
   }
 
   /** Query heads per kv head. */
@@ -800,7 +822,13 @@ export class CudaSession implements SessionBackend {
           bScale: l.bScale ?? null,
         });
       } else {
-        this.#kernel(l.kernel).launch(l.grid, l.block, l.args, l.pdl ? { stream, pdl: true } : { stream });
+        const kern = this.#kernel(l.kernel);
+        const shared = l.sharedBytes ?? 0;
+        if (shared > 48 * 1024 && !this.#bigSmem.has(l.kernel)) {
+          kern.setMaxDynamicSharedMemory(shared);
+          this.#bigSmem.add(l.kernel);
+        }
+        kern.launch(l.grid, l.block, l.args, { stream, ...(l.pdl ? { pdl: true } : {}), ...(shared > 0 ? { sharedMemBytes: shared } : {}) });
       }
     }
   }
