@@ -12,7 +12,10 @@ import {
   batchAttentionSplit,
   bucketFor,
   chooseAttention,
+  DECODE_SK_SMEM,
   decodeBuckets,
+  decodeSkGeometry,
+  decodeSkSplitKeys,
   decodeSplitKeys,
   flashPrefillGeometry,
   GEMV_MAX_ROWS,
@@ -304,6 +307,8 @@ export interface FakeSessionOptions {
   readonly plan?: EnginePlan;
   /** LaunchEnv.batchAttention, and such steps take batchDecodeSplit's geometry (as the session does). */
   readonly batchAttention?: boolean;
+  /** LaunchEnv.decodeSplitK: fused decode steps of up to 8 sequences on decode_attention_sk (decodeSkGeometry, as the session does). */
+  readonly decodeSplitK?: boolean;
 }
 
 export class FakeCudaSession {
@@ -383,6 +388,7 @@ export class FakeCudaSession {
       batchInvariant: opts.batchInvariant,
       fusedDecode: opts.fusedDecode,
       batchAttention: opts.batchAttention,
+      decodeSplitK: opts.decodeSplitK,
       // int32 [decodeCap × numKvHeads × ceil(G / 8)], zero (as the session allocates them).
       decodeCounters: mem.alloc(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4),
       quantScratch: scratch > 0 ? mem.alloc(scratch) : undefined,
@@ -413,6 +419,13 @@ export class FakeCudaSession {
   #group(): number {
     const attn = this.env.plan.ops.find((o) => o.type === "paged_attention") as { numHeads: number; numKvHeads: number };
     return attn.numHeads / attn.numKvHeads;
+  }
+
+  /** decode_attention_sk's geometry for spans up to maxLen (as the session's #skGeometry), when decodeSplitK is on. */
+  #sk(maxLen: number): { sk?: { numSplits: number; target: number } } {
+    if (!this.env.decodeSplitK) return {};
+    const g = decodeSkGeometry(maxLen, this.env.plan.attributes.numKvHeads, this.#group(), this.sms);
+    return { sk: { numSplits: g.numSplits, target: g.splitSize } };
   }
 
   #batch(rows: number, lora: boolean): boolean {
@@ -449,6 +462,7 @@ export class FakeCudaSession {
         ? {
           kind: "decode" as const,
           ...graphDecodeSplit(this.env.batchInvariant ? 1 : bucket, a.numKvHeads, attn.numHeads / attn.numKvHeads, this.maxSeqLen, this.env.elem, this.sms),
+          ...this.#sk(this.maxSeqLen),
         }
         : { kind: "generic" as const };
       launches = planLaunches(env, { numTokens: bucket, numSeqs: bucket, numRows: bucket, attention, sample: !masks, writeKvFirst: inp.readsStepKv });
@@ -469,6 +483,7 @@ export class FakeCudaSession {
         const a = this.env.plan.attributes;
         attention = { kind: "decode", ...graphDecodeSplit(1, a.numKvHeads, this.#group(), this.maxSeqLen, this.env.elem, this.sms) };
       }
+      if (attention.kind === "decode" && !this.#batch(T, !!inp.adapterIds)) attention = { ...attention, ...this.#sk(maxAtt) };
       launches = planLaunches(env, { numTokens: T, numSeqs: S, numRows: R, attention, sample: !masks, writeKvFirst: inp.readsStepKv });
       this.eagerSteps++;
     }
@@ -1044,6 +1059,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         break;
       }
       case "decode_attention_g4_bf16":
+      case "decode_attention_sk_bf16":
       case "decode_attention_batch_bf16":
       case "decode_attention_bf16": {
         // decode_attention.cu: (qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, partialML,
@@ -1072,7 +1088,17 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           prefetch,
           prefetchBytes,
         ] = A;
-        const hd = suffix, G = nH / nKV, numSplits = l.grid[2], W = (nH + 2 * nKV) * hd;
+        const hd = suffix, G = nH / nKV, W = (nH + 2 * nKV) * hd;
+        // decode_attention_sk.cu: splitSize is the split target (1..64); grid z any >= 1 (blocks loop over their
+        // splits); dynamic shared memory DECODE_SK_SMEM; partials at a split stride of MAX_DECODE_SPLITS.
+        const sk = name === "decode_attention_sk_bf16";
+        if (sk) {
+          assert.ok(
+            l.sharedBytes === DECODE_SK_SMEM && splitSize >= 1 && splitSize <= MAX_DECODE_SPLITS && l.grid[2] >= 1,
+            `${l.kernel}: ${l.sharedBytes} B, target ${splitSize}`,
+          );
+        } else assert.ok(!l.sharedBytes, `${l.kernel}: no dynamic shared memory`);
+        const numSplits = sk ? MAX_DECODE_SPLITS : l.grid[2];
         // decode_attention_batch.cu: the same ABI; 16 query heads per block, 64 threads at head dim 128; splitSize
         // is the split size itself (decode_attention: the least keys per split, daSplitKeys).
         const batch = name === "decode_attention_batch_bf16";
@@ -1094,7 +1120,9 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         rowsOk(l.kernel, T);
         const nz = Array.from(pos, (p) => {
           const lo = window > 0 ? Math.max(0, p + 1 - window) : 0;
-          const sz = batch ? splitSize : decodeSplitKeys(p + 1 - lo, splitSize, numSplits); // the token's keys per split (daSplitKeys)
+          // the token's keys per split (decode_attention_batch: splitSize; decode_attention: daSplitKeys; _sk: dsSplitKeys)
+          const sz = batch ? splitSize : sk ? decodeSkSplitKeys(p + 1 - lo, splitSize) : decodeSplitKeys(p + 1 - lo, splitSize, numSplits);
+          if (sk) assert.ok(cdiv(p + 1 - lo, sz) <= splitSize, `${l.kernel}: ${cdiv(p + 1 - lo, sz)} splits above the target ${splitSize}`);
           assert.ok(numSplits * sz >= p + 1 - lo, `${l.kernel}: ${numSplits} splits of ${sz} do not cover ${p + 1 - lo} keys`);
           return cdiv(p + 1 - lo, sz); // non-empty splits of the token
         });
