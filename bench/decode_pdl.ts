@@ -7,7 +7,8 @@
  *
  *   bun bench/decode_pdl.ts --model DIR [--ctx 128,4096,32768] [--decode 256] [--check 32] [--baseline] [--sk]
  *
- * --sk: the two sessions are decode_attention (A) vs decode_attention_sk (B, `decodeSplitK`), both with PDL:
+ * --sk [--b JSON]: the two sessions are decode_attention (A) vs decode_attention_sk (B, `decodeSplitK`, plus the
+ * session options in --b, e.g. '{"gemvSplitK":true}'), both with PDL:
  * different kernels, so the logits are compared by their largest difference relative to the largest |logit|
  * (and the greedy ids up to the first difference) instead of bit for bit; the graph replay is also shown as
  * a share of what the weights + the KV bytes at that context allow at the copy bandwidth.
@@ -40,6 +41,7 @@ const { values } = parseArgs({
     check: { type: "string" },
     baseline: { type: "boolean" },
     sk: { type: "boolean" },
+    b: { type: "string" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/decode_pdl.ts --model DIR [--ctx 128,4096,32768] [--decode 256] [--check 32]");
@@ -67,11 +69,8 @@ interface Run {
   pdl: boolean;
 }
 
-function runOne(pdl: boolean | undefined, decodeSplitK?: boolean): Run {
-  const session = Session.fromSerializedEngine(
-    engine,
-    pdl === undefined ? { backend: "cuda" } : decodeSplitK === undefined ? { backend: "cuda", pdl } : { backend: "cuda", pdl, decodeSplitK },
-  );
+function runOne(pdl: boolean | undefined, extra?: Record<string, boolean>): Run {
+  const session = Session.fromSerializedEngine(engine, pdl === undefined ? { backend: "cuda" } : { backend: "cuda", pdl, ...extra });
   try {
     const cuda = session.cuda!;
     const kv = session.createKvCache(blocks.length + 1);
@@ -101,8 +100,9 @@ function runOne(pdl: boolean | undefined, decodeSplitK?: boolean): Run {
 }
 
 const sk = !!values.sk;
-const off = sk ? runOne(true, false) : runOne(values.baseline ? undefined : false);
-const on = values.baseline ? off : sk ? runOne(true, true) : runOne(true);
+const bOpts: Record<string, boolean> = { decodeSplitK: true, ...JSON.parse(values.b ?? "{}") };
+const off = sk ? runOne(true, { decodeSplitK: false }) : runOne(values.baseline ? undefined : false);
+const on = values.baseline ? off : sk ? runOne(true, bOpts) : runOne(true);
 const dev = CudaDevice.open(0);
 const copyBps = copyBandwidthMedian(dev, 5);
 const gpu = dev.name;
@@ -149,7 +149,9 @@ if (sk) {
     }`,
   );
   console.log(
-    `decode_attention (A) vs decode_attention_sk (B): ${numCheck} decode steps' logits max |diff| / max |logit| ${worstRel.toExponential(2)}; ` +
+    `decode_attention (A) vs decode_attention_sk (B: ${JSON.stringify(bOpts)}): ${numCheck} decode steps' logits max |diff| / max |logit| ${
+      worstRel.toExponential(2)
+    }; ` +
       `greedy ids ${firstIdDiff < 0 ? `equal (${off.ids.length})` : `equal up to index ${firstIdDiff} of ${off.ids.length}`}`,
   );
   for (const [label, r] of [["A decode_attention", off], ["B decode_attention_sk", on]] as const) {

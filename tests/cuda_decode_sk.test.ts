@@ -10,6 +10,7 @@ import {
   decodeSkGeometry,
   decodeSkSplitKeys,
   decodeSplitTarget,
+  gemvSplitRows,
   type KernelLaunch,
   MAX_DECODE_SPLITS,
 } from "../lib/backends/cuda/launch_plan.ts";
@@ -42,6 +43,17 @@ test("decodeSkSplitKeys / decodeSkGeometry: splits cover the span, at most the t
   assert.equal(decodeSkSplitKeys(32768, 33), 1024);
   assert.equal(decodeSkSplitKeys(512, 33), 512);
   assert.equal(decodeSkSplitKeys(513, 33), 512);
+});
+
+test("gemvSplitRows: 2 or 4 warps per row for skinny layers, by shape only", () => {
+  // llama-3.2-1b: qkv 3072 x 2048, o_proj 2048 x 2048, gate_up 16384 x 2048, down 2048 x 8192, lm_head 128256 x 2048.
+  assert.deepEqual([[3072, 2048], [2048, 2048], [16384, 2048], [2048, 8192], [128256, 2048]].map(([n, k]) => gemvSplitRows(n, k)), [4, 4, 1, 4, 1]);
+  // llama-3.1-8b: qkv 6144 x 4096, o_proj 4096 x 4096, gate_up 28672 x 4096, down 4096 x 14336.
+  assert.deepEqual([[6144, 4096], [4096, 4096], [28672, 4096], [4096, 14336]].map(([n, k]) => gemvSplitRows(n, k)), [2, 2, 1, 2]);
+  // Short rows keep one warp (at least 64 vectors of 8 per warp), and (k / 8) % ks == 0.
+  assert.equal(gemvSplitRows(256, 512), 1);
+  assert.equal(gemvSplitRows(256, 1024), 2);
+  assert.equal(gemvSplitRows(100, 1032), 1);
 });
 
 test("decodeSplitK session option: off by default, LLMRT_DECODE_SK=1 turns it on", () => {
@@ -138,3 +150,35 @@ for (const m of MODELS) {
     });
   }
 }
+
+test("gemvSplitK: skinny fused decode GEMVs on gemv_fused_ks (same outputs on the fake device, ks in the mode bits)", () => {
+  const raw = { ...RAW, hidden_size: 1024, intermediate_size: 2048, num_hidden_layers: 1, num_attention_heads: 8, num_key_value_heads: 2, head_dim: 128 };
+  const model = randomModel(raw, 41, true, 0.1);
+  let bf16;
+  try {
+    bf16 = buildSync(model, { backend: "cuda" as const, maxBatchSize: 4, maxNumTokens: 64, maxSeqLen: 128, tokensPerBlock: 8, dtype: "bfloat16" });
+  } finally {
+    model.close();
+  }
+  const V = bf16.plan.attributes.vocabSize;
+  const ks = new FakeCudaSession(bf16, 40, 132, false, { fusedDecode: true, gemvSplitK: true, batchInvariant: true });
+  const ref = new FakeCudaSession(bf16, 40, 132, false, { fusedDecode: true, batchInvariant: true });
+  const seqs = [5, 9, 3].map((n, s) => ({ ids: Array.from({ length: n }, (_, j) => (s * 13 + j * 5 + 2) % V), blocks: [3 * s, 3 * s + 1, 3 * s + 2] }));
+  const pre = step(seqs.map((s) => ({ ids: s.ids.slice(0, -1), pos: 0, blocks: s.blocks })), 3);
+  sameBits(ks.run(pre, false).logits, ref.run(pre, false).logits, "prefill");
+  for (const graphs of [false, true]) {
+    const inp = step(seqs.map((s) => ({ ids: [s.ids[s.ids.length - 1]], pos: s.ids.length - 1, blocks: s.blocks })), 3);
+    sameBits(ks.run(inp, graphs).logits, ref.run(inp, graphs).logits, `decode (${graphs ? "graph" : "eager"})`);
+    const names = ks.lastLaunches.filter((l) => l.kind === "kernel" && l.kernel.startsWith("gemv_fused")).map((l) => (l as KernelLaunch).kernel);
+    // k 1024 (128 vectors a row): 2 warps per row for qkv, o_proj, gate_up and the lm_head; down (k 2048): 4.
+    assert.deepEqual(names, [
+      "gemv_fused_norm_ks_bf16_m4",
+      "gemv_fused_ks_bf16_m4",
+      "gemv_fused_norm_ks_bf16_m4",
+      "gemv_fused_ks_bf16_m4",
+      "gemv_fused_norm_ks_bf16_m4",
+    ]);
+    const modes = ks.lastLaunches.filter((l) => l.kind === "kernel" && l.kernel.startsWith("gemv_fused")).map((l) => (l as KernelLaunch).args[9] as number);
+    assert.deepEqual(modes.map((m) => m >> 4), [2, 2, 2, 4, 2]);
+  }
+});

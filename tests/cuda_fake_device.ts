@@ -309,6 +309,8 @@ export interface FakeSessionOptions {
   readonly batchAttention?: boolean;
   /** LaunchEnv.decodeSplitK: fused decode steps of up to 8 sequences on decode_attention_sk (decodeSkGeometry, as the session does). */
   readonly decodeSplitK?: boolean;
+  /** LaunchEnv.gemvSplitK: skinny fused decode GEMVs on gemv_fused_ks. */
+  readonly gemvSplitK?: boolean;
 }
 
 export class FakeCudaSession {
@@ -389,6 +391,7 @@ export class FakeCudaSession {
       fusedDecode: opts.fusedDecode,
       batchAttention: opts.batchAttention,
       decodeSplitK: opts.decodeSplitK,
+      gemvSplitK: opts.gemvSplitK,
       // int32 [decodeCap × numKvHeads × ceil(G / 8)], zero (as the session allocates them).
       decodeCounters: mem.alloc(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4),
       quantScratch: scratch > 0 ? mem.alloc(scratch) : undefined,
@@ -876,17 +879,22 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         st(y, linear(ld(x, m * k), W, bias, m, n, k));
         break;
       }
+      case "gemv_fused_ks_bf16":
+      case "gemv_fused_norm_ks_bf16":
       case "gemv_fused_bf16":
       case "gemv_fused_norm_bf16": {
-        // gemv.cu: (x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes)
-        const [x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes] = A;
-        const norm = name === "gemv_fused_norm_bf16";
+        // gemv.cu: (x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes); _ks: mode | ks << 4 (ks 2 or 4
+        // warps per weight row, (k / 8) % ks == 0), ks times the blocks.
+        const [x, W, bias, y, normW, eps, m, n, k, modeKs, prefetch, prefetchBytes] = A;
+        const ksName = name.includes("_ks_"), ks = ksName ? modeKs >> 4 : 1, mode = ksName ? modeKs & 15 : modeKs;
+        assert.ok(ksName ? (ks === 2 || ks === 4) && (k / 8) % ks === 0 : true, `${l.kernel}: ks ${ks}, k ${k}`);
+        const norm = name.startsWith("gemv_fused_norm");
         assert.ok(m >= 1 && m <= suffix, `${l.kernel}: m ${m}`);
         rowsOk(l.kernel, m);
         assert.ok(k % 8 === 0 && x % 16n === 0n && W % 16n === 0n, `${l.kernel}: k ${k} or x / W not 16-byte aligned`);
         assert.ok(mode === 0 || mode === 1 || mode === 2 || mode === 3, `${l.kernel}: mode ${mode}`);
         if (mode === 2) assert.equal(n % 2, 0, "mode 2: n even");
-        assert.deepEqual([...l.grid, l.block], [mode === 2 ? cdiv(n / 2, 4) : cdiv(n, 8), 1, 1, 256], `${l.kernel} mode ${mode}: grid`);
+        assert.deepEqual([...l.grid, l.block], [mode === 2 ? cdiv(n / 2, 4 / ks) : cdiv(n, 8 / ks), 1, 1, 256], `${l.kernel} mode ${mode}: grid`);
         if (norm) assert.ok(m * k <= 8192, `${l.kernel}: m × k = ${m * k} exceeds the staged 8192`);
         if (prefetchBytes > 0n) mem.bytes(prefetch, Number(prefetchBytes));
         const yBytes = mode === 3 ? m * n * 4 : mode === 2 ? m * (n / 2) * 2 : m * n * 2;

@@ -25,6 +25,7 @@ const FACTORIES: Readonly<Record<Backend, Factory>> = {
       pdl: o.pdl,
       batchAttention: o.batchAttention,
       decodeSplitK: o.decodeSplitK,
+      gemvSplitK: o.gemvSplitK,
     }),
 };
 

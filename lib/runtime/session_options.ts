@@ -8,6 +8,7 @@
  * - `LLMRT_PDL=0`: `pdl` defaults to false
  * - `LLMRT_BATCH_ATTENTION=0`: `batchAttention` defaults to false
  * - `LLMRT_DECODE_SK=1`: `decodeSplitK` defaults to true
+ * - `LLMRT_GEMV_KS=1`: `gemvSplitK` defaults to true
  */
 import { z } from "zod";
 import { parseWith } from "../util/validate.ts";
@@ -42,6 +43,11 @@ export const SessionOptionsSchema = z.strictObject({
    * @default false (LLMRT_DECODE_SK=1: true) until measured on a GPU
    */
   decodeSplitK: z.boolean().optional(),
+  /**
+   * CUDA: skinny fused decode GEMVs (fewer than GEMV_KS_WARPS rows) stream each weight row with 2 or 4 warps
+   * (gemv_fused_ks). @default false (LLMRT_GEMV_KS=1: true) until measured on a GPU
+   */
+  gemvSplitK: z.boolean().optional(),
 });
 
 export type SessionOptions = z.input<typeof SessionOptionsSchema>;
@@ -55,6 +61,7 @@ export type ResolvedSessionOptions = Readonly<{
   pdl: boolean;
   batchAttention: boolean;
   decodeSplitK: boolean;
+  gemvSplitK: boolean;
 }>;
 
 /** Validates session options and applies the documented defaults (errors name the field and value). */
@@ -70,5 +77,6 @@ export function parseSessionOptions(input: SessionOptions = {}): ResolvedSession
     pdl: o.pdl ?? envOn("LLMRT_PDL"),
     batchAttention: o.batchAttention ?? envOn("LLMRT_BATCH_ATTENTION"),
     decodeSplitK: o.decodeSplitK ?? env()["LLMRT_DECODE_SK"] === "1",
+    gemvSplitK: o.gemvSplitK ?? env()["LLMRT_GEMV_KS"] === "1",
   });
 }

@@ -117,6 +117,7 @@ export class RankRunner {
       pdl: o.pdl,
       batchAttention: o.batchAttention,
       decodeSplitK: o.decodeSplitK,
+      gemvSplitK: o.gemvSplitK,
       nccl,
     });
   }

@@ -309,6 +309,106 @@ def time_attention(quick, bw, out):
     out["timing"] = res
 
 
+# ------------------------------------------------------------------------------------------------
+# gemv_fused_ks (split-row fused GEMV) vs float64, vs gemv_fused (KS 1: same bits), batch invariance, timing
+# ------------------------------------------------------------------------------------------------
+def gemv_ks(x, W, y, m, n, k, mode, ks, normW=None, bias=None, eps=1e-5):
+    """ks 0: the engine's gemv_fused; 1/2/4: gemv_fused_ks with that many warps per row."""
+    if ks == 0:
+        ds.gemv_fused(x, W, y, m, n, k, mode, normW, bias, eps)
+        return
+    M = 1 if m <= 1 else 2 if m <= 2 else 4 if m <= 4 else 8
+    rpb = 8 // ks
+    grid = math.ceil(n / 2 / (rpb // 2)) if mode == 2 else math.ceil(n / rpb)
+    ds.launch("gemv", f"gemv_fused{'_norm' if normW is not None else ''}_ks_bf16_m{M}", (grid,), 256,
+              (P(x), P(W), P(bias), P(y), P(normW), F(eps), I(m), I(n), I(k), I(mode | (ks << 4)), P(None), L(0)))
+
+
+def check_gemv_ks():
+    log("== gemv_fused_ks vs float64, vs gemv_fused, batch invariance")
+    g = torch.Generator(device="cuda").manual_seed(9)
+    for (n, k) in [(3072, 2048), (2048, 8192), (2048, 2048), (16384, 2048), (1000, 2048), (64, 4096), (4096, 14336)]:
+        W = bf(torch.randn(n, k, device="cuda", generator=g) * 0.02)
+        for m in (1, 3, 8):
+            x = bf(torch.randn(m, k, device="cuda", generator=g))
+            nw = bf(1 + 0.1 * torch.randn(k, device="cuda", generator=g))
+            bias = bf(torch.randn(n, device="cuda", generator=g) * 0.1)
+            for mode in (0, 1, 2, 3):
+                if mode == 2 and n % 2:
+                    continue
+                for use_norm in ((False, True) if m * k <= 8192 else (False,)):
+                    use_bias = mode in (0, 2) and m == 3
+                    xin = ds.rms_ref(x, nw, 1e-5) if use_norm else x.double()
+                    lin = xin @ W.double().T + (bias.double() if use_bias else 0)
+                    y0 = bf(torch.randn(m, n, device="cuda", generator=g))
+                    outs = {}
+                    for ks in (0, 1, 2, 4):
+                        if (k // 8) % ks if ks else False:
+                            continue
+                        if mode == 0:
+                            ref, y = lin, torch.full((m, n), float("nan"), device="cuda", dtype=torch.bfloat16)
+                        elif mode == 1:
+                            y = y0.clone()
+                            ref = bf(lin).double() + y0.double()
+                        elif mode == 2:
+                            gt, up = bf(lin[:, : n // 2]).double(), bf(lin[:, n // 2:]).double()
+                            ref = gt / (1 + torch.exp(-gt)) * up
+                            y = torch.full((m, n // 2), float("nan"), device="cuda", dtype=torch.bfloat16)
+                        else:
+                            ref, y = lin, torch.full((m, n), float("nan"), device="cuda", dtype=torch.float32)
+                        gemv_ks(x, W, y, m, n, k, mode, ks, nw if use_norm else None, bias if use_bias else None)
+                        torch.cuda.synchronize()
+                        outs[ks] = y
+                        if ks == 0:
+                            continue
+                        e = relerr(y, ref)
+                        tol = 2e-5 if mode == 3 else 1e-2
+                        same1 = ks != 1 or torch.equal(y.view(torch.int32 if mode == 3 else torch.int16), outs[0].view(torch.int32 if mode == 3 else torch.int16))
+                        record("gemv_fused_ks", e < tol and same1, f"n={n} k={k} m={m} mode={mode} norm={int(use_norm)} bias={int(use_bias)} KS={ks} rel={e:.2e}" + (f" ==gemv_fused {same1}" if ks == 1 else ""))
+        for ks in (2, 4):
+            m = 8
+            x = bf(torch.randn(m, k, device="cuda", generator=g))
+            yb = torch.empty(m, n, device="cuda", dtype=torch.bfloat16)
+            gemv_ks(x, W, yb, m, n, k, 0, ks)
+            same = True
+            for r in range(m):
+                y1 = torch.empty(1, n, device="cuda", dtype=torch.bfloat16)
+                gemv_ks(x[r:r + 1].contiguous(), W, y1, 1, n, k, 0, ks)
+                torch.cuda.synchronize()
+                same &= bool(torch.equal(y1[0], yb[r]))
+            record("gemv_fused_ks batch-invariance", same, f"n={n} k={k} KS={ks}: 8-row call == 8 one-row calls bitwise: {same}")
+
+
+def time_gemv_ks(bw, out):
+    log("== timing: fused GEMVs at m = 1 (graph replay over weight copies; % of the copy bandwidth)")
+    res = []
+    shapes = [("1b qkv+norm", 3072, 2048, 0, True), ("1b o_proj+res", 2048, 2048, 1, False), ("1b gate_up+norm+silu", 16384, 2048, 2, True),
+              ("1b down+res", 2048, 8192, 1, False), ("8b qkv+norm", 6144, 4096, 0, True), ("8b o_proj+res", 4096, 4096, 1, False),
+              ("8b gate_up+norm+silu", 28672, 4096, 2, True), ("8b down+res", 4096, 14336, 1, False)]
+    g = torch.Generator(device="cuda").manual_seed(4)
+    for (name, n, k, mode, norm) in shapes:
+        wb = n * k * 2
+        NW = max(2, min(16, math.ceil(400e6 / wb)))
+        Ws = [bf(torch.randn(n, k, device="cuda", generator=g) * 0.02) for _ in range(NW)]
+        x = bf(torch.randn(1, k, device="cuda", generator=g))
+        nw = bf(1 + 0.1 * torch.randn(k, device="cuda", generator=g)) if norm else None
+        y = torch.zeros(1, n // 2 if mode == 2 else n, device="cuda", dtype=torch.bfloat16)
+        row = {"shape": name, "n": n, "k": k, "bytes": wb}
+        for ks in (0, 1, 2, 4):
+            def fn():
+                for W in Ws:
+                    gemv_ks(x, W, y, 1, n, k, mode, ks, nw)
+            t = graph_time(fn, iters=max(1, 32 // NW), reps=7) / NW
+            row[f"ks{ks}_us"] = t * 1e3
+        res.append(row)
+        ceil_us = wb / bw * 1e6
+        log(f"  {name:22s} {wb / 1e6:7.1f} MB ceiling {ceil_us:6.2f} us | gemv_fused {row['ks0_us']:6.2f} ({ceil_us / row['ks0_us'] * 100:5.1f}%) | "
+            + " | ".join(f"KS{ks} {row[f'ks{ks}_us']:6.2f} ({ceil_us / row[f'ks{ks}_us'] * 100:5.1f}%)" for ks in (1, 2, 4)))
+        del Ws
+        torch.cuda.empty_cache()
+    out["gemv"] = res
+
+
 def main():
     global SMS
     ap = argparse.ArgumentParser()
@@ -329,13 +429,23 @@ def main():
             import traceback
             traceback.print_exc()
             record("checks", False, f"{type(e).__name__}: {e}")
-    if "time" in a.only:
+    if "gemvcheck" in a.only:
+        try:
+            check_gemv_ks()
+        except Exception as e:  # noqa: BLE001
+            import traceback
+            traceback.print_exc()
+            record("gemvcheck", False, f"{type(e).__name__}: {e}")
+    if "time" in a.only or "gemvtime" in a.only:
         try:
             bws = [ds.copy_bandwidth() for _ in range(5)]
             bw = float(np.median(bws))
             out["copy_bw"] = bws
             log(f"copy bandwidth (median of 5 x median of 10 1-GiB copies): {bw / 1e12:.3f} TB/s (all {[round(b / 1e12, 3) for b in bws]})")
-            time_attention(a.quick, bw, out)
+            if "gemvtime" in a.only:
+                time_gemv_ks(bw, out)
+            if "time" in a.only.split(","):
+                time_attention(a.quick, bw, out)
         except Exception as e:  # noqa: BLE001
             import traceback
             traceback.print_exc()

@@ -10,7 +10,7 @@ import { planQuantLinear, quantGemvFusable } from "./quant_launch.ts";
 import { fp8GemvFusable, planFp8Linear } from "./fp8_launch.ts";
 import { InternalError } from "../../util/errors.ts";
 import { BATCH_ATTENTION_ROWS, DECODE_ATTENTION_MIN_SPLIT, DECODE_SK_SMEM, flashPrefillGeometry, hasTiledAttention } from "./attention_choice.ts";
-import { GEMV_MAX_ROWS, isPdlKernel, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
+import { GEMV_MAX_ROWS, gemvSplitRows, isPdlKernel, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
 
 export * from "./attention_choice.ts";
 export * from "./launch_types.ts";
@@ -114,9 +114,11 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         if (nrm || epi || logitsGemv) {
           const M = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8;
           const mode = logitsGemv ? 3 : epi?.mode ?? 0;
-          // One output row per warp, 8 warps per block (mode 2: 4 gate rows + their 4 up rows per block).
-          const blocks = mode === 2 ? cdiv(op.outFeatures / 2, 4) : cdiv(op.outFeatures, 8);
-          k(i, `${nrm ? "gemv_fused_norm" : "gemv_fused"}_bf16_m${M}`, [blocks, 1, 1], 256, [
+          // gemvSplitK: skinny layers stream each row with ks warps (gemv_fused_ks; mode's bits 4+ carry ks).
+          const ks = env.gemvSplitK ? gemvSplitRows(op.outFeatures, op.inFeatures) : 1;
+          // One output row per ks warps, 8 warps per block (mode 2: 4 / ks gate rows + their up rows per block).
+          const blocks = mode === 2 ? cdiv(op.outFeatures / 2, 4 / ks) : cdiv(op.outFeatures, 8 / ks);
+          k(i, `${nrm ? "gemv_fused_norm" : "gemv_fused"}${ks > 1 ? "_ks" : ""}_bf16_m${M}`, [blocks, 1, 1], 256, [
             buf(nrm ? nrm.x : op.x),
             env.weight(op.weight),
             op.bias ? env.weight(op.bias) : 0n,
@@ -126,7 +128,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
             rows,
             op.outFeatures,
             op.inFeatures,
-            mode,
+            mode | (ks > 1 ? ks << 4 : 0),
             0n,
             0n,
           ]);

@@ -38,6 +38,8 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   gemv: { file: "gemv.cu", params: [P, P, P, P, I, I, I] },
   gemv_fused: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
   gemv_fused_norm: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
+  gemv_fused_ks: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
+  gemv_fused_norm_ks: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
   quant_gemv_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, I, I, I, I] },
   quant_gemv_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, I, I, I, I] },
   quant_gemv_fused_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
@@ -75,6 +77,8 @@ function kernelFamily(name: string): string {
 const PDL_FAMILIES: ReadonlySet<string> = new Set([
   "gemv_fused",
   "gemv_fused_norm",
+  "gemv_fused_ks",
+  "gemv_fused_norm_ks",
   "decode_attention",
   "decode_attention_g4",
   "decode_attention_sk",
@@ -176,6 +180,8 @@ export interface LaunchEnv {
    * instead of decode_attention. Off by default until measured on a GPU.
    */
   readonly decodeSplitK?: boolean;
+  /** Fused decode GEMVs of fewer than GEMV_KS_WARPS rows run gemv_fused_ks with gemvSplitRows' warps per row. */
+  readonly gemvSplitK?: boolean;
   /** int32 [decodeCap × numKvHeads × ceil(G / 8)], zeroed once: decode_attention's split counters. */
   readonly decodeCounters?: bigint;
   /**
@@ -192,6 +198,26 @@ export interface LaunchEnv {
    * [numLayers, 2, numKvHeads] on the device (the launches get layer l's [2, numKvHeads] at kvScales + l × 8 × numKvHeads).
    */
   readonly kvScales?: bigint;
+}
+
+/** Warps a fused decode GEMV should put on the GPU (about 62 per SM on an H200): gemvSplitRows' target. */
+export const GEMV_KS_WARPS = 8192;
+
+/**
+ * Warps per weight row of a fused decode GEMV of `n` output rows and `k` inputs (gemv_fused_ks, LaunchEnv.gemvSplitK):
+ * doubled (up to 4) while n × warps < GEMV_KS_WARPS and each warp keeps at least 64 16-byte vectors of the row.
+ * A shape's choice, never a step's (batch invariance).
+ *
+ * @example
+ * ```ts
+ * gemvSplitRows(2048, 8192); // 4 (llama-3.2-1b down_proj)
+ * gemvSplitRows(16384, 2048); // 1 (gate_up)
+ * ```
+ */
+export function gemvSplitRows(n: number, k: number): number {
+  let ks = 1;
+  while (ks < 4 && n * ks < GEMV_KS_WARPS && (k / 8) % (2 * ks) === 0 && k / 8 / (2 * ks) >= 64) ks *= 2;
+  return ks;
 }
 
 /** Most rows the skinny-GEMM kernel takes (its instantiations: 1, 2, 4, 8). */

@@ -93,6 +93,8 @@ export interface CudaSessionOptions {
    * partition depends on a sequence's span only) instead of decode_attention. @default false
    */
   readonly decodeSplitK?: boolean;
+  /** Skinny fused decode GEMVs stream each weight row with 2 or 4 warps (gemv_fused_ks, gemvSplitRows). @default false */
+  readonly gemvSplitK?: boolean;
 }
 
 /** The defaults (what `Session` passes when nothing is set). */
@@ -207,6 +209,8 @@ export class CudaSession implements SessionBackend {
   readonly batchAttention: boolean;
   /** CudaSessionOptions.decodeSplitK. */
   readonly decodeSplitK: boolean;
+  /** CudaSessionOptions.gemvSplitK. */
+  readonly gemvSplitK: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -288,6 +292,7 @@ export class CudaSession implements SessionBackend {
     this.batchInvariant = options.batchInvariant;
     this.batchAttention = options.batchAttention ?? true;
     this.decodeSplitK = options.decodeSplitK ?? false;
+    this.gemvSplitK = options.gemvSplitK ?? false;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -470,6 +475,7 @@ export class CudaSession implements SessionBackend {
       fusedDecode: this.gemv,
       batchAttention: this.batchAttention,
       decodeSplitK: this.decodeSplitK,
+      gemvSplitK: this.gemvSplitK,
       decodeCounters: this.#decodeCounters.ptr,
       pdl: this.pdl,
     };
