@@ -122,6 +122,14 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
   const bf16_t* row = qkv + (long long)t * (numHeads + 2 * numKvHeads) * HD;
   const float qscale = scale * LLMRT_LOG2E;
   const long long vStride = (long long)tokensPerBlock * rowWidth;  // V row = K row + this
+  const bool pow2 = (tokensPerBlock & (tokensPerBlock - 1)) == 0;
+  const int tsh = __ffs(tokensPerBlock) - 1;
+  // Element offset of key `key`'s K row (kv head 0) in the paged cache (kvCacheOffset with shifts for a power-of-two block).
+  auto kOffset = [&](int key) -> long long {
+    const int b = pow2 ? key >> tsh : key / tokensPerBlock;
+    const int o = key - b * tokensPerBlock;
+    return ((long long)table[b] * 2 * tokensPerBlock + o) * rowWidth;
+  };
   uint4* wstage = dsm + warp * NS * DS_STAGE_U4;
   const u32 wstageS = dsSmem(wstage);
 
@@ -144,7 +152,7 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
         const int idx = lane + 32 * u, r = idx / RV, col = idx - r * RV;
         const int key = k0 + r;
         const bool ok = key < sHi && key != pos;
-        const bf16_t* src = ok ? kv + kvCacheOffset(table, key, 0, tokensPerBlock, rowWidth) + kvh * HD + col * 8 : kv;
+        const bf16_t* src = ok ? kv + kOffset(key) + kvh * HD + col * 8 : kv;
         const u32 dst = st + (u32)((r * RV + dsSwz(r, col)) * 16);
         dsCpAsync16(dst, src, ok ? 16 : 0);
         dsCpAsync16(dst + ROWS_U4 * 16, ok ? src + vStride : kv, ok ? 16 : 0);
