@@ -285,12 +285,14 @@ def time_attention(quick, bw, out):
             its = max(1, 32 // NL)
             t_old = graph_time(old, iters=its, reps=7) / NL
             row = {"model": name, "ctx": c, "kv_bytes": kvb, "old_us": t_old * 1e3, "layers": NL}
-            variants = [((), "default")]
+            variants = [((), "default", None)]
             if not quick:
-                variants += [(("DS_NS=2",), "NS2"), (("DS_NS=4",), "NS4"), (("DS_MINK=256",), "MINK256"), (("DS_MINK=1024",), "MINK1024")]
-            for defines, label in variants:
+                variants += [(("DS_NS=2",), "NS2", None), (("DS_NS=4",), "NS4", None), (("DS_MINK=256",), "MINK256", None),
+                             (("DS_MINK=1024",), "MINK1024", None), (("DS_NS=5",), "NS5_TS17", math.ceil(SMS / (nKV * math.ceil(G / 8)))),
+                             ((), "TS64", 64)]
+            for defines, label, tsv in variants:
                 mink = mink_of(defines)
-                ts = split_target(nKV, G)
+                ts = tsv or split_target(nKV, G)
                 Zg = grid_z(maxSeq, ts, mink)
 
                 def new():
