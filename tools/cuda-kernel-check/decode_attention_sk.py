@@ -252,7 +252,7 @@ def time_attention(quick, bw, out):
     log("== timing: one layer's decode attention at batch 1 (graph replay over layer copies; % = KV bytes' time at the copy bandwidth)")
     res = []
     maxSeq = 32832
-    ctxs = [128, 512, 1024, 2048, 4096, 8192, 16384, 32768] if not quick else [128, 4096, 32768]
+    ctxs = [128, 512, 2048, 8192, 32768] if not quick else [128, 4096, 32768]
     for (name, nH, nKV, hd) in (("llama-3.2-1b", 32, 8, 64), ("llama-3.1-8b", 32, 8, 128)):
         G = nH // nKV
         invf = rope_tables(hd)
@@ -444,10 +444,10 @@ def main():
             bw = float(np.median(bws))
             out["copy_bw"] = bws
             log(f"copy bandwidth (median of 5 x median of 10 1-GiB copies): {bw / 1e12:.3f} TB/s (all {[round(b / 1e12, 3) for b in bws]})")
-            if "gemvtime" in a.only:
-                time_gemv_ks(bw, out)
             if "time" in a.only.split(","):
                 time_attention(a.quick, bw, out)
+            if "gemvtime" in a.only:
+                time_gemv_ks(bw, out)
         except Exception as e:  # noqa: BLE001
             import traceback
             traceback.print_exc()
