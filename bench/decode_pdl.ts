@@ -8,7 +8,7 @@
  *   bun bench/decode_pdl.ts --model DIR [--ctx 128,4096,32768] [--decode 256] [--check 32] [--baseline] [--sk]
  *
  * --sk [--b JSON]: the two sessions are decode_attention (A) vs decode_attention_sk (B, `decodeSplitK`, plus the
- * session options in --b, e.g. '{"gemvSplitK":true}'), both with PDL:
+ * session options in --b, e.g. '{"gemvSplitK":true}'), both with PDL (--c JSON: a third session C, A's options plus these):
  * different kernels, so the logits are compared by their largest difference relative to the largest |logit|
  * (and the greedy ids up to the first difference) instead of bit for bit; the graph replay is also shown as
  * a share of what the weights + the KV bytes at that context allow at the copy bandwidth.
@@ -42,6 +42,7 @@ const { values } = parseArgs({
     baseline: { type: "boolean" },
     sk: { type: "boolean" },
     b: { type: "string" },
+    c: { type: "string" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/decode_pdl.ts --model DIR [--ctx 128,4096,32768] [--decode 256] [--check 32]");
@@ -103,6 +104,8 @@ const sk = !!values.sk;
 const bOpts: Record<string, boolean> = { decodeSplitK: true, ...JSON.parse(values.b ?? "{}") };
 const off = sk ? runOne(true, { decodeSplitK: false }) : runOne(values.baseline ? undefined : false);
 const on = values.baseline ? off : sk ? runOne(true, bOpts) : runOne(true);
+const cOpts: Record<string, boolean> | undefined = sk && values.c ? JSON.parse(values.c) : undefined;
+const third = cOpts ? runOne(true, cOpts) : undefined;
 const dev = CudaDevice.open(0);
 const copyBps = copyBandwidthMedian(dev, 5);
 const gpu = dev.name;
@@ -121,15 +124,19 @@ for (let s = 0; s < numCheck && firstDiff < 0; s++) {
 }
 idsEqual &&= firstDiff < 0;
 // --sk: largest |logit difference| / largest |logit| over the checked steps; first differing greedy id.
-let worstRel = 0;
-for (let s = 0; s < numCheck; s++) {
-  let mx = 0, d = 0;
-  for (let i = 0; i < V; i++) {
-    mx = Math.max(mx, Math.abs(off.logits[s][i]));
-    d = Math.max(d, Math.abs(off.logits[s][i] - on.logits[s][i]));
+const relDiff = (x: Run, y: Run): number => {
+  let worst = 0;
+  for (let s = 0; s < numCheck; s++) {
+    let mx = 0, d = 0;
+    for (let i = 0; i < V; i++) {
+      mx = Math.max(mx, Math.abs(x.logits[s][i]));
+      d = Math.max(d, Math.abs(x.logits[s][i] - y.logits[s][i]));
+    }
+    worst = Math.max(worst, d / Math.max(mx, 1e-30));
   }
-  worstRel = Math.max(worstRel, d / Math.max(mx, 1e-30));
-}
+  return worst;
+};
+const worstRel = relDiff(off, on);
 const firstIdDiff = off.ids.findIndex((x, i) => x !== on.ids[i]);
 const a0 = engine.plan.attributes;
 const kvBytesAt = (c: number): number => c * a0.numLayers * a0.numKvHeads * a0.headDim * 2 * engine.plan.elementBytes;
@@ -154,7 +161,16 @@ if (sk) {
     }; ` +
       `greedy ids ${firstIdDiff < 0 ? `equal (${off.ids.length})` : `equal up to index ${firstIdDiff} of ${off.ids.length}`}`,
   );
-  for (const [label, r] of [["A decode_attention", off], ["B decode_attention_sk", on]] as const) {
+  if (third) {
+    const d = third.ids.findIndex((x, i) => x !== off.ids[i]);
+    console.log(
+      `A vs C (${JSON.stringify(cOpts)}): logits max |diff| / max |logit| ${relDiff(off, third).toExponential(2)}; greedy ids ${
+        d < 0 ? "equal" : `equal up to index ${d}`
+      }`,
+    );
+  }
+  const rows: [string, Run][] = [["A decode_attention", off], ["B decode_attention_sk", on], ...(third ? [["C", third] as [string, Run]] : [])];
+  for (const [label, r] of rows) {
     console.log(
       `${label}: decode ${f(r.tps)} tokens/s = ${f((100 * r.tps) / ceilingTps)}% of the copy ceiling; graph replay ${
         ctxs.map((c) => `ctx ${c} ${f(r.graphMs[c] * 1000, 1)} µs (${f((100 * (readBytes + kvBytesAt(c))) / copyBps / (r.graphMs[c] / 1000))}% of weights+KV)`)

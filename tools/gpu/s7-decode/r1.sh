@@ -13,10 +13,7 @@ grep -c "^  ok" "$OUT/checks.log"
 stamp "kernel timing"
 timeout 50 python3 tools/cuda-kernel-check/decode_attention_sk.py --only time,gemvtime --out "$OUT/time" > "$OUT/time.log" 2>&1; echo "rc $?"
 grep -E "copy bandwidth|ctx|MB ceiling|FAIL|SUMMARY|Error" "$OUT/time.log" | head -40 | cut -c1-330
-stamp "llama-3.2-1b end to end: A decode_attention vs B decode_attention_sk"
-timeout 25 bun bench/decode_pdl.ts --model $M --ctx 128,4096,32768 --decode 64 --check 8 --sk > "$OUT/e2e_1b_sk.log" 2>&1; echo "rc $?"
-grep -v "^\s*$" "$OUT/e2e_1b_sk.log" | tail -6 | cut -c1-400
-stamp "llama-3.2-1b end to end: A vs B decode_attention_sk + gemv_fused_ks"
-timeout 25 bun bench/decode_pdl.ts --model $M --ctx 128,32768 --decode 64 --check 8 --sk --b '{"gemvSplitK":true}' > "$OUT/e2e_1b_skks.log" 2>&1; echo "rc $?"
-grep -v "^\s*$" "$OUT/e2e_1b_skks.log" | tail -5 | cut -c1-400
+stamp "llama-3.2-1b end to end: A decode_attention, B decode_attention_sk, C B + gemv_fused_ks"
+timeout 48 bun bench/decode_pdl.ts --model $M --ctx 128,4096,32768 --decode 64 --check 8 --sk --c '{"decodeSplitK":true,"gemvSplitK":true}' > "$OUT/e2e_1b.log" 2>&1; echo "rc $?"
+grep -v "^\s*$" "$OUT/e2e_1b.log" | tail -8 | cut -c1-420
 stamp done
