@@ -23,8 +23,8 @@
 // block barrier in the loop), and the 4 warps merge in a fixed order at the end. Scores: one key per
 // lane (hd64) or per lane pair (hd128, 64 dims each); P·V: each lane owns hd / 32 dims of every head.
 // One split (nz == 1): that block writes out. Otherwise each split writes (m, l, O) and the last of
-// the token's splits to finish (a counter per (token, kv group)) merges them in split order with 16
-// float4 loads in flight per thread.
+// the token's splits to finish (a counter per (token, kv group)) merges them in split order, 16 splits'
+// (m, l, O) in flight per thread and round, with a running maximum.
 // PDL: the first split's first DS_NS - 1 chunks (earlier keys of the cache) and the RoPE tables are
 // issued before pdlWait (qkv is the previous kernel's output).
 #include "common.cuh"
@@ -186,29 +186,29 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
     qs[g * HD + i] = qa;
     qs[g * HD + HALF + i] = qb;
   }
-  const int zOwn = (pos - lo) / sz;  // the split holding the step's own key
-  bool ownDone = false;
+  // The step's own key / value (rotated k, raw v) in shared memory, and (one block per kv head) into the
+  // cache: in the same phase as q, by the block that will take the split holding it (zOwn).
+  const int zOwn = (pos - lo) / sz;
+  if (zOwn % Z == (int)blockIdx.z) {
+    const bf16_t* kr = row + (numHeads + kvh) * HD;
+    const bf16_t* vr = row + (numHeads + numKvHeads + kvh) * HD;
+    const long long kOff = kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth) + kvh * HD;
+    for (int i = tid; i < HALF; i += NT) {
+      const float a = toF(kr[i]), b = toF(kr[HALF + i]);
+      const bf16_t ka = fromF<bf16_t>(a * cs[i] - b * sn[i]), kb = fromF<bf16_t>(b * cs[i] + a * sn[i]);
+      kself[i] = ka;
+      kself[HALF + i] = kb;
+      if (chunk == 0) { kv[kOff + i] = ka; kv[kOff + HALF + i] = kb; }
+    }
+    for (int i = tid; i < HD; i += NT) {
+      const bf16_t v = vr[i];
+      vself[i] = v;
+      if (chunk == 0) kv[kOff + vStride + i] = v;
+    }
+  }
   int done = 0;
 
   for (;;) {
-    if (zz == zOwn && !ownDone) {  // rotate the own key, keep k / v in shared, write the cache (one block per kv head)
-      ownDone = true;
-      const bf16_t* kr = row + (numHeads + kvh) * HD;
-      const bf16_t* vr = row + (numHeads + numKvHeads + kvh) * HD;
-      const long long kOff = kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth) + kvh * HD;
-      for (int i = tid; i < HALF; i += NT) {
-        const float a = toF(kr[i]), b = toF(kr[HALF + i]);
-        const bf16_t ka = fromF<bf16_t>(a * cs[i] - b * sn[i]), kb = fromF<bf16_t>(b * cs[i] + a * sn[i]);
-        kself[i] = ka;
-        kself[HALF + i] = kb;
-        if (chunk == 0) { kv[kOff + i] = ka; kv[kOff + HALF + i] = kb; }
-      }
-      for (int i = tid; i < HD; i += NT) {
-        const bf16_t v = vr[i];
-        vself[i] = v;
-        if (chunk == 0) kv[kOff + vStride + i] = v;
-      }
-    }
     __syncthreads();  // qs, kself / vself ready
 
     float m[MG], lp[MG], acc[MG][DPL];
@@ -373,43 +373,42 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
   __syncthreads();
   if (!amLast) return;
   __threadfence();
-  float* mlS = reinterpret_cast<float*>(dsm);  // [Gb][nz][2]
+  // Each thread merges 4 dims of one head over the nz splits in split order, DS_MB splits' (m, l) and partial O
+  // loaded at once per round, with a running maximum (the same sums for a given nz, whatever the launch).
   const long long th0 = (long long)t * numHeads + h0;
-  for (int i0 = 0; i0 < Gb * nz * 2; i0 += NT * 8) {
-    float v[8];
-#pragma unroll
-    for (int j = 0; j < 8; j++) {
-      const int i = i0 + j * NT + tid, g = i / (nz * 2), r = i - g * nz * 2;
-      v[j] = i < Gb * nz * 2 ? dsLdcg(partialML + (th0 + g) * DS_MAXZ * 2 + r) : 0.f;
-    }
-#pragma unroll
-    for (int j = 0; j < 8; j++)
-      if (i0 + j * NT + tid < Gb * nz * 2) mlS[i0 + j * NT + tid] = v[j];
-  }
-  __syncthreads();
   constexpr int Q = HD / 4;
   for (int it = tid; it < Gb * Q; it += NT) {
     const int g = it / Q, d4 = it - g * Q;
-    const float* ml = mlS + g * nz * 2;
-    float M = -LLMRT_INF;
-    for (int z = 0; z < nz; z++) M = fmaxf(M, ml[z * 2]);
-    float O[4] = {0.f, 0.f, 0.f, 0.f}, L = 0.f;
+    const float* mlg = partialML + (th0 + g) * DS_MAXZ * 2;
     const float* po = partialO + (th0 + g) * DS_MAXZ * HD + d4 * 4;
+    float M = -LLMRT_INF, L = 0.f, O[4] = {0.f, 0.f, 0.f, 0.f};
     for (int z0 = 0; z0 < nz; z0 += DS_MB) {
       float4 v[DS_MB];
-#pragma unroll
-      for (int j = 0; j < DS_MB; j++) v[j] = z0 + j < nz ? dsLdcg4(po + (long long)(z0 + j) * HD) : make_float4(0.f, 0.f, 0.f, 0.f);
+      float mz[DS_MB], lz[DS_MB];
 #pragma unroll
       for (int j = 0; j < DS_MB; j++) {
-        if (z0 + j < nz) {
-          const float w = exp2f(ml[(z0 + j) * 2] - M);
-          O[0] = fmaf(w, v[j].x, O[0]);
-          O[1] = fmaf(w, v[j].y, O[1]);
-          O[2] = fmaf(w, v[j].z, O[2]);
-          O[3] = fmaf(w, v[j].w, O[3]);
-          L = fmaf(w, ml[(z0 + j) * 2 + 1], L);
-        }
+        const bool ok = z0 + j < nz;
+        v[j] = ok ? dsLdcg4(po + (long long)(z0 + j) * HD) : make_float4(0.f, 0.f, 0.f, 0.f);
+        mz[j] = ok ? dsLdcg(mlg + (z0 + j) * 2) : -LLMRT_INF;
+        lz[j] = ok ? dsLdcg(mlg + (z0 + j) * 2 + 1) : 0.f;
       }
+      float Mn = M;
+#pragma unroll
+      for (int j = 0; j < DS_MB; j++) Mn = fmaxf(Mn, mz[j]);
+      const float a = exp2f(M - Mn);  // M = -inf on the first round: 0
+#pragma unroll
+      for (int e = 0; e < 4; e++) O[e] *= a;
+      L *= a;
+#pragma unroll
+      for (int j = 0; j < DS_MB; j++) {
+        const float w = exp2f(mz[j] - Mn);  // splits past nz: 0
+        O[0] = fmaf(w, v[j].x, O[0]);
+        O[1] = fmaf(w, v[j].y, O[1]);
+        O[2] = fmaf(w, v[j].z, O[2]);
+        O[3] = fmaf(w, v[j].w, O[3]);
+        L = fmaf(w, lz[j], L);
+      }
+      M = Mn;
     }
     bf16_t* o = out + (th0 + g) * HD + d4 * 4;
 #pragma unroll
