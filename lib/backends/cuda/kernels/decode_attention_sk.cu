@@ -43,12 +43,14 @@
 #define DS_STAGE_U4 512  // uint4 per stage: 8 KB (K rows, then V rows)
 #define DS_SMEM (DS_NW * DS_NS * DS_STAGE_U4 * 16)
 
-__device__ __forceinline__ u32 dsSmem(const void* p) {
+#ifndef LLMRT_EMU
+typedef u32 dsaddr;  // a shared-memory address
+__device__ __forceinline__ dsaddr dsSmem(const void* p) {
   u64 g;
   asm("cvta.to.shared.u64 %0, %1;" : "=l"(g) : "l"(p));
   return (u32)g;
 }
-__device__ __forceinline__ void dsCpAsync16(u32 dst, const void* src, int bytes) {
+__device__ __forceinline__ void dsCpAsync16(dsaddr dst, const void* src, int bytes) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes) : "memory");
 }
 __device__ __forceinline__ void dsCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
@@ -63,6 +65,20 @@ __device__ __forceinline__ float4 dsLdcg4(const float* p) {
   asm volatile("ld.global.cg.v4.f32 {%0, %1, %2, %3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "l"(p));
   return v;
 }
+#define DS_DYNAMIC_SMEM extern __shared__ __align__(16) uint4 dsm[]
+#else  // CPU emulation (tools/cuda-kernel-check/decode_sk_emu.py): synchronous copies, plain loads
+typedef u64 dsaddr;
+inline dsaddr dsSmem(const void* p) { return (u64)p; }
+inline void dsCpAsync16(dsaddr dst, const void* src, int bytes) {
+  if (bytes) memcpy((void*)dst, src, 16);
+  else memset((void*)dst, 0, 16);
+}
+inline void dsCommit() {}
+inline void dsWait() {}
+inline float dsLdcg(const float* p) { return *p; }
+inline float4 dsLdcg4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+#define DS_DYNAMIC_SMEM static __align__(16) uint4 dsm[DS_SMEM / 16]
+#endif
 __device__ __forceinline__ void dsUnpack8(const uint4& v, float (&f)[8]) {
   const u32 w[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
@@ -93,7 +109,7 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
   constexpr int ROWS_U4 = CK * RV;     // vectors of one chunk's K (or V) rows: 256
   constexpr int DPL = HD / 32;         // dims per lane in the P·V phase
   static_assert(2 * ROWS_U4 == DS_STAGE_U4, "a stage is 8 KB");
-  extern __shared__ __align__(16) uint4 dsm[];  // [NW][NS][K rows | V rows]; reused by the merges
+  DS_DYNAMIC_SMEM;  // [NW][NS][K rows | V rows]; reused by the merges
   __shared__ __align__(16) float qs[MG * HD];
   __shared__ __align__(16) float ps[NW][CK][MG];
   __shared__ __align__(16) bf16_t kself[HD];
@@ -131,7 +147,7 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
     return ((long long)table[b] * 2 * tokensPerBlock + o) * rowWidth;
   };
   uint4* wstage = dsm + warp * NS * DS_STAGE_U4;
-  const u32 wstageS = dsSmem(wstage);
+  const dsaddr wstageS = dsSmem(wstage);
 
   // Split geometry of split zz: keys [sLo, sHi); this warp's chunks w, w + NW, ... of CK keys.
   int sLo = 0, sHi = 0, nMine = 0;
@@ -146,14 +162,14 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
   auto issue = [&](int i) {
     if (i < nMine) {
       const int k0 = sLo + (warp + NW * i) * CK;
-      const u32 st = wstageS + (u32)((i % NS) * DS_STAGE_U4 * 16);
+      const dsaddr st = wstageS + (dsaddr)((i % NS) * DS_STAGE_U4 * 16);
 #pragma unroll
       for (int u = 0; u < ROWS_U4 / 32; u++) {
         const int idx = lane + 32 * u, r = idx / RV, col = idx - r * RV;
         const int key = k0 + r;
         const bool ok = key < sHi && key != pos;
         const bf16_t* src = ok ? kv + kOffset(key) + kvh * HD + col * 8 : kv;
-        const u32 dst = st + (u32)((r * RV + dsSwz(r, col)) * 16);
+        const dsaddr dst = st + (dsaddr)((r * RV + dsSwz(r, col)) * 16);
         dsCpAsync16(dst, src, ok ? 16 : 0);
         dsCpAsync16(dst + ROWS_U4 * 16, ok ? src + vStride : kv, ok ? 16 : 0);
       }
