@@ -158,7 +158,11 @@ __device__ __forceinline__ void prefetchL2Slices(const void* base, long long byt
     sz &= ~15ll;
     if (sz > 0) {
       const char* p = (const char*)base + off;
+#ifndef LLMRT_EMU
       asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"((u32)sz) : "memory");
+#else
+      (void)p;
+#endif
     }
   }
 }
