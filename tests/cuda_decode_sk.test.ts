@@ -45,15 +45,14 @@ test("decodeSkSplitKeys / decodeSkGeometry: splits cover the span, at most the t
   assert.equal(decodeSkSplitKeys(513, 33), 512);
 });
 
-test("gemvSplitRows: 2 or 4 warps per row for skinny layers, by shape only", () => {
+test("gemvSplitRows: 2 or 4 warps per row for long rows only, by shape", () => {
   // llama-3.2-1b: qkv 3072 x 2048, o_proj 2048 x 2048, gate_up 16384 x 2048, down 2048 x 8192, lm_head 128256 x 2048.
-  assert.deepEqual([[3072, 2048], [2048, 2048], [16384, 2048], [2048, 8192], [128256, 2048]].map(([n, k]) => gemvSplitRows(n, k)), [4, 4, 1, 4, 1]);
+  assert.deepEqual([[3072, 2048], [2048, 2048], [16384, 2048], [2048, 8192], [128256, 2048]].map(([n, k]) => gemvSplitRows(n, k)), [1, 1, 1, 2, 1]);
   // llama-3.1-8b: qkv 6144 x 4096, o_proj 4096 x 4096, gate_up 28672 x 4096, down 4096 x 14336.
-  assert.deepEqual([[6144, 4096], [4096, 4096], [28672, 4096], [4096, 14336]].map(([n, k]) => gemvSplitRows(n, k)), [2, 2, 1, 2]);
-  // Short rows keep one warp (at least 64 vectors of 8 per warp), and (k / 8) % ks == 0.
-  assert.equal(gemvSplitRows(256, 512), 1);
-  assert.equal(gemvSplitRows(256, 1024), 2);
-  assert.equal(gemvSplitRows(100, 1032), 1);
+  assert.deepEqual([[6144, 4096], [4096, 4096], [28672, 4096], [4096, 14336]].map(([n, k]) => gemvSplitRows(n, k)), [1, 1, 1, 4]);
+  // (k / 8) % ks == 0.
+  assert.equal(gemvSplitRows(100, 8200), 1);
+  assert.equal(gemvSplitRows(100, 8208), 2);
 });
 
 test("decodeSplitK session option: off by default, LLMRT_DECODE_SK=1 turns it on", () => {
@@ -151,8 +150,8 @@ for (const m of MODELS) {
   }
 }
 
-test("gemvSplitK: skinny fused decode GEMVs on gemv_fused_ks (same outputs on the fake device, ks in the mode bits)", () => {
-  const raw = { ...RAW, hidden_size: 1024, intermediate_size: 2048, num_hidden_layers: 1, num_attention_heads: 8, num_key_value_heads: 2, head_dim: 128 };
+test("gemvSplitK: long-row fused decode GEMVs on gemv_fused_ks (same outputs on the fake device, ks in the mode bits)", () => {
+  const raw = { ...RAW, hidden_size: 1024, intermediate_size: 6144, num_hidden_layers: 1, num_attention_heads: 8, num_key_value_heads: 2, head_dim: 128 };
   const model = randomModel(raw, 41, true, 0.1);
   let bf16;
   try {
@@ -170,15 +169,9 @@ test("gemvSplitK: skinny fused decode GEMVs on gemv_fused_ks (same outputs on th
     const inp = step(seqs.map((s) => ({ ids: [s.ids[s.ids.length - 1]], pos: s.ids.length - 1, blocks: s.blocks })), 3);
     sameBits(ks.run(inp, graphs).logits, ref.run(inp, graphs).logits, `decode (${graphs ? "graph" : "eager"})`);
     const names = ks.lastLaunches.filter((l) => l.kind === "kernel" && l.kernel.startsWith("gemv_fused")).map((l) => (l as KernelLaunch).kernel);
-    // k 1024 (128 vectors a row): 2 warps per row for qkv, o_proj, gate_up and the lm_head; down (k 2048): 4.
-    assert.deepEqual(names, [
-      "gemv_fused_norm_ks_bf16_m4",
-      "gemv_fused_ks_bf16_m4",
-      "gemv_fused_norm_ks_bf16_m4",
-      "gemv_fused_ks_bf16_m4",
-      "gemv_fused_norm_ks_bf16_m4",
-    ]);
+    // Rows of 1024 (qkv, o_proj, gate_up, lm_head): one warp; down (k 6144): 2 warps per row.
+    assert.deepEqual(names, ["gemv_fused_norm_bf16_m4", "gemv_fused_bf16_m4", "gemv_fused_norm_bf16_m4", "gemv_fused_ks_bf16_m4", "gemv_fused_norm_bf16_m4"]);
     const modes = ks.lastLaunches.filter((l) => l.kind === "kernel" && l.kernel.startsWith("gemv_fused")).map((l) => (l as KernelLaunch).args[9] as number);
-    assert.deepEqual(modes.map((m) => m >> 4), [2, 2, 2, 4, 2]);
+    assert.deepEqual(modes.map((m) => m >> 4), [0, 0, 0, 2, 0]);
   }
 });

@@ -44,7 +44,7 @@ export const SessionOptionsSchema = z.strictObject({
    */
   decodeSplitK: z.boolean().optional(),
   /**
-   * CUDA: skinny fused decode GEMVs (fewer than GEMV_KS_WARPS rows) stream each weight row with 2 or 4 warps
+   * CUDA: fused decode GEMVs with long weight rows (gemvSplitRows: llama down_proj) stream each row with 2 or 4 warps
    * (gemv_fused_ks). @default false (LLMRT_GEMV_KS=1: true) until measured on a GPU
    */
   gemvSplitK: z.boolean().optional(),

@@ -364,7 +364,9 @@ def check_gemv_ks():
                         if ks == 0:
                             continue
                         e = relerr(y, ref)
-                        tol = 2e-5 if mode == 3 else 1e-2
+                        # mode 3 + norm: one bf16 rounding of the normed x differing from the float64 reference's moves
+                        # the f32 sums by ~1e-4 (gemv_fused's own error there, the same bits at KS 1)
+                        tol = (1e-3 if use_norm else 2e-5) if mode == 3 else 1e-2
                         same1 = ks != 1 or torch.equal(y.view(torch.int32 if mode == 3 else torch.int16), outs[0].view(torch.int32 if mode == 3 else torch.int16))
                         record("gemv_fused_ks", e < tol and same1, f"n={n} k={k} m={m} mode={mode} norm={int(use_norm)} bias={int(use_bias)} KS={ks} rel={e:.2e}" + (f" ==gemv_fused {same1}" if ks == 1 else ""))
         for ks in (2, 4):

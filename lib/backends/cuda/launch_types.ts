@@ -180,7 +180,7 @@ export interface LaunchEnv {
    * instead of decode_attention. Off by default until measured on a GPU.
    */
   readonly decodeSplitK?: boolean;
-  /** Fused decode GEMVs of fewer than GEMV_KS_WARPS rows run gemv_fused_ks with gemvSplitRows' warps per row. */
+  /** Fused decode GEMVs with long rows run gemv_fused_ks with gemvSplitRows' warps per row. */
   readonly gemvSplitK?: boolean;
   /** int32 [decodeCap × numKvHeads × ceil(G / 8)], zeroed once: decode_attention's split counters. */
   readonly decodeCounters?: bigint;
@@ -200,23 +200,25 @@ export interface LaunchEnv {
   readonly kvScales?: bigint;
 }
 
-/** Warps a fused decode GEMV should put on the GPU (about 62 per SM on an H200): gemvSplitRows' target. */
-export const GEMV_KS_WARPS = 8192;
+/** Least row elements a gemv_fused_ks warp streams (doubling the warps per row stops below it). */
+export const GEMV_KS_MIN_ELEMS = 3072;
 
 /**
  * Warps per weight row of a fused decode GEMV of `n` output rows and `k` inputs (gemv_fused_ks, LaunchEnv.gemvSplitK):
- * doubled (up to 4) while n × warps < GEMV_KS_WARPS and each warp keeps at least 64 16-byte vectors of the row.
+ * doubled (up to 4) while each warp keeps at least GEMV_KS_MIN_ELEMS of the row and (k / 8) % ks == 0 — long rows
+ * only. H200, one GEMV at m = 1 (session 7 r1): llama-3.2-1b down (k 8192) 14.5 → 12.1 µs with 2 warps; llama-3.1-8b
+ * down (k 14336) 42.2 → 37.0 µs with 4; rows of 2048 / 4096 (qkv, o_proj, gate_up) were as fast or slower split.
  * A shape's choice, never a step's (batch invariance).
  *
  * @example
  * ```ts
- * gemvSplitRows(2048, 8192); // 4 (llama-3.2-1b down_proj)
+ * gemvSplitRows(2048, 8192); // 2 (llama-3.2-1b down_proj)
  * gemvSplitRows(16384, 2048); // 1 (gate_up)
  * ```
  */
-export function gemvSplitRows(n: number, k: number): number {
+export function gemvSplitRows(_n: number, k: number): number {
   let ks = 1;
-  while (ks < 4 && n * ks < GEMV_KS_WARPS && (k / 8) % (2 * ks) === 0 && k / 8 / (2 * ks) >= 64) ks *= 2;
+  while (ks < 4 && k / (2 * ks) >= GEMV_KS_MIN_ELEMS && (k / 8) % (2 * ks) === 0) ks *= 2;
   return ks;
 }
 

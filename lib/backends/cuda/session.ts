@@ -93,7 +93,7 @@ export interface CudaSessionOptions {
    * partition depends on a sequence's span only) instead of decode_attention. @default false
    */
   readonly decodeSplitK?: boolean;
-  /** Skinny fused decode GEMVs stream each weight row with 2 or 4 warps (gemv_fused_ks, gemvSplitRows). @default false */
+  /** Fused decode GEMVs with long weight rows stream each row with 2 or 4 warps (gemv_fused_ks, gemvSplitRows). @default false */
   readonly gemvSplitK?: boolean;
 }
 

@@ -140,12 +140,6 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
   const long long vStride = (long long)tokensPerBlock * rowWidth;  // V row = K row + this
   const bool pow2 = (tokensPerBlock & (tokensPerBlock - 1)) == 0;
   const int tsh = __ffs(tokensPerBlock) - 1;
-  // Element offset of key `key`'s K row (kv head 0) in the paged cache (kvCacheOffset with shifts for a power-of-two block).
-  auto kOffset = [&](int key) -> long long {
-    const int b = pow2 ? key >> tsh : key / tokensPerBlock;
-    const int o = key - b * tokensPerBlock;
-    return ((long long)table[b] * 2 * tokensPerBlock + o) * rowWidth;
-  };
   uint4* wstage = dsm + warp * NS * DS_STAGE_U4;
   const dsaddr wstageS = dsSmem(wstage);
 
@@ -163,12 +157,22 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
     if (i < nMine) {
       const int k0 = sLo + (warp + NW * i) * CK;
       const dsaddr st = wstageS + (dsaddr)((i % NS) * DS_STAGE_U4 * 16);
+      // Every row's block-table entry first (independent loads, one latency), then the copies: a table load
+      // between two cp.async (asm with a memory clobber) would wait for the one before (~8 latencies a chunk).
+      constexpr int U = ROWS_U4 / 32;
+      int blk[U];
 #pragma unroll
-      for (int u = 0; u < ROWS_U4 / 32; u++) {
+      for (int u = 0; u < U; u++) {
+        const int key = min(k0 + (lane + 32 * u) / RV, pos);
+        blk[u] = table[pow2 ? key >> tsh : key / tokensPerBlock];
+      }
+#pragma unroll
+      for (int u = 0; u < U; u++) {
         const int idx = lane + 32 * u, r = idx / RV, col = idx - r * RV;
         const int key = k0 + r;
         const bool ok = key < sHi && key != pos;
-        const bf16_t* src = ok ? kv + kOffset(key) + kvh * HD + col * 8 : kv;
+        const int o = key - (pow2 ? (key >> tsh) << tsh : (key / tokensPerBlock) * tokensPerBlock);
+        const bf16_t* src = ok ? kv + ((long long)blk[u] * 2 * tokensPerBlock + o) * rowWidth + kvh * HD + col * 8 : kv;
         const dsaddr dst = st + (dsaddr)((r * RV + dsSwz(r, col)) * 16);
         dsCpAsync16(dst, src, ok ? 16 : 0);
         dsCpAsync16(dst + ROWS_U4 * 16, ok ? src + vStride : kv, ok ? 16 : 0);
