@@ -229,7 +229,7 @@ def checks(quick):
     gen = torch.Generator(device="cuda").manual_seed(5)
     shapes = [(32, 8, 64), (32, 8, 128), (14, 2, 64), (16, 1, 128), (32, 2, 64), (8, 8, 128)]
     cases = [([0], 0), ([5], 0), ([127], 0), ([511], 0), ([512], 0), ([1000], 0), ([3000, 7, 300], 0), ([500, 64], 100), ([4100], 0), ([2100, 90], 1000)]
-    for defines in ((), ("DS_MINK=64",), ("DS_NS=2", "DS_MINK=64"), ("DS_NS=4",)):
+    for defines in ((), ("DS_MINK=64",)) if quick else ((), ("DS_MINK=64",), ("DS_NS=2", "DS_MINK=64"), ("DS_NS=4",)):
         for (nH, nKV, hd) in shapes:
             G = nH // nKV
             ts = split_target(nKV, G)
@@ -252,7 +252,7 @@ def time_attention(quick, bw, out):
     log("== timing: one layer's decode attention at batch 1 (graph replay over layer copies; % = KV bytes' time at the copy bandwidth)")
     res = []
     maxSeq = 32832
-    ctxs = [128, 512, 2048, 8192, 32768] if not quick else [128, 4096, 32768]
+    ctxs = [128, 512, 2048, 8192, 32768]
     for (name, nH, nKV, hd) in (("llama-3.2-1b", 32, 8, 64), ("llama-3.1-8b", 32, 8, 128)):
         G = nH // nKV
         invf = rope_tables(hd)
@@ -286,7 +286,9 @@ def time_attention(quick, bw, out):
             t_old = graph_time(old, iters=its, reps=7) / NL
             row = {"model": name, "ctx": c, "kv_bytes": kvb, "old_us": t_old * 1e3, "layers": NL}
             variants = [((), "default", None)]
-            if not quick:
+            if quick:
+                variants += [(("DS_MINK=256",), "MINK256", None)]
+            else:
                 variants += [(("DS_NS=2",), "NS2", None), (("DS_NS=4",), "NS4", None), (("DS_MINK=256",), "MINK256", None),
                              (("DS_MINK=1024",), "MINK1024", None), (("DS_NS=5",), "NS5_TS17", math.ceil(SMS / (nKV * math.ceil(G / 8)))),
                              ((), "TS64", 64)]
