@@ -17,3 +17,9 @@ export function copyBandwidth(dev: CudaDevice): number {
   end.synchronize();
   return (2 * n * 20) / (end.elapsedSince(start) / 1e3);
 }
+
+/** The median of `reps` copyBandwidth measurements (one 20-copy mean varies by up to ~10% between processes). */
+export function copyBandwidthMedian(dev: CudaDevice, reps = 5): number {
+  const xs = Array.from({ length: reps }, () => copyBandwidth(dev)).sort((a, b) => a - b);
+  return xs[Math.floor(reps / 2)];
+}

@@ -5,7 +5,13 @@
  * lengths (the decode-attention share grows with the context), beside the device-copy ceiling measured
  * in the same process.
  *
- *   bun bench/decode_pdl.ts --model DIR [--ctx 128,4096,32768] [--decode 256] [--check 32] [--baseline]
+ *   bun bench/decode_pdl.ts --model DIR [--ctx 128,4096,32768] [--decode 256] [--check 32] [--baseline] [--sk]
+ *
+ * --sk [--b JSON]: the two sessions are decode_attention (A) vs decode_attention_sk (B, `decodeSplitK`, plus the
+ * session options in --b, e.g. '{"gemvSplitK":true}'), both with PDL (--c JSON: a third session C, A's options plus these):
+ * different kernels, so the logits are compared by their largest difference relative to the largest |logit|
+ * (and the greedy ids up to the first difference) instead of bit for bit; the graph replay is also shown as
+ * a share of what the weights + the KV bytes at that context allow at the copy bandwidth.
  *
  * --baseline: one session with the default options only (no `pdl` key: runs on trees without it), for
  * a before/after of the same measurements.
@@ -24,11 +30,20 @@ import type { CudaKvCache } from "../lib/backends/cuda/session.ts";
 import { Session } from "../lib/runtime/session.ts";
 import { CudaDevice } from "../lib/cuda/device.ts";
 import { greedyStepper } from "./batch1.ts";
-import { copyBandwidth } from "./copy_bandwidth.ts";
+import { copyBandwidthMedian } from "./copy_bandwidth.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { model: { type: "string" }, ctx: { type: "string" }, decode: { type: "string" }, check: { type: "string" }, baseline: { type: "boolean" } },
+  options: {
+    model: { type: "string" },
+    ctx: { type: "string" },
+    decode: { type: "string" },
+    check: { type: "string" },
+    baseline: { type: "boolean" },
+    sk: { type: "boolean" },
+    b: { type: "string" },
+    c: { type: "string" },
+  },
 });
 if (!values.model) throw new Error("usage: bun bench/decode_pdl.ts --model DIR [--ctx 128,4096,32768] [--decode 256] [--check 32]");
 const ctxs = (values.ctx ?? "128,4096,32768").split(",").map(Number);
@@ -55,8 +70,8 @@ interface Run {
   pdl: boolean;
 }
 
-function runOne(pdl: boolean | undefined): Run {
-  const session = Session.fromSerializedEngine(engine, pdl === undefined ? { backend: "cuda" } : { backend: "cuda", pdl });
+function runOne(pdl: boolean | undefined, extra?: Record<string, boolean>): Run {
+  const session = Session.fromSerializedEngine(engine, pdl === undefined ? { backend: "cuda" } : { backend: "cuda", pdl, ...extra });
   try {
     const cuda = session.cuda!;
     const kv = session.createKvCache(blocks.length + 1);
@@ -85,10 +100,14 @@ function runOne(pdl: boolean | undefined): Run {
   }
 }
 
-const off = runOne(values.baseline ? undefined : false);
-const on = values.baseline ? off : runOne(true);
+const sk = !!values.sk;
+const bOpts: Record<string, boolean> = { decodeSplitK: true, ...JSON.parse(values.b ?? "{}") };
+const off = sk ? runOne(true, { decodeSplitK: false }) : runOne(values.baseline ? undefined : false);
+const on = values.baseline ? off : sk ? runOne(true, bOpts) : runOne(true);
+const cOpts: Record<string, boolean> | undefined = sk && values.c ? JSON.parse(values.c) : undefined;
+const third = cOpts ? runOne(true, cOpts) : undefined;
 const dev = CudaDevice.open(0);
-const copyBps = copyBandwidth(dev);
+const copyBps = copyBandwidthMedian(dev, 5);
 const gpu = dev.name;
 dev.dispose();
 
@@ -104,18 +123,69 @@ for (let s = 0; s < numCheck && firstDiff < 0; s++) {
   }
 }
 idsEqual &&= firstDiff < 0;
+// --sk: largest |logit difference| / largest |logit| over the checked steps; first differing greedy id.
+const relDiff = (x: Run, y: Run): number => {
+  let worst = 0;
+  for (let s = 0; s < numCheck; s++) {
+    let mx = 0, d = 0;
+    for (let i = 0; i < V; i++) {
+      mx = Math.max(mx, Math.abs(x.logits[s][i]));
+      d = Math.max(d, Math.abs(x.logits[s][i] - y.logits[s][i]));
+    }
+    worst = Math.max(worst, d / Math.max(mx, 1e-30));
+  }
+  return worst;
+};
+const worstRel = relDiff(off, on);
+const firstIdDiff = off.ids.findIndex((x, i) => x !== on.ids[i]);
+const a0 = engine.plan.attributes;
+const kvBytesAt = (c: number): number => c * a0.numLayers * a0.numKvHeads * a0.headDim * 2 * engine.plan.elementBytes;
+// Bytes a decode step reads: the weights less an untied embedding table (one row of it is read).
+const embOp = engine.plan.ops.find((o) => o.type === "embedding") as { table: string } | undefined;
+const headOp = engine.plan.ops.find((o) => o.type === "linear" && o.out === a0.logits) as { weight: string } | undefined;
+const untied = embOp && headOp && embOp.table !== headOp.weight;
+const readBytes = weightBytes - (untied ? engine.tensorInfo(embOp!.table).shape.reduce((x, y) => x * y, 1) * engine.plan.elementBytes : 0);
 const ceilingTps = copyBps / weightBytes;
 const f = (x: number, d = 1): string => x.toFixed(d);
 console.log(`GPU ${gpu}; model ${values.model}: ${f(weightBytes / 1e9, 3)} GB of bf16 weights; maxSeqLen ${maxSeqLen}`);
-console.log(`device copy bandwidth (1 GiB, read + write): ${f(copyBps / 1e12, 3)} TB/s → decode ceiling ${f(ceilingTps)} tokens/s`);
-if (!values.baseline) {
+console.log(`device copy bandwidth (1 GiB, read + write; median of 5 × 20 copies): ${f(copyBps / 1e12, 3)} TB/s → decode ceiling ${f(ceilingTps)} tokens/s`);
+if (sk) {
+  console.log(
+    `bytes a step reads: ${f(readBytes / 1e9, 3)} GB of weights${untied ? " (untied embedding table left out)" : ""} + KV ${
+      ctxs.map((c) => `ctx ${c} ${f(kvBytesAt(c) / 1e9, 3)} GB`).join(", ")
+    }`,
+  );
+  console.log(
+    `decode_attention (A) vs decode_attention_sk (B: ${JSON.stringify(bOpts)}): ${numCheck} decode steps' logits max |diff| / max |logit| ${
+      worstRel.toExponential(2)
+    }; ` +
+      `greedy ids ${firstIdDiff < 0 ? `equal (${off.ids.length})` : `equal up to index ${firstIdDiff} of ${off.ids.length}`}`,
+  );
+  if (third) {
+    const d = third.ids.findIndex((x, i) => x !== off.ids[i]);
+    console.log(
+      `A vs C (${JSON.stringify(cOpts)}): logits max |diff| / max |logit| ${relDiff(off, third).toExponential(2)}; greedy ids ${
+        d < 0 ? "equal" : `equal up to index ${d}`
+      }`,
+    );
+  }
+  const rows: [string, Run][] = [["A decode_attention", off], ["B decode_attention_sk", on], ...(third ? [["C", third] as [string, Run]] : [])];
+  for (const [label, r] of rows) {
+    console.log(
+      `${label}: decode ${f(r.tps)} tokens/s = ${f((100 * r.tps) / ceilingTps)}% of the copy ceiling; graph replay ${
+        ctxs.map((c) => `ctx ${c} ${f(r.graphMs[c] * 1000, 1)} µs (${f((100 * (readBytes + kvBytesAt(c))) / copyBps / (r.graphMs[c] / 1000))}% of weights+KV)`)
+          .join(", ")
+      }`,
+    );
+  }
+} else if (!values.baseline) {
   console.log(
     `PDL on vs off: ${numCheck} decode steps' logits ${firstDiff < 0 ? "bitwise equal" : `differ from step ${firstDiff}`}; ${
       numCheck + numDecode + 1
     } greedy ids ${off.ids.every((x, i) => x === on.ids[i]) ? "equal" : "DIFFER"} (session pdl flags: ${off.pdl}, ${on.pdl})`,
   );
 }
-for (const r of values.baseline ? [off] : [off, on]) {
+for (const r of values.baseline || sk ? [] : [off, on]) {
   console.log(
     `${values.baseline ? "baseline" : r.pdl ? "pdl on " : "pdl off"}: decode ${f(r.tps)} tokens/s = ${
       f((100 * r.tps) / ceilingTps)
@@ -132,4 +202,4 @@ if (process.env.LLMRT_BENCH_JSON) {
     ),
   );
 }
-if (!idsEqual) process.exit(1);
+if (sk ? worstRel > 2e-2 : !idsEqual) process.exit(1);

@@ -13,7 +13,10 @@ import {
   batchAttentionSplit,
   bucketFor,
   chooseAttention,
+  DECODE_SK_SMEM,
   decodeBuckets,
+  decodeSkGeometry,
+  decodeSkSplitKeys,
   decodeSplitKeys,
   flashPrefillGeometry,
   flashPrefillWgGeometry,
@@ -314,6 +317,10 @@ export interface FakeSessionOptions {
   readonly fp8Gemv1?: boolean;
   /** LaunchEnv.wgmmaPrefill (flash_prefill_wg for bf16 prefill at head dims 64 / 128). */
   readonly wgmmaPrefill?: boolean;
+  /** LaunchEnv.decodeSplitK: fused decode steps of up to 8 sequences on decode_attention_sk (decodeSkGeometry, as the session does). */
+  readonly decodeSplitK?: boolean;
+  /** LaunchEnv.gemvSplitK: skinny fused decode GEMVs on gemv_fused_ks. */
+  readonly gemvSplitK?: boolean;
 }
 
 export class FakeCudaSession {
@@ -397,6 +404,8 @@ export class FakeCudaSession {
       fp8FusedQuant: opts.fp8FusedQuant,
       fp8Gemv1: opts.fp8Gemv1,
       wgmmaPrefill: opts.wgmmaPrefill,
+      decodeSplitK: opts.decodeSplitK,
+      gemvSplitK: opts.gemvSplitK,
       // int32 [decodeCap × numKvHeads × ceil(G / 8)], zero (as the session allocates them).
       decodeCounters: mem.alloc(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4),
       quantScratch: scratch > 0 ? mem.alloc(scratch) : undefined,
@@ -427,6 +436,13 @@ export class FakeCudaSession {
   #group(): number {
     const attn = this.env.plan.ops.find((o) => o.type === "paged_attention") as { numHeads: number; numKvHeads: number };
     return attn.numHeads / attn.numKvHeads;
+  }
+
+  /** decode_attention_sk's geometry for spans up to maxLen (as the session's #skGeometry), when decodeSplitK is on. */
+  #sk(maxLen: number): { sk?: { numSplits: number; target: number } } {
+    if (!this.env.decodeSplitK) return {};
+    const g = decodeSkGeometry(maxLen, this.env.plan.attributes.numKvHeads, this.#group(), this.sms);
+    return { sk: { numSplits: g.numSplits, target: g.splitSize } };
   }
 
   #batch(rows: number, lora: boolean): boolean {
@@ -469,6 +485,7 @@ export class FakeCudaSession {
         ? {
           kind: "decode" as const,
           ...graphDecodeSplit(this.env.batchInvariant ? 1 : bucket, a.numKvHeads, attn.numHeads / attn.numKvHeads, this.maxSeqLen, this.env.elem, this.sms),
+          ...this.#sk(this.maxSeqLen),
         }
         : { kind: "generic" as const };
       launches = planLaunches(env, { numTokens: bucket, numSeqs: bucket, numRows: bucket, attention, sample: !masks, writeKvFirst: inp.readsStepKv });
@@ -489,6 +506,7 @@ export class FakeCudaSession {
         const a = this.env.plan.attributes;
         attention = { kind: "decode", ...graphDecodeSplit(1, a.numKvHeads, this.#group(), this.maxSeqLen, this.env.elem, this.sms) };
       }
+      if (attention.kind === "decode" && !this.#batch(T, !!inp.adapterIds)) attention = { ...attention, ...this.#sk(maxAtt) };
       launches = planLaunches(env, { numTokens: T, numSeqs: S, numRows: R, attention, sample: !masks, writeKvFirst: inp.readsStepKv });
       this.eagerSteps++;
     }
@@ -907,17 +925,22 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         st(y, linear(ld(x, m * k), W, bias, m, n, k));
         break;
       }
+      case "gemv_fused_ks_bf16":
+      case "gemv_fused_norm_ks_bf16":
       case "gemv_fused_bf16":
       case "gemv_fused_norm_bf16": {
-        // gemv.cu: (x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes)
-        const [x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes] = A;
-        const norm = name === "gemv_fused_norm_bf16";
+        // gemv.cu: (x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes); _ks: mode | ks << 4 (ks 2 or 4
+        // warps per weight row, (k / 8) % ks == 0), ks times the blocks.
+        const [x, W, bias, y, normW, eps, m, n, k, modeKs, prefetch, prefetchBytes] = A;
+        const ksName = name.includes("_ks_"), ks = ksName ? modeKs >> 4 : 1, mode = ksName ? modeKs & 15 : modeKs;
+        assert.ok(ksName ? (ks === 2 || ks === 4) && (k / 8) % ks === 0 : true, `${l.kernel}: ks ${ks}, k ${k}`);
+        const norm = name.startsWith("gemv_fused_norm");
         assert.ok(m >= 1 && m <= suffix, `${l.kernel}: m ${m}`);
         rowsOk(l.kernel, m);
         assert.ok(k % 8 === 0 && x % 16n === 0n && W % 16n === 0n, `${l.kernel}: k ${k} or x / W not 16-byte aligned`);
         assert.ok(mode === 0 || mode === 1 || mode === 2 || mode === 3, `${l.kernel}: mode ${mode}`);
         if (mode === 2) assert.equal(n % 2, 0, "mode 2: n even");
-        assert.deepEqual([...l.grid, l.block], [mode === 2 ? cdiv(n / 2, 4) : cdiv(n, 8), 1, 1, 256], `${l.kernel} mode ${mode}: grid`);
+        assert.deepEqual([...l.grid, l.block], [mode === 2 ? cdiv(n / 2, 4 / ks) : cdiv(n, 8 / ks), 1, 1, 256], `${l.kernel} mode ${mode}: grid`);
         if (norm) assert.ok(m * k <= 8192, `${l.kernel}: m × k = ${m * k} exceeds the staged 8192`);
         if (prefetchBytes > 0n) mem.bytes(prefetch, Number(prefetchBytes));
         const yBytes = mode === 3 ? m * n * 4 : mode === 2 ? m * (n / 2) * 2 : m * n * 2;
@@ -1097,6 +1120,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "decode_attention_batch2_fp8kv_bf16":
       case "decode_attention_batch2_bf16":
       case "decode_attention_g4_bf16":
+      case "decode_attention_sk_bf16":
       case "decode_attention_batch_bf16":
       case "decode_attention_bf16": {
         // decode_attention.cu: (qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, partialML,
@@ -1126,7 +1150,17 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           prefetchBytes,
           scalesP,
         ] = A;
-        const hd = suffix, G = nH / nKV, numSplits = l.grid[2], W = (nH + 2 * nKV) * hd;
+        const hd = suffix, G = nH / nKV, W = (nH + 2 * nKV) * hd;
+        // decode_attention_sk.cu: splitSize is the split target (1..64); grid z any >= 1 (blocks loop over their
+        // splits); dynamic shared memory DECODE_SK_SMEM; partials at a split stride of MAX_DECODE_SPLITS.
+        const sk = name === "decode_attention_sk_bf16";
+        if (sk) {
+          assert.ok(
+            l.sharedBytes === DECODE_SK_SMEM && splitSize >= 1 && splitSize <= MAX_DECODE_SPLITS && l.grid[2] >= 1,
+            `${l.kernel}: ${l.sharedBytes} B, target ${splitSize}`,
+          );
+        } else assert.ok(!l.sharedBytes, `${l.kernel}: no dynamic shared memory`);
+        const numSplits = sk ? MAX_DECODE_SPLITS : l.grid[2];
         // decode_attention_batch.cu: the same ABI; 16 query heads per block, 64 threads at head dim 128; splitSize
         // is the split size itself (decode_attention: the least keys per split, daSplitKeys). decode_attention_batch2:
         // batchAttention2Threads per block; _fp8kv_: an e4m3 cache (k / v written as rope_kv_write_fp8kv_bf16 writes
@@ -1153,7 +1187,9 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         rowsOk(l.kernel, T);
         const nz = Array.from(pos, (p) => {
           const lo = window > 0 ? Math.max(0, p + 1 - window) : 0;
-          const sz = batch ? splitSize : decodeSplitKeys(p + 1 - lo, splitSize, numSplits); // the token's keys per split (daSplitKeys)
+          // the token's keys per split (decode_attention_batch: splitSize; decode_attention: daSplitKeys; _sk: dsSplitKeys)
+          const sz = batch ? splitSize : sk ? decodeSkSplitKeys(p + 1 - lo, splitSize) : decodeSplitKeys(p + 1 - lo, splitSize, numSplits);
+          if (sk) assert.ok(cdiv(p + 1 - lo, sz) <= splitSize, `${l.kernel}: ${cdiv(p + 1 - lo, sz)} splits above the target ${splitSize}`);
           assert.ok(numSplits * sz >= p + 1 - lo, `${l.kernel}: ${numSplits} splits of ${sz} do not cover ${p + 1 - lo} keys`);
           return cdiv(p + 1 - lo, sz); // non-empty splits of the token
         });

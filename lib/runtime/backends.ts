@@ -33,6 +33,8 @@ const FACTORIES: Readonly<Record<Backend, Factory>> = {
       fp8InvariantBuckets: o.fp8InvariantBuckets,
       fp8Gemv1: o.fp8Gemv1,
       wgmmaPrefill: o.wgmmaPrefill,
+      decodeSplitK: o.decodeSplitK,
+      gemvSplitK: o.gemvSplitK,
     }),
 };
 

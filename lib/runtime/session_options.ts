@@ -16,6 +16,8 @@
  * - `LLMRT_FP8_BUCKETS=1`: `fp8InvariantBuckets` defaults to true
  * - `LLMRT_FP8_GEMV1=1`: `fp8Gemv1` defaults to true
  * - `LLMRT_WGMMA_PREFILL=1`: `wgmmaPrefill` defaults to true
+ * - `LLMRT_DECODE_SK=1`: `decodeSplitK` defaults to true
+ * - `LLMRT_GEMV_KS=1`: `gemvSplitK` defaults to true
  */
 import { z } from "zod";
 import { parseWith } from "../util/validate.ts";
@@ -91,6 +93,17 @@ export const SessionOptionsSchema = z.strictObject({
    * (flash_prefill_wg, sm_90 only; elsewhere ignored). @default false (LLMRT_WGMMA_PREFILL=1: true)
    */
   wgmmaPrefill: z.boolean().optional(),
+  /**
+   * CUDA: decode steps of up to 8 sequences on the split-K flash-decoding kernel (decode_attention_sk: K/V
+   * streamed through per-warp cp.async pipelines; a sequence's key partition depends on its span only).
+   * @default false (LLMRT_DECODE_SK=1: true) until measured on a GPU
+   */
+  decodeSplitK: z.boolean().optional(),
+  /**
+   * CUDA: fused decode GEMVs with long weight rows (gemvSplitRows: llama down_proj) stream each row with 2 or 4 warps
+   * (gemv_fused_ks). @default false (LLMRT_GEMV_KS=1: true) until measured on a GPU
+   */
+  gemvSplitK: z.boolean().optional(),
 });
 
 export type SessionOptions = z.input<typeof SessionOptionsSchema>;
@@ -112,6 +125,8 @@ export type ResolvedSessionOptions = Readonly<{
   fp8InvariantBuckets: boolean;
   fp8Gemv1: boolean;
   wgmmaPrefill: boolean;
+  decodeSplitK: boolean;
+  gemvSplitK: boolean;
 }>;
 
 /** Validates session options and applies the documented defaults (errors name the field and value). */
@@ -135,5 +150,7 @@ export function parseSessionOptions(input: SessionOptions = {}): ResolvedSession
     fp8InvariantBuckets: o.fp8InvariantBuckets ?? env()["LLMRT_FP8_BUCKETS"] === "1",
     fp8Gemv1: o.fp8Gemv1 ?? env()["LLMRT_FP8_GEMV1"] === "1",
     wgmmaPrefill: o.wgmmaPrefill ?? env()["LLMRT_WGMMA_PREFILL"] === "1",
+    decodeSplitK: o.decodeSplitK ?? env()["LLMRT_DECODE_SK"] === "1",
+    gemvSplitK: o.gemvSplitK ?? env()["LLMRT_GEMV_KS"] === "1",
   });
 }

@@ -125,6 +125,8 @@ export class RankRunner {
       fp8InvariantBuckets: o.fp8InvariantBuckets,
       fp8Gemv1: o.fp8Gemv1,
       wgmmaPrefill: o.wgmmaPrefill,
+      decodeSplitK: o.decodeSplitK,
+      gemvSplitK: o.gemvSplitK,
       nccl,
     });
   }

@@ -113,6 +113,51 @@ export function decodeSplitKeys(span: number, minKeys: number, numSplits: number
   return Math.max(minKeys, Math.ceil(Math.ceil(span / numSplits) / 64) * 64);
 }
 
+/**
+ * Least keys per split of decode_attention_sk (kernels/decode_attention_sk.cu DS_MINK): spans up to this
+ * run as one block per kv group with no merge.
+ */
+export const DECODE_SK_MIN_SPLIT = 512;
+
+/** cp.async stages per warp of decode_attention_sk (DS_NS); its dynamic shared memory is 4 warps × stages × 8 KB. */
+export const DECODE_SK_STAGES = 3;
+
+/** Dynamic shared memory of a decode_attention_sk launch, bytes. */
+export const DECODE_SK_SMEM = 4 * DECODE_SK_STAGES * 8192;
+
+/**
+ * Split target of decode_attention_sk: about two blocks per SM for one sequence (numKvHeads × ceil(G / 8)
+ * kv groups), at most MAX_DECODE_SPLITS. It depends on the model and the device only, never on a step.
+ *
+ * @example
+ * ```ts
+ * decodeSplitTarget(8, 4, 132); // 33
+ * ```
+ */
+export function decodeSplitTarget(numKvHeads: number, group: number, smCount: number): number {
+  return Math.max(1, Math.min(MAX_DECODE_SPLITS, cdiv(2 * smCount, numKvHeads * cdiv(group, 8))));
+}
+
+/**
+ * Keys per split of a token attending `span` keys in decode_attention_sk (its dsSplitKeys): at least
+ * DECODE_SK_MIN_SPLIT, enough for `target` splits to cover the span, a multiple of 64. Its splits:
+ * ceil(span / keys) <= target. The span and the target only: a sequence's key partition is the same
+ * in every step, whatever the grid or the other sequences (batch invariance).
+ */
+export function decodeSkSplitKeys(span: number, target: number): number {
+  return Math.max(DECODE_SK_MIN_SPLIT, Math.ceil(Math.ceil(span / target) / 64) * 64);
+}
+
+/**
+ * decode_attention_sk's launch geometry for spans up to `maxLen` (eager: the longest attended span;
+ * graphs: maxSeqLen): `numSplits` is the grid's z (enough blocks for every split of any span up to
+ * maxLen to run at once), `splitSize` carries the split target (the kernel's `splitSize` parameter).
+ */
+export function decodeSkGeometry(maxLen: number, numKvHeads: number, group: number, smCount: number): { numSplits: number; splitSize: number } {
+  const target = decodeSplitTarget(numKvHeads, group, smCount);
+  return { numSplits: Math.max(1, Math.min(target, cdiv(maxLen, DECODE_SK_MIN_SPLIT))), splitSize: target };
+}
+
 /** Query heads one decode_attention_batch block takes (the rows of one mma tile). */
 export const BATCH_ATTENTION_ROWS = 16;
 

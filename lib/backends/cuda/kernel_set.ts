@@ -44,6 +44,8 @@ export function plannedKernels(env: LaunchEnv, decodeCap: number): string[] {
   const decodeChoices: AttentionChoice[] = [
     { kind: "decode", numSplits: 1, splitSize: 64 },
     { kind: "decode", numSplits: 2, splitSize: 64 },
+    // decode_attention_sk (env.decodeSplitK): its own geometry rides along.
+    ...(env.decodeSplitK ? [{ kind: "decode" as const, numSplits: 2, splitSize: 64, sk: { numSplits: 2, target: 2 } }] : []),
   ];
   // Sampling only adds the sample launch, so every shape samples when it has rows.
   for (const T of counts(plan.maxTokens, [decodeCap, decodeCap + 1, plan.maxTokens])) {

@@ -13,11 +13,12 @@ import {
   BATCH_ATTENTION_ROWS,
   batchAttention2Threads,
   DECODE_ATTENTION_MIN_SPLIT,
+  DECODE_SK_SMEM,
   flashPrefillGeometry,
   flashPrefillWgGeometry,
   hasTiledAttention,
 } from "./attention_choice.ts";
-import { GEMV_MAX_ROWS, isPdlKernel, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
+import { GEMV_MAX_ROWS, gemvSplitRows, isPdlKernel, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
 
 export * from "./attention_choice.ts";
 export * from "./launch_types.ts";
@@ -44,8 +45,9 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
   const kvLayer = (l: number): bigint => env.kvBase + BigInt(l) * BigInt(env.kvLayerBytes);
   const io = env.io;
   const out: Launch[] = [];
-  const k = (op: number, kernel: string, grid: readonly [number, number, number], block: number, args: (bigint | number)[]): void => {
-    out.push(pdlAfter(kernel) ? { kind: "kernel", op, kernel, grid, block, args, pdl } : { kind: "kernel", op, kernel, grid, block, args });
+  const k = (op: number, kernel: string, grid: readonly [number, number, number], block: number, args: (bigint | number)[], sharedBytes = 0): void => {
+    const l: KernelLaunch = pdlAfter(kernel) ? { kind: "kernel", op, kernel, grid, block, args, pdl } : { kind: "kernel", op, kernel, grid, block, args };
+    out.push(sharedBytes > 0 ? { ...l, sharedBytes } : l);
   };
   // A quantized KV cache (FP8 e4m3 / INT8 bytes, per-(layer, k | v, kv head) scales): the _fp8kv / _int8kv
   // entry points, bf16 engines only.
@@ -171,9 +173,11 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         if (nrm || epi || logitsGemv) {
           const M = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8;
           const mode = logitsGemv ? 3 : epi?.mode ?? 0;
-          // One output row per warp, 8 warps per block (mode 2: 4 gate rows + their 4 up rows per block).
-          const blocks = mode === 2 ? cdiv(op.outFeatures / 2, 4) : cdiv(op.outFeatures, 8);
-          k(i, `${nrm ? "gemv_fused_norm" : "gemv_fused"}_bf16_m${M}`, [blocks, 1, 1], 256, [
+          // gemvSplitK: skinny layers stream each row with ks warps (gemv_fused_ks; mode's bits 4+ carry ks).
+          const ks = env.gemvSplitK ? gemvSplitRows(op.outFeatures, op.inFeatures) : 1;
+          // One output row per ks warps, 8 warps per block (mode 2: 4 / ks gate rows + their up rows per block).
+          const blocks = mode === 2 ? cdiv(op.outFeatures / 2, 4 / ks) : cdiv(op.outFeatures, 8 / ks);
+          k(i, `${nrm ? "gemv_fused_norm" : "gemv_fused"}${ks > 1 ? "_ks" : ""}_bf16_m${M}`, [blocks, 1, 1], 256, [
             buf(nrm ? nrm.x : op.x),
             env.weight(op.weight),
             op.bias ? env.weight(op.bias) : 0n,
@@ -183,7 +187,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
             rows,
             op.outFeatures,
             op.inFeatures,
-            mode,
+            mode | (ks > 1 ? ks << 4 : 0),
             0n,
             0n,
           ]);
@@ -282,12 +286,16 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           const batch = !!env.batchAttention && T > GEMV_MAX_ROWS;
           const batch2 = batch && !!env.batchAttention2;
           if (kvFp8 && !batch2) throw new InternalError("launch plan: a fused decode attention over a quantized KV cache needs batchAttention2");
+          // decodeSplitK: split-K flash decoding (att from decodeSkGeometry: z = the grid's splits, splitSize = the split target).
+          const sk = !batch && !!env.decodeSplitK && att.sk !== undefined;
           const name = batch2
             ? `decode_attention_batch2_${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
             : batch
             ? `decode_attention_batch_bf16_hd${op.headDim}`
+            : sk
+            ? `decode_attention_sk_bf16_hd${op.headDim}`
             : `decode_attention_${group <= 4 ? "g4_" : ""}bf16_hd${op.headDim}`;
-          const grid = [op.numKvHeads * cdiv(group, batch ? BATCH_ATTENTION_ROWS : 8), T, att.numSplits] as const;
+          const grid = [op.numKvHeads * cdiv(group, batch ? BATCH_ATTENTION_ROWS : 8), T, sk ? att.sk!.numSplits : att.numSplits] as const;
           const threads = batch2 ? batchAttention2Threads(op.headDim, kvFp8) : batch && op.headDim === 128 ? 64 : 128;
           k(i, name, grid, threads, [
             buf(fuse.attnQkv.get(i)!),
@@ -311,11 +319,12 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
             op.window,
             // decode_attention: the least keys per split (each token sizes its own splits from its span, daSplitKeys);
             // decode_attention_batch: the split size.
-            batch ? att.splitSize : Math.min(att.splitSize, DECODE_ATTENTION_MIN_SPLIT),
+            // decode_attention_sk: the split target (each token's partition depends on its span and this only).
+            batch ? att.splitSize : sk ? att.sk!.target : Math.min(att.splitSize, DECODE_ATTENTION_MIN_SPLIT),
             0n,
             0n,
             ...(kvFp8 ? [kvScalesOf(op.layer)] : []),
-          ]);
+          ], sk ? DECODE_SK_SMEM : 0);
         } else if (att.kind === "decode") {
           const group = op.numHeads / op.numKvHeads;
           k(i, `paged_attention_decode_${kvFp8 ? kvTag : ""}${elem}_hd${op.headDim}`, [op.numKvHeads * cdiv(group, 8), T, att.numSplits], 128, [

@@ -39,6 +39,8 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   gemv: { file: "gemv.cu", params: [P, P, P, P, I, I, I] },
   gemv_fused: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
   gemv_fused_norm: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
+  gemv_fused_ks: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
+  gemv_fused_norm_ks: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
   quant_gemv_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, I, I, I, I] },
   quant_gemv_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, I, I, I, I] },
   quant_gemv_fused_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
@@ -70,6 +72,7 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   paged_attention_prefill_mma_int8kv: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, F, I, P] },
   decode_attention: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_g4: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
+  decode_attention_sk: { file: "decode_attention_sk.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_batch: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_batch2: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_batch2_fp8kv: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
@@ -91,8 +94,11 @@ const PDL_FAMILIES: ReadonlySet<string> = new Set([
   "fp8_gemv_fused_norm_pdl",
   "fp8_gemv1_fused",
   "fp8_gemv1_fused_norm",
+  "gemv_fused_ks",
+  "gemv_fused_norm_ks",
   "decode_attention",
   "decode_attention_g4",
+  "decode_attention_sk",
   "gather_rows",
   "sample",
 ]);
@@ -226,6 +232,14 @@ export interface LaunchEnv {
    * MMAs; the session sets it on sm_90 devices only).
    */
   readonly wgmmaPrefill?: boolean;
+  /**
+   * Fused decode steps of up to GEMV_MAX_ROWS sequences run decode_attention_sk (split-K flash decoding:
+   * per-warp cp.async pipelines, a key partition by the span only) with decodeSkGeometry's launch geometry
+   * instead of decode_attention. Off by default until measured on a GPU.
+   */
+  readonly decodeSplitK?: boolean;
+  /** Fused decode GEMVs with long rows run gemv_fused_ks with gemvSplitRows' warps per row. */
+  readonly gemvSplitK?: boolean;
   /** int32 [decodeCap × numKvHeads × ceil(G / 8)], zeroed once: decode_attention's split counters. */
   readonly decodeCounters?: bigint;
   /**
@@ -252,12 +266,40 @@ export interface LaunchEnv {
   readonly kvScales?: bigint;
 }
 
+/** Least row elements a gemv_fused_ks warp streams (doubling the warps per row stops below it). */
+export const GEMV_KS_MIN_ELEMS = 3072;
+
+/**
+ * Warps per weight row of a fused decode GEMV of `n` output rows and `k` inputs (gemv_fused_ks, LaunchEnv.gemvSplitK):
+ * doubled (up to 4) while each warp keeps at least GEMV_KS_MIN_ELEMS of the row and (k / 8) % ks == 0 — long rows
+ * only. H200, one GEMV at m = 1 (session 7 r1): llama-3.2-1b down (k 8192) 14.5 → 12.1 µs with 2 warps; llama-3.1-8b
+ * down (k 14336) 42.2 → 37.0 µs with 4; rows of 2048 / 4096 (qkv, o_proj, gate_up) were as fast or slower split.
+ * A shape's choice, never a step's (batch invariance).
+ *
+ * @example
+ * ```ts
+ * gemvSplitRows(2048, 8192); // 2 (llama-3.2-1b down_proj)
+ * gemvSplitRows(16384, 2048); // 1 (gate_up)
+ * ```
+ */
+export function gemvSplitRows(_n: number, k: number): number {
+  let ks = 1;
+  while (ks < 4 && k / (2 * ks) >= GEMV_KS_MIN_ELEMS && (k / 8) % (2 * ks) === 0) ks *= 2;
+  return ks;
+}
+
 /** Most rows the skinny-GEMM kernel takes (its instantiations: 1, 2, 4, 8). */
 export const GEMV_MAX_ROWS = 8;
 
 /** How a step runs attention. */
 export type AttentionChoice =
-  | { readonly kind: "decode"; readonly numSplits: number; readonly splitSize: number }
+  | {
+    readonly kind: "decode";
+    readonly numSplits: number;
+    readonly splitSize: number;
+    /** decode_attention_sk's geometry (decodeSkGeometry: grid z, split target), set when the session runs it (decodeSplitK). */
+    readonly sk?: { readonly numSplits: number; readonly target: number };
+  }
   | { readonly kind: "prefill" }
   | { readonly kind: "generic" };
 

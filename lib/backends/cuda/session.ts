@@ -23,6 +23,7 @@ import {
   bucketFor,
   chooseAttention,
   decodeBuckets,
+  decodeSkGeometry,
   type ElemType,
   GEMV_MAX_ROWS,
   graphDecodeSplit,
@@ -114,6 +115,13 @@ export interface CudaSessionOptions {
    * warpgroup MMAs, compiled for sm_90a; on other devices flash_prefill runs). @default false
    */
   readonly wgmmaPrefill?: boolean;
+  /**
+   * Fused decode steps of up to 8 sequences run decode_attention_sk (split-K flash decoding whose key
+   * partition depends on a sequence's span only) instead of decode_attention. @default false
+   */
+  readonly decodeSplitK?: boolean;
+  /** Fused decode GEMVs with long weight rows stream each row with 2 or 4 warps (gemv_fused_ks, gemvSplitRows). @default false */
+  readonly gemvSplitK?: boolean;
 }
 
 /** The defaults (what `Session` passes when nothing is set). */
@@ -248,6 +256,10 @@ export class CudaSession implements SessionBackend {
   readonly fp8Gemv1: boolean;
   /** CudaSessionOptions.wgmmaPrefill, on an sm_90 device. */
   readonly wgmmaPrefill: boolean;
+  /** CudaSessionOptions.decodeSplitK. */
+  readonly decodeSplitK: boolean;
+  /** CudaSessionOptions.gemvSplitK. */
+  readonly gemvSplitK: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -334,6 +346,8 @@ export class CudaSession implements SessionBackend {
     this.fp8FusedQuant = options.fp8FusedQuant ?? false;
     this.fp8Pdl = options.fp8Pdl ?? false;
     this.fp8Gemv1 = options.fp8Gemv1 ?? false;
+    this.decodeSplitK = options.decodeSplitK ?? false;
+    this.gemvSplitK = options.gemvSplitK ?? false;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -530,6 +544,8 @@ export class CudaSession implements SessionBackend {
       fp8Pdl: this.fp8Pdl,
       fp8Gemv1: this.fp8Gemv1,
       wgmmaPrefill: this.wgmmaPrefill,
+      decodeSplitK: this.decodeSplitK,
+      gemvSplitK: this.gemvSplitK,
       decodeCounters: this.#decodeCounters.ptr,
       pdl: this.pdl,
       quantPdl: this.quantPdl,
@@ -686,6 +702,10 @@ export class CudaSession implements SessionBackend {
       // Batch-invariant: the graphs' split-K geometry (fixed key ranges per split) whatever the step holds.
       attention = this.#graphAttention(1);
     }
+    if (attention.kind === "decode" && this.decodeSplitK && !this.#batchAttention(T, !!lora)) {
+      // decode_attention_sk (where the plan fuses attention): a grid for this step's longest span; the key partition is the span's own.
+      attention = { ...attention, sk: this.#skGeometry(maxAttended) };
+    }
     const env = lora ? { ...this.launchEnv(kv), lora, fusedDecode: false } : this.launchEnv(kv);
     return planLaunches(env, { numTokens: T, numSeqs: S, numRows: R, attention, sample: sample && !!out.sampledIds, writeKvFirst: inp.readsStepKv });
   }
@@ -736,6 +756,7 @@ export class CudaSession implements SessionBackend {
     }
     return {
       kind: "decode",
+      ...(this.decodeSplitK ? { sk: this.#skGeometry(this.maxSeqLen) } : {}),
       ...graphDecodeSplit(
         this.batchInvariant ? 1 : bucket,
         a.numKvHeads,
@@ -745,6 +766,12 @@ export class CudaSession implements SessionBackend {
         this.device.smCount,
       ),
     };
+  }
+
+  /** decode_attention_sk's grid z and split target for spans up to `maxLen`. */
+  #skGeometry(maxLen: number): { numSplits: number; target: number } {
+    const g = decodeSkGeometry(Math.max(1, maxLen), this.plan.attributes.numKvHeads, this.#group(), this.device.smCount);
+    return { numSplits: g.numSplits, target: g.splitSize };
   }
 
   /** Query heads per kv head. */

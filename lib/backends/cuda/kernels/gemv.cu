@@ -158,7 +158,11 @@ __device__ __forceinline__ void prefetchL2Slices(const void* base, long long byt
     sz &= ~15ll;
     if (sz > 0) {
       const char* p = (const char*)base + off;
+#ifndef LLMRT_EMU
       asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"((u32)sz) : "memory");
+#else
+      (void)p;
+#endif
     }
   }
 }
@@ -281,3 +285,145 @@ GEMV_FUSED(gemv_fused_norm_bf16_m4, 4, true)
 #if LLMRT_KERNEL(gemv_fused_norm_bf16_m8)
 GEMV_FUSED(gemv_fused_norm_bf16_m8, 8, true)
 #endif
+
+// ------------------------------------------------------------------------------------------------
+// Split-row fused GEMV (session 7): gemv_fused with each weight row streamed by KS warps of the block
+// (KS = mode >> 4, 2 or 4; mode & 15 as gemv_fused), each over a contiguous 1/KS of the row; their
+// sums meet in shared memory and add in warp order. For skinny layers (llama-3.2-1b's qkv, o_proj and
+// down: 2048-3072 rows, 16-24 warps per SM) it puts KS times the warps, and the loads in flight, on
+// each SM. A row's sum depends on (k, KS) only, never on m (batch invariant); the launcher picks KS
+// from the layer's shape. Needs (k / 8) % KS == 0.
+//
+// extern "C" __global__ void gemv_fused_ks_bf16_m{1|2|4|8}(...gemv_fused's parameters...)
+// extern "C" __global__ void gemv_fused_norm_ks_bf16_m{1|2|4|8}(...)
+//   grid mode 2: (ceil(n / 2 / (4 / KS))), else (ceil(n / (8 / KS)))   block (256)   shared as gemv_fused + 160 B x M
+// ------------------------------------------------------------------------------------------------
+/** gfRow over kvs vectors of a row slice (w and xb already offset to the slice). */
+template <int M>
+__device__ __forceinline__ void gfRowN(const bf16_t* __restrict__ xb, const bf16_t* w, int m, int k, int kvs, int lane, uint4 (&v)[GF_U], float (&acc)[M]) {
+#pragma unroll
+  for (int r = 0; r < M; r++) acc[r] = 0.f;
+  int c = lane;
+  for (;;) {
+#pragma unroll
+    for (int u = 0; u < GF_U; u++)
+      if (c + 32 * u < kvs) gemvAccum<M>(v[u], xb, m, k, c + 32 * u, acc);
+    c += 32 * GF_U;
+    if (c >= kvs) break;
+    gfIssue(w, c, kvs, v);
+  }
+#pragma unroll
+  for (int r = 0; r < M; r++) acc[r] = warpSum(acc[r]);
+}
+
+template <int M, bool NORM>
+__device__ __forceinline__ void gemvFusedKsImpl(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y, const bf16_t* normW,
+    float eps, int m, int n, int k, int modeKs) {
+  __shared__ float part[8][M];
+  __shared__ float upS[4][M];
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int mode = modeKs & 15;
+  const int ks = (modeKs >> 4) >= 4 ? 4 : (modeKs >> 4) >= 2 ? 2 : 1;
+  const int rpb = 8 / ks;  // row slots per block
+  const int slot = warp / ks, wk = warp - slot * ks;
+  const int half = n >> 1, gpb = rpb / 2;  // mode 2: gate rows per block (their up rows are slots gpb..)
+  int row;
+  bool live;
+  if (mode == 2) {
+    const int gi = slot < gpb ? slot : slot - gpb;
+    live = blockIdx.x * gpb + gi < half;
+    row = (slot < gpb ? 0 : half) + blockIdx.x * gpb + gi;
+  } else {
+    row = blockIdx.x * rpb + slot;
+    live = row < n;
+  }
+  const int kvs = (k >> 3) / ks, c0 = wk * kvs;
+  const bf16_t* w = W + (long long)(live ? row : 0) * k + c0 * 8;
+  uint4 v[GF_U];
+  if (live) gfIssue(w, lane, kvs, v);
+  pdlWait();
+  pdlLaunchDependents();
+  float acc[M];
+  if constexpr (NORM) {
+    __shared__ __align__(16) bf16_t xs[GF_XS];
+    __shared__ float red[32];
+    rmsnormStage(x, normW, eps, m, k, xs, red);
+    if (live) gfRowN<M>(xs + c0 * 8, w, m, k, kvs, lane, v, acc);
+  } else {
+    if (live) gfRowN<M>(x + c0 * 8, w, m, k, kvs, lane, v, acc);
+  }
+  if (live && lane == 0) {
+#pragma unroll
+    for (int r = 0; r < M; r++) part[warp][r] = acc[r];
+  }
+  __syncthreads();
+  const bool lead = live && lane == 0 && wk == 0;
+  float s[M];
+#pragma unroll
+  for (int r = 0; r < M; r++) {
+    s[r] = part[warp][r];
+    for (int j = 1; j < ks; j++) s[r] += part[warp + j][r];
+  }
+  const float b = (live && bias) ? toF(bias[row]) : 0.f;
+  if (mode == 2) {
+    if (lead && slot >= gpb) {
+#pragma unroll
+      for (int r = 0; r < M; r++) upS[slot - gpb][r] = toF(fromF<bf16_t>(s[r] + b));
+    }
+    __syncthreads();
+    if (lead && slot < gpb) {
+#pragma unroll
+      for (int r = 0; r < M; r++)
+        if (r < m) {
+          const float g = toF(fromF<bf16_t>(s[r] + b));
+          ((bf16_t*)y)[(long long)r * half + row] = fromF<bf16_t>(gfSilu(g) * upS[slot][r]);
+        }
+    }
+    return;
+  }
+  if (!lead) return;
+#pragma unroll
+  for (int r = 0; r < M; r++) {
+    if (r < m) {
+      const float t = s[r] + b;
+      if (mode == 0) ((bf16_t*)y)[(long long)r * n + row] = fromF<bf16_t>(t);
+      else if (mode == 1) {
+        bf16_t* yb = (bf16_t*)y + (long long)r * n + row;
+        *yb = fromF<bf16_t>(toF(fromF<bf16_t>(t)) + toF(*yb));
+      } else ((float*)y)[(long long)r * n + row] = t;
+    }
+  }
+}
+
+#define GEMV_FUSED_KS(NAME, M, NORM)                                                                                    \
+  extern "C" __global__ void __launch_bounds__(256, GF_MINB) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,\
+      const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
+    (void)prefetch;                                                                                                     \
+    (void)prefetchBytes;                                                                                                \
+    gemvFusedKsImpl<M, NORM>(x, W, bias, y, normW, eps, m, n, k, mode);                                                \
+  }
+#if LLMRT_KERNEL(gemv_fused_ks_bf16_m1)
+GEMV_FUSED_KS(gemv_fused_ks_bf16_m1, 1, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_ks_bf16_m2)
+GEMV_FUSED_KS(gemv_fused_ks_bf16_m2, 2, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_ks_bf16_m4)
+GEMV_FUSED_KS(gemv_fused_ks_bf16_m4, 4, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_ks_bf16_m8)
+GEMV_FUSED_KS(gemv_fused_ks_bf16_m8, 8, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_ks_bf16_m1)
+GEMV_FUSED_KS(gemv_fused_norm_ks_bf16_m1, 1, true)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_ks_bf16_m2)
+GEMV_FUSED_KS(gemv_fused_norm_ks_bf16_m2, 2, true)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_ks_bf16_m4)
+GEMV_FUSED_KS(gemv_fused_norm_ks_bf16_m4, 4, true)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_ks_bf16_m8)
+GEMV_FUSED_KS(gemv_fused_norm_ks_bf16_m8, 8, true)
+#endif
+

@@ -255,6 +255,10 @@ __device__ bool radixCross(const RowView<T>& rv, bool countMode, double target, 
   return true;
 }
 
+#ifndef SAMPLE_U
+#define SAMPLE_U 16  // 16-byte f32 logits loads in flight per thread in the argmax (bf16: half as many)
+#endif
+
 template <typename T>
 __device__ __forceinline__ void sampleImpl(const T* logits, int V, const float* temperature, const int* topK, const float* topP,
     const float* minP, const u32* seed, const int* step, int* outIds) {
@@ -263,8 +267,9 @@ __device__ __forceinline__ void sampleImpl(const T* logits, int V, const float* 
   const T* x = logits + (long long)r * V;
 
   // Argmax, lowest index on ties ((value desc, index asc) is a total order, so the partial maxima can
-  // be merged in any order). 16-byte loads, 4 independent streams per thread: a batch-1 row of 128K
-  // logits is read by one SM, so loads in flight set the time.
+  // be merged in any order). 16-byte loads, SAMPLE_U of them in flight per thread (4 running maxima): a
+  // batch-1 row of 128K logits is read by one SM, so loads in flight set the time (4 loads: ~16 us for
+  // llama's 513 KB of f32 logits on an H200).
   float bv = -LLMRT_INF;
   int bi = 0x7fffffff;
   constexpr int N = Vec16<T>::N;
@@ -275,16 +280,17 @@ __device__ __forceinline__ void sampleImpl(const T* logits, int V, const float* 
     for (int u = 0; u < 4; u++) { pv[u] = -LLMRT_INF; pi[u] = 0x7fffffff; }
     const int nv = V / N;
     int j = tid;
-    for (; j + 3 * NT < nv; j += 4 * NT) {
-      float f[4][N];
+    constexpr int U = SAMPLE_U * 4 / N;  // the same bytes in flight for bf16 and f32 logits
+    for (; j + (U - 1) * NT < nv; j += U * NT) {
+      float f[U][N];
 #pragma unroll
-      for (int u = 0; u < 4; u++) load16(x + (long long)(j + u * NT) * N, f[u]);
+      for (int u = 0; u < U; u++) load16(x + (long long)(j + u * NT) * N, f[u]);
 #pragma unroll
-      for (int u = 0; u < 4; u++)
+      for (int u = 0; u < U; u++)
 #pragma unroll
         for (int e = 0; e < N; e++) {
           const int i = (j + u * NT) * N + e;
-          if (f[u][e] > pv[u] || (f[u][e] == pv[u] && i < pi[u])) { pv[u] = f[u][e]; pi[u] = i; }
+          if (f[u][e] > pv[u & 3] || (f[u][e] == pv[u & 3] && i < pi[u & 3])) { pv[u & 3] = f[u][e]; pi[u & 3] = i; }
         }
     }
     for (; j < nv; j += NT) {

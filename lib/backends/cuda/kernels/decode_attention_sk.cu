@@ -1,0 +1,458 @@
+// Split-K flash decoding for decode steps (issue 16 item 1, session 7): decode_attention's fused step
+// (RoPE of q and k, the KV-cache write of the step's token, attention, the split merge in ONE launch)
+// with K/V streamed through a per-warp cp.async pipeline, so every SM keeps several chunks in flight
+// while it computes, and with a key partition that depends on the token's own span only.
+//
+// extern "C" __global__ void decode_attention_sk_bf16_hd{64|128}(...decode_attention's parameters...)
+//   The same parameters, layouts and outputs as decode_attention_bf16_hd* (decode_attention.cu), except:
+//   - `splitSize` is the split TARGET TS (1..64): a token attending `span` keys takes splits of
+//     sz = max(DS_MINK, roundUp64(ceil(span / TS))) keys (dsSplitKeys), nz = ceil(span / sz) <= TS of
+//     them. The partition depends on the span and TS only (TS from the model and the device:
+//     attention_choice.ts decodeSplitTarget), never on the grid or the other tokens of the step, so a
+//     sequence's attention rounds the same in any step (batch invariance at every bucket).
+//   - grid (numKvHeads * ceil(G / 8), numTokens, Z), any Z >= 1: block z takes splits z, z + Z, ... < nz
+//     (Z >= the largest nz runs them all at once: decodeSplitGrid); blocks with no split exit at once.
+//   - dynamic shared memory DS_SMEM bytes (4 warps x DS_NS stages x 8 KB = 96 KB at DS_NS 3): the launch
+//     sets it (cuFuncSetAttribute MAX_DYNAMIC_SHARED_SIZE_BYTES first).
+//   - partialO f32 [numTokens, numHeads, 64, hd], partialML [.., 64, 2] (split stride 64 =
+//     MAX_DECODE_SPLITS whatever Z is); counters as decode_attention (zero between launches).
+//   - prefetch / prefetchBytes are unused (pass 0).
+// Block (128): 4 warps split the block's keys in chunks of 32 keys (hd64) / 16 keys (hd128) = 8 KB of
+// K + V each, round robin; each warp streams its chunks through DS_NS cp.async stages of its own
+// (zero-filled past the span, swizzled rows), keeps its own online softmax and P·V accumulators (no
+// block barrier in the loop), and the 4 warps merge in a fixed order at the end. Scores: one key per
+// lane (hd64) or per lane pair (hd128, 64 dims each); P·V: each lane owns hd / 32 dims of every head.
+// One split (nz == 1): that block writes out. Otherwise each split writes (m, l, O) and the last of
+// the token's splits to finish (a counter per (token, kv group)) merges them in split order, 16 splits'
+// (m, l, O) in flight per thread and round, with a running maximum.
+// PDL: the first split's first DS_NS - 1 chunks (earlier keys of the cache) and the RoPE tables are
+// issued before pdlWait (qkv is the previous kernel's output).
+#include "common.cuh"
+
+#ifndef DS_NS
+#define DS_NS 3  // cp.async stages per warp (>= 2)
+#endif
+#ifndef DS_MINK
+#define DS_MINK 512  // least keys per split (attention_choice.ts DECODE_SK_MIN_SPLIT)
+#endif
+#define DS_NW 4
+#define DS_NT (DS_NW * 32)
+#define DS_MG 8        // q heads per block
+#define DS_MAXZ 64     // split stride of the partials (MAX_DECODE_SPLITS)
+#define DS_MB 16       // partial-O float4 loads in flight per thread in the split merge
+#define DS_STAGE_U4 512  // uint4 per stage: 8 KB (K rows, then V rows)
+#define DS_SMEM (DS_NW * DS_NS * DS_STAGE_U4 * 16)
+
+#ifndef LLMRT_EMU
+typedef u32 dsaddr;  // a shared-memory address
+__device__ __forceinline__ dsaddr dsSmem(const void* p) {
+  u64 g;
+  asm("cvta.to.shared.u64 %0, %1;" : "=l"(g) : "l"(p));
+  return (u32)g;
+}
+__device__ __forceinline__ void dsCpAsync16(dsaddr dst, const void* src, int bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void dsCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void dsWait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(DS_NS - 1) : "memory"); }
+__device__ __forceinline__ float dsLdcg(const float* p) {
+  float v;
+  asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p));
+  return v;
+}
+__device__ __forceinline__ float4 dsLdcg4(const float* p) {
+  float4 v;
+  asm volatile("ld.global.cg.v4.f32 {%0, %1, %2, %3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "l"(p));
+  return v;
+}
+#define DS_DYNAMIC_SMEM extern __shared__ __align__(16) uint4 dsm[]
+#else  // CPU emulation (tools/cuda-kernel-check/decode_sk_emu.py): synchronous copies, plain loads
+typedef u64 dsaddr;
+inline dsaddr dsSmem(const void* p) { return (u64)p; }
+inline void dsCpAsync16(dsaddr dst, const void* src, int bytes) {
+  if (bytes) memcpy((void*)dst, src, 16);
+  else memset((void*)dst, 0, 16);
+}
+inline void dsCommit() {}
+inline void dsWait() {}
+inline float dsLdcg(const float* p) { return *p; }
+inline float4 dsLdcg4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+#define DS_DYNAMIC_SMEM static __align__(16) uint4 dsm[DS_SMEM / 16]
+#endif
+__device__ __forceinline__ void dsUnpack8(const uint4& v, float (&f)[8]) {
+  const u32 w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    f[2 * i] = __uint_as_float(w[i] << 16);
+    f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+  }
+}
+
+/** Keys per split of a token attending `span` keys with split target `target` (attention_choice.ts decodeSkSplitKeys). */
+__device__ __forceinline__ int dsSplitKeys(int span, int target) {
+  const int even = ((span + target - 1) / target + 63) & ~63;
+  return max(DS_MINK, even);
+}
+
+/** Swizzled 16-byte column of row r (rows of 8 or 16 vectors): conflict-free one-row-per-lane reads. */
+__device__ __forceinline__ int dsSwz(int r, int col) { return (col & ~7) | ((col ^ r) & 7); }
+
+template <int HD>
+__device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf16_t* kv, const int* positions,
+    const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, float* partialO,
+    float* partialML, int* counters, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
+    int maxBlocksPerSeq, float scale, int window, int target) {
+  constexpr int NT = DS_NT, NW = DS_NW, NS = DS_NS, MG = DS_MG, HALF = HD / 2;
+  constexpr int LPK = HD / 64;         // lanes per key in the score phase
+  constexpr int CK = 32 / LPK;         // keys per chunk
+  constexpr int RV = HD / 8;           // 16-byte vectors per K / V row
+  constexpr int ROWS_U4 = CK * RV;     // vectors of one chunk's K (or V) rows: 256
+  constexpr int DPL = HD / 32;         // dims per lane in the P·V phase
+  static_assert(2 * ROWS_U4 == DS_STAGE_U4, "a stage is 8 KB");
+  DS_DYNAMIC_SMEM;  // [NW][NS][K rows | V rows]; reused by the merges
+  __shared__ __align__(16) float qs[MG * HD];
+  __shared__ __align__(16) float ps[NW][CK][MG];
+  __shared__ __align__(16) bf16_t kself[HD];
+  __shared__ __align__(16) bf16_t vself[HD];
+  __shared__ float cs[HALF], sn[HALF];
+  __shared__ float wm[NW][MG], wl[NW][MG];
+  __shared__ int amLast;
+
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int t = blockIdx.y, Z = gridDim.z;
+  const int G = numHeads / numKvHeads;
+  const int chunks = (G + MG - 1) / MG;
+  const int kvh = blockIdx.x / chunks, chunk = blockIdx.x - kvh * chunks;
+  const int h0 = kvh * G + chunk * MG;
+  const int Gb = min(MG, G - chunk * MG);
+  const int s = seqOfToken(seqStarts, numSeqs, t);
+  const int pos = positions[t];
+  const int lo = window > 0 ? max(0, pos + 1 - window) : 0;
+  const int span = pos + 1 - lo;
+  const int sz = dsSplitKeys(span, min(max(target, 1), DS_MAXZ));
+  const int nz = (span + sz - 1) / sz;
+  if ((int)blockIdx.z >= nz) return;  // no split for this block (before pdlWait: it touched nothing)
+  const bool direct = nz == 1;
+  const int rowWidth = numKvHeads * HD;
+  const int* table = blockTables + (long long)s * maxBlocksPerSeq;
+  const bf16_t* row = qkv + (long long)t * (numHeads + 2 * numKvHeads) * HD;
+  const float qscale = scale * LLMRT_LOG2E;
+  const long long vStride = (long long)tokensPerBlock * rowWidth;  // V row = K row + this
+  const bool pow2 = (tokensPerBlock & (tokensPerBlock - 1)) == 0;
+  const int tsh = __ffs(tokensPerBlock) - 1;
+  uint4* wstage = dsm + warp * NS * DS_STAGE_U4;
+  const dsaddr wstageS = dsSmem(wstage);
+
+  // Split geometry of split zz: keys [sLo, sHi); this warp's chunks w, w + NW, ... of CK keys.
+  int sLo = 0, sHi = 0, nMine = 0;
+  auto setSplit = [&](int zz) {
+    sLo = lo + zz * sz;
+    sHi = min(pos + 1, sLo + sz);
+    const int nC = (sHi - sLo + CK - 1) / CK;
+    nMine = warp < nC ? (nC - warp + NW - 1) / NW : 0;
+  };
+  // cp.async of this warp's i-th chunk into stage i % NS: 8 rows per lane (K and V), zero past the split
+  // and at the step's own position (patched from kself / vself before use).
+  auto issue = [&](int i) {
+    if (i < nMine) {
+      const int k0 = sLo + (warp + NW * i) * CK;
+      const dsaddr st = wstageS + (dsaddr)((i % NS) * DS_STAGE_U4 * 16);
+      // Every row's block-table entry first (independent loads, one latency), then the copies: a table load
+      // between two cp.async (asm with a memory clobber) would wait for the one before (~8 latencies a chunk).
+      constexpr int U = ROWS_U4 / 32;
+      int blk[U];
+#pragma unroll
+      for (int u = 0; u < U; u++) {
+        const int key = min(k0 + (lane + 32 * u) / RV, pos);
+        blk[u] = table[pow2 ? key >> tsh : key / tokensPerBlock];
+      }
+#pragma unroll
+      for (int u = 0; u < U; u++) {
+        const int idx = lane + 32 * u, r = idx / RV, col = idx - r * RV;
+        const int key = k0 + r;
+        const bool ok = key < sHi && key != pos;
+        const int o = key - (pow2 ? (key >> tsh) << tsh : (key / tokensPerBlock) * tokensPerBlock);
+        const bf16_t* src = ok ? kv + ((long long)blk[u] * 2 * tokensPerBlock + o) * rowWidth + kvh * HD + col * 8 : kv;
+        const dsaddr dst = st + (dsaddr)((r * RV + dsSwz(r, col)) * 16);
+        dsCpAsync16(dst, src, ok ? 16 : 0);
+        dsCpAsync16(dst + ROWS_U4 * 16, ok ? src + vStride : kv, ok ? 16 : 0);
+      }
+    }
+    dsCommit();  // one group per chunk slot, empty or not (wait_group counts them)
+  };
+
+  int zz = blockIdx.z;
+  setSplit(zz);
+#pragma unroll
+  for (int i = 0; i < NS - 1; i++) issue(i);  // in flight while RoPE runs and the previous kernel ends
+  for (int i = tid; i < HALF; i += NT) {
+    double sv, cv;
+    sincos(invFreq[i] * (double)pos, &sv, &cv);
+    cs[i] = (float)(cv * (double)attnScaling);
+    sn[i] = (float)(sv * (double)attnScaling);
+  }
+  // Everything above read only the step's inputs and earlier positions of the cache (PDL).
+  pdlWait();
+  pdlLaunchDependents();
+  __syncthreads();
+  for (int idx = tid; idx < MG * HALF; idx += NT) {  // rotated q, rounded to bf16, prescaled; zero rows past Gb
+    const int g = idx / HALF, i = idx - g * HALF;
+    float qa = 0.f, qb = 0.f;
+    if (g < Gb) {
+      const float a = toF(row[(h0 + g) * HD + i]), b = toF(row[(h0 + g) * HD + HALF + i]);
+      qa = toF(fromF<bf16_t>(a * cs[i] - b * sn[i])) * qscale;
+      qb = toF(fromF<bf16_t>(b * cs[i] + a * sn[i])) * qscale;
+    }
+    qs[g * HD + i] = qa;
+    qs[g * HD + HALF + i] = qb;
+  }
+  // The step's own key / value (rotated k, raw v) in shared memory, and (one block per kv head) into the
+  // cache: in the same phase as q, by the block that will take the split holding it (zOwn).
+  const int zOwn = (pos - lo) / sz;
+  if (zOwn % Z == (int)blockIdx.z) {
+    const bf16_t* kr = row + (numHeads + kvh) * HD;
+    const bf16_t* vr = row + (numHeads + numKvHeads + kvh) * HD;
+    const long long kOff = kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth) + kvh * HD;
+    for (int i = tid; i < HALF; i += NT) {
+      const float a = toF(kr[i]), b = toF(kr[HALF + i]);
+      const bf16_t ka = fromF<bf16_t>(a * cs[i] - b * sn[i]), kb = fromF<bf16_t>(b * cs[i] + a * sn[i]);
+      kself[i] = ka;
+      kself[HALF + i] = kb;
+      if (chunk == 0) { kv[kOff + i] = ka; kv[kOff + HALF + i] = kb; }
+    }
+    for (int i = tid; i < HD; i += NT) {
+      const bf16_t v = vr[i];
+      vself[i] = v;
+      if (chunk == 0) kv[kOff + vStride + i] = v;
+    }
+  }
+  int done = 0;
+
+  for (;;) {
+    __syncthreads();  // qs, kself / vself ready
+
+    float m[MG], lp[MG], acc[MG][DPL];
+#pragma unroll
+    for (int g = 0; g < MG; g++) {
+      m[g] = -LLMRT_INF;
+      lp[g] = 0.f;
+#pragma unroll
+      for (int e = 0; e < DPL; e++) acc[g][e] = 0.f;
+    }
+    const int kk = lane % CK, hh = lane / CK;
+    for (int i = 0; i < nMine; i++) {
+      issue(i + NS - 1);
+      dsWait();
+      __syncwarp();
+      uint4* Ks = wstage + (i % NS) * DS_STAGE_U4;
+      uint4* Vs = Ks + ROWS_U4;
+      const int k0 = sLo + (warp + NW * i) * CK;
+      if (k0 <= pos && pos < k0 + CK) {  // the own key / value from shared memory
+        const int r = pos - k0;
+        if (lane < RV) {
+          Ks[r * RV + dsSwz(r, lane)] = reinterpret_cast<const uint4*>(kself)[lane];
+          Vs[r * RV + dsSwz(r, lane)] = reinterpret_cast<const uint4*>(vself)[lane];
+        }
+        __syncwarp();
+      }
+      // Scores: lane (kk, hh) takes dims hh * 64 .. + 64 of key k0 + kk.
+      float sc[MG];
+#pragma unroll
+      for (int g = 0; g < MG; g++) sc[g] = 0.f;
+#pragma unroll
+      for (int c = 0; c < 8; c++) {
+        float kf[8];
+        dsUnpack8(Ks[kk * RV + hh * 8 + ((c ^ kk) & 7)], kf);
+#pragma unroll
+        for (int g = 0; g < MG; g++) {
+          if (g < Gb) {
+            const float4 qa = *reinterpret_cast<const float4*>(qs + g * HD + hh * 64 + c * 8);
+            const float4 qb = *reinterpret_cast<const float4*>(qs + g * HD + hh * 64 + c * 8 + 4);
+            float a = sc[g];
+            a = fmaf(qa.x, kf[0], a);
+            a = fmaf(qa.y, kf[1], a);
+            a = fmaf(qa.z, kf[2], a);
+            a = fmaf(qa.w, kf[3], a);
+            a = fmaf(qb.x, kf[4], a);
+            a = fmaf(qb.y, kf[5], a);
+            a = fmaf(qb.z, kf[6], a);
+            a = fmaf(qb.w, kf[7], a);
+            sc[g] = a;
+          }
+        }
+      }
+      const bool valid = k0 + kk < sHi;
+#pragma unroll
+      for (int g = 0; g < MG; g++) {
+        if (g < Gb) {
+          float v = sc[g];
+          if constexpr (LPK == 2) v += __shfl_xor_sync(0xffffffffu, v, 16);
+          v = valid ? v : -LLMRT_INF;
+          float mx = v;
+#pragma unroll
+          for (int o = CK / 2; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+          const float mNew = fmaxf(m[g], mx);  // finite: every chunk holds a key of the split
+          const float p = exp2f(v - mNew);
+          const float a = exp2f(m[g] - mNew);  // m = -inf on the first chunk: 0
+          m[g] = mNew;
+          lp[g] = fmaf(lp[g], a, hh == 0 ? p : 0.f);
+#pragma unroll
+          for (int e = 0; e < DPL; e++) acc[g][e] *= a;
+          if (hh == 0) ps[warp][kk][g] = p;
+        }
+      }
+      __syncwarp();
+      // P·V: lane owns dims lane * DPL .. + DPL of every head.
+#pragma unroll 4
+      for (int j = 0; j < CK; j++) {
+        float vf[DPL];
+        const int col = (lane * DPL) >> 3;
+        const char* vp = reinterpret_cast<const char*>(Vs + j * RV + dsSwz(j, col)) + ((lane * DPL * 2) & 15);
+        if constexpr (DPL == 2) {
+          const u32 w = *reinterpret_cast<const u32*>(vp);
+          vf[0] = __uint_as_float(w << 16);
+          vf[1] = __uint_as_float(w & 0xffff0000u);
+        } else {
+          const uint2 w = *reinterpret_cast<const uint2*>(vp);
+          vf[0] = __uint_as_float(w.x << 16);
+          vf[1] = __uint_as_float(w.x & 0xffff0000u);
+          vf[2] = __uint_as_float(w.y << 16);
+          vf[3] = __uint_as_float(w.y & 0xffff0000u);
+        }
+        const float4 pa = *reinterpret_cast<const float4*>(&ps[warp][j][0]);
+        const float4 pb = *reinterpret_cast<const float4*>(&ps[warp][j][4]);
+        const float pv[8] = {pa.x, pa.y, pa.z, pa.w, pb.x, pb.y, pb.z, pb.w};
+#pragma unroll
+        for (int g = 0; g < MG; g++)
+          if (g < Gb)
+#pragma unroll
+            for (int e = 0; e < DPL; e++) acc[g][e] = fmaf(pv[g], vf[e], acc[g][e]);
+      }
+      __syncwarp();  // ps and this stage are rewritten next
+    }
+
+    // Merge the 4 warps (fixed order) through shared memory (the stages are free once every warp is here).
+#pragma unroll
+    for (int g = 0; g < MG; g++) {
+      float l = lp[g];
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) l += __shfl_xor_sync(0xffffffffu, l, o);
+      lp[g] = l;
+    }
+    __syncthreads();
+    float* mo = reinterpret_cast<float*>(dsm);  // [NW][MG][HD]
+#pragma unroll
+    for (int g = 0; g < MG; g++) {
+      if (g < Gb) {
+#pragma unroll
+        for (int e = 0; e < DPL; e++) mo[(warp * MG + g) * HD + lane * DPL + e] = acc[g][e];
+      }
+    }
+#pragma unroll
+    for (int g = 0; g < MG; g++)
+      if (lane == 0) { wm[warp][g] = m[g]; wl[warp][g] = lp[g]; }
+    __syncthreads();
+    for (int i = tid; i < Gb * HD; i += NT) {
+      const int g = i / HD, d = i - g * HD;
+      float M = -LLMRT_INF;
+#pragma unroll
+      for (int w = 0; w < NW; w++) M = fmaxf(M, wm[w][g]);
+      float O = 0.f, L = 0.f;
+#pragma unroll
+      for (int w = 0; w < NW; w++) {
+        const float a = exp2f(wm[w][g] - M);  // a warp with no chunk: m = -inf, 0
+        O = fmaf(a, mo[(w * MG + g) * HD + d], O);
+        L = fmaf(a, wl[w][g], L);
+      }
+      const long long th = (long long)t * numHeads + h0 + g;
+      if (direct) {
+        out[th * HD + d] = fromF<bf16_t>(O / L);
+      } else {
+        partialO[(th * DS_MAXZ + zz) * HD + d] = O;
+        if (d == 0) {
+          partialML[(th * DS_MAXZ + zz) * 2] = M;
+          partialML[(th * DS_MAXZ + zz) * 2 + 1] = L;
+        }
+      }
+    }
+    done++;
+    zz += Z;
+    if (direct || zz >= nz) break;
+    __syncthreads();  // mo (the stages) read by every thread before the next split streams into them
+    setSplit(zz);
+#pragma unroll
+    for (int i = 0; i < NS - 1; i++) issue(i);
+  }
+  if (direct) return;
+
+  // The last block of this (token, kv group) to finish merges the nz splits in split order.
+  __threadfence();
+  __syncthreads();
+  int* ctr = counters + (long long)t * gridDim.x + blockIdx.x;
+  if (tid == 0) amLast = atomicAdd(ctr, done) + done == nz;
+  __syncthreads();
+  if (!amLast) return;
+  __threadfence();
+  // Each thread merges 4 dims of one head over the nz splits in split order, DS_MB splits' (m, l) and partial O
+  // loaded at once per round, with a running maximum (the same sums for a given nz, whatever the launch).
+  const long long th0 = (long long)t * numHeads + h0;
+  constexpr int Q = HD / 4;
+  for (int it = tid; it < Gb * Q; it += NT) {
+    const int g = it / Q, d4 = it - g * Q;
+    const float* mlg = partialML + (th0 + g) * DS_MAXZ * 2;
+    const float* po = partialO + (th0 + g) * DS_MAXZ * HD + d4 * 4;
+    float M = -LLMRT_INF, L = 0.f, O[4] = {0.f, 0.f, 0.f, 0.f};
+    for (int z0 = 0; z0 < nz; z0 += DS_MB) {
+      float4 v[DS_MB];
+      float mz[DS_MB], lz[DS_MB];
+#pragma unroll
+      for (int j = 0; j < DS_MB; j++) {
+        const bool ok = z0 + j < nz;
+        v[j] = ok ? dsLdcg4(po + (long long)(z0 + j) * HD) : make_float4(0.f, 0.f, 0.f, 0.f);
+        mz[j] = ok ? dsLdcg(mlg + (z0 + j) * 2) : -LLMRT_INF;
+        lz[j] = ok ? dsLdcg(mlg + (z0 + j) * 2 + 1) : 0.f;
+      }
+      float Mn = M;
+#pragma unroll
+      for (int j = 0; j < DS_MB; j++) Mn = fmaxf(Mn, mz[j]);
+      const float a = exp2f(M - Mn);  // M = -inf on the first round: 0
+#pragma unroll
+      for (int e = 0; e < 4; e++) O[e] *= a;
+      L *= a;
+#pragma unroll
+      for (int j = 0; j < DS_MB; j++) {
+        const float w = exp2f(mz[j] - Mn);  // splits past nz: 0
+        O[0] = fmaf(w, v[j].x, O[0]);
+        O[1] = fmaf(w, v[j].y, O[1]);
+        O[2] = fmaf(w, v[j].z, O[2]);
+        O[3] = fmaf(w, v[j].w, O[3]);
+        L = fmaf(w, lz[j], L);
+      }
+      M = Mn;
+    }
+    bf16_t* o = out + (th0 + g) * HD + d4 * 4;
+#pragma unroll
+    for (int e = 0; e < 4; e++) o[e] = fromF<bf16_t>(O[e] / L);
+  }
+  if (tid == 0) *ctr = 0;
+}
+
+#define DECODE_SK(NAME, HD)                                                                                            \
+  extern "C" __global__ void __launch_bounds__(DS_NT, 2) NAME(const bf16_t* qkv, bf16_t* out, bf16_t* kvCache,          \
+      const int* positions, const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling,     \
+      float* partialO, float* partialML, int* counters, int numTokens, int numSeqs, int numHeads, int numKvHeads,       \
+      int tokensPerBlock, int maxBlocksPerSeq, float scale, int window, int splitTarget, const void* prefetch,          \
+      long long prefetchBytes) {                                                                                        \
+    (void)prefetch;                                                                                                     \
+    (void)prefetchBytes;                                                                                                \
+    if ((int)blockIdx.y >= numTokens) return;                                                                           \
+    decodeSkImpl<HD>(qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, partialML,   \
+                     counters, numSeqs, numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window,           \
+                     splitTarget);                                                                                      \
+  }
+#if LLMRT_KERNEL(decode_attention_sk_bf16_hd64)
+DECODE_SK(decode_attention_sk_bf16_hd64, 64)
+#endif
+#if LLMRT_KERNEL(decode_attention_sk_bf16_hd128)
+DECODE_SK(decode_attention_sk_bf16_hd128, 128)
+#endif

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""CPU desk check of gemv_fused_ks (kernels/gemv.cu) through the CUDA emulation in emu/: every mode, norm or not,
+m 1 / 3, KS 2 / 4 vs a float64 reference, and KS 1 bitwise equal to gemv_fused. Tiny shapes. No GPU.
+
+  python3 tools/cuda-kernel-check/gemv_ks_emu.py
+"""
+import ctypes
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from decode_sk_emu import EMU, KDIR, bf16_round, bf16_to_f, ptr  # noqa: E402
+
+
+def build(out="/tmp/skemu"):
+    os.makedirs(out, exist_ok=True)
+    so = os.path.join(out, "gemv_emu.so")
+    subprocess.check_call(["g++", "-std=c++20", "-O1", "-fPIC", "-pthread", "-w", f"-I{KDIR}", f"-I{EMU}", "-include", os.path.join(EMU, "sk_emu.h"),
+                           "-x", "c++", "-c", os.path.join(KDIR, "gemv.cu"), "-o", os.path.join(out, "gemv.o")])
+    subprocess.check_call(["g++", "-std=c++20", "-O1", "-fPIC", "-pthread", "-w", f"-I{EMU}", "-c", os.path.join(EMU, "emu_launch.cpp"), "-o", os.path.join(out, "launch.o")])
+    subprocess.check_call(["g++", "-shared", "-pthread", "-o", so, os.path.join(out, "gemv.o"), os.path.join(out, "launch.o")])
+    return so
+
+
+def main():
+    lib = ctypes.CDLL(build())
+    lib.emu_launch.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_float)] + [ctypes.c_int] * 6
+    fn = lambda name: ctypes.cast(getattr(lib, name), ctypes.c_void_p).value  # noqa: E731
+    rng = np.random.default_rng(5)
+    bad = n = 0
+    for (N, K) in [(24, 1024), (40, 2048)]:
+        W = bf16_round(rng.standard_normal((N, K)).astype(np.float32) * 0.05)
+        for m in (1, 3):
+            M = 1 if m == 1 else 4
+            x = bf16_round(rng.standard_normal((m, K)).astype(np.float32))
+            nw = bf16_round(1 + 0.1 * rng.standard_normal(K).astype(np.float32))
+            bias = bf16_round(0.1 * rng.standard_normal(N).astype(np.float32))
+            for mode in (0, 1, 2, 3):
+                for norm in ((False, True) if m * K <= 8192 else (False,)):
+                    y0 = bf16_round(rng.standard_normal((m, N)).astype(np.float32))
+                    outs = {}
+                    for ks in (0, 1, 2, 4):
+                        if ks and (K // 8) % ks:
+                            continue
+                        if mode == 3:
+                            y = np.full((m, N), np.nan, np.float32)
+                        elif mode == 2:
+                            y = np.full((m, N // 2), 0x7FC0, np.uint16)
+                        elif mode == 1:
+                            y = y0.copy()
+                        else:
+                            y = np.full((m, N), 0x7FC0, np.uint16)
+                        name = f"gemv_fused{'_norm' if norm else ''}{'_ks' if ks else ''}_bf16_m{M}"
+                        rpb = 8 // max(ks, 1)
+                        grid = math.ceil(N / 2 / (rpb // 2)) if mode == 2 else math.ceil(N / rpb)
+                        b = bias if mode in (0, 2) else None
+                        ints = [ptr(x), ptr(W), ptr(b) if b is not None else 0, ptr(y), ptr(nw) if norm else 0, m, N, K, mode | (ks << 4 if ks else 0), 0, 0]
+                        iv = (ctypes.c_uint64 * 20)(*ints + [0] * 9)
+                        fv = (ctypes.c_float * 8)(*([1e-5] + [0.0] * 7))
+                        lib.emu_launch(fn(name), iv, fv, grid, 1, 1, 256, 1, 1)
+                        outs[ks] = y
+                    xf = bf16_to_f(x).astype(np.float64)
+                    if norm:
+                        xf32 = bf16_to_f(x)
+                        inv = 1 / np.sqrt((xf32.astype(np.float64) ** 2).mean(-1, keepdims=True) + 1e-5)
+                        xf = bf16_to_f(bf16_round((xf32 * inv * bf16_to_f(nw)).astype(np.float32))).astype(np.float64)
+                    lin = xf @ bf16_to_f(W).astype(np.float64).T + (bf16_to_f(bias).astype(np.float64) if mode in (0, 2) else 0)
+                    if mode == 0:
+                        ref = lin
+                    elif mode == 1:
+                        ref = bf16_to_f(bf16_round(lin.astype(np.float32))).astype(np.float64) + bf16_to_f(y0)
+                    elif mode == 2:
+                        g = bf16_to_f(bf16_round(lin[:, : N // 2].astype(np.float32))).astype(np.float64)
+                        u = bf16_to_f(bf16_round(lin[:, N // 2:].astype(np.float32))).astype(np.float64)
+                        ref = g / (1 + np.exp(-g)) * u
+                    else:
+                        ref = lin
+                    for ks, y in outs.items():
+                        got = y.astype(np.float64) if mode == 3 else bf16_to_f(y).astype(np.float64)
+                        e = np.linalg.norm(got - ref) / np.linalg.norm(ref)
+                        same = ks != 1 or np.array_equal(y.view(np.uint32) if mode == 3 else y, outs[0].view(np.uint32) if mode == 3 else outs[0])
+                        ok = e < (2e-5 if mode == 3 else 1e-2) and same
+                        n += 1
+                        bad += not ok
+                        print(f"{'ok  ' if ok else 'FAIL'} N={N} K={K} m={m} mode={mode} norm={int(norm)} KS={ks} rel={e:.2e} ==gemv_fused {same}", flush=True)
+    print(f"== {n} cases, {bad} failed")
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()
