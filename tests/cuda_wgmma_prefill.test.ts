@@ -11,9 +11,9 @@ import { FakeCudaSession, randomModel, step } from "./cuda_fake_device.ts";
 import { sameBits, sameKvCache } from "./cuda_fake_plans.ts";
 import { assert, test } from "./harness.ts";
 
-test("flashPrefillWgGeometry: 2 warpgroups of 64 rows, 128-key tiles in 2 stages; hd 64 / 128 only; flash_prefill_wg.cu compiles for sm_90a", () => {
-  assert.deepEqual(flashPrefillWgGeometry(64), { rows: 128, threads: 256, sharedMem: (128 + 512) * 128 + 1024 });
-  assert.deepEqual(flashPrefillWgGeometry(128), { rows: 128, threads: 256, sharedMem: (128 + 512) * 256 + 1024 });
+test("flashPrefillWgGeometry: the FW_ENTRY tilings (hd 64: 2 warpgroups, 64-key tiles, 3 stages; hd 128: 3 warpgroups, 64-key tiles, 3 stages); hd 64 / 128 only; flash_prefill_wg.cu compiles for sm_90a", () => {
+  assert.deepEqual(flashPrefillWgGeometry(64), { rows: 128, threads: 256, sharedMem: (128 + 384) * 128 + 1024 });
+  assert.deepEqual(flashPrefillWgGeometry(128), { rows: 192, threads: 384, sharedMem: (192 + 384) * 256 + 1024 });
   assert.ok(flashPrefillWgGeometry(128)!.sharedMem <= 227 * 1024, "within the H100/H200 per-block opt-in limit");
   assert.equal(flashPrefillWgGeometry(32), undefined);
   assert.equal(flashPrefillWgGeometry(96), undefined);

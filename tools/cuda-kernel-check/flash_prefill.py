@@ -31,7 +31,7 @@ VARIANTS = {64: ["w8m1n64", "w4m2n64", "w8m2n64", "w4m2n64s2", "w4m1n64s2", "w8m
             128: ["w4m1n64", "w8m1n64", "w8m1n32s2", "w4m1n32s2", "w4m2n32s2"]}
 DEFAULT = {64: (256, 256), 128: (128, 128)}  # (BM, threads) of flash_prefill_bf16_hd*
 # flash_prefill_wg.cu (wgmma, sm_90a): the entry points' (warpgroups, keys per tile, stages), and the variants.
-WG_DEFAULT = {64: (2, 128, 2), 128: (2, 128, 2)}
+WG_DEFAULT = {64: (2, 64, 3), 128: (3, 64, 3)}
 WG_VARIANTS = {64: ["wgv_g2n64s3", "wgv_g3n128s2", "wgv_g2n128s3", "wgv_g2n128s3o", "wgv_g2n64s4o", "wgv_g3n64s3o"],
                128: ["wgv_g2n64s3", "wgv_g3n64s2", "wgv_g2n128s3", "wgv_g2n64s3o", "wgv_g2n64s4o", "wgv_g3n64s3o"]}
 

@@ -21,7 +21,7 @@ KDIR = os.path.abspath(os.path.join(HERE, "..", "..", "..", "lib", "backends", "
 OUT = os.path.join(HERE, "build")
 KERNELS = {64: [("flash_prefill_wg_bf16_hd64", 2), ("flash_prefill_wgv_hd64_g2n64s3", 2), ("flash_prefill_wgv_hd64_g3n128s2", 3), ("flash_prefill_wgv_hd64_g2n128s3", 2),
                 ("flash_prefill_wgv_hd64_g2n128s3o", 2), ("flash_prefill_wgv_hd64_g2n64s4o", 2), ("flash_prefill_wgv_hd64_g3n64s3o", 3)],
-           128: [("flash_prefill_wg_bf16_hd128", 2), ("flash_prefill_wgv_hd128_g2n64s3", 2), ("flash_prefill_wgv_hd128_g3n64s2", 3), ("flash_prefill_wgv_hd128_g2n128s3", 2),
+           128: [("flash_prefill_wg_bf16_hd128", 3), ("flash_prefill_wgv_hd128_g2n64s3", 2), ("flash_prefill_wgv_hd128_g3n64s2", 3), ("flash_prefill_wgv_hd128_g2n128s3", 2),
                  ("flash_prefill_wgv_hd128_g2n64s3o", 2), ("flash_prefill_wgv_hd128_g2n64s4o", 2), ("flash_prefill_wgv_hd128_g3n64s3o", 3)]}
 
 

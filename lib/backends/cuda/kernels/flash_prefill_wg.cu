@@ -486,10 +486,10 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
                                         numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, fwDyn);          \
   }
 #if LLMRT_KERNEL(flash_prefill_wg_bf16_hd64)
-FW_ENTRY(flash_prefill_wg_bf16_hd64, 64, 2, 128, 2, false)
+FW_ENTRY(flash_prefill_wg_bf16_hd64, 64, 2, 64, 3, false)
 #endif
 #if LLMRT_KERNEL(flash_prefill_wg_bf16_hd128)
-FW_ENTRY(flash_prefill_wg_bf16_hd128, 128, 2, 128, 2, false)
+FW_ENTRY(flash_prefill_wg_bf16_hd128, 128, 3, 64, 3, true)
 #endif
 
 #ifdef LLMRT_FLASH_VARIANTS
