@@ -100,7 +100,14 @@ function weights(N: number, K: number, bits: 4 | 8, group: number, zp: boolean, 
 // K = 2560: 20 (u4) / 40 (u8) superchunks a row, a partial last ring stage, m 1 and 3). Ring variants run on a grid of
 // 3 blocks here, so each block loops over many tiles and its ring wraps.
 const checks: string[] = [];
-for (const [bits, group, zp, K] of [[4, 128, true, 1024], [8, 1024, false, 1024], [4, 128, true, 2560], [8, 2560, false, 2560]] as [4 | 8, number, boolean, number][]) {
+for (
+  const [bits, group, zp, K] of [[4, 128, true, 1024], [8, 1024, false, 1024], [4, 128, true, 2560], [8, 2560, false, 2560]] as [
+    4 | 8,
+    number,
+    boolean,
+    number,
+  ][]
+) {
   const N = 512, u = bits === 4 ? "u4" : "u8";
   using w = weights(N, K, bits, group, zp, 1, true);
   using x = d.alloc(8 * K * 2);

@@ -16,6 +16,7 @@ import {
   decodeBuckets,
   decodeSplitKeys,
   flashPrefillGeometry,
+  flashPrefillWgGeometry,
   GEMV_MAX_ROWS,
   graphDecodeSplit,
   type KernelLaunch,
@@ -311,6 +312,8 @@ export interface FakeSessionOptions {
   readonly fp8FusedQuant?: boolean;
   /** LaunchEnv.fp8Gemv1. */
   readonly fp8Gemv1?: boolean;
+  /** LaunchEnv.wgmmaPrefill (flash_prefill_wg for bf16 prefill at head dims 64 / 128). */
+  readonly wgmmaPrefill?: boolean;
 }
 
 export class FakeCudaSession {
@@ -393,6 +396,7 @@ export class FakeCudaSession {
       batchAttention2: opts.batchAttention2,
       fp8FusedQuant: opts.fp8FusedQuant,
       fp8Gemv1: opts.fp8Gemv1,
+      wgmmaPrefill: opts.wgmmaPrefill,
       // int32 [decodeCap × numKvHeads × ceil(G / 8)], zero (as the session allocates them).
       decodeCounters: mem.alloc(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4),
       quantScratch: scratch > 0 ? mem.alloc(scratch) : undefined,
@@ -1070,6 +1074,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "paged_attention_prefill_mma_fp8kv_bf16":
       case "paged_attention_prefill_mma_bf16":
       case "flash_prefill_bf16":
+      case "flash_prefill_wg_bf16":
       case "paged_attention_prefill_bf16":
       case "paged_attention_generic_bf16": {
         const generic = name === "paged_attention_generic_bf16", kvAlgo = kvAlgoOf(l.kernel);
@@ -1080,6 +1085,10 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         else if (name === "flash_prefill_bf16") {
           const fg = flashPrefillGeometry(hd)!;
           assert.ok(l.grid[0] === nH && l.grid[1] >= cdiv(T, fg.rows) + S && l.block === fg.threads, `${l.kernel}: grid ${l.grid} block ${l.block}`);
+        } else if (name === "flash_prefill_wg_bf16") {
+          const fg = flashPrefillWgGeometry(hd)!;
+          assert.ok(l.grid[0] === nH && l.grid[1] >= cdiv(T, fg.rows) + S && l.block === fg.threads, `${l.kernel}: grid ${l.grid} block ${l.block}`);
+          assert.equal(l.sharedBytes, fg.sharedMem, `${l.kernel}: dynamic shared memory`);
         } else assert.ok(l.grid[0] >= cdiv(T, name === "paged_attention_prefill_bf16" ? 16 : 64) + S && l.grid[1] === nH);
         const view = kvAlgo ? fp8View(kvAlgo, kv, scalesP, bs, nKV, hd) : undefined;
         attention(q, out, kv, pos, starts, tables, T, S, nH, nKV, hd, bs, stride, scale, window, l.kernel, view);

@@ -5,7 +5,15 @@
 // linears take the bf16 plan's RMSNorm prologues and residual / SiLU·mul epilogues. The kernels'
 // arithmetic is checked on a GPU by tests/quant_cuda.test.ts, the fused plan's results on the fake
 // device by tests/quant_cuda_fused.test.ts; engines end to end by bench/quant_e2e.ts (bench/RESULTS.md).
-import { type GemmLaunch, GEMV_MAX_ROWS, isPdlKernel, type KernelLaunch, kernelSignature, type LaunchEnv, planLaunches } from "../lib/backends/cuda/launch_plan.ts";
+import {
+  type GemmLaunch,
+  GEMV_MAX_ROWS,
+  isPdlKernel,
+  type KernelLaunch,
+  kernelSignature,
+  type LaunchEnv,
+  planLaunches,
+} from "../lib/backends/cuda/launch_plan.ts";
 import { quantGemvGrid } from "../lib/backends/cuda/quant_launch.ts";
 import { buildSync } from "../lib/builder/builder.ts";
 import type { Engine } from "../lib/builder/engine.ts";
@@ -192,7 +200,14 @@ test("fused decode plan with programmatic dependent launch: quantPdl flags the q
 });
 
 test("fused decode plan with quantRingBlocks: the quantized GEMVs run quant_gemv_ring* with the same arguments on a grid capped at the resident blocks", () => {
-  for (const qc of [{ quantAlgo: "W8A16" }, { quantAlgo: "W4A16", groupSize: 128, hasZeroPoint: true, excludeModules: ["lm_head", "down_proj"] }] as QuantConfigInput[]) {
+  for (
+    const qc of [{ quantAlgo: "W8A16" }, {
+      quantAlgo: "W4A16",
+      groupSize: 128,
+      hasZeroPoint: true,
+      excludeModules: ["lm_head", "down_proj"],
+    }] as QuantConfigInput[]
+  ) {
     const engine = cudaEngine(qc);
     for (const T of [1, 3, 8]) {
       const shape = { numTokens: T, numSeqs: T, numRows: T, attention: { kind: "decode" as const, numSplits: 2, splitSize: 128 }, sample: true };

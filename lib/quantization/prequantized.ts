@@ -58,7 +58,9 @@ function linearModules(model: LlamaForCausalLM): string[] {
 
 /** int32 words of a tensor's bytes: a view when aligned (readBytes returns fresh aligned buffers), else a copy. */
 const i32 = (b: Uint8Array): Int32Array =>
-  b.byteOffset % 4 === 0 ? new Int32Array(b.buffer, b.byteOffset, b.byteLength >> 2) : new Int32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+  b.byteOffset % 4 === 0
+    ? new Int32Array(b.buffer, b.byteOffset, b.byteLength >> 2)
+    : new Int32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 const u16 = (b: Uint8Array): Uint16Array => new Uint16Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 
 /**

@@ -32,6 +32,7 @@ const FACTORIES: Readonly<Record<Backend, Factory>> = {
       fp8Pdl: o.fp8Pdl,
       fp8InvariantBuckets: o.fp8InvariantBuckets,
       fp8Gemv1: o.fp8Gemv1,
+      wgmmaPrefill: o.wgmmaPrefill,
     }),
 };
 

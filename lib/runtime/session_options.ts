@@ -15,6 +15,7 @@
  * - `LLMRT_FP8_PDL=1`: `fp8Pdl` defaults to true
  * - `LLMRT_FP8_BUCKETS=0`: `fp8InvariantBuckets` defaults to false
  * - `LLMRT_FP8_GEMV1=1`: `fp8Gemv1` defaults to true
+ * - `LLMRT_WGMMA_PREFILL=1`: `wgmmaPrefill` defaults to true
  */
 import { z } from "zod";
 import { parseWith } from "../util/validate.ts";
@@ -85,6 +86,11 @@ export const SessionOptionsSchema = z.strictObject({
    * linears whose in-features are a multiple of 512. @default false (LLMRT_FP8_GEMV1=1: true)
    */
   fp8Gemv1: z.boolean().optional(),
+  /**
+   * CUDA: prefill attention of bf16 engines (bf16 KV cache, head dims 64 / 128) on the Hopper warpgroup-MMA kernel
+   * (flash_prefill_wg, sm_90 only; elsewhere ignored). @default false (LLMRT_WGMMA_PREFILL=1: true)
+   */
+  wgmmaPrefill: z.boolean().optional(),
 });
 
 export type SessionOptions = z.input<typeof SessionOptionsSchema>;
@@ -105,6 +111,7 @@ export type ResolvedSessionOptions = Readonly<{
   fp8Pdl: boolean;
   fp8InvariantBuckets: boolean;
   fp8Gemv1: boolean;
+  wgmmaPrefill: boolean;
 }>;
 
 /** Validates session options and applies the documented defaults (errors name the field and value). */
@@ -127,5 +134,6 @@ export function parseSessionOptions(input: SessionOptions = {}): ResolvedSession
     fp8Pdl: o.fp8Pdl ?? env()["LLMRT_FP8_PDL"] === "1",
     fp8InvariantBuckets: o.fp8InvariantBuckets ?? envOn("LLMRT_FP8_BUCKETS"),
     fp8Gemv1: o.fp8Gemv1 ?? env()["LLMRT_FP8_GEMV1"] === "1",
+    wgmmaPrefill: o.wgmmaPrefill ?? env()["LLMRT_WGMMA_PREFILL"] === "1",
   });
 }

@@ -124,6 +124,7 @@ export class RankRunner {
       fp8Pdl: o.fp8Pdl,
       fp8InvariantBuckets: o.fp8InvariantBuckets,
       fp8Gemv1: o.fp8Gemv1,
+      wgmmaPrefill: o.wgmmaPrefill,
       nccl,
     });
   }

@@ -4,10 +4,12 @@
  * packed batches that mix a whole prompt, a chunk whose queries start past a cached prefix (chunked prefill), a
  * one-token sequence and, in a second case, a sliding window; shuffled block tables whose unused blocks hold NaN
  * (a stray read shows), outputs poisoned with NaN (an unwritten row shows). The launch geometry is the plan's
- * (attention_choice.ts flashPrefillGeometry). tools/cuda-kernel-check/flash_prefill.py checks more shapes and times it.
+ * (attention_choice.ts flashPrefillGeometry). On an sm_90 device flash_prefill_wg_bf16_hd{64,128} (kernels/flash_prefill_wg.cu,
+ * warpgroup MMAs, sm_90a; flashPrefillWgGeometry) takes the same cases. tools/cuda-kernel-check/flash_prefill.py checks more
+ * shapes and times them.
  */
 import { loadKernelFile } from "../../lib/backends/cuda/compiler.ts";
-import { flashPrefillGeometry } from "../../lib/backends/cuda/attention_choice.ts";
+import { flashPrefillGeometry, flashPrefillWgGeometry } from "../../lib/backends/cuda/attention_choice.ts";
 import { assert } from "../harness.ts";
 import { device, fromBf16Bits, gpuTest, seededUniform, toBf16Bits } from "./gpu.ts";
 
@@ -70,6 +72,10 @@ for (const hd of [64, 128]) {
     using flash = loadKernelFile(d, "flash_prefill.cu");
     using pa = loadKernelFile(d, "paged_attention.cu");
     const fg = flashPrefillGeometry(hd)!;
+    const wgGeo = d.arch === "sm_90" ? flashPrefillWgGeometry(hd)! : undefined;
+    using wgMod = wgGeo ? loadKernelFile(d, "flash_prefill_wg.cu") : undefined;
+    const wgKernel = wgMod?.kernel(`flash_prefill_wg_bf16_hd${hd}`, SIG);
+    if (wgKernel && wgGeo) wgKernel.setMaxDynamicSharedMemory(wgGeo.sharedMem);
     CASES.forEach(({ nH, nKV, bs, window, seqs }, ci) => {
       const S = seqs.length, T = seqs.reduce((a, [, n]) => a + n, 0), row = nKV * hd;
       const stride = Math.max(...seqs.map(([p0, n]) => Math.ceil((p0 + n) / bs))) + 1;
@@ -108,37 +114,45 @@ for (const hd of [64, 128]) {
       using dTables = d.alloc(tables.byteLength);
       using oFlash = d.alloc(q.byteLength);
       using oMma = d.alloc(q.byteLength);
+      using oWg = d.alloc(q.byteLength);
       dq.copyFromHost(q);
       dKv.copyFromHost(cache);
       dPos.copyFromHost(positions);
       dStarts.copyFromHost(starts);
       dTables.copyFromHost(tables);
       oFlash.copyFromHost(new Uint16Array(q.length).fill(0x7fc0));
+      oWg.copyFromHost(new Uint16Array(q.length).fill(0x7fc0));
       const scale = 1 / Math.sqrt(hd);
       const args = [dq.ptr, 0n, dKv.ptr, dPos.ptr, dStarts.ptr, dTables.ptr, T, S, nH, nKV, bs, stride, scale, window];
       flash.kernel(`flash_prefill_bf16_hd${hd}`, SIG).launch([nH, Math.ceil(T / fg.rows) + S, 1], fg.threads, [dq.ptr, oFlash.ptr, ...args.slice(2)]);
       pa.kernel(`paged_attention_prefill_mma_bf16_hd${hd}`, SIG).launch([Math.ceil(T / 64) + S, nH, 1], 128, [dq.ptr, oMma.ptr, ...args.slice(2)]);
-      const a = new Uint16Array(q.length), b = new Uint16Array(q.length);
-      oFlash.copyToHost(a);
+      if (wgKernel && wgGeo) {
+        wgKernel.launch([nH, Math.ceil(T / wgGeo.rows) + S, 1], wgGeo.threads, [dq.ptr, oWg.ptr, ...args.slice(2)], { sharedMemBytes: wgGeo.sharedMem });
+      }
+      const b = new Uint16Array(q.length);
       oMma.copyToHost(b);
       const ref = reference(q, cache, tables, seqs, nH, nKV, hd, bs, stride, scale, window);
-      let e2 = 0, r2 = 0, m2 = 0, nanCount = 0;
-      for (let i = 0; i < a.length; i++) {
-        const x = fromBf16Bits(a[i]), y = fromBf16Bits(b[i]);
-        if (Number.isNaN(x)) nanCount++;
-        e2 += (x - ref[i]) ** 2;
-        r2 += ref[i] ** 2;
-        m2 += (x - y) ** 2;
+      for (const [label, buf] of [["flash_prefill", oFlash], ...(wgKernel ? [["flash_prefill_wg", oWg] as const] : [])] as const) {
+        const a = new Uint16Array(q.length);
+        buf.copyToHost(a);
+        let e2 = 0, r2 = 0, m2 = 0, nanCount = 0;
+        for (let i = 0; i < a.length; i++) {
+          const x = fromBf16Bits(a[i]), y = fromBf16Bits(b[i]);
+          if (Number.isNaN(x)) nanCount++;
+          e2 += (x - ref[i]) ** 2;
+          r2 += ref[i] ** 2;
+          m2 += (x - y) ** 2;
+        }
+        const rel = Math.sqrt(e2 / r2), vsMma = Math.sqrt(m2 / r2);
+        console.log(
+          `${label} hd${hd} case ${ci} (T ${T}, ${nH}/${nKV} heads, window ${window}): rel L2 vs float64 ${rel.toExponential(2)}, vs mma ${
+            vsMma.toExponential(2)
+          }`,
+        );
+        assert.equal(nanCount, 0, `${label} hd${hd} case ${ci}: ${nanCount} NaN outputs`);
+        assert.ok(rel < 1e-2, `${label} hd${hd} case ${ci}: rel L2 ${rel} vs float64`);
+        assert.ok(vsMma < 1e-2, `${label} hd${hd} case ${ci}: rel L2 ${vsMma} vs paged_attention_prefill_mma`);
       }
-      const rel = Math.sqrt(e2 / r2), vsMma = Math.sqrt(m2 / r2);
-      console.log(
-        `flash_prefill hd${hd} case ${ci} (T ${T}, ${nH}/${nKV} heads, window ${window}): rel L2 vs float64 ${rel.toExponential(2)}, vs mma ${
-          vsMma.toExponential(2)
-        }`,
-      );
-      assert.equal(nanCount, 0, `hd${hd} case ${ci}: ${nanCount} NaN outputs`);
-      assert.ok(rel < 1e-2, `hd${hd} case ${ci}: rel L2 ${rel} vs float64`);
-      assert.ok(vsMma < 1e-2, `hd${hd} case ${ci}: rel L2 ${vsMma} vs paged_attention_prefill_mma`);
     });
   });
 }

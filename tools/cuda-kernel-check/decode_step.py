@@ -46,8 +46,9 @@ def record(name, ok, detail):
 _mods = {}
 
 
-def module(fname, defines=()):
-    key = (fname, tuple(defines))
+def module(fname, defines=(), arch_suffix=""):
+    """NVRTC-compiled module of kernels/<fname>.cu; arch_suffix "a" targets sm_90a (wgmma) instead of sm_90."""
+    key = (fname, tuple(defines), arch_suffix)
     if key in _mods:
         return _mods[key]
     try:
@@ -56,7 +57,7 @@ def module(fname, defines=()):
         from cupy.cuda import nvrtc
     src = open(os.path.join(KDIR, fname + ".cu")).read()
     cc = torch.cuda.get_device_capability()
-    opts = ("-std=c++17", f"--gpu-architecture=sm_{cc[0]}{cc[1]}", f"--include-path={KDIR}") + tuple(f"-D{d}" for d in defines)
+    opts = ("-std=c++17", f"--gpu-architecture=sm_{cc[0]}{cc[1]}{arch_suffix}", f"--include-path={KDIR}") + tuple(f"-D{d}" for d in defines)
     prog = nvrtc.createProgram(src, fname + ".cu", (), ())
     try:
         try:
@@ -66,7 +67,7 @@ def module(fname, defines=()):
         cubin = nvrtc.getCUBIN(prog)
     finally:
         nvrtc.destroyProgram(prog)
-    path = os.path.join(tempfile.gettempdir(), f"llmrt16_{fname}_{'_'.join(defines)}.cubin")
+    path = os.path.join(tempfile.gettempdir(), f"llmrt16_{fname}_{'_'.join(defines)}{arch_suffix}.cubin")
     with open(path, "wb") as f:
         f.write(cubin)
     _mods[key] = cp.RawModule(path=path)
@@ -102,11 +103,23 @@ def _ext_stream():
     return _streams[h]
 
 
-def launch(fname, name, grid, block, args, defines=()):
-    f = module(fname, defines).get_function(name)
+_smem_set = {}
+
+
+def launch(fname, name, grid, block, args, defines=(), shared_mem=0, arch_suffix=""):
+    f = module(fname, defines, arch_suffix).get_function(name)
     stream = _ext_stream()
     g = tuple(grid) + (1,) * (3 - len(grid))
-    f(g, (block, 1, 1), tuple(args), stream=stream)
+    if shared_mem > 48 * 1024 and _smem_set.get((fname, name, defines, arch_suffix), 0) < shared_mem:
+        try:
+            f.max_dynamic_shared_size_bytes = shared_mem
+        except Exception:  # noqa: BLE001 (older CuPy: the driver call itself; 8 = MAX_DYNAMIC_SHARED_SIZE_BYTES)
+            cp.cuda.driver.funcSetAttribute(f.ptr, 8, shared_mem)
+        _smem_set[(fname, name, defines, arch_suffix)] = shared_mem
+    if shared_mem:
+        f(g, (block, 1, 1), tuple(args), stream=stream, shared_mem=shared_mem)
+    else:
+        f(g, (block, 1, 1), tuple(args), stream=stream)
 
 
 def graph_time(fn, iters=20, reps=5):

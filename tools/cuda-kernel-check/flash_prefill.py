@@ -25,22 +25,35 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from decode_step import F, I, P, bf, graph_time, launch, log, record, relerr, RESULTS  # noqa: E402
+from decode_step import F, I, P, bf, graph_time, launch, log, module, record, relerr, RESULTS  # noqa: E402
 
 VARIANTS = {64: ["w8m1n64", "w4m2n64", "w8m2n64", "w4m2n64s2", "w4m1n64s2", "w8m2n64s2", "w4m2n32s2"],
             128: ["w4m1n64", "w8m1n64", "w8m1n32s2", "w4m1n32s2", "w4m2n32s2"]}
 DEFAULT = {64: (256, 256), 128: (128, 128)}  # (BM, threads) of flash_prefill_bf16_hd*
+# flash_prefill_wg.cu (wgmma, sm_90a): the entry points' (warpgroups, keys per tile, stages), and the variants.
+WG_DEFAULT = {64: (2, 128, 2), 128: (2, 128, 2)}
+WG_VARIANTS = {64: ["wgv_g2n64s3", "wgv_g3n128s2", "wgv_g2n128s3", "wgv_g2n128s3o", "wgv_g2n64s4o", "wgv_g3n64s3o"],
+               128: ["wgv_g2n64s3", "wgv_g3n64s2", "wgv_g2n128s3", "wgv_g2n64s3o", "wgv_g2n64s4o", "wgv_g3n64s3o"]}
 
 
 def geom(name, hd):
-    """(kernel, file, defines, BM, threads) of a kernel label."""
+    """(kernel, file, defines, BM, threads, dynamic shared bytes, arch suffix) of a kernel label."""
     if name == "mma":
-        return f"paged_attention_prefill_mma_bf16_hd{hd}", "paged_attention", (), 64, 128
+        return f"paged_attention_prefill_mma_bf16_hd{hd}", "paged_attention", (), 64, 128, 0, ""
     if name == "flash":
         bm, nt = DEFAULT[hd]
-        return f"flash_prefill_bf16_hd{hd}", "flash_prefill", (), bm, nt
+        return f"flash_prefill_bf16_hd{hd}", "flash_prefill", (), bm, nt, 0, ""
+    if name.startswith("wg"):
+        if name == "wg":
+            g, n, st = WG_DEFAULT[hd]
+            kern, defs = f"flash_prefill_wg_bf16_hd{hd}", ()
+        else:
+            g, n, st = (int(x) for x in name[5:].rstrip("xo").replace("n", " ").replace("s", " ").split())
+            kern, defs = f"flash_prefill_wgv_hd{hd}_{name[4:]}", ("LLMRT_FLASH_VARIANTS",)
+        smem = (64 * g + 2 * st * n) * hd * 2 + 1024  # FW_SMEM
+        return kern, "flash_prefill_wg", defs, 64 * g, 128 * g, smem, "a"
     w, mm, n = (int(x) for x in name[1:].split("s")[0].replace("m", " ").replace("n", " ").split())
-    return f"flash_prefill_v_hd{hd}_{name}", "flash_prefill", ("LLMRT_FLASH_VARIANTS",), 16 * w * mm, 32 * w
+    return f"flash_prefill_v_hd{hd}_{name}", "flash_prefill", ("LLMRT_FLASH_VARIANTS",), 16 * w * mm, 32 * w, 0, ""
 
 
 class PagedCache:
@@ -78,10 +91,10 @@ class PagedCache:
 
 
 def run(name, hd, q, out, cache, positions, seqStarts, T, S, nH, nKV, scale, window):
-    kern, f, defs, bm, nt = geom(name, hd)
+    kern, f, defs, bm, nt, smem, arch = geom(name, hd)
     grid = (math.ceil(T / bm) + S, nH) if name == "mma" else (nH, math.ceil(T / bm) + S)
     launch(f, kern, grid, nt, (P(q), P(out), P(cache.data), P(positions), P(seqStarts), P(cache.table), I(T), I(S), I(nH), I(nKV),
-                               I(cache.tpb), I(cache.maxBlocks), F(scale), I(window)), defs)
+                               I(cache.tpb), I(cache.maxBlocks), F(scale), I(window)), defs, shared_mem=smem, arch_suffix=arch)
 
 
 def reference(q, cache, seqs, nH, nKV, hd, scale, window):
@@ -127,11 +140,18 @@ def checks(kinds):
         outs = {}
         for kind in ["mma"] + kinds[hd]:
             o = torch.full((T, nH * hd), float("nan"), device="cuda", dtype=torch.bfloat16)
-            run(kind, hd, q, o, cache, positions, seqStarts, T, S, nH, nKV, scale, window)
-            torch.cuda.synchronize()
+            try:
+                run(kind, hd, q, o, cache, positions, seqStarts, T, S, nH, nKV, scale, window)
+                torch.cuda.synchronize()
+            except Exception as ex:  # noqa: BLE001
+                record(f"flash_{kind}_hd{hd}", False, f"nH={nH} nKV={nKV} seqs={seqs}: launch failed: {str(ex)[:300]}")
+                if "illegal" in str(ex) or "misaligned" in str(ex) or "launch failure" in str(ex):
+                    raise
             outs[kind] = o
         em = relerr(outs["mma"].view(T, nH, hd), ref)
         for kind in kinds[hd]:
+            if kind not in outs:
+                continue
             e = relerr(outs[kind].view(T, nH, hd), ref)
             d = relerr(outs[kind].view(T, nH, hd), outs["mma"].view(T, nH, hd).double())
             record(f"flash_{kind}_hd{hd}", e < 1e-2, f"nH={nH} nKV={nKV} seqs={seqs} win={window} tpb={tpb}: rel={e:.2e} (mma {em:.2e}; vs mma {d:.2e})")
@@ -175,7 +195,7 @@ def timing(kinds, lens, long_len):
         scale = 1 / math.sqrt(hd)
         res = {}
         K, V = cache.kv(0, T)
-        ks = ["mma", "flash"] + ([k for k in kinds[hd] if k != "flash"] if T <= 8192 else [])
+        ks = ["mma", "flash"] + [k for k in kinds[hd] if k != "flash" and (T <= 8192 or k.startswith("wg"))]
         ref_o = None
         for kind in ks:
             try:
@@ -187,11 +207,20 @@ def timing(kinds, lens, long_len):
                     log(f"  {kind}: output differs from mma ({relerr(o, ref_o.double()):.2e}); not timed")
                     continue
                 res[kind] = graph_time(lambda: run(kind, hd, q, o, cache, positions, seqStarts, T, 1, nH, nKV, scale, 0), iters=iters, reps=3)
+                log(f"  .. hd{hd} T={T}: {kind} {res[kind] * 1e3:.1f} us = {flops / (res[kind] * 1e-3) / 1e12:.1f} TFLOP/s")
             except Exception as ex:  # noqa: BLE001
                 log(f"  {kind} failed: {ex}")
         res.update(sdpa_times(q, K, V, nH, nKV, hd, T, iters))
         for k_, ms in res.items():
-            log(f"  hd{hd} T={T:6d}: {k_:10s} {ms * 1e3:9.1f} us = {flops / (ms * 1e-3) / 1e12:6.1f} TFLOP/s")
+            regs = ""
+            if k_.startswith("wg") or k_ == "flash":
+                try:
+                    kern, f_, defs, *_rest = geom(k_, hd)
+                    fn = module(f_, defs, _rest[-1]).get_function(kern)
+                    regs = f"  ({fn.num_regs} regs, {fn.local_size_bytes} B local)"
+                except Exception:  # noqa: BLE001
+                    pass
+            log(f"  hd{hd} T={T:6d}: {k_:16s} {ms * 1e3:9.1f} us = {flops / (ms * 1e-3) / 1e12:6.1f} TFLOP/s{regs}")
         out[f"hd{hd}_T{T}"] = {k_: {"us": ms * 1e3, "tflops": flops / (ms * 1e-3) / 1e12} for k_, ms in res.items()}
         del cache
         torch.cuda.empty_cache()
@@ -205,9 +234,14 @@ def main():
     ap.add_argument("--lens", default="2048,8192")
     ap.add_argument("--long", type=int, default=0)
     ap.add_argument("--variants", action="store_true")
+    ap.add_argument("--wg", default="auto", help="flash_prefill_wg (sm_90a wgmma): auto (on sm_90), on, off, variants")
     a = ap.parse_args()
     log(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}")
     kinds = {hd: ["flash"] + (VARIANTS[hd] if a.variants else []) for hd in (64, 128)}
+    wg = a.wg in ("on", "variants") or (a.wg == "auto" and torch.cuda.get_device_capability() == (9, 0))
+    if wg:
+        for hd in (64, 128):
+            kinds[hd] += ["wg"] + (WG_VARIANTS[hd] if a.wg == "variants" else [])
     only = a.only.split(",")
     times = {}
     if "checks" in only:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Stages .gpucuda/ for a device run of this checkout (the trimmed form of ../shared/gpu/stage.sh):
+# Stages .gpucuda/ for a device run of this checkout (the trimmed form of ../shared/gpu/stage.sh; zod without its
+# CommonJS build — prom-client needs @opentelemetry/api's .cjs, so only zod's go):
 # Bun, boot.sh, hf_reference.py, models/stories260k and only the node_modules the GPU run needs
 # (zod without sources/types/v3, @huggingface/*, mitata, hono + prom-client, web-xgrammar), git-ignored through .git/info/exclude.
 # Then: run with carry [".gpucuda"] and the command `bash tools/gpu/run.sh` (see that file).
@@ -23,7 +24,8 @@ cp -a node_modules/@opentelemetry/api .gpucuda/node_modules/@opentelemetry/
 # Guided decoding (xgrammar compiled to WebAssembly, one 1.1 MB file without its source map).
 mkdir -p .gpucuda/node_modules/@mlc-ai && cp -a node_modules/@mlc-ai/web-xgrammar .gpucuda/node_modules/@mlc-ai/
 rm -rf .gpucuda/node_modules/hono/dist/cjs .gpucuda/node_modules/hono/dist/types .gpucuda/node_modules/bintrees/test .gpucuda/node_modules/bintrees/bench .gpucuda/node_modules/bintrees/dist
-find .gpucuda/node_modules -name '*.cjs' -delete -o -name '*.d.ts' -delete -o -name '*.d.cts' -delete -o -name '*.d.mts' -delete -o -name '*.map' -delete
+find .gpucuda/node_modules/zod -name '*.cjs' -delete
+find .gpucuda/node_modules -name '*.d.ts' -delete -o -name '*.d.cts' -delete -o -name '*.d.mts' -delete -o -name '*.map' -delete
 tree_b=$(git ls-files -co --exclude-standard -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
 gpu_b=$(du -sb .gpucuda | cut -f1)
 echo "staged .gpucuda: $((gpu_b / 1048576)) MiB; working tree: $((tree_b / 1048576)) MiB; together ~$(((tree_b + gpu_b) / 1048576)) MiB (limit 64, counted in bytes)"

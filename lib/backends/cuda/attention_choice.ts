@@ -31,6 +31,30 @@ export function flashPrefillGeometry(headDim: number): { readonly rows: number; 
   return undefined;
 }
 
+/**
+ * Launch geometry of the Hopper warpgroup-MMA prefill kernel `flash_prefill_wg_bf16_hd{64,128}`
+ * (kernels/flash_prefill_wg.cu, compiled for sm_90a; its FW_ENTRY lines): query rows per block (64 per
+ * warpgroup), threads (128 per warpgroup) and dynamic shared memory (FW_SMEM: the Q tile, `stages` K and V
+ * tiles of `keys` keys, 1 KiB for alignment); `undefined` for other head dims. The grid is
+ * (numHeads, ceil(numTokens / rows) + numSeqs).
+ *
+ * @example
+ * ```ts
+ * flashPrefillWgGeometry(128); // { rows: 128, threads: 256, sharedMem: 164864 }
+ * ```
+ */
+export function flashPrefillWgGeometry(headDim: number): { readonly rows: number; readonly threads: number; readonly sharedMem: number } | undefined {
+  const t = WG_TILING[headDim];
+  if (!t) return undefined;
+  return { rows: 64 * t.warpgroups, threads: 128 * t.warpgroups, sharedMem: (64 * t.warpgroups + 2 * t.stages * t.keys) * headDim * 2 + 1024 };
+}
+
+/** The FW_ENTRY tilings of flash_prefill_wg_bf16_hd{64,128}: warpgroups, keys per K/V tile, cp.async stages. */
+const WG_TILING: Readonly<Record<number, { readonly warpgroups: number; readonly keys: number; readonly stages: number }>> = {
+  64: { warpgroups: 2, keys: 128, stages: 2 },
+  128: { warpgroups: 2, keys: 128, stages: 2 },
+};
+
 /** Keys per decode tile (splits are multiples of it). */
 function decodeTile(elem: ElemType): number {
   return elem === "bf16" ? 64 : 32;

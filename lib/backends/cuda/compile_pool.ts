@@ -27,6 +27,7 @@ import {
   readCachedCubin,
   resolveCompile,
   type ResolvedCompile,
+  unitArch,
 } from "./compiler.ts";
 
 /** One NVRTC program: a kernel file, or some of its entry points. */
@@ -74,7 +75,7 @@ export function unitName(u: KernelUnit): string {
 export function resolveUnit(u: KernelUnit, arch: string, cacheDir?: string | null): { source: string; resolved: ResolvedCompile } {
   const source = kernelSource(u.file);
   const select = u.kernels ? ["-DLLMRT_SELECT=1", ...u.kernels.map((k) => `-DLLMRT_K_${k}=1`)] : [];
-  const opts: CompileOptions = { arch, name: unitName(u), includeDirs: [kernelsDir], options: select, cacheDir };
+  const opts: CompileOptions = { arch: unitArch(u.file, arch), name: unitName(u), includeDirs: [kernelsDir], options: select, cacheDir };
   return { source, resolved: resolveCompile(source, opts) };
 }
 

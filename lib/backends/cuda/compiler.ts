@@ -200,12 +200,23 @@ export function kernelSource(file: string): string {
   return readFileSync(join(kernelsDir, file), "utf8");
 }
 
+/** Kernel files that use architecture-specific instructions (wgmma): compiled for `sm_90a` on an sm_90 device. */
+const ARCH_SPECIFIC_FILES: ReadonlySet<string> = new Set(["flash_prefill_wg.cu"]);
+
 /**
- * Compiles `lib/backends/cuda/kernels/<file>` for `arch` (cached), with the kernels folder on the
+ * The NVRTC target of kernel file `file` on a device of `arch`: `sm_90a` for the files that need it on an
+ * sm_90 device (a CUBIN for sm_90a runs on sm_90 devices only), else `arch`.
+ */
+export function unitArch(file: string, arch: string): string {
+  return ARCH_SPECIFIC_FILES.has(file) && arch === "sm_90" ? "sm_90a" : arch;
+}
+
+/**
+ * Compiles `lib/backends/cuda/kernels/<file>` for `arch` (`unitArch`; cached), with the kernels folder on the
  * include path (for `#include "common.cuh"`).
  */
 export function compileKernelFile(file: string, arch: string, options: Omit<CompileOptions, "arch" | "name"> = {}): CompiledCubin {
-  return compileCuda(kernelSource(file), { ...options, arch, name: file, includeDirs: [kernelsDir, ...(options.includeDirs ?? [])] });
+  return compileCuda(kernelSource(file), { ...options, arch: unitArch(file, arch), name: file, includeDirs: [kernelsDir, ...(options.includeDirs ?? [])] });
 }
 
 /**

@@ -9,7 +9,14 @@ import { planDecodeFusion } from "./decode_fusion.ts";
 import { planQuantLinear, quantGemvFusable } from "./quant_launch.ts";
 import { fp8ActScale, fp8GemvFusable, fp8GemvStep, fp8QuantProducers, fp8ScratchLayout, planFp8Linear } from "./fp8_launch.ts";
 import { InternalError } from "../../util/errors.ts";
-import { BATCH_ATTENTION_ROWS, batchAttention2Threads, DECODE_ATTENTION_MIN_SPLIT, flashPrefillGeometry, hasTiledAttention } from "./attention_choice.ts";
+import {
+  BATCH_ATTENTION_ROWS,
+  batchAttention2Threads,
+  DECODE_ATTENTION_MIN_SPLIT,
+  flashPrefillGeometry,
+  flashPrefillWgGeometry,
+  hasTiledAttention,
+} from "./attention_choice.ts";
 import { GEMV_MAX_ROWS, isPdlKernel, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
 
 export * from "./attention_choice.ts";
@@ -337,6 +344,17 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
               att.numSplits,
             ]);
           }
+        } else if (elem === "bf16" && !kvFp8 && env.wgmmaPrefill && flashPrefillWgGeometry(op.headDim)) {
+          const fg = flashPrefillWgGeometry(op.headDim)!;
+          out.push({
+            kind: "kernel",
+            op: i,
+            kernel: `flash_prefill_wg_bf16_hd${op.headDim}`,
+            grid: [op.numHeads, cdiv(T, fg.rows) + S, 1],
+            block: fg.threads,
+            args: [...geo, T, S, op.numHeads, op.numKvHeads, env.tokensPerBlock, env.blockStride, op.scale, op.window],
+            sharedBytes: fg.sharedMem,
+          });
         } else if (elem === "bf16" && !kvFp8 && flashPrefillGeometry(op.headDim)) {
           const fg = flashPrefillGeometry(op.headDim)!;
           k(i, `flash_prefill_bf16_hd${op.headDim}`, [op.numHeads, cdiv(T, fg.rows) + S, 1], fg.threads, [

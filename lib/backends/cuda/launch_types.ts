@@ -30,6 +30,7 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   paged_attention_prefill: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, F, I] },
   paged_attention_prefill_mma: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, F, I] },
   flash_prefill: { file: "flash_prefill.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, F, I] },
+  flash_prefill_wg: { file: "flash_prefill_wg.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, F, I] },
   paged_attention_generic: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, I, F, I] },
   sample: { file: "sampling.cu", params: [P, I, P, P, P, P, P, P, P] },
   apply_token_mask: { file: "sampling.cu", params: [P, I, P, I, P] },
@@ -220,6 +221,11 @@ export interface LaunchEnv {
   readonly fp8Pdl?: boolean;
   /** One-token fused FP8 decode GEMVs as fp8_gemv1_fused* (contiguous 512-byte row segments; k % 512 == 0). */
   readonly fp8Gemv1?: boolean;
+  /**
+   * Prefill attention of bf16 engines (bf16 KV cache, head dims 64 / 128) on flash_prefill_wg (Hopper warpgroup
+   * MMAs; the session sets it on sm_90 devices only).
+   */
+  readonly wgmmaPrefill?: boolean;
   /** int32 [decodeCap × numKvHeads × ceil(G / 8)], zeroed once: decode_attention's split counters. */
   readonly decodeCounters?: bigint;
   /**
@@ -282,6 +288,11 @@ export interface KernelLaunch {
    * (its code waits with griddepcontrol.wait before touching that launch's memory; PDL_KERNELS).
    */
   readonly pdl?: boolean;
+  /**
+   * Dynamic shared memory of the launch, bytes (default 0). Above 48 KiB the session raises the
+   * kernel's limit (cuFuncSetAttribute) before its first such launch.
+   */
+  readonly sharedBytes?: number;
 }
 
 export interface GemmLaunch {

@@ -109,6 +109,11 @@ export interface CudaSessionOptions {
   readonly fp8InvariantBuckets?: boolean;
   /** One-token fused FP8 decode GEMVs as fp8_gemv1 (LaunchEnv.fp8Gemv1). @default false */
   readonly fp8Gemv1?: boolean;
+  /**
+   * Prefill attention of bf16 engines with a bf16 KV cache at head dims 64 / 128 on flash_prefill_wg (Hopper
+   * warpgroup MMAs, compiled for sm_90a; on other devices flash_prefill runs). @default false
+   */
+  readonly wgmmaPrefill?: boolean;
 }
 
 /** The defaults (what `Session` passes when nothing is set). */
@@ -241,6 +246,8 @@ export class CudaSession implements SessionBackend {
   readonly fp8Pdl: boolean;
   /** CudaSessionOptions.fp8Gemv1. */
   readonly fp8Gemv1: boolean;
+  /** CudaSessionOptions.wgmmaPrefill, on an sm_90 device. */
+  readonly wgmmaPrefill: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -250,6 +257,8 @@ export class CudaSession implements SessionBackend {
   #comm: NcclCommunicator | null = null;
   readonly #modules = new Map<string, CudaModule>();
   readonly #kernels = new Map<string, Kernel>();
+  /** Dynamic shared memory each kernel has been allowed above the 48 KiB default (cuFuncSetAttribute). */
+  readonly #sharedAllowed = new Map<string, number>();
   readonly #weights: DeviceBuffer;
   /** How the weights went up (bytes, ms, pinned staging or not): LLM.loadStats reports it. */
   readonly weightUpload: WeightUploadStats;
@@ -337,6 +346,7 @@ export class CudaSession implements SessionBackend {
       this.pdl = (options.pdl ?? true) && d.supportsPdl;
       this.quantPdl = this.pdl && (options.quantPdl ?? true);
       this.quantRingBlocks = (options.quantRing ?? false) && d.computeCapability.major >= 9 ? 4 * d.smCount : 0;
+      this.wgmmaPrefill = (options.wgmmaPrefill ?? false) && d.arch === "sm_90";
       this.#stream = d.createStream();
       if (plan.ops.some((o) => o.type === "all_reduce" || o.type === "all_gather") && !options.nccl) {
         throw new ValidationError(
@@ -519,6 +529,7 @@ export class CudaSession implements SessionBackend {
       fp8FusedQuant: this.fp8FusedQuant,
       fp8Pdl: this.fp8Pdl,
       fp8Gemv1: this.fp8Gemv1,
+      wgmmaPrefill: this.wgmmaPrefill,
       decodeCounters: this.#decodeCounters.ptr,
       pdl: this.pdl,
       quantPdl: this.quantPdl,
@@ -869,7 +880,13 @@ export class CudaSession implements SessionBackend {
           ...(l.fastAccum ? { fastAccum: true } : {}),
         });
       } else {
-        this.#kernel(l.kernel).launch(l.grid, l.block, l.args, l.pdl ? { stream, pdl: true } : { stream });
+        const kern = this.#kernel(l.kernel);
+        const shared = l.sharedBytes ?? 0;
+        if (shared > (this.#sharedAllowed.get(l.kernel) ?? 48 * 1024)) {
+          kern.setMaxDynamicSharedMemory(shared);
+          this.#sharedAllowed.set(l.kernel, shared);
+        }
+        kern.launch(l.grid, l.block, l.args, { stream, ...(l.pdl ? { pdl: true } : {}), ...(shared > 0 ? { sharedMemBytes: shared } : {}) });
       }
     }
   }

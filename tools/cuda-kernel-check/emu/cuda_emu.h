@@ -23,12 +23,14 @@
 #define __align__(n) __attribute__((aligned(n)))
 
 struct dim3 { unsigned x, y, z; };
+struct alignas(8) uint2 { unsigned x, y; };
 struct alignas(16) uint4 { unsigned x, y, z, w; };
 struct alignas(16) float4 { float x, y, z, w; };
 
 struct EmuBlock {
   std::barrier<>* bar;
   std::barrier<>* warpBar[32];
+  std::barrier<>* wgBar[8];  // one per 128-thread warpgroup (wgmma emulation)
   uint64_t slots[32][32];
   uint64_t aux[32][32][8];
 };

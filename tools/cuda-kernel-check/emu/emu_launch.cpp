@@ -26,6 +26,8 @@ extern "C" int emu_launch(void* fn, const U* iv, const float* fv, int gx, int gy
         blk->bar = new std::barrier<>(nt);
         const int nw = (nt + 31) / 32;
         for (int w = 0; w < nw; w++) blk->warpBar[w] = new std::barrier<>(std::min(32, nt - 32 * w));
+        const int ng = (nt + 127) / 128;
+        for (int w = 0; w < ng; w++) blk->wgBar[w] = new std::barrier<>(std::min(128, nt - 128 * w));
         std::vector<std::thread> th;
         th.reserve(nt);
         for (int t = 0; t < nt; t++) {
@@ -39,11 +41,13 @@ extern "C" int emu_launch(void* fn, const U* iv, const float* fv, int gx, int gy
               iv[15], iv[16], iv[17], iv[18], iv[19], fv[0], fv[1], fv[2], fv[3], fv[4], fv[5], fv[6], fv[7]);
             blk->bar->arrive_and_drop();
             blk->warpBar[emuWarp]->arrive_and_drop();
+            blk->wgBar[emuWarp >> 2]->arrive_and_drop();
           });
         }
         for (auto& t : th) t.join();
         delete blk->bar;
         for (int w = 0; w < nw; w++) delete blk->warpBar[w];
+        for (int w = 0; w < ng; w++) delete blk->wgBar[w];
         delete blk;
       }
   return 0;

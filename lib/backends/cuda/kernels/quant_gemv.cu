@@ -115,14 +115,30 @@ __device__ __forceinline__ void quantGemvImpl(const bf16_t* x, const u8* W, cons
       const bf16_t* bias, bf16_t* y, int m, int n, int k, int group) {                                                     \
     quantGemvImpl<BITS, M>(x, W, scales, zeros, bias, y, m, n, k, group);                                                 \
   }
+#if LLMRT_KERNEL(quant_gemv_u4_m1)
 QUANT_GEMV(quant_gemv_u4_m1, 4, 1)
+#endif
+#if LLMRT_KERNEL(quant_gemv_u4_m2)
 QUANT_GEMV(quant_gemv_u4_m2, 4, 2)
+#endif
+#if LLMRT_KERNEL(quant_gemv_u4_m4)
 QUANT_GEMV(quant_gemv_u4_m4, 4, 4)
+#endif
+#if LLMRT_KERNEL(quant_gemv_u4_m8)
 QUANT_GEMV(quant_gemv_u4_m8, 4, 8)
+#endif
+#if LLMRT_KERNEL(quant_gemv_u8_m1)
 QUANT_GEMV(quant_gemv_u8_m1, 8, 1)
+#endif
+#if LLMRT_KERNEL(quant_gemv_u8_m2)
 QUANT_GEMV(quant_gemv_u8_m2, 8, 2)
+#endif
+#if LLMRT_KERNEL(quant_gemv_u8_m4)
 QUANT_GEMV(quant_gemv_u8_m4, 8, 4)
+#endif
+#if LLMRT_KERNEL(quant_gemv_u8_m8)
 QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
+#endif
 
 // ------------------------------------------------------------------------------------------------
 // Tensor-core decode GEMV (session 4): the same product on mma.sync m16n8k16 (bf16 in, fp32 accumulate),
@@ -488,10 +504,18 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
       const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
     quantGemvFusedImpl<BITS, NORM>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);                                \
   }
+#if LLMRT_KERNEL(quant_gemv_fused_u4)
 QUANT_GEMV_FUSED(quant_gemv_fused_u4, 4, false)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fused_u8)
 QUANT_GEMV_FUSED(quant_gemv_fused_u8, 8, false)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fused_norm_u4)
 QUANT_GEMV_FUSED(quant_gemv_fused_norm_u4, 4, true)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fused_norm_u8)
 QUANT_GEMV_FUSED(quant_gemv_fused_norm_u8, 8, true)
+#endif
 
 // Each thread dequantizes 8 consecutive weights of one row into one 16-byte bf16 store.
 template <int BITS>
@@ -520,12 +544,16 @@ __device__ __forceinline__ void dequantImpl(const u8* W, const float* scales, co
   store16(out + e0, f);
 }
 
+#if LLMRT_KERNEL(quant_dequant_u4_bf16)
 extern "C" __global__ void __launch_bounds__(256) quant_dequant_u4_bf16(const u8* W, const float* scales, const u8* zeros, bf16_t* out, int n, int k, int group) {
   dequantImpl<4>(W, scales, zeros, out, n, k, group);
 }
+#endif
+#if LLMRT_KERNEL(quant_dequant_u8_bf16)
 extern "C" __global__ void __launch_bounds__(256) quant_dequant_u8_bf16(const u8* W, const float* scales, const u8* zeros, bf16_t* out, int n, int k, int group) {
   dequantImpl<8>(W, scales, zeros, out, n, k, group);
 }
+#endif
 
 // ------------------------------------------------------------------------------------------------
 // Ring variant of the tensor-core GEMV (session 7; LaunchEnv.quantRingBlocks, off by default):

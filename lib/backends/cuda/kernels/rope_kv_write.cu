@@ -59,11 +59,82 @@ __device__ __forceinline__ void ropeKvWriteImpl(const T* qkv, T* q, T* kvCache, 
   for (int i = threadIdx.x; i < rowWidth; i += blockDim.x) kvCache[vOff + i] = v[i];
 }
 
+// bf16, headDim % 16 == 0 (16-byte rows: every q / k / v head starts on a 16-byte boundary): the same values as
+// ropeKvWriteImpl (same expressions, same rounding) with 16-byte accesses — a task is 8 rotation pairs (two 16-byte
+// loads and stores) or 8 v elements — and each thread's loads of a pass issued before the cos/sin tables are
+// computed, so the global-load latency overlaps the double-precision sincos.
+__device__ __forceinline__ void ropeKvWriteVecBf16(const bf16_t* qkv, bf16_t* q, bf16_t* kvCache, const int* positions,
+    const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, int numSeqs, int numHeads,
+    int numKvHeads, int headDim, int tokensPerBlock, int maxBlocksPerSeq) {
+  constexpr int PER = 4;  // tasks a thread holds in registers per pass
+  __shared__ float cs[128], sn[128];
+  const int t = blockIdx.x;
+  const int half = headDim >> 1, nv = half >> 3;
+  const int pos = positions[t];
+  const int s = seqOfToken(seqStarts, numSeqs, t);
+  const int rowWidth = numKvHeads * headDim;
+  const bf16_t* row = qkv + (long long)t * (numHeads + 2 * numKvHeads) * headDim;
+  const int* table = blockTables + (long long)s * maxBlocksPerSeq;
+  const long long kOff = kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth);
+  const long long vOff = kvCacheOffset(table, pos, 1, tokensPerBlock, rowWidth);
+  bf16_t* qRow = q + (long long)t * numHeads * headDim;
+  const int rotTasks = (numHeads + numKvHeads) * nv, tasks = rotTasks + (rowWidth >> 3);
+  bool tablesReady = false;
+  for (int base = 0; base < tasks; base += PER * (int)blockDim.x) {
+    uint4 va[PER], vb[PER];
+#pragma unroll
+    for (int u = 0; u < PER; u++) {
+      const int k = base + u * (int)blockDim.x + (int)threadIdx.x;
+      if (k < rotTasks) {
+        const int h = k / nv, i0 = (k - h * nv) << 3;
+        va[u] = *reinterpret_cast<const uint4*>(row + h * headDim + i0);
+        vb[u] = *reinterpret_cast<const uint4*>(row + h * headDim + half + i0);
+      } else if (k < tasks) {
+        va[u] = *reinterpret_cast<const uint4*>(row + (numHeads + numKvHeads) * headDim + ((k - rotTasks) << 3));
+      }
+    }
+    if (!tablesReady) {
+      ropeTables(cs, sn, invFreq, pos, half, attnScaling);
+      __syncthreads();
+      tablesReady = true;
+    }
+#pragma unroll
+    for (int u = 0; u < PER; u++) {
+      const int k = base + u * (int)blockDim.x + (int)threadIdx.x;
+      if (k < rotTasks) {
+        const int h = k / nv, i0 = (k - h * nv) << 3;
+        const u32 wa[4] = {va[u].x, va[u].y, va[u].z, va[u].w}, wb[4] = {vb[u].x, vb[u].y, vb[u].z, vb[u].w};
+        float x0[8], x1[8];
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+          const float a = __uint_as_float(e & 1 ? wa[e >> 1] & 0xffff0000u : wa[e >> 1] << 16);
+          const float b = __uint_as_float(e & 1 ? wb[e >> 1] & 0xffff0000u : wb[e >> 1] << 16);
+          const float c = cs[i0 + e], sn_ = sn[i0 + e];
+          x0[e] = a * c - b * sn_;
+          x1[e] = b * c + a * sn_;
+        }
+        bf16_t* dst = h < numHeads ? qRow + h * headDim : kvCache + kOff + (h - numHeads) * headDim;
+        store16(dst + i0, x0);
+        store16(dst + half + i0, x1);
+      } else if (k < tasks) {
+        *reinterpret_cast<uint4*>(kvCache + vOff + ((k - rotTasks) << 3)) = va[u];
+      }
+    }
+  }
+}
+
 #if LLMRT_KERNEL(rope_kv_write_bf16)
 extern "C" __global__ void __launch_bounds__(128) rope_kv_write_bf16(const bf16_t* qkv, bf16_t* q, bf16_t* kvCache,
     const int* positions, const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling,
     int numTokens, int numSeqs, int numHeads, int numKvHeads, int headDim, int tokensPerBlock, int maxBlocksPerSeq) {
   if ((int)blockIdx.x >= numTokens) return;
+#ifndef LLMRT_ROPE_SCALAR  // the scalar path below for every call (tools/cuda-kernel-check/prefill_small.py compares them)
+  if ((headDim & 15) == 0 && headDim <= 256 && aligned16(qkv) && aligned16(q) && aligned16(kvCache)) {
+    ropeKvWriteVecBf16(qkv, q, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, numSeqs, numHeads,
+                       numKvHeads, headDim, tokensPerBlock, maxBlocksPerSeq);
+    return;
+  }
+#endif
   ropeKvWriteImpl<bf16_t>(qkv, q, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, numSeqs, numHeads,
                           numKvHeads, headDim, tokensPerBlock, maxBlocksPerSeq);
 }

@@ -1,0 +1,79 @@
+// Prefill attention on flash_prefill_wg (Hopper warpgroup MMAs; `wgmmaPrefill`, issue 16 item 2): bf16 plans at head dims
+// 64 and 128 launch flash_prefill_wg_bf16_hd* with flashPrefillWgGeometry's grid, block and dynamic shared memory for
+// prefill and mixed steps (decode steps keep the decode kernels; f32 plans and other head dims keep their kernels), and
+// the step's logits and KV cache equal the default plan's on the fake device (tests/cuda_fake_device.ts, whose stand-ins
+// compute what the kernels document). The kernel's arithmetic: tests/gpu/flash_prefill.test.ts and
+// tools/cuda-kernel-check/flash_prefill.py on an sm_90 device.
+import { flashPrefillWgGeometry, type KernelLaunch } from "../lib/backends/cuda/launch_plan.ts";
+import { unitArch } from "../lib/backends/cuda/compiler.ts";
+import { buildSync } from "../lib/builder/builder.ts";
+import { FakeCudaSession, randomModel, step } from "./cuda_fake_device.ts";
+import { sameBits, sameKvCache } from "./cuda_fake_plans.ts";
+import { assert, test } from "./harness.ts";
+
+test("flashPrefillWgGeometry: 2 warpgroups of 64 rows, 128-key tiles in 2 stages; hd 64 / 128 only; flash_prefill_wg.cu compiles for sm_90a", () => {
+  assert.deepEqual(flashPrefillWgGeometry(64), { rows: 128, threads: 256, sharedMem: (128 + 512) * 128 + 1024 });
+  assert.deepEqual(flashPrefillWgGeometry(128), { rows: 128, threads: 256, sharedMem: (128 + 512) * 256 + 1024 });
+  assert.ok(flashPrefillWgGeometry(128)!.sharedMem <= 227 * 1024, "within the H100/H200 per-block opt-in limit");
+  assert.equal(flashPrefillWgGeometry(32), undefined);
+  assert.equal(flashPrefillWgGeometry(96), undefined);
+  assert.equal(unitArch("flash_prefill_wg.cu", "sm_90"), "sm_90a");
+  assert.equal(unitArch("flash_prefill.cu", "sm_90"), "sm_90");
+  assert.equal(unitArch("flash_prefill_wg.cu", "sm_89"), "sm_89");
+});
+
+const RAW = {
+  vocab_size: 97,
+  hidden_size: 256,
+  intermediate_size: 384,
+  num_hidden_layers: 2,
+  max_position_embeddings: 512,
+  architectures: ["LlamaForCausalLM"],
+  model_type: "llama",
+};
+for (const [hd, nH, nKV] of [[64, 4, 1], [128, 4, 2]]) {
+  test(`wgmmaPrefill: head dim ${hd} prefill and mixed steps launch flash_prefill_wg_bf16_hd${hd}; logits and KV cache as the default plan's`, () => {
+    const model = randomModel({ ...RAW, num_attention_heads: nH, num_key_value_heads: nKV, head_dim: hd }, 31 + hd, true, 0.15);
+    let engine;
+    try {
+      engine = buildSync(model, { backend: "cuda", dtype: "bfloat16", maxBatchSize: 4, maxNumTokens: 256, maxSeqLen: 320, tokensPerBlock: 16 });
+    } finally {
+      model.close();
+    }
+    const numBlocks = 60, L = engine.plan.attributes.numLayers;
+    const wg = new FakeCudaSession(engine, numBlocks, 132, false, { wgmmaPrefill: true });
+    const ref = new FakeCudaSession(engine, numBlocks, 132, false, {});
+    const V = engine.plan.attributes.vocabSize;
+    const seqs = [150, 7, 1].map((n, s) => ({
+      ids: Array.from({ length: n }, (_, j) => (s * 13 + j * 5 + 2) % V),
+      blocks: Array.from({ length: 20 }, (_, j) => s * 20 + j),
+    }));
+    const kinds = (f: FakeCudaSession): string[] =>
+      f.lastLaunches.flatMap((l) => (l.kind === "kernel" && /attention|flash/.test(l.kernel) ? [(l as KernelLaunch).kernel] : []));
+    const run = (what: string, inp: ReturnType<typeof step>, want: string): void => {
+      const a = wg.run(inp, false), b = ref.run(inp, false);
+      sameBits(a.logits, b.logits, `${what}: logits`);
+      sameKvCache(wg, ref, L, what);
+      assert.deepEqual([...new Set(kinds(wg))], [want], `${what}: attention launches`);
+    };
+    const wantWg = `flash_prefill_wg_bf16_hd${hd}`;
+    run(
+      "prefill",
+      step([{ ids: seqs[0].ids.slice(0, 100), pos: 0, blocks: seqs[0].blocks }, { ids: seqs[1].ids.slice(0, 6), pos: 0, blocks: seqs[1].blocks }], 20),
+      wantWg,
+    );
+    run(
+      "mixed (a chunk past a cached prefix, one-token sequences)",
+      step([
+        { ids: seqs[0].ids.slice(100, 149), pos: 100, blocks: seqs[0].blocks },
+        { ids: seqs[1].ids.slice(6, 7), pos: 6, blocks: seqs[1].blocks },
+        { ids: seqs[2].ids, pos: 0, blocks: seqs[2].blocks },
+      ], 20),
+      wantWg,
+    );
+    const dec = step([{ ids: seqs[0].ids.slice(149), pos: 149, blocks: seqs[0].blocks }, { ids: [3], pos: 7, blocks: seqs[1].blocks }], 20);
+    const a = wg.run(dec, false), b = ref.run(dec, false);
+    sameBits(a.logits, b.logits, "decode: logits");
+    assert.ok(!kinds(wg).some((k) => k.startsWith("flash_prefill_wg")), `decode steps keep the decode kernels: ${kinds(wg)}`);
+  });
+}
