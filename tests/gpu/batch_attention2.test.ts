@@ -66,8 +66,11 @@ for (const c of CASES) {
         one.run(inp, { logits: g1, sampledIds: i1 }, kv1);
         const eC = relL2(g2, gc), e1 = relL2(g2, g1), e1C = relL2(g1, gc);
         report.push(`${label}: vs CPU ${eC.toExponential(2)} (without batch2 ${e1C.toExponential(2)}), vs without ${e1.toExponential(2)}`);
-        // bf16 activations vs float32 (~1e-2), plus FP8 bytes that bf16 rounding moves across a rounding boundary.
-        assert.ok(eC < 0.05 && Number.isFinite(eC), `${label}: logits rel L2 ${eC} vs the CPU session`);
+        // bf16 activations vs float32 (~1e-2), plus FP8 bytes that bf16 rounding moves across a rounding boundary:
+        // on the H200 (session 7) FP8 caches gave 4.3–4.5e-2 WITHOUT batch2 (hd128) and 5.1e-2 with it (hd64,
+        // one step), so the absolute bound is wider for FP8; the comparison with the path without batch2 is the next line.
+        const bound = c.fp8 ? 0.08 : 0.05;
+        assert.ok(eC < bound && Number.isFinite(eC), `${label}: logits rel L2 ${eC} vs the CPU session`);
         assert.ok(eC < 2 * e1C + 0.01, `${label}: batch2 ${eC} vs the CPU, without it ${e1C}`);
         if (prefill) return;
         which.forEach((s, r) => {
