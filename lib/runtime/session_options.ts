@@ -10,10 +10,10 @@
  * - `LLMRT_QUANT_RING=1`: `quantRing` defaults to true
  * - `LLMRT_BATCH_ATTENTION=0`: `batchAttention` defaults to false
  * - `LLMRT_BATCH_ATTENTION2=1`: `batchAttention2` defaults to true
- * - `LLMRT_FP8_FAST_ACCUM=1`: `fp8FastAccum` defaults to true
- * - `LLMRT_FP8_FUSED_QUANT=1`: `fp8FusedQuant` defaults to true
+ * - `LLMRT_FP8_FAST_ACCUM=0`: `fp8FastAccum` defaults to false
+ * - `LLMRT_FP8_FUSED_QUANT=0`: `fp8FusedQuant` defaults to false
  * - `LLMRT_FP8_PDL=1`: `fp8Pdl` defaults to true
- * - `LLMRT_FP8_BUCKETS=1`: `fp8InvariantBuckets` defaults to true
+ * - `LLMRT_FP8_BUCKETS=0`: `fp8InvariantBuckets` defaults to false
  * - `LLMRT_FP8_GEMV1=1`: `fp8Gemv1` defaults to true
  * - `LLMRT_WGMMA_PREFILL=1`: `wgmmaPrefill` defaults to true
  * - `LLMRT_DECODE_SK=1`: `decodeSplitK` defaults to true
@@ -64,12 +64,12 @@ export const SessionOptionsSchema = z.strictObject({
   batchAttention2: z.boolean().optional(),
   /**
    * CUDA: FP8 GEMMs (prefill and large decode steps of FP8 engines) with cuBLASLt's fast accumulation (no periodic
-   * fp32 promotion of the tensor cores' partial sums). @default false (LLMRT_FP8_FAST_ACCUM=1: true)
+   * fp32 promotion of the tensor cores' partial sums). @default true (LLMRT_FP8_FAST_ACCUM=0: false)
    */
   fp8FastAccum: z.boolean().optional(),
   /**
    * CUDA: the RMSNorm / SiLU·mul before a prefill-sized FP8 linear writes its e4m3 input rows itself (no separate
-   * quantize launch, no bf16 round trip; same bits). @default false (LLMRT_FP8_FUSED_QUANT=1: true)
+   * quantize launch, no bf16 round trip; same bits). @default true (LLMRT_FP8_FUSED_QUANT=0: false)
    */
   fp8FusedQuant: z.boolean().optional(),
   /**
@@ -80,7 +80,7 @@ export const SessionOptionsSchema = z.strictObject({
   /**
    * CUDA, batch-invariant sessions: FP8 prefill GEMMs use cuBLASLt's pick for their M bucket where it was shown to
    * round every row as the reference algorithm does (as bf16 GEMMs do), instead of the reference algorithm for every
-   * M. @default false (LLMRT_FP8_BUCKETS=1: true)
+   * M. @default true (LLMRT_FP8_BUCKETS=0: false)
    */
   fp8InvariantBuckets: z.boolean().optional(),
   /**
@@ -144,10 +144,10 @@ export function parseSessionOptions(input: SessionOptions = {}): ResolvedSession
     quantRing: o.quantRing ?? env()["LLMRT_QUANT_RING"] === "1",
     batchAttention: o.batchAttention ?? envOn("LLMRT_BATCH_ATTENTION"),
     batchAttention2: o.batchAttention2 ?? env()["LLMRT_BATCH_ATTENTION2"] === "1",
-    fp8FastAccum: o.fp8FastAccum ?? env()["LLMRT_FP8_FAST_ACCUM"] === "1",
-    fp8FusedQuant: o.fp8FusedQuant ?? env()["LLMRT_FP8_FUSED_QUANT"] === "1",
+    fp8FastAccum: o.fp8FastAccum ?? envOn("LLMRT_FP8_FAST_ACCUM"),
+    fp8FusedQuant: o.fp8FusedQuant ?? envOn("LLMRT_FP8_FUSED_QUANT"),
     fp8Pdl: o.fp8Pdl ?? env()["LLMRT_FP8_PDL"] === "1",
-    fp8InvariantBuckets: o.fp8InvariantBuckets ?? env()["LLMRT_FP8_BUCKETS"] === "1",
+    fp8InvariantBuckets: o.fp8InvariantBuckets ?? envOn("LLMRT_FP8_BUCKETS"),
     fp8Gemv1: o.fp8Gemv1 ?? env()["LLMRT_FP8_GEMV1"] === "1",
     wgmmaPrefill: o.wgmmaPrefill ?? env()["LLMRT_WGMMA_PREFILL"] === "1",
     decodeSplitK: o.decodeSplitK ?? env()["LLMRT_DECODE_SK"] === "1",

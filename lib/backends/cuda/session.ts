@@ -100,13 +100,13 @@ export interface CudaSessionOptions {
    * included. @default false
    */
   readonly batchAttention2?: boolean;
-  /** FP8 GEMMs with cuBLASLt's fast accumulation (GemmArgs.fastAccum). @default false */
+  /** FP8 GEMMs with cuBLASLt's fast accumulation (GemmArgs.fastAccum). @default true */
   readonly fp8FastAccum?: boolean;
-  /** RMSNorm / SiLU·mul write the next FP8 linear's e4m3 rows (LaunchEnv.fp8FusedQuant). @default false */
+  /** RMSNorm / SiLU·mul write the next FP8 linear's e4m3 rows (LaunchEnv.fp8FusedQuant). @default true */
   readonly fp8FusedQuant?: boolean;
   /** Fused FP8 decode GEMVs ahead of pdlWait, launched with PDL (LaunchEnv.fp8Pdl). @default false */
   readonly fp8Pdl?: boolean;
-  /** Batch-invariant FP8 GEMMs take verified per-M-bucket algorithms (GemmOptions.invariantFp8Buckets). @default false */
+  /** Batch-invariant FP8 GEMMs take verified per-M-bucket algorithms (GemmOptions.invariantFp8Buckets). @default true */
   readonly fp8InvariantBuckets?: boolean;
   /** One-token fused FP8 decode GEMVs as fp8_gemv1 (LaunchEnv.fp8Gemv1). @default false */
   readonly fp8Gemv1?: boolean;
@@ -342,8 +342,8 @@ export class CudaSession implements SessionBackend {
     this.batchInvariant = options.batchInvariant;
     this.batchAttention = options.batchAttention ?? true;
     this.batchAttention2 = options.batchAttention2 ?? false;
-    this.fp8FastAccum = options.fp8FastAccum ?? false;
-    this.fp8FusedQuant = options.fp8FusedQuant ?? false;
+    this.fp8FastAccum = options.fp8FastAccum ?? true;
+    this.fp8FusedQuant = options.fp8FusedQuant ?? true;
     this.fp8Pdl = options.fp8Pdl ?? false;
     this.fp8Gemv1 = options.fp8Gemv1 ?? false;
     this.decodeSplitK = options.decodeSplitK ?? false;
@@ -380,7 +380,7 @@ export class CudaSession implements SessionBackend {
       this.#gemm = new CublasLtGemm(d, {
         tune: options.gemmTune,
         batchInvariant: this.batchInvariant,
-        invariantFp8Buckets: options.fp8InvariantBuckets ?? false,
+        invariantFp8Buckets: options.fp8InvariantBuckets ?? true,
       });
       // Quantized linears (issue 12): packed weights, zero points and f32 scales stay as stored; the
       // largest one's bf16 [N, K] is the prefill scratch (dequantize, then cuBLASLt).
