@@ -11,7 +11,7 @@
 import type { EnginePlan } from "../../ir/plan.ts";
 import type { Op } from "../../ir/network.ts";
 import { InternalError } from "../../util/errors.ts";
-import { opReads } from "./decode_fusion.ts";
+import { opReads } from "./op_reads.ts";
 import { GEMV_MAX_ROWS, type Launch, type LaunchEnv } from "./launch_types.ts";
 import type { QuantFusion } from "./quant_launch.ts";
 
