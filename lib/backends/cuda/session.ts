@@ -909,11 +909,15 @@ export class CudaSession implements SessionBackend {
       } else {
         const kern = this.#kernel(l.kernel);
         const shared = l.sharedBytes ?? 0;
+        if (shared === 0) {
+          kern.launch(l.grid, l.block, l.args, l.pdl ? { stream, pdl: true } : { stream }); // the common case: no lookups, one object
+          continue;
+        }
         if (shared > (this.#sharedAllowed.get(l.kernel) ?? 48 * 1024)) {
           kern.setMaxDynamicSharedMemory(shared);
           this.#sharedAllowed.set(l.kernel, shared);
         }
-        kern.launch(l.grid, l.block, l.args, { stream, ...(l.pdl ? { pdl: true } : {}), ...(shared > 0 ? { sharedMemBytes: shared } : {}) });
+        kern.launch(l.grid, l.block, l.args, { stream, sharedMemBytes: shared, ...(l.pdl ? { pdl: true } : {}) });
       }
     }
   }
