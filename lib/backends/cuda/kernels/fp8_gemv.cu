@@ -496,10 +496,160 @@ extern "C" __global__ void __launch_bounds__(256) fp8_silu_mul_quant_bf16(const 
 }
 
 // ------------------------------------------------------------------------------------------------
-// One-token decode GEMV on contiguous row segments (SessionOptions.fp8Gemv1; m = 1 only):
+// One-token decode GEMV (SessionOptions.fp8Gemv1; m = 1 only), session 8:
 // extern "C" __global__ void fp8_gemv1_fused_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
 //     void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode)
 // extern "C" __global__ void fp8_gemv1_fused_norm_bf16(...same parameters...)
+//   fp8_gemv_fused{,_norm}_bf16's parameters, modes and roundings with m == 1, k % 512 == 0 and k <= FG1_XQ (_norm:
+//   k <= FG_XS); the same e4m3 products summed in fp32 in another order. Any grid (the launcher: a persistent one,
+//   FG1_MINB blocks per SM, or fewer when there are few rows): the n rows (mode 2: n / 2 units of a gate row and its up
+//   row) are split evenly over all the grid's warps, so each warp owns a contiguous run of rows and streams their bytes
+//   front to back in 512-byte segments (lane l: bytes [16l, 16l + 16) of a segment) through a ring of FG1_D 16-byte
+//   loads per lane — the first FG1_D issued before pdlWait, each slot refilled as soon as it is consumed. The block
+//   quantizes x (after the RMSNorm with _norm) once into shared memory as e4m3 bytes (the same bytes fp8_gemv_bf16 makes);
+//   a segment is one mma pair m16n8k32 with A row g = the activation bytes of lanes (g, 0..3) and B column g = those
+//   lanes' weight bytes: D[g][g] is the row's dot product over the segment's columns [64g, 64g + 64) (the rest of D is
+//   unused). Each pair starts from zero and is added in fp32; at a row's end a warp sum over g gives the row.
+//   grid (any, 1, 1)   block (256, 1, 1)   shared 16.3 KiB (+16 KiB _norm)
+// ------------------------------------------------------------------------------------------------
+#ifndef FG1_D
+#define FG1_D 16  // 16-byte weight loads in flight per lane (register ring; tuning knob)
+#endif
+#ifndef FG1_MINB
+#define FG1_MINB 2  // __launch_bounds__ min blocks per SM (the launcher's grid: FP8_GEMV1_BLOCKS_PER_SM per SM; tuning knob)
+#endif
+#define FG1_XQ 16384  // most in-features: the block's quantized x in shared memory
+
+/** The D[g][g] pair sum of one 512-byte segment: q = 16 activation bytes, v = 16 weight bytes of the lane. */
+__device__ __forceinline__ void segMma(const uint4& q, const uint4& v, float& a0, float& a1) {
+  const float z[4] = {0.f, 0.f, 0.f, 0.f};
+  float d[4];
+  mmaE4m3(d, q.x, 0u, q.y, 0u, v.x, v.y, z);
+  mmaE4m3(d, q.z, 0u, q.w, 0u, v.z, v.w, d);
+  a0 += d[0];
+  a1 += d[1];
+}
+
+template <bool NORM>
+__device__ __forceinline__ void fp8Gemv1Impl(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias, void* y,
+                                             const bf16_t* normW, float eps, int n, int k, float actScale, int mode) {
+  __shared__ __align__(16) u8 xq[FG1_XQ];
+  __shared__ float sh[32];
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+  const int nw = blockDim.x >> 5, half = n >> 1;
+  const int S = k >> 9;  // segments per row
+  // This warp's logical rows [L0, L1): mode 2 unit u = logical rows 2u (gate row u) and 2u + 1 (up row half + u).
+  const int R = mode == 2 ? 2 : 1, units = mode == 2 ? half : n;
+  const long long totalWarps = (long long)gridDim.x * nw, gw = (long long)blockIdx.x * nw + warp;
+  const int L0 = (int)(units * gw / totalWarps) * R, L1 = (int)(units * (gw + 1) / totalWarps) * R;
+  auto rowOf = [&](int L) -> int { return mode == 2 ? ((L & 1) ? half + (L >> 1) : (L >> 1)) : L; };
+  const u8* wl = W + lane * 16;
+  // Issue side of the ring: the next (logical row, segment) to load and its address.
+  int iL = L0, iS = 0;
+  const u8* ip = wl + (long long)rowOf(L0) * k;
+  uint4 v[FG1_D];
+#pragma unroll
+  for (int u = 0; u < FG1_D; u++) {
+    if (iL < L1) {
+      v[u] = ldStream(ip);
+      ip += 512;
+      if (++iS == S) {
+        iS = 0;
+        if (++iL < L1) ip = wl + (long long)rowOf(iL) * k;
+      }
+    }
+  }
+  float ws = L0 < L1 ? wScale[rowOf(L0)] : 0.f, bs = (L0 < L1 && bias) ? toF(bias[rowOf(L0)]) : 0.f;  // weights only
+  pdlWait();  // x and y are the previous kernels' (weights only above)
+  pdlLaunchDependents();
+  // x -> e4m3 bytes in shared memory (as fp8_gemv_bf16's quant8 of the same bf16 values).
+  const bf16_t* xs = x;
+  if constexpr (NORM) {
+    __shared__ __align__(16) bf16_t xsh[FG_XS];
+    rmsnormStage(x, normW, eps, 1, k, xsh, sh);
+    xs = xsh;
+  }
+  float s = actScale;
+  if (!(actScale > 0.f)) {  // per token: the amax of the (normed) row
+    float amax = 0.f;
+    for (int i = tid * 8; i < k; i += blockDim.x * 8) {
+      float f[8];
+      load16(xs + i, f);
+#pragma unroll
+      for (int e = 0; e < 8; e++) amax = fmaxf(amax, fabsf(f[e]));
+    }
+    s = tokenScale(blockMax(amax, sh));
+  }
+  {
+    const float inv = 1.f / s;
+    for (int i = tid * 8; i < k; i += blockDim.x * 8) *reinterpret_cast<uint2*>(xq + i) = quant8(xs + i, s, inv);
+  }
+  __syncthreads();
+  if (L0 >= L1) return;
+  // Consume side: row cL, segment cS; a0 / a1 this lane's D[g][2t], D[g][2t + 1] of the row so far.
+  int cL = L0, cS = 0;
+  float a0 = 0.f, a1 = 0.f, gate = 0.f;
+  float yOld = (mode == 1) ? toF(((const bf16_t*)y)[rowOf(L0)]) : 0.f;
+  const bool diag = t == (g >> 1);
+  const int items = (L1 - L0) * S;
+  const u8* xl = xq + lane * 16;
+  for (int base = 0; base < items; base += FG1_D) {
+#pragma unroll
+    for (int u = 0; u < FG1_D; u++) {
+      if (base + u < items) {
+        const uint4 q = *reinterpret_cast<const uint4*>(xl + cS * 512);
+        segMma(q, v[u], a0, a1);
+        if (iL < L1) {  // refill the slot: the item FG1_D ahead
+          v[u] = ldStream(ip);
+          ip += 512;
+          if (++iS == S) {
+            iS = 0;
+            if (++iL < L1) ip = wl + (long long)rowOf(iL) * k;
+          }
+        }
+        if (++cS == S) {  // row cL done: D[g][g] sits in lane (g, g / 2) at (g & 1); sum over g
+          const float sum = warpSum(diag ? ((g & 1) ? a1 : a0) : 0.f);
+          const int row = rowOf(cL);
+          float val = sum * s * ws;  // as fp8GemvImpl: no bias add without a bias
+          if (bias) val += bs;
+          const float yPrev = yOld;
+          if (++cL < L1) {  // the next row's scale, bias (and residual) while its segments stream
+            const int nr = rowOf(cL);
+            ws = wScale[nr];
+            bs = bias ? toF(bias[nr]) : 0.f;
+            if (mode == 1) yOld = toF(((const bf16_t*)y)[nr]);
+          }
+          if (mode == 2) {
+            if ((cL & 1) == 1) gate = toF(fromF<bf16_t>(val));  // cL was even: a gate row
+            else if (lane == 0) ((bf16_t*)y)[row - half] = fromF<bf16_t>(fgSilu(gate) * toF(fromF<bf16_t>(val)));
+          } else if (lane == 0) {
+            if (mode == 0) ((bf16_t*)y)[row] = fromF<bf16_t>(val);
+            else if (mode == 1) ((bf16_t*)y)[row] = fromF<bf16_t>(toF(fromF<bf16_t>(val)) + yPrev);
+            else ((float*)y)[row] = val;
+          }
+          a0 = a1 = 0.f;
+          cS = 0;
+        }
+      }
+    }
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(256, FG1_MINB) fp8_gemv1_fused_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
+    void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
+  fp8Gemv1Impl<false>(x, W, wScale, bias, y, normW, eps, n, k, actScale, mode);
+}
+extern "C" __global__ void __launch_bounds__(256, FG1_MINB) fp8_gemv1_fused_norm_bf16(const bf16_t* x, const u8* W, const float* wScale,
+    const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
+  fp8Gemv1Impl<true>(x, W, wScale, bias, y, normW, eps, n, k, actScale, mode);
+}
+
+#if FG1_OLD
+// ------------------------------------------------------------------------------------------------
+// Session 7's one-token GEMV (compiled with -DFG1_OLD=1 only, for bench/fp8_gemv1_check.ts's comparison):
+// extern "C" __global__ void fp8_gemv1old_fused_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
+//     void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode)
+// extern "C" __global__ void fp8_gemv1old_fused_norm_bf16(...same parameters...)
 //   fp8_gemv_fused{,_norm}_bf16's parameters, modes and roundings with m == 1 and k % 512 == 0; the same e4m3 products
 //   summed in fp32 in another order. A block owns 8 weight rows (mode 2: gate rows 4b..4b+3 and their up rows); its 8
 //   warps split k in 512-column segments (warp w: segments w, w + 8, ...). In a segment lane l loads bytes [16l, 16l + 16)
@@ -510,7 +660,7 @@ extern "C" __global__ void __launch_bounds__(256) fp8_silu_mul_quant_bf16(const 
 //   grid (n / 8) (mode 2 too)   block (256, 1, 1)   shared 0.3 KiB (+16 KiB _norm)
 // ------------------------------------------------------------------------------------------------
 template <bool NORM>
-__device__ __forceinline__ void fp8Gemv1Impl(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias, void* y,
+__device__ __forceinline__ void fp8Gemv1OldImpl(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias, void* y,
                                              const bf16_t* normW, float eps, int n, int k, float actScale, int mode) {
   __shared__ float red[FG_WARPS][8];
   __shared__ float sh[32];
@@ -597,14 +747,12 @@ __device__ __forceinline__ void fp8Gemv1Impl(const bf16_t* x, const u8* W, const
   else ((float*)y)[row] = vv;
 }
 
-#ifndef FG1_MINB
-#define FG1_MINB 1  // __launch_bounds__ min blocks per SM of the fp8_gemv1 entry points (tuning knob)
-#endif
-extern "C" __global__ void __launch_bounds__(256, FG1_MINB) fp8_gemv1_fused_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
+extern "C" __global__ void __launch_bounds__(256, 1) fp8_gemv1old_fused_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
     void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
-  fp8Gemv1Impl<false>(x, W, wScale, bias, y, normW, eps, n, k, actScale, mode);
+  fp8Gemv1OldImpl<false>(x, W, wScale, bias, y, normW, eps, n, k, actScale, mode);
 }
-extern "C" __global__ void __launch_bounds__(256, FG1_MINB) fp8_gemv1_fused_norm_bf16(const bf16_t* x, const u8* W, const float* wScale,
+extern "C" __global__ void __launch_bounds__(256, 1) fp8_gemv1old_fused_norm_bf16(const bf16_t* x, const u8* W, const float* wScale,
     const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
-  fp8Gemv1Impl<true>(x, W, wScale, bias, y, normW, eps, n, k, actScale, mode);
+  fp8Gemv1OldImpl<true>(x, W, wScale, bias, y, normW, eps, n, k, actScale, mode);
 }
+#endif  // FG1_OLD
