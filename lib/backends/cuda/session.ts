@@ -14,7 +14,7 @@
 import process from "node:process";
 import { rmSync } from "node:fs";
 import { CublasLtGemm } from "./gemm.ts";
-import { fp8ScratchLayout } from "./fp8_launch.ts";
+import { FP8_GEMV1_BLOCKS_PER_SM, fp8ScratchLayout } from "./fp8_launch.ts";
 import { compileKernelUnits, type CompileStats, kernelUnits, type PendingCompile, startKernelUnits, unitName } from "./compile_pool.ts";
 import { plannedKernels } from "./kernel_set.ts";
 import {
@@ -108,7 +108,7 @@ export interface CudaSessionOptions {
   readonly fp8Pdl?: boolean;
   /** Batch-invariant FP8 GEMMs take verified per-M-bucket algorithms (GemmOptions.invariantFp8Buckets). @default true */
   readonly fp8InvariantBuckets?: boolean;
-  /** One-token fused FP8 decode GEMVs as fp8_gemv1 (LaunchEnv.fp8Gemv1). @default false */
+  /** One-token fused FP8 decode GEMVs as fp8_gemv1 (LaunchEnv.fp8Gemv1; persistent grid). @default false */
   readonly fp8Gemv1?: boolean;
   /**
    * Prefill attention of bf16 engines with a bf16 KV cache at head dims 64 / 128 on flash_prefill_wg (Hopper
@@ -543,6 +543,7 @@ export class CudaSession implements SessionBackend {
       fp8FusedQuant: this.fp8FusedQuant,
       fp8Pdl: this.fp8Pdl,
       fp8Gemv1: this.fp8Gemv1,
+      fp8Gemv1Blocks: FP8_GEMV1_BLOCKS_PER_SM * this.device.smCount,
       wgmmaPrefill: this.wgmmaPrefill,
       decodeSplitK: this.decodeSplitK,
       gemvSplitK: this.gemvSplitK,
