@@ -38,6 +38,6 @@ stamp "32-layer GEMV chains: plain / pdl / gemv1old / gemv1 (+ variants of gemv1
 timeout 20 bun bench/fp8_gemv_tune.ts --models 8b,1b --variants "default;-DFG1_D=24 -DFG1_MINB=1" --kinds plain,pdl,gemv1old,gemv1 > "$OUT/chain.log" 2>&1
 echo "rc $?"; grep -E "copy|^\| [18]b|rror" "$OUT/chain.log" | grep -v -E "D=24.*\| (plain|pdl|gemv1old) " | cut -c1-200
 stamp "gemv1 compile-time variants, one layer (timing only)"
-timeout 20 bun bench/fp8_gemv1_check.ts --models 8b,1b --no-check --variants "default;-DFG1_D=8;-DFG1_D=24 -DFG1_MINB=1;-DFG1_D=32 -DFG1_MINB=1" > "$OUT/variants.log" 2>&1
+timeout 25 bun bench/fp8_gemv1_check.ts --models 8b,1b --no-check --variants "default;-DFG1_D=12;-DFG1_D=24 -DFG1_MINB=1;-DFG1_D=32 -DFG1_MINB=1" > "$OUT/variants.log" 2>&1
 echo "rc $?"; grep -E "^\| [18]b .*gemv1 \||rror" "$OUT/variants.log" | cut -c1-200
 stamp done
