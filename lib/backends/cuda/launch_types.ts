@@ -101,6 +101,13 @@ const PDL_FAMILIES: ReadonlySet<string> = new Set([
   "decode_attention_sk",
   "gather_rows",
   "sample",
+  // Decode steps over a quantized KV cache (≤ GEMV_MAX_ROWS tokens): RoPE + KV write, split attention and the merge
+  // keep their own launches; each waits at its entry (session 8).
+  "rope_kv_write_fp8kv",
+  "rope_kv_write_int8kv",
+  "paged_attention_decode_fp8kv",
+  "paged_attention_decode_int8kv",
+  "paged_attention_decode_reduce",
 ]);
 
 /**
