@@ -4,8 +4,10 @@
 #  1. bench/fp8_gemv1_check.ts: the new fp8_gemv1 (persistent grid, contiguous rows per warp, 16-deep load ring) vs
 #     float64 and vs the 16-row kernel on 8B / 1B shapes; one layer's linears timed per kind (16row default, 16row_pdl,
 #     gemv1old = session 7's, gemv1 = new) against the copy measured in the same process.
-#  2. tests/gpu/fp8_fused.test.ts (fused forms, gemv1 on three grids, vs the unfused launches / CPU emulation).
-#  3. 8B FP8 + FP8 KV batch 1 end to end (packed on the device while 1-2 run): default vs fp8Gemv1, decode-step profile.
+#  2. tests/gpu/fp8_fused.test.ts (fused forms, gemv1 on three grids, vs the unfused launches / CPU emulation) and
+#     tests/gpu/fp8_kv.test.ts (FP8 / INT8 KV decode over kjv-llama vs the CPU; its rope / attention / merge now PDL).
+#  3. 8B FP8 + FP8 KV batch 1 end to end (packed on the device while 1-2 run): default vs fp8Gemv1, decode-step profile
+#     (both with this branch's PDL for the FP8-KV rope / attention / merge launches).
 #  4. 32-layer GEMV chains (bench/fp8_gemv_tune.ts) and compile-time variants of the new kernel.
 set -uo pipefail
 OUT=${OUT:-/tmp/llmrt-out}
@@ -24,20 +26,20 @@ stamp "pack 8B in the background ($P8)"
 (timeout 60 python3 tools/quant-packers/pack_fp8_torch.py --model $M8 --out $P8 --calib-seqs 2 --calib-len 128 > "$OUT/pack8b.log" 2>&1; echo "pack8b rc $?" >> "$OUT/pack8b.log") &
 pk8=$!
 stamp "fp8_gemv1 correctness (8B, 1B shapes) + one layer's linears timed per kind"
-timeout 40 bun bench/fp8_gemv1_check.ts --models 8b,1b > "$OUT/check.log" 2>&1
+timeout 35 bun bench/fp8_gemv1_check.ts --models 8b,1b > "$OUT/check.log" 2>&1
 echo "rc $?"; grep -E "^GPU|^check|^\| [18]b|rror|FAIL" "$OUT/check.log" | cut -c1-330
-stamp "GPU test: fused FP8 GEMVs (gemv1 on three grids)"
-timeout 25 bun test tests/gpu/fp8_fused.test.ts > "$OUT/gpu_fused.log" 2>&1
-echo "rc $?"; grep -E "^\(pass|^\(fail|AssertionError|rror:|gemv1" "$OUT/gpu_fused.log" | head -12 | cut -c1-300
+stamp "GPU tests: fused FP8 GEMVs (gemv1 on three grids); FP8 / INT8 KV (decode launches now PDL) vs the CPU"
+timeout 40 bun test tests/gpu/fp8_fused.test.ts tests/gpu/fp8_kv.test.ts > "$OUT/gpu_tests.log" 2>&1
+echo "rc $?"; grep -E "^\(pass|^\(fail|AssertionError|rror:|gemv1|rel L2" "$OUT/gpu_tests.log" | head -24 | cut -c1-300
 wait $pk8
 tail -2 "$OUT/pack8b.log" | cut -c1-300
 stamp "8B FP8 + FP8 KV batch 1: default vs fp8Gemv1 (decode-step profile)"
 timeout 45 bun bench/fp8_e2e.ts --model $M8 --algos none --packed $P8 --variants default,gemv1 --decode 128 --ttft 2048 --skip-bf16 --profile-decode > "$OUT/e2e8b.log" 2>&1
 echo "rc $?"; grep -E "copy bandwidth|^\| |^  |rror" "$OUT/e2e8b.log" | cut -c1-900
 stamp "32-layer GEMV chains: plain / pdl / gemv1old / gemv1 (+ variants of gemv1)"
-timeout 20 bun bench/fp8_gemv_tune.ts --models 8b,1b --variants "default;-DFG1_D=24 -DFG1_MINB=1" --kinds plain,pdl,gemv1old,gemv1 > "$OUT/chain.log" 2>&1
+timeout 15 bun bench/fp8_gemv_tune.ts --models 8b,1b --variants "default;-DFG1_D=24 -DFG1_MINB=1" --kinds plain,pdl,gemv1old,gemv1 > "$OUT/chain.log" 2>&1
 echo "rc $?"; grep -E "copy|^\| [18]b|rror" "$OUT/chain.log" | grep -v -E "D=24.*\| (plain|pdl|gemv1old) " | cut -c1-200
 stamp "gemv1 compile-time variants, one layer (timing only)"
-timeout 25 bun bench/fp8_gemv1_check.ts --models 8b,1b --no-check --variants "default;-DFG1_D=12;-DFG1_D=24 -DFG1_MINB=1;-DFG1_D=32 -DFG1_MINB=1" > "$OUT/variants.log" 2>&1
+timeout 15 bun bench/fp8_gemv1_check.ts --models 8b --no-check --variants "default;-DFG1_D=12;-DFG1_D=24 -DFG1_MINB=1;-DFG1_D=32 -DFG1_MINB=1" > "$OUT/variants.log" 2>&1
 echo "rc $?"; grep -E "^\| [18]b .*gemv1 \||rror" "$OUT/variants.log" | cut -c1-200
 stamp done
