@@ -505,18 +505,23 @@ extern "C" __global__ void __launch_bounds__(256) fp8_silu_mul_quant_bf16(const 
 //   FG1_MINB blocks per SM, or fewer when there are few rows): the n rows (mode 2: n / 2 units of a gate row and its up
 //   row) are split evenly over all the grid's warps, so each warp owns a contiguous run of rows and streams their bytes
 //   front to back in 512-byte segments (lane l: bytes [16l, 16l + 16) of a segment) through a ring of FG1_D 16-byte
-//   loads per lane — the first FG1_D issued before pdlWait, each slot refilled as soon as it is consumed. The block
-//   quantizes x (after the RMSNorm with _norm) once into shared memory as e4m3 bytes (the same bytes fp8_gemv_bf16 makes);
+//   loads per lane — the first FG1_D issued before pdlWait, each group of G <= 4 slots (G | k / 512) refilled as soon as
+//   it is consumed, with no branch inside a group. The block quantizes x (after the RMSNorm with _norm: rmsnorm_bf16's
+//   sums and roundings, x and normW from registers, every load of x in flight at once) once into shared memory as e4m3
+//   bytes (the same bytes fp8_gemv_bf16 makes);
 //   a segment is one mma pair m16n8k32 with A row g = the activation bytes of lanes (g, 0..3) and B column g = those
 //   lanes' weight bytes: D[g][g] is the row's dot product over the segment's columns [64g, 64g + 64) (the rest of D is
 //   unused). Each pair starts from zero and is added in fp32; at a row's end a warp sum over g gives the row.
-//   grid (any, 1, 1)   block (256, 1, 1)   shared 16.3 KiB (+16 KiB _norm)
+//   grid (any, 1, 1)   block (256, 1, 1)   shared 16.3 KiB
 // ------------------------------------------------------------------------------------------------
 #ifndef FG1_D
 #define FG1_D 16  // 16-byte weight loads in flight per lane (register ring; tuning knob)
 #endif
 #ifndef FG1_MINB
 #define FG1_MINB 2  // __launch_bounds__ min blocks per SM (the launcher's grid: FP8_GEMV1_BLOCKS_PER_SM per SM; tuning knob)
+#endif
+#ifndef FG1_GMAX
+#define FG1_GMAX 4  // most segments a branch-free group of the main loop (4, 2 or 1; tuning knob)
 #endif
 #define FG1_XQ 16384  // most in-features: the block's quantized x in shared memory
 
@@ -530,84 +535,132 @@ __device__ __forceinline__ void segMma(const uint4& q, const uint4& v, float& a0
   a1 += d[1];
 }
 
-template <bool NORM>
-__device__ __forceinline__ void fp8Gemv1Impl(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias, void* y,
-                                             const bf16_t* normW, float eps, int n, int k, float actScale, int mode) {
-  __shared__ __align__(16) u8 xq[FG1_XQ];
-  __shared__ float sh[32];
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-  const int nw = blockDim.x >> 5, half = n >> 1;
-  const int S = k >> 9;  // segments per row
-  // This warp's logical rows [L0, L1): mode 2 unit u = logical rows 2u (gate row u) and 2u + 1 (up row half + u).
-  const int R = mode == 2 ? 2 : 1, units = mode == 2 ? half : n;
-  const long long totalWarps = (long long)gridDim.x * nw, gw = (long long)blockIdx.x * nw + warp;
-  const int L0 = (int)(units * gw / totalWarps) * R, L1 = (int)(units * (gw + 1) / totalWarps) * R;
-  auto rowOf = [&](int L) -> int { return mode == 2 ? ((L & 1) ? half + (L >> 1) : (L >> 1)) : L; };
-  const u8* wl = W + lane * 16;
-  // Issue side of the ring: the next (logical row, segment) to load and its address.
-  int iL = L0, iS = 0;
-  const u8* ip = wl + (long long)rowOf(L0) * k;
-  uint4 v[FG1_D];
+#define FG1_XB 4  // 16-byte x chunks per thread per batch of the prologue (256 threads: 8192 elements a batch)
+
+/** 8 bf16 (a 16-byte vector) -> floats. */
+__device__ __forceinline__ void unpack8(const uint4& v, float (&f)[8]) {
+  const u32 w[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-  for (int u = 0; u < FG1_D; u++) {
-    if (iL < L1) {
-      v[u] = ldStream(ip);
-      ip += 512;
-      if (++iS == S) {
-        iS = 0;
-        if (++iL < L1) ip = wl + (long long)rowOf(iL) * k;
+  for (int i = 0; i < 4; i++) {
+    f[2 * i] = __uint_as_float(w[i] << 16);
+    f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+  }
+}
+/** 8 floats -> 8 bf16 (round to nearest even) in a 16-byte vector. */
+__device__ __forceinline__ uint4 pack8(const float (&f)[8]) {
+  u32 w[4];
+#pragma unroll
+  for (int i = 0; i < 4; i++) w[i] = (u32)fromF<bf16_t>(f[2 * i]) | ((u32)fromF<bf16_t>(f[2 * i + 1]) << 16);
+  return make_uint4(w[0], w[1], w[2], w[3]);
+}
+/** Chunks base + tid + i·blockDim (i < FG1_XB) of a bf16 row, 8 elements each; zero past kv chunks. All in flight at once. */
+__device__ __forceinline__ void fg1Load(const bf16_t* p, int kv, int base, uint4 (&r)[FG1_XB]) {
+#pragma unroll
+  for (int i = 0; i < FG1_XB; i++) {
+    const int c = base + (int)threadIdx.x + i * (int)blockDim.x;
+    r[i] = c < kv ? *reinterpret_cast<const uint4*>(p + (long long)c * 8) : make_uint4(0u, 0u, 0u, 0u);
+  }
+}
+
+/**
+ * fp8_gemv1's prologue: x (with NORM: rmsnorm(x) · normW rounded to bf16, the sums of rmsnormStage in its order; the
+ * caller loaded normW's chunks into nw before pdlWait) quantized into xq as fp8_gemv_bf16's quant8 quantizes it. Every
+ * x load of a batch is in flight at once (NORM: k <= FG1_XB · 8 · blockDim, one batch). Returns the activation scale a.
+ */
+template <bool NORM>
+__device__ __forceinline__ float fg1Stage(const bf16_t* x, const uint4 (&nw)[FG1_XB], float eps, int k, float actScale, u8* xq, float* sh) {
+  const int kv = k >> 3, tid = threadIdx.x, nt = blockDim.x, batch = FG1_XB * nt;
+  uint4 r[FG1_XB];
+  fg1Load(x, kv, 0, r);
+  if constexpr (NORM) {
+    float ss = 0.f;
+#pragma unroll
+    for (int i = 0; i < FG1_XB; i++) {
+      if (tid + i * nt < kv) {
+        float a[8];
+        unpack8(r[i], a);
+#pragma unroll
+        for (int e = 0; e < 8; e++) ss += a[e] * a[e];
       }
     }
-  }
-  float ws = L0 < L1 ? wScale[rowOf(L0)] : 0.f, bs = (L0 < L1 && bias) ? toF(bias[rowOf(L0)]) : 0.f;  // weights only
-  pdlWait();  // x and y are the previous kernels' (weights only above)
-  pdlLaunchDependents();
-  // x -> e4m3 bytes in shared memory (as fp8_gemv_bf16's quant8 of the same bf16 values).
-  const bf16_t* xs = x;
-  if constexpr (NORM) {
-    __shared__ __align__(16) bf16_t xsh[FG_XS];
-    rmsnormStage(x, normW, eps, 1, k, xsh, sh);
-    xs = xsh;
+    ss = blockSum(ss, sh);
+    const float inv = rsqrtf(ss / (float)k + eps);
+#pragma unroll
+    for (int i = 0; i < FG1_XB; i++) {
+      float a[8], w8[8];
+      unpack8(r[i], a);
+      unpack8(nw[i], w8);
+#pragma unroll
+      for (int e = 0; e < 8; e++) a[e] = a[e] * inv * w8[e];
+      r[i] = pack8(a);
+    }
   }
   float s = actScale;
-  if (!(actScale > 0.f)) {  // per token: the amax of the (normed) row
+  const bool dynamic = !(actScale > 0.f);
+  if (dynamic) {  // per token: the amax of the (normed) row
     float amax = 0.f;
-    for (int i = tid * 8; i < k; i += blockDim.x * 8) {
-      float f[8];
-      load16(xs + i, f);
+    for (int base = 0; base < kv; base += batch) {
+      if (base > 0) fg1Load(x, kv, base, r);
 #pragma unroll
-      for (int e = 0; e < 8; e++) amax = fmaxf(amax, fabsf(f[e]));
+      for (int i = 0; i < FG1_XB; i++) {
+        float a[8];
+        unpack8(r[i], a);
+#pragma unroll
+        for (int e = 0; e < 8; e++) amax = fmaxf(amax, fabsf(a[e]));
+      }
     }
     s = tokenScale(blockMax(amax, sh));
   }
-  {
-    const float inv = 1.f / s;
-    for (int i = tid * 8; i < k; i += blockDim.x * 8) *reinterpret_cast<uint2*>(xq + i) = quant8(xs + i, s, inv);
+  const float inv = 1.f / s;
+  for (int base = 0; base < kv; base += batch) {
+    if (base > 0 || (dynamic && kv > batch)) fg1Load(x, kv, base, r);  // (NORM: one batch, r keeps the normed row)
+#pragma unroll
+    for (int i = 0; i < FG1_XB; i++) {
+      const int c = base + tid + i * nt;
+      if (c < kv) {
+        float a[8];
+        unpack8(r[i], a);
+        *reinterpret_cast<uint2*>(xq + c * 8) = quantF8(a, s, inv);
+      }
+    }
   }
   __syncthreads();
-  if (L0 >= L1) return;
-  // Consume side: row cL, segment cS; a0 / a1 this lane's D[g][2t], D[g][2t + 1] of the row so far.
+  return s;
+}
+
+/**
+ * fp8_gemv1's main loop with G segments a group (S % G == 0, FG1_D % G == 0): a group's loads, mma pairs and refills
+ * have no branch between them (one basic block the compiler schedules as a whole); the row end is checked once a group.
+ */
+template <int G>
+__device__ __forceinline__ void fg1Main(uint4 (&v)[FG1_D], const u8* xl, const u8* wl, const float* wScale, const bf16_t* bias, void* y,
+                                        int n, int k, int S, int mode, int L0, int L1, int& iL, int& iS, const u8*& ip, float s) {
+  const int half = n >> 1, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  auto rowOf = [&](int L) -> int { return mode == 2 ? ((L & 1) ? half + (L >> 1) : (L >> 1)) : L; };
   int cL = L0, cS = 0;
   float a0 = 0.f, a1 = 0.f, gate = 0.f;
+  float ws = wScale[rowOf(L0)], bs = bias ? toF(bias[rowOf(L0)]) : 0.f;
   float yOld = (mode == 1) ? toF(((const bf16_t*)y)[rowOf(L0)]) : 0.f;
   const bool diag = t == (g >> 1);
-  const int items = (L1 - L0) * S;
-  const u8* xl = xq + lane * 16;
-  for (int base = 0; base < items; base += FG1_D) {
+  const int groups = (L1 - L0) * (S / G);
+  for (int base = 0; base < groups; base += FG1_D / G) {
 #pragma unroll
-    for (int u = 0; u < FG1_D; u++) {
-      if (base + u < items) {
-        const uint4 q = *reinterpret_cast<const uint4*>(xl + cS * 512);
-        segMma(q, v[u], a0, a1);
-        if (iL < L1) {  // refill the slot: the item FG1_D ahead
-          v[u] = ldStream(ip);
-          ip += 512;
-          if (++iS == S) {
+    for (int gi = 0; gi < FG1_D / G; gi++) {
+      if (base + gi < groups) {
+#pragma unroll
+        for (int j = 0; j < G; j++) segMma(*reinterpret_cast<const uint4*>(xl + (cS + j) * 512), v[gi * G + j], a0, a1);
+        if (iL < L1) {  // refill the group's slots: the group FG1_D / G ahead
+#pragma unroll
+          for (int j = 0; j < G; j++) v[gi * G + j] = ldStream(ip + j * 512);
+          ip += G * 512;
+          iS += G;
+          if (iS == S) {
             iS = 0;
             if (++iL < L1) ip = wl + (long long)rowOf(iL) * k;
           }
         }
-        if (++cS == S) {  // row cL done: D[g][g] sits in lane (g, g / 2) at (g & 1); sum over g
+        cS += G;
+        if (cS == S) {  // row cL done: D[g][g] sits in lane (g, g / 2) at (g & 1); sum over g
           const float sum = warpSum(diag ? ((g & 1) ? a1 : a0) : 0.f);
           const int row = rowOf(cL);
           float val = sum * s * ws;  // as fp8GemvImpl: no bias add without a bias
@@ -633,6 +686,50 @@ __device__ __forceinline__ void fp8Gemv1Impl(const bf16_t* x, const u8* W, const
       }
     }
   }
+}
+
+template <bool NORM>
+__device__ __forceinline__ void fp8Gemv1Impl(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias, void* y,
+                                             const bf16_t* normW, float eps, int n, int k, float actScale, int mode) {
+  __shared__ __align__(16) u8 xq[FG1_XQ];
+  __shared__ float sh[32];
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int nw = blockDim.x >> 5, half = n >> 1;
+  const int S = k >> 9;  // segments per row
+  // G: segments a group (4 when S allows it; the ring's issue side moves a group at a time too).
+  const int G = FG1_GMAX >= 4 && S % 4 == 0 ? 4 : FG1_GMAX >= 2 && S % 2 == 0 ? 2 : 1;
+  // This warp's logical rows [L0, L1): mode 2 unit u = logical rows 2u (gate row u) and 2u + 1 (up row half + u).
+  const int R = mode == 2 ? 2 : 1, units = mode == 2 ? half : n;
+  const long long totalWarps = (long long)gridDim.x * nw, gw = (long long)blockIdx.x * nw + warp;
+  const int L0 = (int)(units * gw / totalWarps) * R, L1 = (int)(units * (gw + 1) / totalWarps) * R;
+  auto rowOf = [&](int L) -> int { return mode == 2 ? ((L & 1) ? half + (L >> 1) : (L >> 1)) : L; };
+  const u8* wl = W + lane * 16;
+  // Issue side of the ring: the next (logical row, segment) to load and its address (FG1_D % 4 == 0, S % G == 0:
+  // the first FG1_D loads end on a group boundary).
+  int iL = L0, iS = 0;
+  const u8* ip = wl + (long long)rowOf(L0) * k;
+  uint4 v[FG1_D];
+#pragma unroll
+  for (int u = 0; u < FG1_D; u++) {
+    if (iL < L1) {
+      v[u] = ldStream(ip);
+      ip += 512;
+      if (++iS == S) {
+        iS = 0;
+        if (++iL < L1) ip = wl + (long long)rowOf(iL) * k;
+      }
+    }
+  }
+  uint4 nwr[FG1_XB];  // NORM: normW's chunks of this thread (a weight: loaded ahead of the wait)
+  if constexpr (NORM) fg1Load(normW, k >> 3, 0, nwr);
+  pdlWait();  // x and y are the previous kernels' (weights only above)
+  pdlLaunchDependents();
+  const float s = fg1Stage<NORM>(x, nwr, eps, k, actScale, xq, sh);
+  if (L0 >= L1) return;
+  const u8* xl = xq + lane * 16;
+  if (G == 4) fg1Main<4>(v, xl, wl, wScale, bias, y, n, k, S, mode, L0, L1, iL, iS, ip, s);
+  else if (G == 2) fg1Main<2>(v, xl, wl, wScale, bias, y, n, k, S, mode, L0, L1, iL, iS, ip, s);
+  else fg1Main<1>(v, xl, wl, wScale, bias, y, n, k, S, mode, L0, L1, iL, iS, ip, s);
 }
 
 extern "C" __global__ void __launch_bounds__(256, FG1_MINB) fp8_gemv1_fused_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
