@@ -7,6 +7,7 @@
  */
 import { planDecodeFusion } from "./decode_fusion.ts";
 import { planQuantLinear, quantGemvFusable } from "./quant_launch.ts";
+import { isLowbitLinear, planLowbitLinear } from "./lowbit_launch.ts";
 import { fp8ActScale, fp8GemvFusable, fp8GemvStep, fp8QuantProducers, fp8ScratchLayout, planFp8Linear } from "./fp8_launch.ts";
 import { InternalError } from "../../util/errors.ts";
 import {
@@ -160,6 +161,10 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
             const l = out[j], prev = out[j - 1];
             if (pdl && l.kind === "kernel" && isPdlKernel(l.kernel) && prev?.kind === "kernel" && isPdlKernel(prev.kernel)) out[j] = { ...l, pdl };
           }
+          break;
+        }
+        if (isLowbitLinear(op)) {
+          planLowbitLinear(op, i, rows, isLogits, env, T === S, buf, out);
           break;
         }
         if (op.weightFormat) {
