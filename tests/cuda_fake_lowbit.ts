@@ -73,7 +73,9 @@ export function lowbitKernelStandIn(mem: FakeMemory, l: KernelLaunch, maxRows: n
   if (act) {
     const isInt8 = act[1] === "int8";
     const [x, pre, xq, rs, rows, k] = isInt8 ? A : [A[0], 0n, A[1], 0n, A[2], A[3]];
-    const a = isInt8 ? 0 : A[4];
+    const a = isInt8 ? 0 : A[4], swz = isInt8 ? A[6] : A[5];
+    assert.ok(swz === 0 || swz === 1, `${l.kernel}: swz ${swz}`);
+    if (swz) assert.ok(k % (isInt8 ? 16 : 32) === 0, `${l.kernel}: k ${k} for the GEMV order`);
     assert.ok(rows >= 1 && rows <= maxRows && l.grid[0] === rows && l.block === 256, `${l.kernel}: rows ${rows}, grid ${l.grid}`);
     assert.ok(k % (act[1] === "nvfp4" ? 16 : 8) === 0, `${l.kernel}: k ${k}`);
     disjoint(l.kernel, "x and xq", x, rows * k * 2, xq, rows * k * 2);
@@ -100,7 +102,7 @@ export function lowbitKernelStandIn(mem: FakeMemory, l: KernelLaunch, maxRows: n
         for (let i = 0; i < k; i++) out[r * k + i] = E2M1_DECODE[codes[i]] * E4M3_DECODE[sx[i >> 4]];
       }
     }
-    stExact(mem, xq, out, l.kernel);
+    stExact(mem, xq, swz ? swizzle(out, rows, k, isInt8 ? 2 : 4, false) : out, l.kernel);
     return true;
   }
   const dq = /^lowbit_dequant_(int8|int4|nvfp4)_bf16$/.exec(l.kernel);
@@ -122,7 +124,7 @@ export function lowbitKernelStandIn(mem: FakeMemory, l: KernelLaunch, maxRows: n
     assert.ok(k % (fmt === "int8" ? 16 : 32) === 0 && (fmt !== "int4" || group % 32 === 0), `${l.kernel}: k ${k}, group ${group}`);
     assert.ok(xq % 16n === 0n && W % 16n === 0n, `${l.kernel}: xq / W not 16-byte aligned`);
     disjoint(l.kernel, "xq and y", xq, m * k * 2, y, m * n * 2);
-    const x = ld(mem, xq, m * k), b = bias ? ld(mem, bias, n) : null;
+    const x = swizzle(ld(mem, xq, m * k), m, k, fmt === "int8" ? 2 : 4, true), b = bias ? ld(mem, bias, n) : null;
     // int8: the unscaled integers; int4 / nvfp4: the per-group / per-block scales inside the sum (exact here).
     const w = fmt === "int4" ? dequantExactInt4(mem, W, sc, n, k, group) : dequantWeight(mem, fmt, W, sc, n, k, group);
     const ws = fmt === "int8" ? mem.f32(sc, n) : null, rsv = fmt === "int8" ? mem.f32(rs, m) : null;
@@ -139,6 +141,21 @@ export function lowbitKernelStandIn(mem: FakeMemory, l: KernelLaunch, maxRows: n
     return true;
   }
   return false;
+}
+
+/**
+ * The GEMV's order of quantized rows [rows, k] (lowbit.cu segSlot): segment s (values 8s..8s+7) of a row at
+ * slot (s % spc) · chunks + s / spc, chunks = k / (8 · spc); `back`: from that order to row-major.
+ */
+function swizzle(v: Float32Array, rows: number, k: number, spc: number, back: boolean): Float32Array {
+  const out = new Float32Array(v.length), chunks = k / (8 * spc);
+  for (let r = 0; r < rows; r++) {
+    for (let s = 0; s < k / 8; s++) {
+      const slot = (s % spc) * chunks + Math.floor(s / spc), from = back ? slot : s, to = back ? s : slot;
+      out.set(v.subarray(r * k + from * 8, r * k + from * 8 + 8), r * k + to * 8);
+    }
+  }
+  return out;
 }
 
 /** int4 weights as float64 q · s (the GEMV keeps each group's scale in fp32 instead of rounding q · s to bf16). */

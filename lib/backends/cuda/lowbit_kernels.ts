@@ -9,9 +9,9 @@ const P: KernelParamKind = "ptr", I: KernelParamKind = "i32", F: KernelParamKind
 
 /** File and parameter kinds of each lowbit.cu kernel family (entry point minus its _bf16 / _mN suffix). */
 export const LOWBIT_FAMILIES: Readonly<Record<string, { readonly file: string; readonly params: readonly KernelParamKind[] }>> = {
-  lowbit_act_int8: { file: "lowbit.cu", params: [P, P, P, P, I, I] },
-  lowbit_act_e4m3: { file: "lowbit.cu", params: [P, P, I, I, F] },
-  lowbit_act_nvfp4: { file: "lowbit.cu", params: [P, P, I, I, F] },
+  lowbit_act_int8: { file: "lowbit.cu", params: [P, P, P, P, I, I, I] },
+  lowbit_act_e4m3: { file: "lowbit.cu", params: [P, P, I, I, F, I] },
+  lowbit_act_nvfp4: { file: "lowbit.cu", params: [P, P, I, I, F, I] },
   lowbit_dequant_int8: { file: "lowbit.cu", params: [P, P, P, I, I, I] },
   lowbit_dequant_int4: { file: "lowbit.cu", params: [P, P, P, I, I, I] },
   lowbit_dequant_nvfp4: { file: "lowbit.cu", params: [P, P, P, I, I, I] },

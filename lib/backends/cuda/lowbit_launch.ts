@@ -69,21 +69,22 @@ export function planLowbitLinear(
     if (!(v !== undefined && v > 0 && Number.isFinite(v))) throw new InternalError(`launch plan: ${fmt} linear '${op.weight}' has no ${what}`);
     return v;
   };
-  // 1. The activation rows, quantized as the CPU does.
+  const group = fmt === "int4" ? f.groupSize : fmt === "nvfp4" ? 16 : K;
+  const gemvStep = !isLogits && rows <= GEMV_MAX_ROWS && lowbitGemvShapeOk(op) && (!env.batchInvariant || decodeStep);
+  // 1. The activation rows, quantized as the CPU does (for the GEMV in its segment order, swz 1).
+  const swz = gemvStep ? 1 : 0;
   let alpha = 1;
   if (fmt === "int8") {
-    kernel("lowbit_act_int8_bf16", [rows, 1, 1], [buf(op.x), f.preQuantScale ? env.weight(f.preQuantScale) : 0n, xq, rowScale, rows, K]);
+    kernel("lowbit_act_int8_bf16", [rows, 1, 1], [buf(op.x), f.preQuantScale ? env.weight(f.preQuantScale) : 0n, xq, rowScale, rows, K, swz]);
   } else if (fmt === "int4") {
     alpha = staticScale("activation scale", f.activationScale);
-    kernel("lowbit_act_e4m3_bf16", [rows, 1, 1], [buf(op.x), xq, rows, K, alpha]);
+    kernel("lowbit_act_e4m3_bf16", [rows, 1, 1], [buf(op.x), xq, rows, K, alpha, swz]);
   } else {
     const a = staticScale("activation scale", f.activationScale);
     alpha = Math.fround(a * staticScale("global scale", f.globalScale));
-    kernel("lowbit_act_nvfp4_bf16", [rows, 1, 1], [buf(op.x), xq, rows, K, a]);
+    kernel("lowbit_act_nvfp4_bf16", [rows, 1, 1], [buf(op.x), xq, rows, K, a, swz]);
   }
-  const group = fmt === "int4" ? f.groupSize : fmt === "nvfp4" ? 16 : K;
   // 2a. Decode-sized steps: the GEMV.
-  const gemvStep = !isLogits && rows <= GEMV_MAX_ROWS && lowbitGemvShapeOk(op) && (!env.batchInvariant || decodeStep);
   if (gemvStep) {
     const M = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8;
     kernel(`lowbit_gemv_${fmt}_bf16_m${M}`, [cdiv(N, 8), 1, 1], [xq, W, scales, rowScale, bias, buf(op.out), rows, N, K, group, alpha]);

@@ -9,19 +9,21 @@
 // formats. Each linear first quantizes its activation rows exactly as the CPU does and writes the
 // quantized VALUES (not scaled) as bf16 — exact: integers of |v| <= 127, e4m3 values, e2m1 · e4m3 products
 // (at most 5 significant bits) — into the lowbit scratch (lowbit_launch.ts lowbitScratchLayout):
-// extern "C" __global__ void lowbit_act_int8_bf16(const bf16_t* x, const float* pre, bf16_t* xq, float* rowScale, int rows, int k)
+// extern "C" __global__ void lowbit_act_int8_bf16(const bf16_t* x, const float* pre, bf16_t* xq, float* rowScale, int rows, int k, int swz)
 //   xs = f32(x · pre) (pre 0 = none); a = f32(amax|xs| / 127) (1 for an all-zero row) → rowScale[r];
-//   xq = clamp(rne(xs / a), ±127) (IEEE division).   grid (rows, 1, 1)   block (256, 1, 1); k % 8 == 0
-// extern "C" __global__ void lowbit_act_e4m3_bf16(const bf16_t* x, bf16_t* xq, int rows, int k, float a)
+//   xq = clamp(rne(xs / a), ±127) (IEEE division).   grid (rows, 1, 1)   block (256, 1, 1); k % 16 == 0
+// extern "C" __global__ void lowbit_act_e4m3_bf16(const bf16_t* x, bf16_t* xq, int rows, int k, float a, int swz)
 //   xq = e4m3(x / a) (IEEE division; round to nearest even, saturating to ±448) as its value.
-//   grid (rows, 1, 1)   block (256, 1, 1); k % 8 == 0
-// extern "C" __global__ void lowbit_act_nvfp4_bf16(const bf16_t* x, bf16_t* xq, int rows, int k, float a)
+//   grid (rows, 1, 1)   block (256, 1, 1); k % 32 == 0
+// extern "C" __global__ void lowbit_act_nvfp4_bf16(const bf16_t* x, bf16_t* xq, int rows, int k, float a, int swz)
 //   per 16 values: sb = e4m3(amax / f32(6a)) (1.0 for an all-zero block), code = e2m1(x / f32(sb·a)) (RNE,
 //   saturating to ±6; codes 0 when sb·a is 0); xq = e2m1 value · sb (the global scale a stays out).
-//   grid (rows, 1, 1)   block (256, 1, 1); k % 16 == 0
+//   grid (rows, 1, 1)   block (256, 1, 1); k % 32 == 0
+//   swz 0: xq [rows, k] row-major (the GEMM's A); 1: each row's 8-value segments in the GEMV's order (segSlot).
 //
-// Then either the decode GEMV (m <= 8; one warp per output row, 16-byte weight loads, weights decoded in
-// registers, sums in fp32 — the CPU's exact block sums are exact here too, the sum over blocks rounds):
+// Then either the decode GEMV (m <= 8; one warp per output row, 16-byte weight loads (LOWBIT_UNROLL in flight
+// per lane), weights decoded in registers (NVFP4 through a 16-entry shared table), the swizzled activation
+// segments read coalesced; sums in fp32 — the CPU's exact block sums are exact here too, the sum over blocks rounds):
 // extern "C" __global__ void lowbit_gemv_{int8|int4|nvfp4}_bf16_m{1,2,4,8}(const bf16_t* xq, const u8* W,
 //     const void* scales, const float* rowScale, const bf16_t* bias, bf16_t* y, int m, int n, int k, int group, float alpha)
 //   int8:  y = (Σ xq·q) · rowScale[r] · scales[j] + bias[j]
@@ -45,14 +47,7 @@ __device__ __forceinline__ float e4m3Value(u32 b) {
   return (b & 0x80u) ? -v : v;
 }
 
-/** e4m3 rounding of a float (round to nearest even, saturating to ±448), as its value. */
-__device__ __forceinline__ float e4m3Round(float v) {
-  unsigned short h;
-  asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(h) : "f"(0.f), "f"(v));
-  return e4m3Value(h & 0xffu);
-}
-
-/** The e4m3 byte of a float (round to nearest even, saturating). */
+/** The e4m3 byte of a float (round to nearest even, saturating to ±448). */
 __device__ __forceinline__ u32 e4m3Byte(float v) {
   unsigned short h;
   asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(h) : "f"(0.f), "f"(v));
@@ -75,10 +70,15 @@ __device__ __forceinline__ float e2m1Round(float v) {
   return (__float_as_uint(v) >> 31) ? -r : r;
 }
 
-__constant__ float kE2m1[16] = {0.f, 0.5f, 1.f, 1.5f, 2.f, 3.f, 4.f, 6.f, -0.f, -0.5f, -1.f, -1.5f, -2.f, -3.f, -4.f, -6.f};
+/** The value of e2m1 code c (0..15). */
+__device__ __forceinline__ float e2m1Value(u32 c) {
+  const u32 e = (c >> 1) & 3u, m = c & 1u;
+  const float v = e ? __uint_as_float(((126u + e) << 23) | (m << 22)) : 0.5f * (float)m;
+  return (c & 8u) ? -v : v;
+}
 
-/** Block-wide max of non-negative v (256 threads). */
-__device__ __forceinline__ float blockMax256(float v, float* sh) {
+/** Block-wide max of non-negative v (every thread gets it). */
+__device__ __forceinline__ float blockMax(float v, float* sh) {
   v = warpMax(v);
   if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
   __syncthreads();
@@ -87,9 +87,21 @@ __device__ __forceinline__ float blockMax256(float v, float* sh) {
   return r;
 }
 
+/**
+ * Where segment s (values 8s..8s+7) of a quantized row goes: row-major (swz 0, cuBLASLt's A), or for the
+ * GEMV (swz 1) slot q · chunks + c, c = s / SPC the 16-byte weight chunk holding those values and q = s % SPC
+ * (SPC = segments per chunk: 2 for int8, 4 for 4-bit weights), so that the lanes of a warp, each on its own
+ * chunk, read consecutive 16 bytes.
+ */
+template <int SPC>
+__device__ __forceinline__ int segSlot(int s, int chunks, int swz) {
+  return swz ? (s % SPC) * chunks + s / SPC : s;
+}
+
 // ---- activation quantization ---------------------------------------------------------------------
 
-extern "C" __global__ void __launch_bounds__(256) lowbit_act_int8_bf16(const bf16_t* x, const float* pre, bf16_t* xq, float* rowScale, int rows, int k) {
+extern "C" __global__ void __launch_bounds__(256) lowbit_act_int8_bf16(const bf16_t* x, const float* pre, bf16_t* xq, float* rowScale, int rows, int k,
+    int swz) {
   __shared__ float sh[32];
   const int r = blockIdx.x;
   if (r >= rows) return;
@@ -101,7 +113,7 @@ extern "C" __global__ void __launch_bounds__(256) lowbit_act_int8_bf16(const bf1
 #pragma unroll
     for (int e = 0; e < 8; e++) amax = fmaxf(amax, fabsf(pre ? __fmul_rn(f[e], pre[i + e]) : f[e]));
   }
-  amax = blockMax256(amax, sh);
+  amax = blockMax(amax, sh);
   const float a = amax > 0.f ? __fdiv_rn(amax, 127.f) : 1.f;
   if (threadIdx.x == 0) rowScale[r] = a;
   bf16_t* qr = xq + (long long)r * k;
@@ -113,11 +125,11 @@ extern "C" __global__ void __launch_bounds__(256) lowbit_act_int8_bf16(const bf1
       const float xs = pre ? __fmul_rn(f[e], pre[i + e]) : f[e];
       f[e] = fminf(127.f, fmaxf(-127.f, rintf(__fdiv_rn(xs, a))));
     }
-    store16(qr + i, f);
+    store16(qr + 8 * segSlot<2>(i / 8, k / 16, swz), f);
   }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lowbit_act_e4m3_bf16(const bf16_t* x, bf16_t* xq, int rows, int k, float a) {
+extern "C" __global__ void __launch_bounds__(256) lowbit_act_e4m3_bf16(const bf16_t* x, bf16_t* xq, int rows, int k, float a, int swz) {
   const int r = blockIdx.x;
   if (r >= rows) return;
   const bf16_t* xr = x + (long long)r * k;
@@ -126,12 +138,12 @@ extern "C" __global__ void __launch_bounds__(256) lowbit_act_e4m3_bf16(const bf1
     float f[8];
     load16(xr + i, f);
 #pragma unroll
-    for (int e = 0; e < 8; e++) f[e] = e4m3Round(__fdiv_rn(f[e], a));
-    store16(qr + i, f);
+    for (int e = 0; e < 8; e++) f[e] = e4m3Value(e4m3Byte(__fdiv_rn(f[e], a)));
+    store16(qr + 8 * segSlot<4>(i / 8, k / 32, swz), f);
   }
 }
 
-extern "C" __global__ void __launch_bounds__(256) lowbit_act_nvfp4_bf16(const bf16_t* x, bf16_t* xq, int rows, int k, float a) {
+extern "C" __global__ void __launch_bounds__(256) lowbit_act_nvfp4_bf16(const bf16_t* x, bf16_t* xq, int rows, int k, float a, int swz) {
   const int r = blockIdx.x;
   if (r >= rows) return;
   const bf16_t* xr = x + (long long)r * k;
@@ -148,8 +160,8 @@ extern "C" __global__ void __launch_bounds__(256) lowbit_act_nvfp4_bf16(const bf
     const float div = __fmul_rn(sb, a);
 #pragma unroll
     for (int e = 0; e < 16; e++) f[e] = div > 0.f ? e2m1Round(__fdiv_rn(f[e], div)) * sb : 0.f;
-    store16(qr + i, *reinterpret_cast<float(*)[8]>(&f[0]));
-    store16(qr + i + 8, *reinterpret_cast<float(*)[8]>(&f[8]));
+    store16(qr + 8 * segSlot<4>(i / 8, k / 32, swz), *reinterpret_cast<float(*)[8]>(&f[0]));
+    store16(qr + 8 * segSlot<4>(i / 8 + 1, k / 32, swz), *reinterpret_cast<float(*)[8]>(&f[8]));
   }
 }
 
@@ -188,13 +200,17 @@ extern "C" __global__ void __launch_bounds__(256) lowbit_dequant_nvfp4_bf16(cons
   const u32 v = *reinterpret_cast<const u32*>(W + e / 2);
   float f[8];
 #pragma unroll
-  for (int i = 0; i < 8; i++) f[i] = kE2m1[(v >> (4 * i)) & 15u] * s;
+  for (int i = 0; i < 8; i++) f[i] = e2m1Value((v >> (4 * i)) & 15u) * s;
   store16(out + e, f);
 }
 
 // ---- decode GEMV -----------------------------------------------------------------------------------
 
 enum LowbitFmt { FMT_INT8 = 0, FMT_INT4 = 1, FMT_NVFP4 = 2 };
+
+#ifndef LOWBIT_UNROLL
+#define LOWBIT_UNROLL 4  // 16-byte weight loads a lane issues before it computes (tuning knob)
+#endif
 
 /** 8 bf16 values of a 16-byte load. */
 __device__ __forceinline__ void bf8(const uint4 v, float (&f)[8]) {
@@ -209,70 +225,87 @@ __device__ __forceinline__ void bf8(const uint4 v, float (&f)[8]) {
 template <int FMT, int M>
 __device__ __forceinline__ void lowbitGemv(const bf16_t* __restrict__ xq, const u8* __restrict__ W, const void* __restrict__ scales,
     const float* __restrict__ rowScale, const bf16_t* __restrict__ bias, bf16_t* __restrict__ y, int m, int n, int k, int group, float alpha) {
+  constexpr int VPC = FMT == FMT_INT8 ? 16 : 32;  // values per 16-byte weight chunk
+  constexpr int U = LOWBIT_UNROLL;
+  __shared__ float lut[16];
+  if constexpr (FMT == FMT_NVFP4) {
+    if (threadIdx.x < 16) lut[threadIdx.x] = e2m1Value(threadIdx.x);
+    __syncthreads();
+  }
   const int lane = threadIdx.x & 31;
   const int j = blockIdx.x * 8 + (threadIdx.x >> 5);
   if (j >= n) return;
-  // One 16-byte weight chunk: 16 int8 values or 32 nibbles.
-  constexpr int VPC = FMT == FMT_INT8 ? 16 : 32;
   const long long rowBytes = FMT == FMT_INT8 ? (long long)k : (long long)k / 2;
   const uint4* wr = reinterpret_cast<const uint4*>(W + (long long)j * rowBytes);
+  const uint4* xs = reinterpret_cast<const uint4*>(xq);  // row r: segments from r · k / 8, swizzled (segSlot)
   const int chunks = k / VPC;
   float acc[M];
 #pragma unroll
   for (int r = 0; r < M; r++) acc[r] = 0.f;
-  for (int c = lane; c < chunks; c += 32) {
-    const uint4 wv = __ldg(wr + c);
-    const u32 ww[4] = {wv.x, wv.y, wv.z, wv.w};
-    float w[VPC];
-    if constexpr (FMT == FMT_INT8) {
+  for (int c0 = lane; c0 < chunks; c0 += 32 * U) {
+    uint4 wv[U];
 #pragma unroll
-      for (int i = 0; i < 16; i++) w[i] = (float)(signed char)((ww[i / 4] >> (8 * (i % 4))) & 0xffu);
-    } else if constexpr (FMT == FMT_INT4) {
-#pragma unroll
-      for (int i = 0; i < 32; i++) w[i] = (float)((int)(ww[i / 8] << (28 - 4 * (i % 8))) >> 28);
-    } else {
-#pragma unroll
-      for (int i = 0; i < 32; i++) w[i] = kE2m1[(ww[i / 8] >> (4 * (i % 8))) & 15u];
-    }
-    // The weight scales of this chunk: int4 one group (group % 32 == 0), nvfp4 two blocks of 16.
-    float s0 = 1.f, s1 = 1.f;
-    if constexpr (FMT == FMT_INT4) {
-      s0 = reinterpret_cast<const float*>(scales)[(long long)j * (k / group) + (c * 32) / group];
-    } else if constexpr (FMT == FMT_NVFP4) {
-      const unsigned short sb = reinterpret_cast<const unsigned short*>(scales)[((long long)j * (k / 16)) / 2 + c];
-      s0 = e4m3Value(sb & 0xffu);
-      s1 = e4m3Value(sb >> 8);
+    for (int u = 0; u < U; u++) {
+      if (c0 + 32 * u < chunks) wv[u] = __ldg(wr + c0 + 32 * u);
     }
 #pragma unroll
-    for (int r = 0; r < M; r++) {
-      if (r >= m) break;
-      const uint4* xr = reinterpret_cast<const uint4*>(xq + (long long)r * k + (long long)c * VPC);
+    for (int u = 0; u < U; u++) {
+      const int c = c0 + 32 * u;
+      if (c >= chunks) break;
+      const u32 ww[4] = {wv[u].x, wv[u].y, wv[u].z, wv[u].w};
+      float w[VPC];
       if constexpr (FMT == FMT_INT8) {
-        float a[8], b[8];
-        bf8(xr[0], a);
-        bf8(xr[1], b);
-        float d = 0.f;
 #pragma unroll
-        for (int i = 0; i < 8; i++) d = fmaf(a[i], w[i], d);
+        for (int i = 0; i < 16; i++) w[i] = (float)(signed char)((ww[i / 4] >> (8 * (i % 4))) & 0xffu);
+      } else if constexpr (FMT == FMT_INT4) {
+        // Two's complement nibble q: (q ^ 8) is q + 8; 2^23 + (q + 8) as float bits, minus 2^23 + 8.
 #pragma unroll
-        for (int i = 0; i < 8; i++) d = fmaf(b[i], w[8 + i], d);
-        acc[r] += d;
+        for (int i = 0; i < 32; i++) w[i] = __uint_as_float((((ww[i / 8] ^ 0x88888888u) >> (4 * (i % 8))) & 15u) | 0x4b000000u) - 8388616.f;
       } else {
-        float d0 = 0.f, d1 = 0.f;
 #pragma unroll
-        for (int q = 0; q < 2; q++) {
+        for (int i = 0; i < 32; i++) w[i] = lut[(ww[i / 8] >> (4 * (i % 8))) & 15u];
+      }
+      // The weight scales of this chunk: int4 one group (group % 32 == 0), nvfp4 two blocks of 16.
+      float s0 = 1.f, s1 = 1.f;
+      if constexpr (FMT == FMT_INT4) {
+        s0 = __ldg(reinterpret_cast<const float*>(scales) + (long long)j * (k / group) + (c * 32) / group);
+      } else if constexpr (FMT == FMT_NVFP4) {
+        const unsigned short sb = __ldg(reinterpret_cast<const unsigned short*>(scales) + ((long long)j * (k / 16)) / 2 + c);
+        s0 = e4m3Value(sb & 0xffu);
+        s1 = e4m3Value(sb >> 8);
+      }
+#pragma unroll
+      for (int r = 0; r < M; r++) {
+        if (r >= m) break;
+        const uint4* xr = xs + (long long)r * (k / 8);
+        if constexpr (FMT == FMT_INT8) {
           float a[8], b[8];
-          bf8(xr[2 * q], a);
-          bf8(xr[2 * q + 1], b);
+          bf8(__ldg(xr + c), a);
+          bf8(__ldg(xr + chunks + c), b);
           float d = 0.f;
 #pragma unroll
-          for (int i = 0; i < 8; i++) d = fmaf(a[i], w[16 * q + i], d);
+          for (int i = 0; i < 8; i++) d = fmaf(a[i], w[i], d);
 #pragma unroll
-          for (int i = 0; i < 8; i++) d = fmaf(b[i], w[16 * q + 8 + i], d);
-          if (q == 0) d0 = d;
-          else d1 = d;
+          for (int i = 0; i < 8; i++) d = fmaf(b[i], w[8 + i], d);
+          acc[r] += d;
+        } else {
+          float d0 = 0.f, d1 = 0.f;
+#pragma unroll
+          for (int q = 0; q < 2; q++) {
+            float a[8], b[8];
+            bf8(__ldg(xr + (2 * q) * chunks + c), a);
+            bf8(__ldg(xr + (2 * q + 1) * chunks + c), b);
+            float d = 0.f;
+#pragma unroll
+            for (int i = 0; i < 8; i++) d = fmaf(a[i], w[16 * q + i], d);
+#pragma unroll
+            for (int i = 0; i < 8; i++) d = fmaf(b[i], w[16 * q + 8 + i], d);
+            if (q == 0) d0 = d;
+            else d1 = d;
+          }
+          if constexpr (FMT == FMT_INT4) acc[r] = fmaf(d0 + d1, s0, acc[r]);
+          else acc[r] = fmaf(d1, s1, fmaf(d0, s0, acc[r]));
         }
-        acc[r] = FMT == FMT_INT4 ? fmaf(d0 + d1, s0, acc[r]) : fmaf(d1, s1, fmaf(d0, s0, acc[r]));
       }
     }
   }
