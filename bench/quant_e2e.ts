@@ -10,8 +10,10 @@
  * build: minutes on llama-3.1-8b); the GEMM-path comparison (see run) costs one extra prefill.
  *
  *   bun bench/quant_e2e.ts --model DIR [--algos W4A16,W8A16] [--group-size 128] [--decode 128] [--no-ref]
- *       [--prequantized DIR,DIR] [--quant-pdl] [--ab quantPdl|quantRing] [--set quantPdl=1,quantRing=0]
+ *       [--prequantized DIR,DIR] [--quant-pdl] [--ab quantPdl|quantRing] [--set quantPdl=1,quantRing=0] [--calib-tokens 64]
  *
+ * --algos also takes NVFP4, W4A8_AWQ and W8A8_SQ_PER_CHANNEL (issue 14: weights and activations quantized;
+ * calibrated on --calib-tokens tokens of the embedded text; run them with --no-ref).
  * --prequantized: engines of pre-quantized checkpoints of the same model (AWQ / GPTQ layouts, e.g. written by
  * tools/quant-packers/pack_awq_torch.py) beside the --algos ones (`--algos ""`: none), each with its load time.
  * --quant-pdl: each quantized engine runs off, on, off, on with SessionOptions.quantPdl (programmatic dependent
@@ -47,6 +49,7 @@ const { values } = parseArgs({
     ab: { type: "string" },
     "ab-reps": { type: "string" },
     set: { type: "string" },
+    "calib-tokens": { type: "string" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/quant_e2e.ts --model DIR [--algos W4A16,W8A16] [--group-size 128] [--decode 128]");
@@ -203,13 +206,18 @@ function reference(name: string, q: QuantizedModel, rq: DecodeRun): void {
 
 for (const algo of algos) {
   const t0 = performance.now();
+  // Weight-and-activation formats (NVFP4, W4A8_AWQ, W8A8_SQ_PER_CHANNEL): symmetric, calibrated on --calib-tokens tokens.
+  const lowbit = algo === "NVFP4" || algo === "W4A8_AWQ" || algo === "W8A8_SQ_PER_CHANNEL";
+  const perChannel = algo === "W8A16" || algo === "W8A8_SQ_PER_CHANNEL" || algo === "NVFP4" || groupSize === 0;
   const q = quantizeSync(base, {
     quantAlgo: algo as "W4A16",
-    groupSize: algo === "W8A16" || groupSize === 0 ? undefined : groupSize,
-    hasZeroPoint: algo !== "W8A16",
-  });
+    groupSize: perChannel ? undefined : groupSize,
+    hasZeroPoint: algo !== "W8A16" && !lowbit,
+  }, lowbit ? { maxCalibrationTokens: Number(values["calib-tokens"] ?? 64), calibrationSeqLen: 64 } : {});
   const qs = ((performance.now() - t0) / 1000).toFixed(1);
-  const name = `${algo}${algo === "W8A16" ? " per-channel" : ` g${groupSize} + zero points`}`;
+  const name = `${algo}${
+    algo === "NVFP4" ? " (e2m1, e4m3 scales per 16)" : perChannel ? " per-channel" : lowbit ? ` g${groupSize}` : ` g${groupSize} + zero points`
+  }`;
   const qe = build(q);
   const rq = measure(name, qe, `quantize ${qs} s`);
   qe.dispose();
