@@ -9,7 +9,8 @@
 // The kernels themselves: tests/gpu/lowbit_cuda.test.ts on a GPU.
 import { loadLowbitWeight, lowbitLinear } from "../lib/backends/cpu/lowbit_linear.ts";
 import type { KernelLaunch, Launch, LaunchEnv } from "../lib/backends/cuda/launch_types.ts";
-import { kernelSignature } from "../lib/backends/cuda/launch_types.ts";
+import { isPdlKernel, kernelSignature } from "../lib/backends/cuda/launch_types.ts";
+import { planLaunches } from "../lib/backends/cuda/launch_plan.ts";
 import { lowbitScratchLayout, planLowbitLinear } from "../lib/backends/cuda/lowbit_launch.ts";
 import type { Op } from "../lib/ir/network.ts";
 import type { EnginePlan } from "../lib/ir/plan.ts";
@@ -20,7 +21,7 @@ import type { QuantConfigInput } from "../lib/quantization/quant_config.ts";
 import { quantizeInt8PerChannel } from "../lib/quantization/smoothquant.ts";
 import { bf16ToF32, f32ToBf16 } from "../lib/util/dtype.ts";
 import { FakeMemory, runLaunches } from "./cuda_fake_device.ts";
-import { quantEngines, quantTestLlama, relL2, runFusedSchedule, sameAsUnfused } from "./cuda_fake_plans.ts";
+import { fakeLaunchEnv, quantEngines, quantTestLlama, relL2, runFusedSchedule, sameAsUnfused } from "./cuda_fake_plans.ts";
 import { assert, test } from "./harness.ts";
 import { rng } from "./quant_lowbit_shared.ts";
 
@@ -163,3 +164,41 @@ for (
     f32.dispose();
   });
 }
+
+test("fused decode plan with PDL: each lowbit linear is lowbit_act_* then lowbit_gemv_*, the GEMV flagged (it waits in code after its first weight loads), arities match", () => {
+  const { bf16, f32 } = quantEngines(RAW, 41, { quantAlgo: "NVFP4" }, 0.1, { calibration: CALIBRATION });
+  const names = bf16.tensorNames();
+  const env = fakeLaunchEnv(bf16, {
+    weight: (n) => (1n << 40n) + BigInt(names.indexOf(n)) * (1n << 20n),
+    batchInvariant: false,
+    fusedDecode: true,
+    pdl: true,
+    quantScratch: 17n << 32n,
+    lowbitScratch: 19n << 32n,
+    decodeCounters: 21n << 32n,
+  });
+  for (const T of [1, 3, 8]) {
+    const shape = { numTokens: T, numSeqs: T, numRows: T, attention: { kind: "decode" as const, numSplits: 2, splitSize: 128 }, sample: true };
+    const ls = planLaunches(env, shape);
+    let pairs = 0;
+    ls.forEach((l, i) => {
+      if (l.kind !== "kernel") return;
+      assert.equal(l.args.length, kernelSignature(l.kernel).params.length, `${l.kernel} arity`);
+      const prev = ls[i - 1];
+      // PDL exactly when this and the previous launch both wait in code.
+      const want = prev?.kind === "kernel" && isPdlKernel(prev.kernel) && isPdlKernel(l.kernel);
+      assert.equal(!!l.pdl, want, `T=${T}: launch ${i} ${l.kernel} after ${prev?.kind === "kernel" ? prev.kernel : prev?.kind}`);
+      if (l.kernel.startsWith("lowbit_gemv_nvfp4_bf16_m")) {
+        pairs++;
+        assert.ok(
+          prev?.kind === "kernel" && prev.kernel === "lowbit_act_nvfp4_bf16" && prev.args[5] === 1,
+          "the act kernel, in the GEMV's order, right before",
+        );
+        assert.ok(l.pdl, "the GEMV takes PDL after its act kernel");
+      }
+    });
+    assert.equal(pairs, 4 * 2, `T=${T}: qkv, o, gate_up, down of 2 layers`);
+  }
+  bf16.dispose();
+  f32.dispose();
+});

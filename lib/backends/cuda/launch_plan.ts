@@ -164,7 +164,13 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           break;
         }
         if (isLowbitLinear(op)) {
+          const first = out.length;
           planLowbitLinear(op, i, rows, isLogits, env, T === S, buf, out);
+          // Fused decode: the activation quantizer and the GEMV wait for their predecessor in code too.
+          for (let j = first; j < out.length; j++) {
+            const l = out[j], prev = out[j - 1];
+            if (pdl && l.kind === "kernel" && isPdlKernel(l.kernel) && prev?.kind === "kernel" && isPdlKernel(prev.kernel)) out[j] = { ...l, pdl };
+          }
           break;
         }
         if (op.weightFormat) {

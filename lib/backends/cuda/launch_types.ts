@@ -6,7 +6,7 @@
 import type { KernelParamKind } from "../../../ffi/shim.ts";
 import type { EnginePlan } from "../../ir/plan.ts";
 import { InternalError } from "../../util/errors.ts";
-import { LOWBIT_FAMILIES } from "./lowbit_kernels.ts";
+import { LOWBIT_FAMILIES, LOWBIT_PDL_FAMILIES } from "./lowbit_kernels.ts";
 
 /** Activation element type of a CUDA engine. */
 export type ElemType = "bf16" | "f32";
@@ -103,6 +103,7 @@ const PDL_FAMILIES: ReadonlySet<string> = new Set([
   "decode_attention_sk",
   "gather_rows",
   "sample",
+  ...LOWBIT_PDL_FAMILIES,
 ]);
 
 /**

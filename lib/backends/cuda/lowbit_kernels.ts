@@ -19,3 +19,13 @@ export const LOWBIT_FAMILIES: Readonly<Record<string, { readonly file: string; r
   lowbit_gemv_int4: { file: "lowbit.cu", params: [P, P, P, P, P, P, I, I, I, I, F] },
   lowbit_gemv_nvfp4: { file: "lowbit.cu", params: [P, P, P, P, P, P, I, I, I, I, F] },
 };
+
+/** The lowbit.cu kernels that pdlWait before they touch an earlier launch's memory (PDL in fused decode steps). */
+export const LOWBIT_PDL_FAMILIES: readonly string[] = [
+  "lowbit_act_int8",
+  "lowbit_act_e4m3",
+  "lowbit_act_nvfp4",
+  "lowbit_gemv_int8",
+  "lowbit_gemv_int4",
+  "lowbit_gemv_nvfp4",
+];

@@ -9,6 +9,8 @@
 // formats. Each linear first quantizes its activation rows exactly as the CPU does and writes the
 // quantized VALUES (not scaled) as bf16 — exact: integers of |v| <= 127, e4m3 values, e2m1 · e4m3 products
 // (at most 5 significant bits) — into the lowbit scratch (lowbit_launch.ts lowbitScratchLayout):
+// Programmatic dependent launch (fused decode steps, SessionOptions.pdl): the act kernels pdlWait before they
+// read x; the GEMV issues its first weight loads, then pdlWait, then reads xq.
 // extern "C" __global__ void lowbit_act_int8_bf16(const bf16_t* x, const float* pre, bf16_t* xq, float* rowScale, int rows, int k, int swz)
 //   xs = f32(x · pre) (pre 0 = none); a = f32(amax|xs| / 127) (1 for an all-zero row) → rowScale[r];
 //   xq = clamp(rne(xs / a), ±127) (IEEE division).   grid (rows, 1, 1)   block (256, 1, 1); k % 16 == 0
@@ -21,8 +23,8 @@
 //   grid (rows, 1, 1)   block (256, 1, 1); k % 32 == 0
 //   swz 0: xq [rows, k] row-major (the GEMM's A); 1: each row's 8-value segments in the GEMV's order (segSlot).
 //
-// Then either the decode GEMV (m <= 8; one warp per output row, 16-byte weight loads (LOWBIT_UNROLL in flight
-// per lane), weights decoded in registers (NVFP4 through a 16-entry shared table), the swizzled activation
+// Then either the decode GEMV (m <= 8; one warp per output row, 16-byte weight loads (2 · LOWBIT_UNROLL in
+// flight per lane, double-buffered), weights decoded in registers (NVFP4 through a 16-entry shared table), the swizzled activation
 // segments read coalesced; sums in fp32 — the CPU's exact block sums are exact here too, the sum over blocks rounds):
 // extern "C" __global__ void lowbit_gemv_{int8|int4|nvfp4}_bf16_m{1,2,4,8}(const bf16_t* xq, const u8* W,
 //     const void* scales, const float* rowScale, const bf16_t* bias, bf16_t* y, int m, int n, int k, int group, float alpha)
@@ -100,8 +102,11 @@ __device__ __forceinline__ int segSlot(int s, int chunks, int swz) {
 
 // ---- activation quantization ---------------------------------------------------------------------
 
+#if LLMRT_KERNEL(lowbit_act_int8_bf16)
 extern "C" __global__ void __launch_bounds__(256) lowbit_act_int8_bf16(const bf16_t* x, const float* pre, bf16_t* xq, float* rowScale, int rows, int k,
     int swz) {
+  pdlWait();  // x is the previous kernel's (a PDL launch in fused decode steps)
+  pdlLaunchDependents();
   __shared__ float sh[32];
   const int r = blockIdx.x;
   if (r >= rows) return;
@@ -128,8 +133,12 @@ extern "C" __global__ void __launch_bounds__(256) lowbit_act_int8_bf16(const bf1
     store16(qr + 8 * segSlot<2>(i / 8, k / 16, swz), f);
   }
 }
+#endif
 
+#if LLMRT_KERNEL(lowbit_act_e4m3_bf16)
 extern "C" __global__ void __launch_bounds__(256) lowbit_act_e4m3_bf16(const bf16_t* x, bf16_t* xq, int rows, int k, float a, int swz) {
+  pdlWait();  // x is the previous kernel's (a PDL launch in fused decode steps)
+  pdlLaunchDependents();
   const int r = blockIdx.x;
   if (r >= rows) return;
   const bf16_t* xr = x + (long long)r * k;
@@ -142,8 +151,12 @@ extern "C" __global__ void __launch_bounds__(256) lowbit_act_e4m3_bf16(const bf1
     store16(qr + 8 * segSlot<4>(i / 8, k / 32, swz), f);
   }
 }
+#endif
 
+#if LLMRT_KERNEL(lowbit_act_nvfp4_bf16)
 extern "C" __global__ void __launch_bounds__(256) lowbit_act_nvfp4_bf16(const bf16_t* x, bf16_t* xq, int rows, int k, float a, int swz) {
+  pdlWait();  // x is the previous kernel's (a PDL launch in fused decode steps)
+  pdlLaunchDependents();
   const int r = blockIdx.x;
   if (r >= rows) return;
   const bf16_t* xr = x + (long long)r * k;
@@ -164,9 +177,11 @@ extern "C" __global__ void __launch_bounds__(256) lowbit_act_nvfp4_bf16(const bf
     store16(qr + 8 * segSlot<4>(i / 8 + 1, k / 32, swz), *reinterpret_cast<float(*)[8]>(&f[8]));
   }
 }
+#endif
 
 // ---- weight dequantization (prefill) ---------------------------------------------------------------
 
+#if LLMRT_KERNEL(lowbit_dequant_int8_bf16)
 extern "C" __global__ void __launch_bounds__(256) lowbit_dequant_int8_bf16(const u8* W, const void* scales, bf16_t* out, int n, int k, int group) {
   const long long e = ((long long)blockIdx.x * blockDim.x + threadIdx.x) * 8;
   if (e >= (long long)n * k) return;
@@ -179,7 +194,9 @@ extern "C" __global__ void __launch_bounds__(256) lowbit_dequant_int8_bf16(const
   }
   store16(out + e, f);
 }
+#endif
 
+#if LLMRT_KERNEL(lowbit_dequant_int4_bf16)
 extern "C" __global__ void __launch_bounds__(256) lowbit_dequant_int4_bf16(const u8* W, const void* scales, bf16_t* out, int n, int k, int group) {
   const long long e = ((long long)blockIdx.x * blockDim.x + threadIdx.x) * 8;
   if (e >= (long long)n * k) return;
@@ -192,7 +209,9 @@ extern "C" __global__ void __launch_bounds__(256) lowbit_dequant_int4_bf16(const
   for (int i = 0; i < 8; i++) f[i] = (float)((int)(v << (28 - 4 * i)) >> 28) * s;
   store16(out + e, f);
 }
+#endif
 
+#if LLMRT_KERNEL(lowbit_dequant_nvfp4_bf16)
 extern "C" __global__ void __launch_bounds__(256) lowbit_dequant_nvfp4_bf16(const u8* W, const void* scales, bf16_t* out, int n, int k, int group) {
   const long long e = ((long long)blockIdx.x * blockDim.x + threadIdx.x) * 8;
   if (e >= (long long)n * k) return;
@@ -203,6 +222,7 @@ extern "C" __global__ void __launch_bounds__(256) lowbit_dequant_nvfp4_bf16(cons
   for (int i = 0; i < 8; i++) f[i] = e2m1Value((v >> (4 * i)) & 15u) * s;
   store16(out + e, f);
 }
+#endif
 
 // ---- decode GEMV -----------------------------------------------------------------------------------
 
@@ -242,11 +262,22 @@ __device__ __forceinline__ void lowbitGemv(const bf16_t* __restrict__ xq, const 
   float acc[M];
 #pragma unroll
   for (int r = 0; r < M; r++) acc[r] = 0.f;
+  // Double-buffered: the next U chunks' loads are in flight while these are computed; the first ones are
+  // issued before pdlWait (weights only), xq and y are touched after it.
+  uint4 nxt[U];
+#pragma unroll
+  for (int u = 0; u < U; u++) {
+    if (lane + 32 * u < chunks) nxt[u] = __ldg(wr + lane + 32 * u);
+  }
+  pdlWait();
+  pdlLaunchDependents();
   for (int c0 = lane; c0 < chunks; c0 += 32 * U) {
     uint4 wv[U];
 #pragma unroll
+    for (int u = 0; u < U; u++) wv[u] = nxt[u];
+#pragma unroll
     for (int u = 0; u < U; u++) {
-      if (c0 + 32 * u < chunks) wv[u] = __ldg(wr + c0 + 32 * u);
+      if (c0 + 32 * (U + u) < chunks) nxt[u] = __ldg(wr + c0 + 32 * (U + u));
     }
 #pragma unroll
     for (int u = 0; u < U; u++) {
