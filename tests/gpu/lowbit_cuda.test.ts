@@ -233,8 +233,13 @@ gpuTest("lowbit_gemv_nvfp4_bf16_m1 bandwidth (+ lowbit_act_nvfp4) on 1B/8B linea
   console.log(lines.join("\n"));
 });
 
-/** CUDA vs CPU session logits (rel L2) per algorithm: bf16 activations move values across the quantizers' rounding steps. */
-const TOL = { W8A8_SQ_PER_CHANNEL: 0.08, W4A8_AWQ: 0.15, NVFP4: 0.35 } as const;
+/**
+ * CUDA vs CPU session logits (rel L2) per algorithm: bf16 activations move values across the quantizers' rounding
+ * steps. The fake device's bf16 emulation of the same plan (tests/cuda_fake_lowbit.ts) vs the CPU session on these
+ * steps measured SQ 0.7-1.3e-2, W4A8 1.2-3.0e-2, NVFP4 5.2e-2-0.12 (argmax the same in every step); the GPU adds
+ * only fp32 summation order. Tolerances about twice those.
+ */
+const TOL = { W8A8_SQ_PER_CHANNEL: 0.04, W4A8_AWQ: 0.08, NVFP4: 0.25 } as const;
 
 for (const algo of ["W8A8_SQ_PER_CHANNEL", "W4A8_AWQ", "NVFP4"] as const) {
   gpuTest(
