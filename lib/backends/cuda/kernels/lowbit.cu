@@ -51,9 +51,13 @@ __device__ __forceinline__ float e4m3Value(u32 b) {
 
 /** The e4m3 byte of a float (round to nearest even, saturating to ±448). */
 __device__ __forceinline__ u32 e4m3Byte(float v) {
+#ifdef LLMRT_EMU
+  return llmrtEmuE4m3(v);  // tools/cuda-kernel-check/emu/lowbit_emu.h (the CPU emulation)
+#else
   unsigned short h;
   asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(h) : "f"(0.f), "f"(v));
   return h & 0xffu;
+#endif
 }
 
 /** The e2m1 value nearest to v (round to nearest, ties to even, saturating to ±6; NaN → +6), as lib/util/e2m1.ts. */
