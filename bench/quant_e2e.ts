@@ -13,7 +13,9 @@
  *       [--prequantized DIR,DIR] [--quant-pdl] [--ab quantPdl|quantRing] [--set quantPdl=1,quantRing=0] [--calib-tokens 64]
  *
  * --algos also takes NVFP4, W4A8_AWQ and W8A8_SQ_PER_CHANNEL (issue 14: weights and activations quantized;
- * calibrated on --calib-tokens tokens of the embedded text; run them with --no-ref).
+ * calibrated on --calib-tokens tokens of the embedded text; run them with --no-ref). --synthetic-nvfp4 adds an NVFP4
+ * engine of random e2m1 codes and e4m3 block scales (no calibration, no TypeScript quantization of every weight:
+ * seconds on llama-3.2-1b) for its speed row only — its logits mean nothing.
  * --prequantized: engines of pre-quantized checkpoints of the same model (AWQ / GPTQ layouts, e.g. written by
  * tools/quant-packers/pack_awq_torch.py) beside the --algos ones (`--algos ""`: none), each with its load time.
  * --quant-pdl: each quantized engine runs off, on, off, on with SessionOptions.quantPdl (programmatic dependent
@@ -30,7 +32,11 @@ import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import { dequantize } from "../lib/quantization/packed.ts";
 import { openModel, readHfQuantizationConfig } from "../lib/quantization/prequantized.ts";
 import { quantizeSync } from "../lib/quantization/quantize.ts";
-import { QuantizedModel } from "../lib/quantization/quantized_model.ts";
+import { OverlayWeightSource, QuantizedModel } from "../lib/quantization/quantized_model.ts";
+import { QuantConfig } from "../lib/quantization/quant_config.ts";
+import type { QuantizedTensor } from "../lib/quantization/packed.ts";
+import { nvfp4GlobalScale } from "../lib/util/e2m1.ts";
+import { E4M3_DECODE } from "../lib/util/e4m3.ts";
 import { Session } from "../lib/runtime/session.ts";
 import { argmax, type DecodeRun, deviceWeightBytes, greedyStepper, prefillAndDecode, relL2 } from "./batch1.ts";
 import { copyBandwidth } from "./copy_bandwidth.ts";
@@ -50,6 +56,7 @@ const { values } = parseArgs({
     "ab-reps": { type: "string" },
     set: { type: "string" },
     "calib-tokens": { type: "string" },
+    "synthetic-nvfp4": { type: "boolean" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/quant_e2e.ts --model DIR [--algos W4A16,W8A16] [--group-size 128] [--decode 128]");
@@ -239,4 +246,29 @@ for (const dir of (values.prequantized ?? "").split(",").filter((d) => d !== "")
   const rq = measure(name, qe, `load ${loadS.toFixed(1)} s + build ${buildS.toFixed(1)} s`);
   qe.dispose();
   reference(name, q, rq);
+}
+
+/** An NVFP4 model of `base` with random codes and block scales in every decoder linear (a speed-only stand-in). */
+function syntheticNvfp4(base: LlamaForCausalLM): QuantizedModel {
+  const quantized = new Map<string, QuantizedTensor>();
+  let seed = 12345;
+  const g = nvfp4GlobalScale(0.2), a = nvfp4GlobalScale(8);
+  for (let l = 0; l < base.config.numHiddenLayers; l++) {
+    for (const lin of ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]) {
+      const name = `model.layers.${l}.${lin}.weight`, [N, K] = base.weights.info(name).shape;
+      const packed = new Uint8Array((N * K) / 2), words = new Uint32Array(packed.buffer);
+      for (let i = 0; i < words.length; i++) words[i] = seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+      // Block scales 0.5 .. 1.875 (e4m3 bytes 0x30 .. 0x3f), exactly e4m3.
+      const scales = Float32Array.from({ length: (N * K) / 16 }, (_, i) => E4M3_DECODE[0x30 + ((i * 7) & 15)]);
+      quantized.set(name, { bits: 4, rows: N, cols: K, groupSize: 16, packed, scales, zeros: null, format: "nvfp4", activationScale: a, globalScale: g });
+    }
+  }
+  return new QuantizedModel(base.config, new OverlayWeightSource(base.weights, new Map(), quantized), base.options, QuantConfig.from({ quantAlgo: "NVFP4" }));
+}
+
+if (values["synthetic-nvfp4"]) {
+  const t0 = performance.now();
+  const qe = build(syntheticNvfp4(base));
+  measure("NVFP4 (synthetic random codes: speed only)", qe, `build ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  qe.dispose();
 }
