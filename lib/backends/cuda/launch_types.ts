@@ -103,7 +103,6 @@ const PDL_FAMILIES: ReadonlySet<string> = new Set([
   "decode_attention_sk",
   "gather_rows",
   "sample",
-  ...LOWBIT_PDL_FAMILIES,
 ]);
 
 /**
@@ -128,7 +127,7 @@ const QUANT_PDL_FAMILIES: ReadonlySet<string> = new Set([
  */
 export function isPdlKernel(name: string, quant = false): boolean {
   const family = kernelFamily(name);
-  return PDL_FAMILIES.has(family) || (quant && QUANT_PDL_FAMILIES.has(family));
+  return PDL_FAMILIES.has(family) || LOWBIT_PDL_FAMILIES.has(family) || (quant && QUANT_PDL_FAMILIES.has(family));
 }
 
 /** File and parameter kinds of a kernel entry point, e.g. "paged_attention_decode_bf16_hd64". */

@@ -21,11 +21,11 @@ export const LOWBIT_FAMILIES: Readonly<Record<string, { readonly file: string; r
 };
 
 /** The lowbit.cu kernels that pdlWait before they touch an earlier launch's memory (PDL in fused decode steps). */
-export const LOWBIT_PDL_FAMILIES: readonly string[] = [
+export const LOWBIT_PDL_FAMILIES: ReadonlySet<string> = new Set([
   "lowbit_act_int8",
   "lowbit_act_e4m3",
   "lowbit_act_nvfp4",
   "lowbit_gemv_int8",
   "lowbit_gemv_int4",
   "lowbit_gemv_nvfp4",
-];
+]);

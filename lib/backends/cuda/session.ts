@@ -13,9 +13,9 @@
  */
 import process from "node:process";
 import { rmSync } from "node:fs";
+import { lowbitScratchLayout } from "./lowbit_launch.ts";
 import { CublasLtGemm } from "./gemm.ts";
 import { fp8ScratchLayout } from "./fp8_launch.ts";
-import { lowbitScratchLayout } from "./lowbit_launch.ts";
 import { compileKernelUnits, type CompileStats, kernelUnits, type PendingCompile, startKernelUnits, unitName } from "./compile_pool.ts";
 import { plannedKernels } from "./kernel_set.ts";
 import {
