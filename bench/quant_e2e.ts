@@ -10,12 +10,7 @@
  * build: minutes on llama-3.1-8b); the GEMM-path comparison (see run) costs one extra prefill.
  *
  *   bun bench/quant_e2e.ts --model DIR [--algos W4A16,W8A16] [--group-size 128] [--decode 128] [--no-ref]
- *       [--prequantized DIR,DIR] [--quant-pdl] [--ab quantPdl|quantRing] [--set quantPdl=1,quantRing=0] [--calib-tokens 64]
- *
- * --algos also takes NVFP4, W4A8_AWQ and W8A8_SQ_PER_CHANNEL (issue 14: weights and activations quantized;
- * calibrated on --calib-tokens tokens of the embedded text; run them with --no-ref). --synthetic-nvfp4 adds an NVFP4
- * engine of random e2m1 codes and e4m3 block scales (no calibration, no TypeScript quantization of every weight:
- * seconds on llama-3.2-1b) for its speed row only — its logits mean nothing.
+ *       [--prequantized DIR,DIR] [--quant-pdl] [--ab quantPdl|quantRing] [--set quantPdl=1,quantRing=0]
  * --prequantized: engines of pre-quantized checkpoints of the same model (AWQ / GPTQ layouts, e.g. written by
  * tools/quant-packers/pack_awq_torch.py) beside the --algos ones (`--algos ""`: none), each with its load time.
  * --quant-pdl: each quantized engine runs off, on, off, on with SessionOptions.quantPdl (programmatic dependent
@@ -213,7 +208,8 @@ function reference(name: string, q: QuantizedModel, rq: DecodeRun): void {
 
 for (const algo of algos) {
   const t0 = performance.now();
-  // Weight-and-activation formats (NVFP4, W4A8_AWQ, W8A8_SQ_PER_CHANNEL): symmetric, calibrated on --calib-tokens tokens.
+  // --algos also takes the weight-and-activation formats NVFP4, W4A8_AWQ and W8A8_SQ_PER_CHANNEL (issue 14): symmetric,
+  // calibrated on --calib-tokens tokens (default 64) of the embedded text; run them with --no-ref.
   const lowbit = algo === "NVFP4" || algo === "W4A8_AWQ" || algo === "W8A8_SQ_PER_CHANNEL";
   const perChannel = algo === "W8A16" || algo === "W8A8_SQ_PER_CHANNEL" || algo === "NVFP4" || groupSize === 0;
   const q = quantizeSync(base, {
@@ -266,6 +262,8 @@ function syntheticNvfp4(base: LlamaForCausalLM): QuantizedModel {
   return new QuantizedModel(base.config, new OverlayWeightSource(base.weights, new Map(), quantized), base.options, QuantConfig.from({ quantAlgo: "NVFP4" }));
 }
 
+// --synthetic-nvfp4: an NVFP4 engine of random e2m1 codes and e4m3 block scales (no calibration, no TypeScript
+// quantization of every weight: seconds on llama-3.2-1b) for its speed row only — its logits mean nothing.
 if (values["synthetic-nvfp4"]) {
   const t0 = performance.now();
   const qe = build(syntheticNvfp4(base));
