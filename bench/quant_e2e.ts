@@ -11,6 +11,7 @@
  *
  *   bun bench/quant_e2e.ts --model DIR [--algos W4A16,W8A16] [--group-size 128] [--decode 128] [--no-ref]
  *       [--prequantized DIR,DIR] [--quant-pdl] [--ab quantPdl|quantRing] [--set quantPdl=1,quantRing=0]
+ *
  * --prequantized: engines of pre-quantized checkpoints of the same model (AWQ / GPTQ layouts, e.g. written by
  * tools/quant-packers/pack_awq_torch.py) beside the --algos ones (`--algos ""`: none), each with its load time.
  * --quant-pdl: each quantized engine runs off, on, off, on with SessionOptions.quantPdl (programmatic dependent
