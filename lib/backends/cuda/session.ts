@@ -13,6 +13,7 @@
  */
 import process from "node:process";
 import { rmSync } from "node:fs";
+import { lowbitScratchLayout } from "./lowbit_launch.ts";
 import { CublasLtGemm } from "./gemm.ts";
 import { fp8ScratchLayout } from "./fp8_launch.ts";
 import { compileKernelUnits, type CompileStats, kernelUnits, type PendingCompile, startKernelUnits, unitName } from "./compile_pool.ts";
@@ -220,6 +221,7 @@ export class CudaSession implements SessionBackend {
   #quantScratch: DeviceBuffer | null = null;
   /** FP8 linears' prefill scratch (quantized rows + row scales, fp8_launch.ts); null without FP8 linears. */
   #fp8Scratch: DeviceBuffer | null = null;
+  #lowbitScratch: DeviceBuffer | null = null;
   readonly #arena: DeviceBuffer;
   readonly #logits: DeviceBuffer; // [maxSeqs, vocab] f32
   readonly #invFreq: DeviceBuffer; // [headDim / 2] f64
@@ -334,10 +336,12 @@ export class CudaSession implements SessionBackend {
             engine.config.dtype,
           );
         }
-        for (const t of [o.weight, o.weightFormat.scales, o.weightFormat.zeros]) if (t) this.#rawWeights.add(t);
+        for (const t of [o.weight, o.weightFormat.scales, o.weightFormat.zeros, o.weightFormat.preQuantScale]) if (t) this.#rawWeights.add(t);
         if (o.weightFormat.format !== "fp8_e4m3") scratchBytes = Math.max(scratchBytes, o.outFeatures * o.inFeatures * 2);
       }
       if (scratchBytes > 0) this.#quantScratch = d.alloc(scratchBytes);
+      const lowbit = lowbitScratchLayout(plan); // int8 / int4 / NVFP4 linears: quantized activation rows (lowbit_launch.ts)
+      if (lowbit) this.#lowbitScratch = d.alloc(lowbit.bytes);
       const fp8 = fp8ScratchLayout(plan);
       if (fp8) {
         const cc = d.computeCapability;
@@ -470,6 +474,7 @@ export class CudaSession implements SessionBackend {
       partialO: this.#partialO.ptr,
       quantScratch: this.#quantScratch?.ptr ?? 0n,
       fp8Scratch: this.#fp8Scratch?.ptr ?? 0n,
+      lowbitScratch: this.#lowbitScratch?.ptr ?? 0n,
       ...(this.#kvScales ? { kvScales: this.#kvScales.ptr } : {}),
       partialML: this.#partialML.ptr,
       tokensPerBlock: this.tokensPerBlock,
@@ -845,6 +850,7 @@ export class CudaSession implements SessionBackend {
           aScale: l.aScale ?? null,
           bScale: l.bScale ?? null,
           ...(l.fastAccum ? { fastAccum: true } : {}),
+          ...(l.alpha !== undefined ? { alpha: l.alpha } : {}),
         });
       } else {
         const kern = this.#kernel(l.kernel);
