@@ -28,7 +28,11 @@ import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import { dequantize } from "../lib/quantization/packed.ts";
 import { openModel, readHfQuantizationConfig } from "../lib/quantization/prequantized.ts";
 import { quantizeSync } from "../lib/quantization/quantize.ts";
-import { QuantizedModel } from "../lib/quantization/quantized_model.ts";
+import { OverlayWeightSource, QuantizedModel } from "../lib/quantization/quantized_model.ts";
+import { QuantConfig } from "../lib/quantization/quant_config.ts";
+import type { QuantizedTensor } from "../lib/quantization/packed.ts";
+import { nvfp4GlobalScale } from "../lib/util/e2m1.ts";
+import { E4M3_DECODE } from "../lib/util/e4m3.ts";
 import { Session } from "../lib/runtime/session.ts";
 import { argmax, type DecodeRun, deviceWeightBytes, greedyStepper, prefillAndDecode, relL2 } from "./batch1.ts";
 import { copyBandwidth } from "./copy_bandwidth.ts";
@@ -47,6 +51,8 @@ const { values } = parseArgs({
     ab: { type: "string" },
     "ab-reps": { type: "string" },
     set: { type: "string" },
+    "calib-tokens": { type: "string" },
+    "synthetic-nvfp4": { type: "boolean" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/quant_e2e.ts --model DIR [--algos W4A16,W8A16] [--group-size 128] [--decode 128]");
@@ -203,13 +209,19 @@ function reference(name: string, q: QuantizedModel, rq: DecodeRun): void {
 
 for (const algo of algos) {
   const t0 = performance.now();
+  // --algos also takes the weight-and-activation formats NVFP4, W4A8_AWQ and W8A8_SQ_PER_CHANNEL (issue 14): symmetric,
+  // calibrated on --calib-tokens tokens (default 64) of the embedded text; run them with --no-ref.
+  const lowbit = algo === "NVFP4" || algo === "W4A8_AWQ" || algo === "W8A8_SQ_PER_CHANNEL";
+  const perChannel = algo === "W8A16" || algo === "W8A8_SQ_PER_CHANNEL" || algo === "NVFP4" || groupSize === 0;
   const q = quantizeSync(base, {
     quantAlgo: algo as "W4A16",
-    groupSize: algo === "W8A16" || groupSize === 0 ? undefined : groupSize,
-    hasZeroPoint: algo !== "W8A16",
-  });
+    groupSize: perChannel ? undefined : groupSize,
+    hasZeroPoint: algo !== "W8A16" && !lowbit,
+  }, lowbit ? { maxCalibrationTokens: Number(values["calib-tokens"] ?? 64), calibrationSeqLen: 64 } : {});
   const qs = ((performance.now() - t0) / 1000).toFixed(1);
-  const name = `${algo}${algo === "W8A16" ? " per-channel" : ` g${groupSize} + zero points`}`;
+  const name = `${algo}${
+    algo === "NVFP4" ? " (e2m1, e4m3 scales per 16)" : perChannel ? " per-channel" : lowbit ? ` g${groupSize}` : ` g${groupSize} + zero points`
+  }`;
   const qe = build(q);
   const rq = measure(name, qe, `quantize ${qs} s`);
   qe.dispose();
@@ -231,4 +243,31 @@ for (const dir of (values.prequantized ?? "").split(",").filter((d) => d !== "")
   const rq = measure(name, qe, `load ${loadS.toFixed(1)} s + build ${buildS.toFixed(1)} s`);
   qe.dispose();
   reference(name, q, rq);
+}
+
+/** An NVFP4 model of `base` with random codes and block scales in every decoder linear (a speed-only stand-in). */
+function syntheticNvfp4(base: LlamaForCausalLM): QuantizedModel {
+  const quantized = new Map<string, QuantizedTensor>();
+  let seed = 12345;
+  const g = nvfp4GlobalScale(0.2), a = nvfp4GlobalScale(8);
+  for (let l = 0; l < base.config.numHiddenLayers; l++) {
+    for (const lin of ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]) {
+      const name = `model.layers.${l}.${lin}.weight`, [N, K] = base.weights.info(name).shape;
+      const packed = new Uint8Array((N * K) / 2), words = new Uint32Array(packed.buffer);
+      for (let i = 0; i < words.length; i++) words[i] = seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+      // Block scales 0.5 .. 1.875 (e4m3 bytes 0x30 .. 0x3f), exactly e4m3.
+      const scales = Float32Array.from({ length: (N * K) / 16 }, (_, i) => E4M3_DECODE[0x30 + ((i * 7) & 15)]);
+      quantized.set(name, { bits: 4, rows: N, cols: K, groupSize: 16, packed, scales, zeros: null, format: "nvfp4", activationScale: a, globalScale: g });
+    }
+  }
+  return new QuantizedModel(base.config, new OverlayWeightSource(base.weights, new Map(), quantized), base.options, QuantConfig.from({ quantAlgo: "NVFP4" }));
+}
+
+// --synthetic-nvfp4: an NVFP4 engine of random e2m1 codes and e4m3 block scales (no calibration, no TypeScript
+// quantization of every weight: seconds on llama-3.2-1b) for its speed row only — its logits mean nothing.
+if (values["synthetic-nvfp4"]) {
+  const t0 = performance.now();
+  const qe = build(syntheticNvfp4(base));
+  measure("NVFP4 (synthetic random codes: speed only)", qe, `build ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  qe.dispose();
 }

@@ -1,4 +1,4 @@
-// decode_attention_batch2 (session 7, issue 16 item 3; `batchAttention2`, off by default): decode steps of more than 8
+// decode_attention_batch2 (session 7, issue 16 item 3; `batchAttention2`, on by default since session 8): decode steps of more than 8
 // sequences run the per-warp-stream kernel, and FP8-KV engines take its _fp8kv_ entry point (RoPE + e4m3 KV write +
 // attention in one launch) instead of rope_kv_write_fp8kv + paged_attention_decode_fp8kv (+ reduce). Checked without a
 // GPU on the fake device (tests/cuda_fake_device.ts): the launches (names, blocks, grids), the same bits as the plan

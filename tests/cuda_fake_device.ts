@@ -46,6 +46,8 @@ import { bf16ToF32, f32ToBf16 } from "../lib/util/dtype.ts";
 import { assert } from "./harness.ts";
 import { fp8GemmStandIn, fp8KernelStandIn, quantizeRows } from "./cuda_fake_fp8.ts";
 import { fp8ScratchLayout } from "../lib/backends/cuda/fp8_launch.ts";
+import { lowbitScratchLayout } from "../lib/backends/cuda/lowbit_launch.ts";
+import { lowbitKernelStandIn } from "./cuda_fake_lowbit.ts";
 
 // ---- a fake device: regions at distinct addresses ----------------------------------------------
 
@@ -349,7 +351,7 @@ export class FakeCudaSession {
     let scratch = 0;
     for (const o of plan.ops) {
       if (o.type !== "linear" || !o.weightFormat) continue;
-      for (const t of [o.weight, o.weightFormat.scales, o.weightFormat.zeros]) if (t) raw.add(t);
+      for (const t of [o.weight, o.weightFormat.scales, o.weightFormat.zeros, o.weightFormat.preQuantScale]) if (t) raw.add(t);
       scratch = Math.max(scratch, o.outFeatures * o.inFeatures * 2);
     }
     for (const n of engine.tensorNames()) {
@@ -366,7 +368,7 @@ export class FakeCudaSession {
       else mem.f32(p, f.length).set(f);
       offsets.set(n, p);
     }
-    const fp8 = fp8ScratchLayout(plan);
+    const fp8 = fp8ScratchLayout(plan), lowbit = lowbitScratchLayout(plan);
     const build = engine.config.build;
     this.maxSeqLen = build.maxSeqLen!;
     this.decodeCap = Math.min(plan.maxTokens, plan.maxSeqs, build.maxBatchSize * build.maxBeamWidth);
@@ -410,6 +412,7 @@ export class FakeCudaSession {
       decodeCounters: mem.alloc(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4),
       quantScratch: scratch > 0 ? mem.alloc(scratch) : undefined,
       fp8Scratch: fp8 ? mem.alloc(fp8.bytes) : undefined,
+      lowbitScratch: lowbit ? mem.alloc(lowbit.bytes) : undefined,
       kvScales: a.kvCache ? kvScalesPtr(mem, a.kvCache.scales) : undefined,
     };
   }
@@ -822,7 +825,12 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       }
       assert.equal(l.dtype, "bf16");
       disjoint("gemm", "A and D", l.a, l.m * l.k * 2, l.d, l.m * l.n * (l.outDtype === "fp32" ? 4 : 2));
-      const s = linear(ld(l.a, l.m * l.k), l.b, l.bias ?? 0n, l.m, l.n, l.k);
+      // alpha (lowbit linears' static scales): D = float32(alpha · A·Bᵀ) + bias, as cuBLASLt's epilogue.
+      const s = linear(ld(l.a, l.m * l.k), l.b, l.alpha === undefined ? l.bias ?? 0n : 0n, l.m, l.n, l.k);
+      if (l.alpha !== undefined) {
+        const b = l.bias ? ld(l.bias, l.n) : null;
+        for (let i = 0; i < s.length; i++) s[i] = b ? Math.fround(Math.fround(l.alpha * s[i]) + b[i % l.n]) : Math.fround(l.alpha * s[i]);
+      }
       if (l.outDtype === "fp32") mem.f32(l.d, l.m * l.n).set(s);
       else st(l.d, s);
       continue;
@@ -1284,7 +1292,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         maskStandIn(mem, l);
         break;
       default:
-        if (fp8KernelStandIn(mem, l, stepTokens)) break;
+        if (fp8KernelStandIn(mem, l, stepTokens) || lowbitKernelStandIn(mem, l, stepTokens)) break;
         throw new Error(`no stand-in for kernel ${l.kernel}`);
     }
   }

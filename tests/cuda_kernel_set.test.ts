@@ -117,11 +117,18 @@ test("compile units: one per kernel of a guarded file, whole small files, each g
 // Quantized engines (weight-only int, FP8): the same coverage, on a launch environment of fake addresses.
 const kjvDir = new URL("../models/kjv-llama/", import.meta.url).pathname;
 for (
-  const qc of [{ quantAlgo: "W4A16", groupSize: 64 }, { quantAlgo: "FP8" }, { quantAlgo: "FP8", kvCacheQuantAlgo: "FP8" }, {
-    quantAlgo: "W4A16",
-    groupSize: 64,
-    kvCacheQuantAlgo: "INT8",
-  }] as const
+  const qc of [
+    { quantAlgo: "W4A16", groupSize: 64 },
+    { quantAlgo: "FP8" },
+    { quantAlgo: "FP8", kvCacheQuantAlgo: "FP8" },
+    {
+      quantAlgo: "W4A16",
+      groupSize: 64,
+      kvCacheQuantAlgo: "INT8",
+    },
+    { quantAlgo: "W8A8_SQ_PER_CHANNEL" },
+    { quantAlgo: "NVFP4" },
+  ] as const
 ) {
   test(`planned kernels cover every launch: kjv-llama ${qc.quantAlgo}${"kvCacheQuantAlgo" in qc ? ` + ${qc.kvCacheQuantAlgo} KV cache` : ""}`, () => {
     const q = quantizeSync(AutoModelForCausalLM.fromHuggingFace(kjvDir), qc, { maxCalibrationTokens: 64 });
@@ -142,6 +149,7 @@ for (
         quantScratch: 17n << 32n,
         fp8Scratch: 18n << 32n,
         kvScales: 19n << 32n,
+        lowbitScratch: 20n << 32n,
       });
       const planned = new Set(plannedKernels(env, 16));
       const seen = new Set<string>();

@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { buildSync } from "../lib/builder/builder.ts";
 import { Engine } from "../lib/builder/engine.ts";
 import type { WeightFormat } from "../lib/ir/network.ts";
+import { refuseLowbitOnCuda } from "../lib/quantization/lowbit_engine.ts";
 import type { QuantizedModel } from "../lib/quantization/quantized_model.ts";
 import type { QuantConfigInput } from "../lib/quantization/quant_config.ts";
 import { UnsupportedError } from "../lib/util/errors.ts";
@@ -93,7 +94,7 @@ export async function checkPerplexity(qc: QuantConfigInput, bound: number): Prom
 /**
  * Builds a CPU engine of `q`, checks every quantized linear's weightFormat with `check` (returning
  * the bytes its weight tensor must hold), saves and reopens it (tensors, ops and QuantConfig equal),
- * and checks the CUDA build is refused naming the algorithm ("not implemented on CUDA yet").
+ * and checks a bfloat16 CUDA build holds the same ops and quantized tensors (lib/backends/cuda/lowbit_launch.ts runs them).
  */
 export function checkEngine(q: QuantizedModel, check: (f: WeightFormat, N: number, K: number) => number): void {
   const algo = q.quantConfig.quantAlgo;
@@ -122,8 +123,22 @@ export function checkEngine(q: QuantizedModel, check: (f: WeightFormat, N: numbe
     e.dispose();
     fs.rmSync(dir, { recursive: true, force: true });
   }
+  const cuda = buildSync(q, { ...bc, backend: "cuda", dtype: "bfloat16" });
+  try {
+    const lin = (en: Engine) => en.plan.ops.filter((o) => o.type === "linear" && o.weightFormat).map((o) => JSON.stringify(o));
+    const cpu = buildSync(q, bc);
+    try {
+      assert.deepEqual(lin(cuda), lin(cpu), "the CUDA engine's quantized linears are the CPU engine's");
+    } finally {
+      cpu.dispose();
+    }
+  } finally {
+    cuda.dispose();
+  }
+  // The CUDA kernels take in-features of a multiple of 16 only.
+  const probe = q.quantizedTensor(q.quantizedNames()[0])!;
   assert.throws(
-    () => buildSync(q, { ...bc, backend: "cuda" }),
-    (err: unknown) => err instanceof UnsupportedError && err.message.includes(`${algo} not implemented on CUDA yet`),
+    () => refuseLowbitOnCuda([{ ...probe, cols: 24 }], "cuda"),
+    (err: unknown) => err instanceof UnsupportedError && err.message.includes(`${algo} on CUDA needs`),
   );
 }

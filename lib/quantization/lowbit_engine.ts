@@ -4,7 +4,8 @@
  *   int8:  `<w>` uint8 [N, K] (two's complement), `<w>.scales` float32 [N, 1], `<w>.pre_quant_scale` float32 [K] when kept
  *   int4:  `<w>` uint8 [N, K/2] (two's complement nibbles, element 2j low), `<w>.scales` float32 [N, K/G]
  *   nvfp4: `<w>` uint8 [N, K/2] (e2m1 codes, element 2j low), `<w>.scales` uint8 [N, K/16] (e4m3 block scales)
- * with the static scales (activation, NVFP4 global) in the weightFormat. Only the CPU backend runs them.
+ * with the static scales (activation, NVFP4 global) in the weightFormat. The CPU backend runs them bit-exactly
+ * (lib/backends/cpu/lowbit_linear.ts), the CUDA backend through lib/backends/cuda/lowbit_launch.ts.
  */
 import type { WeightFormat } from "../ir/network.ts";
 import { e4m3Encode } from "../util/e4m3.ts";
@@ -26,19 +27,26 @@ export const isLowbitTensor = (t: QuantizedTensor): boolean => t.format === "int
 
 /** The build-log line of an NVFP4 build. */
 export const NVFP4_BUILD_NOTE =
-  "build: NVFP4 weights are stored in the public NVFP4 layout (e2m1 + e4m3 block scales per 16 + a float32 global scale); the H200 (Hopper) has no FP4 tensor cores, so NVFP4 is a storage format that kernels dequantize — only the CPU backend runs it (emulated bit-exactly) so far";
+  "build: NVFP4 weights are stored in the public NVFP4 layout (e2m1 + e4m3 block scales per 16 + a float32 global scale); the H200 (Hopper) has no FP4 tensor cores, so on CUDA NVFP4 is a storage format the kernels dequantize (GEMV in registers, prefill into a bf16 scratch for cuBLASLt); the CPU backend emulates it bit-exactly";
 
-/** Refuses a CUDA build of any tensor in these formats, naming the algorithm. */
+/**
+ * Refuses a CUDA build of a tensor in these formats whose shape the CUDA kernels (kernels/lowbit.cu) do not
+ * take: in-features a multiple of 16 (whole 16-byte activation vectors; NVFP4 blocks), out-features of 8
+ * (SmoothQuant's scale epilogue), int4 groups of a multiple of 8.
+ */
 export function refuseLowbitOnCuda(ts: readonly QuantizedTensor[], backend: string): void {
   if (backend !== "cuda") return;
-  const algos = [...new Set(ts.filter(isLowbitTensor).map((t) => ALGO[t.format!]))];
-  if (algos.length === 0) return;
-  const fp4 = algos.includes("NVFP4") ? " (the H200 has no FP4 tensor cores: NVFP4 would be a storage format dequantized in the kernel)" : "";
-  throw new UnsupportedError(
-    `build: ${algos.join(", ")} not implemented on CUDA yet${fp4}; build with backend "cpu"`,
-    "BuildConfig.backend",
-    backend,
-  );
+  for (const t of ts) {
+    if (!isLowbitTensor(t)) continue;
+    if (t.cols % 16 === 0 && t.rows % 8 === 0 && (t.format !== "int4" || t.groupSize % 8 === 0)) continue;
+    throw new UnsupportedError(
+      `build: ${ALGO[t.format!]} on CUDA needs in-features a multiple of 16 and out-features a multiple of 8${
+        t.format === "int4" ? " (and a group size of a multiple of 8)" : ""
+      }; a weight is [${t.rows}, ${t.cols}] (exclude it or build with backend "cpu")`,
+      "BuildConfig.backend",
+      backend,
+    );
+  }
 }
 
 const bytesOf = (a: Float32Array | Uint8Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);

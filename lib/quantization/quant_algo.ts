@@ -48,7 +48,7 @@ export function isFp8(algo: QuantAlgo): boolean {
   return algo === "FP8" || algo === "FP8_PER_CHANNEL_PER_TOKEN" || algo === "FP8_BLOCK_SCALES";
 }
 
-/** Whether `algo` quantizes weights and activations below FP8: W8A8_SQ_PER_CHANNEL, W4A8_AWQ, NVFP4 (CPU backend only so far). */
+/** Whether `algo` quantizes weights and activations below FP8: W8A8_SQ_PER_CHANNEL, W4A8_AWQ, NVFP4 (CPU backend, and bfloat16 CUDA engines through lib/backends/cuda/lowbit_launch.ts). */
 export function isLowbitActivation(algo: QuantAlgo): boolean {
   return algo === "W8A8_SQ_PER_CHANNEL" || algo === "W4A8_AWQ" || algo === "NVFP4";
 }

@@ -132,7 +132,8 @@ function scaleStats(st: InputStats, s: Float64Array): InputStats {
  * FP8 (e4m3 weights with a per-tensor scale, static per-tensor activation scale from the calibration amax) and FP8_PER_CHANNEL_PER_TOKEN
  * (per-output-channel weight scales, dynamic per-token activation scales), W8A8_SQ_PER_CHANNEL (SmoothQuant with `alpha`: int8 per-channel
  * weights, dynamic per-token int8 activations), W4A8_AWQ (AWQ int4 groupwise weights, static per-tensor FP8 activations) and NVFP4
- * (e2m1 weights and activations with e4m3 scales per 16 and float32 global scales; CPU backend only — the H200 has no FP4 tensor cores).
+ * (e2m1 weights and activations with e4m3 scales per 16 and float32 global scales; on the H200, which has no FP4 tensor cores, a storage
+ * format the CUDA kernels dequantize).
  * Every algorithm but RTN (W8A16 / W4A16) runs a float forward over the calibration tokens, one layer at a time.
  * `kvCacheQuantAlgo` (FP8 / INT8) calibrates one KV-cache scale per (layer, k | v, kv head) in the same pass; on an
  * already quantized model (e.g. a pre-quantized checkpoint) with quantAlgo NO_QUANT it only adds the KV-cache quantization.

@@ -5,6 +5,7 @@
 import { CpuSession } from "../backends/cpu/session.ts";
 import { CudaSession } from "../backends/cuda/session.ts";
 import { CudaDevice } from "../cuda/device.ts";
+import { pickCudaFlags } from "../backends/cuda/session_flags.ts";
 import type { Backend, EngineView, SessionBackend } from "../ir/backend.ts";
 import type { ResolvedSessionOptions } from "./session_options.ts";
 import { Engine } from "../builder/engine.ts";
@@ -15,27 +16,7 @@ type Factory = (engine: EngineView, options: ResolvedSessionOptions) => SessionB
 
 const FACTORIES: Readonly<Record<Backend, Factory>> = {
   cpu: (engine) => new CpuSession(engine),
-  cuda: (engine, o) =>
-    new CudaSession(engine, {
-      device: o.device,
-      cudaGraphs: o.cudaGraphs,
-      gemv: o.gemv,
-      batchInvariant: o.batchInvariant,
-      gemmTune: o.gemmTune,
-      pdl: o.pdl,
-      quantPdl: o.quantPdl,
-      quantRing: o.quantRing,
-      batchAttention: o.batchAttention,
-      batchAttention2: o.batchAttention2,
-      fp8FastAccum: o.fp8FastAccum,
-      fp8FusedQuant: o.fp8FusedQuant,
-      fp8Pdl: o.fp8Pdl,
-      fp8InvariantBuckets: o.fp8InvariantBuckets,
-      fp8Gemv1: o.fp8Gemv1,
-      wgmmaPrefill: o.wgmmaPrefill,
-      decodeSplitK: o.decodeSplitK,
-      gemvSplitK: o.gemvSplitK,
-    }),
+  cuda: (engine, o) => new CudaSession(engine, { device: o.device, ...pickCudaFlags(o) }),
 };
 
 /**

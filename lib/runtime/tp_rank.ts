@@ -9,6 +9,7 @@ import { CpuCommunicator } from "../backends/cpu/communicator.ts";
 import { SocketCommunicator } from "../backends/cpu/socket_communicator.ts";
 import { CpuSession } from "../backends/cpu/session.ts";
 import { CudaSession } from "../backends/cuda/session.ts";
+import { pickCudaFlags } from "../backends/cuda/session_flags.ts";
 import { Engine } from "../builder/engine.ts";
 import type { SessionBackend } from "../ir/backend.ts";
 import type { KvCache } from "../ir/kv_cache.ts";
@@ -110,23 +111,7 @@ export class RankRunner {
       : undefined;
     this.#session = new CudaSession(this.#engine, {
       device: msg.device ?? o.device + msg.rank,
-      cudaGraphs: o.cudaGraphs,
-      gemv: o.gemv,
-      batchInvariant: o.batchInvariant,
-      gemmTune: o.gemmTune,
-      pdl: o.pdl,
-      quantPdl: o.quantPdl,
-      quantRing: o.quantRing,
-      batchAttention: o.batchAttention,
-      batchAttention2: o.batchAttention2,
-      fp8FastAccum: o.fp8FastAccum,
-      fp8FusedQuant: o.fp8FusedQuant,
-      fp8Pdl: o.fp8Pdl,
-      fp8InvariantBuckets: o.fp8InvariantBuckets,
-      fp8Gemv1: o.fp8Gemv1,
-      wgmmaPrefill: o.wgmmaPrefill,
-      decodeSplitK: o.decodeSplitK,
-      gemvSplitK: o.gemvSplitK,
+      ...pickCudaFlags(o),
       nccl,
     });
   }

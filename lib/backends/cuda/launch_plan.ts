@@ -7,6 +7,7 @@
  */
 import { planDecodeFusion } from "./decode_fusion.ts";
 import { planQuantLinear, quantGemvFusable } from "./quant_launch.ts";
+import { isLowbitLinear, planLowbitLinear } from "./lowbit_launch.ts";
 import { fp8ActScale, fp8GemvFusable, fp8GemvStep, fp8QuantProducers, fp8ScratchLayout, planFp8Linear } from "./fp8_launch.ts";
 import { InternalError } from "../../util/errors.ts";
 import {
@@ -156,6 +157,16 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
             preQuantized: preQuantized.has(i),
           });
           // Fused decode: the FP8 GEMVs wait for their predecessor in code too (pdlWait after the first weight loads).
+          for (let j = first; j < out.length; j++) {
+            const l = out[j], prev = out[j - 1];
+            if (pdl && l.kind === "kernel" && isPdlKernel(l.kernel) && prev?.kind === "kernel" && isPdlKernel(prev.kernel)) out[j] = { ...l, pdl };
+          }
+          break;
+        }
+        if (isLowbitLinear(op)) {
+          const first = out.length;
+          planLowbitLinear(op, i, rows, isLogits, env, T === S, buf, out);
+          // Fused decode: the activation quantizer and the GEMV wait for their predecessor in code too.
           for (let j = first; j < out.length; j++) {
             const l = out[j], prev = out[j - 1];
             if (pdl && l.kind === "kernel" && isPdlKernel(l.kernel) && prev?.kind === "kernel" && isPdlKernel(prev.kernel)) out[j] = { ...l, pdl };

@@ -6,6 +6,7 @@
 import type { KernelParamKind } from "../../../ffi/shim.ts";
 import type { EnginePlan } from "../../ir/plan.ts";
 import { InternalError } from "../../util/errors.ts";
+import { LOWBIT_FAMILIES, LOWBIT_PDL_FAMILIES } from "./lowbit_kernels.ts";
 
 /** Activation element type of a CUDA engine. */
 export type ElemType = "bf16" | "f32";
@@ -76,6 +77,7 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   decode_attention_batch: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_batch2: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_batch2_fp8kv: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
+  ...LOWBIT_FAMILIES,
 };
 
 /** The family of a kernel entry point: the name minus its _hdN / _mN and _bf16 / _f32 suffixes. */
@@ -132,7 +134,7 @@ const QUANT_PDL_FAMILIES: ReadonlySet<string> = new Set([
  */
 export function isPdlKernel(name: string, quant = false): boolean {
   const family = kernelFamily(name);
-  return PDL_FAMILIES.has(family) || (quant && QUANT_PDL_FAMILIES.has(family));
+  return PDL_FAMILIES.has(family) || LOWBIT_PDL_FAMILIES.has(family) || (quant && QUANT_PDL_FAMILIES.has(family));
 }
 
 /** File and parameter kinds of a kernel entry point, e.g. "paged_attention_decode_bf16_hd64". */
@@ -271,6 +273,8 @@ export interface LaunchEnv {
   readonly quantScratch?: bigint;
   /** FP8 linears' prefill scratch: quantized rows, then row scales (fp8_launch.ts fp8ScratchLayout). */
   readonly fp8Scratch?: bigint;
+  /** int8 / int4 / NVFP4 linears' activation scratch: quantized rows as bf16, then row scales (lowbit_launch.ts lowbitScratchLayout). */
+  readonly lowbitScratch?: bigint;
   /**
    * A quantized KV cache (`plan.attributes.kvCache`: FP8 e4m3 or INT8 bytes): its f32 scales
    * [numLayers, 2, numKvHeads] on the device (the launches get layer l's [2, numKvHeads] at kvScales + l × 8 × numKvHeads).
@@ -369,6 +373,8 @@ export interface GemmLaunch {
   readonly bScale?: bigint;
   /** fp8e4m3: cuBLASLt fast accumulation (GemmArgs.fastAccum). */
   readonly fastAccum?: boolean;
+  /** D = alpha · A · Bᵀ (+ bias) (GemmArgs.alpha; lowbit linears' static scales). @default 1 */
+  readonly alpha?: number;
 }
 
 export type Launch = KernelLaunch | GemmLaunch;

@@ -13,6 +13,7 @@
  */
 import process from "node:process";
 import { rmSync } from "node:fs";
+import { lowbitScratchLayout } from "./lowbit_launch.ts";
 import { CublasLtGemm } from "./gemm.ts";
 import { FP8_GEMV1_BLOCKS_PER_SM, fp8ScratchLayout } from "./fp8_launch.ts";
 import { compileKernelUnits, type CompileStats, kernelUnits, type PendingCompile, startKernelUnits, unitName } from "./compile_pool.ts";
@@ -55,84 +56,23 @@ import { bytesPerBlock, type KvCache, type KvCacheGeometry } from "../../ir/kv_c
 import type { TokenMasks } from "../../ir/sampling.ts";
 import { CudaLoraTables } from "./lora_tables.ts";
 import { uploadWeights, type WeightUploadStats } from "./weight_upload.ts";
+import { type CudaFlagInput, resolveCudaFlags } from "./session_flags.ts";
 import { type ForwardedTokens, type PendingStep, type StepInputs, type StepOutputs, validateStep } from "../../ir/step_io.ts";
 
 /**
- * Options of a CUDA session, already resolved (defaults and their environment variables are
- * documented and applied in one place: lib/runtime/session_options.ts).
+ * Options of a CUDA session: the device, tensor-parallel membership, and the on/off switches of `CUDA_FLAGS`
+ * (session_flags.ts: each documented there; a switch left out takes the table's default — the runtime's
+ * session options apply the environment variables first, lib/runtime/session_options.ts).
  */
-export interface CudaSessionOptions {
+export interface CudaSessionOptions extends CudaFlagInput {
   /** Device ordinal. */
   readonly device: number;
   /** Tensor parallelism: this session is `rank` of a group joined through NCCL (the plan's all_reduce ops). */
   readonly nccl?: { readonly uniqueId: Uint8Array; readonly rank: number; readonly worldSize: number; readonly abortCell?: SharedArrayBuffer };
-  /** Replay decode steps as captured CUDA graphs (off: every step launches eagerly). */
-  readonly cudaGraphs: boolean;
-  /** bf16 linears of up to 8 rows on the skinny-GEMM kernel instead of cuBLASLt. */
-  readonly gemv: boolean;
-  /**
-   * Batch invariance: a sequence's logits are bitwise the same alone or in a batch (prefill: one
-   * non-split-K cuBLASLt algorithm per linear for every M; decode steps of up to 8 sequences: the
-   * skinny-GEMM kernel).
-   */
-  readonly batchInvariant: boolean;
-  /** Time cuBLASLt algorithms per new GEMM shape (kept in the on-disk timing cache). */
-  readonly gemmTune: boolean;
-  /**
-   * Programmatic dependent launch of fused decode steps' kernels where the device has it (compute
-   * capability 9.0+). @default true
-   */
-  readonly pdl?: boolean;
-  /** With `pdl`: the quantized decode GEMVs (quant_gemv_fused*) take it too. @default true */
-  readonly quantPdl?: boolean;
-  /**
-   * The quantized decode GEMVs on the ring kernels (quant_gemv_ring*: persistent blocks, weights streamed through
-   * shared memory by bulk copies; compute capability 9.0+, ignored below). @default false
-   */
-  readonly quantRing?: boolean;
-  /**
-   * Decode steps of more than 8 sequences (fused plan, bf16 KV cache, head dim 64/128) run the tensor-core
-   * decode_attention_batch kernel (2–2.5× faster than decode_attention there on an H200). @default true
-   */
-  readonly batchAttention?: boolean;
-  /**
-   * With batchAttention: those steps on decode_attention_batch2 (per-warp K/V streams), FP8-KV engines
-   * included. @default false
-   */
-  readonly batchAttention2?: boolean;
-  /** FP8 GEMMs with cuBLASLt's fast accumulation (GemmArgs.fastAccum). @default true */
-  readonly fp8FastAccum?: boolean;
-  /** RMSNorm / SiLU·mul write the next FP8 linear's e4m3 rows (LaunchEnv.fp8FusedQuant). @default true */
-  readonly fp8FusedQuant?: boolean;
-  /** Fused FP8 decode GEMVs ahead of pdlWait, launched with PDL (LaunchEnv.fp8Pdl). @default false */
-  readonly fp8Pdl?: boolean;
-  /** Batch-invariant FP8 GEMMs take verified per-M-bucket algorithms (GemmOptions.invariantFp8Buckets). @default true */
-  readonly fp8InvariantBuckets?: boolean;
-  /** One-token fused FP8 decode GEMVs as fp8_gemv1 (LaunchEnv.fp8Gemv1; persistent grid). @default false */
-  readonly fp8Gemv1?: boolean;
-  /**
-   * Prefill attention of bf16 engines with a bf16 KV cache at head dims 64 / 128 on flash_prefill_wg (Hopper
-   * warpgroup MMAs, compiled for sm_90a; on other devices flash_prefill runs). @default false
-   */
-  readonly wgmmaPrefill?: boolean;
-  /**
-   * Fused decode steps of up to 8 sequences run decode_attention_sk (split-K flash decoding whose key
-   * partition depends on a sequence's span only) instead of decode_attention. @default false
-   */
-  readonly decodeSplitK?: boolean;
-  /** Fused decode GEMVs with long weight rows stream each row with 2 or 4 warps (gemv_fused_ks, gemvSplitRows). @default false */
-  readonly gemvSplitK?: boolean;
 }
 
 /** The defaults (what `Session` passes when nothing is set). */
-export const DEFAULT_CUDA_SESSION_OPTIONS: CudaSessionOptions = Object.freeze({
-  device: 0,
-  cudaGraphs: true,
-  gemv: true,
-  batchInvariant: true,
-  gemmTune: true,
-  pdl: true,
-});
+export const DEFAULT_CUDA_SESSION_OPTIONS: CudaSessionOptions = Object.freeze({ device: 0 });
 
 const ALIGN = 256;
 const alignUp = (n: number): number => Math.ceil(n / ALIGN) * ALIGN;
@@ -281,6 +221,7 @@ export class CudaSession implements SessionBackend {
   #quantScratch: DeviceBuffer | null = null;
   /** FP8 linears' prefill scratch (quantized rows + row scales, fp8_launch.ts); null without FP8 linears. */
   #fp8Scratch: DeviceBuffer | null = null;
+  #lowbitScratch: DeviceBuffer | null = null;
   readonly #arena: DeviceBuffer;
   readonly #logits: DeviceBuffer; // [maxSeqs, vocab] f32
   readonly #invFreq: DeviceBuffer; // [headDim / 2] f64
@@ -337,17 +278,18 @@ export class CudaSession implements SessionBackend {
     const build = engine.config.build;
     this.decodeCap = Math.min(plan.maxTokens, plan.maxSeqs, build.maxBatchSize * build.maxBeamWidth);
     this.buckets = decodeBuckets(this.decodeCap);
-    this.cudaGraphs = options.cudaGraphs;
-    this.gemv = options.gemv;
-    this.batchInvariant = options.batchInvariant;
-    this.batchAttention = options.batchAttention ?? true;
-    this.batchAttention2 = options.batchAttention2 ?? false;
-    this.fp8FastAccum = options.fp8FastAccum ?? true;
-    this.fp8FusedQuant = options.fp8FusedQuant ?? true;
-    this.fp8Pdl = options.fp8Pdl ?? false;
-    this.fp8Gemv1 = options.fp8Gemv1 ?? false;
-    this.decodeSplitK = options.decodeSplitK ?? false;
-    this.gemvSplitK = options.gemvSplitK ?? false;
+    const f = resolveCudaFlags(options);
+    this.cudaGraphs = f.cudaGraphs;
+    this.gemv = f.gemv;
+    this.batchInvariant = f.batchInvariant;
+    this.batchAttention = f.batchAttention;
+    this.batchAttention2 = f.batchAttention2;
+    this.fp8FastAccum = f.fp8FastAccum;
+    this.fp8FusedQuant = f.fp8FusedQuant;
+    this.fp8Pdl = f.fp8Pdl;
+    this.fp8Gemv1 = f.fp8Gemv1;
+    this.decodeSplitK = f.decodeSplitK;
+    this.gemvSplitK = f.gemvSplitK;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -357,10 +299,10 @@ export class CudaSession implements SessionBackend {
     this.device = CudaDevice.open(options.device);
     try {
       const d = this.device;
-      this.pdl = (options.pdl ?? true) && d.supportsPdl;
-      this.quantPdl = this.pdl && (options.quantPdl ?? true);
-      this.quantRingBlocks = (options.quantRing ?? false) && d.computeCapability.major >= 9 ? 4 * d.smCount : 0;
-      this.wgmmaPrefill = (options.wgmmaPrefill ?? false) && d.arch === "sm_90";
+      this.pdl = f.pdl && d.supportsPdl;
+      this.quantPdl = this.pdl && f.quantPdl;
+      this.quantRingBlocks = f.quantRing && d.computeCapability.major >= 9 ? 4 * d.smCount : 0;
+      this.wgmmaPrefill = f.wgmmaPrefill && d.arch === "sm_90";
       this.#stream = d.createStream();
       if (plan.ops.some((o) => o.type === "all_reduce" || o.type === "all_gather") && !options.nccl) {
         throw new ValidationError(
@@ -378,9 +320,9 @@ export class CudaSession implements SessionBackend {
       // cuBLASLt algorithms: batch-invariant (one non-split-K algorithm per (n, k) for every M), or else
       // timed per shape on first use, kept in the on-disk timing cache (GPU + driver + cuBLASLt).
       this.#gemm = new CublasLtGemm(d, {
-        tune: options.gemmTune,
+        tune: f.gemmTune,
         batchInvariant: this.batchInvariant,
-        invariantFp8Buckets: options.fp8InvariantBuckets ?? true,
+        invariantFp8Buckets: f.fp8InvariantBuckets,
       });
       // Quantized linears (issue 12): packed weights, zero points and f32 scales stay as stored; the
       // largest one's bf16 [N, K] is the prefill scratch (dequantize, then cuBLASLt).
@@ -394,10 +336,12 @@ export class CudaSession implements SessionBackend {
             engine.config.dtype,
           );
         }
-        for (const t of [o.weight, o.weightFormat.scales, o.weightFormat.zeros]) if (t) this.#rawWeights.add(t);
+        for (const t of [o.weight, o.weightFormat.scales, o.weightFormat.zeros, o.weightFormat.preQuantScale]) if (t) this.#rawWeights.add(t);
         if (o.weightFormat.format !== "fp8_e4m3") scratchBytes = Math.max(scratchBytes, o.outFeatures * o.inFeatures * 2);
       }
       if (scratchBytes > 0) this.#quantScratch = d.alloc(scratchBytes);
+      const lowbit = lowbitScratchLayout(plan); // int8 / int4 / NVFP4 linears: quantized activation rows (lowbit_launch.ts)
+      if (lowbit) this.#lowbitScratch = d.alloc(lowbit.bytes);
       const fp8 = fp8ScratchLayout(plan);
       if (fp8) {
         const cc = d.computeCapability;
@@ -530,6 +474,7 @@ export class CudaSession implements SessionBackend {
       partialO: this.#partialO.ptr,
       quantScratch: this.#quantScratch?.ptr ?? 0n,
       fp8Scratch: this.#fp8Scratch?.ptr ?? 0n,
+      lowbitScratch: this.#lowbitScratch?.ptr ?? 0n,
       ...(this.#kvScales ? { kvScales: this.#kvScales.ptr } : {}),
       partialML: this.#partialML.ptr,
       tokensPerBlock: this.tokensPerBlock,
@@ -906,6 +851,7 @@ export class CudaSession implements SessionBackend {
           aScale: l.aScale ?? null,
           bScale: l.bScale ?? null,
           ...(l.fastAccum ? { fastAccum: true } : {}),
+          ...(l.alpha !== undefined ? { alpha: l.alpha } : {}),
         });
       } else {
         const kern = this.#kernel(l.kernel);

@@ -33,7 +33,7 @@
 #define DS_NS 3  // cp.async stages per warp (>= 2)
 #endif
 #ifndef DS_MINK
-#define DS_MINK 512  // least keys per split (attention_choice.ts DECODE_SK_MIN_SPLIT)
+#define DS_MINK 256  // least keys per split (attention_choice.ts DECODE_SK_MIN_SPLIT)
 #endif
 #define DS_NW 4
 #define DS_NT (DS_NW * 32)

@@ -1,0 +1,116 @@
+/**
+ * The launches of a linear whose weights and activations are quantized below FP8 (issue 14 item 3):
+ * "int8" (W8A8_SQ_PER_CHANNEL), "int4" (W4A8_AWQ), "nvfp4" (NVFP4); kernels in kernels/lowbit.cu, the
+ * arithmetic the CPU's lowbitLinear (lib/backends/cpu/lowbit_linear.ts) emulates bit-exactly. Every step
+ * first quantizes the activation rows as the CPU does into the lowbit scratch (the quantized values as
+ * bf16, exact; SmoothQuant's per-token scales after them, see {@link lowbitScratchLayout}), then:
+ * - decode-sized steps (≤ GEMV_MAX_ROWS rows, not the fp32 logits): lowbit_gemv_* (weights decoded in registers);
+ * - else: lowbit_dequant_* writes the weights into the bf16 quant scratch (int8 q and NVFP4 e2m1·e4m3 exactly,
+ *   W4A8's q·s rounded to bf16) and cuBLASLt multiplies, with alpha = the static scales (W4A8 a, NVFP4 a·g)
+ *   and its bias epilogue; SmoothQuant's unscaled integer sums then get fp8_gemv.cu's fp8_scale_* (per-token
+ *   and per-channel scales, bias) in place.
+ * The H200 has no FP4 tensor cores: NVFP4 is a storage format here.
+ */
+import type { EnginePlan } from "../../ir/plan.ts";
+import type { Op } from "../../ir/network.ts";
+import { InternalError } from "../../util/errors.ts";
+import { GEMV_MAX_ROWS, type Launch, type LaunchEnv } from "./launch_types.ts";
+
+const cdiv = (a: number, b: number): number => Math.ceil(a / b);
+const align256 = (n: number): number => Math.ceil(n / 256) * 256;
+
+/** Whether a linear stores int8 (SmoothQuant), int4 (W4A8_AWQ) or NVFP4 weights. */
+export const isLowbitLinear = (op: Op): boolean =>
+  op.type === "linear" && (op.weightFormat?.format === "int8" || op.weightFormat?.format === "int4" || op.weightFormat?.format === "nvfp4");
+
+/**
+ * The lowbit scratch of an engine, or null without such linears: bf16 quantized activation rows
+ * [rows, maxK] at offset 0, then f32 per-token scales [rows] at `scalesOffset` (SmoothQuant).
+ */
+export function lowbitScratchLayout(plan: EnginePlan): { readonly bytes: number; readonly scalesOffset: number } | null {
+  let maxK = 0;
+  for (const op of plan.ops) if (op.type === "linear" && isLowbitLinear(op)) maxK = Math.max(maxK, op.inFeatures);
+  if (maxK === 0) return null;
+  const rows = Math.max(plan.maxTokens, plan.maxSeqs);
+  const scalesOffset = align256(rows * maxK * 2);
+  return { bytes: scalesOffset + align256(rows * 4), scalesOffset };
+}
+
+/** Whether lowbit_gemv_* takes this linear: whole 16-byte weight chunks per lane (and whole int4 groups per chunk). */
+export function lowbitGemvShapeOk(op: Extract<Op, { type: "linear" }>): boolean {
+  const f = op.weightFormat!, K = op.inFeatures;
+  if (f.format === "int8") return K % 16 === 0;
+  if (f.format === "int4") return K % 32 === 0 && f.groupSize % 32 === 0;
+  return K % 32 === 0;
+}
+
+/** Launches of one lowbit linear (`rows` activation rows; `decodeStep`: every sequence brings one token). */
+export function planLowbitLinear(
+  op: Extract<Op, { type: "linear" }>,
+  i: number,
+  rows: number,
+  isLogits: boolean,
+  env: LaunchEnv,
+  decodeStep: boolean,
+  buf: (name: string) => bigint,
+  out: Launch[],
+): void {
+  const f = op.weightFormat!;
+  if (env.elem !== "bf16") throw new InternalError(`launch plan: ${f.format} linears need a bfloat16 engine`);
+  const layout = lowbitScratchLayout(env.plan);
+  if (!env.lowbitScratch || !layout) throw new InternalError(`launch plan: a ${f.format} linear needs LaunchEnv.lowbitScratch`);
+  const N = op.outFeatures, K = op.inFeatures, fmt = f.format as "int8" | "int4" | "nvfp4";
+  const xq = env.lowbitScratch, rowScale = env.lowbitScratch + BigInt(layout.scalesOffset);
+  const W = env.weight(op.weight), scales = env.weight(f.scales), bias = op.bias ? env.weight(op.bias) : 0n;
+  const kernel = (name: string, grid: readonly [number, number, number], args: (bigint | number)[]): void => {
+    out.push({ kind: "kernel", op: i, kernel: name, grid, block: 256, args });
+  };
+  const staticScale = (what: string, v: number | undefined): number => {
+    if (!(v !== undefined && v > 0 && Number.isFinite(v))) throw new InternalError(`launch plan: ${fmt} linear '${op.weight}' has no ${what}`);
+    return v;
+  };
+  const group = fmt === "int4" ? f.groupSize : fmt === "nvfp4" ? 16 : K;
+  const gemvStep = !isLogits && rows <= GEMV_MAX_ROWS && lowbitGemvShapeOk(op) && (!env.batchInvariant || decodeStep);
+  // 1. The activation rows, quantized as the CPU does (for the GEMV in its segment order, swz 1).
+  const swz = gemvStep ? 1 : 0;
+  let alpha = 1;
+  if (fmt === "int8") {
+    kernel("lowbit_act_int8_bf16", [rows, 1, 1], [buf(op.x), f.preQuantScale ? env.weight(f.preQuantScale) : 0n, xq, rowScale, rows, K, swz]);
+  } else if (fmt === "int4") {
+    alpha = staticScale("activation scale", f.activationScale);
+    kernel("lowbit_act_e4m3_bf16", [rows, 1, 1], [buf(op.x), xq, rows, K, alpha, swz]);
+  } else {
+    const a = staticScale("activation scale", f.activationScale);
+    alpha = Math.fround(a * staticScale("global scale", f.globalScale));
+    kernel("lowbit_act_nvfp4_bf16", [rows, 1, 1], [buf(op.x), xq, rows, K, a, swz]);
+  }
+  // 2a. Decode-sized steps: the GEMV.
+  if (gemvStep) {
+    const M = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8;
+    kernel(`lowbit_gemv_${fmt}_bf16_m${M}`, [cdiv(N, 8), 1, 1], [xq, W, scales, rowScale, bias, buf(op.out), rows, N, K, group, alpha]);
+    return;
+  }
+  // 2b. Weights dequantized into the bf16 scratch, then cuBLASLt.
+  if (!env.quantScratch) throw new InternalError("launch plan: a quantized linear needs LaunchEnv.quantScratch");
+  kernel(`lowbit_dequant_${fmt}_bf16`, [cdiv((N * K) / 8, 256), 1, 1], [W, scales, env.quantScratch, N, K, group]);
+  const d = isLogits ? env.logits : buf(op.out);
+  out.push({
+    kind: "gemm",
+    op: i,
+    m: rows,
+    n: N,
+    k: K,
+    dtype: "bf16",
+    outDtype: isLogits ? "fp32" : "bf16",
+    invariant: !!env.batchInvariant && !(decodeStep && rows > GEMV_MAX_ROWS && !isLogits), // as the bf16 linears
+    a: xq,
+    b: env.quantScratch,
+    d,
+    bias: fmt !== "int8" && op.bias ? bias : null,
+    ...(alpha !== 1 ? { alpha } : {}),
+  });
+  if (fmt === "int8") {
+    const V = isLogits ? 4 : 8;
+    kernel(isLogits ? "fp8_scale_f32" : "fp8_scale_bf16", [cdiv(N, 256 * V), rows, 1], [d, rowScale, scales, bias, rows, N]);
+  }
+}

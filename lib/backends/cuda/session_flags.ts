@@ -1,0 +1,123 @@
+/**
+ * The CUDA session's on/off switches in one table: each flag's environment variable (read only by
+ * lib/runtime/session_options.ts, as a documented default), its default, and what it does. The session
+ * options schema, the backend factories (one session, tensor-parallel ranks) and CudaSession all take
+ * their list from here, so a new switch is one entry.
+ *
+ * @example
+ * ```ts
+ * resolveCudaFlags({ pdl: false }).pdl; // false
+ * resolveCudaFlags({}).batchAttention2; // true (the table's default)
+ * ```
+ */
+
+/** One switch: its environment variable and its default (the variable set to "0" / "1" flips it). */
+export interface CudaFlag {
+  readonly env: string;
+  readonly default: boolean;
+}
+
+export const CUDA_FLAGS = {
+  /** Replay decode steps as captured CUDA graphs (off: every step launches eagerly). @default true */
+  cudaGraphs: { env: "LLMRT_CUDA_GRAPHS", default: true },
+  /** bf16 linears of up to 8 rows (decode) on the skinny-GEMM / fused GEMV kernels instead of cuBLASLt. @default true */
+  gemv: { env: "LLMRT_GEMV", default: true },
+  /**
+   * Batch invariance: a sequence's logits are bitwise the same alone or in a batch (prefill: per-M-bucket cuBLASLt
+   * algorithms shown to round as the 256-row one; decode steps of up to 8 sequences: the GEMV kernels). @default true
+   */
+  batchInvariant: { env: "LLMRT_BATCH_INVARIANT", default: true },
+  /** Time cuBLASLt algorithms per new GEMM shape (kept in the on-disk timing cache). @default true */
+  gemmTune: { env: "LLMRT_GEMM_TUNE", default: true },
+  /**
+   * Programmatic dependent launch of the fused decode step's kernels (compute capability 9.0+; ignored below): each
+   * kernel starts streaming its weights while the previous one finishes. Same results bit for bit. @default true
+   */
+  pdl: { env: "LLMRT_PDL", default: true },
+  /**
+   * With `pdl`: the quantized decode GEMVs (W4A16 / W8A16 engines) take programmatic dependent launch too (H200:
+   * llama-3.2-1b W4A16 batch-1 decode +12%, llama-3.1-8b +8.8%, the same bits). @default true
+   */
+  quantPdl: { env: "LLMRT_QUANT_PDL", default: true },
+  /**
+   * The quantized decode GEMVs stream their weights through shared memory by bulk copies on a persistent grid
+   * (quant_gemv_ring*, compute capability 9.0+; same bits, measured 1.5× slower on an H200). @default false
+   */
+  quantRing: { env: "LLMRT_QUANT_RING", default: false },
+  /** Decode steps of more than 8 sequences on the tensor-core attention kernel (decode_attention_batch). @default true */
+  batchAttention: { env: "LLMRT_BATCH_ATTENTION", default: true },
+  /**
+   * With `batchAttention`: those steps on decode_attention_batch2 (per-warp K/V streams), which also serves FP8 KV
+   * caches (H200, llama-3.1-8b 512 × (128,128): bf16 +3.6%, FP8 + FP8 KV 18.4k → 23.9k output tokens/s). @default true
+   */
+  batchAttention2: { env: "LLMRT_BATCH_ATTENTION2", default: true },
+  /**
+   * FP8 GEMMs (prefill and large decode steps of FP8 engines) with cuBLASLt's fast accumulation (no periodic fp32
+   * promotion of the tensor cores' partial sums). @default true
+   */
+  fp8FastAccum: { env: "LLMRT_FP8_FAST_ACCUM", default: true },
+  /**
+   * The RMSNorm / SiLU·mul before a prefill-sized FP8 linear writes its e4m3 input rows itself (no separate quantize
+   * launch, no bf16 round trip; same bits). @default true
+   */
+  fp8FusedQuant: { env: "LLMRT_FP8_FUSED_QUANT", default: true },
+  /**
+   * Fused FP8 decode GEMVs issue their first weight loads before waiting for the previous kernel and take
+   * programmatic dependent launch (with `pdl`). Same bits. @default false
+   */
+  fp8Pdl: { env: "LLMRT_FP8_PDL", default: false },
+  /**
+   * Batch-invariant sessions: FP8 prefill GEMMs use cuBLASLt's pick for their M bucket where it was shown to round
+   * every row as the reference algorithm does, instead of the reference algorithm for every M. @default true
+   */
+  fp8InvariantBuckets: { env: "LLMRT_FP8_BUCKETS", default: true },
+  /**
+   * One-token fused FP8 decode steps run fp8_gemv1 (a persistent grid; each warp streams a contiguous run of weight
+   * rows, PDL) for linears whose in-features are a multiple of 512 (at most 16384; 8192 with the RMSNorm prologue).
+   * @default false
+   */
+  fp8Gemv1: { env: "LLMRT_FP8_GEMV1", default: false },
+  /**
+   * Prefill attention of bf16 engines (bf16 KV cache, head dims 64 / 128) on the Hopper warpgroup-MMA kernel
+   * (flash_prefill_wg, sm_90 only; elsewhere ignored). @default false
+   */
+  wgmmaPrefill: { env: "LLMRT_WGMMA_PREFILL", default: false },
+  /**
+   * Decode steps of up to 8 sequences on the split-K flash-decoding kernel (decode_attention_sk: K/V streamed through
+   * per-warp cp.async pipelines; a sequence's key partition depends on its span only). H200, llama-3.1-8b: 21% faster
+   * steps at 32k keys, 2–4% slower up to 2k. @default false
+   */
+  decodeSplitK: { env: "LLMRT_DECODE_SK", default: false },
+  /**
+   * Fused decode GEMVs with long weight rows (llama down_proj) stream each row with 2 or 4 warps (gemv_fused_ks;
+   * H200: batch-1 decode +2–3%). @default true
+   */
+  gemvSplitK: { env: "LLMRT_GEMV_KS", default: true },
+} as const satisfies Record<string, CudaFlag>;
+
+export type CudaFlagName = keyof typeof CUDA_FLAGS;
+
+/** Every switch resolved. */
+export type CudaFlags = { readonly [K in CudaFlagName]: boolean };
+
+/** Switches as given: any may be left out (its default applies). */
+export type CudaFlagInput = { readonly [K in CudaFlagName]?: boolean };
+
+export const CUDA_FLAG_NAMES = Object.keys(CUDA_FLAGS) as readonly CudaFlagName[];
+
+/**
+ * Every switch: the given value, else `fallback(name)` (session_options.ts passes the environment variable's
+ * reading), else the table's default.
+ */
+export function resolveCudaFlags(given: CudaFlagInput, fallback: (name: CudaFlagName) => boolean | undefined = () => undefined): CudaFlags {
+  const out = {} as Record<CudaFlagName, boolean>;
+  for (const k of CUDA_FLAG_NAMES) out[k] = given[k] ?? fallback(k) ?? CUDA_FLAGS[k].default;
+  return Object.freeze(out);
+}
+
+/** Just the switches of `o` (e.g. resolved session options, which also carry the backend and device). */
+export function pickCudaFlags(o: CudaFlags): CudaFlags {
+  const out = {} as Record<CudaFlagName, boolean>;
+  for (const k of CUDA_FLAG_NAMES) out[k] = o[k];
+  return out;
+}

@@ -1,0 +1,68 @@
+// The CUDA session's switches (lib/backends/cuda/session_flags.ts CUDA_FLAGS): one table gives the session options
+// schema its fields, the environment variables their meaning, and CudaSession / the tensor-parallel ranks their
+// list. Checked without a GPU.
+import { CUDA_FLAG_NAMES, CUDA_FLAGS, pickCudaFlags, resolveCudaFlags } from "../lib/backends/cuda/session_flags.ts";
+import { parseSessionOptions } from "../lib/runtime/session_options.ts";
+import { assert, test } from "./harness.ts";
+
+const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
+
+/** Runs `fn` with every switch's environment variable unset, then `set` applied; restores them after. */
+function withEnv(set: Record<string, string>, fn: () => void): void {
+  const saved = Object.fromEntries(CUDA_FLAG_NAMES.map((k) => [CUDA_FLAGS[k].env, env[CUDA_FLAGS[k].env]]));
+  try {
+    for (const v of Object.keys(saved)) delete env[v];
+    Object.assign(env, set);
+    fn();
+  } finally {
+    for (const [v, x] of Object.entries(saved)) {
+      if (x === undefined) delete env[v];
+      else env[v] = x;
+    }
+  }
+}
+
+test("session options: every switch of the table resolves to its default when neither given nor in the environment", () => {
+  withEnv({}, () => {
+    const o = parseSessionOptions({});
+    assert.equal(o.backend, "cpu");
+    assert.equal(o.device, 0);
+    for (const k of CUDA_FLAG_NAMES) assert.equal(o[k], CUDA_FLAGS[k].default, k);
+    // Session 8's defaults, measured on an H200 (bench/RESULTS.md): batch2 and the split-row GEMVs on, split-K decode off.
+    assert.equal(o.batchAttention2, true);
+    assert.equal(o.gemvSplitK, true);
+    assert.equal(o.decodeSplitK, false);
+    assert.equal(o.wgmmaPrefill, false);
+  });
+});
+
+test("session options: an environment variable flips its switch ('0' off, '1' on), a given option wins over it", () => {
+  withEnv({ LLMRT_PDL: "0", LLMRT_DECODE_SK: "1", LLMRT_BATCH_ATTENTION2: "0", LLMRT_GEMV_KS: "yes" }, () => {
+    const o = parseSessionOptions({});
+    assert.equal(o.pdl, false);
+    assert.equal(o.decodeSplitK, true);
+    assert.equal(o.batchAttention2, false);
+    assert.equal(o.gemvSplitK, true, "a value other than 0 / 1 leaves the default");
+    assert.equal(parseSessionOptions({ pdl: true, decodeSplitK: false }).pdl, true);
+    assert.equal(parseSessionOptions({ pdl: true, decodeSplitK: false }).decodeSplitK, false);
+  });
+});
+
+test("session options: unknown keys and non-boolean switches are refused with the field and value named", () => {
+  assert.throws(() => parseSessionOptions({ cudaGraph: true } as never), /cudaGraph/);
+  assert.throws(() => parseSessionOptions({ pdl: "yes" } as never), /pdl/);
+  assert.throws(() => parseSessionOptions({ backend: "tpu" } as never), /backend/);
+});
+
+test("resolveCudaFlags / pickCudaFlags: the table's defaults without the environment; just the switches picked", () => {
+  withEnv({ LLMRT_PDL: "0" }, () => {
+    assert.equal(resolveCudaFlags({}).pdl, true, "CudaSession itself does not read the environment");
+  });
+  const all = resolveCudaFlags({ gemv: false });
+  assert.equal(all.gemv, false);
+  assert.ok(Object.isFrozen(all));
+  const picked = pickCudaFlags({ ...all, backend: "cuda", device: 3 } as never);
+  assert.deepEqual(Object.keys(picked).sort(), [...CUDA_FLAG_NAMES].sort());
+  for (const f of Object.values(CUDA_FLAGS)) assert.match(f.env, /^LLMRT_[A-Z0-9_]+$/);
+  assert.equal(new Set(Object.values(CUDA_FLAGS).map((f) => f.env)).size, CUDA_FLAG_NAMES.length, "one variable per switch");
+});
