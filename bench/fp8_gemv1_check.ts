@@ -7,9 +7,9 @@
  *    (qkv: norm + mode 0, o_proj: mode 1, gate_up: norm + mode 2, down: mode 1) of fp8_gemv1 against the 16-row kernel:
  *    outputs that differ and the largest difference in bf16 rounding steps.
  * 2. Timing of each linear of one layer, per kind: "16row" (fp8_gemv_fused*, the default path), "16row_pdl" (the _pdl entry
- *    points with PDL, fp8Pdl), "gemv1old" (session 7's fp8_gemv1, grid n / 8, PDL), "gemv1" (session 8's, persistent grid
- *    of blocksPerSm × SMs, PDL): a graph of launches cycling through copies of the weights (≥ 256 MB, past the L2), µs per
- *    launch and % of a device copy measured in this process.
+ *    points with PDL, fp8Pdl), "gemv1" (persistent grid of blocksPerSm × SMs, PDL): a graph of launches cycling through
+ *    copies of the weights (≥ 256 MB, past the L2), µs per launch and % of a device copy measured in this process.
+ *    (Session 7's fp8_gemv1, timed as "gemv1old" in session 8's r1, is gone.)
  *
  *   bun bench/fp8_gemv1_check.ts [--models 8b,1b] [--variants "default;-DFG1_D=8"] [--no-check]
  *
@@ -114,16 +114,16 @@ const blocksPerSm = (variant: string): number => {
 };
 
 for (const [vi, variant] of variants.entries()) {
-  const options = ["-DFG1_OLD=1", ...(variant === "default" ? [] : variant.split(/\s+/).filter(Boolean))];
+  const options = variant === "default" ? [] : variant.split(/\s+/).filter(Boolean);
   using mod = loadKernelFile(dev, "fp8_gemv.cu", { options });
   const bps = blocksPerSm(variant);
   const kern = (kind: string, norm: boolean) => {
     const n = norm ? "_norm" : "";
-    const name = kind === "16row" ? `fp8_gemv_fused${n}_bf16` : kind === "16row_pdl" ? `fp8_gemv_fused${n}_pdl_bf16` : kind === "gemv1old" ? `fp8_gemv1old_fused${n}_bf16` : `fp8_gemv1_fused${n}_bf16`;
+    const name = kind === "16row" ? `fp8_gemv_fused${n}_bf16` : kind === "16row_pdl" ? `fp8_gemv_fused${n}_pdl_bf16` : `fp8_gemv1_fused${n}_bf16`;
     return mod.kernel(name, FUSED);
   };
-  const gridOf = (kind: string, l: Lin): number => kind === "gemv1" ? fp8Gemv1Grid(l.n, l.mode, bps * dev.smCount) : kind === "gemv1old" ? l.n / 8 : l.n / 16;
-  const kinds = vi === 0 ? ["16row", "16row_pdl", "gemv1old", "gemv1"] : ["gemv1"];
+  const gridOf = (kind: string, l: Lin): number => kind === "gemv1" ? fp8Gemv1Grid(l.n, l.mode, bps * dev.smCount) : l.n / 16;
+  const kinds = vi === 0 ? ["16row", "16row_pdl", "gemv1"] : ["gemv1"];
   for (const md of models) {
     if (vi === 0 && !values["no-check"]) {
       const quant = mod.kernel("fp8_quantize_bf16", ["ptr", "ptr", "ptr", "i32", "i32", "f32"]);

@@ -87,7 +87,7 @@ def build(out="/tmp/fp8emu"):
     cpp = os.path.join(out, "fp8_gemv.cpp")
     open(cpp, "w").write(SHIM + src)
     so = os.path.join(out, "fp8_emu.so")
-    flags = ["-std=c++20", "-O1", "-fPIC", "-pthread", "-w", f"-I{KDIR}", f"-I{EMU}", "-DFG_LDNC=0", "-DFG1_OLD=1"]
+    flags = ["-std=c++20", "-O1", "-fPIC", "-pthread", "-w", f"-I{KDIR}", f"-I{EMU}", "-DFG_LDNC=0"]
     subprocess.check_call(["g++", *flags, "-c", cpp, "-o", os.path.join(out, "fp8.o")])
     subprocess.check_call(["g++", "-std=c++20", "-O1", "-fPIC", "-pthread", "-w", f"-I{EMU}", "-c", os.path.join(EMU, "emu_launch.cpp"), "-o", os.path.join(out, "launch.o")])
     subprocess.check_call(["g++", "-shared", "-pthread", "-o", so, os.path.join(out, "fp8.o"), os.path.join(out, "launch.o")])
@@ -178,8 +178,7 @@ def main():
                             ref = lin
                         outs = {}
                         units = N // 2 if mode == 2 else N
-                        for kern, grid in [("fp8_gemv_fused", N // 16), ("fp8_gemv1", 1), ("fp8_gemv1", 2), ("fp8_gemv1", 5), ("fp8_gemv1", -(-units // 8)),
-                                           ("fp8_gemv1old", N // 8)]:
+                        for kern, grid in [("fp8_gemv_fused", N // 16), ("fp8_gemv1", 1), ("fp8_gemv1", 2), ("fp8_gemv1", 5), ("fp8_gemv1", -(-units // 8))]:
                             if mode == 3:
                                 y = np.full(N, np.nan, np.float32)
                             elif mode == 2:

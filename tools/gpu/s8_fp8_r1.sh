@@ -9,6 +9,7 @@
 #  3. 8B FP8 + FP8 KV batch 1 end to end (packed on the device while 1-2 run): default vs fp8Gemv1, decode-step profile
 #     (both with this branch's PDL for the FP8-KV rope / attention / merge launches).
 #  4. 32-layer GEMV chains (bench/fp8_gemv_tune.ts) and compile-time variants of the new kernel.
+# As run in r1 (commit 329f7f1); its gemv1old kind (-DFG1_OLD=1: session 7's fp8_gemv1) was removed after r1.
 set -uo pipefail
 OUT=${OUT:-/tmp/llmrt-out}
 mkdir -p "$OUT"
