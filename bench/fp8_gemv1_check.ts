@@ -13,7 +13,8 @@
  *
  *   bun bench/fp8_gemv1_check.ts [--models 8b,1b] [--variants "default;-DFG1_D=8"] [--no-check]
  *
- * A variant's -DFG1_MINB=N sets the persistent grid's blocks per SM too (default FP8_GEMV1_BLOCKS_PER_SM).
+ * A variant's -DFG1_MINB=N sets the persistent grid's blocks per SM too (default FP8_GEMV1_BLOCKS_PER_SM); -DFG1_BPS=N sets
+ * only the grid's (e.g. 1: one block per SM at the same registers, so the next launch's block fits beside it under PDL).
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -108,10 +109,8 @@ using TW = dev.alloc(TBYTES);
 TW.fill(0x30, { stream });
 stream.synchronize();
 
-const blocksPerSm = (variant: string): number => {
-  const m = /-DFG1_MINB=(\d+)/.exec(variant);
-  return m ? Number(m[1]) : FP8_GEMV1_BLOCKS_PER_SM;
-};
+/** The persistent grid's blocks per SM of a variant: -DFG1_BPS=N (the grid only), else -DFG1_MINB=N, else the launcher's. */
+const blocksPerSm = (variant: string): number => Number(/-DFG1_BPS=(\d+)/.exec(variant)?.[1] ?? /-DFG1_MINB=(\d+)/.exec(variant)?.[1] ?? FP8_GEMV1_BLOCKS_PER_SM);
 
 for (const [vi, variant] of variants.entries()) {
   const options = variant === "default" ? [] : variant.split(/\s+/).filter(Boolean);

@@ -59,7 +59,7 @@ for (const md of models) {
   for (const variant of variants) {
     const options = variant === "default" ? [] : variant.split(/\s+/).filter(Boolean);
     using mod = loadKernelFile(dev, "fp8_gemv.cu", { options });
-    const bps = Number(/-DFG1_MINB=(\d+)/.exec(variant)?.[1] ?? FP8_GEMV1_BLOCKS_PER_SM);
+    const bps = Number(/-DFG1_BPS=(\d+)/.exec(variant)?.[1] ?? /-DFG1_MINB=(\d+)/.exec(variant)?.[1] ?? FP8_GEMV1_BLOCKS_PER_SM);
     for (const kind of kinds) {
       const tag = kind === "pdl" ? "_pdl" : "";
       const base = kind === "gemv1" ? "fp8_gemv1_fused" : "fp8_gemv_fused";
