@@ -16,7 +16,8 @@
  * --packed: pre-quantized FP8 checkpoints of the same model (tools/quant-packers/pack_fp8_torch.py) loaded as they
  * are, instead of (--algos none) or besides quantize() in TypeScript (minutes for an 8B model).
  * --variants default,pdl,fast: each packed engine runs once per variant of the session options (pdl: fp8Pdl;
- * fast: fp8FastAccum + fp8FusedQuant + fp8InvariantBuckets; gemv1: fp8Gemv1; all: fast and gemv1), one row each.
+ * fast: fp8FastAccum + fp8FusedQuant + fp8InvariantBuckets; gemv1: fp8Gemv1; gemv16: fp8Gemv1 off (the 16-row GEMV);
+ * all: fast and gemv1), one row each.
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -56,6 +57,7 @@ const VARIANTS: Record<string, SessionOptions> = {
   pdl: { fp8Pdl: true },
   fast: { fp8FastAccum: true, fp8FusedQuant: true, fp8InvariantBuckets: true },
   gemv1: { fp8Gemv1: true },
+  gemv16: { fp8Gemv1: false },
   all: { fp8Gemv1: true, fp8FastAccum: true, fp8FusedQuant: true, fp8InvariantBuckets: true },
 };
 const variants = (values.variants ?? "default").split(",");

@@ -515,11 +515,12 @@ extern "C" __global__ void __launch_bounds__(256) fp8_silu_mul_quant_bf16(const 
 //   grid (any, 1, 1)   block (256, 1, 1)   shared 16.3 KiB
 // ------------------------------------------------------------------------------------------------
 #ifndef FG1_D
-#define FG1_D 16  // 16-byte weight loads in flight per lane (register ring; tuning knob)
+#define FG1_D 8  // 16-byte weight loads in flight per lane (register ring; H200 r2: 8 beat 12 and 16 by 1-12% per 8B linear)
 #endif
 #ifndef FG1_MINB
 #define FG1_MINB 2  // __launch_bounds__ min blocks per SM (the launcher's grid: FP8_GEMV1_BLOCKS_PER_SM per SM; tuning knob)
 #endif
+static_assert(FG1_D % 4 == 0, "FG1_D: a multiple of 4 (the main loop's groups of up to 4 segments)");
 #ifndef FG1_GMAX
 #define FG1_GMAX 4  // most segments a branch-free group of the main loop (4, 2 or 1; tuning knob)
 #endif
