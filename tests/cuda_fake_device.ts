@@ -977,8 +977,14 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "quant_gemv_fused_u4":
       case "quant_gemv_fused_u8":
       case "quant_gemv_fused_norm_u4":
-      case "quant_gemv_fused_norm_u8": {
+      case "quant_gemv_fused_norm_u8":
+      case "quant_gemv_staged_u4":
+      case "quant_gemv_staged_u8":
+      case "quant_gemv_staged_norm_u4":
+      case "quant_gemv_staged_norm_u8": {
         // quant_gemv.cu: (x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode); modes and roundings of gemv_fused.
+        // The staged entry points: the same, with x of every row staged in shared memory (m × k <= 16384).
+        if (name.startsWith("quant_gemv_staged")) assert.ok(A[8] * A[10] <= 16384, `${l.kernel}: m × k = ${A[8] * A[10]} exceeds the staged 16384`);
         const [x, W, sc, z, bias, y, normW, eps, m, n, k, group, mode] = A;
         const bits = name.endsWith("u4") ? 4 : 8, sup = bits === 4 ? 128 : 64, norm = name.includes("_norm_");
         assert.ok(m >= 1 && m <= 8, `${l.kernel}: m ${m}`);

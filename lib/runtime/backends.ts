@@ -24,7 +24,6 @@ const FACTORIES: Readonly<Record<Backend, Factory>> = {
       gemmTune: o.gemmTune,
       pdl: o.pdl,
       quantPdl: o.quantPdl,
-      quantRing: o.quantRing,
       batchAttention: o.batchAttention,
       batchAttention2: o.batchAttention2,
       fp8FastAccum: o.fp8FastAccum,

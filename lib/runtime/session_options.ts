@@ -7,7 +7,6 @@
  * - `LLMRT_GEMM_TUNE=0`: `gemmTune` defaults to false
  * - `LLMRT_PDL=0`: `pdl` defaults to false
  * - `LLMRT_QUANT_PDL=0`: `quantPdl` defaults to false
- * - `LLMRT_QUANT_RING=1`: `quantRing` defaults to true
  * - `LLMRT_BATCH_ATTENTION=0`: `batchAttention` defaults to false
  * - `LLMRT_BATCH_ATTENTION2=1`: `batchAttention2` defaults to true
  * - `LLMRT_FP8_FAST_ACCUM=0`: `fp8FastAccum` defaults to false
@@ -50,11 +49,6 @@ export const SessionOptionsSchema = z.strictObject({
    * (LLMRT_QUANT_PDL=0: false)
    */
   quantPdl: z.boolean().optional(),
-  /**
-   * CUDA (compute capability 9.0+): the quantized decode GEMVs stream their weights through shared memory by bulk
-   * copies on a persistent grid (quant_gemv_ring*; same bits). @default false (LLMRT_QUANT_RING=1: true)
-   */
-  quantRing: z.boolean().optional(),
   /** CUDA: decode steps of more than 8 sequences on the tensor-core attention kernel. @default true (LLMRT_BATCH_ATTENTION=0: false) */
   batchAttention: z.boolean().optional(),
   /**
@@ -116,7 +110,6 @@ export type ResolvedSessionOptions = Readonly<{
   gemmTune: boolean;
   pdl: boolean;
   quantPdl: boolean;
-  quantRing: boolean;
   batchAttention: boolean;
   batchAttention2: boolean;
   fp8FastAccum: boolean;
@@ -141,7 +134,6 @@ export function parseSessionOptions(input: SessionOptions = {}): ResolvedSession
     gemmTune: o.gemmTune ?? envOn("LLMRT_GEMM_TUNE"),
     pdl: o.pdl ?? envOn("LLMRT_PDL"),
     quantPdl: o.quantPdl ?? envOn("LLMRT_QUANT_PDL"),
-    quantRing: o.quantRing ?? env()["LLMRT_QUANT_RING"] === "1",
     batchAttention: o.batchAttention ?? envOn("LLMRT_BATCH_ATTENTION"),
     batchAttention2: o.batchAttention2 ?? env()["LLMRT_BATCH_ATTENTION2"] === "1",
     fp8FastAccum: o.fp8FastAccum ?? envOn("LLMRT_FP8_FAST_ACCUM"),

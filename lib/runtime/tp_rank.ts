@@ -116,7 +116,6 @@ export class RankRunner {
       gemmTune: o.gemmTune,
       pdl: o.pdl,
       quantPdl: o.quantPdl,
-      quantRing: o.quantRing,
       batchAttention: o.batchAttention,
       batchAttention2: o.batchAttention2,
       fp8FastAccum: o.fp8FastAccum,

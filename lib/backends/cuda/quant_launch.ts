@@ -27,6 +27,18 @@ export function quantGemvGrid(outFeatures: number): number {
   return outFeatures / 16;
 }
 
+/** bf16 elements of x that quant_gemv_staged* stages in shared memory (quant_gemv.cu QS_XS). */
+export const QUANT_STAGED_X = 16384;
+
+/**
+ * Whether a fusable quantized GEMV of `rows` x rows of `inFeatures` runs quant_gemv_staged* (x staged once per block,
+ * u4 zero points folded out of the inner loop, pipelined weight loads; quant_gemv.cu) rather than quant_gemv_fused*:
+ * when x fits the stage (batch-1 decode of every llama up to 8B's 14336-wide down projection).
+ */
+export function quantGemvStaged(rows: number, inFeatures: number): boolean {
+  return rows * inFeatures <= QUANT_STAGED_X;
+}
+
 /** What a fused decode step folds into a quantized linear (decode_fusion.ts). */
 export interface QuantFusion {
   /** RMSNorm of `x` with `weight` in the prologue. */
@@ -68,10 +80,10 @@ export function planQuantLinear(
     // Tensor-core GEMV: 16-row tiles (mode 2: 8 gate rows + their 8 up rows, so N / 16 tiles too).
     const { norm, epilogue } = fused;
     const mode = fused.logits ? 3 : epilogue?.mode ?? 0;
-    // The ring kernels (env.quantRingBlocks): the same arguments on a persistent grid.
-    const ring = !!env.quantRingBlocks && env.quantRingBlocks > 0;
-    const grid = ring ? Math.min(quantGemvGrid(N), env.quantRingBlocks!) : quantGemvGrid(N);
-    k(i, `quant_gemv_${ring ? "ring" : "fused"}${norm ? "_norm" : ""}_${u}`, [grid, 1, 1], 256, [
+    // quant_gemv_staged* where x fits its shared-memory stage, else quant_gemv_fused* (same arguments and grid). The
+    // two sum differently (u4), so a batch-invariant engine picks one kernel for every decode row count.
+    const family = quantGemvStaged(env.batchInvariant ? maxGemvRows : rows, K) ? "staged" : "fused";
+    k(i, `quant_gemv_${family}${norm ? "_norm" : ""}_${u}`, [quantGemvGrid(N), 1, 1], 256, [
       buf(norm ? norm.x : op.x),
       env.weight(op.weight),
       env.weight(f.scales),

@@ -86,11 +86,6 @@ export interface CudaSessionOptions {
   /** With `pdl`: the quantized decode GEMVs (quant_gemv_fused*) take it too. @default true */
   readonly quantPdl?: boolean;
   /**
-   * The quantized decode GEMVs on the ring kernels (quant_gemv_ring*: persistent blocks, weights streamed through
-   * shared memory by bulk copies; compute capability 9.0+, ignored below). @default false
-   */
-  readonly quantRing?: boolean;
-  /**
    * Decode steps of more than 8 sequences (fused plan, bf16 KV cache, head dim 64/128) run the tensor-core
    * decode_attention_batch kernel (2–2.5× faster than decode_attention there on an H200). @default true
    */
@@ -240,8 +235,6 @@ export class CudaSession implements SessionBackend {
   /** Fused decode steps launch their kernels with programmatic dependent launch (asked for and supported). */
   readonly pdl: boolean;
   readonly quantPdl: boolean;
-  /** Resident blocks of the ring quantized GEMVs (4 per SM), or 0: quant_gemv_fused*. */
-  readonly quantRingBlocks: number;
   /** CudaSessionOptions.batchAttention. */
   readonly batchAttention: boolean;
   /** CudaSessionOptions.batchAttention2. */
@@ -359,7 +352,6 @@ export class CudaSession implements SessionBackend {
       const d = this.device;
       this.pdl = (options.pdl ?? true) && d.supportsPdl;
       this.quantPdl = this.pdl && (options.quantPdl ?? true);
-      this.quantRingBlocks = (options.quantRing ?? false) && d.computeCapability.major >= 9 ? 4 * d.smCount : 0;
       this.wgmmaPrefill = (options.wgmmaPrefill ?? false) && d.arch === "sm_90";
       this.#stream = d.createStream();
       if (plan.ops.some((o) => o.type === "all_reduce" || o.type === "all_gather") && !options.nccl) {
@@ -549,7 +541,6 @@ export class CudaSession implements SessionBackend {
       decodeCounters: this.#decodeCounters.ptr,
       pdl: this.pdl,
       quantPdl: this.quantPdl,
-      ...(this.quantRingBlocks > 0 ? { quantRingBlocks: this.quantRingBlocks } : {}),
     };
   }
 

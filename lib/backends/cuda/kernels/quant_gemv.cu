@@ -556,230 +556,233 @@ extern "C" __global__ void __launch_bounds__(256) quant_dequant_u8_bf16(const u8
 #endif
 
 // ------------------------------------------------------------------------------------------------
-// Ring variant of the tensor-core GEMV (session 7; LaunchEnv.quantRingBlocks, off by default):
-// extern "C" __global__ void quant_gemv_ring_u{4|8}(...quant_gemv_fused_u*'s parameters...)
-// extern "C" __global__ void quant_gemv_ring_norm_u{4|8}(...same...)
-//   The same product, prologue, epilogues and bits as quant_gemv_fused(_norm)_u*: every warp takes the same
-//   superchunks in the same order, each tile's partial sums meet in warp order. What differs is how the weights
-//   arrive: the grid is persistent (block b takes tiles b, b + gridDim.x, ...; grid = min(tiles, resident
-//   blocks)), and each block streams its tiles through a ring of QR_NS shared-memory stages filled by bulk
-//   asynchronous copies (cp.async.bulk, completion counted by an mbarrier; sm_90+), so a block keeps
-//   QR_NS x 8 KB of weights in flight with no registers held, and the copies cross tile boundaries (the next
-//   tile's weights arrive while a tile is reduced; the RMSNorm prologue runs once per block, not once per tile).
-//   A stage is one tile's 16 rows x 8 superchunks (8 x 64 bytes a row; a row's smem stride 576 bytes, so the
-//   8 lanes of a quarter warp read 8 distinct 16-byte bank groups); warp w computes the stage's superchunk w.
-//   Warp 0's lanes 0..15 issue the copies (one row each): the first QR_NS stages before the PDL wait (weights
-//   only), then stage i + QR_NS once every warp has released stage i (the `empty` mbarrier), and prefetch the
-//   stage's scales and zero points into L2; the lanes' scale and zero-point loads run one stage ahead in registers.
-//   (Without the L2 prefetch a first H200 run had each stage wait on a DRAM scale load: 28% of copy on 8B int4.)
-//   grid (min(tiles, resident blocks), 1, 1), tiles = n / 16 (mode 2: (n / 2) / 8)   block (256, 1, 1)
-//   shared: QR_NS x 9 KB + 4 KB static (+16 KB _norm)
+// Staged-x decode GEMV (session 8; the launch plan's default where it applies):
+// extern "C" __global__ void quant_gemv_staged_u{4|8}(...quant_gemv_fused_u*'s parameters...)
+// extern "C" __global__ void quant_gemv_staged_norm_u{4|8}(...same...)
+//   The same product, tiles, modes, prologue, epilogues and grid as quant_gemv_fused(_norm)_u*, and in addition
+//   m * k <= QS_XS (x of every row, RMSNorm'd for _norm, is staged in shared memory once per block).
+//   What differs (fewer instructions per weight byte; the fused kernels issue ~130 a lane per 1 KB superchunk
+//   of a warp, which bounds them near 50–60% of the copy bandwidth on an H200):
+//   - x is staged once, u4: each 8-element chunk stored in the mma's k order (x0 x4 x1 x5 x2 x6 x3 x7), so the
+//     loop loads its B fragments with one 16-byte shared load per two mmas and no byte permutes;
+//   - u4 with QS_FOLD = 1: the zero point is folded out of the inner loop. A weight word becomes the bf16x2
+//     pairs 128 + q by one lop3 each (no bf16x2 FMA), and each superchunk's fp32 tile is corrected by
+//     (128 + z) · Σx (the superchunk's bf16 x summed in fp32 at staging time) before its scale:
+//     acc += s · (Σ (128 + q) x − (128 + z) Σ x). Exact products, fp32 sums: not bitwise equal to the fused
+//     kernel (a relative difference ~1e-5 of the tile's magnitude); QS_FOLD = 0 keeps the fused kernel's bits;
+//   - the weight loads are pipelined per warp: superchunk s + 8·QS_U is loaded as soon as s is consumed (the
+//     fused kernel issues QS_U superchunks, consumes them all, then issues the next QS_U); QS_PIPE = 0: as the fused.
+//   u8 keeps the fused kernel's dequantization (bitwise equal to it).
+//   grid as quant_gemv_fused   block (256, 1, 1)   shared: 2·QS_XS + 4 KB + QS_XS / 32 bytes static
 // ------------------------------------------------------------------------------------------------
-#ifndef QR_NS
-#define QR_NS 4        // ring stages (the _norm entry points: QR_NSN, their x stage takes 16 KB)
+#define QS_XS 16384  // bf16 elements of staged x (32 KB): m * k <= QS_XS
+#ifndef QS_FOLD
+#define QS_FOLD 1
 #endif
-#ifndef QR_NSN
-#define QR_NSN 3
+#ifndef QS_U
+#define QS_U 3      // superchunks per warp whose loads are in flight
 #endif
-#ifndef QR_MINB
-#define QR_MINB 4      // __launch_bounds__ min blocks per SM (4: at most 64 registers)
+#ifndef QS_MINB
+#define QS_MINB 3
 #endif
-#define QR_ROWB 576    // smem bytes of one tile row in a stage: 8 superchunks x 64 + 64 (bank spread)
-#define QR_STAGE (16 * QR_ROWB)
-
-__device__ __forceinline__ u32 qrSmem(const void* p) {
-  u32 r;
-  asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(r) : "l"(p));
-  return r;
-}
-__device__ __forceinline__ void qrBarInit(u64* bar, u32 count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(qrSmem(bar)), "r"(count) : "memory");
-}
-__device__ __forceinline__ void qrBarArrive(u64* bar) {
-  asm volatile("{ .reg .b64 st; mbarrier.arrive.shared::cta.b64 st, [%0]; }" ::"r"(qrSmem(bar)) : "memory");
-}
-__device__ __forceinline__ void qrBarExpectTx(u64* bar, u32 bytes) {
-  asm volatile("{ .reg .b64 st; mbarrier.arrive.expect_tx.shared::cta.b64 st, [%0], %1; }" ::"r"(qrSmem(bar)), "r"(bytes) : "memory");
-}
-/** Waits until the phase of `bar` with parity `parity` has completed. */
-__device__ __forceinline__ void qrBarWait(u64* bar, u32 parity) {
-  u32 done = 0;
-  while (!done) {
-    asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
-                 : "=r"(done)
-                 : "r"(qrSmem(bar)), "r"(parity)
-                 : "memory");
-  }
-}
-__device__ __forceinline__ void qrBulkCopy(void* dst, const void* src, u32 bytes, u64* bar) {
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
-               ::"r"(qrSmem(dst)), "l"(src), "r"(bytes), "r"(qrSmem(bar))
-               : "memory");
-}
+#ifndef QS_PIPE
+#define QS_PIPE 1
+#endif
+#ifndef QS_SB
+#define QS_SB 4     // x chunks (16 bytes) a thread loads together when staging
+#endif
 
 template <int BITS, bool NORM>
-__device__ __forceinline__ void quantGemvRingImpl(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, const bf16_t* bias,
+__device__ __forceinline__ void quantGemvStagedImpl(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, const bf16_t* bias,
     void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  constexpr int E = QgSuper<BITS>::E, NW = 8, NS = NORM ? QR_NSN : QR_NS;
-  __shared__ __align__(128) unsigned char ring[NS * QR_STAGE];
-  __shared__ __align__(8) u64 full[NS], empty[NS];
-  __shared__ float red[NW * 128];
+  constexpr int E = QgSuper<BITS>::E, NW = 8, U = QS_U;
+  constexpr bool FOLD = BITS == 4 && QS_FOLD;
+  __shared__ float red[NW][16][8];
+  __shared__ __align__(16) bf16_t xsh[QS_XS];
+  __shared__ float xsum[FOLD ? QS_XS / 128 : 1];
+  __shared__ float sh[32];
+  __shared__ float invs[8];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
-  const int half = n >> 1;
-  const int tiles = mode == 2 ? half / 8 : n / 16;
-  const int rowBytes = k * BITS / 8, S = k / E, ng = k / group;
-  const int nst = (S + NW - 1) / NW;  // stages per tile
-  const int myTiles = blockIdx.x < tiles ? (tiles - 1 - blockIdx.x) / gridDim.x + 1 : 0;
-  const int total = myTiles * nst;  // this block's stages
-  if (tid == 0) {
-    for (int i = 0; i < NS; i++) {
-      qrBarInit(&full[i], 1);
-      qrBarInit(&empty[i], NW);
-    }
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-  }
-  __syncthreads();
-  // Weight row of tile row r (0..15) of the block's t-th tile.
-  auto rowOf = [&](int t, int r) -> int {
-    const int tile = blockIdx.x + t * gridDim.x;
-    return mode == 2 ? (r < 8 ? tile * 8 + r : half + tile * 8 + r - 8) : tile * 16 + r;
-  };
-  // Warp 0: stage i's copies into its slot (lane r < 16 copies tile row r).
-  auto issue = [&](int i) {
-    if (i >= total) return;
-    const int t = i / nst, j = i - t * nst, slot = i % NS;
-    const int nsc = min(NW, S - j * NW);
-    if (lane == 0) qrBarExpectTx(&full[slot], 16 * nsc * 64);
-    __syncwarp();
-    if (lane < 16) qrBulkCopy(ring + slot * QR_STAGE + lane * QR_ROWB, W + (long long)rowOf(t, lane) * rowBytes + (long long)j * NW * 64, nsc * 64, &full[slot]);
-    // The stage's scales and zero points into L2 (lanes 0-15: row lane's first group, 16-31: row lane - 16's
-    // last), so the consumers' loads one stage ahead (loadScales) hit L2 instead of waiting on DRAM each stage.
-    const int r = lane & 15, gi = (lane < 16 ? j * NW : j * NW + nsc - 1) * E / group;
-    const long long off = (long long)rowOf(t, r) * ng + gi;
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(scales + off));
-    if (zeros) asm volatile("prefetch.global.L2 [%0];" ::"l"(zeros + off));
-  };
-  if (warp == 0) {
-    for (int i = 0; i < NS; i++) issue(i);
-  }
-  const bf16_t* xsrc = x;
-  if constexpr (NORM) {
-    __shared__ __align__(16) bf16_t xsh[QG_XS];
-    __shared__ float sh[32];
-    qgPdlWait();
-    qgPdlLaunchDependents();
-    rmsnormStage(x, normW, eps, m, k, xsh, sh);
-    xsrc = xsh;
-  } else {
-    qgPdlWait();
-    qgPdlLaunchDependents();
-  }
+  const int half = n >> 1, tile = blockIdx.x;
+  const int rowA = mode == 2 ? tile * 8 + g : tile * 16 + g;
+  const int rowB = mode == 2 ? half + tile * 8 + g : tile * 16 + 8 + g;
+  const int rowBytes = k * BITS / 8, S = k / E, ng = k / group, kv = k >> 3;
+  const u8* wa = W + (long long)rowA * rowBytes + tq * 16;
+  const u8* wb = W + (long long)rowB * rowBytes + tq * 16;
+  const float* scA = scales + (long long)rowA * ng;
+  const float* scB = scales + (long long)rowB * ng;
+  const u8* zA = zeros ? zeros + (long long)rowA * ng : nullptr;
+  const u8* zB = zeros ? zeros + (long long)rowB * ng : nullptr;
+  // Group of superchunk s: s >> spgLog (superchunks per group a power of two), 0 (one group a row), else s / spg.
+  const int spg = group / E, spgLog = (spg & (spg - 1)) == 0 ? __ffs(spg) - 1 : -1;
   const u32 zdef = 1u << (BITS - 1);
-  const bool xLive = g < m;
-  const bf16_t* xg = xsrc + (long long)(xLive ? g : 0) * k;
-  // Scales / zero points of stage i for this lane's rows (loaded one stage ahead).
-  float sa = 0.f, sb = 0.f;
-  u32 za = zdef, zb = zdef;
-  auto loadScales = [&](int i, float& a, float& b, u32& c, u32& d) {
-    if (i >= total) return;
-    const int t = i / nst, j = i - t * nst, s = j * NW + warp;
-    if (s >= S) return;
-    const int gi = s * E / group, ra = rowOf(t, g), rb = rowOf(t, g + 8);
-    a = scales[(long long)ra * ng + gi];
-    b = scales[(long long)rb * ng + gi];
-    c = zeros ? (u32)zeros[(long long)ra * ng + gi] : zdef;
-    d = zeros ? (u32)zeros[(long long)rb * ng + gi] : zdef;
-  };
-  loadScales(0, sa, sb, za, zb);
-  float acc[4] = {0.f, 0.f, 0.f, 0.f};
-  for (int i = 0; i < total; i++) {
-    const int t = i / nst, j = i - t * nst, slot = i % NS, s = j * NW + warp;
-    // Warp 0 refills the slot stage i - 1 used, once every warp has released it.
-    if (warp == 0 && i >= 1 && i - 1 + NS < total) {
-      qrBarWait(&empty[(i - 1) % NS], ((i - 1) / NS) & 1);
-      issue(i - 1 + NS);
-    }
-    float nsa = sa, nsb = sb;
-    u32 nza = za, nzb = zb;
-    loadScales(i + 1, nsa, nsb, nza, nzb);
-    qrBarWait(&full[slot], (i / NS) & 1);
+  uint4 va[U], vb[U];
+  float sa[U], sb[U];
+  u32 za[U], zb[U];
+  auto load = [&](int u, int s) {
     if (s < S) {
-      const unsigned char* st = ring + slot * QR_STAGE + warp * 64 + tq * 16;
-      const uint4 va = *reinterpret_cast<const uint4*>(st + g * QR_ROWB);
-      const uint4 vb = *reinterpret_cast<const uint4*>(st + (g + 8) * QR_ROWB);
-      float tt[4];
-      qgSuperchunk<BITS>(va, vb, za, zb, xg + (long long)s * E, xLive, lane, tt);
-      acc[0] = fmaf(tt[0], sa, acc[0]);
-      acc[1] = fmaf(tt[1], sa, acc[1]);
-      acc[2] = fmaf(tt[2], sb, acc[2]);
-      acc[3] = fmaf(tt[3], sb, acc[3]);
+      va[u] = *reinterpret_cast<const uint4*>(wa + (long long)s * 64);
+      vb[u] = *reinterpret_cast<const uint4*>(wb + (long long)s * 64);
+      const int gi = ng == 1 ? 0 : spgLog >= 0 ? s >> spgLog : s / spg;
+      sa[u] = scA[gi];
+      sb[u] = scB[gi];
+      za[u] = zA ? (u32)zA[gi] : zdef;
+      zb[u] = zB ? (u32)zB[gi] : zdef;
     }
-    __syncwarp();
-    if (lane == 0) qrBarArrive(&empty[slot]);
-    sa = nsa, sb = nsb, za = nza, zb = nzb;
-    if (j == nst - 1) {
-      // The tile's end: qgFinish's sums and epilogue, for tile blockIdx.x + t * gridDim.x (no early return).
-      const int tile = blockIdx.x + t * gridDim.x;
-      float* rw = red + warp * 128;
-      rw[g * 8 + 2 * tq] = acc[0];
-      rw[g * 8 + 2 * tq + 1] = acc[1];
-      rw[(g + 8) * 8 + 2 * tq] = acc[2];
-      rw[(g + 8) * 8 + 2 * tq + 1] = acc[3];
-      acc[0] = acc[1] = acc[2] = acc[3] = 0.f;
-      __syncthreads();
-      if (mode == 2) {
-        const int r = tid >> 3, c = tid & 7;
-        if (tid < 64 && c < m) {
-          float gs = 0.f, us = 0.f;
+  };
+  // The first loads are weights only: in flight before the PDL wait.
 #pragma unroll
-          for (int w = 0; w < NW; w++) {
-            gs += red[w * 128 + r * 8 + c];
-            us += red[w * 128 + (r + 8) * 8 + c];
-          }
-          const int gate = tile * 8 + r;
-          if (bias) {
-            gs += toF(bias[gate]);
-            us += toF(bias[half + gate]);
-          }
-          const float gb = toF(fromF<bf16_t>(gs)), ub = toF(fromF<bf16_t>(us));
-          ((bf16_t*)y)[(long long)c * half + gate] = fromF<bf16_t>(qgSilu(gb) * ub);
-        }
-      } else {
-        const int r = tid >> 3, c = tid & 7;
-        if (tid < 128 && c < m) {
-          float sum = 0.f;
+  for (int u = 0; u < U; u++) load(u, warp + NW * u);
+  qgPdlWait();
+  qgPdlLaunchDependents();
+  // Stage x (rmsnorm'd as rmsnormStage rounds it for _norm), u4: in the mma's k order, with per-superchunk sums.
+  const int nc = m * kv;
+  if constexpr (NORM) {
+    for (int r = 0; r < m; r++) {
+      const bf16_t* xr = x + (long long)r * k;
+      float ss = 0.f;
+      for (int c = tid; c < kv; c += blockDim.x) {
+        float a[8];
+        load16(xr + c * 8, a);
 #pragma unroll
-          for (int w = 0; w < NW; w++) sum += red[w * 128 + r * 8 + c];
-          const int row = tile * 16 + r;
-          if (bias) sum += toF(bias[row]);
-          if (mode == 0) ((bf16_t*)y)[(long long)c * n + row] = fromF<bf16_t>(sum);
-          else if (mode == 1) {
-            bf16_t* yb = (bf16_t*)y + (long long)c * n + row;
-            *yb = fromF<bf16_t>(toF(fromF<bf16_t>(sum)) + toF(*yb));
-          } else ((float*)y)[(long long)c * n + row] = sum;
+        for (int e = 0; e < 8; e++) ss += a[e] * a[e];
+      }
+      ss = blockSum(ss, sh);
+      if (tid == 0) invs[r] = rsqrtf(ss / (float)k + eps);
+    }
+    __syncthreads();
+  }
+  // QS_SB chunks a thread per pass, their loads issued together (a pass per load would wait on L2 once per chunk).
+  for (int c0 = 0; c0 < nc; c0 += 256 * QS_SB) {  // uniform trip count: the sums' shuffles take whole warps
+    uint4 xr[QS_SB];
+#pragma unroll
+    for (int j = 0; j < QS_SB; j++) {
+      const int c = c0 + 256 * j + tid;
+      xr[j] = c < nc ? *reinterpret_cast<const uint4*>(x + (long long)c * 8) : make_uint4(0u, 0u, 0u, 0u);
+    }
+#pragma unroll
+    for (int j = 0; j < QS_SB; j++) {
+      const int c = c0 + 256 * j + tid;
+      uint4 v = xr[j];
+      if constexpr (NORM) {
+        if (c < nc) {
+          const int r = c / kv, cc = c - r * kv;
+          float w8[8];
+          load16(normW + cc * 8, w8);
+          const float inv = invs[r];
+          const u32 h[4] = {v.x, v.y, v.z, v.w};
+          u32 o[4];
+#pragma unroll
+          for (int i = 0; i < 4; i++) {
+            const float lo = __uint_as_float(h[i] << 16), hi = __uint_as_float(h[i] & 0xFFFF0000u);
+            o[i] = (u32)fromF<bf16_t>(lo * inv * w8[2 * i]) | ((u32)fromF<bf16_t>(hi * inv * w8[2 * i + 1]) << 16);
+          }
+          v = make_uint4(o[0], o[1], o[2], o[3]);
         }
       }
-      __syncthreads();  // red is read before the next tile writes it
+      if (BITS == 4) {
+        if (FOLD) {
+          const u32 h[4] = {v.x, v.y, v.z, v.w};
+          float part = 0.f;
+#pragma unroll
+          for (int i = 0; i < 4; i++) part += __uint_as_float(h[i] << 16) + __uint_as_float(h[i] & 0xFFFF0000u);
+          part += __shfl_xor_sync(0xffffffffu, part, 8);
+          part += __shfl_xor_sync(0xffffffffu, part, 4);
+          part += __shfl_xor_sync(0xffffffffu, part, 2);
+          part += __shfl_xor_sync(0xffffffffu, part, 1);
+          if ((tid & 15) == 0 && c < nc) xsum[c >> 4] = part;  // chunk c / 16 = row r's superchunk: r * S + s
+        }
+        v = make_uint4(prmt(v.x, v.z, 0x5410), prmt(v.x, v.z, 0x7632), prmt(v.y, v.w, 0x5410), prmt(v.y, v.w, 0x7632));
+      }
+      if (c < nc) *reinterpret_cast<uint4*>(xsh + c * 8) = v;
     }
   }
-#endif
+  __syncthreads();
+  const bf16_t* xg = xsh + (g < m ? g : 0) * k;
+  const int c0r = 2 * tq < m ? 2 * tq : 0, c1r = 2 * tq + 1 < m ? 2 * tq + 1 : 0;
+  const float* xs0 = xsum + c0r * S;
+  const float* xs1 = xsum + c1r * S;
+  (void)xs0;
+  (void)xs1;
+  float acc[4] = {0.f, 0.f, 0.f, 0.f};
+  for (int s0 = warp; s0 < S; s0 += NW * U) {
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      const int s = s0 + NW * u;
+      if (s < S) {
+        float t[4] = {0.f, 0.f, 0.f, 0.f};
+        const u32 A[4] = {va[u].x, va[u].y, va[u].z, va[u].w}, B[4] = {vb[u].x, vb[u].y, vb[u].z, vb[u].w};
+        if (BITS == 4) {
+          const uint4* xq = reinterpret_cast<const uint4*>(xg + s * E) + 4 * tq;
+          const u32 nza = (0xC300u | za[u]) * 0x10001u, nzb = (0xC300u | zb[u]) * 0x10001u;
+          (void)nza;
+          (void)nzb;
+#pragma unroll
+          for (int i = 0; i < 4; i++) {
+            const uint4 xv = xq[i];
+            u32 da[4], db[4];
+            if (FOLD) {
+#pragma unroll
+              for (int e = 0; e < 4; e++) {
+                da[e] = lop3Nib(A[i] >> (4 * e));
+                db[e] = lop3Nib(B[i] >> (4 * e));
+              }
+            } else {
+              deqU4(A[i], nza, da);
+              deqU4(B[i], nzb, db);
+            }
+            mma16816(t, da[0], db[0], da[1], db[1], xv.x, xv.y);
+            mma16816(t, da[2], db[2], da[3], db[3], xv.z, xv.w);
+          }
+          if (FOLD) {
+            const float X0 = xs0[s], X1 = xs1[s], ca = -(128.f + (float)za[u]), cb = -(128.f + (float)zb[u]);
+            t[0] = fmaf(ca, X0, t[0]);
+            t[1] = fmaf(ca, X1, t[1]);
+            t[2] = fmaf(cb, X0, t[2]);
+            t[3] = fmaf(cb, X1, t[3]);
+          }
+        } else {
+          const float zfa = 8388608.f + (float)za[u], zfb = 8388608.f + (float)zb[u];
+          const uint4 x0 = *reinterpret_cast<const uint4*>(xg + s * E + 16 * tq);
+          const uint4 x1 = *reinterpret_cast<const uint4*>(xg + s * E + 16 * tq + 8);
+          const u32 X[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+#pragma unroll
+          for (int i = 0; i < 4; i++) {
+            u32 da[2], db[2];
+            deqU8(A[i], zfa, da);
+            deqU8(B[i], zfb, db);
+            mma16816(t, da[0], db[0], da[1], db[1], X[2 * i], X[2 * i + 1]);
+          }
+        }
+        acc[0] = fmaf(t[0], sa[u], acc[0]);
+        acc[1] = fmaf(t[1], sa[u], acc[1]);
+        acc[2] = fmaf(t[2], sb[u], acc[2]);
+        acc[3] = fmaf(t[3], sb[u], acc[3]);
+        if (QS_PIPE) load(u, s + NW * U);
+      }
+    }
+    if (!QS_PIPE) {
+#pragma unroll
+      for (int u = 0; u < U; u++) load(u, s0 + NW * U + NW * u);
+    }
+  }
+  qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, tile);
 }
 
-#define QUANT_GEMV_RING(NAME, BITS, NORM)                                                                                  \
-  extern "C" __global__ void __launch_bounds__(256, QR_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+#define QUANT_GEMV_STAGED(NAME, BITS, NORM)                                                                                 \
+  extern "C" __global__ void __launch_bounds__(256, QS_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
       const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
-    quantGemvRingImpl<BITS, NORM>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);                                 \
+    quantGemvStagedImpl<BITS, NORM>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);                                \
   }
-#if LLMRT_KERNEL(quant_gemv_ring_u4)
-QUANT_GEMV_RING(quant_gemv_ring_u4, 4, false)
+#if LLMRT_KERNEL(quant_gemv_staged_u4)
+QUANT_GEMV_STAGED(quant_gemv_staged_u4, 4, false)
 #endif
-#if LLMRT_KERNEL(quant_gemv_ring_u8)
-QUANT_GEMV_RING(quant_gemv_ring_u8, 8, false)
+#if LLMRT_KERNEL(quant_gemv_staged_u8)
+QUANT_GEMV_STAGED(quant_gemv_staged_u8, 8, false)
 #endif
-#if LLMRT_KERNEL(quant_gemv_ring_norm_u4)
-QUANT_GEMV_RING(quant_gemv_ring_norm_u4, 4, true)
+#if LLMRT_KERNEL(quant_gemv_staged_norm_u4)
+QUANT_GEMV_STAGED(quant_gemv_staged_norm_u4, 4, true)
 #endif
-#if LLMRT_KERNEL(quant_gemv_ring_norm_u8)
-QUANT_GEMV_RING(quant_gemv_ring_norm_u8, 8, true)
+#if LLMRT_KERNEL(quant_gemv_staged_norm_u8)
+QUANT_GEMV_STAGED(quant_gemv_staged_norm_u8, 8, true)
 #endif
