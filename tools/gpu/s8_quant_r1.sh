@@ -13,14 +13,19 @@ H=/tmp/hfmodels
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader
 stamp tune
 timeout "${TUNE_S:-62}" bun bench/quant_gemv_tune.ts \
-  --variants "${VARIANTS:-FASTNORM=0;STAGED;STAGED,QS_FOLD=0;STAGED,QS_U=2;STAGED,QS_U=4,QS_MINB=2;STAGED,QS_PIPE=0;STAGED,QS_U=2,QS_MINB=4}" \
+  --variants "${VARIANTS:-FASTNORM=0;STAGED;STAGED,QS_FOLD=0;STAGED,QS_U=2;STAGED,QS_U=4,QS_MINB=2;STAGED,QS_PIPE=0;STAGED,QS_U=2,QS_MINB=4;STAGED,QS_SB=8,QS_MINB=2}" \
   --json "$OUT/tune.json" > "$OUT/tune.log" 2>&1
 echo "rc $?"
-grep -E "same bits|close|DIFFERENT|rror|ceiling|lm_head|layer" "$OUT/tune.log" | cut -c1-330 | head -80
+grep -E "same bits|close|DIFFERENT|rror|ceiling|lm_head|layer" "$OUT/tune.log" | cut -c1-330 | head -170
+stamp f64
+# quant_gemv_staged* and quant_gemv_fused* vs float64 (modes 0-3, plain and _norm, m 1/2/3/8, batch invariance).
+timeout "${TEST_S:-30}" bun test --timeout 600000 tests/quant_cuda.test.ts -t "quant_gemv_(staged|fused) " > "$OUT/quant_cuda.log" 2>&1
+echo "rc $?"
+grep -E "^\(fail|^\(pass|^ *[0-9]+ (pass|fail|skip)|rror" "$OUT/quant_cuda.log" | cut -c1-300 | head -24
 [ -n "${NOE2E:-}" ] && { stamp done; exit 0; }
 stamp pack8b
 if [ ! -f $H/llama-3.1-8b-awq/config.json ]; then
-  timeout "${PACK_S:-30}" python3 tools/quant-packers/pack_awq_torch.py --model $H/llama-3.1-8b --out $H/llama-3.1-8b-awq --format awq > "$OUT/pack8b.log" 2>&1
+  timeout "${PACK_S:-40}" python3 tools/quant-packers/pack_awq_torch.py --model $H/llama-3.1-8b --out $H/llama-3.1-8b-awq --format awq > "$OUT/pack8b.log" 2>&1
   echo "pack rc $?: $(tail -1 "$OUT/pack8b.log" | cut -c1-300)"
 fi
 stamp e2e8b

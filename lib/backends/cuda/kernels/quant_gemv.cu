@@ -637,7 +637,10 @@ __device__ __forceinline__ void quantGemvStagedImpl(const bf16_t* x, const u8* W
   qgPdlLaunchDependents();
   // Stage x (rmsnorm'd as rmsnormStage rounds it for _norm), u4: in the mma's k order, with per-superchunk sums.
   const int nc = m * kv;
-  if constexpr (NORM) {
+  // _norm, one row whose chunks fit one staging pass: the sum of squares comes from the staged registers (the same
+  // sums in the same order as rmsnormStage), else a first pass over x as rmsnormStage makes it.
+  const bool onePassNorm = NORM && m == 1 && nc <= 256 * QS_SB;
+  if (NORM && !onePassNorm) {
     for (int r = 0; r < m; r++) {
       const bf16_t* xr = x + (long long)r * k;
       float ss = 0.f;
@@ -659,6 +662,23 @@ __device__ __forceinline__ void quantGemvStagedImpl(const bf16_t* x, const u8* W
     for (int j = 0; j < QS_SB; j++) {
       const int c = c0 + 256 * j + tid;
       xr[j] = c < nc ? *reinterpret_cast<const uint4*>(x + (long long)c * 8) : make_uint4(0u, 0u, 0u, 0u);
+    }
+    if (NORM && onePassNorm) {
+      float ss = 0.f;
+#pragma unroll
+      for (int j = 0; j < QS_SB; j++) {
+        if (256 * j + tid < nc) {
+          const u32 h[4] = {xr[j].x, xr[j].y, xr[j].z, xr[j].w};
+#pragma unroll
+          for (int e = 0; e < 8; e++) {
+            const float a = __uint_as_float(e & 1 ? h[e >> 1] & 0xFFFF0000u : h[e >> 1] << 16);
+            ss += a * a;
+          }
+        }
+      }
+      ss = blockSum(ss, sh);
+      if (tid == 0) invs[0] = rsqrtf(ss / (float)k + eps);
+      __syncthreads();
     }
 #pragma unroll
     for (int j = 0; j < QS_SB; j++) {
