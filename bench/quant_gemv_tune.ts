@@ -14,7 +14,7 @@
  *
  * A variant is a comma list of QG_ knobs (`U=4` = -DQG_U=4), QS_ knobs as written (`QS_FOLD=0`), and `STAGED`: the
  * entry points quant_gemv_staged(_norm)_u* (x staged in shared memory; only where m · K <= 16384, the others are
- * skipped); `LOOP=1` (QG_LOOP) runs quant_gemv_fused* on a persistent grid of min(tiles, RB × SMs) blocks (RB=3
+ * skipped; `QS_T=2`: two tiles a block, half the grid); `LOOP=1` (QG_LOOP) runs quant_gemv_fused* on a persistent grid of min(tiles, RB × SMs) blocks (RB=3
  * unless given). Each variant compiles only the entry points it runs.
  */
 import * as fs from "node:fs";
@@ -48,9 +48,11 @@ const entry = (v: string, norm: boolean, u: string, N: number, mode: number): { 
   const loop = kvs.includes("LOOP=1");
   const tiles = mode === 2 ? N / 2 / 8 : N / 16;
   const rb = Number(kvs.find((kv) => kv.startsWith("RB="))?.slice(3) ?? 3);
+  // Staged: QS_T tiles a block (grid tiles / QS_T).
+  const tpb = isStaged(v) ? Number(kvs.find((kv) => kv.startsWith("QS_T="))?.slice(5) ?? 1) : 1;
   return {
     name: `quant_gemv_${isStaged(v) ? "staged" : "fused"}${norm ? "_norm" : ""}_${u}`,
-    grid: loop ? Math.min(tiles, rb * d.smCount) : tiles,
+    grid: loop ? Math.min(tiles, rb * d.smCount) : tiles / tpb,
     capped: loop,
   };
 };

@@ -7,7 +7,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { loadKernelFile } from "../lib/backends/cuda/compiler.ts";
-import { quantGemvGrid } from "../lib/backends/cuda/quant_launch.ts";
+import { QUANT_STAGED_TILES, quantGemvGrid } from "../lib/backends/cuda/quant_launch.ts";
 import type { DeviceBuffer } from "../lib/cuda/memory.ts";
 import { type IntGrid, quantizeRtn } from "../lib/quantization/algorithms.ts";
 import { dequantize, type QuantizedTensor } from "../lib/quantization/packed.ts";
@@ -161,7 +161,7 @@ for (const family of ["fused", "staged"] as const) {
             const init = bf16(seededUniform(50 + mode, m * outN));
             using y = d.alloc(m * outN * bytes);
             if (mode === 1) y.copyFromHost(init);
-            mod.kernel(`quant_gemv_${family}${norm ? "_norm" : ""}_${u}`, FUSED_PARAMS).launch(N / 16, 256, [
+            mod.kernel(`quant_gemv_${family}${norm ? "_norm" : ""}_${u}`, FUSED_PARAMS).launch(N / 16 / (family === "staged" ? QUANT_STAGED_TILES : 1), 256, [
               x,
               q.W,
               q.s,
@@ -201,7 +201,7 @@ for (const family of ["fused", "staged"] as const) {
               using x1 = d.alloc(K * 2);
               using y1 = d.alloc(N * 2);
               x1.copyFromHost(xb.subarray(0, K));
-              mod.kernel(`quant_gemv_${family}${norm ? "_norm" : ""}_${u}`, FUSED_PARAMS).launch(N / 16, 256, [
+              mod.kernel(`quant_gemv_${family}${norm ? "_norm" : ""}_${u}`, FUSED_PARAMS).launch(N / 16 / (family === "staged" ? QUANT_STAGED_TILES : 1), 256, [
                 x1,
                 q.W,
                 q.s,

@@ -14,7 +14,7 @@ import {
   type LaunchEnv,
   planLaunches,
 } from "../lib/backends/cuda/launch_plan.ts";
-import { QUANT_STAGED_X, quantGemvGrid, quantGemvStaged } from "../lib/backends/cuda/quant_launch.ts";
+import { QUANT_STAGED_TILES, QUANT_STAGED_X, quantGemvGrid, quantGemvStaged } from "../lib/backends/cuda/quant_launch.ts";
 import { buildSync } from "../lib/builder/builder.ts";
 import type { Engine } from "../lib/builder/engine.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
@@ -82,7 +82,7 @@ for (
             // Whole 64-weight superchunks and 16-row tiles: the tensor-core kernel, mode 0.
             assert.equal(l.kernel, quantGemvStaged(T, op.inFeatures) ? "quant_gemv_staged_u8" : "quant_gemv_fused_u8");
             assert.deepEqual(l.args, [buf(op.x), W, sc, z, 0n, buf(op.out), 0n, 0, T, op.outFeatures, op.inFeatures, g, 0]);
-            assert.deepEqual(l.grid, [quantGemvGrid(op.outFeatures), 1, 1]);
+            assert.deepEqual(l.grid, [quantGemvGrid(op.outFeatures) / (l.kernel.includes("staged") ? QUANT_STAGED_TILES : 1), 1, 1]);
           } else {
             // Groups of 64 are not whole 128-weight superchunks: the per-warp kernel.
             assert.equal(l.kernel, `quant_gemv_${kernel}_m${M}`);
@@ -159,7 +159,7 @@ for (
         assert.equal(ql.kernel, `quant_gemv_${quantGemvStaged(T, op.inFeatures) ? "staged" : "fused"}${norm ? "_norm" : ""}_${u}`);
         const sc = fakeEnv(engine).weight(f.scales), z = f.zeros ? fakeEnv(engine).weight(f.zeros) : 0n;
         assert.deepEqual(ql.args, [bx, fakeEnv(engine).weight(op.weight), sc, z, bbias, by, bnorm, beps, bm, bn, bk, g, bmode], `op ${i} T=${T}`);
-        assert.deepEqual(ql.grid, [quantGemvGrid(op.outFeatures), 1, 1]);
+        assert.deepEqual(ql.grid, [quantGemvGrid(op.outFeatures) / (ql.kernel.includes("staged") ? QUANT_STAGED_TILES : 1), 1, 1]);
       });
       // Every other launch (norms folded away, adds, attention, the bf16 lm_head) is the bf16 plan's.
       const rest = (ls: typeof q): string[] =>
@@ -207,9 +207,10 @@ test("fused decode plan: the quantized GEMVs run quant_gemv_staged* while x fits
     let n = 0;
     for (const l of planLaunches(fakeEnv(engine), shape)) {
       if (l.kind !== "kernel" || !/^quant_gemv_(fused|staged)/.test(l.kernel)) continue;
-      const op = ops[l.op] as { inFeatures: number };
+      const op = ops[l.op] as { inFeatures: number; outFeatures: number };
       n++;
-      assert.equal(l.kernel.startsWith("quant_gemv_staged"), T * op.inFeatures <= QUANT_STAGED_X, `${l.kernel} T=${T} k=${op.inFeatures}`);
+      assert.equal(l.kernel.startsWith("quant_gemv_staged"), quantGemvStaged(T, op.inFeatures, op.outFeatures), `${l.kernel} T=${T} k=${op.inFeatures}`);
+      assert.equal(quantGemvStaged(T, op.inFeatures, op.outFeatures), T * op.inFeatures <= QUANT_STAGED_X && (op.outFeatures / 16) % QUANT_STAGED_TILES === 0);
       assert.equal(l.args.length, kernelSignature(l.kernel).params.length);
     }
     assert.ok(n >= 3 * 6, `T=${T}: ${n} quantized GEMV launches`);

@@ -591,43 +591,115 @@ extern "C" __global__ void __launch_bounds__(256) quant_dequant_u8_bf16(const u8
 #ifndef QS_SB
 #define QS_SB 4     // x chunks (16 bytes) a thread loads together when staging
 #endif
+#ifndef QS_T
+#define QS_T 1      // 16-row tiles per block (the launcher's grid is n / 16 / QS_T: quant_launch.ts QUANT_STAGED_TILES)
+#endif
+
+/** The end of a staged block: as qgFinish, for the block's T tiles (tile t's partial sums in red[t]). */
+template <int NW, int T>
+__device__ __forceinline__ void qsFinish(float* red, const float (&acc)[T][4], const bf16_t* bias, void* y, int m, int n, int mode, int tile0) {
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
+  const int half = n >> 1;
+#pragma unroll
+  for (int t = 0; t < T; t++) {
+    float* rw = red + (t * NW + warp) * 128;
+    rw[g * 8 + 2 * tq] = acc[t][0];
+    rw[g * 8 + 2 * tq + 1] = acc[t][1];
+    rw[(g + 8) * 8 + 2 * tq] = acc[t][2];
+    rw[(g + 8) * 8 + 2 * tq + 1] = acc[t][3];
+  }
+  __syncthreads();
+  const int c = tid & 7;
+  if (mode == 2) {
+    const int t = tid >> 6, r = (tid & 63) >> 3;
+    if (t < T && c < m) {
+      const float* rt = red + t * NW * 128;
+      float gs = 0.f, us = 0.f;
+#pragma unroll
+      for (int w = 0; w < NW; w++) {
+        gs += rt[w * 128 + r * 8 + c];
+        us += rt[w * 128 + (r + 8) * 8 + c];
+      }
+      const int gate = (tile0 + t) * 8 + r;
+      if (bias) {
+        gs += toF(bias[gate]);
+        us += toF(bias[half + gate]);
+      }
+      const float gb = toF(fromF<bf16_t>(gs)), ub = toF(fromF<bf16_t>(us));
+      ((bf16_t*)y)[(long long)c * half + gate] = fromF<bf16_t>(qgSilu(gb) * ub);
+    }
+  } else {
+    const int t = tid >> 7, r = (tid & 127) >> 3;
+    if (t < T && c < m) {
+      const float* rt = red + t * NW * 128;
+      float sum = 0.f;
+#pragma unroll
+      for (int w = 0; w < NW; w++) sum += rt[w * 128 + r * 8 + c];
+      const int row = (tile0 + t) * 16 + r;
+      if (bias) sum += toF(bias[row]);
+      if (mode == 0) ((bf16_t*)y)[(long long)c * n + row] = fromF<bf16_t>(sum);
+      else if (mode == 1) {
+        bf16_t* yb = (bf16_t*)y + (long long)c * n + row;
+        *yb = fromF<bf16_t>(toF(fromF<bf16_t>(sum)) + toF(*yb));
+      } else ((float*)y)[(long long)c * n + row] = sum;
+    }
+  }
+}
 
 template <int BITS, bool NORM>
 __device__ __forceinline__ void quantGemvStagedImpl(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, const bf16_t* bias,
     void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {
-  constexpr int E = QgSuper<BITS>::E, NW = 8, U = QS_U;
+  constexpr int E = QgSuper<BITS>::E, NW = 8, U = QS_U, T = QS_T;
   constexpr bool FOLD = BITS == 4 && QS_FOLD;
-  __shared__ float red[NW][16][8];
+  __shared__ float red[T * NW * 128];
   __shared__ __align__(16) bf16_t xsh[QS_XS];
   __shared__ float xsum[FOLD ? QS_XS / 128 : 1];
   __shared__ float sh[32];
   __shared__ float invs[8];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
-  const int half = n >> 1, tile = blockIdx.x;
-  const int rowA = mode == 2 ? tile * 8 + g : tile * 16 + g;
-  const int rowB = mode == 2 ? half + tile * 8 + g : tile * 16 + 8 + g;
+  const int half = n >> 1, tile0 = blockIdx.x * T;
+  if (T > 1 && tid == 0 && gridDim.x * T != (n >> 4)) __trap();  // the launcher's grid must be n / 16 / QS_T
   const int rowBytes = k * BITS / 8, S = k / E, ng = k / group, kv = k >> 3;
-  const u8* wa = W + (long long)rowA * rowBytes + tq * 16;
-  const u8* wb = W + (long long)rowB * rowBytes + tq * 16;
-  const float* scA = scales + (long long)rowA * ng;
-  const float* scB = scales + (long long)rowB * ng;
-  const u8* zA = zeros ? zeros + (long long)rowA * ng : nullptr;
-  const u8* zB = zeros ? zeros + (long long)rowB * ng : nullptr;
+  // Tile t's rows of this lane: g (A) and g + 8 (B) of tile tile0 + t (mode 2: gate rows 8·tile.., then the up rows).
+  const u8* wa[T];
+  const u8* wb[T];
+  const float* scA[T];
+  const float* scB[T];
+  const u8* zA[T];
+  const u8* zB[T];
+#pragma unroll
+  for (int t = 0; t < T; t++) {
+    const int tile = tile0 + t;
+    const int rowA = mode == 2 ? tile * 8 + g : tile * 16 + g;
+    const int rowB = mode == 2 ? half + tile * 8 + g : tile * 16 + 8 + g;
+    wa[t] = W + (long long)rowA * rowBytes + tq * 16;
+    wb[t] = W + (long long)rowB * rowBytes + tq * 16;
+    scA[t] = scales + (long long)rowA * ng;
+    scB[t] = scales + (long long)rowB * ng;
+    zA[t] = zeros ? zeros + (long long)rowA * ng : nullptr;
+    zB[t] = zeros ? zeros + (long long)rowB * ng : nullptr;
+  }
   // Group of superchunk s: s >> spgLog (superchunks per group a power of two), 0 (one group a row), else s / spg.
   const int spg = group / E, spgLog = (spg & (spg - 1)) == 0 ? __ffs(spg) - 1 : -1;
   const u32 zdef = 1u << (BITS - 1);
-  uint4 va[U], vb[U];
-  float sa[U], sb[U];
-  u32 za[U], zb[U];
+  uint4 va[U][T], vb[U][T];
+  float sa[U][T], sb[U][T];
+  u32 za[U][T], zb[U][T];
   auto load = [&](int u, int s) {
     if (s < S) {
-      va[u] = *reinterpret_cast<const uint4*>(wa + (long long)s * 64);
-      vb[u] = *reinterpret_cast<const uint4*>(wb + (long long)s * 64);
       const int gi = ng == 1 ? 0 : spgLog >= 0 ? s >> spgLog : s / spg;
-      sa[u] = scA[gi];
-      sb[u] = scB[gi];
-      za[u] = zA ? (u32)zA[gi] : zdef;
-      zb[u] = zB ? (u32)zB[gi] : zdef;
+#pragma unroll
+      for (int t = 0; t < T; t++) {
+        va[u][t] = *reinterpret_cast<const uint4*>(wa[t] + (long long)s * 64);
+        vb[u][t] = *reinterpret_cast<const uint4*>(wb[t] + (long long)s * 64);
+      }
+#pragma unroll
+      for (int t = 0; t < T; t++) {
+        sa[u][t] = scA[t][gi];
+        sb[u][t] = scB[t][gi];
+        za[u][t] = zA[t] ? (u32)zA[t][gi] : zdef;
+        zb[u][t] = zB[t] ? (u32)zB[t][gi] : zdef;
+      }
     }
   };
   // The first loads are weights only: in flight before the PDL wait.
@@ -724,60 +796,78 @@ __device__ __forceinline__ void quantGemvStagedImpl(const bf16_t* x, const u8* W
   const float* xs1 = xsum + c1r * S;
   (void)xs0;
   (void)xs1;
-  float acc[4] = {0.f, 0.f, 0.f, 0.f};
+  float acc[T][4];
+#pragma unroll
+  for (int t = 0; t < T; t++) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.f;
   for (int s0 = warp; s0 < S; s0 += NW * U) {
 #pragma unroll
     for (int u = 0; u < U; u++) {
       const int s = s0 + NW * u;
       if (s < S) {
-        float t[4] = {0.f, 0.f, 0.f, 0.f};
-        const u32 A[4] = {va[u].x, va[u].y, va[u].z, va[u].w}, B[4] = {vb[u].x, vb[u].y, vb[u].z, vb[u].w};
         if (BITS == 4) {
           const uint4* xq = reinterpret_cast<const uint4*>(xg + s * E) + 4 * tq;
-          const u32 nza = (0xC300u | za[u]) * 0x10001u, nzb = (0xC300u | zb[u]) * 0x10001u;
-          (void)nza;
-          (void)nzb;
+          uint4 xv[4];
 #pragma unroll
-          for (int i = 0; i < 4; i++) {
-            const uint4 xv = xq[i];
-            u32 da[4], db[4];
-            if (FOLD) {
+          for (int i = 0; i < 4; i++) xv[i] = xq[i];
+          float X0 = 0.f, X1 = 0.f;
+          if (FOLD) X0 = xs0[s], X1 = xs1[s];
 #pragma unroll
-              for (int e = 0; e < 4; e++) {
-                da[e] = lop3Nib(A[i] >> (4 * e));
-                db[e] = lop3Nib(B[i] >> (4 * e));
+          for (int t = 0; t < T; t++) {
+            float c[4] = {0.f, 0.f, 0.f, 0.f};
+            const u32 A[4] = {va[u][t].x, va[u][t].y, va[u][t].z, va[u][t].w}, B[4] = {vb[u][t].x, vb[u][t].y, vb[u][t].z, vb[u][t].w};
+            const u32 nza = (0xC300u | za[u][t]) * 0x10001u, nzb = (0xC300u | zb[u][t]) * 0x10001u;
+            (void)nza;
+            (void)nzb;
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+              u32 da[4], db[4];
+              if (FOLD) {
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                  da[e] = lop3Nib(A[i] >> (4 * e));
+                  db[e] = lop3Nib(B[i] >> (4 * e));
+                }
+              } else {
+                deqU4(A[i], nza, da);
+                deqU4(B[i], nzb, db);
               }
-            } else {
-              deqU4(A[i], nza, da);
-              deqU4(B[i], nzb, db);
+              mma16816(c, da[0], db[0], da[1], db[1], xv[i].x, xv[i].y);
+              mma16816(c, da[2], db[2], da[3], db[3], xv[i].z, xv[i].w);
             }
-            mma16816(t, da[0], db[0], da[1], db[1], xv.x, xv.y);
-            mma16816(t, da[2], db[2], da[3], db[3], xv.z, xv.w);
-          }
-          if (FOLD) {
-            const float X0 = xs0[s], X1 = xs1[s], ca = -(128.f + (float)za[u]), cb = -(128.f + (float)zb[u]);
-            t[0] = fmaf(ca, X0, t[0]);
-            t[1] = fmaf(ca, X1, t[1]);
-            t[2] = fmaf(cb, X0, t[2]);
-            t[3] = fmaf(cb, X1, t[3]);
+            if (FOLD) {
+              const float ca = -(128.f + (float)za[u][t]), cb = -(128.f + (float)zb[u][t]);
+              c[0] = fmaf(ca, X0, c[0]);
+              c[1] = fmaf(ca, X1, c[1]);
+              c[2] = fmaf(cb, X0, c[2]);
+              c[3] = fmaf(cb, X1, c[3]);
+            }
+            acc[t][0] = fmaf(c[0], sa[u][t], acc[t][0]);
+            acc[t][1] = fmaf(c[1], sa[u][t], acc[t][1]);
+            acc[t][2] = fmaf(c[2], sb[u][t], acc[t][2]);
+            acc[t][3] = fmaf(c[3], sb[u][t], acc[t][3]);
           }
         } else {
-          const float zfa = 8388608.f + (float)za[u], zfb = 8388608.f + (float)zb[u];
           const uint4 x0 = *reinterpret_cast<const uint4*>(xg + s * E + 16 * tq);
           const uint4 x1 = *reinterpret_cast<const uint4*>(xg + s * E + 16 * tq + 8);
           const u32 X[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
 #pragma unroll
-          for (int i = 0; i < 4; i++) {
-            u32 da[2], db[2];
-            deqU8(A[i], zfa, da);
-            deqU8(B[i], zfb, db);
-            mma16816(t, da[0], db[0], da[1], db[1], X[2 * i], X[2 * i + 1]);
+          for (int t = 0; t < T; t++) {
+            float c[4] = {0.f, 0.f, 0.f, 0.f};
+            const u32 A[4] = {va[u][t].x, va[u][t].y, va[u][t].z, va[u][t].w}, B[4] = {vb[u][t].x, vb[u][t].y, vb[u][t].z, vb[u][t].w};
+            const float zfa = 8388608.f + (float)za[u][t], zfb = 8388608.f + (float)zb[u][t];
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+              u32 da[2], db[2];
+              deqU8(A[i], zfa, da);
+              deqU8(B[i], zfb, db);
+              mma16816(c, da[0], db[0], da[1], db[1], X[2 * i], X[2 * i + 1]);
+            }
+            acc[t][0] = fmaf(c[0], sa[u][t], acc[t][0]);
+            acc[t][1] = fmaf(c[1], sa[u][t], acc[t][1]);
+            acc[t][2] = fmaf(c[2], sb[u][t], acc[t][2]);
+            acc[t][3] = fmaf(c[3], sb[u][t], acc[t][3]);
           }
         }
-        acc[0] = fmaf(t[0], sa[u], acc[0]);
-        acc[1] = fmaf(t[1], sa[u], acc[1]);
-        acc[2] = fmaf(t[2], sb[u], acc[2]);
-        acc[3] = fmaf(t[3], sb[u], acc[3]);
         if (QS_PIPE) load(u, s + NW * U);
       }
     }
@@ -786,7 +876,7 @@ __device__ __forceinline__ void quantGemvStagedImpl(const bf16_t* x, const u8* W
       for (int u = 0; u < U; u++) load(u, s0 + NW * U + NW * u);
     }
   }
-  qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, tile);
+  qsFinish<NW, T>(red, acc, bias, y, m, n, mode, tile0);
 }
 
 #define QUANT_GEMV_STAGED(NAME, BITS, NORM)                                                                                 \
