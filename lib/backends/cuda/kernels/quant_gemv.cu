@@ -658,7 +658,7 @@ __device__ __forceinline__ void quantGemvStagedImpl(const bf16_t* x, const u8* W
   __shared__ float invs[8];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
   const int half = n >> 1, tile0 = blockIdx.x * T;
-  if (T > 1 && tid == 0 && gridDim.x * T != (n >> 4)) __trap();  // the launcher's grid must be n / 16 / QS_T
+  if (T > 1 && tid == 0 && gridDim.x * T != (n >> 4)) __trap();  // the launcher's grid must be n / 16 / QS_T (m · k <= QS_XS: its check)
   const int rowBytes = k * BITS / 8, S = k / E, ng = k / group, kv = k >> 3;
   // Tile t's rows of this lane: g (A) and g + 8 (B) of tile tile0 + t (mode 2: gate rows 8·tile.., then the up rows).
   const u8* wa[T];
