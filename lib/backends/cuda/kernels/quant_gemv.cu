@@ -4,8 +4,9 @@
 //   w[j, i] = (q[j, i] - z[j, i/G]) * s[j, i/G]
 //
 // Decode GEMV, dequantized in registers (no weight ever leaves the SM as a float). The tensor-core
-// quant_gemv_fused_* below serve every linear whose shape they take (lib/backends/cuda/quant_launch.ts
-// quantGemvFusable); these per-warp kernels are the fallback (e.g. groups of 32 or 64):
+// quant_gemv_staged_* / quant_gemv_fused_* below serve every linear whose shape they take
+// (lib/backends/cuda/quant_launch.ts quantGemvFusable, quantGemvStaged); these per-warp kernels are the
+// fallback (e.g. groups of 32 or 64):
 // extern "C" __global__ void quant_gemv_u4_m{1|2|4|8}(const bf16_t* x, const u8* W, const float* scales,
 //     const u8* zeros, const bf16_t* bias, bf16_t* y, int m, int n, int k, int group)
 // extern "C" __global__ void quant_gemv_u8_m{1|2|4|8}(...same...)
