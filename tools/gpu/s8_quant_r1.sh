@@ -13,7 +13,7 @@ H=/tmp/hfmodels
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader
 stamp tune
 timeout "${TUNE_S:-70}" bun bench/quant_gemv_tune.ts \
-  --variants "${VARIANTS:-FASTNORM=0;STAGED;STAGED,QS_FOLD=0;STAGED,QS_U=2;STAGED,QS_U=4,QS_MINB=2;STAGED,QS_PIPE=0;STAGED,QS_U=2,QS_MINB=4;STAGED,QS_T=2,QS_U=2,QS_MINB=2;STAGED,QS_SB=8,QS_MINB=2}" \
+  --variants "${VARIANTS:-FASTNORM=0;STAGED;STAGED,QS_FOLD=0,QS_FOLD8=0;STAGED,QS_U=2;STAGED,QS_U=4,QS_MINB=2;STAGED,QS_PIPE=0;STAGED,QS_U=2,QS_MINB=4;STAGED,QS_T=2,QS_U=2,QS_MINB=2;STAGED,QS_SB=8,QS_MINB=2}" \
   --json "$OUT/tune.json" > "$OUT/tune.log" 2>&1
 echo "rc $?"
 grep -E "same bits|close|DIFFERENT|rror|ceiling|lm_head|layer" "$OUT/tune.log" | cut -c1-330 | head -170

@@ -223,6 +223,12 @@ __device__ __forceinline__ u32 lop3Nib(u32 w) {  // (w & 0x000F000F) | 0x4300430
   asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(d) : "r"(w), "r"(0x000F000Fu), "r"(0x43004300u));
   return d;
 }
+/** (w & mask) | 0x43004300: bf16x2 pairs 128 + (masked bits), exact while they stay in the low 7 bits of each half (or are bit 7: 256). */
+__device__ __forceinline__ u32 lop3Mask(u32 w, u32 mask) {
+  u32 d;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(d) : "r"(w), "r"(mask), "r"(0x43004300u));
+  return d;
+}
 __device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 sel) {
   u32 d;
   asm("prmt.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(sel));
@@ -573,7 +579,11 @@ extern "C" __global__ void __launch_bounds__(256) quant_dequant_u8_bf16(const u8
 //     kernel (a relative difference ~1e-5 of the tile's magnitude); QS_FOLD = 0 keeps the fused kernel's bits;
 //   - the weight loads are pipelined per warp: superchunk s + 8·QS_U is loaded as soon as s is consumed (the
 //     fused kernel issues QS_U superchunks, consumes them all, then issues the next QS_U); QS_PIPE = 0: as the fused.
-//   u8 keeps the fused kernel's dequantization (bitwise equal to it).
+//   - u8 with QS_FOLD8 = 1: q = l + 128 h (l = q & 127, h = the top bit) becomes two bf16x2 pairs per lop3 pair,
+//     128 + l and 128 + 128 h (bit 7 is the exponent's lowest bit: 0x4380 = 256), both exact; two mmas take them
+//     with the same x fragment (x staged as the pairs (0, 2), (1, 3) of each 4), and the tile is corrected by
+//     (256 + z) · Σ x: 5 instructions a word instead of 10 (byte permutes, fp32 subtractions, packs); QS_FOLD8 = 0
+//     keeps the fused kernel's dequantization and bits.
 //   grid as quant_gemv_fused   block (256, 1, 1)   shared: 2·QS_XS + 4 KB + QS_XS / 32 bytes static
 // ------------------------------------------------------------------------------------------------
 #define QS_XS 16384  // bf16 elements of staged x (32 KB): m * k <= QS_XS
@@ -591,6 +601,9 @@ extern "C" __global__ void __launch_bounds__(256) quant_dequant_u8_bf16(const u8
 #endif
 #ifndef QS_SB
 #define QS_SB 4     // x chunks (16 bytes) a thread loads together when staging
+#endif
+#ifndef QS_FOLD8
+#define QS_FOLD8 1  // u8: q − z as (128 + (q & 127)) + (128 + (q & 128)) − (256 + z): two lop3 pairs, two mmas, the zero folded
 #endif
 #ifndef QS_T
 #define QS_T 1      // 16-row tiles per block (the launcher's grid is n / 16 / QS_T: quant_launch.ts QUANT_STAGED_TILES)
@@ -651,10 +664,10 @@ template <int BITS, bool NORM>
 __device__ __forceinline__ void quantGemvStagedImpl(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, const bf16_t* bias,
     void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {
   constexpr int E = QgSuper<BITS>::E, NW = 8, U = QS_U, T = QS_T;
-  constexpr bool FOLD = BITS == 4 && QS_FOLD;
+  constexpr bool FOLD = BITS == 4 && QS_FOLD, FOLD8 = BITS == 8 && QS_FOLD8;
   __shared__ float red[T * NW * 128];
   __shared__ __align__(16) bf16_t xsh[QS_XS];
-  __shared__ float xsum[FOLD ? QS_XS / 128 : 1];
+  __shared__ float xsum[FOLD || FOLD8 ? QS_XS / E : 1];
   __shared__ float sh[32];
   __shared__ float invs[8];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
@@ -786,6 +799,17 @@ __device__ __forceinline__ void quantGemvStagedImpl(const bf16_t* x, const u8* W
           if ((tid & 15) == 0 && c < nc) xsum[c >> 4] = part;  // chunk c / 16 = row r's superchunk: r * S + s
         }
         v = make_uint4(prmt(v.x, v.z, 0x5410), prmt(v.x, v.z, 0x7632), prmt(v.y, v.w, 0x5410), prmt(v.y, v.w, 0x7632));
+      } else if (FOLD8) {
+        // u8 superchunk = 8 chunks; each 4-element group stored as the pairs (0, 2), (1, 3) of the lop3 dequantization.
+        const u32 h[4] = {v.x, v.y, v.z, v.w};
+        float part = 0.f;
+#pragma unroll
+        for (int i = 0; i < 4; i++) part += __uint_as_float(h[i] << 16) + __uint_as_float(h[i] & 0xFFFF0000u);
+        part += __shfl_xor_sync(0xffffffffu, part, 4);
+        part += __shfl_xor_sync(0xffffffffu, part, 2);
+        part += __shfl_xor_sync(0xffffffffu, part, 1);
+        if ((tid & 7) == 0 && c < nc) xsum[c >> 3] = part;  // chunk c / 8 = row r's superchunk: r * S + s
+        v = make_uint4(prmt(v.x, v.y, 0x5410), prmt(v.x, v.y, 0x7632), prmt(v.z, v.w, 0x5410), prmt(v.z, v.w, 0x7632));
       }
       if (c < nc) *reinterpret_cast<uint4*>(xsh + c * 8) = v;
     }
@@ -851,17 +875,36 @@ __device__ __forceinline__ void quantGemvStagedImpl(const bf16_t* x, const u8* W
           const uint4 x0 = *reinterpret_cast<const uint4*>(xg + s * E + 16 * tq);
           const uint4 x1 = *reinterpret_cast<const uint4*>(xg + s * E + 16 * tq + 8);
           const u32 X[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+          float X0 = 0.f, X1 = 0.f;
+          if (FOLD8) X0 = xs0[s], X1 = xs1[s];
 #pragma unroll
           for (int t = 0; t < T; t++) {
             float c[4] = {0.f, 0.f, 0.f, 0.f};
             const u32 A[4] = {va[u][t].x, va[u][t].y, va[u][t].z, va[u][t].w}, B[4] = {vb[u][t].x, vb[u][t].y, vb[u][t].z, vb[u][t].w};
-            const float zfa = 8388608.f + (float)za[u][t], zfb = 8388608.f + (float)zb[u][t];
+            if (FOLD8) {
+              // Word i (columns 4i..4i+3 of the lane's 16): pairs (0, 2) of w, (1, 3) of w >> 8; low 7 bits and top bit.
 #pragma unroll
-            for (int i = 0; i < 4; i++) {
-              u32 da[2], db[2];
-              deqU8(A[i], zfa, da);
-              deqU8(B[i], zfb, db);
-              mma16816(c, da[0], db[0], da[1], db[1], X[2 * i], X[2 * i + 1]);
+              for (int i = 0; i < 4; i++) {
+                const u32 a8 = A[i] >> 8, b8 = B[i] >> 8;
+                mma16816(c, lop3Mask(A[i], 0x007F007Fu), lop3Mask(B[i], 0x007F007Fu), lop3Mask(a8, 0x007F007Fu), lop3Mask(b8, 0x007F007Fu),
+                         X[2 * i], X[2 * i + 1]);
+                mma16816(c, lop3Mask(A[i], 0x00800080u), lop3Mask(B[i], 0x00800080u), lop3Mask(a8, 0x00800080u), lop3Mask(b8, 0x00800080u),
+                         X[2 * i], X[2 * i + 1]);
+              }
+              const float ca = -(256.f + (float)za[u][t]), cb = -(256.f + (float)zb[u][t]);
+              c[0] = fmaf(ca, X0, c[0]);
+              c[1] = fmaf(ca, X1, c[1]);
+              c[2] = fmaf(cb, X0, c[2]);
+              c[3] = fmaf(cb, X1, c[3]);
+            } else {
+              const float zfa = 8388608.f + (float)za[u][t], zfb = 8388608.f + (float)zb[u][t];
+#pragma unroll
+              for (int i = 0; i < 4; i++) {
+                u32 da[2], db[2];
+                deqU8(A[i], zfa, da);
+                deqU8(B[i], zfb, db);
+                mma16816(c, da[0], db[0], da[1], db[1], X[2 * i], X[2 * i + 1]);
+              }
             }
             acc[t][0] = fmaf(c[0], sa[u][t], acc[t][0]);
             acc[t][1] = fmaf(c[1], sa[u][t], acc[t][1]);
