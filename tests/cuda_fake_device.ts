@@ -32,7 +32,7 @@ import {
   usesBatchAttention,
 } from "../lib/backends/cuda/launch_plan.ts";
 import { NCCL_ALL_REDUCE } from "../lib/backends/cuda/launch_types.ts";
-import { QUANT_STAGED_TILES } from "../lib/backends/cuda/quant_launch.ts";
+import { QUANT_ASYNC_NORM_X } from "../lib/backends/cuda/quant_launch.ts";
 import { isDecodeStep, packStep, stagingLayout, stagingPointers } from "../lib/backends/cuda/step_staging.ts";
 import { CudaLoraTables } from "../lib/backends/cuda/lora_tables.ts";
 import type { Engine } from "../lib/builder/engine.ts";
@@ -979,13 +979,13 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "quant_gemv_fused_u8":
       case "quant_gemv_fused_norm_u4":
       case "quant_gemv_fused_norm_u8":
-      case "quant_gemv_staged_u4":
-      case "quant_gemv_staged_u8":
-      case "quant_gemv_staged_norm_u4":
-      case "quant_gemv_staged_norm_u8": {
+      case "quant_gemv_async_u4":
+      case "quant_gemv_async_u8":
+      case "quant_gemv_async_norm_u4":
+      case "quant_gemv_async_norm_u8": {
         // quant_gemv.cu: (x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode); modes and roundings of gemv_fused.
-        // The staged entry points: the same, with x of every row staged in shared memory (m × k <= 16384).
-        if (name.startsWith("quant_gemv_staged")) assert.ok(A[8] * A[10] <= 16384, `${l.kernel}: m × k = ${A[8] * A[10]} exceeds the staged 16384`);
+        // The async entry points: the same, _norm with m × k <= 4096 (their x stage).
+        if (name.startsWith("quant_gemv_async_norm")) assert.ok(A[8] * A[10] <= QUANT_ASYNC_NORM_X, `${l.kernel}: m × k = ${A[8] * A[10]} exceeds its stage`);
         const [x, W, sc, z, bias, y, normW, eps, m, n, k, group, mode] = A;
         const bits = name.endsWith("u4") ? 4 : 8, sup = bits === 4 ? 128 : 64, norm = name.includes("_norm_");
         assert.ok(m >= 1 && m <= 8, `${l.kernel}: m ${m}`);
@@ -993,8 +993,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         assert.ok(k % sup === 0 && group % sup === 0 && n % 16 === 0, `${l.kernel}: k ${k}, group ${group}, n ${n}`);
         assert.ok(x % 16n === 0n && W % 16n === 0n, `${l.kernel}: x / W not 16-byte aligned`);
         assert.ok(mode === 0 || mode === 1 || mode === 2 || mode === 3, `${l.kernel}: mode ${mode}`);
-        const tpb = name.startsWith("quant_gemv_staged") ? QUANT_STAGED_TILES : 1;
-        assert.deepEqual([...l.grid, l.block], [n / 16 / tpb, 1, 1, 256], `${l.kernel} mode ${mode}: grid`);
+        assert.deepEqual([...l.grid, l.block], [n / 16, 1, 1, 256], `${l.kernel} mode ${mode}: grid`);
         if (norm) assert.ok(m * k <= 8192, `${l.kernel}: m × k = ${m * k} exceeds the staged 8192`);
         const yBytes = mode === 3 ? m * n * 4 : mode === 2 ? m * (n / 2) * 2 : m * n * 2;
         disjoint(l.kernel, "x and y", x, m * k * 2, y, yBytes);

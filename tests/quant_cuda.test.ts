@@ -7,7 +7,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { loadKernelFile } from "../lib/backends/cuda/compiler.ts";
-import { QUANT_STAGED_TILES, quantGemvGrid } from "../lib/backends/cuda/quant_launch.ts";
+import { quantGemvGrid } from "../lib/backends/cuda/quant_launch.ts";
 import type { DeviceBuffer } from "../lib/cuda/memory.ts";
 import { type IntGrid, quantizeRtn } from "../lib/quantization/algorithms.ts";
 import { dequantize, type QuantizedTensor } from "../lib/quantization/packed.ts";
@@ -109,8 +109,8 @@ const FUSED_CASES: [string, IntGrid, number, number][] = [
 const silu = (g: number): number => g / (1 + Math.exp(-g));
 const rbf = (v: number): number => fromBf16Bits(toBf16Bits(v));
 
-// quant_gemv_staged* (x staged in shared memory, u4 zero points folded): the same contract where m × K <= 16384.
-for (const family of ["fused", "staged"] as const) {
+// quant_gemv_async* (weights through a per-warp cp.async ring): the same contract and bits, _norm where m × K <= 4096.
+for (const family of ["fused", "async"] as const) {
   for (const [name, grid, N, K] of FUSED_CASES) {
     gpuTest(`quant_gemv_${family} ${name}: modes 0-3, with and without the RMSNorm prologue, m = 1..8, vs float64; batch invariant`, () => {
       const d = device();
@@ -128,7 +128,7 @@ for (const family of ["fused", "staged"] as const) {
       const eps = 1e-5;
       for (const norm of [false, true]) {
         for (const m of [1, 2, 3, 8]) {
-          if (family === "fused" ? norm && m * K > 8192 : m * K > 16384) continue;
+          if (norm && m * K > (family === "fused" ? 8192 : 4096)) continue;
           const xb = bf16(seededUniform(7 + m, m * K));
           using x = d.alloc(xb.byteLength);
           x.copyFromHost(xb);
@@ -161,7 +161,7 @@ for (const family of ["fused", "staged"] as const) {
             const init = bf16(seededUniform(50 + mode, m * outN));
             using y = d.alloc(m * outN * bytes);
             if (mode === 1) y.copyFromHost(init);
-            mod.kernel(`quant_gemv_${family}${norm ? "_norm" : ""}_${u}`, FUSED_PARAMS).launch(N / 16 / (family === "staged" ? QUANT_STAGED_TILES : 1), 256, [
+            mod.kernel(`quant_gemv_${family}${norm ? "_norm" : ""}_${u}`, FUSED_PARAMS).launch(N / 16, 256, [
               x,
               q.W,
               q.s,
@@ -201,7 +201,7 @@ for (const family of ["fused", "staged"] as const) {
               using x1 = d.alloc(K * 2);
               using y1 = d.alloc(N * 2);
               x1.copyFromHost(xb.subarray(0, K));
-              mod.kernel(`quant_gemv_${family}${norm ? "_norm" : ""}_${u}`, FUSED_PARAMS).launch(N / 16 / (family === "staged" ? QUANT_STAGED_TILES : 1), 256, [
+              mod.kernel(`quant_gemv_${family}${norm ? "_norm" : ""}_${u}`, FUSED_PARAMS).launch(N / 16, 256, [
                 x1,
                 q.W,
                 q.s,

@@ -14,7 +14,7 @@ import {
   type LaunchEnv,
   planLaunches,
 } from "../lib/backends/cuda/launch_plan.ts";
-import { QUANT_STAGED_TILES, QUANT_STAGED_X, quantGemvGrid, quantGemvStaged } from "../lib/backends/cuda/quant_launch.ts";
+import { QUANT_ASYNC_NORM_X, quantGemvAsync, quantGemvGrid } from "../lib/backends/cuda/quant_launch.ts";
 import { buildSync } from "../lib/builder/builder.ts";
 import type { Engine } from "../lib/builder/engine.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
@@ -80,9 +80,9 @@ for (
           const M = T <= 1 ? 1 : T <= 2 ? 2 : T <= 4 ? 4 : 8;
           if (kernel === "u8") {
             // Whole 64-weight superchunks and 16-row tiles: the tensor-core kernel, mode 0.
-            assert.equal(l.kernel, quantGemvStaged(T, op.inFeatures) ? "quant_gemv_staged_u8" : "quant_gemv_fused_u8");
+            assert.equal(l.kernel, "quant_gemv_async_u8");
             assert.deepEqual(l.args, [buf(op.x), W, sc, z, 0n, buf(op.out), 0n, 0, T, op.outFeatures, op.inFeatures, g, 0]);
-            assert.deepEqual(l.grid, [quantGemvGrid(op.outFeatures) / (l.kernel.includes("staged") ? QUANT_STAGED_TILES : 1), 1, 1]);
+            assert.deepEqual(l.grid, [quantGemvGrid(op.outFeatures), 1, 1]);
           } else {
             // Groups of 64 are not whole 128-weight superchunks: the per-warp kernel.
             assert.equal(l.kernel, `quant_gemv_${kernel}_m${M}`);
@@ -156,10 +156,10 @@ for (
         assert.ok(bl.kernel.startsWith("gemv_fused"), `op ${i}: bf16 ${bl.kernel}`);
         const [bx, , bbias, by, bnorm, beps, bm, bn, bk, bmode] = bl.args;
         const norm = bl.kernel.startsWith("gemv_fused_norm");
-        assert.equal(ql.kernel, `quant_gemv_${quantGemvStaged(T, op.inFeatures) ? "staged" : "fused"}${norm ? "_norm" : ""}_${u}`);
+        assert.equal(ql.kernel, `quant_gemv_${quantGemvAsync(T, op.inFeatures, norm) ? "async" : "fused"}${norm ? "_norm" : ""}_${u}`);
         const sc = fakeEnv(engine).weight(f.scales), z = f.zeros ? fakeEnv(engine).weight(f.zeros) : 0n;
         assert.deepEqual(ql.args, [bx, fakeEnv(engine).weight(op.weight), sc, z, bbias, by, bnorm, beps, bm, bn, bk, g, bmode], `op ${i} T=${T}`);
-        assert.deepEqual(ql.grid, [quantGemvGrid(op.outFeatures) / (ql.kernel.includes("staged") ? QUANT_STAGED_TILES : 1), 1, 1]);
+        assert.deepEqual(ql.grid, [quantGemvGrid(op.outFeatures), 1, 1]);
       });
       // Every other launch (norms folded away, adds, attention, the bf16 lm_head) is the bf16 plan's.
       const rest = (ls: typeof q): string[] =>
@@ -183,7 +183,7 @@ test("fused decode plan with programmatic dependent launch: quantPdl flags the q
     const off = planLaunches({ ...fakeEnv(engine), pdl: true, quantPdl: false }, shape);
     const on = planLaunches({ ...fakeEnv(engine), pdl: true, quantPdl: true }, shape);
     assert.deepEqual(strip(on), strip(off), `T=${T}: the same launches apart from the flag`);
-    const quant = (ls: typeof on): KernelLaunch[] => ls.filter((l): l is KernelLaunch => l.kind === "kernel" && /^quant_gemv_(fused|staged)/.test(l.kernel));
+    const quant = (ls: typeof on): KernelLaunch[] => ls.filter((l): l is KernelLaunch => l.kind === "kernel" && /^quant_gemv_(fused|async)/.test(l.kernel));
     assert.ok(quant(off).length === 4 * 6 && quant(off).every((l) => !l.pdl), `T=${T}: quantPdl false: no quantized GEMV flagged`);
     // quantPdl: a quantized GEMV takes PDL exactly when the launch before it waits in code too (not after the
     // embedding, nor after kjv-llama's head-dim-32 attention path, rope_kv_write + paged_attention_decode), and so
@@ -199,23 +199,24 @@ test("fused decode plan with programmatic dependent launch: quantPdl flags the q
   engine.dispose();
 });
 
-test("fused decode plan: the quantized GEMVs run quant_gemv_staged* while x fits its 16384-element stage, else quant_gemv_fused* with the same arguments", () => {
+test("fused decode plan: the quantized GEMVs run quant_gemv_async* (an RMSNorm prologue only while x fits its 4096-element stage), else quant_gemv_fused* with the same arguments", () => {
   const engine = cudaEngine({ quantAlgo: "W4A16", groupSize: 128, hasZeroPoint: true, excludeModules: ["lm_head", "down_proj"] });
   const ops = engine.plan.ops;
   for (const T of [1, 3, 8]) {
     const shape = { numTokens: T, numSeqs: T, numRows: T, attention: { kind: "decode" as const, numSplits: 2, splitSize: 128 }, sample: true };
     let n = 0;
     for (const l of planLaunches(fakeEnv(engine), shape)) {
-      if (l.kind !== "kernel" || !/^quant_gemv_(fused|staged)/.test(l.kernel)) continue;
-      const op = ops[l.op] as { inFeatures: number; outFeatures: number };
+      if (l.kind !== "kernel" || !/^quant_gemv_(fused|async)/.test(l.kernel)) continue;
+      const op = ops[l.op] as { inFeatures: number };
+      const norm = l.kernel.includes("_norm_");
       n++;
-      assert.equal(l.kernel.startsWith("quant_gemv_staged"), quantGemvStaged(T, op.inFeatures, op.outFeatures), `${l.kernel} T=${T} k=${op.inFeatures}`);
-      assert.equal(quantGemvStaged(T, op.inFeatures, op.outFeatures), T * op.inFeatures <= QUANT_STAGED_X && (op.outFeatures / 16) % QUANT_STAGED_TILES === 0);
+      assert.equal(l.kernel.startsWith("quant_gemv_async"), !norm || T * op.inFeatures <= QUANT_ASYNC_NORM_X, `${l.kernel} T=${T} k=${op.inFeatures}`);
       assert.equal(l.args.length, kernelSignature(l.kernel).params.length);
     }
     assert.ok(n >= 3 * 6, `T=${T}: ${n} quantized GEMV launches`);
   }
-  assert.equal(quantGemvStaged(1, 14336), true, "llama-3.1-8b down_proj at batch 1");
-  assert.equal(quantGemvStaged(2, 14336), false);
+  assert.equal(quantGemvAsync(1, 4096, true), true, "llama-3.1-8b qkv / gate_up at batch 1");
+  assert.equal(quantGemvAsync(2, 4096, true), false);
+  assert.equal(quantGemvAsync(8, 14336, false), true);
   engine.dispose();
 });

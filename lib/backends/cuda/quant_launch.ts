@@ -27,18 +27,16 @@ export function quantGemvGrid(outFeatures: number): number {
   return outFeatures / 16;
 }
 
-/** bf16 elements of x that quant_gemv_staged* stages in shared memory (quant_gemv.cu QS_XS). */
-export const QUANT_STAGED_X = 16384;
-/** 16-row tiles per quant_gemv_staged* block (quant_gemv.cu QS_T; the kernel traps on another grid). */
-export const QUANT_STAGED_TILES = 1;
+/** bf16 elements of x that quant_gemv_async_norm_* stages in shared memory (quant_gemv.cu QA_XS). */
+export const QUANT_ASYNC_NORM_X = 4096;
 
 /**
- * Whether a fusable quantized GEMV of `rows` x rows of `inFeatures` runs quant_gemv_staged* (x staged once per block,
- * u4 zero points folded out of the inner loop, pipelined weight loads; quant_gemv.cu) rather than quant_gemv_fused*:
- * when x fits the stage (batch-1 decode of every llama up to 8B's 14336-wide down projection).
+ * Whether a fusable quantized GEMV of `rows` x rows of `inFeatures` runs quant_gemv_async* (the weights streamed
+ * through a per-warp cp.async ring; quant_gemv.cu) rather than quant_gemv_fused*: always, except an RMSNorm prologue
+ * whose x does not fit the async kernel's 8 KB stage. Both give the same bits (same superchunks, same sums).
  */
-export function quantGemvStaged(rows: number, inFeatures: number, outFeatures = 16 * QUANT_STAGED_TILES): boolean {
-  return rows * inFeatures <= QUANT_STAGED_X && (outFeatures / 16) % QUANT_STAGED_TILES === 0;
+export function quantGemvAsync(rows: number, inFeatures: number, norm: boolean): boolean {
+  return !norm || rows * inFeatures <= QUANT_ASYNC_NORM_X;
 }
 
 /** What a fused decode step folds into a quantized linear (decode_fusion.ts). */
@@ -82,10 +80,9 @@ export function planQuantLinear(
     // Tensor-core GEMV: 16-row tiles (mode 2: 8 gate rows + their 8 up rows, so N / 16 tiles too).
     const { norm, epilogue } = fused;
     const mode = fused.logits ? 3 : epilogue?.mode ?? 0;
-    // quant_gemv_staged* where x fits its shared-memory stage, else quant_gemv_fused* (same arguments and grid). The
-    // two sum differently (u4), so a batch-invariant engine picks one kernel for every decode row count.
-    const staged = quantGemvStaged(env.batchInvariant ? maxGemvRows : rows, K, N);
-    k(i, `quant_gemv_${staged ? "staged" : "fused"}${norm ? "_norm" : ""}_${u}`, [quantGemvGrid(N) / (staged ? QUANT_STAGED_TILES : 1), 1, 1], 256, [
+    // quant_gemv_async* unless its RMSNorm stage is too small for x, then quant_gemv_fused* (same arguments, grid, bits).
+    const family = quantGemvAsync(rows, K, !!norm) ? "async" : "fused";
+    k(i, `quant_gemv_${family}${norm ? "_norm" : ""}_${u}`, [quantGemvGrid(N), 1, 1], 256, [
       buf(norm ? norm.x : op.x),
       env.weight(op.weight),
       env.weight(f.scales),

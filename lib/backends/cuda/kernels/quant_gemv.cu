@@ -4,8 +4,8 @@
 //   w[j, i] = (q[j, i] - z[j, i/G]) * s[j, i/G]
 //
 // Decode GEMV, dequantized in registers (no weight ever leaves the SM as a float). The tensor-core
-// quant_gemv_staged_* / quant_gemv_fused_* below serve every linear whose shape they take
-// (lib/backends/cuda/quant_launch.ts quantGemvFusable, quantGemvStaged); these per-warp kernels are the
+// quant_gemv_async_* / quant_gemv_fused_* below serve every linear whose shape they take
+// (lib/backends/cuda/quant_launch.ts quantGemvFusable, quantGemvAsync); these per-warp kernels are the
 // fallback (e.g. groups of 32 or 64):
 // extern "C" __global__ void quant_gemv_u4_m{1|2|4|8}(const bf16_t* x, const u8* W, const float* scales,
 //     const u8* zeros, const bf16_t* bias, bf16_t* y, int m, int n, int k, int group)
@@ -221,12 +221,6 @@ __device__ __forceinline__ u32 bf16x2Fma(u32 a, u32 b, u32 c) {
 __device__ __forceinline__ u32 lop3Nib(u32 w) {  // (w & 0x000F000F) | 0x43004300
   u32 d;
   asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(d) : "r"(w), "r"(0x000F000Fu), "r"(0x43004300u));
-  return d;
-}
-/** (w & mask) | 0x43004300: bf16x2 pairs 128 + (masked bits), exact while they stay in the low 7 bits of each half (or are bit 7: 256). */
-__device__ __forceinline__ u32 lop3Mask(u32 w, u32 mask) {
-  u32 d;
-  asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(d) : "r"(w), "r"(mask), "r"(0x43004300u));
   return d;
 }
 __device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 sel) {
@@ -563,380 +557,130 @@ extern "C" __global__ void __launch_bounds__(256) quant_dequant_u8_bf16(const u8
 #endif
 
 // ------------------------------------------------------------------------------------------------
-// Staged-x decode GEMV (session 8; the launch plan's default where it applies):
-// extern "C" __global__ void quant_gemv_staged_u{4|8}(...quant_gemv_fused_u*'s parameters...)
-// extern "C" __global__ void quant_gemv_staged_norm_u{4|8}(...same...)
-//   The same product, tiles, modes, prologue, epilogues and grid as quant_gemv_fused(_norm)_u*, and in addition
-//   m * k <= QS_XS (x of every row, RMSNorm'd for _norm, is staged in shared memory once per block).
-//   What differs (fewer instructions per weight byte; the fused kernels issue ~130 a lane per 1 KB superchunk
-//   of a warp, which bounds them near 50–60% of the copy bandwidth on an H200):
-//   - x is staged once, u4: each 8-element chunk stored in the mma's k order (x0 x4 x1 x5 x2 x6 x3 x7), so the
-//     loop loads its B fragments with one 16-byte shared load per two mmas and no byte permutes;
-//   - u4 with QS_FOLD = 1: the zero point is folded out of the inner loop. A weight word becomes the bf16x2
-//     pairs 128 + q by one lop3 each (no bf16x2 FMA), and each superchunk's fp32 tile is corrected by
-//     (128 + z) · Σx (the superchunk's bf16 x summed in fp32 at staging time) before its scale:
-//     acc += s · (Σ (128 + q) x − (128 + z) Σ x). Exact products, fp32 sums: not bitwise equal to the fused
-//     kernel (a relative difference ~1e-5 of the tile's magnitude); QS_FOLD = 0 keeps the fused kernel's bits;
-//   - the weight loads are pipelined per warp: superchunk s + 8·QS_U is loaded as soon as s is consumed (the
-//     fused kernel issues QS_U superchunks, consumes them all, then issues the next QS_U); QS_PIPE = 0: as the fused.
-//   - u8 with QS_FOLD8 = 1: q = l + 128 h (l = q & 127, h = the top bit) becomes two bf16x2 pairs per lop3 pair,
-//     128 + l and 128 + 128 h (bit 7 is the exponent's lowest bit: 0x4380 = 256), both exact; two mmas take them
-//     with the same x fragment (x staged as the pairs (0, 2), (1, 3) of each 4), and the tile is corrected by
-//     (256 + z) · Σ x: 5 instructions a word instead of 10 (byte permutes, fp32 subtractions, packs); QS_FOLD8 = 0
-//     keeps the fused kernel's dequantization and bits.
-//   grid as quant_gemv_fused   block (256, 1, 1)   shared: 2·QS_XS + 4 KB + QS_XS / 32 bytes static
+// Streamed decode GEMV (session 8): quant_gemv_async(_norm)_u{4|8}, quant_gemv_fused*'s parameters, product,
+// tiles, modes, prologue, epilogues, grid and bits (the same superchunks per warp, summed in the same order); _norm
+// needs m * k <= QA_XS. What differs is how the weights arrive: each warp streams its superchunks through its own
+// ring of QA_D shared-memory slots filled by cp.async (each lane copies its 2 × 16 weight bytes; lanes 0–15 the tile
+// rows' scales, 16–31 the 4-byte words holding their zero points), one commit group per superchunk. The first QA_D
+// are issued before the PDL wait and the RMSNorm prologue, and a slot is refilled with superchunk s + 8·QA_D as soon
+// as s is read out of it, so QA_D KB per warp stay in flight without holding registers (the fused kernel holds
+// QG_U = 2 in registers and drains them at every step) — an H200 session-8 run showed the fused kernel's blocks
+// waiting a DRAM round trip per step and the whole RMSNorm prologue (8B gate_up fused 41% of copy vs 58% plain).
+//   grid (n / 16, 1, 1)   block (256, 1, 1)   shared: QA_D · 9 KB static (+ 2 · QA_XS bytes _norm)
 // ------------------------------------------------------------------------------------------------
-#define QS_XS 16384  // bf16 elements of staged x (32 KB): m * k <= QS_XS
-#ifndef QS_FOLD
-#define QS_FOLD 1
+#ifndef QA_D
+#define QA_D 4      // ring slots (superchunks in flight) per warp
 #endif
-#ifndef QS_U
-#define QS_U 3      // superchunks per warp whose loads are in flight
+#ifndef QA_MINB
+#define QA_MINB 4
 #endif
-#ifndef QS_MINB
-#define QS_MINB 3
-#endif
-#ifndef QS_PIPE
-#define QS_PIPE 1
-#endif
-#ifndef QS_SB
-#define QS_SB 4     // x chunks (16 bytes) a thread loads together when staging
-#endif
-#ifndef QS_FOLD8
-#define QS_FOLD8 1  // u8: q − z as (128 + (q & 127)) + (128 + (q & 128)) − (256 + z): two lop3 pairs, two mmas, the zero folded
-#endif
-#ifndef QS_T
-#define QS_T 1      // 16-row tiles per block (the launcher's grid is n / 16 / QS_T: quant_launch.ts QUANT_STAGED_TILES)
-#endif
+#define QA_XS 4096  // bf16 elements of staged x in _norm (8 KB): m * k <= QA_XS
 
-/** The end of a staged block: as qgFinish, for the block's T tiles (tile t's partial sums in red[t]). */
-template <int NW, int T>
-__device__ __forceinline__ void qsFinish(float* red, const float (&acc)[T][4], const bf16_t* bias, void* y, int m, int n, int mode, int tile0) {
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
-  const int half = n >> 1;
-#pragma unroll
-  for (int t = 0; t < T; t++) {
-    float* rw = red + (t * NW + warp) * 128;
-    rw[g * 8 + 2 * tq] = acc[t][0];
-    rw[g * 8 + 2 * tq + 1] = acc[t][1];
-    rw[(g + 8) * 8 + 2 * tq] = acc[t][2];
-    rw[(g + 8) * 8 + 2 * tq + 1] = acc[t][3];
-  }
-  __syncthreads();
-  const int c = tid & 7;
-  if (mode == 2) {
-    const int t = tid >> 6, r = (tid & 63) >> 3;
-    if (t < T && c < m) {
-      const float* rt = red + t * NW * 128;
-      float gs = 0.f, us = 0.f;
-#pragma unroll
-      for (int w = 0; w < NW; w++) {
-        gs += rt[w * 128 + r * 8 + c];
-        us += rt[w * 128 + (r + 8) * 8 + c];
-      }
-      const int gate = (tile0 + t) * 8 + r;
-      if (bias) {
-        gs += toF(bias[gate]);
-        us += toF(bias[half + gate]);
-      }
-      const float gb = toF(fromF<bf16_t>(gs)), ub = toF(fromF<bf16_t>(us));
-      ((bf16_t*)y)[(long long)c * half + gate] = fromF<bf16_t>(qgSilu(gb) * ub);
-    }
-  } else {
-    const int t = tid >> 7, r = (tid & 127) >> 3;
-    if (t < T && c < m) {
-      const float* rt = red + t * NW * 128;
-      float sum = 0.f;
-#pragma unroll
-      for (int w = 0; w < NW; w++) sum += rt[w * 128 + r * 8 + c];
-      const int row = (tile0 + t) * 16 + r;
-      if (bias) sum += toF(bias[row]);
-      if (mode == 0) ((bf16_t*)y)[(long long)c * n + row] = fromF<bf16_t>(sum);
-      else if (mode == 1) {
-        bf16_t* yb = (bf16_t*)y + (long long)c * n + row;
-        *yb = fromF<bf16_t>(toF(fromF<bf16_t>(sum)) + toF(*yb));
-      } else ((float*)y)[(long long)c * n + row] = sum;
-    }
-  }
+__device__ __forceinline__ void cpAsync4(void* smem, const void* gmem) {
+  asm volatile("{ .reg .u64 s; cvta.to.shared.u64 s, %0; cp.async.ca.shared.global [s], [%1], 4; }" ::"l"(smem), "l"(gmem) : "memory");
+}
+template <int N>
+__device__ __forceinline__ void cpAsyncWaitN() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 }
 
 template <int BITS, bool NORM>
-__device__ __forceinline__ void quantGemvStagedImpl(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, const bf16_t* bias,
+__device__ __forceinline__ void quantGemvAsyncImpl(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, const bf16_t* bias,
     void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {
-  constexpr int E = QgSuper<BITS>::E, NW = 8, U = QS_U, T = QS_T;
-  constexpr bool FOLD = BITS == 4 && QS_FOLD, FOLD8 = BITS == 8 && QS_FOLD8;
-  __shared__ float red[T * NW * 128];
-  __shared__ __align__(16) bf16_t xsh[QS_XS];
-  __shared__ float xsum[FOLD || FOLD8 ? QS_XS / E : 1];
-  __shared__ float sh[32];
-  __shared__ float invs[8];
+  constexpr int E = QgSuper<BITS>::E, NW = 8, D = QA_D;
+  __shared__ __align__(16) unsigned char ringW[D * NW * 1024];  // [slot][warp][lane] 32 bytes: rows g and g + 8
+  __shared__ float ringS[D * NW * 16];                           // [slot][warp][tile row] scale
+  __shared__ u32 ringZ[D * NW * 16];                             // [slot][warp][tile row] the word holding the zero point
+  static_assert(D * NW * 1024 >= NW * 16 * 8 * 4, "qgFinish's partial tiles reuse the ring");
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
-  const int half = n >> 1, tile0 = blockIdx.x * T;
-  if (T > 1 && tid == 0 && gridDim.x * T != (n >> 4)) __trap();  // the launcher's grid must be n / 16 / QS_T (m · k <= QS_XS: its check)
-  const int rowBytes = k * BITS / 8, S = k / E, ng = k / group, kv = k >> 3;
-  // Tile t's rows of this lane: g (A) and g + 8 (B) of tile tile0 + t (mode 2: gate rows 8·tile.., then the up rows).
-  const u8* wa[T];
-  const u8* wb[T];
-  const float* scA[T];
-  const float* scB[T];
-  const u8* zA[T];
-  const u8* zB[T];
-#pragma unroll
-  for (int t = 0; t < T; t++) {
-    const int tile = tile0 + t;
-    const int rowA = mode == 2 ? tile * 8 + g : tile * 16 + g;
-    const int rowB = mode == 2 ? half + tile * 8 + g : tile * 16 + 8 + g;
-    wa[t] = W + (long long)rowA * rowBytes + tq * 16;
-    wb[t] = W + (long long)rowB * rowBytes + tq * 16;
-    scA[t] = scales + (long long)rowA * ng;
-    scB[t] = scales + (long long)rowB * ng;
-    zA[t] = zeros ? zeros + (long long)rowA * ng : nullptr;
-    zB[t] = zeros ? zeros + (long long)rowB * ng : nullptr;
-  }
-  // Group of superchunk s: s >> spgLog (superchunks per group a power of two), 0 (one group a row), else s / spg.
+  const int half = n >> 1, tile = blockIdx.x;
+  const int rowA = mode == 2 ? tile * 8 + g : tile * 16 + g;
+  const int rowB = mode == 2 ? half + tile * 8 + g : tile * 16 + 8 + g;
+  const int rowBytes = k * BITS / 8, S = k / E, ng = k / group;
+  const u8* wa = W + (long long)rowA * rowBytes + tq * 16;
+  const u8* wb = W + (long long)rowB * rowBytes + tq * 16;
+  // Lane l copies tile row (l & 15)'s scale (l < 16) or zero-point word (l >= 16).
+  const int sr = lane & 15;
+  const int rowS = mode == 2 ? (sr < 8 ? tile * 8 + sr : half + tile * 8 + sr - 8) : tile * 16 + sr;
+  const float* sRow = scales + (long long)rowS * ng;
+  const u8* zRow = zeros ? zeros + (long long)rowS * ng : nullptr;
   const int spg = group / E, spgLog = (spg & (spg - 1)) == 0 ? __ffs(spg) - 1 : -1;
-  const u32 zdef = 1u << (BITS - 1);
-  uint4 va[U][T], vb[U][T];
-  float sa[U][T], sb[U][T];
-  u32 za[U][T], zb[U][T];
-  auto load = [&](int u, int s) {
+  auto groupOf = [&](int s) -> int { return ng == 1 ? 0 : spgLog >= 0 ? s >> spgLog : s / spg; };
+  auto issue = [&](int s, int slot) {
     if (s < S) {
-      const int gi = ng == 1 ? 0 : spgLog >= 0 ? s >> spgLog : s / spg;
-#pragma unroll
-      for (int t = 0; t < T; t++) {
-        va[u][t] = *reinterpret_cast<const uint4*>(wa[t] + (long long)s * 64);
-        vb[u][t] = *reinterpret_cast<const uint4*>(wb[t] + (long long)s * 64);
-      }
-#pragma unroll
-      for (int t = 0; t < T; t++) {
-        sa[u][t] = scA[t][gi];
-        sb[u][t] = scB[t][gi];
-        za[u][t] = zA[t] ? (u32)zA[t][gi] : zdef;
-        zb[u][t] = zB[t] ? (u32)zB[t][gi] : zdef;
-      }
+      unsigned char* dst = ringW + ((slot * NW + warp) * 32 + lane) * 32;
+      cpAsync16(dst, wa + (long long)s * 64);
+      cpAsync16(dst + 16, wb + (long long)s * 64);
+      const int gi = groupOf(s);
+      if (lane < 16) cpAsync4(&ringS[(slot * NW + warp) * 16 + sr], sRow + gi);
+      else if (zRow) cpAsync4(&ringZ[(slot * NW + warp) * 16 + sr], (const void*)((unsigned long long)(zRow + gi) & ~3ull));
     }
+    cpAsyncCommit();  // one group per superchunk (empty past the end), so wait_group D - 1 always means "superchunk i landed"
   };
-  // The first loads are weights only: in flight before the PDL wait.
 #pragma unroll
-  for (int u = 0; u < U; u++) load(u, warp + NW * u);
-  qgPdlWait();
-  qgPdlLaunchDependents();
-  // Stage x (rmsnorm'd as rmsnormStage rounds it for _norm), u4: in the mma's k order, with per-superchunk sums.
-  const int nc = m * kv;
-  // _norm, one row whose chunks fit one staging pass: the sum of squares comes from the staged registers (the same
-  // sums in the same order as rmsnormStage), else a first pass over x as rmsnormStage makes it.
-  const bool onePassNorm = NORM && m == 1 && nc <= 256 * QS_SB;
-  if (NORM && !onePassNorm) {
-    for (int r = 0; r < m; r++) {
-      const bf16_t* xr = x + (long long)r * k;
-      float ss = 0.f;
-      for (int c = tid; c < kv; c += blockDim.x) {
-        float a[8];
-        load16(xr + c * 8, a);
-#pragma unroll
-        for (int e = 0; e < 8; e++) ss += a[e] * a[e];
-      }
-      ss = blockSum(ss, sh);
-      if (tid == 0) invs[r] = rsqrtf(ss / (float)k + eps);
-    }
-    __syncthreads();
+  for (int i = 0; i < D; i++) issue(warp + NW * i, i);
+  const bf16_t* xsrc = x;
+  if constexpr (NORM) {
+    __shared__ __align__(16) bf16_t xsh[QA_XS];
+    __shared__ float sh[32];
+    qgPdlWait();
+    qgPdlLaunchDependents();
+    rmsnormStage(x, normW, eps, m, k, xsh, sh);
+    xsrc = xsh;
+  } else {
+    qgPdlWait();
+    qgPdlLaunchDependents();
   }
-  // QS_SB chunks a thread per pass, their loads issued together (a pass per load would wait on L2 once per chunk).
-  for (int c0 = 0; c0 < nc; c0 += 256 * QS_SB) {  // uniform trip count: the sums' shuffles take whole warps
-    uint4 xr[QS_SB];
-#pragma unroll
-    for (int j = 0; j < QS_SB; j++) {
-      const int c = c0 + 256 * j + tid;
-      xr[j] = c < nc ? *reinterpret_cast<const uint4*>(x + (long long)c * 8) : make_uint4(0u, 0u, 0u, 0u);
+  const u32 zdef = 1u << (BITS - 1);
+  const bool xLive = g < m;
+  const bf16_t* xg = xsrc + (long long)(xLive ? g : 0) * k;
+  // Byte offsets of this lane's two zero points inside the copied words.
+  const u8* zpa = zeros ? zeros + (long long)rowA * ng : nullptr;
+  const u8* zpb = zeros ? zeros + (long long)rowB * ng : nullptr;
+  float acc[4] = {0.f, 0.f, 0.f, 0.f};
+  int slot = 0;
+  for (int s = warp; s < S; s += NW) {
+    cpAsyncWaitN<D - 1>();  // this lane's copies of superchunk s
+    __syncwarp();           // and the other lanes' (scales, zero points)
+    const unsigned char* src = ringW + ((slot * NW + warp) * 32 + lane) * 32;
+    const uint4 va = *reinterpret_cast<const uint4*>(src), vb = *reinterpret_cast<const uint4*>(src + 16);
+    const int sb0 = (slot * NW + warp) * 16;
+    const float sa = ringS[sb0 + g], sb = ringS[sb0 + g + 8];
+    u32 za = zdef, zb = zdef;
+    if (zeros) {
+      const int gi = groupOf(s);
+      za = (ringZ[sb0 + g] >> (8 * (u32)((unsigned long long)(zpa + gi) & 3ull))) & 255u;
+      zb = (ringZ[sb0 + g + 8] >> (8 * (u32)((unsigned long long)(zpb + gi) & 3ull))) & 255u;
     }
-    if (NORM && onePassNorm) {
-      float ss = 0.f;
-#pragma unroll
-      for (int j = 0; j < QS_SB; j++) {
-        if (256 * j + tid < nc) {
-          const u32 h[4] = {xr[j].x, xr[j].y, xr[j].z, xr[j].w};
-#pragma unroll
-          for (int e = 0; e < 8; e++) {
-            const float a = __uint_as_float(e & 1 ? h[e >> 1] & 0xFFFF0000u : h[e >> 1] << 16);
-            ss += a * a;
-          }
-        }
-      }
-      ss = blockSum(ss, sh);
-      if (tid == 0) invs[0] = rsqrtf(ss / (float)k + eps);
-      __syncthreads();
-    }
-#pragma unroll
-    for (int j = 0; j < QS_SB; j++) {
-      const int c = c0 + 256 * j + tid;
-      uint4 v = xr[j];
-      if constexpr (NORM) {
-        if (c < nc) {
-          const int r = c / kv, cc = c - r * kv;
-          float w8[8];
-          load16(normW + cc * 8, w8);
-          const float inv = invs[r];
-          const u32 h[4] = {v.x, v.y, v.z, v.w};
-          u32 o[4];
-#pragma unroll
-          for (int i = 0; i < 4; i++) {
-            const float lo = __uint_as_float(h[i] << 16), hi = __uint_as_float(h[i] & 0xFFFF0000u);
-            o[i] = (u32)fromF<bf16_t>(lo * inv * w8[2 * i]) | ((u32)fromF<bf16_t>(hi * inv * w8[2 * i + 1]) << 16);
-          }
-          v = make_uint4(o[0], o[1], o[2], o[3]);
-        }
-      }
-      if (BITS == 4) {
-        if (FOLD) {
-          const u32 h[4] = {v.x, v.y, v.z, v.w};
-          float part = 0.f;
-#pragma unroll
-          for (int i = 0; i < 4; i++) part += __uint_as_float(h[i] << 16) + __uint_as_float(h[i] & 0xFFFF0000u);
-          part += __shfl_xor_sync(0xffffffffu, part, 8);
-          part += __shfl_xor_sync(0xffffffffu, part, 4);
-          part += __shfl_xor_sync(0xffffffffu, part, 2);
-          part += __shfl_xor_sync(0xffffffffu, part, 1);
-          if ((tid & 15) == 0 && c < nc) xsum[c >> 4] = part;  // chunk c / 16 = row r's superchunk: r * S + s
-        }
-        v = make_uint4(prmt(v.x, v.z, 0x5410), prmt(v.x, v.z, 0x7632), prmt(v.y, v.w, 0x5410), prmt(v.y, v.w, 0x7632));
-      } else if (FOLD8) {
-        // u8 superchunk = 8 chunks; each 4-element group stored as the pairs (0, 2), (1, 3) of the lop3 dequantization.
-        const u32 h[4] = {v.x, v.y, v.z, v.w};
-        float part = 0.f;
-#pragma unroll
-        for (int i = 0; i < 4; i++) part += __uint_as_float(h[i] << 16) + __uint_as_float(h[i] & 0xFFFF0000u);
-        part += __shfl_xor_sync(0xffffffffu, part, 4);
-        part += __shfl_xor_sync(0xffffffffu, part, 2);
-        part += __shfl_xor_sync(0xffffffffu, part, 1);
-        if ((tid & 7) == 0 && c < nc) xsum[c >> 3] = part;  // chunk c / 8 = row r's superchunk: r * S + s
-        v = make_uint4(prmt(v.x, v.y, 0x5410), prmt(v.x, v.y, 0x7632), prmt(v.z, v.w, 0x5410), prmt(v.z, v.w, 0x7632));
-      }
-      if (c < nc) *reinterpret_cast<uint4*>(xsh + c * 8) = v;
-    }
+    __syncwarp();  // every lane has read the slot before it is refilled
+    issue(s + NW * D, slot);
+    slot = slot + 1 == D ? 0 : slot + 1;
+    float t[4];
+    qgSuperchunk<BITS>(va, vb, za, zb, xg + (long long)s * E, xLive, lane, t);
+    acc[0] = fmaf(t[0], sa, acc[0]);
+    acc[1] = fmaf(t[1], sa, acc[1]);
+    acc[2] = fmaf(t[2], sb, acc[2]);
+    acc[3] = fmaf(t[3], sb, acc[3]);
   }
-  __syncthreads();
-  const bf16_t* xg = xsh + (g < m ? g : 0) * k;
-  const int c0r = 2 * tq < m ? 2 * tq : 0, c1r = 2 * tq + 1 < m ? 2 * tq + 1 : 0;
-  const float* xs0 = xsum + c0r * S;
-  const float* xs1 = xsum + c1r * S;
-  (void)xs0;
-  (void)xs1;
-  float acc[T][4];
-#pragma unroll
-  for (int t = 0; t < T; t++) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.f;
-  for (int s0 = warp; s0 < S; s0 += NW * U) {
-#pragma unroll
-    for (int u = 0; u < U; u++) {
-      const int s = s0 + NW * u;
-      if (s < S) {
-        if (BITS == 4) {
-          const uint4* xq = reinterpret_cast<const uint4*>(xg + s * E) + 4 * tq;
-          uint4 xv[4];
-#pragma unroll
-          for (int i = 0; i < 4; i++) xv[i] = xq[i];
-          float X0 = 0.f, X1 = 0.f;
-          if (FOLD) X0 = xs0[s], X1 = xs1[s];
-#pragma unroll
-          for (int t = 0; t < T; t++) {
-            float c[4] = {0.f, 0.f, 0.f, 0.f};
-            const u32 A[4] = {va[u][t].x, va[u][t].y, va[u][t].z, va[u][t].w}, B[4] = {vb[u][t].x, vb[u][t].y, vb[u][t].z, vb[u][t].w};
-            const u32 nza = (0xC300u | za[u][t]) * 0x10001u, nzb = (0xC300u | zb[u][t]) * 0x10001u;
-            (void)nza;
-            (void)nzb;
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-              u32 da[4], db[4];
-              if (FOLD) {
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                  da[e] = lop3Nib(A[i] >> (4 * e));
-                  db[e] = lop3Nib(B[i] >> (4 * e));
-                }
-              } else {
-                deqU4(A[i], nza, da);
-                deqU4(B[i], nzb, db);
-              }
-              mma16816(c, da[0], db[0], da[1], db[1], xv[i].x, xv[i].y);
-              mma16816(c, da[2], db[2], da[3], db[3], xv[i].z, xv[i].w);
-            }
-            if (FOLD) {
-              const float ca = -(128.f + (float)za[u][t]), cb = -(128.f + (float)zb[u][t]);
-              c[0] = fmaf(ca, X0, c[0]);
-              c[1] = fmaf(ca, X1, c[1]);
-              c[2] = fmaf(cb, X0, c[2]);
-              c[3] = fmaf(cb, X1, c[3]);
-            }
-            acc[t][0] = fmaf(c[0], sa[u][t], acc[t][0]);
-            acc[t][1] = fmaf(c[1], sa[u][t], acc[t][1]);
-            acc[t][2] = fmaf(c[2], sb[u][t], acc[t][2]);
-            acc[t][3] = fmaf(c[3], sb[u][t], acc[t][3]);
-          }
-        } else {
-          const uint4 x0 = *reinterpret_cast<const uint4*>(xg + s * E + 16 * tq);
-          const uint4 x1 = *reinterpret_cast<const uint4*>(xg + s * E + 16 * tq + 8);
-          const u32 X[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
-          float X0 = 0.f, X1 = 0.f;
-          if (FOLD8) X0 = xs0[s], X1 = xs1[s];
-#pragma unroll
-          for (int t = 0; t < T; t++) {
-            float c[4] = {0.f, 0.f, 0.f, 0.f};
-            const u32 A[4] = {va[u][t].x, va[u][t].y, va[u][t].z, va[u][t].w}, B[4] = {vb[u][t].x, vb[u][t].y, vb[u][t].z, vb[u][t].w};
-            if (FOLD8) {
-              // Word i (columns 4i..4i+3 of the lane's 16): pairs (0, 2) of w, (1, 3) of w >> 8; low 7 bits and top bit.
-#pragma unroll
-              for (int i = 0; i < 4; i++) {
-                const u32 a8 = A[i] >> 8, b8 = B[i] >> 8;
-                mma16816(c, lop3Mask(A[i], 0x007F007Fu), lop3Mask(B[i], 0x007F007Fu), lop3Mask(a8, 0x007F007Fu), lop3Mask(b8, 0x007F007Fu),
-                         X[2 * i], X[2 * i + 1]);
-                mma16816(c, lop3Mask(A[i], 0x00800080u), lop3Mask(B[i], 0x00800080u), lop3Mask(a8, 0x00800080u), lop3Mask(b8, 0x00800080u),
-                         X[2 * i], X[2 * i + 1]);
-              }
-              const float ca = -(256.f + (float)za[u][t]), cb = -(256.f + (float)zb[u][t]);
-              c[0] = fmaf(ca, X0, c[0]);
-              c[1] = fmaf(ca, X1, c[1]);
-              c[2] = fmaf(cb, X0, c[2]);
-              c[3] = fmaf(cb, X1, c[3]);
-            } else {
-              const float zfa = 8388608.f + (float)za[u][t], zfb = 8388608.f + (float)zb[u][t];
-#pragma unroll
-              for (int i = 0; i < 4; i++) {
-                u32 da[2], db[2];
-                deqU8(A[i], zfa, da);
-                deqU8(B[i], zfb, db);
-                mma16816(c, da[0], db[0], da[1], db[1], X[2 * i], X[2 * i + 1]);
-              }
-            }
-            acc[t][0] = fmaf(c[0], sa[u][t], acc[t][0]);
-            acc[t][1] = fmaf(c[1], sa[u][t], acc[t][1]);
-            acc[t][2] = fmaf(c[2], sb[u][t], acc[t][2]);
-            acc[t][3] = fmaf(c[3], sb[u][t], acc[t][3]);
-          }
-        }
-        if (QS_PIPE) load(u, s + NW * U);
-      }
-    }
-    if (!QS_PIPE) {
-#pragma unroll
-      for (int u = 0; u < U; u++) load(u, s0 + NW * U + NW * u);
-    }
-  }
-  qsFinish<NW, T>(red, acc, bias, y, m, n, mode, tile0);
+  cpAsyncWaitN<0>();
+  __syncthreads();  // every warp is done with the ring: qgFinish's partial tiles go there
+  qgFinish<NW>(reinterpret_cast<float*>(ringW), acc, bias, y, m, n, mode, tile);
 }
 
-#define QUANT_GEMV_STAGED(NAME, BITS, NORM)                                                                                 \
-  extern "C" __global__ void __launch_bounds__(256, QS_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+#define QUANT_GEMV_ASYNC(NAME, BITS, NORM)                                                                                  \
+  extern "C" __global__ void __launch_bounds__(256, QA_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
       const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
-    quantGemvStagedImpl<BITS, NORM>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);                                \
+    quantGemvAsyncImpl<BITS, NORM>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);                                 \
   }
-#if LLMRT_KERNEL(quant_gemv_staged_u4)
-QUANT_GEMV_STAGED(quant_gemv_staged_u4, 4, false)
+#if LLMRT_KERNEL(quant_gemv_async_u4)
+QUANT_GEMV_ASYNC(quant_gemv_async_u4, 4, false)
 #endif
-#if LLMRT_KERNEL(quant_gemv_staged_u8)
-QUANT_GEMV_STAGED(quant_gemv_staged_u8, 8, false)
+#if LLMRT_KERNEL(quant_gemv_async_u8)
+QUANT_GEMV_ASYNC(quant_gemv_async_u8, 8, false)
 #endif
-#if LLMRT_KERNEL(quant_gemv_staged_norm_u4)
-QUANT_GEMV_STAGED(quant_gemv_staged_norm_u4, 4, true)
+#if LLMRT_KERNEL(quant_gemv_async_norm_u4)
+QUANT_GEMV_ASYNC(quant_gemv_async_norm_u4, 4, true)
 #endif
-#if LLMRT_KERNEL(quant_gemv_staged_norm_u8)
-QUANT_GEMV_STAGED(quant_gemv_staged_norm_u8, 8, true)
+#if LLMRT_KERNEL(quant_gemv_async_norm_u8)
+QUANT_GEMV_ASYNC(quant_gemv_async_norm_u8, 8, true)
 #endif
