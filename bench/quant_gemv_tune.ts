@@ -1,5 +1,5 @@
 /**
- * Tuning sweep of the tensor-core quantized GEMVs (quant_gemv_fused_u4/u8 and quant_gemv_async_u4/u8, quant_gemv.cu):
+ * Tuning sweep of the tensor-core quantized GEMVs (quant_gemv_fused_u4/u8, quant_gemv.cu):
  * compile-time variants (QG_U / QG_UN superchunks in flight per warp, QG_MINB min blocks per SM, QG_FASTNORM / QG_XFIRST the
  * one-row RMSNorm prologue, QG_TILED a tiled weight layout: timing only, its outputs differ) on the llama-3.2-1b /
  * llama-3.1-8b decoder linear shapes, beside a 1 GiB device-copy ceiling and the bf16 lm_head GEMV
@@ -10,12 +10,11 @@
  * o: mode 1, gate_up: _norm mode 2, down: mode 1); "m=1" / "m=8" the plain kernel, mode 0.
  * Weights are random bytes: the timing does not depend on their values.
  *
- *   bun bench/quant_gemv_tune.ts [--variants "FASTNORM=0;U=4,MINB=2;ASYNC,QA_D=3"] [--m8] [--only 8b] [--json FILE]
+ *   bun bench/quant_gemv_tune.ts [--variants "FASTNORM=0;U=4,MINB=2;LOOP=1"] [--m8] [--only 8b] [--json FILE]
  *
- * A variant is a comma list of QG_ knobs (`U=4` = -DQG_U=4), QA_ knobs as written (`QA_D=3`), and `ASYNC`: the
- * entry points quant_gemv_async(_norm)_u* (weights through a per-warp cp.async ring; _norm only where m · K <= 4096,
- * the others are skipped); `LOOP=1` (QG_LOOP) runs quant_gemv_fused* on a persistent grid of min(tiles, RB × SMs) blocks (RB=3
- * unless given). Each variant compiles only the entry points it runs.
+ * A variant is a comma list of QG_ knobs (`U=4` = -DQG_U=4; `NW=16`: 16 warps a tile, blocks of 512 threads);
+ * `LOOP=1` (QG_LOOP) runs quant_gemv_fused* on a persistent grid of min(tiles, RB × SMs) blocks (RB=3 unless
+ * given). Each variant compiles only the entry points it runs.
  */
 import * as fs from "node:fs";
 import process from "node:process";
@@ -34,22 +33,21 @@ const PARAMS = ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "f32", "i32", "
 
 const d = CudaDevice.open(0);
 const ceiling = copyBandwidth(d);
-const ASYNC_NORM_X = 4096; // quant_gemv.cu QA_XS
-const isAsync = (v: string): boolean => v.split(",").includes("ASYNC");
 const defines = (v: string): string[] => [
-  ...v.split(",").filter((kv) => kv !== "ASYNC" && kv !== "" && !kv.startsWith("RB=")).map((kv) => (kv.startsWith("QA_") ? `-D${kv}` : `-DQG_${kv}`)),
+  ...v.split(",").filter((kv) => kv !== "" && !kv.startsWith("RB=")).map((kv) => `-DQG_${kv}`),
   "-DLLMRT_SELECT",
-  ...["_u4", "_u8", "_norm_u4", "_norm_u8"].map((e) => `-DLLMRT_K_quant_gemv_${isAsync(v) ? "async" : "fused"}${e}=1`),
+  ...["_u4", "_u8", "_norm_u4", "_norm_u8"].map((e) => `-DLLMRT_K_quant_gemv_fused${e}=1`),
 ];
 const mods: [string, CudaModule][] = variants.map((v) => [v, loadKernelFile(d, "quant_gemv.cu", { options: defines(v) })]);
 /** Entry point and grid of variant v for a launch of N rows (mode 2: N / 2 gate rows). */
-const entry = (v: string, norm: boolean, u: string, N: number, mode: number): { name: string; grid: number; capped: boolean } => {
+const entry = (v: string, norm: boolean, u: string, N: number, mode: number): { name: string; grid: number; block: number; capped: boolean } => {
   const kvs = v.split(",");
   const loop = kvs.includes("LOOP=1");
   const tiles = mode === 2 ? N / 2 / 8 : N / 16;
   const rb = Number(kvs.find((kv) => kv.startsWith("RB="))?.slice(3) ?? 3);
   return {
-    name: `quant_gemv_${isAsync(v) ? "async" : "fused"}${norm ? "_norm" : ""}_${u}`,
+    name: `quant_gemv_fused${norm ? "_norm" : ""}_${u}`,
+    block: 32 * Number(kvs.find((kv) => kv.startsWith("NW="))?.slice(3) ?? 8),
     grid: loop ? Math.min(tiles, rb * d.smCount) : tiles,
     capped: loop,
   };
@@ -107,7 +105,7 @@ function weights(N: number, K: number, bits: 4 | 8, group: number, zp: boolean, 
 
 // 1. Every variant and grid gives the first variant's bits, or is within one bf16 unit (u4 g128 zp and u8 per-channel;
 // modes 0-3; m 1, 3, 8; K = 2560: 20 (u4) / 40 (u8) superchunks a row, m 1 and 3; the 8B shapes K = 4096 and
-// 14336 (down), m 1 (async _norm: m · K <= 4096 only). LOOP variants run on a grid of 3 blocks here.
+// 14336 (down), m 1 (the _norm entry points where m · K <= 8192). LOOP variants run on a grid of 3 blocks here.
 const checks: string[] = [];
 for (
   const [bits, group, zp, K] of [
@@ -144,8 +142,8 @@ for (
         for (const mode of [0, 2, 3]) {
           y.copyFromHost(new Uint8Array(8 * N * 4));
           const e = entry(v, norm, u, N, mode);
-          if (norm && m * K > (isAsync(v) ? ASYNC_NORM_X : 8192)) continue; // the _norm stages hold 8192 / 4096 elements
-          mod.kernel(e.name, PARAMS).launch(e.capped ? Math.min(e.grid, 3) : e.grid, 256, [
+          if (norm && m * K > 8192) continue; // the _norm stage holds 8192 elements
+          mod.kernel(e.name, PARAMS).launch(e.capped ? Math.min(e.grid, 3) : e.grid, e.block, [
             x,
             ...w.args(0),
             bias,
@@ -251,10 +249,9 @@ for (const [model, spec] of models) {
           const [norm, mode] = m === "1 fused" ? FUSED[lin] : [false, 0];
           const e = entry(v, norm, bits === 4 ? "u4" : "u8", N, mode);
           const rowsM = m === "8" ? 8 : 1;
-          if (isAsync(v) && norm && rowsM * K > ASYNC_NORM_X) continue;
           const kern = mod.kernel(e.name, PARAMS);
           const us = 1e3 *
-            time((i) => kern.launch(e.grid, 256, [x, ...w.args(i), 0n, y, norm ? normW.ptr : 0n, 1e-5, rowsM, N, K, group, mode], { stream }), copies);
+            time((i) => kern.launch(e.grid, e.block, [x, ...w.args(i), 0n, y, norm ? normW.ptr : 0n, 1e-5, rowsM, N, K, group, mode], { stream }), copies);
           rows.push({ model, linear: lin, format: fmt, variant: v, m, us, bytes: w.bytes });
         }
       }

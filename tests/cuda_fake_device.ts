@@ -32,7 +32,6 @@ import {
   usesBatchAttention,
 } from "../lib/backends/cuda/launch_plan.ts";
 import { NCCL_ALL_REDUCE } from "../lib/backends/cuda/launch_types.ts";
-import { QUANT_ASYNC_NORM_X } from "../lib/backends/cuda/quant_launch.ts";
 import { isDecodeStep, packStep, stagingLayout, stagingPointers } from "../lib/backends/cuda/step_staging.ts";
 import { CudaLoraTables } from "../lib/backends/cuda/lora_tables.ts";
 import type { Engine } from "../lib/builder/engine.ts";
@@ -978,14 +977,8 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "quant_gemv_fused_u4":
       case "quant_gemv_fused_u8":
       case "quant_gemv_fused_norm_u4":
-      case "quant_gemv_fused_norm_u8":
-      case "quant_gemv_async_u4":
-      case "quant_gemv_async_u8":
-      case "quant_gemv_async_norm_u4":
-      case "quant_gemv_async_norm_u8": {
+      case "quant_gemv_fused_norm_u8": {
         // quant_gemv.cu: (x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode); modes and roundings of gemv_fused.
-        // The async entry points: the same, _norm with m × k <= 4096 (their x stage).
-        if (name.startsWith("quant_gemv_async_norm")) assert.ok(A[8] * A[10] <= QUANT_ASYNC_NORM_X, `${l.kernel}: m × k = ${A[8] * A[10]} exceeds its stage`);
         const [x, W, sc, z, bias, y, normW, eps, m, n, k, group, mode] = A;
         const bits = name.endsWith("u4") ? 4 : 8, sup = bits === 4 ? 128 : 64, norm = name.includes("_norm_");
         assert.ok(m >= 1 && m <= 8, `${l.kernel}: m ${m}`);

@@ -109,123 +109,120 @@ const FUSED_CASES: [string, IntGrid, number, number][] = [
 const silu = (g: number): number => g / (1 + Math.exp(-g));
 const rbf = (v: number): number => fromBf16Bits(toBf16Bits(v));
 
-// quant_gemv_async* (weights through a per-warp cp.async ring): the same contract and bits, _norm where m × K <= 4096.
-for (const family of ["fused", "async"] as const) {
-  for (const [name, grid, N, K] of FUSED_CASES) {
-    gpuTest(`quant_gemv_${family} ${name}: modes 0-3, with and without the RMSNorm prologue, m = 1..8, vs float64; batch invariant`, () => {
-      const d = device();
-      using mod = loadKernelFile(d, "quant_gemv.cu");
-      const t = quantized(N, K, grid, 29 + N);
-      const D = dequantize(t);
-      using q = upload(t);
-      const u = grid.bits === 4 ? "u4" : "u8";
-      const biasF = bf16(seededUniform(41, N, -0.2, 0.2));
-      const normF = bf16(seededUniform(43, K, 0.5, 1.5));
-      using bias = d.alloc(N * 2);
-      using normW = d.alloc(K * 2);
-      bias.copyFromHost(biasF);
-      normW.copyFromHost(normF);
-      const eps = 1e-5;
-      for (const norm of [false, true]) {
-        for (const m of [1, 2, 3, 8]) {
-          if (norm && m * K > (family === "fused" ? 8192 : 4096)) continue;
-          const xb = bf16(seededUniform(7 + m, m * K));
-          using x = d.alloc(xb.byteLength);
-          x.copyFromHost(xb);
-          // The x the product sees (after the prologue, rounded to bf16 like rmsnorm_bf16), and per output
-          // (r, j) the float64 dot product and the sum of |terms| (the accumulation-order tolerance scale).
-          const xs = new Float64Array(m * K);
-          for (let r = 0; r < m; r++) {
-            let ss = 0;
-            for (let i = 0; i < K; i++) ss += fromBf16Bits(xb[r * K + i]) ** 2;
-            const inv = 1 / Math.sqrt(ss / K + eps);
-            for (let i = 0; i < K; i++) xs[r * K + i] = norm ? rbf(fromBf16Bits(xb[r * K + i]) * inv * fromBf16Bits(normF[i])) : fromBf16Bits(xb[r * K + i]);
+for (const [name, grid, N, K] of FUSED_CASES) {
+  gpuTest(`quant_gemv_fused ${name}: modes 0-3, with and without the RMSNorm prologue, m = 1..8, vs float64; batch invariant`, () => {
+    const d = device();
+    using mod = loadKernelFile(d, "quant_gemv.cu");
+    const t = quantized(N, K, grid, 29 + N);
+    const D = dequantize(t);
+    using q = upload(t);
+    const u = grid.bits === 4 ? "u4" : "u8";
+    const biasF = bf16(seededUniform(41, N, -0.2, 0.2));
+    const normF = bf16(seededUniform(43, K, 0.5, 1.5));
+    using bias = d.alloc(N * 2);
+    using normW = d.alloc(K * 2);
+    bias.copyFromHost(biasF);
+    normW.copyFromHost(normF);
+    const eps = 1e-5;
+    for (const norm of [false, true]) {
+      for (const m of [1, 2, 3, 8]) {
+        if (norm && m * K > 8192) continue;
+        const xb = bf16(seededUniform(7 + m, m * K));
+        using x = d.alloc(xb.byteLength);
+        x.copyFromHost(xb);
+        // The x the product sees (after the prologue, rounded to bf16 like rmsnorm_bf16), and per output
+        // (r, j) the float64 dot product and the sum of |terms| (the accumulation-order tolerance scale).
+        const xs = new Float64Array(m * K);
+        for (let r = 0; r < m; r++) {
+          let ss = 0;
+          for (let i = 0; i < K; i++) ss += fromBf16Bits(xb[r * K + i]) ** 2;
+          const inv = 1 / Math.sqrt(ss / K + eps);
+          for (let i = 0; i < K; i++) xs[r * K + i] = norm ? rbf(fromBf16Bits(xb[r * K + i]) * inv * fromBf16Bits(normF[i])) : fromBf16Bits(xb[r * K + i]);
+        }
+        const dot = new Float64Array(m * N), mag = new Float64Array(m * N);
+        for (let r = 0; r < m; r++) {
+          for (let j = 0; j < N; j++) {
+            let s = 0, a = 0;
+            for (let i = 0; i < K; i++) {
+              const p = xs[r * K + i] * D[j * K + i];
+              s += p;
+              a += Math.abs(p);
+            }
+            dot[r * N + j] = s + fromBf16Bits(biasF[j]);
+            mag[r * N + j] = a;
           }
-          const dot = new Float64Array(m * N), mag = new Float64Array(m * N);
+        }
+        // fp32 accumulation in another order plus the prologue's bf16 rounding of x (2^-8 relative, both sides).
+        const tol = (r: number, j: number): number => 2 ** -8 * mag[r * N + j] + 1e-6;
+        for (const mode of [0, 1, 2, 3]) {
+          const outN = mode === 2 ? N / 2 : N, bytes = mode === 3 ? 4 : 2;
+          const init = bf16(seededUniform(50 + mode, m * outN));
+          using y = d.alloc(m * outN * bytes);
+          if (mode === 1) y.copyFromHost(init);
+          mod.kernel(`quant_gemv_fused${norm ? "_norm" : ""}_${u}`, FUSED_PARAMS).launch(N / 16, 256, [
+            x,
+            q.W,
+            q.s,
+            q.z ?? 0n,
+            bias,
+            y,
+            norm ? normW : 0n,
+            eps,
+            m,
+            N,
+            K,
+            grid.groupSize,
+            mode,
+          ]);
+          const got = mode === 3 ? new Float32Array(m * outN) : new Uint16Array(m * outN);
+          y.copyToHost(got);
+          const val = (i: number): number => (mode === 3 ? got[i] : fromBf16Bits(got[i]));
           for (let r = 0; r < m; r++) {
-            for (let j = 0; j < N; j++) {
-              let s = 0, a = 0;
-              for (let i = 0; i < K; i++) {
-                const p = xs[r * K + i] * D[j * K + i];
-                s += p;
-                a += Math.abs(p);
+            for (let j = 0; j < outN; j++) {
+              const v = val(r * outN + j);
+              let want: number, bound: number;
+              if (mode === 2) {
+                const g = dot[r * N + j], up = dot[r * N + outN + j];
+                want = silu(g) * up;
+                // gate and up carry tol and are rounded to bf16 (2^-9) before silu·mul; silu' ≤ 1.1.
+                bound = 1.1 * (tol(r, j) + 2 ** -9 * Math.abs(g)) * Math.abs(up) + Math.abs(silu(g)) * (tol(r, outN + j) + 2 ** -9 * Math.abs(up)) +
+                  2 ** -7 * Math.abs(want) + 1e-6;
+              } else {
+                want = dot[r * N + j] + (mode === 1 ? fromBf16Bits(init[r * outN + j]) : 0);
+                bound = tol(r, j) + (mode === 3 ? 0 : 2 ** -7 * Math.abs(want));
               }
-              dot[r * N + j] = s + fromBf16Bits(biasF[j]);
-              mag[r * N + j] = a;
+              if (!(Math.abs(v - want) <= bound)) assert.fail(`${name} norm=${norm} m=${m} mode=${mode} y[${r}, ${j}] = ${v}, want ${want} ± ${bound}`);
             }
           }
-          // fp32 accumulation in another order plus the prologue's bf16 rounding of x (2^-8 relative, both sides).
-          const tol = (r: number, j: number): number => 2 ** -8 * mag[r * N + j] + 1e-6;
-          for (const mode of [0, 1, 2, 3]) {
-            const outN = mode === 2 ? N / 2 : N, bytes = mode === 3 ? 4 : 2;
-            const init = bf16(seededUniform(50 + mode, m * outN));
-            using y = d.alloc(m * outN * bytes);
-            if (mode === 1) y.copyFromHost(init);
-            mod.kernel(`quant_gemv_${family}${norm ? "_norm" : ""}_${u}`, FUSED_PARAMS).launch(N / 16, 256, [
-              x,
+          if (mode === 0) {
+            // Batch invariance: row 0 of an m-row launch equals a launch of that row alone, bit for bit.
+            using x1 = d.alloc(K * 2);
+            using y1 = d.alloc(N * 2);
+            x1.copyFromHost(xb.subarray(0, K));
+            mod.kernel(`quant_gemv_fused${norm ? "_norm" : ""}_${u}`, FUSED_PARAMS).launch(N / 16, 256, [
+              x1,
               q.W,
               q.s,
               q.z ?? 0n,
               bias,
-              y,
+              y1,
               norm ? normW : 0n,
               eps,
-              m,
+              1,
               N,
               K,
               grid.groupSize,
-              mode,
+              0,
             ]);
-            const got = mode === 3 ? new Float32Array(m * outN) : new Uint16Array(m * outN);
-            y.copyToHost(got);
-            const val = (i: number): number => (mode === 3 ? got[i] : fromBf16Bits(got[i]));
-            for (let r = 0; r < m; r++) {
-              for (let j = 0; j < outN; j++) {
-                const v = val(r * outN + j);
-                let want: number, bound: number;
-                if (mode === 2) {
-                  const g = dot[r * N + j], up = dot[r * N + outN + j];
-                  want = silu(g) * up;
-                  // gate and up carry tol and are rounded to bf16 (2^-9) before silu·mul; silu' ≤ 1.1.
-                  bound = 1.1 * (tol(r, j) + 2 ** -9 * Math.abs(g)) * Math.abs(up) + Math.abs(silu(g)) * (tol(r, outN + j) + 2 ** -9 * Math.abs(up)) +
-                    2 ** -7 * Math.abs(want) + 1e-6;
-                } else {
-                  want = dot[r * N + j] + (mode === 1 ? fromBf16Bits(init[r * outN + j]) : 0);
-                  bound = tol(r, j) + (mode === 3 ? 0 : 2 ** -7 * Math.abs(want));
-                }
-                if (!(Math.abs(v - want) <= bound)) assert.fail(`${name} norm=${norm} m=${m} mode=${mode} y[${r}, ${j}] = ${v}, want ${want} ± ${bound}`);
-              }
-            }
-            if (mode === 0) {
-              // Batch invariance: row 0 of an m-row launch equals a launch of that row alone, bit for bit.
-              using x1 = d.alloc(K * 2);
-              using y1 = d.alloc(N * 2);
-              x1.copyFromHost(xb.subarray(0, K));
-              mod.kernel(`quant_gemv_${family}${norm ? "_norm" : ""}_${u}`, FUSED_PARAMS).launch(N / 16, 256, [
-                x1,
-                q.W,
-                q.s,
-                q.z ?? 0n,
-                bias,
-                y1,
-                norm ? normW : 0n,
-                eps,
-                1,
-                N,
-                K,
-                grid.groupSize,
-                0,
-              ]);
-              const one = new Uint16Array(N);
-              y1.copyToHost(one);
-              const mine = (got as Uint16Array).subarray(0, N);
-              assert.deepEqual(Array.from(mine), Array.from(one), `${name} norm=${norm} m=${m}: row 0 differs from the m = 1 launch`);
-            }
+            const one = new Uint16Array(N);
+            y1.copyToHost(one);
+            const mine = (got as Uint16Array).subarray(0, N);
+            assert.deepEqual(Array.from(mine), Array.from(one), `${name} norm=${norm} m=${m}: row 0 differs from the m = 1 launch`);
           }
         }
       }
-    });
-  }
+    }
+  });
 }
 
 /** Decode linears per layer of two Llama shapes: [name, out features, in features]. */

@@ -31,19 +31,18 @@ for (
         const rel = maxRelDiff(got.logits, want.logits);
         assert.ok(rel < LOGITS_TOL, `${what}: logits differ from the CPU session's (max rel ${rel.toExponential(2)})`);
       },
-      label: (l) => `${l.kernel}${/^quant_gemv_(fused|async)/.test(l.kernel) ? `/${l.args[12]}` : ""}`,
+      label: (l) => `${l.kernel}${l.kernel.startsWith("quant_gemv_fused") ? `/${l.args[12]}` : ""}`,
     });
     const u = qc.quantAlgo === "W8A16" ? "u8" : "u4";
     const k = [...kernels].sort().join(" ");
     if (fusable) {
-      // Every quantized linear fuses: norm prologue (qkv, gate_up with SiLU·mul), residual epilogues (o, down); the
-      // async kernels where x fits their stage (a batch of 1 here), the fused ones for larger steps.
-      for (const want of [`quant_gemv_async_norm_${u}/0`, `quant_gemv_async_norm_${u}/2`, `quant_gemv_async_${u}/1`]) {
+      // Every quantized linear fuses: norm prologue (qkv, gate_up with SiLU·mul), residual epilogues (o, down).
+      for (const want of [`quant_gemv_fused_norm_${u}/0`, `quant_gemv_fused_norm_${u}/2`, `quant_gemv_fused_${u}/1`]) {
         assert.ok(kernels.has(want), `${want} in ${k}`);
       }
       assert.ok(![...kernels].some((x) => x.startsWith(`quant_gemv_${u}_m`) || x.startsWith("rmsnorm") || x.startsWith("add_")), k);
     } else {
-      assert.ok([...kernels].some((x) => x.startsWith("quant_gemv_u4_m")) && !k.includes("quant_gemv_fused") && !k.includes("quant_gemv_async"), k);
+      assert.ok([...kernels].some((x) => x.startsWith("quant_gemv_u4_m")) && !k.includes("quant_gemv_fused"), k);
     }
     bf16.dispose();
     f32.dispose();

@@ -14,7 +14,7 @@ import {
   type LaunchEnv,
   planLaunches,
 } from "../lib/backends/cuda/launch_plan.ts";
-import { QUANT_ASYNC_NORM_X, quantGemvAsync, quantGemvGrid } from "../lib/backends/cuda/quant_launch.ts";
+import { quantGemvGrid } from "../lib/backends/cuda/quant_launch.ts";
 import { buildSync } from "../lib/builder/builder.ts";
 import type { Engine } from "../lib/builder/engine.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
@@ -80,7 +80,7 @@ for (
           const M = T <= 1 ? 1 : T <= 2 ? 2 : T <= 4 ? 4 : 8;
           if (kernel === "u8") {
             // Whole 64-weight superchunks and 16-row tiles: the tensor-core kernel, mode 0.
-            assert.equal(l.kernel, "quant_gemv_async_u8");
+            assert.equal(l.kernel, "quant_gemv_fused_u8");
             assert.deepEqual(l.args, [buf(op.x), W, sc, z, 0n, buf(op.out), 0n, 0, T, op.outFeatures, op.inFeatures, g, 0]);
             assert.deepEqual(l.grid, [quantGemvGrid(op.outFeatures), 1, 1]);
           } else {
@@ -156,7 +156,7 @@ for (
         assert.ok(bl.kernel.startsWith("gemv_fused"), `op ${i}: bf16 ${bl.kernel}`);
         const [bx, , bbias, by, bnorm, beps, bm, bn, bk, bmode] = bl.args;
         const norm = bl.kernel.startsWith("gemv_fused_norm");
-        assert.equal(ql.kernel, `quant_gemv_${quantGemvAsync(T, op.inFeatures, norm) ? "async" : "fused"}${norm ? "_norm" : ""}_${u}`);
+        assert.equal(ql.kernel, `quant_gemv_fused${norm ? "_norm" : ""}_${u}`);
         const sc = fakeEnv(engine).weight(f.scales), z = f.zeros ? fakeEnv(engine).weight(f.zeros) : 0n;
         assert.deepEqual(ql.args, [bx, fakeEnv(engine).weight(op.weight), sc, z, bbias, by, bnorm, beps, bm, bn, bk, g, bmode], `op ${i} T=${T}`);
         assert.deepEqual(ql.grid, [quantGemvGrid(op.outFeatures), 1, 1]);
@@ -183,7 +183,7 @@ test("fused decode plan with programmatic dependent launch: quantPdl flags the q
     const off = planLaunches({ ...fakeEnv(engine), pdl: true, quantPdl: false }, shape);
     const on = planLaunches({ ...fakeEnv(engine), pdl: true, quantPdl: true }, shape);
     assert.deepEqual(strip(on), strip(off), `T=${T}: the same launches apart from the flag`);
-    const quant = (ls: typeof on): KernelLaunch[] => ls.filter((l): l is KernelLaunch => l.kind === "kernel" && /^quant_gemv_(fused|async)/.test(l.kernel));
+    const quant = (ls: typeof on): KernelLaunch[] => ls.filter((l): l is KernelLaunch => l.kind === "kernel" && l.kernel.startsWith("quant_gemv_fused"));
     assert.ok(quant(off).length === 4 * 6 && quant(off).every((l) => !l.pdl), `T=${T}: quantPdl false: no quantized GEMV flagged`);
     // quantPdl: a quantized GEMV takes PDL exactly when the launch before it waits in code too (not after the
     // embedding, nor after kjv-llama's head-dim-32 attention path, rope_kv_write + paged_attention_decode), and so
@@ -196,27 +196,5 @@ test("fused decode plan with programmatic dependent launch: quantPdl flags the q
     });
     assert.equal(quant(on).filter((l) => l.pdl).length, 3 * 6 - 1, `T=${T}: gate_up, down and the next layer's qkv flagged`);
   }
-  engine.dispose();
-});
-
-test("fused decode plan: the quantized GEMVs run quant_gemv_async* (an RMSNorm prologue only while x fits its 4096-element stage), else quant_gemv_fused* with the same arguments", () => {
-  const engine = cudaEngine({ quantAlgo: "W4A16", groupSize: 128, hasZeroPoint: true, excludeModules: ["lm_head", "down_proj"] });
-  const ops = engine.plan.ops;
-  for (const T of [1, 3, 8]) {
-    const shape = { numTokens: T, numSeqs: T, numRows: T, attention: { kind: "decode" as const, numSplits: 2, splitSize: 128 }, sample: true };
-    let n = 0;
-    for (const l of planLaunches(fakeEnv(engine), shape)) {
-      if (l.kind !== "kernel" || !/^quant_gemv_(fused|async)/.test(l.kernel)) continue;
-      const op = ops[l.op] as { inFeatures: number };
-      const norm = l.kernel.includes("_norm_");
-      n++;
-      assert.equal(l.kernel.startsWith("quant_gemv_async"), !norm || T * op.inFeatures <= QUANT_ASYNC_NORM_X, `${l.kernel} T=${T} k=${op.inFeatures}`);
-      assert.equal(l.args.length, kernelSignature(l.kernel).params.length);
-    }
-    assert.ok(n >= 3 * 6, `T=${T}: ${n} quantized GEMV launches`);
-  }
-  assert.equal(quantGemvAsync(1, 4096, true), true, "llama-3.1-8b qkv / gate_up at batch 1");
-  assert.equal(quantGemvAsync(2, 4096, true), false);
-  assert.equal(quantGemvAsync(8, 14336, false), true);
   engine.dispose();
 });

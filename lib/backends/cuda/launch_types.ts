@@ -47,10 +47,6 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   quant_gemv_fused_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_gemv_fused_norm_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_gemv_fused_norm_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
-  quant_gemv_async_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
-  quant_gemv_async_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
-  quant_gemv_async_norm_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
-  quant_gemv_async_norm_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_dequant_u4: { file: "quant_gemv.cu", params: [P, P, P, P, I, I, I] },
   quant_dequant_u8: { file: "quant_gemv.cu", params: [P, P, P, P, I, I, I] },
   fp8_gemv: { file: "fp8_gemv.cu", params: [P, P, P, P, P, I, I, I, F] },
@@ -104,7 +100,7 @@ const PDL_FAMILIES: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * The quantized decode GEMVs (quant_gemv.cu quantGemvFusedImpl / quantGemvAsyncImpl: the first weight loads or cp.async copies,
+ * The quantized decode GEMVs (quant_gemv.cu quantGemvFusedImpl: the first weight loads,
  * then griddepcontrol.wait before x or y is touched, then launch_dependents). LaunchEnv.quantPdl (SessionOptions.quantPdl,
  * on by default since an H200 run gave the same bits and W4A16 batch-1 decode +12% on llama-3.2-1b, +8.8% on
  * llama-3.1-8b) adds them to PDL_FAMILIES.
@@ -114,10 +110,6 @@ const QUANT_PDL_FAMILIES: ReadonlySet<string> = new Set([
   "quant_gemv_fused_u8",
   "quant_gemv_fused_norm_u4",
   "quant_gemv_fused_norm_u8",
-  "quant_gemv_async_u4",
-  "quant_gemv_async_u8",
-  "quant_gemv_async_norm_u4",
-  "quant_gemv_async_norm_u8",
 ]);
 /**
  * Whether kernel entry point `name` may be launched with programmatic dependent launch (`quant`: the

@@ -27,18 +27,6 @@ export function quantGemvGrid(outFeatures: number): number {
   return outFeatures / 16;
 }
 
-/** bf16 elements of x that quant_gemv_async_norm_* stages in shared memory (quant_gemv.cu QA_XS). */
-export const QUANT_ASYNC_NORM_X = 4096;
-
-/**
- * Whether a fusable quantized GEMV of `rows` x rows of `inFeatures` runs quant_gemv_async* (the weights streamed
- * through a per-warp cp.async ring; quant_gemv.cu) rather than quant_gemv_fused*: always, except an RMSNorm prologue
- * whose x does not fit the async kernel's 8 KB stage. Both give the same bits (same superchunks, same sums).
- */
-export function quantGemvAsync(rows: number, inFeatures: number, norm: boolean): boolean {
-  return !norm || rows * inFeatures <= QUANT_ASYNC_NORM_X;
-}
-
 /** What a fused decode step folds into a quantized linear (decode_fusion.ts). */
 export interface QuantFusion {
   /** RMSNorm of `x` with `weight` in the prologue. */
@@ -80,9 +68,7 @@ export function planQuantLinear(
     // Tensor-core GEMV: 16-row tiles (mode 2: 8 gate rows + their 8 up rows, so N / 16 tiles too).
     const { norm, epilogue } = fused;
     const mode = fused.logits ? 3 : epilogue?.mode ?? 0;
-    // quant_gemv_async* unless its RMSNorm stage is too small for x, then quant_gemv_fused* (same arguments, grid, bits).
-    const family = quantGemvAsync(rows, K, !!norm) ? "async" : "fused";
-    k(i, `quant_gemv_${family}${norm ? "_norm" : ""}_${u}`, [quantGemvGrid(N), 1, 1], 256, [
+    k(i, `quant_gemv_fused${norm ? "_norm" : ""}_${u}`, [quantGemvGrid(N), 1, 1], 256, [
       buf(norm ? norm.x : op.x),
       env.weight(op.weight),
       env.weight(f.scales),

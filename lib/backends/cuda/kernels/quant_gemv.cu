@@ -4,9 +4,8 @@
 //   w[j, i] = (q[j, i] - z[j, i/G]) * s[j, i/G]
 //
 // Decode GEMV, dequantized in registers (no weight ever leaves the SM as a float). The tensor-core
-// quant_gemv_async_* / quant_gemv_fused_* below serve every linear whose shape they take
-// (lib/backends/cuda/quant_launch.ts quantGemvFusable, quantGemvAsync); these per-warp kernels are the
-// fallback (e.g. groups of 32 or 64):
+// quant_gemv_fused_* below serve every linear whose shape they take (lib/backends/cuda/quant_launch.ts
+// quantGemvFusable); these per-warp kernels are the fallback (e.g. groups of 32 or 64):
 // extern "C" __global__ void quant_gemv_u4_m{1|2|4|8}(const bf16_t* x, const u8* W, const float* scales,
 //     const u8* zeros, const bf16_t* bias, bf16_t* y, int m, int n, int k, int group)
 // extern "C" __global__ void quant_gemv_u8_m{1|2|4|8}(...same...)
@@ -185,6 +184,9 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #ifndef QG_MINB
 #define QG_MINB 3   // __launch_bounds__ min blocks per SM (3: at most 85 registers, 3 blocks of 256 per SM)
 #endif
+#ifndef QG_NW
+#define QG_NW 8     // warps per block splitting a tile's k (the launcher's block is 32 · QG_NW = 256; other values: bench only)
+#endif
 #ifndef QG_TILED
 #define QG_TILED 0  // 1: W in 16-row tiles, each superchunk's 16 × 64 bytes contiguous (bench layout experiment only)
 #endif
@@ -358,7 +360,8 @@ __device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], cons
 template <int BITS, bool NORM>
 __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, const bf16_t* bias,
     void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {
-  constexpr int E = QgSuper<BITS>::E, NW = 8;
+  constexpr int E = QgSuper<BITS>::E, NW = QG_NW;
+  static_assert(NW == 8 || !QG_FASTNORM, "the one-pass prologue assumes 256 threads");
   __shared__ float red[NW][16][8];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
   const int half = n >> 1, tiles = n >> 4;
@@ -501,7 +504,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
 }
 
 #define QUANT_GEMV_FUSED(NAME, BITS, NORM)                                                                                 \
-  extern "C" __global__ void __launch_bounds__(256, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+  extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
       const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
     quantGemvFusedImpl<BITS, NORM>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);                                \
   }
@@ -556,131 +559,3 @@ extern "C" __global__ void __launch_bounds__(256) quant_dequant_u8_bf16(const u8
 }
 #endif
 
-// ------------------------------------------------------------------------------------------------
-// Streamed decode GEMV (session 8): quant_gemv_async(_norm)_u{4|8}, quant_gemv_fused*'s parameters, product,
-// tiles, modes, prologue, epilogues, grid and bits (the same superchunks per warp, summed in the same order); _norm
-// needs m * k <= QA_XS. What differs is how the weights arrive: each warp streams its superchunks through its own
-// ring of QA_D shared-memory slots filled by cp.async (each lane copies its 2 × 16 weight bytes; lanes 0–15 the tile
-// rows' scales, 16–31 the 4-byte words holding their zero points), one commit group per superchunk. The first QA_D
-// are issued before the PDL wait and the RMSNorm prologue, and a slot is refilled with superchunk s + 8·QA_D as soon
-// as s is read out of it, so QA_D KB per warp stay in flight without holding registers (the fused kernel holds
-// QG_U = 2 in registers and drains them at every step) — an H200 session-8 run showed the fused kernel's blocks
-// waiting a DRAM round trip per step and the whole RMSNorm prologue (8B gate_up fused 41% of copy vs 58% plain).
-//   grid (n / 16, 1, 1)   block (256, 1, 1)   shared: QA_D · 9 KB static (+ 2 · QA_XS bytes _norm)
-// ------------------------------------------------------------------------------------------------
-#ifndef QA_D
-#define QA_D 4      // ring slots (superchunks in flight) per warp
-#endif
-#ifndef QA_MINB
-#define QA_MINB 4
-#endif
-#define QA_XS 4096  // bf16 elements of staged x in _norm (8 KB): m * k <= QA_XS
-
-__device__ __forceinline__ void cpAsync4(void* smem, const void* gmem) {
-  asm volatile("{ .reg .u64 s; cvta.to.shared.u64 s, %0; cp.async.ca.shared.global [s], [%1], 4; }" ::"l"(smem), "l"(gmem) : "memory");
-}
-template <int N>
-__device__ __forceinline__ void cpAsyncWaitN() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
-}
-
-template <int BITS, bool NORM>
-__device__ __forceinline__ void quantGemvAsyncImpl(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, const bf16_t* bias,
-    void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {
-  constexpr int E = QgSuper<BITS>::E, NW = 8, D = QA_D;
-  __shared__ __align__(16) unsigned char ringW[D * NW * 1024];  // [slot][warp][lane] 32 bytes: rows g and g + 8
-  __shared__ float ringS[D * NW * 16];                           // [slot][warp][tile row] scale
-  __shared__ u32 ringZ[D * NW * 16];                             // [slot][warp][tile row] the word holding the zero point
-  static_assert(D * NW * 1024 >= NW * 16 * 8 * 4, "qgFinish's partial tiles reuse the ring");
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
-  const int half = n >> 1, tile = blockIdx.x;
-  const int rowA = mode == 2 ? tile * 8 + g : tile * 16 + g;
-  const int rowB = mode == 2 ? half + tile * 8 + g : tile * 16 + 8 + g;
-  const int rowBytes = k * BITS / 8, S = k / E, ng = k / group;
-  const u8* wa = W + (long long)rowA * rowBytes + tq * 16;
-  const u8* wb = W + (long long)rowB * rowBytes + tq * 16;
-  // Lane l copies tile row (l & 15)'s scale (l < 16) or zero-point word (l >= 16).
-  const int sr = lane & 15;
-  const int rowS = mode == 2 ? (sr < 8 ? tile * 8 + sr : half + tile * 8 + sr - 8) : tile * 16 + sr;
-  const float* sRow = scales + (long long)rowS * ng;
-  const u8* zRow = zeros ? zeros + (long long)rowS * ng : nullptr;
-  const int spg = group / E, spgLog = (spg & (spg - 1)) == 0 ? __ffs(spg) - 1 : -1;
-  auto groupOf = [&](int s) -> int { return ng == 1 ? 0 : spgLog >= 0 ? s >> spgLog : s / spg; };
-  auto issue = [&](int s, int slot) {
-    if (s < S) {
-      unsigned char* dst = ringW + ((slot * NW + warp) * 32 + lane) * 32;
-      cpAsync16(dst, wa + (long long)s * 64);
-      cpAsync16(dst + 16, wb + (long long)s * 64);
-      const int gi = groupOf(s);
-      if (lane < 16) cpAsync4(&ringS[(slot * NW + warp) * 16 + sr], sRow + gi);
-      else if (zRow) cpAsync4(&ringZ[(slot * NW + warp) * 16 + sr], (const void*)((unsigned long long)(zRow + gi) & ~3ull));
-    }
-    cpAsyncCommit();  // one group per superchunk (empty past the end), so wait_group D - 1 always means "superchunk i landed"
-  };
-#pragma unroll
-  for (int i = 0; i < D; i++) issue(warp + NW * i, i);
-  const bf16_t* xsrc = x;
-  if constexpr (NORM) {
-    __shared__ __align__(16) bf16_t xsh[QA_XS];
-    __shared__ float sh[32];
-    qgPdlWait();
-    qgPdlLaunchDependents();
-    rmsnormStage(x, normW, eps, m, k, xsh, sh);
-    xsrc = xsh;
-  } else {
-    qgPdlWait();
-    qgPdlLaunchDependents();
-  }
-  const u32 zdef = 1u << (BITS - 1);
-  const bool xLive = g < m;
-  const bf16_t* xg = xsrc + (long long)(xLive ? g : 0) * k;
-  // Byte offsets of this lane's two zero points inside the copied words.
-  const u8* zpa = zeros ? zeros + (long long)rowA * ng : nullptr;
-  const u8* zpb = zeros ? zeros + (long long)rowB * ng : nullptr;
-  float acc[4] = {0.f, 0.f, 0.f, 0.f};
-  int slot = 0;
-  for (int s = warp; s < S; s += NW) {
-    cpAsyncWaitN<D - 1>();  // this lane's copies of superchunk s
-    __syncwarp();           // and the other lanes' (scales, zero points)
-    const unsigned char* src = ringW + ((slot * NW + warp) * 32 + lane) * 32;
-    const uint4 va = *reinterpret_cast<const uint4*>(src), vb = *reinterpret_cast<const uint4*>(src + 16);
-    const int sb0 = (slot * NW + warp) * 16;
-    const float sa = ringS[sb0 + g], sb = ringS[sb0 + g + 8];
-    u32 za = zdef, zb = zdef;
-    if (zeros) {
-      const int gi = groupOf(s);
-      za = (ringZ[sb0 + g] >> (8 * (u32)((unsigned long long)(zpa + gi) & 3ull))) & 255u;
-      zb = (ringZ[sb0 + g + 8] >> (8 * (u32)((unsigned long long)(zpb + gi) & 3ull))) & 255u;
-    }
-    __syncwarp();  // every lane has read the slot before it is refilled
-    issue(s + NW * D, slot);
-    slot = slot + 1 == D ? 0 : slot + 1;
-    float t[4];
-    qgSuperchunk<BITS>(va, vb, za, zb, xg + (long long)s * E, xLive, lane, t);
-    acc[0] = fmaf(t[0], sa, acc[0]);
-    acc[1] = fmaf(t[1], sa, acc[1]);
-    acc[2] = fmaf(t[2], sb, acc[2]);
-    acc[3] = fmaf(t[3], sb, acc[3]);
-  }
-  cpAsyncWaitN<0>();
-  __syncthreads();  // every warp is done with the ring: qgFinish's partial tiles go there
-  qgFinish<NW>(reinterpret_cast<float*>(ringW), acc, bias, y, m, n, mode, tile);
-}
-
-#define QUANT_GEMV_ASYNC(NAME, BITS, NORM)                                                                                  \
-  extern "C" __global__ void __launch_bounds__(256, QA_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
-      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
-    quantGemvAsyncImpl<BITS, NORM>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);                                 \
-  }
-#if LLMRT_KERNEL(quant_gemv_async_u4)
-QUANT_GEMV_ASYNC(quant_gemv_async_u4, 4, false)
-#endif
-#if LLMRT_KERNEL(quant_gemv_async_u8)
-QUANT_GEMV_ASYNC(quant_gemv_async_u8, 8, false)
-#endif
-#if LLMRT_KERNEL(quant_gemv_async_norm_u4)
-QUANT_GEMV_ASYNC(quant_gemv_async_norm_u4, 4, true)
-#endif
-#if LLMRT_KERNEL(quant_gemv_async_norm_u8)
-QUANT_GEMV_ASYNC(quant_gemv_async_norm_u8, 8, true)
-#endif
