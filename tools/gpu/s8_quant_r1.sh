@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Ran at s8/quant 317b16c (the staged kernels and their STAGED/QS_ bench variants were removed afterwards).
 # Session 8 quant r1 (issue 12): quant_gemv_staged* (x staged once per block, u4 zero points folded out of the loop,
 # pipelined weight loads) vs quant_gemv_fused* — correctness vs the fused kernel's bits (8B / 1B shapes, u4 g128 zp,
 # u4 g256 sym, u8 per-channel, m 1/3/8 where they fit, modes 0/2/3, plain and _norm), one layer's linears in µs and %

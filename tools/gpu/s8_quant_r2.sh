@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Ran at s8/quant 0ae59ac (the async kernels and their ASYNC/QA_ bench variants were removed afterwards).
 # Session 8 quant r2 (issue 12): quant_gemv_async* (each warp streams its weights through a cp.async ring of QA_D
 # slots, in flight across the RMSNorm prologue; the plan's default) vs quant_gemv_fused*: bits vs fused (8B / 1B
 # shapes, u4 g128 zp, u4 g256, u8 per-channel, modes 0/2/3, plain and _norm), llama-3.1-8b layer linears in µs and
