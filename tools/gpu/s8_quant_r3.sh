@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# NOT RUN (session 8 device budget spent): a ready experiment for QG_NW 4 / 16 and QG_LOOP.
 # Session 8 quant r3 (issue 12): warps per tile of quant_gemv_fused* (QG_NW: 4 / 8 / 16, blocks of 128 / 256 / 512)
 # and the persistent grid (QG_LOOP) on llama-3.1-8b's layer linears, µs and % of the copy measured in the same
 # process; every variant's outputs checked against the default's (same bits or within one bf16 unit).
