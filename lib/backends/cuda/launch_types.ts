@@ -48,10 +48,6 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   quant_gemv_fused_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_gemv_fused_norm_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_gemv_fused_norm_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
-  quant_gemv_ring_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
-  quant_gemv_ring_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
-  quant_gemv_ring_norm_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
-  quant_gemv_ring_norm_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_dequant_u4: { file: "quant_gemv.cu", params: [P, P, P, P, I, I, I] },
   quant_dequant_u8: { file: "quant_gemv.cu", params: [P, P, P, P, I, I, I] },
   fp8_gemv: { file: "fp8_gemv.cu", params: [P, P, P, P, P, I, I, I, F] },
@@ -106,7 +102,7 @@ const PDL_FAMILIES: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * The quantized decode GEMVs (quant_gemv.cu quantGemvFusedImpl / quantGemvRingImpl: the weight loads or bulk copies,
+ * The quantized decode GEMVs (quant_gemv.cu quantGemvFusedImpl: the first weight loads,
  * then griddepcontrol.wait before x or y is touched, then launch_dependents). LaunchEnv.quantPdl (SessionOptions.quantPdl,
  * on by default since an H200 run gave the same bits and W4A16 batch-1 decode +12% on llama-3.2-1b, +8.8% on
  * llama-3.1-8b) adds them to PDL_FAMILIES.
@@ -116,10 +112,6 @@ const QUANT_PDL_FAMILIES: ReadonlySet<string> = new Set([
   "quant_gemv_fused_u8",
   "quant_gemv_fused_norm_u4",
   "quant_gemv_fused_norm_u8",
-  "quant_gemv_ring_u4",
-  "quant_gemv_ring_u8",
-  "quant_gemv_ring_norm_u4",
-  "quant_gemv_ring_norm_u8",
 ]);
 /**
  * Whether kernel entry point `name` may be launched with programmatic dependent launch (`quant`: the
@@ -251,12 +243,6 @@ export interface LaunchEnv {
   readonly pdl?: boolean;
   /** With `pdl`: the quantized decode GEMVs (quant_gemv_fused*) take it too. @default false */
   readonly quantPdl?: boolean;
-  /**
-   * The quantized decode GEMVs run the ring kernels (quant_gemv_ring*, sm_90+: a persistent grid of at most this
-   * many blocks streaming the weights through shared memory by bulk copies) instead of quant_gemv_fused*; same
-   * bits. Unset: quant_gemv_fused*.
-   */
-  readonly quantRingBlocks?: number;
   /** bf16 [N, K] scratch of the largest quantized linear: prefill dequantizes into it, then cuBLASLt reads it. */
   readonly quantScratch?: bigint;
   /** FP8 linears' prefill scratch: quantized rows, then row scales (fp8_launch.ts fp8ScratchLayout). */

@@ -180,8 +180,6 @@ export class CudaSession implements SessionBackend {
   /** Fused decode steps launch their kernels with programmatic dependent launch (asked for and supported). */
   readonly pdl: boolean;
   readonly quantPdl: boolean;
-  /** Resident blocks of the ring quantized GEMVs (4 per SM), or 0: quant_gemv_fused*. */
-  readonly quantRingBlocks: number;
   /** CudaSessionOptions.batchAttention. */
   readonly batchAttention: boolean;
   /** CudaSessionOptions.batchAttention2. */
@@ -301,7 +299,6 @@ export class CudaSession implements SessionBackend {
       const d = this.device;
       this.pdl = f.pdl && d.supportsPdl;
       this.quantPdl = this.pdl && f.quantPdl;
-      this.quantRingBlocks = f.quantRing && d.computeCapability.major >= 9 ? 4 * d.smCount : 0;
       this.wgmmaPrefill = f.wgmmaPrefill && d.arch === "sm_90";
       this.#stream = d.createStream();
       if (plan.ops.some((o) => o.type === "all_reduce" || o.type === "all_gather") && !options.nccl) {
@@ -494,7 +491,6 @@ export class CudaSession implements SessionBackend {
       decodeCounters: this.#decodeCounters.ptr,
       pdl: this.pdl,
       quantPdl: this.quantPdl,
-      ...(this.quantRingBlocks > 0 ? { quantRingBlocks: this.quantRingBlocks } : {}),
     };
   }
 

@@ -39,11 +39,6 @@ export const CUDA_FLAGS = {
    * llama-3.2-1b W4A16 batch-1 decode +12%, llama-3.1-8b +8.8%, the same bits). @default true
    */
   quantPdl: { env: "LLMRT_QUANT_PDL", default: true },
-  /**
-   * The quantized decode GEMVs stream their weights through shared memory by bulk copies on a persistent grid
-   * (quant_gemv_ring*, compute capability 9.0+; same bits, measured 1.5× slower on an H200). @default false
-   */
-  quantRing: { env: "LLMRT_QUANT_RING", default: false },
   /** Decode steps of more than 8 sequences on the tensor-core attention kernel (decode_attention_batch). @default true */
   batchAttention: { env: "LLMRT_BATCH_ATTENTION", default: true },
   /**
