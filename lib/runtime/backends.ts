@@ -35,6 +35,7 @@ const FACTORIES: Readonly<Record<Backend, Factory>> = {
       wgmmaPrefill: o.wgmmaPrefill,
       decodeSplitK: o.decodeSplitK,
       gemvSplitK: o.gemvSplitK,
+      pruneLastLayer: o.pruneLastLayer,
     }),
 };
 

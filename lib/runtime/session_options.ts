@@ -18,6 +18,7 @@
  * - `LLMRT_WGMMA_PREFILL=1`: `wgmmaPrefill` defaults to true
  * - `LLMRT_DECODE_SK=1`: `decodeSplitK` defaults to true
  * - `LLMRT_GEMV_KS=1`: `gemvSplitK` defaults to true
+ * - `LLMRT_PRUNE_LAST_LAYER=0`: `pruneLastLayer` defaults to false
  */
 import { z } from "zod";
 import { parseWith } from "../util/validate.ts";
@@ -104,6 +105,12 @@ export const SessionOptionsSchema = z.strictObject({
    * (gemv_fused_ks). @default false (LLMRT_GEMV_KS=1: true) until measured on a GPU
    */
   gemvSplitK: z.boolean().optional(),
+  /**
+   * CUDA: prefill and mixed steps run the last layer past its KV write over the logits rows only (the other
+   * rows' hidden states are never read; batch-invariant sessions get the same logits bits).
+   * @default true (LLMRT_PRUNE_LAST_LAYER=0: false)
+   */
+  pruneLastLayer: z.boolean().optional(),
 });
 
 export type SessionOptions = z.input<typeof SessionOptionsSchema>;
@@ -127,6 +134,7 @@ export type ResolvedSessionOptions = Readonly<{
   wgmmaPrefill: boolean;
   decodeSplitK: boolean;
   gemvSplitK: boolean;
+  pruneLastLayer: boolean;
 }>;
 
 /** Validates session options and applies the documented defaults (errors name the field and value). */
@@ -152,5 +160,6 @@ export function parseSessionOptions(input: SessionOptions = {}): ResolvedSession
     wgmmaPrefill: o.wgmmaPrefill ?? env()["LLMRT_WGMMA_PREFILL"] === "1",
     decodeSplitK: o.decodeSplitK ?? env()["LLMRT_DECODE_SK"] === "1",
     gemvSplitK: o.gemvSplitK ?? env()["LLMRT_GEMV_KS"] === "1",
+    pruneLastLayer: o.pruneLastLayer ?? envOn("LLMRT_PRUNE_LAST_LAYER"),
   });
 }

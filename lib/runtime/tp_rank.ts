@@ -127,6 +127,7 @@ export class RankRunner {
       wgmmaPrefill: o.wgmmaPrefill,
       decodeSplitK: o.decodeSplitK,
       gemvSplitK: o.gemvSplitK,
+      pruneLastLayer: o.pruneLastLayer,
       nccl,
     });
   }

@@ -21,7 +21,7 @@
  * use the non-split-K pick for its bucket (the power of two ≤ M, 16 … 16384) — but only once that
  * algorithm was shown, on this device, to round every row bitwise as the reference-M algorithm does:
  * both run over the same random rows against the layer's own weight and the outputs are compared byte
- * for byte (once per (n, k, …, algorithm); bf16/fp16 in and out). Non-split-K algorithms that agree
+ * for byte (once per (n, k, …, algorithm); bf16/fp16 in, bf16/fp16 or fp32 out). Non-split-K algorithms that agree
  * there agree for every M, since neither's per-element reduction depends on M; one that disagrees (another
  * instruction shape, another K order) is never used, and its bucket keeps the reference algorithm.
  */
@@ -121,6 +121,11 @@ export interface GemmOptions {
    * on random e4m3 rows); false: the reference-M algorithm for every M, as before. @default false
    */
   readonly invariantFp8Buckets?: boolean;
+  /**
+   * Batch-invariant mode: bf16 / fp16 GEMMs with fp32 output (the lm_head's logits) take the bucket picks too, with
+   * the same bitwise check over their fp32 outputs; false: the reference-M algorithm for every M. @default true
+   */
+  readonly invariantF32OutBuckets?: boolean;
 }
 
 /** Outcome of the bucket algorithms' bitwise checks (batch-invariant mode), one count per (shape, algorithm). */
@@ -204,6 +209,7 @@ export class CublasLtGemm {
   readonly #refM: number;
   readonly #buckets: boolean;
   readonly #fp8Buckets: boolean;
+  readonly #f32OutBuckets: boolean;
   /** Batch-invariant mode: M-free plan key @ reference M → the pinned algorithm (null: the heuristic had no non-split-K one). */
   readonly #pinned = new Map<string, Uint8Array | null>();
   /** Batch-invariant mode: M-free plan key # bucket algorithm → whether it rounds rows as the reference one does. */
@@ -227,6 +233,7 @@ export class CublasLtGemm {
     this.#refM = options.invariantRefM ?? INVARIANT_REF_M;
     this.#buckets = options.invariantBuckets ?? true;
     this.#fp8Buckets = options.invariantFp8Buckets ?? false;
+    this.#f32OutBuckets = options.invariantF32OutBuckets ?? true;
     if (!Number.isSafeInteger(this.#refM) || this.#refM <= 0) {
       throw new ValidationError(`GemmOptions.invariantRefM: expected a positive integer, got ${this.#refM}`, "invariantRefM", this.#refM);
     }
@@ -505,14 +512,18 @@ export class CublasLtGemm {
         const base = this.#pin(pinKey, this.#refM, desc, layoutA, inT, outT, n, k, what);
         const tries: Uint8Array[] = [];
         const bucket = invariantBucket(m);
-        const bucketable = dtype === outDtype ? dtype === "bf16" || dtype === "fp16" : this.#fp8Buckets && dtype === "fp8e4m3" && outDtype === "bf16";
+        const bucketable = dtype === outDtype
+          ? dtype === "bf16" || dtype === "fp16"
+          : dtype === "fp8e4m3"
+          ? this.#fp8Buckets && outDtype === "bf16"
+          : this.#f32OutBuckets && (dtype === "bf16" || dtype === "fp16") && outDtype === "fp32";
         if (base && this.#buckets && bucket !== this.#refM && bucketable) {
           const pick = this.#pin(pinKey, bucket, desc, layoutA, inT, outT, n, k, what);
           if (pick && !sameAlgo(pick, base)) {
             const sameKey = `${pinKey}#${Array.from(pick).join(",")}`;
             let same = this.#sameRows.get(sameKey);
             if (same === undefined && !(weight.stream?.isCapturing ?? false)) {
-              same = this.#checkSameRows(desc, layoutA, inT, outT, n, k, dtype, weight, base, pick, Math.max(64, Math.min(bucket, PROBE_ROWS)));
+              same = this.#checkSameRows(desc, layoutA, inT, outT, n, k, dtype, outDtype, weight, base, pick, Math.max(64, Math.min(bucket, PROBE_ROWS)));
               this.#sameRows.set(sameKey, same);
               if (same) this.invariantBucketStats.verified++;
               else this.invariantBucketStats.rejected++;
@@ -638,6 +649,7 @@ export class CublasLtGemm {
     n: number,
     k: number,
     dtype: GemmDtype,
+    outDtype: GemmDtype,
     weight: { b: bigint; stream: Stream | null },
     base: Uint8Array,
     pick: Uint8Array,
@@ -684,7 +696,8 @@ export class CublasLtGemm {
       }
       const a = this.device.alloc(len * (fp8 ? 1 : 2));
       bufs.push(a);
-      const outs = [this.device.alloc(rows * n * 2), this.device.alloc(rows * n * 2)];
+      const f32Out = outDtype === "fp32";
+      const outs = [this.device.alloc(rows * n * (f32Out ? 4 : 2)), this.device.alloc(rows * n * (f32Out ? 4 : 2))];
       bufs.push(...outs);
       const stream = weight.stream;
       a.copyFromHost(host, { stream });
@@ -717,6 +730,17 @@ export class CublasLtGemm {
       });
       if (stream) stream.synchronize();
       else this.device.synchronize();
+      if (f32Out) {
+        const x = new Uint32Array(rows * n), y = new Uint32Array(rows * n);
+        outs[0].copyToHost(x);
+        outs[1].copyToHost(y);
+        let informative = false;
+        for (let i = 0; i < x.length; i++) {
+          if (x[i] !== y[i]) return false;
+          if (!informative && (x[i] & 0x7fffffff) !== 0 && (x[i] & 0x7f800000) !== 0x7f800000) informative = true;
+        }
+        return informative;
+      }
       const x = new Uint16Array(rows * n), y = new Uint16Array(rows * n);
       outs[0].copyToHost(x);
       outs[1].copyToHost(y);

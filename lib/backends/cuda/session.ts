@@ -37,7 +37,8 @@ import {
   sampleLaunches,
   usesBatchAttention,
 } from "./launch_plan.ts";
-import { isDecodeStep, packStep, type StagingLayout, stagingLayout, stagingPointers } from "./step_staging.ts";
+import { isDecodeStep, logitRowsIncreasing, packStep, type StagingLayout, stagingLayout, stagingPointers } from "./step_staging.ts";
+import { type LastLayerRows, planLastLayerRows } from "./last_layer_rows.ts";
 import { StagingSlots } from "./step_slots.ts";
 import { maxVerifyTokens } from "./verify_cap.ts";
 import { engineMaxSeqLen, type EngineView, type SessionBackend } from "../../ir/backend.ts";
@@ -122,6 +123,11 @@ export interface CudaSessionOptions {
   readonly decodeSplitK?: boolean;
   /** Fused decode GEMVs with long weight rows stream each row with 2 or 4 warps (gemv_fused_ks, gemvSplitRows). @default false */
   readonly gemvSplitK?: boolean;
+  /**
+   * Prefill and mixed steps run their last layer past its KV write over the logits rows only (last_layer_rows.ts;
+   * the same logits bits in batch-invariant sessions). @default true
+   */
+  readonly pruneLastLayer?: boolean;
 }
 
 /** The defaults (what `Session` passes when nothing is set). */
@@ -260,6 +266,8 @@ export class CudaSession implements SessionBackend {
   readonly decodeSplitK: boolean;
   /** CudaSessionOptions.gemvSplitK. */
   readonly gemvSplitK: boolean;
+  /** CudaSessionOptions.pruneLastLayer, where the plan allows it (planLastLayerRows). */
+  readonly pruneLastLayer: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -281,6 +289,8 @@ export class CudaSession implements SessionBackend {
   #quantScratch: DeviceBuffer | null = null;
   /** FP8 linears' prefill scratch (quantized rows + row scales, fp8_launch.ts); null without FP8 linears. */
   #fp8Scratch: DeviceBuffer | null = null;
+  /** Last-layer pruning: the plan's and its gather scratch (pruneLastLayer); null when off. */
+  #lastRows: { readonly plan: LastLayerRows; readonly scratch: DeviceBuffer } | null = null;
   readonly #arena: DeviceBuffer;
   readonly #logits: DeviceBuffer; // [maxSeqs, vocab] f32
   readonly #invFreq: DeviceBuffer; // [headDim / 2] f64
@@ -449,6 +459,9 @@ export class CudaSession implements SessionBackend {
       this.#decodeCounters = d.alloc(Math.max(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4, ALIGN));
       this.#decodeCounters.fill(0);
       this.#layout = stagingLayout(plan.maxTokens, plan.maxSeqs, Math.ceil(this.maxSeqLen / this.tokensPerBlock));
+      const pruning = (options.pruneLastLayer ?? true) ? planLastLayerRows(plan, plan.maxSeqs) : undefined;
+      if (pruning) this.#lastRows = { plan: pruning, scratch: d.alloc(pruning.scratchBytes) };
+      this.pruneLastLayer = this.#lastRows !== null;
       this.#slots = new StagingSlots(d, this.#layout.words);
       this.#io = d.alloc(this.#layout.words * 4);
       // Every kernel the launch plans can use, compiled now (in parallel, or read from the disk cache): the
@@ -549,6 +562,7 @@ export class CudaSession implements SessionBackend {
       decodeCounters: this.#decodeCounters.ptr,
       pdl: this.pdl,
       quantPdl: this.quantPdl,
+      ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),
       ...(this.quantRingBlocks > 0 ? { quantRingBlocks: this.quantRingBlocks } : {}),
     };
   }
@@ -707,7 +721,15 @@ export class CudaSession implements SessionBackend {
       attention = { ...attention, sk: this.#skGeometry(maxAttended) };
     }
     const env = lora ? { ...this.launchEnv(kv), lora, fusedDecode: false } : this.launchEnv(kv);
-    return planLaunches(env, { numTokens: T, numSeqs: S, numRows: R, attention, sample: sample && !!out.sampledIds, writeKvFirst: inp.readsStepKv });
+    return planLaunches(env, {
+      numTokens: T,
+      numSeqs: S,
+      numRows: R,
+      attention,
+      sample: sample && !!out.sampledIds,
+      writeKvFirst: inp.readsStepKv,
+      pruneRows: this.pruneLastLayer && R < T && logitRowsIncreasing(inp),
+    });
   }
 
   /**
