@@ -113,7 +113,9 @@ for (const L of promptLens) {
   const prompt = Array.from({ length: L }, () => rand(Math.min(V, 32000)));
   const logits = sessions.map((s, i) => {
     const lg = new Float32Array(V);
+    const st = performance.now();
     s.run(stepOf(prompt, 0), { logits: lg, sampledIds: new Int32Array(1) }, kvs[i]);
+    console.log(`  prompt ${L}, ${variants[i]}: first run (GEMM plans, bucket checks) ${(performance.now() - st).toFixed(1)} ms`);
     return lg;
   });
   const cmp = logits.map((lg) => {
@@ -133,8 +135,32 @@ for (const L of promptLens) {
       s.run(stepOf(prompt, 0), out, kvs[i]);
       ts[i].push(performance.now() - st);
     });
+    if (L >= 8192) console.log(`  prompt ${L}, rep ${r}: ${ts.map((t, i) => `${variants[i]} ${t[r].toFixed(1)} ms`).join(", ")}`);
   }
-  const row = { promptLen: L, variants: variants.map((v, i) => ({ variant: v, ttftMs: median(ts[i]), minMs: Math.min(...ts[i]), ...cmp[i] })) };
+  // Host vs device for the first variant: the host's time to enqueue the step (Session.launch returns before the
+  // device is done), and the time per step of 5 steps enqueued back to back (the device's, where the host keeps up).
+  const enq: number[] = [];
+  for (let r = 0; r < 5; r++) {
+    const st = performance.now();
+    const p = sessions[0].launch(stepOf(prompt, 0), out, kvs[0]);
+    enq.push(performance.now() - st);
+    p.wait();
+  }
+  const pst = performance.now();
+  const pend = Array.from({ length: 5 }, () => sessions[0].launch(stepOf(prompt, 0), { sampledIds: new Int32Array(1) }, kvs[0]));
+  for (const p of pend) p.wait();
+  const piped = (performance.now() - pst) / 5;
+  console.log(
+    `prompt ${L}: ${variants[0]}: host enqueue ${median(enq).toFixed(3)} ms (median of 5); 5 steps back to back ${
+      piped.toFixed(3)
+    } ms a step (device time where the host keeps up)`,
+  );
+  const row = {
+    promptLen: L,
+    hostEnqueueMs: median(enq),
+    pipelinedStepMs: piped,
+    variants: variants.map((v, i) => ({ variant: v, ttftMs: median(ts[i]), minMs: Math.min(...ts[i]), ...cmp[i] })),
+  };
   rows.push(row);
   for (const v of row.variants) {
     console.log(
