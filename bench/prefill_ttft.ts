@@ -11,7 +11,7 @@
  *     [--profile default,noprune] [--lm-head]
  *
  * Variants: default (the session defaults), noprune (pruneLastLayer false), wgmma (wgmmaPrefill true),
- * noinv (batchInvariant false), joined with "+" (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
+ * noinv (batchInvariant false), notune (gemmTune false: batch-invariant GEMMs take the bucket's heuristic pick), joined with "+" (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
  */
 import * as fs from "node:fs";
 import process from "node:process";
@@ -49,6 +49,7 @@ const OPTION: Record<string, SessionOptions> = {
   noprune: { pruneLastLayer: false },
   wgmma: { wgmmaPrefill: true },
   noinv: { batchInvariant: false },
+  notune: { gemmTune: false },
 };
 const optionsOf = (v: string): SessionOptions =>
   Object.assign(

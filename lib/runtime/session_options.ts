@@ -37,7 +37,10 @@ export const SessionOptionsSchema = z.strictObject({
   gemv: z.boolean().optional(),
   /** CUDA: batch == single, bitwise. @default true (LLMRT_BATCH_INVARIANT=0: false) */
   batchInvariant: z.boolean().optional(),
-  /** CUDA: time cuBLASLt algorithms per new GEMM shape. @default true (LLMRT_GEMM_TUNE=0: false) */
+  /**
+   * CUDA: time cuBLASLt algorithms per new GEMM shape (batch-invariant sessions: among those shown to round rows
+   * as the pinned algorithm does). @default true (LLMRT_GEMM_TUNE=0: false)
+   */
   gemmTune: z.boolean().optional(),
   /**
    * CUDA: programmatic dependent launch of the fused decode step's kernels (compute capability 9.0+;

@@ -4,6 +4,7 @@
 #          noinv in one process; logits of each vs default (bitwise), TTFT 128 / 2048 (sessions alternating), eager
 #          profiles of default and noprune against an 8192^3 GEMM ceiling timed in the same process, the lm_head GEMM
 #          under pinned / bucketed / heuristic algorithms.
+#   gemm — bench/prefill_gemm.ts: the 1B linears at M 2048 under each cuBLASLt choice (is timing candidates worth it?).
 #   tests — tests/gpu/gemm.test.ts (bucket algorithms bitwise), tests/gpu/cuda_session.test.ts (stories260k: chunked
 #          prefill, eager steps and a 4-prompt batch equal single runs; vs transformers where references exist).
 #   8b   — llama-3.1-8b TTFT of a 32,000-token prompt with wgmmaPrefill off / on (default pruning on both), last.
@@ -17,6 +18,10 @@ LLMRT_BENCH_JSON=$OUT/ttft_1b.json timeout 45 bun bench/prefill_ttft.ts --model 
 echo "rc=$?"
 grep -E "^GPU|ceiling|prompt (128|2048): |GEMMs|^profile|lm_head|bucket checks|SUMMARY|rror" "$OUT/ttft_1b.log" | cut -c1-230
 grep -E "^  (gemm|flash|add_|silu|rope|rmsnorm|embedding|sample|gather)" "$OUT/ttft_1b.log" | head -40 | cut -c1-160
+s "1b prefill GEMMs at M 2048: pinned / bucketed / heuristic / tuned (top-8 timed, not invariant)"
+LLMRT_BENCH_JSON=$OUT/gemm_1b.json timeout 15 bun bench/prefill_gemm.ts --models 1b --ms 2048 --refs 256 --tuned > "$OUT/gemm_1b.log" 2>&1
+echo "rc=$?"
+grep -E "ceiling|^\| 1b|M=2048|bucketed:|rror" "$OUT/gemm_1b.log" | cut -c1-200
 s "gpu tests"
 timeout 30 bun test --timeout 600000 tests/gpu/gemm.test.ts tests/gpu/cuda_session.test.ts > "$OUT/gpu_tests.log" 2>&1
 echo "rc=$?"

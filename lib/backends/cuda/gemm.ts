@@ -97,15 +97,16 @@ export interface GemmOptions {
   /**
    * Time the heuristic's candidate algorithms on the first call of each shape and keep the fastest,
    * remembered in a timing cache on disk keyed by GPU, driver and cuBLASLt version (off: the
-   * heuristic's first choice). @default false
+   * heuristic's first choice). Batch-invariant calls (with `invariantBuckets`) take the fastest non-split-K
+   * candidate that passes the bucket algorithms' bitwise check. @default false
    */
   readonly tune?: boolean;
   /** Folder of the timing cache; `null` keeps it in memory only. @default `$LLMRT_CACHE_DIR/gemm` */
   readonly timingCacheDir?: string | null;
   /**
    * Pin one non-split-K algorithm per (n, k, dtypes, transB, bias, alignment) for every M, so that a
-   * row of D is bitwise the same whatever the number of rows (see the file comment; such calls are
-   * not tuned). A call's `batchInvariant` overrides it. @default false
+   * row of D is bitwise the same whatever the number of rows (see the file comment; with `tune`, only among
+   * algorithms shown to round rows as the pinned one does). A call's `batchInvariant` overrides it. @default false
    */
   readonly batchInvariant?: boolean;
   /** Batch-invariant mode: the M for which each (n, k)'s pinned algorithm is chosen. @default INVARIANT_REF_M */
@@ -402,9 +403,52 @@ export class CublasLtGemm {
     if (code !== 0) checkCublas(code, "cublasLtMatmul", `${key}`);
   }
 
+  /** Writes the timing cache (an unwritable folder only costs re-timing). */
+  #saveTiming(): void {
+    if (!this.#timingPath) return;
+    try {
+      writeFileAtomic(this.#timingPath, JSON.stringify(Object.fromEntries(this.#timing), null, 0));
+    } catch {
+      // The cache is an optimisation.
+    }
+  }
+
   /**
-   * Index of the fastest of `candidates` (heuristic results) for this call: each runs once to warm
-   * up, then 3 times between events. A candidate that fails is skipped; any other failure throws.
+   * Batch-invariant tuning: the fastest of the heuristic's first TUNE_CANDIDATES non-split-K algorithms for this
+   * call's M for which `ok` holds (rows rounded as the reference algorithm's), its index kept in the timing cache
+   * under the plan key; null when none qualifies.
+   */
+  #tunedInvariant(
+    key: string,
+    desc: bigint,
+    layoutA: bigint,
+    layoutB: bigint,
+    layoutD: bigint,
+    what: string,
+    io: { a: bigint; b: bigint; d: bigint; stream: Stream | null },
+    ok: (algo: Uint8Array) => boolean,
+  ): Uint8Array | null {
+    const cands = this.#heuristic(desc, layoutA, layoutB, layoutD, INVARIANT_CANDIDATES, what).filter((c) => this.#isNonSplit(c.algo)).slice(
+      0,
+      TUNE_CANDIDATES,
+    );
+    const cached = this.#timing.get(key);
+    if (cached !== undefined && cached < cands.length && ok(cands[cached].algo)) return cands[cached].algo;
+    if (cands.length === 0) return null;
+    const order = cands.length > 1 ? this.#timeCandidates(desc, layoutA, layoutB, layoutD, cands, io) : [0];
+    this.numTuned++;
+    for (const i of order) {
+      if (!ok(cands[i].algo)) continue;
+      this.#timing.set(key, i);
+      this.#saveTiming();
+      return cands[i].algo;
+    }
+    return null;
+  }
+
+  /**
+   * Indices of `candidates` (heuristic results) for this call, fastest first: each runs once to warm
+   * up, then 3 times between events. A candidate that fails is left out; any other failure throws.
    */
   #timeCandidates(
     desc: bigint,
@@ -413,7 +457,7 @@ export class CublasLtGemm {
     layoutD: bigint,
     candidates: { algo: Uint8Array; ws: number }[],
     io: { a: bigint; b: bigint; d: bigint; stream: Stream | null },
-  ): number {
+  ): number[] {
     const lt = cublasLt();
     const stream = io.stream ? io.stream.handle : 0n;
     this.#alpha[0] = 1;
@@ -437,7 +481,7 @@ export class CublasLtGemm {
         c.ws,
         stream,
       );
-    let best = 0, bestMs = Infinity;
+    const times: [number, number][] = [];
     using start = this.device.createEvent();
     using end = this.device.createEvent();
     candidates.forEach((c, i) => {
@@ -448,13 +492,9 @@ export class CublasLtGemm {
       for (let r = 0; r < 3; r++) if (call(c) !== 0) return;
       end.record(io.stream);
       end.synchronize();
-      const ms = end.elapsedSince(start);
-      if (ms < bestMs) {
-        bestMs = ms;
-        best = i;
-      }
+      times.push([i, end.elapsedSince(start)]);
     });
-    return best;
+    return times.sort((x, y) => x[1] - y[1]).map(([i]) => i);
   }
 
   #makePlan(
@@ -517,19 +557,29 @@ export class CublasLtGemm {
           : dtype === "fp8e4m3"
           ? this.#fp8Buckets && outDtype === "bf16"
           : this.#f32OutBuckets && (dtype === "bf16" || dtype === "fp16") && outDtype === "fp32";
+        // Whether an algorithm rounds every row as the reference one does (checked once per (shape, algorithm)).
+        const verified = (algo: Uint8Array): boolean => {
+          if (!base) return false;
+          if (sameAlgo(algo, base)) return true;
+          const sameKey = `${pinKey}#${Array.from(algo).join(",")}`;
+          let same = this.#sameRows.get(sameKey);
+          if (same === undefined && !(weight.stream?.isCapturing ?? false)) {
+            same = this.#checkSameRows(desc, layoutA, inT, outT, n, k, dtype, outDtype, weight, base, algo, Math.max(64, Math.min(bucket, PROBE_ROWS)));
+            this.#sameRows.set(sameKey, same);
+            if (same) this.invariantBucketStats.verified++;
+            else this.invariantBucketStats.rejected++;
+          }
+          return same === true;
+        };
         if (base && this.#buckets && bucket !== this.#refM && bucketable) {
           const pick = this.#pin(pinKey, bucket, desc, layoutA, inT, outT, n, k, what);
-          if (pick && !sameAlgo(pick, base)) {
-            const sameKey = `${pinKey}#${Array.from(pick).join(",")}`;
-            let same = this.#sameRows.get(sameKey);
-            if (same === undefined && !(weight.stream?.isCapturing ?? false)) {
-              same = this.#checkSameRows(desc, layoutA, inT, outT, n, k, dtype, outDtype, weight, base, pick, Math.max(64, Math.min(bucket, PROBE_ROWS)));
-              this.#sameRows.set(sameKey, same);
-              if (same) this.invariantBucketStats.verified++;
-              else this.invariantBucketStats.rejected++;
-            }
-            if (same) tries.push(pick);
-          }
+          if (pick && !sameAlgo(pick, base) && verified(pick)) tries.push(pick);
+        }
+        // Tuning (GemmOptions.tune): the fastest of the heuristic's non-split-K candidates for this M among those
+        // that round rows as the reference algorithm does (timed once per plan key, kept in the timing cache).
+        if (base && this.#tune && this.#buckets && bucketable && io && !(weight.stream?.isCapturing ?? false)) {
+          const fast = this.#tunedInvariant(key, desc, layoutA, layoutB, layoutD, what, io, verified);
+          if (fast) tries.unshift(fast);
         }
         if (base) tries.push(base);
         for (const algo of tries) {
@@ -555,16 +605,10 @@ export class CublasLtGemm {
           if (cached !== undefined && cached < candidates.length) {
             pick = cached;
           } else {
-            pick = this.#timeCandidates(desc, layoutA, layoutB, layoutD, candidates, io);
+            pick = this.#timeCandidates(desc, layoutA, layoutB, layoutD, candidates, io)[0] ?? 0;
             this.numTuned++;
             this.#timing.set(key, pick);
-            if (this.#timingPath) {
-              try {
-                writeFileAtomic(this.#timingPath, JSON.stringify(Object.fromEntries(this.#timing), null, 0));
-              } catch {
-                // The cache is an optimisation; an unwritable folder only costs re-timing.
-              }
-            }
+            this.#saveTiming();
           }
         }
         return {
