@@ -8,7 +8,7 @@
 #   gemm — bench/prefill_gemm.ts: the 1B linears at M 2048 under each cuBLASLt choice (is timing candidates worth it?).
 #   tests — tests/gpu/gemm.test.ts (bucket algorithms bitwise), tests/gpu/cuda_session.test.ts (stories260k: chunked
 #          prefill, eager steps and a 4-prompt batch equal single runs; vs transformers where references exist).
-#   8b   — llama-3.1-8b TTFT of a 32,000-token prompt with wgmmaPrefill off / on (default pruning on both), last.
+#   8b   — llama-3.1-8b TTFT of a 2048- and a 32,000-token prompt with wgmmaPrefill off / on (pruning on both), last.
 set -uo pipefail
 OUT=${OUT:-/tmp/prefill-out}
 mkdir -p "$OUT"
@@ -30,9 +30,9 @@ grep -E "^\(pass|^\(fail|^\(skip|^ *[0-9]+ (pass|fail|skip)$|rel|max abs" "$OUT/
 left=$((146 - SECONDS))
 [ "$left" -gt 72 ] && left=72
 s "8b 32k, wgmmaPrefill off / on (timeout $left s)"
-LLMRT_BENCH_JSON=$OUT/ttft_8b.json timeout "$left" bun bench/prefill_ttft.ts --model /tmp/hfmodels/llama-3.1-8b --prompt-lens 32000 --reps 2 \
+LLMRT_BENCH_JSON=$OUT/ttft_8b.json timeout "$left" bun bench/prefill_ttft.ts --model /tmp/hfmodels/llama-3.1-8b --prompt-lens 2048,32000 --reps 2 \
   --variants default,wgmma --profile wgmma > "$OUT/ttft_8b.log" 2>&1
 echo "rc=$?"
-grep -E "^GPU|ceiling|prompt 32000|GEMMs|^profile|SUMMARY|rror" "$OUT/ttft_8b.log" | cut -c1-230
+grep -E "^GPU|ceiling|prompt (2048|32000)|GEMMs|^profile|SUMMARY|rror" "$OUT/ttft_8b.log" | cut -c1-230
 grep -E "^  (gemm|flash|add_|silu|rope|rmsnorm|embedding|sample|gather)" "$OUT/ttft_8b.log" | head -16 | cut -c1-160
 s done
