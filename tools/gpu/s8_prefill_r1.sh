@@ -34,5 +34,5 @@ LLMRT_BENCH_JSON=$OUT/ttft_8b.json timeout "$left" bun bench/prefill_ttft.ts --m
   --variants default,wgmma --profile wgmma > "$OUT/ttft_8b.log" 2>&1
 echo "rc=$?"
 grep -E "^GPU|ceiling|prompt (2048|32000)|GEMMs|^profile|SUMMARY|rror" "$OUT/ttft_8b.log" | cut -c1-230
-grep -E "^  (gemm|flash|add_|silu|rope|rmsnorm|embedding|sample|gather)" "$OUT/ttft_8b.log" | head -16 | cut -c1-160
+grep -E "^  (gemm|flash|add_|silu|rope|rmsnorm|embedding|sample|gather)" "$OUT/ttft_8b.log" | head -34 | cut -c1-160
 s done
