@@ -113,7 +113,8 @@ export interface CudaSessionOptions {
   readonly fp8Gemv1?: boolean;
   /**
    * Prefill attention of bf16 engines with a bf16 KV cache at head dims 64 / 128 on flash_prefill_wg (Hopper
-   * warpgroup MMAs, compiled for sm_90a; on other devices flash_prefill runs). @default false
+   * warpgroup MMAs, compiled for sm_90a; on other devices flash_prefill runs). A per-engine choice, never a
+   * step's (batch invariance). @default true for head dim 128, false otherwise (flash_prefill is faster at 64)
    */
   readonly wgmmaPrefill?: boolean;
   /**
@@ -370,7 +371,7 @@ export class CudaSession implements SessionBackend {
       this.pdl = (options.pdl ?? true) && d.supportsPdl;
       this.quantPdl = this.pdl && (options.quantPdl ?? true);
       this.quantRingBlocks = (options.quantRing ?? false) && d.computeCapability.major >= 9 ? 4 * d.smCount : 0;
-      this.wgmmaPrefill = (options.wgmmaPrefill ?? false) && d.arch === "sm_90";
+      this.wgmmaPrefill = (options.wgmmaPrefill ?? this.#attn?.headDim === 128) && d.arch === "sm_90";
       this.#stream = d.createStream();
       if (plan.ops.some((o) => o.type === "all_reduce" || o.type === "all_gather") && !options.nccl) {
         throw new ValidationError(
