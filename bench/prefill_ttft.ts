@@ -143,6 +143,25 @@ for (const L of promptLens) {
     }
     return { bitsDiffer: diff, nonFinite, relL2: relL2(lg, logits[0]), argmaxEqual: argmax(lg) === argmax(logits[0]) };
   });
+  if (variants.length > 2) {
+    // Every pair, where the first variant is not the reference of interest.
+    for (let i = 1; i < variants.length; i++) {
+      for (let j = i + 1; j < variants.length; j++) {
+        const x = new Uint32Array(logits[i].buffer), y = new Uint32Array(logits[j].buffer);
+        let diff = 0;
+        for (let v = 0; v < V; v++) if (x[v] !== y[v]) diff++;
+        console.log(
+          `prompt ${L}: logits ${variants[j]} vs ${variants[i]}: ${
+            diff === 0
+              ? "bitwise equal"
+              : `${diff} differ, rel L2 ${relL2(logits[j], logits[i]).toExponential(2)}, argmax ${
+                argmax(logits[j]) === argmax(logits[i]) ? "equal" : "differs"
+              }`
+          }`,
+        );
+      }
+    }
+  }
   const ts: number[][] = sessions.map(() => []);
   const out = { sampledIds: new Int32Array(1) };
   for (let r = 0; r < reps; r++) {
