@@ -97,8 +97,9 @@ export interface GemmOptions {
   /**
    * Time the heuristic's candidate algorithms on the first call of each shape and keep the fastest,
    * remembered in a timing cache on disk keyed by GPU, driver and cuBLASLt version (off: the
-   * heuristic's first choice). Batch-invariant calls (with `invariantBuckets`) take the fastest non-split-K
-   * candidate that passes the bucket algorithms' bitwise check. @default false
+   * heuristic's first choice). Batch-invariant calls (with `invariantBuckets`) in buckets of 512 rows or more
+   * take the fastest non-split-K candidate for the bucket's M that passes the bucket algorithms' bitwise check
+   * (timed once per shape and bucket). @default false
    */
   readonly tune?: boolean;
   /** Folder of the timing cache; `null` keeps it in memory only. @default `$LLMRT_CACHE_DIR/gemm` */
@@ -139,6 +140,8 @@ export interface InvariantBucketStats {
 
 /** Heuristic candidates considered when tuning. */
 const TUNE_CANDIDATES = 8;
+/** Smallest bucket whose batch-invariant algorithm is tuned (smaller GEMMs take the bucket's heuristic pick). */
+const TUNE_MIN_BUCKET = 512;
 /** Heuristic candidates searched for a non-split-K algorithm (batch-invariant mode). */
 const INVARIANT_CANDIDATES = 24;
 /** The M for which the batch-invariant algorithm of an (n, k) is chosen (a prefill-sized batch). */
@@ -215,6 +218,8 @@ export class CublasLtGemm {
   readonly #pinned = new Map<string, Uint8Array | null>();
   /** Batch-invariant mode: M-free plan key # bucket algorithm → whether it rounds rows as the reference one does. */
   readonly #sameRows = new Map<string, boolean>();
+  /** Batch-invariant tuning: pinKey@tune<bucket> → the bucket's tuned algorithm (null: none qualified). */
+  readonly #tuned = new Map<string, Uint8Array | null>();
   /** Random rows of the bitwise checks (grown as needed). */
   #probe = new Uint16Array(0);
   /** Batch-invariant mode: the bucket algorithms' bitwise checks so far. */
@@ -414,36 +419,56 @@ export class CublasLtGemm {
   }
 
   /**
-   * Batch-invariant tuning: the fastest of the heuristic's first TUNE_CANDIDATES non-split-K algorithms for this
-   * call's M for which `ok` holds (rows rounded as the reference algorithm's), its index kept in the timing cache
-   * under the plan key; null when none qualifies.
+   * Batch-invariant tuning of one (shape, bucket): the fastest of the heuristic's first TUNE_CANDIDATES non-split-K
+   * algorithms for `bucket` rows for which `ok` holds (rows rounded as the reference algorithm's), timed on the
+   * call's first `bucket` rows (bucket ≤ M); its index kept in the timing cache. Null when none qualifies.
    */
-  #tunedInvariant(
-    key: string,
+  #tunedBucket(
+    pinKey: string,
+    bucket: number,
     desc: bigint,
     layoutA: bigint,
-    layoutB: bigint,
-    layoutD: bigint,
+    inT: number,
+    outT: number,
+    n: number,
+    k: number,
     what: string,
     io: { a: bigint; b: bigint; d: bigint; stream: Stream | null },
     ok: (algo: Uint8Array) => boolean,
   ): Uint8Array | null {
-    const cands = this.#heuristic(desc, layoutA, layoutB, layoutD, INVARIANT_CANDIDATES, what).filter((c) => this.#isNonSplit(c.algo)).slice(
-      0,
-      TUNE_CANDIDATES,
-    );
-    const cached = this.#timing.get(key);
-    if (cached !== undefined && cached < cands.length && ok(cands[cached].algo)) return cands[cached].algo;
-    if (cands.length === 0) return null;
-    const order = cands.length > 1 ? this.#timeCandidates(desc, layoutA, layoutB, layoutD, cands, io) : [0];
-    this.numTuned++;
-    for (const i of order) {
-      if (!ok(cands[i].algo)) continue;
-      this.#timing.set(key, i);
-      this.#saveTiming();
-      return cands[i].algo;
+    const memo = `${pinKey}@tune${bucket}`;
+    const known = this.#tuned.get(memo);
+    if (known !== undefined) return known;
+    const lt = cublasLt();
+    const cell = new BigUint64Array(1);
+    const layouts: bigint[] = [];
+    let chosen: Uint8Array | null = null;
+    try {
+      checkCublas(lt.cublasLtMatrixLayoutCreate(cell, inT, k, bucket, k), "cublasLtMatrixLayoutCreate", `${k}x${bucket}`);
+      layouts.push(cell[0]);
+      checkCublas(lt.cublasLtMatrixLayoutCreate(cell, outT, n, bucket, n), "cublasLtMatrixLayoutCreate", `${n}x${bucket}`);
+      layouts.push(cell[0]);
+      const [lb, ld] = layouts;
+      const cands = this.#heuristic(desc, layoutA, lb, ld, INVARIANT_CANDIDATES, `${what} (tuning m=${bucket})`).filter((c) => this.#isNonSplit(c.algo))
+        .slice(0, TUNE_CANDIDATES);
+      const cached = this.#timing.get(memo);
+      if (cached !== undefined && cached < cands.length && ok(cands[cached].algo)) {
+        chosen = cands[cached].algo;
+      } else if (cands.length > 0) {
+        const order = cands.length > 1 ? this.#timeCandidates(desc, layoutA, lb, ld, cands, io) : [0];
+        this.numTuned++;
+        const i = order.find((j) => ok(cands[j].algo));
+        if (i !== undefined) {
+          chosen = cands[i].algo;
+          this.#timing.set(memo, i);
+          this.#saveTiming();
+        }
+      }
+    } finally {
+      for (const l of layouts) checkCublas(lt.cublasLtMatrixLayoutDestroy(l), "cublasLtMatrixLayoutDestroy");
     }
-    return null;
+    this.#tuned.set(memo, chosen);
+    return chosen;
   }
 
   /**
@@ -581,10 +606,11 @@ export class CublasLtGemm {
           const pick = this.#pin(pinKey, bucket, desc, layoutA, inT, outT, n, k, what);
           if (pick && !sameAlgo(pick, base) && verified(pick)) tries.push(pick);
         }
-        // Tuning (GemmOptions.tune): the fastest of the heuristic's non-split-K candidates for this M among those
-        // that round rows as the reference algorithm does (timed once per plan key, kept in the timing cache).
-        if (base && this.#tune && this.#buckets && bucketable && io && !(weight.stream?.isCapturing ?? false)) {
-          const fast = this.#tunedInvariant(key, desc, layoutA, layoutB, layoutD, what, io, verified);
+        // Tuning (GemmOptions.tune), prefill-sized buckets: the fastest of the heuristic's non-split-K candidates for
+        // the bucket's M among those that round rows as the reference algorithm does (timed once per (shape, bucket)
+        // on the call's first `bucket` rows, kept in the timing cache), for every M of the bucket.
+        if (base && this.#tune && this.#buckets && bucketable && bucket >= TUNE_MIN_BUCKET && io && !(weight.stream?.isCapturing ?? false)) {
+          const fast = this.#tunedBucket(pinKey, bucket, desc, layoutA, inT, outT, n, k, what, io, verified);
           if (fast) tries.unshift(fast);
         }
         if (base) tries.push(base);
