@@ -3,6 +3,7 @@
  * the launch environment (resolved device addresses) and the launch records planLaunches returns.
  * Kernel ABIs: lib/backends/cuda/kernels/README.md.
  */
+import type { LastLayerRows } from "./last_layer_rows.ts";
 import type { KernelParamKind } from "../../../ffi/shim.ts";
 import type { EnginePlan } from "../../ir/plan.ts";
 import { InternalError } from "../../util/errors.ts";
@@ -145,6 +146,10 @@ export interface StepIoPointers {
   readonly tokenIds: bigint;
   readonly positions: bigint;
   readonly blockTables: bigint;
+  /** [rows] i32: the position of each logits row's token (last-layer pruning: the rows' attention queries). */
+  readonly logitPositions: bigint;
+  /** [seqs + 1] i32: logits rows before each sequence (the pruned attention's sequence starts). */
+  readonly logitSeqStarts: bigint;
 }
 
 /** Everything a launch needs besides the step shape: addresses and fixed geometry. */
@@ -254,6 +259,11 @@ export interface LaunchEnv {
    * [numLayers, 2, numKvHeads] on the device (the launches get layer l's [2, numKvHeads] at kvScales + l × 8 × numKvHeads).
    */
   readonly kvScales?: bigint;
+  /**
+   * Last-layer pruning (last_layer_rows.ts): the plan's pruning and a device scratch of its scratchBytes. Steps
+   * with StepShape.pruneRows then run the last layer past its KV write over the logits rows only.
+   */
+  readonly lastLayerRows?: { readonly plan: LastLayerRows; readonly scratch: bigint };
 }
 
 /** Least row elements a gemv_fused_ks warp streams (doubling the warps per row stops below it). */
@@ -305,6 +315,11 @@ export interface StepShape {
    * rope_kv_write's own launch before decode_attention, which then finds every earlier key in the cache.
    */
   readonly writeKvFirst?: boolean;
+  /**
+   * The step's logits rows are strictly increasing (so each sequence's rows are contiguous in logitSeqStarts):
+   * with LaunchEnv.lastLayerRows, a prefill / mixed step with fewer logits rows than tokens prunes its last layer.
+   */
+  readonly pruneRows?: boolean;
 }
 
 export interface KernelLaunch {
