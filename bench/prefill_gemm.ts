@@ -4,7 +4,8 @@
  * each of --refs rows alone (GemmOptions.invariantRefM, invariantBuckets false: session 5's default at
  * INVARIANT_REF_M), "bucketed" (the default since session 6: the pick for M's power-of-two bucket where shown
  * bitwise equal to the INVARIANT_REF_M one),
- * the heuristic's first algorithm for this M, with --tuned the fastest of its candidates — beside a large
+ * the heuristic's first algorithm for this M, with --tuned the fastest of its candidates (and "bucketed+tuned": the
+ * fastest non-split-K one shown bitwise equal to the pinned one, the sessions' default with gemmTune) — beside a large
  * square GEMM under the heuristic as the measured ceiling of the same run.
  *
  *   bun bench/prefill_gemm.ts [--models 1b,8b] [--ms 2048,8192,32768] [--refs 256,2048] [--tuned]
@@ -38,7 +39,11 @@ for (const r of refs) modes[`pinned@${r}`] = new CublasLtGemm(dev, { batchInvari
 // The default batch-invariant choice: the pick of M's bucket where shown bitwise equal to the pinned@INVARIANT_REF_M one.
 modes.bucketed = new CublasLtGemm(dev, { batchInvariant: true });
 modes.heuristic = new CublasLtGemm(dev, {});
-if (values.tuned) modes.tuned = new CublasLtGemm(dev, { tune: true, timingCacheDir: null });
+if (values.tuned) {
+  // Batch-invariant and timed: the fastest of M's non-split-K candidates shown bitwise equal to the pinned one.
+  modes["bucketed+tuned"] = new CublasLtGemm(dev, { batchInvariant: true, tune: true, timingCacheDir: null });
+  modes.tuned = new CublasLtGemm(dev, { tune: true, timingCacheDir: null });
+}
 const maxElems = (m: number, n: number, k: number): number => Math.max(m * k, n * k, m * n);
 let big = 0;
 for (const md of models) for (const [, n, k] of SHAPES[md]) for (const m of Ms) big = Math.max(big, maxElems(m, n, k));

@@ -10,13 +10,13 @@
  * build: minutes on llama-3.1-8b); the GEMM-path comparison (see run) costs one extra prefill.
  *
  *   bun bench/quant_e2e.ts --model DIR [--algos W4A16,W8A16] [--group-size 128] [--decode 128] [--no-ref]
- *       [--prequantized DIR,DIR] [--quant-pdl] [--ab quantPdl|quantRing] [--set quantPdl=1,quantRing=0]
+ *       [--prequantized DIR,DIR] [--quant-pdl] [--ab quantPdl] [--set quantPdl=1]
  *
  * --prequantized: engines of pre-quantized checkpoints of the same model (AWQ / GPTQ layouts, e.g. written by
  * tools/quant-packers/pack_awq_torch.py) beside the --algos ones (`--algos ""`: none), each with its load time.
  * --quant-pdl: each quantized engine runs off, on, off, on with SessionOptions.quantPdl (programmatic dependent
  * launch of the quantized GEMVs): the ids and logits must be the same bits, and the rows give both speeds.
- * --ab KEY: the same off/on/off/on comparison for session option KEY (quantPdl, quantRing; --ab-reps 1: off/on); --set fixes session
+ * --ab KEY: the same off/on/off/on comparison for session option KEY (quantPdl; --ab-reps 1: off/on); --set fixes session
  * options for every run (KEY=1 / KEY=0).
  */
 import process from "node:process";
@@ -105,7 +105,7 @@ const fixed: Record<string, boolean> = Object.fromEntries(
   (values.set ?? "").split(",").filter((kv) => kv !== "").map((kv) => [kv.split("=")[0], kv.split("=")[1] === "1"]),
 );
 const abKey = values.ab ?? (values["quant-pdl"] ? "quantPdl" : undefined);
-if (abKey !== undefined && abKey !== "quantPdl" && abKey !== "quantRing") throw new Error(`--ab: quantPdl or quantRing, got ${abKey}`);
+if (abKey !== undefined && abKey !== "quantPdl") throw new Error(`--ab: quantPdl, got ${abKey}`);
 
 function run(engine: Engine, ab?: boolean): DecodeRun & { gemmLogits: Float32Array } {
   const opts = backend === "cpu" ? {} : { ...fixed, ...(ab === undefined || !abKey ? {} : { [abKey]: ab }) };

@@ -32,7 +32,8 @@ import {
   usesBatchAttention,
 } from "../lib/backends/cuda/launch_plan.ts";
 import { NCCL_ALL_REDUCE } from "../lib/backends/cuda/launch_types.ts";
-import { isDecodeStep, packStep, stagingLayout, stagingPointers } from "../lib/backends/cuda/step_staging.ts";
+import { isDecodeStep, logitRowsIncreasing, packStep, stagingLayout, stagingPointers } from "../lib/backends/cuda/step_staging.ts";
+import { planLastLayerRows } from "../lib/backends/cuda/last_layer_rows.ts";
 import { CudaLoraTables } from "../lib/backends/cuda/lora_tables.ts";
 import type { Engine } from "../lib/builder/engine.ts";
 import type { EnginePlan } from "../lib/ir/plan.ts";
@@ -323,6 +324,8 @@ export interface FakeSessionOptions {
   readonly decodeSplitK?: boolean;
   /** LaunchEnv.gemvSplitK: skinny fused decode GEMVs on gemv_fused_ks. */
   readonly gemvSplitK?: boolean;
+  /** Last-layer pruning (LaunchEnv.lastLayerRows, StepShape.pruneRows), as the CUDA session's pruneLastLayer. @default true */
+  readonly pruneLastLayer?: boolean;
 }
 
 export class FakeCudaSession {
@@ -383,6 +386,7 @@ export class FakeCudaSession {
     const attn = plan.ops.find((o) => o.type === "paged_attention")!;
     const nH = attn.type === "paged_attention" ? attn.numHeads : 0;
     const nKV = attn.type === "paged_attention" ? attn.numKvHeads : 1;
+    const pruning = (opts.pruneLastLayer ?? true) && !planOnly ? planLastLayerRows(plan, plan.maxSeqs) : undefined;
     this.env = {
       plan,
       elem: plan.elementBytes === 2 ? "bf16" : "f32",
@@ -414,6 +418,7 @@ export class FakeCudaSession {
       fp8Scratch: fp8 ? mem.alloc(fp8.bytes) : undefined,
       lowbitScratch: lowbit ? mem.alloc(lowbit.bytes) : undefined,
       kvScales: a.kvCache ? kvScalesPtr(mem, a.kvCache.scales) : undefined,
+      ...(pruning ? { lastLayerRows: { plan: pruning, scratch: mem.alloc(pruning.scratchBytes) } } : {}),
     };
   }
 
@@ -510,7 +515,15 @@ export class FakeCudaSession {
         attention = { kind: "decode", ...graphDecodeSplit(1, a.numKvHeads, this.#group(), this.maxSeqLen, this.env.elem, this.sms) };
       }
       if (attention.kind === "decode" && !this.#batch(T, !!inp.adapterIds)) attention = { ...attention, ...this.#sk(maxAtt) };
-      launches = planLaunches(env, { numTokens: T, numSeqs: S, numRows: R, attention, sample: !masks, writeKvFirst: inp.readsStepKv });
+      launches = planLaunches(env, {
+        numTokens: T,
+        numSeqs: S,
+        numRows: R,
+        attention,
+        sample: !masks,
+        writeKvFirst: inp.readsStepKv,
+        pruneRows: R < T && logitRowsIncreasing(inp),
+      });
       this.eagerSteps++;
     }
     if (masks) {

@@ -34,6 +34,8 @@ export function fakeLaunchEnv(engine: Engine, more: Pick<LaunchEnv, "weight" | "
     positions: 11n,
     blockTables: 12n,
     maskIndex: 18n,
+    logitPositions: 19n,
+    logitSeqStarts: 20n,
   };
   return {
     plan: engine.plan,

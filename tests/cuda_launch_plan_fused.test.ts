@@ -305,6 +305,8 @@ function planEnv(plan: EnginePlan, fusedDecode: boolean, elem: "bf16" | "f32" = 
       positions: p("pos"),
       blockTables: p("tables"),
       maskIndex: p("mask"),
+      logitPositions: p("lpos"),
+      logitSeqStarts: p("lstarts"),
     },
     invFreq: p("inv"),
     kvBase: 1n << 44n,

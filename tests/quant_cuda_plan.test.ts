@@ -199,33 +199,3 @@ test("fused decode plan with programmatic dependent launch: quantPdl flags the q
   }
   engine.dispose();
 });
-
-test("fused decode plan with quantRingBlocks: the quantized GEMVs run quant_gemv_ring* with the same arguments on a grid capped at the resident blocks", () => {
-  for (
-    const qc of [{ quantAlgo: "W8A16" }, {
-      quantAlgo: "W4A16",
-      groupSize: 128,
-      hasZeroPoint: true,
-      excludeModules: ["lm_head", "down_proj"],
-    }] as QuantConfigInput[]
-  ) {
-    const engine = cudaEngine(qc);
-    for (const T of [1, 3, 8]) {
-      const shape = { numTokens: T, numSeqs: T, numRows: T, attention: { kind: "decode" as const, numSplits: 2, splitSize: 128 }, sample: true };
-      const plain = planLaunches(fakeEnv(engine), shape), ring = planLaunches({ ...fakeEnv(engine), quantRingBlocks: 5 }, shape);
-      assert.equal(ring.length, plain.length);
-      let n = 0;
-      ring.forEach((l, i) => {
-        const p = plain[i];
-        if (l.kind !== "kernel" || p.kind !== "kernel" || !p.kernel.startsWith("quant_gemv_fused")) return assert.deepEqual(l, p);
-        n++;
-        assert.equal(l.kernel, p.kernel.replace("quant_gemv_fused", "quant_gemv_ring"));
-        assert.deepEqual(l.args, p.args);
-        assert.deepEqual(l.grid, [Math.min(p.grid[0], 5), 1, 1]);
-        assert.equal(l.args.length, kernelSignature(l.kernel).params.length);
-      });
-      assert.ok(n >= 3 * 6, `${qc.quantAlgo} T=${T}: ${n} ring launches`);
-    }
-    engine.dispose();
-  }
-});

@@ -19,6 +19,7 @@ import {
   flashPrefillWgGeometry,
   hasTiledAttention,
 } from "./attention_choice.ts";
+import type { LastLayerRows } from "./last_layer_rows.ts";
 import { GEMV_MAX_ROWS, gemvSplitRows, isPdlKernel, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
 
 export * from "./attention_choice.ts";
@@ -36,12 +37,21 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
   const T = shape.numTokens, S = shape.numSeqs, R = shape.numRows;
   const V = elem === "bf16" ? 8 : 4; // elements per 16-byte vector
   const gemmType = elem === "bf16" ? "bf16" : "fp32";
+  // Last-layer pruning (last_layer_rows.ts): from the last attention on, token-row activations hold the
+  // logits rows only (gathered into env.lastLayerRows.scratch, or computed for those rows).
+  const prune: LastLayerRows | undefined = shape.pruneRows && env.lastLayerRows && shape.attention.kind !== "decode" && !env.lora && R > 0 && R < T
+    ? env.lastLayerRows.plan
+    : undefined;
+  let pruned = false;
+  const remap = new Map<string, bigint>();
   const buf = (name: string): bigint => {
+    const r = pruned ? remap.get(name) : undefined;
+    if (r !== undefined) return r;
     const b = plan.buffers[name];
     if (!b) throw new InternalError(`launch plan: activation '${name}' has no buffer in the plan`);
     return env.arena + BigInt(b.offset);
   };
-  const rowsOf = (name: string): number => (plan.buffers[name].rows === "tokens" ? T : R);
+  const rowsOf = (name: string): number => (plan.buffers[name].rows === "tokens" && !pruned ? T : R);
   const widthOf = (name: string): number => plan.buffers[name].width;
   const kvLayer = (l: number): bigint => env.kvBase + BigInt(l) * BigInt(env.kvLayerBytes);
   const io = env.io;
@@ -94,6 +104,18 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     return pdl && isPdlKernel(kernel, quantPdl) && prev?.kind === "kernel" && isPdlKernel(prev.kernel, quantPdl);
   };
   plan.ops.forEach((op, i) => {
+    if (prune && i === prune.cut) {
+      for (const g of prune.gathers) {
+        const dst = env.lastLayerRows!.scratch + BigInt(g.offset);
+        k(i, `gather_rows_${elem}`, [R, 1, 1], 256, [buf(g.name), io.logitRows, dst, R, g.width]);
+        remap.set(g.name, dst);
+      }
+      pruned = true;
+    }
+    if (pruned && prune!.aliases.has(i)) {
+      remap.set((op as Extract<typeof op, { type: "gather_rows" }>).out, buf(prune!.aliases.get(i)!));
+      return;
+    }
     // Speculative verify steps: the KV write runs ahead of decode_attention (which rewrites its token's same bits).
     if (fuse?.skip.has(i) && !(shape.writeKvFirst && op.type === "rope_kv_write")) return;
     // A step with no logits rows (a prefill chunk that does not end its prompt) skips the row ops.
@@ -271,15 +293,24 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         ]);
         break;
       case "paged_attention": {
-        const geo = [buf(op.q), buf(op.out), kvLayer(op.layer), io.positions, io.seqStarts, io.blockTables] as const;
+        // Pruned: each logits row is a one-token chunk past its cached prefix (staged positions / sequence starts).
+        const geo = [
+          buf(op.q),
+          buf(op.out),
+          kvLayer(op.layer),
+          pruned ? io.logitPositions : io.positions,
+          pruned ? io.logitSeqStarts : io.seqStarts,
+          io.blockTables,
+        ] as const;
+        const Tq = pruned ? R : T;
         const att = shape.attention;
         if (kvFp8 && (att.kind === "generic" || !hasTiledAttention(op.headDim))) {
           throw new InternalError(`launch plan: a quantized KV cache needs head dim 32, 64 or 128, got ${op.headDim}`);
         }
         if (att.kind === "generic" || !hasTiledAttention(op.headDim)) {
-          k(i, `paged_attention_generic_${elem}`, [cdiv(op.numHeads, 4), T, 1], 128, [
+          k(i, `paged_attention_generic_${elem}`, [cdiv(op.numHeads, 4), Tq, 1], 128, [
             ...geo,
-            T,
+            Tq,
             S,
             op.numHeads,
             op.numKvHeads,
@@ -370,16 +401,16 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
             kind: "kernel",
             op: i,
             kernel: `flash_prefill_wg_bf16_hd${op.headDim}`,
-            grid: [op.numHeads, cdiv(T, fg.rows) + S, 1],
+            grid: [op.numHeads, cdiv(Tq, fg.rows) + S, 1],
             block: fg.threads,
-            args: [...geo, T, S, op.numHeads, op.numKvHeads, env.tokensPerBlock, env.blockStride, op.scale, op.window],
+            args: [...geo, Tq, S, op.numHeads, op.numKvHeads, env.tokensPerBlock, env.blockStride, op.scale, op.window],
             sharedBytes: fg.sharedMem,
           });
         } else if (elem === "bf16" && !kvFp8 && flashPrefillGeometry(op.headDim)) {
           const fg = flashPrefillGeometry(op.headDim)!;
-          k(i, `flash_prefill_bf16_hd${op.headDim}`, [op.numHeads, cdiv(T, fg.rows) + S, 1], fg.threads, [
+          k(i, `flash_prefill_bf16_hd${op.headDim}`, [op.numHeads, cdiv(Tq, fg.rows) + S, 1], fg.threads, [
             ...geo,
-            T,
+            Tq,
             S,
             op.numHeads,
             op.numKvHeads,
@@ -394,11 +425,11 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           k(
             i,
             mma ? `paged_attention_prefill_mma_${kvFp8 ? kvTag : ""}bf16_hd${op.headDim}` : `paged_attention_prefill_f32_hd${op.headDim}`,
-            [cdiv(T, tileRows) + S, op.numHeads, 1],
+            [cdiv(Tq, tileRows) + S, op.numHeads, 1],
             128,
             [
               ...geo,
-              T,
+              Tq,
               S,
               op.numHeads,
               op.numKvHeads,
@@ -418,7 +449,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           k(i, "fp8_silu_mul_quant_bf16", [T, 1, 1], 256, [buf(op.gateUp), xq, rs, T, op.width, act]);
           break;
         }
-        k(i, `silu_mul_${elem}`, [cdiv(op.width, 256 * V), T, 1], 256, [buf(op.gateUp), buf(op.out), T, op.width]);
+        k(i, `silu_mul_${elem}`, [cdiv(op.width, 256 * V), rowsOf(op.gateUp), 1], 256, [buf(op.gateUp), buf(op.out), rowsOf(op.gateUp), op.width]);
         break;
       case "add": {
         const n = rowsOf(op.x) * widthOf(op.x);

@@ -3,6 +3,7 @@
  * the launch environment (resolved device addresses) and the launch records planLaunches returns.
  * Kernel ABIs: lib/backends/cuda/kernels/README.md.
  */
+import type { LastLayerRows } from "./last_layer_rows.ts";
 import type { KernelParamKind } from "../../../ffi/shim.ts";
 import type { EnginePlan } from "../../ir/plan.ts";
 import { InternalError } from "../../util/errors.ts";
@@ -48,10 +49,6 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   quant_gemv_fused_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_gemv_fused_norm_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_gemv_fused_norm_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
-  quant_gemv_ring_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
-  quant_gemv_ring_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
-  quant_gemv_ring_norm_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
-  quant_gemv_ring_norm_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_dequant_u4: { file: "quant_gemv.cu", params: [P, P, P, P, I, I, I] },
   quant_dequant_u8: { file: "quant_gemv.cu", params: [P, P, P, P, I, I, I] },
   fp8_gemv: { file: "fp8_gemv.cu", params: [P, P, P, P, P, I, I, I, F] },
@@ -113,7 +110,7 @@ const PDL_FAMILIES: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * The quantized decode GEMVs (quant_gemv.cu quantGemvFusedImpl / quantGemvRingImpl: the weight loads or bulk copies,
+ * The quantized decode GEMVs (quant_gemv.cu quantGemvFusedImpl: the first weight loads,
  * then griddepcontrol.wait before x or y is touched, then launch_dependents). LaunchEnv.quantPdl (SessionOptions.quantPdl,
  * on by default since an H200 run gave the same bits and W4A16 batch-1 decode +12% on llama-3.2-1b, +8.8% on
  * llama-3.1-8b) adds them to PDL_FAMILIES.
@@ -123,10 +120,6 @@ const QUANT_PDL_FAMILIES: ReadonlySet<string> = new Set([
   "quant_gemv_fused_u8",
   "quant_gemv_fused_norm_u4",
   "quant_gemv_fused_norm_u8",
-  "quant_gemv_ring_u4",
-  "quant_gemv_ring_u8",
-  "quant_gemv_ring_norm_u4",
-  "quant_gemv_ring_norm_u8",
 ]);
 /**
  * Whether kernel entry point `name` may be launched with programmatic dependent launch (`quant`: the
@@ -160,6 +153,10 @@ export interface StepIoPointers {
   readonly tokenIds: bigint;
   readonly positions: bigint;
   readonly blockTables: bigint;
+  /** [rows] i32: the position of each logits row's token (last-layer pruning: the rows' attention queries). */
+  readonly logitPositions: bigint;
+  /** [seqs + 1] i32: logits rows before each sequence (the pruned attention's sequence starts). */
+  readonly logitSeqStarts: bigint;
 }
 
 /** Everything a launch needs besides the step shape: addresses and fixed geometry. */
@@ -263,12 +260,6 @@ export interface LaunchEnv {
   readonly pdl?: boolean;
   /** With `pdl`: the quantized decode GEMVs (quant_gemv_fused*) take it too. @default false */
   readonly quantPdl?: boolean;
-  /**
-   * The quantized decode GEMVs run the ring kernels (quant_gemv_ring*, sm_90+: a persistent grid of at most this
-   * many blocks streaming the weights through shared memory by bulk copies) instead of quant_gemv_fused*; same
-   * bits. Unset: quant_gemv_fused*.
-   */
-  readonly quantRingBlocks?: number;
   /** bf16 [N, K] scratch of the largest quantized linear: prefill dequantizes into it, then cuBLASLt reads it. */
   readonly quantScratch?: bigint;
   /** FP8 linears' prefill scratch: quantized rows, then row scales (fp8_launch.ts fp8ScratchLayout). */
@@ -280,6 +271,11 @@ export interface LaunchEnv {
    * [numLayers, 2, numKvHeads] on the device (the launches get layer l's [2, numKvHeads] at kvScales + l × 8 × numKvHeads).
    */
   readonly kvScales?: bigint;
+  /**
+   * Last-layer pruning (last_layer_rows.ts): the plan's pruning and a device scratch of its scratchBytes. Steps
+   * with StepShape.pruneRows then run the last layer past its KV write over the logits rows only.
+   */
+  readonly lastLayerRows?: { readonly plan: LastLayerRows; readonly scratch: bigint };
 }
 
 /** Least row elements a gemv_fused_ks warp streams (doubling the warps per row stops below it). */
@@ -331,6 +327,11 @@ export interface StepShape {
    * rope_kv_write's own launch before decode_attention, which then finds every earlier key in the cache.
    */
   readonly writeKvFirst?: boolean;
+  /**
+   * The step's logits rows are strictly increasing (so each sequence's rows are contiguous in logitSeqStarts):
+   * with LaunchEnv.lastLayerRows, a prefill / mixed step with fewer logits rows than tokens prunes its last layer.
+   */
+  readonly pruneRows?: boolean;
 }
 
 export interface KernelLaunch {

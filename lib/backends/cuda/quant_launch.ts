@@ -68,10 +68,7 @@ export function planQuantLinear(
     // Tensor-core GEMV: 16-row tiles (mode 2: 8 gate rows + their 8 up rows, so N / 16 tiles too).
     const { norm, epilogue } = fused;
     const mode = fused.logits ? 3 : epilogue?.mode ?? 0;
-    // The ring kernels (env.quantRingBlocks): the same arguments on a persistent grid.
-    const ring = !!env.quantRingBlocks && env.quantRingBlocks > 0;
-    const grid = ring ? Math.min(quantGemvGrid(N), env.quantRingBlocks!) : quantGemvGrid(N);
-    k(i, `quant_gemv_${ring ? "ring" : "fused"}${norm ? "_norm" : ""}_${u}`, [grid, 1, 1], 256, [
+    k(i, `quant_gemv_fused${norm ? "_norm" : ""}_${u}`, [quantGemvGrid(N), 1, 1], 256, [
       buf(norm ? norm.x : op.x),
       env.weight(op.weight),
       env.weight(f.scales),

@@ -38,7 +38,8 @@ import {
   sampleLaunches,
   usesBatchAttention,
 } from "./launch_plan.ts";
-import { isDecodeStep, packStep, type StagingLayout, stagingLayout, stagingPointers } from "./step_staging.ts";
+import { isDecodeStep, logitRowsIncreasing, packStep, type StagingLayout, stagingLayout, stagingPointers } from "./step_staging.ts";
+import { type LastLayerRows, planLastLayerRows } from "./last_layer_rows.ts";
 import { StagingSlots } from "./step_slots.ts";
 import { maxVerifyTokens } from "./verify_cap.ts";
 import { engineMaxSeqLen, type EngineView, type SessionBackend } from "../../ir/backend.ts";
@@ -180,8 +181,6 @@ export class CudaSession implements SessionBackend {
   /** Fused decode steps launch their kernels with programmatic dependent launch (asked for and supported). */
   readonly pdl: boolean;
   readonly quantPdl: boolean;
-  /** Resident blocks of the ring quantized GEMVs (4 per SM), or 0: quant_gemv_fused*. */
-  readonly quantRingBlocks: number;
   /** CudaSessionOptions.batchAttention. */
   readonly batchAttention: boolean;
   /** CudaSessionOptions.batchAttention2. */
@@ -200,6 +199,8 @@ export class CudaSession implements SessionBackend {
   readonly decodeSplitK: boolean;
   /** CudaSessionOptions.gemvSplitK. */
   readonly gemvSplitK: boolean;
+  /** CudaSessionOptions.pruneLastLayer, where the plan allows it (planLastLayerRows). */
+  readonly pruneLastLayer: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -222,6 +223,8 @@ export class CudaSession implements SessionBackend {
   /** FP8 linears' prefill scratch (quantized rows + row scales, fp8_launch.ts); null without FP8 linears. */
   #fp8Scratch: DeviceBuffer | null = null;
   #lowbitScratch: DeviceBuffer | null = null;
+  /** Last-layer pruning: the plan's and its gather scratch (pruneLastLayer); null when off. */
+  #lastRows: { readonly plan: LastLayerRows; readonly scratch: DeviceBuffer } | null = null;
   readonly #arena: DeviceBuffer;
   readonly #logits: DeviceBuffer; // [maxSeqs, vocab] f32
   readonly #invFreq: DeviceBuffer; // [headDim / 2] f64
@@ -301,8 +304,7 @@ export class CudaSession implements SessionBackend {
       const d = this.device;
       this.pdl = f.pdl && d.supportsPdl;
       this.quantPdl = this.pdl && f.quantPdl;
-      this.quantRingBlocks = f.quantRing && d.computeCapability.major >= 9 ? 4 * d.smCount : 0;
-      this.wgmmaPrefill = f.wgmmaPrefill && d.arch === "sm_90";
+      this.wgmmaPrefill = (f.wgmmaPrefill ?? this.#attn?.headDim === 128) && d.arch === "sm_90";
       this.#stream = d.createStream();
       if (plan.ops.some((o) => o.type === "all_reduce" || o.type === "all_gather") && !options.nccl) {
         throw new ValidationError(
@@ -393,6 +395,9 @@ export class CudaSession implements SessionBackend {
       this.#decodeCounters = d.alloc(Math.max(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4, ALIGN));
       this.#decodeCounters.fill(0);
       this.#layout = stagingLayout(plan.maxTokens, plan.maxSeqs, Math.ceil(this.maxSeqLen / this.tokensPerBlock));
+      const pruning = f.pruneLastLayer ? planLastLayerRows(plan, plan.maxSeqs) : undefined;
+      if (pruning) this.#lastRows = { plan: pruning, scratch: d.alloc(pruning.scratchBytes) };
+      this.pruneLastLayer = this.#lastRows !== null;
       this.#slots = new StagingSlots(d, this.#layout.words);
       this.#io = d.alloc(this.#layout.words * 4);
       // Every kernel the launch plans can use, compiled now (in parallel, or read from the disk cache): the
@@ -495,7 +500,7 @@ export class CudaSession implements SessionBackend {
       decodeCounters: this.#decodeCounters.ptr,
       pdl: this.pdl,
       quantPdl: this.quantPdl,
-      ...(this.quantRingBlocks > 0 ? { quantRingBlocks: this.quantRingBlocks } : {}),
+      ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),
     };
   }
 
@@ -653,7 +658,15 @@ export class CudaSession implements SessionBackend {
       attention = { ...attention, sk: this.#skGeometry(maxAttended) };
     }
     const env = lora ? { ...this.launchEnv(kv), lora, fusedDecode: false } : this.launchEnv(kv);
-    return planLaunches(env, { numTokens: T, numSeqs: S, numRows: R, attention, sample: sample && !!out.sampledIds, writeKvFirst: inp.readsStepKv });
+    return planLaunches(env, {
+      numTokens: T,
+      numSeqs: S,
+      numRows: R,
+      attention,
+      sample: sample && !!out.sampledIds,
+      writeKvFirst: inp.readsStepKv,
+      pruneRows: this.pruneLastLayer && R < T && logitRowsIncreasing(inp),
+    });
   }
 
   /**

@@ -11,10 +11,13 @@
  * ```
  */
 
-/** One switch: its environment variable and its default (the variable set to "0" / "1" flips it). */
+/**
+ * One switch: its environment variable and its default (the variable set to "0" / "1" flips it). A default of
+ * "engine" resolves to undefined: CudaSession decides per engine.
+ */
 export interface CudaFlag {
   readonly env: string;
-  readonly default: boolean;
+  readonly default: boolean | "engine";
 }
 
 export const CUDA_FLAGS = {
@@ -39,11 +42,6 @@ export const CUDA_FLAGS = {
    * llama-3.2-1b W4A16 batch-1 decode +12%, llama-3.1-8b +8.8%, the same bits). @default true
    */
   quantPdl: { env: "LLMRT_QUANT_PDL", default: true },
-  /**
-   * The quantized decode GEMVs stream their weights through shared memory by bulk copies on a persistent grid
-   * (quant_gemv_ring*, compute capability 9.0+; same bits, measured 1.5× slower on an H200). @default false
-   */
-  quantRing: { env: "LLMRT_QUANT_RING", default: false },
   /** Decode steps of more than 8 sequences on the tensor-core attention kernel (decode_attention_batch). @default true */
   batchAttention: { env: "LLMRT_BATCH_ATTENTION", default: true },
   /**
@@ -80,9 +78,11 @@ export const CUDA_FLAGS = {
   fp8Gemv1: { env: "LLMRT_FP8_GEMV1", default: true },
   /**
    * Prefill attention of bf16 engines (bf16 KV cache, head dims 64 / 128) on the Hopper warpgroup-MMA kernel
-   * (flash_prefill_wg, sm_90 only; elsewhere ignored). @default false
+   * (flash_prefill_wg, sm_90 only; elsewhere ignored). @default "engine": engines of head dim 128 (H200: llama-3.1-8b
+   * TTFT of a 32,000-token prompt 1.97 → 1.60 s, 2048 tokens unchanged; at head dim 64 flash_prefill stays faster).
+   * Chosen per engine, never per step (batch invariance).
    */
-  wgmmaPrefill: { env: "LLMRT_WGMMA_PREFILL", default: false },
+  wgmmaPrefill: { env: "LLMRT_WGMMA_PREFILL", default: "engine" },
   /**
    * Decode steps of up to 8 sequences on the split-K flash-decoding kernel (decode_attention_sk: K/V streamed through
    * per-warp cp.async pipelines; a sequence's key partition depends on its span only). H200, llama-3.1-8b: 21% faster
@@ -94,12 +94,17 @@ export const CUDA_FLAGS = {
    * H200: batch-1 decode +2–3%). @default true
    */
   gemvSplitK: { env: "LLMRT_GEMV_KS", default: true },
+  /**
+   * Prefill and mixed steps run the last layer past its KV write over the logits rows only (the other rows' hidden
+   * states are never read; batch-invariant sessions get the same logits bits). @default true
+   */
+  pruneLastLayer: { env: "LLMRT_PRUNE_LAST_LAYER", default: true },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
 
-/** Every switch resolved. */
-export type CudaFlags = { readonly [K in CudaFlagName]: boolean };
+/** Every switch resolved (undefined: a per-engine default the CUDA session applies). */
+export type CudaFlags = { readonly [K in CudaFlagName]: (typeof CUDA_FLAGS)[K]["default"] extends boolean ? boolean : boolean | undefined };
 
 /** Switches as given: any may be left out (its default applies). */
 export type CudaFlagInput = { readonly [K in CudaFlagName]?: boolean };
@@ -111,14 +116,17 @@ export const CUDA_FLAG_NAMES = Object.keys(CUDA_FLAGS) as readonly CudaFlagName[
  * reading), else the table's default.
  */
 export function resolveCudaFlags(given: CudaFlagInput, fallback: (name: CudaFlagName) => boolean | undefined = () => undefined): CudaFlags {
-  const out = {} as Record<CudaFlagName, boolean>;
-  for (const k of CUDA_FLAG_NAMES) out[k] = given[k] ?? fallback(k) ?? CUDA_FLAGS[k].default;
-  return Object.freeze(out);
+  const out = {} as Record<CudaFlagName, boolean | undefined>;
+  for (const k of CUDA_FLAG_NAMES) {
+    const d: boolean | "engine" = CUDA_FLAGS[k].default;
+    out[k] = given[k] ?? fallback(k) ?? (d === "engine" ? undefined : d);
+  }
+  return Object.freeze(out) as CudaFlags;
 }
 
 /** Just the switches of `o` (e.g. resolved session options, which also carry the backend and device). */
 export function pickCudaFlags(o: CudaFlags): CudaFlags {
-  const out = {} as Record<CudaFlagName, boolean>;
+  const out = {} as Record<CudaFlagName, boolean | undefined>;
   for (const k of CUDA_FLAG_NAMES) out[k] = o[k];
-  return out;
+  return out as CudaFlags;
 }

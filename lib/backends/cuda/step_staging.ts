@@ -39,6 +39,8 @@ export function stagingLayout(capTokens: number, capSeqs: number, blockStride: n
     ["maskIndex", capSeqs], // [rows] i32: the row's token mask, -1 = none
     ["logitRows", capSeqs], // [rows] i32
     ["seqStarts", capSeqs + 1], // [seqs + 1] i32
+    ["logitPositions", capSeqs], // [rows] i32: positions[logitRows[r]]
+    ["logitSeqStarts", capSeqs + 1], // [seqs + 1] i32: logits rows before each sequence
     ["tokenIds", capTokens], // [tokens] i32
     ["positions", capTokens], // [tokens] i32
     ["blockTables", capSeqs * blockStride], // [seqs, blockStride] i32
@@ -92,6 +94,7 @@ export function packStep(
     i32[o.logitRows + t] = t;
   }
   for (let s = S + 1; s <= nS; s++) i32[o.seqStarts + s] = s;
+  if (!pad) packLogitRows(i32, o.logitPositions, o.logitSeqStarts, inp);
   // Block tables, re-strided to the device's row stride (a row only needs the slots its positions use).
   const mb = inp.maxBlocksPerSeq, stride = layout.blockStride, bt = o.blockTables;
   if (mb === stride) {
@@ -124,6 +127,29 @@ export function packStep(
     i32[o.maskIndex + r] = -1;
   }
   return bt + nS * stride;
+}
+
+/**
+ * Last-layer pruning's inputs (launch_types.ts StepShape.pruneRows): each logits row's position, and how many
+ * logits rows come before each sequence's first token (sequence s's rows are [starts[s], starts[s + 1]) when
+ * the rows are increasing, as logitRowsIncreasing checks).
+ */
+function packLogitRows(i32: Int32Array, posAt: number, startsAt: number, inp: StepInputs): void {
+  const rows = inp.logitRows, R = rows.length, S = inp.seqStarts.length - 1;
+  let r = 0;
+  for (let s = 0; s <= S; s++) {
+    const start = inp.seqStarts[s];
+    while (r < R && rows[r] < start) r++;
+    i32[startsAt + s] = s === S ? R : r;
+  }
+  for (let j = 0; j < R; j++) i32[posAt + j] = inp.positions[rows[j]];
+}
+
+/** Whether a step's logits rows are strictly increasing token rows (last-layer pruning needs it). */
+export function logitRowsIncreasing(inp: StepInputs): boolean {
+  const rows = inp.logitRows;
+  for (let j = 1; j < rows.length; j++) if (rows[j] <= rows[j - 1]) return false;
+  return true;
 }
 
 /**

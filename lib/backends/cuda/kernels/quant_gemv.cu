@@ -184,6 +184,9 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #ifndef QG_MINB
 #define QG_MINB 3   // __launch_bounds__ min blocks per SM (3: at most 85 registers, 3 blocks of 256 per SM)
 #endif
+#ifndef QG_NW
+#define QG_NW 8     // warps per block splitting a tile's k (the launcher's block is 32 · QG_NW = 256; other values: bench only)
+#endif
 #ifndef QG_TILED
 #define QG_TILED 0  // 1: W in 16-row tiles, each superchunk's 16 × 64 bytes contiguous (bench layout experiment only)
 #endif
@@ -357,7 +360,8 @@ __device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], cons
 template <int BITS, bool NORM>
 __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, const bf16_t* bias,
     void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {
-  constexpr int E = QgSuper<BITS>::E, NW = 8;
+  constexpr int E = QgSuper<BITS>::E, NW = QG_NW;
+  static_assert(NW == 8 || !QG_FASTNORM, "the one-pass prologue assumes 256 threads");
   __shared__ float red[NW][16][8];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
   const int half = n >> 1, tiles = n >> 4;
@@ -500,7 +504,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
 }
 
 #define QUANT_GEMV_FUSED(NAME, BITS, NORM)                                                                                 \
-  extern "C" __global__ void __launch_bounds__(256, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+  extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
       const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
     quantGemvFusedImpl<BITS, NORM>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);                                \
   }
@@ -555,231 +559,3 @@ extern "C" __global__ void __launch_bounds__(256) quant_dequant_u8_bf16(const u8
 }
 #endif
 
-// ------------------------------------------------------------------------------------------------
-// Ring variant of the tensor-core GEMV (session 7; LaunchEnv.quantRingBlocks, off by default):
-// extern "C" __global__ void quant_gemv_ring_u{4|8}(...quant_gemv_fused_u*'s parameters...)
-// extern "C" __global__ void quant_gemv_ring_norm_u{4|8}(...same...)
-//   The same product, prologue, epilogues and bits as quant_gemv_fused(_norm)_u*: every warp takes the same
-//   superchunks in the same order, each tile's partial sums meet in warp order. What differs is how the weights
-//   arrive: the grid is persistent (block b takes tiles b, b + gridDim.x, ...; grid = min(tiles, resident
-//   blocks)), and each block streams its tiles through a ring of QR_NS shared-memory stages filled by bulk
-//   asynchronous copies (cp.async.bulk, completion counted by an mbarrier; sm_90+), so a block keeps
-//   QR_NS x 8 KB of weights in flight with no registers held, and the copies cross tile boundaries (the next
-//   tile's weights arrive while a tile is reduced; the RMSNorm prologue runs once per block, not once per tile).
-//   A stage is one tile's 16 rows x 8 superchunks (8 x 64 bytes a row; a row's smem stride 576 bytes, so the
-//   8 lanes of a quarter warp read 8 distinct 16-byte bank groups); warp w computes the stage's superchunk w.
-//   Warp 0's lanes 0..15 issue the copies (one row each): the first QR_NS stages before the PDL wait (weights
-//   only), then stage i + QR_NS once every warp has released stage i (the `empty` mbarrier), and prefetch the
-//   stage's scales and zero points into L2; the lanes' scale and zero-point loads run one stage ahead in registers.
-//   (Without the L2 prefetch a first H200 run had each stage wait on a DRAM scale load: 28% of copy on 8B int4.)
-//   grid (min(tiles, resident blocks), 1, 1), tiles = n / 16 (mode 2: (n / 2) / 8)   block (256, 1, 1)
-//   shared: QR_NS x 9 KB + 4 KB static (+16 KB _norm)
-// ------------------------------------------------------------------------------------------------
-#ifndef QR_NS
-#define QR_NS 4        // ring stages (the _norm entry points: QR_NSN, their x stage takes 16 KB)
-#endif
-#ifndef QR_NSN
-#define QR_NSN 3
-#endif
-#ifndef QR_MINB
-#define QR_MINB 4      // __launch_bounds__ min blocks per SM (4: at most 64 registers)
-#endif
-#define QR_ROWB 576    // smem bytes of one tile row in a stage: 8 superchunks x 64 + 64 (bank spread)
-#define QR_STAGE (16 * QR_ROWB)
-
-__device__ __forceinline__ u32 qrSmem(const void* p) {
-  u32 r;
-  asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(r) : "l"(p));
-  return r;
-}
-__device__ __forceinline__ void qrBarInit(u64* bar, u32 count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(qrSmem(bar)), "r"(count) : "memory");
-}
-__device__ __forceinline__ void qrBarArrive(u64* bar) {
-  asm volatile("{ .reg .b64 st; mbarrier.arrive.shared::cta.b64 st, [%0]; }" ::"r"(qrSmem(bar)) : "memory");
-}
-__device__ __forceinline__ void qrBarExpectTx(u64* bar, u32 bytes) {
-  asm volatile("{ .reg .b64 st; mbarrier.arrive.expect_tx.shared::cta.b64 st, [%0], %1; }" ::"r"(qrSmem(bar)), "r"(bytes) : "memory");
-}
-/** Waits until the phase of `bar` with parity `parity` has completed. */
-__device__ __forceinline__ void qrBarWait(u64* bar, u32 parity) {
-  u32 done = 0;
-  while (!done) {
-    asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
-                 : "=r"(done)
-                 : "r"(qrSmem(bar)), "r"(parity)
-                 : "memory");
-  }
-}
-__device__ __forceinline__ void qrBulkCopy(void* dst, const void* src, u32 bytes, u64* bar) {
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
-               ::"r"(qrSmem(dst)), "l"(src), "r"(bytes), "r"(qrSmem(bar))
-               : "memory");
-}
-
-template <int BITS, bool NORM>
-__device__ __forceinline__ void quantGemvRingImpl(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, const bf16_t* bias,
-    void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  constexpr int E = QgSuper<BITS>::E, NW = 8, NS = NORM ? QR_NSN : QR_NS;
-  __shared__ __align__(128) unsigned char ring[NS * QR_STAGE];
-  __shared__ __align__(8) u64 full[NS], empty[NS];
-  __shared__ float red[NW * 128];
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
-  const int half = n >> 1;
-  const int tiles = mode == 2 ? half / 8 : n / 16;
-  const int rowBytes = k * BITS / 8, S = k / E, ng = k / group;
-  const int nst = (S + NW - 1) / NW;  // stages per tile
-  const int myTiles = blockIdx.x < tiles ? (tiles - 1 - blockIdx.x) / gridDim.x + 1 : 0;
-  const int total = myTiles * nst;  // this block's stages
-  if (tid == 0) {
-    for (int i = 0; i < NS; i++) {
-      qrBarInit(&full[i], 1);
-      qrBarInit(&empty[i], NW);
-    }
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-  }
-  __syncthreads();
-  // Weight row of tile row r (0..15) of the block's t-th tile.
-  auto rowOf = [&](int t, int r) -> int {
-    const int tile = blockIdx.x + t * gridDim.x;
-    return mode == 2 ? (r < 8 ? tile * 8 + r : half + tile * 8 + r - 8) : tile * 16 + r;
-  };
-  // Warp 0: stage i's copies into its slot (lane r < 16 copies tile row r).
-  auto issue = [&](int i) {
-    if (i >= total) return;
-    const int t = i / nst, j = i - t * nst, slot = i % NS;
-    const int nsc = min(NW, S - j * NW);
-    if (lane == 0) qrBarExpectTx(&full[slot], 16 * nsc * 64);
-    __syncwarp();
-    if (lane < 16) qrBulkCopy(ring + slot * QR_STAGE + lane * QR_ROWB, W + (long long)rowOf(t, lane) * rowBytes + (long long)j * NW * 64, nsc * 64, &full[slot]);
-    // The stage's scales and zero points into L2 (lanes 0-15: row lane's first group, 16-31: row lane - 16's
-    // last), so the consumers' loads one stage ahead (loadScales) hit L2 instead of waiting on DRAM each stage.
-    const int r = lane & 15, gi = (lane < 16 ? j * NW : j * NW + nsc - 1) * E / group;
-    const long long off = (long long)rowOf(t, r) * ng + gi;
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(scales + off));
-    if (zeros) asm volatile("prefetch.global.L2 [%0];" ::"l"(zeros + off));
-  };
-  if (warp == 0) {
-    for (int i = 0; i < NS; i++) issue(i);
-  }
-  const bf16_t* xsrc = x;
-  if constexpr (NORM) {
-    __shared__ __align__(16) bf16_t xsh[QG_XS];
-    __shared__ float sh[32];
-    qgPdlWait();
-    qgPdlLaunchDependents();
-    rmsnormStage(x, normW, eps, m, k, xsh, sh);
-    xsrc = xsh;
-  } else {
-    qgPdlWait();
-    qgPdlLaunchDependents();
-  }
-  const u32 zdef = 1u << (BITS - 1);
-  const bool xLive = g < m;
-  const bf16_t* xg = xsrc + (long long)(xLive ? g : 0) * k;
-  // Scales / zero points of stage i for this lane's rows (loaded one stage ahead).
-  float sa = 0.f, sb = 0.f;
-  u32 za = zdef, zb = zdef;
-  auto loadScales = [&](int i, float& a, float& b, u32& c, u32& d) {
-    if (i >= total) return;
-    const int t = i / nst, j = i - t * nst, s = j * NW + warp;
-    if (s >= S) return;
-    const int gi = s * E / group, ra = rowOf(t, g), rb = rowOf(t, g + 8);
-    a = scales[(long long)ra * ng + gi];
-    b = scales[(long long)rb * ng + gi];
-    c = zeros ? (u32)zeros[(long long)ra * ng + gi] : zdef;
-    d = zeros ? (u32)zeros[(long long)rb * ng + gi] : zdef;
-  };
-  loadScales(0, sa, sb, za, zb);
-  float acc[4] = {0.f, 0.f, 0.f, 0.f};
-  for (int i = 0; i < total; i++) {
-    const int t = i / nst, j = i - t * nst, slot = i % NS, s = j * NW + warp;
-    // Warp 0 refills the slot stage i - 1 used, once every warp has released it.
-    if (warp == 0 && i >= 1 && i - 1 + NS < total) {
-      qrBarWait(&empty[(i - 1) % NS], ((i - 1) / NS) & 1);
-      issue(i - 1 + NS);
-    }
-    float nsa = sa, nsb = sb;
-    u32 nza = za, nzb = zb;
-    loadScales(i + 1, nsa, nsb, nza, nzb);
-    qrBarWait(&full[slot], (i / NS) & 1);
-    if (s < S) {
-      const unsigned char* st = ring + slot * QR_STAGE + warp * 64 + tq * 16;
-      const uint4 va = *reinterpret_cast<const uint4*>(st + g * QR_ROWB);
-      const uint4 vb = *reinterpret_cast<const uint4*>(st + (g + 8) * QR_ROWB);
-      float tt[4];
-      qgSuperchunk<BITS>(va, vb, za, zb, xg + (long long)s * E, xLive, lane, tt);
-      acc[0] = fmaf(tt[0], sa, acc[0]);
-      acc[1] = fmaf(tt[1], sa, acc[1]);
-      acc[2] = fmaf(tt[2], sb, acc[2]);
-      acc[3] = fmaf(tt[3], sb, acc[3]);
-    }
-    __syncwarp();
-    if (lane == 0) qrBarArrive(&empty[slot]);
-    sa = nsa, sb = nsb, za = nza, zb = nzb;
-    if (j == nst - 1) {
-      // The tile's end: qgFinish's sums and epilogue, for tile blockIdx.x + t * gridDim.x (no early return).
-      const int tile = blockIdx.x + t * gridDim.x;
-      float* rw = red + warp * 128;
-      rw[g * 8 + 2 * tq] = acc[0];
-      rw[g * 8 + 2 * tq + 1] = acc[1];
-      rw[(g + 8) * 8 + 2 * tq] = acc[2];
-      rw[(g + 8) * 8 + 2 * tq + 1] = acc[3];
-      acc[0] = acc[1] = acc[2] = acc[3] = 0.f;
-      __syncthreads();
-      if (mode == 2) {
-        const int r = tid >> 3, c = tid & 7;
-        if (tid < 64 && c < m) {
-          float gs = 0.f, us = 0.f;
-#pragma unroll
-          for (int w = 0; w < NW; w++) {
-            gs += red[w * 128 + r * 8 + c];
-            us += red[w * 128 + (r + 8) * 8 + c];
-          }
-          const int gate = tile * 8 + r;
-          if (bias) {
-            gs += toF(bias[gate]);
-            us += toF(bias[half + gate]);
-          }
-          const float gb = toF(fromF<bf16_t>(gs)), ub = toF(fromF<bf16_t>(us));
-          ((bf16_t*)y)[(long long)c * half + gate] = fromF<bf16_t>(qgSilu(gb) * ub);
-        }
-      } else {
-        const int r = tid >> 3, c = tid & 7;
-        if (tid < 128 && c < m) {
-          float sum = 0.f;
-#pragma unroll
-          for (int w = 0; w < NW; w++) sum += red[w * 128 + r * 8 + c];
-          const int row = tile * 16 + r;
-          if (bias) sum += toF(bias[row]);
-          if (mode == 0) ((bf16_t*)y)[(long long)c * n + row] = fromF<bf16_t>(sum);
-          else if (mode == 1) {
-            bf16_t* yb = (bf16_t*)y + (long long)c * n + row;
-            *yb = fromF<bf16_t>(toF(fromF<bf16_t>(sum)) + toF(*yb));
-          } else ((float*)y)[(long long)c * n + row] = sum;
-        }
-      }
-      __syncthreads();  // red is read before the next tile writes it
-    }
-  }
-#endif
-}
-
-#define QUANT_GEMV_RING(NAME, BITS, NORM)                                                                                  \
-  extern "C" __global__ void __launch_bounds__(256, QR_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
-      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
-    quantGemvRingImpl<BITS, NORM>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);                                 \
-  }
-#if LLMRT_KERNEL(quant_gemv_ring_u4)
-QUANT_GEMV_RING(quant_gemv_ring_u4, 4, false)
-#endif
-#if LLMRT_KERNEL(quant_gemv_ring_u8)
-QUANT_GEMV_RING(quant_gemv_ring_u8, 8, false)
-#endif
-#if LLMRT_KERNEL(quant_gemv_ring_norm_u4)
-QUANT_GEMV_RING(quant_gemv_ring_norm_u4, 4, true)
-#endif
-#if LLMRT_KERNEL(quant_gemv_ring_norm_u8)
-QUANT_GEMV_RING(quant_gemv_ring_norm_u8, 8, true)
-#endif
