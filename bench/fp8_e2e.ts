@@ -6,14 +6,18 @@
  * bf16 engine (the CPU-emulation comparison runs on kjv-llama in tests/gpu/fp8_cuda.test.ts).
  *
  *   bun bench/fp8_e2e.ts --model DIR [--algos FP8,FP8_PER_CHANNEL_PER_TOKEN] [--decode 128] [--ttft 2048] [--calib 8]
- *       [--packed DIR,DIR] [--variants default,pdl,fast,all] [--profile]
+ *       [--packed DIR,DIR] [--variants default,pdl,fast,all] [--profile] [--profile-decode] [--skip-bf16]
  *
  * --profile: the long prompt's prefill step once more, launch by launch (Session.cuda.profileEagerStep), top kernels.
+ * --profile-decode: after the timed steps, one more decode step's graph replay time and its launches one by one
+ * (Session.cuda.profileDecodeStep), summed by kernel.
+ * --skip-bf16: no bf16 engine (its build and run); the "vs bf16" columns are left empty.
  *
  * --packed: pre-quantized FP8 checkpoints of the same model (tools/quant-packers/pack_fp8_torch.py) loaded as they
  * are, instead of (--algos none) or besides quantize() in TypeScript (minutes for an 8B model).
  * --variants default,pdl,fast: each packed engine runs once per variant of the session options (pdl: fp8Pdl;
- * fast: fp8FastAccum + fp8FusedQuant + fp8InvariantBuckets; gemv1: fp8Gemv1; all: fast and gemv1), one row each.
+ * fast: fp8FastAccum + fp8FusedQuant + fp8InvariantBuckets; gemv1: fp8Gemv1; gemv16: fp8Gemv1 off (the 16-row GEMV);
+ * all: fast and gemv1), one row each.
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -28,6 +32,7 @@ import type { SessionOptions } from "../lib/runtime/session_options.ts";
 import type { CudaKvCache } from "../lib/backends/cuda/session.ts";
 import { argmax, type DecodeRun, deviceWeightBytes, greedyStepper, launchTotals, prefillAndDecode, relL2 } from "./batch1.ts";
 import { copyBandwidth } from "./copy_bandwidth.ts";
+import { CudaDevice } from "../lib/cuda/device.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -40,6 +45,8 @@ const { values } = parseArgs({
     packed: { type: "string" },
     variants: { type: "string" },
     profile: { type: "boolean" },
+    "profile-decode": { type: "boolean" },
+    "skip-bf16": { type: "boolean" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/fp8_e2e.ts --model DIR [--algos FP8,FP8_PER_CHANNEL_PER_TOKEN] [--decode 128] [--ttft 2048] [--calib 8]");
@@ -50,6 +57,7 @@ const VARIANTS: Record<string, SessionOptions> = {
   pdl: { fp8Pdl: true },
   fast: { fp8FastAccum: true, fp8FusedQuant: true, fp8InvariantBuckets: true },
   gemv1: { fp8Gemv1: true },
+  gemv16: { fp8Gemv1: false },
   all: { fp8Gemv1: true, fp8FastAccum: true, fp8FusedQuant: true, fp8InvariantBuckets: true },
 };
 const variants = (values.variants ?? "default").split(",");
@@ -68,6 +76,8 @@ interface RunResult extends DecodeRun {
   readonly ttftMs: number;
   /** --profile: the long prompt's prefill launches one by one (events), summed by kernel, and their total. */
   readonly prefillProfile?: string;
+  /** --profile-decode: a decode step's graph time and its launches one by one, summed by kernel. */
+  readonly decodeProfile?: string;
 }
 
 function run(engine: Engine, prompt: number[], long: number[], options: SessionOptions = {}): RunResult {
@@ -92,21 +102,30 @@ function run(engine: Engine, prompt: number[], long: number[], options: SessionO
     }`;
   }
   const r = prefillAndDecode(session, kv, step, engine.plan.attributes.vocabSize, prompt, numDecode);
+  let decodeProfile: string | undefined;
+  if (values["profile-decode"]) {
+    const p = session.cuda!.profileDecodeStep(step([r.ids[r.ids.length - 1]], PROMPT + 9 + numDecode), kv as CudaKvCache, 20);
+    const sum = p.launches.reduce((a, l) => a + l.ms, 0);
+    const top = [...launchTotals(p.launches)].sort((a, b) => b[1].ms - a[1].ms).slice(0, 12);
+    decodeProfile = `decode step at ${PROMPT + 9 + numDecode}: graph ${p.graphMs.toFixed(3)} ms; ${p.launches.length} launches one by one ${sum.toFixed(3)} ms: ${
+      top.map(([n, e]) => `${n} ×${e.n} ${(e.ms * 1e3).toFixed(0)} µs`).join(", ")
+    }`;
+  }
   kv.dispose();
-  return { ...r, ttftMs, prefillProfile };
+  return { ...r, ttftMs, prefillProfile, decodeProfile };
 }
 
 const base = AutoModelForCausalLM.fromHuggingFace(values.model, { dtype: "bfloat16" });
 const vocab = Math.min(4000, base.config.vocabSize);
 const prompt = Array.from({ length: PROMPT }, (_, i) => (i * 101 + 7) % vocab);
 const long = Array.from({ length: TTFT }, (_, i) => (i * 37 + 3) % vocab);
-const bf16 = build(base);
+const bf16 = values["skip-bf16"] ? null : build(base);
 let copyBps: number;
 {
-  using s = Session.fromSerializedEngine(bf16, { backend: "cuda" });
-  copyBps = copyBandwidth(s.cuda!.device);
+  using dev = CudaDevice.open(0);
+  copyBps = copyBandwidth(dev);
 }
-const ref = run(bf16, prompt, long);
+const ref: RunResult | null = bf16 ? run(bf16, prompt, long) : null;
 console.log(
   `copy bandwidth ${(copyBps / 1e12).toFixed(3)} TB/s; batch 1, prompt ${PROMPT}, ${numDecode} timed decode steps (graphs); TTFT: ${TTFT}-token prompt`,
 );
@@ -117,13 +136,23 @@ const line = (name: string, e: Engine, r: RunResult, extra: string): void => {
   const bytes = deviceWeightBytes(e);
   console.log(
     `| ${name} | ${(bytes / 1e9).toFixed(3)} | ${r.tokS.toFixed(1)} | ${r.stepMs.toFixed(3)} | ${(100 * r.tokS / (copyBps / bytes)).toFixed(1)}% | ${
-      (r.tokS / ref.tokS).toFixed(2)
-    }× | ${r.ttftMs.toFixed(2)} | ${extra} |`,
+      ref ? `${(r.tokS / ref.tokS).toFixed(2)}×` : "—"
+    } | ${r.ttftMs.toFixed(2)} | ${extra} |`,
   );
+  if (r.decodeProfile) console.log(`  ${name}: ${r.decodeProfile}`);
 };
-line("bf16", bf16, ref, "—");
-if (ref.prefillProfile) console.log(`  bf16: ${ref.prefillProfile}`);
-bf16.dispose();
+/** The comparison with the bf16 engine's logits ("" without it). */
+const vsBf16 = (r: RunResult): string =>
+  ref
+    ? `vs bf16: prefill logits rel L2 ${relL2(r.logits, ref.logits).toExponential(2)} argmax ${argmax(r.logits) === argmax(ref.logits) ? "same" : "differs"}, decode-step rel L2 ${
+      relL2(r.decodeLogits, ref.decodeLogits).toExponential(2)
+    } argmax ${argmax(r.decodeLogits) === argmax(ref.decodeLogits) ? "same" : "differs"}; `
+    : "";
+if (bf16 && ref) {
+  line("bf16", bf16, ref, "—");
+  if (ref.prefillProfile) console.log(`  bf16: ${ref.prefillProfile}`);
+  bf16.dispose();
+}
 for (const algo of algos) {
   const t0 = performance.now();
   const q = quantizeSync(base, { quantAlgo: algo }, { calibration: [long.slice(0, calibTokens)], maxCalibrationTokens: calibTokens });
@@ -134,11 +163,7 @@ for (const algo of algos) {
     algo === "FP8" ? "FP8 (per-tensor, static activations)" : "FP8_PER_CHANNEL_PER_TOKEN",
     qe,
     r,
-    `vs bf16: prefill logits rel L2 ${relL2(r.logits, ref.logits).toExponential(2)} argmax ${
-      argmax(r.logits) === argmax(ref.logits) ? "same" : "differs"
-    }, decode-step rel L2 ${relL2(r.decodeLogits, ref.decodeLogits).toExponential(2)} argmax ${
-      argmax(r.decodeLogits) === argmax(ref.decodeLogits) ? "same" : "differs"
-    }; quantize ${qs} s (${calibTokens} calibration tokens)`,
+    `${vsBf16(r)}quantize ${qs} s (${calibTokens} calibration tokens)`,
   );
   qe.dispose();
 }
@@ -152,17 +177,17 @@ for (const dir of packed) {
   for (const v of variants) {
     const r = run(qe, prompt, long, VARIANTS[v]);
     const same = (a: Float32Array, b: Float32Array): string => a.every((x, i) => Object.is(x, b[i])) ? "identical" : `rel L2 ${relL2(a, b).toExponential(2)}`;
-    const vsFirst = first ? `; vs [${variants[0]}]: prefill ${same(r.logits, first.logits)}, decode ${same(r.decodeLogits, first.decodeLogits)}` : "";
+    let common = 0;
+    while (first && common < r.ids.length && r.ids[common] === first.ids[common]) common++;
+    const vsFirst = first
+      ? `; vs [${variants[0]}]: prefill ${same(r.logits, first.logits)}, decode ${same(r.decodeLogits, first.decodeLogits)}, greedy ids equal for ${common} of ${r.ids.length} steps`
+      : "";
     first ??= r;
     line(
       `${dir.split("/").pop()} (${qc?.quantAlgo}${qc?.kvCacheQuantAlgo ? ` + ${qc.kvCacheQuantAlgo} KV` : ""})${v === "default" ? "" : ` [${v}]`}`,
       qe,
       r,
-      `vs bf16: prefill logits rel L2 ${relL2(r.logits, ref.logits).toExponential(2)} argmax ${
-        argmax(r.logits) === argmax(ref.logits) ? "same" : "differs"
-      }, decode-step rel L2 ${relL2(r.decodeLogits, ref.decodeLogits).toExponential(2)} argmax ${
-        argmax(r.decodeLogits) === argmax(ref.decodeLogits) ? "same" : "differs"
-      }; open + build ${loadS} s${vsFirst}`,
+      `${vsBf16(r)}open + build ${loadS} s${vsFirst}`,
     );
     if (r.prefillProfile) console.log(`  ${dir.split("/").pop()} [${v}]: ${r.prefillProfile}`);
   }

@@ -4,25 +4,31 @@
  * step runs them — per layer fp8_gemv_fused_norm (qkv, mode 0), fp8_gemv_fused (o_proj, mode 1), fp8_gemv_fused_norm
  * (gate_up, mode 2), fp8_gemv_fused (down, mode 1), every layer its own weights — captured in one graph, m = 1,
  * static activation scales. "plain": the plain entry points launched one after another; "pdl": the _pdl entry
- * points with programmatic dependent launch (SessionOptions.fp8Pdl); "gemv1": fp8_gemv1 (SessionOptions.fp8Gemv1,
- * contiguous 512-byte row segments) with PDL. Per token ms and % of the bandwidth the
- * weight bytes allow, against a device copy measured in the same run (bench/copy_bandwidth.ts).
+ * points with programmatic dependent launch (SessionOptions.fp8Pdl); "gemv1": fp8_gemv1 (SessionOptions.fp8Gemv1: a
+ * persistent grid of blocks-per-SM × SMs — a variant's -DFG1_MINB=N sets N — each warp a contiguous run of rows) with
+ * PDL. Per token ms and % of the bandwidth the weight bytes allow, against a device copy measured in the same run
+ * (bench/copy_bandwidth.ts).
  *
- *   bun bench/fp8_gemv_tune.ts [--models 1b,8b] [--variants "default;-DFG_L2PF=1;-DFG_U=2"]
+ *   bun bench/fp8_gemv_tune.ts [--models 1b,8b] [--variants "default;-DFG_L2PF=1;-DFG_U=2"] [--kinds plain,pdl,gemv1]
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { loadKernelFile } from "../lib/backends/cuda/compiler.ts";
+import { FP8_GEMV1_BLOCKS_PER_SM, fp8Gemv1Grid } from "../lib/backends/cuda/fp8_launch.ts";
 import { CudaDevice } from "../lib/cuda/device.ts";
 import { copyBandwidth } from "./copy_bandwidth.ts";
 
-const { values } = parseArgs({ args: process.argv.slice(2), options: { models: { type: "string" }, variants: { type: "string" } } });
+const { values } = parseArgs({
+  args: process.argv.slice(2),
+  options: { models: { type: "string" }, variants: { type: "string" }, kinds: { type: "string" } },
+});
 const MODELS: Record<string, { layers: number; H: number; qkv: number; I: number }> = {
   "1b": { layers: 16, H: 2048, qkv: 3072, I: 8192 },
   "8b": { layers: 32, H: 4096, qkv: 6144, I: 14336 },
 };
 const models = (values.models ?? "1b,8b").split(",");
 const variants = (values.variants ?? "default;-DFG_L2PF=1;-DFG_U=2;-DFG_U=8 -DFG_MINB=2").split(";");
+const kinds = (values.kinds ?? "plain,pdl,gemv1").split(",") as ("plain" | "pdl" | "gemv1")[];
 const FUSED = ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "f32", "i32", "i32", "i32", "f32", "i32"] as const;
 
 const dev = CudaDevice.open(0);
@@ -53,15 +59,16 @@ for (const md of models) {
   for (const variant of variants) {
     const options = variant === "default" ? [] : variant.split(/\s+/).filter(Boolean);
     using mod = loadKernelFile(dev, "fp8_gemv.cu", { options });
-    for (const kind of ["plain", "pdl", "gemv1"] as const) {
+    const bps = Number(/-DFG1_BPS=(\d+)/.exec(variant)?.[1] ?? /-DFG1_MINB=(\d+)/.exec(variant)?.[1] ?? FP8_GEMV1_BLOCKS_PER_SM);
+    for (const kind of kinds) {
       const tag = kind === "pdl" ? "_pdl" : "";
       const base = kind === "gemv1" ? "fp8_gemv1_fused" : "fp8_gemv_fused";
       const norm = mod.kernel(`${base}_norm${tag}_bf16`, FUSED), plain = mod.kernel(`${base}${tag}_bf16`, FUSED);
-      const rowsPerBlock = kind === "gemv1" ? 8 : 16;
+      const grid = (n: number, mode: number): number => kind === "gemv1" ? fp8Gemv1Grid(n, mode, bps * dev.smCount) : n / 16;
       const g = stream.capture((s) => {
         let off = 0n, first = true;
         const go = (k: typeof norm, n: number, kk: number, x: typeof h, y: typeof h, mode: number): void => {
-          k.launch(n / rowsPerBlock, 256, [x, W.ptr + off, S, 0n, y, normW, 1e-5, 1, n, kk, 0.05, mode], { stream: s, pdl: kind !== "plain" && !first });
+          k.launch(grid(n, mode), 256, [x, W.ptr + off, S, 0n, y, normW, 1e-5, 1, n, kk, 0.05, mode], { stream: s, pdl: kind !== "plain" && !first });
           off += BigInt(n * kk);
           first = false;
         };

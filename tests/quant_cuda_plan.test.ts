@@ -186,15 +186,16 @@ test("fused decode plan with programmatic dependent launch: quantPdl flags the q
     const quant = (ls: typeof on): KernelLaunch[] => ls.filter((l): l is KernelLaunch => l.kind === "kernel" && l.kernel.startsWith("quant_gemv_fused"));
     assert.ok(quant(off).length === 4 * 6 && quant(off).every((l) => !l.pdl), `T=${T}: quantPdl false: no quantized GEMV flagged`);
     // quantPdl: a quantized GEMV takes PDL exactly when the launch before it waits in code too (not after the
-    // embedding, nor after kjv-llama's head-dim-32 attention path, rope_kv_write + paged_attention_decode), and so
-    // does a waiting launch after a quantized GEMV (the next one: o_proj → gate_up → down → the next layer's qkv).
+    // embedding; after kjv-llama's head-dim-32 attention path, rope_kv_write + paged_attention_decode + its split
+    // merge, yes: paged_attention_decode_reduce waits at its entry since session 8), and so does a waiting launch
+    // after a quantized GEMV (the next one: o_proj → gate_up → down → the next layer's qkv).
     on.forEach((l, i) => {
       if (l.kind !== "kernel" || i === 0) return;
       const prev = on[i - 1];
       const want = prev.kind === "kernel" && isPdlKernel(prev.kernel, true) && isPdlKernel(l.kernel, true);
       assert.equal(!!l.pdl, want, `T=${T}: launch ${i} ${l.kernel} after ${prev.kind === "kernel" ? prev.kernel : prev.kind}`);
     });
-    assert.equal(quant(on).filter((l) => l.pdl).length, 3 * 6 - 1, `T=${T}: gate_up, down and the next layer's qkv flagged`);
+    assert.equal(quant(on).filter((l) => l.pdl).length, 4 * 6 - 1, `T=${T}: o_proj (after the split merge), gate_up, down and the next layer's qkv flagged`);
   }
   engine.dispose();
 });

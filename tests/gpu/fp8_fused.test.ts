@@ -10,6 +10,7 @@
  * The fused plan's wiring: tests/quant_fp8_cuda_fused.test.ts (fake device).
  */
 import { loadKernelFile } from "../../lib/backends/cuda/compiler.ts";
+import { fp8Gemv1Grid } from "../../lib/backends/cuda/fp8_launch.ts";
 import { type CpuFp8Weight, fp8Linear } from "../../lib/backends/cpu/quant_linear.ts";
 import { quantizeFp8 } from "../../lib/quantization/fp8.ts";
 import { assert } from "../harness.ts";
@@ -116,13 +117,14 @@ for (const [N, K] of [[96, 512], [256, 1024]] as const) {
             });
             assert.ok(a.every((v, i) => v === b[i]), `${label} mode ${mode}: the _pdl entry point's bits`);
           }
-          // fp8_gemv1 (m = 1, contiguous row segments): the same products summed in another order — bf16 outputs within
-          // a rounding step of the 16-row GEMV's, fp32 logits within 1e-5 relative (of the row's magnitude).
+          // fp8_gemv1 (m = 1, contiguous rows per warp, any grid: the launcher's, one block, three blocks): the same
+          // products summed in another order — bf16 outputs within a rounding step of the 16-row GEMV's, fp32 logits
+          // within 1e-5 relative (of the row's magnitude).
           if (m === 1) {
             const kern1 = mod.kernel(norm ? "fp8_gemv1_fused_norm_bf16" : "fp8_gemv1_fused_bf16", FUSED);
-            for (const mode of [0, 1, 2, 3]) {
+            for (const [mode, grid1] of [0, 1, 2, 3].flatMap((mode) => [fp8Gemv1Grid(N, mode), 1, 3].map((g) => [mode, g] as const))) {
               const outN = mode === 2 ? N / 2 : N;
-              const [a, b] = [[kern, N / 16], [kern1, N / 8]].map(([kk, blocks]) => {
+              const [a, b] = [[kern, N / 16], [kern1, grid1]].map(([kk, blocks]) => {
                 dy.copyFromHost(new Uint8Array(m * N * 4));
                 if (mode === 1) dy.copyFromHost(resid);
                 (kk as typeof kern).launch(blocks as number, 256, [dx, W, S, dBias, dy, norm ? dNormW : 0n, eps, m, N, K, actScale, mode]);
@@ -135,10 +137,10 @@ for (const [N, K] of [[96, 512], [256, 1024]] as const) {
               });
               if (mode === 3) {
                 const scale = Math.max(...Array.from(a as Float32Array, Math.abs), 1e-3);
-                for (let j = 0; j < outN; j++) assert.ok(Math.abs(a[j] - b[j]) <= 1e-5 * scale, `${label} fp8_gemv1 mode 3 row ${j}: ${b[j]} vs ${a[j]}`);
+                for (let j = 0; j < outN; j++) assert.ok(Math.abs(a[j] - b[j]) <= 1e-5 * scale, `${label} fp8_gemv1 grid ${grid1} mode 3 row ${j}: ${b[j]} vs ${a[j]}`);
               } else {
-                const off1 = sameBits(b as Uint16Array, a as Uint16Array, `${label} fp8_gemv1 mode ${mode} vs the 16-row GEMV`);
-                if (off1 > 0) console.log(`${label} fp8_gemv1 mode ${mode}: ${off1} outputs one bf16 rounding away`);
+                const off1 = sameBits(b as Uint16Array, a as Uint16Array, `${label} fp8_gemv1 grid ${grid1} mode ${mode} vs the 16-row GEMV`);
+                if (off1 > 0) console.log(`${label} fp8_gemv1 grid ${grid1} mode ${mode}: ${off1} outputs one bf16 rounding away`);
               }
             }
           }

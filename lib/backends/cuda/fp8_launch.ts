@@ -18,6 +18,29 @@ import type { QuantFusion } from "./quant_launch.ts";
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
 const align256 = (n: number): number => Math.ceil(n / 256) * 256;
 
+/** Resident blocks per SM of fp8_gemv1's persistent grid (kernels/fp8_gemv.cu FG1_MINB: 256 threads, <= 128 registers). */
+export const FP8_GEMV1_BLOCKS_PER_SM = 2;
+
+/** Most in-features of fp8_gemv1 (its quantized x in shared memory; FG1_XQ) and of its RMSNorm prologue (FG_XS). */
+const FP8_GEMV1_MAX_K = 16384, FP8_GEMV1_MAX_NORM_K = 8192;
+
+/**
+ * Whether a one-token fused FP8 linear runs fp8_gemv1 (`fp8Gemv1`): in-features whole 512-byte segments, within
+ * the kernel's shared-memory stage.
+ */
+export function fp8Gemv1Fits(K: number, norm: boolean): boolean {
+  return K % 512 === 0 && K <= (norm ? FP8_GEMV1_MAX_NORM_K : FP8_GEMV1_MAX_K);
+}
+
+/**
+ * fp8_gemv1's grid for `n` out-features: `maxBlocks` (LaunchEnv.fp8Gemv1Blocks; 264 unset), or fewer so that each
+ * block's 8 warps have a row (mode 2: a gate / up pair) each.
+ */
+export function fp8Gemv1Grid(n: number, mode: number, maxBlocks = 264): number {
+  const units = mode === 2 ? n / 2 : n;
+  return Math.max(1, Math.min(maxBlocks, cdiv(units, 8)));
+}
+
 /** Whether a linear stores FP8 weights. */
 export const isFp8Linear = (op: Op): op is Extract<Op, { type: "linear" }> => op.type === "linear" && op.weightFormat?.format === "fp8_e4m3";
 
@@ -105,10 +128,10 @@ export function planFp8Linear(
   if (gemvStep && fp8GemvFusable(op) && (norm || epilogue || (isLogits && fused.logits))) {
     // Fused decode (decode_fusion.ts): the same GEMV with the norm prologue / an epilogue (mode 2 too: N / 16 blocks).
     const mode = isLogits ? 3 : epilogue?.mode ?? 0;
-    // One token: the contiguous-segment GEMV (fp8Gemv1; 8 rows a block).
-    const one = !!env.fp8Gemv1 && rows === 1 && K % 512 === 0 && (!norm || K <= 8192);
+    // One token: fp8_gemv1 (fp8Gemv1; a persistent grid, contiguous rows per warp).
+    const one = !!env.fp8Gemv1 && rows === 1 && fp8Gemv1Fits(K, !!norm);
     const name = one ? `fp8_gemv1_fused${norm ? "_norm" : ""}_bf16` : `fp8_gemv_fused${norm ? "_norm" : ""}${env.fp8Pdl ? "_pdl" : ""}_bf16`;
-    kernel(name, [one ? N / 8 : N / 16, 1, 1], [
+    kernel(name, [one ? fp8Gemv1Grid(N, mode, env.fp8Gemv1Blocks) : N / 16, 1, 1], [
       buf(norm ? norm.x : op.x),
       W,
       scales,

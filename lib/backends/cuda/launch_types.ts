@@ -100,6 +100,13 @@ const PDL_FAMILIES: ReadonlySet<string> = new Set([
   "decode_attention_sk",
   "gather_rows",
   "sample",
+  // Decode steps over a quantized KV cache (≤ GEMV_MAX_ROWS tokens): RoPE + KV write, split attention and the merge
+  // keep their own launches; each waits at its entry (session 8).
+  "rope_kv_write_fp8kv",
+  "rope_kv_write_int8kv",
+  "paged_attention_decode_fp8kv",
+  "paged_attention_decode_int8kv",
+  "paged_attention_decode_reduce",
 ]);
 
 /**
@@ -224,8 +231,13 @@ export interface LaunchEnv {
   readonly fp8FusedQuant?: boolean;
   /** Fused FP8 decode GEMVs as the _pdl entry points (first weight loads ahead of pdlWait; PDL launches in fused steps). */
   readonly fp8Pdl?: boolean;
-  /** One-token fused FP8 decode GEMVs as fp8_gemv1_fused* (contiguous 512-byte row segments; k % 512 == 0). */
+  /**
+   * One-token fused FP8 decode GEMVs as fp8_gemv1_fused* (a persistent grid; each warp streams a contiguous run of
+   * weight rows; k % 512 == 0, k <= 16384).
+   */
   readonly fp8Gemv1?: boolean;
+  /** Most blocks of fp8_gemv1's grid (fp8_launch.ts FP8_GEMV1_BLOCKS_PER_SM per SM). Unset: 264 (an H200's 132 SMs). */
+  readonly fp8Gemv1Blocks?: number;
   /**
    * Prefill attention of bf16 engines (bf16 KV cache, head dims 64 / 128) on flash_prefill_wg (Hopper warpgroup
    * MMAs; the session sets it on sm_90 devices only).

@@ -15,7 +15,7 @@ import process from "node:process";
 import { rmSync } from "node:fs";
 import { lowbitScratchLayout } from "./lowbit_launch.ts";
 import { CublasLtGemm } from "./gemm.ts";
-import { fp8ScratchLayout } from "./fp8_launch.ts";
+import { FP8_GEMV1_BLOCKS_PER_SM, fp8ScratchLayout } from "./fp8_launch.ts";
 import { compileKernelUnits, type CompileStats, kernelUnits, type PendingCompile, startKernelUnits, unitName } from "./compile_pool.ts";
 import { plannedKernels } from "./kernel_set.ts";
 import {
@@ -493,6 +493,7 @@ export class CudaSession implements SessionBackend {
       fp8FusedQuant: this.fp8FusedQuant,
       fp8Pdl: this.fp8Pdl,
       fp8Gemv1: this.fp8Gemv1,
+      fp8Gemv1Blocks: FP8_GEMV1_BLOCKS_PER_SM * this.device.smCount,
       wgmmaPrefill: this.wgmmaPrefill,
       decodeSplitK: this.decodeSplitK,
       gemvSplitK: this.gemvSplitK,

@@ -496,110 +496,243 @@ extern "C" __global__ void __launch_bounds__(256) fp8_silu_mul_quant_bf16(const 
 }
 
 // ------------------------------------------------------------------------------------------------
-// One-token decode GEMV on contiguous row segments (SessionOptions.fp8Gemv1; m = 1 only):
+// One-token decode GEMV (SessionOptions.fp8Gemv1; m = 1 only), session 8:
 // extern "C" __global__ void fp8_gemv1_fused_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
 //     void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode)
 // extern "C" __global__ void fp8_gemv1_fused_norm_bf16(...same parameters...)
-//   fp8_gemv_fused{,_norm}_bf16's parameters, modes and roundings with m == 1 and k % 512 == 0; the same e4m3 products
-//   summed in fp32 in another order. A block owns 8 weight rows (mode 2: gate rows 4b..4b+3 and their up rows); its 8
-//   warps split k in 512-column segments (warp w: segments w, w + 8, ...). In a segment lane l loads bytes [16l, 16l + 16)
-//   of each of the 8 rows — one contiguous 512-byte load per row and warp — and quantizes the 16 activations of the same
-//   columns. mma m16n8k32 with A row g = the activations of lanes (g, 0..3) and B column g = those lanes' bytes of row r:
-//   D[g][g] is row r's dot product over the segment's columns [64g, 64g + 64) (the rest of D is not used). Each pair of
-//   mmas starts from zero and is added in fp32. The first segment's loads are issued before pdlWait (PDL launches).
-//   grid (n / 8) (mode 2 too)   block (256, 1, 1)   shared 0.3 KiB (+16 KiB _norm)
+//   fp8_gemv_fused{,_norm}_bf16's parameters, modes and roundings with m == 1, k % 512 == 0 and k <= FG1_XQ (_norm:
+//   k <= FG_XS); the same e4m3 products summed in fp32 in another order. Any grid (the launcher: a persistent one,
+//   FG1_MINB blocks per SM, or fewer when there are few rows): the n rows (mode 2: n / 2 units of a gate row and its up
+//   row) are split evenly over all the grid's warps, so each warp owns a contiguous run of rows and streams their bytes
+//   front to back in 512-byte segments (lane l: bytes [16l, 16l + 16) of a segment) through a ring of FG1_D 16-byte
+//   loads per lane — the first FG1_D issued before pdlWait, each group of G <= 4 slots (G | k / 512) refilled as soon as
+//   it is consumed, with no branch inside a group. The block quantizes x (after the RMSNorm with _norm: rmsnorm_bf16's
+//   sums and roundings, x and normW from registers, every load of x in flight at once) once into shared memory as e4m3
+//   bytes (the same bytes fp8_gemv_bf16 makes);
+//   a segment is one mma pair m16n8k32 with A row g = the activation bytes of lanes (g, 0..3) and B column g = those
+//   lanes' weight bytes: D[g][g] is the row's dot product over the segment's columns [64g, 64g + 64) (the rest of D is
+//   unused). Each pair starts from zero and is added in fp32; at a row's end a warp sum over g gives the row.
+//   grid (any, 1, 1)   block (256, 1, 1)   shared 16.3 KiB
 // ------------------------------------------------------------------------------------------------
-template <bool NORM>
-__device__ __forceinline__ void fp8Gemv1Impl(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias, void* y,
-                                             const bf16_t* normW, float eps, int n, int k, float actScale, int mode) {
-  __shared__ float red[FG_WARPS][8];
-  __shared__ float sh[32];
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-  const int half = n >> 1;
-  auto rowOf = [&](int r) -> int {
-    return mode == 2 ? (r < 4 ? blockIdx.x * 4 + r : half + blockIdx.x * 4 + r - 4) : min((int)blockIdx.x * 8 + r, n - 1);
-  };
-  const int segs = k >> 9;
-  uint4 v[8];
-  int j = warp;
-  if (j < segs) {
+#ifndef FG1_D
+#define FG1_D 8  // 16-byte weight loads in flight per lane (register ring; H200 r2: 8 beat 12 and 16 by 1-12% per 8B linear)
+#endif
+#ifndef FG1_MINB
+#define FG1_MINB 2  // __launch_bounds__ min blocks per SM (the launcher's grid: FP8_GEMV1_BLOCKS_PER_SM per SM; tuning knob)
+#endif
+static_assert(FG1_D % 4 == 0, "FG1_D: a multiple of 4 (the main loop's groups of up to 4 segments)");
+#ifndef FG1_GMAX
+#define FG1_GMAX 4  // most segments a branch-free group of the main loop (4, 2 or 1; tuning knob)
+#endif
+#define FG1_XQ 16384  // most in-features: the block's quantized x in shared memory
+
+/** The D[g][g] pair sum of one 512-byte segment: q = 16 activation bytes, v = 16 weight bytes of the lane. */
+__device__ __forceinline__ void segMma(const uint4& q, const uint4& v, float& a0, float& a1) {
+  const float z[4] = {0.f, 0.f, 0.f, 0.f};
+  float d[4];
+  mmaE4m3(d, q.x, 0u, q.y, 0u, v.x, v.y, z);
+  mmaE4m3(d, q.z, 0u, q.w, 0u, v.z, v.w, d);
+  a0 += d[0];
+  a1 += d[1];
+}
+
+#define FG1_XB 4  // 16-byte x chunks per thread per batch of the prologue (256 threads: 8192 elements a batch)
+
+/** 8 bf16 (a 16-byte vector) -> floats. */
+__device__ __forceinline__ void unpack8(const uint4& v, float (&f)[8]) {
+  const u32 w[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-    for (int r = 0; r < 8; r++) v[r] = ldStream(W + (long long)rowOf(r) * k + j * 512 + lane * 16);
+  for (int i = 0; i < 4; i++) {
+    f[2 * i] = __uint_as_float(w[i] << 16);
+    f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
   }
-  pdlWait();  // x and y are the previous kernels' (weights only above)
-  pdlLaunchDependents();
-  const bf16_t* xs = x;
+}
+/** 8 floats -> 8 bf16 (round to nearest even) in a 16-byte vector. */
+__device__ __forceinline__ uint4 pack8(const float (&f)[8]) {
+  u32 w[4];
+#pragma unroll
+  for (int i = 0; i < 4; i++) w[i] = (u32)fromF<bf16_t>(f[2 * i]) | ((u32)fromF<bf16_t>(f[2 * i + 1]) << 16);
+  return make_uint4(w[0], w[1], w[2], w[3]);
+}
+/** Chunks base + tid + i·blockDim (i < FG1_XB) of a bf16 row, 8 elements each; zero past kv chunks. All in flight at once. */
+__device__ __forceinline__ void fg1Load(const bf16_t* p, int kv, int base, uint4 (&r)[FG1_XB]) {
+#pragma unroll
+  for (int i = 0; i < FG1_XB; i++) {
+    const int c = base + (int)threadIdx.x + i * (int)blockDim.x;
+    r[i] = c < kv ? *reinterpret_cast<const uint4*>(p + (long long)c * 8) : make_uint4(0u, 0u, 0u, 0u);
+  }
+}
+
+/**
+ * fp8_gemv1's prologue: x (with NORM: rmsnorm(x) · normW rounded to bf16, the sums of rmsnormStage in its order; the
+ * caller loaded normW's chunks into nw before pdlWait) quantized into xq as fp8_gemv_bf16's quant8 quantizes it. Every
+ * x load of a batch is in flight at once (NORM: k <= FG1_XB · 8 · blockDim, one batch). Returns the activation scale a.
+ */
+template <bool NORM>
+__device__ __forceinline__ float fg1Stage(const bf16_t* x, const uint4 (&nw)[FG1_XB], float eps, int k, float actScale, u8* xq, float* sh) {
+  const int kv = k >> 3, tid = threadIdx.x, nt = blockDim.x, batch = FG1_XB * nt;
+  uint4 r[FG1_XB];
+  fg1Load(x, kv, 0, r);
   if constexpr (NORM) {
-    __shared__ __align__(16) bf16_t xsh[FG_XS];
-    rmsnormStage(x, normW, eps, 1, k, xsh, sh);
-    xs = xsh;
+    float ss = 0.f;
+#pragma unroll
+    for (int i = 0; i < FG1_XB; i++) {
+      if (tid + i * nt < kv) {
+        float a[8];
+        unpack8(r[i], a);
+#pragma unroll
+        for (int e = 0; e < 8; e++) ss += a[e] * a[e];
+      }
+    }
+    ss = blockSum(ss, sh);
+    const float inv = rsqrtf(ss / (float)k + eps);
+#pragma unroll
+    for (int i = 0; i < FG1_XB; i++) {
+      float a[8], w8[8];
+      unpack8(r[i], a);
+      unpack8(nw[i], w8);
+#pragma unroll
+      for (int e = 0; e < 8; e++) a[e] = a[e] * inv * w8[e];
+      r[i] = pack8(a);
+    }
   }
   float s = actScale;
-  if (!(actScale > 0.f)) {  // per token: the amax of the (normed) row
+  const bool dynamic = !(actScale > 0.f);
+  if (dynamic) {  // per token: the amax of the (normed) row
     float amax = 0.f;
-    for (int i = tid * 8; i < k; i += blockDim.x * 8) {
-      float f[8];
-      load16(xs + i, f);
+    for (int base = 0; base < kv; base += batch) {
+      if (base > 0) fg1Load(x, kv, base, r);
 #pragma unroll
-      for (int e = 0; e < 8; e++) amax = fmaxf(amax, fabsf(f[e]));
+      for (int i = 0; i < FG1_XB; i++) {
+        float a[8];
+        unpack8(r[i], a);
+#pragma unroll
+        for (int e = 0; e < 8; e++) amax = fmaxf(amax, fabsf(a[e]));
+      }
     }
     s = tokenScale(blockMax(amax, sh));
   }
   const float inv = 1.f / s;
-  float acc[8][2];
+  for (int base = 0; base < kv; base += batch) {
+    if (base > 0 || (dynamic && kv > batch)) fg1Load(x, kv, base, r);  // (NORM: one batch, r keeps the normed row)
 #pragma unroll
-  for (int r = 0; r < 8; r++) acc[r][0] = acc[r][1] = 0.f;
-  const float z[4] = {0.f, 0.f, 0.f, 0.f};
-  for (; j < segs; j += FG_WARPS) {
-    if (j != warp) {
-#pragma unroll
-      for (int r = 0; r < 8; r++) v[r] = ldStream(W + (long long)rowOf(r) * k + j * 512 + lane * 16);
+    for (int i = 0; i < FG1_XB; i++) {
+      const int c = base + tid + i * nt;
+      if (c < kv) {
+        float a[8];
+        unpack8(r[i], a);
+        *reinterpret_cast<uint2*>(xq + c * 8) = quantF8(a, s, inv);
+      }
     }
-    const uint2 lo = quant8(xs + j * 512 + lane * 16, s, inv), hi = quant8(xs + j * 512 + lane * 16 + 8, s, inv);
-#pragma unroll
-    for (int r = 0; r < 8; r++) {
-      float d[4];
-      mmaE4m3(d, lo.x, 0u, lo.y, 0u, v[r].x, v[r].y, z);
-      mmaE4m3(d, hi.x, 0u, hi.y, 0u, v[r].z, v[r].w, d);
-      acc[r][0] += d[0];
-      acc[r][1] += d[1];
-    }
-  }
-  // D[g][g] sits in lane (g, g / 2) at (g & 1); the warp's sum over g by a butterfly.
-  const bool diag = t == (g >> 1);
-#pragma unroll
-  for (int r = 0; r < 8; r++) {
-    const float sum = warpSum(diag ? acc[r][g & 1] : 0.f);
-    if (lane == 0) red[warp][r] = sum;
   }
   __syncthreads();
-  if (tid >= 8) return;
-  const int r = tid;
-  float sum = 0.f;
-#pragma unroll
-  for (int w = 0; w < FG_WARPS; w++) sum += red[w][r];
-  if (mode == 2) {
-    __shared__ float upS[4];
-    const int row = rowOf(r);
-    float vv = sum * s * wScale[row];
-    if (bias) vv += toF(bias[row]);
-    if (r >= 4) upS[r - 4] = toF(fromF<bf16_t>(vv));
-    __syncwarp(0xffu);
-    if (r < 4 && blockIdx.x * 4 + r < half) ((bf16_t*)y)[row] = fromF<bf16_t>(fgSilu(toF(fromF<bf16_t>(vv))) * upS[r]);
-    return;
-  }
-  const int row = blockIdx.x * 8 + r;
-  if (row >= n) return;
-  float vv = sum * s * wScale[row];
-  if (bias) vv += toF(bias[row]);
-  if (mode == 0) ((bf16_t*)y)[row] = fromF<bf16_t>(vv);
-  else if (mode == 1) ((bf16_t*)y)[row] = fromF<bf16_t>(toF(fromF<bf16_t>(vv)) + toF(((bf16_t*)y)[row]));
-  else ((float*)y)[row] = vv;
+  return s;
 }
 
-#ifndef FG1_MINB
-#define FG1_MINB 1  // __launch_bounds__ min blocks per SM of the fp8_gemv1 entry points (tuning knob)
-#endif
+/**
+ * fp8_gemv1's main loop with G segments a group (S % G == 0, FG1_D % G == 0): a group's loads, mma pairs and refills
+ * have no branch between them (one basic block the compiler schedules as a whole); the row end is checked once a group.
+ */
+template <int G>
+__device__ __forceinline__ void fg1Main(uint4 (&v)[FG1_D], const u8* xl, const u8* wl, const float* wScale, const bf16_t* bias, void* y,
+                                        int n, int k, int S, int mode, int L0, int L1, int& iL, int& iS, const u8*& ip, float s) {
+  const int half = n >> 1, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  auto rowOf = [&](int L) -> int { return mode == 2 ? ((L & 1) ? half + (L >> 1) : (L >> 1)) : L; };
+  int cL = L0, cS = 0;
+  float a0 = 0.f, a1 = 0.f, gate = 0.f;
+  float ws = wScale[rowOf(L0)], bs = bias ? toF(bias[rowOf(L0)]) : 0.f;
+  float yOld = (mode == 1) ? toF(((const bf16_t*)y)[rowOf(L0)]) : 0.f;
+  const bool diag = t == (g >> 1);
+  const int groups = (L1 - L0) * (S / G);
+  for (int base = 0; base < groups; base += FG1_D / G) {
+#pragma unroll
+    for (int gi = 0; gi < FG1_D / G; gi++) {
+      if (base + gi < groups) {
+#pragma unroll
+        for (int j = 0; j < G; j++) segMma(*reinterpret_cast<const uint4*>(xl + (cS + j) * 512), v[gi * G + j], a0, a1);
+        if (iL < L1) {  // refill the group's slots: the group FG1_D / G ahead
+#pragma unroll
+          for (int j = 0; j < G; j++) v[gi * G + j] = ldStream(ip + j * 512);
+          ip += G * 512;
+          iS += G;
+          if (iS == S) {
+            iS = 0;
+            if (++iL < L1) ip = wl + (long long)rowOf(iL) * k;
+          }
+        }
+        cS += G;
+        if (cS == S) {  // row cL done: D[g][g] sits in lane (g, g / 2) at (g & 1); sum over g
+          const float sum = warpSum(diag ? ((g & 1) ? a1 : a0) : 0.f);
+          const int row = rowOf(cL);
+          float val = sum * s * ws;  // as fp8GemvImpl: no bias add without a bias
+          if (bias) val += bs;
+          const float yPrev = yOld;
+          if (++cL < L1) {  // the next row's scale, bias (and residual) while its segments stream
+            const int nr = rowOf(cL);
+            ws = wScale[nr];
+            bs = bias ? toF(bias[nr]) : 0.f;
+            if (mode == 1) yOld = toF(((const bf16_t*)y)[nr]);
+          }
+          if (mode == 2) {
+            if ((cL & 1) == 1) gate = toF(fromF<bf16_t>(val));  // cL was even: a gate row
+            else if (lane == 0) ((bf16_t*)y)[row - half] = fromF<bf16_t>(fgSilu(gate) * toF(fromF<bf16_t>(val)));
+          } else if (lane == 0) {
+            if (mode == 0) ((bf16_t*)y)[row] = fromF<bf16_t>(val);
+            else if (mode == 1) ((bf16_t*)y)[row] = fromF<bf16_t>(toF(fromF<bf16_t>(val)) + yPrev);
+            else ((float*)y)[row] = val;
+          }
+          a0 = a1 = 0.f;
+          cS = 0;
+        }
+      }
+    }
+  }
+}
+
+template <bool NORM>
+__device__ __forceinline__ void fp8Gemv1Impl(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias, void* y,
+                                             const bf16_t* normW, float eps, int n, int k, float actScale, int mode) {
+  __shared__ __align__(16) u8 xq[FG1_XQ];
+  __shared__ float sh[32];
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int nw = blockDim.x >> 5, half = n >> 1;
+  const int S = k >> 9;  // segments per row
+  // G: segments a group (4 when S allows it; the ring's issue side moves a group at a time too).
+  const int G = FG1_GMAX >= 4 && S % 4 == 0 ? 4 : FG1_GMAX >= 2 && S % 2 == 0 ? 2 : 1;
+  // This warp's logical rows [L0, L1): mode 2 unit u = logical rows 2u (gate row u) and 2u + 1 (up row half + u).
+  const int R = mode == 2 ? 2 : 1, units = mode == 2 ? half : n;
+  const long long totalWarps = (long long)gridDim.x * nw, gw = (long long)blockIdx.x * nw + warp;
+  const int L0 = (int)(units * gw / totalWarps) * R, L1 = (int)(units * (gw + 1) / totalWarps) * R;
+  auto rowOf = [&](int L) -> int { return mode == 2 ? ((L & 1) ? half + (L >> 1) : (L >> 1)) : L; };
+  const u8* wl = W + lane * 16;
+  // Issue side of the ring: the next (logical row, segment) to load and its address (FG1_D % 4 == 0, S % G == 0:
+  // the first FG1_D loads end on a group boundary).
+  int iL = L0, iS = 0;
+  const u8* ip = wl + (long long)rowOf(L0) * k;
+  uint4 v[FG1_D];
+#pragma unroll
+  for (int u = 0; u < FG1_D; u++) {
+    if (iL < L1) {
+      v[u] = ldStream(ip);
+      ip += 512;
+      if (++iS == S) {
+        iS = 0;
+        if (++iL < L1) ip = wl + (long long)rowOf(iL) * k;
+      }
+    }
+  }
+  uint4 nwr[FG1_XB];  // NORM: normW's chunks of this thread (a weight: loaded ahead of the wait)
+  if constexpr (NORM) fg1Load(normW, k >> 3, 0, nwr);
+  pdlWait();  // x and y are the previous kernels' (weights only above)
+  pdlLaunchDependents();
+  const float s = fg1Stage<NORM>(x, nwr, eps, k, actScale, xq, sh);
+  if (L0 >= L1) return;
+  const u8* xl = xq + lane * 16;
+  if (G == 4) fg1Main<4>(v, xl, wl, wScale, bias, y, n, k, S, mode, L0, L1, iL, iS, ip, s);
+  else if (G == 2) fg1Main<2>(v, xl, wl, wScale, bias, y, n, k, S, mode, L0, L1, iL, iS, ip, s);
+  else fg1Main<1>(v, xl, wl, wScale, bias, y, n, k, S, mode, L0, L1, iL, iS, ip, s);
+}
+
 extern "C" __global__ void __launch_bounds__(256, FG1_MINB) fp8_gemv1_fused_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
     void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
   fp8Gemv1Impl<false>(x, W, wScale, bias, y, normW, eps, n, k, actScale, mode);
@@ -608,3 +741,4 @@ extern "C" __global__ void __launch_bounds__(256, FG1_MINB) fp8_gemv1_fused_norm
     const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
   fp8Gemv1Impl<true>(x, W, wScale, bias, y, normW, eps, n, k, actScale, mode);
 }
+

@@ -660,6 +660,8 @@ PA_DECODE(paged_attention_decode_f32_hd128, float, 128)
       const int* positions, const int* seqStarts, const int* blockTables, float* partialO, float* partialML,              \
       int numTokens, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale,     \
       int window, int splitSize, const float* kvScales) {                                                               \
+    pdlWait(); /* q is the previous kernel's (PDL in fused decode steps) */                                             \
+    pdlLaunchDependents();                                                                                              \
     if ((int)blockIdx.y >= numTokens) return;                                                                           \
     decodeImpl<bf16_t, HD, KT>(q, out, kvCache, positions, seqStarts, blockTables, partialO, partialML, numSeqs,        \
                                numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, kvScales); \
@@ -686,6 +688,8 @@ PA_DECODE_FP8KV(paged_attention_decode_int8kv_bf16_hd128, 128, i8)
 #if LLMRT_KERNEL(paged_attention_decode_reduce_bf16)
 extern "C" __global__ void paged_attention_decode_reduce_bf16(const float* partialO, const float* partialML, bf16_t* out,
     int numTokens, int numHeads, int headDim, int numSplits) {
+  pdlWait();  // the partials are the previous kernel's (PDL in fused decode steps over a quantized KV cache)
+  pdlLaunchDependents();
   if ((int)blockIdx.y >= numTokens) return;
   decodeReduceImpl<bf16_t>(partialO, partialML, out, numHeads, headDim, numSplits);
 }
@@ -693,6 +697,8 @@ extern "C" __global__ void paged_attention_decode_reduce_bf16(const float* parti
 #if LLMRT_KERNEL(paged_attention_decode_reduce_f32)
 extern "C" __global__ void paged_attention_decode_reduce_f32(const float* partialO, const float* partialML, float* out,
     int numTokens, int numHeads, int headDim, int numSplits) {
+  pdlWait();  // as the bf16 entry point (isPdlKernel names the family)
+  pdlLaunchDependents();
   if ((int)blockIdx.y >= numTokens) return;
   decodeReduceImpl<float>(partialO, partialML, out, numHeads, headDim, numSplits);
 }

@@ -191,6 +191,8 @@ __device__ __forceinline__ void ropeKvWriteQuantImpl(const bf16_t* qkv, bf16_t* 
   extern "C" __global__ void __launch_bounds__(128) NAME(const bf16_t* qkv, bf16_t* q, KT* kvCache, const int* positions, \
       const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, int numTokens, int numSeqs,  \
       int numHeads, int numKvHeads, int headDim, int tokensPerBlock, int maxBlocksPerSeq, const float* kvScales) {        \
+    pdlWait(); /* qkv is the previous kernel's (PDL in fused decode steps) */                                           \
+    pdlLaunchDependents();                                                                                              \
     if ((int)blockIdx.x >= numTokens) return;                                                                           \
     ropeKvWriteQuantImpl<KT>(qkv, q, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, numSeqs, numHeads, \
                              numKvHeads, headDim, tokensPerBlock, maxBlocksPerSeq, kvScales);                           \
