@@ -199,6 +199,8 @@ export class CudaSession implements SessionBackend {
   readonly decodeSplitK: boolean;
   /** CudaSessionOptions.gemvSplitK. */
   readonly gemvSplitK: boolean;
+  /** CudaSessionOptions.quantGemm. */
+  readonly quantGemm: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -288,6 +290,7 @@ export class CudaSession implements SessionBackend {
     this.fp8Gemv1 = f.fp8Gemv1;
     this.decodeSplitK = f.decodeSplitK;
     this.gemvSplitK = f.gemvSplitK;
+    this.quantGemm = f.quantGemm;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -486,6 +489,7 @@ export class CudaSession implements SessionBackend {
       wgmmaPrefill: this.wgmmaPrefill,
       decodeSplitK: this.decodeSplitK,
       gemvSplitK: this.gemvSplitK,
+      quantGemm: this.quantGemm,
       decodeCounters: this.#decodeCounters.ptr,
       pdl: this.pdl,
       quantPdl: this.quantPdl,

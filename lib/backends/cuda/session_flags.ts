@@ -92,6 +92,12 @@ export const CUDA_FLAGS = {
    * H200: batch-1 decode +2–3%). @default true
    */
   gemvSplitK: { env: "LLMRT_GEMV_KS", default: true },
+  /**
+   * Decode steps of 9 to 128 rows run uint4 / uint8 linears (W4A16 / W8A16 engines) on the tensor-core quantized GEMM
+   * (quant_gemm_*: packed weights dequantized in registers) instead of dequantizing each weight to bf16 and running
+   * cuBLASLt. @default false
+   */
+  quantGemm: { env: "LLMRT_QUANT_GEMM", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

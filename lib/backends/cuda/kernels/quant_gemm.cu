@@ -1,0 +1,350 @@
+// Weight-only quantized GEMM for batched decode steps (issue 12 deliverable 4): 9..64 rows per x tile,
+// llmrt's packed layout (lib/quantization/packed.ts; quant_gemv.cu's header):
+//   W [n, k·bits/8] u8 (uint4 two per byte, element 2j low), scales [n, k/G] f32, zeros [n, k/G] u8 or 0
+//   w[j, i] = (q[j, i] - z[j, i/G]) * s[j, i/G]
+//
+// extern "C" __global__ void quant_gemm_u{4|8}_m{16|32|64}(const bf16_t* x, const u8* W, const float* scales,
+//     const u8* zeros, const bf16_t* bias, bf16_t* y, float* ws, int m, int n, int k, int group)
+//   y [m, n] bf16 = x [m, k] bf16 · Wᵀ + bias (bias 0 = none), fp32 accumulation on mma.sync m16n8k16
+//   (bf16). The weight is the mma's A operand (16 weight rows), x rows its B columns (8 per n-tile), so a
+//   dequantized weight fragment serves every x row of the tile (MT = 16 / 32 / 64 rows: 2 / 4 / 8 n-tiles).
+//   Block: 8 warps = QM_NWN along n × QM_NWK along k; a warp owns QM_WT 16-row weight tiles (the block
+//   QM_BN = QM_NWN·16·QM_WT weight rows) and every QM_NWK-th "superchunk" (64 bytes of each weight row:
+//   u4 128, u8 64 weights) of the block's k range. Lane (g = lane / 4, t = lane % 4) loads 16 bytes of rows
+//   g and g + 8 of each tile per superchunk straight into registers (QM_U superchunks in flight), dequantizes
+//   them as quant_gemv_fused does (u4: lop3 + bf16x2 FMA, no int→float; u8: byte permute into fp32), and
+//   reads its x fragments (8 consecutive bf16, byte-permuted to the weights' k order) through L1, where
+//   the block's warps share them.
+//   Scales: group % E == 0 (E = u4 128 / u8 64): each superchunk's fp32 tile is scaled by its fp32 group
+//   scale (exact); smaller groups (u4 g32/g64, u8 g16/g32): the scale multiplies the dequantized weights
+//   before the mma (u4: bf16 scale and bf16 product; u8: fp32 product rounded to bf16 once, as the
+//   dequantize + cuBLASLt path rounds).
+//   grid (ceil(m / MT), ceil(n / QM_BN), S)   block (256, 1, 1)   static shared QM_NWN·16·QM_WT·(MT+1)·4 B
+//   blockIdx.z splits k: block z takes superchunks [z·P, min(S_k, (z+1)·P)), P = ceil(S_k / S). S == 1: the
+//   block writes y (+ bias); S > 1: it writes its fp32 partial into ws [S][m][n] (every row < m, every
+//   column of its tiles) and quant_gemm_reduce sums the S partials in split order (deterministic: no atomics).
+//   Needs k % E == 0, group % 32 (u4) / 16 (u8) == 0, k % group == 0, n % 16 == 0, 16-byte aligned x and W.
+//
+// extern "C" __global__ void quant_gemm_reduce(const float* ws, const bf16_t* bias, bf16_t* y, int m, int n, int splits)
+//   y [m, n] = bf16(Σ_z ws[z] + bias), summed z = 0, 1, ... .   grid (ceil(m·n / 4 / 256), 1, 1)  block (256, 1, 1)
+#include "common.cuh"
+
+typedef unsigned char u8;
+
+#ifndef QM_WT
+#define QM_WT 1  // 16-row weight tiles per warp
+#endif
+#ifndef QM_U
+#define QM_U 2  // superchunks per warp whose weight loads are in flight together
+#endif
+#ifndef QM_NWN
+#define QM_NWN 8  // warps along n (QM_NWK = 8 / QM_NWN along k)
+#endif
+#define QM_NWK (8 / QM_NWN)
+#define QM_BN (QM_NWN * 16 * QM_WT)
+
+#ifndef LLMRT_EMU
+__device__ __forceinline__ u32 qmPrmt(u32 a, u32 b, u32 sel) {
+  u32 d;
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(sel));
+  return d;
+}
+__device__ __forceinline__ u32 qmFma2(u32 a, u32 b, u32 c) {
+  u32 d;
+  asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+__device__ __forceinline__ u32 qmNib(u32 w) {  // (w & 0x000F000F) | 0x43004300: bf16x2 128 + q
+  u32 d;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(d) : "r"(w), "r"(0x000F000Fu), "r"(0x43004300u));
+  return d;
+}
+__device__ __forceinline__ u32 qmPackRn(float lo, float hi) {  // bf16x2, round to nearest even
+  u32 d;
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(hi), "f"(lo));
+  return d;
+}
+__device__ __forceinline__ void qmMma(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+#else  // CPU emulation (tools/cuda-kernel-check/quant_gemm_emu.py): the same operations in C
+inline u32 qmPrmt(u32 a, u32 b, u32 sel) {
+  const unsigned long long v = (unsigned long long)a | ((unsigned long long)b << 32);
+  u32 d = 0;
+  for (int i = 0; i < 4; i++) d |= (u32)((v >> (8 * ((sel >> (4 * i)) & 7))) & 0xFF) << (8 * i);
+  return d;
+}
+inline u32 qmBfRn(float f) {
+  const u32 u = __float_as_uint(f);
+  return (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+}
+inline u32 qmFma2(u32 a, u32 b, u32 c) {
+  u32 d = 0;
+  for (int h = 0; h < 2; h++) {
+    const float x = __uint_as_float(((a >> (16 * h)) & 0xFFFFu) << 16), y = __uint_as_float(((b >> (16 * h)) & 0xFFFFu) << 16);
+    const float z = __uint_as_float(((c >> (16 * h)) & 0xFFFFu) << 16);
+    d |= qmBfRn((float)((double)x * y + z)) << (16 * h);
+  }
+  return d;
+}
+inline u32 qmNib(u32 w) { return (w & 0x000F000Fu) | 0x43004300u; }
+inline u32 qmPackRn(float lo, float hi) { return qmBfRn(lo) | (qmBfRn(hi) << 16); }
+inline void qmMma(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+  const uint32_t a[4] = {a0, a1, a2, a3};
+  llmrtEmuMma(c, a, b0, b1);
+}
+#endif
+
+/** u4 word → bf16x2 pairs (e0,e4), (e1,e5), (e2,e6), (e3,e7) of q - z (× s2 when SA). negZ2: -(128 + z) twice. */
+template <bool SA>
+__device__ __forceinline__ void qmDeqU4(u32 w, u32 negZ2, u32 s2, u32 (&d)[4]) {
+  const u32 one2 = 0x3F803F80u, zero2 = 0x80008000u;  // bf16x2 1.0, -0.0
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    d[i] = qmFma2(qmNib(w >> (4 * i)), one2, negZ2);
+    if (SA) d[i] = qmFma2(d[i], s2, zero2);
+  }
+}
+/** u8 word → bf16x2 pairs (e0,e1), (e2,e3) of q - z (exact), or of (q - z)·s rounded once when SA. zf: 2^23 + z. */
+template <bool SA>
+__device__ __forceinline__ void qmDeqU8(u32 w, float zf, float s, u32 (&d)[2]) {
+  float f[4];
+#pragma unroll
+  for (int i = 0; i < 4; i++) f[i] = __uint_as_float(qmPrmt(w, 0x4B000000u, 0x7540 + i)) - zf;
+  if (SA) {
+    d[0] = qmPackRn(f[0] * s, f[1] * s);
+    d[1] = qmPackRn(f[2] * s, f[3] * s);
+  } else {
+    d[0] = qmPrmt(__float_as_uint(f[0]), __float_as_uint(f[1]), 0x7632);
+    d[1] = qmPrmt(__float_as_uint(f[2]), __float_as_uint(f[3]), 0x7632);
+  }
+}
+
+/**
+ * One superchunk of the warp's QM_WT tiles against NT n-tiles of x. SA: scales folded into the weights
+ * and the products go straight into acc; else each tile's fp32 sums are scaled by sc after the superchunk.
+ * wv[wt][0|1]: rows g / g + 8 of tile wt; xs[nt]: x row of n-tile nt at this superchunk's first column.
+ */
+template <int BITS, int NT, bool SA>
+__device__ __forceinline__ void qmSuper(const uint4 (&wv)[QM_WT][2], const float (&sc)[QM_WT][2], const u32 (&zz)[QM_WT][2],
+                                        const bf16_t* const (&xs)[NT], int tq, float (&acc)[QM_WT][NT][4]) {
+  float t[SA ? 1 : QM_WT][SA ? 1 : NT][4];
+  if (!SA) {
+#pragma unroll
+    for (int a = 0; a < QM_WT; a++)
+#pragma unroll
+      for (int b = 0; b < NT; b++) t[a][b][0] = t[a][b][1] = t[a][b][2] = t[a][b][3] = 0.f;
+  }
+  if (BITS == 4) {
+    u32 nz[QM_WT][2], s2[QM_WT][2];
+#pragma unroll
+    for (int a = 0; a < QM_WT; a++)
+#pragma unroll
+      for (int h = 0; h < 2; h++) {
+        nz[a][h] = (0xC300u | zz[a][h]) * 0x10001u;
+        s2[a][h] = SA ? (__float_as_uint(sc[a][h]) + 0x7FFFu + ((__float_as_uint(sc[a][h]) >> 16) & 1u)) >> 16 : 0u;
+        s2[a][h] *= 0x10001u;
+      }
+#pragma unroll
+    for (int u = 0; u < 4; u++) {
+      u32 da[QM_WT][4], db[QM_WT][4];
+#pragma unroll
+      for (int a = 0; a < QM_WT; a++) {
+        const u32 wa = u == 0 ? wv[a][0].x : u == 1 ? wv[a][0].y : u == 2 ? wv[a][0].z : wv[a][0].w;
+        const u32 wb = u == 0 ? wv[a][1].x : u == 1 ? wv[a][1].y : u == 2 ? wv[a][1].z : wv[a][1].w;
+        qmDeqU4<SA>(wa, nz[a][0], s2[a][0], da[a]);
+        qmDeqU4<SA>(wb, nz[a][1], s2[a][1], db[a]);
+      }
+#pragma unroll
+      for (int b = 0; b < NT; b++) {
+        const uint4 xv = *reinterpret_cast<const uint4*>(xs[b] + 32 * tq + 8 * u);
+        const u32 x04 = qmPrmt(xv.x, xv.z, 0x5410), x15 = qmPrmt(xv.x, xv.z, 0x7632);
+        const u32 x26 = qmPrmt(xv.y, xv.w, 0x5410), x37 = qmPrmt(xv.y, xv.w, 0x7632);
+#pragma unroll
+        for (int a = 0; a < QM_WT; a++) {
+          float(&c)[4] = SA ? acc[a][b] : t[SA ? 0 : a][SA ? 0 : b];
+          qmMma(c, da[a][0], db[a][0], da[a][1], db[a][1], x04, x15);
+          qmMma(c, da[a][2], db[a][2], da[a][3], db[a][3], x26, x37);
+        }
+      }
+    }
+  } else {
+    float zf[QM_WT][2];
+#pragma unroll
+    for (int a = 0; a < QM_WT; a++) zf[a][0] = 8388608.f + (float)zz[a][0], zf[a][1] = 8388608.f + (float)zz[a][1];
+#pragma unroll
+    for (int u = 0; u < 4; u++) {
+      u32 da[QM_WT][2], db[QM_WT][2];
+#pragma unroll
+      for (int a = 0; a < QM_WT; a++) {
+        const u32 wa = u == 0 ? wv[a][0].x : u == 1 ? wv[a][0].y : u == 2 ? wv[a][0].z : wv[a][0].w;
+        const u32 wb = u == 0 ? wv[a][1].x : u == 1 ? wv[a][1].y : u == 2 ? wv[a][1].z : wv[a][1].w;
+        qmDeqU8<SA>(wa, zf[a][0], sc[a][0], da[a]);
+        qmDeqU8<SA>(wb, zf[a][1], sc[a][1], db[a]);
+      }
+#pragma unroll
+      for (int b = 0; b < NT; b++) {
+        // Columns 16·tq + 4u .. +3 of the superchunk: x pairs as stored.
+        const uint2 xv = *reinterpret_cast<const uint2*>(xs[b] + 16 * tq + 4 * u);
+#pragma unroll
+        for (int a = 0; a < QM_WT; a++) {
+          float(&c)[4] = SA ? acc[a][b] : t[SA ? 0 : a][SA ? 0 : b];
+          qmMma(c, da[a][0], db[a][0], da[a][1], db[a][1], xv.x, xv.y);
+        }
+      }
+    }
+  }
+  if (!SA) {
+#pragma unroll
+    for (int a = 0; a < QM_WT; a++)
+#pragma unroll
+      for (int b = 0; b < NT; b++) {
+        acc[a][b][0] = fmaf(t[a][b][0], sc[a][0], acc[a][b][0]);
+        acc[a][b][1] = fmaf(t[a][b][1], sc[a][0], acc[a][b][1]);
+        acc[a][b][2] = fmaf(t[a][b][2], sc[a][1], acc[a][b][2]);
+        acc[a][b][3] = fmaf(t[a][b][3], sc[a][1], acc[a][b][3]);
+      }
+  }
+}
+
+template <int BITS, int NT>
+__device__ __forceinline__ void quantGemmImpl(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, const bf16_t* bias,
+                                              bf16_t* y, float* ws, int m, int n, int k, int group) {
+  constexpr int E = BITS == 4 ? 128 : 64, MT = NT * 8, U = QM_U, LC = BITS == 4 ? 32 : 16;
+  __shared__ float red[QM_NWN][QM_WT * 16][MT + 1];
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
+  const int wn = warp % QM_NWN, wk = warp / QM_NWN;
+  const int r0 = blockIdx.x * MT;
+  const int row0 = blockIdx.y * QM_BN + wn * 16 * QM_WT;
+  const int S = k / E, per = (S + gridDim.z - 1) / gridDim.z;
+  const int s0 = blockIdx.z * per, s1 = min(S, s0 + per);
+  const int rowBytes = k * BITS / 8, ng = k / group;
+  const u32 zdef = 1u << (BITS - 1);
+  const bool sa = group % E != 0;
+  // Weight rows of this lane (clamped into the matrix: a tile past n computes garbage it never stores).
+  int rows[QM_WT][2];
+  const u8* wp[QM_WT][2];
+#pragma unroll
+  for (int a = 0; a < QM_WT; a++)
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+      rows[a][h] = min(row0 + 16 * a + 8 * h + g, n - 1);
+      wp[a][h] = W + (long long)rows[a][h] * rowBytes + tq * 16;
+    }
+  const bf16_t* xr[NT];
+#pragma unroll
+  for (int b = 0; b < NT; b++) xr[b] = x + (long long)min(r0 + 8 * b + g, m - 1) * k;
+  float acc[QM_WT][NT][4];
+#pragma unroll
+  for (int a = 0; a < QM_WT; a++)
+#pragma unroll
+    for (int b = 0; b < NT; b++) acc[a][b][0] = acc[a][b][1] = acc[a][b][2] = acc[a][b][3] = 0.f;
+  for (int base = s0 + wk; base < s1; base += QM_NWK * U) {
+    uint4 wv[U][QM_WT][2];
+    float sc[U][QM_WT][2];
+    u32 zz[U][QM_WT][2];
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      const int s = base + QM_NWK * u;
+      if (s < s1) {
+        const int gi = (s * E + LC * tq) / group;
+#pragma unroll
+        for (int a = 0; a < QM_WT; a++)
+#pragma unroll
+          for (int h = 0; h < 2; h++) {
+            wv[u][a][h] = *reinterpret_cast<const uint4*>(wp[a][h] + (long long)s * 64);
+            sc[u][a][h] = scales[(long long)rows[a][h] * ng + gi];
+            zz[u][a][h] = zeros ? (u32)zeros[(long long)rows[a][h] * ng + gi] : zdef;
+          }
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      const int s = base + QM_NWK * u;
+      if (s < s1) {
+        const bf16_t* xs[NT];
+#pragma unroll
+        for (int b = 0; b < NT; b++) xs[b] = xr[b] + s * E;
+        if (sa) qmSuper<BITS, NT, true>(wv[u], sc[u], zz[u], xs, tq, acc);
+        else qmSuper<BITS, NT, false>(wv[u], sc[u], zz[u], xs, tq, acc);
+      }
+    }
+  }
+  // The k-warps' tiles meet in shared memory, summed in warp order (wk = 0, 1, ...).
+  // Fragment: acc[a][b][0|1] = (weight row 16a + g, x rows 8b + 2tq, +1), [2|3] the same for row 16a + g + 8.
+  for (int w = QM_NWK - 1; w >= 0; w--) {
+    if (wk == w) {
+#pragma unroll
+      for (int a = 0; a < QM_WT; a++)
+#pragma unroll
+        for (int b = 0; b < NT; b++)
+#pragma unroll
+          for (int i = 0; i < 4; i++) {
+            float& r = red[wn][16 * a + g + 8 * (i >> 1)][8 * b + 2 * tq + (i & 1)];
+            r = w == QM_NWK - 1 ? acc[a][b][i] : acc[a][b][i] + r;
+          }
+    }
+    __syncthreads();
+  }
+  // red [QM_NWN][rows][MT] → y rows r0.. (x rows), columns blockIdx.y·QM_BN + ... (weight rows): thread j
+  // of 256 writes columns (j % BN) for x rows j / BN, j / BN + 256 / BN, ... (consecutive threads: consecutive columns).
+  const int split = gridDim.z > 1;
+  constexpr int BN = QM_BN, RSTEP = 256 / BN;
+  const int cb = tid % BN, rb = tid / BN;
+  const int col = blockIdx.y * BN + cb;
+  if (col < n) {
+    const float bv = (!split && bias) ? toF(bias[col]) : 0.f;
+    const float* src = &red[cb / (16 * QM_WT)][cb % (16 * QM_WT)][0];
+    for (int r = rb; r < MT && r0 + r < m; r += RSTEP) {
+      const float v = src[r];
+      if (split) ws[((long long)blockIdx.z * m + r0 + r) * n + col] = v;
+      else y[(long long)(r0 + r) * n + col] = fromF<bf16_t>(v + bv);
+    }
+  }
+}
+
+#define QUANT_GEMM(NAME, BITS, NT)                                                                                         \
+  extern "C" __global__ void __launch_bounds__(256, 1) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+      const bf16_t* bias, bf16_t* y, float* ws, int m, int n, int k, int group) {                                         \
+    quantGemmImpl<BITS, NT>(x, W, scales, zeros, bias, y, ws, m, n, k, group);                                            \
+  }
+#if LLMRT_KERNEL(quant_gemm_u4_m16)
+QUANT_GEMM(quant_gemm_u4_m16, 4, 2)
+#endif
+#if LLMRT_KERNEL(quant_gemm_u4_m32)
+QUANT_GEMM(quant_gemm_u4_m32, 4, 4)
+#endif
+#if LLMRT_KERNEL(quant_gemm_u4_m64)
+QUANT_GEMM(quant_gemm_u4_m64, 4, 8)
+#endif
+#if LLMRT_KERNEL(quant_gemm_u8_m16)
+QUANT_GEMM(quant_gemm_u8_m16, 8, 2)
+#endif
+#if LLMRT_KERNEL(quant_gemm_u8_m32)
+QUANT_GEMM(quant_gemm_u8_m32, 8, 4)
+#endif
+#if LLMRT_KERNEL(quant_gemm_u8_m64)
+QUANT_GEMM(quant_gemm_u8_m64, 8, 8)
+#endif
+
+#if LLMRT_KERNEL(quant_gemm_reduce)
+extern "C" __global__ void __launch_bounds__(256) quant_gemm_reduce(const float* ws, const bf16_t* bias, bf16_t* y, int m, int n, int splits) {
+  const long long i = ((long long)blockIdx.x * 256 + threadIdx.x) * 4, total = (long long)m * n;
+  if (i >= total) return;
+  float4 s = *reinterpret_cast<const float4*>(ws + i);
+  for (int z = 1; z < splits; z++) {
+    const float4 v = *reinterpret_cast<const float4*>(ws + (long long)z * total + i);
+    s.x += v.x, s.y += v.y, s.z += v.z, s.w += v.w;
+  }
+  if (bias) {
+    const int c = (int)(i % n);
+    s.x += toF(bias[c]), s.y += toF(bias[c + 1]), s.z += toF(bias[c + 2]), s.w += toF(bias[c + 3]);
+  }
+  const u32 lo = (u32)fromF<bf16_t>(s.x) | ((u32)fromF<bf16_t>(s.y) << 16), hi = (u32)fromF<bf16_t>(s.z) | ((u32)fromF<bf16_t>(s.w) << 16);
+  uint2 o;
+  o.x = lo, o.y = hi;
+  *reinterpret_cast<uint2*>(y + i) = o;
+}
+#endif

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Session 8 qgemm, round 1 (H200): the tensor-core quantized GEMM of batched decode steps (quant_gemm.cu, issue 12 item 4).
+#   1. kernel check + time (decisive): tools/cuda-kernel-check/quant_gemm.py — u4 g128 zp / u4 g64 / u8 per channel / u8 g32 zp
+#      at M 9, 16, 33, 64, 128 on llama-3.2-1b and llama-3.1-8b linear shapes vs float64 dequantize-then-matmul; then
+#      time vs quant_dequant + torch.matmul (the path it replaces), a bf16 GEMM of the shape, the copy ceiling.
+#   2. end to end: llama-3.2-1b 64 x (128,128) W4A16 / W8A16 with LLMRT_QUANT_GEMM=1, W4A16 without (greedy ids compared).
+#   3. with what is left: split-count sweep and kernel variants (QM_WT / QM_NWN / QM_U).
+set -uo pipefail
+OUT=${OUT:-/tmp/llmrt-out}
+mkdir -p "$OUT"
+export NO_COLOR=1 FORCE_COLOR=0 PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+t0=$SECONDS
+stamp() { echo "== [$((SECONDS - t0)) s] $*"; }
+M1=/tmp/hfmodels/llama-3.2-1b
+stamp "kernel check + time"
+timeout 50 python3 tools/cuda-kernel-check/quant_gemm.py --out "$OUT" --budget 40 > "$OUT/kernel.log" 2>&1
+echo "rc $?"
+grep -E "FAIL|SUMMARY|layer |compile|copy ceiling|Error|error" "$OUT/kernel.log" | head -40
+thr() { # NAME LIMIT [ARGS...]
+  local name=$1 lim=$2
+  shift 2
+  stamp "throughput $name"
+  LLMRT_BENCH_IDS="$OUT/ids_$name.json" LLMRT_BENCH_JSON="$OUT/t_$name.json" timeout "$lim" bun bench/throughput.ts --model $M1 --requests 64 --input 128 --output 128 "$@" > "$OUT/t_$name.log" 2>&1
+  echo "rc $?"
+  grep -v -i warn "$OUT/t_$name.log" | grep -E "llmrt:|Error|error|NaN" | head -4
+}
+LLMRT_QUANT_GEMM=1 thr w4_qg 18 --quant W4A16
+LLMRT_QUANT_GEMM=1 thr w8_qg 18 --quant W8A16
+LLMRT_QUANT_GEMM=0 thr w4 15 --quant W4A16
+python3 - "$OUT" <<'PY'
+import json, sys
+o = sys.argv[1]
+try:
+    a, b = (json.load(open(f"{o}/ids_{n}.json")) for n in ("w4", "w4_qg"))
+    pre = sorted(next((i for i in range(min(len(p), len(q))) if p[i] != q[i]), min(len(p), len(q))) for p, q in zip(a, b))
+    print(f"greedy ids w4 vs w4_qg: {sum(p == len(a[0]) for p in pre)}/{len(pre)} identical; common prefix min {pre[0]} median {pre[len(pre)//2]}")
+except Exception as e:
+    print("ids compare failed", e)
+for n in ("w4_qg", "w8_qg", "w4"):
+    try:
+        r = json.load(open(f"{o}/t_{n}.json"))
+        print(n, f"{r['outputTps']:.1f} output tok/s, {r['seconds']:.3f} s")
+    except Exception as e:
+        print(n, "no json", e)
+PY
+rem=$((112 - (SECONDS - t0)))
+if [ "$rem" -gt 15 ]; then
+  stamp "sweep + variants ($rem s)"
+  timeout "$rem" python3 tools/cuda-kernel-check/quant_gemm.py --out "$OUT/sweep" --only time --sweep --time-ms 16,64 --budget $((rem - 6)) \
+    --variants "QM_WT=2,QM_NWN=4,QM_U=1;QM_U=4;QM_U=1" > "$OUT/sweep.log" 2>&1
+  echo "rc $?"
+  grep -E "variant|layer |SUMMARY" "$OUT/sweep.log" | head -30
+fi
+stamp done
