@@ -44,6 +44,7 @@ def bf16_to_f(b):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--k4", type=int, default=384, help="in-features of the u4 cases (u8: half)")
     a = ap.parse_args()
     lib = ctypes.CDLL(build())
     lib.emu_launch.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_float)] + [ctypes.c_int] * 6
@@ -59,7 +60,7 @@ def main():
     fmts = [(4, 128, True), (4, 64, False), (8, 0, False), (8, 32, True)]
     cases = [(9, 1), (20, 2), (40, 3), (70, 2)] if not a.quick else [(9, 2), (40, 1)]
     for bits, group, zp in fmts:
-        K = 384 if bits == 4 else 192
+        K = a.k4 if bits == 4 else a.k4 // 2
         N = 144
         g = group or K
         q = rng.integers(0, 1 << bits, (N, K), dtype=np.uint8)

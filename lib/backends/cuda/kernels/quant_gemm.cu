@@ -35,7 +35,13 @@ typedef unsigned char u8;
 #define QM_WT 1  // 16-row weight tiles per warp
 #endif
 #ifndef QM_U
-#define QM_U 2  // superchunks per warp whose weight loads are in flight together
+#define QM_U 2  // superchunks per warp whose weight loads are in flight together (m16, m32)
+#endif
+#ifndef QM_U64
+#define QM_U64 1  // the same for m64 (its accumulators and x fragments leave fewer registers)
+#endif
+#ifndef QM_PIPE
+#define QM_PIPE 1  // 1: each slot refilled U superchunks ahead while the warp computes (0: load U, then compute U)
 #endif
 #ifndef QM_NWN
 #define QM_NWN 8  // warps along n (QM_NWK = 8 / QM_NWN along k)
@@ -212,7 +218,7 @@ __device__ __forceinline__ void qmSuper(const uint4 (&wv)[QM_WT][2], const float
 template <int BITS, int NT>
 __device__ __forceinline__ void quantGemmImpl(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, const bf16_t* bias,
                                               bf16_t* y, float* ws, int m, int n, int k, int group) {
-  constexpr int E = BITS == 4 ? 128 : 64, MT = NT * 8, U = QM_U, LC = BITS == 4 ? 32 : 16;
+  constexpr int E = BITS == 4 ? 128 : 64, MT = NT * 8, U = NT == 8 ? QM_U64 : QM_U, LC = BITS == 4 ? 32 : 16;
   __shared__ float red[QM_NWN][QM_WT * 16][MT + 1];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
   const int wn = warp % QM_NWN, wk = warp / QM_NWN;
@@ -241,37 +247,61 @@ __device__ __forceinline__ void quantGemmImpl(const bf16_t* x, const u8* W, cons
   for (int a = 0; a < QM_WT; a++)
 #pragma unroll
     for (int b = 0; b < NT; b++) acc[a][b][0] = acc[a][b][1] = acc[a][b][2] = acc[a][b][3] = 0.f;
-  for (int base = s0 + wk; base < s1; base += QM_NWK * U) {
-    uint4 wv[U][QM_WT][2];
-    float sc[U][QM_WT][2];
-    u32 zz[U][QM_WT][2];
+  // A ring of U register slots: superchunk i's loads are issued U superchunks ahead, so while a warp computes one
+  // superchunk the next U are in flight (QM_PIPE 0: load U, compute U, as a first form did).
+  uint4 wv[U][QM_WT][2];
+  float sc[U][QM_WT][2];
+  u32 zz[U][QM_WT][2];
+  auto load = [&](int slot, int s) {
+    const int gi = (s * E + LC * tq) / group;
+#pragma unroll
+    for (int a = 0; a < QM_WT; a++)
+#pragma unroll
+      for (int h = 0; h < 2; h++) {
+        wv[slot][a][h] = *reinterpret_cast<const uint4*>(wp[a][h] + (long long)s * 64);
+        sc[slot][a][h] = scales[(long long)rows[a][h] * ng + gi];
+        zz[slot][a][h] = zeros ? (u32)zeros[(long long)rows[a][h] * ng + gi] : zdef;
+      }
+  };
+  auto compute = [&](const uint4 (&w)[QM_WT][2], const float (&c)[QM_WT][2], const u32 (&z)[QM_WT][2], int s) {
+    const bf16_t* xs[NT];
+#pragma unroll
+    for (int b = 0; b < NT; b++) xs[b] = xr[b] + s * E;
+    if (sa) qmSuper<BITS, NT, true>(w, c, z, xs, tq, acc);
+    else qmSuper<BITS, NT, false>(w, c, z, xs, tq, acc);
+  };
+  constexpr int STEP = QM_NWK * U;
+#if QM_PIPE
+#pragma unroll
+  for (int u = 0; u < U; u++)
+    if (s0 + wk + QM_NWK * u < s1) load(u, s0 + wk + QM_NWK * u);
+  for (int base = s0 + wk; base < s1; base += STEP) {
 #pragma unroll
     for (int u = 0; u < U; u++) {
       const int s = base + QM_NWK * u;
       if (s < s1) {
-        const int gi = (s * E + LC * tq) / group;
+        uint4 w[QM_WT][2];
+        float c[QM_WT][2];
+        u32 z[QM_WT][2];
 #pragma unroll
         for (int a = 0; a < QM_WT; a++)
 #pragma unroll
-          for (int h = 0; h < 2; h++) {
-            wv[u][a][h] = *reinterpret_cast<const uint4*>(wp[a][h] + (long long)s * 64);
-            sc[u][a][h] = scales[(long long)rows[a][h] * ng + gi];
-            zz[u][a][h] = zeros ? (u32)zeros[(long long)rows[a][h] * ng + gi] : zdef;
-          }
-      }
-    }
-#pragma unroll
-    for (int u = 0; u < U; u++) {
-      const int s = base + QM_NWK * u;
-      if (s < s1) {
-        const bf16_t* xs[NT];
-#pragma unroll
-        for (int b = 0; b < NT; b++) xs[b] = xr[b] + s * E;
-        if (sa) qmSuper<BITS, NT, true>(wv[u], sc[u], zz[u], xs, tq, acc);
-        else qmSuper<BITS, NT, false>(wv[u], sc[u], zz[u], xs, tq, acc);
+          for (int h = 0; h < 2; h++) w[a][h] = wv[u][a][h], c[a][h] = sc[u][a][h], z[a][h] = zz[u][a][h];
+        if (s + STEP < s1) load(u, s + STEP);
+        compute(w, c, z, s);
       }
     }
   }
+#else
+  for (int base = s0 + wk; base < s1; base += STEP) {
+#pragma unroll
+    for (int u = 0; u < U; u++)
+      if (base + QM_NWK * u < s1) load(u, base + QM_NWK * u);
+#pragma unroll
+    for (int u = 0; u < U; u++)
+      if (base + QM_NWK * u < s1) compute(wv[u], sc[u], zz[u], base + QM_NWK * u);
+  }
+#endif
   // The k-warps' tiles meet in shared memory, summed in warp order (wk = 0, 1, ...).
   // Fragment: acc[a][b][0|1] = (weight row 16a + g, x rows 8b + 2tq, +1), [2|3] the same for row 16a + g + 8.
   for (int w = QM_NWK - 1; w >= 0; w--) {
