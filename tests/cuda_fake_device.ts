@@ -1024,13 +1024,9 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         disjoint(l.kernel, "x and y", x, m * k * 2, y, m * n * 2);
         const xv = ld(x, m * k), w = dequant(bits, W, sc, z, n, k, group);
         if (group % E !== 0) {
-          // Groups smaller than a superchunk: the kernel scales the weights before the mma, rounded to bf16 (u4: a bf16
-          // scale times q - z; u8: the fp32 product). Larger groups scale the fp32 sums (the exact weights here).
-          const s = mem.f32(sc, n * (k / group));
-          for (let i = 0; i < w.length; i++) {
-            const si = s[Math.floor(i / k) * (k / group) + Math.floor((i % k) / group)], qz = Math.round(w[i] / si);
-            w[i] = rbf(bits === 4 ? rbf(si) * qz : Math.fround(si * qz));
-          }
+          // Groups smaller than a superchunk: the kernel scales the weights before the mma, the fp32 product rounded to
+          // bf16 (as quant_dequant_*). Larger groups scale the fp32 sums (the exact weights here).
+          for (let i = 0; i < w.length; i++) w[i] = rbf(w[i]);
         }
         if (S === 1) {
           st(y, qlinear(xv, w, bias, m, n, k));

@@ -56,12 +56,12 @@ def quant_gemm_splits(m, n, k, bits, target=None):
 def make(bits, group, zp, n, k, gen):
     g = group or k
     ng = k // g
-    q = torch.randint(0, 1 << bits, (n, k), dtype=torch.uint8, device="cuda", generator=gen)
+    q = torch.randint(0, 16 if bits == 4 else 255, (n, k), dtype=torch.uint8, device="cuda", generator=gen)
     if bits == 4:
         packed = (q[:, 0::2] | (q[:, 1::2] << 4)).contiguous()
     else:
         packed = q.contiguous()
-    scales = (torch.rand(n, ng, device="cuda", generator=gen) * 0.02 / (8 if bits == 4 else 128) * 8 + 1e-4).half().float().contiguous()
+    scales = (torch.rand(n, ng, device="cuda", generator=gen) * 0.01 + 1e-3).half().float().contiguous()
     zeros = None
     if zp:
         lo, hi = (0, 16) if bits == 4 else (96, 160)

@@ -17,8 +17,7 @@
 //   the block's warps share them.
 //   Scales: group % E == 0 (E = u4 128 / u8 64): each superchunk's fp32 tile is scaled by its fp32 group
 //   scale (exact); smaller groups (u4 g32/g64, u8 g16/g32): the scale multiplies the dequantized weights
-//   before the mma (u4: bf16 scale and bf16 product; u8: fp32 product rounded to bf16 once, as the
-//   dequantize + cuBLASLt path rounds).
+//   before the mma, the fp32 product rounded to bf16 once (the weights of the dequantize + cuBLASLt path).
 //   grid (ceil(m / MT), ceil(n / QM_BN), S)   block (256, 1, 1)   static shared QM_NWN·16·QM_WT·(MT+1)·4 B
 //   blockIdx.z splits k: block z takes superchunks [z·P, min(S_k, (z+1)·P)), P = ceil(S_k / S). S == 1: the
 //   block writes y (+ bias); S > 1: it writes its fp32 partial into ws [S][m][n] (every row < m, every
@@ -103,14 +102,17 @@ inline void qmMma(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1)
 }
 #endif
 
-/** u4 word → bf16x2 pairs (e0,e4), (e1,e5), (e2,e6), (e3,e7) of q - z (× s2 when SA). negZ2: -(128 + z) twice. */
+/**
+ * u4 word → bf16x2 pairs (e0,e4), (e1,e5), (e2,e6), (e3,e7) of q - z (exact), or, SA, of (q - z)·s: the fp32 product
+ * rounded once (as quant_dequant_u4_bf16 rounds). negZ2: -(128 + z) in both halves.
+ */
 template <bool SA>
-__device__ __forceinline__ void qmDeqU4(u32 w, u32 negZ2, u32 s2, u32 (&d)[4]) {
-  const u32 one2 = 0x3F803F80u, zero2 = 0x80008000u;  // bf16x2 1.0, -0.0
+__device__ __forceinline__ void qmDeqU4(u32 w, u32 negZ2, float s, u32 (&d)[4]) {
+  const u32 one2 = 0x3F803F80u;  // bf16x2 1.0
 #pragma unroll
   for (int i = 0; i < 4; i++) {
     d[i] = qmFma2(qmNib(w >> (4 * i)), one2, negZ2);
-    if (SA) d[i] = qmFma2(d[i], s2, zero2);
+    if (SA) d[i] = qmPackRn(__uint_as_float(d[i] << 16) * s, __uint_as_float(d[i] & 0xFFFF0000u) * s);
   }
 }
 /** u8 word → bf16x2 pairs (e0,e1), (e2,e3) of q - z (exact), or of (q - z)·s rounded once when SA. zf: 2^23 + z. */
@@ -144,15 +146,9 @@ __device__ __forceinline__ void qmSuper(const uint4 (&wv)[QM_WT][2], const float
       for (int b = 0; b < NT; b++) t[a][b][0] = t[a][b][1] = t[a][b][2] = t[a][b][3] = 0.f;
   }
   if (BITS == 4) {
-    u32 nz[QM_WT][2], s2[QM_WT][2];
+    u32 nz[QM_WT][2];
 #pragma unroll
-    for (int a = 0; a < QM_WT; a++)
-#pragma unroll
-      for (int h = 0; h < 2; h++) {
-        nz[a][h] = (0xC300u | zz[a][h]) * 0x10001u;
-        s2[a][h] = SA ? (__float_as_uint(sc[a][h]) + 0x7FFFu + ((__float_as_uint(sc[a][h]) >> 16) & 1u)) >> 16 : 0u;
-        s2[a][h] *= 0x10001u;
-      }
+    for (int a = 0; a < QM_WT; a++) nz[a][0] = (0xC300u | zz[a][0]) * 0x10001u, nz[a][1] = (0xC300u | zz[a][1]) * 0x10001u;
 #pragma unroll
     for (int u = 0; u < 4; u++) {
       u32 da[QM_WT][4], db[QM_WT][4];
@@ -160,8 +156,8 @@ __device__ __forceinline__ void qmSuper(const uint4 (&wv)[QM_WT][2], const float
       for (int a = 0; a < QM_WT; a++) {
         const u32 wa = u == 0 ? wv[a][0].x : u == 1 ? wv[a][0].y : u == 2 ? wv[a][0].z : wv[a][0].w;
         const u32 wb = u == 0 ? wv[a][1].x : u == 1 ? wv[a][1].y : u == 2 ? wv[a][1].z : wv[a][1].w;
-        qmDeqU4<SA>(wa, nz[a][0], s2[a][0], da[a]);
-        qmDeqU4<SA>(wb, nz[a][1], s2[a][1], db[a]);
+        qmDeqU4<SA>(wa, nz[a][0], sc[a][0], da[a]);
+        qmDeqU4<SA>(wb, nz[a][1], sc[a][1], db[a]);
       }
 #pragma unroll
       for (int b = 0; b < NT; b++) {
