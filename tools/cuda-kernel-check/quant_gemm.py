@@ -196,7 +196,7 @@ def main():
                         log(f"  {mdl} {sname:7s} {label:10s} m{m:<3d} S{sp:<2d} ours {t_q * 1e3:7.1f} us ({pct:4.1f}% ceil)  dequant+gemm {t_d * 1e3:7.1f}  bf16 gemm {t_b * 1e3:7.1f}  "
                             f"x{t_d / t_q:.2f} vs dequant, x{t_b / t_q:.2f} vs bf16  {sw}")
                     del packed, scales, zeros, wbf
-    if a.variants and "time" in only:
+    if a.variants and ("variants" in only or "time" in only):
         base_defs = DEFINES
         out["variants"] = []
         for vs in a.variants.split(";"):
@@ -209,7 +209,7 @@ def main():
             BN, NWK = nwn * 16 * wt, 8 // nwn
             tc = time.time()
             ds.module("quant_gemm", DEFINES)
-            log(f"variant {DEFINES} (BN {BN}): compile {time.time() - tc:.1f} s")
+            log(f"variant {DEFINES or '(defaults)'} (BN {BN}): compile {time.time() - tc:.1f} s")
             for mdl in models:
                 for label, bits, group, zp in (FORMATS[0], FORMATS[2]):
                     tot = {}
@@ -224,7 +224,7 @@ def main():
                             tot[m] = tot.get(m, 0) + t
                             out["variants"].append(dict(defines=list(DEFINES), model=mdl, shape=sname, fmt=label, m=m, splits=sp, us=t))
                         del packed, scales, zeros
-                    log(f"  variant {','.join(DEFINES)} {mdl} {label}: layer " + "  ".join(f"m{m} {v:.1f} us" for m, v in tot.items()))
+                    log(f"  variant {','.join(DEFINES) or 'defaults'} {mdl} {label}: layer " + "  ".join(f"m{m} {v:.1f} us" for m, v in tot.items()))
         DEFINES = base_defs
     fails = [r for r in ds.RESULTS if not r[1]]
     log(f"SUMMARY {len(ds.RESULTS) - len(fails)}/{len(ds.RESULTS)} checks ok; {time.time() - t0:.1f} s")

@@ -21,11 +21,11 @@ EMU = os.path.join(HERE, "emu")
 BN = 128  # quant_gemm.cu QM_BN (defaults)
 
 
-def build(out="/tmp/qgemm_emu"):
+def build(defines=(), out="/tmp/qgemm_emu"):
     os.makedirs(out, exist_ok=True)
     so = os.path.join(out, "qgemm_emu.so")
     cc = ["g++", "-std=c++20", "-O1", "-fPIC", "-pthread", "-w"]
-    subprocess.check_call(cc + ["-DLLMRT_EMU", f"-I{KDIR}", f"-I{EMU}", "-include", os.path.join(EMU, "cuda_emu.h"), "-x", "c++", "-c",
+    subprocess.check_call(cc + ["-DLLMRT_EMU"] + [f"-D{d}" for d in defines] + [f"-I{KDIR}", f"-I{EMU}", "-include", os.path.join(EMU, "cuda_emu.h"), "-x", "c++", "-c",
                                 os.path.join(KDIR, "quant_gemm.cu"), "-o", os.path.join(out, "qg.o")])
     subprocess.check_call(cc + [f"-I{EMU}", "-c", os.path.join(EMU, "emu_launch.cpp"), "-o", os.path.join(out, "launch.o")])
     subprocess.check_call(["g++", "-shared", "-pthread", "-o", so, os.path.join(out, "qg.o"), os.path.join(out, "launch.o")])
@@ -44,9 +44,10 @@ def bf16_to_f(b):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--defines", default="", help="kernel knobs, e.g. QM_SA_ALL=1,QM_WT=2,QM_NWN=4 (QM_BN must stay 128)")
     ap.add_argument("--k4", type=int, default=384, help="in-features of the u4 cases (u8: half)")
     a = ap.parse_args()
-    lib = ctypes.CDLL(build())
+    lib = ctypes.CDLL(build(tuple(d for d in a.defines.split(",") if d)))
     lib.emu_launch.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_float)] + [ctypes.c_int] * 6
     fn = lambda name: ctypes.cast(getattr(lib, name), ctypes.c_void_p).value  # noqa: E731
 

@@ -4,7 +4,7 @@
 #      at M 9, 16, 33, 64, 128 on llama-3.2-1b and llama-3.1-8b linear shapes vs float64 dequantize-then-matmul; then
 #      time vs quant_dequant + torch.matmul (the path it replaces), a bf16 GEMM of the shape, the copy ceiling.
 #   2. end to end: llama-3.2-1b 64 x (128,128) W4A16 / W8A16 with LLMRT_QUANT_GEMM=1, W4A16 without (greedy ids compared).
-#   3. with what is left: split-count sweep and kernel variants (QM_PIPE / QM_U / QM_U64 / QM_WT / QM_NWN).
+#   3. with what is left: kernel variants (QM_SA_ALL / QM_PIPE / QM_U / QM_U64 / QM_WT / QM_NWN), then a split-count sweep.
 set -uo pipefail
 OUT=${OUT:-/tmp/llmrt-out}
 mkdir -p "$OUT"
@@ -46,10 +46,17 @@ for n in ("w4_qg", "w8_qg", "w4"):
 PY
 rem=$((112 - (SECONDS - t0)))
 if [ "$rem" -gt 15 ]; then
-  stamp "sweep + variants ($rem s)"
-  timeout "$rem" python3 tools/cuda-kernel-check/quant_gemm.py --out "$OUT/sweep" --only time --sweep --time-ms 16,64 --budget $((rem - 6)) \
-    --variants "QM_PIPE=0,QM_U64=2;QM_U64=2;QM_U=4;QM_WT=2,QM_NWN=4,QM_U=1" > "$OUT/sweep.log" 2>&1
+  stamp "variants ($rem s)"
+  timeout "$rem" python3 tools/cuda-kernel-check/quant_gemm.py --out "$OUT/variants" --only variants --time-ms 16,64 --budget $((rem - 6)) \
+    --variants ";QM_SA_ALL=1,QM_WT=2,QM_NWN=4;QM_PIPE=0,QM_U64=2;QM_U64=2;QM_SA_ALL=1;QM_WT=2,QM_NWN=4,QM_U=1;QM_U=4" > "$OUT/variants.log" 2>&1
   echo "rc $?"
-  grep -E "variant|layer |SUMMARY" "$OUT/sweep.log" | head -30
+  grep -E "variant|SUMMARY" "$OUT/variants.log" | head -30
+fi
+rem=$((114 - (SECONDS - t0)))
+if [ "$rem" -gt 15 ]; then
+  stamp "split sweep ($rem s)"
+  timeout "$rem" python3 tools/cuda-kernel-check/quant_gemm.py --out "$OUT/sweep" --only time --sweep --models 8b,1b --time-ms 16,64 --budget $((rem - 6)) > "$OUT/sweep.log" 2>&1
+  echo "rc $?"
+  grep -E " S[0-9]+:|layer " "$OUT/sweep.log" | head -30
 fi
 stamp done

@@ -39,6 +39,9 @@ typedef unsigned char u8;
 #ifndef QM_U64
 #define QM_U64 1  // the same for m64 (its accumulators and x fragments leave fewer registers)
 #endif
+#ifndef QM_SA_ALL
+#define QM_SA_ALL 0  // 1: every group scales the weights before the mma (bf16-rounded products, no fp32 tile temporaries)
+#endif
 #ifndef QM_PIPE
 #define QM_PIPE 1  // 1: each slot refilled U superchunks ahead while the warp computes (0: load U, then compute U)
 #endif
@@ -224,7 +227,7 @@ __device__ __forceinline__ void quantGemmImpl(const bf16_t* x, const u8* W, cons
   const int s0 = blockIdx.z * per, s1 = min(S, s0 + per);
   const int rowBytes = k * BITS / 8, ng = k / group;
   const u32 zdef = 1u << (BITS - 1);
-  const bool sa = group % E != 0;
+  const bool sa = QM_SA_ALL || group % E != 0;
   // Weight rows of this lane (clamped into the matrix: a tile past n computes garbage it never stores).
   int rows[QM_WT][2];
   const u8* wp[QM_WT][2];
