@@ -33,6 +33,7 @@ FORMATS = [  # (label, bits, group (0 = per channel), zero points)
     ("u8_g32_zp", 8, 32, True),
 ]
 SMS = 132
+TARGET = SMS  # blocks a launch aims at (quant_gemm_plan.ts QUANT_GEMM_TARGET_BLOCKS); variant "QM_TARGET=N" (harness only)
 DEFINES = ()
 BN = 128  # QM_NWN·16·QM_WT (defaults)
 NWK = 1
@@ -44,7 +45,7 @@ def mt_of(m):
 
 def quant_gemm_splits(m, n, k, bits, target=None):
     """grid.z: enough blocks for the SMs (target), each k-warp at least one superchunk, ws within k·n·2 bytes."""
-    target = target or SMS
+    target = target or TARGET
     mt = mt_of(m)
     blocks = -(-m // mt) * -(-n // BN)
     sk = k // (128 if bits == 4 else 64)
@@ -97,7 +98,7 @@ def run_dequant(packed, scales, zeros, scratch, n, k, bits, group):
 
 
 def main():
-    global DEFINES, BN, NWK
+    global DEFINES, BN, NWK, TARGET
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=None)
     ap.add_argument("--only", default="check,time")
@@ -207,6 +208,7 @@ def main():
             vd = dict((d.split("=") + ["1"])[:2] for d in DEFINES)
             wt, nwn = int(vd.get("QM_WT", 1)), int(vd.get("QM_NWN", 8))
             BN, NWK = nwn * 16 * wt, 8 // nwn
+            TARGET = int(vd.get("QM_TARGET", SMS))
             tc = time.time()
             ds.module("quant_gemm", DEFINES)
             log(f"variant {DEFINES or '(defaults)'} (BN {BN}): compile {time.time() - tc:.1f} s")
@@ -225,7 +227,7 @@ def main():
                             out["variants"].append(dict(defines=list(DEFINES), model=mdl, shape=sname, fmt=label, m=m, splits=sp, us=t))
                         del packed, scales, zeros
                     log(f"  variant {','.join(DEFINES) or 'defaults'} {mdl} {label}: layer " + "  ".join(f"m{m} {v:.1f} us" for m, v in tot.items()))
-        DEFINES = base_defs
+        DEFINES, TARGET = base_defs, SMS
     fails = [r for r in ds.RESULTS if not r[1]]
     log(f"SUMMARY {len(ds.RESULTS) - len(fails)}/{len(ds.RESULTS)} checks ok; {time.time() - t0:.1f} s")
     for f in fails[:20]:
