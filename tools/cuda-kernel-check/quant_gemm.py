@@ -39,8 +39,11 @@ BN = 128  # QM_NWN·16·QM_WT (defaults)
 NWK = 1
 
 
+MAXMT = 64  # largest row tile the launches use (variant "QM_MT=32": 64-row steps as two m32 tiles; harness only)
+
+
 def mt_of(m):
-    return 16 if m <= 16 else 32 if m <= 32 else 64
+    return min(MAXMT, 16 if m <= 16 else 32 if m <= 32 else 64)
 
 
 def quant_gemm_splits(m, n, k, bits, target=None):
@@ -80,7 +83,7 @@ def dequant_ref(q, scales, zeros, bits, group, k):
 
 def run_gemm(x, packed, scales, zeros, bias, y, ws, m, n, k, bits, group, splits):
     u = "u4" if bits == 4 else "u8"
-    mt = mt_of(m) if m <= 64 else 64
+    mt = mt_of(m)
     grid = (-(-m // mt), -(-n // BN), splits)
     launch("quant_gemm", f"quant_gemm_{u}_m{mt}", grid, 256,
            [P(x), P(packed), P(scales), P(zeros), P(bias), P(y), P(ws), I(m), I(n), I(k), I(group or k)], defines=DEFINES)
@@ -98,7 +101,7 @@ def run_dequant(packed, scales, zeros, scratch, n, k, bits, group):
 
 
 def main():
-    global DEFINES, BN, NWK, TARGET
+    global DEFINES, BN, NWK, TARGET, MAXMT
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=None)
     ap.add_argument("--only", default="check,time")
@@ -204,11 +207,12 @@ def main():
             if time.time() - t0 > a.budget:
                 log("budget: variants stopped")
                 break
-            DEFINES = tuple(d for d in vs.split(",") if d)
-            vd = dict((d.split("=") + ["1"])[:2] for d in DEFINES)
+            allv = tuple(d for d in vs.split(",") if d)
+            vd = dict((d.split("=") + ["1"])[:2] for d in allv)
+            DEFINES = tuple(d for d in allv if d.split("=")[0] not in ("QM_TARGET", "QM_MT"))  # harness-only knobs: not compiled
             wt, nwn = int(vd.get("QM_WT", 1)), int(vd.get("QM_NWN", 8))
             BN, NWK = nwn * 16 * wt, 8 // nwn
-            TARGET = int(vd.get("QM_TARGET", SMS))
+            TARGET, MAXMT = int(vd.get("QM_TARGET", SMS)), int(vd.get("QM_MT", 64))
             tc = time.time()
             ds.module("quant_gemm", DEFINES)
             log(f"variant {DEFINES or '(defaults)'} (BN {BN}): compile {time.time() - tc:.1f} s")
@@ -224,10 +228,10 @@ def main():
                             sp = quant_gemm_splits(m, n, k, bits)
                             t = graph_time(lambda: run_gemm(x, packed, scales, zeros, None, y, ws, m, n, k, bits, group, sp)) * 1e3
                             tot[m] = tot.get(m, 0) + t
-                            out["variants"].append(dict(defines=list(DEFINES), model=mdl, shape=sname, fmt=label, m=m, splits=sp, us=t))
+                            out["variants"].append(dict(defines=list(allv), model=mdl, shape=sname, fmt=label, m=m, splits=sp, us=t))
                         del packed, scales, zeros
-                    log(f"  variant {','.join(DEFINES) or 'defaults'} {mdl} {label}: layer " + "  ".join(f"m{m} {v:.1f} us" for m, v in tot.items()))
-        DEFINES, TARGET = base_defs, SMS
+                    log(f"  variant {','.join(allv) or 'defaults'} {mdl} {label}: layer " + "  ".join(f"m{m} {v:.1f} us" for m, v in tot.items()))
+        DEFINES, TARGET, MAXMT = base_defs, SMS, 64
     fails = [r for r in ds.RESULTS if not r[1]]
     log(f"SUMMARY {len(ds.RESULTS) - len(fails)}/{len(ds.RESULTS)} checks ok; {time.time() - t0:.1f} s")
     for f in fails[:20]:

@@ -50,7 +50,7 @@ rem=$((114 - (SECONDS - t0)))
 if [ "$rem" -gt 12 ]; then
   stamp "variants ($rem s)"
   timeout "$rem" python3 tools/cuda-kernel-check/quant_gemm.py --out "$OUT/variants" --only variants --models 8b --time-ms 16,64 --budget $((rem - 4)) \
-    --variants ";QM_SA_ALL=1,QM_WT=2,QM_NWN=4;QM_PIPE=0,QM_U64=2;QM_TARGET=264;QM_U64=2;QM_SA_ALL=1;QM_WT=2,QM_NWN=4,QM_U=1;QM_U=4" > "$OUT/variants.log" 2>&1
+    --variants ";QM_SA_ALL=1,QM_WT=2,QM_NWN=4;QM_PIPE=0,QM_U64=2;QM_TARGET=264;QM_MT=32;QM_U64=2;QM_SA_ALL=1;QM_WT=2,QM_NWN=4,QM_U=1;QM_U=4" > "$OUT/variants.log" 2>&1
   echo "rc $?"
   grep -E "variant|SUMMARY" "$OUT/variants.log" | head -30
 fi
