@@ -44,10 +44,14 @@ def bf16_to_f(b):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--defines", default="", help="kernel knobs, e.g. QM_SA_ALL=1,QM_WT=2,QM_NWN=4 (QM_BN must stay 128)")
+    ap.add_argument("--defines", default="", help="kernel knobs, e.g. QM_XSMEM=0,QM_SA_ALL=1,QM_WT=2,QM_NWN=4")
     ap.add_argument("--k4", type=int, default=384, help="in-features of the u4 cases (u8: half)")
     a = ap.parse_args()
-    lib = ctypes.CDLL(build(tuple(d for d in a.defines.split(",") if d)))
+    global BN
+    defs = tuple(d for d in a.defines.split(",") if d)
+    dd = dict((d.split("=") + ["1"])[:2] for d in defs)
+    BN = int(dd.get("QM_NWN", 8)) * 16 * int(dd.get("QM_WT", 1))
+    lib = ctypes.CDLL(build(defs))
     lib.emu_launch.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_float)] + [ctypes.c_int] * 6
     fn = lambda name: ctypes.cast(getattr(lib, name), ctypes.c_void_p).value  # noqa: E731
 

@@ -42,8 +42,14 @@ typedef unsigned char u8;
 #ifndef QM_SA_ALL
 #define QM_SA_ALL 0  // 1: every group scales the weights before the mma (bf16-rounded products, no fp32 tile temporaries)
 #endif
-#ifndef QM_PIPE
-#define QM_PIPE 1  // 1: each slot refilled U superchunks ahead while the warp computes (0: load U, then compute U)
+#ifndef QM_XSMEM
+#define QM_XSMEM 1  // 1: x through a cp.async shared-memory ring of QM_NS superchunk stages shared by the block (needs QM_NWN 8)
+#endif
+#ifndef QM_NS
+#define QM_NS 3  // x stages (fewer where QM_NS stages would pass 48 KB: m64 u4 keeps 3 × 16 KB)
+#endif
+#ifndef QM_L2PF
+#define QM_L2PF 0  // > 0: every QM_L2PF superchunks, each tile row's next QM_L2PF · 64 bytes are prefetched into L2 in one request
 #endif
 #ifndef QM_NWN
 #define QM_NWN 8  // warps along n (QM_NWK = 8 / QM_NWN along k)
@@ -138,9 +144,9 @@ __device__ __forceinline__ void qmDeqU8(u32 w, float zf, float s, u32 (&d)[2]) {
  * and the products go straight into acc; else each tile's fp32 sums are scaled by sc after the superchunk.
  * wv[wt][0|1]: rows g / g + 8 of tile wt; xs[nt]: x row of n-tile nt at this superchunk's first column.
  */
-template <int BITS, int NT, bool SA>
+template <int BITS, int NT, bool SA, class XF>
 __device__ __forceinline__ void qmSuper(const uint4 (&wv)[QM_WT][2], const float (&sc)[QM_WT][2], const u32 (&zz)[QM_WT][2],
-                                        const bf16_t* const (&xs)[NT], int tq, float (&acc)[QM_WT][NT][4]) {
+                                        const XF& xf, float (&acc)[QM_WT][NT][4]) {
   float t[SA ? 1 : QM_WT][SA ? 1 : NT][4];
   if (!SA) {
 #pragma unroll
@@ -164,7 +170,7 @@ __device__ __forceinline__ void qmSuper(const uint4 (&wv)[QM_WT][2], const float
       }
 #pragma unroll
       for (int b = 0; b < NT; b++) {
-        const uint4 xv = *reinterpret_cast<const uint4*>(xs[b] + 32 * tq + 8 * u);
+        const uint4 xv = xf(b, u);
         const u32 x04 = qmPrmt(xv.x, xv.z, 0x5410), x15 = qmPrmt(xv.x, xv.z, 0x7632);
         const u32 x26 = qmPrmt(xv.y, xv.w, 0x5410), x37 = qmPrmt(xv.y, xv.w, 0x7632);
 #pragma unroll
@@ -191,12 +197,13 @@ __device__ __forceinline__ void qmSuper(const uint4 (&wv)[QM_WT][2], const float
       }
 #pragma unroll
       for (int b = 0; b < NT; b++) {
-        // Columns 16·tq + 4u .. +3 of the superchunk: x pairs as stored.
-        const uint2 xv = *reinterpret_cast<const uint2*>(xs[b] + 16 * tq + 4 * u);
+        // Columns 16·tq + 4u .. +3 of the superchunk (chunk u / 2 of the lane's two): x pairs as stored.
+        const uint4 xv = xf(b, u >> 1);
+        const u32 x0 = (u & 1) ? xv.z : xv.x, x1 = (u & 1) ? xv.w : xv.y;
 #pragma unroll
         for (int a = 0; a < QM_WT; a++) {
           float(&c)[4] = SA ? acc[a][b] : t[SA ? 0 : a][SA ? 0 : b];
-          qmMma(c, da[a][0], db[a][0], da[a][1], db[a][1], xv.x, xv.y);
+          qmMma(c, da[a][0], db[a][0], da[a][1], db[a][1], x0, x1);
         }
       }
     }
@@ -214,20 +221,79 @@ __device__ __forceinline__ void qmSuper(const uint4 (&wv)[QM_WT][2], const float
   }
 }
 
+/** x fragments straight from global memory (through L1): chunk c of the lane's 16-byte x chunks of n-tile b. */
+template <int BITS, int NT>
+struct QmXGlobal {
+  const bf16_t* xr[NT];  // x row of n-tile b at the superchunk's first column
+  int tq;
+  __device__ __forceinline__ uint4 operator()(int b, int c) const {
+    return *reinterpret_cast<const uint4*>(xr[b] + (BITS == 4 ? 32 * tq : 16 * tq) + 8 * c);
+  }
+};
+
+/**
+ * Slot of 16-byte x chunk c of stage row r (QM_XSMEM): u4 rows hold 16 chunks, read by a quarter warp as chunks
+ * 4t + u of rows r, r + 1 (t = 0..3): the 4 × 4 transpose spreads t over banks, bit 2 flips on odd rows; u8 rows hold
+ * 8, read as chunks 2t + h: bit 0 flips on odd rows. Every quarter warp's 8 loads hit 8 distinct bank groups.
+ */
+template <int BITS>
+__device__ __forceinline__ int qmXSlot(int r, int c) {
+  return BITS == 4 ? ((((c & 3) << 2) | (c >> 2)) ^ ((r & 1) << 2)) : (c ^ (r & 1));
+}
+
+/** x fragments from a shared-memory stage (QM_XSMEM): [MT rows][E / 8 chunks] in qmXSlot order. */
+template <int BITS, int NT>
+struct QmXShared {
+  const unsigned char* st;
+  int g, tq;
+  __device__ __forceinline__ uint4 operator()(int b, int c) const {
+    constexpr int CH = BITS == 4 ? 16 : 8;
+    const int r = 8 * b + g, cc = BITS == 4 ? 4 * tq + c : 2 * tq + c;
+    return *reinterpret_cast<const uint4*>(st + (r * CH + qmXSlot<BITS>(r, cc)) * 16);
+  }
+};
+
+#ifndef LLMRT_EMU
+__device__ __forceinline__ void qmCpAsync16(void* smem, const void* gmem) {
+  asm volatile("{ .reg .u64 s; cvta.to.shared.u64 s, %0; cp.async.cg.shared.global [s], [%1], 16; }" ::"l"(smem), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void qmCommit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void qmWait() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
+__device__ __forceinline__ void qmPrefetchL2(const void* p, int bytes) {
+  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
+}
+#else
+inline void qmCpAsync16(void* smem, const void* gmem) { memcpy(smem, gmem, 16); }
+inline void qmCommit() {}
+template <int N>
+inline void qmWait() {}
+inline void qmPrefetchL2(const void*, int) {}
+#endif
+
 template <int BITS, int NT>
 __device__ __forceinline__ void quantGemmImpl(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, const bf16_t* bias,
                                               bf16_t* y, float* ws, int m, int n, int k, int group) {
-  constexpr int E = BITS == 4 ? 128 : 64, MT = NT * 8, U = NT == 8 ? QM_U64 : QM_U, LC = BITS == 4 ? 32 : 16;
+  constexpr int E = BITS == 4 ? 128 : 64, MT = NT * 8, U = NT == 8 ? QM_U64 : QM_U, LC = BITS == 4 ? 32 : 16, CH = E / 8;
+#if QM_XSMEM
+  static_assert(QM_NWK == 1, "QM_XSMEM: every warp of a block takes the same superchunks (QM_NWN 8)");
+  constexpr int XSTAGE = MT * CH * 16, NS = QM_NS * XSTAGE <= 49152 ? QM_NS : 49152 / XSTAGE;
+  static_assert(NS >= 2, "QM_XSMEM: two x stages at least");
+  __shared__ __align__(128) unsigned char xsm[NS * XSTAGE];
+#endif
+#if QM_NWK > 1
   __shared__ float red[QM_NWN][QM_WT * 16][MT + 1];
+#endif
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
   const int wn = warp % QM_NWN, wk = warp / QM_NWN;
   const int r0 = blockIdx.x * MT;
   const int row0 = blockIdx.y * QM_BN + wn * 16 * QM_WT;
   const int S = k / E, per = (S + gridDim.z - 1) / gridDim.z;
-  const int s0 = blockIdx.z * per, s1 = min(S, s0 + per);
+  const int s0 = min(S, blockIdx.z * per), s1 = min(S, s0 + per);
   const int rowBytes = k * BITS / 8, ng = k / group;
   const u32 zdef = 1u << (BITS - 1);
   const bool sa = QM_SA_ALL || group % E != 0;
+  (void)tid;
   // Weight rows of this lane (clamped into the matrix: a tile past n computes garbage it never stores).
   int rows[QM_WT][2];
   const u8* wp[QM_WT][2];
@@ -238,16 +304,12 @@ __device__ __forceinline__ void quantGemmImpl(const bf16_t* x, const u8* W, cons
       rows[a][h] = min(row0 + 16 * a + 8 * h + g, n - 1);
       wp[a][h] = W + (long long)rows[a][h] * rowBytes + tq * 16;
     }
-  const bf16_t* xr[NT];
-#pragma unroll
-  for (int b = 0; b < NT; b++) xr[b] = x + (long long)min(r0 + 8 * b + g, m - 1) * k;
   float acc[QM_WT][NT][4];
 #pragma unroll
   for (int a = 0; a < QM_WT; a++)
 #pragma unroll
     for (int b = 0; b < NT; b++) acc[a][b][0] = acc[a][b][1] = acc[a][b][2] = acc[a][b][3] = 0.f;
-  // A ring of U register slots: superchunk i's loads are issued U superchunks ahead, so while a warp computes one
-  // superchunk the next U are in flight (QM_PIPE 0: load U, compute U, as a first form did).
+  // A ring of U register slots: superchunk i's loads are issued U superchunks (of this warp) ahead.
   uint4 wv[U][QM_WT][2];
   float sc[U][QM_WT][2];
   u32 zz[U][QM_WT][2];
@@ -262,15 +324,47 @@ __device__ __forceinline__ void quantGemmImpl(const bf16_t* x, const u8* W, cons
         zz[slot][a][h] = zeros ? (u32)zeros[(long long)rows[a][h] * ng + gi] : zdef;
       }
   };
-  auto compute = [&](const uint4 (&w)[QM_WT][2], const float (&c)[QM_WT][2], const u32 (&z)[QM_WT][2], int s) {
-    const bf16_t* xs[NT];
+  // QM_L2PF: lanes 0-15 pull their tile rows' next QM_L2PF superchunks into L2 in one contiguous request each.
+  auto prefetch = [&](int s) {
+#if QM_L2PF
+    if ((s - s0) % QM_L2PF == 0 && lane < 16 && s + QM_L2PF < s1) {
+      const int cnt = min(QM_L2PF, s1 - s - QM_L2PF);
 #pragma unroll
-    for (int b = 0; b < NT; b++) xs[b] = xr[b] + s * E;
-    if (sa) qmSuper<BITS, NT, true>(w, c, z, xs, tq, acc);
-    else qmSuper<BITS, NT, false>(w, c, z, xs, tq, acc);
+      for (int a = 0; a < QM_WT; a++)
+        qmPrefetchL2(W + (long long)min(row0 + 16 * a + lane, n - 1) * rowBytes + (long long)(s + QM_L2PF) * 64, cnt * 64);
+    }
+#else
+    (void)s;
+#endif
   };
+  auto compute = [&](const uint4 (&w)[QM_WT][2], const float (&c)[QM_WT][2], const u32 (&z)[QM_WT][2], int s) {
+#if QM_XSMEM
+    const QmXShared<BITS, NT> xf{xsm + ((s - s0) % NS) * XSTAGE, g, tq};
+#else
+    QmXGlobal<BITS, NT> xf;
+#pragma unroll
+    for (int b = 0; b < NT; b++) xf.xr[b] = x + (long long)min(r0 + 8 * b + g, m - 1) * k + s * E;
+    xf.tq = tq;
+#endif
+    if (sa) qmSuper<BITS, NT, true>(w, c, z, xf, acc);
+    else qmSuper<BITS, NT, false>(w, c, z, xf, acc);
+  };
+#if QM_XSMEM
+  // x stages: superchunk s of the block's MT rows into stage (s - s0) % NS by cp.async, NS - 1 ahead.
+  auto copyX = [&](int s) {
+    unsigned char* st = xsm + ((s - s0) % NS) * XSTAGE;
+    for (int i = tid; i < MT * CH; i += 256) {
+      const int r = i / CH, c = i % CH;
+      qmCpAsync16(st + (r * CH + qmXSlot<BITS>(r, c)) * 16, x + (long long)min(r0 + r, m - 1) * k + s * E + c * 8);
+    }
+  };
+#pragma unroll
+  for (int i = 0; i < NS - 1; i++) {
+    if (s0 + i < s1) copyX(s0 + i);
+    qmCommit();
+  }
+#endif
   constexpr int STEP = QM_NWK * U;
-#if QM_PIPE
 #pragma unroll
   for (int u = 0; u < U; u++)
     if (s0 + wk + QM_NWK * u < s1) load(u, s0 + wk + QM_NWK * u);
@@ -278,7 +372,13 @@ __device__ __forceinline__ void quantGemmImpl(const bf16_t* x, const u8* W, cons
 #pragma unroll
     for (int u = 0; u < U; u++) {
       const int s = base + QM_NWK * u;
-      if (s < s1) {
+      if (s < s1) {  // QM_XSMEM: uniform over the block (QM_NWK 1), so the barrier below is safe
+#if QM_XSMEM
+        qmWait<NS - 2>();
+        __syncthreads();  // stage s is in; every warp is past superchunk s - 1, whose stage the next copy refills
+        if (s + NS - 1 < s1) copyX(s + NS - 1);
+        qmCommit();
+#endif
         uint4 w[QM_WT][2];
         float c[QM_WT][2];
         u32 z[QM_WT][2];
@@ -287,22 +387,38 @@ __device__ __forceinline__ void quantGemmImpl(const bf16_t* x, const u8* W, cons
 #pragma unroll
           for (int h = 0; h < 2; h++) w[a][h] = wv[u][a][h], c[a][h] = sc[u][a][h], z[a][h] = zz[u][a][h];
         if (s + STEP < s1) load(u, s + STEP);
+        prefetch(s);
         compute(w, c, z, s);
       }
     }
   }
-#else
-  for (int base = s0 + wk; base < s1; base += STEP) {
-#pragma unroll
-    for (int u = 0; u < U; u++)
-      if (base + QM_NWK * u < s1) load(u, base + QM_NWK * u);
-#pragma unroll
-    for (int u = 0; u < U; u++)
-      if (base + QM_NWK * u < s1) compute(wv[u], sc[u], zz[u], base + QM_NWK * u);
-  }
+#if QM_XSMEM
+  qmWait<0>();
 #endif
-  // The k-warps' tiles meet in shared memory, summed in warp order (wk = 0, 1, ...).
   // Fragment: acc[a][b][0|1] = (weight row 16a + g, x rows 8b + 2tq, +1), [2|3] the same for row 16a + g + 8.
+  const int split = gridDim.z > 1;
+#if QM_NWK == 1
+  // One warp holds each output tile whole: stores straight from the fragments (8 consecutive columns per x row).
+#pragma unroll
+  for (int a = 0; a < QM_WT; a++)
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+      const int col = row0 + 16 * a + 8 * h + g;
+      if (col >= n) continue;
+      const float bv = (!split && bias) ? toF(bias[col]) : 0.f;
+#pragma unroll
+      for (int b = 0; b < NT; b++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+          const int r = r0 + 8 * b + 2 * tq + e;
+          if (r >= m) continue;
+          const float v = acc[a][b][2 * h + e];
+          if (split) ws[((long long)blockIdx.z * m + r) * n + col] = v;
+          else y[(long long)r * n + col] = fromF<bf16_t>(v + bv);
+        }
+    }
+#else
+  // The k-warps' tiles meet in shared memory, summed in warp order (wk = 0, 1, ...).
   for (int w = QM_NWK - 1; w >= 0; w--) {
     if (wk == w) {
 #pragma unroll
@@ -319,7 +435,6 @@ __device__ __forceinline__ void quantGemmImpl(const bf16_t* x, const u8* W, cons
   }
   // red [QM_NWN][rows][MT] → y rows r0.. (x rows), columns blockIdx.y·QM_BN + ... (weight rows): thread j
   // of 256 writes columns (j % BN) for x rows j / BN, j / BN + 256 / BN, ... (consecutive threads: consecutive columns).
-  const int split = gridDim.z > 1;
   constexpr int BN = QM_BN, RSTEP = 256 / BN;
   const int cb = tid % BN, rb = tid / BN;
   const int col = blockIdx.y * BN + cb;
@@ -332,6 +447,7 @@ __device__ __forceinline__ void quantGemmImpl(const bf16_t* x, const u8* W, cons
       else y[(long long)(r0 + r) * n + col] = fromF<bf16_t>(v + bv);
     }
   }
+#endif
 }
 
 #define QUANT_GEMM(NAME, BITS, NT)                                                                                         \
