@@ -327,11 +327,13 @@ __device__ __forceinline__ void quantGemmImpl(const bf16_t* x, const u8* W, cons
   // QM_L2PF: lanes 0-15 pull their tile rows' next QM_L2PF superchunks into L2 in one contiguous request each.
   auto prefetch = [&](int s) {
 #if QM_L2PF
-    if ((s - s0) % QM_L2PF == 0 && lane < 16 && s + QM_L2PF < s1) {
-      const int cnt = min(QM_L2PF, s1 - s - QM_L2PF);
+    // At s0 superchunks [s0, s0 + 2P), then at s0 + jP the next [s + P, s + 2P): P = QM_L2PF ahead of use.
+    const int from = s == s0 ? s0 : s + QM_L2PF;
+    if ((s - s0) % QM_L2PF == 0 && lane < 16 && from < s1) {
+      const int cnt = min(s + 2 * QM_L2PF, s1) - from;
 #pragma unroll
       for (int a = 0; a < QM_WT; a++)
-        qmPrefetchL2(W + (long long)min(row0 + 16 * a + lane, n - 1) * rowBytes + (long long)(s + QM_L2PF) * 64, cnt * 64);
+        qmPrefetchL2(W + (long long)min(row0 + 16 * a + lane, n - 1) * rowBytes + (long long)from * 64, cnt * 64);
     }
 #else
     (void)s;
