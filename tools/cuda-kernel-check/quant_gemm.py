@@ -35,8 +35,14 @@ FORMATS = [  # (label, bits, group (0 = per channel), zero points)
 SMS = 132
 TARGET = SMS  # blocks a launch aims at (quant_gemm_plan.ts QUANT_GEMM_TARGET_BLOCKS); variant "QM_TARGET=N" (harness only)
 DEFINES = ()
-BN = 128  # QM_NWN·16·QM_WT (defaults)
+WTS = (1, 2)  # QM_WT, QM_WT64 (weight tiles per warp: m16 / m32, m64)
+NWN = 8
 NWK = 1
+
+
+def bn_of(mt):
+    """Weight rows per block: QM_NWN·16·WT (quant_gemm_plan.ts quantGemmBN)."""
+    return NWN * 16 * (WTS[1] if mt == 64 else WTS[0])
 
 
 MAXMT = 64  # largest row tile the launches use (variant "QM_MT=32": 64-row steps as two m32 tiles; harness only)
@@ -50,7 +56,7 @@ def quant_gemm_splits(m, n, k, bits, target=None):
     """grid.z: enough blocks for the SMs (target), each k-warp at least one superchunk, ws within k·n·2 bytes."""
     target = target or TARGET
     mt = mt_of(m)
-    blocks = -(-m // mt) * -(-n // BN)
+    blocks = -(-m // mt) * -(-n // bn_of(mt))
     sk = k // (128 if bits == 4 else 64)
     s = max(1, -(-target // blocks))
     s = min(s, max(1, sk // NWK), max(1, k // (2 * m)))
@@ -84,7 +90,7 @@ def dequant_ref(q, scales, zeros, bits, group, k):
 def run_gemm(x, packed, scales, zeros, bias, y, ws, m, n, k, bits, group, splits):
     u = "u4" if bits == 4 else "u8"
     mt = mt_of(m)
-    grid = (-(-m // mt), -(-n // BN), splits)
+    grid = (-(-m // mt), -(-n // bn_of(mt)), splits)
     launch("quant_gemm", f"quant_gemm_{u}_m{mt}", grid, 256,
            [P(x), P(packed), P(scales), P(zeros), P(bias), P(y), P(ws), I(m), I(n), I(k), I(group or k)], defines=DEFINES)
     if splits > 1:
@@ -101,7 +107,7 @@ def run_dequant(packed, scales, zeros, scratch, n, k, bits, group):
 
 
 def main():
-    global DEFINES, BN, NWK, TARGET, MAXMT
+    global DEFINES, WTS, NWN, NWK, TARGET, MAXMT
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=None)
     ap.add_argument("--only", default="check,time")
@@ -116,13 +122,13 @@ def main():
     t0 = time.time()
     DEFINES = tuple(d for d in a.defines.split(",") if d)
     dd = dict((d.split("=") + ["1"])[:2] for d in DEFINES)
-    wt, nwn = int(dd.get("QM_WT", 1)), int(dd.get("QM_NWN", 8))
-    BN, NWK = nwn * 16 * wt, 8 // nwn
+    WTS, NWN = (int(dd.get("QM_WT", 1)), int(dd.get("QM_WT64", 2))), int(dd.get("QM_NWN", 8))
+    NWK = 8 // NWN
     only = set(a.only.split(","))
     gen = torch.Generator(device="cuda")
     gen.manual_seed(1234)
     name = torch.cuda.get_device_name()
-    log(f"device {name}; defines {DEFINES or '(defaults)'}; BN {BN}")
+    log(f"device {name}; defines {DEFINES or '(defaults)'}; BN {bn_of(16)} / m64 {bn_of(64)}")
     tc = time.time()
     ds.module("quant_gemm", DEFINES)
     ds.module("quant_gemv", QGV)
@@ -210,12 +216,12 @@ def main():
             allv = tuple(d for d in vs.split(",") if d)
             vd = dict((d.split("=") + ["1"])[:2] for d in allv)
             DEFINES = tuple(d for d in allv if d.split("=")[0] not in ("QM_TARGET", "QM_MT"))  # harness-only knobs: not compiled
-            wt, nwn = int(vd.get("QM_WT", 1)), int(vd.get("QM_NWN", 8))
-            BN, NWK = nwn * 16 * wt, 8 // nwn
+            WTS, NWN = (int(vd.get("QM_WT", 1)), int(vd.get("QM_WT64", 2))), int(vd.get("QM_NWN", 8))
+            NWK = 8 // NWN
             TARGET, MAXMT = int(vd.get("QM_TARGET", SMS)), int(vd.get("QM_MT", 64))
             tc = time.time()
             ds.module("quant_gemm", DEFINES)
-            log(f"variant {DEFINES or '(defaults)'} (BN {BN}): compile {time.time() - tc:.1f} s")
+            log(f"variant {DEFINES or '(defaults)'} (BN {bn_of(16)} / m64 {bn_of(64)}): compile {time.time() - tc:.1f} s")
             for mdl in models:
                 for label, bits, group, zp in (FORMATS[0], FORMATS[2]):
                     tot = {}

@@ -18,7 +18,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 KDIR = os.path.abspath(os.path.join(HERE, "..", "..", "lib", "backends", "cuda", "kernels"))
 EMU = os.path.join(HERE, "emu")
-BN = 128  # quant_gemm.cu QM_BN (defaults)
+BN = (128, 256)  # weight rows per block: m16 / m32, m64 (quant_gemm.cu defaults)
 
 
 def build(defines=(), out="/tmp/qgemm_emu"):
@@ -50,7 +50,7 @@ def main():
     global BN
     defs = tuple(d for d in a.defines.split(",") if d)
     dd = dict((d.split("=") + ["1"])[:2] for d in defs)
-    BN = int(dd.get("QM_NWN", 8)) * 16 * int(dd.get("QM_WT", 1))
+    BN = tuple(int(dd.get("QM_NWN", 8)) * 16 * int(dd.get(w, d)) for w, d in (("QM_WT", 1), ("QM_WT64", 2)))
     lib = ctypes.CDLL(build(defs))
     lib.emu_launch.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_float)] + [ctypes.c_int] * 6
     fn = lambda name: ctypes.cast(getattr(lib, name), ctypes.c_void_p).value  # noqa: E731
@@ -81,7 +81,7 @@ def main():
             x = bf16_round(rng.standard_normal((m, K)).astype(np.float32))
             y = np.full((m, N), 0x7FC0, np.uint16)
             ws = np.full(splits * m * N, np.nan, np.float32)
-            grid = (math.ceil(m / mt), math.ceil(N / BN), splits)
+            grid = (math.ceil(m / mt), math.ceil(N / BN[mt == 64]), splits)
             u = "u4" if bits == 4 else "u8"
             launch(f"quant_gemm_{u}_m{mt}", grid, [x.ctypes.data, packed.ctypes.data, scales.ctypes.data, zeros.ctypes.data if zeros is not None else 0,
                                                   bias.ctypes.data, y.ctypes.data, ws.ctypes.data if splits > 1 else 0, m, N, K, g])

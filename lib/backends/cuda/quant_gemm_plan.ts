@@ -6,8 +6,8 @@
 import type { Op } from "../../ir/network.ts";
 import type { LaunchEnv } from "./launch_plan.ts";
 
-/** Weight rows per block (quant_gemm.cu QM_BN with its defaults: 8 warps along n × 1 tile of 16). */
-export const QUANT_GEMM_BN = 128;
+/** Weight rows per block of a row tile of `mt` (quant_gemm.cu defaults: 8 warps along n × 1 tile of 16, m64 2 tiles). */
+export const quantGemmBN = (mt: number): number => (mt === 64 ? 256 : 128);
 /** Warps of a block along k (quant_gemm.cu QM_NWK). */
 const QUANT_GEMM_NWK = 1;
 /** Blocks a launch aims at (an H200's SM count; each block holds one SM at launch bounds (256, 1)). */
@@ -35,7 +35,7 @@ export function quantGemmGeometry(bits: 4 | 8, rows: number, n: number, k: numbe
   const E = bits === 4 ? 128 : 64, lane = bits === 4 ? 32 : 16;
   if (rows < 1 || rows > QUANT_GEMM_MAX_ROWS || k % E !== 0 || k % group !== 0 || group % lane !== 0 || n % 16 !== 0) return null;
   const mt = rows <= 16 ? 16 : rows <= 32 ? 32 : 64;
-  const mTiles = cdiv(rows, mt), nTiles = cdiv(n, QUANT_GEMM_BN);
+  const mTiles = cdiv(rows, mt), nTiles = cdiv(n, quantGemmBN(mt));
   return { kernel: `quant_gemm_u${bits}_m${mt}`, grid: [mTiles, nTiles, quantGemmSplits(rows, n, k, bits)], splits: quantGemmSplits(rows, n, k, bits) };
 }
 
@@ -45,7 +45,7 @@ export function quantGemmGeometry(bits: 4 | 8, rows: number, n: number, k: numbe
  */
 export function quantGemmSplits(rows: number, n: number, k: number, bits: 4 | 8): number {
   const mt = rows <= 16 ? 16 : rows <= 32 ? 32 : 64;
-  const blocks = cdiv(rows, mt) * cdiv(n, QUANT_GEMM_BN);
+  const blocks = cdiv(rows, mt) * cdiv(n, quantGemmBN(mt));
   const superchunks = k / (bits === 4 ? 128 : 64);
   const s = Math.max(1, cdiv(QUANT_GEMM_TARGET_BLOCKS, blocks));
   return Math.min(s, Math.max(1, Math.floor(superchunks / QUANT_GEMM_NWK)), Math.max(1, Math.floor(k / (2 * rows))));

@@ -39,6 +39,12 @@ typedef unsigned char u8;
 #ifndef QM_U64
 #define QM_U64 1  // the same for m64 (its accumulators and x fragments leave fewer registers)
 #endif
+#ifndef QM_WT64
+#define QM_WT64 2  // the same for the m64 tiles
+#endif
+#ifndef QM_SA64
+#define QM_SA64 1  // QM_SA_ALL for the m64 tiles
+#endif
 #ifndef QM_SA_ALL
 #define QM_SA_ALL 0  // 1: every group scales the weights before the mma (bf16-rounded products, no fp32 tile temporaries)
 #endif
@@ -55,7 +61,7 @@ typedef unsigned char u8;
 #define QM_NWN 8  // warps along n (QM_NWK = 8 / QM_NWN along k)
 #endif
 #define QM_NWK (8 / QM_NWN)
-#define QM_BN (QM_NWN * 16 * QM_WT)
+// Weight rows per block: QM_NWN · 16 · WT (WT = QM_WT, m64 QM_WT64): 128, m64 256 with the defaults.
 
 #ifndef LLMRT_EMU
 __device__ __forceinline__ u32 qmPrmt(u32 a, u32 b, u32 sel) {
@@ -140,29 +146,29 @@ __device__ __forceinline__ void qmDeqU8(u32 w, float zf, float s, u32 (&d)[2]) {
 }
 
 /**
- * One superchunk of the warp's QM_WT tiles against NT n-tiles of x. SA: scales folded into the weights
+ * One superchunk of the warp's WT tiles against NT n-tiles of x. SA: scales folded into the weights
  * and the products go straight into acc; else each tile's fp32 sums are scaled by sc after the superchunk.
  * wv[wt][0|1]: rows g / g + 8 of tile wt; xs[nt]: x row of n-tile nt at this superchunk's first column.
  */
-template <int BITS, int NT, bool SA, class XF>
-__device__ __forceinline__ void qmSuper(const uint4 (&wv)[QM_WT][2], const float (&sc)[QM_WT][2], const u32 (&zz)[QM_WT][2],
-                                        const XF& xf, float (&acc)[QM_WT][NT][4]) {
-  float t[SA ? 1 : QM_WT][SA ? 1 : NT][4];
+template <int BITS, int NT, int WT, bool SA, class XF>
+__device__ __forceinline__ void qmSuper(const uint4 (&wv)[WT][2], const float (&sc)[WT][2], const u32 (&zz)[WT][2],
+                                        const XF& xf, float (&acc)[WT][NT][4]) {
+  float t[SA ? 1 : WT][SA ? 1 : NT][4];
   if (!SA) {
 #pragma unroll
-    for (int a = 0; a < QM_WT; a++)
+    for (int a = 0; a < WT; a++)
 #pragma unroll
       for (int b = 0; b < NT; b++) t[a][b][0] = t[a][b][1] = t[a][b][2] = t[a][b][3] = 0.f;
   }
   if (BITS == 4) {
-    u32 nz[QM_WT][2];
+    u32 nz[WT][2];
 #pragma unroll
-    for (int a = 0; a < QM_WT; a++) nz[a][0] = (0xC300u | zz[a][0]) * 0x10001u, nz[a][1] = (0xC300u | zz[a][1]) * 0x10001u;
+    for (int a = 0; a < WT; a++) nz[a][0] = (0xC300u | zz[a][0]) * 0x10001u, nz[a][1] = (0xC300u | zz[a][1]) * 0x10001u;
 #pragma unroll
     for (int u = 0; u < 4; u++) {
-      u32 da[QM_WT][4], db[QM_WT][4];
+      u32 da[WT][4], db[WT][4];
 #pragma unroll
-      for (int a = 0; a < QM_WT; a++) {
+      for (int a = 0; a < WT; a++) {
         const u32 wa = u == 0 ? wv[a][0].x : u == 1 ? wv[a][0].y : u == 2 ? wv[a][0].z : wv[a][0].w;
         const u32 wb = u == 0 ? wv[a][1].x : u == 1 ? wv[a][1].y : u == 2 ? wv[a][1].z : wv[a][1].w;
         qmDeqU4<SA>(wa, nz[a][0], sc[a][0], da[a]);
@@ -174,7 +180,7 @@ __device__ __forceinline__ void qmSuper(const uint4 (&wv)[QM_WT][2], const float
         const u32 x04 = qmPrmt(xv.x, xv.z, 0x5410), x15 = qmPrmt(xv.x, xv.z, 0x7632);
         const u32 x26 = qmPrmt(xv.y, xv.w, 0x5410), x37 = qmPrmt(xv.y, xv.w, 0x7632);
 #pragma unroll
-        for (int a = 0; a < QM_WT; a++) {
+        for (int a = 0; a < WT; a++) {
           float(&c)[4] = SA ? acc[a][b] : t[SA ? 0 : a][SA ? 0 : b];
           qmMma(c, da[a][0], db[a][0], da[a][1], db[a][1], x04, x15);
           qmMma(c, da[a][2], db[a][2], da[a][3], db[a][3], x26, x37);
@@ -182,14 +188,14 @@ __device__ __forceinline__ void qmSuper(const uint4 (&wv)[QM_WT][2], const float
       }
     }
   } else {
-    float zf[QM_WT][2];
+    float zf[WT][2];
 #pragma unroll
-    for (int a = 0; a < QM_WT; a++) zf[a][0] = 8388608.f + (float)zz[a][0], zf[a][1] = 8388608.f + (float)zz[a][1];
+    for (int a = 0; a < WT; a++) zf[a][0] = 8388608.f + (float)zz[a][0], zf[a][1] = 8388608.f + (float)zz[a][1];
 #pragma unroll
     for (int u = 0; u < 4; u++) {
-      u32 da[QM_WT][2], db[QM_WT][2];
+      u32 da[WT][2], db[WT][2];
 #pragma unroll
-      for (int a = 0; a < QM_WT; a++) {
+      for (int a = 0; a < WT; a++) {
         const u32 wa = u == 0 ? wv[a][0].x : u == 1 ? wv[a][0].y : u == 2 ? wv[a][0].z : wv[a][0].w;
         const u32 wb = u == 0 ? wv[a][1].x : u == 1 ? wv[a][1].y : u == 2 ? wv[a][1].z : wv[a][1].w;
         qmDeqU8<SA>(wa, zf[a][0], sc[a][0], da[a]);
@@ -201,7 +207,7 @@ __device__ __forceinline__ void qmSuper(const uint4 (&wv)[QM_WT][2], const float
         const uint4 xv = xf(b, u >> 1);
         const u32 x0 = (u & 1) ? xv.z : xv.x, x1 = (u & 1) ? xv.w : xv.y;
 #pragma unroll
-        for (int a = 0; a < QM_WT; a++) {
+        for (int a = 0; a < WT; a++) {
           float(&c)[4] = SA ? acc[a][b] : t[SA ? 0 : a][SA ? 0 : b];
           qmMma(c, da[a][0], db[a][0], da[a][1], db[a][1], x0, x1);
         }
@@ -210,7 +216,7 @@ __device__ __forceinline__ void qmSuper(const uint4 (&wv)[QM_WT][2], const float
   }
   if (!SA) {
 #pragma unroll
-    for (int a = 0; a < QM_WT; a++)
+    for (int a = 0; a < WT; a++)
 #pragma unroll
       for (int b = 0; b < NT; b++) {
         acc[a][b][0] = fmaf(t[a][b][0], sc[a][0], acc[a][b][0]);
@@ -275,6 +281,10 @@ template <int BITS, int NT>
 __device__ __forceinline__ void quantGemmImpl(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, const bf16_t* bias,
                                               bf16_t* y, float* ws, int m, int n, int k, int group) {
   constexpr int E = BITS == 4 ? 128 : 64, MT = NT * 8, U = NT == 8 ? QM_U64 : QM_U, LC = BITS == 4 ? 32 : 16, CH = E / 8;
+  // m64 tiles: 2 weight tiles per warp (each x fragment feeds twice the mmas) with the scales folded into the weights
+  // (no fp32 tile temporaries, so the accumulators fit); m16 / m32: QM_WT tiles, exact fp32 scaling.
+  constexpr int WT = NT == 8 ? QM_WT64 : QM_WT, BN = QM_NWN * 16 * WT;
+  constexpr bool SA_ALL = NT == 8 ? QM_SA64 : QM_SA_ALL;
 #if QM_XSMEM
   static_assert(QM_NWK == 1, "QM_XSMEM: every warp of a block takes the same superchunks (QM_NWN 8)");
   constexpr int XSTAGE = MT * CH * 16, NS = QM_NS * XSTAGE <= 49152 ? QM_NS : 49152 / XSTAGE;
@@ -282,41 +292,41 @@ __device__ __forceinline__ void quantGemmImpl(const bf16_t* x, const u8* W, cons
   __shared__ __align__(128) unsigned char xsm[NS * XSTAGE];
 #endif
 #if QM_NWK > 1
-  __shared__ float red[QM_NWN][QM_WT * 16][MT + 1];
+  __shared__ float red[QM_NWN][WT * 16][MT + 1];
 #endif
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
   const int wn = warp % QM_NWN, wk = warp / QM_NWN;
   const int r0 = blockIdx.x * MT;
-  const int row0 = blockIdx.y * QM_BN + wn * 16 * QM_WT;
+  const int row0 = blockIdx.y * BN + wn * 16 * WT;
   const int S = k / E, per = (S + gridDim.z - 1) / gridDim.z;
   const int s0 = min(S, blockIdx.z * per), s1 = min(S, s0 + per);
   const int rowBytes = k * BITS / 8, ng = k / group;
   const u32 zdef = 1u << (BITS - 1);
-  const bool sa = QM_SA_ALL || group % E != 0;
+  const bool sa = SA_ALL || group % E != 0;
   (void)tid;
   // Weight rows of this lane (clamped into the matrix: a tile past n computes garbage it never stores).
-  int rows[QM_WT][2];
-  const u8* wp[QM_WT][2];
+  int rows[WT][2];
+  const u8* wp[WT][2];
 #pragma unroll
-  for (int a = 0; a < QM_WT; a++)
+  for (int a = 0; a < WT; a++)
 #pragma unroll
     for (int h = 0; h < 2; h++) {
       rows[a][h] = min(row0 + 16 * a + 8 * h + g, n - 1);
       wp[a][h] = W + (long long)rows[a][h] * rowBytes + tq * 16;
     }
-  float acc[QM_WT][NT][4];
+  float acc[WT][NT][4];
 #pragma unroll
-  for (int a = 0; a < QM_WT; a++)
+  for (int a = 0; a < WT; a++)
 #pragma unroll
     for (int b = 0; b < NT; b++) acc[a][b][0] = acc[a][b][1] = acc[a][b][2] = acc[a][b][3] = 0.f;
   // A ring of U register slots: superchunk i's loads are issued U superchunks (of this warp) ahead.
-  uint4 wv[U][QM_WT][2];
-  float sc[U][QM_WT][2];
-  u32 zz[U][QM_WT][2];
+  uint4 wv[U][WT][2];
+  float sc[U][WT][2];
+  u32 zz[U][WT][2];
   auto load = [&](int slot, int s) {
     const int gi = (s * E + LC * tq) / group;
 #pragma unroll
-    for (int a = 0; a < QM_WT; a++)
+    for (int a = 0; a < WT; a++)
 #pragma unroll
       for (int h = 0; h < 2; h++) {
         wv[slot][a][h] = *reinterpret_cast<const uint4*>(wp[a][h] + (long long)s * 64);
@@ -332,14 +342,14 @@ __device__ __forceinline__ void quantGemmImpl(const bf16_t* x, const u8* W, cons
     if ((s - s0) % QM_L2PF == 0 && lane < 16 && from < s1) {
       const int cnt = min(s + 2 * QM_L2PF, s1) - from;
 #pragma unroll
-      for (int a = 0; a < QM_WT; a++)
+      for (int a = 0; a < WT; a++)
         qmPrefetchL2(W + (long long)min(row0 + 16 * a + lane, n - 1) * rowBytes + (long long)from * 64, cnt * 64);
     }
 #else
     (void)s;
 #endif
   };
-  auto compute = [&](const uint4 (&w)[QM_WT][2], const float (&c)[QM_WT][2], const u32 (&z)[QM_WT][2], int s) {
+  auto compute = [&](const uint4 (&w)[WT][2], const float (&c)[WT][2], const u32 (&z)[WT][2], int s) {
 #if QM_XSMEM
     const QmXShared<BITS, NT> xf{xsm + ((s - s0) % NS) * XSTAGE, g, tq};
 #else
@@ -348,8 +358,8 @@ __device__ __forceinline__ void quantGemmImpl(const bf16_t* x, const u8* W, cons
     for (int b = 0; b < NT; b++) xf.xr[b] = x + (long long)min(r0 + 8 * b + g, m - 1) * k + s * E;
     xf.tq = tq;
 #endif
-    if (sa) qmSuper<BITS, NT, true>(w, c, z, xf, acc);
-    else qmSuper<BITS, NT, false>(w, c, z, xf, acc);
+    if (sa) qmSuper<BITS, NT, WT, true>(w, c, z, xf, acc);
+    else qmSuper<BITS, NT, WT, false>(w, c, z, xf, acc);
   };
 #if QM_XSMEM
   // x stages: superchunk s of the block's MT rows into stage (s - s0) % NS by cp.async, NS - 1 ahead.
@@ -381,11 +391,11 @@ __device__ __forceinline__ void quantGemmImpl(const bf16_t* x, const u8* W, cons
         if (s + NS - 1 < s1) copyX(s + NS - 1);
         qmCommit();
 #endif
-        uint4 w[QM_WT][2];
-        float c[QM_WT][2];
-        u32 z[QM_WT][2];
+        uint4 w[WT][2];
+        float c[WT][2];
+        u32 z[WT][2];
 #pragma unroll
-        for (int a = 0; a < QM_WT; a++)
+        for (int a = 0; a < WT; a++)
 #pragma unroll
           for (int h = 0; h < 2; h++) w[a][h] = wv[u][a][h], c[a][h] = sc[u][a][h], z[a][h] = zz[u][a][h];
         if (s + STEP < s1) load(u, s + STEP);
@@ -402,7 +412,7 @@ __device__ __forceinline__ void quantGemmImpl(const bf16_t* x, const u8* W, cons
 #if QM_NWK == 1
   // One warp holds each output tile whole: stores straight from the fragments (8 consecutive columns per x row).
 #pragma unroll
-  for (int a = 0; a < QM_WT; a++)
+  for (int a = 0; a < WT; a++)
 #pragma unroll
     for (int h = 0; h < 2; h++) {
       const int col = row0 + 16 * a + 8 * h + g;
@@ -424,7 +434,7 @@ __device__ __forceinline__ void quantGemmImpl(const bf16_t* x, const u8* W, cons
   for (int w = QM_NWK - 1; w >= 0; w--) {
     if (wk == w) {
 #pragma unroll
-      for (int a = 0; a < QM_WT; a++)
+      for (int a = 0; a < WT; a++)
 #pragma unroll
         for (int b = 0; b < NT; b++)
 #pragma unroll
@@ -435,14 +445,14 @@ __device__ __forceinline__ void quantGemmImpl(const bf16_t* x, const u8* W, cons
     }
     __syncthreads();
   }
-  // red [QM_NWN][rows][MT] → y rows r0.. (x rows), columns blockIdx.y·QM_BN + ... (weight rows): thread j
+  // red [QM_NWN][rows][MT] → y rows r0.. (x rows), columns blockIdx.y·BN + ... (weight rows): thread j
   // of 256 writes columns (j % BN) for x rows j / BN, j / BN + 256 / BN, ... (consecutive threads: consecutive columns).
-  constexpr int BN = QM_BN, RSTEP = 256 / BN;
+  constexpr int RSTEP = 256 / BN;
   const int cb = tid % BN, rb = tid / BN;
   const int col = blockIdx.y * BN + cb;
   if (col < n) {
     const float bv = (!split && bias) ? toF(bias[col]) : 0.f;
-    const float* src = &red[cb / (16 * QM_WT)][cb % (16 * QM_WT)][0];
+    const float* src = &red[cb / (16 * WT)][cb % (16 * WT)][0];
     for (int r = rb; r < MT && r0 + r < m; r += RSTEP) {
       const float v = src[r];
       if (split) ws[((long long)blockIdx.z * m + r0 + r) * n + col] = v;
