@@ -17,7 +17,7 @@ echo "rc $?"
 grep -E "FAIL|SUMMARY|layer |copy ceiling|Error|error" "$OUT/kernel.log" | head -40
 stamp "variants"
 timeout 40 python3 tools/cuda-kernel-check/quant_gemm.py --out "$OUT/variants" --only variants --models 8b --time-ms 16,64 --budget 35 \
-  --variants ";QM_XSMEM=0,QM_NWN=1;QM_WT64=1,QM_SA64=0;QM_XSMEM=0,QM_NWN=2,QM_WT=2;QM_NS=4;QM_U=4;QM_TARGET=264;QM_WT=2,QM_SA_ALL=1;QM_L2PF=16" > "$OUT/variants.log" 2>\&1
+  --variants ";QM_XSMEM=0,QM_NWN=1;QM_WT64=1,QM_SA64=0;QM_XSMEM=0,QM_NWN=2,QM_WT=2;QM_NS=4;QM_U=4;QM_TARGET=264;QM_WT=2,QM_SA_ALL=1;QM_L2PF=16" > "$OUT/variants.log" 2>&1
 echo "rc $?"
 grep -E "variant|SUMMARY|rror" "$OUT/variants.log" | head -30
 thr() { # NAME LIMIT [ARGS...]
