@@ -7,7 +7,7 @@
 // tools/cuda-kernel-check/quant_gemm.py on a GPU, quant_gemm_emu.py on the CPU emulation.
 import { CpuSession } from "../lib/backends/cpu/session.ts";
 import { type KernelLaunch, kernelSignature, type LaunchEnv, planLaunches } from "../lib/backends/cuda/launch_plan.ts";
-import { QUANT_GEMM_MAX_ROWS, quantGemmGeometry } from "../lib/backends/cuda/quant_gemm_plan.ts";
+import { quantGemmGeometry, quantGemmMaxRows } from "../lib/backends/cuda/quant_gemm_plan.ts";
 import { buildSync } from "../lib/builder/builder.ts";
 import type { Engine } from "../lib/builder/engine.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
@@ -39,19 +39,19 @@ function env(engine: Engine, quantGemm: boolean, batchInvariant = false): Launch
   });
 }
 
-test("quantGemmGeometry: row tiles 16 / 32 / 64, 128-row weight blocks (m64: 256), splits within the workspace; shapes it does not take", () => {
+test("quantGemmGeometry: row tiles 16 / 32 / 64, 128-row weight blocks, splits within the workspace; shapes and steps it does not take", () => {
   assert.deepEqual(quantGemmGeometry(4, 9, 2048, 2048, 128), { kernel: "quant_gemm_u4_m16", grid: [1, 16, 9], splits: 9 });
   assert.deepEqual(quantGemmGeometry(4, 32, 28672, 4096, 128), { kernel: "quant_gemm_u4_m32", grid: [1, 224, 1], splits: 1 });
-  // m64 tiles: 256-row weight blocks.
-  assert.deepEqual(quantGemmGeometry(4, 64, 28672, 4096, 128), { kernel: "quant_gemm_u4_m64", grid: [1, 112, 2], splits: 2 });
-  assert.deepEqual(quantGemmGeometry(8, 128, 2048, 8192, 8192), { kernel: "quant_gemm_u8_m64", grid: [2, 8, 9], splits: 9 });
+  assert.deepEqual(quantGemmGeometry(4, 64, 28672, 4096, 128), { kernel: "quant_gemm_u4_m64", grid: [1, 224, 1], splits: 1 });
+  assert.deepEqual(quantGemmGeometry(8, 32, 2048, 8192, 8192), { kernel: "quant_gemm_u8_m32", grid: [1, 16, 9], splits: 9 });
   assert.equal(quantGemmGeometry(4, 33, 2048, 2048, 128)!.kernel, "quant_gemm_u4_m64");
-  for (const [bits, rows, n, k] of [[4, 9, 2048, 2048], [8, 64, 3072, 2048], [4, 128, 2048, 8192]] as const) {
+  for (const [bits, rows, n, k] of [[4, 9, 2048, 2048], [8, 32, 3072, 2048], [4, 64, 2048, 8192]] as const) {
     const g = quantGemmGeometry(bits, rows, n, k, k)!;
     assert.ok(g.splits * rows * n * 4 <= n * k * 2, "the split workspace fits the linear's bf16 scratch");
     assert.ok(g.splits <= k / (bits === 4 ? 128 : 64), "at least one superchunk per split");
   }
-  assert.equal(quantGemmGeometry(4, QUANT_GEMM_MAX_ROWS + 1, 2048, 2048, 128), null, "past the largest step");
+  assert.equal(quantGemmGeometry(4, quantGemmMaxRows(4) + 1, 2048, 2048, 128), null, "past the largest uint4 step (64 rows)");
+  assert.equal(quantGemmGeometry(8, quantGemmMaxRows(8) + 1, 2048, 2048, 2048), null, "past the largest uint8 step (32 rows)");
   assert.equal(quantGemmGeometry(4, 16, 2048, 320, 64), null, "k not whole 128-weight superchunks");
   assert.equal(quantGemmGeometry(4, 16, 2048, 2048, 16), null, "a group smaller than a lane's 32 columns");
   assert.equal(quantGemmGeometry(8, 16, 2040, 2048, 2048), null, "n not a multiple of 16");
@@ -63,7 +63,7 @@ for (
     ["W4A16 uint4 g64", { quantAlgo: "W4A16", groupSize: 64 }, "u4", 64],
   ] as [string, QuantConfigInput, "u4" | "u8", number][]
 ) {
-  test(`CUDA launch plan with quantGemm, ${name}: decode steps of 9..64 rows on quant_gemm_*, GEMVs up to 8, dequantize + cuBLASLt for invariant prefills`, () => {
+  test(`CUDA launch plan with quantGemm, ${name}: decode steps of 9..64 (u8: 32) rows on quant_gemm_*, GEMVs up to 8, dequantize + cuBLASLt for invariant prefills`, () => {
     const engine = kjvEngine(qc);
     const on = env(engine, true), off = env(engine, false);
     const plan = engine.plan;
@@ -103,7 +103,8 @@ for (
       assert.deepEqual(rest(a), rest(b), `T=${T}`);
     }
     // kjv-llama's down_proj (320 in-features) is no whole number of u4 superchunks: W4A16 keeps dequantize + cuBLASLt there.
-    assert.equal(taken, 6 * 6 * (u === "u8" ? 4 : 3));
+    // uint4: steps of 9..64 rows (6 of those planned); uint8: 9..32 (4).
+    assert.equal(taken, u === "u8" ? 4 * 6 * 4 : 6 * 6 * 3);
     // A prefill: batch-invariant sessions keep the pinned cuBLASLt algorithm; others take the GEMM for 20 rows too.
     const i = quantOps[0][1];
     const pre = { numTokens: 20, numSeqs: 1, numRows: 1, attention: { kind: "prefill" as const }, sample: true };

@@ -261,7 +261,7 @@ export interface LaunchEnv {
   /** bf16 [N, K] scratch of the largest quantized linear: prefill dequantizes into it, then cuBLASLt reads it. */
   readonly quantScratch?: bigint;
   /**
-   * Decode steps of more than 8 rows (up to QUANT_GEMM_MAX_ROWS) run uint4/uint8 linears on quant_gemm_* (tensor-core
+   * Decode steps of more than 8 rows (up to quantGemmMaxRows) run uint4/uint8 linears on quant_gemm_* (tensor-core
    * GEMM reading the packed weights; quant_gemm_plan.ts) instead of dequantize + cuBLASLt. @default false
    */
   readonly quantGemm?: boolean;

@@ -6,14 +6,18 @@
 import type { Op } from "../../ir/network.ts";
 import type { LaunchEnv } from "./launch_plan.ts";
 
-/** Weight rows per block of a row tile of `mt` (quant_gemm.cu defaults: 8 warps along n × 1 tile of 16, m64 2 tiles). */
-export const quantGemmBN = (mt: number): number => (mt === 64 ? 256 : 128);
+/** Weight rows per block of a row tile of `mt` (quant_gemm.cu defaults: 8 warps along n × 1 tile of 16; QM_WT64 2: m64 256). */
+export const quantGemmBN = (_mt: number): number => 128;
 /** Warps of a block along k (quant_gemm.cu QM_NWK). */
 const QUANT_GEMM_NWK = 1;
 /** Blocks a launch aims at (an H200's SM count; each block holds one SM at launch bounds (256, 1)). */
 const QUANT_GEMM_TARGET_BLOCKS = 132;
-/** Largest step (rows) the GEMM takes; larger ones dequantize and run cuBLASLt (compute-bound there). */
-export const QUANT_GEMM_MAX_ROWS = 128;
+/**
+ * Largest step (rows) the GEMM takes for `bits`-bit weights; larger ones dequantize and run cuBLASLt. H200 (session 8,
+ * per layer vs the dequantize path): uint4 3.0× / 1.7× / 1.12× / 0.65× at 16 / 32 / 64 / 128 rows, uint8 2.0× / 1.14× /
+ * 0.98× / 0.57×.
+ */
+export const quantGemmMaxRows = (bits: 4 | 8): number => (bits === 4 ? 64 : 32);
 
 /** Launch geometry of one quantized GEMM. */
 export interface QuantGemmGeometry {
@@ -29,11 +33,11 @@ const cdiv = (a: number, b: number): number => Math.ceil(a / b);
 /**
  * The GEMM's geometry for `rows` x rows of a [n, k] uint4/uint8 weight with `group` columns per scale, or null
  * where the kernel does not take the shape (k a whole number of 64-byte superchunks, the group a whole number of a
- * lane's columns, n a multiple of 16) or the row count (9..QUANT_GEMM_MAX_ROWS).
+ * lane's columns, n a multiple of 16) or the row count (up to quantGemmMaxRows).
  */
 export function quantGemmGeometry(bits: 4 | 8, rows: number, n: number, k: number, group: number): QuantGemmGeometry | null {
   const E = bits === 4 ? 128 : 64, lane = bits === 4 ? 32 : 16;
-  if (rows < 1 || rows > QUANT_GEMM_MAX_ROWS || k % E !== 0 || k % group !== 0 || group % lane !== 0 || n % 16 !== 0) return null;
+  if (rows < 1 || rows > quantGemmMaxRows(bits) || k % E !== 0 || k % group !== 0 || group % lane !== 0 || n % 16 !== 0) return null;
   const mt = rows <= 16 ? 16 : rows <= 32 ? 32 : 64;
   const mTiles = cdiv(rows, mt), nTiles = cdiv(n, quantGemmBN(mt));
   return { kernel: `quant_gemm_u${bits}_m${mt}`, grid: [mTiles, nTiles, quantGemmSplits(rows, n, k, bits)], splits: quantGemmSplits(rows, n, k, bits) };
@@ -54,7 +58,7 @@ export function quantGemmSplits(rows: number, n: number, k: number, bits: 4 | 8)
 /**
  * Plans a quantized linear on quant_gemm_* (then quant_gemm_reduce when split) and returns true, or returns false
  * (the caller dequantizes and runs cuBLASLt): taken for steps of more than `maxGemvRows` rows up to
- * QUANT_GEMM_MAX_ROWS with LaunchEnv.quantGemm, in decode steps (or any step of a session that is not batch
+ * quantGemmMaxRows with LaunchEnv.quantGemm, in decode steps (or any step of a session that is not batch
  * invariant: the kernel's sums do not follow cuBLASLt's invariant algorithm), never for the fp32 logits.
  */
 export function planQuantGemm(

@@ -93,11 +93,11 @@ export const CUDA_FLAGS = {
    */
   gemvSplitK: { env: "LLMRT_GEMV_KS", default: true },
   /**
-   * Decode steps of 9 to 128 rows run uint4 / uint8 linears (W4A16 / W8A16 engines) on the tensor-core quantized GEMM
+   * Decode steps of 9 to 64 rows (uint4) / 32 rows (uint8) run W4A16 / W8A16 linears on the tensor-core quantized GEMM
    * (quant_gemm_*: packed weights dequantized in registers) instead of dequantizing each weight to bf16 and running
-   * cuBLASLt. @default false
+   * cuBLASLt (H200: llama-3.2-1b W4A16 64 × (128,128) 22.8k → 25.6k output tok/s; per layer 3.0× at 16 rows). @default true
    */
-  quantGemm: { env: "LLMRT_QUANT_GEMM", default: false },
+  quantGemm: { env: "LLMRT_QUANT_GEMM", default: true },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

@@ -40,10 +40,10 @@ typedef unsigned char u8;
 #define QM_U64 1  // the same for m64 (its accumulators and x fragments leave fewer registers)
 #endif
 #ifndef QM_WT64
-#define QM_WT64 2  // the same for the m64 tiles
+#define QM_WT64 1  // the same for the m64 tiles (2 with QM_SA64 1: H200 8B layer m64 353 -> 233 us, not yet checked on a device)
 #endif
 #ifndef QM_SA64
-#define QM_SA64 1  // QM_SA_ALL for the m64 tiles
+#define QM_SA64 0  // QM_SA_ALL for the m64 tiles
 #endif
 #ifndef QM_SA_ALL
 #define QM_SA_ALL 0  // 1: every group scales the weights before the mma (bf16-rounded products, no fp32 tile temporaries)
@@ -61,7 +61,7 @@ typedef unsigned char u8;
 #define QM_NWN 8  // warps along n (QM_NWK = 8 / QM_NWN along k)
 #endif
 #define QM_NWK (8 / QM_NWN)
-// Weight rows per block: QM_NWN · 16 · WT (WT = QM_WT, m64 QM_WT64): 128, m64 256 with the defaults.
+// Weight rows per block: QM_NWN · 16 · WT (WT = QM_WT, m64 QM_WT64): 128 with the defaults.
 
 #ifndef LLMRT_EMU
 __device__ __forceinline__ u32 qmPrmt(u32 a, u32 b, u32 sel) {
