@@ -8,17 +8,17 @@
 //   y [m, n] bf16 = x [m, k] bf16 · Wᵀ + bias (bias 0 = none), fp32 accumulation on mma.sync m16n8k16
 //   (bf16). The weight is the mma's A operand (16 weight rows), x rows its B columns (8 per n-tile), so a
 //   dequantized weight fragment serves every x row of the tile (MT = 16 / 32 / 64 rows: 2 / 4 / 8 n-tiles).
-//   Block: 8 warps = QM_NWN along n × QM_NWK along k; a warp owns QM_WT 16-row weight tiles (the block
-//   QM_BN = QM_NWN·16·QM_WT weight rows) and every QM_NWK-th "superchunk" (64 bytes of each weight row:
+//   Block: 8 warps = QM_NWN along n × QM_NWK along k (defaults 8 × 1); a warp owns WT 16-row weight tiles (the
+//   block BN = QM_NWN·16·WT weight rows, 128 by default) and every QM_NWK-th "superchunk" (64 bytes of each weight row:
 //   u4 128, u8 64 weights) of the block's k range. Lane (g = lane / 4, t = lane % 4) loads 16 bytes of rows
 //   g and g + 8 of each tile per superchunk straight into registers (QM_U superchunks in flight), dequantizes
 //   them as quant_gemv_fused does (u4: lop3 + bf16x2 FMA, no int→float; u8: byte permute into fp32), and
-//   reads its x fragments (8 consecutive bf16, byte-permuted to the weights' k order) through L1, where
-//   the block's warps share them.
+//   reads its x fragments (8 consecutive bf16, byte-permuted to the weights' k order) from a cp.async
+//   shared-memory ring of QM_NS superchunk stages filled by the whole block (QM_XSMEM; 0: through L1).
 //   Scales: group % E == 0 (E = u4 128 / u8 64): each superchunk's fp32 tile is scaled by its fp32 group
 //   scale (exact); smaller groups (u4 g32/g64, u8 g16/g32): the scale multiplies the dequantized weights
 //   before the mma, the fp32 product rounded to bf16 once (the weights of the dequantize + cuBLASLt path).
-//   grid (ceil(m / MT), ceil(n / QM_BN), S)   block (256, 1, 1)   static shared QM_NWN·16·QM_WT·(MT+1)·4 B
+//   grid (ceil(m / MT), ceil(n / BN), S)   block (256, 1, 1)   static shared ≤ 48 KB (x stages: MT·E·2 B each)
 //   blockIdx.z splits k: block z takes superchunks [z·P, min(S_k, (z+1)·P)), P = ceil(S_k / S). S == 1: the
 //   block writes y (+ bias); S > 1: it writes its fp32 partial into ws [S][m][n] (every row < m, every
 //   column of its tiles) and quant_gemm_reduce sums the S partials in split order (deterministic: no atomics).
