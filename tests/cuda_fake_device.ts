@@ -326,6 +326,8 @@ export interface FakeSessionOptions {
   readonly gemvSplitK?: boolean;
   /** Last-layer pruning (LaunchEnv.lastLayerRows, StepShape.pruneRows), as the CUDA session's pruneLastLayer. @default true */
   readonly pruneLastLayer?: boolean;
+  /** LaunchEnv.quantGemm: quantized linears of decode steps of 9..128 rows on quant_gemm_*. */
+  readonly quantGemm?: boolean;
 }
 
 export class FakeCudaSession {
@@ -412,6 +414,7 @@ export class FakeCudaSession {
       wgmmaPrefill: opts.wgmmaPrefill,
       decodeSplitK: opts.decodeSplitK,
       gemvSplitK: opts.gemvSplitK,
+      quantGemm: opts.quantGemm,
       // int32 [decodeCap × numKvHeads × ceil(G / 8)], zero (as the session allocates them).
       decodeCounters: mem.alloc(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4),
       quantScratch: scratch > 0 ? mem.alloc(scratch) : undefined,
@@ -1023,6 +1026,61 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           for (let i = 0; i < s.length; i++) s[i] = rbf(s[i]);
           st(y, siluMulBf16(s, m, n / 2));
         } else mem.f32(y, m * n).set(s);
+        break;
+      }
+      case "quant_gemm_u4":
+      case "quant_gemm_u8": {
+        // quant_gemm.cu: (x, W, scales, zeros, bias, y, ws, m, n, k, group); grid (ceil(m / MT), ceil(n / 128), splits).
+        // One split: y = bf16(x Wᵀ + bias). Several: split z's fp32 partial over its superchunks into ws [z][m][n], no bias.
+        const [x, W, sc, z, bias, y, ws, m, n, k, group] = A;
+        const bits = name.endsWith("u4") ? 4 : 8, E = bits === 4 ? 128 : 64, MT = suffix;
+        assert.ok(MT === 16 || MT === 32 || MT === 64, `${l.kernel}: row tile ${MT}`);
+        assert.ok(m >= 1, `${l.kernel}: m ${m}`);
+        rowsOk(l.kernel, m);
+        assert.ok(k % E === 0 && k % group === 0 && group % (bits === 4 ? 32 : 16) === 0 && n % 16 === 0, `${l.kernel}: k ${k}, group ${group}, n ${n}`);
+        assert.ok(x % 16n === 0n && W % 16n === 0n, `${l.kernel}: x / W not 16-byte aligned`);
+        const S = l.grid[2], superchunks = k / E, per = cdiv(superchunks, S);
+        assert.deepEqual([l.grid[0], l.grid[1], l.block], [cdiv(m, MT), cdiv(n, 128), 256], `${l.kernel}: grid`);
+        assert.ok(S >= 1 && S <= superchunks, `${l.kernel}: ${S} splits of ${superchunks} superchunks`);
+        disjoint(l.kernel, "x and y", x, m * k * 2, y, m * n * 2);
+        const xv = ld(x, m * k), w = dequant(bits, W, sc, z, n, k, group);
+        if (group % E !== 0) {
+          // Groups smaller than a superchunk: the kernel scales the weights before the mma, the fp32 product rounded to
+          // bf16 (as quant_dequant_*). Larger groups scale the fp32 sums (the exact weights here).
+          for (let i = 0; i < w.length; i++) w[i] = rbf(w[i]);
+        }
+        if (S === 1) {
+          st(y, qlinear(xv, w, bias, m, n, k));
+          break;
+        }
+        assert.ok(ws !== 0n, `${l.kernel}: split without a workspace`);
+        disjoint(l.kernel, "x and ws", x, m * k * 2, ws, S * m * n * 4);
+        const part = mem.f32(ws, S * m * n);
+        for (let zi = 0; zi < S; zi++) {
+          const c0 = Math.min(k, zi * per * E), c1 = Math.min(k, (zi + 1) * per * E);
+          for (let r = 0; r < m; r++) {
+            for (let j = 0; j < n; j++) {
+              let acc = 0;
+              for (let c = c0; c < c1; c++) acc += xv[r * k + c] * w[j * k + c];
+              part[(zi * m + r) * n + j] = Math.fround(acc);
+            }
+          }
+        }
+        break;
+      }
+      case "quant_gemm_reduce": {
+        // quant_gemm.cu: (ws, bias, y, m, n, splits): y = bf16(Σ_z ws[z] + bias), z in order.
+        const [ws, bias, y, m, n, S] = A;
+        assert.deepEqual([...l.grid, l.block], [cdiv((m * n) / 4, 256), 1, 1, 256], `${l.kernel}: grid`);
+        assert.ok(n % 4 === 0 && S >= 2, `${l.kernel}: n ${n}, splits ${S}`);
+        rowsOk(l.kernel, m);
+        const part = mem.f32(ws, S * m * n), b = bias ? ld(bias, n) : null, out = new Float32Array(m * n);
+        for (let i = 0; i < m * n; i++) {
+          let acc = part[i];
+          for (let zi = 1; zi < S; zi++) acc = Math.fround(acc + part[zi * m * n + i]);
+          out[i] = b ? Math.fround(acc + b[i % n]) : acc;
+        }
+        st(y, out);
         break;
       }
       case "quant_dequant_u4_bf16":

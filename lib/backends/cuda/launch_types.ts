@@ -50,6 +50,9 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   quant_gemv_fused_norm_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_gemv_fused_norm_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_dequant_u4: { file: "quant_gemv.cu", params: [P, P, P, P, I, I, I] },
+  quant_gemm_u4: { file: "quant_gemm.cu", params: [P, P, P, P, P, P, P, I, I, I, I] },
+  quant_gemm_u8: { file: "quant_gemm.cu", params: [P, P, P, P, P, P, P, I, I, I, I] },
+  quant_gemm_reduce: { file: "quant_gemm.cu", params: [P, P, P, I, I, I] },
   quant_dequant_u8: { file: "quant_gemv.cu", params: [P, P, P, P, I, I, I] },
   fp8_gemv: { file: "fp8_gemv.cu", params: [P, P, P, P, P, I, I, I, F] },
   fp8_gemv_fused: { file: "fp8_gemv.cu", params: [P, P, P, P, P, P, F, I, I, I, F, I] },
@@ -262,6 +265,11 @@ export interface LaunchEnv {
   readonly quantPdl?: boolean;
   /** bf16 [N, K] scratch of the largest quantized linear: prefill dequantizes into it, then cuBLASLt reads it. */
   readonly quantScratch?: bigint;
+  /**
+   * Decode steps of more than 8 rows (up to quantGemmMaxRows) run uint4/uint8 linears on quant_gemm_* (tensor-core
+   * GEMM reading the packed weights; quant_gemm_plan.ts) instead of dequantize + cuBLASLt. @default false
+   */
+  readonly quantGemm?: boolean;
   /** FP8 linears' prefill scratch: quantized rows, then row scales (fp8_launch.ts fp8ScratchLayout). */
   readonly fp8Scratch?: bigint;
   /** int8 / int4 / NVFP4 linears' activation scratch: quantized rows as bf16, then row scales (lowbit_launch.ts lowbitScratchLayout). */

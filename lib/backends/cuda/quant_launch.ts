@@ -2,6 +2,7 @@
 import type { Op } from "../../ir/network.ts";
 import { InternalError } from "../../util/errors.ts";
 import type { Launch, LaunchEnv } from "./launch_plan.ts";
+import { planQuantGemm } from "./quant_gemm_plan.ts";
 
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
 
@@ -102,6 +103,7 @@ export function planQuantLinear(
     ]);
     return;
   }
+  if (planQuantGemm(op, i, rows, isLogits, env, decodeStep, buf, k, maxGemvRows)) return; // quant_gemm_plan.ts
   if (!env.quantScratch) throw new InternalError("launch plan: a quantized linear needs LaunchEnv.quantScratch");
   k(i, `quant_dequant_${u}_bf16`, [cdiv((N * K) / 8, 256), 1, 1], 256, [env.weight(op.weight), env.weight(f.scales), zeros, env.quantScratch, N, K, group]);
   out.push({

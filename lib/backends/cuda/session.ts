@@ -201,6 +201,8 @@ export class CudaSession implements SessionBackend {
   readonly gemvSplitK: boolean;
   /** CudaSessionOptions.pruneLastLayer, where the plan allows it (planLastLayerRows). */
   readonly pruneLastLayer: boolean;
+  /** CudaSessionOptions.quantGemm. */
+  readonly quantGemm: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -293,6 +295,7 @@ export class CudaSession implements SessionBackend {
     this.fp8Gemv1 = f.fp8Gemv1;
     this.decodeSplitK = f.decodeSplitK;
     this.gemvSplitK = f.gemvSplitK;
+    this.quantGemm = f.quantGemm;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -497,6 +500,7 @@ export class CudaSession implements SessionBackend {
       wgmmaPrefill: this.wgmmaPrefill,
       decodeSplitK: this.decodeSplitK,
       gemvSplitK: this.gemvSplitK,
+      quantGemm: this.quantGemm,
       decodeCounters: this.#decodeCounters.ptr,
       pdl: this.pdl,
       quantPdl: this.quantPdl,
