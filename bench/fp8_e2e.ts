@@ -107,9 +107,9 @@ function run(engine: Engine, prompt: number[], long: number[], options: SessionO
     const p = session.cuda!.profileDecodeStep(step([r.ids[r.ids.length - 1]], PROMPT + 9 + numDecode), kv as CudaKvCache, 20);
     const sum = p.launches.reduce((a, l) => a + l.ms, 0);
     const top = [...launchTotals(p.launches)].sort((a, b) => b[1].ms - a[1].ms).slice(0, 12);
-    decodeProfile = `decode step at ${PROMPT + 9 + numDecode}: graph ${p.graphMs.toFixed(3)} ms; ${p.launches.length} launches one by one ${sum.toFixed(3)} ms: ${
-      top.map(([n, e]) => `${n} ×${e.n} ${(e.ms * 1e3).toFixed(0)} µs`).join(", ")
-    }`;
+    decodeProfile = `decode step at ${PROMPT + 9 + numDecode}: graph ${p.graphMs.toFixed(3)} ms; ${p.launches.length} launches one by one ${
+      sum.toFixed(3)
+    } ms: ${top.map(([n, e]) => `${n} ×${e.n} ${(e.ms * 1e3).toFixed(0)} µs`).join(", ")}`;
   }
   kv.dispose();
   return { ...r, ttftMs, prefillProfile, decodeProfile };
@@ -144,9 +144,11 @@ const line = (name: string, e: Engine, r: RunResult, extra: string): void => {
 /** The comparison with the bf16 engine's logits ("" without it). */
 const vsBf16 = (r: RunResult): string =>
   ref
-    ? `vs bf16: prefill logits rel L2 ${relL2(r.logits, ref.logits).toExponential(2)} argmax ${argmax(r.logits) === argmax(ref.logits) ? "same" : "differs"}, decode-step rel L2 ${
-      relL2(r.decodeLogits, ref.decodeLogits).toExponential(2)
-    } argmax ${argmax(r.decodeLogits) === argmax(ref.decodeLogits) ? "same" : "differs"}; `
+    ? `vs bf16: prefill logits rel L2 ${relL2(r.logits, ref.logits).toExponential(2)} argmax ${
+      argmax(r.logits) === argmax(ref.logits) ? "same" : "differs"
+    }, decode-step rel L2 ${relL2(r.decodeLogits, ref.decodeLogits).toExponential(2)} argmax ${
+      argmax(r.decodeLogits) === argmax(ref.decodeLogits) ? "same" : "differs"
+    }; `
     : "";
 if (bf16 && ref) {
   line("bf16", bf16, ref, "—");
@@ -180,7 +182,9 @@ for (const dir of packed) {
     let common = 0;
     while (first && common < r.ids.length && r.ids[common] === first.ids[common]) common++;
     const vsFirst = first
-      ? `; vs [${variants[0]}]: prefill ${same(r.logits, first.logits)}, decode ${same(r.decodeLogits, first.decodeLogits)}, greedy ids equal for ${common} of ${r.ids.length} steps`
+      ? `; vs [${variants[0]}]: prefill ${same(r.logits, first.logits)}, decode ${
+        same(r.decodeLogits, first.decodeLogits)
+      }, greedy ids equal for ${common} of ${r.ids.length} steps`
       : "";
     first ??= r;
     line(

@@ -110,7 +110,8 @@ TW.fill(0x30, { stream });
 stream.synchronize();
 
 /** The persistent grid's blocks per SM of a variant: -DFG1_BPS=N (the grid only), else -DFG1_MINB=N, else the launcher's. */
-const blocksPerSm = (variant: string): number => Number(/-DFG1_BPS=(\d+)/.exec(variant)?.[1] ?? /-DFG1_MINB=(\d+)/.exec(variant)?.[1] ?? FP8_GEMV1_BLOCKS_PER_SM);
+const blocksPerSm = (variant: string): number =>
+  Number(/-DFG1_BPS=(\d+)/.exec(variant)?.[1] ?? /-DFG1_MINB=(\d+)/.exec(variant)?.[1] ?? FP8_GEMV1_BLOCKS_PER_SM);
 
 for (const [vi, variant] of variants.entries()) {
   const options = variant === "default" ? [] : variant.split(/\s+/).filter(Boolean);
@@ -151,7 +152,9 @@ for (const [vi, variant] of variants.entries()) {
             num += (got[j] - ref[j]) ** 2;
             den += ref[j] ** 2;
           }
-          return `${kind} max|Δ|/max|ref| ${(worst / refMax).toExponential(2)} relL2 ${Math.sqrt(num / den).toExponential(2)}${got.some(Number.isNaN) ? " NaN!" : ""}`;
+          return `${kind} max|Δ|/max|ref| ${(worst / refMax).toExponential(2)} relL2 ${Math.sqrt(num / den).toExponential(2)}${
+            got.some(Number.isNaN) ? " NaN!" : ""
+          }`;
         };
         // The chain's form: gemv1 vs the 16-row kernel (bf16 outputs; mode 1 onto the same residual).
         const outN = l.mode === 2 ? l.n / 2 : l.n;
@@ -176,9 +179,9 @@ for (const [vi, variant] of variants.entries()) {
         }
         const ok = nan === 0 && worstSteps <= 1.0001;
         console.log(
-          `check ${md} ${l.name} [${l.n}x${l.k}] mode 3 vs float64: ${m3("16row")}; ${m3("gemv1")}; chain form (${l.norm ? "norm + " : ""}mode ${l.mode}) gemv1 vs 16row: ${diff}/${outN} differ, worst ${
-            worstSteps.toFixed(2)
-          } bf16 steps${nan ? `, ${nan} NaN` : ""} ${ok ? "OK" : "FAIL"}`,
+          `check ${md} ${l.name} [${l.n}x${l.k}] mode 3 vs float64: ${m3("16row")}; ${m3("gemv1")}; chain form (${
+            l.norm ? "norm + " : ""
+          }mode ${l.mode}) gemv1 vs 16row: ${diff}/${outN} differ, worst ${worstSteps.toFixed(2)} bf16 steps${nan ? `, ${nan} NaN` : ""} ${ok ? "OK" : "FAIL"}`,
         );
       }
     }
@@ -194,7 +197,10 @@ for (const [vi, variant] of variants.entries()) {
         const g = stream.capture((s) => {
           for (let r = 0; r < launches; r++) {
             const off = BigInt((r % copies) * bytes);
-            k.launch(gridOf(kind, l), 256, [X, TW.ptr + off, S, 0n, r % 2 ? Y1 : Y0, l.norm ? NW : 0n, 1e-5, 1, l.n, l.k, ACT, l.mode], { stream: s, pdl: pdl && r > 0 });
+            k.launch(gridOf(kind, l), 256, [X, TW.ptr + off, S, 0n, r % 2 ? Y1 : Y0, l.norm ? NW : 0n, 1e-5, 1, l.n, l.k, ACT, l.mode], {
+              stream: s,
+              pdl: pdl && r > 0,
+            });
           }
         });
         g.launch(stream);

@@ -127,8 +127,12 @@ export function fp8KernelStandIn(mem: FakeMemory, l: KernelLaunch, maxRows: numb
       assert.ok(!one || k <= (norm ? 8192 : 16384), `${l.kernel}: k ${k} past the staged x`);
       assert.ok(mode === 0 || mode === 1 || mode === 2 || mode === 3, `${l.kernel}: mode ${mode}`);
       // fp8_gemv1: any grid is correct; the launcher's is persistent (at most 264 blocks here) and gives every warp a row.
-      if (one) assert.ok(l.grid[0] >= 1 && l.grid[0] <= 264 && l.grid[0] * 8 <= Math.max(8, mode === 2 ? n / 2 : n) + 7 && l.block === 256, `${l.kernel} mode ${mode}: grid ${l.grid}`);
-      else assert.deepEqual([...l.grid, l.block], [n / 16, 1, 1, 256], `${l.kernel} mode ${mode}: grid`);
+      if (one) {
+        assert.ok(
+          l.grid[0] >= 1 && l.grid[0] <= 264 && l.grid[0] * 8 <= Math.max(8, mode === 2 ? n / 2 : n) + 7 && l.block === 256,
+          `${l.kernel} mode ${mode}: grid ${l.grid}`,
+        );
+      } else assert.deepEqual([...l.grid, l.block], [n / 16, 1, 1, 256], `${l.kernel} mode ${mode}: grid`);
       if (norm) assert.ok(m * k <= 8192, `${l.kernel}: m × k = ${m * k} exceeds the staged 8192`);
       const yBytes = mode === 3 ? m * n * 4 : mode === 2 ? m * (n / 2) * 2 : m * n * 2;
       disjoint(l.kernel, "x and y", x, m * k * 2, y, yBytes);

@@ -99,7 +99,8 @@ for (
         }
       }
       // Nothing but the quantized linears changes.
-      const rest = (ls: typeof a): unknown[] => ls.filter((x) => !quantOps.some(([, i]) => i === x.op)).map((x) => JSON.stringify(x, (_k, v) => (typeof v === "bigint" ? `${v}` : v)));
+      const rest = (ls: typeof a): unknown[] =>
+        ls.filter((x) => !quantOps.some(([, i]) => i === x.op)).map((x) => JSON.stringify(x, (_k, v) => (typeof v === "bigint" ? `${v}` : v)));
       assert.deepEqual(rest(a), rest(b), `T=${T}`);
     }
     // kjv-llama's down_proj (320 in-features) is no whole number of u4 superchunks: W4A16 keeps dequantize + cuBLASLt there.
@@ -136,7 +137,13 @@ for (
     const cpu = new CpuSession(f32);
     const kv = cpu.createKvCache(200);
     const V = bf16.plan.attributes.vocabSize, n = 20, maxBlocks = 8;
-    const seqs = Array.from({ length: n }, (_, s) => ({ ids: Array.from({ length: 3 + (s % 5) }, (_, j) => (s * 37 + j * 11 + 3) % V), blocks: Array.from({ length: maxBlocks }, (_, b) => s * maxBlocks + b) }));
+    const seqs = Array.from(
+      { length: n },
+      (_, s) => ({
+        ids: Array.from({ length: 3 + (s % 5) }, (_, j) => (s * 37 + j * 11 + 3) % V),
+        blocks: Array.from({ length: maxBlocks }, (_, b) => s * maxBlocks + b),
+      }),
+    );
     const prefill = step(seqs.map((s) => ({ ids: s.ids.slice(0, -1), pos: 0, blocks: s.blocks })), maxBlocks);
     const want0 = { sampledIds: new Int32Array(n), logits: new Float32Array(n * V) };
     cpu.run(prefill, want0, kv);

@@ -137,7 +137,9 @@ for (const [N, K] of [[96, 512], [256, 1024]] as const) {
               });
               if (mode === 3) {
                 const scale = Math.max(...Array.from(a as Float32Array, Math.abs), 1e-3);
-                for (let j = 0; j < outN; j++) assert.ok(Math.abs(a[j] - b[j]) <= 1e-5 * scale, `${label} fp8_gemv1 grid ${grid1} mode 3 row ${j}: ${b[j]} vs ${a[j]}`);
+                for (let j = 0; j < outN; j++) {
+                  assert.ok(Math.abs(a[j] - b[j]) <= 1e-5 * scale, `${label} fp8_gemv1 grid ${grid1} mode 3 row ${j}: ${b[j]} vs ${a[j]}`);
+                }
               } else {
                 const off1 = sameBits(b as Uint16Array, a as Uint16Array, `${label} fp8_gemv1 grid ${grid1} mode ${mode} vs the 16-row GEMV`);
                 if (off1 > 0) console.log(`${label} fp8_gemv1 grid ${grid1} mode ${mode}: ${off1} outputs one bf16 rounding away`);
