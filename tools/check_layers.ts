@@ -31,8 +31,6 @@ export const LONG_FILES: Readonly<Record<string, string>> = {
   "lib/models/safetensors.ts": "one format: header parsing, lazy sharded reads and the writer share one set of checks",
   "lib/tokenizer/tokenizer.ts": "transformers' Llama SentencePiece pipeline rebuilt around @huggingface/tokenizers, with its chat-template glue",
   "lib/backends/cuda/gemm.ts": "cuBLASLt descriptors, the heuristic/tuning path and the on-disk timing cache are one owner",
-  "lib/backends/cuda/launch_plan.ts":
-    "one switch from plan ops to launches; session 7's options (batch2, split-K decode, wgmma prefill, FP8 fused quantization) took it past the limit — to split by op family",
   "lib/backends/cuda/session.ts": "one engine on one GPU: weight upload, arena, graphs per bucket and the step path share private state",
   "ffi/cuda.ts": "one symbol table per native library (STYLE.md): every driver symbol with the C type of each parameter, no logic",
   "lib/executor/executor_loop.ts":

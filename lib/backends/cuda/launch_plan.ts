@@ -3,24 +3,16 @@
  * (name, grid, block, arguments with resolved device addresses) or a cuBLASLt GEMM. Pure data and
  * arithmetic — no FFI — so the table can be built and checked on a machine without a GPU; the CUDA
  * session executes it eagerly (prefill, mixed steps) or captures it into a graph (decode buckets).
- * Kernel ABIs: lib/backends/cuda/kernels/README.md.
+ * Kernel ABIs: lib/backends/cuda/kernels/README.md. Linear ops: linear_launch.ts; attention: attention_launch.ts.
  */
 import { planDecodeFusion } from "./decode_fusion.ts";
-import { planQuantLinear, quantGemvFusable } from "./quant_launch.ts";
-import { isLowbitLinear, planLowbitLinear } from "./lowbit_launch.ts";
-import { fp8ActScale, fp8GemvFusable, fp8GemvStep, fp8QuantProducers, fp8ScratchLayout, planFp8Linear } from "./fp8_launch.ts";
+import { fp8ActScale, fp8GemvStep, fp8QuantProducers, fp8ScratchLayout } from "./fp8_launch.ts";
 import { InternalError } from "../../util/errors.ts";
-import {
-  BATCH_ATTENTION_ROWS,
-  batchAttention2Threads,
-  DECODE_ATTENTION_MIN_SPLIT,
-  DECODE_SK_SMEM,
-  flashPrefillGeometry,
-  flashPrefillWgGeometry,
-  hasTiledAttention,
-} from "./attention_choice.ts";
 import type { LastLayerRows } from "./last_layer_rows.ts";
-import { GEMV_MAX_ROWS, gemvSplitRows, isPdlKernel, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
+import { GEMV_MAX_ROWS, isPdlKernel, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
+import { planLinear } from "./linear_launch.ts";
+import { planAttention } from "./attention_launch.ts";
+import type { StepCtx } from "./step_ctx.ts";
 
 export * from "./attention_choice.ts";
 export * from "./launch_types.ts";
@@ -103,6 +95,26 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     const prev = out[out.length - 1];
     return pdl && isPdlKernel(kernel, quantPdl) && prev?.kind === "kernel" && isPdlKernel(prev.kernel, quantPdl);
   };
+  const c: StepCtx = {
+    env,
+    shape,
+    T,
+    S,
+    R,
+    gemmType,
+    buf,
+    rowsOf,
+    kvLayer,
+    kvFp8,
+    kvTag,
+    kvScalesOf,
+    fuse,
+    pdl,
+    preQuantized,
+    pruned: () => pruned,
+    out,
+    k,
+  };
   plan.ops.forEach((op, i) => {
     if (prune && i === prune.cut) {
       for (const g of prune.gathers) {
@@ -163,103 +175,9 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         k(i, `add_rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.x), buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
         break;
       }
-      case "linear": {
-        const rows = rowsOf(op.x);
-        const isLogits = op.out === a.logits;
-        const nrm = fuse?.norm.get(i), epi = fuse?.epilogue.get(i);
-        // Fused decode: the lm_head also streams through gemv_fused (fp32 logits, mode 3): ~95% of the copy
-        // bandwidth on llama-3.2-1b, where the pinned batch-invariant cuBLASLt algorithm took 2x longer.
-        const logitsGemv = !!fuse && isLogits && !op.weightFormat && !op.lora && op.inFeatures % 8 === 0 && rows <= GEMV_MAX_ROWS;
-        if (op.weightFormat?.format === "fp8_e4m3") {
-          const first = out.length;
-          planFp8Linear(op, i, rows, isLogits, env, T === S, buf, out, {
-            norm: nrm,
-            epilogue: epi,
-            logits: !!fuse && isLogits && fp8GemvFusable(op) && rows <= GEMV_MAX_ROWS,
-            preQuantized: preQuantized.has(i),
-          });
-          // Fused decode: the FP8 GEMVs wait for their predecessor in code too (pdlWait after the first weight loads).
-          for (let j = first; j < out.length; j++) {
-            const l = out[j], prev = out[j - 1];
-            if (pdl && l.kind === "kernel" && isPdlKernel(l.kernel) && prev?.kind === "kernel" && isPdlKernel(prev.kernel)) out[j] = { ...l, pdl };
-          }
-          break;
-        }
-        if (isLowbitLinear(op)) {
-          const first = out.length;
-          planLowbitLinear(op, i, rows, isLogits, env, T === S, buf, out);
-          // Fused decode: the activation quantizer and the GEMV wait for their predecessor in code too.
-          for (let j = first; j < out.length; j++) {
-            const l = out[j], prev = out[j - 1];
-            if (pdl && l.kind === "kernel" && isPdlKernel(l.kernel) && prev?.kind === "kernel" && isPdlKernel(prev.kernel)) out[j] = { ...l, pdl };
-          }
-          break;
-        }
-        if (op.weightFormat) {
-          planQuantLinear(op, i, rows, isLogits, env, T === S, buf, k, out, gemmType, GEMV_MAX_ROWS, {
-            norm: nrm,
-            epilogue: epi,
-            logits: !!fuse && isLogits && quantGemvFusable(op) && rows <= GEMV_MAX_ROWS,
-          });
-          break;
-        }
-        if (nrm || epi || logitsGemv) {
-          const M = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8;
-          const mode = logitsGemv ? 3 : epi?.mode ?? 0;
-          // gemvSplitK: skinny layers stream each row with ks warps (gemv_fused_ks; mode's bits 4+ carry ks).
-          const ks = env.gemvSplitK ? gemvSplitRows(op.outFeatures, op.inFeatures) : 1;
-          // One output row per ks warps, 8 warps per block (mode 2: 4 / ks gate rows + their up rows per block).
-          const blocks = mode === 2 ? cdiv(op.outFeatures / 2, 4 / ks) : cdiv(op.outFeatures, 8 / ks);
-          k(i, `${nrm ? "gemv_fused_norm" : "gemv_fused"}${ks > 1 ? "_ks" : ""}_bf16_m${M}`, [blocks, 1, 1], 256, [
-            buf(nrm ? nrm.x : op.x),
-            env.weight(op.weight),
-            op.bias ? env.weight(op.bias) : 0n,
-            logitsGemv ? env.logits : buf(epi ? epi.into : op.out),
-            nrm ? env.weight(nrm.weight) : 0n,
-            nrm ? nrm.eps : 0,
-            rows,
-            op.outFeatures,
-            op.inFeatures,
-            mode | (ks > 1 ? ks << 4 : 0),
-            0n,
-            0n,
-          ]);
-          break;
-        }
-        // Decode-sized bf16 linears: one warp per output column streams the weight row once (the lm_head,
-        // fp32 out, stays on cuBLASLt, which reaches the copy bandwidth on it).
-        if (env.gemv && elem === "bf16" && !isLogits && rows <= GEMV_MAX_ROWS && op.inFeatures % 8 === 0 && (!env.batchInvariant || T === S)) {
-          const M = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8;
-          k(i, `gemv_bf16_m${M}`, [cdiv(op.outFeatures, 8), 1, 1], 256, [
-            buf(op.x),
-            env.weight(op.weight),
-            op.bias ? env.weight(op.bias) : 0n,
-            buf(op.out),
-            rows,
-            op.outFeatures,
-            op.inFeatures,
-          ]);
-          break;
-        }
-        // Batch-invariant: pinned non-split-K cuBLASLt algorithms, except decode steps too big for the
-        // skinny-GEMM kernel (> 8 sequences), which keep the per-M heuristic (split-K) for throughput.
-        const invariant = !!env.batchInvariant && !(T === S && T > GEMV_MAX_ROWS && !isLogits);
-        out.push({
-          kind: "gemm",
-          op: i,
-          m: rows,
-          n: op.outFeatures,
-          k: op.inFeatures,
-          dtype: gemmType,
-          outDtype: isLogits ? "fp32" : gemmType,
-          invariant,
-          a: buf(op.x),
-          b: env.weight(op.weight),
-          d: isLogits ? env.logits : buf(op.out),
-          bias: op.bias ? env.weight(op.bias) : null,
-        });
+      case "linear":
+        planLinear(c, op, i);
         break;
-      }
       case "qk_norm":
         k(i, `qk_norm_${elem}`, [cdiv(op.numHeads + op.numKvHeads, 4), T, 1], 128, [
           buf(op.qkv),
@@ -292,157 +210,9 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           ...(kvFp8 ? [kvScalesOf(op.layer)] : []),
         ]);
         break;
-      case "paged_attention": {
-        // Pruned: each logits row is a one-token chunk past its cached prefix (staged positions / sequence starts).
-        const geo = [
-          buf(op.q),
-          buf(op.out),
-          kvLayer(op.layer),
-          pruned ? io.logitPositions : io.positions,
-          pruned ? io.logitSeqStarts : io.seqStarts,
-          io.blockTables,
-        ] as const;
-        const Tq = pruned ? R : T;
-        const att = shape.attention;
-        if (kvFp8 && (att.kind === "generic" || !hasTiledAttention(op.headDim))) {
-          throw new InternalError(`launch plan: a quantized KV cache needs head dim 32, 64 or 128, got ${op.headDim}`);
-        }
-        if (att.kind === "generic" || !hasTiledAttention(op.headDim)) {
-          k(i, `paged_attention_generic_${elem}`, [cdiv(op.numHeads, 4), Tq, 1], 128, [
-            ...geo,
-            Tq,
-            S,
-            op.numHeads,
-            op.numKvHeads,
-            op.headDim,
-            env.tokensPerBlock,
-            env.blockStride,
-            op.scale,
-            op.window,
-          ]);
-        } else if (att.kind === "decode" && fuse?.attnQkv.has(i)) {
-          const group = op.numHeads / op.numKvHeads;
-          // More than GEMV_MAX_ROWS sequences: the tensor-core kernel (16 query heads per block; hd128 2 warps);
-          // GQA groups of ≤ 4 heads: the _g4 instantiation (half the per-head registers, same sums).
-          // batchAttention2: decode_attention_batch2 (per-warp K/V streams; FP8 caches: its _fp8kv_ entry point).
-          const batch = !!env.batchAttention && T > GEMV_MAX_ROWS;
-          const batch2 = batch && !!env.batchAttention2;
-          if (kvFp8 && !batch2) throw new InternalError("launch plan: a fused decode attention over a quantized KV cache needs batchAttention2");
-          // decodeSplitK: split-K flash decoding (att from decodeSkGeometry: z = the grid's splits, splitSize = the split target).
-          const sk = !batch && !!env.decodeSplitK && att.sk !== undefined;
-          const name = batch2
-            ? `decode_attention_batch2_${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
-            : batch
-            ? `decode_attention_batch_bf16_hd${op.headDim}`
-            : sk
-            ? `decode_attention_sk_bf16_hd${op.headDim}`
-            : `decode_attention_${group <= 4 ? "g4_" : ""}bf16_hd${op.headDim}`;
-          const grid = [op.numKvHeads * cdiv(group, batch ? BATCH_ATTENTION_ROWS : 8), T, sk ? att.sk!.numSplits : att.numSplits] as const;
-          const threads = batch2 ? batchAttention2Threads(op.headDim, kvFp8) : batch && op.headDim === 128 ? 64 : 128;
-          k(i, name, grid, threads, [
-            buf(fuse.attnQkv.get(i)!),
-            buf(op.out),
-            kvLayer(op.layer),
-            io.positions,
-            io.seqStarts,
-            io.blockTables,
-            env.invFreq,
-            a.rope.attentionScaling,
-            env.partialO,
-            env.partialML,
-            env.decodeCounters!,
-            T,
-            S,
-            op.numHeads,
-            op.numKvHeads,
-            env.tokensPerBlock,
-            env.blockStride,
-            op.scale,
-            op.window,
-            // decode_attention: the least keys per split (each token sizes its own splits from its span, daSplitKeys);
-            // decode_attention_batch: the split size.
-            // decode_attention_sk: the split target (each token's partition depends on its span and this only).
-            batch ? att.splitSize : sk ? att.sk!.target : Math.min(att.splitSize, DECODE_ATTENTION_MIN_SPLIT),
-            0n,
-            0n,
-            ...(kvFp8 ? [kvScalesOf(op.layer)] : []),
-          ], sk ? DECODE_SK_SMEM : 0);
-        } else if (att.kind === "decode") {
-          const group = op.numHeads / op.numKvHeads;
-          k(i, `paged_attention_decode_${kvFp8 ? kvTag : ""}${elem}_hd${op.headDim}`, [op.numKvHeads * cdiv(group, 8), T, att.numSplits], 128, [
-            ...geo,
-            env.partialO,
-            env.partialML,
-            T,
-            S,
-            op.numHeads,
-            op.numKvHeads,
-            env.tokensPerBlock,
-            env.blockStride,
-            op.scale,
-            op.window,
-            att.splitSize,
-            ...(kvFp8 ? [kvScalesOf(op.layer)] : []),
-          ]);
-          if (att.numSplits > 1) {
-            k(i, `paged_attention_decode_reduce_${elem}`, [op.numHeads, T, 1], op.headDim, [
-              env.partialO,
-              env.partialML,
-              buf(op.out),
-              T,
-              op.numHeads,
-              op.headDim,
-              att.numSplits,
-            ]);
-          }
-        } else if (elem === "bf16" && !kvFp8 && env.wgmmaPrefill && flashPrefillWgGeometry(op.headDim)) {
-          const fg = flashPrefillWgGeometry(op.headDim)!;
-          out.push({
-            kind: "kernel",
-            op: i,
-            kernel: `flash_prefill_wg_bf16_hd${op.headDim}`,
-            grid: [op.numHeads, cdiv(Tq, fg.rows) + S, 1],
-            block: fg.threads,
-            args: [...geo, Tq, S, op.numHeads, op.numKvHeads, env.tokensPerBlock, env.blockStride, op.scale, op.window],
-            sharedBytes: fg.sharedMem,
-          });
-        } else if (elem === "bf16" && !kvFp8 && flashPrefillGeometry(op.headDim)) {
-          const fg = flashPrefillGeometry(op.headDim)!;
-          k(i, `flash_prefill_bf16_hd${op.headDim}`, [op.numHeads, cdiv(Tq, fg.rows) + S, 1], fg.threads, [
-            ...geo,
-            Tq,
-            S,
-            op.numHeads,
-            op.numKvHeads,
-            env.tokensPerBlock,
-            env.blockStride,
-            op.scale,
-            op.window,
-          ]);
-        } else {
-          const mma = elem === "bf16";
-          const tileRows = mma ? 64 : 16;
-          k(
-            i,
-            mma ? `paged_attention_prefill_mma_${kvFp8 ? kvTag : ""}bf16_hd${op.headDim}` : `paged_attention_prefill_f32_hd${op.headDim}`,
-            [cdiv(Tq, tileRows) + S, op.numHeads, 1],
-            128,
-            [
-              ...geo,
-              Tq,
-              S,
-              op.numHeads,
-              op.numKvHeads,
-              env.tokensPerBlock,
-              env.blockStride,
-              op.scale,
-              op.window,
-              ...(kvFp8 ? [kvScalesOf(op.layer)] : []),
-            ],
-          );
-        }
+      case "paged_attention":
+        planAttention(c, op, i);
         break;
-      }
       case "silu_mul":
         if (fq.has(i)) {
           const [xq, rs, act] = fqArgs(fq.get(i)!);

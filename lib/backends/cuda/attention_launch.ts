@@ -1,0 +1,176 @@
+/**
+ * Launches of one paged-attention op (launch_plan.ts planLaunches): the generic kernel for untiled head dims,
+ * fused decode attention (decode_attention / _g4 / _sk, decode_attention_batch / batch2 for steps of more than 8
+ * sequences), split decode + reduce, flash prefill (wgmma on Hopper where chosen, mma.sync otherwise), or the
+ * tiled prefill kernels; quantized KV caches through their _fp8kv_ / _int8kv_ entry points.
+ */
+import type { Op } from "../../ir/network.ts";
+import { InternalError } from "../../util/errors.ts";
+import {
+  BATCH_ATTENTION_ROWS,
+  batchAttention2Threads,
+  DECODE_ATTENTION_MIN_SPLIT,
+  DECODE_SK_SMEM,
+  flashPrefillGeometry,
+  flashPrefillWgGeometry,
+  hasTiledAttention,
+} from "./attention_choice.ts";
+import { GEMV_MAX_ROWS } from "./launch_types.ts";
+import type { StepCtx } from "./step_ctx.ts";
+
+const cdiv = (a: number, b: number): number => Math.ceil(a / b);
+
+/** Plans paged-attention op `i` of the step into `c.out`. */
+export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attention" }>, i: number): void {
+  const { env, shape, T, S, R, buf, kvLayer, kvFp8, kvTag, kvScalesOf, fuse, out, k } = c;
+  const a = env.plan.attributes, elem = env.elem, io = env.io;
+  const pruned = c.pruned();
+  // Pruned: each logits row is a one-token chunk past its cached prefix (staged positions / sequence starts).
+  const geo = [
+    buf(op.q),
+    buf(op.out),
+    kvLayer(op.layer),
+    pruned ? io.logitPositions : io.positions,
+    pruned ? io.logitSeqStarts : io.seqStarts,
+    io.blockTables,
+  ] as const;
+  const Tq = pruned ? R : T;
+  const att = shape.attention;
+  if (kvFp8 && (att.kind === "generic" || !hasTiledAttention(op.headDim))) {
+    throw new InternalError(`launch plan: a quantized KV cache needs head dim 32, 64 or 128, got ${op.headDim}`);
+  }
+  if (att.kind === "generic" || !hasTiledAttention(op.headDim)) {
+    k(i, `paged_attention_generic_${elem}`, [cdiv(op.numHeads, 4), Tq, 1], 128, [
+      ...geo,
+      Tq,
+      S,
+      op.numHeads,
+      op.numKvHeads,
+      op.headDim,
+      env.tokensPerBlock,
+      env.blockStride,
+      op.scale,
+      op.window,
+    ]);
+  } else if (att.kind === "decode" && fuse?.attnQkv.has(i)) {
+    const group = op.numHeads / op.numKvHeads;
+    // More than GEMV_MAX_ROWS sequences: the tensor-core kernel (16 query heads per block; hd128 2 warps);
+    // GQA groups of ≤ 4 heads: the _g4 instantiation (half the per-head registers, same sums).
+    // batchAttention2: decode_attention_batch2 (per-warp K/V streams; FP8 caches: its _fp8kv_ entry point).
+    const batch = !!env.batchAttention && T > GEMV_MAX_ROWS;
+    const batch2 = batch && !!env.batchAttention2;
+    if (kvFp8 && !batch2) throw new InternalError("launch plan: a fused decode attention over a quantized KV cache needs batchAttention2");
+    // decodeSplitK: split-K flash decoding (att from decodeSkGeometry: z = the grid's splits, splitSize = the split target).
+    const sk = !batch && !!env.decodeSplitK && att.sk !== undefined;
+    const name = batch2
+      ? `decode_attention_batch2_${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
+      : batch
+      ? `decode_attention_batch_bf16_hd${op.headDim}`
+      : sk
+      ? `decode_attention_sk_bf16_hd${op.headDim}`
+      : `decode_attention_${group <= 4 ? "g4_" : ""}bf16_hd${op.headDim}`;
+    const grid = [op.numKvHeads * cdiv(group, batch ? BATCH_ATTENTION_ROWS : 8), T, sk ? att.sk!.numSplits : att.numSplits] as const;
+    const threads = batch2 ? batchAttention2Threads(op.headDim, kvFp8) : batch && op.headDim === 128 ? 64 : 128;
+    k(i, name, grid, threads, [
+      buf(fuse.attnQkv.get(i)!),
+      buf(op.out),
+      kvLayer(op.layer),
+      io.positions,
+      io.seqStarts,
+      io.blockTables,
+      env.invFreq,
+      a.rope.attentionScaling,
+      env.partialO,
+      env.partialML,
+      env.decodeCounters!,
+      T,
+      S,
+      op.numHeads,
+      op.numKvHeads,
+      env.tokensPerBlock,
+      env.blockStride,
+      op.scale,
+      op.window,
+      // decode_attention: the least keys per split (each token sizes its own splits from its span, daSplitKeys);
+      // decode_attention_batch: the split size.
+      // decode_attention_sk: the split target (each token's partition depends on its span and this only).
+      batch ? att.splitSize : sk ? att.sk!.target : Math.min(att.splitSize, DECODE_ATTENTION_MIN_SPLIT),
+      0n,
+      0n,
+      ...(kvFp8 ? [kvScalesOf(op.layer)] : []),
+    ], sk ? DECODE_SK_SMEM : 0);
+  } else if (att.kind === "decode") {
+    const group = op.numHeads / op.numKvHeads;
+    k(i, `paged_attention_decode_${kvFp8 ? kvTag : ""}${elem}_hd${op.headDim}`, [op.numKvHeads * cdiv(group, 8), T, att.numSplits], 128, [
+      ...geo,
+      env.partialO,
+      env.partialML,
+      T,
+      S,
+      op.numHeads,
+      op.numKvHeads,
+      env.tokensPerBlock,
+      env.blockStride,
+      op.scale,
+      op.window,
+      att.splitSize,
+      ...(kvFp8 ? [kvScalesOf(op.layer)] : []),
+    ]);
+    if (att.numSplits > 1) {
+      k(i, `paged_attention_decode_reduce_${elem}`, [op.numHeads, T, 1], op.headDim, [
+        env.partialO,
+        env.partialML,
+        buf(op.out),
+        T,
+        op.numHeads,
+        op.headDim,
+        att.numSplits,
+      ]);
+    }
+  } else if (elem === "bf16" && !kvFp8 && env.wgmmaPrefill && flashPrefillWgGeometry(op.headDim)) {
+    const fg = flashPrefillWgGeometry(op.headDim)!;
+    out.push({
+      kind: "kernel",
+      op: i,
+      kernel: `flash_prefill_wg_bf16_hd${op.headDim}`,
+      grid: [op.numHeads, cdiv(Tq, fg.rows) + S, 1],
+      block: fg.threads,
+      args: [...geo, Tq, S, op.numHeads, op.numKvHeads, env.tokensPerBlock, env.blockStride, op.scale, op.window],
+      sharedBytes: fg.sharedMem,
+    });
+  } else if (elem === "bf16" && !kvFp8 && flashPrefillGeometry(op.headDim)) {
+    const fg = flashPrefillGeometry(op.headDim)!;
+    k(i, `flash_prefill_bf16_hd${op.headDim}`, [op.numHeads, cdiv(Tq, fg.rows) + S, 1], fg.threads, [
+      ...geo,
+      Tq,
+      S,
+      op.numHeads,
+      op.numKvHeads,
+      env.tokensPerBlock,
+      env.blockStride,
+      op.scale,
+      op.window,
+    ]);
+  } else {
+    const mma = elem === "bf16";
+    const tileRows = mma ? 64 : 16;
+    k(
+      i,
+      mma ? `paged_attention_prefill_mma_${kvFp8 ? kvTag : ""}bf16_hd${op.headDim}` : `paged_attention_prefill_f32_hd${op.headDim}`,
+      [cdiv(Tq, tileRows) + S, op.numHeads, 1],
+      128,
+      [
+        ...geo,
+        Tq,
+        S,
+        op.numHeads,
+        op.numKvHeads,
+        env.tokensPerBlock,
+        env.blockStride,
+        op.scale,
+        op.window,
+        ...(kvFp8 ? [kvScalesOf(op.layer)] : []),
+      ],
+    );
+  }
+}
