@@ -88,7 +88,7 @@ for (const fmt of ["int8", "int4", "nvfp4"] as const) {
       const xv = bf(Array.from({ length: rows * K }, (_, i) => r() * (i % K === 7 ? 40 : 3)));
       mem.u16(x, xv.length).set(f32ToBf16(xv));
       const launches: Launch[] = [];
-      planLowbitLinear(op, 0, rows, logits, env, true, (n) => (n === "x" ? x : y), launches);
+      planLowbitLinear({ op, i: 0, rows, isLogits: logits, env, decodeStep: true, buf: (n) => (n === "x" ? x : y) }, launches);
       for (const l of launches) if (l.kind === "kernel") assert.equal(l.args.length, kernelSignature(l.kernel).params.length, `${l.kernel} arity`);
       const names = launches.map((l) => (l.kind === "gemm" ? `gemm${l.alpha !== undefined ? "+alpha" : ""}` : (l as KernelLaunch).kernel));
       const gemv = rows <= 8 && !logits;

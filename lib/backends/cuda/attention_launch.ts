@@ -35,6 +35,8 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
     io.blockTables,
   ] as const;
   const Tq = pruned ? R : T;
+  // The prefill kernels' arguments after the geometry: query rows, sequences, heads, cache layout, scale, window.
+  const prefillArgs = [Tq, S, op.numHeads, op.numKvHeads, env.tokensPerBlock, env.blockStride, op.scale, op.window] as const;
   const att = shape.attention;
   if (kvFp8 && (att.kind === "generic" || !hasTiledAttention(op.headDim))) {
     throw new InternalError(`launch plan: a quantized KV cache needs head dim 32, 64 or 128, got ${op.headDim}`);
@@ -135,22 +137,12 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
       kernel: `flash_prefill_wg_bf16_hd${op.headDim}`,
       grid: [op.numHeads, cdiv(Tq, fg.rows) + S, 1],
       block: fg.threads,
-      args: [...geo, Tq, S, op.numHeads, op.numKvHeads, env.tokensPerBlock, env.blockStride, op.scale, op.window],
+      args: [...geo, ...prefillArgs],
       sharedBytes: fg.sharedMem,
     });
   } else if (elem === "bf16" && !kvFp8 && flashPrefillGeometry(op.headDim)) {
     const fg = flashPrefillGeometry(op.headDim)!;
-    k(i, `flash_prefill_bf16_hd${op.headDim}`, [op.numHeads, cdiv(Tq, fg.rows) + S, 1], fg.threads, [
-      ...geo,
-      Tq,
-      S,
-      op.numHeads,
-      op.numKvHeads,
-      env.tokensPerBlock,
-      env.blockStride,
-      op.scale,
-      op.window,
-    ]);
+    k(i, `flash_prefill_bf16_hd${op.headDim}`, [op.numHeads, cdiv(Tq, fg.rows) + S, 1], fg.threads, [...geo, ...prefillArgs]);
   } else {
     const mma = elem === "bf16";
     const tileRows = mma ? 64 : 16;
@@ -159,18 +151,7 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
       mma ? `paged_attention_prefill_mma_${kvFp8 ? kvTag : ""}bf16_hd${op.headDim}` : `paged_attention_prefill_f32_hd${op.headDim}`,
       [cdiv(Tq, tileRows) + S, op.numHeads, 1],
       128,
-      [
-        ...geo,
-        Tq,
-        S,
-        op.numHeads,
-        op.numKvHeads,
-        env.tokensPerBlock,
-        env.blockStride,
-        op.scale,
-        op.window,
-        ...(kvFp8 ? [kvScalesOf(op.layer)] : []),
-      ],
+      [...geo, ...prefillArgs, ...(kvFp8 ? [kvScalesOf(op.layer)] : [])],
     );
   }
 }

@@ -8,6 +8,7 @@
  * per-token activations get the unscaled product from cuBLASLt and `fp8_scale_*` applies the row and
  * column scales (and bias) in place.
  */
+import type { LinearStep } from "./step_ctx.ts";
 import type { EnginePlan } from "../../ir/plan.ts";
 import type { Op } from "../../ir/network.ts";
 import { InternalError } from "../../util/errors.ts";
@@ -103,16 +104,11 @@ export function fp8QuantProducers(plan: EnginePlan, env: LaunchEnv, gemm: (linea
 
 /** Launches of one FP8 linear (`rows` activation rows; `decodeStep`: every sequence brings one token). */
 export function planFp8Linear(
-  op: Extract<Op, { type: "linear" }>,
-  i: number,
-  rows: number,
-  isLogits: boolean,
-  env: LaunchEnv,
-  decodeStep: boolean,
-  buf: (name: string) => bigint,
+  l: LinearStep,
   out: Launch[],
   fused: QuantFusion & { readonly preQuantized?: boolean } = {},
 ): void {
+  const { op, i, rows, isLogits, env, decodeStep, buf } = l;
   const f = op.weightFormat!;
   if (env.elem !== "bf16") throw new InternalError("launch plan: FP8 linears need a bfloat16 engine");
   const N = op.outFeatures, K = op.inFeatures;

@@ -8,7 +8,7 @@ import { planQuantLinear, quantGemvFusable } from "./quant_launch.ts";
 import { isLowbitLinear, planLowbitLinear } from "./lowbit_launch.ts";
 import { fp8GemvFusable, planFp8Linear } from "./fp8_launch.ts";
 import { GEMV_MAX_ROWS, gemvSplitRows, isPdlKernel } from "./launch_types.ts";
-import type { StepCtx } from "./step_ctx.ts";
+import type { LinearStep, StepCtx } from "./step_ctx.ts";
 
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
 
@@ -18,13 +18,14 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
   const a = env.plan.attributes, elem = env.elem;
   const rows = rowsOf(op.x);
   const isLogits = op.out === a.logits;
+  const lin: LinearStep = { op, i, rows, isLogits, env, decodeStep: T === S, buf };
   const nrm = fuse?.norm.get(i), epi = fuse?.epilogue.get(i);
   // Fused decode: the lm_head also streams through gemv_fused (fp32 logits, mode 3): ~95% of the copy
   // bandwidth on llama-3.2-1b, where the pinned batch-invariant cuBLASLt algorithm took 2x longer.
   const logitsGemv = !!fuse && isLogits && !op.weightFormat && !op.lora && op.inFeatures % 8 === 0 && rows <= GEMV_MAX_ROWS;
   if (op.weightFormat?.format === "fp8_e4m3") {
     const first = out.length;
-    planFp8Linear(op, i, rows, isLogits, env, T === S, buf, out, {
+    planFp8Linear(lin, out, {
       norm: nrm,
       epilogue: epi,
       logits: !!fuse && isLogits && fp8GemvFusable(op) && rows <= GEMV_MAX_ROWS,
@@ -39,7 +40,7 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
   }
   if (isLowbitLinear(op)) {
     const first = out.length;
-    planLowbitLinear(op, i, rows, isLogits, env, T === S, buf, out);
+    planLowbitLinear(lin, out);
     // Fused decode: the activation quantizer and the GEMV wait for their predecessor in code too.
     for (let j = first; j < out.length; j++) {
       const l = out[j], prev = out[j - 1];
@@ -48,7 +49,7 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
     return;
   }
   if (op.weightFormat) {
-    planQuantLinear(op, i, rows, isLogits, env, T === S, buf, k, out, gemmType, GEMV_MAX_ROWS, {
+    planQuantLinear(lin, k, out, gemmType, GEMV_MAX_ROWS, {
       norm: nrm,
       epilogue: epi,
       logits: !!fuse && isLogits && quantGemvFusable(op) && rows <= GEMV_MAX_ROWS,

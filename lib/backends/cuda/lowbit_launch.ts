@@ -11,10 +11,11 @@
  *   and per-channel scales, bias) in place.
  * The H200 has no FP4 tensor cores: NVFP4 is a storage format here.
  */
+import type { LinearStep } from "./step_ctx.ts";
 import type { EnginePlan } from "../../ir/plan.ts";
 import type { Op } from "../../ir/network.ts";
 import { InternalError } from "../../util/errors.ts";
-import { GEMV_MAX_ROWS, type Launch, type LaunchEnv } from "./launch_types.ts";
+import { GEMV_MAX_ROWS, type Launch } from "./launch_types.ts";
 
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
 const align256 = (n: number): number => Math.ceil(n / 256) * 256;
@@ -46,15 +47,10 @@ export function lowbitGemvShapeOk(op: Extract<Op, { type: "linear" }>): boolean 
 
 /** Launches of one lowbit linear (`rows` activation rows; `decodeStep`: every sequence brings one token). */
 export function planLowbitLinear(
-  op: Extract<Op, { type: "linear" }>,
-  i: number,
-  rows: number,
-  isLogits: boolean,
-  env: LaunchEnv,
-  decodeStep: boolean,
-  buf: (name: string) => bigint,
+  l: LinearStep,
   out: Launch[],
 ): void {
+  const { op, i, rows, isLogits, env, decodeStep, buf } = l;
   const f = op.weightFormat!;
   if (env.elem !== "bf16") throw new InternalError(`launch plan: ${f.format} linears need a bfloat16 engine`);
   const layout = lowbitScratchLayout(env.plan);

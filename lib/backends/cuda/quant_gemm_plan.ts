@@ -3,8 +3,7 @@
  * which linears and row counts take it, its grid (fixed per row bucket, so CUDA graphs replay it) and its
  * split-K count, shared with tools/cuda-kernel-check/quant_gemm.py (quantGemmSplits there).
  */
-import type { Op } from "../../ir/network.ts";
-import type { LaunchEnv } from "./launch_plan.ts";
+import type { LinearStep } from "./step_ctx.ts";
 
 /** Weight rows per block of a row tile of `mt` (quant_gemm.cu defaults: 8 warps along n × 1 tile of 16; QM_WT64 2: m64 256). */
 export const quantGemmBN = (_mt: number): number => 128;
@@ -62,16 +61,11 @@ export function quantGemmSplits(rows: number, n: number, k: number, bits: 4 | 8)
  * invariant: the kernel's sums do not follow cuBLASLt's invariant algorithm), never for the fp32 logits.
  */
 export function planQuantGemm(
-  op: Extract<Op, { type: "linear" }>,
-  i: number,
-  rows: number,
-  isLogits: boolean,
-  env: LaunchEnv,
-  decodeStep: boolean,
-  buf: (name: string) => bigint,
+  l: LinearStep,
   k: (op: number, kernel: string, grid: readonly [number, number, number], block: number, args: (bigint | number)[]) => void,
   maxGemvRows: number,
 ): boolean {
+  const { op, i, rows, isLogits, env, decodeStep, buf } = l;
   const f = op.weightFormat;
   if (!env.quantGemm || isLogits || !f || op.lora || rows <= maxGemvRows || (env.batchInvariant && !decodeStep)) return false;
   if (f.format !== "uint4" && f.format !== "uint8") return false;

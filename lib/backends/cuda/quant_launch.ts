@@ -1,7 +1,8 @@
 /** The launches of a weight-only quantized linear (issue 12), split out of launch_plan.ts. */
+import type { LinearStep } from "./step_ctx.ts";
 import type { Op } from "../../ir/network.ts";
 import { InternalError } from "../../util/errors.ts";
-import type { Launch, LaunchEnv } from "./launch_plan.ts";
+import type { Launch } from "./launch_plan.ts";
 import { planQuantGemm } from "./quant_gemm_plan.ts";
 
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
@@ -45,19 +46,14 @@ export interface QuantFusion {
  * no tensor-core kernel reading packed tiles yet).
  */
 export function planQuantLinear(
-  op: Extract<Op, { type: "linear" }>,
-  i: number,
-  rows: number,
-  isLogits: boolean,
-  env: LaunchEnv,
-  decodeStep: boolean,
-  buf: (name: string) => bigint,
+  l: LinearStep,
   k: (op: number, kernel: string, grid: readonly [number, number, number], block: number, args: (bigint | number)[]) => void,
   out: Launch[],
   gemmType: "bf16" | "fp32",
   maxGemvRows: number,
   fused: QuantFusion = {},
 ): void {
+  const { op, i, rows, isLogits, env, decodeStep, buf } = l;
   const f = op.weightFormat!;
   if (env.elem !== "bf16") throw new InternalError("launch plan: quantized linears need a bfloat16 engine");
   if (f.format !== "uint4" && f.format !== "uint8") throw new InternalError(`launch plan: weight format ${f.format} has no CUDA kernel`);
@@ -103,7 +99,7 @@ export function planQuantLinear(
     ]);
     return;
   }
-  if (planQuantGemm(op, i, rows, isLogits, env, decodeStep, buf, k, maxGemvRows)) return; // quant_gemm_plan.ts
+  if (planQuantGemm(l, k, maxGemvRows)) return; // quant_gemm_plan.ts
   if (!env.quantScratch) throw new InternalError("launch plan: a quantized linear needs LaunchEnv.quantScratch");
   k(i, `quant_dequant_${u}_bf16`, [cdiv((N * K) / 8, 256), 1, 1], 256, [env.weight(op.weight), env.weight(f.scales), zeros, env.quantScratch, N, K, group]);
   out.push({

@@ -5,6 +5,7 @@
  * dependent launch where both kernels take it).
  */
 import type { DecodeFusion } from "./decode_fusion.ts";
+import type { Op } from "../../ir/network.ts";
 import type { Launch, LaunchEnv, StepShape } from "./launch_types.ts";
 
 /** Appends one kernel launch (op index, kernel name, grid, block, arguments, dynamic shared memory). */
@@ -46,4 +47,20 @@ export interface StepCtx {
   readonly pruned: () => boolean;
   readonly out: Launch[];
   readonly k: KernelAppender;
+}
+
+/** One linear op as its format's planner sees it (fp8_launch.ts, lowbit_launch.ts, quant_launch.ts, quant_gemm_plan.ts). */
+export interface LinearStep {
+  readonly op: Extract<Op, { type: "linear" }>;
+  /** The op's index in the plan. */
+  readonly i: number;
+  /** Activation rows of the linear in this step. */
+  readonly rows: number;
+  /** The linear writes the fp32 logits. */
+  readonly isLogits: boolean;
+  readonly env: LaunchEnv;
+  /** Every sequence of the step brings one token. */
+  readonly decodeStep: boolean;
+  /** Device address of an activation. */
+  readonly buf: (name: string) => bigint;
 }
