@@ -20,6 +20,14 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
   const isLogits = op.out === a.logits;
   const lin: LinearStep = { op, i, rows, isLogits, env, decodeStep: T === S, buf };
   const nrm = fuse?.norm.get(i), epi = fuse?.epilogue.get(i);
+  // Fused decode: launches a format planner pushed from `first` on take programmatic dependent launch where they and
+  // their predecessor both wait for it in code.
+  const pdlFrom = (first: number): void => {
+    for (let j = first; j < out.length; j++) {
+      const l = out[j], prev = out[j - 1];
+      if (pdl && l.kind === "kernel" && isPdlKernel(l.kernel) && prev?.kind === "kernel" && isPdlKernel(prev.kernel)) out[j] = { ...l, pdl };
+    }
+  };
   // Fused decode: the lm_head also streams through gemv_fused (fp32 logits, mode 3): ~95% of the copy
   // bandwidth on llama-3.2-1b, where the pinned batch-invariant cuBLASLt algorithm took 2x longer.
   const logitsGemv = !!fuse && isLogits && !op.weightFormat && !op.lora && op.inFeatures % 8 === 0 && rows <= GEMV_MAX_ROWS;
@@ -31,21 +39,13 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
       logits: !!fuse && isLogits && fp8GemvFusable(op) && rows <= GEMV_MAX_ROWS,
       preQuantized: preQuantized.has(i),
     });
-    // Fused decode: the FP8 GEMVs wait for their predecessor in code too (pdlWait after the first weight loads).
-    for (let j = first; j < out.length; j++) {
-      const l = out[j], prev = out[j - 1];
-      if (pdl && l.kind === "kernel" && isPdlKernel(l.kernel) && prev?.kind === "kernel" && isPdlKernel(prev.kernel)) out[j] = { ...l, pdl };
-    }
+    pdlFrom(first); // the FP8 GEMVs wait for their predecessor in code too (pdlWait after the first weight loads)
     return;
   }
   if (isLowbitLinear(op)) {
     const first = out.length;
     planLowbitLinear(lin, out);
-    // Fused decode: the activation quantizer and the GEMV wait for their predecessor in code too.
-    for (let j = first; j < out.length; j++) {
-      const l = out[j], prev = out[j - 1];
-      if (pdl && l.kind === "kernel" && isPdlKernel(l.kernel) && prev?.kind === "kernel" && isPdlKernel(prev.kernel)) out[j] = { ...l, pdl };
-    }
+    pdlFrom(first); // the activation quantizer and the GEMV wait for their predecessor in code too
     return;
   }
   if (op.weightFormat) {
