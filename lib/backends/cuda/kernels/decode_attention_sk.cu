@@ -35,6 +35,9 @@
 #ifndef DS_MINK
 #define DS_MINK 256  // least keys per split (attention_choice.ts DECODE_SK_MIN_SPLIT)
 #endif
+#ifndef DS_MMA
+#define DS_MMA 1  // 1: q·k and p·v on tensor cores (mma.sync m16n8k16, bf16 in, f32 sums); 0: the session 7 scalar loops
+#endif
 #define DS_NW 4
 #define DS_NT (DS_NW * 32)
 #define DS_MG 8        // q heads per block
@@ -79,6 +82,48 @@ inline float dsLdcg(const float* p) { return *p; }
 inline float4 dsLdcg4(const float* p) { return *reinterpret_cast<const float4*>(p); }
 #define DS_DYNAMIC_SMEM static __align__(16) uint4 dsm[DS_SMEM / 16]
 #endif
+
+#ifndef LLMRT_EMU
+__device__ __forceinline__ void dsMma(float (&d)[4], u32 a0, u32 a2, u32 b0, u32 b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a0), "r"(0u), "r"(a2), "r"(0u), "r"(b0), "r"(b1));
+}
+/** ldmatrix x4 (TRANS: .trans): lane l gives the address of row l % 8 of 8x8 matrix l / 8. */
+template <bool TRANS>
+__device__ __forceinline__ void dsLdsm(u32 (&r)[4], dsaddr a) {
+  if (TRANS)
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a) : "memory");
+  else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a) : "memory");
+}
+#else  // CPU emulation: the PTX fragment layouts (cuda_emu.h llmrtEmuMma)
+inline void dsMma(float (&d)[4], u32 a0, u32 a2, u32 b0, u32 b1) {
+  const u32 a[4] = {a0, 0u, a2, 0u};
+  llmrtEmuMma(d, a, b0, b1);
+}
+template <bool TRANS>
+inline void dsLdsm(u32 (&r)[4], dsaddr a) {
+  emuBlk->slots[emuWarp][emuLane] = a;
+  __syncwarp();
+  const int g = emuLane >> 2, c = emuLane & 3;
+  for (int j = 0; j < 4; j++) {
+    u32 w = 0;
+    for (int e = 0; e < 2; e++) {
+      // non-trans: row g, column 2c + e of matrix j; trans: row 2c + e, column g
+      const int row = TRANS ? 2 * c + e : g, col = TRANS ? g : 2 * c + e;
+      const unsigned short* rp = reinterpret_cast<const unsigned short*>(emuBlk->slots[emuWarp][8 * j + row]);
+      w |= (u32)rp[col] << (16 * e);
+    }
+    r[j] = w;
+  }
+  __syncwarp();
+}
+#endif
+__device__ __forceinline__ u32 dsPack(float lo, float hi) { return (u32)fromF<bf16_t>(lo) | ((u32)fromF<bf16_t>(hi) << 16); }
 __device__ __forceinline__ void dsUnpack8(const uint4& v, float (&f)[8]) {
   const u32 w[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
@@ -110,8 +155,12 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
   constexpr int DPL = HD / 32;         // dims per lane in the P·V phase
   static_assert(2 * ROWS_U4 == DS_STAGE_U4, "a stage is 8 KB");
   DS_DYNAMIC_SMEM;  // [NW][NS][K rows | V rows]; reused by the merges
+#if DS_MMA
+  __shared__ __align__(16) bf16_t qs[MG * HD];  // rotated q rounded to bf16 (not prescaled)
+#else
   __shared__ __align__(16) float qs[MG * HD];
   __shared__ __align__(16) float ps[NW][CK][MG];
+#endif
   __shared__ __align__(16) bf16_t kself[HD];
   __shared__ __align__(16) bf16_t vself[HD];
   __shared__ float cs[HALF], sn[HALF];
@@ -197,12 +246,21 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
   __syncthreads();
   for (int idx = tid; idx < MG * HALF; idx += NT) {  // rotated q, rounded to bf16, prescaled; zero rows past Gb
     const int g = idx / HALF, i = idx - g * HALF;
+#if DS_MMA
+    bf16_t qa = fromF<bf16_t>(0.f), qb = qa;
+    if (g < Gb) {
+      const float a = toF(row[(h0 + g) * HD + i]), b = toF(row[(h0 + g) * HD + HALF + i]);
+      qa = fromF<bf16_t>(a * cs[i] - b * sn[i]);
+      qb = fromF<bf16_t>(b * cs[i] + a * sn[i]);
+    }
+#else
     float qa = 0.f, qb = 0.f;
     if (g < Gb) {
       const float a = toF(row[(h0 + g) * HD + i]), b = toF(row[(h0 + g) * HD + HALF + i]);
       qa = toF(fromF<bf16_t>(a * cs[i] - b * sn[i])) * qscale;
       qb = toF(fromF<bf16_t>(b * cs[i] + a * sn[i])) * qscale;
     }
+#endif
     qs[g * HD + i] = qa;
     qs[g * HD + HALF + i] = qb;
   }
@@ -231,6 +289,106 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
   for (;;) {
     __syncthreads();  // qs, kself / vself ready
 
+#if DS_MMA
+    // Tensor cores: S = Q K^T per chunk (rows g4 = this block's heads, rows 8..15 of the m16 tile zero), online
+    // softmax on the S fragments (row g4 spread over the 4 lanes of a quad), O += P V with P rounded to bf16.
+    constexpr int KSQ = HD / 16;  // k-steps of q·k
+    constexpr int NB8 = CK / 8;   // 8-key n-tiles of a chunk
+    constexpr int DT = HD / 8;    // 8-dim n-tiles of the output
+    const int g4 = lane >> 2, c4 = lane & 3, mi = lane >> 3;
+    u32 qa[KSQ][2];  // A fragment of q: row g4, dims 16 kk + 2 c4 (+1) and + 8
+#pragma unroll
+    for (int kk = 0; kk < KSQ; kk++) {
+      qa[kk][0] = *reinterpret_cast<const u32*>(qs + g4 * HD + kk * 16 + 2 * c4);
+      qa[kk][1] = *reinterpret_cast<const u32*>(qs + g4 * HD + kk * 16 + 8 + 2 * c4);
+    }
+    float o[DT][4];
+#pragma unroll
+    for (int d = 0; d < DT; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
+    float m0 = -LLMRT_INF, l0 = 0.f;  // row g4: running max, this lane's share of the sum
+    for (int i = 0; i < nMine; i++) {
+      issue(i + NS - 1);
+      dsWait();
+      __syncwarp();
+      uint4* Ks = wstage + (i % NS) * DS_STAGE_U4;
+      uint4* Vs = Ks + ROWS_U4;
+      const int k0 = sLo + (warp + NW * i) * CK;
+      if (k0 <= pos && pos < k0 + CK) {  // the own key / value from shared memory
+        const int r = pos - k0;
+        if (lane < RV) {
+          Ks[r * RV + dsSwz(r, lane)] = reinterpret_cast<const uint4*>(kself)[lane];
+          Vs[r * RV + dsSwz(r, lane)] = reinterpret_cast<const uint4*>(vself)[lane];
+        }
+        __syncwarp();
+      }
+      const dsaddr ksA = dsSmem(Ks), vsA = dsSmem(Vs);
+      float sc[NB8][4];
+#pragma unroll
+      for (int j = 0; j < NB8; j++) sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.f;
+#pragma unroll
+      for (int kk = 0; kk < KSQ; kk++) {
+#pragma unroll
+        for (int jp = 0; jp < NB8 / 2; jp++) {  // keys 16 jp .. + 15: matrices (keys +0..7 | +8..15) x (dims lo | hi)
+          const int r = jp * 16 + (mi >> 1) * 8 + (lane & 7), col = 2 * kk + (mi & 1);
+          u32 b[4];
+          dsLdsm<false>(b, ksA + (dsaddr)((r * RV + dsSwz(r, col)) * 16));
+          dsMma(sc[2 * jp], qa[kk][0], qa[kk][1], b[0], b[1]);
+          dsMma(sc[2 * jp + 1], qa[kk][0], qa[kk][1], b[2], b[3]);
+        }
+      }
+      float mx = -LLMRT_INF;
+#pragma unroll
+      for (int j = 0; j < NB8; j++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+          const bool valid = k0 + j * 8 + 2 * c4 + e < sHi;
+          sc[j][e] = valid ? sc[j][e] * qscale : -LLMRT_INF;
+          mx = fmaxf(mx, sc[j][e]);
+        }
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float mNew = fmaxf(m0, mx);  // finite: every chunk holds a key of the split
+      const float al = exp2f(m0 - mNew);  // m0 = -inf on the first chunk: 0
+      m0 = mNew;
+      float sum = 0.f;
+      u32 pa[NB8][1];  // bf16 pairs of p: n-tile j, row g4, keys 2 c4, 2 c4 + 1
+#pragma unroll
+      for (int j = 0; j < NB8; j++) {
+        const float p0 = exp2f(sc[j][0] - mNew), p1 = exp2f(sc[j][1] - mNew);
+        sum += p0 + p1;
+        pa[j][0] = dsPack(p0, p1);
+      }
+      l0 = fmaf(l0, al, sum);
+#pragma unroll
+      for (int d = 0; d < DT; d++) { o[d][0] *= al; o[d][1] *= al; }
+#pragma unroll
+      for (int kt = 0; kt < CK / 16; kt++) {  // keys 16 kt .. + 15 (A: n-tiles 2 kt, 2 kt + 1)
+#pragma unroll
+        for (int d = 0; d < DT; d += 2) {  // matrices (keys +0..7 | +8..15) x (dims 8 d | 8 d + 8), transposed
+          const int r = kt * 16 + (mi & 1) * 8 + (lane & 7), col = d + (mi >> 1);
+          u32 b[4];
+          dsLdsm<true>(b, vsA + (dsaddr)((r * RV + dsSwz(r, col)) * 16));
+          dsMma(o[d], pa[2 * kt][0], pa[2 * kt + 1][0], b[0], b[1]);
+          dsMma(o[d + 1], pa[2 * kt][0], pa[2 * kt + 1][0], b[2], b[3]);
+        }
+      }
+      __syncwarp();  // this stage is rewritten next
+    }
+
+    // Merge the 4 warps (fixed order) through shared memory (the stages are free once every warp is here).
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    __syncthreads();
+    float* mo = reinterpret_cast<float*>(dsm);  // [NW][MG][HD]
+    if (g4 < Gb) {
+#pragma unroll
+      for (int d = 0; d < DT; d++) {
+        mo[(warp * MG + g4) * HD + d * 8 + 2 * c4] = o[d][0];
+        mo[(warp * MG + g4) * HD + d * 8 + 2 * c4 + 1] = o[d][1];
+      }
+    }
+    if (c4 == 0) { wm[warp][g4] = m0; wl[warp][g4] = l0; }
+#else
     float m[MG], lp[MG], acc[MG][DPL];
 #pragma unroll
     for (int g = 0; g < MG; g++) {
@@ -351,6 +509,7 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
 #pragma unroll
     for (int g = 0; g < MG; g++)
       if (lane == 0) { wm[warp][g] = m[g]; wl[warp][g] = lp[g]; }
+#endif
     __syncthreads();
     for (int i = tid; i < Gb * HD; i += NT) {
       const int g = i / HD, d = i - g * HD;
