@@ -20,8 +20,14 @@
 // Block (128): 4 warps split the block's keys in chunks of 32 keys (hd64) / 16 keys (hd128) = 8 KB of
 // K + V each, round robin; each warp streams its chunks through DS_NS cp.async stages of its own
 // (zero-filled past the span, swizzled rows), keeps its own online softmax and P·V accumulators (no
-// block barrier in the loop), and the 4 warps merge in a fixed order at the end. Scores: one key per
-// lane (hd64) or per lane pair (hd128, 64 dims each); P·V: each lane owns hd / 32 dims of every head.
+// block barrier in the loop), and the 4 warps merge in a fixed order at the end.
+// DS_MMA 1 (session 9): q·k on tensor cores (mma.sync m16n8k16: the block's 8 heads are rows 0..7 of the
+// m16 tile, rows 8..15 zero; K rows by ldmatrix), the online softmax on the score fragments (a head's
+// keys over the 4 lanes of a quad), p rounded to bf16 and p·v as O += P V (V by ldmatrix.trans); f32 sums,
+// so results differ from DS_MMA 0 by bf16 rounding of p (batch invariance unchanged: the same partition
+// and merge order). DS_MMA 2: p·v as O^T = V^T P^T (the heads are n: half the mma and accumulators).
+// DS_MMA 0 (session 7): scores one key per lane (hd64) or per lane pair (hd128, 64 dims each); P·V: each
+// lane owns hd / 32 dims of every head (scalar FMAs, ~7x the instructions per key).
 // One split (nz == 1): that block writes out. Otherwise each split writes (m, l, O) and the last of
 // the token's splits to finish (a counter per (token, kv group)) merges them in split order, 16 splits'
 // (m, l, O) in flight per thread and round, with a running maximum.
@@ -36,7 +42,8 @@
 #define DS_MINK 256  // least keys per split (attention_choice.ts DECODE_SK_MIN_SPLIT)
 #endif
 #ifndef DS_MMA
-#define DS_MMA 1  // 1: q·k and p·v on tensor cores (mma.sync m16n8k16, bf16 in, f32 sums); 0: the session 7 scalar loops
+#define DS_MMA 1  // 1: q·k and p·v on tensor cores (mma.sync m16n8k16, bf16 in, f32 sums); 2: the same with p·v as
+                  // O^T = V^T P^T (8 heads as n: half the p·v mma and accumulators); 0: the session 7 scalar loops
 #endif
 #define DS_NW 4
 #define DS_NT (DS_NW * 32)
@@ -90,6 +97,12 @@ __device__ __forceinline__ void dsMma(float (&d)[4], u32 a0, u32 a2, u32 b0, u32
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a0), "r"(0u), "r"(a2), "r"(0u), "r"(b0), "r"(b1));
 }
+__device__ __forceinline__ void dsMma4(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
 /** ldmatrix x4 (TRANS: .trans): lane l gives the address of row l % 8 of 8x8 matrix l / 8. */
 template <bool TRANS>
 __device__ __forceinline__ void dsLdsm(u32 (&r)[4], dsaddr a) {
@@ -105,6 +118,7 @@ inline void dsMma(float (&d)[4], u32 a0, u32 a2, u32 b0, u32 b1) {
   const u32 a[4] = {a0, 0u, a2, 0u};
   llmrtEmuMma(d, a, b0, b1);
 }
+inline void dsMma4(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) { llmrtEmuMma(d, a, b0, b1); }
 template <bool TRANS>
 inline void dsLdsm(u32 (&r)[4], dsaddr a) {
   emuBlk->slots[emuWarp][emuLane] = a;
@@ -302,9 +316,14 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
       qa[kk][0] = *reinterpret_cast<const u32*>(qs + g4 * HD + kk * 16 + 2 * c4);
       qa[kk][1] = *reinterpret_cast<const u32*>(qs + g4 * HD + kk * 16 + 8 + 2 * c4);
     }
-    float o[DT][4];
+#if DS_MMA == 2
+    constexpr int OT = HD / 16;  // O^T tiles: dims 16 t + g4 (+ 8), heads 2 c4, 2 c4 + 1
+#else
+    constexpr int OT = DT;  // O tiles: head g4 (rows 8..15 unused), dims 8 d + 2 c4 (+ 1)
+#endif
+    float o[OT][4];
 #pragma unroll
-    for (int d = 0; d < DT; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
+    for (int d = 0; d < OT; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
     float m0 = -LLMRT_INF, l0 = 0.f;  // row g4: running max, this lane's share of the sum
     for (int i = 0; i < nMine; i++) {
       issue(i + NS - 1);
@@ -359,6 +378,23 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
         pa[j][0] = dsPack(p0, p1);
       }
       l0 = fmaf(l0, al, sum);
+#if DS_MMA == 2
+      {
+        const float aA = __shfl_sync(0xffffffffu, al, 8 * c4), aB = __shfl_sync(0xffffffffu, al, 8 * c4 + 4);  // heads 2 c4, 2 c4 + 1
+#pragma unroll
+        for (int d = 0; d < OT; d++) { o[d][0] *= aA; o[d][1] *= aB; o[d][2] *= aA; o[d][3] *= aB; }
+      }
+#pragma unroll
+      for (int kt = 0; kt < CK / 16; kt++) {  // keys 16 kt .. + 15; B = P^T: the S fragments of n-tiles 2 kt, 2 kt + 1
+#pragma unroll
+        for (int d = 0; d < OT; d++) {  // A = V^T (dims 16 d ..): matrices (keys +0..7 | +8..15) x (dims lo | hi), transposed
+          const int r = kt * 16 + (mi >> 1) * 8 + (lane & 7), col = 2 * d + (mi & 1);
+          u32 a[4];
+          dsLdsm<true>(a, vsA + (dsaddr)((r * RV + dsSwz(r, col)) * 16));
+          dsMma4(o[d], a, pa[2 * kt][0], pa[2 * kt + 1][0]);
+        }
+      }
+#else
 #pragma unroll
       for (int d = 0; d < DT; d++) { o[d][0] *= al; o[d][1] *= al; }
 #pragma unroll
@@ -372,6 +408,7 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
           dsMma(o[d + 1], pa[2 * kt][0], pa[2 * kt + 1][0], b[2], b[3]);
         }
       }
+#endif
       __syncwarp();  // this stage is rewritten next
     }
 
@@ -380,6 +417,18 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
     l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
     __syncthreads();
     float* mo = reinterpret_cast<float*>(dsm);  // [NW][MG][HD]
+#if DS_MMA == 2
+#pragma unroll
+    for (int e = 0; e < 2; e++) {
+      if (2 * c4 + e < Gb) {
+#pragma unroll
+        for (int d = 0; d < OT; d++) {
+          mo[(warp * MG + 2 * c4 + e) * HD + d * 16 + g4] = o[d][e];
+          mo[(warp * MG + 2 * c4 + e) * HD + d * 16 + 8 + g4] = o[d][2 + e];
+        }
+      }
+    }
+#else
     if (g4 < Gb) {
 #pragma unroll
       for (int d = 0; d < DT; d++) {
@@ -387,6 +436,7 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
         mo[(warp * MG + g4) * HD + d * 8 + 2 * c4 + 1] = o[d][1];
       }
     }
+#endif
     if (c4 == 0) { wm[warp][g4] = m0; wl[warp][g4] = l0; }
 #else
     float m[MG], lp[MG], acc[MG][DPL];
