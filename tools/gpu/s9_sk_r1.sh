@@ -8,10 +8,10 @@ set -uo pipefail
 source tools/gpu/jobs_lib.sh
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader
 stamp "kernel checks (quick)"
-timeout 14 python3 tools/cuda-kernel-check/decode_attention_sk.py --only checks --quick --out "$OUT/checks" > "$OUT/checks.log" 2>&1; echo "rc $?"
+timeout 16 python3 tools/cuda-kernel-check/decode_attention_sk.py --only checks --quick --out "$OUT/checks" > "$OUT/checks.log" 2>&1; echo "rc $?"
 grep -E "FAIL|SUMMARY|Error|error" "$OUT/checks.log" | head -8 | cut -c1-260; grep -c "^  ok" "$OUT/checks.log"
 stamp "kernel timing"
-timeout 25 python3 tools/cuda-kernel-check/decode_attention_sk.py --only time --ctx 512,2048,8192,32768 --models 8b,1b \
+timeout 24 python3 tools/cuda-kernel-check/decode_attention_sk.py --only time --ctx 512,2048,8192,32768 --models 8b,1b \
   --variants "mma:;scalar:DS_MMA=0;mmaNS2:DS_NS=2;mmaNS4:DS_NS=4;mmaMINK128:DS_MINK=128;mma2:DS_MMA=2" --out "$OUT/time" > "$OUT/time.log" 2>&1; echo "rc $?"
 grep -E "copy bandwidth|ctx|FAIL|Error" "$OUT/time.log" | head -12 | cut -c1-330
 stamp "llama-3.1-8b end to end: A / B (sk mma)"
