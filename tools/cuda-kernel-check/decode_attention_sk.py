@@ -28,6 +28,7 @@ from decode_step import I, L, F, P, bf, relerr, rope_tables, rope_ref, graph_tim
 
 RESULTS = ds.RESULTS
 SMS = 132
+WITH_OLD = True  # --no-old: leave decode_attention out of the timing
 MAXZ = 64
 
 
@@ -224,12 +225,14 @@ def check_invariance(nH, nKV, hd, tpb, gen, defines, target):
     return allok
 
 
-def checks(quick):
+def checks(quick, define_sets=None):
     log("== decode_attention_sk vs float64, rope_kv_write bits, batch invariance")
     gen = torch.Generator(device="cuda").manual_seed(5)
     shapes = [(32, 8, 64), (32, 8, 128), (14, 2, 64), (16, 1, 128), (32, 2, 64), (8, 8, 128)]
     cases = [([0], 0), ([5], 0), ([127], 0), ([511], 0), ([512], 0), ([1000], 0), ([3000, 7, 300], 0), ([500, 64], 100), ([4100], 0), ([2100, 90], 1000)]
-    for defines in ((), ("DS_MINK=64",)) if quick else ((), ("DS_MINK=64",), ("DS_NS=2", "DS_MINK=64"), ("DS_NS=4",)):
+    if define_sets is None:
+        define_sets = ((), ("DS_MINK=64",)) if quick else ((), ("DS_MINK=64",), ("DS_NS=2", "DS_MINK=64"), ("DS_NS=4",))
+    for defines in define_sets:
         for (nH, nKV, hd) in shapes:
             G = nH // nKV
             ts = split_target(nKV, G)
@@ -296,7 +299,7 @@ def time_attention(quick, bw, out, ctxs=None, variants=None, models=None):
                     ds.decode_fused(qkv, out_, kvl, positions, seqStarts, cache.table, invf, 1.0, pO, pML, ctr, 1, 1, nH, nKV, hd, tpb, cache.maxBlocks, scale, 0,
                                     min(ss, 128), ns_old, g4=G <= 4)
             its = max(1, 32 // NL)
-            t_old = graph_time(old, iters=its, reps=7) / NL
+            t_old = graph_time(old, iters=its, reps=7) / NL if WITH_OLD else float("nan")
             row = {"model": name, "ctx": c, "kv_bytes": kvb, "old_us": t_old * 1e3, "layers": NL}
             if variants is not None:
                 pass
@@ -314,8 +317,13 @@ def time_attention(quick, bw, out, ctxs=None, variants=None, models=None):
                 def new():
                     for kvl in layers:
                         run_sk(qkv, out_, kvl, positions, seqStarts, cache.table, invf, pO, pML, ctr, 1, 1, nH, nKV, hd, tpb, cache.maxBlocks, scale, 0, ts, Zg, defines)
+                tc = time.time()
+                sk_fn(hd, defines)
+                tc = time.time() - tc
                 t = graph_time(new, iters=its, reps=7) / NL
                 row[f"{label}_us"] = t * 1e3
+                if tc > 0.5:
+                    log(f"    ({label}: compiled in {tc:.1f} s)")
             ceil_us = kvb / bw * 1e6
             row["ceiling_us"] = ceil_us
             res.append(row)
@@ -429,15 +437,18 @@ def time_gemv_ks(bw, out):
 
 
 def main():
-    global SMS
+    global SMS, WITH_OLD
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.environ.get("OUT", ""))
     ap.add_argument("--only", default="checks,time")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--ctx", default="", help="timing contexts, e.g. 512,2048,32768")
     ap.add_argument("--variants", default="", help="timing variants 'label:DEF1+DEF2[:TS];...' (default: the built-in list)")
+    ap.add_argument("--check-defines", default="", help="checks: define sets 'D1+D2;D3;...' ('' in the list = the defaults)")
+    ap.add_argument("--no-old", action="store_true", help="timing: leave decode_attention out")
     ap.add_argument("--models", default="", help="timing shapes: 1b, 8b (default both)")
     a = ap.parse_args()
+    WITH_OLD = not a.no_old
     props = torch.cuda.get_device_properties(0)
     SMS = props.multi_processor_count
     ds.SMS = SMS
@@ -446,7 +457,7 @@ def main():
     out = {}
     if "checks" in a.only:
         try:
-            checks(a.quick)
+            checks(a.quick, [tuple(d for d in ds_.split("+") if d) for ds_ in a.check_defines.split(";")] if a.check_defines else None)
         except Exception as e:  # noqa: BLE001
             import traceback
             traceback.print_exc()

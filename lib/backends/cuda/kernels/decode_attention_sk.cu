@@ -45,6 +45,9 @@
 #define DS_MMA 1  // 1: q·k and p·v on tensor cores (mma.sync m16n8k16, bf16 in, f32 sums); 2: the same with p·v as
                   // O^T = V^T P^T (8 heads as n: half the p·v mma and accumulators); 0: the session 7 scalar loops
 #endif
+#ifndef DS_PLO
+#define DS_PLO 0  // 1 (DS_MMA >= 1): p·v as (p_hi + p_lo)·v, p_lo = bf16(p - p_hi): p to ~16 bits instead of bf16's 8
+#endif
 #define DS_NW 4
 #define DS_NT (DS_NW * 32)
 #define DS_MG 8        // q heads per block
@@ -370,12 +373,15 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
       const float al = exp2f(m0 - mNew);  // m0 = -inf on the first chunk: 0
       m0 = mNew;
       float sum = 0.f;
-      u32 pa[NB8][1];  // bf16 pairs of p: n-tile j, row g4, keys 2 c4, 2 c4 + 1
+      u32 pa[NB8][1 + DS_PLO];  // bf16 pairs of p: n-tile j, row g4, keys 2 c4, 2 c4 + 1 (DS_PLO: [1] the remainders)
 #pragma unroll
       for (int j = 0; j < NB8; j++) {
         const float p0 = exp2f(sc[j][0] - mNew), p1 = exp2f(sc[j][1] - mNew);
         sum += p0 + p1;
         pa[j][0] = dsPack(p0, p1);
+#if DS_PLO
+        pa[j][1] = dsPack(p0 - __uint_as_float(pa[j][0] << 16), p1 - __uint_as_float(pa[j][0] & 0xffff0000u));
+#endif
       }
       l0 = fmaf(l0, al, sum);
 #if DS_MMA == 2
@@ -392,6 +398,9 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
           u32 a[4];
           dsLdsm<true>(a, vsA + (dsaddr)((r * RV + dsSwz(r, col)) * 16));
           dsMma4(o[d], a, pa[2 * kt][0], pa[2 * kt + 1][0]);
+#if DS_PLO
+          dsMma4(o[d], a, pa[2 * kt][1], pa[2 * kt + 1][1]);
+#endif
         }
       }
 #else
@@ -406,6 +415,10 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
           dsLdsm<true>(b, vsA + (dsaddr)((r * RV + dsSwz(r, col)) * 16));
           dsMma(o[d], pa[2 * kt][0], pa[2 * kt + 1][0], b[0], b[1]);
           dsMma(o[d + 1], pa[2 * kt][0], pa[2 * kt + 1][0], b[2], b[3]);
+#if DS_PLO
+          dsMma(o[d], pa[2 * kt][1], pa[2 * kt + 1][1], b[0], b[1]);
+          dsMma(o[d + 1], pa[2 * kt][1], pa[2 * kt + 1][1], b[2], b[3]);
+#endif
         }
       }
 #endif
