@@ -42,7 +42,7 @@ def sk_fn(hd, defines=()):
 
 
 def smem_bytes(defines=()):
-    ns = 3
+    ns = 2
     for d in defines:
         if d.startswith("DS_NS="):
             ns = int(d.split("=")[1])
@@ -87,7 +87,7 @@ def mink_of(defines):
     for d in defines:
         if d.startswith("DS_MINK="):
             return int(d.split("=")[1])
-    return 256
+    return 128
 
 
 def run_sk(qkv, out, kvc, positions, seqStarts, table, invf, pO, pML, ctr, T, S, nH, nKV, hd, tpb, maxB, scale, window, target, Z, defines=()):

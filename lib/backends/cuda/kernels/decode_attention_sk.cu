@@ -12,7 +12,7 @@
 //     sequence's attention rounds the same in any step (batch invariance at every bucket).
 //   - grid (numKvHeads * ceil(G / 8), numTokens, Z), any Z >= 1: block z takes splits z, z + Z, ... < nz
 //     (Z >= the largest nz runs them all at once: decodeSplitGrid); blocks with no split exit at once.
-//   - dynamic shared memory DS_SMEM bytes (4 warps x DS_NS stages x 8 KB = 96 KB at DS_NS 3): the launch
+//   - dynamic shared memory DS_SMEM bytes (4 warps x DS_NS stages x 8 KB = 64 KB at DS_NS 2): the launch
 //     sets it (cuFuncSetAttribute MAX_DYNAMIC_SHARED_SIZE_BYTES first).
 //   - partialO f32 [numTokens, numHeads, 64, hd], partialML [.., 64, 2] (split stride 64 =
 //     MAX_DECODE_SPLITS whatever Z is); counters as decode_attention (zero between launches).
@@ -21,13 +21,14 @@
 // K + V each, round robin; each warp streams its chunks through DS_NS cp.async stages of its own
 // (zero-filled past the span, swizzled rows), keeps its own online softmax and P·V accumulators (no
 // block barrier in the loop), and the 4 warps merge in a fixed order at the end.
-// DS_MMA 1 (session 9): q·k on tensor cores (mma.sync m16n8k16: the block's 8 heads are rows 0..7 of the
-// m16 tile, rows 8..15 zero; K rows by ldmatrix), the online softmax on the score fragments (a head's
-// keys over the 4 lanes of a quad), p rounded to bf16 and p·v as O += P V (V by ldmatrix.trans); f32 sums,
-// so results differ from DS_MMA 0 by bf16 rounding of p (batch invariance unchanged: the same partition
-// and merge order). DS_MMA 2: p·v as O^T = V^T P^T (the heads are n: half the mma and accumulators).
+// DS_MMA 1 (session 9): tensor cores (mma.sync m16n8k16, bf16 in, f32 sums). Scores S = Q K^T: the block's
+// 8 heads are rows 0..7 of the m16 tile (rows 8..15 zero), K rows by ldmatrix; the online softmax runs on
+// the S fragments (a head's keys over the 4 lanes of a quad); p rounded to bf16 (DS_PLO 1: + its bf16
+// remainder) and O^T += V^T P^T (V^T by ldmatrix.trans, the S fragments are the P^T operand as they are;
+// the 8 heads are n). Results differ from DS_MMA 0 by the bf16 rounding of p; batch invariance is
+// unchanged (the same partition and merge order). ~7x fewer instructions per key than DS_MMA 0.
 // DS_MMA 0 (session 7): scores one key per lane (hd64) or per lane pair (hd128, 64 dims each); P·V: each
-// lane owns hd / 32 dims of every head (scalar FMAs, ~7x the instructions per key).
+// lane owns hd / 32 dims of every head (scalar FMAs).
 // One split (nz == 1): that block writes out. Otherwise each split writes (m, l, O) and the last of
 // the token's splits to finish (a counter per (token, kv group)) merges them in split order, 16 splits'
 // (m, l, O) in flight per thread and round, with a running maximum.
@@ -36,14 +37,13 @@
 #include "common.cuh"
 
 #ifndef DS_NS
-#define DS_NS 3  // cp.async stages per warp (>= 2)
+#define DS_NS 2  // cp.async stages per warp (>= 2; attention_choice.ts DECODE_SK_STAGES)
 #endif
 #ifndef DS_MINK
-#define DS_MINK 256  // least keys per split (attention_choice.ts DECODE_SK_MIN_SPLIT)
+#define DS_MINK 128  // least keys per split (attention_choice.ts DECODE_SK_MIN_SPLIT)
 #endif
 #ifndef DS_MMA
-#define DS_MMA 1  // 1: q·k and p·v on tensor cores (mma.sync m16n8k16, bf16 in, f32 sums); 2: the same with p·v as
-                  // O^T = V^T P^T (8 heads as n: half the p·v mma and accumulators); 0: the session 7 scalar loops
+#define DS_MMA 1  // 1: q·k and p·v on tensor cores (mma.sync m16n8k16, bf16 in, f32 sums); 0: the session 7 scalar loops
 #endif
 #ifndef DS_PLO
 #define DS_PLO 0  // 1 (DS_MMA >= 1): p·v as (p_hi + p_lo)·v, p_lo = bf16(p - p_hi): p to ~16 bits instead of bf16's 8
@@ -169,7 +169,7 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
   constexpr int CK = 32 / LPK;         // keys per chunk
   constexpr int RV = HD / 8;           // 16-byte vectors per K / V row
   constexpr int ROWS_U4 = CK * RV;     // vectors of one chunk's K (or V) rows: 256
-  constexpr int DPL = HD / 32;         // dims per lane in the P·V phase
+  [[maybe_unused]] constexpr int DPL = HD / 32;  // dims per lane in the P·V phase (DS_MMA 0)
   static_assert(2 * ROWS_U4 == DS_STAGE_U4, "a stage is 8 KB");
   DS_DYNAMIC_SMEM;  // [NW][NS][K rows | V rows]; reused by the merges
 #if DS_MMA
@@ -308,10 +308,9 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
 
 #if DS_MMA
     // Tensor cores: S = Q K^T per chunk (rows g4 = this block's heads, rows 8..15 of the m16 tile zero), online
-    // softmax on the S fragments (row g4 spread over the 4 lanes of a quad), O += P V with P rounded to bf16.
+    // softmax on the S fragments (row g4 spread over the 4 lanes of a quad), O^T += V^T P^T with P rounded to bf16.
     constexpr int KSQ = HD / 16;  // k-steps of q·k
     constexpr int NB8 = CK / 8;   // 8-key n-tiles of a chunk
-    constexpr int DT = HD / 8;    // 8-dim n-tiles of the output
     const int g4 = lane >> 2, c4 = lane & 3, mi = lane >> 3;
     u32 qa[KSQ][2];  // A fragment of q: row g4, dims 16 kk + 2 c4 (+1) and + 8
 #pragma unroll
@@ -319,11 +318,7 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
       qa[kk][0] = *reinterpret_cast<const u32*>(qs + g4 * HD + kk * 16 + 2 * c4);
       qa[kk][1] = *reinterpret_cast<const u32*>(qs + g4 * HD + kk * 16 + 8 + 2 * c4);
     }
-#if DS_MMA == 2
     constexpr int OT = HD / 16;  // O^T tiles: dims 16 t + g4 (+ 8), heads 2 c4, 2 c4 + 1
-#else
-    constexpr int OT = DT;  // O tiles: head g4 (rows 8..15 unused), dims 8 d + 2 c4 (+ 1)
-#endif
     float o[OT][4];
 #pragma unroll
     for (int d = 0; d < OT; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
@@ -384,7 +379,6 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
 #endif
       }
       l0 = fmaf(l0, al, sum);
-#if DS_MMA == 2
       {
         const float aA = __shfl_sync(0xffffffffu, al, 8 * c4), aB = __shfl_sync(0xffffffffu, al, 8 * c4 + 4);  // heads 2 c4, 2 c4 + 1
 #pragma unroll
@@ -403,25 +397,6 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
 #endif
         }
       }
-#else
-#pragma unroll
-      for (int d = 0; d < DT; d++) { o[d][0] *= al; o[d][1] *= al; }
-#pragma unroll
-      for (int kt = 0; kt < CK / 16; kt++) {  // keys 16 kt .. + 15 (A: n-tiles 2 kt, 2 kt + 1)
-#pragma unroll
-        for (int d = 0; d < DT; d += 2) {  // matrices (keys +0..7 | +8..15) x (dims 8 d | 8 d + 8), transposed
-          const int r = kt * 16 + (mi & 1) * 8 + (lane & 7), col = d + (mi >> 1);
-          u32 b[4];
-          dsLdsm<true>(b, vsA + (dsaddr)((r * RV + dsSwz(r, col)) * 16));
-          dsMma(o[d], pa[2 * kt][0], pa[2 * kt + 1][0], b[0], b[1]);
-          dsMma(o[d + 1], pa[2 * kt][0], pa[2 * kt + 1][0], b[2], b[3]);
-#if DS_PLO
-          dsMma(o[d], pa[2 * kt][1], pa[2 * kt + 1][1], b[0], b[1]);
-          dsMma(o[d + 1], pa[2 * kt][1], pa[2 * kt + 1][1], b[2], b[3]);
-#endif
-        }
-      }
-#endif
       __syncwarp();  // this stage is rewritten next
     }
 
@@ -430,7 +405,6 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
     l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
     __syncthreads();
     float* mo = reinterpret_cast<float*>(dsm);  // [NW][MG][HD]
-#if DS_MMA == 2
 #pragma unroll
     for (int e = 0; e < 2; e++) {
       if (2 * c4 + e < Gb) {
@@ -441,15 +415,6 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
         }
       }
     }
-#else
-    if (g4 < Gb) {
-#pragma unroll
-      for (int d = 0; d < DT; d++) {
-        mo[(warp * MG + g4) * HD + d * 8 + 2 * c4] = o[d][0];
-        mo[(warp * MG + g4) * HD + d * 8 + 2 * c4 + 1] = o[d][1];
-      }
-    }
-#endif
     if (c4 == 0) { wm[warp][g4] = m0; wl[warp][g4] = l0; }
 #else
     float m[MG], lp[MG], acc[MG][DPL];
