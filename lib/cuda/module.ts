@@ -154,19 +154,6 @@ export class Kernel {
     );
   }
 
-  /**
-   * Preferred shared-memory carveout, percent of the SM's unified L1 / shared memory (-1: no preference, the
-   * default). A hint: an SM runs blocks of kernels with different carveouts together only when its
-   * configuration fits them all.
-   */
-  setPreferredSharedCarveout(percent: number): void {
-    checkCu(
-      cuda().cuFuncSetAttribute(this.handle, CU.FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT, percent),
-      "cuFuncSetAttribute",
-      `${this.name} preferred shared memory carveout ${percent}`,
-    );
-  }
-
   /** Enqueues one launch. `args` match `params` in order. */
   launch(grid: Dim3, block: Dim3, args: readonly KernelArg[], options: LaunchOptions = NO_OPTIONS): void {
     const fn = this.handle;
