@@ -52,7 +52,12 @@
 #define DS_NT (DS_NW * 32)
 #define DS_MG 8        // q heads per block
 #define DS_MAXZ 64     // split stride of the partials (MAX_DECODE_SPLITS)
-#define DS_MB 16       // partial-O float4 loads in flight per thread in the split merge
+#ifndef DS_MB
+#define DS_MB 16  // partial-O float4 loads in flight per thread in the split merge
+#endif
+#ifndef DS_MINB
+#define DS_MINB 2  // __launch_bounds__ min blocks per SM (a tuning knob for the harness)
+#endif
 #define DS_STAGE_U4 512  // uint4 per stage: 8 KB (K rows, then V rows)
 #define DS_SMEM (DS_NW * DS_NS * DS_STAGE_U4 * 16)
 
@@ -625,7 +630,7 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
 }
 
 #define DECODE_SK(NAME, HD)                                                                                            \
-  extern "C" __global__ void __launch_bounds__(DS_NT, 2) NAME(const bf16_t* qkv, bf16_t* out, bf16_t* kvCache,          \
+  extern "C" __global__ void __launch_bounds__(DS_NT, DS_MINB) NAME(const bf16_t* qkv, bf16_t* out, bf16_t* kvCache,          \
       const int* positions, const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling,     \
       float* partialO, float* partialML, int* counters, int numTokens, int numSeqs, int numHeads, int numKvHeads,       \
       int tokensPerBlock, int maxBlocksPerSeq, float scale, int window, int splitTarget, const void* prefetch,          \
