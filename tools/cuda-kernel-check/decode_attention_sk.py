@@ -42,7 +42,7 @@ def sk_fn(hd, defines=()):
 
 
 def smem_bytes(defines=()):
-    ns = 2
+    ns = 3
     for d in defines:
         if d.startswith("DS_NS="):
             ns = int(d.split("=")[1])

@@ -120,7 +120,7 @@ export function decodeSplitKeys(span: number, minKeys: number, numSplits: number
 export const DECODE_SK_MIN_SPLIT = 128;
 
 /** cp.async stages per warp of decode_attention_sk (DS_NS); its dynamic shared memory is 4 warps × stages × 8 KB. */
-export const DECODE_SK_STAGES = 2;
+export const DECODE_SK_STAGES = 3;
 
 /** Dynamic shared memory of a decode_attention_sk launch, bytes. */
 export const DECODE_SK_SMEM = 4 * DECODE_SK_STAGES * 8192;
