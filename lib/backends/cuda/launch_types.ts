@@ -248,8 +248,8 @@ export interface LaunchEnv {
   readonly wgmmaPrefill?: boolean;
   /**
    * Fused decode steps of up to GEMV_MAX_ROWS sequences run decode_attention_sk (split-K flash decoding:
-   * per-warp cp.async pipelines, a key partition by the span only) with decodeSkGeometry's launch geometry
-   * instead of decode_attention. Off by default until measured on a GPU.
+   * per-warp cp.async pipelines, tensor cores, a key partition by the span only) with decodeSkGeometry's launch
+   * geometry instead of decode_attention (session option decodeSplitK).
    */
   readonly decodeSplitK?: boolean;
   /** Fused decode GEMVs with long rows run gemv_fused_ks with gemvSplitRows' warps per row. */

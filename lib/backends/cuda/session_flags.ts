@@ -85,8 +85,9 @@ export const CUDA_FLAGS = {
   wgmmaPrefill: { env: "LLMRT_WGMMA_PREFILL", default: "engine" },
   /**
    * Decode steps of up to 8 sequences on the split-K flash-decoding kernel (decode_attention_sk: K/V streamed through
-   * per-warp cp.async pipelines; a sequence's key partition depends on its span only). H200, llama-3.1-8b: 21% faster
-   * steps at 32k keys, 2–4% slower up to 2k. @default false
+   * per-warp cp.async pipelines, q·k and p·v on tensor cores since session 9; a sequence's key partition depends on its
+   * span only). H200, llama-3.1-8b batch-1 steps: 32% faster at 32k keys (88.6% of weights + KV bytes), 4–6% faster
+   * at 128–2k keys; llama-3.2-1b 5–22%. @default false
    */
   decodeSplitK: { env: "LLMRT_DECODE_SK", default: false },
   /**
