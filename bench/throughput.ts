@@ -5,12 +5,15 @@
  *
  *   bun bench/throughput.ts --model DIR [--requests 64] [--input 128] [--output 128] [--tp 1] [--hf] [--hf-compile]
  *       [--quant W4A16|W4A16_AWQ|W8A16|FP8|FP8_PER_CHANNEL_PER_TOKEN|... [--group-size 128]] [--kv-cache-quant FP8|INT8]
- *       [--profile-host] [--no-overlap]
+ *       [--profile-host] [--profile-steps] [--no-overlap] [--max-num-tokens T]
  *
  * --quant quantizes the checkpoint at build time (LLM.create's quantConfig; int4 with zero points);
  * --kv-cache-quant stores the KV cache as e4m3 / int8 (QuantConfig.kvCacheQuantAlgo, with or without --quant).
  * --tp N splits the model over N GPUs (tensor parallelism: one rank worker per GPU, NCCL all-reduce).
  * --profile-host: host vs GPU time of an N-sequence decode step and its launches (bench/host_profile.ts).
+ * --profile-steps: the timed run's wall time by phase (prefill, mixed, decode steps by batch size, outside the
+ * steps) and the GPU time of its prefill and decode steps launch by launch (bench/step_phases.ts).
+ * --max-num-tokens T: the engine's and the executor's token budget per step (default min(N × input, 32768)).
  * --no-overlap: decode steps one at a time (LLM.create's overlapSteps false; by default the host's work on one
  * step runs while the GPU computes the next).
  *
@@ -24,6 +27,7 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { LLM } from "../lib/llmapi/llm.ts";
 import { attentionSweep, profileHost } from "./host_profile.ts";
+import { printPhases, profileSteps } from "./step_phases.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -39,6 +43,8 @@ const { values } = parseArgs({
     "group-size": { type: "string" },
     "kv-cache-quant": { type: "string" },
     "profile-host": { type: "boolean" },
+    "profile-steps": { type: "boolean" },
+    "max-num-tokens": { type: "string" },
     "no-overlap": { type: "boolean" },
   },
 });
@@ -48,6 +54,7 @@ const bs = 32;
 const kvQuant = values["kv-cache-quant"] as "FP8" | "INT8" | undefined;
 if (kvQuant !== undefined && kvQuant !== "FP8" && kvQuant !== "INT8") throw new Error(`--kv-cache-quant: FP8 or INT8, got ${kvQuant}`);
 const maxSeqLen = Math.ceil((IN + OUT + 32) / bs) * bs;
+const maxNumTokens = Number(values["max-num-tokens"] ?? Math.min(Math.max(N * IN, 256), 32768));
 
 const t0 = performance.now();
 await using llm = await LLM.create({
@@ -68,7 +75,7 @@ await using llm = await LLM.create({
       },
     }
     : {}),
-  buildConfig: { maxBatchSize: N, maxNumTokens: Math.min(Math.max(N * IN, 256), 32768), maxSeqLen, maxInputLen: IN, tokensPerBlock: bs },
+  buildConfig: { maxBatchSize: N, maxNumTokens, maxSeqLen, maxInputLen: IN, tokensPerBlock: bs },
   kvCacheConfig: { maxTokens: (N + 1) * maxSeqLen, enableBlockReuse: false },
 });
 const loadS = (performance.now() - t0) / 1000;
@@ -110,6 +117,11 @@ const result: Record<string, unknown> = {
 if (values["profile-host"]) {
   result.hostProfile = profileHost(llm.engine, N, IN + OUT / 2, stats.slice(statsBefore)); // the timed run's steps
   result.attentionSweep = attentionSweep(llm.engine, IN + OUT / 2, [1, 2, 4, 5, 8, 16, 32, 64].filter((n) => n <= N));
+}
+
+if (values["profile-steps"]) {
+  result.phases = printPhases(stats.slice(statsBefore), secs * 1000);
+  result.stepProfile = profileSteps(llm.engine, Math.max(1, Math.min(N, Math.floor(maxNumTokens / IN))), IN, N, IN + OUT / 2);
 }
 
 if (values.hf) {
