@@ -94,9 +94,18 @@ function gemmFlops(name: string): number {
 function groupLaunches(launches: readonly { name: string; ms: number }[]): Record<string, unknown> {
   let gemmMs = 0, flops = 0, attnMs = 0, restMs = 0;
   const by = new Map<string, { n: number; ms: number }>();
+  const shapes = new Map<string, { n: number; ms: number; flops: number }>();
   for (const l of launches) {
     const fl = gemmFlops(l.name);
     const key = fl > 0 ? "gemm" : l.name;
+    if (fl > 0) {
+      const sk = l.name.replace(/^gemm \d+x/, "n×k ");
+      const e = shapes.get(sk) ?? { n: 0, ms: 0, flops: 0 };
+      e.n++;
+      e.ms += l.ms;
+      e.flops += fl;
+      shapes.set(sk, e);
+    }
     if (fl > 0 || /gemm|gemv/.test(l.name)) {
       gemmMs += l.ms;
       flops += fl;
@@ -115,6 +124,7 @@ function groupLaunches(launches: readonly { name: string; ms: number }[]): Recor
     attentionMs: attnMs,
     restMs,
     top: top.map(([name, e]) => ({ name, n: e.n, ms: e.ms })),
+    gemmShapes: [...shapes].sort((a, b) => b[1].ms - a[1].ms).map(([name, e]) => ({ name, n: e.n, ms: e.ms, tflops: e.flops / (e.ms * 1e9) })),
   };
 }
 
@@ -186,13 +196,17 @@ export function profileSteps(engine: Engine, P: number, L: number, N: number, co
         f(g(pp, "gemmTflops"), 0)
       } TFLOP/s) + attention ${f(g(pp, "attentionMs"), 2)} + rest ${f(g(pp, "restMs"), 2)}`,
     );
+    const shapes = (x: Record<string, unknown>, d: number): string =>
+      (x.gemmShapes as { name: string; n: number; ms: number; tflops: number }[]).map((t) => `${t.name} ${t.n}× ${f(t.ms, d)} ms (${f(t.tflops, 0)})`).join(", ");
     console.log(`  top: ${(pp.top as { name: string; n: number; ms: number }[]).map((t) => `${t.name} ${t.n}× ${f(t.ms, 2)}`).join(", ")}`);
+    console.log(`  GEMMs (TFLOP/s): ${shapes(pp, 2)}`);
     console.log(
       `decode ${N} at context ${context} (bucket ${dec.bucket}): graph ${f(dec.graphMs, 3)} ms; launches ${f(g(dp, "sumMs"), 3)} ms = GEMM/GEMV ${
         f(g(dp, "gemmMs"), 3)
       } (${f(g(dp, "gemmTflops"), 0)} TFLOP/s) + attention ${f(g(dp, "attentionMs"), 3)} + rest ${f(g(dp, "restMs"), 3)}`,
     );
     console.log(`  top: ${(dp.top as { name: string; n: number; ms: number }[]).map((t) => `${t.name} ${t.n}× ${f(t.ms, 3)}`).join(", ")}`);
+    console.log(`  GEMMs (TFLOP/s): ${shapes(dp, 3)}`);
     return { prefill: { P, L, runWallMs: median(wall), ...pp }, decode: { N, context, bucket: dec.bucket, graphMs: dec.graphMs, ...dp } };
   } finally {
     kv.dispose();
