@@ -255,6 +255,17 @@ test("decodeDeferSteps: a large batch of waiting prompts prefills alone (decodes
   }
   assert.deepEqual(shape, [[16, 0], [16, 0], [12, 4], [4, 5]]);
 
+  // A prompt still prefilling (chunked) continues in the deferred step, before the waiting prompts.
+  const chunked = mk(1);
+  for (let i = 0; i < 4; i++) chunked.add(group(650 + i, 10));
+  st = chunked.schedule();
+  assert.deepEqual(plan(st), [[650, 0, 10], [651, 0, 6]]);
+  run(chunked, st);
+  st = chunked.schedule();
+  assert.deepEqual(plan(st), [[651, 6, 4], [652, 0, 10], [653, 0, 2]]);
+  run(chunked, st);
+  assert.deepEqual(plan(chunked.schedule()), [[650, 10, 1], [651, 10, 1], [652, 10, 1], [653, 2, 8]]); // at most 1 step in a row
+
   // A prompt bringing less than half the budget does not hold the decodes back.
   const small = mk(1);
   small.add(group(700, 8));

@@ -204,19 +204,17 @@ export class Scheduler {
     const decoding: SequenceGroup[] = [];
     const rest: SequenceGroup[] = [];
     for (const g of this.#running) (isDecoding(g) ? decoding : rest).push(g);
-    // Waiting prompts may take a prefill-only step (SchedulerConfig.decodeDeferSteps): the decoding groups wait
-    // (only when no running group is still prefilling, so nothing else is scheduled before the admission).
-    const reserve = decoding.length > 0 && rest.length === 0 ? this.#deferReserve(decoding) : -1;
-    if (reserve < 0) {
-      this.#scheduleRunning(decoding, chunks, copies, preempted, failed, scheduled, left);
-      this.#scheduleRunning(rest, chunks, copies, preempted, failed, scheduled, left);
-    }
+    // Waiting prompts may take a prefill-only step (SchedulerConfig.decodeDeferSteps): the decoding groups wait.
+    const reserve = decoding.length > 0 ? this.#deferReserve(decoding, rest) : -1;
+    if (reserve < 0) this.#scheduleRunning(decoding, chunks, copies, preempted, failed, scheduled, left);
+    this.#scheduleRunning(rest, chunks, copies, preempted, failed, scheduled, left);
 
+    const before = chunks.length;
     if (preempted.length === 0 && this.#admitNow(chunks.length > 0 || reserve >= 0)) {
       this.#admit(chunks, copies, left, scheduled, Math.max(reserve, 0));
       if (this.#waiting.length === 0) this.#heldSteps = 0; // groups left behind (no room) go at the next chance
     }
-    if (reserve >= 0 && chunks.length === 0) {
+    if (reserve >= 0 && chunks.length === before) {
       // Nothing was admitted after all (held by admissionDelaySteps): the decoding groups run as usual.
       this.#scheduleRunning(decoding, chunks, copies, preempted, failed, scheduled, left);
       this.#deferredSteps = 0;
@@ -293,16 +291,26 @@ export class Scheduler {
 
   /**
    * SchedulerConfig.decodeDeferSteps: the KV blocks to keep free for the `decoding` groups when they sit this step
-   * out for a prefill-only step of waiting prompts, or -1 when they run as usual: deferral off or used up, no prompt
-   * waiting, or the prompts that could start now (slots, blocks) bring less than half the token budget.
+   * out for a prefill-only step (the `prefilling` groups' next chunks and waiting prompts), or -1 when they run as
+   * usual: deferral off or used up, no prompt waiting, too few KV blocks for those chunks beside a spare block per
+   * decoding sequence (so nothing is preempted), or less than half the token budget of prompt tokens that can run.
    */
-  #deferReserve(decoding: readonly SequenceGroup[]): number {
+  #deferReserve(decoding: readonly SequenceGroup[], prefilling: readonly SequenceGroup[]): number {
     if (this.#deferredSteps >= this.decodeDeferSteps || this.#waiting.length === 0) return -1;
     let reserve = 0;
     for (const g of decoding) reserve += g.liveSeqs.length; // a next token may open a block per sequence
     let slots = 0;
     for (const g of this.#running) slots += g.numSlots;
     let tokens = 0, blocks = reserve;
+    for (const g of prefilling) {
+      for (const seq of g.liveSeqs) {
+        const n = Math.min(seq.numUncomputedTokens, this.maxNumTokens - tokens);
+        if (n <= 0) continue;
+        blocks += Math.max(0, this.kv.blocksFor(seq.numComputedTokens + n) - seq.blockTable.length);
+        tokens += n;
+      }
+    }
+    if (blocks > this.kv.numFreeBlocks || tokens >= this.maxNumTokens) return -1;
     for (const g of this.#waiting) {
       if (slots + g.numSlots > this.maxBatchSize) break;
       const seq = g.liveSeqs[0];
