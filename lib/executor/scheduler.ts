@@ -2,6 +2,7 @@
  * In-flight batching: which tokens of which sequences run in the next step. Pure host code.
  */
 import type { BlockCopy, KvCacheManager } from "./kv_cache_manager.ts";
+import { decodeDeferReserve } from "./decode_defer.ts";
 import { compareGroups, type Sequence, type SequenceGroup } from "./sequence.ts";
 
 /** Limits of one step. */
@@ -26,13 +27,11 @@ export interface SchedulerConfig {
    */
   readonly admissionDelaySteps?: number;
   /**
-   * Steps in a row that decoding sequences may be left out so that waiting prompts prefill in a step of their own
-   * (prefill-only), when those prompts can start now (batch slots, KV blocks with one spare block per decoding
-   * sequence left over) and bring at least half the step's token budget. On a GPU a decode token costs little in a
-   * decode step (a CUDA graph) and much in a large eager prefill step, whose attention runs the prefill kernels over
-   * every sequence of the step; and a prompt cut to make room for the decode tokens spills into one more mixed step.
-   * Offline batches (every prompt at once) run the same decode steps with no mixed step; a running sequence gets its
-   * next token one step later (after that step's prefill, as it would have with it). @default 0 (never)
+   * Steps in a row that decoding sequences may sit out so that waiting prompts prefill alone, when they can start now
+   * (slots; KV blocks with a spare one per decoding sequence) and bring half the token budget (decode_defer.ts). On
+   * a GPU a decode token costs little in a decode graph and much in a large eager step, whose attention runs the
+   * prefill kernel over every sequence; and prompts cut to make room spill into one more mixed step. Offline
+   * batches run the same decode steps and no mixed one; a running sequence's next token comes a step later. @default 0
    */
   readonly decodeDeferSteps?: number;
 }
@@ -205,7 +204,9 @@ export class Scheduler {
     const rest: SequenceGroup[] = [];
     for (const g of this.#running) (isDecoding(g) ? decoding : rest).push(g);
     // Waiting prompts may take a prefill-only step (SchedulerConfig.decodeDeferSteps): the decoding groups wait.
-    const reserve = decoding.length > 0 ? this.#deferReserve(decoding, rest) : -1;
+    const reserve = decoding.length > 0 && this.#deferredSteps < this.decodeDeferSteps && this.#waiting.length > 0
+      ? decodeDeferReserve(this.kv, this, decoding, rest, this.#waiting)
+      : -1;
     if (reserve < 0) this.#scheduleRunning(decoding, chunks, copies, preempted, failed, scheduled, left);
     this.#scheduleRunning(rest, chunks, copies, preempted, failed, scheduled, left);
 
@@ -287,42 +288,6 @@ export class Scheduler {
       chunks.push(...mine);
       copies.push(...myCopies);
     }
-  }
-
-  /**
-   * SchedulerConfig.decodeDeferSteps: the KV blocks to keep free for the `decoding` groups when they sit this step
-   * out for a prefill-only step (the `prefilling` groups' next chunks and waiting prompts), or -1 when they run as
-   * usual: deferral off or used up, no prompt waiting, too few KV blocks for those chunks beside a spare block per
-   * decoding sequence (so nothing is preempted), or less than half the token budget of prompt tokens that can run.
-   */
-  #deferReserve(decoding: readonly SequenceGroup[], prefilling: readonly SequenceGroup[]): number {
-    if (this.#deferredSteps >= this.decodeDeferSteps || this.#waiting.length === 0) return -1;
-    let reserve = 0;
-    for (const g of decoding) reserve += g.liveSeqs.length; // a next token may open a block per sequence
-    let slots = 0;
-    for (const g of this.#running) slots += g.numSlots;
-    let tokens = 0, blocks = reserve;
-    for (const g of prefilling) {
-      for (const seq of g.liveSeqs) {
-        const n = Math.min(seq.numUncomputedTokens, this.maxNumTokens - tokens);
-        if (n <= 0) continue;
-        blocks += Math.max(0, this.kv.blocksFor(seq.numComputedTokens + n) - seq.blockTable.length);
-        tokens += n;
-      }
-    }
-    if (blocks > this.kv.numFreeBlocks || tokens >= this.maxNumTokens) return -1;
-    for (const g of this.#waiting) {
-      if (slots + g.numSlots > this.maxBatchSize) break;
-      const seq = g.liveSeqs[0];
-      if (!seq) break;
-      const n = Math.min(seq.numUncomputedTokens, this.maxNumTokens - tokens);
-      blocks += g.liveSeqs.length * this.kv.blocksFor(seq.numComputedTokens + n);
-      if (blocks > this.kv.numFreeBlocks) break;
-      slots += g.numSlots;
-      tokens += n;
-      if (2 * tokens >= this.maxNumTokens) return reserve;
-    }
-    return -1;
   }
 
   /** Whether waiting groups may start this step (see SchedulerConfig.admissionDelaySteps); `busy`: other groups run. */
