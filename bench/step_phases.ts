@@ -15,8 +15,12 @@ import { Session } from "../lib/runtime/session.ts";
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 const f = (x: number, d = 1): string => x.toFixed(d);
 
-/** The phase a step belongs to: "prefill", "mixed", or "decode ≤B" (B the power-of-two batch bucket). */
+/**
+ * The phase a step belongs to: "prefill", "mixed", "decode ≤B" (B the power-of-two batch bucket), or "collect" (no
+ * tokens scheduled: the last step, which takes the ids of the decode step enqueued ahead and waits for it).
+ */
 export function phaseOf(s: IterationStats): string {
+  if (s.numDecodeTokens === 0 && s.numPrefillTokens === 0) return "collect";
   if (s.numDecodeTokens === 0) return "prefill";
   if (s.numPrefillTokens > 0) return "mixed";
   let b = 1;
