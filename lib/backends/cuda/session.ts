@@ -203,6 +203,8 @@ export class CudaSession implements SessionBackend {
   readonly pruneLastLayer: boolean;
   /** CudaSessionOptions.quantGemm. */
   readonly quantGemm: boolean;
+  /** CudaSessionOptions.graphSplits. */
+  readonly graphSplits: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -296,6 +298,7 @@ export class CudaSession implements SessionBackend {
     this.decodeSplitK = f.decodeSplitK;
     this.gemvSplitK = f.gemvSplitK;
     this.quantGemm = f.quantGemm;
+    this.graphSplits = f.graphSplits;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -773,14 +776,16 @@ export class CudaSession implements SessionBackend {
     const graphs = lora ? this.#loraGraphs : this.#graphs;
     this.#stage(inp, { bucket, scratchBlock: kv.scratchBlock }, fwd);
     const writeKvFirst = inp.readsStepKv === true;
-    const key = graphKey(bucket, sample, writeKvFirst);
+    const attention = this.#graphAttention(bucket, !!lora);
+    const splits = this.graphSplits && this.#batchAttention(bucket, !!lora) ? this.#splitsFor(inp, T, attention) : 0;
+    const key = graphKey(bucket, sample, writeKvFirst, splits);
     let graph = graphs.get(key);
     if (!graph) {
       const launches = planLaunches(lora ? { ...this.launchEnv(kv), lora, fusedDecode: false } : this.launchEnv(kv), {
         numTokens: bucket,
         numSeqs: bucket,
         numRows: bucket,
-        attention: this.#graphAttention(bucket, !!lora),
+        attention: splits > 0 && attention.kind === "decode" ? { ...attention, numSplits: splits } : attention,
         sample,
         writeKvFirst,
       });
@@ -791,6 +796,25 @@ export class CudaSession implements SessionBackend {
       graphs.set(key, graph);
     }
     graph.launch(this.#stream);
+  }
+
+  /**
+   * CudaSessionOptions.graphSplits: the split count of the graph variant for a decode step on decode_attention_batch
+   * (fixed `splitSize` key ranges) — the power of two covering the step's longest attended span, 0 (the graph
+   * covering maxSeqLen) when that is all of the bucket's splits.
+   */
+  #splitsFor(inp: StepInputs, T: number, attention: AttentionChoice): number {
+    if (attention.kind !== "decode" || attention.sk || attention.numSplits <= 1) return 0;
+    const window = this.#attn?.window ?? 0;
+    let span = 1;
+    for (let t = 0; t < T; t++) {
+      const p = inp.positions[t] + 1;
+      span = Math.max(span, window > 0 ? Math.min(p, window) : p);
+    }
+    const need = Math.ceil(span / attention.splitSize);
+    let s = 1;
+    while (s < need) s *= 2;
+    return s < attention.numSplits ? s : 0;
   }
 
   #checkMasks(m: TokenMasks, R: number): void {
@@ -1014,9 +1038,12 @@ export class CudaSession implements SessionBackend {
   }
 }
 
-/** Decode-graph map key: one graph per bucket × sampler or not × KV written ahead of attention (verify steps). */
-function graphKey(bucket: number, sample: boolean, writeKvFirst: boolean): number {
-  return 4 * bucket + (sample ? 1 : 0) + (writeKvFirst ? 2 : 0);
+/**
+ * Decode-graph map key: one graph per bucket × sampler or not × KV written ahead of attention (verify steps) × split
+ * count (CudaSessionOptions.graphSplits; 0: the grid covering maxSeqLen). Buckets stay below 2^16 (MAX_GRID_Y).
+ */
+function graphKey(bucket: number, sample: boolean, writeKvFirst: boolean, splits = 0): number {
+  return 4 * bucket + (sample ? 1 : 0) + (writeKvFirst ? 2 : 0) + splits * 4 * 65536;
 }
 
 /** One line about a compile phase, e.g. "kernels: 24 units (20 compiled on 8 workers, 4 from the cache) in 1.21 s". */

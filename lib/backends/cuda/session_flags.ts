@@ -106,6 +106,13 @@ export const CUDA_FLAGS = {
    * cuBLASLt (H200: llama-3.2-1b W4A16 64 × (128,128) 22.8k → 25.6k output tok/s; per layer 3.0× at 16 rows). @default true
    */
   quantGemm: { env: "LLMRT_QUANT_GEMM", default: true },
+  /**
+   * Decode graphs of more than 8 sequences (decode_attention_batch / batch2: fixed key ranges per split) are captured
+   * per power-of-two split count too, and a step replays the one with just enough splits for its longest span, instead
+   * of a grid covering maxSeqLen whose later splits only read each token's position and exit. Each token's splits
+   * and their merge are the grid's whatever its size: the same bits. @default false
+   */
+  graphSplits: { env: "LLMRT_GRAPH_SPLITS", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
