@@ -324,6 +324,8 @@ export interface FakeSessionOptions {
   readonly decodeSplitK?: boolean;
   /** LaunchEnv.gemvSplitK: skinny fused decode GEMVs on gemv_fused_ks. */
   readonly gemvSplitK?: boolean;
+  /** LaunchEnv.fp8DecodeAttention: fused decode steps over a quantized KV cache on decode_attention_{fp8kv|int8kv}. */
+  readonly fp8DecodeAttention?: boolean;
   /** Last-layer pruning (LaunchEnv.lastLayerRows, StepShape.pruneRows), as the CUDA session's pruneLastLayer. @default true */
   readonly pruneLastLayer?: boolean;
   /** LaunchEnv.quantGemm: quantized linears of decode steps of 9..128 rows on quant_gemm_*. */
@@ -414,6 +416,7 @@ export class FakeCudaSession {
       wgmmaPrefill: opts.wgmmaPrefill,
       decodeSplitK: opts.decodeSplitK,
       gemvSplitK: opts.gemvSplitK,
+      fp8DecodeAttention: opts.fp8DecodeAttention,
       quantGemm: opts.quantGemm,
       // int32 [decodeCap × numKvHeads × ceil(G / 8)], zero (as the session allocates them).
       decodeCounters: mem.alloc(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4),
@@ -1197,6 +1200,10 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         break;
       }
       case "decode_attention_batch2_fp8kv_bf16":
+      case "decode_attention_fp8kv_bf16":
+      case "decode_attention_g4_fp8kv_bf16":
+      case "decode_attention_int8kv_bf16":
+      case "decode_attention_g4_int8kv_bf16":
       case "decode_attention_batch2_bf16":
       case "decode_attention_g4_bf16":
       case "decode_attention_sk_bf16":

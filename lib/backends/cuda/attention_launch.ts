@@ -59,18 +59,21 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
     // More than GEMV_MAX_ROWS sequences: the tensor-core kernel (16 query heads per block; hd128 2 warps);
     // GQA groups of ≤ 4 heads: the _g4 instantiation (half the per-head registers, same sums).
     // batchAttention2: decode_attention_batch2 (per-warp K/V streams; FP8 caches: its _fp8kv_ entry point).
-    const batch = !!env.batchAttention && T > GEMV_MAX_ROWS;
+    // A quantized cache elsewhere (fp8DecodeAttention): decode_attention's _fp8kv_ / _int8kv_ entry points.
+    const batch = !!env.batchAttention && T > GEMV_MAX_ROWS && (!kvFp8 || (kvTag === "fp8kv_" && !!env.batchAttention2));
     const batch2 = batch && !!env.batchAttention2;
-    if (kvFp8 && !batch2) throw new InternalError("launch plan: a fused decode attention over a quantized KV cache needs batchAttention2");
-    // decodeSplitK: split-K flash decoding (att from decodeSkGeometry: z = the grid's splits, splitSize = the split target).
-    const sk = !batch && !!env.decodeSplitK && att.sk !== undefined;
+    if (kvFp8 && !batch2 && !env.fp8DecodeAttention) {
+      throw new InternalError("launch plan: a fused decode attention over a quantized KV cache needs batchAttention2 or fp8DecodeAttention");
+    }
+    // decodeSplitK: split-K flash decoding (att from decodeSkGeometry: z = the grid's splits, splitSize = the split target); bf16 caches.
+    const sk = !batch && !kvFp8 && !!env.decodeSplitK && att.sk !== undefined;
     const name = batch2
       ? `decode_attention_batch2_${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
       : batch
       ? `decode_attention_batch_bf16_hd${op.headDim}`
       : sk
       ? `decode_attention_sk_bf16_hd${op.headDim}`
-      : `decode_attention_${group <= 4 ? "g4_" : ""}bf16_hd${op.headDim}`;
+      : `decode_attention_${group <= 4 ? "g4_" : ""}${kvFp8 ? kvTag : ""}bf16_hd${op.headDim}`;
     const grid = [op.numKvHeads * cdiv(group, batch ? BATCH_ATTENTION_ROWS : 8), T, sk ? att.sk!.numSplits : att.numSplits] as const;
     const threads = batch2 ? batchAttention2Threads(op.headDim, kvFp8) : batch && op.headDim === 128 ? 64 : 128;
     k(i, name, grid, threads, [

@@ -197,6 +197,8 @@ export class CudaSession implements SessionBackend {
   readonly wgmmaPrefill: boolean;
   /** CudaSessionOptions.decodeSplitK. */
   readonly decodeSplitK: boolean;
+  /** CudaSessionOptions.fp8DecodeAttention. */
+  readonly fp8DecodeAttention: boolean;
   /** CudaSessionOptions.gemvSplitK. */
   readonly gemvSplitK: boolean;
   /** CudaSessionOptions.pruneLastLayer, where the plan allows it (planLastLayerRows). */
@@ -294,6 +296,7 @@ export class CudaSession implements SessionBackend {
     this.fp8Pdl = f.fp8Pdl;
     this.fp8Gemv1 = f.fp8Gemv1;
     this.decodeSplitK = f.decodeSplitK;
+    this.fp8DecodeAttention = f.fp8DecodeAttention;
     this.gemvSplitK = f.gemvSplitK;
     this.quantGemm = f.quantGemm;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
@@ -499,6 +502,7 @@ export class CudaSession implements SessionBackend {
       fp8Gemv1Blocks: FP8_GEMV1_BLOCKS_PER_SM * this.device.smCount,
       wgmmaPrefill: this.wgmmaPrefill,
       decodeSplitK: this.decodeSplitK,
+      fp8DecodeAttention: this.fp8DecodeAttention,
       gemvSplitK: this.gemvSplitK,
       quantGemm: this.quantGemm,
       decodeCounters: this.#decodeCounters.ptr,

@@ -105,6 +105,13 @@ export const CUDA_FLAGS = {
    * cuBLASLt (H200: llama-3.2-1b W4A16 64 × (128,128) 22.8k → 25.6k output tok/s; per layer 3.0× at 16 rows). @default true
    */
   quantGemm: { env: "LLMRT_QUANT_GEMM", default: true },
+  /**
+   * Decode steps over a quantized KV cache (FP8 e4m3 / INT8) that do not take decode_attention_batch2 (up to 8
+   * sequences) run one fused decode_attention_{fp8kv|int8kv} launch per layer (RoPE, the quantized KV write, split
+   * attention with K/V dequantized in registers, the split merge; PDL) instead of rope_kv_write + split decode +
+   * reduce. @default false
+   */
+  fp8DecodeAttention: { env: "LLMRT_FP8_DECODE_ATTENTION", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
