@@ -1,0 +1,163 @@
+/**
+ * GPU: decode_attention_{g4_}{fp8kv|int8kv}_bf16_hd{64|128} (`fp8DecodeAttention`, session 9; skipped without a GPU): the
+ * fused decode step over a quantized KV cache (RoPE, the step's k / v encoded into the cache, split attention with
+ * K/V dequantized in registers, the split merge) against
+ * - a float64 attention over the cache it leaves (keys / values bf16(decode(byte) · s), q the unfused path's rotated
+ *   bf16 q): every output within bf16 rounding;
+ * - the unfused path it replaces (rope_kv_write_*kv_bf16 + paged_attention_decode_*kv_bf16 + reduce): the same cache
+ *   bytes (but rare FMA-contraction ties of k) and outputs within bf16 rounding of each other;
+ * - split counters back to zero.
+ * Cases: G = 4 (the _g4 entry point) and 8, one split per token and several (a token of 300 keys over 64-key splits,
+ * a sliding window), four sequences of 1..300 keys, shuffled block tables.
+ */
+import { loadKernelFile } from "../../lib/backends/cuda/compiler.ts";
+import { kvDecode, kvEncode } from "../../lib/backends/cpu/kv_cache.ts";
+import { assert } from "../harness.ts";
+import { device, fromBf16Bits, gpuTest, seededUniform, toBf16Bits } from "./gpu.ts";
+
+const P = "ptr", I = "i32", F = "f32", L = "i64";
+const ALGOS = [["FP8", "fp8kv"], ["INT8", "int8kv"]] as const;
+
+for (const [algo, tag] of ALGOS) {
+  for (const hd of [64, 128]) {
+    for (const G of [4, 8]) {
+      const name = `decode_attention_${G <= 4 ? "g4_" : ""}${tag}_bf16_hd${hd}`;
+      gpuTest(`${name}: float64 attention over its cache, the unfused rope_kv_write + paged_attention_decode path`, () => {
+        const d = device();
+        // Only the entry points used (as the session's compile units select them).
+        const sel = (...names: string[]) => ({ options: ["-DLLMRT_SELECT=1", ...names.map((n) => `-DLLMRT_K_${n}=1`)] });
+        using fusedMod = loadKernelFile(d, "decode_attention.cu", sel(name));
+        using ropeMod = loadKernelFile(d, "rope_kv_write.cu", sel(`rope_kv_write_${tag}_bf16`));
+        using paMod = loadKernelFile(d, "paged_attention.cu", sel(`paged_attention_decode_${tag}_bf16_hd${hd}`, "paged_attention_decode_reduce_bf16"));
+        const nKV = 2, nH = nKV * G, bs = 16, lens = [1, 37, 300, 129], S = lens.length, T = S, stride = 20, numBlocks = S * stride;
+        const row = nKV * hd, layer = numBlocks * 2 * bs * row, half = hd / 2, W = (nH + 2 * nKV) * hd;
+        const scales = Float32Array.from(algo === "FP8" ? [0.011, 0.02, 0.013, 0.009] : [0.045, 0.05, 0.04, 0.035]);
+        const sOf = (e: number): number => scales[(Math.floor(e / (bs * row)) % 2) * nKV + Math.floor((e % row) / hd)];
+        // Earlier keys / values: random floats in ±2 encoded with their head's scale (the step's own slots get overwritten).
+        const init = seededUniform(5 + hd + G, layer, -2, 2);
+        const bytes = Uint8Array.from(init, (x, e) => kvEncode(algo, x, sOf(e)) & 255);
+        const tables = Int32Array.from({ length: S * stride }, (_, i) => (i * 7) % numBlocks); // a permutation (7 ⟂ 80)
+        const positions = Int32Array.from(lens, (n) => n - 1), starts = Int32Array.from({ length: S + 1 }, (_, i) => i);
+        const qkv = Uint16Array.from(seededUniform(9 + hd, T * W, -2, 2), (v) => toBf16Bits(v));
+        const invFreq = Float64Array.from({ length: half }, (_, i) => 1 / 500000 ** ((2 * i) / hd));
+        const scale = 1 / Math.sqrt(hd);
+        using kv = d.alloc(layer);
+        using dQkv = d.alloc(qkv.byteLength);
+        using dQ = d.alloc(T * nH * hd * 2);
+        using dOut = d.alloc(T * nH * hd * 2);
+        using dPos = d.alloc(positions.byteLength);
+        using dStarts = d.alloc(starts.byteLength);
+        using dTables = d.alloc(tables.byteLength);
+        using dInv = d.alloc(invFreq.byteLength);
+        using dScales = d.alloc(scales.byteLength);
+        using pO = d.alloc(T * nH * 64 * hd * 4);
+        using pML = d.alloc(T * nH * 64 * 2 * 4);
+        using ctr = d.alloc(T * nKV * 4 * 4);
+        dQkv.copyFromHost(qkv);
+        dPos.copyFromHost(positions);
+        dStarts.copyFromHost(starts);
+        dTables.copyFromHost(tables);
+        dInv.copyFromHost(invFreq);
+        dScales.copyFromHost(scales);
+        ctr.fill(0);
+        const geo = [dPos, dStarts, dTables] as const;
+
+        // The unfused path: rope_kv_write (q buffer + cache) and split decode over 64-key splits + reduce.
+        const unfused = (window: number): { out: Uint16Array; q: Uint16Array; cache: Uint8Array } => {
+          kv.copyFromHost(bytes);
+          ropeMod.kernel(`rope_kv_write_${tag}_bf16`, [P, P, P, P, P, P, P, F, I, I, I, I, I, I, I, P]).launch(T, 128, [
+            dQkv, dQ, kv, ...geo, dInv, 1, T, S, nH, nKV, hd, bs, stride, dScales,
+          ]);
+          const splits = Math.ceil((window > 0 ? window : Math.max(...lens)) / 64);
+          paMod.kernel(`paged_attention_decode_${tag}_bf16_hd${hd}`, [P, P, P, P, P, P, P, P, I, I, I, I, I, I, F, I, I, P]).launch(
+            [nKV * Math.ceil(G / 8), T, splits],
+            128,
+            [dQ, dOut, kv, ...geo, pO, pML, T, S, nH, nKV, bs, stride, scale, window, 64, dScales],
+          );
+          if (splits > 1) {
+            paMod.kernel("paged_attention_decode_reduce_bf16", [P, P, P, I, I, I, I]).launch([nH, T, 1], hd, [pO, pML, dOut, T, nH, hd, splits]);
+          }
+          const out = new Uint16Array(T * nH * hd), q = new Uint16Array(T * nH * hd), cache = new Uint8Array(layer);
+          dOut.copyToHost(out);
+          dQ.copyToHost(q);
+          kv.copyToHost(cache);
+          return { out, q, cache };
+        };
+        const fused = (window: number, numSplits: number, minKeys: number): { out: Uint16Array; cache: Uint8Array } => {
+          kv.copyFromHost(bytes);
+          dOut.fill(0xff); // NaN-poisoned: every output must be written
+          fusedMod.kernel(name, [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P]).launch(
+            [nKV * Math.ceil(G / 8), T, numSplits],
+            128,
+            [dQkv, dOut, kv, ...geo, dInv, 1, pO, pML, ctr, T, S, nH, nKV, bs, stride, scale, window, minKeys, 0n, 0n, dScales],
+          );
+          const out = new Uint16Array(T * nH * hd), cache = new Uint8Array(layer), c = new Int32Array(T * nKV);
+          dOut.copyToHost(out);
+          kv.copyToHost(cache);
+          ctr.copyToHost(c);
+          assert.ok(c.every((v) => v === 0), `${name}: split counters back to zero`);
+          return { out, cache };
+        };
+        const off = (t: number, p: number, which: number, h: number): number => {
+          const blk = tables[t * stride + Math.floor(p / bs)];
+          return ((blk * 2 + which) * bs + (p % bs)) * row + h * hd;
+        };
+        /** Float64 attention of the rotated bf16 q over the cache's bf16(decode(byte) · s); the largest error of `out` relative to max |ref|. */
+        const vsFloat64 = (out: Uint16Array, q: Uint16Array, cache: Uint8Array, window: number): number => {
+          let maxErr = 0, maxRef = 0;
+          const deqAll = Float64Array.from(cache, (b, e) => fromBf16Bits(toBf16Bits(Math.fround(kvDecode(algo, b) * sOf(e)))));
+          for (let t = 0; t < T; t++) {
+            const pos = positions[t], lo = window > 0 ? Math.max(0, pos + 1 - window) : 0;
+            for (let h = 0; h < nH; h++) {
+              const kh = Math.floor(h / G);
+              const deq = (o: number, e: number): number => deqAll[o + e];
+              const sc: number[] = [];
+              for (let p = lo; p <= pos; p++) {
+                let dot = 0;
+                for (let e = 0; e < hd; e++) dot += fromBf16Bits(q[(t * nH + h) * hd + e]) * deq(off(t, p, 0, kh), e);
+                sc.push(dot * scale);
+              }
+              const m = Math.max(...sc), w = sc.map((x) => Math.exp(x - m)), sum = w.reduce((a, b) => a + b, 0);
+              for (let e = 0; e < hd; e++) {
+                let o = 0;
+                for (let p = lo; p <= pos; p++) o += w[p - lo] * deq(off(t, p, 1, kh), e);
+                o /= sum;
+                const got = fromBf16Bits(out[(t * nH + h) * hd + e]);
+                assert.ok(Number.isFinite(got), `${name}: output (${t}, ${h}, ${e}) not written or not finite`);
+                maxErr = Math.max(maxErr, Math.abs(got - o));
+                maxRef = Math.max(maxRef, Math.abs(o));
+              }
+            }
+          }
+          return maxErr / maxRef;
+        };
+        const report: string[] = [];
+        for (const [window, numSplits, minKeys] of [[0, 8, 64], [0, 1, 128], [100, 8, 64]]) {
+          const u = unfused(window), f = fused(window, numSplits, minKeys);
+          let kDiff = 0;
+          for (let i = 0; i < layer; i++) {
+            if (f.cache[i] === u.cache[i]) continue;
+            const isK = Math.floor(i / (bs * row)) % 2 === 0;
+            assert.ok(isK, `${name}: cache byte ${i} (a value) ${f.cache[i]} vs the unfused path's ${u.cache[i]}`);
+            kDiff++;
+          }
+          assert.ok(kDiff <= 4, `${name}: ${kDiff} k bytes differ from rope_kv_write_${tag}'s (FMA-contraction ties only)`);
+          const eF = vsFloat64(f.out, u.q, f.cache, window), eU = vsFloat64(u.out, u.q, u.cache, window);
+          let same = 0, maxD = 0;
+          for (let i = 0; i < f.out.length; i++) {
+            if (f.out[i] === u.out[i]) same++;
+            maxD = Math.max(maxD, Math.abs(fromBf16Bits(f.out[i]) - fromBf16Bits(u.out[i])));
+          }
+          // bf16 output rounding is 2^-9 relative; fp32 sums in another order add far less.
+          assert.ok(eF < 8e-3, `${name} window ${window} splits ${numSplits}: max error vs float64 ${eF.toExponential(2)} (unfused ${eU.toExponential(2)})`);
+          report.push(
+            `window ${window} splits ${numSplits}/${minKeys}: vs float64 ${eF.toExponential(2)} (unfused ${eU.toExponential(2)}), ${same}/${f.out.length} outputs equal to the unfused, max |Δ| ${
+              maxD.toExponential(2)
+            }, ${kDiff} k bytes differ`,
+          );
+        }
+        console.log(`${name}: ${report.join("; ")}`);
+      });
+    }
+  }
+}
