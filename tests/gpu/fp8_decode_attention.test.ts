@@ -9,11 +9,16 @@
  * - split counters back to zero.
  * Cases: G = 4 (the _g4 entry point) and 8, one split per token and several (a token of 300 keys over 64-key splits,
  * a sliding window), four sequences of 1..300 keys, shuffled block tables.
+ * Then sessions end to end (fp8DecodeAttention + fp8FlashPrefill: kv_dequant_*kv into the bf16 shadow layer, the bf16
+ * flash prefill kernels) against the default CUDA session and the float32 CPU engine.
  */
 import { loadKernelFile } from "../../lib/backends/cuda/compiler.ts";
 import { kvDecode, kvEncode } from "../../lib/backends/cpu/kv_cache.ts";
+import type { QuantConfigInput } from "../../lib/quantization/quant_config.ts";
+import { Session } from "../../lib/runtime/session.ts";
+import { quantEngines, quantTestLlama, relL2 } from "../cuda_fake_plans.ts";
 import { assert } from "../harness.ts";
-import { device, fromBf16Bits, gpuTest, seededUniform, toBf16Bits } from "./gpu.ts";
+import { device, fromBf16Bits, gpuTest, seededUniform, step, toBf16Bits } from "./gpu.ts";
 
 const P = "ptr", I = "i32", F = "f32", L = "i64";
 const ALGOS = [["FP8", "fp8kv"], ["INT8", "int8kv"]] as const;
@@ -160,4 +165,99 @@ for (const [algo, tag] of ALGOS) {
       });
     }
   }
+}
+
+for (const [algo, tag] of ALGOS) {
+  gpuTest(`kv_dequant_${tag}_bf16: the attended blocks of each sequence into the bf16 shadow as bf16(decode(byte) · s), the rest untouched`, () => {
+    const d = device();
+    using mod = loadKernelFile(d, "kv_dequant.cu", { options: ["-DLLMRT_SELECT=1", `-DLLMRT_K_kv_dequant_${tag}_bf16=1`] });
+    const nKV = 2, hd = 128, bs = 16, stride = 8, S = 3, numBlocks = 30, row = nKV * hd, layer = numBlocks * 2 * bs * row;
+    const bytes = Uint8Array.from(seededUniform(21, layer, 0, 254), (v) => {
+      const b = Math.floor(v);
+      return algo === "FP8" && (b & 0x7f) === 0x7f ? b - 1 : b;
+    });
+    const scales = Float32Array.from([0.02, 0.031, 0.017, 0.05]);
+    const tables = Int32Array.from({ length: S * stride }, (_, i) => (i * 7 + 3) % numBlocks);
+    // Sequence 0: one token at 0; 1: a chunk at 20..52 (its last block 3); 2: tokens in any order up to 100 (block 6).
+    const positions = Int32Array.from([0, ...Array.from({ length: 33 }, (_, i) => 20 + i), 100, 5, 64]);
+    const starts = Int32Array.of(0, 1, 34, 37);
+    using kv = d.alloc(layer);
+    using sh = d.alloc(layer * 2);
+    using dPos = d.alloc(positions.byteLength);
+    using dStarts = d.alloc(starts.byteLength);
+    using dTables = d.alloc(tables.byteLength);
+    using dScales = d.alloc(scales.byteLength);
+    kv.copyFromHost(bytes);
+    sh.fill(0xab);
+    dPos.copyFromHost(positions);
+    dStarts.copyFromHost(starts);
+    dTables.copyFromHost(tables);
+    dScales.copyFromHost(scales);
+    mod.kernel(`kv_dequant_${tag}_bf16`, [P, P, P, P, P, I, I, I, I, I, P]).launch([stride, S, 1], 256, [kv, sh, dPos, dStarts, dTables, S, nKV, hd, bs, stride, dScales]);
+    const got = new Uint16Array(layer);
+    sh.copyToHost(got);
+    const want = new Uint16Array(layer).fill(0xabab);
+    const lastBlock = [0, 3, 6];
+    for (let s = 0; s < S; s++) {
+      for (let j = 0; j <= lastBlock[s]; j++) {
+        const base = tables[s * stride + j] * 2 * bs * row;
+        for (let e = 0; e < 2 * bs * row; e++) {
+          want[base + e] = toBf16Bits(Math.fround(kvDecode(algo, bytes[base + e]) * scales[(e >= bs * row ? nKV : 0) + Math.floor((e % row) / hd)]));
+        }
+      }
+    }
+    let bad = 0;
+    for (let e = 0; e < layer; e++) if (got[e] !== want[e]) bad++;
+    assert.equal(bad, 0, `${tag}: ${bad} of ${layer} shadow elements differ`);
+  });
+}
+
+// End to end: random Llamas with an FP8 / INT8 KV cache, the CUDA session with fp8DecodeAttention + fp8FlashPrefill
+// against the default CUDA session (rope_kv_write + paged decode + reduce; paged_attention_prefill_mma_*kv) and the
+// float32 CPU engine with the same quantized cache: a prompt, a chunk over its cached prefix (the shadow holds the
+// prefix blocks too) and graph decode steps.
+for (
+  const [label, qc, extra] of [
+    ["FP8 KV, hd 128, G 4", { kvCacheQuantAlgo: "FP8" }, { hidden_size: 256, num_attention_heads: 4, num_key_value_heads: 1, head_dim: 128 }],
+    ["INT8 KV, hd 64, G 2", { kvCacheQuantAlgo: "INT8" }, {}],
+  ] as [string, QuantConfigInput, Record<string, unknown>][]
+) {
+  gpuTest(`session: fp8DecodeAttention + fp8FlashPrefill vs the default CUDA session and the CPU engine (${label})`, () => {
+    const raw = { ...quantTestLlama(112), ...extra };
+    const V = raw.vocab_size as number;
+    const calib = [Array.from({ length: 48 }, (_, i) => (i * 29 + 5) % V)];
+    const { bf16, f32 } = quantEngines(raw, 17, qc, 0.1, { calibration: calib });
+    const fast = Session.fromSerializedEngine(bf16, { backend: "cuda", fp8DecodeAttention: true, fp8FlashPrefill: true });
+    const base = Session.fromSerializedEngine(bf16, { backend: "cuda" });
+    const cpu = Session.fromSerializedEngine(f32, { backend: "cpu" });
+    try {
+      const kvF = fast.createKvCache(40), kvB = base.createKvCache(40), kvC = cpu.createKvCache(40);
+      const blocks = Array.from({ length: 40 }, (_, i) => i);
+      const prompt = Array.from({ length: 70 }, (_, i) => (i * 37 + 11) % V);
+      const report: string[] = [];
+      const check = (what: string, ids: number[], pos: number): number => {
+        const l = [new Float32Array(V), new Float32Array(V), new Float32Array(V)], s = [new Int32Array(1), new Int32Array(1), new Int32Array(1)];
+        fast.run(step(ids, pos, blocks), { logits: l[0], sampledIds: s[0] }, kvF);
+        base.run(step(ids, pos, blocks), { logits: l[1], sampledIds: s[1] }, kvB);
+        cpu.run(step(ids, pos, blocks), { logits: l[2], sampledIds: s[2] }, kvC);
+        const eB = relL2(l[0], l[1]), eC = relL2(l[0], l[2]), eBC = relL2(l[1], l[2]);
+        report.push(`${what}: vs default ${eB.toExponential(2)}, vs CPU ${eC.toExponential(2)} (default vs CPU ${eBC.toExponential(2)})`);
+        // Other fp32 summation orders and P roundings over the same K/V values: far below the bf16-vs-float32 gap.
+        assert.ok(eB < 2e-2, `${label} ${what}: logits rel L2 ${eB} vs the default CUDA session`);
+        assert.ok(eC < 0.05, `${label} ${what}: logits rel L2 ${eC} vs the CPU engine`);
+        return s[0][0];
+      };
+      check("prefill 64", prompt.slice(0, 64), 0);
+      let next = check("chunk 6 over 64 cached", prompt.slice(64, 70), 64);
+      for (let i = 0; i < 4; i++) next = check(`decode ${i}`, [next], 70 + i);
+      console.log(`${label}: ${report.join("; ")}`);
+      assert.ok(fast.cuda!.numGraphs >= 1, "decode steps ran as graphs");
+    } finally {
+      fast.dispose();
+      base.dispose();
+      cpu.dispose();
+      bf16.dispose();
+      f32.dispose();
+    }
+  }, 300_000);
 }

@@ -3,7 +3,8 @@
 # decode_attention_{fp8kv|int8kv} (fp8DecodeAttention: RoPE + quantized KV write + split attention + merge in one
 # launch for decode steps of <= 8 sequences). Decisive first: the kernel vs float64 and vs the unfused path (GPU test,
 # the 8B configuration G = 4, hd 128, FP8 and INT8); then 8B FP8 + FP8 KV batch 1, the unfused path vs the fused one in
-# the same process (decode-step profile), with the 2048-token prefill profiled for task B.
+# the same process (decode-step profile), and fp8FlashPrefill (kv_dequant into a bf16 shadow layer + the bf16 flash
+# prefill kernels) on top, with the 2048-token prefill profiled (task B).
 set -uo pipefail
 OUT=${OUT:-/tmp/llmrt-out}
 mkdir -p "$OUT"
@@ -24,12 +25,12 @@ else
   pk8=$!
 fi
 stamp "GPU test: fused quantized-KV decode attention vs float64 and the unfused path (G 4, hd 128; then the rest as time allows)"
-timeout 22 bun test tests/gpu/fp8_decode_attention.test.ts -t "g4_(fp8|int8)kv_bf16_hd128" > "$OUT/gpu_test.log" 2>&1
+timeout 24 bun test tests/gpu/fp8_decode_attention.test.ts -t "g4_(fp8|int8)kv_bf16_hd128|kv_dequant" > "$OUT/gpu_test.log" 2>&1
 echo "rc $?"; grep -E "^\(pass|^\(fail|AssertionError|rror:|decode_attention_" "$OUT/gpu_test.log" | head -12 | cut -c1-420
 [ -n "$pk8" ] && wait $pk8
 [ -f "$OUT/pack8b.log" ] && tail -2 "$OUT/pack8b.log" | cut -c1-300
 left=$((73 - (SECONDS - t0)))
-stamp "8B FP8 + FP8 KV batch 1: unfused (default) vs fp8DecodeAttention, decode-step + prefill profiles (${left} s left)"
-timeout "$left" bun bench/fp8_e2e.ts --model $M8 --algos none --packed $P8 --variants default,attn --decode 128 --ttft 2048 --skip-bf16 --profile-decode --profile > "$OUT/e2e8b.log" 2>&1
+stamp "8B FP8 + FP8 KV batch 1: unfused (default) vs fp8DecodeAttention vs + fp8FlashPrefill, decode-step + prefill profiles (${left} s left)"
+timeout "$left" bun bench/fp8_e2e.ts --model $M8 --algos none --packed $P8 --variants default,attn,attnflash --decode 128 --ttft 2048 --skip-bf16 --profile-decode --profile > "$OUT/e2e8b.log" 2>&1
 echo "rc $?"; grep -E "copy bandwidth|^\| |^  |rror" "$OUT/e2e8b.log" | cut -c1-1200
 stamp done

@@ -132,20 +132,41 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
         att.numSplits,
       ]);
     }
-  } else if (elem === "bf16" && !kvFp8 && env.wgmmaPrefill && flashPrefillWgGeometry(op.headDim)) {
-    const fg = flashPrefillWgGeometry(op.headDim)!;
-    out.push({
-      kind: "kernel",
-      op: i,
-      kernel: `flash_prefill_wg_bf16_hd${op.headDim}`,
-      grid: [op.numHeads, cdiv(Tq, fg.rows) + S, 1],
-      block: fg.threads,
-      args: [...geo, ...prefillArgs],
-      sharedBytes: fg.sharedMem,
-    });
-  } else if (elem === "bf16" && !kvFp8 && flashPrefillGeometry(op.headDim)) {
-    const fg = flashPrefillGeometry(op.headDim)!;
-    k(i, `flash_prefill_bf16_hd${op.headDim}`, [op.numHeads, cdiv(Tq, fg.rows) + S, 1], fg.threads, [...geo, ...prefillArgs]);
+  } else if (elem === "bf16" && (!kvFp8 || env.kvShadow) && flashPrefillGeometry(op.headDim)) {
+    // A quantized cache (fp8FlashPrefill): the blocks the step attends dequantized into the bf16 shadow layer first
+    // (every token's KV write of this layer is in by now), then the bf16 kernels read the shadow.
+    let g = geo;
+    if (kvFp8) {
+      k(i, `kv_dequant_${kvTag}bf16`, [env.blockStride, S, 1], 256, [
+        kvLayer(op.layer),
+        env.kvShadow!,
+        io.positions,
+        io.seqStarts,
+        io.blockTables,
+        S,
+        op.numKvHeads,
+        op.headDim,
+        env.tokensPerBlock,
+        env.blockStride,
+        kvScalesOf(op.layer),
+      ]);
+      g = [geo[0], geo[1], env.kvShadow!, geo[3], geo[4], geo[5]] as const;
+    }
+    const wg = env.wgmmaPrefill ? flashPrefillWgGeometry(op.headDim) : undefined;
+    if (wg) {
+      out.push({
+        kind: "kernel",
+        op: i,
+        kernel: `flash_prefill_wg_bf16_hd${op.headDim}`,
+        grid: [op.numHeads, cdiv(Tq, wg.rows) + S, 1],
+        block: wg.threads,
+        args: [...g, ...prefillArgs],
+        sharedBytes: wg.sharedMem,
+      });
+    } else {
+      const fg = flashPrefillGeometry(op.headDim)!;
+      k(i, `flash_prefill_bf16_hd${op.headDim}`, [op.numHeads, cdiv(Tq, fg.rows) + S, 1], fg.threads, [...g, ...prefillArgs]);
+    }
   } else {
     const mma = elem === "bf16";
     const tileRows = mma ? 64 : 16;

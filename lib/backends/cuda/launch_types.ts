@@ -77,6 +77,8 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   decode_attention_batch: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_batch2: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_batch2_fp8kv: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
+  kv_dequant_fp8kv: { file: "kv_dequant.cu", params: [P, P, P, P, P, I, I, I, I, I, P] },
+  kv_dequant_int8kv: { file: "kv_dequant.cu", params: [P, P, P, P, P, I, I, I, I, I, P] },
   decode_attention_fp8kv: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
   decode_attention_g4_fp8kv: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
   decode_attention_int8kv: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
@@ -269,6 +271,12 @@ export interface LaunchEnv {
    * instead of rope_kv_write_* + paged_attention_decode_* + reduce.
    */
   readonly fp8DecodeAttention?: boolean;
+  /**
+   * A bf16 layer of the KV cache's shape ((numBlocks + 1) blocks), set when prefill and mixed steps over a quantized
+   * cache run the bf16 flash prefill kernels (fp8FlashPrefill): kv_dequant_{fp8kv|int8kv}_bf16 fills the blocks the step
+   * attends before each such attention.
+   */
+  readonly kvShadow?: bigint;
   /** int32 [decodeCap × numKvHeads × ceil(G / 8)], zeroed once: decode_attention's split counters. */
   readonly decodeCounters?: bigint;
   /**

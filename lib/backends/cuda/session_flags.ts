@@ -112,6 +112,13 @@ export const CUDA_FLAGS = {
    * reduce. @default false
    */
   fp8DecodeAttention: { env: "LLMRT_FP8_DECODE_ATTENTION", default: false },
+  /**
+   * Prefill and mixed steps over a quantized KV cache (FP8 / INT8; head dims 64 / 128) dequantize the blocks the step
+   * attends into a bf16 shadow of one layer (kv_dequant_*: the values the quantized prefill kernel stages) and run the
+   * bf16 flash prefill kernels (flash_prefill / flash_prefill_wg) over it, instead of paged_attention_prefill_mma_*kv.
+   * The KV cache then holds one bf16 layer more (Session.kvBytesPerBlock counts it). @default false
+   */
+  fp8FlashPrefill: { env: "LLMRT_FP8_FLASH_PREFILL", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
