@@ -6,6 +6,10 @@
  * per layer, PDL between the fused launches as in the engine), the engine's graph split geometry for maxSeqLen.
  *
  *   bun bench/decode_attn_q8.ts [--ctx 265,1024,4096] [--batch 1,8] [--min-keys 128,256,512] [--max-seq-len 4128]
+ *       [--defines "DA_QFOLD=1;..."]
+ *
+ * --defines: compile-time variants of decode_attention.cu (`;`-separated, each a `,`-separated define list), each one more
+ * fused fp8 column at the first --min-keys.
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -15,7 +19,7 @@ import { CudaDevice } from "../lib/cuda/device.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { ctx: { type: "string" }, batch: { type: "string" }, "min-keys": { type: "string" }, "max-seq-len": { type: "string" } },
+  options: { ctx: { type: "string" }, batch: { type: "string" }, "min-keys": { type: "string" }, "max-seq-len": { type: "string" }, defines: { type: "string" } },
 });
 const ctxs = (values.ctx ?? "265,1024,4096").split(",").map(Number);
 const batches = (values.batch ?? "1").split(",").map(Number);
@@ -33,6 +37,11 @@ using pa = loadKernelFile(dev, "paged_attention.cu", sel("paged_attention_decode
 const fusedSig = [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] as const;
 const kFused8 = da.kernel("decode_attention_g4_fp8kv_bf16_hd128", [...fusedSig, P]);
 const kFused16 = da.kernel("decode_attention_g4_bf16_hd128", fusedSig);
+const variants = (values.defines ?? "").split(";").filter((v) => v).map((v) => {
+  const o = sel("decode_attention_g4_fp8kv_bf16_hd128");
+  const mod = loadKernelFile(dev, "decode_attention.cu", { options: [...o.options, ...v.split(",").map((d) => `-D${d}`)] });
+  return { label: v, mod, k: mod.kernel("decode_attention_g4_fp8kv_bf16_hd128", [...fusedSig, P]) };
+});
 const kRope = rope.kernel("rope_kv_write_fp8kv_bf16", [P, P, P, P, P, P, P, F, I, I, I, I, I, I, I, P]);
 const kPa = pa.kernel("paged_attention_decode_fp8kv_bf16_hd128", [P, P, P, P, P, P, P, P, I, I, I, I, I, I, F, I, I, P]);
 const kRed = pa.kernel("paged_attention_decode_reduce_bf16", [P, P, P, I, I, I, I]);
@@ -98,8 +107,11 @@ function time(body: (s: typeof stream) => void): number {
 }
 
 console.log(`llama-3.1-8b attention (32 / 8 heads, hd 128), ${layers} layers per graph, tokens per block ${bs}, maxSeqLen ${maxSeqLen}; µs per layer`);
-console.log("| batch | context | graph splits × keys | unfused fp8 (3 launches) | bf16 decode_attention | " + minKeysList.map((m) => `fused fp8, ≥ ${m} keys/split`).join(" | ") + " |");
-console.log("| ---: | ---: | --- | ---: | ---: | " + minKeysList.map(() => "---:").join(" | ") + " |");
+console.log(
+  "| batch | context | graph splits × keys | unfused fp8 (3 launches) | bf16 decode_attention | " + minKeysList.map((m) => `fused fp8, ≥ ${m} keys/split`).join(" | ") +
+    variants.map((v) => ` | fused fp8 ${v.label}, ≥ ${minKeysList[0]}`).join("") + " |",
+);
+console.log("| ---: | ---: | --- | ---: | ---: | " + [...minKeysList, ...variants].map(() => "---:").join(" | ") + " |");
 for (const T of batches) {
   for (const ctx of ctxs) {
     pos.copyFromHost(Int32Array.from({ length: T }, () => ctx - 1));
@@ -129,7 +141,15 @@ for (const T of batches) {
         }
       })
     );
-    console.log(`| ${T} | ${ctx} | ${geo.numSplits} × ${geo.splitSize} | ${unfused.toFixed(2)} | ${bf16.toFixed(2)} | ${fused.map((f) => f.toFixed(2)).join(" | ")} |`);
+    const vs = variants.map((v) =>
+      time((st) => {
+        for (let l = 0; l < layers; l++) {
+          v.k.launch(grid, 128, [...fusedArgs(kv8[l].ptr, minKeysList[0]), scales.ptr + BigInt(l * 2 * nKV * 4)], { stream: st, pdl: l > 0 });
+        }
+      })
+    );
+    console.log(`| ${T} | ${ctx} | ${geo.numSplits} × ${geo.splitSize} | ${unfused.toFixed(2)} | ${bf16.toFixed(2)} | ${[...fused, ...vs].map((f) => f.toFixed(2)).join(" | ")} |`);
   }
 }
 for (const b of [...kv8, ...kv16]) b.dispose();
+for (const v of variants) v.mod.dispose();

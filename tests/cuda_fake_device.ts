@@ -1184,7 +1184,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         // kv_dequant.cu: every block a sequence's tokens attend (block j while j · bs <= its largest position) into the
         // same block of the bf16 shadow as bf16(decode(q) · s); other shadow blocks are left as they are.
         const [kv, shadow, posP, startsP, tablesP, S, nKV, hd, bs, stride, scalesP] = A;
-        assert.deepEqual([...l.grid, l.block], [stride, S, 1, 256], `${l.kernel}: grid`);
+        assert.ok(l.grid[0] === stride && l.grid[1] === S && l.grid[2] >= 1 && l.block === 256, `${l.kernel}: grid ${l.grid} block ${l.block}`);
         const algo = kvAlgoOf(l.kernel)!, row = nKV * hd, blockElems = 2 * bs * row;
         const bytes = mem.bytes(kv, mem.left(kv)), sh = layerOf(shadow), sc = mem.f32(scalesP, 2 * nKV);
         const starts = mem.i32(startsP, S + 1), pos = mem.i32(posP, starts[S]), tables = mem.i32(tablesP, S * stride);

@@ -12,6 +12,7 @@
  * Then sessions end to end (fp8DecodeAttention + fp8FlashPrefill: kv_dequant_*kv into the bf16 shadow layer, the bf16
  * flash prefill kernels) against the default CUDA session and the float32 CPU engine.
  */
+import { flashPrefillGeometry, flashPrefillWgGeometry } from "../../lib/backends/cuda/attention_choice.ts";
 import { loadKernelFile } from "../../lib/backends/cuda/compiler.ts";
 import { kvDecode, kvEncode } from "../../lib/backends/cpu/kv_cache.ts";
 import type { QuantConfigInput } from "../../lib/quantization/quant_config.ts";
@@ -25,13 +26,15 @@ const ALGOS = [["FP8", "fp8kv"], ["INT8", "int8kv"]] as const;
 
 for (const [algo, tag] of ALGOS) {
   for (const hd of [64, 128]) {
-    for (const G of [4, 8]) {
+    // DA_QFOLD=1 (llama-3.1-8b's configuration only): the exact decode(q) with the scales folded into q and the output.
+    for (const [G, fold] of [[4, false], [8, false], ...(hd === 128 ? [[4, true]] as const : [])] as const) {
       const name = `decode_attention_${G <= 4 ? "g4_" : ""}${tag}_bf16_hd${hd}`;
-      gpuTest(`${name}: float64 attention over its cache, the unfused rope_kv_write + paged_attention_decode path`, () => {
+      gpuTest(`${name}${fold ? " (DA_QFOLD=1)" : ""}: float64 attention over its cache, the unfused rope_kv_write + paged_attention_decode path`, () => {
         const d = device();
         // Only the entry points used (as the session's compile units select them).
         const sel = (...names: string[]) => ({ options: ["-DLLMRT_SELECT=1", ...names.map((n) => `-DLLMRT_K_${n}=1`)] });
-        using fusedMod = loadKernelFile(d, "decode_attention.cu", sel(name));
+        const fo = sel(name);
+        using fusedMod = loadKernelFile(d, "decode_attention.cu", fold ? { options: [...fo.options, "-DDA_QFOLD=1"] } : fo);
         using ropeMod = loadKernelFile(d, "rope_kv_write.cu", sel(`rope_kv_write_${tag}_bf16`));
         using paMod = loadKernelFile(d, "paged_attention.cu", sel(`paged_attention_decode_${tag}_bf16_hd${hd}`, "paged_attention_decode_reduce_bf16"));
         const nKV = 2, nH = nKV * G, bs = 16, lens = [1, 37, 300, 129], S = lens.length, T = S, stride = 20, numBlocks = S * stride;
@@ -107,10 +110,13 @@ for (const [algo, tag] of ALGOS) {
           const blk = tables[t * stride + Math.floor(p / bs)];
           return ((blk * 2 + which) * bs + (p % bs)) * row + h * hd;
         };
-        /** Float64 attention of the rotated bf16 q over the cache's bf16(decode(byte) · s); the largest error of `out` relative to max |ref|. */
-        const vsFloat64 = (out: Uint16Array, q: Uint16Array, cache: Uint8Array, window: number): number => {
+        /**
+         * Float64 attention of the rotated bf16 q over the cache's bf16(decode(byte) · s) (`exact`: decode(byte) · s, what
+         * DA_QFOLD=1 attends); the largest error of `out` relative to max |ref|.
+         */
+        const vsFloat64 = (out: Uint16Array, q: Uint16Array, cache: Uint8Array, window: number, exact = false): number => {
           let maxErr = 0, maxRef = 0;
-          const deqAll = Float64Array.from(cache, (b, e) => fromBf16Bits(toBf16Bits(Math.fround(kvDecode(algo, b) * sOf(e)))));
+          const deqAll = Float64Array.from(cache, (b, e) => exact ? kvDecode(algo, b) * sOf(e) : fromBf16Bits(toBf16Bits(Math.fround(kvDecode(algo, b) * sOf(e)))));
           for (let t = 0; t < T; t++) {
             const pos = positions[t], lo = window > 0 ? Math.max(0, pos + 1 - window) : 0;
             for (let h = 0; h < nH; h++) {
@@ -147,7 +153,7 @@ for (const [algo, tag] of ALGOS) {
             kDiff++;
           }
           assert.ok(kDiff <= 4, `${name}: ${kDiff} k bytes differ from rope_kv_write_${tag}'s (FMA-contraction ties only)`);
-          const eF = vsFloat64(f.out, u.q, f.cache, window), eU = vsFloat64(u.out, u.q, u.cache, window);
+          const eF = vsFloat64(f.out, u.q, f.cache, window, fold), eU = vsFloat64(u.out, u.q, u.cache, window);
           let same = 0, maxD = 0;
           for (let i = 0; i < f.out.length; i++) {
             if (f.out[i] === u.out[i]) same++;
@@ -193,7 +199,7 @@ for (const [algo, tag] of ALGOS) {
     dStarts.copyFromHost(starts);
     dTables.copyFromHost(tables);
     dScales.copyFromHost(scales);
-    mod.kernel(`kv_dequant_${tag}_bf16`, [P, P, P, P, P, I, I, I, I, I, P]).launch([stride, S, 1], 256, [kv, sh, dPos, dStarts, dTables, S, nKV, hd, bs, stride, dScales]);
+    mod.kernel(`kv_dequant_${tag}_bf16`, [P, P, P, P, P, I, I, I, I, I, P]).launch([stride, S, 3], 256, [kv, sh, dPos, dStarts, dTables, S, nKV, hd, bs, stride, dScales]);
     const got = new Uint16Array(layer);
     sh.copyToHost(got);
     const want = new Uint16Array(layer).fill(0xabab);
@@ -211,6 +217,67 @@ for (const [algo, tag] of ALGOS) {
     assert.equal(bad, 0, `${tag}: ${bad} of ${layer} shadow elements differ`);
   });
 }
+
+// llama-3.1-8b's prefill attention shape (a 2048-token prompt, 32 / 8 heads, hd 128, blocks of 32) over an FP8 cache: the
+// fp8FlashPrefill pipeline (kv_dequant into the shadow, then flash_prefill_wg / flash_prefill) against
+// paged_attention_prefill_mma_fp8kv (the default), which stages the same bf16 values.
+gpuTest("kv_dequant_fp8kv + flash prefill over the shadow vs paged_attention_prefill_mma_fp8kv (8B shape, 2048 tokens)", () => {
+  const d = device();
+  const sel = (...names: string[]) => ({ options: ["-DLLMRT_SELECT=1", ...names.map((n) => `-DLLMRT_K_${n}=1`)] });
+  using kd = loadKernelFile(d, "kv_dequant.cu", sel("kv_dequant_fp8kv_bf16"));
+  using pa = loadKernelFile(d, "paged_attention.cu", sel("paged_attention_prefill_mma_fp8kv_bf16_hd128"));
+  const wg = d.arch === "sm_90" ? flashPrefillWgGeometry(128) : undefined;
+  using fl = wg ? loadKernelFile(d, "flash_prefill_wg.cu", sel("flash_prefill_wg_bf16_hd128")) : loadKernelFile(d, "flash_prefill.cu", sel("flash_prefill_bf16_hd128"));
+  const name = wg ? "flash_prefill_wg_bf16_hd128" : "flash_prefill_bf16_hd128";
+  const SIG = [P, P, P, P, P, P, I, I, I, I, I, I, F, I] as const;
+  const flash = fl.kernel(name, SIG);
+  if (wg) flash.setMaxDynamicSharedMemory(wg.sharedMem);
+  const T = 2048, nH = 32, nKV = 8, hd = 128, bs = 32, stride = T / bs + 1, numBlocks = stride + 3, row = nKV * hd;
+  const layer = numBlocks * 2 * bs * row;
+  const scales = Float32Array.from({ length: 2 * nKV }, (_, i) => 0.01 + 0.002 * i);
+  const init = seededUniform(41, layer, -2, 2);
+  const bytes = Uint8Array.from(init, (x, e) => kvEncode("FP8", x, scales[(Math.floor(e / (bs * row)) % 2) * nKV + Math.floor((e % row) / hd)]) & 255);
+  const tables = Int32Array.from({ length: stride }, (_, i) => (i * 11) % numBlocks);
+  const q = Uint16Array.from(seededUniform(43, T * nH * hd, -2, 2), (v) => toBf16Bits(v));
+  using dq = d.alloc(q.byteLength);
+  using kv = d.alloc(layer);
+  using sh = d.alloc(layer * 2);
+  using dPos = d.alloc(T * 4);
+  using dStarts = d.alloc(8);
+  using dTables = d.alloc(tables.byteLength);
+  using dScales = d.alloc(scales.byteLength);
+  using oF = d.alloc(q.byteLength);
+  using oM = d.alloc(q.byteLength);
+  dq.copyFromHost(q);
+  kv.copyFromHost(bytes);
+  dPos.copyFromHost(Int32Array.from({ length: T }, (_, i) => i));
+  dStarts.copyFromHost(Int32Array.of(0, T));
+  dTables.copyFromHost(tables);
+  dScales.copyFromHost(scales);
+  oF.fill(0xff);
+  const scale = 1 / Math.sqrt(hd);
+  kd.kernel("kv_dequant_fp8kv_bf16", [P, P, P, P, P, I, I, I, I, I, P]).launch([stride, 1, 4], 256, [kv, sh, dPos, dStarts, dTables, 1, nKV, hd, bs, stride, dScales]);
+  const rows = wg ? wg.rows : flashPrefillGeometry(128)!.rows, threads = wg ? wg.threads : flashPrefillGeometry(128)!.threads;
+  flash.launch([nH, Math.ceil(T / rows) + 1, 1], threads, [dq, oF, sh, dPos, dStarts, dTables, T, 1, nH, nKV, bs, stride, scale, 0], wg ? { sharedMemBytes: wg.sharedMem } : {});
+  pa.kernel("paged_attention_prefill_mma_fp8kv_bf16_hd128", [...SIG, P]).launch([Math.ceil(T / 64) + 1, nH, 1], 128, [
+    dq, oM, kv, dPos, dStarts, dTables, T, 1, nH, nKV, bs, stride, scale, 0, dScales,
+  ]);
+  const a = new Uint16Array(q.length), b = new Uint16Array(q.length);
+  oF.copyToHost(a);
+  oM.copyToHost(b);
+  let e2 = 0, r2 = 0, nan = 0, same = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = fromBf16Bits(a[i]), y = fromBf16Bits(b[i]);
+    if (!Number.isFinite(x)) nan++;
+    if (a[i] === b[i]) same++;
+    e2 += (x - y) ** 2;
+    r2 += y ** 2;
+  }
+  const rel = Math.sqrt(e2 / r2);
+  console.log(`${name} over the shadow vs paged_attention_prefill_mma_fp8kv (8B shape, T ${T}): rel L2 ${rel.toExponential(2)}, ${same} / ${a.length} equal`);
+  assert.equal(nan, 0, "every output written and finite");
+  assert.ok(rel < 1e-2, `rel L2 ${rel} vs paged_attention_prefill_mma_fp8kv`);
+});
 
 // End to end: random Llamas with an FP8 / INT8 KV cache, the CUDA session with fp8DecodeAttention + fp8FlashPrefill
 // against the default CUDA session (rope_kv_write + paged decode + reduce; paged_attention_prefill_mma_*kv) and the

@@ -6,8 +6,9 @@ against an independent numpy encoder), every output against a float64 attention 
 (keys / values bf16(decode(byte) · s), q the rotated bf16 q), split counters back to zero, no NaN read (unused cache
 slots and blocks poisoned). Tiny shapes. No GPU.
 
-  python3 tools/cuda-kernel-check/decode_qkv_emu.py
+  python3 tools/cuda-kernel-check/decode_qkv_emu.py [--defines DA_QFOLD=1]
 """
+import argparse
 import ctypes
 import math
 import os
@@ -95,7 +96,7 @@ extern "C" int emu_launch24(void* fn, const U* iv, const float* fv, int gx, int 
 '''
 
 
-def build(out="/tmp/qkvemu"):
+def build(out="/tmp/qkvemu", defines=()):
     os.makedirs(out, exist_ok=True)
     src = open(os.path.join(KDIR, "decode_attention.cu")).read()
     src, n1 = re.subn(r'asm volatile\("ld\.global\.cg\.f32 %0, \[%1\];" : "=f"\(v\) : "l"\(p\)\);', 'v = *(volatile const float*)p;', src)
@@ -112,7 +113,7 @@ def build(out="/tmp/qkvemu"):
     open(os.path.join(out, "kv_fp8.cuh"), "w").write(kv)
     open(os.path.join(out, "da.cpp"), "w").write(SHIM + src)
     open(os.path.join(out, "launch.cpp"), "w").write(LAUNCH)
-    flags = ["-std=c++20", "-O1", "-fPIC", "-pthread", "-w", f"-I{KDIR}", f"-I{EMU}"]
+    flags = ["-std=c++20", "-O1", "-fPIC", "-pthread", "-w", f"-I{KDIR}", f"-I{EMU}"] + [f"-D{d}" for d in defines]
     subprocess.check_call(["g++", *flags, "-c", os.path.join(out, "da.cpp"), "-o", os.path.join(out, "da.o")])
     subprocess.check_call(["g++", *flags, "-c", os.path.join(out, "launch.cpp"), "-o", os.path.join(out, "launch.o")])
     so = os.path.join(out, "qkv_emu.so")
@@ -163,7 +164,7 @@ def dec(algo, b):
     return E4[b] if algo == "FP8" else b.astype(np.int8).astype(np.float64)
 
 
-def run_case(lib, fn, algo, hd, nH, nKV, lens, window, Z, minKeys, tpb, rng):
+def run_case(lib, fn, fold, algo, hd, nH, nKV, lens, window, Z, minKeys, tpb, rng):
     G = nH // nKV
     MG = 4 if G <= 4 else 8
     T = len(lens)
@@ -225,8 +226,10 @@ def run_case(lib, fn, algo, hd, nH, nKV, lens, window, Z, minKeys, tpb, rng):
         o = bf16_to_f(out[t]).astype(np.float64).reshape(nH, hd)
         for hq in range(nH):
             kh = hq // G
-            K = bf16_to_f(bf16_round((dec(algo, data[tab[t, idx // tpb], 0, idx % tpb, kh]) * scales[kh]).astype(np.float32))).astype(np.float64)
-            V = bf16_to_f(bf16_round((dec(algo, data[tab[t, idx // tpb], 1, idx % tpb, kh]) * scales[nKV + kh]).astype(np.float32))).astype(np.float64)
+            # DA_QFOLD=1: the exact decode(q) · s; else the bf16(decode(q) · s) the kernel stages.
+            deq = (lambda x: x.astype(np.float64)) if fold else (lambda x: bf16_to_f(bf16_round(x.astype(np.float32))).astype(np.float64))
+            K = deq(dec(algo, data[tab[t, idx // tpb], 0, idx % tpb, kh]) * scales[kh].astype(np.float64))
+            V = deq(dec(algo, data[tab[t, idx // tpb], 1, idx % tpb, kh]) * scales[nKV + kh].astype(np.float64))
             q = row[hq * hd:(hq + 1) * hd]
             a, b = q[: hd // 2], q[hd // 2:]
             qr = bf16_to_f(bf16_round(np.concatenate([a * cs - b * sn, b * cs + a * sn]))).astype(np.float64)
@@ -238,7 +241,11 @@ def run_case(lib, fn, algo, hd, nH, nKV, lens, window, Z, minKeys, tpb, rng):
 
 
 def main():
-    so = build()
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--defines", default="")
+    a = ap.parse_args()
+    defines = [d for d in a.defines.split(",") if d]
+    so = build(f"/tmp/qkvemu{'_'.join(defines)}", defines)
     lib = ctypes.CDLL(so)
     lib.emu_launch24.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_float)] + [ctypes.c_int] * 4
     rng = np.random.default_rng(7)
@@ -258,7 +265,7 @@ def main():
         G = nH // nKV
         name = f"decode_attention_{'g4_' if G <= 4 else ''}{'fp8kv' if algo == 'FP8' else 'int8kv'}_bf16_hd{hd}"
         fn = ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
-        err, bad_own, ctr = run_case(lib, fn, *c, rng)
+        err, bad_own, ctr = run_case(lib, fn, "DA_QFOLD=1" in defines, *c, rng)
         ok = err < 8e-3 and bad_own == 0 and ctr == 0
         failed += not ok
         print(f"{'ok  ' if ok else 'FAIL'} {name} G {G} lens {c[4]} window {c[5]} splits {c[6]}/{c[7]} tpb {c[8]}: max err vs float64 {err:.2e}, "

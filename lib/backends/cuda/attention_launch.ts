@@ -20,6 +20,9 @@ import type { StepCtx } from "./step_ctx.ts";
 
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
 
+/** CTAs per cache block of kv_dequant (its grid z): 4 × the attended blocks, for a prompt of 2048 tokens 256 CTAs. */
+const KV_DEQUANT_SPLITS = 4;
+
 /** Plans paged-attention op `i` of the step into `c.out`. */
 export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attention" }>, i: number): void {
   const { env, shape, T, S, R, buf, kvLayer, kvFp8, kvTag, kvScalesOf, fuse, out, k } = c;
@@ -137,7 +140,7 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
     // (every token's KV write of this layer is in by now), then the bf16 kernels read the shadow.
     let g = geo;
     if (kvFp8) {
-      k(i, `kv_dequant_${kvTag}bf16`, [env.blockStride, S, 1], 256, [
+      k(i, `kv_dequant_${kvTag}bf16`, [env.blockStride, S, KV_DEQUANT_SPLITS], 256, [
         kvLayer(op.layer),
         env.kvShadow!,
         io.positions,

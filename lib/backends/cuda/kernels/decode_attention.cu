@@ -83,6 +83,29 @@ __device__ __forceinline__ void daPrefetchRow(const KT* p) {
   for (int b = 0; b < HD * (int)sizeof(KT); b += 128) asm volatile("prefetch.global.L2 [%0];" ::"l"((const char*)p + b));
 }
 
+// Quantized caches: 0 = keys / values dequantized to bf16(decode(q) · s) (the unfused kernels' values: the same bits);
+// 1 = the exact decode(q) in fp32 with kScale folded into q and vScale into the output (fewer instructions per element).
+#ifndef DA_QFOLD
+#define DA_QFOLD 0
+#endif
+
+/** 8 quantized cache bytes → decode(q) exactly (w.x: elements 0..3). */
+template <typename KT>
+__device__ __forceinline__ void daDecodeExact8(const uint2& w, float (&f)[8]) {
+  if constexpr ((KT)(-1) < (KT)0) {
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      f[e] = (float)(int)(signed char)((w.x >> (8 * e)) & 0xffu);
+      f[4 + e] = (float)(int)(signed char)((w.y >> (8 * e)) & 0xffu);
+    }
+  } else {
+    e4m3x2ToF32((unsigned short)(w.x & 0xffffu), f[0], f[1]);
+    e4m3x2ToF32((unsigned short)(w.x >> 16), f[2], f[3]);
+    e4m3x2ToF32((unsigned short)(w.y & 0xffffu), f[4], f[5]);
+    e4m3x2ToF32((unsigned short)(w.y >> 16), f[6], f[7]);
+  }
+}
+
 /** 8 cache elements of KT as one load: 16 bytes of bf16, 8 bytes of a quantized (u8 e4m3 / i8) cache. */
 template <typename KT> struct DaVec { typedef uint2 T; };
 template <> struct DaVec<bf16_t> { typedef uint4 T; };
@@ -91,6 +114,7 @@ template <> struct DaVec<bf16_t> { typedef uint4 T; };
 template <typename KT>
 __device__ __forceinline__ void daLoad8(const typename DaVec<KT>::T& v, float s, float (&f)[8]) {
   if constexpr (sizeof(KT) == 2) unpack8(v, f);
+  else if constexpr (DA_QFOLD) daDecodeExact8<KT>(v, f);  // s folded into q / the output
   else unpack8(kvDecode8<KT>(v, s), f);
 }
 
@@ -101,6 +125,7 @@ __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, 
     float* partialML, int* counters, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
     int maxBlocksPerSeq, float scale, int window, int splitSize, const float* kvScales = nullptr) {
   constexpr bool Q8 = sizeof(KT) == 1;
+  constexpr bool FOLD = Q8 && DA_QFOLD;
   typedef typename DaVec<KT>::T VT;
   constexpr int NT = DA_NT, TILE = DA_TILE, HALF = HD / 2;
   constexpr int VPR = HD / 8;     // 8-element vectors per K/V row (16 bytes bf16, 8 bytes quantized)
@@ -136,6 +161,8 @@ __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, 
   const bf16_t* row = qkv + (long long)t * (numHeads + 2 * numKvHeads) * HD;
   const float qscale = scale * LLMRT_LOG2E;
   const float kS = Q8 ? kvScales[kvh] : 1.f, vS = Q8 ? kvScales[numKvHeads + kvh] : 1.f;  // static: read before pdlWait
+  const float qf = FOLD ? qscale * kS : qscale;  // q's factor (FOLD: kScale too)
+  const float of = FOLD ? vS : 1.f;              // the output's (FOLD: vScale)
 
   if (sLo < sHi) {
   const int pvChunk = tid % VPR, pvGroup = tid / VPR;
@@ -176,8 +203,8 @@ __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, 
     float qa = 0.f, qb = 0.f;
     if (g < Gb) {
       const float a = toF(row[(h0 + g) * HD + i]), b = toF(row[(h0 + g) * HD + HALF + i]);
-      qa = toF(fromF<bf16_t>(a * cs[i] - b * sn[i])) * qscale;
-      qb = toF(fromF<bf16_t>(b * cs[i] + a * sn[i])) * qscale;
+      qa = toF(fromF<bf16_t>(a * cs[i] - b * sn[i])) * qf;
+      qb = toF(fromF<bf16_t>(b * cs[i] + a * sn[i])) * qf;
     }
     qs[g * HD + i] = qa;
     qs[g * HD + HALF + i] = qb;
@@ -318,6 +345,7 @@ __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, 
     float o = 0.f;
 #pragma unroll
     for (int grp = 0; grp < KG; grp++) o += red[(grp * MG + g) * HD + d];
+    if (FOLD) o *= of;
     const long long th = (long long)t * numHeads + h0 + g;
     if (direct) out[th * HD + d] = fromF<bf16_t>(o / ls[g]);
     else partialO[(th * numSplits + z) * HD + d] = o;

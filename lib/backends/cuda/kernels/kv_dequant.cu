@@ -7,10 +7,15 @@
 //     const int* seqStarts, const int* blockTables, int numSeqs, int numKvHeads, int headDim, int tokensPerBlock,
 //     int maxBlocksPerSeq, const float* kvScales)
 //   kvCache one layer [numBlocks, 2, tokensPerBlock, numKvHeads, headDim] bytes; shadow the same shape in bf16;
-//   kvScales [2, numKvHeads] (K heads, then V). grid (maxBlocksPerSeq, numSeqs)   block (256, 1, 1)
-//   Block (j, s) converts block table[s][j] (its K and V) when j · tokensPerBlock <= the largest position of sequence
-//   s's tokens (positions of tokens seqStarts[s] .. seqStarts[s + 1]); other blocks are left as they are.
+//   kvScales [2, numKvHeads] (K heads, then V). grid (maxBlocksPerSeq, numSeqs, Z)   block (256, 1, 1)   any Z >= 1
+//   CTAs (j, s, *) convert block table[s][j] (its K and V; CTA z its z-th share) when j · tokensPerBlock <= the largest
+//   position of sequence s's tokens (positions of tokens seqStarts[s] .. seqStarts[s + 1]); other blocks are left as
+//   they are.
 #include "kv_fp8.cuh"
+
+#ifndef KD_U
+#define KD_U 8  // loads in flight per thread
+#endif
 
 __device__ __forceinline__ int kdWarpMax(int v) {
 #pragma unroll
@@ -41,10 +46,21 @@ __device__ __forceinline__ void kvDequantImpl(const KT* kv, bf16_t* shadow, cons
   const long long base = (long long)b * 2 * half;
   const uint2* src = reinterpret_cast<const uint2*>(kv + base);
   uint4* dst = reinterpret_cast<uint4*>(shadow + base);
-  for (int v = tid; v < 2 * half / 8; v += blockDim.x) {
-    const int e = v * 8;  // 8 elements of one head (headDim % 8 == 0)
-    const float sc = kvScales[(e >= half ? numKvHeads : 0) + (e % row) / headDim];
-    dst[v] = kvDecode8<KT>(src[v], sc);
+  // This CTA's share (grid z) of the block's 8-element vectors, KD_U loads in flight per thread.
+  const int nvec = 2 * half / 8, per = (nvec + gridDim.z - 1) / gridDim.z;
+  const int v1 = min(nvec, ((int)blockIdx.z + 1) * per);
+  for (int v0 = blockIdx.z * per + tid; v0 < v1; v0 += blockDim.x * KD_U) {
+    uint2 w[KD_U];
+#pragma unroll
+    for (int u = 0; u < KD_U; u++) {
+      const int v = v0 + u * blockDim.x;
+      w[u] = v < v1 ? src[v] : uint2{0u, 0u};
+    }
+#pragma unroll
+    for (int u = 0; u < KD_U; u++) {
+      const int v = v0 + u * blockDim.x, e = v * 8;  // 8 elements of one head (headDim % 8 == 0)
+      if (v < v1) dst[v] = kvDecode8<KT>(w[u], kvScales[(e >= half ? numKvHeads : 0) + (e % row) / headDim]);
+    }
   }
 }
 
