@@ -4,7 +4,8 @@
 # TTFT 2048 43.25 → 31.95 ms with fp8FlashPrefill (flash_prefill_wg 6.17 ms, kv_dequant 0.73 ms: 65 CTAs, one load in
 # flight). Here: kv_dequant with 8 loads in flight and 4 CTAs a block; DA_QFOLD=1 (exact e4m3 / int8 values, scales folded
 # into q and the output) timed and checked; the 8B-shape prefill pipeline vs paged_attention_prefill_mma_fp8kv; the
-# non-_g4 entry points; then 8B FP8 + FP8 KV end to end again (default vs attnflash).
+# non-_g4 entry point; rope_kv_write_{fp8kv,int8kv} vectorized (16-byte loads, 8-byte encoded stores: its GPU test vs the
+# CPU's kvEncode); then 8B FP8 + FP8 KV end to end again (default vs attnflash).
 set -uo pipefail
 OUT=${OUT:-/tmp/llmrt-out}
 mkdir -p "$OUT"
@@ -24,6 +25,9 @@ fi
 stamp "decode attention per layer (8B shape): unfused / bf16 / fused fp8 (>= 128 keys) / fused fp8 DA_QFOLD=1"
 timeout 14 bun bench/decode_attn_q8.ts --ctx 265,4096 --batch 1,8 --min-keys 128 --defines "DA_QFOLD=1" > "$OUT/attn_q8.log" 2>&1
 echo "rc $?"; grep -E "^GPU|^\||rror" "$OUT/attn_q8.log" | cut -c1-300
+stamp "GPU test: rope_kv_write_{fp8kv,int8kv} (now vectorized) vs the CPU's kvEncode"
+timeout 10 bun test tests/gpu/fp8_kv.test.ts -t "rope_kv_write" > "$OUT/gpu_test0.log" 2>&1
+echo "rc $?"; grep -E "^\(pass|^\(fail|AssertionError|rror:" "$OUT/gpu_test0.log" | head -6 | cut -c1-400
 stamp "GPU tests: kv_dequant (grid z 3) and the 8B-shape prefill pipeline vs paged_attention_prefill_mma_fp8kv"
 timeout 15 bun test tests/gpu/fp8_decode_attention.test.ts -t "kv_dequant" > "$OUT/gpu_test1.log" 2>&1
 echo "rc $?"; grep -E "^\(pass|^\(fail|AssertionError|rror:|over the shadow" "$OUT/gpu_test1.log" | head -8 | cut -c1-400
