@@ -9,7 +9,7 @@
  *       [--defines "DA_QFOLD=1;..."]
  *
  * --defines: compile-time variants of decode_attention.cu (`;`-separated, each a `,`-separated define list), each one more
- * fused fp8 column at the first --min-keys.
+ * fused fp8 column at the first --min-keys (e.g. "DA_QFOLD=0": bf16(decode(q) · s) instead of the default folded scales).
  */
 import process from "node:process";
 import { parseArgs } from "node:util";

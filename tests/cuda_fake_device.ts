@@ -1277,6 +1277,8 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         // is the split size itself (decode_attention: the least keys per split, daSplitKeys). decode_attention_batch2:
         // batchAttention2Threads per block; _fp8kv_: an e4m3 cache (k / v written as rope_kv_write_fp8kv_bf16 writes
         // them, attention over bf16(decode(q) · s): the kernel's f16 products with the scales folded agree to rounding).
+        // decode_attention{_g4}_{fp8kv,int8kv} (DA_QFOLD=1, the default): the exact decode(q) with the scales folded into
+        // q and the output, likewise within rounding of this stand-in's bf16(decode(q) · s) (DA_QFOLD=0: the same values).
         const kvAlgo = kvAlgoOf(l.kernel);
         const batch2 = name.startsWith("decode_attention_batch2");
         const batch = batch2 || name === "decode_attention_batch_bf16";

@@ -26,15 +26,16 @@ const ALGOS = [["FP8", "fp8kv"], ["INT8", "int8kv"]] as const;
 
 for (const [algo, tag] of ALGOS) {
   for (const hd of [64, 128]) {
-    // DA_QFOLD=1 (llama-3.1-8b's configuration only): the exact decode(q) with the scales folded into q and the output.
-    for (const [G, fold] of [[4, false], [8, false], ...(hd === 128 ? [[4, true]] as const : [])] as const) {
+    // DA_QFOLD=1 (the default): the exact decode(q) with the scales folded into q and the output; DA_QFOLD=0 (llama-3.1-8b's
+    // configuration only): bf16(decode(q) · s), the unfused path's values.
+    for (const [G, fold] of [[4, true], [8, true], ...(hd === 128 ? [[4, false]] as const : [])] as const) {
       const name = `decode_attention_${G <= 4 ? "g4_" : ""}${tag}_bf16_hd${hd}`;
-      gpuTest(`${name}${fold ? " (DA_QFOLD=1)" : ""}: float64 attention over its cache, the unfused rope_kv_write + paged_attention_decode path`, () => {
+      gpuTest(`${name} (DA_QFOLD=${fold ? 1 : 0}): float64 attention over its cache, the unfused rope_kv_write + paged_attention_decode path`, () => {
         const d = device();
         // Only the entry points used (as the session's compile units select them).
         const sel = (...names: string[]) => ({ options: ["-DLLMRT_SELECT=1", ...names.map((n) => `-DLLMRT_K_${n}=1`)] });
         const fo = sel(name);
-        using fusedMod = loadKernelFile(d, "decode_attention.cu", fold ? { options: [...fo.options, "-DDA_QFOLD=1"] } : fo);
+        using fusedMod = loadKernelFile(d, "decode_attention.cu", { options: [...fo.options, `-DDA_QFOLD=${fold ? 1 : 0}`] });
         using ropeMod = loadKernelFile(d, "rope_kv_write.cu", sel(`rope_kv_write_${tag}_bf16`));
         using paMod = loadKernelFile(d, "paged_attention.cu", sel(`paged_attention_decode_${tag}_bf16_hd${hd}`, "paged_attention_decode_reduce_bf16"));
         const nKV = 2, nH = nKV * G, bs = 16, lens = [1, 37, 300, 129], S = lens.length, T = S, stride = 20, numBlocks = S * stride;

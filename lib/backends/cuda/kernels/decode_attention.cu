@@ -83,10 +83,13 @@ __device__ __forceinline__ void daPrefetchRow(const KT* p) {
   for (int b = 0; b < HD * (int)sizeof(KT); b += 128) asm volatile("prefetch.global.L2 [%0];" ::"l"((const char*)p + b));
 }
 
-// Quantized caches: 0 = keys / values dequantized to bf16(decode(q) · s) (the unfused kernels' values: the same bits);
-// 1 = the exact decode(q) in fp32 with kScale folded into q and vScale into the output (fewer instructions per element).
+// Quantized caches: 1 (default) = the exact decode(q) in fp32 with kScale folded into q and vScale into the output
+// (≈ 12 instructions per 8 elements; within bf16 rounding of the unfused path); 0 = keys / values dequantized to
+// bf16(decode(q) · s), the values paged_attention_decode_*kv stages (the unfused path's bits, ≈ 70 instructions per 8
+// elements). H200, llama-3.1-8b shape, µs a layer: batch 1 at 265 keys 17.3 (0) → 13.2 (1) (bf16 cache 12.9); batch 8
+// at 4096 keys 139.0 → 101.4.
 #ifndef DA_QFOLD
-#define DA_QFOLD 0
+#define DA_QFOLD 1
 #endif
 
 /** 8 quantized cache bytes → decode(q) exactly (w.x: elements 0..3). */
@@ -452,8 +455,10 @@ DECODE_FUSED(decode_attention_g4_bf16_hd128, 128, 4, 1)  // 220 registers; 3 blo
 //     const float* kvScales)
 //   kvCache one layer of bytes [numBlocks, 2, tokensPerBlock, numKvHeads, hd]; kvScales [2, numKvHeads] (K heads, then V).
 //   The step's own k / v are written as rope_kv_write_{fp8kv|int8kv}_bf16 writes them (encode(float(rotated k) / kScale),
-//   encode(v / vScale)) and attended as those bytes; every key / value is dequantized in registers to
-//   bf16(decode(q) · s), the values paged_attention_decode_{fp8kv|int8kv} stages, then the bf16 kernel's fp32 sums.
+//   encode(v / vScale)) and attended as those bytes; every key / value is decoded in registers: DA_QFOLD 1 (default)
+//   the exact decode(q) with q · kScale (q rotated and rounded to bf16, then · scale · log2e · kScale in fp32) and the
+//   output · vScale; DA_QFOLD 0 bf16(decode(q) · s), the values paged_attention_decode_{fp8kv|int8kv} stages; then the
+//   bf16 kernel's fp32 sums.
 //   Geometry, splits, partials, counters and PDL as decode_attention (K/V loads of 8 bytes instead of 16).
 #define DECODE_FUSED_Q(NAME, HD, MG, MINB, KT)                                                                         \
   extern "C" __global__ void __launch_bounds__(DA_NT, MINB) NAME(const bf16_t* qkv, bf16_t* out,                       \
