@@ -19,7 +19,13 @@ import { CudaDevice } from "../lib/cuda/device.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { ctx: { type: "string" }, batch: { type: "string" }, "min-keys": { type: "string" }, "max-seq-len": { type: "string" }, defines: { type: "string" } },
+  options: {
+    ctx: { type: "string" },
+    batch: { type: "string" },
+    "min-keys": { type: "string" },
+    "max-seq-len": { type: "string" },
+    defines: { type: "string" },
+  },
 });
 const ctxs = (values.ctx ?? "265,1024,4096").split(",").map(Number);
 const batches = (values.batch ?? "1").split(",").map(Number);
@@ -108,7 +114,8 @@ function time(body: (s: typeof stream) => void): number {
 
 console.log(`llama-3.1-8b attention (32 / 8 heads, hd 128), ${layers} layers per graph, tokens per block ${bs}, maxSeqLen ${maxSeqLen}; µs per layer`);
 console.log(
-  "| batch | context | graph splits × keys | unfused fp8 (3 launches) | bf16 decode_attention | " + minKeysList.map((m) => `fused fp8, ≥ ${m} keys/split`).join(" | ") +
+  "| batch | context | graph splits × keys | unfused fp8 (3 launches) | bf16 decode_attention | " +
+    minKeysList.map((m) => `fused fp8, ≥ ${m} keys/split`).join(" | ") +
     variants.map((v) => ` | fused fp8 ${v.label}, ≥ ${minKeysList[0]}`).join("") + " |",
 );
 console.log("| ---: | ---: | --- | ---: | ---: | " + [...minKeysList, ...variants].map(() => "---:").join(" | ") + " |");
@@ -118,13 +125,56 @@ for (const T of batches) {
     const geo = graphDecodeSplit(1, nKV, G, maxSeqLen, "bf16", dev.smCount);
     const grid = [nKV, T, geo.numSplits] as [number, number, number];
     const fusedArgs = (kv: bigint, minKeys: number): (bigint | number)[] => [
-      qkv.ptr, out.ptr, kv, pos.ptr, starts.ptr, tables.ptr, inv.ptr, 1, pO.ptr, pML.ptr, ctr.ptr, T, T, nH, nKV, bs, maxB, scale, 0, minKeys, 0n, 0n,
+      qkv.ptr,
+      out.ptr,
+      kv,
+      pos.ptr,
+      starts.ptr,
+      tables.ptr,
+      inv.ptr,
+      1,
+      pO.ptr,
+      pML.ptr,
+      ctr.ptr,
+      T,
+      T,
+      nH,
+      nKV,
+      bs,
+      maxB,
+      scale,
+      0,
+      minKeys,
+      0n,
+      0n,
     ];
     const unfused = time((st) => {
       for (let l = 0; l < layers; l++) {
         const sc = scales.ptr + BigInt(l * 2 * nKV * 4);
-        kRope.launch(T, 128, [qkv.ptr, qbuf.ptr, kv8[l].ptr, pos.ptr, starts.ptr, tables.ptr, inv.ptr, 1, T, T, nH, nKV, hd, bs, maxB, sc], { stream: st, pdl: l > 0 });
-        kPa.launch(grid, 128, [qbuf.ptr, out.ptr, kv8[l].ptr, pos.ptr, starts.ptr, tables.ptr, pO.ptr, pML.ptr, T, T, nH, nKV, bs, maxB, scale, 0, geo.splitSize, sc], {
+        kRope.launch(T, 128, [qkv.ptr, qbuf.ptr, kv8[l].ptr, pos.ptr, starts.ptr, tables.ptr, inv.ptr, 1, T, T, nH, nKV, hd, bs, maxB, sc], {
+          stream: st,
+          pdl: l > 0,
+        });
+        kPa.launch(grid, 128, [
+          qbuf.ptr,
+          out.ptr,
+          kv8[l].ptr,
+          pos.ptr,
+          starts.ptr,
+          tables.ptr,
+          pO.ptr,
+          pML.ptr,
+          T,
+          T,
+          nH,
+          nKV,
+          bs,
+          maxB,
+          scale,
+          0,
+          geo.splitSize,
+          sc,
+        ], {
           stream: st,
           pdl: true,
         });
@@ -148,7 +198,11 @@ for (const T of batches) {
         }
       })
     );
-    console.log(`| ${T} | ${ctx} | ${geo.numSplits} × ${geo.splitSize} | ${unfused.toFixed(2)} | ${bf16.toFixed(2)} | ${[...fused, ...vs].map((f) => f.toFixed(2)).join(" | ")} |`);
+    console.log(
+      `| ${T} | ${ctx} | ${geo.numSplits} × ${geo.splitSize} | ${unfused.toFixed(2)} | ${bf16.toFixed(2)} | ${
+        [...fused, ...vs].map((f) => f.toFixed(2)).join(" | ")
+      } |`,
+    );
   }
 }
 for (const b of [...kv8, ...kv16]) b.dispose();

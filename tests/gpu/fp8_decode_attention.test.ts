@@ -75,7 +75,20 @@ for (const [algo, tag] of ALGOS) {
         const unfused = (window: number): { out: Uint16Array; q: Uint16Array; cache: Uint8Array } => {
           kv.copyFromHost(bytes);
           ropeMod.kernel(`rope_kv_write_${tag}_bf16`, [P, P, P, P, P, P, P, F, I, I, I, I, I, I, I, P]).launch(T, 128, [
-            dQkv, dQ, kv, ...geo, dInv, 1, T, S, nH, nKV, hd, bs, stride, dScales,
+            dQkv,
+            dQ,
+            kv,
+            ...geo,
+            dInv,
+            1,
+            T,
+            S,
+            nH,
+            nKV,
+            hd,
+            bs,
+            stride,
+            dScales,
           ]);
           const splits = Math.ceil((window > 0 ? window : Math.max(...lens)) / 64);
           paMod.kernel(`paged_attention_decode_${tag}_bf16_hd${hd}`, [P, P, P, P, P, P, P, P, I, I, I, I, I, I, F, I, I, P]).launch(
@@ -117,7 +130,10 @@ for (const [algo, tag] of ALGOS) {
          */
         const vsFloat64 = (out: Uint16Array, q: Uint16Array, cache: Uint8Array, window: number, exact = false): number => {
           let maxErr = 0, maxRef = 0;
-          const deqAll = Float64Array.from(cache, (b, e) => exact ? kvDecode(algo, b) * sOf(e) : fromBf16Bits(toBf16Bits(Math.fround(kvDecode(algo, b) * sOf(e)))));
+          const deqAll = Float64Array.from(
+            cache,
+            (b, e) => exact ? kvDecode(algo, b) * sOf(e) : fromBf16Bits(toBf16Bits(Math.fround(kvDecode(algo, b) * sOf(e)))),
+          );
           for (let t = 0; t < T; t++) {
             const pos = positions[t], lo = window > 0 ? Math.max(0, pos + 1 - window) : 0;
             for (let h = 0; h < nH; h++) {
@@ -163,9 +179,9 @@ for (const [algo, tag] of ALGOS) {
           // bf16 output rounding is 2^-9 relative; fp32 sums in another order add far less.
           assert.ok(eF < 8e-3, `${name} window ${window} splits ${numSplits}: max error vs float64 ${eF.toExponential(2)} (unfused ${eU.toExponential(2)})`);
           report.push(
-            `window ${window} splits ${numSplits}/${minKeys}: vs float64 ${eF.toExponential(2)} (unfused ${eU.toExponential(2)}), ${same}/${f.out.length} outputs equal to the unfused, max |Δ| ${
-              maxD.toExponential(2)
-            }, ${kDiff} k bytes differ`,
+            `window ${window} splits ${numSplits}/${minKeys}: vs float64 ${eF.toExponential(2)} (unfused ${
+              eU.toExponential(2)
+            }), ${same}/${f.out.length} outputs equal to the unfused, max |Δ| ${maxD.toExponential(2)}, ${kDiff} k bytes differ`,
           );
         }
         console.log(`${name}: ${report.join("; ")}`);
@@ -200,7 +216,19 @@ for (const [algo, tag] of ALGOS) {
     dStarts.copyFromHost(starts);
     dTables.copyFromHost(tables);
     dScales.copyFromHost(scales);
-    mod.kernel(`kv_dequant_${tag}_bf16`, [P, P, P, P, P, I, I, I, I, I, P]).launch([stride, S, 3], 256, [kv, sh, dPos, dStarts, dTables, S, nKV, hd, bs, stride, dScales]);
+    mod.kernel(`kv_dequant_${tag}_bf16`, [P, P, P, P, P, I, I, I, I, I, P]).launch([stride, S, 3], 256, [
+      kv,
+      sh,
+      dPos,
+      dStarts,
+      dTables,
+      S,
+      nKV,
+      hd,
+      bs,
+      stride,
+      dScales,
+    ]);
     const got = new Uint16Array(layer);
     sh.copyToHost(got);
     const want = new Uint16Array(layer).fill(0xabab);
@@ -228,7 +256,9 @@ gpuTest("kv_dequant_fp8kv + flash prefill over the shadow vs paged_attention_pre
   using kd = loadKernelFile(d, "kv_dequant.cu", sel("kv_dequant_fp8kv_bf16"));
   using pa = loadKernelFile(d, "paged_attention.cu", sel("paged_attention_prefill_mma_fp8kv_bf16_hd128"));
   const wg = d.arch === "sm_90" ? flashPrefillWgGeometry(128) : undefined;
-  using fl = wg ? loadKernelFile(d, "flash_prefill_wg.cu", sel("flash_prefill_wg_bf16_hd128")) : loadKernelFile(d, "flash_prefill.cu", sel("flash_prefill_bf16_hd128"));
+  using fl = wg
+    ? loadKernelFile(d, "flash_prefill_wg.cu", sel("flash_prefill_wg_bf16_hd128"))
+    : loadKernelFile(d, "flash_prefill.cu", sel("flash_prefill_bf16_hd128"));
   const name = wg ? "flash_prefill_wg_bf16_hd128" : "flash_prefill_bf16_hd128";
   const SIG = [P, P, P, P, P, P, I, I, I, I, I, I, F, I] as const;
   const flash = fl.kernel(name, SIG);
@@ -257,11 +287,42 @@ gpuTest("kv_dequant_fp8kv + flash prefill over the shadow vs paged_attention_pre
   dScales.copyFromHost(scales);
   oF.fill(0xff);
   const scale = 1 / Math.sqrt(hd);
-  kd.kernel("kv_dequant_fp8kv_bf16", [P, P, P, P, P, I, I, I, I, I, P]).launch([stride, 1, 4], 256, [kv, sh, dPos, dStarts, dTables, 1, nKV, hd, bs, stride, dScales]);
+  kd.kernel("kv_dequant_fp8kv_bf16", [P, P, P, P, P, I, I, I, I, I, P]).launch([stride, 1, 4], 256, [
+    kv,
+    sh,
+    dPos,
+    dStarts,
+    dTables,
+    1,
+    nKV,
+    hd,
+    bs,
+    stride,
+    dScales,
+  ]);
   const rows = wg ? wg.rows : flashPrefillGeometry(128)!.rows, threads = wg ? wg.threads : flashPrefillGeometry(128)!.threads;
-  flash.launch([nH, Math.ceil(T / rows) + 1, 1], threads, [dq, oF, sh, dPos, dStarts, dTables, T, 1, nH, nKV, bs, stride, scale, 0], wg ? { sharedMemBytes: wg.sharedMem } : {});
+  flash.launch(
+    [nH, Math.ceil(T / rows) + 1, 1],
+    threads,
+    [dq, oF, sh, dPos, dStarts, dTables, T, 1, nH, nKV, bs, stride, scale, 0],
+    wg ? { sharedMemBytes: wg.sharedMem } : {},
+  );
   pa.kernel("paged_attention_prefill_mma_fp8kv_bf16_hd128", [...SIG, P]).launch([Math.ceil(T / 64) + 1, nH, 1], 128, [
-    dq, oM, kv, dPos, dStarts, dTables, T, 1, nH, nKV, bs, stride, scale, 0, dScales,
+    dq,
+    oM,
+    kv,
+    dPos,
+    dStarts,
+    dTables,
+    T,
+    1,
+    nH,
+    nKV,
+    bs,
+    stride,
+    scale,
+    0,
+    dScales,
   ]);
   const a = new Uint16Array(q.length), b = new Uint16Array(q.length);
   oF.copyToHost(a);
