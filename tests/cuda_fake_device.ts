@@ -324,6 +324,10 @@ export interface FakeSessionOptions {
   readonly decodeSplitK?: boolean;
   /** LaunchEnv.gemvSplitK: skinny fused decode GEMVs on gemv_fused_ks. */
   readonly gemvSplitK?: boolean;
+  /** LaunchEnv.fp8DecodeAttention: fused decode steps over a quantized KV cache on decode_attention_{fp8kv|int8kv}. */
+  readonly fp8DecodeAttention?: boolean;
+  /** fp8FlashPrefill: a quantized cache gets a bf16 shadow layer (LaunchEnv.kvShadow) for the flash prefill kernels. */
+  readonly fp8FlashPrefill?: boolean;
   /** Last-layer pruning (LaunchEnv.lastLayerRows, StepShape.pruneRows), as the CUDA session's pruneLastLayer. @default true */
   readonly pruneLastLayer?: boolean;
   /** LaunchEnv.quantGemm: quantized linears of decode steps of 9..128 rows on quant_gemm_*. */
@@ -414,6 +418,9 @@ export class FakeCudaSession {
       wgmmaPrefill: opts.wgmmaPrefill,
       decodeSplitK: opts.decodeSplitK,
       gemvSplitK: opts.gemvSplitK,
+      fp8DecodeAttention: opts.fp8DecodeAttention,
+      // A bf16 layer of the cache's shape (as CudaKvCache.shadow).
+      ...(opts.fp8FlashPrefill && a.kvCache ? { kvShadow: mem.alloc((numBlocks + 1) * 2 * bs * a.numKvHeads * a.headDim * 2) } : {}),
       quantGemm: opts.quantGemm,
       // int32 [decodeCap × numKvHeads × ceil(G / 8)], zero (as the session allocates them).
       decodeCounters: mem.alloc(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4),
@@ -1172,6 +1179,28 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         mem.u16(out, T * nH * hd);
         break; // the stand-in decode wrote `out` already
       }
+      case "kv_dequant_int8kv_bf16":
+      case "kv_dequant_fp8kv_bf16": {
+        // kv_dequant.cu: every block a sequence's tokens attend (block j while j · bs <= its largest position) into the
+        // same block of the bf16 shadow as bf16(decode(q) · s); other shadow blocks are left as they are.
+        const [kv, shadow, posP, startsP, tablesP, S, nKV, hd, bs, stride, scalesP] = A;
+        assert.ok(l.grid[0] === stride && l.grid[1] === S && l.grid[2] >= 1 && l.block === 256, `${l.kernel}: grid ${l.grid} block ${l.block}`);
+        const algo = kvAlgoOf(l.kernel)!, row = nKV * hd, blockElems = 2 * bs * row;
+        const bytes = mem.bytes(kv, mem.left(kv)), sh = layerOf(shadow), sc = mem.f32(scalesP, 2 * nKV);
+        const starts = mem.i32(startsP, S + 1), pos = mem.i32(posP, starts[S]), tables = mem.i32(tablesP, S * stride);
+        for (let s = 0; s < S; s++) {
+          let mx = -1;
+          for (let t = starts[s]; t < starts[s + 1]; t++) mx = Math.max(mx, pos[t]);
+          for (let j = 0; j < stride && j * bs <= mx; j++) {
+            const b = tables[s * stride + j], base = b * blockElems;
+            if (!(b >= 0 && base + blockElems <= sh.length && base + blockElems <= bytes.length)) assert.fail(`${l.kernel}: block ${b} outside the layer`);
+            for (let e = 0; e < blockElems; e++) {
+              sh[base + e] = toBf16Bits(Math.fround(kvDecode(algo, bytes[base + e]) * sc[(e >= bs * row ? nKV : 0) + Math.floor((e % row) / hd)]));
+            }
+          }
+        }
+        break;
+      }
       case "paged_attention_prefill_mma_int8kv_bf16":
       case "paged_attention_prefill_mma_fp8kv_bf16":
       case "paged_attention_prefill_mma_bf16":
@@ -1197,6 +1226,10 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         break;
       }
       case "decode_attention_batch2_fp8kv_bf16":
+      case "decode_attention_fp8kv_bf16":
+      case "decode_attention_g4_fp8kv_bf16":
+      case "decode_attention_int8kv_bf16":
+      case "decode_attention_g4_int8kv_bf16":
       case "decode_attention_batch2_bf16":
       case "decode_attention_g4_bf16":
       case "decode_attention_sk_bf16":
@@ -1244,6 +1277,8 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         // is the split size itself (decode_attention: the least keys per split, daSplitKeys). decode_attention_batch2:
         // batchAttention2Threads per block; _fp8kv_: an e4m3 cache (k / v written as rope_kv_write_fp8kv_bf16 writes
         // them, attention over bf16(decode(q) · s): the kernel's f16 products with the scales folded agree to rounding).
+        // decode_attention{_g4}_{fp8kv,int8kv} (DA_QFOLD=1, the default): the exact decode(q) with the scales folded into
+        // q and the output, likewise within rounding of this stand-in's bf16(decode(q) · s) (DA_QFOLD=0: the same values).
         const kvAlgo = kvAlgoOf(l.kernel);
         const batch2 = name.startsWith("decode_attention_batch2");
         const batch = batch2 || name === "decode_attention_batch_bf16";

@@ -77,6 +77,12 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   decode_attention_batch: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_batch2: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_batch2_fp8kv: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
+  kv_dequant_fp8kv: { file: "kv_dequant.cu", params: [P, P, P, P, P, I, I, I, I, I, P] },
+  kv_dequant_int8kv: { file: "kv_dequant.cu", params: [P, P, P, P, P, I, I, I, I, I, P] },
+  decode_attention_fp8kv: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
+  decode_attention_g4_fp8kv: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
+  decode_attention_int8kv: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
+  decode_attention_g4_int8kv: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
   ...LOWBIT_FAMILIES,
 };
 
@@ -101,6 +107,11 @@ const PDL_FAMILIES: ReadonlySet<string> = new Set([
   "decode_attention",
   "decode_attention_g4",
   "decode_attention_sk",
+  // fp8DecodeAttention: the fused step over a quantized KV cache (its first K/V tile and the scales before pdlWait).
+  "decode_attention_fp8kv",
+  "decode_attention_g4_fp8kv",
+  "decode_attention_int8kv",
+  "decode_attention_g4_int8kv",
   "gather_rows",
   "sample",
   // Decode steps over a quantized KV cache (≤ GEMV_MAX_ROWS tokens): RoPE + KV write, split attention and the merge
@@ -254,6 +265,18 @@ export interface LaunchEnv {
   readonly decodeSplitK?: boolean;
   /** Fused decode GEMVs with long rows run gemv_fused_ks with gemvSplitRows' warps per row. */
   readonly gemvSplitK?: boolean;
+  /**
+   * Fused decode steps over a quantized KV cache (FP8 / INT8) that do not run decode_attention_batch2 take one
+   * decode_attention_{fp8kv|int8kv} launch per attention (RoPE + quantized KV write + split attention + merge)
+   * instead of rope_kv_write_* + paged_attention_decode_* + reduce.
+   */
+  readonly fp8DecodeAttention?: boolean;
+  /**
+   * A bf16 layer of the KV cache's shape ((numBlocks + 1) blocks), set when prefill and mixed steps over a quantized
+   * cache run the bf16 flash prefill kernels (fp8FlashPrefill): kv_dequant_{fp8kv|int8kv}_bf16 fills the blocks the step
+   * attends before each such attention.
+   */
+  readonly kvShadow?: bigint;
   /** int32 [decodeCap × numKvHeads × ceil(G / 8)], zeroed once: decode_attention's split counters. */
   readonly decodeCounters?: bigint;
   /**

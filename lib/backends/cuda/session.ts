@@ -26,6 +26,7 @@ import {
   decodeBuckets,
   decodeSkGeometry,
   type ElemType,
+  flashPrefillGeometry,
   GEMV_MAX_ROWS,
   graphDecodeSplit,
   hasTiledAttention,
@@ -83,6 +84,11 @@ const alignUp = (n: number): number => Math.ceil(n / ALIGN) * ALIGN;
  * headDim]` in the engine's activation type, in one allocation. Block `numBlocks` is the session's
  * scratch block (dummy decode tokens); `geometry.numBlocks` counts only the usable ones.
  */
+/** Bytes of one block of the bf16 shadow layer (k and v; fp8FlashPrefill). */
+function shadowBlockBytes(g: Omit<KvCacheGeometry, "numBlocks">): number {
+  return 2 * g.tokensPerBlock * g.numKvHeads * g.headDim * 2;
+}
+
 export class CudaKvCache implements KvCache {
   /** Usable blocks, tokens per block, heads, and the element size (2 for bf16, 4 for f32). */
   readonly geometry: KvCacheGeometry;
@@ -96,24 +102,27 @@ export class CudaKvCache implements KvCache {
   readonly blockBytes: number;
   /** The block dummy tokens of a padded decode step write to. */
   readonly scratchBlock: number;
+  /** A bf16 layer of the cache's shape (fp8FlashPrefill over a quantized cache: the dequantized blocks a prefill attends), or null. */
+  readonly shadow: DeviceBuffer | null;
   readonly #stream: Stream;
 
-  /** Use `session.createKvCache(numBlocks)`. */
-  constructor(device: CudaDevice, stream: Stream, geometry: KvCacheGeometry) {
+  /** Use `session.createKvCache(numBlocks)`. `shadow`: also allocate a bf16 layer of the cache's shape. */
+  constructor(device: CudaDevice, stream: Stream, geometry: KvCacheGeometry, shadow = false) {
     const g = geometry;
     this.geometry = Object.freeze({ ...g });
     this.blockBytes = 2 * g.tokensPerBlock * g.numKvHeads * g.headDim * g.elementBytes;
-    this.bytesPerBlock = bytesPerBlock(g);
+    this.bytesPerBlock = bytesPerBlock(g) + (shadow ? shadowBlockBytes(g) : 0);
     this.layerBytes = (g.numBlocks + 1) * this.blockBytes;
     this.scratchBlock = g.numBlocks;
     this.#stream = stream;
     this.buffer = device.alloc(g.numLayers * this.layerBytes);
     this.buffer.fill(0, { stream });
+    this.shadow = shadow ? device.alloc((g.numBlocks + 1) * shadowBlockBytes(g)) : null;
   }
 
   /** Device bytes held. */
   get bytes(): number {
-    return this.buffer.byteLength;
+    return this.buffer.byteLength + (this.shadow?.byteLength ?? 0);
   }
 
   /** Copies the KV of each `src` block into its `dst` block in every layer (copy-on-write), on the session's stream. */
@@ -137,6 +146,7 @@ export class CudaKvCache implements KvCache {
   /** Frees the device memory. Idempotent. */
   dispose(): void {
     this.buffer.dispose();
+    this.shadow?.dispose();
   }
 
   [Symbol.dispose](): void {
@@ -197,6 +207,10 @@ export class CudaSession implements SessionBackend {
   readonly wgmmaPrefill: boolean;
   /** CudaSessionOptions.decodeSplitK. */
   readonly decodeSplitK: boolean;
+  /** CudaSessionOptions.fp8DecodeAttention. */
+  readonly fp8DecodeAttention: boolean;
+  /** CudaSessionOptions.fp8FlashPrefill, for an engine with a quantized KV cache and head dim 64 / 128 (its caches hold a bf16 shadow layer). */
+  readonly fp8FlashPrefill: boolean;
   /** CudaSessionOptions.gemvSplitK. */
   readonly gemvSplitK: boolean;
   /** CudaSessionOptions.pruneLastLayer, where the plan allows it (planLastLayerRows). */
@@ -296,6 +310,8 @@ export class CudaSession implements SessionBackend {
     this.fp8Pdl = f.fp8Pdl;
     this.fp8Gemv1 = f.fp8Gemv1;
     this.decodeSplitK = f.decodeSplitK;
+    this.fp8DecodeAttention = f.fp8DecodeAttention;
+    this.fp8FlashPrefill = f.fp8FlashPrefill && !!plan.attributes.kvCache && flashPrefillGeometry(plan.attributes.headDim) !== undefined;
     this.gemvSplitK = f.gemvSplitK;
     this.quantGemm = f.quantGemm;
     this.graphSplits = f.graphSplits;
@@ -408,7 +424,8 @@ export class CudaSession implements SessionBackend {
       this.#io = d.alloc(this.#layout.words * 4);
       // Every kernel the launch plans can use, compiled now (in parallel, or read from the disk cache): the
       // NVRTC workers start first and compile on other cores while this thread uploads the weights.
-      const compiling = this.#startKernels(plannedKernels(this.#env(0n, 0), this.decodeCap));
+      // (fp8FlashPrefill: a stand-in shadow address, so the prefill plans name kv_dequant and the flash kernels.)
+      const compiling = this.#startKernels(plannedKernels({ ...this.#env(0n, 0), ...(this.fp8FlashPrefill ? { kvShadow: 1n } : {}) }, this.decodeCap));
       this.weightUpload = uploadWeights(d, this.#stream, this.#weights, engine, slices, (n) => this.#weightBytes(n)); // pinned, double-buffered
       this.kernelCompile = this.#finishKernels(compiling);
       if (process.stderr.isTTY && this.kernelCompile.units > this.kernelCompile.cacheHits) {
@@ -437,7 +454,8 @@ export class CudaSession implements SessionBackend {
 
   /** Bytes one KV block takes (all layers, k and v). */
   kvBytesPerBlock(): number {
-    return bytesPerBlock(this.kvGeometry());
+    const g = this.kvGeometry();
+    return bytesPerBlock(g) + (this.fp8FlashPrefill ? shadowBlockBytes(g) : 0);
   }
 
   /** KV geometry: elements in the activation type. */
@@ -458,12 +476,13 @@ export class CudaSession implements SessionBackend {
     if (!Number.isInteger(numBlocks) || numBlocks <= 0) {
       throw new ValidationError(`Session.createKvCache: expected a positive integer block count, got ${numBlocks}`, "numBlocks", numBlocks);
     }
-    return new CudaKvCache(this.device, this.#stream, { ...this.kvGeometry(), numBlocks });
+    return new CudaKvCache(this.device, this.#stream, { ...this.kvGeometry(), numBlocks }, this.fp8FlashPrefill);
   }
 
   /** The addresses the launch plan needs, for `kv`. */
   launchEnv(kv: CudaKvCache): LaunchEnv {
-    return this.#env(kv.buffer.ptr, kv.layerBytes);
+    const env = this.#env(kv.buffer.ptr, kv.layerBytes);
+    return kv.shadow ? { ...env, kvShadow: kv.shadow.ptr } : env;
   }
 
   #env(kvBase: bigint, kvLayerBytes: number): LaunchEnv {
@@ -502,6 +521,7 @@ export class CudaSession implements SessionBackend {
       fp8Gemv1Blocks: FP8_GEMV1_BLOCKS_PER_SM * this.device.smCount,
       wgmmaPrefill: this.wgmmaPrefill,
       decodeSplitK: this.decodeSplitK,
+      fp8DecodeAttention: this.fp8DecodeAttention,
       gemvSplitK: this.gemvSplitK,
       quantGemm: this.quantGemm,
       decodeCounters: this.#decodeCounters.ptr,
