@@ -16,7 +16,7 @@
  * tools/quant-packers/pack_awq_torch.py) beside the --algos ones (`--algos ""`: none), each with its load time.
  * --quant-pdl: each quantized engine runs off, on, off, on with SessionOptions.quantPdl (programmatic dependent
  * launch of the quantized GEMVs): the ids and logits must be the same bits, and the rows give both speeds.
- * --ab KEY: the same off/on/off/on comparison for session option KEY (quantPdl; --ab-reps 1: off/on); --set fixes session
+ * --ab KEY: the same off/on/off/on comparison for CUDA session flag KEY (e.g. quantPdl, quantTailNorm; --ab-reps 1: off/on); --set fixes session
  * options for every run (KEY=1 / KEY=0).
  */
 import process from "node:process";
@@ -34,6 +34,7 @@ import type { QuantizedTensor } from "../lib/quantization/packed.ts";
 import { nvfp4GlobalScale } from "../lib/util/e2m1.ts";
 import { E4M3_DECODE } from "../lib/util/e4m3.ts";
 import { Session } from "../lib/runtime/session.ts";
+import { CUDA_FLAG_NAMES } from "../lib/backends/cuda/session_flags.ts";
 import { argmax, type DecodeRun, deviceWeightBytes, greedyStepper, prefillAndDecode, relL2 } from "./batch1.ts";
 import { copyBandwidth } from "./copy_bandwidth.ts";
 
@@ -105,7 +106,7 @@ const fixed: Record<string, boolean> = Object.fromEntries(
   (values.set ?? "").split(",").filter((kv) => kv !== "").map((kv) => [kv.split("=")[0], kv.split("=")[1] === "1"]),
 );
 const abKey = values.ab ?? (values["quant-pdl"] ? "quantPdl" : undefined);
-if (abKey !== undefined && abKey !== "quantPdl") throw new Error(`--ab: quantPdl, got ${abKey}`);
+if (abKey !== undefined && !(CUDA_FLAG_NAMES as readonly string[]).includes(abKey)) throw new Error(`--ab: a CUDA session flag (${CUDA_FLAG_NAMES.join(", ")}), got ${abKey}`);
 
 function run(engine: Engine, ab?: boolean): DecodeRun & { gemmLogits: Float32Array } {
   const opts = backend === "cpu" ? {} : { ...fixed, ...(ab === undefined || !abKey ? {} : { [abKey]: ab }) };

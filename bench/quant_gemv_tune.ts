@@ -36,7 +36,7 @@ const ceiling = copyBandwidth(d);
 const defines = (v: string): string[] => [
   ...v.split(",").filter((kv) => kv !== "" && !kv.startsWith("RB=")).map((kv) => `-DQG_${kv}`),
   "-DLLMRT_SELECT",
-  ...["_u4", "_u8", "_norm_u4", "_norm_u8"].map((e) => `-DLLMRT_K_quant_gemv_fused${e}=1`),
+  ...["_u4", "_u8", "_norm_u4", "_norm_u8", "_addnorm_u4", "_addnorm_u8"].map((e) => `-DLLMRT_K_quant_gemv_fused${e}=1`),
 ];
 const mods: [string, CudaModule][] = variants.map((v) => [v, loadKernelFile(d, "quant_gemv.cu", { options: defines(v) })]);
 /** Entry point and grid of variant v for a launch of N rows (mode 2: N / 2 gate rows). */
@@ -202,6 +202,58 @@ for (
 }
 console.log(checks.join("\n"));
 
+// 1b. quant_gemv_fused_addnorm (LaunchEnv.quantTailNorm) against the fused plan's pair it replaces: the residual
+// epilogue (quant_gemv_fused, mode 1) then rmsnorm_bf16 of the residual. The residual and the normalized rows must be
+// the same bits, and the block counter back at zero (each case runs twice on one counter). First variant only.
+{
+  using normMod = loadKernelFile(d, "rmsnorm.cu");
+  const rms = normMod.kernel("rmsnorm_bf16", ["ptr", "ptr", "ptr", "i32", "i32", "f32"]);
+  const APARAMS = [...PARAMS, "ptr", "ptr"] as const;
+  const res: string[] = [];
+  for (const [bits, group, zp, K, N] of [[4, 128, true, 4096, 4096], [4, 128, true, 14336, 4096], [8, 4096, false, 4096, 4096], [4, 128, true, 2048, 2048], [4, 128, true, 8192, 2048]] as [4 | 8, number, boolean, number, number][]) {
+    const u = bits === 4 ? "u4" : "u8", mod = mods[0][1];
+    using w = weights(N, K, bits, group, zp, 1, true);
+    using x = d.alloc(8 * K * 2);
+    using bias = d.alloc(N * 2);
+    using normW = d.alloc(N * 2);
+    using r0 = d.alloc(8 * N * 2);
+    using r1 = d.alloc(8 * N * 2);
+    using n0 = d.alloc(8 * N * 2);
+    using n1 = d.alloc(8 * N * 2);
+    using counter = d.alloc(16);
+    counter.fill(0);
+    x.copyFromHost(xBits(8 * K, 11));
+    bias.copyFromHost(xBits(N, 12));
+    normW.copyFromHost(xBits(N, 13));
+    const resid = xBits(8 * N, 14);
+    let ok = true;
+    for (const m of [1, 3, 8]) {
+      for (let rep = 0; rep < 2; rep++) {
+        r0.copyFromHost(resid);
+        r1.copyFromHost(resid);
+        n1.fill(0xff);
+        mod.kernel(`quant_gemv_fused_${u}`, PARAMS).launch(N / 16, 256, [x, ...w.args(0), bias, r0, 0n, 0, m, N, K, group, 1]);
+        rms.launch(m, 256, [r0, normW, n0, m, N, 1e-5]);
+        mod.kernel(`quant_gemv_fused_addnorm_${u}`, APARAMS).launch(N / 16, 256, [x, ...w.args(0), bias, r1, normW.ptr, 1e-5, m, N, K, group, 1, n1, counter]);
+        const a = new Uint8Array(m * N * 2), b = new Uint8Array(m * N * 2), c = new Uint8Array(m * N * 2), e = new Uint8Array(m * N * 2), z = new Int32Array(1);
+        d.synchronize();
+        r0.copyToHost(a);
+        r1.copyToHost(b);
+        n0.copyToHost(c);
+        n1.copyToHost(e);
+        counter.copyToHost(new Uint8Array(z.buffer));
+        const same = a.every((v, j) => v === b[j]) && c.every((v, j) => v === e[j]);
+        if (!same || z[0] !== 0) {
+          ok = false;
+          res.push(`addnorm ${u} K=${K} N=${N} m=${m} rep ${rep}: ${same ? "same bits" : "DIFFERENT"}, counter ${z[0]}`);
+        }
+      }
+    }
+    if (ok) res.push(`addnorm ${u} g${group}${zp ? " zp" : ""} K=${K} N=${N}: residual and normalized rows the same bits as quant_gemv_fused mode 1 + rmsnorm_bf16 (m 1/3/8, twice; counter back at 0)`);
+  }
+  console.log(res.join("\n"));
+}
+
 // 2. Timing.
 const time = (launch: (i: number) => void, copies: number): number => {
   using g = stream.capture(() => {
@@ -231,13 +283,18 @@ interface Row {
 }
 const rows: Row[] = [];
 const lmHead: string[] = [];
-const ms = values.m8 ? ["1 fused", "1", "8"] : ["1 fused", "1"];
+// "1 tail": the plan with LaunchEnv.quantTailNorm (o and down on quant_gemv_fused_addnorm, qkv and gate_up plain).
+const TAIL: Record<string, [boolean, number, boolean]> = { qkv: [false, 0, false], o: [false, 1, true], gate_up: [false, 2, false], down: [false, 1, true] };
+const ms = values.m8 ? ["1 fused", "1 tail", "1", "8"] : ["1 fused", "1 tail", "1"];
+using tailCounter = d.alloc(16);
+tailCounter.fill(0);
 const models = Object.entries(MODELS).filter(([name]) => !values.only || name.includes(values.only));
 for (const [model, spec] of models) {
   for (const [lin, N, K] of spec.linears) {
     using x = d.alloc(8 * K * 2);
     using y = d.alloc(8 * N * 2);
     using normW = d.alloc(K * 2);
+    using normOut = d.alloc(8 * N * 2);
     x.copyFromHost(xBits(8 * K, 5));
     normW.copyFromHost(xBits(K, 6));
     for (const [fmt, bits, group, zp] of [["int4 g128 zp", 4, 128, true], ["int8 per-channel", 8, K, false]] as [string, 4 | 8, number, boolean][]) {
@@ -246,12 +303,13 @@ for (const [model, spec] of models) {
       using w = weights(N, K, bits, group, zp, copies, false);
       for (const [v, mod] of mods) {
         for (const m of ms) {
-          const [norm, mode] = m === "1 fused" ? FUSED[lin] : [false, 0];
+          const [norm, mode, tail] = m === "1 fused" ? [...FUSED[lin], false] : m === "1 tail" ? TAIL[lin] : [false, 0, false];
           const e = entry(v, norm, bits === 4 ? "u4" : "u8", N, mode);
           const rowsM = m === "8" ? 8 : 1;
-          const kern = mod.kernel(e.name, PARAMS);
+          const kern = tail ? mod.kernel(e.name.replace("fused_", "fused_addnorm_"), [...PARAMS, "ptr", "ptr"]) : mod.kernel(e.name, PARAMS);
+          const extra = tail ? [normOut.ptr, tailCounter.ptr] : [];
           const us = 1e3 *
-            time((i) => kern.launch(e.grid, e.block, [x, ...w.args(i), 0n, y, norm ? normW.ptr : 0n, 1e-5, rowsM, N, K, group, mode], { stream }), copies);
+            time((i) => kern.launch(e.grid, e.block, [x, ...w.args(i), 0n, y, norm || tail ? normW.ptr : 0n, 1e-5, rowsM, N, K, group, mode, ...extra], { stream }), copies);
           rows.push({ model, linear: lin, format: fmt, variant: v, m, us, bytes: w.bytes });
         }
       }

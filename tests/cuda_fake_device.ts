@@ -328,6 +328,8 @@ export interface FakeSessionOptions {
   readonly pruneLastLayer?: boolean;
   /** LaunchEnv.quantGemm: quantized linears of decode steps of 9..128 rows on quant_gemm_*. */
   readonly quantGemm?: boolean;
+  /** LaunchEnv.quantTailNorm (with a quantNormCounter int32, zero, allocated past the decode counters). */
+  readonly quantTailNorm?: boolean;
 }
 
 export class FakeCudaSession {
@@ -417,6 +419,7 @@ export class FakeCudaSession {
       quantGemm: opts.quantGemm,
       // int32 [decodeCap × numKvHeads × ceil(G / 8)], zero (as the session allocates them).
       decodeCounters: mem.alloc(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4),
+      ...(opts.quantTailNorm ? { quantTailNorm: true, quantNormCounter: mem.alloc(16) } : {}),
       quantScratch: scratch > 0 ? mem.alloc(scratch) : undefined,
       fp8Scratch: fp8 ? mem.alloc(fp8.bytes) : undefined,
       lowbitScratch: lowbit ? mem.alloc(lowbit.bytes) : undefined,
@@ -1001,10 +1004,20 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "quant_gemv_fused_u4":
       case "quant_gemv_fused_u8":
       case "quant_gemv_fused_norm_u4":
-      case "quant_gemv_fused_norm_u8": {
+      case "quant_gemv_fused_norm_u8":
+      case "quant_gemv_fused_addnorm_u4":
+      case "quant_gemv_fused_addnorm_u8": {
         // quant_gemv.cu: (x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode); modes and roundings of gemv_fused.
-        const [x, W, sc, z, bias, y, normW, eps, m, n, k, group, mode] = A;
+        // _addnorm: mode 1, then (normOut, counter): normOut = rmsnorm(y) · normW as rmsnorm_bf16, by the last block.
+        const [x, W, sc, z, bias, y, normW, eps, m, n, k, group, mode, normOut, counter] = A;
         const bits = name.endsWith("u4") ? 4 : 8, sup = bits === 4 ? 128 : 64, norm = name.includes("_norm_");
+        const tail = name.includes("_addnorm_");
+        assert.equal(A.length, tail ? 15 : 13, `${l.kernel}: arity`);
+        if (tail) {
+          assert.equal(mode, 1, `${l.kernel}: mode ${mode}`);
+          assert.ok(counter !== 0n && mem.i32(counter, 1)[0] === 0, `${l.kernel}: the block counter must be zero at launch`);
+          disjoint(l.kernel, "y and normOut", y, m * n * 2, normOut, m * n * 2);
+        }
         assert.ok(m >= 1 && m <= 8, `${l.kernel}: m ${m}`);
         rowsOk(l.kernel, m);
         assert.ok(k % sup === 0 && group % sup === 0 && n % 16 === 0, `${l.kernel}: k ${k}, group ${group}, n ${n}`);
@@ -1022,6 +1035,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           const r = ld(y, m * n);
           for (let i = 0; i < r.length; i++) r[i] = addBf16(rbf(s[i]), r[i]);
           st(y, r);
+          if (tail) st(normOut, normBf16(r, ld(normW, n), eps, m, n));
         } else if (mode === 2) {
           for (let i = 0; i < s.length; i++) s[i] = rbf(s[i]);
           st(y, siluMulBf16(s, m, n / 2));

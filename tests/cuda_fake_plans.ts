@@ -11,7 +11,7 @@ import { buildSync } from "../lib/builder/builder.ts";
 import type { Engine } from "../lib/builder/engine.ts";
 import type { QuantConfigInput } from "../lib/quantization/quant_config.ts";
 import { type QuantizeOptions, quantizeSync } from "../lib/quantization/quantize.ts";
-import { FakeCudaSession, randomModel, step } from "./cuda_fake_device.ts";
+import { FakeCudaSession, type FakeSessionOptions, randomModel, step } from "./cuda_fake_device.ts";
 import { assert } from "./harness.ts";
 
 /**
@@ -156,6 +156,8 @@ export interface FusedScheduleChecks {
   readonly label: (l: KernelLaunch) => string;
   /** The token fed to row `r`'s sequence in the next decode step (default: the fused plan's sample). */
   readonly next?: (s: FusedStep, r: number) => number;
+  /** More options of the fused session (e.g. quantTailNorm). */
+  readonly fusedOptions?: FakeSessionOptions;
 }
 
 /**
@@ -170,7 +172,7 @@ export function runFusedSchedule(
   checks: FusedScheduleChecks,
 ): { fused: FakeCudaSession; kernels: Set<string>; prefillKernels: Set<string> } {
   const numBlocks = FUSED_NUM_BLOCKS, maxBlocks = 40, V = bf16.plan.attributes.vocabSize;
-  const fused = new FakeCudaSession(bf16, numBlocks, 132, false, { fusedDecode: true });
+  const fused = new FakeCudaSession(bf16, numBlocks, 132, false, { ...checks.fusedOptions, fusedDecode: true });
   const plain = new FakeCudaSession(bf16, numBlocks, 132, false, {});
   const cpu = new CpuSession(f32);
   const kv = cpu.createKvCache(numBlocks);

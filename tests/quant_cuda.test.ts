@@ -225,6 +225,65 @@ for (const [name, grid, N, K] of FUSED_CASES) {
   });
 }
 
+// quant_gemv_fused_addnorm (LaunchEnv.quantTailNorm): the residual GEMV (mode 1) whose last block writes the next
+// RMSNorm's output. Against what it replaces — quant_gemv_fused mode 1, then rmsnorm_bf16 of the residual — the residual
+// and the normalized rows are the same bits, over several launches on one block counter, which ends at zero.
+for (const [name, grid, N, K] of FUSED_CASES) {
+  gpuTest(`quant_gemv_fused_addnorm ${name}: residual and normalized rows equal quant_gemv_fused mode 1 + rmsnorm_bf16, m = 1..8`, () => {
+    const d = device();
+    using mod = loadKernelFile(d, "quant_gemv.cu");
+    using nmod = loadKernelFile(d, "rmsnorm.cu");
+    const t = quantized(N, K, grid, 31 + N);
+    using q = upload(t);
+    const u = grid.bits === 4 ? "u4" : "u8";
+    using bias = d.alloc(N * 2);
+    using normW = d.alloc(N * 2);
+    using counter = d.alloc(16);
+    bias.copyFromHost(bf16(seededUniform(45, N, -0.2, 0.2)));
+    normW.copyFromHost(bf16(seededUniform(47, N, 0.5, 1.5)));
+    counter.fill(0);
+    for (const m of [1, 2, 3, 8]) {
+      using x = d.alloc(m * K * 2);
+      using r0 = d.alloc(m * N * 2);
+      using r1 = d.alloc(m * N * 2);
+      using n0 = d.alloc(m * N * 2);
+      using n1 = d.alloc(m * N * 2);
+      x.copyFromHost(bf16(seededUniform(9 + m, m * K)));
+      const resid = bf16(seededUniform(60 + m, m * N, -2, 2));
+      for (let rep = 0; rep < 3; rep++) {
+        r0.copyFromHost(resid);
+        r1.copyFromHost(resid);
+        n1.fill(0xff);
+        const args = [x, q.W, q.s, q.z ?? 0n, bias] as const;
+        mod.kernel(`quant_gemv_fused_${u}`, FUSED_PARAMS).launch(N / 16, 256, [...args, r0, 0n, 0, m, N, K, grid.groupSize, 1]);
+        nmod.kernel("rmsnorm_bf16", ["ptr", "ptr", "ptr", "i32", "i32", "f32"]).launch(m, 256, [r0, normW, n0, m, N, 1e-5]);
+        mod.kernel(`quant_gemv_fused_addnorm_${u}`, [...FUSED_PARAMS, "ptr", "ptr"]).launch(N / 16, 256, [
+          ...args,
+          r1,
+          normW,
+          1e-5,
+          m,
+          N,
+          K,
+          grid.groupSize,
+          1,
+          n1,
+          counter,
+        ]);
+        const a = new Uint16Array(m * N), b = new Uint16Array(m * N), c = new Uint16Array(m * N), e = new Uint16Array(m * N), z = new Int32Array(4);
+        r0.copyToHost(a);
+        r1.copyToHost(b);
+        n0.copyToHost(c);
+        n1.copyToHost(e);
+        counter.copyToHost(z);
+        assert.deepEqual(Array.from(b), Array.from(a), `${name} m=${m} rep ${rep}: residual`);
+        assert.deepEqual(Array.from(e), Array.from(c), `${name} m=${m} rep ${rep}: normalized rows`);
+        assert.equal(z[0], 0, `${name} m=${m} rep ${rep}: block counter left at ${z[0]}`);
+      }
+    }
+  });
+}
+
 /** Decode linears per layer of two Llama shapes: [name, out features, in features]. */
 const MODELS: Record<string, { layers: number; linears: [string, number, number][] }> = {
   "llama-3.2-1b": { layers: 16, linears: [["qkv", 3072, 2048], ["o", 2048, 2048], ["gate_up", 16384, 2048], ["down", 2048, 8192]] },

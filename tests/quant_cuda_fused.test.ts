@@ -17,15 +17,18 @@ const RAW = quantTestLlama(101);
 const LOGITS_TOL = 4e-2;
 
 for (
-  const [name, qc, fusable] of [
-    ["W4A16 g128 + zero points", { quantAlgo: "W4A16", groupSize: 128, hasZeroPoint: true }, true],
-    ["W8A16 per channel", { quantAlgo: "W8A16" }, true],
-    ["W4A16 g64 (per-warp GEMV, not fused)", { quantAlgo: "W4A16", groupSize: 64 }, false],
-  ] as [string, QuantConfigInput, boolean][]
+  const [name, qc, fusable, tailNorm] of [
+    ["W4A16 g128 + zero points", { quantAlgo: "W4A16", groupSize: 128, hasZeroPoint: true }, true, false],
+    ["W8A16 per channel", { quantAlgo: "W8A16" }, true, false],
+    ["W4A16 g128 + zero points, quantTailNorm", { quantAlgo: "W4A16", groupSize: 128, hasZeroPoint: true }, true, true],
+    ["W8A16 per channel, quantTailNorm", { quantAlgo: "W8A16" }, true, true],
+    ["W4A16 g64 (per-warp GEMV, not fused)", { quantAlgo: "W4A16", groupSize: 64 }, false, false],
+  ] as [string, QuantConfigInput, boolean, boolean][]
 ) {
   test(`quantized fused decode plan on a fake device equals the unfused plan and the CPU session: ${name}`, () => {
     const { bf16, f32 } = quantEngines(RAW, 23, qc);
     const { kernels } = runFusedSchedule(bf16, f32, {
+      fusedOptions: { quantTailNorm: tailNorm },
       unfused: sameAsUnfused,
       cpu: ({ what, got, want }) => {
         const rel = maxRelDiff(got.logits, want.logits);
@@ -35,7 +38,16 @@ for (
     });
     const u = qc.quantAlgo === "W8A16" ? "u8" : "u4";
     const k = [...kernels].sort().join(" ");
-    if (fusable) {
+    if (fusable && tailNorm) {
+      // The residual GEMVs (o, down) write the next norm's output; gate_up and every layer's qkv but the first read it
+      // (layer 0's qkv keeps the prologue of the norm after the embedding; the last down_proj, whose norm feeds the bf16
+      // lm_head, keeps the plain residual epilogue).
+      for (const want of [`quant_gemv_fused_norm_${u}/0`, `quant_gemv_fused_${u}/0`, `quant_gemv_fused_${u}/2`, `quant_gemv_fused_addnorm_${u}/1`]) {
+        assert.ok(kernels.has(want), `${want} in ${k}`);
+      }
+      assert.ok(!kernels.has(`quant_gemv_fused_norm_${u}/2`), k);
+      assert.ok(![...kernels].some((x) => x.startsWith(`quant_gemv_${u}_m`) || x.startsWith("rmsnorm") || x.startsWith("add_")), k);
+    } else if (fusable) {
       // Every quantized linear fuses: norm prologue (qkv, gate_up with SiLU·mul), residual epilogues (o, down).
       for (const want of [`quant_gemv_fused_norm_${u}/0`, `quant_gemv_fused_norm_${u}/2`, `quant_gemv_fused_${u}/1`]) {
         assert.ok(kernels.has(want), `${want} in ${k}`);

@@ -37,6 +37,8 @@ export interface QuantFusion {
   readonly epilogue?: { readonly mode: 1 | 2; readonly into: string };
   /** The lm_head of a fused step: fp32 logits straight from the GEMV (mode 3). */
   readonly logits?: boolean;
+  /** With the residual epilogue: the last block writes `out` = rmsnorm(residual) · weight (quant_gemv_fused_addnorm). */
+  readonly tailNorm?: { readonly weight: string; readonly eps: number; readonly out: string };
 }
 
 /**
@@ -63,26 +65,31 @@ export function planQuantLinear(
   const gemvStep = rows <= maxGemvRows && (!env.batchInvariant || decodeStep);
   if (gemvStep && quantGemvFusable(op) && (!isLogits || fused.logits)) {
     // Tensor-core GEMV: 16-row tiles (mode 2: 8 gate rows + their 8 up rows, so N / 16 tiles too).
-    const { norm, epilogue } = fused;
+    const { norm, epilogue, tailNorm } = fused;
     const mode = fused.logits ? 3 : epilogue?.mode ?? 0;
-    k(i, `quant_gemv_fused${norm ? "_norm" : ""}_${u}`, [quantGemvGrid(N), 1, 1], 256, [
+    if (tailNorm && (norm || mode !== 1 || env.quantNormCounter === undefined)) {
+      throw new InternalError(`launch plan: op ${i}'s tail RMSNorm needs a residual epilogue, no prologue and LaunchEnv.quantNormCounter`);
+    }
+    const tail = tailNorm ? [buf(tailNorm.out), env.quantNormCounter!] : [];
+    k(i, `quant_gemv_fused${norm ? "_norm" : tailNorm ? "_addnorm" : ""}_${u}`, [quantGemvGrid(N), 1, 1], 256, [
       buf(norm ? norm.x : op.x),
       env.weight(op.weight),
       env.weight(f.scales),
       zeros,
       bias,
       fused.logits ? env.logits : buf(epilogue ? epilogue.into : op.out),
-      norm ? env.weight(norm.weight) : 0n,
-      norm ? norm.eps : 0,
+      norm ? env.weight(norm.weight) : tailNorm ? env.weight(tailNorm.weight) : 0n,
+      norm ? norm.eps : tailNorm ? tailNorm.eps : 0,
       rows,
       N,
       K,
       group,
       mode,
+      ...tail,
     ]);
     return;
   }
-  if (fused.norm || fused.epilogue || fused.logits) throw new InternalError(`launch plan: op ${i} cannot take a fused quantized GEMV`);
+  if (fused.norm || fused.epilogue || fused.logits || fused.tailNorm) throw new InternalError(`launch plan: op ${i} cannot take a fused quantized GEMV`);
   if (!isLogits && gemvStep && K % vec === 0 && group % vec === 0) {
     const M = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8;
     k(i, `quant_gemv_${u}_m${M}`, [cdiv(N, 8), 1, 1], 256, [

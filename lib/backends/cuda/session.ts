@@ -203,6 +203,8 @@ export class CudaSession implements SessionBackend {
   readonly pruneLastLayer: boolean;
   /** CudaSessionOptions.quantGemm. */
   readonly quantGemm: boolean;
+  /** CudaSessionOptions.quantTailNorm. */
+  readonly quantTailNorm: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -235,6 +237,8 @@ export class CudaSession implements SessionBackend {
   readonly #partialO: DeviceBuffer;
   readonly #partialML: DeviceBuffer;
   readonly #decodeCounters: DeviceBuffer; // int32 split counters of decode_attention (zero between launches)
+  /** Byte offset in #decodeCounters of quant_gemv_fused_addnorm's counter (LaunchEnv.quantNormCounter). */
+  #normCounterOffset = 0;
   readonly #layout: StagingLayout;
   /** Pinned staging, two slots (a step packs while the one launched before it runs); #io mirrors it on the device. */
   readonly #slots: StagingSlots;
@@ -296,6 +300,7 @@ export class CudaSession implements SessionBackend {
     this.decodeSplitK = f.decodeSplitK;
     this.gemvSplitK = f.gemvSplitK;
     this.quantGemm = f.quantGemm;
+    this.quantTailNorm = f.quantTailNorm;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -395,7 +400,9 @@ export class CudaSession implements SessionBackend {
       this.#partialO = d.alloc(tiled ? this.decodeCap * nH * MAX_DECODE_SPLITS * a.headDim * 4 : ALIGN);
       this.#partialML = d.alloc(tiled ? this.decodeCap * nH * MAX_DECODE_SPLITS * 2 * 4 : ALIGN);
       const nKV = this.#attn?.numKvHeads ?? 1;
-      this.#decodeCounters = d.alloc(Math.max(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4, ALIGN));
+      // + one int32 past them (at #normCounterOffset): quant_gemv_fused_addnorm's block counter (zero between launches).
+      this.#normCounterOffset = Math.ceil((this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4) / 16) * 16;
+      this.#decodeCounters = d.alloc(Math.max(this.#normCounterOffset + 16, ALIGN));
       this.#decodeCounters.fill(0);
       this.#layout = stagingLayout(plan.maxTokens, plan.maxSeqs, Math.ceil(this.maxSeqLen / this.tokensPerBlock));
       const pruning = f.pruneLastLayer ? planLastLayerRows(plan, plan.maxSeqs) : undefined;
@@ -502,6 +509,7 @@ export class CudaSession implements SessionBackend {
       gemvSplitK: this.gemvSplitK,
       quantGemm: this.quantGemm,
       decodeCounters: this.#decodeCounters.ptr,
+      ...(this.quantTailNorm ? { quantTailNorm: true, quantNormCounter: this.#decodeCounters.ptr + BigInt(this.#normCounterOffset) } : {}),
       pdl: this.pdl,
       quantPdl: this.quantPdl,
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),

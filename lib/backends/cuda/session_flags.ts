@@ -105,6 +105,13 @@ export const CUDA_FLAGS = {
    * cuBLASLt (H200: llama-3.2-1b W4A16 64 × (128,128) 22.8k → 25.6k output tok/s; per layer 3.0× at 16 rows). @default true
    */
   quantGemm: { env: "LLMRT_QUANT_GEMM", default: true },
+  /**
+   * Fused decode steps of W4A16 / W8A16 engines: the quantized GEMV that adds into the residual (o_proj, down_proj)
+   * also writes the next RMSNorm's output from its last block (quant_gemv_fused_addnorm_*), so the quantized GEMV after
+   * it (gate_up, the next layer's qkv) reads a normalized x instead of re-normalizing it in each of its blocks. Same
+   * bits. @default false
+   */
+  quantTailNorm: { env: "LLMRT_QUANT_TAIL_NORM", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

@@ -357,9 +357,57 @@ __device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], cons
   }
 }
 
-template <int BITS, bool NORM>
+/**
+ * The _addnorm tail: called by every thread of every block after qgFinish wrote the block's residual rows (mode 1).
+ * The last block to finish (counted in `counter`, an int32 that is zero between launches and left zero) computes
+ * normOut [m, n] = rmsnorm(y) * normW for each of the m rows of the residual y [m, n], with rmsnorm_bf16's sums in
+ * its order (256 threads: bitwise what rmsnorm_bf16 / rmsnormStage give), reading y past L1 (other blocks wrote it).
+ */
+__device__ __forceinline__ uint4 qgLoadCg(const bf16_t* p) {  // 16 bytes from L2 (not L1: other blocks wrote them)
+  uint4 v;
+  asm volatile("ld.global.cg.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p) : "memory");
+  return v;
+}
+__device__ __forceinline__ void qgTailNorm(const bf16_t* y, const bf16_t* normW, float eps, bf16_t* normOut, int* counter, int m, int n) {
+  __shared__ int isLast;
+  __shared__ float sh[32];
+  __threadfence();  // this thread's residual writes, visible device-wide before the block is counted
+  __syncthreads();
+  if (threadIdx.x == 0) isLast = atomicAdd(counter, 1) == (int)gridDim.x - 1;
+  __syncthreads();
+  if (!isLast) return;
+  __threadfence();
+  const int tid = threadIdx.x, kv = n >> 3;
+  for (int r = 0; r < m; r++) {
+    const bf16_t* yr = y + (long long)r * n;
+    float ss = 0.f;
+    for (int c = tid; c < kv; c += blockDim.x) {
+      const uint4 v = qgLoadCg(yr + c * 8);
+      const u32 w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+      for (int e = 0; e < 8; e++) {
+        const float a = __uint_as_float(e & 1 ? w[e >> 1] & 0xFFFF0000u : w[e >> 1] << 16);
+        ss += a * a;
+      }
+    }
+    ss = blockSum(ss, sh);
+    const float inv = rsqrtf(ss / (float)n + eps);
+    for (int c = tid; c < kv; c += blockDim.x) {
+      const uint4 v = qgLoadCg(yr + c * 8);
+      const u32 w[4] = {v.x, v.y, v.z, v.w};
+      float a[8], w8[8];
+      load16(normW + c * 8, w8);
+#pragma unroll
+      for (int e = 0; e < 8; e++) a[e] = __uint_as_float(e & 1 ? w[e >> 1] & 0xFFFF0000u : w[e >> 1] << 16) * inv * w8[e];
+      store16(normOut + (long long)r * n + c * 8, a);
+    }
+  }
+  if (tid == 0) *counter = 0;  // every other block has counted: the next launch finds it zero
+}
+
+template <int BITS, bool NORM, bool TAIL = false>
 __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, const bf16_t* bias,
-    void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {
+    void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* normOut = nullptr, int* counter = nullptr) {
   constexpr int E = QgSuper<BITS>::E, NW = QG_NW;
   static_assert(NW == 8 || !QG_FASTNORM, "the one-pass prologue assumes 256 threads");
   __shared__ float red[NW][16][8];
@@ -498,6 +546,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     if (tile >= tiles) break;
 #else
     qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, tile);
+    if constexpr (TAIL) qgTailNorm((const bf16_t*)y, normW, eps, normOut, counter, m, n);
     break;
 #endif
   }
@@ -519,6 +568,21 @@ QUANT_GEMV_FUSED(quant_gemv_fused_norm_u4, 4, true)
 #endif
 #if LLMRT_KERNEL(quant_gemv_fused_norm_u8)
 QUANT_GEMV_FUSED(quant_gemv_fused_norm_u8, 8, true)
+#endif
+
+// quant_gemv_fused_addnorm_u{4|8}: the plain kernel in mode 1 (y += x Wᵀ + bias, the residual) whose last block
+// then writes normOut = rmsnorm(y) * normW (the next layer's / the MLP's normalized input, rounded as rmsnorm_bf16):
+// the following quantized GEMV reads it without an RMSNorm prologue (LaunchEnv.quantTailNorm). Needs QG_LOOP 0.
+#define QUANT_GEMV_ADDNORM(NAME, BITS)                                                                                     \
+  extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* normOut, int* counter) { \
+    quantGemvFusedImpl<BITS, false, true>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, normOut, counter);      \
+  }
+#if LLMRT_KERNEL(quant_gemv_fused_addnorm_u4)
+QUANT_GEMV_ADDNORM(quant_gemv_fused_addnorm_u4, 4)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fused_addnorm_u8)
+QUANT_GEMV_ADDNORM(quant_gemv_fused_addnorm_u8, 8)
 #endif
 
 // Each thread dequantizes 8 consecutive weights of one row into one 16-byte bf16 store.
