@@ -546,10 +546,10 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     if (tile >= tiles) break;
 #else
     qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, tile);
-    if constexpr (TAIL) qgTailNorm((const bf16_t*)y, normW, eps, normOut, counter, m, n);
     break;
 #endif
   }
+  if constexpr (TAIL) qgTailNorm((const bf16_t*)y, normW, eps, normOut, counter, m, n);
 }
 
 #define QUANT_GEMV_FUSED(NAME, BITS, NORM)                                                                                 \
@@ -572,7 +572,7 @@ QUANT_GEMV_FUSED(quant_gemv_fused_norm_u8, 8, true)
 
 // quant_gemv_fused_addnorm_u{4|8}: the plain kernel in mode 1 (y += x Wᵀ + bias, the residual) whose last block
 // then writes normOut = rmsnorm(y) * normW (the next layer's / the MLP's normalized input, rounded as rmsnorm_bf16):
-// the following quantized GEMV reads it without an RMSNorm prologue (LaunchEnv.quantTailNorm). Needs QG_LOOP 0.
+// the following quantized GEMV reads it without an RMSNorm prologue (LaunchEnv.quantTailNorm).
 #define QUANT_GEMV_ADDNORM(NAME, BITS)                                                                                     \
   extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
       const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* normOut, int* counter) { \
