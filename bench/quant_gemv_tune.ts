@@ -1,13 +1,15 @@
 /**
  * Tuning sweep of the tensor-core quantized GEMVs (quant_gemv_fused_u4/u8, quant_gemv.cu):
- * compile-time variants (QG_U / QG_UN superchunks in flight per warp, QG_MINB min blocks per SM, QG_FASTNORM / QG_XFIRST the
+ * compile-time variants (QG_U / QG_UN superchunks in flight per warp, QG_RING slots refilled one by one, QG_MINB min blocks per SM, QG_FASTNORM / QG_XFIRST the
  * one-row RMSNorm prologue, QG_TILED a tiled weight layout: timing only, its outputs differ) on the llama-3.2-1b /
  * llama-3.1-8b decoder linear shapes, beside a 1 GiB device-copy ceiling and the bf16 lm_head GEMV
  * (gemv_fused_norm_bf16_m1, fp32 logits) measured in the same run. Every variant's output is first
  * checked against the first variant's: the same bits, or (a variant that sums in another order) within
- * one bf16 unit / 2^-16 of max |y| for fp32 outputs. tests/quant_cuda.test.ts checks the default
- * against float64. Timing "m=1 fused" runs each linear as the fused decode plan does (qkv: _norm mode 0,
- * o: mode 1, gate_up: _norm mode 2, down: mode 1); "m=1" / "m=8" the plain kernel, mode 0.
+ * one bf16 unit / 2^-16 of max |y| for fp32 outputs, and quant_gemv_fused_addnorm against quant_gemv_fused mode 1 +
+ * rmsnorm_bf16 (same bits). tests/quant_cuda.test.ts checks the default against float64. Timing "m=1 fused" runs each
+ * linear as the fused decode plan does (qkv: _norm mode 0, o: mode 1, gate_up: _norm mode 2, down: mode 1); "m=1 tail"
+ * as with LaunchEnv.quantTailNorm (qkv mode 0, o _addnorm mode 1, gate_up mode 2, down _addnorm mode 1); "m=1" / "m=8"
+ * the plain kernel, mode 0.
  * Weights are random bytes: the timing does not depend on their values.
  *
  *   bun bench/quant_gemv_tune.ts [--variants "FASTNORM=0;U=4,MINB=2;LOOP=1"] [--m8] [--only 8b] [--json FILE]

@@ -194,6 +194,9 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #define QG_LOOP 0  // 1: block b computes tiles b, b + gridDim.x, ... (a persistent grid; the launcher caps it), the next
                    // tile's first loads in flight during a tile's reduction, the RMSNorm prologue once per block
 #endif
+#ifndef QG_RING
+#define QG_RING 0  // 1: each slot is refilled right after its superchunk is consumed (0: all U slots after the last); same sums
+#endif
 #ifndef QG_FASTNORM
 #define QG_FASTNORM 0  // _norm, m = 1: 1 = the single-pass prologue (int8 8B fused +6%, int4 1B fused -7% on an H200); 0 = rmsnormStage
 #endif
@@ -437,19 +440,21 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
   uint4 va[U], vb[U];
   float sa[U], sb[U];
   u32 za[U], zb[U];
+  // Slot u ← superchunk s's weight words, scales and zero points (s < S).
+  auto load1 = [&](int u, int s) {
+    va[u] = *reinterpret_cast<const uint4*>(wa + (long long)s * SSTRIDE);
+    vb[u] = *reinterpret_cast<const uint4*>(wb + (long long)s * SSTRIDE);
+    const int gi = s * E / group;
+    sa[u] = scales[(long long)rowA * ng + gi];
+    sb[u] = scales[(long long)rowB * ng + gi];
+    za[u] = zeros ? (u32)zeros[(long long)rowA * ng + gi] : zdef;
+    zb[u] = zeros ? (u32)zeros[(long long)rowB * ng + gi] : zdef;
+  };
   auto issue = [&](int s0) {
 #pragma unroll
     for (int u = 0; u < U; u++) {
       const int s = s0 + NW * u;
-      if (s < S) {
-        va[u] = *reinterpret_cast<const uint4*>(wa + (long long)s * SSTRIDE);
-        vb[u] = *reinterpret_cast<const uint4*>(wb + (long long)s * SSTRIDE);
-        const int gi = s * E / group;
-        sa[u] = scales[(long long)rowA * ng + gi];
-        sb[u] = scales[(long long)rowB * ng + gi];
-        za[u] = zeros ? (u32)zeros[(long long)rowA * ng + gi] : zdef;
-        zb[u] = zeros ? (u32)zeros[(long long)rowB * ng + gi] : zdef;
-      }
+      if (s < S) load1(u, s);
     }
   };
   const bf16_t* xsrc = x;
@@ -526,9 +531,14 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
           acc[1] = fmaf(t[1], sa[u], acc[1]);
           acc[2] = fmaf(t[2], sb[u], acc[2]);
           acc[3] = fmaf(t[3], sb[u], acc[3]);
+#if QG_RING
+          if (s + NW * U < S) load1(u, s + NW * U);  // refill the slot just consumed: U loads stay in flight
+#endif
         }
       }
+#if !QG_RING
       if (s0 + NW * U < S) issue(s0 + NW * U);
+#endif
     }
 #if QG_LOOP
     // The next tile's first loads fly during this one's reduction and epilogue (the prologue is not redone).
