@@ -1044,7 +1044,8 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       }
       case "quant_gemm_u4":
       case "quant_gemm_u8": {
-        // quant_gemm.cu: (x, W, scales, zeros, bias, y, ws, m, n, k, group); grid (ceil(m / MT), ceil(n / 128), splits).
+        // quant_gemm.cu: (x, W, scales, zeros, bias, y, ws, m, n, k, group); grid (ceil(m / MT), ceil(n / BN), splits), BN 128
+        // (MT 64: 256).
         // One split: y = bf16(x Wᵀ + bias). Several: split z's fp32 partial over its superchunks into ws [z][m][n], no bias.
         const [x, W, sc, z, bias, y, ws, m, n, k, group] = A;
         const bits = name.endsWith("u4") ? 4 : 8, E = bits === 4 ? 128 : 64, MT = suffix;
@@ -1054,13 +1055,14 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         assert.ok(k % E === 0 && k % group === 0 && group % (bits === 4 ? 32 : 16) === 0 && n % 16 === 0, `${l.kernel}: k ${k}, group ${group}, n ${n}`);
         assert.ok(x % 16n === 0n && W % 16n === 0n, `${l.kernel}: x / W not 16-byte aligned`);
         const S = l.grid[2], superchunks = k / E, per = cdiv(superchunks, S);
-        assert.deepEqual([l.grid[0], l.grid[1], l.block], [cdiv(m, MT), cdiv(n, 128), 256], `${l.kernel}: grid`);
+        assert.deepEqual([l.grid[0], l.grid[1], l.block], [cdiv(m, MT), cdiv(n, MT === 64 ? 256 : 128), 256], `${l.kernel}: grid`);
         assert.ok(S >= 1 && S <= superchunks, `${l.kernel}: ${S} splits of ${superchunks} superchunks`);
         disjoint(l.kernel, "x and y", x, m * k * 2, y, m * n * 2);
         const xv = ld(x, m * k), w = dequant(bits, W, sc, z, n, k, group);
-        if (group % E !== 0) {
-          // Groups smaller than a superchunk: the kernel scales the weights before the mma, the fp32 product rounded to
-          // bf16 (as quant_dequant_*). Larger groups scale the fp32 sums (the exact weights here).
+        if (group % E !== 0 || MT === 64) {
+          // Groups smaller than a superchunk, and every group of the 64-row tiles (QM_SA64): the kernel scales the weights
+          // before the mma, the fp32 product rounded to bf16 (as quant_dequant_*). Larger groups of the 16 / 32-row tiles
+          // scale the fp32 sums (the exact weights here).
           for (let i = 0; i < w.length; i++) w[i] = rbf(w[i]);
         }
         if (S === 1) {
