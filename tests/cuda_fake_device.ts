@@ -328,7 +328,7 @@ export interface FakeSessionOptions {
   readonly pruneLastLayer?: boolean;
   /** LaunchEnv.quantGemm: quantized linears of decode steps of 9..128 rows on quant_gemm_*. */
   readonly quantGemm?: boolean;
-  /** LaunchEnv.quantTailNorm (with a quantNormCounter int32, zero, allocated past the decode counters). */
+  /** LaunchEnv.quantTailNorm (with its quantNormScratch, f32 [8, hiddenSize / 16]). */
   readonly quantTailNorm?: boolean;
 }
 
@@ -419,7 +419,7 @@ export class FakeCudaSession {
       quantGemm: opts.quantGemm,
       // int32 [decodeCap × numKvHeads × ceil(G / 8)], zero (as the session allocates them).
       decodeCounters: mem.alloc(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4),
-      ...(opts.quantTailNorm ? { quantTailNorm: true, quantNormCounter: mem.alloc(16) } : {}),
+      ...(opts.quantTailNorm ? { quantTailNorm: true, quantNormScratch: mem.alloc(8 * Math.ceil(a.hiddenSize / 16) * 4) } : {}),
       quantScratch: scratch > 0 ? mem.alloc(scratch) : undefined,
       fp8Scratch: fp8 ? mem.alloc(fp8.bytes) : undefined,
       lowbitScratch: lowbit ? mem.alloc(lowbit.bytes) : undefined,
@@ -1006,17 +1006,22 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "quant_gemv_fused_norm_u4":
       case "quant_gemv_fused_norm_u8":
       case "quant_gemv_fused_addnorm_u4":
-      case "quant_gemv_fused_addnorm_u8": {
+      case "quant_gemv_fused_addnorm_u8":
+      case "quant_gemv_fused_rs_u4":
+      case "quant_gemv_fused_rs_u8": {
         // quant_gemv.cu: (x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode); modes and roundings of gemv_fused.
-        // _addnorm: mode 1, then (normOut, counter): normOut = rmsnorm(y) · normW as rmsnorm_bf16, by the last block.
-        const [x, W, sc, z, bias, y, normW, eps, m, n, k, group, mode, normOut, counter] = A;
+        // _addnorm: mode 1, then (xw, ssq): xw = bf16(new y · normW), ssq [m, n / 16] = each 16-row tile's Σ y².
+        // _rs: normW is such an ssq [m, k / 16]: row r's sums times rsqrt(Σ ssq[r] / k + eps) before the bias.
+        const [x, W, sc, z, bias, y, normW, eps, m, n, k, group, mode, xw, ssq] = A;
         const bits = name.endsWith("u4") ? 4 : 8, sup = bits === 4 ? 128 : 64, norm = name.includes("_norm_");
-        const tail = name.includes("_addnorm_");
+        const tail = name.includes("_addnorm_"), rs = name.includes("_rs_");
         assert.equal(A.length, tail ? 15 : 13, `${l.kernel}: arity`);
         if (tail) {
           assert.equal(mode, 1, `${l.kernel}: mode ${mode}`);
-          assert.ok(counter !== 0n && mem.i32(counter, 1)[0] === 0, `${l.kernel}: the block counter must be zero at launch`);
-          disjoint(l.kernel, "y and normOut", y, m * n * 2, normOut, m * n * 2);
+          // Each block writes its rows of xw while the others still read x: xw may sit on neither x nor y.
+          disjoint(l.kernel, "y and xw", y, m * n * 2, xw, m * n * 2);
+          disjoint(l.kernel, "x and xw", x, m * k * 2, xw, m * n * 2);
+          assert.ok(n % 16 === 0 && ssq !== 0n, `${l.kernel}: n ${n}, ssq`);
         }
         assert.ok(m >= 1 && m <= 8, `${l.kernel}: m ${m}`);
         rowsOk(l.kernel, m);
@@ -1029,13 +1034,33 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         disjoint(l.kernel, "x and y", x, m * k * 2, y, yBytes);
         let xv = ld(x, m * k);
         if (norm) xv = normBf16(xv, ld(normW, k), eps, m, k);
-        const s = qlinear(xv, dequant(bits, W, sc, z, n, k, group), bias, m, n, k);
+        const s = qlinear(xv, dequant(bits, W, sc, z, n, k, group), rs ? 0n : bias, m, n, k);
+        if (rs) {
+          const part = mem.f32(normW, m * (k / 16)), b = bias ? ld(bias, n) : null;
+          for (let r = 0; r < m; r++) {
+            let ss = 0;
+            for (let t = 0; t < k / 16; t++) ss += part[r * (k / 16) + t];
+            const inv = 1 / Math.sqrt(ss / k + eps);
+            for (let j = 0; j < n; j++) s[r * n + j] = Math.fround(s[r * n + j] * inv + (b ? b[j] : 0));
+          }
+        }
         if (mode === 0) st(y, s);
         else if (mode === 1) {
           const r = ld(y, m * n);
           for (let i = 0; i < r.length; i++) r[i] = addBf16(rbf(s[i]), r[i]);
           st(y, r);
-          if (tail) st(normOut, normBf16(r, ld(normW, n), eps, m, n));
+          if (tail) {
+            const w = ld(normW, n), part = mem.f32(ssq, m * (n / 16)), o = new Float32Array(m * n);
+            for (let i = 0; i < r.length; i++) o[i] = rbf(r[i] * w[i % n]);
+            st(xw, o);
+            for (let row = 0; row < m; row++) {
+              for (let t = 0; t < n / 16; t++) {
+                let acc = 0;
+                for (let e = 0; e < 16; e++) acc += r[row * n + 16 * t + e] ** 2;
+                part[row * (n / 16) + t] = acc;
+              }
+            }
+          }
         } else if (mode === 2) {
           for (let i = 0; i < s.length; i++) s[i] = rbf(s[i]);
           st(y, siluMulBf16(s, m, n / 2));

@@ -21,10 +21,12 @@ export interface DecodeFusion {
   /** paged_attention → the qkv buffer of the rope_kv_write it absorbs. */
   readonly attnQkv: Map<number, string>;
   /**
-   * Quantized linear with a residual epilogue → the RMSNorm of the add_rmsnorm right after it (skipped), written to
-   * `out` by the linear's last block (quant_gemv_fused_addnorm; `tailNorm` of planDecodeFusion).
+   * Quantized linear with a residual epilogue → the add_rmsnorm right after it (skipped): the linear writes `out` =
+   * bf16(residual · weight) and the tile sums of squares (quant_gemv_fused_addnorm; `tailNorm` of planDecodeFusion).
    */
   readonly tailNorm: Map<number, { readonly weight: string; readonly eps: number; readonly out: string }>;
+  /** The quantized linear reading such an `out`: its sums scaled by the rms of the sums of squares (quant_gemv_fused_rs). */
+  readonly rowScale: Map<number, { readonly eps: number }>;
 }
 
 /** Most x elements (rows × inFeatures) gemv_fused stages for a prologue RMSNorm. */
@@ -50,7 +52,7 @@ export function planDecodeFusion(
   gemvMaxRows: number,
   tailNorm = false,
 ): DecodeFusion | undefined {
-  const f: DecodeFusion = { skip: new Set(), norm: new Map(), epilogue: new Map(), normOnly: new Set(), attnQkv: new Map(), tailNorm: new Map() };
+  const f: DecodeFusion = { skip: new Set(), norm: new Map(), epilogue: new Map(), normOnly: new Set(), attnQkv: new Map(), tailNorm: new Map(), rowScale: new Map() };
   const readers = new Map<string, number[]>();
   for (const [i, op] of plan.ops.entries()) {
     const r = opReads(op);
@@ -101,15 +103,18 @@ export function planDecodeFusion(
     const src = op.type === "rmsnorm" ? op.x : op.residual;
     const c = only(op.out);
     const lin = c !== undefined && c > j ? plan.ops[c] : undefined;
-    // tailNorm: a quantized producer right before the norm writes the norm's output, a quantized consumer reads it
-    // (no RMSNorm prologue in its every block). The producer's last block writes `out` once every block has read x
-    // and written the residual, so `out` may sit on x, never on the residual.
+    // tailNorm: the quantized producer right before the norm writes bf16(residual · weight) into the norm's output and
+    // the sums of squares, the quantized consumer scales its sums by the rms (no RMSNorm prologue in its every block).
+    // Each producer block writes its own rows of `out` while others still read x: `out` may sit on neither.
     const by = addedBy.get(j);
+    const prod = by === undefined ? undefined : plan.ops[by];
     if (
-      tailNorm && op.type === "add_rmsnorm" && by === j - 1 && quantGemvFusable(plan.ops[by]) && lin && c === j + 1 && gemvOk(lin) &&
-      quantGemvFusable(lin) && lin.x === op.out && !overlap(range(op.out, lin.inFeatures), range(op.residual, lin.inFeatures))
+      tailNorm && op.type === "add_rmsnorm" && by === j - 1 && prod?.type === "linear" && quantGemvFusable(prod) && lin && c === j + 1 &&
+      gemvOk(lin) && quantGemvFusable(lin) && lin.x === op.out && !overlap(range(op.out, lin.inFeatures), range(op.residual, lin.inFeatures)) &&
+      !overlap(range(op.out, lin.inFeatures), range(prod.x, prod.inFeatures))
     ) {
       f.tailNorm.set(by, { weight: op.weight, eps: op.eps, out: op.out });
+      f.rowScale.set(c!, { eps: op.eps });
       f.skip.add(j);
       return;
     }

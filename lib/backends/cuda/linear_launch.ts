@@ -54,6 +54,7 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
       epilogue: epi,
       logits: !!fuse && isLogits && quantGemvFusable(op) && rows <= GEMV_MAX_ROWS,
       tailNorm: fuse?.tailNorm.get(i),
+      rowScale: fuse?.rowScale.get(i),
     });
     return;
   }

@@ -37,8 +37,13 @@ export interface QuantFusion {
   readonly epilogue?: { readonly mode: 1 | 2; readonly into: string };
   /** The lm_head of a fused step: fp32 logits straight from the GEMV (mode 3). */
   readonly logits?: boolean;
-  /** With the residual epilogue: the last block writes `out` = rmsnorm(residual) · weight (quant_gemv_fused_addnorm). */
+  /**
+   * With the residual epilogue: also `out` = bf16(residual · weight) and the tile sums of squares into
+   * LaunchEnv.quantNormScratch (quant_gemv_fused_addnorm), for the `rowScale` linear after it.
+   */
   readonly tailNorm?: { readonly weight: string; readonly eps: number; readonly out: string };
+  /** x is a tailNorm `out`: the sums are scaled by rsqrt(mean square + eps) of quantNormScratch (quant_gemv_fused_rs). */
+  readonly rowScale?: { readonly eps: number };
 }
 
 /**
@@ -65,21 +70,21 @@ export function planQuantLinear(
   const gemvStep = rows <= maxGemvRows && (!env.batchInvariant || decodeStep);
   if (gemvStep && quantGemvFusable(op) && (!isLogits || fused.logits)) {
     // Tensor-core GEMV: 16-row tiles (mode 2: 8 gate rows + their 8 up rows, so N / 16 tiles too).
-    const { norm, epilogue, tailNorm } = fused;
+    const { norm, epilogue, tailNorm, rowScale } = fused;
     const mode = fused.logits ? 3 : epilogue?.mode ?? 0;
-    if (tailNorm && (norm || mode !== 1 || env.quantNormCounter === undefined)) {
-      throw new InternalError(`launch plan: op ${i}'s tail RMSNorm needs a residual epilogue, no prologue and LaunchEnv.quantNormCounter`);
+    if ((tailNorm || rowScale) && (norm || (tailNorm && mode !== 1) || env.quantNormScratch === undefined)) {
+      throw new InternalError(`launch plan: op ${i}'s split RMSNorm needs no prologue, a residual epilogue (tailNorm) and LaunchEnv.quantNormScratch`);
     }
-    const tail = tailNorm ? [buf(tailNorm.out), env.quantNormCounter!] : [];
-    k(i, `quant_gemv_fused${norm ? "_norm" : tailNorm ? "_addnorm" : ""}_${u}`, [quantGemvGrid(N), 1, 1], 256, [
+    const tail = tailNorm ? [buf(tailNorm.out), env.quantNormScratch!] : [];
+    k(i, `quant_gemv_fused${norm ? "_norm" : tailNorm ? "_addnorm" : rowScale ? "_rs" : ""}_${u}`, [quantGemvGrid(N), 1, 1], 256, [
       buf(norm ? norm.x : op.x),
       env.weight(op.weight),
       env.weight(f.scales),
       zeros,
       bias,
       fused.logits ? env.logits : buf(epilogue ? epilogue.into : op.out),
-      norm ? env.weight(norm.weight) : tailNorm ? env.weight(tailNorm.weight) : 0n,
-      norm ? norm.eps : tailNorm ? tailNorm.eps : 0,
+      norm ? env.weight(norm.weight) : tailNorm ? env.weight(tailNorm.weight) : rowScale ? env.quantNormScratch! : 0n,
+      norm ? norm.eps : tailNorm ? tailNorm.eps : rowScale ? rowScale.eps : 0,
       rows,
       N,
       K,
@@ -89,7 +94,7 @@ export function planQuantLinear(
     ]);
     return;
   }
-  if (fused.norm || fused.epilogue || fused.logits || fused.tailNorm) throw new InternalError(`launch plan: op ${i} cannot take a fused quantized GEMV`);
+  if (fused.norm || fused.epilogue || fused.logits || fused.tailNorm || fused.rowScale) throw new InternalError(`launch plan: op ${i} cannot take a fused quantized GEMV`);
   if (!isLogits && gemvStep && K % vec === 0 && group % vec === 0) {
     const M = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8;
     k(i, `quant_gemv_${u}_m${M}`, [cdiv(N, 8), 1, 1], 256, [

@@ -315,9 +315,18 @@ __device__ __forceinline__ float qgSilu(float g) { return g / (1.f + expf(-g)); 
  * The block's end: each warp's fragment (row g, cols 2tq, 2tq + 1) and (row g + 8, same cols) goes to
  * red [NW][16][8] (shared), then the partial tiles are summed in warp order and the epilogue of `mode`
  * writes y (see the header). Every thread of the block calls it.
+ * `inv` (shared, or null): per x row c, the sums are first multiplied by inv[c] (_rs: x was rmsnorm'd but for its
+ * 1 / rms). `tail` (mode 1, _addnorm): also xw [m, n] = bf16(new residual · normW) and ssq [m, n / 16] (this tile's
+ * column) = the sum of the 16 new residual values' squares, in a fixed order.
  */
+struct QgTail {
+  const bf16_t* normW;
+  bf16_t* xw;
+  float* ssq;
+};
 template <int NW>
-__device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], const bf16_t* bias, void* y, int m, int n, int mode, int tile) {
+__device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], const bf16_t* bias, void* y, int m, int n, int mode, int tile,
+                                         const float* inv = nullptr, const QgTail* tail = nullptr) {
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
   const int half = n >> 1;
   float* rw = red + warp * 128;
@@ -338,6 +347,10 @@ __device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], cons
         gs += red[w * 128 + r * 8 + c];
         us += red[w * 128 + (r + 8) * 8 + c];
       }
+      if (inv) {
+        gs *= inv[c];
+        us *= inv[c];
+      }
       const int gate = tile * 8 + r;
       if (bias) {
         gs += toF(bias[gate]);
@@ -346,71 +359,44 @@ __device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], cons
       const float gb = toF(fromF<bf16_t>(gs)), ub = toF(fromF<bf16_t>(us));
       ((bf16_t*)y)[(long long)c * half + gate] = fromF<bf16_t>(qgSilu(gb) * ub);
     }
-  } else if (tid < 128 && c < m) {
-    float sum = 0.f;
+  } else {
+    float sq = 0.f;
+    if (tid < 128 && c < m) {
+      float sum = 0.f;
 #pragma unroll
-    for (int w = 0; w < NW; w++) sum += red[w * 128 + r * 8 + c];
-    const int row = tile * 16 + r;
-    if (bias) sum += toF(bias[row]);
-    if (mode == 0) ((bf16_t*)y)[(long long)c * n + row] = fromF<bf16_t>(sum);
-    else if (mode == 1) {
-      bf16_t* yb = (bf16_t*)y + (long long)c * n + row;
-      *yb = fromF<bf16_t>(toF(fromF<bf16_t>(sum)) + toF(*yb));
-    } else ((float*)y)[(long long)c * n + row] = sum;
+      for (int w = 0; w < NW; w++) sum += red[w * 128 + r * 8 + c];
+      if (inv) sum *= inv[c];
+      const int row = tile * 16 + r;
+      if (bias) sum += toF(bias[row]);
+      if (mode == 0) ((bf16_t*)y)[(long long)c * n + row] = fromF<bf16_t>(sum);
+      else if (mode == 1) {
+        bf16_t* yb = (bf16_t*)y + (long long)c * n + row;
+        const bf16_t nb = fromF<bf16_t>(toF(fromF<bf16_t>(sum)) + toF(*yb));
+        *yb = nb;
+        if (tail) {
+          const float v = toF(nb);
+          tail->xw[(long long)c * n + row] = fromF<bf16_t>(v * toF(tail->normW[row]));
+          sq = v * v;
+        }
+      } else ((float*)y)[(long long)c * n + row] = sum;
+    }
+    if (tail) {
+      // Σ over the tile's 16 rows for each x row c: lanes (r % 4, c) of warps 0..3, then the 4 warps in order.
+      __shared__ float part[4][8];
+      sq += __shfl_xor_sync(0xffffffffu, sq, 8);
+      sq += __shfl_xor_sync(0xffffffffu, sq, 16);
+      if (tid < 128 && lane < 8) part[warp][lane] = sq;
+      __syncthreads();
+      if (tid < m) tail->ssq[(long long)tid * (n >> 4) + tile] = ((part[0][tid] + part[1][tid]) + part[2][tid]) + part[3][tid];
+    }
   }
 }
 
-/**
- * The _addnorm tail: called by every thread of every block after qgFinish wrote the block's residual rows (mode 1).
- * The last block to finish (counted in `counter`, an int32 that is zero between launches and left zero) computes
- * normOut [m, n] = rmsnorm(y) * normW for each of the m rows of the residual y [m, n], with rmsnorm_bf16's sums in
- * its order (256 threads: bitwise what rmsnorm_bf16 / rmsnormStage give), reading y past L1 (other blocks wrote it).
- */
-__device__ __forceinline__ uint4 qgLoadCg(const bf16_t* p) {  // 16 bytes from L2 (not L1: other blocks wrote them)
-  uint4 v;
-  asm volatile("ld.global.cg.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p) : "memory");
-  return v;
-}
-__device__ __forceinline__ void qgTailNorm(const bf16_t* y, const bf16_t* normW, float eps, bf16_t* normOut, int* counter, int m, int n) {
-  __shared__ int isLast;
-  __shared__ float sh[32];
-  __threadfence();  // this thread's residual writes, visible device-wide before the block is counted
-  __syncthreads();
-  if (threadIdx.x == 0) isLast = atomicAdd(counter, 1) == (int)gridDim.x - 1;
-  __syncthreads();
-  if (!isLast) return;
-  __threadfence();
-  const int tid = threadIdx.x, kv = n >> 3;
-  for (int r = 0; r < m; r++) {
-    const bf16_t* yr = y + (long long)r * n;
-    float ss = 0.f;
-    for (int c = tid; c < kv; c += blockDim.x) {
-      const uint4 v = qgLoadCg(yr + c * 8);
-      const u32 w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-      for (int e = 0; e < 8; e++) {
-        const float a = __uint_as_float(e & 1 ? w[e >> 1] & 0xFFFF0000u : w[e >> 1] << 16);
-        ss += a * a;
-      }
-    }
-    ss = blockSum(ss, sh);
-    const float inv = rsqrtf(ss / (float)n + eps);
-    for (int c = tid; c < kv; c += blockDim.x) {
-      const uint4 v = qgLoadCg(yr + c * 8);
-      const u32 w[4] = {v.x, v.y, v.z, v.w};
-      float a[8], w8[8];
-      load16(normW + c * 8, w8);
-#pragma unroll
-      for (int e = 0; e < 8; e++) a[e] = __uint_as_float(e & 1 ? w[e >> 1] & 0xFFFF0000u : w[e >> 1] << 16) * inv * w8[e];
-      store16(normOut + (long long)r * n + c * 8, a);
-    }
-  }
-  if (tid == 0) *counter = 0;  // every other block has counted: the next launch finds it zero
-}
-
-template <int BITS, bool NORM, bool TAIL = false>
+// RS (_rs): normW is ssq [m, k / 16] of an _addnorm launch (x = bf16(residual · normW) there): each x row's sums are
+// scaled by rsqrt(Σ ssq / k + eps). TAIL (_addnorm, mode 1): y's new rows also go to xw (bf16(· normW)) and ssq.
+template <int BITS, bool NORM, bool TAIL = false, bool RS = false>
 __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, const bf16_t* bias,
-    void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* normOut = nullptr, int* counter = nullptr) {
+    void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw = nullptr, float* ssq = nullptr) {
   constexpr int E = QgSuper<BITS>::E, NW = QG_NW;
   static_assert(NW == 8 || !QG_FASTNORM, "the one-pass prologue assumes 256 threads");
   __shared__ float red[NW][16][8];
@@ -518,6 +504,18 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     qgPdlWait();
     qgPdlLaunchDependents();
   }
+  __shared__ float invSh[8];
+  if constexpr (RS) {
+    // Warp c < m: the 1 / rms of x row c from the k / 16 tile sums of squares, added lane-strided then by a fixed tree.
+    if (warp < m) {
+      const float* sp = reinterpret_cast<const float*>(normW) + (long long)warp * (k >> 4);
+      float ss = 0.f;
+      for (int t = lane; t < (k >> 4); t += 32) ss += sp[t];
+      ss = warpSum(ss);
+      if (lane == 0) invSh[warp] = rsqrtf(ss / (float)k + eps);
+    }
+  }
+  const QgTail tl = {normW, xw, ssq};
   const bf16_t* xg = xsrc + (long long)(xLive ? g : 0) * k;
   for (;;) {
     for (int s0 = warp; s0 < S; s0 += NW * U) {
@@ -551,15 +549,14 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
       wb = W + (long long)rowB * rowBytes + tq * 16;
       issue(warp);
     }
-    qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, done);
+    qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, done, RS ? invSh : nullptr, TAIL ? &tl : nullptr);
     acc[0] = acc[1] = acc[2] = acc[3] = 0.f;
     if (tile >= tiles) break;
 #else
-    qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, tile);
+    qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, tile, RS ? invSh : nullptr, TAIL ? &tl : nullptr);
     break;
 #endif
   }
-  if constexpr (TAIL) qgTailNorm((const bf16_t*)y, normW, eps, normOut, counter, m, n);
 }
 
 #define QUANT_GEMV_FUSED(NAME, BITS, NORM)                                                                                 \
@@ -580,19 +577,36 @@ QUANT_GEMV_FUSED(quant_gemv_fused_norm_u4, 4, true)
 QUANT_GEMV_FUSED(quant_gemv_fused_norm_u8, 8, true)
 #endif
 
-// quant_gemv_fused_addnorm_u{4|8}: the plain kernel in mode 1 (y += x Wᵀ + bias, the residual) whose last block
-// then writes normOut = rmsnorm(y) * normW (the next layer's / the MLP's normalized input, rounded as rmsnorm_bf16):
-// the following quantized GEMV reads it without an RMSNorm prologue (LaunchEnv.quantTailNorm).
+// quant_gemv_fused_addnorm_u{4|8}(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, bf16_t* xw, float* ssq):
+//   the plain kernel in mode 1 (y += x Wᵀ + bias, the residual) that also writes, for the RMSNorm after it, xw [m, n] =
+//   bf16(y · normW) (the new residual rows times the norm weight, not yet divided by their rms) and ssq [m, n / 16]
+//   (block b: column b = the sum of squares of its 16 new residual values per x row, fixed order).
+// quant_gemv_fused_rs_u{4|8}(xw, W, scales, zeros, bias, y, (const bf16_t*) ssq, eps, m, n, k, group, mode):
+//   the plain kernel on x = xw whose sums are multiplied by rsqrt(Σ_t ssq[r][t] / k + eps) per x row r (warp r adds
+//   row r's k / 16 tile sums lane-strided, then a fixed tree) before the bias and the epilogue of `mode`.
+//   The pair (LaunchEnv.quantTailNorm) replaces mode 1 + the next GEMV's RMSNorm prologue without a prologue in every
+//   block: y = rsqrt(..)·(W·bf16(r·w)) instead of W·bf16(r·rsqrt(..)·w), within bf16 rounding of x of the fused path.
 #define QUANT_GEMV_ADDNORM(NAME, BITS)                                                                                     \
   extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
-      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* normOut, int* counter) { \
-    quantGemvFusedImpl<BITS, false, true>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, normOut, counter);      \
+      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw, float* ssq) { \
+    quantGemvFusedImpl<BITS, false, true>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, xw, ssq);              \
   }
 #if LLMRT_KERNEL(quant_gemv_fused_addnorm_u4)
 QUANT_GEMV_ADDNORM(quant_gemv_fused_addnorm_u4, 4)
 #endif
 #if LLMRT_KERNEL(quant_gemv_fused_addnorm_u8)
 QUANT_GEMV_ADDNORM(quant_gemv_fused_addnorm_u8, 8)
+#endif
+#define QUANT_GEMV_RS(NAME, BITS)                                                                                          \
+  extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
+    quantGemvFusedImpl<BITS, false, false, true>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);                \
+  }
+#if LLMRT_KERNEL(quant_gemv_fused_rs_u4)
+QUANT_GEMV_RS(quant_gemv_fused_rs_u4, 4)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fused_rs_u8)
+QUANT_GEMV_RS(quant_gemv_fused_rs_u8, 8)
 #endif
 
 // Each thread dequantizes 8 consecutive weights of one row into one 16-byte bf16 store.
