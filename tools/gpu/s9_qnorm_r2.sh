@@ -17,13 +17,13 @@ timeout 20 bun test --timeout 600000 tests/quant_cuda.test.ts -t "quant_gemv_fus
 echo "rc $?"
 grep -E "^\(fail|^\(pass|^ *[0-9]+ (pass|fail|skip)|rror" "$OUT/quant_cuda.log" | cut -c1-220 | head -20
 stamp "A: tune (tail vs _norm, 8B layer)"
-timeout 14 bun bench/quant_gemv_tune.ts --only 8b --variants "FASTNORM=0" --json "$OUT/tune.json" > "$OUT/tune.log" 2>&1
+timeout 17 bun bench/quant_gemv_tune.ts --only 8b --variants "FASTNORM=0;MINB=4;LOOP=1" --json "$OUT/tune.json" > "$OUT/tune.log" 2>&1
 echo "rc $?"
 grep -E "tail|DIFFERENT|rror|ceiling|layer" "$OUT/tune.log" | cut -c1-300 | head -14
 stamp "A: pack 1B AWQ + e2e 1B quantTailNorm off/on"
 timeout 6 python3 tools/quant-packers/pack_awq_torch.py --model $M1 --out $H/llama-3.2-1b-awq --format awq > "$OUT/pack1b.log" 2>&1
 echo "pack rc $?"
-timeout 18 bun bench/quant_e2e.ts --model $M1 --decode 128 --algos "" --prequantized $H/llama-3.2-1b-awq --no-ref \
+timeout 16 bun bench/quant_e2e.ts --model $M1 --decode 128 --algos "" --prequantized $H/llama-3.2-1b-awq --no-ref \
   --ab quantTailNorm --ab-reps 1 > "$OUT/e2e1b.log" 2>&1
 echo "rc $?"
 grep -E "^\||copy|rror|OK|MISMATCH" "$OUT/e2e1b.log" | cut -c1-600 | head -8
