@@ -72,8 +72,13 @@ export function planQuantLinear(
     // Tensor-core GEMV: 16-row tiles (mode 2: 8 gate rows + their 8 up rows, so N / 16 tiles too).
     const { norm, epilogue, tailNorm, rowScale } = fused;
     const mode = fused.logits ? 3 : epilogue?.mode ?? 0;
-    if ((tailNorm || rowScale) && (norm || (tailNorm && mode !== 1) || env.quantNormScratch === undefined)) {
-      throw new InternalError(`launch plan: op ${i}'s split RMSNorm needs no prologue, a residual epilogue (tailNorm) and LaunchEnv.quantNormScratch`);
+    // quantNormScratch holds [GEMV_MAX_ROWS, hiddenSize / 16] sums: the residual's width.
+    const width = env.plan.attributes.hiddenSize;
+    if (
+      (tailNorm || rowScale) &&
+      (norm || (tailNorm && (mode !== 1 || N !== width)) || (rowScale && K !== width) || rows > maxGemvRows || env.quantNormScratch === undefined)
+    ) {
+      throw new InternalError(`launch plan: op ${i}'s split RMSNorm needs no prologue, a residual epilogue of the hidden width (tailNorm) and LaunchEnv.quantNormScratch`);
     }
     const tail = tailNorm ? [buf(tailNorm.out), env.quantNormScratch!] : [];
     k(i, `quant_gemv_fused${norm ? "_norm" : tailNorm ? "_addnorm" : rowScale ? "_rs" : ""}_${u}`, [quantGemvGrid(N), 1, 1], 256, [
