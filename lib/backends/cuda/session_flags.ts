@@ -107,9 +107,10 @@ export const CUDA_FLAGS = {
   quantGemm: { env: "LLMRT_QUANT_GEMM", default: true },
   /**
    * Fused decode steps of W4A16 / W8A16 engines: the quantized GEMV that adds into the residual (o_proj, down_proj)
-   * also writes the next RMSNorm's output from its last block (quant_gemv_fused_addnorm_*), so the quantized GEMV after
-   * it (gate_up, the next layer's qkv) reads a normalized x instead of re-normalizing it in each of its blocks. Same
-   * bits. @default false
+   * also writes the next RMSNorm's input times its weight and per-tile sums of squares (quant_gemv_fused_addnorm_*), and
+   * the quantized GEMV after it (gate_up, the next layer's qkv) scales its sums by the rms (quant_gemv_fused_rs_*)
+   * instead of re-normalizing x in each of its blocks. x is rounded to bf16 before its 1 / rms instead of after: not
+   * the same bits, within bf16 rounding of x. H200, one llama-3.1-8b int4 layer 68.9 → 57.1 µs. @default false
    */
   quantTailNorm: { env: "LLMRT_QUANT_TAIL_NORM", default: false },
 } as const satisfies Record<string, CudaFlag>;
