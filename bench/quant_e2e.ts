@@ -108,7 +108,9 @@ const fixed: Record<string, boolean> = Object.fromEntries(
   (values.set ?? "").split(",").filter((kv) => kv !== "").map((kv) => [kv.split("=")[0], kv.split("=")[1] === "1"]),
 );
 const abKey = values.ab ?? (values["quant-pdl"] ? "quantPdl" : undefined);
-if (abKey !== undefined && !(CUDA_FLAG_NAMES as readonly string[]).includes(abKey)) throw new Error(`--ab: a CUDA session flag (${CUDA_FLAG_NAMES.join(", ")}), got ${abKey}`);
+if (abKey !== undefined && !(CUDA_FLAG_NAMES as readonly string[]).includes(abKey)) {
+  throw new Error(`--ab: a CUDA session flag (${CUDA_FLAG_NAMES.join(", ")}), got ${abKey}`);
+}
 
 function run(engine: Engine, ab?: boolean): DecodeRun & { gemmLogits: Float32Array } {
   const opts = backend === "cpu" ? {} : { ...fixed, ...(ab === undefined || !abKey ? {} : { [abKey]: ab }) };
@@ -185,11 +187,13 @@ function measure(name: string, qe: Engine, prep: string): DecodeRun & { gemmLogi
     pdlNote = `; ${abKey} off ${off.map((r) => r.tokS.toFixed(1)).join(" / ")} vs on ${on.map((r) => r.tokS.toFixed(1)).join(" / ")} tok/s (best ${
       ((100 * (tOn - tOff)) / tOff).toFixed(1)
     }%), ids ${idsSame ? "equal" : "DIFFER"}, logits ${bits ? "bitwise equal" : "DIFFER"} off/on${
-      bits ? "" : ` (decode-step rel L2 ${relL2(on[0].decodeLogits, off[0].decodeLogits).toExponential(2)}, argmax ${
-        argmax(on[0].decodeLogits) === argmax(off[0].decodeLogits) ? "same" : "differs"
-      }; prefill rel L2 ${relL2(on[0].logits, off[0].logits).toExponential(2)}; greedy ids equal ${
-        (i => (i < 0 ? on[0].ids.length : i))(on[0].ids.findIndex((x, i) => x !== off[0].ids[i]))
-      }/${on[0].ids.length})`
+      bits
+        ? ""
+        : ` (decode-step rel L2 ${relL2(on[0].decodeLogits, off[0].decodeLogits).toExponential(2)}, argmax ${
+          argmax(on[0].decodeLogits) === argmax(off[0].decodeLogits) ? "same" : "differs"
+        }; prefill rel L2 ${relL2(on[0].logits, off[0].logits).toExponential(2)}; greedy ids equal ${
+          ((i) => (i < 0 ? on[0].ids.length : i))(on[0].ids.findIndex((x, i) => x !== off[0].ids[i]))
+        }/${on[0].ids.length})`
     }`;
     rq = [...(tOn >= tOff ? on : off)].sort((a, b) => b.tokS - a.tokS)[0];
     console.log(`${name}: ${abKey} ${idsSame && bits ? "OK" : "MISMATCH"}${pdlNote}`);

@@ -211,7 +211,15 @@ console.log(checks.join("\n"));
 {
   const APARAMS = [...PARAMS, "ptr", "ptr"] as const;
   const res: string[] = [];
-  for (const [bits, group, zp, K, N] of [[4, 128, true, 4096, 4096], [4, 128, true, 14336, 4096], [8, 4096, false, 4096, 4096], [4, 128, true, 2048, 2048]] as [4 | 8, number, boolean, number, number][]) {
+  for (
+    const [bits, group, zp, K, N] of [[4, 128, true, 4096, 4096], [4, 128, true, 14336, 4096], [8, 4096, false, 4096, 4096], [4, 128, true, 2048, 2048]] as [
+      4 | 8,
+      number,
+      boolean,
+      number,
+      number,
+    ][]
+  ) {
     const u = bits === 4 ? "u4" : "u8", mod = mods[0][1];
     const N2 = 2 * N; // the next linear: N in-features, 2N out (mode 0, and mode 2 as gate_up)
     using w = weights(N, K, bits, group, zp, 1, true);
@@ -242,8 +250,9 @@ console.log(checks.join("\n"));
       same &&= a.every((v, j) => v === b[j]);
       for (const mode of [0, 2]) {
         const g2 = bits === 4 ? group : N;
-        if (m * N <= 8192) mod.kernel(`quant_gemv_fused_norm_${u}`, PARAMS).launch(N2 / 16, 256, [r0, ...w2.args(0), 0n, y0, normW.ptr, 1e-5, m, N2, N, g2, mode]);
-        else continue; // the _norm stage holds 8192 elements
+        if (m * N <= 8192) {
+          mod.kernel(`quant_gemv_fused_norm_${u}`, PARAMS).launch(N2 / 16, 256, [r0, ...w2.args(0), 0n, y0, normW.ptr, 1e-5, m, N2, N, g2, mode]);
+        } else continue; // the _norm stage holds 8192 elements
         mod.kernel(`quant_gemv_fused_rs_${u}`, PARAMS).launch(N2 / 16, 256, [xw, ...w2.args(0), 0n, y1, ssq.ptr, 1e-5, m, N2, N, g2, mode]);
         const outN = mode === 2 ? N : N2, p = new Uint16Array(m * outN), q = new Uint16Array(m * outN);
         d.synchronize();
@@ -327,7 +336,8 @@ for (const [model, spec] of models) {
             : mod.kernel(rs ? e.name.replace("fused_", "fused_rs_") : e.name, PARAMS);
           const extra = tail ? [normOut.ptr, tailSsq.ptr] : [];
           const nw = norm || tail ? normW.ptr : rs ? tailSsq.ptr : 0n;
-          const us = 1e3 * time((i) => kern.launch(e.grid, e.block, [x, ...w.args(i), 0n, y, nw, 1e-5, rowsM, N, K, group, mode, ...extra], { stream }), copies);
+          const us = 1e3 *
+            time((i) => kern.launch(e.grid, e.block, [x, ...w.args(i), 0n, y, nw, 1e-5, rowsM, N, K, group, mode, ...extra], { stream }), copies);
           rows.push({ model, linear: lin, format: fmt, variant: v, m, us, bytes: w.bytes });
         }
       }

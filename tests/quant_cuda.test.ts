@@ -254,7 +254,19 @@ for (const [name, grid, N, K] of FUSED_CASES) {
       r1.copyFromHost(resid);
       const args = [x, q.W, q.s, q.z ?? 0n, bias] as const;
       mod.kernel(`quant_gemv_fused_${u}`, FUSED_PARAMS).launch(N / 16, 256, [...args, r0, 0n, 0, m, N, K, grid.groupSize, 1]);
-      mod.kernel(`quant_gemv_fused_addnorm_${u}`, [...FUSED_PARAMS, "ptr", "ptr"]).launch(N / 16, 256, [...args, r1, normW, 1e-5, m, N, K, grid.groupSize, 1, xw, ssq]);
+      mod.kernel(`quant_gemv_fused_addnorm_${u}`, [...FUSED_PARAMS, "ptr", "ptr"]).launch(N / 16, 256, [
+        ...args,
+        r1,
+        normW,
+        1e-5,
+        m,
+        N,
+        K,
+        grid.groupSize,
+        1,
+        xw,
+        ssq,
+      ]);
       const a = new Uint16Array(m * N), b = new Uint16Array(m * N), w = new Uint16Array(m * N), sq = new Float32Array(m * (N / 16));
       r0.copyToHost(a);
       r1.copyToHost(b);

@@ -52,7 +52,15 @@ export function planDecodeFusion(
   gemvMaxRows: number,
   tailNorm = false,
 ): DecodeFusion | undefined {
-  const f: DecodeFusion = { skip: new Set(), norm: new Map(), epilogue: new Map(), normOnly: new Set(), attnQkv: new Map(), tailNorm: new Map(), rowScale: new Map() };
+  const f: DecodeFusion = {
+    skip: new Set(),
+    norm: new Map(),
+    epilogue: new Map(),
+    normOnly: new Set(),
+    attnQkv: new Map(),
+    tailNorm: new Map(),
+    rowScale: new Map(),
+  };
   const readers = new Map<string, number[]>();
   for (const [i, op] of plan.ops.entries()) {
     const r = opReads(op);

@@ -78,7 +78,9 @@ export function planQuantLinear(
       (tailNorm || rowScale) &&
       (norm || (tailNorm && (mode !== 1 || N !== width)) || (rowScale && K !== width) || rows > maxGemvRows || env.quantNormScratch === undefined)
     ) {
-      throw new InternalError(`launch plan: op ${i}'s split RMSNorm needs no prologue, a residual epilogue of the hidden width (tailNorm) and LaunchEnv.quantNormScratch`);
+      throw new InternalError(
+        `launch plan: op ${i}'s split RMSNorm needs no prologue, a residual epilogue of the hidden width (tailNorm) and LaunchEnv.quantNormScratch`,
+      );
     }
     const tail = tailNorm ? [buf(tailNorm.out), env.quantNormScratch!] : [];
     k(i, `quant_gemv_fused${norm ? "_norm" : tailNorm ? "_addnorm" : rowScale ? "_rs" : ""}_${u}`, [quantGemvGrid(N), 1, 1], 256, [
@@ -99,7 +101,9 @@ export function planQuantLinear(
     ]);
     return;
   }
-  if (fused.norm || fused.epilogue || fused.logits || fused.tailNorm || fused.rowScale) throw new InternalError(`launch plan: op ${i} cannot take a fused quantized GEMV`);
+  if (fused.norm || fused.epilogue || fused.logits || fused.tailNorm || fused.rowScale) {
+    throw new InternalError(`launch plan: op ${i} cannot take a fused quantized GEMV`);
+  }
   if (!isLogits && gemvStep && K % vec === 0 && group % vec === 0) {
     const M = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8;
     k(i, `quant_gemv_${u}_m${M}`, [cdiv(N, 8), 1, 1], 256, [
