@@ -68,7 +68,14 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
   const fusedQuantKv = kvFp8 && !batchFp8 && !!env.fp8DecodeAttention;
   const fuse =
     !!env.fusedDecode && !env.lora && env.gemv && elem === "bf16" && T === S && T === R && shape.attention.kind === "decode" && env.decodeCounters !== undefined
-      ? planDecodeFusion(plan, T, shape.attention.kind === "decode" && (!kvFp8 || batchFp8 || fusedQuantKv), (n) => n === a.logits, GEMV_MAX_ROWS)
+      ? planDecodeFusion(
+        plan,
+        T,
+        shape.attention.kind === "decode" && (!kvFp8 || batchFp8 || fusedQuantKv),
+        (n) => n === a.logits,
+        GEMV_MAX_ROWS,
+        !!env.quantTailNorm && env.quantNormScratch !== undefined,
+      )
       : undefined;
   // Fused decode steps: kernels that wait for their predecessor in code start early (programmatic dependent
   // launch), where that predecessor is such a kernel too (not the embedding, not an NCCL all-reduce).

@@ -49,6 +49,10 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   quant_gemv_fused_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_gemv_fused_norm_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_gemv_fused_norm_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
+  quant_gemv_fused_addnorm_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, P, P] },
+  quant_gemv_fused_addnorm_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, P, P] },
+  quant_gemv_fused_rs_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
+  quant_gemv_fused_rs_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_dequant_u4: { file: "quant_gemv.cu", params: [P, P, P, P, I, I, I] },
   quant_gemm_u4: { file: "quant_gemm.cu", params: [P, P, P, P, P, P, P, I, I, I, I] },
   quant_gemm_u8: { file: "quant_gemm.cu", params: [P, P, P, P, P, P, P, I, I, I, I] },
@@ -134,6 +138,10 @@ const QUANT_PDL_FAMILIES: ReadonlySet<string> = new Set([
   "quant_gemv_fused_u8",
   "quant_gemv_fused_norm_u4",
   "quant_gemv_fused_norm_u8",
+  "quant_gemv_fused_addnorm_u4",
+  "quant_gemv_fused_addnorm_u8",
+  "quant_gemv_fused_rs_u4",
+  "quant_gemv_fused_rs_u8",
 ]);
 /**
  * Whether kernel entry point `name` may be launched with programmatic dependent launch (`quant`: the
@@ -279,6 +287,15 @@ export interface LaunchEnv {
   readonly kvShadow?: bigint;
   /** int32 [decodeCap × numKvHeads × ceil(G / 8)], zeroed once: decode_attention's split counters. */
   readonly decodeCounters?: bigint;
+  /**
+   * Fused decode steps: a quantized GEMV with a residual epilogue whose add_rmsnorm feeds another quantized GEMV
+   * writes that norm's input times its weight and per-tile sums of squares (quant_gemv_fused_addnorm_*), and the next
+   * GEMV scales its sums by the rms they give (quant_gemv_fused_rs_*; decode_fusion.ts tailNorm / rowScale), instead
+   * of an RMSNorm prologue in each of its blocks. Needs quantNormScratch.
+   */
+  readonly quantTailNorm?: boolean;
+  /** f32 [GEMV_MAX_ROWS, hiddenSize / 16]: quant_gemv_fused_addnorm's tile sums of squares, read by quant_gemv_fused_rs. */
+  readonly quantNormScratch?: bigint;
   /**
    * Programmatic dependent launch (Hopper+): the fused decode step's launches of PDL_KERNELS get
    * `pdl` (each starts streaming its weights while the previous kernel finishes). @default false

@@ -219,6 +219,8 @@ export class CudaSession implements SessionBackend {
   readonly quantGemm: boolean;
   /** CudaSessionOptions.graphSplits. */
   readonly graphSplits: boolean;
+  /** CudaSessionOptions.quantTailNorm. */
+  readonly quantTailNorm: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -251,6 +253,8 @@ export class CudaSession implements SessionBackend {
   readonly #partialO: DeviceBuffer;
   readonly #partialML: DeviceBuffer;
   readonly #decodeCounters: DeviceBuffer; // int32 split counters of decode_attention (zero between launches)
+  /** Byte offset in #decodeCounters of quant_gemv_fused_addnorm's sums of squares (LaunchEnv.quantNormScratch). */
+  #normScratchOffset = 0;
   readonly #layout: StagingLayout;
   /** Pinned staging, two slots (a step packs while the one launched before it runs); #io mirrors it on the device. */
   readonly #slots: StagingSlots;
@@ -315,6 +319,7 @@ export class CudaSession implements SessionBackend {
     this.gemvSplitK = f.gemvSplitK;
     this.quantGemm = f.quantGemm;
     this.graphSplits = f.graphSplits;
+    this.quantTailNorm = f.quantTailNorm;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -414,7 +419,9 @@ export class CudaSession implements SessionBackend {
       this.#partialO = d.alloc(tiled ? this.decodeCap * nH * MAX_DECODE_SPLITS * a.headDim * 4 : ALIGN);
       this.#partialML = d.alloc(tiled ? this.decodeCap * nH * MAX_DECODE_SPLITS * 2 * 4 : ALIGN);
       const nKV = this.#attn?.numKvHeads ?? 1;
-      this.#decodeCounters = d.alloc(Math.max(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4, ALIGN));
+      // + past them (at #normScratchOffset): quant_gemv_fused_addnorm's tile sums of squares, f32 [8, hiddenSize / 16].
+      this.#normScratchOffset = Math.ceil((this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4) / 256) * 256;
+      this.#decodeCounters = d.alloc(Math.max(this.#normScratchOffset + GEMV_MAX_ROWS * Math.ceil(a.hiddenSize / 16) * 4, ALIGN));
       this.#decodeCounters.fill(0);
       this.#layout = stagingLayout(plan.maxTokens, plan.maxSeqs, Math.ceil(this.maxSeqLen / this.tokensPerBlock));
       const pruning = f.pruneLastLayer ? planLastLayerRows(plan, plan.maxSeqs) : undefined;
@@ -525,6 +532,7 @@ export class CudaSession implements SessionBackend {
       gemvSplitK: this.gemvSplitK,
       quantGemm: this.quantGemm,
       decodeCounters: this.#decodeCounters.ptr,
+      ...(this.quantTailNorm ? { quantTailNorm: true, quantNormScratch: this.#decodeCounters.ptr + BigInt(this.#normScratchOffset) } : {}),
       pdl: this.pdl,
       quantPdl: this.quantPdl,
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),
