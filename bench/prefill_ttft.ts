@@ -10,7 +10,7 @@
  *   bun bench/prefill_ttft.ts --model DIR [--prompt-lens 128,2048] [--reps 7] [--variants default,noprune,wgmma,noinv]
  *     [--profile default,noprune] [--lm-head]
  *
- * Variants: default (the session defaults), noprune (pruneLastLayer false), wgmma / flash (wgmmaPrefill true / false),
+ * Variants: default (the session defaults), noprune (pruneLastLayer false), wgmma / flash (wgmmaPrefill true / false), ws (wgmmaPrefill + wsPrefill: flash_prefill_ws),
  * noinv (batchInvariant false), notune (gemmTune false: batch-invariant GEMMs take the bucket's heuristic pick), joined with "+" (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
  */
 import * as fs from "node:fs";
@@ -50,6 +50,7 @@ const OPTION: Record<string, SessionOptions> = {
   wgmma: { wgmmaPrefill: true },
   noinv: { batchInvariant: false },
   flash: { wgmmaPrefill: false },
+  ws: { wgmmaPrefill: true, wsPrefill: true },
   notune: { gemmTune: false },
 };
 const optionsOf = (v: string): SessionOptions =>

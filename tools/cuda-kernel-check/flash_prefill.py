@@ -32,6 +32,10 @@ VARIANTS = {64: ["w8m1n64", "w4m2n64", "w8m2n64", "w4m2n64s2", "w4m1n64s2", "w8m
 DEFAULT = {64: (256, 256), 128: (128, 128)}  # (BM, threads) of flash_prefill_bf16_hd*
 # flash_prefill_wg.cu (wgmma, sm_90a): the entry points' (warpgroups, keys per tile, stages), and the variants.
 WG_DEFAULT = {64: (2, 64, 3), 128: (3, 64, 3)}
+# flash_prefill_ws (warp-specialized: NC consumer warpgroups + a producer one): the entry points' (consumers, keys,
+# stages) and the variants; each compiles alone (LLMRT_SELECT) to keep NVRTC time down.
+WS_DEFAULT = {64: (2, 128, 4), 128: (2, 128, 3)}
+WS_VARIANTS = {64: ["wsv_c3n128s3", "wsv_c2n64s4"], 128: ["wsv_c2n128s2", "wsv_c2n64s5", "wsv_c3n64s4"]}
 WG_VARIANTS = {64: ["wgv_g2n64s3", "wgv_g3n128s2", "wgv_g2n128s3", "wgv_g2n128s3o", "wgv_g2n64s4o", "wgv_g3n64s3o"],
                128: ["wgv_g2n64s3", "wgv_g3n64s2", "wgv_g2n128s3", "wgv_g2n64s3o", "wgv_g2n64s4o", "wgv_g3n64s3o"]}
 
@@ -43,6 +47,15 @@ def geom(name, hd):
     if name == "flash":
         bm, nt = DEFAULT[hd]
         return f"flash_prefill_bf16_hd{hd}", "flash_prefill", (), bm, nt, 0, ""
+    if name.startswith("ws"):
+        if name == "ws":
+            c, n, st = WS_DEFAULT[hd]
+            kern = f"flash_prefill_ws_bf16_hd{hd}"
+        else:
+            c, n, st = (int(x) for x in name[5:].replace("n", " ").replace("s", " ").split())
+            kern = f"flash_prefill_wsv_hd{hd}_{name[4:]}"
+        smem = (64 * c + 2 * st * n) * hd * 2 + 1024 + 256  # FWS_SMEM
+        return kern, "flash_prefill_wg", ("LLMRT_SELECT", "LLMRT_FLASH_VARIANTS", f"LLMRT_K_{kern}=1"), 64 * c, 128 * (c + 1), smem, "a"
     if name.startswith("wg"):
         if name == "wg":
             g, n, st = WG_DEFAULT[hd]
@@ -127,6 +140,8 @@ def checks(kinds):
              ((16, 1, 128), [(0, 64)], 0, 16), ((32, 8, 128), [(0, 1024)], 0, 32), ((8, 8, 64), [(2000, 257)], 0, 32),
              ((24, 8, 128), [(129, 1), (0, 2), (17, 127)], 0, 16)]
     for (nH, nKV, hd), seqs, window, tpb in cases:
+        if not kinds[hd]:
+            continue
         T, S = sum(n for _, n in seqs), len(seqs)
         cache = PagedCache([p0 + n for p0, n in seqs], nKV, hd, tpb, gen)
         positions = torch.tensor([p0 + i for p0, n in seqs for i in range(n)], dtype=torch.int32, device="cuda")
@@ -178,13 +193,15 @@ def sdpa_times(q, K, V, nH, nKV, hd, T, iters):
     return res
 
 
-def timing(kinds, lens, long_len):
+def timing(kinds, lens, long_len, skip_slow=False):
     log("== causal prefill timing, one sequence, 32 q / 8 kv heads")
     gen = torch.Generator(device="cuda").manual_seed(6)
     nH, nKV = 32, 8
     out = {}
     shapes = [(hd, T) for hd in (64, 128) for T in lens] + ([(128, long_len)] if long_len else [])
     for hd, T in shapes:
+        if not kinds[hd]:
+            continue
         cache = PagedCache([T], nKV, hd, 32, gen)
         positions = torch.arange(T, dtype=torch.int32, device="cuda")
         seqStarts = torch.tensor([0, T], dtype=torch.int32, device="cuda")
@@ -195,7 +212,9 @@ def timing(kinds, lens, long_len):
         scale = 1 / math.sqrt(hd)
         res = {}
         K, V = cache.kv(0, T)
-        ks = ["mma", "flash"] + [k for k in kinds[hd] if k != "flash" and (T <= 8192 or k.startswith("wg"))]
+        ks = ["mma", "flash"] + [k for k in kinds[hd] if k != "flash" and (T <= 8192 or k.startswith("w"))]
+        if T > 8192 and skip_slow:
+            ks = [k for k in ks if k.startswith("w")]
         ref_o = None
         for kind in ks:
             try:
@@ -213,7 +232,7 @@ def timing(kinds, lens, long_len):
         res.update(sdpa_times(q, K, V, nH, nKV, hd, T, iters))
         for k_, ms in res.items():
             regs = ""
-            if k_.startswith("wg") or k_ == "flash":
+            if k_.startswith("w") or k_ == "flash":
                 try:
                     kern, f_, defs, *_rest = geom(k_, hd)
                     fn = module(f_, defs, _rest[-1]).get_function(kern)
@@ -235,6 +254,9 @@ def main():
     ap.add_argument("--long", type=int, default=0)
     ap.add_argument("--variants", action="store_true")
     ap.add_argument("--wg", default="auto", help="flash_prefill_wg (sm_90a wgmma): auto (on sm_90), on, off, variants")
+    ap.add_argument("--ws", default="off", help="flash_prefill_ws (warp-specialized, sm_90a): off, on, variants")
+    ap.add_argument("--hds", default="64,128", help="head dims to check and time")
+    ap.add_argument("--skip-slow", action="store_true", help="at --long, time only the wgmma kernels (and SDPA)")
     a = ap.parse_args()
     log(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}")
     kinds = {hd: ["flash"] + (VARIANTS[hd] if a.variants else []) for hd in (64, 128)}
@@ -242,12 +264,19 @@ def main():
     if wg:
         for hd in (64, 128):
             kinds[hd] += ["wg"] + (WG_VARIANTS[hd] if a.wg == "variants" else [])
+    if a.ws in ("on", "variants"):
+        for hd in (64, 128):
+            kinds[hd] += ["ws"] + (WS_VARIANTS[hd] if a.ws == "variants" else [])
+    hds = [int(x) for x in a.hds.split(",")]
+    for hd in (64, 128):
+        if hd not in hds:
+            kinds[hd] = []
     only = a.only.split(",")
     times = {}
     if "checks" in only:
         checks(kinds)
     if "time" in only:
-        times = timing(kinds, [int(x) for x in a.lens.split(",") if x], a.long)
+        times = timing(kinds, [int(x) for x in a.lens.split(",") if x], a.long, a.skip_slow)
     bad = [r for r in RESULTS if not r[1]]
     log(f"SUMMARY flash_prefill: {len(RESULTS)} checks, {len(bad)} failed")
     for r in bad:

@@ -49,6 +49,29 @@ export function flashPrefillWgGeometry(headDim: number): { readonly rows: number
   return { rows: 64 * t.warpgroups, threads: 128 * t.warpgroups, sharedMem: (64 * t.warpgroups + 2 * t.stages * t.keys) * headDim * 2 + 1024 };
 }
 
+/**
+ * Launch geometry of the warp-specialized prefill kernel `flash_prefill_ws_bf16_hd{64,128}` (kernels/flash_prefill_wg.cu,
+ * its FWS_ENTRY lines): query rows per block (64 per consumer warpgroup), threads (128 per consumer warpgroup and 128
+ * for the producer) and dynamic shared memory (FWS_SMEM: FW_SMEM and 256 bytes of mbarriers); `undefined` for other
+ * head dims. The grid is (numHeads, ceil(numTokens / rows) + numSeqs).
+ *
+ * @example
+ * ```ts
+ * flashPrefillWsGeometry(128); // { rows: 128, threads: 384, sharedMem: 230656 }
+ * ```
+ */
+export function flashPrefillWsGeometry(headDim: number): { readonly rows: number; readonly threads: number; readonly sharedMem: number } | undefined {
+  const t = WS_TILING[headDim];
+  if (!t) return undefined;
+  return { rows: 64 * t.consumers, threads: 128 * (t.consumers + 1), sharedMem: (64 * t.consumers + 2 * t.stages * t.keys) * headDim * 2 + 1024 + 256 };
+}
+
+/** The FWS_ENTRY tilings of flash_prefill_ws_bf16_hd{64,128}: consumer warpgroups, keys per K/V tile, stages. */
+const WS_TILING: Readonly<Record<number, { readonly consumers: number; readonly keys: number; readonly stages: number }>> = {
+  64: { consumers: 2, keys: 128, stages: 4 },
+  128: { consumers: 2, keys: 128, stages: 3 },
+};
+
 /** The FW_ENTRY tilings of flash_prefill_wg_bf16_hd{64,128}: warpgroups, keys per K/V tile, cp.async stages. */
 const WG_TILING: Readonly<Record<number, { readonly warpgroups: number; readonly keys: number; readonly stages: number }>> = {
   64: { warpgroups: 2, keys: 64, stages: 3 }, // H200 session 7 r2: the fastest hd64 tiling (still below flash_prefill)

@@ -13,6 +13,7 @@ import {
   DECODE_SK_SMEM,
   flashPrefillGeometry,
   flashPrefillWgGeometry,
+  flashPrefillWsGeometry,
   hasTiledAttention,
 } from "./attention_choice.ts";
 import { GEMV_MAX_ROWS } from "./launch_types.ts";
@@ -130,11 +131,12 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
       ]);
     }
   } else if (elem === "bf16" && !kvFp8 && env.wgmmaPrefill && flashPrefillWgGeometry(op.headDim)) {
-    const fg = flashPrefillWgGeometry(op.headDim)!;
+    const ws = env.wsPrefill === true;
+    const fg = (ws ? flashPrefillWsGeometry(op.headDim) : flashPrefillWgGeometry(op.headDim))!;
     out.push({
       kind: "kernel",
       op: i,
-      kernel: `flash_prefill_wg_bf16_hd${op.headDim}`,
+      kernel: `flash_prefill_${ws ? "ws" : "wg"}_bf16_hd${op.headDim}`,
       grid: [op.numHeads, cdiv(Tq, fg.rows) + S, 1],
       block: fg.threads,
       args: [...geo, ...prefillArgs],

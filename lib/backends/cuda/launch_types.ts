@@ -33,6 +33,7 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   paged_attention_prefill_mma: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, F, I] },
   flash_prefill: { file: "flash_prefill.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, F, I] },
   flash_prefill_wg: { file: "flash_prefill_wg.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, F, I] },
+  flash_prefill_ws: { file: "flash_prefill_wg.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, F, I] },
   paged_attention_generic: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, I, F, I] },
   sample: { file: "sampling.cu", params: [P, I, P, P, P, P, P, P, P] },
   apply_token_mask: { file: "sampling.cu", params: [P, I, P, I, P] },
@@ -246,6 +247,8 @@ export interface LaunchEnv {
    * MMAs; the session sets it on sm_90 devices only).
    */
   readonly wgmmaPrefill?: boolean;
+  /** With `wgmmaPrefill`: flash_prefill_ws (warp-specialized: producer warpgroup + mbarrier ring) instead of flash_prefill_wg. */
+  readonly wsPrefill?: boolean;
   /**
    * Fused decode steps of up to GEMV_MAX_ROWS sequences run decode_attention_sk (split-K flash decoding:
    * per-warp cp.async pipelines, a key partition by the span only) with decodeSkGeometry's launch geometry

@@ -195,6 +195,8 @@ export class CudaSession implements SessionBackend {
   readonly fp8Gemv1: boolean;
   /** CudaSessionOptions.wgmmaPrefill, on an sm_90 device. */
   readonly wgmmaPrefill: boolean;
+  /** CudaSessionOptions.wsPrefill, where wgmmaPrefill applies. */
+  readonly wsPrefill: boolean;
   /** CudaSessionOptions.decodeSplitK. */
   readonly decodeSplitK: boolean;
   /** CudaSessionOptions.gemvSplitK. */
@@ -308,6 +310,7 @@ export class CudaSession implements SessionBackend {
       this.pdl = f.pdl && d.supportsPdl;
       this.quantPdl = this.pdl && f.quantPdl;
       this.wgmmaPrefill = (f.wgmmaPrefill ?? this.#attn?.headDim === 128) && d.arch === "sm_90";
+      this.wsPrefill = this.wgmmaPrefill && f.wsPrefill;
       this.#stream = d.createStream();
       if (plan.ops.some((o) => o.type === "all_reduce" || o.type === "all_gather") && !options.nccl) {
         throw new ValidationError(
@@ -498,6 +501,7 @@ export class CudaSession implements SessionBackend {
       fp8Gemv1: this.fp8Gemv1,
       fp8Gemv1Blocks: FP8_GEMV1_BLOCKS_PER_SM * this.device.smCount,
       wgmmaPrefill: this.wgmmaPrefill,
+      wsPrefill: this.wsPrefill,
       decodeSplitK: this.decodeSplitK,
       gemvSplitK: this.gemvSplitK,
       quantGemm: this.quantGemm,

@@ -105,6 +105,12 @@ export const CUDA_FLAGS = {
    * cuBLASLt (H200: llama-3.2-1b W4A16 64 × (128,128) 22.8k → 25.6k output tok/s; per layer 3.0× at 16 rows). @default true
    */
   quantGemm: { env: "LLMRT_QUANT_GEMM", default: true },
+  /**
+   * With `wgmmaPrefill`: prefill attention on the warp-specialized kernel flash_prefill_ws (a producer warpgroup
+   * streams K/V tiles through an mbarrier ring, consumer warpgroups never meet at a CTA barrier in the key loop; 128-key
+   * tiles). Off by default until measured. @default false
+   */
+  wsPrefill: { env: "LLMRT_WS_PREFILL", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

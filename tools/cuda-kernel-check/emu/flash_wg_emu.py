@@ -6,7 +6,7 @@ windows, GQA, shuffled block tables with NaN in unused slots, NaN-poisoned outpu
 It checks the kernel's index math against emu's model of the layouts, not the hardware's (the device check is
 tools/cuda-kernel-check/flash_prefill.py).
 
-  python3 tools/cuda-kernel-check/emu/flash_wg_emu.py [--quick]
+  python3 tools/cuda-kernel-check/emu/flash_wg_emu.py [--quick] [--only=SUBSTRING]
 """
 import ctypes
 import math
@@ -20,9 +20,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 KDIR = os.path.abspath(os.path.join(HERE, "..", "..", "..", "lib", "backends", "cuda", "kernels"))
 OUT = os.path.join(HERE, "build")
 KERNELS = {64: [("flash_prefill_wg_bf16_hd64", 2), ("flash_prefill_wgv_hd64_g2n64s3", 2), ("flash_prefill_wgv_hd64_g3n128s2", 3), ("flash_prefill_wgv_hd64_g2n128s3", 2),
-                ("flash_prefill_wgv_hd64_g2n128s3o", 2), ("flash_prefill_wgv_hd64_g2n64s4o", 2), ("flash_prefill_wgv_hd64_g3n64s3o", 3)],
+                ("flash_prefill_wgv_hd64_g2n128s3o", 2), ("flash_prefill_wgv_hd64_g2n64s4o", 2), ("flash_prefill_wgv_hd64_g3n64s3o", 3),
+                ("flash_prefill_ws_bf16_hd64", -2), ("flash_prefill_wsv_hd64_c3n128s3", -3), ("flash_prefill_wsv_hd64_c2n64s4", -2)],
            128: [("flash_prefill_wg_bf16_hd128", 3), ("flash_prefill_wgv_hd128_g2n64s3", 2), ("flash_prefill_wgv_hd128_g3n64s2", 3), ("flash_prefill_wgv_hd128_g2n128s3", 2),
-                 ("flash_prefill_wgv_hd128_g2n64s3o", 2), ("flash_prefill_wgv_hd128_g2n64s4o", 2), ("flash_prefill_wgv_hd128_g3n64s3o", 3)]}
+                 ("flash_prefill_wgv_hd128_g2n64s3o", 2), ("flash_prefill_wgv_hd128_g2n64s4o", 2), ("flash_prefill_wgv_hd128_g3n64s3o", 3),
+                 ("flash_prefill_ws_bf16_hd128", -2), ("flash_prefill_wsv_hd128_c2n128s2", -2), ("flash_prefill_wsv_hd128_c2n64s5", -2),
+                 ("flash_prefill_wsv_hd128_c3n64s4", -3)]}
 
 
 def build():
@@ -53,6 +56,7 @@ def f32(b):
 
 def main():
     quick = "--quick" in sys.argv
+    only = next((a[7:] for a in sys.argv if a.startswith("--only=")), "")  # substring of the kernel names to run
     lib = ctypes.CDLL(build())
     lib.emu_launch.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_float)] + [ctypes.c_int] * 6
     rng = np.random.default_rng(3)
@@ -101,13 +105,17 @@ def main():
                     w = np.exp(sc - sc.max())
                     ref[t, h] = (w / w.sum()) @ V[lo:p + 1, h // G]
         for name, nwg in KERNELS[hd]:
+            if only and only not in name:
+                continue
             out = np.full(T * nH * hd, 0x7FC0, np.uint16)
             bufs = [qb, out, cb, pos, starts, table]
             ints = [b.ctypes.data for b in bufs] + [T, S, nH, nKV, tpb, maxB, window]
             iv = (ctypes.c_uint64 * 20)(*(ints + [0] * (20 - len(ints))))
             fv = (ctypes.c_float * 8)(*([scale] + [0.0] * 7))
             fn = ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
-            lib.emu_launch(fn, iv, fv, nH, math.ceil(T / (64 * nwg)) + S, 1, 128 * nwg, 1, 1)
+            # nwg < 0: the warp-specialized kernels, -nwg consumer warpgroups and a producer one.
+            rows, threads = (64 * nwg, 128 * nwg) if nwg > 0 else (-64 * nwg, 128 * (1 - nwg))
+            lib.emu_launch(fn, iv, fv, nH, math.ceil(T / rows) + S, 1, threads, 1, 1)
             o = f32(out).astype(np.float64).reshape(T, nH, hd)
             nan = int(np.isnan(o).sum())
             rel = float(np.sqrt(np.nansum((o - ref) ** 2) / np.sum(ref ** 2)))

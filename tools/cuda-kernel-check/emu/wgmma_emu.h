@@ -5,6 +5,7 @@
 // bytes apart, 8-row groups SBO apart, 64-column blocks LBO apart; accumulators and register A in the mma.sync
 // fragment layout of each warp's 16 rows). It checks the kernel's index math against that model, not the hardware.
 #pragma once
+#include <thread>
 
 alignas(1024) inline unsigned char llmrtEmuArena[256 * 1024];
 inline unsigned char* llmrtEmuDynSmem() { return llmrtEmuArena; }
@@ -89,6 +90,44 @@ __device__ __forceinline__ void wgSS64(float (&d)[32], u64 da, u64 db, int s) { 
 __device__ __forceinline__ void wgSS128(float (&d)[64], u64 da, u64 db, int s) { llmrtEmuSS(d, da, db, s); }
 __device__ __forceinline__ void wgRS64(float (&d)[32], const u32 (&a)[4], u64 db) { llmrtEmuRS(d, a, db); }
 __device__ __forceinline__ void wgRS128(float (&d)[64], const u32 (&a)[4], u64 db) { llmrtEmuRS(d, a, db); }
+__device__ __forceinline__ void wgSS64z(float (&d)[32], u64 da, u64 db) { llmrtEmuSS(d, da, db, 0); }
+__device__ __forceinline__ void wgSS128z(float (&d)[64], u64 da, u64 db) { llmrtEmuSS(d, da, db, 0); }
+// mbarriers (flash_prefill_ws): the 8 bytes at the shared address hold the expected count (bits 0-15), the pending
+// count (16-31) and the current phase's parity (bit 32), under one mutex; cp.async has already copied at issue, so
+// its arrive is an arrive now. Waits spin (every thread of the block is an OS thread).
+inline std::mutex llmrtEmuMbarMutex;
+__device__ __forceinline__ void fwMbarInit(u32 bar, u32 count) {
+  std::lock_guard<std::mutex> g(llmrtEmuMbarMutex);
+  const u64 v = (u64)count | ((u64)count << 16);
+  memcpy(llmrtEmuArena + bar, &v, 8);
+}
+__device__ __forceinline__ void fwMbarArrive(u32 bar) {
+  std::lock_guard<std::mutex> g(llmrtEmuMbarMutex);
+  u64 v;
+  memcpy(&v, llmrtEmuArena + bar, 8);
+  const u64 expected = v & 0xffff, phase = (v >> 32) & 1;
+  u64 pending = ((v >> 16) & 0xffff) - 1;
+  if (pending == 0) v = expected | (expected << 16) | ((phase ^ 1) << 32);
+  else v = expected | (pending << 16) | (phase << 32);
+  memcpy(llmrtEmuArena + bar, &v, 8);
+}
+__device__ __forceinline__ void fwMbarArriveCpAsync(u32 bar) { fwMbarArrive(bar); }
+__device__ __forceinline__ void fwMbarWait(u32 bar, u32 parity) {
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> g(llmrtEmuMbarMutex);
+      u64 v;
+      memcpy(&v, llmrtEmuArena + bar, 8);
+      if (((v >> 32) & 1) != parity) return;  // the phase of that parity has completed
+    }
+    std::this_thread::yield();
+  }
+}
+template <int R>
+__device__ __forceinline__ void fwRegsDec() {}
+template <int R>
+__device__ __forceinline__ void fwRegsInc() {}
+__device__ __forceinline__ void fwCpAsyncWaitAll() {}
 __device__ __forceinline__ u32 fwPack(float lo, float hi) {
   auto rne = [](float f) -> u32 {
     u32 u = __float_as_uint(f);

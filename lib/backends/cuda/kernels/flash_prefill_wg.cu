@@ -128,6 +128,49 @@ __device__ __forceinline__ void wgRS128(float (&d)[64], const u32 (&a)[4], u64 d
 }
 
 
+/** D = A B (scale-d 0, D written only: its registers are free before the issue); operands as wgSS64. */
+__device__ __forceinline__ void wgSS64z(float (&d)[32], u64 descA, u64 descB) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+      : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3]), "=f"(d[4]), "=f"(d[5]), "=f"(d[6]), "=f"(d[7]), "=f"(d[8]), "=f"(d[9]), "=f"(d[10]), "=f"(d[11]), "=f"(d[12]), "=f"(d[13]), "=f"(d[14]), "=f"(d[15]), "=f"(d[16]), "=f"(d[17]), "=f"(d[18]), "=f"(d[19]), "=f"(d[20]), "=f"(d[21]), "=f"(d[22]), "=f"(d[23]), "=f"(d[24]), "=f"(d[25]), "=f"(d[26]), "=f"(d[27]), "=f"(d[28]), "=f"(d[29]), "=f"(d[30]), "=f"(d[31])
+      : "l"(descA), "l"(descB), "r"(0));
+}
+
+/** D = A B (scale-d 0, D written only: its registers are free before the issue); operands as wgSS128. */
+__device__ __forceinline__ void wgSS128z(float (&d)[64], u64 descA, u64 descB) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+      : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3]), "=f"(d[4]), "=f"(d[5]), "=f"(d[6]), "=f"(d[7]), "=f"(d[8]), "=f"(d[9]), "=f"(d[10]), "=f"(d[11]), "=f"(d[12]), "=f"(d[13]), "=f"(d[14]), "=f"(d[15]), "=f"(d[16]), "=f"(d[17]), "=f"(d[18]), "=f"(d[19]), "=f"(d[20]), "=f"(d[21]), "=f"(d[22]), "=f"(d[23]), "=f"(d[24]), "=f"(d[25]), "=f"(d[26]), "=f"(d[27]), "=f"(d[28]), "=f"(d[29]), "=f"(d[30]), "=f"(d[31]), "=f"(d[32]), "=f"(d[33]), "=f"(d[34]), "=f"(d[35]), "=f"(d[36]), "=f"(d[37]), "=f"(d[38]), "=f"(d[39]), "=f"(d[40]), "=f"(d[41]), "=f"(d[42]), "=f"(d[43]), "=f"(d[44]), "=f"(d[45]), "=f"(d[46]), "=f"(d[47]), "=f"(d[48]), "=f"(d[49]), "=f"(d[50]), "=f"(d[51]), "=f"(d[52]), "=f"(d[53]), "=f"(d[54]), "=f"(d[55]), "=f"(d[56]), "=f"(d[57]), "=f"(d[58]), "=f"(d[59]), "=f"(d[60]), "=f"(d[61]), "=f"(d[62]), "=f"(d[63])
+      : "l"(descA), "l"(descB), "r"(0));
+}
+
+// mbarriers (warp-specialized kernel flash_prefill_ws): init, arrive, an arrive when this thread's earlier cp.async
+// are done (noinc: the init count includes it), wait on a phase's parity, and register reallocation.
+__device__ __forceinline__ void fwMbarInit(u32 bar, u32 count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void fwMbarArrive(u32 bar) {
+  asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void fwMbarArriveCpAsync(u32 bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
+/** Waits for the phase of parity `parity` to complete (the spin loop inside the asm: labels are local to its block; a
+ * C++ loop here makes ptxas serialize the wgmma pipeline). */
+__device__ __forceinline__ void fwMbarWait(u32 bar, u32 parity) {
+  asm volatile(
+      "{\n.reg .pred p;\nFWS_WAIT:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+      "@!p bra FWS_WAIT;\n}\n" ::"r"(bar), "r"(parity) : "memory");
+}
+template <int R>
+__device__ __forceinline__ void fwRegsDec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(R)); }
+template <int R>
+__device__ __forceinline__ void fwRegsInc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(R)); }
+__device__ __forceinline__ void fwCpAsyncWaitAll() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+
 #else
 #include "wgmma_emu.h"
 #endif
@@ -470,6 +513,267 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
   }
 }
 
+// ---------------------------------------------------------------------------------------------------------------------
+// Warp-specialized variant (flash_prefill_ws_*): NC consumer warpgroups (64 query rows each, warpgroups 0 .. NC - 1)
+// and one producer warpgroup (the last). The producer streams the K and V tiles of BN keys from the paged cache into an
+// NS-stage ring by cp.async; each thread's cp.async.mbarrier.arrive.noinc completes the stage's "K full" / "V full"
+// mbarrier when its copies land (count 128), and the producer reuses a stage once the consumers arrived on its "empty"
+// mbarrier (count 128 NC). The consumers never meet at a CTA barrier inside the key loop: each runs the OVL schedule of
+// flashWgImpl (S(j + 1) = Q K(j + 1)^T and O += P(j) V(j) in flight together, the softmax of tile j + 1 beside
+// P(j) V(j)) at its own pace, so one warpgroup's softmax overlaps another's MMAs. setmaxnreg moves registers from the
+// producer to the consumers. Every key tile of the block's range runs on every consumer (a tile none of a warpgroup's
+// rows attends is fully masked). The mbarriers sit after the K/V ring in dynamic shared memory (FWS_SMEM).
+#define FWS_SMEM(HD, NC, BN, NS) (FW_SMEM(HD, NC, BN, NS) + 256)
+template <int NC>
+struct FwsRegs;  // (producer, consumer) registers per thread after setmaxnreg: 128 (P + NC C) <= 65536
+template <>
+struct FwsRegs<2> {
+  static constexpr int P = 40, C = 232;
+};
+template <>
+struct FwsRegs<3> {
+  static constexpr int P = 32, C = 160;
+};
+/** The producer's copy of keys [k0, k0 + BN) of K (or V) into a swizzled tile (fwLoadTile with few registers: thread
+ * ptid of 128 copies chunk ptid % (HD / 8) of every (128 / (HD / 8))-th row). */
+template <int HD, int BN>
+__device__ __forceinline__ void fwsLoadTile(u32 dst, const bf16_t* kv, const int* table, int k0, int kHi, long long kvOff,
+                                            int tokensPerBlock, int tpbShift, int rowWidth, int ptid) {
+  constexpr int CPR = HD / 8, RPP = 128 / CPR;
+  const int c = ptid % CPR;
+  const bf16_t* base = kv + kvOff + c * 8;
+#pragma unroll 4
+  for (int j = ptid / CPR; j < BN; j += RPP) {
+    const int kp = k0 + j;
+    const bf16_t* src = base;
+    int bytes = 0;
+    if (kp < kHi) {
+      const int bi = tpbShift >= 0 ? kp >> tpbShift : kp / tokensPerBlock;
+      const int off = kp - bi * tokensPerBlock;
+      src = base + ((long long)table[bi] * 2 * tokensPerBlock + off) * rowWidth;
+      bytes = 16;
+    }
+    fwCpAsync16(dst + fwSw(BN, j, c), src, bytes);
+  }
+}
+
+template <int HD, int NC, int BN, int NS>
+__device__ __forceinline__ void flashWsImpl(const bf16_t* q, bf16_t* out, const bf16_t* kv, const int* positions,
+    const int* seqStarts, const int* blockTables, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
+    int maxBlocksPerSeq, float scale, int window, unsigned char* smemRaw) {
+  constexpr int BM = 64 * NC, CPR = HD / 8, NDT = HD / 8;
+  constexpr u32 Q_BYTES = BM * HD * 2, KV_BYTES = BN * HD * 2, STAGE = 2 * KV_BYTES;
+  static_assert(NS >= 2 && NS <= 8 && (BN == 64 || BN == 128) && (HD == 64 || HD == 128), "tiling");
+  __shared__ int ranges[2 + 4 * NC];
+
+  int s, qStart, qEnd;
+  if (!fwQueryTile(seqStarts, numSeqs, gridDim.y - 1 - blockIdx.y, BM, &s, &qStart, &qEnd)) return;
+  const int h = blockIdx.x;
+  const int kvh = h / (numHeads / numKvHeads);
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, c = lane & 3;
+  const int wg = warp >> 2;
+  const int rowWidth = numKvHeads * HD;
+  const int* table = blockTables + (long long)s * maxBlocksPerSeq;
+  const u32 sQ = (fwSmem(smemRaw) + 1023u) & ~1023u;
+  const u32 sKV = sQ + Q_BYTES;
+  const u32 sBar = sKV + NS * STAGE;  // fullK[NS], fullV[NS], empty[NS]
+  auto fullK = [&](int st) { return sBar + 8u * st; };
+  auto fullV = [&](int st) { return sBar + 8u * (NS + st); };
+  auto empty = [&](int st) { return sBar + 8u * (2 * NS + st); };
+
+  if (tid == 0) {
+    for (int st = 0; st < NS; st++) {
+      fwMbarInit(fullK(st), 128);
+      fwMbarInit(fullV(st), 128);
+      fwMbarInit(empty(st), 128 * NC);
+    }
+  }
+  if (tid < 2 + 4 * NC) ranges[tid] = (tid < 2) ? (tid == 0 ? FW_INT_MAX : 0) : ((tid - 2) % 4 == 0 || (tid - 2) % 4 == 2 ? FW_INT_MAX : ((tid - 2) % 4 == 1 ? -1 : 0));
+  if (wg < NC) {
+    // Q rows (zero past qEnd) into the swizzled Q tile by the consumers.
+#pragma unroll
+    for (int u = 0; u < BM * CPR / (128 * NC); u++) {
+      const int v = tid + u * 128 * NC;
+      const int r = v / CPR, cc = v - r * CPR, t = qStart + r;
+      fwCpAsync16(sQ + fwSw(BM, r, cc), q + ((long long)(t < qEnd ? t : qStart) * numHeads + h) * HD + cc * 8, t < qEnd ? 16 : 0);
+    }
+    fwCommit();
+  }
+  __syncthreads();
+  int pr[2] = {-1, -1}, lr[2] = {0, 0};
+  if (wg < NC) {
+    int mnP = FW_INT_MAX, mxP = -1, mnLo = FW_INT_MAX, mxLo = 0;
+#pragma unroll
+    for (int hf = 0; hf < 2; hf++) {
+      const int t = qStart + warp * 16 + g + 8 * hf;
+      const bool v = t < qEnd;
+      const int p = v ? positions[t] : -1;
+      const int lo = window > 0 ? max(0, p + 1 - window) : 0;
+      pr[hf] = p;
+      lr[hf] = lo;
+      if (v) {
+        mnP = min(mnP, p);
+        mxP = max(mxP, p);
+        mnLo = min(mnLo, lo);
+        mxLo = max(mxLo, lo);
+      }
+    }
+    mnP = fwWarpMin(mnP);
+    mxP = fwWarpMax(mxP);
+    mnLo = fwWarpMin(mnLo);
+    mxLo = fwWarpMax(mxLo);
+    if (lane == 0) {
+      int* w = ranges + 2 + 4 * wg;
+      atomicMin(&w[0], mnP);
+      atomicMax(&w[1], mxP);
+      atomicMin(&w[2], mnLo);
+      atomicMax(&w[3], mxLo);
+      if (mxP >= 0) {
+        atomicMin(&ranges[0], mnLo);
+        atomicMax(&ranges[1], mxP + 1);
+      }
+    }
+    fwWait<0>();
+    fwFenceProxy();  // Q: generic-proxy writes, read by wgmma after the barrier
+  }
+  __syncthreads();  // ranges, Q and the mbarrier inits visible to every thread
+  const int kvLo = ranges[0], kvHi = ranges[1];
+  const int nTiles = (kvHi - kvLo + BN - 1) / BN;  // >= 1: the block has a valid row
+
+  if (wg == NC) {
+    // Producer.
+    fwRegsDec<FwsRegs<NC>::P>();
+    const int ptid = tid - 128 * NC;
+    const int tpbShift = (tokensPerBlock & (tokensPerBlock - 1)) == 0 ? __ffs(tokensPerBlock) - 1 : -1;
+    const long long kOff = (long long)kvh * HD, vOff = kOff + (long long)tokensPerBlock * rowWidth;
+    int st = 0;
+    u32 ph = 0;
+    for (int i = 0; i < nTiles; i++) {
+      if (i >= NS) fwMbarWait(empty(st), ph ^ 1u);
+      const int k0 = kvLo + i * BN;
+      fwsLoadTile<HD, BN>(sKV + st * STAGE, kv, table, k0, kvHi, kOff, tokensPerBlock, tpbShift, rowWidth, ptid);
+      fwMbarArriveCpAsync(fullK(st));
+      fwsLoadTile<HD, BN>(sKV + st * STAGE + KV_BYTES, kv, table, k0, kvHi, vOff, tokensPerBlock, tpbShift, rowWidth, ptid);
+      fwMbarArriveCpAsync(fullV(st));
+      if (++st == NS) {
+        st = 0;
+        ph ^= 1u;
+      }
+    }
+    fwCpAsyncWaitAll();
+    return;
+  }
+
+  // Consumers.
+  fwRegsInc<FwsRegs<NC>::C>();
+  const float qscale = scale * LLMRT_LOG2E;
+  const int wgMinP = ranges[2 + 4 * wg], wgMaxLo = ranges[5 + 4 * wg];
+  auto fullTile = [&](int k) { return k >= wgMaxLo && k + BN - 1 <= wgMinP; };
+  const u32 qRows = sQ + (u32)(wg * 64 * 128);
+  auto issueS = [&](float (&sacc)[BN / 2], u32 sK) {
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; kk++) {
+      const u64 da = wgDesc(qRows + (u32)((kk >> 2) * BM * 128 + (kk & 3) * 32), 16, 1024);
+      const u64 db = wgDesc(sK + (u32)((kk >> 2) * BN * 128 + (kk & 3) * 32), 16, 1024);
+      if constexpr (BN == 128) {
+        if (kk == 0) wgSS128z(sacc, da, db);
+        else wgSS128(sacc, da, db, 1);
+      } else {
+        if (kk == 0) wgSS64z(sacc, da, db);
+        else wgSS64(sacc, da, db, 1);
+      }
+    }
+  };
+  float o[HD / 2];
+#pragma unroll
+  for (int i = 0; i < HD / 2; i++) o[i] = 0.f;
+  float m[2] = {-LLMRT_INF, -LLMRT_INF}, l[2] = {0.f, 0.f};
+  auto issuePV = [&](const u32 (&pa)[BN / 16][4], u32 sV) {
+#pragma unroll
+    for (int kc = 0; kc < BN / 16; kc++) {
+      const u64 dv = wgDesc(sV + (u32)(kc * 2048), BN * 128, 1024);
+      if constexpr (HD == 128) wgRS128(o, pa[kc], dv);
+      else wgRS64(o, pa[kc], dv);
+    }
+  };
+  float sacc[BN / 2];
+  u32 pa[BN / 16][4], pn[BN / 16][4];
+  int k0 = kvLo, st0 = 0;
+  u32 ph0 = 0;
+  fwMbarWait(fullK(0), 0);
+  fwFenceProxy();
+  wgFence();
+  issueS(sacc, sKV);
+  wgCommit();
+  wgWait<0>();
+  wgFenceRegs(sacc);
+  {
+    float cf[2];
+    fwSoftmaxTile<BN>(sacc, pa, m, l, cf, k0, fullTile(k0), pr, lr, c, qscale);  // O is still 0
+  }
+  wgFenceRegs(pa);
+  while (k0 + BN < kvHi) {
+    const int k1 = k0 + BN;
+    const int st1 = st0 + 1 == NS ? 0 : st0 + 1;
+    const u32 ph1 = st1 == 0 ? ph0 ^ 1u : ph0;
+    fwMbarWait(fullK(st1), ph1);
+    fwMbarWait(fullV(st0), ph0);
+    fwFenceProxy();
+    wgFenceRegs(o);
+    wgFence();
+    issueS(sacc, sKV + st1 * STAGE);
+    wgCommit();
+    issuePV(pa, sKV + st0 * STAGE + KV_BYTES);
+    wgCommit();
+    wgWait<1>();  // S(j + 1) done; P(j) V(j) may still run
+    wgFenceRegs(sacc);
+    float cf[2];
+    fwSoftmaxTile<BN>(sacc, pn, m, l, cf, k1, fullTile(k1), pr, lr, c, qscale);
+    wgWait<0>();
+    wgFenceRegs(o);
+    wgFenceRegs(pa);  // P(j) stays allocated until P(j) V(j) is done
+    fwMbarArrive(empty(st0));  // this thread is done with stage st0 (K(j) and V(j))
+#pragma unroll
+    for (int dt = 0; dt < NDT; dt++) {
+      o[4 * dt] *= cf[0];
+      o[4 * dt + 1] *= cf[0];
+      o[4 * dt + 2] *= cf[1];
+      o[4 * dt + 3] *= cf[1];
+    }
+#pragma unroll
+    for (int kc = 0; kc < BN / 16; kc++) {
+#pragma unroll
+      for (int e = 0; e < 4; e++) pa[kc][e] = pn[kc][e];
+    }
+    wgFenceRegs(pa);
+    k0 = k1;
+    st0 = st1;
+    ph0 = ph1;
+  }
+  fwMbarWait(fullV(st0), ph0);
+  fwFenceProxy();
+  wgFenceRegs(o);
+  wgFence();
+  issuePV(pa, sKV + st0 * STAGE + KV_BYTES);
+  wgCommit();
+  wgWait<0>();
+  wgFenceRegs(o);
+
+#pragma unroll
+  for (int hf = 0; hf < 2; hf++) {
+    float ls = l[hf];
+    ls += __shfl_xor_sync(0xffffffffu, ls, 1);
+    ls += __shfl_xor_sync(0xffffffffu, ls, 2);
+    const float inv = ls > 0.f ? 1.f / ls : 0.f;
+    const int t = qStart + warp * 16 + g + 8 * hf;
+    if (t < qEnd) {
+      bf16_t* orow = out + ((long long)t * numHeads + h) * HD + 2 * c;
+#pragma unroll
+      for (int dt = 0; dt < NDT; dt++) *reinterpret_cast<u32*>(orow + dt * 8) = fwPack(o[4 * dt + 2 * hf] * inv, o[4 * dt + 2 * hf + 1] * inv);
+    }
+  }
+}
+
 #ifndef LLMRT_EMU
 #define FW_DYN_SMEM(NAME) extern __shared__ __align__(1024) unsigned char NAME[]
 #else
@@ -509,4 +813,38 @@ FW_VO(128, 2, 64, 3)
 FW_VO(128, 2, 64, 4)
 FW_VO(64, 3, 64, 3)
 FW_VO(128, 3, 64, 3)
+#endif
+
+// FWS_ENTRY(name, head dim, consumer warpgroups, keys per tile, stages); 128 (NC + 1) threads.
+#define FWS_ENTRY(NAME, HD, NC, BN, NS)                                                                            \
+  extern "C" __global__ void __launch_bounds__(128 * (NC + 1), 1) NAME(const bf16_t* q, bf16_t* out,              \
+      const bf16_t* kvCache, const int* positions, const int* seqStarts, const int* blockTables, int numTokens,      \
+      int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale, int window) { \
+    FW_DYN_SMEM(fwDyn);                                                                                               \
+    (void)numTokens;                                                                                                 \
+    flashWsImpl<HD, NC, BN, NS>(q, out, kvCache, positions, seqStarts, blockTables, numSeqs, numHeads, numKvHeads,   \
+                                tokensPerBlock, maxBlocksPerSeq, scale, window, fwDyn);                              \
+  }
+#if LLMRT_KERNEL(flash_prefill_ws_bf16_hd128)
+FWS_ENTRY(flash_prefill_ws_bf16_hd128, 128, 2, 128, 3)
+#endif
+#if LLMRT_KERNEL(flash_prefill_ws_bf16_hd64)
+FWS_ENTRY(flash_prefill_ws_bf16_hd64, 64, 2, 128, 4)
+#endif
+// Warp-specialized tilings for the check harness: flash_prefill_wsv_hd{HD}_c{consumers}n{keys}s{stages} (each
+// selectable alone: LLMRT_SELECT + LLMRT_K_<name>).
+#if defined(LLMRT_FLASH_VARIANTS) && LLMRT_KERNEL(flash_prefill_wsv_hd128_c2n128s2)
+FWS_ENTRY(flash_prefill_wsv_hd128_c2n128s2, 128, 2, 128, 2)
+#endif
+#if defined(LLMRT_FLASH_VARIANTS) && LLMRT_KERNEL(flash_prefill_wsv_hd128_c2n64s5)
+FWS_ENTRY(flash_prefill_wsv_hd128_c2n64s5, 128, 2, 64, 5)
+#endif
+#if defined(LLMRT_FLASH_VARIANTS) && LLMRT_KERNEL(flash_prefill_wsv_hd128_c3n64s4)
+FWS_ENTRY(flash_prefill_wsv_hd128_c3n64s4, 128, 3, 64, 4)
+#endif
+#if defined(LLMRT_FLASH_VARIANTS) && LLMRT_KERNEL(flash_prefill_wsv_hd64_c3n128s3)
+FWS_ENTRY(flash_prefill_wsv_hd64_c3n128s3, 64, 3, 128, 3)
+#endif
+#if defined(LLMRT_FLASH_VARIANTS) && LLMRT_KERNEL(flash_prefill_wsv_hd64_c2n64s4)
+FWS_ENTRY(flash_prefill_wsv_hd64_c2n64s4, 64, 2, 64, 4)
 #endif
