@@ -20,6 +20,7 @@ import {
   decodeSplitKeys,
   flashPrefillGeometry,
   flashPrefillWgGeometry,
+  flashPrefillWsGeometry,
   GEMV_MAX_ROWS,
   graphDecodeSplit,
   type KernelLaunch,
@@ -320,6 +321,8 @@ export interface FakeSessionOptions {
   readonly fp8Gemv1?: boolean;
   /** LaunchEnv.wgmmaPrefill (flash_prefill_wg for bf16 prefill at head dims 64 / 128). */
   readonly wgmmaPrefill?: boolean;
+  /** LaunchEnv.wsPrefill (with wgmmaPrefill: flash_prefill_ws). */
+  readonly wsPrefill?: boolean;
   /** LaunchEnv.decodeSplitK: fused decode steps of up to 8 sequences on decode_attention_sk (decodeSkGeometry, as the session does). */
   readonly decodeSplitK?: boolean;
   /** LaunchEnv.gemvSplitK: skinny fused decode GEMVs on gemv_fused_ks. */
@@ -412,6 +415,7 @@ export class FakeCudaSession {
       fp8FusedQuant: opts.fp8FusedQuant,
       fp8Gemv1: opts.fp8Gemv1,
       wgmmaPrefill: opts.wgmmaPrefill,
+      wsPrefill: opts.wsPrefill,
       decodeSplitK: opts.decodeSplitK,
       gemvSplitK: opts.gemvSplitK,
       quantGemm: opts.quantGemm,
@@ -1177,6 +1181,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "paged_attention_prefill_mma_bf16":
       case "flash_prefill_bf16":
       case "flash_prefill_wg_bf16":
+      case "flash_prefill_ws_bf16":
       case "paged_attention_prefill_bf16":
       case "paged_attention_generic_bf16": {
         const generic = name === "paged_attention_generic_bf16", kvAlgo = kvAlgoOf(l.kernel);
@@ -1187,8 +1192,8 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         else if (name === "flash_prefill_bf16") {
           const fg = flashPrefillGeometry(hd)!;
           assert.ok(l.grid[0] === nH && l.grid[1] >= cdiv(T, fg.rows) + S && l.block === fg.threads, `${l.kernel}: grid ${l.grid} block ${l.block}`);
-        } else if (name === "flash_prefill_wg_bf16") {
-          const fg = flashPrefillWgGeometry(hd)!;
+        } else if (name === "flash_prefill_wg_bf16" || name === "flash_prefill_ws_bf16") {
+          const fg = (name === "flash_prefill_ws_bf16" ? flashPrefillWsGeometry(hd) : flashPrefillWgGeometry(hd))!;
           assert.ok(l.grid[0] === nH && l.grid[1] >= cdiv(T, fg.rows) + S && l.block === fg.threads, `${l.kernel}: grid ${l.grid} block ${l.block}`);
           assert.equal(l.sharedBytes, fg.sharedMem, `${l.kernel}: dynamic shared memory`);
         } else assert.ok(l.grid[0] >= cdiv(T, name === "paged_attention_prefill_bf16" ? 16 : 64) + S && l.grid[1] === nH);

@@ -4,7 +4,7 @@
 // the step's logits and KV cache equal the default plan's on the fake device (tests/cuda_fake_device.ts, whose stand-ins
 // compute what the kernels document). The kernel's arithmetic: tests/gpu/flash_prefill.test.ts and
 // tools/cuda-kernel-check/flash_prefill.py on an sm_90 device.
-import { flashPrefillWgGeometry, type KernelLaunch } from "../lib/backends/cuda/launch_plan.ts";
+import { flashPrefillWgGeometry, flashPrefillWsGeometry, type KernelLaunch } from "../lib/backends/cuda/launch_plan.ts";
 import { unitArch } from "../lib/backends/cuda/compiler.ts";
 import { buildSync } from "../lib/builder/builder.ts";
 import { FakeCudaSession, randomModel, step } from "./cuda_fake_device.ts";
@@ -22,6 +22,14 @@ test("flashPrefillWgGeometry: the FW_ENTRY tilings (hd 64: 2 warpgroups, 64-key 
   assert.equal(unitArch("flash_prefill_wg.cu", "sm_89"), "sm_89");
 });
 
+test("flashPrefillWsGeometry: the FWS_ENTRY tilings (2 consumer warpgroups + a producer; hd 64: 128-key tiles, 4 stages; hd 128: 128-key tiles, 3 stages) fit the per-block shared memory", () => {
+  assert.deepEqual(flashPrefillWsGeometry(64), { rows: 128, threads: 384, sharedMem: (128 + 1024) * 128 + 1024 + 256 });
+  assert.deepEqual(flashPrefillWsGeometry(128), { rows: 128, threads: 384, sharedMem: (128 + 768) * 256 + 1024 + 256 });
+  // + the kernel's static shared memory (ranges: 40 bytes) within the H100/H200 per-block opt-in limit
+  assert.ok(flashPrefillWsGeometry(128)!.sharedMem + 40 <= 227 * 1024);
+  assert.equal(flashPrefillWsGeometry(96), undefined);
+});
+
 const RAW = {
   vocab_size: 97,
   hidden_size: 256,
@@ -31,8 +39,9 @@ const RAW = {
   architectures: ["LlamaForCausalLM"],
   model_type: "llama",
 };
-for (const [hd, nH, nKV] of [[64, 4, 1], [128, 4, 2]]) {
-  test(`wgmmaPrefill: head dim ${hd} prefill and mixed steps launch flash_prefill_wg_bf16_hd${hd}; logits and KV cache as the default plan's`, () => {
+for (const [hd, nH, nKV, ws] of [[64, 4, 1, false], [128, 4, 2, false], [64, 4, 1, true], [128, 4, 2, true]] as const) {
+  const kernel = `flash_prefill_${ws ? "ws" : "wg"}_bf16_hd${hd}`;
+  test(`wgmmaPrefill${ws ? " + wsPrefill" : ""}: head dim ${hd} prefill and mixed steps launch ${kernel}; logits and KV cache as the default plan's`, () => {
     const model = randomModel({ ...RAW, num_attention_heads: nH, num_key_value_heads: nKV, head_dim: hd }, 31 + hd, true, 0.15);
     let engine;
     try {
@@ -41,7 +50,7 @@ for (const [hd, nH, nKV] of [[64, 4, 1], [128, 4, 2]]) {
       model.close();
     }
     const numBlocks = 60, L = engine.plan.attributes.numLayers;
-    const wg = new FakeCudaSession(engine, numBlocks, 132, false, { wgmmaPrefill: true });
+    const wg = new FakeCudaSession(engine, numBlocks, 132, false, { wgmmaPrefill: true, wsPrefill: ws });
     const ref = new FakeCudaSession(engine, numBlocks, 132, false, {});
     const V = engine.plan.attributes.vocabSize;
     const seqs = [150, 7, 1].map((n, s) => ({
@@ -56,7 +65,7 @@ for (const [hd, nH, nKV] of [[64, 4, 1], [128, 4, 2]]) {
       sameKvCache(wg, ref, L, what);
       assert.deepEqual([...new Set(kinds(wg))], [want], `${what}: attention launches`);
     };
-    const wantWg = `flash_prefill_wg_bf16_hd${hd}`;
+    const wantWg = kernel;
     run(
       "prefill",
       step([{ ids: seqs[0].ids.slice(0, 100), pos: 0, blocks: seqs[0].blocks }, { ids: seqs[1].ids.slice(0, 6), pos: 0, blocks: seqs[1].blocks }], 20),
@@ -74,6 +83,6 @@ for (const [hd, nH, nKV] of [[64, 4, 1], [128, 4, 2]]) {
     const dec = step([{ ids: seqs[0].ids.slice(149), pos: 149, blocks: seqs[0].blocks }, { ids: [3], pos: 7, blocks: seqs[1].blocks }], 20);
     const a = wg.run(dec, false), b = ref.run(dec, false);
     sameBits(a.logits, b.logits, "decode: logits");
-    assert.ok(!kinds(wg).some((k) => k.startsWith("flash_prefill_wg")), `decode steps keep the decode kernels: ${kinds(wg)}`);
+    assert.ok(!kinds(wg).some((k) => k.startsWith("flash_prefill_w")), `decode steps keep the decode kernels: ${kinds(wg)}`);
   });
 }

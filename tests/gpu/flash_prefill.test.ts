@@ -5,11 +5,12 @@
  * one-token sequence and, in a second case, a sliding window; shuffled block tables whose unused blocks hold NaN
  * (a stray read shows), outputs poisoned with NaN (an unwritten row shows). The launch geometry is the plan's
  * (attention_choice.ts flashPrefillGeometry). On an sm_90 device flash_prefill_wg_bf16_hd{64,128} (kernels/flash_prefill_wg.cu,
- * warpgroup MMAs, sm_90a; flashPrefillWgGeometry) takes the same cases. tools/cuda-kernel-check/flash_prefill.py checks more
+ * warpgroup MMAs, sm_90a; flashPrefillWgGeometry) and flash_prefill_ws_bf16_hd{64,128} (the warp-specialized kernel of
+ * the same file; flashPrefillWsGeometry) take the same cases. tools/cuda-kernel-check/flash_prefill.py checks more
  * shapes and times them.
  */
 import { loadKernelFile } from "../../lib/backends/cuda/compiler.ts";
-import { flashPrefillGeometry, flashPrefillWgGeometry } from "../../lib/backends/cuda/attention_choice.ts";
+import { flashPrefillGeometry, flashPrefillWgGeometry, flashPrefillWsGeometry } from "../../lib/backends/cuda/attention_choice.ts";
 import { assert } from "../harness.ts";
 import { device, fromBf16Bits, gpuTest, seededUniform, toBf16Bits } from "./gpu.ts";
 
@@ -76,6 +77,9 @@ for (const hd of [64, 128]) {
     using wgMod = wgGeo ? loadKernelFile(d, "flash_prefill_wg.cu") : undefined;
     const wgKernel = wgMod?.kernel(`flash_prefill_wg_bf16_hd${hd}`, SIG);
     if (wgKernel && wgGeo) wgKernel.setMaxDynamicSharedMemory(wgGeo.sharedMem);
+    const wsGeo = wgGeo ? flashPrefillWsGeometry(hd)! : undefined;
+    const wsKernel = wsGeo ? wgMod?.kernel(`flash_prefill_ws_bf16_hd${hd}`, SIG) : undefined;
+    if (wsKernel && wsGeo) wsKernel.setMaxDynamicSharedMemory(wsGeo.sharedMem);
     CASES.forEach(({ nH, nKV, bs, window, seqs }, ci) => {
       const S = seqs.length, T = seqs.reduce((a, [, n]) => a + n, 0), row = nKV * hd;
       const stride = Math.max(...seqs.map(([p0, n]) => Math.ceil((p0 + n) / bs))) + 1;
@@ -115,6 +119,7 @@ for (const hd of [64, 128]) {
       using oFlash = d.alloc(q.byteLength);
       using oMma = d.alloc(q.byteLength);
       using oWg = d.alloc(q.byteLength);
+      using oWs = d.alloc(q.byteLength);
       dq.copyFromHost(q);
       dKv.copyFromHost(cache);
       dPos.copyFromHost(positions);
@@ -122,6 +127,7 @@ for (const hd of [64, 128]) {
       dTables.copyFromHost(tables);
       oFlash.copyFromHost(new Uint16Array(q.length).fill(0x7fc0));
       oWg.copyFromHost(new Uint16Array(q.length).fill(0x7fc0));
+      oWs.copyFromHost(new Uint16Array(q.length).fill(0x7fc0));
       const scale = 1 / Math.sqrt(hd);
       const args = [dq.ptr, 0n, dKv.ptr, dPos.ptr, dStarts.ptr, dTables.ptr, T, S, nH, nKV, bs, stride, scale, window];
       flash.kernel(`flash_prefill_bf16_hd${hd}`, SIG).launch([nH, Math.ceil(T / fg.rows) + S, 1], fg.threads, [dq.ptr, oFlash.ptr, ...args.slice(2)]);
@@ -129,10 +135,18 @@ for (const hd of [64, 128]) {
       if (wgKernel && wgGeo) {
         wgKernel.launch([nH, Math.ceil(T / wgGeo.rows) + S, 1], wgGeo.threads, [dq.ptr, oWg.ptr, ...args.slice(2)], { sharedMemBytes: wgGeo.sharedMem });
       }
+      if (wsKernel && wsGeo) {
+        wsKernel.launch([nH, Math.ceil(T / wsGeo.rows) + S, 1], wsGeo.threads, [dq.ptr, oWs.ptr, ...args.slice(2)], { sharedMemBytes: wsGeo.sharedMem });
+      }
       const b = new Uint16Array(q.length);
       oMma.copyToHost(b);
       const ref = reference(q, cache, tables, seqs, nH, nKV, hd, bs, stride, scale, window);
-      for (const [label, buf] of [["flash_prefill", oFlash], ...(wgKernel ? [["flash_prefill_wg", oWg] as const] : [])] as const) {
+      const kernels = [
+        ["flash_prefill", oFlash] as const,
+        ...(wgKernel ? [["flash_prefill_wg", oWg] as const] : []),
+        ...(wsKernel ? [["flash_prefill_ws", oWs] as const] : []),
+      ];
+      for (const [label, buf] of kernels) {
         const a = new Uint16Array(q.length);
         buf.copyToHost(a);
         let e2 = 0, r2 = 0, m2 = 0, nanCount = 0;
