@@ -35,7 +35,7 @@ WG_DEFAULT = {64: (2, 64, 3), 128: (3, 64, 3)}
 # flash_prefill_ws (warp-specialized: NC consumer warpgroups + a producer one): the entry points' (consumers, keys,
 # stages) and the variants; each compiles alone (LLMRT_SELECT) to keep NVRTC time down.
 WS_DEFAULT = {64: (2, 128, 4), 128: (2, 128, 3)}
-WS_VARIANTS = {64: ["wsv_c3n128s3", "wsv_c2n64s4"], 128: ["wsv_c2n128s2", "wsv_c2n64s5", "wsv_c3n64s4"]}
+WS_VARIANTS = {64: ["wsv_c3n128s3", "wsv_c2n64s4", "wsv_c2n128s4p"], 128: ["wsv_c2n128s2", "wsv_c2n64s5", "wsv_c3n64s4", "wsv_c2n128s3p", "wsv_c2n128s2p"]}
 WG_VARIANTS = {64: ["wgv_g2n64s3", "wgv_g3n128s2", "wgv_g2n128s3", "wgv_g2n128s3o", "wgv_g2n64s4o", "wgv_g3n64s3o"],
                128: ["wgv_g2n64s3", "wgv_g3n64s2", "wgv_g2n128s3", "wgv_g2n64s3o", "wgv_g2n64s4o", "wgv_g3n64s3o"]}
 
@@ -52,7 +52,7 @@ def geom(name, hd):
             c, n, st = WS_DEFAULT[hd]
             kern = f"flash_prefill_ws_bf16_hd{hd}"
         else:
-            c, n, st = (int(x) for x in name[5:].replace("n", " ").replace("s", " ").split())
+            c, n, st = (int(x) for x in name[5:].rstrip("p").replace("n", " ").replace("s", " ").split())
             kern = f"flash_prefill_wsv_hd{hd}_{name[4:]}"
         smem = (64 * c + 2 * st * n) * hd * 2 + 1024 + 256  # FWS_SMEM
         return kern, "flash_prefill_wg", ("LLMRT_SELECT", "LLMRT_FLASH_VARIANTS", f"LLMRT_K_{kern}=1"), 64 * c, 128 * (c + 1), smem, "a"

@@ -21,11 +21,11 @@ KDIR = os.path.abspath(os.path.join(HERE, "..", "..", "..", "lib", "backends", "
 OUT = os.path.join(HERE, "build")
 KERNELS = {64: [("flash_prefill_wg_bf16_hd64", 2), ("flash_prefill_wgv_hd64_g2n64s3", 2), ("flash_prefill_wgv_hd64_g3n128s2", 3), ("flash_prefill_wgv_hd64_g2n128s3", 2),
                 ("flash_prefill_wgv_hd64_g2n128s3o", 2), ("flash_prefill_wgv_hd64_g2n64s4o", 2), ("flash_prefill_wgv_hd64_g3n64s3o", 3),
-                ("flash_prefill_ws_bf16_hd64", -2), ("flash_prefill_wsv_hd64_c3n128s3", -3), ("flash_prefill_wsv_hd64_c2n64s4", -2)],
+                ("flash_prefill_ws_bf16_hd64", -2), ("flash_prefill_wsv_hd64_c3n128s3", -3), ("flash_prefill_wsv_hd64_c2n64s4", -2), ("flash_prefill_wsv_hd64_c2n128s4p", -2)],
            128: [("flash_prefill_wg_bf16_hd128", 3), ("flash_prefill_wgv_hd128_g2n64s3", 2), ("flash_prefill_wgv_hd128_g3n64s2", 3), ("flash_prefill_wgv_hd128_g2n128s3", 2),
                  ("flash_prefill_wgv_hd128_g2n64s3o", 2), ("flash_prefill_wgv_hd128_g2n64s4o", 2), ("flash_prefill_wgv_hd128_g3n64s3o", 3),
                  ("flash_prefill_ws_bf16_hd128", -2), ("flash_prefill_wsv_hd128_c2n128s2", -2), ("flash_prefill_wsv_hd128_c2n64s5", -2),
-                 ("flash_prefill_wsv_hd128_c3n64s4", -3)]}
+                 ("flash_prefill_wsv_hd128_c3n64s4", -3), ("flash_prefill_wsv_hd128_c2n128s3p", -2), ("flash_prefill_wsv_hd128_c2n128s2p", -2)]}
 
 
 def build():
@@ -61,7 +61,8 @@ def main():
     lib.emu_launch.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_float)] + [ctypes.c_int] * 6
     rng = np.random.default_rng(3)
     cases = [((4, 1, 64), [(0, 150)], 0, 16), ((4, 2, 128), [(0, 70), (40, 1), (7, 130)], 0, 16), ((6, 2, 64), [(0, 1), (300, 65)], 0, 32),
-             ((2, 2, 128), [(0, 200), (5, 3)], 77, 16), ((4, 1, 64), [(100, 64), (0, 129)], 50, 32)]
+             ((2, 2, 128), [(0, 200), (5, 3)], 77, 16), ((4, 1, 64), [(100, 64), (0, 129)], 50, 32),
+             ((2, 1, 128), [(0, 700)], 0, 32), ((2, 1, 64), [(0, 700)], 0, 16)]
     if quick:
         cases = cases[:2]
     fails = 0

@@ -128,6 +128,35 @@ __device__ __forceinline__ void fwRegsDec() {}
 template <int R>
 __device__ __forceinline__ void fwRegsInc() {}
 __device__ __forceinline__ void fwCpAsyncWaitAll() {}
+// Named barriers (bar.sync / bar.arrive id, n): a generation counter per id under the mbarrier mutex; a phase completes
+// when n threads arrived (syncing or not); syncing threads wait for it. One block runs at a time.
+struct LlmrtEmuNamedBar {
+  int count = 0;
+  long gen = 0;
+};
+inline LlmrtEmuNamedBar llmrtEmuNamedBars[16];
+inline void llmrtEmuBar(int id, int n, bool wait) {
+  long mine;
+  {
+    std::lock_guard<std::mutex> g(llmrtEmuMbarMutex);
+    LlmrtEmuNamedBar& b = llmrtEmuNamedBars[id];
+    mine = b.gen;
+    if (++b.count == n) {
+      b.count = 0;
+      b.gen++;
+      return;
+    }
+  }
+  while (wait) {
+    {
+      std::lock_guard<std::mutex> g(llmrtEmuMbarMutex);
+      if (llmrtEmuNamedBars[id].gen != mine) return;
+    }
+    std::this_thread::yield();
+  }
+}
+__device__ __forceinline__ void fwBarSync(int id, int n) { llmrtEmuBar(id, n, true); }
+__device__ __forceinline__ void fwBarArrive(int id, int n) { llmrtEmuBar(id, n, false); }
 __device__ __forceinline__ u32 fwPack(float lo, float hi) {
   auto rne = [](float f) -> u32 {
     u32 u = __float_as_uint(f);

@@ -170,6 +170,9 @@ __device__ __forceinline__ void fwRegsDec() { asm volatile("setmaxnreg.dec.sync.
 template <int R>
 __device__ __forceinline__ void fwRegsInc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(R)); }
 __device__ __forceinline__ void fwCpAsyncWaitAll() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+/** Named barriers 1.. (0 is __syncthreads) over `n` threads: wait for the others / only signal. */
+__device__ __forceinline__ void fwBarSync(int id, int n) { asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(n) : "memory"); }
+__device__ __forceinline__ void fwBarArrive(int id, int n) { asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(n) : "memory"); }
 
 #else
 #include "wgmma_emu.h"
@@ -557,7 +560,9 @@ __device__ __forceinline__ void fwsLoadTile(u32 dst, const bf16_t* kv, const int
   }
 }
 
-template <int HD, int NC, int BN, int NS>
+// PP (ping-pong): the consumers take turns issuing their MMAs of a tile (named barrier 1 + w: warpgroup w's turn, after
+// warpgroup w - 1 issued), so one warpgroup's softmax runs while another's MMAs run.
+template <int HD, int NC, int BN, int NS, bool PP = false>
 __device__ __forceinline__ void flashWsImpl(const bf16_t* q, bf16_t* out, const bf16_t* kv, const int* positions,
     const int* seqStarts, const int* blockTables, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
     int maxBlocksPerSeq, float scale, int window, unsigned char* smemRaw) {
@@ -712,6 +717,8 @@ __device__ __forceinline__ void flashWsImpl(const bf16_t* q, bf16_t* out, const 
     fwSoftmaxTile<BN>(sacc, pa, m, l, cf, k0, fullTile(k0), pr, lr, c, qscale);  // O is still 0
   }
   wgFenceRegs(pa);
+  if (PP && wg == NC - 1 && nTiles >= 2) fwBarArrive(1, 256);  // the first turn is warpgroup 0's
+  int j = 0;
   while (k0 + BN < kvHi) {
     const int k1 = k0 + BN;
     const int st1 = st0 + 1 == NS ? 0 : st0 + 1;
@@ -719,12 +726,15 @@ __device__ __forceinline__ void flashWsImpl(const bf16_t* q, bf16_t* out, const 
     fwMbarWait(fullK(st1), ph1);
     fwMbarWait(fullV(st0), ph0);
     fwFenceProxy();
+    if (PP) fwBarSync(1 + wg, 256);
     wgFenceRegs(o);
     wgFence();
     issueS(sacc, sKV + st1 * STAGE);
     wgCommit();
     issuePV(pa, sKV + st0 * STAGE + KV_BYTES);
     wgCommit();
+    // The next warpgroup's turn (the last warpgroup's last signal would have no taker).
+    if (PP && !(wg == NC - 1 && j == nTiles - 2)) fwBarArrive(wg == NC - 1 ? 1 : 2 + wg, 256);
     wgWait<1>();  // S(j + 1) done; P(j) V(j) may still run
     wgFenceRegs(sacc);
     float cf[2];
@@ -749,6 +759,7 @@ __device__ __forceinline__ void flashWsImpl(const bf16_t* q, bf16_t* out, const 
     k0 = k1;
     st0 = st1;
     ph0 = ph1;
+    j++;
   }
   fwMbarWait(fullV(st0), ph0);
   fwFenceProxy();
@@ -815,36 +826,45 @@ FW_VO(64, 3, 64, 3)
 FW_VO(128, 3, 64, 3)
 #endif
 
-// FWS_ENTRY(name, head dim, consumer warpgroups, keys per tile, stages); 128 (NC + 1) threads.
-#define FWS_ENTRY(NAME, HD, NC, BN, NS)                                                                            \
+// FWS_ENTRY(name, head dim, consumer warpgroups, keys per tile, stages, ping-pong); 128 (NC + 1) threads.
+#define FWS_ENTRY(NAME, HD, NC, BN, NS, PP)                                                                            \
   extern "C" __global__ void __launch_bounds__(128 * (NC + 1), 1) NAME(const bf16_t* q, bf16_t* out,              \
       const bf16_t* kvCache, const int* positions, const int* seqStarts, const int* blockTables, int numTokens,      \
       int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale, int window) { \
     FW_DYN_SMEM(fwDyn);                                                                                               \
     (void)numTokens;                                                                                                 \
-    flashWsImpl<HD, NC, BN, NS>(q, out, kvCache, positions, seqStarts, blockTables, numSeqs, numHeads, numKvHeads,   \
+    flashWsImpl<HD, NC, BN, NS, PP>(q, out, kvCache, positions, seqStarts, blockTables, numSeqs, numHeads, numKvHeads,   \
                                 tokensPerBlock, maxBlocksPerSeq, scale, window, fwDyn);                              \
   }
 #if LLMRT_KERNEL(flash_prefill_ws_bf16_hd128)
-FWS_ENTRY(flash_prefill_ws_bf16_hd128, 128, 2, 128, 3)
+FWS_ENTRY(flash_prefill_ws_bf16_hd128, 128, 2, 128, 3, false)
 #endif
 #if LLMRT_KERNEL(flash_prefill_ws_bf16_hd64)
-FWS_ENTRY(flash_prefill_ws_bf16_hd64, 64, 2, 128, 4)
+FWS_ENTRY(flash_prefill_ws_bf16_hd64, 64, 2, 128, 4, false)
 #endif
 // Warp-specialized tilings for the check harness: flash_prefill_wsv_hd{HD}_c{consumers}n{keys}s{stages} (each
 // selectable alone: LLMRT_SELECT + LLMRT_K_<name>).
 #if defined(LLMRT_FLASH_VARIANTS) && LLMRT_KERNEL(flash_prefill_wsv_hd128_c2n128s2)
-FWS_ENTRY(flash_prefill_wsv_hd128_c2n128s2, 128, 2, 128, 2)
+FWS_ENTRY(flash_prefill_wsv_hd128_c2n128s2, 128, 2, 128, 2, false)
 #endif
 #if defined(LLMRT_FLASH_VARIANTS) && LLMRT_KERNEL(flash_prefill_wsv_hd128_c2n64s5)
-FWS_ENTRY(flash_prefill_wsv_hd128_c2n64s5, 128, 2, 64, 5)
+FWS_ENTRY(flash_prefill_wsv_hd128_c2n64s5, 128, 2, 64, 5, false)
 #endif
 #if defined(LLMRT_FLASH_VARIANTS) && LLMRT_KERNEL(flash_prefill_wsv_hd128_c3n64s4)
-FWS_ENTRY(flash_prefill_wsv_hd128_c3n64s4, 128, 3, 64, 4)
+FWS_ENTRY(flash_prefill_wsv_hd128_c3n64s4, 128, 3, 64, 4, false)
+#endif
+#if defined(LLMRT_FLASH_VARIANTS) && LLMRT_KERNEL(flash_prefill_wsv_hd128_c2n128s3p)
+FWS_ENTRY(flash_prefill_wsv_hd128_c2n128s3p, 128, 2, 128, 3, true)
+#endif
+#if defined(LLMRT_FLASH_VARIANTS) && LLMRT_KERNEL(flash_prefill_wsv_hd128_c2n128s2p)
+FWS_ENTRY(flash_prefill_wsv_hd128_c2n128s2p, 128, 2, 128, 2, true)
+#endif
+#if defined(LLMRT_FLASH_VARIANTS) && LLMRT_KERNEL(flash_prefill_wsv_hd64_c2n128s4p)
+FWS_ENTRY(flash_prefill_wsv_hd64_c2n128s4p, 64, 2, 128, 4, true)
 #endif
 #if defined(LLMRT_FLASH_VARIANTS) && LLMRT_KERNEL(flash_prefill_wsv_hd64_c3n128s3)
-FWS_ENTRY(flash_prefill_wsv_hd64_c3n128s3, 64, 3, 128, 3)
+FWS_ENTRY(flash_prefill_wsv_hd64_c3n128s3, 64, 3, 128, 3, false)
 #endif
 #if defined(LLMRT_FLASH_VARIANTS) && LLMRT_KERNEL(flash_prefill_wsv_hd64_c2n64s4)
-FWS_ENTRY(flash_prefill_wsv_hd64_c2n64s4, 64, 2, 64, 4)
+FWS_ENTRY(flash_prefill_wsv_hd64_c2n64s4, 64, 2, 64, 4, false)
 #endif
