@@ -130,7 +130,7 @@ def reference(q, cache, seqs, nH, nKV, hd, scale, window):
     return torch.cat(outs, 0)
 
 
-def checks(kinds):
+def checks(kinds, quick=False):
     log("== flash prefill: vs float64 (and the mma kernel)")
     gen = torch.Generator(device="cuda").manual_seed(5)
     cases = [((32, 8, 64), [(0, 300)], 0, 32), ((32, 8, 64), [(0, 100), (40, 1), (7, 257)], 0, 16),
@@ -139,6 +139,8 @@ def checks(kinds):
              ((32, 8, 64), [(0, 200), (50, 70)], 100, 32), ((32, 8, 128), [(0, 333), (700, 129)], 77, 16),
              ((16, 1, 128), [(0, 64)], 0, 16), ((32, 8, 128), [(0, 1024)], 0, 32), ((8, 8, 64), [(2000, 257)], 0, 32),
              ((24, 8, 128), [(129, 1), (0, 2), (17, 127)], 0, 16)]
+    if quick:  # packed with a cached prefix, hd 64 window, hd 128 window, hd 128 GQA 1024 keys, one-token rows
+        cases = [cases[i] for i in (1, 6, 7, 9, 11)]
     for (nH, nKV, hd), seqs, window, tpb in cases:
         if not kinds[hd]:
             continue
@@ -256,6 +258,7 @@ def main():
     ap.add_argument("--wg", default="auto", help="flash_prefill_wg (sm_90a wgmma): auto (on sm_90), on, off, variants")
     ap.add_argument("--ws", default="off", help="flash_prefill_ws (warp-specialized, sm_90a): off, on, variants")
     ap.add_argument("--hds", default="64,128", help="head dims to check and time")
+    ap.add_argument("--quick", action="store_true", help="checks: 5 of the layouts")
     ap.add_argument("--skip-slow", action="store_true", help="at --long, time only the wgmma kernels (and SDPA)")
     a = ap.parse_args()
     log(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}")
@@ -274,7 +277,7 @@ def main():
     only = a.only.split(",")
     times = {}
     if "checks" in only:
-        checks(kinds)
+        checks(kinds, a.quick)
     if "time" in only:
         times = timing(kinds, [int(x) for x in a.lens.split(",") if x], a.long, a.skip_slow)
     bad = [r for r in RESULTS if not r[1]]

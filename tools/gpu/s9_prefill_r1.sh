@@ -11,13 +11,13 @@ OUT=${OUT:-/tmp/prefill-out}
 mkdir -p "$OUT"
 s() { echo "== [$SECONDS s] $*"; }
 s checks
-timeout 30 python3 tools/cuda-kernel-check/flash_prefill.py --only checks --wg on --ws variants > "$OUT/checks.log" 2>&1
+timeout 26 python3 tools/cuda-kernel-check/flash_prefill.py --only checks --quick --wg on --ws variants > "$OUT/checks.log" 2>&1
 rc=$?
 echo "rc=$rc"
 grep -E "SUMMARY|FAIL|rror" "$OUT/checks.log" | cut -c1-300 | head -12
 grep -E "flash_ws" "$OUT/checks.log" | grep -E "nKV=8 seqs=\[\(0, 1024\)\]|seqs=\[\(0, 300\)\]" | cut -c1-200 | head -8
 s "time hd128 32768 (+ 2048)"
-timeout 22 python3 tools/cuda-kernel-check/flash_prefill.py --only time --wg on --ws variants --lens 2048 --long 32768 --skip-slow --out "$OUT" > "$OUT/time.log" 2>&1
+timeout 20 python3 tools/cuda-kernel-check/flash_prefill.py --only time --wg on --ws variants --lens 2048 --long 32768 --skip-slow --out "$OUT" > "$OUT/time.log" 2>&1
 echo "rc=$?"
 grep -E "hd(64|128) T=|differs|failed|rror" "$OUT/time.log" | grep -v "^  \.\." | cut -c1-200
 grep -qE "hd128 T= 32768" "$OUT/time.log" || grep -E "^  \.\." "$OUT/time.log" | cut -c1-200
