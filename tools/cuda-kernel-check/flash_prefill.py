@@ -59,7 +59,7 @@ def geom(name, hd):
     if name.startswith("wg"):
         if name == "wg":
             g, n, st = WG_DEFAULT[hd]
-            kern, defs = f"flash_prefill_wg_bf16_hd{hd}", ()
+            kern, defs = f"flash_prefill_wg_bf16_hd{hd}", ("LLMRT_SELECT", f"LLMRT_K_flash_prefill_wg_bf16_hd{hd}=1")
         else:
             g, n, st = (int(x) for x in name[5:].rstrip("xo").replace("n", " ").replace("s", " ").split())
             kern, defs = f"flash_prefill_wgv_hd{hd}_{name[4:]}", ("LLMRT_FLASH_VARIANTS",)
@@ -130,7 +130,7 @@ def reference(q, cache, seqs, nH, nKV, hd, scale, window):
     return torch.cat(outs, 0)
 
 
-def checks(kinds, quick=False):
+def checks(kinds, quick=False, mma=True):
     log("== flash prefill: vs float64 (and the mma kernel)")
     gen = torch.Generator(device="cuda").manual_seed(5)
     cases = [((32, 8, 64), [(0, 300)], 0, 32), ((32, 8, 64), [(0, 100), (40, 1), (7, 257)], 0, 16),
@@ -139,8 +139,8 @@ def checks(kinds, quick=False):
              ((32, 8, 64), [(0, 200), (50, 70)], 100, 32), ((32, 8, 128), [(0, 333), (700, 129)], 77, 16),
              ((16, 1, 128), [(0, 64)], 0, 16), ((32, 8, 128), [(0, 1024)], 0, 32), ((8, 8, 64), [(2000, 257)], 0, 32),
              ((24, 8, 128), [(129, 1), (0, 2), (17, 127)], 0, 16)]
-    if quick:  # packed with a cached prefix, hd 64 window, hd 128 window, hd 128 GQA 1024 keys, one-token rows
-        cases = [cases[i] for i in (1, 6, 7, 9, 11)]
+    if quick:  # packed with a cached prefix (hd 64, 128), hd 64 window, hd 128 window, hd 128 GQA 1024 keys, one-token rows
+        cases = [cases[i] for i in (1, 4, 6, 7, 9, 11)]
     for (nH, nKV, hd), seqs, window, tpb in cases:
         if not kinds[hd]:
             continue
@@ -155,7 +155,7 @@ def checks(kinds, quick=False):
         scale = 1 / math.sqrt(hd)
         ref = reference(q, cache, seqs, nH, nKV, hd, scale, window)
         outs = {}
-        for kind in ["mma"] + kinds[hd]:
+        for kind in (["mma"] if mma else []) + kinds[hd]:
             o = torch.full((T, nH * hd), float("nan"), device="cuda", dtype=torch.bfloat16)
             try:
                 run(kind, hd, q, o, cache, positions, seqStarts, T, S, nH, nKV, scale, window)
@@ -165,12 +165,12 @@ def checks(kinds, quick=False):
                 if "illegal" in str(ex) or "misaligned" in str(ex) or "launch failure" in str(ex):
                     raise
             outs[kind] = o
-        em = relerr(outs["mma"].view(T, nH, hd), ref)
+        em = relerr(outs["mma"].view(T, nH, hd), ref) if mma else float("nan")
         for kind in kinds[hd]:
             if kind not in outs:
                 continue
             e = relerr(outs[kind].view(T, nH, hd), ref)
-            d = relerr(outs[kind].view(T, nH, hd), outs["mma"].view(T, nH, hd).double())
+            d = relerr(outs[kind].view(T, nH, hd), outs["mma"].view(T, nH, hd).double()) if mma else float("nan")
             record(f"flash_{kind}_hd{hd}", e < 1e-2, f"nH={nH} nKV={nKV} seqs={seqs} win={window} tpb={tpb}: rel={e:.2e} (mma {em:.2e}; vs mma {d:.2e})")
 
 
@@ -258,6 +258,9 @@ def main():
     ap.add_argument("--wg", default="auto", help="flash_prefill_wg (sm_90a wgmma): auto (on sm_90), on, off, variants")
     ap.add_argument("--ws", default="off", help="flash_prefill_ws (warp-specialized, sm_90a): off, on, variants")
     ap.add_argument("--hds", default="64,128", help="head dims to check and time")
+    ap.add_argument("--mma", default="on", help="checks: also run paged_attention_prefill_mma (on / off: float64 only)")
+    ap.add_argument("--ws-kinds", default="", help="instead of --ws: these ws kinds only, e.g. ws,wsv_c2n128s3p")
+    ap.add_argument("--no-flash", action="store_true", help="leave flash_prefill out (checks and timing)")
     ap.add_argument("--quick", action="store_true", help="checks: 5 of the layouts")
     ap.add_argument("--skip-slow", action="store_true", help="at --long, time only the wgmma kernels (and SDPA)")
     a = ap.parse_args()
@@ -270,6 +273,12 @@ def main():
     if a.ws in ("on", "variants"):
         for hd in (64, 128):
             kinds[hd] += ["ws"] + (WS_VARIANTS[hd] if a.ws == "variants" else [])
+    if a.ws_kinds:
+        for hd in (64, 128):
+            kinds[hd] += a.ws_kinds.split(",")
+    if a.no_flash:
+        for hd in (64, 128):
+            kinds[hd] = [k for k in kinds[hd] if k != "flash"]
     hds = [int(x) for x in a.hds.split(",")]
     for hd in (64, 128):
         if hd not in hds:
@@ -277,7 +286,7 @@ def main():
     only = a.only.split(",")
     times = {}
     if "checks" in only:
-        checks(kinds, a.quick)
+        checks(kinds, a.quick, a.mma == "on")
     if "time" in only:
         times = timing(kinds, [int(x) for x in a.lens.split(",") if x], a.long, a.skip_slow)
     bad = [r for r in RESULTS if not r[1]]
