@@ -807,7 +807,7 @@ FW_ENTRY(flash_prefill_wg_bf16_hd64, 64, 2, 64, 3, false)
 FW_ENTRY(flash_prefill_wg_bf16_hd128, 128, 3, 64, 3, true)
 #endif
 
-#ifdef LLMRT_FLASH_VARIANTS
+#if defined(LLMRT_FLASH_VARIANTS) && !defined(LLMRT_SELECT)  // (the ws variants below are selected one at a time)
 // Other tilings for the check harness (tools/cuda-kernel-check/flash_prefill.py):
 // flash_prefill_wgv_hd{HD}_g{warpgroups}n{keys per tile}s{stages}[o: OVL].
 #define FW_V(HD, W, N, S) FW_ENTRY(flash_prefill_wgv_hd##HD##_g##W##n##N##s##S, HD, W, N, S, false)
