@@ -26,6 +26,10 @@
 // Masking (causal / window) only on key tiles that cross a warpgroup's row limits; tiles none of a warpgroup's rows
 // attends are skipped by that warpgroup. Query tiles are numbered sequence by sequence, the last (longest) first;
 // heads vary fastest (a kv group's heads share K/V through L2).
+//
+// flash_prefill_ws_bf16_hd{64|128} (same parameters; grid (numHeads, ceil(numTokens / 128) + numSeqs), block 384, dynamic
+// shared memory FWS_SMEM): the warp-specialized form (flashWsImpl below): a producer warpgroup and two consumer
+// warpgroups that never meet at a CTA barrier inside the key loop.
 #include "common.cuh"
 
 #define FW_INT_MAX 0x7fffffff
