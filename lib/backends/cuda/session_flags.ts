@@ -108,7 +108,9 @@ export const CUDA_FLAGS = {
   /**
    * With `wgmmaPrefill`: prefill attention on the warp-specialized kernel flash_prefill_ws (a producer warpgroup
    * streams K/V tiles through an mbarrier ring, consumer warpgroups never meet at a CTA barrier in the key loop; 128-key
-   * tiles). Off by default until measured. @default false
+   * tiles, ping-pong between the consumers). H200 (session 9 r3): as accurate as flash_prefill_wg (rel L2 vs float64
+   * 1.9–2.0e-3) but slower: hd 128, T 32768 42.1 vs 29.5 ms; llama-3.1-8b TTFT of 32,000 tokens 1.89 vs 1.57 s; hd 64,
+   * T 2048 124 vs 93 µs. Kept off, for further work on it (TMA loads). @default false
    */
   wsPrefill: { env: "LLMRT_WS_PREFILL", default: false },
 } as const satisfies Record<string, CudaFlag>;

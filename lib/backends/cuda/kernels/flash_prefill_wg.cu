@@ -29,7 +29,8 @@
 //
 // flash_prefill_ws_bf16_hd{64|128} (same parameters; grid (numHeads, ceil(numTokens / 128) + numSeqs), block 384, dynamic
 // shared memory FWS_SMEM): the warp-specialized form (flashWsImpl below): a producer warpgroup and two consumer
-// warpgroups that never meet at a CTA barrier inside the key loop.
+// warpgroups that never meet at a CTA barrier inside the key loop. Correct (H200, session 9: rel L2 vs float64 as
+// flash_prefill_wg's) but slower than flash_prefill_wg at hd 128, T 32768: 42.1 vs 29.5 ms (bench/RESULTS.md, session 9).
 #include "common.cuh"
 
 #define FW_INT_MAX 0x7fffffff
@@ -841,7 +842,7 @@ FW_VO(128, 3, 64, 3)
                                 tokensPerBlock, maxBlocksPerSeq, scale, window, fwDyn);                              \
   }
 #if LLMRT_KERNEL(flash_prefill_ws_bf16_hd128)
-FWS_ENTRY(flash_prefill_ws_bf16_hd128, 128, 2, 128, 3, false)
+FWS_ENTRY(flash_prefill_ws_bf16_hd128, 128, 2, 128, 3, true)  // as measured end to end (session 9 r3)
 #endif
 #if LLMRT_KERNEL(flash_prefill_ws_bf16_hd64)
 FWS_ENTRY(flash_prefill_ws_bf16_hd64, 64, 2, 128, 4, false)
