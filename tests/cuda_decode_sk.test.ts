@@ -56,15 +56,15 @@ test("gemvSplitRows: 2 or 4 warps per row for long rows only, by shape", () => {
   assert.equal(gemvSplitRows(100, 8208), 2);
 });
 
-test("decodeSplitK session option: off by default, LLMRT_DECODE_SK=1 turns it on", () => {
+test("decodeSplitK session option: on by default (session 9), LLMRT_DECODE_SK=0 turns it off", () => {
   const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
   const saved = env.LLMRT_DECODE_SK;
   try {
     delete env.LLMRT_DECODE_SK;
-    assert.equal(parseSessionOptions({}).decodeSplitK, false);
-    env.LLMRT_DECODE_SK = "1";
     assert.equal(parseSessionOptions({}).decodeSplitK, true);
-    assert.equal(parseSessionOptions({ decodeSplitK: false }).decodeSplitK, false);
+    env.LLMRT_DECODE_SK = "0";
+    assert.equal(parseSessionOptions({}).decodeSplitK, false);
+    assert.equal(parseSessionOptions({ decodeSplitK: true }).decodeSplitK, true);
   } finally {
     if (saved === undefined) delete env.LLMRT_DECODE_SK;
     else env.LLMRT_DECODE_SK = saved;

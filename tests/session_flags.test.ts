@@ -28,25 +28,32 @@ test("session options: every switch of the table resolves to its default when ne
     assert.equal(o.backend, "cpu");
     assert.equal(o.device, 0);
     for (const k of CUDA_FLAG_NAMES) assert.equal(o[k], CUDA_FLAGS[k].default === "engine" ? undefined : CUDA_FLAGS[k].default, k);
-    // Session 8's defaults, measured on an H200 (bench/RESULTS.md): batch2 and the split-row GEMVs on, split-K decode off.
+    // Defaults measured on an H200 (bench/RESULTS.md): batch2 and the split-row GEMVs on (session 8); split-K decode,
+    // the fused quantized-KV decode attention, flash prefill over a quantized cache and the weight-only tail norm on
+    // (session 9); graph splits off.
     assert.equal(o.batchAttention2, true);
     assert.equal(o.gemvSplitK, true);
-    assert.equal(o.decodeSplitK, false);
+    assert.equal(o.decodeSplitK, true);
+    assert.equal(o.fp8DecodeAttention, true);
+    assert.equal(o.fp8FlashPrefill, true);
+    assert.equal(o.quantTailNorm, true);
+    assert.equal(o.graphSplits, false);
     assert.equal(o.wgmmaPrefill, undefined, "wgmmaPrefill: the CUDA session decides per engine (head dim 128)");
     assert.equal(o.pruneLastLayer, true);
   });
 });
 
 test("session options: an environment variable flips its switch ('0' off, '1' on), a given option wins over it", () => {
-  withEnv({ LLMRT_PDL: "0", LLMRT_DECODE_SK: "1", LLMRT_BATCH_ATTENTION2: "0", LLMRT_GEMV_KS: "yes", LLMRT_WGMMA_PREFILL: "0" }, () => {
+  withEnv({ LLMRT_PDL: "0", LLMRT_DECODE_SK: "0", LLMRT_GRAPH_SPLITS: "1", LLMRT_BATCH_ATTENTION2: "0", LLMRT_GEMV_KS: "yes", LLMRT_WGMMA_PREFILL: "0" }, () => {
     const o = parseSessionOptions({});
     assert.equal(o.wgmmaPrefill, false, "an engine-decided switch can be forced off");
     assert.equal(o.pdl, false);
-    assert.equal(o.decodeSplitK, true);
+    assert.equal(o.decodeSplitK, false);
+    assert.equal(o.graphSplits, true);
     assert.equal(o.batchAttention2, false);
     assert.equal(o.gemvSplitK, true, "a value other than 0 / 1 leaves the default");
-    assert.equal(parseSessionOptions({ pdl: true, decodeSplitK: false }).pdl, true);
-    assert.equal(parseSessionOptions({ pdl: true, decodeSplitK: false }).decodeSplitK, false);
+    assert.equal(parseSessionOptions({ pdl: true, decodeSplitK: true }).pdl, true);
+    assert.equal(parseSessionOptions({ pdl: true, decodeSplitK: true }).decodeSplitK, true);
   });
 });
 
