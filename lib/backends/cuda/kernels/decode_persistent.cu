@@ -1,0 +1,460 @@
+// Persistent decode layers (issue 16 item 1, session 9 prototype): a chain of llama-style bf16 decoder
+// layers for ONE token (batch 1) in ONE launch. One block per SM, all resident; each block owns a fixed
+// slice of every weight matrix, and a producer warp streams the block's whole weight sequence (layer after
+// layer: qkv rows, o_proj rows, gate+up rows, down rows) into a shared-memory ring with TMA bulk copies
+// (cp.async.bulk + mbarrier), never waiting on activations: the weight stream stays in flight while the
+// eight consumer warps wait for the previous phase (global counters, release/acquire), run attention, or
+// reduce. Phases per layer:
+//   0 qkv     = rmsnorm(resid) * ln1 @ Wqkv^T              (every block: rows of Wqkv)
+//   1 attn    RoPE q/k, own k/v into the paged cache, softmax(q K^T) V   (blocks 0..numHeads-1: one q head each)
+//   2 o_proj  resid += bf16(attn @ Wo^T)                   (every block: rows of Wo)
+//   3 gate_up act = silu(g) * u of rmsnorm(resid) * ln2     (every block: 4 gate + 4 up rows per chunk)
+//   4 down    resid += bf16(act @ Wdown^T)                  (every block: 2 rows per chunk, 4 warps per row)
+// The GEMV sums are gemv_fused_bf16_m1's (qkv, o_proj, gate_up) and gemv_fused_ks_bf16_m1's with ks = 4 (down),
+// and the RMSNorm prologue rmsnormStage's, in the same order (bitwise the same given the same inputs);
+// attention is one pass over all keys (scores staged in shared memory), so it differs from decode_attention
+// by rounding only.
+//
+// extern "C" __global__ void decode_persistent_bf16(const DpLayer* layers, int numLayers, bf16_t* resid,
+//     bf16_t* qkvBuf, bf16_t* attnBuf, bf16_t* actBuf, const int* positions, const int* blockTable,
+//     const double* invFreq, float attnScaling, float eps, float scale, int tokensPerBlock, int* counters)
+//   layers [numLayers] in device memory (DpLayer: device pointers); resid [H] in/out (the residual stream);
+//   qkvBuf [(NH + 2 NKV) HD], attnBuf [NH HD], actBuf [I] scratch; positions [1] (this token's position; keys
+//   0..pos-1 already in the cache, pos + 1 <= DP_MAXCTX); blockTable: the sequence's blocks; counters int
+//   [numLayers * 5 + 1] ZERO before the first launch (the kernel leaves them zero).
+//   grid (number of SMs)   block (288: 8 consumer warps + 1 producer warp)   shared DP_SMEM bytes (dynamic)
+// Shapes are compile-time (llama-3.2-1b: H 2048, I 8192, 32 q heads, 8 kv heads, head dim 64).
+#include "common.cuh"
+
+#ifndef DP_H
+#define DP_H 2048
+#endif
+#ifndef DP_I
+#define DP_I 8192
+#endif
+#ifndef DP_NH
+#define DP_NH 32
+#endif
+#ifndef DP_NKV
+#define DP_NKV 8
+#endif
+#define DP_HD 64
+#ifndef DP_NSLOT
+#define DP_NSLOT 5  // ring slots of DP_SLOT bytes
+#endif
+#define DP_SLOT 32768
+#define DP_MAXCTX 4096
+#define DP_NCW 8  // consumer warps
+#define DP_NT ((DP_NCW + 1) * 32)
+#define DP_SMEM (DP_NSLOT * DP_SLOT + DP_MAXCTX * 4 + 4096)
+
+struct DpLayer {
+  const bf16_t* ln1;
+  const bf16_t* wqkv;  // [(NH + 2 NKV) HD, H]
+  const bf16_t* wo;    // [H, NH HD]
+  const bf16_t* ln2;
+  const bf16_t* wgu;   // [2 I, H] gate rows then up rows
+  const bf16_t* wdown; // [H, I]
+  bf16_t* kv;          // this layer's paged cache [blocks, 2, tpb, NKV, HD]
+};
+
+__device__ __forceinline__ u32 dpSmem(const void* p) {
+  u64 g;
+  asm("cvta.to.shared.u64 %0, %1;" : "=l"(g) : "l"(p));
+  return (u32)g;
+}
+__device__ __forceinline__ void mbInit(u32 bar, u32 count) { asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory"); }
+/** Waits for the phase of parity `parity` to complete; traps after ~2^22 polls (seconds) (a hang becomes an error). */
+__device__ __forceinline__ void mbWait(u32 bar, u32 parity) {
+  for (u32 n = 0;; n++) {
+    u32 ok;
+    asm volatile(
+        "{ .reg .pred p;\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+        "selp.u32 %0, 1, 0, p;\n}" : "=r"(ok) : "r"(bar), "r"(parity) : "memory");
+    if (ok) return;
+    if (n > (1u << 22)) asm volatile("trap;");
+  }
+}
+__device__ __forceinline__ void mbArrive(u32 bar) { asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory"); }
+__device__ __forceinline__ void mbExpect(u32 bar, u32 bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void bulkLoad(u32 dst, const void* src, u32 bytes, u32 bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst), "l"(src), "r"(bytes), "r"(bar)
+               : "memory");
+}
+/** Named barrier of the 8 consumer warps (the producer warp never joins). */
+__device__ __forceinline__ void consumerSync() { asm volatile("bar.sync 1, 256;" ::: "memory"); }
+__device__ __forceinline__ int ldAcquire(const int* p) {
+  int v;
+  asm volatile("ld.acquire.gpu.global.b32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+__device__ __forceinline__ uint4 ldcg16(const void* p) {
+  uint4 v;
+  asm volatile("ld.global.cg.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  return v;
+}
+__device__ __forceinline__ bf16_t ldcgBf(const bf16_t* p) {
+  unsigned short v;
+  asm volatile("ld.global.cg.u16 %0, [%1];" : "=h"(v) : "l"(p));
+  return v;
+}
+__device__ __forceinline__ void dpUnpack8(const uint4& v, float (&f)[8]) {
+  const u32 w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    f[2 * i] = __uint_as_float(w[i] << 16);
+    f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+  }
+}
+
+/** Balanced share [lo, hi) of n items for block b of g. */
+__device__ __forceinline__ void dpShare(int n, int b, int g, int& lo, int& hi) {
+  lo = (int)((long long)n * b / g);
+  hi = (int)((long long)n * (b + 1) / g);
+}
+
+// Phase geometry (chunks of a block's slice), shared by the producer and the consumers.
+#define DP_NQKV ((DP_NH + 2 * DP_NKV) * DP_HD)
+#define DP_RK 8         // rows per chunk at k = H (8 x 4 KB)
+#define DP_RD 2         // down rows per chunk (2 x 16 KB)
+
+/** The consumers' wait for `target` arrivals on counter c; then the phase's inputs are visible. */
+__device__ __forceinline__ void dpWaitCounter(const int* c, int target) {
+#ifndef DP_NOWAIT  // DP_NOWAIT: timing diagnostic only (wrong results): the weight stream and the math without the waits
+  if (threadIdx.x == 0) {
+    for (u32 n = 0; ldAcquire(c) < target; n++)
+      if (n > (1u << 22)) asm volatile("trap;");
+  }
+#endif
+  consumerSync();
+}
+/** The consumers' arrival after a phase (their global writes before it are released). */
+__device__ __forceinline__ void dpSignal(int* c) {
+  consumerSync();
+  if (threadIdx.x == 0) {
+    __threadfence();
+    atomicAdd(c, 1);
+  }
+}
+
+/** xs <- rmsnorm(x) * w (H elements, bf16 rounding as rmsnormStage with 256 threads). */
+__device__ __forceinline__ void dpNorm(const bf16_t* x, const bf16_t* w, float eps, bf16_t* xs, float* red) {
+  const int tid = threadIdx.x;  // < 256
+  static_assert(DP_H == 2048, "one 16-byte vector per consumer thread");
+  float a[8];
+  dpUnpack8(ldcg16(x + tid * 8), a);
+  float ss = 0.f;
+#pragma unroll
+  for (int e = 0; e < 8; e++) ss += a[e] * a[e];
+  ss = warpSum(ss);
+  consumerSync();
+  if ((tid & 31) == 0) red[tid >> 5] = ss;
+  consumerSync();
+  ss = (tid & 31) < DP_NCW ? red[tid & 31] : 0.f;
+  ss = warpSum(ss);
+  const float inv = rsqrtf(ss / (float)DP_H + eps);
+  float w8[8];
+  load16(w + tid * 8, w8);
+#pragma unroll
+  for (int e = 0; e < 8; e++) a[e] = a[e] * inv * w8[e];
+  store16(xs + tid * 8, a);
+  consumerSync();
+}
+
+/** A warp's x vectors for one phase (vectors lane + 32 u, u < 8, of a 256-vector row slice staged in xs), unpacked. */
+__device__ __forceinline__ void dpLoadX(const bf16_t* xs, int lane, float (&xf)[8][8]) {
+#pragma unroll
+  for (int u = 0; u < 8; u++) load16(xs + (lane + 32 * u) * 8, xf[u]);
+}
+
+/** One warp's dot of a 256-vector weight row slice in shared memory with its x vectors (in registers); lane
+ *  order and FMA order as gemv_fused's gfRow (vector lane + 32 u, increasing u), then warpSum. */
+__device__ __forceinline__ float dpDot(const bf16_t* w, const float (&xf)[8][8], int lane) {
+  uint4 wv[8];
+#pragma unroll
+  for (int u = 0; u < 8; u++) wv[u] = *reinterpret_cast<const uint4*>(w + (lane + 32 * u) * 8);
+  float acc = 0.f;
+#pragma unroll
+  for (int u = 0; u < 8; u++) {
+    float wf[8];
+    dpUnpack8(wv[u], wf);
+#pragma unroll
+    for (int e = 0; e < 8; e++) acc = fmaf(wf[e], xf[u][e], acc);
+  }
+  return warpSum(acc);
+}
+
+__device__ __forceinline__ float dpSilu(float g) { return g / (1.f + expf(-g)); }
+
+extern "C" __global__ void __launch_bounds__(DP_NT, 1) decode_persistent_bf16(const DpLayer* layers, int numLayers, bf16_t* resid,
+    bf16_t* qkvBuf, bf16_t* attnBuf, bf16_t* actBuf, const int* positions, const int* blockTable, const double* invFreq,
+    float attnScaling, float eps, float scale, int tokensPerBlock, int* counters) {
+  extern __shared__ __align__(128) unsigned char dsm[];
+  __shared__ __align__(8) u64 fullB[DP_NSLOT], emptyB[DP_NSLOT];
+  __shared__ float red[32];
+  __shared__ float part[2][DP_NCW];
+  __shared__ float upS[2][4];
+  __shared__ float qf[DP_HD];
+  __shared__ float cs[DP_HD / 2], sn[DP_HD / 2];
+  __shared__ __align__(16) bf16_t kself[DP_HD], vself[DP_HD];
+  __shared__ float pvr[32 * DP_HD];
+  unsigned char* ring = dsm;
+  float* sc = reinterpret_cast<float*>(dsm + DP_NSLOT * DP_SLOT);                     // attention scores
+  bf16_t* xs = reinterpret_cast<bf16_t*>(dsm + DP_NSLOT * DP_SLOT);                   // GEMV input (aliases sc)
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int b = blockIdx.x, G = gridDim.x;
+  if (tid == 0) {
+    for (int s = 0; s < DP_NSLOT; s++) {
+      mbInit(dpSmem(&fullB[s]), 1);
+      mbInit(dpSmem(&emptyB[s]), DP_NCW);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+  __syncthreads();
+  int qLo, qHi, oLo, oHi, gLo, gHi, dLo, dHi;
+  dpShare(DP_NQKV, b, G, qLo, qHi);
+  dpShare(DP_H, b, G, oLo, oHi);
+  dpShare(DP_I / 4, b, G, gLo, gHi);  // groups of 4 gate rows (+ their 4 up rows)
+  dpShare(DP_H, b, G, dLo, dHi);
+  gLo *= 4;
+  gHi *= 4;
+
+  if (warp == DP_NCW) {  // ---------------- producer: the block's weight stream, layer after layer
+    if (lane != 0) return;
+    u32 it = 0;
+    auto slotFor = [&](u32 bytes) -> u32 {  // waits for a free slot, arms its full barrier; returns its shared address
+      const u32 s = it % DP_NSLOT, ph = (it / DP_NSLOT) & 1;
+      mbWait(dpSmem(&emptyB[s]), ph ^ 1);
+      mbExpect(dpSmem(&fullB[s]), bytes);
+      return s;
+    };
+    for (int L = 0; L < numLayers; L++) {
+      const DpLayer ly = layers[L];
+      for (int r = qLo; r < qHi; r += DP_RK, it++) {
+        const int n = min(DP_RK, qHi - r);
+        const u32 s = slotFor(n * DP_H * 2);
+        bulkLoad(dpSmem(ring + s * DP_SLOT), ly.wqkv + (long long)r * DP_H, n * DP_H * 2, dpSmem(&fullB[s]));
+      }
+      for (int r = oLo; r < oHi; r += DP_RK, it++) {
+        const int n = min(DP_RK, oHi - r);
+        const u32 s = slotFor(n * DP_H * 2);
+        bulkLoad(dpSmem(ring + s * DP_SLOT), ly.wo + (long long)r * DP_H, n * DP_H * 2, dpSmem(&fullB[s]));
+      }
+      for (int r = gLo; r < gHi; r += 4, it++) {
+        const int n = min(4, gHi - r);
+        const u32 s = slotFor(2 * n * DP_H * 2);
+        bulkLoad(dpSmem(ring + s * DP_SLOT), ly.wgu + (long long)r * DP_H, n * DP_H * 2, dpSmem(&fullB[s]));
+        bulkLoad(dpSmem(ring + s * DP_SLOT + 4 * DP_H * 2), ly.wgu + (long long)(DP_I + r) * DP_H, n * DP_H * 2, dpSmem(&fullB[s]));
+      }
+      for (int r = dLo; r < dHi; r += DP_RD, it++) {
+        const int n = min(DP_RD, dHi - r);
+        const u32 s = slotFor(n * DP_I * 2);
+        bulkLoad(dpSmem(ring + s * DP_SLOT), ly.wdown + (long long)r * DP_I, n * DP_I * 2, dpSmem(&fullB[s]));
+      }
+    }
+    return;
+  }
+
+  // ---------------- consumers (8 warps)
+  u32 it = 0;
+  auto take = [&]() -> const bf16_t* {
+    const u32 s = it % DP_NSLOT, ph = (it / DP_NSLOT) & 1;
+    mbWait(dpSmem(&fullB[s]), ph);
+    return reinterpret_cast<const bf16_t*>(ring + s * DP_SLOT);
+  };
+  auto release = [&]() {
+    const u32 s = it % DP_NSLOT;
+    __syncwarp();
+    if (lane == 0) mbArrive(dpSmem(&emptyB[s]));
+    it++;
+  };
+  const int pos = positions[0];
+  const int rowWidth = DP_NKV * DP_HD;
+  u32 parity = 0;
+  float xf[8][8];  // this warp's x vectors of the current GEMV phase
+  static_assert(DP_H / 8 == 256 && DP_I / 8 / 4 == 256, "256 vectors per warp row slice");
+  for (int L = 0; L < numLayers; L++) {
+    const DpLayer ly = layers[L];
+    int* ctr = counters + L * 5;
+    // ---- 0: qkv
+    if (L > 0) dpWaitCounter(ctr - 1, G);
+    dpNorm(resid, ly.ln1, eps, xs, red);
+    dpLoadX(xs, lane, xf);
+    for (int r = qLo; r < qHi; r += DP_RK) {
+      const int n = min(DP_RK, qHi - r);
+      const bf16_t* w = take();
+      if (warp < n) {
+        const float s = dpDot(w + warp * DP_H, xf, lane);
+        if (lane == 0) qkvBuf[r + warp] = fromF<bf16_t>(s);
+      }
+      release();
+    }
+    dpSignal(ctr + 0);
+    // ---- 1: attention (one q head per block)
+    if (b < DP_NH) {
+      dpWaitCounter(ctr + 0, G);
+      const int h = b, kvh = h / (DP_NH / DP_NKV);
+      const float qscale = scale * LLMRT_LOG2E;
+      if (tid < DP_HD / 2) {
+        double sv, cv;
+        sincos(invFreq[tid] * (double)pos, &sv, &cv);
+        cs[tid] = (float)(cv * (double)attnScaling);
+        sn[tid] = (float)(sv * (double)attnScaling);
+      }
+      consumerSync();
+      if (tid < DP_HD / 2) {
+        const int i = tid;
+        const float a = toF(ldcgBf(qkvBuf + h * DP_HD + i)), c = toF(ldcgBf(qkvBuf + h * DP_HD + DP_HD / 2 + i));
+        qf[i] = toF(fromF<bf16_t>(a * cs[i] - c * sn[i])) * qscale;
+        qf[DP_HD / 2 + i] = toF(fromF<bf16_t>(c * cs[i] + a * sn[i])) * qscale;
+        const bf16_t* kr = qkvBuf + (DP_NH + kvh) * DP_HD;
+        const float ka = toF(ldcgBf(kr + i)), kb = toF(ldcgBf(kr + DP_HD / 2 + i));
+        kself[i] = fromF<bf16_t>(ka * cs[i] - kb * sn[i]);
+        kself[DP_HD / 2 + i] = fromF<bf16_t>(kb * cs[i] + ka * sn[i]);
+      } else if (tid < DP_HD / 2 + DP_HD) {
+        const int i = tid - DP_HD / 2;
+        vself[i] = ldcgBf(qkvBuf + (DP_NH + DP_NKV + kvh) * DP_HD + i);
+      }
+      consumerSync();
+      if (h % (DP_NH / DP_NKV) == 0 && tid < DP_HD) {  // the token's k and v into the cache
+        ly.kv[kvCacheOffset(blockTable, pos, 0, tokensPerBlock, rowWidth) + kvh * DP_HD + tid] = kself[tid];
+        ly.kv[kvCacheOffset(blockTable, pos, 1, tokensPerBlock, rowWidth) + kvh * DP_HD + tid] = vself[tid];
+      }
+      // scores: one key per thread
+      float mx = -LLMRT_INF;
+      for (int j = tid; j <= pos; j += 256) {
+        const bf16_t* kp = j == pos ? kself : ly.kv + kvCacheOffset(blockTable, j, 0, tokensPerBlock, rowWidth) + kvh * DP_HD;
+        uint4 kr[8];
+#pragma unroll
+        for (int c = 0; c < 8; c++) kr[c] = *reinterpret_cast<const uint4*>(kp + c * 8);
+        float d = 0.f;
+#pragma unroll
+        for (int c = 0; c < 8; c++) {
+          float kf[8];
+          dpUnpack8(kr[c], kf);
+#pragma unroll
+          for (int e = 0; e < 8; e++) d = fmaf(qf[c * 8 + e], kf[e], d);
+        }
+        sc[j] = d;
+        mx = fmaxf(mx, d);
+      }
+      mx = warpMax(mx);
+      if (lane == 0) red[warp] = mx;
+      consumerSync();
+      mx = red[0];
+#pragma unroll
+      for (int w = 1; w < DP_NCW; w++) mx = fmaxf(mx, red[w]);
+      float sum = 0.f;
+      for (int j = tid; j <= pos; j += 256) {
+        const float p = exp2f(sc[j] - mx);
+        sc[j] = p;
+        sum += p;
+      }
+      sum = warpSum(sum);
+      consumerSync();  // red (max) read by all before reuse
+      if (lane == 0) red[warp] = sum;
+      consumerSync();  // sc and red visible
+      float l = 0.f;
+#pragma unroll
+      for (int w = 0; w < DP_NCW; w++) l += red[w];
+      // PV: thread (key group kg of 32, dim chunk dc of 8)
+      const int dc = tid & 7, kg = tid >> 3;
+      float acc[8];
+#pragma unroll
+      for (int e = 0; e < 8; e++) acc[e] = 0.f;
+      for (int j = kg; j <= pos; j += 32) {
+        const bf16_t* vp = j == pos ? vself : ly.kv + kvCacheOffset(blockTable, j, 1, tokensPerBlock, rowWidth) + kvh * DP_HD;
+        float vf[8];
+        dpUnpack8(*reinterpret_cast<const uint4*>(vp + dc * 8), vf);
+        const float p = sc[j];
+#pragma unroll
+        for (int e = 0; e < 8; e++) acc[e] = fmaf(p, vf[e], acc[e]);
+      }
+#pragma unroll
+      for (int e = 0; e < 8; e++) pvr[kg * DP_HD + dc * 8 + e] = acc[e];
+      consumerSync();
+      if (tid < DP_HD) {
+        float o = 0.f;
+        for (int g = 0; g < 32; g++) o += pvr[g * DP_HD + tid];
+        attnBuf[h * DP_HD + tid] = fromF<bf16_t>(o / l);
+      }
+      dpSignal(ctr + 1);
+    }
+    // ---- 2: o_proj (+ residual)
+    dpWaitCounter(ctr + 1, DP_NH);
+    if (tid < DP_H / 8) *reinterpret_cast<uint4*>(xs + tid * 8) = ldcg16(attnBuf + tid * 8);
+    consumerSync();
+    dpLoadX(xs, lane, xf);
+    for (int r = oLo; r < oHi; r += DP_RK) {
+      const int n = min(DP_RK, oHi - r);
+      const bf16_t* w = take();
+      if (warp < n) {
+        const float s = dpDot(w + warp * DP_H, xf, lane);
+        if (lane == 0) {
+          bf16_t* yb = resid + r + warp;
+          *yb = fromF<bf16_t>(toF(fromF<bf16_t>(s)) + toF(ldcgBf(yb)));
+        }
+      }
+      release();
+    }
+    dpSignal(ctr + 2);
+    // ---- 3: gate_up + silu * mul
+    dpWaitCounter(ctr + 2, G);
+    dpNorm(resid, ly.ln2, eps, xs, red);
+    dpLoadX(xs, lane, xf);
+    for (int r = gLo; r < gHi; r += 4) {
+      const int n = min(4, gHi - r);
+      const bf16_t* w = take();
+      const int gi = warp & 3;
+      float s = 0.f;
+      if (gi < n) s = dpDot(w + warp * DP_H, xf, lane);  // warps 0-3 gate rows, 4-7 up rows
+      if (warp >= 4 && gi < n && lane == 0) upS[parity][gi] = toF(fromF<bf16_t>(s));
+      release();
+      consumerSync();
+      if (warp < 4 && gi < n && lane == 0) {
+        const float g = toF(fromF<bf16_t>(s));
+        actBuf[r + gi] = fromF<bf16_t>(dpSilu(g) * upS[parity][gi]);
+      }
+      parity ^= 1;
+    }
+    dpSignal(ctr + 3);
+    // ---- 4: down (+ residual), 4 warps per row
+    dpWaitCounter(ctr + 3, G);
+    if (tid < DP_I / 8 / 4) {
+#pragma unroll
+      for (int u = 0; u < 4; u++) *reinterpret_cast<uint4*>(xs + (tid + 256 * u) * 8) = ldcg16(actBuf + (tid + 256 * u) * 8);
+    }
+    consumerSync();
+    constexpr int QV = DP_I / 8 / 4;  // vectors per quarter row
+    dpLoadX(xs + (warp & 3) * QV * 8, lane, xf);
+    for (int r = dLo; r < dHi; r += DP_RD) {
+      const int n = min(DP_RD, dHi - r);
+      const bf16_t* w = take();
+      const int ri = warp >> 2, q = warp & 3;
+      float s = 0.f;
+      if (ri < n) s = dpDot(w + ri * DP_I + q * QV * 8, xf, lane);
+      if (lane == 0) part[parity][warp] = s;
+      release();
+      consumerSync();
+      if (q == 0 && ri < n && lane == 0) {
+        const float t = part[parity][warp] + part[parity][warp + 1] + part[parity][warp + 2] + part[parity][warp + 3];
+        bf16_t* yb = resid + r + ri;
+        *yb = fromF<bf16_t>(toF(fromF<bf16_t>(t)) + toF(ldcgBf(yb)));
+      }
+      parity ^= 1;
+    }
+    dpSignal(ctr + 4);
+  }
+  // Self-reset: the last block out zeroes every counter (all blocks are past their last wait when they
+  // count out), so the next launch finds them zero with no memset in the graph.
+  if (tid == 0) {
+    int* exitCtr = counters + numLayers * 5;
+    if (atomicAdd(exitCtr, 1) == G - 1) {
+      for (int i = 0; i <= numLayers * 5; i++) counters[i] = 0;
+      __threadfence();
+    }
+  }
+}

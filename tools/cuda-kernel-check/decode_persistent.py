@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""Issue 16 item 1 (session 9): the persistent decode-layer kernel (kernels/decode_persistent.cu, one launch for
+a chain of llama-3.2-1b-shaped bf16 layers at batch 1) against the engine's per-layer kernels (gemv_fused norm+qkv,
+decode_attention_g4, gemv_fused o_proj+residual, gemv_fused norm+gate_up+silu, gemv_fused_ks down+residual (ks 2),
+as linear_launch.ts / attention_launch.ts launch them, without PDL here) on the same random weights and KV cache.
+
+  python3 tools/cuda-kernel-check/decode_persistent.py [--out DIR] [--ctx 128,1000] [--defines DP_NSLOT=3,...]
+
+Checks first (residual stream after 1 and 16 layers, the cache rows written, the qkv buffer bitwise after layer 1),
+then CUDA-graph timings of 1 layer (weights rotated over the 16 layers) and of the 16-layer chain, with the copy
+bandwidth measured in the same process. Uses decode_step.py's NVRTC / launch helpers (CuPy on torch's stream).
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import decode_step as ds  # noqa: E402
+from decode_step import I, F, L, P, launch, log, record, relerr, graph_time, copy_bandwidth  # noqa: E402
+
+H, IW, NH, NKV, HD = 2048, 8192, 32, 8, 64
+NQ = (NH + 2 * NKV) * HD
+EPS = 1e-5
+# compile only the entry points used (NVRTC time counts against the job)
+SEL_GEMV = ("LLMRT_SELECT", "LLMRT_K_gemv_fused_bf16_m1=1", "LLMRT_K_gemv_fused_norm_bf16_m1=1", "LLMRT_K_gemv_fused_ks_bf16_m1=1")
+SEL_ATT = ("LLMRT_SELECT", "LLMRT_K_decode_attention_g4_bf16_hd64=1")
+
+
+def gemv(x, W, y, n, k, mode, normW=None, ks=1):
+    grid = math.ceil(n / 2 / (4 // ks)) if mode == 2 else math.ceil(n / (8 // ks))
+    name = f"gemv_fused{'_norm' if normW is not None else ''}{'_ks' if ks > 1 else ''}_bf16_m1"
+    launch("gemv", name, (grid,), 256, (P(x), P(W), P(None), P(y), P(normW), F(EPS), I(1), I(n), I(k), I(mode | (ks << 4 if ks > 1 else 0)), P(None), L(0)),
+           SEL_GEMV)
+
+
+def dp_smem(nslot):
+    return nslot * 32768 + 4096 * 4 + 4096
+
+
+class Rig:
+    def __init__(self, ctx_max, sms):
+        gen = torch.Generator(device="cuda").manual_seed(3)
+        cfg = dict(hidden=H, inter=IW, heads=NH, kv=NKV, hd=HD, vocab=1024, layers=16)
+        self.m = ds.Model(cfg, ctx_max, gen)
+        self.sms = sms
+        m = self.m
+        self.hist0 = m.cache.data.clone()
+        self.res0 = ds.bf(torch.randn(1, H, device="cuda", generator=gen))
+        self.ctrs = torch.zeros(16 * 5 + 1, dtype=torch.int32, device="cuda")
+        desc = []
+        for li, l in enumerate(m.layers):
+            desc.append([l["ln1"].data_ptr(), l["qkv"].data_ptr(), l["o"].data_ptr(), l["ln2"].data_ptr(), l["gu"].data_ptr(),
+                         l["down"].data_ptr(), m.cache.data[li].data_ptr()])
+        self.desc = torch.tensor(desc, dtype=torch.int64, device="cuda")
+        self.gub = torch.zeros(1, 2 * IW, dtype=torch.bfloat16, device="cuda")
+
+    def set_pos(self, pos):
+        self.m.positions.fill_(pos)
+
+    # ---- the engine's per-layer launches
+    def layer_kernels(self, li, down_ks=2):
+        m = self.m
+        l = m.layers[li]
+        ns, ss = m.split_geometry(128)
+        gemv(m.res, l["qkv"], m.qkvb, NQ, H, 0, normW=l["ln1"])
+        launch("decode_attention", "decode_attention_g4_bf16_hd64", (NKV, 1, ns), 128,
+               (P(m.qkvb), P(m.attn), P(m.cache.data[li]), P(m.positions), P(m.seqStarts), P(m.cache.table), P(m.invf), F(1.0), P(m.pO), P(m.pML),
+                P(m.ctr), I(1), I(1), I(NH), I(NKV), I(m.tpb), I(m.cache.maxBlocks), F(1 / math.sqrt(HD)), I(0), I(ss), P(None), L(0)), SEL_ATT)
+        gemv(m.attn, l["o"], m.res, H, NH * HD, 1)
+        gemv(m.res, l["gu"], m.act, 2 * IW, H, 2, normW=l["ln2"])
+        gemv(m.act, l["down"], m.res, H, IW, 1, ks=down_ks)
+
+    def chain_kernels(self, n=16, first=0, down_ks=2):
+        for li in range(first, first + n):
+            self.layer_kernels(li % 16, down_ks)
+
+    # ---- the persistent kernel
+    def persistent(self, n=16, first=0, nslot=5, defines=(), grid=None):
+        m = self.m
+        launch("decode_persistent", "decode_persistent_bf16", (grid or self.sms,), 288,
+               (np_u64(self.desc.data_ptr() + first * 7 * 8), I(n), P(m.res), P(m.qkvb), P(m.attn), P(m.act), P(m.positions),
+                P(m.cache.table), P(m.invf), F(1.0), F(EPS), F(1 / math.sqrt(HD)), I(m.tpb), P(self.ctrs)),
+               defines=tuple(defines) + (f"DP_NSLOT={nslot}",), shared_mem=dp_smem(nslot))
+
+    def reset(self):
+        self.m.cache.data.copy_(self.hist0)
+        self.m.res.copy_(self.res0)
+
+
+def np_u64(v):
+    import numpy as np
+    return np.uint64(v)
+
+
+def check(rig, pos, nslot, defines):
+    m = rig.m
+    rig.set_pos(pos)
+    for n in (1, 16):
+        rig.reset()
+        rig.chain_kernels(n, down_ks=4)
+        torch.cuda.synchronize()
+        ref, refq = m.res.clone(), m.qkvb.clone()
+        blk, off = int(m.cache.table[0, pos // m.tpb]), pos % m.tpb
+        refkv = m.cache.data[:n, blk, :, off].clone()
+        rig.reset()
+        rig.persistent(n, nslot=nslot, defines=defines)
+        torch.cuda.synchronize()
+        out, outq = m.res.clone(), m.qkvb.clone()
+        e = relerr(out.float()[0], ref.float()[0])
+        ekv = relerr(m.cache.data[:n, blk, :, off].float(), refkv.float())
+        okc = int(rig.ctrs.abs().sum()) == 0  # the kernel zeroes its counters on the way out
+        extra = ""
+        if n == 1:
+            extra = f", qkv buffer bitwise {bool(torch.equal(outq, refq))}"
+        record(f"persistent vs kernels, {n} layer(s), pos {pos}, NSLOT {nslot}", e < 2e-2 and ekv < 1e-2 and okc and not torch.isnan(out).any(),
+               f"residual rel L2 {e:.2e}, cache rel L2 {ekv:.2e}, counters left zero {okc}{extra}")
+    # the engine's down (ks 2) vs ks 4: how far a rounding-level change moves the same chain
+    rig.reset()
+    rig.chain_kernels(16, down_ks=2)
+    a = m.res.clone()
+    rig.reset()
+    rig.chain_kernels(16, down_ks=4)
+    log(f"  (scale: kernels down ks 2 vs ks 4 over 16 layers: residual rel L2 {relerr(a.float()[0], m.res.float()[0]):.2e})")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=os.environ.get("OUT", ""))
+    ap.add_argument("--ctx", default="128,1000")
+    ap.add_argument("--nslot", default="5,3")
+    ap.add_argument("--defines", default="")
+    ap.add_argument("--budget", type=float, default=60)
+    a = ap.parse_args()
+    t0 = time.time()
+    props = torch.cuda.get_device_properties(0)
+    sms = props.multi_processor_count
+    ds.SMS = sms
+    log(f"GPU {props.name}, {sms} SMs, torch {torch.__version__}")
+    ctxs = [int(c) for c in a.ctx.split(",")]
+    nslots = [int(c) for c in a.nslot.split(",")]
+    defines = tuple(d for d in a.defines.split(",") if d)
+    rig = Rig(max(ctxs) + 8, sms)
+    log(f"setup {time.time() - t0:.1f} s")
+    out = dict(gpu=props.name, sms=sms, checks={}, times={})
+    try:
+        check(rig, ctxs[0], nslots[0], defines)
+    except Exception as e:  # noqa: BLE001
+        import traceback
+        traceback.print_exc()
+        record("persistent check", False, f"{type(e).__name__}: {e}")
+    log(f"checks done {time.time() - t0:.1f} s")
+    bw = copy_bandwidth()
+    layer_bytes = (NQ * H + H * NH * HD + 2 * IW * H + H * IW) * 2
+    log(f"copy bandwidth {bw / 1e12:.3f} TB/s; one layer's weights {layer_bytes / 1e6:.1f} MB -> {layer_bytes / bw * 1e6:.1f} us at copy speed")
+    out["copy_Bps"] = bw
+    rot = [0]
+
+    def nxt():
+        rot[0] = (rot[0] + 1) % 16
+        return rot[0]
+    reset_ms = graph_time(lambda: rig.m.res.copy_(rig.res0), iters=16)
+    for pos in ctxs:
+        rig.set_pos(pos)
+        rig.reset()
+        variants = [("kernels (engine's 5 launches/layer, no PDL)", lambda n: (rig.m.res.copy_(rig.res0), rig.chain_kernels(n, first=nxt())))]
+        for ns in nslots:
+            variants.append((f"persistent NSLOT {ns}", lambda n, ns=ns: (rig.m.res.copy_(rig.res0), rig.persistent(n, first=nxt() if n == 1 else 0, nslot=ns, defines=defines))))
+        if pos == ctxs[0]:  # diagnostic: the same kernel without the cross-block waits (wrong results; stream + math only)
+            variants.append((f"persistent NSLOT {nslots[0]} no waits (diag)", lambda n: (rig.m.res.copy_(rig.res0), rig.persistent(n, first=nxt() if n == 1 else 0, nslot=nslots[0], defines=defines + ("DP_NOWAIT",)))))
+        for (nm, fn) in variants:
+            for n in (1, 16):
+                if time.time() - t0 > a.budget:
+                    log("  (budget: stopping timings)")
+                    break
+                try:
+                    rig.ctrs.zero_()  # (the no-wait diagnostic leaves them dirty)
+                    ms = graph_time(lambda: fn(n), iters=16 if n == 1 else 4, reps=5) - reset_ms
+                    b = layer_bytes * n
+                    out["times"][f"{nm} | {n} | {pos}"] = ms
+                    log(f"  pos {pos:5d} {nm:44s} {n:2d} layer(s): {ms * 1e3:8.1f} us = {ms * 1e3 / n:6.2f} us/layer = {100 * b / bw / (ms * 1e-3):5.1f}% of copy")
+                except Exception as e:  # noqa: BLE001
+                    log(f"  {nm} {n}: failed {type(e).__name__}: {e}")
+    out["reset_ms"] = reset_ms
+    out["checks"] = [list(r) for r in ds.RESULTS]
+    bad = [r for r in ds.RESULTS if not r[1]]
+    log(f"== SUMMARY: {len(ds.RESULTS)} checks, {len(bad)} failed ({time.time() - t0:.0f} s)")
+    if a.out:
+        json.dump(out, open(os.path.join(a.out, "decode_persistent.json"), "w"), indent=1)
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()
