@@ -172,6 +172,7 @@ def main():
             variants.append((f"persistent NSLOT {ns}", lambda n, ns=ns: (rig.m.res.copy_(rig.res0), rig.persistent(n, first=nxt() if n == 1 else 0, nslot=ns, defines=defines))))
         if pos == ctxs[0]:  # diagnostic: the same kernel without the cross-block waits (wrong results; stream + math only)
             variants.append((f"persistent NSLOT {nslots[0]} no waits (diag)", lambda n: (rig.m.res.copy_(rig.res0), rig.persistent(n, first=nxt() if n == 1 else 0, nslot=nslots[0], defines=defines + ("DP_NOWAIT",)))))
+            variants.append((f"persistent NSLOT {nslots[0]} no waits, no math (diag)", lambda n: (rig.m.res.copy_(rig.res0), rig.persistent(n, first=nxt() if n == 1 else 0, nslot=nslots[0], defines=defines + ("DP_NOWAIT", "DP_NOMATH")))))
         for (nm, fn) in variants:
             for n in (1, 16):
                 if time.time() - t0 > a.budget:

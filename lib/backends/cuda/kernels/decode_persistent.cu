@@ -173,6 +173,9 @@ __device__ __forceinline__ void dpLoadX(const bf16_t* xs, int lane, float (&xf)[
 /** One warp's dot of a 256-vector weight row slice in shared memory with its x vectors (in registers); lane
  *  order and FMA order as gemv_fused's gfRow (vector lane + 32 u, increasing u), then warpSum. */
 __device__ __forceinline__ float dpDot(const bf16_t* w, const float (&xf)[8][8], int lane) {
+#ifdef DP_NOMATH  // timing diagnostic only (wrong results): the ring without the dot products
+  return 0.f;
+#endif
   uint4 wv[8];
 #pragma unroll
   for (int u = 0; u < 8; u++) wv[u] = *reinterpret_cast<const uint4*>(w + (lane + 32 * u) * 8);
