@@ -55,7 +55,7 @@ class Rig:
         desc = []
         for li, l in enumerate(m.layers):
             desc.append([l["ln1"].data_ptr(), l["qkv"].data_ptr(), l["o"].data_ptr(), l["ln2"].data_ptr(), l["gu"].data_ptr(),
-                         l["down"].data_ptr(), m.cache.data[li].data_ptr()])
+                         l["down"].data_ptr()])
         self.desc = torch.tensor(desc, dtype=torch.int64, device="cuda")
         self.gub = torch.zeros(1, 2 * IW, dtype=torch.bfloat16, device="cuda")
 
@@ -83,7 +83,7 @@ class Rig:
     def persistent(self, n=16, first=0, nslot=5, defines=(), grid=None):
         m = self.m
         launch("decode_persistent", "decode_persistent_bf16", (grid or self.sms,), 288,
-               (np_u64(self.desc.data_ptr() + first * 7 * 8), I(n), P(m.res), P(m.qkvb), P(m.attn), P(m.act), P(m.positions),
+               (np_u64(self.desc.data_ptr() + first * 6 * 8), I(n), np_u64(m.cache.data[first].data_ptr()), L(m.cache.data[0].numel() * 2), P(m.res), P(m.qkvb), P(m.attn), P(m.act), P(m.positions),
                 P(m.cache.table), P(m.invf), F(1.0), F(EPS), F(1 / math.sqrt(HD)), I(m.tpb), P(self.ctrs)),
                defines=tuple(defines) + (f"DP_NSLOT={nslot}",), shared_mem=dp_smem(nslot))
 

@@ -15,10 +15,11 @@
 // attention is one pass over all keys (scores staged in shared memory), so it differs from decode_attention
 // by rounding only.
 //
-// extern "C" __global__ void decode_persistent_bf16(const DpLayer* layers, int numLayers, bf16_t* resid,
-//     bf16_t* qkvBuf, bf16_t* attnBuf, bf16_t* actBuf, const int* positions, const int* blockTable,
+// extern "C" __global__ void decode_persistent_bf16(const DpLayer* layers, int numLayers, bf16_t* kvBase, long long kvLayerBytes,
+//     bf16_t* resid, bf16_t* qkvBuf, bf16_t* attnBuf, bf16_t* actBuf, const int* positions, const int* blockTable,
 //     const double* invFreq, float attnScaling, float eps, float scale, int tokensPerBlock, int* counters)
-//   layers [numLayers] in device memory (DpLayer: device pointers); resid [H] in/out (the residual stream);
+//   layers [numLayers] in device memory (DpLayer: 6 device pointers: ln1, wqkv, wo, ln2, wgu, wdown); layer l's paged
+//   cache [blocks, 2, tpb, NKV, HD] at kvBase + l * kvLayerBytes (bytes); resid [H] in/out (the residual stream);
 //   qkvBuf [(NH + 2 NKV) HD], attnBuf [NH HD], actBuf [I] scratch; positions [1] (this token's position; keys
 //   0..pos-1 already in the cache, pos + 1 <= DP_MAXCTX); blockTable: the sequence's blocks; counters int
 //   [numLayers * 5 + 1] ZERO before the first launch (the kernel leaves them zero).
@@ -55,7 +56,6 @@ struct DpLayer {
   const bf16_t* ln2;
   const bf16_t* wgu;   // [2 I, H] gate rows then up rows
   const bf16_t* wdown; // [H, I]
-  bf16_t* kv;          // this layer's paged cache [blocks, 2, tpb, NKV, HD]
 };
 
 __device__ __forceinline__ u32 dpSmem(const void* p) {
@@ -192,9 +192,9 @@ __device__ __forceinline__ float dpDot(const bf16_t* w, const float (&xf)[8][8],
 
 __device__ __forceinline__ float dpSilu(float g) { return g / (1.f + expf(-g)); }
 
-extern "C" __global__ void __launch_bounds__(DP_NT, 1) decode_persistent_bf16(const DpLayer* layers, int numLayers, bf16_t* resid,
-    bf16_t* qkvBuf, bf16_t* attnBuf, bf16_t* actBuf, const int* positions, const int* blockTable, const double* invFreq,
-    float attnScaling, float eps, float scale, int tokensPerBlock, int* counters) {
+extern "C" __global__ void __launch_bounds__(DP_NT, 1) decode_persistent_bf16(const DpLayer* layers, int numLayers, bf16_t* kvBase,
+    long long kvLayerBytes, bf16_t* resid, bf16_t* qkvBuf, bf16_t* attnBuf, bf16_t* actBuf, const int* positions, const int* blockTable,
+    const double* invFreq, float attnScaling, float eps, float scale, int tokensPerBlock, int* counters) {
   extern __shared__ __align__(128) unsigned char dsm[];
   __shared__ __align__(8) u64 fullB[DP_NSLOT], emptyB[DP_NSLOT];
   __shared__ float red[32];
@@ -281,6 +281,7 @@ extern "C" __global__ void __launch_bounds__(DP_NT, 1) decode_persistent_bf16(co
   static_assert(DP_H / 8 == 256 && DP_I / 8 / 4 == 256, "256 vectors per warp row slice");
   for (int L = 0; L < numLayers; L++) {
     const DpLayer ly = layers[L];
+    bf16_t* kvc = (bf16_t*)((char*)kvBase + (long long)L * kvLayerBytes);  // this layer's paged cache
     int* ctr = counters + L * 5;
     // ---- 0: qkv
     if (L > 0) dpWaitCounter(ctr - 1, G);
@@ -323,13 +324,13 @@ extern "C" __global__ void __launch_bounds__(DP_NT, 1) decode_persistent_bf16(co
       }
       consumerSync();
       if (h % (DP_NH / DP_NKV) == 0 && tid < DP_HD) {  // the token's k and v into the cache
-        ly.kv[kvCacheOffset(blockTable, pos, 0, tokensPerBlock, rowWidth) + kvh * DP_HD + tid] = kself[tid];
-        ly.kv[kvCacheOffset(blockTable, pos, 1, tokensPerBlock, rowWidth) + kvh * DP_HD + tid] = vself[tid];
+        kvc[kvCacheOffset(blockTable, pos, 0, tokensPerBlock, rowWidth) + kvh * DP_HD + tid] = kself[tid];
+        kvc[kvCacheOffset(blockTable, pos, 1, tokensPerBlock, rowWidth) + kvh * DP_HD + tid] = vself[tid];
       }
       // scores: one key per thread
       float mx = -LLMRT_INF;
       for (int j = tid; j <= pos; j += 256) {
-        const bf16_t* kp = j == pos ? kself : ly.kv + kvCacheOffset(blockTable, j, 0, tokensPerBlock, rowWidth) + kvh * DP_HD;
+        const bf16_t* kp = j == pos ? kself : kvc + kvCacheOffset(blockTable, j, 0, tokensPerBlock, rowWidth) + kvh * DP_HD;
         uint4 kr[8];
 #pragma unroll
         for (int c = 0; c < 8; c++) kr[c] = *reinterpret_cast<const uint4*>(kp + c * 8);
@@ -368,8 +369,9 @@ extern "C" __global__ void __launch_bounds__(DP_NT, 1) decode_persistent_bf16(co
       float acc[8];
 #pragma unroll
       for (int e = 0; e < 8; e++) acc[e] = 0.f;
+#pragma unroll 4
       for (int j = kg; j <= pos; j += 32) {
-        const bf16_t* vp = j == pos ? vself : ly.kv + kvCacheOffset(blockTable, j, 1, tokensPerBlock, rowWidth) + kvh * DP_HD;
+        const bf16_t* vp = j == pos ? vself : kvc + kvCacheOffset(blockTable, j, 1, tokensPerBlock, rowWidth) + kvh * DP_HD;
         float vf[8];
         dpUnpack8(*reinterpret_cast<const uint4*>(vp + dc * 8), vf);
         const float p = sc[j];
