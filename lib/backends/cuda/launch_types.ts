@@ -77,6 +77,7 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   decode_attention_batch: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_batch2: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_batch2_fp8kv: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
+  decode_persistent: { file: "decode_persistent.cu", params: [P, I, P, L, P, P, P, P, P, P, P, F, F, F, I, P] },
   ...LOWBIT_FAMILIES,
 };
 
@@ -284,6 +285,12 @@ export interface LaunchEnv {
    * with StepShape.pruneRows then run the last layer past its KV write over the logits rows only.
    */
   readonly lastLayerRows?: { readonly plan: LastLayerRows; readonly scratch: bigint };
+  /**
+   * One-token fused decode steps of a llama-3.2-1b-shaped bf16 engine run every decoder layer in one persistent launch
+   * (kernels/decode_persistent.cu, persistent_decode.ts): its layer table (u64 [numLayers, 6] weight addresses), int32
+   * counters (persistentCounterCount, zeroed once), bf16 scratch (persistentScratchLayout) and grid (one block per SM).
+   */
+  readonly persistentDecode?: { readonly table: bigint; readonly counters: bigint; readonly scratch: bigint; readonly blocks: number };
 }
 
 /** Least row elements a gemv_fused_ks warp streams (doubling the warps per row stops below it). */

@@ -105,6 +105,13 @@ export const CUDA_FLAGS = {
    * cuBLASLt (H200: llama-3.2-1b W4A16 64 × (128,128) 22.8k → 25.6k output tok/s; per layer 3.0× at 16 rows). @default true
    */
   quantGemm: { env: "LLMRT_QUANT_GEMM", default: true },
+  /**
+   * One-token decode steps of a llama-3.2-1b-shaped bf16 engine run every decoder layer in ONE persistent launch
+   * (kernels/decode_persistent.cu: one block per SM, a TMA weight ring per block streaming the layers' weights
+   * while the phases wait on each other through global counters) instead of 5 launches a layer. Needs sm_90,
+   * gemv and a bf16 KV cache. Session 9 prototype. @default false
+   */
+  persistentDecode: { env: "LLMRT_PERSISTENT_DECODE", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

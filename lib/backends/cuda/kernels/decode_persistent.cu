@@ -327,56 +327,64 @@ extern "C" __global__ void __launch_bounds__(DP_NT, 1) decode_persistent_bf16(co
         kvc[kvCacheOffset(blockTable, pos, 0, tokensPerBlock, rowWidth) + kvh * DP_HD + tid] = kself[tid];
         kvc[kvCacheOffset(blockTable, pos, 1, tokensPerBlock, rowWidth) + kvh * DP_HD + tid] = vself[tid];
       }
-      // scores: one key per thread
-      float mx = -LLMRT_INF;
-      for (int j = tid; j <= pos; j += 256) {
-        const bf16_t* kp = j == pos ? kself : kvc + kvCacheOffset(blockTable, j, 0, tokensPerBlock, rowWidth) + kvh * DP_HD;
-        uint4 kr[8];
-#pragma unroll
-        for (int c = 0; c < 8; c++) kr[c] = *reinterpret_cast<const uint4*>(kp + c * 8);
-        float d = 0.f;
-#pragma unroll
-        for (int c = 0; c < 8; c++) {
-          float kf[8];
-          dpUnpack8(kr[c], kf);
-#pragma unroll
-          for (int e = 0; e < 8; e++) d = fmaf(qf[c * 8 + e], kf[e], d);
-        }
-        sc[j] = d;
-        mx = fmaxf(mx, d);
-      }
-      mx = warpMax(mx);
-      if (lane == 0) red[warp] = mx;
-      consumerSync();
-      mx = red[0];
-#pragma unroll
-      for (int w = 1; w < DP_NCW; w++) mx = fmaxf(mx, red[w]);
-      float sum = 0.f;
-      for (int j = tid; j <= pos; j += 256) {
-        const float p = exp2f(sc[j] - mx);
-        sc[j] = p;
-        sum += p;
-      }
-      sum = warpSum(sum);
-      consumerSync();  // red (max) read by all before reuse
-      if (lane == 0) red[warp] = sum;
-      consumerSync();  // sc and red visible
-      float l = 0.f;
-#pragma unroll
-      for (int w = 0; w < DP_NCW; w++) l += red[w];
-      // PV: thread (key group kg of 32, dim chunk dc of 8)
-      const int dc = tid & 7, kg = tid >> 3;
+      // Keys in chunks of DP_MAXCTX (scores staged in shared memory), online softmax across chunks.
+      const int dc = tid & 7, kg = tid >> 3;  // PV: thread (key group kg of 32, dim chunk dc of 8)
       float acc[8];
 #pragma unroll
       for (int e = 0; e < 8; e++) acc[e] = 0.f;
-#pragma unroll 4
-      for (int j = kg; j <= pos; j += 32) {
-        const bf16_t* vp = j == pos ? vself : kvc + kvCacheOffset(blockTable, j, 1, tokensPerBlock, rowWidth) + kvh * DP_HD;
-        float vf[8];
-        dpUnpack8(*reinterpret_cast<const uint4*>(vp + dc * 8), vf);
-        const float p = sc[j];
+      float m = -LLMRT_INF, l = 0.f;
+      for (int c0 = 0; c0 <= pos; c0 += DP_MAXCTX) {
+        const int c1 = min(pos + 1, c0 + DP_MAXCTX);
+        if (c0 > 0) consumerSync();  // the previous chunk's reads of sc (PV) and red are done
+        float mx = -LLMRT_INF;
+        for (int j = c0 + tid; j < c1; j += 256) {  // scores: one key per thread
+          const bf16_t* kp = j == pos ? kself : kvc + kvCacheOffset(blockTable, j, 0, tokensPerBlock, rowWidth) + kvh * DP_HD;
+          uint4 kr[8];
 #pragma unroll
-        for (int e = 0; e < 8; e++) acc[e] = fmaf(p, vf[e], acc[e]);
+          for (int c = 0; c < 8; c++) kr[c] = *reinterpret_cast<const uint4*>(kp + c * 8);
+          float d = 0.f;
+#pragma unroll
+          for (int c = 0; c < 8; c++) {
+            float kf[8];
+            dpUnpack8(kr[c], kf);
+#pragma unroll
+            for (int e = 0; e < 8; e++) d = fmaf(qf[c * 8 + e], kf[e], d);
+          }
+          sc[j - c0] = d;
+          mx = fmaxf(mx, d);
+        }
+        mx = warpMax(mx);
+        if (lane == 0) red[warp] = mx;
+        consumerSync();
+#pragma unroll
+        for (int w = 0; w < DP_NCW; w++) mx = fmaxf(mx, red[w]);
+        const float mNew = fmaxf(m, mx), alpha = exp2f(m - mNew);  // alpha 0 on the first chunk
+        float sum = 0.f;
+        for (int j = c0 + tid; j < c1; j += 256) {
+          const float p = exp2f(sc[j - c0] - mNew);
+          sc[j - c0] = p;
+          sum += p;
+        }
+        sum = warpSum(sum);
+        consumerSync();  // red (max) read by all before reuse
+        if (lane == 0) red[warp] = sum;
+        consumerSync();  // sc and red visible
+        float cs_ = 0.f;
+#pragma unroll
+        for (int w = 0; w < DP_NCW; w++) cs_ += red[w];
+        l = l * alpha + cs_;
+        m = mNew;
+#pragma unroll
+        for (int e = 0; e < 8; e++) acc[e] *= alpha;
+#pragma unroll 4
+        for (int j = c0 + kg; j < c1; j += 32) {
+          const bf16_t* vp = j == pos ? vself : kvc + kvCacheOffset(blockTable, j, 1, tokensPerBlock, rowWidth) + kvh * DP_HD;
+          float vf[8];
+          dpUnpack8(*reinterpret_cast<const uint4*>(vp + dc * 8), vf);
+          const float p = sc[j - c0];
+#pragma unroll
+          for (int e = 0; e < 8; e++) acc[e] = fmaf(p, vf[e], acc[e]);
+        }
       }
 #pragma unroll
       for (int e = 0; e < 8; e++) pvr[kg * DP_HD + dc * 8 + e] = acc[e];
