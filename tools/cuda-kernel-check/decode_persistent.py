@@ -38,8 +38,10 @@ def gemv(x, W, y, n, k, mode, normW=None, ks=1):
            SEL_GEMV)
 
 
-def dp_smem(nslot):
-    return nslot * 32768 + 4096 * 4 + 4096
+def dp_smem(nslot, defines=()):
+    """DP_SMEM of the kernel compiled with `defines` (DP_NSLOT x 32 KB + max(4 DP_MAXCTX, 2 H))."""
+    maxctx = next((int(d.split("=")[1]) for d in defines if d.startswith("DP_MAXCTX=")), 4096)
+    return nslot * 32768 + max(4 * maxctx, 2 * H)
 
 
 class Rig:
@@ -85,7 +87,7 @@ class Rig:
         launch("decode_persistent", "decode_persistent_bf16", (grid or self.sms,), 288,
                (np_u64(self.desc.data_ptr() + first * 6 * 8), I(n), np_u64(m.cache.data[first].data_ptr()), L(m.cache.data[0].numel() * 2), P(m.res), P(m.qkvb), P(m.attn), P(m.act), P(m.positions),
                 P(m.cache.table), P(m.invf), F(1.0), F(EPS), F(1 / math.sqrt(HD)), I(m.tpb), P(self.ctrs)),
-               defines=tuple(defines) + (f"DP_NSLOT={nslot}",), shared_mem=dp_smem(nslot))
+               defines=tuple(defines) + (f"DP_NSLOT={nslot}",), shared_mem=dp_smem(nslot, defines))
 
     def reset(self):
         self.m.cache.data.copy_(self.hist0)

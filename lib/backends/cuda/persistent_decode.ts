@@ -11,8 +11,8 @@ import type { DecodeFusion } from "./decode_fusion.ts";
 export const PERSISTENT_DECODE_KERNEL = "decode_persistent_bf16";
 /** Threads per block: 8 consumer warps and the weight-stream (producer) warp. */
 export const PERSISTENT_DECODE_THREADS = 288;
-/** Dynamic shared memory of a block: the 5-slot weight ring (32 KB slots) + 16 KB of staged x + 4 KB (DP_SMEM). */
-export const PERSISTENT_DECODE_SMEM = 5 * 32768 + 16384 + 4096;
+/** Dynamic shared memory of a block (DP_SMEM): the weight ring (DP_NSLOT 32 KB slots) + the attention scores of a key chunk (DP_MAXCTX floats). */
+export const PERSISTENT_DECODE_SMEM = 5 * 32768 + 4096 * 4;
 /** The shapes the kernel is compiled for (kernels/decode_persistent.cu DP_*: llama-3.2-1b). */
 export const PERSISTENT_DECODE_SHAPE = { hidden: 2048, intermediate: 8192, numHeads: 32, numKvHeads: 8, headDim: 64 } as const;
 

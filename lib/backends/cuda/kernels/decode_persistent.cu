@@ -21,9 +21,9 @@
 //   layers [numLayers] in device memory (DpLayer: 6 device pointers: ln1, wqkv, wo, ln2, wgu, wdown); layer l's paged
 //   cache [blocks, 2, tpb, NKV, HD] at kvBase + l * kvLayerBytes (bytes); resid [H] in/out (the residual stream);
 //   qkvBuf [(NH + 2 NKV) HD], attnBuf [NH HD], actBuf [I] scratch; positions [1] (this token's position; keys
-//   0..pos-1 already in the cache, pos + 1 <= DP_MAXCTX); blockTable: the sequence's blocks; counters int
+//   0..pos-1 already in the cache); blockTable: the sequence's blocks; counters int
 //   [numLayers * 5 + 1] ZERO before the first launch (the kernel leaves them zero).
-//   grid (number of SMs)   block (288: 8 consumer warps + 1 producer warp)   shared DP_SMEM bytes (dynamic)
+//   grid (number of SMs)   block (288: 8 consumer warps + 1 producer warp)   shared DP_SMEM bytes (dynamic: DP_NSLOT x 32 KB + max(4 DP_MAXCTX, 2 H))
 // Shapes are compile-time (llama-3.2-1b: H 2048, I 8192, 32 q heads, 8 kv heads, head dim 64).
 #include "common.cuh"
 
@@ -44,10 +44,13 @@
 #define DP_NSLOT 5  // ring slots of DP_SLOT bytes
 #endif
 #define DP_SLOT 32768
-#define DP_MAXCTX 4096
+#ifndef DP_MAXCTX
+#define DP_MAXCTX 4096  // keys per attention chunk (scores staged in shared memory)
+#endif
 #define DP_NCW 8  // consumer warps
 #define DP_NT ((DP_NCW + 1) * 32)
-#define DP_SMEM (DP_NSLOT * DP_SLOT + DP_MAXCTX * 4 + 4096)
+#define DP_XBYTES (DP_MAXCTX * 4 > DP_H * 2 ? DP_MAXCTX * 4 : DP_H * 2)  // scores / staged x
+#define DP_SMEM (DP_NSLOT * DP_SLOT + DP_XBYTES)
 
 struct DpLayer {
   const bf16_t* ln1;
@@ -436,13 +439,14 @@ extern "C" __global__ void __launch_bounds__(DP_NT, 1) decode_persistent_bf16(co
     dpSignal(ctr + 3);
     // ---- 4: down (+ residual), 4 warps per row
     dpWaitCounter(ctr + 3, G);
-    if (tid < DP_I / 8 / 4) {
-#pragma unroll
-      for (int u = 0; u < 4; u++) *reinterpret_cast<uint4*>(xs + (tid + 256 * u) * 8) = ldcg16(actBuf + (tid + 256 * u) * 8);
-    }
-    consumerSync();
     constexpr int QV = DP_I / 8 / 4;  // vectors per quarter row
-    dpLoadX(xs + (warp & 3) * QV * 8, lane, xf);
+    {  // this warp's quarter of act straight into registers (L2)
+      uint4 av[8];
+#pragma unroll
+      for (int u = 0; u < 8; u++) av[u] = ldcg16(actBuf + ((warp & 3) * QV + lane + 32 * u) * 8);
+#pragma unroll
+      for (int u = 0; u < 8; u++) dpUnpack8(av[u], xf[u]);
+    }
     for (int r = dLo; r < dHi; r += DP_RD) {
       const int n = min(DP_RD, dHi - r);
       const bf16_t* w = take();
