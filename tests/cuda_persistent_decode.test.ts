@@ -139,11 +139,12 @@ test("llama-3.2-1b one-token decode step: all 16 layers in one persistent launch
     0.125,
     16,
     PD.counters,
+    PD.scratch + BigInt(sl.part),
   ]);
   // The lm_head's prologue norm reads the residual stream the launch leaves (through gather_rows).
   assert.equal((ls[2] as KernelLaunch).args[0], (1n << 36n) + BigInt(plan.buffers.hidden.offset));
-  // Scratch: qkv 3072, attention 2048, SiLU·mul 8192 bf16, 16-byte aligned.
-  assert.deepEqual([sl.qkv, sl.attn, sl.act, sl.bytes], [0, 6144, 10240, 26624]);
+  // Scratch: qkv 3072, attention 2048, SiLU·mul 8192 bf16, then f32 split partials [32, 4, 66]; 16-byte aligned.
+  assert.deepEqual([sl.qkv, sl.attn, sl.act, sl.part, sl.bytes], [0, 6144, 10240, 26624, 26624 + 32 * 4 * 66 * 4]);
   assert.equal(persistentCounterCount(16), 81);
   // The layer table: six weights a layer in the kernel's order.
   const t = persistentLayerTable(pd, (n) => e.weight(n));

@@ -1,10 +1,9 @@
 /**
  * GPU: the persistent decode kernel (`persistentDecode`, issue 16 item 1, session 9: kernels/decode_persistent.cu runs
  * every decoder layer of a one-token decode step in one launch). A random-weight model of llama-3.2-1b's layer shapes
- * (2 layers, small vocabulary) decodes teacher-forced tokens at several context lengths (one key, a few hundred, and past
- * the kernel's 4,096-key score chunk), through CUDA graphs and eagerly: its logits must match the default fused launches'
- * within bf16 tolerance (the attention rounds differently: one pass over all keys instead of split-K tiles), and the
- * session must really have taken the persistent path.
+ * (2 layers, small vocabulary) decodes teacher-forced tokens at several context lengths (one attention split per q head,
+ * two, four), through CUDA graphs (and eagerly at one length): its logits must match the default fused launches' within
+ * bf16 tolerance (the attention rounds differently), and the session must really have taken the persistent path.
  */
 import { buildSync } from "../../lib/builder/builder.ts";
 import type { Engine } from "../../lib/builder/engine.ts";
@@ -81,7 +80,7 @@ pdTest("persistent decode: llama-3.2-1b-shaped layers in one launch give the per
   let worst = 0;
   for (const promptLen of [1, 300, 4400]) {
     const base = run(engine, { persistentDecode: false }, promptLen, forced, V);
-    for (const cudaGraphs of [true, false]) {
+    for (const cudaGraphs of promptLen === 300 ? [true, false] : [true]) {
       const pd = run(engine, { persistentDecode: true, cudaGraphs }, promptLen, forced, V);
       assert.ok(pd.persistent && !base.persistent, "the session with persistentDecode took the persistent path, the other did not");
       let w = 0;

@@ -157,6 +157,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           persistent.scale,
           env.tokensPerBlock,
           pd.counters,
+          pd.scratch + BigInt(sl.part),
         ], PERSISTENT_DECODE_SMEM);
       }
       return;

@@ -77,7 +77,7 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   decode_attention_batch: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_batch2: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_batch2_fp8kv: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
-  decode_persistent: { file: "decode_persistent.cu", params: [P, I, P, L, P, P, P, P, P, P, P, F, F, F, I, P] },
+  decode_persistent: { file: "decode_persistent.cu", params: [P, I, P, L, P, P, P, P, P, P, P, F, F, F, I, P, P] },
   ...LOWBIT_FAMILIES,
 };
 

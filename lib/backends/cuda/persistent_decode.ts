@@ -113,12 +113,24 @@ export function persistentLayerTable(p: PersistentDecodePlan, weight: (name: str
   return t;
 }
 
-/** Bytes of the kernel's scratch (qkv, attention out, SiLU·mul out: bf16, 16-byte aligned pieces). */
-export function persistentScratchLayout(): { readonly qkv: number; readonly attn: number; readonly act: number; readonly bytes: number } {
+/** Most attention key splits per q head (DP_MAXS). */
+export const PERSISTENT_DECODE_MAX_SPLITS = 4;
+
+/**
+ * Byte offsets of the kernel's scratch: qkv, attention out, SiLU·mul out (bf16), attention split partials
+ * (f32 [numHeads, PERSISTENT_DECODE_MAX_SPLITS, headDim + 2]); 16-byte aligned pieces.
+ */
+export function persistentScratchLayout(): {
+  readonly qkv: number;
+  readonly attn: number;
+  readonly act: number;
+  readonly part: number;
+  readonly bytes: number;
+} {
   const s = PERSISTENT_DECODE_SHAPE;
   const nq = (s.numHeads + 2 * s.numKvHeads) * s.headDim;
-  const attn = nq * 2, act = attn + s.numHeads * s.headDim * 2;
-  return { qkv: 0, attn, act, bytes: act + s.intermediate * 2 };
+  const attn = nq * 2, act = attn + s.numHeads * s.headDim * 2, part = act + s.intermediate * 2;
+  return { qkv: 0, attn, act, part, bytes: part + s.numHeads * PERSISTENT_DECODE_MAX_SPLITS * (s.headDim + 2) * 4 };
 }
 
 /** int32 counters the kernel synchronises its phases with (zero between launches; the kernel leaves them zero). */

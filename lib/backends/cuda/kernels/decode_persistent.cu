@@ -17,12 +17,15 @@
 //
 // extern "C" __global__ void decode_persistent_bf16(const DpLayer* layers, int numLayers, bf16_t* kvBase, long long kvLayerBytes,
 //     bf16_t* resid, bf16_t* qkvBuf, bf16_t* attnBuf, bf16_t* actBuf, const int* positions, const int* blockTable,
-//     const double* invFreq, float attnScaling, float eps, float scale, int tokensPerBlock, int* counters)
+//     const double* invFreq, float attnScaling, float eps, float scale, int tokensPerBlock, int* counters, float* attnPart)
 //   layers [numLayers] in device memory (DpLayer: 6 device pointers: ln1, wqkv, wo, ln2, wgu, wdown); layer l's paged
 //   cache [blocks, 2, tpb, NKV, HD] at kvBase + l * kvLayerBytes (bytes); resid [H] in/out (the residual stream);
 //   qkvBuf [(NH + 2 NKV) HD], attnBuf [NH HD], actBuf [I] scratch; positions [1] (this token's position; keys
 //   0..pos-1 already in the cache); blockTable: the sequence's blocks; counters int
-//   [numLayers * 5 + 1] ZERO before the first launch (the kernel leaves them zero).
+//   [numLayers * 5 + 1] ZERO before the first launch (the kernel leaves them zero); attnPart f32 [NH, DP_MAXS, HD + 2]
+//   scratch (attention split partials). Attention: S = clamp(ceil((pos + 1 - 256) / 256) + 1, 1, DP_MAXS) key splits per
+//   q head (block h S + z); S > 1: each split's unnormalized output and (max, sum) go to attnPart and every block merges
+//   them in its o_proj prologue.
 //   grid (number of SMs)   block (288: 8 consumer warps + 1 producer warp)   shared DP_SMEM bytes (dynamic: DP_NSLOT x 32 KB + max(4 DP_MAXCTX, 2 H))
 // Shapes are compile-time (llama-3.2-1b: H 2048, I 8192, 32 q heads, 8 kv heads, head dim 64).
 #include "common.cuh"
@@ -48,6 +51,14 @@
 #define DP_MAXCTX 4096  // keys per attention chunk (scores staged in shared memory)
 #endif
 #define DP_NCW 8  // consumer warps
+#ifndef DP_MAXS
+#define DP_MAXS 4  // most key splits per q head (blocks h * S + z)
+#endif
+#ifndef DP_SPLITK
+#define DP_SPLITK 256  // keys per split the split count aims at
+#endif
+#define DP_MAXG 128  // most gate rows per block (grids of >= 64 blocks)
+#define DP_MAXD 32   // most down rows per block
 #define DP_NT ((DP_NCW + 1) * 32)
 #define DP_XBYTES (DP_MAXCTX * 4 > DP_H * 2 ? DP_MAXCTX * 4 : DP_H * 2)  // scores / staged x
 #define DP_SMEM (DP_NSLOT * DP_SLOT + DP_XBYTES)
@@ -97,6 +108,11 @@ __device__ __forceinline__ int ldAcquire(const int* p) {
 __device__ __forceinline__ uint4 ldcg16(const void* p) {
   uint4 v;
   asm volatile("ld.global.cg.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  return v;
+}
+__device__ __forceinline__ float dpLdcgF(const float* p) {
+  float v;
+  asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p));
   return v;
 }
 __device__ __forceinline__ bf16_t ldcgBf(const bf16_t* p) {
@@ -197,12 +213,12 @@ __device__ __forceinline__ float dpSilu(float g) { return g / (1.f + expf(-g)); 
 
 extern "C" __global__ void __launch_bounds__(DP_NT, 1) decode_persistent_bf16(const DpLayer* layers, int numLayers, bf16_t* kvBase,
     long long kvLayerBytes, bf16_t* resid, bf16_t* qkvBuf, bf16_t* attnBuf, bf16_t* actBuf, const int* positions, const int* blockTable,
-    const double* invFreq, float attnScaling, float eps, float scale, int tokensPerBlock, int* counters) {
+    const double* invFreq, float attnScaling, float eps, float scale, int tokensPerBlock, int* counters, float* attnPart) {
   extern __shared__ __align__(128) unsigned char dsm[];
   __shared__ __align__(8) u64 fullB[DP_NSLOT], emptyB[DP_NSLOT];
   __shared__ float red[32];
-  __shared__ float part[2][DP_NCW];
-  __shared__ float upS[2][4];
+  __shared__ float guS[2][DP_MAXG];       // gate_up: this block's gate / up row sums (bf16-rounded)
+  __shared__ float dS[DP_MAXD][4];         // down: quarter-row sums of this block's rows
   __shared__ float qf[DP_HD];
   __shared__ float cs[DP_HD / 2], sn[DP_HD / 2];
   __shared__ __align__(16) bf16_t kself[DP_HD], vself[DP_HD];
@@ -227,6 +243,7 @@ extern "C" __global__ void __launch_bounds__(DP_NT, 1) decode_persistent_bf16(co
   dpShare(DP_H, b, G, dLo, dHi);
   gLo *= 4;
   gHi *= 4;
+  if (gHi - gLo > DP_MAXG || dHi - dLo > DP_MAXD || G < DP_NH) asm volatile("trap;");  // grids of >= 64 blocks only
 
   if (warp == DP_NCW) {  // ---------------- producer: the block's weight stream, layer after layer
     if (lane != 0) return;
@@ -279,7 +296,9 @@ extern "C" __global__ void __launch_bounds__(DP_NT, 1) decode_persistent_bf16(co
   };
   const int pos = positions[0];
   const int rowWidth = DP_NKV * DP_HD;
-  u32 parity = 0;
+  // Attention: S key splits per q head (blocks h * S + z), S from the context so each block takes ~DP_SPLITK keys.
+  const int S = max(1, min(min(DP_MAXS, G / DP_NH), (pos + DP_SPLITK) / DP_SPLITK));
+  const int keysPer = (pos + 1 + S - 1) / S;
   float xf[8][8];  // this warp's x vectors of the current GEMV phase
   static_assert(DP_H / 8 == 256 && DP_I / 8 / 4 == 256, "256 vectors per warp row slice");
   for (int L = 0; L < numLayers; L++) {
@@ -300,10 +319,11 @@ extern "C" __global__ void __launch_bounds__(DP_NT, 1) decode_persistent_bf16(co
       release();
     }
     dpSignal(ctr + 0);
-    // ---- 1: attention (one q head per block)
-    if (b < DP_NH) {
+    // ---- 1: attention (block h * S + z: q head h, keys [z keysPer, (z + 1) keysPer))
+    if (b < DP_NH * S) {
       dpWaitCounter(ctr + 0, G);
-      const int h = b, kvh = h / (DP_NH / DP_NKV);
+      const int h = b / S, z = b - h * S, kvh = h / (DP_NH / DP_NKV);
+      const int kLo = z * keysPer, kHi = min(pos + 1, kLo + keysPer);
       const float qscale = scale * LLMRT_LOG2E;
       if (tid < DP_HD / 2) {
         double sv, cv;
@@ -326,7 +346,7 @@ extern "C" __global__ void __launch_bounds__(DP_NT, 1) decode_persistent_bf16(co
         vself[i] = ldcgBf(qkvBuf + (DP_NH + DP_NKV + kvh) * DP_HD + i);
       }
       consumerSync();
-      if (h % (DP_NH / DP_NKV) == 0 && tid < DP_HD) {  // the token's k and v into the cache
+      if (h % (DP_NH / DP_NKV) == 0 && z == 0 && tid < DP_HD) {  // the token's k and v into the cache (one block per kv head)
         kvc[kvCacheOffset(blockTable, pos, 0, tokensPerBlock, rowWidth) + kvh * DP_HD + tid] = kself[tid];
         kvc[kvCacheOffset(blockTable, pos, 1, tokensPerBlock, rowWidth) + kvh * DP_HD + tid] = vself[tid];
       }
@@ -336,9 +356,9 @@ extern "C" __global__ void __launch_bounds__(DP_NT, 1) decode_persistent_bf16(co
 #pragma unroll
       for (int e = 0; e < 8; e++) acc[e] = 0.f;
       float m = -LLMRT_INF, l = 0.f;
-      for (int c0 = 0; c0 <= pos; c0 += DP_MAXCTX) {
-        const int c1 = min(pos + 1, c0 + DP_MAXCTX);
-        if (c0 > 0) consumerSync();  // the previous chunk's reads of sc (PV) and red are done
+      for (int c0 = kLo; c0 < kHi; c0 += DP_MAXCTX) {
+        const int c1 = min(kHi, c0 + DP_MAXCTX);
+        if (c0 > kLo) consumerSync();  // the previous chunk's reads of sc (PV) and red are done
         float mx = -LLMRT_INF;
         for (int j = c0 + tid; j < c1; j += 256) {  // scores: one key per thread
           const bf16_t* kp = j == pos ? kself : kvc + kvCacheOffset(blockTable, j, 0, tokensPerBlock, rowWidth) + kvh * DP_HD;
@@ -379,7 +399,7 @@ extern "C" __global__ void __launch_bounds__(DP_NT, 1) decode_persistent_bf16(co
         m = mNew;
 #pragma unroll
         for (int e = 0; e < 8; e++) acc[e] *= alpha;
-#pragma unroll 4
+#pragma unroll 8
         for (int j = c0 + kg; j < c1; j += 32) {
           const bf16_t* vp = j == pos ? vself : kvc + kvCacheOffset(blockTable, j, 1, tokensPerBlock, rowWidth) + kvh * DP_HD;
           float vf[8];
@@ -395,13 +415,48 @@ extern "C" __global__ void __launch_bounds__(DP_NT, 1) decode_persistent_bf16(co
       if (tid < DP_HD) {
         float o = 0.f;
         for (int g = 0; g < 32; g++) o += pvr[g * DP_HD + tid];
-        attnBuf[h * DP_HD + tid] = fromF<bf16_t>(o / l);
+        if (S == 1) {
+          attnBuf[h * DP_HD + tid] = fromF<bf16_t>(o / l);
+        } else {  // this split's unnormalized output and (m, l), merged in the o_proj prologue
+          float* pp = attnPart + (h * DP_MAXS + z) * (DP_HD + 2);
+          pp[tid] = o;
+          if (tid == 0) { pp[DP_HD] = m; pp[DP_HD + 1] = l; }
+        }
       }
       dpSignal(ctr + 1);
     }
     // ---- 2: o_proj (+ residual)
-    dpWaitCounter(ctr + 1, DP_NH);
-    if (tid < DP_H / 8) *reinterpret_cast<uint4*>(xs + tid * 8) = ldcg16(attnBuf + tid * 8);
+    dpWaitCounter(ctr + 1, DP_NH * S);
+    if (S == 1) {
+      *reinterpret_cast<uint4*>(xs + tid * 8) = ldcg16(attnBuf + tid * 8);
+    } else {  // merge the splits: thread tid makes attention outputs 8 tid .. 8 tid + 7 (head tid / 8)
+      const int h = tid >> 3, d0 = (tid & 7) * 8;
+      const float* pp = attnPart + h * DP_MAXS * (DP_HD + 2);
+      float mz[DP_MAXS], lz[DP_MAXS], M = -LLMRT_INF;
+#pragma unroll
+      for (int zz = 0; zz < DP_MAXS; zz++) {
+        if (zz < S) {
+          mz[zz] = dpLdcgF(pp + zz * (DP_HD + 2) + DP_HD);
+          lz[zz] = dpLdcgF(pp + zz * (DP_HD + 2) + DP_HD + 1);
+          M = fmaxf(M, mz[zz]);
+        }
+      }
+      float o8[8], L_ = 0.f;
+#pragma unroll
+      for (int e = 0; e < 8; e++) o8[e] = 0.f;
+#pragma unroll
+      for (int zz = 0; zz < DP_MAXS; zz++) {
+        if (zz < S) {
+          const float wz = exp2f(mz[zz] - M);
+          L_ += lz[zz] * wz;
+#pragma unroll
+          for (int e = 0; e < 8; e++) o8[e] = fmaf(dpLdcgF(pp + zz * (DP_HD + 2) + d0 + e), wz, o8[e]);
+        }
+      }
+#pragma unroll
+      for (int e = 0; e < 8; e++) o8[e] /= L_;
+      store16(xs + tid * 8, o8);
+    }
     consumerSync();
     dpLoadX(xs, lane, xf);
     for (int r = oLo; r < oHi; r += DP_RK) {
@@ -417,7 +472,7 @@ extern "C" __global__ void __launch_bounds__(DP_NT, 1) decode_persistent_bf16(co
       release();
     }
     dpSignal(ctr + 2);
-    // ---- 3: gate_up + silu * mul
+    // ---- 3: gate_up + silu * mul (sums kept in shared memory, combined once at the end of the phase)
     dpWaitCounter(ctr + 2, G);
     dpNorm(resid, ly.ln2, eps, xs, red);
     dpLoadX(xs, lane, xf);
@@ -425,19 +480,16 @@ extern "C" __global__ void __launch_bounds__(DP_NT, 1) decode_persistent_bf16(co
       const int n = min(4, gHi - r);
       const bf16_t* w = take();
       const int gi = warp & 3;
-      float s = 0.f;
-      if (gi < n) s = dpDot(w + warp * DP_H, xf, lane);  // warps 0-3 gate rows, 4-7 up rows
-      if (warp >= 4 && gi < n && lane == 0) upS[parity][gi] = toF(fromF<bf16_t>(s));
-      release();
-      consumerSync();
-      if (warp < 4 && gi < n && lane == 0) {
-        const float g = toF(fromF<bf16_t>(s));
-        actBuf[r + gi] = fromF<bf16_t>(dpSilu(g) * upS[parity][gi]);
+      if (gi < n) {
+        const float s = dpDot(w + warp * DP_H, xf, lane);  // warps 0-3 gate rows, 4-7 up rows
+        if (lane == 0) guS[warp >> 2][r - gLo + gi] = toF(fromF<bf16_t>(s));
       }
-      parity ^= 1;
+      release();
     }
+    consumerSync();
+    if (tid < gHi - gLo) actBuf[gLo + tid] = fromF<bf16_t>(dpSilu(guS[0][tid]) * guS[1][tid]);
     dpSignal(ctr + 3);
-    // ---- 4: down (+ residual), 4 warps per row
+    // ---- 4: down (+ residual), 4 warps per row (quarter sums in shared memory, combined at the end of the phase)
     dpWaitCounter(ctr + 3, G);
     constexpr int QV = DP_I / 8 / 4;  // vectors per quarter row
     {  // this warp's quarter of act straight into registers (L2)
@@ -451,17 +503,17 @@ extern "C" __global__ void __launch_bounds__(DP_NT, 1) decode_persistent_bf16(co
       const int n = min(DP_RD, dHi - r);
       const bf16_t* w = take();
       const int ri = warp >> 2, q = warp & 3;
-      float s = 0.f;
-      if (ri < n) s = dpDot(w + ri * DP_I + q * QV * 8, xf, lane);
-      if (lane == 0) part[parity][warp] = s;
-      release();
-      consumerSync();
-      if (q == 0 && ri < n && lane == 0) {
-        const float t = part[parity][warp] + part[parity][warp + 1] + part[parity][warp + 2] + part[parity][warp + 3];
-        bf16_t* yb = resid + r + ri;
-        *yb = fromF<bf16_t>(toF(fromF<bf16_t>(t)) + toF(ldcgBf(yb)));
+      if (ri < n) {
+        const float s = dpDot(w + ri * DP_I + q * QV * 8, xf, lane);
+        if (lane == 0) dS[r - dLo + ri][q] = s;
       }
-      parity ^= 1;
+      release();
+    }
+    consumerSync();
+    if (tid < dHi - dLo) {
+      const float t = dS[tid][0] + dS[tid][1] + dS[tid][2] + dS[tid][3];
+      bf16_t* yb = resid + dLo + tid;
+      *yb = fromF<bf16_t>(toF(fromF<bf16_t>(t)) + toF(ldcgBf(yb)));
     }
     dpSignal(ctr + 4);
   }
