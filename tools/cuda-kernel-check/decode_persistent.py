@@ -134,6 +134,7 @@ def main():
     ap.add_argument("--nslot", default="5,3")
     ap.add_argument("--defines", default="")
     ap.add_argument("--budget", type=float, default=60)
+    ap.add_argument("--variants", default="", help="extra timed variants at the first context: 'label:DEF=1,DEF2=2;label2:...'")
     a = ap.parse_args()
     t0 = time.time()
     props = torch.cuda.get_device_properties(0)
@@ -176,6 +177,10 @@ def main():
         plan += [(pos, kern), (pos, (f"persistent NSLOT {nslots[0]}", pers(nslots[0])))]
     plan += [(ctxs[0], (f"persistent NSLOT {nslots[0]} no waits (diag, wrong results)", pers(nslots[0], ("DP_NOWAIT",)))),
              (ctxs[0], (f"persistent NSLOT {nslots[0]} no waits, no math (diag)", pers(nslots[0], ("DP_NOWAIT", "DP_NOMATH"))))]
+    for v in [v for v in a.variants.split(";") if v]:
+        label, _, defs = v.partition(":")
+        for pos in ctxs[:2]:
+            plan.append((pos, (f"persistent NSLOT {nslots[0]} {label}", pers(nslots[0], tuple(d for d in defs.split(",") if d)))))
     for ns in nslots[1:]:
         plan += [(pos, (f"persistent NSLOT {ns}", pers(ns))) for pos in ctxs]
     for (pos, (nm, fn)) in plan:

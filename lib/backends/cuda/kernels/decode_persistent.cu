@@ -57,6 +57,9 @@
 #ifndef DP_SPLITK
 #define DP_SPLITK 256  // keys per split the split count aims at
 #endif
+#ifndef DP_PF
+#define DP_PF 0  // chunks the producer pulls into L2 ahead of the ring (cp.async.bulk.prefetch.L2; 0 = none)
+#endif
 #define DP_MAXG 128  // most gate rows per block (grids of >= 64 blocks)
 #define DP_MAXD 32   // most down rows per block
 #define DP_NT ((DP_NCW + 1) * 32)
@@ -247,36 +250,45 @@ extern "C" __global__ void __launch_bounds__(DP_NT, 1) decode_persistent_bf16(co
 
   if (warp == DP_NCW) {  // ---------------- producer: the block's weight stream, layer after layer
     if (lane != 0) return;
-    u32 it = 0;
-    auto slotFor = [&](u32 bytes) -> u32 {  // waits for a free slot, arms its full barrier; returns its shared address
-      const u32 s = it % DP_NSLOT, ph = (it / DP_NSLOT) & 1;
-      mbWait(dpSmem(&emptyB[s]), ph ^ 1);
-      mbExpect(dpSmem(&fullB[s]), bytes);
-      return s;
+    // Chunk j of the block's stream: layer j / per, then its qkv, o_proj, gate+up and down chunks in order. A chunk is
+    // one or two contiguous byte ranges (gate_up: 4 gate rows, then their 4 up rows at +16 KB in the slot).
+    const int nq = (qHi - qLo + DP_RK - 1) / DP_RK, no = (oHi - oLo + DP_RK - 1) / DP_RK, ng = (gHi - gLo) / 4;
+    const int nd = (dHi - dLo + DP_RD - 1) / DP_RD, per = nq + no + ng + nd, total = numLayers * per;
+    auto chunk = [&](int j, const bf16_t*& a, const bf16_t*& b2, u32& bytes) {
+      const DpLayer* ly = layers + j / per;
+      int k = j % per;
+      b2 = nullptr;
+      if (k < nq) {
+        const int r = qLo + k * DP_RK, n = min(DP_RK, qHi - r);
+        a = ly->wqkv + (long long)r * DP_H, bytes = n * DP_H * 2;
+      } else if ((k -= nq) < no) {
+        const int r = oLo + k * DP_RK, n = min(DP_RK, oHi - r);
+        a = ly->wo + (long long)r * DP_H, bytes = n * DP_H * 2;
+      } else if ((k -= no) < ng) {
+        const int r = gLo + k * 4;
+        a = ly->wgu + (long long)r * DP_H, b2 = ly->wgu + (long long)(DP_I + r) * DP_H, bytes = 4 * DP_H * 2;
+      } else {
+        k -= ng;
+        const int r = dLo + k * DP_RD, n = min(DP_RD, dHi - r);
+        a = ly->wdown + (long long)r * DP_I, bytes = n * DP_I * 2;
+      }
     };
-    for (int L = 0; L < numLayers; L++) {
-      const DpLayer ly = layers[L];
-      for (int r = qLo; r < qHi; r += DP_RK, it++) {
-        const int n = min(DP_RK, qHi - r);
-        const u32 s = slotFor(n * DP_H * 2);
-        bulkLoad(dpSmem(ring + s * DP_SLOT), ly.wqkv + (long long)r * DP_H, n * DP_H * 2, dpSmem(&fullB[s]));
+    for (int j = 0; j < total; j++) {
+      const bf16_t *a, *b2;
+      u32 bytes;
+#if DP_PF > 0  // the chunk DP_PF ahead of this one into L2 (no shared memory held): HBM stays busy through the waits
+      if (j + DP_PF < total) {
+        chunk(j + DP_PF, a, b2, bytes);
+        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a), "r"(bytes) : "memory");
+        if (b2) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(b2), "r"(bytes) : "memory");
       }
-      for (int r = oLo; r < oHi; r += DP_RK, it++) {
-        const int n = min(DP_RK, oHi - r);
-        const u32 s = slotFor(n * DP_H * 2);
-        bulkLoad(dpSmem(ring + s * DP_SLOT), ly.wo + (long long)r * DP_H, n * DP_H * 2, dpSmem(&fullB[s]));
-      }
-      for (int r = gLo; r < gHi; r += 4, it++) {
-        const int n = min(4, gHi - r);
-        const u32 s = slotFor(2 * n * DP_H * 2);
-        bulkLoad(dpSmem(ring + s * DP_SLOT), ly.wgu + (long long)r * DP_H, n * DP_H * 2, dpSmem(&fullB[s]));
-        bulkLoad(dpSmem(ring + s * DP_SLOT + 4 * DP_H * 2), ly.wgu + (long long)(DP_I + r) * DP_H, n * DP_H * 2, dpSmem(&fullB[s]));
-      }
-      for (int r = dLo; r < dHi; r += DP_RD, it++) {
-        const int n = min(DP_RD, dHi - r);
-        const u32 s = slotFor(n * DP_I * 2);
-        bulkLoad(dpSmem(ring + s * DP_SLOT), ly.wdown + (long long)r * DP_I, n * DP_I * 2, dpSmem(&fullB[s]));
-      }
+#endif
+      chunk(j, a, b2, bytes);
+      const u32 s = j % DP_NSLOT, ph = (j / DP_NSLOT) & 1;
+      mbWait(dpSmem(&emptyB[s]), ph ^ 1);  // the consumers are done with the slot's previous chunk
+      mbExpect(dpSmem(&fullB[s]), b2 ? 2 * bytes : bytes);
+      bulkLoad(dpSmem(ring + s * DP_SLOT), a, bytes, dpSmem(&fullB[s]));
+      if (b2) bulkLoad(dpSmem(ring + s * DP_SLOT + 4 * DP_H * 2), b2, bytes, dpSmem(&fullB[s]));
     }
     return;
   }
