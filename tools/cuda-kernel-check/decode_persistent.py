@@ -134,6 +134,7 @@ def main():
     ap.add_argument("--nslot", default="5,3")
     ap.add_argument("--defines", default="")
     ap.add_argument("--budget", type=float, default=60)
+    ap.add_argument("--no-diag", action="store_true", help="leave out the no-wait / no-math diagnostics")
     ap.add_argument("--variants", default="", help="extra timed variants at the first context: 'label:DEF=1,DEF2=2;label2:...'")
     a = ap.parse_args()
     t0 = time.time()
@@ -175,18 +176,20 @@ def main():
     plan = []
     for pos in ctxs:
         plan += [(pos, kern), (pos, (f"persistent NSLOT {nslots[0]}", pers(nslots[0])))]
-    plan += [(ctxs[0], (f"persistent NSLOT {nslots[0]} no waits (diag, wrong results)", pers(nslots[0], ("DP_NOWAIT",)))),
-             (ctxs[0], (f"persistent NSLOT {nslots[0]} no waits, no math (diag)", pers(nslots[0], ("DP_NOWAIT", "DP_NOMATH"))))]
+    if not a.no_diag:
+        plan += [(ctxs[0], (f"persistent NSLOT {nslots[0]} no waits (diag, wrong results)", pers(nslots[0], ("DP_NOWAIT",)))),
+                 (ctxs[0], (f"persistent NSLOT {nslots[0]} no waits, no math (diag)", pers(nslots[0], ("DP_NOWAIT", "DP_NOMATH"))))]
     for v in [v for v in a.variants.split(";") if v]:
         label, _, defs = v.partition(":")
-        for pos in ctxs[:2]:
-            plan.append((pos, (f"persistent NSLOT {nslots[0]} {label}", pers(nslots[0], tuple(d for d in defs.split(",") if d)))))
+        for pos in ctxs:
+            plan.append((pos, (f"persistent NSLOT {nslots[0]} {label}", pers(nslots[0], tuple(d for d in defs.split(",") if d)), (16,))))
     for ns in nslots[1:]:
         plan += [(pos, (f"persistent NSLOT {ns}", pers(ns))) for pos in ctxs]
-    for (pos, (nm, fn)) in plan:
+    for (pos, entry) in plan:
+        nm, fn = entry[0], entry[1]
         rig.set_pos(pos)
         rig.reset()
-        for n in (1, 16):
+        for n in (entry[2] if len(entry) > 2 else (1, 16)):
             if time.time() - t0 > a.budget:
                 log("  (budget: stopping timings)")
                 break

@@ -60,6 +60,17 @@
 #ifndef DP_PF
 #define DP_PF 0  // chunks the producer pulls into L2 ahead of the ring (cp.async.bulk.prefetch.L2; 0 = none)
 #endif
+#ifndef DP_ATT_ILP
+#define DP_ATT_ILP 2  // attention: keys per thread whose K rows are loaded before any score is computed
+#endif
+#ifndef DP_PV_UNROLL
+#define DP_PV_UNROLL 16  // attention: V rows in flight per thread in the PV loop
+#endif
+#define DP_PRAGMA(x) _Pragma(#x)
+#define DP_UNROLL(n) DP_PRAGMA(unroll n)
+#ifndef DP_ACC
+#define DP_ACC 1  // > 1: the GEMV dots in DP_ACC accumulators (shorter FMA chains; not gemv_fused's sums bit for bit)
+#endif
 #define DP_MAXG 128  // most gate rows per block (grids of >= 64 blocks)
 #define DP_MAXD 32   // most down rows per block
 #define DP_NT ((DP_NCW + 1) * 32)
@@ -201,6 +212,21 @@ __device__ __forceinline__ float dpDot(const bf16_t* w, const float (&xf)[8][8],
   uint4 wv[8];
 #pragma unroll
   for (int u = 0; u < 8; u++) wv[u] = *reinterpret_cast<const uint4*>(w + (lane + 32 * u) * 8);
+#if DP_ACC > 1
+  float accs[DP_ACC];
+#pragma unroll
+  for (int i = 0; i < DP_ACC; i++) accs[i] = 0.f;
+#pragma unroll
+  for (int u = 0; u < 8; u++) {
+    float wf[8];
+    dpUnpack8(wv[u], wf);
+#pragma unroll
+    for (int e = 0; e < 8; e++) accs[e % DP_ACC] = fmaf(wf[e], xf[u][e], accs[e % DP_ACC]);
+  }
+#pragma unroll
+  for (int i = 1; i < DP_ACC; i++) accs[0] += accs[i];
+  return warpSum(accs[0]);
+#else
   float acc = 0.f;
 #pragma unroll
   for (int u = 0; u < 8; u++) {
@@ -210,6 +236,7 @@ __device__ __forceinline__ float dpDot(const bf16_t* w, const float (&xf)[8][8],
     for (int e = 0; e < 8; e++) acc = fmaf(wf[e], xf[u][e], acc);
   }
   return warpSum(acc);
+#endif
 }
 
 __device__ __forceinline__ float dpSilu(float g) { return g / (1.f + expf(-g)); }
@@ -372,21 +399,32 @@ extern "C" __global__ void __launch_bounds__(DP_NT, 1) decode_persistent_bf16(co
         const int c1 = min(kHi, c0 + DP_MAXCTX);
         if (c0 > kLo) consumerSync();  // the previous chunk's reads of sc (PV) and red are done
         float mx = -LLMRT_INF;
-        for (int j = c0 + tid; j < c1; j += 256) {  // scores: one key per thread
-          const bf16_t* kp = j == pos ? kself : kvc + kvCacheOffset(blockTable, j, 0, tokensPerBlock, rowWidth) + kvh * DP_HD;
-          uint4 kr[8];
+        // Scores: one key per thread; DP_ATT_ILP keys' rows in flight per thread before any is used.
+        for (int j0 = c0 + tid; j0 < c1; j0 += 256 * DP_ATT_ILP) {
+          uint4 kr[DP_ATT_ILP][8];
 #pragma unroll
-          for (int c = 0; c < 8; c++) kr[c] = *reinterpret_cast<const uint4*>(kp + c * 8);
-          float d = 0.f;
+          for (int u = 0; u < DP_ATT_ILP; u++) {
+            const int j = j0 + 256 * u;
+            const bf16_t* kp = j == pos ? kself : kvc + kvCacheOffset(blockTable, j < c1 ? j : j0, 0, tokensPerBlock, rowWidth) + kvh * DP_HD;
 #pragma unroll
-          for (int c = 0; c < 8; c++) {
-            float kf[8];
-            dpUnpack8(kr[c], kf);
-#pragma unroll
-            for (int e = 0; e < 8; e++) d = fmaf(qf[c * 8 + e], kf[e], d);
+            for (int c = 0; c < 8; c++) kr[u][c] = *reinterpret_cast<const uint4*>(kp + c * 8);
           }
-          sc[j - c0] = d;
-          mx = fmaxf(mx, d);
+#pragma unroll
+          for (int u = 0; u < DP_ATT_ILP; u++) {
+            const int j = j0 + 256 * u;
+            float d = 0.f;
+#pragma unroll
+            for (int c = 0; c < 8; c++) {
+              float kf[8];
+              dpUnpack8(kr[u][c], kf);
+#pragma unroll
+              for (int e = 0; e < 8; e++) d = fmaf(qf[c * 8 + e], kf[e], d);
+            }
+            if (j < c1) {
+              sc[j - c0] = d;
+              mx = fmaxf(mx, d);
+            }
+          }
         }
         mx = warpMax(mx);
         if (lane == 0) red[warp] = mx;
@@ -411,7 +449,7 @@ extern "C" __global__ void __launch_bounds__(DP_NT, 1) decode_persistent_bf16(co
         m = mNew;
 #pragma unroll
         for (int e = 0; e < 8; e++) acc[e] *= alpha;
-#pragma unroll 8
+        DP_UNROLL(DP_PV_UNROLL)
         for (int j = c0 + kg; j < c1; j += 32) {
           const bf16_t* vp = j == pos ? vself : kvc + kvCacheOffset(blockTable, j, 1, tokensPerBlock, rowWidth) + kvh * DP_HD;
           float vf[8];
