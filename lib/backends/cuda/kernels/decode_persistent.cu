@@ -64,10 +64,8 @@
 #define DP_ATT_ILP 2  // attention: keys per thread whose K rows are loaded before any score is computed
 #endif
 #ifndef DP_PV_UNROLL
-#define DP_PV_UNROLL 16  // attention: V rows in flight per thread in the PV loop
+#define DP_PV_UNROLL 16  // attention: V rows in flight per thread in the PV loop (16, else 8)
 #endif
-#define DP_PRAGMA(x) _Pragma(#x)
-#define DP_UNROLL(n) DP_PRAGMA(unroll n)
 #ifndef DP_ACC
 #define DP_ACC 1  // > 1: the GEMV dots in DP_ACC accumulators (shorter FMA chains; not gemv_fused's sums bit for bit)
 #endif
@@ -449,7 +447,11 @@ extern "C" __global__ void __launch_bounds__(DP_NT, 1) decode_persistent_bf16(co
         m = mNew;
 #pragma unroll
         for (int e = 0; e < 8; e++) acc[e] *= alpha;
-        DP_UNROLL(DP_PV_UNROLL)
+#if DP_PV_UNROLL >= 16
+#pragma unroll 16
+#else
+#pragma unroll 8
+#endif
         for (int j = c0 + kg; j < c1; j += 32) {
           const bf16_t* vp = j == pos ? vself : kvc + kvCacheOffset(blockTable, j, 1, tokensPerBlock, rowWidth) + kvh * DP_HD;
           float vf[8];
