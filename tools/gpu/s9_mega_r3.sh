@@ -4,7 +4,7 @@
 # (1039 -> 1138 tok/s), slower in graph replay at 1k-4k keys. Now the attention keeps 2 K rows and 16 V rows in flight
 # per thread (DP_ATT_ILP 2, DP_PV_UNROLL 16; r2's code is the ILP1 variant).
 #   iso — decode_persistent.py: checks at 128 / 1000 / 4500 (+1024-key chunks), timings 1 / 16 layers; variants (16 layers):
-#         r2's attention (ILP1), two / four-accumulator GEMV dots (ACC2, ACC4), 64-key attention splits (SPLITK64).
+#         r2's attention (ILP1), two / four-accumulator GEMV dots (ACC2, ACC4).
 #   e2e — bench/decode_pdl.ts --persistent on llama-3.2-1b at 128..4096 keys.
 #   gpu — tests/gpu/persistent_decode.test.ts.
 set -uo pipefail
@@ -13,7 +13,7 @@ mkdir -p "$OUT"
 s() { echo "== [$SECONDS s] $*"; }
 s "isolated persistent kernel vs per-layer kernels"
 timeout 28 python3 tools/cuda-kernel-check/decode_persistent.py --out "$OUT" --ctx 128,1000,4500 --nslot 5 --budget 22 --no-diag \
-  --variants "ILP1:DP_ATT_ILP=1,DP_PV_UNROLL=8;ACC2:DP_ACC=2;ACC4:DP_ACC=4;SPLITK64:DP_SPLITK=64" > "$OUT/iso.log" 2>&1
+  --variants "ILP1:DP_ATT_ILP=1,DP_PV_UNROLL=8;ACC2:DP_ACC=2;ACC4:DP_ACC=4" > "$OUT/iso.log" 2>&1
 echo "rc=$?"
 grep -E "ok  |FAIL|copy|pos |SUMMARY|rror|budget" "$OUT/iso.log" | cut -c1-250 | head -40
 s "e2e: decode_pdl --persistent"
