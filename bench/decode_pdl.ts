@@ -14,7 +14,8 @@
  * a share of what the weights + the KV bytes at that context allow at the copy bandwidth.
  *
  * --persistent: as --sk with B the persistent decode kernel instead (`persistentDecode`, kernels/decode_persistent.cu: every
- * decoder layer in one launch), A the default fused launches; both with PDL.
+ * decoder layer in one launch), A the default fused launches; both with PDL and `batchInvariant: false` (which the
+ * persistent kernel needs).
  *
  * --baseline: one session with the default options only (no `pdl` key: runs on trees without it), for
  * a before/after of the same measurements.
@@ -108,9 +109,13 @@ function runOne(pdl: boolean | undefined, extra?: Record<string, boolean>): Run 
 
 const persistent = !!values.persistent;
 const sk = !!values.sk || persistent;
-const bOpts: Record<string, boolean> = persistent ? { persistentDecode: true } : { decodeSplitK: true, ...JSON.parse(values.b ?? "{}") };
+// --persistent: both sessions without batchInvariant (the persistent kernel needs it off; one-token decode steps take the
+// same GEMV kernels either way).
+const bOpts: Record<string, boolean> = persistent ? { persistentDecode: true, batchInvariant: false } : { decodeSplitK: true, ...JSON.parse(values.b ?? "{}") };
 const [nameA, nameB] = persistent ? ["per-layer launches", "persistent decode"] : ["decode_attention", "decode_attention_sk"];
-const off = sk ? runOne(true, { decodeSplitK: false }) : runOne(values.baseline ? undefined : false);
+const off = sk
+  ? runOne(true, persistent ? { decodeSplitK: false, batchInvariant: false } : { decodeSplitK: false })
+  : runOne(values.baseline ? undefined : false);
 const on = values.baseline ? off : sk ? runOne(true, bOpts) : runOne(true);
 const cOpts: Record<string, boolean> | undefined = sk && values.c ? JSON.parse(values.c) : undefined;
 const third = cOpts ? runOne(true, cOpts) : undefined;

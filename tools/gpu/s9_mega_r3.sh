@@ -5,7 +5,8 @@
 # per thread (DP_ATT_ILP 2, DP_PV_UNROLL 16; r2's code is the ILP1 variant).
 #   iso — decode_persistent.py: checks at 128 / 1000 / 4500 (+1024-key chunks), timings 1 / 16 layers; variants (16 layers):
 #         r2's attention (ILP1), two / four-accumulator GEMV dots (ACC2, ACC4).
-#   e2e — bench/decode_pdl.ts --persistent on llama-3.2-1b at 128..4096 keys.
+#   e2e — bench/decode_pdl.ts --persistent on llama-3.2-1b at 128..4096 keys (both sessions batchInvariant off: the
+#         persistent path now requires it, its sums round unlike the batched kernels).
 #   gpu — tests/gpu/persistent_decode.test.ts.
 set -uo pipefail
 OUT=${OUT:-/tmp/mega-out}

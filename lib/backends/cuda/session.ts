@@ -404,7 +404,9 @@ export class CudaSession implements SessionBackend {
       this.#decodeCounters = d.alloc(Math.max(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4, ALIGN));
       this.#decodeCounters.fill(0);
       // Persistent decode (issue 16 item 1): one launch for all decoder layers of a one-token decode step.
-      const pdFuse = f.persistentDecode && this.gemv && this.elem === "bf16" && d.arch === "sm_90" && !a.kvCache
+      // Not with batchInvariant: its attention and down_proj sums round unlike the batched steps' kernels, so a sequence's
+      // logits alone would differ (at rounding level) from the same sequence's in a batch.
+      const pdFuse = f.persistentDecode && !this.batchInvariant && this.gemv && this.elem === "bf16" && d.arch === "sm_90" && !a.kvCache
         ? planDecodeFusion(plan, 1, true, (n) => n === a.logits, GEMV_MAX_ROWS)
         : undefined;
       const pdPlan = pdFuse ? planPersistentDecode(plan, pdFuse) : undefined;
