@@ -53,14 +53,14 @@ class Rig:
         m = self.m
         self.hist0 = m.cache.data.clone()
         self.res0 = ds.bf(torch.randn(1, H, device="cuda", generator=gen))
-        self.ctrs = torch.zeros(16 * 5 + 1, dtype=torch.int32, device="cuda")
+        self.ctrs = torch.zeros(16 * 5 + 1 + 16 * NKV, dtype=torch.int32, device="cuda")  # (+ DP_ATT_KV's per-kv-head counters)
         desc = []
         for li, l in enumerate(m.layers):
             desc.append([l["ln1"].data_ptr(), l["qkv"].data_ptr(), l["o"].data_ptr(), l["ln2"].data_ptr(), l["gu"].data_ptr(),
                          l["down"].data_ptr()])
         self.desc = torch.tensor(desc, dtype=torch.int64, device="cuda")
         self.gub = torch.zeros(1, 2 * IW, dtype=torch.bfloat16, device="cuda")
-        self.part = torch.zeros(NH * 4 * (HD + 2), dtype=torch.float32, device="cuda")  # attention split partials (DP_MAXS 4)
+        self.part = torch.zeros(NH * 16 * (HD + 2), dtype=torch.float32, device="cuda")  # attention split partials (DP_MAXS 4; DP_MAXS2 16)
 
     def set_pos(self, pos):
         self.m.positions.fill_(pos)
@@ -135,6 +135,7 @@ def main():
     ap.add_argument("--defines", default="")
     ap.add_argument("--budget", type=float, default=60)
     ap.add_argument("--no-diag", action="store_true", help="leave out the no-wait / no-math diagnostics")
+    ap.add_argument("--check-variant", default="", help="defines of a variant also checked (1 layer) at every context, e.g. DP_ATT_KV=1")
     ap.add_argument("--variants", default="", help="extra timed variants at the first context: 'label:DEF=1,DEF2=2;label2:...'")
     a = ap.parse_args()
     t0 = time.time()
@@ -201,6 +202,12 @@ def main():
                 log(f"  pos {pos:5d} {nm:52s} {n:2d} layer(s): {ms * 1e3:8.1f} us = {ms * 1e3 / n:6.2f} us/layer = {100 * b / bw / (ms * 1e-3):5.1f}% of copy")
             except Exception as e:  # noqa: BLE001
                 log(f"  {nm} {n}: failed {type(e).__name__}: {e}")
+    if a.check_variant:  # last: a variant that traps takes the CUDA context with it
+        try:
+            for pos in ctxs:
+                check(rig, pos, nslots[0], defines + tuple(a.check_variant.split(",")), layers=(1, 16))
+        except Exception as e:  # noqa: BLE001
+            record(f"variant {a.check_variant} check", False, f"{type(e).__name__}: {e}")
     out["reset_ms"] = reset_ms
     out["checks"] = [list(r) for r in ds.RESULTS]
     bad = [r for r in ds.RESULTS if not r[1]]

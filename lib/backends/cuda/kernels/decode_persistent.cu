@@ -69,6 +69,13 @@
 #ifndef DP_ACC
 #define DP_ACC 1  // > 1: the GEMV dots in DP_ACC accumulators (shorter FMA chains; not gemv_fused's sums bit for bit)
 #endif
+#ifndef DP_ATT_KV
+#define DP_ATT_KV 0  // 1 (variant): attention blocks per (kv head, key split), up to DP_MAXS2 splits, last split merges
+#endif
+#define DP_MAXS2 16
+#ifndef DP_SPLITK2
+#define DP_SPLITK2 64
+#endif
 #define DP_MAXG 128  // most gate rows per block (grids of >= 64 blocks)
 #define DP_MAXD 32   // most down rows per block
 #define DP_NT ((DP_NCW + 1) * 32)
@@ -251,6 +258,10 @@ extern "C" __global__ void __launch_bounds__(DP_NT, 1) decode_persistent_bf16(co
   __shared__ float cs[DP_HD / 2], sn[DP_HD / 2];
   __shared__ __align__(16) bf16_t kself[DP_HD], vself[DP_HD];
   __shared__ float pvr[32 * DP_HD];
+#if DP_ATT_KV
+  __shared__ float qf4[DP_NH / DP_NKV * DP_HD];
+  __shared__ int amLast;
+#endif
   unsigned char* ring = dsm;
   float* sc = reinterpret_cast<float*>(dsm + DP_NSLOT * DP_SLOT);                     // attention scores
   bf16_t* xs = reinterpret_cast<bf16_t*>(dsm + DP_NSLOT * DP_SLOT);                   // GEMV input (aliases sc)
@@ -336,6 +347,10 @@ extern "C" __global__ void __launch_bounds__(DP_NT, 1) decode_persistent_bf16(co
   // Attention: S key splits per q head (blocks h * S + z), S from the context so each block takes ~DP_SPLITK keys.
   const int S = max(1, min(min(DP_MAXS, G / DP_NH), (pos + DP_SPLITK) / DP_SPLITK));
   const int keysPer = (pos + 1 + S - 1) / S;
+#if DP_ATT_KV
+  const int S2 = max(1, min(min(DP_MAXS2, G / DP_NKV), (pos + DP_SPLITK2) / DP_SPLITK2));
+  const int keysPer2 = (pos + 1 + S2 - 1) / S2;
+#endif
   float xf[8][8];  // this warp's x vectors of the current GEMV phase
   static_assert(DP_H / 8 == 256 && DP_I / 8 / 4 == 256, "256 vectors per warp row slice");
   for (int L = 0; L < numLayers; L++) {
@@ -356,6 +371,7 @@ extern "C" __global__ void __launch_bounds__(DP_NT, 1) decode_persistent_bf16(co
       release();
     }
     dpSignal(ctr + 0);
+#if !DP_ATT_KV
     // ---- 1: attention (block h * S + z: q head h, keys [z keysPer, (z + 1) keysPer))
     if (b < DP_NH * S) {
       dpWaitCounter(ctr + 0, G);
@@ -509,6 +525,180 @@ extern "C" __global__ void __launch_bounds__(DP_NT, 1) decode_persistent_bf16(co
       for (int e = 0; e < 8; e++) o8[e] /= L_;
       store16(xs + tid * 8, o8);
     }
+#else  // DP_ATT_KV: block kvh * S2 + z takes the GQ q heads of kv head kvh over keys [z keysPer2, (z + 1) keysPer2) (K/V read
+       // once for the group); each split writes its partials, the last split of a kv head to finish merges them into attnBuf
+    if (b < DP_NKV * S2) {
+      dpWaitCounter(ctr + 0, G);
+      constexpr int GQ = DP_NH / DP_NKV;
+      constexpr int CH = DP_MAXCTX / GQ;  // keys per score chunk (GQ heads' scores staged)
+      const int kvh = b / S2, z = b - kvh * S2;
+      const int kLo = z * keysPer2, kHi = min(pos + 1, kLo + keysPer2);
+      const float qscale = scale * LLMRT_LOG2E;
+      if (tid < DP_HD / 2) {
+        double sv, cv;
+        sincos(invFreq[tid] * (double)pos, &sv, &cv);
+        cs[tid] = (float)(cv * (double)attnScaling);
+        sn[tid] = (float)(sv * (double)attnScaling);
+      }
+      consumerSync();
+      if (tid < GQ * 32) {
+        const int g = tid >> 5, i = tid & 31, h = kvh * GQ + g;
+        const float a = toF(ldcgBf(qkvBuf + h * DP_HD + i)), c = toF(ldcgBf(qkvBuf + h * DP_HD + DP_HD / 2 + i));
+        qf4[g * DP_HD + i] = toF(fromF<bf16_t>(a * cs[i] - c * sn[i])) * qscale;
+        qf4[g * DP_HD + DP_HD / 2 + i] = toF(fromF<bf16_t>(c * cs[i] + a * sn[i])) * qscale;
+      } else if (tid < GQ * 32 + DP_HD / 2) {
+        const int i = tid - GQ * 32;
+        const bf16_t* kr = qkvBuf + (DP_NH + kvh) * DP_HD;
+        const float ka = toF(ldcgBf(kr + i)), kb = toF(ldcgBf(kr + DP_HD / 2 + i));
+        kself[i] = fromF<bf16_t>(ka * cs[i] - kb * sn[i]);
+        kself[DP_HD / 2 + i] = fromF<bf16_t>(kb * cs[i] + ka * sn[i]);
+      } else if (tid < GQ * 32 + DP_HD / 2 + DP_HD) {
+        const int i = tid - GQ * 32 - DP_HD / 2;
+        vself[i] = ldcgBf(qkvBuf + (DP_NH + DP_NKV + kvh) * DP_HD + i);
+      }
+      consumerSync();
+      if (z == 0 && tid < DP_HD) {
+        kvc[kvCacheOffset(blockTable, pos, 0, tokensPerBlock, rowWidth) + kvh * DP_HD + tid] = kself[tid];
+        kvc[kvCacheOffset(blockTable, pos, 1, tokensPerBlock, rowWidth) + kvh * DP_HD + tid] = vself[tid];
+      }
+      const int dc = tid & 7, kg = tid >> 3;
+      float acc[GQ][8], m[GQ], l[GQ];
+#pragma unroll
+      for (int g = 0; g < GQ; g++) {
+        m[g] = -LLMRT_INF;
+        l[g] = 0.f;
+#pragma unroll
+        for (int e = 0; e < 8; e++) acc[g][e] = 0.f;
+      }
+      for (int c0 = kLo; c0 < kHi; c0 += CH) {
+        const int c1 = min(kHi, c0 + CH);
+        if (c0 > kLo) consumerSync();
+        float mx[GQ];
+#pragma unroll
+        for (int g = 0; g < GQ; g++) mx[g] = -LLMRT_INF;
+        for (int j = c0 + tid; j < c1; j += 256) {
+          const bf16_t* kp = j == pos ? kself : kvc + kvCacheOffset(blockTable, j, 0, tokensPerBlock, rowWidth) + kvh * DP_HD;
+          uint4 kr[8];
+#pragma unroll
+          for (int c = 0; c < 8; c++) kr[c] = *reinterpret_cast<const uint4*>(kp + c * 8);
+          float d[GQ];
+#pragma unroll
+          for (int g = 0; g < GQ; g++) d[g] = 0.f;
+#pragma unroll
+          for (int c = 0; c < 8; c++) {
+            float kf[8];
+            dpUnpack8(kr[c], kf);
+#pragma unroll
+            for (int g = 0; g < GQ; g++)
+#pragma unroll
+              for (int e = 0; e < 8; e++) d[g] = fmaf(qf4[g * DP_HD + c * 8 + e], kf[e], d[g]);
+          }
+#pragma unroll
+          for (int g = 0; g < GQ; g++) {
+            sc[g * CH + j - c0] = d[g];
+            mx[g] = fmaxf(mx[g], d[g]);
+          }
+        }
+#pragma unroll
+        for (int g = 0; g < GQ; g++) {
+          mx[g] = warpMax(mx[g]);
+          if (lane == 0) red[g * DP_NCW + warp] = mx[g];
+        }
+        consumerSync();
+        float mNew[GQ], alpha[GQ], sum[GQ];
+#pragma unroll
+        for (int g = 0; g < GQ; g++) {
+          float t = red[g * DP_NCW];
+#pragma unroll
+          for (int w = 1; w < DP_NCW; w++) t = fmaxf(t, red[g * DP_NCW + w]);
+          mNew[g] = fmaxf(m[g], t);
+          alpha[g] = exp2f(m[g] - mNew[g]);
+          sum[g] = 0.f;
+        }
+        for (int j = c0 + tid; j < c1; j += 256) {
+#pragma unroll
+          for (int g = 0; g < GQ; g++) {
+            const float p = exp2f(sc[g * CH + j - c0] - mNew[g]);
+            sc[g * CH + j - c0] = p;
+            sum[g] += p;
+          }
+        }
+#pragma unroll
+        for (int g = 0; g < GQ; g++) sum[g] = warpSum(sum[g]);
+        consumerSync();
+        if (lane == 0) {
+#pragma unroll
+          for (int g = 0; g < GQ; g++) red[g * DP_NCW + warp] = sum[g];
+        }
+        consumerSync();
+#pragma unroll
+        for (int g = 0; g < GQ; g++) {
+          float t = 0.f;
+#pragma unroll
+          for (int w = 0; w < DP_NCW; w++) t += red[g * DP_NCW + w];
+          l[g] = l[g] * alpha[g] + t;
+          m[g] = mNew[g];
+#pragma unroll
+          for (int e = 0; e < 8; e++) acc[g][e] *= alpha[g];
+        }
+#pragma unroll 8
+        for (int j = c0 + kg; j < c1; j += 32) {
+          const bf16_t* vp = j == pos ? vself : kvc + kvCacheOffset(blockTable, j, 1, tokensPerBlock, rowWidth) + kvh * DP_HD;
+          float vf[8];
+          dpUnpack8(*reinterpret_cast<const uint4*>(vp + dc * 8), vf);
+#pragma unroll
+          for (int g = 0; g < GQ; g++) {
+            const float p = sc[g * CH + j - c0];
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc[g][e] = fmaf(p, vf[e], acc[g][e]);
+          }
+        }
+      }
+      // Sum over the 32 key groups, one head at a time; this split's partials to attnPart.
+#pragma unroll
+      for (int g = 0; g < GQ; g++) {
+#pragma unroll
+        for (int e = 0; e < 8; e++) pvr[kg * DP_HD + dc * 8 + e] = acc[g][e];
+        consumerSync();
+        if (tid < DP_HD) {
+          float o = 0.f;
+          for (int k = 0; k < 32; k++) o += pvr[k * DP_HD + tid];
+          float* pp = attnPart + ((kvh * GQ + g) * DP_MAXS2 + z) * (DP_HD + 2);
+          pp[tid] = o;
+          if (tid == 0) {
+            pp[DP_HD] = m[g];
+            pp[DP_HD + 1] = l[g];
+          }
+        }
+        consumerSync();
+      }
+      int* kc = counters + numLayers * 5 + 1 + L * DP_NKV + kvh;
+      if (tid == 0) {
+        __threadfence();
+        amLast = atomicAdd(kc, 1) == S2 - 1;
+      }
+      consumerSync();
+      if (amLast) {  // the kv head's last split: merge its GQ heads into attnBuf (thread: head tid / 64, dim tid % 64)
+        __threadfence();
+        const int g = tid / DP_HD, d = tid % DP_HD, h = kvh * GQ + g;
+        const float* pp = attnPart + h * DP_MAXS2 * (DP_HD + 2);
+        float M = -LLMRT_INF;
+        for (int zz = 0; zz < S2; zz++) M = fmaxf(M, dpLdcgF(pp + zz * (DP_HD + 2) + DP_HD));
+        float o = 0.f, L_ = 0.f;
+        for (int zz = 0; zz < S2; zz++) {
+          const float wz = exp2f(dpLdcgF(pp + zz * (DP_HD + 2) + DP_HD) - M);
+          L_ += dpLdcgF(pp + zz * (DP_HD + 2) + DP_HD + 1) * wz;
+          o = fmaf(dpLdcgF(pp + zz * (DP_HD + 2) + d), wz, o);
+        }
+        attnBuf[h * DP_HD + d] = fromF<bf16_t>(o / L_);
+        if (tid == 0) *kc = 0;  // zero for the next launch (every split has counted in)
+        dpSignal(ctr + 1);
+      }
+    }
+    // ---- 2: o_proj (+ residual)
+    dpWaitCounter(ctr + 1, DP_NKV);
+    *reinterpret_cast<uint4*>(xs + tid * 8) = ldcg16(attnBuf + tid * 8);
+#endif
     consumerSync();
     dpLoadX(xs, lane, xf);
     for (int r = oLo; r < oHi; r += DP_RK) {
