@@ -6,14 +6,19 @@
 // eight consumer warps wait for the previous phase (global counters, release/acquire), run attention, or
 // reduce. Phases per layer:
 //   0 qkv     = rmsnorm(resid) * ln1 @ Wqkv^T              (every block: rows of Wqkv)
-//   1 attn    RoPE q/k, own k/v into the paged cache, softmax(q K^T) V   (blocks 0..numHeads-1: one q head each)
+//   1 attn    RoPE q/k, own k/v into the paged cache, softmax(q K^T) V   (blocks h S + z: q head h, key split z)
 //   2 o_proj  resid += bf16(attn @ Wo^T)                   (every block: rows of Wo)
 //   3 gate_up act = silu(g) * u of rmsnorm(resid) * ln2     (every block: 4 gate + 4 up rows per chunk)
 //   4 down    resid += bf16(act @ Wdown^T)                  (every block: 2 rows per chunk, 4 warps per row)
 // The GEMV sums are gemv_fused_bf16_m1's (qkv, o_proj, gate_up) and gemv_fused_ks_bf16_m1's with ks = 4 (down),
-// and the RMSNorm prologue rmsnormStage's, in the same order (bitwise the same given the same inputs);
-// attention is one pass over all keys (scores staged in shared memory), so it differs from decode_attention
-// by rounding only.
+// and the RMSNorm prologue rmsnormStage's, in the same order (bitwise the same given the same inputs; the engine's
+// down runs with ks = 2); attention (scores staged in shared memory in chunks of DP_MAXCTX keys, online softmax across
+// chunks and splits) differs from decode_attention by rounding only. So the kernel is not batch invariant with the
+// batched steps' kernels (the session takes it only with batchInvariant off).
+// Measured (H200, session 9, bench/RESULTS.md): 43.8 us a layer at 128 keys vs 54.7 for the 5 per-layer launches
+// without PDL; llama-3.2-1b batch-1 decode 1039 -> 1138 tok/s. A block that cannot become resident would never arrive
+// (all blocks must be co-resident: grid = SM count, one block per SM; launched on the session's own stream): the spin
+// waits trap after ~2^22 polls instead of hanging.
 //
 // extern "C" __global__ void decode_persistent_bf16(const DpLayer* layers, int numLayers, bf16_t* kvBase, long long kvLayerBytes,
 //     bf16_t* resid, bf16_t* qkvBuf, bf16_t* attnBuf, bf16_t* actBuf, const int* positions, const int* blockTable,
@@ -23,9 +28,10 @@
 //   qkvBuf [(NH + 2 NKV) HD], attnBuf [NH HD], actBuf [I] scratch; positions [1] (this token's position; keys
 //   0..pos-1 already in the cache); blockTable: the sequence's blocks; counters int
 //   [numLayers * 5 + 1] ZERO before the first launch (the kernel leaves them zero); attnPart f32 [NH, DP_MAXS, HD + 2]
-//   scratch (attention split partials). Attention: S = clamp(ceil((pos + 1 - 256) / 256) + 1, 1, DP_MAXS) key splits per
-//   q head (block h S + z); S > 1: each split's unnormalized output and (max, sum) go to attnPart and every block merges
-//   them in its o_proj prologue.
+//   scratch (attention split partials). Attention: S = clamp(floor((pos + DP_SPLITK) / DP_SPLITK), 1, min(DP_MAXS,
+//   grid / NH)) key splits per q head (block h S + z); S > 1: each split's unnormalized output and (max, sum) go to
+//   attnPart and every block merges them in its o_proj prologue. (Variant DP_ATT_KV, not used by the engine: counters
+//   [numLayers * (5 + NKV) + 1], attnPart [NH, 16, HD + 2].)
 //   grid (number of SMs)   block (288: 8 consumer warps + 1 producer warp)   shared DP_SMEM bytes (dynamic: DP_NSLOT x 32 KB + max(4 DP_MAXCTX, 2 H))
 // Shapes are compile-time (llama-3.2-1b: H 2048, I 8192, 32 q heads, 8 kv heads, head dim 64).
 #include "common.cuh"
