@@ -110,7 +110,8 @@ export const CUDA_FLAGS = {
    * (kernels/decode_persistent.cu: one block per SM, a TMA weight ring per block streaming the layers' weights
    * while the phases wait on each other through global counters) instead of 5 launches a layer. Needs sm_90,
    * gemv, a bf16 KV cache and `batchInvariant` off (its attention / down_proj sums round unlike the batched steps'
-   * kernels). H200, llama-3.2-1b batch 1: 1039 → 1138 decode tok/s (session 9). @default false
+   * kernels). H200, llama-3.2-1b batch 1: 1039 → 1138 / 1054 → 1116 decode tok/s
+   * (two runs), slower at ≥ 512 keys (session 9). @default false
    */
   persistentDecode: { env: "LLMRT_PERSISTENT_DECODE", default: false },
 } as const satisfies Record<string, CudaFlag>;

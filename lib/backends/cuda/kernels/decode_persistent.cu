@@ -16,7 +16,8 @@
 // chunks and splits) differs from decode_attention by rounding only. So the kernel is not batch invariant with the
 // batched steps' kernels (the session takes it only with batchInvariant off).
 // Measured (H200, session 9, bench/RESULTS.md): 43.8 us a layer at 128 keys vs 54.7 for the 5 per-layer launches
-// without PDL; llama-3.2-1b batch-1 decode 1039 -> 1138 tok/s. A block that cannot become resident would never arrive
+// without PDL; llama-3.2-1b batch-1 decode 1039 -> 1138 / 1054 -> 1116 tok/s (two runs); slower
+// than the per-layer launches at >= 512 keys (the DP_ATT_KV variant is not, in isolation). A block that cannot become resident would never arrive
 // (all blocks must be co-resident: grid = SM count, one block per SM; launched on the session's own stream): the spin
 // waits trap after ~2^22 polls instead of hanging.
 //
