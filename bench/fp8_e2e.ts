@@ -17,7 +17,8 @@
  * are, instead of (--algos none) or besides quantize() in TypeScript (minutes for an 8B model).
  * --variants default,pdl,fast: each packed engine runs once per variant of the session options (pdl: fp8Pdl;
  * fast: fp8FastAccum + fp8FusedQuant + fp8InvariantBuckets; gemv1: fp8Gemv1; gemv16: fp8Gemv1 off (the 16-row GEMV);
- * all: fast and gemv1), one row each.
+ * all: fast and gemv1; attn: fp8DecodeAttention, the fused decode attention over the quantized KV cache; attnflash: attn and
+ * fp8FlashPrefill, the bf16 flash prefill kernels over a dequantized shadow layer), one row each.
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -59,6 +60,8 @@ const VARIANTS: Record<string, SessionOptions> = {
   gemv1: { fp8Gemv1: true },
   gemv16: { fp8Gemv1: false },
   all: { fp8Gemv1: true, fp8FastAccum: true, fp8FusedQuant: true, fp8InvariantBuckets: true },
+  attn: { fp8DecodeAttention: true },
+  attnflash: { fp8DecodeAttention: true, fp8FlashPrefill: true },
 };
 const variants = (values.variants ?? "default").split(",");
 for (const v of variants) if (!VARIANTS[v]) throw new Error(`--variants: ${v} is not one of ${Object.keys(VARIANTS).join(", ")}`);

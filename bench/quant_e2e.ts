@@ -16,7 +16,8 @@
  * tools/quant-packers/pack_awq_torch.py) beside the --algos ones (`--algos ""`: none), each with its load time.
  * --quant-pdl: each quantized engine runs off, on, off, on with SessionOptions.quantPdl (programmatic dependent
  * launch of the quantized GEMVs): the ids and logits must be the same bits, and the rows give both speeds.
- * --ab KEY: the same off/on/off/on comparison for session option KEY (quantPdl; --ab-reps 1: off/on); --set fixes session
+ * --ab KEY: the same off/on/off/on comparison for CUDA session flag KEY (e.g. quantPdl, quantTailNorm; --ab-reps 1: off/on;
+ * --ab-on-first: on/off/...); each run's tokens/s prints as it is measured; --set fixes session
  * options for every run (KEY=1 / KEY=0).
  */
 import process from "node:process";
@@ -34,6 +35,7 @@ import type { QuantizedTensor } from "../lib/quantization/packed.ts";
 import { nvfp4GlobalScale } from "../lib/util/e2m1.ts";
 import { E4M3_DECODE } from "../lib/util/e4m3.ts";
 import { Session } from "../lib/runtime/session.ts";
+import { CUDA_FLAG_NAMES } from "../lib/backends/cuda/session_flags.ts";
 import { argmax, type DecodeRun, deviceWeightBytes, greedyStepper, prefillAndDecode, relL2 } from "./batch1.ts";
 import { copyBandwidth } from "./copy_bandwidth.ts";
 
@@ -50,6 +52,7 @@ const { values } = parseArgs({
     "quant-pdl": { type: "boolean" },
     ab: { type: "string" },
     "ab-reps": { type: "string" },
+    "ab-on-first": { type: "boolean" },
     set: { type: "string" },
     "calib-tokens": { type: "string" },
     "synthetic-nvfp4": { type: "boolean" },
@@ -105,7 +108,9 @@ const fixed: Record<string, boolean> = Object.fromEntries(
   (values.set ?? "").split(",").filter((kv) => kv !== "").map((kv) => [kv.split("=")[0], kv.split("=")[1] === "1"]),
 );
 const abKey = values.ab ?? (values["quant-pdl"] ? "quantPdl" : undefined);
-if (abKey !== undefined && abKey !== "quantPdl") throw new Error(`--ab: quantPdl, got ${abKey}`);
+if (abKey !== undefined && !(CUDA_FLAG_NAMES as readonly string[]).includes(abKey)) {
+  throw new Error(`--ab: a CUDA session flag (${CUDA_FLAG_NAMES.join(", ")}), got ${abKey}`);
+}
 
 function run(engine: Engine, ab?: boolean): DecodeRun & { gemmLogits: Float32Array } {
   const opts = backend === "cpu" ? {} : { ...fixed, ...(ab === undefined || !abKey ? {} : { [abKey]: ab }) };
@@ -167,14 +172,29 @@ function measure(name: string, qe: Engine, prep: string): DecodeRun & { gemmLogi
   let pdlNote = "";
   if (abKey) {
     const reps = Number(values["ab-reps"] ?? 2);
-    const runs = Array.from({ length: reps }, () => [run(qe, false), run(qe, true)]).flat();
+    // Each run's speed prints as soon as it is measured (a job cut short keeps what it has).
+    const timed = (on: boolean): DecodeRun & { gemmLogits: Float32Array } => {
+      const r = run(qe, on);
+      console.log(`${name}: ${abKey} ${on ? "on" : "off"} ${r.tokS.toFixed(1)} tok/s`);
+      return r;
+    };
+    // --ab-on-first: on/off/on/off (the rows below keep off/on pairs).
+    const runs = Array.from({ length: reps }, () => (values["ab-on-first"] ? [timed(true), timed(false)].reverse() : [timed(false), timed(true)])).flat();
     const off = runs.filter((_, i) => i % 2 === 0), on = runs.filter((_, i) => i % 2 === 1);
     const idsSame = runs.every((r) => r.ids.every((x, i) => x === runs[0].ids[i]));
     const bits = runs.every((r) => sameBits(r.decodeLogits, runs[0].decodeLogits) && sameBits(r.logits, runs[0].logits));
     const tOff = Math.max(...off.map((r) => r.tokS)), tOn = Math.max(...on.map((r) => r.tokS));
     pdlNote = `; ${abKey} off ${off.map((r) => r.tokS.toFixed(1)).join(" / ")} vs on ${on.map((r) => r.tokS.toFixed(1)).join(" / ")} tok/s (best ${
       ((100 * (tOn - tOff)) / tOff).toFixed(1)
-    }%), ids ${idsSame ? "equal" : "DIFFER"}, logits ${bits ? "bitwise equal" : "DIFFER"} off/on`;
+    }%), ids ${idsSame ? "equal" : "DIFFER"}, logits ${bits ? "bitwise equal" : "DIFFER"} off/on${
+      bits
+        ? ""
+        : ` (decode-step rel L2 ${relL2(on[0].decodeLogits, off[0].decodeLogits).toExponential(2)}, argmax ${
+          argmax(on[0].decodeLogits) === argmax(off[0].decodeLogits) ? "same" : "differs"
+        }; prefill rel L2 ${relL2(on[0].logits, off[0].logits).toExponential(2)}; greedy ids equal ${
+          ((i) => (i < 0 ? on[0].ids.length : i))(on[0].ids.findIndex((x, i) => x !== off[0].ids[i]))
+        }/${on[0].ids.length})`
+    }`;
     rq = [...(tOn >= tOff ? on : off)].sort((a, b) => b.tokS - a.tokS)[0];
     console.log(`${name}: ${abKey} ${idsSame && bits ? "OK" : "MISMATCH"}${pdlNote}`);
   } else rq = run(qe);

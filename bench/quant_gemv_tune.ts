@@ -1,13 +1,15 @@
 /**
  * Tuning sweep of the tensor-core quantized GEMVs (quant_gemv_fused_u4/u8, quant_gemv.cu):
- * compile-time variants (QG_U / QG_UN superchunks in flight per warp, QG_MINB min blocks per SM, QG_FASTNORM / QG_XFIRST the
+ * compile-time variants (QG_U / QG_UN superchunks in flight per warp, QG_RING slots refilled one by one, QG_MINB min blocks per SM, QG_FASTNORM / QG_XFIRST the
  * one-row RMSNorm prologue, QG_TILED a tiled weight layout: timing only, its outputs differ) on the llama-3.2-1b /
  * llama-3.1-8b decoder linear shapes, beside a 1 GiB device-copy ceiling and the bf16 lm_head GEMV
  * (gemv_fused_norm_bf16_m1, fp32 logits) measured in the same run. Every variant's output is first
  * checked against the first variant's: the same bits, or (a variant that sums in another order) within
- * one bf16 unit / 2^-16 of max |y| for fp32 outputs. tests/quant_cuda.test.ts checks the default
- * against float64. Timing "m=1 fused" runs each linear as the fused decode plan does (qkv: _norm mode 0,
- * o: mode 1, gate_up: _norm mode 2, down: mode 1); "m=1" / "m=8" the plain kernel, mode 0.
+ * one bf16 unit / 2^-16 of max |y| for fp32 outputs, and quant_gemv_fused_addnorm + _rs against quant_gemv_fused
+ * mode 1 + _norm. tests/quant_cuda.test.ts checks the default against float64. Timing "m=1 fused" runs each
+ * linear as the fused decode plan does (qkv: _norm mode 0, o: mode 1, gate_up: _norm mode 2, down: mode 1); "m=1 tail"
+ * as with LaunchEnv.quantTailNorm (qkv _rs mode 0, o _addnorm mode 1, gate_up _rs mode 2, down _addnorm mode 1);
+ * "m=1" / "m=8" the plain kernel, mode 0.
  * Weights are random bytes: the timing does not depend on their values.
  *
  *   bun bench/quant_gemv_tune.ts [--variants "FASTNORM=0;U=4,MINB=2;LOOP=1"] [--m8] [--only 8b] [--json FILE]
@@ -36,7 +38,7 @@ const ceiling = copyBandwidth(d);
 const defines = (v: string): string[] => [
   ...v.split(",").filter((kv) => kv !== "" && !kv.startsWith("RB=")).map((kv) => `-DQG_${kv}`),
   "-DLLMRT_SELECT",
-  ...["_u4", "_u8", "_norm_u4", "_norm_u8"].map((e) => `-DLLMRT_K_quant_gemv_fused${e}=1`),
+  ...["_u4", "_u8", "_norm_u4", "_norm_u8", "_addnorm_u4", "_addnorm_u8", "_rs_u4", "_rs_u8"].map((e) => `-DLLMRT_K_quant_gemv_fused${e}=1`),
 ];
 const mods: [string, CudaModule][] = variants.map((v) => [v, loadKernelFile(d, "quant_gemv.cu", { options: defines(v) })]);
 /** Entry point and grid of variant v for a launch of N rows (mode 2: N / 2 gate rows). */
@@ -202,6 +204,78 @@ for (
 }
 console.log(checks.join("\n"));
 
+// 1b. quant_gemv_fused_addnorm + quant_gemv_fused_rs (LaunchEnv.quantTailNorm) against the fused plan's pair they
+// replace: quant_gemv_fused mode 1, then the next GEMV with its RMSNorm prologue (_norm, modes 0 and 2). The residual
+// must be the same bits; the next GEMV's outputs within 2 bf16 units + 2^-8 of max |y| (x is rounded to bf16 before
+// its 1 / rms instead of after: a relative 2^-9 per element, summed with random signs). First variant only.
+{
+  const APARAMS = [...PARAMS, "ptr", "ptr"] as const;
+  const res: string[] = [];
+  for (
+    const [bits, group, zp, K, N] of [[4, 128, true, 4096, 4096], [4, 128, true, 14336, 4096], [8, 4096, false, 4096, 4096], [4, 128, true, 2048, 2048]] as [
+      4 | 8,
+      number,
+      boolean,
+      number,
+      number,
+    ][]
+  ) {
+    const u = bits === 4 ? "u4" : "u8", mod = mods[0][1];
+    const N2 = 2 * N; // the next linear: N in-features, 2N out (mode 0, and mode 2 as gate_up)
+    using w = weights(N, K, bits, group, zp, 1, true);
+    using w2 = weights(N2, N, bits, bits === 4 ? group : N, zp, 1, true);
+    using x = d.alloc(8 * K * 2);
+    using bias = d.alloc(N * 2);
+    using normW = d.alloc(N * 2);
+    using r0 = d.alloc(8 * N * 2);
+    using r1 = d.alloc(8 * N * 2);
+    using xw = d.alloc(8 * N * 2);
+    using ssq = d.alloc(8 * (N / 16) * 4);
+    using y0 = d.alloc(8 * N2 * 2);
+    using y1 = d.alloc(8 * N2 * 2);
+    x.copyFromHost(xBits(8 * K, 11));
+    bias.copyFromHost(xBits(N, 12));
+    normW.copyFromHost(xBits(N, 13));
+    const resid = xBits(8 * N, 14);
+    let worst = 0, maxRel = 0, same = true;
+    for (const m of [1, 3, 8]) {
+      r0.copyFromHost(resid);
+      r1.copyFromHost(resid);
+      mod.kernel(`quant_gemv_fused_${u}`, PARAMS).launch(N / 16, 256, [x, ...w.args(0), bias, r0, 0n, 0, m, N, K, group, 1]);
+      mod.kernel(`quant_gemv_fused_addnorm_${u}`, APARAMS).launch(N / 16, 256, [x, ...w.args(0), bias, r1, normW.ptr, 1e-5, m, N, K, group, 1, xw, ssq]);
+      const a = new Uint16Array(m * N), b = new Uint16Array(m * N);
+      d.synchronize();
+      r0.copyToHost(a);
+      r1.copyToHost(b);
+      same &&= a.every((v, j) => v === b[j]);
+      for (const mode of [0, 2]) {
+        const g2 = bits === 4 ? group : N;
+        if (m * N <= 8192) {
+          mod.kernel(`quant_gemv_fused_norm_${u}`, PARAMS).launch(N2 / 16, 256, [r0, ...w2.args(0), 0n, y0, normW.ptr, 1e-5, m, N2, N, g2, mode]);
+        } else continue; // the _norm stage holds 8192 elements
+        mod.kernel(`quant_gemv_fused_rs_${u}`, PARAMS).launch(N2 / 16, 256, [xw, ...w2.args(0), 0n, y1, ssq.ptr, 1e-5, m, N2, N, g2, mode]);
+        const outN = mode === 2 ? N : N2, p = new Uint16Array(m * outN), q = new Uint16Array(m * outN);
+        d.synchronize();
+        y0.copyToHost(p);
+        y1.copyToHost(q);
+        let mx = 1e-30;
+        for (let j = 0; j < p.length; j++) mx = Math.max(mx, Math.abs(bf16Value(p[j])));
+        for (let j = 0; j < p.length; j++) {
+          const diff = Math.abs(bf16Value(p[j]) - bf16Value(q[j]));
+          worst = Math.max(worst, diff / (2 * bf16Ulp(p[j]) + 2 ** -8 * mx));
+          maxRel = Math.max(maxRel, diff / mx);
+        }
+      }
+    }
+    res.push(
+      `tail ${u} g${group}${zp ? " zp" : ""} K=${K} N=${N}: residual ${same ? "same bits" : "DIFFERENT"}; rs vs _norm (modes 0/2, m 1/3/8 where m·N <= 8192) ${
+        worst <= 1 ? "close" : "DIFFERENT"
+      } (worst ${worst.toFixed(2)} of 2 bf16 units + 2^-8 max |y|; max |diff| / max |y| ${maxRel.toExponential(2)})`,
+    );
+  }
+  console.log(res.join("\n"));
+}
+
 // 2. Timing.
 const time = (launch: (i: number) => void, copies: number): number => {
   using g = stream.capture(() => {
@@ -231,13 +305,19 @@ interface Row {
 }
 const rows: Row[] = [];
 const lmHead: string[] = [];
-const ms = values.m8 ? ["1 fused", "1", "8"] : ["1 fused", "1"];
+// "1 tail": the plan with LaunchEnv.quantTailNorm (o and down on quant_gemv_fused_addnorm, qkv and gate_up plain).
+const TAIL: Record<string, [boolean, number, boolean]> = { qkv: [false, 0, false], o: [false, 1, true], gate_up: [false, 2, false], down: [false, 1, true] };
+// (qkv and gate_up run quant_gemv_fused_rs there.)
+const ms = values.m8 ? ["1 fused", "1 tail", "1", "8"] : ["1 fused", "1 tail", "1"];
+using tailSsq = d.alloc(8 * 1024 * 4); // f32 sums of squares, [8, 16384 / 16]
+tailSsq.fill(0x3f); // 0.75f each: a positive mean square
 const models = Object.entries(MODELS).filter(([name]) => !values.only || name.includes(values.only));
 for (const [model, spec] of models) {
   for (const [lin, N, K] of spec.linears) {
     using x = d.alloc(8 * K * 2);
     using y = d.alloc(8 * N * 2);
     using normW = d.alloc(K * 2);
+    using normOut = d.alloc(8 * N * 2);
     x.copyFromHost(xBits(8 * K, 5));
     normW.copyFromHost(xBits(K, 6));
     for (const [fmt, bits, group, zp] of [["int4 g128 zp", 4, 128, true], ["int8 per-channel", 8, K, false]] as [string, 4 | 8, number, boolean][]) {
@@ -246,12 +326,18 @@ for (const [model, spec] of models) {
       using w = weights(N, K, bits, group, zp, copies, false);
       for (const [v, mod] of mods) {
         for (const m of ms) {
-          const [norm, mode] = m === "1 fused" ? FUSED[lin] : [false, 0];
+          const [norm, mode, tail] = m === "1 fused" ? [...FUSED[lin], false] : m === "1 tail" ? TAIL[lin] : [false, 0, false];
           const e = entry(v, norm, bits === 4 ? "u4" : "u8", N, mode);
           const rowsM = m === "8" ? 8 : 1;
-          const kern = mod.kernel(e.name, PARAMS);
+          // "1 tail": o / down on _addnorm (xw, ssq out), qkv / gate_up on _rs (ssq in the normW slot).
+          const rs = m === "1 tail" && !tail;
+          const kern = tail
+            ? mod.kernel(e.name.replace("fused_", "fused_addnorm_"), [...PARAMS, "ptr", "ptr"])
+            : mod.kernel(rs ? e.name.replace("fused_", "fused_rs_") : e.name, PARAMS);
+          const extra = tail ? [normOut.ptr, tailSsq.ptr] : [];
+          const nw = norm || tail ? normW.ptr : rs ? tailSsq.ptr : 0n;
           const us = 1e3 *
-            time((i) => kern.launch(e.grid, e.block, [x, ...w.args(i), 0n, y, norm ? normW.ptr : 0n, 1e-5, rowsM, N, K, group, mode], { stream }), copies);
+            time((i) => kern.launch(e.grid, e.block, [x, ...w.args(i), 0n, y, nw, 1e-5, rowsM, N, K, group, mode, ...extra], { stream }), copies);
           rows.push({ model, linear: lin, format: fmt, variant: v, m, us, bytes: w.bytes });
         }
       }

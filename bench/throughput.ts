@@ -5,12 +5,19 @@
  *
  *   bun bench/throughput.ts --model DIR [--requests 64] [--input 128] [--output 128] [--tp 1] [--hf] [--hf-compile]
  *       [--quant W4A16|W4A16_AWQ|W8A16|FP8|FP8_PER_CHANNEL_PER_TOKEN|... [--group-size 128]] [--kv-cache-quant FP8|INT8]
- *       [--profile-host] [--no-overlap]
+ *       [--profile-host] [--profile-steps] [--profile-gpu] [--no-overlap] [--max-num-tokens T] [--max-seq-len L] [--defer-decodes S]
  *
  * --quant quantizes the checkpoint at build time (LLM.create's quantConfig; int4 with zero points);
  * --kv-cache-quant stores the KV cache as e4m3 / int8 (QuantConfig.kvCacheQuantAlgo, with or without --quant).
  * --tp N splits the model over N GPUs (tensor parallelism: one rank worker per GPU, NCCL all-reduce).
  * --profile-host: host vs GPU time of an N-sequence decode step and its launches (bench/host_profile.ts).
+ * --profile-steps: the timed run's wall time by phase (prefill, mixed, decode steps by batch size, outside the
+ * steps); --profile-gpu: the GPU time of its prefill and decode steps launch by launch, on a second session
+ * (bench/step_phases.ts).
+ * --max-num-tokens T: the engine's and the executor's token budget per step (default min(N × input, 32768)).
+ * --max-seq-len L: the engine's longest sequence (default input + output + 32, rounded up to the 32-token block).
+ * --defer-decodes S: LLM.create's decodeDeferSteps (decode tokens sit out up to S steps in a row so that a large
+ * batch of waiting prompts prefills alone; default 0).
  * --no-overlap: decode steps one at a time (LLM.create's overlapSteps false; by default the host's work on one
  * step runs while the GPU computes the next).
  *
@@ -24,6 +31,7 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { LLM } from "../lib/llmapi/llm.ts";
 import { attentionSweep, profileHost } from "./host_profile.ts";
+import { printPhases, profileSteps } from "./step_phases.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -39,6 +47,11 @@ const { values } = parseArgs({
     "group-size": { type: "string" },
     "kv-cache-quant": { type: "string" },
     "profile-host": { type: "boolean" },
+    "profile-steps": { type: "boolean" },
+    "profile-gpu": { type: "boolean" },
+    "max-num-tokens": { type: "string" },
+    "max-seq-len": { type: "string" },
+    "defer-decodes": { type: "string" },
     "no-overlap": { type: "boolean" },
   },
 });
@@ -47,7 +60,8 @@ const N = Number(values.requests ?? 64), IN = Number(values.input ?? 128), OUT =
 const bs = 32;
 const kvQuant = values["kv-cache-quant"] as "FP8" | "INT8" | undefined;
 if (kvQuant !== undefined && kvQuant !== "FP8" && kvQuant !== "INT8") throw new Error(`--kv-cache-quant: FP8 or INT8, got ${kvQuant}`);
-const maxSeqLen = Math.ceil((IN + OUT + 32) / bs) * bs;
+const maxSeqLen = Number(values["max-seq-len"] ?? Math.ceil((IN + OUT + 32) / bs) * bs);
+const maxNumTokens = Number(values["max-num-tokens"] ?? Math.min(Math.max(N * IN, 256), 32768));
 
 const t0 = performance.now();
 await using llm = await LLM.create({
@@ -58,6 +72,7 @@ await using llm = await LLM.create({
   cacheEngine: false,
   tensorParallelSize: Number(values.tp ?? 1),
   ...(values["no-overlap"] ? { overlapSteps: false } : {}),
+  ...(values["defer-decodes"] ? { decodeDeferSteps: Number(values["defer-decodes"]) } : {}),
   ...(values.quant || kvQuant
     ? {
       quantConfig: {
@@ -68,7 +83,7 @@ await using llm = await LLM.create({
       },
     }
     : {}),
-  buildConfig: { maxBatchSize: N, maxNumTokens: Math.min(Math.max(N * IN, 256), 32768), maxSeqLen, maxInputLen: IN, tokensPerBlock: bs },
+  buildConfig: { maxBatchSize: N, maxNumTokens, maxSeqLen, maxInputLen: IN, tokensPerBlock: bs },
   kvCacheConfig: { maxTokens: (N + 1) * maxSeqLen, enableBlockReuse: false },
 });
 const loadS = (performance.now() - t0) / 1000;
@@ -93,7 +108,7 @@ const f = (x: number, d = 1): string => x.toFixed(d);
 console.log(
   `model ${values.model}${values.quant ? ` (${values.quant})` : ""}${kvQuant ? ` (${kvQuant} KV cache)` : ""}; ${N} requests × (${IN} in, ${OUT} out)${
     values["no-overlap"] ? ", steps not overlapped" : ""
-  }; TP=${llm.engine.config.numRanks}; engine build + upload ${f(loadS)} s`,
+  }${values["defer-decodes"] ? `, decodeDeferSteps ${values["defer-decodes"]}` : ""}; maxSeqLen ${maxSeqLen}; TP=${llm.engine.config.numRanks}; engine build + upload ${f(loadS)} s`,
 );
 console.log(`llmrt: ${f(secs, 3)} s, ${f(tps)} output tokens/s (${f((N * (IN + OUT)) / secs)} total tokens/s), ${steps.length} steps`);
 const result: Record<string, unknown> = {
@@ -110,6 +125,11 @@ const result: Record<string, unknown> = {
 if (values["profile-host"]) {
   result.hostProfile = profileHost(llm.engine, N, IN + OUT / 2, stats.slice(statsBefore)); // the timed run's steps
   result.attentionSweep = attentionSweep(llm.engine, IN + OUT / 2, [1, 2, 4, 5, 8, 16, 32, 64].filter((n) => n <= N));
+}
+
+if (values["profile-steps"]) result.phases = printPhases(stats.slice(statsBefore), secs * 1000);
+if (values["profile-gpu"]) {
+  result.stepProfile = profileSteps(llm.engine, Math.max(1, Math.min(N, Math.floor(maxNumTokens / IN))), IN, N, IN + OUT / 2);
 }
 
 if (values.hf) {

@@ -39,10 +39,11 @@ test("decodeSkSplitKeys / decodeSkGeometry: splits cover the span, at most the t
       }
     }
   }
-  // llama-3.1-8b at 32k keys: 32 splits of 1024 keys (256 blocks for one sequence); up to 256 keys: one split.
+  // llama-3.1-8b at 32k keys: 32 splits of 1024 keys (256 blocks for one sequence); up to 128 keys: one split.
   assert.equal(decodeSkSplitKeys(32768, 33), 1024);
-  assert.equal(decodeSkSplitKeys(512, 33), 256);
-  assert.equal(decodeSkSplitKeys(513, 33), 256);
+  assert.equal(decodeSkSplitKeys(512, 33), 128);
+  assert.equal(decodeSkSplitKeys(513, 33), 128);
+  assert.equal(decodeSkSplitKeys(4300, 33), 192);
 });
 
 test("gemvSplitRows: 2 or 4 warps per row for long rows only, by shape", () => {
@@ -102,7 +103,7 @@ for (const m of MODELS) {
       const ref = new FakeCudaSession(bf16, numBlocks, 132, false, { fusedDecode: true, batchInvariant });
       const cpu = new CpuSession(f32);
       const kv = cpu.createKvCache(numBlocks);
-      // Sequence 0 attends 600+ keys (3 splits of 256), the others a few.
+      // Sequence 0 attends 600+ keys (5 splits of 128), the others a few.
       const lens = [600, 5, 3, 9, 2, 7, 4, 11];
       const seqs = lens.map((n, s) => ({
         ids: Array.from({ length: n }, (_, j) => (s * 31 + j * 7 + 1) % V),

@@ -324,10 +324,16 @@ export interface FakeSessionOptions {
   readonly decodeSplitK?: boolean;
   /** LaunchEnv.gemvSplitK: skinny fused decode GEMVs on gemv_fused_ks. */
   readonly gemvSplitK?: boolean;
+  /** LaunchEnv.fp8DecodeAttention: fused decode steps over a quantized KV cache on decode_attention_{fp8kv|int8kv}. */
+  readonly fp8DecodeAttention?: boolean;
+  /** fp8FlashPrefill: a quantized cache gets a bf16 shadow layer (LaunchEnv.kvShadow) for the flash prefill kernels. */
+  readonly fp8FlashPrefill?: boolean;
   /** Last-layer pruning (LaunchEnv.lastLayerRows, StepShape.pruneRows), as the CUDA session's pruneLastLayer. @default true */
   readonly pruneLastLayer?: boolean;
   /** LaunchEnv.quantGemm: quantized linears of decode steps of 9..128 rows on quant_gemm_*. */
   readonly quantGemm?: boolean;
+  /** LaunchEnv.quantTailNorm (with its quantNormScratch, f32 [8, hiddenSize / 16]). */
+  readonly quantTailNorm?: boolean;
 }
 
 export class FakeCudaSession {
@@ -414,9 +420,13 @@ export class FakeCudaSession {
       wgmmaPrefill: opts.wgmmaPrefill,
       decodeSplitK: opts.decodeSplitK,
       gemvSplitK: opts.gemvSplitK,
+      fp8DecodeAttention: opts.fp8DecodeAttention,
+      // A bf16 layer of the cache's shape (as CudaKvCache.shadow).
+      ...(opts.fp8FlashPrefill && a.kvCache ? { kvShadow: mem.alloc((numBlocks + 1) * 2 * bs * a.numKvHeads * a.headDim * 2) } : {}),
       quantGemm: opts.quantGemm,
       // int32 [decodeCap × numKvHeads × ceil(G / 8)], zero (as the session allocates them).
       decodeCounters: mem.alloc(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4),
+      ...(opts.quantTailNorm ? { quantTailNorm: true, quantNormScratch: mem.alloc(8 * Math.ceil(a.hiddenSize / 16) * 4) } : {}),
       quantScratch: scratch > 0 ? mem.alloc(scratch) : undefined,
       fp8Scratch: fp8 ? mem.alloc(fp8.bytes) : undefined,
       lowbitScratch: lowbit ? mem.alloc(lowbit.bytes) : undefined,
@@ -1001,10 +1011,25 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "quant_gemv_fused_u4":
       case "quant_gemv_fused_u8":
       case "quant_gemv_fused_norm_u4":
-      case "quant_gemv_fused_norm_u8": {
+      case "quant_gemv_fused_norm_u8":
+      case "quant_gemv_fused_addnorm_u4":
+      case "quant_gemv_fused_addnorm_u8":
+      case "quant_gemv_fused_rs_u4":
+      case "quant_gemv_fused_rs_u8": {
         // quant_gemv.cu: (x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode); modes and roundings of gemv_fused.
-        const [x, W, sc, z, bias, y, normW, eps, m, n, k, group, mode] = A;
+        // _addnorm: mode 1, then (xw, ssq): xw = bf16(new y · normW), ssq [m, n / 16] = each 16-row tile's Σ y².
+        // _rs: normW is such an ssq [m, k / 16]: row r's sums times rsqrt(Σ ssq[r] / k + eps) before the bias.
+        const [x, W, sc, z, bias, y, normW, eps, m, n, k, group, mode, xw, ssq] = A;
         const bits = name.endsWith("u4") ? 4 : 8, sup = bits === 4 ? 128 : 64, norm = name.includes("_norm_");
+        const tail = name.includes("_addnorm_"), rs = name.includes("_rs_");
+        assert.equal(A.length, tail ? 15 : 13, `${l.kernel}: arity`);
+        if (tail) {
+          assert.equal(mode, 1, `${l.kernel}: mode ${mode}`);
+          // Each block writes its rows of xw while the others still read x: xw may sit on neither x nor y.
+          disjoint(l.kernel, "y and xw", y, m * n * 2, xw, m * n * 2);
+          disjoint(l.kernel, "x and xw", x, m * k * 2, xw, m * n * 2);
+          assert.ok(n % 16 === 0 && ssq !== 0n, `${l.kernel}: n ${n}, ssq`);
+        }
         assert.ok(m >= 1 && m <= 8, `${l.kernel}: m ${m}`);
         rowsOk(l.kernel, m);
         assert.ok(k % sup === 0 && group % sup === 0 && n % 16 === 0, `${l.kernel}: k ${k}, group ${group}, n ${n}`);
@@ -1016,12 +1041,33 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         disjoint(l.kernel, "x and y", x, m * k * 2, y, yBytes);
         let xv = ld(x, m * k);
         if (norm) xv = normBf16(xv, ld(normW, k), eps, m, k);
-        const s = qlinear(xv, dequant(bits, W, sc, z, n, k, group), bias, m, n, k);
+        const s = qlinear(xv, dequant(bits, W, sc, z, n, k, group), rs ? 0n : bias, m, n, k);
+        if (rs) {
+          const part = mem.f32(normW, m * (k / 16)), b = bias ? ld(bias, n) : null;
+          for (let r = 0; r < m; r++) {
+            let ss = 0;
+            for (let t = 0; t < k / 16; t++) ss += part[r * (k / 16) + t];
+            const inv = 1 / Math.sqrt(ss / k + eps);
+            for (let j = 0; j < n; j++) s[r * n + j] = Math.fround(s[r * n + j] * inv + (b ? b[j] : 0));
+          }
+        }
         if (mode === 0) st(y, s);
         else if (mode === 1) {
           const r = ld(y, m * n);
           for (let i = 0; i < r.length; i++) r[i] = addBf16(rbf(s[i]), r[i]);
           st(y, r);
+          if (tail) {
+            const w = ld(normW, n), part = mem.f32(ssq, m * (n / 16)), o = new Float32Array(m * n);
+            for (let i = 0; i < r.length; i++) o[i] = rbf(r[i] * w[i % n]);
+            st(xw, o);
+            for (let row = 0; row < m; row++) {
+              for (let t = 0; t < n / 16; t++) {
+                let acc = 0;
+                for (let e = 0; e < 16; e++) acc += r[row * n + 16 * t + e] ** 2;
+                part[row * (n / 16) + t] = acc;
+              }
+            }
+          }
         } else if (mode === 2) {
           for (let i = 0; i < s.length; i++) s[i] = rbf(s[i]);
           st(y, siluMulBf16(s, m, n / 2));
@@ -1030,7 +1076,8 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       }
       case "quant_gemm_u4":
       case "quant_gemm_u8": {
-        // quant_gemm.cu: (x, W, scales, zeros, bias, y, ws, m, n, k, group); grid (ceil(m / MT), ceil(n / 128), splits).
+        // quant_gemm.cu: (x, W, scales, zeros, bias, y, ws, m, n, k, group); grid (ceil(m / MT), ceil(n / BN), splits), BN 128
+        // (MT 64: 256).
         // One split: y = bf16(x Wᵀ + bias). Several: split z's fp32 partial over its superchunks into ws [z][m][n], no bias.
         const [x, W, sc, z, bias, y, ws, m, n, k, group] = A;
         const bits = name.endsWith("u4") ? 4 : 8, E = bits === 4 ? 128 : 64, MT = suffix;
@@ -1040,13 +1087,14 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         assert.ok(k % E === 0 && k % group === 0 && group % (bits === 4 ? 32 : 16) === 0 && n % 16 === 0, `${l.kernel}: k ${k}, group ${group}, n ${n}`);
         assert.ok(x % 16n === 0n && W % 16n === 0n, `${l.kernel}: x / W not 16-byte aligned`);
         const S = l.grid[2], superchunks = k / E, per = cdiv(superchunks, S);
-        assert.deepEqual([l.grid[0], l.grid[1], l.block], [cdiv(m, MT), cdiv(n, 128), 256], `${l.kernel}: grid`);
+        assert.deepEqual([l.grid[0], l.grid[1], l.block], [cdiv(m, MT), cdiv(n, MT === 64 ? 256 : 128), 256], `${l.kernel}: grid`);
         assert.ok(S >= 1 && S <= superchunks, `${l.kernel}: ${S} splits of ${superchunks} superchunks`);
         disjoint(l.kernel, "x and y", x, m * k * 2, y, m * n * 2);
         const xv = ld(x, m * k), w = dequant(bits, W, sc, z, n, k, group);
-        if (group % E !== 0) {
-          // Groups smaller than a superchunk: the kernel scales the weights before the mma, the fp32 product rounded to
-          // bf16 (as quant_dequant_*). Larger groups scale the fp32 sums (the exact weights here).
+        if (group % E !== 0 || MT === 64) {
+          // Groups smaller than a superchunk, and every group of the 64-row tiles (QM_SA64): the kernel scales the weights
+          // before the mma, the fp32 product rounded to bf16 (as quant_dequant_*). Larger groups of the 16 / 32-row tiles
+          // scale the fp32 sums (the exact weights here).
           for (let i = 0; i < w.length; i++) w[i] = rbf(w[i]);
         }
         if (S === 1) {
@@ -1172,6 +1220,28 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         mem.u16(out, T * nH * hd);
         break; // the stand-in decode wrote `out` already
       }
+      case "kv_dequant_int8kv_bf16":
+      case "kv_dequant_fp8kv_bf16": {
+        // kv_dequant.cu: every block a sequence's tokens attend (block j while j · bs <= its largest position) into the
+        // same block of the bf16 shadow as bf16(decode(q) · s); other shadow blocks are left as they are.
+        const [kv, shadow, posP, startsP, tablesP, S, nKV, hd, bs, stride, scalesP] = A;
+        assert.ok(l.grid[0] === stride && l.grid[1] === S && l.grid[2] >= 1 && l.block === 256, `${l.kernel}: grid ${l.grid} block ${l.block}`);
+        const algo = kvAlgoOf(l.kernel)!, row = nKV * hd, blockElems = 2 * bs * row;
+        const bytes = mem.bytes(kv, mem.left(kv)), sh = layerOf(shadow), sc = mem.f32(scalesP, 2 * nKV);
+        const starts = mem.i32(startsP, S + 1), pos = mem.i32(posP, starts[S]), tables = mem.i32(tablesP, S * stride);
+        for (let s = 0; s < S; s++) {
+          let mx = -1;
+          for (let t = starts[s]; t < starts[s + 1]; t++) mx = Math.max(mx, pos[t]);
+          for (let j = 0; j < stride && j * bs <= mx; j++) {
+            const b = tables[s * stride + j], base = b * blockElems;
+            if (!(b >= 0 && base + blockElems <= sh.length && base + blockElems <= bytes.length)) assert.fail(`${l.kernel}: block ${b} outside the layer`);
+            for (let e = 0; e < blockElems; e++) {
+              sh[base + e] = toBf16Bits(Math.fround(kvDecode(algo, bytes[base + e]) * sc[(e >= bs * row ? nKV : 0) + Math.floor((e % row) / hd)]));
+            }
+          }
+        }
+        break;
+      }
       case "paged_attention_prefill_mma_int8kv_bf16":
       case "paged_attention_prefill_mma_fp8kv_bf16":
       case "paged_attention_prefill_mma_bf16":
@@ -1197,6 +1267,10 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         break;
       }
       case "decode_attention_batch2_fp8kv_bf16":
+      case "decode_attention_fp8kv_bf16":
+      case "decode_attention_g4_fp8kv_bf16":
+      case "decode_attention_int8kv_bf16":
+      case "decode_attention_g4_int8kv_bf16":
       case "decode_attention_batch2_bf16":
       case "decode_attention_g4_bf16":
       case "decode_attention_sk_bf16":
@@ -1244,6 +1318,8 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         // is the split size itself (decode_attention: the least keys per split, daSplitKeys). decode_attention_batch2:
         // batchAttention2Threads per block; _fp8kv_: an e4m3 cache (k / v written as rope_kv_write_fp8kv_bf16 writes
         // them, attention over bf16(decode(q) · s): the kernel's f16 products with the scales folded agree to rounding).
+        // decode_attention{_g4}_{fp8kv,int8kv} (DA_QFOLD=1, the default): the exact decode(q) with the scales folded into
+        // q and the output, likewise within rounding of this stand-in's bf16(decode(q) · s) (DA_QFOLD=0: the same values).
         const kvAlgo = kvAlgoOf(l.kernel);
         const batch2 = name.startsWith("decode_attention_batch2");
         const batch = batch2 || name === "decode_attention_batch_bf16";

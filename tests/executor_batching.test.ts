@@ -208,6 +208,31 @@ test("when KV blocks run out, requests are preempted and recomputed with identic
   }
 });
 
+test("decodeDeferSteps: a batch of prompts larger than one step prefills without mixed steps; every output and final state is the same", async () => {
+  // 12 prompts of 20 tokens over 128-token steps: the first step prefills 6 prompts and 8 tokens of a seventh.
+  // Without deferral the second step mixes their 6 decode tokens with the rest of the prompts.
+  const specs = Array.from({ length: 12 }, (_, i) => ({
+    promptTokenIds: longPrompt(19, [220 + i]),
+    samplingParams: sp(i % 3 ? { temperature: 0, maxTokens: 12 + i, ignoreEos: true } : { temperature: 0.7, seed: i, maxTokens: 20 }),
+  }));
+  const runAll = async (config: ExecutorConfigInput): Promise<{ outs: unknown[]; mixed: number; steps: number }> => {
+    await using ex = executor({ kvCacheConfig: { enableBlockReuse: false }, ...config });
+    const finals = await Promise.all(specs.map((s) => ex.submit(s)).map((r) => r.result()));
+    const st = ex.getStats();
+    return {
+      outs: finals.map((f) => f.outputs.map((o) => [o.tokenIds, o.text, o.finishReason, o.stopReason, o.cumulativeLogprob])),
+      mixed: st.filter((s) => s.numPrefillTokens > 0 && s.numDecodeTokens > 0).length,
+      steps: st.filter((s) => s.numScheduled > 0).length,
+    };
+  };
+  const plain = await runAll({});
+  const deferred = await runAll({ decodeDeferSteps: 1 });
+  assert.deepEqual(deferred.outs, plain.outs);
+  assert.ok(plain.mixed >= 1, `mixed steps without deferral: ${plain.mixed}`);
+  assert.equal(deferred.mixed, 0);
+  assert.ok(deferred.steps <= plain.steps, `steps ${deferred.steps} vs ${plain.steps}`);
+});
+
 test("prefix reuse: a request sharing a long prefix prefills fewer tokens and gives identical greedy output", async () => {
   const p = sp({ temperature: 0, maxTokens: 16, ignoreEos: true });
   const first = longPrompt(48, [310, 311, 312]);

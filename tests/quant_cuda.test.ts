@@ -225,6 +225,149 @@ for (const [name, grid, N, K] of FUSED_CASES) {
   });
 }
 
+// quant_gemv_fused_addnorm / quant_gemv_fused_rs (LaunchEnv.quantTailNorm). The producer: the residual GEMV (mode 1)
+// that also writes xw = bf16(new residual · normW) and ssq [m, n / 16] = each 16-row tile's sum of squares. Its residual
+// is quant_gemv_fused mode 1's bits; xw and ssq are recomputed here in float32 in the kernel's order (exact products of
+// bf16 values; the tile sum as (r0 + r1) + (r2 + r3) per warp of 4 rows, then the 4 warps in order).
+for (const [name, grid, N, K] of FUSED_CASES) {
+  gpuTest(`quant_gemv_fused_addnorm ${name}: the residual of mode 1, xw = bf16(y · normW) and the tile sums of squares, m = 1..8`, () => {
+    const d = device();
+    using mod = loadKernelFile(d, "quant_gemv.cu");
+    const t = quantized(N, K, grid, 31 + N);
+    using q = upload(t);
+    const u = grid.bits === 4 ? "u4" : "u8";
+    const normF = bf16(seededUniform(47, N, 0.5, 1.5));
+    using bias = d.alloc(N * 2);
+    using normW = d.alloc(N * 2);
+    bias.copyFromHost(bf16(seededUniform(45, N, -0.2, 0.2)));
+    normW.copyFromHost(normF);
+    const f = Math.fround;
+    for (const m of [1, 2, 3, 8]) {
+      using x = d.alloc(m * K * 2);
+      using r0 = d.alloc(m * N * 2);
+      using r1 = d.alloc(m * N * 2);
+      using xw = d.alloc(m * N * 2);
+      using ssq = d.alloc(m * (N / 16) * 4);
+      x.copyFromHost(bf16(seededUniform(9 + m, m * K)));
+      const resid = bf16(seededUniform(60 + m, m * N, -2, 2));
+      r0.copyFromHost(resid);
+      r1.copyFromHost(resid);
+      const args = [x, q.W, q.s, q.z ?? 0n, bias] as const;
+      mod.kernel(`quant_gemv_fused_${u}`, FUSED_PARAMS).launch(N / 16, 256, [...args, r0, 0n, 0, m, N, K, grid.groupSize, 1]);
+      mod.kernel(`quant_gemv_fused_addnorm_${u}`, [...FUSED_PARAMS, "ptr", "ptr"]).launch(N / 16, 256, [
+        ...args,
+        r1,
+        normW,
+        1e-5,
+        m,
+        N,
+        K,
+        grid.groupSize,
+        1,
+        xw,
+        ssq,
+      ]);
+      const a = new Uint16Array(m * N), b = new Uint16Array(m * N), w = new Uint16Array(m * N), sq = new Float32Array(m * (N / 16));
+      r0.copyToHost(a);
+      r1.copyToHost(b);
+      xw.copyToHost(w);
+      ssq.copyToHost(sq);
+      assert.deepEqual(Array.from(b), Array.from(a), `${name} m=${m}: residual`);
+      for (let i = 0; i < m * N; i++) {
+        const want = toBf16Bits(f(fromBf16Bits(a[i]) * fromBf16Bits(normF[i % N])));
+        if (w[i] !== want) assert.fail(`${name} m=${m}: xw[${i}] = ${w[i]}, want ${want}`);
+      }
+      for (let r = 0; r < m; r++) {
+        for (let tile = 0; tile < N / 16; tile++) {
+          const v = (j: number): number => f(fromBf16Bits(a[r * N + tile * 16 + j]) ** 2);
+          const warp = (w0: number): number => f(f(v(w0) + v(w0 + 1)) + f(v(w0 + 2) + v(w0 + 3)));
+          const want = f(f(f(warp(0) + warp(4)) + warp(8)) + warp(12));
+          const got = sq[r * (N / 16) + tile];
+          if (got !== want) assert.fail(`${name} m=${m}: ssq[${r}, ${tile}] = ${got}, want ${want}`);
+        }
+      }
+    }
+  });
+}
+
+// The consumer: quant_gemv_fused_rs on x = xw with its ssq, modes 0-3, against float64 rsqrt(Σ ssq / k + eps) · (W · xw)
+// + bias (then the epilogue), with the fused test's bounds; batch invariant (row 0 alone gives the same bits).
+for (const [name, grid, N, K] of FUSED_CASES) {
+  gpuTest(`quant_gemv_fused_rs ${name}: sums scaled by the rms of the tile sums of squares, modes 0-3, m = 1..8, vs float64; batch invariant`, () => {
+    const d = device();
+    using mod = loadKernelFile(d, "quant_gemv.cu");
+    const t = quantized(N, K, grid, 37 + N);
+    const D = dequantize(t);
+    using q = upload(t);
+    const u = grid.bits === 4 ? "u4" : "u8";
+    const biasF = bf16(seededUniform(51, N, -0.2, 0.2));
+    using bias = d.alloc(N * 2);
+    bias.copyFromHost(biasF);
+    const eps = 1e-5;
+    for (const m of [1, 3, 8]) {
+      const xb = bf16(seededUniform(17 + m, m * K));
+      const part = Float32Array.from(seededUniform(19 + m, m * (K / 16), 0.5, 30));
+      using x = d.alloc(xb.byteLength);
+      using ssq = d.alloc(part.byteLength);
+      x.copyFromHost(xb);
+      ssq.copyFromHost(part);
+      const inv = Array.from({ length: m }, (_, r) => {
+        let ss = 0;
+        for (let i = 0; i < K / 16; i++) ss += part[r * (K / 16) + i];
+        return 1 / Math.sqrt(ss / K + eps);
+      });
+      const dot = new Float64Array(m * N), mag = new Float64Array(m * N);
+      for (let r = 0; r < m; r++) {
+        for (let j = 0; j < N; j++) {
+          let sum = 0, abs = 0;
+          for (let i = 0; i < K; i++) {
+            const p = fromBf16Bits(xb[r * K + i]) * D[j * K + i];
+            sum += p;
+            abs += Math.abs(p);
+          }
+          dot[r * N + j] = sum * inv[r] + fromBf16Bits(biasF[j]);
+          mag[r * N + j] = abs * inv[r];
+        }
+      }
+      // fp32 sums of exact products in another order (x is given in bf16: no prologue rounding here).
+      const tol = (r: number, j: number): number => 2 ** -12 * mag[r * N + j] + 1e-6;
+      for (const mode of [0, 1, 2, 3]) {
+        const outN = mode === 2 ? N / 2 : N, bytes = mode === 3 ? 4 : 2;
+        const init = bf16(seededUniform(70 + mode, m * outN));
+        using y = d.alloc(m * outN * bytes);
+        if (mode === 1) y.copyFromHost(init);
+        mod.kernel(`quant_gemv_fused_rs_${u}`, FUSED_PARAMS).launch(N / 16, 256, [x, q.W, q.s, q.z ?? 0n, bias, y, ssq, eps, m, N, K, grid.groupSize, mode]);
+        const got = mode === 3 ? new Float32Array(m * outN) : new Uint16Array(m * outN);
+        y.copyToHost(got);
+        const val = (i: number): number => (mode === 3 ? got[i] : fromBf16Bits(got[i]));
+        for (let r = 0; r < m; r++) {
+          for (let j = 0; j < outN; j++) {
+            const v = val(r * outN + j);
+            let want: number, bound: number;
+            if (mode === 2) {
+              const g = dot[r * N + j], up = dot[r * N + outN + j];
+              want = silu(g) * up;
+              bound = 1.1 * (tol(r, j) + 2 ** -9 * Math.abs(g)) * Math.abs(up) + Math.abs(silu(g)) * (tol(r, outN + j) + 2 ** -9 * Math.abs(up)) +
+                2 ** -7 * Math.abs(want) + 1e-6;
+            } else {
+              want = dot[r * N + j] + (mode === 1 ? fromBf16Bits(init[r * outN + j]) : 0);
+              bound = tol(r, j) + (mode === 3 ? 0 : 2 ** -7 * Math.abs(want));
+            }
+            if (!(Math.abs(v - want) <= bound)) assert.fail(`${name} rs m=${m} mode=${mode} y[${r}, ${j}] = ${v}, want ${want} ± ${bound}`);
+          }
+        }
+        if (mode === 0 && m > 1) {
+          using y1 = d.alloc(N * 2);
+          mod.kernel(`quant_gemv_fused_rs_${u}`, FUSED_PARAMS).launch(N / 16, 256, [x, q.W, q.s, q.z ?? 0n, bias, y1, ssq, eps, 1, N, K, grid.groupSize, 0]);
+          const one = new Uint16Array(N);
+          y1.copyToHost(one);
+          assert.deepEqual(Array.from((got as Uint16Array).subarray(0, N)), Array.from(one), `${name} rs m=${m}: row 0 differs from the m = 1 launch`);
+        }
+      }
+    }
+  });
+}
+
 /** Decode linears per layer of two Llama shapes: [name, out features, in features]. */
 const MODELS: Record<string, { layers: number; linears: [string, number, number][] }> = {
   "llama-3.2-1b": { layers: 16, linears: [["qkv", 3072, 2048], ["o", 2048, 2048], ["gate_up", 16384, 2048], ["down", 2048, 8192]] },

@@ -39,10 +39,10 @@ function env(engine: Engine, quantGemm: boolean, batchInvariant = false): Launch
   });
 }
 
-test("quantGemmGeometry: row tiles 16 / 32 / 64, 128-row weight blocks, splits within the workspace; shapes and steps it does not take", () => {
+test("quantGemmGeometry: row tiles 16 / 32 / 64, 128-row weight blocks (256 for 64-row tiles), splits within the workspace; shapes and steps it does not take", () => {
   assert.deepEqual(quantGemmGeometry(4, 9, 2048, 2048, 128), { kernel: "quant_gemm_u4_m16", grid: [1, 16, 9], splits: 9 });
   assert.deepEqual(quantGemmGeometry(4, 32, 28672, 4096, 128), { kernel: "quant_gemm_u4_m32", grid: [1, 224, 1], splits: 1 });
-  assert.deepEqual(quantGemmGeometry(4, 64, 28672, 4096, 128), { kernel: "quant_gemm_u4_m64", grid: [1, 224, 1], splits: 1 });
+  assert.deepEqual(quantGemmGeometry(4, 64, 28672, 4096, 128), { kernel: "quant_gemm_u4_m64", grid: [1, 112, 2], splits: 2 });
   assert.deepEqual(quantGemmGeometry(8, 32, 2048, 8192, 8192), { kernel: "quant_gemm_u8_m32", grid: [1, 16, 9], splits: 9 });
   assert.equal(quantGemmGeometry(4, 33, 2048, 2048, 128)!.kernel, "quant_gemm_u4_m64");
   for (const [bits, rows, n, k] of [[4, 9, 2048, 2048], [8, 32, 3072, 2048], [4, 64, 2048, 8192]] as const) {

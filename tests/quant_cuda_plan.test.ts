@@ -199,3 +199,33 @@ test("fused decode plan with programmatic dependent launch: quantPdl flags the q
   }
   engine.dispose();
 });
+
+test("fused decode plan with quantTailNorm: o / down write the next norm's x · weight and sums, gate_up / qkv scale by the rms; PDL-capable; off changes nothing", () => {
+  const engine = cudaEngine({ quantAlgo: "W8A16" });
+  const ops = engine.plan.ops;
+  const scratch = 23n << 32n;
+  for (const T of [1, 3, 8]) {
+    const shape = { numTokens: T, numSeqs: T, numRows: T, attention: { kind: "decode" as const, numSplits: 2, splitSize: 128 }, sample: true };
+    const base = planLaunches(fakeEnv(engine), shape);
+    assert.deepEqual(planLaunches({ ...fakeEnv(engine), quantTailNorm: false, quantNormScratch: scratch }, shape), base, "off: the same launches");
+    const on = planLaunches({ ...fakeEnv(engine), quantTailNorm: true, quantNormScratch: scratch, pdl: true, quantPdl: true }, shape);
+    const q = on.filter((l): l is KernelLaunch => l.kind === "kernel" && l.kernel.startsWith("quant_gemv_fused"));
+    for (const l of q) assert.equal(l.args.length, kernelSignature(l.kernel).params.length, `${l.kernel} arity`);
+    const L = engine.plan.attributes.numLayers;
+    const prod = q.filter((l) => l.kernel === "quant_gemv_fused_addnorm_u8"), cons = q.filter((l) => l.kernel === "quant_gemv_fused_rs_u8");
+    assert.equal(prod.length, 2 * L - 1, `T=${T}: o_proj of every layer and down_proj of all but the last`);
+    assert.equal(cons.length, 2 * L - 1, `T=${T}: gate_up of every layer and qkv of all but the first`);
+    for (const p of prod) {
+      // (x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, xw, ssq): the next launch reads xw and ssq.
+      const next = on[on.indexOf(p) + 1] as KernelLaunch;
+      assert.equal(next.kernel, "quant_gemv_fused_rs_u8", `T=${T}: after op ${p.op}`);
+      assert.equal(p.args[12], 1, "residual epilogue");
+      assert.equal(p.args[14], scratch);
+      assert.equal(next.args[0], p.args[13], "the consumer reads the producer's xw");
+      assert.equal(next.args[6], scratch, "the consumer's normW slot: the sums of squares");
+      assert.equal(next.args[7], (ops[p.op + 1] as { eps: number }).eps, "the add_rmsnorm's eps");
+      assert.ok(next.pdl, `T=${T}: the consumer takes PDL after its producer`);
+    }
+  }
+  engine.dispose();
+});

@@ -5,7 +5,9 @@
 // tensor-core prefill attention (tiles staged as bf16(decode(q) · s)); stand-ins keep those roundings. The
 // fused plan (norms / epilogues folded; RoPE + KV write keep their launch) must give the unfused plan's bits
 // (logits, ids, the KV bytes), the cache takes half the bytes of a bf16 one, and both match the float32 CPU
-// session with the same quantized KV cache to bf16 tolerance. On a GPU: tests/gpu/fp8_kv.test.ts.
+// session with the same quantized KV cache to bf16 tolerance. With fp8DecodeAttention the fused decode steps fold
+// RoPE + the quantized KV write + split attention + merge into decode_attention_{fp8kv|int8kv} and must still give the
+// unfused plan's bits. On a GPU: tests/gpu/fp8_kv.test.ts.
 import type { QuantConfigInput } from "../lib/quantization/quant_config.ts";
 import { FP8_LOGITS_TOL, FUSED_NUM_BLOCKS, QUANT_TEST_BUILD, quantEngines, quantTestLlama, relL2, runFusedSchedule, sameAsUnfused } from "./cuda_fake_plans.ts";
 import { assert, test } from "./harness.ts";
@@ -41,6 +43,33 @@ for (
     // One byte per element: half the bf16 cache of the same blocks.
     const a = bf16.plan.attributes;
     assert.equal(fused.env.kvLayerBytes, (FUSED_NUM_BLOCKS + 1) * 2 * QUANT_TEST_BUILD.tokensPerBlock * a.numKvHeads * a.headDim);
+    bf16.dispose();
+    f32.dispose();
+  });
+}
+
+for (const [name, qc] of [["FP8 KV", { kvCacheQuantAlgo: "FP8" }], ["INT8 KV", { kvCacheQuantAlgo: "INT8" }]] as [string, QuantConfigInput][]) {
+  test(`fp8DecodeAttention + fp8FlashPrefill on a fake CUDA device: one fused decode attention launch per layer, flash prefill over the bf16 shadow, the unfused plan's bits: ${name}`, () => {
+    const { bf16, f32 } = quantEngines(RAW, 31, qc, 0.1, { calibration: CALIBRATION });
+    const tag = qc.kvCacheQuantAlgo === "FP8" ? "fp8kv" : "int8kv";
+    const { kernels, prefillKernels, fused } = runFusedSchedule(bf16, f32, {
+      unfused: sameAsUnfused,
+      cpu: ({ what, got, want }) => {
+        const rel = relL2(got.logits, want.logits);
+        assert.ok(rel < 0.05, `${what}: logits differ from the CPU session's (rel L2 ${rel.toExponential(2)})`);
+      },
+      label: (l) => l.kernel,
+      fusedOptions: { fp8DecodeAttention: true, fp8FlashPrefill: true },
+    });
+    const k = [...kernels].sort().join(" ");
+    // G = 2 query heads per kv head: the _g4 instantiation.
+    assert.ok(kernels.has(`decode_attention_g4_${tag}_bf16_hd64`), k);
+    assert.ok(![...kernels].some((x) => x.startsWith("rope_kv_write") || x.startsWith("paged_attention_decode")), k);
+    // Prefill: the attended blocks dequantized into the shadow layer, then the bf16 flash kernel over it.
+    const pk = [...prefillKernels].sort().join(" ");
+    assert.ok(fused.env.kvShadow !== undefined, "a shadow layer");
+    assert.ok(prefillKernels.has(`kv_dequant_${tag}_bf16`) && prefillKernels.has("flash_prefill_bf16_hd64"), pk);
+    assert.ok(![...prefillKernels].some((x) => x.startsWith("paged_attention_prefill")), pk);
     bf16.dispose();
     f32.dispose();
   });

@@ -216,3 +216,75 @@ test("admissionDelaySteps: new prompts wait up to N steps while others decode, t
   off.add(group(201, 4));
   assert.deepEqual(plan(off.schedule()), [[200, 4, 1], [201, 0, 4]]);
 });
+
+test("decodeDeferSteps: a large batch of waiting prompts prefills alone (decodes sit out at most N steps in a row); small ones, no room or no blocks: decodes run", () => {
+  const mk = (defer: number, numBlocks = 256, maxBatchSize = 8): Scheduler =>
+    new Scheduler(new KvCacheManager({ numBlocks, tokensPerBlock: 4 }), { maxBatchSize, maxNumTokens: 16, decodeDeferSteps: defer });
+  // Four 8-token prompts, two per 16-token step: without deferral the second step mixes 2 decodes with 14 prompt
+  // tokens, and a third step takes the last prompt's 2 tokens beside 3 decodes.
+  const off = mk(0);
+  for (let i = 0; i < 4; i++) off.add(group(400 + i, 8));
+  const offSteps: [number, number][] = [];
+  for (let i = 0; i < 4; i++) {
+    const st = off.schedule();
+    offSteps.push([st.numPrefillTokens, st.numDecodeTokens]);
+    run(off, st);
+  }
+  assert.deepEqual(offSteps, [[16, 0], [14, 2], [2, 3], [0, 4]]);
+
+  const s = mk(1);
+  for (let i = 0; i < 4; i++) s.add(group(500 + i, 8));
+  let st = s.schedule();
+  assert.deepEqual(plan(st), [[500, 0, 8], [501, 0, 8]]);
+  run(s, st);
+  st = s.schedule(); // 500 and 501 decode next, but the waiting prompts fill the step: they go alone
+  assert.deepEqual(plan(st), [[502, 0, 8], [503, 0, 8]]);
+  run(s, st);
+  st = s.schedule();
+  assert.deepEqual(plan(st), [[500, 8, 1], [501, 8, 1], [502, 8, 1], [503, 8, 1]]);
+  run(s, st);
+
+  // At most N steps in a row: with 6 prompts and N = 1 the third prompt step carries the decodes.
+  const one = mk(1);
+  for (let i = 0; i < 6; i++) one.add(group(600 + i, 8));
+  const shape: [number, number][] = [];
+  for (let i = 0; i < 4; i++) {
+    const x = one.schedule();
+    shape.push([x.numPrefillTokens, x.numDecodeTokens]);
+    run(one, x);
+  }
+  assert.deepEqual(shape, [[16, 0], [16, 0], [12, 4], [4, 5]]);
+
+  // A prompt still prefilling (chunked) continues in the deferred step, before the waiting prompts.
+  const chunked = mk(1);
+  for (let i = 0; i < 4; i++) chunked.add(group(650 + i, 10));
+  st = chunked.schedule();
+  assert.deepEqual(plan(st), [[650, 0, 10], [651, 0, 6]]);
+  run(chunked, st);
+  st = chunked.schedule();
+  assert.deepEqual(plan(st), [[651, 6, 4], [652, 0, 10], [653, 0, 2]]);
+  run(chunked, st);
+  assert.deepEqual(plan(chunked.schedule()), [[650, 10, 1], [651, 10, 1], [652, 10, 1], [653, 2, 8]]); // at most 1 step in a row
+
+  // A prompt bringing less than half the budget does not hold the decodes back.
+  const small = mk(1);
+  small.add(group(700, 8));
+  run(small, small.schedule());
+  small.add(group(701, 4));
+  assert.deepEqual(plan(small.schedule()), [[700, 8, 1], [701, 0, 4]]);
+
+  // No free slot for the waiting prompt: decodes run.
+  const full = mk(1, 256, 2);
+  full.add(group(800, 8));
+  full.add(group(801, 8));
+  run(full, full.schedule());
+  full.add(group(802, 8));
+  assert.deepEqual(plan(full.schedule()), [[800, 8, 1], [801, 8, 1]]);
+
+  // Too few KV blocks to keep one spare per decoding sequence: decodes run (the prompt waits for room).
+  const tight = mk(1, 6);
+  tight.add(group(900, 8)); // 2 blocks, then a third for its first decode token
+  run(tight, tight.schedule());
+  tight.add(group(901, 16)); // 4 blocks + 1 spare for 900 > the 4 free
+  assert.deepEqual(plan(tight.schedule()).map((c) => c[0]), [900]);
+});

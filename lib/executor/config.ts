@@ -41,6 +41,13 @@ export const ExecutorConfigSchema = z.strictObject({
    * start at once when nothing else runs or when they would fill the batch. @default 0
    */
   admissionDelaySteps: z.number().int().min(0).max(1024).default(0),
+  /**
+   * Steps in a row that decoding sequences may sit out so that waiting prompts bringing at least half the step's
+   * token budget prefill in a step of their own (no decode tokens in large eager prefill steps; see
+   * SchedulerConfig.decodeDeferSteps). Offline batches gain; a running sequence's next token comes one step later.
+   * @default 0
+   */
+  decodeDeferSteps: z.number().int().min(0).max(1024).default(0),
   /** @default {} */
   kvCacheConfig: KvCacheConfigSchema.prefault({}),
   /** LoRA adapters per request (CPU backend): `maxLoras` resident at once, ranks up to `maxLoraRank`; off when absent. */

@@ -65,6 +65,7 @@ export function setUpLoop(session: Session, config: ExecutorConfig): LoopSetup {
     enableChunkedPrefill: config.enableChunkedPrefill,
     maxNumRows: plan.maxSeqs,
     admissionDelaySteps: config.admissionDelaySteps,
+    decodeDeferSteps: config.decodeDeferSteps,
   });
   const limits: ExecutorLimits = {
     maxInputLen: build.maxInputLen ?? defaultMaxInputLen(maxSeqLen),

@@ -2,6 +2,7 @@
  * In-flight batching: which tokens of which sequences run in the next step. Pure host code.
  */
 import type { BlockCopy, KvCacheManager } from "./kv_cache_manager.ts";
+import { decodeDeferReserve } from "./decode_defer.ts";
 import { compareGroups, type Sequence, type SequenceGroup } from "./sequence.ts";
 
 /** Limits of one step. */
@@ -25,6 +26,14 @@ export interface SchedulerConfig {
    * the oldest has been held this many steps. @default 0 (admitted at once)
    */
   readonly admissionDelaySteps?: number;
+  /**
+   * Steps in a row that decoding sequences may sit out so that waiting prompts prefill alone, when they can start now
+   * (slots; KV blocks with a spare one per decoding sequence) and bring half the token budget (decode_defer.ts). On
+   * a GPU a decode token costs little in a decode graph and much in a large eager step, whose attention runs the
+   * prefill kernel over every sequence; and prompts cut to make room spill into one more mixed step. Offline
+   * batches run the same decode steps and no mixed one; a running sequence's next token comes a step later. @default 0
+   */
+  readonly decodeDeferSteps?: number;
 }
 
 /**
@@ -82,8 +91,11 @@ export class Scheduler {
   readonly enableChunkedPrefill: boolean;
   readonly maxNumRows: number;
   readonly admissionDelaySteps: number;
+  readonly decodeDeferSteps: number;
   /** Steps the waiting groups have been held back (see SchedulerConfig.admissionDelaySteps). */
   #heldSteps = 0;
+  /** Steps in a row whose decoding groups were left out (see SchedulerConfig.decodeDeferSteps). */
+  #deferredSteps = 0;
 
   constructor(readonly kv: KvCacheManager, config: SchedulerConfig) {
     // Every decoding sequence must fit one step's token budget.
@@ -92,6 +104,7 @@ export class Scheduler {
     this.enableChunkedPrefill = config.enableChunkedPrefill ?? true;
     this.maxNumRows = config.maxNumRows ?? Infinity;
     this.admissionDelaySteps = config.admissionDelaySteps ?? 0;
+    this.decodeDeferSteps = config.decodeDeferSteps ?? 0;
   }
 
   get numWaiting(): number {
@@ -183,23 +196,66 @@ export class Scheduler {
     const copies: BlockCopy[] = [];
     const preempted: SequenceGroup[] = [];
     const failed: { group: SequenceGroup; reason: string }[] = [];
-    let budget = this.maxNumTokens;
-    let rowBudget = this.maxNumRows;
     const scheduled = new Set<SequenceGroup>();
+    const left = { tokens: this.maxNumTokens, rows: this.maxNumRows };
 
     // Decoding groups first, then the rest (one pass: this runs every step over every stream).
-    const order: SequenceGroup[] = [];
+    const decoding: SequenceGroup[] = [];
     const rest: SequenceGroup[] = [];
-    for (const g of this.#running) (isDecoding(g) ? order : rest).push(g);
-    for (const g of rest) order.push(g);
-    for (const g of order) {
+    for (const g of this.#running) (isDecoding(g) ? decoding : rest).push(g);
+    // Waiting prompts may take a prefill-only step (SchedulerConfig.decodeDeferSteps): the decoding groups wait.
+    const reserve = decoding.length > 0 && this.#deferredSteps < this.decodeDeferSteps && this.#waiting.length > 0
+      ? decodeDeferReserve(this.kv, this, decoding, rest, this.#waiting)
+      : -1;
+    if (reserve < 0) this.#scheduleRunning(decoding, chunks, copies, preempted, failed, scheduled, left);
+    this.#scheduleRunning(rest, chunks, copies, preempted, failed, scheduled, left);
+
+    const before = chunks.length;
+    if (preempted.length === 0 && this.#admitNow(chunks.length > 0 || reserve >= 0)) {
+      this.#admit(chunks, copies, left, scheduled, Math.max(reserve, 0));
+      if (this.#waiting.length === 0) this.#heldSteps = 0; // groups left behind (no room) go at the next chance
+    }
+    if (reserve >= 0 && chunks.length === before) {
+      // Nothing was admitted after all (held by admissionDelaySteps): the decoding groups run as usual.
+      this.#scheduleRunning(decoding, chunks, copies, preempted, failed, scheduled, left);
+      this.#deferredSteps = 0;
+    } else {
+      this.#deferredSteps = reserve >= 0 ? this.#deferredSteps + 1 : 0;
+    }
+
+    if (chunks.length === 0 && failed.length === 0 && this.#running.length === 0 && this.#waiting.length > 0) {
+      // Nothing runs and nothing holds blocks: the head can never fit, so fail it instead of spinning.
+      const g = this.#waiting[0];
+      failed.push({ group: g, reason: this.#tooBigReason(g) });
+      this.#drop(g);
+    }
+    let numPrefillTokens = 0, numDecodeTokens = 0;
+    for (const c of chunks) {
+      // A decode chunk: the last token, plus the draft tokens it verifies (speculative decoding).
+      if (c.numTokens === 1 + c.seq.numDraftTokens && c.start >= c.seq.numPromptTokens) numDecodeTokens += c.numTokens;
+      else numPrefillTokens += c.numTokens;
+    }
+    return { chunks, blockCopies: copies, preempted, failed, numPrefillTokens, numDecodeTokens };
+  }
+
+  /** Chunks of running groups `groups` (in order) within the step's budget `left`, preempting for KV blocks. */
+  #scheduleRunning(
+    groups: readonly SequenceGroup[],
+    chunks: ScheduledChunk[],
+    copies: BlockCopy[],
+    preempted: SequenceGroup[],
+    failed: { group: SequenceGroup; reason: string }[],
+    scheduled: Set<SequenceGroup>,
+    left: { tokens: number; rows: number },
+  ): void {
+    for (const g of groups) {
       if (g.status !== "running") continue; // preempted as a victim earlier in this loop
       const mine: ScheduledChunk[] = [];
       const myCopies: BlockCopy[] = [];
       let outcome: "ok" | "preempted" | "failed" = "ok";
       for (const seq of g.liveSeqs) {
         if (seq.numUncomputedTokens === 0) continue; // waits for its group (a beam with its row taken)
-        const n = this.#chunkSize(seq, budget, rowBudget);
+        const n = this.#chunkSize(seq, left.tokens, left.rows);
         if (n === 0) break;
         let got = this.kv.allocate(seq, n);
         while (got === null) {
@@ -224,33 +280,14 @@ export class Scheduler {
         myCopies.push(...got);
         const c = chunk(seq, n);
         mine.push(c);
-        budget -= n;
-        rowBudget -= rowsOf(c);
+        left.tokens -= n;
+        left.rows -= rowsOf(c);
       }
       if (outcome !== "ok" || mine.length === 0) continue;
       scheduled.add(g);
       chunks.push(...mine);
       copies.push(...myCopies);
     }
-
-    if (preempted.length === 0 && this.#admitNow(chunks.length > 0)) {
-      this.#admit(chunks, copies, budget, rowBudget, scheduled);
-      if (this.#waiting.length === 0) this.#heldSteps = 0; // groups left behind (no room) go at the next chance
-    }
-
-    if (chunks.length === 0 && failed.length === 0 && this.#running.length === 0 && this.#waiting.length > 0) {
-      // Nothing runs and nothing holds blocks: the head can never fit, so fail it instead of spinning.
-      const g = this.#waiting[0];
-      failed.push({ group: g, reason: this.#tooBigReason(g) });
-      this.#drop(g);
-    }
-    let numPrefillTokens = 0, numDecodeTokens = 0;
-    for (const c of chunks) {
-      // A decode chunk: the last token, plus the draft tokens it verifies (speculative decoding).
-      if (c.numTokens === 1 + c.seq.numDraftTokens && c.start >= c.seq.numPromptTokens) numDecodeTokens += c.numTokens;
-      else numPrefillTokens += c.numTokens;
-    }
-    return { chunks, blockCopies: copies, preempted, failed, numPrefillTokens, numDecodeTokens };
   }
 
   /** Whether waiting groups may start this step (see SchedulerConfig.admissionDelaySteps); `busy`: other groups run. */
@@ -268,8 +305,10 @@ export class Scheduler {
     return false;
   }
 
-  #admit(chunks: ScheduledChunk[], copies: BlockCopy[], budget: number, rowBudget: number, scheduled: Set<SequenceGroup>): void {
+  /** Admits waiting groups in order while slots, `left` tokens and rows, and KV blocks beyond `reserve` last. */
+  #admit(chunks: ScheduledChunk[], copies: BlockCopy[], left: { tokens: number; rows: number }, scheduled: Set<SequenceGroup>, reserve: number): void {
     let slots = this.#running.reduce((a, g) => a + g.numSlots, 0);
+    let budget = left.tokens, rowBudget = left.rows;
     while (this.#waiting.length > 0 && budget > 0) {
       const g = this.#waiting[0];
       if (slots + g.numSlots > this.maxBatchSize) break;
@@ -278,6 +317,7 @@ export class Scheduler {
         if (seq.numUncomputedTokens === 0) continue;
         const n = this.#chunkSize(seq, budget, rowBudget);
         if (n === 0) break;
+        if (reserve > 0 && this.kv.blocksFor(seq.numComputedTokens + n) - seq.blockTable.length > this.kv.numFreeBlocks - reserve) break;
         const got = this.kv.allocate(seq, n);
         if (got === null) break;
         copies.push(...got);
@@ -294,6 +334,8 @@ export class Scheduler {
       chunks.push(...mine);
       slots += g.numSlots;
     }
+    left.tokens = budget;
+    left.rows = rowBudget;
   }
 
   /**

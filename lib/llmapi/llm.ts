@@ -141,6 +141,7 @@ export class LLM {
             maxNumTokens: o.maxNumTokens,
             enableChunkedPrefill: o.enableChunkedPrefill,
             admissionDelaySteps: o.admissionDelaySteps,
+            decodeDeferSteps: o.decodeDeferSteps,
             guidedAccept: o.guidedAccept,
             overlapSteps: o.overlapSteps,
             kvCacheConfig: o.kvCacheConfig,

@@ -1,7 +1,7 @@
 /**
  * GPU: the tensor-core quantized GEMM of batched decode steps (`quantGemm`, kernels/quant_gemm.cu; skipped without a GPU)
- * end to end on a small random Llama quantized W4A16 (g128 + zero points, g64) and W8A16 (per channel): a 20-sequence
- * prefill, then graph and eager decode steps of 20, 12 and 9 sequences, each step's logits against the float32 CPU
+ * end to end on a small random Llama quantized W4A16 (g128 + zero points, g64) and W8A16 (per channel): a 40-sequence
+ * prefill, then graph and eager decode steps of 40 and 33 (uint4: the 64-row tiles), 20, 12 and 9 sequences, each step's logits against the float32 CPU
  * session of the same quantized weights and against the CUDA session without quantGemm (dequantize + cuBLASLt).
  * The kernels alone vs float64: tools/cuda-kernel-check/quant_gemm.py; the plan: tests/quant_cuda_gemm.test.ts.
  */
@@ -33,11 +33,11 @@ const CASES: [string, QuantConfigInput][] = [
 ];
 
 for (const [name, qc] of CASES) {
-  gpuTest(`quant_gemm (${name}): decode steps of 9..20 sequences match the CPU session and the dequantize + cuBLASLt path`, () => {
+  gpuTest(`quant_gemm (${name}): decode steps of 9..40 sequences match the CPU session and the dequantize + cuBLASLt path`, () => {
     const model = randomModel(RAW, 43, true, 0.15);
     const V = RAW.vocab_size;
     const q = quantizeSync(model, qc);
-    const shape = { maxBatchSize: 24, maxNumTokens: 1024, maxSeqLen: 256, tokensPerBlock: 16 };
+    const shape = { maxBatchSize: 48, maxNumTokens: 2048, maxSeqLen: 256, tokensPerBlock: 16 };
     using engine = buildSync(q, { backend: "cuda", dtype: "bfloat16", ...shape });
     using cpuEngine = buildSync(q, { backend: "cpu", ...shape });
     q.close();
@@ -46,7 +46,7 @@ for (const [name, qc] of CASES) {
     const off = Session.fromSerializedEngine(engine, { backend: "cuda", quantGemm: false });
     const cpu = Session.fromSerializedEngine(cpuEngine, { backend: "cpu" });
     try {
-      const n = 20, maxBlocks = 8, numBlocks = n * maxBlocks;
+      const n = 40, maxBlocks = 8, numBlocks = n * maxBlocks;
       const kvOn = on.createKvCache(numBlocks), kvOff = off.createKvCache(numBlocks), kvC = cpu.createKvCache(numBlocks);
       const lens = Array.from({ length: n }, (_, s) => 1 + ((s * 13) % 40));
       const seqs = lens.map((len, s) => ({
@@ -76,11 +76,13 @@ for (const [name, qc] of CASES) {
         });
       };
       const all = lens.map((_, i) => i);
-      run("prefill 20", all, true);
-      for (let i = 0; i < 2; i++) run(`decode ${i}: 20 sequences`, all);
+      run("prefill 40", all, true);
+      for (let i = 0; i < 2; i++) run(`decode ${i}: 40 sequences`, all);
+      run("decode: 33 sequences", all.slice(7));
+      run("decode: 20 sequences", all.slice(0, 20));
       run("decode: 12 sequences", all.slice(0, 12));
       run("decode: 9 sequences", all.slice(3, 12));
-      run("decode: 20 sequences again", all);
+      run("decode: 40 sequences again", all);
       console.log(`quant_gemm ${name}: ${report.join("; ")}`);
       assert.ok(on.cuda!.numGraphs >= 1, "decode steps ran as graphs");
     } finally {

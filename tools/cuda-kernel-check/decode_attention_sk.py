@@ -28,6 +28,7 @@ from decode_step import I, L, F, P, bf, relerr, rope_tables, rope_ref, graph_tim
 
 RESULTS = ds.RESULTS
 SMS = 132
+WITH_OLD = True  # --no-old: leave decode_attention out of the timing
 MAXZ = 64
 
 
@@ -86,7 +87,7 @@ def mink_of(defines):
     for d in defines:
         if d.startswith("DS_MINK="):
             return int(d.split("=")[1])
-    return 512
+    return 128
 
 
 def run_sk(qkv, out, kvc, positions, seqStarts, table, invf, pO, pML, ctr, T, S, nH, nKV, hd, tpb, maxB, scale, window, target, Z, defines=()):
@@ -224,12 +225,14 @@ def check_invariance(nH, nKV, hd, tpb, gen, defines, target):
     return allok
 
 
-def checks(quick):
+def checks(quick, define_sets=None):
     log("== decode_attention_sk vs float64, rope_kv_write bits, batch invariance")
     gen = torch.Generator(device="cuda").manual_seed(5)
     shapes = [(32, 8, 64), (32, 8, 128), (14, 2, 64), (16, 1, 128), (32, 2, 64), (8, 8, 128)]
     cases = [([0], 0), ([5], 0), ([127], 0), ([511], 0), ([512], 0), ([1000], 0), ([3000, 7, 300], 0), ([500, 64], 100), ([4100], 0), ([2100, 90], 1000)]
-    for defines in ((), ("DS_MINK=64",)) if quick else ((), ("DS_MINK=64",), ("DS_NS=2", "DS_MINK=64"), ("DS_NS=4",)):
+    if define_sets is None:
+        define_sets = ((), ("DS_MINK=64",)) if quick else ((), ("DS_MINK=64",), ("DS_NS=2", "DS_MINK=64"), ("DS_NS=4",))
+    for defines in define_sets:
         for (nH, nKV, hd) in shapes:
             G = nH // nKV
             ts = split_target(nKV, G)
@@ -248,12 +251,25 @@ def checks(quick):
             check_invariance(nH, nKV, hd, 32, gen, defines, 7)
 
 
-def time_attention(quick, bw, out):
+def parse_variants(spec):
+    """'label:DEF1+DEF2[:TS];...' -> [(defines, label, TS or None)]."""
+    out = []
+    for item in spec.split(";"):
+        if not item:
+            continue
+        parts = item.split(":")
+        defs = tuple(d for d in parts[1].split("+") if d) if len(parts) > 1 else ()
+        out.append((defs, parts[0], int(parts[2]) if len(parts) > 2 and parts[2] else None))
+    return out
+
+
+def time_attention(quick, bw, out, ctxs=None, variants=None, models=None):
     log("== timing: one layer's decode attention at batch 1 (graph replay over layer copies; % = KV bytes' time at the copy bandwidth)")
     res = []
     maxSeq = 32832
-    ctxs = [128, 512, 2048, 8192, 32768]
-    for (name, nH, nKV, hd) in (("llama-3.2-1b", 32, 8, 64), ("llama-3.1-8b", 32, 8, 128)):
+    ctxs = ctxs or [128, 512, 2048, 8192, 32768]
+    shapes = [s for s in (("llama-3.2-1b", 32, 8, 64), ("llama-3.1-8b", 32, 8, 128)) if not models or any(m in s[0] for m in models)]
+    for (name, nH, nKV, hd) in shapes:
         G = nH // nKV
         invf = rope_tables(hd)
         scale = 1 / math.sqrt(hd)
@@ -283,13 +299,14 @@ def time_attention(quick, bw, out):
                     ds.decode_fused(qkv, out_, kvl, positions, seqStarts, cache.table, invf, 1.0, pO, pML, ctr, 1, 1, nH, nKV, hd, tpb, cache.maxBlocks, scale, 0,
                                     min(ss, 128), ns_old, g4=G <= 4)
             its = max(1, 32 // NL)
-            t_old = graph_time(old, iters=its, reps=7) / NL
+            t_old = graph_time(old, iters=its, reps=7) / NL if WITH_OLD else float("nan")
             row = {"model": name, "ctx": c, "kv_bytes": kvb, "old_us": t_old * 1e3, "layers": NL}
-            variants = [((), "default", None)]
-            if quick:
-                variants += [(("DS_MINK=256",), "MINK256", None)]
+            if variants is not None:
+                pass
+            elif quick:
+                variants = [((), "default", None), (("DS_MINK=256",), "MINK256", None)]
             else:
-                variants += [(("DS_NS=2",), "NS2", None), (("DS_NS=4",), "NS4", None), (("DS_MINK=256",), "MINK256", None),
+                variants = [((), "default", None), (("DS_NS=2",), "NS2", None), (("DS_NS=4",), "NS4", None), (("DS_MINK=256",), "MINK256", None),
                              (("DS_MINK=1024",), "MINK1024", None), (("DS_NS=5",), "NS5_TS17", math.ceil(SMS / (nKV * math.ceil(G / 8)))),
                              ((), "TS64", 64)]
             for defines, label, tsv in variants:
@@ -300,14 +317,18 @@ def time_attention(quick, bw, out):
                 def new():
                     for kvl in layers:
                         run_sk(qkv, out_, kvl, positions, seqStarts, cache.table, invf, pO, pML, ctr, 1, 1, nH, nKV, hd, tpb, cache.maxBlocks, scale, 0, ts, Zg, defines)
+                tc = time.time()
+                sk_fn(hd, defines)
+                tc = time.time() - tc
                 t = graph_time(new, iters=its, reps=7) / NL
                 row[f"{label}_us"] = t * 1e3
+                if tc > 0.5:
+                    log(f"    ({label}: compiled in {tc:.1f} s)")
             ceil_us = kvb / bw * 1e6
             row["ceiling_us"] = ceil_us
             res.append(row)
-            extra = " ".join(f"{k[:-3]} {v:7.2f}" for k, v in row.items() if k.endswith("_us") and k not in ("old_us", "default_us", "ceiling_us"))
-            log(f"  {name} ctx {c:6d}: KV {kvb / 1e6:8.2f} MB ceiling {ceil_us:7.2f} us | decode_attention {t_old * 1e3:7.2f} us ({ceil_us / (t_old * 1e3) * 100:5.1f}%) | "
-                f"sk {row['default_us']:7.2f} us ({ceil_us / row['default_us'] * 100:5.1f}%) | {extra}")
+            extra = " | ".join(f"{k[:-3]} {v:6.2f} ({ceil_us / v * 100:4.1f}%)" for k, v in row.items() if k.endswith("_us") and k not in ("old_us", "ceiling_us"))
+            log(f"  {name} ctx {c:6d}: KV {kvb / 1e6:7.2f} MB ceil {ceil_us:6.2f} us | decode_attention {t_old * 1e3:6.2f} ({ceil_us / (t_old * 1e3) * 100:4.1f}%) | {extra}")
             del cache, layers
             torch.cuda.empty_cache()
     out["timing"] = res
@@ -416,12 +437,18 @@ def time_gemv_ks(bw, out):
 
 
 def main():
-    global SMS
+    global SMS, WITH_OLD
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.environ.get("OUT", ""))
     ap.add_argument("--only", default="checks,time")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--ctx", default="", help="timing contexts, e.g. 512,2048,32768")
+    ap.add_argument("--variants", default="", help="timing variants 'label:DEF1+DEF2[:TS];...' (default: the built-in list)")
+    ap.add_argument("--check-defines", default="", help="checks: define sets 'D1+D2;D3;...' ('' in the list = the defaults)")
+    ap.add_argument("--no-old", action="store_true", help="timing: leave decode_attention out")
+    ap.add_argument("--models", default="", help="timing shapes: 1b, 8b (default both)")
     a = ap.parse_args()
+    WITH_OLD = not a.no_old
     props = torch.cuda.get_device_properties(0)
     SMS = props.multi_processor_count
     ds.SMS = SMS
@@ -430,7 +457,7 @@ def main():
     out = {}
     if "checks" in a.only:
         try:
-            checks(a.quick)
+            checks(a.quick, [tuple(d for d in ds_.split("+") if d) for ds_ in a.check_defines.split(";")] if a.check_defines else None)
         except Exception as e:  # noqa: BLE001
             import traceback
             traceback.print_exc()
@@ -449,7 +476,8 @@ def main():
             out["copy_bw"] = bws
             log(f"copy bandwidth (median of 5 x median of 10 1-GiB copies): {bw / 1e12:.3f} TB/s (all {[round(b / 1e12, 3) for b in bws]})")
             if "time" in a.only.split(","):
-                time_attention(a.quick, bw, out)
+                time_attention(a.quick, bw, out, [int(c) for c in a.ctx.split(",") if c] or None,
+                               parse_variants(a.variants) if a.variants else None, [m for m in a.models.split(",") if m] or None)
             if "gemvtime" in a.only:
                 time_gemv_ks(bw, out)
         except Exception as e:  # noqa: BLE001

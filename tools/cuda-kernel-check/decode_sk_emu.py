@@ -135,7 +135,7 @@ def main():
     ap.add_argument("--out", default="/tmp/skemu")
     a = ap.parse_args()
     defines = [d for d in a.defines.split(",") if d]
-    mink = 512
+    mink = 128
     for d in defines:
         if d.startswith("DS_MINK="):
             mink = int(d.split("=")[1])

@@ -35,7 +35,7 @@ FORMATS = [  # (label, bits, group (0 = per channel), zero points)
 SMS = 132
 TARGET = SMS  # blocks a launch aims at (quant_gemm_plan.ts QUANT_GEMM_TARGET_BLOCKS); variant "QM_TARGET=N" (harness only)
 DEFINES = ()
-WTS = (1, 1)  # QM_WT, QM_WT64 (weight tiles per warp: m16 / m32, m64)
+WTS = (1, 2)  # QM_WT, QM_WT64 (weight tiles per warp: m16 / m32, m64; quant_gemm.cu defaults)
 NWN = 8
 NWK = 1
 
@@ -122,7 +122,7 @@ def main():
     t0 = time.time()
     DEFINES = tuple(d for d in a.defines.split(",") if d)
     dd = dict((d.split("=") + ["1"])[:2] for d in DEFINES)
-    WTS, NWN = (int(dd.get("QM_WT", 1)), int(dd.get("QM_WT64", 1))), int(dd.get("QM_NWN", 8))
+    WTS, NWN = (int(dd.get("QM_WT", 1)), int(dd.get("QM_WT64", 2))), int(dd.get("QM_NWN", 8))
     NWK = 8 // NWN
     only = set(a.only.split(","))
     gen = torch.Generator(device="cuda")
@@ -216,7 +216,7 @@ def main():
             allv = tuple(d for d in vs.split(",") if d)
             vd = dict((d.split("=") + ["1"])[:2] for d in allv)
             DEFINES = tuple(d for d in allv if d.split("=")[0] not in ("QM_TARGET", "QM_MT"))  # harness-only knobs: not compiled
-            WTS, NWN = (int(vd.get("QM_WT", 1)), int(vd.get("QM_WT64", 1))), int(vd.get("QM_NWN", 8))
+            WTS, NWN = (int(vd.get("QM_WT", 1)), int(vd.get("QM_WT64", 2))), int(vd.get("QM_NWN", 8))
             NWK = 8 // NWN
             TARGET, MAXMT = int(vd.get("QM_TARGET", SMS)), int(vd.get("QM_MT", 64))
             tc = time.time()

@@ -18,7 +18,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 KDIR = os.path.abspath(os.path.join(HERE, "..", "..", "lib", "backends", "cuda", "kernels"))
 EMU = os.path.join(HERE, "emu")
-BN = (128, 128)  # weight rows per block: m16 / m32, m64 (quant_gemm.cu defaults)
+BN = (128, 256)  # weight rows per block: m16 / m32, m64 (quant_gemm.cu defaults)
 
 
 def build(defines=(), out="/tmp/qgemm_emu"):
@@ -50,7 +50,7 @@ def main():
     global BN
     defs = tuple(d for d in a.defines.split(",") if d)
     dd = dict((d.split("=") + ["1"])[:2] for d in defs)
-    BN = tuple(int(dd.get("QM_NWN", 8)) * 16 * int(dd.get(w, d)) for w, d in (("QM_WT", 1), ("QM_WT64", 1)))
+    BN = tuple(int(dd.get("QM_NWN", 8)) * 16 * int(dd.get(w, d)) for w, d in (("QM_WT", 1), ("QM_WT64", 2)))
     lib = ctypes.CDLL(build(defs))
     lib.emu_launch.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_float)] + [ctypes.c_int] * 6
     fn = lambda name: ctypes.cast(getattr(lib, name), ctypes.c_void_p).value  # noqa: E731

@@ -117,7 +117,7 @@ export function decodeSplitKeys(span: number, minKeys: number, numSplits: number
  * Least keys per split of decode_attention_sk (kernels/decode_attention_sk.cu DS_MINK): spans up to this
  * run as one block per kv group with no merge.
  */
-export const DECODE_SK_MIN_SPLIT = 256;
+export const DECODE_SK_MIN_SPLIT = 128;
 
 /** cp.async stages per warp of decode_attention_sk (DS_NS); its dynamic shared memory is 4 warps × stages × 8 KB. */
 export const DECODE_SK_STAGES = 3;

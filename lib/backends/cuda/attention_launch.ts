@@ -20,6 +20,9 @@ import type { StepCtx } from "./step_ctx.ts";
 
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
 
+/** CTAs per cache block of kv_dequant (its grid z): 4 × the attended blocks, for a prompt of 2048 tokens 256 CTAs. */
+const KV_DEQUANT_SPLITS = 4;
+
 /** Plans paged-attention op `i` of the step into `c.out`. */
 export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attention" }>, i: number): void {
   const { env, shape, T, S, R, buf, kvLayer, kvFp8, kvTag, kvScalesOf, fuse, out, k } = c;
@@ -59,18 +62,21 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
     // More than GEMV_MAX_ROWS sequences: the tensor-core kernel (16 query heads per block; hd128 2 warps);
     // GQA groups of ≤ 4 heads: the _g4 instantiation (half the per-head registers, same sums).
     // batchAttention2: decode_attention_batch2 (per-warp K/V streams; FP8 caches: its _fp8kv_ entry point).
-    const batch = !!env.batchAttention && T > GEMV_MAX_ROWS;
+    // A quantized cache elsewhere (fp8DecodeAttention): decode_attention's _fp8kv_ / _int8kv_ entry points.
+    const batch = !!env.batchAttention && T > GEMV_MAX_ROWS && (!kvFp8 || (kvTag === "fp8kv_" && !!env.batchAttention2));
     const batch2 = batch && !!env.batchAttention2;
-    if (kvFp8 && !batch2) throw new InternalError("launch plan: a fused decode attention over a quantized KV cache needs batchAttention2");
-    // decodeSplitK: split-K flash decoding (att from decodeSkGeometry: z = the grid's splits, splitSize = the split target).
-    const sk = !batch && !!env.decodeSplitK && att.sk !== undefined;
+    if (kvFp8 && !batch2 && !env.fp8DecodeAttention) {
+      throw new InternalError("launch plan: a fused decode attention over a quantized KV cache needs batchAttention2 or fp8DecodeAttention");
+    }
+    // decodeSplitK: split-K flash decoding (att from decodeSkGeometry: z = the grid's splits, splitSize = the split target); bf16 caches.
+    const sk = !batch && !kvFp8 && !!env.decodeSplitK && att.sk !== undefined;
     const name = batch2
       ? `decode_attention_batch2_${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
       : batch
       ? `decode_attention_batch_bf16_hd${op.headDim}`
       : sk
       ? `decode_attention_sk_bf16_hd${op.headDim}`
-      : `decode_attention_${group <= 4 ? "g4_" : ""}bf16_hd${op.headDim}`;
+      : `decode_attention_${group <= 4 ? "g4_" : ""}${kvFp8 ? kvTag : ""}bf16_hd${op.headDim}`;
     const grid = [op.numKvHeads * cdiv(group, batch ? BATCH_ATTENTION_ROWS : 8), T, sk ? att.sk!.numSplits : att.numSplits] as const;
     const threads = batch2 ? batchAttention2Threads(op.headDim, kvFp8) : batch && op.headDim === 128 ? 64 : 128;
     k(i, name, grid, threads, [
@@ -129,20 +135,41 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
         att.numSplits,
       ]);
     }
-  } else if (elem === "bf16" && !kvFp8 && env.wgmmaPrefill && flashPrefillWgGeometry(op.headDim)) {
-    const fg = flashPrefillWgGeometry(op.headDim)!;
-    out.push({
-      kind: "kernel",
-      op: i,
-      kernel: `flash_prefill_wg_bf16_hd${op.headDim}`,
-      grid: [op.numHeads, cdiv(Tq, fg.rows) + S, 1],
-      block: fg.threads,
-      args: [...geo, ...prefillArgs],
-      sharedBytes: fg.sharedMem,
-    });
-  } else if (elem === "bf16" && !kvFp8 && flashPrefillGeometry(op.headDim)) {
-    const fg = flashPrefillGeometry(op.headDim)!;
-    k(i, `flash_prefill_bf16_hd${op.headDim}`, [op.numHeads, cdiv(Tq, fg.rows) + S, 1], fg.threads, [...geo, ...prefillArgs]);
+  } else if (elem === "bf16" && (!kvFp8 || env.kvShadow) && flashPrefillGeometry(op.headDim)) {
+    // A quantized cache (fp8FlashPrefill): the blocks the step attends dequantized into the bf16 shadow layer first
+    // (every token's KV write of this layer is in by now), then the bf16 kernels read the shadow.
+    let g = geo;
+    if (kvFp8) {
+      k(i, `kv_dequant_${kvTag}bf16`, [env.blockStride, S, KV_DEQUANT_SPLITS], 256, [
+        kvLayer(op.layer),
+        env.kvShadow!,
+        io.positions,
+        io.seqStarts,
+        io.blockTables,
+        S,
+        op.numKvHeads,
+        op.headDim,
+        env.tokensPerBlock,
+        env.blockStride,
+        kvScalesOf(op.layer),
+      ]);
+      g = [geo[0], geo[1], env.kvShadow!, geo[3], geo[4], geo[5]] as const;
+    }
+    const wg = env.wgmmaPrefill ? flashPrefillWgGeometry(op.headDim) : undefined;
+    if (wg) {
+      out.push({
+        kind: "kernel",
+        op: i,
+        kernel: `flash_prefill_wg_bf16_hd${op.headDim}`,
+        grid: [op.numHeads, cdiv(Tq, wg.rows) + S, 1],
+        block: wg.threads,
+        args: [...g, ...prefillArgs],
+        sharedBytes: wg.sharedMem,
+      });
+    } else {
+      const fg = flashPrefillGeometry(op.headDim)!;
+      k(i, `flash_prefill_bf16_hd${op.headDim}`, [op.numHeads, cdiv(Tq, fg.rows) + S, 1], fg.threads, [...g, ...prefillArgs]);
+    }
   } else {
     const mma = elem === "bf16";
     const tileRows = mma ? 64 : 16;

@@ -20,6 +20,13 @@ export interface DecodeFusion {
   readonly normOnly: Set<number>;
   /** paged_attention → the qkv buffer of the rope_kv_write it absorbs. */
   readonly attnQkv: Map<number, string>;
+  /**
+   * Quantized linear with a residual epilogue → the add_rmsnorm right after it (skipped): the linear writes `out` =
+   * bf16(residual · weight) and the tile sums of squares (quant_gemv_fused_addnorm; `tailNorm` of planDecodeFusion).
+   */
+  readonly tailNorm: Map<number, { readonly weight: string; readonly eps: number; readonly out: string }>;
+  /** The quantized linear reading such an `out`: its sums scaled by the rms of the sums of squares (quant_gemv_fused_rs). */
+  readonly rowScale: Map<number, { readonly eps: number }>;
 }
 
 /** Most x elements (rows × inFeatures) gemv_fused stages for a prologue RMSNorm. */
@@ -43,8 +50,17 @@ export function planDecodeFusion(
   decodeAttention: boolean,
   isLogits: (name: string) => boolean,
   gemvMaxRows: number,
+  tailNorm = false,
 ): DecodeFusion | undefined {
-  const f: DecodeFusion = { skip: new Set(), norm: new Map(), epilogue: new Map(), normOnly: new Set(), attnQkv: new Map() };
+  const f: DecodeFusion = {
+    skip: new Set(),
+    norm: new Map(),
+    epilogue: new Map(),
+    normOnly: new Set(),
+    attnQkv: new Map(),
+    tailNorm: new Map(),
+    rowScale: new Map(),
+  };
   const readers = new Map<string, number[]>();
   for (const [i, op] of plan.ops.entries()) {
     const r = opReads(op);
@@ -69,6 +85,8 @@ export function planDecodeFusion(
     op.type === "linear" && (!op.weightFormat || quantGemvFusable(op) || fp8GemvFusable(op)) && !op.lora && op.inFeatures % 8 === 0 && isLogits(op.out) &&
     rows <= gemvMaxRows;
   const added = new Set<number>();
+  /** add_rmsnorm → the linear whose epilogue took its add. */
+  const addedBy = new Map<number, number>();
   plan.ops.forEach((op, i) => {
     if (!gemvOk(op)) return;
     const j = only(op.out);
@@ -79,6 +97,7 @@ export function planDecodeFusion(
     if (c.type === "add_rmsnorm" && c.x === op.out && c.residual !== op.x && !between(c.residual)) {
       f.epilogue.set(i, { mode: 1, into: c.residual });
       added.add(j);
+      addedBy.set(j, i);
     } else if (c.type === "add" && c.x === op.out && c.out !== op.x && !between(c.out)) {
       f.epilogue.set(i, { mode: 1, into: c.out });
       f.skip.add(j);
@@ -92,6 +111,21 @@ export function planDecodeFusion(
     const src = op.type === "rmsnorm" ? op.x : op.residual;
     const c = only(op.out);
     const lin = c !== undefined && c > j ? plan.ops[c] : undefined;
+    // tailNorm: the quantized producer right before the norm writes bf16(residual · weight) into the norm's output and
+    // the sums of squares, the quantized consumer scales its sums by the rms (no RMSNorm prologue in its every block).
+    // Each producer block writes its own rows of `out` while others still read x: `out` may sit on neither.
+    const by = addedBy.get(j);
+    const prod = by === undefined ? undefined : plan.ops[by];
+    if (
+      tailNorm && op.type === "add_rmsnorm" && by === j - 1 && prod?.type === "linear" && quantGemvFusable(prod) && lin && c === j + 1 &&
+      gemvOk(lin) && quantGemvFusable(lin) && lin.x === op.out && !overlap(range(op.out, lin.inFeatures), range(op.residual, lin.inFeatures)) &&
+      !overlap(range(op.out, lin.inFeatures), range(prod.x, prod.inFeatures))
+    ) {
+      f.tailNorm.set(by, { weight: op.weight, eps: op.eps, out: op.out });
+      f.rowScale.set(c!, { eps: op.eps });
+      f.skip.add(j);
+      return;
+    }
     if (lin && c === j + 1 && (gemvOk(lin) || logitsOk(lin)) && lin.x === op.out && rows * lin.inFeatures <= GEMV_FUSED_STAGE && op.out !== src) {
       f.norm.set(c!, { x: src, weight: op.weight, eps: op.eps });
       f.skip.add(j);

@@ -68,13 +68,21 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
   }
   const kvScalesOf = (l: number): bigint => env.kvScales! + BigInt(l * 8 * a.numKvHeads);
   // Decode steps of up to 8 sequences (one token each) fold norms, epilogues and RoPE into fewer launches
-  // (with a quantized KV cache RoPE + KV write keep their own launch: decode_attention writes a bf16 cache;
-  // decode steps of more than 8 sequences with an FP8 cache and batchAttention2 fold them into
-  // decode_attention_batch2_fp8kv).
+  // (with a quantized KV cache RoPE + KV write keep their own launch unless fp8DecodeAttention folds them into
+  // decode_attention_{fp8kv|int8kv}; decode steps of more than 8 sequences with an FP8 cache and batchAttention2
+  // fold them into decode_attention_batch2_fp8kv).
   const batchFp8 = kvFp8 && a.kvCache!.quantAlgo === "FP8" && !!env.batchAttention && !!env.batchAttention2 && T > GEMV_MAX_ROWS;
+  const fusedQuantKv = kvFp8 && !batchFp8 && !!env.fp8DecodeAttention;
   const fuse =
     !!env.fusedDecode && !env.lora && env.gemv && elem === "bf16" && T === S && T === R && shape.attention.kind === "decode" && env.decodeCounters !== undefined
-      ? planDecodeFusion(plan, T, shape.attention.kind === "decode" && (!kvFp8 || batchFp8), (n) => n === a.logits, GEMV_MAX_ROWS)
+      ? planDecodeFusion(
+        plan,
+        T,
+        shape.attention.kind === "decode" && (!kvFp8 || batchFp8 || fusedQuantKv),
+        (n) => n === a.logits,
+        GEMV_MAX_ROWS,
+        !!env.quantTailNorm && env.quantNormScratch !== undefined,
+      )
       : undefined;
   // One-token fused decode steps: every decoder layer in one persistent launch (LaunchEnv.persistentDecode).
   const persistent = fuse && env.persistentDecode && T === 1 && !shape.writeKvFirst && !kvFp8 ? planPersistentDecode(plan, fuse) : undefined;

@@ -49,6 +49,10 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   quant_gemv_fused_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_gemv_fused_norm_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_gemv_fused_norm_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
+  quant_gemv_fused_addnorm_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, P, P] },
+  quant_gemv_fused_addnorm_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, P, P] },
+  quant_gemv_fused_rs_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
+  quant_gemv_fused_rs_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_dequant_u4: { file: "quant_gemv.cu", params: [P, P, P, P, I, I, I] },
   quant_gemm_u4: { file: "quant_gemm.cu", params: [P, P, P, P, P, P, P, I, I, I, I] },
   quant_gemm_u8: { file: "quant_gemm.cu", params: [P, P, P, P, P, P, P, I, I, I, I] },
@@ -77,6 +81,12 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   decode_attention_batch: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_batch2: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_batch2_fp8kv: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
+  kv_dequant_fp8kv: { file: "kv_dequant.cu", params: [P, P, P, P, P, I, I, I, I, I, P] },
+  kv_dequant_int8kv: { file: "kv_dequant.cu", params: [P, P, P, P, P, I, I, I, I, I, P] },
+  decode_attention_fp8kv: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
+  decode_attention_g4_fp8kv: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
+  decode_attention_int8kv: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
+  decode_attention_g4_int8kv: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
   decode_persistent: { file: "decode_persistent.cu", params: [P, I, P, L, P, P, P, P, P, P, P, F, F, F, I, P, P] },
   ...LOWBIT_FAMILIES,
 };
@@ -102,6 +112,11 @@ const PDL_FAMILIES: ReadonlySet<string> = new Set([
   "decode_attention",
   "decode_attention_g4",
   "decode_attention_sk",
+  // fp8DecodeAttention: the fused step over a quantized KV cache (its first K/V tile and the scales before pdlWait).
+  "decode_attention_fp8kv",
+  "decode_attention_g4_fp8kv",
+  "decode_attention_int8kv",
+  "decode_attention_g4_int8kv",
   "gather_rows",
   "sample",
   // Decode steps over a quantized KV cache (≤ GEMV_MAX_ROWS tokens): RoPE + KV write, split attention and the merge
@@ -124,6 +139,10 @@ const QUANT_PDL_FAMILIES: ReadonlySet<string> = new Set([
   "quant_gemv_fused_u8",
   "quant_gemv_fused_norm_u4",
   "quant_gemv_fused_norm_u8",
+  "quant_gemv_fused_addnorm_u4",
+  "quant_gemv_fused_addnorm_u8",
+  "quant_gemv_fused_rs_u4",
+  "quant_gemv_fused_rs_u8",
 ]);
 /**
  * Whether kernel entry point `name` may be launched with programmatic dependent launch (`quant`: the
@@ -249,14 +268,35 @@ export interface LaunchEnv {
   readonly wgmmaPrefill?: boolean;
   /**
    * Fused decode steps of up to GEMV_MAX_ROWS sequences run decode_attention_sk (split-K flash decoding:
-   * per-warp cp.async pipelines, a key partition by the span only) with decodeSkGeometry's launch geometry
-   * instead of decode_attention. Off by default until measured on a GPU.
+   * per-warp cp.async pipelines, tensor cores, a key partition by the span only) with decodeSkGeometry's launch
+   * geometry instead of decode_attention (session option decodeSplitK).
    */
   readonly decodeSplitK?: boolean;
   /** Fused decode GEMVs with long rows run gemv_fused_ks with gemvSplitRows' warps per row. */
   readonly gemvSplitK?: boolean;
+  /**
+   * Fused decode steps over a quantized KV cache (FP8 / INT8) that do not run decode_attention_batch2 take one
+   * decode_attention_{fp8kv|int8kv} launch per attention (RoPE + quantized KV write + split attention + merge)
+   * instead of rope_kv_write_* + paged_attention_decode_* + reduce.
+   */
+  readonly fp8DecodeAttention?: boolean;
+  /**
+   * A bf16 layer of the KV cache's shape ((numBlocks + 1) blocks), set when prefill and mixed steps over a quantized
+   * cache run the bf16 flash prefill kernels (fp8FlashPrefill): kv_dequant_{fp8kv|int8kv}_bf16 fills the blocks the step
+   * attends before each such attention.
+   */
+  readonly kvShadow?: bigint;
   /** int32 [decodeCap × numKvHeads × ceil(G / 8)], zeroed once: decode_attention's split counters. */
   readonly decodeCounters?: bigint;
+  /**
+   * Fused decode steps: a quantized GEMV with a residual epilogue whose add_rmsnorm feeds another quantized GEMV
+   * writes that norm's input times its weight and per-tile sums of squares (quant_gemv_fused_addnorm_*), and the next
+   * GEMV scales its sums by the rms they give (quant_gemv_fused_rs_*; decode_fusion.ts tailNorm / rowScale), instead
+   * of an RMSNorm prologue in each of its blocks. Needs quantNormScratch.
+   */
+  readonly quantTailNorm?: boolean;
+  /** f32 [GEMV_MAX_ROWS, hiddenSize / 16]: quant_gemv_fused_addnorm's tile sums of squares, read by quant_gemv_fused_rs. */
+  readonly quantNormScratch?: bigint;
   /**
    * Programmatic dependent launch (Hopper+): the fused decode step's launches of PDL_KERNELS get
    * `pdl` (each starts streaming its weights while the previous kernel finishes). @default false
@@ -285,11 +325,7 @@ export interface LaunchEnv {
    * with StepShape.pruneRows then run the last layer past its KV write over the logits rows only.
    */
   readonly lastLayerRows?: { readonly plan: LastLayerRows; readonly scratch: bigint };
-  /**
-   * One-token fused decode steps of a llama-3.2-1b-shaped bf16 engine run every decoder layer in one persistent launch
-   * (kernels/decode_persistent.cu, persistent_decode.ts): its layer table (u64 [numLayers, 6] weight addresses), int32
-   * counters (persistentCounterCount, zeroed once), bf16 scratch (persistentScratchLayout) and grid (one block per SM).
-   */
+  /** All decoder layers of a one-token decode step in one launch (persistent_decode.ts): layer table, counters, scratch, grid. */
   readonly persistentDecode?: { readonly table: bigint; readonly counters: bigint; readonly scratch: bigint; readonly blocks: number };
 }
 

@@ -53,6 +53,8 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
       norm: nrm,
       epilogue: epi,
       logits: !!fuse && isLogits && quantGemvFusable(op) && rows <= GEMV_MAX_ROWS,
+      tailNorm: fuse?.tailNorm.get(i),
+      rowScale: fuse?.rowScale.get(i),
     });
     return;
   }

@@ -5,8 +5,8 @@
  */
 import type { LinearStep } from "./step_ctx.ts";
 
-/** Weight rows per block of a row tile of `mt` (quant_gemm.cu defaults: 8 warps along n × 1 tile of 16; QM_WT64 2: m64 256). */
-export const quantGemmBN = (_mt: number): number => 128;
+/** Weight rows per block of a row tile of `mt` (quant_gemm.cu defaults: 8 warps along n × 1 tile of 16, m64 × 2 tiles: 256). */
+export const quantGemmBN = (mt: number): number => (mt === 64 ? 256 : 128);
 /** Warps of a block along k (quant_gemm.cu QM_NWK). */
 const QUANT_GEMM_NWK = 1;
 /** Blocks a launch aims at (an H200's SM count; each block holds one SM at launch bounds (256, 1)). */

@@ -37,6 +37,13 @@ export interface QuantFusion {
   readonly epilogue?: { readonly mode: 1 | 2; readonly into: string };
   /** The lm_head of a fused step: fp32 logits straight from the GEMV (mode 3). */
   readonly logits?: boolean;
+  /**
+   * With the residual epilogue: also `out` = bf16(residual · weight) and the tile sums of squares into
+   * LaunchEnv.quantNormScratch (quant_gemv_fused_addnorm), for the `rowScale` linear after it.
+   */
+  readonly tailNorm?: { readonly weight: string; readonly eps: number; readonly out: string };
+  /** x is a tailNorm `out`: the sums are scaled by rsqrt(mean square + eps) of quantNormScratch (quant_gemv_fused_rs). */
+  readonly rowScale?: { readonly eps: number };
 }
 
 /**
@@ -63,26 +70,40 @@ export function planQuantLinear(
   const gemvStep = rows <= maxGemvRows && (!env.batchInvariant || decodeStep);
   if (gemvStep && quantGemvFusable(op) && (!isLogits || fused.logits)) {
     // Tensor-core GEMV: 16-row tiles (mode 2: 8 gate rows + their 8 up rows, so N / 16 tiles too).
-    const { norm, epilogue } = fused;
+    const { norm, epilogue, tailNorm, rowScale } = fused;
     const mode = fused.logits ? 3 : epilogue?.mode ?? 0;
-    k(i, `quant_gemv_fused${norm ? "_norm" : ""}_${u}`, [quantGemvGrid(N), 1, 1], 256, [
+    // quantNormScratch holds [GEMV_MAX_ROWS, hiddenSize / 16] sums: the residual's width.
+    const width = env.plan.attributes.hiddenSize;
+    if (
+      (tailNorm || rowScale) &&
+      (norm || (tailNorm && (mode !== 1 || N !== width)) || (rowScale && K !== width) || rows > maxGemvRows || env.quantNormScratch === undefined)
+    ) {
+      throw new InternalError(
+        `launch plan: op ${i}'s split RMSNorm needs no prologue, a residual epilogue of the hidden width (tailNorm) and LaunchEnv.quantNormScratch`,
+      );
+    }
+    const tail = tailNorm ? [buf(tailNorm.out), env.quantNormScratch!] : [];
+    k(i, `quant_gemv_fused${norm ? "_norm" : tailNorm ? "_addnorm" : rowScale ? "_rs" : ""}_${u}`, [quantGemvGrid(N), 1, 1], 256, [
       buf(norm ? norm.x : op.x),
       env.weight(op.weight),
       env.weight(f.scales),
       zeros,
       bias,
       fused.logits ? env.logits : buf(epilogue ? epilogue.into : op.out),
-      norm ? env.weight(norm.weight) : 0n,
-      norm ? norm.eps : 0,
+      norm ? env.weight(norm.weight) : tailNorm ? env.weight(tailNorm.weight) : rowScale ? env.quantNormScratch! : 0n,
+      norm ? norm.eps : tailNorm ? tailNorm.eps : rowScale ? rowScale.eps : 0,
       rows,
       N,
       K,
       group,
       mode,
+      ...tail,
     ]);
     return;
   }
-  if (fused.norm || fused.epilogue || fused.logits) throw new InternalError(`launch plan: op ${i} cannot take a fused quantized GEMV`);
+  if (fused.norm || fused.epilogue || fused.logits || fused.tailNorm || fused.rowScale) {
+    throw new InternalError(`launch plan: op ${i} cannot take a fused quantized GEMV`);
+  }
   if (!isLogits && gemvStep && K % vec === 0 && group % vec === 0) {
     const M = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8;
     k(i, `quant_gemv_${u}_m${M}`, [cdiv(N, 8), 1, 1], 256, [

@@ -26,6 +26,7 @@ import {
   decodeBuckets,
   decodeSkGeometry,
   type ElemType,
+  flashPrefillGeometry,
   GEMV_MAX_ROWS,
   graphDecodeSplit,
   hasTiledAttention,
@@ -85,6 +86,11 @@ const alignUp = (n: number): number => Math.ceil(n / ALIGN) * ALIGN;
  * headDim]` in the engine's activation type, in one allocation. Block `numBlocks` is the session's
  * scratch block (dummy decode tokens); `geometry.numBlocks` counts only the usable ones.
  */
+/** Bytes of one block of the bf16 shadow layer (k and v; fp8FlashPrefill). */
+function shadowBlockBytes(g: Omit<KvCacheGeometry, "numBlocks">): number {
+  return 2 * g.tokensPerBlock * g.numKvHeads * g.headDim * 2;
+}
+
 export class CudaKvCache implements KvCache {
   /** Usable blocks, tokens per block, heads, and the element size (2 for bf16, 4 for f32). */
   readonly geometry: KvCacheGeometry;
@@ -98,24 +104,27 @@ export class CudaKvCache implements KvCache {
   readonly blockBytes: number;
   /** The block dummy tokens of a padded decode step write to. */
   readonly scratchBlock: number;
+  /** A bf16 layer of the cache's shape (fp8FlashPrefill over a quantized cache: the dequantized blocks a prefill attends), or null. */
+  readonly shadow: DeviceBuffer | null;
   readonly #stream: Stream;
 
-  /** Use `session.createKvCache(numBlocks)`. */
-  constructor(device: CudaDevice, stream: Stream, geometry: KvCacheGeometry) {
+  /** Use `session.createKvCache(numBlocks)`. `shadow`: also allocate a bf16 layer of the cache's shape. */
+  constructor(device: CudaDevice, stream: Stream, geometry: KvCacheGeometry, shadow = false) {
     const g = geometry;
     this.geometry = Object.freeze({ ...g });
     this.blockBytes = 2 * g.tokensPerBlock * g.numKvHeads * g.headDim * g.elementBytes;
-    this.bytesPerBlock = bytesPerBlock(g);
+    this.bytesPerBlock = bytesPerBlock(g) + (shadow ? shadowBlockBytes(g) : 0);
     this.layerBytes = (g.numBlocks + 1) * this.blockBytes;
     this.scratchBlock = g.numBlocks;
     this.#stream = stream;
     this.buffer = device.alloc(g.numLayers * this.layerBytes);
     this.buffer.fill(0, { stream });
+    this.shadow = shadow ? device.alloc((g.numBlocks + 1) * shadowBlockBytes(g)) : null;
   }
 
   /** Device bytes held. */
   get bytes(): number {
-    return this.buffer.byteLength;
+    return this.buffer.byteLength + (this.shadow?.byteLength ?? 0);
   }
 
   /** Copies the KV of each `src` block into its `dst` block in every layer (copy-on-write), on the session's stream. */
@@ -139,6 +148,7 @@ export class CudaKvCache implements KvCache {
   /** Frees the device memory. Idempotent. */
   dispose(): void {
     this.buffer.dispose();
+    this.shadow?.dispose();
   }
 
   [Symbol.dispose](): void {
@@ -199,12 +209,20 @@ export class CudaSession implements SessionBackend {
   readonly wgmmaPrefill: boolean;
   /** CudaSessionOptions.decodeSplitK. */
   readonly decodeSplitK: boolean;
+  /** CudaSessionOptions.fp8DecodeAttention. */
+  readonly fp8DecodeAttention: boolean;
+  /** CudaSessionOptions.fp8FlashPrefill, for an engine with a quantized KV cache and head dim 64 / 128 (its caches hold a bf16 shadow layer). */
+  readonly fp8FlashPrefill: boolean;
   /** CudaSessionOptions.gemvSplitK. */
   readonly gemvSplitK: boolean;
   /** CudaSessionOptions.pruneLastLayer, where the plan allows it (planLastLayerRows). */
   readonly pruneLastLayer: boolean;
   /** CudaSessionOptions.quantGemm. */
   readonly quantGemm: boolean;
+  /** CudaSessionOptions.graphSplits. */
+  readonly graphSplits: boolean;
+  /** CudaSessionOptions.quantTailNorm. */
+  readonly quantTailNorm: boolean;
   /** CudaSessionOptions.persistentDecode, where the engine and device allow it (persistent_decode.ts). */
   readonly persistentDecode: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
@@ -239,6 +257,8 @@ export class CudaSession implements SessionBackend {
   readonly #partialO: DeviceBuffer;
   readonly #partialML: DeviceBuffer;
   readonly #decodeCounters: DeviceBuffer; // int32 split counters of decode_attention (zero between launches)
+  /** Byte offset in #decodeCounters of quant_gemv_fused_addnorm's sums of squares (LaunchEnv.quantNormScratch). */
+  #normScratchOffset = 0;
   /** The persistent decode kernel's layer table, counters (zero between launches) and scratch; null when off. */
   #persistent: { readonly table: DeviceBuffer; readonly counters: DeviceBuffer; readonly scratch: DeviceBuffer } | null = null;
   readonly #layout: StagingLayout;
@@ -300,8 +320,12 @@ export class CudaSession implements SessionBackend {
     this.fp8Pdl = f.fp8Pdl;
     this.fp8Gemv1 = f.fp8Gemv1;
     this.decodeSplitK = f.decodeSplitK;
+    this.fp8DecodeAttention = f.fp8DecodeAttention;
+    this.fp8FlashPrefill = f.fp8FlashPrefill && !!plan.attributes.kvCache && flashPrefillGeometry(plan.attributes.headDim) !== undefined;
     this.gemvSplitK = f.gemvSplitK;
     this.quantGemm = f.quantGemm;
+    this.graphSplits = f.graphSplits;
+    this.quantTailNorm = f.quantTailNorm;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -401,7 +425,9 @@ export class CudaSession implements SessionBackend {
       this.#partialO = d.alloc(tiled ? this.decodeCap * nH * MAX_DECODE_SPLITS * a.headDim * 4 : ALIGN);
       this.#partialML = d.alloc(tiled ? this.decodeCap * nH * MAX_DECODE_SPLITS * 2 * 4 : ALIGN);
       const nKV = this.#attn?.numKvHeads ?? 1;
-      this.#decodeCounters = d.alloc(Math.max(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4, ALIGN));
+      // + past them (at #normScratchOffset): quant_gemv_fused_addnorm's tile sums of squares, f32 [8, hiddenSize / 16].
+      this.#normScratchOffset = Math.ceil((this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4) / 256) * 256;
+      this.#decodeCounters = d.alloc(Math.max(this.#normScratchOffset + GEMV_MAX_ROWS * Math.ceil(a.hiddenSize / 16) * 4, ALIGN));
       this.#decodeCounters.fill(0);
       // Persistent decode (issue 16 item 1): one launch for all decoder layers of a one-token decode step.
       // Not with batchInvariant: its attention and down_proj sums round unlike the batched steps' kernels, so a sequence's
@@ -426,7 +452,8 @@ export class CudaSession implements SessionBackend {
       this.#io = d.alloc(this.#layout.words * 4);
       // Every kernel the launch plans can use, compiled now (in parallel, or read from the disk cache): the
       // NVRTC workers start first and compile on other cores while this thread uploads the weights.
-      const compiling = this.#startKernels(plannedKernels(this.#env(0n, 0), this.decodeCap));
+      // (fp8FlashPrefill: a stand-in shadow address, so the prefill plans name kv_dequant and the flash kernels.)
+      const compiling = this.#startKernels(plannedKernels({ ...this.#env(0n, 0), ...(this.fp8FlashPrefill ? { kvShadow: 1n } : {}) }, this.decodeCap));
       this.weightUpload = uploadWeights(d, this.#stream, this.#weights, engine, slices, (n) => this.#weightBytes(n)); // pinned, double-buffered
       this.kernelCompile = this.#finishKernels(compiling);
       if (process.stderr.isTTY && this.kernelCompile.units > this.kernelCompile.cacheHits) {
@@ -455,7 +482,8 @@ export class CudaSession implements SessionBackend {
 
   /** Bytes one KV block takes (all layers, k and v). */
   kvBytesPerBlock(): number {
-    return bytesPerBlock(this.kvGeometry());
+    const g = this.kvGeometry();
+    return bytesPerBlock(g) + (this.fp8FlashPrefill ? shadowBlockBytes(g) : 0);
   }
 
   /** KV geometry: elements in the activation type. */
@@ -476,12 +504,13 @@ export class CudaSession implements SessionBackend {
     if (!Number.isInteger(numBlocks) || numBlocks <= 0) {
       throw new ValidationError(`Session.createKvCache: expected a positive integer block count, got ${numBlocks}`, "numBlocks", numBlocks);
     }
-    return new CudaKvCache(this.device, this.#stream, { ...this.kvGeometry(), numBlocks });
+    return new CudaKvCache(this.device, this.#stream, { ...this.kvGeometry(), numBlocks }, this.fp8FlashPrefill);
   }
 
   /** The addresses the launch plan needs, for `kv`. */
   launchEnv(kv: CudaKvCache): LaunchEnv {
-    return this.#env(kv.buffer.ptr, kv.layerBytes);
+    const env = this.#env(kv.buffer.ptr, kv.layerBytes);
+    return kv.shadow ? { ...env, kvShadow: kv.shadow.ptr } : env;
   }
 
   #env(kvBase: bigint, kvLayerBytes: number): LaunchEnv {
@@ -520,9 +549,11 @@ export class CudaSession implements SessionBackend {
       fp8Gemv1Blocks: FP8_GEMV1_BLOCKS_PER_SM * this.device.smCount,
       wgmmaPrefill: this.wgmmaPrefill,
       decodeSplitK: this.decodeSplitK,
+      fp8DecodeAttention: this.fp8DecodeAttention,
       gemvSplitK: this.gemvSplitK,
       quantGemm: this.quantGemm,
       decodeCounters: this.#decodeCounters.ptr,
+      ...(this.quantTailNorm ? { quantTailNorm: true, quantNormScratch: this.#decodeCounters.ptr + BigInt(this.#normScratchOffset) } : {}),
       pdl: this.pdl,
       quantPdl: this.quantPdl,
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),
@@ -804,14 +835,16 @@ export class CudaSession implements SessionBackend {
     const graphs = lora ? this.#loraGraphs : this.#graphs;
     this.#stage(inp, { bucket, scratchBlock: kv.scratchBlock }, fwd);
     const writeKvFirst = inp.readsStepKv === true;
-    const key = graphKey(bucket, sample, writeKvFirst);
+    const attention = this.#graphAttention(bucket, !!lora);
+    const splits = this.graphSplits && this.#batchAttention(bucket, !!lora) ? this.#splitsFor(inp, T, attention) : 0;
+    const key = graphKey(bucket, sample, writeKvFirst, splits);
     let graph = graphs.get(key);
     if (!graph) {
       const launches = planLaunches(lora ? { ...this.launchEnv(kv), lora, fusedDecode: false } : this.launchEnv(kv), {
         numTokens: bucket,
         numSeqs: bucket,
         numRows: bucket,
-        attention: this.#graphAttention(bucket, !!lora),
+        attention: splits > 0 && attention.kind === "decode" ? { ...attention, numSplits: splits } : attention,
         sample,
         writeKvFirst,
       });
@@ -822,6 +855,25 @@ export class CudaSession implements SessionBackend {
       graphs.set(key, graph);
     }
     graph.launch(this.#stream);
+  }
+
+  /**
+   * CudaSessionOptions.graphSplits: the split count of the graph variant for a decode step on decode_attention_batch
+   * (fixed `splitSize` key ranges) — the power of two covering the step's longest attended span, 0 (the graph
+   * covering maxSeqLen) when that is all of the bucket's splits.
+   */
+  #splitsFor(inp: StepInputs, T: number, attention: AttentionChoice): number {
+    if (attention.kind !== "decode" || attention.sk || attention.numSplits <= 1) return 0;
+    const window = this.#attn?.window ?? 0;
+    let span = 1;
+    for (let t = 0; t < T; t++) {
+      const p = inp.positions[t] + 1;
+      span = Math.max(span, window > 0 ? Math.min(p, window) : p);
+    }
+    const need = Math.ceil(span / attention.splitSize);
+    let s = 1;
+    while (s < need) s *= 2;
+    return s < attention.numSplits ? s : 0;
   }
 
   #checkMasks(m: TokenMasks, R: number): void {
@@ -1045,9 +1097,12 @@ export class CudaSession implements SessionBackend {
   }
 }
 
-/** Decode-graph map key: one graph per bucket × sampler or not × KV written ahead of attention (verify steps). */
-function graphKey(bucket: number, sample: boolean, writeKvFirst: boolean): number {
-  return 4 * bucket + (sample ? 1 : 0) + (writeKvFirst ? 2 : 0);
+/**
+ * Decode-graph map key: one graph per bucket × sampler or not × KV written ahead of attention (verify steps) × split
+ * count (CudaSessionOptions.graphSplits; 0: the grid covering maxSeqLen). Buckets stay below 2^16 (MAX_GRID_Y).
+ */
+function graphKey(bucket: number, sample: boolean, writeKvFirst: boolean, splits = 0): number {
+  return 4 * bucket + (sample ? 1 : 0) + (writeKvFirst ? 2 : 0) + splits * 4 * 65536;
 }
 
 /** One line about a compile phase, e.g. "kernels: 24 units (20 compiled on 8 workers, 4 from the cache) in 1.21 s". */

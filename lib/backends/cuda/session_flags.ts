@@ -85,8 +85,9 @@ export const CUDA_FLAGS = {
   wgmmaPrefill: { env: "LLMRT_WGMMA_PREFILL", default: "engine" },
   /**
    * Decode steps of up to 8 sequences on the split-K flash-decoding kernel (decode_attention_sk: K/V streamed through
-   * per-warp cp.async pipelines; a sequence's key partition depends on its span only). H200, llama-3.1-8b: 21% faster
-   * steps at 32k keys, 2–4% slower up to 2k. @default false
+   * per-warp cp.async pipelines, q·k and p·v on tensor cores since session 9; a sequence's key partition depends on its
+   * span only). H200, llama-3.1-8b batch-1 steps: 32% faster at 32k keys (88.6% of weights + KV bytes), 4–6% faster
+   * at 128–2k keys; llama-3.2-1b 5–22%. @default false
    */
   decodeSplitK: { env: "LLMRT_DECODE_SK", default: false },
   /**
@@ -105,6 +106,37 @@ export const CUDA_FLAGS = {
    * cuBLASLt (H200: llama-3.2-1b W4A16 64 × (128,128) 22.8k → 25.6k output tok/s; per layer 3.0× at 16 rows). @default true
    */
   quantGemm: { env: "LLMRT_QUANT_GEMM", default: true },
+  /**
+   * Decode graphs of more than 8 sequences (decode_attention_batch / batch2: fixed key ranges per split) are captured
+   * per power-of-two split count too, and a step replays the one with just enough splits for its longest span, instead
+   * of a grid covering maxSeqLen whose later splits only read each token's position and exit. Each token's splits
+   * and their merge are the grid's whatever its size: the same bits. @default false
+   */
+  graphSplits: { env: "LLMRT_GRAPH_SPLITS", default: false },
+  /**
+   * Decode steps over a quantized KV cache (FP8 e4m3 / INT8) that do not take decode_attention_batch2 (up to 8
+   * sequences) run one fused decode_attention_{fp8kv|int8kv} launch per layer (RoPE, the quantized KV write, split
+   * attention with K/V dequantized in registers, the split merge; PDL) instead of rope_kv_write + split decode +
+   * reduce (H200 session 9: llama-3.1-8b FP8 + FP8 KV batch 1 300 → 311 tok/s, decode step 3.31 → 3.16 ms; 26.7 → 13.2 µs
+   * a layer at 265 keys). @default false
+   */
+  fp8DecodeAttention: { env: "LLMRT_FP8_DECODE_ATTENTION", default: false },
+  /**
+   * Prefill and mixed steps over a quantized KV cache (FP8 / INT8; head dims 64 / 128) dequantize the blocks the step
+   * attends into a bf16 shadow of one layer (kv_dequant_*: the values the quantized prefill kernel stages) and run the
+   * bf16 flash prefill kernels (flash_prefill / flash_prefill_wg) over it, instead of paged_attention_prefill_mma_*kv.
+   * The KV cache then holds one bf16 layer more (Session.kvBytesPerBlock counts it). H200 session 9: llama-3.1-8b FP8 +
+   * FP8 KV, TTFT of a 2048-token prompt 42.0 → 30.4 ms (attention 17.9 → 6.4 ms + 0.4 ms of kv_dequant). @default false
+   */
+  fp8FlashPrefill: { env: "LLMRT_FP8_FLASH_PREFILL", default: false },
+  /**
+   * Fused decode steps of W4A16 / W8A16 engines: the quantized GEMV that adds into the residual (o_proj, down_proj)
+   * also writes the next RMSNorm's input times its weight and per-tile sums of squares (quant_gemv_fused_addnorm_*), and
+   * the quantized GEMV after it (gate_up, the next layer's qkv) scales its sums by the rms (quant_gemv_fused_rs_*)
+   * instead of re-normalizing x in each of its blocks. x is rounded to bf16 before its 1 / rms instead of after: not
+   * the same bits, within bf16 rounding of x. H200, one llama-3.1-8b int4 layer 68.9 → 57.1 µs. @default false
+   */
+  quantTailNorm: { env: "LLMRT_QUANT_TAIL_NORM", default: false },
   /**
    * One-token decode steps of a llama-3.2-1b-shaped bf16 engine run every decoder layer in ONE persistent launch
    * (kernels/decode_persistent.cu: one block per SM, a TMA weight ring per block streaming the layers' weights

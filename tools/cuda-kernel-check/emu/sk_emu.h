@@ -4,6 +4,5 @@
 #include "cuda_emu.h"
 #include <atomic>
 #define LLMRT_EMU 1
-struct alignas(8) uint2 { unsigned x, y; };
 inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
 inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }

@@ -28,7 +28,7 @@
 // PDL: the first K/V tile, the RoPE tables and the empty splits' exit come before pdlWait (qkv is the
 // previous kernel's output).
 // The numSplits of a launch are at most 64 (MAX_DECODE_SPLITS; the merge stages (m, l) in shared memory).
-#include "common.cuh"
+#include "kv_fp8.cuh"
 
 #define DA_MAXG 8
 #define DA_NT 128
@@ -76,27 +76,69 @@ __device__ __forceinline__ int daSplitKeys(int span, int minKeys, int numSplits)
   return max(minKeys, even);
 }
 
-/** Pulls one K/V row (HD bf16) into L2: the next tile's, while this tile computes. */
-template <int HD>
-__device__ __forceinline__ void daPrefetchRow(const bf16_t* p) {
+/** Pulls one K/V row (HD cache elements of KT) into L2: the next tile's, while this tile computes. */
+template <int HD, typename KT>
+__device__ __forceinline__ void daPrefetchRow(const KT* p) {
 #pragma unroll
-  for (int b = 0; b < HD * 2; b += 128) asm volatile("prefetch.global.L2 [%0];" ::"l"((const char*)p + b));
+  for (int b = 0; b < HD * (int)sizeof(KT); b += 128) asm volatile("prefetch.global.L2 [%0];" ::"l"((const char*)p + b));
 }
 
-template <int HD, int MG>  // MG: most q heads per block (8; 4 for GQA groups of <= 4: fewer registers, same sums)
-__device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, bf16_t* kv, const int* positions,
+// Quantized caches: 1 (default) = the exact decode(q) in fp32 with kScale folded into q and vScale into the output
+// (≈ 12 instructions per 8 elements; within bf16 rounding of the unfused path); 0 = keys / values dequantized to
+// bf16(decode(q) · s), the values paged_attention_decode_*kv stages (the unfused path's bits, ≈ 70 instructions per 8
+// elements). H200, llama-3.1-8b shape, µs a layer: batch 1 at 265 keys 17.3 (0) → 13.2 (1) (bf16 cache 12.9); batch 8
+// at 4096 keys 139.0 → 101.4.
+#ifndef DA_QFOLD
+#define DA_QFOLD 1
+#endif
+
+/** 8 quantized cache bytes → decode(q) exactly (w.x: elements 0..3). */
+template <typename KT>
+__device__ __forceinline__ void daDecodeExact8(const uint2& w, float (&f)[8]) {
+  if constexpr ((KT)(-1) < (KT)0) {
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      f[e] = (float)(int)(signed char)((w.x >> (8 * e)) & 0xffu);
+      f[4 + e] = (float)(int)(signed char)((w.y >> (8 * e)) & 0xffu);
+    }
+  } else {
+    e4m3x2ToF32((unsigned short)(w.x & 0xffffu), f[0], f[1]);
+    e4m3x2ToF32((unsigned short)(w.x >> 16), f[2], f[3]);
+    e4m3x2ToF32((unsigned short)(w.y & 0xffffu), f[4], f[5]);
+    e4m3x2ToF32((unsigned short)(w.y >> 16), f[6], f[7]);
+  }
+}
+
+/** 8 cache elements of KT as one load: 16 bytes of bf16, 8 bytes of a quantized (u8 e4m3 / i8) cache. */
+template <typename KT> struct DaVec { typedef uint2 T; };
+template <> struct DaVec<bf16_t> { typedef uint4 T; };
+
+/** 8 cache elements → 8 floats: bf16 as they are; quantized: bf16(decode(q) · s) (the unfused paged_attention_decode_{fp8kv|int8kv}'s values). */
+template <typename KT>
+__device__ __forceinline__ void daLoad8(const typename DaVec<KT>::T& v, float s, float (&f)[8]) {
+  if constexpr (sizeof(KT) == 2) unpack8(v, f);
+  else if constexpr (DA_QFOLD) daDecodeExact8<KT>(v, f);  // s folded into q / the output
+  else unpack8(kvDecode8<KT>(v, s), f);
+}
+
+// KT: the cache element (bf16_t; u8: e4m3, i8: int8 with kvScales [2, numKvHeads] of the layer, kv_fp8.cuh).
+template <int HD, int MG, typename KT = bf16_t>  // MG: most q heads per block (8; 4 for GQA groups of <= 4: fewer registers, same sums)
+__device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, KT* kv, const int* positions,
     const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, float* partialO,
     float* partialML, int* counters, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
-    int maxBlocksPerSeq, float scale, int window, int splitSize) {
+    int maxBlocksPerSeq, float scale, int window, int splitSize, const float* kvScales = nullptr) {
+  constexpr bool Q8 = sizeof(KT) == 1;
+  constexpr bool FOLD = Q8 && DA_QFOLD;
+  typedef typename DaVec<KT>::T VT;
   constexpr int NT = DA_NT, TILE = DA_TILE, HALF = HD / 2;
-  constexpr int VPR = HD / 8;     // 16-byte vectors per K/V row
+  constexpr int VPR = HD / 8;     // 8-element vectors per K/V row (16 bytes bf16, 8 bytes quantized)
   constexpr int KG = NT / VPR;    // key groups in the PV phase (16 for hd64, 8 for hd128)
   constexpr int KPG = TILE / KG;  // keys per group per tile
   __shared__ float qs[MG * HD];
   __shared__ float sc[MG * TILE];
   __shared__ float red[KG * MG * HD];
-  __shared__ __align__(16) bf16_t kself[HD];
-  __shared__ __align__(16) bf16_t vself[HD];
+  __shared__ __align__(16) KT kself[HD];  // the step's own k / v as the cache holds them (quantized: the stored bytes)
+  __shared__ __align__(16) KT vself[HD];
   __shared__ float cs[HALF], sn[HALF];
   __shared__ float ms[MG], ls[MG], al[MG];
   __shared__ int amLast;
@@ -121,24 +163,27 @@ __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, 
   const int* table = blockTables + (long long)s * maxBlocksPerSeq;
   const bf16_t* row = qkv + (long long)t * (numHeads + 2 * numKvHeads) * HD;
   const float qscale = scale * LLMRT_LOG2E;
+  const float kS = Q8 ? kvScales[kvh] : 1.f, vS = Q8 ? kvScales[numKvHeads + kvh] : 1.f;  // static: read before pdlWait
+  const float qf = FOLD ? qscale * kS : qscale;  // q's factor (FOLD: kScale too)
+  const float of = FOLD ? vS : 1.f;              // the output's (FOLD: vScale)
 
   if (sLo < sHi) {
   const int pvChunk = tid % VPR, pvGroup = tid / VPR;
   // K row of key k0 + tid (score phase) and V vectors of keys k0 + pvGroup + KG j (PV phase) of one tile,
   // straight from the cache (the step's own position is patched from shared memory later; keys past
   // the split read a valid row and are masked / zeroed).
-  uint4 kreg[VPR], vreg[KPG];
+  VT kreg[VPR], vreg[KPG];
   auto issueTile = [&](int k0) {
     const int kp = k0 + tid;
     const int kq = kp < sHi && kp != pos ? kp : sLo;
-    const bf16_t* kptr = kv + kvCacheOffset(table, kq, 0, tokensPerBlock, rowWidth) + kvh * HD;
+    const KT* kptr = kv + kvCacheOffset(table, kq, 0, tokensPerBlock, rowWidth) + kvh * HD;
 #pragma unroll
-    for (int c = 0; c < VPR; c++) kreg[c] = *reinterpret_cast<const uint4*>(kptr + c * 8);
+    for (int c = 0; c < VPR; c++) kreg[c] = *reinterpret_cast<const VT*>(kptr + c * 8);
 #pragma unroll
     for (int j = 0; j < KPG; j++) {
       const int key = k0 + pvGroup + KG * j;
-      vreg[j].x = vreg[j].y = vreg[j].z = vreg[j].w = 0u;
-      if (key < sHi && key != pos) vreg[j] = *reinterpret_cast<const uint4*>(kv + kvCacheOffset(table, key, 1, tokensPerBlock, rowWidth) + kvh * HD + pvChunk * 8);
+      vreg[j] = VT{};
+      if (key < sHi && key != pos) vreg[j] = *reinterpret_cast<const VT*>(kv + kvCacheOffset(table, key, 1, tokensPerBlock, rowWidth) + kvh * HD + pvChunk * 8);
     }
   };
   issueTile(sLo);  // in flight while RoPE runs
@@ -161,8 +206,8 @@ __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, 
     float qa = 0.f, qb = 0.f;
     if (g < Gb) {
       const float a = toF(row[(h0 + g) * HD + i]), b = toF(row[(h0 + g) * HD + HALF + i]);
-      qa = toF(fromF<bf16_t>(a * cs[i] - b * sn[i])) * qscale;
-      qb = toF(fromF<bf16_t>(b * cs[i] + a * sn[i])) * qscale;
+      qa = toF(fromF<bf16_t>(a * cs[i] - b * sn[i])) * qf;
+      qb = toF(fromF<bf16_t>(b * cs[i] + a * sn[i])) * qf;
     }
     qs[g * HD + i] = qa;
     qs[g * HD + HALF + i] = qb;
@@ -174,13 +219,22 @@ __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, 
     const long long vOff = kvCacheOffset(table, pos, 1, tokensPerBlock, rowWidth) + kvh * HD;
     for (int i = tid; i < HALF; i += NT) {
       const float a = toF(kr[i]), b = toF(kr[HALF + i]);
-      const bf16_t ka = fromF<bf16_t>(a * cs[i] - b * sn[i]), kb = fromF<bf16_t>(b * cs[i] + a * sn[i]);
+      KT ka, kb;
+      if constexpr (Q8) {  // as rope_kv_write_{fp8kv|int8kv}_bf16: encode(float(rotated k) / kScale)
+        ka = kvEncode<KT>(a * cs[i] - b * sn[i], kS);
+        kb = kvEncode<KT>(b * cs[i] + a * sn[i], kS);
+      } else {
+        ka = fromF<bf16_t>(a * cs[i] - b * sn[i]);
+        kb = fromF<bf16_t>(b * cs[i] + a * sn[i]);
+      }
       kself[i] = ka;
       kself[HALF + i] = kb;
       if (chunk == 0) { kv[kOff + i] = ka; kv[kOff + HALF + i] = kb; }
     }
     for (int i = tid; i < HD; i += NT) {
-      const bf16_t v = vr[i];
+      KT v;
+      if constexpr (Q8) v = kvEncode<KT>(toF(vr[i]), vS);
+      else v = vr[i];
       vself[i] = v;
       if (chunk == 0) kv[vOff + i] = v;
     }
@@ -197,19 +251,19 @@ __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, 
     const int kp = k0 + tid;
     if (k0 != sLo) issueTile(k0);
     if (kp + TILE < sHi) {  // the next tile's K and V rows (one key per thread) head for L2 while this one computes
-      daPrefetchRow<HD>(kv + kvCacheOffset(table, kp + TILE, 0, tokensPerBlock, rowWidth) + kvh * HD);
-      daPrefetchRow<HD>(kv + kvCacheOffset(table, kp + TILE, 1, tokensPerBlock, rowWidth) + kvh * HD);
+      daPrefetchRow<HD, KT>(kv + kvCacheOffset(table, kp + TILE, 0, tokensPerBlock, rowWidth) + kvh * HD);
+      daPrefetchRow<HD, KT>(kv + kvCacheOffset(table, kp + TILE, 1, tokensPerBlock, rowWidth) + kvh * HD);
     }
     // The step's own key / value come from shared memory (rotated above), not from the cache.
     // Only in the split that holds it: a split shorter than a tile may see pos past its end inside its
     // tile, where kself / vself were never written (p = 0 times garbage V made NaN before).
     if (own && kp == pos) {
 #pragma unroll
-      for (int c = 0; c < VPR; c++) kreg[c] = *reinterpret_cast<const uint4*>(kself + c * 8);
+      for (int c = 0; c < VPR; c++) kreg[c] = *reinterpret_cast<const VT*>(kself + c * 8);
     }
 #pragma unroll
     for (int j = 0; j < KPG; j++)
-      if (own && k0 + pvGroup + KG * j == pos) vreg[j] = *reinterpret_cast<const uint4*>(vself + pvChunk * 8);
+      if (own && k0 + pvGroup + KG * j == pos) vreg[j] = *reinterpret_cast<const VT*>(vself + pvChunk * 8);
     // Scores.
     {
       float part[MG];
@@ -218,7 +272,7 @@ __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, 
 #pragma unroll
       for (int c = 0; c < VPR; c++) {
         float kf[8];
-        unpack8(kreg[c], kf);
+        daLoad8<KT>(kreg[c], kS, kf);
 #pragma unroll
         for (int g = 0; g < MG; g++) {
           if (g < Gb) {
@@ -268,7 +322,7 @@ __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, 
 #pragma unroll
     for (int j = 0; j < KPG; j++) {
       float vf[8];
-      unpack8(vreg[j], vf);
+      daLoad8<KT>(vreg[j], vS, vf);
       const int key = pvGroup + KG * j;
 #pragma unroll
       for (int g = 0; g < MG; g++) {
@@ -294,6 +348,7 @@ __device__ __forceinline__ void decodeFusedImpl(const bf16_t* qkv, bf16_t* out, 
     float o = 0.f;
 #pragma unroll
     for (int grp = 0; grp < KG; grp++) o += red[(grp * MG + g) * HD + d];
+    if (FOLD) o *= of;
     const long long th = (long long)t * numHeads + h0 + g;
     if (direct) out[th * HD + d] = fromF<bf16_t>(o / ls[g]);
     else partialO[(th * numSplits + z) * HD + d] = o;
@@ -391,4 +446,53 @@ DECODE_FUSED(decode_attention_g4_bf16_hd64, 64, 4, 4)  // 128 registers (4 block
 #endif
 #if LLMRT_KERNEL(decode_attention_g4_bf16_hd128)
 DECODE_FUSED(decode_attention_g4_bf16_hd128, 128, 4, 1)  // 220 registers; 3 blocks per SM spilled
+#endif
+
+// Quantized KV cache (issue 14, kv_fp8.cuh): the same fused step over an e4m3 (fp8kv) or int8 (int8kv) cache, the
+// layer's scales appended, for decode steps of up to 8 sequences (`fp8DecodeAttention`; the unfused path is
+// rope_kv_write_{fp8kv|int8kv} + paged_attention_decode_{fp8kv|int8kv} + reduce):
+// extern "C" __global__ void decode_attention{_g4|}_{fp8kv|int8kv}_bf16_hd{64|128}(...decode_attention's parameters...,
+//     const float* kvScales)
+//   kvCache one layer of bytes [numBlocks, 2, tokensPerBlock, numKvHeads, hd]; kvScales [2, numKvHeads] (K heads, then V).
+//   The step's own k / v are written as rope_kv_write_{fp8kv|int8kv}_bf16 writes them (encode(float(rotated k) / kScale),
+//   encode(v / vScale)) and attended as those bytes; every key / value is decoded in registers: DA_QFOLD 1 (default)
+//   the exact decode(q) with q · kScale (q rotated and rounded to bf16, then · scale · log2e · kScale in fp32) and the
+//   output · vScale; DA_QFOLD 0 bf16(decode(q) · s), the values paged_attention_decode_{fp8kv|int8kv} stages; then the
+//   bf16 kernel's fp32 sums.
+//   Geometry, splits, partials, counters and PDL as decode_attention (K/V loads of 8 bytes instead of 16).
+#define DECODE_FUSED_Q(NAME, HD, MG, MINB, KT)                                                                         \
+  extern "C" __global__ void __launch_bounds__(DA_NT, MINB) NAME(const bf16_t* qkv, bf16_t* out,                       \
+      KT* kvCache, const int* positions, const int* seqStarts, const int* blockTables, const double* invFreq,          \
+      float attnScaling, float* partialO, float* partialML, int* counters, int numTokens, int numSeqs, int numHeads,   \
+      int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale, int window, int splitSize,                 \
+      const void* prefetch, long long prefetchBytes, const float* kvScales) {                                          \
+    daPrefetchL2(prefetch, prefetchBytes);                                                                             \
+    if ((int)blockIdx.y >= numTokens) return;                                                                          \
+    decodeFusedImpl<HD, MG, KT>(qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO,  \
+                                partialML, counters, numSeqs, numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq,   \
+                                scale, window, splitSize, kvScales);                                                   \
+  }
+#if LLMRT_KERNEL(decode_attention_fp8kv_bf16_hd64)
+DECODE_FUSED_Q(decode_attention_fp8kv_bf16_hd64, 64, DA_MAXG, 1, u8)
+#endif
+#if LLMRT_KERNEL(decode_attention_fp8kv_bf16_hd128)
+DECODE_FUSED_Q(decode_attention_fp8kv_bf16_hd128, 128, DA_MAXG, 1, u8)
+#endif
+#if LLMRT_KERNEL(decode_attention_g4_fp8kv_bf16_hd64)
+DECODE_FUSED_Q(decode_attention_g4_fp8kv_bf16_hd64, 64, 4, 4, u8)
+#endif
+#if LLMRT_KERNEL(decode_attention_g4_fp8kv_bf16_hd128)
+DECODE_FUSED_Q(decode_attention_g4_fp8kv_bf16_hd128, 128, 4, 1, u8)
+#endif
+#if LLMRT_KERNEL(decode_attention_int8kv_bf16_hd64)
+DECODE_FUSED_Q(decode_attention_int8kv_bf16_hd64, 64, DA_MAXG, 1, i8)
+#endif
+#if LLMRT_KERNEL(decode_attention_int8kv_bf16_hd128)
+DECODE_FUSED_Q(decode_attention_int8kv_bf16_hd128, 128, DA_MAXG, 1, i8)
+#endif
+#if LLMRT_KERNEL(decode_attention_g4_int8kv_bf16_hd64)
+DECODE_FUSED_Q(decode_attention_g4_int8kv_bf16_hd64, 64, 4, 4, i8)
+#endif
+#if LLMRT_KERNEL(decode_attention_g4_int8kv_bf16_hd128)
+DECODE_FUSED_Q(decode_attention_g4_int8kv_bf16_hd128, 128, 4, 1, i8)
 #endif

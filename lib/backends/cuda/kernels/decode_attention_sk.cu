@@ -20,8 +20,15 @@
 // Block (128): 4 warps split the block's keys in chunks of 32 keys (hd64) / 16 keys (hd128) = 8 KB of
 // K + V each, round robin; each warp streams its chunks through DS_NS cp.async stages of its own
 // (zero-filled past the span, swizzled rows), keeps its own online softmax and P·V accumulators (no
-// block barrier in the loop), and the 4 warps merge in a fixed order at the end. Scores: one key per
-// lane (hd64) or per lane pair (hd128, 64 dims each); P·V: each lane owns hd / 32 dims of every head.
+// block barrier in the loop), and the 4 warps merge in a fixed order at the end.
+// DS_MMA 1 (session 9): tensor cores (mma.sync m16n8k16, bf16 in, f32 sums). Scores S = Q K^T: the block's
+// 8 heads are rows 0..7 of the m16 tile (rows 8..15 zero), K rows by ldmatrix; the online softmax runs on
+// the S fragments (a head's keys over the 4 lanes of a quad); p rounded to bf16 (DS_PLO 1: + its bf16
+// remainder) and O^T += V^T P^T (V^T by ldmatrix.trans, the S fragments are the P^T operand as they are;
+// the 8 heads are n). Results differ from DS_MMA 0 by the bf16 rounding of p; batch invariance is
+// unchanged (the same partition and merge order). ~7x fewer instructions per key than DS_MMA 0.
+// DS_MMA 0 (session 7): scores one key per lane (hd64) or per lane pair (hd128, 64 dims each); P·V: each
+// lane owns hd / 32 dims of every head (scalar FMAs).
 // One split (nz == 1): that block writes out. Otherwise each split writes (m, l, O) and the last of
 // the token's splits to finish (a counter per (token, kv group)) merges them in split order, 16 splits'
 // (m, l, O) in flight per thread and round, with a running maximum.
@@ -30,16 +37,27 @@
 #include "common.cuh"
 
 #ifndef DS_NS
-#define DS_NS 3  // cp.async stages per warp (>= 2)
+#define DS_NS 3  // cp.async stages per warp (>= 2; attention_choice.ts DECODE_SK_STAGES; 2: llama-3.2-1b 32k steps 5% slower)
 #endif
 #ifndef DS_MINK
-#define DS_MINK 256  // least keys per split (attention_choice.ts DECODE_SK_MIN_SPLIT)
+#define DS_MINK 128  // least keys per split (attention_choice.ts DECODE_SK_MIN_SPLIT)
+#endif
+#ifndef DS_MMA
+#define DS_MMA 1  // 1: q·k and p·v on tensor cores (mma.sync m16n8k16, bf16 in, f32 sums); 0: the session 7 scalar loops
+#endif
+#ifndef DS_PLO
+#define DS_PLO 0  // 1 (DS_MMA >= 1): p·v as (p_hi + p_lo)·v, p_lo = bf16(p - p_hi): p to ~16 bits instead of bf16's 8
 #endif
 #define DS_NW 4
 #define DS_NT (DS_NW * 32)
 #define DS_MG 8        // q heads per block
 #define DS_MAXZ 64     // split stride of the partials (MAX_DECODE_SPLITS)
-#define DS_MB 16       // partial-O float4 loads in flight per thread in the split merge
+#ifndef DS_MB
+#define DS_MB 16  // partial-O float4 loads in flight per thread in the split merge
+#endif
+#ifndef DS_MINB
+#define DS_MINB 2  // __launch_bounds__ min blocks per SM (a tuning knob for the harness)
+#endif
 #define DS_STAGE_U4 512  // uint4 per stage: 8 KB (K rows, then V rows)
 #define DS_SMEM (DS_NW * DS_NS * DS_STAGE_U4 * 16)
 
@@ -79,6 +97,55 @@ inline float dsLdcg(const float* p) { return *p; }
 inline float4 dsLdcg4(const float* p) { return *reinterpret_cast<const float4*>(p); }
 #define DS_DYNAMIC_SMEM static __align__(16) uint4 dsm[DS_SMEM / 16]
 #endif
+
+#ifndef LLMRT_EMU
+__device__ __forceinline__ void dsMma(float (&d)[4], u32 a0, u32 a2, u32 b0, u32 b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a0), "r"(0u), "r"(a2), "r"(0u), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ void dsMma4(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+/** ldmatrix x4 (TRANS: .trans): lane l gives the address of row l % 8 of 8x8 matrix l / 8. */
+template <bool TRANS>
+__device__ __forceinline__ void dsLdsm(u32 (&r)[4], dsaddr a) {
+  if (TRANS)
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a) : "memory");
+  else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a) : "memory");
+}
+#else  // CPU emulation: the PTX fragment layouts (cuda_emu.h llmrtEmuMma)
+inline void dsMma(float (&d)[4], u32 a0, u32 a2, u32 b0, u32 b1) {
+  const u32 a[4] = {a0, 0u, a2, 0u};
+  llmrtEmuMma(d, a, b0, b1);
+}
+inline void dsMma4(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) { llmrtEmuMma(d, a, b0, b1); }
+template <bool TRANS>
+inline void dsLdsm(u32 (&r)[4], dsaddr a) {
+  emuBlk->slots[emuWarp][emuLane] = a;
+  __syncwarp();
+  const int g = emuLane >> 2, c = emuLane & 3;
+  for (int j = 0; j < 4; j++) {
+    u32 w = 0;
+    for (int e = 0; e < 2; e++) {
+      // non-trans: row g, column 2c + e of matrix j; trans: row 2c + e, column g
+      const int row = TRANS ? 2 * c + e : g, col = TRANS ? g : 2 * c + e;
+      const unsigned short* rp = reinterpret_cast<const unsigned short*>(emuBlk->slots[emuWarp][8 * j + row]);
+      w |= (u32)rp[col] << (16 * e);
+    }
+    r[j] = w;
+  }
+  __syncwarp();
+}
+#endif
+__device__ __forceinline__ u32 dsPack(float lo, float hi) { return (u32)fromF<bf16_t>(lo) | ((u32)fromF<bf16_t>(hi) << 16); }
 __device__ __forceinline__ void dsUnpack8(const uint4& v, float (&f)[8]) {
   const u32 w[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
@@ -107,11 +174,15 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
   constexpr int CK = 32 / LPK;         // keys per chunk
   constexpr int RV = HD / 8;           // 16-byte vectors per K / V row
   constexpr int ROWS_U4 = CK * RV;     // vectors of one chunk's K (or V) rows: 256
-  constexpr int DPL = HD / 32;         // dims per lane in the P·V phase
+  [[maybe_unused]] constexpr int DPL = HD / 32;  // dims per lane in the P·V phase (DS_MMA 0)
   static_assert(2 * ROWS_U4 == DS_STAGE_U4, "a stage is 8 KB");
   DS_DYNAMIC_SMEM;  // [NW][NS][K rows | V rows]; reused by the merges
+#if DS_MMA
+  __shared__ __align__(16) bf16_t qs[MG * HD];  // rotated q rounded to bf16 (not prescaled)
+#else
   __shared__ __align__(16) float qs[MG * HD];
   __shared__ __align__(16) float ps[NW][CK][MG];
+#endif
   __shared__ __align__(16) bf16_t kself[HD];
   __shared__ __align__(16) bf16_t vself[HD];
   __shared__ float cs[HALF], sn[HALF];
@@ -197,12 +268,21 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
   __syncthreads();
   for (int idx = tid; idx < MG * HALF; idx += NT) {  // rotated q, rounded to bf16, prescaled; zero rows past Gb
     const int g = idx / HALF, i = idx - g * HALF;
+#if DS_MMA
+    bf16_t qa = fromF<bf16_t>(0.f), qb = qa;
+    if (g < Gb) {
+      const float a = toF(row[(h0 + g) * HD + i]), b = toF(row[(h0 + g) * HD + HALF + i]);
+      qa = fromF<bf16_t>(a * cs[i] - b * sn[i]);
+      qb = fromF<bf16_t>(b * cs[i] + a * sn[i]);
+    }
+#else
     float qa = 0.f, qb = 0.f;
     if (g < Gb) {
       const float a = toF(row[(h0 + g) * HD + i]), b = toF(row[(h0 + g) * HD + HALF + i]);
       qa = toF(fromF<bf16_t>(a * cs[i] - b * sn[i])) * qscale;
       qb = toF(fromF<bf16_t>(b * cs[i] + a * sn[i])) * qscale;
     }
+#endif
     qs[g * HD + i] = qa;
     qs[g * HD + HALF + i] = qb;
   }
@@ -231,6 +311,117 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
   for (;;) {
     __syncthreads();  // qs, kself / vself ready
 
+#if DS_MMA
+    // Tensor cores: S = Q K^T per chunk (rows g4 = this block's heads, rows 8..15 of the m16 tile zero), online
+    // softmax on the S fragments (row g4 spread over the 4 lanes of a quad), O^T += V^T P^T with P rounded to bf16.
+    constexpr int KSQ = HD / 16;  // k-steps of q·k
+    constexpr int NB8 = CK / 8;   // 8-key n-tiles of a chunk
+    const int g4 = lane >> 2, c4 = lane & 3, mi = lane >> 3;
+    u32 qa[KSQ][2];  // A fragment of q: row g4, dims 16 kk + 2 c4 (+1) and + 8
+#pragma unroll
+    for (int kk = 0; kk < KSQ; kk++) {
+      qa[kk][0] = *reinterpret_cast<const u32*>(qs + g4 * HD + kk * 16 + 2 * c4);
+      qa[kk][1] = *reinterpret_cast<const u32*>(qs + g4 * HD + kk * 16 + 8 + 2 * c4);
+    }
+    constexpr int OT = HD / 16;  // O^T tiles: dims 16 t + g4 (+ 8), heads 2 c4, 2 c4 + 1
+    float o[OT][4];
+#pragma unroll
+    for (int d = 0; d < OT; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
+    float m0 = -LLMRT_INF, l0 = 0.f;  // row g4: running max, this lane's share of the sum
+    for (int i = 0; i < nMine; i++) {
+      issue(i + NS - 1);
+      dsWait();
+      __syncwarp();
+      uint4* Ks = wstage + (i % NS) * DS_STAGE_U4;
+      uint4* Vs = Ks + ROWS_U4;
+      const int k0 = sLo + (warp + NW * i) * CK;
+      if (k0 <= pos && pos < k0 + CK) {  // the own key / value from shared memory
+        const int r = pos - k0;
+        if (lane < RV) {
+          Ks[r * RV + dsSwz(r, lane)] = reinterpret_cast<const uint4*>(kself)[lane];
+          Vs[r * RV + dsSwz(r, lane)] = reinterpret_cast<const uint4*>(vself)[lane];
+        }
+        __syncwarp();
+      }
+      const dsaddr ksA = dsSmem(Ks), vsA = dsSmem(Vs);
+      float sc[NB8][4];
+#pragma unroll
+      for (int j = 0; j < NB8; j++) sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.f;
+#pragma unroll
+      for (int kk = 0; kk < KSQ; kk++) {
+#pragma unroll
+        for (int jp = 0; jp < NB8 / 2; jp++) {  // keys 16 jp .. + 15: matrices (keys +0..7 | +8..15) x (dims lo | hi)
+          const int r = jp * 16 + (mi >> 1) * 8 + (lane & 7), col = 2 * kk + (mi & 1);
+          u32 b[4];
+          dsLdsm<false>(b, ksA + (dsaddr)((r * RV + dsSwz(r, col)) * 16));
+          dsMma(sc[2 * jp], qa[kk][0], qa[kk][1], b[0], b[1]);
+          dsMma(sc[2 * jp + 1], qa[kk][0], qa[kk][1], b[2], b[3]);
+        }
+      }
+      float mx = -LLMRT_INF;
+#pragma unroll
+      for (int j = 0; j < NB8; j++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+          const bool valid = k0 + j * 8 + 2 * c4 + e < sHi;
+          sc[j][e] = valid ? sc[j][e] * qscale : -LLMRT_INF;
+          mx = fmaxf(mx, sc[j][e]);
+        }
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float mNew = fmaxf(m0, mx);  // finite: every chunk holds a key of the split
+      const float al = exp2f(m0 - mNew);  // m0 = -inf on the first chunk: 0
+      m0 = mNew;
+      float sum = 0.f;
+      u32 pa[NB8][1 + DS_PLO];  // bf16 pairs of p: n-tile j, row g4, keys 2 c4, 2 c4 + 1 (DS_PLO: [1] the remainders)
+#pragma unroll
+      for (int j = 0; j < NB8; j++) {
+        const float p0 = exp2f(sc[j][0] - mNew), p1 = exp2f(sc[j][1] - mNew);
+        sum += p0 + p1;
+        pa[j][0] = dsPack(p0, p1);
+#if DS_PLO
+        pa[j][1] = dsPack(p0 - __uint_as_float(pa[j][0] << 16), p1 - __uint_as_float(pa[j][0] & 0xffff0000u));
+#endif
+      }
+      l0 = fmaf(l0, al, sum);
+      {
+        const float aA = __shfl_sync(0xffffffffu, al, 8 * c4), aB = __shfl_sync(0xffffffffu, al, 8 * c4 + 4);  // heads 2 c4, 2 c4 + 1
+#pragma unroll
+        for (int d = 0; d < OT; d++) { o[d][0] *= aA; o[d][1] *= aB; o[d][2] *= aA; o[d][3] *= aB; }
+      }
+#pragma unroll
+      for (int kt = 0; kt < CK / 16; kt++) {  // keys 16 kt .. + 15; B = P^T: the S fragments of n-tiles 2 kt, 2 kt + 1
+#pragma unroll
+        for (int d = 0; d < OT; d++) {  // A = V^T (dims 16 d ..): matrices (keys +0..7 | +8..15) x (dims lo | hi), transposed
+          const int r = kt * 16 + (mi >> 1) * 8 + (lane & 7), col = 2 * d + (mi & 1);
+          u32 a[4];
+          dsLdsm<true>(a, vsA + (dsaddr)((r * RV + dsSwz(r, col)) * 16));
+          dsMma4(o[d], a, pa[2 * kt][0], pa[2 * kt + 1][0]);
+#if DS_PLO
+          dsMma4(o[d], a, pa[2 * kt][1], pa[2 * kt + 1][1]);
+#endif
+        }
+      }
+      __syncwarp();  // this stage is rewritten next
+    }
+
+    // Merge the 4 warps (fixed order) through shared memory (the stages are free once every warp is here).
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    __syncthreads();
+    float* mo = reinterpret_cast<float*>(dsm);  // [NW][MG][HD]
+#pragma unroll
+    for (int e = 0; e < 2; e++) {
+      if (2 * c4 + e < Gb) {
+#pragma unroll
+        for (int d = 0; d < OT; d++) {
+          mo[(warp * MG + 2 * c4 + e) * HD + d * 16 + g4] = o[d][e];
+          mo[(warp * MG + 2 * c4 + e) * HD + d * 16 + 8 + g4] = o[d][2 + e];
+        }
+      }
+    }
+    if (c4 == 0) { wm[warp][g4] = m0; wl[warp][g4] = l0; }
+#else
     float m[MG], lp[MG], acc[MG][DPL];
 #pragma unroll
     for (int g = 0; g < MG; g++) {
@@ -351,6 +542,7 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
 #pragma unroll
     for (int g = 0; g < MG; g++)
       if (lane == 0) { wm[warp][g] = m[g]; wl[warp][g] = lp[g]; }
+#endif
     __syncthreads();
     for (int i = tid; i < Gb * HD; i += NT) {
       const int g = i / HD, d = i - g * HD;
@@ -438,7 +630,7 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
 }
 
 #define DECODE_SK(NAME, HD)                                                                                            \
-  extern "C" __global__ void __launch_bounds__(DS_NT, 2) NAME(const bf16_t* qkv, bf16_t* out, bf16_t* kvCache,          \
+  extern "C" __global__ void __launch_bounds__(DS_NT, DS_MINB) NAME(const bf16_t* qkv, bf16_t* out, bf16_t* kvCache,          \
       const int* positions, const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling,     \
       float* partialO, float* partialML, int* counters, int numTokens, int numSeqs, int numHeads, int numKvHeads,       \
       int tokensPerBlock, int maxBlocksPerSeq, float scale, int window, int splitTarget, const void* prefetch,          \

@@ -9,7 +9,7 @@
 //   (bf16). The weight is the mma's A operand (16 weight rows), x rows its B columns (8 per n-tile), so a
 //   dequantized weight fragment serves every x row of the tile (MT = 16 / 32 / 64 rows: 2 / 4 / 8 n-tiles).
 //   Block: 8 warps = QM_NWN along n × QM_NWK along k (defaults 8 × 1); a warp owns WT 16-row weight tiles (the
-//   block BN = QM_NWN·16·WT weight rows, 128 by default) and every QM_NWK-th "superchunk" (64 bytes of each weight row:
+//   block BN = QM_NWN·16·WT weight rows, 128 by default, 256 for MT 64) and every QM_NWK-th "superchunk" (64 bytes of each weight row:
 //   u4 128, u8 64 weights) of the block's k range. Lane (g = lane / 4, t = lane % 4) loads 16 bytes of rows
 //   g and g + 8 of each tile per superchunk straight into registers (QM_U superchunks in flight), dequantizes
 //   them as quant_gemv_fused does (u4: lop3 + bf16x2 FMA, no int→float; u8: byte permute into fp32), and
@@ -17,7 +17,8 @@
 //   shared-memory ring of QM_NS superchunk stages filled by the whole block (QM_XSMEM; 0: through L1).
 //   Scales: group % E == 0 (E = u4 128 / u8 64): each superchunk's fp32 tile is scaled by its fp32 group
 //   scale (exact); smaller groups (u4 g32/g64, u8 g16/g32): the scale multiplies the dequantized weights
-//   before the mma, the fp32 product rounded to bf16 once (the weights of the dequantize + cuBLASLt path).
+//   before the mma, the fp32 product rounded to bf16 once (the weights of the dequantize + cuBLASLt path); the
+//   MT 64 tiles do that for every group (QM_SA64: two weight tiles a warp leave no registers for fp32 tile sums).
 //   grid (ceil(m / MT), ceil(n / BN), S)   block (256, 1, 1)   static shared ≤ 48 KB (x stages: MT·E·2 B each)
 //   blockIdx.z splits k: block z takes superchunks [z·P, min(S_k, (z+1)·P)), P = ceil(S_k / S). S == 1: the
 //   block writes y (+ bias); S > 1: it writes its fp32 partial into ws [S][m][n] (every row < m, every
@@ -40,10 +41,10 @@ typedef unsigned char u8;
 #define QM_U64 1  // the same for m64 (its accumulators and x fragments leave fewer registers)
 #endif
 #ifndef QM_WT64
-#define QM_WT64 1  // the same for the m64 tiles (2 with QM_SA64 1: H200 8B layer m64 353 -> 233 us, not yet checked on a device)
+#define QM_WT64 2  // the same for the m64 tiles (with QM_SA64 1; H200 session 9: 8B layer m64 u4 352 -> 234 us, u8 402 -> 232 us)
 #endif
 #ifndef QM_SA64
-#define QM_SA64 0  // QM_SA_ALL for the m64 tiles
+#define QM_SA64 1  // QM_SA_ALL for the m64 tiles
 #endif
 #ifndef QM_SA_ALL
 #define QM_SA_ALL 0  // 1: every group scales the weights before the mma (bf16-rounded products, no fp32 tile temporaries)
@@ -61,7 +62,7 @@ typedef unsigned char u8;
 #define QM_NWN 8  // warps along n (QM_NWK = 8 / QM_NWN along k)
 #endif
 #define QM_NWK (8 / QM_NWN)
-// Weight rows per block: QM_NWN · 16 · WT (WT = QM_WT, m64 QM_WT64): 128 with the defaults.
+// Weight rows per block: QM_NWN · 16 · WT (WT = QM_WT, m64 QM_WT64): 128 with the defaults, 256 for the m64 tiles.
 
 #ifndef LLMRT_EMU
 __device__ __forceinline__ u32 qmPrmt(u32 a, u32 b, u32 sel) {

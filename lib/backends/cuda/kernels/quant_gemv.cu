@@ -194,6 +194,9 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #define QG_LOOP 0  // 1: block b computes tiles b, b + gridDim.x, ... (a persistent grid; the launcher caps it), the next
                    // tile's first loads in flight during a tile's reduction, the RMSNorm prologue once per block
 #endif
+#ifndef QG_RING
+#define QG_RING 0  // 1: each slot is refilled right after its superchunk is consumed (0: all U slots after the last); same sums
+#endif
 #ifndef QG_FASTNORM
 #define QG_FASTNORM 0  // _norm, m = 1: 1 = the single-pass prologue (int8 8B fused +6%, int4 1B fused -7% on an H200); 0 = rmsnormStage
 #endif
@@ -312,9 +315,18 @@ __device__ __forceinline__ float qgSilu(float g) { return g / (1.f + expf(-g)); 
  * The block's end: each warp's fragment (row g, cols 2tq, 2tq + 1) and (row g + 8, same cols) goes to
  * red [NW][16][8] (shared), then the partial tiles are summed in warp order and the epilogue of `mode`
  * writes y (see the header). Every thread of the block calls it.
+ * `inv` (shared, or null): per x row c, the sums are first multiplied by inv[c] (_rs: x was rmsnorm'd but for its
+ * 1 / rms). `tail` (mode 1, _addnorm): also xw [m, n] = bf16(new residual · normW) and ssq [m, n / 16] (this tile's
+ * column) = the sum of the 16 new residual values' squares, in a fixed order.
  */
+struct QgTail {
+  const bf16_t* normW;
+  bf16_t* xw;
+  float* ssq;
+};
 template <int NW>
-__device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], const bf16_t* bias, void* y, int m, int n, int mode, int tile) {
+__device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], const bf16_t* bias, void* y, int m, int n, int mode, int tile,
+                                         const float* inv = nullptr, const QgTail* tail = nullptr) {
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
   const int half = n >> 1;
   float* rw = red + warp * 128;
@@ -335,6 +347,10 @@ __device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], cons
         gs += red[w * 128 + r * 8 + c];
         us += red[w * 128 + (r + 8) * 8 + c];
       }
+      if (inv) {
+        gs *= inv[c];
+        us *= inv[c];
+      }
       const int gate = tile * 8 + r;
       if (bias) {
         gs += toF(bias[gate]);
@@ -343,23 +359,44 @@ __device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], cons
       const float gb = toF(fromF<bf16_t>(gs)), ub = toF(fromF<bf16_t>(us));
       ((bf16_t*)y)[(long long)c * half + gate] = fromF<bf16_t>(qgSilu(gb) * ub);
     }
-  } else if (tid < 128 && c < m) {
-    float sum = 0.f;
+  } else {
+    float sq = 0.f;
+    if (tid < 128 && c < m) {
+      float sum = 0.f;
 #pragma unroll
-    for (int w = 0; w < NW; w++) sum += red[w * 128 + r * 8 + c];
-    const int row = tile * 16 + r;
-    if (bias) sum += toF(bias[row]);
-    if (mode == 0) ((bf16_t*)y)[(long long)c * n + row] = fromF<bf16_t>(sum);
-    else if (mode == 1) {
-      bf16_t* yb = (bf16_t*)y + (long long)c * n + row;
-      *yb = fromF<bf16_t>(toF(fromF<bf16_t>(sum)) + toF(*yb));
-    } else ((float*)y)[(long long)c * n + row] = sum;
+      for (int w = 0; w < NW; w++) sum += red[w * 128 + r * 8 + c];
+      if (inv) sum *= inv[c];
+      const int row = tile * 16 + r;
+      if (bias) sum += toF(bias[row]);
+      if (mode == 0) ((bf16_t*)y)[(long long)c * n + row] = fromF<bf16_t>(sum);
+      else if (mode == 1) {
+        bf16_t* yb = (bf16_t*)y + (long long)c * n + row;
+        const bf16_t nb = fromF<bf16_t>(toF(fromF<bf16_t>(sum)) + toF(*yb));
+        *yb = nb;
+        if (tail) {
+          const float v = toF(nb);
+          tail->xw[(long long)c * n + row] = fromF<bf16_t>(v * toF(tail->normW[row]));
+          sq = v * v;
+        }
+      } else ((float*)y)[(long long)c * n + row] = sum;
+    }
+    if (tail) {
+      // Σ over the tile's 16 rows for each x row c: lanes (r % 4, c) of warps 0..3, then the 4 warps in order.
+      __shared__ float part[4][8];
+      sq += __shfl_xor_sync(0xffffffffu, sq, 8);
+      sq += __shfl_xor_sync(0xffffffffu, sq, 16);
+      if (tid < 128 && lane < 8) part[warp][lane] = sq;
+      __syncthreads();
+      if (tid < m) tail->ssq[(long long)tid * (n >> 4) + tile] = ((part[0][tid] + part[1][tid]) + part[2][tid]) + part[3][tid];
+    }
   }
 }
 
-template <int BITS, bool NORM>
+// RS (_rs): normW is ssq [m, k / 16] of an _addnorm launch (x = bf16(residual · normW) there): each x row's sums are
+// scaled by rsqrt(Σ ssq / k + eps). TAIL (_addnorm, mode 1): y's new rows also go to xw (bf16(· normW)) and ssq.
+template <int BITS, bool NORM, bool TAIL = false, bool RS = false>
 __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, const bf16_t* bias,
-    void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {
+    void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw = nullptr, float* ssq = nullptr) {
   constexpr int E = QgSuper<BITS>::E, NW = QG_NW;
   static_assert(NW == 8 || !QG_FASTNORM, "the one-pass prologue assumes 256 threads");
   __shared__ float red[NW][16][8];
@@ -389,19 +426,21 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
   uint4 va[U], vb[U];
   float sa[U], sb[U];
   u32 za[U], zb[U];
+  // Slot u ← superchunk s's weight words, scales and zero points (s < S).
+  auto load1 = [&](int u, int s) {
+    va[u] = *reinterpret_cast<const uint4*>(wa + (long long)s * SSTRIDE);
+    vb[u] = *reinterpret_cast<const uint4*>(wb + (long long)s * SSTRIDE);
+    const int gi = s * E / group;
+    sa[u] = scales[(long long)rowA * ng + gi];
+    sb[u] = scales[(long long)rowB * ng + gi];
+    za[u] = zeros ? (u32)zeros[(long long)rowA * ng + gi] : zdef;
+    zb[u] = zeros ? (u32)zeros[(long long)rowB * ng + gi] : zdef;
+  };
   auto issue = [&](int s0) {
 #pragma unroll
     for (int u = 0; u < U; u++) {
       const int s = s0 + NW * u;
-      if (s < S) {
-        va[u] = *reinterpret_cast<const uint4*>(wa + (long long)s * SSTRIDE);
-        vb[u] = *reinterpret_cast<const uint4*>(wb + (long long)s * SSTRIDE);
-        const int gi = s * E / group;
-        sa[u] = scales[(long long)rowA * ng + gi];
-        sb[u] = scales[(long long)rowB * ng + gi];
-        za[u] = zeros ? (u32)zeros[(long long)rowA * ng + gi] : zdef;
-        zb[u] = zeros ? (u32)zeros[(long long)rowB * ng + gi] : zdef;
-      }
+      if (s < S) load1(u, s);
     }
   };
   const bf16_t* xsrc = x;
@@ -465,6 +504,18 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     qgPdlWait();
     qgPdlLaunchDependents();
   }
+  __shared__ float invSh[8];
+  if constexpr (RS) {
+    // Warp c < m: the 1 / rms of x row c from the k / 16 tile sums of squares, added lane-strided then by a fixed tree.
+    if (warp < m) {
+      const float* sp = reinterpret_cast<const float*>(normW) + (long long)warp * (k >> 4);
+      float ss = 0.f;
+      for (int t = lane; t < (k >> 4); t += 32) ss += sp[t];
+      ss = warpSum(ss);
+      if (lane == 0) invSh[warp] = rsqrtf(ss / (float)k + eps);
+    }
+  }
+  const QgTail tl = {normW, xw, ssq};
   const bf16_t* xg = xsrc + (long long)(xLive ? g : 0) * k;
   for (;;) {
     for (int s0 = warp; s0 < S; s0 += NW * U) {
@@ -478,9 +529,14 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
           acc[1] = fmaf(t[1], sa[u], acc[1]);
           acc[2] = fmaf(t[2], sb[u], acc[2]);
           acc[3] = fmaf(t[3], sb[u], acc[3]);
+#if QG_RING
+          if (s + NW * U < S) load1(u, s + NW * U);  // refill the slot just consumed: U loads stay in flight
+#endif
         }
       }
+#if !QG_RING
       if (s0 + NW * U < S) issue(s0 + NW * U);
+#endif
     }
 #if QG_LOOP
     // The next tile's first loads fly during this one's reduction and epilogue (the prologue is not redone).
@@ -493,11 +549,11 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
       wb = W + (long long)rowB * rowBytes + tq * 16;
       issue(warp);
     }
-    qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, done);
+    qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, done, RS ? invSh : nullptr, TAIL ? &tl : nullptr);
     acc[0] = acc[1] = acc[2] = acc[3] = 0.f;
     if (tile >= tiles) break;
 #else
-    qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, tile);
+    qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, tile, RS ? invSh : nullptr, TAIL ? &tl : nullptr);
     break;
 #endif
   }
@@ -519,6 +575,38 @@ QUANT_GEMV_FUSED(quant_gemv_fused_norm_u4, 4, true)
 #endif
 #if LLMRT_KERNEL(quant_gemv_fused_norm_u8)
 QUANT_GEMV_FUSED(quant_gemv_fused_norm_u8, 8, true)
+#endif
+
+// quant_gemv_fused_addnorm_u{4|8}(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, bf16_t* xw, float* ssq):
+//   the plain kernel in mode 1 (y += x Wᵀ + bias, the residual) that also writes, for the RMSNorm after it, xw [m, n] =
+//   bf16(y · normW) (the new residual rows times the norm weight, not yet divided by their rms) and ssq [m, n / 16]
+//   (block b: column b = the sum of squares of its 16 new residual values per x row, fixed order).
+// quant_gemv_fused_rs_u{4|8}(xw, W, scales, zeros, bias, y, (const bf16_t*) ssq, eps, m, n, k, group, mode):
+//   the plain kernel on x = xw whose sums are multiplied by rsqrt(Σ_t ssq[r][t] / k + eps) per x row r (warp r adds
+//   row r's k / 16 tile sums lane-strided, then a fixed tree) before the bias and the epilogue of `mode`.
+//   The pair (LaunchEnv.quantTailNorm) replaces mode 1 + the next GEMV's RMSNorm prologue without a prologue in every
+//   block: y = rsqrt(..)·(W·bf16(r·w)) instead of W·bf16(r·rsqrt(..)·w), within bf16 rounding of x of the fused path.
+#define QUANT_GEMV_ADDNORM(NAME, BITS)                                                                                     \
+  extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw, float* ssq) { \
+    quantGemvFusedImpl<BITS, false, true>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, xw, ssq);              \
+  }
+#if LLMRT_KERNEL(quant_gemv_fused_addnorm_u4)
+QUANT_GEMV_ADDNORM(quant_gemv_fused_addnorm_u4, 4)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fused_addnorm_u8)
+QUANT_GEMV_ADDNORM(quant_gemv_fused_addnorm_u8, 8)
+#endif
+#define QUANT_GEMV_RS(NAME, BITS)                                                                                          \
+  extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
+    quantGemvFusedImpl<BITS, false, false, true>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);                \
+  }
+#if LLMRT_KERNEL(quant_gemv_fused_rs_u4)
+QUANT_GEMV_RS(quant_gemv_fused_rs_u4, 4)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fused_rs_u8)
+QUANT_GEMV_RS(quant_gemv_fused_rs_u8, 8)
 #endif
 
 // Each thread dequantizes 8 consecutive weights of one row into one 16-byte bf16 store.

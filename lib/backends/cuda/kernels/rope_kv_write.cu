@@ -187,6 +187,102 @@ __device__ __forceinline__ void ropeKvWriteQuantImpl(const bf16_t* qkv, bf16_t* 
   for (int i = threadIdx.x; i < rowWidth; i += blockDim.x) kvCache[vOff + i] = kvEncode<KT>(toF(v[i]), kvScales[numKvHeads + i / headDim]);
 }
 
+// headDim % 16 == 0 (16-byte q / k / v heads): the same values and bytes as ropeKvWriteQuantImpl (same expressions) with
+// ropeKvWriteVecBf16's 16-byte loads — a task is 8 rotation pairs or 8 v elements, a thread's loads of a pass issued
+// before the cos/sin tables are computed — and 8-byte stores of 8 encoded k / v elements.
+template <typename KT>
+__device__ __forceinline__ void ropeKvWriteVecQuant(const bf16_t* qkv, bf16_t* q, KT* kvCache, const int* positions,
+    const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, int numSeqs, int numHeads,
+    int numKvHeads, int headDim, int tokensPerBlock, int maxBlocksPerSeq, const float* kvScales) {
+  constexpr int PER = 4;  // tasks a thread holds in registers per pass
+  __shared__ float cs[128], sn[128];
+  const int t = blockIdx.x;
+  const int half = headDim >> 1, nv = half >> 3;
+  const int pos = positions[t];
+  const int s = seqOfToken(seqStarts, numSeqs, t);
+  const int rowWidth = numKvHeads * headDim;
+  const bf16_t* row = qkv + (long long)t * (numHeads + 2 * numKvHeads) * headDim;
+  const int* table = blockTables + (long long)s * maxBlocksPerSeq;
+  const long long kOff = kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth);
+  const long long vOff = kvCacheOffset(table, pos, 1, tokensPerBlock, rowWidth);
+  bf16_t* qRow = q + (long long)t * numHeads * headDim;
+  const int rotTasks = (numHeads + numKvHeads) * nv, tasks = rotTasks + (rowWidth >> 3);
+  bool tablesReady = false;
+  auto enc8 = [&](const float (&x)[8], float sc) {
+    uint2 r;
+    r.x = r.y = 0u;
+#pragma unroll
+    for (int e = 0; e < 8; e++) {
+      const u32 byte = (u32)(unsigned char)kvEncode<KT>(x[e], sc);
+      if (e < 4) r.x |= byte << (8 * e);
+      else r.y |= byte << (8 * (e - 4));
+    }
+    return r;
+  };
+  for (int base = 0; base < tasks; base += PER * (int)blockDim.x) {
+    uint4 va[PER], vb[PER];
+#pragma unroll
+    for (int u = 0; u < PER; u++) {
+      const int k = base + u * (int)blockDim.x + (int)threadIdx.x;
+      if (k < rotTasks) {
+        const int h = k / nv, i0 = (k - h * nv) << 3;
+        va[u] = *reinterpret_cast<const uint4*>(row + h * headDim + i0);
+        vb[u] = *reinterpret_cast<const uint4*>(row + h * headDim + half + i0);
+      } else if (k < tasks) {
+        va[u] = *reinterpret_cast<const uint4*>(row + (numHeads + numKvHeads) * headDim + ((k - rotTasks) << 3));
+      }
+    }
+    if (!tablesReady) {
+      ropeTables(cs, sn, invFreq, pos, half, attnScaling);
+      __syncthreads();
+      tablesReady = true;
+    }
+#pragma unroll
+    for (int u = 0; u < PER; u++) {
+      const int k = base + u * (int)blockDim.x + (int)threadIdx.x;
+      if (k < rotTasks) {
+        const int h = k / nv, i0 = (k - h * nv) << 3;
+        const u32 wa[4] = {va[u].x, va[u].y, va[u].z, va[u].w}, wb[4] = {vb[u].x, vb[u].y, vb[u].z, vb[u].w};
+        float x0[8], x1[8];
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+          const float a = __uint_as_float(e & 1 ? wa[e >> 1] & 0xffff0000u : wa[e >> 1] << 16);
+          const float b = __uint_as_float(e & 1 ? wb[e >> 1] & 0xffff0000u : wb[e >> 1] << 16);
+          const float c = cs[i0 + e], sn_ = sn[i0 + e];
+          x0[e] = a * c - b * sn_;
+          x1[e] = b * c + a * sn_;
+        }
+        if (h < numHeads) {
+          store16(qRow + h * headDim + i0, x0);
+          store16(qRow + h * headDim + half + i0, x1);
+        } else {
+          const float ks = kvScales[h - numHeads];
+          KT* dst = kvCache + kOff + (h - numHeads) * headDim;
+          *reinterpret_cast<uint2*>(dst + i0) = enc8(x0, ks);
+          *reinterpret_cast<uint2*>(dst + half + i0) = enc8(x1, ks);
+        }
+      } else if (k < tasks) {
+        const int e0 = (k - rotTasks) << 3;
+        const u32 w[4] = {va[u].x, va[u].y, va[u].z, va[u].w};
+        float x[8];
+#pragma unroll
+        for (int e = 0; e < 8; e++) x[e] = __uint_as_float(e & 1 ? w[e >> 1] & 0xffff0000u : w[e >> 1] << 16);
+        *reinterpret_cast<uint2*>(kvCache + vOff + e0) = enc8(x, kvScales[numKvHeads + e0 / headDim]);
+      }
+    }
+  }
+}
+
+#ifndef LLMRT_ROPE_QUANT_SCALAR
+#define LLMRT_ROPE_QUANT_VEC(KT, ...)                                                                                   \
+  if ((headDim & 15) == 0 && headDim <= 256 && aligned16(qkv) && aligned16(q) && ((unsigned long long)kvCache & 7) == 0) { \
+    ropeKvWriteVecQuant<KT>(__VA_ARGS__);                                                                               \
+    return;                                                                                                             \
+  }
+#else
+#define LLMRT_ROPE_QUANT_VEC(KT, ...)
+#endif
+
 #define ROPE_KV_QUANT(NAME, KT)                                                                                         \
   extern "C" __global__ void __launch_bounds__(128) NAME(const bf16_t* qkv, bf16_t* q, KT* kvCache, const int* positions, \
       const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, int numTokens, int numSeqs,  \
@@ -194,6 +290,8 @@ __device__ __forceinline__ void ropeKvWriteQuantImpl(const bf16_t* qkv, bf16_t* 
     pdlWait(); /* qkv is the previous kernel's (PDL in fused decode steps) */                                           \
     pdlLaunchDependents();                                                                                              \
     if ((int)blockIdx.x >= numTokens) return;                                                                           \
+    LLMRT_ROPE_QUANT_VEC(KT, qkv, q, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, numSeqs, numHeads, \
+                         numKvHeads, headDim, tokensPerBlock, maxBlocksPerSeq, kvScales)                                \
     ropeKvWriteQuantImpl<KT>(qkv, q, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, numSeqs, numHeads, \
                              numKvHeads, headDim, tokensPerBlock, maxBlocksPerSeq, kvScales);                           \
   }
