@@ -5,13 +5,17 @@
  * lengths (the decode-attention share grows with the context), beside the device-copy ceiling measured
  * in the same process.
  *
- *   bun bench/decode_pdl.ts --model DIR [--ctx 128,4096,32768] [--decode 256] [--check 32] [--baseline] [--sk]
+ *   bun bench/decode_pdl.ts --model DIR [--ctx 128,4096,32768] [--decode 256] [--check 32] [--baseline] [--sk] [--persistent]
  *
  * --sk [--b JSON]: the two sessions are decode_attention (A) vs decode_attention_sk (B, `decodeSplitK`, plus the
  * session options in --b, e.g. '{"gemvSplitK":true}'), both with PDL (--c JSON: a third session C, A's options plus these):
  * different kernels, so the logits are compared by their largest difference relative to the largest |logit|
  * (and the greedy ids up to the first difference) instead of bit for bit; the graph replay is also shown as
  * a share of what the weights + the KV bytes at that context allow at the copy bandwidth.
+ *
+ * --persistent: as --sk with B the persistent decode kernel instead (`persistentDecode`, kernels/decode_persistent.cu: every
+ * decoder layer in one launch), A the default fused launches; both with PDL and `batchInvariant: false` (which the
+ * persistent kernel needs).
  *
  * --baseline: one session with the default options only (no `pdl` key: runs on trees without it), for
  * a before/after of the same measurements.
@@ -41,6 +45,7 @@ const { values } = parseArgs({
     check: { type: "string" },
     baseline: { type: "boolean" },
     sk: { type: "boolean" },
+    persistent: { type: "boolean" },
     b: { type: "string" },
     c: { type: "string" },
   },
@@ -68,6 +73,8 @@ interface Run {
   tps: number;
   graphMs: Record<number, number>;
   pdl: boolean;
+  /** The session ran its one-token decode steps on the persistent kernel (CudaSession.persistentDecode). */
+  persistent: boolean;
 }
 
 function runOne(pdl: boolean | undefined, extra?: Record<string, boolean>): Run {
@@ -94,15 +101,21 @@ function runOne(pdl: boolean | undefined, extra?: Record<string, boolean>): Run 
     const tps = numDecode / ((performance.now() - t0) / 1000);
     const graphMs: Record<number, number> = {};
     for (const c of ctxs) graphMs[c] = cuda.profileDecodeStep(stepOf([ids[ids.length - 1]], c - 1), kv as CudaKvCache, 50).graphMs;
-    return { ids, logits, tps, graphMs, pdl: !!(cuda as { pdl?: boolean }).pdl };
+    return { ids, logits, tps, graphMs, pdl: !!(cuda as { pdl?: boolean }).pdl, persistent: !!(cuda as { persistentDecode?: boolean }).persistentDecode };
   } finally {
     session.dispose();
   }
 }
 
-const sk = !!values.sk;
-const bOpts: Record<string, boolean> = { decodeSplitK: true, ...JSON.parse(values.b ?? "{}") };
-const off = sk ? runOne(true, { decodeSplitK: false }) : runOne(values.baseline ? undefined : false);
+const persistent = !!values.persistent;
+const sk = !!values.sk || persistent;
+// --persistent: both sessions without batchInvariant (the persistent kernel needs it off; one-token decode steps take the
+// same GEMV kernels either way).
+const bOpts: Record<string, boolean> = persistent ? { persistentDecode: true, batchInvariant: false } : { decodeSplitK: true, ...JSON.parse(values.b ?? "{}") };
+const [nameA, nameB] = persistent ? ["per-layer launches", "persistent decode"] : ["decode_attention", "decode_attention_sk"];
+const off = sk
+  ? runOne(true, persistent ? { decodeSplitK: false, batchInvariant: false } : { decodeSplitK: false })
+  : runOne(values.baseline ? undefined : false);
 const on = values.baseline ? off : sk ? runOne(true, bOpts) : runOne(true);
 const cOpts: Record<string, boolean> | undefined = sk && values.c ? JSON.parse(values.c) : undefined;
 const third = cOpts ? runOne(true, cOpts) : undefined;
@@ -156,9 +169,7 @@ if (sk) {
     }`,
   );
   console.log(
-    `decode_attention (A) vs decode_attention_sk (B: ${JSON.stringify(bOpts)}): ${numCheck} decode steps' logits max |diff| / max |logit| ${
-      worstRel.toExponential(2)
-    }; ` +
+    `${nameA} (A) vs ${nameB} (B: ${JSON.stringify(bOpts)}): ${numCheck} decode steps' logits max |diff| / max |logit| ${worstRel.toExponential(2)}; ` +
       `greedy ids ${firstIdDiff < 0 ? `equal (${off.ids.length})` : `equal up to index ${firstIdDiff} of ${off.ids.length}`}`,
   );
   if (third) {
@@ -169,7 +180,10 @@ if (sk) {
       }`,
     );
   }
-  const rows: [string, Run][] = [["A decode_attention", off], ["B decode_attention_sk", on], ...(third ? [["C", third] as [string, Run]] : [])];
+  const rows: [string, Run][] = [[`A ${nameA}`, off], [
+    `B ${nameB}${persistent && !on.persistent ? " (NOT persistent: the session did not take it)" : ""}`,
+    on,
+  ], ...(third ? [["C", third] as [string, Run]] : [])];
   for (const [label, r] of rows) {
     console.log(
       `${label}: decode ${f(r.tps)} tokens/s = ${f((100 * r.tps) / ceilingTps)}% of the copy ceiling; graph replay ${

@@ -87,6 +87,7 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   decode_attention_g4_fp8kv: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
   decode_attention_int8kv: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
   decode_attention_g4_int8kv: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
+  decode_persistent: { file: "decode_persistent.cu", params: [P, I, P, L, P, P, P, P, P, P, P, F, F, F, I, P, P] },
   ...LOWBIT_FAMILIES,
 };
 
@@ -324,6 +325,8 @@ export interface LaunchEnv {
    * with StepShape.pruneRows then run the last layer past its KV write over the logits rows only.
    */
   readonly lastLayerRows?: { readonly plan: LastLayerRows; readonly scratch: bigint };
+  /** All decoder layers of a one-token decode step in one launch (persistent_decode.ts): layer table, counters, scratch, grid. */
+  readonly persistentDecode?: { readonly table: bigint; readonly counters: bigint; readonly scratch: bigint; readonly blocks: number };
 }
 
 /** Least row elements a gemv_fused_ks warp streams (doubling the warps per row stops below it). */

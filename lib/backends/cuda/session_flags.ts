@@ -137,6 +137,16 @@ export const CUDA_FLAGS = {
    * the same bits, within bf16 rounding of x. H200, one llama-3.1-8b int4 layer 68.9 → 57.1 µs. @default true
    */
   quantTailNorm: { env: "LLMRT_QUANT_TAIL_NORM", default: true },
+  /**
+   * One-token decode steps of a llama-3.2-1b-shaped bf16 engine run every decoder layer in ONE persistent launch
+   * (kernels/decode_persistent.cu: one block per SM, a TMA weight ring per block streaming the layers' weights
+   * while the phases wait on each other through global counters) instead of 5 launches a layer. Needs sm_90,
+   * gemv, a bf16 KV cache and `batchInvariant` off (its attention / down_proj sums round unlike the batched steps'
+   * kernels). H200, llama-3.2-1b batch 1: 1039 → 1138 / 1054 → 1116 decode tok/s
+   * (two runs, against decode_attention: measured before decodeSplitK became the default), slower at ≥ 512 keys
+   * (session 9). @default false
+   */
+  persistentDecode: { env: "LLMRT_PERSISTENT_DECODE", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
