@@ -9,7 +9,7 @@
 // The kernels themselves: tests/gpu/lowbit_cuda.test.ts on a GPU.
 import { loadLowbitWeight, lowbitLinear } from "../lib/backends/cpu/lowbit_linear.ts";
 import type { KernelLaunch, Launch, LaunchEnv } from "../lib/backends/cuda/launch_types.ts";
-import { isPdlKernel, kernelSignature } from "../lib/backends/cuda/launch_types.ts";
+import { isPdlKernel, kernelSignature } from "../lib/backends/cuda/kernel_signatures.ts";
 import { planLaunches } from "../lib/backends/cuda/launch_plan.ts";
 import { lowbitScratchLayout, planLowbitLinear } from "../lib/backends/cuda/lowbit_launch.ts";
 import type { Op } from "../lib/ir/network.ts";

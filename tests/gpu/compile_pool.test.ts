@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { compileKernelUnits, kernelUnits, startKernelUnits } from "../../lib/backends/cuda/compile_pool.ts";
-import { kernelSignature } from "../../lib/backends/cuda/launch_types.ts";
+import { kernelSignature } from "../../lib/backends/cuda/kernel_signatures.ts";
 import { assert } from "../harness.ts";
 import { device, gpuTest } from "./gpu.ts";
 

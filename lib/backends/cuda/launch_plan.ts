@@ -9,7 +9,8 @@ import { planDecodeFusion } from "./decode_fusion.ts";
 import { fp8ActScale, fp8GemvStep, fp8QuantProducers, fp8ScratchLayout } from "./fp8_launch.ts";
 import { InternalError } from "../../util/errors.ts";
 import type { LastLayerRows } from "./last_layer_rows.ts";
-import { GEMV_MAX_ROWS, isPdlKernel, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
+import { isPdlKernel } from "./kernel_signatures.ts";
+import { GEMV_MAX_ROWS, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
 import { planLinear } from "./linear_launch.ts";
 import { planAttention } from "./attention_launch.ts";
 import {
@@ -23,6 +24,7 @@ import type { StepCtx } from "./step_ctx.ts";
 
 export * from "./attention_choice.ts";
 export * from "./launch_types.ts";
+export * from "./kernel_signatures.ts";
 
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
 

@@ -7,7 +7,8 @@ import type { Op } from "../../ir/network.ts";
 import { planQuantLinear, quantGemvFusable } from "./quant_launch.ts";
 import { isLowbitLinear, planLowbitLinear } from "./lowbit_launch.ts";
 import { fp8GemvFusable, planFp8Linear } from "./fp8_launch.ts";
-import { GEMV_MAX_ROWS, gemvSplitRows, isPdlKernel } from "./launch_types.ts";
+import { isPdlKernel } from "./kernel_signatures.ts";
+import { GEMV_MAX_ROWS, gemvSplitRows } from "./launch_types.ts";
 import type { LinearStep, StepCtx } from "./step_ctx.ts";
 
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
