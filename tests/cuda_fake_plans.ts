@@ -1,7 +1,7 @@
 /**
- * Shared pieces of the CUDA launch-plan tests that run without a GPU (not a test file): a launch
- * environment of distinct fake addresses (tests/quant_cuda_plan.test.ts, quant_fp8_cuda_plan.test.ts,
- * cuda_kernel_set.test.ts), and the small random Llama, engines and fused-vs-unfused decode schedule of
+ * Shared pieces of the CUDA launch-plan tests that run without a GPU (not a test file): launch
+ * environments of distinct fake addresses (tests/quant_cuda_plan.test.ts, quant_fp8_cuda_plan.test.ts,
+ * cuda_kernel_set.test.ts; by name for bare plans: cuda_launch_plan_fused.test.ts, cuda_persistent_decode.test.ts), and the small random Llama, engines and fused-vs-unfused decode schedule of
  * the quantized fused-plan tests on the fake device of tests/cuda_fake_device.ts
  * (quant_cuda_fused.test.ts, quant_fp8_cuda_fused.test.ts, quant_fp8_cuda_kv.test.ts).
  */
@@ -9,6 +9,7 @@ import type { KernelLaunch, LaunchEnv } from "../lib/backends/cuda/launch_plan.t
 import { CpuSession } from "../lib/backends/cpu/session.ts";
 import { buildSync } from "../lib/builder/builder.ts";
 import type { Engine } from "../lib/builder/engine.ts";
+import type { EnginePlan } from "../lib/ir/plan.ts";
 import type { QuantConfigInput } from "../lib/quantization/quant_config.ts";
 import { type QuantizeOptions, quantizeSync } from "../lib/quantization/quantize.ts";
 import { FakeCudaSession, type FakeSessionOptions, randomModel, step } from "./cuda_fake_device.ts";
@@ -53,6 +54,55 @@ export function fakeLaunchEnv(engine: Engine, more: Pick<LaunchEnv, "weight" | "
     gemv: true,
     fusedDecode: false,
     decodeCounters: 16n,
+    ...more,
+  };
+}
+
+/**
+ * A LaunchEnv over made-up addresses for a bare engine plan (plans only: nothing runs): every weight and step
+ * input gets its own address by name (2^40 + i · 2^24), the KV cache starts at 2^44; bf16, GEMVs, batch-invariant.
+ * `more` sets what differs between tests (fusedDecode, elem, pdl, persistentDecode, …).
+ */
+export function namedPlanEnv(plan: EnginePlan, more: Partial<LaunchEnv> = {}): LaunchEnv {
+  const names = new Map<string, bigint>();
+  const p = (n: string): bigint => {
+    if (!names.has(n)) names.set(n, (1n << 40n) + BigInt(names.size) * (1n << 24n));
+    return names.get(n)!;
+  };
+  return {
+    plan,
+    elem: "bf16",
+    arena: 1n << 36n,
+    weight: (n) => p(`w:${n}`),
+    logits: p("logits"),
+    io: {
+      sampledIds: p("ids"),
+      temperature: p("t"),
+      topK: p("k"),
+      topP: p("p"),
+      minP: p("mp"),
+      seed: p("seed"),
+      step: p("step"),
+      logitRows: p("rows"),
+      seqStarts: p("starts"),
+      tokenIds: p("tok"),
+      positions: p("pos"),
+      blockTables: p("tables"),
+      maskIndex: p("mask"),
+      logitPositions: p("lpos"),
+      logitSeqStarts: p("lstarts"),
+    },
+    invFreq: p("inv"),
+    kvBase: 1n << 44n,
+    kvLayerBytes: 1 << 20,
+    partialO: p("po"),
+    partialML: p("pml"),
+    tokensPerBlock: 16,
+    blockStride: 64,
+    gemv: true,
+    batchInvariant: true,
+    fusedDecode: false,
+    decodeCounters: p("counters"),
     ...more,
   };
 }

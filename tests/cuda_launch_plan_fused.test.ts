@@ -20,7 +20,7 @@ import type { StepInputs } from "../lib/ir/step_io.ts";
 import { parsePretrainedConfig } from "../lib/models/config.ts";
 import { AutoModelForCausalLM, LlamaForCausalLM } from "../lib/models/llama.ts";
 import { FakeCudaSession, fromBf16Bits, maxRelDiff, randomModel, step } from "./cuda_fake_device.ts";
-import { sameBits, sameKvCache } from "./cuda_fake_plans.ts";
+import { namedPlanEnv, sameBits, sameKvCache } from "./cuda_fake_plans.ts";
 import { assert, sharedDir, test } from "./harness.ts";
 
 const storiesDir = `${process.env.LLMRT_MODELS ?? `${sharedDir}models`}/stories260k`;
@@ -280,46 +280,7 @@ function attentionAliases(plan: EnginePlan, rows: number): boolean {
 
 /** A LaunchEnv over made-up addresses (plans only: nothing runs). */
 function planEnv(plan: EnginePlan, fusedDecode: boolean, elem: "bf16" | "f32" = "bf16"): LaunchEnv {
-  const names = new Map<string, bigint>();
-  const p = (n: string): bigint => {
-    if (!names.has(n)) names.set(n, (1n << 40n) + BigInt(names.size) * (1n << 24n));
-    return names.get(n)!;
-  };
-  return {
-    plan,
-    elem,
-    arena: 1n << 36n,
-    weight: (n) => p(`w:${n}`),
-    logits: p("logits"),
-    io: {
-      sampledIds: p("ids"),
-      temperature: p("t"),
-      topK: p("k"),
-      topP: p("p"),
-      minP: p("mp"),
-      seed: p("seed"),
-      step: p("step"),
-      logitRows: p("rows"),
-      seqStarts: p("starts"),
-      tokenIds: p("tok"),
-      positions: p("pos"),
-      blockTables: p("tables"),
-      maskIndex: p("mask"),
-      logitPositions: p("lpos"),
-      logitSeqStarts: p("lstarts"),
-    },
-    invFreq: p("inv"),
-    kvBase: 1n << 44n,
-    kvLayerBytes: 1 << 20,
-    partialO: p("po"),
-    partialML: p("pml"),
-    tokensPerBlock: 16,
-    blockStride: 64,
-    gemv: true,
-    batchInvariant: true,
-    fusedDecode,
-    decodeCounters: p("counters"),
-  };
+  return namedPlanEnv(plan, { fusedDecode, elem });
 }
 
 const decodeShape = (T: number, numSplits = 64): StepShape => ({

@@ -18,6 +18,7 @@ import { resolveCudaFlags } from "../lib/backends/cuda/session_flags.ts";
 import { type EnginePlan, fuseAddRmsnorm, planMemory } from "../lib/ir/plan.ts";
 import { parsePretrainedConfig } from "../lib/models/config.ts";
 import { LlamaForCausalLM } from "../lib/models/llama.ts";
+import { namedPlanEnv } from "./cuda_fake_plans.ts";
 import { assert, test } from "./harness.ts";
 
 const LLAMA_1B = {
@@ -52,48 +53,7 @@ function planOf(raw: Record<string, unknown>): EnginePlan {
 const PD = { table: 1n << 45n, counters: 1n << 46n, scratch: 1n << 47n, blocks: 132 };
 
 function env(plan: EnginePlan, persistent: boolean): LaunchEnv {
-  const names = new Map<string, bigint>();
-  const p = (n: string): bigint => {
-    if (!names.has(n)) names.set(n, (1n << 40n) + BigInt(names.size) * (1n << 24n));
-    return names.get(n)!;
-  };
-  return {
-    plan,
-    elem: "bf16",
-    arena: 1n << 36n,
-    weight: (n) => p(`w:${n}`),
-    logits: p("logits"),
-    io: {
-      sampledIds: p("ids"),
-      temperature: p("t"),
-      topK: p("k"),
-      topP: p("p"),
-      minP: p("mp"),
-      seed: p("seed"),
-      step: p("step"),
-      logitRows: p("rows"),
-      seqStarts: p("starts"),
-      tokenIds: p("tok"),
-      positions: p("pos"),
-      blockTables: p("tables"),
-      maskIndex: p("mask"),
-      logitPositions: p("lpos"),
-      logitSeqStarts: p("lstarts"),
-    },
-    invFreq: p("inv"),
-    kvBase: 1n << 44n,
-    kvLayerBytes: 1 << 20,
-    partialO: p("po"),
-    partialML: p("pml"),
-    tokensPerBlock: 16,
-    blockStride: 64,
-    gemv: true,
-    batchInvariant: true,
-    fusedDecode: true,
-    decodeCounters: p("counters"),
-    pdl: true,
-    ...(persistent ? { persistentDecode: PD } : {}),
-  };
+  return namedPlanEnv(plan, { fusedDecode: true, pdl: true, ...(persistent ? { persistentDecode: PD } : {}) });
 }
 
 const decodeShape = (T: number): StepShape => ({
