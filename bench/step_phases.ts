@@ -69,14 +69,16 @@ export function phaseTotals(stats: readonly IterationStats[], totalMs: number): 
 /** Prints phaseTotals and the first and last few steps one by one; returns the numbers. */
 export function printPhases(stats: readonly IterationStats[], totalMs: number): Record<string, unknown> {
   const t = phaseTotals(stats, totalMs);
-  console.log(`\nsteps of the timed run by phase (executor clocks; run ${f(totalMs)} ms, steps span ${f(t.spanMs)} ms, outside the steps ${f(t.outsideMs)} ms):`);
+  console.log(
+    `\nsteps of the timed run by phase (executor clocks; run ${f(totalMs)} ms, steps span ${f(t.spanMs)} ms, outside the steps ${f(t.outsideMs)} ms):`,
+  );
   console.log("| phase | steps | prefill tok | decode tok | Σ step ms | Σ Session.run ms | Σ rest ms | Σ between ms | median step ms |");
   console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
   for (const p of t.phases) {
     console.log(
-      `| ${p.phase} | ${p.steps} | ${p.prefillTokens} | ${p.decodeTokens} | ${f(p.stepMs)} | ${f(p.forwardMs)} | ${f(p.stepMs - p.forwardMs)} | ${f(p.idleMs)} | ${
-        f(p.medianStepMs, 3)
-      } |`,
+      `| ${p.phase} | ${p.steps} | ${p.prefillTokens} | ${p.decodeTokens} | ${f(p.stepMs)} | ${f(p.forwardMs)} | ${f(p.stepMs - p.forwardMs)} | ${
+        f(p.idleMs)
+      } | ${f(p.medianStepMs, 3)} |`,
     );
   }
   const show = (s: IterationStats, i: number): string =>
@@ -201,7 +203,9 @@ export function profileSteps(engine: Engine, P: number, L: number, N: number, co
       } TFLOP/s) + attention ${f(g(pp, "attentionMs"), 2)} + rest ${f(g(pp, "restMs"), 2)}`,
     );
     const shapes = (x: Record<string, unknown>, d: number): string =>
-      (x.gemmShapes as { name: string; n: number; ms: number; tflops: number }[]).map((t) => `${t.name} ${t.n}× ${f(t.ms, d)} ms (${f(t.tflops, 0)})`).join(", ");
+      (x.gemmShapes as { name: string; n: number; ms: number; tflops: number }[]).map((t) => `${t.name} ${t.n}× ${f(t.ms, d)} ms (${f(t.tflops, 0)})`).join(
+        ", ",
+      );
     console.log(`  top: ${(pp.top as { name: string; n: number; ms: number }[]).map((t) => `${t.name} ${t.n}× ${f(t.ms, 2)}`).join(", ")}`);
     console.log(`  GEMMs (TFLOP/s): ${shapes(pp, 2)}`);
     console.log(

@@ -108,7 +108,9 @@ const f = (x: number, d = 1): string => x.toFixed(d);
 console.log(
   `model ${values.model}${values.quant ? ` (${values.quant})` : ""}${kvQuant ? ` (${kvQuant} KV cache)` : ""}; ${N} requests × (${IN} in, ${OUT} out)${
     values["no-overlap"] ? ", steps not overlapped" : ""
-  }${values["defer-decodes"] ? `, decodeDeferSteps ${values["defer-decodes"]}` : ""}; maxSeqLen ${maxSeqLen}; TP=${llm.engine.config.numRanks}; engine build + upload ${f(loadS)} s`,
+  }${
+    values["defer-decodes"] ? `, decodeDeferSteps ${values["defer-decodes"]}` : ""
+  }; maxSeqLen ${maxSeqLen}; TP=${llm.engine.config.numRanks}; engine build + upload ${f(loadS)} s`,
 );
 console.log(`llmrt: ${f(secs, 3)} s, ${f(tps)} output tokens/s (${f((N * (IN + OUT)) / secs)} total tokens/s), ${steps.length} steps`);
 const result: Record<string, unknown> = {

@@ -44,17 +44,20 @@ test("session options: every switch of the table resolves to its default when ne
 });
 
 test("session options: an environment variable flips its switch ('0' off, '1' on), a given option wins over it", () => {
-  withEnv({ LLMRT_PDL: "0", LLMRT_DECODE_SK: "0", LLMRT_GRAPH_SPLITS: "1", LLMRT_BATCH_ATTENTION2: "0", LLMRT_GEMV_KS: "yes", LLMRT_WGMMA_PREFILL: "0" }, () => {
-    const o = parseSessionOptions({});
-    assert.equal(o.wgmmaPrefill, false, "an engine-decided switch can be forced off");
-    assert.equal(o.pdl, false);
-    assert.equal(o.decodeSplitK, false);
-    assert.equal(o.graphSplits, true);
-    assert.equal(o.batchAttention2, false);
-    assert.equal(o.gemvSplitK, true, "a value other than 0 / 1 leaves the default");
-    assert.equal(parseSessionOptions({ pdl: true, decodeSplitK: true }).pdl, true);
-    assert.equal(parseSessionOptions({ pdl: true, decodeSplitK: true }).decodeSplitK, true);
-  });
+  withEnv(
+    { LLMRT_PDL: "0", LLMRT_DECODE_SK: "0", LLMRT_GRAPH_SPLITS: "1", LLMRT_BATCH_ATTENTION2: "0", LLMRT_GEMV_KS: "yes", LLMRT_WGMMA_PREFILL: "0" },
+    () => {
+      const o = parseSessionOptions({});
+      assert.equal(o.wgmmaPrefill, false, "an engine-decided switch can be forced off");
+      assert.equal(o.pdl, false);
+      assert.equal(o.decodeSplitK, false);
+      assert.equal(o.graphSplits, true);
+      assert.equal(o.batchAttention2, false);
+      assert.equal(o.gemvSplitK, true, "a value other than 0 / 1 leaves the default");
+      assert.equal(parseSessionOptions({ pdl: true, decodeSplitK: true }).pdl, true);
+      assert.equal(parseSessionOptions({ pdl: true, decodeSplitK: true }).decodeSplitK, true);
+    },
+  );
 });
 
 test("session options: unknown keys and non-boolean switches are refused with the field and value named", () => {
