@@ -9,7 +9,9 @@ import type { KernelLaunch, LaunchEnv } from "../lib/backends/cuda/launch_plan.t
 import { CpuSession } from "../lib/backends/cpu/session.ts";
 import { buildSync } from "../lib/builder/builder.ts";
 import type { Engine } from "../lib/builder/engine.ts";
-import type { EnginePlan } from "../lib/ir/plan.ts";
+import { type EnginePlan, fuseAddRmsnorm, planMemory } from "../lib/ir/plan.ts";
+import { parsePretrainedConfig } from "../lib/models/config.ts";
+import { LlamaForCausalLM } from "../lib/models/llama.ts";
 import type { QuantConfigInput } from "../lib/quantization/quant_config.ts";
 import { type QuantizeOptions, quantizeSync } from "../lib/quantization/quantize.ts";
 import { FakeCudaSession, type FakeSessionOptions, randomModel, step } from "./cuda_fake_device.ts";
@@ -105,6 +107,36 @@ export function namedPlanEnv(plan: EnginePlan, more: Partial<LaunchEnv> = {}): L
     decodeCounters: p("counters"),
     ...more,
   };
+}
+
+/** llama-3.2-1b's config.json (shapes only: bareLlamaPlan builds its plan without weights). */
+export const LLAMA_3_2_1B_CONFIG = {
+  architectures: ["LlamaForCausalLM"],
+  model_type: "llama",
+  vocab_size: 128256,
+  hidden_size: 2048,
+  intermediate_size: 8192,
+  num_hidden_layers: 16,
+  num_attention_heads: 32,
+  num_key_value_heads: 8,
+  head_dim: 64,
+  max_position_embeddings: 131072,
+  rms_norm_eps: 1e-5,
+  rope_theta: 500000,
+  hidden_act: "silu",
+  tie_word_embeddings: true,
+  torch_dtype: "bfloat16",
+  bos_token_id: 1,
+  eos_token_id: 2,
+};
+
+/** The engine plan of a Llama-family config: the network alone, no weights (maxTokens 2048, 8 sequences, bf16). */
+export function bareLlamaPlan(raw: Record<string, unknown>): EnginePlan {
+  const c = parsePretrainedConfig(raw);
+  const net = new LlamaForCausalLM(c, { has: () => false, readFloat32: () => new Float32Array(0), info: () => ({ shape: [] }), close() {} }).toNetwork();
+  const ops = fuseAddRmsnorm(net.ops);
+  const profile = { maxTokens: 2048, maxSeqs: 8, elementBytes: 2 };
+  return { ops, ...planMemory(net, ops, profile), ...profile, attributes: net.attributes! };
 }
 
 /** ‖got − want‖₂ / ‖want‖₂. */

@@ -15,12 +15,11 @@ import { buildSync } from "../lib/builder/builder.ts";
 import { shardEngine } from "../lib/builder/sharding.ts";
 import type { Engine } from "../lib/builder/engine.ts";
 import type { Op } from "../lib/ir/network.ts";
-import { type EnginePlan, fuseAddRmsnorm, planMemory } from "../lib/ir/plan.ts";
+import { type EnginePlan, planMemory } from "../lib/ir/plan.ts";
 import type { StepInputs } from "../lib/ir/step_io.ts";
-import { parsePretrainedConfig } from "../lib/models/config.ts";
 import { AutoModelForCausalLM, LlamaForCausalLM } from "../lib/models/llama.ts";
 import { FakeCudaSession, fromBf16Bits, maxRelDiff, randomModel, step } from "./cuda_fake_device.ts";
-import { namedPlanEnv, sameBits, sameKvCache } from "./cuda_fake_plans.ts";
+import { bareLlamaPlan, LLAMA_3_2_1B_CONFIG, namedPlanEnv, sameBits, sameKvCache } from "./cuda_fake_plans.ts";
 import { assert, sharedDir, test } from "./harness.ts";
 
 const storiesDir = `${process.env.LLMRT_MODELS ?? `${sharedDir}models`}/stories260k`;
@@ -293,29 +292,7 @@ const decodeShape = (T: number, numSplits = 64): StepShape => ({
 
 test("llama-3.2-1b plan: one-sequence decode step 166 launches unfused, 84 fused (5 a layer + 4)", () => {
   // The network alone (no weights): the plan the engine of bench/RESULTS.md "Issue 16, session 3" runs.
-  const c = parsePretrainedConfig({
-    architectures: ["LlamaForCausalLM"],
-    model_type: "llama",
-    vocab_size: 128256,
-    hidden_size: 2048,
-    intermediate_size: 8192,
-    num_hidden_layers: 16,
-    num_attention_heads: 32,
-    num_key_value_heads: 8,
-    head_dim: 64,
-    max_position_embeddings: 131072,
-    rms_norm_eps: 1e-5,
-    rope_theta: 500000,
-    hidden_act: "silu",
-    tie_word_embeddings: true,
-    torch_dtype: "bfloat16",
-    bos_token_id: 1,
-    eos_token_id: 2,
-  });
-  const net = new LlamaForCausalLM(c, { has: () => false, readFloat32: () => new Float32Array(0), info: () => ({ shape: [] }), close() {} }).toNetwork();
-  const ops = fuseAddRmsnorm(net.ops);
-  const profile = { maxTokens: 2048, maxSeqs: 8, elementBytes: 2 };
-  const plan: EnginePlan = { ops, ...planMemory(net, ops, profile), ...profile, attributes: net.attributes! };
+  const plan = bareLlamaPlan(LLAMA_3_2_1B_CONFIG);
   const unfused = planLaunches(planEnv(plan, false), decodeShape(1));
   const fused = planLaunches(planEnv(plan, true), decodeShape(1));
   assert.equal(unfused.length, 166);
@@ -328,7 +305,7 @@ test("llama-3.2-1b plan: one-sequence decode step 166 launches unfused, 84 fused
   assert.equal(perLayer(unfused, 3), 2, "rope_kv_write and paged_attention_decode");
   // The GEMVs read their input once per row: x of the fused o_proj is attention's output, y the residual.
   const o = fused.find((l) =>
-    l.kind === "kernel" && l.op === ops.findIndex((op) => op.type === "linear" && op.weight === "layers.3.o_proj.weight")
+    l.kind === "kernel" && l.op === plan.ops.findIndex((op) => op.type === "linear" && op.weight === "layers.3.o_proj.weight")
   ) as KernelLaunch;
   assert.equal(o.args[3], (1n << 36n) + BigInt(plan.buffers.hidden.offset));
   // Eight sequences: every fused launch still keeps its outputs off the memory its blocks read.

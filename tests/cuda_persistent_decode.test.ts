@@ -15,40 +15,9 @@ import {
   planPersistentDecode,
 } from "../lib/backends/cuda/persistent_decode.ts";
 import { resolveCudaFlags } from "../lib/backends/cuda/session_flags.ts";
-import { type EnginePlan, fuseAddRmsnorm, planMemory } from "../lib/ir/plan.ts";
-import { parsePretrainedConfig } from "../lib/models/config.ts";
-import { LlamaForCausalLM } from "../lib/models/llama.ts";
-import { namedPlanEnv } from "./cuda_fake_plans.ts";
+import type { EnginePlan } from "../lib/ir/plan.ts";
+import { bareLlamaPlan, LLAMA_3_2_1B_CONFIG, namedPlanEnv } from "./cuda_fake_plans.ts";
 import { assert, test } from "./harness.ts";
-
-const LLAMA_1B = {
-  architectures: ["LlamaForCausalLM"],
-  model_type: "llama",
-  vocab_size: 128256,
-  hidden_size: 2048,
-  intermediate_size: 8192,
-  num_hidden_layers: 16,
-  num_attention_heads: 32,
-  num_key_value_heads: 8,
-  head_dim: 64,
-  max_position_embeddings: 131072,
-  rms_norm_eps: 1e-5,
-  rope_theta: 500000,
-  hidden_act: "silu",
-  tie_word_embeddings: true,
-  torch_dtype: "bfloat16",
-  bos_token_id: 1,
-  eos_token_id: 2,
-};
-
-/** The engine plan of a config (the network alone, no weights). */
-function planOf(raw: Record<string, unknown>): EnginePlan {
-  const c = parsePretrainedConfig(raw);
-  const net = new LlamaForCausalLM(c, { has: () => false, readFloat32: () => new Float32Array(0), info: () => ({ shape: [] }), close() {} }).toNetwork();
-  const ops = fuseAddRmsnorm(net.ops);
-  const profile = { maxTokens: 2048, maxSeqs: 8, elementBytes: 2 };
-  return { ops, ...planMemory(net, ops, profile), ...profile, attributes: net.attributes! };
-}
 
 const PD = { table: 1n << 45n, counters: 1n << 46n, scratch: 1n << 47n, blocks: 132 };
 
@@ -67,7 +36,7 @@ const decodeShape = (T: number): StepShape => ({
 const names = (ls: ReturnType<typeof planLaunches>): string[] => ls.map((l) => (l.kind === "kernel" ? l.kernel : l.kind));
 
 test("llama-3.2-1b one-token decode step: all 16 layers in one persistent launch (5 launches in all)", () => {
-  const plan = planOf(LLAMA_1B);
+  const plan = bareLlamaPlan(LLAMA_3_2_1B_CONFIG);
   const ls = planLaunches(env(plan, true), decodeShape(1));
   assert.deepEqual(names(ls), ["embedding_bf16", PERSISTENT_DECODE_KERNEL, "gather_rows_bf16", "gemv_fused_norm_bf16_m1", "sample_f32"]);
   const k = ls[1] as KernelLaunch;
@@ -118,7 +87,7 @@ test("llama-3.2-1b one-token decode step: all 16 layers in one persistent launch
 });
 
 test("persistent decode: other step sizes, the switch off and other models keep the per-layer launches", () => {
-  const plan = planOf(LLAMA_1B);
+  const plan = bareLlamaPlan(LLAMA_3_2_1B_CONFIG);
   for (const T of [2, 3, 8]) {
     assert.deepEqual(names(planLaunches(env(plan, true), decodeShape(T))), names(planLaunches(env(plan, false), decodeShape(T))), `T=${T}`);
   }
@@ -129,19 +98,25 @@ test("persistent decode: other step sizes, the switch off and other models keep 
   // Shapes other than the kernel's, a bias, a sliding window: not taken.
   for (
     const raw of [
-      { ...LLAMA_1B, hidden_size: 4096 },
-      { ...LLAMA_1B, intermediate_size: 14336 },
-      { ...LLAMA_1B, num_key_value_heads: 4 },
-      { ...LLAMA_1B, attention_bias: true },
-      { ...LLAMA_1B, architectures: ["MistralForCausalLM"], model_type: "mistral", sliding_window: 64 },
+      { ...LLAMA_3_2_1B_CONFIG, hidden_size: 4096 },
+      { ...LLAMA_3_2_1B_CONFIG, intermediate_size: 14336 },
+      { ...LLAMA_3_2_1B_CONFIG, num_key_value_heads: 4 },
+      { ...LLAMA_3_2_1B_CONFIG, attention_bias: true },
+      { ...LLAMA_3_2_1B_CONFIG, architectures: ["MistralForCausalLM"], model_type: "mistral", sliding_window: 64 },
     ]
   ) {
-    const p = planOf(raw);
+    const p = bareLlamaPlan(raw);
     assert.equal(planPersistentDecode(p, fuse1(p)), undefined, JSON.stringify(raw).slice(0, 80));
     assert.ok(!names(planLaunches(env(p, true), decodeShape(1))).includes(PERSISTENT_DECODE_KERNEL));
   }
   // Two layers of the 1B's shapes: taken (the layer count is the kernel's argument).
-  assert.equal(planPersistentDecode(planOf({ ...LLAMA_1B, num_hidden_layers: 2 }), fuse1(planOf({ ...LLAMA_1B, num_hidden_layers: 2 })))?.layers.length, 2);
+  assert.equal(
+    planPersistentDecode(
+      bareLlamaPlan({ ...LLAMA_3_2_1B_CONFIG, num_hidden_layers: 2 }),
+      fuse1(bareLlamaPlan({ ...LLAMA_3_2_1B_CONFIG, num_hidden_layers: 2 })),
+    )?.layers.length,
+    2,
+  );
 });
 
 test("persistentDecode switch: off by default, LLMRT_PERSISTENT_DECODE turns it on", () => {
