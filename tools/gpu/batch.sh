@@ -18,6 +18,7 @@ H=/tmp/hfmodels
 mkdir -p "$H" /tmp/jobs/shared
 ln -sfn "$LLMRT_MODELS" /tmp/jobs/shared/models
 need=$(cat .gpub/*/models 2> /dev/null | tr ' ,' '\n\n' | grep -v '^$' | sort -u)
+grep -qx llama-3.1-8b-fp8 <<< "$need" && need=$(printf '%s\nllama-3.1-8b\n' "$need" | sort -u) # the FP8 pack is made from it
 stamp "checkpoints: ${need//$'\n'/ }"
 tok() { # DIR [--bytes]: the synthetic tokenizer sized to the checkpoint's vocabulary
   [ -f "$1/tokenizer.json" ] || python3 tools/gpu/synthetic_tokenizer.py "$1" "$(python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['vocab_size'])" "$1/config.json")" "${@:2}"
@@ -28,16 +29,21 @@ if grep -qx hfrefs <<< "$need"; then
   pids+=($!)
 fi
 for p in $need; do
-  case $p in hfrefs | llama-1b-bytes) continue ;; esac
+  case $p in hfrefs | llama-1b-bytes | llama-3.1-8b-fp8) continue ;; esac
   grep -qx hfrefs <<< "$need" && [ "$p" = llama-3.2-1b ] && continue
   [ -f "$H/$p/config.json" ] || (timeout 300 python3 .gpucuda/hf_reference.py make-model --preset "$p" --out "$H/$p" > "$H/$p.log" 2>&1 || tail -3 "$H/$p.log") &
   pids+=($!)
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
 for p in $need; do
-  case $p in hfrefs) p=llama-3.2-1b ;; llama-1b-bytes) continue ;; esac
+  case $p in hfrefs) p=llama-3.2-1b ;; llama-1b-bytes | llama-3.1-8b-fp8) continue ;; esac
   [ -f "$H/$p/config.json" ] && tok "$H/$p"
 done
+if grep -qx llama-3.1-8b-fp8 <<< "$need" && [ -f "$H/llama-3.1-8b/config.json" ] && [ ! -f "$H/llama-3.1-8b-fp8/config.json" ]; then
+  stamp "packing llama-3.1-8b-fp8 (FP8 per-tensor, calibrated on 2 x 128 tokens)"
+  timeout 90 python3 tools/quant-packers/pack_fp8_torch.py --model "$H/llama-3.1-8b" --out "$H/llama-3.1-8b-fp8" --calib-seqs 2 --calib-len 128 > "$OUT/pack8b.log" 2>&1 || tail -3 "$OUT/pack8b.log"
+  [ -f "$H/llama-3.1-8b-fp8/tokenizer.json" ] || cp "$H/llama-3.1-8b/tokenizer.json" "$H/llama-3.1-8b-fp8/" 2> /dev/null
+fi
 if grep -qx llama-1b-bytes <<< "$need" && [ -f "$H/llama-3.2-1b/config.json" ]; then
   mkdir -p "$H/llama-1b-bytes"
   for f in "$H"/llama-3.2-1b/config.json "$H"/llama-3.2-1b/generation_config.json "$H"/llama-3.2-1b/*.safetensors*; do [ -e "$f" ] && ln -sf "$f" "$H/llama-1b-bytes/"; done
