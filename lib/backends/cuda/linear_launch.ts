@@ -9,6 +9,7 @@ import { isLowbitLinear, planLowbitLinear } from "./lowbit_launch.ts";
 import { fp8GemvFusable, planFp8Linear } from "./fp8_launch.ts";
 import { isPdlKernel } from "./kernel_signatures.ts";
 import { GEMV_MAX_ROWS, gemvSplitRows } from "./launch_types.ts";
+import { planBatchGemm } from "./batch_gemm_plan.ts";
 import type { LinearStep, StepCtx } from "./step_ctx.ts";
 
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
@@ -97,6 +98,8 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
     ]);
     return;
   }
+  // batchGemm: bf16 linears of 9..64 rows (decode steps) on batch_gemm_* (weights streamed near the copy bandwidth).
+  if (planBatchGemm(lin, k)) return;
   // Batch-invariant: pinned non-split-K cuBLASLt algorithms, except decode steps too big for the
   // skinny-GEMM kernel (> 8 sequences), which keep the per-M heuristic (split-K) for throughput.
   const invariant = !!env.batchInvariant && !(T === S && T > GEMV_MAX_ROWS && !isLogits);

@@ -147,6 +147,14 @@ export const CUDA_FLAGS = {
    * (session 9). @default false
    */
   persistentDecode: { env: "LLMRT_PERSISTENT_DECODE", default: false },
+  /**
+   * bf16 linears of decode steps of 9 to 64 sequences (the lm_head included) run on batch_gemm_* (kernels/batch_gemm.cu:
+   * 128 weight rows a block through a 4-stage cp.async ring, mma.sync m16n8k16 with the step's rows as the B operand,
+   * split-K across a thread-block cluster reduced through distributed shared memory) instead of cuBLASLt. The split
+   * count depends on the weight's shape only, so those steps become batch-invariant among themselves (a sequence's
+   * logits the same bits in any step of 9..64). Needs sm_90 (clusters; ignored below). @default false
+   */
+  batchGemm: { env: "LLMRT_BATCH_GEMM", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

@@ -1,0 +1,85 @@
+/**
+ * The bf16 GEMM of batched decode steps (issue 16 item 3; kernels/batch_gemm.cu, session option batchGemm): which
+ * linears and row counts take it, its grid and cluster split-K count (from the weight's shape only, so a row's
+ * outputs are the same bits in steps of any row count it serves), and its dynamic shared memory. Shared with
+ * tools/cuda-kernel-check/batch_gemm.py (splits, smem there).
+ */
+import type { LinearStep } from "./step_ctx.ts";
+
+/** Fewest rows the GEMM takes (smaller steps run the GEMV kernels, GEMV_MAX_ROWS). */
+export const BATCH_GEMM_MIN_ROWS = 9;
+/** Most rows the GEMM takes (one 64-row tile). */
+export const BATCH_GEMM_MAX_ROWS = 64;
+/** Weight rows per block (batch_gemm.cu BG_BN: 8 warps × 16 rows). */
+const BATCH_GEMM_BN = 128;
+/** k columns per pipeline stage (BG_KC) and stages (BG_NS). */
+const BATCH_GEMM_KC = 64;
+const BATCH_GEMM_STAGES = 4;
+/** Blocks a launch aims at (an H200's SM count; one block per SM). */
+const BATCH_GEMM_TARGET_BLOCKS = 132;
+/** Largest cluster (the portable limit): most k splits. */
+const BATCH_GEMM_MAX_SPLITS = 8;
+
+const cdiv = (a: number, b: number): number => Math.ceil(a / b);
+
+/** Launch geometry of one batch GEMM. */
+export interface BatchGemmGeometry {
+  /** batch_gemm_s{splits}_m{16|32|64}. */
+  readonly kernel: string;
+  /** (ceil(n / 128), splits, 1); clusters (1, splits, 1) are compiled into the kernel. */
+  readonly grid: readonly [number, number, number];
+  readonly splits: number;
+  readonly sharedBytes: number;
+}
+
+/**
+ * k splits of an [n, k] weight: blocks up to the SM count, at most 8 (a cluster), at least 2 chunks of 64 columns
+ * a split. Depends on the weight's shape only (batch invariance).
+ *
+ * @example
+ * ```ts
+ * batchGemmSplits(2048, 8192); // 8 (llama-3.2-1b down_proj: 16 column blocks)
+ * batchGemmSplits(16384, 2048); // 1 (gate_up: 128 column blocks)
+ * ```
+ */
+export function batchGemmSplits(n: number, k: number): number {
+  const blocks = cdiv(n, BATCH_GEMM_BN);
+  return Math.max(1, Math.min(BATCH_GEMM_MAX_SPLITS, Math.floor(BATCH_GEMM_TARGET_BLOCKS / blocks), Math.floor(k / BATCH_GEMM_KC / 2)));
+}
+
+/** Dynamic shared memory of a row tile of `mt`: the cp.async ring, or the fp32 tile the epilogue parks there. */
+export const batchGemmSmem = (mt: number): number => Math.max(BATCH_GEMM_STAGES * (BATCH_GEMM_BN + mt) * BATCH_GEMM_KC * 2, mt * (BATCH_GEMM_BN + 4) * 4);
+
+/** The GEMM's geometry for `rows` rows of x against an [n, k] bf16 weight, or null where it does not take them. */
+export function batchGemmGeometry(rows: number, n: number, k: number): BatchGemmGeometry | null {
+  if (rows < BATCH_GEMM_MIN_ROWS || rows > BATCH_GEMM_MAX_ROWS || k % BATCH_GEMM_KC !== 0 || n < 1) return null;
+  const mt = rows <= 16 ? 16 : rows <= 32 ? 32 : 64;
+  const splits = batchGemmSplits(n, k);
+  return { kernel: `batch_gemm_s${splits}_m${mt}`, grid: [cdiv(n, BATCH_GEMM_BN), splits, 1], splits, sharedBytes: batchGemmSmem(mt) };
+}
+
+/**
+ * Plans a bf16 linear on batch_gemm_* and returns true, or returns false (cuBLASLt): with LaunchEnv.batchGemm, bf16
+ * engines, unquantized weights without LoRA, 9..64 rows, in decode steps (or any step of a session that is not batch
+ * invariant); the lm_head writes the fp32 logits.
+ */
+export function planBatchGemm(
+  l: LinearStep,
+  k: (op: number, kernel: string, grid: readonly [number, number, number], block: number, args: (bigint | number)[], sharedBytes?: number) => void,
+): boolean {
+  const { op, i, rows, isLogits, env, decodeStep, buf } = l;
+  if (!env.batchGemm || env.elem !== "bf16" || op.weightFormat || op.lora || (env.batchInvariant && !decodeStep)) return false;
+  const geo = batchGemmGeometry(rows, op.outFeatures, op.inFeatures);
+  if (!geo) return false;
+  k(i, geo.kernel, geo.grid, 256, [
+    buf(op.x),
+    env.weight(op.weight),
+    op.bias ? env.weight(op.bias) : 0n,
+    isLogits ? env.logits : buf(op.out),
+    rows,
+    op.outFeatures,
+    op.inFeatures,
+    isLogits ? 1 : 0,
+  ], geo.sharedBytes);
+  return true;
+}
