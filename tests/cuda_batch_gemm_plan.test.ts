@@ -2,7 +2,7 @@
 // checked without a GPU on llama-3.2-1b's plan: with LaunchEnv.batchGemm, decode steps of 9..64 rows run every linear
 // (the lm_head into the fp32 logits) on batch_gemm_s{S}_m{16|32|64} with the split count of the weight's shape, the
 // right addresses, grid, arity and dynamic shared memory; steps of up to 8 rows keep the GEMVs, 65 rows cuBLASLt, and
-// nothing else of the step changes. The kernel's arithmetic: tools/cuda-kernel-check/batch_gemm.py and
+// nothing else of the step changes; with batchGemmPdl the same launches take programmatic dependent launch. The kernel's arithmetic: tools/cuda-kernel-check/batch_gemm.py and
 // tests/gpu/batch_gemm.test.ts on a GPU.
 import { batchGemmGeometry, batchGemmSmem, batchGemmSplits } from "../lib/backends/cuda/batch_gemm_plan.ts";
 import { type KernelLaunch, kernelSignature, type Launch, planLaunches } from "../lib/backends/cuda/launch_plan.ts";
@@ -60,6 +60,15 @@ test("CUDA launch plan with batchGemm (llama-3.2-1b): decode steps of 9..64 rows
     const rest = (ls: Launch[]): string[] => json(ls.filter((x) => !linears.some(([, i]) => i === x.op)));
     assert.deepEqual(rest(a), rest(b), `T=${T}: nothing but the linears changes`);
   }
+  // batchGemmPdl: the same launches, each GEMM with programmatic dependent launch (every one follows a kernel here).
+  const shape64 = { numTokens: 64, numSeqs: 64, numRows: 64, attention: { kind: "decode" as const, numSplits: 2, splitSize: 128 }, sample: true };
+  const plain = planLaunches(on, shape64), early = planLaunches(namedPlanEnv(plan, { fusedDecode: true, batchGemm: true, batchGemmPdl: true }), shape64);
+  assert.equal(early.length, plain.length);
+  early.forEach((l, j) => {
+    const isGemm = l.kind === "kernel" && l.kernel.startsWith("batch_gemm_");
+    assert.equal(l.kind === "kernel" && l.pdl === true, isGemm, `launch ${j} ${l.kind === "kernel" ? l.kernel : "gemm"}`);
+    assert.deepEqual(json([{ ...l, pdl: undefined } as Launch]), json([{ ...plain[j], pdl: undefined } as Launch]));
+  });
   // A prefill of 20 tokens: batch-invariant sessions keep cuBLASLt's pinned algorithm; others take the GEMM.
   const pre = { numTokens: 20, numSeqs: 1, numRows: 1, attention: { kind: "prefill" as const }, sample: true };
   const qkv = linears[0][1];

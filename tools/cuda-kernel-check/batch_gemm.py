@@ -58,9 +58,11 @@ def smem(mt):
     return max(ns() * (bn() + mt) * 128, mt * (bn() + 4) * 4)
 
 
-def run(x, W, bias, y, m, n, k, f32):
+def run(x, W, bias, y, m, n, k, f32, mode=None):
     mt, s = mt_of(m), splits(n, k)
-    launch("batch_gemm", f"batch_gemm_s{s}_m{mt}", (-(-n // bn()), s, 1), 256, [P(x), P(W), P(bias), P(y), I(m), I(n), I(k), I(1 if f32 else 0)],
+    mode = (1 if f32 else 0) if mode is None else mode
+    gx = -(-(n // 2) // (bn() // 2)) if mode == 2 else -(-n // bn())
+    launch("batch_gemm", f"batch_gemm_s{s}_m{mt}", (gx, s, 1), 256, [P(x), P(W), P(bias), P(y), I(m), I(n), I(k), I(mode)],
            defines=DEFINES + select(), shared_mem=smem(mt))
 
 
@@ -127,6 +129,20 @@ def main():
                     ok = ok and same
                 out["check"].append(dict(shape=sname, m=m, splits=splits(n, k), relerr=e, torch_relerr=base, ok=bool(ok), invariant=inv))
                 record(f"{sname} m{m} S{splits(n, k)}", ok, f"relerr {e:.2e} (torch {base:.2e}); {inv}")
+            if sname == "gate_up":  # mode 2: silu(g)·u epilogue == mode 0 then silu_mul (silu_mul.cu's math), bitwise
+                half = n // 2
+                for m in (9, 40, 64):
+                    x = xall[:m, :k].contiguous()
+                    y0 = torch.empty(m, n, dtype=torch.bfloat16, device="cuda")
+                    run(x, W, None, y0, m, n, k, False)
+                    y2 = torch.full((m, half), float("nan"), dtype=torch.bfloat16, device="cuda")
+                    run(x, W, None, y2, m, n, k, False, mode=2)
+                    torch.cuda.synchronize()
+                    g, u = y0[:, :half].float(), y0[:, half:].float()
+                    want = (g / (1 + torch.exp(-g)) * u).bfloat16()
+                    nd = int((y2.view(torch.int16) != want.view(torch.int16)).sum())
+                    e = relerr(y2, (g.double() / (1 + torch.exp(-g.double())) * u.double()))
+                    record(f"gate_up silu m{m}", nd <= m * half // 1000 and e < 5e-3, f"{nd} of {m * half} differ from mode 0 + silu·mul in torch (expf ulps), relerr {e:.2e}")
             del W
         log(f"check done {time.time() - t0:.1f} s")
     if "time" in only:

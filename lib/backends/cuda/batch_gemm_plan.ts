@@ -4,6 +4,7 @@
  * outputs are the same bits in steps of any row count it serves), and its dynamic shared memory. Shared with
  * tools/cuda-kernel-check/batch_gemm.py (splits, smem there).
  */
+import { type Launch, NCCL_ALL_REDUCE } from "./launch_types.ts";
 import type { LinearStep } from "./step_ctx.ts";
 
 /** Fewest rows the GEMM takes (smaller steps run the GEMV kernels, GEMV_MAX_ROWS). */
@@ -61,11 +62,13 @@ export function batchGemmGeometry(rows: number, n: number, k: number): BatchGemm
 /**
  * Plans a bf16 linear on batch_gemm_* and returns true, or returns false (cuBLASLt): with LaunchEnv.batchGemm, bf16
  * engines, unquantized weights without LoRA, 9..64 rows, in decode steps (or any step of a session that is not batch
- * invariant); the lm_head writes the fp32 logits.
+ * invariant); the lm_head writes the fp32 logits. With LaunchEnv.batchGemmPdl the launch takes programmatic dependent
+ * launch after any kernel launch (not after a cuBLASLt GEMM or an NCCL all-reduce, nor first in the step).
  */
 export function planBatchGemm(
   l: LinearStep,
   k: (op: number, kernel: string, grid: readonly [number, number, number], block: number, args: (bigint | number)[], sharedBytes?: number) => void,
+  out: Launch[],
 ): boolean {
   const { op, i, rows, isLogits, env, decodeStep, buf } = l;
   if (!env.batchGemm || env.elem !== "bf16" || op.weightFormat || op.lora || (env.batchInvariant && !decodeStep)) return false;
@@ -81,5 +84,7 @@ export function planBatchGemm(
     op.inFeatures,
     isLogits ? 1 : 0,
   ], geo.sharedBytes);
+  const prev = out[out.length - 2], me = out[out.length - 1];
+  if (env.batchGemmPdl && me?.kind === "kernel" && prev?.kind === "kernel" && prev.kernel !== NCCL_ALL_REDUCE) out[out.length - 1] = { ...me, pdl: true };
   return true;
 }

@@ -167,6 +167,8 @@ export interface LaunchEnv {
    * cuBLASLt. @default false
    */
   readonly batchGemm?: boolean;
+  /** With batchGemm: its launches take programmatic dependent launch (KernelLaunch.pdl) after any kernel. */
+  readonly batchGemmPdl?: boolean;
   /** FP8 linears' prefill scratch: quantized rows, then row scales (fp8_launch.ts fp8ScratchLayout). */
   readonly fp8Scratch?: bigint;
   /** int8 / int4 / NVFP4 linears' activation scratch: quantized rows as bf16, then row scales (lowbit_launch.ts lowbitScratchLayout). */

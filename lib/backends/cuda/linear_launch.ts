@@ -99,7 +99,7 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
     return;
   }
   // batchGemm: bf16 linears of 9..64 rows (decode steps) on batch_gemm_* (weights streamed near the copy bandwidth).
-  if (planBatchGemm(lin, k)) return;
+  if (planBatchGemm(lin, k, out)) return;
   // Batch-invariant: pinned non-split-K cuBLASLt algorithms, except decode steps too big for the
   // skinny-GEMM kernel (> 8 sequences), which keep the per-M heuristic (split-K) for throughput.
   const invariant = !!env.batchInvariant && !(T === S && T > GEMV_MAX_ROWS && !isLogits);

@@ -155,6 +155,12 @@ export const CUDA_FLAGS = {
    * logits the same bits in any step of 9..64). Needs sm_90 (clusters; ignored below). @default false
    */
   batchGemm: { env: "LLMRT_BATCH_GEMM", default: false },
+  /**
+   * With `batchGemm` and `pdl`: its launches take programmatic dependent launch whatever kernel precedes them (the
+   * first ring stages' weight loads are issued before griddepcontrol.wait; x only after it), so a GEMM's pipeline
+   * fills while the norm / attention / SiLU before it drains. Same bits. @default false
+   */
+  batchGemmPdl: { env: "LLMRT_BATCH_GEMM_PDL", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

@@ -2,17 +2,20 @@
 // what a step of M <= 64 rows costs, so the kernel is built to stream them near the copy bandwidth.
 //
 // extern "C" __global__ void batch_gemm_s{S}_m{16|32|64}(const bf16_t* x, const bf16_t* W, const bf16_t* bias,
-//     void* y, int m, int n, int k, int outF32)
+//     void* y, int m, int n, int k, int mode)
 //   y [m, n] = x [m, k] bf16 · W [n, k]ᵀ (+ bias [n] bf16; 0 = none), fp32 sums on mma.sync m16n8k16; y bf16
-//   (outF32 0) or fp32 (outF32 1: the lm_head's logits). The weight is the mma's A operand (16 weight rows per
-//   tile), the x rows its B columns (MT = 16 / 32 / 64 rows: 2 / 4 / 8 n-tiles of 8).
-//   Block: 8 warps, BG_WT 16-row weight tiles each: BN = 128 · BG_WT weight rows × all MT x rows. Weight and x tiles
+//   (mode 0) or fp32 (mode 1: the lm_head's logits); mode 2 (a fused gate/up weight, n = 2·I, gate rows first): y
+//   [m, I] bf16 = silu(g)·u with g, u the bf16-rounded outputs of gate row j and up row I + j (silu_mul.cu's math on
+//   what mode 0 would have written: the same bits as mode 0 then silu_mul). The weight is the mma's A operand (16
+//   weight rows per tile), the x rows its B columns (MT = 16 / 32 / 64 rows: 2 / 4 / 8 n-tiles of 8).
+//   Block: 8 warps, BG_WT 16-row weight tiles each: BN = 128 · BG_WT weight rows × all MT x rows (mode 2: BN / 2
+//   gate rows and their BN / 2 up rows; grid.x = ceil(I / (BN / 2))). Weight and x tiles
 //   of BG_KC = 64 columns (128 bytes a row) stream through a BG_NS-stage cp.async ring in dynamic shared memory
 //   (16-byte chunks XOR-swizzled by row % 8: conflict-free ldmatrix), BG_NS - 1 stages in flight; the first stages'
 //   weight loads are issued before pdlWait (x is the previous kernel's output).
 //   Split-K across a thread-block cluster: grid (ceil(n / BN), S, 1), cluster (1, S, 1) (compiled in); block z of a
 //   cluster takes k chunks [z·P, min(K/64, (z+1)·P)), P = ceil(K / 64 / S). Each block parks its fp32 tile in its
-//   shared memory; after a cluster barrier block z sums the S tiles of its BN / S columns in split order z' = 0, 1,
+//   shared memory; after a cluster barrier block z sums the S tiles of its ceil(BN / S) columns in split order z' = 0, 1,
 //   ... through distributed shared memory, adds the bias and writes y. No workspace, no second launch, no atomics.
 //   The split count and every sum's order depend on (n, k) only, never on m or on the row tile: a row's outputs
 //   are bitwise the same in any step of 1..64 rows this kernel serves (batch invariance).
@@ -71,12 +74,15 @@ __device__ __forceinline__ u32 bgSwz(int r, int c) { return (u32)(r * 128 + ((c 
 
 template <int NT, int S>
 __device__ __forceinline__ void batchGemmImpl(const bf16_t* __restrict__ x, const bf16_t* __restrict__ W, const bf16_t* __restrict__ bias,
-                                              void* __restrict__ y, int m, int n, int k, int outF32) {
+                                              void* __restrict__ y, int m, int n, int k, int mode) {
   constexpr int MT = NT * 8, BN = BG_BN, WT = BG_WT, NS = BG_NS;
   constexpr u32 WBYTES = BN * 128, STAGE = (BN + MT) * 128;
   extern __shared__ __align__(128) unsigned char bgsm[];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
-  const int n0 = blockIdx.x * BN, z = blockIdx.y;
+  const int z = blockIdx.y;
+  // Mode 2: tile rows [0, BN/2) are gate rows n0 + r, [BN/2, BN) up rows half + n0 + r - BN/2 (n0 in gate rows).
+  const bool silu = mode == 2;
+  const int half = n >> 1, n0 = blockIdx.x * (silu ? BN / 2 : BN);
   const int KCH = k / BG_KC, per = (KCH + S - 1) / S;
   const int c0 = min(KCH, z * per), c1 = min(KCH, c0 + per), nc = c1 - c0;
   const u32 sbase = bgSmem(bgsm);
@@ -92,7 +98,8 @@ __device__ __forceinline__ void batchGemmImpl(const bf16_t* __restrict__ x, cons
 #pragma unroll
     for (int j = 0; j < BN * 8 / 256; j++) {
       const int e = tid + 256 * j, r = e >> 3, c = e & 7;
-      const bf16_t* src = W + (long long)min(n0 + r, n - 1) * k + col + c * 8;
+      const int wr = silu ? (r < BN / 2 ? min(n0 + r, half - 1) : half + min(n0 + r - BN / 2, half - 1)) : min(n0 + r, n - 1);
+      const bf16_t* src = W + (long long)wr * k + col + c * 8;
 #if BG_EVICT
       bgCp16Evict(st + bgSwz(r, c), src, pol);
 #else
@@ -173,25 +180,38 @@ __device__ __forceinline__ void batchGemmImpl(const bf16_t* __restrict__ x, cons
       for (int e = 0; e < 4; e++) red[(8 * b + 2 * tq + (e & 1)) * RS + wr0 + 16 * a + g + 8 * (e >> 1)] = acc[a][b][e];
   if (S > 1) bgClusterSync();
   else __syncthreads();
-  // Block z of the cluster: columns [z·BN/S, (z+1)·BN/S) of the tile, consecutive threads on consecutive columns.
-  constexpr int CW = BN / S;
-  const int cz0 = S > 1 ? z * CW : 0;
+  // Block z of the cluster: columns [z·CW, (z+1)·CW) of the tile (mode 2: of its gate half, with their up columns),
+  // consecutive threads on consecutive columns; each value the sum of the S tiles in split order.
+  constexpr int CW = (BN + S - 1) / S, CW2 = (BN / 2 + S - 1) / S;  // the last block's share may be short
   const int rows = min(m, MT);
-  for (int e = tid; e < rows * CW; e += 256) {
-    const int r = e / CW, c = cz0 + e % CW, col = n0 + c;
-    if (col >= n) continue;
+  auto tileSum = [&](int r, int c) -> float {
+    if (S == 1) return red[r * RS + c];
     const u32 a = bgSmem(red + r * RS + c);
-    float v;
-    if (S > 1) {
-      v = bgLdCluster(a, 0);
+    float v = bgLdCluster(a, 0);
 #pragma unroll
-      for (int p = 1; p < S; p++) v += bgLdCluster(a, p);
-    } else {
-      v = red[r * RS + c];
+    for (int p = 1; p < S; p++) v += bgLdCluster(a, p);
+    return v;
+  };
+  if (silu) {
+    const int cz0 = z * CW2;
+    for (int e = tid; e < rows * CW2; e += 256) {
+      const int r = e / CW2, c = cz0 + e % CW2, col = n0 + c;
+      if (col >= half || c >= BN / 2) continue;
+      float gv = tileSum(r, c), uv = tileSum(r, BN / 2 + c);
+      if (bias) gv += toF(bias[col]), uv += toF(bias[half + col]);
+      const float g = toF(fromF<bf16_t>(gv)), u = toF(fromF<bf16_t>(uv));
+      reinterpret_cast<bf16_t*>(y)[(long long)r * half + col] = fromF<bf16_t>(g / (1.f + expf(-g)) * u);
     }
-    if (bias) v += toF(bias[col]);
-    if (outF32) reinterpret_cast<float*>(y)[(long long)r * n + col] = v;
-    else reinterpret_cast<bf16_t*>(y)[(long long)r * n + col] = fromF<bf16_t>(v);
+  } else {
+    const int cz0 = z * CW;
+    for (int e = tid; e < rows * CW; e += 256) {
+      const int r = e / CW, c = cz0 + e % CW, col = n0 + c;
+      if (col >= n || c >= BN) continue;
+      float v = tileSum(r, c);
+      if (bias) v += toF(bias[col]);
+      if (mode == 1) reinterpret_cast<float*>(y)[(long long)r * n + col] = v;
+      else reinterpret_cast<bf16_t*>(y)[(long long)r * n + col] = fromF<bf16_t>(v);
+    }
   }
   if (S > 1) bgClusterSync();  // the peers' tiles stay alive until every block of the cluster has read them
 }
@@ -201,8 +221,8 @@ __device__ __forceinline__ void batchGemmImpl(const bf16_t* __restrict__ x, cons
 #define BG_CLUSTER_N(S) __cluster_dims__(1, S, 1)
 #define BATCH_GEMM(S, MT, NT, CL)                                                                                         \
   extern "C" __global__ void CL __launch_bounds__(256, 1) batch_gemm_s##S##_m##MT(                                       \
-      const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y, int m, int n, int k, int outF32) {                   \
-    batchGemmImpl<NT, S>(x, W, bias, y, m, n, k, outF32);                                                                 \
+      const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y, int m, int n, int k, int mode) {                     \
+    batchGemmImpl<NT, S>(x, W, bias, y, m, n, k, mode);                                                                   \
   }
 #if LLMRT_KERNEL(batch_gemm_s1_m16)
 BATCH_GEMM(1, 16, 2, BG_CLUSTER_1)
