@@ -1,6 +1,6 @@
 // The bf16 GEMM of batched decode steps (issue 16 item 3; kernels/batch_gemm.cu, lib/backends/cuda/batch_gemm_plan.ts),
 // checked without a GPU on llama-3.2-1b's plan: with LaunchEnv.batchGemm, decode steps of 9..64 rows run every linear
-// (the lm_head into the fp32 logits) on batch_gemm_s{S}_m{16|32|64} with the split count of the weight's shape, the
+// (the lm_head into the fp32 logits; gate_up with the SiLU·mul epilogue, no silu_mul launch) on batch_gemm_s{S}_m{16|32|64} with the split count of the weight's shape, the
 // right addresses, grid, arity and dynamic shared memory; steps of up to 8 rows keep the GEMVs, 65 rows cuBLASLt, and
 // nothing else of the step changes; with batchGemmPdl the same launches take programmatic dependent launch. The kernel's arithmetic: tools/cuda-kernel-check/batch_gemm.py and
 // tests/gpu/batch_gemm.test.ts on a GPU.
@@ -47,17 +47,23 @@ test("CUDA launch plan with batchGemm (llama-3.2-1b): decode steps of 9..64 rows
       assert.equal(theirs[0].kind, "gemm", `op ${i} T=${T}: cuBLASLt without the switch`);
       assert.equal(mine.length, 1);
       const l = mine[0] as KernelLaunch, isLogits = op.out === a0.logits;
+      // gate_up: the SiLU·mul epilogue (mode 2) into the silu_mul's output, whose launch is gone.
+      const silu = plan.ops[i + 1]?.type === "silu_mul" ? plan.ops[i + 1] as Extract<typeof plan.ops[number], { type: "silu_mul" }> : undefined;
+      const g = batchGemmGeometry(T, op.outFeatures, op.inFeatures, !!silu)!;
       assert.equal(l.kernel, `batch_gemm_s${batchGemmSplits(op.outFeatures, op.inFeatures)}_m${T <= 16 ? 16 : T <= 32 ? 32 : 64}`);
-      assert.deepEqual(l.grid, geo!.grid);
+      assert.deepEqual(l.grid, g.grid);
+      if (silu) assert.deepEqual(l.grid, [128, 1, 1], "gate_up: 64 gate rows and their 64 up rows a block");
       assert.equal(l.block, 256);
       assert.equal(l.sharedBytes, geo!.sharedBytes);
-      assert.deepEqual(
-        l.args,
-        [buf(op.x), on.weight(op.weight), 0n, isLogits ? on.logits : buf(op.out), T, op.outFeatures, op.inFeatures, isLogits ? 1 : 0],
-        `op ${i} T=${T}`,
-      );
+      const y = silu ? buf(silu.out) : isLogits ? on.logits : buf(op.out);
+      assert.deepEqual(l.args, [buf(op.x), on.weight(op.weight), 0n, y, T, op.outFeatures, op.inFeatures, silu ? 2 : isLogits ? 1 : 0], `op ${i} T=${T}`);
+      if (silu) {
+        assert.equal(a.filter((x) => x.op === i + 1).length, 0, `T=${T}: no silu_mul launch`);
+        assert.equal(b.filter((x) => x.op === i + 1).length, 1, `T=${T}: silu_mul without the switch`);
+      }
     }
-    const rest = (ls: Launch[]): string[] => json(ls.filter((x) => !linears.some(([, i]) => i === x.op)));
+    const silus = new Set(plan.ops.flatMap((op, i) => (op.type === "silu_mul" ? [i] : [])));
+    const rest = (ls: Launch[]): string[] => json(ls.filter((x) => !linears.some(([, i]) => i === x.op) && !(T > 8 && T <= 64 && silus.has(x.op))));
     assert.deepEqual(rest(a), rest(b), `T=${T}: nothing but the linears changes`);
   }
   // batchGemmPdl: the same launches, each GEMM with programmatic dependent launch (every one follows a kernel here).

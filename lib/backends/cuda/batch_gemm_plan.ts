@@ -4,7 +4,8 @@
  * outputs are the same bits in steps of any row count it serves), and its dynamic shared memory. Shared with
  * tools/cuda-kernel-check/batch_gemm.py (splits, smem there).
  */
-import { type Launch, NCCL_ALL_REDUCE } from "./launch_types.ts";
+import type { Op } from "../../ir/network.ts";
+import { type Launch, type LaunchEnv, NCCL_ALL_REDUCE } from "./launch_types.ts";
 import type { LinearStep } from "./step_ctx.ts";
 
 /** Fewest rows the GEMM takes (smaller steps run the GEMV kernels, GEMV_MAX_ROWS). */
@@ -51,38 +52,52 @@ export function batchGemmSplits(n: number, k: number): number {
 /** Dynamic shared memory of a row tile of `mt`: the cp.async ring, or the fp32 tile the epilogue parks there. */
 export const batchGemmSmem = (mt: number): number => Math.max(BATCH_GEMM_STAGES * (BATCH_GEMM_BN + mt) * BATCH_GEMM_KC * 2, mt * (BATCH_GEMM_BN + 4) * 4);
 
-/** The GEMM's geometry for `rows` rows of x against an [n, k] bf16 weight, or null where it does not take them. */
-export function batchGemmGeometry(rows: number, n: number, k: number): BatchGemmGeometry | null {
-  if (rows < BATCH_GEMM_MIN_ROWS || rows > BATCH_GEMM_MAX_ROWS || k % BATCH_GEMM_KC !== 0 || n < 1) return null;
+/**
+ * The GEMM's geometry for `rows` rows of x against an [n, k] bf16 weight, or null where it does not take them;
+ * `silu`: the SiLU·mul epilogue (mode 2: each block BN / 2 gate rows and their up rows, so ceil(n / 2 / 64) blocks).
+ */
+export function batchGemmGeometry(rows: number, n: number, k: number, silu = false): BatchGemmGeometry | null {
+  if (rows < BATCH_GEMM_MIN_ROWS || rows > BATCH_GEMM_MAX_ROWS || k % BATCH_GEMM_KC !== 0 || n < 1 || (silu && n % 2 !== 0)) return null;
   const mt = rows <= 16 ? 16 : rows <= 32 ? 32 : 64;
   const splits = batchGemmSplits(n, k);
-  return { kernel: `batch_gemm_s${splits}_m${mt}`, grid: [cdiv(n, BATCH_GEMM_BN), splits, 1], splits, sharedBytes: batchGemmSmem(mt) };
+  const blocks = silu ? cdiv(n / 2, BATCH_GEMM_BN / 2) : cdiv(n, BATCH_GEMM_BN);
+  return { kernel: `batch_gemm_s${splits}_m${mt}`, grid: [blocks, splits, 1], splits, sharedBytes: batchGemmSmem(mt) };
 }
 
 /**
- * Plans a bf16 linear on batch_gemm_* and returns true, or returns false (cuBLASLt): with LaunchEnv.batchGemm, bf16
- * engines, unquantized weights without LoRA, 9..64 rows, in decode steps (or any step of a session that is not batch
- * invariant); the lm_head writes the fp32 logits. With LaunchEnv.batchGemmPdl the launch takes programmatic dependent
+ * Whether linear `op` of a step runs on batch_gemm_*: LaunchEnv.batchGemm, a bf16 engine, an unquantized weight
+ * without LoRA, 9..64 rows and k a multiple of 64, in a decode step (any step where the session is not batch invariant).
+ */
+export function batchGemmTakes(env: LaunchEnv, op: Extract<Op, { type: "linear" }>, rows: number, decodeStep: boolean): boolean {
+  if (!env.batchGemm || env.elem !== "bf16" || op.weightFormat || op.lora || (env.batchInvariant && !decodeStep)) return false;
+  return batchGemmGeometry(rows, op.outFeatures, op.inFeatures) !== null;
+}
+
+/**
+ * Plans a bf16 linear on batch_gemm_* and returns true where batchGemmTakes, else returns false (cuBLASLt); the
+ * lm_head writes the fp32 logits; `silu` (a decode-fusion epilogue of mode 2): silu(gate)·up into its `into`
+ * (the silu_mul op is skipped). With LaunchEnv.batchGemmPdl the launch takes programmatic dependent
  * launch after any kernel launch (not after a cuBLASLt GEMM or an NCCL all-reduce, nor first in the step).
  */
 export function planBatchGemm(
   l: LinearStep,
   k: (op: number, kernel: string, grid: readonly [number, number, number], block: number, args: (bigint | number)[], sharedBytes?: number) => void,
   out: Launch[],
+  epilogue?: { readonly mode: 1 | 2; readonly into: string },
 ): boolean {
   const { op, i, rows, isLogits, env, decodeStep, buf } = l;
-  if (!env.batchGemm || env.elem !== "bf16" || op.weightFormat || op.lora || (env.batchInvariant && !decodeStep)) return false;
-  const geo = batchGemmGeometry(rows, op.outFeatures, op.inFeatures);
+  if (!batchGemmTakes(env, op, rows, decodeStep) || (epilogue && epilogue.mode !== 2)) return false;
+  const geo = batchGemmGeometry(rows, op.outFeatures, op.inFeatures, !!epilogue);
   if (!geo) return false;
   k(i, geo.kernel, geo.grid, 256, [
     buf(op.x),
     env.weight(op.weight),
     op.bias ? env.weight(op.bias) : 0n,
-    isLogits ? env.logits : buf(op.out),
+    isLogits ? env.logits : buf(epilogue ? epilogue.into : op.out),
     rows,
     op.outFeatures,
     op.inFeatures,
-    isLogits ? 1 : 0,
+    epilogue ? 2 : isLogits ? 1 : 0,
   ], geo.sharedBytes);
   const prev = out[out.length - 2], me = out[out.length - 1];
   if (env.batchGemmPdl && me?.kind === "kernel" && prev?.kind === "kernel" && prev.kernel !== NCCL_ALL_REDUCE) out[out.length - 1] = { ...me, pdl: true };

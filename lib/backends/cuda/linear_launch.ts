@@ -60,6 +60,9 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
     });
     return;
   }
+  // batchGemm: bf16 linears of 9..64 rows (decode steps) on batch_gemm_* (weights streamed near the copy bandwidth;
+  // gate/up with the SiLU·mul epilogue where the decode fusion planned it).
+  if (!nrm && !logitsGemv && planBatchGemm(lin, k, out, epi)) return;
   if (nrm || epi || logitsGemv) {
     const M = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8;
     const mode = logitsGemv ? 3 : epi?.mode ?? 0;
@@ -98,8 +101,6 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
     ]);
     return;
   }
-  // batchGemm: bf16 linears of 9..64 rows (decode steps) on batch_gemm_* (weights streamed near the copy bandwidth).
-  if (planBatchGemm(lin, k, out)) return;
   // Batch-invariant: pinned non-split-K cuBLASLt algorithms, except decode steps too big for the
   // skinny-GEMM kernel (> 8 sequences), which keep the per-M heuristic (split-K) for throughput.
   const invariant = !!env.batchInvariant && !(T === S && T > GEMV_MAX_ROWS && !isLogits);
