@@ -10,17 +10,17 @@
 //   weight rows per tile), the x rows its B columns (MT = 16 / 32 / 64 rows: 2 / 4 / 8 n-tiles of 8).
 //   Block: 8 warps, BG_WT 16-row weight tiles each: BN = 128 · BG_WT weight rows × all MT x rows (mode 2: BN / 2
 //   gate rows and their BN / 2 up rows; grid.x = ceil(I / (BN / 2))). Weight and x tiles
-//   of BG_KC = 64 columns (128 bytes a row) stream through a BG_NS-stage cp.async ring in dynamic shared memory
+//   of BG_KC columns (64: 128 bytes a row) stream through a BG_NS-stage cp.async ring in dynamic shared memory
 //   (16-byte chunks XOR-swizzled by row % 8: conflict-free ldmatrix), BG_NS - 1 stages in flight; the first stages'
 //   weight loads are issued before pdlWait (x is the previous kernel's output).
 //   Split-K across a thread-block cluster: grid (ceil(n / BN), S, 1), cluster (1, S, 1) (compiled in); block z of a
-//   cluster takes k chunks [z·P, min(K/64, (z+1)·P)), P = ceil(K / 64 / S). Each block parks its fp32 tile in its
+//   cluster takes k chunks [z·P, min(K/KC, (z+1)·P)), P = ceil(K / KC / S). Each block parks its fp32 tile in its
 //   shared memory; after a cluster barrier block z sums the S tiles of its ceil(BN / S) columns in split order z' = 0, 1,
 //   ... through distributed shared memory, adds the bias and writes y. No workspace, no second launch, no atomics.
 //   The split count and every sum's order depend on (n, k) only, never on m or on the row tile: a row's outputs
 //   are bitwise the same in any step of 1..64 rows this kernel serves (batch invariance).
-//   Dynamic shared memory: batchGemmSmem (lib/backends/cuda/batch_gemm_plan.ts) = max(BG_NS·(BN + MT)·128,
-//   MT·(BN + 4)·4) bytes. Needs k % 64 == 0, 16-byte aligned x and W, sm_90 (clusters).
+//   Dynamic shared memory: batchGemmSmem (lib/backends/cuda/batch_gemm_plan.ts) = max(BG_NS·(BN + MT)·KC·2,
+//   MT·(BN + 4)·4) bytes. Needs k % KC == 0, 16-byte aligned x and W, sm_90 (clusters).
 #include "common.cuh"
 
 #ifndef BG_NS
@@ -32,7 +32,9 @@
 #ifndef BG_EVICT
 #define BG_EVICT 1  // 1: weight loads carry an L2 evict-first policy (read once; x and the outputs stay in L2)
 #endif
-#define BG_KC 64
+#ifndef BG_KC
+#define BG_KC 64  // k columns per stage (BG_KC · 2 bytes of each weight row)
+#endif
 #define BG_BN (128 * BG_WT)
 #define BG_PAD 4  // fp32 tile row padding (conflict-free fragment stores)
 
@@ -66,17 +68,18 @@ __device__ __forceinline__ float bgLdCluster(u32 a, int rank) {
   u32 r;
   float v;
   asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(rank));
-  asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(r) : "memory");
+  asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(r));
   return v;
 }
-/** Byte offset of 16-byte chunk c of row r in a [rows, 128 B] tile. */
-__device__ __forceinline__ u32 bgSwz(int r, int c) { return (u32)(r * 128 + ((c ^ (r & 7)) << 4)); }
+/** Byte offset of 16-byte chunk c of row r in a [rows, BG_KC · 2 B] tile (the low 3 bits of c XOR row % 8). */
+__device__ __forceinline__ u32 bgSwz(int r, int c) { return (u32)(r * (BG_KC * 2) + ((c ^ (r & 7)) << 4)); }
 
 template <int NT, int S>
 __device__ __forceinline__ void batchGemmImpl(const bf16_t* __restrict__ x, const bf16_t* __restrict__ W, const bf16_t* __restrict__ bias,
                                               void* __restrict__ y, int m, int n, int k, int mode) {
   constexpr int MT = NT * 8, BN = BG_BN, WT = BG_WT, NS = BG_NS;
-  constexpr u32 WBYTES = BN * 128, STAGE = (BN + MT) * 128;
+  constexpr int CPR = BG_KC / 8;  // 16-byte chunks of a row per stage
+  constexpr u32 WBYTES = BN * BG_KC * 2, STAGE = (BN + MT) * BG_KC * 2;
   extern __shared__ __align__(128) unsigned char bgsm[];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
   const int z = blockIdx.y;
@@ -96,8 +99,8 @@ __device__ __forceinline__ void batchGemmImpl(const bf16_t* __restrict__ x, cons
     const u32 st = sbase + slot * STAGE;
     const long long col = (long long)(c0 + i) * BG_KC;
 #pragma unroll
-    for (int j = 0; j < BN * 8 / 256; j++) {
-      const int e = tid + 256 * j, r = e >> 3, c = e & 7;
+    for (int j = 0; j < BN * CPR / 256; j++) {
+      const int e = tid + 256 * j, r = e / CPR, c = e % CPR;
       const int wr = silu ? (r < BN / 2 ? min(n0 + r, half - 1) : half + min(n0 + r - BN / 2, half - 1)) : min(n0 + r, n - 1);
       const bf16_t* src = W + (long long)wr * k + col + c * 8;
 #if BG_EVICT
@@ -112,9 +115,9 @@ __device__ __forceinline__ void batchGemmImpl(const bf16_t* __restrict__ x, cons
     const u32 st = sbase + slot * STAGE + WBYTES;
     const long long col = (long long)(c0 + i) * BG_KC;
 #pragma unroll
-    for (int j = 0; j < (MT * 8 + 255) / 256; j++) {
-      const int e = tid + 256 * j, r = e >> 3, c = e & 7;
-      if (MT * 8 % 256 == 0 || e < MT * 8) bgCp16(st + bgSwz(r, c), x + (long long)min(r, m - 1) * k + col + c * 8);
+    for (int j = 0; j < (MT * CPR + 255) / 256; j++) {
+      const int e = tid + 256 * j, r = e / CPR, c = e % CPR;
+      if (MT * CPR % 256 == 0 || e < MT * CPR) bgCp16(st + bgSwz(r, c), x + (long long)min(r, m - 1) * k + col + c * 8);
     }
   };
   // Prologue: the first NS - 1 stages' weights (one group each), then, past pdlWait, their x (one group each).
@@ -149,21 +152,26 @@ __device__ __forceinline__ void batchGemmImpl(const bf16_t* __restrict__ x, cons
     }
     bgCommit();
     const u32 st = sbase + (i % NS) * STAGE, xs = st + WBYTES;
+    // 64 columns at a time: every fragment first (their shared-memory latencies overlap), then their mmas.
 #pragma unroll
-    for (int kk = 0; kk < 4; kk++) {
-      u32 af[WT][4];
+    for (int k0 = 0; k0 < BG_KC / 16; k0 += 4) {
+      u32 af[4][WT][4], bf[4][NT / 2][4];
 #pragma unroll
-      for (int a = 0; a < WT; a++) bgLdsm(af[a], st + bgSwz(wr0 + 16 * a + aRow, 2 * kk + aCh));
+      for (int kk = 0; kk < 4; kk++) {
 #pragma unroll
-      for (int bp = 0; bp < NT / 2; bp++) {
-        u32 bf[4];
-        bgLdsm(bf, xs + bgSwz(16 * bp + bRow, 2 * kk + bCh));
+        for (int a = 0; a < WT; a++) bgLdsm(af[kk][a], st + bgSwz(wr0 + 16 * a + aRow, 2 * (k0 + kk) + aCh));
 #pragma unroll
-        for (int a = 0; a < WT; a++) {
-          bgMma(acc[a][2 * bp], af[a], bf[0], bf[1]);
-          bgMma(acc[a][2 * bp + 1], af[a], bf[2], bf[3]);
-        }
+        for (int bp = 0; bp < NT / 2; bp++) bgLdsm(bf[kk][bp], xs + bgSwz(16 * bp + bRow, 2 * (k0 + kk) + bCh));
       }
+#pragma unroll
+      for (int kk = 0; kk < 4; kk++)
+#pragma unroll
+        for (int bp = 0; bp < NT / 2; bp++)
+#pragma unroll
+          for (int a = 0; a < WT; a++) {
+            bgMma(acc[a][2 * bp], af[kk][a], bf[kk][bp][0], bf[kk][bp][1]);
+            bgMma(acc[a][2 * bp + 1], af[kk][a], bf[kk][bp][2], bf[kk][bp][3]);
+          }
     }
   }
   bgWait<0>();
@@ -184,12 +192,16 @@ __device__ __forceinline__ void batchGemmImpl(const bf16_t* __restrict__ x, cons
   // consecutive threads on consecutive columns; each value the sum of the S tiles in split order.
   constexpr int CW = (BN + S - 1) / S, CW2 = (BN / 2 + S - 1) / S;  // the last block's share may be short
   const int rows = min(m, MT);
+  // The S tiles' values are all loaded before the first add (their distributed-shared-memory latencies overlap).
   auto tileSum = [&](int r, int c) -> float {
     if (S == 1) return red[r * RS + c];
     const u32 a = bgSmem(red + r * RS + c);
-    float v = bgLdCluster(a, 0);
+    float t[S];
 #pragma unroll
-    for (int p = 1; p < S; p++) v += bgLdCluster(a, p);
+    for (int p = 0; p < S; p++) t[p] = bgLdCluster(a, p);
+    float v = t[0];
+#pragma unroll
+    for (int p = 1; p < S; p++) v += t[p];
     return v;
   };
   if (silu) {
