@@ -37,6 +37,11 @@ def kc():
     return int(dict((d.split("=") + ["1"])[:2] for d in DEFINES).get("BG_KC", 64))
 
 
+def arch():
+    """sm_90a (wgmma) unless the variant turns BG_WGMMA off."""
+    return "" if dict((d.split("=") + ["1"])[:2] for d in DEFINES).get("BG_WGMMA", "1") == "0" else "a"
+
+
 def bn():
     return 128 * wt()
 
@@ -59,7 +64,7 @@ def select():
 
 
 def smem(mt):
-    return max(ns() * (bn() + mt) * kc() * 2, mt * (bn() + 4) * 4)
+    return max(ns() * (bn() + mt) * kc() * 2, mt * (bn() + 4) * 4) + 1024
 
 
 def run(x, W, bias, y, m, n, k, f32, mode=None):
@@ -67,7 +72,7 @@ def run(x, W, bias, y, m, n, k, f32, mode=None):
     mode = (1 if f32 else 0) if mode is None else mode
     gx = -(-(n // 2) // (bn() // 2)) if mode == 2 else -(-n // bn())
     launch("batch_gemm", f"batch_gemm_s{s}_m{mt}", (gx, s, 1), 256, [P(x), P(W), P(bias), P(y), I(m), I(n), I(k), I(mode)],
-           defines=DEFINES + select(), shared_mem=smem(mt))
+           defines=DEFINES + select(), shared_mem=smem(mt), arch_suffix=arch())
 
 
 def lm_head_f32(x, W, yf):
@@ -100,7 +105,7 @@ def main():
     name = torch.cuda.get_device_name()
     log(f"device {name}, {torch.cuda.get_device_properties(0).multi_processor_count} SMs")
     tc = time.time()
-    ds.module("batch_gemm", DEFINES + select())
+    ds.module("batch_gemm", DEFINES + select(), arch())
     log(f"compile {time.time() - tc:.1f} s")
     out = {"device": name, "check": [], "time": [], "variants": []}
     xall = torch.randn(64, 8192, device="cuda", generator=gen).bfloat16()
@@ -208,7 +213,7 @@ def main():
                 break
             DEFINES = tuple(d for d in vs.split(",") if d)
             tc = time.time()
-            ds.module("batch_gemm", DEFINES + select())
+            ds.module("batch_gemm", DEFINES + select(), arch())
             log(f"variant {vs}: compile {time.time() - tc:.1f} s")
             time_set(vs, False)
         DEFINES = ()

@@ -49,8 +49,12 @@ export function batchGemmSplits(n: number, k: number): number {
   return Math.max(1, Math.min(BATCH_GEMM_MAX_SPLITS, Math.floor(BATCH_GEMM_TARGET_BLOCKS / blocks), Math.floor(k / BATCH_GEMM_KC / 2)));
 }
 
-/** Dynamic shared memory of a row tile of `mt`: the cp.async ring, or the fp32 tile the epilogue parks there. */
-export const batchGemmSmem = (mt: number): number => Math.max(BATCH_GEMM_STAGES * (BATCH_GEMM_BN + mt) * BATCH_GEMM_KC * 2, mt * (BATCH_GEMM_BN + 4) * 4);
+/**
+ * Dynamic shared memory of a row tile of `mt`: the cp.async ring (or the fp32 tile the epilogue parks there) and 1024
+ * bytes to start it on a 1024-byte boundary (the wgmma 128-byte swizzle's atom).
+ */
+export const batchGemmSmem = (mt: number): number =>
+  Math.max(BATCH_GEMM_STAGES * (BATCH_GEMM_BN + mt) * BATCH_GEMM_KC * 2, mt * (BATCH_GEMM_BN + 4) * 4) + 1024;
 
 /**
  * The GEMM's geometry for `rows` rows of x against an [n, k] bf16 weight, or null where it does not take them;

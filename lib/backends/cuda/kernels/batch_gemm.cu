@@ -11,8 +11,11 @@
 //   Block: 8 warps, BG_WT 16-row weight tiles each: BN = 128 · BG_WT weight rows × all MT x rows (mode 2: BN / 2
 //   gate rows and their BN / 2 up rows; grid.x = ceil(I / (BN / 2))). Weight and x tiles
 //   of BG_KC columns (64: 128 bytes a row) stream through a BG_NS-stage cp.async ring in dynamic shared memory
-//   (16-byte chunks XOR-swizzled by row % 8: conflict-free ldmatrix), BG_NS - 1 stages in flight; the first stages'
-//   weight loads are issued before pdlWait (x is the previous kernel's output).
+//   (16-byte chunks XOR-swizzled by row % 8: conflict-free ldmatrix, and at BG_KC 64 the 128-byte-swizzled K-major
+//   layout of wgmma descriptors), BG_NS - 1 stages in flight; the first stages' weight loads are issued before pdlWait
+//   (x is the previous kernel's output). Products: compiled for sm_90a (compiler.ts unitArch) with BG_WGMMA, each
+//   warpgroup's 64 weight rows × MT x rows by wgmma.m64n{MT}k16 from shared memory (no ldmatrix, no register
+//   fragments); elsewhere mma.sync m16n8k16 on ldmatrix fragments (both: the mma.sync C layout, the same epilogue).
 //   Split-K across a thread-block cluster: grid (ceil(n / BN), S, 1), cluster (1, S, 1) (compiled in); block z of a
 //   cluster takes k chunks [z·P, min(K/KC, (z+1)·P)), P = ceil(K / KC / S). Each block parks its fp32 tile in its
 //   shared memory; after a cluster barrier block z sums the S tiles of its ceil(BN / S) columns in split order z' = 0, 1,
@@ -34,6 +37,14 @@
 #endif
 #ifndef BG_KC
 #define BG_KC 64  // k columns per stage (BG_KC · 2 bytes of each weight row)
+#endif
+#ifndef BG_WGMMA
+#define BG_WGMMA 1  // 1: warpgroup MMAs where compiled for sm_90a (BG_KC 64, BG_WT 1); else mma.sync + ldmatrix
+#endif
+#if BG_WGMMA && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define BG_WG 1
+#else
+#define BG_WG 0
 #endif
 #define BG_BN (128 * BG_WT)
 #define BG_PAD 4  // fp32 tile row padding (conflict-free fragment stores)
@@ -60,6 +71,44 @@ __device__ __forceinline__ void bgMma(float (&c)[4], const u32 (&a)[4], u32 b0, 
                : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+#if BG_WG
+// Hopper warpgroup MMAs (BG_WGMMA on sm_90a): the weight tile (A, 64 rows a warpgroup) and the x tile (B, MT rows)
+// read by the tensor cores from the ring (K-major, 128-byte swizzle: the layout bgSwz writes at BG_KC 64).
+/** wgmma shared-memory descriptor, 128-byte swizzle: start address, leading / stride byte offsets. */
+__device__ __forceinline__ u64 bgDesc(u32 addr, u32 lbo, u32 sbo) {
+  return (u64)((addr & 0x3FFFFu) >> 4) | ((u64)((lbo >> 4) & 0x3FFFu) << 16) | ((u64)((sbo >> 4) & 0x3FFFu) << 32) | (1ull << 62);
+}
+__device__ __forceinline__ void bgFenceProxy() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+__device__ __forceinline__ void bgWgFence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void bgWgCommit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void bgWgWait0() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void bgFenceRegs(float (&d)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; i++) asm volatile("" : "+f"(d[i])::"memory");
+}
+__device__ __forceinline__ void bgWg16(float (&d)[8], u64 descA, u64 descB) {
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %10, 0;\nwgmma.mma_async.sync.aligned.m64n16k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7}, %8, %9, p, 1, 1, 0, 0;\n}\n"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
+               : "l"(descA), "l"(descB), "r"(1));
+}
+__device__ __forceinline__ void bgWg32(float (&d)[16], u64 descA, u64 descB) {
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\nwgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, %16, %17, p, 1, 1, 0, 0;\n}\n"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+               : "l"(descA), "l"(descB), "r"(1));
+}
+__device__ __forceinline__ void bgWg64(float (&d)[32], u64 descA, u64 descB) {
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\nwgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+               : "l"(descA), "l"(descB), "r"(1));
+}
+template <int NT>
+__device__ __forceinline__ void bgWgmma(float (&d)[NT * 4], u64 descA, u64 descB) {
+  if constexpr (NT == 2) bgWg16(d, descA, descB);
+  else if constexpr (NT == 4) bgWg32(d, descA, descB);
+  else bgWg64(d, descA, descB);
+}
+#endif
 __device__ __forceinline__ void bgClusterSync() {
   asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
 }
@@ -88,7 +137,8 @@ __device__ __forceinline__ void batchGemmImpl(const bf16_t* __restrict__ x, cons
   const int half = n >> 1, n0 = blockIdx.x * (silu ? BN / 2 : BN);
   const int KCH = k / BG_KC, per = (KCH + S - 1) / S;
   const int c0 = min(KCH, z * per), c1 = min(KCH, c0 + per), nc = c1 - c0;
-  const u32 sbase = bgSmem(bgsm);
+  // The ring starts at a 1024-byte boundary (the 128-byte swizzle's atom; batchGemmSmem adds 1024 bytes).
+  const u32 sbase = (bgSmem(bgsm) + 1023u) & ~1023u;
 #if BG_EVICT
   u64 pol;
   asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
@@ -143,6 +193,29 @@ __device__ __forceinline__ void batchGemmImpl(const bf16_t* __restrict__ x, cons
   const int wr0 = warp * 16 * WT;
   const int aRow = lane & 15, aCh = lane >> 4;
   const int bRow = (lane & 7) + ((lane >> 4) << 3), bCh = (lane >> 3) & 1;
+#if BG_WG
+  static_assert(BG_KC == 64 && WT == 1, "BG_WGMMA: 128-byte rows, one 64-row weight tile a warpgroup");
+  (void)aRow, (void)aCh, (void)bRow, (void)bCh;
+  float(&accv)[NT * 4] = reinterpret_cast<float(&)[NT * 4]>(acc[0]);
+  const u32 wgA = (u32)((warp >> 2) * 64 * 128);
+  for (int i = 0; i < nc; i++) {
+    bgWait<NS - 2>();
+    bgFenceProxy();   // this thread's cp.async writes of stage i, visible to the tensor cores' async proxy
+    __syncthreads();  // stage i is in for every thread; the wgmmas of stage i - 1 are done (waited below)
+    if (i + NS - 1 < nc) {
+      loadW(i + NS - 1);
+      loadX(i + NS - 1);
+    }
+    bgCommit();
+    const u32 st = sbase + (i % NS) * STAGE, xs = st + WBYTES;
+    bgWgFence();
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) bgWgmma<NT>(accv, bgDesc(st + wgA + kk * 32, 16, 1024), bgDesc(xs + kk * 32, 16, 1024));
+    bgWgCommit();
+    bgWgWait0();
+    bgFenceRegs(accv);
+  }
+#else
   for (int i = 0; i < nc; i++) {
     bgWait<NS - 2>();
     __syncthreads();  // stage i is in for every thread; every warp is done with stage i - 1, whose slot is refilled now
@@ -174,6 +247,7 @@ __device__ __forceinline__ void batchGemmImpl(const bf16_t* __restrict__ x, cons
           }
     }
   }
+#endif
   bgWait<0>();
   pdlLaunchDependents();
   __syncthreads();  // every warp is done reading the ring: it becomes the fp32 tile red [MT][BN + BG_PAD]
