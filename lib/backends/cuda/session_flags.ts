@@ -147,6 +147,22 @@ export const CUDA_FLAGS = {
    * (session 9). @default false
    */
   persistentDecode: { env: "LLMRT_PERSISTENT_DECODE", default: false },
+  /**
+   * bf16 linears of decode steps of 9 to 64 sequences (the lm_head included; gate/up with the SiLU·mul epilogue, no
+   * silu_mul launch) run on batch_gemm_* (kernels/batch_gemm.cu: 128 weight rows a block through a 4-stage cp.async
+   * ring, Hopper warpgroup MMAs, split-K across a thread-block cluster reduced through distributed shared memory)
+   * instead of cuBLASLt. The split count depends on the weight's shape only, so those steps are batch-invariant among
+   * themselves (a sequence's logits the same bits in any step of 9..64). Needs sm_90 (clusters; ignored below).
+   * H200 session 10: slower than cuBLASLt at 64 rows (llama-3.2-1b 64 × (128,128) 42.4k → 38.6k output tok/s with
+   * batchGemmPdl; only the lm_head is faster). @default false
+   */
+  batchGemm: { env: "LLMRT_BATCH_GEMM", default: false },
+  /**
+   * With `batchGemm` and `pdl`: its launches take programmatic dependent launch whatever kernel precedes them (the
+   * first ring stages' weight loads are issued before griddepcontrol.wait; x only after it), so a GEMM's pipeline
+   * fills while the norm / attention / SiLU before it drains. Same bits. @default false
+   */
+  batchGemmPdl: { env: "LLMRT_BATCH_GEMM_PDL", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
