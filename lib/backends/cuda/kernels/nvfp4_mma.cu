@@ -1,0 +1,269 @@
+// NVFP4 (W4A4: e2m1 weights and activations, e4m3 block scales per 16, global scales) linears of bfloat16
+// engines on the integer tensor cores — the decode GEMV and its activation quantizer, and the prefill dequantizer of
+// the same device layout (CudaFlags.nvfp4Mma; the public layout kernels are lowbit.cu's lowbit_*_nvfp4*).
+//
+// Doubled e2m1 values (2·e2m1 ∈ {0, ±1, ±2, ±3, ±4, ±6, ±8, ±12}) are int8, so a block's Σ x·w is an exact int32 sum
+// of an s8 · s8 mma (m16n8k16: one NVFP4 block along k) that is 4 × the CPU's block dot product exactly.
+// Weights are never converted to floats: a byte permute (prmt) looks up four codes at once in an 8-byte table
+// {0, 1, 2, 3, 4, 6, 8, 12}; a selector nibble with its high (sign) bit set returns the sign of a table byte, 0, so
+// prmt(codes) is the positive weights (negatives 0) and prmt(codes ^ 0x8888) the magnitudes of the negative ones,
+// multiplied with −x by a second mma into the same int32 accumulators. Those start from the bits of 1.5 · 2^23, so a
+// block's sum reads as a float with one subtraction; it is scaled by e4m3(w scale) · e4m3(x scale) (exact products)
+// and added in fp32 — the CPU's Σ_b sx·sw·dot (lib/backends/cpu/lowbit_linear.ts) up to the fp32 sum's rounding.
+//
+// Device layout of the weights (lib/backends/cuda/nvfp4_tiles.ts; the engine keeps the public one): tiles of 16 rows ×
+// 64 columns (512 bytes, row tiles in order, each row tile's k tiles in order); lane l = 4g + t of a warp holds 16
+// bytes = 4 words, word b (block b of the tile): nibbles 0..3 row g, columns 16b + 4t + 0..3, nibbles 4..7 row g + 8,
+// the same columns (the mma's A fragment: a0 = rows g, a1 = row g + 8). Block scales: 64 bytes a tile, at 8g the
+// e4m3 scales of row g for blocks 0..3 then those of row g + 8.
+// Activations (nvfp4_act_mma_bf16, the quantization of lowbit_act_nvfp4_bf16): for m rows, int8 doubled codes
+// xp [m, k] in the B fragment's order (row r, k tile q: 64 bytes, lane slice t: 16 bytes = blocks 0..3 of the tile,
+// columns 4t..4t+3 each), their negations xn [m, k] after them, and the block scales sx f32 [m, k / 16].
+//
+// extern "C" __global__ void nvfp4_act_mma_bf16(const bf16_t* x, u8* xq, float* sx, int rows, int k, float a)
+//   grid (rows, 1, 1)   block (256, 1, 1); k % 64 == 0
+// extern "C" __global__ void nvfp4_gemv_mma_bf16_m{1,8}(const u8* xq, const u8* W, const u8* S, const float* sx,
+//     const bf16_t* bias, bf16_t* y, int m, int n, int k, int unused, float alpha)
+//   y[r, j] = alpha / 4 · Σ_b e4m3(S[j, b]) · sx[r, b] · Σ_{i∈b} xp·w + bias[j]   (alpha = a · g); m <= 8 (_m1: m = 1)
+//   grid (n / 16, 1, 1)   block (256, 1, 1): one 16-row tile a block, its 8 warps take k tiles w, w + 8, … and
+//   add up in shared memory; n % 16 == 0, k % 64 == 0.
+// extern "C" __global__ void nvfp4_dequant_mma_bf16(const u8* W, const u8* S, bf16_t* out, int n, int k, int unused)
+//   out [n, k] bf16 = e2m1 · e4m3 (exact) from the tiled layout.   grid (ceil(n · k / 8 / 256), 1, 1)   block (256, 1, 1)
+#include "common.cuh"
+
+typedef unsigned char u8;
+
+#ifndef NV_U
+#define NV_U 4  // k tiles (16-byte weight loads) a lane keeps in flight (tuning knob)
+#endif
+
+/** The value of an e4m3 byte (NaN bytes are never produced by the quantizers here). */
+__device__ __forceinline__ float nvE4m3(u32 b) {
+  const u32 e = (b >> 3) & 15u, m = b & 7u;
+  const float v = e ? __uint_as_float(((e + 120u) << 23) | (m << 20)) : (float)m * 0.001953125f;
+  return (b & 0x80u) ? -v : v;
+}
+
+/** The e4m3 byte of a float (round to nearest even, saturating to ±448). */
+__device__ __forceinline__ u32 nvE4m3Byte(float v) {
+  unsigned short h;
+  asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(h) : "f"(0.f), "f"(v));
+  return h & 0xffu;
+}
+
+/** Twice the e2m1 value nearest to v (RNE, saturating to ±6; NaN → +6), as lib/util/e2m1.ts, as an int. */
+__device__ __forceinline__ int nvE2m1x2(float v) {
+  if (v != v) return 12;
+  const float a = fabsf(v);
+  const int r = a <= 0.25f ? 0 : a < 0.75f ? 1 : a <= 1.25f ? 2 : a < 1.75f ? 3 : a <= 2.5f ? 4 : a < 3.5f ? 6 : a <= 5.f ? 8 : 12;
+  return (__float_as_uint(v) >> 31) ? -r : r;
+}
+
+/** The value of e2m1 code c (0..15). */
+__device__ __forceinline__ float nvE2m1(u32 c) {
+  const u32 e = (c >> 1) & 3u, m = c & 1u;
+  const float v = e ? __uint_as_float(((126u + e) << 23) | (m << 22)) : 0.5f * (float)m;
+  return (c & 8u) ? -v : v;
+}
+
+__device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 s) {
+  u32 d;
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(s));
+  return d;
+}
+
+__device__ __forceinline__ void mmaS8(int (&c)[4], u32 a0, u32 a1, u32 b) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};"
+               : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+               : "r"(a0), "r"(a1), "r"(b));
+}
+
+/** Two e4m3 bytes (low, high) → floats. */
+__device__ __forceinline__ float2 e4m3Pair(u32 v) {
+  u32 h;
+  asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(h) : "h"((unsigned short)v));
+  float lo, hi;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(lo) : "h"((unsigned short)(h & 0xffffu)));
+  asm("cvt.f32.f16 %0, %1;" : "=f"(hi) : "h"((unsigned short)(h >> 16)));
+  return make_float2(lo, hi);
+}
+
+#define NV_MAGIC 0x4B400000  // 1.5 · 2^23: an int32 sum s added to these bits reads as the float 1.5 · 2^23 + s
+
+// ---- activation quantization -----------------------------------------------------------------------
+
+#if LLMRT_KERNEL(nvfp4_act_mma_bf16)
+extern "C" __global__ void __launch_bounds__(256) nvfp4_act_mma_bf16(const bf16_t* x, u8* xq, float* sx, int rows, int k, float a) {
+  pdlWait();  // x is the previous kernel's (a PDL launch in fused decode steps)
+  pdlLaunchDependents();
+  const int r = blockIdx.x;
+  if (r >= rows) return;
+  const bf16_t* xr = x + (long long)r * k;
+  u8* xp = xq + (long long)r * k;
+  u8* xn = xq + (long long)rows * k + (long long)r * k;
+  const float six = __fmul_rn(6.f, a);
+  for (int i = threadIdx.x * 16; i < k; i += blockDim.x * 16) {
+    float f[16];
+    load16(xr + i, *reinterpret_cast<float(*)[8]>(&f[0]));
+    load16(xr + i + 8, *reinterpret_cast<float(*)[8]>(&f[8]));
+    float amax = 0.f;
+#pragma unroll
+    for (int e = 0; e < 16; e++) amax = fmaxf(amax, fabsf(f[e]));
+    const float sb = amax > 0.f ? nvE4m3(nvE4m3Byte(__fdiv_rn(amax, six))) : 1.f;
+    const float div = __fmul_rn(sb, a);
+    const int blk = i / 16, q = blk / 4, b = blk % 4;
+#pragma unroll
+    for (int t = 0; t < 4; t++) {
+      u32 p = 0, n = 0;
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const int c = div > 0.f ? nvE2m1x2(__fdiv_rn(f[4 * t + e], div)) : 0;
+        p |= ((u32)c & 0xffu) << (8 * e);
+        n |= ((u32)(-c) & 0xffu) << (8 * e);
+      }
+      const long long o = (long long)q * 64 + t * 16 + b * 4;
+      *reinterpret_cast<u32*>(xp + o) = p;
+      *reinterpret_cast<u32*>(xn + o) = n;
+    }
+    sx[(long long)r * (k / 16) + blk] = sb;
+  }
+}
+#endif
+
+// ---- decode GEMV -----------------------------------------------------------------------------------
+
+template <int M>
+__device__ __forceinline__ void nvfp4MmaGemv(const u8* __restrict__ xq, const u8* __restrict__ W, const u8* __restrict__ S,
+    const float* __restrict__ sx, const bf16_t* __restrict__ bias, bf16_t* __restrict__ y, int m, int n, int k, float alpha) {
+  constexpr int NA = M == 1 ? 2 : 4;  // accumulators a lane keeps: (row g, col 2t), (row g + 8, col 2t) [, col 2t + 1]
+  __shared__ float red[8][16][M == 1 ? 1 : 8];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int rt = blockIdx.x, KT = k / 64;
+  const uint4* wt = reinterpret_cast<const uint4*>(W + (long long)rt * KT * 512) + lane;  // k tile q: wt[32 q]
+  const uint2* st = reinterpret_cast<const uint2*>(S + (long long)rt * KT * 64) + g;     // k tile q: st[8 q]
+  const u32 T0 = 0x03020100u, T1 = 0x0C080604u;                                        // 2 · e2m1 magnitudes
+  float acc[NA];
+#pragma unroll
+  for (int i = 0; i < NA; i++) acc[i] = 0.f;
+  uint4 nw[NV_U];
+  uint2 ns[NV_U];
+#pragma unroll
+  for (int u = 0; u < NV_U; u++) {
+    const int q = warp + 8 * u;
+    if (q < KT) {
+      nw[u] = __ldg(wt + 32 * q);
+      ns[u] = __ldg(st + 8 * q);
+    }
+  }
+  pdlWait();
+  pdlLaunchDependents();
+  const bool hasX = g < m;
+  const uint4* xpr = reinterpret_cast<const uint4*>(xq + (long long)g * k) + t;             // k tile q: xpr[4 q]
+  const uint4* xnr = reinterpret_cast<const uint4*>(xq + (long long)m * k + (long long)g * k) + t;
+  const int c0 = 2 * t, c1 = 2 * t + 1;
+  const float4* sx0 = reinterpret_cast<const float4*>(sx + (long long)c0 * (k / 16));
+  const float4* sx1 = reinterpret_cast<const float4*>(sx + (long long)c1 * (k / 16));
+  for (int q0 = warp; q0 < KT; q0 += 8 * NV_U) {
+    uint4 wv[NV_U];
+    uint2 sv[NV_U];
+#pragma unroll
+    for (int u = 0; u < NV_U; u++) {
+      wv[u] = nw[u];
+      sv[u] = ns[u];
+    }
+#pragma unroll
+    for (int u = 0; u < NV_U; u++) {
+      const int q = q0 + 8 * (NV_U + u);
+      if (q < KT) {
+        nw[u] = __ldg(wt + 32 * q);
+        ns[u] = __ldg(st + 8 * q);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < NV_U; u++) {
+      const int q = q0 + 8 * u;
+      if (q >= KT) break;
+      const uint4 xp = hasX ? __ldg(xpr + 4 * q) : make_uint4(0, 0, 0, 0);
+      const uint4 xn = hasX ? __ldg(xnr + 4 * q) : make_uint4(0, 0, 0, 0);
+      const float4 s0 = c0 < m ? __ldg(sx0 + q) : make_float4(0.f, 0.f, 0.f, 0.f);
+      float4 s1 = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (M > 1 && c1 < m) s1 = __ldg(sx1 + q);
+      const float2 wa = e4m3Pair(sv[u].x & 0xffffu), wb = e4m3Pair(sv[u].x >> 16);  // row g, blocks 0..3
+      const float2 wc = e4m3Pair(sv[u].y & 0xffffu), wd = e4m3Pair(sv[u].y >> 16);  // row g + 8
+      const float swg[4] = {wa.x, wa.y, wb.x, wb.y}, swh[4] = {wc.x, wc.y, wd.x, wd.y};
+      const float sxa[4] = {s0.x, s0.y, s0.z, s0.w}, sxb[4] = {s1.x, s1.y, s1.z, s1.w};
+      const u32 ww[4] = {wv[u].x, wv[u].y, wv[u].z, wv[u].w};
+      const u32 xpw[4] = {xp.x, xp.y, xp.z, xp.w}, xnw[4] = {xn.x, xn.y, xn.z, xn.w};
+#pragma unroll
+      for (int b = 0; b < 4; b++) {
+        const u32 w = ww[b], xw = w ^ 0x88888888u;
+        int c[4] = {NV_MAGIC, NV_MAGIC, NV_MAGIC, NV_MAGIC};
+        mmaS8(c, prmt(T0, T1, w), prmt(T0, T1, w >> 16), xpw[b]);
+        mmaS8(c, prmt(T0, T1, xw), prmt(T0, T1, xw >> 16), xnw[b]);
+        acc[0] = fmaf(__int_as_float(c[0]) - 12582912.f, swg[b] * sxa[b], acc[0]);
+        acc[1] = fmaf(__int_as_float(c[2]) - 12582912.f, swh[b] * sxa[b], acc[1]);
+        if constexpr (M > 1) {
+          acc[2] = fmaf(__int_as_float(c[1]) - 12582912.f, swg[b] * sxb[b], acc[2]);
+          acc[3] = fmaf(__int_as_float(c[3]) - 12582912.f, swh[b] * sxb[b], acc[3]);
+        }
+      }
+    }
+  }
+  if constexpr (M == 1) {
+    if (t == 0) {
+      red[warp][g][0] = acc[0];
+      red[warp][g + 8][0] = acc[1];
+    }
+  } else {
+    red[warp][g][c0] = acc[0];
+    red[warp][g + 8][c0] = acc[1];
+    red[warp][g][c1] = acc[2];
+    red[warp][g + 8][c1] = acc[3];
+  }
+  __syncthreads();
+  const int row = threadIdx.x & 15, col = threadIdx.x >> 4;
+  if (col < m && col < M) {
+    float v = 0.f;
+#pragma unroll
+    for (int w = 0; w < 8; w++) v += red[w][row][M == 1 ? 0 : col];
+    const int j = rt * 16 + row;
+    float o = v * (0.25f * alpha);
+    if (bias) o += toF(bias[j]);
+    y[(long long)col * n + j] = fromF<bf16_t>(o);
+  }
+}
+
+#define NVFP4_MMA_GEMV(NAME, M)                                                                                                  \
+  extern "C" __global__ void __launch_bounds__(256) NAME(const u8* xq, const u8* W, const u8* S, const float* sx,                 \
+      const bf16_t* bias, bf16_t* y, int m, int n, int k, int unused, float alpha) {                                             \
+    nvfp4MmaGemv<M>(xq, W, S, sx, bias, y, m, n, k, alpha);                                                                      \
+  }
+
+#if LLMRT_KERNEL(nvfp4_gemv_mma_bf16_m1)
+NVFP4_MMA_GEMV(nvfp4_gemv_mma_bf16_m1, 1)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_mma_bf16_m8)
+NVFP4_MMA_GEMV(nvfp4_gemv_mma_bf16_m8, 8)
+#endif
+
+// ---- weight dequantization (prefill) ---------------------------------------------------------------
+
+#if LLMRT_KERNEL(nvfp4_dequant_mma_bf16)
+extern "C" __global__ void __launch_bounds__(256) nvfp4_dequant_mma_bf16(const u8* W, const u8* S, bf16_t* out, int n, int k, int unused) {
+  const long long wi = (long long)blockIdx.x * blockDim.x + threadIdx.x;  // one word: 4 values of 2 rows
+  if (wi >= (long long)n * k / 8) return;
+  const long long tile = wi / 128;
+  const int lane = (int)(wi % 128) / 4, b = (int)(wi % 4), g = lane >> 2, t = lane & 3, KT = k / 64;
+  const long long rt = tile / KT, q = tile % KT;
+  const u32 w = reinterpret_cast<const u32*>(W)[wi];
+  const float sg = nvE4m3(S[tile * 64 + g * 8 + b]), sh = nvE4m3(S[tile * 64 + g * 8 + 4 + b]);
+  const long long col = q * 64 + 16 * b + 4 * t;
+  bf16_t* og = out + (rt * 16 + g) * k + col;
+  bf16_t* oh = out + (rt * 16 + g + 8) * k + col;
+#pragma unroll
+  for (int e = 0; e < 4; e++) {
+    og[e] = fromF<bf16_t>(nvE2m1((w >> (4 * e)) & 15u) * sg);
+    oh[e] = fromF<bf16_t>(nvE2m1((w >> (16 + 4 * e)) & 15u) * sh);
+  }
+}
+#endif
