@@ -48,7 +48,7 @@ import { assert } from "./harness.ts";
 import { fp8GemmStandIn, fp8KernelStandIn, quantizeRows } from "./cuda_fake_fp8.ts";
 import { fp8ScratchLayout } from "../lib/backends/cuda/fp8_launch.ts";
 import { lowbitScratchLayout } from "../lib/backends/cuda/lowbit_launch.ts";
-import { lowbitKernelStandIn } from "./cuda_fake_lowbit.ts";
+import { lowbitKernelStandIn, nvfp4MmaKernelStandIn } from "./cuda_fake_lowbit.ts";
 
 // ---- a fake device: regions at distinct addresses ----------------------------------------------
 
@@ -1439,7 +1439,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         maskStandIn(mem, l);
         break;
       default:
-        if (fp8KernelStandIn(mem, l, stepTokens) || lowbitKernelStandIn(mem, l, stepTokens)) break;
+        if (fp8KernelStandIn(mem, l, stepTokens) || lowbitKernelStandIn(mem, l, stepTokens) || nvfp4MmaKernelStandIn(mem, l, stepTokens)) break;
         throw new Error(`no stand-in for kernel ${l.kernel}`);
     }
   }

@@ -44,7 +44,8 @@ for (const [N, K] of [[96, 1024], [32, 4160]] as const) {
       }
       for (let b = 0; b < nb; b++) sx[r * nb + b] = E4M3_DECODE[sb[b]];
     }
-    const word = (arr: Int8Array, off: number) => ((arr[off] & 255) | ((arr[off + 1] & 255) << 8) | ((arr[off + 2] & 255) << 16) | ((arr[off + 3] & 255) << 24)) >>> 0;
+    const word = (arr: Int8Array, off: number) =>
+      ((arr[off] & 255) | ((arr[off + 1] & 255) << 8) | ((arr[off + 2] & 255) << 16) | ((arr[off + 3] & 255) << 24)) >>> 0;
     const neg = Int8Array.from(xp, (v) => -v);
     const y = new Float32Array(m * N);
     const T0 = 0x03020100, T1 = 0x0c080604;

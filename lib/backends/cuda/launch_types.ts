@@ -145,6 +145,8 @@ export interface LaunchEnv {
    * of an RMSNorm prologue in each of its blocks. Needs quantNormScratch.
    */
   readonly quantTailNorm?: boolean;
+  /** NVFP4 linears that fit the tiles on kernels/nvfp4_mma.cu (CudaFlags.nvfp4Mma; their weights uploaded tiled). */
+  readonly nvfp4Mma?: boolean;
   /** f32 [GEMV_MAX_ROWS, hiddenSize / 16]: quant_gemv_fused_addnorm's tile sums of squares, read by quant_gemv_fused_rs. */
   readonly quantNormScratch?: bigint;
   /**

@@ -9,13 +9,17 @@
  *   W4A8's q·s rounded to bf16) and cuBLASLt multiplies, with alpha = the static scales (W4A8 a, NVFP4 a·g)
  *   and its bias epilogue; SmoothQuant's unscaled integer sums then get fp8_gemv.cu's fp8_scale_* (per-token
  *   and per-channel scales, bias) in place.
- * The H200 has no FP4 tensor cores: NVFP4 is a storage format here.
+ * The H200 has no FP4 tensor cores: NVFP4 is a storage format here. With `LaunchEnv.nvfp4Mma` (CudaFlags.nvfp4Mma)
+ * NVFP4 linears whose shape fits the tiles (nvfp4_tiles.ts; the session uploads their weights tiled) take
+ * kernels/nvfp4_mma.cu instead: nvfp4_act_mma (int8 doubled codes and f32 block scales) + nvfp4_gemv_mma (the int8
+ * tensor cores) at decode, nvfp4_dequant_mma of the tiled layout before cuBLASLt.
  */
 import type { LinearStep } from "./step_ctx.ts";
 import type { EnginePlan } from "../../ir/plan.ts";
 import type { Op } from "../../ir/network.ts";
 import { InternalError } from "../../util/errors.ts";
 import { GEMV_MAX_ROWS, type Launch } from "./launch_types.ts";
+import { nvfp4TilesFit } from "./nvfp4_tiles.ts";
 
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
 const align256 = (n: number): number => Math.ceil(n / 256) * 256;
@@ -26,7 +30,8 @@ export const isLowbitLinear = (op: Op): boolean =>
 
 /**
  * The lowbit scratch of an engine, or null without such linears: bf16 quantized activation rows
- * [rows, maxK] at offset 0, then f32 per-token scales [rows] at `scalesOffset` (SmoothQuant).
+ * [rows, maxK] at offset 0 (nvfp4_act_mma: int8 codes and their negations, the same bytes), then from `scalesOffset`
+ * f32 per-token scales [rows] (SmoothQuant) or nvfp4_act_mma's block scales [rows, maxK / 16].
  */
 export function lowbitScratchLayout(plan: EnginePlan): { readonly bytes: number; readonly scalesOffset: number } | null {
   let maxK = 0;
@@ -34,7 +39,7 @@ export function lowbitScratchLayout(plan: EnginePlan): { readonly bytes: number;
   if (maxK === 0) return null;
   const rows = Math.max(plan.maxTokens, plan.maxSeqs);
   const scalesOffset = align256(rows * maxK * 2);
-  return { bytes: scalesOffset + align256(rows * 4), scalesOffset };
+  return { bytes: scalesOffset + align256(rows * Math.max(1, Math.ceil(maxK / 16)) * 4), scalesOffset };
 }
 
 /** Whether lowbit_gemv_* takes this linear: whole 16-byte weight chunks per lane (and whole int4 groups per chunk). */
@@ -66,10 +71,18 @@ export function planLowbitLinear(
     return v;
   };
   const group = fmt === "int4" ? f.groupSize : fmt === "nvfp4" ? 16 : K;
+  let alpha = 1;
   const gemvStep = !isLogits && rows <= GEMV_MAX_ROWS && lowbitGemvShapeOk(op) && (!env.batchInvariant || decodeStep);
+  const mma = fmt === "nvfp4" && !!env.nvfp4Mma && nvfp4TilesFit(N, K); // weights in the tiled layout (uploaded so)
+  if (mma && gemvStep) {
+    const a = staticScale("activation scale", f.activationScale);
+    alpha = Math.fround(a * staticScale("global scale", f.globalScale));
+    kernel("nvfp4_act_mma_bf16", [rows, 1, 1], [buf(op.x), xq, rowScale, rows, K, a]);
+    kernel(`nvfp4_gemv_mma_bf16_m${rows <= 1 ? 1 : 8}`, [N / 16, 1, 1], [xq, W, scales, rowScale, bias, buf(op.out), rows, N, K, 0, alpha]);
+    return;
+  }
   // 1. The activation rows, quantized as the CPU does (for the GEMV in its segment order, swz 1).
   const swz = gemvStep ? 1 : 0;
-  let alpha = 1;
   if (fmt === "int8") {
     kernel("lowbit_act_int8_bf16", [rows, 1, 1], [buf(op.x), f.preQuantScale ? env.weight(f.preQuantScale) : 0n, xq, rowScale, rows, K, swz]);
   } else if (fmt === "int4") {
@@ -88,7 +101,7 @@ export function planLowbitLinear(
   }
   // 2b. Weights dequantized into the bf16 scratch, then cuBLASLt.
   if (!env.quantScratch) throw new InternalError("launch plan: a quantized linear needs LaunchEnv.quantScratch");
-  kernel(`lowbit_dequant_${fmt}_bf16`, [cdiv((N * K) / 8, 256), 1, 1], [W, scales, env.quantScratch, N, K, group]);
+  kernel(mma ? "nvfp4_dequant_mma_bf16" : `lowbit_dequant_${fmt}_bf16`, [cdiv((N * K) / 8, 256), 1, 1], [W, scales, env.quantScratch, N, K, group]);
   const d = isLogits ? env.logits : buf(op.out);
   out.push({
     kind: "gemm",

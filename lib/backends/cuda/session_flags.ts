@@ -147,6 +147,12 @@ export const CUDA_FLAGS = {
    * (session 9). @default false
    */
   persistentDecode: { env: "LLMRT_PERSISTENT_DECODE", default: false },
+  /**
+   * NVFP4 linears (in-features a multiple of 64, out-features of 16) on the int8 tensor cores (kernels/nvfp4_mma.cu):
+   * weights re-tiled at upload (nvfp4_tiles.ts; the engine file keeps the public layout), the decode GEMV's block sums
+   * exact int32 mma sums of doubled e2m1 codes; prefill dequantizes the tiled layout. @default false
+   */
+  nvfp4Mma: { env: "LLMRT_NVFP4_MMA", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
