@@ -175,6 +175,25 @@ function tiledAt(codes: Uint8Array, scales: Uint8Array, k: number, j: number, i:
   return { code: (codes[o] >> ((e & 1) * 4)) & 15, scale: scales[tile * 64 + g * 8 + 4 * hi + b] };
 }
 
+/**
+ * nvfp4_act_mma's outputs for rows [rows, k] of (bf16-exact) values v: doubled e2m1 codes in the mma's B fragment
+ * order at xq, their negations after them, the e4m3 block scales as f32 at sx.
+ */
+export function nvfp4ActRows(mem: FakeMemory, v: Float32Array, rows: number, k: number, a: number, xq: bigint, sx: bigint): void {
+  assert.ok(k % 64 === 0, `nvfp4 act rows: k ${k}`);
+  const q = mem.bytes(xq, 2 * rows * k), s = mem.f32(sx, rows * (k / 16));
+  const codes = new Uint8Array(k), sb = new Uint8Array(k / 16);
+  for (let r = 0; r < rows; r++) {
+    nvfp4QuantizeBlocks(v, r * k, k, a, codes, 0, sb, 0);
+    for (let i = 0; i < k; i++) {
+      const blk = i >> 4, o = r * k + (blk >> 2) * 64 + ((i & 15) >> 2) * 16 + (blk & 3) * 4 + (i & 3), c = 2 * E2M1_DECODE[codes[i]];
+      q[o] = c & 255;
+      q[rows * k + o] = -c & 255;
+    }
+    for (let b = 0; b < k / 16; b++) s[r * (k / 16) + b] = E4M3_DECODE[sb[b]];
+  }
+}
+
 /** Stand-ins of kernels/nvfp4_mma.cu (CudaFlags.nvfp4Mma); false for any other kernel. */
 export function nvfp4MmaKernelStandIn(mem: FakeMemory, l: KernelLaunch, maxRows: number): boolean {
   const A = l.args as (bigint & number)[];
@@ -182,17 +201,7 @@ export function nvfp4MmaKernelStandIn(mem: FakeMemory, l: KernelLaunch, maxRows:
     const [x, xq, sx, rows, k, a] = A;
     assert.ok(rows >= 1 && rows <= maxRows && l.grid[0] === rows && l.block === 256 && k % 64 === 0, `${l.kernel}: rows ${rows}, k ${k}`);
     disjoint(l.kernel, "x and xq", x, rows * k * 2, xq, rows * k * 2);
-    const xv = ld(mem, x, rows * k), q = mem.bytes(xq, 2 * rows * k), s = mem.f32(sx, rows * (k / 16));
-    const codes = new Uint8Array(k), sb = new Uint8Array(k / 16);
-    for (let r = 0; r < rows; r++) {
-      nvfp4QuantizeBlocks(xv, r * k, k, a, codes, 0, sb, 0);
-      for (let i = 0; i < k; i++) {
-        const blk = i >> 4, o = r * k + (blk >> 2) * 64 + ((i & 15) >> 2) * 16 + (blk & 3) * 4 + (i & 3), v = 2 * E2M1_DECODE[codes[i]];
-        q[o] = v & 255;
-        q[rows * k + o] = -v & 255;
-      }
-      for (let b = 0; b < k / 16; b++) s[r * (k / 16) + b] = E4M3_DECODE[sb[b]];
-    }
+    nvfp4ActRows(mem, ld(mem, x, rows * k), rows, k, a, xq, sx);
     return true;
   }
   if (l.kernel === "nvfp4_dequant_mma_bf16") {

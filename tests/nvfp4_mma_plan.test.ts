@@ -15,6 +15,7 @@ import { lowbitEngineRecord } from "../lib/quantization/lowbit_engine.ts";
 import { quantizeNvfp4 } from "../lib/quantization/nvfp4.ts";
 import { bf16ToF32, f32ToBf16 } from "../lib/util/dtype.ts";
 import { FakeMemory, runLaunches } from "./cuda_fake_device.ts";
+import { quantEngines, quantTestLlama, relL2, runFusedSchedule, sameAsUnfused } from "./cuda_fake_plans.ts";
 import { assert, test } from "./harness.ts";
 import { rng } from "./quant_lowbit_shared.ts";
 
@@ -103,4 +104,24 @@ test("CUDA plan of one NVFP4 linear with nvfp4Mma on the fake device: GEMV (1..8
       }
     }
   }
+});
+
+test("NVFP4 engine on the fake device with nvfp4Mma (fused decode) = the lowbit.cu path (unfused, no nvfp4Mma), bit for bit; producers write the codes", () => {
+  const raw = quantTestLlama(96);
+  const calibration = [Array.from({ length: 48 }, (_, i) => (i * 29 + 5) % 96)];
+  const { bf16, f32 } = quantEngines(raw, 41, { quantAlgo: "NVFP4", excludeModules: [] }, 0.1, { calibration });
+  const { kernels, prefillKernels } = runFusedSchedule(bf16, f32, {
+    unfused: sameAsUnfused,
+    cpu: ({ what, got, want }) => assert.ok(relL2(got.logits, want.logits) < 0.35, `${what}: logits far from the CPU session's`),
+    label: (l) => l.kernel,
+    next: (s, r) => s.want.sampledIds[r],
+    fusedOptions: { nvfp4Mma: true },
+  });
+  for (const k of ["nvfp4_gemv_mma_bf16_m1", "nvfp4_gemv_mma_bf16_m8", "nvfp4_rmsnorm_act_bf16", "nvfp4_silu_mul_act_bf16", "nvfp4_act_mma_bf16"]) {
+    assert.ok(kernels.has(k), `${k} in the fused decode steps: ${[...kernels].join(" ")}`);
+  }
+  assert.ok(![...kernels].some((k) => k.startsWith("lowbit_gemv_nvfp4")), "no lowbit.cu GEMV with nvfp4Mma");
+  assert.ok(prefillKernels.has("nvfp4_dequant_mma_bf16"), [...prefillKernels].join(" "));
+  bf16.dispose();
+  f32.dispose();
 });

@@ -18,7 +18,8 @@ import type { LinearStep } from "./step_ctx.ts";
 import type { EnginePlan } from "../../ir/plan.ts";
 import type { Op } from "../../ir/network.ts";
 import { InternalError } from "../../util/errors.ts";
-import { GEMV_MAX_ROWS, type Launch } from "./launch_types.ts";
+import { GEMV_MAX_ROWS, type Launch, type LaunchEnv } from "./launch_types.ts";
+import { opReads } from "./op_reads.ts";
 import { nvfp4TilesFit } from "./nvfp4_tiles.ts";
 
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
@@ -50,10 +51,67 @@ export function lowbitGemvShapeOk(op: Extract<Op, { type: "linear" }>): boolean 
   return K % 32 === 0;
 }
 
-/** Launches of one lowbit linear (`rows` activation rows; `decodeStep`: every sequence brings one token). */
+/** Whether a lowbit linear of `rows` rows runs the decode GEMV (else: dequantize + cuBLASLt). */
+function lowbitGemvStep(op: Extract<Op, { type: "linear" }>, rows: number, env: LaunchEnv, decodeStep: boolean, isLogits: boolean): boolean {
+  return !isLogits && rows <= GEMV_MAX_ROWS && lowbitGemvShapeOk(op) && (!env.batchInvariant || decodeStep);
+}
+
+/** Whether an NVFP4 linear runs kernels/nvfp4_mma.cu (its weights uploaded tiled: CudaFlags.nvfp4Mma). */
+export const nvfp4MmaLinear = (op: Op, env: LaunchEnv): op is Extract<Op, { type: "linear" }> =>
+  op.type === "linear" && op.weightFormat?.format === "nvfp4" && !!env.nvfp4Mma && nvfp4TilesFit(op.outFeatures, op.inFeatures);
+
+/**
+ * With `LaunchEnv.nvfp4Mma`: the rmsnorm / add_rmsnorm / silu_mul ops (index → the NVFP4 linear right after it) whose
+ * output only that linear reads, when the linear runs nvfp4_gemv_mma and no decode fusion touches either: the producer
+ * (nvfp4_rmsnorm_act_bf16 / nvfp4_silu_mul_act_bf16) writes the linear's int8 codes and block scales into the lowbit
+ * scratch, the bits nvfp4_act_mma_bf16 writes from its bf16 output, and the linear skips that launch; the bf16
+ * output is not written at all.
+ */
+export function nvfp4ActProducers(
+  plan: EnginePlan,
+  env: LaunchEnv,
+  rowsOf: (name: string) => number,
+  decodeStep: boolean,
+  touched: (op: number) => boolean,
+): Map<number, number> {
+  const out = new Map<number, number>();
+  if (!env.nvfp4Mma || env.lora || env.elem !== "bf16") return out;
+  const readers = new Map<string, number>();
+  for (const op of plan.ops) {
+    const r = opReads(op);
+    if (!r) return out;
+    for (const n of r) readers.set(n, (readers.get(n) ?? 0) + 1);
+  }
+  plan.ops.forEach((op, j) => {
+    if (op.type !== "rmsnorm" && op.type !== "add_rmsnorm" && op.type !== "silu_mul") return;
+    const lin = plan.ops[j + 1];
+    if (!lin || !nvfp4MmaLinear(lin, env) || lin.lora || lin.x !== op.out || readers.get(op.out) !== 1) return;
+    const rows = rowsOf(lin.x);
+    if (!(rows > 0) || !lowbitGemvStep(lin, rows, env, decodeStep, lin.out === plan.attributes.logits)) return;
+    if (touched(j) || touched(j + 1)) return;
+    out.set(j, j + 1);
+  });
+  return out;
+}
+
+/** The lowbit scratch's int8 codes and block scales, and the static activation scale, of NVFP4 linear `op` (nvfp4ActProducers). */
+export function nvfp4ActArgs(op: Extract<Op, { type: "linear" }>, env: LaunchEnv): [bigint, bigint, number] {
+  const layout = lowbitScratchLayout(env.plan);
+  const a = op.weightFormat?.activationScale;
+  if (!env.lowbitScratch || !layout || !(a !== undefined && a > 0)) {
+    throw new InternalError(`launch plan: NVFP4 linear '${op.weight}' has no lowbit scratch / activation scale`);
+  }
+  return [env.lowbitScratch, env.lowbitScratch + BigInt(layout.scalesOffset), a];
+}
+
+/**
+ * Launches of one lowbit linear (`rows` activation rows; `decodeStep`: every sequence brings one token). `preQuantized`:
+ * the producer wrote the activation codes already (nvfp4ActProducers).
+ */
 export function planLowbitLinear(
   l: LinearStep,
   out: Launch[],
+  preQuantized = false,
 ): void {
   const { op, i, rows, isLogits, env, decodeStep, buf } = l;
   const f = op.weightFormat!;
@@ -72,12 +130,13 @@ export function planLowbitLinear(
   };
   const group = fmt === "int4" ? f.groupSize : fmt === "nvfp4" ? 16 : K;
   let alpha = 1;
-  const gemvStep = !isLogits && rows <= GEMV_MAX_ROWS && lowbitGemvShapeOk(op) && (!env.batchInvariant || decodeStep);
-  const mma = fmt === "nvfp4" && !!env.nvfp4Mma && nvfp4TilesFit(N, K); // weights in the tiled layout (uploaded so)
+  const gemvStep = lowbitGemvStep(op, rows, env, decodeStep, isLogits);
+  const mma = nvfp4MmaLinear(op, env); // weights in the tiled layout (uploaded so)
+  if (preQuantized && !(mma && gemvStep)) throw new InternalError(`launch plan: '${op.weight}' has pre-quantized rows but no nvfp4_gemv_mma step`);
   if (mma && gemvStep) {
     const a = staticScale("activation scale", f.activationScale);
     alpha = Math.fround(a * staticScale("global scale", f.globalScale));
-    kernel("nvfp4_act_mma_bf16", [rows, 1, 1], [buf(op.x), xq, rowScale, rows, K, a]);
+    if (!preQuantized) kernel("nvfp4_act_mma_bf16", [rows, 1, 1], [buf(op.x), xq, rowScale, rows, K, a]);
     kernel(`nvfp4_gemv_mma_bf16_m${rows <= 1 ? 1 : 8}`, [N / 16, 1, 1], [xq, W, scales, rowScale, bias, buf(op.out), rows, N, K, 0, alpha]);
     return;
   }

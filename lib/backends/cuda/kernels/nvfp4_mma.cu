@@ -92,6 +92,34 @@ __device__ __forceinline__ float2 e4m3Pair(u32 v) {
 
 // ---- activation quantization -----------------------------------------------------------------------
 
+/**
+ * One block of 16 activations (values i..i+15 of a row, i % 16 == 0) quantized as lib/util/e2m1.ts does under the
+ * global scale a (six = f32(6a)): its doubled codes into xp / xn (the row's, in the B fragment order) and its e4m3
+ * scale into sxr[i / 16].
+ */
+__device__ __forceinline__ void nvActBlock(const float (&f)[16], int i, float a, float six, u8* xp, u8* xn, float* sxr) {
+  float amax = 0.f;
+#pragma unroll
+  for (int e = 0; e < 16; e++) amax = fmaxf(amax, fabsf(f[e]));
+  const float sb = amax > 0.f ? nvE4m3(nvE4m3Byte(__fdiv_rn(amax, six))) : 1.f;
+  const float div = __fmul_rn(sb, a);
+  const int blk = i / 16, q = blk / 4, b = blk % 4;
+#pragma unroll
+  for (int t = 0; t < 4; t++) {
+    u32 p = 0, n = 0;
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      const int c = div > 0.f ? nvE2m1x2(__fdiv_rn(f[4 * t + e], div)) : 0;
+      p |= ((u32)c & 0xffu) << (8 * e);
+      n |= ((u32)(-c) & 0xffu) << (8 * e);
+    }
+    const long long o = (long long)q * 64 + t * 16 + b * 4;
+    *reinterpret_cast<u32*>(xp + o) = p;
+    *reinterpret_cast<u32*>(xn + o) = n;
+  }
+  sxr[blk] = sb;
+}
+
 #if LLMRT_KERNEL(nvfp4_act_mma_bf16)
 extern "C" __global__ void __launch_bounds__(256) nvfp4_act_mma_bf16(const bf16_t* x, u8* xq, float* sx, int rows, int k, float a) {
   pdlWait();  // x is the previous kernel's (a PDL launch in fused decode steps)
@@ -106,26 +134,94 @@ extern "C" __global__ void __launch_bounds__(256) nvfp4_act_mma_bf16(const bf16_
     float f[16];
     load16(xr + i, *reinterpret_cast<float(*)[8]>(&f[0]));
     load16(xr + i + 8, *reinterpret_cast<float(*)[8]>(&f[8]));
-    float amax = 0.f;
+    nvActBlock(f, i, a, six, xp, xn, sx + (long long)r * (k / 16));
+  }
+}
+#endif
+
+// The act quantization folded into the op producing the linear's input (CudaFlags.nvfp4Mma; lowbit_launch.ts
+// nvfp4ActProducers): the bf16-rounded values rmsnorm_bf16 / add_rmsnorm_bf16 / silu_mul_bf16 would store (same sums
+// in the same order), quantized as nvfp4_act_mma_bf16 quantizes them; the bf16 output itself is not written.
+// extern "C" __global__ void nvfp4_rmsnorm_act_bf16(const bf16_t* x, bf16_t* residual, const bf16_t* weight, u8* xq,
+//     float* sx, int rows, int hidden, float eps, float a, int add)
+//   add 1: residual += x (stored rounded), the norm of the residual.   grid (rows, 1, 1)   block (256, 1, 1); hidden % 64 == 0
+// extern "C" __global__ void nvfp4_silu_mul_act_bf16(const bf16_t* gateUp, u8* xq, float* sx, int numTokens, int inter, float a)
+//   grid (numTokens, 1, 1)   block (256, 1, 1); inter % 64 == 0
+
+/** 16 floats rounded to bf16 and back (the values a bf16 store keeps). */
+__device__ __forceinline__ void nvRound16(float (&v)[16]) {
 #pragma unroll
-    for (int e = 0; e < 16; e++) amax = fmaxf(amax, fabsf(f[e]));
-    const float sb = amax > 0.f ? nvE4m3(nvE4m3Byte(__fdiv_rn(amax, six))) : 1.f;
-    const float div = __fmul_rn(sb, a);
-    const int blk = i / 16, q = blk / 4, b = blk % 4;
+  for (int e = 0; e < 16; e++) v[e] = toF(fromF<bf16_t>(v[e]));
+}
+
+#if LLMRT_KERNEL(nvfp4_rmsnorm_act_bf16)
+extern "C" __global__ void __launch_bounds__(256) nvfp4_rmsnorm_act_bf16(const bf16_t* x, bf16_t* residual, const bf16_t* weight, u8* xq,
+    float* sx, int rows, int hidden, float eps, float a, int add) {
+  pdlWait();
+  pdlLaunchDependents();
+  __shared__ float sh[32];
+  const long long row = blockIdx.x;
+  if (row >= rows) return;
+  const bf16_t* xr = x + row * hidden;
+  bf16_t* rr = add ? residual + row * hidden : nullptr;
+  // Pass 1 as rmsnorm_bf16 / add_rmsnorm_bf16 (fp8_rmsnorm_quant_bf16's copy): sum of squares in the same order.
+  float ss = 0.f;
+  for (int i = threadIdx.x * 8; i < hidden; i += blockDim.x * 8) {
+    float v[8];
+    load16(xr + i, v);
+    if (add) {
+      float b[8];
+      load16(rr + i, b);
 #pragma unroll
-    for (int t = 0; t < 4; t++) {
-      u32 p = 0, n = 0;
-#pragma unroll
-      for (int e = 0; e < 4; e++) {
-        const int c = div > 0.f ? nvE2m1x2(__fdiv_rn(f[4 * t + e], div)) : 0;
-        p |= ((u32)c & 0xffu) << (8 * e);
-        n |= ((u32)(-c) & 0xffu) << (8 * e);
-      }
-      const long long o = (long long)q * 64 + t * 16 + b * 4;
-      *reinterpret_cast<u32*>(xp + o) = p;
-      *reinterpret_cast<u32*>(xn + o) = n;
+      for (int e = 0; e < 8; e++) v[e] = toF(fromF<bf16_t>(v[e] + b[e]));
+      store16(rr + i, v);
     }
-    sx[(long long)r * (k / 16) + blk] = sb;
+#pragma unroll
+    for (int e = 0; e < 8; e++) ss += v[e] * v[e];
+  }
+  ss = blockSum(ss, sh);  // its barriers also publish the residual rows written above
+  const float inv = rsqrtf(ss / (float)hidden + eps);
+  const bf16_t* src = add ? rr : xr;
+  u8* xp = xq + row * hidden;
+  u8* xn = xq + (long long)rows * hidden + row * hidden;
+  const float six = __fmul_rn(6.f, a);
+  for (int i = threadIdx.x * 16; i < hidden; i += blockDim.x * 16) {
+    float f[16], w[16];
+    load16(src + i, *reinterpret_cast<float(*)[8]>(&f[0]));
+    load16(src + i + 8, *reinterpret_cast<float(*)[8]>(&f[8]));
+    load16(weight + i, *reinterpret_cast<float(*)[8]>(&w[0]));
+    load16(weight + i + 8, *reinterpret_cast<float(*)[8]>(&w[8]));
+#pragma unroll
+    for (int e = 0; e < 16; e++) f[e] = f[e] * inv * w[e];
+    nvRound16(f);
+    nvActBlock(f, i, a, six, xp, xn, sx + row * (hidden / 16));
+  }
+}
+#endif
+
+#if LLMRT_KERNEL(nvfp4_silu_mul_act_bf16)
+__device__ __forceinline__ float nvSilu(float g) { return g / (1.f + expf(-g)); }  // silu_mul.cu's silu
+
+extern "C" __global__ void __launch_bounds__(256) nvfp4_silu_mul_act_bf16(const bf16_t* gateUp, u8* xq, float* sx, int numTokens, int inter, float a) {
+  pdlWait();
+  pdlLaunchDependents();
+  const long long t = blockIdx.x;
+  if (t >= numTokens) return;
+  const bf16_t* g = gateUp + t * 2 * inter;
+  const bf16_t* u = g + inter;
+  u8* xp = xq + t * inter;
+  u8* xn = xq + (long long)numTokens * inter + t * inter;
+  const float six = __fmul_rn(6.f, a);
+  for (int i = threadIdx.x * 16; i < inter; i += blockDim.x * 16) {
+    float f[16], b[16];
+    load16(g + i, *reinterpret_cast<float(*)[8]>(&f[0]));
+    load16(g + i + 8, *reinterpret_cast<float(*)[8]>(&f[8]));
+    load16(u + i, *reinterpret_cast<float(*)[8]>(&b[0]));
+    load16(u + i + 8, *reinterpret_cast<float(*)[8]>(&b[8]));
+#pragma unroll
+    for (int e = 0; e < 16; e++) f[e] = nvSilu(f[e]) * b[e];
+    nvRound16(f);
+    nvActBlock(f, i, a, six, xp, xn, sx + t * (inter / 16));
   }
 }
 #endif
