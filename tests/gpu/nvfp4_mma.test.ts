@@ -9,6 +9,7 @@
 import { loadKernelFile } from "../../lib/backends/cuda/compiler.ts";
 import { lowbitLinear } from "../../lib/backends/cpu/lowbit_linear.ts";
 import { LOWBIT_FAMILIES } from "../../lib/backends/cuda/lowbit_kernels.ts";
+import { kernelSignature } from "../../lib/backends/cuda/kernel_signatures.ts";
 import { nvfp4Tiles } from "../../lib/backends/cuda/nvfp4_tiles.ts";
 import { E2M1_DECODE, nvfp4QuantizeBlocks } from "../../lib/util/e2m1.ts";
 import { E4M3_DECODE } from "../../lib/util/e4m3.ts";
@@ -85,6 +86,54 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
     }
   });
 }
+
+gpuTest("nvfp4_rmsnorm_act / nvfp4_silu_mul_act write the bytes rmsnorm_bf16 / add_rmsnorm_bf16 / silu_mul_bf16 + nvfp4_act_mma write", () => {
+  const d = device();
+  using mod = loadKernelFile(d, "nvfp4_mma.cu");
+  using rms = loadKernelFile(d, "rmsnorm.cu");
+  using silu = loadKernelFile(d, "silu_mul.cu");
+  const act = mod.kernel("nvfp4_act_mma_bf16", sig("nvfp4_act_mma"));
+  const H = 2048, I = 8192, a = 0.013;
+  const up = (v: Float32Array) => {
+    const p = d.alloc(v.length * 2);
+    p.copyFromHost(bf16(v));
+    return p;
+  };
+  const bytes = (p: { copyToHost(b: Uint8Array): void }, n: number) => {
+    const b = new Uint8Array(n);
+    p.copyToHost(b);
+    return b;
+  };
+  const differ = (x: Uint8Array, y: Uint8Array) => x.reduce((n, v, i) => n + (v !== y[i] ? 1 : 0), 0);
+  for (const m of [1, 3, 8]) {
+    using x = up(seededUniform(21 + m, m * H, -2, 2));
+    using w = up(seededUniform(31, H, 0.5, 1.5));
+    const res0 = seededUniform(41 + m, m * H, -4, 4);
+    using r1 = up(res0);
+    using r2 = up(res0);
+    using out = d.alloc(m * H * 2);
+    using q1 = d.alloc(2 * m * I);
+    using q2 = d.alloc(2 * m * I);
+    using s1 = d.alloc(m * (I / 16) * 4);
+    using s2 = d.alloc(m * (I / 16) * 4);
+    for (const add of [0, 1]) {
+      if (add) rms.kernel("add_rmsnorm_bf16", kernelSignature("add_rmsnorm_bf16").params).launch(m, 256, [x, r1, w, out, m, H, 1e-5]);
+      else rms.kernel("rmsnorm_bf16", kernelSignature("rmsnorm_bf16").params).launch(m, 256, [x, w, out, m, H, 1e-5]);
+      act.launch(m, 256, [out, q1, s1, m, H, a]);
+      mod.kernel("nvfp4_rmsnorm_act_bf16", sig("nvfp4_rmsnorm_act")).launch(m, 256, [x, add ? r2 : 0n, w, q2, s2, m, H, 1e-5, a, add]);
+      const n = differ(bytes(q1, 2 * m * H), bytes(q2, 2 * m * H)) + differ(bytes(s1, m * (H / 16) * 4), bytes(s2, m * (H / 16) * 4));
+      const nr = add ? differ(bytes(r1, m * H * 2), bytes(r2, m * H * 2)) : 0;
+      assert.equal(n + nr, 0, `nvfp4_rmsnorm_act add ${add} m=${m}: ${n} code / scale bytes, ${nr} residual bytes differ`);
+    }
+    using gu = up(seededUniform(51 + m, m * 2 * I, -4, 4));
+    using so = d.alloc(m * I * 2);
+    silu.kernel("silu_mul_bf16", kernelSignature("silu_mul_bf16").params).launch([Math.ceil(I / 2048), m, 1], 256, [gu, so, m, I]);
+    act.launch(m, 256, [so, q1, s1, m, I, a]);
+    mod.kernel("nvfp4_silu_mul_act_bf16", sig("nvfp4_silu_mul_act")).launch(m, 256, [gu, q2, s2, m, I, a]);
+    const n = differ(bytes(q1, 2 * m * I), bytes(q2, 2 * m * I)) + differ(bytes(s1, m * (I / 16) * 4), bytes(s2, m * (I / 16) * 4));
+    assert.equal(n, 0, `nvfp4_silu_mul_act m=${m}: ${n} bytes differ`);
+  }
+});
 
 /** Decode linears per layer: [name, out features, in features]. */
 const MODELS: Record<string, { layers: number; linears: [string, number, number][] }> = {
