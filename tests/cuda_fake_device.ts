@@ -428,6 +428,7 @@ export class FakeCudaSession {
       fp8FusedQuant: opts.fp8FusedQuant,
       fp8Gemv1: opts.fp8Gemv1,
       nvfp4Mma: opts.nvfp4Mma,
+      nvfp4GemvBlocks: opts.nvfp4Mma ? 2 * sms : undefined,
       wgmmaPrefill: opts.wgmmaPrefill,
       decodeSplitK: opts.decodeSplitK,
       gemvSplitK: opts.gemvSplitK,
@@ -952,7 +953,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       }
       case "nvfp4_silu_mul_act_bf16": {
         const [gu, xq, sx, T, I, a] = A;
-        assert.equal(l.grid[0], T);
+        assert.ok(l.grid[1] === T && l.grid[0] * 1024 >= I, "nvfp4_silu_mul_act grid");
         nvfp4ActRows(mem, siluMulBf16(ld(gu, T * 2 * I), T, I), T, I, a, xq, sx);
         break;
       }

@@ -56,7 +56,7 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
       using sx = d.alloc(m * (K / 16) * 4);
       using dy = d.alloc(m * N * 2);
       dx.copyFromHost(xb);
-      mod.kernel("nvfp4_act_mma_bf16", sig("nvfp4_act_mma")).launch(m, 256, [dx, xq, sx, m, K, a]);
+      mod.kernel("nvfp4_act_mma_bf16", sig("nvfp4_act_mma")).launch([Math.ceil(K / 1024), m, 1], 256, [dx, xq, sx, m, K, a]);
       const q = new Int8Array(2 * m * K), s = new Float32Array(m * (K / 16));
       xq.copyToHost(new Uint8Array(q.buffer));
       sx.copyToHost(s);
@@ -86,6 +86,34 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
     }
   });
 }
+
+gpuTest("nvfp4_gemv_mma: a persistent grid (blocks looping over row tiles, loads running on into the next one) gives the same bits", () => {
+  const d = device();
+  using mod = loadKernelFile(d, "nvfp4_mma.cu");
+  const N = 208, K = 4096; // 13 row tiles, k tiles a multiple of 8 · NV_U
+  const { f, tensors } = weight("nvfp4", N, K);
+  const tiles = nvfp4Tiles(tensors.get("w")!, tensors.get("w.scales")!, N, K);
+  using W = d.alloc(tiles.codes.byteLength);
+  W.copyFromHost(tiles.codes);
+  using S = d.alloc(tiles.scales.byteLength);
+  S.copyFromHost(tiles.scales);
+  for (const m of [1, 5]) {
+    using dx = d.alloc(m * K * 2);
+    dx.copyFromHost(bf16(seededUniform(3 + m, m * K, -3, 3)));
+    using xq = d.alloc(2 * m * K);
+    using sx = d.alloc(m * (K / 16) * 4);
+    mod.kernel("nvfp4_act_mma_bf16", sig("nvfp4_act_mma")).launch([Math.ceil(K / 1024), m, 1], 256, [dx, xq, sx, m, K, f.activationScale!]);
+    const kern = mod.kernel(`nvfp4_gemv_mma_bf16_m${m === 1 ? 1 : 8}`, sig("nvfp4_gemv_mma"));
+    const out = [N / 16, 5, 3, 1].map((grid) => {
+      using dy = d.alloc(m * N * 2);
+      kern.launch(grid, 256, [xq, W, S, sx, 0n, dy, m, N, K, 0, 0.5]);
+      const y = new Uint16Array(m * N);
+      dy.copyToHost(y);
+      return y;
+    });
+    for (let g = 1; g < out.length; g++) assert.deepEqual(Array.from(out[g]), Array.from(out[0]), `m=${m}: grid variant ${g} differs`);
+  }
+});
 
 gpuTest("nvfp4_rmsnorm_act / nvfp4_silu_mul_act write the bytes rmsnorm_bf16 / add_rmsnorm_bf16 / silu_mul_bf16 + nvfp4_act_mma write", () => {
   const d = device();
@@ -119,7 +147,7 @@ gpuTest("nvfp4_rmsnorm_act / nvfp4_silu_mul_act write the bytes rmsnorm_bf16 / a
     for (const add of [0, 1]) {
       if (add) rms.kernel("add_rmsnorm_bf16", kernelSignature("add_rmsnorm_bf16").params).launch(m, 256, [x, r1, w, out, m, H, 1e-5]);
       else rms.kernel("rmsnorm_bf16", kernelSignature("rmsnorm_bf16").params).launch(m, 256, [x, w, out, m, H, 1e-5]);
-      act.launch(m, 256, [out, q1, s1, m, H, a]);
+      act.launch([Math.ceil(H / 1024), m, 1], 256, [out, q1, s1, m, H, a]);
       mod.kernel("nvfp4_rmsnorm_act_bf16", sig("nvfp4_rmsnorm_act")).launch(m, 256, [x, add ? r2 : 0n, w, q2, s2, m, H, 1e-5, a, add]);
       const n = differ(bytes(q1, 2 * m * H), bytes(q2, 2 * m * H)) + differ(bytes(s1, m * (H / 16) * 4), bytes(s2, m * (H / 16) * 4));
       const nr = add ? differ(bytes(r1, m * H * 2), bytes(r2, m * H * 2)) : 0;
@@ -128,8 +156,8 @@ gpuTest("nvfp4_rmsnorm_act / nvfp4_silu_mul_act write the bytes rmsnorm_bf16 / a
     using gu = up(seededUniform(51 + m, m * 2 * I, -4, 4));
     using so = d.alloc(m * I * 2);
     silu.kernel("silu_mul_bf16", kernelSignature("silu_mul_bf16").params).launch([Math.ceil(I / 2048), m, 1], 256, [gu, so, m, I]);
-    act.launch(m, 256, [so, q1, s1, m, I, a]);
-    mod.kernel("nvfp4_silu_mul_act_bf16", sig("nvfp4_silu_mul_act")).launch(m, 256, [gu, q2, s2, m, I, a]);
+    act.launch([Math.ceil(I / 1024), m, 1], 256, [so, q1, s1, m, I, a]);
+    mod.kernel("nvfp4_silu_mul_act_bf16", sig("nvfp4_silu_mul_act")).launch([Math.ceil(I / 1024), m, 1], 256, [gu, q2, s2, m, I, a]);
     const n = differ(bytes(q1, 2 * m * I), bytes(q2, 2 * m * I)) + differ(bytes(s1, m * (I / 16) * 4), bytes(s2, m * (I / 16) * 4));
     assert.equal(n, 0, `nvfp4_silu_mul_act m=${m}: ${n} bytes differ`);
   }
@@ -144,12 +172,16 @@ const MODELS: Record<string, { layers: number; linears: [string, number, number]
 gpuTest("nvfp4_gemv_mma m1 vs lowbit_gemv_nvfp4 m1 (each + its act launch) on 1B / 8B shapes vs the device copy", () => {
   const d = device();
   using old = loadKernelFile(d, "lowbit.cu");
-  const variants = (process.env.LLMRT_NVFP4_VARIANTS ?? "4").split(",").map(Number);
-  const mods = variants.map((u) => loadKernelFile(d, "nvfp4_mma.cu", { options: [`-DNV_U=${u}`] }));
+  // Variants "U" (NV_U loads in flight, one block per row tile) or "UpB" (a persistent grid of B blocks per SM where the
+  // shape allows it: (k / 64) % (8 · U) == 0; else one block per row tile).
+  const variants = (process.env.LLMRT_NVFP4_VARIANTS ?? "4").split(",");
+  const vspec = variants.map((v) => ({ u: Number(v.split("p")[0]), perSm: v.includes("p") ? Number(v.split("p")[1]) : 0 }));
+  const uniq = [...new Set(vspec.map((v) => v.u))];
+  const mods = uniq.map((u) => loadKernelFile(d, "nvfp4_mma.cu", { options: [`-DNV_U=${u}`] }));
   try {
     const oldK = old.kernel("lowbit_gemv_nvfp4_bf16_m1", sig("lowbit_gemv_nvfp4"));
     const oldA = old.kernel("lowbit_act_nvfp4_bf16", sig("lowbit_act_nvfp4"));
-    const newK = mods.map((mo) => mo.kernel("nvfp4_gemv_mma_bf16_m1", sig("nvfp4_gemv_mma")));
+    const newK = vspec.map((v) => mods[uniq.indexOf(v.u)].kernel("nvfp4_gemv_mma_bf16_m1", sig("nvfp4_gemv_mma")));
     const newA = mods[0].kernel("nvfp4_act_mma_bf16", sig("nvfp4_act_mma"));
     using stream = d.createStream();
     using t0 = d.createEvent();
@@ -197,14 +229,18 @@ gpuTest("nvfp4_gemv_mma m1 vs lowbit_gemv_nvfp4 m1 (each + its act launch) on 1B
         const ts = [
           time((s, i) => oldK.launch(Math.ceil(N / 8), 256, [xq, wOff(i), sOff(i), 0n, 0n, y, 1, N, K, 16, 1], { stream: s }), copies),
           time((s) => oldA.launch(1, 256, [x, xq, 1, K, 0.01, 1], { stream: s }), 20),
-          ...newK.map((kk) => time((s, i) => kk.launch(N / 16, 256, [xq, wOff(i), sOff(i), sx, 0n, y, 1, N, K, 0, 1], { stream: s }), copies)),
-          time((s) => newA.launch(1, 256, [x, xq, sx, 1, K, 0.01], { stream: s }), 20),
+          ...newK.map((kk, v) => {
+            const { u, perSm } = vspec[v];
+            const grid = perSm > 0 && (K / 64) % (8 * u) === 0 ? Math.min(N / 16, perSm * d.smCount) : N / 16;
+            return time((s, i) => kk.launch(grid, 256, [xq, wOff(i), sOff(i), sx, 0n, y, 1, N, K, 0, 1], { stream: s }), copies);
+          }),
+          time((s) => newA.launch([Math.ceil(K / 1024), 1, 1], 256, [x, xq, sx, 1, K, 0.01], { stream: s }), 20),
         ];
         const pct = (ms: number) => ((100 * wBytes) / (ms * 1e6) / ceiling).toFixed(1);
         const us = (ms: number) => (ms * 1e3).toFixed(1);
         console.log(
           `${model} ${lin} [${N}x${K}]: lowbit_gemv ${us(ts[0])} us (${pct(ts[0])}% of copy), act ${us(ts[1])} us; ` +
-            variants.map((u, i) => `mma U${u} ${us(ts[2 + i])} us (${pct(ts[2 + i])}%)`).join(", ") + `; act_mma ${us(ts[ts.length - 1])} us`,
+            variants.map((u, i) => `mma ${u} ${us(ts[2 + i])} us (${pct(ts[2 + i])}%)`).join(", ") + `; act_mma ${us(ts[ts.length - 1])} us`,
         );
         ts.forEach((v, i) => (tot[i] += v * spec.layers));
         bytes += wBytes * spec.layers;
@@ -216,7 +252,7 @@ gpuTest("nvfp4_gemv_mma m1 vs lowbit_gemv_nvfp4 m1 (each + its act launch) on 1B
           (tot[0] + tot[1]).toFixed(3)
         } ms (${pct(tot[0] + tot[1])}%); ` +
           variants.map((u, i) =>
-            `mma U${u} ${tot[2 + i].toFixed(3)} ms (${pct(tot[2 + i])}%), with act ${(tot[2 + i] + act).toFixed(3)} ms (${pct(tot[2 + i] + act)}%)`
+            `mma ${u} ${tot[2 + i].toFixed(3)} ms (${pct(tot[2 + i])}%), with act ${(tot[2 + i] + act).toFixed(3)} ms (${pct(tot[2 + i] + act)}%)`
           )
             .join("; "),
       );

@@ -286,7 +286,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         if (nq.has(i)) {
           const [xq, sx, a] = nqArgs(i);
           const rows = rowsOf(op.gateUp);
-          k(i, "nvfp4_silu_mul_act_bf16", [rows, 1, 1], 256, [buf(op.gateUp), xq, sx, rows, op.width, a]);
+          k(i, "nvfp4_silu_mul_act_bf16", [Math.ceil(op.width / 1024), rows, 1], 256, [buf(op.gateUp), xq, sx, rows, op.width, a]);
           break;
         }
         k(i, `silu_mul_${elem}`, [cdiv(op.width, 256 * V), rowsOf(op.gateUp), 1], 256, [buf(op.gateUp), buf(op.out), rowsOf(op.gateUp), op.width]);

@@ -51,6 +51,20 @@ export function lowbitGemvShapeOk(op: Extract<Op, { type: "linear" }>): boolean 
   return K % 32 === 0;
 }
 
+/** kernels/nvfp4_mma.cu's NV_U: k tiles a lane of nvfp4_gemv_mma keeps in flight. */
+export const NVFP4_MMA_U = 4;
+/** Resident blocks per SM of nvfp4_gemv_mma's persistent grid (256 threads, <= 128 registers). */
+export const NVFP4_GEMV_BLOCKS_PER_SM = 2;
+
+/**
+ * nvfp4_gemv_mma's grid for [n, k]: one block per 16-row tile, or at most `maxBlocks` (LaunchEnv.nvfp4GemvBlocks) that
+ * loop over the row tiles (a persistent grid: each warp's weight loads run on into its next row tile) where every
+ * warp has whole rounds of NV_U k tiles, (k / 64) % (8 · NV_U) == 0. The same bits either way.
+ */
+export function nvfp4GemvGrid(n: number, k: number, maxBlocks?: number): number {
+  return maxBlocks && (k / 64) % (8 * NVFP4_MMA_U) === 0 ? Math.max(1, Math.min(n / 16, maxBlocks)) : n / 16;
+}
+
 /** Whether a lowbit linear of `rows` rows runs the decode GEMV (else: dequantize + cuBLASLt). */
 function lowbitGemvStep(op: Extract<Op, { type: "linear" }>, rows: number, env: LaunchEnv, decodeStep: boolean, isLogits: boolean): boolean {
   return !isLogits && rows <= GEMV_MAX_ROWS && lowbitGemvShapeOk(op) && (!env.batchInvariant || decodeStep);
@@ -136,8 +150,20 @@ export function planLowbitLinear(
   if (mma && gemvStep) {
     const a = staticScale("activation scale", f.activationScale);
     alpha = Math.fround(a * staticScale("global scale", f.globalScale));
-    if (!preQuantized) kernel("nvfp4_act_mma_bf16", [rows, 1, 1], [buf(op.x), xq, rowScale, rows, K, a]);
-    kernel(`nvfp4_gemv_mma_bf16_m${rows <= 1 ? 1 : 8}`, [N / 16, 1, 1], [xq, W, scales, rowScale, bias, buf(op.out), rows, N, K, 0, alpha]);
+    if (!preQuantized) kernel("nvfp4_act_mma_bf16", [cdiv(K, 1024), rows, 1], [buf(op.x), xq, rowScale, rows, K, a]);
+    kernel(`nvfp4_gemv_mma_bf16_m${rows <= 1 ? 1 : 8}`, [nvfp4GemvGrid(N, K, env.nvfp4GemvBlocks), 1, 1], [
+      xq,
+      W,
+      scales,
+      rowScale,
+      bias,
+      buf(op.out),
+      rows,
+      N,
+      K,
+      0,
+      alpha,
+    ]);
     return;
   }
   // 1. The activation rows, quantized as the CPU does (for the GEMV in its segment order, swz 1).

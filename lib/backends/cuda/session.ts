@@ -13,7 +13,7 @@
  */
 import process from "node:process";
 import { rmSync } from "node:fs";
-import { lowbitScratchLayout } from "./lowbit_launch.ts";
+import { lowbitScratchLayout, NVFP4_GEMV_BLOCKS_PER_SM } from "./lowbit_launch.ts";
 import { nvfp4Tiles, nvfp4TilesFit } from "./nvfp4_tiles.ts";
 import { CublasLtGemm } from "./gemm.ts";
 import { FP8_GEMV1_BLOCKS_PER_SM, fp8ScratchLayout } from "./fp8_launch.ts";
@@ -581,6 +581,7 @@ export class CudaSession implements SessionBackend {
       pdl: this.pdl,
       quantPdl: this.quantPdl,
       nvfp4Mma: this.nvfp4Mma,
+      nvfp4GemvBlocks: NVFP4_GEMV_BLOCKS_PER_SM * this.device.smCount,
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),
       ...(this.#persistent
         ? {

@@ -21,12 +21,13 @@
 // columns 4t..4t+3 each), their negations xn [m, k] after them, and the block scales sx f32 [m, k / 16].
 //
 // extern "C" __global__ void nvfp4_act_mma_bf16(const bf16_t* x, u8* xq, float* sx, int rows, int k, float a)
-//   grid (rows, 1, 1)   block (256, 1, 1); k % 64 == 0
+//   grid (ceil(k / 1024), rows, 1)   block (256, 1, 1); k % 64 == 0
 // extern "C" __global__ void nvfp4_gemv_mma_bf16_m{1,8}(const u8* xq, const u8* W, const u8* S, const float* sx,
 //     const bf16_t* bias, bf16_t* y, int m, int n, int k, int unused, float alpha)
 //   y[r, j] = alpha / 4 · Σ_b e4m3(S[j, b]) · sx[r, b] · Σ_{i∈b} xp·w + bias[j]   (alpha = a · g); m <= 8 (_m1: m = 1)
-//   grid (n / 16, 1, 1)   block (256, 1, 1): one 16-row tile a block, its 8 warps take k tiles w, w + 8, … and
-//   add up in shared memory; n % 16 == 0, k % 64 == 0.
+//   grid (n / 16, 1, 1), or fewer blocks when (k / 64) % (8 · NV_U) == 0 (a persistent grid)   block (256, 1, 1): a
+//   block takes 16-row tiles blockIdx.x, + gridDim.x, …; its 8 warps take k tiles w, w + 8, … and add up in shared
+//   memory (the same bits for any grid); n % 16 == 0, k % 64 == 0.
 // extern "C" __global__ void nvfp4_dequant_mma_bf16(const u8* W, const u8* S, bf16_t* out, int n, int k, int unused)
 //   out [n, k] bf16 = e2m1 · e4m3 (exact) from the tiled layout.   grid (ceil(n · k / 8 / 256), 1, 1)   block (256, 1, 1)
 #include "common.cuh"
@@ -35,6 +36,9 @@ typedef unsigned char u8;
 
 #ifndef NV_U
 #define NV_U 4  // k tiles (16-byte weight loads) a lane keeps in flight (tuning knob)
+#endif
+#ifndef NV_MINB
+#define NV_MINB 1  // __launch_bounds__ minimum blocks per SM of the GEMV (tuning knob: 3 caps registers at 85)
 #endif
 
 /** The value of an e4m3 byte (NaN bytes are never produced by the quantizers here). */
@@ -92,50 +96,53 @@ __device__ __forceinline__ float2 e4m3Pair(u32 v) {
 
 // ---- activation quantization -----------------------------------------------------------------------
 
+/** 4 bf16 values (8 bytes) as floats. */
+__device__ __forceinline__ void nvLoad4(const bf16_t* p, float (&f)[4]) {
+  const uint2 v = *reinterpret_cast<const uint2*>(p);
+  f[0] = __uint_as_float(v.x << 16);
+  f[1] = __uint_as_float(v.x & 0xffff0000u);
+  f[2] = __uint_as_float(v.y << 16);
+  f[3] = __uint_as_float(v.y & 0xffff0000u);
+}
+
 /**
- * One block of 16 activations (values i..i+15 of a row, i % 16 == 0) quantized as lib/util/e2m1.ts does under the
- * global scale a (six = f32(6a)): its doubled codes into xp / xn (the row's, in the B fragment order) and its e4m3
- * scale into sxr[i / 16].
+ * Values i..i+3 (i % 4 == 0) of a row, one lane's quarter of a 16-value block whose other quarters the lane's quad
+ * holds (lanes 4j..4j+3, every lane of the warp calling; `active` false: past the row, no values): the block quantized
+ * as lib/util/e2m1.ts does under the global scale a (six = f32(6a)) — the doubled codes of these 4 values into xp / xn
+ * (the row's, in the B fragment order: slice t = (i / 4) % 4 of the block) and the block's e4m3 scale into sxr[i / 16].
  */
-__device__ __forceinline__ void nvActBlock(const float (&f)[16], int i, float a, float six, u8* xp, u8* xn, float* sxr) {
-  float amax = 0.f;
-#pragma unroll
-  for (int e = 0; e < 16; e++) amax = fmaxf(amax, fabsf(f[e]));
+__device__ __forceinline__ void nvActQuad(const float (&f)[4], bool active, int i, float a, float six, u8* xp, u8* xn, float* sxr) {
+  float amax = active ? fmaxf(fmaxf(fabsf(f[0]), fabsf(f[1])), fmaxf(fabsf(f[2]), fabsf(f[3]))) : 0.f;
+  amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
+  amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
+  if (!active) return;
   const float sb = amax > 0.f ? nvE4m3(nvE4m3Byte(__fdiv_rn(amax, six))) : 1.f;
   const float div = __fmul_rn(sb, a);
-  const int blk = i / 16, q = blk / 4, b = blk % 4;
+  const int blk = i / 16, q = blk / 4, b = blk % 4, t = (i / 4) % 4;
+  u32 p = 0, n = 0;
 #pragma unroll
-  for (int t = 0; t < 4; t++) {
-    u32 p = 0, n = 0;
-#pragma unroll
-    for (int e = 0; e < 4; e++) {
-      const int c = div > 0.f ? nvE2m1x2(__fdiv_rn(f[4 * t + e], div)) : 0;
-      p |= ((u32)c & 0xffu) << (8 * e);
-      n |= ((u32)(-c) & 0xffu) << (8 * e);
-    }
-    const long long o = (long long)q * 64 + t * 16 + b * 4;
-    *reinterpret_cast<u32*>(xp + o) = p;
-    *reinterpret_cast<u32*>(xn + o) = n;
+  for (int e = 0; e < 4; e++) {
+    const int c = div > 0.f ? nvE2m1x2(__fdiv_rn(f[e], div)) : 0;
+    p |= ((u32)c & 0xffu) << (8 * e);
+    n |= ((u32)(-c) & 0xffu) << (8 * e);
   }
-  sxr[blk] = sb;
+  const long long o = (long long)q * 64 + t * 16 + b * 4;
+  *reinterpret_cast<u32*>(xp + o) = p;
+  *reinterpret_cast<u32*>(xn + o) = n;
+  if (t == 0) sxr[blk] = sb;
 }
 
 #if LLMRT_KERNEL(nvfp4_act_mma_bf16)
 extern "C" __global__ void __launch_bounds__(256) nvfp4_act_mma_bf16(const bf16_t* x, u8* xq, float* sx, int rows, int k, float a) {
   pdlWait();  // x is the previous kernel's (a PDL launch in fused decode steps)
   pdlLaunchDependents();
-  const int r = blockIdx.x;
+  const int r = blockIdx.y;
   if (r >= rows) return;
-  const bf16_t* xr = x + (long long)r * k;
-  u8* xp = xq + (long long)r * k;
-  u8* xn = xq + (long long)rows * k + (long long)r * k;
-  const float six = __fmul_rn(6.f, a);
-  for (int i = threadIdx.x * 16; i < k; i += blockDim.x * 16) {
-    float f[16];
-    load16(xr + i, *reinterpret_cast<float(*)[8]>(&f[0]));
-    load16(xr + i + 8, *reinterpret_cast<float(*)[8]>(&f[8]));
-    nvActBlock(f, i, a, six, xp, xn, sx + (long long)r * (k / 16));
-  }
+  const int i = (blockIdx.x * blockDim.x + threadIdx.x) * 4;
+  const bool active = i < k;
+  float f[4] = {0.f, 0.f, 0.f, 0.f};
+  if (active) nvLoad4(x + (long long)r * k + i, f);
+  nvActQuad(f, active, i, a, __fmul_rn(6.f, a), xq + (long long)r * k, xq + (long long)rows * k + (long long)r * k, sx + (long long)r * (k / 16));
 }
 #endif
 
@@ -146,13 +153,8 @@ extern "C" __global__ void __launch_bounds__(256) nvfp4_act_mma_bf16(const bf16_
 //     float* sx, int rows, int hidden, float eps, float a, int add)
 //   add 1: residual += x (stored rounded), the norm of the residual.   grid (rows, 1, 1)   block (256, 1, 1); hidden % 64 == 0
 // extern "C" __global__ void nvfp4_silu_mul_act_bf16(const bf16_t* gateUp, u8* xq, float* sx, int numTokens, int inter, float a)
-//   grid (numTokens, 1, 1)   block (256, 1, 1); inter % 64 == 0
-
-/** 16 floats rounded to bf16 and back (the values a bf16 store keeps). */
-__device__ __forceinline__ void nvRound16(float (&v)[16]) {
-#pragma unroll
-  for (int e = 0; e < 16; e++) v[e] = toF(fromF<bf16_t>(v[e]));
-}
+//   grid (ceil(inter / 1024), numTokens, 1)   block (256, 1, 1); inter % 64 == 0
+// (nvfp4_act_mma_bf16: grid (ceil(k / 1024), rows, 1)   block (256, 1, 1); k % 64 == 0.)
 
 #if LLMRT_KERNEL(nvfp4_rmsnorm_act_bf16)
 extern "C" __global__ void __launch_bounds__(256) nvfp4_rmsnorm_act_bf16(const bf16_t* x, bf16_t* residual, const bf16_t* weight, u8* xq,
@@ -185,16 +187,17 @@ extern "C" __global__ void __launch_bounds__(256) nvfp4_rmsnorm_act_bf16(const b
   u8* xp = xq + row * hidden;
   u8* xn = xq + (long long)rows * hidden + row * hidden;
   const float six = __fmul_rn(6.f, a);
-  for (int i = threadIdx.x * 16; i < hidden; i += blockDim.x * 16) {
-    float f[16], w[16];
-    load16(src + i, *reinterpret_cast<float(*)[8]>(&f[0]));
-    load16(src + i + 8, *reinterpret_cast<float(*)[8]>(&f[8]));
-    load16(weight + i, *reinterpret_cast<float(*)[8]>(&w[0]));
-    load16(weight + i + 8, *reinterpret_cast<float(*)[8]>(&w[8]));
+  for (int base = 0; base < hidden; base += blockDim.x * 4) {  // block-uniform: every lane reaches the shuffles
+    const int i = base + threadIdx.x * 4;
+    const bool active = i < hidden;
+    float f[4] = {0.f, 0.f, 0.f, 0.f}, w[4];
+    if (active) {
+      nvLoad4(src + i, f);
+      nvLoad4(weight + i, w);
 #pragma unroll
-    for (int e = 0; e < 16; e++) f[e] = f[e] * inv * w[e];
-    nvRound16(f);
-    nvActBlock(f, i, a, six, xp, xn, sx + row * (hidden / 16));
+      for (int e = 0; e < 4; e++) f[e] = toF(fromF<bf16_t>(f[e] * inv * w[e]));
+    }
+    nvActQuad(f, active, i, a, six, xp, xn, sx + row * (hidden / 16));
   }
 }
 #endif
@@ -205,28 +208,30 @@ __device__ __forceinline__ float nvSilu(float g) { return g / (1.f + expf(-g)); 
 extern "C" __global__ void __launch_bounds__(256) nvfp4_silu_mul_act_bf16(const bf16_t* gateUp, u8* xq, float* sx, int numTokens, int inter, float a) {
   pdlWait();
   pdlLaunchDependents();
-  const long long t = blockIdx.x;
+  const long long t = blockIdx.y;
   if (t >= numTokens) return;
-  const bf16_t* g = gateUp + t * 2 * inter;
-  const bf16_t* u = g + inter;
-  u8* xp = xq + t * inter;
-  u8* xn = xq + (long long)numTokens * inter + t * inter;
-  const float six = __fmul_rn(6.f, a);
-  for (int i = threadIdx.x * 16; i < inter; i += blockDim.x * 16) {
-    float f[16], b[16];
-    load16(g + i, *reinterpret_cast<float(*)[8]>(&f[0]));
-    load16(g + i + 8, *reinterpret_cast<float(*)[8]>(&f[8]));
-    load16(u + i, *reinterpret_cast<float(*)[8]>(&b[0]));
-    load16(u + i + 8, *reinterpret_cast<float(*)[8]>(&b[8]));
+  const int i = (blockIdx.x * blockDim.x + threadIdx.x) * 4;
+  const bool active = i < inter;
+  float f[4] = {0.f, 0.f, 0.f, 0.f};
+  if (active) {
+    float b[4];
+    nvLoad4(gateUp + t * 2 * inter + i, f);
+    nvLoad4(gateUp + t * 2 * inter + inter + i, b);
 #pragma unroll
-    for (int e = 0; e < 16; e++) f[e] = nvSilu(f[e]) * b[e];
-    nvRound16(f);
-    nvActBlock(f, i, a, six, xp, xn, sx + t * (inter / 16));
+    for (int e = 0; e < 4; e++) f[e] = toF(fromF<bf16_t>(nvSilu(f[e]) * b[e]));
   }
+  nvActQuad(f, active, i, a, __fmul_rn(6.f, a), xq + t * inter, xq + (long long)numTokens * inter + t * inter, sx + t * (inter / 16));
 }
 #endif
 
 // ---- decode GEMV -----------------------------------------------------------------------------------
+
+/** The weight tile (16 bytes a lane) and block scales (8 bytes a lane) of row tile rt, k tile q. */
+__device__ __forceinline__ void nvLoadTile(const u8* __restrict__ W, const u8* __restrict__ S, int rt, int q, int KT, int lane, uint4& w, uint2& s) {
+  const long long tile = (long long)rt * KT + q;
+  w = __ldg(reinterpret_cast<const uint4*>(W + tile * 512) + lane);
+  s = __ldg(reinterpret_cast<const uint2*>(S + tile * 64) + (lane >> 2));
+}
 
 template <int M>
 __device__ __forceinline__ void nvfp4MmaGemv(const u8* __restrict__ xq, const u8* __restrict__ W, const u8* __restrict__ S,
@@ -234,103 +239,107 @@ __device__ __forceinline__ void nvfp4MmaGemv(const u8* __restrict__ xq, const u8
   constexpr int NA = M == 1 ? 2 : 4;  // accumulators a lane keeps: (row g, col 2t), (row g + 8, col 2t) [, col 2t + 1]
   __shared__ float red[8][16][M == 1 ? 1 : 8];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int rt = blockIdx.x, KT = k / 64;
-  const uint4* wt = reinterpret_cast<const uint4*>(W + (long long)rt * KT * 512) + lane;  // k tile q: wt[32 q]
-  const uint2* st = reinterpret_cast<const uint2*>(S + (long long)rt * KT * 64) + g;     // k tile q: st[8 q]
-  const u32 T0 = 0x03020100u, T1 = 0x0C080604u;                                        // 2 · e2m1 magnitudes
-  float acc[NA];
-#pragma unroll
-  for (int i = 0; i < NA; i++) acc[i] = 0.f;
+  const int KT = k / 64, RT = n / 16;
+  // This warp's k tiles of every row tile: q = warp + 8j, j < cnt. A grid smaller than RT (a persistent grid: each
+  // block takes row tiles blockIdx.x, + gridDim.x, ...) needs KT % (8 · NV_U) == 0: then every warp has cnt items a
+  // row tile, whole rounds of NV_U, and the loads run on into the next row tile while this one is summed.
+  const int cnt = (KT - warp + 7) / 8;
+  const u32 T0 = 0x03020100u, T1 = 0x0C080604u;  // 2 · e2m1 magnitudes
   uint4 nw[NV_U];
   uint2 ns[NV_U];
+  int rt = blockIdx.x;
 #pragma unroll
   for (int u = 0; u < NV_U; u++) {
-    const int q = warp + 8 * u;
-    if (q < KT) {
-      nw[u] = __ldg(wt + 32 * q);
-      ns[u] = __ldg(st + 8 * q);
-    }
+    if (u < cnt && rt < RT) nvLoadTile(W, S, rt, warp + 8 * u, KT, lane, nw[u], ns[u]);
   }
   pdlWait();
   pdlLaunchDependents();
   const bool hasX = g < m;
-  const uint4* xpr = reinterpret_cast<const uint4*>(xq + (long long)g * k) + t;             // k tile q: xpr[4 q]
+  const uint4* xpr = reinterpret_cast<const uint4*>(xq + (long long)g * k) + t;  // k tile q: xpr[4 q]
   const uint4* xnr = reinterpret_cast<const uint4*>(xq + (long long)m * k + (long long)g * k) + t;
   const int c0 = 2 * t, c1 = 2 * t + 1;
   const float4* sx0 = reinterpret_cast<const float4*>(sx + (long long)c0 * (k / 16));
   const float4* sx1 = reinterpret_cast<const float4*>(sx + (long long)c1 * (k / 16));
-  for (int q0 = warp; q0 < KT; q0 += 8 * NV_U) {
-    uint4 wv[NV_U];
-    uint2 sv[NV_U];
+  for (; rt < RT; rt += gridDim.x) {
+    float acc[NA];
 #pragma unroll
-    for (int u = 0; u < NV_U; u++) {
-      wv[u] = nw[u];
-      sv[u] = ns[u];
-    }
+    for (int i = 0; i < NA; i++) acc[i] = 0.f;
+    for (int j0 = 0; j0 < cnt; j0 += NV_U) {
+      uint4 wv[NV_U];
+      uint2 sv[NV_U];
 #pragma unroll
-    for (int u = 0; u < NV_U; u++) {
-      const int q = q0 + 8 * (NV_U + u);
-      if (q < KT) {
-        nw[u] = __ldg(wt + 32 * q);
-        ns[u] = __ldg(st + 8 * q);
+      for (int u = 0; u < NV_U; u++) {
+        wv[u] = nw[u];
+        sv[u] = ns[u];
       }
-    }
 #pragma unroll
-    for (int u = 0; u < NV_U; u++) {
-      const int q = q0 + 8 * u;
-      if (q >= KT) break;
-      const uint4 xp = hasX ? __ldg(xpr + 4 * q) : make_uint4(0, 0, 0, 0);
-      const uint4 xn = hasX ? __ldg(xnr + 4 * q) : make_uint4(0, 0, 0, 0);
-      const float4 s0 = c0 < m ? __ldg(sx0 + q) : make_float4(0.f, 0.f, 0.f, 0.f);
-      float4 s1 = make_float4(0.f, 0.f, 0.f, 0.f);
-      if (M > 1 && c1 < m) s1 = __ldg(sx1 + q);
-      const float2 wa = e4m3Pair(sv[u].x & 0xffffu), wb = e4m3Pair(sv[u].x >> 16);  // row g, blocks 0..3
-      const float2 wc = e4m3Pair(sv[u].y & 0xffffu), wd = e4m3Pair(sv[u].y >> 16);  // row g + 8
-      const float swg[4] = {wa.x, wa.y, wb.x, wb.y}, swh[4] = {wc.x, wc.y, wd.x, wd.y};
-      const float sxa[4] = {s0.x, s0.y, s0.z, s0.w}, sxb[4] = {s1.x, s1.y, s1.z, s1.w};
-      const u32 ww[4] = {wv[u].x, wv[u].y, wv[u].z, wv[u].w};
-      const u32 xpw[4] = {xp.x, xp.y, xp.z, xp.w}, xnw[4] = {xn.x, xn.y, xn.z, xn.w};
+      for (int u = 0; u < NV_U; u++) {
+        int j = j0 + NV_U + u, r2 = rt;
+        if (j >= cnt) {  // the next row tile's items (persistent grids)
+          j -= cnt;
+          r2 += gridDim.x;
+        }
+        if (j < cnt && r2 < RT) nvLoadTile(W, S, r2, warp + 8 * j, KT, lane, nw[u], ns[u]);
+      }
 #pragma unroll
-      for (int b = 0; b < 4; b++) {
-        const u32 w = ww[b], xw = w ^ 0x88888888u;
-        int c[4] = {NV_MAGIC, NV_MAGIC, NV_MAGIC, NV_MAGIC};
-        mmaS8(c, prmt(T0, T1, w), prmt(T0, T1, w >> 16), xpw[b]);
-        mmaS8(c, prmt(T0, T1, xw), prmt(T0, T1, xw >> 16), xnw[b]);
-        acc[0] = fmaf(__int_as_float(c[0]) - 12582912.f, swg[b] * sxa[b], acc[0]);
-        acc[1] = fmaf(__int_as_float(c[2]) - 12582912.f, swh[b] * sxa[b], acc[1]);
-        if constexpr (M > 1) {
-          acc[2] = fmaf(__int_as_float(c[1]) - 12582912.f, swg[b] * sxb[b], acc[2]);
-          acc[3] = fmaf(__int_as_float(c[3]) - 12582912.f, swh[b] * sxb[b], acc[3]);
+      for (int u = 0; u < NV_U; u++) {
+        if (j0 + u >= cnt) break;
+        const int q = warp + 8 * (j0 + u);
+        const uint4 xp = hasX ? __ldg(xpr + 4 * q) : make_uint4(0, 0, 0, 0);
+        const uint4 xn = hasX ? __ldg(xnr + 4 * q) : make_uint4(0, 0, 0, 0);
+        const float4 s0 = c0 < m ? __ldg(sx0 + q) : make_float4(0.f, 0.f, 0.f, 0.f);
+        float4 s1 = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (M > 1 && c1 < m) s1 = __ldg(sx1 + q);
+        const float2 wa = e4m3Pair(sv[u].x & 0xffffu), wb = e4m3Pair(sv[u].x >> 16);  // row g, blocks 0..3
+        const float2 wc = e4m3Pair(sv[u].y & 0xffffu), wd = e4m3Pair(sv[u].y >> 16);  // row g + 8
+        const float swg[4] = {wa.x, wa.y, wb.x, wb.y}, swh[4] = {wc.x, wc.y, wd.x, wd.y};
+        const float sxa[4] = {s0.x, s0.y, s0.z, s0.w}, sxb[4] = {s1.x, s1.y, s1.z, s1.w};
+        const u32 ww[4] = {wv[u].x, wv[u].y, wv[u].z, wv[u].w};
+        const u32 xpw[4] = {xp.x, xp.y, xp.z, xp.w}, xnw[4] = {xn.x, xn.y, xn.z, xn.w};
+#pragma unroll
+        for (int b = 0; b < 4; b++) {
+          const u32 w = ww[b], xw = w ^ 0x88888888u;
+          int c[4] = {NV_MAGIC, NV_MAGIC, NV_MAGIC, NV_MAGIC};
+          mmaS8(c, prmt(T0, T1, w), prmt(T0, T1, w >> 16), xpw[b]);
+          mmaS8(c, prmt(T0, T1, xw), prmt(T0, T1, xw >> 16), xnw[b]);
+          acc[0] = fmaf(__int_as_float(c[0]) - 12582912.f, swg[b] * sxa[b], acc[0]);
+          acc[1] = fmaf(__int_as_float(c[2]) - 12582912.f, swh[b] * sxa[b], acc[1]);
+          if constexpr (M > 1) {
+            acc[2] = fmaf(__int_as_float(c[1]) - 12582912.f, swg[b] * sxb[b], acc[2]);
+            acc[3] = fmaf(__int_as_float(c[3]) - 12582912.f, swh[b] * sxb[b], acc[3]);
+          }
         }
       }
     }
-  }
-  if constexpr (M == 1) {
-    if (t == 0) {
-      red[warp][g][0] = acc[0];
-      red[warp][g + 8][0] = acc[1];
+    // The 8 warps' sums in a fixed order (any grid: the same bits).
+    if constexpr (M == 1) {
+      if (t == 0) {
+        red[warp][g][0] = acc[0];
+        red[warp][g + 8][0] = acc[1];
+      }
+    } else {
+      red[warp][g][c0] = acc[0];
+      red[warp][g + 8][c0] = acc[1];
+      red[warp][g][c1] = acc[2];
+      red[warp][g + 8][c1] = acc[3];
     }
-  } else {
-    red[warp][g][c0] = acc[0];
-    red[warp][g + 8][c0] = acc[1];
-    red[warp][g][c1] = acc[2];
-    red[warp][g + 8][c1] = acc[3];
-  }
-  __syncthreads();
-  const int row = threadIdx.x & 15, col = threadIdx.x >> 4;
-  if (col < m && col < M) {
-    float v = 0.f;
+    __syncthreads();
+    const int row = threadIdx.x & 15, col = threadIdx.x >> 4;
+    if (col < m && col < M) {
+      float v = 0.f;
 #pragma unroll
-    for (int w = 0; w < 8; w++) v += red[w][row][M == 1 ? 0 : col];
-    const int j = rt * 16 + row;
-    float o = v * (0.25f * alpha);
-    if (bias) o += toF(bias[j]);
-    y[(long long)col * n + j] = fromF<bf16_t>(o);
+      for (int w = 0; w < 8; w++) v += red[w][row][M == 1 ? 0 : col];
+      const int j = rt * 16 + row;
+      float o = v * (0.25f * alpha);
+      if (bias) o += toF(bias[j]);
+      y[(long long)col * n + j] = fromF<bf16_t>(o);
+    }
+    __syncthreads();  // red is rewritten by the next row tile
   }
 }
 
 #define NVFP4_MMA_GEMV(NAME, M)                                                                                                  \
-  extern "C" __global__ void __launch_bounds__(256) NAME(const u8* xq, const u8* W, const u8* S, const float* sx,                 \
+  extern "C" __global__ void __launch_bounds__(256, NV_MINB) NAME(const u8* xq, const u8* W, const u8* S, const float* sx,                 \
       const bf16_t* bias, bf16_t* y, int m, int n, int k, int unused, float alpha) {                                             \
     nvfp4MmaGemv<M>(xq, W, S, sx, bias, y, m, n, k, alpha);                                                                      \
   }
