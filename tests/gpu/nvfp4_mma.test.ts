@@ -172,16 +172,20 @@ const MODELS: Record<string, { layers: number; linears: [string, number, number]
 gpuTest("nvfp4_gemv_mma m1 vs lowbit_gemv_nvfp4 m1 (each + its act launch) on 1B / 8B shapes vs the device copy", () => {
   const d = device();
   using old = loadKernelFile(d, "lowbit.cu");
-  // Variants "U" (NV_U loads in flight, one block per row tile) or "UpB" (a persistent grid of B blocks per SM where the
-  // shape allows it: (k / 64) % (8 · U) == 0; else one block per row tile).
+  // Variants "U[pB][nL]": NV_U = U loads in flight; pB: a persistent grid of B blocks per SM where the shape allows
+  // it ((k / 64) % (8 · U) == 0; else one block per row tile); nL: NV_LDNC = L (default 1).
   const variants = (process.env.LLMRT_NVFP4_VARIANTS ?? "4").split(",");
-  const vspec = variants.map((v) => ({ u: Number(v.split("p")[0]), perSm: v.includes("p") ? Number(v.split("p")[1]) : 0 }));
-  const uniq = [...new Set(vspec.map((v) => v.u))];
-  const mods = uniq.map((u) => loadKernelFile(d, "nvfp4_mma.cu", { options: [`-DNV_U=${u}`] }));
+  const vspec = variants.map((v) => {
+    const m = /^(\d+)(?:p(\d+))?(?:n(\d))?$/.exec(v);
+    if (!m) throw new Error(`LLMRT_NVFP4_VARIANTS: bad variant ${v}`);
+    return { u: Number(m[1]), perSm: Number(m[2] ?? 0), key: `-DNV_U=${m[1]} -DNV_LDNC=${m[3] ?? 1}` };
+  });
+  const uniq = [...new Set(vspec.map((v) => v.key))];
+  const mods = uniq.map((key) => loadKernelFile(d, "nvfp4_mma.cu", { options: key.split(" ") }));
   try {
     const oldK = old.kernel("lowbit_gemv_nvfp4_bf16_m1", sig("lowbit_gemv_nvfp4"));
     const oldA = old.kernel("lowbit_act_nvfp4_bf16", sig("lowbit_act_nvfp4"));
-    const newK = vspec.map((v) => mods[uniq.indexOf(v.u)].kernel("nvfp4_gemv_mma_bf16_m1", sig("nvfp4_gemv_mma")));
+    const newK = vspec.map((v) => mods[uniq.indexOf(v.key)].kernel("nvfp4_gemv_mma_bf16_m1", sig("nvfp4_gemv_mma")));
     const newA = mods[0].kernel("nvfp4_act_mma_bf16", sig("nvfp4_act_mma"));
     using stream = d.createStream();
     using t0 = d.createEvent();

@@ -32,7 +32,7 @@ export const isLowbitLinear = (op: Op): boolean =>
 /**
  * The lowbit scratch of an engine, or null without such linears: bf16 quantized activation rows
  * [rows, maxK] at offset 0 (nvfp4_act_mma: int8 codes and their negations, the same bytes), then from `scalesOffset`
- * f32 per-token scales [rows] (SmoothQuant) or nvfp4_act_mma's block scales [rows, maxK / 16].
+ * f32 per-token scales [rows] (SmoothQuant) or nvfp4_act_mma's block scales [rows, maxK / 16] (GEMV steps: rows <= 8).
  */
 export function lowbitScratchLayout(plan: EnginePlan): { readonly bytes: number; readonly scalesOffset: number } | null {
   let maxK = 0;
@@ -40,7 +40,7 @@ export function lowbitScratchLayout(plan: EnginePlan): { readonly bytes: number;
   if (maxK === 0) return null;
   const rows = Math.max(plan.maxTokens, plan.maxSeqs);
   const scalesOffset = align256(rows * maxK * 2);
-  return { bytes: scalesOffset + align256(rows * Math.max(1, Math.ceil(maxK / 16)) * 4), scalesOffset };
+  return { bytes: scalesOffset + align256(Math.max(rows, GEMV_MAX_ROWS * Math.ceil(maxK / 16)) * 4), scalesOffset };
 }
 
 /** Whether lowbit_gemv_* takes this linear: whole 16-byte weight chunks per lane (and whole int4 groups per chunk). */

@@ -37,6 +37,9 @@ typedef unsigned char u8;
 #ifndef NV_U
 #define NV_U 4  // k tiles (16-byte weight loads) a lane keeps in flight (tuning knob)
 #endif
+#ifndef NV_LDNC
+#define NV_LDNC 1  // 1: weight loads through the non-coherent path without L1 allocation; 0: __ldg (tuning knob)
+#endif
 #ifndef NV_MINB
 #define NV_MINB 1  // __launch_bounds__ minimum blocks per SM of the GEMV (tuning knob: 3 caps registers at 85)
 #endif
@@ -229,8 +232,16 @@ extern "C" __global__ void __launch_bounds__(256) nvfp4_silu_mul_act_bf16(const 
 /** The weight tile (16 bytes a lane) and block scales (8 bytes a lane) of row tile rt, k tile q. */
 __device__ __forceinline__ void nvLoadTile(const u8* __restrict__ W, const u8* __restrict__ S, int rt, int q, int KT, int lane, uint4& w, uint2& s) {
   const long long tile = (long long)rt * KT + q;
+#if NV_LDNC
+  // Read once: not allocated in L1, which keeps the activation codes every tile reads.
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(w.x), "=r"(w.y), "=r"(w.z), "=r"(w.w)
+               : "l"(W + tile * 512 + lane * 16));
+  asm volatile("ld.global.nc.L1::no_allocate.v2.u32 {%0, %1}, [%2];" : "=r"(s.x), "=r"(s.y) : "l"(S + tile * 64 + (lane >> 2) * 8));
+#else
   w = __ldg(reinterpret_cast<const uint4*>(W + tile * 512) + lane);
   s = __ldg(reinterpret_cast<const uint2*>(S + tile * 64) + (lane >> 2));
+#endif
 }
 
 template <int M>
