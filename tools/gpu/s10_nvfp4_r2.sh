@@ -4,7 +4,7 @@
 #   e2e  — bench/quant_e2e.ts --synthetic-nvfp4 --set nvfp4Mma=1 on llama-3.2-1b: bf16 vs NVFP4 on nvfp4_mma.cu (decode
 #          GEMV vs the engine's own GEMM path: the correctness column)
 #   test — tests/gpu/nvfp4_mma.test.ts: correctness (act bits, dequant, GEMV vs CPU, persistent grid bits, producers
-#          bit for bit) then per-GEMV timing vs lowbit_gemv_nvfp4 and the device copy: variants 4, 2, 4p2, 2p3
+#          bit for bit) then per-GEMV timing vs lowbit_gemv_nvfp4 and the device copy: variants 4, 2, 4p2, 2p3, 4p2n0 (pB: persistent B blocks per SM; n0: weights through L1)
 set -uo pipefail
 # shellcheck disable=SC1091
 source tools/gpu/jobs_lib.sh
@@ -14,7 +14,7 @@ echo "rc $?"
 grep -E "^\||copy bandwidth|Error|error" "$OUT/e2e_1b.log" | cut -c1-600 | head -10
 left=$((34 - (SECONDS - _t0)))
 stamp "test: tests/gpu/nvfp4_mma.test.ts ($left s)"
-LLMRT_NVFP4_VARIANTS=4,2,4p2,2p3 timeout "$left" bun test --timeout 600000 tests/gpu/nvfp4_mma.test.ts > "$OUT/nvfp4_mma.log" 2>&1
+LLMRT_NVFP4_VARIANTS=4,2,4p2,2p3,4p2n0 timeout "$left" bun test --timeout 600000 tests/gpu/nvfp4_mma.test.ts > "$OUT/nvfp4_mma.log" 2>&1
 echo "rc $?"
 grep -E "^\(pass|^\(fail|^ *[0-9]+ (pass|fail|skip)$|rel error|copy|us \(|ms \(|error|Error|differ" "$OUT/nvfp4_mma.log" | cut -c1-700 | head -40
 stamp done
