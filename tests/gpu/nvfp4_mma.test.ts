@@ -172,13 +172,13 @@ const MODELS: Record<string, { layers: number; linears: [string, number, number]
 gpuTest("nvfp4_gemv_mma m1 vs lowbit_gemv_nvfp4 m1 (each + its act launch) on 1B / 8B shapes vs the device copy", () => {
   const d = device();
   using old = loadKernelFile(d, "lowbit.cu");
-  // Variants "U[pB][nL]": NV_U = U loads in flight; pB: a persistent grid of B blocks per SM where the shape allows
-  // it ((k / 64) % (8 · U) == 0; else one block per row tile); nL: NV_LDNC = L (default 1).
+  // Variants "U[pB][nL][zZ]": NV_U = U loads in flight; pB: a persistent grid of B blocks per SM where the shape allows
+  // it ((k / 64) % (8 · U) == 0; else one block per row tile); nL: NV_LDNC = L, zZ: NV_ZC = Z (defaults 1).
   const variants = (process.env.LLMRT_NVFP4_VARIANTS ?? "4").split(",");
   const vspec = variants.map((v) => {
-    const m = /^(\d+)(?:p(\d+))?(?:n(\d))?$/.exec(v);
+    const m = /^(\d+)(?:p(\d+))?(?:n(\d))?(?:z(\d))?$/.exec(v);
     if (!m) throw new Error(`LLMRT_NVFP4_VARIANTS: bad variant ${v}`);
-    return { u: Number(m[1]), perSm: Number(m[2] ?? 0), key: `-DNV_U=${m[1]} -DNV_LDNC=${m[3] ?? 1}` };
+    return { u: Number(m[1]), perSm: Number(m[2] ?? 0), key: `-DNV_U=${m[1]} -DNV_LDNC=${m[3] ?? 1} -DNV_ZC=${m[4] ?? 1}` };
   });
   const uniq = [...new Set(vspec.map((v) => v.key))];
   const mods = uniq.map((key) => loadKernelFile(d, "nvfp4_mma.cu", { options: key.split(" ") }));

@@ -40,6 +40,9 @@ typedef unsigned char u8;
 #ifndef NV_LDNC
 #define NV_LDNC 1  // 1: weight loads through the non-coherent path without L1 allocation; 0: __ldg (tuning knob)
 #endif
+#ifndef NV_ZC
+#define NV_ZC 1  // 1: each block's first mma from zero accumulators, 1.5 · 2^23 added to the used sums only; 0: from 1.5 · 2^23 (tuning knob, same bits)
+#endif
 #ifndef NV_MINB
 #define NV_MINB 1  // __launch_bounds__ minimum blocks per SM of the GEMV (tuning knob: 3 caps registers at 85)
 #endif
@@ -83,6 +86,13 @@ __device__ __forceinline__ void mmaS8(int (&c)[4], u32 a0, u32 a1, u32 b) {
   asm volatile("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};"
                : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
                : "r"(a0), "r"(a1), "r"(b));
+}
+
+/** d = A · B (s8, k = 16) from zero accumulators. */
+__device__ __forceinline__ void mmaS8z(int (&d)[4], u32 a0, u32 a1, u32 b) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%7,%7,%7};"
+               : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
+               : "r"(a0), "r"(a1), "r"(b), "r"(0));
 }
 
 /** Two e4m3 bytes (low, high) → floats. */
@@ -310,14 +320,22 @@ __device__ __forceinline__ void nvfp4MmaGemv(const u8* __restrict__ xq, const u8
 #pragma unroll
         for (int b = 0; b < 4; b++) {
           const u32 w = ww[b], xw = w ^ 0x88888888u;
+#if NV_ZC
+          int c[4];
+          mmaS8z(c, prmt(T0, T1, w), prmt(T0, T1, w >> 16), xpw[b]);
+          constexpr int MG = NV_MAGIC;
+#else
           int c[4] = {NV_MAGIC, NV_MAGIC, NV_MAGIC, NV_MAGIC};
           mmaS8(c, prmt(T0, T1, w), prmt(T0, T1, w >> 16), xpw[b]);
+          constexpr int MG = 0;
+#endif
           mmaS8(c, prmt(T0, T1, xw), prmt(T0, T1, xw >> 16), xnw[b]);
-          acc[0] = fmaf(__int_as_float(c[0]) - 12582912.f, swg[b] * sxa[b], acc[0]);
-          acc[1] = fmaf(__int_as_float(c[2]) - 12582912.f, swh[b] * sxa[b], acc[1]);
+          // The block sums (|s| <= 16 · 144) as floats, exactly: 1.5 · 2^23 + s read as a float, minus 1.5 · 2^23.
+          acc[0] = fmaf(__int_as_float(c[0] + MG) - 12582912.f, swg[b] * sxa[b], acc[0]);
+          acc[1] = fmaf(__int_as_float(c[2] + MG) - 12582912.f, swh[b] * sxa[b], acc[1]);
           if constexpr (M > 1) {
-            acc[2] = fmaf(__int_as_float(c[1]) - 12582912.f, swg[b] * sxb[b], acc[2]);
-            acc[3] = fmaf(__int_as_float(c[3]) - 12582912.f, swh[b] * sxb[b], acc[3]);
+            acc[2] = fmaf(__int_as_float(c[1] + MG) - 12582912.f, swg[b] * sxb[b], acc[2]);
+            acc[3] = fmaf(__int_as_float(c[3] + MG) - 12582912.f, swh[b] * sxb[b], acc[3]);
           }
         }
       }
