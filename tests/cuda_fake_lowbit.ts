@@ -220,13 +220,13 @@ export function nvfp4MmaKernelStandIn(mem: FakeMemory, l: KernelLaunch, maxRows:
     stExact(mem, out, w, l.kernel);
     return true;
   }
-  const gv = /^nvfp4_gemv_mma_bf16_m(\d)$/.exec(l.kernel);
+  const gv = /^nvfp4_gemv_mma(_w16)?_bf16_m(\d)$/.exec(l.kernel);
   if (!gv) return false;
   const [xq, W, sc, sx, bias, y, m, n, k, , alpha] = A;
-  const M = Number(gv[1]);
+  const M = Number(gv[2]), NW = gv[1] ? 16 : 8;
   assert.ok(m >= 1 && m <= M && m <= maxRows && (M === 1 || m > 1), `${l.kernel}: m ${m}`);
-  assert.ok(l.grid[0] === n / 16 || (l.grid[0] < n / 16 && (k / 64) % 32 === 0), `${l.kernel}: grid ${l.grid}`);
-  assert.deepEqual([...l.grid.slice(1), l.block], [1, 1, 256], `${l.kernel}: grid`);
+  assert.ok(l.grid[0] === n / 16 || (l.grid[0] < n / 16 && (k / 64) % (4 * NW) === 0), `${l.kernel}: grid ${l.grid}`);
+  assert.deepEqual([...l.grid.slice(1), l.block], [1, 1, 32 * NW], `${l.kernel}: grid`);
   assert.ok(n % 16 === 0 && k % 64 === 0 && xq % 16n === 0n && W % 16n === 0n && sx % 16n === 0n, `${l.kernel}: shape / alignment`);
   disjoint(l.kernel, "xq and y", xq, 2 * m * k, y, m * n * 2);
   const q = new Int8Array(mem.bytes(xq, 2 * m * k).slice().buffer), s = mem.f32(sx, m * (k / 16));

@@ -74,15 +74,19 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
       assert.equal(diff, 0, `nvfp4_act_mma m=${m}: ${diff} codes / scales differ from the CPU's`);
       const M = m === 1 ? 1 : 8;
       const alpha = Math.fround(a * f.globalScale!);
-      mod.kernel(`nvfp4_gemv_mma_bf16_m${M}`, sig("nvfp4_gemv_mma")).launch(N / 16, 256, [xq, W, S, sx, B, dy, m, N, K, 0, alpha]);
-      const y = new Uint16Array(m * N);
-      dy.copyToHost(y);
       const ref = new Float32Array(m * N);
       lowbitLinear(xf, cpu, unBf16(biasB), m, N, K, ref);
-      let worst = 0;
-      for (let i = 0; i < m * N; i++) worst = Math.max(worst, Math.abs(fromBf16Bits(y[i]) - ref[i]) / Math.max(Math.abs(ref[i]), 0.05));
-      console.log(`nvfp4_gemv_mma_bf16_m${M} [${N}x${K}] m=${m}: max rel error vs the CPU ${worst.toExponential(2)}`);
-      assert.ok(worst <= 2 ** -7, `nvfp4_gemv_mma m=${m}: max relative error ${worst}`);
+      // 8 warps a block, and 16 (the launcher's pick for few row tiles).
+      for (const w16 of [false, true]) {
+        const name = `nvfp4_gemv_mma${w16 ? "_w16" : ""}_bf16_m${M}`;
+        mod.kernel(name, sig(w16 ? "nvfp4_gemv_mma_w16" : "nvfp4_gemv_mma")).launch(N / 16, w16 ? 512 : 256, [xq, W, S, sx, B, dy, m, N, K, 0, alpha]);
+        const y = new Uint16Array(m * N);
+        dy.copyToHost(y);
+        let worst = 0;
+        for (let i = 0; i < m * N; i++) worst = Math.max(worst, Math.abs(fromBf16Bits(y[i]) - ref[i]) / Math.max(Math.abs(ref[i]), 0.05));
+        console.log(`${name} [${N}x${K}] m=${m}: max rel error vs the CPU ${worst.toExponential(2)}`);
+        assert.ok(worst <= 2 ** -7, `${name} m=${m}: max relative error ${worst}`);
+      }
     }
   });
 }
@@ -172,20 +176,26 @@ const MODELS: Record<string, { layers: number; linears: [string, number, number]
 gpuTest("nvfp4_gemv_mma m1 vs lowbit_gemv_nvfp4 m1 (each + its act launch) on 1B / 8B shapes vs the device copy", () => {
   const d = device();
   using old = loadKernelFile(d, "lowbit.cu");
-  // Variants "U[pB][nL][zZ]": NV_U = U loads in flight; pB: a persistent grid of B blocks per SM where the shape allows
-  // it ((k / 64) % (8 · U) == 0; else one block per row tile); nL: NV_LDNC = L, zZ: NV_ZC = Z (defaults 1).
+  // Variants "U[pB][nL][zZ][w]": NV_U = U loads in flight; pB: a persistent grid of B blocks per SM where the shape allows
+  // it ((k / 64) % (warps · U) == 0; else one block per row tile); nL: NV_LDNC = L, zZ: NV_ZC = Z (defaults 1); w: the
+  // 16-warp kernel (_w16).
   const variants = (process.env.LLMRT_NVFP4_VARIANTS ?? "4").split(",");
   const vspec = variants.map((v) => {
-    const m = /^(\d+)(?:p(\d+))?(?:n(\d))?(?:z(\d))?$/.exec(v);
+    const m = /^(\d+)(?:p(\d+))?(?:n(\d))?(?:z(\d))?(w)?$/.exec(v);
     if (!m) throw new Error(`LLMRT_NVFP4_VARIANTS: bad variant ${v}`);
-    return { u: Number(m[1]), perSm: Number(m[2] ?? 0), key: `-DNV_U=${m[1]} -DNV_LDNC=${m[3] ?? 1} -DNV_ZC=${m[4] ?? 1}` };
+    return { u: Number(m[1]), perSm: Number(m[2] ?? 0), key: `-DNV_U=${m[1]} -DNV_LDNC=${m[3] ?? 1} -DNV_ZC=${m[4] ?? 1}`, nw: m[5] ? 16 : 8 };
   });
   const uniq = [...new Set(vspec.map((v) => v.key))];
   const mods = uniq.map((key) => loadKernelFile(d, "nvfp4_mma.cu", { options: key.split(" ") }));
   try {
     const oldK = old.kernel("lowbit_gemv_nvfp4_bf16_m1", sig("lowbit_gemv_nvfp4"));
     const oldA = old.kernel("lowbit_act_nvfp4_bf16", sig("lowbit_act_nvfp4"));
-    const newK = vspec.map((v) => mods[uniq.indexOf(v.key)].kernel("nvfp4_gemv_mma_bf16_m1", sig("nvfp4_gemv_mma")));
+    const newK = vspec.map((v) =>
+      mods[uniq.indexOf(v.key)].kernel(
+        v.nw === 16 ? "nvfp4_gemv_mma_w16_bf16_m1" : "nvfp4_gemv_mma_bf16_m1",
+        sig(v.nw === 16 ? "nvfp4_gemv_mma_w16" : "nvfp4_gemv_mma"),
+      )
+    );
     const newA = mods[0].kernel("nvfp4_act_mma_bf16", sig("nvfp4_act_mma"));
     using stream = d.createStream();
     using t0 = d.createEvent();
@@ -234,9 +244,9 @@ gpuTest("nvfp4_gemv_mma m1 vs lowbit_gemv_nvfp4 m1 (each + its act launch) on 1B
           time((s, i) => oldK.launch(Math.ceil(N / 8), 256, [xq, wOff(i), sOff(i), 0n, 0n, y, 1, N, K, 16, 1], { stream: s }), copies),
           time((s) => oldA.launch(1, 256, [x, xq, 1, K, 0.01, 1], { stream: s }), 20),
           ...newK.map((kk, v) => {
-            const { u, perSm } = vspec[v];
-            const grid = perSm > 0 && (K / 64) % (8 * u) === 0 ? Math.min(N / 16, perSm * d.smCount) : N / 16;
-            return time((s, i) => kk.launch(grid, 256, [xq, wOff(i), sOff(i), sx, 0n, y, 1, N, K, 0, 1], { stream: s }), copies);
+            const { u, perSm, nw } = vspec[v];
+            const grid = perSm > 0 && (K / 64) % (nw * u) === 0 ? Math.min(N / 16, perSm * d.smCount) : N / 16;
+            return time((s, i) => kk.launch(grid, 32 * nw, [xq, wOff(i), sOff(i), sx, 0n, y, 1, N, K, 0, 1], { stream: s }), copies);
           }),
           time((s) => newA.launch([Math.ceil(K / 1024), 1, 1], 256, [x, xq, sx, 1, K, 0.01], { stream: s }), 20),
         ];

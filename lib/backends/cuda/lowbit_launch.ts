@@ -151,19 +151,32 @@ export function planLowbitLinear(
     const a = staticScale("activation scale", f.activationScale);
     alpha = Math.fround(a * staticScale("global scale", f.globalScale));
     if (!preQuantized) kernel("nvfp4_act_mma_bf16", [cdiv(K, 1024), rows, 1], [buf(op.x), xq, rowScale, rows, K, a]);
-    kernel(`nvfp4_gemv_mma_bf16_m${rows <= 1 ? 1 : 8}`, [nvfp4GemvGrid(N, K, env.nvfp4GemvBlocks), 1, 1], [
-      xq,
-      W,
-      scales,
-      rowScale,
-      bias,
-      buf(op.out),
-      rows,
-      N,
-      K,
-      0,
-      alpha,
-    ]);
+    // Row tiles for at most one block per SM: 16 warps a block (more loads in flight on each SM).
+    const w16 = !!env.nvfp4GemvBlocks && N / 16 <= env.nvfp4GemvBlocks / NVFP4_GEMV_BLOCKS_PER_SM;
+    out.push({
+      kind: "kernel",
+      op: i,
+      kernel: `nvfp4_gemv_mma${w16 ? "_w16" : ""}_bf16_m${rows <= 1 ? 1 : 8}`,
+      grid: [
+        w16 ? N / 16 : nvfp4GemvGrid(N, K, env.nvfp4GemvBlocks),
+        1,
+        1,
+      ],
+      block: w16 ? 512 : 256,
+      args: [
+        xq,
+        W,
+        scales,
+        rowScale,
+        bias,
+        buf(op.out),
+        rows,
+        N,
+        K,
+        0,
+        alpha,
+      ],
+    });
     return;
   }
   // 1. The activation rows, quantized as the CPU does (for the GEMV in its segment order, swz 1).

@@ -25,9 +25,11 @@
 // extern "C" __global__ void nvfp4_gemv_mma_bf16_m{1,8}(const u8* xq, const u8* W, const u8* S, const float* sx,
 //     const bf16_t* bias, bf16_t* y, int m, int n, int k, int unused, float alpha)
 //   y[r, j] = alpha / 4 · Σ_b e4m3(S[j, b]) · sx[r, b] · Σ_{i∈b} xp·w + bias[j]   (alpha = a · g); m <= 8 (_m1: m = 1)
-//   grid (n / 16, 1, 1), or fewer blocks when (k / 64) % (8 · NV_U) == 0 (a persistent grid)   block (256, 1, 1): a
-//   block takes 16-row tiles blockIdx.x, + gridDim.x, …; its 8 warps take k tiles w, w + 8, … and add up in shared
-//   memory (the same bits for any grid); n % 16 == 0, k % 64 == 0.
+// extern "C" __global__ void nvfp4_gemv_mma_w16_bf16_m{1,8}(...the same parameters...)
+//   the same with 16 warps a block (block (512, 1, 1); other sums): for few row tiles (lowbit_launch.ts).
+//   grid (n / 16, 1, 1), or fewer blocks when (k / 64) % (NW · NV_U) == 0 (a persistent grid)   block (256, 1, 1): a
+//   block takes 16-row tiles blockIdx.x, + gridDim.x, …; its NW = 8 warps take k tiles w, w + 8, … and add up in
+//   shared memory (the same bits for any grid); n % 16 == 0, k % 64 == 0.
 // extern "C" __global__ void nvfp4_dequant_mma_bf16(const u8* W, const u8* S, bf16_t* out, int n, int k, int unused)
 //   out [n, k] bf16 = e2m1 · e4m3 (exact) from the tiled layout.   grid (ceil(n · k / 8 / 256), 1, 1)   block (256, 1, 1)
 #include "common.cuh"
@@ -254,24 +256,24 @@ __device__ __forceinline__ void nvLoadTile(const u8* __restrict__ W, const u8* _
 #endif
 }
 
-template <int M>
+template <int M, int NW>
 __device__ __forceinline__ void nvfp4MmaGemv(const u8* __restrict__ xq, const u8* __restrict__ W, const u8* __restrict__ S,
     const float* __restrict__ sx, const bf16_t* __restrict__ bias, bf16_t* __restrict__ y, int m, int n, int k, float alpha) {
   constexpr int NA = M == 1 ? 2 : 4;  // accumulators a lane keeps: (row g, col 2t), (row g + 8, col 2t) [, col 2t + 1]
-  __shared__ float red[8][16][M == 1 ? 1 : 8];
+  __shared__ float red[NW][16][M == 1 ? 1 : 8];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int KT = k / 64, RT = n / 16;
-  // This warp's k tiles of every row tile: q = warp + 8j, j < cnt. A grid smaller than RT (a persistent grid: each
+  // This warp's k tiles of every row tile (NW warps a block): q = warp + NW·j, j < cnt. A grid smaller than RT (a persistent grid: each
   // block takes row tiles blockIdx.x, + gridDim.x, ...) needs KT % (8 · NV_U) == 0: then every warp has cnt items a
   // row tile, whole rounds of NV_U, and the loads run on into the next row tile while this one is summed.
-  const int cnt = (KT - warp + 7) / 8;
+  const int cnt = (KT - warp + NW - 1) / NW;
   const u32 T0 = 0x03020100u, T1 = 0x0C080604u;  // 2 · e2m1 magnitudes
   uint4 nw[NV_U];
   uint2 ns[NV_U];
   int rt = blockIdx.x;
 #pragma unroll
   for (int u = 0; u < NV_U; u++) {
-    if (u < cnt && rt < RT) nvLoadTile(W, S, rt, warp + 8 * u, KT, lane, nw[u], ns[u]);
+    if (u < cnt && rt < RT) nvLoadTile(W, S, rt, warp + NW * u, KT, lane, nw[u], ns[u]);
   }
   pdlWait();
   pdlLaunchDependents();
@@ -300,12 +302,12 @@ __device__ __forceinline__ void nvfp4MmaGemv(const u8* __restrict__ xq, const u8
           j -= cnt;
           r2 += gridDim.x;
         }
-        if (j < cnt && r2 < RT) nvLoadTile(W, S, r2, warp + 8 * j, KT, lane, nw[u], ns[u]);
+        if (j < cnt && r2 < RT) nvLoadTile(W, S, r2, warp + NW * j, KT, lane, nw[u], ns[u]);
       }
 #pragma unroll
       for (int u = 0; u < NV_U; u++) {
         if (j0 + u >= cnt) break;
-        const int q = warp + 8 * (j0 + u);
+        const int q = warp + NW * (j0 + u);
         const uint4 xp = hasX ? __ldg(xpr + 4 * q) : make_uint4(0, 0, 0, 0);
         const uint4 xn = hasX ? __ldg(xnr + 4 * q) : make_uint4(0, 0, 0, 0);
         const float4 s0 = c0 < m ? __ldg(sx0 + q) : make_float4(0.f, 0.f, 0.f, 0.f);
@@ -357,7 +359,7 @@ __device__ __forceinline__ void nvfp4MmaGemv(const u8* __restrict__ xq, const u8
     if (col < m && col < M) {
       float v = 0.f;
 #pragma unroll
-      for (int w = 0; w < 8; w++) v += red[w][row][M == 1 ? 0 : col];
+      for (int w = 0; w < NW; w++) v += red[w][row][M == 1 ? 0 : col];
       const int j = rt * 16 + row;
       float o = v * (0.25f * alpha);
       if (bias) o += toF(bias[j]);
@@ -367,17 +369,23 @@ __device__ __forceinline__ void nvfp4MmaGemv(const u8* __restrict__ xq, const u8
   }
 }
 
-#define NVFP4_MMA_GEMV(NAME, M)                                                                                                  \
-  extern "C" __global__ void __launch_bounds__(256, NV_MINB) NAME(const u8* xq, const u8* W, const u8* S, const float* sx,                 \
+#define NVFP4_MMA_GEMV(NAME, M, NW)                                                                                              \
+  extern "C" __global__ void __launch_bounds__(NW * 32, NW == 8 ? NV_MINB : 1) NAME(const u8* xq, const u8* W, const u8* S, const float* sx, \
       const bf16_t* bias, bf16_t* y, int m, int n, int k, int unused, float alpha) {                                             \
-    nvfp4MmaGemv<M>(xq, W, S, sx, bias, y, m, n, k, alpha);                                                                      \
+    nvfp4MmaGemv<M, NW>(xq, W, S, sx, bias, y, m, n, k, alpha);                                                                      \
   }
 
 #if LLMRT_KERNEL(nvfp4_gemv_mma_bf16_m1)
-NVFP4_MMA_GEMV(nvfp4_gemv_mma_bf16_m1, 1)
+NVFP4_MMA_GEMV(nvfp4_gemv_mma_bf16_m1, 1, 8)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_mma_bf16_m8)
-NVFP4_MMA_GEMV(nvfp4_gemv_mma_bf16_m8, 8)
+NVFP4_MMA_GEMV(nvfp4_gemv_mma_bf16_m8, 8, 8)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_mma_w16_bf16_m1)
+NVFP4_MMA_GEMV(nvfp4_gemv_mma_w16_bf16_m1, 1, 16)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_mma_w16_bf16_m8)
+NVFP4_MMA_GEMV(nvfp4_gemv_mma_w16_bf16_m8, 8, 16)
 #endif
 
 // ---- weight dequantization (prefill) ---------------------------------------------------------------
