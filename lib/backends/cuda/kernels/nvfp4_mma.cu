@@ -217,9 +217,9 @@ extern "C" __global__ void __launch_bounds__(256) nvfp4_rmsnorm_act_bf16(const b
 }
 #endif
 
-#if LLMRT_KERNEL(nvfp4_silu_mul_act_bf16)
 __device__ __forceinline__ float nvSilu(float g) { return g / (1.f + expf(-g)); }  // silu_mul.cu's silu
 
+#if LLMRT_KERNEL(nvfp4_silu_mul_act_bf16)
 extern "C" __global__ void __launch_bounds__(256) nvfp4_silu_mul_act_bf16(const bf16_t* gateUp, u8* xq, float* sx, int numTokens, int inter, float a) {
   pdlWait();
   pdlLaunchDependents();
