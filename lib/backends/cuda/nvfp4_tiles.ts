@@ -20,23 +20,24 @@ export const nvfp4TilesFit = (N: number, K: number): boolean => N % 16 === 0 && 
 export function nvfp4Tiles(packed: Uint8Array, scales: Uint8Array, N: number, K: number): { codes: Uint8Array; scales: Uint8Array } {
   if (!nvfp4TilesFit(N, K)) throw new InternalError(`nvfp4Tiles: [${N}, ${K}] is not a multiple of [16, 64]`);
   if (packed.byteLength !== (N * K) / 2 || scales.byteLength !== (N * K) / 16) throw new InternalError("nvfp4Tiles: wrong byte counts");
-  const KT = K / 64, half = K / 2, nb = K / 16;
+  const KT = K / 64, nb = K / 16;
   const codes = new Uint8Array((N * K) / 2), st = new Uint8Array((N * K) / 16);
-  const nib = (j: number, i: number): number => (packed[j * half + (i >> 1)] >> ((i & 1) * 4)) & 15;
+  // Columns 4t..4t+3 of a row are two whole bytes of the public layout (one 16-bit unit): copy units, not nibbles.
+  const src = packed.byteOffset % 2 === 0 ? new Uint16Array(packed.buffer, packed.byteOffset, packed.byteLength / 2) : new Uint16Array(packed.slice().buffer);
+  const dst = new Uint16Array(codes.buffer), rowUnits = K / 4;
   for (let rt = 0; rt < N / 16; rt++) {
     for (let q = 0; q < KT; q++) {
       const tile = rt * KT + q;
-      for (let lane = 0; lane < 32; lane++) {
-        const g = lane >> 2, t = lane & 3;
-        for (let b = 0; b < 4; b++) {
-          const col = 64 * q + 16 * b + 4 * t, o = tile * 512 + lane * 16 + b * 4;
-          for (let e = 0; e < 4; e += 2) {
-            codes[o + e / 2] = nib(16 * rt + g, col + e) | (nib(16 * rt + g, col + e + 1) << 4);
-            codes[o + 2 + e / 2] = nib(16 * rt + g + 8, col + e) | (nib(16 * rt + g + 8, col + e + 1) << 4);
+      for (let g = 0; g < 8; g++) {
+        const rg = (16 * rt + g) * rowUnits + 16 * q, rh = rg + 8 * rowUnits;
+        for (let t = 0; t < 4; t++) {
+          // Lane 4g + t, word b: units (row g, block b, slice t) then (row g + 8, ...).
+          const o = tile * 256 + (4 * g + t) * 8;
+          for (let b = 0; b < 4; b++) {
+            dst[o + 2 * b] = src[rg + 4 * b + t];
+            dst[o + 2 * b + 1] = src[rh + 4 * b + t];
           }
         }
-      }
-      for (let g = 0; g < 8; g++) {
         for (let b = 0; b < 4; b++) {
           st[tile * 64 + g * 8 + b] = scales[(16 * rt + g) * nb + 4 * q + b];
           st[tile * 64 + g * 8 + 4 + b] = scales[(16 * rt + g + 8) * nb + 4 * q + b];
