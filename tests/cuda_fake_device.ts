@@ -48,7 +48,8 @@ import { assert } from "./harness.ts";
 import { fp8GemmStandIn, fp8KernelStandIn, quantizeRows } from "./cuda_fake_fp8.ts";
 import { fp8ScratchLayout } from "../lib/backends/cuda/fp8_launch.ts";
 import { lowbitScratchLayout } from "../lib/backends/cuda/lowbit_launch.ts";
-import { lowbitKernelStandIn } from "./cuda_fake_lowbit.ts";
+import { lowbitKernelStandIn, nvfp4ActRows, nvfp4MmaKernelStandIn } from "./cuda_fake_lowbit.ts";
+import { nvfp4Tiles, nvfp4TilesFit } from "../lib/backends/cuda/nvfp4_tiles.ts";
 
 // ---- a fake device: regions at distinct addresses ----------------------------------------------
 
@@ -334,6 +335,8 @@ export interface FakeSessionOptions {
   readonly quantGemm?: boolean;
   /** LaunchEnv.quantTailNorm (with its quantNormScratch, f32 [8, hiddenSize / 16]). */
   readonly quantTailNorm?: boolean;
+  /** LaunchEnv.nvfp4Mma: NVFP4 linears that fit uploaded tiled (nvfp4_tiles.ts) and run nvfp4_mma.cu's stand-ins. */
+  readonly nvfp4Mma?: boolean;
 }
 
 export class FakeCudaSession {
@@ -365,9 +368,16 @@ export class FakeCudaSession {
       for (const t of [o.weight, o.weightFormat.scales, o.weightFormat.zeros, o.weightFormat.preQuantScale]) if (t) raw.add(t);
       scratch = Math.max(scratch, o.outFeatures * o.inFeatures * 2);
     }
+    // nvfp4Mma: NVFP4 codes and block scales tiled, as the CUDA session uploads them.
+    const tiled = new Map<string, Uint8Array>();
+    for (const o of plan.ops) {
+      if (!opts.nvfp4Mma || o.type !== "linear" || o.weightFormat?.format !== "nvfp4" || !nvfp4TilesFit(o.outFeatures, o.inFeatures)) continue;
+      const t = nvfp4Tiles(engine.readTensor(o.weight), engine.readTensor(o.weightFormat.scales), o.outFeatures, o.inFeatures);
+      tiled.set(o.weight, t.codes).set(o.weightFormat.scales, t.scales);
+    }
     for (const n of engine.tensorNames()) {
       if (raw.has(n)) {
-        const b = engine.readTensor(n), p = mem.alloc(b.length);
+        const b = tiled.get(n) ?? engine.readTensor(n), p = mem.alloc(b.length);
         mem.bytes(p, b.length).set(b);
         offsets.set(n, p);
         continue;
@@ -417,6 +427,8 @@ export class FakeCudaSession {
       batchAttention2: opts.batchAttention2,
       fp8FusedQuant: opts.fp8FusedQuant,
       fp8Gemv1: opts.fp8Gemv1,
+      nvfp4Mma: opts.nvfp4Mma,
+      nvfp4GemvBlocks: opts.nvfp4Mma ? 2 * sms : undefined,
       wgmmaPrefill: opts.wgmmaPrefill,
       decodeSplitK: opts.decodeSplitK,
       gemvSplitK: opts.gemvSplitK,
@@ -923,6 +935,26 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         const { q, a } = quantizeRows(v, rows, H, actScale);
         mem.bytes(xq, q.length).set(q);
         mem.f32(rs, rows).set(a);
+        break;
+      }
+      case "nvfp4_rmsnorm_act_bf16": {
+        // rmsnorm_bf16 / add_rmsnorm_bf16, then nvfp4_act_mma_bf16 of the rounded result (not stored).
+        const [x, res, w, xq, sx, rows, H, eps, a, add] = A;
+        assert.equal(l.grid[0], rows);
+        let src = ld(x, rows * H);
+        if (add) {
+          const r = ld(res, rows * H);
+          for (let i = 0; i < r.length; i++) r[i] = addBf16(src[i], r[i]);
+          st(res, r);
+          src = r;
+        }
+        nvfp4ActRows(mem, normBf16(src, ld(w, H), eps, rows, H), rows, H, a, xq, sx);
+        break;
+      }
+      case "nvfp4_silu_mul_act_bf16": {
+        const [gu, xq, sx, T, I, a] = A;
+        assert.ok(l.grid[1] === T && l.grid[0] * 1024 >= I, "nvfp4_silu_mul_act grid");
+        nvfp4ActRows(mem, siluMulBf16(ld(gu, T * 2 * I), T, I), T, I, a, xq, sx);
         break;
       }
       case "fp8_silu_mul_quant_bf16": {
@@ -1439,7 +1471,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         maskStandIn(mem, l);
         break;
       default:
-        if (fp8KernelStandIn(mem, l, stepTokens) || lowbitKernelStandIn(mem, l, stepTokens)) break;
+        if (fp8KernelStandIn(mem, l, stepTokens) || lowbitKernelStandIn(mem, l, stepTokens) || nvfp4MmaKernelStandIn(mem, l, stepTokens)) break;
         throw new Error(`no stand-in for kernel ${l.kernel}`);
     }
   }

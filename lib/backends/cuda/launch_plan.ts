@@ -13,6 +13,7 @@ import { isPdlKernel } from "./kernel_signatures.ts";
 import { GEMV_MAX_ROWS, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
 import { planLinear } from "./linear_launch.ts";
 import { batchGemmTakes } from "./batch_gemm_plan.ts";
+import { nvfp4ActArgs, nvfp4ActProducers } from "./lowbit_launch.ts";
 import { planAttention } from "./attention_launch.ts";
 import {
   PERSISTENT_DECODE_KERNEL,
@@ -105,7 +106,16 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     },
     (i) => !!fuse && (fuse.skip.has(i) || fuse.normOnly.has(i) || fuse.norm.has(i) || fuse.epilogue.has(i) || fuse.attnQkv.has(i)),
   );
-  const preQuantized = new Set(fq.values());
+  // NVFP4 on nvfp4_mma.cu: norms / silu_mul that write the next GEMV's int8 codes themselves (LaunchEnv.nvfp4Mma).
+  const nq = nvfp4ActProducers(
+    plan,
+    env,
+    rowsOf,
+    T === S,
+    (i) => !!fuse && (fuse.skip.has(i) || fuse.normOnly.has(i) || fuse.norm.has(i) || fuse.epilogue.has(i) || fuse.attnQkv.has(i)),
+  );
+  const nqArgs = (j: number) => nvfp4ActArgs(plan.ops[nq.get(j)!] as Extract<(typeof plan.ops)[number], { type: "linear" }>, env);
+  const preQuantized = new Set([...fq.values(), ...nq.values()]);
   /** The FP8 scratch's e4m3 rows and row scales (the producer's outputs), and the linear's static scale. */
   const fqArgs = (lin: number): [bigint, bigint, number] => {
     const layout = fp8ScratchLayout(plan);
@@ -192,6 +202,11 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           k(i, "fp8_rmsnorm_quant_bf16", [rows, 1, 1], 256, [buf(op.x), 0n, env.weight(op.weight), 0n, xq, rs, rows, widthOf(op.x), op.eps, act, 0]);
           break;
         }
+        if (nq.has(i)) {
+          const [xq, sx, a] = nqArgs(i);
+          k(i, "nvfp4_rmsnorm_act_bf16", [rows, 1, 1], 256, [buf(op.x), 0n, env.weight(op.weight), xq, sx, rows, widthOf(op.x), op.eps, a, 0]);
+          break;
+        }
         k(i, `rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.x), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
         break;
       }
@@ -216,6 +231,11 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
             act,
             1,
           ]);
+          break;
+        }
+        if (nq.has(i)) {
+          const [xq, sx, a] = nqArgs(i);
+          k(i, "nvfp4_rmsnorm_act_bf16", [rows, 1, 1], 256, [buf(op.x), buf(op.residual), env.weight(op.weight), xq, sx, rows, widthOf(op.x), op.eps, a, 1]);
           break;
         }
         k(i, `add_rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.x), buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
@@ -263,6 +283,12 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         if (fq.has(i)) {
           const [xq, rs, act] = fqArgs(fq.get(i)!);
           k(i, "fp8_silu_mul_quant_bf16", [T, 1, 1], 256, [buf(op.gateUp), xq, rs, T, op.width, act]);
+          break;
+        }
+        if (nq.has(i)) {
+          const [xq, sx, a] = nqArgs(i);
+          const rows = rowsOf(op.gateUp);
+          k(i, "nvfp4_silu_mul_act_bf16", [Math.ceil(op.width / 1024), rows, 1], 256, [buf(op.gateUp), xq, sx, rows, op.width, a]);
           break;
         }
         k(i, `silu_mul_${elem}`, [cdiv(op.width, 256 * V), rowsOf(op.gateUp), 1], 256, [buf(op.gateUp), buf(op.out), rowsOf(op.gateUp), op.width]);

@@ -145,6 +145,10 @@ export interface LaunchEnv {
    * of an RMSNorm prologue in each of its blocks. Needs quantNormScratch.
    */
   readonly quantTailNorm?: boolean;
+  /** NVFP4 linears that fit the tiles on kernels/nvfp4_mma.cu (CudaFlags.nvfp4Mma; their weights uploaded tiled). */
+  readonly nvfp4Mma?: boolean;
+  /** Most blocks of nvfp4_gemv_mma's persistent grid (lowbit_launch.ts nvfp4GemvGrid). Unset: one block per row tile. */
+  readonly nvfp4GemvBlocks?: number;
   /** f32 [GEMV_MAX_ROWS, hiddenSize / 16]: quant_gemv_fused_addnorm's tile sums of squares, read by quant_gemv_fused_rs. */
   readonly quantNormScratch?: bigint;
   /**

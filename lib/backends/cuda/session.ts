@@ -13,7 +13,8 @@
  */
 import process from "node:process";
 import { rmSync } from "node:fs";
-import { lowbitScratchLayout } from "./lowbit_launch.ts";
+import { lowbitScratchLayout, NVFP4_GEMV_BLOCKS_PER_SM } from "./lowbit_launch.ts";
+import { nvfp4Tiles, nvfp4TilesFit } from "./nvfp4_tiles.ts";
 import { CublasLtGemm } from "./gemm.ts";
 import { FP8_GEMV1_BLOCKS_PER_SM, fp8ScratchLayout } from "./fp8_launch.ts";
 import { compileKernelUnits, type CompileStats, kernelUnits, type PendingCompile, startKernelUnits, unitName } from "./compile_pool.ts";
@@ -227,6 +228,8 @@ export class CudaSession implements SessionBackend {
   readonly graphSplits: boolean;
   /** CudaSessionOptions.quantTailNorm. */
   readonly quantTailNorm: boolean;
+  /** CudaSessionOptions.nvfp4Mma. */
+  readonly nvfp4Mma: boolean;
   /** CudaSessionOptions.persistentDecode, where the engine and device allow it (persistent_decode.ts). */
   readonly persistentDecode: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
@@ -246,6 +249,10 @@ export class CudaSession implements SessionBackend {
   readonly #weightOffsets = new Map<string, number>();
   /** Quantized linears' packed weights, zero points and f32 scales: uploaded as stored (no dtype conversion). */
   readonly #rawWeights = new Set<string>();
+  /** nvfp4Mma: NVFP4 codes and block scales uploaded in the tiled layout (by either tensor's name). */
+  readonly #nvfp4Tiled = new Map<string, { readonly weight: string; readonly scales: string; readonly n: number; readonly k: number }>();
+  /** The tiled bytes of a pair's other tensor, made with the first one. */
+  readonly #nvfp4TiledBytes = new Map<string, Uint8Array>();
   /** bf16 [N, K] of the largest quantized linear (prefill dequantizes into it); null without quantized linears. */
   #quantScratch: DeviceBuffer | null = null;
   /** FP8 linears' prefill scratch (quantized rows + row scales, fp8_launch.ts); null without FP8 linears. */
@@ -330,6 +337,7 @@ export class CudaSession implements SessionBackend {
     this.quantGemm = f.quantGemm;
     this.graphSplits = f.graphSplits;
     this.quantTailNorm = f.quantTailNorm;
+    this.nvfp4Mma = f.nvfp4Mma;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -378,6 +386,10 @@ export class CudaSession implements SessionBackend {
           );
         }
         for (const t of [o.weight, o.weightFormat.scales, o.weightFormat.zeros, o.weightFormat.preQuantScale]) if (t) this.#rawWeights.add(t);
+        if (this.nvfp4Mma && o.weightFormat.format === "nvfp4" && nvfp4TilesFit(o.outFeatures, o.inFeatures)) {
+          const pair = { weight: o.weight, scales: o.weightFormat.scales, n: o.outFeatures, k: o.inFeatures };
+          this.#nvfp4Tiled.set(o.weight, pair).set(o.weightFormat.scales, pair);
+        }
         if (o.weightFormat.format !== "fp8_e4m3") scratchBytes = Math.max(scratchBytes, o.outFeatures * o.inFeatures * 2);
       }
       if (scratchBytes > 0) this.#quantScratch = d.alloc(scratchBytes);
@@ -407,7 +419,7 @@ export class CudaSession implements SessionBackend {
       const slices = names.map((n) => ({
         name: n,
         offset: this.#weightOffsets.get(n)!,
-        direct: this.#rawWeights.has(n) || engine.tensorInfo(n).dtype === want,
+        direct: !this.#nvfp4Tiled.has(n) && (this.#rawWeights.has(n) || engine.tensorInfo(n).dtype === want),
       }));
       this.#arena = d.alloc(Math.max(plan.arenaBytes, ALIGN)); // the plan's activations
       this.#logits = d.alloc(plan.maxSeqs * a.vocabSize * 4); // [maxSeqs, vocab] f32
@@ -478,6 +490,18 @@ export class CudaSession implements SessionBackend {
 
   /** A weight's bytes in the activation type (raw when the engine stores it so). */
   #weightBytes(name: string): Uint8Array {
+    const tiled = this.#nvfp4Tiled.get(name);
+    if (tiled) {
+      // nvfp4Mma: codes and block scales re-tiled together (nvfp4_tiles.ts); the sibling's bytes kept until asked for.
+      const done = this.#nvfp4TiledBytes.get(name);
+      if (done) {
+        this.#nvfp4TiledBytes.delete(name);
+        return done;
+      }
+      const t = nvfp4Tiles(this.engine.readTensor(tiled.weight), this.engine.readTensor(tiled.scales), tiled.n, tiled.k);
+      this.#nvfp4TiledBytes.set(name === tiled.weight ? tiled.scales : tiled.weight, name === tiled.weight ? t.scales : t.codes);
+      return name === tiled.weight ? t.codes : t.scales;
+    }
     if (this.#rawWeights.has(name)) return this.engine.readTensor(name);
     const want = this.elem === "bf16" ? "bfloat16" : "float32";
     if (this.engine.tensorInfo(name).dtype === want) return this.engine.readTensor(name);
@@ -564,6 +588,8 @@ export class CudaSession implements SessionBackend {
       ...(this.quantTailNorm ? { quantTailNorm: true, quantNormScratch: this.#decodeCounters.ptr + BigInt(this.#normScratchOffset) } : {}),
       pdl: this.pdl,
       quantPdl: this.quantPdl,
+      nvfp4Mma: this.nvfp4Mma,
+      nvfp4GemvBlocks: NVFP4_GEMV_BLOCKS_PER_SM * this.device.smCount,
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),
       ...(this.#persistent
         ? {
