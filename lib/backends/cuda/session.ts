@@ -223,6 +223,8 @@ export class CudaSession implements SessionBackend {
   readonly graphSplits: boolean;
   /** CudaSessionOptions.quantTailNorm. */
   readonly quantTailNorm: boolean;
+  /** CudaSessionOptions.gemmResidual. */
+  readonly gemmResidual: boolean;
   /** CudaSessionOptions.persistentDecode, where the engine and device allow it (persistent_decode.ts). */
   readonly persistentDecode: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
@@ -326,6 +328,7 @@ export class CudaSession implements SessionBackend {
     this.quantGemm = f.quantGemm;
     this.graphSplits = f.graphSplits;
     this.quantTailNorm = f.quantTailNorm;
+    this.gemmResidual = f.gemmResidual;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -356,6 +359,7 @@ export class CudaSession implements SessionBackend {
       // timed per shape on first use, kept in the on-disk timing cache (GPU + driver + cuBLASLt).
       this.#gemm = new CublasLtGemm(d, {
         tune: f.gemmTune,
+        ...(f.gemmTuneWide ? { tuneCandidates: 32 } : {}),
         batchInvariant: this.batchInvariant,
         invariantFp8Buckets: f.fp8InvariantBuckets,
       });
@@ -551,6 +555,7 @@ export class CudaSession implements SessionBackend {
       decodeSplitK: this.decodeSplitK,
       fp8DecodeAttention: this.fp8DecodeAttention,
       gemvSplitK: this.gemvSplitK,
+      gemmResidual: this.gemmResidual,
       quantGemm: this.quantGemm,
       decodeCounters: this.#decodeCounters.ptr,
       ...(this.quantTailNorm ? { quantTailNorm: true, quantNormScratch: this.#decodeCounters.ptr + BigInt(this.#normScratchOffset) } : {}),
@@ -946,6 +951,7 @@ export class CudaSession implements SessionBackend {
           d: l.d,
           transB: true,
           bias: l.bias,
+          ...(l.c !== undefined ? { c: l.c } : {}),
           stream,
           batchInvariant: l.invariant,
           aScale: l.aScale ?? null,

@@ -147,6 +147,18 @@ export const CUDA_FLAGS = {
    * (session 9). @default false
    */
   persistentDecode: { env: "LLMRT_PERSISTENT_DECODE", default: false },
+  /**
+   * Prefill and mixed steps: an o_proj / down_proj cuBLASLt GEMM adds into the residual stream in its epilogue
+   * (D = C = residual, beta 1) and the add_rmsnorm after it becomes an rmsnorm (the final layer's add is dropped): one
+   * rounding of residual + x instead of two, so not the same bits as the separate add (within bf16 rounding of the
+   * residual). Each row's bits still do not depend on the batch. @default false
+   */
+  gemmResidual: { env: "LLMRT_GEMM_RESIDUAL", default: false },
+  /**
+   * Tuned batch-invariant GEMMs (gemmTune) time the heuristic's first 32 non-split-K candidates for a bucket instead of
+   * 8 (each still has to round rows as the 256-row algorithm does). @default false
+   */
+  gemmTuneWide: { env: "LLMRT_GEMM_TUNE_WIDE", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
