@@ -475,9 +475,10 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
 #else
 #define FW_DYN_SMEM(NAME) unsigned char* NAME = llmrtEmuDynSmem()
 #endif
-// FW_ENTRY(name, head dim, warpgroups, keys per tile, stages, OVL); 128 threads a warpgroup.
-#define FW_ENTRY(NAME, HD, NWG, BN, NS, OVL)                                                                       \
-  extern "C" __global__ void __launch_bounds__(128 * NWG) NAME(const bf16_t* q, bf16_t* out, const bf16_t* kvCache,  \
+// FW_ENTRY(name, head dim, warpgroups, keys per tile, stages, OVL); 128 threads a warpgroup. FW_ENTRY_MB: with a minimum of
+// MB resident blocks per SM (__launch_bounds__: registers capped at 65536 / (128 NWG MB)).
+#define FW_ENTRY_MB(NAME, HD, NWG, BN, NS, OVL, MB)                                                                \
+  extern "C" __global__ void __launch_bounds__(128 * NWG, MB) NAME(const bf16_t* q, bf16_t* out, const bf16_t* kvCache, \
       const int* positions, const int* seqStarts, const int* blockTables, int numTokens, int numSeqs, int numHeads,  \
       int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale, int window) {                            \
     FW_DYN_SMEM(fwDyn);                                                                                               \
@@ -485,6 +486,7 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
     flashWgImpl<HD, NWG, BN, NS, OVL>(q, out, kvCache, positions, seqStarts, blockTables, numSeqs, numHeads,        \
                                         numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, fwDyn);          \
   }
+#define FW_ENTRY(NAME, HD, NWG, BN, NS, OVL) FW_ENTRY_MB(NAME, HD, NWG, BN, NS, OVL, 1)
 #if LLMRT_KERNEL(flash_prefill_wg_bf16_hd64)
 FW_ENTRY(flash_prefill_wg_bf16_hd64, 64, 2, 64, 3, false)
 #endif
@@ -493,20 +495,73 @@ FW_ENTRY(flash_prefill_wg_bf16_hd128, 128, 3, 64, 3, true)
 #endif
 
 #ifdef LLMRT_FLASH_VARIANTS
-// Other tilings for the check harness (tools/cuda-kernel-check/flash_prefill.py):
-// flash_prefill_wgv_hd{HD}_g{warpgroups}n{keys per tile}s{stages}[o: OVL].
+// Other tilings for the check harnesses (tools/cuda-kernel-check/flash_prefill.py, flash_tile_time.py):
+// flash_prefill_wgv_hd{HD}_g{warpgroups}n{keys per tile}s{stages}[o: OVL][b{MB}: MB blocks per SM]. Each is its own
+// LLMRT_SELECT unit (a build that selects one compiles one).
 #define FW_V(HD, W, N, S) FW_ENTRY(flash_prefill_wgv_hd##HD##_g##W##n##N##s##S, HD, W, N, S, false)
 #define FW_VO(HD, W, N, S) FW_ENTRY(flash_prefill_wgv_hd##HD##_g##W##n##N##s##S##o, HD, W, N, S, true)
+#define FW_VB(HD, W, N, S, B) FW_ENTRY_MB(flash_prefill_wgv_hd##HD##_g##W##n##N##s##S##b##B, HD, W, N, S, false, B)
+#define FW_VOB(HD, W, N, S, B) FW_ENTRY_MB(flash_prefill_wgv_hd##HD##_g##W##n##N##s##S##o##b##B, HD, W, N, S, true, B)
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g2n64s3)
 FW_V(64, 2, 64, 3)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g3n128s2)
 FW_V(64, 3, 128, 2)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g2n128s3)
 FW_V(64, 2, 128, 3)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd128_g2n64s3)
 FW_V(128, 2, 64, 3)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd128_g3n64s2)
 FW_V(128, 3, 64, 2)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd128_g2n128s3)
 FW_V(128, 2, 128, 3)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g2n128s3o)
 FW_VO(64, 2, 128, 3)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g2n64s4o)
 FW_VO(64, 2, 64, 4)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd128_g2n64s3o)
 FW_VO(128, 2, 64, 3)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd128_g2n64s4o)
 FW_VO(128, 2, 64, 4)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g3n64s3o)
 FW_VO(64, 3, 64, 3)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd128_g3n64s3o)
 FW_VO(128, 3, 64, 3)
+#endif
+// Session 10: deeper K/V lookahead for the 3-warpgroup hd 128 kernel; several resident blocks per SM (blocks on one SM
+// do not meet at each other's barriers, so one block's softmax can overlap another's MMAs).
+#if LLMRT_KERNEL(flash_prefill_wgv_hd128_g3n64s4o)
+FW_VO(128, 3, 64, 4)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd128_g3n64s5o)
+FW_VO(128, 3, 64, 5)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd128_g1n64s2b2)
+FW_VB(128, 1, 64, 2, 2)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g2n64s3b2)
+FW_VB(64, 2, 64, 3, 2)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g2n64s3ob2)
+FW_VOB(64, 2, 64, 3, 2)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g1n64s3ob3)
+FW_VOB(64, 1, 64, 3, 3)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g1n64s4ob2)
+FW_VOB(64, 1, 64, 4, 2)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g1n128s3ob2)
+FW_VOB(64, 1, 128, 3, 2)
+#endif
 #endif
