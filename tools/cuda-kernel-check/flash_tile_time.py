@@ -26,14 +26,22 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 KDIR = os.path.abspath(os.path.join(HERE, "..", "..", "lib", "backends", "cuda", "kernels"))
 
 
+REF_SRC = None  # --ref-src: another copy of flash_prefill_wg.cu (e.g. main's), its entry points as kind "ref"
+
+
 def geom(kind, hd):
-    """(file, kernel, BM, threads, dynamic shared bytes, arch suffix) of a kind, or None."""
+    """(source path, kernel, BM, threads, dynamic shared bytes, arch suffix) of a kind, or None."""
+    if kind == "ref":
+        if REF_SRC is None:
+            return None
+        g, n, s = {64: (2, 64, 3), 128: (3, 64, 3)}[hd]
+        return REF_SRC, f"flash_prefill_wg_bf16_hd{hd}", 64 * g, 128 * g, (64 * g + 2 * s * n) * hd * 2 + 1024, "a"
     if kind == "flash":
         bm, nt = {64: (256, 256), 128: (128, 128)}[hd]
-        return "flash_prefill", f"flash_prefill_bf16_hd{hd}", bm, nt, 0, ""
+        return os.path.join(KDIR, "flash_prefill.cu"), f"flash_prefill_bf16_hd{hd}", bm, nt, 0, ""
     if kind == "wg":
         g, n, s = {64: (2, 64, 3), 128: (3, 64, 3)}[hd]
-        return "flash_prefill_wg", f"flash_prefill_wg_bf16_hd{hd}", 64 * g, 128 * g, (64 * g + 2 * s * n) * hd * 2 + 1024, "a"
+        return os.path.join(KDIR, "flash_prefill_wg.cu"), f"flash_prefill_wg_bf16_hd{hd}", 64 * g, 128 * g, (64 * g + 2 * s * n) * hd * 2 + 1024, "a"
     m = re.fullmatch(r"wgv_g(\d)n(\d+)s(\d)(o?)(b\d)?", kind)
     if not m:
         raise SystemExit(f"unknown kind {kind}")
@@ -42,31 +50,31 @@ def geom(kind, hd):
     src = open(os.path.join(KDIR, "flash_prefill_wg.cu")).read()
     if f"LLMRT_KERNEL({name})" not in src:
         return None
-    return "flash_prefill_wg", name, 64 * g, 128 * g, (64 * g + 2 * s * n) * hd * 2 + 1024, "a"
+    return os.path.join(KDIR, "flash_prefill_wg.cu"), name, 64 * g, 128 * g, (64 * g + 2 * s * n) * hd * 2 + 1024, "a"
 
 
 def compile_unit(args):
-    """NVRTC cubin of one entry point (runs in a worker process); returns (kernel, path or error)."""
-    fname, kern, arch, cc = args
+    """NVRTC cubin of one entry point (runs in a worker process); returns ((source, kernel), cubin path or "ERROR ...")."""
+    path, kern, arch, cc = args
     try:
         from cupy_backends.cuda.libs import nvrtc
     except ImportError:
         from cupy.cuda import nvrtc
     defs = ["LLMRT_SELECT", f"LLMRT_K_{kern}=1"] + (["LLMRT_FLASH_VARIANTS"] if "wgv" in kern else [])
     opts = ("-std=c++17", f"--gpu-architecture=sm_{cc}{arch}", f"--include-path={KDIR}") + tuple(f"-D{d}" for d in defs)
-    prog = nvrtc.createProgram(open(os.path.join(KDIR, fname + ".cu")).read(), fname + ".cu", (), ())
+    prog = nvrtc.createProgram(open(path).read(), os.path.basename(path), (), ())
     try:
         try:
             nvrtc.compileProgram(prog, opts)
         except Exception as e:  # noqa: BLE001
-            return kern, f"ERROR {e}: {nvrtc.getProgramLog(prog)[:2000]}"
+            return (path, kern), f"ERROR {e}: {nvrtc.getProgramLog(prog)[:2000]}"
         cubin = nvrtc.getCUBIN(prog)
     finally:
         nvrtc.destroyProgram(prog)
-    path = os.path.join(tempfile.gettempdir(), f"llmrt_ftt_{kern}.cubin")
-    with open(path, "wb") as f:
+    out = os.path.join(tempfile.gettempdir(), f"llmrt_ftt_{'ref_' if not path.startswith(KDIR) else ''}{kern}.cubin")
+    with open(out, "wb") as f:
         f.write(cubin)
-    return kern, path
+    return (path, kern), out
 
 
 def main():
@@ -76,7 +84,10 @@ def main():
     ap.add_argument("--no-check", action="store_true")
     ap.add_argument("--no-sdpa", action="store_true")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--ref-src", default=None, help="another flash_prefill_wg.cu: its entry points as kind ref")
     a = ap.parse_args()
+    global REF_SRC
+    REF_SRC = os.path.abspath(a.ref_src) if a.ref_src else None
     kinds = a.kinds.split(",")
     shapes = [tuple(int(x) for x in s.split(":")) for s in a.shapes.split(",")]
     hds = sorted({hd for hd, _ in shapes})
@@ -100,7 +111,7 @@ def main():
     log(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}; {len(units)} units compiled")
     funcs = {}
     for key, g in units.items():
-        r = built[g[1]]
+        r = built[(g[0], g[1])]
         if r.startswith("ERROR"):
             log(f"  {key[0]} hd{key[1]}: compile failed: {r[:600]}")
             continue

@@ -149,25 +149,33 @@ __device__ __forceinline__ bool fwQueryTile(const int* seqStarts, int numSeqs, i
   return false;
 }
 
-/** cp.async of keys [k0, k0 + BN) of K (or V: kvOff includes the V offset) into a swizzled tile; zero past kHi. */
+/**
+ * cp.async of keys [k0, k0 + BN) of K (kOff) and of V (vOff) into the swizzled tiles at dst and dst + BN * HD * 2; zero
+ * past kHi. Each 16-byte chunk's cache address (block table lookup, row offset) is computed once for both.
+ */
 template <int HD, int BN, int NT>
-__device__ __forceinline__ void fwLoadTile(u32 dst, const bf16_t* kv, const int* table, int k0, int kHi, long long kvOff,
-                                           int tokensPerBlock, int tpbShift, int rowWidth, int tid) {
+__device__ __forceinline__ void fwLoadKV(u32 dst, const bf16_t* kv, const int* table, int k0, int kHi, long long kOff, long long vOff,
+                                         int tokensPerBlock, int tpbShift, int rowWidth, int tid) {
   constexpr int CPR = HD / 8, NLD = (BN * CPR + NT - 1) / NT;
+  constexpr u32 KV_BYTES = BN * HD * 2;
 #pragma unroll
   for (int u = 0; u < NLD; u++) {
     const int v = tid + u * NT;
     if (BN * CPR % NT != 0 && v >= BN * CPR) break;
     const int j = v / CPR, c = v - j * CPR, kp = k0 + j;
     const bf16_t* src = kv;
+    long long dv = 0;
     int bytes = 0;
     if (kp < kHi) {
       const int bi = tpbShift >= 0 ? kp >> tpbShift : kp / tokensPerBlock;
       const int off = kp - bi * tokensPerBlock;
-      src = kv + ((long long)table[bi] * 2 * tokensPerBlock + off) * rowWidth + kvOff + c * 8;
+      src = kv + ((long long)table[bi] * 2 * tokensPerBlock + off) * rowWidth + kOff + c * 8;
+      dv = vOff - kOff;
       bytes = 16;
     }
-    fwCpAsync16(dst + fwSw(BN, j, c), src, bytes);
+    const u32 d = dst + fwSw(BN, j, c);
+    fwCpAsync16(d, src, bytes);
+    fwCpAsync16(d + KV_BYTES, src + dv, bytes);
   }
 }
 
@@ -184,12 +192,17 @@ __device__ __forceinline__ void fwSoftmaxTile(const float (&sacc)[BN / 2], u32 (
   // instructions write them); masked scores and probabilities live in sv.
   constexpr int NNT = BN / 8;
   float sv[BN / 2];
+  if (full) {  // warpgroup-uniform: most tiles need no per-element compares
 #pragma unroll
-  for (int nt = 0; nt < NNT; nt++) {
+    for (int i = 0; i < BN / 2; i++) sv[i] = sacc[i];
+  } else {
 #pragma unroll
-    for (int e = 0; e < 4; e++) {
-      const int kp = k0 + nt * 8 + 2 * c + (e & 1), hf = e >> 1;
-      sv[4 * nt + e] = !full && (kp < lr[hf] || kp > pr[hf]) ? -LLMRT_INF : sacc[4 * nt + e];
+    for (int nt = 0; nt < NNT; nt++) {
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const int kp = k0 + nt * 8 + 2 * c + (e & 1), hf = e >> 1;
+        sv[4 * nt + e] = kp < lr[hf] || kp > pr[hf] ? -LLMRT_INF : sacc[4 * nt + e];
+      }
     }
   }
 #pragma unroll
@@ -313,8 +326,7 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
   for (int j = 0; j < PRE; j++) {
     const int k0 = kvLo + j * BN;
     if (k0 < kvHi) {
-      fwLoadTile<HD, BN, NT>(sKV + j * STAGE, kv, table, k0, kvHi, kOff, tokensPerBlock, tpbShift, rowWidth, tid);
-      fwLoadTile<HD, BN, NT>(sKV + j * STAGE + KV_BYTES, kv, table, k0, kvHi, vOff, tokensPerBlock, tpbShift, rowWidth, tid);
+      fwLoadKV<HD, BN, NT>(sKV + j * STAGE, kv, table, k0, kvHi, kOff, vOff, tokensPerBlock, tpbShift, rowWidth, tid);
     }
     fwCommit();
   }
@@ -350,8 +362,7 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
       __syncthreads();
       const int kn = k + (NS - 2) * BN, sn = (b + NS - 2) % NS;
       if (kn < kvHi) {
-        fwLoadTile<HD, BN, NT>(sKV + sn * STAGE, kv, table, kn, kvHi, kOff, tokensPerBlock, tpbShift, rowWidth, tid);
-        fwLoadTile<HD, BN, NT>(sKV + sn * STAGE + KV_BYTES, kv, table, kn, kvHi, vOff, tokensPerBlock, tpbShift, rowWidth, tid);
+        fwLoadKV<HD, BN, NT>(sKV + sn * STAGE, kv, table, kn, kvHi, kOff, vOff, tokensPerBlock, tpbShift, rowWidth, tid);
       }
       fwCommit();
     };
@@ -421,8 +432,7 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
         const int kn = k0 + (NS - 1) * BN;
         const int sn = st == 0 ? NS - 1 : st - 1;
         if (kn < kvHi) {
-          fwLoadTile<HD, BN, NT>(sKV + sn * STAGE, kv, table, kn, kvHi, kOff, tokensPerBlock, tpbShift, rowWidth, tid);
-          fwLoadTile<HD, BN, NT>(sKV + sn * STAGE + KV_BYTES, kv, table, kn, kvHi, vOff, tokensPerBlock, tpbShift, rowWidth, tid);
+          fwLoadKV<HD, BN, NT>(sKV + sn * STAGE, kv, table, kn, kvHi, kOff, vOff, tokensPerBlock, tpbShift, rowWidth, tid);
         }
         fwCommit();
       }
