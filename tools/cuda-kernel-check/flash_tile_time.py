@@ -2,11 +2,12 @@
 """Session 10 (issue 16): prefill attention tilings, checked then timed, each compiled alone and in parallel.
 
   python3 tools/cuda-kernel-check/flash_tile_time.py --kinds flash,wg,wgv_g3n64s4o,... --shapes 64:2048,128:32000
-                                                     [--no-check] [--no-sdpa] [--out DIR]
+                                                     [--ref-dir DIR] [--no-check] [--no-sdpa] [--out DIR]
 
 Kinds: flash (flash_prefill_bf16_hd*, mma.sync), wg (flash_prefill_wg_bf16_hd*, the entry point), wgv_<tag>
 (flash_prefill_wgv_hd*_<tag> of the LLMRT_FLASH_VARIANTS build: g<warpgroups>n<keys per tile>s<stages>[o][b<blocks>]);
-a kind whose variant does not exist for a head dim is skipped there. Every kind of a head dim is compiled as its own
+ref_flash / ref_wg: flash / wg compiled from the copies in --ref-dir (before / after A/B of a kernel change; their
+outputs are compared bitwise with the first kind's). A kind whose variant does not exist for a head dim is skipped. Every kind of a head dim is compiled as its own
 LLMRT_SELECT unit by NVRTC in a process pool (the build of all variants at once took ~25 s), then checked against a
 float64 reference on two packed layouts (a chunk past a cached prefix, GQA 4, tokensPerBlock 32 / 16) and timed on a
 causal single sequence (32 q / 8 kv heads, tokensPerBlock 32, shuffled blocks) as CUDA-graph replays, beside torch
@@ -26,16 +27,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 KDIR = os.path.abspath(os.path.join(HERE, "..", "..", "lib", "backends", "cuda", "kernels"))
 
 
-REF_SRC = None  # --ref-src: another copy of flash_prefill_wg.cu (e.g. main's), its entry points as kind "ref"
+REF_DIR = None  # --ref-dir: other copies of flash_prefill.cu / flash_prefill_wg.cu (e.g. main's): kinds ref_flash, ref_wg
 
 
 def geom(kind, hd):
     """(source path, kernel, BM, threads, dynamic shared bytes, arch suffix) of a kind, or None."""
-    if kind == "ref":
-        if REF_SRC is None:
+    if kind.startswith("ref_"):
+        if REF_DIR is None:
             return None
-        g, n, s = {64: (2, 64, 3), 128: (3, 64, 3)}[hd]
-        return REF_SRC, f"flash_prefill_wg_bf16_hd{hd}", 64 * g, 128 * g, (64 * g + 2 * s * n) * hd * 2 + 1024, "a"
+        g = geom(kind[4:], hd)
+        return g and (os.path.join(REF_DIR, os.path.basename(g[0])),) + g[1:]
     if kind == "flash":
         bm, nt = {64: (256, 256), 128: (128, 128)}[hd]
         return os.path.join(KDIR, "flash_prefill.cu"), f"flash_prefill_bf16_hd{hd}", bm, nt, 0, ""
@@ -84,10 +85,10 @@ def main():
     ap.add_argument("--no-check", action="store_true")
     ap.add_argument("--no-sdpa", action="store_true")
     ap.add_argument("--out", default=None)
-    ap.add_argument("--ref-src", default=None, help="another flash_prefill_wg.cu: its entry points as kind ref")
+    ap.add_argument("--ref-dir", default=None, help="a folder with other copies of the kernel files: kinds ref_flash, ref_wg")
     a = ap.parse_args()
-    global REF_SRC
-    REF_SRC = os.path.abspath(a.ref_src) if a.ref_src else None
+    global REF_DIR
+    REF_DIR = os.path.abspath(a.ref_dir) if a.ref_dir else None
     kinds = a.kinds.split(",")
     shapes = [tuple(int(x) for x in s.split(":")) for s in a.shapes.split(",")]
     hds = sorted({hd for hd, _ in shapes})
@@ -168,12 +169,14 @@ def main():
         flops = 4 * T * T / 2 * hd * nH
         iters = max(1, min(20, int(4e10 / flops * 10)))
         scale = 1 / math.sqrt(hd)
-        res, first = {}, None
+        res, first, same = {}, None, []
         for key in [k for k in funcs if k[1] == hd and k not in bad]:
             run(key, q, o, cache, positions, seqStarts, T, 1, nH, nKV, scale, 0)
             torch.cuda.synchronize()
             if first is None:
                 first = o.clone()
+            elif torch.equal(o.view(torch.int16), first.view(torch.int16)):
+                same.append(key[0])
             elif relerr(o, first.double()) > 2e-2:
                 log(f"  {key[0]} hd{hd} T={T}: output differs from {next(iter(res))} ({relerr(o, first.double()):.2e}); not timed")
                 continue
@@ -189,6 +192,7 @@ def main():
                 log(f"  sdpa failed: {ex}")
         for k_, ms in res.items():
             log(f"  hd{hd} T={T:6d}: {k_:22s} {ms * 1e3:9.1f} us = {flops / (ms * 1e-3) / 1e12:6.1f} TFLOP/s")
+        log(f"  hd{hd} T={T:6d}: outputs bitwise equal to {next(iter(res), '-')}'s: {', '.join(same) or 'none'}")
         times[f"hd{hd}_T{T}"] = {k_: ms * 1e3 for k_, ms in res.items()}
         del cache
         torch.cuda.empty_cache()
