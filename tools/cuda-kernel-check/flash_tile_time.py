@@ -106,7 +106,7 @@ def main():
 
     import cupy as cp
     sys.path.insert(0, HERE)
-    from decode_step import F, I, P, bf, graph_time, log, relerr  # noqa: E402
+    from decode_step import F, I, P, _ext_stream, bf, graph_time, log, relerr  # noqa: E402
     from flash_prefill import PagedCache, reference  # noqa: E402
 
     log(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}; {len(units)} units compiled")
@@ -121,13 +121,13 @@ def main():
             f.max_dynamic_shared_size_bytes = g[4]
         funcs[key] = (f, g)
         log(f"  {key[0]} hd{key[1]}: {g[1]} BM {g[2]} threads {g[3]} smem {g[4]} B, {f.num_regs} regs, {f.local_size_bytes} B local")
-    stream = cp.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
 
     def run(key, q, out, cache, positions, seqStarts, T, S, nH, nKV, scale, window):
         f, g = funcs[key]
         grid = (nH, math.ceil(T / g[2]) + S, 1)
         args = (P(q), P(out), P(cache.data), P(positions), P(seqStarts), P(cache.table), I(T), I(S), I(nH), I(nKV), I(cache.tpb),
                 I(cache.maxBlocks), F(scale), I(window))
+        stream = _ext_stream()  # torch's current stream: the graph's capture stream while graph_time captures
         if g[4]:
             f(grid, (g[3], 1, 1), args, stream=stream, shared_mem=g[4])
         else:
@@ -169,10 +169,14 @@ def main():
         flops = 4 * T * T / 2 * hd * nH
         iters = max(1, min(20, int(4e10 / flops * 10)))
         scale = 1 / math.sqrt(hd)
-        res, first, same = {}, None, []
+        res, first, same, outs = {}, None, [], {}
         for key in [k for k in funcs if k[1] == hd and k not in bad]:
             run(key, q, o, cache, positions, seqStarts, T, 1, nH, nKV, scale, 0)
             torch.cuda.synchronize()
+            outs[key[0]] = o.clone()
+            ref = outs.get("ref_" + key[0])
+            if ref is not None:
+                log(f"  hd{hd} T={T}: {key[0]} vs ref_{key[0]}: {'bitwise equal' if torch.equal(o.view(torch.int16), ref.view(torch.int16)) else f'DIFFERS (rel {relerr(o, ref.double()):.2e})'}")
             if first is None:
                 first = o.clone()
             elif torch.equal(o.view(torch.int16), first.view(torch.int16)):
@@ -194,7 +198,7 @@ def main():
             log(f"  hd{hd} T={T:6d}: {k_:22s} {ms * 1e3:9.1f} us = {flops / (ms * 1e-3) / 1e12:6.1f} TFLOP/s")
         log(f"  hd{hd} T={T:6d}: outputs bitwise equal to {next(iter(res), '-')}'s: {', '.join(same) or 'none'}")
         times[f"hd{hd}_T{T}"] = {k_: ms * 1e3 for k_, ms in res.items()}
-        del cache
+        del cache, outs
         torch.cuda.empty_cache()
     log(f"SUMMARY flash_tile_time: {len(funcs)} kernels, {len(bad)} failed checks {bad}; " +
         "; ".join(f"{s}: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(t.items(), key=lambda x: x[1])) for s, t in times.items()) + " (us)")

@@ -314,10 +314,13 @@ __device__ __forceinline__ void flashPrefillImpl(const bf16_t* q, bf16_t* out, c
             }
           }
           l[mt][hf] = l[mt][hf] * cf + rs;  // this thread's columns; the quad sums at the end
+          // Skipped when no row of the warp's half-tile changed its max (cf exactly 1 = ex2(0): the same bits).
+          if (__any_sync(0xffffffffu, cf != 1.f)) {
 #pragma unroll
-          for (int dt = 0; dt < NDT; dt++) {
-            o[mt][dt][2 * hf] *= cf;
-            o[mt][dt][2 * hf + 1] *= cf;
+            for (int dt = 0; dt < NDT; dt++) {
+              o[mt][dt][2 * hf] *= cf;
+              o[mt][dt][2 * hf + 1] *= cf;
+            }
           }
         }
 #pragma unroll

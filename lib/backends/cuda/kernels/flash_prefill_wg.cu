@@ -237,6 +237,23 @@ __device__ __forceinline__ void fwSoftmaxTile(const float (&sacc)[BN / 2], u32 (
   }
 }
 
+/**
+ * O *= the rows' rescale factors (rows g: cf[0], g + 8: cf[1]). SKIP: not when every row of the warp keeps its max (all
+ * factors exactly 1 = ex2(0): the product would be the same bits); a warp-uniform branch, no wgmma inside. Not in the
+ * OVL schedule: there the branch makes ptxas serialize the wgmma pipeline (C7513).
+ */
+template <int NDT, bool SKIP>
+__device__ __forceinline__ void fwRescale(float (&o)[4 * NDT], const float (&cf)[2]) {
+  if (SKIP && !__any_sync(0xffffffffu, cf[0] != 1.f || cf[1] != 1.f)) return;
+#pragma unroll
+  for (int dt = 0; dt < NDT; dt++) {
+    o[4 * dt] *= cf[0];
+    o[4 * dt + 1] *= cf[0];
+    o[4 * dt + 2] *= cf[1];
+    o[4 * dt + 3] *= cf[1];
+  }
+}
+
 // HD head dim (64 / 128), NWG warpgroups (BM = 64 NWG query rows), BN keys per tile (64 / 128), NS cp.async stages
 // (>= 2).
 // OVL (NS >= 3): each warpgroup issues S(j + 1) = Q K(j + 1)^T and O += P(j) V(j) back to back and runs the softmax of
@@ -398,13 +415,7 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
       wgWait<0>();
       wgFenceRegs(o);
       wgFenceRegs(pa);  // P(j) stays allocated until P(j) V(j) is done
-#pragma unroll
-      for (int dt = 0; dt < NDT; dt++) {
-        o[4 * dt] *= cf[0];
-        o[4 * dt + 1] *= cf[0];
-        o[4 * dt + 2] *= cf[1];
-        o[4 * dt + 3] *= cf[1];
-      }
+      fwRescale<NDT, false>(o, cf);
 #pragma unroll
       for (int kc = 0; kc < BN / 16; kc++) {
 #pragma unroll
@@ -448,13 +459,7 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
       float cf[2];
       u32 pa[BN / 16][4];
       fwSoftmaxTile<BN>(sacc, pa, m, l, cf, k0, fullTile(k0), pr, lr, c, qscale);
-#pragma unroll
-      for (int dt = 0; dt < NDT; dt++) {
-        o[4 * dt] *= cf[0];
-        o[4 * dt + 1] *= cf[0];
-        o[4 * dt + 2] *= cf[1];
-        o[4 * dt + 3] *= cf[1];
-      }
+      fwRescale<NDT, true>(o, cf);
       wgFenceRegs(o);
       wgFence();
       issuePV(pa, sK + KV_BYTES);
