@@ -12,7 +12,7 @@ new token, taken by a streamer that synchronizes; --decode 0 skips it). Eager wi
 `--compile` also static cache (which makes generate torch.compile the decode step).
 throughput: one greedy generate of `batch` prompts × `input` tokens → `output` new tokens each.
 """
-import argparse, json, statistics, sys, time
+import argparse, json, os, statistics, sys, time
 
 import torch
 from transformers import AutoModelForCausalLM
@@ -79,6 +79,9 @@ def decode_rate(m, ids, n, static):
 
 def latency(a):
     m = load(a.model)
+    if a.wait_file:  # loaded (imports, weights on the GPU); time only once the job's other GPU work is done
+        while not os.path.exists(a.wait_file):
+            time.sleep(0.05)
     g = torch.Generator().manual_seed(0)
     V = m.config.vocab_size
     out = dict(gpu=torch.cuda.get_device_name(), torch=torch.__version__, transformers=__import__("transformers").__version__)
@@ -157,6 +160,7 @@ def main():
     ap.add_argument("--input", type=int, default=128)
     ap.add_argument("--output", type=int, default=128)
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--wait-file", default=None, help="latency: after loading, wait until this file exists before timing")
     a = ap.parse_args()
     latency(a) if a.mode == "latency" else throughput(a)
 

@@ -185,6 +185,7 @@ def main():
                 log(f"  {key[0]} hd{hd} T={T}: output differs from {next(iter(res))} ({relerr(o, first.double()):.2e}); not timed")
                 continue
             res[key[0]] = graph_time(lambda: run(key, q, o, cache, positions, seqStarts, T, 1, nH, nKV, scale, 0), iters=iters, reps=3)
+            log(f"  .. hd{hd} T={T}: {key[0]} {res[key[0]] * 1e3:.1f} us")
         if not a.no_sdpa:
             K, V = cache.kv(0, T)
             qq = q.view(1, T, nH, hd).transpose(1, 2)
