@@ -340,7 +340,7 @@ export class CudaSession implements SessionBackend {
       const d = this.device;
       this.pdl = f.pdl && d.supportsPdl;
       this.quantPdl = this.pdl && f.quantPdl;
-      this.wgmmaPrefill = (f.wgmmaPrefill ?? this.#attn?.headDim === 128) && d.arch === "sm_90";
+      this.wgmmaPrefill = (f.wgmmaPrefill ?? (this.#attn?.headDim === 64 || this.#attn?.headDim === 128)) && d.arch === "sm_90";
       this.#stream = d.createStream();
       if (plan.ops.some((o) => o.type === "all_reduce" || o.type === "all_gather") && !options.nccl) {
         throw new ValidationError(
