@@ -181,7 +181,10 @@ export function runLaunches(mem: FakeMemory, launches: readonly Launch[], env: L
     if (l.kind === "gemm") {
       assert.equal(l.dtype, "fp32");
       const x = mem.f32(l.a, l.m * l.k), w = mem.f32(l.b, l.n * l.k), d = mem.f32(l.d, l.m * l.n);
+      const cv = l.c !== undefined ? Float32Array.from(mem.f32(l.c, l.m * l.n)) : null;
       K.linear(x, w, l.bias ? mem.f32(l.bias, l.n) : null, l.m, l.n, l.k, d);
+      if (cv) { for (let i = 0; i < cv.length; i++) d[i] = Math.fround(d[i] + cv[i]); // beta 1 (gemmResidual)
+       }
       continue;
     }
     if (l.kernel === NCCL_ALL_REDUCE) continue; // one rank (the fakes run no others): the sum is the input
@@ -325,6 +328,8 @@ export interface FakeSessionOptions {
   readonly decodeSplitK?: boolean;
   /** LaunchEnv.gemvSplitK: skinny fused decode GEMVs on gemv_fused_ks. */
   readonly gemvSplitK?: boolean;
+  /** LaunchEnv.gemmResidual: prefill linears add into the residual in the GEMM (beta 1). */
+  readonly gemmResidual?: boolean;
   /** LaunchEnv.fp8DecodeAttention: fused decode steps over a quantized KV cache on decode_attention_{fp8kv|int8kv}. */
   readonly fp8DecodeAttention?: boolean;
   /** fp8FlashPrefill: a quantized cache gets a bf16 shadow layer (LaunchEnv.kvShadow) for the flash prefill kernels. */
@@ -432,6 +437,7 @@ export class FakeCudaSession {
       wgmmaPrefill: opts.wgmmaPrefill,
       decodeSplitK: opts.decodeSplitK,
       gemvSplitK: opts.gemvSplitK,
+      gemmResidual: opts.gemmResidual,
       fp8DecodeAttention: opts.fp8DecodeAttention,
       // A bf16 layer of the cache's shape (as CudaKvCache.shadow).
       ...(opts.fp8FlashPrefill && a.kvCache ? { kvShadow: mem.alloc((numBlocks + 1) * 2 * bs * a.numKvHeads * a.headDim * 2) } : {}),
@@ -868,6 +874,11 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       if (l.alpha !== undefined) {
         const b = l.bias ? ld(l.bias, l.n) : null;
         for (let i = 0; i < s.length; i++) s[i] = b ? Math.fround(Math.fround(l.alpha * s[i]) + b[i % l.n]) : Math.fround(l.alpha * s[i]);
+      }
+      if (l.c !== undefined) {
+        // beta 1 (gemmResidual): D = round(A·Bᵀ + C) in one rounding, as cuBLASLt's epilogue.
+        const cv = ld(l.c, l.m * l.n);
+        for (let i = 0; i < s.length; i++) s[i] = Math.fround(s[i] + cv[i]);
       }
       if (l.outDtype === "fp32") mem.f32(l.d, l.m * l.n).set(s);
       else st(l.d, s);

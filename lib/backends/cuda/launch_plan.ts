@@ -15,6 +15,8 @@ import { planLinear } from "./linear_launch.ts";
 import { batchGemmTakes } from "./batch_gemm_plan.ts";
 import { nvfp4ActArgs, nvfp4ActProducers } from "./lowbit_launch.ts";
 import { planAttention } from "./attention_launch.ts";
+import { opReads } from "./op_reads.ts";
+import type { Op } from "../../ir/network.ts";
 import {
   PERSISTENT_DECODE_KERNEL,
   PERSISTENT_DECODE_SMEM,
@@ -146,6 +148,9 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     out,
     k,
   };
+  // gemmResidual (prefill and mixed steps): the op index whose residual add the previous linear's GEMM did.
+  const residualInGemm = !!env.gemmResidual && shape.attention.kind !== "decode" && !env.lora;
+  let addedByGemm = -1;
   plan.ops.forEach((op, i) => {
     if (prune && i === prune.cut) {
       for (const g of prune.gathers) {
@@ -216,6 +221,10 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           k(i, `rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
           break;
         }
+        if (addedByGemm === i) {
+          k(i, `rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
+          break;
+        }
         if (fq.has(i)) {
           const [xq, rs, act] = fqArgs(fq.get(i)!);
           k(i, "fp8_rmsnorm_quant_bf16", [rows, 1, 1], 256, [
@@ -241,9 +250,21 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         k(i, `add_rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.x), buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
         break;
       }
-      case "linear":
+      case "linear": {
+        const first = out.length;
         planLinear(c, op, i);
+        const next = plan.ops[i + 1];
+        const g = out[first];
+        if (
+          residualInGemm && out.length === first + 1 && g.kind === "gemm" && g.dtype === gemmType && g.outDtype === gemmType && g.bias === null &&
+          g.d === buf(op.out) && (next?.type === "add" || next?.type === "add_rmsnorm") && next.x === op.out && onlyReader(plan.ops, op.out, i + 1)
+        ) {
+          const residual = buf(next.type === "add" ? next.out : next.residual);
+          out[first] = { ...g, d: residual, c: residual };
+          addedByGemm = i + 1;
+        }
         break;
+      }
       case "qk_norm":
         k(i, `qk_norm_${elem}`, [cdiv(op.numHeads + op.numKvHeads, 4), T, 1], 128, [
           buf(op.qkv),
@@ -294,6 +315,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         k(i, `silu_mul_${elem}`, [cdiv(op.width, 256 * V), rowsOf(op.gateUp), 1], 256, [buf(op.gateUp), buf(op.out), rowsOf(op.gateUp), op.width]);
         break;
       case "add": {
+        if (addedByGemm === i) break;
         const n = rowsOf(op.x) * widthOf(op.x);
         k(i, `add_inplace_${elem}`, [Math.max(1, Math.min(cdiv(n, 256 * V), 8192)), 1, 1], 256, [buf(op.x), buf(op.out), BigInt(n)]);
         break;
@@ -319,6 +341,24 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     }
   });
   return out;
+}
+
+/** Per op list: how many ops read each activation (an op opReads does not know counts as reading everything). */
+const readerCounts = new WeakMap<readonly Op[], { counts: Map<string, number>; unknown: boolean }>();
+
+/** Whether op `reader` is the only op that reads activation `name` (gemmResidual: the linear's output is not kept). */
+function onlyReader(ops: readonly Op[], name: string, reader: number): boolean {
+  let r = readerCounts.get(ops);
+  if (!r) {
+    r = { counts: new Map(), unknown: false };
+    for (const o of ops) {
+      const reads = opReads(o);
+      if (!reads) r.unknown = true;
+      for (const n of new Set(reads ?? [])) r.counts.set(n, (r.counts.get(n) ?? 0) + 1);
+    }
+    readerCounts.set(ops, r);
+  }
+  return !r.unknown && r.counts.get(name) === 1 && (opReads(ops[reader]) ?? []).includes(name);
 }
 
 /**

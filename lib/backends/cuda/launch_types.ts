@@ -125,6 +125,11 @@ export interface LaunchEnv {
   /** Fused decode GEMVs with long rows run gemv_fused_ks with gemvSplitRows' warps per row. */
   readonly gemvSplitK?: boolean;
   /**
+   * Prefill and mixed steps: a plain cuBLASLt linear whose output only feeds the next op's residual add (add /
+   * add_rmsnorm) writes into the residual itself (GemmLaunch.c, beta 1); the add_rmsnorm runs as rmsnorm.
+   */
+  readonly gemmResidual?: boolean;
+  /**
    * Fused decode steps over a quantized KV cache (FP8 / INT8) that do not run decode_attention_batch2 take one
    * decode_attention_{fp8kv|int8kv} launch per attention (RoPE + quantized KV write + split attention + merge)
    * instead of rope_kv_write_* + paged_attention_decode_* + reduce.
@@ -289,6 +294,8 @@ export interface GemmLaunch {
   readonly fastAccum?: boolean;
   /** D = alpha · A · Bᵀ (+ bias) (GemmArgs.alpha; lowbit linears' static scales). @default 1 */
   readonly alpha?: number;
+  /** D = A · Bᵀ + C (beta 1; GemmArgs.c): the residual add in the epilogue (LaunchEnv.gemmResidual; c = d). */
+  readonly c?: bigint;
 }
 
 export type Launch = KernelLaunch | GemmLaunch;

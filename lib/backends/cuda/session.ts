@@ -230,6 +230,8 @@ export class CudaSession implements SessionBackend {
   readonly quantTailNorm: boolean;
   /** CudaSessionOptions.nvfp4Mma. */
   readonly nvfp4Mma: boolean;
+  /** CudaSessionOptions.gemmResidual. */
+  readonly gemmResidual: boolean;
   /** CudaSessionOptions.persistentDecode, where the engine and device allow it (persistent_decode.ts). */
   readonly persistentDecode: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
@@ -338,6 +340,7 @@ export class CudaSession implements SessionBackend {
     this.graphSplits = f.graphSplits;
     this.quantTailNorm = f.quantTailNorm;
     this.nvfp4Mma = f.nvfp4Mma;
+    this.gemmResidual = f.gemmResidual;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -349,7 +352,7 @@ export class CudaSession implements SessionBackend {
       const d = this.device;
       this.pdl = f.pdl && d.supportsPdl;
       this.quantPdl = this.pdl && f.quantPdl;
-      this.wgmmaPrefill = (f.wgmmaPrefill ?? this.#attn?.headDim === 128) && d.arch === "sm_90";
+      this.wgmmaPrefill = (f.wgmmaPrefill ?? (this.#attn?.headDim === 64 || this.#attn?.headDim === 128)) && d.arch === "sm_90";
       this.batchGemm = f.batchGemm && d.computeCapability.major >= 9;
       this.batchGemmPdl = this.batchGemm && this.pdl && f.batchGemmPdl;
       this.#stream = d.createStream();
@@ -370,6 +373,7 @@ export class CudaSession implements SessionBackend {
       // timed per shape on first use, kept in the on-disk timing cache (GPU + driver + cuBLASLt).
       this.#gemm = new CublasLtGemm(d, {
         tune: f.gemmTune,
+        ...(f.gemmTuneWide ? { tuneCandidates: 32 } : {}),
         batchInvariant: this.batchInvariant,
         invariantFp8Buckets: f.fp8InvariantBuckets,
       });
@@ -581,6 +585,7 @@ export class CudaSession implements SessionBackend {
       decodeSplitK: this.decodeSplitK,
       fp8DecodeAttention: this.fp8DecodeAttention,
       gemvSplitK: this.gemvSplitK,
+      gemmResidual: this.gemmResidual,
       quantGemm: this.quantGemm,
       batchGemm: this.batchGemm,
       batchGemmPdl: this.batchGemmPdl,
@@ -980,6 +985,7 @@ export class CudaSession implements SessionBackend {
           d: l.d,
           transB: true,
           bias: l.bias,
+          ...(l.c !== undefined ? { c: l.c } : {}),
           stream,
           batchInvariant: l.invariant,
           aScale: l.aScale ?? null,

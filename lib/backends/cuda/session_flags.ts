@@ -78,8 +78,9 @@ export const CUDA_FLAGS = {
   fp8Gemv1: { env: "LLMRT_FP8_GEMV1", default: true },
   /**
    * Prefill attention of bf16 engines (bf16 KV cache, head dims 64 / 128) on the Hopper warpgroup-MMA kernel
-   * (flash_prefill_wg, sm_90 only; elsewhere ignored). @default "engine": engines of head dim 128 (H200: llama-3.1-8b
-   * TTFT of a 32,000-token prompt 1.97 → 1.60 s, 2048 tokens unchanged; at head dim 64 flash_prefill stays faster).
+   * (flash_prefill_wg, sm_90 only; elsewhere ignored). @default "engine": engines of head dim 64 or 128 (H200: llama-3.1-8b
+   * TTFT of a 32,000-token prompt 1.97 → 1.60 s in session 8; session 10's kernel 1.39× faster again at hd 128, and at
+   * hd 64 68.0 vs flash_prefill's 86.2 µs at T 2048: llama-3.2-1b TTFT 2048 8.40 → 8.10 ms, the same logits bits).
    * Chosen per engine, never per step (batch invariance).
    */
   wgmmaPrefill: { env: "LLMRT_WGMMA_PREFILL", default: "engine" },
@@ -170,6 +171,20 @@ export const CUDA_FLAGS = {
    * batch 1 851.9 → 1,134.2 tok/s in one job). @default true
    */
   nvfp4Mma: { env: "LLMRT_NVFP4_MMA", default: true },
+  /**
+   * Prefill and mixed steps: an o_proj / down_proj cuBLASLt GEMM adds into the residual stream in its epilogue
+   * (D = C = residual, beta 1) and the add_rmsnorm after it becomes an rmsnorm (the final layer's add is dropped). On
+   * the H200 (cuBLASLt 13) the logits are the same bits as with the separate add (llama-3.2-1b 2048 tokens, llama-3.1-8b
+   * 32,000), the GEMMs take no longer, and the norms 452 → 319 µs a 1B prefill (session 10). Each row's bits still do
+   * not depend on the batch (tests/gpu/gemm.test.ts). @default true
+   */
+  gemmResidual: { env: "LLMRT_GEMM_RESIDUAL", default: true },
+  /**
+   * Tuned batch-invariant GEMMs (gemmTune) time the heuristic's first 32 non-split-K candidates for a bucket instead of
+   * 8 (each still has to round rows as the 256-row algorithm does): llama-3.2-1b qkv at 2048 rows 697 → 670 µs, with
+   * gemmResidual TTFT −1% (1B 2048) / −0.9% (8B 32k); a new bucket's first step times more candidates. @default true
+   */
+  gemmTuneWide: { env: "LLMRT_GEMM_TUNE_WIDE", default: true },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
