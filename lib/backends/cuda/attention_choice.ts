@@ -215,6 +215,26 @@ export function batchAttention2Threads(headDim: number, _fp8: boolean): number {
 }
 
 /**
+ * One-warp blocks per SM of decode_attention_batch3 (kernels/decode_attention_batch.cu, default stages): as many
+ * as its static shared memory lets an SM hold (hd128: 38 KB a warp → 5 of 228 KB; hd64 bf16 33 KB → 6, e4m3 29 KB → 7).
+ */
+export function batchAttention3BlocksPerSm(headDim: number, fp8: boolean): number {
+  return headDim === 128 ? 5 : fp8 ? 7 : 6;
+}
+
+/**
+ * Grid of decode_attention_batch3 (LaunchEnv.batchAttention3Blocks): batchAttention3BlocksPerSm × the SMs.
+ *
+ * @example
+ * ```ts
+ * batchAttention3Blocks(128, false, 132); // 660
+ * ```
+ */
+export function batchAttention3Blocks(headDim: number, fp8: boolean, smCount: number): number {
+  return batchAttention3BlocksPerSm(headDim, fp8) * smCount;
+}
+
+/**
  * Whether a decode step (or graph bucket) of `rows` sequences runs decode_attention_batch, planLaunches'
  * choice in the fused decode plan (`gemv` on, no LoRA): bf16 with a bf16 KV cache (with `batchAttention2`
  * an FP8 one too), head dim 64 or 128, more than `gemvMaxRows` sequences, `batchAttention` on. Such steps

@@ -20,6 +20,7 @@ import { compileKernelUnits, type CompileStats, kernelUnits, type PendingCompile
 import { plannedKernels } from "./kernel_set.ts";
 import {
   type AttentionChoice,
+  batchAttention3Blocks,
   batchAttentionSplit,
   bucketFor,
   chooseAttention,
@@ -197,6 +198,8 @@ export class CudaSession implements SessionBackend {
   readonly batchAttention: boolean;
   /** CudaSessionOptions.batchAttention2. */
   readonly batchAttention2: boolean;
+  /** CudaSessionOptions.batchAttention3 (with batchAttention2). */
+  readonly batchAttention3: boolean;
   /** CudaSessionOptions.fp8FastAccum. */
   readonly fp8FastAccum: boolean;
   /** CudaSessionOptions.fp8FusedQuant. */
@@ -315,6 +318,7 @@ export class CudaSession implements SessionBackend {
     this.batchInvariant = f.batchInvariant;
     this.batchAttention = f.batchAttention;
     this.batchAttention2 = f.batchAttention2;
+    this.batchAttention3 = f.batchAttention3 && f.batchAttention2;
     this.fp8FastAccum = f.fp8FastAccum;
     this.fp8FusedQuant = f.fp8FusedQuant;
     this.fp8Pdl = f.fp8Pdl;
@@ -542,6 +546,9 @@ export class CudaSession implements SessionBackend {
       fusedDecode: this.gemv,
       batchAttention: this.batchAttention,
       batchAttention2: this.batchAttention2,
+      ...(this.batchAttention3
+        ? { batchAttention3Blocks: batchAttention3Blocks(this.plan.attributes.headDim, this.plan.attributes.kvCache?.quantAlgo === "FP8", this.device.smCount) }
+        : {}),
       fp8FastAccum: this.fp8FastAccum,
       fp8FusedQuant: this.fp8FusedQuant,
       fp8Pdl: this.fp8Pdl,

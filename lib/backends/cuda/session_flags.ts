@@ -147,6 +147,13 @@ export const CUDA_FLAGS = {
    * (session 9). @default false
    */
   persistentDecode: { env: "LLMRT_PERSISTENT_DECODE", default: false },
+  /**
+   * With `batchAttention2`: decode steps of more than 8 sequences run decode_attention_batch3 instead — batch2's
+   * step with persistent warps (a few one-warp blocks per SM, each walking its share of the (token, kv head, split)
+   * items with one cp.async ring that runs ahead across items), so the per-block prologue no longer stalls the KV
+   * stream. The same key partition, sums and merges as batch2: the same bits (session 10). @default false
+   */
+  batchAttention3: { env: "LLMRT_BATCH_ATTENTION3", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
