@@ -23,10 +23,10 @@ const RAW = {
 const BUILD = { backend: "cuda" as const, maxBatchSize: 32, maxNumTokens: 512, maxSeqLen: 320, tokensPerBlock: 4 };
 
 test("batchAttention3Blocks: one-warp blocks per SM by head dim and cache", () => {
-  assert.equal(batchAttention3Blocks(128, false, 132), 660);
-  assert.equal(batchAttention3Blocks(128, true, 132), 660);
-  assert.equal(batchAttention3Blocks(64, false, 132), 792);
-  assert.equal(batchAttention3Blocks(64, true, 132), 924);
+  assert.equal(batchAttention3Blocks(128, false, 132), 792);
+  assert.equal(batchAttention3Blocks(128, true, 132), 792);
+  assert.equal(batchAttention3Blocks(64, false, 132), 924);
+  assert.equal(batchAttention3Blocks(64, true, 132), 1056);
 });
 
 const CASES = [

@@ -36,7 +36,7 @@ def batch3(qkv, out, kvc, positions, seqStarts, table, invf, pO, pML, ctr, T, S,
     if fp8:
         args = args + (P(kvScales),)
     args = args + (I(numSplits),)
-    launch("decode_attention_batch", nm, (grid or SMS * 5,), 32, args, ("LLMRT_SELECT", f"LLMRT_K_{nm}=1") + tuple(defines))
+    launch("decode_attention_batch", nm, (grid or SMS * 6,), 32, args, ("LLMRT_SELECT", f"LLMRT_K_{nm}=1") + tuple(defines))
 
 
 SHAPES = [(32, 8, 128), (32, 8, 64), (14, 2, 64), (16, 1, 128), (48, 2, 64)]
@@ -76,7 +76,7 @@ def check(fp8, quick):
                         if ns > 64:
                             continue
                         res = []
-                        for grid in (None, 1, 3, 7, SMS * 5):
+                        for grid in (None, 1, 3, 7, SMS * 6):
                             kvc = (c8 if fp8 else cache.data[0]).clone()
                             out = torch.full((T, nH * hd), float("nan"), device="cuda", dtype=torch.bfloat16)
                             pO = torch.full((T, nH, ns, hd), float("nan"), device="cuda")

@@ -216,10 +216,11 @@ export function batchAttention2Threads(headDim: number, _fp8: boolean): number {
 
 /**
  * One-warp blocks per SM of decode_attention_batch3 (kernels/decode_attention_batch.cu, default stages): as many
- * as its static shared memory lets an SM hold (hd128: 38 KB a warp → 5 of 228 KB; hd64 bf16 33 KB → 6, e4m3 29 KB → 7).
+ * as its static shared memory lets an SM hold (228 KB, 1 KB reserved a block: hd128 34 KB a warp → 6; hd64 bf16 31 KB → 7,
+ * e4m3 27 KB → 8).
  */
 export function batchAttention3BlocksPerSm(headDim: number, fp8: boolean): number {
-  return headDim === 128 ? 5 : fp8 ? 7 : 6;
+  return headDim === 128 ? 6 : fp8 ? 8 : 7;
 }
 
 /**
@@ -227,7 +228,7 @@ export function batchAttention3BlocksPerSm(headDim: number, fp8: boolean): numbe
  *
  * @example
  * ```ts
- * batchAttention3Blocks(128, false, 132); // 660
+ * batchAttention3Blocks(128, false, 132); // 792
  * ```
  */
 export function batchAttention3Blocks(headDim: number, fp8: boolean, smCount: number): number {

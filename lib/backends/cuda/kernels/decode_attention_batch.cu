@@ -938,9 +938,12 @@ __device__ __forceinline__ void decodeBatch3Impl(const bf16_t* qkv, bf16_t* out,
   static_assert((16 * CPR) % 32 == 0, "whole chunks per lane");
   __shared__ __align__(16) unsigned char ring[ST * STAGEB];
   __shared__ __align__(16) unsigned char conv[Q8 ? 2 * 16 * HD * 2 : 16];
-  __shared__ __align__(16) float stO[NP * DT * 4 * 32];  // sets 0 .. NS - 2: each lane's o fragments
-  __shared__ float stML[NP * 4 * 32];                     // and its m0, m1, l0, l1
-  __shared__ __align__(16) bf16_t qsm[DB_ROWS * HD];
+  // Sets 0 .. NS - 2 park each lane's o fragments here; the q rows of an item (read into registers before its first
+  // set ends) share the space.
+  static_assert(NP * DT * 4 * 32 * 4 >= DB_ROWS * HD * 2, "q rows fit the parked sets");
+  __shared__ __align__(16) float stO[NP * DT * 4 * 32];
+  __shared__ float stML[NP * 4 * 32];  // and its m0, m1, l0, l1
+  bf16_t* qsm = reinterpret_cast<bf16_t*>(stO);
   __shared__ __align__(16) unsigned char kself[ROWB];
   __shared__ __align__(16) unsigned char vself[ROWB];
   __shared__ float cs[HALF], sn[HALF];
