@@ -76,7 +76,7 @@ def check(fp8, quick):
                         if ns > 64:
                             continue
                         res = []
-                        for grid in (None, 1, 3, 7, SMS * 6):
+                        for grid in ((None, 1, 7, SMS * 6) if quick else (None, 1, 3, 7, SMS * 6)):
                             kvc = (c8 if fp8 else cache.data[0]).clone()
                             out = torch.full((T, nH * hd), float("nan"), device="cuda", dtype=torch.bfloat16)
                             pO = torch.full((T, nH, ns, hd), float("nan"), device="cuda")
@@ -136,7 +136,7 @@ def setup(T, nH, nKV, hd, lo, hi, maxSeqLen, layers=8, tpb=32):
 MODELS = {"8b": ("llama-3.1-8b", 32, 8, 128), "1b": ("llama-3.2-1b", 32, 8, 64)}
 
 
-def timing(bw, grids, sts, cases):
+def timing(bw, grids, sts, cases, variants):
     log("== timing: us per layer, one launch per layer over 8 layers' caches (CUDA graph), tokensPerBlock 32")
     layers = 8
     for case in cases:
@@ -163,12 +163,14 @@ def timing(bw, grids, sts, cases):
             line = f"  {nm} {T} seqs ctx {lo}..{hi} {'fp8' if fp8 else 'bf16'} split {d['ns']}x{d['ss']}: ceiling {ceil_us:6.1f} | batch2 {t2:6.1f} ({ceil_us / t2 * 100:4.1f}%)"
             best = (1e9, "")
             for st in sts:
-                defs = (f"DB3_{'F' if fp8 else ''}ST{hd}={st}",) if st else ()
-                for gm in grids:
-                    t3 = ds.graph_time(lambda: [batch3(*args(li), fp8=fp8, kvScales=sc[li] if fp8 else None, grid=SMS * gm, defines=defs)
-                                                for li in range(layers)], iters=1, reps=7) / layers * 1e3
-                    line += f" | st{st or 'd'} x{gm} {t3:6.1f}"
-                    best = min(best, (t3, f"st{st or 'd'} x{gm}"))
+                for dv in variants:
+                    defs = ((f"DB3_{'F' if fp8 else ''}ST{hd}={st}",) if st else ()) + tuple(x for x in dv.split("+") if x)
+                    for gm in grids:
+                        t3 = ds.graph_time(lambda: [batch3(*args(li), fp8=fp8, kvScales=sc[li] if fp8 else None, grid=SMS * gm, defines=defs)
+                                                    for li in range(layers)], iters=1, reps=7) / layers * 1e3
+                        lab = f"st{st or 'd'}{(' ' + dv) if dv else ''} x{gm}"
+                        line += f" | {lab} {t3:6.1f}"
+                        best = min(best, (t3, lab))
             line += f" || best {best[1]} {best[0]:.1f} ({ceil_us / best[0] * 100:4.1f}%, {t2 / best[0]:.2f}x batch2)"
             log(line)
         del kv8
@@ -184,6 +186,7 @@ def main():
     ap.add_argument("--only", default="check,timing")
     ap.add_argument("--grids", default="4,5,6")
     ap.add_argument("--st", default="0")
+    ap.add_argument("--defs", default="", help="comma-separated variants, each '+'-joined defines ('' = default)")
     ap.add_argument("--cases", default="8b:512:128-256,8b:64:128-256,1b:64:128-256,8b:256:128-256,8b:512:32-64,8b:512:256-320,8b:512:480-544,1b:512:128-256")
     ap.add_argument("--quick", action="store_true", help="fewer check cases")
     a = ap.parse_args()
@@ -193,7 +196,7 @@ def main():
         INVF[hd] = ds.rope_tables(hd)
     t0 = time.time()
     only = a.only.split(",")
-    if "check" in only:
+    def do_check():
         for fp8 in (False, True):
             try:
                 check(fp8, a.quick)
@@ -201,17 +204,21 @@ def main():
                 import traceback
                 traceback.print_exc()
                 record("check", False, f"{type(e).__name__}: {e}")
-            log(f"-- check {fp8} done at {time.time() - t0:.0f} s")
-    if "timing" in only:
+            log(f"-- check {'fp8' if fp8 else 'bf16'} done at {time.time() - t0:.0f} s")
+
+    def do_timing():
         bw = max(ds.copy_bandwidth(), ds.copy_bandwidth())
         log(f"copy bandwidth {bw / 1e12:.3f} TB/s (best of two)")
         try:
-            timing(bw, [int(x) for x in a.grids.split(",")], [int(x) for x in a.st.split(",")], a.cases.split(","))
+            timing(bw, [int(x) for x in a.grids.split(",")], [int(x) for x in a.st.split(",")], a.cases.split(","), a.defs.split(","))
         except Exception as e:  # noqa: BLE001
             import traceback
             traceback.print_exc()
             record("timing", False, f"{type(e).__name__}: {e}")
         log(f"-- timing done at {time.time() - t0:.0f} s")
+
+    for step in only:  # in the order given
+        {"check": do_check, "timing": do_timing}[step]()
     bad = [r for r in ds.RESULTS if not r[1]]
     log(f"SUMMARY batch3: {len(ds.RESULTS)} checks, {len(bad)} failed ({time.time() - t0:.0f} s)")
     for r in bad[:20]:

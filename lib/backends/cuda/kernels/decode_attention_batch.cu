@@ -889,7 +889,7 @@ DECODE_BATCH2_FP8(128)
 // and every block pays its own prologue (position -> block table -> first tiles, q / k / v, RoPE) before its first
 // bytes arrive: ~1.5 us of dependent loads per block, once per wave of blocks (session 7: 4,096 blocks of 1-3 keys
 // took 50 us). Here one warp is one block, the grid is a few warps per SM, and each warp walks its share of the
-// (token, kv group chunk, split) items — items gw, gw + W, ... (W warps) — with ONE cp.async ring that runs ahead
+// (split, token, kv group chunk) items — items gw, gw + W, ... (W warps) — with ONE cp.async ring that runs ahead
 // across item boundaries: the next item's first tiles are in flight while this item's last tiles are computed and
 // its output written, and the block-table entry of the next tile is loaded one tile ahead. The positions and
 // sequences of a warp's next 32 items are loaded once into its lanes (one load per lane).
@@ -921,6 +921,9 @@ DECODE_BATCH2_FP8(128)
 #ifndef DB3_MINB
 #define DB3_MINB 8
 #endif
+#ifndef DB3_PF
+#define DB3_PF 1  // 1: the issue cursor prefetches each item's q / k / v rows into L1 when it reaches the item
+#endif
 #define DB3_ST(HD, Q8) ((Q8) ? ((HD) == 128 ? DB3_FST128 : DB3_FST64) : ((HD) == 128 ? DB3_ST128 : DB3_ST64))
 
 struct Db3Item {
@@ -951,7 +954,7 @@ __device__ __forceinline__ void decodeBatch3Impl(const bf16_t* qkv, bf16_t* out,
 
   const int lane = threadIdx.x, g4 = lane >> 2, c4 = lane & 3, mi = lane >> 3;
   const int G = numHeads / numKvHeads, chunks = (G + DB_ROWS - 1) / DB_ROWS, nBx = numKvHeads * chunks;
-  const int perTok = numSplits * nBx, nItems = numTokens * perTok;
+  const int nItems = numTokens * numSplits * nBx;
   const int W = gridDim.x, gw = blockIdx.x;
   const int myItems = gw < nItems ? (nItems - gw + W - 1) / W : 0;
   if (myItems == 0) return;
@@ -969,18 +972,17 @@ __device__ __forceinline__ void decodeBatch3Impl(const bf16_t* qkv, bf16_t* out,
     wb = base;
     const int n = base + lane;
     if (n < myItems) {
-      const int t = (gw + n * W) / perTok;
+      const int t = ((gw + n * W) / nBx) % numTokens;
       wPos = positions[t];
       const int a = t < numSeqs ? seqStarts[t] : -1, b = t < numSeqs ? seqStarts[t + 1] : -1;
       wSeq = a == t && b == t + 1 ? t : seqOfToken(seqStarts, numSeqs, t);
     }
   };
   auto itemOf = [&](int n, Db3Item& it) {  // n warp-uniform
-    const int item = gw + n * W;
-    it.t = item / perTok;
-    const int r = item - it.t * perTok;
-    it.z = r / nBx;
-    it.bx = r - it.z * nBx;
+    const int item = gw + n * W, tz = item / nBx;  // split-major: the mostly empty later splits come last
+    it.z = tz / numTokens;
+    it.t = tz - it.z * numTokens;
+    it.bx = item - tz * nBx;
     it.kvh = it.bx / chunks;
     it.chunk = it.bx - it.kvh * chunks;
     if (n < wb || n >= wb + 32) loadWin(n & ~31);
@@ -1002,6 +1004,17 @@ __device__ __forceinline__ void decodeBatch3Impl(const bf16_t* qkv, bf16_t* out,
       if (++in >= myItems) { idone = true; return; }
       itemOf(in, ii);
     } while (ii.nT == 0);
+    // The item's q rows, k and v into L1 ahead of its prologue (one 128-byte line per lane).
+    if (DB3_PF) {
+      const int h0 = ii.kvh * G + ii.chunk * DB_ROWS, Gb = min(DB_ROWS, G - ii.chunk * DB_ROWS);
+      constexpr int RL = HD * 2 / 128;  // lines per head row
+      const bf16_t* row = qkv + (long long)ii.t * (numHeads + 2 * numKvHeads) * HD;
+      for (int i = lane; i < (Gb + 2) * RL; i += 32) {
+        const int hr = i / RL, li = i - hr * RL;
+        const int head = hr < Gb ? h0 + hr : hr == Gb ? numHeads + ii.kvh : numHeads + numKvHeads + ii.kvh;
+        asm volatile("prefetch.global.L1 [%0];" ::"l"(row + head * HD + li * 64));
+      }
+    }
     iset = 0;
     itt = 0;
   };
