@@ -136,7 +136,7 @@ def setup(T, nH, nKV, hd, lo, hi, maxSeqLen, layers=8, tpb=32):
 MODELS = {"8b": ("llama-3.1-8b", 32, 8, 128), "1b": ("llama-3.2-1b", 32, 8, 64)}
 
 
-def timing(bw, grids, sts, cases, variants):
+def timing(bw, grids, sts, cases, variants, b2cfgs=()):
     log("== timing: us per layer, one launch per layer over 8 layers' caches (CUDA graph), tokensPerBlock 32")
     layers = 8
     for case in cases:
@@ -162,6 +162,12 @@ def timing(bw, grids, sts, cases, variants):
             t2 = ds.graph_time(lambda: [batch2(*args(li), fp8=fp8, kvScales=sc[li] if fp8 else None) for li in range(layers)], iters=1, reps=7) / layers * 1e3
             line = f"  {nm} {T} seqs ctx {lo}..{hi} {'fp8' if fp8 else 'bf16'} split {d['ns']}x{d['ss']}: ceiling {ceil_us:6.1f} | batch2 {t2:6.1f} ({ceil_us / t2 * 100:4.1f}%)"
             best = (1e9, "")
+            for cfg in b2cfgs:
+                if fp8 and len(cfg) > 2:
+                    continue
+                tb = ds.graph_time(lambda: [batch2(*args(li), fp8=fp8, kvScales=sc[li] if fp8 else None, cfg=cfg) for li in range(layers)],
+                                   iters=1, reps=7) / layers * 1e3
+                line += f" | b2 {cfg} {tb:6.1f}"
             for st in sts:
                 for dv in variants:
                     defs = ((f"DB3_{'F' if fp8 else ''}ST{hd}={st}",) if st else ()) + tuple(x for x in dv.split("+") if x)
@@ -186,6 +192,7 @@ def main():
     ap.add_argument("--only", default="check,timing")
     ap.add_argument("--grids", default="4,5,6")
     ap.add_argument("--st", default="0")
+    ap.add_argument("--b2cfgs", default="", help="batch2 configurations to time too: 'warps,stages[,minBlocks];...'")
     ap.add_argument("--defs", default="", help="comma-separated variants, each '+'-joined defines ('' = default)")
     ap.add_argument("--cases", default="8b:512:128-256,8b:64:128-256,1b:64:128-256,8b:256:128-256,8b:512:32-64,8b:512:256-320,8b:512:480-544,1b:512:128-256")
     ap.add_argument("--quick", action="store_true", help="fewer check cases")
@@ -210,7 +217,8 @@ def main():
         bw = max(ds.copy_bandwidth(), ds.copy_bandwidth())
         log(f"copy bandwidth {bw / 1e12:.3f} TB/s (best of two)")
         try:
-            timing(bw, [int(x) for x in a.grids.split(",")], [int(x) for x in a.st.split(",")], a.cases.split(","), a.defs.split(","))
+            timing(bw, [int(x) for x in a.grids.split(",")], [int(x) for x in a.st.split(",")], a.cases.split(","), a.defs.split(","),
+                   [tuple(int(x) for x in c.split(",")) for c in a.b2cfgs.split(";") if c])
         except Exception as e:  # noqa: BLE001
             import traceback
             traceback.print_exc()

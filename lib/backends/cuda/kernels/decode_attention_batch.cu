@@ -921,6 +921,12 @@ DECODE_BATCH2_FP8(128)
 #ifndef DB3_MINB
 #define DB3_MINB 8
 #endif
+#ifndef DB3_MATH
+#define DB3_MATH 1
+#endif
+#ifndef DB3_LOAD
+#define DB3_LOAD 1
+#endif
 #ifndef DB3_PF
 #define DB3_PF 1  // 1: the issue cursor prefetches each item's q / k / v rows into L1 when it reaches the item
 #endif
@@ -1030,7 +1036,7 @@ __device__ __forceinline__ void decodeBatch3Impl(const bf16_t* qkv, bf16_t* out,
 #pragma unroll
       for (int j = 0; j < 16 * CPR / 32; j++) {
         const int idx = lane + j * 32, r = idx / CPR, c = idx - r * CPR, key = k0 + r;
-        if (key == ii.pos && key < ii.sHi) continue;
+        if (!DB3_LOAD || (key == ii.pos && key < ii.sHi)) continue;  // DB3_LOAD 0: timing experiments only
         const bool ok = key < ii.sHi;
         const unsigned char* src = !ok ? kv
             : slot0 + r < tokensPerBlock ? base0 + (long long)(slot0 + r) * rowWidth * EB + c * 16
@@ -1205,6 +1211,7 @@ __device__ __forceinline__ void decodeBatch3Impl(const bf16_t* qkv, bf16_t* out,
             }
             __syncwarp();
           }
+#if DB3_MATH  // 0: timing experiments only (no q·k, softmax, p·v; results undefined)
           const bf16_t* ks;
           if (Q8) {
 #pragma unroll
@@ -1304,6 +1311,7 @@ __device__ __forceinline__ void decodeBatch3Impl(const bf16_t* qkv, bf16_t* out,
               dbMma(o[d + 1], pa, b[2], b[3]);
             }
           }
+#endif
           __syncwarp();  // the stage (and the f16 tile) are refilled next
           issue();
           ccount++;
