@@ -42,7 +42,7 @@ def batch3(qkv, out, kvc, positions, seqStarts, table, invf, pO, pML, ctr, T, S,
 SHAPES = [(32, 8, 128), (32, 8, 64), (14, 2, 64), (16, 1, 128), (48, 2, 64)]
 
 
-def check(fp8, quick):
+def check(fp8, quick, cdefs=("",)):
     what = "fp8kv" if fp8 else "bf16"
     log(f"== decode_attention_batch3 {what} vs batch2 (bitwise) and float64")
     gen = torch.Generator(device="cuda").manual_seed(11 + fp8)
@@ -76,7 +76,8 @@ def check(fp8, quick):
                         if ns > 64:
                             continue
                         res = []
-                        for grid in ((None, 1, 7, SMS * 6) if quick else (None, 1, 3, 7, SMS * 6)):
+                        runs = [(None, ())] + [(g, tuple(x for x in dv.split("+") if x)) for dv in cdefs for g in ((1, 7, SMS * 6) if quick else (1, 3, 7, SMS * 6))]
+                        for grid, dfs in runs:
                             kvc = (c8 if fp8 else cache.data[0]).clone()
                             out = torch.full((T, nH * hd), float("nan"), device="cuda", dtype=torch.bfloat16)
                             pO = torch.full((T, nH, ns, hd), float("nan"), device="cuda")
@@ -87,9 +88,9 @@ def check(fp8, quick):
                             if grid is None:
                                 batch2(*args, fp8=fp8, kvScales=sc if fp8 else None)
                             else:
-                                batch3(*args, fp8=fp8, kvScales=sc if fp8 else None, grid=grid)
+                                batch3(*args, fp8=fp8, kvScales=sc if fp8 else None, grid=grid, defines=dfs)
                             torch.cuda.synchronize()
-                            res.append((grid, out, kvc, int(ctr.abs().sum()) == 0))
+                            res.append((f"{grid}{' ' + '+'.join(dfs) if dfs else ''}", out, kvc, int(ctr.abs().sum()) == 0))
                         if refs is None:
                             refs = []
                             kv2 = res[0][2]
@@ -196,6 +197,7 @@ def main():
     ap.add_argument("--defs", default="", help="comma-separated variants, each '+'-joined defines ('' = default)")
     ap.add_argument("--cases", default="8b:512:128-256,8b:64:128-256,1b:64:128-256,8b:256:128-256,8b:512:32-64,8b:512:256-320,8b:512:480-544,1b:512:128-256")
     ap.add_argument("--quick", action="store_true", help="fewer check cases")
+    ap.add_argument("--check-defs", default="", help="batch3 variants to check (comma-separated, '+'-joined defines)")
     a = ap.parse_args()
     props = torch.cuda.get_device_properties(0)
     log(f"GPU {props.name}, {props.multi_processor_count} SMs, torch {torch.__version__}")
@@ -206,7 +208,7 @@ def main():
     def do_check():
         for fp8 in (False, True):
             try:
-                check(fp8, a.quick)
+                check(fp8, a.quick, a.check_defs.split(","))
             except Exception as e:  # noqa: BLE001
                 import traceback
                 traceback.print_exc()

@@ -927,10 +927,34 @@ DECODE_BATCH2_FP8(128)
 #ifndef DB3_LOAD
 #define DB3_LOAD 1
 #endif
+#ifndef DB3_TMA
+#define DB3_TMA 0  // 1: K / V rows by cp.async.bulk (one 256 / 128-byte row per lane, an mbarrier a stage) instead of cp.async
+#endif
 #ifndef DB3_PF
 #define DB3_PF 1  // 1: the issue cursor prefetches each item's q / k / v rows into L1 when it reaches the item
 #endif
 #define DB3_ST(HD, Q8) ((Q8) ? ((HD) == 128 ? DB3_FST128 : DB3_FST64) : ((HD) == 128 ? DB3_ST128 : DB3_ST64))
+
+__device__ __forceinline__ void db3MbInit(u32 bar, u32 count) { asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory"); }
+/** Waits for phase `parity` of an mbarrier; traps after ~2^26 polls (a hang becomes an error). */
+__device__ __forceinline__ void db3MbWait(u32 bar, u32 parity) {
+  for (u32 n = 0;; n++) {
+    u32 ok;
+    asm volatile(
+        "{ .reg .pred p;\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+        "selp.u32 %0, 1, 0, p;\n}" : "=r"(ok) : "r"(bar), "r"(parity) : "memory");
+    if (ok) return;
+    if (n > (1u << 26)) asm volatile("trap;");
+  }
+}
+__device__ __forceinline__ void db3MbExpect(u32 bar, u32 bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void db3Bulk(u32 dst, const void* src, u32 bytes, u32 bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst), "l"(src), "r"(bytes), "r"(bar)
+               : "memory");
+}
 
 struct Db3Item {
   int t, z, bx, kvh, chunk, pos, s, sLo, sHi, nT, nz;
@@ -941,11 +965,15 @@ __device__ __forceinline__ void decodeBatch3Impl(const bf16_t* qkv, bf16_t* out,
     const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, float* partialO,
     float* partialML, int* counters, int numTokens, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
     int maxBlocksPerSeq, float scale, int window, int splitSize, const float* kvScales, int numSplits) {
-  constexpr int EB = Q8 ? 1 : 2, ROWB = HD * EB, CPR = ROWB / 16, TILEB = 16 * ROWB, STAGEB = 2 * TILEB;
+  constexpr int EB = Q8 ? 1 : 2, ROWB = HD * EB, CPR = ROWB / 16;
+  // DB3_TMA: rows land whole (cp.async.bulk), so they are padded by 16 bytes instead of chunk-swizzled (ldmatrix
+  // stays conflict-free); cp.async: swizzled (bf16) or plain (e4m3) rows.
+  constexpr int RS = DB3_TMA ? ROWB + 16 : ROWB, TILEB = 16 * RS, STAGEB = 2 * TILEB;
   constexpr int HALF = HD / 2, KSTEPS = HD / 16, DT = HD / 8, HC = HALF / 8, QP = DB_ROWS * HC;
   constexpr int QPT = (QP + 31) / 32, FPT = (HALF + 31) / 32, NP = NS > 1 ? NS - 1 : 1;
   static_assert((16 * CPR) % 32 == 0, "whole chunks per lane");
   __shared__ __align__(16) unsigned char ring[ST * STAGEB];
+  __shared__ __align__(8) unsigned long long bars[ST];  // DB3_TMA: one mbarrier a stage
   __shared__ __align__(16) unsigned char conv[Q8 ? 2 * 16 * HD * 2 : 16];
   // Sets 0 .. NS - 2 park each lane's o fragments here; the q rows of an item (read into registers before its first
   // set ends) share the space.
@@ -968,6 +996,16 @@ __device__ __forceinline__ void decodeBatch3Impl(const bf16_t* qkv, bf16_t* out,
   const long long vStepB = (long long)tokensPerBlock * rowWidth * EB;
   unsigned char* kv = reinterpret_cast<unsigned char*>(kvv);
   const float qscale = scale * LLMRT_LOG2E;
+  // Byte offset of 16-byte chunk c of row r in a ring tile; element offset for ldmatrix on a bf16 ring tile.
+  auto rb = [](int r, int c) { return (DB3_TMA || Q8) ? r * RS + c * 16 : dbSw<HD>(r, c) * 2; };
+  auto re = [](int r, int c) { return DB3_TMA ? r * (RS / 2) + c * 8 : dbSw<HD>(r, c); };
+  if (DB3_TMA) {
+    if (lane == 0) {
+      for (int s = 0; s < ST; s++) db3MbInit(dbSmem(&bars[s]), 1);
+      asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncwarp();
+  }
   double ifq[FPT];
 #pragma unroll
   for (int j = 0; j < FPT; j++) ifq[j] = lane + j * 32 < HALF ? invFreq[lane + j * 32] : 0.0;
@@ -1033,6 +1071,23 @@ __device__ __forceinline__ void decodeBatch3Impl(const bf16_t* qkv, bf16_t* out,
       const int* table = blockTables + (long long)ii.s * maxBlocksPerSeq;
       const unsigned char* base0 = kv + ((long long)iBlk * 2 * tokensPerBlock * rowWidth + ii.kvh * HD) * EB;
       unsigned char* ks = ring + (icount % ST) * STAGEB;
+      if (DB3_TMA) {
+        // Lane r < 16: K row of key k0 + r; lane 16 + r: its V row. Keys past the split are zeroed here (their p is 0,
+        // and 0 · garbage could be NaN); the own key is patched in before use.
+        const int r = lane & 15, key = k0 + r;
+        const bool ok = key < ii.sHi, copy = DB3_LOAD && ok && key != ii.pos;
+        unsigned char* dst = ks + (lane >> 4) * TILEB + r * RS;
+        if (!ok) for (int c = 0; c < CPR; c++) *reinterpret_cast<uint4*>(dst + c * 16) = uint4{0u, 0u, 0u, 0u};
+        const u32 bytes = __popc(__ballot_sync(0xffffffffu, copy)) * ROWB;
+        asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // this stage's earlier generic reads before the bulk writes
+        const u32 bar = dbSmem(&bars[icount % ST]);
+        if (lane == 0) db3MbExpect(bar, bytes);
+        if (copy) {
+          const unsigned char* src = slot0 + r < tokensPerBlock ? base0 + (long long)(slot0 + r) * rowWidth * EB
+                                                                : kv + (kvCacheOffset(table, key, 0, tokensPerBlock, rowWidth) + ii.kvh * HD) * EB;
+          db3Bulk(dbSmem(dst), (lane >> 4) ? src + vStepB : src, ROWB, bar);
+        }
+      } else
 #pragma unroll
       for (int j = 0; j < 16 * CPR / 32; j++) {
         const int idx = lane + j * 32, r = idx / CPR, c = idx - r * CPR, key = k0 + r;
@@ -1041,7 +1096,7 @@ __device__ __forceinline__ void decodeBatch3Impl(const bf16_t* qkv, bf16_t* out,
         const unsigned char* src = !ok ? kv
             : slot0 + r < tokensPerBlock ? base0 + (long long)(slot0 + r) * rowWidth * EB + c * 16
             : kv + (kvCacheOffset(table, key, 0, tokensPerBlock, rowWidth) + ii.kvh * HD) * EB + c * 16;
-        const int o = Q8 ? r * ROWB + c * 16 : dbSw<HD>(r, c) * 2;
+        const int o = rb(r, c);
         asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dbSmem(ks + o)), "l"(src), "r"(ok ? 16 : 0) : "memory");
         asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dbSmem(ks + TILEB + o)), "l"(ok ? src + vStepB : src), "r"(ok ? 16 : 0) : "memory");
       }
@@ -1054,7 +1109,7 @@ __device__ __forceinline__ void decodeBatch3Impl(const bf16_t* qkv, bf16_t* out,
       }
       loadBlk();
     }
-    dbCommit();
+    if (!DB3_TMA) dbCommit();
     icount++;
   };
   nextItem();
@@ -1198,14 +1253,15 @@ __device__ __forceinline__ void decodeBatch3Impl(const bf16_t* qkv, bf16_t* out,
         for (int d = 0; d < DT; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
         float m0 = -LLMRT_INF, m1 = -LLMRT_INF, l0 = 0.f, l1 = 0.f;
         for (int tt = set; tt < it.nT; tt += NS) {
-          dbWait<ST - 1>();
+          if (DB3_TMA) db3MbWait(dbSmem(&bars[ccount % ST]), (ccount / ST) & 1);
+          else dbWait<ST - 1>();
           __syncwarp();
           const int k0 = it.sLo + tt * 16;
           unsigned char* st = ring + (ccount % ST) * STAGEB;
           if (own && pos >= k0 && pos < k0 + 16) {  // patch the own key / value in
             const int r = pos - k0;
             for (int c = lane; c < CPR; c += 32) {
-              const int o2 = Q8 ? r * ROWB + c * 16 : dbSw<HD>(r, c) * 2;
+              const int o2 = rb(r, c);
               *reinterpret_cast<uint4*>(st + o2) = *reinterpret_cast<const uint4*>(kself + c * 16);
               *reinterpret_cast<uint4*>(st + TILEB + o2) = *reinterpret_cast<const uint4*>(vself + c * 16);
             }
@@ -1217,7 +1273,7 @@ __device__ __forceinline__ void decodeBatch3Impl(const bf16_t* qkv, bf16_t* out,
 #pragma unroll
             for (int j = 0; j < 2 * 16 * CPR / 32; j++) {
               const int idx = lane + j * 32, w = idx / (16 * CPR), rem = idx - w * 16 * CPR, r = rem / CPR, c = rem - r * CPR;
-              const uint4 b = *reinterpret_cast<const uint4*>(st + w * TILEB + r * ROWB + c * 16);
+              const uint4 b = *reinterpret_cast<const uint4*>(st + w * TILEB + r * RS + c * 16);
               uint4 h0v, h1v;
               h0v.x = db2E4m3x2(b.x & 0xffffu); h0v.y = db2E4m3x2(b.x >> 16);
               h0v.z = db2E4m3x2(b.y & 0xffffu); h0v.w = db2E4m3x2(b.y >> 16);
@@ -1232,14 +1288,14 @@ __device__ __forceinline__ void decodeBatch3Impl(const bf16_t* qkv, bf16_t* out,
           } else {
             ks = reinterpret_cast<const bf16_t*>(st);
           }
-          const bf16_t* vs = ks + 16 * HD;
+          const bf16_t* vs = ks + (Q8 ? 16 * HD : TILEB / 2);
           float sc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
           {
             const int r = (mi >> 1) * 8 + (lane & 7);
 #pragma unroll
             for (int kk = 0; kk < KSTEPS; kk++) {
               u32 b[4];
-              dbLdsm<false>(b, ks + dbSw<HD>(r, 2 * kk + (mi & 1)));
+              dbLdsm<false>(b, ks + (Q8 ? dbSw<HD>(r, 2 * kk + (mi & 1)) : re(r, 2 * kk + (mi & 1))));
               if (Q8) {
                 db2MmaF16(sc[0], qa[kk], b[0], b[1]);
                 db2MmaF16(sc[1], qa[kk], b[2], b[3]);
@@ -1294,7 +1350,7 @@ __device__ __forceinline__ void decodeBatch3Impl(const bf16_t* qkv, bf16_t* out,
 #pragma unroll
           for (int d = 0; d < DT; d += 2) {
             u32 b[4];
-            dbLdsm<true>(b, vs + dbSw<HD>(r, d + (mi >> 1)));
+            dbLdsm<true>(b, vs + (Q8 ? dbSw<HD>(r, d + (mi >> 1)) : re(r, d + (mi >> 1))));
             o[d][0] *= a0;
             o[d][1] *= a0;
             o[d][2] *= a1;
