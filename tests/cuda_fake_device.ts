@@ -316,6 +316,8 @@ export interface FakeSessionOptions {
   readonly batchAttention2?: boolean;
   /** LaunchEnv.batchAttention3Blocks (decode_attention_batch3 on this many one-warp blocks, with batchAttention2). */
   readonly batchAttention3Blocks?: number;
+  /** LaunchEnv.batchAttention2Wide (decode_attention_batch2w for steps of BATCH2_WIDE_MIN_ROWS+ sequences). */
+  readonly batchAttention2Wide?: boolean;
   /** LaunchEnv.fp8FusedQuant. */
   readonly fp8FusedQuant?: boolean;
   /** LaunchEnv.fp8Gemv1. */
@@ -418,6 +420,7 @@ export class FakeCudaSession {
       batchAttention: opts.batchAttention,
       batchAttention2: opts.batchAttention2,
       batchAttention3Blocks: opts.batchAttention3Blocks,
+      batchAttention2Wide: opts.batchAttention2Wide,
       fp8FusedQuant: opts.fp8FusedQuant,
       fp8Gemv1: opts.fp8Gemv1,
       wgmmaPrefill: opts.wgmmaPrefill,
@@ -1269,6 +1272,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         attention(q, out, kv, pos, starts, tables, T, S, nH, nKV, hd, bs, stride, scale, window, l.kernel, view);
         break;
       }
+      case "decode_attention_batch2w_bf16":
       case "decode_attention_batch3_fp8kv_bf16":
       case "decode_attention_batch3_bf16":
       case "decode_attention_batch2_fp8kv_bf16":

@@ -134,6 +134,83 @@ def setup(T, nH, nKV, hd, lo, hi, maxSeqLen, layers=8, tpb=32):
     return d
 
 
+def batch2w(qkv, out, kvc, positions, seqStarts, table, invf, pO, pML, ctr, T, S, nH, nKV, hd, tpb, maxB, scale, window, splitSize, numSplits):
+    nm = "decode_attention_batch2w_bf16_hd128"
+    G = nH // nKV
+    args = (P(qkv), P(out), P(kvc), P(positions), P(seqStarts), P(table), P(invf), F(1.0), P(pO), P(pML), P(ctr),
+            I(T), I(S), I(nH), I(nKV), I(tpb), I(maxB), F(scale), I(window), I(splitSize), P(None), L(0))
+    launch("decode_attention_batch", nm, (nKV * math.ceil(G / 16), T, numSplits), 64, args, ("LLMRT_SELECT", f"LLMRT_K_{nm}=1"))
+
+
+def wide_check():
+    """decode_attention_batch2w_bf16_hd128 vs batch2's default entry point: outputs, cache and counters bit for bit."""
+    log("== decode_attention_batch2w (hd128 bf16) vs batch2 (bitwise)")
+    gen = torch.Generator(device="cuda").manual_seed(17)
+    for (nH, nKV) in ((32, 8), (16, 1), (8, 2)):
+        hd, G = 128, nH // nKV
+        invf = INVF[hd]
+        for tpb in (16, 32):
+            for ci, (lens, window) in enumerate(cases_of()):
+                lens = [int(x) for x in lens]
+                if tpb == 16 and ci not in (4, 6):
+                    continue
+                T = S = len(lens)
+                cache = ds.Cache(lens, nKV, hd, tpb, gen)
+                positions = torch.tensor(lens, dtype=torch.int32, device="cuda")
+                seqStarts = torch.arange(S + 1, dtype=torch.int32, device="cuda")
+                qkv = bf(torch.randn(T, (nH + 2 * nKV) * hd, device="cuda", generator=gen))
+                maxLen = max(min(l + 1, window) if window else l + 1 for l in lens)
+                for splitSize in sorted({64, 256, maxLen}):
+                    ns = math.ceil(maxLen / splitSize)
+                    if ns > 64:
+                        continue
+                    res = []
+                    for fn in (batch2, batch2w):
+                        kvc = cache.data[0].clone()
+                        out = torch.full((T, nH * hd), float("nan"), device="cuda", dtype=torch.bfloat16)
+                        pO = torch.full((T, nH, ns, hd), float("nan"), device="cuda")
+                        pML = torch.full((T, nH, ns, 2), float("nan"), device="cuda")
+                        ctr = torch.zeros(T * nKV * math.ceil(G / 8), dtype=torch.int32, device="cuda")
+                        fn(qkv, out, kvc, positions, seqStarts, cache.table, invf, pO, pML, ctr, T, S, nH, nKV, hd, tpb, cache.maxBlocks, 1 / math.sqrt(hd),
+                           window, splitSize, ns)
+                        torch.cuda.synchronize()
+                        res.append((out, kvc, int(ctr.abs().sum()) == 0))
+                    same = torch.equal(res[0][0].view(torch.int16), res[1][0].view(torch.int16))
+                    csame = torch.equal(res[0][1].view(torch.int16), res[1][1].view(torch.int16))
+                    fin = not torch.isnan(res[1][0].float()).any().item()
+                    lab = f"{len(lens)} seqs pos {lens[0]}..{max(lens)}" if len(lens) > 3 else f"pos={lens}"
+                    record("batch2w", same and csame and res[1][2] and fin,
+                           f"nH={nH} nKV={nKV} tpb={tpb} {lab} win={window} split={splitSize}x{ns}: out==batch2 {same} cache==batch2 {csame} "
+                           f"counters-reset={res[1][2]} finite={fin}")
+
+
+def wide_timing(bw, cases):
+    log("== timing batch2w vs batch2 (us per layer, 8 layers' caches, CUDA graph), bf16 cache, tokensPerBlock 32")
+    layers = 8
+    for case in cases:
+        mk, T, ctx = case.split(":")
+        nm, nH, nKV, hd = MODELS[mk]
+        T = int(T)
+        lo, hi = (int(x) for x in ctx.split("-"))
+        d = setup(T, nH, nKV, hd, lo, hi, max(288, hi + 32))
+        scale = 1 / math.sqrt(hd)
+        ceil_us = d["kvBytes"] / bw * 1e6
+
+        def args(li):
+            return (d["qkv"], d["out"], d["kv"][li], d["positions"], d["seqStarts"], d["table"], INVF[hd], d["pO"], d["pML"], d["ctr"], T,
+                    d["S"], nH, nKV, hd, d["tpb"], d["maxB"], scale, 0, d["ss"], d["ns"])
+        ts = []
+        for rep in range(2):
+            t2 = ds.graph_time(lambda: [batch2(*args(li)) for li in range(layers)], iters=1, reps=7) / layers * 1e3
+            tw = ds.graph_time(lambda: [batch2w(*args(li)) for li in range(layers)], iters=1, reps=7) / layers * 1e3
+            ts.append((t2, tw))
+        t2, tw = min(x[0] for x in ts), min(x[1] for x in ts)
+        log(f"  {nm} {T} seqs ctx {lo}..{hi} bf16: ceiling {ceil_us:6.1f} | batch2 {t2:6.1f} ({ceil_us / t2 * 100:4.1f}%) | batch2w {tw:6.1f} "
+            f"({ceil_us / tw * 100:4.1f}%) | batch2w / batch2 {tw / t2:.3f}")
+        d.clear()
+        torch.cuda.empty_cache()
+
+
 MODELS = {"8b": ("llama-3.1-8b", 32, 8, 128), "1b": ("llama-3.2-1b", 32, 8, 64)}
 
 
@@ -197,6 +274,7 @@ def main():
     ap.add_argument("--defs", default="", help="comma-separated variants, each '+'-joined defines ('' = default)")
     ap.add_argument("--cases", default="8b:512:128-256,8b:64:128-256,1b:64:128-256,8b:256:128-256,8b:512:32-64,8b:512:256-320,8b:512:480-544,1b:512:128-256")
     ap.add_argument("--quick", action="store_true", help="fewer check cases")
+    ap.add_argument("--wide-cases", default="8b:512:128-256,8b:256:128-256,8b:128:128-256,8b:64:128-256,8b:512:32-64,8b:512:480-544")
     ap.add_argument("--check-defs", default="", help="batch3 variants to check (comma-separated, '+'-joined defines)")
     a = ap.parse_args()
     props = torch.cuda.get_device_properties(0)
@@ -227,8 +305,20 @@ def main():
             record("timing", False, f"{type(e).__name__}: {e}")
         log(f"-- timing done at {time.time() - t0:.0f} s")
 
+    def do_wide():
+        bw = max(ds.copy_bandwidth(), ds.copy_bandwidth())
+        log(f"copy bandwidth {bw / 1e12:.3f} TB/s (best of two)")
+        for fn in (lambda: wide_timing(bw, a.wide_cases.split(",")), wide_check):
+            try:
+                fn()
+            except Exception as e:  # noqa: BLE001
+                import traceback
+                traceback.print_exc()
+                record("wide", False, f"{type(e).__name__}: {e}")
+        log(f"-- wide done at {time.time() - t0:.0f} s")
+
     for step in only:  # in the order given
-        {"check": do_check, "timing": do_timing}[step]()
+        {"check": do_check, "timing": do_timing, "wide": do_wide}[step]()
     bad = [r for r in ds.RESULTS if not r[1]]
     log(f"SUMMARY batch3: {len(ds.RESULTS)} checks, {len(bad)} failed ({time.time() - t0:.0f} s)")
     for r in bad[:20]:

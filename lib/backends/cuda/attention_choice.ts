@@ -215,6 +215,12 @@ export function batchAttention2Threads(headDim: number, _fp8: boolean): number {
 }
 
 /**
+ * Least sequences of a decode step that runs decode_attention_batch2w instead of batch2 (LaunchEnv.batchAttention2Wide;
+ * bf16 cache, head dim 128). The two round alike, so the threshold is a speed choice only.
+ */
+export const BATCH2_WIDE_MIN_ROWS = 256;
+
+/**
  * One-warp blocks per SM of decode_attention_batch3 (kernels/decode_attention_batch.cu, default stages): as many
  * as its static shared memory lets an SM hold (228 KB, 1 KB reserved a block: hd128 34 KB a warp → 6; hd64 bf16 31 KB → 7,
  * e4m3 27 KB → 8).

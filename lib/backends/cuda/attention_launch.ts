@@ -7,6 +7,7 @@
 import type { Op } from "../../ir/network.ts";
 import { InternalError } from "../../util/errors.ts";
 import {
+  BATCH2_WIDE_MIN_ROWS,
   BATCH_ATTENTION_ROWS,
   batchAttention2Threads,
   DECODE_ATTENTION_MIN_SPLIT,
@@ -67,6 +68,8 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
     const batch2 = batch && !!env.batchAttention2;
     // batchAttention3Blocks: decode_attention_batch3 (batch2's bits; persistent one-warp blocks, numSplits as an argument).
     const batch3 = batch2 && !!env.batchAttention3Blocks;
+    // batchAttention2Wide: decode_attention_batch2w for steps of hundreds of sequences (bf16 cache, head dim 128; batch2's bits).
+    const wide = batch2 && !batch3 && !kvFp8 && op.headDim === 128 && !!env.batchAttention2Wide && T >= BATCH2_WIDE_MIN_ROWS;
     if (kvFp8 && !batch2 && !env.fp8DecodeAttention) {
       throw new InternalError("launch plan: a fused decode attention over a quantized KV cache needs batchAttention2 or fp8DecodeAttention");
     }
@@ -74,6 +77,8 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
     const sk = !batch && !kvFp8 && !!env.decodeSplitK && att.sk !== undefined;
     const name = batch3
       ? `decode_attention_batch3_${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
+      : wide
+      ? `decode_attention_batch2w_bf16_hd${op.headDim}`
       : batch2
       ? `decode_attention_batch2_${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
       : batch

@@ -100,6 +100,11 @@ export interface LaunchEnv {
    * many one-warp blocks (attention_choice.ts batchAttention3Blocks); unset: decode_attention_batch2.
    */
   readonly batchAttention3Blocks?: number;
+  /**
+   * With batchAttention2: steps of at least BATCH2_WIDE_MIN_ROWS sequences over a bf16 cache at head dim 128 run
+   * decode_attention_batch2w (the same bits as batch2).
+   */
+  readonly batchAttention2Wide?: boolean;
   /** FP8 GEMM launches ask for cuBLASLt's fast accumulation (GemmLaunch.fastAccum). */
   readonly fp8FastAccum?: boolean;
   /**

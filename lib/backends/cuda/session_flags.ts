@@ -154,6 +154,12 @@ export const CUDA_FLAGS = {
    * stream. The same key partition, sums and merges as batch2: the same bits (session 10). @default false
    */
   batchAttention3: { env: "LLMRT_BATCH_ATTENTION3", default: false },
+  /**
+   * With `batchAttention2`: decode steps of at least BATCH2_WIDE_MIN_ROWS sequences over a bf16 cache at head dim 128
+   * run decode_attention_batch2w (batch2's 2 warps with 1 cp.async stage each and registers capped for 8 blocks per
+   * SM: more blocks in flight; the same keys per warp, sums and merge, so the same bits) (session 10). @default false
+   */
+  batchAttention2Wide: { env: "LLMRT_BATCH_ATTENTION2_WIDE", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

@@ -1496,3 +1496,22 @@ DECODE_BATCH3_FP8(64)
 #if LLMRT_KERNEL(decode_attention_batch3_fp8kv_bf16_hd128)
 DECODE_BATCH3_FP8(128)
 #endif
+
+// ------------------------------------------------------------------------------------------------------------------
+// Session 10: decode_attention_batch2w_bf16_hd128 — decode_attention_batch2_bf16_hd128 for steps of hundreds of
+// sequences: the same 2 warps (so the same keys per warp, sums and merge: the same bits), 1 cp.async stage each and
+// registers capped for 8 blocks per SM (16 KB of ring a block), so twice the blocks hide each other's prologues.
+// Slower than the default at 64 sequences (session 7: 29.3 vs 24.6 us a layer); attention_choice.ts
+// BATCH2_WIDE_MIN_ROWS picks it by the step's size.
+// ------------------------------------------------------------------------------------------------------------------
+#if LLMRT_KERNEL(decode_attention_batch2w_bf16_hd128)
+extern "C" __global__ void __launch_bounds__(64, 8) decode_attention_batch2w_bf16_hd128(const bf16_t* qkv, bf16_t* out,
+    bf16_t* kvCache, const int* positions, const int* seqStarts, const int* blockTables, const double* invFreq,
+    float attnScaling, float* partialO, float* partialML, int* counters, int numTokens, int numSeqs, int numHeads,
+    int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale, int window, int splitSize, const void* prefetch,
+    long long prefetchBytes) {
+  if ((int)blockIdx.y >= numTokens) return;
+  decodeBatch2Impl<128, 2, 1, false>(qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO,
+      partialML, counters, numSeqs, numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, nullptr);
+}
+#endif
