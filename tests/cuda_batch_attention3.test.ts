@@ -102,7 +102,7 @@ for (const c of CASES) {
   });
 }
 
-test("decode steps of 256+ sequences on decode_attention_batch2w (batchAttention2Wide): same bits as batch2, smaller steps keep batch2", () => {
+test("decode steps of BATCH2_WIDE_MIN_ROWS+ sequences on decode_attention_batch2w (batchAttention2Wide): same bits as batch2, smaller steps keep batch2", () => {
   const raw = { ...RAW, num_attention_heads: 4, num_key_value_heads: 1, head_dim: 128 };
   const model = randomModel(raw, 35, true, 0.15);
   const build = { ...BUILD, maxBatchSize: 300, maxNumTokens: 2048 };

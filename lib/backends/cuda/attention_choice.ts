@@ -216,9 +216,10 @@ export function batchAttention2Threads(headDim: number, _fp8: boolean): number {
 
 /**
  * Least sequences of a decode step that runs decode_attention_batch2w instead of batch2 (LaunchEnv.batchAttention2Wide;
- * bf16 cache, head dim 128). The two round alike, so the threshold is a speed choice only.
+ * bf16 cache, head dim 128). The two round alike, so the threshold is a speed choice only: H200 session 10, llama-3.1-8b
+ * one layer at 128..256 keys, batch2w / batch2 = 0.859 (512 seqs), 0.887 (256), 0.915 (128), 1.172 (64).
  */
-export const BATCH2_WIDE_MIN_ROWS = 256;
+export const BATCH2_WIDE_MIN_ROWS = 128;
 
 /**
  * One-warp blocks per SM of decode_attention_batch3 (kernels/decode_attention_batch.cu, default stages): as many

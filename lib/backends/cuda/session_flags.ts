@@ -157,7 +157,9 @@ export const CUDA_FLAGS = {
   /**
    * With `batchAttention2`: decode steps of at least BATCH2_WIDE_MIN_ROWS sequences over a bf16 cache at head dim 128
    * run decode_attention_batch2w (batch2's 2 warps with 1 cp.async stage each and registers capped for 8 blocks per
-   * SM: more blocks in flight; the same keys per warp, sums and merge, so the same bits) (session 10). @default false
+   * SM: more blocks in flight; the same keys per warp, sums and merge, so the same bits) (H200 session 10: one 8B layer at
+   * 512 sequences 159.3 → 136.8 µs; llama-3.1-8b bf16 512 × (128,128) 16,856 → 17,137 output tok/s, greedy ids
+   * identical). @default false
    */
   batchAttention2Wide: { env: "LLMRT_BATCH_ATTENTION2_WIDE", default: false },
 } as const satisfies Record<string, CudaFlag>;

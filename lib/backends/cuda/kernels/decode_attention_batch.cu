@@ -1501,8 +1501,8 @@ DECODE_BATCH3_FP8(128)
 // Session 10: decode_attention_batch2w_bf16_hd128 — decode_attention_batch2_bf16_hd128 for steps of hundreds of
 // sequences: the same 2 warps (so the same keys per warp, sums and merge: the same bits), 1 cp.async stage each and
 // registers capped for 8 blocks per SM (16 KB of ring a block), so twice the blocks hide each other's prologues.
-// Slower than the default at 64 sequences (session 7: 29.3 vs 24.6 us a layer); attention_choice.ts
-// BATCH2_WIDE_MIN_ROWS picks it by the step's size.
+// H200, 8B layer at 128..256 keys: 136.8 vs 159.3 us (512 seqs), 74.2 vs 83.6 (256), 40.3 vs 44.1 (128), but 29.3 vs
+// 25.0 at 64; attention_choice.ts BATCH2_WIDE_MIN_ROWS (128) picks it by the step's size.
 // ------------------------------------------------------------------------------------------------------------------
 #if LLMRT_KERNEL(decode_attention_batch2w_bf16_hd128)
 extern "C" __global__ void __launch_bounds__(64, 8) decode_attention_batch2w_bf16_hd128(const bf16_t* qkv, bf16_t* out,
