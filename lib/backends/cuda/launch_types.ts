@@ -95,6 +95,16 @@ export interface LaunchEnv {
    * engines take it too (decode_attention_batch2_fp8kv: RoPE + e4m3 KV write + attention in one launch).
    */
   readonly batchAttention2?: boolean;
+  /**
+   * With batchAttention2: those steps run decode_attention_batch3 (persistent warps, the same bits) on a grid of this
+   * many one-warp blocks (attention_choice.ts batchAttention3Blocks); unset: decode_attention_batch2.
+   */
+  readonly batchAttention3Blocks?: number;
+  /**
+   * With batchAttention2: steps of at least BATCH2_WIDE_MIN_ROWS sequences over a bf16 cache at head dim 128 run
+   * decode_attention_batch2w (the same bits as batch2).
+   */
+  readonly batchAttention2Wide?: boolean;
   /** FP8 GEMM launches ask for cuBLASLt's fast accumulation (GemmLaunch.fastAccum). */
   readonly fp8FastAccum?: boolean;
   /**
