@@ -1067,6 +1067,34 @@ export class CudaSession implements SessionBackend {
     }
   }
 
+  /**
+   * Graph replay time of a subset of a decode step's launches (a tuning aid; a step missing launches computes
+   * garbage): runs `inp` once (kernels, GEMM plans), plans the bucket's launches as its graph does, passes them
+   * to `select` (which may drop or change them, e.g. clear `pdl`), captures what it returns in a throwaway graph
+   * and returns the mean of `reps` replays in ms (after 3 warm-up replays).
+   */
+  timeDecodeLaunches(inp: StepInputs, kv: CudaKvCache, select: (launches: readonly Launch[]) => Launch[], reps = 20): number {
+    this.#live();
+    const T = inp.tokenIds.length;
+    if (!isDecodeStep(inp) || T > this.decodeCap) throw new ValidationError("timeDecodeLaunches: expects a decode step (one token per sequence)", "inputs");
+    this.run(inp, { sampledIds: new Int32Array(T) }, kv);
+    const bucket = bucketFor(T, this.buckets);
+    const launches = select(
+      planLaunches(this.launchEnv(kv), { numTokens: bucket, numSeqs: bucket, numRows: bucket, attention: this.#graphAttention(bucket), sample: true }),
+    );
+    if (launches.length === 0) return 0;
+    using graph = this.#stream.capture((s) => this.#exec(launches, s));
+    graph.upload(this.#stream);
+    using start = this.device.createEvent();
+    using end = this.device.createEvent();
+    for (let i = 0; i < 3; i++) graph.launch(this.#stream);
+    start.record(this.#stream);
+    for (let i = 0; i < reps; i++) graph.launch(this.#stream);
+    end.record(this.#stream);
+    end.synchronize();
+    return end.elapsedSince(start) / reps;
+  }
+
   /** GEMM shapes timed in this session (the rest came from the timing cache or had one candidate). */
   get numGemmShapesTuned(): number {
     return this.#gemm.numTuned;
