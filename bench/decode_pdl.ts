@@ -17,6 +17,8 @@
  * decoder layer in one launch), A the default fused launches (decode_attention_sk since session 10); both with PDL and
  * `batchInvariant: false` (which the persistent kernel needs).
  *
+ * --ab JSON: as --sk with A the default session options and B those plus JSON (e.g. '{"decodeL2Prefetch":true}').
+ *
  * --baseline: one session with the default options only (no `pdl` key: runs on trees without it), for
  * a before/after of the same measurements.
  *
@@ -46,6 +48,7 @@ const { values } = parseArgs({
     baseline: { type: "boolean" },
     sk: { type: "boolean" },
     persistent: { type: "boolean" },
+    ab: { type: "string" },
     b: { type: "string" },
     c: { type: "string" },
   },
@@ -108,14 +111,17 @@ function runOne(pdl: boolean | undefined, extra?: Record<string, boolean>): Run 
 }
 
 const persistent = !!values.persistent;
-const sk = !!values.sk || persistent;
+const ab: Record<string, boolean> | undefined = values.ab ? JSON.parse(values.ab) : undefined;
+const sk = !!values.sk || persistent || !!ab;
 // --persistent: both sessions without batchInvariant (the persistent kernel needs it off; one-token decode steps take the
 // same GEMV kernels either way).
-const bOpts: Record<string, boolean> = persistent
+const bOpts: Record<string, boolean> = ab
+  ? ab
+  : persistent
   ? { persistentDecode: true, batchInvariant: false, ...JSON.parse(values.b ?? "{}") }
   : { decodeSplitK: true, ...JSON.parse(values.b ?? "{}") };
-const [nameA, nameB] = persistent ? ["per-layer launches", "persistent decode"] : ["decode_attention", "decode_attention_sk"];
-const off = sk ? runOne(true, persistent ? { batchInvariant: false } : { decodeSplitK: false }) : runOne(values.baseline ? undefined : false);
+const [nameA, nameB] = ab ? ["default options", "B"] : persistent ? ["per-layer launches", "persistent decode"] : ["decode_attention", "decode_attention_sk"];
+const off = sk ? runOne(true, ab ? {} : persistent ? { batchInvariant: false } : { decodeSplitK: false }) : runOne(values.baseline ? undefined : false);
 const on = values.baseline ? off : sk ? runOne(true, bOpts) : runOne(true);
 const cOpts: Record<string, boolean> | undefined = sk && values.c ? JSON.parse(values.c) : undefined;
 const third = cOpts ? runOne(true, cOpts) : undefined;

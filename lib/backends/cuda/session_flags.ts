@@ -147,6 +147,13 @@ export const CUDA_FLAGS = {
    * (session 9). @default false
    */
   persistentDecode: { env: "LLMRT_PERSISTENT_DECODE", default: false },
+  /**
+   * Fused bf16 decode steps: the o_proj GEMV (the launch after the attention) pulls the first
+   * LLMRT_DECODE_L2_PREFETCH_MB (default 16) MB of the same layer's gate_up weight into L2 with bulk prefetches
+   * before it waits for the attention, so those bytes stream while the attention leaves the memory idle and the
+   * gate_up GEMV reads them from L2. Same bits (only where the weights come from changes). @default false
+   */
+  decodeL2Prefetch: { env: "LLMRT_DECODE_L2_PREFETCH", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

@@ -124,8 +124,8 @@ GEMV(gemv_bf16_m8, 8)
 //   mode 2 (silu·mul): n even, rows [0, n/2) gate and [n/2, n) up (the fused gate_up weight);
 //                      y bf16 [m, n/2] = bf16(silu(bf16(gate)) * bf16(up)), as gemv + silu_mul_bf16 round
 //   mode 3 (f32 out):  y f32 [m, n] = x W^T + bias (lm_head logits)
-//   prefetch (0 = none): [prefetch, prefetch + prefetchBytes) (16-byte aligned) is pulled into L2 with
-//     bulk prefetches spread over the grid (measured slower for o_proj's weight from attention; unused).
+//   prefetch (0 = none): [prefetch, prefetch + prefetchBytes) (16-byte aligned; a later launch's weights) is pulled
+//     into L2 with bulk prefetches spread over the grid, before pdlWait (decodeL2Prefetch: o_proj → gate_up).
 //   One output row per warp, 8 warps per block; mode 2: block b holds gate rows 4b..4b+3 (warps 0-3) and
 //   the matching up rows (warps 4-7), which meet in shared memory. A lane accumulates its 16-byte vectors
 //   in increasing order (gemv_bf16's order), so a row's sum does not depend on m (batch
@@ -213,9 +213,10 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
   // llama-3.2-1b step on an H200; keeping normW and x in registers for the RMSNorm gained nothing.)
   uint4 v[GF_U];
   if (live) gfIssue(w, lane, kv, v);
+  // A later launch's weights (decodeL2Prefetch: o_proj pulls gate_up's first MBs while the attention runs).
+  prefetchL2Slices(prefetch, prefetchBytes);
   pdlWait();  // x and y are the previous kernels' (weights and prefetches above only)
   pdlLaunchDependents();
-  prefetchL2Slices(prefetch, prefetchBytes);
   float acc[M];
   if constexpr (NORM) {  // x <- rmsnorm(x) * normW, staged in shared memory (the launcher guarantees m * k <= GF_XS)
     __shared__ __align__(16) bf16_t xs[GF_XS];
