@@ -124,11 +124,8 @@ export interface LaunchEnv {
   readonly decodeSplitK?: boolean;
   /** Fused decode GEMVs with long rows run gemv_fused_ks with gemvSplitRows' warps per row. */
   readonly gemvSplitK?: boolean;
-  /**
-   * Fused decode steps (CudaSessionOptions.decodeL2Prefetch): bytes of a layer's gate_up weight its o_proj GEMV pulls
-   * into L2 before waiting for the attention (0 / absent: none).
-   */
-  readonly decodeL2PrefetchBytes?: number;
+  /** Fused decode GEMVs of ≤ 2 rows on qkv / o_proj / down_proj run the gemv_fused*_deep entry points (CudaSessionOptions.gemvDeepLoads). */
+  readonly gemvDeepLoads?: boolean;
   /**
    * Fused decode steps over a quantized KV cache (FP8 / INT8) that do not run decode_attention_batch2 take one
    * decode_attention_{fp8kv|int8kv} launch per attention (RoPE + quantized KV write + split attention + merge)

@@ -66,8 +66,9 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
     const ks = env.gemvSplitK ? gemvSplitRows(op.outFeatures, op.inFeatures) : 1;
     // One output row per ks warps, 8 warps per block (mode 2: 4 / ks gate rows + their up rows per block).
     const blocks = mode === 2 ? cdiv(op.outFeatures / 2, 4 / ks) : cdiv(op.outFeatures, 8 / ks);
-    const pf = ks === 1 && mode === 1 ? l2PrefetchTarget(c, i) : null;
-    k(i, `${nrm ? "gemv_fused_norm" : "gemv_fused"}${ks > 1 ? "_ks" : ""}_bf16_m${M}`, [blocks, 1, 1], 256, [
+    // gemvDeepLoads: the latency-bound skinny layers (not gate_up's SiLU·mul, not the lm_head) keep more loads in flight.
+    const deep = env.gemvDeepLoads && M <= 2 && mode !== 2 && mode !== 3 ? "_deep" : "";
+    k(i, `${nrm ? "gemv_fused_norm" : "gemv_fused"}${ks > 1 ? "_ks" : ""}${deep}_bf16_m${M}`, [blocks, 1, 1], 256, [
       buf(nrm ? nrm.x : op.x),
       env.weight(op.weight),
       op.bias ? env.weight(op.bias) : 0n,
@@ -78,8 +79,8 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
       op.outFeatures,
       op.inFeatures,
       mode | (ks > 1 ? ks << 4 : 0),
-      pf ? pf.ptr : 0n,
-      pf ? pf.bytes : 0n,
+      0n,
+      0n,
     ]);
     return;
   }
@@ -115,20 +116,4 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
     d: isLogits ? env.logits : buf(op.out),
     bias: op.bias ? env.weight(op.bias) : null,
   });
-}
-
-/**
- * LaunchEnv.decodeL2PrefetchBytes: for a fused residual GEMV (o_proj) whose next linear is a fused gate_up (SiLU·mul
- * epilogue), the start of that gate_up weight and how many of its bytes to pull into L2 (16-byte multiple); else null.
- */
-function l2PrefetchTarget(c: StepCtx, i: number): { ptr: bigint; bytes: bigint } | null {
-  const want = c.env.decodeL2PrefetchBytes ?? 0;
-  if (want <= 0 || !c.fuse) return null;
-  const ops = c.env.plan.ops;
-  let j = i + 1;
-  while (j < ops.length && ops[j].type !== "linear") j++;
-  const next = ops[j];
-  if (next?.type !== "linear" || next.weightFormat || c.fuse.epilogue.get(j)?.mode !== 2) return null;
-  const total = next.outFeatures * next.inFeatures * 2;
-  return { ptr: c.env.weight(next.weight), bytes: BigInt(Math.floor(Math.min(want, total) / 16) * 16) };
 }

@@ -225,8 +225,8 @@ export class CudaSession implements SessionBackend {
   readonly quantTailNorm: boolean;
   /** CudaSessionOptions.persistentDecode, where the engine and device allow it (persistent_decode.ts). */
   readonly persistentDecode: boolean;
-  /** CudaSessionOptions.decodeL2Prefetch: bytes of gate_up each o_proj GEMV prefetches into L2 (0: off). */
-  readonly decodeL2PrefetchBytes: number;
+  /** CudaSessionOptions.gemvDeepLoads. */
+  readonly gemvDeepLoads: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -328,8 +328,7 @@ export class CudaSession implements SessionBackend {
     this.quantGemm = f.quantGemm;
     this.graphSplits = f.graphSplits;
     this.quantTailNorm = f.quantTailNorm;
-    // A tuning knob beside the switch: the prefetch size, MB (read once, at creation).
-    this.decodeL2PrefetchBytes = f.decodeL2Prefetch ? Math.max(0, Number(process.env.LLMRT_DECODE_L2_PREFETCH_MB ?? 16)) * 2 ** 20 : 0;
+    this.gemvDeepLoads = f.gemvDeepLoads;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -555,7 +554,7 @@ export class CudaSession implements SessionBackend {
       decodeSplitK: this.decodeSplitK,
       fp8DecodeAttention: this.fp8DecodeAttention,
       gemvSplitK: this.gemvSplitK,
-      ...(this.decodeL2PrefetchBytes > 0 ? { decodeL2PrefetchBytes: this.decodeL2PrefetchBytes } : {}),
+      ...(this.gemvDeepLoads ? { gemvDeepLoads: true } : {}),
       quantGemm: this.quantGemm,
       decodeCounters: this.#decodeCounters.ptr,
       ...(this.quantTailNorm ? { quantTailNorm: true, quantNormScratch: this.#decodeCounters.ptr + BigInt(this.#normScratchOffset) } : {}),

@@ -148,12 +148,11 @@ export const CUDA_FLAGS = {
    */
   persistentDecode: { env: "LLMRT_PERSISTENT_DECODE", default: false },
   /**
-   * Fused bf16 decode steps: the o_proj GEMV (the launch after the attention) pulls the first
-   * LLMRT_DECODE_L2_PREFETCH_MB (default 16) MB of the same layer's gate_up weight into L2 with bulk prefetches
-   * before it waits for the attention, so those bytes stream while the attention leaves the memory idle and the
-   * gate_up GEMV reads them from L2. Same bits (only where the weights come from changes). @default false
+   * Fused bf16 decode GEMVs of up to 2 rows on the latency-bound layers (qkv, o_proj, down_proj; not gate_up or the
+   * lm_head) keep 8 16-byte weight loads a lane in flight instead of 4 (gemv_fused*_deep: a llama-3.2-1b qkv / o_proj
+   * row in one round trip instead of two). A lane adds its vectors in the same order: the same bits. @default false
    */
-  decodeL2Prefetch: { env: "LLMRT_DECODE_L2_PREFETCH", default: false },
+  gemvDeepLoads: { env: "LLMRT_GEMV_DEEP", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
