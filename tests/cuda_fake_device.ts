@@ -283,6 +283,7 @@ export function runLaunches(mem: FakeMemory, launches: readonly Launch[], env: L
         break;
       }
       case "sample_f32":
+      case "sample_split_f32":
         sampleStandIn(mem, l);
         break;
       case "apply_token_mask":
@@ -1441,6 +1442,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         break;
       }
       case "sample_f32":
+      case "sample_split_f32":
         sampleStandIn(mem, l);
         break;
       case "apply_token_mask":

@@ -35,6 +35,7 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   gemv_fused_norm: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
   gemv_fused_ks: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
   gemv_fused_norm_ks: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
+  sample_split: { file: "sampling.cu", params: [P, I, P, P, P, P, P, P, P, P, P, P] },
   gemv_fused_deep: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
   gemv_fused_norm_deep: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
   gemv_fused_ks_deep: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
@@ -119,6 +120,7 @@ const PDL_FAMILIES: ReadonlySet<string> = new Set([
   "decode_attention_g4_int8kv",
   "gather_rows",
   "sample",
+  "sample_split",
   // Decode steps over a quantized KV cache (≤ GEMV_MAX_ROWS tokens): RoPE + KV write, split attention and the merge
   // keep their own launches; each waits at its entry (session 8).
   "rope_kv_write_fp8kv",

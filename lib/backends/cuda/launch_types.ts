@@ -127,6 +127,11 @@ export interface LaunchEnv {
   /** Fused decode GEMVs of ≤ 2 rows on qkv / o_proj / down_proj run the gemv_fused*_deep entry points (CudaSessionOptions.gemvDeepLoads). */
   readonly gemvDeepLoads?: boolean;
   /**
+   * CudaSessionOptions.sampleSplit: the sampler runs sample_split_f32 over these (f32 partV and i32 partI [capSeqs,
+   * SAMPLE_SPLIT_BLOCKS], i32 counters [capSeqs] zero between launches).
+   */
+  readonly sampleSplit?: { readonly partV: bigint; readonly partI: bigint; readonly counters: bigint };
+  /**
    * Fused decode steps over a quantized KV cache (FP8 / INT8) that do not run decode_attention_batch2 take one
    * decode_attention_{fp8kv|int8kv} launch per attention (RoPE + quantized KV write + split attention + merge)
    * instead of rope_kv_write_* + paged_attention_decode_* + reduce.
@@ -202,6 +207,9 @@ export function gemvSplitRows(_n: number, k: number): number {
   while (ks < 4 && k / (2 * ks) >= GEMV_KS_MIN_ELEMS && (k / 8) % (2 * ks) === 0) ks *= 2;
   return ks;
 }
+
+/** Blocks sample_split_f32 splits a logits row's argmax over (LaunchEnv.sampleSplit). */
+export const SAMPLE_SPLIT_BLOCKS = 16;
 
 /** Most rows the skinny-GEMM kernel takes (its instantiations: 1, 2, 4, 8). */
 export const GEMV_MAX_ROWS = 8;

@@ -153,6 +153,12 @@ export const CUDA_FLAGS = {
    * row in one round trip instead of two). A lane adds its vectors in the same order: the same bits. @default false
    */
   gemvDeepLoads: { env: "LLMRT_GEMV_DEEP", default: false },
+  /**
+   * The sampler splits each logits row's argmax over SAMPLE_SPLIT_BLOCKS blocks (sample_split_f32: a batch-1 row of
+   * 128K logits read by 16 SMs instead of one; the last block of a row merges the partial maxima and samples as
+   * sample_f32 does). The same ids. @default false
+   */
+  sampleSplit: { env: "LLMRT_SAMPLE_SPLIT", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
