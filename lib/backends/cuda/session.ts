@@ -38,6 +38,7 @@ import {
   MAX_DECODE_SPLITS,
   NCCL_ALL_REDUCE,
   planLaunches,
+  SAMPLE_SPLIT_BLOCKS,
   sampleLaunches,
   usesBatchAttention,
 } from "./launch_plan.ts";
@@ -239,6 +240,12 @@ export class CudaSession implements SessionBackend {
   readonly gemmResidual: boolean;
   /** CudaSessionOptions.persistentDecode, where the engine and device allow it (persistent_decode.ts). */
   readonly persistentDecode: boolean;
+  /** CudaSessionOptions.gemvDeepLoads. */
+  readonly gemvDeepLoads: boolean;
+  /** CudaSessionOptions.sampleSplit. */
+  readonly sampleSplit: boolean;
+  /** sample_split_f32's partial maxima and counters (zero between launches); null when sampleSplit is off. */
+  #sampleSplitBuf: DeviceBuffer | null = null;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -348,6 +355,8 @@ export class CudaSession implements SessionBackend {
     this.quantTailNorm = f.quantTailNorm;
     this.nvfp4Mma = f.nvfp4Mma;
     this.gemmResidual = f.gemmResidual;
+    this.gemvDeepLoads = f.gemvDeepLoads;
+    this.sampleSplit = f.sampleSplit;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -479,6 +488,11 @@ export class CudaSession implements SessionBackend {
       this.pruneLastLayer = this.#lastRows !== null;
       this.#slots = new StagingSlots(d, this.#layout.words);
       this.#io = d.alloc(this.#layout.words * 4);
+      if (this.sampleSplit) {
+        // partV f32 + partI i32 [capSeqs, SAMPLE_SPLIT_BLOCKS], counters i32 [capSeqs] (zero; each launch leaves them zero).
+        this.#sampleSplitBuf = d.alloc(Math.max(this.#layout.capSeqs * (SAMPLE_SPLIT_BLOCKS * 8 + 4), ALIGN));
+        this.#sampleSplitBuf.fill(0);
+      }
       // Every kernel the launch plans can use, compiled now (in parallel, or read from the disk cache): the
       // NVRTC workers start first and compile on other cores while this thread uploads the weights.
       // (fp8FlashPrefill: a stand-in shadow address, so the prefill plans name kv_dequant and the flash kernels.)
@@ -597,6 +611,16 @@ export class CudaSession implements SessionBackend {
       fp8DecodeAttention: this.fp8DecodeAttention,
       gemvSplitK: this.gemvSplitK,
       gemmResidual: this.gemmResidual,
+      ...(this.gemvDeepLoads ? { gemvDeepLoads: true } : {}),
+      ...(this.#sampleSplitBuf
+        ? {
+          sampleSplit: {
+            partV: this.#sampleSplitBuf.ptr,
+            partI: this.#sampleSplitBuf.ptr + BigInt(this.#layout.capSeqs * SAMPLE_SPLIT_BLOCKS * 4),
+            counters: this.#sampleSplitBuf.ptr + BigInt(this.#layout.capSeqs * SAMPLE_SPLIT_BLOCKS * 8),
+          },
+        }
+        : {}),
       quantGemm: this.quantGemm,
       batchGemm: this.batchGemm,
       batchGemmPdl: this.batchGemmPdl,
@@ -1116,6 +1140,34 @@ export class CudaSession implements SessionBackend {
     } finally {
       for (const e of events) e.dispose();
     }
+  }
+
+  /**
+   * Graph replay time of a subset of a decode step's launches (a tuning aid; a step missing launches computes
+   * garbage): runs `inp` once (kernels, GEMM plans), plans the bucket's launches as its graph does, passes them
+   * to `select` (which may drop or change them, e.g. clear `pdl`), captures what it returns in a throwaway graph
+   * and returns the mean of `reps` replays in ms (after 3 warm-up replays).
+   */
+  timeDecodeLaunches(inp: StepInputs, kv: CudaKvCache, select: (launches: readonly Launch[]) => Launch[], reps = 20): number {
+    this.#live();
+    const T = inp.tokenIds.length;
+    if (!isDecodeStep(inp) || T > this.decodeCap) throw new ValidationError("timeDecodeLaunches: expects a decode step (one token per sequence)", "inputs");
+    this.run(inp, { sampledIds: new Int32Array(T) }, kv);
+    const bucket = bucketFor(T, this.buckets);
+    const launches = select(
+      planLaunches(this.launchEnv(kv), { numTokens: bucket, numSeqs: bucket, numRows: bucket, attention: this.#graphAttention(bucket), sample: true }),
+    );
+    if (launches.length === 0) return 0;
+    using graph = this.#stream.capture((s) => this.#exec(launches, s));
+    graph.upload(this.#stream);
+    using start = this.device.createEvent();
+    using end = this.device.createEvent();
+    for (let i = 0; i < 3; i++) graph.launch(this.#stream);
+    start.record(this.#stream);
+    for (let i = 0; i < reps; i++) graph.launch(this.#stream);
+    end.record(this.#stream);
+    end.synchronize();
+    return end.elapsedSince(start) / reps;
   }
 
   /** GEMM shapes timed in this session (the rest came from the timing cache or had one candidate). */
