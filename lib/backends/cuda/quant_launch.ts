@@ -29,6 +29,30 @@ export function quantGemvGrid(outFeatures: number): number {
   return outFeatures / 16;
 }
 
+/** Resident blocks per SM of quant_gemv1's persistent grid (kernels/quant_gemv1.cu Q1_MINB: 256 threads, <= 128 registers). */
+export const QUANT_GEMV1_BLOCKS_PER_SM = 2;
+
+/**
+ * Whether a one-token quantized linear runs quant_gemv1 (`quantGemv1`): in-features whole 512-byte segments
+ * (u4 1024, u8 512 weights), groups whole lane quads (u4 128, u8 64 columns), within the kernel's x stage
+ * (16384 in-features; 8192 with the RMSNorm prologue).
+ */
+export function quantGemv1Fits(op: Extract<Op, { type: "linear" }>, norm: boolean): boolean {
+  const f = op.weightFormat;
+  if (!f || (f.format !== "uint4" && f.format !== "uint8") || op.lora) return false;
+  const K = op.inFeatures, group = f.groupSize || K;
+  const seg = f.format === "uint4" ? 1024 : 512;
+  return K % seg === 0 && group % (seg / 8) === 0 && op.outFeatures % 16 === 0 && K <= (norm ? 8192 : 16384);
+}
+
+/**
+ * quant_gemv1's grid for `n` out-features: `maxBlocks` (2 per SM; 264 unset: an H200), or fewer so that each
+ * block's 8 warps have a row pair each.
+ */
+export function quantGemv1Grid(n: number, _mode: number, maxBlocks = 264): number {
+  return Math.max(1, Math.min(maxBlocks, cdiv(n / 2, 8)));
+}
+
 /** What a fused decode step folds into a quantized linear (decode_fusion.ts). */
 export interface QuantFusion {
   /** RMSNorm of `x` with `weight` in the prologue. */
