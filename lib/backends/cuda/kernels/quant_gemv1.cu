@@ -40,6 +40,7 @@ typedef unsigned char u8;
 #define Q1_XSN 8192  // most in-features of the _norm entry points (x and normW held in registers by the prologue)
 static_assert(Q1_D % Q1_GMAX == 0 || Q1_GMAX > Q1_D, "Q1_D: a multiple of the group size");
 
+#ifndef LLMRT_EMU
 __device__ __forceinline__ u32 q1Fma2(u32 a, u32 b, u32 c) {
   u32 d;
   asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
@@ -66,6 +67,36 @@ __device__ __forceinline__ uint4 q1Ld(const u8* p) {
   asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
   return v;
 }
+#else  // CPU emulation (tools/cuda-kernel-check/quant_gemv1_emu.py): the same operations in C
+inline u32 q1Prmt(u32 a, u32 b, u32 sel) {
+  const unsigned long long v = (unsigned long long)a | ((unsigned long long)b << 32);
+  u32 d = 0;
+  for (int i = 0; i < 4; i++) d |= (u32)((v >> (8 * ((sel >> (4 * i)) & 7))) & 0xFF) << (8 * i);
+  return d;
+}
+inline u32 q1BfRn(float f) {
+  const u32 u = __float_as_uint(f);
+  return (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+}
+inline u32 q1Fma2(u32 a, u32 b, u32 c) {
+  u32 d = 0;
+  for (int h = 0; h < 2; h++) {
+    const float x = __uint_as_float(((a >> (16 * h)) & 0xFFFFu) << 16), y = __uint_as_float(((b >> (16 * h)) & 0xFFFFu) << 16);
+    const float z = __uint_as_float(((c >> (16 * h)) & 0xFFFFu) << 16);
+    d |= q1BfRn((float)((double)x * y + z)) << (16 * h);
+  }
+  return d;
+}
+inline u32 q1Nib(u32 w) { return (w & 0x000F000Fu) | 0x43004300u; }
+inline void q1Mma(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+  const uint32_t a[4] = {a0, a1, a2, a3};
+  llmrtEmuMma(c, a, b0, b1);
+}
+inline uint4 q1Ld(const u8* p) { return *reinterpret_cast<const uint4*>(p); }
+template <typename T>
+inline T __ldg(const T* p) { return *p; }
+inline uint4 make_uint4(u32 x, u32 y, u32 z, u32 w) { return uint4{x, y, z, w}; }
+#endif
 __device__ __forceinline__ float q1Silu(float g) { return g / (1.f + expf(-g)); }
 
 template <int BITS>
