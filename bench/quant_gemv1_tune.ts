@@ -3,12 +3,13 @@
  * each warp streaming a contiguous run of row pairs) against the 16-row quant_gemv_fused* kernels in one process:
  *
  * 1. checks — every gemv1 variant on the launcher's grid and on 1 / 3 blocks, modes 0-3, with and without the RMSNorm
- *    prologue, against quant_gemv_fused{,_norm} m = 1 (the kernel tests/quant_cuda.test.ts checks against float64): every
- *    output within one bf16 unit + 2^-16 of max |y| (fp32 mode 3: 2^-16 of max |y|) — the same products summed in
- *    another order.
+ *    prologue, against quant_gemv_fused{,_norm} m = 1 (the kernel tests/quant_cuda.test.ts checks against float64): the
+ *    same bits expected (the same products and fp32 sums in the same order), at least every output within one bf16 unit
+ *    + 2^-16 of max |y| (fp32 mode 3: 2^-16 of max |y|); quant_gemv1_addnorm + _rs against quant_gemv_fused_addnorm + _rs.
  * 2. timing — one decoder layer's linears of llama-3.1-8b / llama-3.2-1b (int4 g128 + zero points, int8 per channel)
  *    as the decode plans run them: "fused" (quant_gemv_fused: _norm qkv / gate_up), "tail" (quantTailNorm: _rs qkv /
  *    gate_up, _addnorm o / down; today's default), "gemv1" (qkv / gate_up with the prologue RMSNorm, o / down mode 1),
+ *    "gemv1 tail" (quant_gemv1_rs qkv / gate_up, quant_gemv1_addnorm o / down),
  *    graph replays over ≥ 256 MB of weight copies (no PDL), µs and % of the device copy measured in the same process.
  *
  *   bun bench/quant_gemv1_tune.ts [--variants "D=4;D=8;D=4,MINB=3"] [--only 8b] [--json FILE]
@@ -121,7 +122,7 @@ for (
   normW.copyFromHost(xBits(K, 6));
   const resid = xBits(N, 9);
   for (const [v, mod] of mods) {
-    let worst = 0, maxRel = 0, launches = 0;
+    let worst = 0, maxRel = 0, launches = 0, sameBits = 0;
     for (const norm of K <= 8192 ? [false, true] : [false]) {
       for (const mode of [0, 1, 2, 3]) {
         for (const withBias of [false, true]) {
@@ -164,6 +165,7 @@ for (
             d.synchronize();
             y1.copyToHost(got);
             launches++;
+            if (got.every((b, j) => b === want[j])) sameBits++;
             if (mode === 3) {
               const a = new Float32Array(got.buffer), r = new Float32Array(want.buffer);
               const mx = r.reduce((p, q) => Math.max(p, Math.abs(q)), 1e-30);
@@ -189,9 +191,69 @@ for (
     const ok = worst <= 1;
     if (!ok) failed++;
     checks.push(
-      `check ${u} g${group}${zp ? " zp" : ""} K=${K} N=${N} [${v}]: ${ok ? "ok" : "FAIL"} vs quant_gemv_fused (${launches} launches; worst ${
-        worst.toFixed(2)
-      } of the bound, max |diff| / max |y| ${maxRel.toExponential(2)})`,
+      `check ${u} g${group}${zp ? " zp" : ""} K=${K} N=${N} [${v}]: ${
+        ok ? "ok" : "FAIL"
+      } vs quant_gemv_fused (${launches} launches, ${sameBits} the same bits; worst ${worst.toFixed(2)} of the bound, max |diff| / max |y| ${
+        maxRel.toExponential(2)
+      })`,
+    );
+  }
+}
+// 1b. quant_gemv1_addnorm + quant_gemv1_rs (quantTailNorm with quantGemv1) against quant_gemv_fused_addnorm + _rs: the
+// residual and xw the same bits, the consumer's outputs the same bits (modes 0, 2).
+for (
+  const [bits, group, zp, K, N] of [[4, 128, true, 4096, 4096], [4, 128, true, 14336, 4096], [8, 4096, false, 4096, 4096]] as [
+    4 | 8,
+    number,
+    boolean,
+    number,
+    number,
+  ][]
+) {
+  const u = bits === 4 ? "u4" : "u8", N2 = 2 * N;
+  using w = weights(N, K, bits, group, zp, 1, true);
+  using w2 = weights(N2, N, bits, bits === 4 ? group : N, zp, 1, true);
+  using x = d.alloc(K * 2);
+  using normW = d.alloc(N * 2);
+  using r0 = d.alloc(N * 2);
+  using r1 = d.alloc(N * 2);
+  using xw0 = d.alloc(N * 2);
+  using xw1 = d.alloc(N * 2);
+  using ssq0 = d.alloc((N / 16) * 4);
+  using ssq1 = d.alloc((N / 2) * 4);
+  using y0 = d.alloc(N2 * 2);
+  using y1 = d.alloc(N2 * 2);
+  x.copyFromHost(xBits(K, 11));
+  normW.copyFromHost(xBits(N, 13));
+  const resid = xBits(N, 14);
+  const g2 = bits === 4 ? group : N;
+  for (const [v, mod] of mods) {
+    r0.copyFromHost(resid);
+    r1.copyFromHost(resid);
+    base.kernel(`quant_gemv_fused_addnorm_${u}`, APARAMS).launch(N / 16, 256, [x, ...w.args(0), 0n, r0, normW.ptr, 1e-5, 1, N, K, group, 1, xw0, ssq0]);
+    mod.kernel(`quant_gemv1_addnorm_${u}`, APARAMS).launch(grid1(v, N, 1), 256, [x, ...w.args(0), 0n, r1, normW.ptr, 1e-5, 1, N, K, group, 1, xw1, ssq1]);
+    const get = (b: typeof r0, n: number): Uint8Array => {
+      const h = new Uint8Array(n);
+      d.synchronize();
+      b.copyToHost(h);
+      return h;
+    };
+    const eq = (a: Uint8Array, b: Uint8Array): boolean => a.every((q, j) => q === b[j]);
+    const resSame = eq(get(r0, N * 2), get(r1, N * 2)), xwSame = eq(get(xw0, N * 2), get(xw1, N * 2));
+    let outSame = true;
+    for (const mode of [0, 2]) {
+      y0.fill(0);
+      y1.fill(0);
+      base.kernel(`quant_gemv_fused_rs_${u}`, PARAMS).launch(N2 / 16, 256, [xw0, ...w2.args(0), 0n, y0, ssq0.ptr, 1e-5, 1, N2, N, g2, mode]);
+      mod.kernel(`quant_gemv1_rs_${u}`, PARAMS).launch(grid1(v, N2, mode), 256, [xw1, ...w2.args(0), 0n, y1, ssq1.ptr, 1e-5, 1, N2, N, g2, mode]);
+      outSame &&= eq(get(y0, N2 * 2), get(y1, N2 * 2));
+    }
+    const ok = resSame && xwSame && outSame;
+    if (!ok) failed++;
+    checks.push(
+      `tail ${u} K=${K} N=${N} [${v}]: ${ok ? "ok" : "FAIL"} — residual ${resSame ? "same bits" : "DIFFERENT"}, xw ${
+        xwSame ? "same bits" : "DIFFERENT"
+      }, rs outputs (modes 0/2) ${outSame ? "same bits" : "DIFFERENT"} as quant_gemv_fused_addnorm + _rs`,
     );
   }
 }
@@ -247,9 +309,12 @@ for (const [model, linears] of models) {
       for (const [v, mod] of mods) {
         const k1 = mod.kernel(`quant_gemv1${norm ? "_norm" : ""}_${u}`, PARAMS), g = grid1(v, N, mode);
         add(`gemv1 ${v}`, 1e3 * time((i) => k1.launch(g, 256, a(i, norm ? normW.ptr : 0n), { stream }), copies));
-        if (norm) {
-          const k2 = mod.kernel(`quant_gemv1_${u}`, PARAMS);
-          add(`gemv1 ${v} no-norm`, 1e3 * time((i) => k2.launch(g, 256, a(i, 0n), { stream }), copies));
+        if (mode === 1) {
+          const k2 = mod.kernel(`quant_gemv1_addnorm_${u}`, APARAMS);
+          add(`gemv1 tail ${v}`, 1e3 * time((i) => k2.launch(g, 256, [...a(i, normW.ptr), xw, ssq], { stream }), copies));
+        } else {
+          const k2 = mod.kernel(`quant_gemv1_rs_${u}`, PARAMS);
+          add(`gemv1 tail ${v}`, 1e3 * time((i) => k2.launch(g, 256, a(i, ssq.ptr), { stream }), copies));
         }
       }
     }

@@ -105,6 +105,58 @@ def main():
                         if not ok or (mode == 0 and grid == 1 and not has_bias):
                             print(f"{'ok  ' if ok else 'FAIL'} {u} g{group or 'K'}{' zp' if zp else ''} K={K} N={N} norm={norm} mode={mode} bias={has_bias} grid={grid}: "
                                   f"rel err {err:.2e}", flush=True)
+        # _addnorm (mode 1: the residual, xw = bf16(new · normW), pair sums of squares) then _rs on x = xw.
+        nwN = bf16_round(1 + 0.1 * rng.standard_normal(N))
+        y0 = bf16_round(rng.standard_normal(N))
+        for grid in (1, 3):
+            y = y0.copy()
+            xw = np.full(N, 0x7FC0, np.uint16)
+            psq = np.full(N // 2, np.nan, np.float32)
+            ints = [x.ctypes.data, packed.ctypes.data, scales.ctypes.data, zeros.ctypes.data if zeros is not None else 0, 0, y.ctypes.data,
+                    nwN.ctypes.data, 1, N, K, g, 1, xw.ctypes.data, psq.ctypes.data]
+            lib.emu_launch(fn(f"quant_gemv1_addnorm_{u}"), (ctypes.c_uint64 * 20)(*ints + [0] * (20 - len(ints))), (ctypes.c_float * 8)(*([1e-5] + [0.0] * 7)),
+                           grid, 1, 1, 256, 1, 1)
+            ref = bf16_to_f(bf16_round(wref @ bf16_to_f(x).astype(np.float64))).astype(np.float64) + bf16_to_f(y0)
+            yn = bf16_to_f(y).astype(np.float64)
+            e1 = float(np.linalg.norm(yn - ref) / np.linalg.norm(ref))
+            xw_ok = np.array_equal(xw, bf16_round(bf16_to_f(y) * bf16_to_f(nwN)))
+            sq = bf16_to_f(y).astype(np.float32) ** 2
+            psq_ok = np.array_equal(psq, (sq[0::2] + sq[1::2]).astype(np.float32))
+            ok = e1 < 4e-3 and xw_ok and psq_ok
+            n += 1
+            bad += not ok
+            print(f"{'ok  ' if ok else 'FAIL'} {u} addnorm grid={grid}: residual rel err {e1:.2e}, xw {'exact' if xw_ok else 'WRONG'}, pair sums {'exact' if psq_ok else 'WRONG'}")
+        # _rs: a weight of N in-features (K' = N must be a whole number of segments: reuse the first N columns' layout).
+        Kr = 2048 if bits == 4 else 1024
+        Nr = 32
+        qr = rng.integers(0, 1 << bits, (Nr, Kr), dtype=np.uint8)
+        pr = np.ascontiguousarray((qr[:, 0::2] | (qr[:, 1::2] << 4)).astype(np.uint8) if bits == 4 else qr.copy())
+        gr = 128 if bits == 4 else Kr
+        sr = (rng.random((Nr, Kr // gr)) * 0.02 + 1e-3).astype(np.float32)
+        wr = (qr.astype(np.float64) - (1 << (bits - 1))) * np.repeat(sr.astype(np.float64), gr, axis=1)
+        xr = bf16_round(rng.standard_normal(Kr))
+        ps = (rng.random(Kr // 2) * 2).astype(np.float32)
+        inv = 1 / np.sqrt(ps.astype(np.float64).sum() / Kr + 1e-5)
+        for mode in (0, 2, 3):
+            lin = inv * (wr @ bf16_to_f(xr).astype(np.float64))
+            if mode == 2:
+                gte = bf16_to_f(bf16_round(lin[: Nr // 2])).astype(np.float64)
+                up = bf16_to_f(bf16_round(lin[Nr // 2:])).astype(np.float64)
+                ref = gte / (1 + np.exp(-gte)) * up
+                y = np.full(Nr // 2, 0x7FC0, np.uint16)
+            elif mode == 3:
+                ref, y = lin, np.full(Nr, np.nan, np.float32)
+            else:
+                ref, y = lin, np.full(Nr, 0x7FC0, np.uint16)
+            ints = [xr.ctypes.data, pr.ctypes.data, sr.ctypes.data, 0, 0, y.ctypes.data, ps.ctypes.data, 1, Nr, Kr, gr, mode]
+            lib.emu_launch(fn(f"quant_gemv1_rs_{u}"), (ctypes.c_uint64 * 20)(*ints + [0] * (20 - len(ints))), (ctypes.c_float * 8)(*([1e-5] + [0.0] * 7)),
+                           2, 1, 1, 256, 1, 1)
+            got = y.astype(np.float64) if mode == 3 else bf16_to_f(y).astype(np.float64)
+            err = float(np.linalg.norm(got - ref) / np.linalg.norm(ref))
+            ok = err < (1e-5 if mode == 3 else 4e-3)
+            n += 1
+            bad += not ok
+            print(f"{'ok  ' if ok else 'FAIL'} {u} rs mode={mode}: rel err {err:.2e}")
     print(f"{n - bad}/{n} ok")
     sys.exit(1 if bad else 0)
 

@@ -234,14 +234,21 @@ __device__ __forceinline__ void q1Stage(const bf16_t* x, const uint4 (&nw)[XB], 
   __syncthreads();
 }
 
+/** The epilogue's extra inputs / outputs: _rs's 1 / rms, _addnorm's norm weight, xw and pair sums of squares. */
+struct Q1Tail {
+  float inv;            // RS: the sums' factor (1 otherwise)
+  const bf16_t* normW;  // TAIL
+  bf16_t* xw;           // TAIL: [n] bf16(new residual · normW)
+  float* pairSq;        // TAIL: [n / 2] vA² + vB² of pair p (rows 2p, 2p + 1)
+};
+
 /** The main loop with G segments a group (S % G == 0, Q1_D % G == 0): loads, mmas and refills of a group without a branch. */
-template <int BITS, int G>
+template <int BITS, int G, bool RS, bool TAIL>
 __device__ __forceinline__ void q1Main(Q1Slot (&v)[Q1_D], const Q1Ctx<BITS>& c, const uint4* xl, const bf16_t* bias, void* y, int U0, int U1,
-                                       Q1Issue& is) {
+                                       Q1Issue& is, const Q1Tail& tl) {
   constexpr int PER = 32 * Q1<BITS>::CPL;  // 16-byte x slots per segment
-  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int lane = threadIdx.x & 31, g = lane >> 2;
   const int S = c.S, mode = c.mode;
-  const bool diag = t == (g >> 1);
   int cU = U0, cS = 0;
   float accA = 0.f, accB = 0.f;
   const int groups = (U1 - U0) * (S / G);
@@ -266,11 +273,22 @@ __device__ __forceinline__ void q1Main(Q1Slot (&v)[Q1_D], const Q1Ctx<BITS>& c, 
           }
         }
         cS += G;
-        if (cS == S) {  // pair cU done: the diagonal lanes hold it; sum over g
-          const float sa = warpSum(diag ? accA : 0.f), sb = warpSum(diag ? accB : 0.f);
+        if (cS == S) {
+          // Pair cU done. Quad g's sum (groups g, g + 8, ...: quant_gemv_fused's warp g) sits in lane 4g + g / 2; added
+          // in g order from 0 as quant_gemv_fused adds its warps: the same bits.
+          float sa = 0.f, sb = 0.f;
+#pragma unroll
+          for (int q = 0; q < 8; q++) {
+            sa += __shfl_sync(0xffffffffu, accA, 4 * q + (q >> 1));
+            sb += __shfl_sync(0xffffffffu, accB, 4 * q + (q >> 1));
+          }
           const int ra = c.rowA(cU), rb = c.rowB(cU);
           if (lane == 0) {
             float va = sa, vb = sb;
+            if (RS) {
+              va *= tl.inv;
+              vb *= tl.inv;
+            }
             if (bias) {
               va += toF(bias[ra]);
               vb += toF(bias[rb]);
@@ -282,8 +300,15 @@ __device__ __forceinline__ void q1Main(Q1Slot (&v)[Q1_D], const Q1Ctx<BITS>& c, 
               ((bf16_t*)y)[rb] = fromF<bf16_t>(vb);
             } else if (mode == 1) {
               bf16_t* yb = (bf16_t*)y;
-              yb[ra] = fromF<bf16_t>(toF(fromF<bf16_t>(va)) + toF(yb[ra]));
-              yb[rb] = fromF<bf16_t>(toF(fromF<bf16_t>(vb)) + toF(yb[rb]));
+              const bf16_t na = fromF<bf16_t>(toF(fromF<bf16_t>(va)) + toF(yb[ra])), nb = fromF<bf16_t>(toF(fromF<bf16_t>(vb)) + toF(yb[rb]));
+              yb[ra] = na;
+              yb[rb] = nb;
+              if (TAIL) {
+                const float fa = toF(na), fb = toF(nb);
+                tl.xw[ra] = fromF<bf16_t>(fa * toF(tl.normW[ra]));
+                tl.xw[rb] = fromF<bf16_t>(fb * toF(tl.normW[rb]));
+                tl.pairSq[cU] = fa * fa + fb * fb;
+              }
             } else {
               ((float*)y)[ra] = va;
               ((float*)y)[rb] = vb;
@@ -298,9 +323,27 @@ __device__ __forceinline__ void q1Main(Q1Slot (&v)[Q1_D], const Q1Ctx<BITS>& c, 
   }
 }
 
-template <int BITS, bool NORM>
+/**
+ * _rs: 1 / rms of x from an _addnorm launch's pair sums of squares [k / 2] — warp 0 computes it as
+ * quant_gemv_fused_rs does from the 16-row kernel's tile sums: tile t = ((P0 + P1) + P2) + P3 with Pw = pair 8t + 2w's
+ * sum + pair 8t + 2w + 1's (quant_gemv_fused_addnorm's shuffle order, so the same float), lane-strided over t, then
+ * warpSum. The same bits as quant_gemv_fused_rs on the tile sums of quant_gemv_fused_addnorm.
+ */
+__device__ __forceinline__ float q1Rms(const float* pairSq, int k, float eps) {
+  const int lane = threadIdx.x & 31;
+  float ss = 0.f;
+  for (int t = lane; t < (k >> 4); t += 32) {
+    const float4 a = *reinterpret_cast<const float4*>(pairSq + 8 * t), b = *reinterpret_cast<const float4*>(pairSq + 8 * t + 4);
+    ss += (((a.x + a.y) + (a.z + a.w)) + (b.x + b.y)) + (b.z + b.w);
+  }
+  ss = warpSum(ss);
+  return rsqrtf(ss / (float)k + eps);
+}
+
+template <int BITS, bool NORM, bool RS = false, bool TAIL = false>
 __device__ __forceinline__ void quantGemv1Impl(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, const bf16_t* bias, void* y,
-                                               const bf16_t* normW, float eps, int n, int k, int group, int mode) {
+                                               const bf16_t* normW, float eps, int n, int k, int group, int mode, bf16_t* xw = nullptr,
+                                               float* pairSq = nullptr) {
   __shared__ uint4 xs[Q1_XS / 8];
   __shared__ float sh[32];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -336,12 +379,18 @@ __device__ __forceinline__ void quantGemv1Impl(const bf16_t* x, const u8* W, con
   }
   pdlWait();  // x and y are the previous kernels' outputs
   pdlLaunchDependents();
-  q1Stage<BITS, NORM, XB>(x, nwr, eps, k, xs, sh);
+  __shared__ float invSh;
+  if (RS && warp == 0) {
+    const float inv = q1Rms(reinterpret_cast<const float*>(normW), k, eps);
+    if (lane == 0) invSh = inv;
+  }
+  q1Stage<BITS, NORM, XB>(x, nwr, eps, k, xs, sh);  // (its barrier publishes invSh)
+  const Q1Tail tl = {RS ? invSh : 1.f, normW, xw, pairSq};
   if (U0 >= U1) return;
   const uint4* xl = xs + lane;
-  if (G == 4) q1Main<BITS, 4>(v, c, xl, bias, y, U0, U1, is);
-  else if (G == 2) q1Main<BITS, 2>(v, c, xl, bias, y, U0, U1, is);
-  else q1Main<BITS, 1>(v, c, xl, bias, y, U0, U1, is);
+  if (G == 4) q1Main<BITS, 4, RS, TAIL>(v, c, xl, bias, y, U0, U1, is, tl);
+  else if (G == 2) q1Main<BITS, 2, RS, TAIL>(v, c, xl, bias, y, U0, U1, is, tl);
+  else q1Main<BITS, 1, RS, TAIL>(v, c, xl, bias, y, U0, U1, is, tl);
 }
 
 #define QUANT_GEMV1(NAME, BITS, NORM)                                                                                      \
@@ -360,4 +409,34 @@ QUANT_GEMV1(quant_gemv1_norm_u4, 4, true)
 #endif
 #if LLMRT_KERNEL(quant_gemv1_norm_u8)
 QUANT_GEMV1(quant_gemv1_norm_u8, 8, true)
+#endif
+
+// quant_gemv1_addnorm_u{4|8}(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, bf16_t* xw, float* pairSq):
+//   mode 1 (the residual add) that also writes xw [n] = bf16(new residual · normW) and pairSq [n / 2] = vA² + vB² of each
+//   row pair (2p, 2p + 1): quant_gemv_fused_addnorm's outputs with the sums of squares per pair instead of per 16-row tile.
+// quant_gemv1_rs_u{4|8}(xw, W, scales, zeros, bias, y, (const bf16_t*) pairSq, eps, m, n, k, group, mode):
+//   the plain kernel on x = xw whose sums are multiplied by rsqrt(Σ / k + eps) (q1Rms: quant_gemv_fused_rs's bits) before
+//   the bias and the epilogue of `mode`. The pair (LaunchEnv.quantTailNorm with quantGemv1) gives the bits of
+//   quant_gemv_fused_addnorm + quant_gemv_fused_rs at m = 1.
+#define QUANT_GEMV1_ADDNORM(NAME, BITS)                                                                                    \
+  extern "C" __global__ void __launch_bounds__(256, Q1_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw, float* pairSq) { \
+    quantGemv1Impl<BITS, false, false, true>(x, W, scales, zeros, bias, y, normW, eps, n, k, group, mode, xw, pairSq);           \
+  }
+#define QUANT_GEMV1_RS(NAME, BITS)                                                                                         \
+  extern "C" __global__ void __launch_bounds__(256, Q1_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
+    quantGemv1Impl<BITS, false, true>(x, W, scales, zeros, bias, y, normW, eps, n, k, group, mode);                              \
+  }
+#if LLMRT_KERNEL(quant_gemv1_addnorm_u4)
+QUANT_GEMV1_ADDNORM(quant_gemv1_addnorm_u4, 4)
+#endif
+#if LLMRT_KERNEL(quant_gemv1_addnorm_u8)
+QUANT_GEMV1_ADDNORM(quant_gemv1_addnorm_u8, 8)
+#endif
+#if LLMRT_KERNEL(quant_gemv1_rs_u4)
+QUANT_GEMV1_RS(quant_gemv1_rs_u4, 4)
+#endif
+#if LLMRT_KERNEL(quant_gemv1_rs_u8)
+QUANT_GEMV1_RS(quant_gemv1_rs_u8, 8)
 #endif
