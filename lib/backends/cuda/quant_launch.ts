@@ -1,6 +1,7 @@
 /** The launches of a weight-only quantized linear (issue 12), split out of launch_plan.ts. */
 import type { LinearStep } from "./step_ctx.ts";
 import type { Op } from "../../ir/network.ts";
+import type { EnginePlan } from "../../ir/plan.ts";
 import { InternalError } from "../../util/errors.ts";
 import type { Launch } from "./launch_plan.ts";
 import { planQuantGemm } from "./quant_gemm_plan.ts";
@@ -51,6 +52,21 @@ export function quantGemv1Fits(op: Extract<Op, { type: "linear" }>, norm: boolea
  */
 export function quantGemv1Grid(n: number, _mode: number, maxBlocks = 264): number {
   return Math.max(1, Math.min(maxBlocks, cdiv(n / 2, 8)));
+}
+
+const gemv1Plans = new WeakMap<EnginePlan, boolean>();
+/**
+ * Whether one-row steps of `plan` run its quantized linears on quant_gemv1 (LaunchEnv.quantGemv1): every linear the
+ * 16-row GEMV serves fits quant_gemv1 too, so a quant_gemv1_addnorm producer always meets a quant_gemv1_rs consumer
+ * (their sums of squares per row pair, not per 16-row tile).
+ */
+export function quantGemv1Plan(plan: EnginePlan): boolean {
+  let ok = gemv1Plans.get(plan);
+  if (ok === undefined) {
+    ok = plan.ops.every((o) => !quantGemvFusable(o) || quantGemv1Fits(o, false));
+    gemv1Plans.set(plan, ok);
+  }
+  return ok;
 }
 
 /** What a fused decode step folds into a quantized linear (decode_fusion.ts). */
@@ -107,22 +123,31 @@ export function planQuantLinear(
       );
     }
     const tail = tailNorm ? [buf(tailNorm.out), env.quantNormScratch!] : [];
-    k(i, `quant_gemv_fused${norm ? "_norm" : tailNorm ? "_addnorm" : rowScale ? "_rs" : ""}_${u}`, [quantGemvGrid(N), 1, 1], 256, [
-      buf(norm ? norm.x : op.x),
-      env.weight(op.weight),
-      env.weight(f.scales),
-      zeros,
-      bias,
-      fused.logits ? env.logits : buf(epilogue ? epilogue.into : op.out),
-      norm ? env.weight(norm.weight) : tailNorm ? env.weight(tailNorm.weight) : rowScale ? env.quantNormScratch! : 0n,
-      norm ? norm.eps : tailNorm ? tailNorm.eps : rowScale ? rowScale.eps : 0,
-      rows,
-      N,
-      K,
-      group,
-      mode,
-      ...tail,
-    ]);
+    // One row: quant_gemv1 (quantGemv1; the same bits, a persistent grid of contiguous row pairs per warp).
+    const one = !!env.quantGemv1 && rows === 1 && quantGemv1Plan(env.plan) && quantGemv1Fits(op, !!norm);
+    const form = norm ? "_norm" : tailNorm ? "_addnorm" : rowScale ? "_rs" : "";
+    k(
+      i,
+      one ? `quant_gemv1${form}_${u}` : `quant_gemv_fused${form}_${u}`,
+      [one ? quantGemv1Grid(N, mode, env.quantGemv1Blocks) : quantGemvGrid(N), 1, 1],
+      256,
+      [
+        buf(norm ? norm.x : op.x),
+        env.weight(op.weight),
+        env.weight(f.scales),
+        zeros,
+        bias,
+        fused.logits ? env.logits : buf(epilogue ? epilogue.into : op.out),
+        norm ? env.weight(norm.weight) : tailNorm ? env.weight(tailNorm.weight) : rowScale ? env.quantNormScratch! : 0n,
+        norm ? norm.eps : tailNorm ? tailNorm.eps : rowScale ? rowScale.eps : 0,
+        rows,
+        N,
+        K,
+        group,
+        mode,
+        ...tail,
+      ],
+    );
     return;
   }
   if (fused.norm || fused.epilogue || fused.logits || fused.tailNorm || fused.rowScale) {

@@ -16,6 +16,7 @@ import { rmSync } from "node:fs";
 import { lowbitScratchLayout } from "./lowbit_launch.ts";
 import { CublasLtGemm } from "./gemm.ts";
 import { FP8_GEMV1_BLOCKS_PER_SM, fp8ScratchLayout } from "./fp8_launch.ts";
+import { QUANT_GEMV1_BLOCKS_PER_SM } from "./quant_launch.ts";
 import { compileKernelUnits, type CompileStats, kernelUnits, type PendingCompile, startKernelUnits, unitName } from "./compile_pool.ts";
 import { plannedKernels } from "./kernel_set.ts";
 import {
@@ -223,6 +224,8 @@ export class CudaSession implements SessionBackend {
   readonly graphSplits: boolean;
   /** CudaSessionOptions.quantTailNorm. */
   readonly quantTailNorm: boolean;
+  /** CudaSessionOptions.quantGemv1. */
+  readonly quantGemv1: boolean;
   /** CudaSessionOptions.persistentDecode, where the engine and device allow it (persistent_decode.ts). */
   readonly persistentDecode: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
@@ -326,6 +329,7 @@ export class CudaSession implements SessionBackend {
     this.quantGemm = f.quantGemm;
     this.graphSplits = f.graphSplits;
     this.quantTailNorm = f.quantTailNorm;
+    this.quantGemv1 = f.quantGemv1;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -547,6 +551,8 @@ export class CudaSession implements SessionBackend {
       fp8Pdl: this.fp8Pdl,
       fp8Gemv1: this.fp8Gemv1,
       fp8Gemv1Blocks: FP8_GEMV1_BLOCKS_PER_SM * this.device.smCount,
+      quantGemv1: this.quantGemv1,
+      quantGemv1Blocks: QUANT_GEMV1_BLOCKS_PER_SM * this.device.smCount,
       wgmmaPrefill: this.wgmmaPrefill,
       decodeSplitK: this.decodeSplitK,
       fp8DecodeAttention: this.fp8DecodeAttention,
