@@ -28,17 +28,19 @@
 typedef unsigned char u8;
 
 #ifndef Q1_D
-#define Q1_D 4  // ring slots per lane (each: 2 × 16 bytes of weights + 2 scales + 2 zero points in flight)
+#define Q1_D 8  // ring slots per lane (each: 2 × 16 bytes of weights in flight), in groups of G segments
 #endif
 #ifndef Q1_MINB
 #define Q1_MINB 2  // __launch_bounds__ min blocks per SM (2: <= 128 registers; the launcher's QUANT_GEMV1_BLOCKS_PER_SM)
 #endif
 #ifndef Q1_GMAX
-#define Q1_GMAX 4  // most segments of a branch-free group of the main loop (4, 2 or 1)
+#define Q1_GMAX 4  // most segments of a branch-free group of the main loop (4, 2 or 1; at least 2 groups in the ring)
+#endif
+#ifndef Q1_NOSCALE
+#define Q1_NOSCALE 0  // 1: no scale / zero-point loads (scale 1, the default zero point): a timing ceiling only, wrong sums
 #endif
 #define Q1_XS 16384  // most in-features (bf16 x staged in shared memory)
 #define Q1_XSN 8192  // most in-features of the _norm entry points (x and normW held in registers by the prologue)
-static_assert(Q1_D % Q1_GMAX == 0 || Q1_GMAX > Q1_D, "Q1_D: a multiple of the group size");
 
 #ifndef LLMRT_EMU
 __device__ __forceinline__ u32 q1Fma2(u32 a, u32 b, u32 c) {
@@ -106,21 +108,28 @@ struct Q1 {
   static constexpr int CPL = BITS == 4 ? 4 : 2;        // 8-element x chunks per lane per segment
 };
 
-/** One ring slot: lane's 16 bytes of both rows of a segment, their scales and zero points. */
+/** One ring slot: the lane's 16 bytes of both rows of a segment. */
 struct Q1Slot {
   uint4 a, b;
+};
+/**
+ * The scales and zero points of a group of G segments: lane (g, t) holds those of quad g in the group's segment t % G
+ * (both rows), so a group costs 4 small loads (u4 g128, G = 4: 128 contiguous bytes of scales a row) instead of 4 a slot;
+ * segment j's come from lane 4g + j by shuffles.
+ */
+struct Q1Scale {
   float sa, sb;
   u32 za, zb;
 };
 
 /** A segment's two diagonal sums (rows A, B over quad g's columns), unscaled: d[g & 1], d[2 + (g & 1)] of lane t = g / 2. */
 template <int BITS>
-__device__ __forceinline__ void q1Segment(const Q1Slot& v, const uint4* xs, float (&d)[4]) {
+__device__ __forceinline__ void q1Segment(const Q1Slot& v, u32 za, u32 zb, const uint4* xs, float (&d)[4]) {
   d[0] = d[1] = d[2] = d[3] = 0.f;
   const u32 A[4] = {v.a.x, v.a.y, v.a.z, v.a.w}, B[4] = {v.b.x, v.b.y, v.b.z, v.b.w};
   if (BITS == 4) {
     const u32 one2 = 0x3F803F80u;
-    const u32 nza = (0xC300u | v.za) * 0x10001u, nzb = (0xC300u | v.zb) * 0x10001u;  // -(128 + z), bf16x2
+    const u32 nza = (0xC300u | za) * 0x10001u, nzb = (0xC300u | zb) * 0x10001u;  // -(128 + z), bf16x2
 #pragma unroll
     for (int u = 0; u < 4; u++) {
       const uint4 xv = xs[32 * u];  // x of the word's 8 columns
@@ -134,7 +143,7 @@ __device__ __forceinline__ void q1Segment(const Q1Slot& v, const uint4* xs, floa
       q1Mma(d, a2, b2, a3, b3, x26, x37);  // pairs (e2, e6), (e3, e7)
     }
   } else {
-    const float zfa = 8388608.f + (float)v.za, zfb = 8388608.f + (float)v.zb;
+    const float zfa = 8388608.f + (float)za, zfb = 8388608.f + (float)zb;
     const uint4 x0 = xs[0], x1 = xs[32];
     const u32 X[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
 #pragma unroll
@@ -165,18 +174,28 @@ struct Q1Ctx {
   int n, k, group, mode, S, ng;
   __device__ __forceinline__ int rowA(int u) const { return mode == 2 ? u : 2 * u; }
   __device__ __forceinline__ int rowB(int u) const { return mode == 2 ? (n >> 1) + u : 2 * u + 1; }
-  /** Slot ← (unit u, segment s) for this lane (quad g = lane / 4 reads its group's scale and zero point). */
-  __device__ __forceinline__ void load(Q1Slot& v, int u, int s, int lane) const {
+  /** Slots v[0..G) ← segments s..s + G of unit u, sc ← their scales and zero points (lane (g, t): segment s + t % G, quad g). */
+  template <int G>
+  __device__ __forceinline__ void load(Q1Slot* v, Q1Scale& sc, int u, int s, int lane) const {
     const int ra = rowA(u), rb = rowB(u), rowBytes = k * BITS / 8;
-    const long long off = (long long)s * 512 + lane * 16;
-    v.a = q1Ld(W + (long long)ra * rowBytes + off);
-    v.b = q1Ld(W + (long long)rb * rowBytes + off);
-    const int gi = (s * Q1<BITS>::SEGW + (lane >> 2) * Q1<BITS>::QW) / group;
-    v.sa = __ldg(scales + (long long)ra * ng + gi);
-    v.sb = __ldg(scales + (long long)rb * ng + gi);
+    const u8* pa = W + (long long)ra * rowBytes + (long long)s * 512 + lane * 16;
+    const u8* pb = W + (long long)rb * rowBytes + (long long)s * 512 + lane * 16;
+#pragma unroll
+    for (int j = 0; j < G; j++) {
+      v[j].a = q1Ld(pa + j * 512);
+      v[j].b = q1Ld(pb + j * 512);
+    }
     const u32 zdef = 1u << (BITS - 1);
-    v.za = zeros ? (u32)__ldg(zeros + (long long)ra * ng + gi) : zdef;
-    v.zb = zeros ? (u32)__ldg(zeros + (long long)rb * ng + gi) : zdef;
+#if Q1_NOSCALE
+    sc.sa = sc.sb = 1.f;
+    sc.za = sc.zb = zdef;
+#else
+    const int gi = ((s + (lane & 3) % G) * Q1<BITS>::SEGW + (lane >> 2) * Q1<BITS>::QW) / group;
+    sc.sa = __ldg(scales + (long long)ra * ng + gi);
+    sc.sb = __ldg(scales + (long long)rb * ng + gi);
+    sc.za = zeros ? (u32)__ldg(zeros + (long long)ra * ng + gi) : zdef;
+    sc.zb = zeros ? (u32)__ldg(zeros + (long long)rb * ng + gi) : zdef;
+#endif
   }
 };
 
@@ -243,29 +262,33 @@ struct Q1Tail {
 };
 
 /** The main loop with G segments a group (S % G == 0, Q1_D % G == 0): loads, mmas and refills of a group without a branch. */
-template <int BITS, int G, bool RS, bool TAIL>
-__device__ __forceinline__ void q1Main(Q1Slot (&v)[Q1_D], const Q1Ctx<BITS>& c, const uint4* xl, const bf16_t* bias, void* y, int U0, int U1,
-                                       Q1Issue& is, const Q1Tail& tl) {
+template <int BITS, int G, int D, bool RS, bool TAIL>
+__device__ __forceinline__ void q1Main(Q1Slot (&v)[D], Q1Scale (&sc)[D / G], const Q1Ctx<BITS>& c, const uint4* xl, const bf16_t* bias,
+                                       void* y, int U0, int U1, Q1Issue& is, const Q1Tail& tl) {
   constexpr int PER = 32 * Q1<BITS>::CPL;  // 16-byte x slots per segment
   const int lane = threadIdx.x & 31, g = lane >> 2;
   const int S = c.S, mode = c.mode;
   int cU = U0, cS = 0;
   float accA = 0.f, accB = 0.f;
   const int groups = (U1 - U0) * (S / G);
-  for (int base = 0; base < groups; base += Q1_D / G) {
+  for (int base = 0; base < groups; base += D / G) {
 #pragma unroll
-    for (int gi = 0; gi < Q1_D / G; gi++) {
+    for (int gi = 0; gi < D / G; gi++) {
       if (base + gi < groups) {
 #pragma unroll
         for (int j = 0; j < G; j++) {
+          const int src = (lane & 28) | j;  // lane (g, j): quad g's scales and zero points of segment j
+          const float sa = G > 1 ? __shfl_sync(0xffffffffu, sc[gi].sa, src) : sc[gi].sa;
+          const float sb = G > 1 ? __shfl_sync(0xffffffffu, sc[gi].sb, src) : sc[gi].sb;
+          const u32 za = G > 1 ? __shfl_sync(0xffffffffu, sc[gi].za, src) : sc[gi].za;
+          const u32 zb = G > 1 ? __shfl_sync(0xffffffffu, sc[gi].zb, src) : sc[gi].zb;
           float d[4];
-          q1Segment<BITS>(v[gi * G + j], xl + (cS + j) * PER, d);
-          accA = fmaf((g & 1) ? d[1] : d[0], v[gi * G + j].sa, accA);
-          accB = fmaf((g & 1) ? d[3] : d[2], v[gi * G + j].sb, accB);
+          q1Segment<BITS>(v[gi * G + j], za, zb, xl + (cS + j) * PER, d);
+          accA = fmaf((g & 1) ? d[1] : d[0], sa, accA);
+          accB = fmaf((g & 1) ? d[3] : d[2], sb, accB);
         }
-        if (is.unit < U1) {  // refill the group's slots: the group Q1_D / G ahead
-#pragma unroll
-          for (int j = 0; j < G; j++) c.load(v[gi * G + j], is.unit, is.seg + j, lane);
+        if (is.unit < U1) {  // refill the group's slots: the group D / G ahead
+          c.template load<G>(&v[gi * G], sc[gi], is.unit, is.seg, lane);
           is.seg += G;
           if (is.seg == S) {
             is.seg = 0;
@@ -340,29 +363,20 @@ __device__ __forceinline__ float q1Rms(const float* pairSq, int k, float eps) {
   return rsqrtf(ss / (float)k + eps);
 }
 
-template <int BITS, bool NORM, bool RS = false, bool TAIL = false>
-__device__ __forceinline__ void quantGemv1Impl(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, const bf16_t* bias, void* y,
-                                               const bf16_t* normW, float eps, int n, int k, int group, int mode, bf16_t* xw = nullptr,
-                                               float* pairSq = nullptr) {
-  __shared__ uint4 xs[Q1_XS / 8];
-  __shared__ float sh[32];
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const int nw = blockDim.x >> 5;
-  const Q1Ctx<BITS> c = {W, scales, zeros, n, k, group, mode, k / Q1<BITS>::SEGW, k / group};
-  const int S = c.S;
-  const int G = Q1_GMAX >= 4 && S % 4 == 0 && Q1_D % 4 == 0 ? 4 : Q1_GMAX >= 2 && S % 2 == 0 && Q1_D % 2 == 0 ? 2 : 1;
-  // This warp's units [U0, U1): n / 2 row pairs split evenly over all the grid's warps.
-  const int units = n >> 1;
-  const long long totalWarps = (long long)gridDim.x * nw, gw = (long long)blockIdx.x * nw + warp;
-  const int U0 = (int)(units * gw / totalWarps), U1 = (int)(units * (gw + 1) / totalWarps);
-  // The first Q1_D slots (weights, scales, zero points only) before the wait: they stream under the previous kernel's tail.
+template <int BITS, bool NORM, bool RS, bool TAIL, int G, int D>
+__device__ __forceinline__ void q1Run(const bf16_t* x, const Q1Ctx<BITS>& c, const bf16_t* bias, void* y, const bf16_t* normW, float eps,
+                                      bf16_t* xw, float* pairSq, int U0, int U1, uint4* xs, float* sh) {
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, k = c.k, S = c.S;
+  // The first D slots (weights, scales, zero points only) before the wait: they stream under the previous kernel's tail.
   Q1Issue is = {U0, 0};
-  Q1Slot v[Q1_D];
+  Q1Slot v[D];
+  Q1Scale sc[D / G];
 #pragma unroll
-  for (int u = 0; u < Q1_D; u++) {
+  for (int gi = 0; gi < D / G; gi++) {
     if (is.unit < U1) {
-      c.load(v[u], is.unit, is.seg, lane);
-      if (++is.seg == S) {
+      c.template load<G>(&v[gi * G], sc[gi], is.unit, is.seg, lane);
+      is.seg += G;
+      if (is.seg == S) {
         is.seg = 0;
         ++is.unit;
       }
@@ -387,10 +401,29 @@ __device__ __forceinline__ void quantGemv1Impl(const bf16_t* x, const u8* W, con
   q1Stage<BITS, NORM, XB>(x, nwr, eps, k, xs, sh);  // (its barrier publishes invSh)
   const Q1Tail tl = {RS ? invSh : 1.f, normW, xw, pairSq};
   if (U0 >= U1) return;
-  const uint4* xl = xs + lane;
-  if (G == 4) q1Main<BITS, 4, RS, TAIL>(v, c, xl, bias, y, U0, U1, is, tl);
-  else if (G == 2) q1Main<BITS, 2, RS, TAIL>(v, c, xl, bias, y, U0, U1, is, tl);
-  else q1Main<BITS, 1, RS, TAIL>(v, c, xl, bias, y, U0, U1, is, tl);
+  q1Main<BITS, G, D, RS, TAIL>(v, sc, c, xs + lane, bias, y, U0, U1, is, tl);
+}
+
+template <int BITS, bool NORM, bool RS = false, bool TAIL = false>
+__device__ __forceinline__ void quantGemv1Impl(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, const bf16_t* bias, void* y,
+                                               const bf16_t* normW, float eps, int n, int k, int group, int mode, bf16_t* xw = nullptr,
+                                               float* pairSq = nullptr) {
+  __shared__ uint4 xs[Q1_XS / 8];
+  __shared__ float sh[32];
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int nw = blockDim.x >> 5;
+  const Q1Ctx<BITS> c = {W, scales, zeros, n, k, group, mode, k / Q1<BITS>::SEGW, k / group};
+  const int S = c.S;
+  // This warp's units [U0, U1): n / 2 row pairs split evenly over all the grid's warps.
+  const int units = n >> 1;
+  const long long totalWarps = (long long)gridDim.x * nw, gw = (long long)blockIdx.x * nw + warp;
+  const int U0 = (int)(units * gw / totalWarps), U1 = (int)(units * (gw + 1) / totalWarps);
+  // G: segments a group (S % G == 0; at least two groups in the ring).
+  // (Odd S, e.g. llama-3.2-3b's 3072 in-features: groups of one segment, half the ring to stay within the registers.)
+  constexpr int D1 = Q1_D / 2 > 0 ? Q1_D / 2 : 1;
+  if (Q1_GMAX >= 4 && Q1_D >= 8 && Q1_D % 4 == 0 && S % 4 == 0) q1Run<BITS, NORM, RS, TAIL, 4, Q1_D>(x, c, bias, y, normW, eps, xw, pairSq, U0, U1, xs, sh);
+  else if (Q1_GMAX >= 2 && Q1_D >= 4 && Q1_D % 2 == 0 && S % 2 == 0) q1Run<BITS, NORM, RS, TAIL, 2, Q1_D>(x, c, bias, y, normW, eps, xw, pairSq, U0, U1, xs, sh);
+  else q1Run<BITS, NORM, RS, TAIL, 1, D1>(x, c, bias, y, normW, eps, xw, pairSq, U0, U1, xs, sh);
 }
 
 #define QUANT_GEMV1(NAME, BITS, NORM)                                                                                      \
