@@ -132,9 +132,8 @@ __device__ __forceinline__ void q1Segment(const Q1Slot& v, u32 za, u32 zb, const
     const u32 nza = (0xC300u | za) * 0x10001u, nzb = (0xC300u | zb) * 0x10001u;  // -(128 + z), bf16x2
 #pragma unroll
     for (int u = 0; u < 4; u++) {
-      const uint4 xv = xs[32 * u];  // x of the word's 8 columns
-      const u32 x04 = q1Prmt(xv.x, xv.z, 0x5410), x15 = q1Prmt(xv.x, xv.z, 0x7632);
-      const u32 x26 = q1Prmt(xv.y, xv.w, 0x5410), x37 = q1Prmt(xv.y, xv.w, 0x7632);
+      const uint4 xv = xs[32 * u];  // x of the word's 8 columns, staged as the pairs (0, 4), (1, 5), (2, 6), (3, 7)
+      const u32 x04 = xv.x, x15 = xv.y, x26 = xv.z, x37 = xv.w;
       const u32 a0 = q1Fma2(q1Nib(A[u]), one2, nza), a1 = q1Fma2(q1Nib(A[u] >> 4), one2, nza);
       const u32 a2 = q1Fma2(q1Nib(A[u] >> 8), one2, nza), a3 = q1Fma2(q1Nib(A[u] >> 12), one2, nza);
       const u32 b0 = q1Fma2(q1Nib(B[u]), one2, nzb), b1 = q1Fma2(q1Nib(B[u] >> 4), one2, nzb);
@@ -202,7 +201,7 @@ struct Q1Ctx {
 /**
  * Stages x (NORM: rmsnorm(x) · normW rounded to bf16 with rmsnormStage's sums in its order) into xs, permuted:
  * chunk c (x[8c .. 8c + 8)) of segment s = c / (32 CPL), lane l = (c % (32 CPL)) / CPL, word u = c % CPL goes to
- * 16-byte slot s · 32 CPL + u · 32 + l. The x loads (and normW's: weights, before the PDL wait) all in flight at once.
+ * 16-byte slot s · 32 CPL + u · 32 + l (u4: as the bf16 pairs (0, 4), (1, 5), (2, 6), (3, 7) the mmas take). The x loads (and normW's: weights, before the PDL wait) all in flight at once.
  */
 template <int BITS, bool NORM, int XB>
 __device__ __forceinline__ void q1Stage(const bf16_t* x, const uint4 (&nw)[XB], float eps, int k, uint4* xs, float* sh) {
@@ -247,7 +246,9 @@ __device__ __forceinline__ void q1Stage(const bf16_t* x, const uint4 (&nw)[XB], 
     const int c = tid + i * nt;
     if (c < kv) {
       const int s = c / PER, cc = c % PER;
-      xs[s * PER + (cc % CPL) * 32 + cc / CPL] = r[i];
+      uint4 v = r[i];
+      if (BITS == 4) v = make_uint4(q1Prmt(v.x, v.z, 0x5410), q1Prmt(v.x, v.z, 0x7632), q1Prmt(v.y, v.w, 0x5410), q1Prmt(v.y, v.w, 0x7632));
+      xs[s * PER + (cc % CPL) * 32 + cc / CPL] = v;
     }
   }
   __syncthreads();
