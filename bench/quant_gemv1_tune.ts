@@ -12,7 +12,7 @@
  *    "gemv1 tail" (quant_gemv1_rs qkv / gate_up, quant_gemv1_addnorm o / down),
  *    graph replays over ≥ 256 MB of weight copies (no PDL), µs and % of the device copy measured in the same process.
  *
- *   bun bench/quant_gemv1_tune.ts [--variants "D=4;D=8;D=4,MINB=3"] [--only 8b] [--json FILE]
+ *   bun bench/quant_gemv1_tune.ts [--variants "D=8;D=8,GMAX=4;D=6"] [--only 8b] [--bits 4] [--json FILE]
  *
  * A variant is a comma list of Q1_ knobs (`D=8` = -DQ1_D=8); `RB=n` sets the grid's blocks per SM (default MINB or 2).
  */
@@ -25,8 +25,14 @@ import { CudaDevice } from "../lib/cuda/device.ts";
 import type { CudaModule } from "../lib/cuda/module.ts";
 import { copyBandwidth } from "./copy_bandwidth.ts";
 
-const { values } = parseArgs({ args: process.argv.slice(2), options: { variants: { type: "string" }, json: { type: "string" }, only: { type: "string" } } });
-const variants = (values.variants ?? "D=4").split(";");
+const { values } = parseArgs({
+  args: process.argv.slice(2),
+  options: { variants: { type: "string" }, json: { type: "string" }, only: { type: "string" }, bits: { type: "string" } },
+});
+/** --bits 4 / 8: only that format's checks, timings and entry points (compile time). */
+const BITS = values.bits ? [Number(values.bits)] : [4, 8];
+const US = BITS.map((b) => (b === 4 ? "_u4" : "_u8"));
+const variants = (values.variants ?? "D=8").split(";");
 const PARAMS = ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "f32", "i32", "i32", "i32", "i32", "i32"] as const;
 const APARAMS = [...PARAMS, "ptr", "ptr"] as const;
 
@@ -35,7 +41,7 @@ const ceiling = copyBandwidth(d);
 const base = loadKernelFile(d, "quant_gemv.cu", {
   options: [
     "-DLLMRT_SELECT",
-    ...["_u4", "_u8", "_norm_u4", "_norm_u8", "_addnorm_u4", "_addnorm_u8", "_rs_u4", "_rs_u8"].map((e) => `-DLLMRT_K_quant_gemv_fused${e}=1`),
+    ...["", "_norm", "_addnorm", "_rs"].flatMap((f) => US.map((u) => `-DLLMRT_K_quant_gemv_fused${f}${u}=1`)),
   ],
 });
 const knob = (v: string, name: string): number | undefined => {
@@ -44,7 +50,13 @@ const knob = (v: string, name: string): number | undefined => {
 };
 const mods: [string, CudaModule][] = variants.map((v) => [
   v,
-  loadKernelFile(d, "quant_gemv1.cu", { options: v.split(",").filter((kv) => kv !== "" && !kv.startsWith("RB=")).map((kv) => `-DQ1_${kv}`) }),
+  loadKernelFile(d, "quant_gemv1.cu", {
+    options: [
+      ...v.split(",").filter((kv) => kv !== "" && !kv.startsWith("RB=")).map((kv) => `-DQ1_${kv}`),
+      "-DLLMRT_SELECT",
+      ...["", "_norm", "_addnorm", "_rs"].flatMap((f) => US.map((u) => `-DLLMRT_K_quant_gemv1${f}${u}=1`)),
+    ],
+  }),
 ]);
 /** The launcher's grid for variant v (blocks per SM: RB, else MINB, else 2). */
 const grid1 = (v: string, N: number, mode: number): number => quantGemv1Grid(N, mode, (knob(v, "RB") ?? knob(v, "MINB") ?? 2) * d.smCount);
@@ -110,6 +122,7 @@ for (
     [8, 14336, false, 14336, 256],
   ] as [4 | 8, number, boolean, number, number][]
 ) {
+  if (!BITS.includes(bits)) continue;
   const u = bits === 4 ? "u4" : "u8";
   using w = weights(N, K, bits, group, zp, 1, true);
   using x = d.alloc(K * 2);
@@ -210,6 +223,7 @@ for (
     number,
   ][]
 ) {
+  if (!BITS.includes(bits)) continue;
   const u = bits === 4 ? "u4" : "u8", N2 = 2 * N;
   using w = weights(N, K, bits, group, zp, 1, true);
   using w2 = weights(N2, N, bits, bits === 4 ? group : N, zp, 1, true);
@@ -291,6 +305,7 @@ for (const [model, linears] of models) {
     x.copyFromHost(xBits(8 * K, 5));
     normW.copyFromHost(xBits(K, 6));
     for (const [fmt, bits, group, zp] of [["int4 g128 zp", 4, 128, true], ["int8 per-channel", 8, K, false]] as [string, 4 | 8, number, boolean][]) {
+      if (!BITS.includes(bits)) continue;
       const u = bits === 4 ? "u4" : "u8";
       const copies = Math.max(1, Math.ceil((256 << 20) / ((N * K * bits) / 8)));
       using w = weights(N, K, bits, group, zp, copies, false);
@@ -323,7 +338,7 @@ for (const [model, linears] of models) {
 const pct = (bytes: number, us: number): number => (100 * bytes / (us * 1e-6)) / ceiling;
 const lines = [`device copy ceiling ${(ceiling / 1e9).toFixed(0)} GB/s`];
 for (const [model, linears] of models) {
-  for (const fmt of ["int4 g128 zp", "int8 per-channel"]) {
+  for (const fmt of ["int4 g128 zp", "int8 per-channel"].filter((f) => BITS.includes(f.startsWith("int4") ? 4 : 8))) {
     const plans = [...new Set(rows.filter((r) => r.model === model && r.fmt === fmt).map((r) => r.plan))];
     for (const plan of plans) {
       const rs = rows.filter((r) =>

@@ -1050,7 +1050,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         assert.ok(x % 16n === 0n && W % 16n === 0n, `${l.kernel}: x / W not 16-byte aligned`);
         assert.ok(mode === 0 || mode === 1 || mode === 2 || mode === 3, `${l.kernel}: mode ${mode}`);
         if (one) {
-          assert.ok(m === 1 && k % (bits === 4 ? 1024 : 512) === 0 && group % (bits === 4 ? 128 : 64) === 0 && k <= 16384, `${l.kernel}: m ${m}, k ${k}`);
+          assert.ok(m === 1 && k % (bits === 4 ? 2048 : 1024) === 0 && group % (bits === 4 ? 128 : 64) === 0 && k <= 16384, `${l.kernel}: m ${m}, k ${k}`);
           assert.deepEqual([l.grid[1], l.grid[2], l.block], [1, 1, 256], `${l.kernel}: grid`);
           assert.ok(l.grid[0] >= 1 && l.grid[0] <= Math.max(1, Math.ceil(n / 16)), `${l.kernel}: grid ${l.grid[0]}`);
         } else assert.deepEqual([...l.grid, l.block], [n / 16, 1, 1, 256], `${l.kernel} mode ${mode}: grid`);

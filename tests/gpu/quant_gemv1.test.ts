@@ -16,12 +16,16 @@ const APARAMS = [...PARAMS, "ptr", "ptr"] as const;
 const bf16 = (f: Float32Array): Uint16Array => Uint16Array.from(f, (v) => toBf16Bits(v));
 const rbf = (v: number): number => fromBf16Bits(toBf16Bits(v));
 const silu = (g: number): number => g / (1 + Math.exp(-g));
+/** Only the entry points this file runs (compile time): quant_gemv1{,_norm,_addnorm,_rs}_u{4,8} and the 16-row ones. */
+const select = (prefix: string): { options: string[] } => ({
+  options: ["-DLLMRT_SELECT", ...["", "_norm", "_addnorm", "_rs"].flatMap((f) => ["_u4", "_u8"].map((u) => `-DLLMRT_K_${prefix}${f}${u}=1`))],
+});
 
 const CASES: [string, IntGrid, number, number][] = [
   ["uint4 g128 zero points (AWQ)", { bits: 4, groupSize: 128, hasZeroPoint: true }, 384, 2048],
   ["uint4 g256 symmetric", { bits: 4, groupSize: 256, hasZeroPoint: false }, 128, 4096],
   ["uint8 per-channel (W8A16)", { bits: 8, groupSize: 1024, hasZeroPoint: false }, 256, 1024],
-  ["uint8 g64 zero points", { bits: 8, groupSize: 64, hasZeroPoint: true }, 64, 1536],
+  ["uint8 g64 zero points", { bits: 8, groupSize: 64, hasZeroPoint: true }, 64, 3072],
 ];
 
 function upload(d: ReturnType<typeof device>, bytes: ArrayBufferView): DeviceBuffer {
@@ -33,8 +37,8 @@ function upload(d: ReturnType<typeof device>, bytes: ArrayBufferView): DeviceBuf
 for (const [name, grid, N, K] of CASES) {
   gpuTest(`quant_gemv1 ${name}: modes 0-3, with and without the RMSNorm prologue, any grid, vs float64 and the bits of quant_gemv_fused`, () => {
     const d = device();
-    using mod = loadKernelFile(d, "quant_gemv1.cu");
-    using base = loadKernelFile(d, "quant_gemv.cu");
+    using mod = loadKernelFile(d, "quant_gemv1.cu", select("quant_gemv1"));
+    using base = loadKernelFile(d, "quant_gemv.cu", select("quant_gemv_fused"));
     const t = quantizeRtn(seededUniform(31 + N, N * K, -0.05, 0.05), N, K, grid);
     const D = dequantize(t);
     using W = upload(d, t.packed);
@@ -108,8 +112,8 @@ for (const [name, grid, N, K] of CASES) {
 
 gpuTest("quant_gemv1_addnorm + quant_gemv1_rs: the bits of quant_gemv_fused_addnorm + quant_gemv_fused_rs (residual, xw, modes 0 / 2)", () => {
   const d = device();
-  using mod = loadKernelFile(d, "quant_gemv1.cu");
-  using base = loadKernelFile(d, "quant_gemv.cu");
+  using mod = loadKernelFile(d, "quant_gemv1.cu", select("quant_gemv1"));
+  using base = loadKernelFile(d, "quant_gemv.cu", select("quant_gemv_fused"));
   for (
     const [grid, N, K] of [[{ bits: 4, groupSize: 128, hasZeroPoint: true }, 1024, 2048], [{ bits: 8, groupSize: 1024, hasZeroPoint: false }, 1024, 1024]] as [
       IntGrid,

@@ -34,8 +34,8 @@ export function quantGemvGrid(outFeatures: number): number {
 export const QUANT_GEMV1_BLOCKS_PER_SM = 2;
 
 /**
- * Whether a one-token quantized linear runs quant_gemv1 (`quantGemv1`): in-features whole 512-byte segments
- * (u4 1024, u8 512 weights), groups whole lane quads (u4 128, u8 64 columns), within the kernel's x stage
+ * Whether a one-token quantized linear runs quant_gemv1 (`quantGemv1`): in-features an even number of 512-byte
+ * segments (u4 1024, u8 512 weights: the kernel's groups of 2), groups whole lane quads (u4 128, u8 64 columns), within the kernel's x stage
  * (16384 in-features; 8192 with the RMSNorm prologue).
  */
 export function quantGemv1Fits(op: Extract<Op, { type: "linear" }>, norm: boolean): boolean {
@@ -43,7 +43,7 @@ export function quantGemv1Fits(op: Extract<Op, { type: "linear" }>, norm: boolea
   if (!f || (f.format !== "uint4" && f.format !== "uint8") || op.lora) return false;
   const K = op.inFeatures, group = f.groupSize || K;
   const seg = f.format === "uint4" ? 1024 : 512;
-  return K % seg === 0 && group % (seg / 8) === 0 && op.outFeatures % 16 === 0 && K <= (norm ? 8192 : 16384);
+  return K % (2 * seg) === 0 && group % (seg / 8) === 0 && op.outFeatures % 16 === 0 && K <= (norm ? 8192 : 16384);
 }
 
 /**

@@ -151,7 +151,7 @@ export const CUDA_FLAGS = {
    * One-token decode steps of W4A16 / W8A16 engines run the quantized linears on quant_gemv1 (kernels/quant_gemv1.cu:
    * a persistent grid, each warp streaming a contiguous run of row pairs through a register ring, no block-level
    * reduction) instead of the 16-row quant_gemv_fused kernels, where every quantized linear of the engine fits it
-   * (in-features a multiple of 1024 (uint4) / 512 (uint8), at most 16384; groups a multiple of 128 / 64). The same
+   * (in-features a multiple of 2048 (uint4) / 1024 (uint8), at most 16384; groups a multiple of 128 / 64). The same
    * products and fp32 sums in the same order as quant_gemv_fused at one row: the same bits, so steps of 2–8 sequences
    * on the 16-row kernels stay batch-invariant with it. @default false
    */

@@ -10,7 +10,7 @@
 //   2 gate rows [0, n/2), up rows [n/2, n): y [n/2] = bf16(silu(bf16(gate)) · bf16(up)); 3 fp32), the same exact
 //   (q - z) · x products on the tensor cores, fp32 group sums scaled by the group's fp32 scale, summed in another order.
 //   _norm: x is first replaced by rmsnorm(x) · normW rounded to bf16 (rmsnorm_bf16's sums in its order: the same bits).
-//   Needs k % 1024 (u4) / 512 (u8) == 0 ("segments": 512 bytes of a row), group % 128 (u4) / 64 (u8) == 0, n even,
+//   Needs k % 2048 (u4) / 1024 (u8) == 0 (an even number of "segments": 512 bytes of a row), group % 128 (u4) / 64 (u8) == 0, n even,
 //   k <= 16384 (_norm: 8192), blocks of 256 threads, 16-byte aligned x and W.
 //   The fp8_gemv1 form (kernels/fp8_gemv.cu): any grid (the launcher: a persistent one, Q1_MINB blocks per SM, fewer
 //   when there are few rows). Work units are row pairs (mode 2: gate row u and up row n/2 + u; else rows 2p, 2p + 1),
@@ -34,7 +34,7 @@ typedef unsigned char u8;
 #define Q1_MINB 2  // __launch_bounds__ min blocks per SM (2: <= 128 registers; the launcher's QUANT_GEMV1_BLOCKS_PER_SM)
 #endif
 #ifndef Q1_GMAX
-#define Q1_GMAX 4  // most segments of a branch-free group of the main loop (4, 2 or 1; at least 2 groups in the ring)
+#define Q1_GMAX 2  // segments of a branch-free group of the main loop (2, or 4 where k allows; at least 2 groups in the ring)
 #endif
 #ifndef Q1_NOSCALE
 #define Q1_NOSCALE 0  // 1: no scale / zero-point loads (scale 1, the default zero point): a timing ceiling only, wrong sums
@@ -411,7 +411,7 @@ __device__ __forceinline__ void quantGemv1Impl(const bf16_t* x, const u8* W, con
                                                float* pairSq = nullptr) {
   __shared__ uint4 xs[Q1_XS / 8];
   __shared__ float sh[32];
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int warp = threadIdx.x >> 5;
   const int nw = blockDim.x >> 5;
   const Q1Ctx<BITS> c = {W, scales, zeros, n, k, group, mode, k / Q1<BITS>::SEGW, k / group};
   const int S = c.S;
@@ -420,11 +420,15 @@ __device__ __forceinline__ void quantGemv1Impl(const bf16_t* x, const u8* W, con
   const long long totalWarps = (long long)gridDim.x * nw, gw = (long long)blockIdx.x * nw + warp;
   const int U0 = (int)(units * gw / totalWarps), U1 = (int)(units * (gw + 1) / totalWarps);
   // G: segments a group (S % G == 0; at least two groups in the ring).
-  // (Odd S, e.g. llama-3.2-3b's 3072 in-features: groups of one segment, half the ring to stay within the registers.)
-  constexpr int D1 = Q1_D / 2 > 0 ? Q1_D / 2 : 1;
-  if (Q1_GMAX >= 4 && Q1_D >= 8 && Q1_D % 4 == 0 && S % 4 == 0) q1Run<BITS, NORM, RS, TAIL, 4, Q1_D>(x, c, bias, y, normW, eps, xw, pairSq, U0, U1, xs, sh);
-  else if (Q1_GMAX >= 2 && Q1_D >= 4 && Q1_D % 2 == 0 && S % 2 == 0) q1Run<BITS, NORM, RS, TAIL, 2, Q1_D>(x, c, bias, y, normW, eps, xw, pairSq, U0, U1, xs, sh);
-  else q1Run<BITS, NORM, RS, TAIL, 1, D1>(x, c, bias, y, normW, eps, xw, pairSq, U0, U1, xs, sh);
+  // Each G is a copy of the main loop (compile time): groups of 2 (S even, as the launcher requires), 4 with Q1_GMAX=4.
+  static_assert(Q1_D % 2 == 0 && Q1_D >= 4, "Q1_D: even, at least two groups of 2");
+#if Q1_GMAX >= 4
+  if (Q1_D % 4 == 0 && Q1_D >= 8 && S % 4 == 0) {
+    q1Run<BITS, NORM, RS, TAIL, 4, Q1_D>(x, c, bias, y, normW, eps, xw, pairSq, U0, U1, xs, sh);
+    return;
+  }
+#endif
+  q1Run<BITS, NORM, RS, TAIL, 2, Q1_D>(x, c, bias, y, normW, eps, xw, pairSq, U0, U1, xs, sh);
 }
 
 #define QUANT_GEMV1(NAME, BITS, NORM)                                                                                      \
