@@ -272,7 +272,7 @@ for (
   }
 }
 console.log(checks.join("\n"));
-console.log(`checks: ${checks.length - failed} ok, ${failed} failed`);
+console.log(`checks: ${checks.length - failed} ok, ${failed} failed; device copy ceiling ${(ceiling / 1e9).toFixed(0)} GB/s`);
 
 // 2. Timing.
 const time = (launch: (i: number) => void, copies: number): number => {
@@ -310,7 +310,11 @@ for (const [model, linears] of models) {
       const copies = Math.max(1, Math.ceil((256 << 20) / ((N * K * bits) / 8)));
       using w = weights(N, K, bits, group, zp, copies, false);
       const [norm, mode] = PLAN[lin];
-      const add = (plan: string, us: number): void => void rows.push({ model, fmt, plan, linear: lin, us, bytes: w.bytes });
+      const add = (plan: string, us: number): void => {
+        rows.push({ model, fmt, plan, linear: lin, us, bytes: w.bytes });
+        // As measured (a run cut short keeps what it has).
+        console.log(`  ${model} ${fmt} ${lin} [${plan}] ${us.toFixed(2)} us ${((100 * w.bytes / (us * 1e-6)) / ceiling).toFixed(1)}% of copy`);
+      };
       const a = (i: number, nw: bigint): (bigint | number | typeof x)[] => [x, ...w.args(i), 0n, y, nw, 1e-5, 1, N, K, group, mode];
       const fk = base.kernel(`quant_gemv_fused${norm ? "_norm" : ""}_${u}`, PARAMS);
       add("fused", 1e3 * time((i) => fk.launch(N / 16, 256, a(i, norm ? normW.ptr : 0n), { stream }), copies));
