@@ -2,7 +2,7 @@
 # Session 10 closing validation on final main: one job of the batched queue (models: hfrefs llama-3.1-8b
 # llama-3.1-8b-fp8), most important first, every step under its own timeout.
 #   GPU suite in 3 concurrent processes + cuda_session vs transformers beside it · 8B batch-1 decode + TTFT 2048 ·
-#   1B the same with transformers' TTFT (--hf) · 8B bf16 512 × (128,128) · 8B FP8 + FP8 KV 512 × (128,128) and with
+#   1B the same with transformers' TTFT (--hf) and the gpt-fast-style peer (--peer) · 8B bf16 512 × (128,128) · 8B FP8 + FP8 KV 512 × (128,128) and with
 #   --defer-decodes 1 · FP8 batch 1 + TTFT 2048 · 8B 32,000-token TTFT · first run · 1B 64 × (128,128)
 set -uo pipefail
 # shellcheck disable=SC1091
@@ -17,9 +17,9 @@ grep -E "^\(fail|^ *[0-9]+ (pass|fail|skip)$|^rc" "$OUT/session.log" | cut -c1-3
 stamp "latency 8B"
 timeout 40 bun bench/latency.ts --model $M8 --prompt-lens 2048 --decode 128 > "$OUT/latency_8b.log" 2>&1
 grep -E "copy|TTFT|decode batch 1" "$OUT/latency_8b.log" | cut -c1-300 | head -6
-stamp "latency 1B with transformers (eager) beside it"
-timeout 60 bun bench/latency.ts --model $M1 --prompt-lens 128,2048 --hf > "$OUT/latency_1b.log" 2>&1
-grep -E "copy|TTFT|decode batch 1|faster" "$OUT/latency_1b.log" | cut -c1-300 | head -10
+stamp "latency 1B with transformers (eager) and the gpt-fast-style peer beside it"
+timeout 90 bun bench/latency.ts --model $M1 --prompt-lens 128,2048 --hf --peer > "$OUT/latency_1b.log" 2>&1
+grep -E "copy|TTFT|decode batch 1|faster|peer|gpt" "$OUT/latency_1b.log" | cut -c1-300 | head -14
 thr 8b_512 $M8 512 35
 thr 8b_512_fp8kv $P8 512 40
 thr 8b_512_fp8kv_defer $P8 512 40 --defer-decodes 1

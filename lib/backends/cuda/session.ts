@@ -17,6 +17,7 @@ import { lowbitScratchLayout, NVFP4_GEMV_BLOCKS_PER_SM } from "./lowbit_launch.t
 import { nvfp4Tiles, nvfp4TilesFit } from "./nvfp4_tiles.ts";
 import { CublasLtGemm } from "./gemm.ts";
 import { FP8_GEMV1_BLOCKS_PER_SM, fp8ScratchLayout } from "./fp8_launch.ts";
+import { QUANT_GEMV1_BLOCKS_PER_SM } from "./quant_launch.ts";
 import { compileKernelUnits, type CompileStats, kernelUnits, type PendingCompile, startKernelUnits, unitName } from "./compile_pool.ts";
 import { plannedKernels } from "./kernel_set.ts";
 import {
@@ -238,6 +239,8 @@ export class CudaSession implements SessionBackend {
   readonly nvfp4Mma: boolean;
   /** CudaSessionOptions.gemmResidual. */
   readonly gemmResidual: boolean;
+  /** CudaSessionOptions.quantGemv1. */
+  readonly quantGemv1: boolean;
   /** CudaSessionOptions.persistentDecode, where the engine and device allow it (persistent_decode.ts). */
   readonly persistentDecode: boolean;
   /** CudaSessionOptions.gemvDeepLoads. */
@@ -357,6 +360,7 @@ export class CudaSession implements SessionBackend {
     this.gemmResidual = f.gemmResidual;
     this.gemvDeepLoads = f.gemvDeepLoads;
     this.sampleSplit = f.sampleSplit;
+    this.quantGemv1 = f.quantGemv1;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -606,6 +610,8 @@ export class CudaSession implements SessionBackend {
       fp8Pdl: this.fp8Pdl,
       fp8Gemv1: this.fp8Gemv1,
       fp8Gemv1Blocks: FP8_GEMV1_BLOCKS_PER_SM * this.device.smCount,
+      quantGemv1: this.quantGemv1,
+      quantGemv1Blocks: QUANT_GEMV1_BLOCKS_PER_SM * this.device.smCount,
       wgmmaPrefill: this.wgmmaPrefill,
       decodeSplitK: this.decodeSplitK,
       fp8DecodeAttention: this.fp8DecodeAttention,

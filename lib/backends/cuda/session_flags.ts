@@ -214,6 +214,15 @@ export const CUDA_FLAGS = {
    * run-to-run noise), not shown alone. @default false
    */
   sampleSplit: { env: "LLMRT_SAMPLE_SPLIT", default: false },
+  /**
+   * One-token decode steps of W4A16 / W8A16 engines run the quantized linears on quant_gemv1 (kernels/quant_gemv1.cu:
+   * a persistent grid, each warp streaming a contiguous run of row pairs through a register ring, no block-level
+   * reduction) instead of the 16-row quant_gemv_fused kernels, where every quantized linear of the engine fits it
+   * (in-features a multiple of 2048 (uint4) / 1024 (uint8), at most 16384; groups a multiple of 128 / 64). The same
+   * products and fp32 sums in the same order as quant_gemv_fused at one row: the same bits, so steps of 2–8 sequences
+   * on the 16-row kernels stay batch-invariant with it. @default false
+   */
+  quantGemv1: { env: "LLMRT_QUANT_GEMV1", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
