@@ -18,7 +18,8 @@
  * --variants default,pdl,fast: each packed engine runs once per variant of the session options (pdl: fp8Pdl;
  * fast: fp8FastAccum + fp8FusedQuant + fp8InvariantBuckets; gemv1: fp8Gemv1; gemv16: fp8Gemv1 off (the 16-row GEMV);
  * all: fast and gemv1; attn: fp8DecodeAttention, the fused decode attention over the quantized KV cache; attnflash: attn and
- * fp8FlashPrefill, the bf16 flash prefill kernels over a dequantized shadow layer), one row each.
+ * fp8FlashPrefill, the bf16 flash prefill kernels over a dequantized shadow layer; vq: fp8VecQuant, the prefill quantizers'
+ * _vec entry points), one row each.
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -62,6 +63,7 @@ const VARIANTS: Record<string, SessionOptions> = {
   all: { fp8Gemv1: true, fp8FastAccum: true, fp8FusedQuant: true, fp8InvariantBuckets: true },
   attn: { fp8DecodeAttention: true },
   attnflash: { fp8DecodeAttention: true, fp8FlashPrefill: true },
+  vq: { fp8VecQuant: true },
 };
 const variants = (values.variants ?? "default").split(",");
 for (const v of variants) if (!VARIANTS[v]) throw new Error(`--variants: ${v} is not one of ${Object.keys(VARIANTS).join(", ")}`);

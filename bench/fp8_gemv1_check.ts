@@ -11,7 +11,7 @@
  *    copies of the weights (≥ 256 MB, past the L2), µs per launch and % of a device copy measured in this process.
  *    (Session 7's fp8_gemv1, timed as "gemv1old" in session 8's r1, is gone.)
  *
- *   bun bench/fp8_gemv1_check.ts [--models 8b,1b] [--variants "default;-DFG1_D=8"] [--no-check]
+ *   bun bench/fp8_gemv1_check.ts [--models 8b,1b] [--variants "default;-DFG1_D=8"] [--no-check] [--probe]
  *
  * A variant's -DFG1_MINB=N sets the persistent grid's blocks per SM too (default FP8_GEMV1_BLOCKS_PER_SM); -DFG1_BPS=N sets
  * only the grid's (e.g. 1: one block per SM at the same registers, so the next launch's block fits beside it under PDL).
@@ -25,7 +25,7 @@ import { copyBandwidth } from "./copy_bandwidth.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { models: { type: "string" }, variants: { type: "string" }, "no-check": { type: "boolean" } },
+  options: { models: { type: "string" }, variants: { type: "string" }, "no-check": { type: "boolean" }, probe: { type: "boolean" } },
 });
 const MODELS: Record<string, { H: number; qkv: number; I: number }> = {
   "8b": { H: 4096, qkv: 6144, I: 14336 },
@@ -76,6 +76,9 @@ const linears = (md: string): Lin[] => {
     { name: "o_proj", n: M.H, k: M.H, mode: 1, norm: false },
     { name: "gate_up", n: 2 * M.I, k: M.H, mode: 2, norm: true },
     { name: "down", n: M.H, k: M.I, mode: 1, norm: false },
+    // --probe: a 1 MB linear of one row per warp of the persistent grid (2 blocks on 132 SMs), whose time is nearly all
+    // the per-launch fixed cost (launch, prologue, ramp, tail), with and without the RMSNorm prologue.
+    ...(values.probe ? [{ name: "probe", n: 2112, k: 512, mode: 1, norm: false }, { name: "probe_norm", n: 2112, k: 512, mode: 0, norm: true }] : []),
   ];
 };
 

@@ -318,6 +318,8 @@ export interface FakeSessionOptions {
   readonly fp8FusedQuant?: boolean;
   /** LaunchEnv.fp8Gemv1. */
   readonly fp8Gemv1?: boolean;
+  /** LaunchEnv.fp8VecQuant. */
+  readonly fp8VecQuant?: boolean;
   /** LaunchEnv.wgmmaPrefill (flash_prefill_wg for bf16 prefill at head dims 64 / 128). */
   readonly wgmmaPrefill?: boolean;
   /** LaunchEnv.decodeSplitK: fused decode steps of up to 8 sequences on decode_attention_sk (decodeSkGeometry, as the session does). */
@@ -417,6 +419,7 @@ export class FakeCudaSession {
       batchAttention2: opts.batchAttention2,
       fp8FusedQuant: opts.fp8FusedQuant,
       fp8Gemv1: opts.fp8Gemv1,
+      fp8VecQuant: opts.fp8VecQuant,
       wgmmaPrefill: opts.wgmmaPrefill,
       decodeSplitK: opts.decodeSplitK,
       gemvSplitK: opts.gemvSplitK,
@@ -907,7 +910,8 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         st(out, siluMulBf16(ld(gu, T * 2 * I), T, I));
         break;
       }
-      case "fp8_rmsnorm_quant_bf16": {
+      case "fp8_rmsnorm_quant_bf16":
+      case "fp8_rmsnorm_quant_vec_bf16": {
         // rmsnorm_bf16 / add_rmsnorm_bf16, then fp8_quantize_bf16 of the rounded result (out 0: not stored).
         const [x, res, w, out, xq, rs, rows, H, eps, actScale, add] = A;
         assert.equal(l.grid[0], rows);
@@ -925,7 +929,8 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         mem.f32(rs, rows).set(a);
         break;
       }
-      case "fp8_silu_mul_quant_bf16": {
+      case "fp8_silu_mul_quant_bf16":
+      case "fp8_silu_mul_quant_vec_bf16": {
         const [gu, xq, rs, T, I, actScale] = A;
         assert.equal(l.grid[0], T);
         const { q, a } = quantizeRows(siluMulBf16(ld(gu, T * 2 * I), T, I), T, I, actScale);

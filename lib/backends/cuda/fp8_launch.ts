@@ -42,6 +42,14 @@ export function fp8Gemv1Grid(n: number, mode: number, maxBlocks = 264): number {
   return Math.max(1, Math.min(maxBlocks, cdiv(units, 8)));
 }
 
+/**
+ * Threads of fp8_silu_mul_quant_vec_bf16 for `inter` features: 4 chunks of 8 a thread in whole warps (at least 64,
+ * at most 1024; longer rows run the kernel's loops).
+ */
+export function fp8SiluQuantThreads(inter: number): number {
+  return Math.max(64, Math.min(1024, Math.ceil(inter / 32 / 32) * 32));
+}
+
 /** Whether a linear stores FP8 weights. */
 export const isFp8Linear = (op: Op): op is Extract<Op, { type: "linear" }> => op.type === "linear" && op.weightFormat?.format === "fp8_e4m3";
 
@@ -152,7 +160,7 @@ export function planFp8Linear(
   if (!env.fp8Scratch || !layout) throw new InternalError("launch plan: an FP8 linear needs LaunchEnv.fp8Scratch");
   const xq = env.fp8Scratch, rowScales = env.fp8Scratch + BigInt(layout.scalesOffset);
   // Unless the producing norm / silu_mul already wrote them (fp8QuantProducers).
-  if (!fused.preQuantized) kernel("fp8_quantize_bf16", [rows, 1, 1], [buf(op.x), xq, rowScales, rows, K, actScale]);
+  if (!fused.preQuantized) kernel(`fp8_quantize${env.fp8VecQuant ? "_vec" : ""}_bf16`, [rows, 1, 1], [buf(op.x), xq, rowScales, rows, K, actScale]);
   const d = isLogits ? env.logits : buf(op.out);
   // cuBLASLt applies scalar scales only: one weight scale (per_tensor, all rows equal) and a static activation scale.
   const scalar = isStatic && f.weightScale === "per_tensor" && !(isLogits && op.bias);

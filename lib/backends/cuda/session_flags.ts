@@ -147,6 +147,12 @@ export const CUDA_FLAGS = {
    * (session 9). @default false
    */
   persistentDecode: { env: "LLMRT_PERSISTENT_DECODE", default: false },
+  /**
+   * FP8 prefill quantizers (fp8_rmsnorm_quant / fp8_silu_mul_quant / fp8_quantize) as their _vec entry points: a
+   * thread's whole share of a row in registers, every load issued before the first use (one round trip a row, nothing
+   * re-read). The same bits. @default false
+   */
+  fp8VecQuant: { env: "LLMRT_FP8_VEC_QUANT", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
