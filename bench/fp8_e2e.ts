@@ -19,7 +19,7 @@
  * fast: fp8FastAccum + fp8FusedQuant + fp8InvariantBuckets; gemv1: fp8Gemv1; gemv16: fp8Gemv1 off (the 16-row GEMV);
  * all: fast and gemv1; attn: fp8DecodeAttention, the fused decode attention over the quantized KV cache; attnflash: attn and
  * fp8FlashPrefill, the bf16 flash prefill kernels over a dequantized shadow layer; vq: fp8VecQuant, the prefill quantizers'
- * _vec entry points), one row each.
+ * _vec entry points; smem: fp8GemvSmem, fp8_gemv1s for the small one-token linears; vqsmem: both), one row each.
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -64,6 +64,8 @@ const VARIANTS: Record<string, SessionOptions> = {
   attn: { fp8DecodeAttention: true },
   attnflash: { fp8DecodeAttention: true, fp8FlashPrefill: true },
   vq: { fp8VecQuant: true },
+  smem: { fp8GemvSmem: true },
+  vqsmem: { fp8VecQuant: true, fp8GemvSmem: true },
 };
 const variants = (values.variants ?? "default").split(",");
 for (const v of variants) if (!VARIANTS[v]) throw new Error(`--variants: ${v} is not one of ${Object.keys(VARIANTS).join(", ")}`);

@@ -320,6 +320,8 @@ export interface FakeSessionOptions {
   readonly fp8Gemv1?: boolean;
   /** LaunchEnv.fp8VecQuant. */
   readonly fp8VecQuant?: boolean;
+  /** LaunchEnv.fp8GemvSmem. */
+  readonly fp8GemvSmem?: boolean;
   /** LaunchEnv.wgmmaPrefill (flash_prefill_wg for bf16 prefill at head dims 64 / 128). */
   readonly wgmmaPrefill?: boolean;
   /** LaunchEnv.decodeSplitK: fused decode steps of up to 8 sequences on decode_attention_sk (decodeSkGeometry, as the session does). */
@@ -420,6 +422,7 @@ export class FakeCudaSession {
       fp8FusedQuant: opts.fp8FusedQuant,
       fp8Gemv1: opts.fp8Gemv1,
       fp8VecQuant: opts.fp8VecQuant,
+      fp8GemvSmem: opts.fp8GemvSmem,
       wgmmaPrefill: opts.wgmmaPrefill,
       decodeSplitK: opts.decodeSplitK,
       gemvSplitK: opts.gemvSplitK,

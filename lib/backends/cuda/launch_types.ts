@@ -111,6 +111,8 @@ export interface LaunchEnv {
   readonly fp8Gemv1?: boolean;
   /** FP8 prefill quantizers as their _vec entry points (a thread's share of a row in registers; the same bits). */
   readonly fp8VecQuant?: boolean;
+  /** One-token FP8 linears whose grid slices fit (fp8Gemv1SmemBytes) as fp8_gemv1s (the slice staged in shared memory). */
+  readonly fp8GemvSmem?: boolean;
   /** Most blocks of fp8_gemv1's grid (fp8_launch.ts FP8_GEMV1_BLOCKS_PER_SM per SM). Unset: 264 (an H200's 132 SMs). */
   readonly fp8Gemv1Blocks?: number;
   /**

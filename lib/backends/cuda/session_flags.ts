@@ -153,6 +153,13 @@ export const CUDA_FLAGS = {
    * re-read). The same bits. @default false
    */
   fp8VecQuant: { env: "LLMRT_FP8_VEC_QUANT", default: false },
+  /**
+   * With `fp8Gemv1`: one-token FP8 linears whose block slice of the persistent grid fits in 100 KiB of shared memory
+   * (llama-3.1-8b qkv / o_proj) run fp8_gemv1s, which stages the slice with TMA bulk copies before waiting on the previous
+   * kernel (under PDL o_proj's weights stream while the decode attention runs) and sums from shared memory. The same bits
+   * as fp8_gemv1. @default false
+   */
+  fp8GemvSmem: { env: "LLMRT_FP8_GEMV_SMEM", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
