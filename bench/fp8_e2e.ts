@@ -19,7 +19,8 @@
  * fast: fp8FastAccum + fp8FusedQuant + fp8InvariantBuckets; gemv1: fp8Gemv1; gemv16: fp8Gemv1 off (the 16-row GEMV);
  * all: fast and gemv1; attn: fp8DecodeAttention, the fused decode attention over the quantized KV cache; attnflash: attn and
  * fp8FlashPrefill, the bf16 flash prefill kernels over a dequantized shadow layer; vq: fp8VecQuant, the prefill quantizers'
- * _vec entry points; smem: fp8GemvSmem, fp8_gemv1s for the small one-token linears; vqsmem: both), one row each.
+ * _vec entry points; smem: fp8GemvSmem, fp8_gemv1s for the small one-token linears; vqsmem: both; sk: fp8DecodeSk, the
+ * split-K tensor-core decode attention over the e4m3 cache; s10: vq + smem + sk), one row each.
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -66,6 +67,8 @@ const VARIANTS: Record<string, SessionOptions> = {
   vq: { fp8VecQuant: true },
   smem: { fp8GemvSmem: true },
   vqsmem: { fp8VecQuant: true, fp8GemvSmem: true },
+  sk: { fp8DecodeSk: true },
+  s10: { fp8VecQuant: true, fp8GemvSmem: true, fp8DecodeSk: true },
 };
 const variants = (values.variants ?? "default").split(",");
 for (const v of variants) if (!VARIANTS[v]) throw new Error(`--variants: ${v} is not one of ${Object.keys(VARIANTS).join(", ")}`);

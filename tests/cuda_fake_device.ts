@@ -322,6 +322,8 @@ export interface FakeSessionOptions {
   readonly fp8VecQuant?: boolean;
   /** LaunchEnv.fp8GemvSmem. */
   readonly fp8GemvSmem?: boolean;
+  /** LaunchEnv.fp8DecodeSk (with decodeSplitK). */
+  readonly fp8DecodeSk?: boolean;
   /** LaunchEnv.wgmmaPrefill (flash_prefill_wg for bf16 prefill at head dims 64 / 128). */
   readonly wgmmaPrefill?: boolean;
   /** LaunchEnv.decodeSplitK: fused decode steps of up to 8 sequences on decode_attention_sk (decodeSkGeometry, as the session does). */
@@ -423,6 +425,7 @@ export class FakeCudaSession {
       fp8Gemv1: opts.fp8Gemv1,
       fp8VecQuant: opts.fp8VecQuant,
       fp8GemvSmem: opts.fp8GemvSmem,
+      fp8DecodeSk: opts.fp8DecodeSk,
       wgmmaPrefill: opts.wgmmaPrefill,
       decodeSplitK: opts.decodeSplitK,
       gemvSplitK: opts.gemvSplitK,
@@ -1282,6 +1285,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "decode_attention_batch2_bf16":
       case "decode_attention_g4_bf16":
       case "decode_attention_sk_bf16":
+      case "decode_attention_sk_fp8kv_bf16":
       case "decode_attention_batch_bf16":
       case "decode_attention_bf16": {
         // decode_attention.cu: (qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, partialML,
@@ -1314,7 +1318,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         const hd = suffix, G = nH / nKV, W = (nH + 2 * nKV) * hd;
         // decode_attention_sk.cu: splitSize is the split target (1..64); grid z any >= 1 (blocks loop over their
         // splits); dynamic shared memory DECODE_SK_SMEM; partials at a split stride of MAX_DECODE_SPLITS.
-        const sk = name === "decode_attention_sk_bf16";
+        const sk = name.startsWith("decode_attention_sk_");
         if (sk) {
           assert.ok(
             l.sharedBytes === DECODE_SK_SMEM && splitSize >= 1 && splitSize <= MAX_DECODE_SPLITS && l.grid[2] >= 1,

@@ -74,3 +74,23 @@ for (const [name, qc] of [["FP8 KV", { kvCacheQuantAlgo: "FP8" }], ["INT8 KV", {
     f32.dispose();
   });
 }
+
+test("fp8DecodeSk + decodeSplitK on a fake CUDA device: FP8-KV decode steps on decode_attention_sk_fp8kv (INT8 KV keeps decode_attention), the unfused plan's bits", () => {
+  for (const [algo, tag] of [["FP8", "fp8kv"], ["INT8", "int8kv"]] as const) {
+    const { bf16, f32 } = quantEngines(RAW, 31, { kvCacheQuantAlgo: algo }, 0.1, { calibration: CALIBRATION });
+    const { kernels } = runFusedSchedule(bf16, f32, {
+      unfused: sameAsUnfused,
+      cpu: ({ what, got, want }) => {
+        const rel = relL2(got.logits, want.logits);
+        assert.ok(rel < 0.05, `${what}: logits differ from the CPU session's (rel L2 ${rel.toExponential(2)})`);
+      },
+      label: (l) => l.kernel,
+      fusedOptions: { fp8DecodeAttention: true, fp8FlashPrefill: true, decodeSplitK: true, fp8DecodeSk: true },
+    });
+    const k = [...kernels].sort().join(" ");
+    if (algo === "FP8") assert.ok(kernels.has("decode_attention_sk_fp8kv_bf16_hd64") && !kernels.has(`decode_attention_g4_${tag}_bf16_hd64`), k);
+    else assert.ok(kernels.has(`decode_attention_g4_${tag}_bf16_hd64`) && ![...kernels].some((x) => x.startsWith("decode_attention_sk")), k);
+    bf16.dispose();
+    f32.dispose();
+  }
+});

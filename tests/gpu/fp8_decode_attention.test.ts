@@ -9,10 +9,13 @@
  * - split counters back to zero.
  * Cases: G = 4 (the _g4 entry point) and 8, one split per token and several (a token of 300 keys over 64-key splits,
  * a sliding window), four sequences of 1..300 keys, shuffled block tables.
+ * decode_attention_sk_fp8kv_bf16_hd{64|128} (`fp8DecodeSk`, session 10: the split-K tensor-core kernel over an e4m3
+ * cache) in the same cases: float64 over the exact decode(byte) · s within bf16 rounding, the same cache bytes, counters
+ * back to zero, the same outputs whatever the grid z.
  * Then sessions end to end (fp8DecodeAttention + fp8FlashPrefill: kv_dequant_*kv into the bf16 shadow layer, the bf16
  * flash prefill kernels) against the default CUDA session and the float32 CPU engine.
  */
-import { flashPrefillGeometry, flashPrefillWgGeometry } from "../../lib/backends/cuda/attention_choice.ts";
+import { DECODE_SK_SMEM, flashPrefillGeometry, flashPrefillWgGeometry } from "../../lib/backends/cuda/attention_choice.ts";
 import { loadKernelFile } from "../../lib/backends/cuda/compiler.ts";
 import { kvDecode, kvEncode } from "../../lib/backends/cpu/kv_cache.ts";
 import type { QuantConfigInput } from "../../lib/quantization/quant_config.ts";
@@ -185,6 +188,59 @@ for (const [algo, tag] of ALGOS) {
           );
         }
         console.log(`${name}: ${report.join("; ")}`);
+        if (algo !== "FP8" || !fold) return;
+        // decode_attention_sk_fp8kv (fp8DecodeSk): split target 1 (one split) or 64 (splits of DS_MINK keys), grid z 1 or 8.
+        const skName = `decode_attention_sk_fp8kv_bf16_hd${hd}`;
+        using skMod = loadKernelFile(d, "decode_attention_sk.cu", sel(skName));
+        const skKern = skMod.kernel(skName, [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P]);
+        skKern.setMaxDynamicSharedMemory(DECODE_SK_SMEM);
+        const skReport: string[] = [];
+        for (const [window, target, z] of [[0, 1, 1], [0, 64, 8], [0, 64, 1], [100, 64, 8]]) {
+          const u = unfused(window);
+          kv.copyFromHost(bytes);
+          dOut.fill(0xff);
+          skKern.launch([nKV * Math.ceil(G / 8), T, z], 128, [
+            dQkv,
+            dOut,
+            kv,
+            ...geo,
+            dInv,
+            1,
+            pO,
+            pML,
+            ctr,
+            T,
+            S,
+            nH,
+            nKV,
+            bs,
+            stride,
+            scale,
+            window,
+            target,
+            0n,
+            0n,
+            dScales,
+          ], {
+            sharedMemBytes: DECODE_SK_SMEM,
+          });
+          const out = new Uint16Array(T * nH * hd), cache = new Uint8Array(layer), c = new Int32Array(T * nKV);
+          dOut.copyToHost(out);
+          kv.copyToHost(cache);
+          ctr.copyToHost(c);
+          assert.ok(c.every((v) => v === 0), `${skName}: split counters back to zero`);
+          let kDiff = 0;
+          for (let i = 0; i < layer; i++) {
+            if (cache[i] === u.cache[i]) continue;
+            assert.ok(Math.floor(i / (bs * row)) % 2 === 0, `${skName}: cache byte ${i} (a value) ${cache[i]} vs the unfused path's ${u.cache[i]}`);
+            kDiff++;
+          }
+          assert.ok(kDiff <= 4, `${skName}: ${kDiff} k bytes differ from rope_kv_write_${tag}'s`);
+          const e = vsFloat64(out, u.q, cache, window, true);
+          assert.ok(e < 8e-3, `${skName} window ${window} target ${target} z ${z}: max error vs float64 ${e.toExponential(2)}`);
+          skReport.push(`window ${window} target ${target} z ${z}: vs float64 ${e.toExponential(2)}, ${kDiff} k bytes differ`);
+        }
+        console.log(`${skName} (G ${G}): ${skReport.join("; ")}`);
       });
     }
   }

@@ -68,14 +68,15 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
     if (kvFp8 && !batch2 && !env.fp8DecodeAttention) {
       throw new InternalError("launch plan: a fused decode attention over a quantized KV cache needs batchAttention2 or fp8DecodeAttention");
     }
-    // decodeSplitK: split-K flash decoding (att from decodeSkGeometry: z = the grid's splits, splitSize = the split target); bf16 caches.
-    const sk = !batch && !kvFp8 && !!env.decodeSplitK && att.sk !== undefined;
+    // decodeSplitK: split-K flash decoding (att from decodeSkGeometry: z = the grid's splits, splitSize = the split target); bf16
+    // caches, and e4m3 caches with fp8DecodeSk (decode_attention_sk_fp8kv).
+    const sk = !batch && (!kvFp8 || (!!env.fp8DecodeSk && kvTag === "fp8kv_")) && !!env.decodeSplitK && att.sk !== undefined;
     const name = batch2
       ? `decode_attention_batch2_${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
       : batch
       ? `decode_attention_batch_bf16_hd${op.headDim}`
       : sk
-      ? `decode_attention_sk_bf16_hd${op.headDim}`
+      ? `decode_attention_sk_${kvFp8 ? kvTag : ""}bf16_hd${op.headDim}`
       : `decode_attention_${group <= 4 ? "g4_" : ""}${kvFp8 ? kvTag : ""}bf16_hd${op.headDim}`;
     const grid = [op.numKvHeads * cdiv(group, batch ? BATCH_ATTENTION_ROWS : 8), T, sk ? att.sk!.numSplits : att.numSplits] as const;
     const threads = batch2 ? batchAttention2Threads(op.headDim, kvFp8) : batch && op.headDim === 128 ? 64 : 128;

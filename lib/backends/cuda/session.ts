@@ -209,6 +209,8 @@ export class CudaSession implements SessionBackend {
   readonly fp8VecQuant: boolean;
   /** CudaSessionOptions.fp8GemvSmem. */
   readonly fp8GemvSmem: boolean;
+  /** CudaSessionOptions.fp8DecodeSk. */
+  readonly fp8DecodeSk: boolean;
   /** CudaSessionOptions.wgmmaPrefill, on an sm_90 device. */
   readonly wgmmaPrefill: boolean;
   /** CudaSessionOptions.decodeSplitK. */
@@ -325,6 +327,7 @@ export class CudaSession implements SessionBackend {
     this.fp8Gemv1 = f.fp8Gemv1;
     this.fp8VecQuant = f.fp8VecQuant;
     this.fp8GemvSmem = f.fp8GemvSmem;
+    this.fp8DecodeSk = f.fp8DecodeSk;
     this.decodeSplitK = f.decodeSplitK;
     this.fp8DecodeAttention = f.fp8DecodeAttention;
     this.fp8FlashPrefill = f.fp8FlashPrefill && !!plan.attributes.kvCache && flashPrefillGeometry(plan.attributes.headDim) !== undefined;
@@ -554,6 +557,7 @@ export class CudaSession implements SessionBackend {
       fp8Gemv1: this.fp8Gemv1,
       fp8VecQuant: this.fp8VecQuant,
       fp8GemvSmem: this.fp8GemvSmem,
+      fp8DecodeSk: this.fp8DecodeSk,
       fp8Gemv1Blocks: FP8_GEMV1_BLOCKS_PER_SM * this.device.smCount,
       wgmmaPrefill: this.wgmmaPrefill,
       decodeSplitK: this.decodeSplitK,

@@ -160,6 +160,13 @@ export const CUDA_FLAGS = {
    * as fp8_gemv1. @default false
    */
   fp8GemvSmem: { env: "LLMRT_FP8_GEMV_SMEM", default: false },
+  /**
+   * With `decodeSplitK` and `fp8DecodeAttention`: fused decode steps of up to 8 sequences over an FP8 (e4m3) KV cache run
+   * decode_attention_sk_fp8kv (the split-K tensor-core kernel: raw e4m3 K / V through the per-warp cp.async stages,
+   * converted to f16 in shared memory, q and p in f16, the scales folded into the score scale and the output) instead
+   * of decode_attention_{g4_}fp8kv. @default false
+   */
+  fp8DecodeSk: { env: "LLMRT_FP8_DECODE_SK", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
