@@ -162,8 +162,7 @@ export function fp8KernelStandIn(mem: FakeMemory, l: KernelLaunch, maxRows: numb
       } else mem.f32(y, m * n).set(v);
       return true;
     }
-    case "fp8_quantize_bf16":
-    case "fp8_quantize_vec_bf16": {
+    case "fp8_quantize_bf16": {
       const [x, xq, rs, rows, k, actScale] = A;
       assert.ok(rows >= 1 && rows <= maxRows && l.grid[0] === rows && k % 8 === 0, `${l.kernel}: rows ${rows}, k ${k}, grid ${l.grid}`);
       disjoint(l.kernel, "x and xq", x, rows * k * 2, xq, rows * k);

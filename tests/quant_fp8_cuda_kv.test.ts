@@ -94,3 +94,26 @@ test("fp8DecodeSk + decodeSplitK on a fake CUDA device: FP8-KV decode steps on d
     f32.dispose();
   }
 });
+
+for (const [name, qc] of [["FP8 KV", { kvCacheQuantAlgo: "FP8" }], ["INT8 KV", { kvCacheQuantAlgo: "INT8" }]] as [string, QuantConfigInput][]) {
+  test(`fp8ShadowRope + fp8FlashPrefill on a fake CUDA device: prefill KV writes fill the shadow, kv_dequant_prefix the other rows, the unfused plan's bits: ${name}`, () => {
+    const { bf16, f32 } = quantEngines(RAW, 31, qc, 0.1, { calibration: CALIBRATION });
+    const tag = qc.kvCacheQuantAlgo === "FP8" ? "fp8kv" : "int8kv";
+    const { kernels, prefillKernels } = runFusedSchedule(bf16, f32, {
+      unfused: sameAsUnfused,
+      cpu: ({ what, got, want }) => {
+        const rel = relL2(got.logits, want.logits);
+        assert.ok(rel < 0.05, `${what}: logits differ from the CPU session's (rel L2 ${rel.toExponential(2)})`);
+      },
+      label: (l) => l.kernel,
+      fusedOptions: { fp8DecodeAttention: true, fp8FlashPrefill: true, fp8ShadowRope: true },
+    });
+    const pk = [...prefillKernels].sort().join(" ");
+    assert.ok(prefillKernels.has(`rope_kv_write_shadow_${tag}_bf16`) && prefillKernels.has(`kv_dequant_prefix_${tag}_bf16`), pk);
+    assert.ok(!prefillKernels.has(`kv_dequant_${tag}_bf16`) && !prefillKernels.has(`rope_kv_write_${tag}_bf16`), pk);
+    // Decode steps (fused attention) keep their kernels.
+    assert.ok(kernels.has(`decode_attention_g4_${tag}_bf16_hd64`) && ![...kernels].some((x) => x.startsWith("rope_kv_write_shadow")), [...kernels].join(" "));
+    bf16.dispose();
+    f32.dispose();
+  });
+}

@@ -306,6 +306,104 @@ for (const [algo, tag] of ALGOS) {
 // llama-3.1-8b's prefill attention shape (a 2048-token prompt, 32 / 8 heads, hd 128, blocks of 32) over an FP8 cache: the
 // fp8FlashPrefill pipeline (kv_dequant into the shadow, then flash_prefill_wg / flash_prefill) against
 // paged_attention_prefill_mma_fp8kv (the default), which stages the same bf16 values.
+for (const [algo, tag] of ALGOS) {
+  gpuTest(
+    `rope_kv_write_shadow_${tag} + kv_dequant_prefix_${tag} (fp8ShadowRope) = rope_kv_write_${tag} + kv_dequant_${tag}: the same q, cache bytes and shadow`,
+    () => {
+      const d = device();
+      const sel = (...names: string[]) => ({ options: ["-DLLMRT_SELECT=1", ...names.map((n) => `-DLLMRT_K_${n}=1`)] });
+      using ropeMod = loadKernelFile(d, "rope_kv_write.cu", sel(`rope_kv_write_${tag}_bf16`, `rope_kv_write_shadow_${tag}_bf16`));
+      using dqMod = loadKernelFile(d, "kv_dequant.cu", sel(`kv_dequant_${tag}_bf16`, `kv_dequant_prefix_${tag}_bf16`));
+      const nH = 8, nKV = 2, hd = 128, bs = 16, stride = 8, numBlocks = 30, row = nKV * hd, layer = numBlocks * 2 * bs * row;
+      const W = (nH + 2 * nKV) * hd, half = hd / 2;
+      // Consecutive positions per sequence: a new prompt (0..40), a chunk over a cached prefix (20..52), one decode token (64),
+      // a chunk starting mid-block (70..75).
+      const seqs = [[0, 41], [20, 33], [64, 1], [70, 6]];
+      const positions = Int32Array.from(seqs.flatMap(([p0, n]) => Array.from({ length: n }, (_, i) => p0 + i)));
+      const starts = Int32Array.from([0, ...seqs.map((_, i) => seqs.slice(0, i + 1).reduce((a, [, n]) => a + n, 0))]);
+      const S = seqs.length, T = positions.length;
+      const tables = Int32Array.from({ length: S * stride }, (_, i) => (i * 7 + 3) % numBlocks);
+      const bytes = Uint8Array.from(seededUniform(23, layer, 0, 254), (v) => {
+        const b = Math.floor(v);
+        return algo === "FP8" && (b & 0x7f) === 0x7f ? b - 1 : b;
+      });
+      const scales = Float32Array.from([0.02, 0.031, 0.017, 0.05]);
+      const qkv = Uint16Array.from(seededUniform(29, T * W, -2, 2), (v) => toBf16Bits(v));
+      const invFreq = Float64Array.from({ length: half }, (_, i) => 1 / 500000 ** ((2 * i) / hd));
+      using kv = d.alloc(layer);
+      using sh = d.alloc(layer * 2);
+      using dQkv = d.alloc(qkv.byteLength);
+      using dQ = d.alloc(T * nH * hd * 2);
+      using dPos = d.alloc(positions.byteLength);
+      using dStarts = d.alloc(starts.byteLength);
+      using dTables = d.alloc(tables.byteLength);
+      using dScales = d.alloc(scales.byteLength);
+      using dInv = d.alloc(invFreq.byteLength);
+      dQkv.copyFromHost(qkv);
+      dPos.copyFromHost(positions);
+      dStarts.copyFromHost(starts);
+      dTables.copyFromHost(tables);
+      dScales.copyFromHost(scales);
+      dInv.copyFromHost(invFreq);
+      const run = (shadow: boolean): { q: Uint16Array; cache: Uint8Array; sh: Uint16Array } => {
+        kv.copyFromHost(bytes);
+        sh.fill(0xab);
+        dQ.fill(0);
+        const rope = ropeMod.kernel(`rope_kv_write_${shadow ? "shadow_" : ""}${tag}_bf16`, [
+          P,
+          P,
+          P,
+          P,
+          P,
+          P,
+          P,
+          F,
+          I,
+          I,
+          I,
+          I,
+          I,
+          I,
+          I,
+          P,
+          ...(shadow ? [P] as const : []),
+        ]);
+        rope.launch(T, 128, [dQkv, dQ, kv, dPos, dStarts, dTables, dInv, 1, T, S, nH, nKV, hd, bs, stride, dScales, ...(shadow ? [sh] : [])]);
+        dqMod.kernel(`kv_dequant_${shadow ? "prefix_" : ""}${tag}_bf16`, [P, P, P, P, P, I, I, I, I, I, P]).launch([stride, S, 4], 256, [
+          kv,
+          sh,
+          dPos,
+          dStarts,
+          dTables,
+          S,
+          nKV,
+          hd,
+          bs,
+          stride,
+          dScales,
+        ]);
+        const q = new Uint16Array(T * nH * hd), cache = new Uint8Array(layer), shadowOut = new Uint16Array(layer);
+        dQ.copyToHost(q);
+        kv.copyToHost(cache);
+        sh.copyToHost(shadowOut);
+        return { q, cache, sh: shadowOut };
+      };
+      const a = run(false), b = run(true);
+      const diff = (x: ArrayLike<number>, y: ArrayLike<number>): number => {
+        let n = 0;
+        for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) n++;
+        return n;
+      };
+      assert.equal(diff(b.q, a.q), 0, `${tag}: q`);
+      assert.equal(diff(b.cache, a.cache), 0, `${tag}: cache bytes`);
+      assert.equal(diff(b.sh, a.sh), 0, `${tag}: shadow elements`);
+      // And the shadow was written at all (the attended blocks hold decoded values, not the 0xabab poison).
+      const touched = a.sh.reduce((n, v) => n + (v !== 0xabab ? 1 : 0), 0);
+      assert.ok(touched > 2 * bs * row, `${tag}: ${touched} shadow elements written`);
+    },
+  );
+}
+
 gpuTest("kv_dequant_fp8kv + flash prefill over the shadow vs paged_attention_prefill_mma_fp8kv (8B shape, 2048 tokens)", () => {
   const d = device();
   const sel = (...names: string[]) => ({ options: ["-DLLMRT_SELECT=1", ...names.map((n) => `-DLLMRT_K_${n}=1`)] });

@@ -23,6 +23,17 @@ const cdiv = (a: number, b: number): number => Math.ceil(a / b);
 /** CTAs per cache block of kv_dequant (its grid z): 4 × the attended blocks, for a prompt of 2048 tokens 256 CTAs. */
 const KV_DEQUANT_SPLITS = 4;
 
+/**
+ * fp8ShadowRope: whether a step's quantized-KV write of head dim `headDim` also fills the bf16 shadow layer
+ * (rope_kv_write_shadow_*) and its prefill attention converts only the other rows (kv_dequant_prefix_*): the steps whose
+ * attention runs the flash kernels over the shadow.
+ */
+export function shadowRope(c: StepCtx, headDim: number): boolean {
+  const { env, shape, kvFp8 } = c;
+  return kvFp8 && !!env.fp8ShadowRope && !!env.kvShadow && env.elem === "bf16" && shape.attention.kind === "prefill" &&
+    hasTiledAttention(headDim) && flashPrefillGeometry(headDim) !== undefined && headDim % 16 === 0;
+}
+
 /** Plans paged-attention op `i` of the step into `c.out`. */
 export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attention" }>, i: number): void {
   const { env, shape, T, S, R, buf, kvLayer, kvFp8, kvTag, kvScalesOf, fuse, out, k } = c;
@@ -141,7 +152,7 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
     // (every token's KV write of this layer is in by now), then the bf16 kernels read the shadow.
     let g = geo;
     if (kvFp8) {
-      k(i, `kv_dequant_${kvTag}bf16`, [env.blockStride, S, KV_DEQUANT_SPLITS], 256, [
+      k(i, `kv_dequant_${shadowRope(c, op.headDim) ? "prefix_" : ""}${kvTag}bf16`, [env.blockStride, S, KV_DEQUANT_SPLITS], 256, [
         kvLayer(op.layer),
         env.kvShadow!,
         io.positions,

@@ -53,14 +53,6 @@ export function fp8Gemv1SmemBytes(n: number, k: number, grid: number): number {
   return k * (1 + Math.ceil(n / grid));
 }
 
-/**
- * Threads of fp8_silu_mul_quant_vec_bf16 for `inter` features: 4 chunks of 8 a thread in whole warps (at least 64,
- * at most 1024; longer rows run the kernel's loops).
- */
-export function fp8SiluQuantThreads(inter: number): number {
-  return Math.max(64, Math.min(1024, Math.ceil(inter / 32 / 32) * 32));
-}
-
 /** Whether a linear stores FP8 weights. */
 export const isFp8Linear = (op: Op): op is Extract<Op, { type: "linear" }> => op.type === "linear" && op.weightFormat?.format === "fp8_e4m3";
 
@@ -174,7 +166,7 @@ export function planFp8Linear(
   if (!env.fp8Scratch || !layout) throw new InternalError("launch plan: an FP8 linear needs LaunchEnv.fp8Scratch");
   const xq = env.fp8Scratch, rowScales = env.fp8Scratch + BigInt(layout.scalesOffset);
   // Unless the producing norm / silu_mul already wrote them (fp8QuantProducers).
-  if (!fused.preQuantized) kernel(`fp8_quantize${env.fp8VecQuant ? "_vec" : ""}_bf16`, [rows, 1, 1], [buf(op.x), xq, rowScales, rows, K, actScale]);
+  if (!fused.preQuantized) kernel("fp8_quantize_bf16", [rows, 1, 1], [buf(op.x), xq, rowScales, rows, K, actScale]);
   const d = isLogits ? env.logits : buf(op.out);
   // cuBLASLt applies scalar scales only: one weight scale (per_tensor, all rows equal) and a static activation scale.
   const scalar = isStatic && f.weightScale === "per_tensor" && !(isLogits && op.bias);

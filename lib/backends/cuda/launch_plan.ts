@@ -6,13 +6,13 @@
  * Kernel ABIs: lib/backends/cuda/kernels/README.md. Linear ops: linear_launch.ts; attention: attention_launch.ts.
  */
 import { planDecodeFusion } from "./decode_fusion.ts";
-import { fp8ActScale, fp8GemvStep, fp8QuantProducers, fp8ScratchLayout, fp8SiluQuantThreads } from "./fp8_launch.ts";
+import { fp8ActScale, fp8GemvStep, fp8QuantProducers, fp8ScratchLayout } from "./fp8_launch.ts";
 import { InternalError } from "../../util/errors.ts";
 import type { LastLayerRows } from "./last_layer_rows.ts";
 import { isPdlKernel } from "./kernel_signatures.ts";
 import { GEMV_MAX_ROWS, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
 import { planLinear } from "./linear_launch.ts";
-import { planAttention } from "./attention_launch.ts";
+import { planAttention, shadowRope } from "./attention_launch.ts";
 import {
   PERSISTENT_DECODE_KERNEL,
   PERSISTENT_DECODE_SMEM,
@@ -104,7 +104,6 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     (i) => !!fuse && (fuse.skip.has(i) || fuse.normOnly.has(i) || fuse.norm.has(i) || fuse.epilogue.has(i) || fuse.attnQkv.has(i)),
   );
   const preQuantized = new Set(fq.values());
-  const vq = env.fp8VecQuant ? "_vec" : ""; // fp8VecQuant: the quantizers' _vec entry points (the same bits)
   /** The FP8 scratch's e4m3 rows and row scales (the producer's outputs), and the linear's static scale. */
   const fqArgs = (lin: number): [bigint, bigint, number] => {
     const layout = fp8ScratchLayout(plan);
@@ -188,7 +187,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         const rows = rowsOf(op.x);
         if (fq.has(i)) {
           const [xq, rs, act] = fqArgs(fq.get(i)!);
-          k(i, `fp8_rmsnorm_quant${vq}_bf16`, [rows, 1, 1], 256, [buf(op.x), 0n, env.weight(op.weight), 0n, xq, rs, rows, widthOf(op.x), op.eps, act, 0]);
+          k(i, "fp8_rmsnorm_quant_bf16", [rows, 1, 1], 256, [buf(op.x), 0n, env.weight(op.weight), 0n, xq, rs, rows, widthOf(op.x), op.eps, act, 0]);
           break;
         }
         k(i, `rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.x), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
@@ -202,7 +201,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         }
         if (fq.has(i)) {
           const [xq, rs, act] = fqArgs(fq.get(i)!);
-          k(i, `fp8_rmsnorm_quant${vq}_bf16`, [rows, 1, 1], 256, [
+          k(i, "fp8_rmsnorm_quant_bf16", [rows, 1, 1], 256, [
             buf(op.x),
             buf(op.residual),
             env.weight(op.weight),
@@ -235,8 +234,10 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           op.eps,
         ]);
         break;
-      case "rope_kv_write":
-        k(i, kvFp8 ? `rope_kv_write_${kvTag}bf16` : `rope_kv_write_${elem}`, [T, 1, 1], 128, [
+      case "rope_kv_write": {
+        // fp8ShadowRope: the step's k / v rows into the bf16 shadow too (its attention converts only the other rows).
+        const shadow = shadowRope(c, op.headDim);
+        k(i, kvFp8 ? `rope_kv_write_${shadow ? "shadow_" : ""}${kvTag}bf16` : `rope_kv_write_${elem}`, [T, 1, 1], 128, [
           buf(op.qkv),
           buf(op.q),
           kvLayer(op.layer),
@@ -253,15 +254,17 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           env.tokensPerBlock,
           env.blockStride,
           ...(kvFp8 ? [kvScalesOf(op.layer)] : []),
+          ...(shadow ? [env.kvShadow!] : []),
         ]);
         break;
+      }
       case "paged_attention":
         planAttention(c, op, i);
         break;
       case "silu_mul":
         if (fq.has(i)) {
           const [xq, rs, act] = fqArgs(fq.get(i)!);
-          k(i, `fp8_silu_mul_quant${vq}_bf16`, [T, 1, 1], env.fp8VecQuant ? fp8SiluQuantThreads(op.width) : 256, [buf(op.gateUp), xq, rs, T, op.width, act]);
+          k(i, "fp8_silu_mul_quant_bf16", [T, 1, 1], 256, [buf(op.gateUp), xq, rs, T, op.width, act]);
           break;
         }
         k(i, `silu_mul_${elem}`, [cdiv(op.width, 256 * V), rowsOf(op.gateUp), 1], 256, [buf(op.gateUp), buf(op.out), rowsOf(op.gateUp), op.width]);

@@ -205,12 +205,12 @@ export class CudaSession implements SessionBackend {
   readonly fp8Pdl: boolean;
   /** CudaSessionOptions.fp8Gemv1. */
   readonly fp8Gemv1: boolean;
-  /** CudaSessionOptions.fp8VecQuant. */
-  readonly fp8VecQuant: boolean;
   /** CudaSessionOptions.fp8GemvSmem. */
   readonly fp8GemvSmem: boolean;
   /** CudaSessionOptions.fp8DecodeSk. */
   readonly fp8DecodeSk: boolean;
+  /** CudaSessionOptions.fp8ShadowRope. */
+  readonly fp8ShadowRope: boolean;
   /** CudaSessionOptions.wgmmaPrefill, on an sm_90 device. */
   readonly wgmmaPrefill: boolean;
   /** CudaSessionOptions.decodeSplitK. */
@@ -325,9 +325,9 @@ export class CudaSession implements SessionBackend {
     this.fp8FusedQuant = f.fp8FusedQuant;
     this.fp8Pdl = f.fp8Pdl;
     this.fp8Gemv1 = f.fp8Gemv1;
-    this.fp8VecQuant = f.fp8VecQuant;
     this.fp8GemvSmem = f.fp8GemvSmem;
     this.fp8DecodeSk = f.fp8DecodeSk;
+    this.fp8ShadowRope = f.fp8ShadowRope;
     this.decodeSplitK = f.decodeSplitK;
     this.fp8DecodeAttention = f.fp8DecodeAttention;
     this.fp8FlashPrefill = f.fp8FlashPrefill && !!plan.attributes.kvCache && flashPrefillGeometry(plan.attributes.headDim) !== undefined;
@@ -555,9 +555,9 @@ export class CudaSession implements SessionBackend {
       fp8FusedQuant: this.fp8FusedQuant,
       fp8Pdl: this.fp8Pdl,
       fp8Gemv1: this.fp8Gemv1,
-      fp8VecQuant: this.fp8VecQuant,
       fp8GemvSmem: this.fp8GemvSmem,
       fp8DecodeSk: this.fp8DecodeSk,
+      fp8ShadowRope: this.fp8ShadowRope,
       fp8Gemv1Blocks: FP8_GEMV1_BLOCKS_PER_SM * this.device.smCount,
       wgmmaPrefill: this.wgmmaPrefill,
       decodeSplitK: this.decodeSplitK,

@@ -148,12 +148,6 @@ export const CUDA_FLAGS = {
    */
   persistentDecode: { env: "LLMRT_PERSISTENT_DECODE", default: false },
   /**
-   * FP8 prefill quantizers (fp8_rmsnorm_quant / fp8_silu_mul_quant / fp8_quantize) as their _vec entry points: a
-   * thread's whole share of a row in registers, every load issued before the first use (one round trip a row, nothing
-   * re-read). The same bits. @default false
-   */
-  fp8VecQuant: { env: "LLMRT_FP8_VEC_QUANT", default: false },
-  /**
    * With `fp8Gemv1`: one-token FP8 linears whose block slice of the persistent grid fits in 100 KiB of shared memory
    * (llama-3.1-8b qkv / o_proj) run fp8_gemv1s, which stages the slice with TMA bulk copies before waiting on the previous
    * kernel (under PDL o_proj's weights stream while the decode attention runs) and sums from shared memory. The same bits
@@ -167,6 +161,13 @@ export const CUDA_FLAGS = {
    * of decode_attention_{g4_}fp8kv. @default false
    */
   fp8DecodeSk: { env: "LLMRT_FP8_DECODE_SK", default: false },
+  /**
+   * With `fp8FlashPrefill`: prefill and mixed steps write their tokens' k / v rows into the bf16 shadow layer as well
+   * (rope_kv_write_shadow_*, the values kv_dequant writes), and the dequantization before the flash prefill converts
+   * only the rows the step did not write (kv_dequant_prefix_*: for a new prompt, nothing). The same shadow, the same
+   * bits. @default false
+   */
+  fp8ShadowRope: { env: "LLMRT_FP8_SHADOW_ROPE", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

@@ -310,7 +310,8 @@ extern "C" __global__ void __launch_bounds__(256, FG_MINB) fp8_gemv_fused_norm_p
   fp8GemvImpl<true, true>(x, W, wScale, bias, y, normW, eps, m, n, k, actScale, mode);
 }
 
-__device__ __forceinline__ void quantizeLoop(const bf16_t* x, u8* xq, float* rowScale, int rows, int k, float actScale, float* sh) {
+extern "C" __global__ void __launch_bounds__(256) fp8_quantize_bf16(const bf16_t* x, u8* xq, float* rowScale, int rows, int k, float actScale) {
+  __shared__ float sh[32];
   const int r = blockIdx.x;
   if (r >= rows) return;
   const bf16_t* xr = x + (long long)r * k;
@@ -334,10 +335,6 @@ __device__ __forceinline__ void quantizeLoop(const bf16_t* x, u8* xq, float* row
   const float inv = 1.f / s;
   u8* qr = xq + (long long)r * k;
   for (int i = threadIdx.x * 8; i < k; i += blockDim.x * 8) *reinterpret_cast<uint2*>(qr + i) = quant8(xr + i, s, inv);
-}
-extern "C" __global__ void __launch_bounds__(256) fp8_quantize_bf16(const bf16_t* x, u8* xq, float* rowScale, int rows, int k, float actScale) {
-  __shared__ float sh[32];
-  quantizeLoop(x, xq, rowScale, rows, k, actScale, sh);
 }
 
 template <typename T>
@@ -406,8 +403,9 @@ __device__ __forceinline__ void roundBf16x8(float (&v)[8]) {
   for (int e = 0; e < 8; e++) v[e] = toF(fromF<bf16_t>(v[e]));
 }
 
-__device__ __forceinline__ void rmsnormQuantLoop(const bf16_t* x, bf16_t* residual, const bf16_t* weight, bf16_t* out, u8* xq,
-                                                 float* rowScale, int rows, int hidden, float eps, float actScale, int add, float* sh) {
+extern "C" __global__ void __launch_bounds__(256) fp8_rmsnorm_quant_bf16(const bf16_t* x, bf16_t* residual, const bf16_t* weight, bf16_t* out,
+    u8* xq, float* rowScale, int rows, int hidden, float eps, float actScale, int add) {
+  __shared__ float sh[32];
   const long long row = blockIdx.x;
   if (row >= rows) return;
   const bf16_t* xr = x + row * hidden;
@@ -461,14 +459,9 @@ __device__ __forceinline__ void rmsnormQuantLoop(const bf16_t* x, bf16_t* residu
   }
 }
 
-extern "C" __global__ void __launch_bounds__(256) fp8_rmsnorm_quant_bf16(const bf16_t* x, bf16_t* residual, const bf16_t* weight, bf16_t* out,
-    u8* xq, float* rowScale, int rows, int hidden, float eps, float actScale, int add) {
+extern "C" __global__ void __launch_bounds__(256) fp8_silu_mul_quant_bf16(const bf16_t* gateUp, u8* xq, float* rowScale, int numTokens, int inter,
+    float actScale) {
   __shared__ float sh[32];
-  rmsnormQuantLoop(x, residual, weight, out, xq, rowScale, rows, hidden, eps, actScale, add, sh);
-}
-
-__device__ __forceinline__ void siluMulQuantLoop(const bf16_t* gateUp, u8* xq, float* rowScale, int numTokens, int inter, float actScale,
-                                                 float* sh) {
   const long long t = blockIdx.x;
   if (t >= numTokens) return;
   const bf16_t* g = gateUp + t * 2 * inter;
@@ -500,11 +493,6 @@ __device__ __forceinline__ void siluMulQuantLoop(const bf16_t* gateUp, u8* xq, f
     value(i, a);
     *reinterpret_cast<uint2*>(qr + i) = quantF8(a, s, sinv);
   }
-}
-extern "C" __global__ void __launch_bounds__(256) fp8_silu_mul_quant_bf16(const bf16_t* gateUp, u8* xq, float* rowScale, int numTokens, int inter,
-    float actScale) {
-  __shared__ float sh[32];
-  siluMulQuantLoop(gateUp, xq, rowScale, numTokens, inter, actScale, sh);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -867,208 +855,4 @@ extern "C" __global__ void __launch_bounds__(256, 4) fp8_gemv1s_fused_bf16(const
 extern "C" __global__ void __launch_bounds__(256, 4) fp8_gemv1s_fused_norm_bf16(const bf16_t* x, const u8* W, const float* wScale,
     const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
   fp8Gemv1sImpl<true>(x, W, wScale, bias, y, normW, eps, n, k, actScale, mode);
-}
-
-// ------------------------------------------------------------------------------------------------
-// Session 10 (CudaSessionOptions.fp8VecQuant): the prefill quantizers with a thread's whole share of a row in
-// registers — every 16-byte load of the row (x, residual, normW / gate, up) issued before the first is used, one
-// round trip per row instead of one per loop iteration — and nothing re-read: the same bits as the loops above.
-// extern "C" __global__ void fp8_rmsnorm_quant_vec_bf16(...fp8_rmsnorm_quant_bf16's parameters...)
-//   block (256, 1, 1) as fp8_rmsnorm_quant_bf16 (its chunk → thread map and so its sum order); hidden <= 8 · 2 · 256
-//   in registers (46 registers: 5 blocks per SM), longer rows take fp8_rmsnorm_quant_bf16's loops.
-// extern "C" __global__ void fp8_silu_mul_quant_vec_bf16(...fp8_silu_mul_quant_bf16's parameters...)
-//   any block of whole warps <= 1024 (no sums; fp8_launch.ts fp8SiluQuantThreads: 4 chunks of 8 a thread); inter > 8 · 4 ·
-//   blockDim takes fp8_silu_mul_quant_bf16's loops.
-// extern "C" __global__ void fp8_quantize_vec_bf16(...fp8_quantize_bf16's parameters...)
-//   block (256, 1, 1); k <= 8 · 4 · 256 in registers, else fp8_quantize_bf16's loops.
-// ------------------------------------------------------------------------------------------------
-
-/** 16-byte load through the read-only path (an input no thread of the launch writes). */
-__device__ __forceinline__ uint4 ldNc16(const void* p) {
-  uint4 v;
-  asm volatile("ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
-  return v;
-}
-
-/** One row of fp8_rmsnorm_quant_bf16 with chunks tid + u · blockDim (u < NV) in registers. */
-template <int NV>
-__device__ __forceinline__ void rmsnormQuantVec(const bf16_t* xr, bf16_t* rr, const bf16_t* weight, bf16_t* orow, u8* qr,
-                                                float* rowScale, int hidden, float eps, float actScale, float* sh) {
-  const int kv = hidden >> 3, tid = threadIdx.x, nt = blockDim.x;
-  uint4 xv[NV], rv[NV], wv[NV];
-#pragma unroll
-  for (int u = 0; u < NV; u++) {
-    const int c = tid + u * nt;
-    if (c < kv) {
-      xv[u] = ldNc16(xr + c * 8);
-      if (rr) rv[u] = *reinterpret_cast<const uint4*>(rr + c * 8);
-      wv[u] = ldNc16(weight + c * 8);
-    }
-  }
-  float a[NV][8];
-  float ss = 0.f;
-#pragma unroll
-  for (int u = 0; u < NV; u++) {
-    const int c = tid + u * nt;
-    if (c < kv) {
-      unpack8(xv[u], a[u]);
-      if (rr) {
-        float b[8];
-        unpack8(rv[u], b);
-#pragma unroll
-        for (int e = 0; e < 8; e++) a[u][e] = toF(fromF<bf16_t>(a[u][e] + b[e]));
-        *reinterpret_cast<uint4*>(rr + c * 8) = pack8(a[u]);
-      }
-#pragma unroll
-      for (int e = 0; e < 8; e++) ss += a[u][e] * a[u][e];
-    }
-  }
-  ss = blockSum(ss, sh);
-  const float inv = rsqrtf(ss / (float)hidden + eps);
-  float amax = 0.f;
-#pragma unroll
-  for (int u = 0; u < NV; u++) {
-    if (tid + u * nt < kv) {
-      float w[8];
-      unpack8(wv[u], w);
-#pragma unroll
-      for (int e = 0; e < 8; e++) a[u][e] = a[u][e] * inv * w[e];
-      roundBf16x8(a[u]);
-#pragma unroll
-      for (int e = 0; e < 8; e++) amax = fmaxf(amax, fabsf(a[u][e]));
-    }
-  }
-  const float s = actScale > 0.f ? actScale : tokenScale(blockMax(amax, sh));
-  if (tid == 0) *rowScale = s;
-  const float sinv = 1.f / s;
-#pragma unroll
-  for (int u = 0; u < NV; u++) {
-    const int c = tid + u * nt;
-    if (c < kv) {
-      if (orow) *reinterpret_cast<uint4*>(orow + c * 8) = pack8(a[u]);
-      *reinterpret_cast<uint2*>(qr + c * 8) = quantF8(a[u], s, sinv);
-    }
-  }
-}
-
-extern "C" __global__ void __launch_bounds__(256) fp8_rmsnorm_quant_vec_bf16(const bf16_t* x, bf16_t* residual, const bf16_t* weight,
-    bf16_t* out, u8* xq, float* rowScale, int rows, int hidden, float eps, float actScale, int add) {
-  __shared__ float sh[32];
-  const long long row = blockIdx.x;
-  if (row >= rows) return;
-  const int kv = hidden >> 3, nt = blockDim.x;
-  const bf16_t* xr = x + row * hidden;
-  bf16_t* rr = add ? residual + row * hidden : nullptr;
-  bf16_t* orow = out ? out + row * hidden : nullptr;
-  u8* qr = xq + row * hidden;
-  if (kv <= nt) rmsnormQuantVec<1>(xr, rr, weight, orow, qr, rowScale + row, hidden, eps, actScale, sh);
-  else if (kv <= 2 * nt) rmsnormQuantVec<2>(xr, rr, weight, orow, qr, rowScale + row, hidden, eps, actScale, sh);
-  else rmsnormQuantLoop(x, residual, weight, out, xq, rowScale, rows, hidden, eps, actScale, add, sh);
-}
-
-/** bf16(silu(g) · u) of 8 elements as silu_mul_bf16 rounds them, packed back to bf16. */
-__device__ __forceinline__ uint4 siluMul8(const uint4& gv, const uint4& uv) {
-  float a[8], b[8];
-  unpack8(gv, a);
-  unpack8(uv, b);
-#pragma unroll
-  for (int e = 0; e < 8; e++) a[e] = fgSilu(a[e]) * b[e];
-  return pack8(a);
-}
-
-#define FQ_NV 4  // 16-byte chunks of gate (and of up) per thread in registers (fp8_silu_mul_quant_vec_bf16)
-
-extern "C" __global__ void __launch_bounds__(1024) fp8_silu_mul_quant_vec_bf16(const bf16_t* gateUp, u8* xq, float* rowScale, int numTokens,
-    int inter, float actScale) {
-  __shared__ float sh[32];
-  const long long t = blockIdx.x;
-  if (t >= numTokens) return;
-  const int kv = inter >> 3, tid = threadIdx.x, nt = blockDim.x;
-  if (kv > FQ_NV * nt) {
-    siluMulQuantLoop(gateUp, xq, rowScale, numTokens, inter, actScale, sh);
-    return;
-  }
-  const bf16_t* g = gateUp + t * 2 * inter;
-  const bf16_t* up = g + inter;
-  uint4 gv[FQ_NV], uv[FQ_NV];
-#pragma unroll
-  for (int u = 0; u < FQ_NV; u++) {
-    const int c = tid + u * nt;
-    if (c < kv) {
-      gv[u] = ldNc16(g + c * 8);
-      uv[u] = ldNc16(up + c * 8);
-    }
-  }
-  float amax = 0.f;
-#pragma unroll
-  for (int u = 0; u < FQ_NV; u++) {
-    if (tid + u * nt < kv) {
-      gv[u] = siluMul8(gv[u], uv[u]);  // the bf16 values (exact: the rounded products)
-      float a[8];
-      unpack8(gv[u], a);
-#pragma unroll
-      for (int e = 0; e < 8; e++) amax = fmaxf(amax, fabsf(a[e]));
-    }
-  }
-  const float s = actScale > 0.f ? actScale : tokenScale(blockMax(amax, sh));
-  if (tid == 0) rowScale[t] = s;
-  const float sinv = 1.f / s;
-  u8* qr = xq + t * inter;
-#pragma unroll
-  for (int u = 0; u < FQ_NV; u++) {
-    const int c = tid + u * nt;
-    if (c < kv) {
-      float a[8];
-      unpack8(gv[u], a);
-      *reinterpret_cast<uint2*>(qr + c * 8) = quantF8(a, s, sinv);
-    }
-  }
-}
-
-/** One row of fp8_quantize_bf16 with chunks tid + u · blockDim (u < NV) in registers. */
-template <int NV>
-__device__ __forceinline__ void quantizeVec(const bf16_t* xr, u8* qr, float* rowScale, int k, float actScale, float* sh) {
-  const int kv = k >> 3, tid = threadIdx.x, nt = blockDim.x;
-  uint4 xv[NV];
-#pragma unroll
-  for (int u = 0; u < NV; u++) {
-    const int c = tid + u * nt;
-    if (c < kv) xv[u] = ldNc16(xr + c * 8);
-  }
-  float s = actScale;
-  if (!(actScale > 0.f)) {
-    float amax = 0.f;
-#pragma unroll
-    for (int u = 0; u < NV; u++) {
-      if (tid + u * nt < kv) {
-        float f[8];
-        unpack8(xv[u], f);
-#pragma unroll
-        for (int e = 0; e < 8; e++) amax = fmaxf(amax, fabsf(f[e]));
-      }
-    }
-    s = tokenScale(blockMax(amax, sh));
-  }
-  if (tid == 0) *rowScale = s;
-  const float inv = 1.f / s;
-#pragma unroll
-  for (int u = 0; u < NV; u++) {
-    const int c = tid + u * nt;
-    if (c < kv) {
-      float f[8];
-      unpack8(xv[u], f);
-      *reinterpret_cast<uint2*>(qr + c * 8) = quantF8(f, s, inv);
-    }
-  }
-}
-
-extern "C" __global__ void __launch_bounds__(256) fp8_quantize_vec_bf16(const bf16_t* x, u8* xq, float* rowScale, int rows, int k, float actScale) {
-  __shared__ float sh[32];
-  const long long r = blockIdx.x;
-  if (r >= rows) return;
-  const int kv = k >> 3, nt = blockDim.x;
-  if (kv <= nt) quantizeVec<1>(x + r * k, xq + r * k, rowScale + r, k, actScale, sh);
-  else if (kv <= 2 * nt) quantizeVec<2>(x + r * k, xq + r * k, rowScale + r, k, actScale, sh);
-  else if (kv <= 4 * nt) quantizeVec<4>(x + r * k, xq + r * k, rowScale + r, k, actScale, sh);
-  else quantizeLoop(x, xq, rowScale, rows, k, actScale, sh);
 }
