@@ -14,7 +14,7 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { loadKernelFile } from "../lib/backends/cuda/compiler.ts";
-import { DECODE_SK_SMEM, decodeSkGeometry, graphDecodeSplit } from "../lib/backends/cuda/attention_choice.ts";
+import { DECODE_SK_FP8_SMEM, DECODE_SK_SMEM, decodeSkGeometry, graphDecodeSplit } from "../lib/backends/cuda/attention_choice.ts";
 import { CudaDevice } from "../lib/cuda/device.ts";
 
 const { values } = parseArgs({
@@ -53,7 +53,7 @@ using skMod = loadKernelFile(dev, "decode_attention_sk.cu", sel("decode_attentio
 const kSk16 = skMod.kernel("decode_attention_sk_bf16_hd128", fusedSig);
 const kSk8 = skMod.kernel("decode_attention_sk_fp8kv_bf16_hd128", [...fusedSig, P]);
 kSk16.setMaxDynamicSharedMemory(DECODE_SK_SMEM);
-kSk8.setMaxDynamicSharedMemory(DECODE_SK_SMEM);
+kSk8.setMaxDynamicSharedMemory(DECODE_SK_FP8_SMEM);
 const kRope = rope.kernel("rope_kv_write_fp8kv_bf16", [P, P, P, P, P, P, P, F, I, I, I, I, I, I, I, P]);
 const kPa = pa.kernel("paged_attention_decode_fp8kv_bf16_hd128", [P, P, P, P, P, P, P, P, I, I, I, I, I, I, F, I, I, P]);
 const kRed = pa.kernel("paged_attention_decode_reduce_bf16", [P, P, P, I, I, I, I]);
@@ -211,7 +211,7 @@ for (const T of batches) {
       time((st) => {
         for (let l = 0; l < layers; l++) {
           const args = q8 ? [...fusedArgs(kv8[l].ptr, skg.splitSize), scales.ptr + BigInt(l * 2 * nKV * 4)] : fusedArgs(kv16[l].ptr, skg.splitSize);
-          (q8 ? kSk8 : kSk16).launch(skGrid, 128, args, { stream: st, pdl: l > 0, sharedMemBytes: DECODE_SK_SMEM });
+          (q8 ? kSk8 : kSk16).launch(skGrid, 128, args, { stream: st, pdl: l > 0, sharedMemBytes: q8 ? DECODE_SK_FP8_SMEM : DECODE_SK_SMEM });
         }
       })
     );

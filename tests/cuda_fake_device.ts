@@ -13,6 +13,7 @@ import {
   batchAttentionSplit,
   bucketFor,
   chooseAttention,
+  DECODE_SK_FP8_SMEM,
   DECODE_SK_SMEM,
   decodeBuckets,
   decodeSkGeometry,
@@ -1338,7 +1339,8 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         const sk = name.startsWith("decode_attention_sk_");
         if (sk) {
           assert.ok(
-            l.sharedBytes === DECODE_SK_SMEM && splitSize >= 1 && splitSize <= MAX_DECODE_SPLITS && l.grid[2] >= 1,
+            l.sharedBytes === (kvAlgoOf(l.kernel) ? DECODE_SK_FP8_SMEM : DECODE_SK_SMEM) && splitSize >= 1 && splitSize <= MAX_DECODE_SPLITS &&
+              l.grid[2] >= 1,
             `${l.kernel}: ${l.sharedBytes} B, target ${splitSize}`,
           );
         } else assert.ok(!l.sharedBytes, `${l.kernel}: no dynamic shared memory`);

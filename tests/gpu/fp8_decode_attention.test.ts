@@ -15,7 +15,7 @@
  * Then sessions end to end (fp8DecodeAttention + fp8FlashPrefill: kv_dequant_*kv into the bf16 shadow layer, the bf16
  * flash prefill kernels) against the default CUDA session and the float32 CPU engine.
  */
-import { DECODE_SK_SMEM, flashPrefillGeometry, flashPrefillWgGeometry } from "../../lib/backends/cuda/attention_choice.ts";
+import { DECODE_SK_FP8_SMEM, flashPrefillGeometry, flashPrefillWgGeometry } from "../../lib/backends/cuda/attention_choice.ts";
 import { loadKernelFile } from "../../lib/backends/cuda/compiler.ts";
 import { kvDecode, kvEncode } from "../../lib/backends/cpu/kv_cache.ts";
 import type { QuantConfigInput } from "../../lib/quantization/quant_config.ts";
@@ -193,7 +193,7 @@ for (const [algo, tag] of ALGOS) {
         const skName = `decode_attention_sk_fp8kv_bf16_hd${hd}`;
         using skMod = loadKernelFile(d, "decode_attention_sk.cu", sel(skName));
         const skKern = skMod.kernel(skName, [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P]);
-        skKern.setMaxDynamicSharedMemory(DECODE_SK_SMEM);
+        skKern.setMaxDynamicSharedMemory(DECODE_SK_FP8_SMEM);
         const skReport: string[] = [];
         for (const [window, target, z] of [[0, 1, 1], [0, 64, 8], [0, 64, 1], [100, 64, 8]]) {
           const u = unfused(window);
@@ -222,7 +222,7 @@ for (const [algo, tag] of ALGOS) {
             0n,
             dScales,
           ], {
-            sharedMemBytes: DECODE_SK_SMEM,
+            sharedMemBytes: DECODE_SK_FP8_SMEM,
           });
           const out = new Uint16Array(T * nH * hd), cache = new Uint8Array(layer), c = new Int32Array(T * nKV);
           dOut.copyToHost(out);

@@ -10,6 +10,7 @@ import {
   BATCH_ATTENTION_ROWS,
   batchAttention2Threads,
   DECODE_ATTENTION_MIN_SPLIT,
+  DECODE_SK_FP8_SMEM,
   DECODE_SK_SMEM,
   flashPrefillGeometry,
   flashPrefillWgGeometry,
@@ -118,7 +119,7 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
       0n,
       0n,
       ...(kvFp8 ? [kvScalesOf(op.layer)] : []),
-    ], sk ? DECODE_SK_SMEM : 0);
+    ], sk ? (kvFp8 ? DECODE_SK_FP8_SMEM : DECODE_SK_SMEM) : 0);
   } else if (att.kind === "decode") {
     const group = op.numHeads / op.numKvHeads;
     k(i, `paged_attention_decode_${kvFp8 ? kvTag : ""}${elem}_hd${op.headDim}`, [op.numKvHeads * cdiv(group, 8), T, att.numSplits], 128, [

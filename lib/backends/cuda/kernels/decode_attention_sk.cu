@@ -293,7 +293,7 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, KT*
   static_assert(2 * ROWS_U4 == DS_STAGE_U4, "a stage is 8 KB");
   constexpr int RR = HD / 16;           // Q8: 16-byte vectors of a raw (e4m3) K / V row
   constexpr int RAW_U4 = 2 * CK * RR;   // Q8: a raw stage (K rows, then V rows): 4 KB
-  static_assert(!Q8 || DS_NS * RAW_U4 + DS_STAGE_U4 <= DS_NS * DS_STAGE_U4, "Q8: raw stages + the f16 buffer within the warp's share");
+  static_assert(!Q8 || NW * MG * HD * 4 <= NW * (DS_NS * RAW_U4 + DS_STAGE_U4) * 16, "Q8: the warps' merge fits its shared memory");
   DS_DYNAMIC_SMEM;  // [NW][NS][K rows | V rows]; reused by the merges
 #if DS_MMA
   __shared__ __align__(16) bf16_t qs[MG * HD];  // rotated q rounded to bf16 (not prescaled)
@@ -335,7 +335,9 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, KT*
   const long long vStride = (long long)tokensPerBlock * rowWidth;  // V row = K row + this
   const bool pow2 = (tokensPerBlock & (tokensPerBlock - 1)) == 0;
   const int tsh = __ffs(tokensPerBlock) - 1;
-  uint4* wstage = dsm + warp * NS * DS_STAGE_U4;
+  // The warp's share of the dynamic shared memory: NS bf16 stages (Q8: NS raw stages and one f16 buffer; 80 KB in all,
+  // attention_choice.ts DECODE_SK_FP8_SMEM).
+  uint4* wstage = dsm + warp * (Q8 ? NS * RAW_U4 + DS_STAGE_U4 : NS * DS_STAGE_U4);
   const dsaddr wstageS = dsSmem(wstage);
 
   // Split geometry of split zz: keys [sLo, sHi); this warp's chunks w, w + NW, ... of CK keys.
