@@ -544,3 +544,55 @@ for (
     }
   }, 300_000);
 }
+
+// Session 10's switches end to end: FP8 weights (k % 512: fp8_gemv1 / fp8_gemv1s) + an FP8 KV cache at hd 128, G 4: the
+// session with fp8DecodeSk (decode_attention_sk_fp8kv), fp8GemvSmem (fp8_gemv1s for qkv / o_proj / down) and fp8ShadowRope
+// (rope_kv_write_shadow + kv_dequant_prefix) against the default CUDA session and the float32 CPU engine: a prompt, a chunk
+// over its cached prefix and graph decode steps.
+gpuTest("session: fp8DecodeSk + fp8GemvSmem + fp8ShadowRope vs the default CUDA session and the CPU engine (FP8 + FP8 KV, hd 128, G 4)", () => {
+  const raw: Record<string, unknown> = {
+    ...quantTestLlama(112),
+    hidden_size: 512,
+    intermediate_size: 1024,
+    num_attention_heads: 4,
+    num_key_value_heads: 1,
+    head_dim: 128,
+  };
+  const V = raw.vocab_size as number;
+  const calib = [Array.from({ length: 48 }, (_, i) => (i * 29 + 5) % V)];
+  const { bf16, f32 } = quantEngines(raw, 19, { quantAlgo: "FP8", kvCacheQuantAlgo: "FP8" }, 0.1, { calibration: calib });
+  const s10 = Session.fromSerializedEngine(bf16, { backend: "cuda", fp8DecodeSk: true, fp8GemvSmem: true, fp8ShadowRope: true, decodeSplitK: true });
+  const base = Session.fromSerializedEngine(bf16, { backend: "cuda", fp8DecodeSk: false, fp8GemvSmem: false, fp8ShadowRope: false });
+  const cpu = Session.fromSerializedEngine(f32, { backend: "cpu" });
+  try {
+    const kvS = s10.createKvCache(40), kvB = base.createKvCache(40), kvC = cpu.createKvCache(40);
+    const blocks = Array.from({ length: 40 }, (_, i) => i);
+    const prompt = Array.from({ length: 70 }, (_, i) => (i * 37 + 11) % V);
+    const report: string[] = [];
+    const check = (what: string, ids: number[], pos: number): number => {
+      const l = [new Float32Array(V), new Float32Array(V), new Float32Array(V)], s = [new Int32Array(1), new Int32Array(1), new Int32Array(1)];
+      s10.run(step(ids, pos, blocks), { logits: l[0], sampledIds: s[0] }, kvS);
+      base.run(step(ids, pos, blocks), { logits: l[1], sampledIds: s[1] }, kvB);
+      cpu.run(step(ids, pos, blocks), { logits: l[2], sampledIds: s[2] }, kvC);
+      const eB = relL2(l[0], l[1]), eC = relL2(l[0], l[2]), eBC = relL2(l[1], l[2]);
+      report.push(`${what}: vs default ${eB.toExponential(2)}, vs CPU ${eC.toExponential(2)} (default vs CPU ${eBC.toExponential(2)})`);
+      // Prefill steps (the prompt, the chunk over its cached prefix): the same shadow and GEMMs, bitwise; decode steps:
+      // fp8_gemv1s = fp8_gemv1, the sk kernel sums in another order.
+      if (ids.length > 1) assert.equal(eB, 0, `${what}: prefill logits vs the default session`);
+      assert.ok(eB < 2e-2, `${what}: logits rel L2 ${eB} vs the default CUDA session`);
+      assert.ok(eC < Math.max(0.1, 2 * eBC), `${what}: logits rel L2 ${eC} vs the CPU engine (default ${eBC})`);
+      return s[0][0];
+    };
+    check("prefill 64", prompt.slice(0, 64), 0);
+    let next = check("chunk 6 over 64 cached", prompt.slice(64, 70), 64);
+    for (let i = 0; i < 4; i++) next = check(`decode ${i}`, [next], 70 + i);
+    console.log(`session 10 switches: ${report.join("; ")}`);
+    assert.ok(s10.cuda!.numGraphs >= 1, "decode steps ran as graphs");
+  } finally {
+    s10.dispose();
+    base.dispose();
+    cpu.dispose();
+    bf16.dispose();
+    f32.dispose();
+  }
+}, 300_000);

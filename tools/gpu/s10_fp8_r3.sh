@@ -4,8 +4,8 @@
 # fp8_gemv1s = fp8_gemv1's bits. This job decides the switches fp8DecodeSk, fp8GemvSmem, fp8ShadowRope (all off):
 #   e2e  — 8B FP8 + FP8 KV batch 1 in one process: default vs s10 (all three on): decode tok/s, TTFT 2048, decode-step
 #          profiles (one by one: the sk / gemv1s kernels against the g4 / gemv1 ones), logits vs default
-#   test — kjv-llama FP8 KV sessions vs the CPU engine with the three switches on (environment: prefill over the
-#          shadow written by rope, a 6-token chunk over a cached prefix = kv_dequant_prefix, graph decode on sk fp8);
+#   test — a random FP8 + FP8 KV Llama (hd 128, G 4, k % 512) session with the three switches vs the default session and
+#          the CPU engine (prompt and a chunk over its cached prefix bitwise equal to the default; graph decode steps);
 #          rope_kv_write_shadow + kv_dequant_prefix = rope_kv_write + kv_dequant (FP8 / INT8);
 #          decode_attention_sk_fp8kv hd128 G 4 (the 8B) vs float64 + the cache bytes
 set -uo pipefail
@@ -17,9 +17,9 @@ ls "$P8"/*.safetensors > /dev/null 2>&1 || echo "no FP8 checkpoint at $P8"
 stamp "8B FP8 + FP8 KV batch 1: default vs s10"
 timeout 28 bun bench/fp8_e2e.ts --model $M8 --algos none --packed $P8 --variants default,s10 --decode 128 --ttft 2048 --skip-bf16 --profile-decode > "$OUT/e2e8b.log" 2>&1
 echo "rc $?"; grep -E "copy bandwidth|^\| |^  |rror" "$OUT/e2e8b.log" | cut -c1-900
-stamp "kjv-llama FP8 KV sessions vs CPU with LLMRT_FP8_DECODE_SK / GEMV_SMEM / SHADOW_ROPE = 1"
-LLMRT_FP8_DECODE_SK=1 LLMRT_FP8_GEMV_SMEM=1 LLMRT_FP8_SHADOW_ROPE=1 timeout 7 bun test --timeout 120000 tests/gpu/fp8_kv.test.ts -t "kjv-llama with an FP8" > "$OUT/test_kjv.log" 2>&1; echo "rc $?"
-grep -E "^\(pass|^\(fail|AssertionError|rror:|^kjv" "$OUT/test_kjv.log" | head -6 | cut -c1-420
+stamp "session: the three switches vs default vs CPU (FP8 + FP8 KV, hd 128, G 4)"
+timeout 8 bun test --timeout 120000 tests/gpu/fp8_decode_attention.test.ts -t "session: fp8DecodeSk" > "$OUT/test_session.log" 2>&1; echo "rc $?"
+grep -E "^\(pass|^\(fail|AssertionError|rror:|^session 10" "$OUT/test_session.log" | head -6 | cut -c1-700
 left=$((44 - (SECONDS - _t0)))
 [ "$left" -gt 2 ] || { stamp "no time left"; exit 0; }
 stamp "GPU tests: shadow rope, sk fp8 hd128 ($left s left)"
