@@ -205,7 +205,7 @@ export class CudaSession implements SessionBackend {
   readonly fp8Pdl: boolean;
   /** CudaSessionOptions.fp8Gemv1. */
   readonly fp8Gemv1: boolean;
-  /** CudaSessionOptions.fp8GemvSmem. */
+  /** CudaSessionOptions.fp8GemvSmem, on an sm_90 device. */
   readonly fp8GemvSmem: boolean;
   /** CudaSessionOptions.fp8DecodeSk. */
   readonly fp8DecodeSk: boolean;
@@ -347,6 +347,7 @@ export class CudaSession implements SessionBackend {
       this.pdl = f.pdl && d.supportsPdl;
       this.quantPdl = this.pdl && f.quantPdl;
       this.wgmmaPrefill = (f.wgmmaPrefill ?? this.#attn?.headDim === 128) && d.arch === "sm_90";
+      this.fp8GemvSmem = f.fp8GemvSmem && d.arch === "sm_90"; // fp8_gemv1s: TMA bulk copies
       this.#stream = d.createStream();
       if (plan.ops.some((o) => o.type === "all_reduce" || o.type === "all_gather") && !options.nccl) {
         throw new ValidationError(

@@ -858,6 +858,8 @@ DECODE_SK(decode_attention_sk_bf16_hd128, 128)
 // score scale and vScale into the output (as DA_QFOLD 1); q rotated, rounded to bf16, then to f16 · 2^-8; p in f16.
 // extern "C" __global__ void decode_attention_sk_fp8kv_bf16_hd{64|128}(...decode_attention_sk's parameters...,
 //     const float* kvScales)
+// sm_89+ (e4m3 conversions): the entry points do not exist below.
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 890
 #define DECODE_SK_FP8(NAME, HD)                                                                                        \
   extern "C" __global__ void __launch_bounds__(DS_NT, DS_MINB) NAME(const bf16_t* qkv, bf16_t* out, u8* kvCache,      \
       const int* positions, const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling,     \
@@ -876,4 +878,5 @@ DECODE_SK_FP8(decode_attention_sk_fp8kv_bf16_hd64, 64)
 #endif
 #if LLMRT_KERNEL(decode_attention_sk_fp8kv_bf16_hd128)
 DECODE_SK_FP8(decode_attention_sk_fp8kv_bf16_hd128, 128)
+#endif
 #endif

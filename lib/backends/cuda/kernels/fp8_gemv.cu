@@ -782,6 +782,9 @@ __device__ __forceinline__ u32 smemAddr(const void* p) {
   return (u32)g;
 }
 __device__ __forceinline__ void fgMbWait(u32 bar, u32 parity) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+  asm volatile("trap;");  // TMA and mbarrier transaction counts: sm_90 (the session picks fp8_gemv1s there only)
+#else
   for (u32 n = 0;; n++) {
     u32 ok;
     asm volatile(
@@ -791,6 +794,7 @@ __device__ __forceinline__ void fgMbWait(u32 bar, u32 parity) {
     if (ok) return;
     if (n > (1u << 24)) asm volatile("trap;");  // a hang becomes an error
   }
+#endif
 }
 
 template <bool NORM>
@@ -807,6 +811,9 @@ __device__ __forceinline__ void fp8Gemv1sImpl(const bf16_t* x, const u8* W, cons
   u8* xq = fgDyn;
   const u8* ws = fgDyn + k;
   const u32 b = smemAddr(&bar);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+  if (tid == 0) asm volatile("trap;");  // sm_90 only (TMA bulk copies)
+#else
   if (tid == 0 && B1 > B0) {
     asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(b), "r"(1) : "memory");
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
@@ -821,6 +828,7 @@ __device__ __forceinline__ void fp8Gemv1sImpl(const bf16_t* x, const u8* W, cons
                    : "memory");
     }
   }
+#endif
   uint4 nwr[FG1_XB];
   if constexpr (NORM) fg1Load(normW, k >> 3, 0, nwr);
   pdlWait();  // x and y are the previous kernels' (weights only above)
