@@ -525,9 +525,6 @@ static_assert(FG1_D % 4 == 0, "FG1_D: a multiple of 4 (the main loop's groups of
 #define FG1_GMAX 4  // most segments a branch-free group of the main loop (4, 2 or 1; tuning knob)
 #endif
 #define FG1_XQ 16384  // most in-features: the block's quantized x in shared memory
-#ifndef FG1_L2PF
-#define FG1_L2PF 0  // bytes of each warp's stream past the ring pulled into L2 before pdlWait (0: none; tuning knob)
-#endif
 
 /** The D[g][g] pair sum of one 512-byte segment: q = 16 activation bytes, v = 16 weight bytes of the lane. */
 __device__ __forceinline__ void segMma(const uint4& q, const uint4& v, float& a0, float& a1) {
@@ -726,22 +723,6 @@ __device__ __forceinline__ void fp8Gemv1Impl(const bf16_t* x, const u8* W, const
   }
   uint4 nwr[FG1_XB];  // NORM: normW's chunks of this thread (a weight: loaded ahead of the wait)
   if constexpr (NORM) fg1Load(normW, k >> 3, 0, nwr);
-#if FG1_L2PF > 0
-  // The FG1_L2PF bytes of this warp's stream after the ring's first fill pulled into L2 before the wait, so the
-  // refills after the prologue hit L2 (mode 2: the gate rows' run and the up rows' run, half each).
-  if (lane == 0 && L0 < L1) {
-    const long long ring = (long long)FG1_D * 512;
-    const int runs = mode == 2 ? 2 : 1;
-    for (int r = 0; r < runs; r++) {
-      const long long first = mode == 2 ? (long long)((r ? half : 0) + (L0 >> 1)) * k : (long long)L0 * k;
-      const long long len = (long long)(L1 - L0) / runs * k, skip = runs == 2 ? ring / 2 : ring;
-      long long want = (long long)FG1_L2PF / runs;
-      if (want > len - skip) want = len - skip;
-      for (long long off = skip; want > 0; off += 32768, want -= 32768)
-        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(W + first + off), "r"((u32)(want < 32768 ? want : 32768)) : "memory");
-    }
-  }
-#endif
   pdlWait();  // x and y are the previous kernels' (weights only above)
   pdlLaunchDependents();
   const float s = fg1Stage<NORM>(x, nwr, eps, k, actScale, xq, sh);
