@@ -14,8 +14,10 @@
  * a share of what the weights + the KV bytes at that context allow at the copy bandwidth.
  *
  * --persistent: as --sk with B the persistent decode kernel instead (`persistentDecode`, kernels/decode_persistent.cu: every
- * decoder layer in one launch), A the default fused launches; both with PDL and `batchInvariant: false` (which the
- * persistent kernel needs).
+ * decoder layer in one launch), A the default fused launches (decode_attention_sk since session 10); both with PDL and
+ * `batchInvariant: false` (which the persistent kernel needs).
+ *
+ * --ab JSON: as --sk with A the default session options and B those plus JSON (e.g. '{"decodeL2Prefetch":true}').
  *
  * --baseline: one session with the default options only (no `pdl` key: runs on trees without it), for
  * a before/after of the same measurements.
@@ -33,8 +35,8 @@ import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import type { CudaKvCache } from "../lib/backends/cuda/session.ts";
 import { Session } from "../lib/runtime/session.ts";
 import { CudaDevice } from "../lib/cuda/device.ts";
-import { greedyStepper } from "./batch1.ts";
-import { copyBandwidthMedian } from "./copy_bandwidth.ts";
+import { deviceWeightBytes, greedyStepper } from "./batch1.ts";
+import { copyCeiling, describeCeiling } from "./copy_bandwidth.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -46,6 +48,7 @@ const { values } = parseArgs({
     baseline: { type: "boolean" },
     sk: { type: "boolean" },
     persistent: { type: "boolean" },
+    ab: { type: "string" },
     b: { type: "string" },
     c: { type: "string" },
   },
@@ -108,19 +111,23 @@ function runOne(pdl: boolean | undefined, extra?: Record<string, boolean>): Run 
 }
 
 const persistent = !!values.persistent;
-const sk = !!values.sk || persistent;
+const ab: Record<string, boolean> | undefined = values.ab ? JSON.parse(values.ab) : undefined;
+const sk = !!values.sk || persistent || !!ab;
 // --persistent: both sessions without batchInvariant (the persistent kernel needs it off; one-token decode steps take the
 // same GEMV kernels either way).
-const bOpts: Record<string, boolean> = persistent ? { persistentDecode: true, batchInvariant: false } : { decodeSplitK: true, ...JSON.parse(values.b ?? "{}") };
-const [nameA, nameB] = persistent ? ["per-layer launches", "persistent decode"] : ["decode_attention", "decode_attention_sk"];
-const off = sk
-  ? runOne(true, persistent ? { decodeSplitK: false, batchInvariant: false } : { decodeSplitK: false })
-  : runOne(values.baseline ? undefined : false);
+const bOpts: Record<string, boolean> = ab
+  ? ab
+  : persistent
+  ? { persistentDecode: true, batchInvariant: false, ...JSON.parse(values.b ?? "{}") }
+  : { decodeSplitK: true, ...JSON.parse(values.b ?? "{}") };
+const [nameA, nameB] = ab ? ["default options", "B"] : persistent ? ["per-layer launches", "persistent decode"] : ["decode_attention", "decode_attention_sk"];
+const off = sk ? runOne(true, ab ? {} : persistent ? { batchInvariant: false } : { decodeSplitK: false }) : runOne(values.baseline ? undefined : false);
 const on = values.baseline ? off : sk ? runOne(true, bOpts) : runOne(true);
 const cOpts: Record<string, boolean> | undefined = sk && values.c ? JSON.parse(values.c) : undefined;
 const third = cOpts ? runOne(true, cOpts) : undefined;
 const dev = CudaDevice.open(0);
-const copyBps = copyBandwidthMedian(dev, 5);
+const ceiling = copyCeiling(dev);
+const copyBps = ceiling.bps;
 const gpu = dev.name;
 dev.dispose();
 
@@ -158,10 +165,11 @@ const embOp = engine.plan.ops.find((o) => o.type === "embedding") as { table: st
 const headOp = engine.plan.ops.find((o) => o.type === "linear" && o.out === a0.logits) as { weight: string } | undefined;
 const untied = embOp && headOp && embOp.table !== headOp.weight;
 const readBytes = weightBytes - (untied ? engine.tensorInfo(embOp!.table).shape.reduce((x, y) => x * y, 1) * engine.plan.elementBytes : 0);
-const ceilingTps = copyBps / weightBytes;
+// The bytes a step reads (deviceWeightBytes leaves out an untied embedding table too; sessions 7–9 divided by all the weights).
+const ceilingTps = copyBps / deviceWeightBytes(engine);
 const f = (x: number, d = 1): string => x.toFixed(d);
 console.log(`GPU ${gpu}; model ${values.model}: ${f(weightBytes / 1e9, 3)} GB of bf16 weights; maxSeqLen ${maxSeqLen}`);
-console.log(`device copy bandwidth (1 GiB, read + write; median of 5 × 20 copies): ${f(copyBps / 1e12, 3)} TB/s → decode ceiling ${f(ceilingTps)} tokens/s`);
+console.log(`${describeCeiling(ceiling)} → decode ceiling ${f(ceilingTps)} tokens/s`);
 if (sk) {
   console.log(
     `bytes a step reads: ${f(readBytes / 1e9, 3)} GB of weights${untied ? " (untied embedding table left out)" : ""} + KV ${

@@ -21,7 +21,7 @@ import { parseArgs } from "node:util";
 import { loadKernelFile } from "../lib/backends/cuda/compiler.ts";
 import { FP8_GEMV1_BLOCKS_PER_SM, FP8_GEMV1S_MAX_SMEM, fp8Gemv1Grid, fp8Gemv1SmemBytes } from "../lib/backends/cuda/fp8_launch.ts";
 import { CudaDevice } from "../lib/cuda/device.ts";
-import { copyBandwidth } from "./copy_bandwidth.ts";
+import { copyCeiling } from "./copy_bandwidth.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -56,7 +56,7 @@ const rnd = (): number => {
 };
 
 const dev = CudaDevice.open(0);
-const copy = copyBandwidth(dev);
+const copy = copyCeiling(dev).bps;
 console.log(`GPU ${dev.name}, ${dev.smCount} SMs; copy ${(copy / 1e12).toFixed(3)} TB/s`);
 using stream = dev.createStream();
 using e0 = dev.createEvent();

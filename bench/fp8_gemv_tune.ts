@@ -17,7 +17,7 @@ import { parseArgs } from "node:util";
 import { loadKernelFile } from "../lib/backends/cuda/compiler.ts";
 import { FP8_GEMV1_BLOCKS_PER_SM, FP8_GEMV1S_MAX_SMEM, fp8Gemv1Grid, fp8Gemv1SmemBytes } from "../lib/backends/cuda/fp8_launch.ts";
 import { CudaDevice } from "../lib/cuda/device.ts";
-import { copyBandwidth } from "./copy_bandwidth.ts";
+import { copyCeiling } from "./copy_bandwidth.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -33,7 +33,7 @@ const kinds = (values.kinds ?? "plain,pdl,gemv1").split(",") as ("plain" | "pdl"
 const FUSED = ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "f32", "i32", "i32", "i32", "f32", "i32"] as const;
 
 const dev = CudaDevice.open(0);
-const copy = copyBandwidth(dev);
+const copy = copyCeiling(dev).bps;
 console.log(`GPU ${dev.name}; copy ${(copy / 1e12).toFixed(3)} TB/s`);
 using stream = dev.createStream();
 using e0 = dev.createEvent();

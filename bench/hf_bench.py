@@ -8,11 +8,11 @@ Hugging Face transformers + PyTorch on the same GPU, printed as one `HF_RESULT {
 latency: device-copy bandwidth (torch copy_ of 1 GiB, read + write counted), TTFT per prompt length
 (one forward with logits_to_keep=1 + argmax, synchronized; median of 5), batch-1 decode tokens/s
 (greedy generate of `decode` tokens after a 128-token prompt; time between the first and the last
-new token, taken by a streamer that synchronizes). Eager with the dynamic cache, and with
+new token, taken by a streamer that synchronizes; --decode 0 skips it). Eager with the dynamic cache, and with
 `--compile` also static cache (which makes generate torch.compile the decode step).
 throughput: one greedy generate of `batch` prompts × `input` tokens → `output` new tokens each.
 """
-import argparse, json, statistics, sys, time
+import argparse, json, os, statistics, sys, time
 
 import torch
 from transformers import AutoModelForCausalLM
@@ -79,6 +79,9 @@ def decode_rate(m, ids, n, static):
 
 def latency(a):
     m = load(a.model)
+    if a.wait_file:  # loaded (imports, weights on the GPU); time only once the job's other GPU work is done
+        while not os.path.exists(a.wait_file):
+            time.sleep(0.05)
     g = torch.Generator().manual_seed(0)
     V = m.config.vocab_size
     out = dict(gpu=torch.cuda.get_device_name(), torch=torch.__version__, transformers=__import__("transformers").__version__)
@@ -99,9 +102,10 @@ def latency(a):
         ttft[str(L)] = statistics.median(ts) * 1e3
     out["ttft_ms"] = ttft
     ids = torch.randint(0, min(V, 32000), (1, 128), generator=g).cuda()
-    decode_rate(m, ids, 8, False)  # warm-up
-    out["decode_tps_eager"] = decode_rate(m, ids, a.decode, False)
-    if a.compile:
+    if a.decode > 0:  # --decode 0: TTFT only
+        decode_rate(m, ids, 8, False)  # warm-up
+        out["decode_tps_eager"] = decode_rate(m, ids, a.decode, False)
+    if a.compile and a.decode > 0:
         t0 = time.time()
         try:
             decode_rate(m, ids, a.decode, True)  # compiles the decode step
@@ -156,6 +160,7 @@ def main():
     ap.add_argument("--input", type=int, default=128)
     ap.add_argument("--output", type=int, default=128)
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--wait-file", default=None, help="latency: after loading, wait until this file exists before timing")
     a = ap.parse_args()
     latency(a) if a.mode == "latency" else throughput(a)
 

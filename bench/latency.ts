@@ -20,8 +20,8 @@ import { buildSync } from "../lib/builder/builder.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
 import type { CudaKvCache } from "../lib/backends/cuda/session.ts";
 import { Session } from "../lib/runtime/session.ts";
-import { greedyStepper, launchTotals } from "./batch1.ts";
-import { copyBandwidthMedian } from "./copy_bandwidth.ts";
+import { deviceWeightBytes, greedyStepper, launchTotals } from "./batch1.ts";
+import { copyBandwidthMedian, copyCeiling, describeCeiling } from "./copy_bandwidth.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -52,8 +52,13 @@ const loadS = (performance.now() - t1) / 1000;
 const cuda = session.cuda!;
 const dev = cuda.device;
 const weightBytes = engine.tensorNames().reduce((a, n) => a + engine.tensorInfo(n).shape.reduce((x, y) => x * y, 1) * engine.plan.elementBytes, 0);
+// What a decode step reads: the weights less an untied embedding table (one row of it). Sessions 7–9 divided by all
+// the weight bytes, which overstated llama-3.1-8b's share by the table's 0.53 GB (3.4%).
+const stepBytes = deviceWeightBytes(engine);
 
-const copyBps = copyBandwidthMedian(dev, 5); // median of 5 × 20-copy means (one varies by ~10% between processes)
+const ceiling = copyCeiling(dev); // the highest of several copy methods, each at its best of 7 runs (bench/copy_bandwidth.ts)
+const copyBps = ceiling.bps;
+const oldCopyBps = copyBandwidthMedian(dev, 5); // sessions 7–9's ceiling (median of 5 × 20 cuMemcpyDtoD of 1 GiB), for the before/after
 
 let seed = 12345;
 const rand = (n: number): number => {
@@ -91,42 +96,72 @@ let last = out.sampledIds[0], pos = 128;
 session.run(stepOf([last], pos++), out, kv); // captures the bucket-1 graph
 last = out.sampledIds[0];
 const stepMs: number[] = [];
+const lastIds = [last];
 const d0 = performance.now();
 for (let i = 0; i < numDecode; i++) {
   const s = performance.now();
   session.run(stepOf([last], pos++), out, kv);
   last = out.sampledIds[0];
+  lastIds.push(last);
   stepMs.push(performance.now() - s);
 }
 const decodeS = (performance.now() - d0) / 1000;
+// The same steps overlapped as the executor runs them by default (ExecutorConfig.overlapSteps): step N + 1 is enqueued
+// (its token id forwarded on the device from step N's sample) before step N's id is read back. Same start as the loop
+// above, so the greedy ids must be the same.
+const overlapped = (() => {
+  const n = Math.min(numDecode, 64);
+  const start = pos - numDecode, first = lastIds[0];
+  const bufs = [new Int32Array(1), new Int32Array(1)];
+  const ids: number[] = [];
+  let p = start;
+  let prev = session.launch(stepOf([first], p++), { sampledIds: bufs[0] }, kv);
+  const t = performance.now();
+  for (let i = 1; i <= numDecode; i++) {
+    const cur = session.launch({ ...stepOf([0], p++), forwardedTokens: { from: prev, rows: Int32Array.of(0) } }, { sampledIds: bufs[i % 2] }, kv);
+    prev.wait();
+    ids.push(bufs[(i - 1) % 2][0]);
+    prev = cur;
+  }
+  prev.wait();
+  ids.push(bufs[numDecode % 2][0]);
+  const s = (performance.now() - t) / 1000;
+  const same = ids.slice(0, n).every((x, i) => x === lastIds[i + 1]);
+  return { tps: numDecode / s, same, n };
+})();
 // Where the step's GPU time goes: graph replay alone, and each launch run eagerly.
 const prof = cuda.profileDecodeStep(stepOf([last], pos), kv as CudaKvCache);
 const byName = launchTotals(prof.launches);
 const tps = numDecode / decodeS;
-const ceilingTps = copyBps / weightBytes;
+const ceilingTps = copyBps / stepBytes;
 
 const result: Record<string, unknown> = {
   gpu: dev.name,
   driver: dev.driverVersion,
   model: modelDir,
   weightBytes,
+  stepBytes,
   buildS,
   loadS,
   copyBandwidthBps: copyBps,
+  copyCeiling: ceiling,
+  oldCopyBandwidthBps: oldCopyBps,
+  decodeTpsOverlapped: overlapped.tps,
   ttftMs: ttft,
   decodeTps: tps,
   decodeStepMedianMs: median(stepMs),
-  achievedBps: tps * weightBytes,
+  achievedBps: tps * stepBytes,
   fractionOfCeiling: tps / ceilingTps,
   ceilingTps,
 };
 const f = (x: number, d = 1): string => x.toFixed(d);
 console.log(
-  `GPU ${dev.name} (driver ${dev.driverVersion}); model ${modelDir}: ${(weightBytes / 1e9).toFixed(3)} GB of bf16 weights; build ${f(buildS)} s, upload ${
-    f(loadS)
-  } s`,
+  `GPU ${dev.name} (driver ${dev.driverVersion}); model ${modelDir}: ${(weightBytes / 1e9).toFixed(3)} GB of bf16 weights (${
+    (stepBytes / 1e9).toFixed(3)
+  } GB read a step); build ${f(buildS)} s, upload ${f(loadS)} s`,
 );
-console.log(`device copy bandwidth (1 GiB, read + write; median of 5 × 20 copies): ${f(copyBps / 1e12, 3)} TB/s → decode ceiling ${f(ceilingTps)} tokens/s`);
+console.log(`${describeCeiling(ceiling)} → decode ceiling ${f(ceilingTps)} tokens/s`);
+console.log(`  (sessions 7–9's ceiling, median of 5 × 20 cuMemcpyDtoD of 1 GiB, in this process: ${f(oldCopyBps / 1e12, 3)} TB/s)`);
 for (const L of promptLens) console.log(`llmrt TTFT ${L} tokens: ${f(ttft[L], 2)} ms`);
 console.log(`prefill of ${prefillProfile.L} tokens, eager launches: ${f(prefillProfile.sum, 3)} ms over ${prefillProfile.n} launches:`);
 for (const [name, e] of [...prefillProfile.byName.entries()].sort((x, y) => y[1].ms - x[1].ms)) {
@@ -134,9 +169,14 @@ for (const [name, e] of [...prefillProfile.byName.entries()].sort((x, y) => y[1]
 }
 result.prefillProfile = { promptLen: prefillProfile.L, ms: prefillProfile.sum, launches: Object.fromEntries(prefillProfile.byName) };
 console.log(
-  `llmrt decode batch 1: ${f(tps)} tokens/s (median step ${f(median(stepMs), 3)} ms), ${f(tps * weightBytes / 1e9)} GB/s = ${
+  `llmrt decode batch 1: ${f(tps)} tokens/s (median step ${f(median(stepMs), 3)} ms), ${f(tps * stepBytes / 1e9)} GB/s = ${
     f(100 * tps / ceilingTps)
-  }% of the copy ceiling`,
+  }% of the copy ceiling (sessions 7–9's measure, all weight bytes ÷ their ceiling: ${f(100 * tps * weightBytes / oldCopyBps)}%)`,
+);
+console.log(
+  `llmrt decode batch 1, steps overlapped (the executor's default): ${f(overlapped.tps)} tokens/s = ${
+    f(100 * overlapped.tps / ceilingTps)
+  }% of the copy ceiling; greedy ids ${overlapped.same ? "equal to" : "DIFFER from"} the synced loop's (${overlapped.n} compared)`,
 );
 const eagerSum = prof.launches.reduce((a, l) => a + l.ms, 0);
 console.log(
@@ -146,6 +186,13 @@ console.log(
 );
 for (const [name, e] of [...byName.entries()].sort((x, y) => y[1].ms - x[1].ms)) {
   console.log(`  ${name.padEnd(48)} ×${String(e.n).padStart(3)}  ${f(e.ms * 1000, 1).padStart(8)} µs`);
+}
+// The first 11 and last 4 launches one by one (embedding, layers 0–1, the last norm, lm_head, sampler).
+const L = prof.launches;
+for (const [i, l] of L.entries()) {
+  if (i < 11 || i >= L.length - 4) {
+    console.log(`  #${String(i).padStart(2)} op ${String(l.op).padStart(3)} ${l.name.padEnd(40)} ${f(l.ms * 1000, 2).padStart(8)} µs`);
+  }
 }
 result.graphStepMs = prof.graphMs;
 result.profile = Object.fromEntries(byName);
@@ -216,7 +263,9 @@ if (values.peer) {
     console.log(
       `| decode batch 1 | llmrt ${f(tps)} tokens/s = ${f(100 * tps / ceilingTps)}% of the copy ceiling | peer ${f(p.decode_tps)} tokens/s = ${
         f(100 * p.decode_tps / pCeil)
-      }% | llmrt / peer ${f(tps / p.decode_tps, 2)}× |`,
+      }% of its own copy, ${f(100 * p.decode_tps * stepBytes / copyBps)}% of llmrt's ceiling (llmrt's step bytes) | llmrt / peer ${
+        f(tps / p.decode_tps, 2)
+      }× (overlapped ${f(overlapped.tps / p.decode_tps, 2)}×) |`,
     );
   }
 }

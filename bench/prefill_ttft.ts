@@ -11,7 +11,9 @@
  *     [--profile default,noprune] [--lm-head]
  *
  * Variants: default (the session defaults), noprune (pruneLastLayer false), wgmma / flash (wgmmaPrefill true / false),
- * noinv (batchInvariant false), notune (gemmTune false: batch-invariant GEMMs take the bucket's heuristic pick), joined with "+" (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
+ * noinv (batchInvariant false), notune (gemmTune false: batch-invariant GEMMs take the bucket's heuristic pick), resid
+ * (gemmResidual: the residual add in the o_proj / down GEMMs), wide (gemmTuneWide: 32 tuning candidates), joined with "+"
+ * (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
  */
 import * as fs from "node:fs";
 import process from "node:process";
@@ -51,6 +53,8 @@ const OPTION: Record<string, SessionOptions> = {
   noinv: { batchInvariant: false },
   flash: { wgmmaPrefill: false },
   notune: { gemmTune: false },
+  resid: { gemmResidual: true },
+  wide: { gemmTuneWide: true },
 };
 const optionsOf = (v: string): SessionOptions =>
   Object.assign(

@@ -1,7 +1,7 @@
 /**
  * Weight-only quantized CUDA engines end to end (issue 12), beside the bf16 engine of the same
  * checkpoint in the same run: batch-1 decode tokens/s and its share of the bandwidth the engine's
- * bytes allow (the weights each step reads ÷ a 1 GiB device copy measured here), and the
+ * bytes allow (the weights each step reads ÷ the copy ceiling of bench/copy_bandwidth.ts measured here), and the
  * last-position logits of each quantized engine against a bf16 engine built from its own
  * dequantized weights (the kernels' error, apart from the quantization's), plus the argmax.
  *
@@ -37,7 +37,7 @@ import { E4M3_DECODE } from "../lib/util/e4m3.ts";
 import { Session } from "../lib/runtime/session.ts";
 import { CUDA_FLAG_NAMES } from "../lib/backends/cuda/session_flags.ts";
 import { argmax, type DecodeRun, deviceWeightBytes, greedyStepper, prefillAndDecode, relL2 } from "./batch1.ts";
-import { copyBandwidth } from "./copy_bandwidth.ts";
+import { copyCeiling } from "./copy_bandwidth.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -131,7 +131,7 @@ function run(engine: Engine, ab?: boolean): DecodeRun & { gemmLogits: Float32Arr
 function ceilingBandwidth(engine: Engine): number {
   if (backend === "cpu") return NaN;
   using session = Session.fromSerializedEngine(engine, { backend: "cuda" });
-  return copyBandwidth(session.cuda!.device);
+  return copyCeiling(session.cuda!.device).bps;
 }
 
 const base = AutoModelForCausalLM.fromHuggingFace(modelDir, backend === "cuda" ? { dtype: "bfloat16" } : {});
@@ -141,9 +141,9 @@ const copyBps = ceilingBandwidth(bf16);
 const ref = run(bf16);
 const header = (): void => {
   console.log(
-    `copy bandwidth ${(copyBps / 1e12).toFixed(3)} TB/s; batch 1, prompt ${PROMPT}, ${numDecode} timed decode steps (graphs); session options ${
-      JSON.stringify(fixed)
-    }${abKey ? `, ${abKey} off/on` : ""}`,
+    `copy ceiling (bench/copy_bandwidth.ts) ${
+      (copyBps / 1e12).toFixed(3)
+    } TB/s; batch 1, prompt ${PROMPT}, ${numDecode} timed decode steps (graphs); session options ${JSON.stringify(fixed)}${abKey ? `, ${abKey} off/on` : ""}`,
   );
   console.log("| engine | weight GB read per step | decode tok/s | ms/step | % of bytes-allowed bandwidth | vs bf16 | correctness |");
   console.log("| --- | ---: | ---: | ---: | ---: | ---: | --- |");

@@ -2,7 +2,7 @@
  * Tuning sweep of the tensor-core quantized GEMVs (quant_gemv_fused_u4/u8, quant_gemv.cu):
  * compile-time variants (QG_U / QG_UN superchunks in flight per warp, QG_RING slots refilled one by one, QG_MINB min blocks per SM, QG_FASTNORM / QG_XFIRST the
  * one-row RMSNorm prologue, QG_TILED a tiled weight layout: timing only, its outputs differ) on the llama-3.2-1b /
- * llama-3.1-8b decoder linear shapes, beside a 1 GiB device-copy ceiling and the bf16 lm_head GEMV
+ * llama-3.1-8b decoder linear shapes, beside the copy ceiling (bench/copy_bandwidth.ts) and the bf16 lm_head GEMV
  * (gemv_fused_norm_bf16_m1, fp32 logits) measured in the same run. Every variant's output is first
  * checked against the first variant's: the same bits, or (a variant that sums in another order) within
  * one bf16 unit / 2^-16 of max |y| for fp32 outputs, and quant_gemv_fused_addnorm + _rs against quant_gemv_fused
@@ -24,7 +24,7 @@ import { parseArgs } from "node:util";
 import { loadKernelFile } from "../lib/backends/cuda/compiler.ts";
 import { CudaDevice } from "../lib/cuda/device.ts";
 import type { CudaModule } from "../lib/cuda/module.ts";
-import { copyBandwidth } from "./copy_bandwidth.ts";
+import { copyCeiling } from "./copy_bandwidth.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -34,7 +34,7 @@ const variants = (values.variants ?? "FASTNORM=0;FASTNORM=1;XFIRST=0;UN=3;TILED=
 const PARAMS = ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "f32", "i32", "i32", "i32", "i32", "i32"] as const;
 
 const d = CudaDevice.open(0);
-const ceiling = copyBandwidth(d);
+const ceiling = copyCeiling(d).bps;
 const defines = (v: string): string[] => [
   ...v.split(",").filter((kv) => kv !== "" && !kv.startsWith("RB=")).map((kv) => `-DQG_${kv}`),
   "-DLLMRT_SELECT",

@@ -176,3 +176,43 @@ test("gemvSplitK: long-row fused decode GEMVs on gemv_fused_ks (same outputs on 
     assert.deepEqual(modes.map((m) => m >> 4), [0, 0, 0, 2, 0]);
   }
 });
+
+test("gemvDeepLoads: qkv, o_proj and down of ≤ 2-row decode steps on gemv_fused*_deep (same bits on the fake device)", () => {
+  const raw = { ...RAW, hidden_size: 1024, intermediate_size: 6144, num_hidden_layers: 1, num_attention_heads: 8, num_key_value_heads: 2, head_dim: 128 };
+  const model = randomModel(raw, 43, true, 0.1);
+  let bf16;
+  try {
+    bf16 = buildSync(model, { backend: "cuda" as const, maxBatchSize: 4, maxNumTokens: 64, maxSeqLen: 128, tokensPerBlock: 8, dtype: "bfloat16" });
+  } finally {
+    model.close();
+  }
+  const V = bf16.plan.attributes.vocabSize;
+  const deep = new FakeCudaSession(bf16, 40, 132, false, { fusedDecode: true, gemvSplitK: true, gemvDeepLoads: true, batchInvariant: true });
+  const ref = new FakeCudaSession(bf16, 40, 132, false, { fusedDecode: true, gemvSplitK: true, batchInvariant: true });
+  const gemvs = (): string[] =>
+    deep.lastLaunches.filter((l) => l.kind === "kernel" && l.kernel.startsWith("gemv_fused")).map((l) => (l as KernelLaunch).kernel);
+  for (const n of [1, 2, 3]) {
+    const seqs = Array.from(
+      { length: n },
+      (_, s) => ({ ids: Array.from({ length: 4 + s }, (_, j) => (s * 13 + j * 5 + 2) % V), blocks: [3 * s, 3 * s + 1, 3 * s + 2] }),
+    );
+    const pre = step(seqs.map((s) => ({ ids: s.ids.slice(0, -1), pos: 0, blocks: s.blocks })), 3);
+    sameBits(deep.run(pre, false).logits, ref.run(pre, false).logits, `prefill of ${n}`);
+    const inp = step(seqs.map((s) => ({ ids: [s.ids[s.ids.length - 1]], pos: s.ids.length - 1, blocks: s.blocks })), 3);
+    sameBits(deep.run(inp, true).logits, ref.run(inp, true).logits, `decode of ${n} (graph)`);
+    const M = n === 1 ? 1 : n === 2 ? 2 : 4;
+    // gate_up (SiLU·mul) and the lm_head keep the GF_U forms; 3..4 rows (m4) have no deep form.
+    assert.deepEqual(
+      gemvs(),
+      M <= 2
+        ? [
+          `gemv_fused_norm_deep_bf16_m${M}`,
+          `gemv_fused_deep_bf16_m${M}`,
+          `gemv_fused_norm_bf16_m${M}`,
+          `gemv_fused_ks_deep_bf16_m${M}`,
+          `gemv_fused_norm_bf16_m${M}`,
+        ]
+        : ["gemv_fused_norm_bf16_m4", "gemv_fused_bf16_m4", "gemv_fused_norm_bf16_m4", "gemv_fused_ks_bf16_m4", "gemv_fused_norm_bf16_m4"],
+    );
+  }
+});

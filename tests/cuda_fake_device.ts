@@ -49,7 +49,8 @@ import { assert } from "./harness.ts";
 import { fp8GemmStandIn, fp8KernelStandIn, quantizeRows } from "./cuda_fake_fp8.ts";
 import { fp8ScratchLayout } from "../lib/backends/cuda/fp8_launch.ts";
 import { lowbitScratchLayout } from "../lib/backends/cuda/lowbit_launch.ts";
-import { lowbitKernelStandIn } from "./cuda_fake_lowbit.ts";
+import { lowbitKernelStandIn, nvfp4ActRows, nvfp4MmaKernelStandIn } from "./cuda_fake_lowbit.ts";
+import { nvfp4Tiles, nvfp4TilesFit } from "../lib/backends/cuda/nvfp4_tiles.ts";
 
 // ---- a fake device: regions at distinct addresses ----------------------------------------------
 
@@ -181,7 +182,10 @@ export function runLaunches(mem: FakeMemory, launches: readonly Launch[], env: L
     if (l.kind === "gemm") {
       assert.equal(l.dtype, "fp32");
       const x = mem.f32(l.a, l.m * l.k), w = mem.f32(l.b, l.n * l.k), d = mem.f32(l.d, l.m * l.n);
+      const cv = l.c !== undefined ? Float32Array.from(mem.f32(l.c, l.m * l.n)) : null;
       K.linear(x, w, l.bias ? mem.f32(l.bias, l.n) : null, l.m, l.n, l.k, d);
+      if (cv) { for (let i = 0; i < cv.length; i++) d[i] = Math.fround(d[i] + cv[i]); // beta 1 (gemmResidual)
+       }
       continue;
     }
     if (l.kernel === NCCL_ALL_REDUCE) continue; // one rank (the fakes run no others): the sum is the input
@@ -284,6 +288,7 @@ export function runLaunches(mem: FakeMemory, launches: readonly Launch[], env: L
         break;
       }
       case "sample_f32":
+      case "sample_split_f32":
         sampleStandIn(mem, l);
         break;
       case "apply_token_mask":
@@ -315,6 +320,10 @@ export interface FakeSessionOptions {
   readonly batchAttention?: boolean;
   /** LaunchEnv.batchAttention2 (decode_attention_batch2, FP8 caches included). */
   readonly batchAttention2?: boolean;
+  /** LaunchEnv.batchAttention3Blocks (decode_attention_batch3 on this many one-warp blocks, with batchAttention2). */
+  readonly batchAttention3Blocks?: number;
+  /** LaunchEnv.batchAttention2Wide (decode_attention_batch2w for steps of BATCH2_WIDE_MIN_ROWS+ sequences). */
+  readonly batchAttention2Wide?: boolean;
   /** LaunchEnv.fp8FusedQuant. */
   readonly fp8FusedQuant?: boolean;
   /** LaunchEnv.fp8Gemv1. */
@@ -331,6 +340,10 @@ export interface FakeSessionOptions {
   readonly decodeSplitK?: boolean;
   /** LaunchEnv.gemvSplitK: skinny fused decode GEMVs on gemv_fused_ks. */
   readonly gemvSplitK?: boolean;
+  /** LaunchEnv.gemmResidual: prefill linears add into the residual in the GEMM (beta 1). */
+  readonly gemmResidual?: boolean;
+  /** LaunchEnv.gemvDeepLoads: the latency-bound fused decode GEMVs of ≤ 2 rows on their gemv_fused*_deep entry points. */
+  readonly gemvDeepLoads?: boolean;
   /** LaunchEnv.fp8DecodeAttention: fused decode steps over a quantized KV cache on decode_attention_{fp8kv|int8kv}. */
   readonly fp8DecodeAttention?: boolean;
   /** fp8FlashPrefill: a quantized cache gets a bf16 shadow layer (LaunchEnv.kvShadow) for the flash prefill kernels. */
@@ -341,6 +354,8 @@ export interface FakeSessionOptions {
   readonly quantGemm?: boolean;
   /** LaunchEnv.quantTailNorm (with its quantNormScratch, f32 [8, hiddenSize / 16]). */
   readonly quantTailNorm?: boolean;
+  /** LaunchEnv.nvfp4Mma: NVFP4 linears that fit uploaded tiled (nvfp4_tiles.ts) and run nvfp4_mma.cu's stand-ins. */
+  readonly nvfp4Mma?: boolean;
 }
 
 export class FakeCudaSession {
@@ -372,9 +387,16 @@ export class FakeCudaSession {
       for (const t of [o.weight, o.weightFormat.scales, o.weightFormat.zeros, o.weightFormat.preQuantScale]) if (t) raw.add(t);
       scratch = Math.max(scratch, o.outFeatures * o.inFeatures * 2);
     }
+    // nvfp4Mma: NVFP4 codes and block scales tiled, as the CUDA session uploads them.
+    const tiled = new Map<string, Uint8Array>();
+    for (const o of plan.ops) {
+      if (!opts.nvfp4Mma || o.type !== "linear" || o.weightFormat?.format !== "nvfp4" || !nvfp4TilesFit(o.outFeatures, o.inFeatures)) continue;
+      const t = nvfp4Tiles(engine.readTensor(o.weight), engine.readTensor(o.weightFormat.scales), o.outFeatures, o.inFeatures);
+      tiled.set(o.weight, t.codes).set(o.weightFormat.scales, t.scales);
+    }
     for (const n of engine.tensorNames()) {
       if (raw.has(n)) {
-        const b = engine.readTensor(n), p = mem.alloc(b.length);
+        const b = tiled.get(n) ?? engine.readTensor(n), p = mem.alloc(b.length);
         mem.bytes(p, b.length).set(b);
         offsets.set(n, p);
         continue;
@@ -422,14 +444,20 @@ export class FakeCudaSession {
       fusedDecode: opts.fusedDecode,
       batchAttention: opts.batchAttention,
       batchAttention2: opts.batchAttention2,
+      batchAttention3Blocks: opts.batchAttention3Blocks,
+      batchAttention2Wide: opts.batchAttention2Wide,
       fp8FusedQuant: opts.fp8FusedQuant,
       fp8Gemv1: opts.fp8Gemv1,
       fp8GemvSmem: opts.fp8GemvSmem,
       fp8DecodeSk: opts.fp8DecodeSk,
       fp8ShadowRope: opts.fp8ShadowRope,
+      nvfp4Mma: opts.nvfp4Mma,
+      nvfp4GemvBlocks: opts.nvfp4Mma ? 2 * sms : undefined,
       wgmmaPrefill: opts.wgmmaPrefill,
       decodeSplitK: opts.decodeSplitK,
       gemvSplitK: opts.gemvSplitK,
+      gemmResidual: opts.gemmResidual,
+      gemvDeepLoads: opts.gemvDeepLoads,
       fp8DecodeAttention: opts.fp8DecodeAttention,
       // A bf16 layer of the cache's shape (as CudaKvCache.shadow).
       ...(opts.fp8FlashPrefill && a.kvCache ? { kvShadow: mem.alloc((numBlocks + 1) * 2 * bs * a.numKvHeads * a.headDim * 2) } : {}),
@@ -867,6 +895,11 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         const b = l.bias ? ld(l.bias, l.n) : null;
         for (let i = 0; i < s.length; i++) s[i] = b ? Math.fround(Math.fround(l.alpha * s[i]) + b[i % l.n]) : Math.fround(l.alpha * s[i]);
       }
+      if (l.c !== undefined) {
+        // beta 1 (gemmResidual): D = round(A·Bᵀ + C) in one rounding, as cuBLASLt's epilogue.
+        const cv = ld(l.c, l.m * l.n);
+        for (let i = 0; i < s.length; i++) s[i] = Math.fround(s[i] + cv[i]);
+      }
       if (l.outDtype === "fp32") mem.f32(l.d, l.m * l.n).set(s);
       else st(l.d, s);
       continue;
@@ -935,6 +968,26 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         mem.f32(rs, rows).set(a);
         break;
       }
+      case "nvfp4_rmsnorm_act_bf16": {
+        // rmsnorm_bf16 / add_rmsnorm_bf16, then nvfp4_act_mma_bf16 of the rounded result (not stored).
+        const [x, res, w, xq, sx, rows, H, eps, a, add] = A;
+        assert.equal(l.grid[0], rows);
+        let src = ld(x, rows * H);
+        if (add) {
+          const r = ld(res, rows * H);
+          for (let i = 0; i < r.length; i++) r[i] = addBf16(src[i], r[i]);
+          st(res, r);
+          src = r;
+        }
+        nvfp4ActRows(mem, normBf16(src, ld(w, H), eps, rows, H), rows, H, a, xq, sx);
+        break;
+      }
+      case "nvfp4_silu_mul_act_bf16": {
+        const [gu, xq, sx, T, I, a] = A;
+        assert.ok(l.grid[1] === T && l.grid[0] * 1024 >= I, "nvfp4_silu_mul_act grid");
+        nvfp4ActRows(mem, siluMulBf16(ld(gu, T * 2 * I), T, I), T, I, a, xq, sx);
+        break;
+      }
       case "fp8_silu_mul_quant_bf16": {
         const [gu, xq, rs, T, I, actScale] = A;
         assert.equal(l.grid[0], T);
@@ -972,14 +1025,19 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "gemv_fused_ks_bf16":
       case "gemv_fused_norm_ks_bf16":
       case "gemv_fused_bf16":
-      case "gemv_fused_norm_bf16": {
-        // gemv.cu: (x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes); _ks: mode | ks << 4 (ks 2 or 4
+      case "gemv_fused_norm_bf16":
+      case "gemv_fused_deep_bf16":
+      case "gemv_fused_norm_deep_bf16":
+      case "gemv_fused_ks_deep_bf16":
+      case "gemv_fused_norm_ks_deep_bf16": {
+        // gemv.cu (_deep: more loads in flight, the same sums; m ≤ 2 only): (x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes); _ks: mode | ks << 4 (ks 2 or 4
         // warps per weight row, (k / 8) % ks == 0), ks times the blocks.
         const [x, W, bias, y, normW, eps, m, n, k, modeKs, prefetch, prefetchBytes] = A;
         const ksName = name.includes("_ks_"), ks = ksName ? modeKs >> 4 : 1, mode = ksName ? modeKs & 15 : modeKs;
         assert.ok(ksName ? (ks === 2 || ks === 4) && (k / 8) % ks === 0 : true, `${l.kernel}: ks ${ks}, k ${k}`);
         const norm = name.startsWith("gemv_fused_norm");
         assert.ok(m >= 1 && m <= suffix, `${l.kernel}: m ${m}`);
+        if (name.includes("_deep")) assert.ok(suffix <= 2 && mode !== 2 && mode !== 3, `${l.kernel}: instantiated for m ≤ 2, modes 0 / 1`);
         rowsOk(l.kernel, m);
         assert.ok(k % 8 === 0 && x % 16n === 0n && W % 16n === 0n, `${l.kernel}: k ${k} or x / W not 16-byte aligned`);
         assert.ok(mode === 0 || mode === 1 || mode === 2 || mode === 3, `${l.kernel}: mode ${mode}`);
@@ -1295,6 +1353,9 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         attention(q, out, kv, pos, starts, tables, T, S, nH, nKV, hd, bs, stride, scale, window, l.kernel, view);
         break;
       }
+      case "decode_attention_batch2w_bf16":
+      case "decode_attention_batch3_fp8kv_bf16":
+      case "decode_attention_batch3_bf16":
       case "decode_attention_batch2_fp8kv_bf16":
       case "decode_attention_fp8kv_bf16":
       case "decode_attention_g4_fp8kv_bf16":
@@ -1344,7 +1405,9 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
             `${l.kernel}: ${l.sharedBytes} B, target ${splitSize}`,
           );
         } else assert.ok(!l.sharedBytes, `${l.kernel}: no dynamic shared memory`);
-        const numSplits = sk ? MAX_DECODE_SPLITS : l.grid[2];
+        // decode_attention_batch3: batch2's ABI plus numSplits (last); a grid of one-warp blocks that walk the items.
+        const batch3 = name.startsWith("decode_attention_batch3");
+        const numSplits = sk ? MAX_DECODE_SPLITS : batch3 ? A[A.length - 1] : l.grid[2];
         // decode_attention_batch.cu: the same ABI; 16 query heads per block, 64 threads at head dim 128; splitSize
         // is the split size itself (decode_attention: the least keys per split, daSplitKeys). decode_attention_batch2:
         // batchAttention2Threads per block; _fp8kv_: an e4m3 cache (k / v written as rope_kv_write_fp8kv_bf16 writes
@@ -1353,13 +1416,16 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         // q and the output, likewise within rounding of this stand-in's bf16(decode(q) · s) (DA_QFOLD=0: the same values).
         const kvAlgo = kvAlgoOf(l.kernel);
         const batch2 = name.startsWith("decode_attention_batch2");
-        const batch = batch2 || name === "decode_attention_batch_bf16";
+        const batch = batch2 || batch3 || name === "decode_attention_batch_bf16";
         assert.ok(
-          Number.isInteger(G) && l.block === (batch2 ? batchAttention2Threads(hd, !!kvAlgo) : batch && hd === 128 ? 64 : 128) &&
+          Number.isInteger(G) && l.block === (batch3 ? 32 : batch2 ? batchAttention2Threads(hd, !!kvAlgo) : batch && hd === 128 ? 64 : 128) &&
             (G <= 4 || !name.includes("_g4")),
           `${l.kernel}: G ${G}, block ${l.block}`,
         );
-        assert.ok(l.grid[0] === nKV * cdiv(G, batch ? 16 : 8) && l.grid[1] >= T, `${l.kernel}: grid ${l.grid}`);
+        const nBx = nKV * cdiv(G, batch ? 16 : 8); // blocks (batch3: items) per token and split
+        if (batch3) {
+          assert.ok(l.grid[0] >= 1 && l.grid[1] === 1 && l.grid[2] === 1 && A.length === (kvAlgo ? 24 : 23), `${l.kernel}: grid ${l.grid}`);
+        } else assert.ok(l.grid[0] === nBx && l.grid[1] >= T, `${l.kernel}: grid ${l.grid}`);
         assert.ok(splitSize >= 1 && numSplits <= MAX_DECODE_SPLITS, `${l.kernel}: ${numSplits} splits of ${splitSize}`);
         if (prefetchBytes > 0n) mem.bytes(prefetch, Number(prefetchBytes));
         // Blocks read q, k and v of their token's qkv row and write their heads of out. The one overlap the
@@ -1382,7 +1448,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         if (nz.some((z) => z > 1)) {
           // Tokens of several splits go through partialO [T, nH, splits, hd] and partialML [.., 2] (f32) and the
           // int32 split counters [T, grid.x], zero before the launch (the merging block resets them).
-          const oBytes = T * nH * numSplits * hd * 4, mlBytes = T * nH * numSplits * 8, cBytes = T * l.grid[0] * 4;
+          const oBytes = T * nH * numSplits * hd * 4, mlBytes = T * nH * numSplits * 8, cBytes = T * nBx * 4;
           for (const [w, p, b] of [["partialO", pO, oBytes], ["partialML", pML, mlBytes], ["counters", counters, cBytes]] as const) {
             disjoint(l.kernel, `qkv and ${w}`, qkv, qkvBytes, p, b);
             disjoint(l.kernel, `out and ${w}`, out, outBytes, p, b);
@@ -1390,7 +1456,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           disjoint(l.kernel, "partialO and partialML", pO, oBytes, pML, mlBytes);
           disjoint(l.kernel, "partialO and counters", pO, oBytes, counters, cBytes);
           disjoint(l.kernel, "partialML and counters", pML, mlBytes, counters, cBytes);
-          const c = mem.i32(counters, T * l.grid[0]), po = mem.f32(pO, T * nH * numSplits * hd), pml = mem.f32(pML, T * nH * numSplits * 2);
+          const c = mem.i32(counters, T * nBx), po = mem.f32(pO, T * nH * numSplits * hd), pml = mem.f32(pML, T * nH * numSplits * 2);
           assert.ok(c.every((v) => v === 0), `${l.kernel}: split counters not zero before the launch`);
           // The partials a split writes (here: its split number + 1, poisoning what a later read would expect).
           for (let t = 0; t < T; t++) {
@@ -1464,13 +1530,14 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         break;
       }
       case "sample_f32":
+      case "sample_split_f32":
         sampleStandIn(mem, l);
         break;
       case "apply_token_mask":
         maskStandIn(mem, l);
         break;
       default:
-        if (fp8KernelStandIn(mem, l, stepTokens) || lowbitKernelStandIn(mem, l, stepTokens)) break;
+        if (fp8KernelStandIn(mem, l, stepTokens) || lowbitKernelStandIn(mem, l, stepTokens) || nvfp4MmaKernelStandIn(mem, l, stepTokens)) break;
         throw new Error(`no stand-in for kernel ${l.kernel}`);
     }
   }

@@ -167,3 +167,90 @@ function dequantExactInt4(mem: FakeMemory, W: bigint, sc: bigint, n: number, k: 
   }
   return out;
 }
+
+/** Code nibble and scale byte of element (j, i) of a tiled NVFP4 weight (lib/backends/cuda/nvfp4_tiles.ts). */
+function tiledAt(codes: Uint8Array, scales: Uint8Array, k: number, j: number, i: number): { code: number; scale: number } {
+  const rt = j >> 4, g = j & 7, hi = (j & 15) >= 8 ? 1 : 0, q = i >> 6, b = (i >> 4) & 3, t = (i >> 2) & 3, e = i & 3;
+  const tile = rt * (k / 64) + q, o = tile * 512 + (4 * g + t) * 16 + b * 4 + 2 * hi + (e >> 1);
+  return { code: (codes[o] >> ((e & 1) * 4)) & 15, scale: scales[tile * 64 + g * 8 + 4 * hi + b] };
+}
+
+/**
+ * nvfp4_act_mma's outputs for rows [rows, k] of (bf16-exact) values v: doubled e2m1 codes in the mma's B fragment
+ * order at xq, their negations after them, the e4m3 block scales as f32 at sx.
+ */
+export function nvfp4ActRows(mem: FakeMemory, v: Float32Array, rows: number, k: number, a: number, xq: bigint, sx: bigint): void {
+  assert.ok(k % 64 === 0, `nvfp4 act rows: k ${k}`);
+  const q = mem.bytes(xq, 2 * rows * k), s = mem.f32(sx, rows * (k / 16));
+  const codes = new Uint8Array(k), sb = new Uint8Array(k / 16);
+  for (let r = 0; r < rows; r++) {
+    nvfp4QuantizeBlocks(v, r * k, k, a, codes, 0, sb, 0);
+    for (let i = 0; i < k; i++) {
+      const blk = i >> 4, o = r * k + (blk >> 2) * 64 + ((i & 15) >> 2) * 16 + (blk & 3) * 4 + (i & 3), c = 2 * E2M1_DECODE[codes[i]];
+      q[o] = c & 255;
+      q[rows * k + o] = -c & 255;
+    }
+    for (let b = 0; b < k / 16; b++) s[r * (k / 16) + b] = E4M3_DECODE[sb[b]];
+  }
+}
+
+/** Stand-ins of kernels/nvfp4_mma.cu (CudaFlags.nvfp4Mma); false for any other kernel. */
+export function nvfp4MmaKernelStandIn(mem: FakeMemory, l: KernelLaunch, maxRows: number): boolean {
+  const A = l.args as (bigint & number)[];
+  if (l.kernel === "nvfp4_act_mma_bf16") {
+    const [x, xq, sx, rows, k, a] = A;
+    assert.ok(
+      rows >= 1 && rows <= maxRows && l.grid[1] === rows && l.grid[0] * 1024 >= k && l.block === 256 && k % 64 === 0,
+      `${l.kernel}: rows ${rows}, k ${k}`,
+    );
+    disjoint(l.kernel, "x and xq", x, rows * k * 2, xq, rows * k * 2);
+    nvfp4ActRows(mem, ld(mem, x, rows * k), rows, k, a, xq, sx);
+    return true;
+  }
+  if (l.kernel === "nvfp4_dequant_mma_bf16") {
+    const [W, sc, out, n, k] = A;
+    assert.deepEqual([...l.grid, l.block], [Math.ceil((n * k) / 8 / 256), 1, 1, 256], `${l.kernel}: grid`);
+    const codes = mem.bytes(W, (n * k) / 2), scales = mem.bytes(sc, (n * k) / 16), w = new Float32Array(n * k);
+    for (let j = 0; j < n; j++) {
+      for (let i = 0; i < k; i++) {
+        const c = tiledAt(codes, scales, k, j, i);
+        w[j * k + i] = E2M1_DECODE[c.code] * E4M3_DECODE[c.scale];
+      }
+    }
+    stExact(mem, out, w, l.kernel);
+    return true;
+  }
+  const gv = /^nvfp4_gemv_mma(_w16)?_bf16_m(\d)$/.exec(l.kernel);
+  if (!gv) return false;
+  const [xq, W, sc, sx, bias, y, m, n, k, , alpha] = A;
+  const M = Number(gv[2]), NW = gv[1] ? 16 : 8;
+  assert.ok(m >= 1 && m <= M && m <= maxRows && (M === 1 || m > 1), `${l.kernel}: m ${m}`);
+  assert.ok(l.grid[0] === n / 16 || (l.grid[0] < n / 16 && (k / 64) % (4 * NW) === 0), `${l.kernel}: grid ${l.grid}`);
+  assert.deepEqual([...l.grid.slice(1), l.block], [1, 1, 32 * NW], `${l.kernel}: grid`);
+  assert.ok(n % 16 === 0 && k % 64 === 0 && xq % 16n === 0n && W % 16n === 0n && sx % 16n === 0n, `${l.kernel}: shape / alignment`);
+  disjoint(l.kernel, "xq and y", xq, 2 * m * k, y, m * n * 2);
+  const q = new Int8Array(mem.bytes(xq, 2 * m * k).slice().buffer), s = mem.f32(sx, m * (k / 16));
+  const codes = mem.bytes(W, (n * k) / 2), scales = mem.bytes(sc, (n * k) / 16), b = bias ? ld(mem, bias, n) : null;
+  const o = new Float32Array(m * n);
+  for (let r = 0; r < m; r++) {
+    for (let j = 0; j < n; j++) {
+      // Exact block sums of doubled codes, scaled by the exact e4m3 products (fp32 on the GPU, exact here).
+      let acc = 0;
+      for (let blk = 0; blk < k / 16; blk++) {
+        let dot = 0, sw = 0;
+        for (let e = 0; e < 16; e++) {
+          const i = blk * 16 + e, c = tiledAt(codes, scales, k, j, i);
+          const xo = r * k + (blk >> 2) * 64 + (e >> 2) * 16 + (blk & 3) * 4 + (e & 3);
+          assert.equal(q[m * k + xo], -q[xo] + 0, `${l.kernel}: xn is not −xp`);
+          dot += q[xo] * 2 * E2M1_DECODE[c.code];
+          sw = E4M3_DECODE[c.scale];
+        }
+        acc += dot * sw * s[r * (k / 16) + blk];
+      }
+      const v = f(acc * f(0.25 * alpha));
+      o[r * n + j] = b ? f(v + b[j]) : v;
+    }
+  }
+  st(mem, y, o);
+  return true;
+}

@@ -104,7 +104,7 @@ test("compile units: one per kernel of a guarded file, whole small files, each g
     if (!isSelectable(f)) continue;
     const lines = kernelSource(f).split("\n");
     lines.forEach((line, i) => {
-      const entry = /^(?:extern "C" __global__ void (?:__launch_bounds__\(\d+\) )?(\w+)\(|(?:PA_\w+|GEMV\w*|DECODE_FUSED)\((\w+),|DECODE_BATCH\((\d+)\))/.exec(
+      const entry = /^(?:extern "C" __global__ void (?:__launch_bounds__\(\d+(?:, *\d+)*\) )?(\w+)\(|(?:PA_\w+|GEMV\w*|DECODE_FUSED)\((\w+),|DECODE_BATCH\((\d+)\))/.exec(
         line,
       );
       if (!entry || line.startsWith("#define")) return;
@@ -137,8 +137,11 @@ for (
     const names = engine.tensorNames();
     let next = 1n << 40n;
     const addr = new Map<string, bigint>();
-    for (const batchInvariant of [true, false]) {
+    // NVFP4: also with nvfp4Mma (kernels/nvfp4_mma.cu, its producers and the 16-warp GEMV for few row tiles).
+    const modes = ([true, false] as const).flatMap((bi) => (qc.quantAlgo === "NVFP4" ? [[bi, false], [bi, true]] : [[bi, false]]) as [boolean, boolean][]);
+    for (const [batchInvariant, mma] of modes) {
       const env = fakeLaunchEnv(engine, {
+        ...(mma ? { nvfp4Mma: true, nvfp4GemvBlocks: 264 } : {}),
         weight: (n) => {
           assert.ok(names.includes(n), `weight ${n}`);
           if (!addr.has(n)) addr.set(n, next += 1n << 20n);
@@ -169,7 +172,12 @@ for (
           assert.ok(seen.has(k) && planned.has(k), `${qc.kvCacheQuantAlgo} KV: ${k} launched and planned`);
         }
       }
-      assert.deepEqual([...seen].filter((k) => !planned.has(k)), [], `${qc.quantAlgo}, invariant ${batchInvariant}: launched but not planned`);
+      assert.deepEqual(
+        [...seen].filter((k) => !planned.has(k)),
+        [],
+        `${qc.quantAlgo}, invariant ${batchInvariant}${mma ? ", nvfp4Mma" : ""}: launched but not planned`,
+      );
+      if (mma) assert.ok(seen.has("nvfp4_gemv_mma_w16_bf16_m1") && seen.has("nvfp4_rmsnorm_act_bf16"), [...seen].join(" "));
     }
   });
 }

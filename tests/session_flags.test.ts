@@ -38,8 +38,11 @@ test("session options: every switch of the table resolves to its default when ne
     assert.equal(o.fp8FlashPrefill, true);
     assert.equal(o.quantTailNorm, true);
     assert.equal(o.graphSplits, false);
-    assert.equal(o.wgmmaPrefill, undefined, "wgmmaPrefill: the CUDA session decides per engine (head dim 128)");
+    assert.equal(o.wgmmaPrefill, undefined, "wgmmaPrefill: the CUDA session decides per engine (head dims 64 and 128)");
     assert.equal(o.pruneLastLayer, true);
+    // Session 10: the residual add in the o_proj / down GEMM epilogue and the wider GEMM tuning (same logits bits, H200).
+    assert.equal(o.gemmResidual, true);
+    assert.equal(o.gemmTuneWide, true);
   });
 });
 

@@ -310,3 +310,51 @@ gpuTest("batch-invariant GEMM with M buckets: rows bitwise equal to the single p
   console.log(lines.join("\n"));
   assert.equal(buck.numInvariantFallbacks + single.numInvariantFallbacks, 0);
 });
+
+gpuTest("batch-invariant GEMM adding into C in place (beta 1, gemmResidual): rows bitwise equal across M buckets, tuned too", () => {
+  const d = device();
+  using buck = new CublasLtGemm(d, { batchInvariant: true, tune: true, timingCacheDir: null });
+  using single = new CublasLtGemm(d, { batchInvariant: true, invariantBuckets: false, timingCacheDir: null });
+  const Mmax = 2100;
+  const ms = [9, 300, 600, 1100, 2100];
+  const shapes = [[2048, 2048], [2048, 8192], [4096, 14336]] as const;
+  let seed = 1900;
+  const lines: string[] = [];
+  for (const [n, k] of shapes) {
+    const block = quantize(seededUniform(seed += 3, 512 * k), "bf16").bytes as Uint16Array;
+    using da = d.alloc(Mmax * k * 2);
+    for (let r = 0; r < Mmax; r += 512) da.copyFromHost(block.subarray(0, Math.min(512, Mmax - r) * k), { offset: r * k * 2 });
+    using db = d.alloc(n * k * 2);
+    const wBlock = quantize(seededUniform(seed + 1, 256 * k, -0.05, 0.05), "bf16").bytes as Uint16Array;
+    for (let r = 0; r < n; r += 256) db.copyFromHost(wBlock.subarray(0, Math.min(256, n - r) * k), { offset: r * k * 2 });
+    // The residual: 512 random rows repeated (row r of every M holds the same values).
+    const res = quantize(seededUniform(seed + 2, 512 * n, -2, 2), "bf16").bytes as Uint16Array;
+    using dd = d.alloc(Mmax * n * 2);
+    using stream = d.createStream();
+    const rows = (g: CublasLtGemm, m: number, withC: boolean): Uint16Array => {
+      for (let r = 0; r < m; r += 512) dd.copyFromHost(res.subarray(0, Math.min(512, m - r) * n), { offset: r * n * 2, stream });
+      g.run({ m, n, k, dtype: "bf16", a: da, b: db, d: dd, transB: true, stream, ...(withC ? { c: dd } : {}) });
+      stream.synchronize();
+      const h = new Uint16Array(m * n);
+      dd.copyToHost(h);
+      return h;
+    };
+    const want = rows(single, Mmax, true);
+    const differ = ms.filter((m) => !rows(buck, m, true).every((v, i) => v === want[i]));
+    // D = round(A·Bᵀ + C): within one bf16 rounding of round(A·Bᵀ) + C.
+    const plain = rows(single, Mmax, false);
+    let worst = 0;
+    for (let i = 0; i < 512 * n; i++) {
+      const ab = fromBf16Bits(plain[i]), c = fromBf16Bits(res[i]);
+      worst = Math.max(worst, Math.abs(fromBf16Bits(want[i]) - (ab + c)) / (Math.abs(ab) + Math.abs(c) + 1e-6));
+    }
+    lines.push(
+      `n=${n} k=${k}: rows with C differ from the single pinned algorithm at M in [${differ.join(",")}]; worst |D - (round(AB) + C)| / (|AB| + |C|) ${
+        worst.toExponential(2)
+      }`,
+    );
+    assert.deepEqual(differ, [], `GEMM + C n=${n} k=${k}: rows at these M differ bitwise from the single pinned algorithm`);
+    assert.ok(worst < 2 ** -7, `GEMM + C n=${n} k=${k}: ${worst} from round(AB) + C`);
+  }
+  console.log(lines.join("\n"));
+});

@@ -67,7 +67,11 @@ def module(fname, defines=(), arch_suffix=""):
         cubin = nvrtc.getCUBIN(prog)
     finally:
         nvrtc.destroyProgram(prog)
-    path = os.path.join(tempfile.gettempdir(), f"llmrt16_{fname}_{'_'.join(defines)}{arch_suffix}.cubin")
+    tag = '_'.join(defines)
+    if len(tag) > 120:  # long define lists (LLMRT_SELECT units): a digest keeps the file name legal
+        import hashlib
+        tag = hashlib.sha1(tag.encode()).hexdigest()
+    path = os.path.join(tempfile.gettempdir(), f"llmrt16_{fname}_{tag}{arch_suffix}.cubin")
     with open(path, "wb") as f:
         f.write(cubin)
     _mods[key] = cp.RawModule(path=path)

@@ -3,6 +3,8 @@
 # /tmp/hfmodels and LLMRT_CACHE_DIR). Each helper logs to $OUT and prints a few summary lines.
 #   stamp MSG                              — "== [seconds since sourcing] MSG"
 #   gpu_suite NAME LIMIT [FILES...]        — bun test (default: tests/gpu but cuda_session / nccl_tp2, + tests/quant_cuda)
+#   gpu_suite_par NAME LIMIT [K]           — the same default files as K (default 3) bun test processes at once on the one
+#                                            GPU (the files dealt out by their session-9 durations; ~3x faster), summed
 #   thr NAME MODEL REQUESTS LIMIT [ARGS]   — bench/throughput.ts N × (128,128); ids to $OUT/ids_NAME.json, numbers to t_NAME.json
 #   same_ids A B                           — how many requests of two thr runs generated identical greedy ids
 #   thr_summary NAME...                    — output tok/s of thr runs
@@ -25,6 +27,36 @@ gpu_suite() {
   timeout "$lim" bun test --timeout 600000 "${files[@]}" > "$OUT/$name.log" 2>&1
   echo "rc $?"
   grep -E "^\(fail|^ *[0-9]+ (pass|fail|skip)$|^Ran " "$OUT/$name.log" | cut -c1-300 | head -24
+}
+
+gpu_suite_par() {
+  local name=$1 lim=$2 k=${3:-3} i
+  stamp "bun test in $k processes: $name"
+  mapfile -t groups < <(python3 - "$k" << 'PY'
+import glob, sys
+k = int(sys.argv[1])
+# seconds a file took in session 9's closing run (unknown files: 4 s); the slowest first, each to the lightest group
+known = {"fp8_decode_attention": 42, "persistent_decode": 25, "fp8_kv": 19, "lowbit_cuda": 18, "batch_attention2": 16,
+         "quant_gemm": 10, "gemm": 6, "nccl": 5, "graph_splits": 5}
+files = [f for f in sorted(glob.glob("tests/gpu/*.test.ts")) if "cuda_session" not in f and "nccl_tp2" not in f]
+files.append("tests/quant_cuda.test.ts")
+w = lambda f: known.get(f.split("/")[-1].removesuffix(".test.ts"), 4)
+groups = [[0, []] for _ in range(k)]
+for f in sorted(files, key=w, reverse=True):
+    g = min(groups, key=lambda x: x[0]); g[0] += w(f); g[1].append(f)
+for g in groups: print(" ".join(g[1]))
+PY
+  )
+  local pids=()
+  for i in "${!groups[@]}"; do
+    # shellcheck disable=SC2086
+    (timeout "$lim" bun test --timeout 600000 ${groups[$i]} > "$OUT/${name}_$i.log" 2>&1; echo "rc $?" >> "$OUT/${name}_$i.log") &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p"; done
+  for i in "${!groups[@]}"; do echo "group $i: $(tail -1 "$OUT/${name}_$i.log")"; done
+  cat "$OUT/${name}"_*.log | grep -E "^\(fail" | cut -c1-300 | head -12
+  cat "$OUT/${name}"_*.log | grep -E "^ *[0-9]+ (pass|fail|skip)$" | awk '{n[$2] += $1} END {for (k in n) print n[k], k}'
 }
 
 thr() {

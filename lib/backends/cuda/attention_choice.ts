@@ -51,8 +51,8 @@ export function flashPrefillWgGeometry(headDim: number): { readonly rows: number
 
 /** The FW_ENTRY tilings of flash_prefill_wg_bf16_hd{64,128}: warpgroups, keys per K/V tile, cp.async stages. */
 const WG_TILING: Readonly<Record<number, { readonly warpgroups: number; readonly keys: number; readonly stages: number }>> = {
-  64: { warpgroups: 2, keys: 64, stages: 3 }, // H200 session 7 r2: the fastest hd64 tiling (still below flash_prefill)
-  128: { warpgroups: 3, keys: 64, stages: 3 }, // with OVL in FW_ENTRY: 299 vs flash_prefill's 214 TFLOP/s at T 32768
+  64: { warpgroups: 2, keys: 64, stages: 3 }, // H200 session 10: 68.0 µs at T 2048 (253 TFLOP/s) vs flash_prefill's 86.2
+  128: { warpgroups: 3, keys: 64, stages: 3 }, // with OVL in FW_ENTRY: session 10 412 TFLOP/s at T 32000 (flash_prefill 231)
 };
 
 /** Keys per decode tile (splits are multiples of it). */
@@ -218,6 +218,34 @@ export function batchAttentionSplit(
  */
 export function batchAttention2Threads(headDim: number, _fp8: boolean): number {
   return headDim === 128 ? 64 : 128;
+}
+
+/**
+ * Least sequences of a decode step that runs decode_attention_batch2w instead of batch2 (LaunchEnv.batchAttention2Wide;
+ * bf16 cache, head dim 128). The two round alike, so the threshold is a speed choice only: H200 session 10, llama-3.1-8b
+ * one layer at 128..256 keys, batch2w / batch2 = 0.859 (512 seqs), 0.887 (256), 0.915 (128), 1.172 (64).
+ */
+export const BATCH2_WIDE_MIN_ROWS = 128;
+
+/**
+ * One-warp blocks per SM of decode_attention_batch3 (kernels/decode_attention_batch.cu, default stages): as many
+ * as its static shared memory lets an SM hold (228 KB, 1 KB reserved a block: hd128 34 KB a warp → 6; hd64 bf16 31 KB → 7,
+ * e4m3 27 KB → 8).
+ */
+export function batchAttention3BlocksPerSm(headDim: number, fp8: boolean): number {
+  return headDim === 128 ? 6 : fp8 ? 8 : 7;
+}
+
+/**
+ * Grid of decode_attention_batch3 (LaunchEnv.batchAttention3Blocks): batchAttention3BlocksPerSm × the SMs.
+ *
+ * @example
+ * ```ts
+ * batchAttention3Blocks(128, false, 132); // 792
+ * ```
+ */
+export function batchAttention3Blocks(headDim: number, fp8: boolean, smCount: number): number {
+  return batchAttention3BlocksPerSm(headDim, fp8) * smCount;
 }
 
 /**

@@ -102,6 +102,11 @@ export interface GemmOptions {
    * (timed once per shape and bucket). @default false
    */
   readonly tune?: boolean;
+  /**
+   * Batch-invariant tuning: how many of the heuristic's non-split-K candidates for a bucket are timed (a count other
+   * than the default keys its own timing-cache entries). @default 8
+   */
+  readonly tuneCandidates?: number;
   /** Folder of the timing cache; `null` keeps it in memory only. @default `$LLMRT_CACHE_DIR/gemm` */
   readonly timingCacheDir?: string | null;
   /**
@@ -209,6 +214,7 @@ export class CublasLtGemm {
   readonly #beta = new Float32Array(1);
   readonly #ptrCell = new BigUint64Array(1);
   readonly #tune: boolean;
+  readonly #tuneCandidates: number;
   readonly batchInvariant: boolean;
   readonly #refM: number;
   readonly #buckets: boolean;
@@ -236,6 +242,8 @@ export class CublasLtGemm {
     const wsBytes = options.workspaceBytes ?? 32 * 1024 * 1024;
     this.batchInvariant = options.batchInvariant ?? false;
     this.#tune = options.tune ?? false;
+    this.#tuneCandidates = options.tuneCandidates ?? TUNE_CANDIDATES;
+    positiveInt("tuneCandidates", this.#tuneCandidates);
     this.#refM = options.invariantRefM ?? INVARIANT_REF_M;
     this.#buckets = options.invariantBuckets ?? true;
     this.#fp8Buckets = options.invariantFp8Buckets ?? false;
@@ -350,10 +358,11 @@ export class CublasLtGemm {
     bindContext(this.#ctx);
     let plan = this.#plans.get(key);
     if (!plan) {
-      plan = this.#makePlan(m, n, k, dtype, outDtype, transB, bias, align, key, invariant, args.c ? null : { a, b, d, stream: args.stream ?? null }, {
-        b,
-        stream: args.stream ?? null,
-      }, fastAccum);
+      // Timing candidates writes D: a call that adds into C (the residual) is timed into a scratch of its shape.
+      const stream = args.stream ?? null;
+      using scratch = args.c && this.#tune && !(stream?.isCapturing ?? false) ? this.device.alloc(m * n * DTYPES[outDtype].bytes) : null;
+      const io = args.c ? (scratch ? { a, b, d: scratch.ptr, stream } : null) : { a, b, d, stream };
+      plan = this.#makePlan(m, n, k, dtype, outDtype, transB, bias, align, key, invariant, io, { b, stream }, fastAccum);
       this.#plans.set(key, plan);
     }
     const lt = cublasLt();
@@ -436,7 +445,7 @@ export class CublasLtGemm {
     io: { a: bigint; b: bigint; d: bigint; stream: Stream | null },
     ok: (algo: Uint8Array) => boolean,
   ): Uint8Array | null {
-    const memo = `${pinKey}@tune${bucket}`;
+    const memo = `${pinKey}@tune${bucket}${this.#tuneCandidates === TUNE_CANDIDATES ? "" : `c${this.#tuneCandidates}`}`;
     const known = this.#tuned.get(memo);
     if (known !== undefined) return known;
     const lt = cublasLt();
@@ -449,8 +458,8 @@ export class CublasLtGemm {
       checkCublas(lt.cublasLtMatrixLayoutCreate(cell, outT, n, bucket, n), "cublasLtMatrixLayoutCreate", `${n}x${bucket}`);
       layouts.push(cell[0]);
       const [lb, ld] = layouts;
-      const cands = this.#heuristic(desc, layoutA, lb, ld, INVARIANT_CANDIDATES, `${what} (tuning m=${bucket})`).filter((c) => this.#isNonSplit(c.algo))
-        .slice(0, TUNE_CANDIDATES);
+      const cands = this.#heuristic(desc, layoutA, lb, ld, Math.max(INVARIANT_CANDIDATES, 2 * this.#tuneCandidates), `${what} (tuning m=${bucket})`)
+        .filter((c) => this.#isNonSplit(c.algo)).slice(0, this.#tuneCandidates);
       const cached = this.#timing.get(memo);
       if (cached !== undefined && cached < cands.length && ok(cands[cached].algo)) {
         chosen = cands[cached].algo;

@@ -35,6 +35,11 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   gemv_fused_norm: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
   gemv_fused_ks: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
   gemv_fused_norm_ks: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
+  sample_split: { file: "sampling.cu", params: [P, I, P, P, P, P, P, P, P, P, P, P] },
+  gemv_fused_deep: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
+  gemv_fused_norm_deep: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
+  gemv_fused_ks_deep: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
+  gemv_fused_norm_ks_deep: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
   quant_gemv_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, I, I, I, I] },
   quant_gemv_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, I, I, I, I] },
   quant_gemv_fused_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
@@ -76,6 +81,9 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   decode_attention_batch: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_batch2: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_batch2_fp8kv: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
+  decode_attention_batch2w: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
+  decode_attention_batch3: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, I] },
+  decode_attention_batch3_fp8kv: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P, I] },
   kv_dequant_fp8kv: { file: "kv_dequant.cu", params: [P, P, P, P, P, I, I, I, I, I, P] },
   kv_dequant_int8kv: { file: "kv_dequant.cu", params: [P, P, P, P, P, I, I, I, I, I, P] },
   kv_dequant_prefix_fp8kv: { file: "kv_dequant.cu", params: [P, P, P, P, P, I, I, I, I, I, P] },
@@ -88,6 +96,8 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   decode_attention_g4_int8kv: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
   decode_persistent: { file: "decode_persistent.cu", params: [P, I, P, L, P, P, P, P, P, P, P, F, F, F, I, P, P] },
   ...LOWBIT_FAMILIES,
+  // batch_gemm_s{S}_m{16|32|64}: one entry point per cluster split count S (compiled in).
+  ...Object.fromEntries([1, 2, 3, 4, 5, 6, 7, 8].map((s) => [`batch_gemm_s${s}`, { file: "batch_gemm.cu", params: [P, P, P, P, I, I, I, I] }])),
 };
 
 /** The family of a kernel entry point: the name minus its _hdN / _mN and _bf16 / _f32 suffixes. */
@@ -110,6 +120,10 @@ const PDL_FAMILIES: ReadonlySet<string> = new Set([
   "fp8_gemv1s_fused_norm",
   "gemv_fused_ks",
   "gemv_fused_norm_ks",
+  "gemv_fused_deep",
+  "gemv_fused_norm_deep",
+  "gemv_fused_ks_deep",
+  "gemv_fused_norm_ks_deep",
   "decode_attention",
   "decode_attention_g4",
   "decode_attention_sk",
@@ -121,6 +135,7 @@ const PDL_FAMILIES: ReadonlySet<string> = new Set([
   "decode_attention_g4_int8kv",
   "gather_rows",
   "sample",
+  "sample_split",
   // Decode steps over a quantized KV cache (≤ GEMV_MAX_ROWS tokens): RoPE + KV write, split attention and the merge
   // keep their own launches; each waits at its entry (session 8).
   "rope_kv_write_fp8kv",

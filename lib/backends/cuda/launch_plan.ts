@@ -10,9 +10,13 @@ import { fp8ActScale, fp8GemvStep, fp8QuantProducers, fp8ScratchLayout } from ".
 import { InternalError } from "../../util/errors.ts";
 import type { LastLayerRows } from "./last_layer_rows.ts";
 import { isPdlKernel } from "./kernel_signatures.ts";
-import { GEMV_MAX_ROWS, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
+import { GEMV_MAX_ROWS, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, SAMPLE_SPLIT_BLOCKS, type StepShape } from "./launch_types.ts";
 import { planLinear } from "./linear_launch.ts";
+import { batchGemmTakes } from "./batch_gemm_plan.ts";
+import { nvfp4ActArgs, nvfp4ActProducers } from "./lowbit_launch.ts";
 import { planAttention, shadowRope } from "./attention_launch.ts";
+import { opReads } from "./op_reads.ts";
+import type { Op } from "../../ir/network.ts";
 import {
   PERSISTENT_DECODE_KERNEL,
   PERSISTENT_DECODE_SMEM,
@@ -84,6 +88,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         (n) => n === a.logits,
         GEMV_MAX_ROWS,
         !!env.quantTailNorm && env.quantNormScratch !== undefined,
+        (op) => batchGemmTakes(env, op, T, true),
       )
       : undefined;
   // One-token fused decode steps: every decoder layer in one persistent launch (LaunchEnv.persistentDecode).
@@ -103,7 +108,16 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     },
     (i) => !!fuse && (fuse.skip.has(i) || fuse.normOnly.has(i) || fuse.norm.has(i) || fuse.epilogue.has(i) || fuse.attnQkv.has(i)),
   );
-  const preQuantized = new Set(fq.values());
+  // NVFP4 on nvfp4_mma.cu: norms / silu_mul that write the next GEMV's int8 codes themselves (LaunchEnv.nvfp4Mma).
+  const nq = nvfp4ActProducers(
+    plan,
+    env,
+    rowsOf,
+    T === S,
+    (i) => !!fuse && (fuse.skip.has(i) || fuse.normOnly.has(i) || fuse.norm.has(i) || fuse.epilogue.has(i) || fuse.attnQkv.has(i)),
+  );
+  const nqArgs = (j: number) => nvfp4ActArgs(plan.ops[nq.get(j)!] as Extract<(typeof plan.ops)[number], { type: "linear" }>, env);
+  const preQuantized = new Set([...fq.values(), ...nq.values()]);
   /** The FP8 scratch's e4m3 rows and row scales (the producer's outputs), and the linear's static scale. */
   const fqArgs = (lin: number): [bigint, bigint, number] => {
     const layout = fp8ScratchLayout(plan);
@@ -134,6 +148,9 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     out,
     k,
   };
+  // gemmResidual (prefill and mixed steps): the op index whose residual add the previous linear's GEMM did.
+  const residualInGemm = !!env.gemmResidual && shape.attention.kind !== "decode" && !env.lora;
+  let addedByGemm = -1;
   plan.ops.forEach((op, i) => {
     if (prune && i === prune.cut) {
       for (const g of prune.gathers) {
@@ -190,12 +207,21 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           k(i, "fp8_rmsnorm_quant_bf16", [rows, 1, 1], 256, [buf(op.x), 0n, env.weight(op.weight), 0n, xq, rs, rows, widthOf(op.x), op.eps, act, 0]);
           break;
         }
+        if (nq.has(i)) {
+          const [xq, sx, a] = nqArgs(i);
+          k(i, "nvfp4_rmsnorm_act_bf16", [rows, 1, 1], 256, [buf(op.x), 0n, env.weight(op.weight), xq, sx, rows, widthOf(op.x), op.eps, a, 0]);
+          break;
+        }
         k(i, `rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.x), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
         break;
       }
       case "add_rmsnorm": {
         const rows = rowsOf(op.x);
         if (fuse?.normOnly.has(i)) {
+          k(i, `rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
+          break;
+        }
+        if (addedByGemm === i) {
           k(i, `rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
           break;
         }
@@ -216,12 +242,29 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           ]);
           break;
         }
+        if (nq.has(i)) {
+          const [xq, sx, a] = nqArgs(i);
+          k(i, "nvfp4_rmsnorm_act_bf16", [rows, 1, 1], 256, [buf(op.x), buf(op.residual), env.weight(op.weight), xq, sx, rows, widthOf(op.x), op.eps, a, 1]);
+          break;
+        }
         k(i, `add_rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.x), buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
         break;
       }
-      case "linear":
+      case "linear": {
+        const first = out.length;
         planLinear(c, op, i);
+        const next = plan.ops[i + 1];
+        const g = out[first];
+        if (
+          residualInGemm && out.length === first + 1 && g.kind === "gemm" && g.dtype === gemmType && g.outDtype === gemmType && g.bias === null &&
+          g.d === buf(op.out) && (next?.type === "add" || next?.type === "add_rmsnorm") && next.x === op.out && onlyReader(plan.ops, op.out, i + 1)
+        ) {
+          const residual = buf(next.type === "add" ? next.out : next.residual);
+          out[first] = { ...g, d: residual, c: residual };
+          addedByGemm = i + 1;
+        }
         break;
+      }
       case "qk_norm":
         k(i, `qk_norm_${elem}`, [cdiv(op.numHeads + op.numKvHeads, 4), T, 1], 128, [
           buf(op.qkv),
@@ -267,9 +310,16 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           k(i, "fp8_silu_mul_quant_bf16", [T, 1, 1], 256, [buf(op.gateUp), xq, rs, T, op.width, act]);
           break;
         }
+        if (nq.has(i)) {
+          const [xq, sx, a] = nqArgs(i);
+          const rows = rowsOf(op.gateUp);
+          k(i, "nvfp4_silu_mul_act_bf16", [Math.ceil(op.width / 1024), rows, 1], 256, [buf(op.gateUp), xq, sx, rows, op.width, a]);
+          break;
+        }
         k(i, `silu_mul_${elem}`, [cdiv(op.width, 256 * V), rowsOf(op.gateUp), 1], 256, [buf(op.gateUp), buf(op.out), rowsOf(op.gateUp), op.width]);
         break;
       case "add": {
+        if (addedByGemm === i) break;
         const n = rowsOf(op.x) * widthOf(op.x);
         k(i, `add_inplace_${elem}`, [Math.max(1, Math.min(cdiv(n, 256 * V), 8192)), 1, 1], 256, [buf(op.x), buf(op.out), BigInt(n)]);
         break;
@@ -297,6 +347,24 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
   return out;
 }
 
+/** Per op list: how many ops read each activation (an op opReads does not know counts as reading everything). */
+const readerCounts = new WeakMap<readonly Op[], { counts: Map<string, number>; unknown: boolean }>();
+
+/** Whether op `reader` is the only op that reads activation `name` (gemmResidual: the linear's output is not kept). */
+function onlyReader(ops: readonly Op[], name: string, reader: number): boolean {
+  let r = readerCounts.get(ops);
+  if (!r) {
+    r = { counts: new Map(), unknown: false };
+    for (const o of ops) {
+      const reads = opReads(o);
+      if (!reads) r.unknown = true;
+      for (const n of new Set(reads ?? [])) r.counts.set(n, (r.counts.get(n) ?? 0) + 1);
+    }
+    readerCounts.set(ops, r);
+  }
+  return !r.unknown && r.counts.get(name) === 1 && (opReads(ops[reader]) ?? []).includes(name);
+}
+
 /**
  * The sampler's launches over `numRows` logits rows: with `masked`, first the token masks
  * (apply_token_mask: a row's ids whose bit is 0 in its mask → -inf), then sample_f32.
@@ -316,13 +384,19 @@ export function sampleLaunches(env: LaunchEnv, numRows: number, masked: boolean)
       args: [env.logits, a.vocabSize, env.tokenMasks, cdiv(a.vocabSize, 32), io.maskIndex],
     });
   }
-  out.push({
-    kind: "kernel",
-    op,
-    kernel: "sample_f32",
-    grid: [R, 1, 1],
-    block: 512,
-    args: [env.logits, a.vocabSize, io.temperature, io.topK, io.topP, io.minP, io.seed, io.step, io.sampledIds],
-  });
+  const args = [env.logits, a.vocabSize, io.temperature, io.topK, io.topP, io.minP, io.seed, io.step, io.sampledIds];
+  const split = env.sampleSplit;
+  out.push(
+    split
+      ? {
+        kind: "kernel",
+        op,
+        kernel: "sample_split_f32",
+        grid: [R, SAMPLE_SPLIT_BLOCKS, 1],
+        block: 512,
+        args: [...args, split.partV, split.partI, split.counters],
+      }
+      : { kind: "kernel", op, kernel: "sample_f32", grid: [R, 1, 1], block: 512, args },
+  );
   return out;
 }

@@ -95,6 +95,16 @@ export interface LaunchEnv {
    * engines take it too (decode_attention_batch2_fp8kv: RoPE + e4m3 KV write + attention in one launch).
    */
   readonly batchAttention2?: boolean;
+  /**
+   * With batchAttention2: those steps run decode_attention_batch3 (persistent warps, the same bits) on a grid of this
+   * many one-warp blocks (attention_choice.ts batchAttention3Blocks); unset: decode_attention_batch2.
+   */
+  readonly batchAttention3Blocks?: number;
+  /**
+   * With batchAttention2: steps of at least BATCH2_WIDE_MIN_ROWS sequences over a bf16 cache at head dim 128 run
+   * decode_attention_batch2w (the same bits as batch2).
+   */
+  readonly batchAttention2Wide?: boolean;
   /** FP8 GEMM launches ask for cuBLASLt's fast accumulation (GemmLaunch.fastAccum). */
   readonly fp8FastAccum?: boolean;
   /**
@@ -130,6 +140,18 @@ export interface LaunchEnv {
   readonly decodeSplitK?: boolean;
   /** Fused decode GEMVs with long rows run gemv_fused_ks with gemvSplitRows' warps per row. */
   readonly gemvSplitK?: boolean;
+  /** Fused decode GEMVs of ≤ 2 rows on qkv / o_proj / down_proj run the gemv_fused*_deep entry points (CudaSessionOptions.gemvDeepLoads). */
+  readonly gemvDeepLoads?: boolean;
+  /**
+   * CudaSessionOptions.sampleSplit: the sampler runs sample_split_f32 over these (f32 partV and i32 partI [capSeqs,
+   * SAMPLE_SPLIT_BLOCKS], i32 counters [capSeqs] zero between launches).
+   */
+  readonly sampleSplit?: { readonly partV: bigint; readonly partI: bigint; readonly counters: bigint };
+  /**
+   * Prefill and mixed steps: a plain cuBLASLt linear whose output only feeds the next op's residual add (add /
+   * add_rmsnorm) writes into the residual itself (GemmLaunch.c, beta 1); the add_rmsnorm runs as rmsnorm.
+   */
+  readonly gemmResidual?: boolean;
   /**
    * Fused decode steps over a quantized KV cache (FP8 / INT8) that do not run decode_attention_batch2 take one
    * decode_attention_{fp8kv|int8kv} launch per attention (RoPE + quantized KV write + split attention + merge)
@@ -151,6 +173,10 @@ export interface LaunchEnv {
    * of an RMSNorm prologue in each of its blocks. Needs quantNormScratch.
    */
   readonly quantTailNorm?: boolean;
+  /** NVFP4 linears that fit the tiles on kernels/nvfp4_mma.cu (CudaFlags.nvfp4Mma; their weights uploaded tiled). */
+  readonly nvfp4Mma?: boolean;
+  /** Most blocks of nvfp4_gemv_mma's persistent grid (lowbit_launch.ts nvfp4GemvGrid). Unset: one block per row tile. */
+  readonly nvfp4GemvBlocks?: number;
   /** f32 [GEMV_MAX_ROWS, hiddenSize / 16]: quant_gemv_fused_addnorm's tile sums of squares, read by quant_gemv_fused_rs. */
   readonly quantNormScratch?: bigint;
   /**
@@ -167,6 +193,14 @@ export interface LaunchEnv {
    * GEMM reading the packed weights; quant_gemm_plan.ts) instead of dequantize + cuBLASLt. @default false
    */
   readonly quantGemm?: boolean;
+  /**
+   * bf16 linears of 9..64 rows in decode steps (any step where not batchInvariant) run on batch_gemm_* (weight tiles
+   * streamed through a cp.async ring, split-K across a thread-block cluster; batch_gemm_plan.ts; sm_90) instead of
+   * cuBLASLt. @default false
+   */
+  readonly batchGemm?: boolean;
+  /** With batchGemm: its launches take programmatic dependent launch (KernelLaunch.pdl) after any kernel. */
+  readonly batchGemmPdl?: boolean;
   /** FP8 linears' prefill scratch: quantized rows, then row scales (fp8_launch.ts fp8ScratchLayout). */
   readonly fp8Scratch?: bigint;
   /** int8 / int4 / NVFP4 linears' activation scratch: quantized rows as bf16, then row scales (lowbit_launch.ts lowbitScratchLayout). */
@@ -206,6 +240,9 @@ export function gemvSplitRows(_n: number, k: number): number {
   while (ks < 4 && k / (2 * ks) >= GEMV_KS_MIN_ELEMS && (k / 8) % (2 * ks) === 0) ks *= 2;
   return ks;
 }
+
+/** Blocks sample_split_f32 splits a logits row's argmax over (LaunchEnv.sampleSplit). */
+export const SAMPLE_SPLIT_BLOCKS = 16;
 
 /** Most rows the skinny-GEMM kernel takes (its instantiations: 1, 2, 4, 8). */
 export const GEMV_MAX_ROWS = 8;
@@ -283,6 +320,8 @@ export interface GemmLaunch {
   readonly fastAccum?: boolean;
   /** D = alpha · A · Bᵀ (+ bias) (GemmArgs.alpha; lowbit linears' static scales). @default 1 */
   readonly alpha?: number;
+  /** D = A · Bᵀ + C (beta 1; GemmArgs.c): the residual add in the epilogue (LaunchEnv.gemmResidual; c = d). */
+  readonly c?: bigint;
 }
 
 export type Launch = KernelLaunch | GemmLaunch;

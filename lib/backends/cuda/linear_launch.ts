@@ -9,6 +9,7 @@ import { isLowbitLinear, planLowbitLinear } from "./lowbit_launch.ts";
 import { fp8GemvFusable, planFp8Linear } from "./fp8_launch.ts";
 import { isPdlKernel } from "./kernel_signatures.ts";
 import { GEMV_MAX_ROWS, gemvSplitRows } from "./launch_types.ts";
+import { planBatchGemm } from "./batch_gemm_plan.ts";
 import type { LinearStep, StepCtx } from "./step_ctx.ts";
 
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
@@ -45,7 +46,7 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
   }
   if (isLowbitLinear(op)) {
     const first = out.length;
-    planLowbitLinear(lin, out);
+    planLowbitLinear(lin, out, preQuantized.has(i));
     pdlFrom(first); // the activation quantizer and the GEMV wait for their predecessor in code too
     return;
   }
@@ -59,6 +60,9 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
     });
     return;
   }
+  // batchGemm: bf16 linears of 9..64 rows (decode steps) on batch_gemm_* (weights streamed near the copy bandwidth;
+  // gate/up with the SiLU·mul epilogue where the decode fusion planned it).
+  if (!nrm && !logitsGemv && planBatchGemm(lin, k, out, epi)) return;
   if (nrm || epi || logitsGemv) {
     const M = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8;
     const mode = logitsGemv ? 3 : epi?.mode ?? 0;
@@ -66,7 +70,9 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
     const ks = env.gemvSplitK ? gemvSplitRows(op.outFeatures, op.inFeatures) : 1;
     // One output row per ks warps, 8 warps per block (mode 2: 4 / ks gate rows + their up rows per block).
     const blocks = mode === 2 ? cdiv(op.outFeatures / 2, 4 / ks) : cdiv(op.outFeatures, 8 / ks);
-    k(i, `${nrm ? "gemv_fused_norm" : "gemv_fused"}${ks > 1 ? "_ks" : ""}_bf16_m${M}`, [blocks, 1, 1], 256, [
+    // gemvDeepLoads: the latency-bound skinny layers (not gate_up's SiLU·mul, not the lm_head) keep more loads in flight.
+    const deep = env.gemvDeepLoads && M <= 2 && mode !== 2 && mode !== 3 ? "_deep" : "";
+    k(i, `${nrm ? "gemv_fused_norm" : "gemv_fused"}${ks > 1 ? "_ks" : ""}${deep}_bf16_m${M}`, [blocks, 1, 1], 256, [
       buf(nrm ? nrm.x : op.x),
       env.weight(op.weight),
       op.bias ? env.weight(op.bias) : 0n,

@@ -18,6 +18,13 @@ export const LOWBIT_FAMILIES: Readonly<Record<string, { readonly file: string; r
   lowbit_gemv_int8: { file: "lowbit.cu", params: [P, P, P, P, P, P, I, I, I, I, F] },
   lowbit_gemv_int4: { file: "lowbit.cu", params: [P, P, P, P, P, P, I, I, I, I, F] },
   lowbit_gemv_nvfp4: { file: "lowbit.cu", params: [P, P, P, P, P, P, I, I, I, I, F] },
+  // kernels/nvfp4_mma.cu (CudaFlags.nvfp4Mma: NVFP4 on the int8 tensor cores, the tiled device layout)
+  nvfp4_act_mma: { file: "nvfp4_mma.cu", params: [P, P, P, I, I, F] },
+  nvfp4_gemv_mma: { file: "nvfp4_mma.cu", params: [P, P, P, P, P, P, I, I, I, I, F] },
+  nvfp4_gemv_mma_w16: { file: "nvfp4_mma.cu", params: [P, P, P, P, P, P, I, I, I, I, F] },
+  nvfp4_dequant_mma: { file: "nvfp4_mma.cu", params: [P, P, P, I, I, I] },
+  nvfp4_rmsnorm_act: { file: "nvfp4_mma.cu", params: [P, P, P, P, P, I, I, F, F, I] },
+  nvfp4_silu_mul_act: { file: "nvfp4_mma.cu", params: [P, P, P, I, I, F] },
 };
 
 /** The lowbit.cu kernels that pdlWait before they touch an earlier launch's memory (PDL in fused decode steps). */
@@ -28,4 +35,9 @@ export const LOWBIT_PDL_FAMILIES: ReadonlySet<string> = new Set([
   "lowbit_gemv_int8",
   "lowbit_gemv_int4",
   "lowbit_gemv_nvfp4",
+  "nvfp4_act_mma",
+  "nvfp4_gemv_mma",
+  "nvfp4_gemv_mma_w16",
+  "nvfp4_rmsnorm_act",
+  "nvfp4_silu_mul_act",
 ]);

@@ -9,13 +9,18 @@
  *   W4A8's q·s rounded to bf16) and cuBLASLt multiplies, with alpha = the static scales (W4A8 a, NVFP4 a·g)
  *   and its bias epilogue; SmoothQuant's unscaled integer sums then get fp8_gemv.cu's fp8_scale_* (per-token
  *   and per-channel scales, bias) in place.
- * The H200 has no FP4 tensor cores: NVFP4 is a storage format here.
+ * The H200 has no FP4 tensor cores: NVFP4 is a storage format here. With `LaunchEnv.nvfp4Mma` (CudaFlags.nvfp4Mma)
+ * NVFP4 linears whose shape fits the tiles (nvfp4_tiles.ts; the session uploads their weights tiled) take
+ * kernels/nvfp4_mma.cu instead: nvfp4_act_mma (int8 doubled codes and f32 block scales) + nvfp4_gemv_mma (the int8
+ * tensor cores) at decode, nvfp4_dequant_mma of the tiled layout before cuBLASLt.
  */
 import type { LinearStep } from "./step_ctx.ts";
 import type { EnginePlan } from "../../ir/plan.ts";
 import type { Op } from "../../ir/network.ts";
 import { InternalError } from "../../util/errors.ts";
-import { GEMV_MAX_ROWS, type Launch } from "./launch_types.ts";
+import { GEMV_MAX_ROWS, type Launch, type LaunchEnv } from "./launch_types.ts";
+import { opReads } from "./op_reads.ts";
+import { nvfp4TilesFit } from "./nvfp4_tiles.ts";
 
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
 const align256 = (n: number): number => Math.ceil(n / 256) * 256;
@@ -26,7 +31,8 @@ export const isLowbitLinear = (op: Op): boolean =>
 
 /**
  * The lowbit scratch of an engine, or null without such linears: bf16 quantized activation rows
- * [rows, maxK] at offset 0, then f32 per-token scales [rows] at `scalesOffset` (SmoothQuant).
+ * [rows, maxK] at offset 0 (nvfp4_act_mma: int8 codes and their negations, the same bytes), then from `scalesOffset`
+ * f32 per-token scales [rows] (SmoothQuant) or nvfp4_act_mma's block scales [rows, maxK / 16] (GEMV steps: rows <= 8).
  */
 export function lowbitScratchLayout(plan: EnginePlan): { readonly bytes: number; readonly scalesOffset: number } | null {
   let maxK = 0;
@@ -34,7 +40,7 @@ export function lowbitScratchLayout(plan: EnginePlan): { readonly bytes: number;
   if (maxK === 0) return null;
   const rows = Math.max(plan.maxTokens, plan.maxSeqs);
   const scalesOffset = align256(rows * maxK * 2);
-  return { bytes: scalesOffset + align256(rows * 4), scalesOffset };
+  return { bytes: scalesOffset + align256(Math.max(rows, GEMV_MAX_ROWS * Math.ceil(maxK / 16)) * 4), scalesOffset };
 }
 
 /** Whether lowbit_gemv_* takes this linear: whole 16-byte weight chunks per lane (and whole int4 groups per chunk). */
@@ -45,10 +51,81 @@ export function lowbitGemvShapeOk(op: Extract<Op, { type: "linear" }>): boolean 
   return K % 32 === 0;
 }
 
-/** Launches of one lowbit linear (`rows` activation rows; `decodeStep`: every sequence brings one token). */
+/** kernels/nvfp4_mma.cu's NV_U: k tiles a lane of nvfp4_gemv_mma keeps in flight. */
+export const NVFP4_MMA_U = 4;
+/** Resident blocks per SM of nvfp4_gemv_mma's persistent grid (256 threads, <= 128 registers). */
+export const NVFP4_GEMV_BLOCKS_PER_SM = 2;
+
+/**
+ * nvfp4_gemv_mma's grid for [n, k]: one block per 16-row tile, or at most `maxBlocks` (LaunchEnv.nvfp4GemvBlocks) that
+ * loop over the row tiles (a persistent grid: each warp's weight loads run on into its next row tile) where every
+ * warp has whole rounds of NV_U k tiles, (k / 64) % (8 · NV_U) == 0. The same bits either way.
+ */
+export function nvfp4GemvGrid(n: number, k: number, maxBlocks?: number): number {
+  return maxBlocks && (k / 64) % (8 * NVFP4_MMA_U) === 0 ? Math.max(1, Math.min(n / 16, maxBlocks)) : n / 16;
+}
+
+/** Whether a lowbit linear of `rows` rows runs the decode GEMV (else: dequantize + cuBLASLt). */
+function lowbitGemvStep(op: Extract<Op, { type: "linear" }>, rows: number, env: LaunchEnv, decodeStep: boolean, isLogits: boolean): boolean {
+  return !isLogits && rows <= GEMV_MAX_ROWS && lowbitGemvShapeOk(op) && (!env.batchInvariant || decodeStep);
+}
+
+/** Whether an NVFP4 linear runs kernels/nvfp4_mma.cu (its weights uploaded tiled: CudaFlags.nvfp4Mma). */
+export const nvfp4MmaLinear = (op: Op, env: LaunchEnv): op is Extract<Op, { type: "linear" }> =>
+  op.type === "linear" && op.weightFormat?.format === "nvfp4" && !!env.nvfp4Mma && nvfp4TilesFit(op.outFeatures, op.inFeatures);
+
+/**
+ * With `LaunchEnv.nvfp4Mma`: the rmsnorm / add_rmsnorm / silu_mul ops (index → the NVFP4 linear right after it) whose
+ * output only that linear reads, when the linear runs nvfp4_gemv_mma and no decode fusion touches either: the producer
+ * (nvfp4_rmsnorm_act_bf16 / nvfp4_silu_mul_act_bf16) writes the linear's int8 codes and block scales into the lowbit
+ * scratch, the bits nvfp4_act_mma_bf16 writes from its bf16 output, and the linear skips that launch; the bf16
+ * output is not written at all.
+ */
+export function nvfp4ActProducers(
+  plan: EnginePlan,
+  env: LaunchEnv,
+  rowsOf: (name: string) => number,
+  decodeStep: boolean,
+  touched: (op: number) => boolean,
+): Map<number, number> {
+  const out = new Map<number, number>();
+  if (!env.nvfp4Mma || env.lora || env.elem !== "bf16") return out;
+  const readers = new Map<string, number>();
+  for (const op of plan.ops) {
+    const r = opReads(op);
+    if (!r) return out;
+    for (const n of r) readers.set(n, (readers.get(n) ?? 0) + 1);
+  }
+  plan.ops.forEach((op, j) => {
+    if (op.type !== "rmsnorm" && op.type !== "add_rmsnorm" && op.type !== "silu_mul") return;
+    const lin = plan.ops[j + 1];
+    if (!lin || !nvfp4MmaLinear(lin, env) || lin.lora || lin.x !== op.out || readers.get(op.out) !== 1) return;
+    const rows = rowsOf(lin.x);
+    if (!(rows > 0) || !lowbitGemvStep(lin, rows, env, decodeStep, lin.out === plan.attributes.logits)) return;
+    if (touched(j) || touched(j + 1)) return;
+    out.set(j, j + 1);
+  });
+  return out;
+}
+
+/** The lowbit scratch's int8 codes and block scales, and the static activation scale, of NVFP4 linear `op` (nvfp4ActProducers). */
+export function nvfp4ActArgs(op: Extract<Op, { type: "linear" }>, env: LaunchEnv): [bigint, bigint, number] {
+  const layout = lowbitScratchLayout(env.plan);
+  const a = op.weightFormat?.activationScale;
+  if (!env.lowbitScratch || !layout || !(a !== undefined && a > 0)) {
+    throw new InternalError(`launch plan: NVFP4 linear '${op.weight}' has no lowbit scratch / activation scale`);
+  }
+  return [env.lowbitScratch, env.lowbitScratch + BigInt(layout.scalesOffset), a];
+}
+
+/**
+ * Launches of one lowbit linear (`rows` activation rows; `decodeStep`: every sequence brings one token). `preQuantized`:
+ * the producer wrote the activation codes already (nvfp4ActProducers).
+ */
 export function planLowbitLinear(
   l: LinearStep,
   out: Launch[],
+  preQuantized = false,
 ): void {
   const { op, i, rows, isLogits, env, decodeStep, buf } = l;
   const f = op.weightFormat!;
@@ -66,10 +143,44 @@ export function planLowbitLinear(
     return v;
   };
   const group = fmt === "int4" ? f.groupSize : fmt === "nvfp4" ? 16 : K;
-  const gemvStep = !isLogits && rows <= GEMV_MAX_ROWS && lowbitGemvShapeOk(op) && (!env.batchInvariant || decodeStep);
+  let alpha = 1;
+  const gemvStep = lowbitGemvStep(op, rows, env, decodeStep, isLogits);
+  const mma = nvfp4MmaLinear(op, env); // weights in the tiled layout (uploaded so)
+  if (preQuantized && !(mma && gemvStep)) throw new InternalError(`launch plan: '${op.weight}' has pre-quantized rows but no nvfp4_gemv_mma step`);
+  if (mma && gemvStep) {
+    const a = staticScale("activation scale", f.activationScale);
+    alpha = Math.fround(a * staticScale("global scale", f.globalScale));
+    if (!preQuantized) kernel("nvfp4_act_mma_bf16", [cdiv(K, 1024), rows, 1], [buf(op.x), xq, rowScale, rows, K, a]);
+    // Row tiles for at most one block per SM: 16 warps a block (more loads in flight on each SM).
+    const w16 = !!env.nvfp4GemvBlocks && N / 16 <= env.nvfp4GemvBlocks / NVFP4_GEMV_BLOCKS_PER_SM;
+    out.push({
+      kind: "kernel",
+      op: i,
+      kernel: `nvfp4_gemv_mma${w16 ? "_w16" : ""}_bf16_m${rows <= 1 ? 1 : 8}`,
+      grid: [
+        w16 ? N / 16 : nvfp4GemvGrid(N, K, env.nvfp4GemvBlocks),
+        1,
+        1,
+      ],
+      block: w16 ? 512 : 256,
+      args: [
+        xq,
+        W,
+        scales,
+        rowScale,
+        bias,
+        buf(op.out),
+        rows,
+        N,
+        K,
+        0,
+        alpha,
+      ],
+    });
+    return;
+  }
   // 1. The activation rows, quantized as the CPU does (for the GEMV in its segment order, swz 1).
   const swz = gemvStep ? 1 : 0;
-  let alpha = 1;
   if (fmt === "int8") {
     kernel("lowbit_act_int8_bf16", [rows, 1, 1], [buf(op.x), f.preQuantScale ? env.weight(f.preQuantScale) : 0n, xq, rowScale, rows, K, swz]);
   } else if (fmt === "int4") {
@@ -88,7 +199,7 @@ export function planLowbitLinear(
   }
   // 2b. Weights dequantized into the bf16 scratch, then cuBLASLt.
   if (!env.quantScratch) throw new InternalError("launch plan: a quantized linear needs LaunchEnv.quantScratch");
-  kernel(`lowbit_dequant_${fmt}_bf16`, [cdiv((N * K) / 8, 256), 1, 1], [W, scales, env.quantScratch, N, K, group]);
+  kernel(mma ? "nvfp4_dequant_mma_bf16" : `lowbit_dequant_${fmt}_bf16`, [cdiv((N * K) / 8, 256), 1, 1], [W, scales, env.quantScratch, N, K, group]);
   const d = isLogits ? env.logits : buf(op.out);
   out.push({
     kind: "gemm",

@@ -13,13 +13,15 @@
  */
 import process from "node:process";
 import { rmSync } from "node:fs";
-import { lowbitScratchLayout } from "./lowbit_launch.ts";
+import { lowbitScratchLayout, NVFP4_GEMV_BLOCKS_PER_SM } from "./lowbit_launch.ts";
+import { nvfp4Tiles, nvfp4TilesFit } from "./nvfp4_tiles.ts";
 import { CublasLtGemm } from "./gemm.ts";
 import { FP8_GEMV1_BLOCKS_PER_SM, fp8ScratchLayout } from "./fp8_launch.ts";
 import { compileKernelUnits, type CompileStats, kernelUnits, type PendingCompile, startKernelUnits, unitName } from "./compile_pool.ts";
 import { plannedKernels } from "./kernel_set.ts";
 import {
   type AttentionChoice,
+  batchAttention3Blocks,
   batchAttentionSplit,
   bucketFor,
   chooseAttention,
@@ -36,6 +38,7 @@ import {
   MAX_DECODE_SPLITS,
   NCCL_ALL_REDUCE,
   planLaunches,
+  SAMPLE_SPLIT_BLOCKS,
   sampleLaunches,
   usesBatchAttention,
 } from "./launch_plan.ts";
@@ -197,6 +200,10 @@ export class CudaSession implements SessionBackend {
   readonly batchAttention: boolean;
   /** CudaSessionOptions.batchAttention2. */
   readonly batchAttention2: boolean;
+  /** CudaSessionOptions.batchAttention3 (with batchAttention2). */
+  readonly batchAttention3: boolean;
+  /** CudaSessionOptions.batchAttention2Wide (with batchAttention2). */
+  readonly batchAttention2Wide: boolean;
   /** CudaSessionOptions.fp8FastAccum. */
   readonly fp8FastAccum: boolean;
   /** CudaSessionOptions.fp8FusedQuant. */
@@ -225,12 +232,26 @@ export class CudaSession implements SessionBackend {
   readonly pruneLastLayer: boolean;
   /** CudaSessionOptions.quantGemm. */
   readonly quantGemm: boolean;
+  /** CudaSessionOptions.batchGemm, on an sm_90+ device (thread-block clusters). */
+  readonly batchGemm: boolean;
+  /** CudaSessionOptions.batchGemmPdl, with batchGemm and pdl. */
+  readonly batchGemmPdl: boolean;
   /** CudaSessionOptions.graphSplits. */
   readonly graphSplits: boolean;
   /** CudaSessionOptions.quantTailNorm. */
   readonly quantTailNorm: boolean;
+  /** CudaSessionOptions.nvfp4Mma. */
+  readonly nvfp4Mma: boolean;
+  /** CudaSessionOptions.gemmResidual. */
+  readonly gemmResidual: boolean;
   /** CudaSessionOptions.persistentDecode, where the engine and device allow it (persistent_decode.ts). */
   readonly persistentDecode: boolean;
+  /** CudaSessionOptions.gemvDeepLoads. */
+  readonly gemvDeepLoads: boolean;
+  /** CudaSessionOptions.sampleSplit. */
+  readonly sampleSplit: boolean;
+  /** sample_split_f32's partial maxima and counters (zero between launches); null when sampleSplit is off. */
+  #sampleSplitBuf: DeviceBuffer | null = null;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -248,6 +269,10 @@ export class CudaSession implements SessionBackend {
   readonly #weightOffsets = new Map<string, number>();
   /** Quantized linears' packed weights, zero points and f32 scales: uploaded as stored (no dtype conversion). */
   readonly #rawWeights = new Set<string>();
+  /** nvfp4Mma: NVFP4 codes and block scales uploaded in the tiled layout (by either tensor's name). */
+  readonly #nvfp4Tiled = new Map<string, { readonly weight: string; readonly scales: string; readonly n: number; readonly k: number }>();
+  /** The tiled bytes of a pair's other tensor, made with the first one. */
+  readonly #nvfp4TiledBytes = new Map<string, Uint8Array>();
   /** bf16 [N, K] of the largest quantized linear (prefill dequantizes into it); null without quantized linears. */
   #quantScratch: DeviceBuffer | null = null;
   /** FP8 linears' prefill scratch (quantized rows + row scales, fp8_launch.ts); null without FP8 linears. */
@@ -321,6 +346,8 @@ export class CudaSession implements SessionBackend {
     this.batchInvariant = f.batchInvariant;
     this.batchAttention = f.batchAttention;
     this.batchAttention2 = f.batchAttention2;
+    this.batchAttention3 = f.batchAttention3 && f.batchAttention2;
+    this.batchAttention2Wide = f.batchAttention2Wide && f.batchAttention2;
     this.fp8FastAccum = f.fp8FastAccum;
     this.fp8FusedQuant = f.fp8FusedQuant;
     this.fp8Pdl = f.fp8Pdl;
@@ -335,6 +362,10 @@ export class CudaSession implements SessionBackend {
     this.quantGemm = f.quantGemm;
     this.graphSplits = f.graphSplits;
     this.quantTailNorm = f.quantTailNorm;
+    this.nvfp4Mma = f.nvfp4Mma;
+    this.gemmResidual = f.gemmResidual;
+    this.gemvDeepLoads = f.gemvDeepLoads;
+    this.sampleSplit = f.sampleSplit;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -346,7 +377,9 @@ export class CudaSession implements SessionBackend {
       const d = this.device;
       this.pdl = f.pdl && d.supportsPdl;
       this.quantPdl = this.pdl && f.quantPdl;
-      this.wgmmaPrefill = (f.wgmmaPrefill ?? this.#attn?.headDim === 128) && d.arch === "sm_90";
+      this.wgmmaPrefill = (f.wgmmaPrefill ?? (this.#attn?.headDim === 64 || this.#attn?.headDim === 128)) && d.arch === "sm_90";
+      this.batchGemm = f.batchGemm && d.computeCapability.major >= 9;
+      this.batchGemmPdl = this.batchGemm && this.pdl && f.batchGemmPdl;
       this.fp8GemvSmem = f.fp8GemvSmem && d.arch === "sm_90"; // fp8_gemv1s: TMA bulk copies
       this.#stream = d.createStream();
       if (plan.ops.some((o) => o.type === "all_reduce" || o.type === "all_gather") && !options.nccl) {
@@ -366,6 +399,7 @@ export class CudaSession implements SessionBackend {
       // timed per shape on first use, kept in the on-disk timing cache (GPU + driver + cuBLASLt).
       this.#gemm = new CublasLtGemm(d, {
         tune: f.gemmTune,
+        ...(f.gemmTuneWide ? { tuneCandidates: 32 } : {}),
         batchInvariant: this.batchInvariant,
         invariantFp8Buckets: f.fp8InvariantBuckets,
       });
@@ -382,6 +416,10 @@ export class CudaSession implements SessionBackend {
           );
         }
         for (const t of [o.weight, o.weightFormat.scales, o.weightFormat.zeros, o.weightFormat.preQuantScale]) if (t) this.#rawWeights.add(t);
+        if (this.nvfp4Mma && o.weightFormat.format === "nvfp4" && nvfp4TilesFit(o.outFeatures, o.inFeatures)) {
+          const pair = { weight: o.weight, scales: o.weightFormat.scales, n: o.outFeatures, k: o.inFeatures };
+          this.#nvfp4Tiled.set(o.weight, pair).set(o.weightFormat.scales, pair);
+        }
         if (o.weightFormat.format !== "fp8_e4m3") scratchBytes = Math.max(scratchBytes, o.outFeatures * o.inFeatures * 2);
       }
       if (scratchBytes > 0) this.#quantScratch = d.alloc(scratchBytes);
@@ -411,7 +449,7 @@ export class CudaSession implements SessionBackend {
       const slices = names.map((n) => ({
         name: n,
         offset: this.#weightOffsets.get(n)!,
-        direct: this.#rawWeights.has(n) || engine.tensorInfo(n).dtype === want,
+        direct: !this.#nvfp4Tiled.has(n) && (this.#rawWeights.has(n) || engine.tensorInfo(n).dtype === want),
       }));
       this.#arena = d.alloc(Math.max(plan.arenaBytes, ALIGN)); // the plan's activations
       this.#logits = d.alloc(plan.maxSeqs * a.vocabSize * 4); // [maxSeqs, vocab] f32
@@ -460,6 +498,11 @@ export class CudaSession implements SessionBackend {
       this.pruneLastLayer = this.#lastRows !== null;
       this.#slots = new StagingSlots(d, this.#layout.words);
       this.#io = d.alloc(this.#layout.words * 4);
+      if (this.sampleSplit) {
+        // partV f32 + partI i32 [capSeqs, SAMPLE_SPLIT_BLOCKS], counters i32 [capSeqs] (zero; each launch leaves them zero).
+        this.#sampleSplitBuf = d.alloc(Math.max(this.#layout.capSeqs * (SAMPLE_SPLIT_BLOCKS * 8 + 4), ALIGN));
+        this.#sampleSplitBuf.fill(0);
+      }
       // Every kernel the launch plans can use, compiled now (in parallel, or read from the disk cache): the
       // NVRTC workers start first and compile on other cores while this thread uploads the weights.
       // (fp8FlashPrefill: a stand-in shadow address, so the prefill plans name kv_dequant and the flash kernels.)
@@ -482,6 +525,18 @@ export class CudaSession implements SessionBackend {
 
   /** A weight's bytes in the activation type (raw when the engine stores it so). */
   #weightBytes(name: string): Uint8Array {
+    const tiled = this.#nvfp4Tiled.get(name);
+    if (tiled) {
+      // nvfp4Mma: codes and block scales re-tiled together (nvfp4_tiles.ts); the sibling's bytes kept until asked for.
+      const done = this.#nvfp4TiledBytes.get(name);
+      if (done) {
+        this.#nvfp4TiledBytes.delete(name);
+        return done;
+      }
+      const t = nvfp4Tiles(this.engine.readTensor(tiled.weight), this.engine.readTensor(tiled.scales), tiled.n, tiled.k);
+      this.#nvfp4TiledBytes.set(name === tiled.weight ? tiled.scales : tiled.weight, name === tiled.weight ? t.scales : t.codes);
+      return name === tiled.weight ? t.codes : t.scales;
+    }
     if (this.#rawWeights.has(name)) return this.engine.readTensor(name);
     const want = this.elem === "bf16" ? "bfloat16" : "float32";
     if (this.engine.tensorInfo(name).dtype === want) return this.engine.readTensor(name);
@@ -552,6 +607,10 @@ export class CudaSession implements SessionBackend {
       fusedDecode: this.gemv,
       batchAttention: this.batchAttention,
       batchAttention2: this.batchAttention2,
+      batchAttention2Wide: this.batchAttention2Wide,
+      ...(this.batchAttention3
+        ? { batchAttention3Blocks: batchAttention3Blocks(this.plan.attributes.headDim, this.plan.attributes.kvCache?.quantAlgo === "FP8", this.device.smCount) }
+        : {}),
       fp8FastAccum: this.fp8FastAccum,
       fp8FusedQuant: this.fp8FusedQuant,
       fp8Pdl: this.fp8Pdl,
@@ -564,11 +623,26 @@ export class CudaSession implements SessionBackend {
       decodeSplitK: this.decodeSplitK,
       fp8DecodeAttention: this.fp8DecodeAttention,
       gemvSplitK: this.gemvSplitK,
+      gemmResidual: this.gemmResidual,
+      ...(this.gemvDeepLoads ? { gemvDeepLoads: true } : {}),
+      ...(this.#sampleSplitBuf
+        ? {
+          sampleSplit: {
+            partV: this.#sampleSplitBuf.ptr,
+            partI: this.#sampleSplitBuf.ptr + BigInt(this.#layout.capSeqs * SAMPLE_SPLIT_BLOCKS * 4),
+            counters: this.#sampleSplitBuf.ptr + BigInt(this.#layout.capSeqs * SAMPLE_SPLIT_BLOCKS * 8),
+          },
+        }
+        : {}),
       quantGemm: this.quantGemm,
+      batchGemm: this.batchGemm,
+      batchGemmPdl: this.batchGemmPdl,
       decodeCounters: this.#decodeCounters.ptr,
       ...(this.quantTailNorm ? { quantTailNorm: true, quantNormScratch: this.#decodeCounters.ptr + BigInt(this.#normScratchOffset) } : {}),
       pdl: this.pdl,
       quantPdl: this.quantPdl,
+      nvfp4Mma: this.nvfp4Mma,
+      nvfp4GemvBlocks: NVFP4_GEMV_BLOCKS_PER_SM * this.device.smCount,
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),
       ...(this.#persistent
         ? {
@@ -959,6 +1033,7 @@ export class CudaSession implements SessionBackend {
           d: l.d,
           transB: true,
           bias: l.bias,
+          ...(l.c !== undefined ? { c: l.c } : {}),
           stream,
           batchInvariant: l.invariant,
           aScale: l.aScale ?? null,
@@ -1078,6 +1153,34 @@ export class CudaSession implements SessionBackend {
     } finally {
       for (const e of events) e.dispose();
     }
+  }
+
+  /**
+   * Graph replay time of a subset of a decode step's launches (a tuning aid; a step missing launches computes
+   * garbage): runs `inp` once (kernels, GEMM plans), plans the bucket's launches as its graph does, passes them
+   * to `select` (which may drop or change them, e.g. clear `pdl`), captures what it returns in a throwaway graph
+   * and returns the mean of `reps` replays in ms (after 3 warm-up replays).
+   */
+  timeDecodeLaunches(inp: StepInputs, kv: CudaKvCache, select: (launches: readonly Launch[]) => Launch[], reps = 20): number {
+    this.#live();
+    const T = inp.tokenIds.length;
+    if (!isDecodeStep(inp) || T > this.decodeCap) throw new ValidationError("timeDecodeLaunches: expects a decode step (one token per sequence)", "inputs");
+    this.run(inp, { sampledIds: new Int32Array(T) }, kv);
+    const bucket = bucketFor(T, this.buckets);
+    const launches = select(
+      planLaunches(this.launchEnv(kv), { numTokens: bucket, numSeqs: bucket, numRows: bucket, attention: this.#graphAttention(bucket), sample: true }),
+    );
+    if (launches.length === 0) return 0;
+    using graph = this.#stream.capture((s) => this.#exec(launches, s));
+    graph.upload(this.#stream);
+    using start = this.device.createEvent();
+    using end = this.device.createEvent();
+    for (let i = 0; i < 3; i++) graph.launch(this.#stream);
+    start.record(this.#stream);
+    for (let i = 0; i < reps; i++) graph.launch(this.#stream);
+    end.record(this.#stream);
+    end.synchronize();
+    return end.elapsedSince(start) / reps;
   }
 
   /** GEMM shapes timed in this session (the rest came from the timing cache or had one candidate). */

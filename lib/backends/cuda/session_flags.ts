@@ -78,8 +78,9 @@ export const CUDA_FLAGS = {
   fp8Gemv1: { env: "LLMRT_FP8_GEMV1", default: true },
   /**
    * Prefill attention of bf16 engines (bf16 KV cache, head dims 64 / 128) on the Hopper warpgroup-MMA kernel
-   * (flash_prefill_wg, sm_90 only; elsewhere ignored). @default "engine": engines of head dim 128 (H200: llama-3.1-8b
-   * TTFT of a 32,000-token prompt 1.97 → 1.60 s, 2048 tokens unchanged; at head dim 64 flash_prefill stays faster).
+   * (flash_prefill_wg, sm_90 only; elsewhere ignored). @default "engine": engines of head dim 64 or 128 (H200: llama-3.1-8b
+   * TTFT of a 32,000-token prompt 1.97 → 1.60 s in session 8; session 10's kernel 1.39× faster again at hd 128, and at
+   * hd 64 68.0 vs flash_prefill's 86.2 µs at T 2048: llama-3.2-1b TTFT 2048 8.40 → 8.10 ms, the same logits bits).
    * Chosen per engine, never per step (batch invariance).
    */
   wgmmaPrefill: { env: "LLMRT_WGMMA_PREFILL", default: "engine" },
@@ -147,6 +148,72 @@ export const CUDA_FLAGS = {
    * (session 9). @default false
    */
   persistentDecode: { env: "LLMRT_PERSISTENT_DECODE", default: false },
+  /**
+   * bf16 linears of decode steps of 9 to 64 sequences (the lm_head included; gate/up with the SiLU·mul epilogue, no
+   * silu_mul launch) run on batch_gemm_* (kernels/batch_gemm.cu: 128 weight rows a block through a 4-stage cp.async
+   * ring, Hopper warpgroup MMAs, split-K across a thread-block cluster reduced through distributed shared memory)
+   * instead of cuBLASLt. The split count depends on the weight's shape only, so those steps are batch-invariant among
+   * themselves (a sequence's logits the same bits in any step of 9..64). Needs sm_90 (clusters; ignored below).
+   * H200 session 10: slower than cuBLASLt at 64 rows (llama-3.2-1b 64 × (128,128) 42.4k → 38.6k output tok/s with
+   * batchGemmPdl; only the lm_head is faster). @default false
+   */
+  batchGemm: { env: "LLMRT_BATCH_GEMM", default: false },
+  /**
+   * With `batchGemm` and `pdl`: its launches take programmatic dependent launch whatever kernel precedes them (the
+   * first ring stages' weight loads are issued before griddepcontrol.wait; x only after it), so a GEMM's pipeline
+   * fills while the norm / attention / SiLU before it drains. Same bits. @default false
+   */
+  batchGemmPdl: { env: "LLMRT_BATCH_GEMM_PDL", default: false },
+  /**
+   * NVFP4 linears (in-features a multiple of 64, out-features of 16) on the int8 tensor cores (kernels/nvfp4_mma.cu):
+   * weights re-tiled at upload (nvfp4_tiles.ts; the engine file keeps the public layout), the decode GEMV's block sums
+   * exact int32 mma sums of doubled e2m1 codes; prefill dequantizes the tiled layout (H200 session 10: llama-3.2-1b NVFP4
+   * batch 1 851.9 → 1,134.2 tok/s in one job). @default true
+   */
+  nvfp4Mma: { env: "LLMRT_NVFP4_MMA", default: true },
+  /**
+   * Prefill and mixed steps: an o_proj / down_proj cuBLASLt GEMM adds into the residual stream in its epilogue
+   * (D = C = residual, beta 1) and the add_rmsnorm after it becomes an rmsnorm (the final layer's add is dropped). On
+   * the H200 (cuBLASLt 13) the logits are the same bits as with the separate add (llama-3.2-1b 2048 tokens, llama-3.1-8b
+   * 32,000), the GEMMs take no longer, and the norms 452 → 319 µs a 1B prefill (session 10). Each row's bits still do
+   * not depend on the batch (tests/gpu/gemm.test.ts). @default true
+   */
+  gemmResidual: { env: "LLMRT_GEMM_RESIDUAL", default: true },
+  /**
+   * Tuned batch-invariant GEMMs (gemmTune) time the heuristic's first 32 non-split-K candidates for a bucket instead of
+   * 8 (each still has to round rows as the 256-row algorithm does): llama-3.2-1b qkv at 2048 rows 697 → 670 µs, with
+   * gemmResidual TTFT −1% (1B 2048) / −0.9% (8B 32k); a new bucket's first step times more candidates. @default true
+   */
+  gemmTuneWide: { env: "LLMRT_GEMM_TUNE_WIDE", default: true },
+  /**
+   * With `batchAttention2`: decode steps of more than 8 sequences run decode_attention_batch3 instead — batch2's
+   * step with persistent warps (a few one-warp blocks per SM, each walking its share of the (token, kv head, split)
+   * items with one cp.async ring that runs ahead across items), so the per-block prologue no longer stalls the KV
+   * stream. The same key partition, sums and merges as batch2: the same bits (session 10). @default false
+   */
+  batchAttention3: { env: "LLMRT_BATCH_ATTENTION3", default: false },
+  /**
+   * With `batchAttention2`: decode steps of at least BATCH2_WIDE_MIN_ROWS sequences over a bf16 cache at head dim 128
+   * run decode_attention_batch2w (batch2's 2 warps with 1 cp.async stage each and registers capped for 8 blocks per
+   * SM: more blocks in flight; the same keys per warp, sums and merge, so the same bits) (H200 session 10: one 8B layer at
+   * 512 sequences 159.3 → 136.8 µs; llama-3.1-8b bf16 512 × (128,128) 16,856 → 17,137 output tok/s, greedy ids
+   * identical). @default true
+   */
+  batchAttention2Wide: { env: "LLMRT_BATCH_ATTENTION2_WIDE", default: true },
+  /**
+   * Fused bf16 decode GEMVs of up to 2 rows on the latency-bound layers (qkv, o_proj, down_proj; not gate_up or the
+   * lm_head) keep 8 16-byte weight loads a lane in flight instead of 4 (gemv_fused*_deep: a llama-3.2-1b qkv / o_proj
+   * row in one round trip instead of two). A lane adds its vectors in the same order: the same bits. H200 session 10:
+   * slower (llama-3.2-1b graph replay at 128 keys 810 → 928 µs, llama-3.1-8b 4287 → 4387 µs with sampleSplit). @default false
+   */
+  gemvDeepLoads: { env: "LLMRT_GEMV_DEEP", default: false },
+  /**
+   * The sampler splits each logits row's argmax over SAMPLE_SPLIT_BLOCKS blocks (sample_split_f32: a batch-1 row of
+   * 128K logits read by 16 SMs instead of one; the last block of a row merges the partial maxima and samples as
+   * sample_f32 does). The same ids. H200 session 10, llama-3.2-1b: 1–3 µs a step faster (with gemvDeepLoads; within
+   * run-to-run noise), not shown alone. @default false
+   */
+  sampleSplit: { env: "LLMRT_SAMPLE_SPLIT", default: false },
   /**
    * With `fp8Gemv1`: one-token FP8 linears whose block slice of the persistent grid fits in 100 KiB of shared memory
    * (llama-3.1-8b qkv / o_proj) run fp8_gemv1s, which stages the slice with TMA bulk copies before waiting on the previous

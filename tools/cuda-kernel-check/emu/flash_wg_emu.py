@@ -20,9 +20,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 KDIR = os.path.abspath(os.path.join(HERE, "..", "..", "..", "lib", "backends", "cuda", "kernels"))
 OUT = os.path.join(HERE, "build")
 KERNELS = {64: [("flash_prefill_wg_bf16_hd64", 2), ("flash_prefill_wgv_hd64_g2n64s3", 2), ("flash_prefill_wgv_hd64_g3n128s2", 3), ("flash_prefill_wgv_hd64_g2n128s3", 2),
-                ("flash_prefill_wgv_hd64_g2n128s3o", 2), ("flash_prefill_wgv_hd64_g2n64s4o", 2), ("flash_prefill_wgv_hd64_g3n64s3o", 3)],
+                ("flash_prefill_wgv_hd64_g2n128s3o", 2), ("flash_prefill_wgv_hd64_g2n64s4o", 2), ("flash_prefill_wgv_hd64_g3n64s3o", 3),
+                ("flash_prefill_wgv_hd64_g2n64s3b2", 2), ("flash_prefill_wgv_hd64_g2n64s3ob2", 2), ("flash_prefill_wgv_hd64_g1n64s3ob3", 1),
+                ("flash_prefill_wgv_hd64_g1n64s4ob2", 1), ("flash_prefill_wgv_hd64_g1n128s3ob2", 1)],
            128: [("flash_prefill_wg_bf16_hd128", 3), ("flash_prefill_wgv_hd128_g2n64s3", 2), ("flash_prefill_wgv_hd128_g3n64s2", 3), ("flash_prefill_wgv_hd128_g2n128s3", 2),
-                 ("flash_prefill_wgv_hd128_g2n64s3o", 2), ("flash_prefill_wgv_hd128_g2n64s4o", 2), ("flash_prefill_wgv_hd128_g3n64s3o", 3)]}
+                 ("flash_prefill_wgv_hd128_g2n64s3o", 2), ("flash_prefill_wgv_hd128_g2n64s4o", 2), ("flash_prefill_wgv_hd128_g3n64s3o", 3),
+                 ("flash_prefill_wgv_hd128_g3n64s4o", 3), ("flash_prefill_wgv_hd128_g3n64s5o", 3), ("flash_prefill_wgv_hd128_g1n64s2b2", 1)]}
 
 
 def build():

@@ -882,3 +882,636 @@ DECODE_BATCH2_FP8(64)
 #if LLMRT_KERNEL(decode_attention_batch2_fp8kv_bf16_hd128)
 DECODE_BATCH2_FP8(128)
 #endif
+
+// ------------------------------------------------------------------------------------------------------------------
+// Session 10 (issues 16 / 14): decode_attention_batch3 — decode_attention_batch2's step with persistent warps. At
+// hundreds of sequences batch2's items are small (8B: 512 tokens x 8 kv heads, ~192 keys = 98 KB of bf16 K/V each)
+// and every block pays its own prologue (position -> block table -> first tiles, q / k / v, RoPE) before its first
+// bytes arrive: ~1.5 us of dependent loads per block, once per wave of blocks (session 7: 4,096 blocks of 1-3 keys
+// took 50 us). Here one warp is one block, the grid is a few warps per SM, and each warp walks its share of the
+// (split, token, kv group chunk) items — items gw, gw + W, ... (W warps) — with ONE cp.async ring that runs ahead
+// across item boundaries: the next item's first tiles are in flight while this item's last tiles are computed and
+// its output written, and the block-table entry of the next tile is loaded one tile ahead. The positions and
+// sequences of a warp's next 32 items are loaded once into its lanes (one load per lane).
+// Bits: each item's keys are taken in batch2's partition — NS = batch2's warps "sets" of 16-key tiles (set s:
+// tiles s, s + NS, ...), each set with its own online softmax in batch2's order — and the sets merged as batch2
+// merges its warps (set results of the first NS - 1 sets parked in shared memory, lane-local), so the outputs and
+// the cache are bitwise those of batch2 in its default configuration (same q / k rotation, same mma sequence).
+//
+// extern "C" __global__ void decode_attention_batch3_bf16_hd{64|128}(decode_attention_batch2_bf16_hd*'s parameters,
+//     int numSplits)
+// extern "C" __global__ void decode_attention_batch3_fp8kv_bf16_hd{64|128}(decode_attention_batch2_fp8kv_bf16_hd*'s
+//     parameters, int numSplits)
+//   grid (any number of warps-blocks; attention_choice.ts batchAttention3Grid: a few per SM), block 32 threads.
+//   The items: numTokens x numSplits x (numKvHeads * ceil(G / 16)); partialO / partialML / counters as batch2 with
+//   gridDim.x -> numKvHeads * ceil(G / 16) and gridDim.z -> numSplits.
+// ------------------------------------------------------------------------------------------------------------------
+#ifndef DB3_ST64
+#define DB3_ST64 4
+#endif
+#ifndef DB3_ST128
+#define DB3_ST128 3
+#endif
+#ifndef DB3_FST64
+#define DB3_FST64 4
+#endif
+#ifndef DB3_FST128
+#define DB3_FST128 4
+#endif
+#ifndef DB3_MINB
+#define DB3_MINB 8
+#endif
+#ifndef DB3_MATH
+#define DB3_MATH 1
+#endif
+#ifndef DB3_LOAD
+#define DB3_LOAD 1
+#endif
+#ifndef DB3_TMA
+#define DB3_TMA 0  // 1: K / V rows by cp.async.bulk (one 256 / 128-byte row per lane, an mbarrier a stage) instead of cp.async
+#endif
+#ifndef DB3_PF
+#define DB3_PF 1  // 1: the issue cursor prefetches each item's q / k / v rows into L1 when it reaches the item
+#endif
+#define DB3_ST(HD, Q8) ((Q8) ? ((HD) == 128 ? DB3_FST128 : DB3_FST64) : ((HD) == 128 ? DB3_ST128 : DB3_ST64))
+
+__device__ __forceinline__ void db3MbInit(u32 bar, u32 count) { asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory"); }
+/** Waits for phase `parity` of an mbarrier; traps after ~2^26 polls (a hang becomes an error). */
+__device__ __forceinline__ void db3MbWait(u32 bar, u32 parity) {
+  for (u32 n = 0;; n++) {
+    u32 ok;
+    asm volatile(
+        "{ .reg .pred p;\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+        "selp.u32 %0, 1, 0, p;\n}" : "=r"(ok) : "r"(bar), "r"(parity) : "memory");
+    if (ok) return;
+    if (n > (1u << 26)) asm volatile("trap;");
+  }
+}
+__device__ __forceinline__ void db3MbExpect(u32 bar, u32 bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void db3Bulk(u32 dst, const void* src, u32 bytes, u32 bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst), "l"(src), "r"(bytes), "r"(bar)
+               : "memory");
+}
+
+struct Db3Item {
+  int t, z, bx, kvh, chunk, pos, s, sLo, sHi, nT, nz;
+};
+
+template <int HD, int NS, int ST, bool Q8>
+__device__ __forceinline__ void decodeBatch3Impl(const bf16_t* qkv, bf16_t* out, void* kvv, const int* positions,
+    const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, float* partialO,
+    float* partialML, int* counters, int numTokens, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
+    int maxBlocksPerSeq, float scale, int window, int splitSize, const float* kvScales, int numSplits) {
+  constexpr int EB = Q8 ? 1 : 2, ROWB = HD * EB, CPR = ROWB / 16;
+  // DB3_TMA: rows land whole (cp.async.bulk), so they are padded by 16 bytes instead of chunk-swizzled (ldmatrix
+  // stays conflict-free); cp.async: swizzled (bf16) or plain (e4m3) rows.
+  constexpr int RS = DB3_TMA ? ROWB + 16 : ROWB, TILEB = 16 * RS, STAGEB = 2 * TILEB;
+  constexpr int HALF = HD / 2, KSTEPS = HD / 16, DT = HD / 8, HC = HALF / 8, QP = DB_ROWS * HC;
+  constexpr int QPT = (QP + 31) / 32, FPT = (HALF + 31) / 32, NP = NS > 1 ? NS - 1 : 1;
+  static_assert((16 * CPR) % 32 == 0, "whole chunks per lane");
+  __shared__ __align__(16) unsigned char ring[ST * STAGEB];
+  __shared__ __align__(8) unsigned long long bars[ST];  // DB3_TMA: one mbarrier a stage
+  __shared__ __align__(16) unsigned char conv[Q8 ? 2 * 16 * HD * 2 : 16];
+  // Sets 0 .. NS - 2 park each lane's o fragments here; the q rows of an item (read into registers before its first
+  // set ends) share the space.
+  static_assert(NP * DT * 4 * 32 * 4 >= DB_ROWS * HD * 2, "q rows fit the parked sets");
+  __shared__ __align__(16) float stO[NP * DT * 4 * 32];
+  __shared__ float stML[NP * 4 * 32];  // and its m0, m1, l0, l1
+  bf16_t* qsm = reinterpret_cast<bf16_t*>(stO);
+  __shared__ __align__(16) unsigned char kself[ROWB];
+  __shared__ __align__(16) unsigned char vself[ROWB];
+  __shared__ float cs[HALF], sn[HALF];
+  constexpr unsigned FULL = 0xffffffffu;
+
+  const int lane = threadIdx.x, g4 = lane >> 2, c4 = lane & 3, mi = lane >> 3;
+  const int G = numHeads / numKvHeads, chunks = (G + DB_ROWS - 1) / DB_ROWS, nBx = numKvHeads * chunks;
+  const int nItems = numTokens * numSplits * nBx;
+  const int W = gridDim.x, gw = blockIdx.x;
+  const int myItems = gw < nItems ? (nItems - gw + W - 1) / W : 0;
+  if (myItems == 0) return;
+  const int rowWidth = numKvHeads * HD;
+  const long long vStepB = (long long)tokensPerBlock * rowWidth * EB;
+  unsigned char* kv = reinterpret_cast<unsigned char*>(kvv);
+  const float qscale = scale * LLMRT_LOG2E;
+  // Byte offset of 16-byte chunk c of row r in a ring tile; element offset for ldmatrix on a bf16 ring tile.
+  auto rb = [](int r, int c) { return (DB3_TMA || Q8) ? r * RS + c * 16 : dbSw<HD>(r, c) * 2; };
+  auto re = [](int r, int c) { return DB3_TMA ? r * (RS / 2) + c * 8 : dbSw<HD>(r, c); };
+  if (DB3_TMA) {
+    if (lane == 0) {
+      for (int s = 0; s < ST; s++) db3MbInit(dbSmem(&bars[s]), 1);
+      asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncwarp();
+  }
+  double ifq[FPT];
+#pragma unroll
+  for (int j = 0; j < FPT; j++) ifq[j] = lane + j * 32 < HALF ? invFreq[lane + j * 32] : 0.0;
+
+  // Positions and sequences of items wb .. wb + 31 of this warp, one per lane.
+  int wb = -64, wPos = 0, wSeq = 0;
+  auto loadWin = [&](int base) {
+    wb = base;
+    const int n = base + lane;
+    if (n < myItems) {
+      const int t = ((gw + n * W) / nBx) % numTokens;
+      wPos = positions[t];
+      const int a = t < numSeqs ? seqStarts[t] : -1, b = t < numSeqs ? seqStarts[t + 1] : -1;
+      wSeq = a == t && b == t + 1 ? t : seqOfToken(seqStarts, numSeqs, t);
+    }
+  };
+  auto itemOf = [&](int n, Db3Item& it) {  // n warp-uniform
+    const int item = gw + n * W, tz = item / nBx;  // split-major: the mostly empty later splits come last
+    it.z = tz / numTokens;
+    it.t = tz - it.z * numTokens;
+    it.bx = item - tz * nBx;
+    it.kvh = it.bx / chunks;
+    it.chunk = it.bx - it.kvh * chunks;
+    if (n < wb || n >= wb + 32) loadWin(n & ~31);
+    it.pos = __shfl_sync(FULL, wPos, n - wb);
+    it.s = __shfl_sync(FULL, wSeq, n - wb);
+    const int lo = window > 0 ? max(0, it.pos + 1 - window) : 0;
+    it.sLo = lo + it.z * splitSize;
+    it.sHi = min(it.pos + 1, it.sLo + splitSize);
+    it.nT = it.sLo < it.sHi ? (it.sHi - it.sLo + 15) >> 4 : 0;
+    it.nz = min(numSplits, (it.pos + 1 - lo + splitSize - 1) / splitSize);
+  };
+
+  // The issue cursor: item `in`, tile itt of set iset (tiles in set order), the block-table entry of its tile.
+  Db3Item ii;
+  int in = -1, iset = 0, itt = 0, icount = 0, iBlk = 0;
+  bool idone = false;
+  auto nextItem = [&]() {
+    do {
+      if (++in >= myItems) { idone = true; return; }
+      itemOf(in, ii);
+    } while (ii.nT == 0);
+    // The item's q rows, k and v into L1 ahead of its prologue (one 128-byte line per lane).
+    if (DB3_PF) {
+      const int h0 = ii.kvh * G + ii.chunk * DB_ROWS, Gb = min(DB_ROWS, G - ii.chunk * DB_ROWS);
+      constexpr int RL = HD * 2 / 128;  // lines per head row
+      const bf16_t* row = qkv + (long long)ii.t * (numHeads + 2 * numKvHeads) * HD;
+      for (int i = lane; i < (Gb + 2) * RL; i += 32) {
+        const int hr = i / RL, li = i - hr * RL;
+        const int head = hr < Gb ? h0 + hr : hr == Gb ? numHeads + ii.kvh : numHeads + numKvHeads + ii.kvh;
+        asm volatile("prefetch.global.L1 [%0];" ::"l"(row + head * HD + li * 64));
+      }
+    }
+    iset = 0;
+    itt = 0;
+  };
+  auto loadBlk = [&]() {
+    if (!idone) iBlk = blockTables[(long long)ii.s * maxBlocksPerSeq + (ii.sLo + itt * 16) / tokensPerBlock];
+  };
+  auto issue = [&]() {
+    if (!idone) {
+      const int k0 = ii.sLo + itt * 16, slot0 = k0 % tokensPerBlock;
+      const int* table = blockTables + (long long)ii.s * maxBlocksPerSeq;
+      const unsigned char* base0 = kv + ((long long)iBlk * 2 * tokensPerBlock * rowWidth + ii.kvh * HD) * EB;
+      unsigned char* ks = ring + (icount % ST) * STAGEB;
+      if (DB3_TMA) {
+        // Lane r < 16: K row of key k0 + r; lane 16 + r: its V row. Keys past the split are zeroed here (their p is 0,
+        // and 0 · garbage could be NaN); the own key is patched in before use.
+        const int r = lane & 15, key = k0 + r;
+        const bool ok = key < ii.sHi, copy = DB3_LOAD && ok && key != ii.pos;
+        unsigned char* dst = ks + (lane >> 4) * TILEB + r * RS;
+        if (!ok) for (int c = 0; c < CPR; c++) *reinterpret_cast<uint4*>(dst + c * 16) = uint4{0u, 0u, 0u, 0u};
+        const u32 bytes = __popc(__ballot_sync(0xffffffffu, copy)) * ROWB;
+        asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // this stage's earlier generic reads before the bulk writes
+        const u32 bar = dbSmem(&bars[icount % ST]);
+        if (lane == 0) db3MbExpect(bar, bytes);
+        if (copy) {
+          const unsigned char* src = slot0 + r < tokensPerBlock ? base0 + (long long)(slot0 + r) * rowWidth * EB
+                                                                : kv + (kvCacheOffset(table, key, 0, tokensPerBlock, rowWidth) + ii.kvh * HD) * EB;
+          db3Bulk(dbSmem(dst), (lane >> 4) ? src + vStepB : src, ROWB, bar);
+        }
+      } else
+#pragma unroll
+      for (int j = 0; j < 16 * CPR / 32; j++) {
+        const int idx = lane + j * 32, r = idx / CPR, c = idx - r * CPR, key = k0 + r;
+        if (!DB3_LOAD || (key == ii.pos && key < ii.sHi)) continue;  // DB3_LOAD 0: timing experiments only
+        const bool ok = key < ii.sHi;
+        const unsigned char* src = !ok ? kv
+            : slot0 + r < tokensPerBlock ? base0 + (long long)(slot0 + r) * rowWidth * EB + c * 16
+            : kv + (kvCacheOffset(table, key, 0, tokensPerBlock, rowWidth) + ii.kvh * HD) * EB + c * 16;
+        const int o = rb(r, c);
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dbSmem(ks + o)), "l"(src), "r"(ok ? 16 : 0) : "memory");
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dbSmem(ks + TILEB + o)), "l"(ok ? src + vStepB : src), "r"(ok ? 16 : 0) : "memory");
+      }
+      // advance in set order
+      itt += NS;
+      if (itt >= ii.nT) {
+        iset++;
+        itt = iset;
+        if (iset >= NS || itt >= ii.nT) nextItem();
+      }
+      loadBlk();
+    }
+    if (!DB3_TMA) dbCommit();
+    icount++;
+  };
+  nextItem();
+  loadBlk();
+#pragma unroll
+  for (int i = 0; i < ST; i++) issue();
+
+  int ccount = 0;
+  for (int n = 0; n < myItems; n++) {
+    Db3Item it;
+    itemOf(n, it);
+    const int h0 = it.kvh * G + it.chunk * DB_ROWS, Gb = min(DB_ROWS, G - it.chunk * DB_ROWS);
+    const int t = it.t, z = it.z, pos = it.pos;
+    const bool direct = it.nz == 1;
+    bool merge = !direct;
+    if (it.nT == 0) {  // an empty split (z > 0 past the token): l = 0 for the merge
+      if (direct) continue;
+      for (int g = lane; g < Gb; g += 32) {
+        float* ml = partialML + (((long long)t * numHeads + h0 + g) * numSplits + z) * 2;
+        ml[0] = -LLMRT_INF;
+        ml[1] = 0.f;
+      }
+    } else {
+      const bool own = it.sLo <= pos && pos < it.sHi;
+      const int* table = blockTables + (long long)it.s * maxBlocksPerSeq;
+      const bf16_t* row = qkv + (long long)t * (numHeads + 2 * numKvHeads) * HD;
+      uint4 qA[QPT], qB[QPT], kA = {0u, 0u, 0u, 0u}, kB = kA, vC = kA, vD = kA;
+#pragma unroll
+      for (int j = 0; j < QPT; j++) {
+        const int pq = lane + j * 32, g = pq / HC, c = pq - g * HC;
+        qA[j] = qB[j] = kA;
+        if (pq < QP && g < Gb) {
+          const bf16_t* src = row + (h0 + g) * HD + c * 8;
+          qA[j] = *reinterpret_cast<const uint4*>(src);
+          qB[j] = *reinterpret_cast<const uint4*>(src + HALF);
+        }
+      }
+      if (own && lane < HC) {
+        const bf16_t* kr = row + (numHeads + it.kvh) * HD + lane * 8;
+        const bf16_t* vr = row + (numHeads + numKvHeads + it.kvh) * HD + lane * 8;
+        kA = *reinterpret_cast<const uint4*>(kr);
+        kB = *reinterpret_cast<const uint4*>(kr + HALF);
+        vC = *reinterpret_cast<const uint4*>(vr);
+        vD = *reinterpret_cast<const uint4*>(vr + HALF);
+      }
+      const float kS = Q8 ? kvScales[it.kvh] : 1.f, vS = Q8 ? kvScales[numKvHeads + it.kvh] : 1.f;
+      const long long kOff = own ? (kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth) + it.kvh * HD) * EB : 0;
+#pragma unroll
+      for (int j = 0; j < FPT; j++) {
+        const int i = lane + j * 32;
+        if (i < HALF) {
+          double sv, cv;
+          sincos(ifq[j] * (double)pos, &sv, &cv);
+          cs[i] = (float)(cv * (double)attnScaling);
+          sn[i] = (float)(sv * (double)attnScaling);
+        }
+      }
+      __syncwarp();
+#pragma unroll
+      for (int j = 0; j < QPT; j++) {
+        const int pq = lane + j * 32, g = pq / HC, c = pq - g * HC;
+        if (pq < QP) {
+          const u32 wa[4] = {qA[j].x, qA[j].y, qA[j].z, qA[j].w}, wb2[4] = {qB[j].x, qB[j].y, qB[j].z, qB[j].w};
+          u32 ra[4], rb[4];
+#pragma unroll
+          for (int e = 0; e < 8; e++) {
+            const int i = c * 8 + e;
+            const float a = toF((bf16_t)(wa[e >> 1] >> (16 * (e & 1)))), b = toF((bf16_t)(wb2[e >> 1] >> (16 * (e & 1))));
+            bf16_t x0 = fromF<bf16_t>(a * cs[i] - b * sn[i]), x1 = fromF<bf16_t>(b * cs[i] + a * sn[i]);
+            if (g >= Gb) x0 = x1 = 0;
+            if (Q8) {
+              const float f = qscale * kS;
+              x0 = db2H(fminf(fmaxf(toF(x0) * f, -65504.f), 65504.f));
+              x1 = db2H(fminf(fmaxf(toF(x1) * f, -65504.f), 65504.f));
+            }
+            if (e & 1) { ra[e >> 1] |= (u32)x0 << 16; rb[e >> 1] |= (u32)x1 << 16; }
+            else { ra[e >> 1] = x0; rb[e >> 1] = x1; }
+          }
+          *reinterpret_cast<uint4*>(qsm + dbSw<HD>(g, c)) = uint4{ra[0], ra[1], ra[2], ra[3]};
+          *reinterpret_cast<uint4*>(qsm + dbSw<HD>(g, HC + c)) = uint4{rb[0], rb[1], rb[2], rb[3]};
+        }
+      }
+      if (own && lane < HC) {  // the step's own key / value: rotate k, keep both in shared, and (chunk 0) write the cache
+        const u32 wa[4] = {kA.x, kA.y, kA.z, kA.w}, wb2[4] = {kB.x, kB.y, kB.z, kB.w};
+        const u32 wc[4] = {vC.x, vC.y, vC.z, vC.w}, wd[4] = {vD.x, vD.y, vD.z, vD.w};
+        if (Q8) {
+          u32 ka[2] = {0u, 0u}, kb[2] = {0u, 0u}, va[2] = {0u, 0u}, vb[2] = {0u, 0u};
+#pragma unroll
+          for (int e = 0; e < 8; e++) {
+            const int i = lane * 8 + e, sh = 8 * (e & 3);
+            const float a = toF((bf16_t)(wa[e >> 1] >> (16 * (e & 1)))), b = toF((bf16_t)(wb2[e >> 1] >> (16 * (e & 1))));
+            ka[e >> 2] |= (u32)kvEncodeE4m3(a * cs[i] - b * sn[i], kS) << sh;
+            kb[e >> 2] |= (u32)kvEncodeE4m3(b * cs[i] + a * sn[i], kS) << sh;
+            va[e >> 2] |= (u32)kvEncodeE4m3(toF((bf16_t)(wc[e >> 1] >> (16 * (e & 1)))), vS) << sh;
+            vb[e >> 2] |= (u32)kvEncodeE4m3(toF((bf16_t)(wd[e >> 1] >> (16 * (e & 1)))), vS) << sh;
+          }
+          *reinterpret_cast<uint2*>(kself + lane * 8) = uint2{ka[0], ka[1]};
+          *reinterpret_cast<uint2*>(kself + HALF + lane * 8) = uint2{kb[0], kb[1]};
+          *reinterpret_cast<uint2*>(vself + lane * 8) = uint2{va[0], va[1]};
+          *reinterpret_cast<uint2*>(vself + HALF + lane * 8) = uint2{vb[0], vb[1]};
+          if (it.chunk == 0) {
+            *reinterpret_cast<uint2*>(kv + kOff + lane * 8) = uint2{ka[0], ka[1]};
+            *reinterpret_cast<uint2*>(kv + kOff + HALF + lane * 8) = uint2{kb[0], kb[1]};
+            *reinterpret_cast<uint2*>(kv + kOff + vStepB + lane * 8) = uint2{va[0], va[1]};
+            *reinterpret_cast<uint2*>(kv + kOff + vStepB + HALF + lane * 8) = uint2{vb[0], vb[1]};
+          }
+        } else {
+          u32 ra[4], rb[4];
+#pragma unroll
+          for (int e = 0; e < 8; e++) {
+            const int i = lane * 8 + e;
+            const float a = toF((bf16_t)(wa[e >> 1] >> (16 * (e & 1)))), b = toF((bf16_t)(wb2[e >> 1] >> (16 * (e & 1))));
+            const u32 x0 = fromF<bf16_t>(a * cs[i] - b * sn[i]), x1 = fromF<bf16_t>(b * cs[i] + a * sn[i]);
+            if (e & 1) { ra[e >> 1] |= x0 << 16; rb[e >> 1] |= x1 << 16; }
+            else { ra[e >> 1] = x0; rb[e >> 1] = x1; }
+          }
+          const uint4 k0v = uint4{ra[0], ra[1], ra[2], ra[3]}, k1v = uint4{rb[0], rb[1], rb[2], rb[3]};
+          *reinterpret_cast<uint4*>(kself + lane * 16) = k0v;
+          *reinterpret_cast<uint4*>(kself + HALF * 2 + lane * 16) = k1v;
+          *reinterpret_cast<uint4*>(vself + lane * 16) = vC;
+          *reinterpret_cast<uint4*>(vself + HALF * 2 + lane * 16) = vD;
+          if (it.chunk == 0) {
+            *reinterpret_cast<uint4*>(kv + kOff + lane * 16) = k0v;
+            *reinterpret_cast<uint4*>(kv + kOff + HALF * 2 + lane * 16) = k1v;
+            *reinterpret_cast<uint4*>(kv + kOff + vStepB + lane * 16) = vC;
+            *reinterpret_cast<uint4*>(kv + kOff + vStepB + HALF * 2 + lane * 16) = vD;
+          }
+        }
+      }
+      __syncwarp();
+      u32 qa[KSTEPS][4];
+      {
+        const int r = (mi & 1) * 8 + (lane & 7);
+#pragma unroll
+        for (int kk = 0; kk < KSTEPS; kk++) dbLdsm<false>(qa[kk], qsm + dbSw<HD>(r, 2 * kk + (mi >> 1)));
+      }
+      bf16_t* cvk = reinterpret_cast<bf16_t*>(conv);
+      for (int set = 0; set < NS; set++) {
+        float o[DT][4];
+#pragma unroll
+        for (int d = 0; d < DT; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
+        float m0 = -LLMRT_INF, m1 = -LLMRT_INF, l0 = 0.f, l1 = 0.f;
+        for (int tt = set; tt < it.nT; tt += NS) {
+          if (DB3_TMA) db3MbWait(dbSmem(&bars[ccount % ST]), (ccount / ST) & 1);
+          else dbWait<ST - 1>();
+          __syncwarp();
+          const int k0 = it.sLo + tt * 16;
+          unsigned char* st = ring + (ccount % ST) * STAGEB;
+          if (own && pos >= k0 && pos < k0 + 16) {  // patch the own key / value in
+            const int r = pos - k0;
+            for (int c = lane; c < CPR; c += 32) {
+              const int o2 = rb(r, c);
+              *reinterpret_cast<uint4*>(st + o2) = *reinterpret_cast<const uint4*>(kself + c * 16);
+              *reinterpret_cast<uint4*>(st + TILEB + o2) = *reinterpret_cast<const uint4*>(vself + c * 16);
+            }
+            __syncwarp();
+          }
+#if DB3_MATH  // 0: timing experiments only (no q·k, softmax, p·v; results undefined)
+          const bf16_t* ks;
+          if (Q8) {
+#pragma unroll
+            for (int j = 0; j < 2 * 16 * CPR / 32; j++) {
+              const int idx = lane + j * 32, w = idx / (16 * CPR), rem = idx - w * 16 * CPR, r = rem / CPR, c = rem - r * CPR;
+              const uint4 b = *reinterpret_cast<const uint4*>(st + w * TILEB + r * RS + c * 16);
+              uint4 h0v, h1v;
+              h0v.x = db2E4m3x2(b.x & 0xffffu); h0v.y = db2E4m3x2(b.x >> 16);
+              h0v.z = db2E4m3x2(b.y & 0xffffu); h0v.w = db2E4m3x2(b.y >> 16);
+              h1v.x = db2E4m3x2(b.z & 0xffffu); h1v.y = db2E4m3x2(b.z >> 16);
+              h1v.z = db2E4m3x2(b.w & 0xffffu); h1v.w = db2E4m3x2(b.w >> 16);
+              bf16_t* dst = cvk + w * 16 * HD;
+              *reinterpret_cast<uint4*>(dst + dbSw<HD>(r, 2 * c)) = h0v;
+              *reinterpret_cast<uint4*>(dst + dbSw<HD>(r, 2 * c + 1)) = h1v;
+            }
+            __syncwarp();
+            ks = cvk;
+          } else {
+            ks = reinterpret_cast<const bf16_t*>(st);
+          }
+          const bf16_t* vs = ks + (Q8 ? 16 * HD : TILEB / 2);
+          float sc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+          {
+            const int r = (mi >> 1) * 8 + (lane & 7);
+#pragma unroll
+            for (int kk = 0; kk < KSTEPS; kk++) {
+              u32 b[4];
+              dbLdsm<false>(b, ks + (Q8 ? dbSw<HD>(r, 2 * kk + (mi & 1)) : re(r, 2 * kk + (mi & 1))));
+              if (Q8) {
+                db2MmaF16(sc[0], qa[kk], b[0], b[1]);
+                db2MmaF16(sc[1], qa[kk], b[2], b[3]);
+              } else {
+                dbMma(sc[0], qa[kk], b[0], b[1]);
+                dbMma(sc[1], qa[kk], b[2], b[3]);
+              }
+            }
+          }
+          float mx0 = -LLMRT_INF, mx1 = -LLMRT_INF;
+#pragma unroll
+          for (int j = 0; j < 2; j++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+              const bool valid = k0 + j * 8 + 2 * c4 + e < it.sHi;
+              const float f = Q8 ? 1.f : qscale;
+              sc[j][e] = valid ? sc[j][e] * f : -LLMRT_INF;
+              sc[j][2 + e] = valid ? sc[j][2 + e] * f : -LLMRT_INF;
+              mx0 = fmaxf(mx0, sc[j][e]);
+              mx1 = fmaxf(mx1, sc[j][2 + e]);
+            }
+          mx0 = fmaxf(mx0, __shfl_xor_sync(FULL, mx0, 1));
+          mx0 = fmaxf(mx0, __shfl_xor_sync(FULL, mx0, 2));
+          mx1 = fmaxf(mx1, __shfl_xor_sync(FULL, mx1, 1));
+          mx1 = fmaxf(mx1, __shfl_xor_sync(FULL, mx1, 2));
+          const float n0 = fmaxf(m0, mx0), n1 = fmaxf(m1, mx1);
+          const float a0 = exp2f(m0 - n0), a1 = exp2f(m1 - n1);
+          m0 = n0;
+          m1 = n1;
+          float p[2][4];
+          float s0 = 0.f, s1 = 0.f;
+#pragma unroll
+          for (int j = 0; j < 2; j++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+              p[j][e] = exp2f(sc[j][e] - n0);
+              p[j][2 + e] = exp2f(sc[j][2 + e] - n1);
+              s0 += p[j][e];
+              s1 += p[j][2 + e];
+            }
+          l0 = l0 * a0 + s0;
+          l1 = l1 * a1 + s1;
+          u32 pa[4];
+          if (Q8) {
+            pa[0] = db2PackH(p[0][0], p[0][1]); pa[1] = db2PackH(p[0][2], p[0][3]);
+            pa[2] = db2PackH(p[1][0], p[1][1]); pa[3] = db2PackH(p[1][2], p[1][3]);
+          } else {
+            pa[0] = dbPack(p[0][0], p[0][1]); pa[1] = dbPack(p[0][2], p[0][3]);
+            pa[2] = dbPack(p[1][0], p[1][1]); pa[3] = dbPack(p[1][2], p[1][3]);
+          }
+          const int r = (mi & 1) * 8 + (lane & 7);
+#pragma unroll
+          for (int d = 0; d < DT; d += 2) {
+            u32 b[4];
+            dbLdsm<true>(b, vs + (Q8 ? dbSw<HD>(r, d + (mi >> 1)) : re(r, d + (mi >> 1))));
+            o[d][0] *= a0;
+            o[d][1] *= a0;
+            o[d][2] *= a1;
+            o[d][3] *= a1;
+            o[d + 1][0] *= a0;
+            o[d + 1][1] *= a0;
+            o[d + 1][2] *= a1;
+            o[d + 1][3] *= a1;
+            if (Q8) {
+              db2MmaF16(o[d], pa, b[0], b[1]);
+              db2MmaF16(o[d + 1], pa, b[2], b[3]);
+            } else {
+              dbMma(o[d], pa, b[0], b[1]);
+              dbMma(o[d + 1], pa, b[2], b[3]);
+            }
+          }
+#endif
+          __syncwarp();  // the stage (and the f16 tile) are refilled next
+          issue();
+          ccount++;
+        }
+        l0 += __shfl_xor_sync(FULL, l0, 1);
+        l0 += __shfl_xor_sync(FULL, l0, 2);
+        l1 += __shfl_xor_sync(FULL, l1, 1);
+        l1 += __shfl_xor_sync(FULL, l1, 2);
+        if (set < NS - 1) {  // park this set (lane-local)
+          stML[(set * 4 + 0) * 32 + lane] = m0;
+          stML[(set * 4 + 1) * 32 + lane] = m1;
+          stML[(set * 4 + 2) * 32 + lane] = l0;
+          stML[(set * 4 + 3) * 32 + lane] = l1;
+#pragma unroll
+          for (int d = 0; d < DT; d++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) stO[((set * DT + d) * 4 + e) * 32 + lane] = o[d][e];
+          continue;
+        }
+        // The last set: merge the sets as batch2 merges its warps (rows g4, g4 + 8 of this lane).
+#pragma unroll
+        for (int hh = 0; hh < 2; hh++) {
+          const int g = g4 + 8 * hh;
+          if (g >= Gb) continue;
+          float M = -LLMRT_INF;
+          for (int w = 0; w < NS - 1; w++) M = fmaxf(M, stML[(w * 4 + hh) * 32 + lane]);
+          M = fmaxf(M, hh ? m1 : m0);
+          float wts[NP + 1];
+          float L = 0.f;
+#pragma unroll
+          for (int w = 0; w < NS; w++) {
+            const float mw = w < NS - 1 ? stML[(w * 4 + hh) * 32 + lane] : (hh ? m1 : m0);
+            const float lw = w < NS - 1 ? stML[(w * 4 + 2 + hh) * 32 + lane] : (hh ? l1 : l0);
+            wts[w] = exp2f(mw - M);
+            L = fmaf(wts[w], lw, L);
+          }
+          const long long th = (long long)t * numHeads + h0 + g;
+#pragma unroll
+          for (int d = 0; d < DT; d++) {
+            float O2[2];
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+              float O = 0.f;
+#pragma unroll
+              for (int w = 0; w < NS; w++) {
+                const float ow = w < NS - 1 ? stO[((w * DT + d) * 4 + 2 * hh + e) * 32 + lane] : o[d][2 * hh + e];
+                O = fmaf(wts[w], ow, O);
+              }
+              O2[e] = O * vS;
+            }
+            const int col = d * 8 + 2 * c4;
+            if (direct) {
+              *reinterpret_cast<u32*>(out + th * HD + col) = (u32)fromF<bf16_t>(O2[0] / L) | ((u32)fromF<bf16_t>(O2[1] / L) << 16);
+            } else {
+              *reinterpret_cast<float2*>(partialO + (th * numSplits + z) * HD + col) = float2{O2[0], O2[1]};
+            }
+          }
+          if (!direct && c4 == 0) {
+            float* ml = partialML + (th * numSplits + z) * 2;
+            ml[0] = M;
+            ml[1] = L;
+          }
+        }
+      }
+    }
+    if (merge) {  // the last of the (token, chunk)'s splits to finish merges them (batch2's splitMerge, one warp)
+      __threadfence();
+      __syncwarp();
+      int* ctr = counters + (long long)t * nBx + it.bx;
+      int last = 0;
+      if (lane == 0) last = atomicAdd(ctr, 1) == numSplits - 1;
+      last = __shfl_sync(FULL, last, 0);
+      if (last) {
+        __threadfence();
+        for (int i = lane; i < Gb * HD; i += 32) {
+          const int g = i / HD, d = i - g * HD;
+          const long long th = (long long)t * numHeads + h0 + g;
+          const float* mlh = partialML + th * numSplits * 2;
+          float M = -LLMRT_INF;
+          for (int zz = 0; zz < it.nz; zz++) M = fmaxf(M, dbLdcg(mlh + zz * 2));
+          float O = 0.f, L = 0.f;
+          for (int zz = 0; zz < it.nz; zz++) {
+            const float w = exp2f(dbLdcg(mlh + zz * 2) - M);
+            O = fmaf(w, dbLdcg(partialO + (th * numSplits + zz) * HD + d), O);
+            L = fmaf(w, dbLdcg(mlh + zz * 2 + 1), L);
+          }
+          out[th * HD + d] = fromF<bf16_t>(O / L);
+        }
+        if (lane == 0) *ctr = 0;
+      }
+    }
+    __syncwarp();  // cs / sn / q / kself of this item are rewritten by the next
+  }
+  dbWait<0>();
+}
+
+#define DECODE_BATCH3(HD)                                                                                                  \
+  extern "C" __global__ void __launch_bounds__(32, DB3_MINB) decode_attention_batch3_bf16_hd##HD(                        \
+      const bf16_t* qkv, bf16_t* out, bf16_t* kvCache, const int* positions, const int* seqStarts,                        \
+      const int* blockTables, const double* invFreq, float attnScaling, float* partialO, float* partialML, int* counters, \
+      int numTokens, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale,     \
+      int window, int splitSize, const void* prefetch, long long prefetchBytes, int numSplits) {                          \
+    decodeBatch3Impl<HD, DB2_NW(HD, false), DB3_ST(HD, false), false>(qkv, out, kvCache, positions, seqStarts,           \
+        blockTables, invFreq, attnScaling, partialO, partialML, counters, numTokens, numSeqs, numHeads, numKvHeads,       \
+        tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, nullptr, numSplits);                                   \
+  }
+#define DECODE_BATCH3_FP8(HD)                                                                                              \
+  extern "C" __global__ void __launch_bounds__(32, DB3_MINB) decode_attention_batch3_fp8kv_bf16_hd##HD(                  \
+      const bf16_t* qkv, bf16_t* out, u8* kvCache, const int* positions, const int* seqStarts,                            \
+      const int* blockTables, const double* invFreq, float attnScaling, float* partialO, float* partialML, int* counters, \
+      int numTokens, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale,     \
+      int window, int splitSize, const void* prefetch, long long prefetchBytes, const float* kvScales, int numSplits) {  \
+    decodeBatch3Impl<HD, DB2_NW(HD, true), DB3_ST(HD, true), true>(qkv, out, kvCache, positions, seqStarts,              \
+        blockTables, invFreq, attnScaling, partialO, partialML, counters, numTokens, numSeqs, numHeads, numKvHeads,       \
+        tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, kvScales, numSplits);                                  \
+  }
+#if LLMRT_KERNEL(decode_attention_batch3_bf16_hd64)
+DECODE_BATCH3(64)
+#endif
+#if LLMRT_KERNEL(decode_attention_batch3_bf16_hd128)
+DECODE_BATCH3(128)
+#endif
+#if LLMRT_KERNEL(decode_attention_batch3_fp8kv_bf16_hd64)
+DECODE_BATCH3_FP8(64)
+#endif
+#if LLMRT_KERNEL(decode_attention_batch3_fp8kv_bf16_hd128)
+DECODE_BATCH3_FP8(128)
+#endif
+
+// ------------------------------------------------------------------------------------------------------------------
+// Session 10: decode_attention_batch2w_bf16_hd128 — decode_attention_batch2_bf16_hd128 for steps of hundreds of
+// sequences: the same 2 warps (so the same keys per warp, sums and merge: the same bits), 1 cp.async stage each and
+// registers capped for 8 blocks per SM (16 KB of ring a block), so twice the blocks hide each other's prologues.
+// H200, 8B layer at 128..256 keys: 136.8 vs 159.3 us (512 seqs), 74.2 vs 83.6 (256), 40.3 vs 44.1 (128), but 29.3 vs
+// 25.0 at 64; attention_choice.ts BATCH2_WIDE_MIN_ROWS (128) picks it by the step's size.
+// ------------------------------------------------------------------------------------------------------------------
+#if LLMRT_KERNEL(decode_attention_batch2w_bf16_hd128)
+extern "C" __global__ void __launch_bounds__(64, 8) decode_attention_batch2w_bf16_hd128(const bf16_t* qkv, bf16_t* out,
+    bf16_t* kvCache, const int* positions, const int* seqStarts, const int* blockTables, const double* invFreq,
+    float attnScaling, float* partialO, float* partialML, int* counters, int numTokens, int numSeqs, int numHeads,
+    int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale, int window, int splitSize, const void* prefetch,
+    long long prefetchBytes) {
+  if ((int)blockIdx.y >= numTokens) return;
+  decodeBatch2Impl<128, 2, 1, false>(qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO,
+      partialML, counters, numSeqs, numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, nullptr);
+}
+#endif

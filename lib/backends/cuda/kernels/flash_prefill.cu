@@ -122,6 +122,32 @@ __device__ __forceinline__ void fpLoadTile(u32 dst, const bf16_t* kv, const int*
   }
 }
 
+/** fpLoadTile of K (kOff, into dstK) and of V (vOff, into dstV) together: each chunk's cache address computed once. */
+template <int HD, int BN, int NT, int KS>
+__device__ __forceinline__ void fpLoadKV(u32 dstK, u32 dstV, const bf16_t* kv, const int* table, int k0, int kHi, long long kOff,
+                                         long long vOff, int tokensPerBlock, int tpbShift, int rowWidth, int tid) {
+  constexpr int VPR = HD / 8, NLD = BN * VPR / NT;
+  static_assert(BN * VPR % NT == 0, "tile load split");
+#pragma unroll
+  for (int u = 0; u < NLD; u++) {
+    const int v = tid + u * NT;
+    const int j = v / VPR, c = v - j * VPR, kp = k0 + j;
+    const bf16_t* src = kv;
+    long long dv = 0;
+    int bytes = 0;
+    if (kp < kHi) {
+      const int bi = tpbShift >= 0 ? kp >> tpbShift : kp / tokensPerBlock;
+      const int off = kp - bi * tokensPerBlock;
+      src = kv + ((long long)table[bi] * 2 * tokensPerBlock + off) * rowWidth + kOff + c * 8;
+      dv = vOff - kOff;
+      bytes = 16;
+    }
+    const u32 o = (u32)((j * KS + c * 8) * 2);
+    fpCpAsync16(dstK + o, src, bytes);
+    fpCpAsync16(dstV + o, src + dv, bytes);
+  }
+}
+
 // NW warps, MW m16 row tiles per warp (BM = 16 NW MW query rows), BN keys per tile. ST = 1: one K and one V
 // buffer (the pipeline in the file comment); ST = 2: two (K, V) stages, tile j + 1 loads while tile j computes,
 // one barrier per tile.
@@ -209,8 +235,8 @@ __device__ __forceinline__ void flashPrefillImpl(const bf16_t* q, bf16_t* out, c
   const u32 vLane = sV + (u32)((((lane & 7) + ((lane >> 3) & 1) * 8) * KS + (lane >> 4) * 8) * 2);
 
   constexpr u32 STAGE_BYTES = BN * KS * 2;
-  fpLoadTile<HD, BN, NT, KS>(sK, kv, table, kvLo, kvHi, kOff, tokensPerBlock, tpbShift, rowWidth, tid);
-  if (ST == 2) fpLoadTile<HD, BN, NT, KS>(sV, kv, table, kvLo, kvHi, vOff, tokensPerBlock, tpbShift, rowWidth, tid);
+  if (ST == 2) fpLoadKV<HD, BN, NT, KS>(sK, sV, kv, table, kvLo, kvHi, kOff, vOff, tokensPerBlock, tpbShift, rowWidth, tid);
+  else fpLoadTile<HD, BN, NT, KS>(sK, kv, table, kvLo, kvHi, kOff, tokensPerBlock, tpbShift, rowWidth, tid);
   fpCommit();
   int stage = 0;
   for (int k0 = kvLo; k0 < kvHi; k0 += BN, stage ^= (ST - 1)) {
@@ -221,8 +247,8 @@ __device__ __forceinline__ void flashPrefillImpl(const bf16_t* q, bf16_t* out, c
     if (ST == 1) {
       fpLoadTile<HD, BN, NT, KS>(sV, kv, table, k0, kvHi, vOff, tokensPerBlock, tpbShift, rowWidth, tid);
     } else if (k0 + BN < kvHi) {
-      fpLoadTile<HD, BN, NT, KS>(sK + (stage ^ 1) * STAGE_BYTES, kv, table, k0 + BN, kvHi, kOff, tokensPerBlock, tpbShift, rowWidth, tid);
-      fpLoadTile<HD, BN, NT, KS>(sV + (stage ^ 1) * STAGE_BYTES, kv, table, k0 + BN, kvHi, vOff, tokensPerBlock, tpbShift, rowWidth, tid);
+      fpLoadKV<HD, BN, NT, KS>(sK + (stage ^ 1) * STAGE_BYTES, sV + (stage ^ 1) * STAGE_BYTES, kv, table, k0 + BN, kvHi, kOff, vOff, tokensPerBlock,
+                               tpbShift, rowWidth, tid);
     }
     fpCommit();
     // A warp whose rows attend none of these keys skips the tile; one whose rows attend all of them skips the mask.
@@ -288,10 +314,13 @@ __device__ __forceinline__ void flashPrefillImpl(const bf16_t* q, bf16_t* out, c
             }
           }
           l[mt][hf] = l[mt][hf] * cf + rs;  // this thread's columns; the quad sums at the end
+          // Skipped when no row of the warp's half-tile changed its max (cf exactly 1 = ex2(0): the same bits).
+          if (__any_sync(0xffffffffu, cf != 1.f)) {
 #pragma unroll
-          for (int dt = 0; dt < NDT; dt++) {
-            o[mt][dt][2 * hf] *= cf;
-            o[mt][dt][2 * hf + 1] *= cf;
+            for (int dt = 0; dt < NDT; dt++) {
+              o[mt][dt][2 * hf] *= cf;
+              o[mt][dt][2 * hf + 1] *= cf;
+            }
           }
         }
 #pragma unroll

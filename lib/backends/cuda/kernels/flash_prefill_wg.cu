@@ -149,25 +149,33 @@ __device__ __forceinline__ bool fwQueryTile(const int* seqStarts, int numSeqs, i
   return false;
 }
 
-/** cp.async of keys [k0, k0 + BN) of K (or V: kvOff includes the V offset) into a swizzled tile; zero past kHi. */
+/**
+ * cp.async of keys [k0, k0 + BN) of K (kOff) and of V (vOff) into the swizzled tiles at dst and dst + BN * HD * 2; zero
+ * past kHi. Each 16-byte chunk's cache address (block table lookup, row offset) is computed once for both.
+ */
 template <int HD, int BN, int NT>
-__device__ __forceinline__ void fwLoadTile(u32 dst, const bf16_t* kv, const int* table, int k0, int kHi, long long kvOff,
-                                           int tokensPerBlock, int tpbShift, int rowWidth, int tid) {
+__device__ __forceinline__ void fwLoadKV(u32 dst, const bf16_t* kv, const int* table, int k0, int kHi, long long kOff, long long vOff,
+                                         int tokensPerBlock, int tpbShift, int rowWidth, int tid) {
   constexpr int CPR = HD / 8, NLD = (BN * CPR + NT - 1) / NT;
+  constexpr u32 KV_BYTES = BN * HD * 2;
 #pragma unroll
   for (int u = 0; u < NLD; u++) {
     const int v = tid + u * NT;
     if (BN * CPR % NT != 0 && v >= BN * CPR) break;
     const int j = v / CPR, c = v - j * CPR, kp = k0 + j;
     const bf16_t* src = kv;
+    long long dv = 0;
     int bytes = 0;
     if (kp < kHi) {
       const int bi = tpbShift >= 0 ? kp >> tpbShift : kp / tokensPerBlock;
       const int off = kp - bi * tokensPerBlock;
-      src = kv + ((long long)table[bi] * 2 * tokensPerBlock + off) * rowWidth + kvOff + c * 8;
+      src = kv + ((long long)table[bi] * 2 * tokensPerBlock + off) * rowWidth + kOff + c * 8;
+      dv = vOff - kOff;
       bytes = 16;
     }
-    fwCpAsync16(dst + fwSw(BN, j, c), src, bytes);
+    const u32 d = dst + fwSw(BN, j, c);
+    fwCpAsync16(d, src, bytes);
+    fwCpAsync16(d + KV_BYTES, src + dv, bytes);
   }
 }
 
@@ -184,12 +192,17 @@ __device__ __forceinline__ void fwSoftmaxTile(const float (&sacc)[BN / 2], u32 (
   // instructions write them); masked scores and probabilities live in sv.
   constexpr int NNT = BN / 8;
   float sv[BN / 2];
+  if (full) {  // warpgroup-uniform: most tiles need no per-element compares
 #pragma unroll
-  for (int nt = 0; nt < NNT; nt++) {
+    for (int i = 0; i < BN / 2; i++) sv[i] = sacc[i];
+  } else {
 #pragma unroll
-    for (int e = 0; e < 4; e++) {
-      const int kp = k0 + nt * 8 + 2 * c + (e & 1), hf = e >> 1;
-      sv[4 * nt + e] = !full && (kp < lr[hf] || kp > pr[hf]) ? -LLMRT_INF : sacc[4 * nt + e];
+    for (int nt = 0; nt < NNT; nt++) {
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const int kp = k0 + nt * 8 + 2 * c + (e & 1), hf = e >> 1;
+        sv[4 * nt + e] = kp < lr[hf] || kp > pr[hf] ? -LLMRT_INF : sacc[4 * nt + e];
+      }
     }
   }
 #pragma unroll
@@ -221,6 +234,23 @@ __device__ __forceinline__ void fwSoftmaxTile(const float (&sacc)[BN / 2], u32 (
     pa[kc][1] = fwPack(sv[8 * kc + 2], sv[8 * kc + 3]);
     pa[kc][2] = fwPack(sv[8 * kc + 4], sv[8 * kc + 5]);
     pa[kc][3] = fwPack(sv[8 * kc + 6], sv[8 * kc + 7]);
+  }
+}
+
+/**
+ * O *= the rows' rescale factors (rows g: cf[0], g + 8: cf[1]). SKIP: not when every row of the warp keeps its max (all
+ * factors exactly 1 = ex2(0): the product would be the same bits); a warp-uniform branch, no wgmma inside. Not in the
+ * OVL schedule: there the branch makes ptxas serialize the wgmma pipeline (C7513).
+ */
+template <int NDT, bool SKIP>
+__device__ __forceinline__ void fwRescale(float (&o)[4 * NDT], const float (&cf)[2]) {
+  if (SKIP && !__any_sync(0xffffffffu, cf[0] != 1.f || cf[1] != 1.f)) return;
+#pragma unroll
+  for (int dt = 0; dt < NDT; dt++) {
+    o[4 * dt] *= cf[0];
+    o[4 * dt + 1] *= cf[0];
+    o[4 * dt + 2] *= cf[1];
+    o[4 * dt + 3] *= cf[1];
   }
 }
 
@@ -313,8 +343,7 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
   for (int j = 0; j < PRE; j++) {
     const int k0 = kvLo + j * BN;
     if (k0 < kvHi) {
-      fwLoadTile<HD, BN, NT>(sKV + j * STAGE, kv, table, k0, kvHi, kOff, tokensPerBlock, tpbShift, rowWidth, tid);
-      fwLoadTile<HD, BN, NT>(sKV + j * STAGE + KV_BYTES, kv, table, k0, kvHi, vOff, tokensPerBlock, tpbShift, rowWidth, tid);
+      fwLoadKV<HD, BN, NT>(sKV + j * STAGE, kv, table, k0, kvHi, kOff, vOff, tokensPerBlock, tpbShift, rowWidth, tid);
     }
     fwCommit();
   }
@@ -350,8 +379,7 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
       __syncthreads();
       const int kn = k + (NS - 2) * BN, sn = (b + NS - 2) % NS;
       if (kn < kvHi) {
-        fwLoadTile<HD, BN, NT>(sKV + sn * STAGE, kv, table, kn, kvHi, kOff, tokensPerBlock, tpbShift, rowWidth, tid);
-        fwLoadTile<HD, BN, NT>(sKV + sn * STAGE + KV_BYTES, kv, table, kn, kvHi, vOff, tokensPerBlock, tpbShift, rowWidth, tid);
+        fwLoadKV<HD, BN, NT>(sKV + sn * STAGE, kv, table, kn, kvHi, kOff, vOff, tokensPerBlock, tpbShift, rowWidth, tid);
       }
       fwCommit();
     };
@@ -387,13 +415,7 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
       wgWait<0>();
       wgFenceRegs(o);
       wgFenceRegs(pa);  // P(j) stays allocated until P(j) V(j) is done
-#pragma unroll
-      for (int dt = 0; dt < NDT; dt++) {
-        o[4 * dt] *= cf[0];
-        o[4 * dt + 1] *= cf[0];
-        o[4 * dt + 2] *= cf[1];
-        o[4 * dt + 3] *= cf[1];
-      }
+      fwRescale<NDT, false>(o, cf);
 #pragma unroll
       for (int kc = 0; kc < BN / 16; kc++) {
 #pragma unroll
@@ -421,8 +443,7 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
         const int kn = k0 + (NS - 1) * BN;
         const int sn = st == 0 ? NS - 1 : st - 1;
         if (kn < kvHi) {
-          fwLoadTile<HD, BN, NT>(sKV + sn * STAGE, kv, table, kn, kvHi, kOff, tokensPerBlock, tpbShift, rowWidth, tid);
-          fwLoadTile<HD, BN, NT>(sKV + sn * STAGE + KV_BYTES, kv, table, kn, kvHi, vOff, tokensPerBlock, tpbShift, rowWidth, tid);
+          fwLoadKV<HD, BN, NT>(sKV + sn * STAGE, kv, table, kn, kvHi, kOff, vOff, tokensPerBlock, tpbShift, rowWidth, tid);
         }
         fwCommit();
       }
@@ -438,13 +459,7 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
       float cf[2];
       u32 pa[BN / 16][4];
       fwSoftmaxTile<BN>(sacc, pa, m, l, cf, k0, fullTile(k0), pr, lr, c, qscale);
-#pragma unroll
-      for (int dt = 0; dt < NDT; dt++) {
-        o[4 * dt] *= cf[0];
-        o[4 * dt + 1] *= cf[0];
-        o[4 * dt + 2] *= cf[1];
-        o[4 * dt + 3] *= cf[1];
-      }
+      fwRescale<NDT, true>(o, cf);
       wgFenceRegs(o);
       wgFence();
       issuePV(pa, sK + KV_BYTES);
@@ -475,9 +490,10 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
 #else
 #define FW_DYN_SMEM(NAME) unsigned char* NAME = llmrtEmuDynSmem()
 #endif
-// FW_ENTRY(name, head dim, warpgroups, keys per tile, stages, OVL); 128 threads a warpgroup.
-#define FW_ENTRY(NAME, HD, NWG, BN, NS, OVL)                                                                       \
-  extern "C" __global__ void __launch_bounds__(128 * NWG) NAME(const bf16_t* q, bf16_t* out, const bf16_t* kvCache,  \
+// FW_ENTRY(name, head dim, warpgroups, keys per tile, stages, OVL); 128 threads a warpgroup. FW_ENTRY_MB: with a minimum of
+// MB resident blocks per SM (__launch_bounds__: registers capped at 65536 / (128 NWG MB)).
+#define FW_ENTRY_MB(NAME, HD, NWG, BN, NS, OVL, MB)                                                                \
+  extern "C" __global__ void __launch_bounds__(128 * NWG, MB) NAME(const bf16_t* q, bf16_t* out, const bf16_t* kvCache, \
       const int* positions, const int* seqStarts, const int* blockTables, int numTokens, int numSeqs, int numHeads,  \
       int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale, int window) {                            \
     FW_DYN_SMEM(fwDyn);                                                                                               \
@@ -485,6 +501,7 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
     flashWgImpl<HD, NWG, BN, NS, OVL>(q, out, kvCache, positions, seqStarts, blockTables, numSeqs, numHeads,        \
                                         numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, fwDyn);          \
   }
+#define FW_ENTRY(NAME, HD, NWG, BN, NS, OVL) FW_ENTRY_MB(NAME, HD, NWG, BN, NS, OVL, 1)
 #if LLMRT_KERNEL(flash_prefill_wg_bf16_hd64)
 FW_ENTRY(flash_prefill_wg_bf16_hd64, 64, 2, 64, 3, false)
 #endif
@@ -493,20 +510,73 @@ FW_ENTRY(flash_prefill_wg_bf16_hd128, 128, 3, 64, 3, true)
 #endif
 
 #ifdef LLMRT_FLASH_VARIANTS
-// Other tilings for the check harness (tools/cuda-kernel-check/flash_prefill.py):
-// flash_prefill_wgv_hd{HD}_g{warpgroups}n{keys per tile}s{stages}[o: OVL].
+// Other tilings for the check harnesses (tools/cuda-kernel-check/flash_prefill.py, flash_tile_time.py):
+// flash_prefill_wgv_hd{HD}_g{warpgroups}n{keys per tile}s{stages}[o: OVL][b{MB}: MB blocks per SM]. Each is its own
+// LLMRT_SELECT unit (a build that selects one compiles one).
 #define FW_V(HD, W, N, S) FW_ENTRY(flash_prefill_wgv_hd##HD##_g##W##n##N##s##S, HD, W, N, S, false)
 #define FW_VO(HD, W, N, S) FW_ENTRY(flash_prefill_wgv_hd##HD##_g##W##n##N##s##S##o, HD, W, N, S, true)
+#define FW_VB(HD, W, N, S, B) FW_ENTRY_MB(flash_prefill_wgv_hd##HD##_g##W##n##N##s##S##b##B, HD, W, N, S, false, B)
+#define FW_VOB(HD, W, N, S, B) FW_ENTRY_MB(flash_prefill_wgv_hd##HD##_g##W##n##N##s##S##o##b##B, HD, W, N, S, true, B)
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g2n64s3)
 FW_V(64, 2, 64, 3)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g3n128s2)
 FW_V(64, 3, 128, 2)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g2n128s3)
 FW_V(64, 2, 128, 3)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd128_g2n64s3)
 FW_V(128, 2, 64, 3)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd128_g3n64s2)
 FW_V(128, 3, 64, 2)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd128_g2n128s3)
 FW_V(128, 2, 128, 3)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g2n128s3o)
 FW_VO(64, 2, 128, 3)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g2n64s4o)
 FW_VO(64, 2, 64, 4)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd128_g2n64s3o)
 FW_VO(128, 2, 64, 3)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd128_g2n64s4o)
 FW_VO(128, 2, 64, 4)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g3n64s3o)
 FW_VO(64, 3, 64, 3)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd128_g3n64s3o)
 FW_VO(128, 3, 64, 3)
+#endif
+// Session 10: deeper K/V lookahead for the 3-warpgroup hd 128 kernel; several resident blocks per SM (blocks on one SM
+// do not meet at each other's barriers, so one block's softmax can overlap another's MMAs).
+#if LLMRT_KERNEL(flash_prefill_wgv_hd128_g3n64s4o)
+FW_VO(128, 3, 64, 4)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd128_g3n64s5o)
+FW_VO(128, 3, 64, 5)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd128_g1n64s2b2)
+FW_VB(128, 1, 64, 2, 2)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g2n64s3b2)
+FW_VB(64, 2, 64, 3, 2)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g2n64s3ob2)
+FW_VOB(64, 2, 64, 3, 2)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g1n64s3ob3)
+FW_VOB(64, 1, 64, 3, 3)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g1n64s4ob2)
+FW_VOB(64, 1, 64, 4, 2)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g1n128s3ob2)
+FW_VOB(64, 1, 128, 3, 2)
+#endif
 #endif

@@ -125,7 +125,8 @@ GEMV(gemv_bf16_m8, 8)
 //                      y bf16 [m, n/2] = bf16(silu(bf16(gate)) * bf16(up)), as gemv + silu_mul_bf16 round
 //   mode 3 (f32 out):  y f32 [m, n] = x W^T + bias (lm_head logits)
 //   prefetch (0 = none): [prefetch, prefetch + prefetchBytes) (16-byte aligned) is pulled into L2 with
-//     bulk prefetches spread over the grid (measured slower for o_proj's weight from attention; unused).
+//     bulk prefetches spread over the grid (measured slower for o_proj's weight from attention, and in session 10 for
+//     16 MB of gate_up's from o_proj before its wait: 809 -> 1009 us a llama-3.2-1b step; unused).
 //   One output row per warp, 8 warps per block; mode 2: block b holds gate rows 4b..4b+3 (warps 0-3) and
 //   the matching up rows (warps 4-7), which meet in shared memory. A lane accumulates its 16-byte vectors
 //   in increasing order (gemv_bf16's order), so a row's sum does not depend on m (batch
@@ -169,33 +170,34 @@ __device__ __forceinline__ void prefetchL2Slices(const void* base, long long byt
 
 __device__ __forceinline__ float gfSilu(float g) { return g / (1.f + expf(-g)); }
 
-/** Issues one chunk (GF_U 16-byte vectors per lane) of weight row w starting at vector c. */
-__device__ __forceinline__ void gfIssue(const bf16_t* w, int c, int kv, uint4 (&v)[GF_U]) {
+/** Issues one chunk (U 16-byte vectors per lane) of weight row w starting at vector c. */
+template <int U>
+__device__ __forceinline__ void gfIssue(const bf16_t* w, int c, int kv, uint4 (&v)[U]) {
 #pragma unroll
-  for (int u = 0; u < GF_U; u++)
+  for (int u = 0; u < U; u++)
     if (c + 32 * u < kv) v[u] = ldStream16(w + (c + 32 * u) * 8);
 }
 
 /** One warp's dot products of weight row `row` with the m rows of xb (first chunk already in v). */
-template <int M>
-__device__ __forceinline__ void gfRow(const bf16_t* __restrict__ xb, const bf16_t* w, int m, int k, int lane, uint4 (&v)[GF_U], float (&acc)[M]) {
+template <int M, int U>
+__device__ __forceinline__ void gfRow(const bf16_t* __restrict__ xb, const bf16_t* w, int m, int k, int lane, uint4 (&v)[U], float (&acc)[M]) {
   const int kv = k >> 3;
 #pragma unroll
   for (int r = 0; r < M; r++) acc[r] = 0.f;
   int c = lane;
   for (;;) {
 #pragma unroll
-    for (int u = 0; u < GF_U; u++)
+    for (int u = 0; u < U; u++)
       if (c + 32 * u < kv) gemvAccum<M>(v[u], xb, m, k, c + 32 * u, acc);
-    c += 32 * GF_U;
+    c += 32 * U;
     if (c >= kv) break;
-    gfIssue(w, c, kv, v);
+    gfIssue<U>(w, c, kv, v);
   }
 #pragma unroll
   for (int r = 0; r < M; r++) acc[r] = warpSum(acc[r]);
 }
 
-template <int M, bool NORM>
+template <int M, bool NORM, int U = GF_U>
 __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y, const bf16_t* normW,
     float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {
   __shared__ float upS[8][M];
@@ -211,8 +213,8 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
   // kernel's real work) overlaps the RMSNorm and the x staging, and under PDL (pdlWait) the previous
   // kernel's tail. (Also pulling the rest of each row into L2 with a bulk prefetch here cost 88 us per
   // llama-3.2-1b step on an H200; keeping normW and x in registers for the RMSNorm gained nothing.)
-  uint4 v[GF_U];
-  if (live) gfIssue(w, lane, kv, v);
+  uint4 v[U];
+  if (live) gfIssue<U>(w, lane, kv, v);
   pdlWait();  // x and y are the previous kernels' (weights and prefetches above only)
   pdlLaunchDependents();
   prefetchL2Slices(prefetch, prefetchBytes);
@@ -221,9 +223,9 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
     __shared__ __align__(16) bf16_t xs[GF_XS];
     __shared__ float red[32];
     rmsnormStage(x, normW, eps, m, k, xs, red);
-    if (live) gfRow<M>(xs, w, m, k, lane, v, acc);
+    if (live) gfRow<M, U>(xs, w, m, k, lane, v, acc);
   } else {
-    if (live) gfRow<M>(x, w, m, k, lane, v, acc);
+    if (live) gfRow<M, U>(x, w, m, k, lane, v, acc);
   }
   const float b = (live && bias) ? toF(bias[row]) : 0.f;
   if (mode == 2) {
@@ -299,24 +301,24 @@ GEMV_FUSED(gemv_fused_norm_bf16_m8, 8, true)
 //   grid mode 2: (ceil(n / 2 / (4 / KS))), else (ceil(n / (8 / KS)))   block (256)   shared as gemv_fused + 160 B x M
 // ------------------------------------------------------------------------------------------------
 /** gfRow over kvs vectors of a row slice (w and xb already offset to the slice). */
-template <int M>
-__device__ __forceinline__ void gfRowN(const bf16_t* __restrict__ xb, const bf16_t* w, int m, int k, int kvs, int lane, uint4 (&v)[GF_U], float (&acc)[M]) {
+template <int M, int U>
+__device__ __forceinline__ void gfRowN(const bf16_t* __restrict__ xb, const bf16_t* w, int m, int k, int kvs, int lane, uint4 (&v)[U], float (&acc)[M]) {
 #pragma unroll
   for (int r = 0; r < M; r++) acc[r] = 0.f;
   int c = lane;
   for (;;) {
 #pragma unroll
-    for (int u = 0; u < GF_U; u++)
+    for (int u = 0; u < U; u++)
       if (c + 32 * u < kvs) gemvAccum<M>(v[u], xb, m, k, c + 32 * u, acc);
-    c += 32 * GF_U;
+    c += 32 * U;
     if (c >= kvs) break;
-    gfIssue(w, c, kvs, v);
+    gfIssue<U>(w, c, kvs, v);
   }
 #pragma unroll
   for (int r = 0; r < M; r++) acc[r] = warpSum(acc[r]);
 }
 
-template <int M, bool NORM>
+template <int M, bool NORM, int U = GF_U>
 __device__ __forceinline__ void gemvFusedKsImpl(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y, const bf16_t* normW,
     float eps, int m, int n, int k, int modeKs) {
   __shared__ float part[8][M];
@@ -339,8 +341,8 @@ __device__ __forceinline__ void gemvFusedKsImpl(const bf16_t* x, const bf16_t* W
   }
   const int kvs = (k >> 3) / ks, c0 = wk * kvs;
   const bf16_t* w = W + (long long)(live ? row : 0) * k + c0 * 8;
-  uint4 v[GF_U];
-  if (live) gfIssue(w, lane, kvs, v);
+  uint4 v[U];
+  if (live) gfIssue<U>(w, lane, kvs, v);
   pdlWait();
   pdlLaunchDependents();
   float acc[M];
@@ -348,9 +350,9 @@ __device__ __forceinline__ void gemvFusedKsImpl(const bf16_t* x, const bf16_t* W
     __shared__ __align__(16) bf16_t xs[GF_XS];
     __shared__ float red[32];
     rmsnormStage(x, normW, eps, m, k, xs, red);
-    if (live) gfRowN<M>(xs + c0 * 8, w, m, k, kvs, lane, v, acc);
+    if (live) gfRowN<M, U>(xs + c0 * 8, w, m, k, kvs, lane, v, acc);
   } else {
-    if (live) gfRowN<M>(x + c0 * 8, w, m, k, kvs, lane, v, acc);
+    if (live) gfRowN<M, U>(x + c0 * 8, w, m, k, kvs, lane, v, acc);
   }
   if (live && lane == 0) {
 #pragma unroll
@@ -427,3 +429,51 @@ GEMV_FUSED_KS(gemv_fused_norm_ks_bf16_m4, 4, true)
 GEMV_FUSED_KS(gemv_fused_norm_ks_bf16_m8, 8, true)
 #endif
 
+
+// ------------------------------------------------------------------------------------------------
+// Deep-load fused decode GEMVs (session 10, CudaSessionOptions.gemvDeepLoads): gemv_fused / gemv_fused_ks with
+// GF_DEEP_U 16-byte weight loads per lane in flight instead of GF_U (a 4 KB llama-3.2-1b qkv / o_proj row in one
+// round trip instead of two; down_proj's 8 KB half rows in two instead of four) — for the latency-bound skinny
+// layers, not gate_up or the lm_head. A lane still adds its vectors in increasing order: the same sums, bitwise.
+//
+// extern "C" __global__ void gemv_fused{_norm}{_ks}_deep_bf16_m{1|2}(...gemv_fused's parameters...)
+// ------------------------------------------------------------------------------------------------
+#ifndef GF_DEEP_U
+#define GF_DEEP_U 8
+#endif
+#define GEMV_FUSED_DEEP(NAME, M, NORM)                                                                                  \
+  extern "C" __global__ void __launch_bounds__(256, GF_MINB) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,\
+      const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
+    gemvFusedImpl<M, NORM, GF_DEEP_U>(x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes);             \
+  }
+#define GEMV_FUSED_KS_DEEP(NAME, M, NORM)                                                                               \
+  extern "C" __global__ void __launch_bounds__(256, GF_MINB) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,\
+      const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
+    (void)prefetch;                                                                                                     \
+    (void)prefetchBytes;                                                                                                \
+    gemvFusedKsImpl<M, NORM, GF_DEEP_U>(x, W, bias, y, normW, eps, m, n, k, mode);                                     \
+  }
+#if LLMRT_KERNEL(gemv_fused_deep_bf16_m1)
+GEMV_FUSED_DEEP(gemv_fused_deep_bf16_m1, 1, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_deep_bf16_m2)
+GEMV_FUSED_DEEP(gemv_fused_deep_bf16_m2, 2, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_deep_bf16_m1)
+GEMV_FUSED_DEEP(gemv_fused_norm_deep_bf16_m1, 1, true)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_deep_bf16_m2)
+GEMV_FUSED_DEEP(gemv_fused_norm_deep_bf16_m2, 2, true)
+#endif
+#if LLMRT_KERNEL(gemv_fused_ks_deep_bf16_m1)
+GEMV_FUSED_KS_DEEP(gemv_fused_ks_deep_bf16_m1, 1, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_ks_deep_bf16_m2)
+GEMV_FUSED_KS_DEEP(gemv_fused_ks_deep_bf16_m2, 2, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_ks_deep_bf16_m1)
+GEMV_FUSED_KS_DEEP(gemv_fused_norm_ks_deep_bf16_m1, 1, true)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_ks_deep_bf16_m2)
+GEMV_FUSED_KS_DEEP(gemv_fused_norm_ks_deep_bf16_m2, 2, true)
+#endif

@@ -18,6 +18,11 @@
 //   seed [rows * 2] (lo, hi u32 words), step [rows] (draw counter); outIds [rows] int32.
 //   grid (rows, 1, 1)   block (512, 1, 1) (a multiple of 32, at most 512)   shared ~42 KB static
 //
+// extern "C" __global__ void sample_split_f32(...sample_f32's parameters..., float* partV, int* partI, int* counters)
+//   sample_f32 with each row's argmax split over gridDim.y blocks (partV / partI [rows, gridDim.y] scratch, counters
+//   [rows] int32 zero before the launch and left zero); the last block of a row merges and samples. The same ids.
+//   grid (rows, G, 1)   block (512, 1, 1)
+//
 // extern "C" __global__ void sample_uniform(const unsigned* seed, const int* step, double* out, int rows)
 //   out[r] = uniformFor(seed[2r], seed[2r + 1], step[r]) (float64, bit-exact); grid (ceil(rows / 128))  block (128)
 //
@@ -259,17 +264,16 @@ __device__ bool radixCross(const RowView<T>& rv, bool countMode, double target, 
 #define SAMPLE_U 16  // 16-byte f32 logits loads in flight per thread in the argmax (bf16: half as many)
 #endif
 
+/**
+ * Argmax of elements [e0, e1) of row x (lowest index on ties; NaN never wins; all NaN: index 0x7fffffff, value -inf),
+ * the block's result in every thread. 16-byte loads, SAMPLE_U of them in flight per thread (4 running maxima): a
+ * batch-1 row of 128K logits read by one SM is bound by the loads in flight (4 loads: ~16 us for llama's 513 KB of
+ * f32 logits on an H200). e0 and e1 multiples of Vec16<T>::N when x is 16-byte aligned and V % N == 0.
+ */
 template <typename T>
-__device__ __forceinline__ void sampleImpl(const T* logits, int V, const float* temperature, const int* topK, const float* topP,
-    const float* minP, const u32* seed, const int* step, int* outIds) {
-  __shared__ SampleShared sm;
-  const int r = blockIdx.x, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, NT = blockDim.x, nw = NT >> 5;
-  const T* x = logits + (long long)r * V;
-
-  // Argmax, lowest index on ties ((value desc, index asc) is a total order, so the partial maxima can
-  // be merged in any order). 16-byte loads, SAMPLE_U of them in flight per thread (4 running maxima): a
-  // batch-1 row of 128K logits is read by one SM, so loads in flight set the time (4 loads: ~16 us for
-  // llama's 513 KB of f32 logits on an H200).
+__device__ __forceinline__ void rowArgmax(const T* x, int V, int e0, int e1, SampleShared& sm, float& outV, int& outI) {
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, NT = blockDim.x, nw = NT >> 5;
+  // (value desc, index asc) is a total order, so the partial maxima can be merged in any order.
   float bv = -LLMRT_INF;
   int bi = 0x7fffffff;
   constexpr int N = Vec16<T>::N;
@@ -278,8 +282,8 @@ __device__ __forceinline__ void sampleImpl(const T* logits, int V, const float* 
     int pi[4];
 #pragma unroll
     for (int u = 0; u < 4; u++) { pv[u] = -LLMRT_INF; pi[u] = 0x7fffffff; }
-    const int nv = V / N;
-    int j = tid;
+    const int nv = e1 / N;
+    int j = e0 / N + tid;
     constexpr int U = SAMPLE_U * 4 / N;  // the same bytes in flight for bf16 and f32 logits
     for (; j + (U - 1) * NT < nv; j += U * NT) {
       float f[U][N];
@@ -306,7 +310,7 @@ __device__ __forceinline__ void sampleImpl(const T* logits, int V, const float* 
     for (int u = 0; u < 4; u++)
       if (pv[u] > bv || (pv[u] == bv && pi[u] < bi)) { bv = pv[u]; bi = pi[u]; }
   } else {
-    for (int i = tid; i < V; i += NT) {
+    for (int i = e0 + tid; i < e1; i += NT) {
       const float v = toF(x[i]);
       if (v > bv || (v == bv && i < bi)) { bv = v; bi = i; }
     }
@@ -317,6 +321,7 @@ __device__ __forceinline__ void sampleImpl(const T* logits, int V, const float* 
     const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
     if (ov > bv || (ov == bv && oi < bi)) { bv = ov; bi = oi; }
   }
+  __syncthreads();  // earlier readers of sm.redF / sm.redI are done
   if (lane == 0) { sm.redF[warp] = bv; sm.redI[warp] = bi; }
   __syncthreads();
   bv = sm.redF[0];
@@ -326,6 +331,75 @@ __device__ __forceinline__ void sampleImpl(const T* logits, int V, const float* 
     const int oi = sm.redI[w];
     if (ov > bv || (ov == bv && oi < bi)) { bv = ov; bi = oi; }
   }
+  outV = bv;
+  outI = bi;
+}
+
+template <typename T>
+__device__ __forceinline__ void sampleRest(const T* x, int V, int r, float bv, int bi, const float* temperature, const int* topK, const float* topP,
+    const float* minP, const u32* seed, const int* step, int* outIds, SampleShared& sm);
+
+template <typename T>
+__device__ __forceinline__ void sampleImpl(const T* logits, int V, const float* temperature, const int* topK, const float* topP,
+    const float* minP, const u32* seed, const int* step, int* outIds) {
+  __shared__ SampleShared sm;
+  const int r = blockIdx.x;
+  const T* x = logits + (long long)r * V;
+  float bv;
+  int bi;
+  rowArgmax<T>(x, V, 0, V, sm, bv, bi);
+  sampleRest<T>(x, V, r, bv, bi, temperature, topK, topP, minP, seed, step, outIds, sm);
+}
+
+/**
+ * The split sampler (CudaSessionOptions.sampleSplit): row r's argmax over gridDim.y blocks, each over a contiguous
+ * share of the row; each block leaves its (value, index) in partV / partI [rows, gridDim.y], and the last block of the
+ * row to finish (counters[r], left zero) merges them and samples as sampleImpl does from there. The same ids.
+ */
+template <typename T>
+__device__ __forceinline__ void sampleSplitImpl(const T* logits, int V, const float* temperature, const int* topK, const float* topP,
+    const float* minP, const u32* seed, const int* step, int* outIds, float* partV, int* partI, int* counters) {
+  __shared__ SampleShared sm;
+  __shared__ int isLast;
+  const int r = blockIdx.x, g = blockIdx.y, G = gridDim.y, tid = threadIdx.x;
+  const T* x = logits + (long long)r * V;
+  constexpr int N = Vec16<T>::N;
+  const int per = ((V + G - 1) / G + N - 1) / N * N;  // elements a block takes, a multiple of N
+  const int e0 = min(V, g * per), e1 = min(V, e0 + per);
+  float bv;
+  int bi;
+  rowArgmax<T>(x, V, e0, e1, sm, bv, bi);
+  if (tid == 0) {
+    partV[r * G + g] = bv;
+    partI[r * G + g] = bi;
+    __threadfence();  // the partial before the count
+    isLast = atomicAdd(&counters[r], 1) == G - 1;
+  }
+  __syncthreads();
+  if (!isLast) return;
+  __threadfence();
+  if (tid == 0) {
+    bv = -LLMRT_INF;
+    bi = 0x7fffffff;
+    for (int q = 0; q < G; q++) {  // L2 reads: the other blocks' partials
+      const float ov = *(volatile const float*)(partV + r * G + q);
+      const int oi = *(volatile const int*)(partI + r * G + q);
+      if (ov > bv || (ov == bv && oi < bi)) { bv = ov; bi = oi; }
+    }
+    sm.redF[0] = bv;
+    sm.redI[0] = bi;
+    counters[r] = 0;  // zero for the next launch
+  }
+  __syncthreads();
+  bv = sm.redF[0];
+  bi = sm.redI[0];
+  sampleRest<T>(x, V, r, bv, bi, temperature, topK, topP, minP, seed, step, outIds, sm);
+}
+
+template <typename T>
+__device__ __forceinline__ void sampleRest(const T* x, int V, int r, float bv, int bi, const float* temperature, const int* topK, const float* topP,
+    const float* minP, const u32* seed, const int* step, int* outIds, SampleShared& sm) {
+  const int tid = threadIdx.x, NT = blockDim.x;
   if (bi == 0x7fffffff) bi = 0;  // all NaN: index 0, as the TypeScript does
 
   const float temp = temperature[r];
@@ -423,6 +497,14 @@ extern "C" __global__ void __launch_bounds__(512) sample_f32(const float* logits
   pdlWait();  // the logits are the previous kernel's (a no-op without PDL)
   pdlLaunchDependents();
   sampleImpl<float>(logits, vocab, temperature, topK, topP, minP, seed, step, outIds);
+}
+#endif
+#if LLMRT_KERNEL(sample_split_f32)
+extern "C" __global__ void __launch_bounds__(512) sample_split_f32(const float* logits, int vocab, const float* temperature, const int* topK,
+    const float* topP, const float* minP, const u32* seed, const int* step, int* outIds, float* partV, int* partI, int* counters) {
+  pdlWait();  // the logits are the previous kernel's (a no-op without PDL)
+  pdlLaunchDependents();
+  sampleSplitImpl<float>(logits, vocab, temperature, topK, topP, minP, seed, step, outIds, partV, partI, counters);
 }
 #endif
 #if LLMRT_KERNEL(sample_uniform)

@@ -1,0 +1,130 @@
+/**
+ * Where a batch-1 decode step's GPU time goes inside its CUDA graph (issue 16 item 1): the step's launches by role
+ * (embedding, qkv, attention, o_proj, gate_up, down, lm_head, sampler, …), each role's marginal cost (graph replay of
+ * the whole step minus that of the step without the role's launches), the role alone (its launches chained, with PDL
+ * as in the step), the bytes the role reads and the share of the copy ceiling that time is; the whole step with PDL
+ * cleared; and the step's eager launches one by one (an event after each). The steps missing launches compute
+ * garbage: timing only.
+ *
+ *   bun bench/decode_breakdown.ts --model DIR [--ctx 128,1024] [--opts JSON] [--opts2 JSON]
+ *
+ * --opts: session options of the session measured (e.g. '{"persistentDecode":true,"batchInvariant":false}');
+ * --opts2: a second session measured after it in the same process.
+ */
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { buildSync } from "../lib/builder/builder.ts";
+import { AutoModelForCausalLM } from "../lib/models/llama.ts";
+import type { CudaKvCache } from "../lib/backends/cuda/session.ts";
+import type { Launch } from "../lib/backends/cuda/launch_plan.ts";
+import { Session } from "../lib/runtime/session.ts";
+import { deviceWeightBytes, greedyStepper } from "./batch1.ts";
+import { copyCeiling, describeCeiling } from "./copy_bandwidth.ts";
+
+const { values } = parseArgs({
+  args: process.argv.slice(2),
+  options: { model: { type: "string" }, ctx: { type: "string" }, opts: { type: "string" }, opts2: { type: "string" } },
+});
+if (!values.model) throw new Error("usage: bun bench/decode_breakdown.ts --model DIR [--ctx 128,1024] [--opts JSON] [--opts2 JSON]");
+const ctxs = (values.ctx ?? "128,1024").split(",").map(Number);
+const bs = 32;
+const maxSeqLen = Math.ceil((Math.max(...ctxs) + 256) / bs) * bs;
+const m = AutoModelForCausalLM.fromHuggingFace(values.model, { dtype: "bfloat16" });
+const engine = buildSync(m, { backend: "cuda", maxBatchSize: 1, maxNumTokens: 128, maxSeqLen, tokensPerBlock: bs });
+m.close();
+const plan = engine.plan, a = plan.attributes;
+const blocks = Int32Array.from({ length: maxSeqLen / bs }, (_, i) => i);
+const stepOf = greedyStepper(blocks);
+const f = (x: number, d = 1): string => x.toFixed(d);
+
+/** A launch's role: the linear's weight name (its last parts), else the op type / kernel. */
+function role(l: Launch): string {
+  const op = plan.ops[l.op] as { type: string; weight?: string; out?: string } | undefined;
+  if (l.kind === "kernel" && l.kernel.startsWith("decode_persistent")) return "persistent layers";
+  if (op?.type === "linear" && op.weight) {
+    if (op.out === a.logits) return "lm_head";
+    return op.weight.replace(/^.*layers\.\d+\./, "").replace(/\.weight$/, "");
+  }
+  return op?.type ?? (l.kind === "kernel" ? l.kernel : "gemm");
+}
+/** Bytes of weights a role's launches read (linears: the weight; others 0). */
+function roleBytes(ls: readonly Launch[]): number {
+  const seen = new Set<string>();
+  let b = 0;
+  for (const l of ls) {
+    const op = plan.ops[l.op] as { type: string; weight?: string } | undefined;
+    if (op?.type === "linear" && op.weight && !seen.has(op.weight)) {
+      seen.add(op.weight);
+      b += engine.tensorInfo(op.weight).shape.reduce((x, y) => x * y, 1) * plan.elementBytes;
+    }
+  }
+  return b;
+}
+
+function measure(label: string, opts: Record<string, boolean>): void {
+  const session = Session.fromSerializedEngine(engine, { backend: "cuda", ...opts });
+  try {
+    const cuda = session.cuda!;
+    const ceiling = copyCeiling(cuda.device);
+    console.log(`\n== ${label} (${JSON.stringify(opts)}); persistent decode ${(cuda as { persistentDecode?: boolean }).persistentDecode ? "on" : "off"}`);
+    console.log(describeCeiling(ceiling));
+    const kv = session.createKvCache(blocks.length + 1) as CudaKvCache;
+    const V = a.vocabSize;
+    let seed = 12345;
+    const prompt = Array.from({ length: 128 }, () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % Math.min(V, 32000));
+    session.run(stepOf(prompt, 0), { sampledIds: new Int32Array(1) }, kv);
+    for (const ctx of ctxs) {
+      const inp = stepOf([prompt[3]], ctx - 1);
+      let roles: string[] = [];
+      let stepBytes = 0, lmHeadBytes = 0;
+      const all = cuda.timeDecodeLaunches(inp, kv, (ls) => {
+        roles = [...new Set(ls.map(role))];
+        stepBytes = deviceWeightBytes(engine);
+        lmHeadBytes = roleBytes(ls.filter((l) => role(l) === "lm_head"));
+        return [...ls];
+      });
+      const noPdl = cuda.timeDecodeLaunches(inp, kv, (ls) => ls.map((l) => (l.kind === "kernel" && l.pdl ? { ...l, pdl: false } : l)));
+      console.log(`ctx ${ctx}: graph replay ${f(all * 1000)} µs (PDL cleared: ${f(noPdl * 1000)} µs)`);
+      console.log(
+        `  ${"role".padEnd(26)} ${"launches".padStart(8)} ${"MB".padStart(8)} ${"marginal µs".padStart(12)} ${"alone µs".padStart(10)} ${
+          "alone % copy".padStart(13)
+        }`,
+      );
+      let sumMarg = 0;
+      for (const r of roles) {
+        let mine: Launch[] = [];
+        const without = cuda.timeDecodeLaunches(inp, kv, (ls) => {
+          mine = ls.filter((l) => role(l) === r);
+          return ls.filter((l) => role(l) !== r);
+        });
+        const alone = cuda.timeDecodeLaunches(inp, kv, (ls) => ls.filter((l) => role(l) === r));
+        const bytes = r === "persistent layers" ? stepBytes - lmHeadBytes : roleBytes(mine);
+        const marg = all - without;
+        sumMarg += marg;
+        console.log(
+          `  ${r.padEnd(26)} ${String(mine.length).padStart(8)} ${f(bytes / 1e6).padStart(8)} ${f(marg * 1000).padStart(12)} ${f(alone * 1000).padStart(10)} ${
+            bytes > 0 ? f((100 * bytes) / ceiling.bps / (alone / 1000)).padStart(12) + "%" : "".padStart(13)
+          }`,
+        );
+      }
+      console.log(
+        `  sum of marginals ${f(sumMarg * 1000)} µs of ${f(all * 1000)}; the step's weights ${f(stepBytes / 1e6)} MB = ${
+          f((100 * stepBytes) / ceiling.bps / (all / 1000))
+        }% of the copy ceiling in the graph's time`,
+      );
+    }
+    // The eager launches of the last context one by one (an event after each; no PDL overlap between them).
+    const prof = cuda.profileDecodeStep(stepOf([prompt[3]], ctxs[ctxs.length - 1] - 1), kv, 20);
+    console.log(`eager launches at ctx ${ctxs[ctxs.length - 1]} (first 12 and last 5):`);
+    prof.launches.forEach((l, i) => {
+      if (i < 12 || i >= prof.launches.length - 5) console.log(`  #${String(i).padStart(2)} ${l.name.padEnd(40)} ${f(l.ms * 1000, 2).padStart(8)} µs`);
+    });
+    kv.dispose();
+  } finally {
+    session.dispose();
+  }
+}
+
+measure("A", JSON.parse(values.opts ?? "{}"));
+if (values.opts2) measure("B", JSON.parse(values.opts2));
+process.exit(0);

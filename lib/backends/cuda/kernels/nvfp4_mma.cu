@@ -1,0 +1,411 @@
+// NVFP4 (W4A4: e2m1 weights and activations, e4m3 block scales per 16, global scales) linears of bfloat16
+// engines on the integer tensor cores — the decode GEMV and its activation quantizer, and the prefill dequantizer of
+// the same device layout (CudaFlags.nvfp4Mma; the public layout kernels are lowbit.cu's lowbit_*_nvfp4*).
+//
+// Doubled e2m1 values (2·e2m1 ∈ {0, ±1, ±2, ±3, ±4, ±6, ±8, ±12}) are int8, so a block's Σ x·w is an exact int32 sum
+// of an s8 · s8 mma (m16n8k16: one NVFP4 block along k) that is 4 × the CPU's block dot product exactly.
+// Weights are never converted to floats: a byte permute (prmt) looks up four codes at once in an 8-byte table
+// {0, 1, 2, 3, 4, 6, 8, 12}; a selector nibble with its high (sign) bit set returns the sign of a table byte, 0, so
+// prmt(codes) is the positive weights (negatives 0) and prmt(codes ^ 0x8888) the magnitudes of the negative ones,
+// multiplied with −x by a second mma into the same int32 accumulators. Those start from the bits of 1.5 · 2^23, so a
+// block's sum reads as a float with one subtraction; it is scaled by e4m3(w scale) · e4m3(x scale) (exact products)
+// and added in fp32 — the CPU's Σ_b sx·sw·dot (lib/backends/cpu/lowbit_linear.ts) up to the fp32 sum's rounding.
+//
+// Device layout of the weights (lib/backends/cuda/nvfp4_tiles.ts; the engine keeps the public one): tiles of 16 rows ×
+// 64 columns (512 bytes, row tiles in order, each row tile's k tiles in order); lane l = 4g + t of a warp holds 16
+// bytes = 4 words, word b (block b of the tile): nibbles 0..3 row g, columns 16b + 4t + 0..3, nibbles 4..7 row g + 8,
+// the same columns (the mma's A fragment: a0 = rows g, a1 = row g + 8). Block scales: 64 bytes a tile, at 8g the
+// e4m3 scales of row g for blocks 0..3 then those of row g + 8.
+// Activations (nvfp4_act_mma_bf16, the quantization of lowbit_act_nvfp4_bf16): for m rows, int8 doubled codes
+// xp [m, k] in the B fragment's order (row r, k tile q: 64 bytes, lane slice t: 16 bytes = blocks 0..3 of the tile,
+// columns 4t..4t+3 each), their negations xn [m, k] after them, and the block scales sx f32 [m, k / 16].
+//
+// extern "C" __global__ void nvfp4_act_mma_bf16(const bf16_t* x, u8* xq, float* sx, int rows, int k, float a)
+//   grid (ceil(k / 1024), rows, 1)   block (256, 1, 1); k % 64 == 0
+// extern "C" __global__ void nvfp4_gemv_mma_bf16_m{1,8}(const u8* xq, const u8* W, const u8* S, const float* sx,
+//     const bf16_t* bias, bf16_t* y, int m, int n, int k, int unused, float alpha)
+//   y[r, j] = alpha / 4 · Σ_b e4m3(S[j, b]) · sx[r, b] · Σ_{i∈b} xp·w + bias[j]   (alpha = a · g); m <= 8 (_m1: m = 1)
+// extern "C" __global__ void nvfp4_gemv_mma_w16_bf16_m{1,8}(...the same parameters...)
+//   the same with 16 warps a block (block (512, 1, 1); other sums): for few row tiles (lowbit_launch.ts).
+//   grid (n / 16, 1, 1), or fewer blocks when (k / 64) % (NW · NV_U) == 0 (a persistent grid)   block (256, 1, 1): a
+//   block takes 16-row tiles blockIdx.x, + gridDim.x, …; its NW = 8 warps take k tiles w, w + 8, … and add up in
+//   shared memory (the same bits for any grid); n % 16 == 0, k % 64 == 0.
+// extern "C" __global__ void nvfp4_dequant_mma_bf16(const u8* W, const u8* S, bf16_t* out, int n, int k, int unused)
+//   out [n, k] bf16 = e2m1 · e4m3 (exact) from the tiled layout.   grid (ceil(n · k / 8 / 256), 1, 1)   block (256, 1, 1)
+#include "common.cuh"
+
+typedef unsigned char u8;
+
+#ifndef NV_U
+#define NV_U 4  // k tiles (16-byte weight loads) a lane keeps in flight (tuning knob)
+#endif
+#ifndef NV_LDNC
+#define NV_LDNC 1  // 1: weight loads through the non-coherent path without L1 allocation; 0: __ldg (tuning knob)
+#endif
+#ifndef NV_ZC
+#define NV_ZC 0  // 1: each block's first mma from zero accumulators, 1.5 · 2^23 added to the used sums only; 0: from 1.5 · 2^23 (same bits; H200 r2/r3: 0 ~3% faster)
+#endif
+#ifndef NV_MINB
+#define NV_MINB 1  // __launch_bounds__ minimum blocks per SM of the GEMV (tuning knob: 3 caps registers at 85)
+#endif
+
+/** The value of an e4m3 byte (NaN bytes are never produced by the quantizers here). */
+__device__ __forceinline__ float nvE4m3(u32 b) {
+  const u32 e = (b >> 3) & 15u, m = b & 7u;
+  const float v = e ? __uint_as_float(((e + 120u) << 23) | (m << 20)) : (float)m * 0.001953125f;
+  return (b & 0x80u) ? -v : v;
+}
+
+/** The e4m3 byte of a float (round to nearest even, saturating to ±448). */
+__device__ __forceinline__ u32 nvE4m3Byte(float v) {
+  unsigned short h;
+  asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(h) : "f"(0.f), "f"(v));
+  return h & 0xffu;
+}
+
+/** Twice the e2m1 value nearest to v (RNE, saturating to ±6; NaN → +6), as lib/util/e2m1.ts, as an int. */
+__device__ __forceinline__ int nvE2m1x2(float v) {
+  if (v != v) return 12;
+  const float a = fabsf(v);
+  const int r = a <= 0.25f ? 0 : a < 0.75f ? 1 : a <= 1.25f ? 2 : a < 1.75f ? 3 : a <= 2.5f ? 4 : a < 3.5f ? 6 : a <= 5.f ? 8 : 12;
+  return (__float_as_uint(v) >> 31) ? -r : r;
+}
+
+/** The value of e2m1 code c (0..15). */
+__device__ __forceinline__ float nvE2m1(u32 c) {
+  const u32 e = (c >> 1) & 3u, m = c & 1u;
+  const float v = e ? __uint_as_float(((126u + e) << 23) | (m << 22)) : 0.5f * (float)m;
+  return (c & 8u) ? -v : v;
+}
+
+__device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 s) {
+  u32 d;
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(s));
+  return d;
+}
+
+__device__ __forceinline__ void mmaS8(int (&c)[4], u32 a0, u32 a1, u32 b) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};"
+               : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+               : "r"(a0), "r"(a1), "r"(b));
+}
+
+/** d = A · B (s8, k = 16) from zero accumulators. */
+__device__ __forceinline__ void mmaS8z(int (&d)[4], u32 a0, u32 a1, u32 b) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%7,%7,%7};"
+               : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
+               : "r"(a0), "r"(a1), "r"(b), "r"(0));
+}
+
+/** Two e4m3 bytes (low, high) → floats. */
+__device__ __forceinline__ float2 e4m3Pair(u32 v) {
+  u32 h;
+  asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(h) : "h"((unsigned short)v));
+  float lo, hi;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(lo) : "h"((unsigned short)(h & 0xffffu)));
+  asm("cvt.f32.f16 %0, %1;" : "=f"(hi) : "h"((unsigned short)(h >> 16)));
+  return make_float2(lo, hi);
+}
+
+#define NV_MAGIC 0x4B400000  // 1.5 · 2^23: an int32 sum s added to these bits reads as the float 1.5 · 2^23 + s
+
+// ---- activation quantization -----------------------------------------------------------------------
+
+/** 4 bf16 values (8 bytes) as floats. */
+__device__ __forceinline__ void nvLoad4(const bf16_t* p, float (&f)[4]) {
+  const uint2 v = *reinterpret_cast<const uint2*>(p);
+  f[0] = __uint_as_float(v.x << 16);
+  f[1] = __uint_as_float(v.x & 0xffff0000u);
+  f[2] = __uint_as_float(v.y << 16);
+  f[3] = __uint_as_float(v.y & 0xffff0000u);
+}
+
+/**
+ * Values i..i+3 (i % 4 == 0) of a row, one lane's quarter of a 16-value block whose other quarters the lane's quad
+ * holds (lanes 4j..4j+3, every lane of the warp calling; `active` false: past the row, no values): the block quantized
+ * as lib/util/e2m1.ts does under the global scale a (six = f32(6a)) — the doubled codes of these 4 values into xp / xn
+ * (the row's, in the B fragment order: slice t = (i / 4) % 4 of the block) and the block's e4m3 scale into sxr[i / 16].
+ */
+__device__ __forceinline__ void nvActQuad(const float (&f)[4], bool active, int i, float a, float six, u8* xp, u8* xn, float* sxr) {
+  float amax = active ? fmaxf(fmaxf(fabsf(f[0]), fabsf(f[1])), fmaxf(fabsf(f[2]), fabsf(f[3]))) : 0.f;
+  amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
+  amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
+  if (!active) return;
+  const float sb = amax > 0.f ? nvE4m3(nvE4m3Byte(__fdiv_rn(amax, six))) : 1.f;
+  const float div = __fmul_rn(sb, a);
+  const int blk = i / 16, q = blk / 4, b = blk % 4, t = (i / 4) % 4;
+  u32 p = 0, n = 0;
+#pragma unroll
+  for (int e = 0; e < 4; e++) {
+    const int c = div > 0.f ? nvE2m1x2(__fdiv_rn(f[e], div)) : 0;
+    p |= ((u32)c & 0xffu) << (8 * e);
+    n |= ((u32)(-c) & 0xffu) << (8 * e);
+  }
+  const long long o = (long long)q * 64 + t * 16 + b * 4;
+  *reinterpret_cast<u32*>(xp + o) = p;
+  *reinterpret_cast<u32*>(xn + o) = n;
+  if (t == 0) sxr[blk] = sb;
+}
+
+#if LLMRT_KERNEL(nvfp4_act_mma_bf16)
+extern "C" __global__ void __launch_bounds__(256) nvfp4_act_mma_bf16(const bf16_t* x, u8* xq, float* sx, int rows, int k, float a) {
+  pdlWait();  // x is the previous kernel's (a PDL launch in fused decode steps)
+  pdlLaunchDependents();
+  const int r = blockIdx.y;
+  if (r >= rows) return;
+  const int i = (blockIdx.x * blockDim.x + threadIdx.x) * 4;
+  const bool active = i < k;
+  float f[4] = {0.f, 0.f, 0.f, 0.f};
+  if (active) nvLoad4(x + (long long)r * k + i, f);
+  nvActQuad(f, active, i, a, __fmul_rn(6.f, a), xq + (long long)r * k, xq + (long long)rows * k + (long long)r * k, sx + (long long)r * (k / 16));
+}
+#endif
+
+// The act quantization folded into the op producing the linear's input (CudaFlags.nvfp4Mma; lowbit_launch.ts
+// nvfp4ActProducers): the bf16-rounded values rmsnorm_bf16 / add_rmsnorm_bf16 / silu_mul_bf16 would store (same sums
+// in the same order), quantized as nvfp4_act_mma_bf16 quantizes them; the bf16 output itself is not written.
+// extern "C" __global__ void nvfp4_rmsnorm_act_bf16(const bf16_t* x, bf16_t* residual, const bf16_t* weight, u8* xq,
+//     float* sx, int rows, int hidden, float eps, float a, int add)
+//   add 1: residual += x (stored rounded), the norm of the residual.   grid (rows, 1, 1)   block (256, 1, 1); hidden % 64 == 0
+// extern "C" __global__ void nvfp4_silu_mul_act_bf16(const bf16_t* gateUp, u8* xq, float* sx, int numTokens, int inter, float a)
+//   grid (ceil(inter / 1024), numTokens, 1)   block (256, 1, 1); inter % 64 == 0
+// (nvfp4_act_mma_bf16: grid (ceil(k / 1024), rows, 1)   block (256, 1, 1); k % 64 == 0.)
+
+#if LLMRT_KERNEL(nvfp4_rmsnorm_act_bf16)
+extern "C" __global__ void __launch_bounds__(256) nvfp4_rmsnorm_act_bf16(const bf16_t* x, bf16_t* residual, const bf16_t* weight, u8* xq,
+    float* sx, int rows, int hidden, float eps, float a, int add) {
+  pdlWait();
+  pdlLaunchDependents();
+  __shared__ float sh[32];
+  const long long row = blockIdx.x;
+  if (row >= rows) return;
+  const bf16_t* xr = x + row * hidden;
+  bf16_t* rr = add ? residual + row * hidden : nullptr;
+  // Pass 1 as rmsnorm_bf16 / add_rmsnorm_bf16 (fp8_rmsnorm_quant_bf16's copy): sum of squares in the same order.
+  float ss = 0.f;
+  for (int i = threadIdx.x * 8; i < hidden; i += blockDim.x * 8) {
+    float v[8];
+    load16(xr + i, v);
+    if (add) {
+      float b[8];
+      load16(rr + i, b);
+#pragma unroll
+      for (int e = 0; e < 8; e++) v[e] = toF(fromF<bf16_t>(v[e] + b[e]));
+      store16(rr + i, v);
+    }
+#pragma unroll
+    for (int e = 0; e < 8; e++) ss += v[e] * v[e];
+  }
+  ss = blockSum(ss, sh);  // its barriers also publish the residual rows written above
+  const float inv = rsqrtf(ss / (float)hidden + eps);
+  const bf16_t* src = add ? rr : xr;
+  u8* xp = xq + row * hidden;
+  u8* xn = xq + (long long)rows * hidden + row * hidden;
+  const float six = __fmul_rn(6.f, a);
+  for (int base = 0; base < hidden; base += blockDim.x * 4) {  // block-uniform: every lane reaches the shuffles
+    const int i = base + threadIdx.x * 4;
+    const bool active = i < hidden;
+    float f[4] = {0.f, 0.f, 0.f, 0.f}, w[4];
+    if (active) {
+      nvLoad4(src + i, f);
+      nvLoad4(weight + i, w);
+#pragma unroll
+      for (int e = 0; e < 4; e++) f[e] = toF(fromF<bf16_t>(f[e] * inv * w[e]));
+    }
+    nvActQuad(f, active, i, a, six, xp, xn, sx + row * (hidden / 16));
+  }
+}
+#endif
+
+__device__ __forceinline__ float nvSilu(float g) { return g / (1.f + expf(-g)); }  // silu_mul.cu's silu
+
+#if LLMRT_KERNEL(nvfp4_silu_mul_act_bf16)
+extern "C" __global__ void __launch_bounds__(256) nvfp4_silu_mul_act_bf16(const bf16_t* gateUp, u8* xq, float* sx, int numTokens, int inter, float a) {
+  pdlWait();
+  pdlLaunchDependents();
+  const long long t = blockIdx.y;
+  if (t >= numTokens) return;
+  const int i = (blockIdx.x * blockDim.x + threadIdx.x) * 4;
+  const bool active = i < inter;
+  float f[4] = {0.f, 0.f, 0.f, 0.f};
+  if (active) {
+    float b[4];
+    nvLoad4(gateUp + t * 2 * inter + i, f);
+    nvLoad4(gateUp + t * 2 * inter + inter + i, b);
+#pragma unroll
+    for (int e = 0; e < 4; e++) f[e] = toF(fromF<bf16_t>(nvSilu(f[e]) * b[e]));
+  }
+  nvActQuad(f, active, i, a, __fmul_rn(6.f, a), xq + t * inter, xq + (long long)numTokens * inter + t * inter, sx + t * (inter / 16));
+}
+#endif
+
+// ---- decode GEMV -----------------------------------------------------------------------------------
+
+/** The weight tile (16 bytes a lane) and block scales (8 bytes a lane) of row tile rt, k tile q. */
+__device__ __forceinline__ void nvLoadTile(const u8* __restrict__ W, const u8* __restrict__ S, int rt, int q, int KT, int lane, uint4& w, uint2& s) {
+  const long long tile = (long long)rt * KT + q;
+#if NV_LDNC
+  // Read once: not allocated in L1, which keeps the activation codes every tile reads.
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(w.x), "=r"(w.y), "=r"(w.z), "=r"(w.w)
+               : "l"(W + tile * 512 + lane * 16));
+  asm volatile("ld.global.nc.L1::no_allocate.v2.u32 {%0, %1}, [%2];" : "=r"(s.x), "=r"(s.y) : "l"(S + tile * 64 + (lane >> 2) * 8));
+#else
+  w = __ldg(reinterpret_cast<const uint4*>(W + tile * 512) + lane);
+  s = __ldg(reinterpret_cast<const uint2*>(S + tile * 64) + (lane >> 2));
+#endif
+}
+
+template <int M, int NW>
+__device__ __forceinline__ void nvfp4MmaGemv(const u8* __restrict__ xq, const u8* __restrict__ W, const u8* __restrict__ S,
+    const float* __restrict__ sx, const bf16_t* __restrict__ bias, bf16_t* __restrict__ y, int m, int n, int k, float alpha) {
+  constexpr int NA = M == 1 ? 2 : 4;  // accumulators a lane keeps: (row g, col 2t), (row g + 8, col 2t) [, col 2t + 1]
+  __shared__ float red[NW][16][M == 1 ? 1 : 8];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int KT = k / 64, RT = n / 16;
+  // This warp's k tiles of every row tile (NW warps a block): q = warp + NW·j, j < cnt. A grid smaller than RT (a persistent grid: each
+  // block takes row tiles blockIdx.x, + gridDim.x, ...) needs KT % (8 · NV_U) == 0: then every warp has cnt items a
+  // row tile, whole rounds of NV_U, and the loads run on into the next row tile while this one is summed.
+  const int cnt = (KT - warp + NW - 1) / NW;
+  const u32 T0 = 0x03020100u, T1 = 0x0C080604u;  // 2 · e2m1 magnitudes
+  uint4 nw[NV_U];
+  uint2 ns[NV_U];
+  int rt = blockIdx.x;
+#pragma unroll
+  for (int u = 0; u < NV_U; u++) {
+    if (u < cnt && rt < RT) nvLoadTile(W, S, rt, warp + NW * u, KT, lane, nw[u], ns[u]);
+  }
+  pdlWait();
+  pdlLaunchDependents();
+  const bool hasX = g < m;
+  const uint4* xpr = reinterpret_cast<const uint4*>(xq + (long long)g * k) + t;  // k tile q: xpr[4 q]
+  const uint4* xnr = reinterpret_cast<const uint4*>(xq + (long long)m * k + (long long)g * k) + t;
+  const int c0 = 2 * t, c1 = 2 * t + 1;
+  const float4* sx0 = reinterpret_cast<const float4*>(sx + (long long)c0 * (k / 16));
+  const float4* sx1 = reinterpret_cast<const float4*>(sx + (long long)c1 * (k / 16));
+  for (; rt < RT; rt += gridDim.x) {
+    float acc[NA];
+#pragma unroll
+    for (int i = 0; i < NA; i++) acc[i] = 0.f;
+    for (int j0 = 0; j0 < cnt; j0 += NV_U) {
+      uint4 wv[NV_U];
+      uint2 sv[NV_U];
+#pragma unroll
+      for (int u = 0; u < NV_U; u++) {
+        wv[u] = nw[u];
+        sv[u] = ns[u];
+      }
+#pragma unroll
+      for (int u = 0; u < NV_U; u++) {
+        int j = j0 + NV_U + u, r2 = rt;
+        if (j >= cnt) {  // the next row tile's items (persistent grids)
+          j -= cnt;
+          r2 += gridDim.x;
+        }
+        if (j < cnt && r2 < RT) nvLoadTile(W, S, r2, warp + NW * j, KT, lane, nw[u], ns[u]);
+      }
+#pragma unroll
+      for (int u = 0; u < NV_U; u++) {
+        if (j0 + u >= cnt) break;
+        const int q = warp + NW * (j0 + u);
+        const uint4 xp = hasX ? __ldg(xpr + 4 * q) : make_uint4(0, 0, 0, 0);
+        const uint4 xn = hasX ? __ldg(xnr + 4 * q) : make_uint4(0, 0, 0, 0);
+        const float4 s0 = c0 < m ? __ldg(sx0 + q) : make_float4(0.f, 0.f, 0.f, 0.f);
+        float4 s1 = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (M > 1 && c1 < m) s1 = __ldg(sx1 + q);
+        const float2 wa = e4m3Pair(sv[u].x & 0xffffu), wb = e4m3Pair(sv[u].x >> 16);  // row g, blocks 0..3
+        const float2 wc = e4m3Pair(sv[u].y & 0xffffu), wd = e4m3Pair(sv[u].y >> 16);  // row g + 8
+        const float swg[4] = {wa.x, wa.y, wb.x, wb.y}, swh[4] = {wc.x, wc.y, wd.x, wd.y};
+        const float sxa[4] = {s0.x, s0.y, s0.z, s0.w}, sxb[4] = {s1.x, s1.y, s1.z, s1.w};
+        const u32 ww[4] = {wv[u].x, wv[u].y, wv[u].z, wv[u].w};
+        const u32 xpw[4] = {xp.x, xp.y, xp.z, xp.w}, xnw[4] = {xn.x, xn.y, xn.z, xn.w};
+#pragma unroll
+        for (int b = 0; b < 4; b++) {
+          const u32 w = ww[b], xw = w ^ 0x88888888u;
+#if NV_ZC
+          int c[4];
+          mmaS8z(c, prmt(T0, T1, w), prmt(T0, T1, w >> 16), xpw[b]);
+          constexpr int MG = NV_MAGIC;
+#else
+          int c[4] = {NV_MAGIC, NV_MAGIC, NV_MAGIC, NV_MAGIC};
+          mmaS8(c, prmt(T0, T1, w), prmt(T0, T1, w >> 16), xpw[b]);
+          constexpr int MG = 0;
+#endif
+          mmaS8(c, prmt(T0, T1, xw), prmt(T0, T1, xw >> 16), xnw[b]);
+          // The block sums (|s| <= 16 · 144) as floats, exactly: 1.5 · 2^23 + s read as a float, minus 1.5 · 2^23.
+          acc[0] = fmaf(__int_as_float(c[0] + MG) - 12582912.f, swg[b] * sxa[b], acc[0]);
+          acc[1] = fmaf(__int_as_float(c[2] + MG) - 12582912.f, swh[b] * sxa[b], acc[1]);
+          if constexpr (M > 1) {
+            acc[2] = fmaf(__int_as_float(c[1] + MG) - 12582912.f, swg[b] * sxb[b], acc[2]);
+            acc[3] = fmaf(__int_as_float(c[3] + MG) - 12582912.f, swh[b] * sxb[b], acc[3]);
+          }
+        }
+      }
+    }
+    // The 8 warps' sums in a fixed order (any grid: the same bits).
+    if constexpr (M == 1) {
+      if (t == 0) {
+        red[warp][g][0] = acc[0];
+        red[warp][g + 8][0] = acc[1];
+      }
+    } else {
+      red[warp][g][c0] = acc[0];
+      red[warp][g + 8][c0] = acc[1];
+      red[warp][g][c1] = acc[2];
+      red[warp][g + 8][c1] = acc[3];
+    }
+    __syncthreads();
+    const int row = threadIdx.x & 15, col = threadIdx.x >> 4;
+    if (col < m && col < M) {
+      float v = 0.f;
+#pragma unroll
+      for (int w = 0; w < NW; w++) v += red[w][row][M == 1 ? 0 : col];
+      const int j = rt * 16 + row;
+      float o = v * (0.25f * alpha);
+      if (bias) o += toF(bias[j]);
+      y[(long long)col * n + j] = fromF<bf16_t>(o);
+    }
+    __syncthreads();  // red is rewritten by the next row tile
+  }
+}
+
+#define NVFP4_MMA_GEMV(NAME, M, NW)                                                                                              \
+  extern "C" __global__ void __launch_bounds__(NW * 32, NW == 8 ? NV_MINB : 1) NAME(const u8* xq, const u8* W, const u8* S, const float* sx, \
+      const bf16_t* bias, bf16_t* y, int m, int n, int k, int unused, float alpha) {                                             \
+    nvfp4MmaGemv<M, NW>(xq, W, S, sx, bias, y, m, n, k, alpha);                                                                      \
+  }
+
+#if LLMRT_KERNEL(nvfp4_gemv_mma_bf16_m1)
+NVFP4_MMA_GEMV(nvfp4_gemv_mma_bf16_m1, 1, 8)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_mma_bf16_m8)
+NVFP4_MMA_GEMV(nvfp4_gemv_mma_bf16_m8, 8, 8)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_mma_w16_bf16_m1)
+NVFP4_MMA_GEMV(nvfp4_gemv_mma_w16_bf16_m1, 1, 16)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_mma_w16_bf16_m8)
+NVFP4_MMA_GEMV(nvfp4_gemv_mma_w16_bf16_m8, 8, 16)
+#endif
+
+// ---- weight dequantization (prefill) ---------------------------------------------------------------
+
+#if LLMRT_KERNEL(nvfp4_dequant_mma_bf16)
+extern "C" __global__ void __launch_bounds__(256) nvfp4_dequant_mma_bf16(const u8* W, const u8* S, bf16_t* out, int n, int k, int unused) {
+  const long long wi = (long long)blockIdx.x * blockDim.x + threadIdx.x;  // one word: 4 values of 2 rows
+  if (wi >= (long long)n * k / 8) return;
+  const long long tile = wi / 128;
+  const int lane = (int)(wi % 128) / 4, b = (int)(wi % 4), g = lane >> 2, t = lane & 3, KT = k / 64;
+  const long long rt = tile / KT, q = tile % KT;
+  const u32 w = reinterpret_cast<const u32*>(W)[wi];
+  const float sg = nvE4m3(S[tile * 64 + g * 8 + b]), sh = nvE4m3(S[tile * 64 + g * 8 + 4 + b]);
+  const long long col = q * 64 + 16 * b + 4 * t;
+  bf16_t* og = out + (rt * 16 + g) * k + col;
+  bf16_t* oh = out + (rt * 16 + g + 8) * k + col;
+#pragma unroll
+  for (int e = 0; e < 4; e++) {
+    og[e] = fromF<bf16_t>(nvE2m1((w >> (4 * e)) & 15u) * sg);
+    oh[e] = fromF<bf16_t>(nvE2m1((w >> (16 + 4 * e)) & 15u) * sh);
+  }
+}
+#endif

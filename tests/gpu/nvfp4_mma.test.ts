@@ -1,0 +1,277 @@
+/**
+ * GPU: kernels/nvfp4_mma.cu (CudaFlags.nvfp4Mma; skipped without a GPU). NVFP4 linears on the int8 tensor cores from
+ * the tiled device layout (lib/backends/cuda/nvfp4_tiles.ts): the activation quantizer's codes and block scales equal
+ * the CPU's (lib/util/e2m1.ts) bit for bit, the prefill dequantizer of the tiled layout writes the public layout's
+ * values exactly, and the GEMV (m = 1, 3, 8) matches the CPU's lowbitLinear within one bf16 ulp (the block sums are
+ * exact; only the fp32 sum over blocks and the bf16 store round). Then its time on llama-3.2-1b / llama-3.1-8b decoder
+ * shapes against lowbit.cu's GEMV and a device copy measured in the same process (set LLMRT_NVFP4_TIME=0 to skip).
+ */
+import { loadKernelFile } from "../../lib/backends/cuda/compiler.ts";
+import { lowbitLinear } from "../../lib/backends/cpu/lowbit_linear.ts";
+import { LOWBIT_FAMILIES } from "../../lib/backends/cuda/lowbit_kernels.ts";
+import { kernelSignature } from "../../lib/backends/cuda/kernel_signatures.ts";
+import { nvfp4Tiles } from "../../lib/backends/cuda/nvfp4_tiles.ts";
+import { E2M1_DECODE, nvfp4QuantizeBlocks } from "../../lib/util/e2m1.ts";
+import { E4M3_DECODE } from "../../lib/util/e4m3.ts";
+import { assert } from "../harness.ts";
+import { expectedDequant, weight } from "../lowbit_ref.ts";
+import { device, fromBf16Bits, gpuTest, seededUniform, toBf16Bits } from "./gpu.ts";
+
+const bf16 = (f: ArrayLike<number>): Uint16Array => Uint16Array.from(f as ArrayLike<number>, (v) => toBf16Bits(v));
+const unBf16 = (b: Uint16Array): Float32Array => Float32Array.from(b, (v) => fromBf16Bits(v));
+const sig = (family: string) => LOWBIT_FAMILIES[family].params;
+
+for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
+  gpuTest(`nvfp4_mma.cu [${N}x${K}]: act codes bit for bit, tiled dequant exact, GEMV m = 1 / 3 / 8 within one bf16 ulp of the CPU`, () => {
+    const d = device();
+    using mod = loadKernelFile(d, "nvfp4_mma.cu");
+    const { f, tensors, cpu } = weight("nvfp4", N, K);
+    const a = f.activationScale!;
+    const tiles = nvfp4Tiles(tensors.get("w")!, tensors.get("w.scales")!, N, K);
+    const up = (b: Uint8Array) => {
+      const p = d.alloc(b.byteLength);
+      p.copyFromHost(b);
+      return p;
+    };
+    using W = up(tiles.codes);
+    using S = up(tiles.scales);
+    const biasB = bf16(seededUniform(5, N, -0.5, 0.5));
+    using B = d.alloc(N * 2);
+    B.copyFromHost(biasB);
+    using DQ = d.alloc(N * K * 2);
+    mod.kernel("nvfp4_dequant_mma_bf16", sig("nvfp4_dequant_mma")).launch(Math.ceil((N * K) / 8 / 256), 256, [W, S, DQ, N, K, 0]);
+    const dq = new Uint16Array(N * K);
+    DQ.copyToHost(dq);
+    const wantDq = expectedDequant("nvfp4", tensors, N, K, 16);
+    let bad = 0;
+    for (let i = 0; i < N * K; i++) if (fromBf16Bits(dq[i]) !== wantDq[i]) bad++;
+    assert.equal(bad, 0, `${bad} dequantized weights differ`);
+    for (const m of [1, 3, 8]) {
+      const x = seededUniform(7 + m, m * K, -3, 3);
+      for (let r = 0; r < m; r++) x[r * K + 5] = 40;
+      for (let i = 0; i < 16; i++) x[K - 16 + i] = 0; // an all-zero block in every row
+      const xb = bf16(x), xf = unBf16(xb);
+      using dx = d.alloc(m * K * 2);
+      using xq = d.alloc(2 * m * K);
+      using sx = d.alloc(m * (K / 16) * 4);
+      using dy = d.alloc(m * N * 2);
+      dx.copyFromHost(xb);
+      mod.kernel("nvfp4_act_mma_bf16", sig("nvfp4_act_mma")).launch([Math.ceil(K / 1024), m, 1], 256, [dx, xq, sx, m, K, a]);
+      const q = new Int8Array(2 * m * K), s = new Float32Array(m * (K / 16));
+      xq.copyToHost(new Uint8Array(q.buffer));
+      sx.copyToHost(s);
+      let diff = 0;
+      const codes = new Uint8Array(K), sb = new Uint8Array(K / 16);
+      for (let r = 0; r < m; r++) {
+        nvfp4QuantizeBlocks(xf, r * K, K, a, codes, 0, sb, 0);
+        for (let i = 0; i < K; i++) {
+          const blk = i >> 4, o = r * K + (blk >> 2) * 64 + ((i & 15) >> 2) * 16 + (blk & 3) * 4 + (i & 3);
+          const want = 2 * E2M1_DECODE[codes[i]];
+          if (q[o] !== want + 0 || q[m * K + o] !== -want + 0) diff++;
+        }
+        for (let b = 0; b < K / 16; b++) if (s[r * (K / 16) + b] !== E4M3_DECODE[sb[b]]) diff++;
+      }
+      assert.equal(diff, 0, `nvfp4_act_mma m=${m}: ${diff} codes / scales differ from the CPU's`);
+      const M = m === 1 ? 1 : 8;
+      const alpha = Math.fround(a * f.globalScale!);
+      const ref = new Float32Array(m * N);
+      lowbitLinear(xf, cpu, unBf16(biasB), m, N, K, ref);
+      // 8 warps a block, and 16 (the launcher's pick for few row tiles).
+      for (const w16 of [false, true]) {
+        const name = `nvfp4_gemv_mma${w16 ? "_w16" : ""}_bf16_m${M}`;
+        mod.kernel(name, sig(w16 ? "nvfp4_gemv_mma_w16" : "nvfp4_gemv_mma")).launch(N / 16, w16 ? 512 : 256, [xq, W, S, sx, B, dy, m, N, K, 0, alpha]);
+        const y = new Uint16Array(m * N);
+        dy.copyToHost(y);
+        let worst = 0;
+        for (let i = 0; i < m * N; i++) worst = Math.max(worst, Math.abs(fromBf16Bits(y[i]) - ref[i]) / Math.max(Math.abs(ref[i]), 0.05));
+        console.log(`${name} [${N}x${K}] m=${m}: max rel error vs the CPU ${worst.toExponential(2)}`);
+        assert.ok(worst <= 2 ** -7, `${name} m=${m}: max relative error ${worst}`);
+      }
+    }
+  });
+}
+
+gpuTest("nvfp4_gemv_mma: a persistent grid (blocks looping over row tiles, loads running on into the next one) gives the same bits", () => {
+  const d = device();
+  using mod = loadKernelFile(d, "nvfp4_mma.cu");
+  const N = 208, K = 4096; // 13 row tiles, k tiles a multiple of 8 · NV_U
+  const { f, tensors } = weight("nvfp4", N, K);
+  const tiles = nvfp4Tiles(tensors.get("w")!, tensors.get("w.scales")!, N, K);
+  using W = d.alloc(tiles.codes.byteLength);
+  W.copyFromHost(tiles.codes);
+  using S = d.alloc(tiles.scales.byteLength);
+  S.copyFromHost(tiles.scales);
+  for (const m of [1, 5]) {
+    using dx = d.alloc(m * K * 2);
+    dx.copyFromHost(bf16(seededUniform(3 + m, m * K, -3, 3)));
+    using xq = d.alloc(2 * m * K);
+    using sx = d.alloc(m * (K / 16) * 4);
+    mod.kernel("nvfp4_act_mma_bf16", sig("nvfp4_act_mma")).launch([Math.ceil(K / 1024), m, 1], 256, [dx, xq, sx, m, K, f.activationScale!]);
+    const kern = mod.kernel(`nvfp4_gemv_mma_bf16_m${m === 1 ? 1 : 8}`, sig("nvfp4_gemv_mma"));
+    const out = [N / 16, 5, 3, 1].map((grid) => {
+      using dy = d.alloc(m * N * 2);
+      kern.launch(grid, 256, [xq, W, S, sx, 0n, dy, m, N, K, 0, 0.5]);
+      const y = new Uint16Array(m * N);
+      dy.copyToHost(y);
+      return y;
+    });
+    for (let g = 1; g < out.length; g++) assert.deepEqual(Array.from(out[g]), Array.from(out[0]), `m=${m}: grid variant ${g} differs`);
+  }
+});
+
+gpuTest("nvfp4_rmsnorm_act / nvfp4_silu_mul_act write the bytes rmsnorm_bf16 / add_rmsnorm_bf16 / silu_mul_bf16 + nvfp4_act_mma write", () => {
+  const d = device();
+  using mod = loadKernelFile(d, "nvfp4_mma.cu");
+  using rms = loadKernelFile(d, "rmsnorm.cu");
+  using silu = loadKernelFile(d, "silu_mul.cu");
+  const act = mod.kernel("nvfp4_act_mma_bf16", sig("nvfp4_act_mma"));
+  const H = 2048, I = 8192, a = 0.013;
+  const up = (v: Float32Array) => {
+    const p = d.alloc(v.length * 2);
+    p.copyFromHost(bf16(v));
+    return p;
+  };
+  const bytes = (p: { copyToHost(b: Uint8Array): void }, n: number) => {
+    const b = new Uint8Array(n);
+    p.copyToHost(b);
+    return b;
+  };
+  const differ = (x: Uint8Array, y: Uint8Array) => x.reduce((n, v, i) => n + (v !== y[i] ? 1 : 0), 0);
+  for (const m of [1, 3, 8]) {
+    using x = up(seededUniform(21 + m, m * H, -2, 2));
+    using w = up(seededUniform(31, H, 0.5, 1.5));
+    const res0 = seededUniform(41 + m, m * H, -4, 4);
+    using r1 = up(res0);
+    using r2 = up(res0);
+    using out = d.alloc(m * H * 2);
+    using q1 = d.alloc(2 * m * I);
+    using q2 = d.alloc(2 * m * I);
+    using s1 = d.alloc(m * (I / 16) * 4);
+    using s2 = d.alloc(m * (I / 16) * 4);
+    for (const add of [0, 1]) {
+      if (add) rms.kernel("add_rmsnorm_bf16", kernelSignature("add_rmsnorm_bf16").params).launch(m, 256, [x, r1, w, out, m, H, 1e-5]);
+      else rms.kernel("rmsnorm_bf16", kernelSignature("rmsnorm_bf16").params).launch(m, 256, [x, w, out, m, H, 1e-5]);
+      act.launch([Math.ceil(H / 1024), m, 1], 256, [out, q1, s1, m, H, a]);
+      mod.kernel("nvfp4_rmsnorm_act_bf16", sig("nvfp4_rmsnorm_act")).launch(m, 256, [x, add ? r2 : 0n, w, q2, s2, m, H, 1e-5, a, add]);
+      const n = differ(bytes(q1, 2 * m * H), bytes(q2, 2 * m * H)) + differ(bytes(s1, m * (H / 16) * 4), bytes(s2, m * (H / 16) * 4));
+      const nr = add ? differ(bytes(r1, m * H * 2), bytes(r2, m * H * 2)) : 0;
+      assert.equal(n + nr, 0, `nvfp4_rmsnorm_act add ${add} m=${m}: ${n} code / scale bytes, ${nr} residual bytes differ`);
+    }
+    using gu = up(seededUniform(51 + m, m * 2 * I, -4, 4));
+    using so = d.alloc(m * I * 2);
+    silu.kernel("silu_mul_bf16", kernelSignature("silu_mul_bf16").params).launch([Math.ceil(I / 2048), m, 1], 256, [gu, so, m, I]);
+    act.launch([Math.ceil(I / 1024), m, 1], 256, [so, q1, s1, m, I, a]);
+    mod.kernel("nvfp4_silu_mul_act_bf16", sig("nvfp4_silu_mul_act")).launch([Math.ceil(I / 1024), m, 1], 256, [gu, q2, s2, m, I, a]);
+    const n = differ(bytes(q1, 2 * m * I), bytes(q2, 2 * m * I)) + differ(bytes(s1, m * (I / 16) * 4), bytes(s2, m * (I / 16) * 4));
+    assert.equal(n, 0, `nvfp4_silu_mul_act m=${m}: ${n} bytes differ`);
+  }
+});
+
+/** Decode linears per layer: [name, out features, in features]. */
+const MODELS: Record<string, { layers: number; linears: [string, number, number][] }> = {
+  "llama-3.2-1b": { layers: 16, linears: [["qkv", 3072, 2048], ["o", 2048, 2048], ["gate_up", 16384, 2048], ["down", 2048, 8192]] },
+  "llama-3.1-8b": { layers: 32, linears: [["qkv", 6144, 4096], ["o", 4096, 4096], ["gate_up", 28672, 4096], ["down", 4096, 14336]] },
+};
+
+gpuTest("nvfp4_gemv_mma m1 vs lowbit_gemv_nvfp4 m1 (each + its act launch) on 1B / 8B shapes vs the device copy", () => {
+  const d = device();
+  using old = loadKernelFile(d, "lowbit.cu");
+  // Variants "U[pB][nL][zZ][w]": NV_U = U loads in flight; pB: a persistent grid of B blocks per SM where the shape allows
+  // it ((k / 64) % (warps · U) == 0; else one block per row tile); nL: NV_LDNC = L, zZ: NV_ZC = Z (defaults 1); w: the
+  // 16-warp kernel (_w16).
+  const variants = (process.env.LLMRT_NVFP4_VARIANTS ?? "4").split(",");
+  const vspec = variants.map((v) => {
+    const m = /^(\d+)(?:p(\d+))?(?:n(\d))?(?:z(\d))?(w)?$/.exec(v);
+    if (!m) throw new Error(`LLMRT_NVFP4_VARIANTS: bad variant ${v}`);
+    return { u: Number(m[1]), perSm: Number(m[2] ?? 0), key: `-DNV_U=${m[1]} -DNV_LDNC=${m[3] ?? 1} -DNV_ZC=${m[4] ?? 1}`, nw: m[5] ? 16 : 8 };
+  });
+  const uniq = [...new Set(vspec.map((v) => v.key))];
+  const mods = uniq.map((key) => loadKernelFile(d, "nvfp4_mma.cu", { options: key.split(" ") }));
+  try {
+    const oldK = old.kernel("lowbit_gemv_nvfp4_bf16_m1", sig("lowbit_gemv_nvfp4"));
+    const oldA = old.kernel("lowbit_act_nvfp4_bf16", sig("lowbit_act_nvfp4"));
+    const newK = vspec.map((v) =>
+      mods[uniq.indexOf(v.key)].kernel(
+        v.nw === 16 ? "nvfp4_gemv_mma_w16_bf16_m1" : "nvfp4_gemv_mma_bf16_m1",
+        sig(v.nw === 16 ? "nvfp4_gemv_mma_w16" : "nvfp4_gemv_mma"),
+      )
+    );
+    const newA = mods[0].kernel("nvfp4_act_mma_bf16", sig("nvfp4_act_mma"));
+    using stream = d.createStream();
+    using t0 = d.createEvent();
+    using t1 = d.createEvent();
+    const copyBytes = 1 << 30;
+    using ca = d.alloc(copyBytes);
+    using cb = d.alloc(copyBytes);
+    ca.fill(1, { stream });
+    cb.copyFromDevice(ca, copyBytes, { stream });
+    t0.record(stream);
+    for (let i = 0; i < 5; i++) cb.copyFromDevice(ca, copyBytes, { stream });
+    t1.record(stream);
+    t1.synchronize();
+    const ceiling = (2 * copyBytes) / ((t1.elapsedSince(t0) / 5) * 1e6);
+    console.log(`device copy ceiling ${ceiling.toFixed(0)} GB/s; variants NV_U ${variants.join(", ")}`);
+    for (const [model, spec] of Object.entries(MODELS)) {
+      // Per token: [lowbit_gemv, lowbit act, mma variants…, act_mma] milliseconds.
+      const tot = new Array<number>(3 + variants.length).fill(0);
+      let bytes = 0;
+      for (const [lin, N, K] of spec.linears) {
+        const wBytes = (N * K) / 2 + (N * K) / 16;
+        const copies = Math.max(1, Math.ceil((256 << 20) / wBytes)); // distinct weights: none stays in L2
+        using W = d.alloc((copies * N * K) / 2);
+        using S = d.alloc((copies * N * K) / 16);
+        using x = d.alloc(K * 2);
+        using xq = d.alloc(2 * K);
+        using sx = d.alloc((K / 16) * 4);
+        using y = d.alloc(N * 2);
+        W.fill(0x2a, { stream });
+        S.fill(0x38, { stream });
+        x.copyFromHost(bf16(seededUniform(2, K)));
+        const time = (launch: (s: typeof stream, i: number) => void, n: number): number => {
+          const g = stream.capture((s) => {
+            for (let i = 0; i < n; i++) launch(s, i);
+          });
+          g.launch(stream);
+          t0.record(stream);
+          for (let r = 0; r < 3; r++) g.launch(stream);
+          t1.record(stream);
+          t1.synchronize();
+          g.dispose();
+          return t1.elapsedSince(t0) / (3 * n);
+        };
+        const wOff = (i: number) => W.ptr + BigInt((i * N * K) / 2), sOff = (i: number) => S.ptr + BigInt((i * N * K) / 16);
+        const ts = [
+          time((s, i) => oldK.launch(Math.ceil(N / 8), 256, [xq, wOff(i), sOff(i), 0n, 0n, y, 1, N, K, 16, 1], { stream: s }), copies),
+          time((s) => oldA.launch(1, 256, [x, xq, 1, K, 0.01, 1], { stream: s }), 20),
+          ...newK.map((kk, v) => {
+            const { u, perSm, nw } = vspec[v];
+            const grid = perSm > 0 && (K / 64) % (nw * u) === 0 ? Math.min(N / 16, perSm * d.smCount) : N / 16;
+            return time((s, i) => kk.launch(grid, 32 * nw, [xq, wOff(i), sOff(i), sx, 0n, y, 1, N, K, 0, 1], { stream: s }), copies);
+          }),
+          time((s) => newA.launch([Math.ceil(K / 1024), 1, 1], 256, [x, xq, sx, 1, K, 0.01], { stream: s }), 20),
+        ];
+        const pct = (ms: number) => ((100 * wBytes) / (ms * 1e6) / ceiling).toFixed(1);
+        const us = (ms: number) => (ms * 1e3).toFixed(1);
+        console.log(
+          `${model} ${lin} [${N}x${K}]: lowbit_gemv ${us(ts[0])} us (${pct(ts[0])}% of copy), act ${us(ts[1])} us; ` +
+            variants.map((u, i) => `mma ${u} ${us(ts[2 + i])} us (${pct(ts[2 + i])}%)`).join(", ") + `; act_mma ${us(ts[ts.length - 1])} us`,
+        );
+        ts.forEach((v, i) => (tot[i] += v * spec.layers));
+        bytes += wBytes * spec.layers;
+      }
+      const pct = (ms: number) => ((100 * bytes) / (ms * 1e6) / ceiling).toFixed(1);
+      const act = tot[tot.length - 1];
+      console.log(
+        `${model} all decoder linears NVFP4 per token: lowbit_gemv ${tot[0].toFixed(3)} ms (${pct(tot[0])}% of copy), with act ${
+          (tot[0] + tot[1]).toFixed(3)
+        } ms (${pct(tot[0] + tot[1])}%); ` +
+          variants.map((u, i) =>
+            `mma ${u} ${tot[2 + i].toFixed(3)} ms (${pct(tot[2 + i])}%), with act ${(tot[2 + i] + act).toFixed(3)} ms (${pct(tot[2 + i] + act)}%)`
+          )
+            .join("; "),
+      );
+    }
+  } finally {
+    for (const mo of mods) mo.dispose();
+  }
+}, 600_000);
