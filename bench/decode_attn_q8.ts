@@ -14,7 +14,7 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { loadKernelFile } from "../lib/backends/cuda/compiler.ts";
-import { graphDecodeSplit } from "../lib/backends/cuda/attention_choice.ts";
+import { DECODE_SK_FP8_SMEM, DECODE_SK_SMEM, decodeSkGeometry, graphDecodeSplit } from "../lib/backends/cuda/attention_choice.ts";
 import { CudaDevice } from "../lib/cuda/device.ts";
 
 const { values } = parseArgs({
@@ -48,6 +48,12 @@ const variants = (values.defines ?? "").split(";").filter((v) => v).map((v) => {
   const mod = loadKernelFile(dev, "decode_attention.cu", { options: [...o.options, ...v.split(",").map((d) => `-D${d}`)] });
   return { label: v, mod, k: mod.kernel("decode_attention_g4_fp8kv_bf16_hd128", [...fusedSig, P]) };
 });
+// decode_attention_sk (the bf16 default over a bf16 cache) and its FP8-KV entry point (fp8DecodeSk, session 10).
+using skMod = loadKernelFile(dev, "decode_attention_sk.cu", sel("decode_attention_sk_bf16_hd128", "decode_attention_sk_fp8kv_bf16_hd128"));
+const kSk16 = skMod.kernel("decode_attention_sk_bf16_hd128", fusedSig);
+const kSk8 = skMod.kernel("decode_attention_sk_fp8kv_bf16_hd128", [...fusedSig, P]);
+kSk16.setMaxDynamicSharedMemory(DECODE_SK_SMEM);
+kSk8.setMaxDynamicSharedMemory(DECODE_SK_FP8_SMEM);
 const kRope = rope.kernel("rope_kv_write_fp8kv_bf16", [P, P, P, P, P, P, P, F, I, I, I, I, I, I, I, P]);
 const kPa = pa.kernel("paged_attention_decode_fp8kv_bf16_hd128", [P, P, P, P, P, P, P, P, I, I, I, I, I, I, F, I, I, P]);
 const kRed = pa.kernel("paged_attention_decode_reduce_bf16", [P, P, P, I, I, I, I]);
@@ -116,9 +122,9 @@ console.log(`llama-3.1-8b attention (32 / 8 heads, hd 128), ${layers} layers per
 console.log(
   "| batch | context | graph splits × keys | unfused fp8 (3 launches) | bf16 decode_attention | " +
     minKeysList.map((m) => `fused fp8, ≥ ${m} keys/split`).join(" | ") +
-    variants.map((v) => ` | fused fp8 ${v.label}, ≥ ${minKeysList[0]}`).join("") + " |",
+    variants.map((v) => ` | fused fp8 ${v.label}, ≥ ${minKeysList[0]}`).join("") + " | bf16 decode_attention_sk | **sk fp8** |",
 );
-console.log("| ---: | ---: | --- | ---: | ---: | " + [...minKeysList, ...variants].map(() => "---:").join(" | ") + " |");
+console.log("| ---: | ---: | --- | ---: | ---: | " + [...minKeysList, ...variants, 0, 0].map(() => "---:").join(" | ") + " |");
 for (const T of batches) {
   for (const ctx of ctxs) {
     pos.copyFromHost(Int32Array.from({ length: T }, () => ctx - 1));
@@ -198,9 +204,20 @@ for (const T of batches) {
         }
       })
     );
+    // The sk kernels with the engine's graph geometry (grid z, split target).
+    const skg = decodeSkGeometry(maxSeqLen, nKV, G, dev.smCount);
+    const skGrid = [nKV, T, skg.numSplits] as [number, number, number];
+    const sk = [false, true].map((q8) =>
+      time((st) => {
+        for (let l = 0; l < layers; l++) {
+          const args = q8 ? [...fusedArgs(kv8[l].ptr, skg.splitSize), scales.ptr + BigInt(l * 2 * nKV * 4)] : fusedArgs(kv16[l].ptr, skg.splitSize);
+          (q8 ? kSk8 : kSk16).launch(skGrid, 128, args, { stream: st, pdl: l > 0, sharedMemBytes: q8 ? DECODE_SK_FP8_SMEM : DECODE_SK_SMEM });
+        }
+      })
+    );
     console.log(
       `| ${T} | ${ctx} | ${geo.numSplits} × ${geo.splitSize} | ${unfused.toFixed(2)} | ${bf16.toFixed(2)} | ${
-        [...fused, ...vs].map((f) => f.toFixed(2)).join(" | ")
+        [...fused, ...vs, ...sk].map((f) => f.toFixed(2)).join(" | ")
       } |`,
     );
   }

@@ -11,7 +11,7 @@
  *    copies of the weights (≥ 256 MB, past the L2), µs per launch and % of a device copy measured in this process.
  *    (Session 7's fp8_gemv1, timed as "gemv1old" in session 8's r1, is gone.)
  *
- *   bun bench/fp8_gemv1_check.ts [--models 8b,1b] [--variants "default;-DFG1_D=8"] [--no-check]
+ *   bun bench/fp8_gemv1_check.ts [--models 8b,1b] [--variants "default;-DFG1_D=8"] [--no-check] [--probe]
  *
  * A variant's -DFG1_MINB=N sets the persistent grid's blocks per SM too (default FP8_GEMV1_BLOCKS_PER_SM); -DFG1_BPS=N sets
  * only the grid's (e.g. 1: one block per SM at the same registers, so the next launch's block fits beside it under PDL).
@@ -19,13 +19,13 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { loadKernelFile } from "../lib/backends/cuda/compiler.ts";
-import { FP8_GEMV1_BLOCKS_PER_SM, fp8Gemv1Grid } from "../lib/backends/cuda/fp8_launch.ts";
+import { FP8_GEMV1_BLOCKS_PER_SM, FP8_GEMV1S_MAX_SMEM, fp8Gemv1Grid, fp8Gemv1SmemBytes } from "../lib/backends/cuda/fp8_launch.ts";
 import { CudaDevice } from "../lib/cuda/device.ts";
 import { copyCeiling } from "./copy_bandwidth.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { models: { type: "string" }, variants: { type: "string" }, "no-check": { type: "boolean" } },
+  options: { models: { type: "string" }, variants: { type: "string" }, "no-check": { type: "boolean" }, probe: { type: "boolean" } },
 });
 const MODELS: Record<string, { H: number; qkv: number; I: number }> = {
   "8b": { H: 4096, qkv: 6144, I: 14336 },
@@ -76,6 +76,9 @@ const linears = (md: string): Lin[] => {
     { name: "o_proj", n: M.H, k: M.H, mode: 1, norm: false },
     { name: "gate_up", n: 2 * M.I, k: M.H, mode: 2, norm: true },
     { name: "down", n: M.H, k: M.I, mode: 1, norm: false },
+    // --probe: a 1 MB linear of one row per warp of the persistent grid (2 blocks on 132 SMs), whose time is nearly all
+    // the per-launch fixed cost (launch, prologue, ramp, tail), with and without the RMSNorm prologue.
+    ...(values.probe ? [{ name: "probe", n: 2112, k: 512, mode: 1, norm: false }, { name: "probe_norm", n: 2112, k: 512, mode: 0, norm: true }] : []),
   ];
 };
 
@@ -119,11 +122,25 @@ for (const [vi, variant] of variants.entries()) {
   const bps = blocksPerSm(variant);
   const kern = (kind: string, norm: boolean) => {
     const n = norm ? "_norm" : "";
-    const name = kind === "16row" ? `fp8_gemv_fused${n}_bf16` : kind === "16row_pdl" ? `fp8_gemv_fused${n}_pdl_bf16` : `fp8_gemv1_fused${n}_bf16`;
-    return mod.kernel(name, FUSED);
+    const name = kind === "16row"
+      ? `fp8_gemv_fused${n}_bf16`
+      : kind === "16row_pdl"
+      ? `fp8_gemv_fused${n}_pdl_bf16`
+      : kind === "gemv1s"
+      ? `fp8_gemv1s_fused${n}_bf16`
+      : `fp8_gemv1_fused${n}_bf16`;
+    const k = mod.kernel(name, FUSED);
+    if (kind === "gemv1s") k.setMaxDynamicSharedMemory(FP8_GEMV1S_MAX_SMEM);
+    return k;
   };
-  const gridOf = (kind: string, l: Lin): number => kind === "gemv1" ? fp8Gemv1Grid(l.n, l.mode, bps * dev.smCount) : l.n / 16;
-  const kinds = vi === 0 ? ["16row", "16row_pdl", "gemv1"] : ["gemv1"];
+  const gridOf = (kind: string, l: Lin): number => kind.startsWith("gemv1") ? fp8Gemv1Grid(l.n, l.mode, bps * dev.smCount) : l.n / 16;
+  /** gemv1s (fp8GemvSmem): the slice's dynamic shared memory, 0 where the kernel does not apply (mode 2, too large). */
+  const smemOf = (l: Lin): number => {
+    const b = fp8Gemv1SmemBytes(l.n, l.k, gridOf("gemv1", l));
+    return l.mode !== 2 && b <= FP8_GEMV1S_MAX_SMEM ? b : 0;
+  };
+  const opts = (kind: string, l: Lin) => (kind === "gemv1s" ? { sharedMemBytes: smemOf(l) } : {});
+  const kinds = vi === 0 ? ["16row", "16row_pdl", "gemv1", "gemv1s"] : ["gemv1", "gemv1s"];
   for (const md of models) {
     if (vi === 0 && !values["no-check"]) {
       const quant = mod.kernel("fp8_quantize_bf16", ["ptr", "ptr", "ptr", "i32", "i32", "f32"]);
@@ -143,7 +160,7 @@ for (const [vi, variant] of variants.entries()) {
           refMax = Math.max(refMax, Math.abs(ref[j]));
         }
         const m3 = (kind: string): string => {
-          kern(kind, false).launch(gridOf(kind, { ...l, mode: 3 }), 256, [X, W, S, 0n, Y0, 0n, 1e-5, 1, l.n, l.k, ACT, 3]);
+          kern(kind, false).launch(gridOf(kind, { ...l, mode: 3 }), 256, [X, W, S, 0n, Y0, 0n, 1e-5, 1, l.n, l.k, ACT, 3], opts(kind, { ...l, mode: 3 }));
           const got = new Float32Array(l.n);
           Y0.copyToHost(got);
           let worst = 0, num = 0, den = 0;
@@ -162,7 +179,7 @@ for (const [vi, variant] of variants.entries()) {
         const form = (kind: string): Uint16Array => {
           const y = kind === "gemv1" ? Y1 : Y0;
           y.copyFromHost(resid);
-          kern(kind, l.norm).launch(gridOf(kind, l), 256, [X, W, S, 0n, y, l.norm ? NW : 0n, 1e-5, 1, l.n, l.k, ACT, l.mode]);
+          kern(kind, l.norm).launch(gridOf(kind, l), 256, [X, W, S, 0n, y, l.norm ? NW : 0n, 1e-5, 1, l.n, l.k, ACT, l.mode], opts(kind, l));
           const h = new Uint16Array(outN);
           y.copyToHost(h);
           return h;
@@ -177,11 +194,26 @@ for (const [vi, variant] of variants.entries()) {
           const ulp = Math.max(Math.abs(va) * 2 ** -7, 1e-30);
           worstSteps = Math.max(worstSteps, Math.abs(va - vb) / ulp);
         }
+        // gemv1s (fp8GemvSmem) must give gemv1's bits: the chain form and mode 3.
+        let smemNote = "";
+        if (smemOf(l) > 0) {
+          const c = form("gemv1s");
+          const d = c.reduce((n, v, j) => n + (v === b[j] ? 0 : 1), 0);
+          kern("gemv1", false).launch(gridOf("gemv1", l), 256, [X, W, S, 0n, Y1, 0n, 1e-5, 1, l.n, l.k, ACT, 3]);
+          kern("gemv1s", false).launch(gridOf("gemv1s", l), 256, [X, W, S, 0n, Y0, 0n, 1e-5, 1, l.n, l.k, ACT, 3], opts("gemv1s", l));
+          const f1 = new Uint32Array(l.n), f2 = new Uint32Array(l.n);
+          Y1.copyToHost(f1);
+          Y0.copyToHost(f2);
+          const d3 = f1.reduce((n, v, j) => n + (v === f2[j] ? 0 : 1), 0);
+          smemNote = `; gemv1s vs gemv1: chain form ${d}/${outN} differ, mode 3 ${d3}/${l.n} differ ${d + d3 === 0 ? "OK" : "FAIL"}`;
+        }
         const ok = nan === 0 && worstSteps <= 1.0001;
         console.log(
           `check ${md} ${l.name} [${l.n}x${l.k}] mode 3 vs float64: ${m3("16row")}; ${m3("gemv1")}; chain form (${
             l.norm ? "norm + " : ""
-          }mode ${l.mode}) gemv1 vs 16row: ${diff}/${outN} differ, worst ${worstSteps.toFixed(2)} bf16 steps${nan ? `, ${nan} NaN` : ""} ${ok ? "OK" : "FAIL"}`,
+          }mode ${l.mode}) gemv1 vs 16row: ${diff}/${outN} differ, worst ${worstSteps.toFixed(2)} bf16 steps${nan ? `, ${nan} NaN` : ""} ${
+            ok ? "OK" : "FAIL"
+          }${smemNote}`,
         );
       }
     }
@@ -192,6 +224,7 @@ for (const [vi, variant] of variants.entries()) {
       const copies = Math.max(2, Math.min(Math.floor(TBYTES / bytes), Math.ceil((256 << 20) / bytes)));
       const launches = Math.max(copies, 24);
       for (const kind of kinds) {
+        if (kind === "gemv1s" && smemOf(l) === 0) continue;
         const k = kern(kind, l.norm);
         const pdl = kind !== "16row";
         const g = stream.capture((s) => {
@@ -200,6 +233,7 @@ for (const [vi, variant] of variants.entries()) {
             k.launch(gridOf(kind, l), 256, [X, TW.ptr + off, S, 0n, r % 2 ? Y1 : Y0, l.norm ? NW : 0n, 1e-5, 1, l.n, l.k, ACT, l.mode], {
               stream: s,
               pdl: pdl && r > 0,
+              ...opts(kind, l),
             });
           }
         });

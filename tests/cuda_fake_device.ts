@@ -13,6 +13,7 @@ import {
   batchAttentionSplit,
   bucketFor,
   chooseAttention,
+  DECODE_SK_FP8_SMEM,
   DECODE_SK_SMEM,
   decodeBuckets,
   decodeSkGeometry,
@@ -327,6 +328,12 @@ export interface FakeSessionOptions {
   readonly fp8FusedQuant?: boolean;
   /** LaunchEnv.fp8Gemv1. */
   readonly fp8Gemv1?: boolean;
+  /** LaunchEnv.fp8GemvSmem. */
+  readonly fp8GemvSmem?: boolean;
+  /** LaunchEnv.fp8DecodeSk (with decodeSplitK). */
+  readonly fp8DecodeSk?: boolean;
+  /** LaunchEnv.fp8ShadowRope (with fp8FlashPrefill). */
+  readonly fp8ShadowRope?: boolean;
   /** LaunchEnv.wgmmaPrefill (flash_prefill_wg for bf16 prefill at head dims 64 / 128). */
   readonly wgmmaPrefill?: boolean;
   /** LaunchEnv.decodeSplitK: fused decode steps of up to 8 sequences on decode_attention_sk (decodeSkGeometry, as the session does). */
@@ -443,6 +450,9 @@ export class FakeCudaSession {
       batchAttention2Wide: opts.batchAttention2Wide,
       fp8FusedQuant: opts.fp8FusedQuant,
       fp8Gemv1: opts.fp8Gemv1,
+      fp8GemvSmem: opts.fp8GemvSmem,
+      fp8DecodeSk: opts.fp8DecodeSk,
+      fp8ShadowRope: opts.fp8ShadowRope,
       nvfp4Mma: opts.nvfp4Mma,
       nvfp4GemvBlocks: opts.nvfp4Mma ? 2 * sms : undefined,
       wgmmaPrefill: opts.wgmmaPrefill,
@@ -1215,10 +1225,14 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         break;
       }
       case "rope_kv_write_int8kv_bf16":
-      case "rope_kv_write_fp8kv_bf16": {
-        // rope_kv_write.cu: the bf16 kernel's q; k and v as encode(x / s) into a byte cache (the CPU's kvEncode).
+      case "rope_kv_write_fp8kv_bf16":
+      case "rope_kv_write_shadow_int8kv_bf16":
+      case "rope_kv_write_shadow_fp8kv_bf16": {
+        // rope_kv_write.cu: the bf16 kernel's q; k and v as encode(x / s) into a byte cache (the CPU's kvEncode);
+        // _shadow_: each k / v element also as bf16(decode(byte) · s) at the same element of the bf16 shadow layer.
         const algo = kvAlgoOf(l.kernel)!;
-        const [qkv, q, kv, posP, startsP, tablesP, invFreqP, scaling, T, S, nH, nKV, hd, bs, stride, scalesP] = A;
+        const [qkv, q, kv, posP, startsP, tablesP, invFreqP, scaling, T, S, nH, nKV, hd, bs, stride, scalesP, shadowP] = A;
+        const sh = l.kernel.includes("_shadow_") ? layerOf(shadowP) : null;
         assert.equal(l.grid[0], T);
         const W = (nH + 2 * nKV) * hd;
         disjoint(l.kernel, "qkv and q", qkv, T * W * 2, q, T * nH * hd * 2);
@@ -1242,6 +1256,12 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
               cache[ko + half + i] = kvEncode(algo, Math.fround(b * cs[i] + a * sn[i]), sc[h]);
             }
             for (let i = 0; i < hd; i++) cache[vo + i] = kvEncode(algo, x[t * W + (nH + nKV + h) * hd + i], sc[nKV + h]);
+            if (sh) {
+              for (let i = 0; i < hd; i++) {
+                sh[ko + i] = toBf16Bits(Math.fround(kvDecode(algo, cache[ko + i]) * sc[h]));
+                sh[vo + i] = toBf16Bits(Math.fround(kvDecode(algo, cache[vo + i]) * sc[nKV + h]));
+              }
+            }
           }
         }
         mem.u16(q, qo.length).set(qo);
@@ -1297,7 +1317,9 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         break; // the stand-in decode wrote `out` already
       }
       case "kv_dequant_int8kv_bf16":
-      case "kv_dequant_fp8kv_bf16": {
+      case "kv_dequant_fp8kv_bf16":
+      case "kv_dequant_prefix_int8kv_bf16":
+      case "kv_dequant_prefix_fp8kv_bf16": {
         // kv_dequant.cu: every block a sequence's tokens attend (block j while j · bs <= its largest position) into the
         // same block of the bf16 shadow as bf16(decode(q) · s); other shadow blocks are left as they are.
         const [kv, shadow, posP, startsP, tablesP, S, nKV, hd, bs, stride, scalesP] = A;
@@ -1305,13 +1327,20 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         const algo = kvAlgoOf(l.kernel)!, row = nKV * hd, blockElems = 2 * bs * row;
         const bytes = mem.bytes(kv, mem.left(kv)), sh = layerOf(shadow), sc = mem.f32(scalesP, 2 * nKV);
         const starts = mem.i32(startsP, S + 1), pos = mem.i32(posP, starts[S]), tables = mem.i32(tablesP, S * stride);
+        // _prefix_: not the rows of positions min..max of the sequence's tokens (rope_kv_write_shadow_* wrote them).
+        const prefix = l.kernel.includes("_prefix_");
         for (let s = 0; s < S; s++) {
-          let mx = -1;
-          for (let t = starts[s]; t < starts[s + 1]; t++) mx = Math.max(mx, pos[t]);
+          let mx = -1, mn = Infinity;
+          for (let t = starts[s]; t < starts[s + 1]; t++) {
+            mx = Math.max(mx, pos[t]);
+            mn = Math.min(mn, pos[t]);
+          }
           for (let j = 0; j < stride && j * bs <= mx; j++) {
             const b = tables[s * stride + j], base = b * blockElems;
             if (!(b >= 0 && base + blockElems <= sh.length && base + blockElems <= bytes.length)) assert.fail(`${l.kernel}: block ${b} outside the layer`);
             for (let e = 0; e < blockElems; e++) {
+              const p = j * bs + Math.floor((e % (bs * row)) / row);
+              if (prefix && p >= mn && p <= mx) continue;
               sh[base + e] = toBf16Bits(Math.fround(kvDecode(algo, bytes[base + e]) * sc[(e >= bs * row ? nKV : 0) + Math.floor((e % row) / hd)]));
             }
           }
@@ -1353,6 +1382,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "decode_attention_batch2_bf16":
       case "decode_attention_g4_bf16":
       case "decode_attention_sk_bf16":
+      case "decode_attention_sk_fp8kv_bf16":
       case "decode_attention_batch_bf16":
       case "decode_attention_bf16": {
         // decode_attention.cu: (qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, partialML,
@@ -1385,10 +1415,11 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         const hd = suffix, G = nH / nKV, W = (nH + 2 * nKV) * hd;
         // decode_attention_sk.cu: splitSize is the split target (1..64); grid z any >= 1 (blocks loop over their
         // splits); dynamic shared memory DECODE_SK_SMEM; partials at a split stride of MAX_DECODE_SPLITS.
-        const sk = name === "decode_attention_sk_bf16";
+        const sk = name.startsWith("decode_attention_sk_");
         if (sk) {
           assert.ok(
-            l.sharedBytes === DECODE_SK_SMEM && splitSize >= 1 && splitSize <= MAX_DECODE_SPLITS && l.grid[2] >= 1,
+            l.sharedBytes === (kvAlgoOf(l.kernel) ? DECODE_SK_FP8_SMEM : DECODE_SK_SMEM) && splitSize >= 1 && splitSize <= MAX_DECODE_SPLITS &&
+              l.grid[2] >= 1,
             `${l.kernel}: ${l.sharedBytes} B, target ${splitSize}`,
           );
         } else assert.ok(!l.sharedBytes, `${l.kernel}: no dynamic shared memory`);

@@ -104,9 +104,10 @@ test("compile units: one per kernel of a guarded file, whole small files, each g
     if (!isSelectable(f)) continue;
     const lines = kernelSource(f).split("\n");
     lines.forEach((line, i) => {
-      const entry = /^(?:extern "C" __global__ void (?:__launch_bounds__\(\d+(?:, *\d+)*\) )?(\w+)\(|(?:PA_\w+|GEMV\w*|DECODE_FUSED)\((\w+),|DECODE_BATCH\((\d+)\))/.exec(
-        line,
-      );
+      const entry =
+        /^(?:extern "C" __global__ void (?:__launch_bounds__\(\d+(?:, *\d+)*\) )?(\w+)\(|(?:PA_\w+|GEMV\w*|DECODE_FUSED)\((\w+),|DECODE_BATCH\((\d+)\))/.exec(
+          line,
+        );
       if (!entry || line.startsWith("#define")) return;
       const name = entry[1] ?? entry[2] ?? `decode_attention_batch_bf16_hd${entry[3]}`;
       assert.equal(lines[i - 1], `#if LLMRT_KERNEL(${name})`, `${f}:${i + 1} ${name}`);

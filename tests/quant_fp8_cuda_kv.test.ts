@@ -74,3 +74,46 @@ for (const [name, qc] of [["FP8 KV", { kvCacheQuantAlgo: "FP8" }], ["INT8 KV", {
     f32.dispose();
   });
 }
+
+test("fp8DecodeSk + decodeSplitK on a fake CUDA device: FP8-KV decode steps on decode_attention_sk_fp8kv (INT8 KV keeps decode_attention), the unfused plan's bits", () => {
+  for (const [algo, tag] of [["FP8", "fp8kv"], ["INT8", "int8kv"]] as const) {
+    const { bf16, f32 } = quantEngines(RAW, 31, { kvCacheQuantAlgo: algo }, 0.1, { calibration: CALIBRATION });
+    const { kernels } = runFusedSchedule(bf16, f32, {
+      unfused: sameAsUnfused,
+      cpu: ({ what, got, want }) => {
+        const rel = relL2(got.logits, want.logits);
+        assert.ok(rel < 0.05, `${what}: logits differ from the CPU session's (rel L2 ${rel.toExponential(2)})`);
+      },
+      label: (l) => l.kernel,
+      fusedOptions: { fp8DecodeAttention: true, fp8FlashPrefill: true, decodeSplitK: true, fp8DecodeSk: true },
+    });
+    const k = [...kernels].sort().join(" ");
+    if (algo === "FP8") assert.ok(kernels.has("decode_attention_sk_fp8kv_bf16_hd64") && !kernels.has(`decode_attention_g4_${tag}_bf16_hd64`), k);
+    else assert.ok(kernels.has(`decode_attention_g4_${tag}_bf16_hd64`) && ![...kernels].some((x) => x.startsWith("decode_attention_sk")), k);
+    bf16.dispose();
+    f32.dispose();
+  }
+});
+
+for (const [name, qc] of [["FP8 KV", { kvCacheQuantAlgo: "FP8" }], ["INT8 KV", { kvCacheQuantAlgo: "INT8" }]] as [string, QuantConfigInput][]) {
+  test(`fp8ShadowRope + fp8FlashPrefill on a fake CUDA device: prefill KV writes fill the shadow, kv_dequant_prefix the other rows, the unfused plan's bits: ${name}`, () => {
+    const { bf16, f32 } = quantEngines(RAW, 31, qc, 0.1, { calibration: CALIBRATION });
+    const tag = qc.kvCacheQuantAlgo === "FP8" ? "fp8kv" : "int8kv";
+    const { kernels, prefillKernels } = runFusedSchedule(bf16, f32, {
+      unfused: sameAsUnfused,
+      cpu: ({ what, got, want }) => {
+        const rel = relL2(got.logits, want.logits);
+        assert.ok(rel < 0.05, `${what}: logits differ from the CPU session's (rel L2 ${rel.toExponential(2)})`);
+      },
+      label: (l) => l.kernel,
+      fusedOptions: { fp8DecodeAttention: true, fp8FlashPrefill: true, fp8ShadowRope: true },
+    });
+    const pk = [...prefillKernels].sort().join(" ");
+    assert.ok(prefillKernels.has(`rope_kv_write_shadow_${tag}_bf16`) && prefillKernels.has(`kv_dequant_prefix_${tag}_bf16`), pk);
+    assert.ok(!prefillKernels.has(`kv_dequant_${tag}_bf16`) && !prefillKernels.has(`rope_kv_write_${tag}_bf16`), pk);
+    // Decode steps (fused attention) keep their kernels.
+    assert.ok(kernels.has(`decode_attention_g4_${tag}_bf16_hd64`) && ![...kernels].some((x) => x.startsWith("rope_kv_write_shadow")), [...kernels].join(" "));
+    bf16.dispose();
+    f32.dispose();
+  });
+}

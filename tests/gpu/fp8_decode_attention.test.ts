@@ -9,10 +9,13 @@
  * - split counters back to zero.
  * Cases: G = 4 (the _g4 entry point) and 8, one split per token and several (a token of 300 keys over 64-key splits,
  * a sliding window), four sequences of 1..300 keys, shuffled block tables.
+ * decode_attention_sk_fp8kv_bf16_hd{64|128} (`fp8DecodeSk`, session 10: the split-K tensor-core kernel over an e4m3
+ * cache) in the same cases: float64 over the exact decode(byte) · s within bf16 rounding, the same cache bytes, counters
+ * back to zero, the same outputs whatever the grid z.
  * Then sessions end to end (fp8DecodeAttention + fp8FlashPrefill: kv_dequant_*kv into the bf16 shadow layer, the bf16
  * flash prefill kernels) against the default CUDA session and the float32 CPU engine.
  */
-import { flashPrefillGeometry, flashPrefillWgGeometry } from "../../lib/backends/cuda/attention_choice.ts";
+import { DECODE_SK_FP8_SMEM, flashPrefillGeometry, flashPrefillWgGeometry } from "../../lib/backends/cuda/attention_choice.ts";
 import { loadKernelFile } from "../../lib/backends/cuda/compiler.ts";
 import { kvDecode, kvEncode } from "../../lib/backends/cpu/kv_cache.ts";
 import type { QuantConfigInput } from "../../lib/quantization/quant_config.ts";
@@ -185,6 +188,59 @@ for (const [algo, tag] of ALGOS) {
           );
         }
         console.log(`${name}: ${report.join("; ")}`);
+        if (algo !== "FP8" || !fold) return;
+        // decode_attention_sk_fp8kv (fp8DecodeSk): split target 1 (one split) or 64 (splits of DS_MINK keys), grid z 1 or 8.
+        const skName = `decode_attention_sk_fp8kv_bf16_hd${hd}`;
+        using skMod = loadKernelFile(d, "decode_attention_sk.cu", sel(skName));
+        const skKern = skMod.kernel(skName, [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P]);
+        skKern.setMaxDynamicSharedMemory(DECODE_SK_FP8_SMEM);
+        const skReport: string[] = [];
+        for (const [window, target, z] of [[0, 1, 1], [0, 64, 8], [0, 64, 1], [100, 64, 8]]) {
+          const u = unfused(window);
+          kv.copyFromHost(bytes);
+          dOut.fill(0xff);
+          skKern.launch([nKV * Math.ceil(G / 8), T, z], 128, [
+            dQkv,
+            dOut,
+            kv,
+            ...geo,
+            dInv,
+            1,
+            pO,
+            pML,
+            ctr,
+            T,
+            S,
+            nH,
+            nKV,
+            bs,
+            stride,
+            scale,
+            window,
+            target,
+            0n,
+            0n,
+            dScales,
+          ], {
+            sharedMemBytes: DECODE_SK_FP8_SMEM,
+          });
+          const out = new Uint16Array(T * nH * hd), cache = new Uint8Array(layer), c = new Int32Array(T * nKV);
+          dOut.copyToHost(out);
+          kv.copyToHost(cache);
+          ctr.copyToHost(c);
+          assert.ok(c.every((v) => v === 0), `${skName}: split counters back to zero`);
+          let kDiff = 0;
+          for (let i = 0; i < layer; i++) {
+            if (cache[i] === u.cache[i]) continue;
+            assert.ok(Math.floor(i / (bs * row)) % 2 === 0, `${skName}: cache byte ${i} (a value) ${cache[i]} vs the unfused path's ${u.cache[i]}`);
+            kDiff++;
+          }
+          assert.ok(kDiff <= 4, `${skName}: ${kDiff} k bytes differ from rope_kv_write_${tag}'s`);
+          const e = vsFloat64(out, u.q, cache, window, true);
+          assert.ok(e < 8e-3, `${skName} window ${window} target ${target} z ${z}: max error vs float64 ${e.toExponential(2)}`);
+          skReport.push(`window ${window} target ${target} z ${z}: vs float64 ${e.toExponential(2)}, ${kDiff} k bytes differ`);
+        }
+        console.log(`${skName} (G ${G}): ${skReport.join("; ")}`);
       });
     }
   }
@@ -250,6 +306,104 @@ for (const [algo, tag] of ALGOS) {
 // llama-3.1-8b's prefill attention shape (a 2048-token prompt, 32 / 8 heads, hd 128, blocks of 32) over an FP8 cache: the
 // fp8FlashPrefill pipeline (kv_dequant into the shadow, then flash_prefill_wg / flash_prefill) against
 // paged_attention_prefill_mma_fp8kv (the default), which stages the same bf16 values.
+for (const [algo, tag] of ALGOS) {
+  gpuTest(
+    `rope_kv_write_shadow_${tag} + kv_dequant_prefix_${tag} (fp8ShadowRope) = rope_kv_write_${tag} + kv_dequant_${tag}: the same q, cache bytes and shadow`,
+    () => {
+      const d = device();
+      const sel = (...names: string[]) => ({ options: ["-DLLMRT_SELECT=1", ...names.map((n) => `-DLLMRT_K_${n}=1`)] });
+      using ropeMod = loadKernelFile(d, "rope_kv_write.cu", sel(`rope_kv_write_${tag}_bf16`, `rope_kv_write_shadow_${tag}_bf16`));
+      using dqMod = loadKernelFile(d, "kv_dequant.cu", sel(`kv_dequant_${tag}_bf16`, `kv_dequant_prefix_${tag}_bf16`));
+      const nH = 8, nKV = 2, hd = 128, bs = 16, stride = 8, numBlocks = 30, row = nKV * hd, layer = numBlocks * 2 * bs * row;
+      const W = (nH + 2 * nKV) * hd, half = hd / 2;
+      // Consecutive positions per sequence: a new prompt (0..40), a chunk over a cached prefix (20..52), one decode token (64),
+      // a chunk starting mid-block (70..75).
+      const seqs = [[0, 41], [20, 33], [64, 1], [70, 6]];
+      const positions = Int32Array.from(seqs.flatMap(([p0, n]) => Array.from({ length: n }, (_, i) => p0 + i)));
+      const starts = Int32Array.from([0, ...seqs.map((_, i) => seqs.slice(0, i + 1).reduce((a, [, n]) => a + n, 0))]);
+      const S = seqs.length, T = positions.length;
+      const tables = Int32Array.from({ length: S * stride }, (_, i) => (i * 7 + 3) % numBlocks);
+      const bytes = Uint8Array.from(seededUniform(23, layer, 0, 254), (v) => {
+        const b = Math.floor(v);
+        return algo === "FP8" && (b & 0x7f) === 0x7f ? b - 1 : b;
+      });
+      const scales = Float32Array.from([0.02, 0.031, 0.017, 0.05]);
+      const qkv = Uint16Array.from(seededUniform(29, T * W, -2, 2), (v) => toBf16Bits(v));
+      const invFreq = Float64Array.from({ length: half }, (_, i) => 1 / 500000 ** ((2 * i) / hd));
+      using kv = d.alloc(layer);
+      using sh = d.alloc(layer * 2);
+      using dQkv = d.alloc(qkv.byteLength);
+      using dQ = d.alloc(T * nH * hd * 2);
+      using dPos = d.alloc(positions.byteLength);
+      using dStarts = d.alloc(starts.byteLength);
+      using dTables = d.alloc(tables.byteLength);
+      using dScales = d.alloc(scales.byteLength);
+      using dInv = d.alloc(invFreq.byteLength);
+      dQkv.copyFromHost(qkv);
+      dPos.copyFromHost(positions);
+      dStarts.copyFromHost(starts);
+      dTables.copyFromHost(tables);
+      dScales.copyFromHost(scales);
+      dInv.copyFromHost(invFreq);
+      const run = (shadow: boolean): { q: Uint16Array; cache: Uint8Array; sh: Uint16Array } => {
+        kv.copyFromHost(bytes);
+        sh.fill(0xab);
+        dQ.fill(0);
+        const rope = ropeMod.kernel(`rope_kv_write_${shadow ? "shadow_" : ""}${tag}_bf16`, [
+          P,
+          P,
+          P,
+          P,
+          P,
+          P,
+          P,
+          F,
+          I,
+          I,
+          I,
+          I,
+          I,
+          I,
+          I,
+          P,
+          ...(shadow ? [P] as const : []),
+        ]);
+        rope.launch(T, 128, [dQkv, dQ, kv, dPos, dStarts, dTables, dInv, 1, T, S, nH, nKV, hd, bs, stride, dScales, ...(shadow ? [sh] : [])]);
+        dqMod.kernel(`kv_dequant_${shadow ? "prefix_" : ""}${tag}_bf16`, [P, P, P, P, P, I, I, I, I, I, P]).launch([stride, S, 4], 256, [
+          kv,
+          sh,
+          dPos,
+          dStarts,
+          dTables,
+          S,
+          nKV,
+          hd,
+          bs,
+          stride,
+          dScales,
+        ]);
+        const q = new Uint16Array(T * nH * hd), cache = new Uint8Array(layer), shadowOut = new Uint16Array(layer);
+        dQ.copyToHost(q);
+        kv.copyToHost(cache);
+        sh.copyToHost(shadowOut);
+        return { q, cache, sh: shadowOut };
+      };
+      const a = run(false), b = run(true);
+      const diff = (x: ArrayLike<number>, y: ArrayLike<number>): number => {
+        let n = 0;
+        for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) n++;
+        return n;
+      };
+      assert.equal(diff(b.q, a.q), 0, `${tag}: q`);
+      assert.equal(diff(b.cache, a.cache), 0, `${tag}: cache bytes`);
+      assert.equal(diff(b.sh, a.sh), 0, `${tag}: shadow elements`);
+      // And the shadow was written at all (the attended blocks hold decoded values, not the 0xabab poison).
+      const touched = a.sh.reduce((n, v) => n + (v !== 0xabab ? 1 : 0), 0);
+      assert.ok(touched > 2 * bs * row, `${tag}: ${touched} shadow elements written`);
+    },
+  );
+}
+
 gpuTest("kv_dequant_fp8kv + flash prefill over the shadow vs paged_attention_prefill_mma_fp8kv (8B shape, 2048 tokens)", () => {
   const d = device();
   const sel = (...names: string[]) => ({ options: ["-DLLMRT_SELECT=1", ...names.map((n) => `-DLLMRT_K_${n}=1`)] });
@@ -390,3 +544,56 @@ for (
     }
   }, 300_000);
 }
+
+// Session 10's switches end to end: FP8 weights (k % 512: fp8_gemv1 / fp8_gemv1s) + an FP8 KV cache at hd 128, G 4: the
+// session with fp8DecodeSk (decode_attention_sk_fp8kv), fp8GemvSmem (fp8_gemv1s for qkv / o_proj / down) and fp8ShadowRope
+// (rope_kv_write_shadow + kv_dequant_prefix) against the default CUDA session and the float32 CPU engine: a prompt, a chunk
+// over its cached prefix and graph decode steps.
+gpuTest("session: fp8DecodeSk + fp8GemvSmem + fp8ShadowRope vs the default CUDA session and the CPU engine (FP8 + FP8 KV, hd 128, G 4)", () => {
+  const raw: Record<string, unknown> = {
+    ...quantTestLlama(112),
+    hidden_size: 512,
+    intermediate_size: 1024,
+    num_attention_heads: 4,
+    num_key_value_heads: 1,
+    head_dim: 128,
+  };
+  const V = raw.vocab_size as number;
+  const calib = [Array.from({ length: 48 }, (_, i) => (i * 29 + 5) % V)];
+  const { bf16, f32 } = quantEngines(raw, 19, { quantAlgo: "FP8", kvCacheQuantAlgo: "FP8" }, 0.1, { calibration: calib });
+  const s10 = Session.fromSerializedEngine(bf16, { backend: "cuda", fp8DecodeSk: true, fp8GemvSmem: true, fp8ShadowRope: true, decodeSplitK: true });
+  const base = Session.fromSerializedEngine(bf16, { backend: "cuda", fp8DecodeSk: false, fp8GemvSmem: false, fp8ShadowRope: false });
+  const cpu = Session.fromSerializedEngine(f32, { backend: "cpu" });
+  try {
+    const kvS = s10.createKvCache(40), kvB = base.createKvCache(40), kvC = cpu.createKvCache(40);
+    const blocks = Array.from({ length: 40 }, (_, i) => i);
+    const prompt = Array.from({ length: 70 }, (_, i) => (i * 37 + 11) % V);
+    const report: string[] = [];
+    const check = (what: string, ids: number[], pos: number): number => {
+      const l = [new Float32Array(V), new Float32Array(V), new Float32Array(V)], s = [new Int32Array(1), new Int32Array(1), new Int32Array(1)];
+      s10.run(step(ids, pos, blocks), { logits: l[0], sampledIds: s[0] }, kvS);
+      base.run(step(ids, pos, blocks), { logits: l[1], sampledIds: s[1] }, kvB);
+      cpu.run(step(ids, pos, blocks), { logits: l[2], sampledIds: s[2] }, kvC);
+      const eB = relL2(l[0], l[1]), eC = relL2(l[0], l[2]), eBC = relL2(l[1], l[2]);
+      report.push(`${what}: vs default ${eB.toExponential(2)}, vs CPU ${eC.toExponential(2)} (default vs CPU ${eBC.toExponential(2)})`);
+      // Prefill steps (the prompt, the chunk over its cached prefix): the same shadow and GEMMs, bitwise; decode steps:
+      // fp8_gemv1s = fp8_gemv1, the sk kernel sums in another order.
+      if (ids.length > 1) assert.equal(eB, 0, `${what}: prefill logits vs the default session`);
+      // Decode: no further from the default than the default is from the float32 reference (r3: 2.16e-2 at decode 0).
+      assert.ok(eB < Math.max(2e-2, 1.5 * eBC), `${what}: logits rel L2 ${eB} vs the default CUDA session (default vs CPU ${eBC})`);
+      assert.ok(eC < Math.max(0.1, 2 * eBC), `${what}: logits rel L2 ${eC} vs the CPU engine (default ${eBC})`);
+      return s[0][0];
+    };
+    check("prefill 64", prompt.slice(0, 64), 0);
+    let next = check("chunk 6 over 64 cached", prompt.slice(64, 70), 64);
+    for (let i = 0; i < 4; i++) next = check(`decode ${i}`, [next], 70 + i);
+    console.log(`session 10 switches: ${report.join("; ")}`);
+    assert.ok(s10.cuda!.numGraphs >= 1, "decode steps ran as graphs");
+  } finally {
+    s10.dispose();
+    base.dispose();
+    cpu.dispose();
+    bf16.dispose();
+    f32.dispose();
+  }
+}, 300_000);

@@ -4,7 +4,11 @@
 key, counters left zero, no NaN read (poisoned unused slots), and bitwise batch invariance across grids and
 batches. Tiny shapes only (thousands of threads per second). No GPU, no CUDA; needs g++ >= 11 and numpy.
 
-  python3 tools/cuda-kernel-check/decode_sk_emu.py [--defines DS_MINK=64,DS_NS=2]
+  python3 tools/cuda-kernel-check/decode_sk_emu.py [--defines DS_MINK=64,DS_NS=2] [--fp8]
+
+--fp8: decode_attention_sk_fp8kv_bf16_hd* (session 10) over an e4m3 cache with per-kv-head scales: the own key / value
+bytes against a numpy encoder (encode(float(rotated k) / kScale), encode(v / vScale)), outputs against a float64
+attention over decode(byte) · scale, NaN bytes in every unused slot, counters, Z invariance.
 """
 import argparse
 import ctypes
@@ -48,19 +52,39 @@ class Emu:
     def __init__(self, so):
         self.lib = ctypes.CDLL(so)
         self.lib.emu_launch.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_float)] + [ctypes.c_int] * 6
+        self.lib.emu_launch24.argtypes = self.lib.emu_launch.argtypes
         self.fns = {hd: ctypes.cast(getattr(self.lib, f"decode_attention_sk_bf16_hd{hd}"), ctypes.c_void_p).value for hd in (64, 128)}
+        self.fns8 = {hd: ctypes.cast(getattr(self.lib, f"decode_attention_sk_fp8kv_bf16_hd{hd}"), ctypes.c_void_p).value for hd in (64, 128)}
 
-    def launch(self, hd, grid, ints, floats):
-        iv = (ctypes.c_uint64 * 20)(*[int(v) & 0xFFFFFFFFFFFFFFFF for v in ints] + [0] * (20 - len(ints)))
+    def launch(self, hd, grid, ints, floats, fp8=False):
+        iv = (ctypes.c_uint64 * 24)(*[int(v) & 0xFFFFFFFFFFFFFFFF for v in ints] + [0] * (24 - len(ints)))
         fv = (ctypes.c_float * 8)(*floats + [0.0] * (8 - len(floats)))
-        self.lib.emu_launch(self.fns[hd], iv, fv, grid[0], grid[1], grid[2], 128, 1, 1)
+        (self.lib.emu_launch24 if fp8 else self.lib.emu_launch)(self.fns8[hd] if fp8 else self.fns[hd], iv, fv, grid[0], grid[1], grid[2], 128, 1, 1)
 
 
 def ptr(a):
     return a.ctypes.data
 
 
-def run_case(emu, nH, nKV, hd, tpb, lens, window, target, Z, mink, rng, cache=None, qkv=None):
+E4 = np.array([(-1 if b & 0x80 else 1) * ((b & 7) * 2.0 ** -9 if (b >> 3) & 15 == 0 else (1 + (b & 7) / 8) * 2.0 ** (((b >> 3) & 15) - 7))
+               for b in range(256)])
+E4[0x7F] = E4[0xFF] = np.nan
+_POS = np.arange(0x7F)  # bytes 0..0x7e: the finite non-negative values, increasing
+
+
+def e4m3_encode(x):
+    """float32 array -> e4m3 bytes, round to nearest even, saturating to +-448 (as cvt.rn.satfinite.e4m3x2.f32)."""
+    x = np.asarray(x, np.float64)
+    a = np.minimum(np.abs(x), 448.0)
+    vals = E4[_POS]
+    hi = np.clip(np.searchsorted(vals, a), 0, 0x7E)
+    lo = np.maximum(hi - 1, 0)
+    dlo, dhi = a - vals[lo], vals[hi] - a
+    pick = np.where(dlo < dhi, lo, np.where(dhi < dlo, hi, np.where(lo % 2 == 0, lo, hi)))
+    return (pick | np.where(np.signbit(x), 0x80, 0)).astype(np.uint8)
+
+
+def run_case(emu, nH, nKV, hd, tpb, lens, window, target, Z, mink, rng, cache=None, qkv=None, fp8=False):
     G = nH // nKV
     T = len(lens)
     need = [math.ceil((p + 1) / tpb) for p in lens]
@@ -76,12 +100,19 @@ def run_case(emu, nH, nKV, hd, tpb, lens, window, target, Z, mink, rng, cache=No
         spare = next(it)
         for s, n in enumerate(need):
             tab[s, n:] = spare
-        data = bf16_round(rng.standard_normal((nb, 2, tpb, nKV, hd)).astype(np.float32))
-        data[spare] = 0x7FC0
-        for s, p in enumerate(lens):
-            data[tab[s, p // tpb], :, p % tpb:] = 0x7FC0  # own slot and later: NaN
+        if fp8:  # e4m3 bytes (scales below), NaN bytes where nothing may be read
+            data = e4m3_encode(rng.standard_normal((nb, 2, tpb, nKV, hd)) * 40)
+            data[spare] = 0x7F
+            for s, p in enumerate(lens):
+                data[tab[s, p // tpb], :, p % tpb:] = 0x7F
+        else:
+            data = bf16_round(rng.standard_normal((nb, 2, tpb, nKV, hd)).astype(np.float32))
+            data[spare] = 0x7FC0
+            for s, p in enumerate(lens):
+                data[tab[s, p // tpb], :, p % tpb:] = 0x7FC0  # own slot and later: NaN
         cache = (data, tab)
     data0, tab = cache
+    scales = np.concatenate([0.02 + 0.03 * np.arange(nKV), 0.05 + 0.01 * np.arange(nKV)]).astype(np.float32)  # [2, nKV]
     data = data0.copy()
     if qkv is None:
         qkv = bf16_round(rng.standard_normal((T, (nH + 2 * nKV) * hd)).astype(np.float32))
@@ -95,8 +126,8 @@ def run_case(emu, nH, nKV, hd, tpb, lens, window, target, Z, mink, rng, cache=No
     scale = 1 / math.sqrt(hd)
     tabc = np.ascontiguousarray(tab)
     ints = [ptr(qkv), ptr(out), ptr(data), ptr(positions), ptr(starts), ptr(tabc), ptr(inv), ptr(pO), ptr(pML), ptr(ctr),
-            T, T, nH, nKV, tpb, maxB, window, target, 0, 0]
-    emu.launch(hd, (nKV * math.ceil(G / 8), T, Z), ints, [1.0, scale])
+            T, T, nH, nKV, tpb, maxB, window, target, 0, 0] + ([ptr(scales)] if fp8 else [])
+    emu.launch(hd, (nKV * math.ceil(G / 8), T, Z), ints, [1.0, scale], fp8)
     # reference: rope (float cs/sn from double, bf16 rounding) and float64 attention over the cache after the step
     errs = []
     own_ok = True
@@ -108,14 +139,24 @@ def run_case(emu, nH, nKV, hd, tpb, lens, window, target, Z, mink, rng, cache=No
         for h in range(nKV):
             k = row[kvo + h * hd: kvo + (h + 1) * hd]
             a, b = k[: hd // 2], k[hd // 2:]
-            kr = np.concatenate([bf16_round(a * cs - b * sn), bf16_round(b * cs + a * sn)])
             blk, off = tab[t, p // tpb], p % tpb
+            if fp8:  # encode(float(rotated k) / kScale), encode(v / vScale) (float32 quotients)
+                kf = np.concatenate([(a * cs - b * sn).astype(np.float32), (b * cs + a * sn).astype(np.float32)])
+                own_ok &= np.array_equal(data[blk, 0, off, h], e4m3_encode(kf / scales[h]))
+                vf = row[(nH + nKV + h) * hd:(nH + nKV + h + 1) * hd]
+                own_ok &= np.array_equal(data[blk, 1, off, h], e4m3_encode(vf / scales[nKV + h]))
+                continue
+            kr = np.concatenate([bf16_round(a * cs - b * sn), bf16_round(b * cs + a * sn)])
             own_ok &= np.array_equal(data[blk, 0, off, h], kr)
             own_ok &= np.array_equal(data[blk, 1, off, h], qkv[t][(nH + nKV + h) * hd:(nH + nKV + h + 1) * hd])
         lo = max(0, p + 1 - window) if window else 0
         idx = np.arange(lo, p + 1)
-        K = bf16_to_f(data[tab[t, idx // tpb], 0, idx % tpb]).astype(np.float64)  # [n, nKV, hd]
-        V = bf16_to_f(data[tab[t, idx // tpb], 1, idx % tpb]).astype(np.float64)
+        if fp8:
+            K = E4[data[tab[t, idx // tpb], 0, idx % tpb]] * scales[None, :nKV, None].astype(np.float64)
+            V = E4[data[tab[t, idx // tpb], 1, idx % tpb]] * scales[None, nKV:, None].astype(np.float64)
+        else:
+            K = bf16_to_f(data[tab[t, idx // tpb], 0, idx % tpb]).astype(np.float64)  # [n, nKV, hd]
+            V = bf16_to_f(data[tab[t, idx // tpb], 1, idx % tpb]).astype(np.float64)
         o = bf16_to_f(out[t]).astype(np.float64).reshape(nH, hd)
         refs = np.empty((nH, hd))
         for hq in range(nH):
@@ -133,6 +174,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--defines", default="DS_MINK=64")
     ap.add_argument("--out", default="/tmp/skemu")
+    ap.add_argument("--fp8", action="store_true")
     a = ap.parse_args()
     defines = [d for d in a.defines.split(",") if d]
     mink = 128
@@ -148,21 +190,22 @@ def main():
         sz = max(mink, math.ceil(math.ceil(span / target) / 64) * 64)
         return math.ceil(span / sz)
 
-    for (nH, nKV, hd) in [(8, 2, 64), (4, 1, 128), (16, 1, 64), (7, 1, 64)]:
-        for tpb in (16, 32):
+    shapes = [(8, 2, 128), (4, 1, 64), (8, 1, 128)] if a.fp8 else [(8, 2, 64), (4, 1, 128), (16, 1, 64), (7, 1, 64)]
+    for (nH, nKV, hd) in shapes:
+        for tpb in ((32,) if a.fp8 else (16, 32)):
             for lens, window in (([0], 0), ([5], 0), ([63], 0), ([64], 0), ([200], 0), ([300, 7, 130], 0), ([250, 40], 100)):
-                for target in (1, 3, 64):
+                for target in ((3, 64) if a.fp8 else (1, 3, 64)):
                     zmax = max(nz_of((min(p + 1, window) if window else p + 1), target) for p in lens)
                     first = None
                     cache = qkv = None
                     for Z in sorted({1, 2, zmax, zmax + 1}):
-                        out, errs, own_ok, ctr_ok, cache, qkv = run_case(emu, nH, nKV, hd, tpb, lens, window, target, Z, mink, rng, cache, qkv)
+                        out, errs, own_ok, ctr_ok, cache, qkv = run_case(emu, nH, nKV, hd, tpb, lens, window, target, Z, mink, rng, cache, qkv, a.fp8)
                         same = first is None or np.array_equal(first, out)
                         first = out if first is None else first
                         ok = all(e < 1e-2 for e in errs) and own_ok and ctr_ok and same
                         n += 1
                         bad += not ok
-                        print(f"{'ok  ' if ok else 'FAIL'} nH={nH} nKV={nKV} hd={hd} tpb={tpb} pos={lens} win={window} TS={target} Z={Z} "
+                        print(f"{'ok  ' if ok else 'FAIL'} {'fp8 ' if a.fp8 else ''}nH={nH} nKV={nKV} hd={hd} tpb={tpb} pos={lens} win={window} TS={target} Z={Z} "
                               f"nz={[nz_of(min(p + 1, window) if window else p + 1, target) for p in lens]}: rel={max(errs):.2e} own-bits={own_ok} ctr0={ctr_ok} Z-invariant={same}", flush=True)
     # batch invariance: sequence 0 alone vs in a batch of 3 (other spans), same cache rows
     print(f"== {n} cases, {bad} failed")

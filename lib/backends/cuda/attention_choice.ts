@@ -126,6 +126,12 @@ export const DECODE_SK_STAGES = 3;
 export const DECODE_SK_SMEM = 4 * DECODE_SK_STAGES * 8192;
 
 /**
+ * Dynamic shared memory of a decode_attention_sk_fp8kv launch (fp8DecodeSk): per warp the stages of raw e4m3 chunks
+ * (4 KB) and one 8 KB f16 buffer — 80 KB, so two fp8_gemv1s blocks of o_proj fit beside it on an SM.
+ */
+export const DECODE_SK_FP8_SMEM = 4 * (DECODE_SK_STAGES * 4096 + 8192);
+
+/**
  * Split target of decode_attention_sk: about two blocks per SM for one sequence (numKvHeads × ceil(G / 8)
  * kv groups), at most MAX_DECODE_SPLITS. It depends on the model and the device only, never on a step.
  *

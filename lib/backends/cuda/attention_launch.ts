@@ -11,6 +11,7 @@ import {
   BATCH_ATTENTION_ROWS,
   batchAttention2Threads,
   DECODE_ATTENTION_MIN_SPLIT,
+  DECODE_SK_FP8_SMEM,
   DECODE_SK_SMEM,
   flashPrefillGeometry,
   flashPrefillWgGeometry,
@@ -23,6 +24,17 @@ const cdiv = (a: number, b: number): number => Math.ceil(a / b);
 
 /** CTAs per cache block of kv_dequant (its grid z): 4 × the attended blocks, for a prompt of 2048 tokens 256 CTAs. */
 const KV_DEQUANT_SPLITS = 4;
+
+/**
+ * fp8ShadowRope: whether a step's quantized-KV write of head dim `headDim` also fills the bf16 shadow layer
+ * (rope_kv_write_shadow_*) and its prefill attention converts only the other rows (kv_dequant_prefix_*): the steps whose
+ * attention runs the flash kernels over the shadow.
+ */
+export function shadowRope(c: StepCtx, headDim: number): boolean {
+  const { env, shape, kvFp8 } = c;
+  return kvFp8 && !!env.fp8ShadowRope && !!env.kvShadow && env.elem === "bf16" && shape.attention.kind === "prefill" &&
+    hasTiledAttention(headDim) && flashPrefillGeometry(headDim) !== undefined && headDim % 16 === 0;
+}
 
 /** Plans paged-attention op `i` of the step into `c.out`. */
 export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attention" }>, i: number): void {
@@ -73,8 +85,9 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
     if (kvFp8 && !batch2 && !env.fp8DecodeAttention) {
       throw new InternalError("launch plan: a fused decode attention over a quantized KV cache needs batchAttention2 or fp8DecodeAttention");
     }
-    // decodeSplitK: split-K flash decoding (att from decodeSkGeometry: z = the grid's splits, splitSize = the split target); bf16 caches.
-    const sk = !batch && !kvFp8 && !!env.decodeSplitK && att.sk !== undefined;
+    // decodeSplitK: split-K flash decoding (att from decodeSkGeometry: z = the grid's splits, splitSize = the split target); bf16
+    // caches, and e4m3 caches with fp8DecodeSk (decode_attention_sk_fp8kv).
+    const sk = !batch && (!kvFp8 || (!!env.fp8DecodeSk && kvTag === "fp8kv_")) && !!env.decodeSplitK && att.sk !== undefined;
     const name = batch3
       ? `decode_attention_batch3_${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
       : wide
@@ -84,7 +97,7 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
       : batch
       ? `decode_attention_batch_bf16_hd${op.headDim}`
       : sk
-      ? `decode_attention_sk_bf16_hd${op.headDim}`
+      ? `decode_attention_sk_${kvFp8 ? kvTag : ""}bf16_hd${op.headDim}`
       : `decode_attention_${group <= 4 ? "g4_" : ""}${kvFp8 ? kvTag : ""}bf16_hd${op.headDim}`;
     const grid = batch3
       ? [env.batchAttention3Blocks!, 1, 1] as const
@@ -118,7 +131,7 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
       0n,
       ...(kvFp8 ? [kvScalesOf(op.layer)] : []),
       ...(batch3 ? [att.numSplits] : []),
-    ], sk ? DECODE_SK_SMEM : 0);
+    ], sk ? (kvFp8 ? DECODE_SK_FP8_SMEM : DECODE_SK_SMEM) : 0);
   } else if (att.kind === "decode") {
     const group = op.numHeads / op.numKvHeads;
     k(i, `paged_attention_decode_${kvFp8 ? kvTag : ""}${elem}_hd${op.headDim}`, [op.numKvHeads * cdiv(group, 8), T, att.numSplits], 128, [
@@ -152,7 +165,7 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
     // (every token's KV write of this layer is in by now), then the bf16 kernels read the shadow.
     let g = geo;
     if (kvFp8) {
-      k(i, `kv_dequant_${kvTag}bf16`, [env.blockStride, S, KV_DEQUANT_SPLITS], 256, [
+      k(i, `kv_dequant_${shadowRope(c, op.headDim) ? "prefix_" : ""}${kvTag}bf16`, [env.blockStride, S, KV_DEQUANT_SPLITS], 256, [
         kvLayer(op.layer),
         env.kvShadow!,
         io.positions,

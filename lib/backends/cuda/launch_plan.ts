@@ -14,7 +14,7 @@ import { GEMV_MAX_ROWS, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL
 import { planLinear } from "./linear_launch.ts";
 import { batchGemmTakes } from "./batch_gemm_plan.ts";
 import { nvfp4ActArgs, nvfp4ActProducers } from "./lowbit_launch.ts";
-import { planAttention } from "./attention_launch.ts";
+import { planAttention, shadowRope } from "./attention_launch.ts";
 import { opReads } from "./op_reads.ts";
 import type { Op } from "../../ir/network.ts";
 import {
@@ -277,8 +277,10 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           op.eps,
         ]);
         break;
-      case "rope_kv_write":
-        k(i, kvFp8 ? `rope_kv_write_${kvTag}bf16` : `rope_kv_write_${elem}`, [T, 1, 1], 128, [
+      case "rope_kv_write": {
+        // fp8ShadowRope: the step's k / v rows into the bf16 shadow too (its attention converts only the other rows).
+        const shadow = shadowRope(c, op.headDim);
+        k(i, kvFp8 ? `rope_kv_write_${shadow ? "shadow_" : ""}${kvTag}bf16` : `rope_kv_write_${elem}`, [T, 1, 1], 128, [
           buf(op.qkv),
           buf(op.q),
           kvLayer(op.layer),
@@ -295,8 +297,10 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           env.tokensPerBlock,
           env.blockStride,
           ...(kvFp8 ? [kvScalesOf(op.layer)] : []),
+          ...(shadow ? [env.kvShadow!] : []),
         ]);
         break;
+      }
       case "paged_attention":
         planAttention(c, op, i);
         break;

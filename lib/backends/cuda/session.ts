@@ -213,6 +213,12 @@ export class CudaSession implements SessionBackend {
   readonly fp8Pdl: boolean;
   /** CudaSessionOptions.fp8Gemv1. */
   readonly fp8Gemv1: boolean;
+  /** CudaSessionOptions.fp8GemvSmem, on an sm_90 device. */
+  readonly fp8GemvSmem: boolean;
+  /** CudaSessionOptions.fp8DecodeSk. */
+  readonly fp8DecodeSk: boolean;
+  /** CudaSessionOptions.fp8ShadowRope. */
+  readonly fp8ShadowRope: boolean;
   /** CudaSessionOptions.wgmmaPrefill, on an sm_90 device. */
   readonly wgmmaPrefill: boolean;
   /** CudaSessionOptions.decodeSplitK. */
@@ -349,6 +355,9 @@ export class CudaSession implements SessionBackend {
     this.fp8FusedQuant = f.fp8FusedQuant;
     this.fp8Pdl = f.fp8Pdl;
     this.fp8Gemv1 = f.fp8Gemv1;
+    this.fp8GemvSmem = f.fp8GemvSmem;
+    this.fp8DecodeSk = f.fp8DecodeSk;
+    this.fp8ShadowRope = f.fp8ShadowRope;
     this.decodeSplitK = f.decodeSplitK;
     this.fp8DecodeAttention = f.fp8DecodeAttention;
     this.fp8FlashPrefill = f.fp8FlashPrefill && !!plan.attributes.kvCache && flashPrefillGeometry(plan.attributes.headDim) !== undefined;
@@ -375,6 +384,7 @@ export class CudaSession implements SessionBackend {
       this.wgmmaPrefill = (f.wgmmaPrefill ?? (this.#attn?.headDim === 64 || this.#attn?.headDim === 128)) && d.arch === "sm_90";
       this.batchGemm = f.batchGemm && d.computeCapability.major >= 9;
       this.batchGemmPdl = this.batchGemm && this.pdl && f.batchGemmPdl;
+      this.fp8GemvSmem = f.fp8GemvSmem && d.arch === "sm_90"; // fp8_gemv1s: TMA bulk copies
       this.#stream = d.createStream();
       if (plan.ops.some((o) => o.type === "all_reduce" || o.type === "all_gather") && !options.nccl) {
         throw new ValidationError(
@@ -609,6 +619,9 @@ export class CudaSession implements SessionBackend {
       fp8FusedQuant: this.fp8FusedQuant,
       fp8Pdl: this.fp8Pdl,
       fp8Gemv1: this.fp8Gemv1,
+      fp8GemvSmem: this.fp8GemvSmem,
+      fp8DecodeSk: this.fp8DecodeSk,
+      fp8ShadowRope: this.fp8ShadowRope,
       fp8Gemv1Blocks: FP8_GEMV1_BLOCKS_PER_SM * this.device.smCount,
       quantGemv1: this.quantGemv1,
       quantGemv1Blocks: QUANT_GEMV1_BLOCKS_PER_SM * this.device.smCount,

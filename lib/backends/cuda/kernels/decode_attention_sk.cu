@@ -35,6 +35,9 @@
 // PDL: the first split's first DS_NS - 1 chunks (earlier keys of the cache) and the RoPE tables are
 // issued before pdlWait (qkv is the previous kernel's output).
 #include "common.cuh"
+#ifndef LLMRT_EMU
+#include "kv_fp8.cuh"
+#endif
 
 #ifndef DS_NS
 #define DS_NS 3  // cp.async stages per warp (>= 2; attention_choice.ts DECODE_SK_STAGES; 2: llama-3.2-1b 32k steps 5% slower)
@@ -111,6 +114,31 @@ __device__ __forceinline__ void dsMma4(float (&d)[4], const u32 (&a)[4], u32 b0,
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+/** dsMma / dsMma4 with f16 operands (the FP8-KV entry point: e4m3 K / V and q, p converted to f16). */
+__device__ __forceinline__ void dsMmaH(float (&d)[4], u32 a0, u32 a2, u32 b0, u32 b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a0), "r"(0u), "r"(a2), "r"(0u), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ void dsMma4H(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+/** Two e4m3 bytes (low byte first) → f16x2 (exact). */
+__device__ __forceinline__ u32 dsE4m3x2(u32 w16) {
+  u32 h;
+  asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(h) : "h"((unsigned short)w16));
+  return h;
+}
+/** (lo, hi) → f16x2, round to nearest even. */
+__device__ __forceinline__ u32 dsPackH(float lo, float hi) {
+  u32 h;
+  asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(h) : "f"(hi), "f"(lo));
+  return h;
+}
 /** ldmatrix x4 (TRANS: .trans): lane l gives the address of row l % 8 of 8x8 matrix l / 8. */
 template <bool TRANS>
 __device__ __forceinline__ void dsLdsm(u32 (&r)[4], dsaddr a) {
@@ -127,6 +155,84 @@ inline void dsMma(float (&d)[4], u32 a0, u32 a2, u32 b0, u32 b1) {
   llmrtEmuMma(d, a, b0, b1);
 }
 inline void dsMma4(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) { llmrtEmuMma(d, a, b0, b1); }
+/** f16 bits → float (exact). */
+inline float emuH2F(u32 h) {
+  const u32 e = (h >> 10) & 31u, m = h & 1023u;
+  const float v = e == 0 ? std::ldexp((float)m, -24) : e == 31 ? (m ? NAN : INFINITY) : std::ldexp(1.f + m / 1024.f, (int)e - 15);
+  return (h & 0x8000u) ? -v : v;
+}
+/** float → f16 bits, round to nearest even (finite inputs in range). */
+inline u32 emuF2H(float f) {
+  const u32 sign = std::signbit(f) ? 0x8000u : 0u;
+  double a = std::fabs((double)f);
+  if (a == 0.0) return sign;
+  if (a >= 65520.0) return sign | 0x7c00u;
+  int e = std::ilogb(a);
+  if (e < -14) return sign | (u32)std::nearbyint(a / std::ldexp(1.0, -24));  // subnormal (rounds up into the normals exactly)
+  double r = std::nearbyint(a / std::ldexp(1.0, e - 10));  // 1024..2048
+  if (r >= 2048.0) { r /= 2.0; e++; }
+  return sign | ((u32)(e + 15) << 10) | ((u32)r - 1024u);
+}
+/** mma.sync m16n8k16 f32 += f16 x f16 from the PTX fragment layout (llmrtEmuMma with f16 halves). */
+inline void emuMmaH(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
+  uint64_t* mine = emuBlk->aux[emuWarp][emuLane];
+  mine[0] = a[0]; mine[1] = a[1]; mine[2] = a[2]; mine[3] = a[3]; mine[4] = b0; mine[5] = b1;
+  __syncwarp();
+  float A[16][16], B[16][8];
+  for (int l = 0; l < 32; l++) {
+    const uint64_t* f = emuBlk->aux[emuWarp][l];
+    const int g = l >> 2, c = l & 3;
+    for (int e = 0; e < 2; e++) {
+      auto h = [&](int j) { return emuH2F(e ? (u32)f[j] >> 16 : (u32)f[j] & 0xffffu); };
+      A[g][2 * c + e] = h(0);
+      A[g + 8][2 * c + e] = h(1);
+      A[g][8 + 2 * c + e] = h(2);
+      A[g + 8][8 + 2 * c + e] = h(3);
+      B[2 * c + e][g] = h(4);
+      B[8 + 2 * c + e][g] = h(5);
+    }
+  }
+  __syncwarp();
+  const int g = emuLane >> 2, c = emuLane & 3;
+  for (int e = 0; e < 4; e++) {
+    const int row = g + (e >= 2 ? 8 : 0), col = 2 * c + (e & 1);
+    float acc = d[e];
+    for (int k = 0; k < 16; k++) acc += A[row][k] * B[k][col];
+    d[e] = acc;
+  }
+}
+inline void dsMmaH(float (&d)[4], u32 a0, u32 a2, u32 b0, u32 b1) {
+  const u32 a[4] = {a0, 0u, a2, 0u};
+  emuMmaH(d, a, b0, b1);
+}
+inline void dsMma4H(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) { emuMmaH(d, a, b0, b1); }
+inline u32 emuE4m3ToH(u32 b) {
+  const u32 e = (b >> 3) & 15u, m = b & 7u;
+  const float v = e == 0 ? std::ldexp((float)m, -9) : std::ldexp(1.f + m / 8.f, (int)e - 7);
+  return emuF2H((b & 0x80u) ? -v : v);
+}
+inline u32 dsE4m3x2(u32 w16) { return emuE4m3ToH(w16 & 0xffu) | (emuE4m3ToH((w16 >> 8) & 0xffu) << 16); }
+inline u32 dsPackH(float lo, float hi) { return emuF2H(lo) | (emuF2H(hi) << 16); }
+inline uint4 make_uint4(u32 x, u32 y, u32 z, u32 w) { return uint4{x, y, z, w}; }
+typedef unsigned char u8;
+/** float → e4m3 byte, round to nearest even, saturating to ±448 (cvt.rn.satfinite.e4m3x2.f32). */
+inline u8 emuE4m3(float f) {
+  if (std::isnan(f)) return 0x7f;
+  const unsigned sign = std::signbit(f) ? 0x80u : 0u;
+  const double a = std::fabs((double)f);
+  if (a >= 448.0) return sign | 0x7e;
+  if (a == 0.0) return sign;
+  const int e = std::ilogb(a);
+  const double q = e < -6 ? std::ldexp(1.0, -9) : std::ldexp(1.0, e - 3);
+  const double r = std::nearbyint(a / q) * q;
+  if (r >= 448.0) return sign | 0x7e;
+  if (r == 0.0) return sign;
+  const int re = std::ilogb(r);
+  if (re < -6) return sign | (unsigned)std::lround(r / std::ldexp(1.0, -9));
+  return sign | ((unsigned)(re + 7) << 3) | ((unsigned)std::lround(r / std::ldexp(1.0, re) * 8.0) - 8u);
+}
+template <typename KT> inline KT kvEncode(float x, float s);
+template <> inline u8 kvEncode<u8>(float x, float s) { return emuE4m3(x / s); }
 template <bool TRANS>
 inline void dsLdsm(u32 (&r)[4], dsaddr a) {
   emuBlk->slots[emuWarp][emuLane] = a;
@@ -164,11 +270,20 @@ __device__ __forceinline__ int dsSplitKeys(int span, int target) {
 /** Swizzled 16-byte column of row r (rows of 8 or 16 vectors): conflict-free one-row-per-lane reads. */
 __device__ __forceinline__ int dsSwz(int r, int col) { return (col & ~7) | ((col ^ r) & 7); }
 
-template <int HD>
-__device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf16_t* kv, const int* positions,
+template <int HD, typename KT = bf16_t>
+__device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, KT* kv, const int* positions,
     const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, float* partialO,
     float* partialML, int* counters, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
-    int maxBlocksPerSeq, float scale, int window, int target) {
+    int maxBlocksPerSeq, float scale, int window, int target, const float* kvScales = nullptr) {
+  // Q8 (the _fp8kv_ entry point, session 10): an e4m3 cache. A chunk's raw K / V rows (half a bf16 stage) stream
+  // through the warp's cp.async stages, are converted to f16 (exact) into one bf16-stage-sized buffer of the warp
+  // in the bf16 layout, and the tensor-core loop runs on f16 operands: q (rotated, rounded to bf16, · 2^-8: exact,
+  // in f16's range) and p in f16; kScale · 2^8 folds into the score scale, vScale into the output (the exact
+  // e4m3 values otherwise, as decode_attention_fp8kv's DA_QFOLD 1).
+  constexpr bool Q8 = sizeof(KT) == 1;
+#if !DS_MMA
+  static_assert(!Q8, "the FP8-KV entry point needs DS_MMA 1");
+#endif
   constexpr int NT = DS_NT, NW = DS_NW, NS = DS_NS, MG = DS_MG, HALF = HD / 2;
   constexpr int LPK = HD / 64;         // lanes per key in the score phase
   constexpr int CK = 32 / LPK;         // keys per chunk
@@ -176,6 +291,9 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
   constexpr int ROWS_U4 = CK * RV;     // vectors of one chunk's K (or V) rows: 256
   [[maybe_unused]] constexpr int DPL = HD / 32;  // dims per lane in the P·V phase (DS_MMA 0)
   static_assert(2 * ROWS_U4 == DS_STAGE_U4, "a stage is 8 KB");
+  constexpr int RR = HD / 16;           // Q8: 16-byte vectors of a raw (e4m3) K / V row
+  constexpr int RAW_U4 = 2 * CK * RR;   // Q8: a raw stage (K rows, then V rows): 4 KB
+  static_assert(!Q8 || NW * MG * HD * 4 <= NW * (DS_NS * RAW_U4 + DS_STAGE_U4) * 16, "Q8: the warps' merge fits its shared memory");
   DS_DYNAMIC_SMEM;  // [NW][NS][K rows | V rows]; reused by the merges
 #if DS_MMA
   __shared__ __align__(16) bf16_t qs[MG * HD];  // rotated q rounded to bf16 (not prescaled)
@@ -207,11 +325,19 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
   const int rowWidth = numKvHeads * HD;
   const int* table = blockTables + (long long)s * maxBlocksPerSeq;
   const bf16_t* row = qkv + (long long)t * (numHeads + 2 * numKvHeads) * HD;
-  const float qscale = scale * LLMRT_LOG2E;
+  const float qscale0 = scale * LLMRT_LOG2E;
+  float kS = 1.f, vS = 1.f;
+  if constexpr (Q8) {  // static: read before pdlWait
+    kS = kvScales[kvh];
+    vS = kvScales[numKvHeads + kvh];
+  }
+  const float qscale = Q8 ? qscale0 * kS * 256.f : qscale0;  // Q8: q was scaled by 2^-8 into f16
   const long long vStride = (long long)tokensPerBlock * rowWidth;  // V row = K row + this
   const bool pow2 = (tokensPerBlock & (tokensPerBlock - 1)) == 0;
   const int tsh = __ffs(tokensPerBlock) - 1;
-  uint4* wstage = dsm + warp * NS * DS_STAGE_U4;
+  // The warp's share of the dynamic shared memory: NS bf16 stages (Q8: NS raw stages and one f16 buffer; 80 KB in all,
+  // attention_choice.ts DECODE_SK_FP8_SMEM).
+  uint4* wstage = dsm + warp * (Q8 ? NS * RAW_U4 + DS_STAGE_U4 : NS * DS_STAGE_U4);
   const dsaddr wstageS = dsSmem(wstage);
 
   // Split geometry of split zz: keys [sLo, sHi); this warp's chunks w, w + NW, ... of CK keys.
@@ -225,7 +351,28 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
   // cp.async of this warp's i-th chunk into stage i % NS: 8 rows per lane (K and V), zero past the split
   // and at the step's own position (patched from kself / vself before use).
   auto issue = [&](int i) {
-    if (i < nMine) {
+    if (Q8 && i < nMine) {  // raw e4m3 rows, linear (4 KB): lane's vectors lane + 32 u of K, then of V
+      const int k0 = sLo + (warp + NW * i) * CK;
+      const dsaddr st = wstageS + (dsaddr)((i % NS) * RAW_U4 * 16);
+      constexpr int U = CK * RR / 32;
+      int blk[U];
+#pragma unroll
+      for (int u = 0; u < U; u++) {
+        const int key = min(k0 + (lane + 32 * u) / RR, pos);
+        blk[u] = table[pow2 ? key >> tsh : key / tokensPerBlock];
+      }
+#pragma unroll
+      for (int u = 0; u < U; u++) {
+        const int idx = lane + 32 * u, r = idx / RR, col = idx - r * RR;
+        const int key = k0 + r;
+        const bool ok = key < sHi && key != pos;
+        const int o = key - (pow2 ? (key >> tsh) << tsh : (key / tokensPerBlock) * tokensPerBlock);
+        const KT* src = ok ? kv + ((long long)blk[u] * 2 * tokensPerBlock + o) * rowWidth + kvh * HD + col * 16 : kv;
+        const dsaddr dst = st + (dsaddr)(idx * 16);
+        dsCpAsync16(dst, src, ok ? 16 : 0);
+        dsCpAsync16(dst + CK * RR * 16, ok ? src + vStride : kv, ok ? 16 : 0);
+      }
+    } else if (!Q8 && i < nMine) {
       const int k0 = sLo + (warp + NW * i) * CK;
       const dsaddr st = wstageS + (dsaddr)((i % NS) * DS_STAGE_U4 * 16);
       // Every row's block-table entry first (independent loads, one latency), then the copies: a table load
@@ -243,7 +390,7 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
         const int key = k0 + r;
         const bool ok = key < sHi && key != pos;
         const int o = key - (pow2 ? (key >> tsh) << tsh : (key / tokensPerBlock) * tokensPerBlock);
-        const bf16_t* src = ok ? kv + ((long long)blk[u] * 2 * tokensPerBlock + o) * rowWidth + kvh * HD + col * 8 : kv;
+        const KT* src = ok ? kv + ((long long)blk[u] * 2 * tokensPerBlock + o) * rowWidth + kvh * HD + col * 8 : kv;
         const dsaddr dst = st + (dsaddr)((r * RV + dsSwz(r, col)) * 16);
         dsCpAsync16(dst, src, ok ? 16 : 0);
         dsCpAsync16(dst + ROWS_U4 * 16, ok ? src + vStride : kv, ok ? 16 : 0);
@@ -275,6 +422,11 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
       qa = fromF<bf16_t>(a * cs[i] - b * sn[i]);
       qb = fromF<bf16_t>(b * cs[i] + a * sn[i]);
     }
+    if constexpr (Q8) {  // f16 of the bf16 value · 2^-8 (exact unless it falls below f16's normal range)
+      const u32 h = dsPackH(toF(qa) * 0.00390625f, toF(qb) * 0.00390625f);
+      qa = (bf16_t)(h & 0xffffu);
+      qb = (bf16_t)(h >> 16);
+    }
 #else
     float qa = 0.f, qb = 0.f;
     if (g < Gb) {
@@ -289,7 +441,25 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
   // The step's own key / value (rotated k, raw v) in shared memory, and (one block per kv head) into the
   // cache: in the same phase as q, by the block that will take the split holding it (zOwn).
   const int zOwn = (pos - lo) / sz;
-  if (zOwn % Z == (int)blockIdx.z) {
+  if (Q8 && zOwn % Z == (int)blockIdx.z) {  // the stored bytes (as rope_kv_write_fp8kv_bf16): k / kScale, v / vScale
+    const bf16_t* kr = row + (numHeads + kvh) * HD;
+    const bf16_t* vr = row + (numHeads + numKvHeads + kvh) * HD;
+    const long long kOff = kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth) + kvh * HD;
+    u8* k8 = reinterpret_cast<u8*>(kself);
+    u8* v8 = reinterpret_cast<u8*>(vself);
+    for (int i = tid; i < HALF; i += NT) {
+      const float a = toF(kr[i]), b = toF(kr[HALF + i]);
+      const u8 ka = kvEncode<u8>(a * cs[i] - b * sn[i], kS), kb = kvEncode<u8>(b * cs[i] + a * sn[i], kS);
+      k8[i] = ka;
+      k8[HALF + i] = kb;
+      if (chunk == 0) { kv[kOff + i] = (KT)ka; kv[kOff + HALF + i] = (KT)kb; }
+    }
+    for (int i = tid; i < HD; i += NT) {
+      const u8 v = kvEncode<u8>(toF(vr[i]), vS);
+      v8[i] = v;
+      if (chunk == 0) kv[kOff + vStride + i] = (KT)v;
+    }
+  } else if (!Q8 && zOwn % Z == (int)blockIdx.z) {
     const bf16_t* kr = row + (numHeads + kvh) * HD;
     const bf16_t* vr = row + (numHeads + numKvHeads + kvh) * HD;
     const long long kOff = kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth) + kvh * HD;
@@ -298,12 +468,12 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
       const bf16_t ka = fromF<bf16_t>(a * cs[i] - b * sn[i]), kb = fromF<bf16_t>(b * cs[i] + a * sn[i]);
       kself[i] = ka;
       kself[HALF + i] = kb;
-      if (chunk == 0) { kv[kOff + i] = ka; kv[kOff + HALF + i] = kb; }
+      if (chunk == 0) { kv[kOff + i] = (KT)ka; kv[kOff + HALF + i] = (KT)kb; }
     }
     for (int i = tid; i < HD; i += NT) {
       const bf16_t v = vr[i];
       vself[i] = v;
-      if (chunk == 0) kv[kOff + vStride + i] = v;
+      if (chunk == 0) kv[kOff + vStride + i] = (KT)v;
     }
   }
   int done = 0;
@@ -332,10 +502,33 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
       issue(i + NS - 1);
       dsWait();
       __syncwarp();
-      uint4* Ks = wstage + (i % NS) * DS_STAGE_U4;
+      uint4* Ks = Q8 ? wstage + NS * RAW_U4 : wstage + (i % NS) * DS_STAGE_U4;
       uint4* Vs = Ks + ROWS_U4;
       const int k0 = sLo + (warp + NW * i) * CK;
-      if (k0 <= pos && pos < k0 + CK) {  // the own key / value from shared memory
+      if constexpr (Q8) {
+        uint4* raw = wstage + (i % NS) * RAW_U4;  // [K rows | V rows] of CK x RR vectors
+        if (k0 <= pos && pos < k0 + CK) {  // the own key / value bytes from shared memory
+          const int r = pos - k0;
+          if (lane < RR) {
+            raw[r * RR + lane] = reinterpret_cast<const uint4*>(kself)[lane];
+            raw[CK * RR + r * RR + lane] = reinterpret_cast<const uint4*>(vself)[lane];
+          }
+          __syncwarp();
+        }
+        // 16 e4m3 → two 8-element f16 vectors (columns 2 col, 2 col + 1 of the bf16 layout).
+#pragma unroll
+        for (int u = 0; u < CK * RR / 32; u++) {
+          const int idx = lane + 32 * u, r = idx / RR, col = idx - r * RR;
+#pragma unroll
+          for (int kv2 = 0; kv2 < 2; kv2++) {
+            const uint4 w = raw[kv2 * CK * RR + idx];
+            uint4* dst = kv2 ? Vs : Ks;
+            dst[r * RV + dsSwz(r, 2 * col)] = make_uint4(dsE4m3x2(w.x & 0xffffu), dsE4m3x2(w.x >> 16), dsE4m3x2(w.y & 0xffffu), dsE4m3x2(w.y >> 16));
+            dst[r * RV + dsSwz(r, 2 * col + 1)] = make_uint4(dsE4m3x2(w.z & 0xffffu), dsE4m3x2(w.z >> 16), dsE4m3x2(w.w & 0xffffu), dsE4m3x2(w.w >> 16));
+          }
+        }
+        __syncwarp();
+      } else if (k0 <= pos && pos < k0 + CK) {  // the own key / value from shared memory
         const int r = pos - k0;
         if (lane < RV) {
           Ks[r * RV + dsSwz(r, lane)] = reinterpret_cast<const uint4*>(kself)[lane];
@@ -354,8 +547,13 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
           const int r = jp * 16 + (mi >> 1) * 8 + (lane & 7), col = 2 * kk + (mi & 1);
           u32 b[4];
           dsLdsm<false>(b, ksA + (dsaddr)((r * RV + dsSwz(r, col)) * 16));
-          dsMma(sc[2 * jp], qa[kk][0], qa[kk][1], b[0], b[1]);
-          dsMma(sc[2 * jp + 1], qa[kk][0], qa[kk][1], b[2], b[3]);
+          if constexpr (Q8) {
+            dsMmaH(sc[2 * jp], qa[kk][0], qa[kk][1], b[0], b[1]);
+            dsMmaH(sc[2 * jp + 1], qa[kk][0], qa[kk][1], b[2], b[3]);
+          } else {
+            dsMma(sc[2 * jp], qa[kk][0], qa[kk][1], b[0], b[1]);
+            dsMma(sc[2 * jp + 1], qa[kk][0], qa[kk][1], b[2], b[3]);
+          }
         }
       }
       float mx = -LLMRT_INF;
@@ -378,9 +576,9 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
       for (int j = 0; j < NB8; j++) {
         const float p0 = exp2f(sc[j][0] - mNew), p1 = exp2f(sc[j][1] - mNew);
         sum += p0 + p1;
-        pa[j][0] = dsPack(p0, p1);
+        pa[j][0] = Q8 ? dsPackH(p0, p1) : dsPack(p0, p1);
 #if DS_PLO
-        pa[j][1] = dsPack(p0 - __uint_as_float(pa[j][0] << 16), p1 - __uint_as_float(pa[j][0] & 0xffff0000u));
+        if constexpr (!Q8) pa[j][1] = dsPack(p0 - __uint_as_float(pa[j][0] << 16), p1 - __uint_as_float(pa[j][0] & 0xffff0000u));
 #endif
       }
       l0 = fmaf(l0, al, sum);
@@ -396,10 +594,14 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
           const int r = kt * 16 + (mi >> 1) * 8 + (lane & 7), col = 2 * d + (mi & 1);
           u32 a[4];
           dsLdsm<true>(a, vsA + (dsaddr)((r * RV + dsSwz(r, col)) * 16));
-          dsMma4(o[d], a, pa[2 * kt][0], pa[2 * kt + 1][0]);
+          if constexpr (Q8) {
+            dsMma4H(o[d], a, pa[2 * kt][0], pa[2 * kt + 1][0]);
+          } else {
+            dsMma4(o[d], a, pa[2 * kt][0], pa[2 * kt + 1][0]);
 #if DS_PLO
-          dsMma4(o[d], a, pa[2 * kt][1], pa[2 * kt + 1][1]);
+            dsMma4(o[d], a, pa[2 * kt][1], pa[2 * kt + 1][1]);
 #endif
+          }
         }
       }
       __syncwarp();  // this stage is rewritten next
@@ -556,6 +758,7 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, bf1
         O = fmaf(a, mo[(w * MG + g) * HD + d], O);
         L = fmaf(a, wl[w][g], L);
       }
+      if constexpr (Q8) O *= vS;  // the exact e4m3 values were summed: vScale once here
       const long long th = (long long)t * numHeads + h0 + g;
       if (direct) {
         out[th * HD + d] = fromF<bf16_t>(O / L);
@@ -647,4 +850,33 @@ DECODE_SK(decode_attention_sk_bf16_hd64, 64)
 #endif
 #if LLMRT_KERNEL(decode_attention_sk_bf16_hd128)
 DECODE_SK(decode_attention_sk_bf16_hd128, 128)
+#endif
+
+// FP8 (e4m3) KV cache (session 10, CudaSessionOptions.fp8DecodeSk): decode_attention_sk with decode_attention_fp8kv's
+// extra parameter and cache (kernels/decode_attention.cu): the step's own k / v stored as rope_kv_write_fp8kv_bf16
+// stores them and attended as those bytes; keys / values the exact e4m3 values in f16, kScale (· 2^8) folded into the
+// score scale and vScale into the output (as DA_QFOLD 1); q rotated, rounded to bf16, then to f16 · 2^-8; p in f16.
+// extern "C" __global__ void decode_attention_sk_fp8kv_bf16_hd{64|128}(...decode_attention_sk's parameters...,
+//     const float* kvScales)
+// sm_89+ (e4m3 conversions): the entry points do not exist below.
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 890
+#define DECODE_SK_FP8(NAME, HD)                                                                                        \
+  extern "C" __global__ void __launch_bounds__(DS_NT, DS_MINB) NAME(const bf16_t* qkv, bf16_t* out, u8* kvCache,      \
+      const int* positions, const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling,     \
+      float* partialO, float* partialML, int* counters, int numTokens, int numSeqs, int numHeads, int numKvHeads,       \
+      int tokensPerBlock, int maxBlocksPerSeq, float scale, int window, int splitTarget, const void* prefetch,          \
+      long long prefetchBytes, const float* kvScales) {                                                                 \
+    (void)prefetch;                                                                                                     \
+    (void)prefetchBytes;                                                                                                \
+    if ((int)blockIdx.y >= numTokens) return;                                                                           \
+    decodeSkImpl<HD, u8>(qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO,          \
+                         partialML, counters, numSeqs, numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale,    \
+                         window, splitTarget, kvScales);                                                                \
+  }
+#if LLMRT_KERNEL(decode_attention_sk_fp8kv_bf16_hd64)
+DECODE_SK_FP8(decode_attention_sk_fp8kv_bf16_hd64, 64)
+#endif
+#if LLMRT_KERNEL(decode_attention_sk_fp8kv_bf16_hd128)
+DECODE_SK_FP8(decode_attention_sk_fp8kv_bf16_hd128, 128)
+#endif
 #endif

@@ -742,3 +742,106 @@ extern "C" __global__ void __launch_bounds__(256, FG1_MINB) fp8_gemv1_fused_norm
   fp8Gemv1Impl<true>(x, W, wScale, bias, y, normW, eps, n, k, actScale, mode);
 }
 
+
+// ------------------------------------------------------------------------------------------------
+// Session 10: fp8_gemv1 with the block's whole weight slice staged in shared memory (CudaSessionOptions.fp8GemvSmem),
+// for the small one-token linears (llama-3.1-8b qkv / o_proj: <= 100 KB a block on the persistent grid):
+// extern "C" __global__ void fp8_gemv1s_fused_bf16(...fp8_gemv1_fused_bf16's parameters...)
+// extern "C" __global__ void fp8_gemv1s_fused_norm_bf16(...fp8_gemv1_fused_norm_bf16's parameters...)
+//   modes 0, 1, 3 only (rows contiguous). The block's rows [B0, B1) (its warps' rows, split as fp8_gemv1 splits them) are
+//   one contiguous run of W: thread 0 issues it as TMA bulk copies into shared memory before pdlWait (the weights never
+//   wait on activations: under PDL the whole slice streams while the previous kernel — decode attention before o_proj —
+//   still runs; <= 64 registers, so two blocks fit beside an attention block), then x is staged as fp8_gemv1 stages it
+//   and each warp sums its rows from shared memory: every row's segments in fp8_gemv1's order, the same mma pairs and
+//   warp sum — fp8_gemv1's output bits.
+//   grid (any, 1, 1)   block (256, 1, 1)   dynamic shared k · (1 + ceil(n / gridDim.x)) bytes (fp8_launch.ts
+//   fp8Gemv1SmemBytes), + 128 B static
+// ------------------------------------------------------------------------------------------------
+__device__ __forceinline__ u32 smemAddr(const void* p) {
+  u64 g;
+  asm("cvta.to.shared.u64 %0, %1;" : "=l"(g) : "l"(p));
+  return (u32)g;
+}
+__device__ __forceinline__ void fgMbWait(u32 bar, u32 parity) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+  asm volatile("trap;");  // TMA and mbarrier transaction counts: sm_90 (the session picks fp8_gemv1s there only)
+#else
+  for (u32 n = 0;; n++) {
+    u32 ok;
+    asm volatile(
+        "{ .reg .pred p;\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+        "selp.u32 %0, 1, 0, p;\n}" : "=r"(ok) : "r"(bar), "r"(parity) : "memory");
+    if (ok) return;
+    if (n > (1u << 24)) asm volatile("trap;");  // a hang becomes an error
+  }
+#endif
+}
+
+template <bool NORM>
+__device__ __forceinline__ void fp8Gemv1sImpl(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias, void* y,
+                                              const bf16_t* normW, float eps, int n, int k, float actScale, int mode) {
+  extern __shared__ __align__(128) u8 fgDyn[];  // [xq: k bytes][the block's rows: (B1 - B0) · k bytes]
+  __shared__ float sh[32];
+  __shared__ __align__(8) u64 bar;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+  const int nw = blockDim.x >> 5, S = k >> 9;
+  const long long totalWarps = (long long)gridDim.x * nw, gw = (long long)blockIdx.x * nw + warp;
+  const int B0 = (int)((long long)n * blockIdx.x * nw / totalWarps), B1 = (int)((long long)n * (blockIdx.x + 1) * nw / totalWarps);
+  const int L0 = (int)((long long)n * gw / totalWarps), L1 = (int)((long long)n * (gw + 1) / totalWarps);
+  u8* xq = fgDyn;
+  const u8* ws = fgDyn + k;
+  const u32 b = smemAddr(&bar);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+  if (tid == 0) asm volatile("trap;");  // sm_90 only (TMA bulk copies)
+#else
+  if (tid == 0 && B1 > B0) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(b), "r"(1) : "memory");
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    const long long bytes = (long long)(B1 - B0) * k;
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(b), "r"((u32)bytes) : "memory");
+    const u8* src = W + (long long)B0 * k;
+    const u32 dst = smemAddr(ws);
+    for (long long off = 0; off < bytes; off += 32768) {
+      const u32 len = (u32)(bytes - off < 32768 ? bytes - off : 32768);
+      asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst + (u32)off),
+                   "l"(src + off), "r"(len), "r"(b)
+                   : "memory");
+    }
+  }
+#endif
+  uint4 nwr[FG1_XB];
+  if constexpr (NORM) fg1Load(normW, k >> 3, 0, nwr);
+  pdlWait();  // x and y are the previous kernels' (weights only above)
+  pdlLaunchDependents();
+  const float s = fg1Stage<NORM>(x, nwr, eps, k, actScale, xq, sh);  // ends with __syncthreads (bar initialized)
+  if (L0 >= L1) return;
+  fgMbWait(b, 0);
+  const bool diag = t == (g >> 1);
+  const u8* xl = xq + lane * 16;
+  for (int row = L0; row < L1; row++) {
+    const u8* wl = ws + (long long)(row - B0) * k + lane * 16;
+    const float wsc = wScale[row], bs = bias ? toF(bias[row]) : 0.f;
+    const float yPrev = mode == 1 ? toF(((const bf16_t*)y)[row]) : 0.f;
+    float a0 = 0.f, a1 = 0.f;
+#pragma unroll 2
+    for (int c = 0; c < S; c++) segMma(*reinterpret_cast<const uint4*>(xl + c * 512), *reinterpret_cast<const uint4*>(wl + c * 512), a0, a1);
+    const float sum = warpSum(diag ? ((g & 1) ? a1 : a0) : 0.f);
+    float val = sum * s * wsc;  // as fp8_gemv1
+    if (bias) val += bs;
+    if (lane == 0) {
+      if (mode == 0) ((bf16_t*)y)[row] = fromF<bf16_t>(val);
+      else if (mode == 1) ((bf16_t*)y)[row] = fromF<bf16_t>(toF(fromF<bf16_t>(val)) + yPrev);
+      else ((float*)y)[row] = val;
+    }
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(256, 4) fp8_gemv1s_fused_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
+    void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
+  fp8Gemv1sImpl<false>(x, W, wScale, bias, y, normW, eps, n, k, actScale, mode);
+}
+extern "C" __global__ void __launch_bounds__(256, 4) fp8_gemv1s_fused_norm_bf16(const bf16_t* x, const u8* W, const float* wScale,
+    const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
+  fp8Gemv1sImpl<true>(x, W, wScale, bias, y, normW, eps, n, k, actScale, mode);
+}

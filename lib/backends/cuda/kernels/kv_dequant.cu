@@ -23,24 +23,40 @@ __device__ __forceinline__ int kdWarpMax(int v) {
   return v;
 }
 
-template <typename KT>
+template <typename KT, bool PREFIX = false>
 __device__ __forceinline__ void kvDequantImpl(const KT* kv, bf16_t* shadow, const int* positions, const int* seqStarts,
     const int* blockTables, int numKvHeads, int headDim, int tokensPerBlock, int maxBlocksPerSeq, const float* kvScales) {
-  __shared__ int red[8];
+  __shared__ int red[8], redMin[8];
   const int s = blockIdx.y, j = blockIdx.x, tid = threadIdx.x;
   const int t0 = seqStarts[s], t1 = seqStarts[s + 1];
-  int mx = -1;
-  for (int t = t0 + tid; t < t1; t += blockDim.x) mx = max(mx, positions[t]);
+  int mx = -1, mn = 0x7fffffff;
+  for (int t = t0 + tid; t < t1; t += blockDim.x) {
+    mx = max(mx, positions[t]);
+    if (PREFIX) mn = min(mn, positions[t]);
+  }
   mx = kdWarpMax(mx);
-  if ((tid & 31) == 0) red[tid >> 5] = mx;
+  if (PREFIX) mn = -kdWarpMax(-mn);
+  if ((tid & 31) == 0) {
+    red[tid >> 5] = mx;
+    redMin[tid >> 5] = mn;
+  }
   __syncthreads();
   if (tid < 32) {
     int v = tid < (int)(blockDim.x >> 5) ? red[tid] : -1;
     v = kdWarpMax(v);
     if (tid == 0) red[0] = v;
+    if (PREFIX) {
+      int w = tid < (int)(blockDim.x >> 5) ? redMin[tid] : 0x7fffffff;
+      w = -kdWarpMax(-w);
+      if (tid == 0) redMin[0] = w;
+    }
   }
   __syncthreads();
   if (j * tokensPerBlock > red[0]) return;
+  // PREFIX: rows of positions in [mn, mx] were written by rope_kv_write_shadow_* (the step's tokens): skip them, and the
+  // block when it holds no other row.
+  const int rLo = PREFIX ? redMin[0] - j * tokensPerBlock : 0, rHi = PREFIX ? red[0] - j * tokensPerBlock : -1;
+  if (PREFIX && rLo <= 0 && rHi >= tokensPerBlock - 1) return;
   const int b = blockTables[(long long)s * maxBlocksPerSeq + j];
   const int row = numKvHeads * headDim, half = tokensPerBlock * row;  // elements of K (then V) of a block
   const long long base = (long long)b * 2 * half;
@@ -59,7 +75,8 @@ __device__ __forceinline__ void kvDequantImpl(const KT* kv, bf16_t* shadow, cons
 #pragma unroll
     for (int u = 0; u < KD_U; u++) {
       const int v = v0 + u * blockDim.x, e = v * 8;  // 8 elements of one head (headDim % 8 == 0)
-      if (v < v1) dst[v] = kvDecode8<KT>(w[u], kvScales[(e >= half ? numKvHeads : 0) + (e % row) / headDim]);
+      const int r = (e % half) / row;                  // the row (token slot) of the block
+      if (v < v1 && !(PREFIX && r >= rLo && r <= rHi)) dst[v] = kvDecode8<KT>(w[u], kvScales[(e >= half ? numKvHeads : 0) + (e % row) / headDim]);
     }
   }
 }
@@ -77,4 +94,23 @@ KV_DEQUANT(kv_dequant_fp8kv_bf16, u8)
 #endif
 #if LLMRT_KERNEL(kv_dequant_int8kv_bf16)
 KV_DEQUANT(kv_dequant_int8kv_bf16, i8)
+#endif
+
+// Session 10 (`fp8ShadowRope`): kv_dequant_prefix_{fp8kv|int8kv}_bf16 (the same parameters and grid) converts the same
+// blocks but leaves out the rows of positions from the smallest to the largest of the step's tokens of the sequence —
+// rope_kv_write_shadow_* wrote those (the step's tokens of a sequence are consecutive positions) — and skips blocks that
+// hold no other row. The shadow then holds kv_dequant_*'s values everywhere the step attends.
+#define KV_DEQUANT_PREFIX(NAME, KT)                                                                                    \
+  extern "C" __global__ void __launch_bounds__(256) NAME(const KT* kvCache, bf16_t* shadow, const int* positions,        \
+      const int* seqStarts, const int* blockTables, int numSeqs, int numKvHeads, int headDim, int tokensPerBlock,        \
+      int maxBlocksPerSeq, const float* kvScales) {                                                                     \
+    if ((int)blockIdx.y >= numSeqs) return;                                                                             \
+    kvDequantImpl<KT, true>(kvCache, shadow, positions, seqStarts, blockTables, numKvHeads, headDim, tokensPerBlock,    \
+                            maxBlocksPerSeq, kvScales);                                                                 \
+  }
+#if LLMRT_KERNEL(kv_dequant_prefix_fp8kv_bf16)
+KV_DEQUANT_PREFIX(kv_dequant_prefix_fp8kv_bf16, u8)
+#endif
+#if LLMRT_KERNEL(kv_dequant_prefix_int8kv_bf16)
+KV_DEQUANT_PREFIX(kv_dequant_prefix_int8kv_bf16, i8)
 #endif

@@ -190,10 +190,12 @@ __device__ __forceinline__ void ropeKvWriteQuantImpl(const bf16_t* qkv, bf16_t* 
 // headDim % 16 == 0 (16-byte q / k / v heads): the same values and bytes as ropeKvWriteQuantImpl (same expressions) with
 // ropeKvWriteVecBf16's 16-byte loads — a task is 8 rotation pairs or 8 v elements, a thread's loads of a pass issued
 // before the cos/sin tables are computed — and 8-byte stores of 8 encoded k / v elements.
+// shadow (rope_kv_write_shadow_*, session 10 `fp8ShadowRope`; 0 = none): each k / v byte also as bf16(decode(byte) · s)
+// at the same element of the bf16 shadow layer, the value kv_dequant_* writes there.
 template <typename KT>
 __device__ __forceinline__ void ropeKvWriteVecQuant(const bf16_t* qkv, bf16_t* q, KT* kvCache, const int* positions,
     const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, int numSeqs, int numHeads,
-    int numKvHeads, int headDim, int tokensPerBlock, int maxBlocksPerSeq, const float* kvScales) {
+    int numKvHeads, int headDim, int tokensPerBlock, int maxBlocksPerSeq, const float* kvScales, bf16_t* shadow = nullptr) {
   constexpr int PER = 4;  // tasks a thread holds in registers per pass
   __shared__ float cs[128], sn[128];
   const int t = blockIdx.x;
@@ -258,8 +260,14 @@ __device__ __forceinline__ void ropeKvWriteVecQuant(const bf16_t* qkv, bf16_t* q
         } else {
           const float ks = kvScales[h - numHeads];
           KT* dst = kvCache + kOff + (h - numHeads) * headDim;
-          *reinterpret_cast<uint2*>(dst + i0) = enc8(x0, ks);
-          *reinterpret_cast<uint2*>(dst + half + i0) = enc8(x1, ks);
+          const uint2 e0 = enc8(x0, ks), e1 = enc8(x1, ks);
+          *reinterpret_cast<uint2*>(dst + i0) = e0;
+          *reinterpret_cast<uint2*>(dst + half + i0) = e1;
+          if (shadow) {
+            bf16_t* sd = shadow + kOff + (h - numHeads) * headDim;
+            *reinterpret_cast<uint4*>(sd + i0) = kvDecode8<KT>(e0, ks);
+            *reinterpret_cast<uint4*>(sd + half + i0) = kvDecode8<KT>(e1, ks);
+          }
         }
       } else if (k < tasks) {
         const int e0 = (k - rotTasks) << 3;
@@ -267,7 +275,10 @@ __device__ __forceinline__ void ropeKvWriteVecQuant(const bf16_t* qkv, bf16_t* q
         float x[8];
 #pragma unroll
         for (int e = 0; e < 8; e++) x[e] = __uint_as_float(e & 1 ? w[e >> 1] & 0xffff0000u : w[e >> 1] << 16);
-        *reinterpret_cast<uint2*>(kvCache + vOff + e0) = enc8(x, kvScales[numKvHeads + e0 / headDim]);
+        const float vs = kvScales[numKvHeads + e0 / headDim];
+        const uint2 ev = enc8(x, vs);
+        *reinterpret_cast<uint2*>(kvCache + vOff + e0) = ev;
+        if (shadow) *reinterpret_cast<uint4*>(shadow + vOff + e0) = kvDecode8<KT>(ev, vs);
       }
     }
   }
@@ -297,6 +308,32 @@ __device__ __forceinline__ void ropeKvWriteVecQuant(const bf16_t* qkv, bf16_t* q
   }
 #if LLMRT_KERNEL(rope_kv_write_fp8kv_bf16)
 ROPE_KV_QUANT(rope_kv_write_fp8kv_bf16, u8)
+#endif
+
+// Session 10 (`fp8ShadowRope`): the vectorized quantized write that also fills the bf16 shadow layer of the flash prefill
+// path at the rows it writes (so kv_dequant_prefix_* converts only the rows the step did not write):
+// extern "C" __global__ void rope_kv_write_shadow_{fp8kv|int8kv}_bf16(...rope_kv_write_{fp8kv|int8kv}_bf16's parameters...,
+//     bf16_t* shadow)
+//   shadow: one bf16 layer of the cache's shape; k / v element e of the token also as bf16(decode(byte) · s) at element e.
+//   Needs the vectorized path (headDim % 16 == 0, <= 256, 16-byte aligned qkv / q, 8-byte aligned cache): else it traps.
+#define ROPE_KV_SHADOW(NAME, KT)                                                                                        \
+  extern "C" __global__ void __launch_bounds__(128) NAME(const bf16_t* qkv, bf16_t* q, KT* kvCache, const int* positions, \
+      const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, int numTokens, int numSeqs,  \
+      int numHeads, int numKvHeads, int headDim, int tokensPerBlock, int maxBlocksPerSeq, const float* kvScales,         \
+      bf16_t* shadow) {                                                                                                 \
+    pdlWait();                                                                                                          \
+    pdlLaunchDependents();                                                                                              \
+    if ((int)blockIdx.x >= numTokens) return;                                                                           \
+    if (!((headDim & 15) == 0 && headDim <= 256 && aligned16(qkv) && aligned16(q) && ((unsigned long long)kvCache & 7) == 0)) \
+      asm volatile("trap;");                                                                                            \
+    ropeKvWriteVecQuant<KT>(qkv, q, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, numSeqs, numHeads, \
+                            numKvHeads, headDim, tokensPerBlock, maxBlocksPerSeq, kvScales, shadow);                   \
+  }
+#if LLMRT_KERNEL(rope_kv_write_shadow_fp8kv_bf16)
+ROPE_KV_SHADOW(rope_kv_write_shadow_fp8kv_bf16, u8)
+#endif
+#if LLMRT_KERNEL(rope_kv_write_shadow_int8kv_bf16)
+ROPE_KV_SHADOW(rope_kv_write_shadow_int8kv_bf16, i8)
 #endif
 #if LLMRT_KERNEL(rope_kv_write_int8kv_bf16)
 ROPE_KV_QUANT(rope_kv_write_int8kv_bf16, i8)
