@@ -43,6 +43,15 @@ test("session options: every switch of the table resolves to its default when ne
     // Session 10: the residual add in the o_proj / down GEMM epilogue and the wider GEMM tuning (same logits bits, H200).
     assert.equal(o.gemmResidual, true);
     assert.equal(o.gemmTuneWide, true);
+    // Session 10: NVFP4 on the int8 tensor cores, batch2w for steps of >= 128 sequences, the FP8-KV split-K decode
+    // attention and the shadow-writing RoPE on; the slower alternatives off.
+    assert.equal(o.nvfp4Mma, true);
+    assert.equal(o.batchAttention2Wide, true);
+    assert.equal(o.fp8DecodeSk, true);
+    assert.equal(o.fp8ShadowRope, true);
+    for (const off of ["batchGemm", "batchAttention3", "gemvDeepLoads", "sampleSplit", "quantGemv1", "fp8GemvSmem"] as const) {
+      assert.equal(o[off], false, off);
+    }
   });
 });
 
