@@ -23,7 +23,8 @@ import { loadKernelFile } from "../lib/backends/cuda/compiler.ts";
 import { quantGemv1Grid } from "../lib/backends/cuda/quant_launch.ts";
 import { CudaDevice } from "../lib/cuda/device.ts";
 import type { CudaModule } from "../lib/cuda/module.ts";
-import { copyBandwidth } from "./copy_bandwidth.ts";
+import { copyCeiling } from "./copy_bandwidth.ts";
+import { bf16Ulp, bf16Value, quantWeights, xBits } from "./quant_bench_data.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -37,7 +38,7 @@ const PARAMS = ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "f32", "i32", "
 const APARAMS = [...PARAMS, "ptr", "ptr"] as const;
 
 const d = CudaDevice.open(0);
-const ceiling = copyBandwidth(d);
+const ceiling = copyCeiling(d).bps;
 const base = loadKernelFile(d, "quant_gemv.cu", {
   options: [
     "-DLLMRT_SELECT",
@@ -63,50 +64,6 @@ const grid1 = (v: string, N: number, mode: number): number => quantGemv1Grid(N, 
 using stream = d.createStream();
 using t0 = d.createEvent();
 using t1 = d.createEvent();
-const rnd = (n: number, seed: number): Uint8Array => {
-  const b = new Uint8Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    b[i] = s >>> 24;
-  }
-  return b;
-};
-/** bf16 bits of small random values (|x| < 1). */
-const xBits = (n: number, seed: number): Uint16Array => {
-  const r = rnd(2 * n, seed), h = new Uint16Array(n);
-  for (let i = 0; i < n; i++) h[i] = 0x3c00 | (r[2 * i] & 0x7f) | ((r[2 * i + 1] & 1) << 15) | ((r[2 * i + 1] & 6) << 6);
-  return h;
-};
-const bf16Value = (h: number): number => new Float32Array(new Uint32Array([h << 16]).buffer)[0];
-const bf16Ulp = (h: number): number => Math.abs(bf16Value((h & 0x7f80) === 0 ? 0x0080 : (h & 0x7f80)) * 2 ** -7);
-
-/** Device copies of a random quantized weight: `copies` instances (so none stays in the 50 MB L2). */
-function weights(N: number, K: number, bits: 4 | 8, group: number, zp: boolean, copies: number, random: boolean) {
-  const ng = K / group, rowBytes = (K * bits) / 8;
-  const W = d.alloc(copies * N * rowBytes), s = d.alloc(copies * N * ng * 4), z = zp ? d.alloc(copies * N * ng) : null;
-  if (random) {
-    W.copyFromHost(rnd(copies * N * rowBytes, 1));
-    const sc = new Float32Array(copies * N * ng);
-    for (let i = 0; i < sc.length; i++) sc[i] = 0.001 + (i % 7) * 0.0003;
-    s.copyFromHost(sc);
-    if (z) z.copyFromHost(Uint8Array.from(rnd(copies * N * ng, 2), (v) => v % (1 << bits)));
-  } else {
-    W.fill(0x5a);
-    s.fill(0x3c);
-    z?.fill(3);
-  }
-  const bytes = N * rowBytes + N * ng * 4 + (zp ? N * ng : 0);
-  return {
-    bytes,
-    args: (i: number): bigint[] => [W.ptr + BigInt(i * N * rowBytes), s.ptr + BigInt(i * N * ng * 4), z ? z.ptr + BigInt(i * N * ng) : 0n],
-    [Symbol.dispose]() {
-      W.dispose();
-      s.dispose();
-      z?.dispose();
-    },
-  };
-}
 
 // 1. Checks against quant_gemv_fused m = 1.
 const checks: string[] = [];
@@ -124,7 +81,7 @@ for (
 ) {
   if (!BITS.includes(bits)) continue;
   const u = bits === 4 ? "u4" : "u8";
-  using w = weights(N, K, bits, group, zp, 1, true);
+  using w = quantWeights(d, N, K, bits, group, zp, 1, true);
   using x = d.alloc(K * 2);
   using y0 = d.alloc(N * 4);
   using y1 = d.alloc(N * 4);
@@ -225,8 +182,8 @@ for (
 ) {
   if (!BITS.includes(bits)) continue;
   const u = bits === 4 ? "u4" : "u8", N2 = 2 * N;
-  using w = weights(N, K, bits, group, zp, 1, true);
-  using w2 = weights(N2, N, bits, bits === 4 ? group : N, zp, 1, true);
+  using w = quantWeights(d, N, K, bits, group, zp, 1, true);
+  using w2 = quantWeights(d, N2, N, bits, bits === 4 ? group : N, zp, 1, true);
   using x = d.alloc(K * 2);
   using normW = d.alloc(N * 2);
   using r0 = d.alloc(N * 2);
@@ -308,7 +265,7 @@ for (const [model, linears] of models) {
       if (!BITS.includes(bits)) continue;
       const u = bits === 4 ? "u4" : "u8";
       const copies = Math.max(1, Math.ceil((256 << 20) / ((N * K * bits) / 8)));
-      using w = weights(N, K, bits, group, zp, copies, false);
+      using w = quantWeights(d, N, K, bits, group, zp, copies, false);
       const [norm, mode] = PLAN[lin];
       const add = (plan: string, us: number): void => {
         rows.push({ model, fmt, plan, linear: lin, us, bytes: w.bytes });

@@ -25,6 +25,7 @@ import { loadKernelFile } from "../lib/backends/cuda/compiler.ts";
 import { CudaDevice } from "../lib/cuda/device.ts";
 import type { CudaModule } from "../lib/cuda/module.ts";
 import { copyCeiling } from "./copy_bandwidth.ts";
+import { bf16Ulp, bf16Value, quantWeights, xBits } from "./quant_bench_data.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -58,52 +59,6 @@ using gemvMod = loadKernelFile(d, "gemv.cu");
 using stream = d.createStream();
 using t0 = d.createEvent();
 using t1 = d.createEvent();
-const rnd = (n: number, seed: number): Uint8Array => {
-  const b = new Uint8Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    b[i] = s >>> 24;
-  }
-  return b;
-};
-/** bf16 bits of small random values (|x| < 1). */
-const xBits = (n: number, seed: number): Uint16Array => {
-  const r = rnd(2 * n, seed), h = new Uint16Array(n);
-  for (let i = 0; i < n; i++) h[i] = 0x3c00 | (r[2 * i] & 0x7f) | ((r[2 * i + 1] & 1) << 15) | ((r[2 * i + 1] & 6) << 6);
-  return h;
-};
-
-const bf16Value = (h: number): number => new Float32Array(new Uint32Array([h << 16]).buffer)[0];
-/** The spacing of bf16 values at h's magnitude. */
-const bf16Ulp = (h: number): number => Math.abs(bf16Value((h & 0x7f80) === 0 ? 0x0080 : (h & 0x7f80)) * 2 ** -7);
-
-/** Device copies of a random quantized weight: `copies` instances (so none stays in the 50 MB L2). */
-function weights(N: number, K: number, bits: 4 | 8, group: number, zp: boolean, copies: number, random: boolean) {
-  const ng = K / group, rowBytes = (K * bits) / 8;
-  const W = d.alloc(copies * N * rowBytes), s = d.alloc(copies * N * ng * 4), z = zp ? d.alloc(copies * N * ng) : null;
-  if (random) {
-    W.copyFromHost(rnd(copies * N * rowBytes, 1));
-    const sc = new Float32Array(copies * N * ng);
-    for (let i = 0; i < sc.length; i++) sc[i] = 0.001 + (i % 7) * 0.0003;
-    s.copyFromHost(sc);
-    if (z) z.copyFromHost(Uint8Array.from(rnd(copies * N * ng, 2), (v) => v % (1 << bits)));
-  } else {
-    W.fill(0x5a);
-    s.fill(0x3c); // 0x3c3c3c3c = 0.0115f
-    z?.fill(3);
-  }
-  const bytes = N * rowBytes + N * ng * 4 + (zp ? N * ng : 0);
-  return {
-    bytes,
-    args: (i: number): bigint[] => [W.ptr + BigInt(i * N * rowBytes), s.ptr + BigInt(i * N * ng * 4), z ? z.ptr + BigInt(i * N * ng) : 0n],
-    [Symbol.dispose]() {
-      W.dispose();
-      s.dispose();
-      z?.dispose();
-    },
-  };
-}
 
 // 1. Every variant and grid gives the first variant's bits, or is within one bf16 unit (u4 g128 zp and u8 per-channel;
 // modes 0-3; m 1, 3, 8; K = 2560: 20 (u4) / 40 (u8) superchunks a row, m 1 and 3; the 8B shapes K = 4096 and
@@ -128,7 +83,7 @@ for (
   ][]
 ) {
   const N = 512, u = bits === 4 ? "u4" : "u8";
-  using w = weights(N, K, bits, group, zp, 1, true);
+  using w = quantWeights(d, N, K, bits, group, zp, 1, true);
   using x = d.alloc(8 * K * 2);
   using y = d.alloc(8 * N * 4);
   using bias = d.alloc(N * 2);
@@ -222,8 +177,8 @@ console.log(checks.join("\n"));
   ) {
     const u = bits === 4 ? "u4" : "u8", mod = mods[0][1];
     const N2 = 2 * N; // the next linear: N in-features, 2N out (mode 0, and mode 2 as gate_up)
-    using w = weights(N, K, bits, group, zp, 1, true);
-    using w2 = weights(N2, N, bits, bits === 4 ? group : N, zp, 1, true);
+    using w = quantWeights(d, N, K, bits, group, zp, 1, true);
+    using w2 = quantWeights(d, N2, N, bits, bits === 4 ? group : N, zp, 1, true);
     using x = d.alloc(8 * K * 2);
     using bias = d.alloc(N * 2);
     using normW = d.alloc(N * 2);
@@ -323,7 +278,7 @@ for (const [model, spec] of models) {
     for (const [fmt, bits, group, zp] of [["int4 g128 zp", 4, 128, true], ["int8 per-channel", 8, K, false]] as [string, 4 | 8, number, boolean][]) {
       const bytes1 = (N * K * bits) / 8;
       const copies = Math.max(1, Math.ceil((256 << 20) / bytes1));
-      using w = weights(N, K, bits, group, zp, copies, false);
+      using w = quantWeights(d, N, K, bits, group, zp, copies, false);
       for (const [v, mod] of mods) {
         for (const m of ms) {
           const [norm, mode, tail] = m === "1 fused" ? [...FUSED[lin], false] : m === "1 tail" ? TAIL[lin] : [false, 0, false];
