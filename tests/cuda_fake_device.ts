@@ -320,8 +320,6 @@ export interface FakeSessionOptions {
   readonly batchAttention?: boolean;
   /** LaunchEnv.batchAttention2 (decode_attention_batch2, FP8 caches included). */
   readonly batchAttention2?: boolean;
-  /** LaunchEnv.batchAttention3Blocks (decode_attention_batch3 on this many one-warp blocks, with batchAttention2). */
-  readonly batchAttention3Blocks?: number;
   /** LaunchEnv.batchAttention2Wide (decode_attention_batch2w for steps of BATCH2_WIDE_MIN_ROWS+ sequences). */
   readonly batchAttention2Wide?: boolean;
   /** LaunchEnv.fp8FusedQuant. */
@@ -446,7 +444,6 @@ export class FakeCudaSession {
       fusedDecode: opts.fusedDecode,
       batchAttention: opts.batchAttention,
       batchAttention2: opts.batchAttention2,
-      batchAttention3Blocks: opts.batchAttention3Blocks,
       batchAttention2Wide: opts.batchAttention2Wide,
       fp8FusedQuant: opts.fp8FusedQuant,
       fp8Gemv1: opts.fp8Gemv1,
@@ -1372,8 +1369,6 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         break;
       }
       case "decode_attention_batch2w_bf16":
-      case "decode_attention_batch3_fp8kv_bf16":
-      case "decode_attention_batch3_bf16":
       case "decode_attention_batch2_fp8kv_bf16":
       case "decode_attention_fp8kv_bf16":
       case "decode_attention_g4_fp8kv_bf16":
@@ -1423,9 +1418,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
             `${l.kernel}: ${l.sharedBytes} B, target ${splitSize}`,
           );
         } else assert.ok(!l.sharedBytes, `${l.kernel}: no dynamic shared memory`);
-        // decode_attention_batch3: batch2's ABI plus numSplits (last); a grid of one-warp blocks that walk the items.
-        const batch3 = name.startsWith("decode_attention_batch3");
-        const numSplits = sk ? MAX_DECODE_SPLITS : batch3 ? A[A.length - 1] : l.grid[2];
+        const numSplits = sk ? MAX_DECODE_SPLITS : l.grid[2];
         // decode_attention_batch.cu: the same ABI; 16 query heads per block, 64 threads at head dim 128; splitSize
         // is the split size itself (decode_attention: the least keys per split, daSplitKeys). decode_attention_batch2:
         // batchAttention2Threads per block; _fp8kv_: an e4m3 cache (k / v written as rope_kv_write_fp8kv_bf16 writes
@@ -1434,16 +1427,14 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         // q and the output, likewise within rounding of this stand-in's bf16(decode(q) · s) (DA_QFOLD=0: the same values).
         const kvAlgo = kvAlgoOf(l.kernel);
         const batch2 = name.startsWith("decode_attention_batch2");
-        const batch = batch2 || batch3 || name === "decode_attention_batch_bf16";
+        const batch = batch2 || name === "decode_attention_batch_bf16";
         assert.ok(
-          Number.isInteger(G) && l.block === (batch3 ? 32 : batch2 ? batchAttention2Threads(hd, !!kvAlgo) : batch && hd === 128 ? 64 : 128) &&
+          Number.isInteger(G) && l.block === (batch2 ? batchAttention2Threads(hd, !!kvAlgo) : batch && hd === 128 ? 64 : 128) &&
             (G <= 4 || !name.includes("_g4")),
           `${l.kernel}: G ${G}, block ${l.block}`,
         );
-        const nBx = nKV * cdiv(G, batch ? 16 : 8); // blocks (batch3: items) per token and split
-        if (batch3) {
-          assert.ok(l.grid[0] >= 1 && l.grid[1] === 1 && l.grid[2] === 1 && A.length === (kvAlgo ? 24 : 23), `${l.kernel}: grid ${l.grid}`);
-        } else assert.ok(l.grid[0] === nBx && l.grid[1] >= T, `${l.kernel}: grid ${l.grid}`);
+        const nBx = nKV * cdiv(G, batch ? 16 : 8); // blocks per token and split
+        assert.ok(l.grid[0] === nBx && l.grid[1] >= T, `${l.kernel}: grid ${l.grid}`);
         assert.ok(splitSize >= 1 && numSplits <= MAX_DECODE_SPLITS, `${l.kernel}: ${numSplits} splits of ${splitSize}`);
         if (prefetchBytes > 0n) mem.bytes(prefetch, Number(prefetchBytes));
         // Blocks read q, k and v of their token's qkv row and write their heads of out. The one overlap the

@@ -228,27 +228,6 @@ export function batchAttention2Threads(headDim: number, _fp8: boolean): number {
 export const BATCH2_WIDE_MIN_ROWS = 128;
 
 /**
- * One-warp blocks per SM of decode_attention_batch3 (kernels/decode_attention_batch.cu, default stages): as many
- * as its static shared memory lets an SM hold (228 KB, 1 KB reserved a block: hd128 34 KB a warp → 6; hd64 bf16 31 KB → 7,
- * e4m3 27 KB → 8).
- */
-export function batchAttention3BlocksPerSm(headDim: number, fp8: boolean): number {
-  return headDim === 128 ? 6 : fp8 ? 8 : 7;
-}
-
-/**
- * Grid of decode_attention_batch3 (LaunchEnv.batchAttention3Blocks): batchAttention3BlocksPerSm × the SMs.
- *
- * @example
- * ```ts
- * batchAttention3Blocks(128, false, 132); // 792
- * ```
- */
-export function batchAttention3Blocks(headDim: number, fp8: boolean, smCount: number): number {
-  return batchAttention3BlocksPerSm(headDim, fp8) * smCount;
-}
-
-/**
  * Whether a decode step (or graph bucket) of `rows` sequences runs decode_attention_batch, planLaunches'
  * choice in the fused decode plan (`gemv` on, no LoRA): bf16 with a bf16 KV cache (with `batchAttention2`
  * an FP8 one too), head dim 64 or 128, more than `gemvMaxRows` sequences, `batchAttention` on. Such steps

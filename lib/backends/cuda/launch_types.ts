@@ -96,11 +96,6 @@ export interface LaunchEnv {
    */
   readonly batchAttention2?: boolean;
   /**
-   * With batchAttention2: those steps run decode_attention_batch3 (persistent warps, the same bits) on a grid of this
-   * many one-warp blocks (attention_choice.ts batchAttention3Blocks); unset: decode_attention_batch2.
-   */
-  readonly batchAttention3Blocks?: number;
-  /**
    * With batchAttention2: steps of at least BATCH2_WIDE_MIN_ROWS sequences over a bf16 cache at head dim 128 run
    * decode_attention_batch2w (the same bits as batch2).
    */

@@ -22,7 +22,6 @@ import { compileKernelUnits, type CompileStats, kernelUnits, type PendingCompile
 import { plannedKernels } from "./kernel_set.ts";
 import {
   type AttentionChoice,
-  batchAttention3Blocks,
   batchAttentionSplit,
   bucketFor,
   chooseAttention,
@@ -201,8 +200,6 @@ export class CudaSession implements SessionBackend {
   readonly batchAttention: boolean;
   /** CudaSessionOptions.batchAttention2. */
   readonly batchAttention2: boolean;
-  /** CudaSessionOptions.batchAttention3 (with batchAttention2). */
-  readonly batchAttention3: boolean;
   /** CudaSessionOptions.batchAttention2Wide (with batchAttention2). */
   readonly batchAttention2Wide: boolean;
   /** CudaSessionOptions.fp8FastAccum. */
@@ -349,7 +346,6 @@ export class CudaSession implements SessionBackend {
     this.batchInvariant = f.batchInvariant;
     this.batchAttention = f.batchAttention;
     this.batchAttention2 = f.batchAttention2;
-    this.batchAttention3 = f.batchAttention3 && f.batchAttention2;
     this.batchAttention2Wide = f.batchAttention2Wide && f.batchAttention2;
     this.fp8FastAccum = f.fp8FastAccum;
     this.fp8FusedQuant = f.fp8FusedQuant;
@@ -612,9 +608,6 @@ export class CudaSession implements SessionBackend {
       batchAttention: this.batchAttention,
       batchAttention2: this.batchAttention2,
       batchAttention2Wide: this.batchAttention2Wide,
-      ...(this.batchAttention3
-        ? { batchAttention3Blocks: batchAttention3Blocks(this.plan.attributes.headDim, this.plan.attributes.kvCache?.quantAlgo === "FP8", this.device.smCount) }
-        : {}),
       fp8FastAccum: this.fp8FastAccum,
       fp8FusedQuant: this.fp8FusedQuant,
       fp8Pdl: this.fp8Pdl,

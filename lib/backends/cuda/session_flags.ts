@@ -186,13 +186,6 @@ export const CUDA_FLAGS = {
    */
   gemmTuneWide: { env: "LLMRT_GEMM_TUNE_WIDE", default: true },
   /**
-   * With `batchAttention2`: decode steps of more than 8 sequences run decode_attention_batch3 instead — batch2's
-   * step with persistent warps (a few one-warp blocks per SM, each walking its share of the (token, kv head, split)
-   * items with one cp.async ring that runs ahead across items), so the per-block prologue no longer stalls the KV
-   * stream. The same key partition, sums and merges as batch2: the same bits (session 10). @default false
-   */
-  batchAttention3: { env: "LLMRT_BATCH_ATTENTION3", default: false },
-  /**
    * With `batchAttention2`: decode steps of at least BATCH2_WIDE_MIN_ROWS sequences over a bf16 cache at head dim 128
    * run decode_attention_batch2w (batch2's 2 warps with 1 cp.async stage each and registers capped for 8 blocks per
    * SM: more blocks in flight; the same keys per warp, sums and merge, so the same bits) (H200 session 10: one 8B layer at
