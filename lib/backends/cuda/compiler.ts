@@ -200,11 +200,8 @@ export function kernelSource(file: string): string {
   return readFileSync(join(kernelsDir, file), "utf8");
 }
 
-/**
- * Kernel files that use architecture-specific instructions (wgmma): compiled for `sm_90a` on an sm_90 device
- * (batch_gemm.cu: its wgmma path where __CUDA_ARCH_FEAT_SM90_ALL is defined, mma.sync elsewhere).
- */
-const ARCH_SPECIFIC_FILES: ReadonlySet<string> = new Set(["flash_prefill_wg.cu", "batch_gemm.cu"]);
+/** Kernel files that use architecture-specific instructions (wgmma): compiled for `sm_90a` on an sm_90 device. */
+const ARCH_SPECIFIC_FILES: ReadonlySet<string> = new Set(["flash_prefill_wg.cu"]);
 
 /**
  * The NVRTC target of kernel file `file` on a device of `arch`: `sm_90a` for the files that need it on an

@@ -51,7 +51,6 @@ export function planDecodeFusion(
   isLogits: (name: string) => boolean,
   gemvMaxRows: number,
   tailNorm = false,
-  batchSilu: (op: Extract<Op, { type: "linear" }>) => boolean = () => false,
 ): DecodeFusion | undefined {
   const f: DecodeFusion = {
     skip: new Set(),
@@ -89,22 +88,13 @@ export function planDecodeFusion(
   /** add_rmsnorm → the linear whose epilogue took its add. */
   const addedBy = new Map<number, number>();
   plan.ops.forEach((op, i) => {
-    // batchSilu: a linear of a step too big for the GEMVs that runs on batch_gemm takes the SiLU·mul epilogue only.
-    if (op.type !== "linear") return;
-    const gemv: boolean = gemvOk(op);
-    const batch = !gemv && !isLogits(op.out) && batchSilu(op);
-    if (!batch && !gemv) return;
+    if (!gemvOk(op)) return;
     const j = only(op.out);
     if (j === undefined || j <= i) return;
     const c = plan.ops[j];
     // The residual is then updated at op i instead of op j: nothing in between may read it.
     const between = (name: string): boolean => (readers.get(name) ?? []).some((r) => r > i && r < j);
-    if (batch) {
-      if (c.type === "silu_mul" && c.gateUp === op.out && op.outFeatures === 2 * c.width) {
-        f.epilogue.set(i, { mode: 2, into: c.out });
-        f.skip.add(j);
-      }
-    } else if (c.type === "add_rmsnorm" && c.x === op.out && c.residual !== op.x && !between(c.residual)) {
+    if (c.type === "add_rmsnorm" && c.x === op.out && c.residual !== op.x && !between(c.residual)) {
       f.epilogue.set(i, { mode: 1, into: c.residual });
       added.add(j);
       addedBy.set(j, i);

@@ -102,8 +102,6 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   decode_attention_g4_int8kv: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
   decode_persistent: { file: "decode_persistent.cu", params: [P, I, P, L, P, P, P, P, P, P, P, F, F, F, I, P, P] },
   ...LOWBIT_FAMILIES,
-  // batch_gemm_s{S}_m{16|32|64}: one entry point per cluster split count S (compiled in).
-  ...Object.fromEntries([1, 2, 3, 4, 5, 6, 7, 8].map((s) => [`batch_gemm_s${s}`, { file: "batch_gemm.cu", params: [P, P, P, P, I, I, I, I] }])),
 };
 
 /** The family of a kernel entry point: the name minus its _hdN / _mN and _bf16 / _f32 suffixes. */

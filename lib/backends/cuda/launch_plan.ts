@@ -12,7 +12,6 @@ import type { LastLayerRows } from "./last_layer_rows.ts";
 import { isPdlKernel } from "./kernel_signatures.ts";
 import { GEMV_MAX_ROWS, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, SAMPLE_SPLIT_BLOCKS, type StepShape } from "./launch_types.ts";
 import { planLinear } from "./linear_launch.ts";
-import { batchGemmTakes } from "./batch_gemm_plan.ts";
 import { nvfp4ActArgs, nvfp4ActProducers } from "./lowbit_launch.ts";
 import { planAttention, shadowRope } from "./attention_launch.ts";
 import { opReads } from "./op_reads.ts";
@@ -88,7 +87,6 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         (n) => n === a.logits,
         GEMV_MAX_ROWS,
         !!env.quantTailNorm && env.quantNormScratch !== undefined,
-        (op) => batchGemmTakes(env, op, T, true),
       )
       : undefined;
   // One-token fused decode steps: every decoder layer in one persistent launch (LaunchEnv.persistentDecode).

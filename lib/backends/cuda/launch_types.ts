@@ -198,14 +198,6 @@ export interface LaunchEnv {
    * GEMM reading the packed weights; quant_gemm_plan.ts) instead of dequantize + cuBLASLt. @default false
    */
   readonly quantGemm?: boolean;
-  /**
-   * bf16 linears of 9..64 rows in decode steps (any step where not batchInvariant) run on batch_gemm_* (weight tiles
-   * streamed through a cp.async ring, split-K across a thread-block cluster; batch_gemm_plan.ts; sm_90) instead of
-   * cuBLASLt. @default false
-   */
-  readonly batchGemm?: boolean;
-  /** With batchGemm: its launches take programmatic dependent launch (KernelLaunch.pdl) after any kernel. */
-  readonly batchGemmPdl?: boolean;
   /** FP8 linears' prefill scratch: quantized rows, then row scales (fp8_launch.ts fp8ScratchLayout). */
   readonly fp8Scratch?: bigint;
   /** int8 / int4 / NVFP4 linears' activation scratch: quantized rows as bf16, then row scales (lowbit_launch.ts lowbitScratchLayout). */

@@ -9,7 +9,6 @@ import { isLowbitLinear, planLowbitLinear } from "./lowbit_launch.ts";
 import { fp8GemvFusable, planFp8Linear } from "./fp8_launch.ts";
 import { isPdlKernel } from "./kernel_signatures.ts";
 import { GEMV_MAX_ROWS, gemvSplitRows } from "./launch_types.ts";
-import { planBatchGemm } from "./batch_gemm_plan.ts";
 import type { LinearStep, StepCtx } from "./step_ctx.ts";
 
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
@@ -60,9 +59,6 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
     });
     return;
   }
-  // batchGemm: bf16 linears of 9..64 rows (decode steps) on batch_gemm_* (weights streamed near the copy bandwidth;
-  // gate/up with the SiLU·mul epilogue where the decode fusion planned it).
-  if (!nrm && !logitsGemv && planBatchGemm(lin, k, out, epi)) return;
   if (nrm || epi || logitsGemv) {
     const M = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8;
     const mode = logitsGemv ? 3 : epi?.mode ?? 0;

@@ -230,10 +230,6 @@ export class CudaSession implements SessionBackend {
   readonly pruneLastLayer: boolean;
   /** CudaSessionOptions.quantGemm. */
   readonly quantGemm: boolean;
-  /** CudaSessionOptions.batchGemm, on an sm_90+ device (thread-block clusters). */
-  readonly batchGemm: boolean;
-  /** CudaSessionOptions.batchGemmPdl, with batchGemm and pdl. */
-  readonly batchGemmPdl: boolean;
   /** CudaSessionOptions.graphSplits. */
   readonly graphSplits: boolean;
   /** CudaSessionOptions.quantTailNorm. */
@@ -378,8 +374,6 @@ export class CudaSession implements SessionBackend {
       this.pdl = f.pdl && d.supportsPdl;
       this.quantPdl = this.pdl && f.quantPdl;
       this.wgmmaPrefill = (f.wgmmaPrefill ?? (this.#attn?.headDim === 64 || this.#attn?.headDim === 128)) && d.arch === "sm_90";
-      this.batchGemm = f.batchGemm && d.computeCapability.major >= 9;
-      this.batchGemmPdl = this.batchGemm && this.pdl && f.batchGemmPdl;
       this.fp8GemvSmem = f.fp8GemvSmem && d.arch === "sm_90"; // fp8_gemv1s: TMA bulk copies
       this.#stream = d.createStream();
       if (plan.ops.some((o) => o.type === "all_reduce" || o.type === "all_gather") && !options.nccl) {
@@ -634,8 +628,6 @@ export class CudaSession implements SessionBackend {
         }
         : {}),
       quantGemm: this.quantGemm,
-      batchGemm: this.batchGemm,
-      batchGemmPdl: this.batchGemmPdl,
       decodeCounters: this.#decodeCounters.ptr,
       ...(this.quantTailNorm ? { quantTailNorm: true, quantNormScratch: this.#decodeCounters.ptr + BigInt(this.#normScratchOffset) } : {}),
       pdl: this.pdl,

@@ -149,22 +149,6 @@ export const CUDA_FLAGS = {
    */
   persistentDecode: { env: "LLMRT_PERSISTENT_DECODE", default: false },
   /**
-   * bf16 linears of decode steps of 9 to 64 sequences (the lm_head included; gate/up with the SiLU·mul epilogue, no
-   * silu_mul launch) run on batch_gemm_* (kernels/batch_gemm.cu: 128 weight rows a block through a 4-stage cp.async
-   * ring, Hopper warpgroup MMAs, split-K across a thread-block cluster reduced through distributed shared memory)
-   * instead of cuBLASLt. The split count depends on the weight's shape only, so those steps are batch-invariant among
-   * themselves (a sequence's logits the same bits in any step of 9..64). Needs sm_90 (clusters; ignored below).
-   * H200 session 10: slower than cuBLASLt at 64 rows (llama-3.2-1b 64 × (128,128) 42.4k → 38.6k output tok/s with
-   * batchGemmPdl; only the lm_head is faster). @default false
-   */
-  batchGemm: { env: "LLMRT_BATCH_GEMM", default: false },
-  /**
-   * With `batchGemm` and `pdl`: its launches take programmatic dependent launch whatever kernel precedes them (the
-   * first ring stages' weight loads are issued before griddepcontrol.wait; x only after it), so a GEMM's pipeline
-   * fills while the norm / attention / SiLU before it drains. Same bits. @default false
-   */
-  batchGemmPdl: { env: "LLMRT_BATCH_GEMM_PDL", default: false },
-  /**
    * NVFP4 linears (in-features a multiple of 64, out-features of 16) on the int8 tensor cores (kernels/nvfp4_mma.cu):
    * weights re-tiled at upload (nvfp4_tiles.ts; the engine file keeps the public layout), the decode GEMV's block sums
    * exact int32 mma sums of doubled e2m1 codes; prefill dequantizes the tiled layout (H200 session 10: llama-3.2-1b NVFP4
