@@ -340,8 +340,6 @@ export interface FakeSessionOptions {
   readonly gemvSplitK?: boolean;
   /** LaunchEnv.gemmResidual: prefill linears add into the residual in the GEMM (beta 1). */
   readonly gemmResidual?: boolean;
-  /** LaunchEnv.gemvDeepLoads: the latency-bound fused decode GEMVs of ≤ 2 rows on their gemv_fused*_deep entry points. */
-  readonly gemvDeepLoads?: boolean;
   /** LaunchEnv.fp8DecodeAttention: fused decode steps over a quantized KV cache on decode_attention_{fp8kv|int8kv}. */
   readonly fp8DecodeAttention?: boolean;
   /** fp8FlashPrefill: a quantized cache gets a bf16 shadow layer (LaunchEnv.kvShadow) for the flash prefill kernels. */
@@ -456,7 +454,6 @@ export class FakeCudaSession {
       decodeSplitK: opts.decodeSplitK,
       gemvSplitK: opts.gemvSplitK,
       gemmResidual: opts.gemmResidual,
-      gemvDeepLoads: opts.gemvDeepLoads,
       fp8DecodeAttention: opts.fp8DecodeAttention,
       // A bf16 layer of the cache's shape (as CudaKvCache.shadow).
       ...(opts.fp8FlashPrefill && a.kvCache ? { kvShadow: mem.alloc((numBlocks + 1) * 2 * bs * a.numKvHeads * a.headDim * 2) } : {}),
@@ -1025,19 +1022,14 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "gemv_fused_ks_bf16":
       case "gemv_fused_norm_ks_bf16":
       case "gemv_fused_bf16":
-      case "gemv_fused_norm_bf16":
-      case "gemv_fused_deep_bf16":
-      case "gemv_fused_norm_deep_bf16":
-      case "gemv_fused_ks_deep_bf16":
-      case "gemv_fused_norm_ks_deep_bf16": {
-        // gemv.cu (_deep: more loads in flight, the same sums; m ≤ 2 only): (x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes); _ks: mode | ks << 4 (ks 2 or 4
+      case "gemv_fused_norm_bf16": {
+        // gemv.cu: (x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes); _ks: mode | ks << 4 (ks 2 or 4
         // warps per weight row, (k / 8) % ks == 0), ks times the blocks.
         const [x, W, bias, y, normW, eps, m, n, k, modeKs, prefetch, prefetchBytes] = A;
         const ksName = name.includes("_ks_"), ks = ksName ? modeKs >> 4 : 1, mode = ksName ? modeKs & 15 : modeKs;
         assert.ok(ksName ? (ks === 2 || ks === 4) && (k / 8) % ks === 0 : true, `${l.kernel}: ks ${ks}, k ${k}`);
         const norm = name.startsWith("gemv_fused_norm");
         assert.ok(m >= 1 && m <= suffix, `${l.kernel}: m ${m}`);
-        if (name.includes("_deep")) assert.ok(suffix <= 2 && mode !== 2 && mode !== 3, `${l.kernel}: instantiated for m ≤ 2, modes 0 / 1`);
         rowsOk(l.kernel, m);
         assert.ok(k % 8 === 0 && x % 16n === 0n && W % 16n === 0n, `${l.kernel}: k ${k} or x / W not 16-byte aligned`);
         assert.ok(mode === 0 || mode === 1 || mode === 2 || mode === 3, `${l.kernel}: mode ${mode}`);

@@ -1,6 +1,6 @@
 /**
- * GPU: gemvDeepLoads (qkv / o_proj / down fused decode GEMVs with 8 loads a lane in flight) and sampleSplit (the
- * sampler's argmax over 16 blocks a row) — issue 16 item 1, session 10. Both claim the same bits as the defaults: a
+ * GPU: sampleSplit (the sampler's argmax over 16 blocks a row) — issue 16 item 1, session 10. It claims the same bits as
+ * the defaults: a
  * random-weight llama (2 layers, hidden 1024, intermediate 6144 so down_proj takes 2 warps a row, a 32768-entry tied
  * vocabulary so the sampler splits a long
  * row) decodes teacher-forced tokens through CUDA graphs and eagerly, greedy and with temperature / top-k / top-p; the
@@ -70,7 +70,7 @@ function run(engine: Engine, opts: Record<string, boolean>, S: number, hot: bool
   return { logits, ids };
 }
 
-gpuTest("gemvDeepLoads and sampleSplit: the default session's logits bitwise and its sampled ids (graphs and eager, 1 and 2 sequences)", () => {
+gpuTest("sampleSplit: the default session's logits bitwise and its sampled ids (graphs and eager, 1 and 2 sequences)", () => {
   const raw = {
     vocab_size: 32768,
     hidden_size: 1024,
@@ -98,7 +98,7 @@ gpuTest("gemvDeepLoads and sampleSplit: the default session's logits bitwise and
     for (const hot of [false, true]) {
       const base = run(engine, {}, S, hot, V);
       for (const cudaGraphs of [true, false]) {
-        const b = run(engine, { gemvDeepLoads: true, sampleSplit: true, cudaGraphs }, S, hot, V);
+        const b = run(engine, { sampleSplit: true, cudaGraphs }, S, hot, V);
         let diff = 0;
         for (let k = 0; k < base.logits.length; k++) {
           const x = new Uint32Array(base.logits[k].buffer), y = new Uint32Array(b.logits[k].buffer);

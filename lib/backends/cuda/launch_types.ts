@@ -135,8 +135,6 @@ export interface LaunchEnv {
   readonly decodeSplitK?: boolean;
   /** Fused decode GEMVs with long rows run gemv_fused_ks with gemvSplitRows' warps per row. */
   readonly gemvSplitK?: boolean;
-  /** Fused decode GEMVs of ≤ 2 rows on qkv / o_proj / down_proj run the gemv_fused*_deep entry points (CudaSessionOptions.gemvDeepLoads). */
-  readonly gemvDeepLoads?: boolean;
   /**
    * CudaSessionOptions.sampleSplit: the sampler runs sample_split_f32 over these (f32 partV and i32 partI [capSeqs,
    * SAMPLE_SPLIT_BLOCKS], i32 counters [capSeqs] zero between launches).

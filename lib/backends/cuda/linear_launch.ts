@@ -66,9 +66,7 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
     const ks = env.gemvSplitK ? gemvSplitRows(op.outFeatures, op.inFeatures) : 1;
     // One output row per ks warps, 8 warps per block (mode 2: 4 / ks gate rows + their up rows per block).
     const blocks = mode === 2 ? cdiv(op.outFeatures / 2, 4 / ks) : cdiv(op.outFeatures, 8 / ks);
-    // gemvDeepLoads: the latency-bound skinny layers (not gate_up's SiLU·mul, not the lm_head) keep more loads in flight.
-    const deep = env.gemvDeepLoads && M <= 2 && mode !== 2 && mode !== 3 ? "_deep" : "";
-    k(i, `${nrm ? "gemv_fused_norm" : "gemv_fused"}${ks > 1 ? "_ks" : ""}${deep}_bf16_m${M}`, [blocks, 1, 1], 256, [
+    k(i, `${nrm ? "gemv_fused_norm" : "gemv_fused"}${ks > 1 ? "_ks" : ""}_bf16_m${M}`, [blocks, 1, 1], 256, [
       buf(nrm ? nrm.x : op.x),
       env.weight(op.weight),
       op.bias ? env.weight(op.bias) : 0n,

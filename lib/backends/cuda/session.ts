@@ -242,8 +242,6 @@ export class CudaSession implements SessionBackend {
   readonly quantGemv1: boolean;
   /** CudaSessionOptions.persistentDecode, where the engine and device allow it (persistent_decode.ts). */
   readonly persistentDecode: boolean;
-  /** CudaSessionOptions.gemvDeepLoads. */
-  readonly gemvDeepLoads: boolean;
   /** CudaSessionOptions.sampleSplit. */
   readonly sampleSplit: boolean;
   /** sample_split_f32's partial maxima and counters (zero between launches); null when sampleSplit is off. */
@@ -359,7 +357,6 @@ export class CudaSession implements SessionBackend {
     this.quantTailNorm = f.quantTailNorm;
     this.nvfp4Mma = f.nvfp4Mma;
     this.gemmResidual = f.gemmResidual;
-    this.gemvDeepLoads = f.gemvDeepLoads;
     this.sampleSplit = f.sampleSplit;
     this.quantGemv1 = f.quantGemv1;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
@@ -617,7 +614,6 @@ export class CudaSession implements SessionBackend {
       fp8DecodeAttention: this.fp8DecodeAttention,
       gemvSplitK: this.gemvSplitK,
       gemmResidual: this.gemmResidual,
-      ...(this.gemvDeepLoads ? { gemvDeepLoads: true } : {}),
       ...(this.#sampleSplitBuf
         ? {
           sampleSplit: {

@@ -178,13 +178,6 @@ export const CUDA_FLAGS = {
    */
   batchAttention2Wide: { env: "LLMRT_BATCH_ATTENTION2_WIDE", default: true },
   /**
-   * Fused bf16 decode GEMVs of up to 2 rows on the latency-bound layers (qkv, o_proj, down_proj; not gate_up or the
-   * lm_head) keep 8 16-byte weight loads a lane in flight instead of 4 (gemv_fused*_deep: a llama-3.2-1b qkv / o_proj
-   * row in one round trip instead of two). A lane adds its vectors in the same order: the same bits. H200 session 10:
-   * slower (llama-3.2-1b graph replay at 128 keys 810 → 928 µs, llama-3.1-8b 4287 → 4387 µs with sampleSplit). @default false
-   */
-  gemvDeepLoads: { env: "LLMRT_GEMV_DEEP", default: false },
-  /**
    * The sampler splits each logits row's argmax over SAMPLE_SPLIT_BLOCKS blocks (sample_split_f32: a batch-1 row of
    * 128K logits read by 16 SMs instead of one; the last block of a row merges the partial maxima and samples as
    * sample_f32 does). The same ids. H200 session 10, llama-3.2-1b: 1–3 µs a step faster (with gemvDeepLoads; within
