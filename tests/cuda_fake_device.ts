@@ -288,7 +288,6 @@ export function runLaunches(mem: FakeMemory, launches: readonly Launch[], env: L
         break;
       }
       case "sample_f32":
-      case "sample_split_f32":
         sampleStandIn(mem, l);
         break;
       case "apply_token_mask":
@@ -1531,7 +1530,6 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         break;
       }
       case "sample_f32":
-      case "sample_split_f32":
         sampleStandIn(mem, l);
         break;
       case "apply_token_mask":

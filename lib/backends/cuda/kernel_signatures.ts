@@ -35,7 +35,6 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   gemv_fused_norm: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
   gemv_fused_ks: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
   gemv_fused_norm_ks: { file: "gemv.cu", params: [P, P, P, P, P, F, I, I, I, I, P, L] },
-  sample_split: { file: "sampling.cu", params: [P, I, P, P, P, P, P, P, P, P, P, P] },
   quant_gemv_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, I, I, I, I] },
   quant_gemv_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, I, I, I, I] },
   quant_gemv_fused_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
@@ -131,7 +130,6 @@ const PDL_FAMILIES: ReadonlySet<string> = new Set([
   "decode_attention_g4_int8kv",
   "gather_rows",
   "sample",
-  "sample_split",
   // Decode steps over a quantized KV cache (≤ GEMV_MAX_ROWS tokens): RoPE + KV write, split attention and the merge
   // keep their own launches; each waits at its entry (session 8).
   "rope_kv_write_fp8kv",

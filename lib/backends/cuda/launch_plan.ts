@@ -10,7 +10,7 @@ import { fp8ActScale, fp8GemvStep, fp8QuantProducers, fp8ScratchLayout } from ".
 import { InternalError } from "../../util/errors.ts";
 import type { LastLayerRows } from "./last_layer_rows.ts";
 import { isPdlKernel } from "./kernel_signatures.ts";
-import { GEMV_MAX_ROWS, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, SAMPLE_SPLIT_BLOCKS, type StepShape } from "./launch_types.ts";
+import { GEMV_MAX_ROWS, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
 import { planLinear } from "./linear_launch.ts";
 import { nvfp4ActArgs, nvfp4ActProducers } from "./lowbit_launch.ts";
 import { planAttention, shadowRope } from "./attention_launch.ts";
@@ -382,19 +382,13 @@ export function sampleLaunches(env: LaunchEnv, numRows: number, masked: boolean)
       args: [env.logits, a.vocabSize, env.tokenMasks, cdiv(a.vocabSize, 32), io.maskIndex],
     });
   }
-  const args = [env.logits, a.vocabSize, io.temperature, io.topK, io.topP, io.minP, io.seed, io.step, io.sampledIds];
-  const split = env.sampleSplit;
-  out.push(
-    split
-      ? {
-        kind: "kernel",
-        op,
-        kernel: "sample_split_f32",
-        grid: [R, SAMPLE_SPLIT_BLOCKS, 1],
-        block: 512,
-        args: [...args, split.partV, split.partI, split.counters],
-      }
-      : { kind: "kernel", op, kernel: "sample_f32", grid: [R, 1, 1], block: 512, args },
-  );
+  out.push({
+    kind: "kernel",
+    op,
+    kernel: "sample_f32",
+    grid: [R, 1, 1],
+    block: 512,
+    args: [env.logits, a.vocabSize, io.temperature, io.topK, io.topP, io.minP, io.seed, io.step, io.sampledIds],
+  });
   return out;
 }

@@ -136,11 +136,6 @@ export interface LaunchEnv {
   /** Fused decode GEMVs with long rows run gemv_fused_ks with gemvSplitRows' warps per row. */
   readonly gemvSplitK?: boolean;
   /**
-   * CudaSessionOptions.sampleSplit: the sampler runs sample_split_f32 over these (f32 partV and i32 partI [capSeqs,
-   * SAMPLE_SPLIT_BLOCKS], i32 counters [capSeqs] zero between launches).
-   */
-  readonly sampleSplit?: { readonly partV: bigint; readonly partI: bigint; readonly counters: bigint };
-  /**
    * Prefill and mixed steps: a plain cuBLASLt linear whose output only feeds the next op's residual add (add /
    * add_rmsnorm) writes into the residual itself (GemmLaunch.c, beta 1); the add_rmsnorm runs as rmsnorm.
    */
@@ -235,9 +230,6 @@ export function gemvSplitRows(_n: number, k: number): number {
   while (ks < 4 && k / (2 * ks) >= GEMV_KS_MIN_ELEMS && (k / 8) % (2 * ks) === 0) ks *= 2;
   return ks;
 }
-
-/** Blocks sample_split_f32 splits a logits row's argmax over (LaunchEnv.sampleSplit). */
-export const SAMPLE_SPLIT_BLOCKS = 16;
 
 /** Most rows the skinny-GEMM kernel takes (its instantiations: 1, 2, 4, 8). */
 export const GEMV_MAX_ROWS = 8;

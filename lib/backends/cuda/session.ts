@@ -38,7 +38,6 @@ import {
   MAX_DECODE_SPLITS,
   NCCL_ALL_REDUCE,
   planLaunches,
-  SAMPLE_SPLIT_BLOCKS,
   sampleLaunches,
   usesBatchAttention,
 } from "./launch_plan.ts";
@@ -242,10 +241,6 @@ export class CudaSession implements SessionBackend {
   readonly quantGemv1: boolean;
   /** CudaSessionOptions.persistentDecode, where the engine and device allow it (persistent_decode.ts). */
   readonly persistentDecode: boolean;
-  /** CudaSessionOptions.sampleSplit. */
-  readonly sampleSplit: boolean;
-  /** sample_split_f32's partial maxima and counters (zero between launches); null when sampleSplit is off. */
-  #sampleSplitBuf: DeviceBuffer | null = null;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -357,7 +352,6 @@ export class CudaSession implements SessionBackend {
     this.quantTailNorm = f.quantTailNorm;
     this.nvfp4Mma = f.nvfp4Mma;
     this.gemmResidual = f.gemmResidual;
-    this.sampleSplit = f.sampleSplit;
     this.quantGemv1 = f.quantGemv1;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
@@ -489,11 +483,6 @@ export class CudaSession implements SessionBackend {
       this.pruneLastLayer = this.#lastRows !== null;
       this.#slots = new StagingSlots(d, this.#layout.words);
       this.#io = d.alloc(this.#layout.words * 4);
-      if (this.sampleSplit) {
-        // partV f32 + partI i32 [capSeqs, SAMPLE_SPLIT_BLOCKS], counters i32 [capSeqs] (zero; each launch leaves them zero).
-        this.#sampleSplitBuf = d.alloc(Math.max(this.#layout.capSeqs * (SAMPLE_SPLIT_BLOCKS * 8 + 4), ALIGN));
-        this.#sampleSplitBuf.fill(0);
-      }
       // Every kernel the launch plans can use, compiled now (in parallel, or read from the disk cache): the
       // NVRTC workers start first and compile on other cores while this thread uploads the weights.
       // (fp8FlashPrefill: a stand-in shadow address, so the prefill plans name kv_dequant and the flash kernels.)
@@ -614,15 +603,6 @@ export class CudaSession implements SessionBackend {
       fp8DecodeAttention: this.fp8DecodeAttention,
       gemvSplitK: this.gemvSplitK,
       gemmResidual: this.gemmResidual,
-      ...(this.#sampleSplitBuf
-        ? {
-          sampleSplit: {
-            partV: this.#sampleSplitBuf.ptr,
-            partI: this.#sampleSplitBuf.ptr + BigInt(this.#layout.capSeqs * SAMPLE_SPLIT_BLOCKS * 4),
-            counters: this.#sampleSplitBuf.ptr + BigInt(this.#layout.capSeqs * SAMPLE_SPLIT_BLOCKS * 8),
-          },
-        }
-        : {}),
       quantGemm: this.quantGemm,
       decodeCounters: this.#decodeCounters.ptr,
       ...(this.quantTailNorm ? { quantTailNorm: true, quantNormScratch: this.#decodeCounters.ptr + BigInt(this.#normScratchOffset) } : {}),

@@ -178,13 +178,6 @@ export const CUDA_FLAGS = {
    */
   batchAttention2Wide: { env: "LLMRT_BATCH_ATTENTION2_WIDE", default: true },
   /**
-   * The sampler splits each logits row's argmax over SAMPLE_SPLIT_BLOCKS blocks (sample_split_f32: a batch-1 row of
-   * 128K logits read by 16 SMs instead of one; the last block of a row merges the partial maxima and samples as
-   * sample_f32 does). The same ids. H200 session 10, llama-3.2-1b: 1–3 µs a step faster (with gemvDeepLoads; within
-   * run-to-run noise), not shown alone. @default false
-   */
-  sampleSplit: { env: "LLMRT_SAMPLE_SPLIT", default: false },
-  /**
    * One-token decode steps of W4A16 / W8A16 engines run the quantized linears on quant_gemv1 (kernels/quant_gemv1.cu:
    * a persistent grid, each warp streaming a contiguous run of row pairs through a register ring, no block-level
    * reduction) instead of the 16-row quant_gemv_fused kernels, where every quantized linear of the engine fits it

@@ -18,11 +18,6 @@
 //   seed [rows * 2] (lo, hi u32 words), step [rows] (draw counter); outIds [rows] int32.
 //   grid (rows, 1, 1)   block (512, 1, 1) (a multiple of 32, at most 512)   shared ~42 KB static
 //
-// extern "C" __global__ void sample_split_f32(...sample_f32's parameters..., float* partV, int* partI, int* counters)
-//   sample_f32 with each row's argmax split over gridDim.y blocks (partV / partI [rows, gridDim.y] scratch, counters
-//   [rows] int32 zero before the launch and left zero); the last block of a row merges and samples. The same ids.
-//   grid (rows, G, 1)   block (512, 1, 1)
-//
 // extern "C" __global__ void sample_uniform(const unsigned* seed, const int* step, double* out, int rows)
 //   out[r] = uniformFor(seed[2r], seed[2r + 1], step[r]) (float64, bit-exact); grid (ceil(rows / 128))  block (128)
 //
@@ -351,51 +346,6 @@ __device__ __forceinline__ void sampleImpl(const T* logits, int V, const float* 
   sampleRest<T>(x, V, r, bv, bi, temperature, topK, topP, minP, seed, step, outIds, sm);
 }
 
-/**
- * The split sampler (CudaSessionOptions.sampleSplit): row r's argmax over gridDim.y blocks, each over a contiguous
- * share of the row; each block leaves its (value, index) in partV / partI [rows, gridDim.y], and the last block of the
- * row to finish (counters[r], left zero) merges them and samples as sampleImpl does from there. The same ids.
- */
-template <typename T>
-__device__ __forceinline__ void sampleSplitImpl(const T* logits, int V, const float* temperature, const int* topK, const float* topP,
-    const float* minP, const u32* seed, const int* step, int* outIds, float* partV, int* partI, int* counters) {
-  __shared__ SampleShared sm;
-  __shared__ int isLast;
-  const int r = blockIdx.x, g = blockIdx.y, G = gridDim.y, tid = threadIdx.x;
-  const T* x = logits + (long long)r * V;
-  constexpr int N = Vec16<T>::N;
-  const int per = ((V + G - 1) / G + N - 1) / N * N;  // elements a block takes, a multiple of N
-  const int e0 = min(V, g * per), e1 = min(V, e0 + per);
-  float bv;
-  int bi;
-  rowArgmax<T>(x, V, e0, e1, sm, bv, bi);
-  if (tid == 0) {
-    partV[r * G + g] = bv;
-    partI[r * G + g] = bi;
-    __threadfence();  // the partial before the count
-    isLast = atomicAdd(&counters[r], 1) == G - 1;
-  }
-  __syncthreads();
-  if (!isLast) return;
-  __threadfence();
-  if (tid == 0) {
-    bv = -LLMRT_INF;
-    bi = 0x7fffffff;
-    for (int q = 0; q < G; q++) {  // L2 reads: the other blocks' partials
-      const float ov = *(volatile const float*)(partV + r * G + q);
-      const int oi = *(volatile const int*)(partI + r * G + q);
-      if (ov > bv || (ov == bv && oi < bi)) { bv = ov; bi = oi; }
-    }
-    sm.redF[0] = bv;
-    sm.redI[0] = bi;
-    counters[r] = 0;  // zero for the next launch
-  }
-  __syncthreads();
-  bv = sm.redF[0];
-  bi = sm.redI[0];
-  sampleRest<T>(x, V, r, bv, bi, temperature, topK, topP, minP, seed, step, outIds, sm);
-}
-
 template <typename T>
 __device__ __forceinline__ void sampleRest(const T* x, int V, int r, float bv, int bi, const float* temperature, const int* topK, const float* topP,
     const float* minP, const u32* seed, const int* step, int* outIds, SampleShared& sm) {
@@ -497,14 +447,6 @@ extern "C" __global__ void __launch_bounds__(512) sample_f32(const float* logits
   pdlWait();  // the logits are the previous kernel's (a no-op without PDL)
   pdlLaunchDependents();
   sampleImpl<float>(logits, vocab, temperature, topK, topP, minP, seed, step, outIds);
-}
-#endif
-#if LLMRT_KERNEL(sample_split_f32)
-extern "C" __global__ void __launch_bounds__(512) sample_split_f32(const float* logits, int vocab, const float* temperature, const int* topK,
-    const float* topP, const float* minP, const u32* seed, const int* step, int* outIds, float* partV, int* partI, int* counters) {
-  pdlWait();  // the logits are the previous kernel's (a no-op without PDL)
-  pdlLaunchDependents();
-  sampleSplitImpl<float>(logits, vocab, temperature, topK, topP, minP, seed, step, outIds, partV, partI, counters);
 }
 #endif
 #if LLMRT_KERNEL(sample_uniform)
