@@ -1,5 +1,5 @@
 /**
- * Deterministic inputs of the quantized-GEMV benches (bench/quant_gemv_tune.ts, bench/quant_gemv1_tune.ts): pseudo-random
+ * Deterministic inputs of the quantized-GEMV bench (bench/quant_gemv_tune.ts): pseudo-random
  * bytes, bf16 activations, device copies of a random int4 / int8 weight with its scales (and zero points), and the bf16
  * helpers their checks compare with.
  *

@@ -351,8 +351,6 @@ export interface FakeSessionOptions {
   readonly quantTailNorm?: boolean;
   /** LaunchEnv.nvfp4Mma: NVFP4 linears that fit uploaded tiled (nvfp4_tiles.ts) and run nvfp4_mma.cu's stand-ins. */
   readonly nvfp4Mma?: boolean;
-  /** LaunchEnv.quantGemv1 (one-row steps on quant_gemv1) with a grid of at most this many blocks (LaunchEnv.quantGemv1Blocks). */
-  readonly quantGemv1?: number;
 }
 
 export class FakeCudaSession {
@@ -459,7 +457,6 @@ export class FakeCudaSession {
       quantGemm: opts.quantGemm,
       // int32 [decodeCap × numKvHeads × ceil(G / 8)], zero (as the session allocates them).
       decodeCounters: mem.alloc(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4),
-      ...(opts.quantGemv1 ? { quantGemv1: true, quantGemv1Blocks: opts.quantGemv1 } : {}),
       ...(opts.quantTailNorm ? { quantTailNorm: true, quantNormScratch: mem.alloc(8 * Math.ceil(a.hiddenSize / 16) * 4) } : {}),
       quantScratch: scratch > 0 ? mem.alloc(scratch) : undefined,
       fp8Scratch: fp8 ? mem.alloc(fp8.bytes) : undefined,
@@ -1074,24 +1071,13 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "quant_gemv_fused_addnorm_u4":
       case "quant_gemv_fused_addnorm_u8":
       case "quant_gemv_fused_rs_u4":
-      case "quant_gemv_fused_rs_u8":
-      case "quant_gemv1_u4":
-      case "quant_gemv1_u8":
-      case "quant_gemv1_norm_u4":
-      case "quant_gemv1_norm_u8":
-      case "quant_gemv1_addnorm_u4":
-      case "quant_gemv1_addnorm_u8":
-      case "quant_gemv1_rs_u4":
-      case "quant_gemv1_rs_u8": {
+      case "quant_gemv_fused_rs_u8": {
         // quant_gemv.cu: (x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode); modes and roundings of gemv_fused.
         // _addnorm: mode 1, then (xw, ssq): xw = bf16(new y · normW), ssq [m, n / 16] = each 16-row tile's Σ y².
         // _rs: normW is such an ssq [m, k / 16]: row r's sums times rsqrt(Σ ssq[r] / k + eps) before the bias.
         const [x, W, sc, z, bias, y, normW, eps, m, n, k, group, mode, xw, ssq] = A;
         const bits = name.endsWith("u4") ? 4 : 8, sup = bits === 4 ? 128 : 64, norm = name.includes("_norm_");
         const tail = name.includes("_addnorm_"), rs = name.includes("_rs_");
-        // quant_gemv1 (quant_gemv1.cu): m = 1, any grid (the launcher's: quantGemv1Grid), row pairs; the sums of squares
-        // per row pair (ssq [n / 2]; _rs reads [k / 2]) instead of per 16-row tile.
-        const one = name.startsWith("quant_gemv1_"), sq = one ? 2 : 16;
         assert.equal(A.length, tail ? 15 : 13, `${l.kernel}: arity`);
         if (tail) {
           assert.equal(mode, 1, `${l.kernel}: mode ${mode}`);
@@ -1105,11 +1091,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         assert.ok(k % sup === 0 && group % sup === 0 && n % 16 === 0, `${l.kernel}: k ${k}, group ${group}, n ${n}`);
         assert.ok(x % 16n === 0n && W % 16n === 0n, `${l.kernel}: x / W not 16-byte aligned`);
         assert.ok(mode === 0 || mode === 1 || mode === 2 || mode === 3, `${l.kernel}: mode ${mode}`);
-        if (one) {
-          assert.ok(m === 1 && k % (bits === 4 ? 2048 : 1024) === 0 && group % (bits === 4 ? 128 : 64) === 0 && k <= 16384, `${l.kernel}: m ${m}, k ${k}`);
-          assert.deepEqual([l.grid[1], l.grid[2], l.block], [1, 1, 256], `${l.kernel}: grid`);
-          assert.ok(l.grid[0] >= 1 && l.grid[0] <= Math.max(1, Math.ceil(n / 16)), `${l.kernel}: grid ${l.grid[0]}`);
-        } else assert.deepEqual([...l.grid, l.block], [n / 16, 1, 1, 256], `${l.kernel} mode ${mode}: grid`);
+        assert.deepEqual([...l.grid, l.block], [n / 16, 1, 1, 256], `${l.kernel} mode ${mode}: grid`);
         if (norm) assert.ok(m * k <= 8192, `${l.kernel}: m × k = ${m * k} exceeds the staged 8192`);
         const yBytes = mode === 3 ? m * n * 4 : mode === 2 ? m * (n / 2) * 2 : m * n * 2;
         disjoint(l.kernel, "x and y", x, m * k * 2, y, yBytes);
@@ -1117,10 +1099,10 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         if (norm) xv = normBf16(xv, ld(normW, k), eps, m, k);
         const s = qlinear(xv, dequant(bits, W, sc, z, n, k, group), rs ? 0n : bias, m, n, k);
         if (rs) {
-          const part = mem.f32(normW, m * (k / sq)), b = bias ? ld(bias, n) : null;
+          const part = mem.f32(normW, m * (k / 16)), b = bias ? ld(bias, n) : null;
           for (let r = 0; r < m; r++) {
             let ss = 0;
-            for (let t = 0; t < k / sq; t++) ss += part[r * (k / sq) + t];
+            for (let t = 0; t < k / 16; t++) ss += part[r * (k / 16) + t];
             const inv = 1 / Math.sqrt(ss / k + eps);
             for (let j = 0; j < n; j++) s[r * n + j] = Math.fround(s[r * n + j] * inv + (b ? b[j] : 0));
           }
@@ -1131,14 +1113,14 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           for (let i = 0; i < r.length; i++) r[i] = addBf16(rbf(s[i]), r[i]);
           st(y, r);
           if (tail) {
-            const w = ld(normW, n), part = mem.f32(ssq, m * (n / sq)), o = new Float32Array(m * n);
+            const w = ld(normW, n), part = mem.f32(ssq, m * (n / 16)), o = new Float32Array(m * n);
             for (let i = 0; i < r.length; i++) o[i] = rbf(r[i] * w[i % n]);
             st(xw, o);
             for (let row = 0; row < m; row++) {
-              for (let t = 0; t < n / sq; t++) {
+              for (let t = 0; t < n / 16; t++) {
                 let acc = 0;
-                for (let e = 0; e < sq; e++) acc += r[row * n + sq * t + e] ** 2;
-                part[row * (n / sq) + t] = acc;
+                for (let e = 0; e < 16; e++) acc += r[row * n + 16 * t + e] ** 2;
+                part[row * (n / 16) + t] = acc;
               }
             }
           }

@@ -45,14 +45,6 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   quant_gemv_fused_addnorm_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, P, P] },
   quant_gemv_fused_rs_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_gemv_fused_rs_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
-  quant_gemv1_u4: { file: "quant_gemv1.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
-  quant_gemv1_u8: { file: "quant_gemv1.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
-  quant_gemv1_norm_u4: { file: "quant_gemv1.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
-  quant_gemv1_norm_u8: { file: "quant_gemv1.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
-  quant_gemv1_addnorm_u4: { file: "quant_gemv1.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, P, P] },
-  quant_gemv1_addnorm_u8: { file: "quant_gemv1.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, P, P] },
-  quant_gemv1_rs_u4: { file: "quant_gemv1.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
-  quant_gemv1_rs_u8: { file: "quant_gemv1.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_dequant_u4: { file: "quant_gemv.cu", params: [P, P, P, P, I, I, I] },
   quant_gemm_u4: { file: "quant_gemm.cu", params: [P, P, P, P, P, P, P, I, I, I, I] },
   quant_gemm_u8: { file: "quant_gemm.cu", params: [P, P, P, P, P, P, P, I, I, I, I] },
@@ -154,15 +146,6 @@ const QUANT_PDL_FAMILIES: ReadonlySet<string> = new Set([
   "quant_gemv_fused_addnorm_u8",
   "quant_gemv_fused_rs_u4",
   "quant_gemv_fused_rs_u8",
-  // quant_gemv1.cu (quantGemv1): weights, scales, zero points and normW before pdlWait; x, y and the sums after it.
-  "quant_gemv1_u4",
-  "quant_gemv1_u8",
-  "quant_gemv1_norm_u4",
-  "quant_gemv1_norm_u8",
-  "quant_gemv1_addnorm_u4",
-  "quant_gemv1_addnorm_u8",
-  "quant_gemv1_rs_u4",
-  "quant_gemv1_rs_u8",
 ]);
 /**
  * Whether kernel entry point `name` may be launched with programmatic dependent launch (`quant`: the

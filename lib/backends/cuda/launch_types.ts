@@ -165,18 +165,8 @@ export interface LaunchEnv {
   readonly nvfp4Mma?: boolean;
   /** Most blocks of nvfp4_gemv_mma's persistent grid (lowbit_launch.ts nvfp4GemvGrid). Unset: one block per row tile. */
   readonly nvfp4GemvBlocks?: number;
-  /**
-   * f32 [GEMV_MAX_ROWS, hiddenSize / 16]: quant_gemv_fused_addnorm's tile sums of squares, read by quant_gemv_fused_rs
-   * (one-row steps on quant_gemv1: [hiddenSize / 2] sums per row pair, the same bytes).
-   */
+  /** f32 [GEMV_MAX_ROWS, hiddenSize / 16]: quant_gemv_fused_addnorm's tile sums of squares, read by quant_gemv_fused_rs. */
   readonly quantNormScratch?: bigint;
-  /**
-   * One-row steps run the engine's quantized linears on quant_gemv1 (quant_launch.ts quantGemv1Plan: where every
-   * quantized linear fits it; the bits of quant_gemv_fused).
-   */
-  readonly quantGemv1?: boolean;
-  /** Most blocks of quant_gemv1's grid (QUANT_GEMV1_BLOCKS_PER_SM per SM). Unset: 264 (an H200's 132 SMs). */
-  readonly quantGemv1Blocks?: number;
   /**
    * Programmatic dependent launch (Hopper+): the fused decode step's launches of PDL_KERNELS get
    * `pdl` (each starts streaming its weights while the previous kernel finishes). @default false

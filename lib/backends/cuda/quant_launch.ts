@@ -1,7 +1,6 @@
 /** The launches of a weight-only quantized linear (issue 12), split out of launch_plan.ts. */
 import type { LinearStep } from "./step_ctx.ts";
 import type { Op } from "../../ir/network.ts";
-import type { EnginePlan } from "../../ir/plan.ts";
 import { InternalError } from "../../util/errors.ts";
 import type { Launch } from "./launch_plan.ts";
 import { planQuantGemm } from "./quant_gemm_plan.ts";
@@ -28,45 +27,6 @@ export function quantGemvFusable(op: Op): op is Extract<Op, { type: "linear" }> 
 /** Blocks of a quant_gemv_fused launch for `outFeatures` rows: one 16-row tile each. */
 export function quantGemvGrid(outFeatures: number): number {
   return outFeatures / 16;
-}
-
-/** Resident blocks per SM of quant_gemv1's persistent grid (kernels/quant_gemv1.cu Q1_MINB: 256 threads, <= 128 registers). */
-export const QUANT_GEMV1_BLOCKS_PER_SM = 2;
-
-/**
- * Whether a one-token quantized linear runs quant_gemv1 (`quantGemv1`): in-features an even number of 512-byte
- * segments (u4 1024, u8 512 weights: the kernel's groups of 2), groups whole lane quads (u4 128, u8 64 columns), within the kernel's x stage
- * (16384 in-features; 8192 with the RMSNorm prologue).
- */
-export function quantGemv1Fits(op: Extract<Op, { type: "linear" }>, norm: boolean): boolean {
-  const f = op.weightFormat;
-  if (!f || (f.format !== "uint4" && f.format !== "uint8") || op.lora) return false;
-  const K = op.inFeatures, group = f.groupSize || K;
-  const seg = f.format === "uint4" ? 1024 : 512;
-  return K % (2 * seg) === 0 && group % (seg / 8) === 0 && op.outFeatures % 16 === 0 && K <= (norm ? 8192 : 16384);
-}
-
-/**
- * quant_gemv1's grid for `n` out-features: `maxBlocks` (2 per SM; 264 unset: an H200), or fewer so that each
- * block's 8 warps have a row pair each.
- */
-export function quantGemv1Grid(n: number, _mode: number, maxBlocks = 264): number {
-  return Math.max(1, Math.min(maxBlocks, cdiv(n / 2, 8)));
-}
-
-const gemv1Plans = new WeakMap<EnginePlan, boolean>();
-/**
- * Whether one-row steps of `plan` run its quantized linears on quant_gemv1 (LaunchEnv.quantGemv1): every linear the
- * 16-row GEMV serves fits quant_gemv1 too, so a quant_gemv1_addnorm producer always meets a quant_gemv1_rs consumer
- * (their sums of squares per row pair, not per 16-row tile).
- */
-export function quantGemv1Plan(plan: EnginePlan): boolean {
-  let ok = gemv1Plans.get(plan);
-  if (ok === undefined) {
-    ok = plan.ops.every((o) => !quantGemvFusable(o) || quantGemv1Fits(o, false));
-    gemv1Plans.set(plan, ok);
-  }
-  return ok;
 }
 
 /** What a fused decode step folds into a quantized linear (decode_fusion.ts). */
@@ -123,31 +83,22 @@ export function planQuantLinear(
       );
     }
     const tail = tailNorm ? [buf(tailNorm.out), env.quantNormScratch!] : [];
-    // One row: quant_gemv1 (quantGemv1; the same bits, a persistent grid of contiguous row pairs per warp).
-    const one = !!env.quantGemv1 && rows === 1 && quantGemv1Plan(env.plan) && quantGemv1Fits(op, !!norm);
-    const form = norm ? "_norm" : tailNorm ? "_addnorm" : rowScale ? "_rs" : "";
-    k(
-      i,
-      one ? `quant_gemv1${form}_${u}` : `quant_gemv_fused${form}_${u}`,
-      [one ? quantGemv1Grid(N, mode, env.quantGemv1Blocks) : quantGemvGrid(N), 1, 1],
-      256,
-      [
-        buf(norm ? norm.x : op.x),
-        env.weight(op.weight),
-        env.weight(f.scales),
-        zeros,
-        bias,
-        fused.logits ? env.logits : buf(epilogue ? epilogue.into : op.out),
-        norm ? env.weight(norm.weight) : tailNorm ? env.weight(tailNorm.weight) : rowScale ? env.quantNormScratch! : 0n,
-        norm ? norm.eps : tailNorm ? tailNorm.eps : rowScale ? rowScale.eps : 0,
-        rows,
-        N,
-        K,
-        group,
-        mode,
-        ...tail,
-      ],
-    );
+    k(i, `quant_gemv_fused${norm ? "_norm" : tailNorm ? "_addnorm" : rowScale ? "_rs" : ""}_${u}`, [quantGemvGrid(N), 1, 1], 256, [
+      buf(norm ? norm.x : op.x),
+      env.weight(op.weight),
+      env.weight(f.scales),
+      zeros,
+      bias,
+      fused.logits ? env.logits : buf(epilogue ? epilogue.into : op.out),
+      norm ? env.weight(norm.weight) : tailNorm ? env.weight(tailNorm.weight) : rowScale ? env.quantNormScratch! : 0n,
+      norm ? norm.eps : tailNorm ? tailNorm.eps : rowScale ? rowScale.eps : 0,
+      rows,
+      N,
+      K,
+      group,
+      mode,
+      ...tail,
+    ]);
     return;
   }
   if (fused.norm || fused.epilogue || fused.logits || fused.tailNorm || fused.rowScale) {

@@ -17,7 +17,6 @@ import { lowbitScratchLayout, NVFP4_GEMV_BLOCKS_PER_SM } from "./lowbit_launch.t
 import { nvfp4Tiles, nvfp4TilesFit } from "./nvfp4_tiles.ts";
 import { CublasLtGemm } from "./gemm.ts";
 import { FP8_GEMV1_BLOCKS_PER_SM, fp8ScratchLayout } from "./fp8_launch.ts";
-import { QUANT_GEMV1_BLOCKS_PER_SM } from "./quant_launch.ts";
 import { compileKernelUnits, type CompileStats, kernelUnits, type PendingCompile, startKernelUnits, unitName } from "./compile_pool.ts";
 import { plannedKernels } from "./kernel_set.ts";
 import {
@@ -237,8 +236,6 @@ export class CudaSession implements SessionBackend {
   readonly nvfp4Mma: boolean;
   /** CudaSessionOptions.gemmResidual. */
   readonly gemmResidual: boolean;
-  /** CudaSessionOptions.quantGemv1. */
-  readonly quantGemv1: boolean;
   /** CudaSessionOptions.persistentDecode, where the engine and device allow it (persistent_decode.ts). */
   readonly persistentDecode: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
@@ -352,7 +349,6 @@ export class CudaSession implements SessionBackend {
     this.quantTailNorm = f.quantTailNorm;
     this.nvfp4Mma = f.nvfp4Mma;
     this.gemmResidual = f.gemmResidual;
-    this.quantGemv1 = f.quantGemv1;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -596,8 +592,6 @@ export class CudaSession implements SessionBackend {
       fp8DecodeSk: this.fp8DecodeSk,
       fp8ShadowRope: this.fp8ShadowRope,
       fp8Gemv1Blocks: FP8_GEMV1_BLOCKS_PER_SM * this.device.smCount,
-      quantGemv1: this.quantGemv1,
-      quantGemv1Blocks: QUANT_GEMV1_BLOCKS_PER_SM * this.device.smCount,
       wgmmaPrefill: this.wgmmaPrefill,
       decodeSplitK: this.decodeSplitK,
       fp8DecodeAttention: this.fp8DecodeAttention,

@@ -178,15 +178,6 @@ export const CUDA_FLAGS = {
    */
   batchAttention2Wide: { env: "LLMRT_BATCH_ATTENTION2_WIDE", default: true },
   /**
-   * One-token decode steps of W4A16 / W8A16 engines run the quantized linears on quant_gemv1 (kernels/quant_gemv1.cu:
-   * a persistent grid, each warp streaming a contiguous run of row pairs through a register ring, no block-level
-   * reduction) instead of the 16-row quant_gemv_fused kernels, where every quantized linear of the engine fits it
-   * (in-features a multiple of 2048 (uint4) / 1024 (uint8), at most 16384; groups a multiple of 128 / 64). The same
-   * products and fp32 sums in the same order as quant_gemv_fused at one row: the same bits, so steps of 2–8 sequences
-   * on the 16-row kernels stay batch-invariant with it. @default false
-   */
-  quantGemv1: { env: "LLMRT_QUANT_GEMV1", default: false },
-  /**
    * With `fp8Gemv1`: one-token FP8 linears whose block slice of the persistent grid fits in 100 KiB of shared memory
    * (llama-3.1-8b qkv / o_proj) run fp8_gemv1s, which stages the slice with TMA bulk copies before waiting on the previous
    * kernel (under PDL o_proj's weights stream while the decode attention runs) and sums from shared memory. The same bits
