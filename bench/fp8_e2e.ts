@@ -18,9 +18,9 @@
  * --variants default,pdl,fast: each packed engine runs once per variant of the session options (pdl: fp8Pdl;
  * fast: fp8FastAccum + fp8FusedQuant + fp8InvariantBuckets; gemv1: fp8Gemv1; gemv16: fp8Gemv1 off (the 16-row GEMV);
  * all: fast and gemv1; attn: fp8DecodeAttention, the fused decode attention over the quantized KV cache; attnflash: attn and
- * fp8FlashPrefill, the bf16 flash prefill kernels over a dequantized shadow layer; smem: fp8GemvSmem, fp8_gemv1s for the
- * small one-token linears; sk: fp8DecodeSk, the split-K tensor-core decode attention over the e4m3 cache; shadow:
- * fp8ShadowRope, prefill KV writes fill the shadow layer, kv_dequant only the rest; s10: smem + sk + shadow), one row each.
+ * fp8FlashPrefill, the bf16 flash prefill kernels over a dequantized shadow layer; sk: fp8DecodeSk, the split-K tensor-core
+ * decode attention over the e4m3 cache; shadow: fp8ShadowRope, prefill KV writes fill the shadow layer, kv_dequant only the
+ * rest; s10: sk + shadow), one row each.
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -64,10 +64,9 @@ const VARIANTS: Record<string, SessionOptions> = {
   all: { fp8Gemv1: true, fp8FastAccum: true, fp8FusedQuant: true, fp8InvariantBuckets: true },
   attn: { fp8DecodeAttention: true },
   attnflash: { fp8DecodeAttention: true, fp8FlashPrefill: true },
-  smem: { fp8GemvSmem: true },
   sk: { fp8DecodeSk: true },
   shadow: { fp8ShadowRope: true },
-  s10: { fp8GemvSmem: true, fp8DecodeSk: true, fp8ShadowRope: true },
+  s10: { fp8DecodeSk: true, fp8ShadowRope: true },
 };
 const variants = (values.variants ?? "default").split(",");
 for (const v of variants) if (!VARIANTS[v]) throw new Error(`--variants: ${v} is not one of ${Object.keys(VARIANTS).join(", ")}`);

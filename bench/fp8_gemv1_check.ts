@@ -19,7 +19,7 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { loadKernelFile } from "../lib/backends/cuda/compiler.ts";
-import { FP8_GEMV1_BLOCKS_PER_SM, FP8_GEMV1S_MAX_SMEM, fp8Gemv1Grid, fp8Gemv1SmemBytes } from "../lib/backends/cuda/fp8_launch.ts";
+import { FP8_GEMV1_BLOCKS_PER_SM, fp8Gemv1Grid } from "../lib/backends/cuda/fp8_launch.ts";
 import { CudaDevice } from "../lib/cuda/device.ts";
 import { copyCeiling } from "./copy_bandwidth.ts";
 
@@ -122,25 +122,11 @@ for (const [vi, variant] of variants.entries()) {
   const bps = blocksPerSm(variant);
   const kern = (kind: string, norm: boolean) => {
     const n = norm ? "_norm" : "";
-    const name = kind === "16row"
-      ? `fp8_gemv_fused${n}_bf16`
-      : kind === "16row_pdl"
-      ? `fp8_gemv_fused${n}_pdl_bf16`
-      : kind === "gemv1s"
-      ? `fp8_gemv1s_fused${n}_bf16`
-      : `fp8_gemv1_fused${n}_bf16`;
-    const k = mod.kernel(name, FUSED);
-    if (kind === "gemv1s") k.setMaxDynamicSharedMemory(FP8_GEMV1S_MAX_SMEM);
-    return k;
+    const name = kind === "16row" ? `fp8_gemv_fused${n}_bf16` : kind === "16row_pdl" ? `fp8_gemv_fused${n}_pdl_bf16` : `fp8_gemv1_fused${n}_bf16`;
+    return mod.kernel(name, FUSED);
   };
-  const gridOf = (kind: string, l: Lin): number => kind.startsWith("gemv1") ? fp8Gemv1Grid(l.n, l.mode, bps * dev.smCount) : l.n / 16;
-  /** gemv1s (fp8GemvSmem): the slice's dynamic shared memory, 0 where the kernel does not apply (mode 2, too large). */
-  const smemOf = (l: Lin): number => {
-    const b = fp8Gemv1SmemBytes(l.n, l.k, gridOf("gemv1", l));
-    return l.mode !== 2 && b <= FP8_GEMV1S_MAX_SMEM ? b : 0;
-  };
-  const opts = (kind: string, l: Lin) => (kind === "gemv1s" ? { sharedMemBytes: smemOf(l) } : {});
-  const kinds = vi === 0 ? ["16row", "16row_pdl", "gemv1", "gemv1s"] : ["gemv1", "gemv1s"];
+  const gridOf = (kind: string, l: Lin): number => kind === "gemv1" ? fp8Gemv1Grid(l.n, l.mode, bps * dev.smCount) : l.n / 16;
+  const kinds = vi === 0 ? ["16row", "16row_pdl", "gemv1"] : ["gemv1"];
   for (const md of models) {
     if (vi === 0 && !values["no-check"]) {
       const quant = mod.kernel("fp8_quantize_bf16", ["ptr", "ptr", "ptr", "i32", "i32", "f32"]);
@@ -160,7 +146,7 @@ for (const [vi, variant] of variants.entries()) {
           refMax = Math.max(refMax, Math.abs(ref[j]));
         }
         const m3 = (kind: string): string => {
-          kern(kind, false).launch(gridOf(kind, { ...l, mode: 3 }), 256, [X, W, S, 0n, Y0, 0n, 1e-5, 1, l.n, l.k, ACT, 3], opts(kind, { ...l, mode: 3 }));
+          kern(kind, false).launch(gridOf(kind, { ...l, mode: 3 }), 256, [X, W, S, 0n, Y0, 0n, 1e-5, 1, l.n, l.k, ACT, 3]);
           const got = new Float32Array(l.n);
           Y0.copyToHost(got);
           let worst = 0, num = 0, den = 0;
@@ -179,7 +165,7 @@ for (const [vi, variant] of variants.entries()) {
         const form = (kind: string): Uint16Array => {
           const y = kind === "gemv1" ? Y1 : Y0;
           y.copyFromHost(resid);
-          kern(kind, l.norm).launch(gridOf(kind, l), 256, [X, W, S, 0n, y, l.norm ? NW : 0n, 1e-5, 1, l.n, l.k, ACT, l.mode], opts(kind, l));
+          kern(kind, l.norm).launch(gridOf(kind, l), 256, [X, W, S, 0n, y, l.norm ? NW : 0n, 1e-5, 1, l.n, l.k, ACT, l.mode]);
           const h = new Uint16Array(outN);
           y.copyToHost(h);
           return h;
@@ -194,26 +180,11 @@ for (const [vi, variant] of variants.entries()) {
           const ulp = Math.max(Math.abs(va) * 2 ** -7, 1e-30);
           worstSteps = Math.max(worstSteps, Math.abs(va - vb) / ulp);
         }
-        // gemv1s (fp8GemvSmem) must give gemv1's bits: the chain form and mode 3.
-        let smemNote = "";
-        if (smemOf(l) > 0) {
-          const c = form("gemv1s");
-          const d = c.reduce((n, v, j) => n + (v === b[j] ? 0 : 1), 0);
-          kern("gemv1", false).launch(gridOf("gemv1", l), 256, [X, W, S, 0n, Y1, 0n, 1e-5, 1, l.n, l.k, ACT, 3]);
-          kern("gemv1s", false).launch(gridOf("gemv1s", l), 256, [X, W, S, 0n, Y0, 0n, 1e-5, 1, l.n, l.k, ACT, 3], opts("gemv1s", l));
-          const f1 = new Uint32Array(l.n), f2 = new Uint32Array(l.n);
-          Y1.copyToHost(f1);
-          Y0.copyToHost(f2);
-          const d3 = f1.reduce((n, v, j) => n + (v === f2[j] ? 0 : 1), 0);
-          smemNote = `; gemv1s vs gemv1: chain form ${d}/${outN} differ, mode 3 ${d3}/${l.n} differ ${d + d3 === 0 ? "OK" : "FAIL"}`;
-        }
         const ok = nan === 0 && worstSteps <= 1.0001;
         console.log(
           `check ${md} ${l.name} [${l.n}x${l.k}] mode 3 vs float64: ${m3("16row")}; ${m3("gemv1")}; chain form (${
             l.norm ? "norm + " : ""
-          }mode ${l.mode}) gemv1 vs 16row: ${diff}/${outN} differ, worst ${worstSteps.toFixed(2)} bf16 steps${nan ? `, ${nan} NaN` : ""} ${
-            ok ? "OK" : "FAIL"
-          }${smemNote}`,
+          }mode ${l.mode}) gemv1 vs 16row: ${diff}/${outN} differ, worst ${worstSteps.toFixed(2)} bf16 steps${nan ? `, ${nan} NaN` : ""} ${ok ? "OK" : "FAIL"}`,
         );
       }
     }
@@ -224,7 +195,6 @@ for (const [vi, variant] of variants.entries()) {
       const copies = Math.max(2, Math.min(Math.floor(TBYTES / bytes), Math.ceil((256 << 20) / bytes)));
       const launches = Math.max(copies, 24);
       for (const kind of kinds) {
-        if (kind === "gemv1s" && smemOf(l) === 0) continue;
         const k = kern(kind, l.norm);
         const pdl = kind !== "16row";
         const g = stream.capture((s) => {
@@ -233,7 +203,6 @@ for (const [vi, variant] of variants.entries()) {
             k.launch(gridOf(kind, l), 256, [X, TW.ptr + off, S, 0n, r % 2 ? Y1 : Y0, l.norm ? NW : 0n, 1e-5, 1, l.n, l.k, ACT, l.mode], {
               stream: s,
               pdl: pdl && r > 0,
-              ...opts(kind, l),
             });
           }
         });

@@ -6,8 +6,7 @@
  * static activation scales. "plain": the plain entry points launched one after another; "pdl": the _pdl entry
  * points with programmatic dependent launch (SessionOptions.fp8Pdl); "gemv1": fp8_gemv1 (SessionOptions.fp8Gemv1: a
  * persistent grid of blocks-per-SM × SMs — a variant's -DFG1_MINB=N sets N — each warp a contiguous run of rows) with
- * PDL; "gemv1s": fp8_gemv1 with the linears whose grid slices fit in shared memory on fp8_gemv1s (fp8GemvSmem: qkv and
- * o_proj of the 8B). Per token ms and % of the bandwidth the weight bytes allow, against a device copy measured in the same run
+ * PDL. Per token ms and % of the bandwidth the weight bytes allow, against a device copy measured in the same run
  * (bench/copy_bandwidth.ts).
  *
  *   bun bench/fp8_gemv_tune.ts [--models 1b,8b] [--variants "default;-DFG_L2PF=1;-DFG_U=2"] [--kinds plain,pdl,gemv1]
@@ -15,7 +14,7 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { loadKernelFile } from "../lib/backends/cuda/compiler.ts";
-import { FP8_GEMV1_BLOCKS_PER_SM, FP8_GEMV1S_MAX_SMEM, fp8Gemv1Grid, fp8Gemv1SmemBytes } from "../lib/backends/cuda/fp8_launch.ts";
+import { FP8_GEMV1_BLOCKS_PER_SM, fp8Gemv1Grid } from "../lib/backends/cuda/fp8_launch.ts";
 import { CudaDevice } from "../lib/cuda/device.ts";
 import { copyCeiling } from "./copy_bandwidth.ts";
 
@@ -29,7 +28,7 @@ const MODELS: Record<string, { layers: number; H: number; qkv: number; I: number
 };
 const models = (values.models ?? "1b,8b").split(",");
 const variants = (values.variants ?? "default;-DFG_L2PF=1;-DFG_U=2;-DFG_U=8 -DFG_MINB=2").split(";");
-const kinds = (values.kinds ?? "plain,pdl,gemv1").split(",") as ("plain" | "pdl" | "gemv1" | "gemv1s")[];
+const kinds = (values.kinds ?? "plain,pdl,gemv1").split(",") as ("plain" | "pdl" | "gemv1")[];
 const FUSED = ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "f32", "i32", "i32", "i32", "f32", "i32"] as const;
 
 const dev = CudaDevice.open(0);
@@ -63,22 +62,13 @@ for (const md of models) {
     const bps = Number(/-DFG1_BPS=(\d+)/.exec(variant)?.[1] ?? /-DFG1_MINB=(\d+)/.exec(variant)?.[1] ?? FP8_GEMV1_BLOCKS_PER_SM);
     for (const kind of kinds) {
       const tag = kind === "pdl" ? "_pdl" : "";
-      const base = kind.startsWith("gemv1") ? "fp8_gemv1_fused" : "fp8_gemv_fused";
+      const base = kind === "gemv1" ? "fp8_gemv1_fused" : "fp8_gemv_fused";
       const norm = mod.kernel(`${base}_norm${tag}_bf16`, FUSED), plain = mod.kernel(`${base}${tag}_bf16`, FUSED);
-      const normS = mod.kernel("fp8_gemv1s_fused_norm_bf16", FUSED), plainS = mod.kernel("fp8_gemv1s_fused_bf16", FUSED);
-      normS.setMaxDynamicSharedMemory(FP8_GEMV1S_MAX_SMEM);
-      plainS.setMaxDynamicSharedMemory(FP8_GEMV1S_MAX_SMEM);
-      const grid = (n: number, mode: number): number => kind.startsWith("gemv1") ? fp8Gemv1Grid(n, mode, bps * dev.smCount) : n / 16;
+      const grid = (n: number, mode: number): number => kind === "gemv1" ? fp8Gemv1Grid(n, mode, bps * dev.smCount) : n / 16;
       const g = stream.capture((s) => {
         let off = 0n, first = true;
         const go = (k: typeof norm, n: number, kk: number, x: typeof h, y: typeof h, mode: number): void => {
-          const smem = kind === "gemv1s" && mode !== 2 ? fp8Gemv1SmemBytes(n, kk, grid(n, mode)) : 0;
-          const ks = smem > 0 && smem <= FP8_GEMV1S_MAX_SMEM ? (k === norm ? normS : plainS) : k;
-          ks.launch(grid(n, mode), 256, [x, W.ptr + off, S, 0n, y, normW, 1e-5, 1, n, kk, 0.05, mode], {
-            stream: s,
-            pdl: kind !== "plain" && !first,
-            ...(ks !== k ? { sharedMemBytes: smem } : {}),
-          });
+          k.launch(grid(n, mode), 256, [x, W.ptr + off, S, 0n, y, normW, 1e-5, 1, n, kk, 0.05, mode], { stream: s, pdl: kind !== "plain" && !first });
           off += BigInt(n * kk);
           first = false;
         };

@@ -325,8 +325,6 @@ export interface FakeSessionOptions {
   readonly fp8FusedQuant?: boolean;
   /** LaunchEnv.fp8Gemv1. */
   readonly fp8Gemv1?: boolean;
-  /** LaunchEnv.fp8GemvSmem. */
-  readonly fp8GemvSmem?: boolean;
   /** LaunchEnv.fp8DecodeSk (with decodeSplitK). */
   readonly fp8DecodeSk?: boolean;
   /** LaunchEnv.fp8ShadowRope (with fp8FlashPrefill). */
@@ -442,7 +440,6 @@ export class FakeCudaSession {
       batchAttention2Wide: opts.batchAttention2Wide,
       fp8FusedQuant: opts.fp8FusedQuant,
       fp8Gemv1: opts.fp8Gemv1,
-      fp8GemvSmem: opts.fp8GemvSmem,
       fp8DecodeSk: opts.fp8DecodeSk,
       fp8ShadowRope: opts.fp8ShadowRope,
       nvfp4Mma: opts.nvfp4Mma,

@@ -545,11 +545,10 @@ for (
   }, 300_000);
 }
 
-// Session 10's switches end to end: FP8 weights (k % 512: fp8_gemv1 / fp8_gemv1s) + an FP8 KV cache at hd 128, G 4: the
-// session with fp8DecodeSk (decode_attention_sk_fp8kv), fp8GemvSmem (fp8_gemv1s for qkv / o_proj / down) and fp8ShadowRope
-// (rope_kv_write_shadow + kv_dequant_prefix) against the default CUDA session and the float32 CPU engine: a prompt, a chunk
+// Session 10's switches end to end: FP8 weights (k % 512: fp8_gemv1) + an FP8 KV cache at hd 128, G 4: the session with
+// fp8DecodeSk (decode_attention_sk_fp8kv) and fp8ShadowRope (rope_kv_write_shadow + kv_dequant_prefix) against the default CUDA session and the float32 CPU engine: a prompt, a chunk
 // over its cached prefix and graph decode steps.
-gpuTest("session: fp8DecodeSk + fp8GemvSmem + fp8ShadowRope vs the default CUDA session and the CPU engine (FP8 + FP8 KV, hd 128, G 4)", () => {
+gpuTest("session: fp8DecodeSk + fp8ShadowRope vs the default CUDA session and the CPU engine (FP8 + FP8 KV, hd 128, G 4)", () => {
   const raw: Record<string, unknown> = {
     ...quantTestLlama(112),
     hidden_size: 512,
@@ -561,8 +560,8 @@ gpuTest("session: fp8DecodeSk + fp8GemvSmem + fp8ShadowRope vs the default CUDA 
   const V = raw.vocab_size as number;
   const calib = [Array.from({ length: 48 }, (_, i) => (i * 29 + 5) % V)];
   const { bf16, f32 } = quantEngines(raw, 19, { quantAlgo: "FP8", kvCacheQuantAlgo: "FP8" }, 0.1, { calibration: calib });
-  const s10 = Session.fromSerializedEngine(bf16, { backend: "cuda", fp8DecodeSk: true, fp8GemvSmem: true, fp8ShadowRope: true, decodeSplitK: true });
-  const base = Session.fromSerializedEngine(bf16, { backend: "cuda", fp8DecodeSk: false, fp8GemvSmem: false, fp8ShadowRope: false });
+  const s10 = Session.fromSerializedEngine(bf16, { backend: "cuda", fp8DecodeSk: true, fp8ShadowRope: true, decodeSplitK: true });
+  const base = Session.fromSerializedEngine(bf16, { backend: "cuda", fp8DecodeSk: false, fp8ShadowRope: false });
   const cpu = Session.fromSerializedEngine(f32, { backend: "cpu" });
   try {
     const kvS = s10.createKvCache(40), kvB = base.createKvCache(40), kvC = cpu.createKvCache(40);
@@ -577,7 +576,7 @@ gpuTest("session: fp8DecodeSk + fp8GemvSmem + fp8ShadowRope vs the default CUDA 
       const eB = relL2(l[0], l[1]), eC = relL2(l[0], l[2]), eBC = relL2(l[1], l[2]);
       report.push(`${what}: vs default ${eB.toExponential(2)}, vs CPU ${eC.toExponential(2)} (default vs CPU ${eBC.toExponential(2)})`);
       // Prefill steps (the prompt, the chunk over its cached prefix): the same shadow and GEMMs, bitwise; decode steps:
-      // fp8_gemv1s = fp8_gemv1, the sk kernel sums in another order.
+      // the sk kernel sums in another order.
       if (ids.length > 1) assert.equal(eB, 0, `${what}: prefill logits vs the default session`);
       // Decode: no further from the default than the default is from the float32 reference (r3: 2.16e-2 at decode 0).
       assert.ok(eB < Math.max(2e-2, 1.5 * eBC), `${what}: logits rel L2 ${eB} vs the default CUDA session (default vs CPU ${eBC})`);

@@ -7,12 +7,10 @@
  *   fp8_gemv_bf16's output);
  * - and, without the prologue, against the CPU emulation (fp8Linear on the same bf16 inputs) within the
  *   bf16 output rounding and fp32 accumulation order.
- * fp8_gemv1 (m = 1) within a rounding step of the 16-row GEMV, and fp8_gemv1s (fp8GemvSmem: the block's rows staged in
- * shared memory) with fp8_gemv1's bits exactly, modes 0 / 1 / 3, on the launcher's grid and on one and three blocks.
  * The fused plan's wiring: tests/quant_fp8_cuda_fused.test.ts (fake device).
  */
 import { loadKernelFile } from "../../lib/backends/cuda/compiler.ts";
-import { FP8_GEMV1S_MAX_SMEM, fp8Gemv1Grid, fp8Gemv1SmemBytes } from "../../lib/backends/cuda/fp8_launch.ts";
+import { fp8Gemv1Grid } from "../../lib/backends/cuda/fp8_launch.ts";
 import { type CpuFp8Weight, fp8Linear } from "../../lib/backends/cpu/quant_linear.ts";
 import { quantizeFp8 } from "../../lib/quantization/fp8.ts";
 import { assert } from "../harness.ts";
@@ -145,21 +143,6 @@ for (const [N, K] of [[96, 512], [256, 1024]] as const) {
               } else {
                 const off1 = sameBits(b as Uint16Array, a as Uint16Array, `${label} fp8_gemv1 grid ${grid1} mode ${mode} vs the 16-row GEMV`);
                 if (off1 > 0) console.log(`${label} fp8_gemv1 grid ${grid1} mode ${mode}: ${off1} outputs one bf16 rounding away`);
-              }
-              // fp8_gemv1s: fp8_gemv1's bytes (modes 0 / 1 / 3, where the slice fits in shared memory).
-              const smem = fp8Gemv1SmemBytes(N, K, grid1);
-              if (mode !== 2 && smem <= FP8_GEMV1S_MAX_SMEM) {
-                const kern1s = mod.kernel(norm ? "fp8_gemv1s_fused_norm_bf16" : "fp8_gemv1s_fused_bf16", FUSED);
-                kern1s.setMaxDynamicSharedMemory(FP8_GEMV1S_MAX_SMEM);
-                const [c, e] = [kern1, kern1s].map((kk) => {
-                  dy.copyFromHost(new Uint8Array(m * N * 4));
-                  if (mode === 1) dy.copyFromHost(resid);
-                  kk.launch(grid1, 256, [dx, W, S, dBias, dy, norm ? dNormW : 0n, eps, m, N, K, actScale, mode], kk === kern1s ? { sharedMemBytes: smem } : {});
-                  const h = new Uint8Array(outN * (mode === 3 ? 4 : 2));
-                  dy.copyToHost(h);
-                  return h;
-                });
-                assert.ok(c.every((v, i) => v === e[i]), `${label} fp8_gemv1s grid ${grid1} mode ${mode}: fp8_gemv1's bits`);
               }
             }
           }

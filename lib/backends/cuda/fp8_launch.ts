@@ -42,17 +42,6 @@ export function fp8Gemv1Grid(n: number, mode: number, maxBlocks = 264): number {
   return Math.max(1, Math.min(maxBlocks, cdiv(units, 8)));
 }
 
-/** Most dynamic shared memory of an fp8_gemv1s block (two blocks a Hopper SM: 2 × (100 KiB + x) within 227 KiB). */
-export const FP8_GEMV1S_MAX_SMEM = 100 * 1024 + 4096;
-
-/**
- * Dynamic shared memory of fp8_gemv1s for `n` × `k` on `grid` blocks: the quantized x (k bytes) and the block's rows
- * (at most ceil(n / grid) of k bytes).
- */
-export function fp8Gemv1SmemBytes(n: number, k: number, grid: number): number {
-  return k * (1 + Math.ceil(n / grid));
-}
-
 /** Whether a linear stores FP8 weights. */
 export const isFp8Linear = (op: Op): op is Extract<Op, { type: "linear" }> => op.type === "linear" && op.weightFormat?.format === "fp8_e4m3";
 
@@ -127,8 +116,8 @@ export function planFp8Linear(
   const actScale = isStatic ? f.activationScale! : 0;
   if (isStatic && !(actScale > 0)) throw new InternalError(`launch plan: FP8 linear '${op.weight}' has no static activation scale`);
   const W = env.weight(op.weight), scales = env.weight(f.scales), bias = op.bias ? env.weight(op.bias) : 0n;
-  const kernel = (kernel: string, grid: readonly [number, number, number], args: (bigint | number)[], sharedBytes = 0): void => {
-    out.push({ kind: "kernel", op: i, kernel, grid, block: 256, args, ...(sharedBytes ? { sharedBytes } : {}) });
+  const kernel = (kernel: string, grid: readonly [number, number, number], args: (bigint | number)[]): void => {
+    out.push({ kind: "kernel", op: i, kernel, grid, block: 256, args });
   };
   const gemvStep = fp8GemvStep(op, rows, env, decodeStep);
   const { norm, epilogue } = fused;
@@ -137,11 +126,8 @@ export function planFp8Linear(
     const mode = isLogits ? 3 : epilogue?.mode ?? 0;
     // One token: fp8_gemv1 (fp8Gemv1; a persistent grid, contiguous rows per warp).
     const one = !!env.fp8Gemv1 && rows === 1 && fp8Gemv1Fits(K, !!norm);
-    const grid = one ? fp8Gemv1Grid(N, mode, env.fp8Gemv1Blocks) : N / 16;
-    // fp8GemvSmem: the block's slice staged in shared memory (rows contiguous: not mode 2).
-    const smem = one && !!env.fp8GemvSmem && mode !== 2 && fp8Gemv1SmemBytes(N, K, grid) <= FP8_GEMV1S_MAX_SMEM ? fp8Gemv1SmemBytes(N, K, grid) : 0;
-    const name = one ? `fp8_gemv1${smem ? "s" : ""}_fused${norm ? "_norm" : ""}_bf16` : `fp8_gemv_fused${norm ? "_norm" : ""}${env.fp8Pdl ? "_pdl" : ""}_bf16`;
-    kernel(name, [grid, 1, 1], [
+    const name = one ? `fp8_gemv1_fused${norm ? "_norm" : ""}_bf16` : `fp8_gemv_fused${norm ? "_norm" : ""}${env.fp8Pdl ? "_pdl" : ""}_bf16`;
+    kernel(name, [one ? fp8Gemv1Grid(N, mode, env.fp8Gemv1Blocks) : N / 16, 1, 1], [
       buf(norm ? norm.x : op.x),
       W,
       scales,
@@ -154,7 +140,7 @@ export function planFp8Linear(
       K,
       actScale,
       mode,
-    ], smem);
+    ]);
     return;
   }
   if (norm || epilogue || fused.logits) throw new InternalError(`launch plan: op ${i} cannot take a fused FP8 GEMV`);

@@ -114,8 +114,6 @@ export interface LaunchEnv {
    * weight rows; k % 512 == 0, k <= 16384).
    */
   readonly fp8Gemv1?: boolean;
-  /** One-token FP8 linears whose grid slices fit (fp8Gemv1SmemBytes) as fp8_gemv1s (the slice staged in shared memory). */
-  readonly fp8GemvSmem?: boolean;
   /** With decodeSplitK: fused decode steps over an e4m3 KV cache (≤ GEMV_MAX_ROWS sequences) on decode_attention_sk_fp8kv. */
   readonly fp8DecodeSk?: boolean;
   /** With kvShadow: prefill steps' KV writes fill the shadow too (rope_kv_write_shadow_*), kv_dequant_prefix_* the rest. */

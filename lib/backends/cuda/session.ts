@@ -208,8 +208,6 @@ export class CudaSession implements SessionBackend {
   readonly fp8Pdl: boolean;
   /** CudaSessionOptions.fp8Gemv1. */
   readonly fp8Gemv1: boolean;
-  /** CudaSessionOptions.fp8GemvSmem, on an sm_90 device. */
-  readonly fp8GemvSmem: boolean;
   /** CudaSessionOptions.fp8DecodeSk. */
   readonly fp8DecodeSk: boolean;
   /** CudaSessionOptions.fp8ShadowRope. */
@@ -337,7 +335,6 @@ export class CudaSession implements SessionBackend {
     this.fp8FusedQuant = f.fp8FusedQuant;
     this.fp8Pdl = f.fp8Pdl;
     this.fp8Gemv1 = f.fp8Gemv1;
-    this.fp8GemvSmem = f.fp8GemvSmem;
     this.fp8DecodeSk = f.fp8DecodeSk;
     this.fp8ShadowRope = f.fp8ShadowRope;
     this.decodeSplitK = f.decodeSplitK;
@@ -361,7 +358,6 @@ export class CudaSession implements SessionBackend {
       this.pdl = f.pdl && d.supportsPdl;
       this.quantPdl = this.pdl && f.quantPdl;
       this.wgmmaPrefill = (f.wgmmaPrefill ?? (this.#attn?.headDim === 64 || this.#attn?.headDim === 128)) && d.arch === "sm_90";
-      this.fp8GemvSmem = f.fp8GemvSmem && d.arch === "sm_90"; // fp8_gemv1s: TMA bulk copies
       this.#stream = d.createStream();
       if (plan.ops.some((o) => o.type === "all_reduce" || o.type === "all_gather") && !options.nccl) {
         throw new ValidationError(
@@ -588,7 +584,6 @@ export class CudaSession implements SessionBackend {
       fp8FusedQuant: this.fp8FusedQuant,
       fp8Pdl: this.fp8Pdl,
       fp8Gemv1: this.fp8Gemv1,
-      fp8GemvSmem: this.fp8GemvSmem,
       fp8DecodeSk: this.fp8DecodeSk,
       fp8ShadowRope: this.fp8ShadowRope,
       fp8Gemv1Blocks: FP8_GEMV1_BLOCKS_PER_SM * this.device.smCount,

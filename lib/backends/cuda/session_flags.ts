@@ -178,13 +178,6 @@ export const CUDA_FLAGS = {
    */
   batchAttention2Wide: { env: "LLMRT_BATCH_ATTENTION2_WIDE", default: true },
   /**
-   * With `fp8Gemv1`: one-token FP8 linears whose block slice of the persistent grid fits in 100 KiB of shared memory
-   * (llama-3.1-8b qkv / o_proj) run fp8_gemv1s, which stages the slice with TMA bulk copies before waiting on the previous
-   * kernel (under PDL o_proj's weights stream while the decode attention runs) and sums from shared memory. The same bits
-   * as fp8_gemv1. @default false
-   */
-  fp8GemvSmem: { env: "LLMRT_FP8_GEMV_SMEM", default: false },
-  /**
    * With `decodeSplitK` and `fp8DecodeAttention`: fused decode steps of up to 8 sequences over an FP8 (e4m3) KV cache run
    * decode_attention_sk_fp8kv (the split-K tensor-core kernel: raw e4m3 K / V through the per-warp cp.async stages,
    * converted to f16 in shared memory, q and p in f16, the scales folded into the score scale and the output) instead
