@@ -8,7 +8,7 @@
  *
  *   bun bench/decode_breakdown.ts --model DIR [--ctx 128,1024] [--opts JSON] [--opts2 JSON]
  *
- * --opts: session options of the session measured (e.g. '{"persistentDecode":true,"batchInvariant":false}');
+ * --opts: session options of the session measured (e.g. '{"batchInvariant":false}');
  * --opts2: a second session measured after it in the same process.
  */
 import process from "node:process";
@@ -40,7 +40,6 @@ const f = (x: number, d = 1): string => x.toFixed(d);
 /** A launch's role: the linear's weight name (its last parts), else the op type / kernel. */
 function role(l: Launch): string {
   const op = plan.ops[l.op] as { type: string; weight?: string; out?: string } | undefined;
-  if (l.kind === "kernel" && l.kernel.startsWith("decode_persistent")) return "persistent layers";
   if (op?.type === "linear" && op.weight) {
     if (op.out === a.logits) return "lm_head";
     return op.weight.replace(/^.*layers\.\d+\./, "").replace(/\.weight$/, "");
@@ -66,7 +65,7 @@ function measure(label: string, opts: Record<string, boolean>): void {
   try {
     const cuda = session.cuda!;
     const ceiling = copyCeiling(cuda.device);
-    console.log(`\n== ${label} (${JSON.stringify(opts)}); persistent decode ${(cuda as { persistentDecode?: boolean }).persistentDecode ? "on" : "off"}`);
+    console.log(`\n== ${label} (${JSON.stringify(opts)})`);
     console.log(describeCeiling(ceiling));
     const kv = session.createKvCache(blocks.length + 1) as CudaKvCache;
     const V = a.vocabSize;

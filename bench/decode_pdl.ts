@@ -5,17 +5,13 @@
  * lengths (the decode-attention share grows with the context), beside the device-copy ceiling measured
  * in the same process.
  *
- *   bun bench/decode_pdl.ts --model DIR [--ctx 128,4096,32768] [--decode 256] [--check 32] [--baseline] [--sk] [--persistent]
+ *   bun bench/decode_pdl.ts --model DIR [--ctx 128,4096,32768] [--decode 256] [--check 32] [--baseline] [--sk]
  *
  * --sk [--b JSON]: the two sessions are decode_attention (A) vs decode_attention_sk (B, `decodeSplitK`, plus the
  * session options in --b, e.g. '{"gemvSplitK":true}'), both with PDL (--c JSON: a third session C, A's options plus these):
  * different kernels, so the logits are compared by their largest difference relative to the largest |logit|
  * (and the greedy ids up to the first difference) instead of bit for bit; the graph replay is also shown as
  * a share of what the weights + the KV bytes at that context allow at the copy bandwidth.
- *
- * --persistent: as --sk with B the persistent decode kernel instead (`persistentDecode`, kernels/decode_persistent.cu: every
- * decoder layer in one launch), A the default fused launches (decode_attention_sk since session 10); both with PDL and
- * `batchInvariant: false` (which the persistent kernel needs).
  *
  * --ab JSON: as --sk with A the default session options and B those plus JSON (e.g. '{"decodeL2Prefetch":true}').
  *
@@ -47,7 +43,6 @@ const { values } = parseArgs({
     check: { type: "string" },
     baseline: { type: "boolean" },
     sk: { type: "boolean" },
-    persistent: { type: "boolean" },
     ab: { type: "string" },
     b: { type: "string" },
     c: { type: "string" },
@@ -76,8 +71,6 @@ interface Run {
   tps: number;
   graphMs: Record<number, number>;
   pdl: boolean;
-  /** The session ran its one-token decode steps on the persistent kernel (CudaSession.persistentDecode). */
-  persistent: boolean;
 }
 
 function runOne(pdl: boolean | undefined, extra?: Record<string, boolean>): Run {
@@ -104,24 +97,17 @@ function runOne(pdl: boolean | undefined, extra?: Record<string, boolean>): Run 
     const tps = numDecode / ((performance.now() - t0) / 1000);
     const graphMs: Record<number, number> = {};
     for (const c of ctxs) graphMs[c] = cuda.profileDecodeStep(stepOf([ids[ids.length - 1]], c - 1), kv as CudaKvCache, 50).graphMs;
-    return { ids, logits, tps, graphMs, pdl: !!(cuda as { pdl?: boolean }).pdl, persistent: !!(cuda as { persistentDecode?: boolean }).persistentDecode };
+    return { ids, logits, tps, graphMs, pdl: !!(cuda as { pdl?: boolean }).pdl };
   } finally {
     session.dispose();
   }
 }
 
-const persistent = !!values.persistent;
 const ab: Record<string, boolean> | undefined = values.ab ? JSON.parse(values.ab) : undefined;
-const sk = !!values.sk || persistent || !!ab;
-// --persistent: both sessions without batchInvariant (the persistent kernel needs it off; one-token decode steps take the
-// same GEMV kernels either way).
-const bOpts: Record<string, boolean> = ab
-  ? ab
-  : persistent
-  ? { persistentDecode: true, batchInvariant: false, ...JSON.parse(values.b ?? "{}") }
-  : { decodeSplitK: true, ...JSON.parse(values.b ?? "{}") };
-const [nameA, nameB] = ab ? ["default options", "B"] : persistent ? ["per-layer launches", "persistent decode"] : ["decode_attention", "decode_attention_sk"];
-const off = sk ? runOne(true, ab ? {} : persistent ? { batchInvariant: false } : { decodeSplitK: false }) : runOne(values.baseline ? undefined : false);
+const sk = !!values.sk || !!ab;
+const bOpts: Record<string, boolean> = ab ? ab : { decodeSplitK: true, ...JSON.parse(values.b ?? "{}") };
+const [nameA, nameB] = ab ? ["default options", "B"] : ["decode_attention", "decode_attention_sk"];
+const off = sk ? runOne(true, ab ? {} : { decodeSplitK: false }) : runOne(values.baseline ? undefined : false);
 const on = values.baseline ? off : sk ? runOne(true, bOpts) : runOne(true);
 const cOpts: Record<string, boolean> | undefined = sk && values.c ? JSON.parse(values.c) : undefined;
 const third = cOpts ? runOne(true, cOpts) : undefined;
@@ -188,10 +174,7 @@ if (sk) {
       }`,
     );
   }
-  const rows: [string, Run][] = [[`A ${nameA}`, off], [
-    `B ${nameB}${persistent && !on.persistent ? " (NOT persistent: the session did not take it)" : ""}`,
-    on,
-  ], ...(third ? [["C", third] as [string, Run]] : [])];
+  const rows: [string, Run][] = [[`A ${nameA}`, off], [`B ${nameB}`, on], ...(third ? [["C", third] as [string, Run]] : [])];
   for (const [label, r] of rows) {
     console.log(
       `${label}: decode ${f(r.tps)} tokens/s = ${f((100 * r.tps) / ceilingTps)}% of the copy ceiling; graph replay ${

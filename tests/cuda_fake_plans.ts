@@ -1,7 +1,7 @@
 /**
  * Shared pieces of the CUDA launch-plan tests that run without a GPU (not a test file): launch
  * environments of distinct fake addresses (tests/quant_cuda_plan.test.ts, quant_fp8_cuda_plan.test.ts,
- * cuda_kernel_set.test.ts; by name for bare plans: cuda_launch_plan_fused.test.ts, cuda_persistent_decode.test.ts), and the small random Llama, engines and fused-vs-unfused decode schedule of
+ * cuda_kernel_set.test.ts; by name for bare plans: cuda_launch_plan_fused.test.ts), and the small random Llama, engines and fused-vs-unfused decode schedule of
  * the quantized fused-plan tests on the fake device of tests/cuda_fake_device.ts
  * (quant_cuda_fused.test.ts, quant_fp8_cuda_fused.test.ts, quant_fp8_cuda_kv.test.ts).
  */
@@ -63,7 +63,7 @@ export function fakeLaunchEnv(engine: Engine, more: Pick<LaunchEnv, "weight" | "
 /**
  * A LaunchEnv over made-up addresses for a bare engine plan (plans only: nothing runs): every weight and step
  * input gets its own address by name (2^40 + i · 2^24), the KV cache starts at 2^44; bf16, GEMVs, batch-invariant.
- * `more` sets what differs between tests (fusedDecode, elem, pdl, persistentDecode, …).
+ * `more` sets what differs between tests (fusedDecode, elem, pdl, …).
  */
 export function namedPlanEnv(plan: EnginePlan, more: Partial<LaunchEnv> = {}): LaunchEnv {
   const names = new Map<string, bigint>();

@@ -74,7 +74,7 @@ test("session options: unknown keys and non-boolean switches are refused with th
   assert.throws(() => parseSessionOptions({ pdl: "yes" } as never), /pdl/);
   assert.throws(() => parseSessionOptions({ backend: "tpu" } as never), /backend/);
   // Session 11 removed these switches (measured slower than the defaults, bench/RESULTS.md): now unknown keys.
-  for (const gone of ["batchAttention3", "batchGemm", "batchGemmPdl", "gemvDeepLoads", "sampleSplit", "quantGemv1", "fp8GemvSmem"]) {
+  for (const gone of ["batchAttention3", "batchGemm", "batchGemmPdl", "gemvDeepLoads", "sampleSplit", "quantGemv1", "fp8GemvSmem", "persistentDecode"]) {
     assert.throws(() => parseSessionOptions({ [gone]: true } as never), new RegExp(gone));
   }
 });

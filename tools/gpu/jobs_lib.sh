@@ -36,7 +36,7 @@ gpu_suite_par() {
 import glob, sys
 k = int(sys.argv[1])
 # seconds a file took in session 9's closing run (unknown files: 4 s); the slowest first, each to the lightest group
-known = {"fp8_decode_attention": 42, "persistent_decode": 25, "fp8_kv": 19, "lowbit_cuda": 18, "batch_attention2": 16,
+known = {"fp8_decode_attention": 42, "fp8_kv": 19, "lowbit_cuda": 18, "batch_attention2": 16,
          "quant_gemm": 10, "gemm": 6, "nccl": 5, "graph_splits": 5}
 files = [f for f in sorted(glob.glob("tests/gpu/*.test.ts")) if "cuda_session" not in f and "nccl_tp2" not in f]
 files.append("tests/quant_cuda.test.ts")

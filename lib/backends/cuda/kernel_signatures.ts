@@ -85,7 +85,6 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   decode_attention_g4_fp8kv: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
   decode_attention_int8kv: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
   decode_attention_g4_int8kv: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
-  decode_persistent: { file: "decode_persistent.cu", params: [P, I, P, L, P, P, P, P, P, P, P, F, F, F, I, P, P] },
   ...LOWBIT_FAMILIES,
 };
 

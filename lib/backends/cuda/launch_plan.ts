@@ -16,13 +16,6 @@ import { nvfp4ActArgs, nvfp4ActProducers } from "./lowbit_launch.ts";
 import { planAttention, shadowRope } from "./attention_launch.ts";
 import { opReads } from "./op_reads.ts";
 import type { Op } from "../../ir/network.ts";
-import {
-  PERSISTENT_DECODE_KERNEL,
-  PERSISTENT_DECODE_SMEM,
-  PERSISTENT_DECODE_THREADS,
-  persistentScratchLayout,
-  planPersistentDecode,
-} from "./persistent_decode.ts";
 import type { StepCtx } from "./step_ctx.ts";
 
 export * from "./attention_choice.ts";
@@ -89,8 +82,6 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         !!env.quantTailNorm && env.quantNormScratch !== undefined,
       )
       : undefined;
-  // One-token fused decode steps: every decoder layer in one persistent launch (LaunchEnv.persistentDecode).
-  const persistent = fuse && env.persistentDecode && T === 1 && !shape.writeKvFirst && !kvFp8 ? planPersistentDecode(plan, fuse) : undefined;
   // Fused decode steps: kernels that wait for their predecessor in code start early (programmatic dependent
   // launch), where that predecessor is such a kernel too (not the embedding, not an NCCL all-reduce).
   const pdl = !!fuse && !!env.pdl;
@@ -160,31 +151,6 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     }
     if (pruned && prune!.aliases.has(i)) {
       remap.set((op as Extract<typeof op, { type: "gather_rows" }>).out, buf(prune!.aliases.get(i)!));
-      return;
-    }
-    if (persistent && i >= persistent.first && i <= persistent.last) {
-      if (i === persistent.first) {
-        const pd = env.persistentDecode!, sl = persistentScratchLayout();
-        k(i, PERSISTENT_DECODE_KERNEL, [pd.blocks, 1, 1], PERSISTENT_DECODE_THREADS, [
-          pd.table,
-          persistent.layers.length,
-          env.kvBase,
-          BigInt(env.kvLayerBytes),
-          buf(persistent.residual),
-          pd.scratch + BigInt(sl.qkv),
-          pd.scratch + BigInt(sl.attn),
-          pd.scratch + BigInt(sl.act),
-          io.positions,
-          io.blockTables,
-          env.invFreq,
-          a.rope.attentionScaling,
-          persistent.eps,
-          persistent.scale,
-          env.tokensPerBlock,
-          pd.counters,
-          pd.scratch + BigInt(sl.part),
-        ], PERSISTENT_DECODE_SMEM);
-      }
       return;
     }
     // Speculative verify steps: the KV write runs ahead of decode_attention (which rewrites its token's same bits).

@@ -193,8 +193,6 @@ export interface LaunchEnv {
    * with StepShape.pruneRows then run the last layer past its KV write over the logits rows only.
    */
   readonly lastLayerRows?: { readonly plan: LastLayerRows; readonly scratch: bigint };
-  /** All decoder layers of a one-token decode step in one launch (persistent_decode.ts): layer table, counters, scratch, grid. */
-  readonly persistentDecode?: { readonly table: bigint; readonly counters: bigint; readonly scratch: bigint; readonly blocks: number };
 }
 
 /** Least row elements a gemv_fused_ks warp streams (doubling the warps per row stops below it). */

@@ -44,8 +44,6 @@ import { isDecodeStep, logitRowsIncreasing, packStep, type StagingLayout, stagin
 import { type LastLayerRows, planLastLayerRows } from "./last_layer_rows.ts";
 import { StagingSlots } from "./step_slots.ts";
 import { maxVerifyTokens } from "./verify_cap.ts";
-import { planDecodeFusion } from "./decode_fusion.ts";
-import { persistentCounterCount, persistentLayerTable, persistentScratchLayout, planPersistentDecode } from "./persistent_decode.ts";
 import { engineMaxSeqLen, type EngineView, type SessionBackend } from "../../ir/backend.ts";
 import type { Op } from "../../ir/network.ts";
 import type { EnginePlan } from "../../ir/plan.ts";
@@ -234,8 +232,6 @@ export class CudaSession implements SessionBackend {
   readonly nvfp4Mma: boolean;
   /** CudaSessionOptions.gemmResidual. */
   readonly gemmResidual: boolean;
-  /** CudaSessionOptions.persistentDecode, where the engine and device allow it (persistent_decode.ts). */
-  readonly persistentDecode: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -274,8 +270,6 @@ export class CudaSession implements SessionBackend {
   readonly #decodeCounters: DeviceBuffer; // int32 split counters of decode_attention (zero between launches)
   /** Byte offset in #decodeCounters of quant_gemv_fused_addnorm's sums of squares (LaunchEnv.quantNormScratch). */
   #normScratchOffset = 0;
-  /** The persistent decode kernel's layer table, counters (zero between launches) and scratch; null when off. */
-  #persistent: { readonly table: DeviceBuffer; readonly counters: DeviceBuffer; readonly scratch: DeviceBuffer } | null = null;
   readonly #layout: StagingLayout;
   /** Pinned staging, two slots (a step packs while the one launched before it runs); #io mirrors it on the device. */
   readonly #slots: StagingSlots;
@@ -454,21 +448,6 @@ export class CudaSession implements SessionBackend {
       this.#normScratchOffset = Math.ceil((this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4) / 256) * 256;
       this.#decodeCounters = d.alloc(Math.max(this.#normScratchOffset + GEMV_MAX_ROWS * Math.ceil(a.hiddenSize / 16) * 4, ALIGN));
       this.#decodeCounters.fill(0);
-      // Persistent decode (issue 16 item 1): one launch for all decoder layers of a one-token decode step.
-      // Not with batchInvariant: its attention and down_proj sums round unlike the batched steps' kernels, so a sequence's
-      // logits alone would differ (at rounding level) from the same sequence's in a batch.
-      const pdFuse = f.persistentDecode && !this.batchInvariant && this.gemv && this.elem === "bf16" && d.arch === "sm_90" && !a.kvCache
-        ? planDecodeFusion(plan, 1, true, (n) => n === a.logits, GEMV_MAX_ROWS)
-        : undefined;
-      const pdPlan = pdFuse ? planPersistentDecode(plan, pdFuse) : undefined;
-      if (pdPlan) {
-        const table = d.alloc(pdPlan.layers.length * 6 * 8);
-        table.copyFromHost(persistentLayerTable(pdPlan, (n) => this.#weights.ptr + BigInt(this.#weightOffsets.get(n)!)));
-        const counters = d.alloc(Math.max(persistentCounterCount(pdPlan.layers.length) * 4, ALIGN));
-        counters.fill(0);
-        this.#persistent = { table, counters, scratch: d.alloc(persistentScratchLayout().bytes) };
-      }
-      this.persistentDecode = this.#persistent !== null;
       this.#layout = stagingLayout(plan.maxTokens, plan.maxSeqs, Math.ceil(this.maxSeqLen / this.tokensPerBlock));
       const pruning = f.pruneLastLayer ? planLastLayerRows(plan, plan.maxSeqs) : undefined;
       if (pruning) this.#lastRows = { plan: pruning, scratch: d.alloc(pruning.scratchBytes) };
@@ -600,16 +579,6 @@ export class CudaSession implements SessionBackend {
       nvfp4Mma: this.nvfp4Mma,
       nvfp4GemvBlocks: NVFP4_GEMV_BLOCKS_PER_SM * this.device.smCount,
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),
-      ...(this.#persistent
-        ? {
-          persistentDecode: {
-            table: this.#persistent.table.ptr,
-            counters: this.#persistent.counters.ptr,
-            scratch: this.#persistent.scratch.ptr,
-            blocks: this.device.smCount,
-          },
-        }
-        : {}),
     };
   }
 

@@ -139,16 +139,6 @@ export const CUDA_FLAGS = {
    */
   quantTailNorm: { env: "LLMRT_QUANT_TAIL_NORM", default: true },
   /**
-   * One-token decode steps of a llama-3.2-1b-shaped bf16 engine run every decoder layer in ONE persistent launch
-   * (kernels/decode_persistent.cu: one block per SM, a TMA weight ring per block streaming the layers' weights
-   * while the phases wait on each other through global counters) instead of 5 launches a layer. Needs sm_90,
-   * gemv, a bf16 KV cache and `batchInvariant` off (its attention / down_proj sums round unlike the batched steps'
-   * kernels). H200, llama-3.2-1b batch 1: 1039 → 1138 / 1054 → 1116 decode tok/s
-   * (two runs, against decode_attention: measured before decodeSplitK became the default), slower at ≥ 512 keys
-   * (session 9). @default false
-   */
-  persistentDecode: { env: "LLMRT_PERSISTENT_DECODE", default: false },
-  /**
    * NVFP4 linears (in-features a multiple of 64, out-features of 16) on the int8 tensor cores (kernels/nvfp4_mma.cu):
    * weights re-tiled at upload (nvfp4_tiles.ts; the engine file keeps the public layout), the decode GEMV's block sums
    * exact int32 mma sums of doubled e2m1 codes; prefill dequantizes the tiled layout (H200 session 10: llama-3.2-1b NVFP4
