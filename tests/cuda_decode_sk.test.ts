@@ -103,8 +103,8 @@ for (const m of MODELS) {
       const ref = new FakeCudaSession(bf16, numBlocks, 132, false, { fusedDecode: true, batchInvariant });
       const cpu = new CpuSession(f32);
       const kv = cpu.createKvCache(numBlocks);
-      // Sequence 0 attends 600+ keys (5 splits of 128), the others a few.
-      const lens = [600, 5, 3, 9, 2, 7, 4, 11];
+      // Sequence 0 attends 300+ keys (3 splits of 128: the merge path), the others a few.
+      const lens = [300, 5, 3, 9, 2, 7, 4, 11];
       const seqs = lens.map((n, s) => ({
         ids: Array.from({ length: n }, (_, j) => (s * 31 + j * 7 + 1) % V),
         blocks: Array.from({ length: s === 0 ? 80 : 4 }, (_, j) => (s === 0 ? j : 80 + 4 * (s - 1) + j)),
