@@ -12,9 +12,20 @@ export const kjv: string = new URL("../models/kjv-llama/", import.meta.url).path
 const heldoutText = fs.readFileSync(new URL("../lib/quantization/data/kjv_heldout.txt", import.meta.url).pathname, "utf8");
 const WINDOW = 256, WINDOWS = 5;
 let heldout: number[][] | null = null;
+const memo = new Map<string, Promise<number>>();
 
-/** exp(mean NLL) of every held-out token after the first of its window, through promptLogprobs. */
-export async function kjvPerplexity(quantConfig?: QuantConfigInput): Promise<number> {
+/**
+ * exp(mean NLL) of every held-out token after the first of its window, through promptLogprobs. Computed once per
+ * QuantConfig in a process: Bun runs every test file in one, so the suites share the float32 figure.
+ */
+export function kjvPerplexity(quantConfig?: QuantConfigInput): Promise<number> {
+  const key = JSON.stringify(quantConfig ?? null);
+  let p = memo.get(key);
+  if (!p) memo.set(key, p = perplexityOf(quantConfig));
+  return p;
+}
+
+async function perplexityOf(quantConfig?: QuantConfigInput): Promise<number> {
   if (!heldout) {
     const ids = LlmTokenizer.fromDir(kjv).encode(heldoutText);
     heldout = Array.from({ length: WINDOWS }, (_, i) => ids.slice(i * WINDOW, (i + 1) * WINDOW));
