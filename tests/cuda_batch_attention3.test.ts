@@ -4,7 +4,7 @@
 // (tests/cuda_fake_device.ts): the launches (names, grids, blocks, arguments), the same logits and KV bytes as batch2's
 // plan, eager and in graphs, with the merge path (several splits). The kernel's bits against batch2 on a GPU:
 // tools/cuda-kernel-check/decode_attention_batch3.py.
-import { BATCH2_WIDE_MIN_ROWS, batchAttention3Blocks, type KernelLaunch } from "../lib/backends/cuda/launch_plan.ts";
+import { BATCH2_WIDE_MIN_ROWS, batchAttention3Blocks, batchAttention4Threads, type KernelLaunch } from "../lib/backends/cuda/launch_plan.ts";
 import { buildSync } from "../lib/builder/builder.ts";
 import { quantizeSync } from "../lib/quantization/quantize.ts";
 import { FakeCudaSession, randomModel, step } from "./cuda_fake_device.ts";
@@ -150,5 +150,58 @@ test("decode steps of BATCH2_WIDE_MIN_ROWS+ sequences on decode_attention_batch2
   run("decode 2: 12 sequences, graph", all.slice(0, 12), true);
   assert.equal(seen.get("decode_attention_batch2w_bf16_hd128"), 2 * a.numLayers, "batch2w launches");
   assert.equal(seen.get("decode_attention_batch2_bf16_hd128"), a.numLayers, "batch2 launches");
+  bf16.dispose();
+});
+
+test("batchAttention4: every decode step of more than 8 sequences on decode_attention_batch4 (8 query heads a block), over batch2w / batch3", () => {
+  // G 12 over one kv head: two blocks a token (8 + 4 heads). The fake device's stand-in is every decode kernel's exact
+  // attention, so the logits are batch2's here; the kernel's sums vs float64 and its batch invariance on a GPU:
+  // tools/cuda-kernel-check/decode_attention_batch4.py.
+  const raw = { ...RAW, hidden_size: 128, intermediate_size: 128, num_hidden_layers: 1, num_attention_heads: 12, num_key_value_heads: 1, head_dim: 64 };
+  const model = randomModel(raw, 37, true, 0.15);
+  let bf16;
+  try {
+    bf16 = buildSync(model, { ...BUILD, dtype: "bfloat16" });
+  } finally {
+    model.close();
+  }
+  const a = bf16.plan.attributes, V = a.vocabSize;
+  const opts = { fusedDecode: true, batchAttention: true, batchAttention2: true };
+  const four = new FakeCudaSession(bf16, 64, 4, false, { ...opts, batchAttention4: true, batchAttention2Wide: true, batchAttention3Blocks: 5 });
+  const two = new FakeCudaSession(bf16, 64, 4, false, opts);
+  const lens = [40, 5, 3, 9, 2, 7, 4, 11, 6, 1, 8, 12];
+  const seqs = lens.map((n, s) => ({ ids: Array.from({ length: n }, (_, j) => (s * 31 + j * 7 + 1) % V), blocks: [0, 1, 2, 3, 4].map((j) => s * 5 + j) }));
+  const pos = lens.map((n) => n - 1), last = seqs.map((s) => s.ids[s.ids.length - 1]);
+  let launches = 0;
+  const run = (what: string, which: number[], graphs: boolean, prefill = false): void => {
+    const inp = prefill
+      ? step(seqs.map((s) => ({ ids: s.ids.slice(0, -1), pos: 0, blocks: s.blocks })), 5)
+      : step(which.map((s) => ({ ids: [last[s]], pos: pos[s], blocks: seqs[s].blocks })), 5);
+    const got = four.run(inp, graphs), ref = two.run(inp, graphs);
+    sameBits(got.logits, ref.logits, `${what}: logits vs decode_attention_batch2`);
+    sameKvCache(four, two, a.numLayers, what);
+    for (const l of four.lastLaunches) {
+      if (l.kind !== "kernel" || !l.kernel.startsWith("decode_attention")) continue;
+      const k = l as KernelLaunch;
+      if (which.length <= 8 || prefill) {
+        assert.ok(!k.kernel.startsWith("decode_attention_batch"), `${what}: ${k.kernel}`);
+        continue;
+      }
+      assert.equal(k.kernel, "decode_attention_batch4_bf16_hd64", what);
+      assert.deepEqual([k.grid[0], k.block], [2, batchAttention4Threads(64, false)], what);
+      launches++;
+    }
+    if (prefill) return;
+    which.forEach((s, r) => {
+      last[s] = got.ids[r];
+      pos[s]++;
+    });
+  };
+  const all = lens.map((_, i) => i);
+  run("prefill", all, false, true);
+  run("decode 0: 12 sequences, graph bucket 16", all, true);
+  run("decode 1: 9 sequences, eager", all.slice(0, 9), false);
+  run("decode 2: 4 sequences, graph bucket 4", all.slice(0, 4), true);
+  assert.equal(launches, 2 * a.numLayers, "decode_attention_batch4 launches");
   bf16.dispose();
 });

@@ -205,6 +205,8 @@ export class CudaSession implements SessionBackend {
   readonly batchAttention3: boolean;
   /** CudaSessionOptions.batchAttention2Wide (with batchAttention2). */
   readonly batchAttention2Wide: boolean;
+  /** CudaSessionOptions.batchAttention4 (with batchAttention2). */
+  readonly batchAttention4: boolean;
   /** CudaSessionOptions.fp8FastAccum. */
   readonly fp8FastAccum: boolean;
   /** CudaSessionOptions.fp8FusedQuant. */
@@ -351,6 +353,7 @@ export class CudaSession implements SessionBackend {
     this.batchAttention2 = f.batchAttention2;
     this.batchAttention3 = f.batchAttention3 && f.batchAttention2;
     this.batchAttention2Wide = f.batchAttention2Wide && f.batchAttention2;
+    this.batchAttention4 = f.batchAttention4 && f.batchAttention2;
     this.fp8FastAccum = f.fp8FastAccum;
     this.fp8FusedQuant = f.fp8FusedQuant;
     this.fp8Pdl = f.fp8Pdl;
@@ -612,6 +615,7 @@ export class CudaSession implements SessionBackend {
       batchAttention: this.batchAttention,
       batchAttention2: this.batchAttention2,
       batchAttention2Wide: this.batchAttention2Wide,
+      batchAttention4: this.batchAttention4,
       ...(this.batchAttention3
         ? { batchAttention3Blocks: batchAttention3Blocks(this.plan.attributes.headDim, this.plan.attributes.kvCache?.quantAlgo === "FP8", this.device.smCount) }
         : {}),
