@@ -32,7 +32,7 @@ def name4(hd, fp8):
 
 def batch4(qkv, out, kvc, positions, seqStarts, table, invf, pO, pML, ctr, T, S, nH, nKV, hd, tpb, maxB, scale, window, splitSize,
            numSplits, fp8=False, kvScales=None, cfg=None):
-    """cfg (warps, stages, 16-key sub-tiles a warp tile, min blocks per SM) or None: the .cu defaults."""
+    """cfg (warps, stages, 16-key sub-tiles a warp tile, min blocks per SM[, cp.async.bulk rows]) or None: the .cu defaults."""
     G = nH // nKV
     nm = name4(hd, fp8)
     f = "F" if fp8 else ""
@@ -40,7 +40,7 @@ def batch4(qkv, out, kvc, positions, seqStarts, table, invf, pO, pML, ctr, T, S,
     nw = 2
     if cfg:
         nw = cfg[0]
-        defines += tuple(f"DB4_{f}{k}{hd}={v}" for k, v in zip(("NW", "ST", "KT", "MINB"), cfg))
+        defines += tuple(f"DB4_{f}{k}{hd}={v}" for k, v in zip(("NW", "ST", "KT", "MINB", "TMA"), cfg))
     args = (P(qkv), P(out), P(kvc), P(positions), P(seqStarts), P(table), P(invf), F(1.0), P(pO), P(pML), P(ctr),
             I(T), I(S), I(nH), I(nKV), I(tpb), I(maxB), F(scale), I(window), I(splitSize), P(None), L(0))
     if fp8:

@@ -72,6 +72,18 @@
 #ifndef DB4_FMINB64
 #define DB4_FMINB64 8
 #endif
+#ifndef DB4_TMA128
+#define DB4_TMA128 0  // 1: K / V rows by cp.async.bulk (one row a lane, an mbarrier a stage), rows padded instead of swizzled
+#endif
+#ifndef DB4_TMA64
+#define DB4_TMA64 0
+#endif
+#ifndef DB4_FTMA128
+#define DB4_FTMA128 0
+#endif
+#ifndef DB4_FTMA64
+#define DB4_FTMA64 0
+#endif
 #define DB4_CFG(P, HD, Q8) ((Q8) ? ((HD) == 128 ? DB4_F##P##128 : DB4_F##P##64) : ((HD) == 128 ? DB4_##P##128 : DB4_##P##64))
 
 __device__ __forceinline__ void db4MmaBf16(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
@@ -144,6 +156,27 @@ __device__ __forceinline__ float db4Ldcg(const float* p) {
   asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p));
   return v;
 }
+__device__ __forceinline__ void db4MbInit(u32 bar, u32 count) { asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory"); }
+/** Waits for phase `parity` of an mbarrier; traps after ~2^26 polls (a hang becomes an error). */
+__device__ __forceinline__ void db4MbWait(u32 bar, u32 parity) {
+  for (u32 n = 0;; n++) {
+    u32 ok;
+    asm volatile(
+        "{ .reg .pred p;\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+        "selp.u32 %0, 1, 0, p;\n}" : "=r"(ok) : "r"(bar), "r"(parity) : "memory");
+    if (ok) return;
+    if (n > (1u << 26)) asm volatile("trap;");
+  }
+}
+__device__ __forceinline__ void db4MbExpect(u32 bar, u32 bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void db4Bulk(u32 dst, const void* src, u32 bytes, u32 bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst), "l"(src), "r"(bytes), "r"(bar)
+               : "memory");
+}
+
 /** Element offset of 16-byte chunk c of row r in a [rows, HD] bf16 tile, chunks XOR-swizzled by r % 8. */
 template <int HD>
 __device__ __forceinline__ int db4Sw(int r, int c) { return r * HD + ((c ^ (r & 7)) << 3); }
@@ -155,14 +188,15 @@ __device__ __forceinline__ int db4Sw(int r, int c) { return r * HD + ((c ^ (r & 
 template <int HD, bool Q8>
 __device__ __forceinline__ int db4Dim(int g4, int mt, int hi) { return Q8 ? (HD / 8) * g4 + 2 * mt + hi : 16 * mt + g4 + 8 * hi; }
 
-template <int HD, int NW, int ST, int KT, bool Q8>
+template <int HD, int NW, int ST, int KT, bool Q8, bool TMA>
 __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out, void* kvv, const int* positions,
     const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, float* partialO,
     float* partialML, int* counters, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
     int maxBlocksPerSeq, float scale, int window, int splitSize, const float* kvScales) {
   constexpr int EB = Q8 ? 1 : 2;              // cache bytes per element
   constexpr int ROWB = HD * EB;               // one key's row (one kv head) in bytes
-  constexpr int RS = Q8 ? ROWB + 16 : ROWB;   // shared row stride (e4m3: padded; bf16: swizzled chunks)
+  constexpr bool PAD = Q8 || TMA;             // rows padded by 16 bytes (else bf16 chunks XOR-swizzled)
+  constexpr int RS = PAD ? ROWB + 16 : ROWB;  // shared row stride
   constexpr int CPR = ROWB / 16;              // 16-byte chunks per row
   constexpr int KEYS = 16 * KT;               // keys of one warp tile
   constexpr int TILEB = KEYS * RS;            // K (or V) of a warp tile
@@ -179,6 +213,9 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   __shared__ float cs[HALF], sn[HALF];
   __shared__ float mw[NW][DB4_ROWS], lw[NW][DB4_ROWS];
   __shared__ int amLast;
+  __shared__ __align__(8) unsigned long long bars[TMA ? NW * ST : 1];  // TMA: one mbarrier a warp stage
+  // Byte offset of 16-byte chunk c of row r in a K / V tile.
+  auto rb = [](int r, int c) { return PAD ? r * RS + c * 16 : db4Sw<HD>(r, c) * 2; };
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g4 = lane >> 2, c4 = lane & 3;
   const int t = blockIdx.y, z = blockIdx.z, numSplits = gridDim.z;
@@ -282,21 +319,54 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
         const int slot0 = k0 % tokensPerBlock;
         const unsigned char* base0 = kv + ((long long)table[k0 / tokensPerBlock] * 2 * tokensPerBlock * rowWidth + kvh * HD) * EB;
         unsigned char* ks = myRing + (i % ST) * STAGEB;
+        if constexpr (TMA) {
+          // Row idx = lane + 32 j: K (idx < KEYS) or V row r = idx % KEYS. Keys past the split are zeroed here (their p
+          // is 0, and 0 · garbage could be NaN); the own key is patched in before use.
+          const u32 bar = db4Smem(&bars[warp * ST + i % ST]);
+          u32 bytes = 0;
 #pragma unroll
-        for (int j = 0; j < KEYS * CPR / 32; j++) {
-          const int idx = lane + j * 32, r = idx / CPR, c = idx - r * CPR, key = k0 + r;
-          if (key == pos && key < sHi) continue;
-          const bool ok = key < sHi;
-          const unsigned char* src = !ok ? kv
-              : slot0 + r < tokensPerBlock ? base0 + (long long)(slot0 + r) * rowWidth * EB + c * 16
-              : kv + (kvCacheOffset(table, key, 0, tokensPerBlock, rowWidth) + kvh * HD) * EB + c * 16;
-          const int o = Q8 ? r * RS + c * 16 : db4Sw<HD>(r, c) * 2;
-          asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(db4Smem(ks + o)), "l"(src), "r"(ok ? 16 : 0) : "memory");
-          asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(db4Smem(ks + TILEB + o)), "l"(ok ? src + vStepB : src), "r"(ok ? 16 : 0) : "memory");
+          for (int j = 0; j < 2 * KEYS / 32; j++) {
+            const int idx = lane + j * 32, r = idx % KEYS, key = k0 + r;
+            bytes += __popc(__ballot_sync(0xffffffffu, key < sHi && key != pos)) * ROWB;
+          }
+          asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // this stage's earlier generic accesses before the bulk writes
+          if (lane == 0) db4MbExpect(bar, bytes);
+#pragma unroll
+          for (int j = 0; j < 2 * KEYS / 32; j++) {
+            const int idx = lane + j * 32, w = idx / KEYS, r = idx % KEYS, key = k0 + r;
+            unsigned char* dst = ks + w * TILEB + r * RS;
+            if (key >= sHi) {
+              for (int c = 0; c < CPR; c++) *reinterpret_cast<uint4*>(dst + c * 16) = uint4{0u, 0u, 0u, 0u};
+            } else if (key != pos) {
+              const unsigned char* src = slot0 + r < tokensPerBlock ? base0 + (long long)(slot0 + r) * rowWidth * EB
+                                                                    : kv + (kvCacheOffset(table, key, 0, tokensPerBlock, rowWidth) + kvh * HD) * EB;
+              db4Bulk(db4Smem(dst), w ? src + vStepB : src, ROWB, bar);
+            }
+          }
+        } else {
+#pragma unroll
+          for (int j = 0; j < KEYS * CPR / 32; j++) {
+            const int idx = lane + j * 32, r = idx / CPR, c = idx - r * CPR, key = k0 + r;
+            if (key == pos && key < sHi) continue;
+            const bool ok = key < sHi;
+            const unsigned char* src = !ok ? kv
+                : slot0 + r < tokensPerBlock ? base0 + (long long)(slot0 + r) * rowWidth * EB + c * 16
+                : kv + (kvCacheOffset(table, key, 0, tokensPerBlock, rowWidth) + kvh * HD) * EB + c * 16;
+            const int o = rb(r, c);
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(db4Smem(ks + o)), "l"(src), "r"(ok ? 16 : 0) : "memory");
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(db4Smem(ks + TILEB + o)), "l"(ok ? src + vStepB : src), "r"(ok ? 16 : 0) : "memory");
+          }
         }
       }
-      asm volatile("cp.async.commit_group;\n" ::: "memory");
+      if (!TMA) asm volatile("cp.async.commit_group;\n" ::: "memory");
     };
+    if (TMA) {
+      if (lane == 0) {
+        for (int j = 0; j < ST; j++) db4MbInit(db4Smem(&bars[warp * ST + j]), 1);
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+      }
+      __syncwarp();
+    }
 #pragma unroll
     for (int i = 0; i < ST; i++) issue(i);  // in flight while RoPE runs
     const long long kOff = own ? (kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth) + kvh * HD) * EB : 0;
@@ -401,14 +471,15 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
     float mA = -LLMRT_INF, mB = -LLMRT_INF, lA = 0.f, lB = 0.f;
     const int mi = lane >> 3;
     for (int i = 0; i < nW; i++) {
-      asm volatile("cp.async.wait_group %0;\n" ::"n"(ST - 1) : "memory");  // tile i landed (ST + i groups committed)
+      if (TMA) db4MbWait(db4Smem(&bars[warp * ST + i % ST]), (i / ST) & 1);
+      else asm volatile("cp.async.wait_group %0;\n" ::"n"(ST - 1) : "memory");  // tile i landed (ST + i groups committed)
       __syncwarp();
       const int k0 = sLo + (warp + i * NW) * KEYS;
       unsigned char* st = myRing + (i % ST) * STAGEB;
       if (own && pos >= k0 && pos < k0 + KEYS) {  // patch the own key / value in
         const int r = pos - k0;
         for (int c = lane; c < CPR; c += 32) {
-          const int o2 = Q8 ? r * RS + c * 16 : db4Sw<HD>(r, c) * 2;
+          const int o2 = rb(r, c);
           *reinterpret_cast<uint4*>(st + o2) = *reinterpret_cast<const uint4*>(kself + c * 16);
           *reinterpret_cast<uint4*>(st + TILEB + o2) = *reinterpret_cast<const uint4*>(vself + c * 16);
         }
@@ -442,7 +513,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
 #pragma unroll
           for (int kk = 0; kk < KSTEPS; kk++) {
             u32 a[4];
-            db4Ldsm<false>(a, ks + db4Sw<HD>(r, 2 * kk + (mi >> 1)) * 2);
+            db4Ldsm<false>(a, ks + rb(r, 2 * kk + (mi >> 1)));
             db4Mma<false>(sc[u], a, qb[kk][0], qb[kk][1]);
           }
         }
@@ -520,7 +591,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
 #pragma unroll
           for (int mt = 0; mt < MT; mt++) {
             u32 a[4];
-            db4Ldsm<true>(a, vs + db4Sw<HD>(r, 2 * mt + (mi & 1)) * 2);
+            db4Ldsm<true>(a, vs + rb(r, 2 * mt + (mi & 1)));
             db4Mma<false>(o[mt], a, pb[u][0], pb[u][1]);
           }
         }
@@ -528,7 +599,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
       __syncwarp();  // the stage is refilled next
       issue(i + ST);
     }
-    asm volatile("cp.async.wait_group 0;\n" ::: "memory");  // empty trailing groups
+    if (!TMA) asm volatile("cp.async.wait_group 0;\n" ::: "memory");  // empty trailing groups
     // Merge the warps: per-warp (m, l, o) of heads < Gb into shared memory (the rings are free once all warps are here).
 #pragma unroll
     for (int x = 4; x < 32; x <<= 1) {
@@ -588,7 +659,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
 #define DECODE_BATCH4(HD, Q8, NAME, EXTRA, SCALES)                                                                        \
   extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, Q8) * 32, DB4_CFG(MINB, HD, Q8)) NAME(DB4_ARGS_HEAD EXTRA) { \
     if ((int)blockIdx.y >= numTokens) return;                                                                             \
-    decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8>(qkv, out, kvCache, positions, \
+    decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0>(qkv, out, kvCache, positions, \
         seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs, numHeads, numKvHeads,       \
         tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, SCALES);                                               \
   }
