@@ -9,6 +9,6 @@ set -uo pipefail
 source tools/gpu/jobs_lib.sh
 stamp "kernel: batch4 timing, then check"
 timeout 64 python3 tools/cuda-kernel-check/decode_attention_batch4.py --only timing,check --quick \
-  --cfgs "d;2,1,1,8;2,2,1,6,1;2,1,1,8,1;1,2,1,12" --fcfgs "d;2,3,1,8;2,2,1,8,1;4,2,1,4;1,4,1,16" --check-cfgs "d;2,2,1,6,1" > "$OUT/b4.log" 2>&1; echo "rc $?"
+  --cfgs "d;2,1,1,8;2,1,2,6;2,2,1,6,1;2,1,1,8,1;1,2,1,12" --fcfgs "d;2,3,1,8;2,2,2,6;2,2,1,8,1;4,2,1,4;1,4,1,16" --check-cfgs "d;2,2,1,6,1" > "$OUT/b4.log" 2>&1; echo "rc $?"
 grep -E "copy|seqs ctx|FAIL|SUMMARY|Error|error|done at|Traceback" "$OUT/b4.log" | cut -c1-420 | head -40; grep -c "^  ok" "$OUT/b4.log"
 stamp done

@@ -551,12 +551,14 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
       }
       lA = lA * aA + sA;
       lB = lB * aB + sB;
+      if (!__all_sync(0xffffffffu, aA == 1.f && aB == 1.f)) {  // the max moved for some head (else o · 1: the same bits)
 #pragma unroll
-      for (int mt = 0; mt < MT; mt++) {
-        o[mt][0] *= aA;
-        o[mt][1] *= aB;
-        o[mt][2] *= aA;
-        o[mt][3] *= aB;
+        for (int mt = 0; mt < MT; mt++) {
+          o[mt][0] *= aA;
+          o[mt][1] *= aB;
+          o[mt][2] *= aA;
+          o[mt][3] *= aB;
+        }
       }
       // O^T += V^T · P^T: rows head dims (16 an m tile), k the sub-tile's 16 keys, columns heads.
 #pragma unroll
