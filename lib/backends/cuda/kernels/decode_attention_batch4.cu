@@ -343,6 +343,18 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
               db4Bulk(db4Smem(dst), w ? src + vStepB : src, ROWB, bar);
             }
           }
+        } else if (slot0 + KEYS <= tokensPerBlock && k0 + KEYS <= sHi && (pos < k0 || pos >= k0 + KEYS)) {
+          // The common tile (warp-uniform): every key valid, in one cache block, none the own key — rows a stride apart.
+          constexpr int RPJ = 32 / CPR;  // rows a pass of the warp
+          const int r0 = lane / CPR, c = lane % CPR;
+          const unsigned char* src = base0 + (long long)(slot0 + r0) * rowWidth * EB + c * 16;
+          const long long rstep = (long long)RPJ * rowWidth * EB;
+#pragma unroll
+          for (int j = 0; j < KEYS / RPJ; j++, src += rstep) {
+            const int o = rb(r0 + RPJ * j, c);
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(db4Smem(ks + o)), "l"(src) : "memory");
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(db4Smem(ks + TILEB + o)), "l"(src + vStepB) : "memory");
+          }
         } else {
 #pragma unroll
           for (int j = 0; j < KEYS * CPR / 32; j++) {
