@@ -1376,6 +1376,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         break;
       }
       case "decode_attention_batch4_bf16":
+      case "decode_attention_batch4w_bf16":
       case "decode_attention_batch4_fp8kv_bf16":
       case "decode_attention_batch2w_bf16":
       case "decode_attention_batch3_fp8kv_bf16":

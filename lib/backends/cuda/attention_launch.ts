@@ -8,6 +8,7 @@ import type { Op } from "../../ir/network.ts";
 import { InternalError } from "../../util/errors.ts";
 import {
   BATCH2_WIDE_MIN_ROWS,
+  BATCH4_WIDE_MIN_ROWS,
   BATCH_ATTENTION4_ROWS,
   BATCH_ATTENTION_ROWS,
   batchAttention2Threads,
@@ -93,8 +94,10 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
     // decodeSplitK: split-K flash decoding (att from decodeSkGeometry: z = the grid's splits, splitSize = the split target); bf16
     // caches, and e4m3 caches with fp8DecodeSk (decode_attention_sk_fp8kv).
     const sk = !batch && (!kvFp8 || (!!env.fp8DecodeSk && kvTag === "fp8kv_")) && !!env.decodeSplitK && att.sk !== undefined;
+    // Steps of BATCH4_WIDE_MIN_ROWS+ sequences over a bf16 cache at head dim 128: batch4w (the same bits, more blocks an SM).
+    const wide4 = batch4 && !kvFp8 && op.headDim === 128 && T >= BATCH4_WIDE_MIN_ROWS;
     const name = batch4
-      ? `decode_attention_batch4_${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
+      ? `decode_attention_batch4${wide4 ? "w" : ""}_${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
       : batch3
       ? `decode_attention_batch3_${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
       : wide

@@ -84,6 +84,9 @@
 #ifndef DB4_FTMA64
 #define DB4_FTMA64 0
 #endif
+#ifndef DB4_FAST
+#define DB4_FAST 0  // 1: whole tiles (every key valid, one cache block, not the own key) issued without per-row checks
+#endif
 #define DB4_CFG(P, HD, Q8) ((Q8) ? ((HD) == 128 ? DB4_F##P##128 : DB4_F##P##64) : ((HD) == 128 ? DB4_##P##128 : DB4_##P##64))
 
 __device__ __forceinline__ void db4MmaBf16(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
@@ -343,7 +346,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
               db4Bulk(db4Smem(dst), w ? src + vStepB : src, ROWB, bar);
             }
           }
-        } else if (slot0 + KEYS <= tokensPerBlock && k0 + KEYS <= sHi && (pos < k0 || pos >= k0 + KEYS)) {
+        } else if (DB4_FAST && slot0 + KEYS <= tokensPerBlock && k0 + KEYS <= sHi && (pos < k0 || pos >= k0 + KEYS)) {
           // The common tile (warp-uniform): every key valid, in one cache block, none the own key — rows a stride apart.
           constexpr int RPJ = 32 / CPR;  // rows a pass of the warp
           const int r0 = lane / CPR, c = lane % CPR;
@@ -688,4 +691,16 @@ DECODE_BATCH4(64, true, decode_attention_batch4_fp8kv_bf16_hd64, COMMA_SCALES, k
 #endif
 #if LLMRT_KERNEL(decode_attention_batch4_fp8kv_bf16_hd128)
 DECODE_BATCH4(128, true, decode_attention_batch4_fp8kv_bf16_hd128, COMMA_SCALES, kvScales)
+#endif
+
+// decode_attention_batch4w_bf16_hd128: the bf16 hd128 kernel with 1 cp.async stage a warp and registers capped for 8 blocks
+// per SM (the same warps and tiles, so the same bits) for steps of at least BATCH4_WIDE_MIN_ROWS sequences (H200 session 11,
+// 8B layer at 128..256 keys: 112.4 vs 120.3 us at 512 seqs, 34.5 vs 40.2 at 128, but 24.3 vs 21.2 at 64).
+#if LLMRT_KERNEL(decode_attention_batch4w_bf16_hd128)
+extern "C" __global__ void __launch_bounds__(DB4_NW128 * 32, 8) decode_attention_batch4w_bf16_hd128(DB4_ARGS_HEAD) {
+  if ((int)blockIdx.y >= numTokens) return;
+  decodeBatch4Impl<128, DB4_NW128, 1, DB4_KT128, false, false>(qkv, out, kvCache, positions, seqStarts, blockTables, invFreq,
+      attnScaling, partialO, partialML, counters, numSeqs, numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window,
+      splitSize, nullptr);
+}
 #endif
