@@ -84,6 +84,18 @@
 #ifndef DB4_FTMA64
 #define DB4_FTMA64 0
 #endif
+#ifndef DB4_SER128
+#define DB4_SER128 1  // items a block takes in turn (SERMAX; the grid's x is nKV · ceil(G / 8) / SER)
+#endif
+#ifndef DB4_SER64
+#define DB4_SER64 1
+#endif
+#ifndef DB4_FSER128
+#define DB4_FSER128 1
+#endif
+#ifndef DB4_FSER64
+#define DB4_FSER64 1
+#endif
 #ifndef DB4_FAST
 #define DB4_FAST 0  // 1: whole tiles (every key valid, one cache block, not the own key) issued without per-row checks
 #endif
@@ -191,7 +203,14 @@ __device__ __forceinline__ int db4Sw(int r, int c) { return r * HD + ((c ^ (r & 
 template <int HD, bool Q8>
 __device__ __forceinline__ int db4Dim(int g4, int mt, int hi) { return Q8 ? (HD / 8) * g4 + 2 * mt + hi : 16 * mt + g4 + 8 * hi; }
 
-template <int HD, int NW, int ST, int KT, bool Q8, bool TMA>
+/**
+ * The step for items bx0 .. bx0 + SER - 1 (item = (kv head, chunk of up to 8 query heads) of token t, split z; SER =
+ * nKV · ceil(G / 8) / gridDim.x <= SERMAX, the host makes it divide). One block, NW warps; each warp streams its tiles of
+ * every item in turn (item j's tiles warp, warp + NW, ... of KEYS keys) through ONE cp.async ring that runs ahead across
+ * item boundaries, so an item's first tiles are in flight while the previous item ends. Each item's keys, sums and merge
+ * are those of SER = 1, so the bits do not depend on SER (nor on the step's other tokens).
+ */
+template <int HD, int NW, int ST, int KT, bool Q8, bool TMA, int SERMAX>
 __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out, void* kvv, const int* positions,
     const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, float* partialO,
     float* partialML, int* counters, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
@@ -204,17 +223,18 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   constexpr int KEYS = 16 * KT;               // keys of one warp tile
   constexpr int TILEB = KEYS * RS;            // K (or V) of a warp tile
   constexpr int STAGEB = 2 * TILEB;
-  constexpr int RINGB = NW * ST * STAGEB;
-  constexpr int HDP = HD + 4;                 // merge buffer row stride (floats)
-  constexpr int MERGEB = NW * DB4_ROWS * HDP * 4;
   constexpr int HALF = HD / 2, KSTEPS = HD / 16, MT = HD / 16, NT = NW * 32;
+  constexpr int MW = MT * 4 + 4;              // floats a lane parks for the merge: o, then mA, mB, lA, lB
   static_assert((KEYS * CPR) % 32 == 0, "whole chunks per lane");
-  __shared__ __align__(16) unsigned char ring[RINGB > MERGEB ? RINGB : MERGEB];
-  __shared__ __align__(16) bf16_t qsm[DB4_ROWS * HD];  // bf16 (Q8: f16) q rows, swizzled
-  __shared__ __align__(16) unsigned char kself[ROWB];
-  __shared__ __align__(16) unsigned char vself[ROWB];
+  __shared__ __align__(16) unsigned char ring[NW * ST * STAGEB];
+  // Warps 1.. park (m, l, o) for warp 0 at an item's end: SERMAX 1 in their own ring (no tile in flight then), else here
+  // by item parity (the ring streams the next item's tiles meanwhile).
+  static_assert(SERMAX > 1 || MW * 32 * 4 <= ST * STAGEB, "a warp's ring holds its parked results");
+  __shared__ __align__(16) float parkBuf[SERMAX > 1 ? 2 * (NW > 1 ? NW - 1 : 1) * MW * 32 : 4];
+  __shared__ __align__(16) bf16_t qsm[SERMAX][DB4_ROWS * HD];  // bf16 (Q8: f16) q rows of each item, swizzled
+  __shared__ __align__(16) unsigned char kself[SERMAX][ROWB];
+  __shared__ __align__(16) unsigned char vself[SERMAX][ROWB];
   __shared__ float cs[HALF], sn[HALF];
-  __shared__ float mw[NW][DB4_ROWS], lw[NW][DB4_ROWS];
   __shared__ int amLast;
   __shared__ __align__(8) unsigned long long bars[TMA ? NW * ST : 1];  // TMA: one mbarrier a warp stage
   // Byte offset of 16-byte chunk c of row r in a K / V tile.
@@ -223,34 +243,38 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g4 = lane >> 2, c4 = lane & 3;
   const int t = blockIdx.y, z = blockIdx.z, numSplits = gridDim.z;
   const int G = numHeads / numKvHeads;
-  const int chunks = (G + DB4_ROWS - 1) / DB4_ROWS;
-  const int kvh = blockIdx.x / chunks, chunk = blockIdx.x - kvh * chunks;
-  const int h0 = kvh * G + chunk * DB4_ROWS;
-  const int Gb = min(DB4_ROWS, G - chunk * DB4_ROWS);
-  // Last block of this (token, kv group chunk) merges the splits (nzT: the token's non-empty splits).
-  auto splitMerge = [&](int nzT) {
+  const int chunks = (G + DB4_ROWS - 1) / DB4_ROWS, nBx = numKvHeads * chunks;
+  const int SER = SERMAX == 1 ? 1 : nBx / (int)gridDim.x, bx0 = blockIdx.x * SER;
+  auto kvhOf = [&](int j) { return (bx0 + j) / chunks; };
+  auto h0Of = [&](int j) { const int bx = bx0 + j, kh = bx / chunks; return kh * G + (bx - kh * chunks) * DB4_ROWS; };
+  auto gbOf = [&](int j) { const int bx = bx0 + j; return min(DB4_ROWS, G - (bx - bx / chunks * chunks) * DB4_ROWS); };
+  // The last block of item j's splits merges them (nzT: the token's non-empty splits).
+  auto splitMerge = [&](int j, int nzT) {
     __threadfence();
     __syncthreads();
-    int* ctr = counters + (long long)t * gridDim.x + blockIdx.x;
+    int* ctr = counters + (long long)t * nBx + bx0 + j;
     if (tid == 0) amLast = atomicAdd(ctr, 1) == numSplits - 1;
     __syncthreads();
-    if (!amLast) return;
-    __threadfence();
-    for (int i = tid; i < Gb * HD; i += NT) {
-      const int g = i / HD, d = i - g * HD;
-      const long long th = (long long)t * numHeads + h0 + g;
-      const float* mlh = partialML + th * numSplits * 2;
-      float M = -LLMRT_INF;
-      for (int zz = 0; zz < nzT; zz++) M = fmaxf(M, db4Ldcg(mlh + zz * 2));
-      float O = 0.f, L = 0.f;
-      for (int zz = 0; zz < nzT; zz++) {
-        const float w = exp2f(db4Ldcg(mlh + zz * 2) - M);
-        O = fmaf(w, db4Ldcg(partialO + (th * numSplits + zz) * HD + d), O);
-        L = fmaf(w, db4Ldcg(mlh + zz * 2 + 1), L);
+    if (amLast) {
+      __threadfence();
+      const int Gb = gbOf(j), h0 = h0Of(j);
+      for (int i = tid; i < Gb * HD; i += NT) {
+        const int g = i / HD, d = i - g * HD;
+        const long long th = (long long)t * numHeads + h0 + g;
+        const float* mlh = partialML + th * numSplits * 2;
+        float M = -LLMRT_INF;
+        for (int zz = 0; zz < nzT; zz++) M = fmaxf(M, db4Ldcg(mlh + zz * 2));
+        float O = 0.f, L = 0.f;
+        for (int zz = 0; zz < nzT; zz++) {
+          const float w = exp2f(db4Ldcg(mlh + zz * 2) - M);
+          O = fmaf(w, db4Ldcg(partialO + (th * numSplits + zz) * HD + d), O);
+          L = fmaf(w, db4Ldcg(mlh + zz * 2 + 1), L);
+        }
+        out[th * HD + d] = fromF<bf16_t>(O / L);
       }
-      out[th * HD + d] = fromF<bf16_t>(O / L);
+      if (tid == 0) *ctr = 0;
     }
-    if (tid == 0) *ctr = 0;
+    __syncthreads();  // amLast is reused by the next item
   };
   // An empty split (split z > 0 starting past the token): l = 0 for the merge, which skips it.
   if (z > 0) {
@@ -259,18 +283,21 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
     if (lo0 + z * splitSize > p0) {
       const int nz0 = min(numSplits, (p0 + 1 - lo0 + splitSize - 1) / splitSize);
       if (nz0 == 1) return;
-      for (int g = tid; g < Gb; g += NT) {
-        float* ml = partialML + (((long long)t * numHeads + h0 + g) * numSplits + z) * 2;
-        ml[0] = -LLMRT_INF;
-        ml[1] = 0.f;
+      for (int j = 0; j < SER; j++) {
+        const int Gb = gbOf(j), h0 = h0Of(j);
+        for (int g = tid; g < Gb; g += NT) {
+          float* ml = partialML + (((long long)t * numHeads + h0 + g) * numSplits + z) * 2;
+          ml[0] = -LLMRT_INF;
+          ml[1] = 0.f;
+        }
+        splitMerge(j, nz0);
       }
-      splitMerge(nz0);
       return;
     }
   }
-  // The token's loads first, together: position, sequence, inverse frequencies, q rows of the block's heads, k / v.
+  // The token's loads first, together: position, sequence, inverse frequencies, the q rows of the items' heads, k / v.
   constexpr int HC = HALF / 8;                    // 16-byte chunks of half a head
-  constexpr int QP = DB4_ROWS * HC;               // (q row, chunk) pairs
+  constexpr int QP = SERMAX * DB4_ROWS * HC;      // (item, q row, chunk) triples
   constexpr int QPT = (QP + NT - 1) / NT, FPT = (HALF + NT - 1) / NT;
   const bf16_t* row = qkv + (long long)t * (numHeads + 2 * numKvHeads) * HD;
   const int pos = positions[t];
@@ -278,26 +305,33 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   double ifq[FPT];
 #pragma unroll
   for (int j = 0; j < FPT; j++) ifq[j] = tid + j * NT < HALF ? invFreq[tid + j * NT] : 0.0;
-  uint4 qA[QPT], qB[QPT], kA = {0u, 0u, 0u, 0u}, kB = {0u, 0u, 0u, 0u}, vC = {0u, 0u, 0u, 0u}, vD = {0u, 0u, 0u, 0u};
+  uint4 qA[QPT], qB[QPT];
+  const uint4 zero4 = {0u, 0u, 0u, 0u};
 #pragma unroll
   for (int j = 0; j < QPT; j++) {
-    const int pq = tid + j * NT, g = pq / HC, c = pq - g * HC;
-    qA[j] = qB[j] = kA;
-    if (pq < QP && g < Gb) {
-      const bf16_t* src = row + (h0 + g) * HD + c * 8;
+    const int pq = tid + j * NT, it = pq / (DB4_ROWS * HC), g = (pq / HC) % DB4_ROWS, c = pq % HC;
+    qA[j] = qB[j] = zero4;
+    if (pq < QP && it < SER && g < gbOf(it)) {
+      const bf16_t* src = row + (h0Of(it) + g) * HD + c * 8;
       qA[j] = *reinterpret_cast<const uint4*>(src);
       qB[j] = *reinterpret_cast<const uint4*>(src + HALF);
     }
   }
-  if (tid < HC) {  // thread c: chunk c of both halves of k and v
-    const bf16_t* kr = row + (numHeads + kvh) * HD + tid * 8;
-    const bf16_t* vr = row + (numHeads + numKvHeads + kvh) * HD + tid * 8;
-    kA = *reinterpret_cast<const uint4*>(kr);
-    kB = *reinterpret_cast<const uint4*>(kr + HALF);
-    vC = *reinterpret_cast<const uint4*>(vr);
-    vD = *reinterpret_cast<const uint4*>(vr + HALF);
+  constexpr int KPT = (SERMAX * HC + NT - 1) / NT;  // (item, chunk) pairs of the own k / v a thread takes
+  uint4 kA[KPT], kB[KPT], vC[KPT], vD[KPT];
+#pragma unroll
+  for (int j = 0; j < KPT; j++) {  // chunk c of both halves of item it's k and v
+    const int pk = tid + j * NT, it = pk / HC, c = pk % HC;
+    kA[j] = kB[j] = vC[j] = vD[j] = zero4;
+    if (pk < SERMAX * HC && it < SER) {
+      const bf16_t* kr = row + (numHeads + kvhOf(it)) * HD + c * 8;
+      const bf16_t* vr = row + (numHeads + numKvHeads + kvhOf(it)) * HD + c * 8;
+      kA[j] = *reinterpret_cast<const uint4*>(kr);
+      kB[j] = *reinterpret_cast<const uint4*>(kr + HALF);
+      vC[j] = *reinterpret_cast<const uint4*>(vr);
+      vD[j] = *reinterpret_cast<const uint4*>(vr + HALF);
+    }
   }
-  const float kS = Q8 ? kvScales[kvh] : 1.f, vS = Q8 ? kvScales[numKvHeads + kvh] : 1.f;
   const int s = st0 == t && st1 == t + 1 ? t : seqOfToken(seqStarts, numSeqs, t);
   const int lo = window > 0 ? max(0, pos + 1 - window) : 0;
   const int sLo = lo + z * splitSize;
@@ -311,16 +345,18 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   unsigned char* kv = reinterpret_cast<unsigned char*>(kvv);
 
   if (sLo < sHi) {
-    const int nT = (sHi - sLo + KEYS - 1) / KEYS;  // warp tiles of the split
-    const int nW = (nT - warp + NW - 1) / NW;      // this warp's: tiles warp, warp + NW, ...
+    const int nT = (sHi - sLo + KEYS - 1) / KEYS;  // warp tiles of an item's split
+    const int nW = (nT - warp + NW - 1) / NW;      // this warp's of each item: tiles warp, warp + NW, ...
+    const int nI = SER * nW;                       // this warp's stream: item 0's tiles, then item 1's, ...
     unsigned char* myRing = ring + warp * ST * STAGEB;
-    // Warp tile i (keys k0 .. k0 + KEYS) into ring stage i % ST; keys past the split read nothing (zeros); the step's
-    // own key is skipped (patched from kself / vself before use). Always commits a group.
+    // Stream tile i (item i / nW, keys k0 .. k0 + KEYS) into ring stage i % ST; keys past the split read nothing (zeros);
+    // the step's own key is skipped (patched from kself / vself before use). Always commits a group.
     auto issue = [&](int i) {
-      if (i < nW) {
-        const int k0 = sLo + (warp + i * NW) * KEYS;
+      if (i < nI) {
+        const int it = i / nW, ti = i - it * nW;
+        const int k0 = sLo + (warp + ti * NW) * KEYS;
         const int slot0 = k0 % tokensPerBlock;
-        const unsigned char* base0 = kv + ((long long)table[k0 / tokensPerBlock] * 2 * tokensPerBlock * rowWidth + kvh * HD) * EB;
+        const unsigned char* base0 = kv + ((long long)table[k0 / tokensPerBlock] * 2 * tokensPerBlock * rowWidth + kvhOf(it) * HD) * EB;
         unsigned char* ks = myRing + (i % ST) * STAGEB;
         if constexpr (TMA) {
           // Row idx = lane + 32 j: K (idx < KEYS) or V row r = idx % KEYS. Keys past the split are zeroed here (their p
@@ -342,7 +378,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
               for (int c = 0; c < CPR; c++) *reinterpret_cast<uint4*>(dst + c * 16) = uint4{0u, 0u, 0u, 0u};
             } else if (key != pos) {
               const unsigned char* src = slot0 + r < tokensPerBlock ? base0 + (long long)(slot0 + r) * rowWidth * EB
-                                                                    : kv + (kvCacheOffset(table, key, 0, tokensPerBlock, rowWidth) + kvh * HD) * EB;
+                                                                    : kv + (kvCacheOffset(table, key, 0, tokensPerBlock, rowWidth) + kvhOf(it) * HD) * EB;
               db4Bulk(db4Smem(dst), w ? src + vStepB : src, ROWB, bar);
             }
           }
@@ -366,7 +402,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
             const bool ok = key < sHi;
             const unsigned char* src = !ok ? kv
                 : slot0 + r < tokensPerBlock ? base0 + (long long)(slot0 + r) * rowWidth * EB + c * 16
-                : kv + (kvCacheOffset(table, key, 0, tokensPerBlock, rowWidth) + kvh * HD) * EB + c * 16;
+                : kv + (kvCacheOffset(table, key, 0, tokensPerBlock, rowWidth) + kvhOf(it) * HD) * EB + c * 16;
             const int o = rb(r, c);
             asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(db4Smem(ks + o)), "l"(src), "r"(ok ? 16 : 0) : "memory");
             asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(db4Smem(ks + TILEB + o)), "l"(ok ? src + vStepB : src), "r"(ok ? 16 : 0) : "memory");
@@ -384,7 +420,6 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
     }
 #pragma unroll
     for (int i = 0; i < ST; i++) issue(i);  // in flight while RoPE runs
-    const long long kOff = own ? (kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth) + kvh * HD) * EB : 0;
 #pragma unroll
     for (int j = 0; j < FPT; j++) {
       const int i = tid + j * NT;
@@ -400,272 +435,312 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
     // Rotated q rounded to bf16 (the unfused q buffer's bits); Q8: times qscale · kScale, as f16. Rows past Gb zero.
 #pragma unroll
     for (int j = 0; j < QPT; j++) {
-      const int pq = tid + j * NT, g = pq / HC, c = pq - g * HC;
-      if (pq < QP) {
+      const int pq = tid + j * NT, it = pq / (DB4_ROWS * HC), g = (pq / HC) % DB4_ROWS, c = pq % HC;
+      if (pq < QP && it < SER) {
+        const bool live = g < gbOf(it);
+        const float f = qscale * (Q8 ? kvScales[kvhOf(it)] : 1.f);
         const u32 wa[4] = {qA[j].x, qA[j].y, qA[j].z, qA[j].w}, wb[4] = {qB[j].x, qB[j].y, qB[j].z, qB[j].w};
-        u32 ra[4], rb[4];
+        u32 ra[4], rb2[4];
 #pragma unroll
         for (int e = 0; e < 8; e++) {
           const int i = c * 8 + e;
           const float a = toF((bf16_t)(wa[e >> 1] >> (16 * (e & 1)))), b = toF((bf16_t)(wb[e >> 1] >> (16 * (e & 1))));
           bf16_t x0 = fromF<bf16_t>(a * cs[i] - b * sn[i]), x1 = fromF<bf16_t>(b * cs[i] + a * sn[i]);
-          if (g >= Gb) x0 = x1 = 0;
+          if (!live) x0 = x1 = 0;
           if (Q8) {
-            const float f = qscale * kS;
             x0 = db4H(fminf(fmaxf(toF(x0) * f, -65504.f), 65504.f));
             x1 = db4H(fminf(fmaxf(toF(x1) * f, -65504.f), 65504.f));
           }
-          if (e & 1) { ra[e >> 1] |= (u32)x0 << 16; rb[e >> 1] |= (u32)x1 << 16; }
-          else { ra[e >> 1] = x0; rb[e >> 1] = x1; }
+          if (e & 1) { ra[e >> 1] |= (u32)x0 << 16; rb2[e >> 1] |= (u32)x1 << 16; }
+          else { ra[e >> 1] = x0; rb2[e >> 1] = x1; }
         }
-        *reinterpret_cast<uint4*>(qsm + db4Sw<HD>(g, c)) = uint4{ra[0], ra[1], ra[2], ra[3]};
-        *reinterpret_cast<uint4*>(qsm + db4Sw<HD>(g, HC + c)) = uint4{rb[0], rb[1], rb[2], rb[3]};
+        *reinterpret_cast<uint4*>(qsm[it] + db4Sw<HD>(g, c)) = uint4{ra[0], ra[1], ra[2], ra[3]};
+        *reinterpret_cast<uint4*>(qsm[it] + db4Sw<HD>(g, HC + c)) = uint4{rb2[0], rb2[1], rb2[2], rb2[3]};
       }
     }
-    if (own && tid < HC) {  // the step's own key / value: rotate k, keep both in shared, and (chunk 0) write the cache
-      const u32 wa[4] = {kA.x, kA.y, kA.z, kA.w}, wb[4] = {kB.x, kB.y, kB.z, kB.w};
-      const u32 wc[4] = {vC.x, vC.y, vC.z, vC.w}, wd[4] = {vD.x, vD.y, vD.z, vD.w};
+#pragma unroll
+    for (int j = 0; j < KPT; j++) {  // the step's own key / value: rotate k, keep both in shared, and (chunk 0) write the cache
+      const int pk = tid + j * NT, it = pk / HC, c = pk % HC;
+      if (!own || pk >= SERMAX * HC || it >= SER) continue;
+      const int kh = kvhOf(it);
+      const bool writer = (bx0 + it) % chunks == 0;
+      const long long kOff = (kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth) + kh * HD) * EB;
+      const u32 wa[4] = {kA[j].x, kA[j].y, kA[j].z, kA[j].w}, wb[4] = {kB[j].x, kB[j].y, kB[j].z, kB[j].w};
+      const u32 wc[4] = {vC[j].x, vC[j].y, vC[j].z, vC[j].w}, wd[4] = {vD[j].x, vD[j].y, vD[j].z, vD[j].w};
       if (Q8) {
+        const float kS = kvScales[kh], vS = kvScales[numKvHeads + kh];
         u32 ka[2] = {0u, 0u}, kb[2] = {0u, 0u}, va[2] = {0u, 0u}, vb[2] = {0u, 0u};
 #pragma unroll
         for (int e = 0; e < 8; e++) {
-          const int i = tid * 8 + e, sh = 8 * (e & 3);
+          const int i = c * 8 + e, sh = 8 * (e & 3);
           const float a = toF((bf16_t)(wa[e >> 1] >> (16 * (e & 1)))), b = toF((bf16_t)(wb[e >> 1] >> (16 * (e & 1))));
           ka[e >> 2] |= (u32)kvEncodeE4m3(a * cs[i] - b * sn[i], kS) << sh;
           kb[e >> 2] |= (u32)kvEncodeE4m3(b * cs[i] + a * sn[i], kS) << sh;
           va[e >> 2] |= (u32)kvEncodeE4m3(toF((bf16_t)(wc[e >> 1] >> (16 * (e & 1)))), vS) << sh;
           vb[e >> 2] |= (u32)kvEncodeE4m3(toF((bf16_t)(wd[e >> 1] >> (16 * (e & 1)))), vS) << sh;
         }
-        *reinterpret_cast<uint2*>(kself + tid * 8) = uint2{ka[0], ka[1]};
-        *reinterpret_cast<uint2*>(kself + HALF + tid * 8) = uint2{kb[0], kb[1]};
-        *reinterpret_cast<uint2*>(vself + tid * 8) = uint2{va[0], va[1]};
-        *reinterpret_cast<uint2*>(vself + HALF + tid * 8) = uint2{vb[0], vb[1]};
-        if (chunk == 0) {
-          *reinterpret_cast<uint2*>(kv + kOff + tid * 8) = uint2{ka[0], ka[1]};
-          *reinterpret_cast<uint2*>(kv + kOff + HALF + tid * 8) = uint2{kb[0], kb[1]};
-          *reinterpret_cast<uint2*>(kv + kOff + vStepB + tid * 8) = uint2{va[0], va[1]};
-          *reinterpret_cast<uint2*>(kv + kOff + vStepB + HALF + tid * 8) = uint2{vb[0], vb[1]};
+        *reinterpret_cast<uint2*>(kself[it] + c * 8) = uint2{ka[0], ka[1]};
+        *reinterpret_cast<uint2*>(kself[it] + HALF + c * 8) = uint2{kb[0], kb[1]};
+        *reinterpret_cast<uint2*>(vself[it] + c * 8) = uint2{va[0], va[1]};
+        *reinterpret_cast<uint2*>(vself[it] + HALF + c * 8) = uint2{vb[0], vb[1]};
+        if (writer) {
+          *reinterpret_cast<uint2*>(kv + kOff + c * 8) = uint2{ka[0], ka[1]};
+          *reinterpret_cast<uint2*>(kv + kOff + HALF + c * 8) = uint2{kb[0], kb[1]};
+          *reinterpret_cast<uint2*>(kv + kOff + vStepB + c * 8) = uint2{va[0], va[1]};
+          *reinterpret_cast<uint2*>(kv + kOff + vStepB + HALF + c * 8) = uint2{vb[0], vb[1]};
         }
       } else {
-        u32 ra[4], rb[4];
+        u32 ra[4], rb2[4];
 #pragma unroll
         for (int e = 0; e < 8; e++) {
-          const int i = tid * 8 + e;
+          const int i = c * 8 + e;
           const float a = toF((bf16_t)(wa[e >> 1] >> (16 * (e & 1)))), b = toF((bf16_t)(wb[e >> 1] >> (16 * (e & 1))));
           const u32 x0 = fromF<bf16_t>(a * cs[i] - b * sn[i]), x1 = fromF<bf16_t>(b * cs[i] + a * sn[i]);
-          if (e & 1) { ra[e >> 1] |= x0 << 16; rb[e >> 1] |= x1 << 16; }
-          else { ra[e >> 1] = x0; rb[e >> 1] = x1; }
+          if (e & 1) { ra[e >> 1] |= x0 << 16; rb2[e >> 1] |= x1 << 16; }
+          else { ra[e >> 1] = x0; rb2[e >> 1] = x1; }
         }
-        const uint4 k0v = uint4{ra[0], ra[1], ra[2], ra[3]}, k1v = uint4{rb[0], rb[1], rb[2], rb[3]};
-        *reinterpret_cast<uint4*>(kself + tid * 16) = k0v;
-        *reinterpret_cast<uint4*>(kself + HALF * 2 + tid * 16) = k1v;
-        *reinterpret_cast<uint4*>(vself + tid * 16) = vC;
-        *reinterpret_cast<uint4*>(vself + HALF * 2 + tid * 16) = vD;
-        if (chunk == 0) {
-          *reinterpret_cast<uint4*>(kv + kOff + tid * 16) = k0v;
-          *reinterpret_cast<uint4*>(kv + kOff + HALF * 2 + tid * 16) = k1v;
-          *reinterpret_cast<uint4*>(kv + kOff + vStepB + tid * 16) = vC;
-          *reinterpret_cast<uint4*>(kv + kOff + vStepB + HALF * 2 + tid * 16) = vD;
+        const uint4 k0v = uint4{ra[0], ra[1], ra[2], ra[3]}, k1v = uint4{rb2[0], rb2[1], rb2[2], rb2[3]};
+        *reinterpret_cast<uint4*>(kself[it] + c * 16) = k0v;
+        *reinterpret_cast<uint4*>(kself[it] + HALF * 2 + c * 16) = k1v;
+        *reinterpret_cast<uint4*>(vself[it] + c * 16) = vC[j];
+        *reinterpret_cast<uint4*>(vself[it] + HALF * 2 + c * 16) = vD[j];
+        if (writer) {
+          *reinterpret_cast<uint4*>(kv + kOff + c * 16) = k0v;
+          *reinterpret_cast<uint4*>(kv + kOff + HALF * 2 + c * 16) = k1v;
+          *reinterpret_cast<uint4*>(kv + kOff + vStepB + c * 16) = vC[j];
+          *reinterpret_cast<uint4*>(kv + kOff + vStepB + HALF * 2 + c * 16) = vD[j];
         }
       }
     }
     __syncthreads();
-    // q^T as the B operand (k = head dims, n = the 8 heads): b0 = q[g4][slots 2c4, 2c4 + 1], b1 = slots 2c4 + 8, + 9 of
-    // k step kk. bf16: slot j of step kk is dim 16 kk + j; e4m3: the slots of lane c4 are dims c4 · HD / 4 + 4 kk + 0..3.
-    u32 qb[KSTEPS][2];
-#pragma unroll
-    for (int kk = 0; kk < KSTEPS; kk++) {
-      const int d0 = Q8 ? c4 * (HD / 4) + 4 * kk : 16 * kk + 2 * c4, d1 = Q8 ? d0 + 2 : d0 + 8;
-      qb[kk][0] = *reinterpret_cast<const u32*>(qsm + db4Sw<HD>(g4, d0 >> 3) + (d0 & 7));
-      qb[kk][1] = *reinterpret_cast<const u32*>(qsm + db4Sw<HD>(g4, d1 >> 3) + (d1 & 7));
-    }
-    float o[MT][4];
-#pragma unroll
-    for (int mt = 0; mt < MT; mt++) o[mt][0] = o[mt][1] = o[mt][2] = o[mt][3] = 0.f;
-    // Heads 2 c4 (A) and 2 c4 + 1 (B): running max (the warp's, the same in every lane) and this lane's part of l.
-    float mA = -LLMRT_INF, mB = -LLMRT_INF, lA = 0.f, lB = 0.f;
     const int mi = lane >> 3;
-    for (int i = 0; i < nW; i++) {
-      if (TMA) db4MbWait(db4Smem(&bars[warp * ST + i % ST]), (i / ST) & 1);
-      else asm volatile("cp.async.wait_group %0;\n" ::"n"(ST - 1) : "memory");  // tile i landed (ST + i groups committed)
-      __syncwarp();
-      const int k0 = sLo + (warp + i * NW) * KEYS;
-      unsigned char* st = myRing + (i % ST) * STAGEB;
-      if (own && pos >= k0 && pos < k0 + KEYS) {  // patch the own key / value in
-        const int r = pos - k0;
-        for (int c = lane; c < CPR; c += 32) {
-          const int o2 = rb(r, c);
-          *reinterpret_cast<uint4*>(st + o2) = *reinterpret_cast<const uint4*>(kself + c * 16);
-          *reinterpret_cast<uint4*>(st + TILEB + o2) = *reinterpret_cast<const uint4*>(vself + c * 16);
-        }
+    for (int it = 0; it < SER; it++) {
+      // q^T as the B operand (k = head dims, n = the 8 heads): b0 = q[g4][slots 2c4, 2c4 + 1], b1 = slots 2c4 + 8, + 9 of
+      // k step kk. bf16: slot j of step kk is dim 16 kk + j; e4m3: the slots of lane c4 are dims c4 · HD / 4 + 4 kk + 0..3.
+      u32 qb[KSTEPS][2];
+#pragma unroll
+      for (int kk = 0; kk < KSTEPS; kk++) {
+        const int d0 = Q8 ? c4 * (HD / 4) + 4 * kk : 16 * kk + 2 * c4, d1 = Q8 ? d0 + 2 : d0 + 8;
+        qb[kk][0] = *reinterpret_cast<const u32*>(qsm[it] + db4Sw<HD>(g4, d0 >> 3) + (d0 & 7));
+        qb[kk][1] = *reinterpret_cast<const u32*>(qsm[it] + db4Sw<HD>(g4, d1 >> 3) + (d1 & 7));
+      }
+      float o[MT][4];
+#pragma unroll
+      for (int mt = 0; mt < MT; mt++) o[mt][0] = o[mt][1] = o[mt][2] = o[mt][3] = 0.f;
+      // Heads 2 c4 (A) and 2 c4 + 1 (B): running max (the warp's, the same in every lane) and this lane's part of l.
+      float mA = -LLMRT_INF, mB = -LLMRT_INF, lA = 0.f, lB = 0.f;
+      for (int ti = 0; ti < nW; ti++) {
+        const int i = it * nW + ti;
+        if (TMA) db4MbWait(db4Smem(&bars[warp * ST + i % ST]), (i / ST) & 1);
+        else asm volatile("cp.async.wait_group %0;\n" ::"n"(ST - 1) : "memory");  // tile i landed (ST + i groups committed)
         __syncwarp();
-      }
-      const unsigned char* ks = st;
-      const unsigned char* vs = st + TILEB;
-      // S^T = K · q^T: rows keys g4, g4 + 8 of each 16-key sub-tile, columns heads 2 c4, 2 c4 + 1.
-      float sc[KT][4];
-#pragma unroll
-      for (int u = 0; u < KT; u++) {
-        sc[u][0] = sc[u][1] = sc[u][2] = sc[u][3] = 0.f;
-        if (Q8) {
-          // Lane's K bytes: rows g4 and g4 + 8, bytes c4 · HD / 4 .. + HD / 4 (4 a k step).
-          constexpr int LB = HD / 4;
-          u32 w0[LB / 4], w1[LB / 4];
-#pragma unroll
-          for (int h = 0; h < LB / 16; h++) {
-            const uint4 x = *reinterpret_cast<const uint4*>(ks + (u * 16 + g4) * RS + c4 * LB + 16 * h);
-            const uint4 y = *reinterpret_cast<const uint4*>(ks + (u * 16 + g4 + 8) * RS + c4 * LB + 16 * h);
-            w0[4 * h] = x.x; w0[4 * h + 1] = x.y; w0[4 * h + 2] = x.z; w0[4 * h + 3] = x.w;
-            w1[4 * h] = y.x; w1[4 * h + 1] = y.y; w1[4 * h + 2] = y.z; w1[4 * h + 3] = y.w;
+        const int k0 = sLo + (warp + ti * NW) * KEYS;
+        unsigned char* st = myRing + (i % ST) * STAGEB;
+        if (own && pos >= k0 && pos < k0 + KEYS) {  // patch the own key / value in
+          const int r = pos - k0;
+          for (int c = lane; c < CPR; c += 32) {
+            const int o2 = rb(r, c);
+            *reinterpret_cast<uint4*>(st + o2) = *reinterpret_cast<const uint4*>(kself[it] + c * 16);
+            *reinterpret_cast<uint4*>(st + TILEB + o2) = *reinterpret_cast<const uint4*>(vself[it] + c * 16);
           }
-#pragma unroll
-          for (int kk = 0; kk < KSTEPS; kk++) {
-            const u32 a[4] = {db4E4m3x2(w0[kk]), db4E4m3x2(w1[kk]), db4E4m3x2(w0[kk] >> 16), db4E4m3x2(w1[kk] >> 16)};
-            db4Mma<true>(sc[u], a, qb[kk][0], qb[kk][1]);
-          }
-        } else {
-          const int r = u * 16 + (mi & 1) * 8 + (lane & 7);
-#pragma unroll
-          for (int kk = 0; kk < KSTEPS; kk++) {
-            u32 a[4];
-            db4Ldsm<false>(a, ks + rb(r, 2 * kk + (mi >> 1)));
-            db4Mma<false>(sc[u], a, qb[kk][0], qb[kk][1]);
-          }
+          __syncwarp();
         }
-      }
-      float mxA = -LLMRT_INF, mxB = -LLMRT_INF;
+        const unsigned char* ks = st;
+        const unsigned char* vs = st + TILEB;
+        // S^T = K · q^T: rows keys g4, g4 + 8 of each 16-key sub-tile, columns heads 2 c4, 2 c4 + 1.
+        float sc[KT][4];
 #pragma unroll
-      for (int u = 0; u < KT; u++)
+        for (int u = 0; u < KT; u++) {
+          sc[u][0] = sc[u][1] = sc[u][2] = sc[u][3] = 0.f;
+          if (Q8) {
+            // Lane's K bytes: rows g4 and g4 + 8, bytes c4 · HD / 4 .. + HD / 4 (4 a k step).
+            constexpr int LB = HD / 4;
+            u32 w0[LB / 4], w1[LB / 4];
 #pragma unroll
-        for (int hi = 0; hi < 2; hi++) {
-          const bool valid = k0 + u * 16 + g4 + 8 * hi < sHi;
-          const float f = Q8 ? 1.f : qscale;
-          sc[u][2 * hi] = valid ? sc[u][2 * hi] * f : -LLMRT_INF;
-          sc[u][2 * hi + 1] = valid ? sc[u][2 * hi + 1] * f : -LLMRT_INF;
-          mxA = fmaxf(mxA, sc[u][2 * hi]);
-          mxB = fmaxf(mxB, sc[u][2 * hi + 1]);
-        }
+            for (int h = 0; h < LB / 16; h++) {
+              const uint4 x = *reinterpret_cast<const uint4*>(ks + (u * 16 + g4) * RS + c4 * LB + 16 * h);
+              const uint4 y = *reinterpret_cast<const uint4*>(ks + (u * 16 + g4 + 8) * RS + c4 * LB + 16 * h);
+              w0[4 * h] = x.x; w0[4 * h + 1] = x.y; w0[4 * h + 2] = x.z; w0[4 * h + 3] = x.w;
+              w1[4 * h] = y.x; w1[4 * h + 1] = y.y; w1[4 * h + 2] = y.z; w1[4 * h + 3] = y.w;
+            }
 #pragma unroll
-      for (int x = 4; x < 32; x <<= 1) {
-        mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, x));
-        mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, x));
-      }
-      const float nA = fmaxf(mA, mxA), nB = fmaxf(mB, mxB);  // finite: a warp tile's first key is valid
-      const float aA = exp2f(mA - nA), aB = exp2f(mB - nB);  // 0 on the first tile (m = -inf)
-      mA = nA;
-      mB = nB;
-      u32 pb[KT][2];
-      float sA = 0.f, sB = 0.f;
+            for (int kk = 0; kk < KSTEPS; kk++) {
+              const u32 a[4] = {db4E4m3x2(w0[kk]), db4E4m3x2(w1[kk]), db4E4m3x2(w0[kk] >> 16), db4E4m3x2(w1[kk] >> 16)};
+              db4Mma<true>(sc[u], a, qb[kk][0], qb[kk][1]);
+            }
+          } else {
+            const int r = u * 16 + (mi & 1) * 8 + (lane & 7);
 #pragma unroll
-      for (int u = 0; u < KT; u++) {
-        const float p0 = exp2f(sc[u][0] - nA), p1 = exp2f(sc[u][1] - nB), p2 = exp2f(sc[u][2] - nA), p3 = exp2f(sc[u][3] - nB);
-        sA += p0 + p2;
-        sB += p1 + p3;
-        pb[u][0] = db4Trans(Q8 ? db4PackH(p0, p1) : db4PackBf(p0, p1));  // keys 2 c4, + 1 of head g4
-        pb[u][1] = db4Trans(Q8 ? db4PackH(p2, p3) : db4PackBf(p2, p3));  // keys 8 + 2 c4, + 1
-      }
-      lA = lA * aA + sA;
-      lB = lB * aB + sB;
-      if (!__all_sync(0xffffffffu, aA == 1.f && aB == 1.f)) {  // the max moved for some head (else o · 1: the same bits)
-#pragma unroll
-        for (int mt = 0; mt < MT; mt++) {
-          o[mt][0] *= aA;
-          o[mt][1] *= aB;
-          o[mt][2] *= aA;
-          o[mt][3] *= aB;
-        }
-      }
-      // O^T += V^T · P^T: rows head dims (16 an m tile), k the sub-tile's 16 keys, columns heads.
-#pragma unroll
-      for (int u = 0; u < KT; u++) {
-        if (Q8) {
-          // Lane's V bytes: keys 2 c4, 2 c4 + 1, 2 c4 + 8, 2 c4 + 9, bytes HD / 8 · g4 .. + HD / 8 (2 an m tile).
-          constexpr int LB = HD / 8;
-          u32 w[4][LB / 4];
-#pragma unroll
-          for (int q = 0; q < 4; q++) {
-            const unsigned char* src = vs + (u * 16 + 2 * c4 + (q & 1) + 8 * (q >> 1)) * RS + g4 * LB;
-            if constexpr (LB == 16) {
-              const uint4 x = *reinterpret_cast<const uint4*>(src);
-              w[q][0] = x.x; w[q][1] = x.y; w[q][2] = x.z; w[q][3] = x.w;
-            } else {
-              const uint2 x = *reinterpret_cast<const uint2*>(src);
-              w[q][0] = x.x; w[q][1] = x.y;
+            for (int kk = 0; kk < KSTEPS; kk++) {
+              u32 a[4];
+              db4Ldsm<false>(a, ks + rb(r, 2 * kk + (mi >> 1)));
+              db4Mma<false>(sc[u], a, qb[kk][0], qb[kk][1]);
             }
           }
+        }
+        float mxA = -LLMRT_INF, mxB = -LLMRT_INF;
 #pragma unroll
-          for (int j = 0; j < LB / 4; j++) {
-            // Word j holds dims 4j .. 4j + 3 of the lane's run: m tiles 2j (dims 4j, 4j + 1) and 2j + 1 (4j + 2, 4j + 3).
-            const u32 lo01 = db4Prmt(w[0][j], w[1][j], 0x5140), hi01 = db4Prmt(w[0][j], w[1][j], 0x7362);
-            const u32 lo89 = db4Prmt(w[2][j], w[3][j], 0x5140), hi89 = db4Prmt(w[2][j], w[3][j], 0x7362);
-            const u32 a0[4] = {db4E4m3x2(lo01), db4E4m3x2(lo01 >> 16), db4E4m3x2(lo89), db4E4m3x2(lo89 >> 16)};
-            const u32 a1[4] = {db4E4m3x2(hi01), db4E4m3x2(hi01 >> 16), db4E4m3x2(hi89), db4E4m3x2(hi89 >> 16)};
-            db4Mma<true>(o[2 * j], a0, pb[u][0], pb[u][1]);
-            db4Mma<true>(o[2 * j + 1], a1, pb[u][0], pb[u][1]);
+        for (int u = 0; u < KT; u++)
+#pragma unroll
+          for (int hi = 0; hi < 2; hi++) {
+            const bool valid = k0 + u * 16 + g4 + 8 * hi < sHi;
+            const float f = Q8 ? 1.f : qscale;
+            sc[u][2 * hi] = valid ? sc[u][2 * hi] * f : -LLMRT_INF;
+            sc[u][2 * hi + 1] = valid ? sc[u][2 * hi + 1] * f : -LLMRT_INF;
+            mxA = fmaxf(mxA, sc[u][2 * hi]);
+            mxB = fmaxf(mxB, sc[u][2 * hi + 1]);
           }
-        } else {
-          const int r = u * 16 + (lane & 7) + ((lane >> 4) << 3);
+#pragma unroll
+        for (int x = 4; x < 32; x <<= 1) {
+          mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, x));
+          mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, x));
+        }
+        const float nA = fmaxf(mA, mxA), nB = fmaxf(mB, mxB);  // finite: a warp tile's first key is valid
+        const float aA = exp2f(mA - nA), aB = exp2f(mB - nB);  // 0 on the first tile (m = -inf)
+        mA = nA;
+        mB = nB;
+        u32 pb[KT][2];
+        float sA = 0.f, sB = 0.f;
+#pragma unroll
+        for (int u = 0; u < KT; u++) {
+          const float p0 = exp2f(sc[u][0] - nA), p1 = exp2f(sc[u][1] - nB), p2 = exp2f(sc[u][2] - nA), p3 = exp2f(sc[u][3] - nB);
+          sA += p0 + p2;
+          sB += p1 + p3;
+          pb[u][0] = db4Trans(Q8 ? db4PackH(p0, p1) : db4PackBf(p0, p1));  // keys 2 c4, + 1 of head g4
+          pb[u][1] = db4Trans(Q8 ? db4PackH(p2, p3) : db4PackBf(p2, p3));  // keys 8 + 2 c4, + 1
+        }
+        lA = lA * aA + sA;
+        lB = lB * aB + sB;
+        if (!__all_sync(0xffffffffu, aA == 1.f && aB == 1.f)) {  // the max moved for some head (else o · 1: the same bits)
 #pragma unroll
           for (int mt = 0; mt < MT; mt++) {
-            u32 a[4];
-            db4Ldsm<true>(a, vs + rb(r, 2 * mt + (mi & 1)));
-            db4Mma<false>(o[mt], a, pb[u][0], pb[u][1]);
+            o[mt][0] *= aA;
+            o[mt][1] *= aB;
+            o[mt][2] *= aA;
+            o[mt][3] *= aB;
           }
         }
+        // O^T += V^T · P^T: rows head dims (16 an m tile), k the sub-tile's 16 keys, columns heads.
+#pragma unroll
+        for (int u = 0; u < KT; u++) {
+          if (Q8) {
+            // Lane's V bytes: keys 2 c4, 2 c4 + 1, 2 c4 + 8, 2 c4 + 9, bytes HD / 8 · g4 .. + HD / 8 (2 an m tile).
+            constexpr int LB = HD / 8;
+            u32 w[4][LB / 4];
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+              const unsigned char* src = vs + (u * 16 + 2 * c4 + (q & 1) + 8 * (q >> 1)) * RS + g4 * LB;
+              if constexpr (LB == 16) {
+                const uint4 x = *reinterpret_cast<const uint4*>(src);
+                w[q][0] = x.x; w[q][1] = x.y; w[q][2] = x.z; w[q][3] = x.w;
+              } else {
+                const uint2 x = *reinterpret_cast<const uint2*>(src);
+                w[q][0] = x.x; w[q][1] = x.y;
+              }
+            }
+#pragma unroll
+            for (int j = 0; j < LB / 4; j++) {
+              // Word j holds dims 4j .. 4j + 3 of the lane's run: m tiles 2j (dims 4j, 4j + 1) and 2j + 1 (4j + 2, 4j + 3).
+              const u32 lo01 = db4Prmt(w[0][j], w[1][j], 0x5140), hi01 = db4Prmt(w[0][j], w[1][j], 0x7362);
+              const u32 lo89 = db4Prmt(w[2][j], w[3][j], 0x5140), hi89 = db4Prmt(w[2][j], w[3][j], 0x7362);
+              const u32 a0[4] = {db4E4m3x2(lo01), db4E4m3x2(lo01 >> 16), db4E4m3x2(lo89), db4E4m3x2(lo89 >> 16)};
+              const u32 a1[4] = {db4E4m3x2(hi01), db4E4m3x2(hi01 >> 16), db4E4m3x2(hi89), db4E4m3x2(hi89 >> 16)};
+              db4Mma<true>(o[2 * j], a0, pb[u][0], pb[u][1]);
+              db4Mma<true>(o[2 * j + 1], a1, pb[u][0], pb[u][1]);
+            }
+          } else {
+            const int r = u * 16 + (lane & 7) + ((lane >> 4) << 3);
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+              u32 a[4];
+              db4Ldsm<true>(a, vs + rb(r, 2 * mt + (mi & 1)));
+              db4Mma<false>(o[mt], a, pb[u][0], pb[u][1]);
+            }
+          }
+        }
+        __syncwarp();  // the stage is refilled next
+        issue(i + ST);
       }
-      __syncwarp();  // the stage is refilled next
-      issue(i + ST);
+      // Item it done: l over the lanes of each head; warps 1.. park (m, l, o) lane by lane, warp 0 merges them in order
+      // (a warp with no keys: m = -inf, weight 0) and writes the item's heads.
+#pragma unroll
+      for (int x = 4; x < 32; x <<= 1) {
+        lA += __shfl_xor_sync(0xffffffffu, lA, x);
+        lB += __shfl_xor_sync(0xffffffffu, lB, x);
+      }
+      // Warp w's parked value v of this lane: pk(w)[v * 32 + lane].
+      auto pk = [&](int w) {
+        return SERMAX > 1 ? parkBuf + ((it & 1) * (NW - 1) + w - 1) * MW * 32 : reinterpret_cast<float*>(ring + w * ST * STAGEB);
+      };
+      if (warp > 0) {
+        float* p = pk(warp) + lane;
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+          for (int e = 0; e < 4; e++) p[(mt * 4 + e) * 32] = o[mt][e];
+        p[MT * 4 * 32] = mA;
+        p[(MT * 4 + 1) * 32] = mB;
+        p[(MT * 4 + 2) * 32] = lA;
+        p[(MT * 4 + 3) * 32] = lB;
+      }
+      __syncthreads();
+      if (warp == 0) {
+        float MA = fmaxf(-LLMRT_INF, mA), MB = fmaxf(-LLMRT_INF, mB);
+#pragma unroll
+        for (int w = 1; w < NW; w++) {
+          MA = fmaxf(MA, pk(w)[MT * 4 * 32 + lane]);
+          MB = fmaxf(MB, pk(w)[(MT * 4 + 1) * 32 + lane]);
+        }
+        const float wA0 = exp2f(mA - MA), wB0 = exp2f(mB - MB);
+        float LA = fmaf(wA0, lA, 0.f), LB = fmaf(wB0, lB, 0.f);
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+          o[mt][0] = fmaf(wA0, o[mt][0], 0.f);
+          o[mt][1] = fmaf(wB0, o[mt][1], 0.f);
+          o[mt][2] = fmaf(wA0, o[mt][2], 0.f);
+          o[mt][3] = fmaf(wB0, o[mt][3], 0.f);
+        }
+#pragma unroll
+        for (int w = 1; w < NW; w++) {
+          const float* p = pk(w) + lane;
+          const float wA = exp2f(p[MT * 4 * 32] - MA), wB = exp2f(p[(MT * 4 + 1) * 32] - MB);
+          LA = fmaf(wA, p[(MT * 4 + 2) * 32], LA);
+          LB = fmaf(wB, p[(MT * 4 + 3) * 32], LB);
+#pragma unroll
+          for (int mt = 0; mt < MT; mt++) {
+            o[mt][0] = fmaf(wA, p[(mt * 4) * 32], o[mt][0]);
+            o[mt][1] = fmaf(wB, p[(mt * 4 + 1) * 32], o[mt][1]);
+            o[mt][2] = fmaf(wA, p[(mt * 4 + 2) * 32], o[mt][2]);
+            o[mt][3] = fmaf(wB, p[(mt * 4 + 3) * 32], o[mt][3]);
+          }
+        }
+        const int Gb = gbOf(it), h0 = h0Of(it);
+        const float vS = Q8 ? kvScales[numKvHeads + kvhOf(it)] : 1.f;
+        const long long thA = (long long)t * numHeads + h0 + 2 * c4;  // head 2 c4 (B: + 1)
+        const bool okA = 2 * c4 < Gb, okB = 2 * c4 + 1 < Gb;
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+          for (int hi = 0; hi < 2; hi++) {
+            const int d = db4Dim<HD, Q8>(g4, mt, hi);
+            const float OA = o[mt][2 * hi] * vS, OB = o[mt][2 * hi + 1] * vS;
+            if (direct) {
+              if (okA) out[thA * HD + d] = fromF<bf16_t>(OA / LA);
+              if (okB) out[(thA + 1) * HD + d] = fromF<bf16_t>(OB / LB);
+            } else {
+              if (okA) partialO[(thA * numSplits + z) * HD + d] = OA;
+              if (okB) partialO[((thA + 1) * numSplits + z) * HD + d] = OB;
+            }
+          }
+        if (!direct && g4 == 0) {
+          if (okA) { partialML[(thA * numSplits + z) * 2] = MA; partialML[(thA * numSplits + z) * 2 + 1] = LA; }
+          if (okB) { partialML[((thA + 1) * numSplits + z) * 2] = MB; partialML[((thA + 1) * numSplits + z) * 2 + 1] = LB; }
+        }
+      }
+      if (!direct) splitMerge(it, nz);
     }
     if (!TMA) asm volatile("cp.async.wait_group 0;\n" ::: "memory");  // empty trailing groups
-    // Merge the warps: per-warp (m, l, o) of heads < Gb into shared memory (the rings are free once all warps are here).
-#pragma unroll
-    for (int x = 4; x < 32; x <<= 1) {
-      lA += __shfl_xor_sync(0xffffffffu, lA, x);
-      lB += __shfl_xor_sync(0xffffffffu, lB, x);
-    }
-    __syncthreads();
-    float* ow = reinterpret_cast<float*>(ring) + warp * DB4_ROWS * HDP;
-    if (g4 == 0) {
-      mw[warp][2 * c4] = mA;
-      lw[warp][2 * c4] = lA;
-      mw[warp][2 * c4 + 1] = mB;
-      lw[warp][2 * c4 + 1] = lB;
-    }
-#pragma unroll
-    for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-      for (int hi = 0; hi < 2; hi++) {
-        const int d = db4Dim<HD, Q8>(g4, mt, hi);
-        ow[(2 * c4) * HDP + d] = o[mt][2 * hi];
-        ow[(2 * c4 + 1) * HDP + d] = o[mt][2 * hi + 1];
-      }
-    __syncthreads();
-    const float* ow0 = reinterpret_cast<const float*>(ring);
-    for (int i = tid; i < Gb * HD; i += NT) {
-      const int g = i / HD, d = i - g * HD;
-      float M = -LLMRT_INF;
-#pragma unroll
-      for (int w = 0; w < NW; w++) M = fmaxf(M, mw[w][g]);
-      float O = 0.f, L = 0.f;
-#pragma unroll
-      for (int w = 0; w < NW; w++) {
-        const float wt = exp2f(mw[w][g] - M);  // a warp with no keys: m = -inf, weight 0
-        O = fmaf(wt, ow0[(w * DB4_ROWS + g) * HDP + d], O);
-        L = fmaf(wt, lw[w][g], L);
-      }
-      O *= vS;
-      const long long th = (long long)t * numHeads + h0 + g;
-      if (direct) out[th * HD + d] = fromF<bf16_t>(O / L);
-      else partialO[(th * numSplits + z) * HD + d] = O;
-      if (!direct && d == 0) {
-        float* ml = partialML + (th * numSplits + z) * 2;
-        ml[0] = M;
-        ml[1] = L;
-      }
-    }
-    if (direct) return;
   }
-  splitMerge(nz);
 }
 
 #define DB4_ARGS_HEAD                                                                                                     \
@@ -676,7 +751,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
 #define DECODE_BATCH4(HD, Q8, NAME, EXTRA, SCALES)                                                                        \
   extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, Q8) * 32, DB4_CFG(MINB, HD, Q8)) NAME(DB4_ARGS_HEAD EXTRA) { \
     if ((int)blockIdx.y >= numTokens) return;                                                                             \
-    decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0>(qkv, out, kvCache, positions, \
+    decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, DB4_CFG(SER, HD, Q8)>(qkv, out, kvCache, positions, \
         seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs, numHeads, numKvHeads,       \
         tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, SCALES);                                               \
   }
@@ -699,8 +774,37 @@ DECODE_BATCH4(128, true, decode_attention_batch4_fp8kv_bf16_hd128, COMMA_SCALES,
 #if LLMRT_KERNEL(decode_attention_batch4w_bf16_hd128)
 extern "C" __global__ void __launch_bounds__(DB4_NW128 * 32, 8) decode_attention_batch4w_bf16_hd128(DB4_ARGS_HEAD) {
   if ((int)blockIdx.y >= numTokens) return;
-  decodeBatch4Impl<128, DB4_NW128, 1, DB4_KT128, false, false>(qkv, out, kvCache, positions, seqStarts, blockTables, invFreq,
+  decodeBatch4Impl<128, DB4_NW128, 1, DB4_KT128, false, false, 1>(qkv, out, kvCache, positions, seqStarts, blockTables, invFreq,
       attnScaling, partialO, partialML, counters, numSeqs, numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window,
       splitSize, nullptr);
 }
+#endif
+
+// decode_attention_batch4m_{,fp8kv_}bf16_hd{64,128}: each block takes up to DB4_MSER items (kv head chunks of one token and
+// split) in turn through one cp.async ring that runs ahead across them, so a token's position, block-table row, RoPE
+// table and first tiles are fetched once a block and the next item's tiles are in flight while an item ends. The grid's x
+// is nKV · ceil(G / 8) / SER (attention_choice.ts batchAttention4Serial); each item's keys, sums and merge are batch4's:
+// the same bits.
+#ifndef DB4_MSER
+#define DB4_MSER 4
+#endif
+#define DB4_MST(HD, Q8) ((Q8) || (HD) == 64 ? 2 : 1)  // 48 KB of static shared memory: bf16 hd128 takes 1 stage
+#define DECODE_BATCH4M(HD, Q8, NAME, EXTRA, SCALES)                                                                       \
+  extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, Q8) * 32, 6) NAME(DB4_ARGS_HEAD EXTRA) {                 \
+    if ((int)blockIdx.y >= numTokens) return;                                                                             \
+    decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_MST(HD, Q8), DB4_CFG(KT, HD, Q8), Q8, false, DB4_MSER>(qkv, out,        \
+        kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs,         \
+        numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, SCALES);                         \
+  }
+#if LLMRT_KERNEL(decode_attention_batch4m_bf16_hd64)
+DECODE_BATCH4M(64, false, decode_attention_batch4m_bf16_hd64, , nullptr)
+#endif
+#if LLMRT_KERNEL(decode_attention_batch4m_bf16_hd128)
+DECODE_BATCH4M(128, false, decode_attention_batch4m_bf16_hd128, , nullptr)
+#endif
+#if LLMRT_KERNEL(decode_attention_batch4m_fp8kv_bf16_hd64)
+DECODE_BATCH4M(64, true, decode_attention_batch4m_fp8kv_bf16_hd64, COMMA_SCALES, kvScales)
+#endif
+#if LLMRT_KERNEL(decode_attention_batch4m_fp8kv_bf16_hd128)
+DECODE_BATCH4M(128, true, decode_attention_batch4m_fp8kv_bf16_hd128, COMMA_SCALES, kvScales)
 #endif
