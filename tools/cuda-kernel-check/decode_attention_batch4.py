@@ -55,13 +55,14 @@ def batch4(qkv, out, kvc, positions, seqStarts, table, invf, pO, pML, ctr, T, S,
 
 
 SHAPES = [(32, 8, 128), (32, 8, 64), (14, 2, 64), (16, 1, 128), (48, 2, 64), (28, 4, 128)]
+SHAPE_SEL = []  # --shapes: only these (nH, nKV, hd)
 
 
 def check(fp8, cfgs, quick):
     what = "fp8kv" if fp8 else "bf16"
     log(f"== decode_attention_batch4 {what} vs float64 (batch2 beside), cache vs batch2, batch invariance")
     gen = torch.Generator(device="cuda").manual_seed(21 + fp8)
-    for (nH, nKV, hd) in SHAPES:
+    for (nH, nKV, hd) in [x for x in SHAPES if not SHAPE_SEL or x in SHAPE_SEL]:
         G = nH // nKV
         invf = ds.rope_tables(hd)
         for tpb in (16, 32):
@@ -194,7 +195,9 @@ def main():
     ap.add_argument("--cases", default="8b:512:128-256,8b:256:128-256,8b:128:128-256,8b:64:128-256,8b:512:32-64,8b:512:480-544,1b:64:128-256")
     ap.add_argument("--fp8", default="0,1")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--shapes", default="", help="check only these 'nH,nKV,hd;...'")
     a = ap.parse_args()
+    SHAPE_SEL.extend(tuple(int(x) for x in c.split(",")) for c in a.shapes.split(";") if c)
     props = torch.cuda.get_device_properties(0)
     log(f"GPU {props.name}, {props.multi_processor_count} SMs, torch {torch.__version__}")
     for hd in (64, 128):
