@@ -4,14 +4,7 @@
 // (tests/cuda_fake_device.ts): the launches (names, grids, blocks, arguments), the same logits and KV bytes as batch2's
 // plan, eager and in graphs, with the merge path (several splits). The kernel's bits against batch2 on a GPU:
 // tools/cuda-kernel-check/decode_attention_batch3.py.
-import {
-  BATCH2_WIDE_MIN_ROWS,
-  BATCH4_SERIAL_MIN_ROWS,
-  batchAttention3Blocks,
-  batchAttention4Serial,
-  batchAttention4Threads,
-  type KernelLaunch,
-} from "../lib/backends/cuda/launch_plan.ts";
+import { BATCH2_WIDE_MIN_ROWS, batchAttention3Blocks, batchAttention4Threads, type KernelLaunch } from "../lib/backends/cuda/launch_plan.ts";
 import { buildSync } from "../lib/builder/builder.ts";
 import { quantizeSync } from "../lib/quantization/quantize.ts";
 import { FakeCudaSession, randomModel, step } from "./cuda_fake_device.ts";
@@ -210,37 +203,5 @@ test("batchAttention4: every decode step of more than 8 sequences on decode_atte
   run("decode 1: 9 sequences, eager", all.slice(0, 9), false);
   run("decode 2: 4 sequences, graph bucket 4", all.slice(0, 4), true);
   assert.equal(launches, 2 * a.numLayers, "decode_attention_batch4 launches");
-  bf16.dispose();
-});
-
-test("batchAttention4: steps of BATCH4_SERIAL_MIN_ROWS+ sequences on decode_attention_batch4m (a token's items in turn, grid x divided)", () => {
-  assert.deepEqual([batchAttention4Serial(512, 8, 4), batchAttention4Serial(127, 8, 4), batchAttention4Serial(128, 2, 12), batchAttention4Serial(300, 3, 4)], [
-    4,
-    1,
-    4,
-    3,
-  ]);
-  // G 12 over 2 kv heads: 4 items a token, all in one block.
-  const raw = { ...RAW, hidden_size: 64, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 24, num_key_value_heads: 2, head_dim: 64 };
-  const model = randomModel(raw, 39, true, 0.15);
-  let bf16;
-  try {
-    bf16 = buildSync(model, { ...BUILD, dtype: "bfloat16", maxBatchSize: 160, maxNumTokens: 1024 });
-  } finally {
-    model.close();
-  }
-  const V = bf16.plan.attributes.vocabSize, N = BATCH4_SERIAL_MIN_ROWS + 2;
-  const opts = { fusedDecode: true, batchAttention: true, batchAttention2: true };
-  const four = new FakeCudaSession(bf16, N + 4, 132, false, { ...opts, batchAttention4: true });
-  const two = new FakeCudaSession(bf16, N + 4, 132, false, opts);
-  const seqs = Array.from({ length: N }, (_, s) => ({ ids: [(s * 7 + 1) % V, (s * 3 + 2) % V], blocks: [s] }));
-  const pre = step(seqs.map((s) => ({ ids: s.ids, pos: 0, blocks: s.blocks })), 1);
-  sameBits(four.run(pre, false).logits, two.run(pre, false).logits, "prefill");
-  for (const graphs of [true, false]) {
-    const inp = step(seqs.map((s, i) => ({ ids: [(i * 5 + 3) % V], pos: 2, blocks: s.blocks })), 1);
-    sameBits(four.run(inp, graphs).logits, two.run(inp, graphs).logits, `decode (graphs ${graphs})`);
-    const k = four.lastLaunches.find((l) => l.kind === "kernel" && l.kernel.startsWith("decode_attention_batch")) as KernelLaunch;
-    assert.deepEqual([k.kernel, k.grid[0], k.block], ["decode_attention_batch4m_bf16_hd64", 1, batchAttention4Threads(64, false)], `graphs ${graphs}`);
-  }
   bf16.dispose();
 });

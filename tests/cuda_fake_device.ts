@@ -1377,8 +1377,6 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       }
       case "decode_attention_batch4_bf16":
       case "decode_attention_batch4w_bf16":
-      case "decode_attention_batch4m_bf16":
-      case "decode_attention_batch4m_fp8kv_bf16":
       case "decode_attention_batch4_fp8kv_bf16":
       case "decode_attention_batch2w_bf16":
       case "decode_attention_batch3_fp8kv_bf16":
@@ -1456,9 +1454,6 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         const nBx = nKV * cdiv(G, batch && !batch4 ? 16 : 8); // blocks (batch3: items) per token and split
         if (batch3) {
           assert.ok(l.grid[0] >= 1 && l.grid[1] === 1 && l.grid[2] === 1 && A.length === (kvAlgo ? 24 : 23), `${l.kernel}: grid ${l.grid}`);
-        } else if (name.startsWith("decode_attention_batch4m")) {
-          // batch4m: each block takes nBx / grid.x items of its token in turn.
-          assert.ok(l.grid[0] >= 1 && nBx % l.grid[0] === 0 && l.grid[1] >= T, `${l.kernel}: grid ${l.grid}`);
         } else assert.ok(l.grid[0] === nBx && l.grid[1] >= T, `${l.kernel}: grid ${l.grid}`);
         assert.ok(splitSize >= 1 && numSplits <= MAX_DECODE_SPLITS, `${l.kernel}: ${numSplits} splits of ${splitSize}`);
         if (prefetchBytes > 0n) mem.bytes(prefetch, Number(prefetchBytes));

@@ -237,30 +237,6 @@ export function batchAttention4Threads(_headDim: number, _fp8: boolean): number 
  */
 export const BATCH4_WIDE_MIN_ROWS = 128;
 
-/** Most items (kv head chunks of one token) a decode_attention_batch4m block takes in turn (its DB4_MSER). */
-export const BATCH4_SERIAL_MAX = 4;
-
-/** Least sequences of a decode step that runs decode_attention_batch4m (LaunchEnv.batchAttention4; the same bits as batch4). */
-export const BATCH4_SERIAL_MIN_ROWS = 128;
-
-/**
- * Items a decode_attention_batch4m block takes in turn for a step of `rows` sequences: the largest divisor of the
- * step's items per token (numKvHeads · ceil(group / 8)) up to BATCH4_SERIAL_MAX from BATCH4_SERIAL_MIN_ROWS sequences on,
- * else 1 (decode_attention_batch4 / batch4w). A speed choice only: each item's sums are the same.
- *
- * @example
- * ```ts
- * batchAttention4Serial(512, 8, 4); // 4
- * batchAttention4Serial(64, 8, 4); // 1
- * ```
- */
-export function batchAttention4Serial(rows: number, numKvHeads: number, group: number): number {
-  if (rows < BATCH4_SERIAL_MIN_ROWS) return 1;
-  const items = numKvHeads * cdiv(group, BATCH_ATTENTION4_ROWS);
-  for (let s = BATCH4_SERIAL_MAX; s > 1; s--) if (items % s === 0) return s;
-  return 1;
-}
-
 /**
  * Least sequences of a decode step that runs decode_attention_batch2w instead of batch2 (LaunchEnv.batchAttention2Wide;
  * bf16 cache, head dim 128). The two round alike, so the threshold is a speed choice only: H200 session 10, llama-3.1-8b

@@ -12,7 +12,6 @@ import {
   BATCH_ATTENTION4_ROWS,
   BATCH_ATTENTION_ROWS,
   batchAttention2Threads,
-  batchAttention4Serial,
   batchAttention4Threads,
   DECODE_ATTENTION_MIN_SPLIT,
   DECODE_SK_FP8_SMEM,
@@ -96,11 +95,9 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
     // caches, and e4m3 caches with fp8DecodeSk (decode_attention_sk_fp8kv).
     const sk = !batch && (!kvFp8 || (!!env.fp8DecodeSk && kvTag === "fp8kv_")) && !!env.decodeSplitK && att.sk !== undefined;
     // Steps of BATCH4_WIDE_MIN_ROWS+ sequences over a bf16 cache at head dim 128: batch4w (the same bits, more blocks an SM).
-    // batchAttention4Serial > 1: batch4m (each block takes that many of a token's items in turn; the same bits).
-    const ser4 = batch4 ? batchAttention4Serial(T, op.numKvHeads, group) : 1;
-    const wide4 = batch4 && ser4 === 1 && !kvFp8 && op.headDim === 128 && T >= BATCH4_WIDE_MIN_ROWS;
+    const wide4 = batch4 && !kvFp8 && op.headDim === 128 && T >= BATCH4_WIDE_MIN_ROWS;
     const name = batch4
-      ? `decode_attention_batch4${ser4 > 1 ? "m" : wide4 ? "w" : ""}_${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
+      ? `decode_attention_batch4${wide4 ? "w" : ""}_${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
       : batch3
       ? `decode_attention_batch3_${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
       : wide
@@ -113,7 +110,7 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
       ? `decode_attention_sk_${kvFp8 ? kvTag : ""}bf16_hd${op.headDim}`
       : `decode_attention_${group <= 4 ? "g4_" : ""}${kvFp8 ? kvTag : ""}bf16_hd${op.headDim}`;
     const grid = batch3 ? [env.batchAttention3Blocks!, 1, 1] as const : [
-      op.numKvHeads * cdiv(group, batch4 ? BATCH_ATTENTION4_ROWS : batch ? BATCH_ATTENTION_ROWS : 8) / ser4,
+      op.numKvHeads * cdiv(group, batch4 ? BATCH_ATTENTION4_ROWS : batch ? BATCH_ATTENTION_ROWS : 8),
       T,
       sk ? att.sk!.numSplits : att.numSplits,
     ] as const;

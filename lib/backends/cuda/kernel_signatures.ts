@@ -92,8 +92,6 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   decode_attention_batch2w: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_batch4: { file: "decode_attention_batch4.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_batch4w: { file: "decode_attention_batch4.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
-  decode_attention_batch4m: { file: "decode_attention_batch4.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
-  decode_attention_batch4m_fp8kv: { file: "decode_attention_batch4.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
   decode_attention_batch4_fp8kv: { file: "decode_attention_batch4.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
   decode_attention_batch3: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, I] },
   decode_attention_batch3_fp8kv: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P, I] },
