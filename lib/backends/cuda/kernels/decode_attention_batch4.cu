@@ -103,6 +103,9 @@
 #define DB4_FAST 1  // whole tiles (every key valid, one cache block, not the own key) issued without per-row checks (H200
                     // session 11: 8B 512 seqs bf16 127.8 -> 115.6 us, e4m3 102.3 -> 90.0; the same bytes, so the same bits)
 #endif
+#ifndef DB4_QK2
+#define DB4_QK2 0  // 1: q·k in two accumulator chains (other sums: other bits; harness experiments)
+#endif
 #define DB4_CFG(P, HD, Q8) ((Q8) ? ((HD) == 128 ? DB4_F##P##128 : DB4_F##P##64) : ((HD) == 128 ? DB4_##P##128 : DB4_##P##64))
 
 __device__ __forceinline__ void db4MmaBf16(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
@@ -556,6 +559,8 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
 #pragma unroll
         for (int u = 0; u < KT; u++) {
           sc[u][0] = sc[u][1] = sc[u][2] = sc[u][3] = 0.f;
+          // DB4_QK2: odd k steps into a second accumulator (two 4-deep mma chains instead of one 8-deep), added at the end.
+          float s2[4] = {0.f, 0.f, 0.f, 0.f};
           if (Q8) {
             // Lane's K bytes: rows g4 and g4 + 8, bytes c4 · HD / 4 .. + HD / 4 (4 a k step).
             constexpr int LB = HD / 4;
@@ -570,7 +575,8 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
 #pragma unroll
             for (int kk = 0; kk < KSTEPS; kk++) {
               const u32 a[4] = {db4E4m3x2(w0[kk]), db4E4m3x2(w1[kk]), db4E4m3x2(w0[kk] >> 16), db4E4m3x2(w1[kk] >> 16)};
-              db4Mma<true>(sc[u], a, qb[kk][0], qb[kk][1]);
+              if (DB4_QK2 && (kk & 1)) db4Mma<true>(s2, a, qb[kk][0], qb[kk][1]);
+              else db4Mma<true>(sc[u], a, qb[kk][0], qb[kk][1]);
             }
           } else {
             const int r = u * 16 + (mi & 1) * 8 + (lane & 7);
@@ -578,8 +584,13 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
             for (int kk = 0; kk < KSTEPS; kk++) {
               u32 a[4];
               db4Ldsm<false>(a, ks + rb(r, 2 * kk + (mi >> 1)));
-              db4Mma<false>(sc[u], a, qb[kk][0], qb[kk][1]);
+              if (DB4_QK2 && (kk & 1)) db4Mma<false>(s2, a, qb[kk][0], qb[kk][1]);
+              else db4Mma<false>(sc[u], a, qb[kk][0], qb[kk][1]);
             }
+          }
+          if (DB4_QK2) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) sc[u][e] += s2[e];
           }
         }
         float mxA = -LLMRT_INF, mxB = -LLMRT_INF;
