@@ -10,6 +10,7 @@ import * as K from "../lib/backends/cpu/kernels.ts";
 import { resolveTokenMasks, sampleRow, type SamplingInputs } from "../lib/ir/sampling.ts";
 import {
   batchAttention2Threads,
+  batchAttention4Threads,
   batchAttentionSplit,
   bucketFor,
   chooseAttention,
@@ -321,6 +322,8 @@ export interface FakeSessionOptions {
   readonly batchAttention2?: boolean;
   /** LaunchEnv.batchAttention2Wide (decode_attention_batch2w for steps of BATCH2_WIDE_MIN_ROWS+ sequences). */
   readonly batchAttention2Wide?: boolean;
+  /** LaunchEnv.batchAttention4 (decode_attention_batch4 for every step of more than 8 sequences, with batchAttention2). */
+  readonly batchAttention4?: boolean;
   /** LaunchEnv.fp8FusedQuant. */
   readonly fp8FusedQuant?: boolean;
   /** LaunchEnv.fp8Gemv1. */
@@ -438,6 +441,7 @@ export class FakeCudaSession {
       batchAttention: opts.batchAttention,
       batchAttention2: opts.batchAttention2,
       batchAttention2Wide: opts.batchAttention2Wide,
+      batchAttention4: opts.batchAttention4,
       fp8FusedQuant: opts.fp8FusedQuant,
       fp8Gemv1: opts.fp8Gemv1,
       fp8DecodeSk: opts.fp8DecodeSk,
@@ -1338,6 +1342,9 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         attention(q, out, kv, pos, starts, tables, T, S, nH, nKV, hd, bs, stride, scale, window, l.kernel, view);
         break;
       }
+      case "decode_attention_batch4_bf16":
+      case "decode_attention_batch4w_bf16":
+      case "decode_attention_batch4_fp8kv_bf16":
       case "decode_attention_batch2w_bf16":
       case "decode_attention_batch2_fp8kv_bf16":
       case "decode_attention_fp8kv_bf16":
@@ -1397,13 +1404,16 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         // q and the output, likewise within rounding of this stand-in's bf16(decode(q) · s) (DA_QFOLD=0: the same values).
         const kvAlgo = kvAlgoOf(l.kernel);
         const batch2 = name.startsWith("decode_attention_batch2");
-        const batch = batch2 || name === "decode_attention_batch_bf16";
+        // decode_attention_batch4: batch2's ABI, 8 query heads a block (grid x numKvHeads · ceil(G / 8)).
+        const batch4 = name.startsWith("decode_attention_batch4");
+        const batch = batch2 || batch4 || name === "decode_attention_batch_bf16";
         assert.ok(
-          Number.isInteger(G) && l.block === (batch2 ? batchAttention2Threads(hd, !!kvAlgo) : batch && hd === 128 ? 64 : 128) &&
+          Number.isInteger(G) &&
+            l.block === (batch4 ? batchAttention4Threads(hd, !!kvAlgo) : batch2 ? batchAttention2Threads(hd, !!kvAlgo) : batch && hd === 128 ? 64 : 128) &&
             (G <= 4 || !name.includes("_g4")),
           `${l.kernel}: G ${G}, block ${l.block}`,
         );
-        const nBx = nKV * cdiv(G, batch ? 16 : 8); // blocks per token and split
+        const nBx = nKV * cdiv(G, batch && !batch4 ? 16 : 8); // blocks per token and split
         assert.ok(l.grid[0] === nBx && l.grid[1] >= T, `${l.kernel}: grid ${l.grid}`);
         assert.ok(splitSize >= 1 && numSplits <= MAX_DECODE_SPLITS, `${l.kernel}: ${numSplits} splits of ${splitSize}`);
         if (prefetchBytes > 0n) mem.bytes(prefetch, Number(prefetchBytes));

@@ -220,6 +220,23 @@ export function batchAttention2Threads(headDim: number, _fp8: boolean): number {
   return headDim === 128 ? 64 : 128;
 }
 
+/** Query heads one decode_attention_batch4 block takes (the n8 columns of its mma tiles). */
+export const BATCH_ATTENTION4_ROWS = 8;
+
+/**
+ * Threads per block of decode_attention_batch4 (32 × the DB4_*NW* warps of kernels/decode_attention_batch4.cu).
+ */
+export function batchAttention4Threads(_headDim: number, _fp8: boolean): number {
+  return 64;
+}
+
+/**
+ * Least sequences of a decode step that runs decode_attention_batch4w instead of batch4 (LaunchEnv.batchAttention4; bf16
+ * cache, head dim 128): the same warps and tiles with 1 cp.async stage and 8 blocks per SM, so the same bits. H200 session
+ * 11, llama-3.1-8b one layer at 128..256 keys, batch4w / batch4 = 0.934 (512 seqs), 0.953 (256), 0.858 (128), 1.146 (64).
+ */
+export const BATCH4_WIDE_MIN_ROWS = 128;
+
 /**
  * Least sequences of a decode step that runs decode_attention_batch2w instead of batch2 (LaunchEnv.batchAttention2Wide;
  * bf16 cache, head dim 128). The two round alike, so the threshold is a speed choice only: H200 session 10, llama-3.1-8b

@@ -8,8 +8,11 @@ import type { Op } from "../../ir/network.ts";
 import { InternalError } from "../../util/errors.ts";
 import {
   BATCH2_WIDE_MIN_ROWS,
+  BATCH4_WIDE_MIN_ROWS,
+  BATCH_ATTENTION4_ROWS,
   BATCH_ATTENTION_ROWS,
   batchAttention2Threads,
+  batchAttention4Threads,
   DECODE_ATTENTION_MIN_SPLIT,
   DECODE_SK_FP8_SMEM,
   DECODE_SK_SMEM,
@@ -78,15 +81,22 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
     // A quantized cache elsewhere (fp8DecodeAttention): decode_attention's _fp8kv_ / _int8kv_ entry points.
     const batch = !!env.batchAttention && T > GEMV_MAX_ROWS && (!kvFp8 || (kvTag === "fp8kv_" && !!env.batchAttention2));
     const batch2 = batch && !!env.batchAttention2;
+    // batchAttention4: decode_attention_batch4 (keys on the mma rows, 8 query heads a block; other bits than batch2, so every
+    // such step takes it, whatever its size).
+    const batch4 = batch2 && !!env.batchAttention4 && (op.headDim === 64 || op.headDim === 128);
     // batchAttention2Wide: decode_attention_batch2w for steps of hundreds of sequences (bf16 cache, head dim 128; batch2's bits).
-    const wide = batch2 && !kvFp8 && op.headDim === 128 && !!env.batchAttention2Wide && T >= BATCH2_WIDE_MIN_ROWS;
+    const wide = batch2 && !batch4 && !kvFp8 && op.headDim === 128 && !!env.batchAttention2Wide && T >= BATCH2_WIDE_MIN_ROWS;
     if (kvFp8 && !batch2 && !env.fp8DecodeAttention) {
       throw new InternalError("launch plan: a fused decode attention over a quantized KV cache needs batchAttention2 or fp8DecodeAttention");
     }
     // decodeSplitK: split-K flash decoding (att from decodeSkGeometry: z = the grid's splits, splitSize = the split target); bf16
     // caches, and e4m3 caches with fp8DecodeSk (decode_attention_sk_fp8kv).
     const sk = !batch && (!kvFp8 || (!!env.fp8DecodeSk && kvTag === "fp8kv_")) && !!env.decodeSplitK && att.sk !== undefined;
-    const name = wide
+    // Steps of BATCH4_WIDE_MIN_ROWS+ sequences over a bf16 cache at head dim 128: batch4w (the same bits, more blocks an SM).
+    const wide4 = batch4 && !kvFp8 && op.headDim === 128 && T >= BATCH4_WIDE_MIN_ROWS;
+    const name = batch4
+      ? `decode_attention_batch4${wide4 ? "w" : ""}_${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
+      : wide
       ? `decode_attention_batch2w_bf16_hd${op.headDim}`
       : batch2
       ? `decode_attention_batch2_${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
@@ -95,8 +105,18 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
       : sk
       ? `decode_attention_sk_${kvFp8 ? kvTag : ""}bf16_hd${op.headDim}`
       : `decode_attention_${group <= 4 ? "g4_" : ""}${kvFp8 ? kvTag : ""}bf16_hd${op.headDim}`;
-    const grid = [op.numKvHeads * cdiv(group, batch ? BATCH_ATTENTION_ROWS : 8), T, sk ? att.sk!.numSplits : att.numSplits] as const;
-    const threads = batch2 ? batchAttention2Threads(op.headDim, kvFp8) : batch && op.headDim === 128 ? 64 : 128;
+    const grid = [
+      op.numKvHeads * cdiv(group, batch4 ? BATCH_ATTENTION4_ROWS : batch ? BATCH_ATTENTION_ROWS : 8),
+      T,
+      sk ? att.sk!.numSplits : att.numSplits,
+    ] as const;
+    const threads = batch4
+      ? batchAttention4Threads(op.headDim, kvFp8)
+      : batch2
+      ? batchAttention2Threads(op.headDim, kvFp8)
+      : batch && op.headDim === 128
+      ? 64
+      : 128;
     k(i, name, grid, threads, [
       buf(fuse.attnQkv.get(i)!),
       buf(op.out),

@@ -100,6 +100,11 @@ export interface LaunchEnv {
    * decode_attention_batch2w (the same bits as batch2).
    */
   readonly batchAttention2Wide?: boolean;
+  /**
+   * With batchAttention2: every decode step of more than GEMV_MAX_ROWS sequences (bf16 or e4m3 cache, head dim 64 / 128)
+   * runs decode_attention_batch4 (keys on the mma rows; other bits than batch2, so all such steps take it).
+   */
+  readonly batchAttention4?: boolean;
   /** FP8 GEMM launches ask for cuBLASLt's fast accumulation (GemmLaunch.fastAccum). */
   readonly fp8FastAccum?: boolean;
   /**

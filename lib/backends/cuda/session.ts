@@ -198,6 +198,8 @@ export class CudaSession implements SessionBackend {
   readonly batchAttention2: boolean;
   /** CudaSessionOptions.batchAttention2Wide (with batchAttention2). */
   readonly batchAttention2Wide: boolean;
+  /** CudaSessionOptions.batchAttention4 (with batchAttention2). */
+  readonly batchAttention4: boolean;
   /** CudaSessionOptions.fp8FastAccum. */
   readonly fp8FastAccum: boolean;
   /** CudaSessionOptions.fp8FusedQuant. */
@@ -325,6 +327,7 @@ export class CudaSession implements SessionBackend {
     this.batchAttention = f.batchAttention;
     this.batchAttention2 = f.batchAttention2;
     this.batchAttention2Wide = f.batchAttention2Wide && f.batchAttention2;
+    this.batchAttention4 = f.batchAttention4 && f.batchAttention2;
     this.fp8FastAccum = f.fp8FastAccum;
     this.fp8FusedQuant = f.fp8FusedQuant;
     this.fp8Pdl = f.fp8Pdl;
@@ -559,6 +562,7 @@ export class CudaSession implements SessionBackend {
       batchAttention: this.batchAttention,
       batchAttention2: this.batchAttention2,
       batchAttention2Wide: this.batchAttention2Wide,
+      batchAttention4: this.batchAttention4,
       fp8FastAccum: this.fp8FastAccum,
       fp8FusedQuant: this.fp8FusedQuant,
       fp8Pdl: this.fp8Pdl,

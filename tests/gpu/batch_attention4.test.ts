@@ -1,0 +1,117 @@
+/**
+ * GPU: decode_attention_batch4 (`batchAttention4`, session 11) end to end on small random Llamas (head dims 64 and 128,
+ * bf16 and e4m3 caches, G 4 / 2 / 12; skipped without a GPU): a 12-sequence prefill, then decode steps of 12 sequences
+ * and of 4, as graphs and eagerly. batch4 sums in another order than batch2, so: its logits within the bound of
+ * tests/gpu/batch_attention2.test.ts of the float32 CPU session (and as close as batch2's), graphs and eager bitwise
+ * alike, and batch invariance — a session decoding only sequences 0..8 (9-sequence steps) gives those rows bitwise
+ * the 12-sequence steps' logits.
+ * The kernel alone vs float64: tools/cuda-kernel-check/decode_attention_batch4.py; the plan: tests/cuda_batch_attention3.test.ts.
+ */
+import { buildSync } from "../../lib/builder/builder.ts";
+import { quantizeSync } from "../../lib/quantization/quantize.ts";
+import { Session } from "../../lib/runtime/session.ts";
+import { randomModel, step } from "../cuda_fake_device.ts";
+import { relL2 } from "../cuda_fake_plans.ts";
+import { assert } from "../harness.ts";
+import { gpuTest } from "./gpu.ts";
+
+const RAW = {
+  vocab_size: 211,
+  hidden_size: 256,
+  intermediate_size: 512,
+  num_hidden_layers: 2,
+  max_position_embeddings: 1024,
+  architectures: ["LlamaForCausalLM"],
+  model_type: "llama",
+};
+const CASES = [
+  { name: "hd128 G4, bf16 cache", raw: { ...RAW, num_attention_heads: 8, num_key_value_heads: 2, head_dim: 128 }, fp8: false },
+  { name: "hd64 G12, bf16 cache", raw: { ...RAW, num_attention_heads: 12, num_key_value_heads: 1, head_dim: 64 }, fp8: false },
+  { name: "hd128 G4, FP8 cache", raw: { ...RAW, num_attention_heads: 8, num_key_value_heads: 2, head_dim: 128 }, fp8: true },
+  { name: "hd64 G2, FP8 cache", raw: { ...RAW, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 64 }, fp8: true },
+];
+
+for (const c of CASES) {
+  gpuTest(`decode_attention_batch4 (${c.name}): near the CPU session, graphs = eager, 9- and 12-sequence steps bitwise alike`, () => {
+    const model = randomModel(c.raw, 47, true, 0.15);
+    const V = RAW.vocab_size;
+    const calibration = [Array.from({ length: 64 }, (_, i) => (i * 29 + 5) % V)];
+    const q = c.fp8 ? quantizeSync(model, { kvCacheQuantAlgo: "FP8" }, { calibration }) : model;
+    const shape = { maxBatchSize: 16, maxNumTokens: 2048, maxSeqLen: 640, tokensPerBlock: 16 };
+    using engine = buildSync(q, { backend: "cuda", dtype: "bfloat16", ...shape });
+    using cpuEngine = buildSync(q, { backend: "cpu", ...shape });
+    if (q !== model) q.close();
+    model.close();
+    const on = { backend: "cuda" as const, batchAttention2: true, batchAttention4: true };
+    const four = Session.fromSerializedEngine(engine, on);
+    const eager = Session.fromSerializedEngine(engine, { ...on, cudaGraphs: false });
+    const sub = Session.fromSerializedEngine(engine, on);
+    const two = Session.fromSerializedEngine(engine, { backend: "cuda", batchAttention2: true, batchAttention4: false });
+    const cpu = Session.fromSerializedEngine(cpuEngine, { backend: "cpu" });
+    try {
+      const numBlocks = 12 * 40;
+      const kv4 = four.createKvCache(numBlocks), kvE = eager.createKvCache(numBlocks), kvS = sub.createKvCache(numBlocks);
+      const kv2 = two.createKvCache(numBlocks), kvC = cpu.createKvCache(numBlocks);
+      // Lengths 1 .. 530 (sequence 0 spans two 256-key splits and more).
+      const lens = [530, 1, 17, 64, 200, 3, 129, 255, 256, 31, 90, 300];
+      const seqs = lens.map((n, s) => ({
+        ids: Array.from({ length: n }, (_, j) => (s * 31 + j * 7 + 1) % V),
+        blocks: Array.from({ length: 40 }, (_, j) => s * 40 + j),
+      }));
+      const pos = lens.slice(), last = seqs.map((s) => s.ids[s.ids.length - 1]);
+      const report: string[] = [];
+      const bits = (x: Float32Array) => new Uint32Array(x.buffer);
+      const run = (label: string, which: number[], prefill = false): void => {
+        const mk = (w: number[]) =>
+          prefill
+            ? step(w.map((s) => ({ ids: seqs[s].ids, pos: 0, blocks: seqs[s].blocks })), 40)
+            : step(w.map((s) => ({ ids: [last[s]], pos: pos[s], blocks: seqs[s].blocks })), 40);
+        const inp = mk(which);
+        const R = which.length;
+        const g4 = new Float32Array(R * V), gE = new Float32Array(R * V), g2 = new Float32Array(R * V), gc = new Float32Array(R * V);
+        const i4 = new Int32Array(R), iE = new Int32Array(R), i2 = new Int32Array(R), ic = new Int32Array(R);
+        cpu.run(inp, { logits: gc, sampledIds: ic }, kvC);
+        four.run(inp, { logits: g4, sampledIds: i4 }, kv4);
+        eager.run(inp, { logits: gE, sampledIds: iE }, kvE);
+        two.run(inp, { logits: g2, sampledIds: i2 }, kv2);
+        const dE = bits(gE).findIndex((v, i) => v !== bits(g4)[i]);
+        assert.equal(dE, -1, `${label}: eager logits differ from the graphs' at ${dE}`);
+        // The subset session: the same prefill, then only sequences 0..8 (steps of 9, still batch4's).
+        const part = prefill ? which : which.filter((s) => s < 9);
+        if (part.length > 0) {
+          const P = part.length, gS = new Float32Array(P * V), iS = new Int32Array(P);
+          sub.run(mk(part), { logits: gS, sampledIds: iS }, kvS);
+          part.forEach((s, r) => {
+            const row = which.indexOf(s);
+            const a = bits(gS).subarray(r * V, (r + 1) * V), b = bits(g4).subarray(row * V, (row + 1) * V);
+            const d = a.findIndex((v, i) => v !== b[i]);
+            assert.equal(d, -1, `${label}: sequence ${s} in a ${P}-sequence step differs from the ${R}-sequence step at ${d}`);
+          });
+        }
+        const e4 = relL2(g4, gc), e2 = relL2(g2, gc);
+        report.push(`${label}: vs CPU ${e4.toExponential(2)} (batch2 ${e2.toExponential(2)}), vs batch2 ${relL2(g4, g2).toExponential(2)}`);
+        const bound = c.fp8 ? 0.08 : 0.05;
+        assert.ok(e4 < bound && Number.isFinite(e4), `${label}: logits rel L2 ${e4} vs the CPU session`);
+        assert.ok(e4 < 2 * e2 + 0.01, `${label}: batch4 ${e4} vs the CPU, batch2 ${e2}`);
+        if (prefill) return;
+        which.forEach((s, r) => {
+          last[s] = ic[r]; // follow the CPU's ids (every session sees the same tokens)
+          pos[s]++;
+        });
+      };
+      const all = lens.map((_, i) => i);
+      run("prefill 12", all, true);
+      for (let i = 0; i < 3; i++) run(`decode ${i}: 12 sequences`, all);
+      run("decode: 4 sequences", all.slice(0, 4));
+      run("decode: 12 sequences again", all);
+      console.log(`batch4 ${c.name}: ${report.join("; ")}`);
+      assert.ok(four.cuda!.numGraphs >= 1, "decode steps ran as graphs");
+    } finally {
+      four.dispose();
+      eager.dispose();
+      sub.dispose();
+      two.dispose();
+      cpu.dispose();
+    }
+  }, 300_000);
+}
