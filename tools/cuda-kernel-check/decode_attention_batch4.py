@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import decode_step as ds  # noqa: E402
 from decode_attention_batch2 import batch2, cases_of, fp8_kv_of, to_e4m3_bytes, to_fp8  # noqa: E402
-from decode_attention_batch3 import MODELS, batch2w, setup  # noqa: E402
+from decode_attention_setup import MODELS, batch2w, setup  # noqa: E402
 from decode_step import F, I, L, P, attn_ref, bf, launch, log, record, relerr  # noqa: E402
 
 

@@ -185,7 +185,7 @@ export const CUDA_FLAGS = {
   fp8ShadowRope: { env: "LLMRT_FP8_SHADOW_ROPE", default: true },
   /**
    * With `batchAttention2`: every decode step of more than 8 sequences over a bf16 or e4m3 cache at head dim 64 / 128 runs
-   * decode_attention_batch4 instead of batch2 / batch2w / batch3 — the score tile transposed (S^T = K · Q^T: 16 keys on the
+   * decode_attention_batch4 instead of batch2 / batch2w — the score tile transposed (S^T = K · Q^T: 16 keys on the
    * mma rows, a kv group's <= 8 query heads on the n8 columns), half the q·k and p·v mma and exp2 of batch2 at GQA 4, e4m3
    * K / V converted straight into f16 fragments. Its sums run in another order than batch2's (other bits), so it takes
    * every such step, whatever its size (batch invariance). @default false
