@@ -2,8 +2,10 @@
 """CPU desk check of gemv_fused_ks (kernels/gemv.cu) through the CUDA emulation in emu/: every mode, norm or not,
 m 1 / 3, KS 2 / 4 vs a float64 reference, and KS 1 bitwise equal to gemv_fused; at m 1 the deep-load entry points
 (`_deep`, GF_DEEP_U loads a lane in flight; gemvDeepLoads) bitwise equal to their GF_U forms. Tiny shapes. No GPU.
+--defines "-DGF_PIPE=1 -DGF_XPRE=1": the same cases built again with those defines, every output bitwise equal to the
+default build's.
 
-  python3 tools/cuda-kernel-check/gemv_ks_emu.py
+  python3 tools/cuda-kernel-check/gemv_ks_emu.py [--defines "-DX=1 ..."]
 """
 import ctypes
 import math
@@ -17,22 +19,34 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from decode_sk_emu import EMU, KDIR, bf16_round, bf16_to_f, ptr  # noqa: E402
 
 
-def build(out="/tmp/skemu"):
+def build(out="/tmp/skemu", defines=()):
     os.makedirs(out, exist_ok=True)
     so = os.path.join(out, "gemv_emu.so")
     subprocess.check_call(["g++", "-std=c++20", "-O1", "-fPIC", "-pthread", "-w", f"-I{KDIR}", f"-I{EMU}", "-include", os.path.join(EMU, "sk_emu.h"),
-                           "-x", "c++", "-c", os.path.join(KDIR, "gemv.cu"), "-o", os.path.join(out, "gemv.o")])
+                           *defines, "-x", "c++", "-c", os.path.join(KDIR, "gemv.cu"), "-o", os.path.join(out, "gemv.o")])
     subprocess.check_call(["g++", "-std=c++20", "-O1", "-fPIC", "-pthread", "-w", f"-I{EMU}", "-c", os.path.join(EMU, "emu_launch.cpp"), "-o", os.path.join(out, "launch.o")])
     subprocess.check_call(["g++", "-shared", "-pthread", "-o", so, os.path.join(out, "gemv.o"), os.path.join(out, "launch.o")])
     return so
 
 
 def main():
-    lib = ctypes.CDLL(build())
+    defines = sys.argv[sys.argv.index("--defines") + 1].split() if "--defines" in sys.argv else []
+    outs0, bad0 = run(build())
+    if not defines:
+        sys.exit(1 if bad0 else 0)
+    outs1, bad1 = run(build("/tmp/skemu-defs", defines))
+    diff = [k for k in outs0 if not np.array_equal(outs0[k].view(np.uint8), outs1[k].view(np.uint8))]
+    print(f"== {' '.join(defines)}: {len(outs0) - len(diff)} / {len(outs0)} outputs bitwise equal to the default build's", *diff[:5])
+    sys.exit(1 if bad0 or bad1 or diff else 0)
+
+
+def run(so):
+    lib = ctypes.CDLL(so)
     lib.emu_launch.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_float)] + [ctypes.c_int] * 6
     fn = lambda name: ctypes.cast(getattr(lib, name), ctypes.c_void_p).value  # noqa: E731
     rng = np.random.default_rng(5)
     bad = n = 0
+    every = {}
     for (N, K) in [(24, 1024), (40, 2048)]:
         W = bf16_round(rng.standard_normal((N, K)).astype(np.float32) * 0.05)
         for m in (1, 3):
@@ -64,6 +78,7 @@ def main():
                         fv = (ctypes.c_float * 8)(*([1e-5] + [0.0] * 7))
                         lib.emu_launch(fn(name), iv, fv, grid, 1, 1, 256, 1, 1)
                         outs[(ks, deep)] = y
+                        every[(N, K, m, mode, norm, ks, deep)] = y
                     xf = bf16_to_f(x).astype(np.float64)
                     if norm:
                         xf32 = bf16_to_f(x)
@@ -93,7 +108,7 @@ def main():
                         print(f"{'ok  ' if ok else 'FAIL'} N={N} K={K} m={m} mode={mode} norm={int(norm)} KS={ks}{' deep' if deep else ''} rel={e:.2e} bitwise twin {same}",
                               flush=True)
     print(f"== {n} cases, {bad} failed")
-    sys.exit(1 if bad else 0)
+    return every, bad
 
 
 if __name__ == "__main__":

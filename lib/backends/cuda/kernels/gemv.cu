@@ -178,23 +178,90 @@ __device__ __forceinline__ void gfIssue(const bf16_t* w, int c, int kv, uint4 (&
     if (c + 32 * u < kv) v[u] = ldStream16(w + (c + 32 * u) * 8);
 }
 
-/** One warp's dot products of weight row `row` with the m rows of xb (first chunk already in v). */
+#ifndef GF_PIPE
+#define GF_PIPE 0  // 1: the next chunk's weight loads are issued before the current chunk is summed (two chunks in registers)
+#endif
+#ifndef GF_XPRE
+#define GF_XPRE 0  // 1 (M <= 2): a chunk's x vectors are loaded with its weight vectors, not after they land
+#endif
+
+/** acc[r] += the 8 products of weight vector wv and x vector xv[r] (gemvAccum's FMAs in its order). */
+template <int M>
+__device__ __forceinline__ void gemvAccumX(const uint4& wv, const uint4 (&xv)[M], int m, float (&acc)[M]) {
+  float wf[8];
+  unpack8(wv, wf);
+#pragma unroll
+  for (int r = 0; r < M; r++) {
+    if (r < m) {
+      float xf[8];
+      unpack8(xv[r], xf);
+#pragma unroll
+      for (int e = 0; e < 8; e++) acc[r] = fmaf(wf[e], xf[e], acc[r]);
+    }
+  }
+}
+
+/** The x vectors (rows < M; rows past m re-read row 0) of one chunk starting at vector c of the slice. */
 template <int M, int U>
-__device__ __forceinline__ void gfRow(const bf16_t* __restrict__ xb, const bf16_t* w, int m, int k, int lane, uint4 (&v)[U], float (&acc)[M]) {
-  const int kv = k >> 3;
+__device__ __forceinline__ void gfIssueX(const bf16_t* xb, int m, int k, int c, int kvs, uint4 (&xv)[U][M]) {
+#pragma unroll
+  for (int u = 0; u < U; u++)
+    if (c + 32 * u < kvs) loadX<M>(xb, m, k, c + 32 * u, xv[u]);
+}
+
+/**
+ * One warp's dot products of a weight row slice of kvs 16-byte vectors (w and xb already offset to the slice) with
+ * the m rows of xb; the first chunk (U vectors a lane) is already in v. A lane adds its vectors in increasing order
+ * whatever GF_PIPE / GF_XPRE: the same sums, bitwise.
+ */
+template <int M, int U>
+__device__ __forceinline__ void gfRowN(const bf16_t* __restrict__ xb, const bf16_t* w, int m, int k, int kvs, int lane, uint4 (&v)[U], float (&acc)[M]) {
+  constexpr bool XP = GF_XPRE && M <= 2;
+  constexpr int XM = XP ? M : 1;
 #pragma unroll
   for (int r = 0; r < M; r++) acc[r] = 0.f;
   int c = lane;
-  for (;;) {
+  uint4 xv[U][XM], nv[U], nxv[U][XM];  // unused ones are never live (GF_PIPE 0 / XP false)
+  if constexpr (XP) gfIssueX<XM, U>(xb, m, k, c, kvs, xv);
+  const auto sum = [&](int c) {
 #pragma unroll
     for (int u = 0; u < U; u++)
-      if (c + 32 * u < kv) gemvAccum<M>(v[u], xb, m, k, c + 32 * u, acc);
-    c += 32 * U;
-    if (c >= kv) break;
-    gfIssue<U>(w, c, kv, v);
+      if (c + 32 * u < kvs) {
+        if constexpr (XP) gemvAccumX<M>(v[u], xv[u], m, acc);
+        else gemvAccum<M>(v[u], xb, m, k, c + 32 * u, acc);
+      }
+  };
+  for (;;) {
+    if constexpr (GF_PIPE) {
+      const int cn = c + 32 * U;
+      if (cn < kvs) {
+        gfIssue<U>(w, cn, kvs, nv);
+        if constexpr (XP) gfIssueX<XM, U>(xb, m, k, cn, kvs, nxv);
+      }
+      sum(c);
+      c = cn;
+      if (c >= kvs) break;
+#pragma unroll
+      for (int u = 0; u < U; u++) {
+        v[u] = nv[u];
+#pragma unroll
+        for (int r = 0; r < XM; r++) xv[u][r] = nxv[u][r];
+      }
+    } else {
+      sum(c);
+      c += 32 * U;
+      if (c >= kvs) break;
+      gfIssue<U>(w, c, kvs, v);
+      if constexpr (XP) gfIssueX<XM, U>(xb, m, k, c, kvs, xv);
+    }
   }
 #pragma unroll
   for (int r = 0; r < M; r++) acc[r] = warpSum(acc[r]);
+}
+
+template <int M, int U>
+__device__ __forceinline__ void gfRow(const bf16_t* __restrict__ xb, const bf16_t* w, int m, int k, int lane, uint4 (&v)[U], float (&acc)[M]) {
+  gfRowN<M, U>(xb, w, m, k, k >> 3, lane, v, acc);
 }
 
 template <int M, bool NORM, int U = GF_U>
@@ -300,24 +367,6 @@ GEMV_FUSED(gemv_fused_norm_bf16_m8, 8, true)
 // extern "C" __global__ void gemv_fused_norm_ks_bf16_m{1|2|4|8}(...)
 //   grid mode 2: (ceil(n / 2 / (4 / KS))), else (ceil(n / (8 / KS)))   block (256)   shared as gemv_fused + 160 B x M
 // ------------------------------------------------------------------------------------------------
-/** gfRow over kvs vectors of a row slice (w and xb already offset to the slice). */
-template <int M, int U>
-__device__ __forceinline__ void gfRowN(const bf16_t* __restrict__ xb, const bf16_t* w, int m, int k, int kvs, int lane, uint4 (&v)[U], float (&acc)[M]) {
-#pragma unroll
-  for (int r = 0; r < M; r++) acc[r] = 0.f;
-  int c = lane;
-  for (;;) {
-#pragma unroll
-    for (int u = 0; u < U; u++)
-      if (c + 32 * u < kvs) gemvAccum<M>(v[u], xb, m, k, c + 32 * u, acc);
-    c += 32 * U;
-    if (c >= kvs) break;
-    gfIssue<U>(w, c, kvs, v);
-  }
-#pragma unroll
-  for (int r = 0; r < M; r++) acc[r] = warpSum(acc[r]);
-}
-
 template <int M, bool NORM, int U = GF_U>
 __device__ __forceinline__ void gemvFusedKsImpl(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y, const bf16_t* normW,
     float eps, int m, int n, int k, int modeKs) {
