@@ -8,10 +8,10 @@
  * and % of the copy ceiling (bench/copy_bandwidth.ts, measured in the same process) the weight bytes allow; the
  * registers of each entry point. No attention, embedding or lm_head: the GEMV chain only.
  *
- *   bun bench/gemv_tune.ts [--models 8b,1b] [--variants "default;-DGF_PIPE=1"] [--kinds step,nopdl,qkv,o,gu,down] [--ks o=2,qkv=2]
+ *   bun bench/gemv_tune.ts [--models 8b,1b] [--variants "default;-DGF_PIPE=1;ks:o=2,qkv=2 -DGF_XPRE=1"] [--kinds step,nopdl,qkv,o,gu,down]
  *
- * --ks ROLE=KS,...: those roles' warps per row instead of gemvSplitRows' (each variant runs with and without them).
- * Only the m = 1 fused entry points compile (LLMRT_SELECT), a second or two a variant.
+ * A variant's `ks:ROLE=KS,...` word: those roles' warps per row instead of gemvSplitRows'. Only the m = 1 fused entry
+ * points compile (LLMRT_SELECT), a second or two a variant.
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -23,7 +23,7 @@ import { copyCeiling } from "./copy_bandwidth.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { models: { type: "string" }, variants: { type: "string" }, kinds: { type: "string" }, reps: { type: "string" }, ks: { type: "string" } },
+  options: { models: { type: "string" }, variants: { type: "string" }, kinds: { type: "string" }, reps: { type: "string" } },
 });
 const MODELS: Record<string, { layers: number; H: number; qkv: number; I: number }> = {
   "1b": { layers: 16, H: 2048, qkv: 3072, I: 8192 },
@@ -36,7 +36,6 @@ const reps = Number(values.reps ?? 7);
 const FUSED = ["ptr", "ptr", "ptr", "ptr", "ptr", "f32", "i32", "i32", "i32", "i32", "ptr", "i64"] as const;
 const ROLES = ["qkv", "o", "gu", "down"] as const;
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
-const ksOverride = new Map((values.ks ?? "").split(",").filter(Boolean).map((p) => [p.split("=")[0], Number(p.split("=")[1])] as const));
 const SELECT = ["gemv_fused_bf16_m1", "gemv_fused_norm_bf16_m1", "gemv_fused_ks_bf16_m1", "gemv_fused_norm_ks_bf16_m1"];
 
 const dev = CudaDevice.open(0);
@@ -63,11 +62,12 @@ for (const md of models) {
   using act = dev.alloc(M.I * 2);
   act.fill(0x3c, { stream });
   stream.synchronize();
-  for (const variant0 of variants.flatMap((v) => ksOverride.size ? [v, `${v} ks(${values.ks})`] : [v])) {
-    const withKs = variant0.endsWith(")") && variant0.includes(" ks(");
-    const variant = withKs ? variant0.slice(0, variant0.lastIndexOf(" ks(")) : variant0;
-    const ksOf = (r: string, n: number, k: number): number => (withKs && ksOverride.get(r)) || gemvSplitRows(n, k);
-    const options = [...(variant === "default" ? [] : variant.split(/\s+/).filter(Boolean)), "-DLLMRT_SELECT=1", ...SELECT.map((k) => `-DLLMRT_K_${k}=1`)];
+  for (const variant0 of variants) {
+    const words = variant0 === "default" ? [] : variant0.split(/\s+/).filter(Boolean);
+    const ksWord = words.find((w) => w.startsWith("ks:"));
+    const ksOverride = new Map((ksWord ?? "ks:").slice(3).split(",").filter(Boolean).map((p) => [p.split("=")[0], Number(p.split("=")[1])] as const));
+    const ksOf = (r: string, n: number, k: number): number => ksOverride.get(r) || gemvSplitRows(n, k);
+    const options = [...words.filter((w) => w !== ksWord), "-DLLMRT_SELECT=1", ...SELECT.map((k) => `-DLLMRT_K_${k}=1`)];
     using mod = loadKernelFile(dev, "gemv.cu", { options });
     const kern = (norm: boolean, ks: number) => mod.kernel(`gemv_fused${norm ? "_norm" : ""}${ks > 1 ? "_ks" : ""}_bf16_m1`, FUSED);
     const regs = shapes.map(([r, n, k, norm]) => `${r} ${kern(norm, ksOf(r, n, k)).attribute(CU.FUNC_ATTRIBUTE_NUM_REGS)}`).join(", ");
