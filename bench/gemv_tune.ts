@@ -37,7 +37,14 @@ const reps = Number(values.reps ?? 7);
 const FUSED = ["ptr", "ptr", "ptr", "ptr", "ptr", "f32", "i32", "i32", "i32", "i32", "ptr", "i64"] as const;
 const ROLES = ["qkv", "o", "gu", "down"] as const;
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
-const SELECT = ["gemv_fused_bf16_m1", "gemv_fused_norm_bf16_m1", "gemv_fused_ks_bf16_m1", "gemv_fused_norm_ks_bf16_m1", "gemv1_fused_bf16", "gemv1_fused_norm_bf16"];
+const SELECT = [
+  "gemv_fused_bf16_m1",
+  "gemv_fused_norm_bf16_m1",
+  "gemv_fused_ks_bf16_m1",
+  "gemv_fused_norm_ks_bf16_m1",
+  "gemv1_fused_bf16",
+  "gemv1_fused_norm_bf16",
+];
 
 const dev = CudaDevice.open(0);
 const copy = copyCeiling(dev).bps;

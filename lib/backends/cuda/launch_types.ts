@@ -140,6 +140,11 @@ export interface LaunchEnv {
   readonly decodeSplitK?: boolean;
   /** Fused decode GEMVs with long rows run gemv_fused_ks with gemvSplitRows' warps per row. */
   readonly gemvSplitK?: boolean;
+  /**
+   * CudaSessionOptions.gemv1: one-token fused bf16 decode GEMVs whose in-features fit (gemv1Fits) run gemv1_fused{_norm} on a
+   * grid of at most this many blocks (gemv1Grid).
+   */
+  readonly gemv1Blocks?: number;
   /** Fused decode GEMVs of ≤ 2 rows on qkv / o_proj / down_proj run the gemv_fused*_deep entry points (CudaSessionOptions.gemvDeepLoads). */
   readonly gemvDeepLoads?: boolean;
   /**
@@ -249,6 +254,22 @@ export function gemvSplitRows(_n: number, k: number): number {
   let ks = 1;
   while (ks < 4 && k / (2 * ks) >= GEMV_KS_MIN_ELEMS && (k / 8) % (2 * ks) === 0) ks *= 2;
   return ks;
+}
+
+/** gemv1_fused's blocks a SM (LaunchEnv.gemv1Blocks = this × the SM count). */
+export const GEMV1_BLOCKS_PER_SM = 2;
+
+/**
+ * Whether a one-token fused bf16 GEMV of `k` in-features split `ks` warps a row (gemvSplitRows) runs on gemv1_fused: each
+ * lane's share of a row slice whole 16-byte vectors (k % (256 · ks) == 0), x within its shared-memory stage.
+ */
+export function gemv1Fits(k: number, ks: number): boolean {
+  return k % (256 * ks) === 0 && k <= 16384;
+}
+
+/** gemv1_fused's grid for `n` out-features: `maxBlocks`, or fewer so that each block's 8 warps have a row (mode 2: a gate / up pair). */
+export function gemv1Grid(n: number, mode: number, maxBlocks: number): number {
+  return Math.max(1, Math.min(maxBlocks, Math.ceil((mode === 2 ? n / 2 : n) / 8)));
 }
 
 /** Blocks sample_split_f32 splits a logits row's argmax over (LaunchEnv.sampleSplit). */

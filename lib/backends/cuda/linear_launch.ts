@@ -8,7 +8,7 @@ import { planQuantLinear, quantGemvFusable } from "./quant_launch.ts";
 import { isLowbitLinear, planLowbitLinear } from "./lowbit_launch.ts";
 import { fp8GemvFusable, planFp8Linear } from "./fp8_launch.ts";
 import { isPdlKernel } from "./kernel_signatures.ts";
-import { GEMV_MAX_ROWS, gemvSplitRows } from "./launch_types.ts";
+import { gemv1Fits, gemv1Grid, GEMV_MAX_ROWS, gemvSplitRows } from "./launch_types.ts";
 import { planBatchGemm } from "./batch_gemm_plan.ts";
 import type { LinearStep, StepCtx } from "./step_ctx.ts";
 
@@ -72,7 +72,10 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
     const blocks = mode === 2 ? cdiv(op.outFeatures / 2, 4 / ks) : cdiv(op.outFeatures, 8 / ks);
     // gemvDeepLoads: the latency-bound skinny layers (not gate_up's SiLU·mul, not the lm_head) keep more loads in flight.
     const deep = env.gemvDeepLoads && M <= 2 && mode !== 2 && mode !== 3 ? "_deep" : "";
-    k(i, `${nrm ? "gemv_fused_norm" : "gemv_fused"}${ks > 1 ? "_ks" : ""}${deep}_bf16_m${M}`, [blocks, 1, 1], 256, [
+    // gemv1: one-token steps on the persistent kernel (the same sums as gemv_fused(_ks) at this ks).
+    const g1 = env.gemv1Blocks !== undefined && rows === 1 && gemv1Fits(op.inFeatures, ks);
+    const name = g1 ? `${nrm ? "gemv1_fused_norm" : "gemv1_fused"}_bf16` : `${nrm ? "gemv_fused_norm" : "gemv_fused"}${ks > 1 ? "_ks" : ""}${deep}_bf16_m${M}`;
+    k(i, name, [g1 ? gemv1Grid(op.outFeatures, mode, env.gemv1Blocks!) : blocks, 1, 1], 256, [
       buf(nrm ? nrm.x : op.x),
       env.weight(op.weight),
       op.bias ? env.weight(op.bias) : 0n,

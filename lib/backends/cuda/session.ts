@@ -30,6 +30,7 @@ import {
   decodeSkGeometry,
   type ElemType,
   flashPrefillGeometry,
+  GEMV1_BLOCKS_PER_SM,
   GEMV_MAX_ROWS,
   graphDecodeSplit,
   hasTiledAttention,
@@ -251,6 +252,8 @@ export class CudaSession implements SessionBackend {
   readonly persistentDecode: boolean;
   /** CudaSessionOptions.gemvDeepLoads. */
   readonly gemvDeepLoads: boolean;
+  /** CudaSessionOptions.gemv1. */
+  readonly gemv1: boolean;
   /** CudaSessionOptions.sampleSplit. */
   readonly sampleSplit: boolean;
   /** sample_split_f32's partial maxima and counters (zero between launches); null when sampleSplit is off. */
@@ -368,6 +371,7 @@ export class CudaSession implements SessionBackend {
     this.nvfp4Mma = f.nvfp4Mma;
     this.gemmResidual = f.gemmResidual;
     this.gemvDeepLoads = f.gemvDeepLoads;
+    this.gemv1 = f.gemv1;
     this.sampleSplit = f.sampleSplit;
     this.quantGemv1 = f.quantGemv1;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
@@ -631,6 +635,7 @@ export class CudaSession implements SessionBackend {
       gemvSplitK: this.gemvSplitK,
       gemmResidual: this.gemmResidual,
       ...(this.gemvDeepLoads ? { gemvDeepLoads: true } : {}),
+      ...(this.gemv1 ? { gemv1Blocks: GEMV1_BLOCKS_PER_SM * this.device.smCount } : {}),
       ...(this.#sampleSplitBuf
         ? {
           sampleSplit: {

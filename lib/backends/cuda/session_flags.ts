@@ -246,6 +246,14 @@ export const CUDA_FLAGS = {
    * bits (H200 session 10: llama-3.1-8b FP8 + FP8 KV TTFT 2048 −0.3 ms in one process). @default true
    */
   fp8ShadowRope: { env: "LLMRT_FP8_SHADOW_ROPE", default: true },
+  /**
+   * One-token fused bf16 decode GEMVs (qkv, o_proj, gate_up, down, the lm_head) run gemv1_fused{_norm} (kernels/gemv.cu: a
+   * persistent grid of GEMV1_BLOCKS_PER_SM blocks a SM, each warp streaming a contiguous run of rows through a register
+   * ring that runs across row ends) instead of gemv_fused(_ks). A row's sums and roundings are gemv_fused_ks's at the
+   * same split, bit for bit, so the logits are the same bits and steps of 2..8 sequences stay batch-invariant with it.
+   * @default false
+   */
+  gemv1: { env: "LLMRT_GEMV1", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

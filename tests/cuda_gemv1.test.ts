@@ -1,0 +1,69 @@
+// gemv1 (issue 16 item 1, session 11): one-token fused bf16 decode GEMVs on gemv1_fused{_norm}, the persistent kernel.
+// Checked without a GPU on the fake device (tests/cuda_fake_device.ts): which launches the switch changes (one-token
+// steps only, the split gemv_fused_ks would take in the mode argument, a grid of at most LaunchEnv.gemv1Blocks) and
+// that the logits are the default's bits. The kernel's sums bit for bit against gemv_fused(_ks):
+// tools/cuda-kernel-check/gemv_ks_emu.py (CPU emulation); on a GPU: bench/decode_pdl.ts --ab '{"gemv1":true}'.
+import { isPdlKernel, type KernelLaunch } from "../lib/backends/cuda/launch_plan.ts";
+import { gemv1Fits, gemv1Grid } from "../lib/backends/cuda/launch_types.ts";
+import { resolveCudaFlags } from "../lib/backends/cuda/session_flags.ts";
+import { buildSync } from "../lib/builder/builder.ts";
+import { FakeCudaSession, randomModel, step } from "./cuda_fake_device.ts";
+import { sameBits } from "./cuda_fake_plans.ts";
+import { assert, test } from "./harness.ts";
+
+test("gemv1: one-token decode GEMVs on gemv1_fused (the default's bits), steps of 2+ sequences unchanged; off by default", () => {
+  assert.equal(resolveCudaFlags({}).gemv1, false);
+  assert.ok(isPdlKernel("gemv1_fused_bf16") && isPdlKernel("gemv1_fused_norm_bf16"), "gemv1 waits for its predecessor in code (PDL)");
+  assert.ok(gemv1Fits(14336, 4) && gemv1Fits(2048, 1) && !gemv1Fits(1024, 8) && !gemv1Fits(1000, 1) && !gemv1Fits(32768, 1));
+  assert.equal(gemv1Grid(28672, 2, 264), 264);
+  assert.equal(gemv1Grid(24, 0, 264), 3);
+  const raw = {
+    vocab_size: 101,
+    max_position_embeddings: 2048,
+    architectures: ["LlamaForCausalLM"],
+    model_type: "llama",
+    hidden_size: 512,
+    intermediate_size: 6144,
+    num_hidden_layers: 1,
+    num_attention_heads: 4,
+    num_key_value_heads: 1,
+    head_dim: 128,
+  };
+  const model = randomModel(raw, 47, true, 0.1);
+  let bf16;
+  try {
+    bf16 = buildSync(model, { backend: "cuda" as const, maxBatchSize: 4, maxNumTokens: 64, maxSeqLen: 128, tokensPerBlock: 8, dtype: "bfloat16" });
+  } finally {
+    model.close();
+  }
+  const V = bf16.plan.attributes.vocabSize;
+  const opts = { fusedDecode: true, gemvSplitK: true, batchInvariant: true, pdl: true };
+  const g1 = new FakeCudaSession(bf16, 40, 132, false, { ...opts, gemv1: 6 });
+  const ref = new FakeCudaSession(bf16, 40, 132, false, opts);
+  const gemvs = (): KernelLaunch[] => g1.lastLaunches.filter((l): l is KernelLaunch => l.kind === "kernel" && l.kernel.includes("gemv"));
+  for (const n of [1, 2]) {
+    const seqs = Array.from(
+      { length: n },
+      (_, s) => ({ ids: Array.from({ length: 5 + s }, (_, j) => (s * 11 + j * 7 + 3) % V), blocks: [3 * s, 3 * s + 1, 3 * s + 2] }),
+    );
+    const pre = step(seqs.map((s) => ({ ids: s.ids.slice(0, -1), pos: 0, blocks: s.blocks })), 3);
+    sameBits(g1.run(pre, false).logits, ref.run(pre, false).logits, `prefill of ${n}`);
+    for (const graphs of [false, true]) {
+      const inp = step(seqs.map((s) => ({ ids: [s.ids[s.ids.length - 1]], pos: s.ids.length - 1, blocks: s.blocks })), 3);
+      sameBits(g1.run(inp, graphs).logits, ref.run(inp, graphs).logits, `decode of ${n} (${graphs ? "graph" : "eager"})`);
+      const ls = gemvs();
+      if (n === 1) {
+        // qkv, o_proj, gate_up, down (k 6144: 2 warps a row, as gemv_fused_ks), the lm_head.
+        assert.deepEqual(ls.map((l) => l.kernel), [
+          "gemv1_fused_norm_bf16",
+          "gemv1_fused_bf16",
+          "gemv1_fused_norm_bf16",
+          "gemv1_fused_bf16",
+          "gemv1_fused_norm_bf16",
+        ]);
+        assert.deepEqual(ls.map((l) => (l.args[9] as number) >> 4), [0, 0, 0, 2, 0]);
+        assert.deepEqual(ls.map((l) => l.grid[0]), [6, 6, 6, 6, 6]);
+      } else assert.ok(ls.every((l) => l.kernel.startsWith("gemv_fused") && l.kernel.endsWith("_m2")), ls.map((l) => l.kernel).join());
+    }
+  }
+});
