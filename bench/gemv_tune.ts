@@ -17,7 +17,7 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { loadKernelFile } from "../lib/backends/cuda/compiler.ts";
-import { gemvSplitRows } from "../lib/backends/cuda/launch_types.ts";
+import { gemv1Grid, gemvSplitRows } from "../lib/backends/cuda/launch_types.ts";
 import { CudaDevice } from "../lib/cuda/device.ts";
 import { CU } from "../ffi/cuda.ts";
 import { copyCeiling } from "./copy_bandwidth.ts";
@@ -98,7 +98,7 @@ for (const md of models) {
               const x = r === "qkv" || r === "gu" ? h : r === "o" ? qkv : act;
               const y = r === "qkv" ? qkv : r === "gu" ? act : h;
               const g1 = g1Roles.includes(r);
-              const grid = g1 ? Math.min(g1b * dev.smCount, cdiv(mode === 2 ? n / 2 : n, 8)) : mode === 2 ? cdiv(n / 2, 4 / ks) : cdiv(n, 8 / ks);
+              const grid = g1 ? gemv1Grid(n, mode, g1b * dev.smCount) : mode === 2 ? cdiv(n / 2, 4 / ks) : cdiv(n, 8 / ks);
               kern(norm, ks, r).launch(grid, 256, [x, W.ptr + off, 0n, y, normW, 1e-5, 1, n, k, mode | (ks > 1 ? ks << 4 : 0), 0n, 0n], {
                 stream: s,
                 pdl: kind !== "nopdl" && !first,

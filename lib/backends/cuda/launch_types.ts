@@ -267,9 +267,14 @@ export function gemv1Fits(k: number, ks: number): boolean {
   return k % (256 * ks) === 0 && k <= 16384;
 }
 
-/** gemv1_fused's grid for `n` out-features: `maxBlocks`, or fewer so that each block's 8 warps have a row (mode 2: a gate / up pair). */
+/**
+ * gemv1_fused's grid for `n` out-features (mode 2: n / 2 gate / up pairs): at most `maxBlocks`, as few as give every warp
+ * the same number of rows as on `maxBlocks` (e.g. 3072 rows on 264 blocks: 192 blocks of 8 warps with 2 rows each,
+ * not 2112 warps with 1 or 2), so no warp streams a row more than the others.
+ */
 export function gemv1Grid(n: number, mode: number, maxBlocks: number): number {
-  return Math.max(1, Math.min(maxBlocks, Math.ceil((mode === 2 ? n / 2 : n) / 8)));
+  const units = mode === 2 ? n / 2 : n, perWarp = Math.ceil(units / (8 * maxBlocks));
+  return Math.max(1, Math.ceil(units / (8 * perWarp)));
 }
 
 /** Blocks sample_split_f32 splits a logits row's argmax over (LaunchEnv.sampleSplit). */
