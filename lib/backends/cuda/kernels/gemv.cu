@@ -550,6 +550,9 @@ GEMV_FUSED_KS_DEEP(gemv_fused_norm_ks_deep_bf16_m2, 2, true)
 #define GV1_MINB 2  // __launch_bounds__ min blocks per SM
 #endif
 #define GV1_XS 16384  // most in-features (x staged in shared memory)
+#ifndef GV1_PF
+#define GV1_PF 0  // the lane's loads GV1_D .. GV1_D + GV1_PF - 1 prefetched into L2 before pdlWait (refills then hit L2)
+#endif
 
 template <bool NORM>
 __device__ __forceinline__ void gemv1Impl(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y, const bf16_t* normW, float eps,
@@ -583,6 +586,25 @@ __device__ __forceinline__ void gemv1Impl(const bf16_t* x, const bf16_t* W, cons
       }
     }
   }
+#if GV1_PF
+  {  // L2 prefetches of the ring's next loads, so the refills after the x stage below do not wait on memory
+    int pL = iL, pi = ii;
+    const bf16_t* pp = ip;
+#pragma unroll
+    for (int u = GV1_D; u < GV1_D + GV1_PF; u++) {
+      if (u < T) {
+#ifndef LLMRT_EMU
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(pp));
+#endif
+        pp += 256;
+        if (++pi == P) {
+          pi = 0;
+          if (++pL < L1) pp = wl + (long long)rowOf(pL) * k;
+        }
+      }
+    }
+  }
+#endif
   pdlWait();  // x and y are the previous kernels' (weights only above)
   pdlLaunchDependents();
   if constexpr (NORM) {
