@@ -346,6 +346,10 @@ export interface FakeSessionOptions {
   readonly gemvDeepLoads?: boolean;
   /** LaunchEnv.gemv1Blocks: one-token fused bf16 GEMVs on gemv1_fused with a grid of at most this many blocks. */
   readonly gemv1?: number;
+  /** LaunchEnv.gemvSplitSquare: o_proj-shaped fused decode GEMVs on 2 warps a row. */
+  readonly gemvSplitSquare?: boolean;
+  /** LaunchEnv.gemvPipe: fused decode GEMVs of ≤ 2 rows on gemv_fused*_pipe. */
+  readonly gemvPipe?: boolean;
   /** LaunchEnv.fp8DecodeAttention: fused decode steps over a quantized KV cache on decode_attention_{fp8kv|int8kv}. */
   readonly fp8DecodeAttention?: boolean;
   /** fp8FlashPrefill: a quantized cache gets a bf16 shadow layer (LaunchEnv.kvShadow) for the flash prefill kernels. */
@@ -463,6 +467,8 @@ export class FakeCudaSession {
       gemmResidual: opts.gemmResidual,
       gemvDeepLoads: opts.gemvDeepLoads,
       ...(opts.gemv1 ? { gemv1Blocks: opts.gemv1 } : {}),
+      ...(opts.gemvSplitSquare ? { gemvSplitSquare: true } : {}),
+      ...(opts.gemvPipe ? { gemvPipe: true } : {}),
       fp8DecodeAttention: opts.fp8DecodeAttention,
       // A bf16 layer of the cache's shape (as CudaKvCache.shadow).
       ...(opts.fp8FlashPrefill && a.kvCache ? { kvShadow: mem.alloc((numBlocks + 1) * 2 * bs * a.numKvHeads * a.headDim * 2) } : {}),
@@ -1030,6 +1036,10 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       }
       case "gemv1_fused_bf16":
       case "gemv1_fused_norm_bf16":
+      case "gemv_fused_pipe_bf16":
+      case "gemv_fused_norm_pipe_bf16":
+      case "gemv_fused_ks_pipe_bf16":
+      case "gemv_fused_norm_ks_pipe_bf16":
       case "gemv_fused_ks_bf16":
       case "gemv_fused_norm_ks_bf16":
       case "gemv_fused_bf16":
@@ -1052,6 +1062,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         const norm = name.startsWith("gemv_fused_norm") || name.startsWith("gemv1_fused_norm");
         assert.ok(m >= 1 && m <= (g1 ? 1 : suffix), `${l.kernel}: m ${m}`);
         if (name.includes("_deep")) assert.ok(suffix <= 2 && mode !== 2 && mode !== 3, `${l.kernel}: instantiated for m ≤ 2, modes 0 / 1`);
+        if (name.includes("_pipe")) assert.ok(suffix <= 2, `${l.kernel}: instantiated for m ≤ 2`);
         rowsOk(l.kernel, m);
         assert.ok(k % 8 === 0 && x % 16n === 0n && W % 16n === 0n, `${l.kernel}: k ${k} or x / W not 16-byte aligned`);
         assert.ok(mode === 0 || mode === 1 || mode === 2 || mode === 3, `${l.kernel}: mode ${mode}`);

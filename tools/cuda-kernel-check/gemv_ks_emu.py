@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """CPU desk check of gemv_fused_ks (kernels/gemv.cu) through the CUDA emulation in emu/: every mode, norm or not,
 m 1 / 3, KS 2 / 4 vs a float64 reference, and KS 1 bitwise equal to gemv_fused; at m 1 the deep-load entry points
-(`_deep`, GF_DEEP_U loads a lane in flight; gemvDeepLoads) bitwise equal to their GF_U forms, and gemv1 (the persistent
+(`_deep`, GF_DEEP_U loads a lane in flight; gemvDeepLoads) and the pipelined ones (`_pipe`, gemvPipe) bitwise equal
+to their GF_U forms, and gemv1 (the persistent
 one-token kernel, grids of 1 / 2 / 5 blocks) bitwise equal to gemv_fused(_ks) of its ks. Tiny shapes. No GPU.
 --defines "-DGF_PIPE=1 -DGF_XPRE=1": the same cases built again with those defines, every output bitwise equal to the
 default build's.
@@ -59,7 +60,8 @@ def run(so):
                 for norm in ((False, True) if m * K <= 8192 else (False,)):
                     y0 = bf16_round(rng.standard_normal((m, N)).astype(np.float32))
                     outs = {}
-                    cases = [(0, False, 0), (1, False, 0), (2, False, 0), (4, False, 0)] + ([(0, True, 0), (2, True, 0), (4, True, 0)] if M == 1 else [])
+                    cases = [(0, False, 0), (1, False, 0), (2, False, 0), (4, False, 0)]
+                    cases += [(ks, d, 0) for d in ("_deep", "_pipe") for ks in (0, 2, 4)] if M == 1 else []
                     # gemv1 (m 1): ks 1 / 2 / 4 on grids of 1, 2 and 5 blocks (warps with several rows, with none)
                     cases += [(ks, False, g) for ks in (1, 2, 4) for g in (1, 2, 5) if m == 1 and K % (256 * ks) == 0]
                     for ks, deep, g1 in cases:
@@ -73,7 +75,7 @@ def run(so):
                             y = y0.copy()
                         else:
                             y = np.full((m, N), 0x7FC0, np.uint16)
-                        name = f"gemv_fused{'_norm' if norm else ''}{'_ks' if ks else ''}{'_deep' if deep else ''}_bf16_m{M}"
+                        name = f"gemv_fused{'_norm' if norm else ''}{'_ks' if ks else ''}{deep or ''}_bf16_m{M}"
                         rpb = 8 // max(ks, 1)
                         grid = math.ceil(N / 2 / (rpb // 2)) if mode == 2 else math.ceil(N / rpb)
                         if g1:
@@ -111,7 +113,7 @@ def run(so):
                         ok = e < (2e-5 if mode == 3 else 1e-2) and same
                         n += 1
                         bad += not ok
-                        print(f"{'ok  ' if ok else 'FAIL'} N={N} K={K} m={m} mode={mode} norm={int(norm)} KS={ks}{' deep' if deep else ''}{f' gemv1 grid {g1}' if g1 else ''} rel={e:.2e} bitwise twin {same}",
+                        print(f"{'ok  ' if ok else 'FAIL'} N={N} K={K} m={m} mode={mode} norm={int(norm)} KS={ks}{' ' + deep[1:] if deep else ''}{f' gemv1 grid {g1}' if g1 else ''} rel={e:.2e} bitwise twin {same}",
                               flush=True)
     print(f"== {n} cases, {bad} failed")
     return every, bad

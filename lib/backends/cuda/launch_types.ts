@@ -145,6 +145,10 @@ export interface LaunchEnv {
    * grid of at most this many blocks (gemv1Grid).
    */
   readonly gemv1Blocks?: number;
+  /** CudaSessionOptions.gemvPipe: fused decode GEMVs of ≤ 2 rows on gemv_fused*_pipe. */
+  readonly gemvPipe?: boolean;
+  /** CudaSessionOptions.gemvSplitSquare: gemvSplitRows' `square` (o_proj's rows on 2 warps). */
+  readonly gemvSplitSquare?: boolean;
   /** Fused decode GEMVs of ≤ 2 rows on qkv / o_proj / down_proj run the gemv_fused*_deep entry points (CudaSessionOptions.gemvDeepLoads). */
   readonly gemvDeepLoads?: boolean;
   /**
@@ -242,17 +246,22 @@ export const GEMV_KS_MIN_ELEMS = 3072;
  * doubled (up to 4) while each warp keeps at least GEMV_KS_MIN_ELEMS of the row and (k / 8) % ks == 0 — long rows
  * only. H200, one GEMV at m = 1 (session 7 r1): llama-3.2-1b down (k 8192) 14.5 → 12.1 µs with 2 warps; llama-3.1-8b
  * down (k 14336) 42.2 → 37.0 µs with 4; rows of 2048 / 4096 (qkv, o_proj, gate_up) were as fast or slower split.
+ * `square` (CudaSessionOptions.gemvSplitSquare): a weight of no more rows than inputs (o_proj) takes at least 2 (session
+ * 11, one layer chained over the layers with PDL: llama-3.2-1b o_proj 75.4 → 60.4 µs a step, llama-3.1-8b 390.9 → 383.4).
  * A shape's choice, never a step's (batch invariance).
  *
  * @example
  * ```ts
  * gemvSplitRows(2048, 8192); // 2 (llama-3.2-1b down_proj)
  * gemvSplitRows(16384, 2048); // 1 (gate_up)
+ * gemvSplitRows(2048, 2048, true); // 2 (o_proj with gemvSplitSquare)
  * ```
  */
-export function gemvSplitRows(_n: number, k: number): number {
+export function gemvSplitRows(n: number, k: number, square = false): number {
   let ks = 1;
   while (ks < 4 && k / (2 * ks) >= GEMV_KS_MIN_ELEMS && (k / 8) % (2 * ks) === 0) ks *= 2;
+  // square (LaunchEnv.gemvSplitSquare): no more rows than inputs (o_proj) — at least 2 warps a row.
+  if (square && ks === 1 && n <= k && (k / 8) % 2 === 0) ks = 2;
   return ks;
 }
 

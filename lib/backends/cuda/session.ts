@@ -254,6 +254,10 @@ export class CudaSession implements SessionBackend {
   readonly gemvDeepLoads: boolean;
   /** CudaSessionOptions.gemv1. */
   readonly gemv1: boolean;
+  /** CudaSessionOptions.gemvSplitSquare. */
+  readonly gemvSplitSquare: boolean;
+  /** CudaSessionOptions.gemvPipe. */
+  readonly gemvPipe: boolean;
   /** CudaSessionOptions.sampleSplit. */
   readonly sampleSplit: boolean;
   /** sample_split_f32's partial maxima and counters (zero between launches); null when sampleSplit is off. */
@@ -372,6 +376,8 @@ export class CudaSession implements SessionBackend {
     this.gemmResidual = f.gemmResidual;
     this.gemvDeepLoads = f.gemvDeepLoads;
     this.gemv1 = f.gemv1;
+    this.gemvSplitSquare = f.gemvSplitSquare;
+    this.gemvPipe = f.gemvPipe;
     this.sampleSplit = f.sampleSplit;
     this.quantGemv1 = f.quantGemv1;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
@@ -636,6 +642,8 @@ export class CudaSession implements SessionBackend {
       gemmResidual: this.gemmResidual,
       ...(this.gemvDeepLoads ? { gemvDeepLoads: true } : {}),
       ...(this.gemv1 ? { gemv1Blocks: GEMV1_BLOCKS_PER_SM * this.device.smCount } : {}),
+      ...(this.gemvSplitSquare ? { gemvSplitSquare: true } : {}),
+      ...(this.gemvPipe ? { gemvPipe: true } : {}),
       ...(this.#sampleSplitBuf
         ? {
           sampleSplit: {

@@ -254,6 +254,18 @@ export const CUDA_FLAGS = {
    * @default false
    */
   gemv1: { env: "LLMRT_GEMV1", default: false },
+  /**
+   * With `gemvSplitK`: fused decode GEMVs of a weight with no more rows than inputs (llama o_proj) stream each row with 2
+   * warps (gemv_fused_ks) instead of 1. A shape's choice (batch-invariant), but o_proj's sums are split: not the same bits
+   * as without it. @default false
+   */
+  gemvSplitSquare: { env: "LLMRT_GEMV_KS_SQUARE", default: false },
+  /**
+   * Fused bf16 decode GEMVs of up to 2 rows run gemv_fused*_pipe (kernels/gemv.cu: the next chunk's weight loads and a
+   * chunk's x vectors issued before the current chunk is summed). A lane adds its vectors in the same order: the same
+   * bits. @default false
+   */
+  gemvPipe: { env: "LLMRT_GEMV_PIPE", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

@@ -214,14 +214,14 @@ __device__ __forceinline__ void gfIssueX(const bf16_t* xb, int m, int k, int c, 
  * the m rows of xb; the first chunk (U vectors a lane) is already in v. A lane adds its vectors in increasing order
  * whatever GF_PIPE / GF_XPRE: the same sums, bitwise.
  */
-template <int M, int U>
+template <int M, int U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE>
 __device__ __forceinline__ void gfRowN(const bf16_t* __restrict__ xb, const bf16_t* w, int m, int k, int kvs, int lane, uint4 (&v)[U], float (&acc)[M]) {
-  constexpr bool XP = GF_XPRE && M <= 2;
+  constexpr bool XP = XPRE && M <= 2;
   constexpr int XM = XP ? M : 1;
 #pragma unroll
   for (int r = 0; r < M; r++) acc[r] = 0.f;
   int c = lane;
-  uint4 xv[U][XM], nv[U], nxv[U][XM];  // unused ones are never live (GF_PIPE 0 / XP false)
+  uint4 xv[U][XM], nv[U], nxv[U][XM];  // unused ones are never live (PIPE false / XP false)
   if constexpr (XP) gfIssueX<XM, U>(xb, m, k, c, kvs, xv);
   const auto sum = [&](int c) {
 #pragma unroll
@@ -232,7 +232,7 @@ __device__ __forceinline__ void gfRowN(const bf16_t* __restrict__ xb, const bf16
       }
   };
   for (;;) {
-    if constexpr (GF_PIPE) {
+    if constexpr (PIPE) {
       const int cn = c + 32 * U;
       if (cn < kvs) {
         gfIssue<U>(w, cn, kvs, nv);
@@ -259,12 +259,12 @@ __device__ __forceinline__ void gfRowN(const bf16_t* __restrict__ xb, const bf16
   for (int r = 0; r < M; r++) acc[r] = warpSum(acc[r]);
 }
 
-template <int M, int U>
+template <int M, int U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE>
 __device__ __forceinline__ void gfRow(const bf16_t* __restrict__ xb, const bf16_t* w, int m, int k, int lane, uint4 (&v)[U], float (&acc)[M]) {
-  gfRowN<M, U>(xb, w, m, k, k >> 3, lane, v, acc);
+  gfRowN<M, U, PIPE, XPRE>(xb, w, m, k, k >> 3, lane, v, acc);
 }
 
-template <int M, bool NORM, int U = GF_U>
+template <int M, bool NORM, int U = GF_U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE>
 __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y, const bf16_t* normW,
     float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {
   __shared__ float upS[8][M];
@@ -290,9 +290,9 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
     __shared__ __align__(16) bf16_t xs[GF_XS];
     __shared__ float red[32];
     rmsnormStage(x, normW, eps, m, k, xs, red);
-    if (live) gfRow<M, U>(xs, w, m, k, lane, v, acc);
+    if (live) gfRow<M, U, PIPE, XPRE>(xs, w, m, k, lane, v, acc);
   } else {
-    if (live) gfRow<M, U>(x, w, m, k, lane, v, acc);
+    if (live) gfRow<M, U, PIPE, XPRE>(x, w, m, k, lane, v, acc);
   }
   const float b = (live && bias) ? toF(bias[row]) : 0.f;
   if (mode == 2) {
@@ -367,7 +367,7 @@ GEMV_FUSED(gemv_fused_norm_bf16_m8, 8, true)
 // extern "C" __global__ void gemv_fused_norm_ks_bf16_m{1|2|4|8}(...)
 //   grid mode 2: (ceil(n / 2 / (4 / KS))), else (ceil(n / (8 / KS)))   block (256)   shared as gemv_fused + 160 B x M
 // ------------------------------------------------------------------------------------------------
-template <int M, bool NORM, int U = GF_U>
+template <int M, bool NORM, int U = GF_U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE>
 __device__ __forceinline__ void gemvFusedKsImpl(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y, const bf16_t* normW,
     float eps, int m, int n, int k, int modeKs) {
   __shared__ float part[8][M];
@@ -399,9 +399,9 @@ __device__ __forceinline__ void gemvFusedKsImpl(const bf16_t* x, const bf16_t* W
     __shared__ __align__(16) bf16_t xs[GF_XS];
     __shared__ float red[32];
     rmsnormStage(x, normW, eps, m, k, xs, red);
-    if (live) gfRowN<M, U>(xs + c0 * 8, w, m, k, kvs, lane, v, acc);
+    if (live) gfRowN<M, U, PIPE, XPRE>(xs + c0 * 8, w, m, k, kvs, lane, v, acc);
   } else {
-    if (live) gfRowN<M, U>(x + c0 * 8, w, m, k, kvs, lane, v, acc);
+    if (live) gfRowN<M, U, PIPE, XPRE>(x + c0 * 8, w, m, k, kvs, lane, v, acc);
   }
   if (live && lane == 0) {
 #pragma unroll
@@ -528,6 +528,57 @@ GEMV_FUSED_KS_DEEP(gemv_fused_norm_ks_deep_bf16_m2, 2, true)
 #endif
 
 // ------------------------------------------------------------------------------------------------
+// Pipelined fused decode GEMVs (session 11, CudaSessionOptions.gemvPipe): gemv_fused / gemv_fused_ks of up to 2 rows
+// with GF_PIPE_E (the next chunk's weight loads issued before the current chunk is summed: two chunks a lane in flight)
+// and GF_XPRE_E (a chunk's x vectors loaded with its weights, not after they land). A lane adds its vectors in the same
+// order: the same sums, bitwise (gemv_ks_emu.py --defines).
+//
+// extern "C" __global__ void gemv_fused{_norm}{_ks}_pipe_bf16_m{1|2}(...gemv_fused's parameters...)
+// ------------------------------------------------------------------------------------------------
+#ifndef GF_PIPE_E
+#define GF_PIPE_E 1
+#endif
+#ifndef GF_XPRE_E
+#define GF_XPRE_E 1
+#endif
+#define GEMV_FUSED_PIPE(NAME, M, NORM)                                                                                  \
+  extern "C" __global__ void __launch_bounds__(256, GF_MINB) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,\
+      const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
+    gemvFusedImpl<M, NORM, GF_U, GF_PIPE_E, GF_XPRE_E>(x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes); \
+  }
+#define GEMV_FUSED_KS_PIPE(NAME, M, NORM)                                                                               \
+  extern "C" __global__ void __launch_bounds__(256, GF_MINB) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,\
+      const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
+    (void)prefetch;                                                                                                     \
+    (void)prefetchBytes;                                                                                                \
+    gemvFusedKsImpl<M, NORM, GF_U, GF_PIPE_E, GF_XPRE_E>(x, W, bias, y, normW, eps, m, n, k, mode);                    \
+  }
+#if LLMRT_KERNEL(gemv_fused_pipe_bf16_m1)
+GEMV_FUSED_PIPE(gemv_fused_pipe_bf16_m1, 1, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_pipe_bf16_m2)
+GEMV_FUSED_PIPE(gemv_fused_pipe_bf16_m2, 2, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_pipe_bf16_m1)
+GEMV_FUSED_PIPE(gemv_fused_norm_pipe_bf16_m1, 1, true)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_pipe_bf16_m2)
+GEMV_FUSED_PIPE(gemv_fused_norm_pipe_bf16_m2, 2, true)
+#endif
+#if LLMRT_KERNEL(gemv_fused_ks_pipe_bf16_m1)
+GEMV_FUSED_KS_PIPE(gemv_fused_ks_pipe_bf16_m1, 1, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_ks_pipe_bf16_m2)
+GEMV_FUSED_KS_PIPE(gemv_fused_ks_pipe_bf16_m2, 2, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_ks_pipe_bf16_m1)
+GEMV_FUSED_KS_PIPE(gemv_fused_norm_ks_pipe_bf16_m1, 1, true)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_ks_pipe_bf16_m2)
+GEMV_FUSED_KS_PIPE(gemv_fused_norm_ks_pipe_bf16_m2, 2, true)
+#endif
+
+// ------------------------------------------------------------------------------------------------
 // One-token decode GEMV on a persistent grid (session 11, CudaSessionOptions.gemv1; m = 1 only):
 // extern "C" __global__ void gemv1_fused_bf16(...gemv_fused's parameters...)
 // extern "C" __global__ void gemv1_fused_norm_bf16(...gemv_fused's parameters...)
@@ -550,6 +601,10 @@ GEMV_FUSED_KS_DEEP(gemv_fused_norm_ks_deep_bf16_m2, 2, true)
 #define GV1_MINB 2  // __launch_bounds__ min blocks per SM
 #endif
 #define GV1_XS 16384  // most in-features (x staged in shared memory)
+#ifndef GV1_G
+#define GV1_G 1  // ring slots refilled together (a group's loads issued back to back once its last slot is summed)
+#endif
+static_assert(GV1_D % GV1_G == 0, "GV1_G divides GV1_D");
 #ifndef GV1_PF
 #define GV1_PF 0  // the lane's loads GV1_D .. GV1_D + GV1_PF - 1 prefetched into L2 before pdlWait (refills then hit L2)
 #endif
@@ -626,12 +681,17 @@ __device__ __forceinline__ void gemv1Impl(const bf16_t* x, const bf16_t* W, cons
         unpack8(*reinterpret_cast<const uint4*>(xl + ci * 256), xf);
 #pragma unroll
         for (int e = 0; e < 8; e++) acc = fmaf(wf[e], xf[e], acc);
-        if (base + u + GV1_D < T) {  // refill the slot: the load GV1_D ahead
-          v[u] = ldStream16(ip);
-          ip += 256;
-          if (++ii == P) {
-            ii = 0;
-            if (++iL < L1) ip = wl + (long long)rowOf(iL) * k;
+        if (u % GV1_G == GV1_G - 1) {  // the group's slots refilled back to back: the loads GV1_D ahead
+#pragma unroll
+          for (int j = u + 1 - GV1_G; j <= u; j++) {
+            if (base + j + GV1_D < T) {
+              v[j] = ldStream16(ip);
+              ip += 256;
+              if (++ii == P) {
+                ii = 0;
+                if (++iL < L1) ip = wl + (long long)rowOf(iL) * k;
+              }
+            }
           }
         }
         ++ci;
