@@ -49,7 +49,7 @@ def run(so):
     rng = np.random.default_rng(5)
     bad = n = 0
     every = {}
-    for (N, K) in [(24, 1024), (40, 2048)]:
+    for (N, K) in [(24, 1024), (40, 2048), (16, 7168)]:
         W = bf16_round(rng.standard_normal((N, K)).astype(np.float32) * 0.05)
         for m in (1, 3):
             M = 1 if m == 1 else 4

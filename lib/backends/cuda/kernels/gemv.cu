@@ -179,7 +179,7 @@ __device__ __forceinline__ void gfIssue(const bf16_t* w, int c, int kv, uint4 (&
 }
 
 #ifndef GF_PIPE
-#define GF_PIPE 0  // 1: the next chunk's weight loads are issued before the current chunk is summed (two chunks in registers)
+#define GF_PIPE 0  // 1: two chunk buffers a lane, the next chunk's loads in flight while one is summed (the second issued before pdlWait)
 #endif
 #ifndef GF_XPRE
 #define GF_XPRE 0  // 1 (M <= 2): a chunk's x vectors are loaded with its weight vectors, not after they land
@@ -209,46 +209,56 @@ __device__ __forceinline__ void gfIssueX(const bf16_t* xb, int m, int k, int c, 
     if (c + 32 * u < kvs) loadX<M>(xb, m, k, c + 32 * u, xv[u]);
 }
 
+/** acc += the products of one chunk (vectors c + 32u of the slice) held in wv, with x from xv (XP) or read from xb. */
+template <int M, int U, bool XP, int XM>
+__device__ __forceinline__ void gfSum(const uint4 (&wv)[U], const uint4 (&xv)[U][XM], const bf16_t* __restrict__ xb, int m, int k, int kvs, int c,
+                                      float (&acc)[M]) {
+#pragma unroll
+  for (int u = 0; u < U; u++)
+    if (c + 32 * u < kvs) {
+      if constexpr (XP) gemvAccumX<M>(wv[u], xv[u], m, acc);
+      else gemvAccum<M>(wv[u], xb, m, k, c + 32 * u, acc);
+    }
+}
+
 /**
  * One warp's dot products of a weight row slice of kvs 16-byte vectors (w and xb already offset to the slice) with
- * the m rows of xb; the first chunk (U vectors a lane) is already in v. A lane adds its vectors in increasing order
- * whatever GF_PIPE / GF_XPRE: the same sums, bitwise.
+ * the m rows of xb; the first chunk (U vectors a lane) is already in v (PIPE: the second in v2, both issued by the
+ * caller, before pdlWait). PIPE: two chunk buffers in turn, the one just summed refilled with the chunk two ahead
+ * before the other is summed, so two chunks a lane stay in flight. A lane adds its vectors in increasing order
+ * whatever PIPE / XPRE: the same sums, bitwise.
  */
 template <int M, int U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE>
-__device__ __forceinline__ void gfRowN(const bf16_t* __restrict__ xb, const bf16_t* w, int m, int k, int kvs, int lane, uint4 (&v)[U], float (&acc)[M]) {
+__device__ __forceinline__ void gfRowN(const bf16_t* __restrict__ xb, const bf16_t* w, int m, int k, int kvs, int lane, uint4 (&v)[U],
+                                       uint4 (&v2)[U], float (&acc)[M]) {
   constexpr bool XP = XPRE && M <= 2;
   constexpr int XM = XP ? M : 1;
 #pragma unroll
   for (int r = 0; r < M; r++) acc[r] = 0.f;
   int c = lane;
-  uint4 xv[U][XM], nv[U], nxv[U][XM];  // unused ones are never live (PIPE false / XP false)
+  uint4 xv[U][XM], xv2[U][XM];  // XP: the x vectors of the chunks in v / v2 (unused otherwise)
   if constexpr (XP) gfIssueX<XM, U>(xb, m, k, c, kvs, xv);
-  const auto sum = [&](int c) {
-#pragma unroll
-    for (int u = 0; u < U; u++)
-      if (c + 32 * u < kvs) {
-        if constexpr (XP) gemvAccumX<M>(v[u], xv[u], m, acc);
-        else gemvAccum<M>(v[u], xb, m, k, c + 32 * u, acc);
-      }
-  };
-  for (;;) {
-    if constexpr (PIPE) {
-      const int cn = c + 32 * U;
-      if (cn < kvs) {
-        gfIssue<U>(w, cn, kvs, nv);
-        if constexpr (XP) gfIssueX<XM, U>(xb, m, k, cn, kvs, nxv);
-      }
-      sum(c);
-      c = cn;
+  if constexpr (PIPE) {
+    if constexpr (XP) gfIssueX<XM, U>(xb, m, k, c + 32 * U, kvs, xv2);
+    for (;;) {
+      gfSum<M, U, XP, XM>(v, xv, xb, m, k, kvs, c, acc);
+      c += 32 * U;
       if (c >= kvs) break;
-#pragma unroll
-      for (int u = 0; u < U; u++) {
-        v[u] = nv[u];
-#pragma unroll
-        for (int r = 0; r < XM; r++) xv[u][r] = nxv[u][r];
+      if (c + 32 * U < kvs) {  // v's next chunk: two ahead of the one just summed
+        gfIssue<U>(w, c + 32 * U, kvs, v);
+        if constexpr (XP) gfIssueX<XM, U>(xb, m, k, c + 32 * U, kvs, xv);
       }
-    } else {
-      sum(c);
+      gfSum<M, U, XP, XM>(v2, xv2, xb, m, k, kvs, c, acc);
+      c += 32 * U;
+      if (c >= kvs) break;
+      if (c + 32 * U < kvs) {
+        gfIssue<U>(w, c + 32 * U, kvs, v2);
+        if constexpr (XP) gfIssueX<XM, U>(xb, m, k, c + 32 * U, kvs, xv2);
+      }
+    }
+  } else {
+    for (;;) {
+      gfSum<M, U, XP, XM>(v, xv, xb, m, k, kvs, c, acc);
       c += 32 * U;
       if (c >= kvs) break;
       gfIssue<U>(w, c, kvs, v);
@@ -260,8 +270,9 @@ __device__ __forceinline__ void gfRowN(const bf16_t* __restrict__ xb, const bf16
 }
 
 template <int M, int U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE>
-__device__ __forceinline__ void gfRow(const bf16_t* __restrict__ xb, const bf16_t* w, int m, int k, int lane, uint4 (&v)[U], float (&acc)[M]) {
-  gfRowN<M, U, PIPE, XPRE>(xb, w, m, k, k >> 3, lane, v, acc);
+__device__ __forceinline__ void gfRow(const bf16_t* __restrict__ xb, const bf16_t* w, int m, int k, int lane, uint4 (&v)[U], uint4 (&v2)[U],
+                                      float (&acc)[M]) {
+  gfRowN<M, U, PIPE, XPRE>(xb, w, m, k, k >> 3, lane, v, v2, acc);
 }
 
 template <int M, bool NORM, int U = GF_U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE>
@@ -280,8 +291,11 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
   // kernel's real work) overlaps the RMSNorm and the x staging, and under PDL (pdlWait) the previous
   // kernel's tail. (Also pulling the rest of each row into L2 with a bulk prefetch here cost 88 us per
   // llama-3.2-1b step on an H200; keeping normW and x in registers for the RMSNorm gained nothing.)
-  uint4 v[U];
-  if (live) gfIssue<U>(w, lane, kv, v);
+  uint4 v[U], v2[U];  // v2: PIPE's second chunk (unused otherwise)
+  if (live) {
+    gfIssue<U>(w, lane, kv, v);
+    if constexpr (PIPE) gfIssue<U>(w, lane + 32 * U, kv, v2);
+  }
   pdlWait();  // x and y are the previous kernels' (weights and prefetches above only)
   pdlLaunchDependents();
   prefetchL2Slices(prefetch, prefetchBytes);
@@ -290,9 +304,9 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
     __shared__ __align__(16) bf16_t xs[GF_XS];
     __shared__ float red[32];
     rmsnormStage(x, normW, eps, m, k, xs, red);
-    if (live) gfRow<M, U, PIPE, XPRE>(xs, w, m, k, lane, v, acc);
+    if (live) gfRow<M, U, PIPE, XPRE>(xs, w, m, k, lane, v, v2, acc);
   } else {
-    if (live) gfRow<M, U, PIPE, XPRE>(x, w, m, k, lane, v, acc);
+    if (live) gfRow<M, U, PIPE, XPRE>(x, w, m, k, lane, v, v2, acc);
   }
   const float b = (live && bias) ? toF(bias[row]) : 0.f;
   if (mode == 2) {
@@ -390,8 +404,11 @@ __device__ __forceinline__ void gemvFusedKsImpl(const bf16_t* x, const bf16_t* W
   }
   const int kvs = (k >> 3) / ks, c0 = wk * kvs;
   const bf16_t* w = W + (long long)(live ? row : 0) * k + c0 * 8;
-  uint4 v[U];
-  if (live) gfIssue<U>(w, lane, kvs, v);
+  uint4 v[U], v2[U];
+  if (live) {
+    gfIssue<U>(w, lane, kvs, v);
+    if constexpr (PIPE) gfIssue<U>(w, lane + 32 * U, kvs, v2);
+  }
   pdlWait();
   pdlLaunchDependents();
   float acc[M];
@@ -399,9 +416,9 @@ __device__ __forceinline__ void gemvFusedKsImpl(const bf16_t* x, const bf16_t* W
     __shared__ __align__(16) bf16_t xs[GF_XS];
     __shared__ float red[32];
     rmsnormStage(x, normW, eps, m, k, xs, red);
-    if (live) gfRowN<M, U, PIPE, XPRE>(xs + c0 * 8, w, m, k, kvs, lane, v, acc);
+    if (live) gfRowN<M, U, PIPE, XPRE>(xs + c0 * 8, w, m, k, kvs, lane, v, v2, acc);
   } else {
-    if (live) gfRowN<M, U, PIPE, XPRE>(x + c0 * 8, w, m, k, kvs, lane, v, acc);
+    if (live) gfRowN<M, U, PIPE, XPRE>(x + c0 * 8, w, m, k, kvs, lane, v, v2, acc);
   }
   if (live && lane == 0) {
 #pragma unroll
