@@ -10,14 +10,13 @@
  *
  *   bun bench/gemv_tune.ts [--models 8b,1b] [--variants "default;-DGF_PIPE=1;ks:o=2,qkv=2 -DGF_XPRE=1"] [--kinds step,nopdl,qkv,o,gu,down]
  *
- * A variant's `ks:ROLE=KS,...` word: those roles' warps per row instead of gemvSplitRows'; `gemv1` (or `gemv1:ROLE,...`):
- * those roles on gemv1_fused{_norm} (the persistent one-token kernel) with `g1b=N` blocks a SM (default 2). Only the
- * m = 1 fused entry points compile (LLMRT_SELECT), a second or two a variant.
+ * A variant's `ks:ROLE=KS,...` word: those roles' warps per row instead of gemvSplitRows'. Only the m = 1 fused entry
+ * points compile (LLMRT_SELECT), a second or two a variant.
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { loadKernelFile } from "../lib/backends/cuda/compiler.ts";
-import { gemv1Grid, gemvSplitRows } from "../lib/backends/cuda/launch_types.ts";
+import { gemvSplitRows } from "../lib/backends/cuda/launch_types.ts";
 import { CudaDevice } from "../lib/cuda/device.ts";
 import { CU } from "../ffi/cuda.ts";
 import { copyCeiling } from "./copy_bandwidth.ts";
@@ -42,8 +41,6 @@ const SELECT = [
   "gemv_fused_norm_bf16_m1",
   "gemv_fused_ks_bf16_m1",
   "gemv_fused_norm_ks_bf16_m1",
-  "gemv1_fused_bf16",
-  "gemv1_fused_norm_bf16",
 ];
 
 const dev = CudaDevice.open(0);
@@ -75,15 +72,10 @@ for (const md of models) {
     const ksWord = words.find((w) => w.startsWith("ks:"));
     const ksOverride = new Map((ksWord ?? "ks:").slice(3).split(",").filter(Boolean).map((p) => [p.split("=")[0], Number(p.split("=")[1])] as const));
     const ksOf = (r: string, n: number, k: number): number => ksOverride.get(r) || gemvSplitRows(n, k);
-    const g1Word = words.find((w) => w === "gemv1" || w.startsWith("gemv1:"));
-    const g1Roles = g1Word === undefined ? [] : g1Word === "gemv1" ? [...ROLES] : g1Word.slice(6).split(",");
-    const g1bWord = words.find((w) => w.startsWith("g1b="));
-    const g1b = Number(g1bWord?.slice(4) ?? 2);
-    const options = [...words.filter((w) => w !== ksWord && w !== g1Word && w !== g1bWord), "-DLLMRT_SELECT=1", ...SELECT.map((k) => `-DLLMRT_K_${k}=1`)];
+    const options = [...words.filter((w) => w !== ksWord), "-DLLMRT_SELECT=1", ...SELECT.map((k) => `-DLLMRT_K_${k}=1`)];
     using mod = loadKernelFile(dev, "gemv.cu", { options });
-    const kern = (norm: boolean, ks: number, r = "") =>
-      mod.kernel(g1Roles.includes(r) ? `gemv1_fused${norm ? "_norm" : ""}_bf16` : `gemv_fused${norm ? "_norm" : ""}${ks > 1 ? "_ks" : ""}_bf16_m1`, FUSED);
-    const regs = shapes.map(([r, n, k, norm]) => `${r} ${kern(norm, ksOf(r, n, k), r).attribute(CU.FUNC_ATTRIBUTE_NUM_REGS)}`).join(", ");
+    const kern = (norm: boolean, ks: number) => mod.kernel(`gemv_fused${norm ? "_norm" : ""}${ks > 1 ? "_ks" : ""}_bf16_m1`, FUSED);
+    const regs = shapes.map(([r, n, k, norm]) => `${r} ${kern(norm, ksOf(r, n, k)).attribute(CU.FUNC_ATTRIBUTE_NUM_REGS)}`).join(", ");
     console.log(`  ${md} ${variant0}: registers ${regs}`);
     for (const kind of kinds) {
       const roles = kind === "step" || kind === "nopdl" ? ROLES : ROLES.filter((r) => r === kind);
@@ -97,9 +89,8 @@ for (const md of models) {
             if (roles.includes(r)) {
               const x = r === "qkv" || r === "gu" ? h : r === "o" ? qkv : act;
               const y = r === "qkv" ? qkv : r === "gu" ? act : h;
-              const g1 = g1Roles.includes(r);
-              const grid = g1 ? gemv1Grid(n, mode, g1b * dev.smCount) : mode === 2 ? cdiv(n / 2, 4 / ks) : cdiv(n, 8 / ks);
-              kern(norm, ks, r).launch(grid, 256, [x, W.ptr + off, 0n, y, normW, 1e-5, 1, n, k, mode | (ks > 1 ? ks << 4 : 0), 0n, 0n], {
+              const grid = mode === 2 ? cdiv(n / 2, 4 / ks) : cdiv(n, 8 / ks);
+              kern(norm, ks).launch(grid, 256, [x, W.ptr + off, 0n, y, normW, 1e-5, 1, n, k, mode | (ks > 1 ? ks << 4 : 0), 0n, 0n], {
                 stream: s,
                 pdl: kind !== "nopdl" && !first,
               });

@@ -344,12 +344,8 @@ export interface FakeSessionOptions {
   readonly gemmResidual?: boolean;
   /** LaunchEnv.gemvDeepLoads: the latency-bound fused decode GEMVs of ≤ 2 rows on their gemv_fused*_deep entry points. */
   readonly gemvDeepLoads?: boolean;
-  /** LaunchEnv.gemv1Blocks: one-token fused bf16 GEMVs on gemv1_fused with a grid of at most this many blocks. */
-  readonly gemv1?: number;
-  /** LaunchEnv.gemvSplitSquare: o_proj-shaped fused decode GEMVs on 2 warps a row. */
-  readonly gemvSplitSquare?: boolean;
-  /** LaunchEnv.gemvPipe: fused decode GEMVs of ≤ 2 rows on gemv_fused*_pipe. */
-  readonly gemvPipe?: boolean;
+  /** LaunchEnv.gemvXPre: fused decode GEMVs of ≤ 2 rows on gemv_fused*_xpre. */
+  readonly gemvXPre?: boolean;
   /** LaunchEnv.fp8DecodeAttention: fused decode steps over a quantized KV cache on decode_attention_{fp8kv|int8kv}. */
   readonly fp8DecodeAttention?: boolean;
   /** fp8FlashPrefill: a quantized cache gets a bf16 shadow layer (LaunchEnv.kvShadow) for the flash prefill kernels. */
@@ -466,9 +462,7 @@ export class FakeCudaSession {
       gemvSplitK: opts.gemvSplitK,
       gemmResidual: opts.gemmResidual,
       gemvDeepLoads: opts.gemvDeepLoads,
-      ...(opts.gemv1 ? { gemv1Blocks: opts.gemv1 } : {}),
-      ...(opts.gemvSplitSquare ? { gemvSplitSquare: true } : {}),
-      ...(opts.gemvPipe ? { gemvPipe: true } : {}),
+      ...(opts.gemvXPre ? { gemvXPre: true } : {}),
       fp8DecodeAttention: opts.fp8DecodeAttention,
       // A bf16 layer of the cache's shape (as CudaKvCache.shadow).
       ...(opts.fp8FlashPrefill && a.kvCache ? { kvShadow: mem.alloc((numBlocks + 1) * 2 * bs * a.numKvHeads * a.headDim * 2) } : {}),
@@ -1034,12 +1028,10 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         st(y, linear(ld(x, m * k), W, bias, m, n, k));
         break;
       }
-      case "gemv1_fused_bf16":
-      case "gemv1_fused_norm_bf16":
-      case "gemv_fused_pipe_bf16":
-      case "gemv_fused_norm_pipe_bf16":
-      case "gemv_fused_ks_pipe_bf16":
-      case "gemv_fused_norm_ks_pipe_bf16":
+      case "gemv_fused_xpre_bf16":
+      case "gemv_fused_norm_xpre_bf16":
+      case "gemv_fused_ks_xpre_bf16":
+      case "gemv_fused_norm_ks_xpre_bf16":
       case "gemv_fused_ks_bf16":
       case "gemv_fused_norm_ks_bf16":
       case "gemv_fused_bf16":
@@ -1048,27 +1040,20 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "gemv_fused_norm_deep_bf16":
       case "gemv_fused_ks_deep_bf16":
       case "gemv_fused_norm_ks_deep_bf16": {
-        // gemv.cu (_deep: more loads in flight, the same sums; m ≤ 2 only): (x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes); _ks: mode | ks << 4 (ks 2 or 4
+        // gemv.cu (_deep: more loads in flight, _xpre: x loaded with the weights, the same sums; m ≤ 2 only): (x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes); _ks: mode | ks << 4 (ks 2 or 4
         // warps per weight row, (k / 8) % ks == 0), ks times the blocks.
-        // gemv1 (one row; any grid, the launcher's persistent one): mode | ks << 4 with ks 0..4 (the split whose sums it
-        // reproduces), k % (256 · ks) == 0, k ≤ 16384.
         const [x, W, bias, y, normW, eps, m, n, k, modeKs, prefetch, prefetchBytes] = A;
-        const g1 = name.startsWith("gemv1_");
-        const ksName = name.includes("_ks_") || g1, ks = ksName ? Math.max(1, modeKs >> 4) : 1, mode = ksName ? modeKs & 15 : modeKs;
-        assert.ok(
-          g1 ? [1, 2, 4].includes(ks) && k % (256 * ks) === 0 && k <= 16384 && m === 1 : ksName ? (ks === 2 || ks === 4) && (k / 8) % ks === 0 : true,
-          `${l.kernel}: ks ${ks}, k ${k}, m ${m}`,
-        );
-        const norm = name.startsWith("gemv_fused_norm") || name.startsWith("gemv1_fused_norm");
-        assert.ok(m >= 1 && m <= (g1 ? 1 : suffix), `${l.kernel}: m ${m}`);
+        const ksName = name.includes("_ks_"), ks = ksName ? modeKs >> 4 : 1, mode = ksName ? modeKs & 15 : modeKs;
+        assert.ok(ksName ? (ks === 2 || ks === 4) && (k / 8) % ks === 0 : true, `${l.kernel}: ks ${ks}, k ${k}`);
+        const norm = name.startsWith("gemv_fused_norm");
+        assert.ok(m >= 1 && m <= suffix, `${l.kernel}: m ${m}`);
         if (name.includes("_deep")) assert.ok(suffix <= 2 && mode !== 2 && mode !== 3, `${l.kernel}: instantiated for m ≤ 2, modes 0 / 1`);
-        if (name.includes("_pipe")) assert.ok(suffix <= 2, `${l.kernel}: instantiated for m ≤ 2`);
+        if (name.includes("_xpre")) assert.ok(suffix <= 2, `${l.kernel}: instantiated for m ≤ 2`);
         rowsOk(l.kernel, m);
         assert.ok(k % 8 === 0 && x % 16n === 0n && W % 16n === 0n, `${l.kernel}: k ${k} or x / W not 16-byte aligned`);
         assert.ok(mode === 0 || mode === 1 || mode === 2 || mode === 3, `${l.kernel}: mode ${mode}`);
         if (mode === 2) assert.equal(n % 2, 0, "mode 2: n even");
-        if (g1) assert.deepEqual([l.grid[1], l.grid[2], l.block], [1, 1, 256], `${l.kernel}: grid`);
-        else assert.deepEqual([...l.grid, l.block], [mode === 2 ? cdiv(n / 2, 4 / ks) : cdiv(n, 8 / ks), 1, 1, 256], `${l.kernel} mode ${mode}: grid`);
+        assert.deepEqual([...l.grid, l.block], [mode === 2 ? cdiv(n / 2, 4 / ks) : cdiv(n, 8 / ks), 1, 1, 256], `${l.kernel} mode ${mode}: grid`);
         if (norm) assert.ok(m * k <= 8192, `${l.kernel}: m × k = ${m * k} exceeds the staged 8192`);
         if (prefetchBytes > 0n) mem.bytes(prefetch, Number(prefetchBytes));
         const yBytes = mode === 3 ? m * n * 4 : mode === 2 ? m * (n / 2) * 2 : m * n * 2;

@@ -1,9 +1,8 @@
 #!/usr/bin/env python3
 """CPU desk check of gemv_fused_ks (kernels/gemv.cu) through the CUDA emulation in emu/: every mode, norm or not,
 m 1 / 3, KS 2 / 4 vs a float64 reference, and KS 1 bitwise equal to gemv_fused; at m 1 the deep-load entry points
-(`_deep`, GF_DEEP_U loads a lane in flight; gemvDeepLoads) and the pipelined ones (`_pipe`, gemvPipe) bitwise equal
-to their GF_U forms, and gemv1 (the persistent
-one-token kernel, grids of 1 / 2 / 5 blocks) bitwise equal to gemv_fused(_ks) of its ks. Tiny shapes. No GPU.
+(`_deep`, GF_DEEP_U loads a lane in flight; gemvDeepLoads) and the x-ahead ones (`_xpre`, gemvXPre) bitwise equal
+to their GF_U forms. Tiny shapes. No GPU.
 --defines "-DGF_PIPE=1 -DGF_XPRE=1": the same cases built again with those defines, every output bitwise equal to the
 default build's.
 
@@ -61,10 +60,8 @@ def run(so):
                     y0 = bf16_round(rng.standard_normal((m, N)).astype(np.float32))
                     outs = {}
                     cases = [(0, False, 0), (1, False, 0), (2, False, 0), (4, False, 0)]
-                    cases += [(ks, d, 0) for d in ("_deep", "_pipe") for ks in (0, 2, 4)] if M == 1 else []
-                    # gemv1 (m 1): ks 1 / 2 / 4 on grids of 1, 2 and 5 blocks (warps with several rows, with none)
-                    cases += [(ks, False, g) for ks in (1, 2, 4) for g in (1, 2, 5) if m == 1 and K % (256 * ks) == 0]
-                    for ks, deep, g1 in cases:
+                    cases += [(ks, d, 0) for d in ("_deep", "_xpre") for ks in (0, 2, 4)] if M == 1 else []
+                    for ks, deep, _ in cases:
                         if ks and (K // 8) % ks:
                             continue
                         if mode == 3:
@@ -78,15 +75,13 @@ def run(so):
                         name = f"gemv_fused{'_norm' if norm else ''}{'_ks' if ks else ''}{deep or ''}_bf16_m{M}"
                         rpb = 8 // max(ks, 1)
                         grid = math.ceil(N / 2 / (rpb // 2)) if mode == 2 else math.ceil(N / rpb)
-                        if g1:
-                            name, grid = f"gemv1_fused{'_norm' if norm else ''}_bf16", g1
                         b = bias if mode in (0, 2) else None
                         ints = [ptr(x), ptr(W), ptr(b) if b is not None else 0, ptr(y), ptr(nw) if norm else 0, m, N, K, mode | (ks << 4 if ks else 0), 0, 0]
                         iv = (ctypes.c_uint64 * 20)(*ints + [0] * 9)
                         fv = (ctypes.c_float * 8)(*([1e-5] + [0.0] * 7))
                         lib.emu_launch(fn(name), iv, fv, grid, 1, 1, 256, 1, 1)
-                        outs[(ks, deep, g1)] = y
-                        every[(N, K, m, mode, norm, ks, deep, g1)] = y
+                        outs[(ks, deep, 0)] = y
+                        every[(N, K, m, mode, norm, ks, deep)] = y
                     xf = bf16_to_f(x).astype(np.float64)
                     if norm:
                         xf32 = bf16_to_f(x)
@@ -104,16 +99,16 @@ def run(so):
                     else:
                         ref = lin
                     bits = lambda a: a.view(np.uint32) if mode == 3 else a  # noqa: E731
-                    for (ks, deep, g1), y in outs.items():
+                    for (ks, deep, _), y in outs.items():
                         got = y.astype(np.float64) if mode == 3 else bf16_to_f(y).astype(np.float64)
                         e = np.linalg.norm(got - ref) / np.linalg.norm(ref)
-                        # KS 1 == gemv_fused; a deep form == its GF_U form (KS 0 / 1: gemv_fused); gemv1 == gemv_fused(_ks) of its ks.
-                        twin = ((0 if ks == 1 else ks), False, 0) if g1 else (0, False, 0) if ks == 1 or (deep and ks == 0) else (ks, False, 0) if deep else None
+                        # KS 1 == gemv_fused; a deep form == its GF_U form (KS 0 / 1: gemv_fused); 
+                        twin = (0, False, 0) if ks == 1 or (deep and ks == 0) else (ks, False, 0) if deep else None
                         same = twin is None or np.array_equal(bits(y), bits(outs[twin]))
                         ok = e < (2e-5 if mode == 3 else 1e-2) and same
                         n += 1
                         bad += not ok
-                        print(f"{'ok  ' if ok else 'FAIL'} N={N} K={K} m={m} mode={mode} norm={int(norm)} KS={ks}{' ' + deep[1:] if deep else ''}{f' gemv1 grid {g1}' if g1 else ''} rel={e:.2e} bitwise twin {same}",
+                        print(f"{'ok  ' if ok else 'FAIL'} N={N} K={K} m={m} mode={mode} norm={int(norm)} KS={ks}{' ' + deep[1:] if deep else ''} rel={e:.2e} bitwise twin {same}",
                               flush=True)
     print(f"== {n} cases, {bad} failed")
     return every, bad

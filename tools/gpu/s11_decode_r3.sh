@@ -2,9 +2,8 @@
 # Session 11 (issue 16 item 1), helper decode, round 3. r2: gemv1 (persistent one-token GEMV, one 16-byte refill at a
 # time) streams at ~50% of copy (the weight requests of 2112 warps spread over the whole matrix, 512 B at a time) — far
 # slower; o_proj on 2 warps a row −2% (8B) / −20% (1B) per o_proj chain.
-#   tune — bench/gemv_tune.ts, one process: the default (first and last) vs gemv_fused with GF_PIPE (two chunk buffers
-#          a lane in turn, the second chunk issued before the wait: 4 KB a warp in flight) / GF_XPRE (x loaded with the
-#          weights) / both; gemv1 refilling 4 slots at once
+#   tune — bench/gemv_tune.ts, one process: the default (first and last) vs gemv_fused with GF_PIPE (next chunk issued
+#          before the current is summed) / GF_XPRE (x loaded with the weights) / both; gemv1 refilling 4 slots at once
 #          (GV1_G 4: 2 KB bursts a warp as gemv_fused) at 2 / 3 blocks a SM; o_proj split 2
 #   ab8b — bench/decode_pdl.ts llama-3.1-8b: A default / B gemvPipe (the same bits) / C gemvSplitSquare (o_proj split 2)
 set -uo pipefail

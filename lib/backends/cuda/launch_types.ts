@@ -140,15 +140,8 @@ export interface LaunchEnv {
   readonly decodeSplitK?: boolean;
   /** Fused decode GEMVs with long rows run gemv_fused_ks with gemvSplitRows' warps per row. */
   readonly gemvSplitK?: boolean;
-  /**
-   * CudaSessionOptions.gemv1: one-token fused bf16 decode GEMVs whose in-features fit (gemv1Fits) run gemv1_fused{_norm} on a
-   * grid of at most this many blocks (gemv1Grid).
-   */
-  readonly gemv1Blocks?: number;
-  /** CudaSessionOptions.gemvPipe: fused decode GEMVs of ≤ 2 rows on gemv_fused*_pipe. */
-  readonly gemvPipe?: boolean;
-  /** CudaSessionOptions.gemvSplitSquare: gemvSplitRows' `square` (o_proj's rows on 2 warps). */
-  readonly gemvSplitSquare?: boolean;
+  /** CudaSessionOptions.gemvXPre: fused decode GEMVs of ≤ 2 rows on gemv_fused*_xpre. */
+  readonly gemvXPre?: boolean;
   /** Fused decode GEMVs of ≤ 2 rows on qkv / o_proj / down_proj run the gemv_fused*_deep entry points (CudaSessionOptions.gemvDeepLoads). */
   readonly gemvDeepLoads?: boolean;
   /**
@@ -246,44 +239,20 @@ export const GEMV_KS_MIN_ELEMS = 3072;
  * doubled (up to 4) while each warp keeps at least GEMV_KS_MIN_ELEMS of the row and (k / 8) % ks == 0 — long rows
  * only. H200, one GEMV at m = 1 (session 7 r1): llama-3.2-1b down (k 8192) 14.5 → 12.1 µs with 2 warps; llama-3.1-8b
  * down (k 14336) 42.2 → 37.0 µs with 4; rows of 2048 / 4096 (qkv, o_proj, gate_up) were as fast or slower split.
- * `square` (CudaSessionOptions.gemvSplitSquare): a weight of no more rows than inputs (o_proj) takes at least 2 (session
- * 11, one layer chained over the layers with PDL: llama-3.2-1b o_proj 75.4 → 60.4 µs a step, llama-3.1-8b 390.9 → 383.4).
+ * Session 11: o_proj on 2 warps a row was ~2% faster per o_proj chain on llama-3.1-8b but not end to end (graph step
+ * 4283 → 4315 µs), so not taken.
  * A shape's choice, never a step's (batch invariance).
  *
  * @example
  * ```ts
  * gemvSplitRows(2048, 8192); // 2 (llama-3.2-1b down_proj)
  * gemvSplitRows(16384, 2048); // 1 (gate_up)
- * gemvSplitRows(2048, 2048, true); // 2 (o_proj with gemvSplitSquare)
  * ```
  */
-export function gemvSplitRows(n: number, k: number, square = false): number {
+export function gemvSplitRows(_n: number, k: number): number {
   let ks = 1;
   while (ks < 4 && k / (2 * ks) >= GEMV_KS_MIN_ELEMS && (k / 8) % (2 * ks) === 0) ks *= 2;
-  // square (LaunchEnv.gemvSplitSquare): no more rows than inputs (o_proj) — at least 2 warps a row.
-  if (square && ks === 1 && n <= k && (k / 8) % 2 === 0) ks = 2;
   return ks;
-}
-
-/** gemv1_fused's blocks a SM (LaunchEnv.gemv1Blocks = this × the SM count). */
-export const GEMV1_BLOCKS_PER_SM = 2;
-
-/**
- * Whether a one-token fused bf16 GEMV of `k` in-features split `ks` warps a row (gemvSplitRows) runs on gemv1_fused: each
- * lane's share of a row slice whole 16-byte vectors (k % (256 · ks) == 0), x within its shared-memory stage.
- */
-export function gemv1Fits(k: number, ks: number): boolean {
-  return k % (256 * ks) === 0 && k <= 16384;
-}
-
-/**
- * gemv1_fused's grid for `n` out-features (mode 2: n / 2 gate / up pairs): at most `maxBlocks`, as few as give every warp
- * the same number of rows as on `maxBlocks` (e.g. 3072 rows on 264 blocks: 192 blocks of 8 warps with 2 rows each,
- * not 2112 warps with 1 or 2), so no warp streams a row more than the others.
- */
-export function gemv1Grid(n: number, mode: number, maxBlocks: number): number {
-  const units = mode === 2 ? n / 2 : n, perWarp = Math.ceil(units / (8 * maxBlocks));
-  return Math.max(1, Math.ceil(units / (8 * perWarp)));
 }
 
 /** Blocks sample_split_f32 splits a logits row's argmax over (LaunchEnv.sampleSplit). */

@@ -8,7 +8,7 @@ import { planQuantLinear, quantGemvFusable } from "./quant_launch.ts";
 import { isLowbitLinear, planLowbitLinear } from "./lowbit_launch.ts";
 import { fp8GemvFusable, planFp8Linear } from "./fp8_launch.ts";
 import { isPdlKernel } from "./kernel_signatures.ts";
-import { gemv1Fits, gemv1Grid, GEMV_MAX_ROWS, gemvSplitRows } from "./launch_types.ts";
+import { GEMV_MAX_ROWS, gemvSplitRows } from "./launch_types.ts";
 import { planBatchGemm } from "./batch_gemm_plan.ts";
 import type { LinearStep, StepCtx } from "./step_ctx.ts";
 
@@ -67,19 +67,15 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
     const M = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8;
     const mode = logitsGemv ? 3 : epi?.mode ?? 0;
     // gemvSplitK: skinny layers stream each row with ks warps (gemv_fused_ks; mode's bits 4+ carry ks).
-    const ks = env.gemvSplitK ? gemvSplitRows(op.outFeatures, op.inFeatures, !!env.gemvSplitSquare) : 1;
+    const ks = env.gemvSplitK ? gemvSplitRows(op.outFeatures, op.inFeatures) : 1;
     // One output row per ks warps, 8 warps per block (mode 2: 4 / ks gate rows + their up rows per block).
     const blocks = mode === 2 ? cdiv(op.outFeatures / 2, 4 / ks) : cdiv(op.outFeatures, 8 / ks);
     // gemvDeepLoads: the latency-bound skinny layers (not gate_up's SiLU·mul, not the lm_head) keep more loads in flight.
     const deep = env.gemvDeepLoads && M <= 2 && mode !== 2 && mode !== 3 ? "_deep" : "";
-    // gemv1: one-token steps on the persistent kernel (the same sums as gemv_fused(_ks) at this ks).
-    const g1 = env.gemv1Blocks !== undefined && rows === 1 && gemv1Fits(op.inFeatures, ks);
-    // gemvPipe: ≤ 2 rows on the pipelined entry points (the same sums).
-    const pipe = env.gemvPipe && M <= 2 && !deep ? "_pipe" : "";
-    const name = g1
-      ? `${nrm ? "gemv1_fused_norm" : "gemv1_fused"}_bf16`
-      : `${nrm ? "gemv_fused_norm" : "gemv_fused"}${ks > 1 ? "_ks" : ""}${deep}${pipe}_bf16_m${M}`;
-    k(i, name, [g1 ? gemv1Grid(op.outFeatures, mode, env.gemv1Blocks!) : blocks, 1, 1], 256, [
+    // gemvXPre: ≤ 2 rows on the entry points that load x with the weights (the same sums).
+    const xpre = env.gemvXPre && M <= 2 && !deep ? "_xpre" : "";
+    const name = `${nrm ? "gemv_fused_norm" : "gemv_fused"}${ks > 1 ? "_ks" : ""}${deep}${xpre}_bf16_m${M}`;
+    k(i, name, [blocks, 1, 1], 256, [
       buf(nrm ? nrm.x : op.x),
       env.weight(op.weight),
       op.bias ? env.weight(op.bias) : 0n,

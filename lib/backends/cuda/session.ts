@@ -30,7 +30,6 @@ import {
   decodeSkGeometry,
   type ElemType,
   flashPrefillGeometry,
-  GEMV1_BLOCKS_PER_SM,
   GEMV_MAX_ROWS,
   graphDecodeSplit,
   hasTiledAttention,
@@ -252,12 +251,8 @@ export class CudaSession implements SessionBackend {
   readonly persistentDecode: boolean;
   /** CudaSessionOptions.gemvDeepLoads. */
   readonly gemvDeepLoads: boolean;
-  /** CudaSessionOptions.gemv1. */
-  readonly gemv1: boolean;
-  /** CudaSessionOptions.gemvSplitSquare. */
-  readonly gemvSplitSquare: boolean;
-  /** CudaSessionOptions.gemvPipe. */
-  readonly gemvPipe: boolean;
+  /** CudaSessionOptions.gemvXPre. */
+  readonly gemvXPre: boolean;
   /** CudaSessionOptions.sampleSplit. */
   readonly sampleSplit: boolean;
   /** sample_split_f32's partial maxima and counters (zero between launches); null when sampleSplit is off. */
@@ -375,9 +370,7 @@ export class CudaSession implements SessionBackend {
     this.nvfp4Mma = f.nvfp4Mma;
     this.gemmResidual = f.gemmResidual;
     this.gemvDeepLoads = f.gemvDeepLoads;
-    this.gemv1 = f.gemv1;
-    this.gemvSplitSquare = f.gemvSplitSquare;
-    this.gemvPipe = f.gemvPipe;
+    this.gemvXPre = f.gemvXPre;
     this.sampleSplit = f.sampleSplit;
     this.quantGemv1 = f.quantGemv1;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
@@ -641,9 +634,7 @@ export class CudaSession implements SessionBackend {
       gemvSplitK: this.gemvSplitK,
       gemmResidual: this.gemmResidual,
       ...(this.gemvDeepLoads ? { gemvDeepLoads: true } : {}),
-      ...(this.gemv1 ? { gemv1Blocks: GEMV1_BLOCKS_PER_SM * this.device.smCount } : {}),
-      ...(this.gemvSplitSquare ? { gemvSplitSquare: true } : {}),
-      ...(this.gemvPipe ? { gemvPipe: true } : {}),
+      ...(this.gemvXPre ? { gemvXPre: true } : {}),
       ...(this.#sampleSplitBuf
         ? {
           sampleSplit: {

@@ -247,25 +247,11 @@ export const CUDA_FLAGS = {
    */
   fp8ShadowRope: { env: "LLMRT_FP8_SHADOW_ROPE", default: true },
   /**
-   * One-token fused bf16 decode GEMVs (qkv, o_proj, gate_up, down, the lm_head) run gemv1_fused{_norm} (kernels/gemv.cu: a
-   * persistent grid of GEMV1_BLOCKS_PER_SM blocks a SM, each warp streaming a contiguous run of rows through a register
-   * ring that runs across row ends) instead of gemv_fused(_ks). A row's sums and roundings are gemv_fused_ks's at the
-   * same split, bit for bit, so the logits are the same bits and steps of 2..8 sequences stay batch-invariant with it.
+   * Fused bf16 decode GEMVs of up to 2 rows run gemv_fused*_xpre (kernels/gemv.cu: a chunk's x vectors loaded together
+   * with its weight vectors instead of after they land). A lane adds its vectors in the same order: the same bits.
    * @default false
    */
-  gemv1: { env: "LLMRT_GEMV1", default: false },
-  /**
-   * With `gemvSplitK`: fused decode GEMVs of a weight with no more rows than inputs (llama o_proj) stream each row with 2
-   * warps (gemv_fused_ks) instead of 1. A shape's choice (batch-invariant), but o_proj's sums are split: not the same bits
-   * as without it. @default false
-   */
-  gemvSplitSquare: { env: "LLMRT_GEMV_KS_SQUARE", default: false },
-  /**
-   * Fused bf16 decode GEMVs of up to 2 rows run gemv_fused*_pipe (kernels/gemv.cu: the next chunk's weight loads and a
-   * chunk's x vectors issued before the current chunk is summed). A lane adds its vectors in the same order: the same
-   * bits. @default false
-   */
-  gemvPipe: { env: "LLMRT_GEMV_PIPE", default: false },
+  gemvXPre: { env: "LLMRT_GEMV_XPRE", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

@@ -545,208 +545,50 @@ GEMV_FUSED_KS_DEEP(gemv_fused_norm_ks_deep_bf16_m2, 2, true)
 #endif
 
 // ------------------------------------------------------------------------------------------------
-// Pipelined fused decode GEMVs (session 11, CudaSessionOptions.gemvPipe): gemv_fused / gemv_fused_ks of up to 2 rows
-// with GF_PIPE_E (the next chunk's weight loads issued before the current chunk is summed: two chunks a lane in flight)
-// and GF_XPRE_E (a chunk's x vectors loaded with its weights, not after they land). A lane adds its vectors in the same
-// order: the same sums, bitwise (gemv_ks_emu.py --defines).
+// Fused decode GEMVs with x loaded ahead (session 11, CudaSessionOptions.gemvXPre): gemv_fused / gemv_fused_ks of up to
+// 2 rows with a chunk's x vectors loaded together with its weight vectors (XPRE; gemv_fused loads them after the weights
+// land: a second, dependent round trip to L1 / L2 a chunk in the entry points that read x from global memory) and
+// GF_PIPE_E (a tuning knob, 0: two chunk buffers a lane in turn). A lane adds its vectors in the same order: the same
+// sums, bitwise (gemv_ks_emu.py).
 //
-// extern "C" __global__ void gemv_fused{_norm}{_ks}_pipe_bf16_m{1|2}(...gemv_fused's parameters...)
+// extern "C" __global__ void gemv_fused{_norm}{_ks}_xpre_bf16_m{1|2}(...gemv_fused's parameters...)
 // ------------------------------------------------------------------------------------------------
 #ifndef GF_PIPE_E
-#define GF_PIPE_E 1
+#define GF_PIPE_E 0
 #endif
-#ifndef GF_XPRE_E
-#define GF_XPRE_E 1
-#endif
-#define GEMV_FUSED_PIPE(NAME, M, NORM)                                                                                  \
+#define GEMV_FUSED_XPRE(NAME, M, NORM)                                                                                  \
   extern "C" __global__ void __launch_bounds__(256, GF_MINB) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,\
       const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
-    gemvFusedImpl<M, NORM, GF_U, GF_PIPE_E, GF_XPRE_E>(x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes); \
+    gemvFusedImpl<M, NORM, GF_U, GF_PIPE_E, true>(x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes); \
   }
-#define GEMV_FUSED_KS_PIPE(NAME, M, NORM)                                                                               \
+#define GEMV_FUSED_KS_XPRE(NAME, M, NORM)                                                                               \
   extern "C" __global__ void __launch_bounds__(256, GF_MINB) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,\
       const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
     (void)prefetch;                                                                                                     \
     (void)prefetchBytes;                                                                                                \
-    gemvFusedKsImpl<M, NORM, GF_U, GF_PIPE_E, GF_XPRE_E>(x, W, bias, y, normW, eps, m, n, k, mode);                    \
+    gemvFusedKsImpl<M, NORM, GF_U, GF_PIPE_E, true>(x, W, bias, y, normW, eps, m, n, k, mode);                    \
   }
-#if LLMRT_KERNEL(gemv_fused_pipe_bf16_m1)
-GEMV_FUSED_PIPE(gemv_fused_pipe_bf16_m1, 1, false)
+#if LLMRT_KERNEL(gemv_fused_xpre_bf16_m1)
+GEMV_FUSED_XPRE(gemv_fused_xpre_bf16_m1, 1, false)
 #endif
-#if LLMRT_KERNEL(gemv_fused_pipe_bf16_m2)
-GEMV_FUSED_PIPE(gemv_fused_pipe_bf16_m2, 2, false)
+#if LLMRT_KERNEL(gemv_fused_xpre_bf16_m2)
+GEMV_FUSED_XPRE(gemv_fused_xpre_bf16_m2, 2, false)
 #endif
-#if LLMRT_KERNEL(gemv_fused_norm_pipe_bf16_m1)
-GEMV_FUSED_PIPE(gemv_fused_norm_pipe_bf16_m1, 1, true)
+#if LLMRT_KERNEL(gemv_fused_norm_xpre_bf16_m1)
+GEMV_FUSED_XPRE(gemv_fused_norm_xpre_bf16_m1, 1, true)
 #endif
-#if LLMRT_KERNEL(gemv_fused_norm_pipe_bf16_m2)
-GEMV_FUSED_PIPE(gemv_fused_norm_pipe_bf16_m2, 2, true)
+#if LLMRT_KERNEL(gemv_fused_norm_xpre_bf16_m2)
+GEMV_FUSED_XPRE(gemv_fused_norm_xpre_bf16_m2, 2, true)
 #endif
-#if LLMRT_KERNEL(gemv_fused_ks_pipe_bf16_m1)
-GEMV_FUSED_KS_PIPE(gemv_fused_ks_pipe_bf16_m1, 1, false)
+#if LLMRT_KERNEL(gemv_fused_ks_xpre_bf16_m1)
+GEMV_FUSED_KS_XPRE(gemv_fused_ks_xpre_bf16_m1, 1, false)
 #endif
-#if LLMRT_KERNEL(gemv_fused_ks_pipe_bf16_m2)
-GEMV_FUSED_KS_PIPE(gemv_fused_ks_pipe_bf16_m2, 2, false)
+#if LLMRT_KERNEL(gemv_fused_ks_xpre_bf16_m2)
+GEMV_FUSED_KS_XPRE(gemv_fused_ks_xpre_bf16_m2, 2, false)
 #endif
-#if LLMRT_KERNEL(gemv_fused_norm_ks_pipe_bf16_m1)
-GEMV_FUSED_KS_PIPE(gemv_fused_norm_ks_pipe_bf16_m1, 1, true)
+#if LLMRT_KERNEL(gemv_fused_norm_ks_xpre_bf16_m1)
+GEMV_FUSED_KS_XPRE(gemv_fused_norm_ks_xpre_bf16_m1, 1, true)
 #endif
-#if LLMRT_KERNEL(gemv_fused_norm_ks_pipe_bf16_m2)
-GEMV_FUSED_KS_PIPE(gemv_fused_norm_ks_pipe_bf16_m2, 2, true)
-#endif
-
-// ------------------------------------------------------------------------------------------------
-// One-token decode GEMV on a persistent grid (session 11, CudaSessionOptions.gemv1; m = 1 only):
-// extern "C" __global__ void gemv1_fused_bf16(...gemv_fused's parameters...)
-// extern "C" __global__ void gemv1_fused_norm_bf16(...gemv_fused's parameters...)
-//   gemv_fused_ks's modes and sums at m == 1: mode | ks << 4 with ks 1, 2 or 4 (the launcher passes the split that
-//   gemv_fused / gemv_fused_ks take for the shape), k % (256 · ks) == 0, k <= GV1_XS; m, prefetch and prefetchBytes are
-//   ignored. Any grid (the launcher: a persistent one, GV1 blocks a SM): the n rows (mode 2: n / 2 units, gate row u
-//   then up row half + u) are split evenly over all the grid's warps, and each warp streams its contiguous run of rows
-//   front to back through a ring of GV1_D 16-byte loads a lane — the first GV1_D issued before pdlWait, each slot
-//   refilled as soon as it is summed, across row ends — so the weight stream has no gap between rows and every warp
-//   ends at about the same time. A row's sum: lane l adds the row's vectors l, l + 32, ... in increasing order (the 8
-//   FMAs of gemvAccum each), a warp sum at the end of each of the ks slices, the slices added in order, + bias: the sums
-//   and roundings of gemv_fused_ks (ks 1: gemv_fused) at m = 1 bit for bit, so one-token steps round as the 2..8-row
-//   steps' kernels do (batch invariance). x (with _norm: rmsnormStage's rmsnorm(x) · normW) is staged in shared memory.
-//   grid (any, 1, 1)   block (256, 1, 1)   shared 32.1 KB static
-// ------------------------------------------------------------------------------------------------
-#ifndef GV1_D
-#define GV1_D 8  // 16-byte weight loads a lane in flight (the ring)
-#endif
-#ifndef GV1_MINB
-#define GV1_MINB 2  // __launch_bounds__ min blocks per SM
-#endif
-#define GV1_XS 16384  // most in-features (x staged in shared memory)
-#ifndef GV1_G
-#define GV1_G 1  // ring slots refilled together (a group's loads issued back to back once its last slot is summed)
-#endif
-static_assert(GV1_D % GV1_G == 0, "GV1_G divides GV1_D");
-#ifndef GV1_PF
-#define GV1_PF 0  // the lane's loads GV1_D .. GV1_D + GV1_PF - 1 prefetched into L2 before pdlWait (refills then hit L2)
-#endif
-
-template <bool NORM>
-__device__ __forceinline__ void gemv1Impl(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y, const bf16_t* normW, float eps,
-                                          int n, int k, int modeKs) {
-  __shared__ __align__(16) bf16_t xs[GV1_XS];
-  __shared__ float red[32];
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, nw = blockDim.x >> 5;
-  const int mode = modeKs & 15;
-  const int ks = (modeKs >> 4) >= 4 ? 4 : (modeKs >> 4) >= 2 ? 2 : 1;
-  const int half = n >> 1;
-  const int P = k >> 8, PS = P / ks;  // a lane's vectors of a row, of a slice
-  const int R = mode == 2 ? 2 : 1, units = mode == 2 ? half : n;
-  const long long totalWarps = (long long)gridDim.x * nw, gw = (long long)blockIdx.x * nw + warp;
-  // This warp's logical rows [L0, L1) (mode 2: logical row 2u = gate row u, 2u + 1 = up row half + u).
-  const int L0 = (int)(units * gw / totalWarps) * R, L1 = (int)(units * (gw + 1) / totalWarps) * R;
-  const int T = (L1 - L0) * P;  // this lane's loads
-  auto rowOf = [&](int L) -> int { return mode == 2 ? ((L & 1) ? half + (L >> 1) : (L >> 1)) : L; };
-  const bf16_t* wl = W + lane * 8;
-  // Issue side of the ring: the next logical row and vector to load, and its address.
-  int iL = L0, ii = 0;
-  const bf16_t* ip = wl + (long long)(T > 0 ? rowOf(L0) : 0) * k;
-  uint4 v[GV1_D];
-#pragma unroll
-  for (int u = 0; u < GV1_D; u++) {
-    if (u < T) {
-      v[u] = ldStream16(ip);
-      ip += 256;
-      if (++ii == P) {
-        ii = 0;
-        if (++iL < L1) ip = wl + (long long)rowOf(iL) * k;
-      }
-    }
-  }
-#if GV1_PF
-  {  // L2 prefetches of the ring's next loads, so the refills after the x stage below do not wait on memory
-    int pL = iL, pi = ii;
-    const bf16_t* pp = ip;
-#pragma unroll
-    for (int u = GV1_D; u < GV1_D + GV1_PF; u++) {
-      if (u < T) {
-#ifndef LLMRT_EMU
-        asm volatile("prefetch.global.L2 [%0];" ::"l"(pp));
-#endif
-        pp += 256;
-        if (++pi == P) {
-          pi = 0;
-          if (++pL < L1) pp = wl + (long long)rowOf(pL) * k;
-        }
-      }
-    }
-  }
-#endif
-  pdlWait();  // x and y are the previous kernels' (weights only above)
-  pdlLaunchDependents();
-  if constexpr (NORM) {
-    rmsnormStage(x, normW, eps, 1, k, xs, red);
-  } else {
-    for (int c = tid; c < (k >> 3); c += blockDim.x) reinterpret_cast<uint4*>(xs)[c] = reinterpret_cast<const uint4*>(x)[c];
-    __syncthreads();
-  }
-  if (T == 0) return;
-  const bf16_t* xl = xs + lane * 8;
-  int cL = L0, ci = 0, cs = 0, sj = 0;  // the row being summed, its vector, the vector in the slice, the slice
-  float acc = 0.f, tot = 0.f, gate = 0.f;
-  for (int base = 0; base < T; base += GV1_D) {
-#pragma unroll
-    for (int u = 0; u < GV1_D; u++) {
-      if (base + u < T) {
-        float wf[8], xf[8];
-        unpack8(v[u], wf);
-        unpack8(*reinterpret_cast<const uint4*>(xl + ci * 256), xf);
-#pragma unroll
-        for (int e = 0; e < 8; e++) acc = fmaf(wf[e], xf[e], acc);
-        if (u % GV1_G == GV1_G - 1) {  // the group's slots refilled back to back: the loads GV1_D ahead
-#pragma unroll
-          for (int j = u + 1 - GV1_G; j <= u; j++) {
-            if (base + j + GV1_D < T) {
-              v[j] = ldStream16(ip);
-              ip += 256;
-              if (++ii == P) {
-                ii = 0;
-                if (++iL < L1) ip = wl + (long long)rowOf(iL) * k;
-              }
-            }
-          }
-        }
-        ++ci;
-        if (++cs == PS) {  // a slice ends: its warp sum, added to the earlier slices' in order
-          const float s = warpSum(acc);
-          tot = sj == 0 ? s : tot + s;
-          acc = 0.f;
-          cs = 0;
-          if (++sj == ks) {  // the row ends
-            const int row = rowOf(cL);
-            const float val = tot + (bias ? toF(bias[row]) : 0.f);
-            if (mode == 2) {
-              if ((cL & 1) == 0) gate = toF(fromF<bf16_t>(val));
-              else if (lane == 0) ((bf16_t*)y)[row - half] = fromF<bf16_t>(gfSilu(gate) * toF(fromF<bf16_t>(val)));
-            } else if (lane == 0) {
-              if (mode == 0) ((bf16_t*)y)[row] = fromF<bf16_t>(val);
-              else if (mode == 1) ((bf16_t*)y)[row] = fromF<bf16_t>(toF(fromF<bf16_t>(val)) + toF(((bf16_t*)y)[row]));
-              else ((float*)y)[row] = val;
-            }
-            ++cL;
-            ci = 0;
-            sj = 0;
-          }
-        }
-      }
-    }
-  }
-}
-
-#if LLMRT_KERNEL(gemv1_fused_bf16)
-extern "C" __global__ void __launch_bounds__(256, GV1_MINB) gemv1_fused_bf16(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,
-    const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {
-  gemv1Impl<false>(x, W, bias, y, normW, eps, n, k, mode);
-}
-#endif
-#if LLMRT_KERNEL(gemv1_fused_norm_bf16)
-extern "C" __global__ void __launch_bounds__(256, GV1_MINB) gemv1_fused_norm_bf16(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,
-    const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {
-  gemv1Impl<true>(x, W, bias, y, normW, eps, n, k, mode);
-}
+#if LLMRT_KERNEL(gemv_fused_norm_ks_xpre_bf16_m2)
+GEMV_FUSED_KS_XPRE(gemv_fused_norm_ks_xpre_bf16_m2, 2, true)
 #endif
