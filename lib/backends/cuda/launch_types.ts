@@ -138,6 +138,8 @@ export interface LaunchEnv {
   readonly decodeSplitK?: boolean;
   /** Fused decode GEMVs with long rows run gemv_fused_ks with gemvSplitRows' warps per row. */
   readonly gemvSplitK?: boolean;
+  /** CudaSessionOptions.gemvXPre: fused decode GEMVs of ≤ 2 rows on gemv_fused*_xpre. */
+  readonly gemvXPre?: boolean;
   /**
    * Prefill and mixed steps: a plain cuBLASLt linear whose output only feeds the next op's residual add (add /
    * add_rmsnorm) writes into the residual itself (GemmLaunch.c, beta 1); the add_rmsnorm runs as rmsnorm.
@@ -208,6 +210,8 @@ export const GEMV_KS_MIN_ELEMS = 3072;
  * doubled (up to 4) while each warp keeps at least GEMV_KS_MIN_ELEMS of the row and (k / 8) % ks == 0 — long rows
  * only. H200, one GEMV at m = 1 (session 7 r1): llama-3.2-1b down (k 8192) 14.5 → 12.1 µs with 2 warps; llama-3.1-8b
  * down (k 14336) 42.2 → 37.0 µs with 4; rows of 2048 / 4096 (qkv, o_proj, gate_up) were as fast or slower split.
+ * Session 11: o_proj on 2 warps a row was ~2% faster per o_proj chain on llama-3.1-8b but not end to end (graph step
+ * 4283 → 4315 µs), so not taken.
  * A shape's choice, never a step's (batch invariance).
  *
  * @example

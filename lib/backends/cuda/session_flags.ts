@@ -191,6 +191,12 @@ export const CUDA_FLAGS = {
    * every such step, whatever its size (batch invariance). @default false
    */
   batchAttention4: { env: "LLMRT_BATCH_ATTENTION4", default: false },
+  /**
+   * Fused bf16 decode GEMVs of up to 2 rows run gemv_fused*_xpre (kernels/gemv.cu: a chunk's x vectors loaded together
+   * with its weight vectors instead of after they land). A lane adds its vectors in the same order: the same bits.
+   * @default false
+   */
+  gemvXPre: { env: "LLMRT_GEMV_XPRE", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

@@ -178,26 +178,104 @@ __device__ __forceinline__ void gfIssue(const bf16_t* w, int c, int kv, uint4 (&
     if (c + 32 * u < kv) v[u] = ldStream16(w + (c + 32 * u) * 8);
 }
 
-/** One warp's dot products of weight row `row` with the m rows of xb (first chunk already in v). */
+#ifndef GF_PIPE
+#define GF_PIPE 0  // 1: two chunk buffers a lane, the next chunk's loads in flight while one is summed (the second issued before pdlWait)
+#endif
+#ifndef GF_XPRE
+#define GF_XPRE 0  // 1 (M <= 2): a chunk's x vectors are loaded with its weight vectors, not after they land
+#endif
+
+/** acc[r] += the 8 products of weight vector wv and x vector xv[r] (gemvAccum's FMAs in its order). */
+template <int M>
+__device__ __forceinline__ void gemvAccumX(const uint4& wv, const uint4 (&xv)[M], int m, float (&acc)[M]) {
+  float wf[8];
+  unpack8(wv, wf);
+#pragma unroll
+  for (int r = 0; r < M; r++) {
+    if (r < m) {
+      float xf[8];
+      unpack8(xv[r], xf);
+#pragma unroll
+      for (int e = 0; e < 8; e++) acc[r] = fmaf(wf[e], xf[e], acc[r]);
+    }
+  }
+}
+
+/** The x vectors (rows < M; rows past m re-read row 0) of one chunk starting at vector c of the slice. */
 template <int M, int U>
-__device__ __forceinline__ void gfRow(const bf16_t* __restrict__ xb, const bf16_t* w, int m, int k, int lane, uint4 (&v)[U], float (&acc)[M]) {
-  const int kv = k >> 3;
+__device__ __forceinline__ void gfIssueX(const bf16_t* xb, int m, int k, int c, int kvs, uint4 (&xv)[U][M]) {
+#pragma unroll
+  for (int u = 0; u < U; u++)
+    if (c + 32 * u < kvs) loadX<M>(xb, m, k, c + 32 * u, xv[u]);
+}
+
+/** acc += the products of one chunk (vectors c + 32u of the slice) held in wv, with x from xv (XP) or read from xb. */
+template <int M, int U, bool XP, int XM>
+__device__ __forceinline__ void gfSum(const uint4 (&wv)[U], const uint4 (&xv)[U][XM], const bf16_t* __restrict__ xb, int m, int k, int kvs, int c,
+                                      float (&acc)[M]) {
+#pragma unroll
+  for (int u = 0; u < U; u++)
+    if (c + 32 * u < kvs) {
+      if constexpr (XP) gemvAccumX<M>(wv[u], xv[u], m, acc);
+      else gemvAccum<M>(wv[u], xb, m, k, c + 32 * u, acc);
+    }
+}
+
+/**
+ * One warp's dot products of a weight row slice of kvs 16-byte vectors (w and xb already offset to the slice) with
+ * the m rows of xb; the first chunk (U vectors a lane) is already in v (PIPE: the second in v2, both issued by the
+ * caller, before pdlWait). PIPE: two chunk buffers in turn, the one just summed refilled with the chunk two ahead
+ * before the other is summed, so two chunks a lane stay in flight. A lane adds its vectors in increasing order
+ * whatever PIPE / XPRE: the same sums, bitwise.
+ */
+template <int M, int U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE>
+__device__ __forceinline__ void gfRowN(const bf16_t* __restrict__ xb, const bf16_t* w, int m, int k, int kvs, int lane, uint4 (&v)[U],
+                                       uint4 (&v2)[U], float (&acc)[M]) {
+  constexpr bool XP = XPRE && M <= 2;
+  constexpr int XM = XP ? M : 1;
 #pragma unroll
   for (int r = 0; r < M; r++) acc[r] = 0.f;
   int c = lane;
-  for (;;) {
-#pragma unroll
-    for (int u = 0; u < U; u++)
-      if (c + 32 * u < kv) gemvAccum<M>(v[u], xb, m, k, c + 32 * u, acc);
-    c += 32 * U;
-    if (c >= kv) break;
-    gfIssue<U>(w, c, kv, v);
+  uint4 xv[U][XM], xv2[U][XM];  // XP: the x vectors of the chunks in v / v2 (unused otherwise)
+  if constexpr (XP) gfIssueX<XM, U>(xb, m, k, c, kvs, xv);
+  if constexpr (PIPE) {
+    if constexpr (XP) gfIssueX<XM, U>(xb, m, k, c + 32 * U, kvs, xv2);
+    for (;;) {
+      gfSum<M, U, XP, XM>(v, xv, xb, m, k, kvs, c, acc);
+      c += 32 * U;
+      if (c >= kvs) break;
+      if (c + 32 * U < kvs) {  // v's next chunk: two ahead of the one just summed
+        gfIssue<U>(w, c + 32 * U, kvs, v);
+        if constexpr (XP) gfIssueX<XM, U>(xb, m, k, c + 32 * U, kvs, xv);
+      }
+      gfSum<M, U, XP, XM>(v2, xv2, xb, m, k, kvs, c, acc);
+      c += 32 * U;
+      if (c >= kvs) break;
+      if (c + 32 * U < kvs) {
+        gfIssue<U>(w, c + 32 * U, kvs, v2);
+        if constexpr (XP) gfIssueX<XM, U>(xb, m, k, c + 32 * U, kvs, xv2);
+      }
+    }
+  } else {
+    for (;;) {
+      gfSum<M, U, XP, XM>(v, xv, xb, m, k, kvs, c, acc);
+      c += 32 * U;
+      if (c >= kvs) break;
+      gfIssue<U>(w, c, kvs, v);
+      if constexpr (XP) gfIssueX<XM, U>(xb, m, k, c, kvs, xv);
+    }
   }
 #pragma unroll
   for (int r = 0; r < M; r++) acc[r] = warpSum(acc[r]);
 }
 
-template <int M, bool NORM, int U = GF_U>
+template <int M, int U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE>
+__device__ __forceinline__ void gfRow(const bf16_t* __restrict__ xb, const bf16_t* w, int m, int k, int lane, uint4 (&v)[U], uint4 (&v2)[U],
+                                      float (&acc)[M]) {
+  gfRowN<M, U, PIPE, XPRE>(xb, w, m, k, k >> 3, lane, v, v2, acc);
+}
+
+template <int M, bool NORM, int U = GF_U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE>
 __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y, const bf16_t* normW,
     float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {
   __shared__ float upS[8][M];
@@ -213,8 +291,11 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
   // kernel's real work) overlaps the RMSNorm and the x staging, and under PDL (pdlWait) the previous
   // kernel's tail. (Also pulling the rest of each row into L2 with a bulk prefetch here cost 88 us per
   // llama-3.2-1b step on an H200; keeping normW and x in registers for the RMSNorm gained nothing.)
-  uint4 v[U];
-  if (live) gfIssue<U>(w, lane, kv, v);
+  uint4 v[U], v2[U];  // v2: PIPE's second chunk (unused otherwise)
+  if (live) {
+    gfIssue<U>(w, lane, kv, v);
+    if constexpr (PIPE) gfIssue<U>(w, lane + 32 * U, kv, v2);
+  }
   pdlWait();  // x and y are the previous kernels' (weights and prefetches above only)
   pdlLaunchDependents();
   prefetchL2Slices(prefetch, prefetchBytes);
@@ -223,9 +304,9 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
     __shared__ __align__(16) bf16_t xs[GF_XS];
     __shared__ float red[32];
     rmsnormStage(x, normW, eps, m, k, xs, red);
-    if (live) gfRow<M, U>(xs, w, m, k, lane, v, acc);
+    if (live) gfRow<M, U, PIPE, XPRE>(xs, w, m, k, lane, v, v2, acc);
   } else {
-    if (live) gfRow<M, U>(x, w, m, k, lane, v, acc);
+    if (live) gfRow<M, U, PIPE, XPRE>(x, w, m, k, lane, v, v2, acc);
   }
   const float b = (live && bias) ? toF(bias[row]) : 0.f;
   if (mode == 2) {
@@ -300,25 +381,7 @@ GEMV_FUSED(gemv_fused_norm_bf16_m8, 8, true)
 // extern "C" __global__ void gemv_fused_norm_ks_bf16_m{1|2|4|8}(...)
 //   grid mode 2: (ceil(n / 2 / (4 / KS))), else (ceil(n / (8 / KS)))   block (256)   shared as gemv_fused + 160 B x M
 // ------------------------------------------------------------------------------------------------
-/** gfRow over kvs vectors of a row slice (w and xb already offset to the slice). */
-template <int M, int U>
-__device__ __forceinline__ void gfRowN(const bf16_t* __restrict__ xb, const bf16_t* w, int m, int k, int kvs, int lane, uint4 (&v)[U], float (&acc)[M]) {
-#pragma unroll
-  for (int r = 0; r < M; r++) acc[r] = 0.f;
-  int c = lane;
-  for (;;) {
-#pragma unroll
-    for (int u = 0; u < U; u++)
-      if (c + 32 * u < kvs) gemvAccum<M>(v[u], xb, m, k, c + 32 * u, acc);
-    c += 32 * U;
-    if (c >= kvs) break;
-    gfIssue<U>(w, c, kvs, v);
-  }
-#pragma unroll
-  for (int r = 0; r < M; r++) acc[r] = warpSum(acc[r]);
-}
-
-template <int M, bool NORM, int U = GF_U>
+template <int M, bool NORM, int U = GF_U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE>
 __device__ __forceinline__ void gemvFusedKsImpl(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y, const bf16_t* normW,
     float eps, int m, int n, int k, int modeKs) {
   __shared__ float part[8][M];
@@ -341,8 +404,11 @@ __device__ __forceinline__ void gemvFusedKsImpl(const bf16_t* x, const bf16_t* W
   }
   const int kvs = (k >> 3) / ks, c0 = wk * kvs;
   const bf16_t* w = W + (long long)(live ? row : 0) * k + c0 * 8;
-  uint4 v[U];
-  if (live) gfIssue<U>(w, lane, kvs, v);
+  uint4 v[U], v2[U];
+  if (live) {
+    gfIssue<U>(w, lane, kvs, v);
+    if constexpr (PIPE) gfIssue<U>(w, lane + 32 * U, kvs, v2);
+  }
   pdlWait();
   pdlLaunchDependents();
   float acc[M];
@@ -350,9 +416,9 @@ __device__ __forceinline__ void gemvFusedKsImpl(const bf16_t* x, const bf16_t* W
     __shared__ __align__(16) bf16_t xs[GF_XS];
     __shared__ float red[32];
     rmsnormStage(x, normW, eps, m, k, xs, red);
-    if (live) gfRowN<M, U>(xs + c0 * 8, w, m, k, kvs, lane, v, acc);
+    if (live) gfRowN<M, U, PIPE, XPRE>(xs + c0 * 8, w, m, k, kvs, lane, v, v2, acc);
   } else {
-    if (live) gfRowN<M, U>(x + c0 * 8, w, m, k, kvs, lane, v, acc);
+    if (live) gfRowN<M, U, PIPE, XPRE>(x + c0 * 8, w, m, k, kvs, lane, v, v2, acc);
   }
   if (live && lane == 0) {
 #pragma unroll
@@ -429,3 +495,52 @@ GEMV_FUSED_KS(gemv_fused_norm_ks_bf16_m4, 4, true)
 GEMV_FUSED_KS(gemv_fused_norm_ks_bf16_m8, 8, true)
 #endif
 
+
+// ------------------------------------------------------------------------------------------------
+// Fused decode GEMVs with x loaded ahead (session 11, CudaSessionOptions.gemvXPre): gemv_fused / gemv_fused_ks of up to
+// 2 rows with a chunk's x vectors loaded together with its weight vectors (XPRE; gemv_fused loads them after the weights
+// land: a second, dependent round trip to L1 / L2 a chunk in the entry points that read x from global memory) and
+// GF_PIPE_E (a tuning knob, 0: two chunk buffers a lane in turn). A lane adds its vectors in the same order: the same
+// sums, bitwise (gemv_ks_emu.py).
+//
+// extern "C" __global__ void gemv_fused{_norm}{_ks}_xpre_bf16_m{1|2}(...gemv_fused's parameters...)
+// ------------------------------------------------------------------------------------------------
+#ifndef GF_PIPE_E
+#define GF_PIPE_E 0
+#endif
+#define GEMV_FUSED_XPRE(NAME, M, NORM)                                                                                  \
+  extern "C" __global__ void __launch_bounds__(256, GF_MINB) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,\
+      const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
+    gemvFusedImpl<M, NORM, GF_U, GF_PIPE_E, true>(x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes); \
+  }
+#define GEMV_FUSED_KS_XPRE(NAME, M, NORM)                                                                               \
+  extern "C" __global__ void __launch_bounds__(256, GF_MINB) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,\
+      const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
+    (void)prefetch;                                                                                                     \
+    (void)prefetchBytes;                                                                                                \
+    gemvFusedKsImpl<M, NORM, GF_U, GF_PIPE_E, true>(x, W, bias, y, normW, eps, m, n, k, mode);                    \
+  }
+#if LLMRT_KERNEL(gemv_fused_xpre_bf16_m1)
+GEMV_FUSED_XPRE(gemv_fused_xpre_bf16_m1, 1, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_xpre_bf16_m2)
+GEMV_FUSED_XPRE(gemv_fused_xpre_bf16_m2, 2, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_xpre_bf16_m1)
+GEMV_FUSED_XPRE(gemv_fused_norm_xpre_bf16_m1, 1, true)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_xpre_bf16_m2)
+GEMV_FUSED_XPRE(gemv_fused_norm_xpre_bf16_m2, 2, true)
+#endif
+#if LLMRT_KERNEL(gemv_fused_ks_xpre_bf16_m1)
+GEMV_FUSED_KS_XPRE(gemv_fused_ks_xpre_bf16_m1, 1, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_ks_xpre_bf16_m2)
+GEMV_FUSED_KS_XPRE(gemv_fused_ks_xpre_bf16_m2, 2, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_ks_xpre_bf16_m1)
+GEMV_FUSED_KS_XPRE(gemv_fused_norm_ks_xpre_bf16_m1, 1, true)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_ks_xpre_bf16_m2)
+GEMV_FUSED_KS_XPRE(gemv_fused_norm_ks_xpre_bf16_m2, 2, true)
+#endif
