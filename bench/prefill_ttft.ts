@@ -12,14 +12,15 @@
  *
  * Variants: default (the session defaults), noprune (pruneLastLayer false), wgmma / flash (wgmmaPrefill true / false),
  * noinv (batchInvariant false), notune (gemmTune false: batch-invariant GEMMs take the bucket's heuristic pick), resid
- * (gemmResidual: the residual add in the o_proj / down GEMMs), wide (gemmTuneWide: 32 tuning candidates), joined with "+"
+ * (gemmResidual: the residual add in the o_proj / down GEMMs), wide (gemmTuneWide: 32 tuning candidates), fp8resid
+ * (fp8GemmResidual: the same for FP8 GEMMs), fresh (fp8FreshPrompt: no kv_dequant_prefix for new prompts), joined with "+"
  * (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
  */
 import * as fs from "node:fs";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { buildSync } from "../lib/builder/builder.ts";
-import { AutoModelForCausalLM } from "../lib/models/llama.ts";
+import { openModel } from "../lib/quantization/prequantized.ts";
 import type { CudaKvCache } from "../lib/backends/cuda/session.ts";
 import { CublasLtGemm } from "../lib/backends/cuda/gemm.ts";
 import { Session } from "../lib/runtime/session.ts";
@@ -55,6 +56,8 @@ const OPTION: Record<string, SessionOptions> = {
   notune: { gemmTune: false },
   resid: { gemmResidual: true },
   wide: { gemmTuneWide: true },
+  fp8resid: { fp8GemmResidual: true },
+  fresh: { fp8FreshPrompt: true },
 };
 const optionsOf = (v: string): SessionOptions =>
   Object.assign(
@@ -66,7 +69,8 @@ const optionsOf = (v: string): SessionOptions =>
   );
 
 const t0 = performance.now();
-const m = AutoModelForCausalLM.fromHuggingFace(values.model, { dtype: "bfloat16" });
+// openModel: a pre-quantized checkpoint (e.g. tools/quant-packers/pack_fp8_torch.py's FP8 + FP8 KV) as it is packed.
+const m = openModel(values.model, { dtype: "bfloat16" });
 const engine = buildSync(m, { backend: "cuda", maxBatchSize: 1, maxNumTokens: maxLen, maxSeqLen, tokensPerBlock: bs });
 m.close();
 const a = engine.plan.attributes;

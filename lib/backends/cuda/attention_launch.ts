@@ -164,8 +164,10 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
     // A quantized cache (fp8FlashPrefill): the blocks the step attends dequantized into the bf16 shadow layer first
     // (every token's KV write of this layer is in by now), then the bf16 kernels read the shadow.
     let g = geo;
-    if (kvFp8) {
-      k(i, `kv_dequant_${shadowRope(c, op.headDim) ? "prefix_" : ""}${kvTag}bf16`, [env.blockStride, S, KV_DEQUANT_SPLITS], 256, [
+    const shadowed = kvFp8 && shadowRope(c, op.headDim);
+    // fp8FreshPrompt: a new prompt's rows are all the step's own (rope_kv_write_shadow_* wrote them): nothing to convert.
+    if (kvFp8 && !(shadowed && env.fp8FreshPrompt && shape.freshPrompts)) {
+      k(i, `kv_dequant_${shadowed ? "prefix_" : ""}${kvTag}bf16`, [env.blockStride, S, KV_DEQUANT_SPLITS], 256, [
         kvLayer(op.layer),
         env.kvShadow!,
         io.positions,
@@ -178,8 +180,8 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
         env.blockStride,
         kvScalesOf(op.layer),
       ]);
-      g = [geo[0], geo[1], env.kvShadow!, geo[3], geo[4], geo[5]] as const;
     }
+    if (kvFp8) g = [geo[0], geo[1], env.kvShadow!, geo[3], geo[4], geo[5]] as const;
     const wg = env.wgmmaPrefill ? flashPrefillWgGeometry(op.headDim) : undefined;
     if (wg) {
       out.push({

@@ -222,6 +222,12 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           break;
         }
         if (addedByGemm === i) {
+          if (fq.has(i)) {
+            // fp8GemmResidual: the residual already holds the sum; only its norm, quantized for the next FP8 linear.
+            const [xq, rs, act] = fqArgs(fq.get(i)!);
+            k(i, "fp8_rmsnorm_quant_bf16", [rows, 1, 1], 256, [buf(op.residual), 0n, env.weight(op.weight), 0n, xq, rs, rows, widthOf(op.x), op.eps, act, 0]);
+            break;
+          }
           k(i, `rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
           break;
         }
@@ -254,13 +260,16 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         const first = out.length;
         planLinear(c, op, i);
         const next = plan.ops[i + 1];
-        const g = out[first];
+        const last = out.length - 1, g = out[last], q = out[first];
+        // The GEMM alone, or (fp8GemmResidual) an FP8 GEMM after its input's quantize: the GEMM writes op.out last.
+        const fp8 = !!env.fp8GemmResidual && g?.kind === "gemm" && g.dtype === "fp8e4m3" &&
+          (last === first || (last === first + 1 && q.kind === "kernel" && q.kernel === "fp8_quantize_bf16"));
         if (
-          residualInGemm && out.length === first + 1 && g.kind === "gemm" && g.dtype === gemmType && g.outDtype === gemmType && g.bias === null &&
+          residualInGemm && (last === first || fp8) && g?.kind === "gemm" && (g.dtype === gemmType || fp8) && g.outDtype === gemmType && g.bias === null &&
           g.d === buf(op.out) && (next?.type === "add" || next?.type === "add_rmsnorm") && next.x === op.out && onlyReader(plan.ops, op.out, i + 1)
         ) {
           const residual = buf(next.type === "add" ? next.out : next.residual);
-          out[first] = { ...g, d: residual, c: residual };
+          out[last] = { ...g, d: residual, c: residual };
           addedByGemm = i + 1;
         }
         break;

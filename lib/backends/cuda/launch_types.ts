@@ -125,6 +125,10 @@ export interface LaunchEnv {
   readonly fp8DecodeSk?: boolean;
   /** With kvShadow: prefill steps' KV writes fill the shadow too (rope_kv_write_shadow_*), kv_dequant_prefix_* the rest. */
   readonly fp8ShadowRope?: boolean;
+  /** With gemmResidual: FP8 GEMMs with bf16 output add into the residual too (CudaSessionOptions.fp8GemmResidual). */
+  readonly fp8GemmResidual?: boolean;
+  /** With fp8ShadowRope: steps whose sequences all start at position 0 (StepShape.freshPrompts) skip kv_dequant_prefix_*. */
+  readonly fp8FreshPrompt?: boolean;
   /** Most blocks of fp8_gemv1's grid (fp8_launch.ts FP8_GEMV1_BLOCKS_PER_SM per SM). Unset: 264 (an H200's 132 SMs). */
   readonly fp8Gemv1Blocks?: number;
   /**
@@ -286,6 +290,8 @@ export interface StepShape {
    * with LaunchEnv.lastLayerRows, a prefill / mixed step with fewer logits rows than tokens prunes its last layer.
    */
   readonly pruneRows?: boolean;
+  /** Every sequence's first token of the step is at position 0: nothing of theirs is cached before the step. */
+  readonly freshPrompts?: boolean;
 }
 
 export interface KernelLaunch {

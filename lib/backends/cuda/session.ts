@@ -219,6 +219,10 @@ export class CudaSession implements SessionBackend {
   readonly fp8DecodeSk: boolean;
   /** CudaSessionOptions.fp8ShadowRope. */
   readonly fp8ShadowRope: boolean;
+  /** CudaSessionOptions.fp8GemmResidual. */
+  readonly fp8GemmResidual: boolean;
+  /** CudaSessionOptions.fp8FreshPrompt. */
+  readonly fp8FreshPrompt: boolean;
   /** CudaSessionOptions.wgmmaPrefill, on an sm_90 device. */
   readonly wgmmaPrefill: boolean;
   /** CudaSessionOptions.decodeSplitK. */
@@ -358,6 +362,8 @@ export class CudaSession implements SessionBackend {
     this.fp8GemvSmem = f.fp8GemvSmem;
     this.fp8DecodeSk = f.fp8DecodeSk;
     this.fp8ShadowRope = f.fp8ShadowRope;
+    this.fp8GemmResidual = f.fp8GemmResidual;
+    this.fp8FreshPrompt = f.fp8FreshPrompt;
     this.decodeSplitK = f.decodeSplitK;
     this.fp8DecodeAttention = f.fp8DecodeAttention;
     this.fp8FlashPrefill = f.fp8FlashPrefill && !!plan.attributes.kvCache && flashPrefillGeometry(plan.attributes.headDim) !== undefined;
@@ -622,6 +628,8 @@ export class CudaSession implements SessionBackend {
       fp8GemvSmem: this.fp8GemvSmem,
       fp8DecodeSk: this.fp8DecodeSk,
       fp8ShadowRope: this.fp8ShadowRope,
+      fp8GemmResidual: this.fp8GemmResidual,
+      fp8FreshPrompt: this.fp8FreshPrompt,
       fp8Gemv1Blocks: FP8_GEMV1_BLOCKS_PER_SM * this.device.smCount,
       quantGemv1: this.quantGemv1,
       quantGemv1Blocks: QUANT_GEMV1_BLOCKS_PER_SM * this.device.smCount,
@@ -825,6 +833,7 @@ export class CudaSession implements SessionBackend {
       sample: sample && !!out.sampledIds,
       writeKvFirst: inp.readsStepKv,
       pruneRows: this.pruneLastLayer && R < T && logitRowsIncreasing(inp),
+      freshPrompts: freshPrompts(inp, S),
     });
   }
 
@@ -1223,6 +1232,12 @@ export class CudaSession implements SessionBackend {
  * Decode-graph map key: one graph per bucket × sampler or not × KV written ahead of attention (verify steps) × split
  * count (CudaSessionOptions.graphSplits; 0: the grid covering maxSeqLen). Buckets stay below 2^16 (MAX_GRID_Y).
  */
+/** Whether every sequence's first token of the step is at position 0 (StepShape.freshPrompts). */
+function freshPrompts(inp: StepInputs, S: number): boolean {
+  for (let s = 0; s < S; s++) if (inp.positions[inp.seqStarts[s]] !== 0) return false;
+  return S > 0;
+}
+
 function graphKey(bucket: number, sample: boolean, writeKvFirst: boolean, splits = 0): number {
   return 4 * bucket + (sample ? 1 : 0) + (writeKvFirst ? 2 : 0) + splits * 4 * 65536;
 }

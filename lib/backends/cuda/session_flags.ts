@@ -246,6 +246,18 @@ export const CUDA_FLAGS = {
    * bits (H200 session 10: llama-3.1-8b FP8 + FP8 KV TTFT 2048 −0.3 ms in one process). @default true
    */
   fp8ShadowRope: { env: "LLMRT_FP8_SHADOW_ROPE", default: true },
+  /**
+   * With `gemmResidual`: prefill / mixed steps' FP8 (e4m3) o_proj and down_proj cuBLASLt GEMMs with bf16 output add into
+   * the residual stream in their epilogue too (C = D = residual, beta 1, one rounding of scale · acc + residual instead of
+   * two), and the FP8 linear's fused norm after them quantizes the residual without the add (fp8_rmsnorm_quant_bf16
+   * add 0: 2 of its 4 row passes over memory). Within bf16 rounding of the separate add. @default false
+   */
+  fp8GemmResidual: { env: "LLMRT_FP8_GEMM_RESIDUAL", default: false },
+  /**
+   * With `fp8ShadowRope`: a prefill step whose every sequence starts at position 0 (a new prompt: no cached prefix to
+   * convert) leaves out the kv_dequant_prefix_* launch of each layer (it would convert no row). The same bits. @default false
+   */
+  fp8FreshPrompt: { env: "LLMRT_FP8_FRESH_PROMPT", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
