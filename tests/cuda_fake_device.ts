@@ -33,7 +33,7 @@ import {
   usesBatchAttention,
 } from "../lib/backends/cuda/launch_plan.ts";
 import { NCCL_ALL_REDUCE } from "../lib/backends/cuda/launch_types.ts";
-import { isDecodeStep, logitRowsIncreasing, packStep, stagingLayout, stagingPointers } from "../lib/backends/cuda/step_staging.ts";
+import { freshPrompts, isDecodeStep, logitRowsIncreasing, packStep, stagingLayout, stagingPointers } from "../lib/backends/cuda/step_staging.ts";
 import { planLastLayerRows } from "../lib/backends/cuda/last_layer_rows.ts";
 import { CudaLoraTables } from "../lib/backends/cuda/lora_tables.ts";
 import type { Engine } from "../lib/builder/engine.ts";
@@ -334,6 +334,10 @@ export interface FakeSessionOptions {
   readonly fp8DecodeSk?: boolean;
   /** LaunchEnv.fp8ShadowRope (with fp8FlashPrefill). */
   readonly fp8ShadowRope?: boolean;
+  /** LaunchEnv.fp8GemmResidual (with gemmResidual). */
+  readonly fp8GemmResidual?: boolean;
+  /** LaunchEnv.fp8FreshPrompt (with fp8ShadowRope). */
+  readonly fp8FreshPrompt?: boolean;
   /** LaunchEnv.wgmmaPrefill (flash_prefill_wg for bf16 prefill at head dims 64 / 128). */
   readonly wgmmaPrefill?: boolean;
   /** LaunchEnv.decodeSplitK: fused decode steps of up to 8 sequences on decode_attention_sk (decodeSkGeometry, as the session does). */
@@ -453,6 +457,8 @@ export class FakeCudaSession {
       fp8GemvSmem: opts.fp8GemvSmem,
       fp8DecodeSk: opts.fp8DecodeSk,
       fp8ShadowRope: opts.fp8ShadowRope,
+      fp8GemmResidual: opts.fp8GemmResidual,
+      fp8FreshPrompt: opts.fp8FreshPrompt,
       nvfp4Mma: opts.nvfp4Mma,
       nvfp4GemvBlocks: opts.nvfp4Mma ? 2 * sms : undefined,
       wgmmaPrefill: opts.wgmmaPrefill,
@@ -577,6 +583,7 @@ export class FakeCudaSession {
         sample: !masks,
         writeKvFirst: inp.readsStepKv,
         pruneRows: R < T && logitRowsIncreasing(inp),
+        freshPrompts: freshPrompts(inp),
       });
       this.eagerSteps++;
     }

@@ -95,6 +95,12 @@ export function fp8GemmStandIn(mem: FakeMemory, l: GemmLaunch): void {
     const alpha = f(mem.f32(l.aScale!, 1)[0] * mem.f32(l.bScale!, 1)[0]), b = l.bias ? ld(mem, l.bias, l.n) : null;
     for (let i = 0; i < s.length; i++) s[i] = b ? f(f(alpha * s[i]) + b[i % l.n]) : f(alpha * s[i]);
   }
+  // D = bf16(scaled product + C) (LaunchEnv.fp8GemmResidual: C = D = the residual), one rounding.
+  if (l.c !== undefined) {
+    assert.ok(l.outDtype !== "fp32", "FP8 GEMM with C: bf16 out");
+    const c = ld(mem, l.c, l.m * l.n);
+    for (let i = 0; i < s.length; i++) s[i] = f(s[i] + c[i]);
+  }
   if (l.outDtype === "fp32") mem.f32(l.d, s.length).set(s);
   else st(mem, l.d, s);
 }

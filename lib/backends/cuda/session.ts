@@ -43,7 +43,7 @@ import {
   sampleLaunches,
   usesBatchAttention,
 } from "./launch_plan.ts";
-import { isDecodeStep, logitRowsIncreasing, packStep, type StagingLayout, stagingLayout, stagingPointers } from "./step_staging.ts";
+import { freshPrompts, isDecodeStep, logitRowsIncreasing, packStep, type StagingLayout, stagingLayout, stagingPointers } from "./step_staging.ts";
 import { type LastLayerRows, planLastLayerRows } from "./last_layer_rows.ts";
 import { StagingSlots } from "./step_slots.ts";
 import { maxVerifyTokens } from "./verify_cap.ts";
@@ -833,7 +833,7 @@ export class CudaSession implements SessionBackend {
       sample: sample && !!out.sampledIds,
       writeKvFirst: inp.readsStepKv,
       pruneRows: this.pruneLastLayer && R < T && logitRowsIncreasing(inp),
-      freshPrompts: freshPrompts(inp, S),
+      freshPrompts: freshPrompts(inp),
     });
   }
 
@@ -1232,12 +1232,6 @@ export class CudaSession implements SessionBackend {
  * Decode-graph map key: one graph per bucket × sampler or not × KV written ahead of attention (verify steps) × split
  * count (CudaSessionOptions.graphSplits; 0: the grid covering maxSeqLen). Buckets stay below 2^16 (MAX_GRID_Y).
  */
-/** Whether every sequence's first token of the step is at position 0 (StepShape.freshPrompts). */
-function freshPrompts(inp: StepInputs, S: number): boolean {
-  for (let s = 0; s < S; s++) if (inp.positions[inp.seqStarts[s]] !== 0) return false;
-  return S > 0;
-}
-
 function graphKey(bucket: number, sample: boolean, writeKvFirst: boolean, splits = 0): number {
   return 4 * bucket + (sample ? 1 : 0) + (writeKvFirst ? 2 : 0) + splits * 4 * 65536;
 }
