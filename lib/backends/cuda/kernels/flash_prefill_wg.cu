@@ -558,13 +558,10 @@ FW_VO(128, 3, 64, 3)
 #if LLMRT_KERNEL(flash_prefill_wgv_hd128_g3n64s4o)
 FW_VO(128, 3, 64, 4)
 #endif
-// Session 11 (fp8 helper): hd 128 with two resident blocks an SM, for short prompts (T 2048: at most 11 key tiles a block,
+// Session 11 (fp8 helper): hd 128 with two resident blocks an SM (128 registers: ptxas spills 112 bytes), for short prompts (T 2048: at most 11 key tiles a block,
 // so one block's prologue / epilogue is not hidden by another's MMAs on its SM).
 #if LLMRT_KERNEL(flash_prefill_wgv_hd128_g2n64s2b2)
 FW_VB(128, 2, 64, 2, 2)
-#endif
-#if LLMRT_KERNEL(flash_prefill_wgv_hd128_g2n64s2ob2)
-FW_VOB(128, 2, 64, 2, 2)
 #endif
 #if LLMRT_KERNEL(flash_prefill_wgv_hd128_g3n64s5o)
 FW_VO(128, 3, 64, 5)
