@@ -13,7 +13,8 @@
  * Variants: default (the session defaults), noprune (pruneLastLayer false), wgmma / flash (wgmmaPrefill true / false),
  * noinv (batchInvariant false), notune (gemmTune false: batch-invariant GEMMs take the bucket's heuristic pick), resid
  * (gemmResidual: the residual add in the o_proj / down GEMMs), wide (gemmTuneWide: 32 tuning candidates), fp8resid
- * (fp8GemmResidual: the same for FP8 GEMMs), fresh (fp8FreshPrompt: no kv_dequant_prefix for new prompts), joined with "+"
+ * (fp8GemmResidual: the same for FP8 GEMMs), fresh (fp8FreshPrompt: no kv_dequant_prefix for new prompts), fp8flat
+ * (fp8FlatQuant: static-scale SiLU·mul quantize and quantize on the flat entry points), joined with "+"
  * (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
  */
 import * as fs from "node:fs";
@@ -58,6 +59,7 @@ const OPTION: Record<string, SessionOptions> = {
   wide: { gemmTuneWide: true },
   fp8resid: { fp8GemmResidual: true },
   fresh: { fp8FreshPrompt: true },
+  fp8flat: { fp8FlatQuant: true },
 };
 const optionsOf = (v: string): SessionOptions =>
   Object.assign(

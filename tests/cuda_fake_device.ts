@@ -338,6 +338,8 @@ export interface FakeSessionOptions {
   readonly fp8GemmResidual?: boolean;
   /** LaunchEnv.fp8FreshPrompt (with fp8ShadowRope). */
   readonly fp8FreshPrompt?: boolean;
+  /** LaunchEnv.fp8FlatQuant. */
+  readonly fp8FlatQuant?: boolean;
   /** LaunchEnv.wgmmaPrefill (flash_prefill_wg for bf16 prefill at head dims 64 / 128). */
   readonly wgmmaPrefill?: boolean;
   /** LaunchEnv.decodeSplitK: fused decode steps of up to 8 sequences on decode_attention_sk (decodeSkGeometry, as the session does). */
@@ -459,6 +461,7 @@ export class FakeCudaSession {
       fp8ShadowRope: opts.fp8ShadowRope,
       fp8GemmResidual: opts.fp8GemmResidual,
       fp8FreshPrompt: opts.fp8FreshPrompt,
+      fp8FlatQuant: opts.fp8FlatQuant,
       nvfp4Mma: opts.nvfp4Mma,
       nvfp4GemvBlocks: opts.nvfp4Mma ? 2 * sms : undefined,
       wgmmaPrefill: opts.wgmmaPrefill,
@@ -998,9 +1001,12 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         nvfp4ActRows(mem, siluMulBf16(ld(gu, T * 2 * I), T, I), T, I, a, xq, sx);
         break;
       }
-      case "fp8_silu_mul_quant_bf16": {
+      case "fp8_silu_mul_quant_bf16":
+      case "fp8_silu_mul_quant_flat_bf16": {
         const [gu, xq, rs, T, I, actScale] = A;
-        assert.equal(l.grid[0], T);
+        // The flat entry point: static scales only, (ceil(I / 2048), T) blocks.
+        if (l.kernel.includes("_flat")) assert.ok(actScale > 0 && l.grid[1] === T && l.grid[0] * 2048 >= I, `${l.kernel}: grid ${l.grid}`);
+        else assert.equal(l.grid[0], T);
         const { q, a } = quantizeRows(siluMulBf16(ld(gu, T * 2 * I), T, I), T, I, actScale);
         mem.bytes(xq, q.length).set(q);
         mem.f32(rs, T).set(a);

@@ -155,7 +155,7 @@ test("fp8GemmResidual + fp8FreshPrompt (FP8 + FP8 KV, shadow RoPE): FP8 o_proj /
     }),
   );
   const runs = [false, true].map((on) => {
-    const fake = new FakeCudaSession(engine, 10, 132, false, { ...base, fp8GemmResidual: on, fp8FreshPrompt: on });
+    const fake = new FakeCudaSession(engine, 10, 132, false, { ...base, fp8GemmResidual: on, fp8FreshPrompt: on, fp8FlatQuant: on });
     const pre = fake.run(steps.pre, false);
     const preLaunches = fake.lastLaunches;
     const chunk = fake.run(steps.chunk, false);
@@ -172,6 +172,9 @@ test("fp8GemmResidual + fp8FreshPrompt (FP8 + FP8 KV, shadow RoPE): FP8 o_proj /
   assert.equal(norms.length, 2 * L, names(on).join(","));
   assert.ok(norms.every((l) => l.args[10] === 0 && l.args[1] === 0n), "no norm adds (the GEMMs did)");
   assert.ok(!names(on).some((n) => n.startsWith("kv_dequant") || n.startsWith("add_")), names(on).join(","));
+  // fp8FlatQuant: the SiLU·mul and o_proj's quantize on the flat entry points.
+  for (const k of ["fp8_silu_mul_quant_flat_bf16", "fp8_quantize_flat_bf16"]) assert.equal(names(on).filter((n) => n === k).length, L, k);
+  assert.ok(!names(on).some((n) => n === "fp8_silu_mul_quant_bf16" || n === "fp8_quantize_bf16"), names(on).join(","));
   assert.equal(names(runs[1].chunkLaunches).filter((n) => n === "kv_dequant_prefix_fp8kv_bf16").length, L, "a chunk over a cached prefix converts it");
   // One rounding of product + residual instead of two moves some e4m3 roundings of the next linear's input: the logits
   // stay as close to the float32 CPU session's as the separate add's (bitwise equal when the stand-in rounds twice).

@@ -166,7 +166,10 @@ export function planFp8Linear(
   if (!env.fp8Scratch || !layout) throw new InternalError("launch plan: an FP8 linear needs LaunchEnv.fp8Scratch");
   const xq = env.fp8Scratch, rowScales = env.fp8Scratch + BigInt(layout.scalesOffset);
   // Unless the producing norm / silu_mul already wrote them (fp8QuantProducers).
-  if (!fused.preQuantized) kernel("fp8_quantize_bf16", [rows, 1, 1], [buf(op.x), xq, rowScales, rows, K, actScale]);
+  // fp8FlatQuant (static scales): one 8-element chunk a thread, the same bytes.
+  if (!fused.preQuantized && env.fp8FlatQuant && isStatic) {
+    kernel("fp8_quantize_flat_bf16", [cdiv(K, 2048), rows, 1], [buf(op.x), xq, rowScales, rows, K, actScale]);
+  } else if (!fused.preQuantized) kernel("fp8_quantize_bf16", [rows, 1, 1], [buf(op.x), xq, rowScales, rows, K, actScale]);
   const d = isLogits ? env.logits : buf(op.out);
   // cuBLASLt applies scalar scales only: one weight scale (per_tensor, all rows equal) and a static activation scale.
   const scalar = isStatic && f.weightScale === "per_tensor" && !(isLogits && op.bias);

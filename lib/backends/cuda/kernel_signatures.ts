@@ -76,6 +76,8 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   fp8_scale: { file: "fp8_gemv.cu", params: [P, P, P, P, I, I] },
   fp8_rmsnorm_quant: { file: "fp8_gemv.cu", params: [P, P, P, P, P, P, I, I, F, F, I] },
   fp8_silu_mul_quant: { file: "fp8_gemv.cu", params: [P, P, P, I, I, F] },
+  fp8_silu_mul_quant_flat: { file: "fp8_gemv.cu", params: [P, P, P, I, I, F] },
+  fp8_quantize_flat: { file: "fp8_gemv.cu", params: [P, P, P, I, I, F] },
   rope_kv_write_fp8kv: { file: "rope_kv_write.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, I, I, P] },
   paged_attention_decode_fp8kv: { file: "paged_attention.cu", params: [P, P, P, P, P, P, P, P, I, I, I, I, I, I, F, I, I, P] },
   paged_attention_prefill_mma_fp8kv: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, F, I, P] },

@@ -263,7 +263,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         const last = out.length - 1, g = out[last], q = out[first];
         // The GEMM alone, or (fp8GemmResidual) an FP8 GEMM after its input's quantize: the GEMM writes op.out last.
         const fp8 = !!env.fp8GemmResidual && g?.kind === "gemm" && g.dtype === "fp8e4m3" &&
-          (last === first || (last === first + 1 && q.kind === "kernel" && q.kernel === "fp8_quantize_bf16"));
+          (last === first || (last === first + 1 && q.kind === "kernel" && q.kernel.startsWith("fp8_quantize_")));
         if (
           residualInGemm && (last === first || fp8) && g?.kind === "gemm" && (g.dtype === gemmType || fp8) && g.outDtype === gemmType && g.bias === null &&
           g.d === buf(op.out) && (next?.type === "add" || next?.type === "add_rmsnorm") && next.x === op.out && onlyReader(plan.ops, op.out, i + 1)
@@ -316,7 +316,9 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
       case "silu_mul":
         if (fq.has(i)) {
           const [xq, rs, act] = fqArgs(fq.get(i)!);
-          k(i, "fp8_silu_mul_quant_bf16", [T, 1, 1], 256, [buf(op.gateUp), xq, rs, T, op.width, act]);
+          // fp8FlatQuant (static scales): one 8-element chunk a thread, the same bytes.
+          if (env.fp8FlatQuant && act > 0) k(i, "fp8_silu_mul_quant_flat_bf16", [cdiv(op.width, 2048), T, 1], 256, [buf(op.gateUp), xq, rs, T, op.width, act]);
+          else k(i, "fp8_silu_mul_quant_bf16", [T, 1, 1], 256, [buf(op.gateUp), xq, rs, T, op.width, act]);
           break;
         }
         if (nq.has(i)) {

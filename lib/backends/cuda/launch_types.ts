@@ -129,6 +129,8 @@ export interface LaunchEnv {
   readonly fp8GemmResidual?: boolean;
   /** With fp8ShadowRope: steps whose sequences all start at position 0 (StepShape.freshPrompts) skip kv_dequant_prefix_*. */
   readonly fp8FreshPrompt?: boolean;
+  /** Static-scale SiLU·mul quantize / quantize of prefill FP8 linears on the _flat entry points (CudaSessionOptions.fp8FlatQuant). */
+  readonly fp8FlatQuant?: boolean;
   /** Most blocks of fp8_gemv1's grid (fp8_launch.ts FP8_GEMV1_BLOCKS_PER_SM per SM). Unset: 264 (an H200's 132 SMs). */
   readonly fp8Gemv1Blocks?: number;
   /**

@@ -223,6 +223,8 @@ export class CudaSession implements SessionBackend {
   readonly fp8GemmResidual: boolean;
   /** CudaSessionOptions.fp8FreshPrompt. */
   readonly fp8FreshPrompt: boolean;
+  /** CudaSessionOptions.fp8FlatQuant. */
+  readonly fp8FlatQuant: boolean;
   /** CudaSessionOptions.wgmmaPrefill, on an sm_90 device. */
   readonly wgmmaPrefill: boolean;
   /** CudaSessionOptions.decodeSplitK. */
@@ -364,6 +366,7 @@ export class CudaSession implements SessionBackend {
     this.fp8ShadowRope = f.fp8ShadowRope;
     this.fp8GemmResidual = f.fp8GemmResidual;
     this.fp8FreshPrompt = f.fp8FreshPrompt;
+    this.fp8FlatQuant = f.fp8FlatQuant;
     this.decodeSplitK = f.decodeSplitK;
     this.fp8DecodeAttention = f.fp8DecodeAttention;
     this.fp8FlashPrefill = f.fp8FlashPrefill && !!plan.attributes.kvCache && flashPrefillGeometry(plan.attributes.headDim) !== undefined;
@@ -630,6 +633,7 @@ export class CudaSession implements SessionBackend {
       fp8ShadowRope: this.fp8ShadowRope,
       fp8GemmResidual: this.fp8GemmResidual,
       fp8FreshPrompt: this.fp8FreshPrompt,
+      fp8FlatQuant: this.fp8FlatQuant,
       fp8Gemv1Blocks: FP8_GEMV1_BLOCKS_PER_SM * this.device.smCount,
       quantGemv1: this.quantGemv1,
       quantGemv1Blocks: QUANT_GEMV1_BLOCKS_PER_SM * this.device.smCount,

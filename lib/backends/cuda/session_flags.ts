@@ -258,6 +258,12 @@ export const CUDA_FLAGS = {
    * convert) leaves out the kv_dequant_prefix_* launch of each layer (it would convert no row). The same bits. @default false
    */
   fp8FreshPrompt: { env: "LLMRT_FP8_FRESH_PROMPT", default: false },
+  /**
+   * Prefill-sized FP8 linears with static activation scales: the SiLU·mul that quantizes for down_proj and the quantize
+   * before o_proj run as fp8_silu_mul_quant_flat_bf16 / fp8_quantize_flat_bf16 (one 8-element chunk a thread over a
+   * 2-D grid, as silu_mul_bf16, instead of a block looping over its row). The same bytes. @default false
+   */
+  fp8FlatQuant: { env: "LLMRT_FP8_FLAT_QUANT", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
