@@ -99,3 +99,52 @@ gpuTest("fp8_rmsnorm_quant_bf16 = (add_)rmsnorm_bf16 + fp8_quantize_bf16 and fp8
     }
   }
 });
+
+gpuTest(
+  "fp8FlatQuant: fp8_silu_mul_quant_flat_bf16 = fp8_silu_mul_quant_bf16 and fp8_quantize_flat_bf16 = fp8_quantize_bf16 (static scales), bit for bit",
+  () => {
+    const d = device();
+    using fp8 = loadKernelFile(d, "fp8_gemv.cu");
+    const quant = fp8.kernel("fp8_quantize_bf16", [P, P, P, I, I, F]);
+    const quantFlat = fp8.kernel("fp8_quantize_flat_bf16", [P, P, P, I, I, F]);
+    const silu = fp8.kernel("fp8_silu_mul_quant_bf16", [P, P, P, I, I, F]);
+    const siluFlat = fp8.kernel("fp8_silu_mul_quant_flat_bf16", [P, P, P, I, I, F]);
+    const rows = 37, actScale = 0.013;
+    // 4104: a row end inside a block's last 2048-column chunk.
+    for (const K of [14336, 4096, 4104]) {
+      const x = bf16(seededUniform(11 + K, rows * 2 * K, -8, 8));
+      using dx = d.alloc(rows * 2 * K * 2);
+      using dq = d.alloc(rows * K);
+      using ds = d.alloc(rows * 4);
+      dx.copyFromHost(x);
+      const run = (f: () => void): { q: Uint8Array; s: Float32Array } => {
+        dq.copyFromHost(new Uint8Array(rows * K));
+        ds.copyFromHost(new Float32Array(rows));
+        f();
+        const q = new Uint8Array(rows * K), s = new Float32Array(rows);
+        dq.copyToHost(q);
+        ds.copyToHost(s);
+        return { q, s };
+      };
+      const grid: [number, number, number] = [Math.ceil(K / 2048), rows, 1];
+      for (
+        const [name, want, got] of [
+          [
+            "silu_mul",
+            run(() => silu.launch(rows, 256, [dx, dq, ds, rows, K, actScale])),
+            run(() => siluFlat.launch(grid, 256, [dx, dq, ds, rows, K, actScale])),
+          ],
+          [
+            "quantize",
+            run(() => quant.launch(rows, 256, [dx, dq, ds, rows, K, actScale])),
+            run(() => quantFlat.launch(grid, 256, [dx, dq, ds, rows, K, actScale])),
+          ],
+        ] as const
+      ) {
+        assert.ok(want.q.some((v) => v !== 0), `${name} K ${K}: the reference wrote bytes`);
+        assert.equal(firstDiff(got.q, want.q), -1, `${name} K ${K}: e4m3 bytes`);
+        assert.equal(firstDiff(got.s, want.s), -1, `${name} K ${K}: row scales`);
+      }
+    }
+  },
+);
