@@ -340,6 +340,8 @@ export interface FakeSessionOptions {
   readonly fp8FreshPrompt?: boolean;
   /** LaunchEnv.fp8FlatQuant. */
   readonly fp8FlatQuant?: boolean;
+  /** LaunchEnv.fp8AttnQuant. */
+  readonly fp8AttnQuant?: boolean;
   /** LaunchEnv.wgmmaPrefill (flash_prefill_wg for bf16 prefill at head dims 64 / 128). */
   readonly wgmmaPrefill?: boolean;
   /** LaunchEnv.decodeSplitK: fused decode steps of up to 8 sequences on decode_attention_sk (decodeSkGeometry, as the session does). */
@@ -462,6 +464,7 @@ export class FakeCudaSession {
       fp8GemmResidual: opts.fp8GemmResidual,
       fp8FreshPrompt: opts.fp8FreshPrompt,
       fp8FlatQuant: opts.fp8FlatQuant,
+      fp8AttnQuant: opts.fp8AttnQuant,
       nvfp4Mma: opts.nvfp4Mma,
       nvfp4GemvBlocks: opts.nvfp4Mma ? 2 * sms : undefined,
       wgmmaPrefill: opts.wgmmaPrefill,
@@ -1365,6 +1368,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "paged_attention_prefill_mma_bf16":
       case "flash_prefill_bf16":
       case "flash_prefill_wg_bf16":
+      case "flash_prefill_wg_q8_bf16":
       case "paged_attention_prefill_bf16":
       case "paged_attention_generic_bf16": {
         const generic = name === "paged_attention_generic_bf16", kvAlgo = kvAlgoOf(l.kernel);
@@ -1375,13 +1379,21 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         else if (name === "flash_prefill_bf16") {
           const fg = flashPrefillGeometry(hd)!;
           assert.ok(l.grid[0] === nH && l.grid[1] >= cdiv(T, fg.rows) + S && l.block === fg.threads, `${l.kernel}: grid ${l.grid} block ${l.block}`);
-        } else if (name === "flash_prefill_wg_bf16") {
+        } else if (name === "flash_prefill_wg_bf16" || name === "flash_prefill_wg_q8_bf16") {
           const fg = flashPrefillWgGeometry(hd)!;
           assert.ok(l.grid[0] === nH && l.grid[1] >= cdiv(T, fg.rows) + S && l.block === fg.threads, `${l.kernel}: grid ${l.grid} block ${l.block}`);
           assert.equal(l.sharedBytes, fg.sharedMem, `${l.kernel}: dynamic shared memory`);
         } else assert.ok(l.grid[0] >= cdiv(T, name === "paged_attention_prefill_bf16" ? 16 : 64) + S && l.grid[1] === nH);
         const view = kvAlgo ? fp8View(kvAlgo, kv, scalesP, bs, nKV, hd) : undefined;
         attention(q, out, kv, pos, starts, tables, T, S, nH, nKV, hd, bs, stride, scale, window, l.kernel, view);
+        if (name === "flash_prefill_wg_q8_bf16") {
+          // fp8AttnQuant: the output rows as the next FP8 linear's e4m3 input (fp8_quantize_bf16's bytes, static scale).
+          const [xq, xs, actScale] = A.slice(14);
+          assert.ok(actScale > 0, `${l.kernel}: a static scale`);
+          const { q: bytes, a: scales } = quantizeRows(ld(out, T * nH * hd), T, nH * hd, actScale);
+          mem.bytes(xq, bytes.length).set(bytes);
+          mem.f32(xs, T).set(scales);
+        }
         break;
       }
       case "decode_attention_batch2w_bf16":

@@ -129,7 +129,7 @@ test("fp8FusedQuant with an FP8 KV cache on decode_attention_batch2 (batchAttent
   engine.dispose();
 });
 
-test("fp8GemmResidual + fp8FreshPrompt (FP8 + FP8 KV, shadow RoPE): FP8 o_proj / down GEMMs add into the residual, norms quantize without the add, new prompts skip kv_dequant_prefix; logits as close to the CPU session as the separate add", () => {
+test("session 11's FP8 prefill switches (FP8 + FP8 KV, shadow RoPE, flash_prefill_wg): fp8GemmResidual, fp8FreshPrompt, fp8FlatQuant, fp8AttnQuant; logits as close to the CPU session as without", () => {
   const raw = { ...RAW, hidden_size: 128, intermediate_size: 256, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 64 };
   const model = randomModel(raw, 13, true, 0.1);
   const q = quantizeSync(model, { quantAlgo: "FP8", kvCacheQuantAlgo: "FP8" }, { calibration: [Array.from({ length: 24 }, (_, i) => (i * 7 + 2) % 64)] });
@@ -140,7 +140,15 @@ test("fp8GemmResidual + fp8FreshPrompt (FP8 + FP8 KV, shadow RoPE): FP8 o_proj /
   model.close();
   const L = raw.num_hidden_layers;
   const seqs = [{ ids: [3, 9, 27, 17, 50, 8, 1, 44, 12], blocks: [0, 1, 2, 3] }, { ids: [5, 6, 61, 2, 30, 19], blocks: [4, 5, 6, 7] }];
-  const base = { fusedDecode: true, batchInvariant: true, fp8FusedQuant: true, gemmResidual: true, fp8FlashPrefill: true, fp8ShadowRope: true };
+  const base = {
+    fusedDecode: true,
+    batchInvariant: true,
+    fp8FusedQuant: true,
+    gemmResidual: true,
+    fp8FlashPrefill: true,
+    fp8ShadowRope: true,
+    wgmmaPrefill: true,
+  };
   const steps = {
     pre: step(seqs.map((x) => ({ ids: x.ids, pos: 0, blocks: x.blocks })), 4),
     // A chunk over the first sequence's cached prefix: not a new prompt.
@@ -155,7 +163,7 @@ test("fp8GemmResidual + fp8FreshPrompt (FP8 + FP8 KV, shadow RoPE): FP8 o_proj /
     }),
   );
   const runs = [false, true].map((on) => {
-    const fake = new FakeCudaSession(engine, 10, 132, false, { ...base, fp8GemmResidual: on, fp8FreshPrompt: on, fp8FlatQuant: on });
+    const fake = new FakeCudaSession(engine, 10, 132, false, { ...base, fp8GemmResidual: on, fp8FreshPrompt: on, fp8FlatQuant: on, fp8AttnQuant: on });
     const pre = fake.run(steps.pre, false);
     const preLaunches = fake.lastLaunches;
     const chunk = fake.run(steps.chunk, false);
@@ -172,9 +180,11 @@ test("fp8GemmResidual + fp8FreshPrompt (FP8 + FP8 KV, shadow RoPE): FP8 o_proj /
   assert.equal(norms.length, 2 * L, names(on).join(","));
   assert.ok(norms.every((l) => l.args[10] === 0 && l.args[1] === 0n), "no norm adds (the GEMMs did)");
   assert.ok(!names(on).some((n) => n.startsWith("kv_dequant") || n.startsWith("add_")), names(on).join(","));
-  // fp8FlatQuant: the SiLU·mul and o_proj's quantize on the flat entry points.
-  for (const k of ["fp8_silu_mul_quant_flat_bf16", "fp8_quantize_flat_bf16"]) assert.equal(names(on).filter((n) => n === k).length, L, k);
-  assert.ok(!names(on).some((n) => n === "fp8_silu_mul_quant_bf16" || n === "fp8_quantize_bf16"), names(on).join(","));
+  // fp8FlatQuant: the SiLU·mul on the flat entry point; fp8AttnQuant: the attention writes o_proj's e4m3 input (no quantize).
+  assert.equal(names(on).filter((n) => n === "fp8_silu_mul_quant_flat_bf16").length, L, names(on).join(","));
+  assert.equal(names(on).filter((n) => n === "flash_prefill_wg_q8_bf16_hd64").length, L, names(on).join(","));
+  assert.equal(names(runs[0].preLaunches).filter((n) => n === "flash_prefill_wg_bf16_hd64").length, L, "off: the bf16 attention output");
+  assert.ok(!names(on).some((n) => n === "fp8_silu_mul_quant_bf16" || n.startsWith("fp8_quantize") || n === "flash_prefill_wg_bf16_hd64"), names(on).join(","));
   assert.equal(names(runs[1].chunkLaunches).filter((n) => n === "kv_dequant_prefix_fp8kv_bf16").length, L, "a chunk over a cached prefix converts it");
   // One rounding of product + residual instead of two moves some e4m3 roundings of the next linear's input: the logits
   // stay as close to the float32 CPU session's as the separate add's (bitwise equal when the stand-in rounds twice).

@@ -87,13 +87,20 @@ export function fp8GemvStep(op: Extract<Op, { type: "linear" }>, rows: number, e
 }
 
 /**
- * With `LaunchEnv.fp8FusedQuant`: the rmsnorm / add_rmsnorm / silu_mul ops (index → the FP8 linear right after
- * it) whose output only that linear reads, when the linear runs the cuBLASLt GEMM (`gemm(i)`) and no LoRA or
+ * With `LaunchEnv.fp8FusedQuant`: the rmsnorm / add_rmsnorm / silu_mul ops (and with `fp8AttnQuant` the prefill
+ * attentions for which `flashWg` holds, before a static-scale linear; index → the FP8 linear right after it) whose output
+ * only that linear reads, when the linear runs the cuBLASLt GEMM (`gemm(i)`) and no LoRA or
  * decode fusion touches either: the producer then writes the linear's e4m3 rows and row scales into the FP8
  * scratch (fp8_rmsnorm_quant_bf16 / fp8_silu_mul_quant_bf16, the bits fp8_quantize_bf16 writes from its bf16
  * output) and the linear skips its quantize launch; the bf16 output is not written at all.
  */
-export function fp8QuantProducers(plan: EnginePlan, env: LaunchEnv, gemm: (linear: number) => boolean, touched: (op: number) => boolean): Map<number, number> {
+export function fp8QuantProducers(
+  plan: EnginePlan,
+  env: LaunchEnv,
+  gemm: (linear: number) => boolean,
+  touched: (op: number) => boolean,
+  flashWg: (attention: number) => boolean = () => false,
+): Map<number, number> {
   const out = new Map<number, number>();
   if (!env.fp8FusedQuant || env.lora || env.elem !== "bf16") return out;
   const readers = new Map<string, number>();
@@ -103,9 +110,12 @@ export function fp8QuantProducers(plan: EnginePlan, env: LaunchEnv, gemm: (linea
     for (const n of r) readers.set(n, (readers.get(n) ?? 0) + 1);
   }
   plan.ops.forEach((op, j) => {
-    if (op.type !== "rmsnorm" && op.type !== "add_rmsnorm" && op.type !== "silu_mul") return;
+    // fp8AttnQuant: a prefill attention on flash_prefill_wg (`flashWg`) before a static-scale linear.
+    const attn = op.type === "paged_attention" && !!env.fp8AttnQuant && flashWg(j);
+    if (op.type !== "rmsnorm" && op.type !== "add_rmsnorm" && op.type !== "silu_mul" && !attn) return;
     const lin = plan.ops[j + 1];
     if (!lin || !isFp8Linear(lin) || lin.x !== op.out || readers.get(op.out) !== 1 || lin.out === plan.attributes.logits) return;
+    if (attn && fp8ActScale(lin) === 0) return;
     if (lin.weightFormat!.activation === "dynamic_per_block" || lin.inFeatures % 8 !== 0) return;
     if (touched(j) || touched(j + 1) || !gemm(j + 1)) return;
     out.set(j, j + 1);

@@ -14,7 +14,7 @@ import { GEMV_MAX_ROWS, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL
 import { planLinear } from "./linear_launch.ts";
 import { batchGemmTakes } from "./batch_gemm_plan.ts";
 import { nvfp4ActArgs, nvfp4ActProducers } from "./lowbit_launch.ts";
-import { planAttention, shadowRope } from "./attention_launch.ts";
+import { planAttention, prefillOnFlashWg, shadowRope } from "./attention_launch.ts";
 import { opReads } from "./op_reads.ts";
 import type { Op } from "../../ir/network.ts";
 import {
@@ -107,6 +107,10 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
       return rows > 0 && !fp8GemvStep(lin, rows, env, T === S);
     },
     (i) => !!fuse && (fuse.skip.has(i) || fuse.normOnly.has(i) || fuse.norm.has(i) || fuse.epilogue.has(i) || fuse.attnQkv.has(i)),
+    (j) => {
+      const o = plan.ops[j];
+      return o.type === "paged_attention" && prefillOnFlashWg(env, shape, kvFp8, o.headDim);
+    },
   );
   // NVFP4 on nvfp4_mma.cu: norms / silu_mul that write the next GEMV's int8 codes themselves (LaunchEnv.nvfp4Mma).
   const nq = nvfp4ActProducers(
@@ -311,7 +315,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         break;
       }
       case "paged_attention":
-        planAttention(c, op, i);
+        planAttention(c, op, i, fq.has(i) ? fqArgs(fq.get(i)!) : undefined);
         break;
       case "silu_mul":
         if (fq.has(i)) {

@@ -264,6 +264,13 @@ export const CUDA_FLAGS = {
    * 2-D grid, as silu_mul_bf16, instead of a block looping over its row). The same bytes. @default false
    */
   fp8FlatQuant: { env: "LLMRT_FP8_FLAT_QUANT", default: false },
+  /**
+   * Prefill steps whose attention runs flash_prefill_wg (wgmmaPrefill) before an FP8 o_proj with a static activation
+   * scale on the cuBLASLt GEMM: the attention writes o_proj's e4m3 input rows and row scales itself
+   * (flash_prefill_wg_q8_bf16_hd*) and o_proj launches no quantize; the bf16 attention output is not written. The same
+   * bytes as fp8_quantize_bf16 of the bf16 output. @default false
+   */
+  fp8AttnQuant: { env: "LLMRT_FP8_ATTN_QUANT", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
