@@ -342,6 +342,8 @@ export interface FakeSessionOptions {
   readonly fp8FlatQuant?: boolean;
   /** LaunchEnv.fp8AttnQuant. */
   readonly fp8AttnQuant?: boolean;
+  /** With pruneLastLayer: FP8 plans prune their last layer too (CudaSessionOptions.fp8PruneLastLayer). */
+  readonly fp8PruneLastLayer?: boolean;
   /** LaunchEnv.wgmmaPrefill (flash_prefill_wg for bf16 prefill at head dims 64 / 128). */
   readonly wgmmaPrefill?: boolean;
   /** LaunchEnv.decodeSplitK: fused decode steps of up to 8 sequences on decode_attention_sk (decodeSkGeometry, as the session does). */
@@ -433,7 +435,7 @@ export class FakeCudaSession {
     const attn = plan.ops.find((o) => o.type === "paged_attention")!;
     const nH = attn.type === "paged_attention" ? attn.numHeads : 0;
     const nKV = attn.type === "paged_attention" ? attn.numKvHeads : 1;
-    const pruning = (opts.pruneLastLayer ?? true) && !planOnly ? planLastLayerRows(plan, plan.maxSeqs) : undefined;
+    const pruning = (opts.pruneLastLayer ?? true) && !planOnly ? planLastLayerRows(plan, plan.maxSeqs, opts.fp8PruneLastLayer) : undefined;
     this.env = {
       plan,
       elem: plan.elementBytes === 2 ? "bf16" : "f32",

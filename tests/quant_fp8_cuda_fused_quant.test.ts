@@ -129,7 +129,7 @@ test("fp8FusedQuant with an FP8 KV cache on decode_attention_batch2 (batchAttent
   engine.dispose();
 });
 
-test("session 11's FP8 prefill switches (FP8 + FP8 KV, shadow RoPE, flash_prefill_wg): fp8GemmResidual, fp8FreshPrompt, fp8FlatQuant, fp8AttnQuant; logits as close to the CPU session as without", () => {
+test("session 11's FP8 prefill switches (FP8 + FP8 KV, shadow RoPE, flash_prefill_wg): fp8GemmResidual, fp8FreshPrompt, fp8FlatQuant, fp8AttnQuant, fp8PruneLastLayer; logits as close to the CPU session as without, pruning keeps the bits", () => {
   const raw = { ...RAW, hidden_size: 128, intermediate_size: 256, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 64 };
   const model = randomModel(raw, 13, true, 0.1);
   const q = quantizeSync(model, { quantAlgo: "FP8", kvCacheQuantAlgo: "FP8" }, { calibration: [Array.from({ length: 24 }, (_, i) => (i * 7 + 2) % 64)] });
@@ -162,8 +162,16 @@ test("session 11's FP8 prefill switches (FP8 + FP8 KV, shadow RoPE, flash_prefil
       return [k, out.logits];
     }),
   );
-  const runs = [false, true].map((on) => {
-    const fake = new FakeCudaSession(engine, 10, 132, false, { ...base, fp8GemmResidual: on, fp8FreshPrompt: on, fp8FlatQuant: on, fp8AttnQuant: on });
+  const runs = [false, true, "prune"].map((on) => {
+    const s11 = !!on;
+    const fake = new FakeCudaSession(engine, 10, 132, false, {
+      ...base,
+      fp8GemmResidual: s11,
+      fp8FreshPrompt: s11,
+      fp8FlatQuant: s11,
+      fp8AttnQuant: s11,
+      fp8PruneLastLayer: on === "prune",
+    });
     const pre = fake.run(steps.pre, false);
     const preLaunches = fake.lastLaunches;
     const chunk = fake.run(steps.chunk, false);
@@ -188,6 +196,15 @@ test("session 11's FP8 prefill switches (FP8 + FP8 KV, shadow RoPE, flash_prefil
   assert.equal(names(runs[1].chunkLaunches).filter((n) => n === "kv_dequant_prefix_fp8kv_bf16").length, L, "a chunk over a cached prefix converts it");
   // One rounding of product + residual instead of two moves some e4m3 roundings of the next linear's input: the logits
   // stay as close to the float32 CPU session's as the separate add's (bitwise equal when the stand-in rounds twice).
+  // fp8PruneLastLayer: the last layer's attention, FP8 linears and norms over the logits rows only, the same logits bits.
+  const pruned = runs[2].preLaunches, cutRows = (l: Launch) => l.kind === "gemm" && l.m === seqs.length;
+  assert.equal(pruned.filter((l) => l.kind === "gemm" && l.dtype === "fp8e4m3" && cutRows(l)).length, 3, "the last layer's o_proj / gate_up / down over 2 rows");
+  assert.equal(runs[0].preLaunches.filter((l) => l.kind === "gemm" && l.dtype === "fp8e4m3" && cutRows(l)).length, 0, "off: no FP8 GEMM over the logits rows");
+  assert.ok(names(pruned).includes("gather_rows_bf16"), names(pruned).join(","));
+  for (const k of ["pre", "chunk"] as const) {
+    const a = new Uint32Array(runs[2][k].logits.buffer), b = new Uint32Array(runs[1][k].logits.buffer);
+    for (let i = 0; i < b.length; i++) if (a[i] !== b[i]) assert.fail(`${k}: pruned logit ${i} ${runs[2][k].logits[i]} vs ${runs[1][k].logits[i]}`);
+  }
   for (const k of ["pre", "chunk"] as const) {
     const on = relL2(runs[1][k].logits, want[k]), off = relL2(runs[0][k].logits, want[k]);
     assert.ok(on < Math.max(FP8_LOGITS_TOL, 1.5 * off), `${k}: vs the CPU session rel L2 ${on.toExponential(2)} (separate add ${off.toExponential(2)})`);

@@ -103,7 +103,8 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     env,
     (i) => {
       const lin = plan.ops[i] as Extract<(typeof plan.ops)[number], { type: "linear" }>;
-      const rows = rowsOf(lin.x);
+      // Past the cut of a pruned step token-row activations hold the logits rows only.
+      const rows = prune && i > prune.cut && plan.buffers[lin.x].rows === "tokens" ? R : rowsOf(lin.x);
       return rows > 0 && !fp8GemvStep(lin, rows, env, T === S);
     },
     (i) => !!fuse && (fuse.skip.has(i) || fuse.normOnly.has(i) || fuse.norm.has(i) || fuse.epilogue.has(i) || fuse.attnQkv.has(i)),
@@ -320,9 +321,11 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
       case "silu_mul":
         if (fq.has(i)) {
           const [xq, rs, act] = fqArgs(fq.get(i)!);
-          // fp8FlatQuant (static scales): one 8-element chunk a thread, the same bytes.
-          if (env.fp8FlatQuant && act > 0) k(i, "fp8_silu_mul_quant_flat_bf16", [cdiv(op.width, 2048), T, 1], 256, [buf(op.gateUp), xq, rs, T, op.width, act]);
-          else k(i, "fp8_silu_mul_quant_bf16", [T, 1, 1], 256, [buf(op.gateUp), xq, rs, T, op.width, act]);
+          // Rows: T, or the logits rows past a pruned step's cut. fp8FlatQuant (static scales): one 8-element chunk a thread.
+          const rows = rowsOf(op.gateUp);
+          if (env.fp8FlatQuant && act > 0) {
+            k(i, "fp8_silu_mul_quant_flat_bf16", [cdiv(op.width, 2048), rows, 1], 256, [buf(op.gateUp), xq, rs, rows, op.width, act]);
+          } else k(i, "fp8_silu_mul_quant_bf16", [rows, 1, 1], 256, [buf(op.gateUp), xq, rs, rows, op.width, act]);
           break;
         }
         if (nq.has(i)) {

@@ -509,7 +509,7 @@ export class CudaSession implements SessionBackend {
       }
       this.persistentDecode = this.#persistent !== null;
       this.#layout = stagingLayout(plan.maxTokens, plan.maxSeqs, Math.ceil(this.maxSeqLen / this.tokensPerBlock));
-      const pruning = f.pruneLastLayer ? planLastLayerRows(plan, plan.maxSeqs) : undefined;
+      const pruning = f.pruneLastLayer ? planLastLayerRows(plan, plan.maxSeqs, f.fp8PruneLastLayer) : undefined;
       if (pruning) this.#lastRows = { plan: pruning, scratch: d.alloc(pruning.scratchBytes) };
       this.pruneLastLayer = this.#lastRows !== null;
       this.#slots = new StagingSlots(d, this.#layout.words);
