@@ -198,7 +198,11 @@ test("session 11's FP8 prefill switches (FP8 + FP8 KV, shadow RoPE, flash_prefil
   // stay as close to the float32 CPU session's as the separate add's (bitwise equal when the stand-in rounds twice).
   // fp8PruneLastLayer: the last layer's attention, FP8 linears and norms over the logits rows only, the same logits bits.
   const pruned = runs[2].preLaunches, cutRows = (l: Launch) => l.kind === "gemm" && l.m === seqs.length;
-  assert.equal(pruned.filter((l) => l.kind === "gemm" && l.dtype === "fp8e4m3" && cutRows(l)).length, 3, "the last layer's o_proj / gate_up / down over 2 rows");
+  assert.equal(
+    pruned.filter((l) => l.kind === "gemm" && l.dtype === "fp8e4m3" && cutRows(l)).length,
+    3,
+    "the last layer's o_proj / gate_up / down over 2 rows",
+  );
   assert.equal(runs[0].preLaunches.filter((l) => l.kind === "gemm" && l.dtype === "fp8e4m3" && cutRows(l)).length, 0, "off: no FP8 GEMM over the logits rows");
   assert.ok(names(pruned).includes("gather_rows_bf16"), names(pruned).join(","));
   for (const k of ["pre", "chunk"] as const) {
