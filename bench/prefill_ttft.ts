@@ -15,7 +15,8 @@
  * (gemmResidual: the residual add in the o_proj / down GEMMs), wide (gemmTuneWide: 32 tuning candidates), fp8resid
  * (fp8GemmResidual: the same for FP8 GEMMs), fresh (fp8FreshPrompt: no kv_dequant_prefix for new prompts), fp8flat
  * (fp8FlatQuant: static-scale SiLU·mul quantize and quantize on the flat entry points), fp8attn (fp8AttnQuant: the
- * attention writes o_proj's e4m3 input), fp8prune (fp8PruneLastLayer: FP8 plans prune their last layer), joined with "+"
+ * attention writes o_proj's e4m3 input), fp8prune (fp8PruneLastLayer: FP8 plans prune their last layer), fp8warp
+ * (fp8NormWarp: the no-add FP8 norm quantize one warp a row), joined with "+"
  * (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
  */
 import * as fs from "node:fs";
@@ -63,6 +64,7 @@ const OPTION: Record<string, SessionOptions> = {
   fp8flat: { fp8FlatQuant: true },
   fp8attn: { fp8AttnQuant: true },
   fp8prune: { fp8PruneLastLayer: true },
+  fp8warp: { fp8NormWarp: true },
 };
 const optionsOf = (v: string): SessionOptions =>
   Object.assign(

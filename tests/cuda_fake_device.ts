@@ -342,6 +342,8 @@ export interface FakeSessionOptions {
   readonly fp8FlatQuant?: boolean;
   /** LaunchEnv.fp8AttnQuant. */
   readonly fp8AttnQuant?: boolean;
+  /** LaunchEnv.fp8NormWarp. */
+  readonly fp8NormWarp?: boolean;
   /** With pruneLastLayer: FP8 plans prune their last layer too (CudaSessionOptions.fp8PruneLastLayer). */
   readonly fp8PruneLastLayer?: boolean;
   /** LaunchEnv.wgmmaPrefill (flash_prefill_wg for bf16 prefill at head dims 64 / 128). */
@@ -467,6 +469,7 @@ export class FakeCudaSession {
       fp8FreshPrompt: opts.fp8FreshPrompt,
       fp8FlatQuant: opts.fp8FlatQuant,
       fp8AttnQuant: opts.fp8AttnQuant,
+      fp8NormWarp: opts.fp8NormWarp,
       nvfp4Mma: opts.nvfp4Mma,
       nvfp4GemvBlocks: opts.nvfp4Mma ? 2 * sms : undefined,
       wgmmaPrefill: opts.wgmmaPrefill,
@@ -982,6 +985,15 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         const v = normBf16(src, ld(w, H), eps, rows, H);
         if (out) st(out, v);
         const { q, a } = quantizeRows(v, rows, H, actScale);
+        mem.bytes(xq, q.length).set(q);
+        mem.f32(rs, rows).set(a);
+        break;
+      }
+      case "fp8_rmsnorm_quant_warp_bf16": {
+        // fp8NormWarp: fp8_rmsnorm_quant_bf16 with add 0, out 0 and a static scale, 8 rows a block.
+        const [x, w, xq, rs, rows, H, eps, actScale] = A;
+        assert.ok(actScale > 0 && l.grid[0] === Math.ceil(rows / 8) && l.block === 256, `${l.kernel}: grid ${l.grid}`);
+        const { q, a } = quantizeRows(normBf16(ld(x, rows * H), ld(w, H), eps, rows, H), rows, H, actScale);
         mem.bytes(xq, q.length).set(q);
         mem.f32(rs, rows).set(a);
         break;

@@ -100,51 +100,49 @@ gpuTest("fp8_rmsnorm_quant_bf16 = (add_)rmsnorm_bf16 + fp8_quantize_bf16 and fp8
   }
 });
 
-gpuTest(
-  "fp8FlatQuant: fp8_silu_mul_quant_flat_bf16 = fp8_silu_mul_quant_bf16 and fp8_quantize_flat_bf16 = fp8_quantize_bf16 (static scales), bit for bit",
-  () => {
-    const d = device();
-    using fp8 = loadKernelFile(d, "fp8_gemv.cu");
-    const quant = fp8.kernel("fp8_quantize_bf16", [P, P, P, I, I, F]);
-    const quantFlat = fp8.kernel("fp8_quantize_flat_bf16", [P, P, P, I, I, F]);
-    const silu = fp8.kernel("fp8_silu_mul_quant_bf16", [P, P, P, I, I, F]);
-    const siluFlat = fp8.kernel("fp8_silu_mul_quant_flat_bf16", [P, P, P, I, I, F]);
-    const rows = 37, actScale = 0.013;
-    // 4104: a row end inside a block's last 2048-column chunk.
-    for (const K of [14336, 4096, 4104]) {
-      const x = bf16(seededUniform(11 + K, rows * 2 * K, -8, 8));
-      using dx = d.alloc(rows * 2 * K * 2);
-      using dq = d.alloc(rows * K);
-      using ds = d.alloc(rows * 4);
-      dx.copyFromHost(x);
-      const run = (f: () => void): { q: Uint8Array; s: Float32Array } => {
-        dq.copyFromHost(new Uint8Array(rows * K));
-        ds.copyFromHost(new Float32Array(rows));
-        f();
-        const q = new Uint8Array(rows * K), s = new Float32Array(rows);
-        dq.copyToHost(q);
-        ds.copyToHost(s);
-        return { q, s };
-      };
-      const grid: [number, number, number] = [Math.ceil(K / 2048), rows, 1];
-      for (
-        const [name, want, got] of [
-          [
-            "silu_mul",
-            run(() => silu.launch(rows, 256, [dx, dq, ds, rows, K, actScale])),
-            run(() => siluFlat.launch(grid, 256, [dx, dq, ds, rows, K, actScale])),
-          ],
-          [
-            "quantize",
-            run(() => quant.launch(rows, 256, [dx, dq, ds, rows, K, actScale])),
-            run(() => quantFlat.launch(grid, 256, [dx, dq, ds, rows, K, actScale])),
-          ],
-        ] as const
-      ) {
-        assert.ok(want.q.some((v) => v !== 0), `${name} K ${K}: the reference wrote bytes`);
-        assert.equal(firstDiff(got.q, want.q), -1, `${name} K ${K}: e4m3 bytes`);
-        assert.equal(firstDiff(got.s, want.s), -1, `${name} K ${K}: row scales`);
-      }
+gpuTest("fp8FlatQuant / fp8NormWarp: the flat quantize entry points and fp8_rmsnorm_quant_warp_bf16 = the row kernels, bit for bit", () => {
+  const d = device();
+  using fp8 = loadKernelFile(d, "fp8_gemv.cu");
+  const quant = fp8.kernel("fp8_quantize_bf16", [P, P, P, I, I, F]);
+  const quantFlat = fp8.kernel("fp8_quantize_flat_bf16", [P, P, P, I, I, F]);
+  const silu = fp8.kernel("fp8_silu_mul_quant_bf16", [P, P, P, I, I, F]);
+  const siluFlat = fp8.kernel("fp8_silu_mul_quant_flat_bf16", [P, P, P, I, I, F]);
+  const norm = fp8.kernel("fp8_rmsnorm_quant_bf16", [P, P, P, P, P, P, I, I, F, F, I]);
+  const normWarp = fp8.kernel("fp8_rmsnorm_quant_warp_bf16", [P, P, P, P, I, I, F, F]);
+  const rows = 37, actScale = 0.013, eps = 1e-5;
+  // 4104: a row end inside a block's last 2048-column chunk; 896: fewer columns than the norm's 256 threads × 8.
+  for (const K of [14336, 4096, 4104, 896]) {
+    const x = bf16(seededUniform(11 + K, rows * 2 * K, -8, 8));
+    using dx = d.alloc(rows * 2 * K * 2);
+    using dw = d.alloc(K * 2);
+    using dq = d.alloc(rows * K);
+    using ds = d.alloc(rows * 4);
+    dx.copyFromHost(x);
+    dw.copyFromHost(bf16(seededUniform(13 + K, K, 0.5, 1.5)));
+    const run = (f: () => void): { q: Uint8Array; s: Float32Array } => {
+      dq.copyFromHost(new Uint8Array(rows * K));
+      ds.copyFromHost(new Float32Array(rows));
+      f();
+      const q = new Uint8Array(rows * K), sc = new Float32Array(rows);
+      dq.copyToHost(q);
+      ds.copyToHost(sc);
+      return { q, s: sc };
+    };
+    const grid: [number, number, number] = [Math.ceil(K / 2048), rows, 1];
+    const cases: [string, () => void, () => void][] = [
+      ["silu_mul", () => silu.launch(rows, 256, [dx, dq, ds, rows, K, actScale]), () => siluFlat.launch(grid, 256, [dx, dq, ds, rows, K, actScale])],
+      ["quantize", () => quant.launch(rows, 256, [dx, dq, ds, rows, K, actScale]), () => quantFlat.launch(grid, 256, [dx, dq, ds, rows, K, actScale])],
+      [
+        "rmsnorm",
+        () => norm.launch(rows, 256, [dx, 0n, dw, 0n, dq, ds, rows, K, eps, actScale, 0]),
+        () => normWarp.launch(Math.ceil(rows / 8), 256, [dx, dw, dq, ds, rows, K, eps, actScale]),
+      ],
+    ];
+    for (const [name, ref, alt] of cases) {
+      const want = run(ref), got = run(alt);
+      assert.ok(want.q.some((v) => v !== 0), `${name} K ${K}: the reference wrote bytes`);
+      assert.equal(firstDiff(got.q, want.q), -1, `${name} K ${K}: e4m3 bytes`);
+      assert.equal(firstDiff(got.s, want.s), -1, `${name} K ${K}: row scales`);
     }
-  },
-);
+  }
+});

@@ -153,6 +153,11 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     out,
     k,
   };
+  /** An RMSNorm (no residual add) quantizing for the next FP8 linear: fp8_rmsnorm_quant_bf16 add 0, or (fp8NormWarp, static scale) its warp-a-row form. */
+  const normQuant = (i: number, x: bigint, w: bigint, rows: number, width: number, eps: number, [xq, rs, act]: [bigint, bigint, number]): void => {
+    if (env.fp8NormWarp && act > 0) k(i, "fp8_rmsnorm_quant_warp_bf16", [cdiv(rows, 8), 1, 1], 256, [x, w, xq, rs, rows, width, eps, act]);
+    else k(i, "fp8_rmsnorm_quant_bf16", [rows, 1, 1], 256, [x, 0n, w, 0n, xq, rs, rows, width, eps, act, 0]);
+  };
   // gemmResidual (prefill and mixed steps): the op index whose residual add the previous linear's GEMM did.
   const residualInGemm = !!env.gemmResidual && shape.attention.kind !== "decode" && !env.lora;
   let addedByGemm = -1;
@@ -208,8 +213,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
       case "rmsnorm": {
         const rows = rowsOf(op.x);
         if (fq.has(i)) {
-          const [xq, rs, act] = fqArgs(fq.get(i)!);
-          k(i, "fp8_rmsnorm_quant_bf16", [rows, 1, 1], 256, [buf(op.x), 0n, env.weight(op.weight), 0n, xq, rs, rows, widthOf(op.x), op.eps, act, 0]);
+          normQuant(i, buf(op.x), env.weight(op.weight), rows, widthOf(op.x), op.eps, fqArgs(fq.get(i)!));
           break;
         }
         if (nq.has(i)) {
@@ -229,8 +233,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         if (addedByGemm === i) {
           if (fq.has(i)) {
             // fp8GemmResidual: the residual already holds the sum; only its norm, quantized for the next FP8 linear.
-            const [xq, rs, act] = fqArgs(fq.get(i)!);
-            k(i, "fp8_rmsnorm_quant_bf16", [rows, 1, 1], 256, [buf(op.residual), 0n, env.weight(op.weight), 0n, xq, rs, rows, widthOf(op.x), op.eps, act, 0]);
+            normQuant(i, buf(op.residual), env.weight(op.weight), rows, widthOf(op.x), op.eps, fqArgs(fq.get(i)!));
             break;
           }
           k(i, `rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);

@@ -278,6 +278,12 @@ export const CUDA_FLAGS = {
    * the logits keep their bits (llama-3.1-8b FP8 prefill of 2048 tokens: 1 row instead of 2048 in the last layer). @default false
    */
   fp8PruneLastLayer: { env: "LLMRT_FP8_PRUNE_LAST_LAYER", default: false },
+  /**
+   * The RMSNorms that quantize for a static-scale FP8 linear without adding a residual first (the first layer's, and with
+   * fp8GemmResidual every one) run as fp8_rmsnorm_quant_warp_bf16: one warp a row, 8 rows a block, instead of a
+   * 256-thread block a row; the same sums in the same order, the same bytes. @default false
+   */
+  fp8NormWarp: { env: "LLMRT_FP8_NORM_WARP", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

@@ -530,6 +530,56 @@ extern "C" __global__ void __launch_bounds__(256) fp8_quantize_flat_bf16(const b
   *reinterpret_cast<uint2*>(xq + r * k + i) = quant8(x + r * k + i, actScale, 1.f / actScale);
 }
 
+// Session 11 (`fp8NormWarp`): fp8_rmsnorm_quant_bf16 with add 0, out 0 and a static scale (actScale > 0), one warp a row
+// (a block of 256 threads takes 8 rows) instead of a block a row, the same bytes: each lane keeps the sums of squares
+// of the 8 threads 32w + lane (w = 0..7) of fp8_rmsnorm_quant_bf16's 256-thread block — the same elements in the same
+// order — and adds them as its blockSum does (warpSum of each w, then ((V0 + V4) + (V2 + V6)) + ((V1 + V5) + (V3 + V7))).
+// extern "C" __global__ void fp8_rmsnorm_quant_warp_bf16(const bf16_t* x, const bf16_t* weight, u8* xq, float* rowScale,
+//     int rows, int hidden, float eps, float actScale)   grid (ceil(rows / 8), 1, 1)   block (256, 1, 1)   hidden % 8 == 0
+// ------------------------------------------------------------------------------------------------
+extern "C" __global__ void __launch_bounds__(256) fp8_rmsnorm_quant_warp_bf16(const bf16_t* __restrict__ x, const bf16_t* __restrict__ weight,
+    u8* __restrict__ xq, float* __restrict__ rowScale, int rows, int hidden, float eps, float actScale) {
+  const int lane = threadIdx.x & 31;
+  const long long row = (long long)blockIdx.x * 8 + (threadIdx.x >> 5);
+  if (row >= rows) return;
+  const bf16_t* xr = x + row * hidden;
+  float part[8];
+#pragma unroll
+  for (int w = 0; w < 8; w++) part[w] = 0.f;
+  // Virtual thread t = 32 w + lane of the 256-thread block: chunks t * 8 + k * 2048, k ascending.
+#pragma unroll 2
+  for (int base = lane * 8; base < hidden; base += 2048) {
+    float a[8][8];
+#pragma unroll
+    for (int w = 0; w < 8; w++) {
+      if (base + w * 256 < hidden) load16(xr + base + w * 256, a[w]);
+    }
+#pragma unroll
+    for (int w = 0; w < 8; w++) {
+      if (base + w * 256 < hidden) {
+#pragma unroll
+        for (int e = 0; e < 8; e++) part[w] += a[w][e] * a[w][e];
+      }
+    }
+  }
+#pragma unroll
+  for (int w = 0; w < 8; w++) part[w] = warpSum(part[w]);
+  const float ss = ((part[0] + part[4]) + (part[2] + part[6])) + ((part[1] + part[5]) + (part[3] + part[7]));
+  const float inv = rsqrtf(ss / (float)hidden + eps);
+  if (lane == 0) rowScale[row] = actScale;
+  const float sinv = 1.f / actScale;
+  u8* qr = xq + row * hidden;
+  for (int i = lane * 8; i < hidden; i += 256) {
+    float a[8], w8[8];
+    load16(xr + i, a);
+    load16(weight + i, w8);
+#pragma unroll
+    for (int e = 0; e < 8; e++) a[e] = a[e] * inv * w8[e];
+    roundBf16x8(a);
+    *reinterpret_cast<uint2*>(qr + i) = quantF8(a, actScale, sinv);
+  }
+}
+
 // ------------------------------------------------------------------------------------------------
 // One-token decode GEMV (SessionOptions.fp8Gemv1; m = 1 only), session 8:
 // extern "C" __global__ void fp8_gemv1_fused_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
