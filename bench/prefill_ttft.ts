@@ -16,7 +16,8 @@
  * (fp8GemmResidual: the same for FP8 GEMMs), fresh (fp8FreshPrompt: no kv_dequant_prefix for new prompts), fp8flat
  * (fp8FlatQuant: static-scale SiLU·mul quantize and quantize on the flat entry points), fp8attn (fp8AttnQuant: the
  * attention writes o_proj's e4m3 input), fp8prune (fp8PruneLastLayer: FP8 plans prune their last layer), fp8warp
- * (fp8NormWarp: the no-add FP8 norm quantize one warp a row), joined with "+"
+ * (fp8NormWarp: the no-add FP8 norm quantize one warp a row), fastsilu (fp8FastSilu: the prefill SiLU·mul quantize with
+ * the hardware exp / division; not bitwise), joined with "+"
  * (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
  */
 import * as fs from "node:fs";
@@ -65,6 +66,7 @@ const OPTION: Record<string, SessionOptions> = {
   fp8attn: { fp8AttnQuant: true },
   fp8prune: { fp8PruneLastLayer: true },
   fp8warp: { fp8NormWarp: true },
+  fastsilu: { fp8FastSilu: true },
 };
 const optionsOf = (v: string): SessionOptions =>
   Object.assign(

@@ -344,6 +344,8 @@ export interface FakeSessionOptions {
   readonly fp8AttnQuant?: boolean;
   /** LaunchEnv.fp8NormWarp. */
   readonly fp8NormWarp?: boolean;
+  /** LaunchEnv.fp8FastSilu. */
+  readonly fp8FastSilu?: boolean;
   /** With pruneLastLayer: FP8 plans prune their last layer too (CudaSessionOptions.fp8PruneLastLayer). */
   readonly fp8PruneLastLayer?: boolean;
   /** LaunchEnv.wgmmaPrefill (flash_prefill_wg for bf16 prefill at head dims 64 / 128). */
@@ -470,6 +472,7 @@ export class FakeCudaSession {
       fp8FlatQuant: opts.fp8FlatQuant,
       fp8AttnQuant: opts.fp8AttnQuant,
       fp8NormWarp: opts.fp8NormWarp,
+      fp8FastSilu: opts.fp8FastSilu,
       nvfp4Mma: opts.nvfp4Mma,
       nvfp4GemvBlocks: opts.nvfp4Mma ? 2 * sms : undefined,
       wgmmaPrefill: opts.wgmmaPrefill,
@@ -1019,11 +1022,13 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         break;
       }
       case "fp8_silu_mul_quant_bf16":
+      case "fp8_silu_mul_quant_fast_bf16":
       case "fp8_silu_mul_quant_flat_bf16": {
         const [gu, xq, rs, T, I, actScale] = A;
         // The flat entry point: static scales only, (ceil(I / 2048), T) blocks.
-        if (l.kernel.includes("_flat")) assert.ok(actScale > 0 && l.grid[1] === T && l.grid[0] * 2048 >= I, `${l.kernel}: grid ${l.grid}`);
-        else assert.equal(l.grid[0], T);
+        if (l.kernel.includes("_flat") || l.kernel.includes("_fast")) {
+          assert.ok(actScale > 0 && l.grid[1] === T && l.grid[0] * 2048 >= I, `${l.kernel}: grid ${l.grid}`);
+        } else assert.equal(l.grid[0], T);
         const { q, a } = quantizeRows(siluMulBf16(ld(gu, T * 2 * I), T, I), T, I, actScale);
         mem.bytes(xq, q.length).set(q);
         mem.f32(rs, T).set(a);

@@ -162,7 +162,7 @@ test("session 11's FP8 prefill switches (FP8 + FP8 KV, shadow RoPE, flash_prefil
       return [k, out.logits];
     }),
   );
-  const runs = [false, true, "prune"].map((on) => {
+  const runs = [false, true, "prune", "fast"].map((on) => {
     const s11 = !!on;
     const fake = new FakeCudaSession(engine, 10, 132, false, {
       ...base,
@@ -172,6 +172,7 @@ test("session 11's FP8 prefill switches (FP8 + FP8 KV, shadow RoPE, flash_prefil
       fp8AttnQuant: s11,
       fp8NormWarp: s11,
       fp8PruneLastLayer: on === "prune",
+      fp8FastSilu: on === "fast",
     });
     const pre = fake.run(steps.pre, false);
     const preLaunches = fake.lastLaunches;
@@ -197,6 +198,8 @@ test("session 11's FP8 prefill switches (FP8 + FP8 KV, shadow RoPE, flash_prefil
   assert.equal(names(runs[1].chunkLaunches).filter((n) => n === "kv_dequant_prefix_fp8kv_bf16").length, L, "a chunk over a cached prefix converts it");
   // One rounding of product + residual instead of two moves some e4m3 roundings of the next linear's input: the logits
   // stay as close to the float32 CPU session's as the separate add's (bitwise equal when the stand-in rounds twice).
+  // fp8FastSilu: the SiLU·mul quantize on its fast entry point (the fake device computes it exactly).
+  assert.equal(names(runs[3].preLaunches).filter((n) => n === "fp8_silu_mul_quant_fast_bf16").length, L, names(runs[3].preLaunches).join(","));
   // fp8PruneLastLayer: the last layer's attention, FP8 linears and norms over the logits rows only, the same logits bits.
   const pruned = runs[2].preLaunches, cutRows = (l: Launch) => l.kind === "gemm" && l.m === seqs.length;
   assert.equal(

@@ -146,3 +146,35 @@ gpuTest("fp8FlatQuant / fp8NormWarp: the flat quantize entry points and fp8_rmsn
     }
   }
 });
+
+gpuTest("fp8FastSilu: fp8_silu_mul_quant_fast_bf16 within one e4m3 step of fp8_silu_mul_quant_bf16 on a few bytes (hardware exp / division)", () => {
+  const d = device();
+  using fp8 = loadKernelFile(d, "fp8_gemv.cu");
+  const silu = fp8.kernel("fp8_silu_mul_quant_bf16", [P, P, P, I, I, F]);
+  const fast = fp8.kernel("fp8_silu_mul_quant_fast_bf16", [P, P, P, I, I, F]);
+  const rows = 64, K = 14336, actScale = 0.013;
+  using dx = d.alloc(rows * 2 * K * 2);
+  using dq = d.alloc(rows * K);
+  using ds = d.alloc(rows * 4);
+  dx.copyFromHost(bf16(seededUniform(21, rows * 2 * K, -8, 8)));
+  const run = (f: () => void): Uint8Array => {
+    dq.copyFromHost(new Uint8Array(rows * K));
+    f();
+    const q = new Uint8Array(rows * K);
+    dq.copyToHost(q);
+    return q;
+  };
+  const want = run(() => silu.launch(rows, 256, [dx, dq, ds, rows, K, actScale]));
+  const got = run(() => fast.launch([Math.ceil(K / 2048), rows, 1], 256, [dx, dq, ds, rows, K, actScale]));
+  let differ = 0;
+  for (let i = 0; i < want.length; i++) {
+    if (got[i] === want[i]) continue;
+    differ++;
+    // e4m3 codes of one sign are ordered by magnitude: a neighbour code, or ±0 against the smallest subnormal.
+    const same = (got[i] & 0x80) === (want[i] & 0x80) && Math.abs((got[i] & 0x7f) - (want[i] & 0x7f)) === 1;
+    const zero = (got[i] & 0x7f) <= 1 && (want[i] & 0x7f) <= 1;
+    assert.ok(same || zero, `byte ${i}: ${got[i]} vs ${want[i]}`);
+  }
+  console.log(`fp8_silu_mul_quant_fast_bf16: ${differ} of ${want.length} e4m3 bytes differ from the accurate kernel's (one step each)`);
+  assert.ok(differ < want.length * 1e-3, `${differ} bytes differ`);
+});

@@ -79,6 +79,7 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   fp8_rmsnorm_quant_warp: { file: "fp8_gemv.cu", params: [P, P, P, P, I, I, F, F] },
   fp8_silu_mul_quant: { file: "fp8_gemv.cu", params: [P, P, P, I, I, F] },
   fp8_silu_mul_quant_flat: { file: "fp8_gemv.cu", params: [P, P, P, I, I, F] },
+  fp8_silu_mul_quant_fast: { file: "fp8_gemv.cu", params: [P, P, P, I, I, F] },
   fp8_quantize_flat: { file: "fp8_gemv.cu", params: [P, P, P, I, I, F] },
   rope_kv_write_fp8kv: { file: "rope_kv_write.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, I, I, P] },
   paged_attention_decode_fp8kv: { file: "paged_attention.cu", params: [P, P, P, P, P, P, P, P, I, I, I, I, I, I, F, I, I, P] },

@@ -324,11 +324,12 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
       case "silu_mul":
         if (fq.has(i)) {
           const [xq, rs, act] = fqArgs(fq.get(i)!);
-          // Rows: T, or the logits rows past a pruned step's cut. fp8FlatQuant (static scales): one 8-element chunk a thread.
+          // Rows: T, or the logits rows past a pruned step's cut. Static scales: fp8FastSilu (hardware exp / division) or
+          // fp8FlatQuant (the same bytes), one 8-element chunk a thread.
           const rows = rowsOf(op.gateUp);
-          if (env.fp8FlatQuant && act > 0) {
-            k(i, "fp8_silu_mul_quant_flat_bf16", [cdiv(op.width, 2048), rows, 1], 256, [buf(op.gateUp), xq, rs, rows, op.width, act]);
-          } else k(i, "fp8_silu_mul_quant_bf16", [rows, 1, 1], 256, [buf(op.gateUp), xq, rs, rows, op.width, act]);
+          const flat = act > 0 ? (env.fp8FastSilu ? "fast" : env.fp8FlatQuant ? "flat" : "") : "";
+          if (flat) k(i, `fp8_silu_mul_quant_${flat}_bf16`, [cdiv(op.width, 2048), rows, 1], 256, [buf(op.gateUp), xq, rs, rows, op.width, act]);
+          else k(i, "fp8_silu_mul_quant_bf16", [rows, 1, 1], 256, [buf(op.gateUp), xq, rs, rows, op.width, act]);
           break;
         }
         if (nq.has(i)) {
