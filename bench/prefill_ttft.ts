@@ -8,7 +8,7 @@
  * (one row, fp32 out) under each batch-invariant algorithm choice.
  *
  *   bun bench/prefill_ttft.ts --model DIR [--prompt-lens 128,2048] [--reps 7] [--variants default,noprune,wgmma,noinv]
- *     [--profile default,noprune] [--lm-head]
+ *     [--profile default,noprune] [--lm-head] [--piped-all]
  *
  * Variants: default (the session defaults), noprune (pruneLastLayer false), wgmma / flash (wgmmaPrefill true / false),
  * noinv (batchInvariant false), notune (gemmTune false: batch-invariant GEMMs take the bucket's heuristic pick), resid
@@ -17,7 +17,7 @@
  * (fp8FlatQuant: static-scale SiLU·mul quantize and quantize on the flat entry points), fp8attn (fp8AttnQuant: the
  * attention writes o_proj's e4m3 input), fp8prune (fp8PruneLastLayer: FP8 plans prune their last layer), fp8warp
  * (fp8NormWarp: the no-add FP8 norm quantize one warp a row), fastsilu (fp8FastSilu: the prefill SiLU·mul quantize with
- * the hardware exp / division; not bitwise), joined with "+"
+ * the hardware exp / division; not bitwise), s11 (the six same-bytes FP8 prefill switches of session 11), joined with "+"
  * (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
  */
 import * as fs from "node:fs";
@@ -40,6 +40,7 @@ const { values } = parseArgs({
     variants: { type: "string" },
     profile: { type: "string" },
     "lm-head": { type: "boolean" },
+    "piped-all": { type: "boolean" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/prefill_ttft.ts --model DIR [--prompt-lens 128,2048] [--reps 7] [--variants ...] [--profile ...]");
@@ -67,6 +68,7 @@ const OPTION: Record<string, SessionOptions> = {
   fp8prune: { fp8PruneLastLayer: true },
   fp8warp: { fp8NormWarp: true },
   fastsilu: { fp8FastSilu: true },
+  s11: { fp8GemmResidual: true, fp8FreshPrompt: true, fp8FlatQuant: true, fp8NormWarp: true, fp8AttnQuant: true, fp8PruneLastLayer: true },
 };
 const optionsOf = (v: string): SessionOptions =>
   Object.assign(
@@ -208,6 +210,24 @@ for (const L of promptLens) {
       `prompt ${L}: ${variants[0]}: host enqueue ${median(enq).toFixed(3)} ms (median of 5); 5 steps back to back ${
         piped.toFixed(3)
       } ms a step (device time where the host keeps up)`,
+    );
+  }
+  // --piped-all: the same host enqueue / back-to-back device time for every other variant.
+  for (let i = 1; values["piped-all"] && i < sessions.length; i++) {
+    const e: number[] = [];
+    for (let r = 0; r < 5; r++) {
+      const st = performance.now();
+      const p = sessions[i].launch(stepOf(prompt, 0), out, kvs[i]);
+      e.push(performance.now() - st);
+      p.wait();
+    }
+    const st = performance.now();
+    const ps = Array.from({ length: 5 }, () => sessions[i].launch(stepOf(prompt, 0), { sampledIds: new Int32Array(1) }, kvs[i]));
+    for (const p of ps) p.wait();
+    console.log(
+      `prompt ${L}: ${variants[i]}: host enqueue ${median(e).toFixed(3)} ms (median of 5); 5 steps back to back ${
+        ((performance.now() - st) / 5).toFixed(3)
+      } ms a step`,
     );
   }
   const row = {
