@@ -995,7 +995,10 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "fp8_rmsnorm_quant_warp_bf16": {
         // fp8NormWarp: fp8_rmsnorm_quant_bf16 with add 0, out 0 and a static scale, 8 rows a block.
         const [x, w, xq, rs, rows, H, eps, actScale] = A;
-        assert.ok(actScale > 0 && l.grid[0] === Math.ceil(rows / 8) && l.block === 256, `${l.kernel}: grid ${l.grid}`);
+        assert.ok(
+          actScale > 0 && l.grid[0] === Math.ceil(rows / 8) && l.block === 256 && H % 256 === 0 && H <= 4096,
+          `${l.kernel}: grid ${l.grid}, hidden ${H}`,
+        );
         const { q, a } = quantizeRows(normBf16(ld(x, rows * H), ld(w, H), eps, rows, H), rows, H, actScale);
         mem.bytes(xq, q.length).set(q);
         mem.f32(rs, rows).set(a);

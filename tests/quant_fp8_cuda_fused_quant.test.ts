@@ -130,7 +130,7 @@ test("fp8FusedQuant with an FP8 KV cache on decode_attention_batch2 (batchAttent
 });
 
 test("session 11's FP8 prefill switches (FP8 + FP8 KV, shadow RoPE, flash_prefill_wg): fp8GemmResidual, fp8FreshPrompt, fp8FlatQuant, fp8AttnQuant, fp8PruneLastLayer; logits as close to the CPU session as without, pruning keeps the bits", () => {
-  const raw = { ...RAW, hidden_size: 128, intermediate_size: 256, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 64 };
+  const raw = { ...RAW, hidden_size: 256, intermediate_size: 512, num_attention_heads: 4, num_key_value_heads: 1, head_dim: 64 };
   const model = randomModel(raw, 13, true, 0.1);
   const q = quantizeSync(model, { quantAlgo: "FP8", kvCacheQuantAlgo: "FP8" }, { calibration: [Array.from({ length: 24 }, (_, i) => (i * 7 + 2) % 64)] });
   const build = { maxBatchSize: 4, maxNumTokens: 64, maxSeqLen: 32, tokensPerBlock: 4 };

@@ -281,7 +281,8 @@ export const CUDA_FLAGS = {
   /**
    * The RMSNorms that quantize for a static-scale FP8 linear without adding a residual first (the first layer's, and with
    * fp8GemmResidual every one) run as fp8_rmsnorm_quant_warp_bf16: one warp a row, 8 rows a block, instead of a
-   * 256-thread block a row; the same sums in the same order, the same bytes. @default false
+   * 256-thread block a row (hidden % 256 == 0, <= 4096: a lane's share of the row stays in registers, the norm weight in
+   * shared memory); the same sums in the same order, the same bytes. @default false
    */
   fp8NormWarp: { env: "LLMRT_FP8_NORM_WARP", default: false },
   /**

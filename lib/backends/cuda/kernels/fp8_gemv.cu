@@ -547,31 +547,39 @@ extern "C" __global__ void __launch_bounds__(256) fp8_quantize_flat_bf16(const b
 // (a block of 256 threads takes 8 rows) instead of a block a row, the same bytes: each lane keeps the sums of squares
 // of the 8 threads 32w + lane (w = 0..7) of fp8_rmsnorm_quant_bf16's 256-thread block — the same elements in the same
 // order — and adds them as its blockSum does (warpSum of each w, then ((V0 + V4) + (V2 + V6)) + ((V1 + V5) + (V3 + V7))).
+// A lane's whole share of its row (hidden / 32 values) stays in registers from the one load pass and the block stages
+// the norm weight in shared memory, so the second pass reads no global memory.
 // extern "C" __global__ void fp8_rmsnorm_quant_warp_bf16(const bf16_t* x, const bf16_t* weight, u8* xq, float* rowScale,
-//     int rows, int hidden, float eps, float actScale)   grid (ceil(rows / 8), 1, 1)   block (256, 1, 1)   hidden % 8 == 0
+//     int rows, int hidden, float eps, float actScale)
+//   grid (ceil(rows / 8), 1, 1)   block (256, 1, 1)   hidden % 256 == 0, hidden <= FNW_MAXK
 // ------------------------------------------------------------------------------------------------
+#define FNW_MAXK 4096
 extern "C" __global__ void __launch_bounds__(256) fp8_rmsnorm_quant_warp_bf16(const bf16_t* __restrict__ x, const bf16_t* __restrict__ weight,
     u8* __restrict__ xq, float* __restrict__ rowScale, int rows, int hidden, float eps, float actScale) {
-  const int lane = threadIdx.x & 31;
+  constexpr int NC = FNW_MAXK / 256;  // 16-byte chunks a lane holds at most
+  __shared__ uint4 wsh[FNW_MAXK / 8];
+  const int lane = threadIdx.x & 31, nc = hidden >> 8;
   const long long row = (long long)blockIdx.x * 8 + (threadIdx.x >> 5);
-  if (row >= rows) return;
-  const bf16_t* xr = x + row * hidden;
+  const bool valid = row < rows;
+  const bf16_t* xr = x + (valid ? row : 0) * hidden;
+  // Chunk j of the lane: elements lane * 8 + j * 256 (virtual thread 32 (j % 8) + lane, its (j / 8)-th chunk).
+  uint4 v[NC];
+#pragma unroll
+  for (int j = 0; j < NC; j++) {
+    if (j < nc && valid) v[j] = *reinterpret_cast<const uint4*>(xr + lane * 8 + j * 256);
+  }
+  for (int c = threadIdx.x; c < (hidden >> 3); c += blockDim.x) wsh[c] = *reinterpret_cast<const uint4*>(weight + c * 8);
   float part[8];
 #pragma unroll
   for (int w = 0; w < 8; w++) part[w] = 0.f;
-  // Virtual thread t = 32 w + lane of the 256-thread block: chunks t * 8 + k * 2048, k ascending.
-#pragma unroll 2
-  for (int base = lane * 8; base < hidden; base += 2048) {
-    float a[8][8];
 #pragma unroll
-    for (int w = 0; w < 8; w++) {
-      if (base + w * 256 < hidden) load16(xr + base + w * 256, a[w]);
-    }
+  for (int j = 0; j < NC; j++) {
+    if (j < nc) {
+      const u32 u[4] = {v[j].x, v[j].y, v[j].z, v[j].w};
 #pragma unroll
-    for (int w = 0; w < 8; w++) {
-      if (base + w * 256 < hidden) {
-#pragma unroll
-        for (int e = 0; e < 8; e++) part[w] += a[w][e] * a[w][e];
+      for (int e = 0; e < 8; e++) {
+        const float a = __uint_as_float(e & 1 ? u[e >> 1] & 0xffff0000u : u[e >> 1] << 16);
+        part[j & 7] += a * a;
       }
     }
   }
@@ -579,17 +587,26 @@ extern "C" __global__ void __launch_bounds__(256) fp8_rmsnorm_quant_warp_bf16(co
   for (int w = 0; w < 8; w++) part[w] = warpSum(part[w]);
   const float ss = ((part[0] + part[4]) + (part[2] + part[6])) + ((part[1] + part[5]) + (part[3] + part[7]));
   const float inv = rsqrtf(ss / (float)hidden + eps);
+  __syncthreads();  // the weight in shared memory
+  if (!valid) return;
   if (lane == 0) rowScale[row] = actScale;
   const float sinv = 1.f / actScale;
   u8* qr = xq + row * hidden;
-  for (int i = lane * 8; i < hidden; i += 256) {
-    float a[8], w8[8];
-    load16(xr + i, a);
-    load16(weight + i, w8);
 #pragma unroll
-    for (int e = 0; e < 8; e++) a[e] = a[e] * inv * w8[e];
-    roundBf16x8(a);
-    *reinterpret_cast<uint2*>(qr + i) = quantF8(a, actScale, sinv);
+  for (int j = 0; j < NC; j++) {
+    if (j < nc) {
+      const uint4 wv = wsh[(lane * 8 + j * 256) >> 3];
+      const u32 u[4] = {v[j].x, v[j].y, v[j].z, v[j].w}, wu[4] = {wv.x, wv.y, wv.z, wv.w};
+      float a[8];
+#pragma unroll
+      for (int e = 0; e < 8; e++) {
+        const float xe = __uint_as_float(e & 1 ? u[e >> 1] & 0xffff0000u : u[e >> 1] << 16);
+        const float we = __uint_as_float(e & 1 ? wu[e >> 1] & 0xffff0000u : wu[e >> 1] << 16);
+        a[e] = xe * inv * we;
+      }
+      roundBf16x8(a);
+      *reinterpret_cast<uint2*>(qr + lane * 8 + j * 256) = quantF8(a, actScale, sinv);
+    }
   }
 }
 
