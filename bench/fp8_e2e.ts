@@ -21,7 +21,7 @@
  * fp8FlashPrefill, the bf16 flash prefill kernels over a dequantized shadow layer; smem: fp8GemvSmem, fp8_gemv1s for the
  * small one-token linears; sk: fp8DecodeSk, the split-K tensor-core decode attention over the e4m3 cache; shadow:
  * fp8ShadowRope, prefill KV writes fill the shadow layer, kv_dequant only the rest; s10: smem + sk + shadow; s11: session 11's
- * same-bytes prefill switches fp8GemmResidual, fp8FreshPrompt, fp8FlatQuant, fp8NormWarp, fp8AttnQuant, fp8PruneLastLayer;
+ * same-bytes prefill switches fp8GemmResidual, fp8FreshPrompt, fp8FlatQuant, fp8AttnQuant, fp8PruneLastLayer;
  * s11fast: s11 + fp8FastSilu), one row each.
  */
 import process from "node:process";
@@ -70,12 +70,11 @@ const VARIANTS: Record<string, SessionOptions> = {
   sk: { fp8DecodeSk: true },
   shadow: { fp8ShadowRope: true },
   s10: { fp8GemvSmem: true, fp8DecodeSk: true, fp8ShadowRope: true },
-  s11: { fp8GemmResidual: true, fp8FreshPrompt: true, fp8FlatQuant: true, fp8NormWarp: true, fp8AttnQuant: true, fp8PruneLastLayer: true },
+  s11: { fp8GemmResidual: true, fp8FreshPrompt: true, fp8FlatQuant: true, fp8AttnQuant: true, fp8PruneLastLayer: true },
   s11fast: {
     fp8GemmResidual: true,
     fp8FreshPrompt: true,
     fp8FlatQuant: true,
-    fp8NormWarp: true,
     fp8AttnQuant: true,
     fp8PruneLastLayer: true,
     fp8FastSilu: true,

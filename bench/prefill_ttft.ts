@@ -15,8 +15,7 @@
  * (gemmResidual: the residual add in the o_proj / down GEMMs), wide (gemmTuneWide: 32 tuning candidates), fp8resid
  * (fp8GemmResidual: the same for FP8 GEMMs), fresh (fp8FreshPrompt: no kv_dequant_prefix for new prompts), fp8flat
  * (fp8FlatQuant: static-scale SiLU·mul quantize and quantize on the flat entry points), fp8attn (fp8AttnQuant: the
- * attention writes o_proj's e4m3 input), fp8prune (fp8PruneLastLayer: FP8 plans prune their last layer), fp8warp
- * (fp8NormWarp: the no-add FP8 norm quantize one warp a row), fastsilu (fp8FastSilu: the prefill SiLU·mul quantize with
+ * attention writes o_proj's e4m3 input), fp8prune (fp8PruneLastLayer: FP8 plans prune their last layer), fastsilu (fp8FastSilu: the prefill SiLU·mul quantize with
  * the hardware exp / division; not bitwise), s11 (the six same-bytes FP8 prefill switches of session 11), joined with "+"
  * (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
  */
@@ -66,9 +65,8 @@ const OPTION: Record<string, SessionOptions> = {
   fp8flat: { fp8FlatQuant: true },
   fp8attn: { fp8AttnQuant: true },
   fp8prune: { fp8PruneLastLayer: true },
-  fp8warp: { fp8NormWarp: true },
   fastsilu: { fp8FastSilu: true },
-  s11: { fp8GemmResidual: true, fp8FreshPrompt: true, fp8FlatQuant: true, fp8NormWarp: true, fp8AttnQuant: true, fp8PruneLastLayer: true },
+  s11: { fp8GemmResidual: true, fp8FreshPrompt: true, fp8FlatQuant: true, fp8AttnQuant: true, fp8PruneLastLayer: true },
 };
 const optionsOf = (v: string): SessionOptions =>
   Object.assign(

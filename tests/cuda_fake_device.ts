@@ -342,8 +342,6 @@ export interface FakeSessionOptions {
   readonly fp8FlatQuant?: boolean;
   /** LaunchEnv.fp8AttnQuant. */
   readonly fp8AttnQuant?: boolean;
-  /** LaunchEnv.fp8NormWarp. */
-  readonly fp8NormWarp?: boolean;
   /** LaunchEnv.fp8FastSilu. */
   readonly fp8FastSilu?: boolean;
   /** With pruneLastLayer: FP8 plans prune their last layer too (CudaSessionOptions.fp8PruneLastLayer). */
@@ -471,7 +469,6 @@ export class FakeCudaSession {
       fp8FreshPrompt: opts.fp8FreshPrompt,
       fp8FlatQuant: opts.fp8FlatQuant,
       fp8AttnQuant: opts.fp8AttnQuant,
-      fp8NormWarp: opts.fp8NormWarp,
       fp8FastSilu: opts.fp8FastSilu,
       nvfp4Mma: opts.nvfp4Mma,
       nvfp4GemvBlocks: opts.nvfp4Mma ? 2 * sms : undefined,
@@ -988,18 +985,6 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         const v = normBf16(src, ld(w, H), eps, rows, H);
         if (out) st(out, v);
         const { q, a } = quantizeRows(v, rows, H, actScale);
-        mem.bytes(xq, q.length).set(q);
-        mem.f32(rs, rows).set(a);
-        break;
-      }
-      case "fp8_rmsnorm_quant_warp_bf16": {
-        // fp8NormWarp: fp8_rmsnorm_quant_bf16 with add 0, out 0 and a static scale, 8 rows a block.
-        const [x, w, xq, rs, rows, H, eps, actScale] = A;
-        assert.ok(
-          actScale > 0 && l.grid[0] === Math.ceil(rows / 8) && l.block === 256 && H % 256 === 0 && H <= 4096,
-          `${l.kernel}: grid ${l.grid}, hidden ${H}`,
-        );
-        const { q, a } = quantizeRows(normBf16(ld(x, rows * H), ld(w, H), eps, rows, H), rows, H, actScale);
         mem.bytes(xq, q.length).set(q);
         mem.f32(rs, rows).set(a);
         break;

@@ -3,7 +3,7 @@
  * activation scales) + an FP8 KV cache at hd 128, G 4 (flash_prefill_wg on sm_90): a prompt, a chunk over its cached
  * prefix and two decode steps in four CUDA sessions — the default; `r` = fp8GemmResidual (the FP8 o_proj / down GEMMs add
  * into the residual: one rounding of product + residual, bitwise or within bf16 rounding of the separate add); `all` = r +
- * fp8FreshPrompt, fp8FlatQuant, fp8NormWarp, fp8AttnQuant, fp8PruneLastLayer (each the same bytes: must be r's logits bit
+ * fp8FreshPrompt, fp8FlatQuant, fp8AttnQuant, fp8PruneLastLayer (each the same bytes: must be r's logits bit
  * for bit); `fast` = all + fp8FastSilu (the hardware exp / division: within rounding) — and the float32 CPU engine.
  */
 import { Session } from "../../lib/runtime/session.ts";
@@ -12,7 +12,7 @@ import { assert } from "../harness.ts";
 import { gpuTest, step } from "./gpu.ts";
 
 gpuTest(
-  "session: FP8 prefill switches (fp8GemmResidual, fp8FreshPrompt, fp8FlatQuant, fp8NormWarp, fp8AttnQuant, fp8PruneLastLayer, fp8FastSilu) vs the default CUDA session and the CPU engine",
+  "session: FP8 prefill switches (fp8GemmResidual, fp8FreshPrompt, fp8FlatQuant, fp8AttnQuant, fp8PruneLastLayer, fp8FastSilu) vs the default CUDA session and the CPU engine",
   () => {
     const raw: Record<string, unknown> = {
       ...quantTestLlama(112),
@@ -25,7 +25,7 @@ gpuTest(
     const V = raw.vocab_size as number;
     const calib = [Array.from({ length: 48 }, (_, i) => (i * 29 + 5) % V)];
     const { bf16, f32 } = quantEngines(raw, 23, { quantAlgo: "FP8", kvCacheQuantAlgo: "FP8" }, 0.1, { calibration: calib });
-    const all = { fp8GemmResidual: true, fp8FreshPrompt: true, fp8FlatQuant: true, fp8NormWarp: true, fp8AttnQuant: true, fp8PruneLastLayer: true };
+    const all = { fp8GemmResidual: true, fp8FreshPrompt: true, fp8FlatQuant: true, fp8AttnQuant: true, fp8PruneLastLayer: true };
     const names = ["default", "r", "all", "fast"] as const;
     const sessions = [
       Session.fromSerializedEngine(bf16, { backend: "cuda" }),

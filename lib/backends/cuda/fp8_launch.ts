@@ -53,9 +53,6 @@ export function fp8Gemv1SmemBytes(n: number, k: number, grid: number): number {
   return k * (1 + Math.ceil(n / grid));
 }
 
-/** Whether fp8_rmsnorm_quant_warp_bf16 (fp8NormWarp) takes rows of `hidden` (its registers hold a lane's whole share: FNW_MAXK). */
-export const fp8NormWarpFits = (hidden: number): boolean => hidden % 256 === 0 && hidden <= 4096;
-
 /** Whether a linear stores FP8 weights. */
 export const isFp8Linear = (op: Op): op is Extract<Op, { type: "linear" }> => op.type === "linear" && op.weightFormat?.format === "fp8_e4m3";
 

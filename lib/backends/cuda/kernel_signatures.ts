@@ -76,7 +76,6 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   fp8_quantize: { file: "fp8_gemv.cu", params: [P, P, P, I, I, F] },
   fp8_scale: { file: "fp8_gemv.cu", params: [P, P, P, P, I, I] },
   fp8_rmsnorm_quant: { file: "fp8_gemv.cu", params: [P, P, P, P, P, P, I, I, F, F, I] },
-  fp8_rmsnorm_quant_warp: { file: "fp8_gemv.cu", params: [P, P, P, P, I, I, F, F] },
   fp8_silu_mul_quant: { file: "fp8_gemv.cu", params: [P, P, P, I, I, F] },
   fp8_silu_mul_quant_flat: { file: "fp8_gemv.cu", params: [P, P, P, I, I, F] },
   fp8_silu_mul_quant_fast: { file: "fp8_gemv.cu", params: [P, P, P, I, I, F] },

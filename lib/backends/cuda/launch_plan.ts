@@ -6,7 +6,7 @@
  * Kernel ABIs: lib/backends/cuda/kernels/README.md. Linear ops: linear_launch.ts; attention: attention_launch.ts.
  */
 import { planDecodeFusion } from "./decode_fusion.ts";
-import { fp8ActScale, fp8GemvStep, fp8NormWarpFits, fp8QuantProducers, fp8ScratchLayout } from "./fp8_launch.ts";
+import { fp8ActScale, fp8GemvStep, fp8QuantProducers, fp8ScratchLayout } from "./fp8_launch.ts";
 import { InternalError } from "../../util/errors.ts";
 import type { LastLayerRows } from "./last_layer_rows.ts";
 import { isPdlKernel } from "./kernel_signatures.ts";
@@ -153,11 +153,9 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     out,
     k,
   };
-  /** An RMSNorm (no residual add) quantizing for the next FP8 linear: fp8_rmsnorm_quant_bf16 add 0, or (fp8NormWarp, static scale) its warp-a-row form. */
+  /** An RMSNorm (no residual add) quantizing for the next FP8 linear: fp8_rmsnorm_quant_bf16 add 0. */
   const normQuant = (i: number, x: bigint, w: bigint, rows: number, width: number, eps: number, [xq, rs, act]: [bigint, bigint, number]): void => {
-    if (env.fp8NormWarp && act > 0 && fp8NormWarpFits(width)) {
-      k(i, "fp8_rmsnorm_quant_warp_bf16", [cdiv(rows, 8), 1, 1], 256, [x, w, xq, rs, rows, width, eps, act]);
-    } else k(i, "fp8_rmsnorm_quant_bf16", [rows, 1, 1], 256, [x, 0n, w, 0n, xq, rs, rows, width, eps, act, 0]);
+    k(i, "fp8_rmsnorm_quant_bf16", [rows, 1, 1], 256, [x, 0n, w, 0n, xq, rs, rows, width, eps, act, 0]);
   };
   // gemmResidual (prefill and mixed steps): the op index whose residual add the previous linear's GEMM did.
   const residualInGemm = !!env.gemmResidual && shape.attention.kind !== "decode" && !env.lora;

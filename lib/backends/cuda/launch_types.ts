@@ -133,8 +133,6 @@ export interface LaunchEnv {
   readonly fp8FlatQuant?: boolean;
   /** Prefill attention on flash_prefill_wg writes a static-scale FP8 o_proj's e4m3 input (CudaSessionOptions.fp8AttnQuant). */
   readonly fp8AttnQuant?: boolean;
-  /** Static-scale, no-add FP8 norm quantize on fp8_rmsnorm_quant_warp_bf16 (CudaSessionOptions.fp8NormWarp). */
-  readonly fp8NormWarp?: boolean;
   /** Static-scale prefill SiLU·mul quantize with the hardware exp / division (CudaSessionOptions.fp8FastSilu). */
   readonly fp8FastSilu?: boolean;
   /** Most blocks of fp8_gemv1's grid (fp8_launch.ts FP8_GEMV1_BLOCKS_PER_SM per SM). Unset: 264 (an H200's 132 SMs). */

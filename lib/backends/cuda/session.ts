@@ -227,8 +227,6 @@ export class CudaSession implements SessionBackend {
   readonly fp8FlatQuant: boolean;
   /** CudaSessionOptions.fp8AttnQuant. */
   readonly fp8AttnQuant: boolean;
-  /** CudaSessionOptions.fp8NormWarp. */
-  readonly fp8NormWarp: boolean;
   /** CudaSessionOptions.fp8FastSilu. */
   readonly fp8FastSilu: boolean;
   /** CudaSessionOptions.wgmmaPrefill, on an sm_90 device. */
@@ -374,7 +372,6 @@ export class CudaSession implements SessionBackend {
     this.fp8FreshPrompt = f.fp8FreshPrompt;
     this.fp8FlatQuant = f.fp8FlatQuant;
     this.fp8AttnQuant = f.fp8AttnQuant;
-    this.fp8NormWarp = f.fp8NormWarp;
     this.fp8FastSilu = f.fp8FastSilu;
     this.decodeSplitK = f.decodeSplitK;
     this.fp8DecodeAttention = f.fp8DecodeAttention;
@@ -644,7 +641,6 @@ export class CudaSession implements SessionBackend {
       fp8FreshPrompt: this.fp8FreshPrompt,
       fp8FlatQuant: this.fp8FlatQuant,
       fp8AttnQuant: this.fp8AttnQuant,
-      fp8NormWarp: this.fp8NormWarp,
       fp8FastSilu: this.fp8FastSilu,
       fp8Gemv1Blocks: FP8_GEMV1_BLOCKS_PER_SM * this.device.smCount,
       quantGemv1: this.quantGemv1,

@@ -279,13 +279,6 @@ export const CUDA_FLAGS = {
    */
   fp8PruneLastLayer: { env: "LLMRT_FP8_PRUNE_LAST_LAYER", default: false },
   /**
-   * The RMSNorms that quantize for a static-scale FP8 linear without adding a residual first (the first layer's, and with
-   * fp8GemmResidual every one) run as fp8_rmsnorm_quant_warp_bf16: one warp a row, 8 rows a block, instead of a
-   * 256-thread block a row (hidden % 256 == 0, <= 4096: a lane's share of the row stays in registers, the norm weight in
-   * shared memory); the same sums in the same order, the same bytes. @default false
-   */
-  fp8NormWarp: { env: "LLMRT_FP8_NORM_WARP", default: false },
-  /**
    * The static-scale SiLU·mul that quantizes for a prefill FP8 down_proj computes silu with the hardware exponential and
    * division (fp8_silu_mul_quant_fast_bf16: __expf, __fdividef) instead of expf and an IEEE division: within bf16 rounding
    * of silu_mul_bf16's value, not its bits (the accurate math makes the 8B's 2048 × 14336 SiLU·mul ALU-bound). @default false
