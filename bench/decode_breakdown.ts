@@ -14,7 +14,7 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { buildSync } from "../lib/builder/builder.ts";
-import { AutoModelForCausalLM } from "../lib/models/llama.ts";
+import { openModel } from "../lib/quantization/prequantized.ts";
 import type { CudaKvCache } from "../lib/backends/cuda/session.ts";
 import type { Launch } from "../lib/backends/cuda/launch_plan.ts";
 import { Session } from "../lib/runtime/session.ts";
@@ -29,8 +29,9 @@ if (!values.model) throw new Error("usage: bun bench/decode_breakdown.ts --model
 const ctxs = (values.ctx ?? "128,1024").split(",").map(Number);
 const bs = 32;
 const maxSeqLen = Math.ceil((Math.max(...ctxs) + 256) / bs) * bs;
-const m = AutoModelForCausalLM.fromHuggingFace(values.model, { dtype: "bfloat16" });
-const engine = buildSync(m, { backend: "cuda", maxBatchSize: 1, maxNumTokens: 128, maxSeqLen, tokensPerBlock: bs });
+// openModel: a pre-quantized checkpoint (e.g. the FP8 + FP8 KV pack of tools/quant-packers/pack_fp8_torch.py) as packed.
+const m = openModel(values.model, { dtype: "bfloat16" });
+const engine = buildSync(m, { backend: "cuda", dtype: "bfloat16", maxBatchSize: 1, maxNumTokens: 128, maxSeqLen, tokensPerBlock: bs });
 m.close();
 const plan = engine.plan, a = plan.attributes;
 const blocks = Int32Array.from({ length: maxSeqLen / bs }, (_, i) => i);
@@ -46,7 +47,7 @@ function role(l: Launch): string {
   }
   return op?.type ?? (l.kind === "kernel" ? l.kernel : "gemm");
 }
-/** Bytes of weights a role's launches read (linears: the weight; others 0). */
+/** Bytes of weights a role's launches read (linears: the weight, 1 byte an element for FP8 / packed uint8; others 0). */
 function roleBytes(ls: readonly Launch[]): number {
   const seen = new Set<string>();
   let b = 0;
@@ -54,7 +55,8 @@ function roleBytes(ls: readonly Launch[]): number {
     const op = plan.ops[l.op] as { type: string; weight?: string } | undefined;
     if (op?.type === "linear" && op.weight && !seen.has(op.weight)) {
       seen.add(op.weight);
-      b += engine.tensorInfo(op.weight).shape.reduce((x, y) => x * y, 1) * plan.elementBytes;
+      const info = engine.tensorInfo(op.weight);
+      b += info.shape.reduce((x, y) => x * y, 1) * (info.dtype === "uint8" ? 1 : plan.elementBytes);
     }
   }
   return b;

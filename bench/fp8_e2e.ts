@@ -20,7 +20,8 @@
  * all: fast and gemv1; attn: fp8DecodeAttention, the fused decode attention over the quantized KV cache; attnflash: attn and
  * fp8FlashPrefill, the bf16 flash prefill kernels over a dequantized shadow layer; sk: fp8DecodeSk, the split-K tensor-core
  * decode attention over the e4m3 cache; shadow: fp8ShadowRope, prefill KV writes fill the shadow layer, kv_dequant only the
- * rest; s10: sk + shadow), one row each.
+ * rest; s10: sk + shadow; s11: session 11's same-bytes prefill switches fp8GemmResidual, fp8FreshPrompt, fp8FlatQuant,
+ * fp8AttnQuant, fp8PruneLastLayer; s11fast: s11 + fp8FastSilu), one row each.
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -67,6 +68,15 @@ const VARIANTS: Record<string, SessionOptions> = {
   sk: { fp8DecodeSk: true },
   shadow: { fp8ShadowRope: true },
   s10: { fp8DecodeSk: true, fp8ShadowRope: true },
+  s11: { fp8GemmResidual: true, fp8FreshPrompt: true, fp8FlatQuant: true, fp8AttnQuant: true, fp8PruneLastLayer: true },
+  s11fast: {
+    fp8GemmResidual: true,
+    fp8FreshPrompt: true,
+    fp8FlatQuant: true,
+    fp8AttnQuant: true,
+    fp8PruneLastLayer: true,
+    fp8FastSilu: true,
+  },
 };
 const variants = (values.variants ?? "default").split(",");
 for (const v of variants) if (!VARIANTS[v]) throw new Error(`--variants: ${v} is not one of ${Object.keys(VARIANTS).join(", ")}`);

@@ -8,18 +8,22 @@
  * (one row, fp32 out) under each batch-invariant algorithm choice.
  *
  *   bun bench/prefill_ttft.ts --model DIR [--prompt-lens 128,2048] [--reps 7] [--variants default,noprune,wgmma,noinv]
- *     [--profile default,noprune] [--lm-head]
+ *     [--profile default,noprune] [--lm-head] [--piped-all]
  *
  * Variants: default (the session defaults), noprune (pruneLastLayer false), wgmma / flash (wgmmaPrefill true / false),
  * noinv (batchInvariant false), notune (gemmTune false: batch-invariant GEMMs take the bucket's heuristic pick), resid
- * (gemmResidual: the residual add in the o_proj / down GEMMs), wide (gemmTuneWide: 32 tuning candidates), joined with "+"
+ * (gemmResidual: the residual add in the o_proj / down GEMMs), wide (gemmTuneWide: 32 tuning candidates), fp8resid
+ * (fp8GemmResidual: the same for FP8 GEMMs), fresh (fp8FreshPrompt: no kv_dequant_prefix for new prompts), fp8flat
+ * (fp8FlatQuant: static-scale SiLU·mul quantize and quantize on the flat entry points), fp8attn (fp8AttnQuant: the
+ * attention writes o_proj's e4m3 input), fp8prune (fp8PruneLastLayer: FP8 plans prune their last layer), fastsilu (fp8FastSilu: the prefill SiLU·mul quantize with
+ * the hardware exp / division; not bitwise), s11 (the six same-bytes FP8 prefill switches of session 11), joined with "+"
  * (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
  */
 import * as fs from "node:fs";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { buildSync } from "../lib/builder/builder.ts";
-import { AutoModelForCausalLM } from "../lib/models/llama.ts";
+import { openModel } from "../lib/quantization/prequantized.ts";
 import type { CudaKvCache } from "../lib/backends/cuda/session.ts";
 import { CublasLtGemm } from "../lib/backends/cuda/gemm.ts";
 import { Session } from "../lib/runtime/session.ts";
@@ -35,6 +39,7 @@ const { values } = parseArgs({
     variants: { type: "string" },
     profile: { type: "string" },
     "lm-head": { type: "boolean" },
+    "piped-all": { type: "boolean" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/prefill_ttft.ts --model DIR [--prompt-lens 128,2048] [--reps 7] [--variants ...] [--profile ...]");
@@ -55,6 +60,13 @@ const OPTION: Record<string, SessionOptions> = {
   notune: { gemmTune: false },
   resid: { gemmResidual: true },
   wide: { gemmTuneWide: true },
+  fp8resid: { fp8GemmResidual: true },
+  fresh: { fp8FreshPrompt: true },
+  fp8flat: { fp8FlatQuant: true },
+  fp8attn: { fp8AttnQuant: true },
+  fp8prune: { fp8PruneLastLayer: true },
+  fastsilu: { fp8FastSilu: true },
+  s11: { fp8GemmResidual: true, fp8FreshPrompt: true, fp8FlatQuant: true, fp8AttnQuant: true, fp8PruneLastLayer: true },
 };
 const optionsOf = (v: string): SessionOptions =>
   Object.assign(
@@ -66,7 +78,8 @@ const optionsOf = (v: string): SessionOptions =>
   );
 
 const t0 = performance.now();
-const m = AutoModelForCausalLM.fromHuggingFace(values.model, { dtype: "bfloat16" });
+// openModel: a pre-quantized checkpoint (e.g. tools/quant-packers/pack_fp8_torch.py's FP8 + FP8 KV) as it is packed.
+const m = openModel(values.model, { dtype: "bfloat16" });
 const engine = buildSync(m, { backend: "cuda", maxBatchSize: 1, maxNumTokens: maxLen, maxSeqLen, tokensPerBlock: bs });
 m.close();
 const a = engine.plan.attributes;
@@ -195,6 +208,24 @@ for (const L of promptLens) {
       `prompt ${L}: ${variants[0]}: host enqueue ${median(enq).toFixed(3)} ms (median of 5); 5 steps back to back ${
         piped.toFixed(3)
       } ms a step (device time where the host keeps up)`,
+    );
+  }
+  // --piped-all: the same host enqueue / back-to-back device time for every other variant.
+  for (let i = 1; values["piped-all"] && i < sessions.length; i++) {
+    const e: number[] = [];
+    for (let r = 0; r < 5; r++) {
+      const st = performance.now();
+      const p = sessions[i].launch(stepOf(prompt, 0), out, kvs[i]);
+      e.push(performance.now() - st);
+      p.wait();
+    }
+    const st = performance.now();
+    const ps = Array.from({ length: 5 }, () => sessions[i].launch(stepOf(prompt, 0), { sampledIds: new Int32Array(1) }, kvs[i]));
+    for (const p of ps) p.wait();
+    console.log(
+      `prompt ${L}: ${variants[i]}: host enqueue ${median(e).toFixed(3)} ms (median of 5); 5 steps back to back ${
+        ((performance.now() - st) / 5).toFixed(3)
+      } ms a step`,
     );
   }
   const row = {

@@ -34,7 +34,7 @@ import {
   usesBatchAttention,
 } from "../lib/backends/cuda/launch_plan.ts";
 import { NCCL_ALL_REDUCE } from "../lib/backends/cuda/launch_types.ts";
-import { isDecodeStep, logitRowsIncreasing, packStep, stagingLayout, stagingPointers } from "../lib/backends/cuda/step_staging.ts";
+import { freshPrompts, isDecodeStep, logitRowsIncreasing, packStep, stagingLayout, stagingPointers } from "../lib/backends/cuda/step_staging.ts";
 import { planLastLayerRows } from "../lib/backends/cuda/last_layer_rows.ts";
 import { CudaLoraTables } from "../lib/backends/cuda/lora_tables.ts";
 import type { Engine } from "../lib/builder/engine.ts";
@@ -332,6 +332,18 @@ export interface FakeSessionOptions {
   readonly fp8DecodeSk?: boolean;
   /** LaunchEnv.fp8ShadowRope (with fp8FlashPrefill). */
   readonly fp8ShadowRope?: boolean;
+  /** LaunchEnv.fp8GemmResidual (with gemmResidual). */
+  readonly fp8GemmResidual?: boolean;
+  /** LaunchEnv.fp8FreshPrompt (with fp8ShadowRope). */
+  readonly fp8FreshPrompt?: boolean;
+  /** LaunchEnv.fp8FlatQuant. */
+  readonly fp8FlatQuant?: boolean;
+  /** LaunchEnv.fp8AttnQuant. */
+  readonly fp8AttnQuant?: boolean;
+  /** LaunchEnv.fp8FastSilu. */
+  readonly fp8FastSilu?: boolean;
+  /** With pruneLastLayer: FP8 plans prune their last layer too (CudaSessionOptions.fp8PruneLastLayer). */
+  readonly fp8PruneLastLayer?: boolean;
   /** LaunchEnv.wgmmaPrefill (flash_prefill_wg for bf16 prefill at head dims 64 / 128). */
   readonly wgmmaPrefill?: boolean;
   /** LaunchEnv.decodeSplitK: fused decode steps of up to 8 sequences on decode_attention_sk (decodeSkGeometry, as the session does). */
@@ -421,7 +433,7 @@ export class FakeCudaSession {
     const attn = plan.ops.find((o) => o.type === "paged_attention")!;
     const nH = attn.type === "paged_attention" ? attn.numHeads : 0;
     const nKV = attn.type === "paged_attention" ? attn.numKvHeads : 1;
-    const pruning = (opts.pruneLastLayer ?? true) && !planOnly ? planLastLayerRows(plan, plan.maxSeqs) : undefined;
+    const pruning = (opts.pruneLastLayer ?? true) && !planOnly ? planLastLayerRows(plan, plan.maxSeqs, opts.fp8PruneLastLayer) : undefined;
     this.env = {
       plan,
       elem: plan.elementBytes === 2 ? "bf16" : "f32",
@@ -448,6 +460,11 @@ export class FakeCudaSession {
       fp8Gemv1: opts.fp8Gemv1,
       fp8DecodeSk: opts.fp8DecodeSk,
       fp8ShadowRope: opts.fp8ShadowRope,
+      fp8GemmResidual: opts.fp8GemmResidual,
+      fp8FreshPrompt: opts.fp8FreshPrompt,
+      fp8FlatQuant: opts.fp8FlatQuant,
+      fp8AttnQuant: opts.fp8AttnQuant,
+      fp8FastSilu: opts.fp8FastSilu,
       nvfp4Mma: opts.nvfp4Mma,
       nvfp4GemvBlocks: opts.nvfp4Mma ? 2 * sms : undefined,
       wgmmaPrefill: opts.wgmmaPrefill,
@@ -571,6 +588,7 @@ export class FakeCudaSession {
         sample: !masks,
         writeKvFirst: inp.readsStepKv,
         pruneRows: R < T && logitRowsIncreasing(inp),
+        freshPrompts: freshPrompts(inp),
       });
       this.eagerSteps++;
     }
@@ -985,9 +1003,14 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         nvfp4ActRows(mem, siluMulBf16(ld(gu, T * 2 * I), T, I), T, I, a, xq, sx);
         break;
       }
-      case "fp8_silu_mul_quant_bf16": {
+      case "fp8_silu_mul_quant_bf16":
+      case "fp8_silu_mul_quant_fast_bf16":
+      case "fp8_silu_mul_quant_flat_bf16": {
         const [gu, xq, rs, T, I, actScale] = A;
-        assert.equal(l.grid[0], T);
+        // The flat entry point: static scales only, (ceil(I / 2048), T) blocks.
+        if (l.kernel.includes("_flat") || l.kernel.includes("_fast")) {
+          assert.ok(actScale > 0 && l.grid[1] === T && l.grid[0] * 2048 >= I, `${l.kernel}: grid ${l.grid}`);
+        } else assert.equal(l.grid[0], T);
         const { q, a } = quantizeRows(siluMulBf16(ld(gu, T * 2 * I), T, I), T, I, actScale);
         mem.bytes(xq, q.length).set(q);
         mem.f32(rs, T).set(a);
@@ -1330,6 +1353,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "paged_attention_prefill_mma_bf16":
       case "flash_prefill_bf16":
       case "flash_prefill_wg_bf16":
+      case "flash_prefill_wg_q8_bf16":
       case "paged_attention_prefill_bf16":
       case "paged_attention_generic_bf16": {
         const generic = name === "paged_attention_generic_bf16", kvAlgo = kvAlgoOf(l.kernel);
@@ -1340,13 +1364,21 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         else if (name === "flash_prefill_bf16") {
           const fg = flashPrefillGeometry(hd)!;
           assert.ok(l.grid[0] === nH && l.grid[1] >= cdiv(T, fg.rows) + S && l.block === fg.threads, `${l.kernel}: grid ${l.grid} block ${l.block}`);
-        } else if (name === "flash_prefill_wg_bf16") {
+        } else if (name === "flash_prefill_wg_bf16" || name === "flash_prefill_wg_q8_bf16") {
           const fg = flashPrefillWgGeometry(hd)!;
           assert.ok(l.grid[0] === nH && l.grid[1] >= cdiv(T, fg.rows) + S && l.block === fg.threads, `${l.kernel}: grid ${l.grid} block ${l.block}`);
           assert.equal(l.sharedBytes, fg.sharedMem, `${l.kernel}: dynamic shared memory`);
         } else assert.ok(l.grid[0] >= cdiv(T, name === "paged_attention_prefill_bf16" ? 16 : 64) + S && l.grid[1] === nH);
         const view = kvAlgo ? fp8View(kvAlgo, kv, scalesP, bs, nKV, hd) : undefined;
         attention(q, out, kv, pos, starts, tables, T, S, nH, nKV, hd, bs, stride, scale, window, l.kernel, view);
+        if (name === "flash_prefill_wg_q8_bf16") {
+          // fp8AttnQuant: the output rows as the next FP8 linear's e4m3 input (fp8_quantize_bf16's bytes, static scale).
+          const [xq, xs, actScale] = A.slice(14);
+          assert.ok(actScale > 0, `${l.kernel}: a static scale`);
+          const { q: bytes, a: scales } = quantizeRows(ld(out, T * nH * hd), T, nH * hd, actScale);
+          mem.bytes(xq, bytes.length).set(bytes);
+          mem.f32(xs, T).set(scales);
+        }
         break;
       }
       case "decode_attention_batch4_bf16":

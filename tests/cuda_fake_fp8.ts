@@ -95,6 +95,12 @@ export function fp8GemmStandIn(mem: FakeMemory, l: GemmLaunch): void {
     const alpha = f(mem.f32(l.aScale!, 1)[0] * mem.f32(l.bScale!, 1)[0]), b = l.bias ? ld(mem, l.bias, l.n) : null;
     for (let i = 0; i < s.length; i++) s[i] = b ? f(f(alpha * s[i]) + b[i % l.n]) : f(alpha * s[i]);
   }
+  // D = bf16(scaled product + C) (LaunchEnv.fp8GemmResidual: C = D = the residual), one rounding.
+  if (l.c !== undefined) {
+    assert.ok(l.outDtype !== "fp32", "FP8 GEMM with C: bf16 out");
+    const c = ld(mem, l.c, l.m * l.n);
+    for (let i = 0; i < s.length; i++) s[i] = f(s[i] + c[i]);
+  }
   if (l.outDtype === "fp32") mem.f32(l.d, s.length).set(s);
   else st(mem, l.d, s);
 }
@@ -156,9 +162,12 @@ export function fp8KernelStandIn(mem: FakeMemory, l: KernelLaunch, maxRows: numb
       } else mem.f32(y, m * n).set(v);
       return true;
     }
-    case "fp8_quantize_bf16": {
+    case "fp8_quantize_bf16":
+    case "fp8_quantize_flat_bf16": {
       const [x, xq, rs, rows, k, actScale] = A;
-      assert.ok(rows >= 1 && rows <= maxRows && l.grid[0] === rows && k % 8 === 0, `${l.kernel}: rows ${rows}, k ${k}, grid ${l.grid}`);
+      // The flat entry point: static scales only, (ceil(k / 2048), rows) blocks.
+      const grid = l.kernel === "fp8_quantize_flat_bf16" ? actScale > 0 && l.grid[1] === rows && l.grid[0] * 2048 >= k : l.grid[0] === rows;
+      assert.ok(rows >= 1 && rows <= maxRows && grid && k % 8 === 0, `${l.kernel}: rows ${rows}, k ${k}, grid ${l.grid}`);
       disjoint(l.kernel, "x and xq", x, rows * k * 2, xq, rows * k);
       const { q, a } = quantizeRows(ld(mem, x, rows * k), rows, k, actScale);
       mem.bytes(xq, q.length).set(q);

@@ -4,11 +4,22 @@
 // linear launches no fp8_quantize_bf16, o_proj (fed by attention) keeps it, GEMV-sized steps are unchanged — and
 // the logits and KV cache are bit for bit those of the unfused plan, for static (FP8) and per-token
 // (FP8_PER_CHANNEL_PER_TOKEN) activation scales.
-import type { KernelLaunch } from "../lib/backends/cuda/launch_types.ts";
+import type { KernelLaunch, Launch } from "../lib/backends/cuda/launch_types.ts";
 import { buildSync } from "../lib/builder/builder.ts";
 import { quantizeSync } from "../lib/quantization/quantize.ts";
+import { CpuSession } from "../lib/backends/cpu/session.ts";
 import { FakeCudaSession, randomModel, step } from "./cuda_fake_device.ts";
+import { FP8_LOGITS_TOL } from "./cuda_fake_plans.ts";
 import { assert, test } from "./harness.ts";
+
+const relL2 = (a: Float32Array, b: Float32Array): number => {
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+};
 
 const RAW = {
   vocab_size: 64,
@@ -110,4 +121,95 @@ test("fp8FusedQuant with an FP8 KV cache on decode_attention_batch2 (batchAttent
   const a = new Uint32Array(runs[1].dec.logits.buffer), b = new Uint32Array(runs[0].dec.logits.buffer);
   for (let i = 0; i < b.length; i++) if (a[i] !== b[i]) assert.fail(`logit ${i}: ${runs[1].dec.logits[i]} vs ${runs[0].dec.logits[i]}`);
   engine.dispose();
+});
+
+test("session 11's FP8 prefill switches (FP8 + FP8 KV, shadow RoPE, flash_prefill_wg): fp8GemmResidual, fp8FreshPrompt, fp8FlatQuant, fp8AttnQuant, fp8PruneLastLayer; logits as close to the CPU session as without, pruning keeps the bits", () => {
+  const raw = { ...RAW, hidden_size: 256, intermediate_size: 512, num_attention_heads: 4, num_key_value_heads: 1, head_dim: 64 };
+  const model = randomModel(raw, 13, true, 0.1);
+  const q = quantizeSync(model, { quantAlgo: "FP8", kvCacheQuantAlgo: "FP8" }, { calibration: [Array.from({ length: 24 }, (_, i) => (i * 7 + 2) % 64)] });
+  const build = { maxBatchSize: 4, maxNumTokens: 64, maxSeqLen: 32, tokensPerBlock: 4 };
+  const engine = buildSync(q, { ...build, backend: "cuda", dtype: "bfloat16" });
+  const f32 = buildSync(q, { ...build, backend: "cpu", dtype: "float32" });
+  q.close();
+  model.close();
+  const L = raw.num_hidden_layers;
+  const seqs = [{ ids: [3, 9, 27, 17, 50, 8, 1, 44, 12], blocks: [0, 1, 2, 3] }, { ids: [5, 6, 61, 2, 30, 19], blocks: [4, 5, 6, 7] }];
+  const base = {
+    fusedDecode: true,
+    batchInvariant: true,
+    fp8FusedQuant: true,
+    gemmResidual: true,
+    fp8FlashPrefill: true,
+    fp8ShadowRope: true,
+    wgmmaPrefill: true,
+  };
+  const steps = {
+    pre: step(seqs.map((x) => ({ ids: x.ids, pos: 0, blocks: x.blocks })), 4),
+    // A chunk over the first sequence's cached prefix: not a new prompt.
+    chunk: step([{ ids: [7, 11, 13], pos: seqs[0].ids.length, blocks: seqs[0].blocks }], 4),
+  };
+  const cpu = new CpuSession(f32), kv = cpu.createKvCache(10);
+  const want = Object.fromEntries(
+    Object.entries(steps).map(([k, inp]) => {
+      const out = { sampledIds: new Int32Array(inp.logitRows.length), logits: new Float32Array(inp.logitRows.length * raw.vocab_size) };
+      cpu.run(inp, out, kv);
+      return [k, out.logits];
+    }),
+  );
+  const runs = [false, true, "prune", "fast"].map((on) => {
+    const s11 = !!on;
+    const fake = new FakeCudaSession(engine, 10, 132, false, {
+      ...base,
+      fp8GemmResidual: s11,
+      fp8FreshPrompt: s11,
+      fp8FlatQuant: s11,
+      fp8AttnQuant: s11,
+      fp8PruneLastLayer: on === "prune",
+      fp8FastSilu: on === "fast",
+    });
+    const pre = fake.run(steps.pre, false);
+    const preLaunches = fake.lastLaunches;
+    const chunk = fake.run(steps.chunk, false);
+    return { pre, preLaunches, chunk, chunkLaunches: fake.lastLaunches };
+  });
+  const names = (ls: readonly Launch[]): string[] => ls.filter((l) => l.kind === "kernel").map((l) => (l as KernelLaunch).kernel);
+  const withC = (ls: readonly Launch[]) => ls.filter((l) => l.kind === "gemm" && l.c !== undefined);
+  assert.equal(withC(runs[0].preLaunches).length, 0, "off: FP8 GEMMs write their own output");
+  assert.equal(names(runs[0].preLaunches).filter((n) => n === "kv_dequant_prefix_fp8kv_bf16").length, L, "off: kv_dequant_prefix per layer");
+  const on = runs[1].preLaunches;
+  assert.equal(withC(on).length, 2 * L, "o_proj and down_proj of every layer add into the residual");
+  for (const l of withC(on)) if (l.kind === "gemm") assert.ok(l.dtype === "fp8e4m3" && l.c === l.d, "an FP8 GEMM, C is D");
+  const norms = on.filter((l): l is KernelLaunch => l.kind === "kernel" && l.kernel === "fp8_rmsnorm_quant_bf16");
+  assert.equal(norms.length, 2 * L, names(on).join(","));
+  assert.ok(norms.every((l) => l.args[10] === 0 && l.args[1] === 0n), "no norm adds (the GEMMs did)");
+  assert.ok(!names(on).some((n) => n.startsWith("kv_dequant") || n.startsWith("add_")), names(on).join(","));
+  // fp8FlatQuant: the SiLU·mul on the flat entry point; fp8AttnQuant: the attention writes o_proj's e4m3 input (no quantize).
+  assert.equal(names(on).filter((n) => n === "fp8_silu_mul_quant_flat_bf16").length, L, names(on).join(","));
+  assert.equal(names(on).filter((n) => n === "flash_prefill_wg_q8_bf16_hd64").length, L, names(on).join(","));
+  assert.equal(names(runs[0].preLaunches).filter((n) => n === "flash_prefill_wg_bf16_hd64").length, L, "off: the bf16 attention output");
+  assert.ok(!names(on).some((n) => n === "fp8_silu_mul_quant_bf16" || n.startsWith("fp8_quantize") || n === "flash_prefill_wg_bf16_hd64"), names(on).join(","));
+  assert.equal(names(runs[1].chunkLaunches).filter((n) => n === "kv_dequant_prefix_fp8kv_bf16").length, L, "a chunk over a cached prefix converts it");
+  // One rounding of product + residual instead of two moves some e4m3 roundings of the next linear's input: the logits
+  // stay as close to the float32 CPU session's as the separate add's (bitwise equal when the stand-in rounds twice).
+  // fp8FastSilu: the SiLU·mul quantize on its fast entry point (the fake device computes it exactly).
+  assert.equal(names(runs[3].preLaunches).filter((n) => n === "fp8_silu_mul_quant_fast_bf16").length, L, names(runs[3].preLaunches).join(","));
+  // fp8PruneLastLayer: the last layer's attention, FP8 linears and norms over the logits rows only, the same logits bits.
+  const pruned = runs[2].preLaunches, cutRows = (l: Launch) => l.kind === "gemm" && l.m === seqs.length;
+  assert.equal(
+    pruned.filter((l) => l.kind === "gemm" && l.dtype === "fp8e4m3" && cutRows(l)).length,
+    3,
+    "the last layer's o_proj / gate_up / down over 2 rows",
+  );
+  assert.equal(runs[0].preLaunches.filter((l) => l.kind === "gemm" && l.dtype === "fp8e4m3" && cutRows(l)).length, 0, "off: no FP8 GEMM over the logits rows");
+  assert.ok(names(pruned).includes("gather_rows_bf16"), names(pruned).join(","));
+  for (const k of ["pre", "chunk"] as const) {
+    const a = new Uint32Array(runs[2][k].logits.buffer), b = new Uint32Array(runs[1][k].logits.buffer);
+    for (let i = 0; i < b.length; i++) if (a[i] !== b[i]) assert.fail(`${k}: pruned logit ${i} ${runs[2][k].logits[i]} vs ${runs[1][k].logits[i]}`);
+  }
+  for (const k of ["pre", "chunk"] as const) {
+    const on = relL2(runs[1][k].logits, want[k]), off = relL2(runs[0][k].logits, want[k]);
+    assert.ok(on < Math.max(FP8_LOGITS_TOL, 1.5 * off), `${k}: vs the CPU session rel L2 ${on.toExponential(2)} (separate add ${off.toExponential(2)})`);
+  }
+  engine.dispose();
+  f32.dispose();
 });

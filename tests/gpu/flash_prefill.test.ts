@@ -5,7 +5,8 @@
  * one-token sequence and, in a second case, a sliding window; shuffled block tables whose unused blocks hold NaN
  * (a stray read shows), outputs poisoned with NaN (an unwritten row shows). The launch geometry is the plan's
  * (attention_choice.ts flashPrefillGeometry). On an sm_90 device flash_prefill_wg_bf16_hd{64,128} (kernels/flash_prefill_wg.cu,
- * warpgroup MMAs, sm_90a; flashPrefillWgGeometry) takes the same cases. tools/cuda-kernel-check/flash_prefill.py checks more
+ * warpgroup MMAs, sm_90a; flashPrefillWgGeometry) takes the same cases, and its _q8 entry point (fp8AttnQuant) must write
+ * fp8_quantize_bf16's bytes of that output. tools/cuda-kernel-check/flash_prefill.py checks more
  * shapes and times them.
  */
 import { loadKernelFile } from "../../lib/backends/cuda/compiler.ts";
@@ -76,6 +77,11 @@ for (const hd of [64, 128]) {
     using wgMod = wgGeo ? loadKernelFile(d, "flash_prefill_wg.cu") : undefined;
     const wgKernel = wgMod?.kernel(`flash_prefill_wg_bf16_hd${hd}`, SIG);
     if (wgKernel && wgGeo) wgKernel.setMaxDynamicSharedMemory(wgGeo.sharedMem);
+    // fp8AttnQuant (session 11): the _q8 entry point's e4m3 rows = fp8_quantize_bf16 of the entry point's output.
+    const wgQ8 = wgMod?.kernel(`flash_prefill_wg_q8_bf16_hd${hd}`, [...SIG, "ptr", "ptr", "f32"]);
+    if (wgQ8 && wgGeo) wgQ8.setMaxDynamicSharedMemory(wgGeo.sharedMem);
+    using fp8Mod = wgGeo ? loadKernelFile(d, "fp8_gemv.cu") : undefined;
+    const quant = fp8Mod?.kernel("fp8_quantize_bf16", ["ptr", "ptr", "ptr", "i32", "i32", "f32"]);
     CASES.forEach(({ nH, nKV, bs, window, seqs }, ci) => {
       const S = seqs.length, T = seqs.reduce((a, [, n]) => a + n, 0), row = nKV * hd;
       const stride = Math.max(...seqs.map(([p0, n]) => Math.ceil((p0 + n) / bs))) + 1;
@@ -128,6 +134,26 @@ for (const hd of [64, 128]) {
       pa.kernel(`paged_attention_prefill_mma_bf16_hd${hd}`, SIG).launch([Math.ceil(T / 64) + S, nH, 1], 128, [dq.ptr, oMma.ptr, ...args.slice(2)]);
       if (wgKernel && wgGeo) {
         wgKernel.launch([nH, Math.ceil(T / wgGeo.rows) + S, 1], wgGeo.threads, [dq.ptr, oWg.ptr, ...args.slice(2)], { sharedMemBytes: wgGeo.sharedMem });
+      }
+      if (wgQ8 && quant && wgGeo) {
+        const K = nH * hd, actScale = 0.005;
+        using xq = d.alloc(T * K);
+        using xs = d.alloc(T * 4);
+        using wq = d.alloc(T * K);
+        using ws = d.alloc(T * 4);
+        wgQ8.launch([nH, Math.ceil(T / wgGeo.rows) + S, 1], wgGeo.threads, [dq.ptr, 0n, ...args.slice(2), xq.ptr, xs.ptr, actScale], {
+          sharedMemBytes: wgGeo.sharedMem,
+        });
+        quant.launch(T, 256, [oWg.ptr, wq.ptr, ws.ptr, T, K, actScale]);
+        const [gq, wantQ, gs, wantS] = [new Uint8Array(T * K), new Uint8Array(T * K), new Float32Array(T), new Float32Array(T)];
+        xq.copyToHost(gq);
+        wq.copyToHost(wantQ);
+        xs.copyToHost(gs);
+        ws.copyToHost(wantS);
+        const bad = gq.findIndex((v, i) => v !== wantQ[i]);
+        assert.equal(bad, -1, `flash_prefill_wg_q8 hd${hd} case ${ci}: e4m3 byte ${bad} ${gq[bad]} vs ${wantQ[bad]}`);
+        assert.ok(gs.every((v, i) => v === wantS[i]), `flash_prefill_wg_q8 hd${hd} case ${ci}: row scales`);
+        assert.ok(wantQ.some((v) => v !== 0), "the quantized rows are not all zero");
       }
       const b = new Uint16Array(q.length);
       oMma.copyToHost(b);

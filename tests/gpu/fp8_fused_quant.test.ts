@@ -99,3 +99,73 @@ gpuTest("fp8_rmsnorm_quant_bf16 = (add_)rmsnorm_bf16 + fp8_quantize_bf16 and fp8
     }
   }
 });
+
+gpuTest("fp8FlatQuant: the flat quantize entry points = the row kernels (static scales), bit for bit", () => {
+  const d = device();
+  using fp8 = loadKernelFile(d, "fp8_gemv.cu");
+  const quant = fp8.kernel("fp8_quantize_bf16", [P, P, P, I, I, F]);
+  const quantFlat = fp8.kernel("fp8_quantize_flat_bf16", [P, P, P, I, I, F]);
+  const silu = fp8.kernel("fp8_silu_mul_quant_bf16", [P, P, P, I, I, F]);
+  const siluFlat = fp8.kernel("fp8_silu_mul_quant_flat_bf16", [P, P, P, I, I, F]);
+  const rows = 37, actScale = 0.013;
+  // 4104: a row end inside a block's last 2048-column chunk.
+  for (const K of [14336, 4096, 4104]) {
+    const x = bf16(seededUniform(11 + K, rows * 2 * K, -8, 8));
+    using dx = d.alloc(rows * 2 * K * 2);
+    using dq = d.alloc(rows * K);
+    using ds = d.alloc(rows * 4);
+    dx.copyFromHost(x);
+    const run = (f: () => void): { q: Uint8Array; s: Float32Array } => {
+      dq.copyFromHost(new Uint8Array(rows * K));
+      ds.copyFromHost(new Float32Array(rows));
+      f();
+      const q = new Uint8Array(rows * K), sc = new Float32Array(rows);
+      dq.copyToHost(q);
+      ds.copyToHost(sc);
+      return { q, s: sc };
+    };
+    const grid: [number, number, number] = [Math.ceil(K / 2048), rows, 1];
+    const cases: [string, () => void, () => void][] = [
+      ["silu_mul", () => silu.launch(rows, 256, [dx, dq, ds, rows, K, actScale]), () => siluFlat.launch(grid, 256, [dx, dq, ds, rows, K, actScale])],
+      ["quantize", () => quant.launch(rows, 256, [dx, dq, ds, rows, K, actScale]), () => quantFlat.launch(grid, 256, [dx, dq, ds, rows, K, actScale])],
+    ];
+    for (const [name, ref, alt] of cases) {
+      const want = run(ref), got = run(alt);
+      assert.ok(want.q.some((v) => v !== 0), `${name} K ${K}: the reference wrote bytes`);
+      assert.equal(firstDiff(got.q, want.q), -1, `${name} K ${K}: e4m3 bytes`);
+      assert.equal(firstDiff(got.s, want.s), -1, `${name} K ${K}: row scales`);
+    }
+  }
+});
+
+gpuTest("fp8FastSilu: fp8_silu_mul_quant_fast_bf16 within one e4m3 step of fp8_silu_mul_quant_bf16 on a few bytes (hardware exp / division)", () => {
+  const d = device();
+  using fp8 = loadKernelFile(d, "fp8_gemv.cu");
+  const silu = fp8.kernel("fp8_silu_mul_quant_bf16", [P, P, P, I, I, F]);
+  const fast = fp8.kernel("fp8_silu_mul_quant_fast_bf16", [P, P, P, I, I, F]);
+  const rows = 64, K = 14336, actScale = 0.013;
+  using dx = d.alloc(rows * 2 * K * 2);
+  using dq = d.alloc(rows * K);
+  using ds = d.alloc(rows * 4);
+  dx.copyFromHost(bf16(seededUniform(21, rows * 2 * K, -8, 8)));
+  const run = (f: () => void): Uint8Array => {
+    dq.copyFromHost(new Uint8Array(rows * K));
+    f();
+    const q = new Uint8Array(rows * K);
+    dq.copyToHost(q);
+    return q;
+  };
+  const want = run(() => silu.launch(rows, 256, [dx, dq, ds, rows, K, actScale]));
+  const got = run(() => fast.launch([Math.ceil(K / 2048), rows, 1], 256, [dx, dq, ds, rows, K, actScale]));
+  let differ = 0;
+  for (let i = 0; i < want.length; i++) {
+    if (got[i] === want[i]) continue;
+    differ++;
+    // e4m3 codes of one sign are ordered by magnitude: a neighbour code, or ±0 against the smallest subnormal.
+    const same = (got[i] & 0x80) === (want[i] & 0x80) && Math.abs((got[i] & 0x7f) - (want[i] & 0x7f)) === 1;
+    const zero = (got[i] & 0x7f) <= 1 && (want[i] & 0x7f) <= 1;
+    assert.ok(same || zero, `byte ${i}: ${got[i]} vs ${want[i]}`);
+  }
+  console.log(`fp8_silu_mul_quant_fast_bf16: ${differ} of ${want.length} e4m3 bytes differ from the accurate kernel's (one step each)`);
+  assert.ok(differ < want.length * 1e-3, `${differ} bytes differ`);
+});

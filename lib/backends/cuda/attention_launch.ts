@@ -20,7 +20,7 @@ import {
   flashPrefillWgGeometry,
   hasTiledAttention,
 } from "./attention_choice.ts";
-import { GEMV_MAX_ROWS } from "./launch_types.ts";
+import { GEMV_MAX_ROWS, type LaunchEnv, type StepShape } from "./launch_types.ts";
 import type { StepCtx } from "./step_ctx.ts";
 
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
@@ -39,8 +39,20 @@ export function shadowRope(c: StepCtx, headDim: number): boolean {
     hasTiledAttention(headDim) && flashPrefillGeometry(headDim) !== undefined && headDim % 16 === 0;
 }
 
-/** Plans paged-attention op `i` of the step into `c.out`. */
-export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attention" }>, i: number): void {
+/**
+ * Whether a step's paged attention of head dim `headDim` runs flash_prefill_wg (planAttention's prefill branch with
+ * wgmmaPrefill; a quantized cache through its bf16 shadow).
+ */
+export function prefillOnFlashWg(env: LaunchEnv, shape: StepShape, kvFp8: boolean, headDim: number): boolean {
+  return shape.attention.kind === "prefill" && hasTiledAttention(headDim) && env.elem === "bf16" && (!kvFp8 || !!env.kvShadow) &&
+    flashPrefillGeometry(headDim) !== undefined && !!env.wgmmaPrefill && flashPrefillWgGeometry(headDim) !== undefined;
+}
+
+/**
+ * Plans paged-attention op `i` of the step into `c.out`. `q8` (fp8AttnQuant; only where prefillOnFlashWg holds): the next
+ * FP8 linear's e4m3 rows, row scales and static scale, written by flash_prefill_wg_q8_bf16_hd* instead of the output.
+ */
+export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attention" }>, i: number, q8?: readonly [bigint, bigint, number]): void {
   const { env, shape, T, S, R, buf, kvLayer, kvFp8, kvTag, kvScalesOf, fuse, out, k } = c;
   const a = env.plan.attributes, elem = env.elem, io = env.io;
   const pruned = c.pruned();
@@ -177,8 +189,10 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
     // A quantized cache (fp8FlashPrefill): the blocks the step attends dequantized into the bf16 shadow layer first
     // (every token's KV write of this layer is in by now), then the bf16 kernels read the shadow.
     let g = geo;
-    if (kvFp8) {
-      k(i, `kv_dequant_${shadowRope(c, op.headDim) ? "prefix_" : ""}${kvTag}bf16`, [env.blockStride, S, KV_DEQUANT_SPLITS], 256, [
+    const shadowed = kvFp8 && shadowRope(c, op.headDim);
+    // fp8FreshPrompt: a new prompt's rows are all the step's own (rope_kv_write_shadow_* wrote them): nothing to convert.
+    if (kvFp8 && !(shadowed && env.fp8FreshPrompt && shape.freshPrompts)) {
+      k(i, `kv_dequant_${shadowed ? "prefix_" : ""}${kvTag}bf16`, [env.blockStride, S, KV_DEQUANT_SPLITS], 256, [
         kvLayer(op.layer),
         env.kvShadow!,
         io.positions,
@@ -191,17 +205,18 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
         env.blockStride,
         kvScalesOf(op.layer),
       ]);
-      g = [geo[0], geo[1], env.kvShadow!, geo[3], geo[4], geo[5]] as const;
     }
+    if (kvFp8) g = [geo[0], geo[1], env.kvShadow!, geo[3], geo[4], geo[5]] as const;
     const wg = env.wgmmaPrefill ? flashPrefillWgGeometry(op.headDim) : undefined;
+    if (q8 && !wg) throw new InternalError(`launch plan: op ${i}: an FP8-output attention needs flash_prefill_wg`);
     if (wg) {
       out.push({
         kind: "kernel",
         op: i,
-        kernel: `flash_prefill_wg_bf16_hd${op.headDim}`,
+        kernel: `flash_prefill_wg_${q8 ? "q8_" : ""}bf16_hd${op.headDim}`,
         grid: [op.numHeads, cdiv(Tq, wg.rows) + S, 1],
         block: wg.threads,
-        args: [...g, ...prefillArgs],
+        args: [...g, ...prefillArgs, ...(q8 ?? [])],
         sharedBytes: wg.sharedMem,
       });
     } else {

@@ -62,6 +62,18 @@ export function fp8GemvFusable(op: Op): op is Extract<Op, { type: "linear" }> {
  * activations of a prefill-sized linear) at offset 0, then f32 row scales [rows] at `scalesOffset`.
  */
 export function fp8ScratchLayout(plan: EnginePlan): { readonly bytes: number; readonly scalesOffset: number } | null {
+  // Memoized per plan: every prefill-sized FP8 linear of every step asks (a scan of the ops each time was ~0.3 ms of host
+  // planning per llama-3.1-8b prefill).
+  const known = scratchLayouts.get(plan);
+  if (known !== undefined) return known;
+  const layout = scratchLayoutOf(plan);
+  scratchLayouts.set(plan, layout);
+  return layout;
+}
+
+const scratchLayouts = new WeakMap<EnginePlan, { readonly bytes: number; readonly scalesOffset: number } | null>();
+
+function scratchLayoutOf(plan: EnginePlan): { readonly bytes: number; readonly scalesOffset: number } | null {
   let maxK = 0;
   for (const op of plan.ops) if (isFp8Linear(op)) maxK = Math.max(maxK, op.inFeatures);
   if (maxK === 0) return null;
@@ -76,13 +88,20 @@ export function fp8GemvStep(op: Extract<Op, { type: "linear" }>, rows: number, e
 }
 
 /**
- * With `LaunchEnv.fp8FusedQuant`: the rmsnorm / add_rmsnorm / silu_mul ops (index → the FP8 linear right after
- * it) whose output only that linear reads, when the linear runs the cuBLASLt GEMM (`gemm(i)`) and no LoRA or
+ * With `LaunchEnv.fp8FusedQuant`: the rmsnorm / add_rmsnorm / silu_mul ops (and with `fp8AttnQuant` the prefill
+ * attentions for which `flashWg` holds, before a static-scale linear; index → the FP8 linear right after it) whose output
+ * only that linear reads, when the linear runs the cuBLASLt GEMM (`gemm(i)`) and no LoRA or
  * decode fusion touches either: the producer then writes the linear's e4m3 rows and row scales into the FP8
  * scratch (fp8_rmsnorm_quant_bf16 / fp8_silu_mul_quant_bf16, the bits fp8_quantize_bf16 writes from its bf16
  * output) and the linear skips its quantize launch; the bf16 output is not written at all.
  */
-export function fp8QuantProducers(plan: EnginePlan, env: LaunchEnv, gemm: (linear: number) => boolean, touched: (op: number) => boolean): Map<number, number> {
+export function fp8QuantProducers(
+  plan: EnginePlan,
+  env: LaunchEnv,
+  gemm: (linear: number) => boolean,
+  touched: (op: number) => boolean,
+  flashWg: (attention: number) => boolean = () => false,
+): Map<number, number> {
   const out = new Map<number, number>();
   if (!env.fp8FusedQuant || env.lora || env.elem !== "bf16") return out;
   const readers = new Map<string, number>();
@@ -92,9 +111,12 @@ export function fp8QuantProducers(plan: EnginePlan, env: LaunchEnv, gemm: (linea
     for (const n of r) readers.set(n, (readers.get(n) ?? 0) + 1);
   }
   plan.ops.forEach((op, j) => {
-    if (op.type !== "rmsnorm" && op.type !== "add_rmsnorm" && op.type !== "silu_mul") return;
+    // fp8AttnQuant: a prefill attention on flash_prefill_wg (`flashWg`) before a static-scale linear.
+    const attn = op.type === "paged_attention" && !!env.fp8AttnQuant && flashWg(j);
+    if (op.type !== "rmsnorm" && op.type !== "add_rmsnorm" && op.type !== "silu_mul" && !attn) return;
     const lin = plan.ops[j + 1];
     if (!lin || !isFp8Linear(lin) || lin.x !== op.out || readers.get(op.out) !== 1 || lin.out === plan.attributes.logits) return;
+    if (attn && fp8ActScale(lin) === 0) return;
     if (lin.weightFormat!.activation === "dynamic_per_block" || lin.inFeatures % 8 !== 0) return;
     if (touched(j) || touched(j + 1) || !gemm(j + 1)) return;
     out.set(j, j + 1);
@@ -152,7 +174,10 @@ export function planFp8Linear(
   if (!env.fp8Scratch || !layout) throw new InternalError("launch plan: an FP8 linear needs LaunchEnv.fp8Scratch");
   const xq = env.fp8Scratch, rowScales = env.fp8Scratch + BigInt(layout.scalesOffset);
   // Unless the producing norm / silu_mul already wrote them (fp8QuantProducers).
-  if (!fused.preQuantized) kernel("fp8_quantize_bf16", [rows, 1, 1], [buf(op.x), xq, rowScales, rows, K, actScale]);
+  // fp8FlatQuant (static scales): one 8-element chunk a thread, the same bytes.
+  if (!fused.preQuantized && env.fp8FlatQuant && isStatic) {
+    kernel("fp8_quantize_flat_bf16", [cdiv(K, 2048), rows, 1], [buf(op.x), xq, rowScales, rows, K, actScale]);
+  } else if (!fused.preQuantized) kernel("fp8_quantize_bf16", [rows, 1, 1], [buf(op.x), xq, rowScales, rows, K, actScale]);
   const d = isLogits ? env.logits : buf(op.out);
   // cuBLASLt applies scalar scales only: one weight scale (per_tensor, all rows equal) and a static activation scale.
   const scalar = isStatic && f.weightScale === "per_tensor" && !(isLogits && op.bias);

@@ -36,10 +36,10 @@ const PRUNABLE = new Set<Op["type"]>(["paged_attention", "linear", "add_rmsnorm"
 
 /**
  * The last-layer pruning of `plan` for steps of up to `capRows` logits rows (undefined: the plan has an
- * op past its last attention this pass does not handle — a quantized or FP8 linear, an all-reduce — or
- * no attention at all; such plans always run every row).
+ * op past its last attention this pass does not handle — a quantized linear, an FP8 one unless `fp8`
+ * (CudaSessionOptions.fp8PruneLastLayer), an all-reduce — or no attention at all; such plans always run every row).
  */
-export function planLastLayerRows(plan: EnginePlan, capRows: number): LastLayerRows | undefined {
+export function planLastLayerRows(plan: EnginePlan, capRows: number, fp8 = false): LastLayerRows | undefined {
   let cut = -1;
   plan.ops.forEach((op, i) => {
     if (op.type === "paged_attention") cut = i;
@@ -51,7 +51,7 @@ export function planLastLayerRows(plan: EnginePlan, capRows: number): LastLayerR
   let bytes = 0;
   for (let i = cut; i < plan.ops.length; i++) {
     const op = plan.ops[i];
-    if (!PRUNABLE.has(op.type) || (op.type === "linear" && op.weightFormat)) return undefined;
+    if (!PRUNABLE.has(op.type) || (op.type === "linear" && op.weightFormat && !(fp8 && op.weightFormat.format === "fp8_e4m3"))) return undefined;
     const reads = opReads(op);
     if (!reads) return undefined;
     for (const n of reads) {

@@ -13,7 +13,7 @@ import { isPdlKernel } from "./kernel_signatures.ts";
 import { GEMV_MAX_ROWS, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
 import { planLinear } from "./linear_launch.ts";
 import { nvfp4ActArgs, nvfp4ActProducers } from "./lowbit_launch.ts";
-import { planAttention, shadowRope } from "./attention_launch.ts";
+import { planAttention, prefillOnFlashWg, shadowRope } from "./attention_launch.ts";
 import { opReads } from "./op_reads.ts";
 import type { Op } from "../../ir/network.ts";
 import type { StepCtx } from "./step_ctx.ts";
@@ -92,10 +92,15 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     env,
     (i) => {
       const lin = plan.ops[i] as Extract<(typeof plan.ops)[number], { type: "linear" }>;
-      const rows = rowsOf(lin.x);
+      // Past the cut of a pruned step token-row activations hold the logits rows only.
+      const rows = prune && i > prune.cut && plan.buffers[lin.x].rows === "tokens" ? R : rowsOf(lin.x);
       return rows > 0 && !fp8GemvStep(lin, rows, env, T === S);
     },
     (i) => !!fuse && (fuse.skip.has(i) || fuse.normOnly.has(i) || fuse.norm.has(i) || fuse.epilogue.has(i) || fuse.attnQkv.has(i)),
+    (j) => {
+      const o = plan.ops[j];
+      return o.type === "paged_attention" && prefillOnFlashWg(env, shape, kvFp8, o.headDim);
+    },
   );
   // NVFP4 on nvfp4_mma.cu: norms / silu_mul that write the next GEMV's int8 codes themselves (LaunchEnv.nvfp4Mma).
   const nq = nvfp4ActProducers(
@@ -137,6 +142,10 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     out,
     k,
   };
+  /** An RMSNorm (no residual add) quantizing for the next FP8 linear: fp8_rmsnorm_quant_bf16 add 0. */
+  const normQuant = (i: number, x: bigint, w: bigint, rows: number, width: number, eps: number, [xq, rs, act]: [bigint, bigint, number]): void => {
+    k(i, "fp8_rmsnorm_quant_bf16", [rows, 1, 1], 256, [x, 0n, w, 0n, xq, rs, rows, width, eps, act, 0]);
+  };
   // gemmResidual (prefill and mixed steps): the op index whose residual add the previous linear's GEMM did.
   const residualInGemm = !!env.gemmResidual && shape.attention.kind !== "decode" && !env.lora;
   let addedByGemm = -1;
@@ -167,8 +176,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
       case "rmsnorm": {
         const rows = rowsOf(op.x);
         if (fq.has(i)) {
-          const [xq, rs, act] = fqArgs(fq.get(i)!);
-          k(i, "fp8_rmsnorm_quant_bf16", [rows, 1, 1], 256, [buf(op.x), 0n, env.weight(op.weight), 0n, xq, rs, rows, widthOf(op.x), op.eps, act, 0]);
+          normQuant(i, buf(op.x), env.weight(op.weight), rows, widthOf(op.x), op.eps, fqArgs(fq.get(i)!));
           break;
         }
         if (nq.has(i)) {
@@ -186,6 +194,11 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           break;
         }
         if (addedByGemm === i) {
+          if (fq.has(i)) {
+            // fp8GemmResidual: the residual already holds the sum; only its norm, quantized for the next FP8 linear.
+            normQuant(i, buf(op.residual), env.weight(op.weight), rows, widthOf(op.x), op.eps, fqArgs(fq.get(i)!));
+            break;
+          }
           k(i, `rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
           break;
         }
@@ -218,13 +231,16 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         const first = out.length;
         planLinear(c, op, i);
         const next = plan.ops[i + 1];
-        const g = out[first];
+        const last = out.length - 1, g = out[last], q = out[first];
+        // The GEMM alone, or (fp8GemmResidual) an FP8 GEMM after its input's quantize: the GEMM writes op.out last.
+        const fp8 = !!env.fp8GemmResidual && g?.kind === "gemm" && g.dtype === "fp8e4m3" &&
+          (last === first || (last === first + 1 && q.kind === "kernel" && q.kernel.startsWith("fp8_quantize_")));
         if (
-          residualInGemm && out.length === first + 1 && g.kind === "gemm" && g.dtype === gemmType && g.outDtype === gemmType && g.bias === null &&
+          residualInGemm && (last === first || fp8) && g?.kind === "gemm" && (g.dtype === gemmType || fp8) && g.outDtype === gemmType && g.bias === null &&
           g.d === buf(op.out) && (next?.type === "add" || next?.type === "add_rmsnorm") && next.x === op.out && onlyReader(plan.ops, op.out, i + 1)
         ) {
           const residual = buf(next.type === "add" ? next.out : next.residual);
-          out[first] = { ...g, d: residual, c: residual };
+          out[last] = { ...g, d: residual, c: residual };
           addedByGemm = i + 1;
         }
         break;
@@ -266,12 +282,17 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         break;
       }
       case "paged_attention":
-        planAttention(c, op, i);
+        planAttention(c, op, i, fq.has(i) ? fqArgs(fq.get(i)!) : undefined);
         break;
       case "silu_mul":
         if (fq.has(i)) {
           const [xq, rs, act] = fqArgs(fq.get(i)!);
-          k(i, "fp8_silu_mul_quant_bf16", [T, 1, 1], 256, [buf(op.gateUp), xq, rs, T, op.width, act]);
+          // Rows: T, or the logits rows past a pruned step's cut. Static scales: fp8FastSilu (hardware exp / division) or
+          // fp8FlatQuant (the same bytes), one 8-element chunk a thread.
+          const rows = rowsOf(op.gateUp);
+          const flat = act > 0 ? (env.fp8FastSilu ? "fast" : env.fp8FlatQuant ? "flat" : "") : "";
+          if (flat) k(i, `fp8_silu_mul_quant_${flat}_bf16`, [cdiv(op.width, 2048), rows, 1], 256, [buf(op.gateUp), xq, rs, rows, op.width, act]);
+          else k(i, "fp8_silu_mul_quant_bf16", [rows, 1, 1], 256, [buf(op.gateUp), xq, rs, rows, op.width, act]);
           break;
         }
         if (nq.has(i)) {

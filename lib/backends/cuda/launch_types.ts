@@ -123,6 +123,16 @@ export interface LaunchEnv {
   readonly fp8DecodeSk?: boolean;
   /** With kvShadow: prefill steps' KV writes fill the shadow too (rope_kv_write_shadow_*), kv_dequant_prefix_* the rest. */
   readonly fp8ShadowRope?: boolean;
+  /** With gemmResidual: FP8 GEMMs with bf16 output add into the residual too (CudaSessionOptions.fp8GemmResidual). */
+  readonly fp8GemmResidual?: boolean;
+  /** With fp8ShadowRope: steps whose sequences all start at position 0 (StepShape.freshPrompts) skip kv_dequant_prefix_*. */
+  readonly fp8FreshPrompt?: boolean;
+  /** Static-scale SiLU·mul quantize / quantize of prefill FP8 linears on the _flat entry points (CudaSessionOptions.fp8FlatQuant). */
+  readonly fp8FlatQuant?: boolean;
+  /** Prefill attention on flash_prefill_wg writes a static-scale FP8 o_proj's e4m3 input (CudaSessionOptions.fp8AttnQuant). */
+  readonly fp8AttnQuant?: boolean;
+  /** Static-scale prefill SiLU·mul quantize with the hardware exp / division (CudaSessionOptions.fp8FastSilu). */
+  readonly fp8FastSilu?: boolean;
   /** Most blocks of fp8_gemv1's grid (fp8_launch.ts FP8_GEMV1_BLOCKS_PER_SM per SM). Unset: 264 (an H200's 132 SMs). */
   readonly fp8Gemv1Blocks?: number;
   /**
@@ -258,6 +268,8 @@ export interface StepShape {
    * with LaunchEnv.lastLayerRows, a prefill / mixed step with fewer logits rows than tokens prunes its last layer.
    */
   readonly pruneRows?: boolean;
+  /** Every sequence's first token of the step is at position 0: nothing of theirs is cached before the step. */
+  readonly freshPrompts?: boolean;
 }
 
 export interface KernelLaunch {

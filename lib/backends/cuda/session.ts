@@ -40,7 +40,7 @@ import {
   sampleLaunches,
   usesBatchAttention,
 } from "./launch_plan.ts";
-import { isDecodeStep, logitRowsIncreasing, packStep, type StagingLayout, stagingLayout, stagingPointers } from "./step_staging.ts";
+import { freshPrompts, isDecodeStep, logitRowsIncreasing, packStep, type StagingLayout, stagingLayout, stagingPointers } from "./step_staging.ts";
 import { type LastLayerRows, planLastLayerRows } from "./last_layer_rows.ts";
 import { StagingSlots } from "./step_slots.ts";
 import { maxVerifyTokens } from "./verify_cap.ts";
@@ -212,6 +212,16 @@ export class CudaSession implements SessionBackend {
   readonly fp8DecodeSk: boolean;
   /** CudaSessionOptions.fp8ShadowRope. */
   readonly fp8ShadowRope: boolean;
+  /** CudaSessionOptions.fp8GemmResidual. */
+  readonly fp8GemmResidual: boolean;
+  /** CudaSessionOptions.fp8FreshPrompt. */
+  readonly fp8FreshPrompt: boolean;
+  /** CudaSessionOptions.fp8FlatQuant. */
+  readonly fp8FlatQuant: boolean;
+  /** CudaSessionOptions.fp8AttnQuant. */
+  readonly fp8AttnQuant: boolean;
+  /** CudaSessionOptions.fp8FastSilu. */
+  readonly fp8FastSilu: boolean;
   /** CudaSessionOptions.wgmmaPrefill, on an sm_90 device. */
   readonly wgmmaPrefill: boolean;
   /** CudaSessionOptions.decodeSplitK. */
@@ -336,6 +346,11 @@ export class CudaSession implements SessionBackend {
     this.fp8Gemv1 = f.fp8Gemv1;
     this.fp8DecodeSk = f.fp8DecodeSk;
     this.fp8ShadowRope = f.fp8ShadowRope;
+    this.fp8GemmResidual = f.fp8GemmResidual;
+    this.fp8FreshPrompt = f.fp8FreshPrompt;
+    this.fp8FlatQuant = f.fp8FlatQuant;
+    this.fp8AttnQuant = f.fp8AttnQuant;
+    this.fp8FastSilu = f.fp8FastSilu;
     this.decodeSplitK = f.decodeSplitK;
     this.fp8DecodeAttention = f.fp8DecodeAttention;
     this.fp8FlashPrefill = f.fp8FlashPrefill && !!plan.attributes.kvCache && flashPrefillGeometry(plan.attributes.headDim) !== undefined;
@@ -455,7 +470,7 @@ export class CudaSession implements SessionBackend {
       this.#decodeCounters = d.alloc(Math.max(this.#normScratchOffset + GEMV_MAX_ROWS * Math.ceil(a.hiddenSize / 16) * 4, ALIGN));
       this.#decodeCounters.fill(0);
       this.#layout = stagingLayout(plan.maxTokens, plan.maxSeqs, Math.ceil(this.maxSeqLen / this.tokensPerBlock));
-      const pruning = f.pruneLastLayer ? planLastLayerRows(plan, plan.maxSeqs) : undefined;
+      const pruning = f.pruneLastLayer ? planLastLayerRows(plan, plan.maxSeqs, f.fp8PruneLastLayer) : undefined;
       if (pruning) this.#lastRows = { plan: pruning, scratch: d.alloc(pruning.scratchBytes) };
       this.pruneLastLayer = this.#lastRows !== null;
       this.#slots = new StagingSlots(d, this.#layout.words);
@@ -572,6 +587,11 @@ export class CudaSession implements SessionBackend {
       fp8Gemv1: this.fp8Gemv1,
       fp8DecodeSk: this.fp8DecodeSk,
       fp8ShadowRope: this.fp8ShadowRope,
+      fp8GemmResidual: this.fp8GemmResidual,
+      fp8FreshPrompt: this.fp8FreshPrompt,
+      fp8FlatQuant: this.fp8FlatQuant,
+      fp8AttnQuant: this.fp8AttnQuant,
+      fp8FastSilu: this.fp8FastSilu,
       fp8Gemv1Blocks: FP8_GEMV1_BLOCKS_PER_SM * this.device.smCount,
       wgmmaPrefill: this.wgmmaPrefill,
       decodeSplitK: this.decodeSplitK,
@@ -752,6 +772,7 @@ export class CudaSession implements SessionBackend {
       sample: sample && !!out.sampledIds,
       writeKvFirst: inp.readsStepKv,
       pruneRows: this.pruneLastLayer && R < T && logitRowsIncreasing(inp),
+      freshPrompts: freshPrompts(inp),
     });
   }
 

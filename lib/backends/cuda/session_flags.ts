@@ -197,6 +197,44 @@ export const CUDA_FLAGS = {
    * @default false
    */
   gemvXPre: { env: "LLMRT_GEMV_XPRE", default: false },
+  /**
+   * With `gemmResidual`: prefill / mixed steps' FP8 (e4m3) o_proj and down_proj cuBLASLt GEMMs with bf16 output add into
+   * the residual stream in their epilogue too (C = D = residual, beta 1, one rounding of scale · acc + residual instead of
+   * two), and the FP8 linear's fused norm after them quantizes the residual without the add (fp8_rmsnorm_quant_bf16
+   * add 0: 2 of its 4 row passes over memory). Within bf16 rounding of the separate add. @default false
+   */
+  fp8GemmResidual: { env: "LLMRT_FP8_GEMM_RESIDUAL", default: false },
+  /**
+   * With `fp8ShadowRope`: a prefill step whose every sequence starts at position 0 (a new prompt: no cached prefix to
+   * convert) leaves out the kv_dequant_prefix_* launch of each layer (it would convert no row). The same bits. @default false
+   */
+  fp8FreshPrompt: { env: "LLMRT_FP8_FRESH_PROMPT", default: false },
+  /**
+   * Prefill-sized FP8 linears with static activation scales: the SiLU·mul that quantizes for down_proj and the quantize
+   * before o_proj run as fp8_silu_mul_quant_flat_bf16 / fp8_quantize_flat_bf16 (one 8-element chunk a thread over a
+   * 2-D grid, as silu_mul_bf16, instead of a block looping over its row). The same bytes. @default false
+   */
+  fp8FlatQuant: { env: "LLMRT_FP8_FLAT_QUANT", default: false },
+  /**
+   * Prefill steps whose attention runs flash_prefill_wg (wgmmaPrefill) before an FP8 o_proj with a static activation
+   * scale on the cuBLASLt GEMM: the attention writes o_proj's e4m3 input rows and row scales itself
+   * (flash_prefill_wg_q8_bf16_hd*) and o_proj launches no quantize; the bf16 attention output is not written. The same
+   * bytes as fp8_quantize_bf16 of the bf16 output. @default false
+   */
+  fp8AttnQuant: { env: "LLMRT_FP8_ATTN_QUANT", default: false },
+  /**
+   * With `pruneLastLayer`: plans whose last layer has FP8 (e4m3) linears prune it too (before: only plans without
+   * quantized linears past the last attention). The last layer's attention, o_proj, MLP and final norm run over the
+   * logits rows; batch-invariant sessions run those FP8 linears on the cuBLASLt GEMM whose rows do not depend on M, so
+   * the logits keep their bits (llama-3.1-8b FP8 prefill of 2048 tokens: 1 row instead of 2048 in the last layer). @default false
+   */
+  fp8PruneLastLayer: { env: "LLMRT_FP8_PRUNE_LAST_LAYER", default: false },
+  /**
+   * The static-scale SiLU·mul that quantizes for a prefill FP8 down_proj computes silu with the hardware exponential and
+   * division (fp8_silu_mul_quant_fast_bf16: __expf, __fdividef) instead of expf and an IEEE division: within bf16 rounding
+   * of silu_mul_bf16's value, not its bits (the accurate math makes the 8B's 2048 × 14336 SiLU·mul ALU-bound). @default false
+   */
+  fp8FastSilu: { env: "LLMRT_FP8_FAST_SILU", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

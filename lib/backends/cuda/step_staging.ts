@@ -152,6 +152,13 @@ export function logitRowsIncreasing(inp: StepInputs): boolean {
   return true;
 }
 
+/** Whether every sequence's first token of the step is at position 0: a new prompt each (StepShape.freshPrompts). */
+export function freshPrompts(inp: StepInputs): boolean {
+  const S = inp.seqStarts.length - 1;
+  for (let s = 0; s < S; s++) if (inp.seqStarts[s + 1] > inp.seqStarts[s] && inp.positions[inp.seqStarts[s]] !== 0) return false;
+  return S > 0;
+}
+
 /**
  * Whether a step is a pure decode step a graph can run: every sequence brings exactly one token and
  * every token is a logits row, in order.

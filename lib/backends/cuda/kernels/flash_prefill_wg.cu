@@ -254,15 +254,51 @@ __device__ __forceinline__ void fwRescale(float (&o)[4 * NDT], const float (&cf)
   }
 }
 
+/** x / s from inv = 1 / s: the product, corrected by one FMA of the exact remainder (fp8_gemv.cu divBy). */
+__device__ __forceinline__ float fwDivBy(float x, float s, float inv) {
+  const float q = x * inv;
+  return fmaf(fmaf(-q, s, x), inv, q);
+}
+/**
+ * Two packed bf16 (lo in the low half) → two e4m3 bytes (lo in the low byte) of v / s: the bytes fp8_quantize_bf16 writes
+ * for these bf16 values (divBy, round to nearest even, saturating to ±448).
+ */
+__device__ __forceinline__ unsigned short fwE4m3Pair(u32 p, float s, float inv) {
+  const float lo = fwDivBy(__uint_as_float(p << 16), s, inv), hi = fwDivBy(__uint_as_float(p & 0xffff0000u), s, inv);
+#ifndef LLMRT_EMU
+  unsigned short r;
+  asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(hi), "f"(lo));
+  return r;
+#else
+  auto e4m3 = [](float x) -> unsigned {  // lowbit_emu.h's llmrtEmuE4m3
+    if (x != x) return 0x7f;
+    const unsigned sign = (__float_as_uint(x) >> 31) ? 0x80u : 0u;
+    const double a = fabs((double)x);
+    if (a >= 448.0) return sign | 0x7eu;
+    auto rne = [](double v) { const double f = floor(v), d = v - f; return d > 0.5 ? f + 1 : d < 0.5 ? f : (fmod(f, 2.0) == 0 ? f : f + 1); };
+    if (a < 0.015625) return sign | (unsigned)rne(a * 512.0);
+    int e = 0;
+    frexp(a, &e);
+    e -= 1;
+    const double qv = rne(a * ldexp(1.0, 3 - e));
+    return sign | (unsigned)(((e + 7) << 3) + (int)qv - 8);
+  };
+  return (unsigned short)(e4m3(lo) | (e4m3(hi) << 8));
+#endif
+}
+
 // HD head dim (64 / 128), NWG warpgroups (BM = 64 NWG query rows), BN keys per tile (64 / 128), NS cp.async stages
 // (>= 2).
 // OVL (NS >= 3): each warpgroup issues S(j + 1) = Q K(j + 1)^T and O += P(j) V(j) back to back and runs the softmax of
 // tile j + 1 while the tensor cores do P(j) V(j); tile j + NS - 2 loads while tile j computes (OVL off: tile j + NS - 1,
 // no overlap inside a warpgroup, tiles none of a warpgroup's rows attends skipped).
+// xq (session 11, the _q8 entry points; nullptr: out as usual): out is not written; instead the bf16-rounded output rows
+// as e4m3 bytes of v / actScale into xq [numTokens, numHeads * HD] and actScale into xqScale[t] (fwE4m3Pair).
 template <int HD, int NWG, int BN, int NS, bool OVL = false>
 __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const bf16_t* kv, const int* positions,
     const int* seqStarts, const int* blockTables, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
-    int maxBlocksPerSeq, float scale, int window, unsigned char* smemRaw) {
+    int maxBlocksPerSeq, float scale, int window, unsigned char* smemRaw, unsigned char* xq = nullptr, float* xqScale = nullptr,
+    float actScale = 0.f) {
   constexpr int NT = 128 * NWG, BM = 64 * NWG, CPR = HD / 8, NDT = HD / 8;
   constexpr u32 Q_BYTES = BM * HD * 2, KV_BYTES = BN * HD * 2;
   static_assert(NS >= 2 && (BN == 64 || BN == 128) && (HD == 64 || HD == 128) && (!OVL || NS >= 3), "tiling");
@@ -477,7 +513,15 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
     ls += __shfl_xor_sync(0xffffffffu, ls, 2);
     const float inv = ls > 0.f ? 1.f / ls : 0.f;
     const int t = qStart + warp * 16 + g + 8 * hf;
-    if (t < qEnd) {
+    if (t < qEnd && xq) {
+      unsigned char* qrow = xq + ((long long)t * numHeads + h) * HD + 2 * c;
+      const float sinv = 1.f / actScale;
+#pragma unroll
+      for (int dt = 0; dt < NDT; dt++) {
+        *reinterpret_cast<unsigned short*>(qrow + dt * 8) = fwE4m3Pair(fwPack(o[4 * dt + 2 * hf] * inv, o[4 * dt + 2 * hf + 1] * inv), actScale, sinv);
+      }
+      if (h == 0 && c == 0) xqScale[t] = actScale;
+    } else if (t < qEnd) {
       bf16_t* orow = out + ((long long)t * numHeads + h) * HD + 2 * c;
 #pragma unroll
       for (int dt = 0; dt < NDT; dt++) *reinterpret_cast<u32*>(orow + dt * 8) = fwPack(o[4 * dt + 2 * hf] * inv, o[4 * dt + 2 * hf + 1] * inv);
@@ -507,6 +551,27 @@ FW_ENTRY(flash_prefill_wg_bf16_hd64, 64, 2, 64, 3, false)
 #endif
 #if LLMRT_KERNEL(flash_prefill_wg_bf16_hd128)
 FW_ENTRY(flash_prefill_wg_bf16_hd128, 128, 3, 64, 3, true)
+#endif
+// Session 11 (`fp8AttnQuant`): the entry points' tilings writing the next FP8 linear's input instead of out (flashWgImpl's
+// xq): extern "C" __global__ void flash_prefill_wg_q8_bf16_hd{64|128}(...flash_prefill_wg_bf16_hd*'s parameters (out not
+// written)..., unsigned char* xq, float* xqScale, float actScale): the e4m3 bytes and row scales fp8_quantize_bf16 writes
+// from the entry point's output with a static scale actScale.
+#define FW_ENTRY_Q8(NAME, HD, NWG, BN, NS, OVL)                                                                     \
+  extern "C" __global__ void __launch_bounds__(128 * NWG, 1) NAME(const bf16_t* q, bf16_t* out, const bf16_t* kvCache, \
+      const int* positions, const int* seqStarts, const int* blockTables, int numTokens, int numSeqs, int numHeads,  \
+      int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale, int window, unsigned char* xq,            \
+      float* xqScale, float actScale) {                                                                              \
+    FW_DYN_SMEM(fwDyn);                                                                                               \
+    (void)numTokens;                                                                                                 \
+    flashWgImpl<HD, NWG, BN, NS, OVL>(q, out, kvCache, positions, seqStarts, blockTables, numSeqs, numHeads,        \
+                                        numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, fwDyn, xq, xqScale, \
+                                        actScale);                                                                   \
+  }
+#if LLMRT_KERNEL(flash_prefill_wg_q8_bf16_hd64)
+FW_ENTRY_Q8(flash_prefill_wg_q8_bf16_hd64, 64, 2, 64, 3, false)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wg_q8_bf16_hd128)
+FW_ENTRY_Q8(flash_prefill_wg_q8_bf16_hd128, 128, 3, 64, 3, true)
 #endif
 
 #ifdef LLMRT_FLASH_VARIANTS
@@ -557,6 +622,11 @@ FW_VO(128, 3, 64, 3)
 // do not meet at each other's barriers, so one block's softmax can overlap another's MMAs).
 #if LLMRT_KERNEL(flash_prefill_wgv_hd128_g3n64s4o)
 FW_VO(128, 3, 64, 4)
+#endif
+// Session 11 (fp8 helper): hd 128 with two resident blocks an SM (128 registers: ptxas spills 112 bytes), for short prompts (T 2048: at most 11 key tiles a block,
+// so one block's prologue / epilogue is not hidden by another's MMAs on its SM).
+#if LLMRT_KERNEL(flash_prefill_wgv_hd128_g2n64s2b2)
+FW_VB(128, 2, 64, 2, 2)
 #endif
 #if LLMRT_KERNEL(flash_prefill_wgv_hd128_g3n64s5o)
 FW_VO(128, 3, 64, 5)

@@ -495,6 +495,54 @@ extern "C" __global__ void __launch_bounds__(256) fp8_silu_mul_quant_bf16(const 
   }
 }
 
+// Session 11 (`fp8FlatQuant`): static activation scales only (actScale > 0, no row amax): the bytes and row scales of
+// fp8_silu_mul_quant_bf16 / fp8_quantize_bf16 with one 8-element chunk a thread over a 2-D grid, as silu_mul_bf16 (no
+// row loop: every load of a block in flight at once).
+// extern "C" __global__ void fp8_silu_mul_quant_flat_bf16(const bf16_t* gateUp, u8* xq, float* rowScale, int numTokens,
+//     int inter, float actScale)   grid (ceil(inter / 2048), numTokens, 1)   block (256, 1, 1)   inter % 8 == 0
+// extern "C" __global__ void fp8_quantize_flat_bf16(const bf16_t* x, u8* xq, float* rowScale, int rows, int k,
+//     float actScale)              grid (ceil(k / 2048), rows, 1)            block (256, 1, 1)   k % 8 == 0
+// ------------------------------------------------------------------------------------------------
+// FAST (fp8_silu_mul_quant_fast_bf16, `fp8FastSilu`): silu(g) = g / (1 + e^-g) with the hardware exponential and division
+// (__expf, __fdividef: a few ulp of f32) — within bf16 rounding of silu_mul_bf16's value, not its bits. The accurate expf and
+// IEEE division cost ~40 instructions an element: the flat kernel is ALU-bound at the 8B's 2048 × 14336.
+template <bool FAST>
+__device__ __forceinline__ void siluMulQuantFlat(const bf16_t* __restrict__ gateUp, u8* __restrict__ xq, float* __restrict__ rowScale,
+    int numTokens, int inter, float actScale) {
+  const long long t = blockIdx.y;
+  if (t >= numTokens) return;
+  if (blockIdx.x == 0 && threadIdx.x == 0) rowScale[t] = actScale;
+  const int i = (blockIdx.x * blockDim.x + threadIdx.x) * 8;
+  if (i >= inter) return;
+  const bf16_t* g = gateUp + t * 2 * inter;
+  float a[8], b[8];
+  load16(g + i, a);
+  load16(g + inter + i, b);
+#pragma unroll
+  for (int e = 0; e < 8; e++) a[e] = (FAST ? __fdividef(a[e], 1.f + __expf(-a[e])) : fgSilu(a[e])) * b[e];
+  roundBf16x8(a);
+  *reinterpret_cast<uint2*>(xq + t * inter + i) = quantF8(a, actScale, 1.f / actScale);
+}
+
+extern "C" __global__ void __launch_bounds__(256) fp8_silu_mul_quant_flat_bf16(const bf16_t* __restrict__ gateUp, u8* __restrict__ xq,
+    float* __restrict__ rowScale, int numTokens, int inter, float actScale) {
+  siluMulQuantFlat<false>(gateUp, xq, rowScale, numTokens, inter, actScale);
+}
+extern "C" __global__ void __launch_bounds__(256) fp8_silu_mul_quant_fast_bf16(const bf16_t* __restrict__ gateUp, u8* __restrict__ xq,
+    float* __restrict__ rowScale, int numTokens, int inter, float actScale) {
+  siluMulQuantFlat<true>(gateUp, xq, rowScale, numTokens, inter, actScale);
+}
+
+extern "C" __global__ void __launch_bounds__(256) fp8_quantize_flat_bf16(const bf16_t* __restrict__ x, u8* __restrict__ xq,
+    float* __restrict__ rowScale, int rows, int k, float actScale) {
+  const long long r = blockIdx.y;
+  if (r >= rows) return;
+  if (blockIdx.x == 0 && threadIdx.x == 0) rowScale[r] = actScale;
+  const int i = (blockIdx.x * blockDim.x + threadIdx.x) * 8;
+  if (i >= k) return;
+  *reinterpret_cast<uint2*>(xq + r * k + i) = quant8(x + r * k + i, actScale, 1.f / actScale);
+}
+
 // ------------------------------------------------------------------------------------------------
 // One-token decode GEMV (SessionOptions.fp8Gemv1; m = 1 only), session 8:
 // extern "C" __global__ void fp8_gemv1_fused_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
