@@ -229,6 +229,8 @@ export class CudaSession implements SessionBackend {
   readonly fp8FlashPrefill: boolean;
   /** CudaSessionOptions.gemvSplitK. */
   readonly gemvSplitK: boolean;
+  /** CudaSessionOptions.decodeLogitsTuned. */
+  readonly decodeLogitsTuned: boolean;
   /** CudaSessionOptions.pruneLastLayer, where the plan allows it (planLastLayerRows). */
   readonly pruneLastLayer: boolean;
   /** CudaSessionOptions.quantGemm. */
@@ -362,6 +364,7 @@ export class CudaSession implements SessionBackend {
     this.fp8DecodeAttention = f.fp8DecodeAttention;
     this.fp8FlashPrefill = f.fp8FlashPrefill && !!plan.attributes.kvCache && flashPrefillGeometry(plan.attributes.headDim) !== undefined;
     this.gemvSplitK = f.gemvSplitK;
+    this.decodeLogitsTuned = f.decodeLogitsTuned;
     this.quantGemm = f.quantGemm;
     this.graphSplits = f.graphSplits;
     this.quantTailNorm = f.quantTailNorm;
@@ -404,6 +407,7 @@ export class CudaSession implements SessionBackend {
       this.#gemm = new CublasLtGemm(d, {
         tune: f.gemmTune,
         ...(f.gemmTuneWide ? { tuneCandidates: 32 } : {}),
+        ...(f.gemmTuneCold ? { tuneCold: true } : {}),
         batchInvariant: this.batchInvariant,
         invariantFp8Buckets: f.fp8InvariantBuckets,
       });
@@ -629,6 +633,7 @@ export class CudaSession implements SessionBackend {
       decodeSplitK: this.decodeSplitK,
       fp8DecodeAttention: this.fp8DecodeAttention,
       gemvSplitK: this.gemvSplitK,
+      ...(this.decodeLogitsTuned ? { decodeLogitsTuned: true } : {}),
       gemmResidual: this.gemmResidual,
       ...(this.gemvDeepLoads ? { gemvDeepLoads: true } : {}),
       ...(this.#sampleSplitBuf
