@@ -102,11 +102,18 @@ for (const [j, [name, n, k]] of md.shapes.entries()) {
     sets[mode] = (sets[mode] ?? 0) + us * md.layers;
     return `${mode} ${us.toFixed(2)} (${pct(n * k * 2, us)})`;
   });
+  // The same weight every call (from L2 where it fits): what a weight prefetched into L2 would leave.
+  for (const mode of ["tuned", "cold"]) {
+    const us = graphUs(modes[mode], Array.from({ length: md.layers }, () => linear(j, 0))) / md.layers;
+    sets[`${mode} L2-hot`] = (sets[`${mode} L2-hot`] ?? 0) + us * md.layers;
+    cells.push(`${mode} L2-hot ${us.toFixed(2)}`);
+  }
   console.log(`  ${name.padEnd(8)} ${n}x${k}: ${cells.join("  ")}`);
 }
 const headCells = ["heuristic", "tuned", "cold", "pinned"].map((mode) => {
   const us = graphUs(modes[mode], [lmHead]);
   if (mode !== "pinned") sets[mode] += us;
+  if (mode === "tuned" || mode === "cold") sets[`${mode} L2-hot`] += us;
   return `${mode} ${us.toFixed(2)} (${pct(headElems * 2, us)})`;
 });
 console.log(`  lm_head  ${md.vocab}x${hidden} fp32 out: ${headCells.join("  ")}`);

@@ -6,7 +6,7 @@
 #            heuristic / tuned (engine default: 8 candidates timed with the weight in L2) / cold (gemmTuneCold: 32,
 #            weights cycled past L2); lm_head pinned (engine default) vs tuned
 #   A/B    — --reps 5 each: default, LLMRT_GEMM_TUNE_COLD=1, + LLMRT_DECODE_LOGITS_TUNED=1, --defer-decodes 1,
-#            LLMRT_GRAPH_SPLITS=1
+#            LLMRT_GRAPH_SPLITS=1, LLMRT_WGMMA_PREFILL=0 (flash_prefill for the 128-token prompts)
 #   8B     — bf16 512 × (128,128) default and --defer-decodes 1 (one run each), if the time is left
 set -uo pipefail
 # shellcheck disable=SC1091
@@ -19,7 +19,7 @@ grep -E "runs:" "$OUT/t_base.log"
 stamp "decode_gemm 1b m64"
 timeout 10 bun bench/decode_gemm.ts --model 1b --m 64 > "$OUT/dgemm.log" 2>&1
 echo "rc $?"
-grep -E "GPU|qkv|  o |gate_up|down|lm_head|SUMMARY|step-order|rror" "$OUT/dgemm.log" | cut -c1-300 | head -12
+grep -E "GPU|qkv|  o |gate_up|down|lm_head|SUMMARY|step-order|rror" "$OUT/dgemm.log" | cut -c1-400 | head -12
 LLMRT_GEMM_TUNE_COLD=1 thr cold $M1 64 6 --profile-steps --reps 5
 phases cold
 LLMRT_GEMM_TUNE_COLD=1 LLMRT_DECODE_LOGITS_TUNED=1 thr coldlog $M1 64 6 --profile-steps --reps 5
@@ -30,7 +30,9 @@ thr defer $M1 64 6 --profile-steps --reps 5 --defer-decodes 1
 phases defer
 LLMRT_GRAPH_SPLITS=1 thr splits $M1 64 6 --reps 5
 grep -E "runs:" "$OUT/t_splits.log"
-thr_summary base def5 cold coldlog defer splits
+LLMRT_WGMMA_PREFILL=0 thr nowg $M1 64 6 --profile-steps --reps 3
+phases nowg
+thr_summary base def5 cold coldlog defer splits nowg
 same_ids base cold
 same_ids base coldlog
 left=$((44 - (SECONDS - _t0)))
