@@ -425,6 +425,23 @@ test.skipIf("shared/models/stories260k is missing", !fs.existsSync(`${storiesDir
   },
 );
 
+test("batchPdl: a 64-sequence decode step launches the kernels right after each GEMM with pdl, nothing else changes", () => {
+  const plan = bareLlamaPlan(LLAMA_3_2_1B_CONFIG);
+  const env = (batchPdl: boolean): LaunchEnv => ({ ...planEnv(plan, true), pdl: true, batchAttention: true, batchAttention2: true, batchPdl });
+  const shape: StepShape = { numTokens: 64, numSeqs: 64, numRows: 64, attention: { kind: "decode", numSplits: 2, splitSize: 256 }, sample: true };
+  const on = planLaunches(env(true), shape), off = planLaunches(env(false), shape);
+  assert.deepEqual(on.map((l) => (l.kind === "kernel" ? { ...l, pdl: undefined } : l)), off.map((l) => (l.kind === "kernel" ? { ...l, pdl: undefined } : l)));
+  assert.ok(off.every((l) => l.kind !== "kernel" || !l.pdl), "batchPdl off: no launch of a 64-sequence step flagged");
+  const flagged = on.flatMap((l, i) => (l.kind === "kernel" && l.pdl ? [`${on[i - 1].kind}>${l.kernel}`] : []));
+  assert.equal(flagged.length, 16 * 4 + 1, "per layer: attention, the residual add (+ norm), SiLU·mul, the residual add; the sampler");
+  assert.deepEqual(
+    [...new Set(flagged)].sort(),
+    ["gemm>add_inplace_bf16", "gemm>add_rmsnorm_bf16", "gemm>decode_attention_batch2_bf16_hd64", "gemm>sample_f32", "gemm>silu_mul_bf16"],
+  );
+  const small = planLaunches(env(true), decodeShape(8));
+  assert.deepEqual(small, planLaunches(env(false), decodeShape(8)), "steps of up to 8 sequences unchanged");
+});
+
 test("programmatic dependent launch: only a fused decode step's waiting kernels get pdl, and nothing else changes", () => {
   const { bf16 } = engines(FUSED_MODELS[0].raw, 11);
   const plan = bf16.plan;

@@ -6,7 +6,7 @@
 #            heuristic / tuned (engine default: 8 candidates timed with the weight in L2) / cold (gemmTuneCold: 32,
 #            weights cycled past L2); lm_head pinned (engine default) vs tuned
 #   A/B    — --reps 5 each: default, LLMRT_GEMM_TUNE_COLD=1, + LLMRT_DECODE_LOGITS_TUNED=1, --defer-decodes 1,
-#            LLMRT_GRAPH_SPLITS=1, LLMRT_WGMMA_PREFILL=0 (flash_prefill for the 128-token prompts)
+#            LLMRT_BATCH_PDL=1 (norm / SiLU / attention / sampler launched early after each GEMM), LLMRT_WGMMA_PREFILL=0 (flash_prefill for the 128-token prompts)
 #   8B     — bf16 512 × (128,128) default and --defer-decodes 1 (one run each), if the time is left
 set -uo pipefail
 # shellcheck disable=SC1091
@@ -28,13 +28,14 @@ thr def5 $M1 64 6 --reps 5
 grep -E "runs:" "$OUT/t_def5.log"
 thr defer $M1 64 6 --profile-steps --reps 5 --defer-decodes 1
 phases defer
-LLMRT_GRAPH_SPLITS=1 thr splits $M1 64 6 --reps 5
-grep -E "runs:" "$OUT/t_splits.log"
+LLMRT_BATCH_PDL=1 thr bpdl $M1 64 6 --profile-steps --reps 5
+phases bpdl
 LLMRT_WGMMA_PREFILL=0 thr nowg $M1 64 6 --profile-steps --reps 3
 phases nowg
-thr_summary base def5 cold coldlog defer splits nowg
+thr_summary base def5 cold coldlog defer bpdl nowg
 same_ids base cold
 same_ids base coldlog
+same_ids base bpdl
 left=$((44 - (SECONDS - _t0)))
 echo "left $left s"
 if [ "$left" -gt 28 ]; then

@@ -259,6 +259,12 @@ export const CUDA_FLAGS = {
    * to 8 sequences and prefill are unchanged. @default false
    */
   decodeLogitsTuned: { env: "LLMRT_DECODE_LOGITS_TUNED", default: false },
+  /**
+   * With `pdl`: decode steps of more than 8 sequences launch the kernels that follow a cuBLASLt GEMM (add_rmsnorm /
+   * rmsnorm, silu_mul, decode_attention_batch2 / 2w, the sampler) with programmatic dependent launch; each waits for the
+   * GEMM in code (pdlWait at entry), so only the launch latency overlaps. The same bits. @default false
+   */
+  batchPdl: { env: "LLMRT_BATCH_PDL", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

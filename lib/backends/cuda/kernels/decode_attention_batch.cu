@@ -370,6 +370,7 @@ DECODE_BATCH(128)
 // extern "C" __global__ void decode_attention_batch2_fp8kv_bf16_hd{64|128}(the same with const u8* kvCache, then
 //     const float* kvScales)
 //   grid as decode_attention_batch; block DB2_NW*32 threads (below; attention_choice.ts batchAttentionThreads).
+//   PDL: batch2 / batch2w wait (pdlWait) at entry (batchPdl launches them early after the qkv GEMM).
 // ------------------------------------------------------------------------------------------------------------------
 #include "kv_fp8.cuh"
 
@@ -855,6 +856,7 @@ __device__ __forceinline__ void decodeBatch2Impl(const bf16_t* qkv, bf16_t* out,
       int numTokens, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale,     \
       int window, int splitSize, const void* prefetch, long long prefetchBytes) {                                         \
     if ((int)blockIdx.y >= numTokens) return;                                                                             \
+    pdlWait(); /* batchPdl: launched early after the qkv GEMM */                                                          \
     decodeBatch2Impl<HD, DB2_NW(HD, false), DB2_ST(HD, false), false>(qkv, out, kvCache, positions, seqStarts,           \
         blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs, numHeads, numKvHeads, tokensPerBlock,   \
         maxBlocksPerSeq, scale, window, splitSize, nullptr);                                                              \
@@ -866,6 +868,7 @@ __device__ __forceinline__ void decodeBatch2Impl(const bf16_t* qkv, bf16_t* out,
       int numTokens, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale,     \
       int window, int splitSize, const void* prefetch, long long prefetchBytes, const float* kvScales) {                  \
     if ((int)blockIdx.y >= numTokens) return;                                                                             \
+    pdlWait(); /* batchPdl: launched early after the qkv GEMM */                                                          \
     decodeBatch2Impl<HD, DB2_NW(HD, true), DB2_ST(HD, true), true>(qkv, out, kvCache, positions, seqStarts,              \
         blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs, numHeads, numKvHeads, tokensPerBlock,   \
         maxBlocksPerSeq, scale, window, splitSize, kvScales);                                                             \
@@ -1511,6 +1514,7 @@ extern "C" __global__ void __launch_bounds__(64, 8) decode_attention_batch2w_bf1
     int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale, int window, int splitSize, const void* prefetch,
     long long prefetchBytes) {
   if ((int)blockIdx.y >= numTokens) return;
+  pdlWait();  // batchPdl: launched early after the qkv GEMM
   decodeBatch2Impl<128, 2, 1, false>(qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO,
       partialML, counters, numSeqs, numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, nullptr);
 }
