@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Session 11 (issue 16 item 3), helper tput, round 1 (budget 45 s): where the llama-3.2-1b bf16 64 × (128,128) run
 # goes, and the first cheap levers.
-#   base   — default, --profile-steps --profile-gpu (phases; the 64-row decode step launch by launch; graph replay)
+#   base   — default, --profile-steps --profile-gpu --reps 5 (phases; the 64-row decode step launch by launch)
+#   breakdown — bench/decode_breakdown.ts --rows 64: the 64-row step's graph replay by role (marginal / alone), default
+#            and batchPdl (with PDL cleared in the same session)
 #   gemm   — bench/decode_gemm.ts: the step's cuBLASLt linears at M 64 in one graph per linear over 16 layers' weights:
 #            heuristic / tuned (engine default: 8 candidates timed with the weight in L2) / cold (gemmTuneCold: 32,
 #            weights cycled past L2); lm_head pinned (engine default) vs tuned
@@ -13,9 +15,12 @@ set -uo pipefail
 source tools/gpu/jobs_lib.sh
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader
 phases() { sed -n '/steps of the timed run/,$p' "$OUT/t_$1.log" | grep -E "^\| (prefill|mixed|decode|collect)|graph|top:|runs:" | cut -c1-420; }
-thr base $M1 64 14 --profile-steps --profile-gpu --reps 3
+thr base $M1 64 14 --profile-steps --profile-gpu --reps 5
 phases base
-grep -E "runs:" "$OUT/t_base.log"
+stamp "decode_breakdown 64 rows ctx 192: default vs batchPdl (graph replays by role)"
+timeout 14 bun bench/decode_breakdown.ts --model $M1 --rows 64 --ctx 192 --opts '{}' --opts2 '{"batchPdl":true}' > "$OUT/breakdown.log" 2>&1
+echo "rc $?"
+grep -vE "^  #|eager launches" "$OUT/breakdown.log" | grep -vi warn | cut -c1-200 | head -40
 stamp "decode_gemm 1b m64"
 timeout 10 bun bench/decode_gemm.ts --model 1b --m 64 > "$OUT/dgemm.log" 2>&1
 echo "rc $?"
@@ -24,15 +29,13 @@ LLMRT_GEMM_TUNE_COLD=1 thr cold $M1 64 6 --profile-steps --reps 5
 phases cold
 LLMRT_GEMM_TUNE_COLD=1 LLMRT_DECODE_LOGITS_TUNED=1 thr coldlog $M1 64 6 --profile-steps --reps 5
 phases coldlog
-thr def5 $M1 64 6 --reps 5
-grep -E "runs:" "$OUT/t_def5.log"
 thr defer $M1 64 6 --profile-steps --reps 5 --defer-decodes 1
 phases defer
 LLMRT_BATCH_PDL=1 thr bpdl $M1 64 6 --profile-steps --reps 5
 phases bpdl
 LLMRT_WGMMA_PREFILL=0 thr nowg $M1 64 6 --profile-steps --reps 3
 phases nowg
-thr_summary base def5 cold coldlog defer bpdl nowg
+thr_summary base cold coldlog defer bpdl nowg
 same_ids base cold
 same_ids base coldlog
 same_ids base bpdl
