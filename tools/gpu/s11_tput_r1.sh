@@ -41,7 +41,7 @@ same_ids base coldlog
 same_ids base bpdl
 left=$((44 - (SECONDS - _t0)))
 echo "left $left s"
-if [ "$left" -gt 28 ]; then
+if [ "$left" -gt 28 ] && [ -f $M8/config.json ]; then
   thr 8b_512 $M8 512 14 --profile-steps
   phases 8b_512
   thr 8b_512_defer $M8 512 $((left - 15)) --profile-steps --defer-decodes 1
