@@ -65,6 +65,7 @@ const modes: Record<string, CublasLtGemm> = {
   heuristic: new CublasLtGemm(dev, {}),
   tuned: new CublasLtGemm(dev, { tune: true, timingCacheDir: null }),
   cold: new CublasLtGemm(dev, { tune: true, tuneCold: true, timingCacheDir: null }),
+  coldsk: new CublasLtGemm(dev, { tune: true, tuneCold: true, tuneSplitK: true, timingCacheDir: null }),
   pinned: new CublasLtGemm(dev, { batchInvariant: true, tune: true, tuneCandidates: 32, timingCacheDir: null }),
 };
 type Call = (g: CublasLtGemm) => void;
@@ -97,7 +98,7 @@ console.log(
 const sets: Record<string, number> = {};
 for (const [j, [name, n, k]] of md.shapes.entries()) {
   const calls = Array.from({ length: md.layers }, (_, l) => linear(j, l));
-  const cells = ["heuristic", "tuned", "cold"].map((mode) => {
+  const cells = ["heuristic", "tuned", "cold", "coldsk"].map((mode) => {
     const us = graphUs(modes[mode], calls) / md.layers;
     sets[mode] = (sets[mode] ?? 0) + us * md.layers;
     return `${mode} ${us.toFixed(2)} (${pct(n * k * 2, us)})`;
@@ -110,7 +111,7 @@ for (const [j, [name, n, k]] of md.shapes.entries()) {
   }
   console.log(`  ${name.padEnd(8)} ${n}x${k}: ${cells.join("  ")}`);
 }
-const headCells = ["heuristic", "tuned", "cold", "pinned"].map((mode) => {
+const headCells = ["heuristic", "tuned", "cold", "coldsk", "pinned"].map((mode) => {
   const us = graphUs(modes[mode], [lmHead]);
   if (mode !== "pinned") sets[mode] += us;
   if (mode === "tuned" || mode === "cold") sets[`${mode} L2-hot`] += us;
@@ -125,7 +126,7 @@ console.log(
   }; copy floor ${(stepBytes / ceil.readBps * 1e3).toFixed(3)} ms`,
 );
 // One graph of the whole set in step order (layer by layer), tuned vs cold: what the step would see.
-for (const mode of ["tuned", "cold"]) {
+for (const mode of ["tuned", "cold", "coldsk"]) {
   const calls: Call[] = [];
   for (let l = 0; l < md.layers; l++) for (let j = 0; j < md.shapes.length; j++) calls.push(linear(j, l));
   calls.push(lmHead);

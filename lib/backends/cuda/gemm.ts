@@ -114,6 +114,11 @@ export interface GemmOptions {
    * first call, which favours another tile and split-K. Kept under their own timing-cache keys. @default false
    */
   readonly tuneCold?: boolean;
+  /**
+   * With `tuneCold`: each heuristic candidate is also timed as split-K variants (2, 4, 8 or 16 slices of K, each
+   * reduction scheme cuBLASLt accepts for the problem), so skinny-N decode GEMMs can spread over every SM. @default false
+   */
+  readonly tuneSplitK?: boolean;
   /** Folder of the timing cache; `null` keeps it in memory only. @default `$LLMRT_CACHE_DIR/gemm` */
   readonly timingCacheDir?: string | null;
   /**
@@ -154,6 +159,8 @@ export interface InvariantBucketStats {
 const TUNE_CANDIDATES = 8;
 /** Heuristic candidates considered by cold tuning (GemmOptions.tuneCold). */
 const COLD_CANDIDATES = 32;
+/** Split-K slice counts tried per candidate (GemmOptions.tuneSplitK). */
+const SPLIT_K_SLICES = [2, 4, 8, 16];
 /** Cold tuning: bytes of B copies cycled through (over twice a Hopper L2); weights at least half this big use B itself. */
 const COLD_RING_BYTES = 128 * 1024 * 1024;
 /** Smallest bucket whose batch-invariant algorithm is tuned (smaller GEMMs take the bucket's heuristic pick). */
@@ -226,6 +233,7 @@ export class CublasLtGemm {
   readonly #ptrCell = new BigUint64Array(1);
   readonly #tune: boolean;
   readonly #tuneCold: boolean;
+  readonly #tuneSplitK: boolean;
   readonly #tuneCandidates: number;
   readonly batchInvariant: boolean;
   readonly #refM: number;
@@ -255,6 +263,7 @@ export class CublasLtGemm {
     this.batchInvariant = options.batchInvariant ?? false;
     this.#tune = options.tune ?? false;
     this.#tuneCold = options.tuneCold ?? false;
+    this.#tuneSplitK = options.tuneSplitK ?? false;
     this.#tuneCandidates = options.tuneCandidates ?? TUNE_CANDIDATES;
     positiveInt("tuneCandidates", this.#tuneCandidates);
     this.#refM = options.invariantRefM ?? INVARIANT_REF_M;
@@ -663,8 +672,10 @@ export class CublasLtGemm {
       }
       if (candidates.length > 0) {
         let pick = 0;
+        const splitK = cold && this.#tuneSplitK && io !== null;
+        if (splitK) candidates = this.#splitVariants(desc, layoutA, layoutB, layoutD, candidates);
         if (this.#tune && !invariant && candidates.length > 1 && io) {
-          const timingKey = cold ? `${key}|cold${COLD_CANDIDATES}` : key;
+          const timingKey = cold ? `${key}|cold${COLD_CANDIDATES}${splitK ? "sk" : ""}` : key;
           const cached = this.#timing.get(timingKey);
           if (cached !== undefined && cached < candidates.length) {
             pick = cached;
@@ -882,6 +893,47 @@ export class CublasLtGemm {
       candidates.push({ algo: results.slice(base, base + LT.ALGO_BYTES), ws: Number(view.getBigUint64(base + LT.HEURISTIC_WORKSPACE_OFFSET, true)) });
     }
     return candidates;
+  }
+
+  /**
+   * `cands` and, after each, its split-K variants (SPLIT_K_SLICES × reduction schemes in-place / compute type /
+   * output type) that cublasLtMatmulAlgoCheck accepts for this problem within the workspace; duplicates dropped.
+   */
+  #splitVariants(
+    desc: bigint,
+    layoutA: bigint,
+    layoutB: bigint,
+    layoutD: bigint,
+    cands: { algo: Uint8Array; ws: number }[],
+  ): { algo: Uint8Array; ws: number }[] {
+    const lt = cublasLt();
+    const out: { algo: Uint8Array; ws: number }[] = [];
+    const seen = new Set<string>();
+    const add = (c: { algo: Uint8Array; ws: number }): void => {
+      const k = c.algo.join(",");
+      if (!seen.has(k)) {
+        seen.add(k);
+        out.push(c);
+      }
+    };
+    const u32 = new Uint32Array(1);
+    for (const c of cands) {
+      add(c);
+      for (const slices of SPLIT_K_SLICES) {
+        for (const scheme of [1, 2, 4]) {
+          const algo = c.algo.slice();
+          u32[0] = slices;
+          if (lt.cublasLtMatmulAlgoConfigSetAttribute(algo, LT.ALGO_CONFIG_SPLITK_NUM, u32, 4) !== 0) continue;
+          u32[0] = scheme;
+          if (lt.cublasLtMatmulAlgoConfigSetAttribute(algo, LT.ALGO_CONFIG_REDUCTION_SCHEME, u32, 4) !== 0) continue;
+          const check = new Uint8Array(LT.HEURISTIC_RESULT_BYTES);
+          if (lt.cublasLtMatmulAlgoCheck(this.#handle, desc, layoutA, layoutB, layoutD, layoutD, algo, check) !== 0) continue;
+          const ws = Number(new DataView(check.buffer).getBigUint64(LT.HEURISTIC_WORKSPACE_OFFSET, true));
+          if (ws <= this.workspace.byteLength) add({ algo, ws });
+        }
+      }
+    }
+    return out;
   }
 
   /** Whether an algorithm reduces over K in one pass: SPLITK_NUM 1 (or unset) and no reduction scheme. */

@@ -410,7 +410,7 @@ export class CudaSession implements SessionBackend {
       this.#gemm = new CublasLtGemm(d, {
         tune: f.gemmTune,
         ...(f.gemmTuneWide ? { tuneCandidates: 32 } : {}),
-        ...(f.gemmTuneCold ? { tuneCold: true } : {}),
+        ...(f.gemmTuneCold ? { tuneCold: true, ...(f.gemmTuneSplitK ? { tuneSplitK: true } : {}) } : {}),
         batchInvariant: this.batchInvariant,
         invariantFp8Buckets: f.fp8InvariantBuckets,
       });

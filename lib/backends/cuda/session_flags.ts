@@ -265,6 +265,11 @@ export const CUDA_FLAGS = {
    * GEMM in code (pdlWait at entry), so only the launch latency overlaps. The same bits. @default false
    */
   batchPdl: { env: "LLMRT_BATCH_PDL", default: false },
+  /**
+   * With `gemmTuneCold`: each candidate is also timed as split-K variants (2 … 16 slices, each reduction scheme cuBLASLt
+   * accepts; GemmOptions.tuneSplitK), for the skinny-N linears of decode steps of more than 8 sequences. @default false
+   */
+  gemmTuneSplitK: { env: "LLMRT_GEMM_TUNE_SPLITK", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
