@@ -425,21 +425,20 @@ test.skipIf("shared/models/stories260k is missing", !fs.existsSync(`${storiesDir
   },
 );
 
-test("batchPdl: a 64-sequence decode step launches the kernels right after each GEMM with pdl, nothing else changes", () => {
+test("decodeLogitsTuned: only the lm_head of decode steps of more than 8 sequences leaves the pinned cuBLASLt algorithm", () => {
   const plan = bareLlamaPlan(LLAMA_3_2_1B_CONFIG);
-  const env = (batchPdl: boolean): LaunchEnv => ({ ...planEnv(plan, true), pdl: true, batchAttention: true, batchAttention2: true, batchPdl });
-  const shape: StepShape = { numTokens: 64, numSeqs: 64, numRows: 64, attention: { kind: "decode", numSplits: 2, splitSize: 256 }, sample: true };
-  const on = planLaunches(env(true), shape), off = planLaunches(env(false), shape);
-  assert.deepEqual(on.map((l) => (l.kind === "kernel" ? { ...l, pdl: undefined } : l)), off.map((l) => (l.kind === "kernel" ? { ...l, pdl: undefined } : l)));
-  assert.ok(off.every((l) => l.kind !== "kernel" || !l.pdl), "batchPdl off: no launch of a 64-sequence step flagged");
-  const flagged = on.flatMap((l, i) => (l.kind === "kernel" && l.pdl ? [`${on[i - 1].kind}>${l.kernel}`] : []));
-  assert.equal(flagged.length, 16 * 4 + 1, "per layer: attention, the residual add (+ norm), SiLU·mul, the residual add; the sampler");
-  assert.deepEqual(
-    [...new Set(flagged)].sort(),
-    ["gemm>add_inplace_bf16", "gemm>add_rmsnorm_bf16", "gemm>decode_attention_batch2_bf16_hd64", "gemm>sample_f32", "gemm>silu_mul_bf16"],
-  );
-  const small = planLaunches(env(true), decodeShape(8));
-  assert.deepEqual(small, planLaunches(env(false), decodeShape(8)), "steps of up to 8 sequences unchanged");
+  const env = (decodeLogitsTuned: boolean): LaunchEnv => ({ ...planEnv(plan, true), batchAttention: true, batchAttention2: true, decodeLogitsTuned });
+  const big: StepShape = { numTokens: 64, numSeqs: 64, numRows: 64, attention: { kind: "decode", numSplits: 2, splitSize: 256 }, sample: true };
+  const gemms = (ls: Launch[]) =>
+    ls.filter((l) => l.kind === "gemm").map((l) => (l.kind === "gemm" ? `${l.n}x${l.k}:${l.invariant ? "pinned" : "tuned"}` : ""));
+  const off = gemms(planLaunches(env(false), big)), on = gemms(planLaunches(env(true), big));
+  assert.equal(off.at(-1), `${LLAMA_3_2_1B_CONFIG.vocab_size}x2048:pinned`);
+  assert.equal(on.at(-1), `${LLAMA_3_2_1B_CONFIG.vocab_size}x2048:tuned`);
+  assert.deepEqual(on.slice(0, -1), off.slice(0, -1), "the layers' linears: already the per-M tuned algorithms");
+  assert.ok(off.slice(0, -1).every((g) => g.endsWith(":tuned")));
+  for (const shape of [decodeShape(8), { numTokens: 40, numSeqs: 2, numRows: 2, attention: { kind: "prefill" as const }, sample: true }]) {
+    assert.deepEqual(planLaunches(env(true), shape), planLaunches(env(false), shape), `${shape.numTokens} tokens: unchanged`);
+  }
 });
 
 test("programmatic dependent launch: only a fused decode step's waiting kernels get pdl, and nothing else changes", () => {

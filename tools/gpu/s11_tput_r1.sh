@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Session 11 (issue 16 item 3), helper tput, round 1 (budget 45 s): where the llama-3.2-1b bf16 64 × (128,128) run
+# (After r2 the switches gemmTuneCold, gemmTuneSplitK and batchPdl were removed: no gain; GemmOptions.tuneCold / tuneSplitK stay for bench/decode_gemm.ts.)
 # goes, and the first cheap levers.
 #   base   — default, --profile-steps --profile-gpu --reps 5 (phases; the 64-row decode step launch by launch)
 #   breakdown — bench/decode_breakdown.ts --rows 64: the 64-row step's graph replay by role (marginal / alone), default

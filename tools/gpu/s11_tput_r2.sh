@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Session 11 (issue 16 item 3), helper tput, round 2 (budget 45 s). r1: default 43.6k tok/s; gemmTuneCold +
+# (After r2 the switches gemmTuneCold, gemmTuneSplitK and batchPdl were removed: no gain; GemmOptions.tuneCold / tuneSplitK stay for bench/decode_gemm.ts.)
 # decodeLogitsTuned 44.1k (the lm_head at 64 rows on its tuned algorithm: 148.4 -> 134.4 us); batchPdl no gain.
 #   breakdown — bench/decode_breakdown.ts --rows 64 --ctx 192: the 64-row step's graph replay by role (marginal / alone),
 #               default vs gemmTuneCold + gemmTuneSplitK + decodeLogitsTuned

@@ -187,29 +187,6 @@ export function isPdlKernel(name: string, quant = false): boolean {
   return PDL_FAMILIES.has(family) || LOWBIT_PDL_FAMILIES.has(family) || (quant && QUANT_PDL_FAMILIES.has(family));
 }
 
-/**
- * Kernel families whose code calls pdlWait at entry and that follow a cuBLASLt GEMM in decode steps of more than
- * GEMV_MAX_ROWS sequences: with LaunchEnv.batchPdl they take programmatic dependent launch after a GEMM launch
- * (the GEMM itself never waits in code, so it is never launched early).
- */
-const BATCH_PDL_FAMILIES: ReadonlySet<string> = new Set([
-  "add_inplace",
-  "rmsnorm",
-  "add_rmsnorm",
-  "silu_mul",
-  "decode_attention_batch2",
-  "decode_attention_batch2_fp8kv",
-  "decode_attention_batch2w",
-  "gather_rows",
-  "sample",
-  "sample_split",
-]);
-
-/** Whether kernel entry point `name` may take programmatic dependent launch right after a GEMM (LaunchEnv.batchPdl). */
-export function isBatchPdlKernel(name: string): boolean {
-  return BATCH_PDL_FAMILIES.has(kernelFamily(name));
-}
-
 /** File and parameter kinds of a kernel entry point, e.g. "paged_attention_decode_bf16_hd64". */
 export function kernelSignature(name: string): { readonly file: string; readonly params: readonly KernelParamKind[] } {
   const family = kernelFamily(name);

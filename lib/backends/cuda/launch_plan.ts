@@ -9,7 +9,7 @@ import { planDecodeFusion } from "./decode_fusion.ts";
 import { fp8ActScale, fp8GemvStep, fp8QuantProducers, fp8ScratchLayout } from "./fp8_launch.ts";
 import { InternalError } from "../../util/errors.ts";
 import type { LastLayerRows } from "./last_layer_rows.ts";
-import { isBatchPdlKernel, isPdlKernel } from "./kernel_signatures.ts";
+import { isPdlKernel } from "./kernel_signatures.ts";
 import { GEMV_MAX_ROWS, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, SAMPLE_SPLIT_BLOCKS, type StepShape } from "./launch_types.ts";
 import { planLinear } from "./linear_launch.ts";
 import { batchGemmTakes } from "./batch_gemm_plan.ts";
@@ -124,12 +124,8 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     if (!env.fp8Scratch || !layout) throw new InternalError("launch plan: an FP8 linear needs LaunchEnv.fp8Scratch");
     return [env.fp8Scratch, env.fp8Scratch + BigInt(layout.scalesOffset), fp8ActScale(plan.ops[lin] as Extract<(typeof plan.ops)[number], { type: "linear" }>)];
   };
-  // batchPdl: fused decode steps of more than GEMV_MAX_ROWS sequences launch the norm / SiLU·mul / attention / sampler
-  // right after a cuBLASLt GEMM early too (they wait for it in code).
-  const batchPdl = pdl && !!env.batchPdl && T > GEMV_MAX_ROWS;
   const pdlAfter = (kernel: string): boolean => {
     const prev = out[out.length - 1];
-    if (batchPdl && prev?.kind === "gemm" && isBatchPdlKernel(kernel)) return true;
     return pdl && isPdlKernel(kernel, quantPdl) && prev?.kind === "kernel" && isPdlKernel(prev.kernel, quantPdl);
   };
   const c: StepCtx = {

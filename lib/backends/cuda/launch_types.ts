@@ -140,11 +140,6 @@ export interface LaunchEnv {
   readonly decodeSplitK?: boolean;
   /** Fused decode GEMVs with long rows run gemv_fused_ks with gemvSplitRows' warps per row. */
   readonly gemvSplitK?: boolean;
-  /**
-   * CudaSessionOptions.batchPdl (with `pdl`): in fused decode steps of more than GEMV_MAX_ROWS sequences, the kernels
-   * right after a cuBLASLt GEMM (norms, SiLU·mul, decode_attention_batch2, the sampler) take programmatic dependent launch.
-   */
-  readonly batchPdl?: boolean;
   /** CudaSessionOptions.decodeLogitsTuned: the lm_head of decode steps of more than GEMV_MAX_ROWS sequences is not pinned. */
   readonly decodeLogitsTuned?: boolean;
   /** Fused decode GEMVs of ≤ 2 rows on qkv / o_proj / down_proj run the gemv_fused*_deep entry points (CudaSessionOptions.gemvDeepLoads). */

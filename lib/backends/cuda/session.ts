@@ -231,8 +231,6 @@ export class CudaSession implements SessionBackend {
   readonly gemvSplitK: boolean;
   /** CudaSessionOptions.decodeLogitsTuned. */
   readonly decodeLogitsTuned: boolean;
-  /** CudaSessionOptions.batchPdl. */
-  readonly batchPdl: boolean;
   /** CudaSessionOptions.pruneLastLayer, where the plan allows it (planLastLayerRows). */
   readonly pruneLastLayer: boolean;
   /** CudaSessionOptions.quantGemm. */
@@ -367,7 +365,6 @@ export class CudaSession implements SessionBackend {
     this.fp8FlashPrefill = f.fp8FlashPrefill && !!plan.attributes.kvCache && flashPrefillGeometry(plan.attributes.headDim) !== undefined;
     this.gemvSplitK = f.gemvSplitK;
     this.decodeLogitsTuned = f.decodeLogitsTuned;
-    this.batchPdl = f.batchPdl;
     this.quantGemm = f.quantGemm;
     this.graphSplits = f.graphSplits;
     this.quantTailNorm = f.quantTailNorm;
@@ -410,7 +407,6 @@ export class CudaSession implements SessionBackend {
       this.#gemm = new CublasLtGemm(d, {
         tune: f.gemmTune,
         ...(f.gemmTuneWide ? { tuneCandidates: 32 } : {}),
-        ...(f.gemmTuneCold ? { tuneCold: true, ...(f.gemmTuneSplitK ? { tuneSplitK: true } : {}) } : {}),
         batchInvariant: this.batchInvariant,
         invariantFp8Buckets: f.fp8InvariantBuckets,
       });
@@ -637,7 +633,6 @@ export class CudaSession implements SessionBackend {
       fp8DecodeAttention: this.fp8DecodeAttention,
       gemvSplitK: this.gemvSplitK,
       ...(this.decodeLogitsTuned ? { decodeLogitsTuned: true } : {}),
-      ...(this.batchPdl ? { batchPdl: true } : {}),
       gemmResidual: this.gemmResidual,
       ...(this.gemvDeepLoads ? { gemvDeepLoads: true } : {}),
       ...(this.#sampleSplitBuf

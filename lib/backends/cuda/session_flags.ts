@@ -247,29 +247,11 @@ export const CUDA_FLAGS = {
    */
   fp8ShadowRope: { env: "LLMRT_FP8_SHADOW_ROPE", default: true },
   /**
-   * With `gemmTune`: GEMMs that are not batch-invariant (the linears of decode steps of more than 8 sequences) are
-   * timed over the heuristic's first 32 candidates instead of 8, each call reading its weight from a ring of copies
-   * larger than the L2 cache (GemmOptions.tuneCold) — a decode step reads every weight once from DRAM, while the
-   * default timing reads a few-MB weight from L2 after its first call. @default false
-   */
-  gemmTuneCold: { env: "LLMRT_GEMM_TUNE_COLD", default: false },
-  /**
    * The lm_head of decode steps of more than 8 sequences takes the per-M tuned cuBLASLt algorithm like the step's other
    * linears (whose rows already depend on the step's size there) instead of the batch-invariant pinned one. Steps of up
    * to 8 sequences and prefill are unchanged. @default false
    */
   decodeLogitsTuned: { env: "LLMRT_DECODE_LOGITS_TUNED", default: false },
-  /**
-   * With `pdl`: decode steps of more than 8 sequences launch the kernels that follow a cuBLASLt GEMM (add_rmsnorm /
-   * rmsnorm, silu_mul, decode_attention_batch2 / 2w, the sampler) with programmatic dependent launch; each waits for the
-   * GEMM in code (pdlWait at entry), so only the launch latency overlaps. The same bits. @default false
-   */
-  batchPdl: { env: "LLMRT_BATCH_PDL", default: false },
-  /**
-   * With `gemmTuneCold`: each candidate is also timed as split-K variants (2 … 16 slices, each reduction scheme cuBLASLt
-   * accepts; GemmOptions.tuneSplitK), for the skinny-N linears of decode steps of more than 8 sequences. @default false
-   */
-  gemmTuneSplitK: { env: "LLMRT_GEMM_TUNE_SPLITK", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

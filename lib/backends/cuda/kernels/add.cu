@@ -27,12 +27,5 @@ __device__ __forceinline__ void addImpl(const T* x, T* out, long long n) {
   }
 }
 
-// PDL: both wait (pdlWait) before their first read (batchPdl launches them early after the down GEMM).
-extern "C" __global__ void __launch_bounds__(256) add_inplace_bf16(const bf16_t* x, bf16_t* out, long long n) {
-  pdlWait();
-  addImpl<bf16_t>(x, out, n);
-}
-extern "C" __global__ void __launch_bounds__(256) add_inplace_f32(const float* x, float* out, long long n) {
-  pdlWait();
-  addImpl<float>(x, out, n);
-}
+extern "C" __global__ void __launch_bounds__(256) add_inplace_bf16(const bf16_t* x, bf16_t* out, long long n) { addImpl<bf16_t>(x, out, n); }
+extern "C" __global__ void __launch_bounds__(256) add_inplace_f32(const float* x, float* out, long long n) { addImpl<float>(x, out, n); }

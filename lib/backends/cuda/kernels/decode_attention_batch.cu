@@ -370,9 +370,6 @@ DECODE_BATCH(128)
 // extern "C" __global__ void decode_attention_batch2_fp8kv_bf16_hd{64|128}(the same with const u8* kvCache, then
 //     const float* kvScales)
 //   grid as decode_attention_batch; block DB2_NW*32 threads (below; attention_choice.ts batchAttentionThreads).
-//   PDL (batchPdl: launched early right after the qkv GEMM, itself an ordinary launch, so nothing but qkv is still being
-//   written): a block issues its first cache tiles (earlier steps' keys), then waits (pdlWait), then reads its q / k / v
-//   rows; an empty split (z > 0) writes its (m, l) and may merge before the wait (the GEMM touches neither).
 // ------------------------------------------------------------------------------------------------------------------
 #include "kv_fp8.cuh"
 
@@ -527,27 +524,24 @@ __device__ __forceinline__ void decodeBatch2Impl(const bf16_t* qkv, bf16_t* out,
 #pragma unroll
   for (int j = 0; j < FPT; j++) ifq[j] = tid + j * NT < HALF ? invFreq[tid + j * NT] : 0.0;
   uint4 qA[QPT], qB[QPT], kA = {0u, 0u, 0u, 0u}, kB = {0u, 0u, 0u, 0u}, vC = {0u, 0u, 0u, 0u}, vD = {0u, 0u, 0u, 0u};
-  // The q / k / v rows are the previous launch's output (the qkv GEMM): loaded after pdlWait, below the first cache tiles.
-  auto loadRow = [&]() {
 #pragma unroll
-    for (int j = 0; j < QPT; j++) {
-      const int pq = tid + j * NT, g = pq / HC, c = pq - g * HC;
-      qA[j] = qB[j] = kA;
-      if (pq < QP && g < Gb) {
-        const bf16_t* src = row + (h0 + g) * HD + c * 8;
-        qA[j] = *reinterpret_cast<const uint4*>(src);
-        qB[j] = *reinterpret_cast<const uint4*>(src + HALF);
-      }
+  for (int j = 0; j < QPT; j++) {
+    const int pq = tid + j * NT, g = pq / HC, c = pq - g * HC;
+    qA[j] = qB[j] = kA;
+    if (pq < QP && g < Gb) {
+      const bf16_t* src = row + (h0 + g) * HD + c * 8;
+      qA[j] = *reinterpret_cast<const uint4*>(src);
+      qB[j] = *reinterpret_cast<const uint4*>(src + HALF);
     }
-    if (tid < HC) {  // thread c: chunk c of both halves of k, chunks c and HC + c of v
-      const bf16_t* kr = row + (numHeads + kvh) * HD + tid * 8;
-      const bf16_t* vr = row + (numHeads + numKvHeads + kvh) * HD + tid * 8;
-      kA = *reinterpret_cast<const uint4*>(kr);
-      kB = *reinterpret_cast<const uint4*>(kr + HALF);
-      vC = *reinterpret_cast<const uint4*>(vr);
-      vD = *reinterpret_cast<const uint4*>(vr + HALF);
-    }
-  };
+  }
+  if (tid < HC) {  // thread c: chunk c of both halves of k, chunks c and HC + c of v
+    const bf16_t* kr = row + (numHeads + kvh) * HD + tid * 8;
+    const bf16_t* vr = row + (numHeads + numKvHeads + kvh) * HD + tid * 8;
+    kA = *reinterpret_cast<const uint4*>(kr);
+    kB = *reinterpret_cast<const uint4*>(kr + HALF);
+    vC = *reinterpret_cast<const uint4*>(vr);
+    vD = *reinterpret_cast<const uint4*>(vr + HALF);
+  }
   const float kS = Q8 ? kvScales[kvh] : 1.f, vS = Q8 ? kvScales[numKvHeads + kvh] : 1.f;
   const int s = st0 == t && st1 == t + 1 ? t : seqOfToken(seqStarts, numSeqs, t);
   const int lo = window > 0 ? max(0, pos + 1 - window) : 0;
@@ -591,9 +585,7 @@ __device__ __forceinline__ void decodeBatch2Impl(const bf16_t* qkv, bf16_t* out,
       dbCommit();
     };
 #pragma unroll
-    for (int i = 0; i < ST; i++) issue(i);  // in flight while RoPE runs (and, under PDL, while the qkv GEMM ends)
-    pdlWait();  // batchPdl: qkv is the previous launch's; the cache tiles above are earlier steps' keys
-    loadRow();
+    for (int i = 0; i < ST; i++) issue(i);  // in flight while RoPE runs
     const long long kOff = own ? (kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth) + kvh * HD) * EB : 0;
 #pragma unroll
     for (int j = 0; j < FPT; j++) {

@@ -12,7 +12,6 @@
 //
 //   grid (rows, 1, 1)   block (256, 1, 1) (any multiple of 32 up to 1024)   shared: 128 B static
 //   16-byte vectors when hidden * sizeof(elem) % 16 == 0 and pointers are 16-byte aligned.
-//   PDL: every entry point waits (pdlWait) before its first read (batchPdl launches them early after a GEMM).
 #include "common.cuh"
 
 template <typename T, bool ADD>
@@ -70,21 +69,17 @@ __device__ __forceinline__ void rmsnormImpl(const T* x, T* residual, const T* we
 
 extern "C" __global__ void __launch_bounds__(1024) rmsnorm_bf16(const bf16_t* x, const bf16_t* weight, bf16_t* out, int rows, int hidden, float eps) {
   if ((int)blockIdx.x >= rows) return;
-  pdlWait();  // batchPdl: launched early after a cuBLASLt GEMM (x / residual are its output)
   rmsnormImpl<bf16_t, false>(x, nullptr, weight, out, hidden, eps);
 }
 extern "C" __global__ void __launch_bounds__(1024) rmsnorm_f32(const float* x, const float* weight, float* out, int rows, int hidden, float eps) {
   if ((int)blockIdx.x >= rows) return;
-  pdlWait();  // batchPdl: launched early after a cuBLASLt GEMM (x / residual are its output)
   rmsnormImpl<float, false>(x, nullptr, weight, out, hidden, eps);
 }
 extern "C" __global__ void __launch_bounds__(1024) add_rmsnorm_bf16(const bf16_t* x, bf16_t* residual, const bf16_t* weight, bf16_t* out, int rows, int hidden, float eps) {
   if ((int)blockIdx.x >= rows) return;
-  pdlWait();  // batchPdl: launched early after a cuBLASLt GEMM (x / residual are its output)
   rmsnormImpl<bf16_t, true>(x, residual, weight, out, hidden, eps);
 }
 extern "C" __global__ void __launch_bounds__(1024) add_rmsnorm_f32(const float* x, float* residual, const float* weight, float* out, int rows, int hidden, float eps) {
   if ((int)blockIdx.x >= rows) return;
-  pdlWait();  // batchPdl: launched early after a cuBLASLt GEMM (x / residual are its output)
   rmsnormImpl<float, true>(x, residual, weight, out, hidden, eps);
 }

@@ -6,7 +6,6 @@
 //   grid (ceil(inter / (256 * V)), numTokens, 1) with V = 16 / sizeof(elem) (8 bf16, 4 f32)   block (256, 1, 1)   shared 0
 //   (numTokens <= 65535: grid.y). 16-byte vectors when inter * sizeof(elem) % 16 == 0 and pointers are aligned;
 //   otherwise each block handles 256 * V consecutive elements one at a time.
-//   PDL: waits (pdlWait) before its first read (batchPdl launches it early after the gate_up GEMM).
 #include "common.cuh"
 
 __device__ __forceinline__ float silu(float g) { return g / (1.f + expf(-g)); }
@@ -39,11 +38,9 @@ __device__ __forceinline__ void siluMulImpl(const T* gateUp, T* out, int inter) 
 
 extern "C" __global__ void __launch_bounds__(256) silu_mul_bf16(const bf16_t* gateUp, bf16_t* out, int numTokens, int inter) {
   if ((int)blockIdx.y >= numTokens) return;
-  pdlWait();  // batchPdl: launched early after the gate_up GEMM
   siluMulImpl<bf16_t>(gateUp, out, inter);
 }
 extern "C" __global__ void __launch_bounds__(256) silu_mul_f32(const float* gateUp, float* out, int numTokens, int inter) {
   if ((int)blockIdx.y >= numTokens) return;
-  pdlWait();  // batchPdl: launched early after the gate_up GEMM
   siluMulImpl<float>(gateUp, out, inter);
 }
