@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
 # Session 11 (issue 16 item 3), helper tput, round 1 (budget 45 s): where the llama-3.2-1b bf16 64 × (128,128) run
-# (After r2 the switches gemmTuneCold, gemmTuneSplitK and batchPdl were removed: no gain; GemmOptions.tuneCold / tuneSplitK stay for bench/decode_gemm.ts.)
 # goes, and the first cheap levers.
 #   base   — default, --profile-steps --profile-gpu --reps 5 (phases; the 64-row decode step launch by launch)
 #   breakdown — bench/decode_breakdown.ts --rows 64: the 64-row step's graph replay by role (marginal / alone), default
@@ -11,6 +10,7 @@
 #   A/B    — --reps 5 each: default, LLMRT_GEMM_TUNE_COLD=1, + LLMRT_DECODE_LOGITS_TUNED=1, --defer-decodes 1,
 #            LLMRT_BATCH_PDL=1 (norm / SiLU / attention / sampler launched early after each GEMM), LLMRT_WGMMA_PREFILL=0 (flash_prefill for the 128-token prompts)
 #   8B     — bf16 512 × (128,128) default and --defer-decodes 1 (one run each), if the time is left
+# (After r2 the switches gemmTuneCold, gemmTuneSplitK and batchPdl were removed: no gain; GemmOptions.tuneCold / tuneSplitK stay for bench/decode_gemm.ts.)
 set -uo pipefail
 # shellcheck disable=SC1091
 source tools/gpu/jobs_lib.sh

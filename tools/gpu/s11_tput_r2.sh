@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
 # Session 11 (issue 16 item 3), helper tput, round 2 (budget 45 s). r1: default 43.6k tok/s; gemmTuneCold +
-# (After r2 the switches gemmTuneCold, gemmTuneSplitK and batchPdl were removed: no gain; GemmOptions.tuneCold / tuneSplitK stay for bench/decode_gemm.ts.)
 # decodeLogitsTuned 44.1k (the lm_head at 64 rows on its tuned algorithm: 148.4 -> 134.4 us); batchPdl no gain.
 #   breakdown — bench/decode_breakdown.ts --rows 64 --ctx 192: the 64-row step's graph replay by role (marginal / alone),
 #               default vs gemmTuneCold + gemmTuneSplitK + decodeLogitsTuned
@@ -8,6 +7,7 @@
 #   A/B       — 1B 64 x (128,128) --reps 5: default, cold + logits, cold + split-K + logits
 #   attention — batch2_occupancy.py 1B hd64 at 64 / 16 sequences: stages / blocks-per-SM configurations of the same
 #               warps (the same bits) against the default (4 warps, 2 stages)
+# (After r2 the switches gemmTuneCold, gemmTuneSplitK and batchPdl were removed: no gain; GemmOptions.tuneCold / tuneSplitK stay for bench/decode_gemm.ts.)
 set -uo pipefail
 # shellcheck disable=SC1091
 source tools/gpu/jobs_lib.sh

@@ -10,9 +10,9 @@ set -uo pipefail
 source tools/gpu/jobs_lib.sh
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader
 phases() { sed -n '/steps of the timed run/,$p' "$OUT/t_$1.log" | grep -E "^\| (prefill|mixed|decode|collect)|runs:|^  step [0-5]:" | cut -c1-300; }
-thr 8b $M8 512 14 --profile-steps
+thr 8b $M8 512 16 --profile-steps
 phases 8b
-thr 8b_defer $M8 512 13 --profile-steps --defer-decodes 1
+thr 8b_defer $M8 512 15 --profile-steps --defer-decodes 1
 phases 8b_defer
 thr_summary 8b 8b_defer
 thr def1 $M1 64 4 --reps 5
