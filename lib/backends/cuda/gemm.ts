@@ -111,12 +111,14 @@ export interface GemmOptions {
    * Tuning of calls that are not batch-invariant (decode steps of more than 8 sequences): time the heuristic's first
    * COLD_CANDIDATES candidates (not TUNE_CANDIDATES) with B read from copies that together exceed the L2 cache, as a
    * decode step reads each layer's weight once from DRAM; otherwise a weight of a few MB is timed from L2 after its
-   * first call, which favours another tile and split-K. Kept under their own timing-cache keys. @default false
+   * first call. Kept under their own timing-cache keys. H200 session 11 (bench/decode_gemm.ts): no faster pick for
+   * llama-3.2-1b's linears at M = 64 (within 1%), so the engine does not use it. @default false
    */
   readonly tuneCold?: boolean;
   /**
    * With `tuneCold`: each heuristic candidate is also timed as split-K variants (2, 4, 8 or 16 slices of K, each
-   * reduction scheme cuBLASLt accepts for the problem), so skinny-N decode GEMMs can spread over every SM. @default false
+   * reduction scheme cuBLASLt accepts for the problem), so skinny-N decode GEMMs can spread over every SM (H200 session
+   * 11: the llama-3.2-1b set at M = 64 0.870 → 0.861 ms, not used by the engine). @default false
    */
   readonly tuneSplitK?: boolean;
   /** Folder of the timing cache; `null` keeps it in memory only. @default `$LLMRT_CACHE_DIR/gemm` */

@@ -249,7 +249,8 @@ export const CUDA_FLAGS = {
   /**
    * The lm_head of decode steps of more than 8 sequences takes the per-M tuned cuBLASLt algorithm like the step's other
    * linears (whose rows already depend on the step's size there) instead of the batch-invariant pinned one. Steps of up
-   * to 8 sequences and prefill are unchanged. @default false
+   * to 8 sequences and prefill are unchanged. H200 session 11, llama-3.2-1b at 64 rows: the lm_head 148 → 134 µs;
+   * 64 × (128,128) +0.95% / +1.19% in alternating runs of one job. @default false
    */
   decodeLogitsTuned: { env: "LLMRT_DECODE_LOGITS_TUNED", default: false },
 } as const satisfies Record<string, CudaFlag>;
