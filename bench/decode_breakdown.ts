@@ -6,8 +6,10 @@
  * cleared; and the step's eager launches one by one (an event after each). The steps missing launches compute
  * garbage: timing only.
  *
- *   bun bench/decode_breakdown.ts --model DIR [--ctx 128,1024] [--opts JSON] [--opts2 JSON]
+ *   bun bench/decode_breakdown.ts --model DIR [--ctx 128,1024] [--rows N] [--opts JSON] [--opts2 JSON]
  *
+ * --rows N: a decode step of N sequences (each at position ctx - 1 over a KV cache left as allocated: timing only)
+ * instead of one sequence after a 128-token prompt (default 1).
  * --opts: session options of the session measured (e.g. '{"batchInvariant":false}');
  * --opts2: a second session measured after it in the same process.
  */
@@ -19,11 +21,12 @@ import type { CudaKvCache } from "../lib/backends/cuda/session.ts";
 import type { Launch } from "../lib/backends/cuda/launch_plan.ts";
 import { Session } from "../lib/runtime/session.ts";
 import { deviceWeightBytes, greedyStepper } from "./batch1.ts";
+import { decodeStep } from "./host_profile.ts";
 import { copyCeiling, describeCeiling } from "./copy_bandwidth.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { model: { type: "string" }, ctx: { type: "string" }, opts: { type: "string" }, opts2: { type: "string" } },
+  options: { model: { type: "string" }, ctx: { type: "string" }, rows: { type: "string" }, opts: { type: "string" }, opts2: { type: "string" } },
 });
 if (!values.model) throw new Error("usage: bun bench/decode_breakdown.ts --model DIR [--ctx 128,1024] [--opts JSON] [--opts2 JSON]");
 const ctxs = (values.ctx ?? "128,1024").split(",").map(Number);
@@ -31,7 +34,8 @@ const bs = 32;
 const maxSeqLen = Math.ceil((Math.max(...ctxs) + 256) / bs) * bs;
 // openModel: a pre-quantized checkpoint (e.g. the FP8 + FP8 KV pack of tools/quant-packers/pack_fp8_torch.py) as packed.
 const m = openModel(values.model, { dtype: "bfloat16" });
-const engine = buildSync(m, { backend: "cuda", dtype: "bfloat16", maxBatchSize: 1, maxNumTokens: 128, maxSeqLen, tokensPerBlock: bs });
+const N = Number(values.rows ?? 1);
+const engine = buildSync(m, { backend: "cuda", dtype: "bfloat16", maxBatchSize: N, maxNumTokens: Math.max(128, N), maxSeqLen, tokensPerBlock: bs });
 m.close();
 const plan = engine.plan, a = plan.attributes;
 const blocks = Int32Array.from({ length: maxSeqLen / bs }, (_, i) => i);
@@ -67,15 +71,16 @@ function measure(label: string, opts: Record<string, boolean>): void {
   try {
     const cuda = session.cuda!;
     const ceiling = copyCeiling(cuda.device);
-    console.log(`\n== ${label} (${JSON.stringify(opts)})`);
+    console.log(`\n== ${label} (${JSON.stringify(opts)}); ${N} row(s)`);
     console.log(describeCeiling(ceiling));
-    const kv = session.createKvCache(blocks.length + 1) as CudaKvCache;
+    const kv = session.createKvCache(N * blocks.length + 1) as CudaKvCache;
     const V = a.vocabSize;
     let seed = 12345;
     const prompt = Array.from({ length: 128 }, () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % Math.min(V, 32000));
-    session.run(stepOf(prompt, 0), { sampledIds: new Int32Array(1) }, kv);
+    if (N === 1) session.run(stepOf(prompt, 0), { sampledIds: new Int32Array(1) }, kv);
+    const stepAt = (ctx: number) => (N === 1 ? stepOf([prompt[3]], ctx - 1) : decodeStep(N, ctx - 1, blocks.length));
     for (const ctx of ctxs) {
-      const inp = stepOf([prompt[3]], ctx - 1);
+      const inp = stepAt(ctx);
       let roles: string[] = [];
       let stepBytes = 0, lmHeadBytes = 0;
       const all = cuda.timeDecodeLaunches(inp, kv, (ls) => {
@@ -115,7 +120,7 @@ function measure(label: string, opts: Record<string, boolean>): void {
       );
     }
     // The eager launches of the last context one by one (an event after each; no PDL overlap between them).
-    const prof = cuda.profileDecodeStep(stepOf([prompt[3]], ctxs[ctxs.length - 1] - 1), kv, 20);
+    const prof = cuda.profileDecodeStep(stepAt(ctxs[ctxs.length - 1]), kv, 20);
     console.log(`eager launches at ctx ${ctxs[ctxs.length - 1]} (first 12 and last 5):`);
     prof.launches.forEach((l, i) => {
       if (i < 12 || i >= prof.launches.length - 5) console.log(`  #${String(i).padStart(2)} ${l.name.padEnd(40)} ${f(l.ms * 1000, 2).padStart(8)} µs`);

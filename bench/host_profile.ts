@@ -15,7 +15,7 @@ import { Session } from "../lib/runtime/session.ts";
 import { launchTotals } from "./batch1.ts";
 
 /** A greedy decode step of N sequences at position `context`, sequence s in blocks [s × perSeq, (s + 1) × perSeq). */
-function decodeStep(N: number, context: number, perSeq: number): StepInputs {
+export function decodeStep(N: number, context: number, perSeq: number): StepInputs {
   return {
     tokenIds: Int32Array.from({ length: N }, (_, i) => (i * 97 + 5) % 1000),
     positions: new Int32Array(N).fill(context),

@@ -6,6 +6,7 @@
  *   bun bench/throughput.ts --model DIR [--requests 64] [--input 128] [--output 128] [--tp 1] [--hf] [--hf-compile]
  *       [--quant W4A16|W4A16_AWQ|W8A16|FP8|FP8_PER_CHANNEL_PER_TOKEN|... [--group-size 128]] [--kv-cache-quant FP8|INT8]
  *       [--profile-host] [--profile-steps] [--profile-gpu] [--no-overlap] [--max-num-tokens T] [--max-seq-len L] [--defer-decodes S]
+ *       [--reps R]
  *
  * --quant quantizes the checkpoint at build time (LLM.create's quantConfig; int4 with zero points);
  * --kv-cache-quant stores the KV cache as e4m3 / int8 (QuantConfig.kvCacheQuantAlgo, with or without --quant).
@@ -18,6 +19,7 @@
  * --max-seq-len L: the engine's longest sequence (default input + output + 32, rounded up to the 32-token block).
  * --defer-decodes S: LLM.create's decodeDeferSteps (decode tokens sit out up to S steps in a row so that a large
  * batch of waiting prompts prefills alone; default 0).
+ * --reps R: R timed runs (default 1); output tokens/s is their median, each printed; --profile-steps takes the last.
  * --no-overlap: decode steps one at a time (LLM.create's overlapSteps false; by default the host's work on one
  * step runs while the GPU computes the next).
  *
@@ -53,6 +55,7 @@ const { values } = parseArgs({
     "max-seq-len": { type: "string" },
     "defer-decodes": { type: "string" },
     "no-overlap": { type: "boolean" },
+    reps: { type: "string" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/throughput.ts --model DIR [--requests 64] [--input 128] [--output 128] [--hf] [--hf-compile]");
@@ -95,14 +98,23 @@ const rand = (n: number): number => {
 const V = llm.engine.plan.attributes.vocabSize;
 const prompts = Array.from({ length: N }, () => Array.from({ length: IN }, () => rand(Math.min(V, 32000))));
 await llm.generate(prompts, { maxTokens: 4, temperature: 0, ignoreEos: true }, { useTqdm: false }); // warm-up
-const statsBefore = llm.getStats().length;
-const s = performance.now();
-const outs = await llm.generate(prompts, { maxTokens: OUT, temperature: 0, ignoreEos: true }, { useTqdm: false });
-const secs = (performance.now() - s) / 1000;
-const generated = outs.reduce((a, o) => a + o.outputs[0].tokenIds.length, 0);
-if (generated !== N * OUT) throw new Error(`expected ${N * OUT} output tokens, got ${generated}`);
-const tps = generated / secs;
+const reps = Math.max(1, Number(values.reps ?? 1));
+const runs: { secs: number; firstIter: number }[] = [];
+let outs: Awaited<ReturnType<typeof llm.generate>> = [];
+for (let r = 0; r < reps; r++) {
+  const firstIter = (llm.getStats().at(-1)?.iter ?? -1) + 1;
+  const s = performance.now();
+  outs = await llm.generate(prompts, { maxTokens: OUT, temperature: 0, ignoreEos: true }, { useTqdm: false });
+  runs.push({ secs: (performance.now() - s) / 1000, firstIter });
+  const generated = outs.reduce((a, o) => a + o.outputs[0].tokenIds.length, 0);
+  if (generated !== N * OUT) throw new Error(`expected ${N * OUT} output tokens, got ${generated}`);
+}
+// The median run (the last one's steps for --profile-steps).
+const secs = [...runs.map((r) => r.secs)].sort((a, b) => a - b)[Math.floor(reps / 2)];
+const { firstIter } = runs[runs.length - 1];
+const tps = (N * OUT) / secs;
 const stats = llm.getStats();
+const timed = stats.filter((st) => st.iter >= firstIter); // the last run's steps
 const steps = stats.slice(-Math.min(stats.length, OUT + 8));
 const f = (x: number, d = 1): string => x.toFixed(d);
 console.log(
@@ -113,6 +125,7 @@ console.log(
   }; maxSeqLen ${maxSeqLen}; TP=${llm.engine.config.numRanks}; engine build + upload ${f(loadS)} s`,
 );
 console.log(`llmrt: ${f(secs, 3)} s, ${f(tps)} output tokens/s (${f((N * (IN + OUT)) / secs)} total tokens/s), ${steps.length} steps`);
+if (reps > 1) console.log(`  ${reps} runs: ${runs.map((r) => f((N * OUT) / r.secs)).join(", ")} output tokens/s (median above)`);
 const result: Record<string, unknown> = {
   model: values.model,
   quant: values.quant ?? null,
@@ -123,13 +136,14 @@ const result: Record<string, unknown> = {
   tp: llm.engine.config.numRanks,
   seconds: secs,
   outputTps: tps,
+  runsTps: runs.map((r) => (N * OUT) / r.secs),
 };
 if (values["profile-host"]) {
-  result.hostProfile = profileHost(llm.engine, N, IN + OUT / 2, stats.slice(statsBefore)); // the timed run's steps
+  result.hostProfile = profileHost(llm.engine, N, IN + OUT / 2, timed); // the timed run's steps
   result.attentionSweep = attentionSweep(llm.engine, IN + OUT / 2, [1, 2, 4, 5, 8, 16, 32, 64].filter((n) => n <= N));
 }
 
-if (values["profile-steps"]) result.phases = printPhases(stats.slice(statsBefore), secs * 1000);
+if (values["profile-steps"]) result.phases = printPhases(timed, runs[runs.length - 1].secs * 1000);
 if (values["profile-gpu"]) {
   result.stepProfile = profileSteps(llm.engine, Math.max(1, Math.min(N, Math.floor(maxNumTokens / IN))), IN, N, IN + OUT / 2);
 }

@@ -120,6 +120,15 @@ export const cublasLtSymbols = {
     ],
     returns: "i32",
   },
+  cublasLtMatmulAlgoConfigSetAttribute: {
+    args: [
+      "buf", //    cublasLtMatmulAlgo_t* algo
+      "i32", //    cublasLtMatmulAlgoConfigAttributes_t attr
+      "buf", //    const void* buf
+      "usize", //  size_t sizeInBytes
+    ],
+    returns: "i32",
+  },
   cublasLtMatmulAlgoCheck: {
     args: [
       "handle", // cublasLtHandle_t lightHandle

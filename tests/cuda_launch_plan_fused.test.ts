@@ -425,6 +425,22 @@ test.skipIf("shared/models/stories260k is missing", !fs.existsSync(`${storiesDir
   },
 );
 
+test("decodeLogitsTuned: only the lm_head of decode steps of more than 8 sequences leaves the pinned cuBLASLt algorithm", () => {
+  const plan = bareLlamaPlan(LLAMA_3_2_1B_CONFIG);
+  const env = (decodeLogitsTuned: boolean): LaunchEnv => ({ ...planEnv(plan, true), batchAttention: true, batchAttention2: true, decodeLogitsTuned });
+  const big: StepShape = { numTokens: 64, numSeqs: 64, numRows: 64, attention: { kind: "decode", numSplits: 2, splitSize: 256 }, sample: true };
+  const gemms = (ls: Launch[]) =>
+    ls.filter((l) => l.kind === "gemm").map((l) => (l.kind === "gemm" ? `${l.n}x${l.k}:${l.invariant ? "pinned" : "tuned"}` : ""));
+  const off = gemms(planLaunches(env(false), big)), on = gemms(planLaunches(env(true), big));
+  assert.equal(off.at(-1), `${LLAMA_3_2_1B_CONFIG.vocab_size}x2048:pinned`);
+  assert.equal(on.at(-1), `${LLAMA_3_2_1B_CONFIG.vocab_size}x2048:tuned`);
+  assert.deepEqual(on.slice(0, -1), off.slice(0, -1), "the layers' linears: already the per-M tuned algorithms");
+  assert.ok(off.slice(0, -1).every((g) => g.endsWith(":tuned")));
+  for (const shape of [decodeShape(8), { numTokens: 40, numSeqs: 2, numRows: 2, attention: { kind: "prefill" as const }, sample: true }]) {
+    assert.deepEqual(planLaunches(env(true), shape), planLaunches(env(false), shape), `${shape.numTokens} tokens: unchanged`);
+  }
+});
+
 test("programmatic dependent launch: only a fused decode step's waiting kernels get pdl, and nothing else changes", () => {
   const { bf16 } = engines(FUSED_MODELS[0].raw, 11);
   const plan = bf16.plan;

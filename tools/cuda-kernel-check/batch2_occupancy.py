@@ -33,14 +33,17 @@ def main():
     ap.add_argument("--configs", default="")
     ap.add_argument("--fp8-configs", default="")
     ap.add_argument("--hd64-configs", default="")
+    ap.add_argument("--rows", default="", help="sequences of each shape's step instead of its default (comma list: one pass each)")
+    ap.add_argument("--no-fp8", action="store_true", help="the bf16 cache only")
     a = ap.parse_args()
     log(f"GPU {torch.cuda.get_device_properties(0).name}")
     bw = max(ds.copy_bandwidth(), ds.copy_bandwidth())
     log(f"copy bandwidth {bw / 1e12:.3f} TB/s (best of two)")
     SMS = torch.cuda.get_device_properties(0).multi_processor_count
     bad = 0
-    for key in a.shapes.split(","):
-        nm, nH, nKV, hd, T = SHAPES[key]
+    passes = [(key, int(r)) for key in a.shapes.split(",") for r in (a.rows.split(",") if a.rows else [SHAPES[key][4]])]
+    for key, T in passes:
+        nm, nH, nKV, hd, _ = SHAPES[key]
         G = nH // nKV
         layers, tpb, maxSeqLen = 8, 32, 288
         invf = ds.rope_tables(hd)
@@ -64,7 +67,7 @@ def main():
         ns = math.ceil(maxSeqLen / ss)
         kv8 = to_e4m3_bytes(kv)
         sc = torch.full((layers, 2, nKV), 0.125, device="cuda")
-        for fp8 in (False, True):
+        for fp8 in (False,) if a.no_fp8 else (False, True):
             ceil_us = kvBytes / bw * 1e6 / (2 if fp8 else 1)
             user = a.fp8_configs if fp8 else (a.configs if hd == 128 else a.hd64_configs)
             lst = [DEFAULT[(hd, fp8)]] + [c for c in cfgs(user) if c != DEFAULT[(hd, fp8)]]

@@ -107,6 +107,20 @@ export interface GemmOptions {
    * than the default keys its own timing-cache entries). @default 8
    */
   readonly tuneCandidates?: number;
+  /**
+   * Tuning of calls that are not batch-invariant (decode steps of more than 8 sequences): time the heuristic's first
+   * COLD_CANDIDATES candidates (not TUNE_CANDIDATES) with B read from copies that together exceed the L2 cache, as a
+   * decode step reads each layer's weight once from DRAM; otherwise a weight of a few MB is timed from L2 after its
+   * first call. Kept under their own timing-cache keys. H200 session 11 (bench/decode_gemm.ts): no faster pick for
+   * llama-3.2-1b's linears at M = 64 (within 1%), so the engine does not use it. @default false
+   */
+  readonly tuneCold?: boolean;
+  /**
+   * With `tuneCold`: each heuristic candidate is also timed as split-K variants (2, 4, 8 or 16 slices of K, each
+   * reduction scheme cuBLASLt accepts for the problem), so skinny-N decode GEMMs can spread over every SM (H200 session
+   * 11: the llama-3.2-1b set at M = 64 0.870 → 0.861 ms, not used by the engine). @default false
+   */
+  readonly tuneSplitK?: boolean;
   /** Folder of the timing cache; `null` keeps it in memory only. @default `$LLMRT_CACHE_DIR/gemm` */
   readonly timingCacheDir?: string | null;
   /**
@@ -145,6 +159,12 @@ export interface InvariantBucketStats {
 
 /** Heuristic candidates considered when tuning. */
 const TUNE_CANDIDATES = 8;
+/** Heuristic candidates considered by cold tuning (GemmOptions.tuneCold). */
+const COLD_CANDIDATES = 32;
+/** Split-K slice counts tried per candidate (GemmOptions.tuneSplitK). */
+const SPLIT_K_SLICES = [2, 4, 8, 16];
+/** Cold tuning: bytes of B copies cycled through (over twice a Hopper L2); weights at least half this big use B itself. */
+const COLD_RING_BYTES = 128 * 1024 * 1024;
 /** Smallest bucket whose batch-invariant algorithm is tuned (smaller GEMMs take the bucket's heuristic pick). */
 const TUNE_MIN_BUCKET = 512;
 /** Heuristic candidates searched for a non-split-K algorithm (batch-invariant mode). */
@@ -214,6 +234,8 @@ export class CublasLtGemm {
   readonly #beta = new Float32Array(1);
   readonly #ptrCell = new BigUint64Array(1);
   readonly #tune: boolean;
+  readonly #tuneCold: boolean;
+  readonly #tuneSplitK: boolean;
   readonly #tuneCandidates: number;
   readonly batchInvariant: boolean;
   readonly #refM: number;
@@ -242,6 +264,8 @@ export class CublasLtGemm {
     const wsBytes = options.workspaceBytes ?? 32 * 1024 * 1024;
     this.batchInvariant = options.batchInvariant ?? false;
     this.#tune = options.tune ?? false;
+    this.#tuneCold = options.tuneCold ?? false;
+    this.#tuneSplitK = options.tuneSplitK ?? false;
     this.#tuneCandidates = options.tuneCandidates ?? TUNE_CANDIDATES;
     positiveInt("tuneCandidates", this.#tuneCandidates);
     this.#refM = options.invariantRefM ?? INVARIANT_REF_M;
@@ -483,6 +507,7 @@ export class CublasLtGemm {
   /**
    * Indices of `candidates` (heuristic results) for this call, fastest first: each runs once to warm
    * up, then 3 times between events (24 times where 3 took under 0.3 ms). A candidate that fails is left out; any other failure throws.
+   * `coldBytes` (B's size, cold tuning): each call reads B from the next of a ring of copies larger than the L2 cache.
    */
   #timeCandidates(
     desc: bigint,
@@ -491,17 +516,24 @@ export class CublasLtGemm {
     layoutD: bigint,
     candidates: { algo: Uint8Array; ws: number }[],
     io: { a: bigint; b: bigint; d: bigint; stream: Stream | null },
+    coldBytes = 0,
   ): number[] {
     const lt = cublasLt();
     const stream = io.stream ? io.stream.handle : 0n;
     this.#alpha[0] = 1;
     this.#beta[0] = 0;
+    // Cold timing: B cycles through zeroed copies (values do not change a GEMM's speed) spanning COLD_RING_BYTES.
+    const slots = coldBytes > 0 && coldBytes * 2 <= COLD_RING_BYTES ? Math.ceil(COLD_RING_BYTES / coldBytes) : 0;
+    using ring = slots > 0 ? this.device.alloc(slots * coldBytes) : null;
+    ring?.fill(0, { stream: io.stream });
+    let nextSlot = 0;
+    const bOf = (): bigint => ring ? ring.ptr + BigInt((nextSlot++ % slots) * coldBytes) : io.b;
     const call = (c: { algo: Uint8Array; ws: number }): number =>
       lt.cublasLtMatmul(
         this.#handle,
         desc,
         this.#alpha,
-        io.b,
+        bOf(),
         layoutA,
         io.a,
         layoutB,
@@ -634,21 +666,25 @@ export class CublasLtGemm {
         }
         this.numInvariantFallbacks++;
       }
-      let candidates = this.#heuristic(desc, layoutA, layoutB, layoutD, invariant ? INVARIANT_CANDIDATES : TUNE_CANDIDATES, what);
+      const cold = this.#tune && this.#tuneCold && !invariant;
+      let candidates = this.#heuristic(desc, layoutA, layoutB, layoutD, invariant ? INVARIANT_CANDIDATES : cold ? COLD_CANDIDATES : TUNE_CANDIDATES, what);
       if (invariant) {
         const nonSplit = candidates.filter((c) => this.#isNonSplit(c.algo));
         if (nonSplit.length > 0) candidates = nonSplit;
       }
       if (candidates.length > 0) {
         let pick = 0;
+        const splitK = cold && this.#tuneSplitK && io !== null;
+        if (splitK) candidates = this.#splitVariants(desc, layoutA, layoutB, layoutD, candidates);
         if (this.#tune && !invariant && candidates.length > 1 && io) {
-          const cached = this.#timing.get(key);
+          const timingKey = cold ? `${key}|cold${COLD_CANDIDATES}${splitK ? "sk" : ""}` : key;
+          const cached = this.#timing.get(timingKey);
           if (cached !== undefined && cached < candidates.length) {
             pick = cached;
           } else {
-            pick = this.#timeCandidates(desc, layoutA, layoutB, layoutD, candidates, io)[0] ?? 0;
+            pick = this.#timeCandidates(desc, layoutA, layoutB, layoutD, candidates, io, cold ? n * k * DTYPES[dtype].bytes : 0)[0] ?? 0;
             this.numTuned++;
-            this.#timing.set(key, pick);
+            this.#timing.set(timingKey, pick);
             this.#saveTiming();
           }
         }
@@ -859,6 +895,47 @@ export class CublasLtGemm {
       candidates.push({ algo: results.slice(base, base + LT.ALGO_BYTES), ws: Number(view.getBigUint64(base + LT.HEURISTIC_WORKSPACE_OFFSET, true)) });
     }
     return candidates;
+  }
+
+  /**
+   * `cands` and, after each, its split-K variants (SPLIT_K_SLICES × reduction schemes in-place / compute type /
+   * output type) that cublasLtMatmulAlgoCheck accepts for this problem within the workspace; duplicates dropped.
+   */
+  #splitVariants(
+    desc: bigint,
+    layoutA: bigint,
+    layoutB: bigint,
+    layoutD: bigint,
+    cands: { algo: Uint8Array; ws: number }[],
+  ): { algo: Uint8Array; ws: number }[] {
+    const lt = cublasLt();
+    const out: { algo: Uint8Array; ws: number }[] = [];
+    const seen = new Set<string>();
+    const add = (c: { algo: Uint8Array; ws: number }): void => {
+      const k = c.algo.join(",");
+      if (!seen.has(k)) {
+        seen.add(k);
+        out.push(c);
+      }
+    };
+    const u32 = new Uint32Array(1);
+    for (const c of cands) {
+      add(c);
+      for (const slices of SPLIT_K_SLICES) {
+        for (const scheme of [1, 2, 4]) {
+          const algo = c.algo.slice();
+          u32[0] = slices;
+          if (lt.cublasLtMatmulAlgoConfigSetAttribute(algo, LT.ALGO_CONFIG_SPLITK_NUM, u32, 4) !== 0) continue;
+          u32[0] = scheme;
+          if (lt.cublasLtMatmulAlgoConfigSetAttribute(algo, LT.ALGO_CONFIG_REDUCTION_SCHEME, u32, 4) !== 0) continue;
+          const check = new Uint8Array(LT.HEURISTIC_RESULT_BYTES);
+          if (lt.cublasLtMatmulAlgoCheck(this.#handle, desc, layoutA, layoutB, layoutD, layoutD, algo, check) !== 0) continue;
+          const ws = Number(new DataView(check.buffer).getBigUint64(LT.HEURISTIC_WORKSPACE_OFFSET, true));
+          if (ws <= this.workspace.byteLength) add({ algo, ws });
+        }
+      }
+    }
+    return out;
   }
 
   /** Whether an algorithm reduces over K in one pass: SPLITK_NUM 1 (or unset) and no reduction scheme. */

@@ -150,6 +150,8 @@ export interface LaunchEnv {
   readonly gemvSplitK?: boolean;
   /** CudaSessionOptions.gemvXPre: fused decode GEMVs of ≤ 2 rows on gemv_fused*_xpre. */
   readonly gemvXPre?: boolean;
+  /** CudaSessionOptions.decodeLogitsTuned: the lm_head of decode steps of more than GEMV_MAX_ROWS sequences is not pinned. */
+  readonly decodeLogitsTuned?: boolean;
   /**
    * Prefill and mixed steps: a plain cuBLASLt linear whose output only feeds the next op's residual add (add /
    * add_rmsnorm) writes into the residual itself (GemmLaunch.c, beta 1); the add_rmsnorm runs as rmsnorm.

@@ -101,8 +101,9 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
     return;
   }
   // Batch-invariant: pinned non-split-K cuBLASLt algorithms, except decode steps too big for the
-  // skinny-GEMM kernel (> 8 sequences), which keep the per-M heuristic (split-K) for throughput.
-  const invariant = !!env.batchInvariant && !(T === S && T > GEMV_MAX_ROWS && !isLogits);
+  // skinny-GEMM kernel (> 8 sequences), which keep the per-M heuristic (split-K) for throughput (their lm_head too
+  // with decodeLogitsTuned).
+  const invariant = !!env.batchInvariant && !(T === S && T > GEMV_MAX_ROWS && (!isLogits || !!env.decodeLogitsTuned));
   out.push({
     kind: "gemm",
     op: i,

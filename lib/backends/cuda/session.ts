@@ -232,6 +232,8 @@ export class CudaSession implements SessionBackend {
   readonly fp8FlashPrefill: boolean;
   /** CudaSessionOptions.gemvSplitK. */
   readonly gemvSplitK: boolean;
+  /** CudaSessionOptions.decodeLogitsTuned. */
+  readonly decodeLogitsTuned: boolean;
   /** CudaSessionOptions.pruneLastLayer, where the plan allows it (planLastLayerRows). */
   readonly pruneLastLayer: boolean;
   /** CudaSessionOptions.quantGemm. */
@@ -355,6 +357,7 @@ export class CudaSession implements SessionBackend {
     this.fp8DecodeAttention = f.fp8DecodeAttention;
     this.fp8FlashPrefill = f.fp8FlashPrefill && !!plan.attributes.kvCache && flashPrefillGeometry(plan.attributes.headDim) !== undefined;
     this.gemvSplitK = f.gemvSplitK;
+    this.decodeLogitsTuned = f.decodeLogitsTuned;
     this.quantGemm = f.quantGemm;
     this.graphSplits = f.graphSplits;
     this.quantTailNorm = f.quantTailNorm;
@@ -597,6 +600,7 @@ export class CudaSession implements SessionBackend {
       decodeSplitK: this.decodeSplitK,
       fp8DecodeAttention: this.fp8DecodeAttention,
       gemvSplitK: this.gemvSplitK,
+      ...(this.decodeLogitsTuned ? { decodeLogitsTuned: true } : {}),
       gemmResidual: this.gemmResidual,
       ...(this.gemvXPre ? { gemvXPre: true } : {}),
       quantGemm: this.quantGemm,
