@@ -8,7 +8,10 @@
  * fastest non-split-K one shown bitwise equal to the pinned one, the sessions' default with gemmTune) — beside a large
  * square GEMM under the heuristic as the measured ceiling of the same run.
  *
- *   bun bench/prefill_gemm.ts [--models 1b,8b] [--ms 2048,8192,32768] [--refs 256,2048] [--tuned]
+ *   bun bench/prefill_gemm.ts [--models 1b,8b] [--ms 2048,8192,32768] [--refs 256,2048] [--tuned] [--random-a]
+ *
+ * A (the activations) is one constant bf16 value unless --random-a (random like B: the tensor cores toggle more bits
+ * and draw more power, as in a real prefill).
  *
  * Prints one table row per (linear, M); LLMRT_BENCH_JSON=FILE also writes the numbers as JSON.
  */
@@ -20,7 +23,13 @@ import { CublasLtGemm, INVARIANT_REF_M } from "../lib/backends/cuda/gemm.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { models: { type: "string" }, ms: { type: "string" }, refs: { type: "string" }, tuned: { type: "boolean" } },
+  options: {
+    models: { type: "string" },
+    ms: { type: "string" },
+    refs: { type: "string" },
+    tuned: { type: "boolean" },
+    "random-a": { type: "boolean" },
+  },
 });
 const SHAPES: Record<string, [string, number, number][]> = {
   "1b": [["qkv", 3072, 2048], ["o_proj", 2048, 2048], ["gate_up", 16384, 2048], ["down", 2048, 8192]],
@@ -61,11 +70,13 @@ A.fill(0x3c, { stream }); // bf16 0x3c3c ≈ 0.0115: finite products
     s = (Math.imul(s, 1103515245) + 12345) >>> 0;
     h[i] = ((s >>> 16) & 0x8000) | ((120 + ((s >>> 8) & 3)) << 7) | ((s >>> 1) & 0x7f);
   }
-  B.copyFromHost(h, { stream });
-  for (let done = chunk; done < big;) {
-    const n = Math.min(done, big - done);
-    B.copyFromDevice(B, n * 2, { dstOffset: done * 2, stream });
-    done += n;
+  for (const buf of values["random-a"] ? [A, B] : [B]) {
+    buf.copyFromHost(h, { stream });
+    for (let done = chunk; done < big;) {
+      const n = Math.min(done, big - done);
+      buf.copyFromDevice(buf, n * 2, { dstOffset: done * 2, stream });
+      done += n;
+    }
   }
 }
 
@@ -89,7 +100,11 @@ const tf = (m: number, n: number, k: number, ms: number): number => (2 * m * n *
 
 const ceilMs = time(modes.heuristic, 8192, 8192, 8192);
 const ceiling = tf(8192, 8192, 8192, ceilMs);
-console.log(`GPU ${dev.name}; ceiling: 8192^3 bf16 GEMM (cuBLASLt heuristic) ${ceiling.toFixed(1)} TFLOP/s; INVARIANT_REF_M = ${INVARIANT_REF_M}`);
+console.log(
+  `GPU ${dev.name}; A ${values["random-a"] ? "random" : "constant"}; ceiling: 8192^3 bf16 GEMM (cuBLASLt heuristic) ${
+    ceiling.toFixed(1)
+  } TFLOP/s; INVARIANT_REF_M = ${INVARIANT_REF_M}`,
+);
 const names = Object.keys(modes);
 const rows: Record<string, unknown>[] = [];
 console.log(`| model | linear (n x k) | M | ${names.join(" | ")} | (TFLOP/s, % of the ceiling) |`);

@@ -226,7 +226,16 @@ for (const v of profiled) {
     const sum = p.launches.reduce((x, l) => x + l.ms, 0);
     const totals = launchTotals(p.launches);
     let gemmMs = 0, gemmFloorMs = 0;
-    console.log(`profile ${v}, prefill of ${L} tokens, eager launches: ${sum.toFixed(3)} ms over ${p.launches.length} launches:`);
+    const inpSt = performance.now();
+    stepOf(Array.from({ length: L }, () => rand(Math.min(V, 32000))), 0);
+    const inpMs = performance.now() - inpSt;
+    console.log(
+      `profile ${v}, prefill of ${L} tokens, eager launches: ${
+        sum.toFixed(3)
+      } ms over ${p.launches.length} launches; host before the first launch: staging + planning ${p.hostPlanMs.toFixed(3)} ms (the bench's step inputs ${
+        inpMs.toFixed(3)
+      } ms):`,
+    );
     for (const [name, e] of [...totals.entries()].sort((x, y) => y[1].ms - x[1].ms)) {
       const f = gemmFlops(name) * e.n;
       const extra = f ? `  ${(f / (e.ms * 1e-3) / 1e12).toFixed(0)} TFLOP/s = ${(100 * f / (e.ms * 1e-3) / 1e12 / ceiling).toFixed(0)}% of the ceiling` : "";
@@ -237,7 +246,7 @@ for (const v of profiled) {
       console.log(`  ${name.padEnd(44)} ×${String(e.n).padStart(3)}  ${(e.ms * 1000).toFixed(1).padStart(9)} µs${extra}`);
     }
     console.log(`  GEMMs ${gemmMs.toFixed(3)} ms (at the ceiling: ${gemmFloorMs.toFixed(3)} ms); everything else ${(sum - gemmMs).toFixed(3)} ms`);
-    profiles[`${v}@${L}`] = { ms: sum, gemmMs, gemmFloorMs, launches: Object.fromEntries(totals) };
+    profiles[`${v}@${L}`] = { ms: sum, gemmMs, gemmFloorMs, hostPlanMs: p.hostPlanMs, launches: Object.fromEntries(totals) };
   }
 }
 
