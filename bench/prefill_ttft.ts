@@ -13,7 +13,8 @@
  * Variants: default (the session defaults), noprune (pruneLastLayer false), wgmma / flash (wgmmaPrefill true / false),
  * noinv (batchInvariant false), notune (gemmTune false: batch-invariant GEMMs take the bucket's heuristic pick), resid
  * (gemmResidual: the residual add in the o_proj / down GEMMs), wide (gemmTuneWide: 32 tuning candidates), joined with "+"
- * (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
+ * (e.g. wgmma+noprune), pdl (prefillPdl: the prefill's norms, RoPE, attention, SiLU·mul and sampler with programmatic
+ * dependent launch). LLMRT_BENCH_JSON=FILE writes the numbers.
  */
 import * as fs from "node:fs";
 import process from "node:process";
@@ -55,6 +56,7 @@ const OPTION: Record<string, SessionOptions> = {
   notune: { gemmTune: false },
   resid: { gemmResidual: true },
   wide: { gemmTuneWide: true },
+  pdl: { prefillPdl: true },
 };
 const optionsOf = (v: string): SessionOptions =>
   Object.assign(

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Session 11, issue 16 item 2 (helper prefill), round 1 (budget 45 s): where the 1B 2048-token prefill goes now.
-#   ttft  — llama-3.2-1b, prompts 128 / 2048, the session defaults: TTFT (median of 9), host enqueue vs 5 steps back to
-#           back, the eager per-launch profile, the host's staging + planning before the first launch.
+#   ttft  — llama-3.2-1b, prompts 128 / 2048, the session defaults vs prefillPdl (one process, sessions alternating):
+#           TTFT (median of 9), logits bitwise, host enqueue vs 5 steps back to back, the default's eager per-launch
+#           profile and the host's staging + planning before the first launch.
 #   gemm  — the 4 linears at M 2048 alone (bench/prefill_gemm.ts, tuned), A constant vs random (power: a real prefill's
 #           activations are random), beside the 8192^3 ceiling of each run.
 #   smi   — SM clock / power / throttle reasons sampled every 50 ms during both (read only).
@@ -23,10 +24,10 @@ except Exception as e:
     print("smi parse failed", e, rows[:2])
 PY
 }
-stamp "1b TTFT 128 / 2048, profile"
+stamp "1b TTFT 128 / 2048: default vs pdl, profile"
 smi 20 ttft
 LLMRT_BENCH_JSON=$OUT/ttft_1b.json timeout 20 bun bench/prefill_ttft.ts --model "$M1" --prompt-lens 128,2048 --reps 9 \
-  --variants default --profile default > "$OUT/ttft_1b.log" 2>&1
+  --variants default,pdl --profile default > "$OUT/ttft_1b.log" 2>&1
 echo "rc $?"
 grep -E "ceiling|prompt (128|2048)|GEMMs|SUMMARY|rror|^profile|^  " "$OUT/ttft_1b.log" | cut -c1-260
 kill "$smipid" 2> /dev/null; summ ttft

@@ -187,6 +187,25 @@ export function isPdlKernel(name: string, quant = false): boolean {
   return PDL_FAMILIES.has(family) || LOWBIT_PDL_FAMILIES.has(family) || (quant && QUANT_PDL_FAMILIES.has(family));
 }
 
+/**
+ * Kernel families of prefill and mixed steps that call pdlWait at their entry (before any memory access), so they may
+ * take a programmatic dependent launch after a cuBLASLt GEMM or another kernel (LaunchEnv.prefillPdl).
+ */
+const PREFILL_PDL_FAMILIES: ReadonlySet<string> = new Set([
+  "rmsnorm",
+  "add_rmsnorm",
+  "rope_kv_write",
+  "flash_prefill_wg",
+  "silu_mul",
+  "gather_rows",
+  "sample",
+]);
+
+/** Whether kernel `name` may take a programmatic dependent launch in a prefill step (LaunchEnv.prefillPdl). */
+export function isPrefillPdlKernel(name: string): boolean {
+  return PREFILL_PDL_FAMILIES.has(kernelFamily(name));
+}
+
 /** File and parameter kinds of a kernel entry point, e.g. "paged_attention_decode_bf16_hd64". */
 export function kernelSignature(name: string): { readonly file: string; readonly params: readonly KernelParamKind[] } {
   const family = kernelFamily(name);

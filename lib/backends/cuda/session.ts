@@ -245,6 +245,8 @@ export class CudaSession implements SessionBackend {
   readonly nvfp4Mma: boolean;
   /** CudaSessionOptions.gemmResidual. */
   readonly gemmResidual: boolean;
+  /** CudaSessionOptions.prefillPdl. */
+  readonly prefillPdl: boolean;
   /** CudaSessionOptions.quantGemv1. */
   readonly quantGemv1: boolean;
   /** CudaSessionOptions.persistentDecode, where the engine and device allow it (persistent_decode.ts). */
@@ -381,6 +383,7 @@ export class CudaSession implements SessionBackend {
       const d = this.device;
       this.pdl = f.pdl && d.supportsPdl;
       this.quantPdl = this.pdl && f.quantPdl;
+      this.prefillPdl = f.prefillPdl && d.supportsPdl;
       this.wgmmaPrefill = (f.wgmmaPrefill ?? (this.#attn?.headDim === 64 || this.#attn?.headDim === 128)) && d.arch === "sm_90";
       this.batchGemm = f.batchGemm && d.computeCapability.major >= 9;
       this.batchGemmPdl = this.batchGemm && this.pdl && f.batchGemmPdl;
@@ -630,6 +633,7 @@ export class CudaSession implements SessionBackend {
       fp8DecodeAttention: this.fp8DecodeAttention,
       gemvSplitK: this.gemvSplitK,
       gemmResidual: this.gemmResidual,
+      prefillPdl: this.prefillPdl,
       ...(this.gemvDeepLoads ? { gemvDeepLoads: true } : {}),
       ...(this.#sampleSplitBuf
         ? {

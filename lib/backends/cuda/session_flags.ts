@@ -246,6 +246,13 @@ export const CUDA_FLAGS = {
    * bits (H200 session 10: llama-3.1-8b FP8 + FP8 KV TTFT 2048 −0.3 ms in one process). @default true
    */
   fp8ShadowRope: { env: "LLMRT_FP8_SHADOW_ROPE", default: true },
+  /**
+   * Prefill and mixed steps: rmsnorm / add_rmsnorm, rope_kv_write, flash_prefill_wg, silu_mul, gather_rows and the
+   * sampler take programmatic dependent launch (sm_90+; each waits for the previous kernel at its entry), so their
+   * launch overlaps the end of the cuBLASLt GEMM or kernel before them. The same kernels and sums: the same bits.
+   * @default false
+   */
+  prefillPdl: { env: "LLMRT_PREFILL_PDL", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

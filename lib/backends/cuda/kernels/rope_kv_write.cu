@@ -12,6 +12,7 @@
 //   kvCache   one layer: [numBlocks, 2 (k, v), tokensPerBlock, numKvHeads, headDim]   (output, same element type)
 //   positions [numTokens]   seqStarts [numSeqs + 1]   blockTables [numSeqs, maxBlocksPerSeq]   invFreq [headDim / 2] float64
 //   grid (numTokens, 1, 1)   block (128, 1, 1)   shared: headDim * 4 B static (headDim <= 256)
+//   May be launched with PDL (prefillPdl): every block waits for the previous kernel first.
 //
 // Quantized KV cache (issue 14, kv_fp8.cuh): the same with the cache in bytes and the layer's scales appended:
 // extern "C" __global__ void rope_kv_write_{fp8kv|int8kv}_bf16(const bf16_t* qkv, bf16_t* q, {u8|i8}* kvCache, ...same...,
@@ -127,6 +128,8 @@ __device__ __forceinline__ void ropeKvWriteVecBf16(const bf16_t* qkv, bf16_t* q,
 extern "C" __global__ void __launch_bounds__(128) rope_kv_write_bf16(const bf16_t* qkv, bf16_t* q, bf16_t* kvCache,
     const int* positions, const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling,
     int numTokens, int numSeqs, int numHeads, int numKvHeads, int headDim, int tokensPerBlock, int maxBlocksPerSeq) {
+  pdlWait();  // qkv is the previous kernel's (prefillPdl; a no-op without PDL)
+  pdlLaunchDependents();
   if ((int)blockIdx.x >= numTokens) return;
 #ifndef LLMRT_ROPE_SCALAR  // the scalar path below for every call (tools/cuda-kernel-check/prefill_small.py compares them)
   if ((headDim & 15) == 0 && headDim <= 256 && aligned16(qkv) && aligned16(q) && aligned16(kvCache)) {
@@ -143,6 +146,8 @@ extern "C" __global__ void __launch_bounds__(128) rope_kv_write_bf16(const bf16_
 extern "C" __global__ void __launch_bounds__(128) rope_kv_write_f32(const float* qkv, float* q, float* kvCache,
     const int* positions, const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling,
     int numTokens, int numSeqs, int numHeads, int numKvHeads, int headDim, int tokensPerBlock, int maxBlocksPerSeq) {
+  pdlWait();  // qkv is the previous kernel's (prefillPdl; a no-op without PDL)
+  pdlLaunchDependents();
   if ((int)blockIdx.x >= numTokens) return;
   ropeKvWriteImpl<float>(qkv, q, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, numSeqs, numHeads,
                          numKvHeads, headDim, tokensPerBlock, maxBlocksPerSeq);
