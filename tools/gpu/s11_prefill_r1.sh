@@ -25,20 +25,20 @@ except Exception as e:
 PY
 }
 stamp "1b TTFT 128 / 2048: default vs pdl, profile"
-smi 20 ttft
-LLMRT_BENCH_JSON=$OUT/ttft_1b.json timeout 20 bun bench/prefill_ttft.ts --model "$M1" --prompt-lens 128,2048 --reps 9 \
+smi 27 ttft
+LLMRT_BENCH_JSON=$OUT/ttft_1b.json timeout 27 bun bench/prefill_ttft.ts --model "$M1" --prompt-lens 128,2048 --reps 9 \
   --variants default,pdl --profile default > "$OUT/ttft_1b.log" 2>&1
 echo "rc $?"
 grep -E "ceiling|prompt (128|2048)|GEMMs|SUMMARY|rror|^profile|^  " "$OUT/ttft_1b.log" | cut -c1-260
 kill "$smipid" 2> /dev/null; summ ttft
 stamp "prefill GEMMs alone, A constant"
-smi 10 gemm_const
-LLMRT_BENCH_JSON=$OUT/gemm_const.json timeout 10 bun bench/prefill_gemm.ts --models 1b --ms 2048 --refs 256 --tuned > "$OUT/gemm_const.log" 2>&1
+smi 8 gemm_const
+LLMRT_BENCH_JSON=$OUT/gemm_const.json timeout 8 bun bench/prefill_gemm.ts --models 1b --ms 2048 --refs 256 --tuned > "$OUT/gemm_const.log" 2>&1
 echo "rc $?"; grep -E "ceiling|^\||M=|bucketed:|rror" "$OUT/gemm_const.log" | cut -c1-260
 kill "$smipid" 2> /dev/null; summ gemm_const
 stamp "prefill GEMMs alone, A random"
-smi 10 gemm_rand
-LLMRT_BENCH_JSON=$OUT/gemm_rand.json timeout 10 bun bench/prefill_gemm.ts --models 1b --ms 2048 --refs 256 --tuned --random-a > "$OUT/gemm_rand.log" 2>&1
+smi 8 gemm_rand
+LLMRT_BENCH_JSON=$OUT/gemm_rand.json timeout 8 bun bench/prefill_gemm.ts --models 1b --ms 2048 --refs 256 --tuned --random-a > "$OUT/gemm_rand.log" 2>&1
 echo "rc $?"; grep -E "ceiling|^\||M=|bucketed:|rror" "$OUT/gemm_rand.log" | cut -c1-260
 kill "$smipid" 2> /dev/null; summ gemm_rand
 stamp done
