@@ -247,6 +247,8 @@ export class CudaSession implements SessionBackend {
   readonly gemmResidual: boolean;
   /** CudaSessionOptions.prefillPdl. */
   readonly prefillPdl: boolean;
+  /** CudaSessionOptions.prefillMlpChunks. */
+  readonly prefillMlpChunks: boolean;
   /** CudaSessionOptions.quantGemv1. */
   readonly quantGemv1: boolean;
   /** CudaSessionOptions.persistentDecode, where the engine and device allow it (persistent_decode.ts). */
@@ -369,6 +371,7 @@ export class CudaSession implements SessionBackend {
     this.quantTailNorm = f.quantTailNorm;
     this.nvfp4Mma = f.nvfp4Mma;
     this.gemmResidual = f.gemmResidual;
+    this.prefillMlpChunks = f.prefillMlpChunks;
     this.gemvDeepLoads = f.gemvDeepLoads;
     this.sampleSplit = f.sampleSplit;
     this.quantGemv1 = f.quantGemv1;
@@ -634,6 +637,7 @@ export class CudaSession implements SessionBackend {
       gemvSplitK: this.gemvSplitK,
       gemmResidual: this.gemmResidual,
       prefillPdl: this.prefillPdl,
+      prefillMlpChunks: this.prefillMlpChunks,
       ...(this.gemvDeepLoads ? { gemvDeepLoads: true } : {}),
       ...(this.#sampleSplitBuf
         ? {

@@ -253,6 +253,12 @@ export const CUDA_FLAGS = {
    * @default false
    */
   prefillPdl: { env: "LLMRT_PREFILL_PDL", default: false },
+  /**
+   * Prefill and mixed steps: a gate_up GEMM of more rows than fit ~16 MiB of output runs in row chunks of at least 512
+   * (launch_plan.ts mlpChunkRows), each followed by its silu_mul, so the SiLU·mul reads the chunk from L2 rather than
+   * HBM. Batch-invariant sessions: each chunk on its M bucket's algorithm, the same bits. @default false
+   */
+  prefillMlpChunks: { env: "LLMRT_PREFILL_MLP_CHUNKS", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
