@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Session 11, issue 16 item 2 (helper prefill), round 1 (budget 45 s): where the 1B 2048-token prefill goes now.
-#   ttft  — llama-3.2-1b, prompts 128 / 2048, the session defaults vs prefillPdl (one process, sessions alternating):
-#           TTFT (median of 9), logits bitwise, host enqueue vs 5 steps back to back, the default's eager per-launch
-#           profile and the host's staging + planning before the first launch.
-#   gemm  — the 4 linears at M 2048 alone (bench/prefill_gemm.ts, tuned), A constant vs random (power: a real prefill's
-#           activations are random), beside the 8192^3 ceiling of each run.
+#   ttft  — llama-3.2-1b, prompts 128 / 2048, one process, sessions alternating: the session defaults vs prefillPdl,
+#           prefillMlpChunks, normRegs, all three: TTFT (median of 9), logits bitwise, host enqueue vs 5 steps back to
+#           back, eager per-launch profiles (default, chunks+norm) and the host's staging + planning before the first launch.
+#   gemm  — the 4 linears at M 2048 alone (bench/prefill_gemm.ts, tuned) with random A (session 8 measured them with a
+#           constant A: a real prefill's activations are random and draw more power), beside the 8192^3 ceiling.
 #   smi   — SM clock / power / throttle reasons sampled every 50 ms during both (read only).
 set -uo pipefail
 # shellcheck disable=SC1091
@@ -24,21 +24,16 @@ except Exception as e:
     print("smi parse failed", e, rows[:2])
 PY
 }
-stamp "1b TTFT 128 / 2048: default vs pdl, profile"
-smi 27 ttft
-LLMRT_BENCH_JSON=$OUT/ttft_1b.json timeout 27 bun bench/prefill_ttft.ts --model "$M1" --prompt-lens 128,2048 --reps 9 \
-  --variants default,pdl --profile default > "$OUT/ttft_1b.log" 2>&1
+stamp "1b TTFT 128 / 2048: default / pdl / chunks / norm / all, profiles"
+smi 30 ttft
+LLMRT_BENCH_JSON=$OUT/ttft_1b.json timeout 30 bun bench/prefill_ttft.ts --model "$M1" --prompt-lens 128,2048 --reps 9 \
+  --variants default,pdl,chunks,norm,pdl+chunks+norm --profile default,chunks+norm > "$OUT/ttft_1b.log" 2>&1
 echo "rc $?"
 grep -E "ceiling|prompt (128|2048)|GEMMs|SUMMARY|rror|^profile|^  " "$OUT/ttft_1b.log" | cut -c1-260
 kill "$smipid" 2> /dev/null; summ ttft
-stamp "prefill GEMMs alone, A constant"
-smi 8 gemm_const
-LLMRT_BENCH_JSON=$OUT/gemm_const.json timeout 8 bun bench/prefill_gemm.ts --models 1b --ms 2048 --refs 256 --tuned > "$OUT/gemm_const.log" 2>&1
-echo "rc $?"; grep -E "ceiling|^\||M=|bucketed:|rror" "$OUT/gemm_const.log" | cut -c1-260
-kill "$smipid" 2> /dev/null; summ gemm_const
 stamp "prefill GEMMs alone, A random"
-smi 8 gemm_rand
-LLMRT_BENCH_JSON=$OUT/gemm_rand.json timeout 8 bun bench/prefill_gemm.ts --models 1b --ms 2048 --refs 256 --tuned --random-a > "$OUT/gemm_rand.log" 2>&1
+smi 10 gemm_rand
+LLMRT_BENCH_JSON=$OUT/gemm_rand.json timeout 10 bun bench/prefill_gemm.ts --models 1b --ms 2048 --refs 256 --tuned --random-a > "$OUT/gemm_rand.log" 2>&1
 echo "rc $?"; grep -E "ceiling|^\||M=|bucketed:|rror" "$OUT/gemm_rand.log" | cut -c1-260
 kill "$smipid" 2> /dev/null; summ gemm_rand
 stamp done

@@ -14,6 +14,8 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   embedding: { file: "embedding.cu", params: [P, P, P, I, I, I, P] },
   rmsnorm: { file: "rmsnorm.cu", params: [P, P, P, I, I, F] },
   add_rmsnorm: { file: "rmsnorm.cu", params: [P, P, P, P, I, I, F] },
+  rmsnorm_r: { file: "rmsnorm.cu", params: [P, P, P, I, I, F] },
+  add_rmsnorm_r: { file: "rmsnorm.cu", params: [P, P, P, P, I, I, F] },
   add_inplace: { file: "add.cu", params: [P, P, L] },
   silu_mul: { file: "silu_mul.cu", params: [P, P, I, I] },
   gather_rows: { file: "gather_rows.cu", params: [P, P, P, I, I] },
@@ -194,6 +196,8 @@ export function isPdlKernel(name: string, quant = false): boolean {
 const PREFILL_PDL_FAMILIES: ReadonlySet<string> = new Set([
   "rmsnorm",
   "add_rmsnorm",
+  "rmsnorm_r",
+  "add_rmsnorm_r",
   "rope_kv_write",
   "flash_prefill_wg",
   "silu_mul",

@@ -128,6 +128,12 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     const prev = out[out.length - 1];
     return pdl && isPdlKernel(kernel, quantPdl) && prev?.kind === "kernel" && isPdlKernel(prev.kernel, quantPdl);
   };
+  // normRegs: bf16 rows of a multiple of 256 elements (up to 8192) on the rmsnorm_r entry points, a thread per vector.
+  const normRegs = !!env.normRegs && elem === "bf16";
+  const norm = (i: number, base: "rmsnorm" | "add_rmsnorm", rows: number, width: number, args: (bigint | number)[]): void => {
+    if (normRegs && width % 256 === 0 && width <= 8192) k(i, `${base}_r_bf16`, [rows, 1, 1], width / 8, args);
+    else k(i, `${base}_${elem}`, [rows, 1, 1], 256, args);
+  };
   const c: StepCtx = {
     env,
     shape,
@@ -214,17 +220,17 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           k(i, "nvfp4_rmsnorm_act_bf16", [rows, 1, 1], 256, [buf(op.x), 0n, env.weight(op.weight), xq, sx, rows, widthOf(op.x), op.eps, a, 0]);
           break;
         }
-        k(i, `rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.x), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
+        norm(i, "rmsnorm", rows, widthOf(op.x), [buf(op.x), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
         break;
       }
       case "add_rmsnorm": {
         const rows = rowsOf(op.x);
         if (fuse?.normOnly.has(i)) {
-          k(i, `rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
+          norm(i, "rmsnorm", rows, widthOf(op.x), [buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
           break;
         }
         if (addedByGemm === i) {
-          k(i, `rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
+          norm(i, "rmsnorm", rows, widthOf(op.x), [buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
           break;
         }
         if (fq.has(i)) {
@@ -249,7 +255,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           k(i, "nvfp4_rmsnorm_act_bf16", [rows, 1, 1], 256, [buf(op.x), buf(op.residual), env.weight(op.weight), xq, sx, rows, widthOf(op.x), op.eps, a, 1]);
           break;
         }
-        k(i, `add_rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.x), buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
+        norm(i, "add_rmsnorm", rows, widthOf(op.x), [buf(op.x), buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
         break;
       }
       case "linear": {

@@ -162,6 +162,8 @@ export interface LaunchEnv {
    * followed by its silu_mul while the chunk is in L2 (CudaSessionOptions.prefillMlpChunks).
    */
   readonly prefillMlpChunks?: boolean;
+  /** bf16 rmsnorm / add_rmsnorm launches of rows of a multiple of 256 (≤ 8192) on the rmsnorm_r entry points (CudaSessionOptions.normRegs). */
+  readonly normRegs?: boolean;
   /**
    * Fused decode steps over a quantized KV cache (FP8 / INT8) that do not run decode_attention_batch2 take one
    * decode_attention_{fp8kv|int8kv} launch per attention (RoPE + quantized KV write + split attention + merge)

@@ -249,6 +249,8 @@ export class CudaSession implements SessionBackend {
   readonly prefillPdl: boolean;
   /** CudaSessionOptions.prefillMlpChunks. */
   readonly prefillMlpChunks: boolean;
+  /** CudaSessionOptions.normRegs. */
+  readonly normRegs: boolean;
   /** CudaSessionOptions.quantGemv1. */
   readonly quantGemv1: boolean;
   /** CudaSessionOptions.persistentDecode, where the engine and device allow it (persistent_decode.ts). */
@@ -372,6 +374,7 @@ export class CudaSession implements SessionBackend {
     this.nvfp4Mma = f.nvfp4Mma;
     this.gemmResidual = f.gemmResidual;
     this.prefillMlpChunks = f.prefillMlpChunks;
+    this.normRegs = f.normRegs;
     this.gemvDeepLoads = f.gemvDeepLoads;
     this.sampleSplit = f.sampleSplit;
     this.quantGemv1 = f.quantGemv1;
@@ -638,6 +641,7 @@ export class CudaSession implements SessionBackend {
       gemmResidual: this.gemmResidual,
       prefillPdl: this.prefillPdl,
       prefillMlpChunks: this.prefillMlpChunks,
+      normRegs: this.normRegs,
       ...(this.gemvDeepLoads ? { gemvDeepLoads: true } : {}),
       ...(this.#sampleSplitBuf
         ? {

@@ -259,6 +259,12 @@ export const CUDA_FLAGS = {
    * HBM. Batch-invariant sessions: each chunk on its M bucket's algorithm, the same bits. @default false
    */
   prefillMlpChunks: { env: "LLMRT_PREFILL_MLP_CHUNKS", default: false },
+  /**
+   * bf16 rmsnorm / add_rmsnorm launches over rows of a multiple of 256 elements (≤ 8192) run the rmsnorm_r entry points:
+   * a thread per 16-byte vector, the row in registers, the weight read before the PDL wait: one dependent global round
+   * trip a block instead of three. The same arithmetic in the same order: the same bits. @default false
+   */
+  normRegs: { env: "LLMRT_NORM_REGS", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
