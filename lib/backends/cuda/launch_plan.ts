@@ -381,13 +381,15 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
 /**
  * LaunchEnv.prefillPdl: the kernels of a prefill or mixed step that wait for their predecessor at their entry
  * (isPrefillPdlKernel) take programmatic dependent launch after any launch but an NCCL all-reduce, so their launch
- * overlaps the end of the GEMM or kernel before them.
+ * overlaps the end of the GEMM or kernel before them (rope_kv_write_bf16 as rope_kv_write_pdl_bf16).
  */
 function withPrefillPdl(out: Launch[]): Launch[] {
   return out.map((l, j) => {
     const prev = out[j - 1];
     const ok = j > 0 && l.kind === "kernel" && !l.pdl && isPrefillPdlKernel(l.kernel) && !(prev.kind === "kernel" && prev.kernel === NCCL_ALL_REDUCE);
-    return ok ? { ...l, pdl: true } : l;
+    if (!ok) return l;
+    // RoPE + KV write: the entry point that reads the step inputs (positions, block tables, cos/sin) before its wait.
+    return { ...l, pdl: true, ...(l.kernel === "rope_kv_write_bf16" ? { kernel: "rope_kv_write_pdl_bf16" } : {}) };
   });
 }
 
