@@ -14,7 +14,7 @@
  * noinv (batchInvariant false), notune (gemmTune false: batch-invariant GEMMs take the bucket's heuristic pick), resid
  * (gemmResidual: the residual add in the o_proj / down GEMMs), wide (gemmTuneWide: 32 tuning candidates), joined with "+"
  * (e.g. wgmma+noprune), pdl (prefillPdl: the prefill's norms, RoPE, attention, SiLU·mul and sampler with programmatic
- * dependent launch), chunks (prefillMlpChunks: gate_up + SiLU·mul by row chunks), norm (normRegs: the rmsnorm_r entry points). LLMRT_BENCH_JSON=FILE writes the numbers.
+ * dependent launch), norm (normRegs: the rmsnorm_r entry points). LLMRT_BENCH_JSON=FILE writes the numbers.
  */
 import * as fs from "node:fs";
 import process from "node:process";
@@ -57,7 +57,6 @@ const OPTION: Record<string, SessionOptions> = {
   resid: { gemmResidual: true },
   wide: { gemmTuneWide: true },
   pdl: { prefillPdl: true },
-  chunks: { prefillMlpChunks: true },
   norm: { normRegs: true },
 };
 const optionsOf = (v: string): SessionOptions =>

@@ -157,11 +157,6 @@ export interface LaunchEnv {
    * gather_rows and the sampler take programmatic dependent launch (CudaSessionOptions.prefillPdl).
    */
   readonly prefillPdl?: boolean;
-  /**
-   * Prefill and mixed steps: a gate_up GEMM whose output only silu_mul reads runs in row chunks (mlpChunkRows), each
-   * followed by its silu_mul while the chunk is in L2 (CudaSessionOptions.prefillMlpChunks).
-   */
-  readonly prefillMlpChunks?: boolean;
   /** bf16 rmsnorm / add_rmsnorm launches of rows of a multiple of 256 (≤ 8192) on the rmsnorm_r entry points (CudaSessionOptions.normRegs). */
   readonly normRegs?: boolean;
   /**

@@ -247,8 +247,6 @@ export class CudaSession implements SessionBackend {
   readonly gemmResidual: boolean;
   /** CudaSessionOptions.prefillPdl. */
   readonly prefillPdl: boolean;
-  /** CudaSessionOptions.prefillMlpChunks. */
-  readonly prefillMlpChunks: boolean;
   /** CudaSessionOptions.normRegs. */
   readonly normRegs: boolean;
   /** CudaSessionOptions.quantGemv1. */
@@ -373,7 +371,6 @@ export class CudaSession implements SessionBackend {
     this.quantTailNorm = f.quantTailNorm;
     this.nvfp4Mma = f.nvfp4Mma;
     this.gemmResidual = f.gemmResidual;
-    this.prefillMlpChunks = f.prefillMlpChunks;
     this.normRegs = f.normRegs;
     this.gemvDeepLoads = f.gemvDeepLoads;
     this.sampleSplit = f.sampleSplit;
@@ -640,7 +637,6 @@ export class CudaSession implements SessionBackend {
       gemvSplitK: this.gemvSplitK,
       gemmResidual: this.gemmResidual,
       prefillPdl: this.prefillPdl,
-      prefillMlpChunks: this.prefillMlpChunks,
       normRegs: this.normRegs,
       ...(this.gemvDeepLoads ? { gemvDeepLoads: true } : {}),
       ...(this.#sampleSplitBuf

@@ -254,12 +254,6 @@ export const CUDA_FLAGS = {
    */
   prefillPdl: { env: "LLMRT_PREFILL_PDL", default: false },
   /**
-   * Prefill and mixed steps: a gate_up GEMM of more rows than fit ~16 MiB of output runs in row chunks of at least 512
-   * (launch_plan.ts mlpChunkRows), each followed by its silu_mul, so the SiLU·mul reads the chunk from L2 rather than
-   * HBM. Batch-invariant sessions: each chunk on its M bucket's algorithm, the same bits. @default false
-   */
-  prefillMlpChunks: { env: "LLMRT_PREFILL_MLP_CHUNKS", default: false },
-  /**
    * bf16 rmsnorm / add_rmsnorm launches over rows of a multiple of 256 elements (≤ 8192) run the rmsnorm_r entry points:
    * a thread per 16-byte vector, the row in registers, the weight read before the PDL wait: one dependent global round
    * trip a block instead of three. The same arithmetic in the same order: the same bits. @default false
