@@ -8,10 +8,12 @@
  * fastest non-split-K one shown bitwise equal to the pinned one, the sessions' default with gemmTune) — beside a large
  * square GEMM under the heuristic as the measured ceiling of the same run.
  *
- *   bun bench/prefill_gemm.ts [--models 1b,8b] [--ms 2048,8192,32768] [--refs 256,2048] [--tuned] [--random-a]
+ *   bun bench/prefill_gemm.ts [--models 1b,8b] [--ms 2048,8192,32768] [--refs 256,2048] [--tuned] [--random-a] [--cold]
+ *     [--modes bucketed+tuned,...]
  *
  * A (the activations) is one constant bf16 value unless --random-a (random like B: the tensor cores toggle more bits
- * and draw more power, as in a real prefill).
+ * and draw more power, as in a real prefill). B (the weights) is one buffer every timed run reads again (what fits stays
+ * in L2) unless --cold: each run reads the next slice of a 1 GiB region, as a prefill reads each layer's weights once.
  *
  * Prints one table row per (linear, M); LLMRT_BENCH_JSON=FILE also writes the numbers as JSON.
  */
@@ -29,6 +31,8 @@ const { values } = parseArgs({
     refs: { type: "string" },
     tuned: { type: "boolean" },
     "random-a": { type: "boolean" },
+    cold: { type: "boolean" },
+    modes: { type: "string" },
   },
 });
 const SHAPES: Record<string, [string, number, number][]> = {
@@ -53,12 +57,23 @@ if (values.tuned) {
   modes["bucketed+tuned"] = new CublasLtGemm(dev, { batchInvariant: true, tune: true, timingCacheDir: null });
   modes.tuned = new CublasLtGemm(dev, { tune: true, timingCacheDir: null });
 }
+if (values.modes) {
+  const keep = new Set(values.modes.split(","));
+  for (const name of Object.keys(modes)) {
+    if (!keep.has(name)) {
+      modes[name].dispose();
+      delete modes[name];
+    }
+  }
+}
 const maxElems = (m: number, n: number, k: number): number => Math.max(m * k, n * k, m * n);
 let big = 0;
 for (const md of models) for (const [, n, k] of SHAPES[md]) for (const m of Ms) big = Math.max(big, maxElems(m, n, k));
 big = Math.max(big, 8192 * 8192);
 using A = dev.alloc(big * 2);
-using B = dev.alloc(big * 2);
+const coldBytes = 1 << 30; // --cold: the weights' region, > 20 x the 50 MB L2
+const bBytes = values.cold ? Math.max(big * 2, coldBytes) : big * 2;
+using B = dev.alloc(bBytes);
 using D = dev.alloc(big * 2);
 A.fill(0x3c, { stream }); // bf16 0x3c3c ≈ 0.0115: finite products
 {
@@ -72,8 +87,9 @@ A.fill(0x3c, { stream }); // bf16 0x3c3c ≈ 0.0115: finite products
   }
   for (const buf of values["random-a"] ? [A, B] : [B]) {
     buf.copyFromHost(h, { stream });
-    for (let done = chunk; done < big;) {
-      const n = Math.min(done, big - done);
+    const elems = buf === B ? bBytes / 2 : big;
+    for (let done = chunk; done < elems;) {
+      const n = Math.min(done, elems - done);
       buf.copyFromDevice(buf, n * 2, { dstOffset: done * 2, stream });
       done += n;
     }
@@ -82,7 +98,13 @@ A.fill(0x3c, { stream }); // bf16 0x3c3c ≈ 0.0115: finite products
 
 /** Median ms of one GEMM over 3 timed batches. */
 function time(g: CublasLtGemm, m: number, n: number, k: number): number {
-  const run = (): void => g.run({ m, n, k, dtype: "bf16", a: A, b: B, d: D, transB: true, stream });
+  // --cold: run i reads the weights at the i-th n x k slice of the region (256-byte aligned, wrapping).
+  const slice = Math.ceil((n * k * 2) / 256) * 256, slots = Math.max(1, Math.floor(bBytes / slice));
+  let i = 0;
+  const run = (): void => {
+    const b = values.cold ? B.ptr + BigInt((i++ % slots) * slice) : B;
+    g.run({ m, n, k, dtype: "bf16", a: A, b, d: D, transB: true, stream });
+  };
   run();
   run();
   const iters = Math.max(2, Math.min(50, Math.round(2e12 / (2 * m * n * k))));
@@ -98,7 +120,9 @@ function time(g: CublasLtGemm, m: number, n: number, k: number): number {
 }
 const tf = (m: number, n: number, k: number, ms: number): number => (2 * m * n * k) / (ms * 1e-3) / 1e12;
 
-const ceilMs = time(modes.heuristic, 8192, 8192, 8192);
+const ceilGemm = new CublasLtGemm(dev, {}); // the heuristic, whatever --modes keeps
+const ceilMs = time(ceilGemm, 8192, 8192, 8192);
+ceilGemm.dispose();
 const ceiling = tf(8192, 8192, 8192, ceilMs);
 console.log(
   `GPU ${dev.name}; A ${values["random-a"] ? "random" : "constant"}; ceiling: 8192^3 bf16 GEMM (cuBLASLt heuristic) ${
