@@ -151,7 +151,9 @@ for (const md of models) {
     console.log(`  ${md} M=${m}: the 4 linears x ${layers} layers: ${names.map((x) => `${x} ${(sums[x] * layers).toFixed(2)} ms`).join(", ")}`);
   }
 }
-const st = modes.bucketed.invariantBucketStats;
-console.log(`bucketed: ${st.verified} bucket algorithms shown bitwise equal to the pinned@${INVARIANT_REF_M} one (used), ${st.rejected} rejected`);
+if (modes.bucketed) {
+  const st = modes.bucketed.invariantBucketStats;
+  console.log(`bucketed: ${st.verified} bucket algorithms shown bitwise equal to the pinned@${INVARIANT_REF_M} one (used), ${st.rejected} rejected`);
+}
 for (const g of Object.values(modes)) g.dispose();
 if (process.env.LLMRT_BENCH_JSON) fs.writeFileSync(process.env.LLMRT_BENCH_JSON, JSON.stringify({ gpu: dev.name, ceiling, rows }, null, 1));

@@ -14,8 +14,7 @@
  * noinv (batchInvariant false), notune (gemmTune false: batch-invariant GEMMs take the bucket's heuristic pick), resid
  * (gemmResidual: the residual add in the o_proj / down GEMMs), wide (gemmTuneWide: 32 tuning candidates), joined with "+"
  * (e.g. wgmma+noprune), pdl (prefillPdl: the prefill's norms, RoPE, attention, SiLU·mul and sampler with programmatic
- * dependent launch), norm (normRegs: the rmsnorm_r entry points), prefetch (prefillPrefetch: with pdl, the next GEMM's weights
- * into L2 before the wait). LLMRT_BENCH_JSON=FILE writes the numbers.
+ * dependent launch), norm (normRegs: the rmsnorm_r entry points). LLMRT_BENCH_JSON=FILE writes the numbers.
  */
 import * as fs from "node:fs";
 import process from "node:process";
@@ -59,7 +58,6 @@ const OPTION: Record<string, SessionOptions> = {
   wide: { gemmTuneWide: true },
   pdl: { prefillPdl: true },
   norm: { normRegs: true },
-  prefetch: { prefillPrefetch: true },
 };
 const optionsOf = (v: string): SessionOptions =>
   Object.assign(

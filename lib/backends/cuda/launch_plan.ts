@@ -131,7 +131,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
   // normRegs: bf16 rows of a multiple of 256 elements (up to 8192) on the rmsnorm_r entry points, a thread per vector.
   const normRegs = !!env.normRegs && elem === "bf16";
   const norm = (i: number, base: "rmsnorm" | "add_rmsnorm", rows: number, width: number, args: (bigint | number)[]): void => {
-    if (normRegs && width % 256 === 0 && width <= 8192) k(i, `${base}_r_bf16`, [rows, 1, 1], width / 8, [...args, 0n, 0n]);
+    if (normRegs && width % 256 === 0 && width <= 8192) k(i, `${base}_r_bf16`, [rows, 1, 1], width / 8, args);
     else k(i, `${base}_${elem}`, [rows, 1, 1], 256, args);
   };
   const c: StepCtx = {
@@ -350,34 +350,21 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
       k(i, `lora_expand_${elem}`, [cdiv(op.outFeatures, 256), T, 1], 256, [buf(op.out), T, op.outFeatures, tokenSlot, table, K, tmp, rankStride]);
     }
   });
-  return env.prefillPdl && !fuse && shape.attention.kind !== "decode" ? withPrefillPdl(out, !!env.prefillPrefetch) : out;
+  return env.prefillPdl && !fuse && shape.attention.kind !== "decode" ? withPrefillPdl(out) : out;
 }
-
-/** prefillPrefetch: the most of a GEMM's weights a kernel before it prefetches into L2 (about a third of the H200's). */
-const PREFETCH_CAP = 16 << 20;
 
 /**
  * LaunchEnv.prefillPdl: the kernels of a prefill or mixed step that wait for their predecessor at their entry
  * (isPrefillPdlKernel) take programmatic dependent launch after any launch but an NCCL all-reduce, so their launch
  * overlaps the end of the GEMM or kernel before them (rope_kv_write_bf16 as rope_kv_write_pdl_bf16).
  */
-function withPrefillPdl(out: Launch[], prefetch: boolean): Launch[] {
-  /** [pointer, bytes] of the weights of the first GEMM of at least 256 rows after launch j (prefetch), else [0n, 0n]. */
-  const nextWeights = (j: number): [bigint, bigint] => {
-    const g = prefetch ? out.slice(j + 1).find((x) => x.kind === "gemm") : undefined;
-    if (!g || g.kind !== "gemm" || g.m < 256) return [0n, 0n];
-    const eb = g.dtype === "bf16" ? 2 : g.dtype === "fp32" ? 4 : 1;
-    return [g.b, BigInt(Math.min(g.n * g.k * eb, PREFETCH_CAP))];
-  };
+function withPrefillPdl(out: Launch[]): Launch[] {
   return out.map((l, j) => {
     const prev = out[j - 1];
     const ok = j > 0 && l.kind === "kernel" && !l.pdl && isPrefillPdlKernel(l.kernel) && !(prev.kind === "kernel" && prev.kernel === NCCL_ALL_REDUCE);
     if (!ok) return l;
-    // RoPE + KV write: the entry point that reads the step inputs (positions, block tables, cos/sin) before its wait,
-    // and with prefetch warms L2 with the o_proj weights the GEMM after the attention reads.
-    if (l.kernel === "rope_kv_write_bf16") return { ...l, pdl: true, kernel: "rope_kv_write_pdl_bf16", args: [...l.args, ...nextWeights(j)] };
-    if (l.kernel.endsWith("rmsnorm_r_bf16")) return { ...l, pdl: true, args: [...l.args.slice(0, -2), ...nextWeights(j)] };
-    return { ...l, pdl: true };
+    // RoPE + KV write: the entry point that reads the step inputs (positions, block tables, cos/sin) before its wait.
+    return { ...l, pdl: true, ...(l.kernel === "rope_kv_write_bf16" ? { kernel: "rope_kv_write_pdl_bf16" } : {}) };
   });
 }
 

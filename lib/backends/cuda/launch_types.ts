@@ -157,11 +157,6 @@ export interface LaunchEnv {
    * gather_rows and the sampler take programmatic dependent launch (CudaSessionOptions.prefillPdl).
    */
   readonly prefillPdl?: boolean;
-  /**
-   * With prefillPdl: rope_kv_write_pdl and the rmsnorm_r entry points (normRegs) prefetch into L2, before their wait, up
-   * to 16 MiB of the weights of the next GEMM of at least 256 rows (CudaSessionOptions.prefillPrefetch).
-   */
-  readonly prefillPrefetch?: boolean;
   /** bf16 rmsnorm / add_rmsnorm launches of rows of a multiple of 256 (≤ 8192) on the rmsnorm_r entry points (CudaSessionOptions.normRegs). */
   readonly normRegs?: boolean;
   /**

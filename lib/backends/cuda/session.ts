@@ -249,8 +249,6 @@ export class CudaSession implements SessionBackend {
   readonly prefillPdl: boolean;
   /** CudaSessionOptions.normRegs. */
   readonly normRegs: boolean;
-  /** CudaSessionOptions.prefillPrefetch. */
-  readonly prefillPrefetch: boolean;
   /** CudaSessionOptions.quantGemv1. */
   readonly quantGemv1: boolean;
   /** CudaSessionOptions.persistentDecode, where the engine and device allow it (persistent_decode.ts). */
@@ -374,7 +372,6 @@ export class CudaSession implements SessionBackend {
     this.nvfp4Mma = f.nvfp4Mma;
     this.gemmResidual = f.gemmResidual;
     this.normRegs = f.normRegs;
-    this.prefillPrefetch = f.prefillPrefetch;
     this.gemvDeepLoads = f.gemvDeepLoads;
     this.sampleSplit = f.sampleSplit;
     this.quantGemv1 = f.quantGemv1;
@@ -641,7 +638,6 @@ export class CudaSession implements SessionBackend {
       gemmResidual: this.gemmResidual,
       prefillPdl: this.prefillPdl,
       normRegs: this.normRegs,
-      prefillPrefetch: this.prefillPrefetch,
       ...(this.gemvDeepLoads ? { gemvDeepLoads: true } : {}),
       ...(this.#sampleSplitBuf
         ? {

@@ -259,12 +259,6 @@ export const CUDA_FLAGS = {
    * trip a block instead of three. The same arithmetic in the same order: the same bits. @default false
    */
   normRegs: { env: "LLMRT_NORM_REGS", default: false },
-  /**
-   * With `prefillPdl`: before waiting for the previous kernel, rope_kv_write_pdl and the rmsnorm_r entry points (`normRegs`)
-   * prefetch into L2 up to 16 MiB of the weights of the next GEMM of at least 256 rows (the o_proj after the attention;
-   * qkv / gate_up after a norm), which the GEMM would otherwise read cold from HBM. Same bits. @default false
-   */
-  prefillPrefetch: { env: "LLMRT_PREFILL_PREFETCH", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

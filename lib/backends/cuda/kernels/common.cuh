@@ -47,15 +47,6 @@ __device__ __forceinline__ void pdlLaunchDependents() {
 #endif
 }
 
-// L2 prefetch of `bytes` from `p` (nullptr / 0: none), one 128-byte line per thread of the grid and round: a kernel's
-// part before pdlWait may warm L2 with the next GEMM's weights (prefillPrefetch), which no launch of the step writes.
-__device__ __forceinline__ void l2Prefetch(const void* p, long long bytes) {
-  if (p == nullptr || bytes <= 0) return;
-  const long long lines = (bytes + 127) >> 7, n = (long long)gridDim.x * gridDim.y * blockDim.x;
-  for (long long g = ((long long)blockIdx.y * gridDim.x + blockIdx.x) * blockDim.x + threadIdx.x; g < lines; g += n)
-    asm volatile("prefetch.global.L2 [%0];" ::"l"((const char*)p + (g << 7)));
-}
-
 __device__ __forceinline__ float toF(float x) { return x; }
 __device__ __forceinline__ float toF(bf16_t x) { return __uint_as_float(((u32)x) << 16); }
 

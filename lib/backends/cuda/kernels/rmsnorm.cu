@@ -14,12 +14,11 @@
 //   May be launched with PDL (prefillPdl): every block waits for the previous kernel first.
 //   16-byte vectors when hidden * sizeof(elem) % 16 == 0 and pointers are 16-byte aligned.
 //
-// extern "C" __global__ void rmsnorm_r_bf16(...rmsnorm_bf16's parameters..., const void* prefetch, long long prefetchBytes)
-// extern "C" __global__ void add_rmsnorm_r_bf16(...add_rmsnorm_bf16's parameters..., const void* prefetch, long long prefetchBytes)
+// extern "C" __global__ void rmsnorm_r_bf16(...rmsnorm_bf16's parameters...)
+// extern "C" __global__ void add_rmsnorm_r_bf16(...add_rmsnorm_bf16's parameters...)
 //   The same results bit for bit, launched with block (hidden / 8): each thread holds one 16-byte vector of the row in
 //   registers and loads its weight vector before the wait for the previous kernel (PDL), so a block makes one dependent
-//   global round trip (x, then the stores) instead of three. Other shapes / alignments take rmsnormImpl. First of all
-//   the grid prefetches prefetchBytes from `prefetch` into L2 (the next GEMM's weights; nullptr: none).
+//   global round trip (x, then the stores) instead of three. Other shapes / alignments take rmsnormImpl.
 #include "common.cuh"
 
 template <typename T, bool ADD>
@@ -134,9 +133,7 @@ __device__ __forceinline__ bool rmsnormRegFits(const void* x, const void* residu
   return hidden == 8 * (int)blockDim.x && aligned16(x) && aligned16(weight) && aligned16(out) && (!residual || aligned16(residual));
 }
 
-extern "C" __global__ void __launch_bounds__(1024) rmsnorm_r_bf16(const bf16_t* x, const bf16_t* weight, bf16_t* out, int rows, int hidden, float eps,
-    const void* prefetch, long long prefetchBytes) {
-  l2Prefetch(prefetch, prefetchBytes);
+extern "C" __global__ void __launch_bounds__(1024) rmsnorm_r_bf16(const bf16_t* x, const bf16_t* weight, bf16_t* out, int rows, int hidden, float eps) {
   if ((int)blockIdx.x >= rows || !rmsnormRegFits(x, nullptr, weight, out, hidden)) {
     pdlWait();
     pdlLaunchDependents();
@@ -145,9 +142,7 @@ extern "C" __global__ void __launch_bounds__(1024) rmsnorm_r_bf16(const bf16_t* 
   }
   rmsnormRegBf16<false>(x, nullptr, weight, out, hidden, eps);
 }
-extern "C" __global__ void __launch_bounds__(1024) add_rmsnorm_r_bf16(const bf16_t* x, bf16_t* residual, const bf16_t* weight, bf16_t* out, int rows,
-    int hidden, float eps, const void* prefetch, long long prefetchBytes) {
-  l2Prefetch(prefetch, prefetchBytes);
+extern "C" __global__ void __launch_bounds__(1024) add_rmsnorm_r_bf16(const bf16_t* x, bf16_t* residual, const bf16_t* weight, bf16_t* out, int rows, int hidden, float eps) {
   if ((int)blockIdx.x >= rows || !rmsnormRegFits(x, residual, weight, out, hidden)) {
     pdlWait();
     pdlLaunchDependents();

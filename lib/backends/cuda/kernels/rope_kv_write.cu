@@ -13,11 +13,9 @@
 //   positions [numTokens]   seqStarts [numSeqs + 1]   blockTables [numSeqs, maxBlocksPerSeq]   invFreq [headDim / 2] float64
 //   grid (numTokens, 1, 1)   block (128, 1, 1)   shared: headDim * 4 B static (headDim <= 256)
 //   May be launched with PDL (prefillPdl): every block waits for the previous kernel first.
-// extern "C" __global__ void rope_kv_write_pdl_bf16(...rope_kv_write_bf16's parameters..., const void* prefetch,
-//     long long prefetchBytes)
+// extern "C" __global__ void rope_kv_write_pdl_bf16(...rope_kv_write_bf16's parameters...)
 //   The same results; for a programmatic dependent launch: the step inputs' part (position, block table, cos/sin) runs
-//   before the wait for the previous kernel, and first the grid prefetches prefetchBytes from `prefetch` into L2 (the
-//   o_proj weights the GEMM after the attention reads; nullptr: none).
+//   before the wait for the previous kernel.
 //
 // Quantized KV cache (issue 14, kv_fp8.cuh): the same with the cache in bytes and the layer's scales appended:
 // extern "C" __global__ void rope_kv_write_{fp8kv|int8kv}_bf16(const bf16_t* qkv, bf16_t* q, {u8|i8}* kvCache, ...same...,
@@ -161,9 +159,7 @@ extern "C" __global__ void __launch_bounds__(128) rope_kv_write_bf16(const bf16_
 #if LLMRT_KERNEL(rope_kv_write_pdl_bf16)
 extern "C" __global__ void __launch_bounds__(128) rope_kv_write_pdl_bf16(const bf16_t* qkv, bf16_t* q, bf16_t* kvCache,
     const int* positions, const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling,
-    int numTokens, int numSeqs, int numHeads, int numKvHeads, int headDim, int tokensPerBlock, int maxBlocksPerSeq,
-    const void* prefetch, long long prefetchBytes) {
-  l2Prefetch(prefetch, prefetchBytes);
+    int numTokens, int numSeqs, int numHeads, int numKvHeads, int headDim, int tokensPerBlock, int maxBlocksPerSeq) {
   if ((int)blockIdx.x < numTokens && (headDim & 15) == 0 && headDim <= 256 && aligned16(qkv) && aligned16(q) && aligned16(kvCache)) {
     ropeKvWriteVecBf16<true>(qkv, q, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, numSeqs, numHeads,
                              numKvHeads, headDim, tokensPerBlock, maxBlocksPerSeq);
