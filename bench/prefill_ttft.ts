@@ -14,7 +14,7 @@
  * noinv (batchInvariant false), notune (gemmTune false: batch-invariant GEMMs take the bucket's heuristic pick), resid
  * (gemmResidual: the residual add in the o_proj / down GEMMs), wide (gemmTuneWide: 32 tuning candidates), joined with "+"
  * (e.g. wgmma+noprune), pdl (prefillPdl: the prefill's norms, RoPE, attention, SiLU·mul and sampler with programmatic
- * dependent launch), norm (normRegs: the rmsnorm_r entry points). LLMRT_BENCH_JSON=FILE writes the numbers.
+ * dependent launch), rows (rowKernels: the one-block-a-row rmsnorm_r / silu_mul_r). LLMRT_BENCH_JSON=FILE writes the numbers.
  */
 import * as fs from "node:fs";
 import process from "node:process";
@@ -57,7 +57,7 @@ const OPTION: Record<string, SessionOptions> = {
   resid: { gemmResidual: true },
   wide: { gemmTuneWide: true },
   pdl: { prefillPdl: true },
-  norm: { normRegs: true },
+  rows: { rowKernels: true },
 };
 const optionsOf = (v: string): SessionOptions =>
   Object.assign(
@@ -200,16 +200,34 @@ for (const L of promptLens) {
       } ms a step (device time where the host keeps up)`,
     );
   }
+  // Every variant's device time: 5 steps back to back, 5 rounds with the sessions taking turns (median).
+  const pipedOf: number[][] = sessions.map(() => []);
+  for (let r = 0; r < (hostReps ? 5 : 0); r++) {
+    sessions.forEach((s, i) => {
+      const st = performance.now();
+      const ps = Array.from({ length: 5 }, () => s.launch(stepOf(prompt, 0), { sampledIds: new Int32Array(1) }, kvs[i]));
+      for (const p of ps) p.wait();
+      pipedOf[i].push((performance.now() - st) / 5);
+    });
+  }
   const row = {
     promptLen: L,
     hostEnqueueMs: median(enq),
     pipelinedStepMs: piped,
-    variants: variants.map((v, i) => ({ variant: v, ttftMs: median(ts[i]), minMs: Math.min(...ts[i]), ...cmp[i] })),
+    variants: variants.map((v, i) => ({
+      variant: v,
+      ttftMs: median(ts[i]),
+      minMs: Math.min(...ts[i]),
+      ...(hostReps ? { deviceStepMs: median(pipedOf[i]) } : {}),
+      ...cmp[i],
+    })),
   };
   rows.push(row);
   for (const v of row.variants) {
     console.log(
-      `prompt ${L}: ${v.variant.padEnd(16)} TTFT ${v.ttftMs.toFixed(3)} ms (min ${v.minMs.toFixed(3)}, median of ${reps}); logits vs ${variants[0]}: ${
+      `prompt ${L}: ${v.variant.padEnd(16)} TTFT ${v.ttftMs.toFixed(3)} ms (min ${v.minMs.toFixed(3)}, median of ${reps})${
+        v.deviceStepMs !== undefined ? `, device step ${v.deviceStepMs.toFixed(3)} ms (5 back to back, median of 5)` : ""
+      }; logits vs ${variants[0]}: ${
         v.bitsDiffer === 0 ? "bitwise equal" : `${v.bitsDiffer} differ, rel L2 ${v.relL2.toExponential(2)}, argmax ${v.argmaxEqual ? "equal" : "differs"}`
       }${v.nonFinite ? `, ${v.nonFinite} non-finite` : ""}`,
     );
@@ -295,10 +313,15 @@ if (process.env.LLMRT_BENCH_JSON) {
 console.log(
   `SUMMARY prefill_ttft: ${
     rows.map((r) => {
-      const vs = (r as { promptLen: number; variants: { variant: string; ttftMs: number; bitsDiffer: number }[] }).variants;
-      return `L${(r as { promptLen: number }).promptLen} ${vs.map((v) => `${v.variant} ${v.ttftMs.toFixed(2)}${v.bitsDiffer ? "*" : ""}`).join(" / ")}`;
+      const vs = (r as { promptLen: number; variants: { variant: string; ttftMs: number; deviceStepMs?: number; bitsDiffer: number }[] }).variants;
+      return `L${(r as { promptLen: number }).promptLen} ${
+        vs.map((v) =>
+          `${v.variant} ${v.ttftMs.toFixed(2)}${v.deviceStepMs !== undefined ? ` (dev ${v.deviceStepMs.toFixed(2)})` : ""}${v.bitsDiffer ? "*" : ""}`
+        )
+          .join(" / ")
+      }`;
     }).join("; ")
-  } ms (* = logits not bitwise equal to ${variants[0]})`,
+  } ms: TTFT (device step) (* = logits not bitwise equal to ${variants[0]})`,
 );
 kvs.forEach((k) => k.dispose());
 sessions.forEach((s) => s.dispose());

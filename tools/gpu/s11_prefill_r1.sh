@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Session 11, issue 16 item 2 (helper prefill), round 1 (budget 45 s): where the 1B 2048-token prefill goes now.
 #   ttft  — llama-3.2-1b, prompts 128 / 2048, one process, sessions alternating: the session defaults vs prefillPdl,
-#           prefillMlpChunks, normRegs, all three: TTFT (median of 9), logits bitwise, host enqueue vs 5 steps back to
+#           prefillMlpChunks, rowKernels, all three: TTFT (median of 9), logits bitwise, host enqueue vs 5 steps back to
 #           back, eager per-launch profiles (default, chunks+norm) and the host's staging + planning before the first launch.
 #   gemm  — the 4 linears at M 2048 alone (bench/prefill_gemm.ts, tuned) with random A (session 8 measured them with a
 #           constant A: a real prefill's activations are random and draw more power), beside the 8192^3 ceiling.

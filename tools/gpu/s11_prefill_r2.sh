@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Session 11, issue 16 item 2 (helper prefill), round 2 (budget 45 s).
 #   ttft — llama-3.2-1b, prompts 128 / 2048, one process, sessions alternating: default vs prefillPdl (now with
-#          rope_kv_write_pdl) vs pdl+normRegs vs pdl+normRegs+prefillPrefetch (the next GEMM's weights into L2 before the
+#          rope_kv_write_pdl) vs pdl+rowKernels vs pdl+rowKernels+prefillPrefetch (the next GEMM's weights into L2 before the
 #          PDL wait): TTFT (median of 9), logits bitwise; eager profiles of default and of the prefetch variant (which
 #          GEMMs get faster with warm weights).
 #   gemm — why r1's in-step GEMMs run 14-25% below the same GEMMs alone: the 4 linears at M 2048, random A, tuned

@@ -128,10 +128,11 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     const prev = out[out.length - 1];
     return pdl && isPdlKernel(kernel, quantPdl) && prev?.kind === "kernel" && isPdlKernel(prev.kernel, quantPdl);
   };
-  // normRegs: bf16 rows of a multiple of 256 elements (up to 8192) on the rmsnorm_r entry points, a thread per vector.
-  const normRegs = !!env.normRegs && elem === "bf16";
+  // rowKernels: bf16 norms over rows of a multiple of 256 elements (up to 8192) on the rmsnorm_r entry points (a thread
+  // per 16-byte vector), silu_mul over rows of a multiple of 1024 (up to 16384) on silu_mul_r (4 vectors a thread).
+  const rowKernels = !!env.rowKernels && elem === "bf16";
   const norm = (i: number, base: "rmsnorm" | "add_rmsnorm", rows: number, width: number, args: (bigint | number)[]): void => {
-    if (normRegs && width % 256 === 0 && width <= 8192) k(i, `${base}_r_bf16`, [rows, 1, 1], width / 8, args);
+    if (rowKernels && width % 256 === 0 && width <= 8192) k(i, `${base}_r_bf16`, [rows, 1, 1], width / 8, args);
     else k(i, `${base}_${elem}`, [rows, 1, 1], 256, args);
   };
   const c: StepCtx = {
@@ -320,6 +321,10 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           const [xq, sx, a] = nqArgs(i);
           const rows = rowsOf(op.gateUp);
           k(i, "nvfp4_silu_mul_act_bf16", [Math.ceil(op.width / 1024), rows, 1], 256, [buf(op.gateUp), xq, sx, rows, op.width, a]);
+          break;
+        }
+        if (rowKernels && op.width % 1024 === 0 && op.width <= 16384) {
+          k(i, "silu_mul_r_bf16", [rowsOf(op.gateUp), 1, 1], op.width / 32, [buf(op.gateUp), buf(op.out), rowsOf(op.gateUp), op.width]);
           break;
         }
         k(i, `silu_mul_${elem}`, [cdiv(op.width, 256 * V), rowsOf(op.gateUp), 1], 256, [buf(op.gateUp), buf(op.out), rowsOf(op.gateUp), op.width]);
