@@ -5,16 +5,17 @@
  * host; the sessions take turns, median of --reps). With --profile, where each variant's prefill of the longest
  * prompt goes (eager launches, an event after each): per kernel, and each GEMM's TFLOP/s against a large
  * cuBLASLt GEMM timed in the same process (the measured dense bf16 ceiling). With --lm-head, the lm_head GEMM
- * (one row, fp32 out) under each batch-invariant algorithm choice.
+ * (one row, fp32 out) under each batch-invariant algorithm choice. With --check-runs N, each variant's logits of N more
+ * runs of every prompt against the first variant's (bitwise: a launch that read its input early would show here).
  *
  *   bun bench/prefill_ttft.ts --model DIR [--prompt-lens 128,2048] [--reps 7] [--variants default,noprune,wgmma,noinv]
- *     [--profile default,noprune] [--lm-head]
+ *     [--profile default,noprune] [--lm-head] [--check-runs N]
  *
  * Variants: default (the session defaults), noprune (pruneLastLayer false), wgmma / flash (wgmmaPrefill true / false),
  * noinv (batchInvariant false), notune (gemmTune false: batch-invariant GEMMs take the bucket's heuristic pick), resid
  * (gemmResidual: the residual add in the o_proj / down GEMMs), wide (gemmTuneWide: 32 tuning candidates), joined with "+"
  * (e.g. wgmma+noprune), pdl (prefillPdl: the prefill's norms, RoPE, attention, SiLU·mul and sampler with programmatic
- * dependent launch), rows (rowKernels: the one-block-a-row rmsnorm_r / silu_mul_r). LLMRT_BENCH_JSON=FILE writes the numbers.
+ * dependent launch). LLMRT_BENCH_JSON=FILE writes the numbers.
  */
 import * as fs from "node:fs";
 import process from "node:process";
@@ -36,6 +37,7 @@ const { values } = parseArgs({
     variants: { type: "string" },
     profile: { type: "string" },
     "lm-head": { type: "boolean" },
+    "check-runs": { type: "string" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/prefill_ttft.ts --model DIR [--prompt-lens 128,2048] [--reps 7] [--variants ...] [--profile ...]");
@@ -57,7 +59,6 @@ const OPTION: Record<string, SessionOptions> = {
   resid: { gemmResidual: true },
   wide: { gemmTuneWide: true },
   pdl: { prefillPdl: true },
-  rows: { rowKernels: true },
 };
 const optionsOf = (v: string): SessionOptions =>
   Object.assign(
@@ -178,6 +179,24 @@ for (const L of promptLens) {
       ts[i].push(performance.now() - st);
     });
     if (L >= 8192) console.log(`  prompt ${L}, rep ${r}: ${ts.map((t, i) => `${variants[i]} ${t[r].toFixed(1)} ms`).join(", ")}`);
+  }
+  // --check-runs: every variant's logits again, N times, against the first variant's first run.
+  const checkRuns = Number(values["check-runs"] ?? 0);
+  if (checkRuns > 0) {
+    const lg = new Float32Array(V), ref = new Uint32Array(logits[0].buffer), got = new Uint32Array(lg.buffer);
+    const equalRuns = sessions.map((s, i) => {
+      let eq = 0;
+      for (let r = 0; r < checkRuns; r++) {
+        s.run(stepOf(prompt, 0), { logits: lg, sampledIds: new Int32Array(1) }, kvs[i]);
+        let same = true;
+        for (let v = 0; v < V && same; v++) same = got[v] === ref[v];
+        if (same) eq++;
+      }
+      return eq;
+    });
+    console.log(
+      `prompt ${L}: logits bitwise equal to ${variants[0]}'s first run in ${variants.map((v, i) => `${v} ${equalRuns[i]}/${checkRuns}`).join(", ")} runs`,
+    );
   }
   // Host vs device for the first variant: the host's time to enqueue the step (Session.launch returns before the
   // device is done), and the time per step of 5 steps enqueued back to back (the device's, where the host keeps up).

@@ -490,27 +490,3 @@ test("prefillPdl: a prefill step's waiting kernels get pdl (never the first laun
     assert.deepEqual(d(true).map((l) => l.kind === "kernel" && !!l.pdl), d(false).map((l) => l.kind === "kernel" && !!l.pdl), `fused ${fused}`);
   }
 });
-
-test("rowKernels: bf16 norms and SiLU·mul take the one-block-a-row entry points rmsnorm_r / silu_mul_r, the same arguments", () => {
-  const plan = bareLlamaPlan(LLAMA_3_2_1B_CONFIG);
-  const prefill: StepShape = { numTokens: 300, numSeqs: 1, numRows: 1, attention: { kind: "prefill" }, sample: true };
-  for (const gemmResidual of [false, true]) {
-    const env = (on: boolean): LaunchEnv => ({ ...planEnv(plan, true), gemmResidual, ...(on ? { rowKernels: true } : {}) });
-    const on = planLaunches(env(true), prefill), off = planLaunches(env(false), prefill);
-    assert.equal(on.length, off.length);
-    on.forEach((l, j) => {
-      const o = off[j];
-      if (l.kind === "kernel" && o.kind === "kernel" && o.kernel === "silu_mul_bf16") {
-        assert.deepEqual([l.kernel, l.args, l.grid, l.block], ["silu_mul_r_bf16", o.args, [300, 1, 1], 8192 / 32]);
-        return;
-      }
-      if (l.kind !== "kernel" || o.kind !== "kernel" || !o.kernel.includes("rmsnorm_bf16")) return assert.deepEqual(l, o);
-      assert.equal(l.kernel, o.kernel.replace("rmsnorm_bf16", "rmsnorm_r_bf16"));
-      assert.deepEqual([l.args, l.grid, l.block], [o.args, o.grid, 2048 / 8]);
-    });
-    assert.ok(on.some((l) => l.kind === "kernel" && l.kernel.endsWith("rmsnorm_r_bf16")));
-  }
-  // f32 plans keep rmsnorm_f32.
-  const f32 = planLaunches({ ...planEnv(plan, false, "f32"), rowKernels: true }, prefill);
-  assert.ok(f32.every((l) => l.kind !== "kernel" || !l.kernel.includes("_r_")));
-});

@@ -14,9 +14,6 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   embedding: { file: "embedding.cu", params: [P, P, P, I, I, I, P] },
   rmsnorm: { file: "rmsnorm.cu", params: [P, P, P, I, I, F] },
   add_rmsnorm: { file: "rmsnorm.cu", params: [P, P, P, P, I, I, F] },
-  silu_mul_r: { file: "silu_mul.cu", params: [P, P, I, I] },
-  rmsnorm_r: { file: "rmsnorm.cu", params: [P, P, P, I, I, F] },
-  add_rmsnorm_r: { file: "rmsnorm.cu", params: [P, P, P, P, I, I, F] },
   add_inplace: { file: "add.cu", params: [P, P, L] },
   silu_mul: { file: "silu_mul.cu", params: [P, P, I, I] },
   gather_rows: { file: "gather_rows.cu", params: [P, P, P, I, I] },
@@ -198,13 +195,10 @@ export function isPdlKernel(name: string, quant = false): boolean {
 const PREFILL_PDL_FAMILIES: ReadonlySet<string> = new Set([
   "rmsnorm",
   "add_rmsnorm",
-  "rmsnorm_r",
-  "add_rmsnorm_r",
   "rope_kv_write",
   "rope_kv_write_pdl",
   "flash_prefill_wg",
   "silu_mul",
-  "silu_mul_r",
   "gather_rows",
   "sample",
 ]);

@@ -128,13 +128,6 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     const prev = out[out.length - 1];
     return pdl && isPdlKernel(kernel, quantPdl) && prev?.kind === "kernel" && isPdlKernel(prev.kernel, quantPdl);
   };
-  // rowKernels: bf16 norms over rows of a multiple of 256 elements (up to 8192) on the rmsnorm_r entry points (a thread
-  // per 16-byte vector), silu_mul over rows of a multiple of 1024 (up to 16384) on silu_mul_r (4 vectors a thread).
-  const rowKernels = !!env.rowKernels && elem === "bf16";
-  const norm = (i: number, base: "rmsnorm" | "add_rmsnorm", rows: number, width: number, args: (bigint | number)[]): void => {
-    if (rowKernels && width % 256 === 0 && width <= 8192) k(i, `${base}_r_bf16`, [rows, 1, 1], width / 8, args);
-    else k(i, `${base}_${elem}`, [rows, 1, 1], 256, args);
-  };
   const c: StepCtx = {
     env,
     shape,
@@ -219,17 +212,17 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           k(i, "nvfp4_rmsnorm_act_bf16", [rows, 1, 1], 256, [buf(op.x), 0n, env.weight(op.weight), xq, sx, rows, widthOf(op.x), op.eps, a, 0]);
           break;
         }
-        norm(i, "rmsnorm", rows, widthOf(op.x), [buf(op.x), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
+        k(i, `rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.x), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
         break;
       }
       case "add_rmsnorm": {
         const rows = rowsOf(op.x);
         if (fuse?.normOnly.has(i)) {
-          norm(i, "rmsnorm", rows, widthOf(op.x), [buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
+          k(i, `rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
           break;
         }
         if (addedByGemm === i) {
-          norm(i, "rmsnorm", rows, widthOf(op.x), [buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
+          k(i, `rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
           break;
         }
         if (fq.has(i)) {
@@ -254,7 +247,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           k(i, "nvfp4_rmsnorm_act_bf16", [rows, 1, 1], 256, [buf(op.x), buf(op.residual), env.weight(op.weight), xq, sx, rows, widthOf(op.x), op.eps, a, 1]);
           break;
         }
-        norm(i, "add_rmsnorm", rows, widthOf(op.x), [buf(op.x), buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
+        k(i, `add_rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.x), buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
         break;
       }
       case "linear": {
@@ -321,10 +314,6 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           const [xq, sx, a] = nqArgs(i);
           const rows = rowsOf(op.gateUp);
           k(i, "nvfp4_silu_mul_act_bf16", [Math.ceil(op.width / 1024), rows, 1], 256, [buf(op.gateUp), xq, sx, rows, op.width, a]);
-          break;
-        }
-        if (rowKernels && op.width % 1024 === 0 && op.width <= 16384) {
-          k(i, "silu_mul_r_bf16", [rowsOf(op.gateUp), 1, 1], op.width / 32, [buf(op.gateUp), buf(op.out), rowsOf(op.gateUp), op.width]);
           break;
         }
         k(i, `silu_mul_${elem}`, [cdiv(op.width, 256 * V), rowsOf(op.gateUp), 1], 256, [buf(op.gateUp), buf(op.out), rowsOf(op.gateUp), op.width]);

@@ -158,11 +158,6 @@ export interface LaunchEnv {
    */
   readonly prefillPdl?: boolean;
   /**
-   * bf16 rmsnorm / add_rmsnorm launches over rows of a multiple of 256 (≤ 8192) on the rmsnorm_r entry points, silu_mul
-   * over rows of a multiple of 1024 (≤ 16384) on silu_mul_r: one block a row (CudaSessionOptions.rowKernels).
-   */
-  readonly rowKernels?: boolean;
-  /**
    * Fused decode steps over a quantized KV cache (FP8 / INT8) that do not run decode_attention_batch2 take one
    * decode_attention_{fp8kv|int8kv} launch per attention (RoPE + quantized KV write + split attention + merge)
    * instead of rope_kv_write_* + paged_attention_decode_* + reduce.

@@ -247,8 +247,6 @@ export class CudaSession implements SessionBackend {
   readonly gemmResidual: boolean;
   /** CudaSessionOptions.prefillPdl. */
   readonly prefillPdl: boolean;
-  /** CudaSessionOptions.rowKernels. */
-  readonly rowKernels: boolean;
   /** CudaSessionOptions.quantGemv1. */
   readonly quantGemv1: boolean;
   /** CudaSessionOptions.persistentDecode, where the engine and device allow it (persistent_decode.ts). */
@@ -371,7 +369,6 @@ export class CudaSession implements SessionBackend {
     this.quantTailNorm = f.quantTailNorm;
     this.nvfp4Mma = f.nvfp4Mma;
     this.gemmResidual = f.gemmResidual;
-    this.rowKernels = f.rowKernels;
     this.gemvDeepLoads = f.gemvDeepLoads;
     this.sampleSplit = f.sampleSplit;
     this.quantGemv1 = f.quantGemv1;
@@ -637,7 +634,6 @@ export class CudaSession implements SessionBackend {
       gemvSplitK: this.gemvSplitK,
       gemmResidual: this.gemmResidual,
       prefillPdl: this.prefillPdl,
-      rowKernels: this.rowKernels,
       ...(this.gemvDeepLoads ? { gemvDeepLoads: true } : {}),
       ...(this.#sampleSplitBuf
         ? {

@@ -253,13 +253,6 @@ export const CUDA_FLAGS = {
    * @default false
    */
   prefillPdl: { env: "LLMRT_PREFILL_PDL", default: false },
-  /**
-   * bf16 rmsnorm / add_rmsnorm over rows of a multiple of 256 elements (≤ 8192) run rmsnorm_r (a thread per 16-byte
-   * vector, the row in registers, the weight read before the PDL wait: one dependent global round trip a block instead
-   * of three), silu_mul over rows of a multiple of 1024 (≤ 16384) runs silu_mul_r (one block a row, 8 loads in flight a
-   * thread). The same arithmetic in the same order: the same bits. @default false
-   */
-  rowKernels: { env: "LLMRT_ROW_KERNELS", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

@@ -13,12 +13,6 @@
 //   grid (rows, 1, 1)   block (256, 1, 1) (any multiple of 32 up to 1024)   shared: 128 B static
 //   May be launched with PDL (prefillPdl): every block waits for the previous kernel first.
 //   16-byte vectors when hidden * sizeof(elem) % 16 == 0 and pointers are 16-byte aligned.
-//
-// extern "C" __global__ void rmsnorm_r_bf16(...rmsnorm_bf16's parameters...)
-// extern "C" __global__ void add_rmsnorm_r_bf16(...add_rmsnorm_bf16's parameters...)
-//   The same results bit for bit, launched with block (hidden / 8): each thread holds one 16-byte vector of the row in
-//   registers and loads its weight vector before the wait for the previous kernel (PDL), so a block makes one dependent
-//   global round trip (x, then the stores) instead of three. Other shapes / alignments take rmsnormImpl.
 #include "common.cuh"
 
 template <typename T, bool ADD>
@@ -75,79 +69,26 @@ __device__ __forceinline__ void rmsnormImpl(const T* x, T* residual, const T* we
 }
 
 extern "C" __global__ void __launch_bounds__(1024) rmsnorm_bf16(const bf16_t* x, const bf16_t* weight, bf16_t* out, int rows, int hidden, float eps) {
-  pdlWait();  // x / residual are the previous kernel\'s (prefillPdl; a no-op without PDL)
+  pdlWait();  // x / residual are the previous kernel's (prefillPdl; a no-op without PDL)
   pdlLaunchDependents();
   if ((int)blockIdx.x >= rows) return;
   rmsnormImpl<bf16_t, false>(x, nullptr, weight, out, hidden, eps);
 }
 extern "C" __global__ void __launch_bounds__(1024) rmsnorm_f32(const float* x, const float* weight, float* out, int rows, int hidden, float eps) {
-  pdlWait();  // x / residual are the previous kernel\'s (prefillPdl; a no-op without PDL)
+  pdlWait();  // x / residual are the previous kernel's (prefillPdl; a no-op without PDL)
   pdlLaunchDependents();
   if ((int)blockIdx.x >= rows) return;
   rmsnormImpl<float, false>(x, nullptr, weight, out, hidden, eps);
 }
 extern "C" __global__ void __launch_bounds__(1024) add_rmsnorm_bf16(const bf16_t* x, bf16_t* residual, const bf16_t* weight, bf16_t* out, int rows, int hidden, float eps) {
-  pdlWait();  // x / residual are the previous kernel\'s (prefillPdl; a no-op without PDL)
+  pdlWait();  // x / residual are the previous kernel's (prefillPdl; a no-op without PDL)
   pdlLaunchDependents();
   if ((int)blockIdx.x >= rows) return;
   rmsnormImpl<bf16_t, true>(x, residual, weight, out, hidden, eps);
 }
 extern "C" __global__ void __launch_bounds__(1024) add_rmsnorm_f32(const float* x, float* residual, const float* weight, float* out, int rows, int hidden, float eps) {
-  pdlWait();  // x / residual are the previous kernel\'s (prefillPdl; a no-op without PDL)
+  pdlWait();  // x / residual are the previous kernel's (prefillPdl; a no-op without PDL)
   pdlLaunchDependents();
   if ((int)blockIdx.x >= rows) return;
   rmsnormImpl<float, true>(x, residual, weight, out, hidden, eps);
-}
-
-/** rmsnormImpl's results for a bf16 row of hidden == 8 * blockDim (16-byte aligned): one 16-byte vector a thread, in registers. */
-template <bool ADD>
-__device__ __forceinline__ void rmsnormRegBf16(const bf16_t* x, bf16_t* residual, const bf16_t* weight, bf16_t* out, int hidden, float eps) {
-  constexpr int N = 8;
-  __shared__ float sh[32];
-  const long long row = blockIdx.x;
-  const int i = threadIdx.x * N;
-  float w[N], a[N];
-  load16(weight + i, w);  // no launch's output: read before waiting for the previous kernel
-  pdlWait();              // x / residual are the previous kernel's (prefillPdl; a no-op without PDL)
-  pdlLaunchDependents();
-  load16(x + row * hidden + i, a);
-  if (ADD) {
-    float b[N];
-    load16(residual + row * hidden + i, b);
-#pragma unroll
-    for (int e = 0; e < N; e++) a[e] = toF(fromF<bf16_t>(a[e] + b[e]));
-    store16(residual + row * hidden + i, a);
-  }
-  float ss = 0.f;
-#pragma unroll
-  for (int e = 0; e < N; e++) ss += a[e] * a[e];
-  ss = blockSum(ss, sh);
-  const float inv = rsqrtf(ss / (float)hidden + eps);
-#pragma unroll
-  for (int e = 0; e < N; e++) a[e] = a[e] * inv * w[e];
-  store16(out + row * hidden + i, a);
-}
-
-/** Whether rmsnormRegBf16 takes the launch (else rmsnormImpl). */
-__device__ __forceinline__ bool rmsnormRegFits(const void* x, const void* residual, const void* weight, const void* out, int hidden) {
-  return hidden == 8 * (int)blockDim.x && aligned16(x) && aligned16(weight) && aligned16(out) && (!residual || aligned16(residual));
-}
-
-extern "C" __global__ void __launch_bounds__(1024) rmsnorm_r_bf16(const bf16_t* x, const bf16_t* weight, bf16_t* out, int rows, int hidden, float eps) {
-  if ((int)blockIdx.x >= rows || !rmsnormRegFits(x, nullptr, weight, out, hidden)) {
-    pdlWait();
-    pdlLaunchDependents();
-    if ((int)blockIdx.x < rows) rmsnormImpl<bf16_t, false>(x, nullptr, weight, out, hidden, eps);
-    return;
-  }
-  rmsnormRegBf16<false>(x, nullptr, weight, out, hidden, eps);
-}
-extern "C" __global__ void __launch_bounds__(1024) add_rmsnorm_r_bf16(const bf16_t* x, bf16_t* residual, const bf16_t* weight, bf16_t* out, int rows, int hidden, float eps) {
-  if ((int)blockIdx.x >= rows || !rmsnormRegFits(x, residual, weight, out, hidden)) {
-    pdlWait();
-    pdlLaunchDependents();
-    if ((int)blockIdx.x < rows) rmsnormImpl<bf16_t, true>(x, residual, weight, out, hidden, eps);
-    return;
-  }
-  rmsnormRegBf16<true>(x, residual, weight, out, hidden, eps);
 }

@@ -6,11 +6,6 @@
 //   grid (ceil(inter / (256 * V)), numTokens, 1) with V = 16 / sizeof(elem) (8 bf16, 4 f32)   block (256, 1, 1)   shared 0
 //   (numTokens <= 65535: grid.y). 16-byte vectors when inter * sizeof(elem) % 16 == 0 and pointers are aligned;
 //   otherwise each block handles 256 * V consecutive elements one at a time. May be launched with PDL (prefillPdl).
-//
-// extern "C" __global__ void silu_mul_r_bf16(const bf16_t* gateUp, bf16_t* out, int numTokens, int inter)
-//   The same results with one block a token row: grid (numTokens, 1, 1), block (inter / 32, 1, 1) (inter a multiple of
-//   1024, at most 16384): each thread loads 4 gate and 4 up 16-byte vectors before it computes (8 loads in flight, 4x
-//   fewer blocks than silu_mul_bf16). Other shapes / alignments: silu_mul_bf16's element loop.
 #include "common.cuh"
 
 __device__ __forceinline__ float silu(float g) { return g / (1.f + expf(-g)); }
@@ -42,41 +37,14 @@ __device__ __forceinline__ void siluMulImpl(const T* gateUp, T* out, int inter) 
 }
 
 extern "C" __global__ void __launch_bounds__(256) silu_mul_bf16(const bf16_t* gateUp, bf16_t* out, int numTokens, int inter) {
-  pdlWait();  // gateUp is the previous kernel\'s (prefillPdl; a no-op without PDL)
+  pdlWait();  // gateUp is the previous kernel's (prefillPdl; a no-op without PDL)
   pdlLaunchDependents();
   if ((int)blockIdx.y >= numTokens) return;
   siluMulImpl<bf16_t>(gateUp, out, inter);
 }
 extern "C" __global__ void __launch_bounds__(256) silu_mul_f32(const float* gateUp, float* out, int numTokens, int inter) {
-  pdlWait();  // gateUp is the previous kernel\'s (prefillPdl; a no-op without PDL)
+  pdlWait();  // gateUp is the previous kernel's (prefillPdl; a no-op without PDL)
   pdlLaunchDependents();
   if ((int)blockIdx.y >= numTokens) return;
   siluMulImpl<float>(gateUp, out, inter);
-}
-
-extern "C" __global__ void __launch_bounds__(512) silu_mul_r_bf16(const bf16_t* gateUp, bf16_t* out, int numTokens, int inter) {
-  pdlWait();  // gateUp is the previous kernel's (prefillPdl; a no-op without PDL)
-  pdlLaunchDependents();
-  const int t = blockIdx.x;
-  if (t >= numTokens) return;
-  const bf16_t* g = gateUp + (long long)t * 2 * inter;
-  const bf16_t* u = g + inter;
-  bf16_t* o = out + (long long)t * inter;
-  if (inter != 32 * (int)blockDim.x || !aligned16(gateUp) || !aligned16(out)) {
-    for (int i = threadIdx.x; i < inter; i += blockDim.x) o[i] = fromF<bf16_t>(silu(toF(g[i])) * toF(u[i]));
-    return;
-  }
-  float a[4][8], b[4][8];
-#pragma unroll
-  for (int v = 0; v < 4; v++) {
-    const int i = (threadIdx.x + v * blockDim.x) * 8;
-    load16(g + i, a[v]);
-    load16(u + i, b[v]);
-  }
-#pragma unroll
-  for (int v = 0; v < 4; v++) {
-#pragma unroll
-    for (int e = 0; e < 8; e++) a[v][e] = silu(a[v][e]) * b[v][e];
-    store16(o + (threadIdx.x + v * blockDim.x) * 8, a[v]);
-  }
 }
