@@ -8,7 +8,12 @@
  * fastest non-split-K one shown bitwise equal to the pinned one, the sessions' default with gemmTune) — beside a large
  * square GEMM under the heuristic as the measured ceiling of the same run.
  *
- *   bun bench/prefill_gemm.ts [--models 1b,8b] [--ms 2048,8192,32768] [--refs 256,2048] [--tuned]
+ *   bun bench/prefill_gemm.ts [--models 1b,8b] [--ms 2048,8192,32768] [--refs 256,2048] [--tuned] [--random-a] [--cold]
+ *     [--modes bucketed+tuned,...]
+ *
+ * A (the activations) is one constant bf16 value unless --random-a (random like B: the tensor cores toggle more bits
+ * and draw more power, as in a real prefill). B (the weights) is one buffer every timed run reads again (what fits stays
+ * in L2) unless --cold: each run reads the next slice of a 1 GiB region, as a prefill reads each layer's weights once.
  *
  * Prints one table row per (linear, M); LLMRT_BENCH_JSON=FILE also writes the numbers as JSON.
  */
@@ -20,7 +25,15 @@ import { CublasLtGemm, INVARIANT_REF_M } from "../lib/backends/cuda/gemm.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { models: { type: "string" }, ms: { type: "string" }, refs: { type: "string" }, tuned: { type: "boolean" } },
+  options: {
+    models: { type: "string" },
+    ms: { type: "string" },
+    refs: { type: "string" },
+    tuned: { type: "boolean" },
+    "random-a": { type: "boolean" },
+    cold: { type: "boolean" },
+    modes: { type: "string" },
+  },
 });
 const SHAPES: Record<string, [string, number, number][]> = {
   "1b": [["qkv", 3072, 2048], ["o_proj", 2048, 2048], ["gate_up", 16384, 2048], ["down", 2048, 8192]],
@@ -44,12 +57,23 @@ if (values.tuned) {
   modes["bucketed+tuned"] = new CublasLtGemm(dev, { batchInvariant: true, tune: true, timingCacheDir: null });
   modes.tuned = new CublasLtGemm(dev, { tune: true, timingCacheDir: null });
 }
+if (values.modes) {
+  const keep = new Set(values.modes.split(","));
+  for (const name of Object.keys(modes)) {
+    if (!keep.has(name)) {
+      modes[name].dispose();
+      delete modes[name];
+    }
+  }
+}
 const maxElems = (m: number, n: number, k: number): number => Math.max(m * k, n * k, m * n);
 let big = 0;
 for (const md of models) for (const [, n, k] of SHAPES[md]) for (const m of Ms) big = Math.max(big, maxElems(m, n, k));
 big = Math.max(big, 8192 * 8192);
 using A = dev.alloc(big * 2);
-using B = dev.alloc(big * 2);
+const coldBytes = 1 << 30; // --cold: the weights' region, > 20 x the 50 MB L2
+const bBytes = values.cold ? Math.max(big * 2, coldBytes) : big * 2;
+using B = dev.alloc(bBytes);
 using D = dev.alloc(big * 2);
 A.fill(0x3c, { stream }); // bf16 0x3c3c ≈ 0.0115: finite products
 {
@@ -61,17 +85,26 @@ A.fill(0x3c, { stream }); // bf16 0x3c3c ≈ 0.0115: finite products
     s = (Math.imul(s, 1103515245) + 12345) >>> 0;
     h[i] = ((s >>> 16) & 0x8000) | ((120 + ((s >>> 8) & 3)) << 7) | ((s >>> 1) & 0x7f);
   }
-  B.copyFromHost(h, { stream });
-  for (let done = chunk; done < big;) {
-    const n = Math.min(done, big - done);
-    B.copyFromDevice(B, n * 2, { dstOffset: done * 2, stream });
-    done += n;
+  for (const buf of values["random-a"] ? [A, B] : [B]) {
+    buf.copyFromHost(h, { stream });
+    const elems = buf === B ? bBytes / 2 : big;
+    for (let done = chunk; done < elems;) {
+      const n = Math.min(done, elems - done);
+      buf.copyFromDevice(buf, n * 2, { dstOffset: done * 2, stream });
+      done += n;
+    }
   }
 }
 
 /** Median ms of one GEMM over 3 timed batches. */
 function time(g: CublasLtGemm, m: number, n: number, k: number): number {
-  const run = (): void => g.run({ m, n, k, dtype: "bf16", a: A, b: B, d: D, transB: true, stream });
+  // --cold: run i reads the weights at the i-th n x k slice of the region (256-byte aligned, wrapping).
+  const slice = Math.ceil((n * k * 2) / 256) * 256, slots = Math.max(1, Math.floor(bBytes / slice));
+  let i = 0;
+  const run = (): void => {
+    const b = values.cold ? B.ptr + BigInt((i++ % slots) * slice) : B;
+    g.run({ m, n, k, dtype: "bf16", a: A, b, d: D, transB: true, stream });
+  };
   run();
   run();
   const iters = Math.max(2, Math.min(50, Math.round(2e12 / (2 * m * n * k))));
@@ -87,9 +120,15 @@ function time(g: CublasLtGemm, m: number, n: number, k: number): number {
 }
 const tf = (m: number, n: number, k: number, ms: number): number => (2 * m * n * k) / (ms * 1e-3) / 1e12;
 
-const ceilMs = time(modes.heuristic, 8192, 8192, 8192);
+const ceilGemm = new CublasLtGemm(dev, {}); // the heuristic, whatever --modes keeps
+const ceilMs = time(ceilGemm, 8192, 8192, 8192);
+ceilGemm.dispose();
 const ceiling = tf(8192, 8192, 8192, ceilMs);
-console.log(`GPU ${dev.name}; ceiling: 8192^3 bf16 GEMM (cuBLASLt heuristic) ${ceiling.toFixed(1)} TFLOP/s; INVARIANT_REF_M = ${INVARIANT_REF_M}`);
+console.log(
+  `GPU ${dev.name}; A ${values["random-a"] ? "random" : "constant"}; ceiling: 8192^3 bf16 GEMM (cuBLASLt heuristic) ${
+    ceiling.toFixed(1)
+  } TFLOP/s; INVARIANT_REF_M = ${INVARIANT_REF_M}`,
+);
 const names = Object.keys(modes);
 const rows: Record<string, unknown>[] = [];
 console.log(`| model | linear (n x k) | M | ${names.join(" | ")} | (TFLOP/s, % of the ceiling) |`);
@@ -112,7 +151,9 @@ for (const md of models) {
     console.log(`  ${md} M=${m}: the 4 linears x ${layers} layers: ${names.map((x) => `${x} ${(sums[x] * layers).toFixed(2)} ms`).join(", ")}`);
   }
 }
-const st = modes.bucketed.invariantBucketStats;
-console.log(`bucketed: ${st.verified} bucket algorithms shown bitwise equal to the pinned@${INVARIANT_REF_M} one (used), ${st.rejected} rejected`);
+if (modes.bucketed) {
+  const st = modes.bucketed.invariantBucketStats;
+  console.log(`bucketed: ${st.verified} bucket algorithms shown bitwise equal to the pinned@${INVARIANT_REF_M} one (used), ${st.rejected} rejected`);
+}
 for (const g of Object.values(modes)) g.dispose();
 if (process.env.LLMRT_BENCH_JSON) fs.writeFileSync(process.env.LLMRT_BENCH_JSON, JSON.stringify({ gpu: dev.name, ceiling, rows }, null, 1));

@@ -5,10 +5,11 @@
  * host; the sessions take turns, median of --reps). With --profile, where each variant's prefill of the longest
  * prompt goes (eager launches, an event after each): per kernel, and each GEMM's TFLOP/s against a large
  * cuBLASLt GEMM timed in the same process (the measured dense bf16 ceiling). With --lm-head, the lm_head GEMM
- * (one row, fp32 out) under each batch-invariant algorithm choice.
+ * (one row, fp32 out) under each batch-invariant algorithm choice. With --check-runs N, each variant's logits of N more
+ * runs of every prompt against the first variant's (bitwise: a launch that read its input early would show here).
  *
  *   bun bench/prefill_ttft.ts --model DIR [--prompt-lens 128,2048] [--reps 7] [--variants default,noprune,wgmma,noinv]
- *     [--profile default,noprune] [--lm-head] [--piped-all]
+ *     [--profile default,noprune] [--lm-head] [--piped-all] [--check-runs N]
  *
  * Variants: default (the session defaults), noprune (pruneLastLayer false), wgmma / flash (wgmmaPrefill true / false),
  * noinv (batchInvariant false), notune (gemmTune false: batch-invariant GEMMs take the bucket's heuristic pick), resid
@@ -16,8 +17,8 @@
  * (fp8GemmResidual: the same for FP8 GEMMs), fresh (fp8FreshPrompt: no kv_dequant_prefix for new prompts), fp8flat
  * (fp8FlatQuant: static-scale SiLU·mul quantize and quantize on the flat entry points), fp8attn (fp8AttnQuant: the
  * attention writes o_proj's e4m3 input), fp8prune (fp8PruneLastLayer: FP8 plans prune their last layer), fastsilu (fp8FastSilu: the prefill SiLU·mul quantize with
- * the hardware exp / division; not bitwise), s11 (the six same-bytes FP8 prefill switches of session 11), joined with "+"
- * (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
+ * the hardware exp / division; not bitwise), s11 (the six same-bytes FP8 prefill switches of session 11), pdl (prefillPdl: the prefill's norms, RoPE, attention,
+ * SiLU·mul and sampler with programmatic dependent launch), joined with "+" (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
  */
 import * as fs from "node:fs";
 import process from "node:process";
@@ -40,6 +41,7 @@ const { values } = parseArgs({
     profile: { type: "string" },
     "lm-head": { type: "boolean" },
     "piped-all": { type: "boolean" },
+    "check-runs": { type: "string" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/prefill_ttft.ts --model DIR [--prompt-lens 128,2048] [--reps 7] [--variants ...] [--profile ...]");
@@ -67,6 +69,7 @@ const OPTION: Record<string, SessionOptions> = {
   fp8prune: { fp8PruneLastLayer: true },
   fastsilu: { fp8FastSilu: true },
   s11: { fp8GemmResidual: true, fp8FreshPrompt: true, fp8FlatQuant: true, fp8AttnQuant: true, fp8PruneLastLayer: true },
+  pdl: { prefillPdl: true },
 };
 const optionsOf = (v: string): SessionOptions =>
   Object.assign(
@@ -189,6 +192,24 @@ for (const L of promptLens) {
     });
     if (L >= 8192) console.log(`  prompt ${L}, rep ${r}: ${ts.map((t, i) => `${variants[i]} ${t[r].toFixed(1)} ms`).join(", ")}`);
   }
+  // --check-runs: every variant's logits again, N times, against the first variant's first run.
+  const checkRuns = Number(values["check-runs"] ?? 0);
+  if (checkRuns > 0) {
+    const lg = new Float32Array(V), ref = new Uint32Array(logits[0].buffer), got = new Uint32Array(lg.buffer);
+    const equalRuns = sessions.map((s, i) => {
+      let eq = 0;
+      for (let r = 0; r < checkRuns; r++) {
+        s.run(stepOf(prompt, 0), { logits: lg, sampledIds: new Int32Array(1) }, kvs[i]);
+        let same = true;
+        for (let v = 0; v < V && same; v++) same = got[v] === ref[v];
+        if (same) eq++;
+      }
+      return eq;
+    });
+    console.log(
+      `prompt ${L}: logits bitwise equal to ${variants[0]}'s first run in ${variants.map((v, i) => `${v} ${equalRuns[i]}/${checkRuns}`).join(", ")} runs`,
+    );
+  }
   // Host vs device for the first variant: the host's time to enqueue the step (Session.launch returns before the
   // device is done), and the time per step of 5 steps enqueued back to back (the device's, where the host keeps up).
   const enq: number[] = [];
@@ -228,16 +249,34 @@ for (const L of promptLens) {
       } ms a step`,
     );
   }
+  // Every variant's device time: 5 steps back to back, 5 rounds with the sessions taking turns (median).
+  const pipedOf: number[][] = sessions.map(() => []);
+  for (let r = 0; r < (hostReps ? 5 : 0); r++) {
+    sessions.forEach((s, i) => {
+      const st = performance.now();
+      const ps = Array.from({ length: 5 }, () => s.launch(stepOf(prompt, 0), { sampledIds: new Int32Array(1) }, kvs[i]));
+      for (const p of ps) p.wait();
+      pipedOf[i].push((performance.now() - st) / 5);
+    });
+  }
   const row = {
     promptLen: L,
     hostEnqueueMs: median(enq),
     pipelinedStepMs: piped,
-    variants: variants.map((v, i) => ({ variant: v, ttftMs: median(ts[i]), minMs: Math.min(...ts[i]), ...cmp[i] })),
+    variants: variants.map((v, i) => ({
+      variant: v,
+      ttftMs: median(ts[i]),
+      minMs: Math.min(...ts[i]),
+      ...(hostReps ? { deviceStepMs: median(pipedOf[i]) } : {}),
+      ...cmp[i],
+    })),
   };
   rows.push(row);
   for (const v of row.variants) {
     console.log(
-      `prompt ${L}: ${v.variant.padEnd(16)} TTFT ${v.ttftMs.toFixed(3)} ms (min ${v.minMs.toFixed(3)}, median of ${reps}); logits vs ${variants[0]}: ${
+      `prompt ${L}: ${v.variant.padEnd(16)} TTFT ${v.ttftMs.toFixed(3)} ms (min ${v.minMs.toFixed(3)}, median of ${reps})${
+        v.deviceStepMs !== undefined ? `, device step ${v.deviceStepMs.toFixed(3)} ms (5 back to back, median of 5)` : ""
+      }; logits vs ${variants[0]}: ${
         v.bitsDiffer === 0 ? "bitwise equal" : `${v.bitsDiffer} differ, rel L2 ${v.relL2.toExponential(2)}, argmax ${v.argmaxEqual ? "equal" : "differs"}`
       }${v.nonFinite ? `, ${v.nonFinite} non-finite` : ""}`,
     );
@@ -257,7 +296,16 @@ for (const v of profiled) {
     const sum = p.launches.reduce((x, l) => x + l.ms, 0);
     const totals = launchTotals(p.launches);
     let gemmMs = 0, gemmFloorMs = 0;
-    console.log(`profile ${v}, prefill of ${L} tokens, eager launches: ${sum.toFixed(3)} ms over ${p.launches.length} launches:`);
+    const inpSt = performance.now();
+    stepOf(Array.from({ length: L }, () => rand(Math.min(V, 32000))), 0);
+    const inpMs = performance.now() - inpSt;
+    console.log(
+      `profile ${v}, prefill of ${L} tokens, eager launches: ${
+        sum.toFixed(3)
+      } ms over ${p.launches.length} launches; host before the first launch: staging + planning ${p.hostPlanMs.toFixed(3)} ms (the bench's step inputs ${
+        inpMs.toFixed(3)
+      } ms):`,
+    );
     for (const [name, e] of [...totals.entries()].sort((x, y) => y[1].ms - x[1].ms)) {
       const f = gemmFlops(name) * e.n;
       const extra = f ? `  ${(f / (e.ms * 1e-3) / 1e12).toFixed(0)} TFLOP/s = ${(100 * f / (e.ms * 1e-3) / 1e12 / ceiling).toFixed(0)}% of the ceiling` : "";
@@ -268,7 +316,7 @@ for (const v of profiled) {
       console.log(`  ${name.padEnd(44)} ×${String(e.n).padStart(3)}  ${(e.ms * 1000).toFixed(1).padStart(9)} µs${extra}`);
     }
     console.log(`  GEMMs ${gemmMs.toFixed(3)} ms (at the ceiling: ${gemmFloorMs.toFixed(3)} ms); everything else ${(sum - gemmMs).toFixed(3)} ms`);
-    profiles[`${v}@${L}`] = { ms: sum, gemmMs, gemmFloorMs, launches: Object.fromEntries(totals) };
+    profiles[`${v}@${L}`] = { ms: sum, gemmMs, gemmFloorMs, hostPlanMs: p.hostPlanMs, launches: Object.fromEntries(totals) };
   }
 }
 
@@ -314,10 +362,15 @@ if (process.env.LLMRT_BENCH_JSON) {
 console.log(
   `SUMMARY prefill_ttft: ${
     rows.map((r) => {
-      const vs = (r as { promptLen: number; variants: { variant: string; ttftMs: number; bitsDiffer: number }[] }).variants;
-      return `L${(r as { promptLen: number }).promptLen} ${vs.map((v) => `${v.variant} ${v.ttftMs.toFixed(2)}${v.bitsDiffer ? "*" : ""}`).join(" / ")}`;
+      const vs = (r as { promptLen: number; variants: { variant: string; ttftMs: number; deviceStepMs?: number; bitsDiffer: number }[] }).variants;
+      return `L${(r as { promptLen: number }).promptLen} ${
+        vs.map((v) =>
+          `${v.variant} ${v.ttftMs.toFixed(2)}${v.deviceStepMs !== undefined ? ` (dev ${v.deviceStepMs.toFixed(2)})` : ""}${v.bitsDiffer ? "*" : ""}`
+        )
+          .join(" / ")
+      }`;
     }).join("; ")
-  } ms (* = logits not bitwise equal to ${variants[0]})`,
+  } ms: TTFT (device step) (* = logits not bitwise equal to ${variants[0]})`,
 );
 kvs.forEach((k) => k.dispose());
 sessions.forEach((s) => s.dispose());

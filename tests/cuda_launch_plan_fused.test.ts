@@ -475,3 +475,34 @@ test("programmatic dependent launch: only a fused decode step's waiting kernels 
   assert.ok(afterReduce.length > 0 && afterReduce.every((l) => l.kind !== "kernel" || !l.pdl), "no pdl right after an all_reduce");
   assert.ok(tp.some((l) => l.kind === "kernel" && l.pdl), "the rest of the sharded step still uses pdl");
 });
+
+test("prefillPdl: a prefill step's waiting kernels get pdl (never the first launch, never a GEMM), decode steps unchanged", () => {
+  const plan = bareLlamaPlan(LLAMA_3_2_1B_CONFIG);
+  const env = (on: boolean): LaunchEnv => ({ ...planEnv(plan, true), wgmmaPrefill: true, gemmResidual: true, ...(on ? { prefillPdl: true } : {}) });
+  const strip = (ls: Launch[]): unknown[] =>
+    ls.map((l) =>
+      JSON.stringify(
+        l.kind === "kernel" && l.kernel.startsWith("rope_kv_write_pdl")
+          ? { ...l, pdl: undefined, kernel: "rope_kv_write_bf16" }
+          : l.kind === "kernel"
+          ? { ...l, pdl: undefined }
+          : l,
+        (_k, v) => typeof v === "bigint" ? `${v}n` : v,
+      )
+    );
+  const prefill: StepShape = { numTokens: 2048, numSeqs: 1, numRows: 1, attention: { kind: "prefill" }, sample: true };
+  const on = planLaunches(env(true), prefill), off = planLaunches(env(false), prefill);
+  assert.deepEqual(strip(on), strip(off), "the same launches apart from the flag");
+  assert.ok(off.every((l) => l.kind !== "kernel" || !l.pdl), "off: none flagged");
+  const flagged = on.filter((l): l is KernelLaunch => l.kind === "kernel" && !!l.pdl).map((l) => l.kernel.replace(/_(bf16|f32)(_(m|hd)\d+)?$/, ""));
+  assert.deepEqual([...new Set(flagged)].sort(), ["flash_prefill_wg", "gather_rows", "rmsnorm", "rope_kv_write_pdl", "sample", "silu_mul"]);
+  // Per layer its two norms, RoPE + KV write, attention, SiLU·mul; the final norm, the logits row's gather, the sampler.
+  assert.equal(flagged.length, 16 * 5 + 3);
+  assert.ok(on[0].kind === "kernel" && !on[0].pdl && on[0].kernel === "embedding_bf16", "the embedding stays ordinary");
+  // Decode steps (fused or not) ignore it.
+  for (const fused of [true, false]) {
+    const d = (p: boolean): Launch[] => planLaunches({ ...planEnv(plan, fused), ...(p ? { prefillPdl: true } : {}) }, decodeShape(1));
+    assert.deepEqual(strip(d(true)), strip(d(false)));
+    assert.deepEqual(d(true).map((l) => l.kind === "kernel" && !!l.pdl), d(false).map((l) => l.kind === "kernel" && !!l.pdl), `fused ${fused}`);
+  }
+});

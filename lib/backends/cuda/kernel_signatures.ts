@@ -19,6 +19,7 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   gather_rows: { file: "gather_rows.cu", params: [P, P, P, I, I] },
   qk_norm: { file: "qk_norm.cu", params: [P, P, P, I, I, I, I, F] },
   rope_kv_write: { file: "rope_kv_write.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, I, I] },
+  rope_kv_write_pdl: { file: "rope_kv_write.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, I, I] },
   paged_attention_decode: { file: "paged_attention.cu", params: [P, P, P, P, P, P, P, P, I, I, I, I, I, I, F, I, I] },
   paged_attention_decode_reduce: { file: "paged_attention.cu", params: [P, P, P, I, I, I, I] },
   paged_attention_prefill: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, F, I] },
@@ -164,6 +165,26 @@ const QUANT_PDL_FAMILIES: ReadonlySet<string> = new Set([
 export function isPdlKernel(name: string, quant = false): boolean {
   const family = kernelFamily(name);
   return PDL_FAMILIES.has(family) || LOWBIT_PDL_FAMILIES.has(family) || (quant && QUANT_PDL_FAMILIES.has(family));
+}
+
+/**
+ * Kernel families of prefill and mixed steps that call pdlWait at their entry (before any memory access), so they may
+ * take a programmatic dependent launch after a cuBLASLt GEMM or another kernel (LaunchEnv.prefillPdl).
+ */
+const PREFILL_PDL_FAMILIES: ReadonlySet<string> = new Set([
+  "rmsnorm",
+  "add_rmsnorm",
+  "rope_kv_write",
+  "rope_kv_write_pdl",
+  "flash_prefill_wg",
+  "silu_mul",
+  "gather_rows",
+  "sample",
+]);
+
+/** Whether kernel `name` may take a programmatic dependent launch in a prefill step (LaunchEnv.prefillPdl). */
+export function isPrefillPdlKernel(name: string): boolean {
+  return PREFILL_PDL_FAMILIES.has(kernelFamily(name));
 }
 
 /** File and parameter kinds of a kernel entry point, e.g. "paged_attention_decode_bf16_hd64". */

@@ -9,7 +9,7 @@ import { planDecodeFusion } from "./decode_fusion.ts";
 import { fp8ActScale, fp8GemvStep, fp8QuantProducers, fp8ScratchLayout } from "./fp8_launch.ts";
 import { InternalError } from "../../util/errors.ts";
 import type { LastLayerRows } from "./last_layer_rows.ts";
-import { isPdlKernel } from "./kernel_signatures.ts";
+import { isPdlKernel, isPrefillPdlKernel } from "./kernel_signatures.ts";
 import { GEMV_MAX_ROWS, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
 import { planLinear } from "./linear_launch.ts";
 import { nvfp4ActArgs, nvfp4ActProducers } from "./lowbit_launch.ts";
@@ -329,7 +329,22 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
       k(i, `lora_expand_${elem}`, [cdiv(op.outFeatures, 256), T, 1], 256, [buf(op.out), T, op.outFeatures, tokenSlot, table, K, tmp, rankStride]);
     }
   });
-  return out;
+  return env.prefillPdl && !fuse && shape.attention.kind !== "decode" ? withPrefillPdl(out) : out;
+}
+
+/**
+ * LaunchEnv.prefillPdl: the kernels of a prefill or mixed step that wait for their predecessor at their entry
+ * (isPrefillPdlKernel) take programmatic dependent launch after any launch but an NCCL all-reduce, so their launch
+ * overlaps the end of the GEMM or kernel before them (rope_kv_write_bf16 as rope_kv_write_pdl_bf16).
+ */
+function withPrefillPdl(out: Launch[]): Launch[] {
+  return out.map((l, j) => {
+    const prev = out[j - 1];
+    const ok = j > 0 && l.kind === "kernel" && !l.pdl && isPrefillPdlKernel(l.kernel) && !(prev.kind === "kernel" && prev.kernel === NCCL_ALL_REDUCE);
+    if (!ok) return l;
+    // RoPE + KV write: the entry point that reads the step inputs (positions, block tables, cos/sin) before its wait.
+    return { ...l, pdl: true, ...(l.kernel === "rope_kv_write_bf16" ? { kernel: "rope_kv_write_pdl_bf16" } : {}) };
+  });
 }
 
 /** Per op list: how many ops read each activation (an op opReads does not know counts as reading everything). */

@@ -158,6 +158,11 @@ export interface LaunchEnv {
    */
   readonly gemmResidual?: boolean;
   /**
+   * Prefill and mixed steps (not fused decode): rmsnorm / add_rmsnorm, rope_kv_write, flash_prefill_wg, silu_mul,
+   * gather_rows and the sampler take programmatic dependent launch (CudaSessionOptions.prefillPdl).
+   */
+  readonly prefillPdl?: boolean;
+  /**
    * Fused decode steps over a quantized KV cache (FP8 / INT8) that do not run decode_attention_batch2 take one
    * decode_attention_{fp8kv|int8kv} launch per attention (RoPE + quantized KV write + split attention + merge)
    * instead of rope_kv_write_* + paged_attention_decode_* + reduce.

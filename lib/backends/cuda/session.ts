@@ -248,6 +248,8 @@ export class CudaSession implements SessionBackend {
   readonly gemmResidual: boolean;
   /** CudaSessionOptions.gemvXPre. */
   readonly gemvXPre: boolean;
+  /** CudaSessionOptions.prefillPdl. */
+  readonly prefillPdl: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -375,6 +377,7 @@ export class CudaSession implements SessionBackend {
       const d = this.device;
       this.pdl = f.pdl && d.supportsPdl;
       this.quantPdl = this.pdl && f.quantPdl;
+      this.prefillPdl = f.prefillPdl && d.supportsPdl;
       this.wgmmaPrefill = (f.wgmmaPrefill ?? (this.#attn?.headDim === 64 || this.#attn?.headDim === 128)) && d.arch === "sm_90";
       this.#stream = d.createStream();
       if (plan.ops.some((o) => o.type === "all_reduce" || o.type === "all_gather") && !options.nccl) {
@@ -603,6 +606,7 @@ export class CudaSession implements SessionBackend {
       ...(this.decodeLogitsTuned ? { decodeLogitsTuned: true } : {}),
       gemmResidual: this.gemmResidual,
       ...(this.gemvXPre ? { gemvXPre: true } : {}),
+      prefillPdl: this.prefillPdl,
       quantGemm: this.quantGemm,
       decodeCounters: this.#decodeCounters.ptr,
       ...(this.quantTailNorm ? { quantTailNorm: true, quantNormScratch: this.#decodeCounters.ptr + BigInt(this.#normScratchOffset) } : {}),
@@ -782,13 +786,17 @@ export class CudaSession implements SessionBackend {
 
   /**
    * Where an eager step's GPU time goes (a tuning aid, e.g. a prefill): runs `inp` once (kernel loads, GEMM
-   * plans), then its launches again with an event after each. No LoRA, no token masks.
+   * plans), then its launches again with an event after each. No LoRA, no token masks. `hostPlanMs`: the host's
+   * staging + planning before the first launch (validation not included).
    */
-  profileEagerStep(inp: StepInputs, kv: CudaKvCache): { launches: { name: string; op: number; ms: number }[] } {
+  profileEagerStep(inp: StepInputs, kv: CudaKvCache): { launches: { name: string; op: number; ms: number }[]; hostPlanMs: number } {
     this.#live();
     const T = inp.tokenIds.length, S = inp.seqStarts.length - 1, R = inp.logitRows.length;
     this.run(inp, { sampledIds: new Int32Array(R) }, kv);
+    this.#stream.synchronize();
+    const t0 = performance.now();
     const launches = this.#eagerLaunches(inp, { sampledIds: new Int32Array(R) }, kv, T, S, R, true);
+    const hostPlanMs = performance.now() - t0; // staging + planning: host time before an eager step's first launch
     const events = Array.from({ length: launches.length + 1 }, () => this.device.createEvent());
     try {
       events[0].record(this.#stream);
@@ -798,6 +806,7 @@ export class CudaSession implements SessionBackend {
       });
       this.#stream.synchronize();
       return {
+        hostPlanMs,
         launches: launches.map((l, i) => ({
           name: l.kind === "gemm" ? `gemm ${l.m}x${l.n}x${l.k}${l.outDtype === "fp32" ? " f32 out" : ""}` : l.kernel,
           op: l.op,

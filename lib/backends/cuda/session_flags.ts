@@ -242,6 +242,13 @@ export const CUDA_FLAGS = {
    * 64 × (128,128) +0.95% / +1.19% in alternating runs of one job. @default false
    */
   decodeLogitsTuned: { env: "LLMRT_DECODE_LOGITS_TUNED", default: false },
+  /**
+   * Prefill and mixed steps: rmsnorm / add_rmsnorm, rope_kv_write, flash_prefill_wg, silu_mul, gather_rows and the
+   * sampler take programmatic dependent launch (sm_90+; each waits for the previous kernel at its entry), so their
+   * launch overlaps the end of the cuBLASLt GEMM or kernel before them. The same kernels and sums: the same bits.
+   * @default false
+   */
+  prefillPdl: { env: "LLMRT_PREFILL_PDL", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

@@ -542,6 +542,8 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
       int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale, int window) {                            \
     FW_DYN_SMEM(fwDyn);                                                                                               \
     (void)numTokens;                                                                                                 \
+    pdlWait(); /* q / the KV cache are the previous kernel's (prefillPdl; a no-op without PDL) */                    \
+    pdlLaunchDependents();                                                                                           \
     flashWgImpl<HD, NWG, BN, NS, OVL>(q, out, kvCache, positions, seqStarts, blockTables, numSeqs, numHeads,        \
                                         numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, fwDyn);          \
   }

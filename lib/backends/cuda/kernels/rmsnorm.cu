@@ -11,6 +11,7 @@
 //   the norm taken over the rounded residual (as HF computes it in bf16).
 //
 //   grid (rows, 1, 1)   block (256, 1, 1) (any multiple of 32 up to 1024)   shared: 128 B static
+//   May be launched with PDL (prefillPdl): every block waits for the previous kernel first.
 //   16-byte vectors when hidden * sizeof(elem) % 16 == 0 and pointers are 16-byte aligned.
 #include "common.cuh"
 
@@ -68,18 +69,26 @@ __device__ __forceinline__ void rmsnormImpl(const T* x, T* residual, const T* we
 }
 
 extern "C" __global__ void __launch_bounds__(1024) rmsnorm_bf16(const bf16_t* x, const bf16_t* weight, bf16_t* out, int rows, int hidden, float eps) {
+  pdlWait();  // x / residual are the previous kernel's (prefillPdl; a no-op without PDL)
+  pdlLaunchDependents();
   if ((int)blockIdx.x >= rows) return;
   rmsnormImpl<bf16_t, false>(x, nullptr, weight, out, hidden, eps);
 }
 extern "C" __global__ void __launch_bounds__(1024) rmsnorm_f32(const float* x, const float* weight, float* out, int rows, int hidden, float eps) {
+  pdlWait();  // x / residual are the previous kernel's (prefillPdl; a no-op without PDL)
+  pdlLaunchDependents();
   if ((int)blockIdx.x >= rows) return;
   rmsnormImpl<float, false>(x, nullptr, weight, out, hidden, eps);
 }
 extern "C" __global__ void __launch_bounds__(1024) add_rmsnorm_bf16(const bf16_t* x, bf16_t* residual, const bf16_t* weight, bf16_t* out, int rows, int hidden, float eps) {
+  pdlWait();  // x / residual are the previous kernel's (prefillPdl; a no-op without PDL)
+  pdlLaunchDependents();
   if ((int)blockIdx.x >= rows) return;
   rmsnormImpl<bf16_t, true>(x, residual, weight, out, hidden, eps);
 }
 extern "C" __global__ void __launch_bounds__(1024) add_rmsnorm_f32(const float* x, float* residual, const float* weight, float* out, int rows, int hidden, float eps) {
+  pdlWait();  // x / residual are the previous kernel's (prefillPdl; a no-op without PDL)
+  pdlLaunchDependents();
   if ((int)blockIdx.x >= rows) return;
   rmsnormImpl<float, true>(x, residual, weight, out, hidden, eps);
 }

@@ -12,6 +12,10 @@
 //   kvCache   one layer: [numBlocks, 2 (k, v), tokensPerBlock, numKvHeads, headDim]   (output, same element type)
 //   positions [numTokens]   seqStarts [numSeqs + 1]   blockTables [numSeqs, maxBlocksPerSeq]   invFreq [headDim / 2] float64
 //   grid (numTokens, 1, 1)   block (128, 1, 1)   shared: headDim * 4 B static (headDim <= 256)
+//   May be launched with PDL (prefillPdl): every block waits for the previous kernel first.
+// extern "C" __global__ void rope_kv_write_pdl_bf16(...rope_kv_write_bf16's parameters...)
+//   The same results; for a programmatic dependent launch: the step inputs' part (position, block table, cos/sin) runs
+//   before the wait for the previous kernel.
 //
 // Quantized KV cache (issue 14, kv_fp8.cuh): the same with the cache in bytes and the layer's scales appended:
 // extern "C" __global__ void rope_kv_write_{fp8kv|int8kv}_bf16(const bf16_t* qkv, bf16_t* q, {u8|i8}* kvCache, ...same...,
@@ -63,6 +67,9 @@ __device__ __forceinline__ void ropeKvWriteImpl(const T* qkv, T* q, T* kvCache, 
 // ropeKvWriteImpl (same expressions, same rounding) with 16-byte accesses — a task is 8 rotation pairs (two 16-byte
 // loads and stores) or 8 v elements — and each thread's loads of a pass issued before the cos/sin tables are
 // computed, so the global-load latency overlaps the double-precision sincos.
+// EARLY (rope_kv_write_pdl_bf16, launched with PDL): the position, block-table lookups and cos/sin tables (step inputs
+// only) are computed before waiting for the previous kernel (the qkv GEMM), then the loads; the same values.
+template <bool EARLY = false>
 __device__ __forceinline__ void ropeKvWriteVecBf16(const bf16_t* qkv, bf16_t* q, bf16_t* kvCache, const int* positions,
     const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, int numSeqs, int numHeads,
     int numKvHeads, int headDim, int tokensPerBlock, int maxBlocksPerSeq) {
@@ -80,6 +87,13 @@ __device__ __forceinline__ void ropeKvWriteVecBf16(const bf16_t* qkv, bf16_t* q,
   bf16_t* qRow = q + (long long)t * numHeads * headDim;
   const int rotTasks = (numHeads + numKvHeads) * nv, tasks = rotTasks + (rowWidth >> 3);
   bool tablesReady = false;
+  if (EARLY) {
+    ropeTables(cs, sn, invFreq, pos, half, attnScaling);
+    __syncthreads();
+    tablesReady = true;
+    pdlWait();  // qkv is the previous kernel's
+    pdlLaunchDependents();
+  }
   for (int base = 0; base < tasks; base += PER * (int)blockDim.x) {
     uint4 va[PER], vb[PER];
 #pragma unroll
@@ -127,6 +141,8 @@ __device__ __forceinline__ void ropeKvWriteVecBf16(const bf16_t* qkv, bf16_t* q,
 extern "C" __global__ void __launch_bounds__(128) rope_kv_write_bf16(const bf16_t* qkv, bf16_t* q, bf16_t* kvCache,
     const int* positions, const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling,
     int numTokens, int numSeqs, int numHeads, int numKvHeads, int headDim, int tokensPerBlock, int maxBlocksPerSeq) {
+  pdlWait();  // qkv is the previous kernel's (prefillPdl; a no-op without PDL)
+  pdlLaunchDependents();
   if ((int)blockIdx.x >= numTokens) return;
 #ifndef LLMRT_ROPE_SCALAR  // the scalar path below for every call (tools/cuda-kernel-check/prefill_small.py compares them)
   if ((headDim & 15) == 0 && headDim <= 256 && aligned16(qkv) && aligned16(q) && aligned16(kvCache)) {
@@ -139,10 +155,29 @@ extern "C" __global__ void __launch_bounds__(128) rope_kv_write_bf16(const bf16_
                           numKvHeads, headDim, tokensPerBlock, maxBlocksPerSeq);
 }
 #endif
+// rope_kv_write_bf16 for a programmatic dependent launch (prefillPdl): the step-input part before the wait.
+#if LLMRT_KERNEL(rope_kv_write_pdl_bf16)
+extern "C" __global__ void __launch_bounds__(128) rope_kv_write_pdl_bf16(const bf16_t* qkv, bf16_t* q, bf16_t* kvCache,
+    const int* positions, const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling,
+    int numTokens, int numSeqs, int numHeads, int numKvHeads, int headDim, int tokensPerBlock, int maxBlocksPerSeq) {
+  if ((int)blockIdx.x < numTokens && (headDim & 15) == 0 && headDim <= 256 && aligned16(qkv) && aligned16(q) && aligned16(kvCache)) {
+    ropeKvWriteVecBf16<true>(qkv, q, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, numSeqs, numHeads,
+                             numKvHeads, headDim, tokensPerBlock, maxBlocksPerSeq);
+    return;
+  }
+  pdlWait();
+  pdlLaunchDependents();
+  if ((int)blockIdx.x >= numTokens) return;
+  ropeKvWriteImpl<bf16_t>(qkv, q, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, numSeqs, numHeads,
+                          numKvHeads, headDim, tokensPerBlock, maxBlocksPerSeq);
+}
+#endif
 #if LLMRT_KERNEL(rope_kv_write_f32)
 extern "C" __global__ void __launch_bounds__(128) rope_kv_write_f32(const float* qkv, float* q, float* kvCache,
     const int* positions, const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling,
     int numTokens, int numSeqs, int numHeads, int numKvHeads, int headDim, int tokensPerBlock, int maxBlocksPerSeq) {
+  pdlWait();  // qkv is the previous kernel's (prefillPdl; a no-op without PDL)
+  pdlLaunchDependents();
   if ((int)blockIdx.x >= numTokens) return;
   ropeKvWriteImpl<float>(qkv, q, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, numSeqs, numHeads,
                          numKvHeads, headDim, tokensPerBlock, maxBlocksPerSeq);

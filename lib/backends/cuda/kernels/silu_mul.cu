@@ -5,7 +5,7 @@
 //   gateUp [numTokens, 2 * inter]   out [numTokens, inter]
 //   grid (ceil(inter / (256 * V)), numTokens, 1) with V = 16 / sizeof(elem) (8 bf16, 4 f32)   block (256, 1, 1)   shared 0
 //   (numTokens <= 65535: grid.y). 16-byte vectors when inter * sizeof(elem) % 16 == 0 and pointers are aligned;
-//   otherwise each block handles 256 * V consecutive elements one at a time.
+//   otherwise each block handles 256 * V consecutive elements one at a time. May be launched with PDL (prefillPdl).
 #include "common.cuh"
 
 __device__ __forceinline__ float silu(float g) { return g / (1.f + expf(-g)); }
@@ -37,10 +37,14 @@ __device__ __forceinline__ void siluMulImpl(const T* gateUp, T* out, int inter) 
 }
 
 extern "C" __global__ void __launch_bounds__(256) silu_mul_bf16(const bf16_t* gateUp, bf16_t* out, int numTokens, int inter) {
+  pdlWait();  // gateUp is the previous kernel's (prefillPdl; a no-op without PDL)
+  pdlLaunchDependents();
   if ((int)blockIdx.y >= numTokens) return;
   siluMulImpl<bf16_t>(gateUp, out, inter);
 }
 extern "C" __global__ void __launch_bounds__(256) silu_mul_f32(const float* gateUp, float* out, int numTokens, int inter) {
+  pdlWait();  // gateUp is the previous kernel's (prefillPdl; a no-op without PDL)
+  pdlLaunchDependents();
   if ((int)blockIdx.y >= numTokens) return;
   siluMulImpl<float>(gateUp, out, inter);
 }
