@@ -8,13 +8,15 @@
  *
  *   bun bench/decode_breakdown.ts --model DIR [--ctx 128,1024] [--opts JSON] [--opts2 JSON]
  *
+ * DIR may be a pre-quantized checkpoint (AWQ / GPTQ, e.g. tools/quant-packers/pack_awq_torch.py's): its linears' bytes
+ * are the packed weights, scales and zero points.
  * --opts: session options of the session measured (e.g. '{"persistentDecode":true,"batchInvariant":false}');
  * --opts2: a second session measured after it in the same process.
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { buildSync } from "../lib/builder/builder.ts";
-import { AutoModelForCausalLM } from "../lib/models/llama.ts";
+import { openModel } from "../lib/quantization/prequantized.ts";
 import type { CudaKvCache } from "../lib/backends/cuda/session.ts";
 import type { Launch } from "../lib/backends/cuda/launch_plan.ts";
 import { Session } from "../lib/runtime/session.ts";
@@ -29,7 +31,7 @@ if (!values.model) throw new Error("usage: bun bench/decode_breakdown.ts --model
 const ctxs = (values.ctx ?? "128,1024").split(",").map(Number);
 const bs = 32;
 const maxSeqLen = Math.ceil((Math.max(...ctxs) + 256) / bs) * bs;
-const m = AutoModelForCausalLM.fromHuggingFace(values.model, { dtype: "bfloat16" });
+const m = openModel(values.model, { dtype: "bfloat16" });
 const engine = buildSync(m, { backend: "cuda", maxBatchSize: 1, maxNumTokens: 128, maxSeqLen, tokensPerBlock: bs });
 m.close();
 const plan = engine.plan, a = plan.attributes;
@@ -47,15 +49,18 @@ function role(l: Launch): string {
   }
   return op?.type ?? (l.kind === "kernel" ? l.kernel : "gemm");
 }
-/** Bytes of weights a role's launches read (linears: the weight; others 0). */
+/** Bytes of weights a role's launches read (linears: the weight, and a quantized one's scales and zero points; others 0). */
 function roleBytes(ls: readonly Launch[]): number {
-  const seen = new Set<string>();
+  const seen = new Set<string>(), names = new Set(engine.tensorNames());
   let b = 0;
   for (const l of ls) {
     const op = plan.ops[l.op] as { type: string; weight?: string } | undefined;
     if (op?.type === "linear" && op.weight && !seen.has(op.weight)) {
       seen.add(op.weight);
-      b += engine.tensorInfo(op.weight).shape.reduce((x, y) => x * y, 1) * plan.elementBytes;
+      for (const n of [op.weight, `${op.weight}.scales`, `${op.weight}.zeros`].filter((n) => names.has(n))) {
+        const info = engine.tensorInfo(n), elems = info.shape.reduce((x, y) => x * y, 1);
+        b += elems * (info.dtype === "uint8" ? 1 : info.dtype === "float32" ? 4 : plan.elementBytes);
+      }
     }
   }
   return b;

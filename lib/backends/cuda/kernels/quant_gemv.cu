@@ -203,6 +203,16 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #ifndef QG_XFIRST
 #define QG_XFIRST 0 // QG_FASTNORM: 1 issues x's loads before the first weight loads (0: after)
 #endif
+// Ceiling experiments (bench/quant_gemv_tune.ts; timing only, the sums are wrong when either is 1):
+#ifndef QG_NOSCALE
+#define QG_NOSCALE 0  // 1: no scale / zero-point loads (scale 1, the default zero point): the weight stream alone
+#endif
+#ifndef QG_NOMATH
+#define QG_NOMATH 0   // 1: no dequantization, x loads or mma: the loaded words are only xor-ed into the sums
+#endif
+#ifndef QG_LDNC
+#define QG_LDNC 0     // 1: weight loads as ld.global.nc.L1::no_allocate (fp8_gemv's ldStream); the same sums
+#endif
 
 // Programmatic dependent launch (the decode plan's LaunchOptions.pdl): before qgPdlWait a kernel reads only
 // weights (packed W, scales, zero points) and writes nothing; griddepcontrol.wait returns at once when the
@@ -218,6 +228,16 @@ __device__ __forceinline__ void qgPdlLaunchDependents() {
 #endif
 }
 
+/** A 16-byte weight load (QG_LDNC: through the non-coherent path, no L1 allocation). */
+__device__ __forceinline__ uint4 qgLdW(const u8* p) {
+#if QG_LDNC
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  return v;
+#else
+  return *reinterpret_cast<const uint4*>(p);
+#endif
+}
 __device__ __forceinline__ u32 bf16x2Fma(u32 a, u32 b, u32 c) {
   u32 d;
   asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
@@ -428,8 +448,13 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
   u32 za[U], zb[U];
   // Slot u ← superchunk s's weight words, scales and zero points (s < S).
   auto load1 = [&](int u, int s) {
-    va[u] = *reinterpret_cast<const uint4*>(wa + (long long)s * SSTRIDE);
-    vb[u] = *reinterpret_cast<const uint4*>(wb + (long long)s * SSTRIDE);
+    va[u] = qgLdW(wa + (long long)s * SSTRIDE);
+    vb[u] = qgLdW(wb + (long long)s * SSTRIDE);
+#if QG_NOSCALE
+    sa[u] = sb[u] = 1.f;
+    za[u] = zb[u] = zdef;
+    return;
+#endif
     const int gi = s * E / group;
     sa[u] = scales[(long long)rowA * ng + gi];
     sb[u] = scales[(long long)rowB * ng + gi];
@@ -524,7 +549,14 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
         const int s = s0 + NW * u;
         if (s < S) {
           float t[4];
+#if QG_NOMATH
+          t[0] = __uint_as_float(va[u].x ^ va[u].y ^ za[u]);
+          t[1] = __uint_as_float(va[u].z ^ va[u].w);
+          t[2] = __uint_as_float(vb[u].x ^ vb[u].y ^ zb[u]);
+          t[3] = __uint_as_float(vb[u].z ^ vb[u].w);
+#else
           qgSuperchunk<BITS>(va[u], vb[u], za[u], zb[u], xg + (long long)s * E, xLive, lane, t);
+#endif
           acc[0] = fmaf(t[0], sa[u], acc[0]);
           acc[1] = fmaf(t[1], sa[u], acc[1]);
           acc[2] = fmaf(t[2], sb[u], acc[2]);
