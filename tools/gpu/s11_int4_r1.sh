@@ -10,6 +10,7 @@ set -uo pipefail
 source tools/gpu/jobs_lib.sh
 H=/tmp/hfmodels
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader
+for t in ncu nsys compute-sanitizer cuobjdump nvdisasm; do command -v $t > /dev/null && echo "have $t"; done; ls -d /usr/local/cuda*/bin 2> /dev/null | head -3
 stamp "tune 8b int4 layer: default / NOSCALE / NOMATH / LDNC"
 timeout 13 bun bench/quant_gemv_tune.ts --variants ";NOSCALE=1;NOMATH=1;LDNC=1" --only 8b --bits 4 --ms "1 tail" --json "$OUT/tune.json" > "$OUT/tune.log" 2>&1
 echo "rc $?"
