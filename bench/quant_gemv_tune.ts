@@ -311,6 +311,7 @@ for (const [model, spec] of models) {
           const us = 1e3 *
             time((i) => kern.launch(e.grid, e.block, [x, ...w.args(i), 0n, y, nw, 1e-5, rowsM, N, K, group, mode, ...extra], { stream }), copies);
           rows.push({ model, linear: lin, format: fmt, variant: v, m, us, bytes: w.bytes });
+          console.log(`  ${model} ${fmt} ${lin} m=${m} [${v}] ${us.toFixed(2)} us ${((100 * w.bytes / (us * 1e-6)) / ceiling).toFixed(1)}% of copy`);
         }
       }
     }

@@ -210,6 +210,10 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #ifndef QG_NOMATH
 #define QG_NOMATH 0   // 1: no dequantization, x loads or mma: the loaded words are only xor-ed into the sums
 #endif
+#ifndef QG_CONTIG
+#define QG_CONTIG 0   // 1: warp w takes a contiguous run of ceil(S / NW) superchunks instead of w, w + NW, ...; a slot
+                      // pair's scales / zero points in one load per row (g128 u4, g64 u8). Sums in another order
+#endif
 #ifndef QG_LDNC
 #define QG_LDNC 0     // 1: weight loads as ld.global.nc.L1::no_allocate (fp8_gemv's ldStream); the same sums
 #endif
@@ -228,6 +232,7 @@ __device__ __forceinline__ void qgPdlLaunchDependents() {
 #endif
 }
 
+#ifndef LLMRT_EMU
 /** A 16-byte weight load (QG_LDNC: through the non-coherent path, no L1 allocation). */
 __device__ __forceinline__ uint4 qgLdW(const u8* p) {
 #if QG_LDNC
@@ -264,6 +269,39 @@ __device__ __forceinline__ void mma16816(float (&c)[4], u32 a0, u32 a1, u32 a2, 
                : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
+#else  // CPU emulation (tools/cuda-kernel-check/quant_gemv_emu.py): the same operations in C
+inline uint4 qgLdW(const u8* p) { return *reinterpret_cast<const uint4*>(p); }
+inline u32 qgBfRn(float f) {
+  const u32 u = __float_as_uint(f);
+  return (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+}
+inline u32 bf16x2Fma(u32 a, u32 b, u32 c) {
+  u32 d = 0;
+  for (int h = 0; h < 2; h++) {
+    const float x = __uint_as_float(((a >> (16 * h)) & 0xFFFFu) << 16), y = __uint_as_float(((b >> (16 * h)) & 0xFFFFu) << 16);
+    const float z = __uint_as_float(((c >> (16 * h)) & 0xFFFFu) << 16);
+    d |= qgBfRn((float)((double)x * y + z)) << (16 * h);
+  }
+  return d;
+}
+inline u32 lop3Nib(u32 w) { return (w & 0x000F000Fu) | 0x43004300u; }
+inline u32 prmt(u32 a, u32 b, u32 sel) {
+  const unsigned long long v = (unsigned long long)a | ((unsigned long long)b << 32);
+  u32 d = 0;
+  for (int i = 0; i < 4; i++) d |= (u32)((v >> (8 * ((sel >> (4 * i)) & 7))) & 0xFF) << (8 * i);
+  return d;
+}
+inline void cpAsync16(void* smem, const void* gmem) { memcpy(smem, gmem, 16); }
+inline void cpAsyncCommit() {}
+inline void cpAsyncWaitAll() {}
+inline void mma16816(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+  const uint32_t a[4] = {a0, a1, a2, a3};
+  llmrtEmuMma(c, a, b0, b1);
+}
+struct float2 {
+  float x, y;
+};
+#endif
 /** u4 word → four bf16x2 (q - z) pairs: (e0,e4), (e1,e5), (e2,e6), (e3,e7). negZ2: -(128 + z) in both halves. */
 __device__ __forceinline__ void deqU4(u32 w, u32 negZ2, u32 (&d)[4]) {
   const u32 one2 = 0x3F803F80u;
@@ -461,11 +499,39 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     za[u] = zeros ? (u32)zeros[(long long)rowA * ng + gi] : zdef;
     zb[u] = zeros ? (u32)zeros[(long long)rowB * ng + gi] : zdef;
   };
+  // The warp's superchunks: sBeg, sBeg + ST, ... below sEnd — strided (warp, warp + NW, ...: the default), or with
+  // QG_CONTIG the contiguous run [warp·Sw, min((warp + 1)·Sw, S)) of Sw = ceil(S / NW).
+  constexpr int ST = QG_CONTIG ? 1 : NW;
+  const int Sw = (S + NW - 1) / NW, sBeg = QG_CONTIG ? warp * Sw : warp, sEnd = QG_CONTIG ? min(sBeg + Sw, S) : S;
+  // QG_CONTIG with one group a superchunk and even runs: a slot pair's scales are one 8-byte load per row, its zero
+  // points one 2-byte load (the slot pairs start at even superchunks).
+  const bool vecSc = QG_CONTIG && !QG_NOSCALE && group == E && (Sw & 1) == 0 && (S & 1) == 0 && (U & 1) == 0;
   auto issue = [&](int s0) {
+    if (vecSc) {
+#pragma unroll
+      for (int u = 0; u < U; u += 2) {
+        const int s = s0 + u;
+        if (s < sEnd) {
+          va[u] = qgLdW(wa + (long long)s * SSTRIDE);
+          vb[u] = qgLdW(wb + (long long)s * SSTRIDE);
+          va[u + 1] = qgLdW(wa + (long long)(s + 1) * SSTRIDE);
+          vb[u + 1] = qgLdW(wb + (long long)(s + 1) * SSTRIDE);
+          const float2 a2 = *reinterpret_cast<const float2*>(scales + (long long)rowA * ng + s);
+          const float2 b2 = *reinterpret_cast<const float2*>(scales + (long long)rowB * ng + s);
+          sa[u] = a2.x, sa[u + 1] = a2.y, sb[u] = b2.x, sb[u + 1] = b2.y;
+          if (zeros) {
+            const u32 z2a = *reinterpret_cast<const unsigned short*>(zeros + (long long)rowA * ng + s);
+            const u32 z2b = *reinterpret_cast<const unsigned short*>(zeros + (long long)rowB * ng + s);
+            za[u] = z2a & 255u, za[u + 1] = z2a >> 8, zb[u] = z2b & 255u, zb[u + 1] = z2b >> 8;
+          } else za[u] = za[u + 1] = zb[u] = zb[u + 1] = zdef;
+        }
+      }
+      return;
+    }
 #pragma unroll
     for (int u = 0; u < U; u++) {
-      const int s = s0 + NW * u;
-      if (s < S) load1(u, s);
+      const int s = s0 + ST * u;
+      if (s < sEnd) load1(u, s);
     }
   };
   const bf16_t* xsrc = x;
@@ -479,7 +545,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     if (QG_FASTNORM && m == 1) {
       for (int c = tid; c < kv; c += 256) cpAsync16(xsh + c * 8, normW + c * 8);
       cpAsyncCommit();
-      if (!QG_XFIRST) issue(warp);
+      if (!QG_XFIRST) issue(sBeg);
       qgPdlWait();  // x and y are earlier launches' outputs
       qgPdlLaunchDependents();
       uint4 xr[QG_XS / 8 / 256];
@@ -487,7 +553,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
       for (int j = 0; j < QG_XS / 8 / 256; j++) {
         if (tid + 256 * j < kv) xr[j] = *reinterpret_cast<const uint4*>(x + (tid + 256 * j) * 8);
       }
-      if (QG_XFIRST) issue(warp);
+      if (QG_XFIRST) issue(sBeg);
       float ss = 0.f;
 #pragma unroll
       for (int j = 0; j < QG_XS / 8 / 256; j++) {
@@ -517,7 +583,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
       }
       __syncthreads();
     } else {
-      issue(warp);
+      issue(sBeg);
       qgPdlWait();
       qgPdlLaunchDependents();
       rmsnormStage(x, normW, eps, m, k, xsh, sh);
@@ -525,7 +591,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     xsrc = xsh;
   } else {
     // The first weight loads are in flight before anything else (the weight stream is the kernel's work).
-    issue(warp);
+    issue(sBeg);
     qgPdlWait();
     qgPdlLaunchDependents();
   }
@@ -543,11 +609,11 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
   const QgTail tl = {normW, xw, ssq};
   const bf16_t* xg = xsrc + (long long)(xLive ? g : 0) * k;
   for (;;) {
-    for (int s0 = warp; s0 < S; s0 += NW * U) {
+    for (int s0 = sBeg; s0 < sEnd; s0 += ST * U) {
 #pragma unroll
       for (int u = 0; u < U; u++) {
-        const int s = s0 + NW * u;
-        if (s < S) {
+        const int s = s0 + ST * u;
+        if (s < sEnd) {
           float t[4];
 #if QG_NOMATH
           t[0] = __uint_as_float(va[u].x ^ va[u].y ^ za[u]);
@@ -562,12 +628,12 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
           acc[2] = fmaf(t[2], sb[u], acc[2]);
           acc[3] = fmaf(t[3], sb[u], acc[3]);
 #if QG_RING
-          if (s + NW * U < S) load1(u, s + NW * U);  // refill the slot just consumed: U loads stay in flight
+          if (s + ST * U < sEnd) load1(u, s + ST * U);  // refill the slot just consumed: U loads stay in flight
 #endif
         }
       }
 #if !QG_RING
-      if (s0 + NW * U < S) issue(s0 + NW * U);
+      if (s0 + ST * U < sEnd) issue(s0 + ST * U);
 #endif
     }
 #if QG_LOOP
@@ -579,7 +645,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
       rowB = mode == 2 ? half + tile * 8 + g : tile * 16 + 8 + g;
       wa = W + (long long)rowA * rowBytes + tq * 16;
       wb = W + (long long)rowB * rowBytes + tq * 16;
-      issue(warp);
+      issue(sBeg);
     }
     qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, done, RS ? invSh : nullptr, TAIL ? &tl : nullptr);
     acc[0] = acc[1] = acc[2] = acc[3] = 0.f;
