@@ -214,6 +214,10 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #define QG_CONTIG 0   // 1: warp w takes a contiguous run of ceil(S / NW) superchunks instead of w, w + NW, ...; a slot
                       // pair's scales / zero points in one load per row (g128 u4, g64 u8). Sums in another order
 #endif
+#ifndef QG_ZFOLD
+#define QG_ZFOLD 0    // 1: u4 weights enter the mma as 128 + q (one lop3 a pair, no FMA); (128 + z)·Σx comes off each superchunk,
+                      // Σx from a second mma with a ones A. Sums in another order (not the same bits)
+#endif
 #ifndef QG_LDNC
 #define QG_LDNC 0     // 1: weight loads as ld.global.nc.L1::no_allocate (fp8_gemv's ldStream); the same sums
 #endif
@@ -332,7 +336,12 @@ __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u
   const u32 A[4] = {wa.x, wa.y, wa.z, wa.w}, B[4] = {wb.x, wb.y, wb.z, wb.w};
   if (BITS == 4) {
     // Lane word u = columns 32·tq + 8u .. +7 of the superchunk, for mmas 2u (pairs (0,4), (1,5)) and 2u + 1 ((2,6), (3,7)).
+#if QG_ZFOLD
+    const u32 one2 = 0x3F803F80u;  // bf16x2 (1, 1): the ones-row A of Σx
+    float sx[4] = {0.f, 0.f, 0.f, 0.f};
+#else
     const u32 nza = (0xC300u | za) * 0x10001u, nzb = (0xC300u | zb) * 0x10001u;  // -(128 + z), bf16x2
+#endif
 #pragma unroll
     for (int u = 0; u < 4; u++) {
       uint4 xv;
@@ -341,11 +350,27 @@ __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u
       const u32 x04 = prmt(xv.x, xv.z, 0x5410), x15 = prmt(xv.x, xv.z, 0x7632);
       const u32 x26 = prmt(xv.y, xv.w, 0x5410), x37 = prmt(xv.y, xv.w, 0x7632);
       u32 da[4], db[4];
+#if QG_ZFOLD
+      // 128 + q by one lop3 a pair; the zero points come off after the loop, through Σx of a ones-row mma.
+      da[0] = lop3Nib(A[u]), da[1] = lop3Nib(A[u] >> 4), da[2] = lop3Nib(A[u] >> 8), da[3] = lop3Nib(A[u] >> 12);
+      db[0] = lop3Nib(B[u]), db[1] = lop3Nib(B[u] >> 4), db[2] = lop3Nib(B[u] >> 8), db[3] = lop3Nib(B[u] >> 12);
+      mma16816(sx, one2, one2, one2, one2, x04, x15);
+      mma16816(sx, one2, one2, one2, one2, x26, x37);
+#else
       deqU4(A[u], nza, da);
       deqU4(B[u], nzb, db);
+#endif
       mma16816(t, da[0], db[0], da[1], db[1], x04, x15);
       mma16816(t, da[2], db[2], da[3], db[3], x26, x37);
     }
+#if QG_ZFOLD
+    // t = Σ (128 + q)·x; minus (128 + z)·Σx (sx[0] = sx[2] and sx[1] = sx[3]: Σx of x columns 2tq, 2tq + 1).
+    const float fza = 128.f + (float)za, fzb = 128.f + (float)zb;
+    t[0] = fmaf(-fza, sx[0], t[0]);
+    t[1] = fmaf(-fza, sx[1], t[1]);
+    t[2] = fmaf(-fzb, sx[2], t[2]);
+    t[3] = fmaf(-fzb, sx[3], t[3]);
+#endif
   } else {
     // Lane word u = columns 16·tq + 4u .. +3, one mma each: pairs (0,1) and (2,3), x pairs as stored.
     const float zfa = 8388608.f + (float)za, zfb = 8388608.f + (float)zb;
