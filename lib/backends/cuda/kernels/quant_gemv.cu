@@ -218,6 +218,9 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #define QG_ZFOLD 0    // 1: u4 weights enter the mma as 128 + q (one lop3 a pair, no FMA); (128 + z)·Σx comes off each superchunk,
                       // Σx from a second mma with a ones A. Sums in another order (not the same bits)
 #endif
+#define QG_V_CONTIG 1  // variant bits of quantGemvFusedImpl's V (the quant_gemv_fused* entry points: QG_V from the knobs above)
+#define QG_V_ZFOLD 2
+#define QG_V ((QG_CONTIG ? QG_V_CONTIG : 0) | (QG_ZFOLD ? QG_V_ZFOLD : 0))
 #ifndef QG_LDNC
 #define QG_LDNC 0     // 1: weight loads as ld.global.nc.L1::no_allocate (fp8_gemv's ldStream); the same sums
 #endif
@@ -329,19 +332,16 @@ struct QgSuper {
 };
 
 /** One superchunk of the warp's tile: t[4] = its mma fragment sum (unscaled, fp32). */
-template <int BITS>
+template <int BITS, bool ZF = QG_ZFOLD>
 __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u32 za, u32 zb, const bf16_t* xs, bool xLive, int lane, float (&t)[4]) {
   const int tq = lane & 3;
   t[0] = t[1] = t[2] = t[3] = 0.f;
   const u32 A[4] = {wa.x, wa.y, wa.z, wa.w}, B[4] = {wb.x, wb.y, wb.z, wb.w};
   if (BITS == 4) {
     // Lane word u = columns 32·tq + 8u .. +7 of the superchunk, for mmas 2u (pairs (0,4), (1,5)) and 2u + 1 ((2,6), (3,7)).
-#if QG_ZFOLD
-    const u32 one2 = 0x3F803F80u;  // bf16x2 (1, 1): the ones-row A of Σx
+    const u32 one2 = 0x3F803F80u;  // ZF: bf16x2 (1, 1), the ones-row A of Σx
     float sx[4] = {0.f, 0.f, 0.f, 0.f};
-#else
     const u32 nza = (0xC300u | za) * 0x10001u, nzb = (0xC300u | zb) * 0x10001u;  // -(128 + z), bf16x2
-#endif
 #pragma unroll
     for (int u = 0; u < 4; u++) {
       uint4 xv;
@@ -350,27 +350,27 @@ __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u
       const u32 x04 = prmt(xv.x, xv.z, 0x5410), x15 = prmt(xv.x, xv.z, 0x7632);
       const u32 x26 = prmt(xv.y, xv.w, 0x5410), x37 = prmt(xv.y, xv.w, 0x7632);
       u32 da[4], db[4];
-#if QG_ZFOLD
-      // 128 + q by one lop3 a pair; the zero points come off after the loop, through Σx of a ones-row mma.
-      da[0] = lop3Nib(A[u]), da[1] = lop3Nib(A[u] >> 4), da[2] = lop3Nib(A[u] >> 8), da[3] = lop3Nib(A[u] >> 12);
-      db[0] = lop3Nib(B[u]), db[1] = lop3Nib(B[u] >> 4), db[2] = lop3Nib(B[u] >> 8), db[3] = lop3Nib(B[u] >> 12);
-      mma16816(sx, one2, one2, one2, one2, x04, x15);
-      mma16816(sx, one2, one2, one2, one2, x26, x37);
-#else
-      deqU4(A[u], nza, da);
-      deqU4(B[u], nzb, db);
-#endif
+      if constexpr (ZF) {
+        // 128 + q by one lop3 a pair; the zero points come off after the loop, through Σx of a ones-row mma.
+        da[0] = lop3Nib(A[u]), da[1] = lop3Nib(A[u] >> 4), da[2] = lop3Nib(A[u] >> 8), da[3] = lop3Nib(A[u] >> 12);
+        db[0] = lop3Nib(B[u]), db[1] = lop3Nib(B[u] >> 4), db[2] = lop3Nib(B[u] >> 8), db[3] = lop3Nib(B[u] >> 12);
+        mma16816(sx, one2, one2, one2, one2, x04, x15);
+        mma16816(sx, one2, one2, one2, one2, x26, x37);
+      } else {
+        deqU4(A[u], nza, da);
+        deqU4(B[u], nzb, db);
+      }
       mma16816(t, da[0], db[0], da[1], db[1], x04, x15);
       mma16816(t, da[2], db[2], da[3], db[3], x26, x37);
     }
-#if QG_ZFOLD
-    // t = Σ (128 + q)·x; minus (128 + z)·Σx (sx[0] = sx[2] and sx[1] = sx[3]: Σx of x columns 2tq, 2tq + 1).
-    const float fza = 128.f + (float)za, fzb = 128.f + (float)zb;
-    t[0] = fmaf(-fza, sx[0], t[0]);
-    t[1] = fmaf(-fza, sx[1], t[1]);
-    t[2] = fmaf(-fzb, sx[2], t[2]);
-    t[3] = fmaf(-fzb, sx[3], t[3]);
-#endif
+    if constexpr (ZF) {
+      // t = Σ (128 + q)·x; minus (128 + z)·Σx (sx[0] = sx[2] and sx[1] = sx[3]: Σx of x columns 2tq, 2tq + 1).
+      const float fza = 128.f + (float)za, fzb = 128.f + (float)zb;
+      t[0] = fmaf(-fza, sx[0], t[0]);
+      t[1] = fmaf(-fza, sx[1], t[1]);
+      t[2] = fmaf(-fzb, sx[2], t[2]);
+      t[3] = fmaf(-fzb, sx[3], t[3]);
+    }
   } else {
     // Lane word u = columns 16·tq + 4u .. +3, one mma each: pairs (0,1) and (2,3), x pairs as stored.
     const float zfa = 8388608.f + (float)za, zfb = 8388608.f + (float)zb;
@@ -477,7 +477,7 @@ __device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], cons
 
 // RS (_rs): normW is ssq [m, k / 16] of an _addnorm launch (x = bf16(residual · normW) there): each x row's sums are
 // scaled by rsqrt(Σ ssq / k + eps). TAIL (_addnorm, mode 1): y's new rows also go to xw (bf16(· normW)) and ssq.
-template <int BITS, bool NORM, bool TAIL = false, bool RS = false>
+template <int BITS, bool NORM, bool TAIL = false, bool RS = false, int V = QG_V>
 __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, const bf16_t* bias,
     void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw = nullptr, float* ssq = nullptr) {
   constexpr int E = QgSuper<BITS>::E, NW = QG_NW;
@@ -525,12 +525,13 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     zb[u] = zeros ? (u32)zeros[(long long)rowB * ng + gi] : zdef;
   };
   // The warp's superchunks: sBeg, sBeg + ST, ... below sEnd — strided (warp, warp + NW, ...: the default), or with
-  // QG_CONTIG the contiguous run [warp·Sw, min((warp + 1)·Sw, S)) of Sw = ceil(S / NW).
-  constexpr int ST = QG_CONTIG ? 1 : NW;
-  const int Sw = (S + NW - 1) / NW, sBeg = QG_CONTIG ? warp * Sw : warp, sEnd = QG_CONTIG ? min(sBeg + Sw, S) : S;
-  // QG_CONTIG with one group a superchunk and even runs: a slot pair's scales are one 8-byte load per row, its zero
+  // CONTIG the contiguous run [warp·Sw, min((warp + 1)·Sw, S)) of Sw = ceil(S / NW).
+  constexpr bool CONTIG = (V & QG_V_CONTIG) != 0, ZF = (V & QG_V_ZFOLD) != 0;
+  constexpr int ST = CONTIG ? 1 : NW;
+  const int Sw = (S + NW - 1) / NW, sBeg = CONTIG ? warp * Sw : warp, sEnd = CONTIG ? min(sBeg + Sw, S) : S;
+  // CONTIG with one group a superchunk and even runs: a slot pair's scales are one 8-byte load per row, its zero
   // points one 2-byte load (the slot pairs start at even superchunks).
-  const bool vecSc = QG_CONTIG && !QG_NOSCALE && group == E && (Sw & 1) == 0 && (S & 1) == 0 && (U & 1) == 0;
+  const bool vecSc = CONTIG && !QG_NOSCALE && group == E && (Sw & 1) == 0 && (S & 1) == 0 && (U & 1) == 0;
   auto issue = [&](int s0) {
     if (vecSc) {
 #pragma unroll
@@ -646,7 +647,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
           t[2] = __uint_as_float(vb[u].x ^ vb[u].y ^ zb[u]);
           t[3] = __uint_as_float(vb[u].z ^ vb[u].w);
 #else
-          qgSuperchunk<BITS>(va[u], vb[u], za[u], zb[u], xg + (long long)s * E, xLive, lane, t);
+          qgSuperchunk<BITS, ZF>(va[u], vb[u], za[u], zb[u], xg + (long long)s * E, xLive, lane, t);
 #endif
           acc[0] = fmaf(t[0], sa[u], acc[0]);
           acc[1] = fmaf(t[1], sa[u], acc[1]);
