@@ -189,6 +189,8 @@ export interface LaunchEnv {
   readonly quantGemv1?: boolean;
   /** Most blocks of quant_gemv1's grid (QUANT_GEMV1_BLOCKS_PER_SM per SM). Unset: 264 (an H200's 132 SMs). */
   readonly quantGemv1Blocks?: number;
+  /** The 16-row quantized GEMVs run as quant_gemv_fast* (CudaSessionOptions.quantGemvFast). */
+  readonly quantGemvFast?: boolean;
   /**
    * Programmatic dependent launch (Hopper+): the fused decode step's launches of PDL_KERNELS get
    * `pdl` (each starts streaming its weights while the previous kernel finishes). @default false

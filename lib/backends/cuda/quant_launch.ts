@@ -126,9 +126,10 @@ export function planQuantLinear(
     // One row: quant_gemv1 (quantGemv1; the same bits, a persistent grid of contiguous row pairs per warp).
     const one = !!env.quantGemv1 && rows === 1 && quantGemv1Plan(env.plan) && quantGemv1Fits(op, !!norm);
     const form = norm ? "_norm" : tailNorm ? "_addnorm" : rowScale ? "_rs" : "";
+    const family = env.quantGemvFast ? "quant_gemv_fast" : "quant_gemv_fused"; // quantGemvFast: the same launch, another variant
     k(
       i,
-      one ? `quant_gemv1${form}_${u}` : `quant_gemv_fused${form}_${u}`,
+      one ? `quant_gemv1${form}_${u}` : `${family}${form}_${u}`,
       [one ? quantGemv1Grid(N, mode, env.quantGemv1Blocks) : quantGemvGrid(N), 1, 1],
       256,
       [

@@ -247,6 +247,8 @@ export class CudaSession implements SessionBackend {
   readonly gemmResidual: boolean;
   /** CudaSessionOptions.quantGemv1. */
   readonly quantGemv1: boolean;
+  /** CudaSessionOptions.quantGemvFast. */
+  readonly quantGemvFast: boolean;
   /** CudaSessionOptions.persistentDecode, where the engine and device allow it (persistent_decode.ts). */
   readonly persistentDecode: boolean;
   /** CudaSessionOptions.gemvDeepLoads. */
@@ -370,6 +372,7 @@ export class CudaSession implements SessionBackend {
     this.gemvDeepLoads = f.gemvDeepLoads;
     this.sampleSplit = f.sampleSplit;
     this.quantGemv1 = f.quantGemv1;
+    this.quantGemvFast = f.quantGemvFast;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -625,6 +628,7 @@ export class CudaSession implements SessionBackend {
       fp8Gemv1Blocks: FP8_GEMV1_BLOCKS_PER_SM * this.device.smCount,
       quantGemv1: this.quantGemv1,
       quantGemv1Blocks: QUANT_GEMV1_BLOCKS_PER_SM * this.device.smCount,
+      quantGemvFast: this.quantGemvFast,
       wgmmaPrefill: this.wgmmaPrefill,
       decodeSplitK: this.decodeSplitK,
       fp8DecodeAttention: this.fp8DecodeAttention,

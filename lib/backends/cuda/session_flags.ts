@@ -246,6 +246,13 @@ export const CUDA_FLAGS = {
    * bits (H200 session 10: llama-3.1-8b FP8 + FP8 KV TTFT 2048 −0.3 ms in one process). @default true
    */
   fp8ShadowRope: { env: "LLMRT_FP8_SHADOW_ROPE", default: true },
+  /**
+   * Decode steps of up to 8 sequences run the 16-row quantized GEMVs as quant_gemv_fast* (kernels/quant_gemv.cu QG_FAST):
+   * each warp streams a contiguous run of its tile's superchunks with paired scale / zero-point loads, and uint4 weights
+   * enter the mma as 128 + q with the zero points taken off through Σx. The same products summed in another order
+   * (within fp32 rounding of quant_gemv_fused's sums; still batch invariant). @default false
+   */
+  quantGemvFast: { env: "LLMRT_QUANT_GEMV_FAST", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

@@ -733,6 +733,50 @@ QUANT_GEMV_RS(quant_gemv_fused_rs_u4, 4)
 QUANT_GEMV_RS(quant_gemv_fused_rs_u8, 8)
 #endif
 
+// Session 11 (CudaSessionOptions.quantGemvFast): quant_gemv_fast{,_norm,_addnorm,_rs}_u{4|8} — quant_gemv_fused's
+// entry points, parameters, grids and epilogues with the variant QG_FAST of quantGemvFusedImpl: each warp streams a
+// contiguous run of ceil(S / 8) superchunks of its tile (paired scale / zero-point loads where a group is one
+// superchunk), and (u4) the weights enter the mma as 128 + q, the zero points coming off each superchunk through Σx
+// of a ones-row mma. The same products, summed in another order: within fp32 rounding of quant_gemv_fused's sums
+// (tools/cuda-kernel-check/quant_gemv_emu.py). Batch invariant as quant_gemv_fused (the order does not depend on m).
+#ifndef QG_FAST
+#define QG_FAST (QG_V_CONTIG | QG_V_ZFOLD)
+#endif
+#define QUANT_GEMV_FAST(NAME, BITS, NORM, TAIL, RS)                                                                         \
+  extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
+    quantGemvFusedImpl<BITS, NORM, TAIL, RS, QG_FAST>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);         \
+  }
+#define QUANT_GEMV_FAST_ADDNORM(NAME, BITS)                                                                                 \
+  extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw, float* ssq) { \
+    quantGemvFusedImpl<BITS, false, true, false, QG_FAST>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, xw, ssq); \
+  }
+#if LLMRT_KERNEL(quant_gemv_fast_u4)
+QUANT_GEMV_FAST(quant_gemv_fast_u4, 4, false, false, false)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast_u8)
+QUANT_GEMV_FAST(quant_gemv_fast_u8, 8, false, false, false)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast_norm_u4)
+QUANT_GEMV_FAST(quant_gemv_fast_norm_u4, 4, true, false, false)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast_norm_u8)
+QUANT_GEMV_FAST(quant_gemv_fast_norm_u8, 8, true, false, false)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast_rs_u4)
+QUANT_GEMV_FAST(quant_gemv_fast_rs_u4, 4, false, false, true)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast_rs_u8)
+QUANT_GEMV_FAST(quant_gemv_fast_rs_u8, 8, false, false, true)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast_addnorm_u4)
+QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u4, 4)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast_addnorm_u8)
+QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u8, 8)
+#endif
+
 // Each thread dequantizes 8 consecutive weights of one row into one 16-byte bf16 store.
 template <int BITS>
 __device__ __forceinline__ void dequantImpl(const u8* W, const float* scales, const u8* zeros, bf16_t* out, int n, int k, int group) {
