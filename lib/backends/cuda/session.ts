@@ -629,6 +629,7 @@ export class CudaSession implements SessionBackend {
       quantGemv1: this.quantGemv1,
       quantGemv1Blocks: QUANT_GEMV1_BLOCKS_PER_SM * this.device.smCount,
       quantGemvFast: this.quantGemvFast,
+      quantGemvDeepTiles: 2 * this.device.smCount,
       wgmmaPrefill: this.wgmmaPrefill,
       decodeSplitK: this.decodeSplitK,
       fp8DecodeAttention: this.fp8DecodeAttention,

@@ -220,6 +220,7 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #endif
 #define QG_V_CONTIG 1  // variant bits of quantGemvFusedImpl's V (the quant_gemv_fused* entry points: QG_V from the knobs above)
 #define QG_V_ZFOLD 2
+#define QG_V_U4 4      // 4 superchunks a warp in flight (the entry points with it: 2 blocks of 256 per SM)
 #define QG_V ((QG_CONTIG ? QG_V_CONTIG : 0) | (QG_ZFOLD ? QG_V_ZFOLD : 0))
 #ifndef QG_LDNC
 #define QG_LDNC 0     // 1: weight loads as ld.global.nc.L1::no_allocate (fp8_gemv's ldStream); the same sums
@@ -505,7 +506,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
   const u32 zdef = 1u << (BITS - 1);
   const bool xLive = g < m;
   float acc[4] = {0.f, 0.f, 0.f, 0.f};
-  constexpr int U = NORM ? QG_UN : QG_U;
+  constexpr int U = (V & QG_V_U4) ? 4 : NORM ? QG_UN : QG_U;
   uint4 va[U], vb[U];
   float sa[U], sb[U];
   u32 za[U], zb[U];
@@ -775,6 +776,30 @@ QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u4, 4)
 #endif
 #if LLMRT_KERNEL(quant_gemv_fast_addnorm_u8)
 QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u8, 8)
+#endif
+// quant_gemv_fastd{,_addnorm}_u{4|8}: the same with 4 superchunks a warp in flight (QG_V_U4) at 2 blocks of 256 per SM,
+// for linears of few tiles and long rows (the launcher: at most 2 tiles an SM, e.g. llama-3.1-8b down_proj / o_proj).
+#define QUANT_GEMV_FASTD(NAME, BITS)                                                                                        \
+  extern "C" __global__ void __launch_bounds__(32 * QG_NW, 2) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
+    quantGemvFusedImpl<BITS, false, false, false, QG_FAST | QG_V_U4>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode); \
+  }
+#define QUANT_GEMV_FASTD_ADDNORM(NAME, BITS)                                                                                \
+  extern "C" __global__ void __launch_bounds__(32 * QG_NW, 2) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw, float* ssq) { \
+    quantGemvFusedImpl<BITS, false, true, false, QG_FAST | QG_V_U4>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, xw, ssq); \
+  }
+#if LLMRT_KERNEL(quant_gemv_fastd_u4)
+QUANT_GEMV_FASTD(quant_gemv_fastd_u4, 4)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fastd_u8)
+QUANT_GEMV_FASTD(quant_gemv_fastd_u8, 8)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fastd_addnorm_u4)
+QUANT_GEMV_FASTD_ADDNORM(quant_gemv_fastd_addnorm_u4, 4)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fastd_addnorm_u8)
+QUANT_GEMV_FASTD_ADDNORM(quant_gemv_fastd_addnorm_u8, 8)
 #endif
 
 // Each thread dequantizes 8 consecutive weights of one row into one 16-byte bf16 store.
