@@ -11,7 +11,7 @@
  * DIR may be a pre-quantized checkpoint (AWQ / GPTQ, e.g. tools/quant-packers/pack_awq_torch.py's): its linears' bytes
  * are the packed weights, scales and zero points.
  * --opts: session options of the session measured (e.g. '{"persistentDecode":true,"batchInvariant":false}');
- * --opts2: a second session measured after it in the same process.
+ * --opts2 / --opts3: a second / third session measured after it in the same process.
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -25,7 +25,7 @@ import { copyCeiling, describeCeiling } from "./copy_bandwidth.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { model: { type: "string" }, ctx: { type: "string" }, opts: { type: "string" }, opts2: { type: "string" } },
+  options: { model: { type: "string" }, ctx: { type: "string" }, opts: { type: "string" }, opts2: { type: "string" }, opts3: { type: "string" } },
 });
 if (!values.model) throw new Error("usage: bun bench/decode_breakdown.ts --model DIR [--ctx 128,1024] [--opts JSON] [--opts2 JSON]");
 const ctxs = (values.ctx ?? "128,1024").split(",").map(Number);
@@ -132,4 +132,5 @@ function measure(label: string, opts: Record<string, boolean>): void {
 
 measure("A", JSON.parse(values.opts ?? "{}"));
 if (values.opts2) measure("B", JSON.parse(values.opts2));
+if (values.opts3) measure("C", JSON.parse(values.opts3));
 process.exit(0);

@@ -193,7 +193,7 @@ export interface LaunchEnv {
   readonly quantGemvFast?: boolean;
   /**
    * With quantGemvFast: plain and _addnorm launches of at most this many 16-row tiles run quant_gemv_fastd* (4 superchunks
-   * a warp in flight, 2 blocks per SM: the session sets 2 × SMs). Unset: never.
+   * a warp in flight, 2 blocks per SM: with CudaSessionOptions.quantGemvDeep the session sets 2 × SMs). Unset: never.
    */
   readonly quantGemvDeepTiles?: number;
   /**
