@@ -3,7 +3,7 @@
 through the CUDA emulation in emu/ (threads, barriers and warp shuffles real; mma.sync m16n8k16 from the PTX fragment
 layout, prmt / lop3 / bf16x2 FMA in C), for each compile-time variant given: vs a float64 dequantize-then-matmul
 reference, and against the first variant's output bits (the same bits, or the largest difference in bf16 units).
-Tiny shapes (two 16-row tiles), m = 1 and 3 x rows, modes 0-3. No GPU.
+Tiny shapes (two 16-row tiles), m = 1 and 3 x rows (5 at K = 4096), modes 0-3. No GPU.
 
   python3 tools/cuda-kernel-check/quant_gemv_emu.py [--variants ",QG_CONTIG=1"]
 """
@@ -65,7 +65,8 @@ def main():
         wref = (q.astype(np.float64) - np.repeat(z, g, axis=1)) * np.repeat(scales.astype(np.float64), g, axis=1)
         bias = bf16_round(rng.standard_normal(N).astype(np.float32) * 0.1)
         u = "u4" if bits == 4 else "u8"
-        for m in (1, 3):
+        # m = 5 at K = 4096: 20480 x values, past the 16384 a block stages (QG_XP): the fallback through global memory.
+        for m in (1, 3, 5) if K == 4096 else (1, 3):
             x = bf16_round(rng.standard_normal((m, K)).astype(np.float32))
             y0 = bf16_round(rng.standard_normal((m, N)))
             nwN = bf16_round(1 + 0.1 * rng.standard_normal(N))

@@ -248,9 +248,9 @@ export const CUDA_FLAGS = {
   fp8ShadowRope: { env: "LLMRT_FP8_SHADOW_ROPE", default: true },
   /**
    * Decode steps of up to 8 sequences run the 16-row quantized GEMVs as quant_gemv_fast* (kernels/quant_gemv.cu QG_FAST):
-   * each warp streams a contiguous run of its tile's superchunks with paired scale / zero-point loads, and uint4 weights
-   * enter the mma as 128 + q with the zero points taken off through Σx. The same products summed in another order
-   * (within fp32 rounding of quant_gemv_fused's sums; still batch invariant). @default false
+   * each warp streams a contiguous run of its tile's superchunks with paired scale / zero-point loads, and (uint4) x is
+   * staged once per block in shared memory in the mma's pair order. The same products summed in another order (within
+   * fp32 rounding of quant_gemv_fused's sums; still batch invariant). @default false
    */
   quantGemvFast: { env: "LLMRT_QUANT_GEMV_FAST", default: false },
   /**

@@ -221,7 +221,12 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #define QG_V_CONTIG 1  // variant bits of quantGemvFusedImpl's V (the quant_gemv_fused* entry points: QG_V from the knobs above)
 #define QG_V_ZFOLD 2
 #define QG_V_U4 4      // 4 superchunks a warp in flight (the entry points with it: 2 blocks of 256 per SM)
-#define QG_V ((QG_CONTIG ? QG_V_CONTIG : 0) | (QG_ZFOLD ? QG_V_ZFOLD : 0))
+#define QG_V_XS 8      // u4 without a prologue: x staged per block in shared memory in the mma's pair order (m·k <= QG_XP)
+#define QG_XP 16384    // bf16 elements of that stage (32 KB)
+#ifndef QG_XSTAGE
+#define QG_XSTAGE 0   // 1: QG_V_XS for the quant_gemv_fused* entry points (tuning knob)
+#endif
+#define QG_V ((QG_CONTIG ? QG_V_CONTIG : 0) | (QG_ZFOLD ? QG_V_ZFOLD : 0) | (QG_XSTAGE ? QG_V_XS : 0))
 #ifndef QG_LDNC
 #define QG_LDNC 0     // 1: weight loads as ld.global.nc.L1::no_allocate (fp8_gemv's ldStream); the same sums
 #endif
@@ -327,6 +332,10 @@ __device__ __forceinline__ void deqU8(u32 w, float zf, u32 (&d)[2]) {
   d[1] = prmt(__float_as_uint(f[2]), __float_as_uint(f[3]), 0x7632);
 }
 
+template <bool B>
+struct QgBool {
+  static constexpr bool value = B;
+};
 template <int BITS>
 struct QgSuper {
   static constexpr int E = BITS == 4 ? 128 : 64;  // weights per row per superchunk (64 bytes)
@@ -334,7 +343,8 @@ struct QgSuper {
 
 /** One superchunk of the warp's tile: t[4] = its mma fragment sum (unscaled, fp32). */
 template <int BITS, bool ZF = QG_ZFOLD>
-__device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u32 za, u32 zb, const bf16_t* xs, bool xLive, int lane, float (&t)[4]) {
+__device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u32 za, u32 zb, const bf16_t* xs, bool xLive, int lane, float (&t)[4],
+                                             bool xPerm = false) {
   const int tq = lane & 3;
   t[0] = t[1] = t[2] = t[3] = 0.f;
   const u32 A[4] = {wa.x, wa.y, wa.z, wa.w}, B[4] = {wb.x, wb.y, wb.z, wb.w};
@@ -348,8 +358,9 @@ __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u
       uint4 xv;
       xv.x = xv.y = xv.z = xv.w = 0u;
       if (xLive) xv = *reinterpret_cast<const uint4*>(xs + 32 * tq + 8 * u);
-      const u32 x04 = prmt(xv.x, xv.z, 0x5410), x15 = prmt(xv.x, xv.z, 0x7632);
-      const u32 x26 = prmt(xv.y, xv.w, 0x5410), x37 = prmt(xv.y, xv.w, 0x7632);
+      // xPerm: x staged by quantGemvFusedImpl (XS) already as (x0,x4), (x1,x5), (x2,x6), (x3,x7).
+      const u32 x04 = xPerm ? xv.x : prmt(xv.x, xv.z, 0x5410), x15 = xPerm ? xv.y : prmt(xv.x, xv.z, 0x7632);
+      const u32 x26 = xPerm ? xv.z : prmt(xv.y, xv.w, 0x5410), x37 = xPerm ? xv.w : prmt(xv.y, xv.w, 0x7632);
       u32 da[4], db[4];
       if constexpr (ZF) {
         // 128 + q by one lop3 a pair; the zero points come off after the loop, through Σx of a ones-row mma.
@@ -634,8 +645,28 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     }
   }
   const QgTail tl = {normW, xw, ssq};
+  // XS (u4, no prologue): x [m, k] staged once per block in shared memory, each 8-element chunk in the mma's pair order
+  // (the weights' loads are in flight meanwhile), so the loop reads its x fragments without permutes.
+  constexpr bool XS = (V & QG_V_XS) != 0 && BITS == 4 && !NORM;
+  bool xPerm = false;
+  if constexpr (XS) {
+    __shared__ __align__(16) bf16_t xp[QG_XP];
+    if (m * k <= QG_XP) {
+      for (int c = tid; c < (m * k) >> 3; c += 32 * NW) {
+        const uint4 v = *reinterpret_cast<const uint4*>(x + (long long)c * 8);
+        uint4 q;
+        q.x = prmt(v.x, v.z, 0x5410), q.y = prmt(v.x, v.z, 0x7632), q.z = prmt(v.y, v.w, 0x5410), q.w = prmt(v.y, v.w, 0x7632);
+        *reinterpret_cast<uint4*>(xp + c * 8) = q;
+      }
+      __syncthreads();
+      xsrc = xp;
+      xPerm = true;
+    }
+  }
   const bf16_t* xg = xsrc + (long long)(xLive ? g : 0) * k;
-  for (;;) {
+  // The tile's superchunks (P: x staged in pair order; a uniform branch picks the instantiation).
+  auto stream = [&](auto perm) {
+    constexpr bool P = decltype(perm)::value;
     for (int s0 = sBeg; s0 < sEnd; s0 += ST * U) {
 #pragma unroll
       for (int u = 0; u < U; u++) {
@@ -648,7 +679,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
           t[2] = __uint_as_float(vb[u].x ^ vb[u].y ^ zb[u]);
           t[3] = __uint_as_float(vb[u].z ^ vb[u].w);
 #else
-          qgSuperchunk<BITS, ZF>(va[u], vb[u], za[u], zb[u], xg + (long long)s * E, xLive, lane, t);
+          qgSuperchunk<BITS, ZF>(va[u], vb[u], za[u], zb[u], xg + (long long)s * E, xLive, lane, t, P);
 #endif
           acc[0] = fmaf(t[0], sa[u], acc[0]);
           acc[1] = fmaf(t[1], sa[u], acc[1]);
@@ -663,6 +694,10 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
       if (s0 + ST * U < sEnd) issue(s0 + ST * U);
 #endif
     }
+  };
+  for (;;) {
+    if (XS && xPerm) stream(QgBool<true>{});
+    else stream(QgBool<false>{});
 #if QG_LOOP
     // The next tile's first loads fly during this one's reduction and epilogue (the prologue is not redone).
     const int done = tile;
@@ -737,11 +772,12 @@ QUANT_GEMV_RS(quant_gemv_fused_rs_u8, 8)
 // Session 11 (CudaSessionOptions.quantGemvFast): quant_gemv_fast{,_norm,_addnorm,_rs}_u{4|8} — quant_gemv_fused's
 // entry points, parameters, grids and epilogues with the variant QG_FAST of quantGemvFusedImpl: each warp streams a
 // contiguous run of ceil(S / 8) superchunks of its tile (paired scale / zero-point loads where a group is one
-// superchunk), and (u4) the weights enter the mma as 128 + q, the zero points coming off each superchunk through Σx
-// of a ones-row mma. The same products, summed in another order: within fp32 rounding of quant_gemv_fused's sums
-// (tools/cuda-kernel-check/quant_gemv_emu.py). Batch invariant as quant_gemv_fused (the order does not depend on m).
+// superchunk), and (u4, no prologue) x is staged once per block in shared memory in the mma's pair order, so the loop
+// has no x permutes (H200 r2: the 8B gate_up GEMV is instruction-bound). The same products, summed in another order:
+// within fp32 rounding of quant_gemv_fused's sums (tools/cuda-kernel-check/quant_gemv_emu.py: the bf16 outputs the
+// same bits there). Batch invariant as quant_gemv_fused (the order does not depend on m or on where x is read from).
 #ifndef QG_FAST
-#define QG_FAST (QG_V_CONTIG | QG_V_ZFOLD)
+#define QG_FAST (QG_V_CONTIG | QG_V_XS)
 #endif
 #define QUANT_GEMV_FAST(NAME, BITS, NORM, TAIL, RS)                                                                         \
   extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
