@@ -332,10 +332,6 @@ __device__ __forceinline__ void deqU8(u32 w, float zf, u32 (&d)[2]) {
   d[1] = prmt(__float_as_uint(f[2]), __float_as_uint(f[3]), 0x7632);
 }
 
-template <bool B>
-struct QgBool {
-  static constexpr bool value = B;
-};
 template <int BITS>
 struct QgSuper {
   static constexpr int E = BITS == 4 ? 128 : 64;  // weights per row per superchunk (64 bytes)
@@ -664,9 +660,9 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     }
   }
   const bf16_t* xg = xsrc + (long long)(xLive ? g : 0) * k;
-  // The tile's superchunks (P: x staged in pair order; a uniform branch picks the instantiation).
-  auto stream = [&](auto perm) {
-    constexpr bool P = decltype(perm)::value;
+  // The tile's superchunks (P: x staged in pair order). Called with a constant on each side of a uniform branch, so
+  // each inlined copy is specialized (no generic lambda: NVRTC compiles those as host functions).
+  auto stream = [&](const bool P) {
     for (int s0 = sBeg; s0 < sEnd; s0 += ST * U) {
 #pragma unroll
       for (int u = 0; u < U; u++) {
@@ -696,8 +692,8 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     }
   };
   for (;;) {
-    if (XS && xPerm) stream(QgBool<true>{});
-    else stream(QgBool<false>{});
+    if (XS && xPerm) stream(true);
+    else stream(false);
 #if QG_LOOP
     // The next tile's first loads fly during this one's reduction and epilogue (the prologue is not redone).
     const int done = tile;
