@@ -10,8 +10,10 @@
  *
  * --rows N: a decode step of N sequences (each at position ctx - 1 over a KV cache left as allocated: timing only)
  * instead of one sequence after a 128-token prompt (default 1).
+ * DIR may be a pre-quantized checkpoint (AWQ / GPTQ, e.g. tools/quant-packers/pack_awq_torch.py's; FP8): its linears' bytes
+ * are the packed weights, scales and zero points.
  * --opts: session options of the session measured (e.g. '{"batchInvariant":false}');
- * --opts2: a second session measured after it in the same process.
+ * --opts2 / --opts3: a second / third session measured after it in the same process.
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -26,7 +28,14 @@ import { copyCeiling, describeCeiling } from "./copy_bandwidth.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { model: { type: "string" }, ctx: { type: "string" }, rows: { type: "string" }, opts: { type: "string" }, opts2: { type: "string" } },
+  options: {
+    model: { type: "string" },
+    ctx: { type: "string" },
+    rows: { type: "string" },
+    opts: { type: "string" },
+    opts2: { type: "string" },
+    opts3: { type: "string" },
+  },
 });
 if (!values.model) throw new Error("usage: bun bench/decode_breakdown.ts --model DIR [--ctx 128,1024] [--opts JSON] [--opts2 JSON]");
 const ctxs = (values.ctx ?? "128,1024").split(",").map(Number);
@@ -51,16 +60,18 @@ function role(l: Launch): string {
   }
   return op?.type ?? (l.kind === "kernel" ? l.kernel : "gemm");
 }
-/** Bytes of weights a role's launches read (linears: the weight, 1 byte an element for FP8 / packed uint8; others 0). */
+/** Bytes of weights a role's launches read (linears: the weight (FP8 / packed: 1 byte an element), a quantized one's scales and zero points; others 0). */
 function roleBytes(ls: readonly Launch[]): number {
-  const seen = new Set<string>();
+  const seen = new Set<string>(), names = new Set(engine.tensorNames());
   let b = 0;
   for (const l of ls) {
     const op = plan.ops[l.op] as { type: string; weight?: string } | undefined;
     if (op?.type === "linear" && op.weight && !seen.has(op.weight)) {
       seen.add(op.weight);
-      const info = engine.tensorInfo(op.weight);
-      b += info.shape.reduce((x, y) => x * y, 1) * (info.dtype === "uint8" ? 1 : plan.elementBytes);
+      for (const n of [op.weight, `${op.weight}.scales`, `${op.weight}.zeros`].filter((n) => names.has(n))) {
+        const info = engine.tensorInfo(n), elems = info.shape.reduce((x, y) => x * y, 1);
+        b += elems * (info.dtype === "uint8" ? 1 : info.dtype === "float32" ? 4 : plan.elementBytes);
+      }
     }
   }
   return b;
@@ -133,4 +144,5 @@ function measure(label: string, opts: Record<string, boolean>): void {
 
 measure("A", JSON.parse(values.opts ?? "{}"));
 if (values.opts2) measure("B", JSON.parse(values.opts2));
+if (values.opts3) measure("C", JSON.parse(values.opts3));
 process.exit(0);

@@ -12,7 +12,10 @@
  * "m=1" / "m=8" the plain kernel, mode 0.
  * Weights are random bytes: the timing does not depend on their values.
  *
- *   bun bench/quant_gemv_tune.ts [--variants "FASTNORM=0;U=4,MINB=2;LOOP=1"] [--m8] [--only 8b] [--json FILE]
+ *   bun bench/quant_gemv_tune.ts [--variants "FASTNORM=0;U=4,MINB=2;LOOP=1"] [--m8] [--only 8b] [--bits 4] [--ms "1 tail,1"] [--json FILE]
+ *
+ * NOSCALE=1 / NOMATH=1 (no scale / zero-point loads; no dequantization or mma) are ceilings: timing only, their checks
+ * say DIFFERENT. LDNC=1 loads the weights without L1 allocation (the same sums).
  *
  * A variant is a comma list of QG_ knobs (`U=4` = -DQG_U=4; `NW=16`: 16 warps a tile, blocks of 512 threads);
  * `LOOP=1` (QG_LOOP) runs quant_gemv_fused* on a persistent grid of min(tiles, RB × SMs) blocks (RB=3 unless
@@ -29,8 +32,18 @@ import { bf16Ulp, bf16Value, quantWeights, xBits } from "./quant_bench_data.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { variants: { type: "string" }, json: { type: "string" }, m8: { type: "boolean" }, only: { type: "string" } },
+  options: {
+    variants: { type: "string" },
+    json: { type: "string" },
+    m8: { type: "boolean" },
+    only: { type: "string" },
+    bits: { type: "string" },
+    ms: { type: "string" },
+  },
 });
+// --bits 4 / 8: only that format (checks, compiled entry points, timing); --ms "1 tail": only those timing rows.
+const onlyBits = values.bits ? Number(values.bits) : 0;
+const keepBits = (bits: number): boolean => onlyBits === 0 || bits === onlyBits;
 const variants = (values.variants ?? "FASTNORM=0;FASTNORM=1;XFIRST=0;UN=3;TILED=1").split(";");
 const PARAMS = ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "f32", "i32", "i32", "i32", "i32", "i32"] as const;
 
@@ -39,7 +52,8 @@ const ceiling = copyCeiling(d).bps;
 const defines = (v: string): string[] => [
   ...v.split(",").filter((kv) => kv !== "" && !kv.startsWith("RB=")).map((kv) => `-DQG_${kv}`),
   "-DLLMRT_SELECT",
-  ...["_u4", "_u8", "_norm_u4", "_norm_u8", "_addnorm_u4", "_addnorm_u8", "_rs_u4", "_rs_u8"].map((e) => `-DLLMRT_K_quant_gemv_fused${e}=1`),
+  ...["_u4", "_u8", "_norm_u4", "_norm_u8", "_addnorm_u4", "_addnorm_u8", "_rs_u4", "_rs_u8"].filter((e) => keepBits(e.endsWith("u4") ? 4 : 8))
+    .map((e) => `-DLLMRT_K_quant_gemv_fused${e}=1`),
 ];
 const mods: [string, CudaModule][] = variants.map((v) => [v, loadKernelFile(d, "quant_gemv.cu", { options: defines(v) })]);
 /** Entry point and grid of variant v for a launch of N rows (mode 2: N / 2 gate rows). */
@@ -82,6 +96,7 @@ for (
     number,
   ][]
 ) {
+  if (!keepBits(bits)) continue;
   const N = 512, u = bits === 4 ? "u4" : "u8";
   using w = quantWeights(d, N, K, bits, group, zp, 1, true);
   using x = d.alloc(8 * K * 2);
@@ -175,6 +190,7 @@ console.log(checks.join("\n"));
       number,
     ][]
   ) {
+    if (!keepBits(bits)) continue;
     const u = bits === 4 ? "u4" : "u8", mod = mods[0][1];
     const N2 = 2 * N; // the next linear: N in-features, 2N out (mode 0, and mode 2 as gate_up)
     using w = quantWeights(d, N, K, bits, group, zp, 1, true);
@@ -263,7 +279,7 @@ const lmHead: string[] = [];
 // "1 tail": the plan with LaunchEnv.quantTailNorm (o and down on quant_gemv_fused_addnorm, qkv and gate_up plain).
 const TAIL: Record<string, [boolean, number, boolean]> = { qkv: [false, 0, false], o: [false, 1, true], gate_up: [false, 2, false], down: [false, 1, true] };
 // (qkv and gate_up run quant_gemv_fused_rs there.)
-const ms = values.m8 ? ["1 fused", "1 tail", "1", "8"] : ["1 fused", "1 tail", "1"];
+const ms = values.ms ? values.ms.split(",") : values.m8 ? ["1 fused", "1 tail", "1", "8"] : ["1 fused", "1 tail", "1"];
 using tailSsq = d.alloc(8 * 1024 * 4); // f32 sums of squares, [8, 16384 / 16]
 tailSsq.fill(0x3f); // 0.75f each: a positive mean square
 const models = Object.entries(MODELS).filter(([name]) => !values.only || name.includes(values.only));
@@ -276,6 +292,7 @@ for (const [model, spec] of models) {
     x.copyFromHost(xBits(8 * K, 5));
     normW.copyFromHost(xBits(K, 6));
     for (const [fmt, bits, group, zp] of [["int4 g128 zp", 4, 128, true], ["int8 per-channel", 8, K, false]] as [string, 4 | 8, number, boolean][]) {
+      if (!keepBits(bits)) continue;
       const bytes1 = (N * K * bits) / 8;
       const copies = Math.max(1, Math.ceil((256 << 20) / bytes1));
       using w = quantWeights(d, N, K, bits, group, zp, copies, false);
@@ -294,6 +311,7 @@ for (const [model, spec] of models) {
           const us = 1e3 *
             time((i) => kern.launch(e.grid, e.block, [x, ...w.args(i), 0n, y, nw, 1e-5, rowsM, N, K, group, mode, ...extra], { stream }), copies);
           rows.push({ model, linear: lin, format: fmt, variant: v, m, us, bytes: w.bytes });
+          console.log(`  ${model} ${fmt} ${lin} m=${m} [${v}] ${us.toFixed(2)} us ${((100 * w.bytes / (us * 1e-6)) / ceiling).toFixed(1)}% of copy`);
         }
       }
     }
@@ -318,7 +336,7 @@ for (const [model, spec] of models) {
 const lines: string[] = [`device copy ceiling ${(ceiling / 1e9).toFixed(0)} GB/s`, ...lmHead];
 const pct = (bytes: number, us: number): number => (100 * bytes / (us * 1e-6)) / ceiling;
 for (const [model] of models) {
-  for (const fmt of ["int4 g128 zp", "int8 per-channel"]) {
+  for (const fmt of ["int4 g128 zp", "int8 per-channel"].filter((f) => keepBits(f.startsWith("int4") ? 4 : 8))) {
     for (const m of ms) {
       const sel = rows.filter((r) => r.model === model && r.format === fmt && r.m === m);
       // Per variant: all decoder linears of one layer, and each linear.

@@ -106,11 +106,17 @@ const FUSED_CASES: [string, IntGrid, number, number][] = [
   // 9 superchunks: the last pipeline stage of 2 superchunks is half full.
   ["uint4 g128 zero points, odd superchunk count", { bits: 4, groupSize: 128, hasZeroPoint: true }, 64, 1152],
 ];
+/** Each case for quant_gemv_fused* and for quant_gemv_fast* / fastd* (quantGemvFast: the same products summed in another order). */
+const FAMILY_CASES = ["quant_gemv_fused", "quant_gemv_fast", "quant_gemv_fastd"].flatMap((fam) =>
+  FUSED_CASES.map(([n, g, N, K]) => [n, g, N, K, fam] as const)
+);
+/** quant_gemv_fastd* (4 superchunks a warp in flight) has the plain and _addnorm entry points only. */
+const hasNorm = (fam: string): boolean => fam !== "quant_gemv_fastd";
 const silu = (g: number): number => g / (1 + Math.exp(-g));
 const rbf = (v: number): number => fromBf16Bits(toBf16Bits(v));
 
-for (const [name, grid, N, K] of FUSED_CASES) {
-  gpuTest(`quant_gemv_fused ${name}: modes 0-3, with and without the RMSNorm prologue, m = 1..8, vs float64; batch invariant`, () => {
+for (const [name, grid, N, K, fam] of FAMILY_CASES) {
+  gpuTest(`${fam} ${name}: modes 0-3, with and without the RMSNorm prologue, m = 1..8, vs float64; batch invariant`, () => {
     const d = device();
     using mod = loadKernelFile(d, "quant_gemv.cu");
     const t = quantized(N, K, grid, 29 + N);
@@ -124,7 +130,7 @@ for (const [name, grid, N, K] of FUSED_CASES) {
     bias.copyFromHost(biasF);
     normW.copyFromHost(normF);
     const eps = 1e-5;
-    for (const norm of [false, true]) {
+    for (const norm of hasNorm(fam) ? [false, true] : [false]) {
       for (const m of [1, 2, 3, 8]) {
         if (norm && m * K > 8192) continue;
         const xb = bf16(seededUniform(7 + m, m * K));
@@ -159,7 +165,7 @@ for (const [name, grid, N, K] of FUSED_CASES) {
           const init = bf16(seededUniform(50 + mode, m * outN));
           using y = d.alloc(m * outN * bytes);
           if (mode === 1) y.copyFromHost(init);
-          mod.kernel(`quant_gemv_fused${norm ? "_norm" : ""}_${u}`, FUSED_PARAMS).launch(N / 16, 256, [
+          mod.kernel(`${fam}${norm ? "_norm" : ""}_${u}`, FUSED_PARAMS).launch(N / 16, 256, [
             x,
             q.W,
             q.s,
@@ -199,7 +205,7 @@ for (const [name, grid, N, K] of FUSED_CASES) {
             using x1 = d.alloc(K * 2);
             using y1 = d.alloc(N * 2);
             x1.copyFromHost(xb.subarray(0, K));
-            mod.kernel(`quant_gemv_fused${norm ? "_norm" : ""}_${u}`, FUSED_PARAMS).launch(N / 16, 256, [
+            mod.kernel(`${fam}${norm ? "_norm" : ""}_${u}`, FUSED_PARAMS).launch(N / 16, 256, [
               x1,
               q.W,
               q.s,
@@ -229,8 +235,8 @@ for (const [name, grid, N, K] of FUSED_CASES) {
 // that also writes xw = bf16(new residual · normW) and ssq [m, n / 16] = each 16-row tile's sum of squares. Its residual
 // is quant_gemv_fused mode 1's bits; xw and ssq are recomputed here in float32 in the kernel's order (exact products of
 // bf16 values; the tile sum as (r0 + r1) + (r2 + r3) per warp of 4 rows, then the 4 warps in order).
-for (const [name, grid, N, K] of FUSED_CASES) {
-  gpuTest(`quant_gemv_fused_addnorm ${name}: the residual of mode 1, xw = bf16(y · normW) and the tile sums of squares, m = 1..8`, () => {
+for (const [name, grid, N, K, fam] of FAMILY_CASES) {
+  gpuTest(`${fam}_addnorm ${name}: the residual of mode 1, xw = bf16(y · normW) and the tile sums of squares, m = 1..8`, () => {
     const d = device();
     using mod = loadKernelFile(d, "quant_gemv.cu");
     const t = quantized(N, K, grid, 31 + N);
@@ -253,8 +259,8 @@ for (const [name, grid, N, K] of FUSED_CASES) {
       r0.copyFromHost(resid);
       r1.copyFromHost(resid);
       const args = [x, q.W, q.s, q.z ?? 0n, bias] as const;
-      mod.kernel(`quant_gemv_fused_${u}`, FUSED_PARAMS).launch(N / 16, 256, [...args, r0, 0n, 0, m, N, K, grid.groupSize, 1]);
-      mod.kernel(`quant_gemv_fused_addnorm_${u}`, [...FUSED_PARAMS, "ptr", "ptr"]).launch(N / 16, 256, [
+      mod.kernel(`${fam}_${u}`, FUSED_PARAMS).launch(N / 16, 256, [...args, r0, 0n, 0, m, N, K, grid.groupSize, 1]);
+      mod.kernel(`${fam}_addnorm_${u}`, [...FUSED_PARAMS, "ptr", "ptr"]).launch(N / 16, 256, [
         ...args,
         r1,
         normW,
@@ -292,8 +298,8 @@ for (const [name, grid, N, K] of FUSED_CASES) {
 
 // The consumer: quant_gemv_fused_rs on x = xw with its ssq, modes 0-3, against float64 rsqrt(Σ ssq / k + eps) · (W · xw)
 // + bias (then the epilogue), with the fused test's bounds; batch invariant (row 0 alone gives the same bits).
-for (const [name, grid, N, K] of FUSED_CASES) {
-  gpuTest(`quant_gemv_fused_rs ${name}: sums scaled by the rms of the tile sums of squares, modes 0-3, m = 1..8, vs float64; batch invariant`, () => {
+for (const [name, grid, N, K, fam] of FAMILY_CASES.filter((c) => hasNorm(c[4]))) {
+  gpuTest(`${fam}_rs ${name}: sums scaled by the rms of the tile sums of squares, modes 0-3, m = 1..8, vs float64; batch invariant`, () => {
     const d = device();
     using mod = loadKernelFile(d, "quant_gemv.cu");
     const t = quantized(N, K, grid, 37 + N);
@@ -336,7 +342,7 @@ for (const [name, grid, N, K] of FUSED_CASES) {
         const init = bf16(seededUniform(70 + mode, m * outN));
         using y = d.alloc(m * outN * bytes);
         if (mode === 1) y.copyFromHost(init);
-        mod.kernel(`quant_gemv_fused_rs_${u}`, FUSED_PARAMS).launch(N / 16, 256, [x, q.W, q.s, q.z ?? 0n, bias, y, ssq, eps, m, N, K, grid.groupSize, mode]);
+        mod.kernel(`${fam}_rs_${u}`, FUSED_PARAMS).launch(N / 16, 256, [x, q.W, q.s, q.z ?? 0n, bias, y, ssq, eps, m, N, K, grid.groupSize, mode]);
         const got = mode === 3 ? new Float32Array(m * outN) : new Uint16Array(m * outN);
         y.copyToHost(got);
         const val = (i: number): number => (mode === 3 ? got[i] : fromBf16Bits(got[i]));
@@ -358,7 +364,7 @@ for (const [name, grid, N, K] of FUSED_CASES) {
         }
         if (mode === 0 && m > 1) {
           using y1 = d.alloc(N * 2);
-          mod.kernel(`quant_gemv_fused_rs_${u}`, FUSED_PARAMS).launch(N / 16, 256, [x, q.W, q.s, q.z ?? 0n, bias, y1, ssq, eps, 1, N, K, grid.groupSize, 0]);
+          mod.kernel(`${fam}_rs_${u}`, FUSED_PARAMS).launch(N / 16, 256, [x, q.W, q.s, q.z ?? 0n, bias, y1, ssq, eps, 1, N, K, grid.groupSize, 0]);
           const one = new Uint16Array(N);
           y1.copyToHost(one);
           assert.deepEqual(Array.from((got as Uint16Array).subarray(0, N)), Array.from(one), `${name} rs m=${m}: row 0 differs from the m = 1 launch`);

@@ -23,18 +23,20 @@ const LOGITS_TOL = 4e-2;
 const TAIL_TOL = 2e-2;
 
 for (
-  const [name, qc, fusable, tailNorm] of [
+  const [name, qc, fusable, tailNorm, fast] of [
     ["W4A16 g128 + zero points", { quantAlgo: "W4A16", groupSize: 128, hasZeroPoint: true }, true, false],
     ["W8A16 per channel", { quantAlgo: "W8A16" }, true, false],
     ["W4A16 g128 + zero points, quantTailNorm", { quantAlgo: "W4A16", groupSize: 128, hasZeroPoint: true }, true, true],
+    // quantGemvFast: the same launches on the quant_gemv_fast* / fastd* entry points (the stand-ins compute them alike).
+    ["W4A16 g128 + zero points, quantTailNorm, quantGemvFast", { quantAlgo: "W4A16", groupSize: 128, hasZeroPoint: true }, true, true, true],
     ["W8A16 per channel, quantTailNorm", { quantAlgo: "W8A16" }, true, true],
     ["W4A16 g64 (per-warp GEMV, not fused)", { quantAlgo: "W4A16", groupSize: 64 }, false, false],
-  ] as [string, QuantConfigInput, boolean, boolean][]
+  ] as [string, QuantConfigInput, boolean, boolean, boolean?][]
 ) {
   test(`quantized fused decode plan on a fake device equals the unfused plan and the CPU session: ${name}`, () => {
     const { bf16, f32 } = quantEngines(RAW, 23, qc);
     const { kernels, fused } = runFusedSchedule(bf16, f32, {
-      fusedOptions: { quantTailNorm: tailNorm },
+      fusedOptions: { quantTailNorm: tailNorm, quantGemvFast: !!fast },
       // quantTailNorm: x = bf16(r · w) scaled by 1 / rms after the product instead of bf16(r · w / rms): within bf16
       // rounding of x, so the logits move a little, the KV cache too.
       kvSame: !tailNorm,
@@ -48,8 +50,18 @@ for (
         const rel = maxRelDiff(got.logits, want.logits);
         assert.ok(rel < LOGITS_TOL, `${what}: logits differ from the CPU session's (max rel ${rel.toExponential(2)})`);
       },
-      label: (l) => `${l.kernel}${l.kernel.startsWith("quant_gemv_fused") ? `/${l.args[12]}` : ""}`,
+      // quantGemvFast's entry points are named as quant_gemv_fused's below.
+      label: (l) => `${l.kernel.replace(/^quant_gemv_fastd?_/, "quant_gemv_fused_")}${/^quant_gemv_f(used|ast)/.test(l.kernel) ? `/${l.args[12]}` : ""}`,
     });
+    if (fast !== undefined) {
+      const names = fused.lastLaunches.filter((l) => l.kind === "kernel").map((l) => (l as { kernel: string }).kernel);
+      // o_proj / down_proj (8 tiles): the deep entry points; qkv / gate_up the others.
+      assert.ok(
+        names.some((x) => x.startsWith("quant_gemv_fast_rs_")) && names.some((x) => x.startsWith("quant_gemv_fastd_addnorm_")) &&
+          !names.some((x) => x.startsWith("quant_gemv_fused")),
+        names.join(" "),
+      );
+    }
     const u = qc.quantAlgo === "W8A16" ? "u8" : "u4";
     const k = [...kernels].sort().join(" ");
     if (fusable && tailNorm) {
@@ -61,7 +73,10 @@ for (
       }
       assert.ok(!kernels.has(`quant_gemv_fused_norm_${u}/2`) && kernels.has(`quant_gemv_fused_rs_${u}/2`) && kernels.has(`quant_gemv_fused_rs_${u}/0`), k);
       // In every layer: 2L - 1 producers and as many consumers in the last decode step.
-      const L = bf16.plan.attributes.numLayers, last = fused.lastLaunches.filter((l) => l.kind === "kernel").map((l) => (l as { kernel: string }).kernel);
+      const L = bf16.plan.attributes.numLayers,
+        last = fused.lastLaunches.filter((l) => l.kind === "kernel").map((l) =>
+          (l as { kernel: string }).kernel.replace(/^quant_gemv_fastd?_/, "quant_gemv_fused_")
+        );
       assert.equal(last.filter((x) => x.startsWith("quant_gemv_fused_addnorm")).length, 2 * L - 1, last.join(" "));
       assert.equal(last.filter((x) => x.startsWith("quant_gemv_fused_rs")).length, 2 * L - 1, last.join(" "));
       assert.ok(![...kernels].some((x) => x.startsWith(`quant_gemv_${u}_m`) || x.startsWith("rmsnorm") || x.startsWith("add_")), k);

@@ -83,7 +83,11 @@ export function planQuantLinear(
       );
     }
     const tail = tailNorm ? [buf(tailNorm.out), env.quantNormScratch!] : [];
-    k(i, `quant_gemv_fused${norm ? "_norm" : tailNorm ? "_addnorm" : rowScale ? "_rs" : ""}_${u}`, [quantGemvGrid(N), 1, 1], 256, [
+    const form = norm ? "_norm" : tailNorm ? "_addnorm" : rowScale ? "_rs" : "";
+    // quantGemvFast: the same launch on another variant; few tiles (plain / _addnorm): the deep one.
+    const deep = !!env.quantGemvFast && !norm && !rowScale && quantGemvGrid(N) <= (env.quantGemvDeepTiles ?? 0);
+    const family = deep ? "quant_gemv_fastd" : env.quantGemvFast ? "quant_gemv_fast" : "quant_gemv_fused";
+    k(i, `${family}${form}_${u}`, [quantGemvGrid(N), 1, 1], 256, [
       buf(norm ? norm.x : op.x),
       env.weight(op.weight),
       env.weight(f.scales),

@@ -203,6 +203,33 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #ifndef QG_XFIRST
 #define QG_XFIRST 0 // QG_FASTNORM: 1 issues x's loads before the first weight loads (0: after)
 #endif
+// Ceiling experiments (bench/quant_gemv_tune.ts; timing only, the sums are wrong when either is 1):
+#ifndef QG_NOSCALE
+#define QG_NOSCALE 0  // 1: no scale / zero-point loads (scale 1, the default zero point): the weight stream alone
+#endif
+#ifndef QG_NOMATH
+#define QG_NOMATH 0   // 1: no dequantization, x loads or mma: the loaded words are only xor-ed into the sums
+#endif
+#ifndef QG_CONTIG
+#define QG_CONTIG 0   // 1: warp w takes a contiguous run of ceil(S / NW) superchunks instead of w, w + NW, ...; a slot
+                      // pair's scales / zero points in one load per row (g128 u4, g64 u8). Sums in another order
+#endif
+#ifndef QG_ZFOLD
+#define QG_ZFOLD 0    // 1: u4 weights enter the mma as 128 + q (one lop3 a pair, no FMA); (128 + z)·Σx comes off each superchunk,
+                      // Σx from a second mma with a ones A. Sums in another order (not the same bits)
+#endif
+#define QG_V_CONTIG 1  // variant bits of quantGemvFusedImpl's V (the quant_gemv_fused* entry points: QG_V from the knobs above)
+#define QG_V_ZFOLD 2
+#define QG_V_U4 4      // 4 superchunks a warp in flight (the entry points with it: 2 blocks of 256 per SM)
+#define QG_V_XS 8      // u4 without a prologue: x staged per block in shared memory in the mma's pair order (m·k <= QG_XP)
+#define QG_XP 16384    // bf16 elements of that stage (32 KB)
+#ifndef QG_XSTAGE
+#define QG_XSTAGE 0   // 1: QG_V_XS for the quant_gemv_fused* entry points (tuning knob)
+#endif
+#define QG_V ((QG_CONTIG ? QG_V_CONTIG : 0) | (QG_ZFOLD ? QG_V_ZFOLD : 0) | (QG_XSTAGE ? QG_V_XS : 0))
+#ifndef QG_LDNC
+#define QG_LDNC 0     // 1: weight loads as ld.global.nc.L1::no_allocate (fp8_gemv's ldStream); the same sums
+#endif
 
 // Programmatic dependent launch (the decode plan's LaunchOptions.pdl): before qgPdlWait a kernel reads only
 // weights (packed W, scales, zero points) and writes nothing; griddepcontrol.wait returns at once when the
@@ -218,6 +245,17 @@ __device__ __forceinline__ void qgPdlLaunchDependents() {
 #endif
 }
 
+#ifndef LLMRT_EMU
+/** A 16-byte weight load (QG_LDNC: through the non-coherent path, no L1 allocation). */
+__device__ __forceinline__ uint4 qgLdW(const u8* p) {
+#if QG_LDNC
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  return v;
+#else
+  return *reinterpret_cast<const uint4*>(p);
+#endif
+}
 __device__ __forceinline__ u32 bf16x2Fma(u32 a, u32 b, u32 c) {
   u32 d;
   asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
@@ -244,6 +282,39 @@ __device__ __forceinline__ void mma16816(float (&c)[4], u32 a0, u32 a1, u32 a2, 
                : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
+#else  // CPU emulation (tools/cuda-kernel-check/quant_gemv_emu.py): the same operations in C
+inline uint4 qgLdW(const u8* p) { return *reinterpret_cast<const uint4*>(p); }
+inline u32 qgBfRn(float f) {
+  const u32 u = __float_as_uint(f);
+  return (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+}
+inline u32 bf16x2Fma(u32 a, u32 b, u32 c) {
+  u32 d = 0;
+  for (int h = 0; h < 2; h++) {
+    const float x = __uint_as_float(((a >> (16 * h)) & 0xFFFFu) << 16), y = __uint_as_float(((b >> (16 * h)) & 0xFFFFu) << 16);
+    const float z = __uint_as_float(((c >> (16 * h)) & 0xFFFFu) << 16);
+    d |= qgBfRn((float)((double)x * y + z)) << (16 * h);
+  }
+  return d;
+}
+inline u32 lop3Nib(u32 w) { return (w & 0x000F000Fu) | 0x43004300u; }
+inline u32 prmt(u32 a, u32 b, u32 sel) {
+  const unsigned long long v = (unsigned long long)a | ((unsigned long long)b << 32);
+  u32 d = 0;
+  for (int i = 0; i < 4; i++) d |= (u32)((v >> (8 * ((sel >> (4 * i)) & 7))) & 0xFF) << (8 * i);
+  return d;
+}
+inline void cpAsync16(void* smem, const void* gmem) { memcpy(smem, gmem, 16); }
+inline void cpAsyncCommit() {}
+inline void cpAsyncWaitAll() {}
+inline void mma16816(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+  const uint32_t a[4] = {a0, a1, a2, a3};
+  llmrtEmuMma(c, a, b0, b1);
+}
+struct float2 {
+  float x, y;
+};
+#endif
 /** u4 word → four bf16x2 (q - z) pairs: (e0,e4), (e1,e5), (e2,e6), (e3,e7). negZ2: -(128 + z) in both halves. */
 __device__ __forceinline__ void deqU4(u32 w, u32 negZ2, u32 (&d)[4]) {
   const u32 one2 = 0x3F803F80u;
@@ -267,26 +338,46 @@ struct QgSuper {
 };
 
 /** One superchunk of the warp's tile: t[4] = its mma fragment sum (unscaled, fp32). */
-template <int BITS>
-__device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u32 za, u32 zb, const bf16_t* xs, bool xLive, int lane, float (&t)[4]) {
+template <int BITS, bool ZF = QG_ZFOLD>
+__device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u32 za, u32 zb, const bf16_t* xs, bool xLive, int lane, float (&t)[4],
+                                             bool xPerm = false) {
   const int tq = lane & 3;
   t[0] = t[1] = t[2] = t[3] = 0.f;
   const u32 A[4] = {wa.x, wa.y, wa.z, wa.w}, B[4] = {wb.x, wb.y, wb.z, wb.w};
   if (BITS == 4) {
     // Lane word u = columns 32·tq + 8u .. +7 of the superchunk, for mmas 2u (pairs (0,4), (1,5)) and 2u + 1 ((2,6), (3,7)).
+    const u32 one2 = 0x3F803F80u;  // ZF: bf16x2 (1, 1), the ones-row A of Σx
+    float sx[4] = {0.f, 0.f, 0.f, 0.f};
     const u32 nza = (0xC300u | za) * 0x10001u, nzb = (0xC300u | zb) * 0x10001u;  // -(128 + z), bf16x2
 #pragma unroll
     for (int u = 0; u < 4; u++) {
       uint4 xv;
       xv.x = xv.y = xv.z = xv.w = 0u;
       if (xLive) xv = *reinterpret_cast<const uint4*>(xs + 32 * tq + 8 * u);
-      const u32 x04 = prmt(xv.x, xv.z, 0x5410), x15 = prmt(xv.x, xv.z, 0x7632);
-      const u32 x26 = prmt(xv.y, xv.w, 0x5410), x37 = prmt(xv.y, xv.w, 0x7632);
+      // xPerm: x staged by quantGemvFusedImpl (XS) already as (x0,x4), (x1,x5), (x2,x6), (x3,x7).
+      const u32 x04 = xPerm ? xv.x : prmt(xv.x, xv.z, 0x5410), x15 = xPerm ? xv.y : prmt(xv.x, xv.z, 0x7632);
+      const u32 x26 = xPerm ? xv.z : prmt(xv.y, xv.w, 0x5410), x37 = xPerm ? xv.w : prmt(xv.y, xv.w, 0x7632);
       u32 da[4], db[4];
-      deqU4(A[u], nza, da);
-      deqU4(B[u], nzb, db);
+      if constexpr (ZF) {
+        // 128 + q by one lop3 a pair; the zero points come off after the loop, through Σx of a ones-row mma.
+        da[0] = lop3Nib(A[u]), da[1] = lop3Nib(A[u] >> 4), da[2] = lop3Nib(A[u] >> 8), da[3] = lop3Nib(A[u] >> 12);
+        db[0] = lop3Nib(B[u]), db[1] = lop3Nib(B[u] >> 4), db[2] = lop3Nib(B[u] >> 8), db[3] = lop3Nib(B[u] >> 12);
+        mma16816(sx, one2, one2, one2, one2, x04, x15);
+        mma16816(sx, one2, one2, one2, one2, x26, x37);
+      } else {
+        deqU4(A[u], nza, da);
+        deqU4(B[u], nzb, db);
+      }
       mma16816(t, da[0], db[0], da[1], db[1], x04, x15);
       mma16816(t, da[2], db[2], da[3], db[3], x26, x37);
+    }
+    if constexpr (ZF) {
+      // t = Σ (128 + q)·x; minus (128 + z)·Σx (sx[0] = sx[2] and sx[1] = sx[3]: Σx of x columns 2tq, 2tq + 1).
+      const float fza = 128.f + (float)za, fzb = 128.f + (float)zb;
+      t[0] = fmaf(-fza, sx[0], t[0]);
+      t[1] = fmaf(-fza, sx[1], t[1]);
+      t[2] = fmaf(-fzb, sx[2], t[2]);
+      t[3] = fmaf(-fzb, sx[3], t[3]);
     }
   } else {
     // Lane word u = columns 16·tq + 4u .. +3, one mma each: pairs (0,1) and (2,3), x pairs as stored.
@@ -394,7 +485,7 @@ __device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], cons
 
 // RS (_rs): normW is ssq [m, k / 16] of an _addnorm launch (x = bf16(residual · normW) there): each x row's sums are
 // scaled by rsqrt(Σ ssq / k + eps). TAIL (_addnorm, mode 1): y's new rows also go to xw (bf16(· normW)) and ssq.
-template <int BITS, bool NORM, bool TAIL = false, bool RS = false>
+template <int BITS, bool NORM, bool TAIL = false, bool RS = false, int V = QG_V>
 __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, const bf16_t* bias,
     void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw = nullptr, float* ssq = nullptr) {
   constexpr int E = QgSuper<BITS>::E, NW = QG_NW;
@@ -422,25 +513,59 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
   const u32 zdef = 1u << (BITS - 1);
   const bool xLive = g < m;
   float acc[4] = {0.f, 0.f, 0.f, 0.f};
-  constexpr int U = NORM ? QG_UN : QG_U;
+  constexpr int U = (V & QG_V_U4) ? 4 : NORM ? QG_UN : QG_U;
   uint4 va[U], vb[U];
   float sa[U], sb[U];
   u32 za[U], zb[U];
   // Slot u ← superchunk s's weight words, scales and zero points (s < S).
   auto load1 = [&](int u, int s) {
-    va[u] = *reinterpret_cast<const uint4*>(wa + (long long)s * SSTRIDE);
-    vb[u] = *reinterpret_cast<const uint4*>(wb + (long long)s * SSTRIDE);
+    va[u] = qgLdW(wa + (long long)s * SSTRIDE);
+    vb[u] = qgLdW(wb + (long long)s * SSTRIDE);
+#if QG_NOSCALE
+    sa[u] = sb[u] = 1.f;
+    za[u] = zb[u] = zdef;
+    return;
+#endif
     const int gi = s * E / group;
     sa[u] = scales[(long long)rowA * ng + gi];
     sb[u] = scales[(long long)rowB * ng + gi];
     za[u] = zeros ? (u32)zeros[(long long)rowA * ng + gi] : zdef;
     zb[u] = zeros ? (u32)zeros[(long long)rowB * ng + gi] : zdef;
   };
+  // The warp's superchunks: sBeg, sBeg + ST, ... below sEnd — strided (warp, warp + NW, ...: the default), or with
+  // CONTIG the contiguous run [warp·Sw, min((warp + 1)·Sw, S)) of Sw = ceil(S / NW).
+  constexpr bool CONTIG = (V & QG_V_CONTIG) != 0, ZF = (V & QG_V_ZFOLD) != 0;
+  constexpr int ST = CONTIG ? 1 : NW;
+  const int Sw = (S + NW - 1) / NW, sBeg = CONTIG ? warp * Sw : warp, sEnd = CONTIG ? min(sBeg + Sw, S) : S;
+  // CONTIG with one group a superchunk and even runs: a slot pair's scales are one 8-byte load per row, its zero
+  // points one 2-byte load (the slot pairs start at even superchunks).
+  const bool vecSc = CONTIG && !QG_NOSCALE && group == E && (Sw & 1) == 0 && (S & 1) == 0 && (U & 1) == 0;
   auto issue = [&](int s0) {
+    if (vecSc) {
+#pragma unroll
+      for (int u = 0; u < U; u += 2) {
+        const int s = s0 + u;
+        if (s < sEnd) {
+          va[u] = qgLdW(wa + (long long)s * SSTRIDE);
+          vb[u] = qgLdW(wb + (long long)s * SSTRIDE);
+          va[u + 1] = qgLdW(wa + (long long)(s + 1) * SSTRIDE);
+          vb[u + 1] = qgLdW(wb + (long long)(s + 1) * SSTRIDE);
+          const float2 a2 = *reinterpret_cast<const float2*>(scales + (long long)rowA * ng + s);
+          const float2 b2 = *reinterpret_cast<const float2*>(scales + (long long)rowB * ng + s);
+          sa[u] = a2.x, sa[u + 1] = a2.y, sb[u] = b2.x, sb[u + 1] = b2.y;
+          if (zeros) {
+            const u32 z2a = *reinterpret_cast<const unsigned short*>(zeros + (long long)rowA * ng + s);
+            const u32 z2b = *reinterpret_cast<const unsigned short*>(zeros + (long long)rowB * ng + s);
+            za[u] = z2a & 255u, za[u + 1] = z2a >> 8, zb[u] = z2b & 255u, zb[u + 1] = z2b >> 8;
+          } else za[u] = za[u + 1] = zb[u] = zb[u + 1] = zdef;
+        }
+      }
+      return;
+    }
 #pragma unroll
     for (int u = 0; u < U; u++) {
-      const int s = s0 + NW * u;
-      if (s < S) load1(u, s);
+      const int s = s0 + ST * u;
+      if (s < sEnd) load1(u, s);
     }
   };
   const bf16_t* xsrc = x;
@@ -454,7 +579,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     if (QG_FASTNORM && m == 1) {
       for (int c = tid; c < kv; c += 256) cpAsync16(xsh + c * 8, normW + c * 8);
       cpAsyncCommit();
-      if (!QG_XFIRST) issue(warp);
+      if (!QG_XFIRST) issue(sBeg);
       qgPdlWait();  // x and y are earlier launches' outputs
       qgPdlLaunchDependents();
       uint4 xr[QG_XS / 8 / 256];
@@ -462,7 +587,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
       for (int j = 0; j < QG_XS / 8 / 256; j++) {
         if (tid + 256 * j < kv) xr[j] = *reinterpret_cast<const uint4*>(x + (tid + 256 * j) * 8);
       }
-      if (QG_XFIRST) issue(warp);
+      if (QG_XFIRST) issue(sBeg);
       float ss = 0.f;
 #pragma unroll
       for (int j = 0; j < QG_XS / 8 / 256; j++) {
@@ -492,7 +617,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
       }
       __syncthreads();
     } else {
-      issue(warp);
+      issue(sBeg);
       qgPdlWait();
       qgPdlLaunchDependents();
       rmsnormStage(x, normW, eps, m, k, xsh, sh);
@@ -500,7 +625,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     xsrc = xsh;
   } else {
     // The first weight loads are in flight before anything else (the weight stream is the kernel's work).
-    issue(warp);
+    issue(sBeg);
     qgPdlWait();
     qgPdlLaunchDependents();
   }
@@ -516,28 +641,59 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     }
   }
   const QgTail tl = {normW, xw, ssq};
+  // XS (u4, no prologue): x [m, k] staged once per block in shared memory, each 8-element chunk in the mma's pair order
+  // (the weights' loads are in flight meanwhile), so the loop reads its x fragments without permutes.
+  constexpr bool XS = (V & QG_V_XS) != 0 && BITS == 4 && !NORM;
+  bool xPerm = false;
+  if constexpr (XS) {
+    __shared__ __align__(16) bf16_t xp[QG_XP];
+    if (m * k <= QG_XP) {
+      for (int c = tid; c < (m * k) >> 3; c += 32 * NW) {
+        const uint4 v = *reinterpret_cast<const uint4*>(x + (long long)c * 8);
+        uint4 q;
+        q.x = prmt(v.x, v.z, 0x5410), q.y = prmt(v.x, v.z, 0x7632), q.z = prmt(v.y, v.w, 0x5410), q.w = prmt(v.y, v.w, 0x7632);
+        *reinterpret_cast<uint4*>(xp + c * 8) = q;
+      }
+      __syncthreads();
+      xsrc = xp;
+      xPerm = true;
+    }
+  }
   const bf16_t* xg = xsrc + (long long)(xLive ? g : 0) * k;
-  for (;;) {
-    for (int s0 = warp; s0 < S; s0 += NW * U) {
+  // The tile's superchunks (P: x staged in pair order). Called with a constant on each side of a uniform branch, so
+  // each inlined copy is specialized (no generic lambda: NVRTC compiles those as host functions).
+  auto stream = [&](const bool P) {
+    for (int s0 = sBeg; s0 < sEnd; s0 += ST * U) {
 #pragma unroll
       for (int u = 0; u < U; u++) {
-        const int s = s0 + NW * u;
-        if (s < S) {
+        const int s = s0 + ST * u;
+        if (s < sEnd) {
           float t[4];
-          qgSuperchunk<BITS>(va[u], vb[u], za[u], zb[u], xg + (long long)s * E, xLive, lane, t);
+#if QG_NOMATH
+          t[0] = __uint_as_float(va[u].x ^ va[u].y ^ za[u]);
+          t[1] = __uint_as_float(va[u].z ^ va[u].w);
+          t[2] = __uint_as_float(vb[u].x ^ vb[u].y ^ zb[u]);
+          t[3] = __uint_as_float(vb[u].z ^ vb[u].w);
+#else
+          qgSuperchunk<BITS, ZF>(va[u], vb[u], za[u], zb[u], xg + (long long)s * E, xLive, lane, t, P);
+#endif
           acc[0] = fmaf(t[0], sa[u], acc[0]);
           acc[1] = fmaf(t[1], sa[u], acc[1]);
           acc[2] = fmaf(t[2], sb[u], acc[2]);
           acc[3] = fmaf(t[3], sb[u], acc[3]);
 #if QG_RING
-          if (s + NW * U < S) load1(u, s + NW * U);  // refill the slot just consumed: U loads stay in flight
+          if (s + ST * U < sEnd) load1(u, s + ST * U);  // refill the slot just consumed: U loads stay in flight
 #endif
         }
       }
 #if !QG_RING
-      if (s0 + NW * U < S) issue(s0 + NW * U);
+      if (s0 + ST * U < sEnd) issue(s0 + ST * U);
 #endif
     }
+  };
+  for (;;) {
+    if (XS && xPerm) stream(true);
+    else stream(false);
 #if QG_LOOP
     // The next tile's first loads fly during this one's reduction and epilogue (the prologue is not redone).
     const int done = tile;
@@ -547,7 +703,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
       rowB = mode == 2 ? half + tile * 8 + g : tile * 16 + 8 + g;
       wa = W + (long long)rowA * rowBytes + tq * 16;
       wb = W + (long long)rowB * rowBytes + tq * 16;
-      issue(warp);
+      issue(sBeg);
     }
     qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, done, RS ? invSh : nullptr, TAIL ? &tl : nullptr);
     acc[0] = acc[1] = acc[2] = acc[3] = 0.f;
@@ -607,6 +763,75 @@ QUANT_GEMV_RS(quant_gemv_fused_rs_u4, 4)
 #endif
 #if LLMRT_KERNEL(quant_gemv_fused_rs_u8)
 QUANT_GEMV_RS(quant_gemv_fused_rs_u8, 8)
+#endif
+
+// Session 11 (CudaSessionOptions.quantGemvFast): quant_gemv_fast{,_norm,_addnorm,_rs}_u{4|8} — quant_gemv_fused's
+// entry points, parameters, grids and epilogues with the variant QG_FAST of quantGemvFusedImpl: each warp streams a
+// contiguous run of ceil(S / 8) superchunks of its tile (paired scale / zero-point loads where a group is one
+// superchunk), and (u4, no prologue) x is staged once per block in shared memory in the mma's pair order, so the loop
+// has no x permutes (H200 r2: the 8B gate_up GEMV is instruction-bound). The same products, summed in another order:
+// within fp32 rounding of quant_gemv_fused's sums (tools/cuda-kernel-check/quant_gemv_emu.py: the bf16 outputs the
+// same bits there). Batch invariant as quant_gemv_fused (the order does not depend on m or on where x is read from).
+#ifndef QG_FAST
+#define QG_FAST (QG_V_CONTIG | QG_V_XS)
+#endif
+#define QUANT_GEMV_FAST(NAME, BITS, NORM, TAIL, RS)                                                                         \
+  extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
+    quantGemvFusedImpl<BITS, NORM, TAIL, RS, QG_FAST>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);         \
+  }
+#define QUANT_GEMV_FAST_ADDNORM(NAME, BITS)                                                                                 \
+  extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw, float* ssq) { \
+    quantGemvFusedImpl<BITS, false, true, false, QG_FAST>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, xw, ssq); \
+  }
+#if LLMRT_KERNEL(quant_gemv_fast_u4)
+QUANT_GEMV_FAST(quant_gemv_fast_u4, 4, false, false, false)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast_u8)
+QUANT_GEMV_FAST(quant_gemv_fast_u8, 8, false, false, false)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast_norm_u4)
+QUANT_GEMV_FAST(quant_gemv_fast_norm_u4, 4, true, false, false)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast_norm_u8)
+QUANT_GEMV_FAST(quant_gemv_fast_norm_u8, 8, true, false, false)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast_rs_u4)
+QUANT_GEMV_FAST(quant_gemv_fast_rs_u4, 4, false, false, true)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast_rs_u8)
+QUANT_GEMV_FAST(quant_gemv_fast_rs_u8, 8, false, false, true)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast_addnorm_u4)
+QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u4, 4)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast_addnorm_u8)
+QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u8, 8)
+#endif
+// quant_gemv_fastd{,_addnorm}_u{4|8}: the same with 4 superchunks a warp in flight (QG_V_U4) at 2 blocks of 256 per SM,
+// for linears of few tiles and long rows (the launcher: at most 2 tiles an SM, e.g. llama-3.1-8b down_proj / o_proj).
+#define QUANT_GEMV_FASTD(NAME, BITS)                                                                                        \
+  extern "C" __global__ void __launch_bounds__(32 * QG_NW, 2) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
+    quantGemvFusedImpl<BITS, false, false, false, QG_FAST | QG_V_U4>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode); \
+  }
+#define QUANT_GEMV_FASTD_ADDNORM(NAME, BITS)                                                                                \
+  extern "C" __global__ void __launch_bounds__(32 * QG_NW, 2) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw, float* ssq) { \
+    quantGemvFusedImpl<BITS, false, true, false, QG_FAST | QG_V_U4>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, xw, ssq); \
+  }
+#if LLMRT_KERNEL(quant_gemv_fastd_u4)
+QUANT_GEMV_FASTD(quant_gemv_fastd_u4, 4)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fastd_u8)
+QUANT_GEMV_FASTD(quant_gemv_fastd_u8, 8)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fastd_addnorm_u4)
+QUANT_GEMV_FASTD_ADDNORM(quant_gemv_fastd_addnorm_u4, 4)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fastd_addnorm_u8)
+QUANT_GEMV_FASTD_ADDNORM(quant_gemv_fastd_addnorm_u8, 8)
 #endif
 
 // Each thread dequantizes 8 consecutive weights of one row into one 16-byte bf16 store.
