@@ -10,7 +10,7 @@
  * build: minutes on llama-3.1-8b); the GEMM-path comparison (see run) costs one extra prefill.
  *
  *   bun bench/quant_e2e.ts --model DIR [--algos W4A16,W8A16] [--group-size 128] [--decode 128] [--no-ref]
- *       [--prequantized DIR,DIR] [--quant-pdl] [--ab quantPdl] [--set quantPdl=1]
+ *       [--prequantized DIR,DIR] [--quant-pdl] [--ab quantPdl] [--set quantPdl=1] [--profile-decode]
  *
  * --prequantized: engines of pre-quantized checkpoints of the same model (AWQ / GPTQ layouts, e.g. written by
  * tools/quant-packers/pack_awq_torch.py) beside the --algos ones (`--algos ""`: none), each with its load time.
@@ -36,7 +36,8 @@ import { nvfp4GlobalScale } from "../lib/util/e2m1.ts";
 import { E4M3_DECODE } from "../lib/util/e4m3.ts";
 import { Session } from "../lib/runtime/session.ts";
 import { CUDA_FLAG_NAMES } from "../lib/backends/cuda/session_flags.ts";
-import { argmax, type DecodeRun, deviceWeightBytes, greedyStepper, prefillAndDecode, relL2 } from "./batch1.ts";
+import { argmax, type DecodeRun, deviceWeightBytes, greedyStepper, launchTotals, prefillAndDecode, relL2 } from "./batch1.ts";
+import type { CudaKvCache } from "../lib/backends/cuda/session.ts";
 import { copyCeiling } from "./copy_bandwidth.ts";
 
 const { values } = parseArgs({
@@ -56,6 +57,7 @@ const { values } = parseArgs({
     set: { type: "string" },
     "calib-tokens": { type: "string" },
     "synthetic-nvfp4": { type: "boolean" },
+    "profile-decode": { type: "boolean" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/quant_e2e.ts --model DIR [--algos W4A16,W8A16] [--group-size 128] [--decode 128]");
@@ -114,11 +116,16 @@ if (abKey !== undefined && !(CUDA_FLAG_NAMES as readonly string[]).includes(abKe
 
 function run(engine: Engine, ab?: boolean): DecodeRun & { gemmLogits: Float32Array } {
   const opts = backend === "cpu" ? {} : { ...fixed, ...(ab === undefined || !abKey ? {} : { [abKey]: ab }) };
+  const t0 = performance.now();
   using session = Session.fromSerializedEngine(engine, { backend, ...opts });
+  if (values["profile-decode"]) console.log(`  session (upload, kernels) ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   const kv = session.createKvCache(maxSeqLen / BS + 1);
   const step = greedyStepper(Int32Array.from({ length: maxSeqLen / BS }, (_, i) => i));
   const vocab = engine.plan.attributes.vocabSize;
   const r = prefillAndDecode(session, kv, step, vocab, prompt, numDecode);
+  if (values["profile-decode"] && backend === "cuda") {
+    console.log(profileDecode(engine, session, kv as CudaKvCache, step([r.ids[r.ids.length - 1]], PROMPT + 9 + numDecode)));
+  }
   kv.dispose();
   const kv2 = session.createKvCache(maxSeqLen / BS + 1);
   const gemmLogits = new Float32Array(vocab), sampledIds = new Int32Array(1);
@@ -126,6 +133,61 @@ function run(engine: Engine, ab?: boolean): DecodeRun & { gemmLogits: Float32Arr
   session.run(step([...prompt.slice(120), prompt[5]], 120), { logits: gemmLogits, sampledIds }, kv2);
   kv2.dispose();
   return { ...r, gemmLogits };
+}
+
+/** The bytes a linear's weights take on the device (bf16, or uint8 codes + their scales). */
+function linearBytes(engine: Engine, op: Extract<Engine["plan"]["ops"][number], { type: "linear" }>): number {
+  const elems = (n: string): number => engine.tensorInfo(n).shape.reduce((a, b) => a * b, 1);
+  const info = engine.tensorInfo(op.weight);
+  const f = op.weightFormat;
+  const scaleBytes = f?.scales ? elems(f.scales) * (engine.tensorInfo(f.scales).dtype === "float32" ? 4 : 1) : 0;
+  return elems(op.weight) * (info.dtype === "uint8" ? 1 : 2) + scaleBytes;
+}
+
+/**
+ * --profile-decode: a decode step's graph time, its launches one by one summed by kernel, and the launches of each
+ * linear role (the op's weight name without its layer index) with the weight bytes they read vs the copy ceiling.
+ */
+function profileDecode(engine: Engine, session: Session, kv: CudaKvCache, inp: ReturnType<ReturnType<typeof greedyStepper>>): string {
+  const p = session.cuda!.profileDecodeStep(inp, kv, 20);
+  const sum = p.launches.reduce((a, l) => a + l.ms, 0);
+  const top = [...launchTotals(p.launches)].sort((a, b) => b[1].ms - a[1].ms).slice(0, 14);
+  const roles = new Map<string, { ms: number; n: number; bytes: number; kernels: Set<string> }>();
+  const counted = new Set<number>();
+  let other = 0;
+  for (const l of p.launches) {
+    const op = engine.plan.ops[l.op];
+    if (op?.type !== "linear") {
+      other += l.ms;
+      continue;
+    }
+    const role = op.weight.replace(/^.*layers\.\d+\./, "").replace(/\.weight$/, "");
+    const e = roles.get(role) ?? { ms: 0, n: 0, bytes: 0, kernels: new Set<string>() };
+    e.ms += l.ms;
+    e.kernels.add(l.name);
+    if (!counted.has(l.op)) {
+      counted.add(l.op);
+      e.n++;
+      e.bytes += linearBytes(engine, op);
+    }
+    roles.set(role, e);
+  }
+  const gbs = (bytes: number, ms: number): string => `${(bytes / ms / 1e6).toFixed(0)} GB/s = ${((100 * bytes * 1e3) / (ms * copyBps)).toFixed(1)}%`;
+  const lines = [...roles].map(([role, e]) =>
+    `    ${role} ×${e.n}: ${(e.ms * 1e3).toFixed(0)} µs (${(e.ms * 1e3 / e.n).toFixed(1)} µs each), ${(e.bytes / 1e6).toFixed(1)} MB → ${
+      gbs(e.bytes, e.ms)
+    } of copy [${[...e.kernels].join(", ")}]`
+  );
+  const linMs = [...roles.values()].reduce((a, e) => a + e.ms, 0), linBytes = [...roles.values()].reduce((a, e) => a + e.bytes, 0);
+  return [
+    `  decode step at ${PROMPT + 9 + numDecode}: graph ${p.graphMs.toFixed(3)} ms; ${p.launches.length} launches one by one ${sum.toFixed(3)} ms: ${
+      top.map(([n, e]) => `${n} ×${e.n} ${(e.ms * 1e3).toFixed(0)} µs`).join(", ")
+    }`,
+    `  linears (launches of the linear ops, act quantization included): ${(linMs * 1e3).toFixed(0)} µs for ${(linBytes / 1e9).toFixed(3)} GB → ${
+      gbs(linBytes, linMs)
+    } of copy; everything else ${(other * 1e3).toFixed(0)} µs`,
+    ...lines,
+  ].join("\n");
 }
 
 function ceilingBandwidth(engine: Engine): number {
@@ -265,19 +327,30 @@ for (const dir of (values.prequantized ?? "").split(",").filter((d) => d !== "")
   reference(name, q, rq);
 }
 
-/** An NVFP4 model of `base` with random codes and block scales in every decoder linear (a speed-only stand-in). */
+/**
+ * An NVFP4 model of `base` with random codes and block scales in every decoder linear (a speed-only stand-in). The
+ * codes and scales of a shape are drawn once and shared by every layer (seconds, not minutes, on llama-3.1-8b); each
+ * layer's engine tensors are still its own device bytes, so a step reads as many bytes as a real checkpoint's.
+ */
 function syntheticNvfp4(base: LlamaForCausalLM): QuantizedModel {
   const quantized = new Map<string, QuantizedTensor>();
+  const byShape = new Map<string, { packed: Uint8Array; scales: Float32Array }>();
   let seed = 12345;
   const g = nvfp4GlobalScale(0.2), a = nvfp4GlobalScale(8);
   for (let l = 0; l < base.config.numHiddenLayers; l++) {
     for (const lin of ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]) {
       const name = `model.layers.${l}.${lin}.weight`, [N, K] = base.weights.info(name).shape;
-      const packed = new Uint8Array((N * K) / 2), words = new Uint32Array(packed.buffer);
-      for (let i = 0; i < words.length; i++) words[i] = seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-      // Block scales 0.5 .. 1.875 (e4m3 bytes 0x30 .. 0x3f), exactly e4m3.
-      const scales = Float32Array.from({ length: (N * K) / 16 }, (_, i) => E4M3_DECODE[0x30 + ((i * 7) & 15)]);
-      quantized.set(name, { bits: 4, rows: N, cols: K, groupSize: 16, packed, scales, zeros: null, format: "nvfp4", activationScale: a, globalScale: g });
+      let data = byShape.get(`${lin} ${N}x${K}`);
+      if (!data) {
+        const packed = new Uint8Array((N * K) / 2), words = new Uint32Array(packed.buffer);
+        for (let i = 0; i < words.length; i++) words[i] = seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+        // Block scales 0.5 .. 1.875 (e4m3 bytes 0x30 .. 0x3f), exactly e4m3.
+        const scales = new Float32Array((N * K) / 16);
+        for (let i = 0; i < scales.length; i++) scales[i] = E4M3_DECODE[0x30 + ((i * 7) & 15)];
+        data = { packed, scales };
+        byShape.set(`${lin} ${N}x${K}`, data);
+      }
+      quantized.set(name, { bits: 4, rows: N, cols: K, groupSize: 16, ...data, zeros: null, format: "nvfp4", activationScale: a, globalScale: g });
     }
   }
   return new QuantizedModel(base.config, new OverlayWeightSource(base.weights, new Map(), quantized), base.options, QuantConfig.from({ quantAlgo: "NVFP4" }));
