@@ -220,11 +220,12 @@ export function nvfp4MmaKernelStandIn(mem: FakeMemory, l: KernelLaunch, maxRows:
     stExact(mem, out, w, l.kernel);
     return true;
   }
-  const gv = /^nvfp4_gemv_mma(_w16)?_bf16_m(\d)$/.exec(l.kernel);
+  // nvfp4_gemv_k32 (nvfp4GemvK32, m = 1): the same sums, added in another fp32 order (exact here).
+  const gv = /^nvfp4_gemv_(mma|k32)(_w16)?_bf16_m(\d)$/.exec(l.kernel);
   if (!gv) return false;
   const [xq, W, sc, sx, bias, y, m, n, k, , alpha] = A;
-  const M = Number(gv[2]), NW = gv[1] ? 16 : 8;
-  assert.ok(m >= 1 && m <= M && m <= maxRows && (M === 1 || m > 1), `${l.kernel}: m ${m}`);
+  const M = Number(gv[3]), NW = gv[2] ? 16 : 8;
+  assert.ok(m >= 1 && m <= M && m <= maxRows && (M === 1 || m > 1) && (gv[1] === "mma" || M === 1), `${l.kernel}: m ${m}`);
   assert.ok(l.grid[0] === n / 16 || (l.grid[0] < n / 16 && (k / 64) % (4 * NW) === 0), `${l.kernel}: grid ${l.grid}`);
   assert.deepEqual([...l.grid.slice(1), l.block], [1, 1, 32 * NW], `${l.kernel}: grid`);
   assert.ok(n % 16 === 0 && k % 64 === 0 && xq % 16n === 0n && W % 16n === 0n && sx % 16n === 0n, `${l.kernel}: shape / alignment`);

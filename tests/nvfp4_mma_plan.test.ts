@@ -81,19 +81,27 @@ test("CUDA plan of one NVFP4 linear with nvfp4Mma on the fake device: GEMV (1..8
     lowbitScratch: mem.alloc(lowbitScratchLayout(plan)!.bytes),
   } as unknown as LaunchEnv;
   const x = mem.alloc(maxRows * K * 2), y = mem.alloc(maxRows * N * 2);
-  for (const [rows, logits] of [[1, false], [2, false], [3, false], [8, false], [12, false], [5, true]] as [number, boolean][]) {
+  // nvfp4GemvK32: one row (not batch-invariant) on nvfp4_gemv_k32; more rows, or batchInvariant, keep nvfp4_gemv_mma.
+  const k32 = { ...env, nvfp4GemvK32: true } as LaunchEnv, k32Inv = { ...env, nvfp4GemvK32: true, batchInvariant: true } as LaunchEnv;
+  for (
+    const [rows, logits, e] of [[1, false, env], [2, false, env], [3, false, env], [8, false, env], [12, false, env], [5, true, env], [1, false, k32], [
+      3,
+      false,
+      k32,
+    ], [1, false, k32Inv]] as [number, boolean, LaunchEnv][]
+  ) {
     const xv = bf(Array.from({ length: rows * K }, (_, i) => r() * (i % K === 7 ? 40 : 3)));
     mem.u16(x, xv.length).set(f32ToBf16(xv));
     const launches: Launch[] = [];
-    planLowbitLinear({ op, i: 0, rows, isLogits: logits, env, decodeStep: true, buf: (n) => (n === "x" ? x : y) }, launches);
+    planLowbitLinear({ op, i: 0, rows, isLogits: logits, env: e, decodeStep: true, buf: (n) => (n === "x" ? x : y) }, launches);
     for (const l of launches) if (l.kind === "kernel") assert.equal(l.args.length, kernelSignature(l.kernel).params.length, `${l.kernel} arity`);
     const names = launches.map((l) => (l.kind === "gemm" ? `gemm${l.alpha !== undefined ? "+alpha" : ""}` : (l as KernelLaunch).kernel));
     const gemv = rows <= 8 && !logits;
     const want = gemv
-      ? ["nvfp4_act_mma_bf16", `nvfp4_gemv_mma_bf16_m${rows === 1 ? 1 : 8}`]
+      ? ["nvfp4_act_mma_bf16", `nvfp4_gemv_${e === k32 && rows === 1 ? "k32" : "mma"}_bf16_m${rows === 1 ? 1 : 8}`]
       : ["lowbit_act_nvfp4_bf16", "nvfp4_dequant_mma_bf16", "gemm+alpha"];
     assert.deepEqual(names, want, `${rows} rows${logits ? " (logits)" : ""}`);
-    runLaunches(mem, launches, env);
+    runLaunches(mem, launches, e);
     const got = logits ? mem.f32(env.logits, rows * N).slice() : bf16ToF32(mem.u16(y, rows * N).slice());
     const ref = new Float32Array(rows * N);
     lowbitLinear(xv, cpu, biasF, rows, N, K, ref);

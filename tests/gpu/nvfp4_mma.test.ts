@@ -3,7 +3,7 @@
  * the tiled device layout (lib/backends/cuda/nvfp4_tiles.ts): the activation quantizer's codes and block scales equal
  * the CPU's (lib/util/e2m1.ts) bit for bit, the prefill dequantizer of the tiled layout writes the public layout's
  * values exactly, and the GEMV (m = 1, 3, 8) matches the CPU's lowbitLinear within one bf16 ulp (the block sums are
- * exact; only the fp32 sum over blocks and the bf16 store round). Then its time on llama-3.2-1b / llama-3.1-8b decoder
+ * exact; only the fp32 sum over blocks and the bf16 store round); at m = 1 nvfp4_gemv_k32 (CudaFlags.nvfp4GemvK32) too. Then its time on llama-3.2-1b / llama-3.1-8b decoder
  * shapes against lowbit.cu's GEMV and a device copy measured in the same process (set LLMRT_NVFP4_TIME=0 to skip).
  */
 import { loadKernelFile } from "../../lib/backends/cuda/compiler.ts";
@@ -76,15 +76,20 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
       const alpha = Math.fround(a * f.globalScale!);
       const ref = new Float32Array(m * N);
       lowbitLinear(xf, cpu, unBf16(biasB), m, N, K, ref);
-      // 8 warps a block, and 16 (the launcher's pick for few row tiles).
-      for (const w16 of [false, true]) {
-        const name = `nvfp4_gemv_mma${w16 ? "_w16" : ""}_bf16_m${M}`;
-        mod.kernel(name, sig(w16 ? "nvfp4_gemv_mma_w16" : "nvfp4_gemv_mma")).launch(N / 16, w16 ? 512 : 256, [xq, W, S, sx, B, dy, m, N, K, 0, alpha]);
+      // 8 warps a block, and 16 (the launcher's pick for few row tiles); at m = 1 also the k32 kernels (nvfp4GemvK32).
+      let mmaOut: Uint16Array | null = null;
+      for (const [kind, w16] of [["mma", false], ["mma", true], ...(m === 1 ? [["k32", false], ["k32", true]] : [])] as [string, boolean][]) {
+        const name = `nvfp4_gemv_${kind}${w16 ? "_w16" : ""}_bf16_m${M}`;
+        mod.kernel(name, sig(`nvfp4_gemv_${kind}${w16 ? "_w16" : ""}`)).launch(N / 16, w16 ? 512 : 256, [xq, W, S, sx, B, dy, m, N, K, 0, alpha]);
         const y = new Uint16Array(m * N);
         dy.copyToHost(y);
         let worst = 0;
         for (let i = 0; i < m * N; i++) worst = Math.max(worst, Math.abs(fromBf16Bits(y[i]) - ref[i]) / Math.max(Math.abs(ref[i]), 0.05));
-        console.log(`${name} [${N}x${K}] m=${m}: max rel error vs the CPU ${worst.toExponential(2)}`);
+        mmaOut ??= y;
+        const differ = y.reduce((a, v, i) => a + (v !== mmaOut![i] ? 1 : 0), 0);
+        console.log(
+          `${name} [${N}x${K}] m=${m}: max rel error vs the CPU ${worst.toExponential(2)}; ${differ}/${m * N} outputs differ from nvfp4_gemv_mma's bits`,
+        );
         assert.ok(worst <= 2 ** -7, `${name} m=${m}: max relative error ${worst}`);
       }
     }
@@ -107,15 +112,17 @@ gpuTest("nvfp4_gemv_mma: a persistent grid (blocks looping over row tiles, loads
     using xq = d.alloc(2 * m * K);
     using sx = d.alloc(m * (K / 16) * 4);
     mod.kernel("nvfp4_act_mma_bf16", sig("nvfp4_act_mma")).launch([Math.ceil(K / 1024), m, 1], 256, [dx, xq, sx, m, K, f.activationScale!]);
-    const kern = mod.kernel(`nvfp4_gemv_mma_bf16_m${m === 1 ? 1 : 8}`, sig("nvfp4_gemv_mma"));
-    const out = [N / 16, 5, 3, 1].map((grid) => {
-      using dy = d.alloc(m * N * 2);
-      kern.launch(grid, 256, [xq, W, S, sx, 0n, dy, m, N, K, 0, 0.5]);
-      const y = new Uint16Array(m * N);
-      dy.copyToHost(y);
-      return y;
-    });
-    for (let g = 1; g < out.length; g++) assert.deepEqual(Array.from(out[g]), Array.from(out[0]), `m=${m}: grid variant ${g} differs`);
+    for (const kind of m === 1 ? ["mma", "k32"] : ["mma"]) {
+      const kern = mod.kernel(`nvfp4_gemv_${kind}_bf16_m${m === 1 ? 1 : 8}`, sig(`nvfp4_gemv_${kind}`));
+      const out = [N / 16, 5, 3, 1].map((grid) => {
+        using dy = d.alloc(m * N * 2);
+        kern.launch(grid, 256, [xq, W, S, sx, 0n, dy, m, N, K, 0, 0.5]);
+        const y = new Uint16Array(m * N);
+        dy.copyToHost(y);
+        return y;
+      });
+      for (let g = 1; g < out.length; g++) assert.deepEqual(Array.from(out[g]), Array.from(out[0]), `${kind} m=${m}: grid variant ${g} differs`);
+    }
   }
 });
 
@@ -178,12 +185,12 @@ gpuTest("nvfp4_gemv_mma m1 vs lowbit_gemv_nvfp4 m1 (each + its act launch) on 1B
   using old = loadKernelFile(d, "lowbit.cu");
   // Variants "U[pB][nL][zZ][w]": NV_U = U loads in flight; pB: a persistent grid of B blocks per SM where the shape allows
   // it ((k / 64) % (warps · U) == 0; else one block per row tile); nL: NV_LDNC = L, zZ: NV_ZC = Z (defaults 1); w: the
-  // 16-warp kernel (_w16).
+  // 16-warp kernel (_w16); k: nvfp4_gemv_k32 (nvfp4GemvK32) instead of nvfp4_gemv_mma.
   const variants = (process.env.LLMRT_NVFP4_VARIANTS ?? "4").split(",");
   const vspec = variants.map((v) => {
-    const m = /^(\d+)(?:p(\d+))?(?:n(\d))?(?:z(\d))?(w)?$/.exec(v);
+    const m = /^(\d+)(?:p(\d+))?(?:n(\d))?(?:z(\d))?(w)?(k)?$/.exec(v);
     if (!m) throw new Error(`LLMRT_NVFP4_VARIANTS: bad variant ${v}`);
-    return { u: Number(m[1]), perSm: Number(m[2] ?? 0), key: `-DNV_U=${m[1]} -DNV_LDNC=${m[3] ?? 1} -DNV_ZC=${m[4] ?? 1}`, nw: m[5] ? 16 : 8 };
+    return { u: Number(m[1]), perSm: Number(m[2] ?? 0), key: `-DNV_U=${m[1]} -DNV_LDNC=${m[3] ?? 1} -DNV_ZC=${m[4] ?? 1}`, nw: m[5] ? 16 : 8, k32: !!m[6] };
   });
   const uniq = [...new Set(vspec.map((v) => v.key))];
   const mods = uniq.map((key) => loadKernelFile(d, "nvfp4_mma.cu", { options: key.split(" ") }));
@@ -192,8 +199,8 @@ gpuTest("nvfp4_gemv_mma m1 vs lowbit_gemv_nvfp4 m1 (each + its act launch) on 1B
     const oldA = old.kernel("lowbit_act_nvfp4_bf16", sig("lowbit_act_nvfp4"));
     const newK = vspec.map((v) =>
       mods[uniq.indexOf(v.key)].kernel(
-        v.nw === 16 ? "nvfp4_gemv_mma_w16_bf16_m1" : "nvfp4_gemv_mma_bf16_m1",
-        sig(v.nw === 16 ? "nvfp4_gemv_mma_w16" : "nvfp4_gemv_mma"),
+        `nvfp4_gemv_${v.k32 ? "k32" : "mma"}${v.nw === 16 ? "_w16" : ""}_bf16_m1`,
+        sig(`nvfp4_gemv_${v.k32 ? "k32" : "mma"}${v.nw === 16 ? "_w16" : ""}`),
       )
     );
     const newA = mods[0].kernel("nvfp4_act_mma_bf16", sig("nvfp4_act_mma"));

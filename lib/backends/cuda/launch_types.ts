@@ -177,6 +177,8 @@ export interface LaunchEnv {
   readonly nvfp4Mma?: boolean;
   /** Most blocks of nvfp4_gemv_mma's persistent grid (lowbit_launch.ts nvfp4GemvGrid). Unset: one block per row tile. */
   readonly nvfp4GemvBlocks?: number;
+  /** With nvfp4Mma: one-row NVFP4 GEMVs on nvfp4_gemv_k32 (CudaFlags.nvfp4GemvK32; not with batchInvariant). */
+  readonly nvfp4GemvK32?: boolean;
   /**
    * f32 [GEMV_MAX_ROWS, hiddenSize / 16]: quant_gemv_fused_addnorm's tile sums of squares, read by quant_gemv_fused_rs
    * (one-row steps on quant_gemv1: [hiddenSize / 2] sums per row pair, the same bytes).

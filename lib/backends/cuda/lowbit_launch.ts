@@ -153,10 +153,12 @@ export function planLowbitLinear(
     if (!preQuantized) kernel("nvfp4_act_mma_bf16", [cdiv(K, 1024), rows, 1], [buf(op.x), xq, rowScale, rows, K, a]);
     // Row tiles for at most one block per SM: 16 warps a block (more loads in flight on each SM).
     const w16 = !!env.nvfp4GemvBlocks && N / 16 <= env.nvfp4GemvBlocks / NVFP4_GEMV_BLOCKS_PER_SM;
+    // One row (not batch-invariant: its fp32 sum is ordered unlike the m8 kernel's): two blocks an mma (nvfp4GemvK32).
+    const k32 = !!env.nvfp4GemvK32 && rows === 1 && !env.batchInvariant;
     out.push({
       kind: "kernel",
       op: i,
-      kernel: `nvfp4_gemv_mma${w16 ? "_w16" : ""}_bf16_m${rows <= 1 ? 1 : 8}`,
+      kernel: `nvfp4_gemv_${k32 ? "k32" : "mma"}${w16 ? "_w16" : ""}_bf16_m${rows <= 1 ? 1 : 8}`,
       grid: [
         w16 ? N / 16 : nvfp4GemvGrid(N, K, env.nvfp4GemvBlocks),
         1,

@@ -243,6 +243,8 @@ export class CudaSession implements SessionBackend {
   readonly quantTailNorm: boolean;
   /** CudaSessionOptions.nvfp4Mma. */
   readonly nvfp4Mma: boolean;
+  /** CudaSessionOptions.nvfp4GemvK32. */
+  readonly nvfp4GemvK32: boolean;
   /** CudaSessionOptions.gemmResidual. */
   readonly gemmResidual: boolean;
   /** CudaSessionOptions.quantGemv1. */
@@ -366,6 +368,7 @@ export class CudaSession implements SessionBackend {
     this.graphSplits = f.graphSplits;
     this.quantTailNorm = f.quantTailNorm;
     this.nvfp4Mma = f.nvfp4Mma;
+    this.nvfp4GemvK32 = f.nvfp4GemvK32;
     this.gemmResidual = f.gemmResidual;
     this.gemvDeepLoads = f.gemvDeepLoads;
     this.sampleSplit = f.sampleSplit;
@@ -649,6 +652,7 @@ export class CudaSession implements SessionBackend {
       quantPdl: this.quantPdl,
       nvfp4Mma: this.nvfp4Mma,
       nvfp4GemvBlocks: NVFP4_GEMV_BLOCKS_PER_SM * this.device.smCount,
+      nvfp4GemvK32: this.nvfp4GemvK32,
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),
       ...(this.#persistent
         ? {

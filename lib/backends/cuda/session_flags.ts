@@ -246,6 +246,14 @@ export const CUDA_FLAGS = {
    * bits (H200 session 10: llama-3.1-8b FP8 + FP8 KV TTFT 2048 −0.3 ms in one process). @default true
    */
   fp8ShadowRope: { env: "LLMRT_FP8_SHADOW_ROPE", default: true },
+  /**
+   * With `nvfp4Mma`: one-token decode steps (not batchInvariant) run nvfp4_gemv_k32 (kernels/nvfp4_mma.cu) for the NVFP4
+   * GEMVs: m16n8k32 mmas with a k tile's four blocks in B's columns 0, 2, 4, 6, so each lane scales one block of two rows
+   * a k tile instead of four, and a k tile takes 4 mmas, not 8 (about half the instructions a weight byte). The same
+   * exact block products; the fp32 sum over blocks ordered differently (within fp32 rounding of nvfp4_gemv_mma's).
+   * @default false
+   */
+  nvfp4GemvK32: { env: "LLMRT_NVFP4_GEMV_K32", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

@@ -388,6 +388,134 @@ NVFP4_MMA_GEMV(nvfp4_gemv_mma_w16_bf16_m1, 1, 16)
 NVFP4_MMA_GEMV(nvfp4_gemv_mma_w16_bf16_m8, 8, 16)
 #endif
 
+// ---- decode GEMV at m = 1, two blocks an mma (CudaFlags.nvfp4GemvK32) ----------------------------------------------
+// extern "C" __global__ void nvfp4_gemv_k32_bf16_m1(...nvfp4_gemv_mma_bf16_m1's parameters...)   (m = 1)
+// extern "C" __global__ void nvfp4_gemv_k32_w16_bf16_m1(...)   16 warps a block (block (512, 1, 1))
+//   The same weights, activation codes and grid as nvfp4_gemv_mma_bf16_m1 (the same tiles, k tiles per warp, persistent
+//   grids and warp sums), but m16n8k32 mmas: a k tile's blocks 0, 1 in B's columns 0, 2 of one pair of mmas (positive
+//   weights · x, negative magnitudes · −x), blocks 2, 3 in columns 4, 6 of another, so lane 4g + t's accumulators c0 / c2
+//   end as block t's sums of rows g / g + 8. Each lane then scales and adds one block of two rows a k tile (the 16-row
+//   mma kernel's lanes each add four blocks of two rows, of which only a quarter are used at m = 1), and a k tile takes
+//   4 mmas, not 8: about half the instructions a weight byte. The block products are the same exact floats; a lane sums
+//   one block column over its k tiles and the quad adds its four lanes, so the fp32 sum is ordered differently from
+//   nvfp4_gemv_mma's (not batch-invariant with the m8 kernel: lowbit_launch.ts takes it for batch-1 steps only when
+//   batchInvariant is off).
+
+/** d = A · B + {c, c, c, c} (s8, m16n8k32). */
+__device__ __forceinline__ void mmaK32c(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1, int c) {
+  asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%10,%10,%10};"
+               : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
+               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "r"(c));
+}
+
+/** d += A · B (s8, m16n8k32). */
+__device__ __forceinline__ void mmaK32(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+  asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+               : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+template <int NW>
+__device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8* __restrict__ W, const u8* __restrict__ S,
+    const float* __restrict__ sx, const bf16_t* __restrict__ bias, bf16_t* __restrict__ y, int n, int k, float alpha) {
+  __shared__ float red[NW][16];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int KT = k / 64, RT = n / 16;
+  const int cnt = (KT - warp + NW - 1) / NW;  // as nvfp4MmaGemv: k tiles warp, warp + NW, ... of every row tile
+  const u32 T0 = 0x03020100u, T1 = 0x0C080604u;  // 2 · e2m1 magnitudes
+  uint4 nw[NV_U];
+  uint2 ns[NV_U];
+  int rt = blockIdx.x;
+#pragma unroll
+  for (int u = 0; u < NV_U; u++) {
+    if (u < cnt && rt < RT) nvLoadTile(W, S, rt, warp + NW * u, KT, lane, nw[u], ns[u]);
+  }
+  pdlWait();
+  pdlLaunchDependents();
+  // Lanes g = 0, 2, 4, 6 hold B's columns 0, 2, 4, 6: block g / 2 of the k tile, slice t (4 codes; the act layout's
+  // word 16 q + 4 t + b). The first pair of mmas takes columns 0 (b0) and 2 (b1), the second 4 (b0) and 6 (b1).
+  const bool xl = (g & 1) == 0;
+  const u32* xpw = reinterpret_cast<const u32*>(xq) + 4 * t + (g >> 1);
+  const u32* xnw = reinterpret_cast<const u32*>(xq + k) + 4 * t + (g >> 1);  // m = 1: the negations right after the codes
+  const float* sxt = sx + t;                                                    // block 4 q + t's activation scale: sxt[4 q]
+  const u32 ssel = (u32)t | ((u32)(t + 4) << 4);  // prmt of the scale words: (row g, block t), (row g + 8, block t)
+  for (; rt < RT; rt += gridDim.x) {
+    float acc0 = 0.f, acc1 = 0.f;
+    for (int j0 = 0; j0 < cnt; j0 += NV_U) {
+      uint4 wv[NV_U];
+      uint2 sv[NV_U];
+#pragma unroll
+      for (int u = 0; u < NV_U; u++) {
+        wv[u] = nw[u];
+        sv[u] = ns[u];
+      }
+#pragma unroll
+      for (int u = 0; u < NV_U; u++) {
+        int j = j0 + NV_U + u, r2 = rt;
+        if (j >= cnt) {  // the next row tile's items (persistent grids)
+          j -= cnt;
+          r2 += gridDim.x;
+        }
+        if (j < cnt && r2 < RT) nvLoadTile(W, S, r2, warp + NW * j, KT, lane, nw[u], ns[u]);
+      }
+#pragma unroll
+      for (int u = 0; u < NV_U; u++) {
+        if (j0 + u >= cnt) break;
+        const int q = warp + NW * (j0 + u);
+        const u32 vp = xl ? __ldg(xpw + 16 * q) : 0u, vn = xl ? __ldg(xnw + 16 * q) : 0u;
+        const float sxv = __ldg(sxt + 4 * q);
+        const u32 p0 = g == 0 ? vp : 0u, p1 = g == 2 ? vp : 0u, p2 = g == 4 ? vp : 0u, p3 = g == 6 ? vp : 0u;
+        const u32 n0 = g == 0 ? vn : 0u, n1 = g == 2 ? vn : 0u, n2 = g == 4 ? vn : 0u, n3 = g == 6 ? vn : 0u;
+        const u32 w0 = wv[u].x, w1 = wv[u].y, w2 = wv[u].z, w3 = wv[u].w;
+        const u32 x0 = w0 ^ 0x88888888u, x1 = w1 ^ 0x88888888u, x2 = w2 ^ 0x88888888u, x3 = w3 ^ 0x88888888u;
+        int c[4];
+        mmaK32c(c, prmt(T0, T1, w0), prmt(T0, T1, w0 >> 16), prmt(T0, T1, w1), prmt(T0, T1, w1 >> 16), p0, p1, NV_MAGIC);
+        mmaK32(c, prmt(T0, T1, x0), prmt(T0, T1, x0 >> 16), prmt(T0, T1, x1), prmt(T0, T1, x1 >> 16), n0, n1);
+        mmaK32(c, prmt(T0, T1, w2), prmt(T0, T1, w2 >> 16), prmt(T0, T1, w3), prmt(T0, T1, w3 >> 16), p2, p3);
+        mmaK32(c, prmt(T0, T1, x2), prmt(T0, T1, x2 >> 16), prmt(T0, T1, x3), prmt(T0, T1, x3 >> 16), n2, n3);
+        const float2 sw = e4m3Pair(prmt(sv[u].x, sv[u].y, ssel));  // row g, row g + 8 (block t)
+        // Block t's sums (|s| <= 16 · 144) as floats, exactly (1.5 · 2^23 + s read as a float, minus 1.5 · 2^23).
+        acc0 = fmaf(__int_as_float(c[0]) - 12582912.f, sw.x * sxv, acc0);
+        acc1 = fmaf(__int_as_float(c[2]) - 12582912.f, sw.y * sxv, acc1);
+      }
+    }
+    // The quad's four blocks (lanes t), the same bits in every lane, then the warps in a fixed order.
+    acc0 += __shfl_xor_sync(0xffffffffu, acc0, 1);
+    acc1 += __shfl_xor_sync(0xffffffffu, acc1, 1);
+    acc0 += __shfl_xor_sync(0xffffffffu, acc0, 2);
+    acc1 += __shfl_xor_sync(0xffffffffu, acc1, 2);
+    if (t == 0) {
+      red[warp][g] = acc0;
+      red[warp][g + 8] = acc1;
+    }
+    __syncthreads();
+    if (threadIdx.x < 16) {
+      const int row = threadIdx.x;
+      float v = 0.f;
+#pragma unroll
+      for (int w = 0; w < NW; w++) v += red[w][row];
+      const int j = rt * 16 + row;
+      float o = v * (0.25f * alpha);
+      if (bias) o += toF(bias[j]);
+      y[j] = fromF<bf16_t>(o);
+    }
+    __syncthreads();  // red is rewritten by the next row tile
+  }
+}
+
+#define NVFP4_K32_GEMV(NAME, NW)                                                                                                   \
+  extern "C" __global__ void __launch_bounds__(NW * 32, NW == 8 ? NV_MINB : 1) NAME(const u8* xq, const u8* W, const u8* S, const float* sx, \
+      const bf16_t* bias, bf16_t* y, int m, int n, int k, int unused, float alpha) {                                                \
+    nvfp4K32Gemv<NW>(xq, W, S, sx, bias, y, n, k, alpha);                                                                            \
+  }
+
+#if LLMRT_KERNEL(nvfp4_gemv_k32_bf16_m1)
+NVFP4_K32_GEMV(nvfp4_gemv_k32_bf16_m1, 8)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32_w16_bf16_m1)
+NVFP4_K32_GEMV(nvfp4_gemv_k32_w16_bf16_m1, 16)
+#endif
+
 // ---- weight dequantization (prefill) ---------------------------------------------------------------
 
 #if LLMRT_KERNEL(nvfp4_dequant_mma_bf16)
