@@ -288,25 +288,21 @@ __device__ __forceinline__ void nvfp4MmaGemv(const u8* __restrict__ xq, const u8
 #pragma unroll
     for (int i = 0; i < NA; i++) acc[i] = 0.f;
     for (int j0 = 0; j0 < cnt; j0 += NV_U) {
-      uint4 wv[NV_U];
-      uint2 sv[NV_U];
-#pragma unroll
-      for (int u = 0; u < NV_U; u++) {
-        wv[u] = nw[u];
-        sv[u] = ns[u];
-      }
-#pragma unroll
-      for (int u = 0; u < NV_U; u++) {
-        int j = j0 + NV_U + u, r2 = rt;
-        if (j >= cnt) {  // the next row tile's items (persistent grids)
-          j -= cnt;
-          r2 += gridDim.x;
-        }
-        if (j < cnt && r2 < RT) nvLoadTile(W, S, r2, warp + NW * j, KT, lane, nw[u], ns[u]);
-      }
 #pragma unroll
       for (int u = 0; u < NV_U; u++) {
         if (j0 + u >= cnt) break;
+        // Take slot u's tile and refill the slot at once with the item NV_U ahead (a rolling window: NV_U tiles in
+        // flight, one set of registers each).
+        const uint4 wt = nw[u];
+        const uint2 st = ns[u];
+        {
+          int j = j0 + NV_U + u, r2 = rt;
+          if (j >= cnt) {  // the next row tile's items (persistent grids)
+            j -= cnt;
+            r2 += gridDim.x;
+          }
+          if (j < cnt && r2 < RT) nvLoadTile(W, S, r2, warp + NW * j, KT, lane, nw[u], ns[u]);
+        }
         const int q = warp + NW * (j0 + u);
         const uint4 xp = hasX ? __ldg(xpr + 4 * q) : make_uint4(0, 0, 0, 0);
         const uint4 xn = hasX ? __ldg(xnr + 4 * q) : make_uint4(0, 0, 0, 0);
@@ -442,38 +438,34 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
   for (; rt < RT; rt += gridDim.x) {
     float acc0 = 0.f, acc1 = 0.f;
     for (int j0 = 0; j0 < cnt; j0 += NV_U) {
-      uint4 wv[NV_U];
-      uint2 sv[NV_U];
-#pragma unroll
-      for (int u = 0; u < NV_U; u++) {
-        wv[u] = nw[u];
-        sv[u] = ns[u];
-      }
-#pragma unroll
-      for (int u = 0; u < NV_U; u++) {
-        int j = j0 + NV_U + u, r2 = rt;
-        if (j >= cnt) {  // the next row tile's items (persistent grids)
-          j -= cnt;
-          r2 += gridDim.x;
-        }
-        if (j < cnt && r2 < RT) nvLoadTile(W, S, r2, warp + NW * j, KT, lane, nw[u], ns[u]);
-      }
 #pragma unroll
       for (int u = 0; u < NV_U; u++) {
         if (j0 + u >= cnt) break;
+        // Take slot u's tile and refill the slot at once with the item NV_U ahead (a rolling window: NV_U tiles in
+        // flight, one set of registers each).
+        const uint4 wt = nw[u];
+        const uint2 st = ns[u];
+        {
+          int j = j0 + NV_U + u, r2 = rt;
+          if (j >= cnt) {  // the next row tile's items (persistent grids)
+            j -= cnt;
+            r2 += gridDim.x;
+          }
+          if (j < cnt && r2 < RT) nvLoadTile(W, S, r2, warp + NW * j, KT, lane, nw[u], ns[u]);
+        }
         const int q = warp + NW * (j0 + u);
         const u32 vp = xl ? __ldg(xpw + 16 * q) : 0u, vn = xl ? __ldg(xnw + 16 * q) : 0u;
         const float sxv = __ldg(sxt + 4 * q);
         const u32 p0 = g == 0 ? vp : 0u, p1 = g == 2 ? vp : 0u, p2 = g == 4 ? vp : 0u, p3 = g == 6 ? vp : 0u;
         const u32 n0 = g == 0 ? vn : 0u, n1 = g == 2 ? vn : 0u, n2 = g == 4 ? vn : 0u, n3 = g == 6 ? vn : 0u;
-        const u32 w0 = wv[u].x, w1 = wv[u].y, w2 = wv[u].z, w3 = wv[u].w;
+        const u32 w0 = wt.x, w1 = wt.y, w2 = wt.z, w3 = wt.w;
         const u32 x0 = w0 ^ 0x88888888u, x1 = w1 ^ 0x88888888u, x2 = w2 ^ 0x88888888u, x3 = w3 ^ 0x88888888u;
         int c[4];
         mmaK32c(c, prmt(T0, T1, w0), prmt(T0, T1, w0 >> 16), prmt(T0, T1, w1), prmt(T0, T1, w1 >> 16), p0, p1, NV_MAGIC);
         mmaK32(c, prmt(T0, T1, x0), prmt(T0, T1, x0 >> 16), prmt(T0, T1, x1), prmt(T0, T1, x1 >> 16), n0, n1);
         mmaK32(c, prmt(T0, T1, w2), prmt(T0, T1, w2 >> 16), prmt(T0, T1, w3), prmt(T0, T1, w3 >> 16), p2, p3);
         mmaK32(c, prmt(T0, T1, x2), prmt(T0, T1, x2 >> 16), prmt(T0, T1, x3), prmt(T0, T1, x3 >> 16), n2, n3);
-        const float2 sw = e4m3Pair(prmt(sv[u].x, sv[u].y, ssel));  // row g, row g + 8 (block t)
+        const float2 sw = e4m3Pair(prmt(st.x, st.y, ssel));  // row g, row g + 8 (block t)
         // Block t's sums (|s| <= 16 · 144) as floats, exactly (1.5 · 2^23 + s read as a float, minus 1.5 · 2^23).
         acc0 = fmaf(__int_as_float(c[0]) - 12582912.f, sw.x * sxv, acc0);
         acc1 = fmaf(__int_as_float(c[2]) - 12582912.f, sw.y * sxv, acc1);
