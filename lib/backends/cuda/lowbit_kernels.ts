@@ -24,6 +24,7 @@ export const LOWBIT_FAMILIES: Readonly<Record<string, { readonly file: string; r
   nvfp4_gemv_mma_w16: { file: "nvfp4_mma.cu", params: [P, P, P, P, P, P, I, I, I, I, F] },
   nvfp4_gemv_k32: { file: "nvfp4_mma.cu", params: [P, P, P, P, P, P, I, I, I, I, F] },
   nvfp4_gemv_k32_w16: { file: "nvfp4_mma.cu", params: [P, P, P, P, P, P, I, I, I, I, F] },
+  nvfp4_gemv_k32_logits: { file: "nvfp4_mma.cu", params: [P, P, P, P, P, P, I, I, I, I, F] },
   nvfp4_dequant_mma: { file: "nvfp4_mma.cu", params: [P, P, P, I, I, I] },
   nvfp4_rmsnorm_act: { file: "nvfp4_mma.cu", params: [P, P, P, P, P, I, I, F, F, I] },
   nvfp4_silu_mul_act: { file: "nvfp4_mma.cu", params: [P, P, P, I, I, F] },
@@ -42,6 +43,7 @@ export const LOWBIT_PDL_FAMILIES: ReadonlySet<string> = new Set([
   "nvfp4_gemv_mma_w16",
   "nvfp4_gemv_k32",
   "nvfp4_gemv_k32_w16",
+  "nvfp4_gemv_k32_logits",
   "nvfp4_rmsnorm_act",
   "nvfp4_silu_mul_act",
 ]);

@@ -147,18 +147,19 @@ export function planLowbitLinear(
   const gemvStep = lowbitGemvStep(op, rows, env, decodeStep, isLogits);
   const mma = nvfp4MmaLinear(op, env); // weights in the tiled layout (uploaded so)
   if (preQuantized && !(mma && gemvStep)) throw new InternalError(`launch plan: '${op.weight}' has pre-quantized rows but no nvfp4_gemv_mma step`);
-  if (mma && gemvStep) {
+  // One row (not batch-invariant: its fp32 sum is ordered unlike the m8 kernel's): two blocks an mma (nvfp4GemvK32),
+  // an NVFP4 lm_head's fp32 logits included (nvfp4_gemv_k32_logits; without the flag the logits take the GEMM path).
+  const k32 = mma && !!env.nvfp4GemvK32 && rows === 1 && !env.batchInvariant && lowbitGemvShapeOk(op);
+  if (mma && (gemvStep || (k32 && isLogits))) {
     const a = staticScale("activation scale", f.activationScale);
     alpha = Math.fround(a * staticScale("global scale", f.globalScale));
     if (!preQuantized) kernel("nvfp4_act_mma_bf16", [cdiv(K, 1024), rows, 1], [buf(op.x), xq, rowScale, rows, K, a]);
     // Row tiles for at most one block per SM: 16 warps a block (more loads in flight on each SM).
-    const w16 = !!env.nvfp4GemvBlocks && N / 16 <= env.nvfp4GemvBlocks / NVFP4_GEMV_BLOCKS_PER_SM;
-    // One row (not batch-invariant: its fp32 sum is ordered unlike the m8 kernel's): two blocks an mma (nvfp4GemvK32).
-    const k32 = !!env.nvfp4GemvK32 && rows === 1 && !env.batchInvariant;
+    const w16 = !!env.nvfp4GemvBlocks && N / 16 <= env.nvfp4GemvBlocks / NVFP4_GEMV_BLOCKS_PER_SM && !isLogits;
     out.push({
       kind: "kernel",
       op: i,
-      kernel: `nvfp4_gemv_${k32 ? "k32" : "mma"}${w16 ? "_w16" : ""}_bf16_m${rows <= 1 ? 1 : 8}`,
+      kernel: isLogits ? "nvfp4_gemv_k32_logits_bf16_m1" : `nvfp4_gemv_${k32 ? "k32" : "mma"}${w16 ? "_w16" : ""}_bf16_m${rows <= 1 ? 1 : 8}`,
       grid: [
         w16 ? N / 16 : nvfp4GemvGrid(N, K, env.nvfp4GemvBlocks),
         1,
@@ -171,7 +172,7 @@ export function planLowbitLinear(
         scales,
         rowScale,
         bias,
-        buf(op.out),
+        isLogits ? env.logits : buf(op.out),
         rows,
         N,
         K,

@@ -288,21 +288,25 @@ __device__ __forceinline__ void nvfp4MmaGemv(const u8* __restrict__ xq, const u8
 #pragma unroll
     for (int i = 0; i < NA; i++) acc[i] = 0.f;
     for (int j0 = 0; j0 < cnt; j0 += NV_U) {
+      uint4 wv[NV_U];
+      uint2 sv[NV_U];
+#pragma unroll
+      for (int u = 0; u < NV_U; u++) {
+        wv[u] = nw[u];
+        sv[u] = ns[u];
+      }
+#pragma unroll
+      for (int u = 0; u < NV_U; u++) {
+        int j = j0 + NV_U + u, r2 = rt;
+        if (j >= cnt) {  // the next row tile's items (persistent grids)
+          j -= cnt;
+          r2 += gridDim.x;
+        }
+        if (j < cnt && r2 < RT) nvLoadTile(W, S, r2, warp + NW * j, KT, lane, nw[u], ns[u]);
+      }
 #pragma unroll
       for (int u = 0; u < NV_U; u++) {
         if (j0 + u >= cnt) break;
-        // Take slot u's tile and refill the slot at once with the item NV_U ahead (a rolling window: NV_U tiles in
-        // flight, one set of registers each).
-        const uint4 wt = nw[u];
-        const uint2 st = ns[u];
-        {
-          int j = j0 + NV_U + u, r2 = rt;
-          if (j >= cnt) {  // the next row tile's items (persistent grids)
-            j -= cnt;
-            r2 += gridDim.x;
-          }
-          if (j < cnt && r2 < RT) nvLoadTile(W, S, r2, warp + NW * j, KT, lane, nw[u], ns[u]);
-        }
         const int q = warp + NW * (j0 + u);
         const uint4 xp = hasX ? __ldg(xpr + 4 * q) : make_uint4(0, 0, 0, 0);
         const uint4 xn = hasX ? __ldg(xnr + 4 * q) : make_uint4(0, 0, 0, 0);
@@ -387,6 +391,7 @@ NVFP4_MMA_GEMV(nvfp4_gemv_mma_w16_bf16_m8, 8, 16)
 // ---- decode GEMV at m = 1, two blocks an mma (CudaFlags.nvfp4GemvK32) ----------------------------------------------
 // extern "C" __global__ void nvfp4_gemv_k32_bf16_m1(...nvfp4_gemv_mma_bf16_m1's parameters...)   (m = 1)
 // extern "C" __global__ void nvfp4_gemv_k32_w16_bf16_m1(...)   16 warps a block (block (512, 1, 1))
+// extern "C" __global__ void nvfp4_gemv_k32_logits_bf16_m1(...)   y is float* (an NVFP4 lm_head's fp32 logits)
 //   The same weights, activation codes and grid as nvfp4_gemv_mma_bf16_m1 (the same tiles, k tiles per warp, persistent
 //   grids and warp sums), but m16n8k32 mmas: a k tile's blocks 0, 1 in B's columns 0, 2 of one pair of mmas (positive
 //   weights · x, negative magnitudes · −x), blocks 2, 3 in columns 4, 6 of another, so lane 4g + t's accumulators c0 / c2
@@ -411,9 +416,9 @@ __device__ __forceinline__ void mmaK32(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 
                : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-template <int NW>
+template <int NW, bool LOGITS>
 __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8* __restrict__ W, const u8* __restrict__ S,
-    const float* __restrict__ sx, const bf16_t* __restrict__ bias, bf16_t* __restrict__ y, int n, int k, float alpha) {
+    const float* __restrict__ sx, const bf16_t* __restrict__ bias, void* __restrict__ y, int n, int k, float alpha) {
   __shared__ float red[NW][16];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int KT = k / 64, RT = n / 16;
@@ -489,23 +494,30 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
       const int j = rt * 16 + row;
       float o = v * (0.25f * alpha);
       if (bias) o += toF(bias[j]);
-      y[j] = fromF<bf16_t>(o);
+      if constexpr (LOGITS) {
+        reinterpret_cast<float*>(y)[j] = o;
+      } else {
+        reinterpret_cast<bf16_t*>(y)[j] = fromF<bf16_t>(o);
+      }
     }
     __syncthreads();  // red is rewritten by the next row tile
   }
 }
 
-#define NVFP4_K32_GEMV(NAME, NW)                                                                                                   \
+#define NVFP4_K32_GEMV(NAME, NW, LOGITS)                                                                                                   \
   extern "C" __global__ void __launch_bounds__(NW * 32, NW == 8 ? NV_MINB : 1) NAME(const u8* xq, const u8* W, const u8* S, const float* sx, \
-      const bf16_t* bias, bf16_t* y, int m, int n, int k, int unused, float alpha) {                                                \
-    nvfp4K32Gemv<NW>(xq, W, S, sx, bias, y, n, k, alpha);                                                                            \
+      const bf16_t* bias, void* y, int m, int n, int k, int unused, float alpha) {                                                  \
+    nvfp4K32Gemv<NW, LOGITS>(xq, W, S, sx, bias, y, n, k, alpha);                                                                    \
   }
 
 #if LLMRT_KERNEL(nvfp4_gemv_k32_bf16_m1)
-NVFP4_K32_GEMV(nvfp4_gemv_k32_bf16_m1, 8)
+NVFP4_K32_GEMV(nvfp4_gemv_k32_bf16_m1, 8, false)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32_w16_bf16_m1)
-NVFP4_K32_GEMV(nvfp4_gemv_k32_w16_bf16_m1, 16)
+NVFP4_K32_GEMV(nvfp4_gemv_k32_w16_bf16_m1, 16, false)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32_logits_bf16_m1)
+NVFP4_K32_GEMV(nvfp4_gemv_k32_logits_bf16_m1, 8, true)
 #endif
 
 // ---- weight dequantization (prefill) ---------------------------------------------------------------
