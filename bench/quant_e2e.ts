@@ -19,6 +19,10 @@
  * --ab KEY: the same off/on/off/on comparison for CUDA session flag KEY (e.g. quantPdl, quantTailNorm; --ab-reps 1: off/on;
  * --ab-on-first: on/off/...); each run's tokens/s prints as it is measured; --set fixes session
  * options for every run (KEY=1 / KEY=0).
+ * --profile-decode: after each engine's timed steps, one more decode step's graph replay time and its launches one by
+ * one (Session.cuda.profileDecodeStep): summed by kernel, and the linears' launches summed by layer role (qkv, o,
+ * gate_up, down, lm_head) with the weight bytes they read as a share of the copy ceiling.
+ * --synthetic-lm-head: with --synthetic-nvfp4, a second NVFP4 engine whose lm_head is NVFP4 too (untied models; random codes).
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -57,6 +61,7 @@ const { values } = parseArgs({
     set: { type: "string" },
     "calib-tokens": { type: "string" },
     "synthetic-nvfp4": { type: "boolean" },
+    "synthetic-lm-head": { type: "boolean" },
     "profile-decode": { type: "boolean" },
   },
 });
@@ -332,7 +337,7 @@ for (const dir of (values.prequantized ?? "").split(",").filter((d) => d !== "")
  * codes and scales of a shape are drawn once and shared by every layer (seconds, not minutes, on llama-3.1-8b); each
  * layer's engine tensors are still its own device bytes, so a step reads as many bytes as a real checkpoint's.
  */
-function syntheticNvfp4(base: LlamaForCausalLM): QuantizedModel {
+function syntheticNvfp4(base: LlamaForCausalLM, lmHead = false): QuantizedModel {
   const quantized = new Map<string, QuantizedTensor>();
   const byShape = new Map<string, { packed: Uint8Array; scales: Float32Array }>();
   let seed = 12345;
@@ -353,6 +358,26 @@ function syntheticNvfp4(base: LlamaForCausalLM): QuantizedModel {
       quantized.set(name, { bits: 4, rows: N, cols: K, groupSize: 16, ...data, zeros: null, format: "nvfp4", activationScale: a, globalScale: g });
     }
   }
+  if (lmHead) {
+    if (base.config.tieWordEmbeddings) throw new Error("--synthetic-lm-head: the lm_head is tied to the embeddings");
+    const [N, K] = base.weights.info("lm_head.weight").shape;
+    const packed = new Uint8Array((N * K) / 2), words = new Uint32Array(packed.buffer);
+    for (let i = 0; i < words.length; i++) words[i] = seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    const scales = new Float32Array((N * K) / 16);
+    for (let i = 0; i < scales.length; i++) scales[i] = E4M3_DECODE[0x30 + ((i * 7) & 15)];
+    quantized.set("lm_head.weight", {
+      bits: 4,
+      rows: N,
+      cols: K,
+      groupSize: 16,
+      packed,
+      scales,
+      zeros: null,
+      format: "nvfp4",
+      activationScale: a,
+      globalScale: g,
+    });
+  }
   return new QuantizedModel(base.config, new OverlayWeightSource(base.weights, new Map(), quantized), base.options, QuantConfig.from({ quantAlgo: "NVFP4" }));
 }
 
@@ -363,4 +388,10 @@ if (values["synthetic-nvfp4"]) {
   const qe = build(syntheticNvfp4(base));
   measure("NVFP4 (synthetic random codes: speed only)", qe, `build ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   qe.dispose();
+  if (values["synthetic-lm-head"]) {
+    const t1 = performance.now();
+    const qh = build(syntheticNvfp4(base, true));
+    measure("NVFP4 + NVFP4 lm_head (synthetic random codes: speed only)", qh, `build ${((performance.now() - t1) / 1000).toFixed(1)} s`);
+    qh.dispose();
+  }
 }

@@ -4,7 +4,8 @@
  * the CPU's (lib/util/e2m1.ts) bit for bit, the prefill dequantizer of the tiled layout writes the public layout's
  * values exactly, and the GEMV (m = 1, 3, 8) matches the CPU's lowbitLinear within one bf16 ulp (the block sums are
  * exact; only the fp32 sum over blocks and the bf16 store round); at m = 1 nvfp4_gemv_k32 (CudaFlags.nvfp4GemvK32) too. Then its time on llama-3.2-1b / llama-3.1-8b decoder
- * shapes against lowbit.cu's GEMV and a device copy measured in the same process (set LLMRT_NVFP4_TIME=0 to skip).
+ * shapes against lowbit.cu's GEMV and a device copy measured in the same process (LLMRT_NVFP4_VARIANTS, LLMRT_NVFP4_MODELS
+ * pick what is timed; skip it with bun test -t).
  */
 import { loadKernelFile } from "../../lib/backends/cuda/compiler.ts";
 import { lowbitLinear } from "../../lib/backends/cpu/lowbit_linear.ts";
@@ -218,7 +219,9 @@ gpuTest("nvfp4_gemv_mma m1 vs lowbit_gemv_nvfp4 m1 (each + its act launch) on 1B
     t1.synchronize();
     const ceiling = (2 * copyBytes) / ((t1.elapsedSince(t0) / 5) * 1e6);
     console.log(`device copy ceiling ${ceiling.toFixed(0)} GB/s; variants NV_U ${variants.join(", ")}`);
-    for (const [model, spec] of Object.entries(MODELS)) {
+    // LLMRT_NVFP4_MODELS: only these of MODELS (comma-separated keys; default all).
+    const only = process.env.LLMRT_NVFP4_MODELS?.split(",");
+    for (const [model, spec] of Object.entries(MODELS).filter(([name]) => !only || only.includes(name))) {
       // Per token: [lowbit_gemv, lowbit act, mma variants…, act_mma] milliseconds.
       const tot = new Array<number>(3 + variants.length).fill(0);
       let bytes = 0;

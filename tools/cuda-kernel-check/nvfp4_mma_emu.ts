@@ -113,7 +113,9 @@ for (const [N, K] of [[96, 1024], [32, 4160]] as const) {
           const acc0 = new Float32Array(32), acc1 = new Float32Array(32);
           for (let q = warp; q < KT; q += 8) {
             const tile = rt * KT + q;
-            const C = Array.from({ length: 16 }, () => new Int32Array(8).fill(0x4b400000));
+            // Two chains: positive weights · x from 1.5 · 2^23, negative weights' magnitudes · x from 0; then cp − cn.
+            const Cp = Array.from({ length: 16 }, () => new Int32Array(8).fill(0x4b400000));
+            const Cn = Array.from({ length: 16 }, () => new Int32Array(8));
             const frag = (pair: number, negative: boolean) => {
               const a: number[][] = [], bfr: number[][] = [];
               for (let lane = 0; lane < 32; lane++) {
@@ -124,12 +126,13 @@ for (const [N, K] of [[96, 1024], [32, 4160]] as const) {
                 };
                 const w0 = wd(2 * pair), w1 = wd(2 * pair + 1);
                 a.push([prmt(T0, T1, w0), prmt(T0, T1, w0 >>> 16), prmt(T0, T1, w1), prmt(T0, T1, w1 >>> 16)]);
-                const v = g & 1 ? 0 : word(negative ? neg : xp, q * 64 + t * 16 + (g >> 1) * 4);
+                const v = g & 1 ? 0 : word(xp, q * 64 + t * 16 + (g >> 1) * 4);
                 bfr.push([g === 4 * pair ? v : 0, g === 4 * pair + 2 ? v : 0]);
               }
               return [a, bfr] as const;
             };
-            for (const [pair, negative] of [[0, false], [0, true], [1, false], [1, true]] as const) mmaK32(C, ...frag(pair, negative));
+            for (const [pair, negative] of [[0, false], [0, true], [1, false], [1, true]] as const) mmaK32(negative ? Cn : Cp, ...frag(pair, negative));
+            const C = Cp.map((row, i) => row.map((v, n) => v - Cn[i][n]));
             for (let lane = 0; lane < 32; lane++) {
               const g = lane >> 2, t = lane & 3;
               const sxv = sx[4 * q + t];

@@ -394,7 +394,8 @@ NVFP4_MMA_GEMV(nvfp4_gemv_mma_w16_bf16_m8, 8, 16)
 // extern "C" __global__ void nvfp4_gemv_k32_logits_bf16_m1(...)   y is float* (an NVFP4 lm_head's fp32 logits)
 //   The same weights, activation codes and grid as nvfp4_gemv_mma_bf16_m1 (the same tiles, k tiles per warp, persistent
 //   grids and warp sums), but m16n8k32 mmas: a k tile's blocks 0, 1 in B's columns 0, 2 of one pair of mmas (positive
-//   weights · x, negative magnitudes · −x), blocks 2, 3 in columns 4, 6 of another, so lane 4g + t's accumulators c0 / c2
+//   weights · x into one accumulator chain, negative weights' magnitudes · x into another, subtracted at the end: the
+//   codes' negations are not read), blocks 2, 3 in columns 4, 6 of another pair, so lane 4g + t's accumulators c0 / c2
 //   end as block t's sums of rows g / g + 8. Each lane then scales and adds one block of two rows a k tile (the 16-row
 //   mma kernel's lanes each add four blocks of two rows, of which only a quarter are used at m = 1), and a k tile takes
 //   4 mmas, not 8: about half the instructions a weight byte. The block products are the same exact floats; a lane sums
@@ -437,7 +438,6 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
   // word 16 q + 4 t + b). The first pair of mmas takes columns 0 (b0) and 2 (b1), the second 4 (b0) and 6 (b1).
   const bool xl = (g & 1) == 0;
   const u32* xpw = reinterpret_cast<const u32*>(xq) + 4 * t + (g >> 1);
-  const u32* xnw = reinterpret_cast<const u32*>(xq + k) + 4 * t + (g >> 1);  // m = 1: the negations right after the codes
   const float* sxt = sx + t;                                                    // block 4 q + t's activation scale: sxt[4 q]
   const u32 ssel = (u32)t | ((u32)(t + 4) << 4);  // prmt of the scale words: (row g, block t), (row g + 8, block t)
   for (; rt < RT; rt += gridDim.x) {
@@ -459,21 +459,21 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
           if (j < cnt && r2 < RT) nvLoadTile(W, S, r2, warp + NW * j, KT, lane, nw[u], ns[u]);
         }
         const int q = warp + NW * (j0 + u);
-        const u32 vp = xl ? __ldg(xpw + 16 * q) : 0u, vn = xl ? __ldg(xnw + 16 * q) : 0u;
+        const u32 v = xl ? __ldg(xpw + 16 * q) : 0u;
         const float sxv = __ldg(sxt + 4 * q);
-        const u32 p0 = g == 0 ? vp : 0u, p1 = g == 2 ? vp : 0u, p2 = g == 4 ? vp : 0u, p3 = g == 6 ? vp : 0u;
-        const u32 n0 = g == 0 ? vn : 0u, n1 = g == 2 ? vn : 0u, n2 = g == 4 ? vn : 0u, n3 = g == 6 ? vn : 0u;
+        const u32 p0 = g == 0 ? v : 0u, p1 = g == 2 ? v : 0u, p2 = g == 4 ? v : 0u, p3 = g == 6 ? v : 0u;
         const u32 w0 = wt.x, w1 = wt.y, w2 = wt.z, w3 = wt.w;
         const u32 x0 = w0 ^ 0x88888888u, x1 = w1 ^ 0x88888888u, x2 = w2 ^ 0x88888888u, x3 = w3 ^ 0x88888888u;
-        int c[4];
-        mmaK32c(c, prmt(T0, T1, w0), prmt(T0, T1, w0 >> 16), prmt(T0, T1, w1), prmt(T0, T1, w1 >> 16), p0, p1, NV_MAGIC);
-        mmaK32(c, prmt(T0, T1, x0), prmt(T0, T1, x0 >> 16), prmt(T0, T1, x1), prmt(T0, T1, x1 >> 16), n0, n1);
-        mmaK32(c, prmt(T0, T1, w2), prmt(T0, T1, w2 >> 16), prmt(T0, T1, w3), prmt(T0, T1, w3 >> 16), p2, p3);
-        mmaK32(c, prmt(T0, T1, x2), prmt(T0, T1, x2 >> 16), prmt(T0, T1, x3), prmt(T0, T1, x3 >> 16), n2, n3);
+        // Positive weights · x from 1.5 · 2^23, negative weights' magnitudes · x from 0 (two chains), subtracted after.
+        int cp[4], cn[4];
+        mmaK32c(cp, prmt(T0, T1, w0), prmt(T0, T1, w0 >> 16), prmt(T0, T1, w1), prmt(T0, T1, w1 >> 16), p0, p1, NV_MAGIC);
+        mmaK32c(cn, prmt(T0, T1, x0), prmt(T0, T1, x0 >> 16), prmt(T0, T1, x1), prmt(T0, T1, x1 >> 16), p0, p1, 0);
+        mmaK32(cp, prmt(T0, T1, w2), prmt(T0, T1, w2 >> 16), prmt(T0, T1, w3), prmt(T0, T1, w3 >> 16), p2, p3);
+        mmaK32(cn, prmt(T0, T1, x2), prmt(T0, T1, x2 >> 16), prmt(T0, T1, x3), prmt(T0, T1, x3 >> 16), p2, p3);
         const float2 sw = e4m3Pair(prmt(st.x, st.y, ssel));  // row g, row g + 8 (block t)
         // Block t's sums (|s| <= 16 · 144) as floats, exactly (1.5 · 2^23 + s read as a float, minus 1.5 · 2^23).
-        acc0 = fmaf(__int_as_float(c[0]) - 12582912.f, sw.x * sxv, acc0);
-        acc1 = fmaf(__int_as_float(c[2]) - 12582912.f, sw.y * sxv, acc1);
+        acc0 = fmaf(__int_as_float(cp[0] - cn[0]) - 12582912.f, sw.x * sxv, acc0);
+        acc1 = fmaf(__int_as_float(cp[2] - cn[2]) - 12582912.f, sw.y * sxv, acc1);
       }
     }
     // The quad's four blocks (lanes t), the same bits in every lane, then the warps in a fixed order.
