@@ -22,6 +22,7 @@
  * --profile-decode: after each engine's timed steps, one more decode step's graph replay time and its launches one by
  * one (Session.cuda.profileDecodeStep): summed by kernel, and the linears' launches summed by layer role (qkv, o,
  * gate_up, down, lm_head) with the weight bytes they read as a share of the copy ceiling.
+ * --skip-bf16: no bf16 engine (its build and run; the copy ceiling from a bare device); the "vs bf16" columns are left empty.
  * --synthetic-lm-head: with --synthetic-nvfp4, a second NVFP4 engine whose lm_head is NVFP4 too (untied models; random codes).
  */
 import process from "node:process";
@@ -43,6 +44,7 @@ import { CUDA_FLAG_NAMES } from "../lib/backends/cuda/session_flags.ts";
 import { argmax, type DecodeRun, deviceWeightBytes, greedyStepper, launchTotals, prefillAndDecode, relL2 } from "./batch1.ts";
 import type { CudaKvCache } from "../lib/backends/cuda/session.ts";
 import { copyCeiling } from "./copy_bandwidth.ts";
+import { CudaDevice } from "../lib/cuda/device.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -62,6 +64,7 @@ const { values } = parseArgs({
     "calib-tokens": { type: "string" },
     "synthetic-nvfp4": { type: "boolean" },
     "synthetic-lm-head": { type: "boolean" },
+    "skip-bf16": { type: "boolean" },
     "profile-decode": { type: "boolean" },
   },
 });
@@ -195,17 +198,21 @@ function profileDecode(engine: Engine, session: Session, kv: CudaKvCache, inp: R
   ].join("\n");
 }
 
-function ceilingBandwidth(engine: Engine): number {
+function ceilingBandwidth(engine: Engine | null): number {
   if (backend === "cpu") return NaN;
+  if (!engine) {
+    using dev = CudaDevice.open(0);
+    return copyCeiling(dev).bps;
+  }
   using session = Session.fromSerializedEngine(engine, { backend: "cuda" });
   return copyCeiling(session.cuda!.device).bps;
 }
 
 const base = AutoModelForCausalLM.fromHuggingFace(modelDir, backend === "cuda" ? { dtype: "bfloat16" } : {});
 prompt = Array.from({ length: PROMPT }, (_, i) => (i * 101 + 7) % Math.min(4000, base.config.vocabSize));
-const bf16 = build(base);
+const bf16 = values["skip-bf16"] ? null : build(base);
 const copyBps = ceilingBandwidth(bf16);
-const ref = run(bf16);
+const ref = bf16 ? run(bf16) : null;
 const header = (): void => {
   console.log(
     `copy ceiling (bench/copy_bandwidth.ts) ${
@@ -220,13 +227,13 @@ const line = (name: string, e: Engine, r: DecodeRun, extra: string): void => {
   const ceiling = copyBps / bytes;
   console.log(
     `| ${name} | ${(bytes / 1e9).toFixed(3)} | ${r.tokS.toFixed(1)} | ${r.stepMs.toFixed(3)} | ${(100 * r.tokS / ceiling).toFixed(1)}% | ${
-      (r.tokS / ref.tokS).toFixed(2)
-    }× | ${extra} |`,
+      ref ? `${(r.tokS / ref.tokS).toFixed(2)}×` : "—"
+    } | ${extra} |`,
   );
 };
 header();
-line("bf16", bf16, ref, "—");
-bf16.dispose();
+if (bf16 && ref) line("bf16", bf16, ref, "—");
+bf16?.dispose();
 /** Whether two float arrays hold the same bits. */
 function sameBits(a: Float32Array, b: Float32Array): boolean {
   const ua = new Uint32Array(a.buffer, a.byteOffset, a.length), ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
@@ -271,8 +278,12 @@ function measure(name: string, qe: Engine, prep: string): DecodeRun & { gemmLogi
     rq,
     `decode-step logits vs the same engine's GEMM path (dequantized bf16 weights) rel L2 ${relL2(rq.decodeLogits, rq.gemmLogits).toExponential(2)}, argmax ${
       argmax(rq.decodeLogits) === argmax(rq.gemmLogits) ? "same" : "differs"
-    } (bf16 engine: ${relL2(ref.decodeLogits, ref.gemmLogits).toExponential(2)}); vs bf16: prefill logits rel L2 ${
-      relL2(rq.logits, ref.logits).toExponential(2)
+    }${
+      ref
+        ? ` (bf16 engine: ${relL2(ref.decodeLogits, ref.gemmLogits).toExponential(2)}); vs bf16: prefill logits rel L2 ${
+          relL2(rq.logits, ref.logits).toExponential(2)
+        }`
+        : ""
     }; ${prep}${pdlNote}`,
   );
   return rq;
