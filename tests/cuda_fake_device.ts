@@ -356,6 +356,8 @@ export interface FakeSessionOptions {
   readonly quantTailNorm?: boolean;
   /** LaunchEnv.nvfp4Mma: NVFP4 linears that fit uploaded tiled (nvfp4_tiles.ts) and run nvfp4_mma.cu's stand-ins. */
   readonly nvfp4Mma?: boolean;
+  /** LaunchEnv.nvfp4GemvK32 (with nvfp4Mma): one-row NVFP4 GEMVs on nvfp4_gemv_k32's stand-ins. */
+  readonly nvfp4GemvK32?: boolean;
   /** LaunchEnv.quantGemv1 (one-row steps on quant_gemv1) with a grid of at most this many blocks (LaunchEnv.quantGemv1Blocks). */
   readonly quantGemv1?: number;
 }
@@ -455,6 +457,7 @@ export class FakeCudaSession {
       fp8ShadowRope: opts.fp8ShadowRope,
       nvfp4Mma: opts.nvfp4Mma,
       nvfp4GemvBlocks: opts.nvfp4Mma ? 2 * sms : undefined,
+      nvfp4GemvK32: opts.nvfp4GemvK32,
       wgmmaPrefill: opts.wgmmaPrefill,
       decodeSplitK: opts.decodeSplitK,
       gemvSplitK: opts.gemvSplitK,

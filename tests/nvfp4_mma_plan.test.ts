@@ -103,10 +103,13 @@ test("CUDA plan of one NVFP4 linear with nvfp4Mma on the fake device: GEMV (1..8
     for (const l of launches) if (l.kind === "kernel") assert.equal(l.args.length, kernelSignature(l.kernel).params.length, `${l.kernel} arity`);
     const names = launches.map((l) => (l.kind === "gemm" ? `gemm${l.alpha !== undefined ? "+alpha" : ""}` : (l as KernelLaunch).kernel));
     const gemv = rows <= 8 && !logits;
+    // nvfp4GemvK32 at one row: the act quantization inside the GEMV (nvfp4_gemv_k32_act*), an NVFP4 lm_head's logits too.
     const want = logits && e === k32
-      ? ["nvfp4_act_mma_bf16", "nvfp4_gemv_k32_logits_bf16_m1"] // an NVFP4 lm_head's batch-1 logits on the GEMV
+      ? ["nvfp4_gemv_k32_act_logits_bf16_m1"]
+      : gemv && e === k32 && rows === 1
+      ? ["nvfp4_gemv_k32_act_bf16_m1"]
       : gemv
-      ? ["nvfp4_act_mma_bf16", `nvfp4_gemv_${e === k32 && rows === 1 ? "k32" : "mma"}_bf16_m${rows === 1 ? 1 : 8}`]
+      ? ["nvfp4_act_mma_bf16", `nvfp4_gemv_mma_bf16_m${rows === 1 ? 1 : 8}`]
       : ["lowbit_act_nvfp4_bf16", "nvfp4_dequant_mma_bf16", "gemm+alpha"];
     assert.deepEqual(names, want, `${rows} rows${logits ? " (logits)" : ""}`);
     runLaunches(mem, launches, e);
@@ -139,6 +142,24 @@ test("NVFP4 engine on the fake device with nvfp4Mma (fused decode) = the lowbit.
   }
   assert.ok(![...kernels].some((k) => k.startsWith("lowbit_gemv_nvfp4")), "no lowbit.cu GEMV with nvfp4Mma");
   assert.ok(prefillKernels.has("nvfp4_dequant_mma_bf16"), [...prefillKernels].join(" "));
+  bf16.dispose();
+  f32.dispose();
+});
+
+test("NVFP4 engine on the fake device with nvfp4GemvK32: one-token steps on nvfp4_gemv_k32_act (act inside, lm_head logits too) = the lowbit.cu path", () => {
+  const raw = quantTestLlama(96);
+  const calibration = [Array.from({ length: 48 }, (_, i) => (i * 29 + 5) % 96)];
+  const { bf16, f32 } = quantEngines(raw, 41, { quantAlgo: "NVFP4", excludeModules: [] }, 0.1, { calibration });
+  const { kernels } = runFusedSchedule(bf16, f32, {
+    unfused: sameAsUnfused,
+    cpu: ({ what, got, want }) => assert.ok(relL2(got.logits, want.logits) < 0.35, `${what}: logits far from the CPU session's`),
+    label: (l) => l.kernel,
+    next: (s, r) => s.want.sampledIds[r],
+    fusedOptions: { nvfp4Mma: true, nvfp4GemvK32: true },
+  });
+  for (const k of ["nvfp4_gemv_k32_w16_bf16_m1", "nvfp4_gemv_k32_act_w16_bf16_m1", "nvfp4_gemv_k32_act_logits_bf16_m1", "nvfp4_gemv_mma_w16_bf16_m8"]) {
+    assert.ok(kernels.has(k), `${k} in the fused decode steps: ${[...kernels].join(" ")}`);
+  }
   bf16.dispose();
   f32.dispose();
 });

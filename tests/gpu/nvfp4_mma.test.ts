@@ -79,6 +79,7 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
       lowbitLinear(xf, cpu, unBf16(biasB), m, N, K, ref);
       // 8 warps a block, and 16 (the launcher's pick for few row tiles); at m = 1 also the k32 kernels (nvfp4GemvK32).
       let mmaOut: Uint16Array | null = null;
+      const outs = new Map<string, Uint16Array>();
       for (const [kind, w16] of [["mma", false], ["mma", true], ...(m === 1 ? [["k32", false], ["k32", true]] : [])] as [string, boolean][]) {
         const name = `nvfp4_gemv_${kind}${w16 ? "_w16" : ""}_bf16_m${M}`;
         mod.kernel(name, sig(`nvfp4_gemv_${kind}${w16 ? "_w16" : ""}`)).launch(N / 16, w16 ? 512 : 256, [xq, W, S, sx, B, dy, m, N, K, 0, alpha]);
@@ -87,11 +88,38 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
         let worst = 0;
         for (let i = 0; i < m * N; i++) worst = Math.max(worst, Math.abs(fromBf16Bits(y[i]) - ref[i]) / Math.max(Math.abs(ref[i]), 0.05));
         mmaOut ??= y;
+        outs.set(name, y);
         const differ = y.reduce((a, v, i) => a + (v !== mmaOut![i] ? 1 : 0), 0);
         console.log(
           `${name} [${N}x${K}] m=${m}: max rel error vs the CPU ${worst.toExponential(2)}; ${differ}/${m * N} outputs differ from nvfp4_gemv_mma's bits`,
         );
         assert.ok(worst <= 2 ** -7, `${name} m=${m}: max relative error ${worst}`);
+      }
+      if (m === 1) {
+        // nvfp4_gemv_k32_act*: the act quantization inside the GEMV (shared memory) — the bits of act + the k32 kernel of
+        // as many warps; _logits: the 8-warp sums as fp32 (their bf16 rounding equal).
+        using dl = d.alloc(N * 4);
+        for (const v of ["", "_w16", "_logits"]) {
+          const name = `nvfp4_gemv_k32_act${v}_bf16_m1`;
+          const out = v === "_logits" ? dl : dy;
+          out.fill(0xff);
+          mod.kernel(name, sig(`nvfp4_gemv_k32_act${v}`)).launch(N / 16, v === "_w16" ? 512 : 256, [dx, W, S, B, out, N, K, a, alpha], {
+            sharedMemBytes: 2 * K + K / 4,
+          });
+          let got: Uint16Array;
+          if (v === "_logits") {
+            const f = new Float32Array(N);
+            dl.copyToHost(f);
+            got = bf16(f);
+          } else {
+            got = new Uint16Array(N);
+            dy.copyToHost(got);
+          }
+          const k32Out = outs.get(`nvfp4_gemv_k32${v === "_w16" ? "_w16" : ""}_bf16_m1`)!;
+          const differ = got.reduce((acc, x, i) => acc + (x !== k32Out[i] ? 1 : 0), 0);
+          console.log(`${name} [${N}x${K}]: ${differ}/${N} outputs differ from nvfp4_act_mma + nvfp4_gemv_k32's`);
+          assert.equal(differ, 0, `${name}: ${differ} outputs differ`);
+        }
       }
     }
   });

@@ -153,9 +153,23 @@ export function planLowbitLinear(
   if (mma && (gemvStep || (k32 && isLogits))) {
     const a = staticScale("activation scale", f.activationScale);
     alpha = Math.fround(a * staticScale("global scale", f.globalScale));
-    if (!preQuantized) kernel("nvfp4_act_mma_bf16", [cdiv(K, 1024), rows, 1], [buf(op.x), xq, rowScale, rows, K, a]);
     // Row tiles for at most one block per SM: 16 warps a block (more loads in flight on each SM).
     const w16 = !!env.nvfp4GemvBlocks && N / 16 <= env.nvfp4GemvBlocks / NVFP4_GEMV_BLOCKS_PER_SM && !isLogits;
+    const y = isLogits ? env.logits : buf(op.out);
+    if (k32 && !preQuantized) {
+      // nvfp4_gemv_k32_act: each block quantizes the row itself (shared memory), no nvfp4_act_mma launch; the same bits.
+      out.push({
+        kind: "kernel",
+        op: i,
+        kernel: `nvfp4_gemv_k32_act${isLogits ? "_logits" : w16 ? "_w16" : ""}_bf16_m1`,
+        grid: [w16 ? N / 16 : nvfp4GemvGrid(N, K, env.nvfp4GemvBlocks), 1, 1],
+        block: w16 ? 512 : 256,
+        args: [buf(op.x), W, scales, bias, y, N, K, a, alpha],
+        sharedBytes: 2 * K + K / 4,
+      });
+      return;
+    }
+    if (!preQuantized) kernel("nvfp4_act_mma_bf16", [cdiv(K, 1024), rows, 1], [buf(op.x), xq, rowScale, rows, K, a]);
     out.push({
       kind: "kernel",
       op: i,
@@ -172,7 +186,7 @@ export function planLowbitLinear(
         scales,
         rowScale,
         bias,
-        isLogits ? env.logits : buf(op.out),
+        y,
         rows,
         N,
         K,

@@ -417,10 +417,13 @@ __device__ __forceinline__ void mmaK32(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 
                : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-template <int NW, bool LOGITS>
+// ACT: x is the linear's bf16 input row, quantized by every block into shared memory (nvActQuad, as nvfp4_act_mma_bf16
+// quantizes it: the same codes and scales) after the first weight loads are issued, instead of a separate act launch.
+template <int NW, bool LOGITS, bool ACT>
 __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8* __restrict__ W, const u8* __restrict__ S,
-    const float* __restrict__ sx, const bf16_t* __restrict__ bias, void* __restrict__ y, int n, int k, float alpha) {
+    const float* __restrict__ sx, const bf16_t* __restrict__ bias, void* __restrict__ y, int n, int k, float alpha, float a = 0.f) {
   __shared__ float red[NW][16];
+  extern __shared__ __align__(16) u8 nvSmem[];  // ACT: codes [k], their negations [k] (unread), block scales f32 [k / 16]
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int KT = k / 64, RT = n / 16;
   const int cnt = (KT - warp + NW - 1) / NW;  // as nvfp4MmaGemv: k tiles warp, warp + NW, ... of every row tile
@@ -434,6 +437,20 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
   }
   pdlWait();
   pdlLaunchDependents();
+  if constexpr (ACT) {
+    const bf16_t* x = reinterpret_cast<const bf16_t*>(xq);
+    const float six = __fmul_rn(6.f, a);
+    for (int base = 0; base < k; base += NW * 32 * 4) {  // block-uniform: every lane reaches nvActQuad's shuffles
+      const int i = base + (int)threadIdx.x * 4;
+      const bool active = i < k;
+      float f[4] = {0.f, 0.f, 0.f, 0.f};
+      if (active) nvLoad4(x + i, f);
+      nvActQuad(f, active, i, a, six, nvSmem, nvSmem + k, reinterpret_cast<float*>(nvSmem + 2 * k));
+    }
+    __syncthreads();
+    xq = nvSmem;
+    sx = reinterpret_cast<const float*>(nvSmem + 2 * k);
+  }
   // Lanes g = 0, 2, 4, 6 hold B's columns 0, 2, 4, 6: block g / 2 of the k tile, slice t (4 codes; the act layout's
   // word 16 q + 4 t + b). The first pair of mmas takes columns 0 (b0) and 2 (b1), the second 4 (b0) and 6 (b1).
   const bool xl = (g & 1) == 0;
@@ -459,8 +476,15 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
           if (j < cnt && r2 < RT) nvLoadTile(W, S, r2, warp + NW * j, KT, lane, nw[u], ns[u]);
         }
         const int q = warp + NW * (j0 + u);
-        const u32 v = xl ? __ldg(xpw + 16 * q) : 0u;
-        const float sxv = __ldg(sxt + 4 * q);
+        u32 v;
+        float sxv;
+        if constexpr (ACT) {
+          v = xl ? xpw[16 * q] : 0u;
+          sxv = sxt[4 * q];
+        } else {
+          v = xl ? __ldg(xpw + 16 * q) : 0u;
+          sxv = __ldg(sxt + 4 * q);
+        }
         const u32 p0 = g == 0 ? v : 0u, p1 = g == 2 ? v : 0u, p2 = g == 4 ? v : 0u, p3 = g == 6 ? v : 0u;
         const u32 w0 = wt.x, w1 = wt.y, w2 = wt.z, w3 = wt.w;
         const u32 x0 = w0 ^ 0x88888888u, x1 = w1 ^ 0x88888888u, x2 = w2 ^ 0x88888888u, x3 = w3 ^ 0x88888888u;
@@ -507,7 +531,17 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
 #define NVFP4_K32_GEMV(NAME, NW, LOGITS)                                                                                                   \
   extern "C" __global__ void __launch_bounds__(NW * 32, NW == 8 ? NV_MINB : 1) NAME(const u8* xq, const u8* W, const u8* S, const float* sx, \
       const bf16_t* bias, void* y, int m, int n, int k, int unused, float alpha) {                                                  \
-    nvfp4K32Gemv<NW, LOGITS>(xq, W, S, sx, bias, y, n, k, alpha);                                                                    \
+    nvfp4K32Gemv<NW, LOGITS, false>(xq, W, S, sx, bias, y, n, k, alpha);                                                             \
+  }
+
+// extern "C" __global__ void nvfp4_gemv_k32_act[_w16|_logits]_bf16_m1(const bf16_t* x, const u8* W, const u8* S,
+//     const bf16_t* bias, void* y, int n, int k, float a, float alpha)
+//   nvfp4_act_mma_bf16 + nvfp4_gemv_k32[_w16|_logits]_bf16_m1 in one launch (the same bits): every block quantizes x
+//   into dynamic shared memory (2 k + k, i.e. 9 k / 4 bytes).
+#define NVFP4_K32_ACT_GEMV(NAME, NW, LOGITS)                                                                                        \
+  extern "C" __global__ void __launch_bounds__(NW * 32, NW == 8 ? NV_MINB : 1) NAME(const bf16_t* x, const u8* W, const u8* S,     \
+      const bf16_t* bias, void* y, int n, int k, float a, float alpha) {                                                           \
+    nvfp4K32Gemv<NW, LOGITS, true>(reinterpret_cast<const u8*>(x), W, S, nullptr, bias, y, n, k, alpha, a);                         \
   }
 
 #if LLMRT_KERNEL(nvfp4_gemv_k32_bf16_m1)
@@ -518,6 +552,15 @@ NVFP4_K32_GEMV(nvfp4_gemv_k32_w16_bf16_m1, 16, false)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32_logits_bf16_m1)
 NVFP4_K32_GEMV(nvfp4_gemv_k32_logits_bf16_m1, 8, true)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32_act_bf16_m1)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_bf16_m1, 8, false)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32_act_w16_bf16_m1)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_w16_bf16_m1, 16, false)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32_act_logits_bf16_m1)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_logits_bf16_m1, 8, true)
 #endif
 
 // ---- weight dequantization (prefill) ---------------------------------------------------------------
