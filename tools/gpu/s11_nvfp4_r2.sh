@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Session 11, helper nvfp4 (issue 14), round 2 (budget 40 s; llama-3.1-8b): nvfp4GemvK32 (the m = 1 GEMV on m16n8k32 mmas).
-#   e2e  — llama-3.1-8b synthetic NVFP4 batch 1, --ab nvfp4GemvK32 (off/on in one process; bf16 measured in r1: 227.7
+#   e2e  — llama-3.1-8b synthetic NVFP4 batch 1, --ab nvfp4GemvK32 (k32 GEMVs, o_proj act inside; off/on in one process; bf16 r1: 227.7
 #          tok/s = 80.4%), decode profiles (by kernel and by linear role)
 #   test — tests/gpu/nvfp4_mma.test.ts correctness (act codes, dequant, GEMV m = 1/3/8 incl. k32 and k32_w16 vs the CPU,
 #          persistent grids the same bits), then per-GEMV timing on 8B shapes if time is left: mma vs k32
