@@ -146,7 +146,7 @@ test("NVFP4 engine on the fake device with nvfp4Mma (fused decode) = the lowbit.
   f32.dispose();
 });
 
-test("NVFP4 engine on the fake device with nvfp4GemvK32: one-token steps on nvfp4_gemv_k32_act (act inside, lm_head logits too) = the lowbit.cu path", () => {
+test("NVFP4 engine on the fake device with nvfp4GemvK32: one-token steps on nvfp4_gemv_k32 (norms, act, residual adds inside; the lm_head too) = the lowbit.cu path", () => {
   const raw = quantTestLlama(96);
   const calibration = [Array.from({ length: 48 }, (_, i) => (i * 29 + 5) % 96)];
   const { bf16, f32 } = quantEngines(raw, 41, { quantAlgo: "NVFP4", excludeModules: [] }, 0.1, { calibration });
@@ -157,7 +157,16 @@ test("NVFP4 engine on the fake device with nvfp4GemvK32: one-token steps on nvfp
     next: (s, r) => s.want.sampledIds[r],
     fusedOptions: { nvfp4Mma: true, nvfp4GemvK32: true },
   });
-  for (const k of ["nvfp4_gemv_k32_w16_bf16_m1", "nvfp4_gemv_k32_act_w16_bf16_m1", "nvfp4_gemv_k32_act_logits_bf16_m1", "nvfp4_gemv_mma_w16_bf16_m8"]) {
+  // Norms in the next GEMV (qkv, gate_up, the NVFP4 lm_head), residual adds in the GEMV before them (o_proj, down).
+  for (
+    const k of [
+      "nvfp4_gemv_k32_norm_bf16_m1",
+      "nvfp4_gemv_k32_act_add_w16_bf16_m1",
+      "nvfp4_gemv_k32_add_w16_bf16_m1",
+      "nvfp4_gemv_k32_norm_logits_bf16_m1",
+      "nvfp4_gemv_mma_w16_bf16_m8",
+    ]
+  ) {
     assert.ok(kernels.has(k), `${k} in the fused decode steps: ${[...kernels].join(" ")}`);
   }
   bf16.dispose();

@@ -13,7 +13,7 @@ import { isPdlKernel } from "./kernel_signatures.ts";
 import { GEMV_MAX_ROWS, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, SAMPLE_SPLIT_BLOCKS, type StepShape } from "./launch_types.ts";
 import { planLinear } from "./linear_launch.ts";
 import { batchGemmTakes } from "./batch_gemm_plan.ts";
-import { nvfp4ActArgs, nvfp4ActProducers } from "./lowbit_launch.ts";
+import { nvfp4ActArgs, nvfp4ActProducers, type Nvfp4K32Fuse, nvfp4K32Fusion } from "./lowbit_launch.ts";
 import { planAttention, shadowRope } from "./attention_launch.ts";
 import { opReads } from "./op_reads.ts";
 import type { Op } from "../../ir/network.ts";
@@ -108,13 +108,27 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     },
     (i) => !!fuse && (fuse.skip.has(i) || fuse.normOnly.has(i) || fuse.norm.has(i) || fuse.epilogue.has(i) || fuse.attnQkv.has(i)),
   );
+  const touchedByFuse = (i: number) => !!fuse && (fuse.skip.has(i) || fuse.normOnly.has(i) || fuse.norm.has(i) || fuse.epilogue.has(i) || fuse.attnQkv.has(i));
+  // NVFP4 one-row steps with nvfp4GemvK32: norms inside the next GEMV, residual adds in the GEMV before them.
+  const nk = nvfp4K32Fusion(plan, env, rowsOf, touchedByFuse);
+  const nkLinear = new Map([...nk.normInto].map(([j, lin]) => [lin, j]));
+  const nvfp4K32 = (i: number): Nvfp4K32Fuse | undefined => {
+    const j = nkLinear.get(i), addTo = nk.addInto.get(i);
+    if (j === undefined && addTo === undefined) return undefined;
+    const nrm = j === undefined ? undefined : (plan.ops[j] as Extract<(typeof plan.ops)[number], { type: "rmsnorm" | "add_rmsnorm" }>);
+    const addOp = addTo === undefined ? undefined : (plan.ops[addTo] as Extract<(typeof plan.ops)[number], { type: "add_rmsnorm" }>);
+    return {
+      ...(nrm ? { norm: { x: buf(nrm.type === "add_rmsnorm" ? nrm.residual : nrm.x), weight: env.weight(nrm.weight), eps: nrm.eps } } : {}),
+      ...(addOp ? { residual: buf(addOp.residual) } : {}),
+    };
+  };
   // NVFP4 on nvfp4_mma.cu: norms / silu_mul that write the next GEMV's int8 codes themselves (LaunchEnv.nvfp4Mma).
   const nq = nvfp4ActProducers(
     plan,
     env,
     rowsOf,
     T === S,
-    (i) => !!fuse && (fuse.skip.has(i) || fuse.normOnly.has(i) || fuse.norm.has(i) || fuse.epilogue.has(i) || fuse.attnQkv.has(i)),
+    (i) => touchedByFuse(i) || nk.normInto.has(i) || nkLinear.has(i),
   );
   const nqArgs = (j: number) => nvfp4ActArgs(plan.ops[nq.get(j)!] as Extract<(typeof plan.ops)[number], { type: "linear" }>, env);
   const preQuantized = new Set([...fq.values(), ...nq.values()]);
@@ -144,6 +158,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     fuse,
     pdl,
     preQuantized,
+    nvfp4K32,
     pruned: () => pruned,
     out,
     k,
@@ -201,6 +216,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         k(i, `embedding_${elem}`, [T, 1, 1], 256, [io.tokenIds, env.weight(op.table), buf(op.out), T, a.hiddenSize, a.vocabSize, 0n]);
         break;
       case "rmsnorm": {
+        if (nk.normInto.has(i)) break; // in the next NVFP4 GEMV's prologue (nvfp4GemvK32)
         const rows = rowsOf(op.x);
         if (fq.has(i)) {
           const [xq, rs, act] = fqArgs(fq.get(i)!);
@@ -216,6 +232,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         break;
       }
       case "add_rmsnorm": {
+        if (nk.normInto.has(i)) break; // the add done by the GEMV before it, the norm in the GEMV after it (nvfp4GemvK32)
         const rows = rowsOf(op.x);
         if (fuse?.normOnly.has(i)) {
           k(i, `rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);

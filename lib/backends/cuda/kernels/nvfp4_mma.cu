@@ -417,11 +417,17 @@ __device__ __forceinline__ void mmaK32(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 
                : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-// ACT: x is the linear's bf16 input row, quantized by every block into shared memory (nvActQuad, as nvfp4_act_mma_bf16
-// quantizes it: the same codes and scales) after the first weight loads are issued, instead of a separate act launch.
-template <int NW, bool LOGITS, bool ACT>
+// PRO 0: the row's codes and scales are in xq / sx (a producer or nvfp4_act_mma wrote them). PRO 1 (act): xq is the
+// linear's bf16 input row, quantized by every block into shared memory (nvActQuad, as nvfp4_act_mma_bf16 quantizes it:
+// the same codes and scales) after the first weight loads are issued, instead of a separate act launch. PRO 2 (norm):
+// the same after RMSNorm of that row with normW (nvfp4_rmsnorm_act_bf16's sums and roundings, add 0; 256 threads).
+// ADD: y is the residual stream, y[j] = bf16(bf16(out[j]) + y[j]) — add_rmsnorm_bf16's add of this linear's output,
+// done here so the norm after it can run in the next GEMV's prologue (the output itself is not stored).
+template <int NW, bool LOGITS, int PRO, bool ADD>
 __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8* __restrict__ W, const u8* __restrict__ S,
-    const float* __restrict__ sx, const bf16_t* __restrict__ bias, void* __restrict__ y, int n, int k, float alpha, float a = 0.f) {
+    const float* __restrict__ sx, const bf16_t* __restrict__ bias, void* __restrict__ y, int n, int k, float alpha, float a = 0.f,
+    const bf16_t* __restrict__ normW = nullptr, float eps = 0.f) {
+  static_assert(PRO != 2 || NW == 8, "the RMSNorm prologue sums as rmsnorm_bf16's 256 threads do");
   __shared__ float red[NW][16];
   extern __shared__ __align__(16) u8 nvSmem[];  // ACT: codes [k], their negations [k] (unread), block scales f32 [k / 16]
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
@@ -437,14 +443,35 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
   }
   pdlWait();
   pdlLaunchDependents();
-  if constexpr (ACT) {
+  if constexpr (PRO != 0) {
     const bf16_t* x = reinterpret_cast<const bf16_t*>(xq);
+    float inv = 0.f;
+    if constexpr (PRO == 2) {  // nvfp4_rmsnorm_act_bf16's pass 1 (add 0): the sum of squares in the same order
+      __shared__ float sh[32];
+      float ss = 0.f;
+      for (int i = threadIdx.x * 8; i < k; i += blockDim.x * 8) {
+        float v[8];
+        load16(x + i, v);
+#pragma unroll
+        for (int e = 0; e < 8; e++) ss += v[e] * v[e];
+      }
+      ss = blockSum(ss, sh);
+      inv = rsqrtf(ss / (float)k + eps);
+    }
     const float six = __fmul_rn(6.f, a);
     for (int base = 0; base < k; base += NW * 32 * 4) {  // block-uniform: every lane reaches nvActQuad's shuffles
       const int i = base + (int)threadIdx.x * 4;
       const bool active = i < k;
       float f[4] = {0.f, 0.f, 0.f, 0.f};
-      if (active) nvLoad4(x + i, f);
+      if (active) {
+        nvLoad4(x + i, f);
+        if constexpr (PRO == 2) {
+          float w[4];
+          nvLoad4(normW + i, w);
+#pragma unroll
+          for (int e = 0; e < 4; e++) f[e] = toF(fromF<bf16_t>(f[e] * inv * w[e]));
+        }
+      }
       nvActQuad(f, active, i, a, six, nvSmem, nvSmem + k, reinterpret_cast<float*>(nvSmem + 2 * k));
     }
     __syncthreads();
@@ -478,7 +505,7 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
         const int q = warp + NW * (j0 + u);
         u32 v;
         float sxv;
-        if constexpr (ACT) {
+        if constexpr (PRO != 0) {
           v = xl ? xpw[16 * q] : 0u;
           sxv = sxt[4 * q];
         } else {
@@ -520,6 +547,9 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
       if (bias) o += toF(bias[j]);
       if constexpr (LOGITS) {
         reinterpret_cast<float*>(y)[j] = o;
+      } else if constexpr (ADD) {
+        bf16_t* res = reinterpret_cast<bf16_t*>(y);
+        res[j] = fromF<bf16_t>(toF(fromF<bf16_t>(o)) + toF(res[j]));
       } else {
         reinterpret_cast<bf16_t*>(y)[j] = fromF<bf16_t>(o);
       }
@@ -528,39 +558,68 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
   }
 }
 
-#define NVFP4_K32_GEMV(NAME, NW, LOGITS)                                                                                                   \
+#define NVFP4_K32_GEMV(NAME, NW, LOGITS, ADD)                                                                                              \
   extern "C" __global__ void __launch_bounds__(NW * 32, NW == 8 ? NV_MINB : 1) NAME(const u8* xq, const u8* W, const u8* S, const float* sx, \
       const bf16_t* bias, void* y, int m, int n, int k, int unused, float alpha) {                                                  \
-    nvfp4K32Gemv<NW, LOGITS, false>(xq, W, S, sx, bias, y, n, k, alpha);                                                             \
+    nvfp4K32Gemv<NW, LOGITS, 0, ADD>(xq, W, S, sx, bias, y, n, k, alpha);                                                            \
   }
 
 // extern "C" __global__ void nvfp4_gemv_k32_act[_w16|_logits]_bf16_m1(const bf16_t* x, const u8* W, const u8* S,
 //     const bf16_t* bias, void* y, int n, int k, float a, float alpha)
 //   nvfp4_act_mma_bf16 + nvfp4_gemv_k32[_w16|_logits]_bf16_m1 in one launch (the same bits): every block quantizes x
-//   into dynamic shared memory (2 k + k, i.e. 9 k / 4 bytes).
-#define NVFP4_K32_ACT_GEMV(NAME, NW, LOGITS)                                                                                        \
+//   into dynamic shared memory (2 k + k / 4 bytes).
+// extern "C" __global__ void nvfp4_gemv_k32_add[_w16]_bf16_m1(...nvfp4_gemv_k32_bf16_m1's parameters...)
+// extern "C" __global__ void nvfp4_gemv_k32_act_add[_w16]_bf16_m1(...nvfp4_gemv_k32_act_bf16_m1's parameters...)
+//   y is the residual stream: y += bf16(out) rounded to bf16 (ADD), the output not stored.
+// extern "C" __global__ void nvfp4_gemv_k32_norm[_logits]_bf16_m1(const bf16_t* x, const bf16_t* normW, const u8* W,
+//     const u8* S, const bf16_t* bias, void* y, int n, int k, float eps, float a, float alpha)
+//   nvfp4_rmsnorm_act_bf16 (add 0) + nvfp4_gemv_k32[_logits]_bf16_m1 in one launch (the same bits); 256 threads.
+#define NVFP4_K32_ACT_GEMV(NAME, NW, LOGITS, ADD)                                                                                   \
   extern "C" __global__ void __launch_bounds__(NW * 32, NW == 8 ? NV_MINB : 1) NAME(const bf16_t* x, const u8* W, const u8* S,     \
       const bf16_t* bias, void* y, int n, int k, float a, float alpha) {                                                           \
-    nvfp4K32Gemv<NW, LOGITS, true>(reinterpret_cast<const u8*>(x), W, S, nullptr, bias, y, n, k, alpha, a);                         \
+    nvfp4K32Gemv<NW, LOGITS, 1, ADD>(reinterpret_cast<const u8*>(x), W, S, nullptr, bias, y, n, k, alpha, a);                       \
+  }
+#define NVFP4_K32_NORM_GEMV(NAME, LOGITS)                                                                                           \
+  extern "C" __global__ void __launch_bounds__(256, NV_MINB) NAME(const bf16_t* x, const bf16_t* normW, const u8* W, const u8* S,  \
+      const bf16_t* bias, void* y, int n, int k, float eps, float a, float alpha) {                                                \
+    nvfp4K32Gemv<8, LOGITS, 2, false>(reinterpret_cast<const u8*>(x), W, S, nullptr, bias, y, n, k, alpha, a, normW, eps);           \
   }
 
 #if LLMRT_KERNEL(nvfp4_gemv_k32_bf16_m1)
-NVFP4_K32_GEMV(nvfp4_gemv_k32_bf16_m1, 8, false)
+NVFP4_K32_GEMV(nvfp4_gemv_k32_bf16_m1, 8, false, false)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32_w16_bf16_m1)
-NVFP4_K32_GEMV(nvfp4_gemv_k32_w16_bf16_m1, 16, false)
+NVFP4_K32_GEMV(nvfp4_gemv_k32_w16_bf16_m1, 16, false, false)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32_logits_bf16_m1)
-NVFP4_K32_GEMV(nvfp4_gemv_k32_logits_bf16_m1, 8, true)
+NVFP4_K32_GEMV(nvfp4_gemv_k32_logits_bf16_m1, 8, true, false)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32_add_bf16_m1)
+NVFP4_K32_GEMV(nvfp4_gemv_k32_add_bf16_m1, 8, false, true)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32_add_w16_bf16_m1)
+NVFP4_K32_GEMV(nvfp4_gemv_k32_add_w16_bf16_m1, 16, false, true)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32_act_bf16_m1)
-NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_bf16_m1, 8, false)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_bf16_m1, 8, false, false)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32_act_w16_bf16_m1)
-NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_w16_bf16_m1, 16, false)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_w16_bf16_m1, 16, false, false)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32_act_logits_bf16_m1)
-NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_logits_bf16_m1, 8, true)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_logits_bf16_m1, 8, true, false)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32_act_add_bf16_m1)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_add_bf16_m1, 8, false, true)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32_act_add_w16_bf16_m1)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_add_w16_bf16_m1, 16, false, true)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32_norm_bf16_m1)
+NVFP4_K32_NORM_GEMV(nvfp4_gemv_k32_norm_bf16_m1, false)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32_norm_logits_bf16_m1)
+NVFP4_K32_NORM_GEMV(nvfp4_gemv_k32_norm_logits_bf16_m1, true)
 #endif
 
 // ---- weight dequantization (prefill) ---------------------------------------------------------------
