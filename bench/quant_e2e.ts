@@ -22,6 +22,7 @@
  * --profile-decode: after each engine's timed steps, one more decode step's graph replay time and its launches one by
  * one (Session.cuda.profileDecodeStep): summed by kernel, and the linears' launches summed by layer role (qkv, o,
  * gate_up, down, lm_head) with the weight bytes they read as a share of the copy ceiling.
+ * --ab-then KEY2: after the --ab runs, one more with both KEY and KEY2 on (its tok/s and logits vs the on run's).
  * --skip-bf16: no bf16 engine (its build and run; the copy ceiling from a bare device); the "vs bf16" columns are left empty.
  * --synthetic-lm-head: with --synthetic-nvfp4, a second NVFP4 engine whose lm_head is NVFP4 too (untied models; random codes).
  */
@@ -65,6 +66,7 @@ const { values } = parseArgs({
     "synthetic-nvfp4": { type: "boolean" },
     "synthetic-lm-head": { type: "boolean" },
     "skip-bf16": { type: "boolean" },
+    "ab-then": { type: "string" },
     "profile-decode": { type: "boolean" },
   },
 });
@@ -122,8 +124,11 @@ if (abKey !== undefined && !(CUDA_FLAG_NAMES as readonly string[]).includes(abKe
   throw new Error(`--ab: a CUDA session flag (${CUDA_FLAG_NAMES.join(", ")}), got ${abKey}`);
 }
 
-function run(engine: Engine, ab?: boolean): DecodeRun & { gemmLogits: Float32Array } {
-  const opts = backend === "cpu" ? {} : { ...fixed, ...(ab === undefined || !abKey ? {} : { [abKey]: ab }) };
+const thenKey = values["ab-then"];
+if (thenKey !== undefined && (!abKey || !(CUDA_FLAG_NAMES as readonly string[]).includes(thenKey))) throw new Error(`--ab-then: a CUDA session flag with --ab`);
+
+function run(engine: Engine, ab?: boolean, then = false): DecodeRun & { gemmLogits: Float32Array } {
+  const opts = backend === "cpu" ? {} : { ...fixed, ...(ab === undefined || !abKey ? {} : { [abKey]: ab }), ...(then ? { [thenKey!]: true } : {}) };
   const t0 = performance.now();
   using session = Session.fromSerializedEngine(engine, { backend, ...opts });
   if (values["profile-decode"]) console.log(`  session (upload, kernels) ${((performance.now() - t0) / 1000).toFixed(1)} s`);
@@ -271,6 +276,22 @@ function measure(name: string, qe: Engine, prep: string): DecodeRun & { gemmLogi
     }`;
     rq = [...(tOn >= tOff ? on : off)].sort((a, b) => b.tokS - a.tokS)[0];
     console.log(`${name}: ${abKey} ${idsSame && bits ? "OK" : "MISMATCH"}${pdlNote}`);
+    if (thenKey) {
+      const r = run(qe, true, true);
+      const same = r.ids.findIndex((x, i) => x !== on[0].ids[i]);
+      console.log(
+        `${name}: ${abKey} + ${thenKey} on ${r.tokS.toFixed(1)} tok/s (${abKey} on: ${tOn.toFixed(1)}, off: ${tOff.toFixed(1)}); logits vs ${abKey} on: ${
+          sameBits(r.decodeLogits, on[0].decodeLogits) && sameBits(r.logits, on[0].logits)
+            ? "bitwise equal"
+            : `decode-step rel L2 ${relL2(r.decodeLogits, on[0].decodeLogits).toExponential(2)}, argmax ${
+              argmax(r.decodeLogits) === argmax(on[0].decodeLogits) ? "same" : "differs"
+            }`
+        }; greedy ids equal ${same < 0 ? r.ids.length : same}/${r.ids.length}; vs off: decode-step rel L2 ${
+          relL2(r.decodeLogits, off[0].decodeLogits).toExponential(2)
+        }`,
+      );
+      if (r.tokS > rq.tokS) rq = r;
+    }
   } else rq = run(qe);
   line(
     name,

@@ -358,6 +358,8 @@ export interface FakeSessionOptions {
   readonly nvfp4Mma?: boolean;
   /** LaunchEnv.nvfp4GemvK32 (with nvfp4Mma): one-row NVFP4 GEMVs on nvfp4_gemv_k32's stand-ins. */
   readonly nvfp4GemvK32?: boolean;
+  /** LaunchEnv.nvfp4K32Norm. */
+  readonly nvfp4K32Norm?: boolean;
   /** LaunchEnv.quantGemv1 (one-row steps on quant_gemv1) with a grid of at most this many blocks (LaunchEnv.quantGemv1Blocks). */
   readonly quantGemv1?: number;
 }
@@ -458,6 +460,7 @@ export class FakeCudaSession {
       nvfp4Mma: opts.nvfp4Mma,
       nvfp4GemvBlocks: opts.nvfp4Mma ? 2 * sms : undefined,
       nvfp4GemvK32: opts.nvfp4GemvK32,
+      nvfp4K32Norm: opts.nvfp4K32Norm,
       wgmmaPrefill: opts.wgmmaPrefill,
       decodeSplitK: opts.decodeSplitK,
       gemvSplitK: opts.gemvSplitK,

@@ -146,7 +146,7 @@ test("NVFP4 engine on the fake device with nvfp4Mma (fused decode) = the lowbit.
   f32.dispose();
 });
 
-test("NVFP4 engine on the fake device with nvfp4GemvK32: one-token steps on nvfp4_gemv_k32 (norms, act, residual adds inside; the lm_head too) = the lowbit.cu path", () => {
+test("NVFP4 engine on the fake device with nvfp4GemvK32 + nvfp4K32Norm: one-token steps on nvfp4_gemv_k32 (norms, act, residual adds inside; the lm_head too) = the lowbit.cu path", () => {
   const raw = quantTestLlama(96);
   const calibration = [Array.from({ length: 48 }, (_, i) => (i * 29 + 5) % 96)];
   const { bf16, f32 } = quantEngines(raw, 41, { quantAlgo: "NVFP4", excludeModules: [] }, 0.1, { calibration });
@@ -155,7 +155,7 @@ test("NVFP4 engine on the fake device with nvfp4GemvK32: one-token steps on nvfp
     cpu: ({ what, got, want }) => assert.ok(relL2(got.logits, want.logits) < 0.35, `${what}: logits far from the CPU session's`),
     label: (l) => l.kernel,
     next: (s, r) => s.want.sampledIds[r],
-    fusedOptions: { nvfp4Mma: true, nvfp4GemvK32: true },
+    fusedOptions: { nvfp4Mma: true, nvfp4GemvK32: true, nvfp4K32Norm: true },
   });
   // Norms in the next GEMV (qkv, gate_up, the NVFP4 lm_head), residual adds in the GEMV before them (o_proj, down).
   for (

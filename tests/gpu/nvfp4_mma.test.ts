@@ -120,6 +120,45 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
           console.log(`${name} [${N}x${K}]: ${differ}/${N} outputs differ from nvfp4_act_mma + nvfp4_gemv_k32's`);
           assert.equal(differ, 0, `${name}: ${differ} outputs differ`);
         }
+        // nvfp4K32Norm: nvfp4_gemv_k32_norm = nvfp4_rmsnorm_act_bf16 (add 0) + nvfp4_gemv_k32; nvfp4_gemv_k32[_act]_add[_w16]
+        // = the k32 output added into a residual row as add_rmsnorm_bf16 adds it (bf16(bf16(y) + r)). The same bits.
+        const normW = bf16(seededUniform(11, K, 0.5, 1.5));
+        using dnw = d.alloc(K * 2);
+        dnw.copyFromHost(normW);
+        using xq2 = d.alloc(2 * K);
+        using sx2 = d.alloc((K / 16) * 4);
+        mod.kernel("nvfp4_rmsnorm_act_bf16", sig("nvfp4_rmsnorm_act")).launch(1, 256, [dx, 0n, dnw, xq2, sx2, 1, K, 1e-5, a, 0]);
+        mod.kernel("nvfp4_gemv_k32_bf16_m1", sig("nvfp4_gemv_k32")).launch(N / 16, 256, [xq2, W, S, sx2, B, dy, 1, N, K, 0, alpha]);
+        const wantNorm = new Uint16Array(N);
+        dy.copyToHost(wantNorm);
+        dy.fill(0xff);
+        mod.kernel("nvfp4_gemv_k32_norm_bf16_m1", sig("nvfp4_gemv_k32_norm")).launch(N / 16, 256, [dx, dnw, W, S, B, dy, N, K, 1e-5, a, alpha], {
+          sharedMemBytes: 2 * K + K / 4,
+        });
+        const gotNorm = new Uint16Array(N);
+        dy.copyToHost(gotNorm);
+        const normDiffer = gotNorm.reduce((acc, x, i) => acc + (x !== wantNorm[i] ? 1 : 0), 0);
+        console.log(`nvfp4_gemv_k32_norm_bf16_m1 [${N}x${K}]: ${normDiffer}/${N} outputs differ from nvfp4_rmsnorm_act + nvfp4_gemv_k32's`);
+        assert.equal(normDiffer, 0, `nvfp4_gemv_k32_norm: ${normDiffer} outputs differ`);
+        const res0 = bf16(seededUniform(13, N, -2, 2));
+        using dr = d.alloc(N * 2);
+        for (const v of ["", "_w16", "_act", "_act_w16"]) {
+          const act = v.startsWith("_act"), w16 = v.endsWith("_w16");
+          const name = `nvfp4_gemv_k32${act ? "_act" : ""}_add${w16 ? "_w16" : ""}_bf16_m1`;
+          dr.copyFromHost(res0);
+          mod.kernel(name, sig(name.replace("_bf16_m1", ""))).launch(
+            N / 16,
+            w16 ? 512 : 256,
+            act ? [dx, W, S, B, dr, N, K, a, alpha] : [xq, W, S, sx, B, dr, 1, N, K, 0, alpha],
+            act ? { sharedMemBytes: 2 * K + K / 4 } : undefined,
+          );
+          const got = new Uint16Array(N);
+          dr.copyToHost(got);
+          const yk = outs.get(`nvfp4_gemv_k32${w16 ? "_w16" : ""}_bf16_m1`)!;
+          const differ = got.reduce((acc, x, i) => acc + (x !== toBf16Bits(Math.fround(fromBf16Bits(yk[i]) + fromBf16Bits(res0[i]))) ? 1 : 0), 0);
+          console.log(`${name} [${N}x${K}]: ${differ}/${N} residual rows differ from bf16(k32 output + residual)`);
+          assert.equal(differ, 0, `${name}: ${differ} differ`);
+        }
       }
     }
   });

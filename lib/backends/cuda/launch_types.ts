@@ -179,6 +179,8 @@ export interface LaunchEnv {
   readonly nvfp4GemvBlocks?: number;
   /** With nvfp4Mma: one-row NVFP4 GEMVs on nvfp4_gemv_k32 (CudaFlags.nvfp4GemvK32; not with batchInvariant). */
   readonly nvfp4GemvK32?: boolean;
+  /** With nvfp4GemvK32: norms in the next NVFP4 GEMV, residual adds in the one before (CudaFlags.nvfp4K32Norm). */
+  readonly nvfp4K32Norm?: boolean;
   /**
    * f32 [GEMV_MAX_ROWS, hiddenSize / 16]: quant_gemv_fused_addnorm's tile sums of squares, read by quant_gemv_fused_rs
    * (one-row steps on quant_gemv1: [hiddenSize / 2] sums per row pair, the same bytes).

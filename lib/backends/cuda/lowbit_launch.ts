@@ -117,7 +117,7 @@ export interface Nvfp4K32Fuse {
 }
 
 /**
- * With `LaunchEnv.nvfp4GemvK32`, one-row steps: the norms that run inside the next NVFP4 GEMV's prologue
+ * With `LaunchEnv.nvfp4GemvK32` and `nvfp4K32Norm`, one-row steps: the norms that run inside the next NVFP4 GEMV's prologue
  * (nvfp4_gemv_k32_norm: norm op → that linear) and the linears whose GEMV adds their output into the residual of the
  * add_rmsnorm after them (linear → that norm), so the norm has no add left: an add_rmsnorm is taken when the linear
  * before it (its only reader of x) and the linear after it (the only reader of its output) both run the k32 GEMV; a
@@ -130,7 +130,7 @@ export function nvfp4K32Fusion(
   touched: (op: number) => boolean,
 ): { readonly normInto: Map<number, number>; readonly addInto: Map<number, number> } {
   const normInto = new Map<number, number>(), addInto = new Map<number, number>();
-  if (!env.nvfp4Mma || !env.nvfp4GemvK32 || env.batchInvariant || env.lora || env.elem !== "bf16") return { normInto, addInto };
+  if (!env.nvfp4Mma || !env.nvfp4GemvK32 || !env.nvfp4K32Norm || env.batchInvariant || env.lora || env.elem !== "bf16") return { normInto, addInto };
   const readers = new Map<string, number>();
   for (const op of plan.ops) {
     const r = opReads(op);

@@ -245,6 +245,8 @@ export class CudaSession implements SessionBackend {
   readonly nvfp4Mma: boolean;
   /** CudaSessionOptions.nvfp4GemvK32. */
   readonly nvfp4GemvK32: boolean;
+  /** CudaSessionOptions.nvfp4K32Norm. */
+  readonly nvfp4K32Norm: boolean;
   /** CudaSessionOptions.gemmResidual. */
   readonly gemmResidual: boolean;
   /** CudaSessionOptions.quantGemv1. */
@@ -369,6 +371,7 @@ export class CudaSession implements SessionBackend {
     this.quantTailNorm = f.quantTailNorm;
     this.nvfp4Mma = f.nvfp4Mma;
     this.nvfp4GemvK32 = f.nvfp4GemvK32;
+    this.nvfp4K32Norm = f.nvfp4K32Norm;
     this.gemmResidual = f.gemmResidual;
     this.gemvDeepLoads = f.gemvDeepLoads;
     this.sampleSplit = f.sampleSplit;
@@ -653,6 +656,7 @@ export class CudaSession implements SessionBackend {
       nvfp4Mma: this.nvfp4Mma,
       nvfp4GemvBlocks: NVFP4_GEMV_BLOCKS_PER_SM * this.device.smCount,
       nvfp4GemvK32: this.nvfp4GemvK32,
+      nvfp4K32Norm: this.nvfp4K32Norm,
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),
       ...(this.#persistent
         ? {

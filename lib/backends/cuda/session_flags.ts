@@ -254,6 +254,14 @@ export const CUDA_FLAGS = {
    * @default false
    */
   nvfp4GemvK32: { env: "LLMRT_NVFP4_GEMV_K32", default: false },
+  /**
+   * With `nvfp4GemvK32`, one-row steps: an RMSNorm whose only reader is an NVFP4 linear runs in that GEMV's prologue
+   * (nvfp4_gemv_k32_norm: every block normalizes and quantizes the row in shared memory, as nvfp4_rmsnorm_act_bf16
+   * does), and an add_rmsnorm's residual add moves into the NVFP4 GEMV before it (nvfp4_gemv_k32[_act]_add adds its
+   * output into the residual stream): no norm launches left in an NVFP4 layer. The same bits as the producers.
+   * @default false
+   */
+  nvfp4K32Norm: { env: "LLMRT_NVFP4_K32_NORM", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
