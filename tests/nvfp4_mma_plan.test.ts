@@ -81,7 +81,7 @@ test("CUDA plan of one NVFP4 linear with nvfp4Mma on the fake device: GEMV (1..8
     lowbitScratch: mem.alloc(lowbitScratchLayout(plan)!.bytes),
   } as unknown as LaunchEnv;
   const x = mem.alloc(maxRows * K * 2), y = mem.alloc(maxRows * N * 2);
-  // nvfp4GemvK32: one row (not batch-invariant) on nvfp4_gemv_k32; more rows, or batchInvariant, keep nvfp4_gemv_mma.
+  // nvfp4GemvK32: one row on nvfp4_gemv_k32 (batchInvariant too: the same bits as nvfp4_gemv_mma); more rows keep nvfp4_gemv_mma.
   const k32 = { ...env, nvfp4GemvK32: true } as LaunchEnv, k32Inv = { ...env, nvfp4GemvK32: true, batchInvariant: true } as LaunchEnv;
   const cases: [number, boolean, LaunchEnv][] = [
     [1, false, env],
@@ -106,7 +106,7 @@ test("CUDA plan of one NVFP4 linear with nvfp4Mma on the fake device: GEMV (1..8
     // nvfp4GemvK32 at one row: the act quantization inside the GEMV (nvfp4_gemv_k32_act*), an NVFP4 lm_head's logits too.
     const want = logits && e === k32
       ? ["nvfp4_gemv_k32_act_logits_bf16_m1"]
-      : gemv && e === k32 && rows === 1
+      : gemv && (e === k32 || e === k32Inv) && rows === 1
       ? ["nvfp4_gemv_k32_act_bf16_m1"]
       : gemv
       ? ["nvfp4_act_mma_bf16", `nvfp4_gemv_mma_bf16_m${rows === 1 ? 1 : 8}`]

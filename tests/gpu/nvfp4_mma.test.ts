@@ -94,6 +94,11 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
           `${name} [${N}x${K}] m=${m}: max rel error vs the CPU ${worst.toExponential(2)}; ${differ}/${m * N} outputs differ from nvfp4_gemv_mma's bits`,
         );
         assert.ok(worst <= 2 ** -7, `${name} m=${m}: max relative error ${worst}`);
+        if (kind === "k32") {
+          const mmaBits = outs.get(`nvfp4_gemv_mma${w16 ? "_w16" : ""}_bf16_m1`)!;
+          const vsMma = y.reduce((a, v, i) => a + (v !== mmaBits[i] ? 1 : 0), 0);
+          assert.equal(vsMma, 0, `${name}: ${vsMma} outputs differ from nvfp4_gemv_mma${w16 ? "_w16" : ""}'s bits (NV_K32_CHAIN)`);
+        }
       }
       if (m === 1) {
         // nvfp4_gemv_k32_act*: the act quantization inside the GEMV (shared memory) — the bits of act + the k32 kernel of
@@ -253,12 +258,13 @@ gpuTest("nvfp4_gemv_mma m1 vs lowbit_gemv_nvfp4 m1 (each + its act launch) on 1B
   using old = loadKernelFile(d, "lowbit.cu");
   // Variants "U[pB][nL][zZ][w]": NV_U = U loads in flight; pB: a persistent grid of B blocks per SM where the shape allows
   // it ((k / 64) % (warps · U) == 0; else one block per row tile); nL: NV_LDNC = L, zZ: NV_ZC = Z (defaults 1); w: the
-  // 16-warp kernel (_w16); k: nvfp4_gemv_k32 (nvfp4GemvK32) instead of nvfp4_gemv_mma.
+  // 16-warp kernel (_w16); k: nvfp4_gemv_k32 (nvfp4GemvK32) instead of nvfp4_gemv_mma; cC: NV_K32_CHAIN = C (default 1).
   const variants = (process.env.LLMRT_NVFP4_VARIANTS ?? "4").split(",");
   const vspec = variants.map((v) => {
-    const m = /^(\d+)(?:p(\d+))?(?:n(\d))?(?:z(\d))?(w)?(k)?$/.exec(v);
+    const m = /^(\d+)(?:p(\d+))?(?:n(\d))?(?:z(\d))?(w)?(k)?(?:c(\d))?$/.exec(v);
     if (!m) throw new Error(`LLMRT_NVFP4_VARIANTS: bad variant ${v}`);
-    return { u: Number(m[1]), perSm: Number(m[2] ?? 0), key: `-DNV_U=${m[1]} -DNV_LDNC=${m[3] ?? 1} -DNV_ZC=${m[4] ?? 1}`, nw: m[5] ? 16 : 8, k32: !!m[6] };
+    const key = `-DNV_U=${m[1]} -DNV_LDNC=${m[3] ?? 1} -DNV_ZC=${m[4] ?? 1} -DNV_K32_CHAIN=${m[7] ?? 1}`;
+    return { u: Number(m[1]), perSm: Number(m[2] ?? 0), key, nw: m[5] ? 16 : 8, k32: !!m[6] };
   });
   const uniq = [...new Set(vspec.map((v) => v.key))];
   const mods = uniq.map((key) => loadKernelFile(d, "nvfp4_mma.cu", { options: key.split(" ") }));

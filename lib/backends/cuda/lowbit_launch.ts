@@ -130,7 +130,7 @@ export function nvfp4K32Fusion(
   touched: (op: number) => boolean,
 ): { readonly normInto: Map<number, number>; readonly addInto: Map<number, number> } {
   const normInto = new Map<number, number>(), addInto = new Map<number, number>();
-  if (!env.nvfp4Mma || !env.nvfp4GemvK32 || !env.nvfp4K32Norm || env.batchInvariant || env.lora || env.elem !== "bf16") return { normInto, addInto };
+  if (!env.nvfp4Mma || !env.nvfp4GemvK32 || !env.nvfp4K32Norm || env.lora || env.elem !== "bf16") return { normInto, addInto };
   const readers = new Map<string, number>();
   for (const op of plan.ops) {
     const r = opReads(op);
@@ -194,9 +194,9 @@ export function planLowbitLinear(
   const gemvStep = lowbitGemvStep(op, rows, env, decodeStep, isLogits);
   const mma = nvfp4MmaLinear(op, env); // weights in the tiled layout (uploaded so)
   if (preQuantized && !(mma && gemvStep)) throw new InternalError(`launch plan: '${op.weight}' has pre-quantized rows but no nvfp4_gemv_mma step`);
-  // One row (not batch-invariant: its fp32 sum is ordered unlike the m8 kernel's): two blocks an mma (nvfp4GemvK32),
-  // an NVFP4 lm_head's fp32 logits included (nvfp4_gemv_k32_logits; without the flag the logits take the GEMM path).
-  const k32 = mma && !!env.nvfp4GemvK32 && rows === 1 && !env.batchInvariant && lowbitGemvShapeOk(op);
+  // One row: two blocks an mma (nvfp4GemvK32; the bits of nvfp4_gemv_mma, so batch-invariant with the m8 kernel), an
+  // NVFP4 lm_head's fp32 logits included (nvfp4_gemv_k32_logits; without the flag the logits take the GEMM path).
+  const k32 = mma && !!env.nvfp4GemvK32 && rows === 1 && lowbitGemvShapeOk(op);
   if (mma && (gemvStep || (k32 && isLogits))) {
     const a = staticScale("activation scale", f.activationScale);
     alpha = Math.fround(a * staticScale("global scale", f.globalScale));

@@ -247,11 +247,11 @@ export const CUDA_FLAGS = {
    */
   fp8ShadowRope: { env: "LLMRT_FP8_SHADOW_ROPE", default: true },
   /**
-   * With `nvfp4Mma`: one-token decode steps (not batchInvariant) run nvfp4_gemv_k32 (kernels/nvfp4_mma.cu) for the NVFP4
-   * GEMVs: m16n8k32 mmas with a k tile's four blocks in B's columns 0, 2, 4, 6, so each lane scales one block of two rows
-   * a k tile instead of four, and a k tile takes 4 mmas, not 8 (about half the instructions a weight byte). The same
-   * exact block products; the fp32 sum over blocks ordered differently (within fp32 rounding of nvfp4_gemv_mma's).
-   * @default false
+   * With `nvfp4Mma`: one-row steps run nvfp4_gemv_k32 (kernels/nvfp4_mma.cu) for the NVFP4 GEMVs: m16n8k32 mmas with a
+   * k tile's four blocks in B's columns 0, 2, 4, 6, so each lane scales one block of two rows a k tile instead of four,
+   * and a k tile takes 4 mmas, not 8; the act quantization of a row no producer wrote runs inside the GEMV (shared
+   * memory), and an NVFP4 lm_head's logits take the GEMV too. The block terms are added in nvfp4_gemv_mma's order: the
+   * same bits (batch-invariant with its m8 kernel). @default false
    */
   nvfp4GemvK32: { env: "LLMRT_NVFP4_GEMV_K32", default: false },
   /**

@@ -45,6 +45,9 @@ typedef unsigned char u8;
 #ifndef NV_ZC
 #define NV_ZC 0  // 1: each block's first mma from zero accumulators, 1.5 · 2^23 added to the used sums only; 0: from 1.5 · 2^23 (same bits; H200 r2/r3: 0 ~3% faster)
 #endif
+#ifndef NV_K32_CHAIN
+#define NV_K32_CHAIN 1  // nvfp4_gemv_k32: 1: the block terms added in nvfp4_gemv_mma's order (same bits); 0: per lane, then the quad
+#endif
 #ifndef NV_MINB
 #define NV_MINB 1  // __launch_bounds__ minimum blocks per SM of the GEMV (tuning knob: 3 caps registers at 85)
 #endif
@@ -398,10 +401,9 @@ NVFP4_MMA_GEMV(nvfp4_gemv_mma_w16_bf16_m8, 8, 16)
 //   codes' negations are not read), blocks 2, 3 in columns 4, 6 of another pair, so lane 4g + t's accumulators c0 / c2
 //   end as block t's sums of rows g / g + 8. Each lane then scales and adds one block of two rows a k tile (the 16-row
 //   mma kernel's lanes each add four blocks of two rows, of which only a quarter are used at m = 1), and a k tile takes
-//   4 mmas, not 8: about half the instructions a weight byte. The block products are the same exact floats; a lane sums
-//   one block column over its k tiles and the quad adds its four lanes, so the fp32 sum is ordered differently from
-//   nvfp4_gemv_mma's (not batch-invariant with the m8 kernel: lowbit_launch.ts takes it for batch-1 steps only when
-//   batchInvariant is off).
+//   4 mmas, not 8. The block terms are the same exact floats; with NV_K32_CHAIN (default) every lane adds its quad's four
+//   in block order, nvfp4_gemv_mma's fma chain: the same bits as it (batch-invariant with the m8 kernel); NV_K32_CHAIN 0
+//   sums a block column per lane and the quad at the end (fewer instructions, another fp32 order).
 
 /** d = A · B + {c, c, c, c} (s8, m16n8k32). */
 __device__ __forceinline__ void mmaK32c(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1, int c) {
@@ -523,15 +525,30 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
         mmaK32(cn, prmt(T0, T1, x2), prmt(T0, T1, x2 >> 16), prmt(T0, T1, x3), prmt(T0, T1, x3 >> 16), p2, p3);
         const float2 sw = e4m3Pair(prmt(st.x, st.y, ssel));  // row g, row g + 8 (block t)
         // Block t's sums (|s| <= 16 · 144) as floats, exactly (1.5 · 2^23 + s read as a float, minus 1.5 · 2^23).
+#if NV_K32_CHAIN
+        // The block terms (sum · scale product: exact in fp32, at most 12 + 8 significant bits) of the quad's lanes
+        // added in block order 0..3 by every lane — nvfp4_gemv_mma's fma chain, so the same bits as it (and its m8
+        // kernel: batch-invariant).
+        const float q0 = (__int_as_float(cp[0] - cn[0]) - 12582912.f) * (sw.x * sxv);
+        const float q1 = (__int_as_float(cp[2] - cn[2]) - 12582912.f) * (sw.y * sxv);
+#pragma unroll
+        for (int b = 0; b < 4; b++) {
+          acc0 += __shfl_sync(0xffffffffu, q0, (lane & ~3) | b);
+          acc1 += __shfl_sync(0xffffffffu, q1, (lane & ~3) | b);
+        }
+#else
         acc0 = fmaf(__int_as_float(cp[0] - cn[0]) - 12582912.f, sw.x * sxv, acc0);
         acc1 = fmaf(__int_as_float(cp[2] - cn[2]) - 12582912.f, sw.y * sxv, acc1);
+#endif
       }
     }
+#if !NV_K32_CHAIN
     // The quad's four blocks (lanes t), the same bits in every lane, then the warps in a fixed order.
     acc0 += __shfl_xor_sync(0xffffffffu, acc0, 1);
     acc1 += __shfl_xor_sync(0xffffffffu, acc1, 1);
     acc0 += __shfl_xor_sync(0xffffffffu, acc0, 2);
     acc1 += __shfl_xor_sync(0xffffffffu, acc1, 2);
+#endif
     if (t == 0) {
       red[warp][g] = acc0;
       red[warp][g + 8] = acc1;
