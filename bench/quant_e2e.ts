@@ -10,7 +10,7 @@
  * build: minutes on llama-3.1-8b); the GEMM-path comparison (see run) costs one extra prefill.
  *
  *   bun bench/quant_e2e.ts --model DIR [--algos W4A16,W8A16] [--group-size 128] [--decode 128] [--no-ref]
- *       [--prequantized DIR,DIR] [--quant-pdl] [--ab quantPdl] [--set quantPdl=1]
+ *       [--prequantized DIR,DIR] [--quant-pdl] [--ab quantPdl] [--set quantPdl=1] [--profile-decode]
  *
  * --prequantized: engines of pre-quantized checkpoints of the same model (AWQ / GPTQ layouts, e.g. written by
  * tools/quant-packers/pack_awq_torch.py) beside the --algos ones (`--algos ""`: none), each with its load time.
@@ -19,6 +19,12 @@
  * --ab KEY: the same off/on/off/on comparison for CUDA session flag KEY (e.g. quantPdl, quantTailNorm; --ab-reps 1: off/on;
  * --ab-on-first: on/off/...); each run's tokens/s prints as it is measured; --set fixes session
  * options for every run (KEY=1 / KEY=0).
+ * --profile-decode: after each engine's timed steps, one more decode step's graph replay time and its launches one by
+ * one (Session.cuda.profileDecodeStep): summed by kernel, and the linears' launches summed by layer role (qkv, o,
+ * gate_up, down, lm_head) with the weight bytes they read as a share of the copy ceiling.
+ * --ab-then KEY2: after the --ab runs, one more with both KEY and KEY2 on (its tok/s and logits vs the on run's).
+ * --skip-bf16: no bf16 engine (its build and run; the copy ceiling from a bare device); the "vs bf16" columns are left empty.
+ * --synthetic-lm-head: with --synthetic-nvfp4, a second NVFP4 engine whose lm_head is NVFP4 too (untied models; random codes).
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -36,8 +42,10 @@ import { nvfp4GlobalScale } from "../lib/util/e2m1.ts";
 import { E4M3_DECODE } from "../lib/util/e4m3.ts";
 import { Session } from "../lib/runtime/session.ts";
 import { CUDA_FLAG_NAMES } from "../lib/backends/cuda/session_flags.ts";
-import { argmax, type DecodeRun, deviceWeightBytes, greedyStepper, prefillAndDecode, relL2 } from "./batch1.ts";
+import { argmax, type DecodeRun, deviceWeightBytes, greedyStepper, launchTotals, prefillAndDecode, relL2 } from "./batch1.ts";
+import type { CudaKvCache } from "../lib/backends/cuda/session.ts";
 import { copyCeiling } from "./copy_bandwidth.ts";
+import { CudaDevice } from "../lib/cuda/device.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -56,6 +64,10 @@ const { values } = parseArgs({
     set: { type: "string" },
     "calib-tokens": { type: "string" },
     "synthetic-nvfp4": { type: "boolean" },
+    "synthetic-lm-head": { type: "boolean" },
+    "skip-bf16": { type: "boolean" },
+    "ab-then": { type: "string" },
+    "profile-decode": { type: "boolean" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/quant_e2e.ts --model DIR [--algos W4A16,W8A16] [--group-size 128] [--decode 128]");
@@ -112,13 +124,21 @@ if (abKey !== undefined && !(CUDA_FLAG_NAMES as readonly string[]).includes(abKe
   throw new Error(`--ab: a CUDA session flag (${CUDA_FLAG_NAMES.join(", ")}), got ${abKey}`);
 }
 
-function run(engine: Engine, ab?: boolean): DecodeRun & { gemmLogits: Float32Array } {
-  const opts = backend === "cpu" ? {} : { ...fixed, ...(ab === undefined || !abKey ? {} : { [abKey]: ab }) };
+const thenKey = values["ab-then"];
+if (thenKey !== undefined && (!abKey || !(CUDA_FLAG_NAMES as readonly string[]).includes(thenKey))) throw new Error(`--ab-then: a CUDA session flag with --ab`);
+
+function run(engine: Engine, ab?: boolean, then = false): DecodeRun & { gemmLogits: Float32Array } {
+  const opts = backend === "cpu" ? {} : { ...fixed, ...(ab === undefined || !abKey ? {} : { [abKey]: ab }), ...(then ? { [thenKey!]: true } : {}) };
+  const t0 = performance.now();
   using session = Session.fromSerializedEngine(engine, { backend, ...opts });
+  if (values["profile-decode"]) console.log(`  session (upload, kernels) ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   const kv = session.createKvCache(maxSeqLen / BS + 1);
   const step = greedyStepper(Int32Array.from({ length: maxSeqLen / BS }, (_, i) => i));
   const vocab = engine.plan.attributes.vocabSize;
   const r = prefillAndDecode(session, kv, step, vocab, prompt, numDecode);
+  if (values["profile-decode"] && backend === "cuda") {
+    console.log(profileDecode(engine, session, kv as CudaKvCache, step([r.ids[r.ids.length - 1]], PROMPT + 9 + numDecode)));
+  }
   kv.dispose();
   const kv2 = session.createKvCache(maxSeqLen / BS + 1);
   const gemmLogits = new Float32Array(vocab), sampledIds = new Int32Array(1);
@@ -128,17 +148,76 @@ function run(engine: Engine, ab?: boolean): DecodeRun & { gemmLogits: Float32Arr
   return { ...r, gemmLogits };
 }
 
-function ceilingBandwidth(engine: Engine): number {
+/** The bytes a linear's weights take on the device (bf16, or uint8 codes + their scales). */
+function linearBytes(engine: Engine, op: Extract<Engine["plan"]["ops"][number], { type: "linear" }>): number {
+  const elems = (n: string): number => engine.tensorInfo(n).shape.reduce((a, b) => a * b, 1);
+  const info = engine.tensorInfo(op.weight);
+  const f = op.weightFormat;
+  const scaleBytes = f?.scales ? elems(f.scales) * (engine.tensorInfo(f.scales).dtype === "float32" ? 4 : 1) : 0;
+  return elems(op.weight) * (info.dtype === "uint8" ? 1 : 2) + scaleBytes;
+}
+
+/**
+ * --profile-decode: a decode step's graph time, its launches one by one summed by kernel, and the launches of each
+ * linear role (the op's weight name without its layer index) with the weight bytes they read vs the copy ceiling.
+ */
+function profileDecode(engine: Engine, session: Session, kv: CudaKvCache, inp: ReturnType<ReturnType<typeof greedyStepper>>): string {
+  const p = session.cuda!.profileDecodeStep(inp, kv, 20);
+  const sum = p.launches.reduce((a, l) => a + l.ms, 0);
+  const top = [...launchTotals(p.launches)].sort((a, b) => b[1].ms - a[1].ms).slice(0, 14);
+  const roles = new Map<string, { ms: number; n: number; bytes: number; kernels: Set<string> }>();
+  const counted = new Set<number>();
+  let other = 0;
+  for (const l of p.launches) {
+    const op = engine.plan.ops[l.op];
+    if (op?.type !== "linear") {
+      other += l.ms;
+      continue;
+    }
+    const role = op.weight.replace(/^.*layers\.\d+\./, "").replace(/\.weight$/, "");
+    const e = roles.get(role) ?? { ms: 0, n: 0, bytes: 0, kernels: new Set<string>() };
+    e.ms += l.ms;
+    e.kernels.add(l.name);
+    if (!counted.has(l.op)) {
+      counted.add(l.op);
+      e.n++;
+      e.bytes += linearBytes(engine, op);
+    }
+    roles.set(role, e);
+  }
+  const gbs = (bytes: number, ms: number): string => `${(bytes / ms / 1e6).toFixed(0)} GB/s = ${((100 * bytes * 1e3) / (ms * copyBps)).toFixed(1)}%`;
+  const lines = [...roles].map(([role, e]) =>
+    `    ${role} ×${e.n}: ${(e.ms * 1e3).toFixed(0)} µs (${(e.ms * 1e3 / e.n).toFixed(1)} µs each), ${(e.bytes / 1e6).toFixed(1)} MB → ${
+      gbs(e.bytes, e.ms)
+    } of copy [${[...e.kernels].join(", ")}]`
+  );
+  const linMs = [...roles.values()].reduce((a, e) => a + e.ms, 0), linBytes = [...roles.values()].reduce((a, e) => a + e.bytes, 0);
+  return [
+    `  decode step at ${PROMPT + 9 + numDecode}: graph ${p.graphMs.toFixed(3)} ms; ${p.launches.length} launches one by one ${sum.toFixed(3)} ms: ${
+      top.map(([n, e]) => `${n} ×${e.n} ${(e.ms * 1e3).toFixed(0)} µs`).join(", ")
+    }`,
+    `  linears (launches of the linear ops, act quantization included): ${(linMs * 1e3).toFixed(0)} µs for ${(linBytes / 1e9).toFixed(3)} GB → ${
+      gbs(linBytes, linMs)
+    } of copy; everything else ${(other * 1e3).toFixed(0)} µs`,
+    ...lines,
+  ].join("\n");
+}
+
+function ceilingBandwidth(engine: Engine | null): number {
   if (backend === "cpu") return NaN;
+  if (!engine) {
+    using dev = CudaDevice.open(0);
+    return copyCeiling(dev).bps;
+  }
   using session = Session.fromSerializedEngine(engine, { backend: "cuda" });
   return copyCeiling(session.cuda!.device).bps;
 }
 
 const base = AutoModelForCausalLM.fromHuggingFace(modelDir, backend === "cuda" ? { dtype: "bfloat16" } : {});
 prompt = Array.from({ length: PROMPT }, (_, i) => (i * 101 + 7) % Math.min(4000, base.config.vocabSize));
-const bf16 = build(base);
+const bf16 = values["skip-bf16"] ? null : build(base);
 const copyBps = ceilingBandwidth(bf16);
-const ref = run(bf16);
+const ref = bf16 ? run(bf16) : null;
 const header = (): void => {
   console.log(
     `copy ceiling (bench/copy_bandwidth.ts) ${
@@ -153,13 +232,13 @@ const line = (name: string, e: Engine, r: DecodeRun, extra: string): void => {
   const ceiling = copyBps / bytes;
   console.log(
     `| ${name} | ${(bytes / 1e9).toFixed(3)} | ${r.tokS.toFixed(1)} | ${r.stepMs.toFixed(3)} | ${(100 * r.tokS / ceiling).toFixed(1)}% | ${
-      (r.tokS / ref.tokS).toFixed(2)
-    }× | ${extra} |`,
+      ref ? `${(r.tokS / ref.tokS).toFixed(2)}×` : "—"
+    } | ${extra} |`,
   );
 };
 header();
-line("bf16", bf16, ref, "—");
-bf16.dispose();
+if (bf16 && ref) line("bf16", bf16, ref, "—");
+bf16?.dispose();
 /** Whether two float arrays hold the same bits. */
 function sameBits(a: Float32Array, b: Float32Array): boolean {
   const ua = new Uint32Array(a.buffer, a.byteOffset, a.length), ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
@@ -197,6 +276,22 @@ function measure(name: string, qe: Engine, prep: string): DecodeRun & { gemmLogi
     }`;
     rq = [...(tOn >= tOff ? on : off)].sort((a, b) => b.tokS - a.tokS)[0];
     console.log(`${name}: ${abKey} ${idsSame && bits ? "OK" : "MISMATCH"}${pdlNote}`);
+    if (thenKey) {
+      const r = run(qe, true, true);
+      const same = r.ids.findIndex((x, i) => x !== on[0].ids[i]);
+      console.log(
+        `${name}: ${abKey} + ${thenKey} on ${r.tokS.toFixed(1)} tok/s (${abKey} on: ${tOn.toFixed(1)}, off: ${tOff.toFixed(1)}); logits vs ${abKey} on: ${
+          sameBits(r.decodeLogits, on[0].decodeLogits) && sameBits(r.logits, on[0].logits)
+            ? "bitwise equal"
+            : `decode-step rel L2 ${relL2(r.decodeLogits, on[0].decodeLogits).toExponential(2)}, argmax ${
+              argmax(r.decodeLogits) === argmax(on[0].decodeLogits) ? "same" : "differs"
+            }`
+        }; greedy ids equal ${same < 0 ? r.ids.length : same}/${r.ids.length}; vs off: decode-step rel L2 ${
+          relL2(r.decodeLogits, off[0].decodeLogits).toExponential(2)
+        }`,
+      );
+      if (r.tokS > rq.tokS) rq = r;
+    }
   } else rq = run(qe);
   line(
     name,
@@ -204,8 +299,12 @@ function measure(name: string, qe: Engine, prep: string): DecodeRun & { gemmLogi
     rq,
     `decode-step logits vs the same engine's GEMM path (dequantized bf16 weights) rel L2 ${relL2(rq.decodeLogits, rq.gemmLogits).toExponential(2)}, argmax ${
       argmax(rq.decodeLogits) === argmax(rq.gemmLogits) ? "same" : "differs"
-    } (bf16 engine: ${relL2(ref.decodeLogits, ref.gemmLogits).toExponential(2)}); vs bf16: prefill logits rel L2 ${
-      relL2(rq.logits, ref.logits).toExponential(2)
+    }${
+      ref
+        ? ` (bf16 engine: ${relL2(ref.decodeLogits, ref.gemmLogits).toExponential(2)}); vs bf16: prefill logits rel L2 ${
+          relL2(rq.logits, ref.logits).toExponential(2)
+        }`
+        : ""
     }; ${prep}${pdlNote}`,
   );
   return rq;
@@ -265,20 +364,51 @@ for (const dir of (values.prequantized ?? "").split(",").filter((d) => d !== "")
   reference(name, q, rq);
 }
 
-/** An NVFP4 model of `base` with random codes and block scales in every decoder linear (a speed-only stand-in). */
-function syntheticNvfp4(base: LlamaForCausalLM): QuantizedModel {
+/**
+ * An NVFP4 model of `base` with random codes and block scales in every decoder linear (a speed-only stand-in). The
+ * codes and scales of a shape are drawn once and shared by every layer (seconds, not minutes, on llama-3.1-8b); each
+ * layer's engine tensors are still its own device bytes, so a step reads as many bytes as a real checkpoint's.
+ */
+function syntheticNvfp4(base: LlamaForCausalLM, lmHead = false): QuantizedModel {
   const quantized = new Map<string, QuantizedTensor>();
+  const byShape = new Map<string, { packed: Uint8Array; scales: Float32Array }>();
   let seed = 12345;
   const g = nvfp4GlobalScale(0.2), a = nvfp4GlobalScale(8);
   for (let l = 0; l < base.config.numHiddenLayers; l++) {
     for (const lin of ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]) {
       const name = `model.layers.${l}.${lin}.weight`, [N, K] = base.weights.info(name).shape;
-      const packed = new Uint8Array((N * K) / 2), words = new Uint32Array(packed.buffer);
-      for (let i = 0; i < words.length; i++) words[i] = seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-      // Block scales 0.5 .. 1.875 (e4m3 bytes 0x30 .. 0x3f), exactly e4m3.
-      const scales = Float32Array.from({ length: (N * K) / 16 }, (_, i) => E4M3_DECODE[0x30 + ((i * 7) & 15)]);
-      quantized.set(name, { bits: 4, rows: N, cols: K, groupSize: 16, packed, scales, zeros: null, format: "nvfp4", activationScale: a, globalScale: g });
+      let data = byShape.get(`${lin} ${N}x${K}`);
+      if (!data) {
+        const packed = new Uint8Array((N * K) / 2), words = new Uint32Array(packed.buffer);
+        for (let i = 0; i < words.length; i++) words[i] = seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+        // Block scales 0.5 .. 1.875 (e4m3 bytes 0x30 .. 0x3f), exactly e4m3.
+        const scales = new Float32Array((N * K) / 16);
+        for (let i = 0; i < scales.length; i++) scales[i] = E4M3_DECODE[0x30 + ((i * 7) & 15)];
+        data = { packed, scales };
+        byShape.set(`${lin} ${N}x${K}`, data);
+      }
+      quantized.set(name, { bits: 4, rows: N, cols: K, groupSize: 16, ...data, zeros: null, format: "nvfp4", activationScale: a, globalScale: g });
     }
+  }
+  if (lmHead) {
+    if (base.config.tieWordEmbeddings) throw new Error("--synthetic-lm-head: the lm_head is tied to the embeddings");
+    const [N, K] = base.weights.info("lm_head.weight").shape;
+    const packed = new Uint8Array((N * K) / 2), words = new Uint32Array(packed.buffer);
+    for (let i = 0; i < words.length; i++) words[i] = seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    const scales = new Float32Array((N * K) / 16);
+    for (let i = 0; i < scales.length; i++) scales[i] = E4M3_DECODE[0x30 + ((i * 7) & 15)];
+    quantized.set("lm_head.weight", {
+      bits: 4,
+      rows: N,
+      cols: K,
+      groupSize: 16,
+      packed,
+      scales,
+      zeros: null,
+      format: "nvfp4",
+      activationScale: a,
+      globalScale: g,
+    });
   }
   return new QuantizedModel(base.config, new OverlayWeightSource(base.weights, new Map(), quantized), base.options, QuantConfig.from({ quantAlgo: "NVFP4" }));
 }
@@ -290,4 +420,10 @@ if (values["synthetic-nvfp4"]) {
   const qe = build(syntheticNvfp4(base));
   measure("NVFP4 (synthetic random codes: speed only)", qe, `build ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   qe.dispose();
+  if (values["synthetic-lm-head"]) {
+    const t1 = performance.now();
+    const qh = build(syntheticNvfp4(base, true));
+    measure("NVFP4 + NVFP4 lm_head (synthetic random codes: speed only)", qh, `build ${((performance.now() - t1) / 1000).toFixed(1)} s`);
+    qh.dispose();
+  }
 }

@@ -368,6 +368,10 @@ export interface FakeSessionOptions {
   readonly quantGemvFast?: boolean;
   /** LaunchEnv.nvfp4Mma: NVFP4 linears that fit uploaded tiled (nvfp4_tiles.ts) and run nvfp4_mma.cu's stand-ins. */
   readonly nvfp4Mma?: boolean;
+  /** LaunchEnv.nvfp4GemvK32 (with nvfp4Mma): one-row NVFP4 GEMVs on nvfp4_gemv_k32's stand-ins. */
+  readonly nvfp4GemvK32?: boolean;
+  /** LaunchEnv.nvfp4K32Norm. */
+  readonly nvfp4K32Norm?: boolean;
 }
 
 export class FakeCudaSession {
@@ -469,6 +473,8 @@ export class FakeCudaSession {
       fp8FastSilu: opts.fp8FastSilu,
       nvfp4Mma: opts.nvfp4Mma,
       nvfp4GemvBlocks: opts.nvfp4Mma ? 2 * sms : undefined,
+      nvfp4GemvK32: opts.nvfp4GemvK32,
+      nvfp4K32Norm: opts.nvfp4K32Norm,
       wgmmaPrefill: opts.wgmmaPrefill,
       decodeSplitK: opts.decodeSplitK,
       gemvSplitK: opts.gemvSplitK,
@@ -998,6 +1004,30 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           src = r;
         }
         nvfp4ActRows(mem, normBf16(src, ld(w, H), eps, rows, H), rows, H, a, xq, sx);
+        break;
+      }
+      case "nvfp4_gemv_k32_norm_bf16":
+      case "nvfp4_gemv_k32_norm_logits_bf16": {
+        // nvfp4_rmsnorm_act_bf16 (add 0) of the row into a scratch of codes, then nvfp4_gemv_k32[_logits]'s stand-in.
+        const [x, w, W, S, bias, y, n, k, eps, a, alpha] = A;
+        assert.ok(l.block === 256 && l.sharedBytes === 2 * k + k / 4, `${l.kernel}: block / shared memory`);
+        const xq = mem.alloc(2 * k), sx = mem.alloc(k / 4);
+        nvfp4ActRows(mem, normBf16(ld(x, k), ld(w, k), eps, 1, k), 1, k, a, xq, sx);
+        const kernel = l.kernel.replace("_norm", "");
+        nvfp4MmaKernelStandIn(mem, { ...l, kernel, args: [xq, W, S, sx, bias, y, 1, n, k, 0, alpha], sharedBytes: undefined }, stepTokens);
+        break;
+      }
+      case "nvfp4_gemv_k32_add_bf16":
+      case "nvfp4_gemv_k32_add_w16_bf16":
+      case "nvfp4_gemv_k32_act_add_bf16":
+      case "nvfp4_gemv_k32_act_add_w16_bf16": {
+        // The GEMV's output (not stored on the GPU) added into the residual stream as add_rmsnorm_bf16 adds it.
+        const act = l.kernel.includes("_act"), n = A[act ? 5 : 7], res = A[act ? 4 : 5] as bigint, tmp = mem.alloc(n * 2);
+        const args = A.map((v, j) => (j === (act ? 4 : 5) ? tmp : v));
+        nvfp4MmaKernelStandIn(mem, { ...l, kernel: l.kernel.replace("_add", ""), args }, stepTokens);
+        const yv = ld(tmp, n), r = ld(res, n);
+        for (let i = 0; i < n; i++) r[i] = addBf16(yv[i], r[i]);
+        st(res, r);
         break;
       }
       case "nvfp4_silu_mul_act_bf16": {

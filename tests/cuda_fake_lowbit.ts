@@ -220,15 +220,26 @@ export function nvfp4MmaKernelStandIn(mem: FakeMemory, l: KernelLaunch, maxRows:
     stExact(mem, out, w, l.kernel);
     return true;
   }
-  const gv = /^nvfp4_gemv_mma(_w16)?_bf16_m(\d)$/.exec(l.kernel);
+  // nvfp4_gemv_k32_act*: nvfp4_act_mma's codes (in shared memory on the GPU), then nvfp4_gemv_k32*'s sums.
+  const ga = /^nvfp4_gemv_k32_act(_w16|_logits)?_bf16_m1$/.exec(l.kernel);
+  if (ga) {
+    const [x, W, sc, bias, y, n, k, a, alpha] = A;
+    assert.equal(l.sharedBytes, 2 * k + k / 4, `${l.kernel}: shared memory`);
+    const xq = mem.alloc(2 * k), sx = mem.alloc(k / 4);
+    nvfp4ActRows(mem, ld(mem, x, k), 1, k, a, xq, sx);
+    const kernel = `nvfp4_gemv_k32${ga[1] ?? ""}_bf16_m1`;
+    return nvfp4MmaKernelStandIn(mem, { ...l, kernel, args: [xq, W, sc, sx, bias, y, 1, n, k, 0, alpha], sharedBytes: undefined }, maxRows);
+  }
+  // nvfp4_gemv_k32 (nvfp4GemvK32, m = 1): the same sums, added in another fp32 order (exact here).
+  const gv = /^nvfp4_gemv_(mma|k32)(_w16|_logits)?_bf16_m(\d)$/.exec(l.kernel);
   if (!gv) return false;
   const [xq, W, sc, sx, bias, y, m, n, k, , alpha] = A;
-  const M = Number(gv[2]), NW = gv[1] ? 16 : 8;
-  assert.ok(m >= 1 && m <= M && m <= maxRows && (M === 1 || m > 1), `${l.kernel}: m ${m}`);
+  const M = Number(gv[3]), NW = gv[2] === "_w16" ? 16 : 8, logits = gv[2] === "_logits";
+  assert.ok(m >= 1 && m <= M && m <= maxRows && (M === 1 || m > 1) && (gv[1] === "mma" || M === 1), `${l.kernel}: m ${m}`);
   assert.ok(l.grid[0] === n / 16 || (l.grid[0] < n / 16 && (k / 64) % (4 * NW) === 0), `${l.kernel}: grid ${l.grid}`);
   assert.deepEqual([...l.grid.slice(1), l.block], [1, 1, 32 * NW], `${l.kernel}: grid`);
   assert.ok(n % 16 === 0 && k % 64 === 0 && xq % 16n === 0n && W % 16n === 0n && sx % 16n === 0n, `${l.kernel}: shape / alignment`);
-  disjoint(l.kernel, "xq and y", xq, 2 * m * k, y, m * n * 2);
+  disjoint(l.kernel, "xq and y", xq, 2 * m * k, y, m * n * (logits ? 4 : 2));
   const q = new Int8Array(mem.bytes(xq, 2 * m * k).slice().buffer), s = mem.f32(sx, m * (k / 16));
   const codes = mem.bytes(W, (n * k) / 2), scales = mem.bytes(sc, (n * k) / 16), b = bias ? ld(mem, bias, n) : null;
   const o = new Float32Array(m * n);
@@ -251,6 +262,7 @@ export function nvfp4MmaKernelStandIn(mem: FakeMemory, l: KernelLaunch, maxRows:
       o[r * n + j] = b ? f(v + b[j]) : v;
     }
   }
-  st(mem, y, o);
+  if (logits) mem.f32(y, m * n).set(o);
+  else st(mem, y, o);
   return true;
 }

@@ -81,23 +81,42 @@ test("CUDA plan of one NVFP4 linear with nvfp4Mma on the fake device: GEMV (1..8
     lowbitScratch: mem.alloc(lowbitScratchLayout(plan)!.bytes),
   } as unknown as LaunchEnv;
   const x = mem.alloc(maxRows * K * 2), y = mem.alloc(maxRows * N * 2);
-  for (const [rows, logits] of [[1, false], [2, false], [3, false], [8, false], [12, false], [5, true]] as [number, boolean][]) {
+  // nvfp4GemvK32: one row on nvfp4_gemv_k32 (batchInvariant too: the same bits as nvfp4_gemv_mma); more rows keep nvfp4_gemv_mma.
+  const k32 = { ...env, nvfp4GemvK32: true } as LaunchEnv, k32Inv = { ...env, nvfp4GemvK32: true, batchInvariant: true } as LaunchEnv;
+  const cases: [number, boolean, LaunchEnv][] = [
+    [1, false, env],
+    [2, false, env],
+    [3, false, env],
+    [8, false, env],
+    [12, false, env],
+    [5, true, env],
+    [1, false, k32],
+    [3, false, k32],
+    [1, false, k32Inv],
+    [1, true, k32],
+  ];
+  for (const [rows, logits, e] of cases) {
     const xv = bf(Array.from({ length: rows * K }, (_, i) => r() * (i % K === 7 ? 40 : 3)));
     mem.u16(x, xv.length).set(f32ToBf16(xv));
     const launches: Launch[] = [];
-    planLowbitLinear({ op, i: 0, rows, isLogits: logits, env, decodeStep: true, buf: (n) => (n === "x" ? x : y) }, launches);
+    planLowbitLinear({ op, i: 0, rows, isLogits: logits, env: e, decodeStep: true, buf: (n) => (n === "x" ? x : y) }, launches);
     for (const l of launches) if (l.kind === "kernel") assert.equal(l.args.length, kernelSignature(l.kernel).params.length, `${l.kernel} arity`);
     const names = launches.map((l) => (l.kind === "gemm" ? `gemm${l.alpha !== undefined ? "+alpha" : ""}` : (l as KernelLaunch).kernel));
     const gemv = rows <= 8 && !logits;
-    const want = gemv
+    // nvfp4GemvK32 at one row: the act quantization inside the GEMV (nvfp4_gemv_k32_act*), an NVFP4 lm_head's logits too.
+    const want = logits && e === k32
+      ? ["nvfp4_gemv_k32_act_logits_bf16_m1"]
+      : gemv && (e === k32 || e === k32Inv) && rows === 1
+      ? ["nvfp4_gemv_k32_act_bf16_m1"]
+      : gemv
       ? ["nvfp4_act_mma_bf16", `nvfp4_gemv_mma_bf16_m${rows === 1 ? 1 : 8}`]
       : ["lowbit_act_nvfp4_bf16", "nvfp4_dequant_mma_bf16", "gemm+alpha"];
     assert.deepEqual(names, want, `${rows} rows${logits ? " (logits)" : ""}`);
-    runLaunches(mem, launches, env);
+    runLaunches(mem, launches, e);
     const got = logits ? mem.f32(env.logits, rows * N).slice() : bf16ToF32(mem.u16(y, rows * N).slice());
     const ref = new Float32Array(rows * N);
     lowbitLinear(xv, cpu, biasF, rows, N, K, ref);
-    const tol = logits ? 2 ** -20 : 2 ** -8;
+    const tol = logits ? (e === k32 ? 2 ** -14 : 2 ** -20) : 2 ** -8;
     for (let i = 0; i < ref.length; i++) {
       if (!(Math.abs(got[i] - ref[i]) <= tol * Math.abs(ref[i]) + 1e-6)) {
         assert.fail(`${rows} rows${logits ? " logits" : ""}: output ${i}: ${got[i]} vs CPU ${ref[i]}`);
@@ -123,6 +142,33 @@ test("NVFP4 engine on the fake device with nvfp4Mma (fused decode) = the lowbit.
   }
   assert.ok(![...kernels].some((k) => k.startsWith("lowbit_gemv_nvfp4")), "no lowbit.cu GEMV with nvfp4Mma");
   assert.ok(prefillKernels.has("nvfp4_dequant_mma_bf16"), [...prefillKernels].join(" "));
+  bf16.dispose();
+  f32.dispose();
+});
+
+test("NVFP4 engine on the fake device with nvfp4GemvK32 + nvfp4K32Norm: one-token steps on nvfp4_gemv_k32 (norms, act, residual adds inside; the lm_head too) = the lowbit.cu path", () => {
+  const raw = quantTestLlama(96);
+  const calibration = [Array.from({ length: 48 }, (_, i) => (i * 29 + 5) % 96)];
+  const { bf16, f32 } = quantEngines(raw, 41, { quantAlgo: "NVFP4", excludeModules: [] }, 0.1, { calibration });
+  const { kernels } = runFusedSchedule(bf16, f32, {
+    unfused: sameAsUnfused,
+    cpu: ({ what, got, want }) => assert.ok(relL2(got.logits, want.logits) < 0.35, `${what}: logits far from the CPU session's`),
+    label: (l) => l.kernel,
+    next: (s, r) => s.want.sampledIds[r],
+    fusedOptions: { nvfp4Mma: true, nvfp4GemvK32: true, nvfp4K32Norm: true },
+  });
+  // Norms in the next GEMV (qkv, gate_up, the NVFP4 lm_head), residual adds in the GEMV before them (o_proj, down).
+  for (
+    const k of [
+      "nvfp4_gemv_k32_norm_bf16_m1",
+      "nvfp4_gemv_k32_act_add_w16_bf16_m1",
+      "nvfp4_gemv_k32_add_w16_bf16_m1",
+      "nvfp4_gemv_k32_norm_logits_bf16_m1",
+      "nvfp4_gemv_mma_w16_bf16_m8",
+    ]
+  ) {
+    assert.ok(kernels.has(k), `${k} in the fused decode steps: ${[...kernels].join(" ")}`);
+  }
   bf16.dispose();
   f32.dispose();
 });

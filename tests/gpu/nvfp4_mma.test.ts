@@ -3,8 +3,9 @@
  * the tiled device layout (lib/backends/cuda/nvfp4_tiles.ts): the activation quantizer's codes and block scales equal
  * the CPU's (lib/util/e2m1.ts) bit for bit, the prefill dequantizer of the tiled layout writes the public layout's
  * values exactly, and the GEMV (m = 1, 3, 8) matches the CPU's lowbitLinear within one bf16 ulp (the block sums are
- * exact; only the fp32 sum over blocks and the bf16 store round). Then its time on llama-3.2-1b / llama-3.1-8b decoder
- * shapes against lowbit.cu's GEMV and a device copy measured in the same process (set LLMRT_NVFP4_TIME=0 to skip).
+ * exact; only the fp32 sum over blocks and the bf16 store round); at m = 1 nvfp4_gemv_k32 (CudaFlags.nvfp4GemvK32) too. Then its time on llama-3.2-1b / llama-3.1-8b decoder
+ * shapes against lowbit.cu's GEMV and a device copy measured in the same process (LLMRT_NVFP4_VARIANTS, LLMRT_NVFP4_MODELS
+ * pick what is timed; skip it with bun test -t).
  */
 import { loadKernelFile } from "../../lib/backends/cuda/compiler.ts";
 import { lowbitLinear } from "../../lib/backends/cpu/lowbit_linear.ts";
@@ -76,16 +77,93 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
       const alpha = Math.fround(a * f.globalScale!);
       const ref = new Float32Array(m * N);
       lowbitLinear(xf, cpu, unBf16(biasB), m, N, K, ref);
-      // 8 warps a block, and 16 (the launcher's pick for few row tiles).
-      for (const w16 of [false, true]) {
-        const name = `nvfp4_gemv_mma${w16 ? "_w16" : ""}_bf16_m${M}`;
-        mod.kernel(name, sig(w16 ? "nvfp4_gemv_mma_w16" : "nvfp4_gemv_mma")).launch(N / 16, w16 ? 512 : 256, [xq, W, S, sx, B, dy, m, N, K, 0, alpha]);
+      // 8 warps a block, and 16 (the launcher's pick for few row tiles); at m = 1 also the k32 kernels (nvfp4GemvK32).
+      let mmaOut: Uint16Array | null = null;
+      const outs = new Map<string, Uint16Array>();
+      for (const [kind, w16] of [["mma", false], ["mma", true], ...(m === 1 ? [["k32", false], ["k32", true]] : [])] as [string, boolean][]) {
+        const name = `nvfp4_gemv_${kind}${w16 ? "_w16" : ""}_bf16_m${M}`;
+        mod.kernel(name, sig(`nvfp4_gemv_${kind}${w16 ? "_w16" : ""}`)).launch(N / 16, w16 ? 512 : 256, [xq, W, S, sx, B, dy, m, N, K, 0, alpha]);
         const y = new Uint16Array(m * N);
         dy.copyToHost(y);
         let worst = 0;
         for (let i = 0; i < m * N; i++) worst = Math.max(worst, Math.abs(fromBf16Bits(y[i]) - ref[i]) / Math.max(Math.abs(ref[i]), 0.05));
-        console.log(`${name} [${N}x${K}] m=${m}: max rel error vs the CPU ${worst.toExponential(2)}`);
+        mmaOut ??= y;
+        outs.set(name, y);
+        const differ = y.reduce((a, v, i) => a + (v !== mmaOut![i] ? 1 : 0), 0);
+        console.log(
+          `${name} [${N}x${K}] m=${m}: max rel error vs the CPU ${worst.toExponential(2)}; ${differ}/${m * N} outputs differ from nvfp4_gemv_mma's bits`,
+        );
         assert.ok(worst <= 2 ** -7, `${name} m=${m}: max relative error ${worst}`);
+        if (kind === "k32") {
+          const mmaBits = outs.get(`nvfp4_gemv_mma${w16 ? "_w16" : ""}_bf16_m1`)!;
+          const vsMma = y.reduce((a, v, i) => a + (v !== mmaBits[i] ? 1 : 0), 0);
+          assert.equal(vsMma, 0, `${name}: ${vsMma} outputs differ from nvfp4_gemv_mma${w16 ? "_w16" : ""}'s bits (NV_K32_CHAIN)`);
+        }
+      }
+      if (m === 1) {
+        // nvfp4_gemv_k32_act*: the act quantization inside the GEMV (shared memory) — the bits of act + the k32 kernel of
+        // as many warps; _logits: the 8-warp sums as fp32 (their bf16 rounding equal).
+        using dl = d.alloc(N * 4);
+        for (const v of ["", "_w16", "_logits"]) {
+          const name = `nvfp4_gemv_k32_act${v}_bf16_m1`;
+          const out = v === "_logits" ? dl : dy;
+          out.fill(0xff);
+          mod.kernel(name, sig(`nvfp4_gemv_k32_act${v}`)).launch(N / 16, v === "_w16" ? 512 : 256, [dx, W, S, B, out, N, K, a, alpha], {
+            sharedMemBytes: 2 * K + K / 4,
+          });
+          let got: Uint16Array;
+          if (v === "_logits") {
+            const f = new Float32Array(N);
+            dl.copyToHost(f);
+            got = bf16(f);
+          } else {
+            got = new Uint16Array(N);
+            dy.copyToHost(got);
+          }
+          const k32Out = outs.get(`nvfp4_gemv_k32${v === "_w16" ? "_w16" : ""}_bf16_m1`)!;
+          const differ = got.reduce((acc, x, i) => acc + (x !== k32Out[i] ? 1 : 0), 0);
+          console.log(`${name} [${N}x${K}]: ${differ}/${N} outputs differ from nvfp4_act_mma + nvfp4_gemv_k32's`);
+          assert.equal(differ, 0, `${name}: ${differ} outputs differ`);
+        }
+        // nvfp4K32Norm: nvfp4_gemv_k32_norm = nvfp4_rmsnorm_act_bf16 (add 0) + nvfp4_gemv_k32; nvfp4_gemv_k32[_act]_add[_w16]
+        // = the k32 output added into a residual row as add_rmsnorm_bf16 adds it (bf16(bf16(y) + r)). The same bits.
+        const normW = bf16(seededUniform(11, K, 0.5, 1.5));
+        using dnw = d.alloc(K * 2);
+        dnw.copyFromHost(normW);
+        using xq2 = d.alloc(2 * K);
+        using sx2 = d.alloc((K / 16) * 4);
+        mod.kernel("nvfp4_rmsnorm_act_bf16", sig("nvfp4_rmsnorm_act")).launch(1, 256, [dx, 0n, dnw, xq2, sx2, 1, K, 1e-5, a, 0]);
+        mod.kernel("nvfp4_gemv_k32_bf16_m1", sig("nvfp4_gemv_k32")).launch(N / 16, 256, [xq2, W, S, sx2, B, dy, 1, N, K, 0, alpha]);
+        const wantNorm = new Uint16Array(N);
+        dy.copyToHost(wantNorm);
+        dy.fill(0xff);
+        mod.kernel("nvfp4_gemv_k32_norm_bf16_m1", sig("nvfp4_gemv_k32_norm")).launch(N / 16, 256, [dx, dnw, W, S, B, dy, N, K, 1e-5, a, alpha], {
+          sharedMemBytes: 2 * K + K / 4,
+        });
+        const gotNorm = new Uint16Array(N);
+        dy.copyToHost(gotNorm);
+        const normDiffer = gotNorm.reduce((acc, x, i) => acc + (x !== wantNorm[i] ? 1 : 0), 0);
+        console.log(`nvfp4_gemv_k32_norm_bf16_m1 [${N}x${K}]: ${normDiffer}/${N} outputs differ from nvfp4_rmsnorm_act + nvfp4_gemv_k32's`);
+        assert.equal(normDiffer, 0, `nvfp4_gemv_k32_norm: ${normDiffer} outputs differ`);
+        const res0 = bf16(seededUniform(13, N, -2, 2));
+        using dr = d.alloc(N * 2);
+        for (const v of ["", "_w16", "_act", "_act_w16"]) {
+          const act = v.startsWith("_act"), w16 = v.endsWith("_w16");
+          const name = `nvfp4_gemv_k32${act ? "_act" : ""}_add${w16 ? "_w16" : ""}_bf16_m1`;
+          dr.copyFromHost(res0);
+          mod.kernel(name, sig(name.replace("_bf16_m1", ""))).launch(
+            N / 16,
+            w16 ? 512 : 256,
+            act ? [dx, W, S, B, dr, N, K, a, alpha] : [xq, W, S, sx, B, dr, 1, N, K, 0, alpha],
+            act ? { sharedMemBytes: 2 * K + K / 4 } : undefined,
+          );
+          const got = new Uint16Array(N);
+          dr.copyToHost(got);
+          const yk = outs.get(`nvfp4_gemv_k32${w16 ? "_w16" : ""}_bf16_m1`)!;
+          const differ = got.reduce((acc, x, i) => acc + (x !== toBf16Bits(Math.fround(fromBf16Bits(yk[i]) + fromBf16Bits(res0[i]))) ? 1 : 0), 0);
+          console.log(`${name} [${N}x${K}]: ${differ}/${N} residual rows differ from bf16(k32 output + residual)`);
+          assert.equal(differ, 0, `${name}: ${differ} differ`);
+        }
       }
     }
   });
@@ -107,15 +185,17 @@ gpuTest("nvfp4_gemv_mma: a persistent grid (blocks looping over row tiles, loads
     using xq = d.alloc(2 * m * K);
     using sx = d.alloc(m * (K / 16) * 4);
     mod.kernel("nvfp4_act_mma_bf16", sig("nvfp4_act_mma")).launch([Math.ceil(K / 1024), m, 1], 256, [dx, xq, sx, m, K, f.activationScale!]);
-    const kern = mod.kernel(`nvfp4_gemv_mma_bf16_m${m === 1 ? 1 : 8}`, sig("nvfp4_gemv_mma"));
-    const out = [N / 16, 5, 3, 1].map((grid) => {
-      using dy = d.alloc(m * N * 2);
-      kern.launch(grid, 256, [xq, W, S, sx, 0n, dy, m, N, K, 0, 0.5]);
-      const y = new Uint16Array(m * N);
-      dy.copyToHost(y);
-      return y;
-    });
-    for (let g = 1; g < out.length; g++) assert.deepEqual(Array.from(out[g]), Array.from(out[0]), `m=${m}: grid variant ${g} differs`);
+    for (const kind of m === 1 ? ["mma", "k32"] : ["mma"]) {
+      const kern = mod.kernel(`nvfp4_gemv_${kind}_bf16_m${m === 1 ? 1 : 8}`, sig(`nvfp4_gemv_${kind}`));
+      const out = [N / 16, 5, 3, 1].map((grid) => {
+        using dy = d.alloc(m * N * 2);
+        kern.launch(grid, 256, [xq, W, S, sx, 0n, dy, m, N, K, 0, 0.5]);
+        const y = new Uint16Array(m * N);
+        dy.copyToHost(y);
+        return y;
+      });
+      for (let g = 1; g < out.length; g++) assert.deepEqual(Array.from(out[g]), Array.from(out[0]), `${kind} m=${m}: grid variant ${g} differs`);
+    }
   }
 });
 
@@ -178,12 +258,14 @@ gpuTest("nvfp4_gemv_mma m1 vs lowbit_gemv_nvfp4 m1 (each + its act launch) on 1B
   using old = loadKernelFile(d, "lowbit.cu");
   // Variants "U[pB][nL][zZ][w]": NV_U = U loads in flight; pB: a persistent grid of B blocks per SM where the shape allows
   // it ((k / 64) % (warps · U) == 0; else one block per row tile); nL: NV_LDNC = L, zZ: NV_ZC = Z (defaults 1); w: the
-  // 16-warp kernel (_w16).
+  // 16-warp kernel (_w16); k: nvfp4_gemv_k32 (nvfp4GemvK32) instead of nvfp4_gemv_mma; cC: NV_K32_CHAIN = C (default 1);
+  // bB: NV_MINB = B (__launch_bounds__ minimum blocks per SM: a register cap).
   const variants = (process.env.LLMRT_NVFP4_VARIANTS ?? "4").split(",");
   const vspec = variants.map((v) => {
-    const m = /^(\d+)(?:p(\d+))?(?:n(\d))?(?:z(\d))?(w)?$/.exec(v);
+    const m = /^(\d+)(?:p(\d+))?(?:n(\d))?(?:z(\d))?(w)?(k)?(?:c(\d))?(?:b(\d))?$/.exec(v);
     if (!m) throw new Error(`LLMRT_NVFP4_VARIANTS: bad variant ${v}`);
-    return { u: Number(m[1]), perSm: Number(m[2] ?? 0), key: `-DNV_U=${m[1]} -DNV_LDNC=${m[3] ?? 1} -DNV_ZC=${m[4] ?? 1}`, nw: m[5] ? 16 : 8 };
+    const key = `-DNV_U=${m[1]} -DNV_LDNC=${m[3] ?? 1} -DNV_ZC=${m[4] ?? 1} -DNV_K32_CHAIN=${m[7] ?? 1} -DNV_MINB=${m[8] ?? 1}`;
+    return { u: Number(m[1]), perSm: Number(m[2] ?? 0), key, nw: m[5] ? 16 : 8, k32: !!m[6] };
   });
   const uniq = [...new Set(vspec.map((v) => v.key))];
   const mods = uniq.map((key) => loadKernelFile(d, "nvfp4_mma.cu", { options: key.split(" ") }));
@@ -192,8 +274,8 @@ gpuTest("nvfp4_gemv_mma m1 vs lowbit_gemv_nvfp4 m1 (each + its act launch) on 1B
     const oldA = old.kernel("lowbit_act_nvfp4_bf16", sig("lowbit_act_nvfp4"));
     const newK = vspec.map((v) =>
       mods[uniq.indexOf(v.key)].kernel(
-        v.nw === 16 ? "nvfp4_gemv_mma_w16_bf16_m1" : "nvfp4_gemv_mma_bf16_m1",
-        sig(v.nw === 16 ? "nvfp4_gemv_mma_w16" : "nvfp4_gemv_mma"),
+        `nvfp4_gemv_${v.k32 ? "k32" : "mma"}${v.nw === 16 ? "_w16" : ""}_bf16_m1`,
+        sig(`nvfp4_gemv_${v.k32 ? "k32" : "mma"}${v.nw === 16 ? "_w16" : ""}`),
       )
     );
     const newA = mods[0].kernel("nvfp4_act_mma_bf16", sig("nvfp4_act_mma"));
@@ -211,7 +293,9 @@ gpuTest("nvfp4_gemv_mma m1 vs lowbit_gemv_nvfp4 m1 (each + its act launch) on 1B
     t1.synchronize();
     const ceiling = (2 * copyBytes) / ((t1.elapsedSince(t0) / 5) * 1e6);
     console.log(`device copy ceiling ${ceiling.toFixed(0)} GB/s; variants NV_U ${variants.join(", ")}`);
-    for (const [model, spec] of Object.entries(MODELS)) {
+    // LLMRT_NVFP4_MODELS: only these of MODELS (comma-separated keys; default all).
+    const only = process.env.LLMRT_NVFP4_MODELS?.split(",");
+    for (const [model, spec] of Object.entries(MODELS).filter(([name]) => !only || only.includes(name))) {
       // Per token: [lowbit_gemv, lowbit act, mma variants…, act_mma] milliseconds.
       const tot = new Array<number>(3 + variants.length).fill(0);
       let bytes = 0;

@@ -12,7 +12,7 @@ import type { LastLayerRows } from "./last_layer_rows.ts";
 import { isPdlKernel, isPrefillPdlKernel } from "./kernel_signatures.ts";
 import { GEMV_MAX_ROWS, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
 import { planLinear } from "./linear_launch.ts";
-import { nvfp4ActArgs, nvfp4ActProducers } from "./lowbit_launch.ts";
+import { nvfp4ActArgs, nvfp4ActProducers, type Nvfp4K32Fuse, nvfp4K32Fusion } from "./lowbit_launch.ts";
 import { planAttention, prefillOnFlashWg, shadowRope } from "./attention_launch.ts";
 import { opReads } from "./op_reads.ts";
 import type { Op } from "../../ir/network.ts";
@@ -102,13 +102,27 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
       return o.type === "paged_attention" && prefillOnFlashWg(env, shape, kvFp8, o.headDim);
     },
   );
+  const touchedByFuse = (i: number) => !!fuse && (fuse.skip.has(i) || fuse.normOnly.has(i) || fuse.norm.has(i) || fuse.epilogue.has(i) || fuse.attnQkv.has(i));
+  // NVFP4 one-row steps with nvfp4GemvK32: norms inside the next GEMV, residual adds in the GEMV before them.
+  const nk = nvfp4K32Fusion(plan, env, rowsOf, touchedByFuse);
+  const nkLinear = new Map([...nk.normInto].map(([j, lin]) => [lin, j]));
+  const nvfp4K32 = (i: number): Nvfp4K32Fuse | undefined => {
+    const j = nkLinear.get(i), addTo = nk.addInto.get(i);
+    if (j === undefined && addTo === undefined) return undefined;
+    const nrm = j === undefined ? undefined : (plan.ops[j] as Extract<(typeof plan.ops)[number], { type: "rmsnorm" | "add_rmsnorm" }>);
+    const addOp = addTo === undefined ? undefined : (plan.ops[addTo] as Extract<(typeof plan.ops)[number], { type: "add_rmsnorm" }>);
+    return {
+      ...(nrm ? { norm: { x: buf(nrm.type === "add_rmsnorm" ? nrm.residual : nrm.x), weight: env.weight(nrm.weight), eps: nrm.eps } } : {}),
+      ...(addOp ? { residual: buf(addOp.residual) } : {}),
+    };
+  };
   // NVFP4 on nvfp4_mma.cu: norms / silu_mul that write the next GEMV's int8 codes themselves (LaunchEnv.nvfp4Mma).
   const nq = nvfp4ActProducers(
     plan,
     env,
     rowsOf,
     T === S,
-    (i) => !!fuse && (fuse.skip.has(i) || fuse.normOnly.has(i) || fuse.norm.has(i) || fuse.epilogue.has(i) || fuse.attnQkv.has(i)),
+    (i) => touchedByFuse(i) || nk.normInto.has(i) || nkLinear.has(i),
   );
   const nqArgs = (j: number) => nvfp4ActArgs(plan.ops[nq.get(j)!] as Extract<(typeof plan.ops)[number], { type: "linear" }>, env);
   const preQuantized = new Set([...fq.values(), ...nq.values()]);
@@ -138,6 +152,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     fuse,
     pdl,
     preQuantized,
+    nvfp4K32,
     pruned: () => pruned,
     out,
     k,
@@ -174,6 +189,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         k(i, `embedding_${elem}`, [T, 1, 1], 256, [io.tokenIds, env.weight(op.table), buf(op.out), T, a.hiddenSize, a.vocabSize, 0n]);
         break;
       case "rmsnorm": {
+        if (nk.normInto.has(i)) break; // in the next NVFP4 GEMV's prologue (nvfp4GemvK32)
         const rows = rowsOf(op.x);
         if (fq.has(i)) {
           normQuant(i, buf(op.x), env.weight(op.weight), rows, widthOf(op.x), op.eps, fqArgs(fq.get(i)!));
@@ -188,6 +204,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         break;
       }
       case "add_rmsnorm": {
+        if (nk.normInto.has(i)) break; // the add done by the GEMV before it, the norm in the GEMV after it (nvfp4GemvK32)
         const rows = rowsOf(op.x);
         if (fuse?.normOnly.has(i)) {
           k(i, `rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);

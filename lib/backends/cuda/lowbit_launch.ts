@@ -55,6 +55,11 @@ export function lowbitGemvShapeOk(op: Extract<Op, { type: "linear" }>): boolean 
 export const NVFP4_MMA_U = 4;
 /** Resident blocks per SM of nvfp4_gemv_mma's persistent grid (256 threads, <= 128 registers). */
 export const NVFP4_GEMV_BLOCKS_PER_SM = 2;
+/**
+ * nvfp4_gemv_k32's (<= 80 registers: 3 blocks of 256 threads fit an SM). H200 session 11 r3: llama-3.1-8b qkv
+ * 6144×4096 8.3 µs at 3 per SM vs 11.8 at 2 (384 row tiles: one wave instead of 1.45), the other 8B shapes ±5%.
+ */
+export const NVFP4_K32_BLOCKS_PER_SM = 3;
 
 /**
  * nvfp4_gemv_mma's grid for [n, k]: one block per 16-row tile, or at most `maxBlocks` (LaunchEnv.nvfp4GemvBlocks) that
@@ -108,6 +113,52 @@ export function nvfp4ActProducers(
   return out;
 }
 
+/** What an NVFP4 linear's k32 GEMV does besides the GEMV (nvfp4K32Fusion; addresses of this step). */
+export interface Nvfp4K32Fuse {
+  /** RMSNorm prologue: the row to normalize (the norm op's input, or its residual when the add was done before), its weight and eps. */
+  readonly norm?: { readonly x: bigint; readonly weight: bigint; readonly eps: number };
+  /** Residual-add epilogue: the residual stream the output is added into (the output itself is not stored). */
+  readonly residual?: bigint;
+}
+
+/**
+ * With `LaunchEnv.nvfp4GemvK32` and `nvfp4K32Norm`, one-row steps: the norms that run inside the next NVFP4 GEMV's prologue
+ * (nvfp4_gemv_k32_norm: norm op → that linear) and the linears whose GEMV adds their output into the residual of the
+ * add_rmsnorm after them (linear → that norm), so the norm has no add left: an add_rmsnorm is taken when the linear
+ * before it (its only reader of x) and the linear after it (the only reader of its output) both run the k32 GEMV; a
+ * plain rmsnorm when the linear after it does. The same sums and roundings as the producers (nvfp4_rmsnorm_act_bf16).
+ */
+export function nvfp4K32Fusion(
+  plan: EnginePlan,
+  env: LaunchEnv,
+  rowsOf: (name: string) => number,
+  touched: (op: number) => boolean,
+): { readonly normInto: Map<number, number>; readonly addInto: Map<number, number> } {
+  const normInto = new Map<number, number>(), addInto = new Map<number, number>();
+  if (!env.nvfp4Mma || !env.nvfp4GemvK32 || !env.nvfp4K32Norm || env.lora || env.elem !== "bf16") return { normInto, addInto };
+  const readers = new Map<string, number>();
+  for (const op of plan.ops) {
+    const r = opReads(op);
+    if (!r) return { normInto, addInto };
+    for (const n of r) readers.set(n, (readers.get(n) ?? 0) + 1);
+  }
+  const k32 = (j: number, x: string): boolean => {
+    const lin = plan.ops[j];
+    return !!lin && nvfp4MmaLinear(lin, env) && !lin.lora && lin.x === x && rowsOf(x) === 1 && lowbitGemvShapeOk(lin) && !touched(j);
+  };
+  plan.ops.forEach((op, j) => {
+    if ((op.type !== "rmsnorm" && op.type !== "add_rmsnorm") || touched(j) || readers.get(op.out) !== 1 || !k32(j + 1, op.out)) return;
+    if (op.type === "add_rmsnorm") {
+      const prev = plan.ops[j - 1];
+      // (A linear with a norm prologue has no add epilogue: no kernel does both.)
+      if (prev?.type !== "linear" || prev.out !== op.x || readers.get(op.x) !== 1 || !k32(j - 1, prev.x) || normInto.get(j - 2) === j - 1) return;
+      addInto.set(j - 1, j);
+    }
+    normInto.set(j, j + 1);
+  });
+  return { normInto, addInto };
+}
+
 /** The lowbit scratch's int8 codes and block scales, and the static activation scale, of NVFP4 linear `op` (nvfp4ActProducers). */
 export function nvfp4ActArgs(op: Extract<Op, { type: "linear" }>, env: LaunchEnv): [bigint, bigint, number] {
   const layout = lowbitScratchLayout(env.plan);
@@ -126,6 +177,7 @@ export function planLowbitLinear(
   l: LinearStep,
   out: Launch[],
   preQuantized = false,
+  k32Fuse: Nvfp4K32Fuse = {},
 ): void {
   const { op, i, rows, isLogits, env, decodeStep, buf } = l;
   const f = op.weightFormat!;
@@ -147,18 +199,55 @@ export function planLowbitLinear(
   const gemvStep = lowbitGemvStep(op, rows, env, decodeStep, isLogits);
   const mma = nvfp4MmaLinear(op, env); // weights in the tiled layout (uploaded so)
   if (preQuantized && !(mma && gemvStep)) throw new InternalError(`launch plan: '${op.weight}' has pre-quantized rows but no nvfp4_gemv_mma step`);
-  if (mma && gemvStep) {
+  // One row: two blocks an mma (nvfp4GemvK32; the bits of nvfp4_gemv_mma, so batch-invariant with the m8 kernel), an
+  // NVFP4 lm_head's fp32 logits included (nvfp4_gemv_k32_logits; without the flag the logits take the GEMM path).
+  const k32 = mma && !!env.nvfp4GemvK32 && rows === 1 && lowbitGemvShapeOk(op);
+  if (mma && (gemvStep || (k32 && isLogits))) {
     const a = staticScale("activation scale", f.activationScale);
     alpha = Math.fround(a * staticScale("global scale", f.globalScale));
-    if (!preQuantized) kernel("nvfp4_act_mma_bf16", [cdiv(K, 1024), rows, 1], [buf(op.x), xq, rowScale, rows, K, a]);
     // Row tiles for at most one block per SM: 16 warps a block (more loads in flight on each SM).
-    const w16 = !!env.nvfp4GemvBlocks && N / 16 <= env.nvfp4GemvBlocks / NVFP4_GEMV_BLOCKS_PER_SM;
+    const w16 = !!env.nvfp4GemvBlocks && N / 16 <= env.nvfp4GemvBlocks / NVFP4_GEMV_BLOCKS_PER_SM && !isLogits;
+    if ((k32Fuse.norm || k32Fuse.residual) && (!k32 || (k32Fuse.norm && (k32Fuse.residual || preQuantized)) || (k32Fuse.residual && isLogits))) {
+      throw new InternalError(`launch plan: '${op.weight}' has a k32 norm prologue / residual epilogue it cannot take`);
+    }
+    const y = isLogits ? env.logits : k32Fuse.residual ?? buf(op.out);
+    // k32: a persistent grid of NVFP4_K32_BLOCKS_PER_SM blocks an SM (fewer registers than nvfp4_gemv_mma).
+    const k32Blocks = env.nvfp4GemvBlocks ? (env.nvfp4GemvBlocks / NVFP4_GEMV_BLOCKS_PER_SM) * NVFP4_K32_BLOCKS_PER_SM : undefined;
+    if (k32Fuse.norm) {
+      // nvfp4_gemv_k32_norm: the RMSNorm before this linear (its launch dropped) in the GEMV's prologue; 8 warps.
+      const nrm = k32Fuse.norm;
+      out.push({
+        kind: "kernel",
+        op: i,
+        kernel: `nvfp4_gemv_k32_norm${isLogits ? "_logits" : ""}_bf16_m1`,
+        grid: [nvfp4GemvGrid(N, K, k32Blocks), 1, 1],
+        block: 256,
+        args: [nrm.x, nrm.weight, W, scales, bias, y, N, K, nrm.eps, a, alpha],
+        sharedBytes: 2 * K + K / 4,
+      });
+      return;
+    }
+    const add = k32Fuse.residual ? "_add" : "";
+    if (k32 && !preQuantized) {
+      // nvfp4_gemv_k32_act: each block quantizes the row itself (shared memory), no nvfp4_act_mma launch; the same bits.
+      out.push({
+        kind: "kernel",
+        op: i,
+        kernel: `nvfp4_gemv_k32_act${add}${isLogits ? "_logits" : w16 ? "_w16" : ""}_bf16_m1`,
+        grid: [w16 ? N / 16 : nvfp4GemvGrid(N, K, k32Blocks), 1, 1],
+        block: w16 ? 512 : 256,
+        args: [buf(op.x), W, scales, bias, y, N, K, a, alpha],
+        sharedBytes: 2 * K + K / 4,
+      });
+      return;
+    }
+    if (!preQuantized) kernel("nvfp4_act_mma_bf16", [cdiv(K, 1024), rows, 1], [buf(op.x), xq, rowScale, rows, K, a]);
     out.push({
       kind: "kernel",
       op: i,
-      kernel: `nvfp4_gemv_mma${w16 ? "_w16" : ""}_bf16_m${rows <= 1 ? 1 : 8}`,
+      kernel: isLogits ? "nvfp4_gemv_k32_logits_bf16_m1" : `nvfp4_gemv_${k32 ? `k32${add}` : "mma"}${w16 ? "_w16" : ""}_bf16_m${rows <= 1 ? 1 : 8}`,
       grid: [
-        w16 ? N / 16 : nvfp4GemvGrid(N, K, env.nvfp4GemvBlocks),
+        w16 ? N / 16 : nvfp4GemvGrid(N, K, k32 ? k32Blocks : env.nvfp4GemvBlocks),
         1,
         1,
       ],
@@ -169,7 +258,7 @@ export function planLowbitLinear(
         scales,
         rowScale,
         bias,
-        buf(op.out),
+        y,
         rows,
         N,
         K,

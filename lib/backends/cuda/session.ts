@@ -244,6 +244,10 @@ export class CudaSession implements SessionBackend {
   readonly quantTailNorm: boolean;
   /** CudaSessionOptions.nvfp4Mma. */
   readonly nvfp4Mma: boolean;
+  /** CudaSessionOptions.nvfp4GemvK32. */
+  readonly nvfp4GemvK32: boolean;
+  /** CudaSessionOptions.nvfp4K32Norm. */
+  readonly nvfp4K32Norm: boolean;
   /** CudaSessionOptions.gemmResidual. */
   readonly gemmResidual: boolean;
   /** CudaSessionOptions.gemvXPre. */
@@ -368,6 +372,8 @@ export class CudaSession implements SessionBackend {
     this.graphSplits = f.graphSplits;
     this.quantTailNorm = f.quantTailNorm;
     this.nvfp4Mma = f.nvfp4Mma;
+    this.nvfp4GemvK32 = f.nvfp4GemvK32;
+    this.nvfp4K32Norm = f.nvfp4K32Norm;
     this.gemmResidual = f.gemmResidual;
     this.gemvXPre = f.gemvXPre;
     this.quantGemvFast = f.quantGemvFast;
@@ -622,6 +628,8 @@ export class CudaSession implements SessionBackend {
       quantPdl: this.quantPdl,
       nvfp4Mma: this.nvfp4Mma,
       nvfp4GemvBlocks: NVFP4_GEMV_BLOCKS_PER_SM * this.device.smCount,
+      nvfp4GemvK32: this.nvfp4GemvK32,
+      nvfp4K32Norm: this.nvfp4K32Norm,
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),
     };
   }

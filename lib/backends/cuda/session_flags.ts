@@ -262,6 +262,22 @@ export const CUDA_FLAGS = {
    * quant_gemv_fast*. @default false
    */
   quantGemvDeep: { env: "LLMRT_QUANT_GEMV_DEEP", default: false },
+  /**
+   * With `nvfp4Mma`: one-row steps run nvfp4_gemv_k32 (kernels/nvfp4_mma.cu) for the NVFP4 GEMVs: m16n8k32 mmas with a
+   * k tile's four blocks in B's columns 0, 2, 4, 6, so each lane scales one block of two rows a k tile instead of four,
+   * and a k tile takes 4 mmas, not 8; the act quantization of a row no producer wrote runs inside the GEMV (shared
+   * memory), and an NVFP4 lm_head's logits take the GEMV too. The block terms are added in nvfp4_gemv_mma's order: the
+   * same bits (batch-invariant with its m8 kernel). @default false
+   */
+  nvfp4GemvK32: { env: "LLMRT_NVFP4_GEMV_K32", default: false },
+  /**
+   * With `nvfp4GemvK32`, one-row steps: an RMSNorm whose only reader is an NVFP4 linear runs in that GEMV's prologue
+   * (nvfp4_gemv_k32_norm: every block normalizes and quantizes the row in shared memory, as nvfp4_rmsnorm_act_bf16
+   * does), and an add_rmsnorm's residual add moves into the NVFP4 GEMV before it (nvfp4_gemv_k32[_act]_add adds its
+   * output into the residual stream): no norm launches left in an NVFP4 layer. The same bits as the producers.
+   * @default false
+   */
+  nvfp4K32Norm: { env: "LLMRT_NVFP4_K32_NORM", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

@@ -45,6 +45,9 @@ typedef unsigned char u8;
 #ifndef NV_ZC
 #define NV_ZC 0  // 1: each block's first mma from zero accumulators, 1.5 · 2^23 added to the used sums only; 0: from 1.5 · 2^23 (same bits; H200 r2/r3: 0 ~3% faster)
 #endif
+#ifndef NV_K32_CHAIN
+#define NV_K32_CHAIN 1  // nvfp4_gemv_k32: 1: the block terms added in nvfp4_gemv_mma's order (same bits); 0: per lane, then the quad
+#endif
 #ifndef NV_MINB
 #define NV_MINB 1  // __launch_bounds__ minimum blocks per SM of the GEMV (tuning knob: 3 caps registers at 85)
 #endif
@@ -386,6 +389,254 @@ NVFP4_MMA_GEMV(nvfp4_gemv_mma_w16_bf16_m1, 1, 16)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_mma_w16_bf16_m8)
 NVFP4_MMA_GEMV(nvfp4_gemv_mma_w16_bf16_m8, 8, 16)
+#endif
+
+// ---- decode GEMV at m = 1, two blocks an mma (CudaFlags.nvfp4GemvK32) ----------------------------------------------
+// extern "C" __global__ void nvfp4_gemv_k32_bf16_m1(...nvfp4_gemv_mma_bf16_m1's parameters...)   (m = 1)
+// extern "C" __global__ void nvfp4_gemv_k32_w16_bf16_m1(...)   16 warps a block (block (512, 1, 1))
+// extern "C" __global__ void nvfp4_gemv_k32_logits_bf16_m1(...)   y is float* (an NVFP4 lm_head's fp32 logits)
+//   The same weights, activation codes and grid as nvfp4_gemv_mma_bf16_m1 (the same tiles, k tiles per warp, persistent
+//   grids and warp sums), but m16n8k32 mmas: a k tile's blocks 0, 1 in B's columns 0, 2 of one pair of mmas (positive
+//   weights · x into one accumulator chain, negative weights' magnitudes · x into another, subtracted at the end: the
+//   codes' negations are not read), blocks 2, 3 in columns 4, 6 of another pair, so lane 4g + t's accumulators c0 / c2
+//   end as block t's sums of rows g / g + 8. Each lane then scales and adds one block of two rows a k tile (the 16-row
+//   mma kernel's lanes each add four blocks of two rows, of which only a quarter are used at m = 1), and a k tile takes
+//   4 mmas, not 8. The block terms are the same exact floats; with NV_K32_CHAIN (default) every lane adds its quad's four
+//   in block order, nvfp4_gemv_mma's fma chain: the same bits as it (batch-invariant with the m8 kernel); NV_K32_CHAIN 0
+//   sums a block column per lane and the quad at the end (fewer instructions, another fp32 order).
+
+/** d = A · B + {c, c, c, c} (s8, m16n8k32). */
+__device__ __forceinline__ void mmaK32c(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1, int c) {
+  asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%10,%10,%10};"
+               : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
+               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "r"(c));
+}
+
+/** d += A · B (s8, m16n8k32). */
+__device__ __forceinline__ void mmaK32(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+  asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+               : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// PRO 0: the row's codes and scales are in xq / sx (a producer or nvfp4_act_mma wrote them). PRO 1 (act): xq is the
+// linear's bf16 input row, quantized by every block into shared memory (nvActQuad, as nvfp4_act_mma_bf16 quantizes it:
+// the same codes and scales) after the first weight loads are issued, instead of a separate act launch. PRO 2 (norm):
+// the same after RMSNorm of that row with normW (nvfp4_rmsnorm_act_bf16's sums and roundings, add 0; 256 threads).
+// ADD: y is the residual stream, y[j] = bf16(bf16(out[j]) + y[j]) — add_rmsnorm_bf16's add of this linear's output,
+// done here so the norm after it can run in the next GEMV's prologue (the output itself is not stored).
+template <int NW, bool LOGITS, int PRO, bool ADD>
+__device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8* __restrict__ W, const u8* __restrict__ S,
+    const float* __restrict__ sx, const bf16_t* __restrict__ bias, void* __restrict__ y, int n, int k, float alpha, float a = 0.f,
+    const bf16_t* __restrict__ normW = nullptr, float eps = 0.f) {
+  static_assert(PRO != 2 || NW == 8, "the RMSNorm prologue sums as rmsnorm_bf16's 256 threads do");
+  __shared__ float red[NW][16];
+  extern __shared__ __align__(16) u8 nvSmem[];  // ACT: codes [k], their negations [k] (unread), block scales f32 [k / 16]
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int KT = k / 64, RT = n / 16;
+  const int cnt = (KT - warp + NW - 1) / NW;  // as nvfp4MmaGemv: k tiles warp, warp + NW, ... of every row tile
+  const u32 T0 = 0x03020100u, T1 = 0x0C080604u;  // 2 · e2m1 magnitudes
+  uint4 nw[NV_U];
+  uint2 ns[NV_U];
+  int rt = blockIdx.x;
+#pragma unroll
+  for (int u = 0; u < NV_U; u++) {
+    if (u < cnt && rt < RT) nvLoadTile(W, S, rt, warp + NW * u, KT, lane, nw[u], ns[u]);
+  }
+  pdlWait();
+  pdlLaunchDependents();
+  if constexpr (PRO != 0) {
+    const bf16_t* x = reinterpret_cast<const bf16_t*>(xq);
+    float inv = 0.f;
+    if constexpr (PRO == 2) {  // nvfp4_rmsnorm_act_bf16's pass 1 (add 0): the sum of squares in the same order
+      __shared__ float sh[32];
+      float ss = 0.f;
+      for (int i = threadIdx.x * 8; i < k; i += blockDim.x * 8) {
+        float v[8];
+        load16(x + i, v);
+#pragma unroll
+        for (int e = 0; e < 8; e++) ss += v[e] * v[e];
+      }
+      ss = blockSum(ss, sh);
+      inv = rsqrtf(ss / (float)k + eps);
+    }
+    const float six = __fmul_rn(6.f, a);
+    for (int base = 0; base < k; base += NW * 32 * 4) {  // block-uniform: every lane reaches nvActQuad's shuffles
+      const int i = base + (int)threadIdx.x * 4;
+      const bool active = i < k;
+      float f[4] = {0.f, 0.f, 0.f, 0.f};
+      if (active) {
+        nvLoad4(x + i, f);
+        if constexpr (PRO == 2) {
+          float w[4];
+          nvLoad4(normW + i, w);
+#pragma unroll
+          for (int e = 0; e < 4; e++) f[e] = toF(fromF<bf16_t>(f[e] * inv * w[e]));
+        }
+      }
+      nvActQuad(f, active, i, a, six, nvSmem, nvSmem + k, reinterpret_cast<float*>(nvSmem + 2 * k));
+    }
+    __syncthreads();
+    xq = nvSmem;
+    sx = reinterpret_cast<const float*>(nvSmem + 2 * k);
+  }
+  // Lanes g = 0, 2, 4, 6 hold B's columns 0, 2, 4, 6: block g / 2 of the k tile, slice t (4 codes; the act layout's
+  // word 16 q + 4 t + b). The first pair of mmas takes columns 0 (b0) and 2 (b1), the second 4 (b0) and 6 (b1).
+  const bool xl = (g & 1) == 0;
+  const u32* xpw = reinterpret_cast<const u32*>(xq) + 4 * t + (g >> 1);
+  const float* sxt = sx + t;                                                    // block 4 q + t's activation scale: sxt[4 q]
+  const u32 ssel = (u32)t | ((u32)(t + 4) << 4);  // prmt of the scale words: (row g, block t), (row g + 8, block t)
+  for (; rt < RT; rt += gridDim.x) {
+    float acc0 = 0.f, acc1 = 0.f;
+    for (int j0 = 0; j0 < cnt; j0 += NV_U) {
+#pragma unroll
+      for (int u = 0; u < NV_U; u++) {
+        if (j0 + u >= cnt) break;
+        // Take slot u's tile and refill the slot at once with the item NV_U ahead (a rolling window: NV_U tiles in
+        // flight, one set of registers each).
+        const uint4 wt = nw[u];
+        const uint2 st = ns[u];
+        {
+          int j = j0 + NV_U + u, r2 = rt;
+          if (j >= cnt) {  // the next row tile's items (persistent grids)
+            j -= cnt;
+            r2 += gridDim.x;
+          }
+          if (j < cnt && r2 < RT) nvLoadTile(W, S, r2, warp + NW * j, KT, lane, nw[u], ns[u]);
+        }
+        const int q = warp + NW * (j0 + u);
+        u32 v;
+        float sxv;
+        if constexpr (PRO != 0) {
+          v = xl ? xpw[16 * q] : 0u;
+          sxv = sxt[4 * q];
+        } else {
+          v = xl ? __ldg(xpw + 16 * q) : 0u;
+          sxv = __ldg(sxt + 4 * q);
+        }
+        const u32 p0 = g == 0 ? v : 0u, p1 = g == 2 ? v : 0u, p2 = g == 4 ? v : 0u, p3 = g == 6 ? v : 0u;
+        const u32 w0 = wt.x, w1 = wt.y, w2 = wt.z, w3 = wt.w;
+        const u32 x0 = w0 ^ 0x88888888u, x1 = w1 ^ 0x88888888u, x2 = w2 ^ 0x88888888u, x3 = w3 ^ 0x88888888u;
+        // Positive weights · x from 1.5 · 2^23, negative weights' magnitudes · x from 0 (two chains), subtracted after.
+        int cp[4], cn[4];
+        mmaK32c(cp, prmt(T0, T1, w0), prmt(T0, T1, w0 >> 16), prmt(T0, T1, w1), prmt(T0, T1, w1 >> 16), p0, p1, NV_MAGIC);
+        mmaK32c(cn, prmt(T0, T1, x0), prmt(T0, T1, x0 >> 16), prmt(T0, T1, x1), prmt(T0, T1, x1 >> 16), p0, p1, 0);
+        mmaK32(cp, prmt(T0, T1, w2), prmt(T0, T1, w2 >> 16), prmt(T0, T1, w3), prmt(T0, T1, w3 >> 16), p2, p3);
+        mmaK32(cn, prmt(T0, T1, x2), prmt(T0, T1, x2 >> 16), prmt(T0, T1, x3), prmt(T0, T1, x3 >> 16), p2, p3);
+        const float2 sw = e4m3Pair(prmt(st.x, st.y, ssel));  // row g, row g + 8 (block t)
+        // Block t's sums (|s| <= 16 · 144) as floats, exactly (1.5 · 2^23 + s read as a float, minus 1.5 · 2^23).
+#if NV_K32_CHAIN
+        // The block terms (sum · scale product: exact in fp32, at most 12 + 8 significant bits) of the quad's lanes
+        // added in block order 0..3 by every lane — nvfp4_gemv_mma's fma chain, so the same bits as it (and its m8
+        // kernel: batch-invariant).
+        const float q0 = (__int_as_float(cp[0] - cn[0]) - 12582912.f) * (sw.x * sxv);
+        const float q1 = (__int_as_float(cp[2] - cn[2]) - 12582912.f) * (sw.y * sxv);
+#pragma unroll
+        for (int b = 0; b < 4; b++) {
+          acc0 += __shfl_sync(0xffffffffu, q0, (lane & ~3) | b);
+          acc1 += __shfl_sync(0xffffffffu, q1, (lane & ~3) | b);
+        }
+#else
+        acc0 = fmaf(__int_as_float(cp[0] - cn[0]) - 12582912.f, sw.x * sxv, acc0);
+        acc1 = fmaf(__int_as_float(cp[2] - cn[2]) - 12582912.f, sw.y * sxv, acc1);
+#endif
+      }
+    }
+#if !NV_K32_CHAIN
+    // The quad's four blocks (lanes t), the same bits in every lane, then the warps in a fixed order.
+    acc0 += __shfl_xor_sync(0xffffffffu, acc0, 1);
+    acc1 += __shfl_xor_sync(0xffffffffu, acc1, 1);
+    acc0 += __shfl_xor_sync(0xffffffffu, acc0, 2);
+    acc1 += __shfl_xor_sync(0xffffffffu, acc1, 2);
+#endif
+    if (t == 0) {
+      red[warp][g] = acc0;
+      red[warp][g + 8] = acc1;
+    }
+    __syncthreads();
+    if (threadIdx.x < 16) {
+      const int row = threadIdx.x;
+      float v = 0.f;
+#pragma unroll
+      for (int w = 0; w < NW; w++) v += red[w][row];
+      const int j = rt * 16 + row;
+      float o = v * (0.25f * alpha);
+      if (bias) o += toF(bias[j]);
+      if constexpr (LOGITS) {
+        reinterpret_cast<float*>(y)[j] = o;
+      } else if constexpr (ADD) {
+        bf16_t* res = reinterpret_cast<bf16_t*>(y);
+        res[j] = fromF<bf16_t>(toF(fromF<bf16_t>(o)) + toF(res[j]));
+      } else {
+        reinterpret_cast<bf16_t*>(y)[j] = fromF<bf16_t>(o);
+      }
+    }
+    __syncthreads();  // red is rewritten by the next row tile
+  }
+}
+
+#define NVFP4_K32_GEMV(NAME, NW, LOGITS, ADD)                                                                                              \
+  extern "C" __global__ void __launch_bounds__(NW * 32, NW == 8 ? NV_MINB : 1) NAME(const u8* xq, const u8* W, const u8* S, const float* sx, \
+      const bf16_t* bias, void* y, int m, int n, int k, int unused, float alpha) {                                                  \
+    nvfp4K32Gemv<NW, LOGITS, 0, ADD>(xq, W, S, sx, bias, y, n, k, alpha);                                                            \
+  }
+
+// extern "C" __global__ void nvfp4_gemv_k32_act[_w16|_logits]_bf16_m1(const bf16_t* x, const u8* W, const u8* S,
+//     const bf16_t* bias, void* y, int n, int k, float a, float alpha)
+//   nvfp4_act_mma_bf16 + nvfp4_gemv_k32[_w16|_logits]_bf16_m1 in one launch (the same bits): every block quantizes x
+//   into dynamic shared memory (2 k + k / 4 bytes).
+// extern "C" __global__ void nvfp4_gemv_k32_add[_w16]_bf16_m1(...nvfp4_gemv_k32_bf16_m1's parameters...)
+// extern "C" __global__ void nvfp4_gemv_k32_act_add[_w16]_bf16_m1(...nvfp4_gemv_k32_act_bf16_m1's parameters...)
+//   y is the residual stream: y += bf16(out) rounded to bf16 (ADD), the output not stored.
+// extern "C" __global__ void nvfp4_gemv_k32_norm[_logits]_bf16_m1(const bf16_t* x, const bf16_t* normW, const u8* W,
+//     const u8* S, const bf16_t* bias, void* y, int n, int k, float eps, float a, float alpha)
+//   nvfp4_rmsnorm_act_bf16 (add 0) + nvfp4_gemv_k32[_logits]_bf16_m1 in one launch (the same bits); 256 threads.
+#define NVFP4_K32_ACT_GEMV(NAME, NW, LOGITS, ADD)                                                                                   \
+  extern "C" __global__ void __launch_bounds__(NW * 32, NW == 8 ? NV_MINB : 1) NAME(const bf16_t* x, const u8* W, const u8* S,     \
+      const bf16_t* bias, void* y, int n, int k, float a, float alpha) {                                                           \
+    nvfp4K32Gemv<NW, LOGITS, 1, ADD>(reinterpret_cast<const u8*>(x), W, S, nullptr, bias, y, n, k, alpha, a);                       \
+  }
+#define NVFP4_K32_NORM_GEMV(NAME, LOGITS)                                                                                           \
+  extern "C" __global__ void __launch_bounds__(256, NV_MINB) NAME(const bf16_t* x, const bf16_t* normW, const u8* W, const u8* S,  \
+      const bf16_t* bias, void* y, int n, int k, float eps, float a, float alpha) {                                                \
+    nvfp4K32Gemv<8, LOGITS, 2, false>(reinterpret_cast<const u8*>(x), W, S, nullptr, bias, y, n, k, alpha, a, normW, eps);           \
+  }
+
+#if LLMRT_KERNEL(nvfp4_gemv_k32_bf16_m1)
+NVFP4_K32_GEMV(nvfp4_gemv_k32_bf16_m1, 8, false, false)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32_w16_bf16_m1)
+NVFP4_K32_GEMV(nvfp4_gemv_k32_w16_bf16_m1, 16, false, false)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32_logits_bf16_m1)
+NVFP4_K32_GEMV(nvfp4_gemv_k32_logits_bf16_m1, 8, true, false)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32_add_bf16_m1)
+NVFP4_K32_GEMV(nvfp4_gemv_k32_add_bf16_m1, 8, false, true)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32_add_w16_bf16_m1)
+NVFP4_K32_GEMV(nvfp4_gemv_k32_add_w16_bf16_m1, 16, false, true)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32_act_bf16_m1)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_bf16_m1, 8, false, false)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32_act_w16_bf16_m1)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_w16_bf16_m1, 16, false, false)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32_act_logits_bf16_m1)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_logits_bf16_m1, 8, true, false)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32_act_add_bf16_m1)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_add_bf16_m1, 8, false, true)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32_act_add_w16_bf16_m1)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_add_w16_bf16_m1, 16, false, true)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32_norm_bf16_m1)
+NVFP4_K32_NORM_GEMV(nvfp4_gemv_k32_norm_bf16_m1, false)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32_norm_logits_bf16_m1)
+NVFP4_K32_NORM_GEMV(nvfp4_gemv_k32_norm_logits_bf16_m1, true)
 #endif
 
 // ---- weight dequantization (prefill) ---------------------------------------------------------------
