@@ -105,7 +105,7 @@ test("compile units: one per kernel of a guarded file, whole small files, each g
     const lines = kernelSource(f).split("\n");
     lines.forEach((line, i) => {
       const entry =
-        /^(?:extern "C" __global__ void (?:__launch_bounds__\(\d+(?:, *\d+)*\) )?(\w+)\(|(?:PA_\w+|GEMV\w*|DECODE_FUSED)\((\w+),|DECODE_BATCH\((\d+)\))/.exec(
+        /^(?:extern "C" __global__ void (?:__launch_bounds__\([^)]*\) )?(\w+)\(|(?:PA_\w+|GEMV\w*|DECODE_FUSED)\((\w+),|DECODE_BATCH\((\d+)\))/.exec(
           line,
         );
       if (!entry || line.startsWith("#define")) return;
