@@ -49,6 +49,14 @@ test("session options: every switch of the table resolves to its default when ne
     assert.equal(o.batchAttention2Wide, true);
     assert.equal(o.fp8DecodeSk, true);
     assert.equal(o.fp8ShadowRope, true);
+    // Session 11: the transposed batched decode attention, x loaded with the weights in the decode GEMVs, the tuned
+    // lm_head of > 8-sequence steps and the FP8 prefill set on.
+    for (const k of ["batchAttention4", "gemvXPre", "decodeLogitsTuned", "fp8GemmResidual", "fp8FreshPrompt", "fp8FlatQuant"] as const) {
+      assert.equal(o[k], true, k);
+    }
+    for (const k of ["fp8AttnQuant", "fp8PruneLastLayer", "fp8FastSilu"] as const) assert.equal(o[k], true, k);
+    // Measured no faster (session 11): off.
+    for (const k of ["prefillPdl", "quantGemvFast", "quantGemvDeep", "nvfp4GemvK32", "nvfp4K32Norm"] as const) assert.equal(o[k], false, k);
   });
 });
 

@@ -188,60 +188,74 @@ export const CUDA_FLAGS = {
    * decode_attention_batch4 instead of batch2 / batch2w — the score tile transposed (S^T = K · Q^T: 16 keys on the
    * mma rows, a kv group's <= 8 query heads on the n8 columns), half the q·k and p·v mma and exp2 of batch2 at GQA 4, e4m3
    * K / V converted straight into f16 fragments. Its sums run in another order than batch2's (other bits), so it takes
-   * every such step, whatever its size (batch invariance). @default false
+   * every such step, whatever its size (batch invariance).
+   * H200 session 11 (one job each, --defer-decodes 1): llama-3.1-8b FP8 + FP8 KV 512 × (128,128) 26,819 → 29,004 output
+   * tok/s; bf16 17,671 → 18,036.
+   * @default true
    */
-  batchAttention4: { env: "LLMRT_BATCH_ATTENTION4", default: false },
+  batchAttention4: { env: "LLMRT_BATCH_ATTENTION4", default: true },
   /**
    * Fused bf16 decode GEMVs of up to 2 rows run gemv_fused*_xpre (kernels/gemv.cu: a chunk's x vectors loaded together
    * with its weight vectors instead of after they land). A lane adds its vectors in the same order: the same bits.
-   * @default false
+   * H200 session 11 (one process): llama-3.2-1b batch 1 1,046.9 → 1,164.2 tok/s, graph step at 128 keys 807.4 → 766.6
+   * µs; the same logits bits.
+   * @default true
    */
-  gemvXPre: { env: "LLMRT_GEMV_XPRE", default: false },
+  gemvXPre: { env: "LLMRT_GEMV_XPRE", default: true },
   /**
    * With `gemmResidual`: prefill / mixed steps' FP8 (e4m3) o_proj and down_proj cuBLASLt GEMMs with bf16 output add into
    * the residual stream in their epilogue too (C = D = residual, beta 1, one rounding of scale · acc + residual instead of
    * two), and the FP8 linear's fused norm after them quantizes the residual without the add (fp8_rmsnorm_quant_bf16
-   * add 0: 2 of its 4 row passes over memory). Within bf16 rounding of the separate add. @default false
+   * add 0: 2 of its 4 row passes over memory). Within bf16 rounding of the separate add.
+   * @default true
    */
-  fp8GemmResidual: { env: "LLMRT_FP8_GEMM_RESIDUAL", default: false },
+  fp8GemmResidual: { env: "LLMRT_FP8_GEMM_RESIDUAL", default: true },
   /**
    * With `fp8ShadowRope`: a prefill step whose every sequence starts at position 0 (a new prompt: no cached prefix to
-   * convert) leaves out the kv_dequant_prefix_* launch of each layer (it would convert no row). The same bits. @default false
+   * convert) leaves out the kv_dequant_prefix_* launch of each layer (it would convert no row). The same bits.
+   * @default true
    */
-  fp8FreshPrompt: { env: "LLMRT_FP8_FRESH_PROMPT", default: false },
+  fp8FreshPrompt: { env: "LLMRT_FP8_FRESH_PROMPT", default: true },
   /**
    * Prefill-sized FP8 linears with static activation scales: the SiLU·mul that quantizes for down_proj and the quantize
    * before o_proj run as fp8_silu_mul_quant_flat_bf16 / fp8_quantize_flat_bf16 (one 8-element chunk a thread over a
-   * 2-D grid, as silu_mul_bf16, instead of a block looping over its row). The same bytes. @default false
+   * 2-D grid, as silu_mul_bf16, instead of a block looping over its row). The same bytes.
+   * @default true
    */
-  fp8FlatQuant: { env: "LLMRT_FP8_FLAT_QUANT", default: false },
+  fp8FlatQuant: { env: "LLMRT_FP8_FLAT_QUANT", default: true },
   /**
    * Prefill steps whose attention runs flash_prefill_wg (wgmmaPrefill) before an FP8 o_proj with a static activation
    * scale on the cuBLASLt GEMM: the attention writes o_proj's e4m3 input rows and row scales itself
    * (flash_prefill_wg_q8_bf16_hd*) and o_proj launches no quantize; the bf16 attention output is not written. The same
-   * bytes as fp8_quantize_bf16 of the bf16 output. @default false
+   * bytes as fp8_quantize_bf16 of the bf16 output.
+   * @default true
    */
-  fp8AttnQuant: { env: "LLMRT_FP8_ATTN_QUANT", default: false },
+  fp8AttnQuant: { env: "LLMRT_FP8_ATTN_QUANT", default: true },
   /**
    * With `pruneLastLayer`: plans whose last layer has FP8 (e4m3) linears prune it too (before: only plans without
    * quantized linears past the last attention). The last layer's attention, o_proj, MLP and final norm run over the
    * logits rows; batch-invariant sessions run those FP8 linears on the cuBLASLt GEMM whose rows do not depend on M, so
-   * the logits keep their bits (llama-3.1-8b FP8 prefill of 2048 tokens: 1 row instead of 2048 in the last layer). @default false
+   * the logits keep their bits (llama-3.1-8b FP8 prefill of 2048 tokens: 1 row instead of 2048 in the last layer).
+   * @default true
    */
-  fp8PruneLastLayer: { env: "LLMRT_FP8_PRUNE_LAST_LAYER", default: false },
+  fp8PruneLastLayer: { env: "LLMRT_FP8_PRUNE_LAST_LAYER", default: true },
   /**
    * The static-scale SiLU·mul that quantizes for a prefill FP8 down_proj computes silu with the hardware exponential and
    * division (fp8_silu_mul_quant_fast_bf16: __expf, __fdividef) instead of expf and an IEEE division: within bf16 rounding
-   * of silu_mul_bf16's value, not its bits (the accurate math makes the 8B's 2048 × 14336 SiLU·mul ALU-bound). @default false
+   * of silu_mul_bf16's value, not its bits (the accurate math makes the 8B's 2048 × 14336 SiLU·mul ALU-bound).
+   * H200 session 11 (one process, with the five same-bytes FP8 prefill switches): llama-3.1-8b FP8 + FP8 KV TTFT 2048
+   * 29.13 → 26.46 ms; prefill and decode logits identical to the default there.
+   * @default true
    */
-  fp8FastSilu: { env: "LLMRT_FP8_FAST_SILU", default: false },
+  fp8FastSilu: { env: "LLMRT_FP8_FAST_SILU", default: true },
   /**
    * The lm_head of decode steps of more than 8 sequences takes the per-M tuned cuBLASLt algorithm like the step's other
    * linears (whose rows already depend on the step's size there) instead of the batch-invariant pinned one. Steps of up
    * to 8 sequences and prefill are unchanged. H200 session 11, llama-3.2-1b at 64 rows: the lm_head 148 → 134 µs;
-   * 64 × (128,128) +0.95% / +1.19% in alternating runs of one job. @default false
+   * 64 × (128,128) +0.95% / +1.19% in alternating runs of one job.
+   * @default true
    */
-  decodeLogitsTuned: { env: "LLMRT_DECODE_LOGITS_TUNED", default: false },
+  decodeLogitsTuned: { env: "LLMRT_DECODE_LOGITS_TUNED", default: true },
   /**
    * Prefill and mixed steps: rmsnorm / add_rmsnorm, rope_kv_write, flash_prefill_wg, silu_mul, gather_rows and the
    * sampler take programmatic dependent launch (sm_90+; each waits for the previous kernel at its entry), so their
