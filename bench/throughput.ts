@@ -18,7 +18,7 @@
  * --max-num-tokens T: the engine's and the executor's token budget per step (default min(N × input, 32768)).
  * --max-seq-len L: the engine's longest sequence (default input + output + 32, rounded up to the 32-token block).
  * --defer-decodes S: LLM.create's decodeDeferSteps (decode tokens sit out up to S steps in a row so that a large
- * batch of waiting prompts prefills alone; default 0).
+ * batch of waiting prompts prefills alone; default: LLM.create's, 1).
  * --reps R: R timed runs (default 1); output tokens/s is their median, each printed; --profile-steps takes the last.
  * --no-overlap: decode steps one at a time (LLM.create's overlapSteps false; by default the host's work on one
  * step runs while the GPU computes the next).
