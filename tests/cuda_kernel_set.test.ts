@@ -104,8 +104,8 @@ test("compile units: one per kernel of a guarded file, whole small files, each g
     if (!isSelectable(f)) continue;
     const lines = kernelSource(f).split("\n");
     lines.forEach((line, i) => {
-      const entry =
-        /^(?:extern "C" __global__ void (?:__launch_bounds__\([^)]*\) )?(\w+)\(|(?:PA_\w+|GEMV\w*|DECODE_FUSED)\((\w+),|DECODE_BATCH\((\d+)\))/.exec(
+      const entry = /^(?:extern "C" __global__ void (?:__launch_bounds__\([^)]*\) )?(\w+)\(|(?:PA_\w+|GEMV\w*|DECODE_FUSED)\((\w+),|DECODE_BATCH\((\d+)\))/
+        .exec(
           line,
         );
       if (!entry || line.startsWith("#define")) return;
