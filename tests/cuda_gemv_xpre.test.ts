@@ -9,8 +9,8 @@ import { FakeCudaSession, randomModel, step } from "./cuda_fake_device.ts";
 import { sameBits } from "./cuda_fake_plans.ts";
 import { assert, test } from "./harness.ts";
 
-test("gemvXPre: 1-2 row decode GEMVs on gemv_fused*_xpre (the default's bits), 3+ rows unchanged; off by default", () => {
-  assert.equal(resolveCudaFlags({}).gemvXPre, false);
+test("gemvXPre: 1-2 row decode GEMVs on gemv_fused*_xpre (the default's bits), 3+ rows unchanged; on by default (session 11)", () => {
+  assert.equal(resolveCudaFlags({}).gemvXPre, true);
   const raw = {
     vocab_size: 101,
     max_position_embeddings: 2048,
