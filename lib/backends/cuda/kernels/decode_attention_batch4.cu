@@ -785,7 +785,7 @@ DECODE_BATCH4(128, true, decode_attention_batch4_fp8kv_bf16_hd128, COMMA_SCALES,
 
 // decode_attention_batch4w_bf16_hd128: the bf16 hd128 kernel with 1 cp.async stage a warp and registers capped for 8 blocks
 // per SM (the same warps and tiles, so the same bits) for steps of at least BATCH4_WIDE_MIN_ROWS sequences (H200 session 11,
-// 8B layer at 128..256 keys: 112.4 vs 120.3 us at 512 seqs, 34.5 vs 40.2 at 128, but 24.3 vs 21.2 at 64).
+// 8B layer at 128..256 keys, r1 before the fast issue: 112.4 vs 120.3 us at 512 seqs, 34.5 vs 40.2 at 128, 24.3 vs 21.2 at 64).
 #if LLMRT_KERNEL(decode_attention_batch4w_bf16_hd128)
 extern "C" __global__ void __launch_bounds__(DB4_NW128 * 32, 8) decode_attention_batch4w_bf16_hd128(DB4_ARGS_HEAD) {
   if ((int)blockIdx.y >= numTokens) return;
