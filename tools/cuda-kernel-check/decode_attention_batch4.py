@@ -33,7 +33,7 @@ def name4(hd, fp8):
 def batch4(qkv, out, kvc, positions, seqStarts, table, invf, pO, pML, ctr, T, S, nH, nKV, hd, tpb, maxB, scale, window, splitSize,
            numSplits, fp8=False, kvScales=None, cfg=None):
     """cfg (warps, stages, 16-key sub-tiles a warp tile, min blocks per SM[, cp.async.bulk rows[, items a block takes in
-    turn[, fast issue[, two q·k chains]]]]) or None: the .cu defaults."""
+    turn[, fast issue]]]) or None: the .cu defaults."""
     G = nH // nKV
     nm = name4(hd, fp8)
     f = "F" if fp8 else ""
@@ -47,8 +47,6 @@ def batch4(qkv, out, kvc, positions, seqStarts, table, invf, pO, pML, ctr, T, S,
             ser = max(d for d in range(1, cfg[5] + 1) if nBx % d == 0)
         if len(cfg) > 6:
             defines += (f"DB4_FAST={cfg[6]}",)
-        if len(cfg) > 7:
-            defines += (f"DB4_QK2={cfg[7]}",)
     args = (P(qkv), P(out), P(kvc), P(positions), P(seqStarts), P(table), P(invf), F(1.0), P(pO), P(pML), P(ctr),
             I(T), I(S), I(nH), I(nKV), I(tpb), I(maxB), F(scale), I(window), I(splitSize), P(None), L(0))
     if fp8:
@@ -124,7 +122,7 @@ def check(fp8, cfgs, quick):
                         first = {}  # (warps, sub-tiles) -> the first such configuration's output: the others must match it bitwise
                         for cfg in cfgs:
                             o4, k4, ctr0 = run(batch4, cfg)
-                            key = (cfg or (2,))[0], (cfg[2] if cfg and len(cfg) > 2 else 1), (cfg[7] if cfg and len(cfg) > 7 else 0)
+                            key = (cfg or (2,))[0], (cfg[2] if cfg and len(cfg) > 2 else 1)
                             same = torch.equal(o4.view(torch.int16), first.setdefault(key, o4).view(torch.int16))
                             worst = max(relerr(o4[t].view(nH, hd), refs[t]) for t in range(T))
                             csame = torch.equal(k4.view(torch.uint8), k2.view(torch.uint8))

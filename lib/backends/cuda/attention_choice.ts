@@ -233,7 +233,8 @@ export function batchAttention4Threads(_headDim: number, _fp8: boolean): number 
 /**
  * Least sequences of a decode step that runs decode_attention_batch4w instead of batch4 (LaunchEnv.batchAttention4; bf16
  * cache, head dim 128): the same warps and tiles with 1 cp.async stage and 8 blocks per SM, so the same bits. H200 session
- * 11, llama-3.1-8b one layer at 128..256 keys, batch4w / batch4 = 0.934 (512 seqs), 0.953 (256), 0.858 (128), 1.146 (64).
+ * 11 (r1, before the fast cp.async issue), llama-3.1-8b one layer at 128..256 keys, batch4w / batch4 = 0.934 (512 seqs),
+ * 0.953 (256), 0.858 (128), 1.146 (64).
  */
 export const BATCH4_WIDE_MIN_ROWS = 128;
 

@@ -103,9 +103,6 @@
 #define DB4_FAST 1  // whole tiles (every key valid, one cache block, not the own key) issued without per-row checks (H200
                     // session 11: 8B 512 seqs bf16 127.8 -> 115.6 us, e4m3 102.3 -> 90.0; the same bytes, so the same bits)
 #endif
-#ifndef DB4_QK2
-#define DB4_QK2 0  // 1: q·k in two accumulator chains (other sums: other bits; harness experiments)
-#endif
 #define DB4_CFG(P, HD, Q8) ((Q8) ? ((HD) == 128 ? DB4_F##P##128 : DB4_F##P##64) : ((HD) == 128 ? DB4_##P##128 : DB4_##P##64))
 
 __device__ __forceinline__ void db4MmaBf16(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
@@ -559,8 +556,6 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
 #pragma unroll
         for (int u = 0; u < KT; u++) {
           sc[u][0] = sc[u][1] = sc[u][2] = sc[u][3] = 0.f;
-          // DB4_QK2: odd k steps into a second accumulator (two 4-deep mma chains instead of one 8-deep), added at the end.
-          float s2[4] = {0.f, 0.f, 0.f, 0.f};
           if (Q8) {
             // Lane's K bytes: rows g4 and g4 + 8, bytes c4 · HD / 4 .. + HD / 4 (4 a k step).
             constexpr int LB = HD / 4;
@@ -575,8 +570,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
 #pragma unroll
             for (int kk = 0; kk < KSTEPS; kk++) {
               const u32 a[4] = {db4E4m3x2(w0[kk]), db4E4m3x2(w1[kk]), db4E4m3x2(w0[kk] >> 16), db4E4m3x2(w1[kk] >> 16)};
-              if (DB4_QK2 && (kk & 1)) db4Mma<true>(s2, a, qb[kk][0], qb[kk][1]);
-              else db4Mma<true>(sc[u], a, qb[kk][0], qb[kk][1]);
+              db4Mma<true>(sc[u], a, qb[kk][0], qb[kk][1]);
             }
           } else {
             const int r = u * 16 + (mi & 1) * 8 + (lane & 7);
@@ -584,13 +578,8 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
             for (int kk = 0; kk < KSTEPS; kk++) {
               u32 a[4];
               db4Ldsm<false>(a, ks + rb(r, 2 * kk + (mi >> 1)));
-              if (DB4_QK2 && (kk & 1)) db4Mma<false>(s2, a, qb[kk][0], qb[kk][1]);
-              else db4Mma<false>(sc[u], a, qb[kk][0], qb[kk][1]);
+              db4Mma<false>(sc[u], a, qb[kk][0], qb[kk][1]);
             }
-          }
-          if (DB4_QK2) {
-#pragma unroll
-            for (int e = 0; e < 4; e++) sc[u][e] += s2[e];
           }
         }
         float mxA = -LLMRT_INF, mxB = -LLMRT_INF;
@@ -785,11 +774,12 @@ DECODE_BATCH4(128, true, decode_attention_batch4_fp8kv_bf16_hd128, COMMA_SCALES,
 
 // decode_attention_batch4w_bf16_hd128: the bf16 hd128 kernel with 1 cp.async stage a warp and registers capped for 8 blocks
 // per SM (the same warps and tiles, so the same bits) for steps of at least BATCH4_WIDE_MIN_ROWS sequences (H200 session 11,
-// 8B layer at 128..256 keys: 112.4 vs 120.3 us at 512 seqs, 34.5 vs 40.2 at 128, but 24.3 vs 21.2 at 64).
+// 8B layer at 128..256 keys, r1 before the fast issue: 112.4 vs 120.3 us at 512 seqs, 34.5 vs 40.2 at 128, 24.3 vs 21.2 at 64).
 #if LLMRT_KERNEL(decode_attention_batch4w_bf16_hd128)
-extern "C" __global__ void __launch_bounds__(DB4_NW128 * 32, 8) decode_attention_batch4w_bf16_hd128(DB4_ARGS_HEAD) {
+extern "C" __global__ void __launch_bounds__(64, 8) decode_attention_batch4w_bf16_hd128(DB4_ARGS_HEAD) {
+  static_assert(DB4_NW128 == 2, "decode_attention_batch4w takes batch4's 2 warps (the same tiles, the same bits)");
   if ((int)blockIdx.y >= numTokens) return;
-  decodeBatch4Impl<128, DB4_NW128, 1, DB4_KT128, false, false, 1>(qkv, out, kvCache, positions, seqStarts, blockTables, invFreq,
+  decodeBatch4Impl<128, 2, 1, DB4_KT128, false, false, 1>(qkv, out, kvCache, positions, seqStarts, blockTables, invFreq,
       attnScaling, partialO, partialML, counters, numSeqs, numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window,
       splitSize, nullptr);
 }
