@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """CPU desk check of gemv_fused_ks (kernels/gemv.cu) through the CUDA emulation in emu/: every mode, norm or not,
-m 1 / 3, KS 2 / 4 vs a float64 reference, and KS 1 bitwise equal to gemv_fused; at m 1 the deep-load entry points
+m 1 / 2 / 3, KS 2 / 4 vs a float64 reference, and KS 1 bitwise equal to gemv_fused; at m 1 / 2 the deep-load entry points
 (`_deep`, GF_DEEP_U loads a lane in flight; gemvDeepLoads) and the x-ahead ones (`_xpre`, gemvXPre) bitwise equal
 to their GF_U forms. Tiny shapes. No GPU.
 --defines "-DGF_PIPE=1 -DGF_XPRE=1": the same cases built again with those defines, every output bitwise equal to the
@@ -50,8 +50,8 @@ def run(so):
     every = {}
     for (N, K) in [(24, 1024), (40, 2048), (16, 7168)]:
         W = bf16_round(rng.standard_normal((N, K)).astype(np.float32) * 0.05)
-        for m in (1, 3):
-            M = 1 if m == 1 else 4
+        for m in (1, 2, 3):
+            M = m if m <= 2 else 4
             x = bf16_round(rng.standard_normal((m, K)).astype(np.float32))
             nw = bf16_round(1 + 0.1 * rng.standard_normal(K).astype(np.float32))
             bias = bf16_round(0.1 * rng.standard_normal(N).astype(np.float32))
@@ -60,7 +60,7 @@ def run(so):
                     y0 = bf16_round(rng.standard_normal((m, N)).astype(np.float32))
                     outs = {}
                     cases = [(0, False, 0), (1, False, 0), (2, False, 0), (4, False, 0)]
-                    cases += [(ks, d, 0) for d in ("_deep", "_xpre") for ks in (0, 2, 4)] if M == 1 else []
+                    cases += [(ks, d, 0) for d in ("_deep", "_xpre") for ks in (0, 2, 4)] if M <= 2 else []
                     for ks, deep, _ in cases:
                         if ks and (K // 8) % ks:
                             continue
