@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """CPU desk check of gemv_fused_ks (kernels/gemv.cu) through the CUDA emulation in emu/: every mode, norm or not,
-m 1 / 3, KS 2 / 4 vs a float64 reference, and KS 1 bitwise equal to gemv_fused; at m 1 the x-ahead entry points
+m 1 / 2 / 3, KS 2 / 4 vs a float64 reference, and KS 1 bitwise equal to gemv_fused; at m 1 / 2 the x-ahead entry points
 (`_xpre`, gemvXPre) bitwise equal
 to their GF_U forms. Tiny shapes. No GPU.
 --defines "-DGF_PIPE=1 -DGF_XPRE=1": the same cases built again with those defines, every output bitwise equal to the
@@ -50,8 +50,8 @@ def run(so):
     every = {}
     for (N, K) in [(24, 1024), (40, 2048), (16, 7168)]:
         W = bf16_round(rng.standard_normal((N, K)).astype(np.float32) * 0.05)
-        for m in (1, 3):
-            M = 1 if m == 1 else 4
+        for m in (1, 2, 3):
+            M = m if m <= 2 else 4
             x = bf16_round(rng.standard_normal((m, K)).astype(np.float32))
             nw = bf16_round(1 + 0.1 * rng.standard_normal(K).astype(np.float32))
             bias = bf16_round(0.1 * rng.standard_normal(N).astype(np.float32))
@@ -60,8 +60,8 @@ def run(so):
                     y0 = bf16_round(rng.standard_normal((m, N)).astype(np.float32))
                     outs = {}
                     cases = [(0, False, 0), (1, False, 0), (2, False, 0), (4, False, 0)]
-                    cases += [(ks, d, 0) for d in ("_xpre",) for ks in (0, 2, 4)] if M == 1 else []
-                    for ks, deep, _ in cases:
+                    cases += [(ks, d, 0) for d in ("_xpre",) for ks in (0, 2, 4)] if M <= 2 else []
+                    for ks, variant, _ in cases:
                         if ks and (K // 8) % ks:
                             continue
                         if mode == 3:
@@ -72,7 +72,7 @@ def run(so):
                             y = y0.copy()
                         else:
                             y = np.full((m, N), 0x7FC0, np.uint16)
-                        name = f"gemv_fused{'_norm' if norm else ''}{'_ks' if ks else ''}{deep or ''}_bf16_m{M}"
+                        name = f"gemv_fused{'_norm' if norm else ''}{'_ks' if ks else ''}{variant or ''}_bf16_m{M}"
                         rpb = 8 // max(ks, 1)
                         grid = math.ceil(N / 2 / (rpb // 2)) if mode == 2 else math.ceil(N / rpb)
                         b = bias if mode in (0, 2) else None
@@ -80,8 +80,8 @@ def run(so):
                         iv = (ctypes.c_uint64 * 20)(*ints + [0] * 9)
                         fv = (ctypes.c_float * 8)(*([1e-5] + [0.0] * 7))
                         lib.emu_launch(fn(name), iv, fv, grid, 1, 1, 256, 1, 1)
-                        outs[(ks, deep, 0)] = y
-                        every[(N, K, m, mode, norm, ks, deep)] = y
+                        outs[(ks, variant, 0)] = y
+                        every[(N, K, m, mode, norm, ks, variant)] = y
                     xf = bf16_to_f(x).astype(np.float64)
                     if norm:
                         xf32 = bf16_to_f(x)
@@ -99,16 +99,16 @@ def run(so):
                     else:
                         ref = lin
                     bits = lambda a: a.view(np.uint32) if mode == 3 else a  # noqa: E731
-                    for (ks, deep, _), y in outs.items():
+                    for (ks, variant, _), y in outs.items():
                         got = y.astype(np.float64) if mode == 3 else bf16_to_f(y).astype(np.float64)
                         e = np.linalg.norm(got - ref) / np.linalg.norm(ref)
                         # KS 1 == gemv_fused; an _xpre form == its GF_U form (KS 0 / 1: gemv_fused); 
-                        twin = (0, False, 0) if ks == 1 or (deep and ks == 0) else (ks, False, 0) if deep else None
+                        twin = (0, False, 0) if ks == 1 or (variant and ks == 0) else (ks, False, 0) if variant else None
                         same = twin is None or np.array_equal(bits(y), bits(outs[twin]))
                         ok = e < (2e-5 if mode == 3 else 1e-2) and same
                         n += 1
                         bad += not ok
-                        print(f"{'ok  ' if ok else 'FAIL'} N={N} K={K} m={m} mode={mode} norm={int(norm)} KS={ks}{' ' + deep[1:] if deep else ''} rel={e:.2e} bitwise twin {same}",
+                        print(f"{'ok  ' if ok else 'FAIL'} N={N} K={K} m={m} mode={mode} norm={int(norm)} KS={ks}{' ' + variant[1:] if variant else ''} rel={e:.2e} bitwise twin {same}",
                               flush=True)
     print(f"== {n} cases, {bad} failed")
     return every, bad

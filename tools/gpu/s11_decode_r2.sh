@@ -3,9 +3,8 @@
 #   tune — bench/gemv_tune.ts: the 8B / 1B decode GEMV chains (qkv, o_proj, gate_up, down a layer; PDL), by role, one
 #          process: the default vs gemv1 (new: persistent one-token GEMV, a register ring across rows; gemv_fused_ks's
 #          sums bit for bit — CPU emulation 320 cases) at 2 / 3 blocks a SM, 64 registers (GV1_MINB 4), ring depth 12, on qkv / o / down only,
-#          with the next 8 loads a lane prefetched into L2 before the wait (GV1_PF);
-#          o / qkv
-#          split 2 warps a row; registers of each entry point
+#          with the next 8 loads a lane prefetched into L2 before the wait (GV1_PF); o / qkv split 2 warps a row;
+#          registers of each entry point
 #   ab8b / ab1b — bench/decode_pdl.ts --ab '{"gemv1":true}': tok/s, graph replay, logits bit for bit vs the default
 set -uo pipefail
 # shellcheck disable=SC1091

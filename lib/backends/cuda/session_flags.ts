@@ -197,8 +197,9 @@ export const CUDA_FLAGS = {
   /**
    * Fused bf16 decode GEMVs of up to 2 rows run gemv_fused*_xpre (kernels/gemv.cu: a chunk's x vectors loaded together
    * with its weight vectors instead of after they land). A lane adds its vectors in the same order: the same bits.
-   * H200 session 11 (one process): llama-3.2-1b batch 1 1,046.9 → 1,164.2 tok/s, graph step at 128 keys 807.4 → 766.6
-   * µs; the same logits bits.
+   * H200 session 11: llama-3.2-1b batch-1 graph step 807.4 → 766.6 µs at 128 keys (one process, logits bitwise);
+   * llama-3.1-8b GEMV chain (bench/gemv_tune.ts) 3,857 → 3,615 µs; the closing run (on): 8B batch 1 84.0% of copy
+   * (session 10: 79.1%).
    * @default true
    */
   gemvXPre: { env: "LLMRT_GEMV_XPRE", default: true },
