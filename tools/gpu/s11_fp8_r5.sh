@@ -3,6 +3,7 @@
 # The task's own metric (bench/fp8_e2e.ts: TTFT 2048 best of 3 after a warm-up, batch-1 decode tok/s over 128 graph steps)
 # for default | s11 (fp8GemmResidual, fp8FreshPrompt, fp8FlatQuant, fp8AttnQuant, fp8PruneLastLayer) | s11fast (+ fp8FastSilu),
 # one process; then the flash_prefill_wg_q8 GPU check (q8 bytes = flash_prefill_wg + fp8_quantize_bf16) with the time left.
+# Not run in session 11 (no device time left after r4).
 set -uo pipefail
 # shellcheck disable=SC1091
 source tools/gpu/jobs_lib.sh
