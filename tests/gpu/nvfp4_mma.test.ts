@@ -264,7 +264,10 @@ gpuTest("nvfp4_gemv_mma m1 vs lowbit_gemv_nvfp4 m1 (each + its act launch) on 1B
   const vspec = variants.map((v) => {
     const m = /^(\d+)(?:p(\d+))?(?:n(\d))?(?:z(\d))?(w)?(k)?(?:c(\d))?(?:b(\d))?$/.exec(v);
     if (!m) throw new Error(`LLMRT_NVFP4_VARIANTS: bad variant ${v}`);
-    const key = `-DNV_U=${m[1]} -DNV_LDNC=${m[3] ?? 1} -DNV_ZC=${m[4] ?? 1} -DNV_K32_CHAIN=${m[7] ?? 1} -DNV_MINB=${m[8] ?? 1}`;
+    // (U and B set both kernels' macros: NV_U / NV_MINB of nvfp4_gemv_mma, NV_K32_U / NV_K32_MINB of nvfp4_gemv_k32.)
+    const key = `-DNV_U=${m[1]} -DNV_K32_U=${m[1]} -DNV_LDNC=${m[3] ?? 1} -DNV_ZC=${m[4] ?? 1} -DNV_K32_CHAIN=${m[7] ?? 1} -DNV_MINB=${
+      m[8] ?? 1
+    } -DNV_K32_MINB=${m[8] ?? 1}`;
     return { u: Number(m[1]), perSm: Number(m[2] ?? 0), key, nw: m[5] ? 16 : 8, k32: !!m[6] };
   });
   const uniq = [...new Set(vspec.map((v) => v.key))];

@@ -56,10 +56,11 @@ export const NVFP4_MMA_U = 4;
 /** Resident blocks per SM of nvfp4_gemv_mma's persistent grid (256 threads, <= 128 registers). */
 export const NVFP4_GEMV_BLOCKS_PER_SM = 2;
 /**
- * nvfp4_gemv_k32's (<= 80 registers: 3 blocks of 256 threads fit an SM). H200 session 11 r3: llama-3.1-8b qkv
- * 6144×4096 8.3 µs at 3 per SM vs 11.8 at 2 (384 row tiles: one wave instead of 1.45), the other 8B shapes ±5%.
+ * nvfp4_gemv_k32's (kernels/nvfp4_mma.cu NV_K32_U 2, NV_K32_MINB 4: <= 64 registers, 4 blocks of 256 threads an SM).
+ * H200 session 11 r4, llama-3.1-8b decoder linears a token: 2.008 ms (46.1% of copy) vs nvfp4_gemv_mma's 2.149 (qkv 7.9
+ * vs 11.0 µs, gate_up 28.8 vs 32.1, o 6.8 vs 6.9, down 19.3 vs 17.2); r3: 2.148 at NV_U 4 / 3 per SM, 2.431 at 2 per SM.
  */
-export const NVFP4_K32_BLOCKS_PER_SM = 3;
+export const NVFP4_K32_BLOCKS_PER_SM = 4;
 
 /**
  * nvfp4_gemv_mma's grid for [n, k]: one block per 16-row tile, or at most `maxBlocks` (LaunchEnv.nvfp4GemvBlocks) that
@@ -211,7 +212,8 @@ export function planLowbitLinear(
       throw new InternalError(`launch plan: '${op.weight}' has a k32 norm prologue / residual epilogue it cannot take`);
     }
     const y = isLogits ? env.logits : k32Fuse.residual ?? buf(op.out);
-    // k32: a persistent grid of NVFP4_K32_BLOCKS_PER_SM blocks an SM (fewer registers than nvfp4_gemv_mma).
+    // k32: a persistent grid of NVFP4_K32_BLOCKS_PER_SM blocks an SM (fewer registers than nvfp4_gemv_mma; the
+    // persistence test is NVFP4_MMA_U's, (k / 64) % 32 == 0, stricter than its NV_K32_U 2 needs).
     const k32Blocks = env.nvfp4GemvBlocks ? (env.nvfp4GemvBlocks / NVFP4_GEMV_BLOCKS_PER_SM) * NVFP4_K32_BLOCKS_PER_SM : undefined;
     if (k32Fuse.norm) {
       // nvfp4_gemv_k32_norm: the RMSNorm before this linear (its launch dropped) in the GEMV's prologue; 8 warps.

@@ -48,6 +48,12 @@ typedef unsigned char u8;
 #ifndef NV_K32_CHAIN
 #define NV_K32_CHAIN 1  // nvfp4_gemv_k32: 1: the block terms added in nvfp4_gemv_mma's order (same bits); 0: per lane, then the quad
 #endif
+#ifndef NV_K32_U
+#define NV_K32_U 2  // nvfp4_gemv_k32: k tiles a lane keeps in flight (H200 session 11 r4: 2 with NV_K32_MINB 4 the fastest)
+#endif
+#ifndef NV_K32_MINB
+#define NV_K32_MINB 4  // nvfp4_gemv_k32 (8 warps): __launch_bounds__ minimum blocks per SM (4: <= 64 registers)
+#endif
 #ifndef NV_MINB
 #define NV_MINB 1  // __launch_bounds__ minimum blocks per SM of the GEMV (tuning knob: 3 caps registers at 85)
 #endif
@@ -401,7 +407,8 @@ NVFP4_MMA_GEMV(nvfp4_gemv_mma_w16_bf16_m8, 8, 16)
 //   codes' negations are not read), blocks 2, 3 in columns 4, 6 of another pair, so lane 4g + t's accumulators c0 / c2
 //   end as block t's sums of rows g / g + 8. Each lane then scales and adds one block of two rows a k tile (the 16-row
 //   mma kernel's lanes each add four blocks of two rows, of which only a quarter are used at m = 1), and a k tile takes
-//   4 mmas, not 8. The block terms are the same exact floats; with NV_K32_CHAIN (default) every lane adds its quad's four
+//   4 mmas, not 8; NV_K32_U 2 tiles in flight a lane under 64 registers (NV_K32_MINB 4), so 4 blocks fit an SM: this GEMV is
+//   latency-bound, more resident warps is what speeds it up. The block terms are the same exact floats; with NV_K32_CHAIN (default) every lane adds its quad's four
 //   in block order, nvfp4_gemv_mma's fma chain: the same bits as it (batch-invariant with the m8 kernel); NV_K32_CHAIN 0
 //   sums a block column per lane and the quad at the end (fewer instructions, another fp32 order).
 
@@ -436,11 +443,11 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
   const int KT = k / 64, RT = n / 16;
   const int cnt = (KT - warp + NW - 1) / NW;  // as nvfp4MmaGemv: k tiles warp, warp + NW, ... of every row tile
   const u32 T0 = 0x03020100u, T1 = 0x0C080604u;  // 2 · e2m1 magnitudes
-  uint4 nw[NV_U];
-  uint2 ns[NV_U];
+  uint4 nw[NV_K32_U];
+  uint2 ns[NV_K32_U];
   int rt = blockIdx.x;
 #pragma unroll
-  for (int u = 0; u < NV_U; u++) {
+  for (int u = 0; u < NV_K32_U; u++) {
     if (u < cnt && rt < RT) nvLoadTile(W, S, rt, warp + NW * u, KT, lane, nw[u], ns[u]);
   }
   pdlWait();
@@ -488,16 +495,16 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
   const u32 ssel = (u32)t | ((u32)(t + 4) << 4);  // prmt of the scale words: (row g, block t), (row g + 8, block t)
   for (; rt < RT; rt += gridDim.x) {
     float acc0 = 0.f, acc1 = 0.f;
-    for (int j0 = 0; j0 < cnt; j0 += NV_U) {
+    for (int j0 = 0; j0 < cnt; j0 += NV_K32_U) {
 #pragma unroll
-      for (int u = 0; u < NV_U; u++) {
+      for (int u = 0; u < NV_K32_U; u++) {
         if (j0 + u >= cnt) break;
-        // Take slot u's tile and refill the slot at once with the item NV_U ahead (a rolling window: NV_U tiles in
+        // Take slot u's tile and refill the slot at once with the item NV_K32_U ahead (a rolling window: NV_K32_U tiles in
         // flight, one set of registers each).
         const uint4 wt = nw[u];
         const uint2 st = ns[u];
         {
-          int j = j0 + NV_U + u, r2 = rt;
+          int j = j0 + NV_K32_U + u, r2 = rt;
           if (j >= cnt) {  // the next row tile's items (persistent grids)
             j -= cnt;
             r2 += gridDim.x;
@@ -576,7 +583,7 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
 }
 
 #define NVFP4_K32_GEMV(NAME, NW, LOGITS, ADD)                                                                                              \
-  extern "C" __global__ void __launch_bounds__(NW * 32, NW == 8 ? NV_MINB : 1) NAME(const u8* xq, const u8* W, const u8* S, const float* sx, \
+  extern "C" __global__ void __launch_bounds__(NW * 32, NW == 8 ? NV_K32_MINB : 1) NAME(const u8* xq, const u8* W, const u8* S, const float* sx, \
       const bf16_t* bias, void* y, int m, int n, int k, int unused, float alpha) {                                                  \
     nvfp4K32Gemv<NW, LOGITS, 0, ADD>(xq, W, S, sx, bias, y, n, k, alpha);                                                            \
   }
@@ -592,12 +599,12 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
 //     const u8* S, const bf16_t* bias, void* y, int n, int k, float eps, float a, float alpha)
 //   nvfp4_rmsnorm_act_bf16 (add 0) + nvfp4_gemv_k32[_logits]_bf16_m1 in one launch (the same bits); 256 threads.
 #define NVFP4_K32_ACT_GEMV(NAME, NW, LOGITS, ADD)                                                                                   \
-  extern "C" __global__ void __launch_bounds__(NW * 32, NW == 8 ? NV_MINB : 1) NAME(const bf16_t* x, const u8* W, const u8* S,     \
+  extern "C" __global__ void __launch_bounds__(NW * 32, NW == 8 ? NV_K32_MINB : 1) NAME(const bf16_t* x, const u8* W, const u8* S,     \
       const bf16_t* bias, void* y, int n, int k, float a, float alpha) {                                                           \
     nvfp4K32Gemv<NW, LOGITS, 1, ADD>(reinterpret_cast<const u8*>(x), W, S, nullptr, bias, y, n, k, alpha, a);                       \
   }
 #define NVFP4_K32_NORM_GEMV(NAME, LOGITS)                                                                                           \
-  extern "C" __global__ void __launch_bounds__(256, NV_MINB) NAME(const bf16_t* x, const bf16_t* normW, const u8* W, const u8* S,  \
+  extern "C" __global__ void __launch_bounds__(256, NV_K32_MINB) NAME(const bf16_t* x, const bf16_t* normW, const u8* W, const u8* S,  \
       const bf16_t* bias, void* y, int n, int k, float eps, float a, float alpha) {                                                \
     nvfp4K32Gemv<8, LOGITS, 2, false>(reinterpret_cast<const u8*>(x), W, S, nullptr, bias, y, n, k, alpha, a, normW, eps);           \
   }
