@@ -354,7 +354,7 @@ export interface FakeSessionOptions {
   readonly quantGemm?: boolean;
   /** LaunchEnv.quantTailNorm (with its quantNormScratch, f32 [8, hiddenSize / 16]). */
   readonly quantTailNorm?: boolean;
-  /** LaunchEnv.quantGemvFast (the 16-row quantized GEMVs as quant_gemv_fast*; launches of at most 8 tiles on quant_gemv_fastd*). */
+  /** LaunchEnv.quantGemvFast (the 16-row quantized GEMVs as quant_gemv_fast*). */
   readonly quantGemvFast?: boolean;
   /** LaunchEnv.nvfp4Mma: NVFP4 linears that fit uploaded tiled (nvfp4_tiles.ts) and run nvfp4_mma.cu's stand-ins. */
   readonly nvfp4Mma?: boolean;
@@ -470,7 +470,7 @@ export class FakeCudaSession {
       decodeCounters: mem.alloc(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4),
       ...(opts.quantGemv1 ? { quantGemv1: true, quantGemv1Blocks: opts.quantGemv1 } : {}),
       ...(opts.quantTailNorm ? { quantTailNorm: true, quantNormScratch: mem.alloc(8 * Math.ceil(a.hiddenSize / 16) * 4) } : {}),
-      ...(opts.quantGemvFast ? { quantGemvFast: true, quantGemvDeepTiles: 8 } : {}),
+      ...(opts.quantGemvFast ? { quantGemvFast: true } : {}),
       quantScratch: scratch > 0 ? mem.alloc(scratch) : undefined,
       fp8Scratch: fp8 ? mem.alloc(fp8.bytes) : undefined,
       lowbitScratch: lowbit ? mem.alloc(lowbit.bytes) : undefined,
@@ -1098,10 +1098,6 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "quant_gemv_fast_addnorm_u8":
       case "quant_gemv_fast_rs_u4":
       case "quant_gemv_fast_rs_u8":
-      case "quant_gemv_fastd_u4":
-      case "quant_gemv_fastd_u8":
-      case "quant_gemv_fastd_addnorm_u4":
-      case "quant_gemv_fastd_addnorm_u8":
       case "quant_gemv1_u4":
       case "quant_gemv1_u8":
       case "quant_gemv1_norm_u4":

@@ -126,9 +126,7 @@ export function planQuantLinear(
     // One row: quant_gemv1 (quantGemv1; the same bits, a persistent grid of contiguous row pairs per warp).
     const one = !!env.quantGemv1 && rows === 1 && quantGemv1Plan(env.plan) && quantGemv1Fits(op, !!norm);
     const form = norm ? "_norm" : tailNorm ? "_addnorm" : rowScale ? "_rs" : "";
-    // quantGemvFast: the same launch on another variant; few tiles (plain / _addnorm): the deep one.
-    const deep = !!env.quantGemvFast && !norm && !rowScale && quantGemvGrid(N) <= (env.quantGemvDeepTiles ?? 0);
-    const family = deep ? "quant_gemv_fastd" : env.quantGemvFast ? "quant_gemv_fast" : "quant_gemv_fused";
+    const family = env.quantGemvFast ? "quant_gemv_fast" : "quant_gemv_fused"; // quantGemvFast: the same launch, another variant
     k(
       i,
       one ? `quant_gemv1${form}_${u}` : `${family}${form}_${u}`,

@@ -249,8 +249,6 @@ export class CudaSession implements SessionBackend {
   readonly quantGemv1: boolean;
   /** CudaSessionOptions.quantGemvFast. */
   readonly quantGemvFast: boolean;
-  /** CudaSessionOptions.quantGemvDeep. */
-  readonly quantGemvDeep: boolean;
   /** CudaSessionOptions.persistentDecode, where the engine and device allow it (persistent_decode.ts). */
   readonly persistentDecode: boolean;
   /** CudaSessionOptions.gemvDeepLoads. */
@@ -375,7 +373,6 @@ export class CudaSession implements SessionBackend {
     this.sampleSplit = f.sampleSplit;
     this.quantGemv1 = f.quantGemv1;
     this.quantGemvFast = f.quantGemvFast;
-    this.quantGemvDeep = f.quantGemvDeep;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -632,7 +629,6 @@ export class CudaSession implements SessionBackend {
       quantGemv1: this.quantGemv1,
       quantGemv1Blocks: QUANT_GEMV1_BLOCKS_PER_SM * this.device.smCount,
       quantGemvFast: this.quantGemvFast,
-      ...(this.quantGemvDeep ? { quantGemvDeepTiles: 2 * this.device.smCount } : {}),
       wgmmaPrefill: this.wgmmaPrefill,
       decodeSplitK: this.decodeSplitK,
       fp8DecodeAttention: this.fp8DecodeAttention,
