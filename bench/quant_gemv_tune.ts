@@ -15,7 +15,9 @@
  *   bun bench/quant_gemv_tune.ts [--variants "FASTNORM=0;U=4,MINB=2;LOOP=1"] [--m8] [--only 8b] [--bits 4] [--ms "1 tail,1"] [--json FILE]
  *
  * NOSCALE=1 / NOMATH=1 (no scale / zero-point loads; no dequantization or mma) are ceilings: timing only, their checks
- * say DIFFERENT. LDNC=1 loads the weights without L1 allocation (the same sums).
+ * say DIFFERENT. LDNC=1 loads the weights without L1 allocation (the same sums); CONTIG=1 (quant_gemv_fast's variant:
+ * contiguous superchunk runs a warp), ZFOLD=1 (u4 zero points off through Σx), XSTAGE=1 (x staged per block in the mma's
+ * pair order) sum in another order ("close").
  *
  * A variant is a comma list of QG_ knobs (`U=4` = -DQG_U=4; `NW=16`: 16 warps a tile, blocks of 512 threads);
  * `LOOP=1` (QG_LOOP) runs quant_gemv_fused* on a persistent grid of min(tiles, RB × SMs) blocks (RB=3 unless

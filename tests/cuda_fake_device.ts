@@ -364,7 +364,7 @@ export interface FakeSessionOptions {
   readonly quantGemm?: boolean;
   /** LaunchEnv.quantTailNorm (with its quantNormScratch, f32 [8, hiddenSize / 16]). */
   readonly quantTailNorm?: boolean;
-  /** LaunchEnv.quantGemvFast (the 16-row quantized GEMVs as quant_gemv_fast*; launches of at most 8 tiles on quant_gemv_fastd*). */
+  /** LaunchEnv.quantGemvFast (the 16-row quantized GEMVs as quant_gemv_fast*). */
   readonly quantGemvFast?: boolean;
   /** LaunchEnv.nvfp4Mma: NVFP4 linears that fit uploaded tiled (nvfp4_tiles.ts) and run nvfp4_mma.cu's stand-ins. */
   readonly nvfp4Mma?: boolean;
@@ -487,7 +487,7 @@ export class FakeCudaSession {
       // int32 [decodeCap × numKvHeads × ceil(G / 8)], zero (as the session allocates them).
       decodeCounters: mem.alloc(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4),
       ...(opts.quantTailNorm ? { quantTailNorm: true, quantNormScratch: mem.alloc(8 * Math.ceil(a.hiddenSize / 16) * 4) } : {}),
-      ...(opts.quantGemvFast ? { quantGemvFast: true, quantGemvDeepTiles: 8 } : {}),
+      ...(opts.quantGemvFast ? { quantGemvFast: true } : {}),
       quantScratch: scratch > 0 ? mem.alloc(scratch) : undefined,
       fp8Scratch: fp8 ? mem.alloc(fp8.bytes) : undefined,
       lowbitScratch: lowbit ? mem.alloc(lowbit.bytes) : undefined,
@@ -1145,11 +1145,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "quant_gemv_fast_addnorm_u4":
       case "quant_gemv_fast_addnorm_u8":
       case "quant_gemv_fast_rs_u4":
-      case "quant_gemv_fast_rs_u8":
-      case "quant_gemv_fastd_u4":
-      case "quant_gemv_fastd_u8":
-      case "quant_gemv_fastd_addnorm_u4":
-      case "quant_gemv_fastd_addnorm_u8": {
+      case "quant_gemv_fast_rs_u8": {
         // quant_gemv.cu: (x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode); modes and roundings of gemv_fused.
         // _addnorm: mode 1, then (xw, ssq): xw = bf16(new y · normW), ssq [m, n / 16] = each 16-row tile's Σ y².
         // _rs: normW is such an ssq [m, k / 16]: row r's sums times rsqrt(Σ ssq[r] / k + eps) before the bias.

@@ -106,12 +106,8 @@ const FUSED_CASES: [string, IntGrid, number, number][] = [
   // 9 superchunks: the last pipeline stage of 2 superchunks is half full.
   ["uint4 g128 zero points, odd superchunk count", { bits: 4, groupSize: 128, hasZeroPoint: true }, 64, 1152],
 ];
-/** Each case for quant_gemv_fused* and for quant_gemv_fast* / fastd* (quantGemvFast: the same products summed in another order). */
-const FAMILY_CASES = ["quant_gemv_fused", "quant_gemv_fast", "quant_gemv_fastd"].flatMap((fam) =>
-  FUSED_CASES.map(([n, g, N, K]) => [n, g, N, K, fam] as const)
-);
-/** quant_gemv_fastd* (4 superchunks a warp in flight) has the plain and _addnorm entry points only. */
-const hasNorm = (fam: string): boolean => fam !== "quant_gemv_fastd";
+/** Each case for quant_gemv_fused* and for quant_gemv_fast* (quantGemvFast: the same products summed in another order). */
+const FAMILY_CASES = ["quant_gemv_fused", "quant_gemv_fast"].flatMap((fam) => FUSED_CASES.map(([n, g, N, K]) => [n, g, N, K, fam] as const));
 const silu = (g: number): number => g / (1 + Math.exp(-g));
 const rbf = (v: number): number => fromBf16Bits(toBf16Bits(v));
 
@@ -130,7 +126,7 @@ for (const [name, grid, N, K, fam] of FAMILY_CASES) {
     bias.copyFromHost(biasF);
     normW.copyFromHost(normF);
     const eps = 1e-5;
-    for (const norm of hasNorm(fam) ? [false, true] : [false]) {
+    for (const norm of [false, true]) {
       for (const m of [1, 2, 3, 8]) {
         if (norm && m * K > 8192) continue;
         const xb = bf16(seededUniform(7 + m, m * K));
@@ -298,7 +294,7 @@ for (const [name, grid, N, K, fam] of FAMILY_CASES) {
 
 // The consumer: quant_gemv_fused_rs on x = xw with its ssq, modes 0-3, against float64 rsqrt(Σ ssq / k + eps) · (W · xw)
 // + bias (then the epilogue), with the fused test's bounds; batch invariant (row 0 alone gives the same bits).
-for (const [name, grid, N, K, fam] of FAMILY_CASES.filter((c) => hasNorm(c[4]))) {
+for (const [name, grid, N, K, fam] of FAMILY_CASES) {
   gpuTest(`${fam}_rs ${name}: sums scaled by the rms of the tile sums of squares, modes 0-3, m = 1..8, vs float64; batch invariant`, () => {
     const d = device();
     using mod = loadKernelFile(d, "quant_gemv.cu");

@@ -196,11 +196,6 @@ export interface LaunchEnv {
   /** The 16-row quantized GEMVs run as quant_gemv_fast* (CudaSessionOptions.quantGemvFast). */
   readonly quantGemvFast?: boolean;
   /**
-   * With quantGemvFast: plain and _addnorm launches of at most this many 16-row tiles run quant_gemv_fastd* (4 superchunks
-   * a warp in flight, 2 blocks per SM: with CudaSessionOptions.quantGemvDeep the session sets 2 × SMs). Unset: never.
-   */
-  readonly quantGemvDeepTiles?: number;
-  /**
    * Programmatic dependent launch (Hopper+): the fused decode step's launches of PDL_KERNELS get
    * `pdl` (each starts streaming its weights while the previous kernel finishes). @default false
    */

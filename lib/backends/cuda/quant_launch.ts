@@ -84,9 +84,7 @@ export function planQuantLinear(
     }
     const tail = tailNorm ? [buf(tailNorm.out), env.quantNormScratch!] : [];
     const form = norm ? "_norm" : tailNorm ? "_addnorm" : rowScale ? "_rs" : "";
-    // quantGemvFast: the same launch on another variant; few tiles (plain / _addnorm): the deep one.
-    const deep = !!env.quantGemvFast && !norm && !rowScale && quantGemvGrid(N) <= (env.quantGemvDeepTiles ?? 0);
-    const family = deep ? "quant_gemv_fastd" : env.quantGemvFast ? "quant_gemv_fast" : "quant_gemv_fused";
+    const family = env.quantGemvFast ? "quant_gemv_fast" : "quant_gemv_fused"; // quantGemvFast: the same launch, another variant
     k(i, `${family}${form}_${u}`, [quantGemvGrid(N), 1, 1], 256, [
       buf(norm ? norm.x : op.x),
       env.weight(op.weight),

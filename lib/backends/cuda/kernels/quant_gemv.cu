@@ -220,8 +220,7 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #endif
 #define QG_V_CONTIG 1  // variant bits of quantGemvFusedImpl's V (the quant_gemv_fused* entry points: QG_V from the knobs above)
 #define QG_V_ZFOLD 2
-#define QG_V_U4 4      // 4 superchunks a warp in flight (the entry points with it: 2 blocks of 256 per SM)
-#define QG_V_XS 8      // u4 without a prologue: x staged per block in shared memory in the mma's pair order (m·k <= QG_XP)
+#define QG_V_XS 4      // u4 without a prologue: x staged per block in shared memory in the mma's pair order (m·k <= QG_XP)
 #define QG_XP 16384    // bf16 elements of that stage (32 KB)
 #ifndef QG_XSTAGE
 #define QG_XSTAGE 0   // 1: QG_V_XS for the quant_gemv_fused* entry points (tuning knob)
@@ -513,7 +512,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
   const u32 zdef = 1u << (BITS - 1);
   const bool xLive = g < m;
   float acc[4] = {0.f, 0.f, 0.f, 0.f};
-  constexpr int U = (V & QG_V_U4) ? 4 : NORM ? QG_UN : QG_U;
+  constexpr int U = NORM ? QG_UN : QG_U;
   uint4 va[U], vb[U];
   float sa[U], sb[U];
   u32 za[U], zb[U];
@@ -768,12 +767,13 @@ QUANT_GEMV_RS(quant_gemv_fused_rs_u8, 8)
 // Session 11 (CudaSessionOptions.quantGemvFast): quant_gemv_fast{,_norm,_addnorm,_rs}_u{4|8} — quant_gemv_fused's
 // entry points, parameters, grids and epilogues with the variant QG_FAST of quantGemvFusedImpl: each warp streams a
 // contiguous run of ceil(S / 8) superchunks of its tile (paired scale / zero-point loads where a group is one
-// superchunk), and (u4, no prologue) x is staged once per block in shared memory in the mma's pair order, so the loop
-// has no x permutes (H200 r2: the 8B gate_up GEMV is instruction-bound). The same products, summed in another order:
-// within fp32 rounding of quant_gemv_fused's sums (tools/cuda-kernel-check/quant_gemv_emu.py: the bf16 outputs the
-// same bits there). Batch invariant as quant_gemv_fused (the order does not depend on m or on where x is read from).
+// superchunk) instead of superchunks 8 apart. The same products, summed in another order: within fp32 rounding of
+// quant_gemv_fused's sums (tools/cuda-kernel-check/quant_gemv_emu.py: the bf16 outputs the same bits there; H200
+// session 11: tests/quant_cuda.test.ts passes for these entry points). Batch invariant as quant_gemv_fused. H200
+// session 11, one llama-3.1-8b int4 layer in one process: 56.9 -> 54.0 us (down 16.2 -> 14.5, o 7.0 -> 6.6); staging x
+// in the mma's pair order too (QG_V_XS) and the zero-point fold (QG_V_ZFOLD) measured slower (bench/RESULTS.md).
 #ifndef QG_FAST
-#define QG_FAST (QG_V_CONTIG | QG_V_XS)
+#define QG_FAST QG_V_CONTIG
 #endif
 #define QUANT_GEMV_FAST(NAME, BITS, NORM, TAIL, RS)                                                                         \
   extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
@@ -808,30 +808,6 @@ QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u4, 4)
 #endif
 #if LLMRT_KERNEL(quant_gemv_fast_addnorm_u8)
 QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u8, 8)
-#endif
-// quant_gemv_fastd{,_addnorm}_u{4|8}: the same with 4 superchunks a warp in flight (QG_V_U4) at 2 blocks of 256 per SM,
-// for linears of few tiles and long rows (the launcher: at most 2 tiles an SM, e.g. llama-3.1-8b down_proj / o_proj).
-#define QUANT_GEMV_FASTD(NAME, BITS)                                                                                        \
-  extern "C" __global__ void __launch_bounds__(32 * QG_NW, 2) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
-      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
-    quantGemvFusedImpl<BITS, false, false, false, QG_FAST | QG_V_U4>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode); \
-  }
-#define QUANT_GEMV_FASTD_ADDNORM(NAME, BITS)                                                                                \
-  extern "C" __global__ void __launch_bounds__(32 * QG_NW, 2) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
-      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw, float* ssq) { \
-    quantGemvFusedImpl<BITS, false, true, false, QG_FAST | QG_V_U4>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, xw, ssq); \
-  }
-#if LLMRT_KERNEL(quant_gemv_fastd_u4)
-QUANT_GEMV_FASTD(quant_gemv_fastd_u4, 4)
-#endif
-#if LLMRT_KERNEL(quant_gemv_fastd_u8)
-QUANT_GEMV_FASTD(quant_gemv_fastd_u8, 8)
-#endif
-#if LLMRT_KERNEL(quant_gemv_fastd_addnorm_u4)
-QUANT_GEMV_FASTD_ADDNORM(quant_gemv_fastd_addnorm_u4, 4)
-#endif
-#if LLMRT_KERNEL(quant_gemv_fastd_addnorm_u8)
-QUANT_GEMV_FASTD_ADDNORM(quant_gemv_fastd_addnorm_u8, 8)
 #endif
 
 // Each thread dequantizes 8 consecutive weights of one row into one 16-byte bf16 store.
