@@ -10,6 +10,7 @@
 # word-level tokenizer, `llama-1b-bytes` is llama-3.2-1b's weights with the byte-level one). Queuing again
 # replaces a job that has not run yet. Results come back in /work/devq/results/NAME/rROUND/ (a file DONE
 # appears there when the round's results are unpacked): job.log (stdout+stderr) and whatever the job wrote to $OUT.
+# Logs, bench/RESULTS.md and README.md stay behind (the device needs none of them; the send is near its 64 MiB).
 # On the device the job runs with cwd = a fresh copy of main's tree overlaid with yours, Bun on PATH,
 # node_modules linked, LLMRT_CACHE_DIR shared by the batch, checkpoints in /tmp/hfmodels/<preset>, and
 # ../shared/models holding stories260k.
@@ -33,7 +34,8 @@ cd "$wt"
 git rev-parse HEAD > "$tmp/head"
 base=$(git merge-base HEAD main)
 { git diff --name-only -z --diff-filter=d "$base"; git ls-files -oz --exclude-standard; } | sort -zu \
-  | { grep -zv -E '^(tools/gpu/results/|tools/cuda-kernel-check/results/)' || true; } | xargs -0 -r cp --parents -t "$tmp/tree"
+  | { grep -zv -E '^(tools/gpu/results/|tools/cuda-kernel-check/results/|bench/RESULTS\.md$|README\.md$)' || true; } \
+  | xargs -0 -r cp --parents -t "$tmp/tree"
 git diff --name-only --diff-filter=D "$base" > "$tmp/deleted" || true
 kib=$(($(du -sb "$tmp" | cut -f1) / 1024))
 [ "$kib" -lt 400 ] || { echo "job folder is ${kib} KiB: carry less (limit 400 KiB a job: the send is near its 64 MiB)" >&2; rm -rf "$tmp"; exit 1; }
