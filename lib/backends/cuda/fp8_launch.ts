@@ -12,7 +12,7 @@ import type { LinearStep } from "./step_ctx.ts";
 import type { EnginePlan } from "../../ir/plan.ts";
 import type { Op } from "../../ir/network.ts";
 import { InternalError } from "../../util/errors.ts";
-import { opReads } from "./op_reads.ts";
+import { readerCounts } from "./op_reads.ts";
 import { GEMV_MAX_ROWS, type Launch, type LaunchEnv } from "./launch_types.ts";
 import type { QuantFusion } from "./quant_launch.ts";
 
@@ -104,12 +104,8 @@ export function fp8QuantProducers(
 ): Map<number, number> {
   const out = new Map<number, number>();
   if (!env.fp8FusedQuant || env.lora || env.elem !== "bf16") return out;
-  const readers = new Map<string, number>();
-  for (const op of plan.ops) {
-    const r = opReads(op);
-    if (!r) return out;
-    for (const n of r) readers.set(n, (readers.get(n) ?? 0) + 1);
-  }
+  const readers = readerCounts(plan.ops);
+  if (!readers) return out;
   plan.ops.forEach((op, j) => {
     // fp8AttnQuant: a prefill attention on flash_prefill_wg (`flashWg`) before a static-scale linear.
     const attn = op.type === "paged_attention" && !!env.fp8AttnQuant && flashWg(j);

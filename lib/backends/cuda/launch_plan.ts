@@ -14,7 +14,7 @@ import { GEMV_MAX_ROWS, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL
 import { planLinear } from "./linear_launch.ts";
 import { nvfp4ActArgs, nvfp4ActProducers, type Nvfp4K32Fuse, nvfp4K32Fusion } from "./lowbit_launch.ts";
 import { planAttention, prefillOnFlashWg, shadowRope } from "./attention_launch.ts";
-import { opReads } from "./op_reads.ts";
+import { opReads, readerCounts } from "./op_reads.ts";
 import type { Op } from "../../ir/network.ts";
 import type { StepCtx } from "./step_ctx.ts";
 
@@ -364,22 +364,9 @@ function withPrefillPdl(out: Launch[]): Launch[] {
   });
 }
 
-/** Per op list: how many ops read each activation (an op opReads does not know counts as reading everything). */
-const readerCounts = new WeakMap<readonly Op[], { counts: Map<string, number>; unknown: boolean }>();
-
 /** Whether op `reader` is the only op that reads activation `name` (gemmResidual: the linear's output is not kept). */
 function onlyReader(ops: readonly Op[], name: string, reader: number): boolean {
-  let r = readerCounts.get(ops);
-  if (!r) {
-    r = { counts: new Map(), unknown: false };
-    for (const o of ops) {
-      const reads = opReads(o);
-      if (!reads) r.unknown = true;
-      for (const n of new Set(reads ?? [])) r.counts.set(n, (r.counts.get(n) ?? 0) + 1);
-    }
-    readerCounts.set(ops, r);
-  }
-  return !r.unknown && r.counts.get(name) === 1 && (opReads(ops[reader]) ?? []).includes(name);
+  return readerCounts(ops)?.get(name) === 1 && (opReads(ops[reader]) ?? []).includes(name);
 }
 
 /**

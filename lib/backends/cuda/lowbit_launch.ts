@@ -19,7 +19,7 @@ import type { EnginePlan } from "../../ir/plan.ts";
 import type { Op } from "../../ir/network.ts";
 import { InternalError } from "../../util/errors.ts";
 import { GEMV_MAX_ROWS, type Launch, type LaunchEnv } from "./launch_types.ts";
-import { opReads } from "./op_reads.ts";
+import { readerCounts } from "./op_reads.ts";
 import { nvfp4TilesFit } from "./nvfp4_tiles.ts";
 
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
@@ -96,12 +96,8 @@ export function nvfp4ActProducers(
 ): Map<number, number> {
   const out = new Map<number, number>();
   if (!env.nvfp4Mma || env.lora || env.elem !== "bf16") return out;
-  const readers = new Map<string, number>();
-  for (const op of plan.ops) {
-    const r = opReads(op);
-    if (!r) return out;
-    for (const n of r) readers.set(n, (readers.get(n) ?? 0) + 1);
-  }
+  const readers = readerCounts(plan.ops);
+  if (!readers) return out;
   plan.ops.forEach((op, j) => {
     if (op.type !== "rmsnorm" && op.type !== "add_rmsnorm" && op.type !== "silu_mul") return;
     const lin = plan.ops[j + 1];
@@ -137,12 +133,8 @@ export function nvfp4K32Fusion(
 ): { readonly normInto: Map<number, number>; readonly addInto: Map<number, number> } {
   const normInto = new Map<number, number>(), addInto = new Map<number, number>();
   if (!env.nvfp4Mma || !env.nvfp4GemvK32 || !env.nvfp4K32Norm || env.lora || env.elem !== "bf16") return { normInto, addInto };
-  const readers = new Map<string, number>();
-  for (const op of plan.ops) {
-    const r = opReads(op);
-    if (!r) return { normInto, addInto };
-    for (const n of r) readers.set(n, (readers.get(n) ?? 0) + 1);
-  }
+  const readers = readerCounts(plan.ops);
+  if (!readers) return { normInto, addInto };
   const k32 = (j: number, x: string): boolean => {
     const lin = plan.ops[j];
     return !!lin && nvfp4MmaLinear(lin, env) && !lin.lora && lin.x === x && rowsOf(x) === 1 && lowbitGemvShapeOk(lin) && !touched(j);

@@ -37,3 +37,30 @@ export function opReads(op: Op): readonly string[] | undefined {
       return undefined;
   }
 }
+
+const readerCountsOf = new WeakMap<readonly Op[], ReadonlyMap<string, number> | null>();
+
+/**
+ * How many reads of each activation an op list makes (an op reading a name twice counts twice), or null when an op
+ * `opReads` does not know is among them (then any activation may have more readers). Computed once per op list.
+ *
+ * @example
+ * ```ts
+ * const readers = readerCounts(plan.ops);
+ * const onlyOne = readers !== null && readers.get(norm.out) === 1;
+ * ```
+ */
+export function readerCounts(ops: readonly Op[]): ReadonlyMap<string, number> | null {
+  if (readerCountsOf.has(ops)) return readerCountsOf.get(ops)!;
+  let counts: Map<string, number> | null = new Map();
+  for (const op of ops) {
+    const r = opReads(op);
+    if (!r) {
+      counts = null;
+      break;
+    }
+    for (const n of r) counts.set(n, (counts.get(n) ?? 0) + 1);
+  }
+  readerCountsOf.set(ops, counts);
+  return counts;
+}
