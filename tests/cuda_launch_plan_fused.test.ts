@@ -506,3 +506,27 @@ test("prefillPdl: a prefill step's waiting kernels get pdl (never the first laun
     assert.deepEqual(d(true).map((l) => l.kind === "kernel" && !!l.pdl), d(false).map((l) => l.kind === "kernel" && !!l.pdl), `fused ${fused}`);
   }
 });
+
+test("prefillNormWarp / prefillSiluRev: a bf16 prefill step's norms on rmsnorm_warp_bf16, SiLU·mul on silu_mul_rev_bf16; decode steps unchanged", () => {
+  const plan = bareLlamaPlan(LLAMA_3_2_1B_CONFIG);
+  const env = (on: boolean): LaunchEnv => ({
+    ...planEnv(plan, true),
+    wgmmaPrefill: true,
+    gemmResidual: true,
+    ...(on ? { prefillNormWarp: true, prefillSiluRev: true } : {}),
+  });
+  const prefill: StepShape = { numTokens: 2048, numSeqs: 1, numRows: 1, attention: { kind: "prefill" }, sample: true };
+  const on = planLaunches(env(true), prefill), off = planLaunches(env(false), prefill);
+  assert.equal(on.length, off.length);
+  const names = (ls: Launch[]): string[] => ls.map((l) => l.kind === "kernel" ? l.kernel : "gemm");
+  const swapped = names(off).map((n) => n === "rmsnorm_bf16" ? "rmsnorm_warp_bf16" : n === "silu_mul_bf16" ? "silu_mul_rev_bf16" : n);
+  assert.deepEqual(names(on), swapped);
+  assert.equal(names(on).filter((n) => n === "rmsnorm_warp_bf16").length, 33, "both norms of 16 layers and the final one");
+  const norm = on.find((l): l is KernelLaunch => l.kind === "kernel" && l.kernel === "rmsnorm_warp_bf16")!;
+  assert.deepEqual([norm.grid, norm.block], [[512, 1, 1], 128]);
+  for (const fused of [true, false]) {
+    const d = (p: boolean): Launch[] =>
+      planLaunches({ ...planEnv(plan, fused), ...(p ? { prefillNormWarp: true, prefillSiluRev: true } : {}) }, decodeShape(1));
+    assert.deepEqual(names(d(true)), names(d(false)), `decode, fused ${fused}`);
+  }
+});

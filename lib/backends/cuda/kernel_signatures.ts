@@ -16,6 +16,8 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   add_rmsnorm: { file: "rmsnorm.cu", params: [P, P, P, P, I, I, F] },
   add_inplace: { file: "add.cu", params: [P, P, L] },
   silu_mul: { file: "silu_mul.cu", params: [P, P, I, I] },
+  silu_mul_rev: { file: "silu_mul.cu", params: [P, P, I, I] },
+  rmsnorm_warp: { file: "rmsnorm.cu", params: [P, P, P, I, I, F] },
   gather_rows: { file: "gather_rows.cu", params: [P, P, P, I, I] },
   qk_norm: { file: "qk_norm.cu", params: [P, P, P, I, I, I, I, F] },
   rope_kv_write: { file: "rope_kv_write.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, I, I] },
@@ -191,11 +193,13 @@ export function isPdlKernel(name: string, quant = false): boolean {
  */
 const PREFILL_PDL_FAMILIES: ReadonlySet<string> = new Set([
   "rmsnorm",
+  "rmsnorm_warp",
   "add_rmsnorm",
   "rope_kv_write",
   "rope_kv_write_pdl",
   "flash_prefill_wg",
   "silu_mul",
+  "silu_mul_rev",
   "gather_rows",
   "sample",
 ]);

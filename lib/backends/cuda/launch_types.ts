@@ -162,6 +162,10 @@ export interface LaunchEnv {
    * gather_rows and the sampler take programmatic dependent launch (CudaSessionOptions.prefillPdl).
    */
   readonly prefillPdl?: boolean;
+  /** Prefill and mixed steps, bf16: plain RMSNorms on rmsnorm_warp_bf16 (CudaSessionOptions.prefillNormWarp). */
+  readonly prefillNormWarp?: boolean;
+  /** Prefill and mixed steps, bf16: SiLU·mul on silu_mul_rev_bf16 (CudaSessionOptions.prefillSiluRev). */
+  readonly prefillSiluRev?: boolean;
   /**
    * Fused decode steps over a quantized KV cache (FP8 / INT8) that do not run decode_attention_batch2 take one
    * decode_attention_{fp8kv|int8kv} launch per attention (RoPE + quantized KV write + split attention + merge)

@@ -254,6 +254,10 @@ export class CudaSession implements SessionBackend {
   readonly gemvXPre: boolean;
   /** CudaSessionOptions.prefillPdl. */
   readonly prefillPdl: boolean;
+  /** CudaSessionOptions.prefillNormWarp. */
+  readonly prefillNormWarp: boolean;
+  /** CudaSessionOptions.prefillSiluRev. */
+  readonly prefillSiluRev: boolean;
   /** CudaSessionOptions.quantGemvFast. */
   readonly quantGemvFast: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
@@ -387,6 +391,8 @@ export class CudaSession implements SessionBackend {
       this.pdl = f.pdl && d.supportsPdl;
       this.quantPdl = this.pdl && f.quantPdl;
       this.prefillPdl = f.prefillPdl && d.supportsPdl;
+      this.prefillNormWarp = f.prefillNormWarp;
+      this.prefillSiluRev = f.prefillSiluRev;
       this.wgmmaPrefill = (f.wgmmaPrefill ?? (this.#attn?.headDim === 64 || this.#attn?.headDim === 128)) && d.arch === "sm_90";
       this.#stream = d.createStream();
       if (plan.ops.some((o) => o.type === "all_reduce" || o.type === "all_gather") && !options.nccl) {
@@ -617,6 +623,8 @@ export class CudaSession implements SessionBackend {
       gemmResidual: this.gemmResidual,
       ...(this.gemvXPre ? { gemvXPre: true } : {}),
       prefillPdl: this.prefillPdl,
+      ...(this.prefillNormWarp ? { prefillNormWarp: true } : {}),
+      ...(this.prefillSiluRev ? { prefillSiluRev: true } : {}),
       quantGemm: this.quantGemm,
       decodeCounters: this.#decodeCounters.ptr,
       ...(this.quantTailNorm ? { quantTailNorm: true, quantNormScratch: this.#decodeCounters.ptr + BigInt(this.#normScratchOffset) } : {}),

@@ -289,6 +289,17 @@ export const CUDA_FLAGS = {
    * @default false
    */
   nvfp4K32Norm: { env: "LLMRT_NVFP4_K32_NORM", default: false },
+  /**
+   * Prefill and mixed steps, bf16: plain RMSNorms (hidden % 256 == 0, ≤ 4096) one warp a row (rmsnorm_warp_bf16: the
+   * row's 16-byte vectors all in flight, no block barrier) instead of a 256-thread block a row; the same sums in the
+   * same order, so the same bits. @default false
+   */
+  prefillNormWarp: { env: "LLMRT_PREFILL_NORM_WARP", default: false },
+  /**
+   * Prefill and mixed steps, bf16: SiLU·mul takes the tokens last first (silu_mul_rev_bf16), so it reads the rows the
+   * gate_up GEMM wrote last while they may still be in L2. The same bits. @default false
+   */
+  prefillSiluRev: { env: "LLMRT_PREFILL_SILU_REV", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
