@@ -530,3 +530,22 @@ test("prefillNormWarp / prefillSiluRev: a bf16 prefill step's norms on rmsnorm_w
     assert.deepEqual(names(d(true)), names(d(false)), `decode, fused ${fused}`);
   }
 });
+
+test("prefillRopeTable: a bf16 prefill step's RoPE on rope_kv_write_tab_bf16 reading the table in invFreq's place; decode steps unchanged", () => {
+  const plan = bareLlamaPlan(LLAMA_3_2_1B_CONFIG);
+  const env = (on: boolean, fused = true): LaunchEnv => ({
+    ...planEnv(plan, fused),
+    wgmmaPrefill: true,
+    gemmResidual: true,
+    ...(on ? { ropeTable: 0xabc00n } : {}),
+  });
+  const prefill: StepShape = { numTokens: 2048, numSeqs: 1, numRows: 1, attention: { kind: "prefill" }, sample: true };
+  const on = planLaunches(env(true), prefill), off = planLaunches(env(false), prefill);
+  const ropes = on.filter((l): l is KernelLaunch => l.kind === "kernel" && l.kernel.startsWith("rope_kv_write"));
+  assert.equal(ropes.length, 16);
+  assert.ok(ropes.every((l) => l.kernel === "rope_kv_write_tab_bf16" && l.args[6] === 0xabc00n));
+  const offRopes = off.filter((l): l is KernelLaunch => l.kind === "kernel" && l.kernel.startsWith("rope_kv_write"));
+  assert.deepEqual(ropes.map((l) => [...l.args.slice(0, 6), ...l.args.slice(7)]), offRopes.map((l) => [...l.args.slice(0, 6), ...l.args.slice(7)]));
+  const names = (ls: Launch[]): string[] => ls.map((l) => l.kind === "kernel" ? l.kernel : "gemm");
+  assert.deepEqual(names(planLaunches(env(true, false), decodeShape(1))), names(planLaunches(env(false, false), decodeShape(1))));
+});

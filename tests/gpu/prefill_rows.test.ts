@@ -2,7 +2,8 @@
  * GPU: the session-12 prefill row kernels against the kernels they replace, bitwise (skipped without a GPU):
  * - rmsnorm_warp_bf16 (prefillNormWarp, one warp a row) vs rmsnorm_bf16 launched with 256 threads a row, hidden 1024 …
  *   4096, rows not a multiple of 4, out separate and in place, rows of very different magnitudes;
- * - silu_mul_rev_bf16 (prefillSiluRev, tokens last first) vs silu_mul_bf16.
+ * - silu_mul_rev_bf16 (prefillSiluRev, tokens last first) vs silu_mul_bf16;
+ * - rope_kv_write_tab_bf16 over rope_table_f32's table (prefillRopeTable) vs rope_kv_write_bf16: q and the KV cache.
  * The launch plan's choice of them: tests/cuda_launch_plan_fused.test.ts (fake device).
  */
 import { loadKernelFile } from "../../lib/backends/cuda/compiler.ts";
@@ -67,5 +68,51 @@ gpuTest("silu_mul_rev_bf16: the bits of silu_mul_bf16", () => {
     dOut.copyToHost(got);
     const i = firstDiff(got, want);
     assert.equal(i, -1, `${rows}x${inter}: element ${i} ${got[i]} vs silu_mul_bf16 ${want[i]}`);
+  }
+});
+
+gpuTest("rope_kv_write_tab_bf16 with rope_table_f32's table: the bits of rope_kv_write_bf16 (q and the KV cache)", () => {
+  const d = device();
+  using mod = loadKernelFile(d, "rope_kv_write.cu");
+  const ROPE = ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "f32", "i32", "i32", "i32", "i32", "i32", "i32", "i32"] as const;
+  const ref = mod.kernel("rope_kv_write_bf16", ROPE), tab = mod.kernel("rope_kv_write_tab_bf16", ROPE);
+  const build = mod.kernel("rope_table_f32", ["ptr", "ptr", "i32", "i32", "f32"]);
+  const maxSeqLen = 4096, tpb = 32, mbps = maxSeqLen / tpb, T = 100, scaling = 1.25;
+  for (const [H, KV, HD] of [[32, 8, 64], [16, 4, 128]] as const) {
+    const half = HD / 2;
+    const invFreq = Float64Array.from({ length: half }, (_, i) => 1 / 500000 ** ((2 * i) / HD));
+    const qkv = bf16(seededUniform(HD + 1, T * (H + 2 * KV) * HD, -3, 3));
+    const positions = Int32Array.from({ length: T }, (_, t) => 3900 + t - (t % 3) * 1300);
+    const rowBytes = KV * HD * 2, cacheBytes = mbps * 2 * tpb * rowBytes;
+    using dInv = d.alloc(half * 8);
+    using dTab = d.alloc(maxSeqLen * HD * 4);
+    using dQkv = d.alloc(qkv.byteLength);
+    using dPos = d.alloc(T * 4);
+    using dStarts = d.alloc(8);
+    using dTables = d.alloc(mbps * 4);
+    using qA = d.alloc(T * H * HD * 2);
+    using qB = d.alloc(T * H * HD * 2);
+    using cA = d.alloc(cacheBytes);
+    using cB = d.alloc(cacheBytes);
+    dInv.copyFromHost(invFreq);
+    dQkv.copyFromHost(qkv);
+    dPos.copyFromHost(positions);
+    dStarts.copyFromHost(Int32Array.of(0, T));
+    dTables.copyFromHost(Int32Array.from({ length: mbps }, (_, i) => mbps - 1 - i));
+    const zeros = new Uint8Array(cacheBytes);
+    cA.copyFromHost(zeros);
+    cB.copyFromHost(zeros);
+    build.launch([maxSeqLen, 1, 1], 64, [dInv, dTab, maxSeqLen, half, scaling]);
+    ref.launch([T, 1, 1], 128, [dQkv, qA, cA, dPos, dStarts, dTables, dInv, scaling, T, 1, H, KV, HD, tpb, mbps]);
+    tab.launch([T, 1, 1], 128, [dQkv, qB, cB, dPos, dStarts, dTables, dTab, scaling, T, 1, H, KV, HD, tpb, mbps]);
+    const get = (b: typeof qA, n: number): Uint16Array => {
+      const h = new Uint16Array(n);
+      b.copyToHost(h);
+      return h;
+    };
+    const qi = firstDiff(get(qB, T * H * HD), get(qA, T * H * HD));
+    assert.equal(qi, -1, `hd ${HD}: q element ${qi} differs`);
+    const ci = firstDiff(get(cB, cacheBytes / 2), get(cA, cacheBytes / 2));
+    assert.equal(ci, -1, `hd ${HD}: KV cache element ${ci} differs`);
   }
 });

@@ -284,14 +284,17 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
       case "rope_kv_write": {
         // fp8ShadowRope: the step's k / v rows into the bf16 shadow too (its attention converts only the other rows).
         const shadow = shadowRope(c, op.headDim);
-        k(i, kvFp8 ? `rope_kv_write_${shadow ? "shadow_" : ""}${kvTag}bf16` : `rope_kv_write_${elem}`, [T, 1, 1], 128, [
+        // prefillRopeTable (prefill and mixed steps, bf16 cache): cos/sin from the session's table (the same floats).
+        const tab = !kvFp8 && elem === "bf16" && prefillStep && env.ropeTable !== undefined;
+        const ropeName = kvFp8 ? `rope_kv_write_${shadow ? "shadow_" : ""}${kvTag}bf16` : tab ? "rope_kv_write_tab_bf16" : `rope_kv_write_${elem}`;
+        k(i, ropeName, [T, 1, 1], 128, [
           buf(op.qkv),
           buf(op.q),
           kvLayer(op.layer),
           io.positions,
           io.seqStarts,
           io.blockTables,
-          env.invFreq,
+          tab ? env.ropeTable! : env.invFreq,
           a.rope.attentionScaling,
           T,
           S,

@@ -300,6 +300,12 @@ export const CUDA_FLAGS = {
    * gate_up GEMM wrote last while they may still be in L2. The same bits. @default false
    */
   prefillSiluRev: { env: "LLMRT_PREFILL_SILU_REV", default: false },
+  /**
+   * Prefill and mixed steps over a bf16 KV cache: RoPE reads cos/sin from a table the session fills once (rope_table_f32:
+   * [maxSeqLen, 2, headDim / 2] f32, left out above 32 MiB) instead of each token's block computing them in double
+   * (rope_kv_write_tab_bf16). The same floats, so the same bits. @default false
+   */
+  prefillRopeTable: { env: "LLMRT_PREFILL_ROPE_TABLE", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
