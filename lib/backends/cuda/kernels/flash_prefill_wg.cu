@@ -651,4 +651,24 @@ FW_VOB(64, 1, 64, 4, 2)
 #if LLMRT_KERNEL(flash_prefill_wgv_hd64_g1n128s3ob2)
 FW_VOB(64, 1, 128, 3, 2)
 #endif
+// Session 12 (prefill helper): more hd 64 tilings for the llama-3.2-1b 2048-token step (non-OVL 3 / 4 warpgroups, a
+// deeper ring, smaller rings with 2 / 4 resident blocks an SM).
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g3n64s3)
+FW_V(64, 3, 64, 3)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g4n64s3)
+FW_V(64, 4, 64, 3)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g2n64s4)
+FW_V(64, 2, 64, 4)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g2n64s2b2)
+FW_VB(64, 2, 64, 2, 2)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g1n64s2b4)
+FW_VB(64, 1, 64, 2, 4)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g3n64s4o)
+FW_VO(64, 3, 64, 4)
+#endif
 #endif
