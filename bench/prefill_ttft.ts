@@ -19,7 +19,8 @@
  * attention writes o_proj's e4m3 input), fp8prune (fp8PruneLastLayer: FP8 plans prune their last layer), fastsilu (fp8FastSilu: the prefill SiLU·mul quantize with
  * the hardware exp / division; not bitwise), s11 (the six same-bytes FP8 prefill switches of session 11), pdl (prefillPdl: the prefill's norms, RoPE, attention,
  * SiLU·mul and sampler with programmatic dependent launch), normw (prefillNormWarp: rmsnorm_warp_bf16),
- * silurev (prefillSiluRev: silu_mul_rev_bf16), ropetab (prefillRopeTable: rope_kv_write_tab_bf16), s12 (the three), joined with "+" (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
+ * silurev (prefillSiluRev: silu_mul_rev_bf16), ropetab (prefillRopeTable: rope_kv_write_tab_bf16), s12 (the three), ovl
+ * (prefillWgOvl: flash_prefill_wg_ovl_bf16_hd64), joined with "+" (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
  */
 import * as fs from "node:fs";
 import process from "node:process";
@@ -74,6 +75,7 @@ const OPTION: Record<string, SessionOptions> = {
   normw: { prefillNormWarp: true },
   silurev: { prefillSiluRev: true },
   ropetab: { prefillRopeTable: true },
+  ovl: { prefillWgOvl: true },
   s12: { prefillNormWarp: true, prefillSiluRev: true, prefillRopeTable: true },
 };
 const optionsOf = (v: string): SessionOptions =>

@@ -258,6 +258,8 @@ export class CudaSession implements SessionBackend {
   readonly prefillNormWarp: boolean;
   /** CudaSessionOptions.prefillSiluRev. */
   readonly prefillSiluRev: boolean;
+  /** CudaSessionOptions.prefillWgOvl. */
+  readonly prefillWgOvl: boolean;
   /** CudaSessionOptions.prefillRopeTable (bf16 engines, a table of at most 32 MiB). */
   readonly prefillRopeTable: boolean;
   /** prefillRopeTable's cos/sin table [maxSeqLen, 2, headDim / 2] f32, filled at the first prefill step; null until then. */
@@ -397,6 +399,7 @@ export class CudaSession implements SessionBackend {
       this.prefillPdl = f.prefillPdl && d.supportsPdl;
       this.prefillNormWarp = f.prefillNormWarp;
       this.prefillSiluRev = f.prefillSiluRev;
+      this.prefillWgOvl = f.prefillWgOvl;
       this.prefillRopeTable = f.prefillRopeTable && this.elem === "bf16" && this.maxSeqLen * a.headDim * 4 <= 32 << 20;
       this.wgmmaPrefill = (f.wgmmaPrefill ?? (this.#attn?.headDim === 64 || this.#attn?.headDim === 128)) && d.arch === "sm_90";
       this.#stream = d.createStream();
@@ -630,6 +633,7 @@ export class CudaSession implements SessionBackend {
       prefillPdl: this.prefillPdl,
       ...(this.prefillNormWarp ? { prefillNormWarp: true } : {}),
       ...(this.prefillSiluRev ? { prefillSiluRev: true } : {}),
+      ...(this.prefillWgOvl ? { prefillWgOvl: true } : {}),
       ...(this.#ropeTable ? { ropeTable: this.#ropeTable.ptr } : {}),
       quantGemm: this.quantGemm,
       decodeCounters: this.#decodeCounters.ptr,

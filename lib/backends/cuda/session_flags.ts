@@ -306,6 +306,13 @@ export const CUDA_FLAGS = {
    * (rope_kv_write_tab_bf16). The same floats, so the same bits. @default false
    */
   prefillRopeTable: { env: "LLMRT_PREFILL_ROPE_TABLE", default: false },
+  /**
+   * With `wgmmaPrefill`: head-dim-64 prefill attention (bf16 output) on flash_prefill_wg_ovl_bf16_hd64, the OVL schedule
+   * (S of the next key tile and P·V of this one issued back to back, the softmax under the P·V) with a 4-stage K/V ring.
+   * H200 kernel alone (llama-3.2-1b shape, causal): 63.7 µs at 2048 tokens vs 68.5, 6.0 vs 5.5 µs at 128. Within bf16
+   * rounding of the default kernel, not its bits. @default false
+   */
+  prefillWgOvl: { env: "LLMRT_PREFILL_WG_OVL", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

@@ -554,6 +554,12 @@ FW_ENTRY(flash_prefill_wg_bf16_hd64, 64, 2, 64, 3, false)
 #if LLMRT_KERNEL(flash_prefill_wg_bf16_hd128)
 FW_ENTRY(flash_prefill_wg_bf16_hd128, 128, 3, 64, 3, true)
 #endif
+// Session 12 (`prefillWgOvl`): hd 64 in the OVL schedule with a 4-stage ring (the harness's wgv_hd64_g2n64s4o; H200:
+// 63.7 µs at T 2048 vs the entry point's 68.5, 6.0 vs 5.5 µs at T 128). Not the entry point's bits (the O rescale and
+// P V order differ): within bf16 rounding of it.
+#if LLMRT_KERNEL(flash_prefill_wg_ovl_bf16_hd64)
+FW_ENTRY(flash_prefill_wg_ovl_bf16_hd64, 64, 2, 64, 4, true)
+#endif
 // Session 11 (`fp8AttnQuant`): the entry points' tilings writing the next FP8 linear's input instead of out (flashWgImpl's
 // xq): extern "C" __global__ void flash_prefill_wg_q8_bf16_hd{64|128}(...flash_prefill_wg_bf16_hd*'s parameters (out not
 // written)..., unsigned char* xq, float* xqScale, float actScale): the e4m3 bytes and row scales fp8_quantize_bf16 writes
@@ -670,5 +676,11 @@ FW_VB(64, 1, 64, 2, 4)
 #endif
 #if LLMRT_KERNEL(flash_prefill_wgv_hd64_g3n64s4o)
 FW_VO(64, 3, 64, 4)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g2n64s3o)
+FW_VO(64, 2, 64, 3)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g2n64s5o)
+FW_VO(64, 2, 64, 5)
 #endif
 #endif
