@@ -346,8 +346,6 @@ export interface FakeSessionOptions {
   readonly fp8PruneLastLayer?: boolean;
   /** LaunchEnv.wgmmaPrefill (flash_prefill_wg for bf16 prefill at head dims 64 / 128). */
   readonly wgmmaPrefill?: boolean;
-  /** LaunchEnv.prefillWgOvl (head dim 64 on flash_prefill_wg_ovl_bf16_hd64). */
-  readonly prefillWgOvl?: boolean;
   /** LaunchEnv.decodeSplitK: fused decode steps of up to 8 sequences on decode_attention_sk (decodeSkGeometry, as the session does). */
   readonly decodeSplitK?: boolean;
   /** LaunchEnv.gemvSplitK: skinny fused decode GEMVs on gemv_fused_ks. */
@@ -478,7 +476,6 @@ export class FakeCudaSession {
       nvfp4GemvK32: opts.nvfp4GemvK32,
       nvfp4K32Norm: opts.nvfp4K32Norm,
       wgmmaPrefill: opts.wgmmaPrefill,
-      ...(opts.prefillWgOvl ? { prefillWgOvl: true } : {}),
       decodeSplitK: opts.decodeSplitK,
       gemvSplitK: opts.gemvSplitK,
       gemmResidual: opts.gemmResidual,
@@ -1399,7 +1396,6 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "paged_attention_prefill_mma_bf16":
       case "flash_prefill_bf16":
       case "flash_prefill_wg_bf16":
-      case "flash_prefill_wg_ovl_bf16":
       case "flash_prefill_wg_q8_bf16":
       case "paged_attention_prefill_bf16":
       case "paged_attention_generic_bf16": {
@@ -1411,8 +1407,8 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         else if (name === "flash_prefill_bf16") {
           const fg = flashPrefillGeometry(hd)!;
           assert.ok(l.grid[0] === nH && l.grid[1] >= cdiv(T, fg.rows) + S && l.block === fg.threads, `${l.kernel}: grid ${l.grid} block ${l.block}`);
-        } else if (name === "flash_prefill_wg_bf16" || name === "flash_prefill_wg_ovl_bf16" || name === "flash_prefill_wg_q8_bf16") {
-          const fg = flashPrefillWgGeometry(hd, name === "flash_prefill_wg_ovl_bf16")!;
+        } else if (name === "flash_prefill_wg_bf16" || name === "flash_prefill_wg_q8_bf16") {
+          const fg = flashPrefillWgGeometry(hd)!;
           assert.ok(l.grid[0] === nH && l.grid[1] >= cdiv(T, fg.rows) + S && l.block === fg.threads, `${l.kernel}: grid ${l.grid} block ${l.block}`);
           assert.equal(l.sharedBytes, fg.sharedMem, `${l.kernel}: dynamic shared memory`);
         } else assert.ok(l.grid[0] >= cdiv(T, name === "paged_attention_prefill_bf16" ? 16 : 64) + S && l.grid[1] === nH);

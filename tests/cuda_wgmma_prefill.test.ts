@@ -31,10 +31,8 @@ const RAW = {
   architectures: ["LlamaForCausalLM"],
   model_type: "llama",
 };
-for (const [hd, nH, nKV, ovl] of [[64, 4, 1, false], [128, 4, 2, false], [64, 4, 1, true], [128, 4, 2, true]] as const) {
-  // prefillWgOvl (session 12): head dim 64 on flash_prefill_wg_ovl_bf16_hd64 (its own geometry), 128 unchanged.
-  const wantWg = `flash_prefill_wg_${ovl && hd === 64 ? "ovl_" : ""}bf16_hd${hd}`;
-  test(`wgmmaPrefill${ovl ? " + prefillWgOvl" : ""}: head dim ${hd} prefill and mixed steps launch ${wantWg}; logits and KV cache as the default plan's`, () => {
+for (const [hd, nH, nKV] of [[64, 4, 1], [128, 4, 2]]) {
+  test(`wgmmaPrefill: head dim ${hd} prefill and mixed steps launch flash_prefill_wg_bf16_hd${hd}; logits and KV cache as the default plan's`, () => {
     const model = randomModel({ ...RAW, num_attention_heads: nH, num_key_value_heads: nKV, head_dim: hd }, 31 + hd, true, 0.15);
     let engine;
     try {
@@ -43,7 +41,7 @@ for (const [hd, nH, nKV, ovl] of [[64, 4, 1, false], [128, 4, 2, false], [64, 4,
       model.close();
     }
     const numBlocks = 60, L = engine.plan.attributes.numLayers;
-    const wg = new FakeCudaSession(engine, numBlocks, 132, false, { wgmmaPrefill: true, ...(ovl ? { prefillWgOvl: true } : {}) });
+    const wg = new FakeCudaSession(engine, numBlocks, 132, false, { wgmmaPrefill: true });
     const ref = new FakeCudaSession(engine, numBlocks, 132, false, {});
     const V = engine.plan.attributes.vocabSize;
     const seqs = [150, 7, 1].map((n, s) => ({
@@ -58,6 +56,7 @@ for (const [hd, nH, nKV, ovl] of [[64, 4, 1, false], [128, 4, 2, false], [64, 4,
       sameKvCache(wg, ref, L, what);
       assert.deepEqual([...new Set(kinds(wg))], [want], `${what}: attention launches`);
     };
+    const wantWg = `flash_prefill_wg_bf16_hd${hd}`;
     run(
       "prefill",
       step([{ ids: seqs[0].ids.slice(0, 100), pos: 0, blocks: seqs[0].blocks }, { ids: seqs[1].ids.slice(0, 6), pos: 0, blocks: seqs[1].blocks }], 20),

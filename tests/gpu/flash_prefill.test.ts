@@ -79,10 +79,6 @@ for (const hd of [64, 128]) {
     if (wgKernel && wgGeo) wgKernel.setMaxDynamicSharedMemory(wgGeo.sharedMem);
     // fp8AttnQuant (session 11): the _q8 entry point's e4m3 rows = fp8_quantize_bf16 of the entry point's output.
     const wgQ8 = wgMod?.kernel(`flash_prefill_wg_q8_bf16_hd${hd}`, [...SIG, "ptr", "ptr", "f32"]);
-    // prefillWgOvl (session 12): the hd 64 OVL entry point, checked like the others.
-    const ovlGeo = wgGeo && hd === 64 ? flashPrefillWgGeometry(hd, true)! : undefined;
-    const wgOvl = ovlGeo ? wgMod?.kernel(`flash_prefill_wg_ovl_bf16_hd${hd}`, SIG) : undefined;
-    if (wgOvl && ovlGeo) wgOvl.setMaxDynamicSharedMemory(ovlGeo.sharedMem);
     if (wgQ8 && wgGeo) wgQ8.setMaxDynamicSharedMemory(wgGeo.sharedMem);
     using fp8Mod = wgGeo ? loadKernelFile(d, "fp8_gemv.cu") : undefined;
     const quant = fp8Mod?.kernel("fp8_quantize_bf16", ["ptr", "ptr", "ptr", "i32", "i32", "f32"]);
@@ -125,7 +121,6 @@ for (const hd of [64, 128]) {
       using oFlash = d.alloc(q.byteLength);
       using oMma = d.alloc(q.byteLength);
       using oWg = d.alloc(q.byteLength);
-      using oOvl = d.alloc(q.byteLength);
       dq.copyFromHost(q);
       dKv.copyFromHost(cache);
       dPos.copyFromHost(positions);
@@ -133,16 +128,12 @@ for (const hd of [64, 128]) {
       dTables.copyFromHost(tables);
       oFlash.copyFromHost(new Uint16Array(q.length).fill(0x7fc0));
       oWg.copyFromHost(new Uint16Array(q.length).fill(0x7fc0));
-      oOvl.copyFromHost(new Uint16Array(q.length).fill(0x7fc0));
       const scale = 1 / Math.sqrt(hd);
       const args = [dq.ptr, 0n, dKv.ptr, dPos.ptr, dStarts.ptr, dTables.ptr, T, S, nH, nKV, bs, stride, scale, window];
       flash.kernel(`flash_prefill_bf16_hd${hd}`, SIG).launch([nH, Math.ceil(T / fg.rows) + S, 1], fg.threads, [dq.ptr, oFlash.ptr, ...args.slice(2)]);
       pa.kernel(`paged_attention_prefill_mma_bf16_hd${hd}`, SIG).launch([Math.ceil(T / 64) + S, nH, 1], 128, [dq.ptr, oMma.ptr, ...args.slice(2)]);
       if (wgKernel && wgGeo) {
         wgKernel.launch([nH, Math.ceil(T / wgGeo.rows) + S, 1], wgGeo.threads, [dq.ptr, oWg.ptr, ...args.slice(2)], { sharedMemBytes: wgGeo.sharedMem });
-      }
-      if (wgOvl && ovlGeo) {
-        wgOvl.launch([nH, Math.ceil(T / ovlGeo.rows) + S, 1], ovlGeo.threads, [dq.ptr, oOvl.ptr, ...args.slice(2)], { sharedMemBytes: ovlGeo.sharedMem });
       }
       if (wgQ8 && quant && wgGeo) {
         const K = nH * hd, actScale = 0.005;
@@ -167,13 +158,7 @@ for (const hd of [64, 128]) {
       const b = new Uint16Array(q.length);
       oMma.copyToHost(b);
       const ref = reference(q, cache, tables, seqs, nH, nKV, hd, bs, stride, scale, window);
-      for (
-        const [label, buf] of [
-          ["flash_prefill", oFlash],
-          ...(wgKernel ? [["flash_prefill_wg", oWg] as const] : []),
-          ...(wgOvl ? [["flash_prefill_wg_ovl", oOvl] as const] : []),
-        ] as const
-      ) {
+      for (const [label, buf] of [["flash_prefill", oFlash], ...(wgKernel ? [["flash_prefill_wg", oWg] as const] : [])] as const) {
         const a = new Uint16Array(q.length);
         buf.copyToHost(a);
         let e2 = 0, r2 = 0, m2 = 0, nanCount = 0;

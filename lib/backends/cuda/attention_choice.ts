@@ -36,18 +36,15 @@ export function flashPrefillGeometry(headDim: number): { readonly rows: number; 
  * (kernels/flash_prefill_wg.cu, compiled for sm_90a; its FW_ENTRY lines): query rows per block (64 per
  * warpgroup), threads (128 per warpgroup) and dynamic shared memory (FW_SMEM: the Q tile, `stages` K and V
  * tiles of `keys` keys, 1 KiB for alignment); `undefined` for other head dims. The grid is
- * (numHeads, ceil(numTokens / rows) + numSeqs). `ovl`: flash_prefill_wg_ovl_bf16_hd64's at head dim 64 (prefillWgOvl).
+ * (numHeads, ceil(numTokens / rows) + numSeqs).
  *
  * @example
  * ```ts
  * flashPrefillWgGeometry(128); // { rows: 192, threads: 384, sharedMem: 148480 }
  * ```
  */
-export function flashPrefillWgGeometry(
-  headDim: number,
-  ovl = false,
-): { readonly rows: number; readonly threads: number; readonly sharedMem: number } | undefined {
-  const t = ovl && headDim === 64 ? WG_OVL_64 : WG_TILING[headDim];
+export function flashPrefillWgGeometry(headDim: number): { readonly rows: number; readonly threads: number; readonly sharedMem: number } | undefined {
+  const t = WG_TILING[headDim];
   if (!t) return undefined;
   return { rows: 64 * t.warpgroups, threads: 128 * t.warpgroups, sharedMem: (64 * t.warpgroups + 2 * t.stages * t.keys) * headDim * 2 + 1024 };
 }
@@ -57,12 +54,6 @@ const WG_TILING: Readonly<Record<number, { readonly warpgroups: number; readonly
   64: { warpgroups: 2, keys: 64, stages: 3 }, // H200 session 10: 68.0 µs at T 2048 (253 TFLOP/s) vs flash_prefill's 86.2
   128: { warpgroups: 3, keys: 64, stages: 3 }, // with OVL in FW_ENTRY: session 10 412 TFLOP/s at T 32000 (flash_prefill 231)
 };
-
-/**
- * flash_prefill_wg_ovl_bf16_hd64's tiling (prefillWgOvl; its FW_ENTRY line, OVL schedule): H200 session 12 63.7 µs at T 2048
- * (the default tiling 68.5).
- */
-const WG_OVL_64 = { warpgroups: 2, keys: 64, stages: 4 } as const;
 
 /** Keys per decode tile (splits are multiples of it). */
 function decodeTile(elem: ElemType): number {

@@ -207,15 +207,13 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
       ]);
     }
     if (kvFp8) g = [geo[0], geo[1], env.kvShadow!, geo[3], geo[4], geo[5]] as const;
-    // prefillWgOvl: head dim 64 (bf16 output) on flash_prefill_wg_ovl_bf16_hd64.
-    const ovl = !!env.prefillWgOvl && op.headDim === 64 && !q8;
-    const wg = env.wgmmaPrefill ? flashPrefillWgGeometry(op.headDim, ovl) : undefined;
+    const wg = env.wgmmaPrefill ? flashPrefillWgGeometry(op.headDim) : undefined;
     if (q8 && !wg) throw new InternalError(`launch plan: op ${i}: an FP8-output attention needs flash_prefill_wg`);
     if (wg) {
       out.push({
         kind: "kernel",
         op: i,
-        kernel: `flash_prefill_wg_${q8 ? "q8_" : ovl ? "ovl_" : ""}bf16_hd${op.headDim}`,
+        kernel: `flash_prefill_wg_${q8 ? "q8_" : ""}bf16_hd${op.headDim}`,
         grid: [op.numHeads, cdiv(Tq, wg.rows) + S, 1],
         block: wg.threads,
         args: [...g, ...prefillArgs, ...(q8 ?? [])],

@@ -161,13 +161,6 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
   const normQuant = (i: number, x: bigint, w: bigint, rows: number, width: number, eps: number, [xq, rs, act]: [bigint, bigint, number]): void => {
     k(i, "fp8_rmsnorm_quant_bf16", [rows, 1, 1], 256, [x, 0n, w, 0n, xq, rs, rows, width, eps, act, 0]);
   };
-  // prefillNormWarp (prefill and mixed steps, bf16): plain RMSNorms one warp a row (rmsnorm_warp_bf16, the same bits).
-  const prefillStep = shape.attention.kind !== "decode";
-  const norm = (i: number, x: bigint, w: bigint, o: bigint, rows: number, width: number, eps: number): void => {
-    if (env.prefillNormWarp && prefillStep && elem === "bf16" && width % 256 === 0 && width <= 4096) {
-      k(i, "rmsnorm_warp_bf16", [cdiv(rows, 4), 1, 1], 128, [x, w, o, rows, width, eps]);
-    } else k(i, `rmsnorm_${elem}`, [rows, 1, 1], 256, [x, w, o, rows, width, eps]);
-  };
   // gemmResidual (prefill and mixed steps): the op index whose residual add the previous linear's GEMM did.
   const residualInGemm = !!env.gemmResidual && shape.attention.kind !== "decode" && !env.lora;
   let addedByGemm = -1;
@@ -207,14 +200,14 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           k(i, "nvfp4_rmsnorm_act_bf16", [rows, 1, 1], 256, [buf(op.x), 0n, env.weight(op.weight), xq, sx, rows, widthOf(op.x), op.eps, a, 0]);
           break;
         }
-        norm(i, buf(op.x), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps);
+        k(i, `rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.x), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
         break;
       }
       case "add_rmsnorm": {
         if (nk.normInto.has(i)) break; // the add done by the GEMV before it, the norm in the GEMV after it (nvfp4GemvK32)
         const rows = rowsOf(op.x);
         if (fuse?.normOnly.has(i)) {
-          norm(i, buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps);
+          k(i, `rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
           break;
         }
         if (addedByGemm === i) {
@@ -223,7 +216,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
             normQuant(i, buf(op.residual), env.weight(op.weight), rows, widthOf(op.x), op.eps, fqArgs(fq.get(i)!));
             break;
           }
-          norm(i, buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps);
+          k(i, `rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
           break;
         }
         if (fq.has(i)) {
@@ -284,17 +277,14 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
       case "rope_kv_write": {
         // fp8ShadowRope: the step's k / v rows into the bf16 shadow too (its attention converts only the other rows).
         const shadow = shadowRope(c, op.headDim);
-        // prefillRopeTable (prefill and mixed steps, bf16 cache): cos/sin from the session's table (the same floats).
-        const tab = !kvFp8 && elem === "bf16" && prefillStep && env.ropeTable !== undefined;
-        const ropeName = kvFp8 ? `rope_kv_write_${shadow ? "shadow_" : ""}${kvTag}bf16` : tab ? "rope_kv_write_tab_bf16" : `rope_kv_write_${elem}`;
-        k(i, ropeName, [T, 1, 1], 128, [
+        k(i, kvFp8 ? `rope_kv_write_${shadow ? "shadow_" : ""}${kvTag}bf16` : `rope_kv_write_${elem}`, [T, 1, 1], 128, [
           buf(op.qkv),
           buf(op.q),
           kvLayer(op.layer),
           io.positions,
           io.seqStarts,
           io.blockTables,
-          tab ? env.ropeTable! : env.invFreq,
+          env.invFreq,
           a.rope.attentionScaling,
           T,
           S,
@@ -328,19 +318,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           k(i, "nvfp4_silu_mul_act_bf16", [Math.ceil(op.width / 1024), rows, 1], 256, [buf(op.gateUp), xq, sx, rows, op.width, a]);
           break;
         }
-        // prefillSiluRev: the rows the gate_up GEMM wrote last first (silu_mul_rev_bf16, the same bits).
-        k(
-          i,
-          env.prefillSiluRev && prefillStep && elem === "bf16" ? "silu_mul_rev_bf16" : `silu_mul_${elem}`,
-          [cdiv(op.width, 256 * V), rowsOf(op.gateUp), 1],
-          256,
-          [
-            buf(op.gateUp),
-            buf(op.out),
-            rowsOf(op.gateUp),
-            op.width,
-          ],
-        );
+        k(i, `silu_mul_${elem}`, [cdiv(op.width, 256 * V), rowsOf(op.gateUp), 1], 256, [buf(op.gateUp), buf(op.out), rowsOf(op.gateUp), op.width]);
         break;
       case "add": {
         if (addedByGemm === i) break;

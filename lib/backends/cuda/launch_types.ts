@@ -162,17 +162,6 @@ export interface LaunchEnv {
    * gather_rows and the sampler take programmatic dependent launch (CudaSessionOptions.prefillPdl).
    */
   readonly prefillPdl?: boolean;
-  /** Prefill and mixed steps, bf16: plain RMSNorms on rmsnorm_warp_bf16 (CudaSessionOptions.prefillNormWarp). */
-  readonly prefillNormWarp?: boolean;
-  /** Prefill and mixed steps, bf16: SiLU·mul on silu_mul_rev_bf16 (CudaSessionOptions.prefillSiluRev). */
-  readonly prefillSiluRev?: boolean;
-  /** With wgmmaPrefill: head-dim-64 prefill attention on flash_prefill_wg_ovl_bf16_hd64 (CudaSessionOptions.prefillWgOvl). */
-  readonly prefillWgOvl?: boolean;
-  /**
-   * Prefill and mixed steps over a bf16 cache: RoPE on rope_kv_write_tab_bf16 with cos/sin from this table
-   * [maxSeqLen, 2, headDim / 2] f32 (rope_table_f32's; CudaSessionOptions.prefillRopeTable). Undefined: off.
-   */
-  readonly ropeTable?: bigint;
   /**
    * Fused decode steps over a quantized KV cache (FP8 / INT8) that do not run decode_attention_batch2 take one
    * decode_attention_{fp8kv|int8kv} launch per attention (RoPE + quantized KV write + split attention + merge)

@@ -254,16 +254,6 @@ export class CudaSession implements SessionBackend {
   readonly gemvXPre: boolean;
   /** CudaSessionOptions.prefillPdl. */
   readonly prefillPdl: boolean;
-  /** CudaSessionOptions.prefillNormWarp. */
-  readonly prefillNormWarp: boolean;
-  /** CudaSessionOptions.prefillSiluRev. */
-  readonly prefillSiluRev: boolean;
-  /** CudaSessionOptions.prefillWgOvl. */
-  readonly prefillWgOvl: boolean;
-  /** CudaSessionOptions.prefillRopeTable (bf16 engines, a table of at most 32 MiB). */
-  readonly prefillRopeTable: boolean;
-  /** prefillRopeTable's cos/sin table [maxSeqLen, 2, headDim / 2] f32, filled at the first prefill step; null until then. */
-  #ropeTable: DeviceBuffer | null = null;
   /** CudaSessionOptions.quantGemvFast. */
   readonly quantGemvFast: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
@@ -397,10 +387,6 @@ export class CudaSession implements SessionBackend {
       this.pdl = f.pdl && d.supportsPdl;
       this.quantPdl = this.pdl && f.quantPdl;
       this.prefillPdl = f.prefillPdl && d.supportsPdl;
-      this.prefillNormWarp = f.prefillNormWarp;
-      this.prefillSiluRev = f.prefillSiluRev;
-      this.prefillWgOvl = f.prefillWgOvl;
-      this.prefillRopeTable = f.prefillRopeTable && this.elem === "bf16" && this.maxSeqLen * a.headDim * 4 <= 32 << 20;
       this.wgmmaPrefill = (f.wgmmaPrefill ?? (this.#attn?.headDim === 64 || this.#attn?.headDim === 128)) && d.arch === "sm_90";
       this.#stream = d.createStream();
       if (plan.ops.some((o) => o.type === "all_reduce" || o.type === "all_gather") && !options.nccl) {
@@ -631,10 +617,6 @@ export class CudaSession implements SessionBackend {
       gemmResidual: this.gemmResidual,
       ...(this.gemvXPre ? { gemvXPre: true } : {}),
       prefillPdl: this.prefillPdl,
-      ...(this.prefillNormWarp ? { prefillNormWarp: true } : {}),
-      ...(this.prefillSiluRev ? { prefillSiluRev: true } : {}),
-      ...(this.prefillWgOvl ? { prefillWgOvl: true } : {}),
-      ...(this.#ropeTable ? { ropeTable: this.#ropeTable.ptr } : {}),
       quantGemm: this.quantGemm,
       decodeCounters: this.#decodeCounters.ptr,
       ...(this.quantTailNorm ? { quantTailNorm: true, quantNormScratch: this.#decodeCounters.ptr + BigInt(this.#normScratchOffset) } : {}),
@@ -780,7 +762,6 @@ export class CudaSession implements SessionBackend {
     fwd?: ForwardedTokens,
   ): Launch[] {
     this.#stage(inp, null, fwd);
-    if (this.prefillRopeTable && !this.#ropeTable) this.#fillRopeTable();
     const window = this.#attn?.window ?? 0;
     let maxAttended = 1;
     for (let t = 0; t < T; t++) {
@@ -1053,22 +1034,6 @@ export class CudaSession implements SessionBackend {
         kern.launch(l.grid, l.block, l.args, { stream, sharedMemBytes: shared, ...(l.pdl ? { pdl: true } : {}) });
       }
     }
-  }
-
-  /** prefillRopeTable: allocates the cos/sin table and fills it on the session's stream (rope_table_f32, once). */
-  #fillRopeTable(): void {
-    const half = this.plan.attributes.headDim >> 1;
-    const table = this.device.alloc(this.maxSeqLen * 2 * half * 4); // [maxSeqLen, 2, half] f32
-    this.#kernel("rope_table_f32").launch([this.maxSeqLen, 1, 1], 64, [
-      this.#invFreq.ptr,
-      table.ptr,
-      this.maxSeqLen,
-      half,
-      this.plan.attributes.rope.attentionScaling,
-    ], {
-      stream: this.#stream,
-    });
-    this.#ropeTable = table;
   }
 
   #kernel(name: string): Kernel {

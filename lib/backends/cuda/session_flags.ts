@@ -289,30 +289,6 @@ export const CUDA_FLAGS = {
    * @default false
    */
   nvfp4K32Norm: { env: "LLMRT_NVFP4_K32_NORM", default: false },
-  /**
-   * Prefill and mixed steps, bf16: plain RMSNorms (hidden % 256 == 0, ≤ 4096) one warp a row (rmsnorm_warp_bf16: the
-   * row's 16-byte vectors all in flight, no block barrier) instead of a 256-thread block a row; the same sums in the
-   * same order, so the same bits. @default false
-   */
-  prefillNormWarp: { env: "LLMRT_PREFILL_NORM_WARP", default: false },
-  /**
-   * Prefill and mixed steps, bf16: SiLU·mul takes the tokens last first (silu_mul_rev_bf16), so it reads the rows the
-   * gate_up GEMM wrote last while they may still be in L2. The same bits. @default false
-   */
-  prefillSiluRev: { env: "LLMRT_PREFILL_SILU_REV", default: false },
-  /**
-   * Prefill and mixed steps over a bf16 KV cache: RoPE reads cos/sin from a table the session fills once (rope_table_f32:
-   * [maxSeqLen, 2, headDim / 2] f32, left out above 32 MiB) instead of each token's block computing them in double
-   * (rope_kv_write_tab_bf16). The same floats, so the same bits. @default false
-   */
-  prefillRopeTable: { env: "LLMRT_PREFILL_ROPE_TABLE", default: false },
-  /**
-   * With `wgmmaPrefill`: head-dim-64 prefill attention (bf16 output) on flash_prefill_wg_ovl_bf16_hd64, the OVL schedule
-   * (S of the next key tile and P·V of this one issued back to back, the softmax under the P·V) with a 4-stage K/V ring.
-   * H200 kernel alone (llama-3.2-1b shape, causal): 63.7 µs at 2048 tokens vs 68.5, 6.0 vs 5.5 µs at 128. Within bf16
-   * rounding of the default kernel, not its bits. @default false
-   */
-  prefillWgOvl: { env: "LLMRT_PREFILL_WG_OVL", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

@@ -554,12 +554,6 @@ FW_ENTRY(flash_prefill_wg_bf16_hd64, 64, 2, 64, 3, false)
 #if LLMRT_KERNEL(flash_prefill_wg_bf16_hd128)
 FW_ENTRY(flash_prefill_wg_bf16_hd128, 128, 3, 64, 3, true)
 #endif
-// Session 12 (`prefillWgOvl`): hd 64 in the OVL schedule with a 4-stage ring (the harness's wgv_hd64_g2n64s4o; H200:
-// 63.7 µs at T 2048 vs the entry point's 68.5, 6.0 vs 5.5 µs at T 128). Not the entry point's bits (the O rescale and
-// P V order differ): within bf16 rounding of it.
-#if LLMRT_KERNEL(flash_prefill_wg_ovl_bf16_hd64)
-FW_ENTRY(flash_prefill_wg_ovl_bf16_hd64, 64, 2, 64, 4, true)
-#endif
 // Session 11 (`fp8AttnQuant`): the entry points' tilings writing the next FP8 linear's input instead of out (flashWgImpl's
 // xq): extern "C" __global__ void flash_prefill_wg_q8_bf16_hd{64|128}(...flash_prefill_wg_bf16_hd*'s parameters (out not
 // written)..., unsigned char* xq, float* xqScale, float actScale): the e4m3 bytes and row scales fp8_quantize_bf16 writes
@@ -658,7 +652,9 @@ FW_VOB(64, 1, 64, 4, 2)
 FW_VOB(64, 1, 128, 3, 2)
 #endif
 // Session 12 (prefill helper): more hd 64 tilings for the llama-3.2-1b 2048-token step (non-OVL 3 / 4 warpgroups, a
-// deeper ring, smaller rings with 2 / 4 resident blocks an SM).
+// deeper ring, smaller rings with 2 / 4 resident blocks an SM, OVL with 3 / 5 stages). H200 alone at T 2048 (r2 / r3):
+// g2n64s4o 63.7 / 62.8 µs, g2n64s3ob2 65.1, g2n64s5o 63.9, g2n64s3o 64.4 vs the entry point's 68.5 / 66.9; in the
+// 1B step g2n64s4o (session 12's prefillWgOvl, dropped) took as long as the entry point and lost 3% of TTFT at 128 tokens.
 #if LLMRT_KERNEL(flash_prefill_wgv_hd64_g3n64s3)
 FW_V(64, 3, 64, 3)
 #endif

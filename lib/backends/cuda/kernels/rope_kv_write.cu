@@ -16,13 +16,6 @@
 // extern "C" __global__ void rope_kv_write_pdl_bf16(...rope_kv_write_bf16's parameters...)
 //   The same results; for a programmatic dependent launch: the step inputs' part (position, block table, cos/sin) runs
 //   before the wait for the previous kernel.
-// extern "C" __global__ void rope_kv_write_tab_bf16(...rope_kv_write_bf16's parameters, invFreq replaced by
-//     const float* table...)
-//   The same results (session option prefillRopeTable): cos/sin read from table [maxSeqLen, 2, headDim / 2] f32 (row pos:
-//   the half cos values, then the half sin values), which rope_table_f32 filled once with ropeTables' floats, instead of
-//   the per-token double-precision sincos.
-// extern "C" __global__ void rope_table_f32(const double* invFreq, float* table, int maxSeqLen, int half, float attnScaling)
-//   grid (maxSeqLen, 1, 1)   block (64, 1, 1): table row pos = ropeTables(pos) (cos then sin).
 //
 // Quantized KV cache (issue 14, kv_fp8.cuh): the same with the cache in bytes and the layer's scales appended:
 // extern "C" __global__ void rope_kv_write_{fp8kv|int8kv}_bf16(const bf16_t* qkv, bf16_t* q, {u8|i8}* kvCache, ...same...,
@@ -41,21 +34,7 @@ __device__ __forceinline__ void ropeTables(float* cs, float* sn, const double* i
   }
 }
 
-/** TAB: cs / sn from row pos of a rope_table_f32 table (tab); else ropeTables. The same floats either way. */
-template <bool TAB>
-__device__ __forceinline__ void ropeFill(float* cs, float* sn, const double* invFreq, const float* tab, int pos, int half, float attnScaling) {
-  if (TAB) {
-    const float* r = tab + (long long)pos * 2 * half;
-    for (int i = threadIdx.x; i < half; i += blockDim.x) {
-      cs[i] = r[i];
-      sn[i] = r[half + i];
-    }
-  } else {
-    ropeTables(cs, sn, invFreq, pos, half, attnScaling);
-  }
-}
-
-template <typename T, bool TAB = false>
+template <typename T>
 __device__ __forceinline__ void ropeKvWriteImpl(const T* qkv, T* q, T* kvCache, const int* positions, const int* seqStarts,
     const int* blockTables, const double* invFreq, float attnScaling, int numSeqs, int numHeads, int numKvHeads, int headDim,
     int tokensPerBlock, int maxBlocksPerSeq) {
@@ -64,7 +43,7 @@ __device__ __forceinline__ void ropeKvWriteImpl(const T* qkv, T* q, T* kvCache, 
   const int half = headDim >> 1;
   const int pos = positions[t];
   const int s = seqOfToken(seqStarts, numSeqs, t);
-  ropeFill<TAB>(cs, sn, invFreq, reinterpret_cast<const float*>(invFreq), pos, half, attnScaling);
+  ropeTables(cs, sn, invFreq, pos, half, attnScaling);
   __syncthreads();
   const int rowWidth = numKvHeads * headDim;
   const T* row = qkv + (long long)t * (numHeads + 2 * numKvHeads) * headDim;
@@ -90,7 +69,7 @@ __device__ __forceinline__ void ropeKvWriteImpl(const T* qkv, T* q, T* kvCache, 
 // computed, so the global-load latency overlaps the double-precision sincos.
 // EARLY (rope_kv_write_pdl_bf16, launched with PDL): the position, block-table lookups and cos/sin tables (step inputs
 // only) are computed before waiting for the previous kernel (the qkv GEMM), then the loads; the same values.
-template <bool EARLY = false, bool TAB = false>
+template <bool EARLY = false>
 __device__ __forceinline__ void ropeKvWriteVecBf16(const bf16_t* qkv, bf16_t* q, bf16_t* kvCache, const int* positions,
     const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, int numSeqs, int numHeads,
     int numKvHeads, int headDim, int tokensPerBlock, int maxBlocksPerSeq) {
@@ -109,7 +88,7 @@ __device__ __forceinline__ void ropeKvWriteVecBf16(const bf16_t* qkv, bf16_t* q,
   const int rotTasks = (numHeads + numKvHeads) * nv, tasks = rotTasks + (rowWidth >> 3);
   bool tablesReady = false;
   if (EARLY) {
-    ropeFill<TAB>(cs, sn, invFreq, reinterpret_cast<const float*>(invFreq), pos, half, attnScaling);
+    ropeTables(cs, sn, invFreq, pos, half, attnScaling);
     __syncthreads();
     tablesReady = true;
     pdlWait();  // qkv is the previous kernel's
@@ -129,7 +108,7 @@ __device__ __forceinline__ void ropeKvWriteVecBf16(const bf16_t* qkv, bf16_t* q,
       }
     }
     if (!tablesReady) {
-      ropeFill<TAB>(cs, sn, invFreq, reinterpret_cast<const float*>(invFreq), pos, half, attnScaling);
+      ropeTables(cs, sn, invFreq, pos, half, attnScaling);
       __syncthreads();
       tablesReady = true;
     }
@@ -191,31 +170,6 @@ extern "C" __global__ void __launch_bounds__(128) rope_kv_write_pdl_bf16(const b
   if ((int)blockIdx.x >= numTokens) return;
   ropeKvWriteImpl<bf16_t>(qkv, q, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, numSeqs, numHeads,
                           numKvHeads, headDim, tokensPerBlock, maxBlocksPerSeq);
-}
-#endif
-// rope_kv_write_bf16 with cos/sin from a rope_table_f32 table (passed in invFreq's place; prefillRopeTable).
-#if LLMRT_KERNEL(rope_kv_write_tab_bf16)
-extern "C" __global__ void __launch_bounds__(128) rope_kv_write_tab_bf16(const bf16_t* qkv, bf16_t* q, bf16_t* kvCache,
-    const int* positions, const int* seqStarts, const int* blockTables, const double* table, float attnScaling,
-    int numTokens, int numSeqs, int numHeads, int numKvHeads, int headDim, int tokensPerBlock, int maxBlocksPerSeq) {
-  pdlWait();  // qkv is the previous kernel's (prefillPdl; a no-op without PDL)
-  pdlLaunchDependents();
-  if ((int)blockIdx.x >= numTokens) return;
-  if ((headDim & 15) == 0 && headDim <= 256 && aligned16(qkv) && aligned16(q) && aligned16(kvCache)) {
-    ropeKvWriteVecBf16<false, true>(qkv, q, kvCache, positions, seqStarts, blockTables, table, attnScaling, numSeqs, numHeads,
-                                    numKvHeads, headDim, tokensPerBlock, maxBlocksPerSeq);
-    return;
-  }
-  ropeKvWriteImpl<bf16_t, true>(qkv, q, kvCache, positions, seqStarts, blockTables, table, attnScaling, numSeqs, numHeads,
-                                numKvHeads, headDim, tokensPerBlock, maxBlocksPerSeq);
-}
-#endif
-#if LLMRT_KERNEL(rope_table_f32)
-extern "C" __global__ void __launch_bounds__(64) rope_table_f32(const double* invFreq, float* table, int maxSeqLen, int half, float attnScaling) {
-  const int pos = blockIdx.x;
-  if (pos >= maxSeqLen) return;
-  float* r = table + (long long)pos * 2 * half;
-  ropeTables(r, r + half, invFreq, pos, half, attnScaling);
 }
 #endif
 #if LLMRT_KERNEL(rope_kv_write_f32)

@@ -6,17 +6,14 @@
 //   grid (ceil(inter / (256 * V)), numTokens, 1) with V = 16 / sizeof(elem) (8 bf16, 4 f32)   block (256, 1, 1)   shared 0
 //   (numTokens <= 65535: grid.y). 16-byte vectors when inter * sizeof(elem) % 16 == 0 and pointers are aligned;
 //   otherwise each block handles 256 * V consecutive elements one at a time. May be launched with PDL (prefillPdl).
-//
-// extern "C" __global__ void silu_mul_rev_bf16(const bf16_t* gateUp, bf16_t* out, int numTokens, int inter)
-//   silu_mul_bf16's parameters, grid and bits, the tokens taken last first (blockIdx.y = 0 is token numTokens - 1;
-//   session option prefillSiluRev): the rows the gate_up GEMM wrote last may still be in L2.
 #include "common.cuh"
 
 __device__ __forceinline__ float silu(float g) { return g / (1.f + expf(-g)); }
 
 template <typename T>
-__device__ __forceinline__ void siluMulImpl(const T* gateUp, T* out, int inter, long long t) {
+__device__ __forceinline__ void siluMulImpl(const T* gateUp, T* out, int inter) {
   constexpr int N = Vec16<T>::N;
+  const long long t = blockIdx.y;
   const T* g = gateUp + t * 2 * inter;
   const T* u = g + inter;
   T* o = out + t * inter;
@@ -43,17 +40,11 @@ extern "C" __global__ void __launch_bounds__(256) silu_mul_bf16(const bf16_t* ga
   pdlWait();  // gateUp is the previous kernel's (prefillPdl; a no-op without PDL)
   pdlLaunchDependents();
   if ((int)blockIdx.y >= numTokens) return;
-  siluMulImpl<bf16_t>(gateUp, out, inter, blockIdx.y);
+  siluMulImpl<bf16_t>(gateUp, out, inter);
 }
 extern "C" __global__ void __launch_bounds__(256) silu_mul_f32(const float* gateUp, float* out, int numTokens, int inter) {
   pdlWait();  // gateUp is the previous kernel's (prefillPdl; a no-op without PDL)
   pdlLaunchDependents();
   if ((int)blockIdx.y >= numTokens) return;
-  siluMulImpl<float>(gateUp, out, inter, blockIdx.y);
-}
-extern "C" __global__ void __launch_bounds__(256) silu_mul_rev_bf16(const bf16_t* gateUp, bf16_t* out, int numTokens, int inter) {
-  pdlWait();  // gateUp is the previous kernel's (prefillPdl; a no-op without PDL)
-  pdlLaunchDependents();
-  if ((int)blockIdx.y >= numTokens) return;
-  siluMulImpl<bf16_t>(gateUp, out, inter, numTokens - 1 - (int)blockIdx.y);
+  siluMulImpl<float>(gateUp, out, inter);
 }
