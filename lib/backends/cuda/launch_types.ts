@@ -150,6 +150,8 @@ export interface LaunchEnv {
   readonly gemvSplitK?: boolean;
   /** CudaSessionOptions.gemvXPre: fused decode GEMVs of ≤ 2 rows on gemv_fused*_xpre. */
   readonly gemvXPre?: boolean;
+  /** CudaSessionOptions.gemvTma: with gemvXPre, those GEMVs (not the lm_head) on gemv_fused*_tma. */
+  readonly gemvTma?: boolean;
   /** CudaSessionOptions.decodeLogitsTuned: the lm_head of decode steps of more than GEMV_MAX_ROWS sequences is not pinned. */
   readonly decodeLogitsTuned?: boolean;
   /**

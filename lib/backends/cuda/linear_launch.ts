@@ -12,6 +12,8 @@ import { GEMV_MAX_ROWS, gemvSplitRows } from "./launch_types.ts";
 import type { LinearStep, StepCtx } from "./step_ctx.ts";
 
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
+/** Most dynamic shared memory a gemv_fused*_tma launch takes (with the norm's 16.5 KB static: under the 227 KB a block). */
+const GEMV_TMA_MAX_SHARED = 160 * 1024;
 
 /** Plans linear op `i` of the step into `c.out`. */
 export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: number): void {
@@ -67,7 +69,10 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
     // One output row per ks warps, 8 warps per block (mode 2: 4 / ks gate rows + their up rows per block).
     const blocks = mode === 2 ? cdiv(op.outFeatures / 2, 4 / ks) : cdiv(op.outFeatures, 8 / ks);
     // gemvXPre: ≤ 2 rows on the entry points that load x with the weights (the same sums).
-    const xpre = env.gemvXPre && M <= 2 ? "_xpre" : "";
+    // gemvTma: those, but the lm_head, with each warp's row slice bulk-copied into shared memory (8 slots of k / ks bf16).
+    const tmaBytes = 8 * (op.inFeatures / ks) * 2;
+    const tma = env.gemvXPre && env.gemvTma && M <= 2 && !logitsGemv && tmaBytes <= GEMV_TMA_MAX_SHARED;
+    const xpre = tma ? "_tma" : env.gemvXPre && M <= 2 ? "_xpre" : "";
     const name = `${nrm ? "gemv_fused_norm" : "gemv_fused"}${ks > 1 ? "_ks" : ""}${xpre}_bf16_m${M}`;
     k(i, name, [blocks, 1, 1], 256, [
       buf(nrm ? nrm.x : op.x),
@@ -82,7 +87,7 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
       mode | (ks > 1 ? ks << 4 : 0),
       0n,
       0n,
-    ]);
+    ], tma ? tmaBytes : 0);
     return;
   }
   // Decode-sized bf16 linears: one warp per output column streams the weight row once (the lm_head,

@@ -252,6 +252,8 @@ export class CudaSession implements SessionBackend {
   readonly gemmResidual: boolean;
   /** CudaSessionOptions.gemvXPre. */
   readonly gemvXPre: boolean;
+  /** CudaSessionOptions.gemvTma. */
+  readonly gemvTma: boolean;
   /** CudaSessionOptions.prefillPdl. */
   readonly prefillPdl: boolean;
   /** CudaSessionOptions.quantGemvFast. */
@@ -374,6 +376,7 @@ export class CudaSession implements SessionBackend {
     this.nvfp4K32Norm = f.nvfp4K32Norm;
     this.gemmResidual = f.gemmResidual;
     this.gemvXPre = f.gemvXPre;
+    this.gemvTma = f.gemvTma;
     this.quantGemvFast = f.quantGemvFast;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
@@ -616,6 +619,7 @@ export class CudaSession implements SessionBackend {
       ...(this.decodeLogitsTuned ? { decodeLogitsTuned: true } : {}),
       gemmResidual: this.gemmResidual,
       ...(this.gemvXPre ? { gemvXPre: true } : {}),
+      ...(this.gemvTma ? { gemvTma: true } : {}),
       prefillPdl: this.prefillPdl,
       quantGemm: this.quantGemm,
       decodeCounters: this.#decodeCounters.ptr,
@@ -1026,6 +1030,10 @@ export class CudaSession implements SessionBackend {
         if (shared === 0) {
           kern.launch(l.grid, l.block, l.args, l.pdl ? { stream, pdl: true } : { stream }); // the common case: no lookups, one object
           continue;
+        }
+        if (!this.#sharedAllowed.has(l.kernel) && l.kernel.includes("_tma_")) {
+          kern.setPreferredSharedCarveout(100); // gemv_fused*_tma: several blocks of 32-64 KB a SM, not the L1's share
+          this.#sharedAllowed.set(l.kernel, 48 * 1024);
         }
         if (shared > (this.#sharedAllowed.get(l.kernel) ?? 48 * 1024)) {
           kern.setMaxDynamicSharedMemory(shared);

@@ -289,6 +289,13 @@ export const CUDA_FLAGS = {
    * @default false
    */
   nvfp4K32Norm: { env: "LLMRT_NVFP4_K32_NORM", default: false },
+  /**
+   * With `gemvXPre`: fused bf16 decode GEMVs of up to 2 rows (not the lm_head) run gemv_fused*_tma (kernels/gemv.cu): each
+   * warp's whole weight row slice is bulk-copied (cp.async.bulk, an mbarrier a warp) into dynamic shared memory before
+   * pdlWait, then summed from there, so a warp has all its bytes in flight while the previous kernel runs instead of one
+   * 2 KB chunk. A lane adds the same vectors in the same order as _xpre: the same bits. @default false
+   */
+  gemvTma: { env: "LLMRT_GEMV_TMA", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

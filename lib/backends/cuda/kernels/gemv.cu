@@ -184,6 +184,79 @@ __device__ __forceinline__ void gfIssue(const bf16_t* w, int c, int kv, uint4 (&
 #ifndef GF_XPRE
 #define GF_XPRE 0  // 1 (M <= 2): a chunk's x vectors are loaded with its weight vectors, not after they land
 #endif
+#ifndef GF_TMA
+#define GF_TMA 0  // 1: each warp's whole weight row slice is bulk-copied (cp.async.bulk) into dynamic shared memory before pdlWait
+#endif
+#ifndef GF_PFL2
+#define GF_PFL2 0  // 1: each lane prefetches the rest of its row slice into L2 (prefetch.global.L2) before pdlWait
+#endif
+
+/**
+ * GF_TMA: warp `warp`'s weight slice (kvs 16-byte vectors from w) is copied by one bulk copy into its slot of the
+ * dynamic shared memory (8 slots of kvs vectors), completing on its mbarrier; no registers hold bytes in flight, so a
+ * warp has its whole slice in flight before pdlWait instead of one chunk. The caller waits with gfTmaWait before
+ * reading the slot. Launch with 8 * kvs * 16 bytes of dynamic shared memory.
+ */
+#ifndef LLMRT_EMU
+__device__ __forceinline__ u32 gfSmemAddr(const void* p) { return (u32)__cvta_generic_to_shared(p); }
+#endif
+__device__ __forceinline__ void gfTmaIssue(bf16_t* slot, const bf16_t* w, int kvs, unsigned long long* bar, int lane) {
+#ifndef LLMRT_EMU
+  if (lane == 0) {
+    const u32 b = gfSmemAddr(bar);
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(b) : "memory");
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(b), "r"((u32)kvs * 16u) : "memory");
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(gfSmemAddr(slot)), "l"(w),
+                 "r"((u32)kvs * 16u), "r"(b)
+                 : "memory");
+  }
+  __syncwarp();
+#else
+  for (int i = lane; i < kvs; i += 32) reinterpret_cast<uint4*>(slot)[i] = reinterpret_cast<const uint4*>(w)[i];
+  __syncwarp();
+#endif
+}
+/** GF_TMA: warp `warp`'s slot (kvs 16-byte vectors) of the dynamic shared memory and its mbarrier (used only by TMA
+ *  instantiations, so the other entry points keep their static shared memory). */
+__device__ __forceinline__ const bf16_t* gfTmaSlot(int warp, int kvs) {
+#ifndef LLMRT_EMU
+  extern __shared__ __align__(16) unsigned char gfDyn[];
+#else
+  alignas(16) static unsigned char gfDyn[8 * 16384 * 2];  // the CPU emulation runs one block at a time
+#endif
+  return reinterpret_cast<const bf16_t*>(gfDyn) + (long long)warp * kvs * 8;
+}
+__device__ __forceinline__ unsigned long long* gfTmaBar(int warp) {
+  __shared__ __align__(8) unsigned long long bars[8];
+  return &bars[warp];
+}
+/** Waits until the slot's bulk copy has landed (phase 0 of its mbarrier); traps after ~2^26 polls (a hang becomes an error). */
+__device__ __forceinline__ void gfTmaWait(unsigned long long* bar) {
+#ifndef LLMRT_EMU
+  const u32 b = gfSmemAddr(bar);
+  for (u32 n = 0;; n++) {
+    u32 ok;
+    asm volatile(
+        "{ .reg .pred p;\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], 0;\n"
+        "selp.u32 %0, 1, 0, p;\n}" : "=r"(ok) : "r"(b) : "memory");
+    if (ok) return;
+    if (n > (1u << 26)) asm volatile("trap;");
+  }
+#else
+  (void)bar;
+#endif
+}
+/** GF_PFL2: the lane's vectors of the slice past its first chunk, pulled into L2 (weights only: before pdlWait). */
+template <int U>
+__device__ __forceinline__ void gfPrefetchRest(const bf16_t* w, int lane, int kvs) {
+#ifndef LLMRT_EMU
+  for (int c = lane + 32 * U; c < kvs; c += 32) asm volatile("prefetch.global.L2 [%0];" ::"l"(w + c * 8));
+#else
+  (void)w, (void)lane, (void)kvs;
+#endif
+}
 
 /** acc[r] += the 8 products of weight vector wv and x vector xv[r] (gemvAccum's FMAs in its order). */
 template <int M>
@@ -275,7 +348,7 @@ __device__ __forceinline__ void gfRow(const bf16_t* __restrict__ xb, const bf16_
   gfRowN<M, U, PIPE, XPRE>(xb, w, m, k, k >> 3, lane, v, v2, acc);
 }
 
-template <int M, bool NORM, int U = GF_U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE>
+template <int M, bool NORM, int U = GF_U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE, bool TMA = GF_TMA>
 __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y, const bf16_t* normW,
     float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {
   __shared__ float upS[8][M];
@@ -292,21 +365,45 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
   // kernel's tail. (Also pulling the rest of each row into L2 with a bulk prefetch here cost 88 us per
   // llama-3.2-1b step on an H200; keeping normW and x in registers for the RMSNorm gained nothing.)
   uint4 v[U], v2[U];  // v2: PIPE's second chunk (unused otherwise)
-  if (live) {
-    gfIssue<U>(w, lane, kv, v);
-    if constexpr (PIPE) gfIssue<U>(w, lane + 32 * U, kv, v2);
+  const bf16_t* ws = w;  // TMA: this warp's slot of the dynamic shared memory, once landed
+  if constexpr (TMA) {
+    ws = gfTmaSlot(warp, kv);
+    if (live) gfTmaIssue(const_cast<bf16_t*>(ws), w, kv, gfTmaBar(warp), lane);
+  } else {
+    if (live) {
+      gfIssue<U>(w, lane, kv, v);
+      if constexpr (PIPE) gfIssue<U>(w, lane + 32 * U, kv, v2);
+#if GF_PFL2
+      gfPrefetchRest<U>(w, lane, kv);
+#endif
+    }
   }
   pdlWait();  // x and y are the previous kernels' (weights and prefetches above only)
   pdlLaunchDependents();
   prefetchL2Slices(prefetch, prefetchBytes);
   float acc[M];
+  const bf16_t* wr = ws;
   if constexpr (NORM) {  // x <- rmsnorm(x) * normW, staged in shared memory (the launcher guarantees m * k <= GF_XS)
     __shared__ __align__(16) bf16_t xs[GF_XS];
     __shared__ float red[32];
     rmsnormStage(x, normW, eps, m, k, xs, red);
-    if (live) gfRow<M, U, PIPE, XPRE>(xs, w, m, k, lane, v, v2, acc);
+    if constexpr (TMA) {  // the slot's bytes (still landing while x was staged), then its first chunk
+      if (live) {
+        gfTmaWait(gfTmaBar(warp));
+        gfIssue<U>(ws, lane, kv, v);
+        if constexpr (PIPE) gfIssue<U>(ws, lane + 32 * U, kv, v2);
+      }
+    }
+    if (live) gfRow<M, U, PIPE, XPRE>(xs, wr, m, k, lane, v, v2, acc);
   } else {
-    if (live) gfRow<M, U, PIPE, XPRE>(x, w, m, k, lane, v, v2, acc);
+    if constexpr (TMA) {  // the slot's bytes, then its first chunk
+      if (live) {
+        gfTmaWait(gfTmaBar(warp));
+        gfIssue<U>(ws, lane, kv, v);
+        if constexpr (PIPE) gfIssue<U>(ws, lane + 32 * U, kv, v2);
+      }
+    }
+    if (live) gfRow<M, U, PIPE, XPRE>(x, wr, m, k, lane, v, v2, acc);
   }
   const float b = (live && bias) ? toF(bias[row]) : 0.f;
   if (mode == 2) {
@@ -381,7 +478,7 @@ GEMV_FUSED(gemv_fused_norm_bf16_m8, 8, true)
 // extern "C" __global__ void gemv_fused_norm_ks_bf16_m{1|2|4|8}(...)
 //   grid mode 2: (ceil(n / 2 / (4 / KS))), else (ceil(n / (8 / KS)))   block (256)   shared as gemv_fused + 160 B x M
 // ------------------------------------------------------------------------------------------------
-template <int M, bool NORM, int U = GF_U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE>
+template <int M, bool NORM, int U = GF_U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE, bool TMA = GF_TMA>
 __device__ __forceinline__ void gemvFusedKsImpl(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y, const bf16_t* normW,
     float eps, int m, int n, int k, int modeKs) {
   __shared__ float part[8][M];
@@ -405,20 +502,44 @@ __device__ __forceinline__ void gemvFusedKsImpl(const bf16_t* x, const bf16_t* W
   const int kvs = (k >> 3) / ks, c0 = wk * kvs;
   const bf16_t* w = W + (long long)(live ? row : 0) * k + c0 * 8;
   uint4 v[U], v2[U];
-  if (live) {
-    gfIssue<U>(w, lane, kvs, v);
-    if constexpr (PIPE) gfIssue<U>(w, lane + 32 * U, kvs, v2);
+  const bf16_t* ws = w;  // TMA: this warp's slot of the dynamic shared memory, once landed
+  if constexpr (TMA) {
+    ws = gfTmaSlot(warp, kvs);
+    if (live) gfTmaIssue(const_cast<bf16_t*>(ws), w, kvs, gfTmaBar(warp), lane);
+  } else {
+    if (live) {
+      gfIssue<U>(w, lane, kvs, v);
+      if constexpr (PIPE) gfIssue<U>(w, lane + 32 * U, kvs, v2);
+#if GF_PFL2
+      gfPrefetchRest<U>(w, lane, kvs);
+#endif
+    }
   }
   pdlWait();
   pdlLaunchDependents();
   float acc[M];
+  const bf16_t* wr = ws;
   if constexpr (NORM) {
     __shared__ __align__(16) bf16_t xs[GF_XS];
     __shared__ float red[32];
     rmsnormStage(x, normW, eps, m, k, xs, red);
-    if (live) gfRowN<M, U, PIPE, XPRE>(xs + c0 * 8, w, m, k, kvs, lane, v, v2, acc);
+    if constexpr (TMA) {  // the slot's bytes (still landing while x was staged), then its first chunk
+      if (live) {
+        gfTmaWait(gfTmaBar(warp));
+        gfIssue<U>(ws, lane, kvs, v);
+        if constexpr (PIPE) gfIssue<U>(ws, lane + 32 * U, kvs, v2);
+      }
+    }
+    if (live) gfRowN<M, U, PIPE, XPRE>(xs + c0 * 8, wr, m, k, kvs, lane, v, v2, acc);
   } else {
-    if (live) gfRowN<M, U, PIPE, XPRE>(x + c0 * 8, w, m, k, kvs, lane, v, v2, acc);
+    if constexpr (TMA) {  // the slot's bytes, then its first chunk
+      if (live) {
+        gfTmaWait(gfTmaBar(warp));
+        gfIssue<U>(ws, lane, kvs, v);
+        if constexpr (PIPE) gfIssue<U>(ws, lane + 32 * U, kvs, v2);
+      }
+    }
+    if (live) gfRowN<M, U, PIPE, XPRE>(x + c0 * 8, wr, m, k, kvs, lane, v, v2, acc);
   }
   if (live && lane == 0) {
 #pragma unroll
@@ -543,4 +664,51 @@ GEMV_FUSED_KS_XPRE(gemv_fused_norm_ks_xpre_bf16_m1, 1, true)
 #endif
 #if LLMRT_KERNEL(gemv_fused_norm_ks_xpre_bf16_m2)
 GEMV_FUSED_KS_XPRE(gemv_fused_norm_ks_xpre_bf16_m2, 2, true)
+#endif
+
+// ------------------------------------------------------------------------------------------------
+// Fused decode GEMVs with the weights bulk-copied into shared memory (session 12, CudaSessionOptions.gemvTma): the _xpre
+// entry points with each warp's whole row slice (k / KS bf16) fetched by one cp.async.bulk into its slot of the dynamic
+// shared memory before pdlWait (an mbarrier a warp), then summed from there: a warp has its whole slice in flight while
+// the previous kernel still runs, not one 2 KB chunk, and no registers hold the bytes in flight. A lane reads and adds
+// the same vectors in the same order as _xpre: the same sums, bitwise.
+//
+// extern "C" __global__ void gemv_fused{_norm}{_ks}_tma_bf16_m{1|2}(...gemv_fused's parameters...)
+//   dynamic shared memory: 8 * (k / KS) * 2 bytes (KS = 1 without _ks)
+// ------------------------------------------------------------------------------------------------
+#define GEMV_FUSED_TMA(NAME, M, NORM)                                                                                   \
+  extern "C" __global__ void __launch_bounds__(256, GF_MINB) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,\
+      const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
+    gemvFusedImpl<M, NORM, GF_U, false, true, true>(x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes); \
+  }
+#define GEMV_FUSED_KS_TMA(NAME, M, NORM)                                                                                \
+  extern "C" __global__ void __launch_bounds__(256, GF_MINB) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,\
+      const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
+    (void)prefetch;                                                                                                     \
+    (void)prefetchBytes;                                                                                                \
+    gemvFusedKsImpl<M, NORM, GF_U, false, true, true>(x, W, bias, y, normW, eps, m, n, k, mode);                     \
+  }
+#if LLMRT_KERNEL(gemv_fused_tma_bf16_m1)
+GEMV_FUSED_TMA(gemv_fused_tma_bf16_m1, 1, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_tma_bf16_m2)
+GEMV_FUSED_TMA(gemv_fused_tma_bf16_m2, 2, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_tma_bf16_m1)
+GEMV_FUSED_TMA(gemv_fused_norm_tma_bf16_m1, 1, true)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_tma_bf16_m2)
+GEMV_FUSED_TMA(gemv_fused_norm_tma_bf16_m2, 2, true)
+#endif
+#if LLMRT_KERNEL(gemv_fused_ks_tma_bf16_m1)
+GEMV_FUSED_KS_TMA(gemv_fused_ks_tma_bf16_m1, 1, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_ks_tma_bf16_m2)
+GEMV_FUSED_KS_TMA(gemv_fused_ks_tma_bf16_m2, 2, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_ks_tma_bf16_m1)
+GEMV_FUSED_KS_TMA(gemv_fused_norm_ks_tma_bf16_m1, 1, true)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_ks_tma_bf16_m2)
+GEMV_FUSED_KS_TMA(gemv_fused_norm_ks_tma_bf16_m2, 2, true)
 #endif
