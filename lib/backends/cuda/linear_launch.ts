@@ -73,7 +73,10 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
     const tmaBytes = 8 * (op.inFeatures / ks) * 2;
     const tma = env.gemvXPre && env.gemvTma && M <= 2 && !logitsGemv && tmaBytes <= GEMV_TMA_MAX_SHARED;
     const xpre = tma ? "_tma" : env.gemvXPre && M <= 2 ? "_xpre" : "";
-    const name = `${nrm ? "gemv_fused_norm" : "gemv_fused"}${ks > 1 ? "_ks" : ""}${xpre}_bf16_m${M}`;
+    // decodeArgmax: a sampling step's lm_head also folds each row's greedy argmax into env.argmaxKeys (the sampler reads them).
+    const amax = logitsGemv && ks === 1 && !!env.argmaxKeys && c.shape.sample;
+    if (amax) c.argmax.fused = true;
+    const name = `${nrm ? "gemv_fused_norm" : "gemv_fused"}${ks > 1 ? "_ks" : ""}${amax ? "_amax" : xpre}_bf16_m${M}`;
     k(i, name, [blocks, 1, 1], 256, [
       buf(nrm ? nrm.x : op.x),
       env.weight(op.weight),
@@ -85,7 +88,7 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
       op.outFeatures,
       op.inFeatures,
       mode | (ks > 1 ? ks << 4 : 0),
-      0n,
+      amax ? env.argmaxKeys! : 0n,
       0n,
     ], tma ? tmaBytes : 0);
     return;

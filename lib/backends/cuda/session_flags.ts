@@ -296,6 +296,13 @@ export const CUDA_FLAGS = {
    * 2 KB chunk. A lane adds the same vectors in the same order as _xpre: the same bits. @default false
    */
   gemvTma: { env: "LLMRT_GEMV_TMA", default: false },
+  /**
+   * Sampling decode steps whose lm_head is the fused GEMV (≤ 8 rows): gemv_fused{_norm}_amax (kernels/gemv.cu) also
+   * folds each row's greedy argmax into a u64 key (atomicMax a block), and the sampler runs as sample_amax_f32, which
+   * takes a greedy row's id from the key instead of reading its 128K logits (other rows: sample_f32's path). The same
+   * logits and ids. @default false
+   */
+  decodeArgmax: { env: "LLMRT_DECODE_ARGMAX", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

@@ -449,6 +449,34 @@ extern "C" __global__ void __launch_bounds__(512) sample_f32(const float* logits
   sampleImpl<float>(logits, vocab, temperature, topK, topP, minP, seed, step, outIds);
 }
 #endif
+/**
+ * sample_f32 after an lm_head GEMV of gemv.cu _amax (decodeArgmax), which folded each row's greedy argmax into amax[r] (u64 keys:
+ * the logit's order bits << 32 | ~index; 0 = every logit NaN): a greedy row (temperature <= 0 or top-k 1) takes its id
+ * from the key without reading its logits (sample_f32's id: rowArgmax's order, index 0 when all are NaN); other rows
+ * run sample_f32's path. Every row's key is zeroed for the next step's GEMV.
+ *   amax [rows] u64, zero before the GEMV.   grid (rows, 1, 1)   block (512, 1, 1)
+ */
+#if LLMRT_KERNEL(sample_amax_f32)
+extern "C" __global__ void __launch_bounds__(512) sample_amax_f32(const float* logits, int vocab, const float* temperature, const int* topK,
+    const float* topP, const float* minP, const u32* seed, const int* step, int* outIds, u64* amax) {
+  pdlWait();  // the logits and keys are the previous kernel's
+  pdlLaunchDependents();
+  __shared__ u64 keyS;
+  const int r = blockIdx.x;
+  if (threadIdx.x == 0) {
+    keyS = amax[r];
+    amax[r] = 0ull;
+  }
+  __syncthreads();
+  const float temp = temperature[r];
+  if (!(temp > 0.f) || topK[r] == 1) {
+    const u64 key = keyS;
+    if (threadIdx.x == 0) outIds[r] = key == 0ull ? 0 : (int)(0xffffffffu - (u32)key);
+    return;
+  }
+  sampleImpl<float>(logits, vocab, temperature, topK, topP, minP, seed, step, outIds);
+}
+#endif
 #if LLMRT_KERNEL(sample_uniform)
 extern "C" __global__ void sample_uniform(const u32* seed, const int* step, double* out, int rows) {
   const int r = blockIdx.x * blockDim.x + threadIdx.x;
