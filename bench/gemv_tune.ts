@@ -95,7 +95,10 @@ for (const md of models) {
     const kern = (norm: boolean, ks: number) => mod.kernel(`gemv_fused${norm ? "_norm" : ""}${ks > 1 ? "_ks" : ""}_bf16_m1`, FUSED);
     // GF_TMA: each of the 8 warps bulk-copies its row slice into dynamic shared memory (8 × k / ks bf16)
     const isTma = words.includes("-DGF_TMA=1");
-    const smemOf = (k: number, ks: number): number => (isTma ? 8 * (k / ks) * 2 : 0);
+    // GF_TMA_HEAD=H: only the first H chunks (32 × GF_U vectors) of a slice in shared memory (0: all of it)
+    const defOf = (name: string, d: number): number => Number(words.find((w) => w.startsWith(`-D${name}=`))?.split("=")[1] ?? d);
+    const headVec = defOf("GF_TMA_HEAD", 0) * 32 * defOf("GF_U", 4);
+    const smemOf = (k: number, ks: number): number => (isTma ? 8 * (headVec > 0 ? Math.min(k / ks / 8, headVec) : k / ks / 8) * 16 : 0);
     if (isTma) {
       for (const [r, n, k, norm] of shapes) {
         const kf = kern(norm, ksOf(r, n, k));

@@ -49,8 +49,8 @@ test("gemvTma: 1-2 row decode GEMVs but the lm_head on gemv_fused*_tma (the defa
       const names = ["gemv_fused_norm", "gemv_fused", "gemv_fused_norm", "gemv_fused_ks", "gemv_fused_norm"];
       const tags = n <= 2 ? [..."tttt"].map(() => `_tma_bf16_m${n}`).concat(`_xpre_bf16_m${n}`) : names.map(() => "_bf16_m4");
       assert.deepEqual(gemvs.map((l) => l.kernel), names.map((b, i) => b + tags[i]));
-      // 8 warp slots of the row slice: k 512 (qkv, o_proj, gate_up), 6144 / 2 (down)
-      assert.deepEqual(gemvs.map((l) => l.sharedBytes ?? 0), n <= 2 ? [8192, 8192, 8192, 8 * 3072 * 2, 0] : [0, 0, 0, 0, 0]);
+      // 8 warp slots of the slice's head: all of k 512 (qkv, o_proj, gate_up), 256 of down's 384 vectors (6144 / 2)
+      assert.deepEqual(gemvs.map((l) => l.sharedBytes ?? 0), n <= 2 ? [8192, 8192, 8192, 8 * 256 * 16, 0] : [0, 0, 0, 0, 0]);
     }
   }
 });

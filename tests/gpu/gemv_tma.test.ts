@@ -1,11 +1,12 @@
 /**
- * GPU: gemv_fused*_tma (gemvTma, session 12: each warp's weight row slice bulk-copied into shared memory before pdlWait)
+ * GPU: gemv_fused*_tma (gemvTma, session 12: the head of each warp's weight row slice bulk-copied into shared memory before pdlWait)
  * against gemv_fused*_xpre (the default of ≤ 2-row decode GEMVs): every mode, norm or not, KS 1 / 2 / 4, m 1 / 2, on
  * llama-3.2-1b / llama-3.1-8b shapes and a ragged one — bit for bit, one launch each and as a PDL chain in a graph
  * (each launch's x and residual the previous one's output, so a kernel that read them before its wait would differ).
  */
 import { assert } from "../harness.ts";
 import { loadKernelFile } from "../../lib/backends/cuda/compiler.ts";
+import { GEMV_TMA_HEAD_VECTORS } from "../../lib/backends/cuda/linear_launch.ts";
 import { device, gpuProbe, gpuTest, seededUniform } from "./gpu.ts";
 import { test } from "../harness.ts";
 
@@ -55,8 +56,9 @@ tmaTest("gemv_fused*_tma: the same bits as gemv_fused*_xpre, one launch and a PD
         const outs: Uint16Array[] = [];
         for (const v of ["_xpre", "_tma"]) {
           const kern = mod.kernel(`gemv_fused${norm ? "_norm" : ""}${ks > 1 ? "_ks" : ""}${v}_bf16_m${m}`, FUSED);
-          const shared = v === "_tma" ? 8 * (k / ks) * 2 : 0;
-          if (shared > 48 * 1024) kern.setMaxDynamicSharedMemory(shared);
+          // the head of each warp's slice: at most 256 16-byte vectors (GEMV_TMA_HEAD_VECTORS); static + dynamic may pass 48 KB
+          const shared = v === "_tma" ? 8 * Math.min(k / ks / 8, GEMV_TMA_HEAD_VECTORS) * 16 : 0;
+          if (shared > 0) kern.setMaxDynamicSharedMemory(shared);
           const grid = mode === 2 ? Math.ceil(n / 2 / (4 / ks)) : Math.ceil(n / (8 / ks));
           const outLen = m * (mode === 2 ? n / 2 : n);
           y.copyFromDevice(x0, outLen * 2, { stream }); // mode 1 adds into y
@@ -76,7 +78,8 @@ tmaTest("gemv_fused*_tma: the same bits as gemv_fused*_xpre, one launch and a PD
   // A PDL chain: 24 launches of a 2048 × 2048 layer, alternately x → h (mode 0) and h → x (mode 1, residual), in a graph.
   const chain = (v: string): Uint16Array => {
     const plain = mod.kernel(`gemv_fused${v}_bf16_m1`, FUSED), nrm = mod.kernel(`gemv_fused_norm${v}_bf16_m1`, FUSED);
-    const shared = v === "_tma" ? 8 * 2048 * 2 : 0;
+    const shared = v === "_tma" ? 8 * GEMV_TMA_HEAD_VECTORS * 16 : 0;
+    if (shared > 0) { for (const kern of [plain, nrm]) kern.setMaxDynamicSharedMemory(shared); }
     using h = d.alloc(2048 * 2);
     using xs = d.alloc(2048 * 2);
     xs.copyFromDevice(x0, 2048 * 2, { stream });

@@ -1040,8 +1040,10 @@ export class CudaSession implements SessionBackend {
           continue;
         }
         if (!this.#sharedAllowed.has(l.kernel) && l.kernel.includes("_tma_")) {
-          kern.setPreferredSharedCarveout(100); // gemv_fused*_tma: several blocks of 32-64 KB a SM, not the L1's share
-          this.#sharedAllowed.set(l.kernel, 48 * 1024);
+          // gemv_fused*_tma: several blocks of 32-48 KB a SM, not the L1's share; static + dynamic may pass 48 KB
+          kern.setPreferredSharedCarveout(100);
+          kern.setMaxDynamicSharedMemory(shared);
+          this.#sharedAllowed.set(l.kernel, shared);
         }
         if (shared > (this.#sharedAllowed.get(l.kernel) ?? 48 * 1024)) {
           kern.setMaxDynamicSharedMemory(shared);

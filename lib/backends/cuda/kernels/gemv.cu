@@ -364,7 +364,53 @@ __device__ __forceinline__ void gfRow(const bf16_t* __restrict__ xb, const bf16_
   gfRowN<M, U, PIPE, XPRE>(xb, w, m, k, k >> 3, lane, v, v2, acc);
 }
 
-template <int M, bool NORM, int U = GF_U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE, bool TMA = GF_TMA, bool AMAX = false>
+#ifndef GF_TMA_HEAD
+#define GF_TMA_HEAD 0  // TMA: chunks (32 * U vectors) of a warp's slice bulk-copied into shared memory (0: the whole slice)
+#endif
+/** TMA: vectors of a kvs-vector slice held in shared memory (the head; the rest streams through registers). */
+template <int U, int HEAD>
+__device__ __forceinline__ int gfHeadVec(int kvs) { return HEAD > 0 && HEAD * 32 * U < kvs ? HEAD * 32 * U : kvs; }
+
+/**
+ * TMA: gfRowN's sums of a slice whose first headVec vectors (a multiple of 32 * U, or all) are in shared memory at ws
+ * (landed) and the rest in global memory at w, its first chunk already in v (issued before pdlWait). The head is read
+ * one vector at a time from shared memory (x, XP: a chunk's vectors loaded first), then the tail chunk by chunk as gfRowN
+ * does: a lane adds the same vectors in the same (increasing) order, so the same sums, bitwise.
+ */
+template <int M, int U, bool XPRE>
+__device__ __forceinline__ void gfRowHead(const bf16_t* __restrict__ xb, const bf16_t* ws, const bf16_t* w, int m, int k, int kvs, int headVec, int lane,
+                                          uint4 (&v)[U], float (&acc)[M]) {
+  constexpr bool XP = XPRE && M <= 2;
+  constexpr int XM = XP ? M : 1;
+#pragma unroll
+  for (int r = 0; r < M; r++) acc[r] = 0.f;
+  uint4 xv[U][XM];
+  int c = lane;
+  for (; c < headVec; c += 32 * U) {
+    if constexpr (XP) gfIssueX<XM, U>(xb, m, k, c, kvs, xv);
+#pragma unroll
+    for (int u = 0; u < U; u++)
+      if (c + 32 * u < kvs) {
+        const uint4 hw = *reinterpret_cast<const uint4*>(ws + (c + 32 * u) * 8);
+        if constexpr (XP) gemvAccumX<M>(hw, xv[u], m, acc);
+        else gemvAccum<M>(hw, xb, m, k, c + 32 * u, acc);
+      }
+  }
+  if (c < kvs) {
+    if constexpr (XP) gfIssueX<XM, U>(xb, m, k, c, kvs, xv);
+    for (;;) {
+      gfSum<M, U, XP, XM>(v, xv, xb, m, k, kvs, c, acc);
+      c += 32 * U;
+      if (c >= kvs) break;
+      gfIssue<U>(w, c, kvs, v);
+      if constexpr (XP) gfIssueX<XM, U>(xb, m, k, c, kvs, xv);
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < M; r++) acc[r] = warpSum(acc[r]);
+}
+
+template <int M, bool NORM, int U = GF_U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE, bool TMA = GF_TMA, bool AMAX = false, int HEAD = GF_TMA_HEAD>
 __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y, const bf16_t* normW,
     float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {
   __shared__ float upS[8][M];
@@ -382,9 +428,13 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
   // llama-3.2-1b step on an H200; keeping normW and x in registers for the RMSNorm gained nothing.)
   uint4 v[U], v2[U];  // v2: PIPE's second chunk (unused otherwise)
   const bf16_t* ws = w;  // TMA: this warp's slot of the dynamic shared memory, once landed
+  const int headVec = TMA ? gfHeadVec<U, HEAD>(kv) : 0;  // TMA: the slice's vectors bulk-copied into shared memory
   if constexpr (TMA) {
-    ws = gfTmaSlot(warp, kv);
-    if (live) gfTmaIssue(const_cast<bf16_t*>(ws), w, kv, gfTmaBar(warp), lane);
+    ws = gfTmaSlot(warp, headVec);
+    if (live) {
+      gfTmaIssue(const_cast<bf16_t*>(ws), w, headVec, gfTmaBar(warp), lane);
+      if (headVec < kv) gfIssue<U>(w, lane + headVec, kv, v);  // the tail's first chunk through registers
+    }
   } else {
     if (live) {
       gfIssue<U>(w, lane, kv, v);
@@ -398,28 +448,23 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
   pdlLaunchDependents();
   if constexpr (!AMAX) prefetchL2Slices(prefetch, prefetchBytes);
   float acc[M];
-  const bf16_t* wr = ws;
   if constexpr (NORM) {  // x <- rmsnorm(x) * normW, staged in shared memory (the launcher guarantees m * k <= GF_XS)
     __shared__ __align__(16) bf16_t xs[GF_XS];
     __shared__ float red[32];
     rmsnormStage(x, normW, eps, m, k, xs, red);
-    if constexpr (TMA) {  // the slot's bytes (still landing while x was staged), then its first chunk
+    if constexpr (TMA) {  // the head's bytes (landing while x was staged), then the row
       if (live) {
         gfTmaWait(gfTmaBar(warp));
-        gfIssue<U>(ws, lane, kv, v);
-        if constexpr (PIPE) gfIssue<U>(ws, lane + 32 * U, kv, v2);
+        gfRowHead<M, U, XPRE>(xs, ws, w, m, k, kv, headVec, lane, v, acc);
       }
-    }
-    if (live) gfRow<M, U, PIPE, XPRE>(xs, wr, m, k, lane, v, v2, acc);
+    } else if (live) gfRow<M, U, PIPE, XPRE>(xs, w, m, k, lane, v, v2, acc);
   } else {
-    if constexpr (TMA) {  // the slot's bytes, then its first chunk
+    if constexpr (TMA) {
       if (live) {
         gfTmaWait(gfTmaBar(warp));
-        gfIssue<U>(ws, lane, kv, v);
-        if constexpr (PIPE) gfIssue<U>(ws, lane + 32 * U, kv, v2);
+        gfRowHead<M, U, XPRE>(x, ws, w, m, k, kv, headVec, lane, v, acc);
       }
-    }
-    if (live) gfRow<M, U, PIPE, XPRE>(x, wr, m, k, lane, v, v2, acc);
+    } else if (live) gfRow<M, U, PIPE, XPRE>(x, w, m, k, lane, v, v2, acc);
   }
   const float b = (live && bias) ? toF(bias[row]) : 0.f;
   if (mode == 2) {
@@ -516,7 +561,7 @@ GEMV_FUSED(gemv_fused_norm_bf16_m8, 8, true)
 // extern "C" __global__ void gemv_fused_norm_ks_bf16_m{1|2|4|8}(...)
 //   grid mode 2: (ceil(n / 2 / (4 / KS))), else (ceil(n / (8 / KS)))   block (256)   shared as gemv_fused + 160 B x M
 // ------------------------------------------------------------------------------------------------
-template <int M, bool NORM, int U = GF_U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE, bool TMA = GF_TMA>
+template <int M, bool NORM, int U = GF_U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE, bool TMA = GF_TMA, int HEAD = GF_TMA_HEAD>
 __device__ __forceinline__ void gemvFusedKsImpl(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y, const bf16_t* normW,
     float eps, int m, int n, int k, int modeKs) {
   __shared__ float part[8][M];
@@ -541,9 +586,13 @@ __device__ __forceinline__ void gemvFusedKsImpl(const bf16_t* x, const bf16_t* W
   const bf16_t* w = W + (long long)(live ? row : 0) * k + c0 * 8;
   uint4 v[U], v2[U];
   const bf16_t* ws = w;  // TMA: this warp's slot of the dynamic shared memory, once landed
+  const int headVec = TMA ? gfHeadVec<U, HEAD>(kvs) : 0;  // TMA: the slice's vectors bulk-copied into shared memory
   if constexpr (TMA) {
-    ws = gfTmaSlot(warp, kvs);
-    if (live) gfTmaIssue(const_cast<bf16_t*>(ws), w, kvs, gfTmaBar(warp), lane);
+    ws = gfTmaSlot(warp, headVec);
+    if (live) {
+      gfTmaIssue(const_cast<bf16_t*>(ws), w, headVec, gfTmaBar(warp), lane);
+      if (headVec < kvs) gfIssue<U>(w, lane + headVec, kvs, v);  // the tail's first chunk through registers
+    }
   } else {
     if (live) {
       gfIssue<U>(w, lane, kvs, v);
@@ -556,28 +605,23 @@ __device__ __forceinline__ void gemvFusedKsImpl(const bf16_t* x, const bf16_t* W
   pdlWait();
   pdlLaunchDependents();
   float acc[M];
-  const bf16_t* wr = ws;
   if constexpr (NORM) {
     __shared__ __align__(16) bf16_t xs[GF_XS];
     __shared__ float red[32];
     rmsnormStage(x, normW, eps, m, k, xs, red);
-    if constexpr (TMA) {  // the slot's bytes (still landing while x was staged), then its first chunk
+    if constexpr (TMA) {  // the head's bytes (landing while x was staged), then the slice
       if (live) {
         gfTmaWait(gfTmaBar(warp));
-        gfIssue<U>(ws, lane, kvs, v);
-        if constexpr (PIPE) gfIssue<U>(ws, lane + 32 * U, kvs, v2);
+        gfRowHead<M, U, XPRE>(xs + c0 * 8, ws, w, m, k, kvs, headVec, lane, v, acc);
       }
-    }
-    if (live) gfRowN<M, U, PIPE, XPRE>(xs + c0 * 8, wr, m, k, kvs, lane, v, v2, acc);
+    } else if (live) gfRowN<M, U, PIPE, XPRE>(xs + c0 * 8, w, m, k, kvs, lane, v, v2, acc);
   } else {
-    if constexpr (TMA) {  // the slot's bytes, then its first chunk
+    if constexpr (TMA) {
       if (live) {
         gfTmaWait(gfTmaBar(warp));
-        gfIssue<U>(ws, lane, kvs, v);
-        if constexpr (PIPE) gfIssue<U>(ws, lane + 32 * U, kvs, v2);
+        gfRowHead<M, U, XPRE>(x + c0 * 8, ws, w, m, k, kvs, headVec, lane, v, acc);
       }
-    }
-    if (live) gfRowN<M, U, PIPE, XPRE>(x + c0 * 8, wr, m, k, kvs, lane, v, v2, acc);
+    } else if (live) gfRowN<M, U, PIPE, XPRE>(x + c0 * 8, w, m, k, kvs, lane, v, v2, acc);
   }
   if (live && lane == 0) {
 #pragma unroll
@@ -706,25 +750,29 @@ GEMV_FUSED_KS_XPRE(gemv_fused_norm_ks_xpre_bf16_m2, 2, true)
 
 // ------------------------------------------------------------------------------------------------
 // Fused decode GEMVs with the weights bulk-copied into shared memory (session 12, CudaSessionOptions.gemvTma): the _xpre
-// entry points with each warp's whole row slice (k / KS bf16) fetched by one cp.async.bulk into its slot of the dynamic
-// shared memory before pdlWait (an mbarrier a warp), then summed from there: a warp has its whole slice in flight while
-// the previous kernel still runs, not one 2 KB chunk, and no registers hold the bytes in flight. A lane reads and adds
-// the same vectors in the same order as _xpre: the same sums, bitwise.
+// entry points with the head of each warp's row slice (its first GF_TMA_HEAD_E chunks of 32 * GF_U vectors, 4 KB; the
+// whole slice when shorter) fetched by one cp.async.bulk into its slot of the dynamic shared memory and the next chunk
+// into registers, both before pdlWait (an mbarrier a warp); the head is summed from shared memory, the rest streams as
+// in _xpre. A warp has 6 KB in flight while the previous kernel still runs instead of one 2 KB chunk, without the
+// registers. A lane adds the same vectors in the same order as _xpre: the same sums, bitwise.
 //
 // extern "C" __global__ void gemv_fused{_norm}{_ks}_tma_bf16_m{1|2}(...gemv_fused's parameters...)
-//   dynamic shared memory: 8 * (k / KS) * 2 bytes (KS = 1 without _ks)
+//   dynamic shared memory: 8 * min(k / KS, GF_TMA_HEAD_E * 256) * 2 bytes (KS = 1 without _ks)
 // ------------------------------------------------------------------------------------------------
+#ifndef GF_TMA_HEAD_E
+#define GF_TMA_HEAD_E 2  // the engine's _tma entry points: 2 chunks (4 KB) of a warp's slice in shared memory (GEMV_TMA_HEAD_CHUNKS)
+#endif
 #define GEMV_FUSED_TMA(NAME, M, NORM)                                                                                   \
   extern "C" __global__ void __launch_bounds__(256, GF_MINB) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,\
       const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
-    gemvFusedImpl<M, NORM, GF_U, false, true, true>(x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes); \
+    gemvFusedImpl<M, NORM, GF_U, false, true, true, false, GF_TMA_HEAD_E>(x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes); \
   }
 #define GEMV_FUSED_KS_TMA(NAME, M, NORM)                                                                                \
   extern "C" __global__ void __launch_bounds__(256, GF_MINB) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,\
       const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
     (void)prefetch;                                                                                                     \
     (void)prefetchBytes;                                                                                                \
-    gemvFusedKsImpl<M, NORM, GF_U, false, true, true>(x, W, bias, y, normW, eps, m, n, k, mode);                     \
+    gemvFusedKsImpl<M, NORM, GF_U, false, true, true, GF_TMA_HEAD_E>(x, W, bias, y, normW, eps, m, n, k, mode);      \
   }
 #if LLMRT_KERNEL(gemv_fused_tma_bf16_m1)
 GEMV_FUSED_TMA(gemv_fused_tma_bf16_m1, 1, false)
