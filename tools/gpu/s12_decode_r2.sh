@@ -5,7 +5,8 @@
 # variants (now --variants=...). Now the _tma entry points hold only the HEAD of a warp's slice in shared memory
 # (GF_TMA_HEAD_E = 2 chunks, 4 KB) plus the next chunk in registers before pdlWait, the rest streams as _xpre.
 #   tune — bench/gemv_tune.ts, 8B / 1B GEMV chains: engine default (-DGF_XPRE=1, first and last) vs GF_TMA whole slice,
-#          head 1 / 2 chunks, GF_PFL2 (L2 prefetch of the rest of the row), LLMRT_PDL_EARLY, head 2 + PDL_EARLY
+#          head 1 / 2 chunks, GF_PFL2 (L2 prefetch of the rest of the row), LLMRT_PDL_EARLY, head 2 + PDL_EARLY, GF_NWPF
+#          (the norm prologue's normW prefetched into L1 before pdlWait)
 #   ab1b — decode_pdl --ab '{"gemvTma":true}' --c '{"decodeArgmax":true}'; ab8b — the same without C
 set -uo pipefail
 # shellcheck disable=SC1091
@@ -14,8 +15,8 @@ nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format
 stamp "gemv_tune variants"
 X="-DGF_XPRE=1"
 T="$X -DGF_TMA=1"
-timeout 16 bun bench/gemv_tune.ts --models 8b,1b --kinds step,qkv,o,gu,down --reps 5 \
-  "--variants=$X;$T;$T -DGF_TMA_HEAD=1;$T -DGF_TMA_HEAD=2;$X -DGF_PFL2=1;$X -DLLMRT_PDL_EARLY=1;$T -DGF_TMA_HEAD=2 -DLLMRT_PDL_EARLY=1;$X" > "$OUT/tune.log" 2>&1
+timeout 18 bun bench/gemv_tune.ts --models 8b,1b --kinds step,qkv,o,gu,down --reps 5 \
+  "--variants=$X;$T;$T -DGF_TMA_HEAD=1;$T -DGF_TMA_HEAD=2;$X -DGF_PFL2=1;$X -DLLMRT_PDL_EARLY=1;$T -DGF_TMA_HEAD=2 -DLLMRT_PDL_EARLY=1;$X -DGF_NWPF=1;$X" > "$OUT/tune.log" 2>&1
 echo "rc $?"
 grep -E "^\||registers|check|ceiling|rror" "$OUT/tune.log" | grep -v -e "---" | cut -c1-200
 stamp "1B A default / B gemvTma / C decodeArgmax"

@@ -364,6 +364,17 @@ __device__ __forceinline__ void gfRow(const bf16_t* __restrict__ xb, const bf16_
   gfRowN<M, U, PIPE, XPRE>(xb, w, m, k, k >> 3, lane, v, v2, acc);
 }
 
+#ifndef GF_NWPF
+#define GF_NWPF 0  // 1: the RMSNorm prologue's normW vectors prefetched into L1 before pdlWait (its second pass: L1 hits only)
+#endif
+/** GF_NWPF: this thread's normW vectors (rmsnormStage's second pass) into L1 (a weight: before pdlWait). */
+__device__ __forceinline__ void gfPrefetchNormW(const bf16_t* normW, int k) {
+#ifndef LLMRT_EMU
+  for (int c = threadIdx.x; c < (k >> 3); c += blockDim.x) asm volatile("prefetch.global.L1 [%0];" ::"l"(normW + c * 8));
+#else
+  (void)normW, (void)k;
+#endif
+}
 #ifndef GF_TMA_HEAD
 #define GF_TMA_HEAD 0  // TMA: chunks (32 * U vectors) of a warp's slice bulk-copied into shared memory (0: the whole slice)
 #endif
@@ -444,6 +455,7 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
 #endif
     }
   }
+  if constexpr (NORM && GF_NWPF) gfPrefetchNormW(normW, k);
   pdlWait();  // x and y are the previous kernels' (weights and prefetches above only)
   pdlLaunchDependents();
   if constexpr (!AMAX) prefetchL2Slices(prefetch, prefetchBytes);
@@ -602,6 +614,7 @@ __device__ __forceinline__ void gemvFusedKsImpl(const bf16_t* x, const bf16_t* W
 #endif
     }
   }
+  if constexpr (NORM && GF_NWPF) gfPrefetchNormW(normW, k);
   pdlWait();
   pdlLaunchDependents();
   float acc[M];
