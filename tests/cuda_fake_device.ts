@@ -356,6 +356,8 @@ export interface FakeSessionOptions {
   readonly gemvXPre?: boolean;
   /** LaunchEnv.gemvTma: with gemvXPre, those GEMVs (not the lm_head) on gemv_fused*_tma. */
   readonly gemvTma?: boolean;
+  /** LaunchEnv.gemvOccupancy: with gemvXPre, one-row GEMVs (not the lm_head) on gemv_fused*_occ. */
+  readonly gemvOccupancy?: boolean;
   /** CudaSessionOptions.decodeArgmax: LaunchEnv.argmaxKeys allocated (zero), the lm_head folds the greedy argmax in. */
   readonly decodeArgmax?: boolean;
   /** LaunchEnv.fp8DecodeAttention: fused decode steps over a quantized KV cache on decode_attention_{fp8kv|int8kv}. */
@@ -485,6 +487,7 @@ export class FakeCudaSession {
       gemmResidual: opts.gemmResidual,
       ...(opts.gemvXPre ? { gemvXPre: true } : {}),
       ...(opts.gemvTma ? { gemvTma: true } : {}),
+      ...(opts.gemvOccupancy ? { gemvOccupancy: true } : {}),
       ...(opts.decodeArgmax ? { argmaxKeys: mem.alloc(8 * 8) } : {}),
       fp8DecodeAttention: opts.fp8DecodeAttention,
       // A bf16 layer of the cache's shape (as CudaKvCache.shadow).
@@ -1128,6 +1131,10 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         st(y, linear(ld(x, m * k), W, bias, m, n, k));
         break;
       }
+      case "gemv_fused_occ_bf16":
+      case "gemv_fused_norm_occ_bf16":
+      case "gemv_fused_ks_occ_bf16":
+      case "gemv_fused_norm_ks_occ_bf16":
       case "gemv_fused_amax_bf16":
       case "gemv_fused_norm_amax_bf16":
       case "gemv_fused_tma_bf16":
@@ -1151,6 +1158,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         const norm = name.startsWith("gemv_fused_norm");
         assert.ok(m >= 1 && m <= suffix, `${l.kernel}: m ${m}`);
         if (name.includes("_xpre") || name.includes("_tma")) assert.ok(suffix <= 2, `${l.kernel}: instantiated for m ≤ 2`);
+        if (name.includes("_occ")) assert.ok(suffix === 1 && mode !== 3, `${l.kernel}: one row, not the lm_head`);
         // _tma: 8 warp slots of the slice's head (at most 256 16-byte vectors) in dynamic shared memory; the others none.
         assert.equal(l.sharedBytes ?? 0, name.includes("_tma") ? 8 * Math.min(k / ks / 8, 256) * 16 : 0, `${l.kernel}: dynamic shared memory`);
         if (name.includes("_tma")) assert.ok(mode !== 3, `${l.kernel}: the lm_head keeps _xpre`);

@@ -1,6 +1,7 @@
 /**
- * GPU: gemv_fused*_tma (gemvTma, session 12: the head of each warp's weight row slice bulk-copied into shared memory before pdlWait)
- * against gemv_fused*_xpre (the default of ≤ 2-row decode GEMVs): every mode, norm or not, KS 1 / 2 / 4, m 1 / 2, on
+ * GPU: gemv_fused*_tma (gemvTma, session 12: the head of each warp's weight row slice bulk-copied into shared memory before
+ * pdlWait) and gemv_fused*_occ (gemvOccupancy: 6 blocks a SM, m 1) against gemv_fused*_xpre (the default of ≤ 2-row
+ * decode GEMVs): every mode, norm or not, KS 1 / 2 / 4, m 1 / 2, on
  * llama-3.2-1b / llama-3.1-8b shapes and a ragged one — bit for bit, one launch each and as a PDL chain in a graph
  * (each launch's x and residual the previous one's output, so a kernel that read them before its wait would differ).
  */
@@ -25,7 +26,9 @@ tmaTest("gemv_fused*_tma: the same bits as gemv_fused*_xpre, one launch and a PD
   const d = device();
   const names: string[] = [];
   for (const norm of ["", "_norm"]) {
-    for (const ks of ["", "_ks"]) for (const v of ["_xpre", "_tma"]) for (const m of [1, 2]) names.push(`gemv_fused${norm}${ks}${v}_bf16_m${m}`);
+    for (const ks of ["", "_ks"]) {
+      for (const v of ["_xpre", "_tma", "_occ"]) for (const m of v === "_occ" ? [1] : [1, 2]) names.push(`gemv_fused${norm}${ks}${v}_bf16_m${m}`);
+    }
   }
   using mod = loadKernelFile(d, "gemv.cu", { options: ["-DLLMRT_SELECT=1", ...names.map((n) => `-DLLMRT_K_${n}=1`)] });
   using stream = d.createStream();
@@ -54,7 +57,8 @@ tmaTest("gemv_fused*_tma: the same bits as gemv_fused*_xpre, one launch and a PD
       for (const norm of m * k <= 8192 ? [false, true] : [false]) {
         const ks = norm ? 1 : ksOf(k);
         const outs: Uint16Array[] = [];
-        for (const v of ["_xpre", "_tma"]) {
+        const variants = m === 1 ? ["_xpre", "_tma", "_occ"] : ["_xpre", "_tma"];
+        for (const v of variants) {
           const kern = mod.kernel(`gemv_fused${norm ? "_norm" : ""}${ks > 1 ? "_ks" : ""}${v}_bf16_m${m}`, FUSED);
           // the head of each warp's slice: at most 256 16-byte vectors (GEMV_TMA_HEAD_VECTORS); static + dynamic may pass 48 KB
           const shared = v === "_tma" ? 8 * Math.min(k / ks / 8, GEMV_TMA_HEAD_VECTORS) * 16 : 0;
@@ -68,9 +72,11 @@ tmaTest("gemv_fused*_tma: the same bits as gemv_fused*_xpre, one launch and a PD
           y.copyToHost(h);
           outs.push(h);
         }
-        let diff = 0;
-        for (let i = 0; i < outs[0].length; i++) if (outs[0][i] !== outs[1][i]) diff++;
-        assert.equal(diff, 0, `n ${n} k ${k} mode ${mode} m ${m} norm ${norm} ks ${ks}: ${diff} of ${outs[0].length} differ`);
+        for (let j = 1; j < outs.length; j++) {
+          let diff = 0;
+          for (let i = 0; i < outs[0].length; i++) if (outs[0][i] !== outs[j][i]) diff++;
+          assert.equal(diff, 0, `${variants[j]} n ${n} k ${k} mode ${mode} m ${m} norm ${norm} ks ${ks}: ${diff} of ${outs[0].length} differ`);
+        }
         cases++;
       }
     }

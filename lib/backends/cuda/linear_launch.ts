@@ -75,7 +75,9 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
     // at most GEMV_TMA_HEAD_VECTORS 16-byte vectors).
     const tmaBytes = 8 * Math.min(op.inFeatures / ks / 8, GEMV_TMA_HEAD_VECTORS) * 16;
     const tma = env.gemvXPre && env.gemvTma && M <= 2 && !logitsGemv && tmaBytes <= GEMV_TMA_MAX_SHARED;
-    const xpre = tma ? "_tma" : env.gemvXPre && M <= 2 ? "_xpre" : "";
+    // gemvOccupancy: one-row GEMVs but the lm_head on the _xpre code compiled for 6 blocks a SM (the same sums).
+    const occ = !tma && env.gemvXPre && env.gemvOccupancy && M === 1 && !logitsGemv;
+    const xpre = tma ? "_tma" : occ ? "_occ" : env.gemvXPre && M <= 2 ? "_xpre" : "";
     // decodeArgmax: a sampling step's lm_head also folds each row's greedy argmax into env.argmaxKeys (the sampler reads them).
     const amax = logitsGemv && ks === 1 && !!env.argmaxKeys && c.shape.sample;
     if (amax) c.argmax.fused = true;

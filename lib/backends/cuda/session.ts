@@ -256,6 +256,8 @@ export class CudaSession implements SessionBackend {
   readonly gemvTma: boolean;
   /** CudaSessionOptions.decodeArgmax. */
   readonly decodeArgmax: boolean;
+  /** CudaSessionOptions.gemvOccupancy. */
+  readonly gemvOccupancy: boolean;
   /** CudaSessionOptions.prefillPdl. */
   readonly prefillPdl: boolean;
   /** CudaSessionOptions.quantGemvFast. */
@@ -382,6 +384,7 @@ export class CudaSession implements SessionBackend {
     this.gemvXPre = f.gemvXPre;
     this.gemvTma = f.gemvTma;
     this.decodeArgmax = f.decodeArgmax;
+    this.gemvOccupancy = f.gemvOccupancy;
     this.quantGemvFast = f.quantGemvFast;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
@@ -627,6 +630,7 @@ export class CudaSession implements SessionBackend {
       gemmResidual: this.gemmResidual,
       ...(this.gemvXPre ? { gemvXPre: true } : {}),
       ...(this.gemvTma ? { gemvTma: true } : {}),
+      ...(this.gemvOccupancy ? { gemvOccupancy: true } : {}),
       ...(this.decodeArgmax ? { argmaxKeys: this.#decodeCounters.ptr + BigInt(this.#argmaxOffset) } : {}),
       prefillPdl: this.prefillPdl,
       quantGemm: this.quantGemm,

@@ -303,6 +303,12 @@ export const CUDA_FLAGS = {
    * logits and ids. @default false
    */
   decodeArgmax: { env: "LLMRT_DECODE_ARGMAX", default: false },
+  /**
+   * With `gemvXPre`: fused bf16 decode GEMVs of one row (not the lm_head) run gemv_fused*_occ (kernels/gemv.cu): the
+   * _xpre code compiled for 6 blocks a SM (at most 40 registers: 48 warps a SM instead of 40), so llama-3.1-8b's qkv
+   * (768 blocks) runs in one wave instead of 1.2. The same sums, bitwise. @default false
+   */
+  gemvOccupancy: { env: "LLMRT_GEMV_OCCUPANCY", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

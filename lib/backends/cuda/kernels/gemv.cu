@@ -848,3 +848,54 @@ GEMV_FUSED_AMAX(gemv_fused_norm_amax_bf16_m4, 4, true)
 #if LLMRT_KERNEL(gemv_fused_norm_amax_bf16_m8)
 GEMV_FUSED_AMAX(gemv_fused_norm_amax_bf16_m8, 8, true)
 #endif
+
+// ------------------------------------------------------------------------------------------------
+// Fused decode GEMVs at a higher occupancy (session 12, CudaSessionOptions.gemvOccupancy): the _xpre entry points compiled
+// for GF_OCC_MINB blocks a SM (__launch_bounds__(256, 6): at most 40 registers, 48 warps a SM instead of 40), so a grid
+// of up to 6 blocks a SM runs in one wave (llama-3.1-8b's qkv: 768 blocks = 5.8 a SM on 132 SMs; at 5 a SM its last 108
+// blocks ran as a second wave). The same code and sums as _xpre (GF_OCC_U vectors a lane a chunk: 4 = _xpre's): bitwise.
+//
+// extern "C" __global__ void gemv_fused{_norm}{_ks}_occ_bf16_m{1|2}(...gemv_fused's parameters...)
+// ------------------------------------------------------------------------------------------------
+#ifndef GF_OCC_MINB
+#define GF_OCC_MINB 6
+#endif
+#ifndef GF_OCC_U
+#define GF_OCC_U 4
+#endif
+#define GEMV_FUSED_OCC(NAME, M, NORM)                                                                                   \
+  extern "C" __global__ void __launch_bounds__(256, GF_OCC_MINB) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,\
+      const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
+    gemvFusedImpl<M, NORM, GF_OCC_U, false, true, false>(x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes); \
+  }
+#define GEMV_FUSED_KS_OCC(NAME, M, NORM)                                                                                \
+  extern "C" __global__ void __launch_bounds__(256, GF_OCC_MINB) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,\
+      const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
+    (void)prefetch;                                                                                                     \
+    (void)prefetchBytes;                                                                                                \
+    gemvFusedKsImpl<M, NORM, GF_OCC_U, false, true, false>(x, W, bias, y, normW, eps, m, n, k, mode);                \
+  }
+#if LLMRT_KERNEL(gemv_fused_occ_bf16_m1)
+GEMV_FUSED_OCC(gemv_fused_occ_bf16_m1, 1, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_occ_bf16_m2)
+GEMV_FUSED_OCC(gemv_fused_occ_bf16_m2, 2, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_occ_bf16_m1)
+GEMV_FUSED_OCC(gemv_fused_norm_occ_bf16_m1, 1, true)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_occ_bf16_m2)
+GEMV_FUSED_OCC(gemv_fused_norm_occ_bf16_m2, 2, true)
+#endif
+#if LLMRT_KERNEL(gemv_fused_ks_occ_bf16_m1)
+GEMV_FUSED_KS_OCC(gemv_fused_ks_occ_bf16_m1, 1, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_ks_occ_bf16_m2)
+GEMV_FUSED_KS_OCC(gemv_fused_ks_occ_bf16_m2, 2, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_ks_occ_bf16_m1)
+GEMV_FUSED_KS_OCC(gemv_fused_norm_ks_occ_bf16_m1, 1, true)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_ks_occ_bf16_m2)
+GEMV_FUSED_KS_OCC(gemv_fused_norm_ks_occ_bf16_m2, 2, true)
+#endif
