@@ -3,7 +3,7 @@
 // the fake device checks it against sampleRow's id over the logits). Checked without a GPU on the fake device: which
 // launches change, the same logits and ids as the default over several steps (the keys zeroed between them), greedy
 // and temperature rows, graphs and eager, and no _amax lm_head in a step that does not sample. On a GPU:
-// tests/gpu/gemv_tma.test.ts (the keys of tied / NaN / ±0 logits) and bench/decode_pdl.ts --ab '{"decodeArgmax":true}'.
+// tests/gpu/decode_argmax.test.ts (the keys of tied / NaN logits) and bench/decode_pdl.ts --ab '{"decodeArgmax":true}'.
 import type { KernelLaunch } from "../lib/backends/cuda/launch_plan.ts";
 import { resolveCudaFlags } from "../lib/backends/cuda/session_flags.ts";
 import { buildSync } from "../lib/builder/builder.ts";

@@ -354,10 +354,6 @@ export interface FakeSessionOptions {
   readonly gemmResidual?: boolean;
   /** LaunchEnv.gemvXPre: fused decode GEMVs of ≤ 2 rows on gemv_fused*_xpre. */
   readonly gemvXPre?: boolean;
-  /** LaunchEnv.gemvTma: with gemvXPre, those GEMVs (not the lm_head) on gemv_fused*_tma. */
-  readonly gemvTma?: boolean;
-  /** LaunchEnv.gemvOccupancy: with gemvXPre, one-row GEMVs (not the lm_head) on gemv_fused*_occ. */
-  readonly gemvOccupancy?: boolean;
   /** CudaSessionOptions.decodeArgmax: LaunchEnv.argmaxKeys allocated (zero), the lm_head folds the greedy argmax in. */
   readonly decodeArgmax?: boolean;
   /** LaunchEnv.fp8DecodeAttention: fused decode steps over a quantized KV cache on decode_attention_{fp8kv|int8kv}. */
@@ -486,8 +482,6 @@ export class FakeCudaSession {
       gemvSplitK: opts.gemvSplitK,
       gemmResidual: opts.gemmResidual,
       ...(opts.gemvXPre ? { gemvXPre: true } : {}),
-      ...(opts.gemvTma ? { gemvTma: true } : {}),
-      ...(opts.gemvOccupancy ? { gemvOccupancy: true } : {}),
       ...(opts.decodeArgmax ? { argmaxKeys: mem.alloc(8 * 8) } : {}),
       fp8DecodeAttention: opts.fp8DecodeAttention,
       // A bf16 layer of the cache's shape (as CudaKvCache.shadow).
@@ -1131,16 +1125,8 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         st(y, linear(ld(x, m * k), W, bias, m, n, k));
         break;
       }
-      case "gemv_fused_occ_bf16":
-      case "gemv_fused_norm_occ_bf16":
-      case "gemv_fused_ks_occ_bf16":
-      case "gemv_fused_norm_ks_occ_bf16":
       case "gemv_fused_amax_bf16":
       case "gemv_fused_norm_amax_bf16":
-      case "gemv_fused_tma_bf16":
-      case "gemv_fused_norm_tma_bf16":
-      case "gemv_fused_ks_tma_bf16":
-      case "gemv_fused_norm_ks_tma_bf16":
       case "gemv_fused_xpre_bf16":
       case "gemv_fused_norm_xpre_bf16":
       case "gemv_fused_ks_xpre_bf16":
@@ -1157,11 +1143,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         assert.ok(ksName ? (ks === 2 || ks === 4) && (k / 8) % ks === 0 : true, `${l.kernel}: ks ${ks}, k ${k}`);
         const norm = name.startsWith("gemv_fused_norm");
         assert.ok(m >= 1 && m <= suffix, `${l.kernel}: m ${m}`);
-        if (name.includes("_xpre") || name.includes("_tma")) assert.ok(suffix <= 2, `${l.kernel}: instantiated for m ≤ 2`);
-        if (name.includes("_occ")) assert.ok(suffix === 1 && mode !== 3, `${l.kernel}: one row, not the lm_head`);
-        // _tma: 8 warp slots of the slice's head (at most 256 16-byte vectors) in dynamic shared memory; the others none.
-        assert.equal(l.sharedBytes ?? 0, name.includes("_tma") ? 8 * Math.min(k / ks / 8, 256) * 16 : 0, `${l.kernel}: dynamic shared memory`);
-        if (name.includes("_tma")) assert.ok(mode !== 3, `${l.kernel}: the lm_head keeps _xpre`);
+        if (name.includes("_xpre")) assert.ok(suffix <= 2, `${l.kernel}: instantiated for m ≤ 2`);
         rowsOk(l.kernel, m);
         assert.ok(k % 8 === 0 && x % 16n === 0n && W % 16n === 0n, `${l.kernel}: k ${k} or x / W not 16-byte aligned`);
         assert.ok(mode === 0 || mode === 1 || mode === 2 || mode === 3, `${l.kernel}: mode ${mode}`);

@@ -150,10 +150,6 @@ export interface LaunchEnv {
   readonly gemvSplitK?: boolean;
   /** CudaSessionOptions.gemvXPre: fused decode GEMVs of ≤ 2 rows on gemv_fused*_xpre. */
   readonly gemvXPre?: boolean;
-  /** CudaSessionOptions.gemvTma: with gemvXPre, those GEMVs (not the lm_head) on gemv_fused*_tma. */
-  readonly gemvTma?: boolean;
-  /** CudaSessionOptions.gemvOccupancy: with gemvXPre, one-row GEMVs (not the lm_head) on gemv_fused*_occ. */
-  readonly gemvOccupancy?: boolean;
   /**
    * CudaSessionOptions.decodeArgmax: u64 [GEMV_MAX_ROWS] greedy argmax keys, zero between steps (the fused lm_head
    * GEMV of a sampling step folds them in, sample_amax_f32 reads and zeroes them).

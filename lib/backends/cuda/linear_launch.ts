@@ -12,10 +12,6 @@ import { GEMV_MAX_ROWS, gemvSplitRows } from "./launch_types.ts";
 import type { LinearStep, StepCtx } from "./step_ctx.ts";
 
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
-/** Most dynamic shared memory a gemv_fused*_tma launch takes (with the norm's 16.5 KB static: under the 227 KB a block). */
-const GEMV_TMA_MAX_SHARED = 160 * 1024;
-/** 16-byte vectors of a warp's slice gemv_fused*_tma holds in shared memory (gemv.cu GF_TMA_HEAD_E chunks of 32 × GF_U). */
-export const GEMV_TMA_HEAD_VECTORS = 2 * 32 * 4;
 
 /** Plans linear op `i` of the step into `c.out`. */
 export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: number): void {
@@ -71,13 +67,7 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
     // One output row per ks warps, 8 warps per block (mode 2: 4 / ks gate rows + their up rows per block).
     const blocks = mode === 2 ? cdiv(op.outFeatures / 2, 4 / ks) : cdiv(op.outFeatures, 8 / ks);
     // gemvXPre: ≤ 2 rows on the entry points that load x with the weights (the same sums).
-    // gemvTma: those, but the lm_head, with the head of each warp's row slice bulk-copied into shared memory (8 slots of
-    // at most GEMV_TMA_HEAD_VECTORS 16-byte vectors).
-    const tmaBytes = 8 * Math.min(op.inFeatures / ks / 8, GEMV_TMA_HEAD_VECTORS) * 16;
-    const tma = env.gemvXPre && env.gemvTma && M <= 2 && !logitsGemv && tmaBytes <= GEMV_TMA_MAX_SHARED;
-    // gemvOccupancy: one-row GEMVs but the lm_head on the _xpre code compiled for 6 blocks a SM (the same sums).
-    const occ = !tma && env.gemvXPre && env.gemvOccupancy && M === 1 && !logitsGemv;
-    const xpre = tma ? "_tma" : occ ? "_occ" : env.gemvXPre && M <= 2 ? "_xpre" : "";
+    const xpre = env.gemvXPre && M <= 2 ? "_xpre" : "";
     // decodeArgmax: a sampling step's lm_head also folds each row's greedy argmax into env.argmaxKeys (the sampler reads them).
     const amax = logitsGemv && ks === 1 && !!env.argmaxKeys && c.shape.sample;
     if (amax) c.argmax.fused = true;
@@ -95,7 +85,7 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
       mode | (ks > 1 ? ks << 4 : 0),
       amax ? env.argmaxKeys! : 0n,
       0n,
-    ], tma ? tmaBytes : 0);
+    ]);
     return;
   }
   // Decode-sized bf16 linears: one warp per output column streams the weight row once (the lm_head,

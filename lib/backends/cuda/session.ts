@@ -252,12 +252,8 @@ export class CudaSession implements SessionBackend {
   readonly gemmResidual: boolean;
   /** CudaSessionOptions.gemvXPre. */
   readonly gemvXPre: boolean;
-  /** CudaSessionOptions.gemvTma. */
-  readonly gemvTma: boolean;
   /** CudaSessionOptions.decodeArgmax. */
   readonly decodeArgmax: boolean;
-  /** CudaSessionOptions.gemvOccupancy. */
-  readonly gemvOccupancy: boolean;
   /** CudaSessionOptions.prefillPdl. */
   readonly prefillPdl: boolean;
   /** CudaSessionOptions.quantGemvFast. */
@@ -382,9 +378,7 @@ export class CudaSession implements SessionBackend {
     this.nvfp4K32Norm = f.nvfp4K32Norm;
     this.gemmResidual = f.gemmResidual;
     this.gemvXPre = f.gemvXPre;
-    this.gemvTma = f.gemvTma;
     this.decodeArgmax = f.decodeArgmax;
-    this.gemvOccupancy = f.gemvOccupancy;
     this.quantGemvFast = f.quantGemvFast;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
@@ -629,8 +623,6 @@ export class CudaSession implements SessionBackend {
       ...(this.decodeLogitsTuned ? { decodeLogitsTuned: true } : {}),
       gemmResidual: this.gemmResidual,
       ...(this.gemvXPre ? { gemvXPre: true } : {}),
-      ...(this.gemvTma ? { gemvTma: true } : {}),
-      ...(this.gemvOccupancy ? { gemvOccupancy: true } : {}),
       ...(this.decodeArgmax ? { argmaxKeys: this.#decodeCounters.ptr + BigInt(this.#argmaxOffset) } : {}),
       prefillPdl: this.prefillPdl,
       quantGemm: this.quantGemm,
@@ -1042,12 +1034,6 @@ export class CudaSession implements SessionBackend {
         if (shared === 0) {
           kern.launch(l.grid, l.block, l.args, l.pdl ? { stream, pdl: true } : { stream }); // the common case: no lookups, one object
           continue;
-        }
-        if (!this.#sharedAllowed.has(l.kernel) && l.kernel.includes("_tma_")) {
-          // gemv_fused*_tma: several blocks of 32-48 KB a SM, not the L1's share; static + dynamic may pass 48 KB
-          kern.setPreferredSharedCarveout(100);
-          kern.setMaxDynamicSharedMemory(shared);
-          this.#sharedAllowed.set(l.kernel, shared);
         }
         if (shared > (this.#sharedAllowed.get(l.kernel) ?? 48 * 1024)) {
           kern.setMaxDynamicSharedMemory(shared);

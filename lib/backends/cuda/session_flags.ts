@@ -290,25 +290,12 @@ export const CUDA_FLAGS = {
    */
   nvfp4K32Norm: { env: "LLMRT_NVFP4_K32_NORM", default: false },
   /**
-   * With `gemvXPre`: fused bf16 decode GEMVs of up to 2 rows (not the lm_head) run gemv_fused*_tma (kernels/gemv.cu): each
-   * warp's whole weight row slice is bulk-copied (cp.async.bulk, an mbarrier a warp) into dynamic shared memory before
-   * pdlWait, then summed from there, so a warp has all its bytes in flight while the previous kernel runs instead of one
-   * 2 KB chunk. A lane adds the same vectors in the same order as _xpre: the same bits. @default false
-   */
-  gemvTma: { env: "LLMRT_GEMV_TMA", default: false },
-  /**
    * Sampling decode steps whose lm_head is the fused GEMV (≤ 8 rows): gemv_fused{_norm}_amax (kernels/gemv.cu) also
    * folds each row's greedy argmax into a u64 key (atomicMax a block), and the sampler runs as sample_amax_f32, which
    * takes a greedy row's id from the key instead of reading its 128K logits (other rows: sample_f32's path). The same
    * logits and ids. @default false
    */
   decodeArgmax: { env: "LLMRT_DECODE_ARGMAX", default: false },
-  /**
-   * With `gemvXPre`: fused bf16 decode GEMVs of one row (not the lm_head) run gemv_fused*_occ (kernels/gemv.cu): the
-   * _xpre code compiled for 6 blocks a SM (at most 40 registers: 48 warps a SM instead of 40), so llama-3.1-8b's qkv
-   * (768 blocks) runs in one wave instead of 1.2. The same sums, bitwise. @default false
-   */
-  gemvOccupancy: { env: "LLMRT_GEMV_OCCUPANCY", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

@@ -200,8 +200,9 @@ __device__ __forceinline__ void gfIssue(const bf16_t* w, int c, int kv, uint4 (&
 #ifndef GF_XPRE
 #define GF_XPRE 0  // 1 (M <= 2): a chunk's x vectors are loaded with its weight vectors, not after they land
 #endif
+// Session 12 tuning knobs (bench/gemv_tune.ts; all measured slower or equal on the H200, bench/RESULTS.md session 12):
 #ifndef GF_TMA
-#define GF_TMA 0  // 1: each warp's whole weight row slice is bulk-copied (cp.async.bulk) into dynamic shared memory before pdlWait
+#define GF_TMA 0  // 1: each warp's weight row slice (or its GF_TMA_HEAD chunks) bulk-copied (cp.async.bulk) into dynamic shared memory before pdlWait
 #endif
 #ifndef GF_PFL2
 #define GF_PFL2 0  // 1: each lane prefetches the rest of its row slice into L2 (prefetch.global.L2) before pdlWait
@@ -762,57 +763,6 @@ GEMV_FUSED_KS_XPRE(gemv_fused_norm_ks_xpre_bf16_m2, 2, true)
 #endif
 
 // ------------------------------------------------------------------------------------------------
-// Fused decode GEMVs with the weights bulk-copied into shared memory (session 12, CudaSessionOptions.gemvTma): the _xpre
-// entry points with the head of each warp's row slice (its first GF_TMA_HEAD_E chunks of 32 * GF_U vectors, 4 KB; the
-// whole slice when shorter) fetched by one cp.async.bulk into its slot of the dynamic shared memory and the next chunk
-// into registers, both before pdlWait (an mbarrier a warp); the head is summed from shared memory, the rest streams as
-// in _xpre. A warp has 6 KB in flight while the previous kernel still runs instead of one 2 KB chunk, without the
-// registers. A lane adds the same vectors in the same order as _xpre: the same sums, bitwise.
-//
-// extern "C" __global__ void gemv_fused{_norm}{_ks}_tma_bf16_m{1|2}(...gemv_fused's parameters...)
-//   dynamic shared memory: 8 * min(k / KS, GF_TMA_HEAD_E * 256) * 2 bytes (KS = 1 without _ks)
-// ------------------------------------------------------------------------------------------------
-#ifndef GF_TMA_HEAD_E
-#define GF_TMA_HEAD_E 2  // the engine's _tma entry points: 2 chunks (4 KB) of a warp's slice in shared memory (GEMV_TMA_HEAD_CHUNKS)
-#endif
-#define GEMV_FUSED_TMA(NAME, M, NORM)                                                                                   \
-  extern "C" __global__ void __launch_bounds__(256, GF_MINB) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,\
-      const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
-    gemvFusedImpl<M, NORM, GF_U, false, true, true, false, GF_TMA_HEAD_E>(x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes); \
-  }
-#define GEMV_FUSED_KS_TMA(NAME, M, NORM)                                                                                \
-  extern "C" __global__ void __launch_bounds__(256, GF_MINB) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,\
-      const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
-    (void)prefetch;                                                                                                     \
-    (void)prefetchBytes;                                                                                                \
-    gemvFusedKsImpl<M, NORM, GF_U, false, true, true, GF_TMA_HEAD_E>(x, W, bias, y, normW, eps, m, n, k, mode);      \
-  }
-#if LLMRT_KERNEL(gemv_fused_tma_bf16_m1)
-GEMV_FUSED_TMA(gemv_fused_tma_bf16_m1, 1, false)
-#endif
-#if LLMRT_KERNEL(gemv_fused_tma_bf16_m2)
-GEMV_FUSED_TMA(gemv_fused_tma_bf16_m2, 2, false)
-#endif
-#if LLMRT_KERNEL(gemv_fused_norm_tma_bf16_m1)
-GEMV_FUSED_TMA(gemv_fused_norm_tma_bf16_m1, 1, true)
-#endif
-#if LLMRT_KERNEL(gemv_fused_norm_tma_bf16_m2)
-GEMV_FUSED_TMA(gemv_fused_norm_tma_bf16_m2, 2, true)
-#endif
-#if LLMRT_KERNEL(gemv_fused_ks_tma_bf16_m1)
-GEMV_FUSED_KS_TMA(gemv_fused_ks_tma_bf16_m1, 1, false)
-#endif
-#if LLMRT_KERNEL(gemv_fused_ks_tma_bf16_m2)
-GEMV_FUSED_KS_TMA(gemv_fused_ks_tma_bf16_m2, 2, false)
-#endif
-#if LLMRT_KERNEL(gemv_fused_norm_ks_tma_bf16_m1)
-GEMV_FUSED_KS_TMA(gemv_fused_norm_ks_tma_bf16_m1, 1, true)
-#endif
-#if LLMRT_KERNEL(gemv_fused_norm_ks_tma_bf16_m2)
-GEMV_FUSED_KS_TMA(gemv_fused_norm_ks_tma_bf16_m2, 2, true)
-#endif
-
-// ------------------------------------------------------------------------------------------------
 // The lm_head GEMV with the greedy argmax folded in (session 12, CudaSessionOptions.decodeArgmax): gemv_fused{_norm} of
 // mode 3 (x loaded with the weights for m <= 2, as _xpre: the same logits) that also atomicMax-es each row's argmax key
 // into (u64*)prefetch [m] (see mode 3 above), so the sampler (sample_amax_f32) need not read a greedy row's logits.
@@ -847,55 +797,4 @@ GEMV_FUSED_AMAX(gemv_fused_norm_amax_bf16_m4, 4, true)
 #endif
 #if LLMRT_KERNEL(gemv_fused_norm_amax_bf16_m8)
 GEMV_FUSED_AMAX(gemv_fused_norm_amax_bf16_m8, 8, true)
-#endif
-
-// ------------------------------------------------------------------------------------------------
-// Fused decode GEMVs at a higher occupancy (session 12, CudaSessionOptions.gemvOccupancy): the _xpre entry points compiled
-// for GF_OCC_MINB blocks a SM (__launch_bounds__(256, 6): at most 40 registers, 48 warps a SM instead of 40), so a grid
-// of up to 6 blocks a SM runs in one wave (llama-3.1-8b's qkv: 768 blocks = 5.8 a SM on 132 SMs; at 5 a SM its last 108
-// blocks ran as a second wave). The same code and sums as _xpre (GF_OCC_U vectors a lane a chunk: 4 = _xpre's): bitwise.
-//
-// extern "C" __global__ void gemv_fused{_norm}{_ks}_occ_bf16_m{1|2}(...gemv_fused's parameters...)
-// ------------------------------------------------------------------------------------------------
-#ifndef GF_OCC_MINB
-#define GF_OCC_MINB 6
-#endif
-#ifndef GF_OCC_U
-#define GF_OCC_U 4
-#endif
-#define GEMV_FUSED_OCC(NAME, M, NORM)                                                                                   \
-  extern "C" __global__ void __launch_bounds__(256, GF_OCC_MINB) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,\
-      const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
-    gemvFusedImpl<M, NORM, GF_OCC_U, false, true, false>(x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes); \
-  }
-#define GEMV_FUSED_KS_OCC(NAME, M, NORM)                                                                                \
-  extern "C" __global__ void __launch_bounds__(256, GF_OCC_MINB) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,\
-      const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
-    (void)prefetch;                                                                                                     \
-    (void)prefetchBytes;                                                                                                \
-    gemvFusedKsImpl<M, NORM, GF_OCC_U, false, true, false>(x, W, bias, y, normW, eps, m, n, k, mode);                \
-  }
-#if LLMRT_KERNEL(gemv_fused_occ_bf16_m1)
-GEMV_FUSED_OCC(gemv_fused_occ_bf16_m1, 1, false)
-#endif
-#if LLMRT_KERNEL(gemv_fused_occ_bf16_m2)
-GEMV_FUSED_OCC(gemv_fused_occ_bf16_m2, 2, false)
-#endif
-#if LLMRT_KERNEL(gemv_fused_norm_occ_bf16_m1)
-GEMV_FUSED_OCC(gemv_fused_norm_occ_bf16_m1, 1, true)
-#endif
-#if LLMRT_KERNEL(gemv_fused_norm_occ_bf16_m2)
-GEMV_FUSED_OCC(gemv_fused_norm_occ_bf16_m2, 2, true)
-#endif
-#if LLMRT_KERNEL(gemv_fused_ks_occ_bf16_m1)
-GEMV_FUSED_KS_OCC(gemv_fused_ks_occ_bf16_m1, 1, false)
-#endif
-#if LLMRT_KERNEL(gemv_fused_ks_occ_bf16_m2)
-GEMV_FUSED_KS_OCC(gemv_fused_ks_occ_bf16_m2, 2, false)
-#endif
-#if LLMRT_KERNEL(gemv_fused_norm_ks_occ_bf16_m1)
-GEMV_FUSED_KS_OCC(gemv_fused_norm_ks_occ_bf16_m1, 1, true)
-#endif
-#if LLMRT_KERNEL(gemv_fused_norm_ks_occ_bf16_m2)
-GEMV_FUSED_KS_OCC(gemv_fused_norm_ks_occ_bf16_m2, 2, true)
 #endif
