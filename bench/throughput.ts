@@ -20,6 +20,9 @@
  * --defer-decodes S: LLM.create's decodeDeferSteps (decode tokens sit out up to S steps in a row so that a large
  * batch of waiting prompts prefills alone; default: LLM.create's, 1).
  * --reps R: R timed runs (default 1); output tokens/s is their median, each printed; --profile-steps takes the last.
+ * --breakdown-rows R1,R2: after the run, bench/decode_breakdown.ts's breakdown of decode steps of R1, R2, ... rows at context
+ * C (--breakdown-ctx, default input + output / 2) on a second session of the same engine (each role's marginal cost in
+ * the step's CUDA graph, the role alone, the eager launches by kernel).
  * --no-overlap: decode steps one at a time (LLM.create's overlapSteps false; by default the host's work on one
  * step runs while the GPU computes the next).
  *
@@ -32,6 +35,7 @@ import * as fs from "node:fs";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { LLM } from "../lib/llmapi/llm.ts";
+import { breakdown } from "./decode_breakdown.ts";
 import { attentionSweep, profileHost } from "./host_profile.ts";
 import { printPhases, profileSteps } from "./step_phases.ts";
 
@@ -56,6 +60,8 @@ const { values } = parseArgs({
     "defer-decodes": { type: "string" },
     "no-overlap": { type: "boolean" },
     reps: { type: "string" },
+    "breakdown-rows": { type: "string" },
+    "breakdown-ctx": { type: "string" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/throughput.ts --model DIR [--requests 64] [--input 128] [--output 128] [--hf] [--hf-compile]");
@@ -146,6 +152,11 @@ if (values["profile-host"]) {
 if (values["profile-steps"]) result.phases = printPhases(timed, runs[runs.length - 1].secs * 1000);
 if (values["profile-gpu"]) {
   result.stepProfile = profileSteps(llm.engine, Math.max(1, Math.min(N, Math.floor(maxNumTokens / IN))), IN, N, IN + OUT / 2);
+}
+
+if (values["breakdown-rows"]) {
+  const ctx = Number(values["breakdown-ctx"] ?? IN + OUT / 2);
+  breakdown(llm.engine, values["breakdown-rows"].split(",").map(Number), [ctx], [["default", {}]], 10);
 }
 
 if (values.hf) {
