@@ -340,6 +340,8 @@ export interface FakeSessionOptions {
   readonly fp8FlatQuant?: boolean;
   /** LaunchEnv.fp8AttnQuant. */
   readonly fp8AttnQuant?: boolean;
+  /** LaunchEnv.fp8DecodeAttnQuant. */
+  readonly fp8DecodeAttnQuant?: boolean;
   /** LaunchEnv.fp8FastSilu. */
   readonly fp8FastSilu?: boolean;
   /** With pruneLastLayer: FP8 plans prune their last layer too (CudaSessionOptions.fp8PruneLastLayer). */
@@ -470,6 +472,7 @@ export class FakeCudaSession {
       fp8FreshPrompt: opts.fp8FreshPrompt,
       fp8FlatQuant: opts.fp8FlatQuant,
       fp8AttnQuant: opts.fp8AttnQuant,
+      fp8DecodeAttnQuant: opts.fp8DecodeAttnQuant,
       fp8FastSilu: opts.fp8FastSilu,
       nvfp4Mma: opts.nvfp4Mma,
       nvfp4GemvBlocks: opts.nvfp4Mma ? 2 * sms : undefined,
@@ -1427,6 +1430,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "decode_attention_batch4_bf16":
       case "decode_attention_batch4w_bf16":
       case "decode_attention_batch4_fp8kv_bf16":
+      case "decode_attention_batch4_q8_fp8kv_bf16":
       case "decode_attention_batch2w_bf16":
       case "decode_attention_batch2_fp8kv_bf16":
       case "decode_attention_fp8kv_bf16":
@@ -1597,7 +1601,14 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           const lo = window > 0 ? Math.max(0, pos[t] + 1 - window) : 0, table = tableOf(t);
           for (let h = 0; h < nH; h++) attendBf16(qf, (t * nH + h) * hd, keys, table, lo, pos[t], bs, nKV, hd, Math.floor(h / G), scale, o, (t * nH + h) * hd);
         }
-        mem.u16(out, o.length).set(o);
+        if (name === "decode_attention_batch4_q8_fp8kv_bf16") {
+          // fp8DecodeAttnQuant: the output rows as the next FP8 linear's e4m3 input (fp8_quantize_bf16's bytes, static scale).
+          const [xs, actScale] = A.slice(23);
+          assert.ok(actScale > 0, `${l.kernel}: a static scale`);
+          const { q: bytes, a: scales } = quantizeRows(Float32Array.from(o, fromBf16Bits), T, nH * hd, actScale);
+          mem.bytes(out, bytes.length).set(bytes);
+          mem.f32(xs, T).set(scales);
+        } else mem.u16(out, o.length).set(o);
         break;
       }
       case "sample_f32":

@@ -191,6 +191,11 @@ export interface LaunchEnv {
   readonly nvfp4GemvK32?: boolean;
   /** With nvfp4GemvK32: norms in the next NVFP4 GEMV, residual adds in the one before (CudaFlags.nvfp4K32Norm). */
   readonly nvfp4K32Norm?: boolean;
+  /**
+   * Decode steps on decode_attention_batch4 over an FP8 cache write a static-scale FP8 o_proj's e4m3 input from the
+   * attention (CudaFlags.fp8DecodeAttnQuant).
+   */
+  readonly fp8DecodeAttnQuant?: boolean;
   /** f32 [GEMV_MAX_ROWS, hiddenSize / 16]: quant_gemv_fused_addnorm's tile sums of squares, read by quant_gemv_fused_rs. */
   readonly quantNormScratch?: bigint;
   /** The 16-row quantized GEMVs run as quant_gemv_fast* (CudaSessionOptions.quantGemvFast). */

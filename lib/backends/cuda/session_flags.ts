@@ -289,6 +289,13 @@ export const CUDA_FLAGS = {
    * @default false
    */
   nvfp4K32Norm: { env: "LLMRT_NVFP4_K32_NORM", default: false },
+  /**
+   * Decode steps of more than 8 sequences over an FP8 KV cache (decode_attention_batch4): the attention writes the next
+   * static-scale FP8 linear's (o_proj's) e4m3 rows and row scales itself (decode_attention_batch4_q8_fp8kv_*, the bytes
+   * fp8_quantize_flat_bf16 writes from the bf16 output) instead of its bf16 output: one launch a layer less, the same
+   * bits. @default false
+   */
+  fp8DecodeAttnQuant: { env: "LLMRT_FP8_DECODE_ATTN_QUANT", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
