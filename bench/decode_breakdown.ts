@@ -164,6 +164,57 @@ export function breakdown(
   for (const [label, opts] of sessions) measure(label, opts);
 }
 
+/**
+ * Same-process A/B of whole decode steps: one session per entry of `variants` ([label, session options]) on `engine`, and
+ * for each row count the graph replay of the step at context `ctx` (as breakdown's "graph replay"), the sessions taken in
+ * turn `rounds` times; prints each variant's replays, their median and its ratio to the first variant's.
+ */
+export function abGraph(
+  engine: Engine,
+  rowCounts: readonly number[],
+  ctx: number,
+  variants: readonly (readonly [string, Record<string, boolean>])[],
+  rounds = 3,
+  reps = 20,
+): void {
+  const bs = engine.config.build.tokensPerBlock;
+  const maxSeqLen = engine.config.build.maxSeqLen!;
+  const blocks = Int32Array.from({ length: Math.ceil(maxSeqLen / bs) }, (_, i) => i);
+  const stepOf = greedyStepper(blocks);
+  const V = engine.plan.attributes.vocabSize;
+  const sessions = variants.map(([, o]) => Session.fromSerializedEngine(engine, { backend: "cuda", ...o }));
+  const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  try {
+    for (const N of rowCounts) {
+      let seed = 12345;
+      const prompt = Array.from({ length: 128 }, () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % Math.min(V, 32000));
+      const kvs = sessions.map((s) => s.createKvCache(N * blocks.length + 1) as CudaKvCache);
+      try {
+        if (N === 1) sessions.forEach((s, j) => s.run(stepOf(prompt, 0), { sampledIds: new Int32Array(1) }, kvs[j]));
+        const inp = N === 1 ? stepOf([prompt[3]], ctx - 1) : decodeStep(N, ctx - 1, blocks.length);
+        const ms = sessions.map(() => [] as number[]);
+        for (let r = 0; r < rounds; r++) {
+          sessions.forEach((s, j) => ms[j].push(s.cuda!.timeDecodeLaunches(inp, kvs[j], (ls) => [...ls], reps)));
+        }
+        const m0 = med(ms[0]);
+        console.log(`\nA/B graph replay, ${N} row(s) at ctx ${ctx} (${rounds} rounds in turn, ${reps} replays each):`);
+        variants.forEach(([label, o], j) => {
+          const m = med(ms[j]);
+          console.log(
+            `  ${label.padEnd(12)} ${JSON.stringify(o)}: ${ms[j].map((x) => (x * 1000).toFixed(1)).join(", ")} µs; median ${(m * 1000).toFixed(1)} µs (${
+              (m / m0).toFixed(4)
+            }×)`,
+          );
+        });
+      } finally {
+        for (const kv of kvs) kv.dispose();
+      }
+    }
+  } finally {
+    for (const s of sessions) s.dispose();
+  }
+}
+
 if (import.meta.main) {
   const { values } = parseArgs({
     args: process.argv.slice(2),

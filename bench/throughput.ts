@@ -23,6 +23,8 @@
  * --breakdown-rows R1,R2: after the run, bench/decode_breakdown.ts's breakdown of decode steps of R1, R2, ... rows at context
  * C (--breakdown-ctx, default input + output / 2) on a second session of the same engine (each role's marginal cost in
  * the step's CUDA graph, the role alone, the eager launches by kernel).
+ * --ab-rows R1,R2 --ab-opts '{"label": {options}, ...}': after the run, the graph replay of decode steps of R1, R2, ... rows
+ * at context C on a default session and one session per entry, taken in turn (decode_breakdown.ts abGraph).
  * --no-overlap: decode steps one at a time (LLM.create's overlapSteps false; by default the host's work on one
  * step runs while the GPU computes the next).
  *
@@ -35,7 +37,7 @@ import * as fs from "node:fs";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { LLM } from "../lib/llmapi/llm.ts";
-import { breakdown } from "./decode_breakdown.ts";
+import { abGraph, breakdown } from "./decode_breakdown.ts";
 import { attentionSweep, profileHost } from "./host_profile.ts";
 import { printPhases, profileSteps } from "./step_phases.ts";
 
@@ -62,6 +64,8 @@ const { values } = parseArgs({
     reps: { type: "string" },
     "breakdown-rows": { type: "string" },
     "breakdown-ctx": { type: "string" },
+    "ab-rows": { type: "string" },
+    "ab-opts": { type: "string" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/throughput.ts --model DIR [--requests 64] [--input 128] [--output 128] [--hf] [--hf-compile]");
@@ -157,6 +161,12 @@ if (values["profile-gpu"]) {
 if (values["breakdown-rows"]) {
   const ctx = Number(values["breakdown-ctx"] ?? IN + OUT / 2);
   breakdown(llm.engine, values["breakdown-rows"].split(",").map(Number), [ctx], [["default", {}]], 10);
+}
+
+if (values["ab-rows"]) {
+  const ctx = Number(values["breakdown-ctx"] ?? IN + OUT / 2);
+  const opts = Object.entries(JSON.parse(values["ab-opts"] ?? "{}") as Record<string, Record<string, boolean>>);
+  abGraph(llm.engine, values["ab-rows"].split(",").map(Number), ctx, [["default", {}], ...opts], 3);
 }
 
 if (values.hf) {
