@@ -342,6 +342,8 @@ export interface FakeSessionOptions {
   readonly fp8AttnQuant?: boolean;
   /** LaunchEnv.fp8DecodeAttnQuant. */
   readonly fp8DecodeAttnQuant?: boolean;
+  /** LaunchEnv.fp8Gemv1Lean. */
+  readonly fp8Gemv1Lean?: boolean;
   /** LaunchEnv.fp8FastSilu. */
   readonly fp8FastSilu?: boolean;
   /** With pruneLastLayer: FP8 plans prune their last layer too (CudaSessionOptions.fp8PruneLastLayer). */
@@ -473,6 +475,7 @@ export class FakeCudaSession {
       fp8FlatQuant: opts.fp8FlatQuant,
       fp8AttnQuant: opts.fp8AttnQuant,
       fp8DecodeAttnQuant: opts.fp8DecodeAttnQuant,
+      fp8Gemv1Lean: opts.fp8Gemv1Lean,
       fp8FastSilu: opts.fp8FastSilu,
       nvfp4Mma: opts.nvfp4Mma,
       nvfp4GemvBlocks: opts.nvfp4Mma ? 2 * sms : undefined,

@@ -296,6 +296,12 @@ export const CUDA_FLAGS = {
    * bits. @default false
    */
   fp8DecodeAttnQuant: { env: "LLMRT_FP8_DECODE_ATTN_QUANT", default: false },
+  /**
+   * With `fp8Gemv1`: one-token FP8 decode GEMVs on fp8_gemv1l (the same code with a 4-deep load ring and <= 80 registers,
+   * the same grid): a block's worth of registers stays free on each SM, so the step's next kernel starts its PDL prologue
+   * beside the GEMV (fp8_gemv1 holds the whole register file). The same bits. @default false
+   */
+  fp8Gemv1Lean: { env: "LLMRT_FP8_GEMV1_LEAN", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
