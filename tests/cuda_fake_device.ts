@@ -344,6 +344,8 @@ export interface FakeSessionOptions {
   readonly fp8DecodeAttnQuant?: boolean;
   /** LaunchEnv.fp8Gemv1Lean. */
   readonly fp8Gemv1Lean?: boolean;
+  /** LaunchEnv.prefillTileScan. */
+  readonly prefillTileScan?: boolean;
   /** LaunchEnv.fp8FastSilu. */
   readonly fp8FastSilu?: boolean;
   /** With pruneLastLayer: FP8 plans prune their last layer too (CudaSessionOptions.fp8PruneLastLayer). */
@@ -476,6 +478,7 @@ export class FakeCudaSession {
       fp8AttnQuant: opts.fp8AttnQuant,
       fp8DecodeAttnQuant: opts.fp8DecodeAttnQuant,
       fp8Gemv1Lean: opts.fp8Gemv1Lean,
+      prefillTileScan: opts.prefillTileScan,
       fp8FastSilu: opts.fp8FastSilu,
       nvfp4Mma: opts.nvfp4Mma,
       nvfp4GemvBlocks: opts.nvfp4Mma ? 2 * sms : undefined,
@@ -937,7 +940,8 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
     if (l.kernel === NCCL_ALL_REDUCE) continue; // one rank (the fakes run no others): the sum is the input
     checkSignature(l);
     const A = l.args as (bigint & number)[];
-    const name = l.kernel.replace(/_(hd|m)\d+$/, "");
+    // flash_prefill_wgt_* (prefillTileScan): flash_prefill_wg_*'s tiles and bits.
+    const name = l.kernel.replace(/_(hd|m)\d+$/, "").replace(/^flash_prefill_wgt_/, "flash_prefill_wg_");
     const suffix = Number(/_(?:hd|m)(\d+)$/.exec(l.kernel)?.[1] ?? 0); // head dim or GEMV rows of the entry point
     switch (name) {
       case "embedding_bf16": {

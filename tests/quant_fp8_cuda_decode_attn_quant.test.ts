@@ -108,3 +108,44 @@ test("fp8Gemv1Lean: one-token FP8 decode GEMVs run fp8_gemv1l_fused* with fp8_ge
   for (let i = 0; i < b.length; i++) if (a[i] !== b[i]) assert.fail(`logit ${i}: ${runs[1].r.logits[i]} vs ${runs[0].r.logits[i]}`);
   engine.dispose();
 });
+
+test("prefillTileScan: prefill attention on flash_prefill_wgt_* (bf16 and FP8 engines, q8 output too); same logits bits", () => {
+  for (const fp8 of [false, true]) {
+    const raw = { ...base, ...SHAPES[0] };
+    const model = randomModel(raw, 17, true, 0.1);
+    const q = fp8
+      ? quantizeSync(model, { quantAlgo: "FP8", kvCacheQuantAlgo: "FP8" }, { calibration: [Array.from({ length: 24 }, (_, i) => (i * 5 + 1) % 64)] })
+      : model;
+    const engine = buildSync(q, { backend: "cuda", dtype: "bfloat16", maxBatchSize: 16, maxNumTokens: 256, maxSeqLen: 32, tokensPerBlock: 4 });
+    if (fp8) q.close();
+    model.close();
+    const seqs = Array.from(
+      { length: 5 },
+      (_, s) => ({ ids: Array.from({ length: 2 + 3 * s }, (_, i) => (s * 7 + i * 5 + 2) % 64), blocks: [5 * s, 5 * s + 1, 5 * s + 2, 5 * s + 3, 5 * s + 4] }),
+    );
+    const runs = [false, true].map((scan) => {
+      const fake = new FakeCudaSession(engine, 30, 132, false, {
+        ...ON,
+        wgmmaPrefill: true,
+        fp8FlashPrefill: true,
+        fp8ShadowRope: true,
+        fp8FreshPrompt: true,
+        fp8AttnQuant: true,
+        prefillTileScan: scan,
+      });
+      const pre = fake.run(step(seqs.map((x) => ({ ids: x.ids, pos: 0, blocks: x.blocks })), 5), false);
+      const kernels = fake.lastLaunches.filter((l) => l.kind === "kernel").map((l) => (l as KernelLaunch).kernel);
+      // A chunk over the cached prefix of the first three sequences.
+      const chunk = fake.run(step(seqs.slice(0, 3).map((x) => ({ ids: [3, 4, 5], pos: x.ids.length, blocks: x.blocks })), 5), false);
+      return { pre, chunk, kernels };
+    });
+    const want = `flash_prefill_wgt_${fp8 ? "q8_" : ""}bf16_hd128`;
+    assert.equal(runs[1].kernels.filter((n) => n === want).length, raw.num_hidden_layers, `${fp8 ? "FP8" : "bf16"}: ${runs[1].kernels.join(",")}`);
+    assert.ok(!runs[0].kernels.some((n) => n.startsWith("flash_prefill_wgt")));
+    for (const k of ["pre", "chunk"] as const) {
+      const a = new Uint32Array(runs[1][k].logits.buffer), b = new Uint32Array(runs[0][k].logits.buffer);
+      for (let i = 0; i < b.length; i++) if (a[i] !== b[i]) assert.fail(`${k}: logit ${i}: ${runs[1][k].logits[i]} vs ${runs[0][k].logits[i]}`);
+    }
+    engine.dispose();
+  }
+});

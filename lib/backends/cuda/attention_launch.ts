@@ -230,7 +230,7 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
       out.push({
         kind: "kernel",
         op: i,
-        kernel: `flash_prefill_wg_${q8 ? "q8_" : ""}bf16_hd${op.headDim}`,
+        kernel: `flash_prefill_wg${env.prefillTileScan ? "t" : ""}_${q8 ? "q8_" : ""}bf16_hd${op.headDim}`,
         grid: [op.numHeads, cdiv(Tq, wg.rows) + S, 1],
         block: wg.threads,
         args: [...g, ...prefillArgs, ...(q8 ?? [])],

@@ -252,6 +252,8 @@ export class CudaSession implements SessionBackend {
   readonly fp8DecodeAttnQuant: boolean;
   /** CudaSessionOptions.fp8Gemv1Lean. */
   readonly fp8Gemv1Lean: boolean;
+  /** CudaSessionOptions.prefillTileScan. */
+  readonly prefillTileScan: boolean;
   /** CudaSessionOptions.gemmResidual. */
   readonly gemmResidual: boolean;
   /** CudaSessionOptions.gemvXPre. */
@@ -378,6 +380,7 @@ export class CudaSession implements SessionBackend {
     this.nvfp4K32Norm = f.nvfp4K32Norm;
     this.fp8DecodeAttnQuant = f.fp8DecodeAttnQuant;
     this.fp8Gemv1Lean = f.fp8Gemv1Lean;
+    this.prefillTileScan = f.prefillTileScan;
     this.gemmResidual = f.gemmResidual;
     this.gemvXPre = f.gemvXPre;
     this.quantGemvFast = f.quantGemvFast;
@@ -634,6 +637,7 @@ export class CudaSession implements SessionBackend {
       nvfp4K32Norm: this.nvfp4K32Norm,
       ...(this.fp8DecodeAttnQuant ? { fp8DecodeAttnQuant: true } : {}),
       ...(this.fp8Gemv1Lean ? { fp8Gemv1Lean: true } : {}),
+      ...(this.prefillTileScan ? { prefillTileScan: true } : {}),
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),
     };
   }

@@ -302,6 +302,13 @@ export const CUDA_FLAGS = {
    * beside the GEMV (fp8_gemv1 holds the whole register file). The same bits. @default false
    */
   fp8Gemv1Lean: { env: "LLMRT_FP8_GEMV1_LEAN", default: false },
+  /**
+   * Prefill attention on flash_prefill_wg finds each block's query tile with the whole block (one round of loads and a
+   * prefix sum; flash_prefill_wgt_*) instead of every thread walking the step's sequences one by one: the same tiles and
+   * bits, much less per-block latency in steps of hundreds of short prompts (and the grid's spare blocks exit at once).
+   * @default false
+   */
+  prefillTileScan: { env: "LLMRT_PREFILL_TILE_SCAN", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
