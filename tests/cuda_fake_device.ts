@@ -342,8 +342,6 @@ export interface FakeSessionOptions {
   readonly fp8AttnQuant?: boolean;
   /** LaunchEnv.fp8DecodeAttnQuant. */
   readonly fp8DecodeAttnQuant?: boolean;
-  /** LaunchEnv.fp8Gemv1Lean. */
-  readonly fp8Gemv1Lean?: boolean;
   /** LaunchEnv.prefillTileScan. */
   readonly prefillTileScan?: boolean;
   /** LaunchEnv.fp8FastSilu. */
@@ -477,7 +475,6 @@ export class FakeCudaSession {
       fp8FlatQuant: opts.fp8FlatQuant,
       fp8AttnQuant: opts.fp8AttnQuant,
       fp8DecodeAttnQuant: opts.fp8DecodeAttnQuant,
-      fp8Gemv1Lean: opts.fp8Gemv1Lean,
       prefillTileScan: opts.prefillTileScan,
       fp8FastSilu: opts.fp8FastSilu,
       nvfp4Mma: opts.nvfp4Mma,

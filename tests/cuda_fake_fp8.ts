@@ -123,12 +123,10 @@ export function fp8KernelStandIn(mem: FakeMemory, l: KernelLaunch, maxRows: numb
     case "fp8_gemv_fused_pdl_bf16":
     case "fp8_gemv_fused_norm_pdl_bf16":
     case "fp8_gemv1_fused_bf16":
-    case "fp8_gemv1_fused_norm_bf16":
-    case "fp8_gemv1l_fused_bf16":
-    case "fp8_gemv1l_fused_norm_bf16": {
+    case "fp8_gemv1_fused_norm_bf16": {
       // (x, W, wScale, bias, y, normW, eps, m, n, k, actScale, mode); _pdl: the same values
       const [x, W, , , y, normW, eps, m, n, k, actScale, mode] = A;
-      const norm = l.kernel.startsWith("fp8_gemv_fused_norm") || l.kernel.startsWith("fp8_gemv1_fused_norm") || l.kernel.startsWith("fp8_gemv1l_fused_norm");
+      const norm = l.kernel.startsWith("fp8_gemv_fused_norm") || l.kernel.startsWith("fp8_gemv1_fused_norm");
       const one = l.kernel.startsWith("fp8_gemv1");
       assert.ok(m >= 1 && m <= (one ? 1 : 8) && m <= maxRows, `${l.kernel}: m ${m}`);
       assert.ok(k % (one ? 512 : 64) === 0 && n % 16 === 0 && x % 16n === 0n && W % 16n === 0n, `${l.kernel}: k ${k}, n ${n} or x / W not 16-byte aligned`);

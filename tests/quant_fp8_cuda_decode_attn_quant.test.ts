@@ -86,29 +86,6 @@ for (const shape of SHAPES) {
   });
 }
 
-test("fp8Gemv1Lean: one-token FP8 decode GEMVs run fp8_gemv1l_fused* with fp8_gemv1's grid and values on the fake device", () => {
-  const raw = { ...base, ...SHAPES[0], intermediate_size: 512 };
-  const model = randomModel(raw, 13, true, 0.1);
-  const q = quantizeSync(model, { quantAlgo: "FP8", kvCacheQuantAlgo: "FP8" }, { calibration: [Array.from({ length: 24 }, (_, i) => (i * 5 + 1) % 64)] });
-  const engine = buildSync(q, { backend: "cuda", dtype: "bfloat16", maxBatchSize: 16, maxNumTokens: 256, maxSeqLen: 32, tokensPerBlock: 4 });
-  q.close();
-  model.close();
-  const runs = [false, true].map((lean) => {
-    const fake = new FakeCudaSession(engine, 10, 132, false, { ...ON, fp8Gemv1Lean: lean });
-    fake.run(step([{ ids: [1, 2, 3, 4, 5], pos: 0, blocks: [0, 1, 2, 3] }], 4), false);
-    const r = fake.run(step([{ ids: [6], pos: 5, blocks: [0, 1, 2, 3] }], 4), true);
-    return { r, launches: fake.lastLaunches.filter((l) => l.kind === "kernel") as KernelLaunch[] };
-  });
-  const g1 = runs[0].launches.filter((l) => l.kernel.startsWith("fp8_gemv1_"));
-  const gl = runs[1].launches.filter((l) => l.kernel.startsWith("fp8_gemv1l_"));
-  assert.equal(g1.length, 4 * raw.num_hidden_layers);
-  assert.deepEqual(gl.map((l) => [l.kernel.replace("gemv1l", "gemv1"), l.grid, l.pdl]), g1.map((l) => [l.kernel, l.grid, l.pdl]), "the same launches");
-  assert.ok(!runs[1].launches.some((l) => l.kernel.startsWith("fp8_gemv1_")));
-  const a = new Uint32Array(runs[1].r.logits.buffer), b = new Uint32Array(runs[0].r.logits.buffer);
-  for (let i = 0; i < b.length; i++) if (a[i] !== b[i]) assert.fail(`logit ${i}: ${runs[1].r.logits[i]} vs ${runs[0].r.logits[i]}`);
-  engine.dispose();
-});
-
 test("prefillTileScan: prefill attention on flash_prefill_wgt_* (bf16 and FP8 engines, q8 output too); same logits bits", () => {
   for (const fp8 of [false, true]) {
     const raw = { ...base, ...SHAPES[0] };

@@ -147,9 +147,7 @@ export function planFp8Linear(
     const mode = isLogits ? 3 : epilogue?.mode ?? 0;
     // One token: fp8_gemv1 (fp8Gemv1; a persistent grid, contiguous rows per warp).
     const one = !!env.fp8Gemv1 && rows === 1 && fp8Gemv1Fits(K, !!norm);
-    const name = one
-      ? `fp8_gemv1${env.fp8Gemv1Lean ? "l" : ""}_fused${norm ? "_norm" : ""}_bf16`
-      : `fp8_gemv_fused${norm ? "_norm" : ""}${env.fp8Pdl ? "_pdl" : ""}_bf16`;
+    const name = one ? `fp8_gemv1_fused${norm ? "_norm" : ""}_bf16` : `fp8_gemv_fused${norm ? "_norm" : ""}${env.fp8Pdl ? "_pdl" : ""}_bf16`;
     kernel(name, [one ? fp8Gemv1Grid(N, mode, env.fp8Gemv1Blocks) : N / 16, 1, 1], [
       buf(norm ? norm.x : op.x),
       W,

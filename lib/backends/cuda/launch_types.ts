@@ -196,8 +196,6 @@ export interface LaunchEnv {
    * attention (CudaFlags.fp8DecodeAttnQuant).
    */
   readonly fp8DecodeAttnQuant?: boolean;
-  /** With fp8Gemv1: the one-token FP8 GEMVs on fp8_gemv1l (<= 80 registers, the same bits; CudaFlags.fp8Gemv1Lean). */
-  readonly fp8Gemv1Lean?: boolean;
   /** flash_prefill_wg's entry points with the block-wide query-tile lookup (flash_prefill_wgt_*; CudaFlags.prefillTileScan). */
   readonly prefillTileScan?: boolean;
   /** f32 [GEMV_MAX_ROWS, hiddenSize / 16]: quant_gemv_fused_addnorm's tile sums of squares, read by quant_gemv_fused_rs. */

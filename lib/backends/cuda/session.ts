@@ -250,8 +250,6 @@ export class CudaSession implements SessionBackend {
   readonly nvfp4K32Norm: boolean;
   /** CudaSessionOptions.fp8DecodeAttnQuant. */
   readonly fp8DecodeAttnQuant: boolean;
-  /** CudaSessionOptions.fp8Gemv1Lean. */
-  readonly fp8Gemv1Lean: boolean;
   /** CudaSessionOptions.prefillTileScan. */
   readonly prefillTileScan: boolean;
   /** CudaSessionOptions.gemmResidual. */
@@ -379,7 +377,6 @@ export class CudaSession implements SessionBackend {
     this.nvfp4GemvK32 = f.nvfp4GemvK32;
     this.nvfp4K32Norm = f.nvfp4K32Norm;
     this.fp8DecodeAttnQuant = f.fp8DecodeAttnQuant;
-    this.fp8Gemv1Lean = f.fp8Gemv1Lean;
     this.prefillTileScan = f.prefillTileScan;
     this.gemmResidual = f.gemmResidual;
     this.gemvXPre = f.gemvXPre;
@@ -636,7 +633,6 @@ export class CudaSession implements SessionBackend {
       nvfp4GemvK32: this.nvfp4GemvK32,
       nvfp4K32Norm: this.nvfp4K32Norm,
       ...(this.fp8DecodeAttnQuant ? { fp8DecodeAttnQuant: true } : {}),
-      ...(this.fp8Gemv1Lean ? { fp8Gemv1Lean: true } : {}),
       ...(this.prefillTileScan ? { prefillTileScan: true } : {}),
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),
     };

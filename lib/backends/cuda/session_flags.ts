@@ -297,12 +297,6 @@ export const CUDA_FLAGS = {
    */
   fp8DecodeAttnQuant: { env: "LLMRT_FP8_DECODE_ATTN_QUANT", default: false },
   /**
-   * With `fp8Gemv1`: one-token FP8 decode GEMVs on fp8_gemv1l (the same code with a 4-deep load ring and <= 80 registers,
-   * the same grid): a block's worth of registers stays free on each SM, so the step's next kernel starts its PDL prologue
-   * beside the GEMV (fp8_gemv1 holds the whole register file). The same bits. @default false
-   */
-  fp8Gemv1Lean: { env: "LLMRT_FP8_GEMV1_LEAN", default: false },
-  /**
    * Prefill attention on flash_prefill_wg finds each block's query tile with the whole block (one round of loads and a
    * prefix sum; flash_prefill_wgt_*) instead of every thread walking the step's sequences one by one: the same tiles and
    * bits, much less per-block latency in steps of hundreds of short prompts (and the grid's spare blocks exit at once).

@@ -681,8 +681,8 @@ __device__ __forceinline__ float fg1Stage(const bf16_t* x, const uint4 (&nw)[FG1
  * fp8_gemv1's main loop with G segments a group (S % G == 0, FG1_D % G == 0): a group's loads, mma pairs and refills
  * have no branch between them (one basic block the compiler schedules as a whole); the row end is checked once a group.
  */
-template <int G, int D>
-__device__ __forceinline__ void fg1Main(uint4 (&v)[D], const u8* xl, const u8* wl, const float* wScale, const bf16_t* bias, void* y,
+template <int G>
+__device__ __forceinline__ void fg1Main(uint4 (&v)[FG1_D], const u8* xl, const u8* wl, const float* wScale, const bf16_t* bias, void* y,
                                         int n, int k, int S, int mode, int L0, int L1, int& iL, int& iS, const u8*& ip, float s) {
   const int half = n >> 1, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   auto rowOf = [&](int L) -> int { return mode == 2 ? ((L & 1) ? half + (L >> 1) : (L >> 1)) : L; };
@@ -692,9 +692,9 @@ __device__ __forceinline__ void fg1Main(uint4 (&v)[D], const u8* xl, const u8* w
   float yOld = (mode == 1) ? toF(((const bf16_t*)y)[rowOf(L0)]) : 0.f;
   const bool diag = t == (g >> 1);
   const int groups = (L1 - L0) * (S / G);
-  for (int base = 0; base < groups; base += D / G) {
+  for (int base = 0; base < groups; base += FG1_D / G) {
 #pragma unroll
-    for (int gi = 0; gi < D / G; gi++) {
+    for (int gi = 0; gi < FG1_D / G; gi++) {
       if (base + gi < groups) {
 #pragma unroll
         for (int j = 0; j < G; j++) segMma(*reinterpret_cast<const uint4*>(xl + (cS + j) * 512), v[gi * G + j], a0, a1);
@@ -737,7 +737,7 @@ __device__ __forceinline__ void fg1Main(uint4 (&v)[D], const u8* xl, const u8* w
   }
 }
 
-template <bool NORM, int D = FG1_D>
+template <bool NORM>
 __device__ __forceinline__ void fp8Gemv1Impl(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias, void* y,
                                              const bf16_t* normW, float eps, int n, int k, float actScale, int mode) {
   __shared__ __align__(16) u8 xq[FG1_XQ];
@@ -757,10 +757,9 @@ __device__ __forceinline__ void fp8Gemv1Impl(const bf16_t* x, const u8* W, const
   // the first FG1_D loads end on a group boundary).
   int iL = L0, iS = 0;
   const u8* ip = wl + (long long)rowOf(L0) * k;
-  static_assert(D % 4 == 0, "D: a multiple of 4 (the main loop's groups of up to 4 segments)");
-  uint4 v[D];
+  uint4 v[FG1_D];
 #pragma unroll
-  for (int u = 0; u < D; u++) {
+  for (int u = 0; u < FG1_D; u++) {
     if (iL < L1) {
       v[u] = ldStream(ip);
       ip += 512;
@@ -777,9 +776,9 @@ __device__ __forceinline__ void fp8Gemv1Impl(const bf16_t* x, const u8* W, const
   const float s = fg1Stage<NORM>(x, nwr, eps, k, actScale, xq, sh);
   if (L0 >= L1) return;
   const u8* xl = xq + lane * 16;
-  if (G == 4) fg1Main<4, D>(v, xl, wl, wScale, bias, y, n, k, S, mode, L0, L1, iL, iS, ip, s);
-  else if (G == 2) fg1Main<2, D>(v, xl, wl, wScale, bias, y, n, k, S, mode, L0, L1, iL, iS, ip, s);
-  else fg1Main<1, D>(v, xl, wl, wScale, bias, y, n, k, S, mode, L0, L1, iL, iS, ip, s);
+  if (G == 4) fg1Main<4>(v, xl, wl, wScale, bias, y, n, k, S, mode, L0, L1, iL, iS, ip, s);
+  else if (G == 2) fg1Main<2>(v, xl, wl, wScale, bias, y, n, k, S, mode, L0, L1, iL, iS, ip, s);
+  else fg1Main<1>(v, xl, wl, wScale, bias, y, n, k, S, mode, L0, L1, iL, iS, ip, s);
 }
 
 extern "C" __global__ void __launch_bounds__(256, FG1_MINB) fp8_gemv1_fused_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
@@ -791,27 +790,3 @@ extern "C" __global__ void __launch_bounds__(256, FG1_MINB) fp8_gemv1_fused_norm
   fp8Gemv1Impl<true>(x, W, wScale, bias, y, normW, eps, n, k, actScale, mode);
 }
 
-
-// fp8_gemv1l_fused{,_norm}_bf16 (session 12, CudaFlags.fp8Gemv1Lean): fp8_gemv1's code with a ring of FG1L_D loads a lane and
-// registers capped for FG1L_MINB blocks of 256 threads an SM (<= 80 registers, no spills), launched FP8_GEMV1_BLOCKS_PER_SM
-// blocks an SM as fp8_gemv1: one block's worth of registers stays free on every SM, so the next kernel of the step (the
-// attention, the next GEMV) can start its PDL prologue beside the GEMV's blocks (fp8_gemv1 takes the whole register file at
-// 123 / 110 registers). The same rows per warp and sums in the same order: the bits of fp8_gemv1.
-#ifndef FG1L_D
-#define FG1L_D 4
-#endif
-#ifndef FG1L_MINB
-#define FG1L_MINB 3
-#endif
-#if LLMRT_KERNEL(fp8_gemv1l_fused_bf16)
-extern "C" __global__ void __launch_bounds__(256, FG1L_MINB) fp8_gemv1l_fused_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
-    void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
-  fp8Gemv1Impl<false, FG1L_D>(x, W, wScale, bias, y, normW, eps, n, k, actScale, mode);
-}
-#endif
-#if LLMRT_KERNEL(fp8_gemv1l_fused_norm_bf16)
-extern "C" __global__ void __launch_bounds__(256, FG1L_MINB) fp8_gemv1l_fused_norm_bf16(const bf16_t* x, const u8* W, const float* wScale,
-    const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
-  fp8Gemv1Impl<true, FG1L_D>(x, W, wScale, bias, y, normW, eps, n, k, actScale, mode);
-}
-#endif
