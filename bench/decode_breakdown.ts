@@ -25,6 +25,7 @@ import type { Launch } from "../lib/backends/cuda/launch_plan.ts";
 import { Session } from "../lib/runtime/session.ts";
 import { deviceWeightBytes, greedyStepper } from "./batch1.ts";
 import { decodeStep } from "./host_profile.ts";
+import { prefillStep } from "./step_phases.ts";
 import { copyCeiling, describeCeiling } from "./copy_bandwidth.ts";
 
 /**
@@ -167,7 +168,9 @@ export function breakdown(
 /**
  * Same-process A/B of whole decode steps: one session per entry of `variants` ([label, session options]) on `engine`, and
  * for each row count the graph replay of the step at context `ctx` (as breakdown's "graph replay"), the sessions taken in
- * turn `rounds` times; prints each variant's replays, their median and its ratio to the first variant's.
+ * turn `rounds` times; prints each variant's replays, their median and its ratio to the first variant's. `prefill`: also
+ * a prefill step of P prompts of L tokens (eager, Session.run's wall time, synchronous) per session in turn, after a warm-up
+ * run each.
  */
 export function abGraph(
   engine: Engine,
@@ -176,6 +179,7 @@ export function abGraph(
   variants: readonly (readonly [string, Record<string, boolean>])[],
   rounds = 3,
   reps = 20,
+  prefill?: { readonly P: number; readonly L: number },
 ): void {
   const bs = engine.config.build.tokensPerBlock;
   const maxSeqLen = engine.config.build.maxSeqLen!;
@@ -185,6 +189,63 @@ export function abGraph(
   const sessions = variants.map(([, o]) => Session.fromSerializedEngine(engine, { backend: "cuda", ...o }));
   const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   try {
+    if (prefill) {
+      const { P, L } = prefill;
+      const kvs = sessions.map((s) => s.createKvCache(P * blocks.length + 1) as CudaKvCache);
+      try {
+        const inp = prefillStep(P, L, blocks.length);
+        const out = { sampledIds: new Int32Array(P) };
+        sessions.forEach((s, j) => s.run(inp, out, kvs[j])); // GEMM plans, kernel loads
+        const ms = sessions.map(() => [] as number[]);
+        for (let r = 0; r < rounds; r++) {
+          sessions.forEach((s, j) => {
+            const t = performance.now();
+            s.run(inp, out, kvs[j]);
+            ms[j].push(performance.now() - t);
+          });
+        }
+        const m0 = med(ms[0]);
+        console.log(`\nA/B prefill step, ${P} × ${L} tokens (Session.run wall, ${rounds} rounds in turn):`);
+        variants.forEach(([label, o], j) => {
+          const m = med(ms[j]);
+          console.log(
+            `  ${label.padEnd(12)} ${JSON.stringify(o)}: ${ms[j].map((x) => x.toFixed(2)).join(", ")} ms; median ${m.toFixed(2)} ms (${(m / m0).toFixed(4)}×)`,
+          );
+        });
+        // The same bits? Each session: the prefill once more, then two decode steps of the P sequences (positions L, L + 1),
+        // logits of every row, compared bit for bit with the first variant's.
+        const logitsOf = (j: number): Float32Array[] => {
+          const V = engine.plan.attributes.vocabSize, got: Float32Array[] = [];
+          const pl = new Float32Array(P * V);
+          sessions[j].run(inp, { logits: pl, sampledIds: new Int32Array(P) }, kvs[j]);
+          got.push(pl);
+          for (const pos of [L, L + 1]) {
+            const dl = new Float32Array(P * V);
+            sessions[j].run(decodeStep(P, pos, blocks.length), { logits: dl, sampledIds: new Int32Array(P) }, kvs[j]);
+            got.push(dl);
+          }
+          return got;
+        };
+        const ref = logitsOf(0);
+        for (let j = 1; j < sessions.length; j++) {
+          const got = logitsOf(j);
+          const diffs = got.map((g, i) => {
+            const a = new Uint32Array(g.buffer), b = new Uint32Array(ref[i].buffer);
+            let n = 0, mx = 0;
+            for (let e = 0; e < a.length; e++) {
+              if (a[e] !== b[e]) {
+                n++;
+                mx = Math.max(mx, Math.abs(g[e] - ref[i][e]));
+              }
+            }
+            return n === 0 ? "bitwise equal" : `${n} of ${a.length} differ (max |diff| ${mx})`;
+          });
+          console.log(`  logits ${variants[j][0]} vs ${variants[0][0]}: prefill ${diffs[0]}; decode ${P} rows at ${L}: ${diffs[1]}; at ${L + 1}: ${diffs[2]}`);
+        }
+      } finally {
+        for (const kv of kvs) kv.dispose();
+      }
+    }
     for (const N of rowCounts) {
       let seed = 12345;
       const prompt = Array.from({ length: 128 }, () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % Math.min(V, 32000));

@@ -6,7 +6,7 @@
  *   bun bench/throughput.ts --model DIR [--requests 64] [--input 128] [--output 128] [--tp 1] [--hf] [--hf-compile]
  *       [--quant W4A16|W4A16_AWQ|W8A16|FP8|FP8_PER_CHANNEL_PER_TOKEN|... [--group-size 128]] [--kv-cache-quant FP8|INT8]
  *       [--profile-host] [--profile-steps] [--profile-gpu] [--no-overlap] [--max-num-tokens T] [--max-seq-len L] [--defer-decodes S]
- *       [--reps R]
+ *       [--reps R] [--breakdown-rows R1,R2 [--breakdown-ctx C]] [--ab-rows R1,R2 --ab-opts JSON] [--ab-prefill P]
  *
  * --quant quantizes the checkpoint at build time (LLM.create's quantConfig; int4 with zero points);
  * --kv-cache-quant stores the KV cache as e4m3 / int8 (QuantConfig.kvCacheQuantAlgo, with or without --quant).
@@ -24,7 +24,8 @@
  * C (--breakdown-ctx, default input + output / 2) on a second session of the same engine (each role's marginal cost in
  * the step's CUDA graph, the role alone, the eager launches by kernel).
  * --ab-rows R1,R2 --ab-opts '{"label": {options}, ...}': after the run, the graph replay of decode steps of R1, R2, ... rows
- * at context C on a default session and one session per entry, taken in turn (decode_breakdown.ts abGraph).
+ * at context C on a default session (unless the JSON names one "default") and one session per entry, taken in turn
+ * (decode_breakdown.ts abGraph); --ab-prefill P: also a prefill step of P prompts of `input` tokens on each.
  * --no-overlap: decode steps one at a time (LLM.create's overlapSteps false; by default the host's work on one
  * step runs while the GPU computes the next).
  *
@@ -66,6 +67,7 @@ const { values } = parseArgs({
     "breakdown-ctx": { type: "string" },
     "ab-rows": { type: "string" },
     "ab-opts": { type: "string" },
+    "ab-prefill": { type: "string" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/throughput.ts --model DIR [--requests 64] [--input 128] [--output 128] [--hf] [--hf-compile]");
@@ -163,10 +165,20 @@ if (values["breakdown-rows"]) {
   breakdown(llm.engine, values["breakdown-rows"].split(",").map(Number), [ctx], [["default", {}]], 10);
 }
 
-if (values["ab-rows"]) {
+if (values["ab-rows"] || values["ab-prefill"]) {
   const ctx = Number(values["breakdown-ctx"] ?? IN + OUT / 2);
-  const opts = Object.entries(JSON.parse(values["ab-opts"] ?? "{}") as Record<string, Record<string, boolean>>);
-  abGraph(llm.engine, values["ab-rows"].split(",").map(Number), ctx, [["default", {}], ...opts], 3);
+  const given = JSON.parse(values["ab-opts"] ?? "{}") as Record<string, Record<string, boolean>>;
+  const opts = Object.entries(given);
+  const P = Number(values["ab-prefill"] ?? 0);
+  abGraph(
+    llm.engine,
+    (values["ab-rows"] ?? "").split(",").filter((x) => x !== "").map(Number),
+    ctx,
+    "default" in given ? opts : [["default", {}], ...opts],
+    3,
+    20,
+    P > 0 ? { P, L: IN } : undefined,
+  );
 }
 
 if (values.hf) {
