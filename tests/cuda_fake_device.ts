@@ -34,7 +34,7 @@ import {
   usesBatchAttention,
 } from "../lib/backends/cuda/launch_plan.ts";
 import { NCCL_ALL_REDUCE } from "../lib/backends/cuda/launch_types.ts";
-import { freshPrompts, isDecodeStep, logitRowsIncreasing, packStep, stagingLayout, stagingPointers } from "../lib/backends/cuda/step_staging.ts";
+import { freshPrompts, isDecodeStep, logitRowsIncreasing, maxSeqTokens, packStep, stagingLayout, stagingPointers } from "../lib/backends/cuda/step_staging.ts";
 import { planLastLayerRows } from "../lib/backends/cuda/last_layer_rows.ts";
 import { CudaLoraTables } from "../lib/backends/cuda/lora_tables.ts";
 import type { Engine } from "../lib/builder/engine.ts";
@@ -604,6 +604,7 @@ export class FakeCudaSession {
         writeKvFirst: inp.readsStepKv,
         pruneRows: R < T && logitRowsIncreasing(inp),
         freshPrompts: freshPrompts(inp),
+        maxSeqTokens: maxSeqTokens(inp),
       });
       this.eagerSteps++;
     }
@@ -1416,7 +1417,11 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           assert.ok(l.grid[0] === nH && l.grid[1] >= cdiv(T, fg.rows) + S && l.block === fg.threads, `${l.kernel}: grid ${l.grid} block ${l.block}`);
         } else if (name === "flash_prefill_wg_bf16" || name === "flash_prefill_wg_q8_bf16") {
           const fg = flashPrefillWgGeometry(hd)!;
-          assert.ok(l.grid[0] === nH && l.grid[1] >= cdiv(T, fg.rows) + S && l.block === fg.threads, `${l.kernel}: grid ${l.grid} block ${l.block}`);
+          // Every query tile has a block (flash_prefill_wgt with StepShape.maxSeqTokens: no more than that).
+          const st = mem.i32(A[4], S + 1);
+          let tiles = 0;
+          for (let s = 0; s < S; s++) tiles += cdiv(st[s + 1] - st[s], fg.rows);
+          assert.ok(l.grid[0] === nH && l.grid[1] >= tiles && l.block === fg.threads, `${l.kernel}: grid ${l.grid} block ${l.block}, ${tiles} tiles`);
           assert.equal(l.sharedBytes, fg.sharedMem, `${l.kernel}: dynamic shared memory`);
         } else assert.ok(l.grid[0] >= cdiv(T, name === "paged_attention_prefill_bf16" ? 16 : 64) + S && l.grid[1] === nH);
         const view = kvAlgo ? fp8View(kvAlgo, kv, scalesP, bs, nKV, hd) : undefined;

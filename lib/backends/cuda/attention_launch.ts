@@ -231,7 +231,13 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
         kind: "kernel",
         op: i,
         kernel: `flash_prefill_wg${env.prefillTileScan ? "t" : ""}_${q8 ? "q8_" : ""}bf16_hd${op.headDim}`,
-        grid: [op.numHeads, cdiv(Tq, wg.rows) + S, 1],
+        // prefillTileScan: at most S query tiles of the step's longest sequence each (StepShape.maxSeqTokens; not past a
+        // pruned step's cut, whose query rows are the logits rows), the kernel's bound otherwise; spare blocks exit.
+        grid: [
+          op.numHeads,
+          Math.min(cdiv(Tq, wg.rows) + S, env.prefillTileScan && !pruned && shape.maxSeqTokens ? S * cdiv(shape.maxSeqTokens, wg.rows) : Infinity),
+          1,
+        ],
         block: wg.threads,
         args: [...g, ...prefillArgs, ...(q8 ?? [])],
         sharedBytes: wg.sharedMem,

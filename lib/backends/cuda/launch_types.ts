@@ -290,6 +290,8 @@ export interface StepShape {
   readonly pruneRows?: boolean;
   /** Every sequence's first token of the step is at position 0: nothing of theirs is cached before the step. */
   readonly freshPrompts?: boolean;
+  /** The most tokens a sequence brings to the step (prefillTileScan: flash_prefill_wg's grid covers no more query tiles). */
+  readonly maxSeqTokens?: number;
 }
 
 export interface KernelLaunch {

@@ -40,7 +40,7 @@ import {
   sampleLaunches,
   usesBatchAttention,
 } from "./launch_plan.ts";
-import { freshPrompts, isDecodeStep, logitRowsIncreasing, packStep, type StagingLayout, stagingLayout, stagingPointers } from "./step_staging.ts";
+import { freshPrompts, isDecodeStep, logitRowsIncreasing, maxSeqTokens, packStep, type StagingLayout, stagingLayout, stagingPointers } from "./step_staging.ts";
 import { type LastLayerRows, planLastLayerRows } from "./last_layer_rows.ts";
 import { StagingSlots } from "./step_slots.ts";
 import { maxVerifyTokens } from "./verify_cap.ts";
@@ -801,6 +801,7 @@ export class CudaSession implements SessionBackend {
       writeKvFirst: inp.readsStepKv,
       pruneRows: this.pruneLastLayer && R < T && logitRowsIncreasing(inp),
       freshPrompts: freshPrompts(inp),
+      maxSeqTokens: maxSeqTokens(inp),
     });
   }
 
