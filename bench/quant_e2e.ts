@@ -22,6 +22,9 @@
  * --profile-decode: after each engine's timed steps, one more decode step's graph replay time and its launches one by
  * one (Session.cuda.profileDecodeStep): summed by kernel, and the linears' launches summed by layer role (qkv, o,
  * gate_up, down, lm_head) with the weight bytes they read as a share of the copy ceiling.
+ * --marginals: with --profile-decode, each part's cost inside the step's graph (Session.cuda.timeDecodeLaunches): the graph
+ * replay of the whole step minus that of the step without the part's launches, and the part's launches alone in a graph
+ * (parts: a linear role, act quantization included, else the kernel; the steps missing launches compute garbage).
  * --ab-then KEY2: after the --ab runs, one more with both KEY and KEY2 on (its tok/s and logits vs the on run's).
  * --skip-bf16: no bf16 engine (its build and run; the copy ceiling from a bare device); the "vs bf16" columns are left empty.
  * --synthetic-lm-head: with --synthetic-nvfp4, a second NVFP4 engine whose lm_head is NVFP4 too (untied models; random codes).
@@ -44,6 +47,7 @@ import { Session } from "../lib/runtime/session.ts";
 import { CUDA_FLAG_NAMES } from "../lib/backends/cuda/session_flags.ts";
 import { argmax, type DecodeRun, deviceWeightBytes, greedyStepper, launchTotals, prefillAndDecode, relL2 } from "./batch1.ts";
 import type { CudaKvCache } from "../lib/backends/cuda/session.ts";
+import type { Launch } from "../lib/backends/cuda/launch_plan.ts";
 import { copyCeiling } from "./copy_bandwidth.ts";
 import { CudaDevice } from "../lib/cuda/device.ts";
 
@@ -68,6 +72,7 @@ const { values } = parseArgs({
     "skip-bf16": { type: "boolean" },
     "ab-then": { type: "string" },
     "profile-decode": { type: "boolean" },
+    marginals: { type: "boolean" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/quant_e2e.ts --model DIR [--algos W4A16,W8A16] [--group-size 128] [--decode 128]");
@@ -192,6 +197,7 @@ function profileDecode(engine: Engine, session: Session, kv: CudaKvCache, inp: R
     } of copy [${[...e.kernels].join(", ")}]`
   );
   const linMs = [...roles.values()].reduce((a, e) => a + e.ms, 0), linBytes = [...roles.values()].reduce((a, e) => a + e.bytes, 0);
+  if (values.marginals) lines.push(graphMarginals(engine, session, kv, inp, roles));
   return [
     `  decode step at ${PROMPT + 9 + numDecode}: graph ${p.graphMs.toFixed(3)} ms; ${p.launches.length} launches one by one ${sum.toFixed(3)} ms: ${
       top.map(([n, e]) => `${n} ×${e.n} ${(e.ms * 1e3).toFixed(0)} µs`).join(", ")
@@ -201,6 +207,46 @@ function profileDecode(engine: Engine, session: Session, kv: CudaKvCache, inp: R
     } of copy; everything else ${(other * 1e3).toFixed(0)} µs`,
     ...lines,
   ].join("\n");
+}
+
+/** --marginals: each part's marginal and alone cost in a captured graph of the decode step (µs). */
+function graphMarginals(
+  engine: Engine,
+  session: Session,
+  kv: CudaKvCache,
+  inp: ReturnType<ReturnType<typeof greedyStepper>>,
+  roles: Map<string, { bytes: number }>,
+): string {
+  const cuda = session.cuda!;
+  const part = (l: Launch): string => {
+    const op = engine.plan.ops[l.op];
+    if (op?.type === "linear") return op.weight.replace(/^.*layers\.\d+\./, "").replace(/\.weight$/, "");
+    return l.kind === "kernel" ? l.kernel : (op?.type ?? "gemm");
+  };
+  let parts: string[] = [];
+  const all = cuda.timeDecodeLaunches(inp, kv, (ls) => {
+    parts = [...new Set(ls.map(part))];
+    return [...ls];
+  }, 15);
+  const out = [`  graph marginals (step ${(all * 1e3).toFixed(1)} µs): part ×launches: marginal µs / alone µs [alone % of copy]`];
+  let sum = 0;
+  for (const p of parts) {
+    let n = 0;
+    const without = cuda.timeDecodeLaunches(inp, kv, (ls) => {
+      n = ls.filter((l) => part(l) === p).length;
+      return ls.filter((l) => part(l) !== p);
+    }, 15);
+    const alone = cuda.timeDecodeLaunches(inp, kv, (ls) => ls.filter((l) => part(l) === p), 15);
+    sum += all - without;
+    const bytes = roles.get(p)?.bytes ?? 0;
+    out.push(
+      `    ${p} ×${n}: ${((all - without) * 1e3).toFixed(1)} / ${(alone * 1e3).toFixed(1)}${
+        bytes > 0 ? ` [${((100 * bytes * 1e3) / (alone * copyBps)).toFixed(1)}%]` : ""
+      }`,
+    );
+  }
+  out.push(`    sum of marginals ${(sum * 1e3).toFixed(1)} µs of ${(all * 1e3).toFixed(1)}`);
+  return out.join("\n");
 }
 
 function ceilingBandwidth(engine: Engine | null): number {
