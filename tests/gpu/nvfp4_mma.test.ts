@@ -21,11 +21,13 @@ import { device, fromBf16Bits, gpuTest, seededUniform, toBf16Bits } from "./gpu.
 const bf16 = (f: ArrayLike<number>): Uint16Array => Uint16Array.from(f as ArrayLike<number>, (v) => toBf16Bits(v));
 const unBf16 = (b: Uint16Array): Float32Array => Float32Array.from(b, (v) => fromBf16Bits(v));
 const sig = (family: string) => LOWBIT_FAMILIES[family].params;
+/** LLMRT_NVFP4_OPTS: extra NVRTC options of nvfp4_mma.cu in the correctness tests (e.g. "-DNV_K32_RING=0": another build). */
+const OPTS = { options: (process.env.LLMRT_NVFP4_OPTS ?? "").split(" ").filter((o) => o !== "") };
 
 for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
   gpuTest(`nvfp4_mma.cu [${N}x${K}]: act codes bit for bit, tiled dequant exact, GEMV m = 1 / 3 / 8 within one bf16 ulp of the CPU`, () => {
     const d = device();
-    using mod = loadKernelFile(d, "nvfp4_mma.cu");
+    using mod = loadKernelFile(d, "nvfp4_mma.cu", OPTS);
     const { f, tensors, cpu } = weight("nvfp4", N, K);
     const a = f.activationScale!;
     const tiles = nvfp4Tiles(tensors.get("w")!, tensors.get("w.scales")!, N, K);
@@ -171,8 +173,13 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
 
 gpuTest("nvfp4_gemv_mma: a persistent grid (blocks looping over row tiles, loads running on into the next one) gives the same bits", () => {
   const d = device();
-  using mod = loadKernelFile(d, "nvfp4_mma.cu");
-  const N = 208, K = 4096; // 13 row tiles, k tiles a multiple of 8 · NV_U
+  using mod = loadKernelFile(d, "nvfp4_mma.cu", OPTS);
+  // 13 row tiles; K 4096: k tiles a multiple of 8 · NV_U; K 1024 (k32 only): 2 k tiles a warp, fewer than a
+  // NV_K32_RING ring holds (its refills run several row tiles ahead).
+  for (const K of [4096, 1024]) persistentGrids(d, mod, 208, K);
+});
+
+function persistentGrids(d: ReturnType<typeof device>, mod: ReturnType<typeof loadKernelFile>, N: number, K: number): void {
   const { f, tensors } = weight("nvfp4", N, K);
   const tiles = nvfp4Tiles(tensors.get("w")!, tensors.get("w.scales")!, N, K);
   using W = d.alloc(tiles.codes.byteLength);
@@ -185,7 +192,7 @@ gpuTest("nvfp4_gemv_mma: a persistent grid (blocks looping over row tiles, loads
     using xq = d.alloc(2 * m * K);
     using sx = d.alloc(m * (K / 16) * 4);
     mod.kernel("nvfp4_act_mma_bf16", sig("nvfp4_act_mma")).launch([Math.ceil(K / 1024), m, 1], 256, [dx, xq, sx, m, K, f.activationScale!]);
-    for (const kind of m === 1 ? ["mma", "k32"] : ["mma"]) {
+    for (const kind of (m === 1 ? ["mma", "k32"] : ["mma"]).filter((k) => k === "k32" || K % 2048 === 0)) {
       const kern = mod.kernel(`nvfp4_gemv_${kind}_bf16_m${m === 1 ? 1 : 8}`, sig(`nvfp4_gemv_${kind}`));
       const out = [N / 16, 5, 3, 1].map((grid) => {
         using dy = d.alloc(m * N * 2);
@@ -194,14 +201,14 @@ gpuTest("nvfp4_gemv_mma: a persistent grid (blocks looping over row tiles, loads
         dy.copyToHost(y);
         return y;
       });
-      for (let g = 1; g < out.length; g++) assert.deepEqual(Array.from(out[g]), Array.from(out[0]), `${kind} m=${m}: grid variant ${g} differs`);
+      for (let g = 1; g < out.length; g++) assert.deepEqual(Array.from(out[g]), Array.from(out[0]), `${kind} m=${m} K=${K}: grid variant ${g} differs`);
     }
   }
-});
+}
 
 gpuTest("nvfp4_rmsnorm_act / nvfp4_silu_mul_act write the bytes rmsnorm_bf16 / add_rmsnorm_bf16 / silu_mul_bf16 + nvfp4_act_mma write", () => {
   const d = device();
-  using mod = loadKernelFile(d, "nvfp4_mma.cu");
+  using mod = loadKernelFile(d, "nvfp4_mma.cu", OPTS);
   using rms = loadKernelFile(d, "rmsnorm.cu");
   using silu = loadKernelFile(d, "silu_mul.cu");
   const act = mod.kernel("nvfp4_act_mma_bf16", sig("nvfp4_act_mma"));
@@ -259,15 +266,16 @@ gpuTest("nvfp4_gemv_mma m1 vs lowbit_gemv_nvfp4 m1 (each + its act launch) on 1B
   // Variants "U[pB][nL][zZ][w]": NV_U = U loads in flight; pB: a persistent grid of B blocks per SM where the shape allows
   // it ((k / 64) % (warps · U) == 0; else one block per row tile); nL: NV_LDNC = L, zZ: NV_ZC = Z (defaults 1); w: the
   // 16-warp kernel (_w16); k: nvfp4_gemv_k32 (nvfp4GemvK32) instead of nvfp4_gemv_mma; cC: NV_K32_CHAIN = C (default 1);
-  // bB: NV_MINB = B (__launch_bounds__ minimum blocks per SM: a register cap).
+  // bB: NV_MINB = B (__launch_bounds__ minimum blocks per SM: a register cap); rD: NV_K32_RING = D (default 0: the
+  // k32 kernel's loads in flight in registers; D: a cp.async ring of D tiles a warp in shared memory).
   const variants = (process.env.LLMRT_NVFP4_VARIANTS ?? "4").split(",");
   const vspec = variants.map((v) => {
-    const m = /^(\d+)(?:p(\d+))?(?:n(\d))?(?:z(\d))?(w)?(k)?(?:c(\d))?(?:b(\d))?$/.exec(v);
+    const m = /^(\d+)(?:p(\d+))?(?:n(\d))?(?:z(\d))?(w)?(k)?(?:c(\d))?(?:b(\d))?(?:r(\d+))?$/.exec(v);
     if (!m) throw new Error(`LLMRT_NVFP4_VARIANTS: bad variant ${v}`);
     // (U and B set both kernels' macros: NV_U / NV_MINB of nvfp4_gemv_mma, NV_K32_U / NV_K32_MINB of nvfp4_gemv_k32.)
     const key = `-DNV_U=${m[1]} -DNV_K32_U=${m[1]} -DNV_LDNC=${m[3] ?? 1} -DNV_ZC=${m[4] ?? 1} -DNV_K32_CHAIN=${m[7] ?? 1} -DNV_MINB=${
       m[8] ?? 1
-    } -DNV_K32_MINB=${m[8] ?? 1}`;
+    } -DNV_K32_MINB=${m[8] ?? 1} -DNV_K32_RING=${m[9] ?? 0}`;
     return { u: Number(m[1]), perSm: Number(m[2] ?? 0), key, nw: m[5] ? 16 : 8, k32: !!m[6] };
   });
   const uniq = [...new Set(vspec.map((v) => v.key))];

@@ -54,6 +54,9 @@ typedef unsigned char u8;
 #ifndef NV_K32_MINB
 #define NV_K32_MINB 4  // nvfp4_gemv_k32 (8 warps): __launch_bounds__ minimum blocks per SM (4: <= 64 registers)
 #endif
+#ifndef NV_K32_RING
+#define NV_K32_RING 6  // nvfp4_gemv_k32: D > 0: a per-warp cp.async ring of D tiles in shared memory (16 warps: D / 2; 37 KB a block at 6); 0: NV_K32_U tiles in flight in registers
+#endif
 #ifndef NV_MINB
 #define NV_MINB 1  // __launch_bounds__ minimum blocks per SM of the GEMV (tuning knob: 3 caps registers at 85)
 #endif
@@ -432,6 +435,28 @@ __device__ __forceinline__ void mmaK32(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 
 // the same after RMSNorm of that row with normW (nvfp4_rmsnorm_act_bf16's sums and roundings, add 0; 256 threads).
 // ADD: y is the residual stream, y[j] = bf16(bf16(out[j]) + y[j]) — add_rmsnorm_bf16's add of this linear's output,
 // done here so the norm after it can run in the next GEMV's prologue (the output itself is not stored).
+/** Shared-memory address of p (for cp.async). */
+__device__ __forceinline__ u32 nvSmemAddr(const void* p) {
+  unsigned long long g;
+  asm("cvta.to.shared.u64 %0, %1;" : "=l"(g) : "l"(p));
+  return (u32)g;
+}
+
+/**
+ * NV_K32_RING: lane `lane`'s part of weight tile (rt, q) into a ring slot — its 16 weight bytes at slot + 16 lane and its
+ * 8 scale bytes (nvLoadTile's) at slot + 512 + 8 lane — with cp.async, one commit group (also when nothing is copied,
+ * so every lane's group count stays in step). A lane later reads only the bytes it copied itself: cp.async.wait_group
+ * alone orders them, no warp barrier.
+ */
+__device__ __forceinline__ void nvRingIssue(u8* slot, const u8* __restrict__ W, const u8* __restrict__ S, int rt, int q, int KT, int lane, bool live) {
+  if (live) {
+    const long long tile = (long long)rt * KT + q;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(nvSmemAddr(slot + 16 * lane)), "l"(W + tile * 512 + lane * 16) : "memory");
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" ::"r"(nvSmemAddr(slot + 512 + 8 * lane)), "l"(S + tile * 64 + (lane >> 2) * 8) : "memory");
+  }
+  asm volatile("cp.async.commit_group;" ::: "memory");
+}
+
 template <int NW, bool LOGITS, int PRO, bool ADD>
 __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8* __restrict__ W, const u8* __restrict__ S,
     const float* __restrict__ sx, const bf16_t* __restrict__ bias, void* __restrict__ y, int n, int k, float alpha, float a = 0.f,
@@ -443,13 +468,32 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
   const int KT = k / 64, RT = n / 16;
   const int cnt = (KT - warp + NW - 1) / NW;  // as nvfp4MmaGemv: k tiles warp, warp + NW, ... of every row tile
   const u32 T0 = 0x03020100u, T1 = 0x0C080604u;  // 2 · e2m1 magnitudes
+  int rt = blockIdx.x;
+#if NV_K32_RING
+  // A per-warp ring of RD slots (768 bytes: a tile's 512 weight bytes, then 8 scale bytes a lane) that cp.async fills
+  // RD items ahead (items: this warp's k tiles j < cnt of row tiles blockIdx.x, + gridDim.x, ...): the bytes in flight
+  // take shared memory, not registers.
+  constexpr int RD = NW == 16 ? (NV_K32_RING / 2 > 0 ? NV_K32_RING / 2 : 1) : NV_K32_RING;
+  __shared__ __align__(16) u8 ring[NW][RD][768];
+  int fr = rt, fj = 0;  // the next item to issue
+  const auto issueNext = [&](int slot) {
+    nvRingIssue(ring[warp][slot], W, S, fr, warp + NW * fj, KT, lane, cnt > 0 && fr < RT);
+    if (++fj >= cnt) {
+      fj = 0;
+      fr += gridDim.x;
+    }
+  };
+#pragma unroll
+  for (int u = 0; u < RD; u++) issueNext(u);
+  int slot = 0;
+#else
   uint4 nw[NV_K32_U];
   uint2 ns[NV_K32_U];
-  int rt = blockIdx.x;
 #pragma unroll
   for (int u = 0; u < NV_K32_U; u++) {
     if (u < cnt && rt < RT) nvLoadTile(W, S, rt, warp + NW * u, KT, lane, nw[u], ns[u]);
   }
+#endif
   pdlWait();
   pdlLaunchDependents();
   if constexpr (PRO != 0) {
@@ -495,6 +539,15 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
   const u32 ssel = (u32)t | ((u32)(t + 4) << 4);  // prmt of the scale words: (row g, block t), (row g + 8, block t)
   for (; rt < RT; rt += gridDim.x) {
     float acc0 = 0.f, acc1 = 0.f;
+#if NV_K32_RING
+    for (int j0 = 0; j0 < cnt; j0++) {
+      {
+        constexpr int u = 0;
+        // The oldest of the RD groups in flight is this item's.
+        asm volatile("cp.async.wait_group %0;" ::"n"(RD - 1) : "memory");
+        const uint4 wt = *reinterpret_cast<const uint4*>(ring[warp][slot] + 16 * lane);
+        const uint2 st = *reinterpret_cast<const uint2*>(ring[warp][slot] + 512 + 8 * lane);
+#else
     for (int j0 = 0; j0 < cnt; j0 += NV_K32_U) {
 #pragma unroll
       for (int u = 0; u < NV_K32_U; u++) {
@@ -511,6 +564,7 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
           }
           if (j < cnt && r2 < RT) nvLoadTile(W, S, r2, warp + NW * j, KT, lane, nw[u], ns[u]);
         }
+#endif
         const int q = warp + NW * (j0 + u);
         u32 v;
         float sxv;
@@ -531,6 +585,11 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
         mmaK32(cp, prmt(T0, T1, w2), prmt(T0, T1, w2 >> 16), prmt(T0, T1, w3), prmt(T0, T1, w3 >> 16), p2, p3);
         mmaK32(cn, prmt(T0, T1, x2), prmt(T0, T1, x2 >> 16), prmt(T0, T1, x3), prmt(T0, T1, x3 >> 16), p2, p3);
         const float2 sw = e4m3Pair(prmt(st.x, st.y, ssel));  // row g, row g + 8 (block t)
+#if NV_K32_RING
+        // Refill the slot with the item RD ahead once wt / st are consumed (the mmas and the scale above read them).
+        issueNext(slot);
+        slot = slot + 1 == RD ? 0 : slot + 1;
+#endif
         // Block t's sums (|s| <= 16 · 144) as floats, exactly (1.5 · 2^23 + s read as a float, minus 1.5 · 2^23).
 #if NV_K32_CHAIN
         // The block terms (sum · scale product: exact in fp32, at most 12 + 8 significant bits) of the quad's lanes
