@@ -22,6 +22,11 @@ const bf16 = (f: ArrayLike<number>): Uint16Array => Uint16Array.from(f as ArrayL
 const unBf16 = (b: Uint16Array): Float32Array => Float32Array.from(b, (v) => fromBf16Bits(v));
 const sig = (family: string) => LOWBIT_FAMILIES[family].params;
 /** LLMRT_NVFP4_OPTS: extra NVRTC options of nvfp4_mma.cu in the correctness tests (e.g. "-DNV_K32_RING=0": another build). */
+/** A kernel allowed `bytes` of dynamic shared memory (the k32 ring's static shared memory leaves less than 48 KB by default). */
+function dyn<T extends { setMaxDynamicSharedMemory(bytes: number): void }>(k: T, bytes: number): T {
+  if (bytes > 0) k.setMaxDynamicSharedMemory(bytes);
+  return k;
+}
 const OPTS = { options: (process.env.LLMRT_NVFP4_OPTS ?? "").split(" ").filter((o) => o !== "") };
 
 for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
@@ -110,7 +115,7 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
           const name = `nvfp4_gemv_k32_act${v}_bf16_m1`;
           const out = v === "_logits" ? dl : dy;
           out.fill(0xff);
-          mod.kernel(name, sig(`nvfp4_gemv_k32_act${v}`)).launch(N / 16, v === "_w16" ? 512 : 256, [dx, W, S, B, out, N, K, a, alpha], {
+          dyn(mod.kernel(name, sig(`nvfp4_gemv_k32_act${v}`)), 2 * K + K / 4).launch(N / 16, v === "_w16" ? 512 : 256, [dx, W, S, B, out, N, K, a, alpha], {
             sharedMemBytes: 2 * K + K / 4,
           });
           let got: Uint16Array;
@@ -139,7 +144,19 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
         const wantNorm = new Uint16Array(N);
         dy.copyToHost(wantNorm);
         dy.fill(0xff);
-        mod.kernel("nvfp4_gemv_k32_norm_bf16_m1", sig("nvfp4_gemv_k32_norm")).launch(N / 16, 256, [dx, dnw, W, S, B, dy, N, K, 1e-5, a, alpha], {
+        dyn(mod.kernel("nvfp4_gemv_k32_norm_bf16_m1", sig("nvfp4_gemv_k32_norm")), 2 * K + K / 4).launch(N / 16, 256, [
+          dx,
+          dnw,
+          W,
+          S,
+          B,
+          dy,
+          N,
+          K,
+          1e-5,
+          a,
+          alpha,
+        ], {
           sharedMemBytes: 2 * K + K / 4,
         });
         const gotNorm = new Uint16Array(N);
@@ -153,7 +170,7 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
           const act = v.startsWith("_act"), w16 = v.endsWith("_w16");
           const name = `nvfp4_gemv_k32${act ? "_act" : ""}_add${w16 ? "_w16" : ""}_bf16_m1`;
           dr.copyFromHost(res0);
-          mod.kernel(name, sig(name.replace("_bf16_m1", ""))).launch(
+          dyn(mod.kernel(name, sig(name.replace("_bf16_m1", ""))), act ? 2 * K + K / 4 : 0).launch(
             N / 16,
             w16 ? 512 : 256,
             act ? [dx, W, S, B, dr, N, K, a, alpha] : [xq, W, S, sx, B, dr, 1, N, K, 0, alpha],

@@ -1027,7 +1027,9 @@ export class CudaSession implements SessionBackend {
           kern.launch(l.grid, l.block, l.args, l.pdl ? { stream, pdl: true } : { stream }); // the common case: no lookups, one object
           continue;
         }
-        if (shared > (this.#sharedAllowed.get(l.kernel) ?? 48 * 1024)) {
+        // Set on a kernel's first launch with dynamic shared memory, whatever its size: a kernel with static shared
+        // memory too (nvfp4_gemv_k32's cp.async ring) gets only 48 KB - static by default.
+        if (shared > (this.#sharedAllowed.get(l.kernel) ?? 0)) {
           kern.setMaxDynamicSharedMemory(shared);
           this.#sharedAllowed.set(l.kernel, shared);
         }
