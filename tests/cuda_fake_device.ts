@@ -372,6 +372,8 @@ export interface FakeSessionOptions {
   readonly nvfp4GemvK32?: boolean;
   /** LaunchEnv.nvfp4K32Norm. */
   readonly nvfp4K32Norm?: boolean;
+  /** LaunchEnv.nvfp4K32Silu. */
+  readonly nvfp4K32Silu?: boolean;
 }
 
 export class FakeCudaSession {
@@ -475,6 +477,7 @@ export class FakeCudaSession {
       nvfp4GemvBlocks: opts.nvfp4Mma ? 2 * sms : undefined,
       nvfp4GemvK32: opts.nvfp4GemvK32,
       nvfp4K32Norm: opts.nvfp4K32Norm,
+      nvfp4K32Silu: opts.nvfp4K32Silu,
       wgmmaPrefill: opts.wgmmaPrefill,
       decodeSplitK: opts.decodeSplitK,
       gemvSplitK: opts.gemvSplitK,
@@ -1015,6 +1018,36 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         nvfp4ActRows(mem, normBf16(ld(x, k), ld(w, k), eps, 1, k), 1, k, a, xq, sx);
         const kernel = l.kernel.replace("_norm", "");
         nvfp4MmaKernelStandIn(mem, { ...l, kernel, args: [xq, W, S, sx, bias, y, 1, n, k, 0, alpha], sharedBytes: undefined }, stepTokens);
+        break;
+      }
+      case "nvfp4_gemv_k32_silu_bf16":
+      case "nvfp4_gemv_k32_act_silu_bf16":
+      case "nvfp4_gemv_k32_norm_silu_bf16": {
+        // nvfp4K32Silu: the fused gate_up GEMV (its bf16 output, not stored on the GPU), then nvfp4_silu_mul_act_bf16 of
+        // it into the next linear's codes and block scales (the second region of the lowbit scratch).
+        const norm = l.kernel.includes("_norm"), act = l.kernel.includes("_act");
+        const [n, k] = norm ? [A[6], A[7]] : act ? [A[5], A[6]] : [A[7], A[8]];
+        const [xq2, sx2, a2] = act ? [A[4], A[9], A[10]] : [A[5], A[11], A[12]];
+        assert.ok(l.block === 256 && l.grid[0] >= 1 && l.grid[0] <= n / 32 && n % 32 === 0, `${l.kernel}: grid ${l.grid}`);
+        assert.equal(l.sharedBytes ?? 0, norm || act ? 2 * k + k / 4 : 0, `${l.kernel}: shared memory`);
+        let xq = A[0] as bigint, sx = A[3] as bigint;
+        if (norm || act) {
+          xq = mem.alloc(2 * k);
+          sx = mem.alloc(k / 4);
+          const eps = A[8], a = norm ? A[9] : A[7];
+          nvfp4ActRows(mem, norm ? normBf16(ld(A[0], k), ld(A[1], k), eps, 1, k) : ld(A[0], k), 1, k, a, xq, sx);
+        }
+        const [W, S, bias, alpha] = norm ? [A[2], A[3], A[4], A[10]] : act ? [A[1], A[2], A[3], A[8]] : [A[1], A[2], A[4], A[10]];
+        const tmp = mem.alloc(n * 2);
+        const gemv: KernelLaunch = {
+          ...l,
+          kernel: "nvfp4_gemv_k32_bf16_m1",
+          grid: [n / 16, 1, 1],
+          args: [xq, W, S, sx, bias, tmp, 1, n, k, 0, alpha],
+          sharedBytes: undefined,
+        };
+        nvfp4MmaKernelStandIn(mem, gemv, stepTokens);
+        nvfp4ActRows(mem, siluMulBf16(ld(tmp, n), 1, n / 2), 1, n / 2, a2, xq2, sx2);
         break;
       }
       case "nvfp4_gemv_k32_add_bf16":

@@ -183,6 +183,44 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
           console.log(`${name} [${N}x${K}]: ${differ}/${N} residual rows differ from bf16(k32 output + residual)`);
           assert.equal(differ, 0, `${name}: ${differ} differ`);
         }
+        // nvfp4K32Silu: nvfp4_gemv_k32[_act|_norm]_silu = the k32 GEMV of the fused gate_up weight ([0, N / 2) gate, [N / 2, N)
+        // up) + nvfp4_silu_mul_act_bf16 (the next linear's codes, negations and block scales: the same bytes), any grid.
+        if (N % 32 === 0) {
+          const I = N / 2, a2 = 0.011;
+          using q1 = d.alloc(2 * I);
+          using s1 = d.alloc((I / 16) * 4);
+          using q2 = d.alloc(2 * I);
+          using s2 = d.alloc((I / 16) * 4);
+          const bytes = (p: { copyToHost(b: Uint8Array): void }, n: number) => {
+            const b = new Uint8Array(n);
+            p.copyToHost(b);
+            return b;
+          };
+          for (const [v, src, srcSx] of [["", xq, sx], ["_act", dx, 0n], ["_norm", dx, 0n]] as const) {
+            // The reference: the same input codes through nvfp4_gemv_k32, then nvfp4_silu_mul_act_bf16.
+            const refQ = v === "_norm" ? xq2 : xq, refS = v === "_norm" ? sx2 : sx;
+            mod.kernel("nvfp4_gemv_k32_bf16_m1", sig("nvfp4_gemv_k32")).launch(N / 16, 256, [refQ, W, S, refS, B, dy, 1, N, K, 0, alpha]);
+            mod.kernel("nvfp4_silu_mul_act_bf16", sig("nvfp4_silu_mul_act")).launch([Math.ceil(I / 1024), 1, 1], 256, [dy, q1, s1, 1, I, a2]);
+            const name = `nvfp4_gemv_k32${v}_silu_bf16_m1`;
+            const kern = dyn(mod.kernel(name, sig(name.replace("_bf16_m1", ""))), v === "" ? 0 : 2 * K + K / 4);
+            for (const grid of [N / 32, 2, 1]) {
+              q2.fill(0x55);
+              s2.fill(0x55);
+              const args = v === ""
+                ? [src, W, S, srcSx, B, q2, 1, N, K, 0, alpha, s2, a2]
+                : v === "_act"
+                ? [src, W, S, B, q2, N, K, a, alpha, s2, a2]
+                : [src, dnw, W, S, B, q2, N, K, 1e-5, a, alpha, s2, a2];
+              kern.launch(grid, 256, args, v === "" ? undefined : { sharedMemBytes: 2 * K + K / 4 });
+              let diff = 0;
+              const [w1, g1, w2, g2] = [bytes(q1, 2 * I), bytes(s1, I / 4), bytes(q2, 2 * I), bytes(s2, I / 4)];
+              for (let i = 0; i < w1.length; i++) diff += w1[i] !== w2[i] ? 1 : 0;
+              for (let i = 0; i < g1.length; i++) diff += g1[i] !== g2[i] ? 1 : 0;
+              console.log(`${name} [${N}x${K}] grid ${grid}: ${diff} code / scale bytes differ from nvfp4_gemv_k32 + nvfp4_silu_mul_act's`);
+              assert.equal(diff, 0, `${name} grid ${grid}: ${diff} bytes differ`);
+            }
+          }
+        }
       }
     }
   });

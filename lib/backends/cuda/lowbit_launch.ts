@@ -32,15 +32,21 @@ export const isLowbitLinear = (op: Op): boolean =>
 /**
  * The lowbit scratch of an engine, or null without such linears: bf16 quantized activation rows
  * [rows, maxK] at offset 0 (nvfp4_act_mma: int8 codes and their negations, the same bytes), then from `scalesOffset`
- * f32 per-token scales [rows] (SmoothQuant) or nvfp4_act_mma's block scales [rows, maxK / 16] (GEMV steps: rows <= 8).
+ * f32 per-token scales [rows] (SmoothQuant) or nvfp4_act_mma's block scales [rows, maxK / 16] (GEMV steps: rows <= 8);
+ * then one row's codes [2 maxK] at `siluOffset` and its block scales [maxK / 16] at `siluScalesOffset`: what
+ * nvfp4_gemv_k32_silu writes for the next linear while its own blocks still read the first region (nvfp4K32Silu).
  */
-export function lowbitScratchLayout(plan: EnginePlan): { readonly bytes: number; readonly scalesOffset: number } | null {
+export function lowbitScratchLayout(
+  plan: EnginePlan,
+): { readonly bytes: number; readonly scalesOffset: number; readonly siluOffset: number; readonly siluScalesOffset: number } | null {
   let maxK = 0;
   for (const op of plan.ops) if (op.type === "linear" && isLowbitLinear(op)) maxK = Math.max(maxK, op.inFeatures);
   if (maxK === 0) return null;
   const rows = Math.max(plan.maxTokens, plan.maxSeqs);
   const scalesOffset = align256(rows * maxK * 2);
-  return { bytes: scalesOffset + align256(Math.max(rows, GEMV_MAX_ROWS * Math.ceil(maxK / 16)) * 4), scalesOffset };
+  const siluOffset = scalesOffset + align256(Math.max(rows, GEMV_MAX_ROWS * Math.ceil(maxK / 16)) * 4);
+  const siluScalesOffset = siluOffset + align256(2 * maxK);
+  return { bytes: siluScalesOffset + align256(Math.ceil(maxK / 16) * 4), scalesOffset, siluOffset, siluScalesOffset };
 }
 
 /** Whether lowbit_gemv_* takes this linear: whole 16-byte weight chunks per lane (and whole int4 groups per chunk). */
@@ -116,6 +122,10 @@ export interface Nvfp4K32Fuse {
   readonly norm?: { readonly x: bigint; readonly weight: bigint; readonly eps: number };
   /** Residual-add epilogue: the residual stream the output is added into (the output itself is not stored). */
   readonly residual?: bigint;
+  /** silu·mul epilogue (gate_up): the next linear's codes / block scales it writes and that linear's activation scale. */
+  readonly silu?: { readonly xq: bigint; readonly sx: bigint; readonly a: number };
+  /** The row's codes / block scales are at these addresses (written by the gate_up GEMV's silu·mul epilogue). */
+  readonly input?: { readonly xq: bigint; readonly sx: bigint };
 }
 
 /**
@@ -130,15 +140,28 @@ export function nvfp4K32Fusion(
   env: LaunchEnv,
   rowsOf: (name: string) => number,
   touched: (op: number) => boolean,
-): { readonly normInto: Map<number, number>; readonly addInto: Map<number, number> } {
-  const normInto = new Map<number, number>(), addInto = new Map<number, number>();
-  if (!env.nvfp4Mma || !env.nvfp4GemvK32 || !env.nvfp4K32Norm || env.lora || env.elem !== "bf16") return { normInto, addInto };
+): { readonly normInto: Map<number, number>; readonly addInto: Map<number, number>; readonly siluInto: Map<number, number> } {
+  const normInto = new Map<number, number>(), addInto = new Map<number, number>(), siluInto = new Map<number, number>();
+  const none = { normInto, addInto, siluInto };
+  if (!env.nvfp4Mma || !env.nvfp4GemvK32 || env.lora || env.elem !== "bf16") return none;
   const readers = readerCounts(plan.ops);
-  if (!readers) return { normInto, addInto };
+  if (!readers) return none;
   const k32 = (j: number, x: string): boolean => {
     const lin = plan.ops[j];
     return !!lin && nvfp4MmaLinear(lin, env) && !lin.lora && lin.x === x && rowsOf(x) === 1 && lowbitGemvShapeOk(lin) && !touched(j);
   };
+  // nvfp4K32Silu: gate_up (j - 1, its only reader silu_mul j) → silu_mul j → the NVFP4 linear j + 1, the
+  // only reader of its output. The gate_up GEMV's grid pairs gate and up row tiles: out features a multiple of 32.
+  if (env.nvfp4K32Silu) {
+    plan.ops.forEach((op, j) => {
+      if (op.type !== "silu_mul" || touched(j) || readers.get(op.out) !== 1 || !k32(j + 1, op.out)) return;
+      const gu = plan.ops[j - 1];
+      if (gu?.type !== "linear" || gu.out !== op.gateUp || readers.get(gu.out) !== 1 || !k32(j - 1, gu.x)) return;
+      if (gu.outFeatures !== 2 * op.width || op.width % 16 !== 0) return;
+      siluInto.set(j, j - 1);
+    });
+  }
+  if (!env.nvfp4K32Norm) return none;
   plan.ops.forEach((op, j) => {
     if ((op.type !== "rmsnorm" && op.type !== "add_rmsnorm") || touched(j) || readers.get(op.out) !== 1 || !k32(j + 1, op.out)) return;
     if (op.type === "add_rmsnorm") {
@@ -149,7 +172,7 @@ export function nvfp4K32Fusion(
     }
     normInto.set(j, j + 1);
   });
-  return { normInto, addInto };
+  return none;
 }
 
 /** The lowbit scratch's int8 codes and block scales, and the static activation scale, of NVFP4 linear `op` (nvfp4ActProducers). */
@@ -178,7 +201,8 @@ export function planLowbitLinear(
   const layout = lowbitScratchLayout(env.plan);
   if (!env.lowbitScratch || !layout) throw new InternalError(`launch plan: a ${f.format} linear needs LaunchEnv.lowbitScratch`);
   const N = op.outFeatures, K = op.inFeatures, fmt = f.format as "int8" | "int4" | "nvfp4";
-  const xq = env.lowbitScratch, rowScale = env.lowbitScratch + BigInt(layout.scalesOffset);
+  // (nvfp4K32Silu: the row's codes where the gate_up GEMV before wrote them.)
+  const xq = k32Fuse.input?.xq ?? env.lowbitScratch, rowScale = k32Fuse.input?.sx ?? env.lowbitScratch + BigInt(layout.scalesOffset);
   const W = env.weight(op.weight), scales = env.weight(f.scales), bias = op.bias ? env.weight(op.bias) : 0n;
   const kernel = (name: string, grid: readonly [number, number, number], args: (bigint | number)[]): void => {
     out.push({ kind: "kernel", op: i, kernel: name, grid, block: 256, args });
@@ -200,13 +224,38 @@ export function planLowbitLinear(
     alpha = Math.fround(a * staticScale("global scale", f.globalScale));
     // Row tiles for at most one block per SM: 16 warps a block (more loads in flight on each SM).
     const w16 = !!env.nvfp4GemvBlocks && N / 16 <= env.nvfp4GemvBlocks / NVFP4_GEMV_BLOCKS_PER_SM && !isLogits;
-    if ((k32Fuse.norm || k32Fuse.residual) && (!k32 || (k32Fuse.norm && (k32Fuse.residual || preQuantized)) || (k32Fuse.residual && isLogits))) {
-      throw new InternalError(`launch plan: '${op.weight}' has a k32 norm prologue / residual epilogue it cannot take`);
+    if (
+      (k32Fuse.norm || k32Fuse.residual || k32Fuse.silu || k32Fuse.input) &&
+      (!k32 || (k32Fuse.norm && (k32Fuse.residual || preQuantized)) || ((k32Fuse.residual || k32Fuse.silu) && isLogits) ||
+        (k32Fuse.silu && (k32Fuse.residual || N % 32 !== 0)) || (k32Fuse.input && !preQuantized))
+    ) {
+      throw new InternalError(`launch plan: '${op.weight}' has a k32 norm prologue / residual or silu epilogue / input it cannot take`);
     }
     const y = isLogits ? env.logits : k32Fuse.residual ?? buf(op.out);
     // k32: a persistent grid of NVFP4_K32_BLOCKS_PER_SM blocks an SM (fewer registers than nvfp4_gemv_mma; the
     // persistence test is NVFP4_MMA_U's, (k / 64) % 32 == 0, stricter than its NV_K32_U 2 needs).
     const k32Blocks = env.nvfp4GemvBlocks ? (env.nvfp4GemvBlocks / NVFP4_GEMV_BLOCKS_PER_SM) * NVFP4_K32_BLOCKS_PER_SM : undefined;
+    if (k32Fuse.silu) {
+      // nvfp4_gemv_k32[_act|_norm]_silu: 8 warps, a block per gate / up pair of row tiles (at most N / 32 blocks); y is the
+      // next linear's codes, then its block scales and activation scale.
+      const s = k32Fuse.silu, nrm = k32Fuse.norm;
+      const grid: [number, number, number] = [Math.min(N / 32, k32Blocks ?? N / 32), 1, 1];
+      const kind = nrm ? "_norm" : preQuantized ? "" : "_act";
+      out.push({
+        kind: "kernel",
+        op: i,
+        kernel: `nvfp4_gemv_k32${kind}_silu_bf16_m1`,
+        grid,
+        block: 256,
+        args: nrm
+          ? [nrm.x, nrm.weight, W, scales, bias, s.xq, N, K, nrm.eps, a, alpha, s.sx, s.a]
+          : preQuantized
+          ? [xq, W, scales, rowScale, bias, s.xq, rows, N, K, 0, alpha, s.sx, s.a]
+          : [buf(op.x), W, scales, bias, s.xq, N, K, a, alpha, s.sx, s.a],
+        ...(preQuantized ? {} : { sharedBytes: 2 * K + K / 4 }),
+      });
+      return;
+    }
     if (k32Fuse.norm) {
       // nvfp4_gemv_k32_norm: the RMSNorm before this linear (its launch dropped) in the GEMV's prologue; 8 warps.
       const nrm = k32Fuse.norm;

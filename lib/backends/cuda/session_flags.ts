@@ -289,6 +289,14 @@ export const CUDA_FLAGS = {
    * @default false
    */
   nvfp4K32Norm: { env: "LLMRT_NVFP4_K32_NORM", default: false },
+  /**
+   * With `nvfp4GemvK32`, one-row steps: a fused gate_up NVFP4 linear followed by silu_mul whose only reader is an NVFP4
+   * linear runs nvfp4_gemv_k32[_act|_norm]_silu: each block takes a gate row tile and its up row tile, and its epilogue
+   * writes the 16 values bf16(silu(gate) · up) as one NVFP4 block of the next linear's int8 codes and scale (as
+   * nvfp4_silu_mul_act_bf16 does, into a second region of the lowbit scratch): no silu_mul launch, no bf16 gate_up
+   * output. The same bits. @default false
+   */
+  nvfp4K32Silu: { env: "LLMRT_NVFP4_K32_SILU", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
