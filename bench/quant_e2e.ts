@@ -25,7 +25,7 @@
  * --marginals: with --profile-decode, each part's cost inside the step's graph (Session.cuda.timeDecodeLaunches): the graph
  * replay of the whole step minus that of the step without the part's launches, and the part's launches alone in a graph
  * (parts: a linear role, act quantization included, else the kernel; the steps missing launches compute garbage).
- * --ab-then KEY2: after the --ab runs, one more with both KEY and KEY2 on (its tok/s and logits vs the on run's).
+ * --ab-then KEY2[,KEY3...]: after the --ab runs, one more per key with KEY and the keys up to it on (tok/s and logits vs the on run's).
  * --skip-bf16: no bf16 engine (its build and run; the copy ceiling from a bare device); the "vs bf16" columns are left empty.
  * --synthetic-lm-head: with --synthetic-nvfp4, a second NVFP4 engine whose lm_head is NVFP4 too (untied models; random codes).
  */
@@ -129,11 +129,13 @@ if (abKey !== undefined && !(CUDA_FLAG_NAMES as readonly string[]).includes(abKe
   throw new Error(`--ab: a CUDA session flag (${CUDA_FLAG_NAMES.join(", ")}), got ${abKey}`);
 }
 
-const thenKey = values["ab-then"];
-if (thenKey !== undefined && (!abKey || !(CUDA_FLAG_NAMES as readonly string[]).includes(thenKey))) throw new Error(`--ab-then: a CUDA session flag with --ab`);
+// --ab-then KEY2[,KEY3...]: one more run per key, each adding it to KEY and the keys before it.
+const thenKeys = (values["ab-then"] ?? "").split(",").filter((k) => k !== "");
+if (thenKeys.some((k) => !abKey || !(CUDA_FLAG_NAMES as readonly string[]).includes(k))) throw new Error(`--ab-then: CUDA session flags with --ab`);
 
-function run(engine: Engine, ab?: boolean, then = false): DecodeRun & { gemmLogits: Float32Array } {
-  const opts = backend === "cpu" ? {} : { ...fixed, ...(ab === undefined || !abKey ? {} : { [abKey]: ab }), ...(then ? { [thenKey!]: true } : {}) };
+function run(engine: Engine, ab?: boolean, then = 0): DecodeRun & { gemmLogits: Float32Array } {
+  const thenOpts = Object.fromEntries(thenKeys.slice(0, then).map((k) => [k, true]));
+  const opts = backend === "cpu" ? {} : { ...fixed, ...(ab === undefined || !abKey ? {} : { [abKey]: ab }), ...thenOpts };
   const t0 = performance.now();
   using session = Session.fromSerializedEngine(engine, { backend, ...opts });
   if (values["profile-decode"]) console.log(`  session (upload, kernels) ${((performance.now() - t0) / 1000).toFixed(1)} s`);
@@ -322,11 +324,13 @@ function measure(name: string, qe: Engine, prep: string): DecodeRun & { gemmLogi
     }`;
     rq = [...(tOn >= tOff ? on : off)].sort((a, b) => b.tokS - a.tokS)[0];
     console.log(`${name}: ${abKey} ${idsSame && bits ? "OK" : "MISMATCH"}${pdlNote}`);
-    if (thenKey) {
-      const r = run(qe, true, true);
+    for (let ti = 1; ti <= thenKeys.length; ti++) {
+      const r = run(qe, true, ti);
       const same = r.ids.findIndex((x, i) => x !== on[0].ids[i]);
       console.log(
-        `${name}: ${abKey} + ${thenKey} on ${r.tokS.toFixed(1)} tok/s (${abKey} on: ${tOn.toFixed(1)}, off: ${tOff.toFixed(1)}); logits vs ${abKey} on: ${
+        `${name}: ${abKey} + ${thenKeys.slice(0, ti).join(" + ")} on ${r.tokS.toFixed(1)} tok/s (${abKey} on: ${tOn.toFixed(1)}, off: ${
+          tOff.toFixed(1)
+        }); logits vs ${abKey} on: ${
           sameBits(r.decodeLogits, on[0].decodeLogits) && sameBits(r.logits, on[0].logits)
             ? "bitwise equal"
             : `decode-step rel L2 ${relL2(r.decodeLogits, on[0].decodeLogits).toExponential(2)}, argmax ${
