@@ -374,6 +374,8 @@ export interface FakeSessionOptions {
   readonly nvfp4K32Norm?: boolean;
   /** LaunchEnv.nvfp4K32Silu. */
   readonly nvfp4K32Silu?: boolean;
+  /** LaunchEnv.nvfp4NormFast. */
+  readonly nvfp4NormFast?: boolean;
 }
 
 export class FakeCudaSession {
@@ -478,6 +480,7 @@ export class FakeCudaSession {
       nvfp4GemvK32: opts.nvfp4GemvK32,
       nvfp4K32Norm: opts.nvfp4K32Norm,
       nvfp4K32Silu: opts.nvfp4K32Silu,
+      nvfp4NormFast: opts.nvfp4NormFast,
       wgmmaPrefill: opts.wgmmaPrefill,
       decodeSplitK: opts.decodeSplitK,
       gemvSplitK: opts.gemvSplitK,
@@ -995,10 +998,12 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         mem.f32(rs, rows).set(a);
         break;
       }
-      case "nvfp4_rmsnorm_act_bf16": {
+      case "nvfp4_rmsnorm_act_bf16":
+      case "nvfp4_rmsnorm_act_fast_bf16": {
         // rmsnorm_bf16 / add_rmsnorm_bf16, then nvfp4_act_mma_bf16 of the rounded result (not stored).
         const [x, res, w, xq, sx, rows, H, eps, a, add] = A;
         assert.equal(l.grid[0], rows);
+        assert.equal(l.block, name.includes("_fast") ? 1024 : 256, `${l.kernel}: block`);
         let src = ld(x, rows * H);
         if (add) {
           const r = ld(res, rows * H);

@@ -174,7 +174,7 @@ test("NVFP4 engine on the fake device with nvfp4GemvK32 + nvfp4K32Norm: one-toke
 });
 
 for (const norm of [false, true]) {
-  test(`NVFP4 engine on the fake device with nvfp4GemvK32 + nvfp4K32Silu${norm ? " + nvfp4K32Norm" : ""}: silu_mul in the gate_up GEMV's epilogue = the lowbit.cu path`, () => {
+  test(`NVFP4 engine on the fake device with nvfp4GemvK32 + nvfp4K32Silu${norm ? " + nvfp4K32Norm" : " + nvfp4NormFast"}: silu_mul in the gate_up GEMV's epilogue = the lowbit.cu path`, () => {
     const raw = quantTestLlama(96);
     const calibration = [Array.from({ length: 48 }, (_, i) => (i * 29 + 5) % 96)];
     const { bf16, f32 } = quantEngines(raw, 41, { quantAlgo: "NVFP4", excludeModules: [] }, 0.1, { calibration });
@@ -183,10 +183,10 @@ for (const norm of [false, true]) {
       cpu: ({ what, got, want }) => assert.ok(relL2(got.logits, want.logits) < 0.35, `${what}: logits far from the CPU session's`),
       label: (l) => l.kernel,
       next: (s, r) => s.want.sampledIds[r],
-      fusedOptions: { nvfp4Mma: true, nvfp4GemvK32: true, nvfp4K32Silu: true, ...(norm ? { nvfp4K32Norm: true } : {}) },
+      fusedOptions: { nvfp4Mma: true, nvfp4GemvK32: true, nvfp4K32Silu: true, ...(norm ? { nvfp4K32Norm: true } : { nvfp4NormFast: true }) },
     });
     // gate_up (after its norm launch, or with the norm inside) writes down's codes; no silu_mul launch in one-token steps.
-    const want = norm ? ["nvfp4_gemv_k32_norm_silu_bf16_m1", "nvfp4_gemv_k32_add_w16_bf16_m1"] : ["nvfp4_gemv_k32_silu_bf16_m1", "nvfp4_rmsnorm_act_bf16"];
+    const want = norm ? ["nvfp4_gemv_k32_norm_silu_bf16_m1", "nvfp4_gemv_k32_add_w16_bf16_m1"] : ["nvfp4_gemv_k32_silu_bf16_m1", "nvfp4_rmsnorm_act_fast_bf16"];
     for (const k of want) assert.ok(kernels.has(k), `${k} in the fused decode steps: ${[...kernels].join(" ")}`);
     bf16.dispose();
     f32.dispose();

@@ -183,48 +183,72 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
           console.log(`${name} [${N}x${K}]: ${differ}/${N} residual rows differ from bf16(k32 output + residual)`);
           assert.equal(differ, 0, `${name}: ${differ} differ`);
         }
-        // nvfp4K32Silu: nvfp4_gemv_k32[_act|_norm]_silu = the k32 GEMV of the fused gate_up weight ([0, N / 2) gate, [N / 2, N)
-        // up) + nvfp4_silu_mul_act_bf16 (the next linear's codes, negations and block scales: the same bytes), any grid.
-        if (N % 32 === 0) {
-          const I = N / 2, a2 = 0.011;
-          using q1 = d.alloc(2 * I);
-          using s1 = d.alloc((I / 16) * 4);
-          using q2 = d.alloc(2 * I);
-          using s2 = d.alloc((I / 16) * 4);
-          const bytes = (p: { copyToHost(b: Uint8Array): void }, n: number) => {
-            const b = new Uint8Array(n);
-            p.copyToHost(b);
-            return b;
-          };
-          for (const [v, src, srcSx] of [["", xq, sx], ["_act", dx, 0n], ["_norm", dx, 0n]] as const) {
-            // The reference: the same input codes through nvfp4_gemv_k32, then nvfp4_silu_mul_act_bf16.
-            const refQ = v === "_norm" ? xq2 : xq, refS = v === "_norm" ? sx2 : sx;
-            mod.kernel("nvfp4_gemv_k32_bf16_m1", sig("nvfp4_gemv_k32")).launch(N / 16, 256, [refQ, W, S, refS, B, dy, 1, N, K, 0, alpha]);
-            mod.kernel("nvfp4_silu_mul_act_bf16", sig("nvfp4_silu_mul_act")).launch([Math.ceil(I / 1024), 1, 1], 256, [dy, q1, s1, 1, I, a2]);
-            const name = `nvfp4_gemv_k32${v}_silu_bf16_m1`;
-            const kern = dyn(mod.kernel(name, sig(name.replace("_bf16_m1", ""))), v === "" ? 0 : 2 * K + K / 4);
-            for (const grid of [N / 32, 2, 1]) {
-              q2.fill(0x55);
-              s2.fill(0x55);
-              const args = v === ""
-                ? [src, W, S, srcSx, B, q2, 1, N, K, 0, alpha, s2, a2]
-                : v === "_act"
-                ? [src, W, S, B, q2, N, K, a, alpha, s2, a2]
-                : [src, dnw, W, S, B, q2, N, K, 1e-5, a, alpha, s2, a2];
-              kern.launch(grid, 256, args, v === "" ? undefined : { sharedMemBytes: 2 * K + K / 4 });
-              let diff = 0;
-              const [w1, g1, w2, g2] = [bytes(q1, 2 * I), bytes(s1, I / 4), bytes(q2, 2 * I), bytes(s2, I / 4)];
-              for (let i = 0; i < w1.length; i++) diff += w1[i] !== w2[i] ? 1 : 0;
-              for (let i = 0; i < g1.length; i++) diff += g1[i] !== g2[i] ? 1 : 0;
-              console.log(`${name} [${N}x${K}] grid ${grid}: ${diff} code / scale bytes differ from nvfp4_gemv_k32 + nvfp4_silu_mul_act's`);
-              assert.equal(diff, 0, `${name} grid ${grid}: ${diff} bytes differ`);
-            }
-          }
-        }
       }
     }
   });
 }
+
+gpuTest("nvfp4_gemv_k32[_act|_norm]_silu (nvfp4K32Silu) write the bytes nvfp4_gemv_k32 + nvfp4_silu_mul_act_bf16 write, any grid", () => {
+  const d = device();
+  using mod = loadKernelFile(d, "nvfp4_mma.cu", OPTS);
+  // (N / 2 must be a multiple of 64: the act layout's k tiles.) K 4160: 65 k tiles, not a multiple of the 8 warps.
+  for (const [N, K] of [[256, 1024], [128, 4160], [384, 2048]] as const) {
+    const { f, tensors } = weight("nvfp4", N, K);
+    const a = f.activationScale!, alpha = Math.fround(a * f.globalScale!), I = N / 2, a2 = 0.011;
+    const tiles = nvfp4Tiles(tensors.get("w")!, tensors.get("w.scales")!, N, K);
+    const up = (b: Uint8Array) => {
+      const p = d.alloc(b.byteLength);
+      p.copyFromHost(b);
+      return p;
+    };
+    using W = up(tiles.codes);
+    using S = up(tiles.scales);
+    using B = d.alloc(N * 2);
+    B.copyFromHost(bf16(seededUniform(5, N, -0.5, 0.5)));
+    using dx = d.alloc(K * 2);
+    dx.copyFromHost(bf16(seededUniform(9, K, -3, 3)));
+    using dnw = d.alloc(K * 2);
+    dnw.copyFromHost(bf16(seededUniform(11, K, 0.5, 1.5)));
+    using xq = d.alloc(2 * K);
+    using sx = d.alloc((K / 16) * 4);
+    using xqn = d.alloc(2 * K);
+    using sxn = d.alloc((K / 16) * 4);
+    mod.kernel("nvfp4_act_mma_bf16", sig("nvfp4_act_mma")).launch([Math.ceil(K / 1024), 1, 1], 256, [dx, xq, sx, 1, K, a]);
+    mod.kernel("nvfp4_rmsnorm_act_bf16", sig("nvfp4_rmsnorm_act")).launch(1, 256, [dx, 0n, dnw, xqn, sxn, 1, K, 1e-5, a, 0]);
+    using dy = d.alloc(N * 2);
+    using q1 = d.alloc(2 * I);
+    using s1 = d.alloc((I / 16) * 4);
+    using q2 = d.alloc(2 * I);
+    using s2 = d.alloc((I / 16) * 4);
+    const bytes = (p: { copyToHost(b: Uint8Array): void }, n: number) => {
+      const b = new Uint8Array(n);
+      p.copyToHost(b);
+      return b;
+    };
+    for (const v of ["", "_act", "_norm"]) {
+      const [refQ, refS] = v === "_norm" ? [xqn, sxn] : [xq, sx];
+      mod.kernel("nvfp4_gemv_k32_bf16_m1", sig("nvfp4_gemv_k32")).launch(N / 16, 256, [refQ, W, S, refS, B, dy, 1, N, K, 0, alpha]);
+      mod.kernel("nvfp4_silu_mul_act_bf16", sig("nvfp4_silu_mul_act")).launch([Math.ceil(I / 1024), 1, 1], 256, [dy, q1, s1, 1, I, a2]);
+      const want = [...bytes(q1, 2 * I), ...bytes(s1, I / 4)];
+      const name = `nvfp4_gemv_k32${v}_silu_bf16_m1`;
+      const kern = dyn(mod.kernel(name, sig(name.replace("_bf16_m1", ""))), v === "" ? 0 : 2 * K + K / 4);
+      for (const grid of [N / 32, 3, 1]) {
+        q2.fill(0x55);
+        s2.fill(0x55);
+        const args = v === ""
+          ? [xq, W, S, sx, B, q2, 1, N, K, 0, alpha, s2, a2]
+          : v === "_act"
+          ? [dx, W, S, B, q2, N, K, a, alpha, s2, a2]
+          : [dx, dnw, W, S, B, q2, N, K, 1e-5, a, alpha, s2, a2];
+        kern.launch(grid, 256, args, v === "" ? undefined : { sharedMemBytes: 2 * K + K / 4 });
+        const got = [...bytes(q2, 2 * I), ...bytes(s2, I / 4)];
+        const diff = got.reduce((n, b, i) => n + (b !== want[i] ? 1 : 0), 0);
+        console.log(`${name} [${N}x${K}] grid ${grid}: ${diff}/${want.length} code / scale bytes differ from nvfp4_gemv_k32 + nvfp4_silu_mul_act's`);
+        assert.equal(diff, 0, `${name} [${N}x${K}] grid ${grid}: ${diff} bytes differ`);
+      }
+    }
+  }
+});
 
 gpuTest("nvfp4_gemv_mma: a persistent grid (blocks looping over row tiles, loads running on into the next one) gives the same bits", () => {
   const d = device();
@@ -298,6 +322,19 @@ gpuTest("nvfp4_rmsnorm_act / nvfp4_silu_mul_act write the bytes rmsnorm_bf16 / a
       const n = differ(bytes(q1, 2 * m * H), bytes(q2, 2 * m * H)) + differ(bytes(s1, m * (H / 16) * 4), bytes(s2, m * (H / 16) * 4));
       const nr = add ? differ(bytes(r1, m * H * 2), bytes(r2, m * H * 2)) : 0;
       assert.equal(n + nr, 0, `nvfp4_rmsnorm_act add ${add} m=${m}: ${n} code / scale bytes, ${nr} residual bytes differ`);
+      // nvfp4NormFast: nvfp4_rmsnorm_act_fast_bf16 (1024 threads) = nvfp4_rmsnorm_act_bf16's bytes.
+      using r3 = up(res0);
+      if (add) {
+        // r2 holds the sum now: start r3 from it too, so both run the same add from the same residual.
+        r2.copyFromHost(bf16(res0));
+        mod.kernel("nvfp4_rmsnorm_act_bf16", sig("nvfp4_rmsnorm_act")).launch(m, 256, [x, r2, w, q2, s2, m, H, 1e-5, a, add]);
+      }
+      using q3 = d.alloc(2 * m * H);
+      using s3 = d.alloc(m * (H / 16) * 4);
+      mod.kernel("nvfp4_rmsnorm_act_fast_bf16", sig("nvfp4_rmsnorm_act_fast")).launch(m, 1024, [x, add ? r3 : 0n, w, q3, s3, m, H, 1e-5, a, add]);
+      const nf = differ(bytes(q2, 2 * m * H), bytes(q3, 2 * m * H)) + differ(bytes(s2, m * (H / 16) * 4), bytes(s3, m * (H / 16) * 4)) +
+        (add ? differ(bytes(r2, m * H * 2), bytes(r3, m * H * 2)) : 0);
+      assert.equal(nf, 0, `nvfp4_rmsnorm_act_fast add ${add} m=${m}: ${nf} bytes differ from nvfp4_rmsnorm_act's`);
     }
     using gu = up(seededUniform(51 + m, m * 2 * I, -4, 4));
     using so = d.alloc(m * I * 2);

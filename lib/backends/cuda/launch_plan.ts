@@ -12,7 +12,7 @@ import type { LastLayerRows } from "./last_layer_rows.ts";
 import { isPdlKernel, isPrefillPdlKernel } from "./kernel_signatures.ts";
 import { GEMV_MAX_ROWS, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
 import { planLinear } from "./linear_launch.ts";
-import { lowbitScratchLayout, nvfp4ActArgs, nvfp4ActProducers, type Nvfp4K32Fuse, nvfp4K32Fusion } from "./lowbit_launch.ts";
+import { lowbitScratchLayout, NVFP4_NORM_FAST_MAX, nvfp4ActArgs, nvfp4ActProducers, type Nvfp4K32Fuse, nvfp4K32Fusion } from "./lowbit_launch.ts";
 import { planAttention, prefillOnFlashWg, shadowRope } from "./attention_launch.ts";
 import { opReads, readerCounts } from "./op_reads.ts";
 import type { Op } from "../../ir/network.ts";
@@ -135,6 +135,9 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     (i) => touchedByFuse(i) || nk.normInto.has(i) || nkLinear.has(i) || nk.siluInto.has(i),
   );
   const nqArgs = (j: number) => nvfp4ActArgs(plan.ops[nq.get(j)!] as Extract<(typeof plan.ops)[number], { type: "linear" }>, env);
+  /** The NVFP4 norm + act producer of a row of `hidden` (nvfp4NormFast: the 1024-thread form, same bytes) and its block size. */
+  const nvfp4NormAct = (hidden: number): [string, number] =>
+    env.nvfp4NormFast && hidden <= NVFP4_NORM_FAST_MAX ? ["nvfp4_rmsnorm_act_fast_bf16", 1024] : ["nvfp4_rmsnorm_act_bf16", 256];
   const preQuantized = new Set([...fq.values(), ...nq.values(), ...[...nk.siluInto.keys()].map((j) => j + 1)]);
   /** The FP8 scratch's e4m3 rows and row scales (the producer's outputs), and the linear's static scale. */
   const fqArgs = (lin: number): [bigint, bigint, number] => {
@@ -207,7 +210,8 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         }
         if (nq.has(i)) {
           const [xq, sx, a] = nqArgs(i);
-          k(i, "nvfp4_rmsnorm_act_bf16", [rows, 1, 1], 256, [buf(op.x), 0n, env.weight(op.weight), xq, sx, rows, widthOf(op.x), op.eps, a, 0]);
+          const [name, block] = nvfp4NormAct(widthOf(op.x));
+          k(i, name, [rows, 1, 1], block, [buf(op.x), 0n, env.weight(op.weight), xq, sx, rows, widthOf(op.x), op.eps, a, 0]);
           break;
         }
         k(i, `rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.x), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
@@ -248,7 +252,8 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         }
         if (nq.has(i)) {
           const [xq, sx, a] = nqArgs(i);
-          k(i, "nvfp4_rmsnorm_act_bf16", [rows, 1, 1], 256, [buf(op.x), buf(op.residual), env.weight(op.weight), xq, sx, rows, widthOf(op.x), op.eps, a, 1]);
+          const [name, block] = nvfp4NormAct(widthOf(op.x));
+          k(i, name, [rows, 1, 1], block, [buf(op.x), buf(op.residual), env.weight(op.weight), xq, sx, rows, widthOf(op.x), op.eps, a, 1]);
           break;
         }
         k(i, `add_rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.x), buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);

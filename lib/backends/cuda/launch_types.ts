@@ -193,6 +193,8 @@ export interface LaunchEnv {
   readonly nvfp4K32Norm?: boolean;
   /** With nvfp4GemvK32: silu_mul + its act quantization in the gate_up GEMV's epilogue (CudaFlags.nvfp4K32Silu). */
   readonly nvfp4K32Silu?: boolean;
+  /** With nvfp4Mma: the NVFP4 norm + act producers as nvfp4_rmsnorm_act_fast_bf16 (CudaFlags.nvfp4NormFast). */
+  readonly nvfp4NormFast?: boolean;
   /** f32 [GEMV_MAX_ROWS, hiddenSize / 16]: quant_gemv_fused_addnorm's tile sums of squares, read by quant_gemv_fused_rs. */
   readonly quantNormScratch?: bigint;
   /** The 16-row quantized GEMVs run as quant_gemv_fast* (CudaSessionOptions.quantGemvFast). */

@@ -39,6 +39,7 @@ export const LOWBIT_FAMILIES: Readonly<Record<string, { readonly file: string; r
   nvfp4_gemv_k32_norm_silu: { file: "nvfp4_mma.cu", params: [P, P, P, P, P, P, I, I, F, F, F, P, F] },
   nvfp4_dequant_mma: { file: "nvfp4_mma.cu", params: [P, P, P, I, I, I] },
   nvfp4_rmsnorm_act: { file: "nvfp4_mma.cu", params: [P, P, P, P, P, I, I, F, F, I] },
+  nvfp4_rmsnorm_act_fast: { file: "nvfp4_mma.cu", params: [P, P, P, P, P, I, I, F, F, I] },
   nvfp4_silu_mul_act: { file: "nvfp4_mma.cu", params: [P, P, P, I, I, F] },
 };
 
@@ -69,5 +70,6 @@ export const LOWBIT_PDL_FAMILIES: ReadonlySet<string> = new Set([
   "nvfp4_gemv_k32_act_silu",
   "nvfp4_gemv_k32_norm_silu",
   "nvfp4_rmsnorm_act",
+  "nvfp4_rmsnorm_act_fast",
   "nvfp4_silu_mul_act",
 ]);

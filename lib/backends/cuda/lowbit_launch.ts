@@ -59,6 +59,8 @@ export function lowbitGemvShapeOk(op: Extract<Op, { type: "linear" }>): boolean 
 
 /** kernels/nvfp4_mma.cu's NV_U: k tiles a lane of nvfp4_gemv_mma keeps in flight. */
 export const NVFP4_MMA_U = 4;
+/** Widest row nvfp4_rmsnorm_act_fast_bf16 takes (kernels/nvfp4_mma.cu NV_FAST_H: its shared-memory copy of the row). */
+export const NVFP4_NORM_FAST_MAX = 8192;
 /** Resident blocks per SM of nvfp4_gemv_mma's persistent grid (256 threads, <= 128 registers). */
 export const NVFP4_GEMV_BLOCKS_PER_SM = 2;
 /**
@@ -75,6 +77,17 @@ export const NVFP4_K32_BLOCKS_PER_SM = 4;
  */
 export function nvfp4GemvGrid(n: number, k: number, maxBlocks?: number): number {
   return maxBlocks && (k / 64) % (8 * NVFP4_MMA_U) === 0 ? Math.max(1, Math.min(n / 16, maxBlocks)) : n / 16;
+}
+
+/**
+ * nvfp4_gemv_k32's grid for `tiles` units of work (16-row tiles; silu·mul: gate / up pairs): at most `maxBlocks`, and as
+ * many blocks as make every block take the same number of units (blocks with one unit more than the others leave the SMs
+ * half idle at the end: llama-3.1-8b gate_up, 1792 tiles on 528 blocks, 4 or 3 each; balanced: 448 blocks of 4). `k`:
+ * with `persistentK`, a grid smaller than `tiles` only where nvfp4GemvGrid allows one. The same bits for any grid.
+ */
+export function nvfp4K32Grid(tiles: number, k: number, maxBlocks?: number, persistentK = true): number {
+  if (!maxBlocks || (persistentK && (k / 64) % (8 * NVFP4_MMA_U) !== 0) || tiles <= maxBlocks) return tiles;
+  return Math.ceil(tiles / Math.ceil(tiles / maxBlocks));
 }
 
 /** Whether a lowbit linear of `rows` rows runs the decode GEMV (else: dequantize + cuBLASLt). */
@@ -157,7 +170,7 @@ export function nvfp4K32Fusion(
       if (op.type !== "silu_mul" || touched(j) || readers.get(op.out) !== 1 || !k32(j + 1, op.out)) return;
       const gu = plan.ops[j - 1];
       if (gu?.type !== "linear" || gu.out !== op.gateUp || readers.get(gu.out) !== 1 || !k32(j - 1, gu.x)) return;
-      if (gu.outFeatures !== 2 * op.width || op.width % 16 !== 0) return;
+      if (gu.outFeatures !== 2 * op.width || op.width % 64 !== 0) return;
       siluInto.set(j, j - 1);
     });
   }
@@ -239,7 +252,7 @@ export function planLowbitLinear(
       // nvfp4_gemv_k32[_act|_norm]_silu: 8 warps, a block per gate / up pair of row tiles (at most N / 32 blocks); y is the
       // next linear's codes, then its block scales and activation scale.
       const s = k32Fuse.silu, nrm = k32Fuse.norm;
-      const grid: [number, number, number] = [Math.min(N / 32, k32Blocks ?? N / 32), 1, 1];
+      const grid: [number, number, number] = [nvfp4K32Grid(N / 32, K, k32Blocks, false), 1, 1];
       const kind = nrm ? "_norm" : preQuantized ? "" : "_act";
       out.push({
         kind: "kernel",
@@ -263,7 +276,7 @@ export function planLowbitLinear(
         kind: "kernel",
         op: i,
         kernel: `nvfp4_gemv_k32_norm${isLogits ? "_logits" : ""}_bf16_m1`,
-        grid: [nvfp4GemvGrid(N, K, k32Blocks), 1, 1],
+        grid: [nvfp4K32Grid(N / 16, K, k32Blocks), 1, 1],
         block: 256,
         args: [nrm.x, nrm.weight, W, scales, bias, y, N, K, nrm.eps, a, alpha],
         sharedBytes: 2 * K + K / 4,
@@ -277,7 +290,7 @@ export function planLowbitLinear(
         kind: "kernel",
         op: i,
         kernel: `nvfp4_gemv_k32_act${add}${isLogits ? "_logits" : w16 ? "_w16" : ""}_bf16_m1`,
-        grid: [w16 ? N / 16 : nvfp4GemvGrid(N, K, k32Blocks), 1, 1],
+        grid: [w16 ? N / 16 : nvfp4K32Grid(N / 16, K, k32Blocks), 1, 1],
         block: w16 ? 512 : 256,
         args: [buf(op.x), W, scales, bias, y, N, K, a, alpha],
         sharedBytes: 2 * K + K / 4,
@@ -290,7 +303,7 @@ export function planLowbitLinear(
       op: i,
       kernel: isLogits ? "nvfp4_gemv_k32_logits_bf16_m1" : `nvfp4_gemv_${k32 ? `k32${add}` : "mma"}${w16 ? "_w16" : ""}_bf16_m${rows <= 1 ? 1 : 8}`,
       grid: [
-        w16 ? N / 16 : nvfp4GemvGrid(N, K, k32 ? k32Blocks : env.nvfp4GemvBlocks),
+        w16 ? N / 16 : k32 ? nvfp4K32Grid(N / 16, K, k32Blocks) : nvfp4GemvGrid(N, K, env.nvfp4GemvBlocks),
         1,
         1,
       ],

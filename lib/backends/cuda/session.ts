@@ -250,6 +250,8 @@ export class CudaSession implements SessionBackend {
   readonly nvfp4K32Norm: boolean;
   /** CudaSessionOptions.nvfp4K32Silu. */
   readonly nvfp4K32Silu: boolean;
+  /** CudaSessionOptions.nvfp4NormFast. */
+  readonly nvfp4NormFast: boolean;
   /** CudaSessionOptions.gemmResidual. */
   readonly gemmResidual: boolean;
   /** CudaSessionOptions.gemvXPre. */
@@ -375,6 +377,7 @@ export class CudaSession implements SessionBackend {
     this.nvfp4GemvK32 = f.nvfp4GemvK32;
     this.nvfp4K32Norm = f.nvfp4K32Norm;
     this.nvfp4K32Silu = f.nvfp4K32Silu;
+    this.nvfp4NormFast = f.nvfp4NormFast;
     this.gemmResidual = f.gemmResidual;
     this.gemvXPre = f.gemvXPre;
     this.quantGemvFast = f.quantGemvFast;
@@ -630,6 +633,7 @@ export class CudaSession implements SessionBackend {
       nvfp4GemvK32: this.nvfp4GemvK32,
       nvfp4K32Norm: this.nvfp4K32Norm,
       nvfp4K32Silu: this.nvfp4K32Silu,
+      nvfp4NormFast: this.nvfp4NormFast,
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),
     };
   }

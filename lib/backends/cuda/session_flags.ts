@@ -297,6 +297,12 @@ export const CUDA_FLAGS = {
    * output. The same bits. @default false
    */
   nvfp4K32Silu: { env: "LLMRT_NVFP4_K32_SILU", default: false },
+  /**
+   * With `nvfp4Mma`: the RMSNorms that quantize for the next NVFP4 linear run nvfp4_rmsnorm_act_fast_bf16 (rows up to 8192
+   * wide): the same bytes as nvfp4_rmsnorm_act_bf16 with less latency on its one block (norm weight read before pdlWait,
+   * the row kept in shared memory after the sum of squares, 1024 threads quantizing). @default false
+   */
+  nvfp4NormFast: { env: "LLMRT_NVFP4_NORM_FAST", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

@@ -229,6 +229,74 @@ extern "C" __global__ void __launch_bounds__(256) nvfp4_rmsnorm_act_bf16(const b
 }
 #endif
 
+// extern "C" __global__ void nvfp4_rmsnorm_act_fast_bf16(...nvfp4_rmsnorm_act_bf16's parameters...)   (CudaFlags.nvfp4NormFast)
+//   The same bytes as nvfp4_rmsnorm_act_bf16 (its threads 0..255 sum the squares in the same order; the others add
+//   zeros to blockSum, which leaves the sum's bits alone), with less latency on its one block's path: the norm weight is
+//   loaded before pdlWait, the row (x, or the residual after the add) is kept in shared memory from pass 1, and 1024
+//   threads quantize 4 values each (hidden <= NV_FAST_H: one round for 4096).   grid (rows, 1, 1)   block (1024, 1, 1)
+#define NV_FAST_H 8192
+
+#if LLMRT_KERNEL(nvfp4_rmsnorm_act_fast_bf16)
+extern "C" __global__ void __launch_bounds__(1024) nvfp4_rmsnorm_act_fast_bf16(const bf16_t* x, bf16_t* residual, const bf16_t* weight, u8* xq,
+    float* sx, int rows, int hidden, float eps, float a, int add) {
+  __shared__ float sh[32];
+  __shared__ __align__(16) bf16_t xs[NV_FAST_H];
+  constexpr int R = NV_FAST_H / 4096;  // pass-2 rounds of 1024 threads x 4 values
+  uint2 wv[R];                         // this thread's norm weights of each round (constant: read before the wait)
+#pragma unroll
+  for (int r = 0; r < R; r++) {
+    const int i = r * 4096 + (int)threadIdx.x * 4;
+    if (i < hidden) wv[r] = *reinterpret_cast<const uint2*>(weight + i);
+  }
+  pdlWait();
+  pdlLaunchDependents();
+  const long long row = blockIdx.x;
+  if (row >= rows) return;
+  const bf16_t* xr = x + row * hidden;
+  bf16_t* rr = add ? residual + row * hidden : nullptr;
+  // Pass 1 by threads 0..255 exactly as nvfp4_rmsnorm_act_bf16 (the same chunks, sums and residual stores); the values
+  // the norm reads (x, or the stored residual) kept in shared memory.
+  float ss = 0.f;
+  if (threadIdx.x < 256) {
+    for (int i = threadIdx.x * 8; i < hidden; i += 256 * 8) {
+      float v[8];
+      load16(xr + i, v);
+      if (add) {
+        float b[8];
+        load16(rr + i, b);
+#pragma unroll
+        for (int e = 0; e < 8; e++) v[e] = toF(fromF<bf16_t>(v[e] + b[e]));
+        store16(rr + i, v);
+      }
+      store16(xs + i, v);
+#pragma unroll
+      for (int e = 0; e < 8; e++) ss += v[e] * v[e];
+    }
+  }
+  ss = blockSum(ss, sh);  // its barriers also publish xs
+  const float inv = rsqrtf(ss / (float)hidden + eps);
+  u8* xp = xq + row * hidden;
+  u8* xn = xq + (long long)rows * hidden + row * hidden;
+  const float six = __fmul_rn(6.f, a);
+#pragma unroll
+  for (int r = 0; r < R; r++) {
+    const int base = r * 4096;
+    if (base >= hidden) break;  // block-uniform: every lane reaches the shuffles
+    const int i = base + (int)threadIdx.x * 4;
+    const bool active = i < hidden;
+    float f[4] = {0.f, 0.f, 0.f, 0.f};
+    if (active) {
+      nvLoad4(xs + i, f);
+      const float w[4] = {__uint_as_float(wv[r].x << 16), __uint_as_float(wv[r].x & 0xffff0000u), __uint_as_float(wv[r].y << 16),
+          __uint_as_float(wv[r].y & 0xffff0000u)};
+#pragma unroll
+      for (int e = 0; e < 4; e++) f[e] = toF(fromF<bf16_t>(f[e] * inv * w[e]));
+    }
+    nvActQuad(f, active, i, a, six, xp, xn, sx + row * (hidden / 16));
+  }
+}
+#endif
+
 __device__ __forceinline__ float nvSilu(float g) { return g / (1.f + expf(-g)); }  // silu_mul.cu's silu
 
 /**
