@@ -49,7 +49,7 @@ import { bf16ToF32, f32ToBf16 } from "../lib/util/dtype.ts";
 import { assert } from "./harness.ts";
 import { fp8GemmStandIn, fp8KernelStandIn, quantizeRows } from "./cuda_fake_fp8.ts";
 import { fp8ScratchLayout } from "../lib/backends/cuda/fp8_launch.ts";
-import { lowbitScratchLayout } from "../lib/backends/cuda/lowbit_launch.ts";
+import { lowbitScratchLayout, nvfp4K32DeepSmem } from "../lib/backends/cuda/lowbit_launch.ts";
 import { lowbitKernelStandIn, nvfp4ActRows, nvfp4MmaKernelStandIn } from "./cuda_fake_lowbit.ts";
 import { nvfp4Tiles, nvfp4TilesFit } from "../lib/backends/cuda/nvfp4_tiles.ts";
 
@@ -114,6 +114,20 @@ export class FakeMemory {
 }
 
 // ---- stand-ins for the kernels (float32 engines) -----------------------------------------------
+
+/**
+ * nvfp4_gemv_k32[_act]_deep[_add] (nvfp4K32Deep): its shared memory checked, then run as the kernel without _deep (the
+ * same sums; only the ring in flight differs on the GPU).
+ */
+function nvfp4DeepAsPlain(l: Launch): Launch {
+  if (l.kind !== "kernel" || !/^nvfp4_gemv_k32(_act)?_deep(_add)?_bf16_m1$/.test(l.kernel)) return l;
+  checkSignature(l);
+  const act = l.kernel.includes("_act"), k = (l.args as number[])[act ? 6 : 8];
+  assert.equal(l.sharedBytes, nvfp4K32DeepSmem(k, act), `${l.kernel}: shared memory`);
+  assert.ok(l.block === 256 && l.grid[0] === (l.args as number[])[act ? 5 : 7] / 16, `${l.kernel}: grid ${l.grid}`);
+  const { sharedBytes: _, ...rest } = l;
+  return { ...rest, kernel: l.kernel.replace("_deep", ""), ...(act ? { sharedBytes: 2 * k + k / 4 } : {}) };
+}
 
 /** Checks a launch against its kernel's signature: argument count and kinds, grid sanity. */
 export function checkSignature(l: KernelLaunch): void {
@@ -376,6 +390,8 @@ export interface FakeSessionOptions {
   readonly nvfp4K32Silu?: boolean;
   /** LaunchEnv.nvfp4NormFast. */
   readonly nvfp4NormFast?: boolean;
+  /** LaunchEnv.nvfp4K32Deep. */
+  readonly nvfp4K32Deep?: boolean;
 }
 
 export class FakeCudaSession {
@@ -481,6 +497,7 @@ export class FakeCudaSession {
       nvfp4K32Norm: opts.nvfp4K32Norm,
       nvfp4K32Silu: opts.nvfp4K32Silu,
       nvfp4NormFast: opts.nvfp4NormFast,
+      nvfp4K32Deep: opts.nvfp4K32Deep,
       wgmmaPrefill: opts.wgmmaPrefill,
       decodeSplitK: opts.decodeSplitK,
       gemvSplitK: opts.gemvSplitK,
@@ -910,7 +927,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
     if (!(m >= 1 && m <= stepTokens)) assert.fail(`${kernel}: ${m} rows in a step of ${stepTokens} tokens`);
   };
   for (let li = 0; li < launches.length; li++) {
-    const l = launches[li];
+    const l = nvfp4DeepAsPlain(launches[li]);
     if (l.kind === "gemm") {
       rowsOk("gemm", l.m);
       if (l.dtype === "fp8e4m3") {

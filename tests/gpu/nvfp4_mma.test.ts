@@ -11,6 +11,7 @@ import { loadKernelFile } from "../../lib/backends/cuda/compiler.ts";
 import { lowbitLinear } from "../../lib/backends/cpu/lowbit_linear.ts";
 import { LOWBIT_FAMILIES } from "../../lib/backends/cuda/lowbit_kernels.ts";
 import { kernelSignature } from "../../lib/backends/cuda/kernel_signatures.ts";
+import { nvfp4K32DeepSmem } from "../../lib/backends/cuda/lowbit_launch.ts";
 import { nvfp4Tiles } from "../../lib/backends/cuda/nvfp4_tiles.ts";
 import { E2M1_DECODE, nvfp4QuantizeBlocks } from "../../lib/util/e2m1.ts";
 import { E4M3_DECODE } from "../../lib/util/e4m3.ts";
@@ -181,6 +182,28 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
           const yk = outs.get(`nvfp4_gemv_k32${w16 ? "_w16" : ""}_bf16_m1`)!;
           const differ = got.reduce((acc, x, i) => acc + (x !== toBf16Bits(Math.fround(fromBf16Bits(yk[i]) + fromBf16Bits(res0[i]))) ? 1 : 0), 0);
           console.log(`${name} [${N}x${K}]: ${differ}/${N} residual rows differ from bf16(k32 output + residual)`);
+          assert.equal(differ, 0, `${name}: ${differ} differ`);
+        }
+        // nvfp4K32Deep: nvfp4_gemv_k32[_act]_deep[_add] (a 12-tile ring in dynamic shared memory) = the k32 bits.
+        for (const v of ["_deep", "_deep_add", "_act_deep", "_act_deep_add"]) {
+          const act = v.startsWith("_act"), add = v.endsWith("_add"), name = `nvfp4_gemv_k32${v}_bf16_m1`, smem = nvfp4K32DeepSmem(K, act);
+          dr.copyFromHost(res0);
+          const out = add ? dr : dy;
+          if (!add) dy.fill(0xff);
+          dyn(mod.kernel(name, sig(name.replace("_bf16_m1", ""))), smem).launch(
+            N / 16,
+            256,
+            act ? [dx, W, S, B, out, N, K, a, alpha] : [xq, W, S, sx, B, out, 1, N, K, 0, alpha],
+            { sharedMemBytes: smem },
+          );
+          const got = new Uint16Array(N);
+          out.copyToHost(got);
+          const yk = outs.get("nvfp4_gemv_k32_bf16_m1")!;
+          const differ = got.reduce(
+            (acc, x, i) => acc + (x !== (add ? toBf16Bits(Math.fround(fromBf16Bits(yk[i]) + fromBf16Bits(res0[i]))) : yk[i]) ? 1 : 0),
+            0,
+          );
+          console.log(`${name} [${N}x${K}]: ${differ}/${N} outputs differ from nvfp4_gemv_k32's${add ? " (+ residual)" : ""}`);
           assert.equal(differ, 0, `${name}: ${differ} differ`);
         }
       }

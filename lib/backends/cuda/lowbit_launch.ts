@@ -59,6 +59,12 @@ export function lowbitGemvShapeOk(op: Extract<Op, { type: "linear" }>): boolean 
 
 /** kernels/nvfp4_mma.cu's NV_U: k tiles a lane of nvfp4_gemv_mma keeps in flight. */
 export const NVFP4_MMA_U = 4;
+/** kernels/nvfp4_mma.cu NV_K32_DEEP: ring slots a warp of nvfp4_gemv_k32[_act]_deep* (768 bytes each, 8 warps). */
+export const NVFP4_K32_DEEP = 12;
+/** Dynamic shared memory of nvfp4_gemv_k32[_act]_deep*: (the act codes of a row of k, rounded up to 128 bytes,) then the ring. */
+export function nvfp4K32DeepSmem(k: number, act: boolean): number {
+  return (act ? Math.ceil((2 * k + k / 4) / 128) * 128 : 0) + NVFP4_K32_DEEP * 8 * 768;
+}
 /** Widest row nvfp4_rmsnorm_act_fast_bf16 takes (kernels/nvfp4_mma.cu NV_FAST_H: its shared-memory copy of the row). */
 export const NVFP4_NORM_FAST_MAX = 8192;
 /** Resident blocks per SM of nvfp4_gemv_mma's persistent grid (256 threads, <= 128 registers). */
@@ -284,16 +290,31 @@ export function planLowbitLinear(
       return;
     }
     const add = k32Fuse.residual ? "_add" : "";
+    // nvfp4K32Deep: few row tiles (at most 2 blocks an SM) take the deep ring (dynamic shared memory).
+    const sms = env.nvfp4GemvBlocks ? env.nvfp4GemvBlocks / NVFP4_GEMV_BLOCKS_PER_SM : 0;
+    const deep = k32 && !!env.nvfp4K32Deep && !w16 && !isLogits && sms > 0 && N / 16 <= 2 * sms;
     if (k32 && !preQuantized) {
       // nvfp4_gemv_k32_act: each block quantizes the row itself (shared memory), no nvfp4_act_mma launch; the same bits.
       out.push({
         kind: "kernel",
         op: i,
-        kernel: `nvfp4_gemv_k32_act${add}${isLogits ? "_logits" : w16 ? "_w16" : ""}_bf16_m1`,
-        grid: [w16 ? N / 16 : nvfp4K32Grid(N / 16, K, k32Blocks), 1, 1],
+        kernel: deep ? `nvfp4_gemv_k32_act_deep${add}_bf16_m1` : `nvfp4_gemv_k32_act${add}${isLogits ? "_logits" : w16 ? "_w16" : ""}_bf16_m1`,
+        grid: [w16 || deep ? N / 16 : nvfp4K32Grid(N / 16, K, k32Blocks), 1, 1],
         block: w16 ? 512 : 256,
         args: [buf(op.x), W, scales, bias, y, N, K, a, alpha],
-        sharedBytes: 2 * K + K / 4,
+        sharedBytes: deep ? nvfp4K32DeepSmem(K, true) : 2 * K + K / 4,
+      });
+      return;
+    }
+    if (deep) {
+      out.push({
+        kind: "kernel",
+        op: i,
+        kernel: `nvfp4_gemv_k32_deep${add}_bf16_m1`,
+        grid: [N / 16, 1, 1],
+        block: 256,
+        args: [xq, W, scales, rowScale, bias, y, rows, N, K, 0, alpha],
+        sharedBytes: nvfp4K32DeepSmem(K, false),
       });
       return;
     }

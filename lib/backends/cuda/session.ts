@@ -252,6 +252,8 @@ export class CudaSession implements SessionBackend {
   readonly nvfp4K32Silu: boolean;
   /** CudaSessionOptions.nvfp4NormFast. */
   readonly nvfp4NormFast: boolean;
+  /** CudaSessionOptions.nvfp4K32Deep. */
+  readonly nvfp4K32Deep: boolean;
   /** CudaSessionOptions.gemmResidual. */
   readonly gemmResidual: boolean;
   /** CudaSessionOptions.gemvXPre. */
@@ -378,6 +380,7 @@ export class CudaSession implements SessionBackend {
     this.nvfp4K32Norm = f.nvfp4K32Norm;
     this.nvfp4K32Silu = f.nvfp4K32Silu;
     this.nvfp4NormFast = f.nvfp4NormFast;
+    this.nvfp4K32Deep = f.nvfp4K32Deep;
     this.gemmResidual = f.gemmResidual;
     this.gemvXPre = f.gemvXPre;
     this.quantGemvFast = f.quantGemvFast;
@@ -634,6 +637,7 @@ export class CudaSession implements SessionBackend {
       nvfp4K32Norm: this.nvfp4K32Norm,
       nvfp4K32Silu: this.nvfp4K32Silu,
       nvfp4NormFast: this.nvfp4NormFast,
+      nvfp4K32Deep: this.nvfp4K32Deep,
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),
     };
   }

@@ -303,6 +303,12 @@ export const CUDA_FLAGS = {
    * the row kept in shared memory after the sum of squares, 1024 threads quantizing). @default false
    */
   nvfp4NormFast: { env: "LLMRT_NVFP4_NORM_FAST", default: false },
+  /**
+   * With `nvfp4GemvK32`: one-row NVFP4 GEMVs of at most 2 row tiles of 16 an SM (llama-3.1-8b o_proj / down_proj: 256 on
+   * 132 SMs) run nvfp4_gemv_k32[_act]_deep[_add]: a 12-tile ring a warp in dynamic shared memory instead of 6 in
+   * static, so their few blocks keep as many weight bytes in flight as 4 blocks an SM do. The same bits. @default false
+   */
+  nvfp4K32Deep: { env: "LLMRT_NVFP4_K32_DEEP", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

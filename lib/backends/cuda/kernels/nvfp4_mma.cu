@@ -521,6 +521,9 @@ __device__ __forceinline__ void mmaK32(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 
 // the same after RMSNorm of that row with normW (nvfp4_rmsnorm_act_bf16's sums and roundings, add 0; 256 threads).
 // ADD: y is the residual stream, y[j] = bf16(bf16(out[j]) + y[j]) — add_rmsnorm_bf16's add of this linear's output,
 // done here so the norm after it can run in the next GEMV's prologue (the output itself is not stored).
+/** Where a deep ring starts in dynamic shared memory after the act codes of a row of k (lowbit_launch.ts nvfp4K32DeepSmem). */
+#define NV_K32_DEEP_OFF(k) (((2 * (k) + (k) / 4) + 127) / 128 * 128)
+
 /** Shared-memory address of p (for cp.async). */
 __device__ __forceinline__ u32 nvSmemAddr(const void* p) {
   unsigned long long g;
@@ -548,7 +551,10 @@ __device__ __forceinline__ void nvRingIssue(u8* slot, const u8* __restrict__ W, 
 // so the same bits), and from the two tiles' bf16 outputs the 16 values bf16(silu(gate) · up) — one NVFP4 block of the
 // next linear's input — quantized as nvfp4_silu_mul_act_bf16 does into xq2 (codes [n / 2], negations after them) and
 // sx2 (block p's scale) under that linear's activation scale a2; no bf16 output is stored.
-template <int NW, bool LOGITS, int PRO, bool ADD, bool SILU = false>
+// DEEP D > 0 (nvfp4_gemv_k32[_act]_deep*: GEMVs of few row tiles, at most ~2 blocks an SM): a ring of D slots a warp in
+// dynamic shared memory after the act codes (NV_K32_DEEP_OFF), so those blocks keep as many bytes in flight as 4 blocks
+// of the static ring do.
+template <int NW, bool LOGITS, int PRO, bool ADD, bool SILU = false, int DEEP = 0>
 __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8* __restrict__ W, const u8* __restrict__ S,
     const float* __restrict__ sx, const bf16_t* __restrict__ bias, void* __restrict__ y, int n, int k, float alpha, float a = 0.f,
     const bf16_t* __restrict__ normW = nullptr, float eps = 0.f, float* __restrict__ sx2 = nullptr, float a2 = 0.f) {
@@ -569,8 +575,14 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
   // A per-warp ring of RD slots (768 bytes: a tile's 512 weight bytes, then 8 scale bytes a lane) that cp.async fills
   // RD items ahead (items: this warp's k tiles j < cnt of the block's row tiles in order): the bytes in flight take
   // shared memory, not registers.
-  constexpr int RD = NW == 16 ? (NV_K32_RING / 2 > 0 ? NV_K32_RING / 2 : 1) : NV_K32_RING;
-  __shared__ __align__(16) u8 ring[NW][RD][768];
+  constexpr int RD = DEEP > 0 ? DEEP : NW == 16 ? (NV_K32_RING / 2 > 0 ? NV_K32_RING / 2 : 1) : NV_K32_RING;
+  u8 (*ring)[RD][768];
+  if constexpr (DEEP > 0) {
+    ring = reinterpret_cast<u8(*)[RD][768]>(nvSmem + (PRO != 0 ? NV_K32_DEEP_OFF(k) : 0));
+  } else {
+    __shared__ __align__(16) u8 sring[NW][RD][768];
+    ring = sring;
+  }
   int fr = rt, fj = 0;  // the next item to issue (fr logical)
   const auto issueNext = [&](int slot) {
     nvRingIssue(ring[warp][slot], W, S, tileOf(fr), warp + NW * fj, KT, lane, cnt > 0 && fr < RT);
@@ -797,6 +809,36 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
 
 #if LLMRT_KERNEL(nvfp4_gemv_k32_bf16_m1)
 NVFP4_K32_GEMV(nvfp4_gemv_k32_bf16_m1, 8, false, false)
+#endif
+// extern "C" __global__ void nvfp4_gemv_k32[_act]_deep[_add]_bf16_m1(...nvfp4_gemv_k32[_act][_add]_bf16_m1's parameters...)
+//   the same with a ring of NV_K32_DEEP slots a warp in dynamic shared memory (NV_K32_DEEP · 8 · 768 bytes, after the
+//   act codes' 2 k + k / 4 rounded up to 128): for GEMVs of few row tiles (lowbit_launch.ts). 8 warps.
+#ifndef NV_K32_DEEP
+#define NV_K32_DEEP 12
+#endif
+#define NVFP4_K32_DEEP_GEMV(NAME, ADD)                                                                                                 \
+  extern "C" __global__ void __launch_bounds__(256, 2) NAME(const u8* xq, const u8* W, const u8* S, const float* sx, const bf16_t* bias, \
+      void* y, int m, int n, int k, int unused, float alpha) {                                                                        \
+    nvfp4K32Gemv<8, false, 0, ADD, false, NV_K32_DEEP>(xq, W, S, sx, bias, y, n, k, alpha);                                            \
+  }
+#define NVFP4_K32_ACT_DEEP_GEMV(NAME, ADD)                                                                                             \
+  extern "C" __global__ void __launch_bounds__(256, 2) NAME(const bf16_t* x, const u8* W, const u8* S, const bf16_t* bias, void* y,    \
+      int n, int k, float a, float alpha) {                                                                                           \
+    nvfp4K32Gemv<8, false, 1, ADD, false, NV_K32_DEEP>(reinterpret_cast<const u8*>(x), W, S, nullptr, bias, y, n, k, alpha, a);      \
+  }
+#if NV_K32_RING
+#if LLMRT_KERNEL(nvfp4_gemv_k32_deep_bf16_m1)
+NVFP4_K32_DEEP_GEMV(nvfp4_gemv_k32_deep_bf16_m1, false)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32_deep_add_bf16_m1)
+NVFP4_K32_DEEP_GEMV(nvfp4_gemv_k32_deep_add_bf16_m1, true)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32_act_deep_bf16_m1)
+NVFP4_K32_ACT_DEEP_GEMV(nvfp4_gemv_k32_act_deep_bf16_m1, false)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32_act_deep_add_bf16_m1)
+NVFP4_K32_ACT_DEEP_GEMV(nvfp4_gemv_k32_act_deep_add_bf16_m1, true)
+#endif
 #endif
 #if NV_K32_RING
 #if LLMRT_KERNEL(nvfp4_gemv_k32_silu_bf16_m1)
