@@ -70,7 +70,8 @@ export const NVFP4_NORM_FAST_MAX = 8192;
 /** Resident blocks per SM of nvfp4_gemv_mma's persistent grid (256 threads, <= 128 registers). */
 export const NVFP4_GEMV_BLOCKS_PER_SM = 2;
 /**
- * nvfp4_gemv_k32's (kernels/nvfp4_mma.cu NV_K32_U 2, NV_K32_MINB 4: <= 64 registers, 4 blocks of 256 threads an SM).
+ * nvfp4_gemv_k32's (kernels/nvfp4_mma.cu NV_K32_MINB 4: <= 64 registers, 4 blocks of 256 threads an SM; with the
+ * session-12 ring NV_K32_RING 6, 37 KB of static shared memory a block).
  * H200 session 11 r4, llama-3.1-8b decoder linears a token: 2.008 ms (46.1% of copy) vs nvfp4_gemv_mma's 2.149 (qkv 7.9
  * vs 11.0 µs, gate_up 28.8 vs 32.1, o 6.8 vs 6.9, down 19.3 vs 17.2); r3: 2.148 at NV_U 4 / 3 per SM, 2.431 at 2 per SM.
  */
