@@ -496,8 +496,9 @@ NVFP4_MMA_GEMV(nvfp4_gemv_mma_w16_bf16_m8, 8, 16)
 //   codes' negations are not read), blocks 2, 3 in columns 4, 6 of another pair, so lane 4g + t's accumulators c0 / c2
 //   end as block t's sums of rows g / g + 8. Each lane then scales and adds one block of two rows a k tile (the 16-row
 //   mma kernel's lanes each add four blocks of two rows, of which only a quarter are used at m = 1), and a k tile takes
-//   4 mmas, not 8; NV_K32_U 2 tiles in flight a lane under 64 registers (NV_K32_MINB 4), so 4 blocks fit an SM: this GEMV is
-//   latency-bound, more resident warps is what speeds it up. The block terms are the same exact floats; with NV_K32_CHAIN (default) every lane adds its quad's four
+//   4 mmas, not 8; under 64 registers (NV_K32_MINB 4), so 4 blocks fit an SM: this GEMV is latency-bound, more resident
+//   warps is what speeds it up. Tiles in flight: NV_K32_RING 6 a warp in a cp.async ring in shared memory (session 12;
+//   NV_K32_RING 0: session 11's NV_K32_U 2 in registers). The block terms are the same exact floats; with NV_K32_CHAIN (default) every lane adds its quad's four
 //   in block order, nvfp4_gemv_mma's fma chain: the same bits as it (batch-invariant with the m8 kernel); NV_K32_CHAIN 0
 //   sums a block column per lane and the quad at the end (fewer instructions, another fp32 order).
 
