@@ -161,6 +161,7 @@ __device__ __forceinline__ bool fwQueryTileBlock(const int* seqStarts, int numSe
   __shared__ int wsum[NW];
   __shared__ int found[3];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  if (numSeqs <= 0) return false;  // block-uniform; found[] is only read after a barrier below
   if (tid == 0) found[0] = -1;
   int base = 0;  // tiles of the sequences of earlier rounds
   for (int r0 = 0; r0 < numSeqs; r0 += NT) {
