@@ -34,7 +34,7 @@ import {
   usesBatchAttention,
 } from "../lib/backends/cuda/launch_plan.ts";
 import { NCCL_ALL_REDUCE } from "../lib/backends/cuda/launch_types.ts";
-import { freshPrompts, isDecodeStep, logitRowsIncreasing, packStep, stagingLayout, stagingPointers } from "../lib/backends/cuda/step_staging.ts";
+import { freshPrompts, isDecodeStep, logitRowsIncreasing, maxSeqTokens, packStep, stagingLayout, stagingPointers } from "../lib/backends/cuda/step_staging.ts";
 import { planLastLayerRows } from "../lib/backends/cuda/last_layer_rows.ts";
 import { CudaLoraTables } from "../lib/backends/cuda/lora_tables.ts";
 import type { Engine } from "../lib/builder/engine.ts";
@@ -354,6 +354,10 @@ export interface FakeSessionOptions {
   readonly fp8FlatQuant?: boolean;
   /** LaunchEnv.fp8AttnQuant. */
   readonly fp8AttnQuant?: boolean;
+  /** LaunchEnv.fp8DecodeAttnQuant. */
+  readonly fp8DecodeAttnQuant?: boolean;
+  /** LaunchEnv.prefillTileScan. */
+  readonly prefillTileScan?: boolean;
   /** LaunchEnv.fp8FastSilu. */
   readonly fp8FastSilu?: boolean;
   /** With pruneLastLayer: FP8 plans prune their last layer too (CudaSessionOptions.fp8PruneLastLayer). */
@@ -490,6 +494,8 @@ export class FakeCudaSession {
       fp8FreshPrompt: opts.fp8FreshPrompt,
       fp8FlatQuant: opts.fp8FlatQuant,
       fp8AttnQuant: opts.fp8AttnQuant,
+      fp8DecodeAttnQuant: opts.fp8DecodeAttnQuant,
+      prefillTileScan: opts.prefillTileScan,
       fp8FastSilu: opts.fp8FastSilu,
       nvfp4Mma: opts.nvfp4Mma,
       nvfp4GemvBlocks: opts.nvfp4Mma ? 2 * sms : undefined,
@@ -621,6 +627,7 @@ export class FakeCudaSession {
         writeKvFirst: inp.readsStepKv,
         pruneRows: R < T && logitRowsIncreasing(inp),
         freshPrompts: freshPrompts(inp),
+        maxSeqTokens: maxSeqTokens(inp),
       });
       this.eagerSteps++;
     }
@@ -954,7 +961,8 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
     if (l.kernel === NCCL_ALL_REDUCE) continue; // one rank (the fakes run no others): the sum is the input
     checkSignature(l);
     const A = l.args as (bigint & number)[];
-    const name = l.kernel.replace(/_(hd|m)\d+$/, "");
+    // flash_prefill_wgt_* (prefillTileScan): flash_prefill_wg_*'s tiles and bits.
+    const name = l.kernel.replace(/_(hd|m)\d+$/, "").replace(/^flash_prefill_wgt_/, "flash_prefill_wg_");
     const suffix = Number(/_(?:hd|m)(\d+)$/.exec(l.kernel)?.[1] ?? 0); // head dim or GEMV rows of the entry point
     switch (name) {
       case "embedding_bf16": {
@@ -1464,7 +1472,11 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           assert.ok(l.grid[0] === nH && l.grid[1] >= cdiv(T, fg.rows) + S && l.block === fg.threads, `${l.kernel}: grid ${l.grid} block ${l.block}`);
         } else if (name === "flash_prefill_wg_bf16" || name === "flash_prefill_wg_q8_bf16") {
           const fg = flashPrefillWgGeometry(hd)!;
-          assert.ok(l.grid[0] === nH && l.grid[1] >= cdiv(T, fg.rows) + S && l.block === fg.threads, `${l.kernel}: grid ${l.grid} block ${l.block}`);
+          // Every query tile has a block (flash_prefill_wgt with StepShape.maxSeqTokens: no more than that).
+          const st = mem.i32(A[4], S + 1);
+          let tiles = 0;
+          for (let s = 0; s < S; s++) tiles += cdiv(st[s + 1] - st[s], fg.rows);
+          assert.ok(l.grid[0] === nH && l.grid[1] >= tiles && l.block === fg.threads, `${l.kernel}: grid ${l.grid} block ${l.block}, ${tiles} tiles`);
           assert.equal(l.sharedBytes, fg.sharedMem, `${l.kernel}: dynamic shared memory`);
         } else assert.ok(l.grid[0] >= cdiv(T, name === "paged_attention_prefill_bf16" ? 16 : 64) + S && l.grid[1] === nH);
         const view = kvAlgo ? fp8View(kvAlgo, kv, scalesP, bs, nKV, hd) : undefined;
@@ -1482,6 +1494,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "decode_attention_batch4_bf16":
       case "decode_attention_batch4w_bf16":
       case "decode_attention_batch4_fp8kv_bf16":
+      case "decode_attention_batch4_q8_fp8kv_bf16":
       case "decode_attention_batch2w_bf16":
       case "decode_attention_batch2_fp8kv_bf16":
       case "decode_attention_fp8kv_bf16":
@@ -1652,7 +1665,14 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           const lo = window > 0 ? Math.max(0, pos[t] + 1 - window) : 0, table = tableOf(t);
           for (let h = 0; h < nH; h++) attendBf16(qf, (t * nH + h) * hd, keys, table, lo, pos[t], bs, nKV, hd, Math.floor(h / G), scale, o, (t * nH + h) * hd);
         }
-        mem.u16(out, o.length).set(o);
+        if (name === "decode_attention_batch4_q8_fp8kv_bf16") {
+          // fp8DecodeAttnQuant: the output rows as the next FP8 linear's e4m3 input (fp8_quantize_bf16's bytes, static scale).
+          const [xs, actScale] = A.slice(23);
+          assert.ok(actScale > 0, `${l.kernel}: a static scale`);
+          const { q: bytes, a: scales } = quantizeRows(Float32Array.from(o, fromBf16Bits), T, nH * hd, actScale);
+          mem.bytes(out, bytes.length).set(bytes);
+          mem.f32(xs, T).set(scales);
+        } else mem.u16(out, o.length).set(o);
         break;
       }
       case "sample_f32":

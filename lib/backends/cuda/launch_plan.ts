@@ -13,7 +13,7 @@ import { isPdlKernel, isPrefillPdlKernel } from "./kernel_signatures.ts";
 import { GEMV_MAX_ROWS, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
 import { planLinear } from "./linear_launch.ts";
 import { lowbitScratchLayout, NVFP4_NORM_FAST_MAX, nvfp4ActArgs, nvfp4ActProducers, type Nvfp4K32Fuse, nvfp4K32Fusion } from "./lowbit_launch.ts";
-import { planAttention, prefillOnFlashWg, shadowRope } from "./attention_launch.ts";
+import { decodeAttnQuantFits, planAttention, prefillOnFlashWg, shadowRope } from "./attention_launch.ts";
 import { opReads, readerCounts } from "./op_reads.ts";
 import type { Op } from "../../ir/network.ts";
 import type { StepCtx } from "./step_ctx.ts";
@@ -100,6 +100,11 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     (j) => {
       const o = plan.ops[j];
       return o.type === "paged_attention" && prefillOnFlashWg(env, shape, kvFp8, o.headDim);
+    },
+    // fp8DecodeAttnQuant: decode_attention_batch4 over an e4m3 cache (its RoPE fused: touched by the decode fusion).
+    (j) => {
+      const o = plan.ops[j];
+      return o.type === "paged_attention" && decodeAttnQuantFits(env, shape, kvFp8 ? kvTag : undefined, o.headDim, !!fuse?.attnQkv.has(j));
     },
   );
   const touchedByFuse = (i: number) => !!fuse && (fuse.skip.has(i) || fuse.normOnly.has(i) || fuse.norm.has(i) || fuse.epilogue.has(i) || fuse.attnQkv.has(i));

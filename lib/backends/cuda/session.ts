@@ -40,7 +40,7 @@ import {
   sampleLaunches,
   usesBatchAttention,
 } from "./launch_plan.ts";
-import { freshPrompts, isDecodeStep, logitRowsIncreasing, packStep, type StagingLayout, stagingLayout, stagingPointers } from "./step_staging.ts";
+import { freshPrompts, isDecodeStep, logitRowsIncreasing, maxSeqTokens, packStep, type StagingLayout, stagingLayout, stagingPointers } from "./step_staging.ts";
 import { type LastLayerRows, planLastLayerRows } from "./last_layer_rows.ts";
 import { StagingSlots } from "./step_slots.ts";
 import { maxVerifyTokens } from "./verify_cap.ts";
@@ -254,6 +254,10 @@ export class CudaSession implements SessionBackend {
   readonly nvfp4NormFast: boolean;
   /** CudaSessionOptions.nvfp4K32Deep. */
   readonly nvfp4K32Deep: boolean;
+  /** CudaSessionOptions.fp8DecodeAttnQuant. */
+  readonly fp8DecodeAttnQuant: boolean;
+  /** CudaSessionOptions.prefillTileScan. */
+  readonly prefillTileScan: boolean;
   /** CudaSessionOptions.gemmResidual. */
   readonly gemmResidual: boolean;
   /** CudaSessionOptions.gemvXPre. */
@@ -381,6 +385,8 @@ export class CudaSession implements SessionBackend {
     this.nvfp4K32Silu = f.nvfp4K32Silu;
     this.nvfp4NormFast = f.nvfp4NormFast;
     this.nvfp4K32Deep = f.nvfp4K32Deep;
+    this.fp8DecodeAttnQuant = f.fp8DecodeAttnQuant;
+    this.prefillTileScan = f.prefillTileScan;
     this.gemmResidual = f.gemmResidual;
     this.gemvXPre = f.gemvXPre;
     this.quantGemvFast = f.quantGemvFast;
@@ -638,6 +644,8 @@ export class CudaSession implements SessionBackend {
       nvfp4K32Silu: this.nvfp4K32Silu,
       nvfp4NormFast: this.nvfp4NormFast,
       nvfp4K32Deep: this.nvfp4K32Deep,
+      ...(this.fp8DecodeAttnQuant ? { fp8DecodeAttnQuant: true } : {}),
+      ...(this.prefillTileScan ? { prefillTileScan: true } : {}),
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),
     };
   }
@@ -805,6 +813,7 @@ export class CudaSession implements SessionBackend {
       writeKvFirst: inp.readsStepKv,
       pruneRows: this.pruneLastLayer && R < T && logitRowsIncreasing(inp),
       freshPrompts: freshPrompts(inp),
+      maxSeqTokens: maxSeqTokens(inp),
     });
   }
 

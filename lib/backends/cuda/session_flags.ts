@@ -317,6 +317,24 @@ export const CUDA_FLAGS = {
    * by the job's limit. @default false
    */
   nvfp4K32Deep: { env: "LLMRT_NVFP4_K32_DEEP", default: false },
+  /**
+   * Decode steps of more than 8 sequences over an FP8 KV cache (decode_attention_batch4): the attention writes the next
+   * static-scale FP8 linear's (o_proj's) e4m3 rows and row scales itself (decode_attention_batch4_q8_fp8kv_*, the bytes
+   * fp8_quantize_flat_bf16 writes from the bf16 output) instead of its bf16 output: one launch a layer less, the same
+   * bits. H200, llama-3.1-8b FP8 + FP8 KV, 512-row decode graph at 192 keys: 10,197 -> 10,039 us (r1), 10,287 -> 10,126
+   * (r2, with prefillTileScan), logits bitwise equal. @default false
+   */
+  fp8DecodeAttnQuant: { env: "LLMRT_FP8_DECODE_ATTN_QUANT", default: false },
+  /**
+   * Prefill attention on flash_prefill_wg finds each block's query tile with the whole block (one round of loads and a
+   * prefix sum; flash_prefill_wgt_*) instead of every thread walking the step's sequences one by one: the same tiles and
+   * bits, much less per-block latency in steps of hundreds of short prompts; the grid covers at most S query tiles of the
+   * step's longest sequence each (StepShape.maxSeqTokens) instead of ceil(T / BM) + S. H200, llama-3.1-8b FP8 + FP8 KV,
+   * 256 × 128-token prefill step (with fp8DecodeAttnQuant, same process): 421.2 -> 403.7 ms, logits bitwise equal; both
+   * switches, 512 × (128,128) same job: 29,089 -> 30,065 output tok/s, greedy ids 512/512 identical.
+   * @default false
+   */
+  prefillTileScan: { env: "LLMRT_PREFILL_TILE_SCAN", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
