@@ -22,7 +22,10 @@
  * --profile-decode: after each engine's timed steps, one more decode step's graph replay time and its launches one by
  * one (Session.cuda.profileDecodeStep): summed by kernel, and the linears' launches summed by layer role (qkv, o,
  * gate_up, down, lm_head) with the weight bytes they read as a share of the copy ceiling.
- * --ab-then KEY2: after the --ab runs, one more with both KEY and KEY2 on (its tok/s and logits vs the on run's).
+ * --marginals: with --profile-decode, each part's cost inside the step's graph (Session.cuda.timeDecodeLaunches): the graph
+ * replay of the whole step minus that of the step without the part's launches, and the part's launches alone in a graph
+ * (parts: a linear role, act quantization included, else the kernel; the steps missing launches compute garbage).
+ * --ab-then KEY2[,KEY3...]: after the --ab runs, one more per key with KEY and the keys up to it on (tok/s and logits vs the on run's).
  * --skip-bf16: no bf16 engine (its build and run; the copy ceiling from a bare device); the "vs bf16" columns are left empty.
  * --synthetic-lm-head: with --synthetic-nvfp4, a second NVFP4 engine whose lm_head is NVFP4 too (untied models; random codes).
  */
@@ -44,6 +47,7 @@ import { Session } from "../lib/runtime/session.ts";
 import { CUDA_FLAG_NAMES } from "../lib/backends/cuda/session_flags.ts";
 import { argmax, type DecodeRun, deviceWeightBytes, greedyStepper, launchTotals, prefillAndDecode, relL2 } from "./batch1.ts";
 import type { CudaKvCache } from "../lib/backends/cuda/session.ts";
+import type { Launch } from "../lib/backends/cuda/launch_plan.ts";
 import { copyCeiling } from "./copy_bandwidth.ts";
 import { CudaDevice } from "../lib/cuda/device.ts";
 
@@ -68,6 +72,7 @@ const { values } = parseArgs({
     "skip-bf16": { type: "boolean" },
     "ab-then": { type: "string" },
     "profile-decode": { type: "boolean" },
+    marginals: { type: "boolean" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/quant_e2e.ts --model DIR [--algos W4A16,W8A16] [--group-size 128] [--decode 128]");
@@ -124,11 +129,13 @@ if (abKey !== undefined && !(CUDA_FLAG_NAMES as readonly string[]).includes(abKe
   throw new Error(`--ab: a CUDA session flag (${CUDA_FLAG_NAMES.join(", ")}), got ${abKey}`);
 }
 
-const thenKey = values["ab-then"];
-if (thenKey !== undefined && (!abKey || !(CUDA_FLAG_NAMES as readonly string[]).includes(thenKey))) throw new Error(`--ab-then: a CUDA session flag with --ab`);
+// --ab-then KEY2[,KEY3...]: one more run per key, each adding it to KEY and the keys before it.
+const thenKeys = (values["ab-then"] ?? "").split(",").filter((k) => k !== "");
+if (thenKeys.some((k) => !abKey || !(CUDA_FLAG_NAMES as readonly string[]).includes(k))) throw new Error(`--ab-then: CUDA session flags with --ab`);
 
-function run(engine: Engine, ab?: boolean, then = false): DecodeRun & { gemmLogits: Float32Array } {
-  const opts = backend === "cpu" ? {} : { ...fixed, ...(ab === undefined || !abKey ? {} : { [abKey]: ab }), ...(then ? { [thenKey!]: true } : {}) };
+function run(engine: Engine, ab?: boolean, then = 0): DecodeRun & { gemmLogits: Float32Array } {
+  const thenOpts = Object.fromEntries(thenKeys.slice(0, then).map((k) => [k, true]));
+  const opts = backend === "cpu" ? {} : { ...fixed, ...(ab === undefined || !abKey ? {} : { [abKey]: ab }), ...thenOpts };
   const t0 = performance.now();
   using session = Session.fromSerializedEngine(engine, { backend, ...opts });
   if (values["profile-decode"]) console.log(`  session (upload, kernels) ${((performance.now() - t0) / 1000).toFixed(1)} s`);
@@ -192,6 +199,7 @@ function profileDecode(engine: Engine, session: Session, kv: CudaKvCache, inp: R
     } of copy [${[...e.kernels].join(", ")}]`
   );
   const linMs = [...roles.values()].reduce((a, e) => a + e.ms, 0), linBytes = [...roles.values()].reduce((a, e) => a + e.bytes, 0);
+  if (values.marginals) lines.push(graphMarginals(engine, session, kv, inp, roles));
   return [
     `  decode step at ${PROMPT + 9 + numDecode}: graph ${p.graphMs.toFixed(3)} ms; ${p.launches.length} launches one by one ${sum.toFixed(3)} ms: ${
       top.map(([n, e]) => `${n} ×${e.n} ${(e.ms * 1e3).toFixed(0)} µs`).join(", ")
@@ -201,6 +209,46 @@ function profileDecode(engine: Engine, session: Session, kv: CudaKvCache, inp: R
     } of copy; everything else ${(other * 1e3).toFixed(0)} µs`,
     ...lines,
   ].join("\n");
+}
+
+/** --marginals: each part's marginal and alone cost in a captured graph of the decode step (µs). */
+function graphMarginals(
+  engine: Engine,
+  session: Session,
+  kv: CudaKvCache,
+  inp: ReturnType<ReturnType<typeof greedyStepper>>,
+  roles: Map<string, { bytes: number }>,
+): string {
+  const cuda = session.cuda!;
+  const part = (l: Launch): string => {
+    const op = engine.plan.ops[l.op];
+    if (op?.type === "linear") return op.weight.replace(/^.*layers\.\d+\./, "").replace(/\.weight$/, "");
+    return l.kind === "kernel" ? l.kernel : (op?.type ?? "gemm");
+  };
+  let parts: string[] = [];
+  const all = cuda.timeDecodeLaunches(inp, kv, (ls) => {
+    parts = [...new Set(ls.map(part))];
+    return [...ls];
+  }, 15);
+  const out = [`  graph marginals (step ${(all * 1e3).toFixed(1)} µs): part ×launches: marginal µs / alone µs [alone % of copy]`];
+  let sum = 0;
+  for (const p of parts) {
+    let n = 0;
+    const without = cuda.timeDecodeLaunches(inp, kv, (ls) => {
+      n = ls.filter((l) => part(l) === p).length;
+      return ls.filter((l) => part(l) !== p);
+    }, 15);
+    const alone = cuda.timeDecodeLaunches(inp, kv, (ls) => ls.filter((l) => part(l) === p), 15);
+    sum += all - without;
+    const bytes = roles.get(p)?.bytes ?? 0;
+    out.push(
+      `    ${p} ×${n}: ${((all - without) * 1e3).toFixed(1)} / ${(alone * 1e3).toFixed(1)}${
+        bytes > 0 ? ` [${((100 * bytes * 1e3) / (alone * copyBps)).toFixed(1)}%]` : ""
+      }`,
+    );
+  }
+  out.push(`    sum of marginals ${(sum * 1e3).toFixed(1)} µs of ${(all * 1e3).toFixed(1)}`);
+  return out.join("\n");
 }
 
 function ceilingBandwidth(engine: Engine | null): number {
@@ -276,11 +324,13 @@ function measure(name: string, qe: Engine, prep: string): DecodeRun & { gemmLogi
     }`;
     rq = [...(tOn >= tOff ? on : off)].sort((a, b) => b.tokS - a.tokS)[0];
     console.log(`${name}: ${abKey} ${idsSame && bits ? "OK" : "MISMATCH"}${pdlNote}`);
-    if (thenKey) {
-      const r = run(qe, true, true);
+    for (let ti = 1; ti <= thenKeys.length; ti++) {
+      const r = run(qe, true, ti);
       const same = r.ids.findIndex((x, i) => x !== on[0].ids[i]);
       console.log(
-        `${name}: ${abKey} + ${thenKey} on ${r.tokS.toFixed(1)} tok/s (${abKey} on: ${tOn.toFixed(1)}, off: ${tOff.toFixed(1)}); logits vs ${abKey} on: ${
+        `${name}: ${abKey} + ${thenKeys.slice(0, ti).join(" + ")} on ${r.tokS.toFixed(1)} tok/s (${abKey} on: ${tOn.toFixed(1)}, off: ${
+          tOff.toFixed(1)
+        }); logits vs ${abKey} on: ${
           sameBits(r.decodeLogits, on[0].decodeLogits) && sameBits(r.logits, on[0].logits)
             ? "bitwise equal"
             : `decode-step rel L2 ${relL2(r.decodeLogits, on[0].decodeLogits).toExponential(2)}, argmax ${

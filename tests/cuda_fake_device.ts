@@ -34,7 +34,7 @@ import {
   usesBatchAttention,
 } from "../lib/backends/cuda/launch_plan.ts";
 import { NCCL_ALL_REDUCE } from "../lib/backends/cuda/launch_types.ts";
-import { freshPrompts, isDecodeStep, logitRowsIncreasing, packStep, stagingLayout, stagingPointers } from "../lib/backends/cuda/step_staging.ts";
+import { freshPrompts, isDecodeStep, logitRowsIncreasing, maxSeqTokens, packStep, stagingLayout, stagingPointers } from "../lib/backends/cuda/step_staging.ts";
 import { planLastLayerRows } from "../lib/backends/cuda/last_layer_rows.ts";
 import { CudaLoraTables } from "../lib/backends/cuda/lora_tables.ts";
 import type { Engine } from "../lib/builder/engine.ts";
@@ -49,7 +49,7 @@ import { bf16ToF32, f32ToBf16 } from "../lib/util/dtype.ts";
 import { assert } from "./harness.ts";
 import { fp8GemmStandIn, fp8KernelStandIn, quantizeRows } from "./cuda_fake_fp8.ts";
 import { fp8ScratchLayout } from "../lib/backends/cuda/fp8_launch.ts";
-import { lowbitScratchLayout } from "../lib/backends/cuda/lowbit_launch.ts";
+import { lowbitScratchLayout, nvfp4K32DeepSmem } from "../lib/backends/cuda/lowbit_launch.ts";
 import { lowbitKernelStandIn, nvfp4ActRows, nvfp4MmaKernelStandIn } from "./cuda_fake_lowbit.ts";
 import { nvfp4Tiles, nvfp4TilesFit } from "../lib/backends/cuda/nvfp4_tiles.ts";
 
@@ -114,6 +114,20 @@ export class FakeMemory {
 }
 
 // ---- stand-ins for the kernels (float32 engines) -----------------------------------------------
+
+/**
+ * nvfp4_gemv_k32[_act]_deep[_add] (nvfp4K32Deep): its shared memory checked, then run as the kernel without _deep (the
+ * same sums; only the ring in flight differs on the GPU).
+ */
+function nvfp4DeepAsPlain(l: Launch): Launch {
+  if (l.kind !== "kernel" || !/^nvfp4_gemv_k32(_act)?_deep(_add)?_bf16_m1$/.test(l.kernel)) return l;
+  checkSignature(l);
+  const act = l.kernel.includes("_act"), k = (l.args as number[])[act ? 6 : 8];
+  assert.equal(l.sharedBytes, nvfp4K32DeepSmem(k, act), `${l.kernel}: shared memory`);
+  assert.ok(l.block === 256 && l.grid[0] === (l.args as number[])[act ? 5 : 7] / 16, `${l.kernel}: grid ${l.grid}`);
+  const { sharedBytes: _, ...rest } = l;
+  return { ...rest, kernel: l.kernel.replace("_deep", ""), ...(act ? { sharedBytes: 2 * k + k / 4 } : {}) };
+}
 
 /** Checks a launch against its kernel's signature: argument count and kinds, grid sanity. */
 export function checkSignature(l: KernelLaunch): void {
@@ -340,6 +354,10 @@ export interface FakeSessionOptions {
   readonly fp8FlatQuant?: boolean;
   /** LaunchEnv.fp8AttnQuant. */
   readonly fp8AttnQuant?: boolean;
+  /** LaunchEnv.fp8DecodeAttnQuant. */
+  readonly fp8DecodeAttnQuant?: boolean;
+  /** LaunchEnv.prefillTileScan. */
+  readonly prefillTileScan?: boolean;
   /** LaunchEnv.fp8FastSilu. */
   readonly fp8FastSilu?: boolean;
   /** With pruneLastLayer: FP8 plans prune their last layer too (CudaSessionOptions.fp8PruneLastLayer). */
@@ -374,6 +392,12 @@ export interface FakeSessionOptions {
   readonly nvfp4GemvK32?: boolean;
   /** LaunchEnv.nvfp4K32Norm. */
   readonly nvfp4K32Norm?: boolean;
+  /** LaunchEnv.nvfp4K32Silu. */
+  readonly nvfp4K32Silu?: boolean;
+  /** LaunchEnv.nvfp4NormFast. */
+  readonly nvfp4NormFast?: boolean;
+  /** LaunchEnv.nvfp4K32Deep. */
+  readonly nvfp4K32Deep?: boolean;
 }
 
 export class FakeCudaSession {
@@ -472,11 +496,16 @@ export class FakeCudaSession {
       fp8FreshPrompt: opts.fp8FreshPrompt,
       fp8FlatQuant: opts.fp8FlatQuant,
       fp8AttnQuant: opts.fp8AttnQuant,
+      fp8DecodeAttnQuant: opts.fp8DecodeAttnQuant,
+      prefillTileScan: opts.prefillTileScan,
       fp8FastSilu: opts.fp8FastSilu,
       nvfp4Mma: opts.nvfp4Mma,
       nvfp4GemvBlocks: opts.nvfp4Mma ? 2 * sms : undefined,
       nvfp4GemvK32: opts.nvfp4GemvK32,
       nvfp4K32Norm: opts.nvfp4K32Norm,
+      nvfp4K32Silu: opts.nvfp4K32Silu,
+      nvfp4NormFast: opts.nvfp4NormFast,
+      nvfp4K32Deep: opts.nvfp4K32Deep,
       wgmmaPrefill: opts.wgmmaPrefill,
       decodeSplitK: opts.decodeSplitK,
       gemvSplitK: opts.gemvSplitK,
@@ -601,6 +630,7 @@ export class FakeCudaSession {
         writeKvFirst: inp.readsStepKv,
         pruneRows: R < T && logitRowsIncreasing(inp),
         freshPrompts: freshPrompts(inp),
+        maxSeqTokens: maxSeqTokens(inp),
       });
       this.eagerSteps++;
     }
@@ -954,7 +984,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
     if (!(m >= 1 && m <= stepTokens)) assert.fail(`${kernel}: ${m} rows in a step of ${stepTokens} tokens`);
   };
   for (let li = 0; li < launches.length; li++) {
-    const l = launches[li];
+    const l = nvfp4DeepAsPlain(launches[li]);
     if (l.kind === "gemm") {
       rowsOk("gemm", l.m);
       if (l.dtype === "fp8e4m3") {
@@ -981,7 +1011,8 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
     if (l.kernel === NCCL_ALL_REDUCE) continue; // one rank (the fakes run no others): the sum is the input
     checkSignature(l);
     const A = l.args as (bigint & number)[];
-    const name = l.kernel.replace(/_(hd|m)\d+$/, "");
+    // flash_prefill_wgt_* (prefillTileScan): flash_prefill_wg_*'s tiles and bits.
+    const name = l.kernel.replace(/_(hd|m)\d+$/, "").replace(/^flash_prefill_wgt_/, "flash_prefill_wg_");
     const suffix = Number(/_(?:hd|m)(\d+)$/.exec(l.kernel)?.[1] ?? 0); // head dim or GEMV rows of the entry point
     switch (name) {
       case "embedding_bf16": {
@@ -1042,10 +1073,12 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         mem.f32(rs, rows).set(a);
         break;
       }
-      case "nvfp4_rmsnorm_act_bf16": {
+      case "nvfp4_rmsnorm_act_bf16":
+      case "nvfp4_rmsnorm_act_fast_bf16": {
         // rmsnorm_bf16 / add_rmsnorm_bf16, then nvfp4_act_mma_bf16 of the rounded result (not stored).
         const [x, res, w, xq, sx, rows, H, eps, a, add] = A;
         assert.equal(l.grid[0], rows);
+        assert.equal(l.block, name.includes("_fast") ? 1024 : 256, `${l.kernel}: block`);
         let src = ld(x, rows * H);
         if (add) {
           const r = ld(res, rows * H);
@@ -1065,6 +1098,36 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         nvfp4ActRows(mem, normBf16(ld(x, k), ld(w, k), eps, 1, k), 1, k, a, xq, sx);
         const kernel = l.kernel.replace("_norm", "");
         nvfp4MmaKernelStandIn(mem, { ...l, kernel, args: [xq, W, S, sx, bias, y, 1, n, k, 0, alpha], sharedBytes: undefined }, stepTokens);
+        break;
+      }
+      case "nvfp4_gemv_k32_silu_bf16":
+      case "nvfp4_gemv_k32_act_silu_bf16":
+      case "nvfp4_gemv_k32_norm_silu_bf16": {
+        // nvfp4K32Silu: the fused gate_up GEMV (its bf16 output, not stored on the GPU), then nvfp4_silu_mul_act_bf16 of
+        // it into the next linear's codes and block scales (the second region of the lowbit scratch).
+        const norm = l.kernel.includes("_norm"), act = l.kernel.includes("_act");
+        const [n, k] = norm ? [A[6], A[7]] : act ? [A[5], A[6]] : [A[7], A[8]];
+        const [xq2, sx2, a2] = act ? [A[4], A[9], A[10]] : [A[5], A[11], A[12]];
+        assert.ok(l.block === 256 && l.grid[0] >= 1 && l.grid[0] <= n / 32 && n % 32 === 0, `${l.kernel}: grid ${l.grid}`);
+        assert.equal(l.sharedBytes ?? 0, norm || act ? 2 * k + k / 4 : 0, `${l.kernel}: shared memory`);
+        let xq = A[0] as bigint, sx = A[3] as bigint;
+        if (norm || act) {
+          xq = mem.alloc(2 * k);
+          sx = mem.alloc(k / 4);
+          const eps = A[8], a = norm ? A[9] : A[7];
+          nvfp4ActRows(mem, norm ? normBf16(ld(A[0], k), ld(A[1], k), eps, 1, k) : ld(A[0], k), 1, k, a, xq, sx);
+        }
+        const [W, S, bias, alpha] = norm ? [A[2], A[3], A[4], A[10]] : act ? [A[1], A[2], A[3], A[8]] : [A[1], A[2], A[4], A[10]];
+        const tmp = mem.alloc(n * 2);
+        const gemv: KernelLaunch = {
+          ...l,
+          kernel: "nvfp4_gemv_k32_bf16_m1",
+          grid: [n / 16, 1, 1],
+          args: [xq, W, S, sx, bias, tmp, 1, n, k, 0, alpha],
+          sharedBytes: undefined,
+        };
+        nvfp4MmaKernelStandIn(mem, gemv, stepTokens);
+        nvfp4ActRows(mem, siluMulBf16(ld(tmp, n), 1, n / 2), 1, n / 2, a2, xq2, sx2);
         break;
       }
       case "nvfp4_gemv_k32_add_bf16":
@@ -1473,7 +1536,11 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           assert.ok(l.grid[0] === nH && l.grid[1] >= cdiv(T, fg.rows) + S && l.block === fg.threads, `${l.kernel}: grid ${l.grid} block ${l.block}`);
         } else if (name === "flash_prefill_wg_bf16" || name === "flash_prefill_wg_q8_bf16") {
           const fg = flashPrefillWgGeometry(hd)!;
-          assert.ok(l.grid[0] === nH && l.grid[1] >= cdiv(T, fg.rows) + S && l.block === fg.threads, `${l.kernel}: grid ${l.grid} block ${l.block}`);
+          // Every query tile has a block (flash_prefill_wgt with StepShape.maxSeqTokens: no more than that).
+          const st = mem.i32(A[4], S + 1);
+          let tiles = 0;
+          for (let s = 0; s < S; s++) tiles += cdiv(st[s + 1] - st[s], fg.rows);
+          assert.ok(l.grid[0] === nH && l.grid[1] >= tiles && l.block === fg.threads, `${l.kernel}: grid ${l.grid} block ${l.block}, ${tiles} tiles`);
           assert.equal(l.sharedBytes, fg.sharedMem, `${l.kernel}: dynamic shared memory`);
         } else assert.ok(l.grid[0] >= cdiv(T, name === "paged_attention_prefill_bf16" ? 16 : 64) + S && l.grid[1] === nH);
         const view = kvAlgo ? fp8View(kvAlgo, kv, scalesP, bs, nKV, hd) : undefined;
@@ -1491,6 +1558,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "decode_attention_batch4_bf16":
       case "decode_attention_batch4w_bf16":
       case "decode_attention_batch4_fp8kv_bf16":
+      case "decode_attention_batch4_q8_fp8kv_bf16":
       case "decode_attention_batch2w_bf16":
       case "decode_attention_batch2_fp8kv_bf16":
       case "decode_attention_fp8kv_bf16":
@@ -1661,7 +1729,14 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           const lo = window > 0 ? Math.max(0, pos[t] + 1 - window) : 0, table = tableOf(t);
           for (let h = 0; h < nH; h++) attendBf16(qf, (t * nH + h) * hd, keys, table, lo, pos[t], bs, nKV, hd, Math.floor(h / G), scale, o, (t * nH + h) * hd);
         }
-        mem.u16(out, o.length).set(o);
+        if (name === "decode_attention_batch4_q8_fp8kv_bf16") {
+          // fp8DecodeAttnQuant: the output rows as the next FP8 linear's e4m3 input (fp8_quantize_bf16's bytes, static scale).
+          const [xs, actScale] = A.slice(23);
+          assert.ok(actScale > 0, `${l.kernel}: a static scale`);
+          const { q: bytes, a: scales } = quantizeRows(Float32Array.from(o, fromBf16Bits), T, nH * hd, actScale);
+          mem.bytes(out, bytes.length).set(bytes);
+          mem.f32(xs, T).set(scales);
+        } else mem.u16(out, o.length).set(o);
         break;
       }
       case "sample_f32":

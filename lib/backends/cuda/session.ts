@@ -40,7 +40,7 @@ import {
   sampleLaunches,
   usesBatchAttention,
 } from "./launch_plan.ts";
-import { freshPrompts, isDecodeStep, logitRowsIncreasing, packStep, type StagingLayout, stagingLayout, stagingPointers } from "./step_staging.ts";
+import { freshPrompts, isDecodeStep, logitRowsIncreasing, maxSeqTokens, packStep, type StagingLayout, stagingLayout, stagingPointers } from "./step_staging.ts";
 import { type LastLayerRows, planLastLayerRows } from "./last_layer_rows.ts";
 import { StagingSlots } from "./step_slots.ts";
 import { maxVerifyTokens } from "./verify_cap.ts";
@@ -248,6 +248,16 @@ export class CudaSession implements SessionBackend {
   readonly nvfp4GemvK32: boolean;
   /** CudaSessionOptions.nvfp4K32Norm. */
   readonly nvfp4K32Norm: boolean;
+  /** CudaSessionOptions.nvfp4K32Silu. */
+  readonly nvfp4K32Silu: boolean;
+  /** CudaSessionOptions.nvfp4NormFast. */
+  readonly nvfp4NormFast: boolean;
+  /** CudaSessionOptions.nvfp4K32Deep. */
+  readonly nvfp4K32Deep: boolean;
+  /** CudaSessionOptions.fp8DecodeAttnQuant. */
+  readonly fp8DecodeAttnQuant: boolean;
+  /** CudaSessionOptions.prefillTileScan. */
+  readonly prefillTileScan: boolean;
   /** CudaSessionOptions.gemmResidual. */
   readonly gemmResidual: boolean;
   /** CudaSessionOptions.gemvXPre. */
@@ -376,6 +386,11 @@ export class CudaSession implements SessionBackend {
     this.nvfp4Mma = f.nvfp4Mma;
     this.nvfp4GemvK32 = f.nvfp4GemvK32;
     this.nvfp4K32Norm = f.nvfp4K32Norm;
+    this.nvfp4K32Silu = f.nvfp4K32Silu;
+    this.nvfp4NormFast = f.nvfp4NormFast;
+    this.nvfp4K32Deep = f.nvfp4K32Deep;
+    this.fp8DecodeAttnQuant = f.fp8DecodeAttnQuant;
+    this.prefillTileScan = f.prefillTileScan;
     this.gemmResidual = f.gemmResidual;
     this.gemvXPre = f.gemvXPre;
     this.decodeArgmax = f.decodeArgmax;
@@ -634,6 +649,11 @@ export class CudaSession implements SessionBackend {
       nvfp4GemvBlocks: NVFP4_GEMV_BLOCKS_PER_SM * this.device.smCount,
       nvfp4GemvK32: this.nvfp4GemvK32,
       nvfp4K32Norm: this.nvfp4K32Norm,
+      nvfp4K32Silu: this.nvfp4K32Silu,
+      nvfp4NormFast: this.nvfp4NormFast,
+      nvfp4K32Deep: this.nvfp4K32Deep,
+      ...(this.fp8DecodeAttnQuant ? { fp8DecodeAttnQuant: true } : {}),
+      ...(this.prefillTileScan ? { prefillTileScan: true } : {}),
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),
     };
   }
@@ -801,6 +821,7 @@ export class CudaSession implements SessionBackend {
       writeKvFirst: inp.readsStepKv,
       pruneRows: this.pruneLastLayer && R < T && logitRowsIncreasing(inp),
       freshPrompts: freshPrompts(inp),
+      maxSeqTokens: maxSeqTokens(inp),
     });
   }
 
@@ -1035,7 +1056,9 @@ export class CudaSession implements SessionBackend {
           kern.launch(l.grid, l.block, l.args, l.pdl ? { stream, pdl: true } : { stream }); // the common case: no lookups, one object
           continue;
         }
-        if (shared > (this.#sharedAllowed.get(l.kernel) ?? 48 * 1024)) {
+        // Set on a kernel's first launch with dynamic shared memory, whatever its size: a kernel with static shared
+        // memory too (nvfp4_gemv_k32's cp.async ring) gets only 48 KB - static by default.
+        if (shared > (this.#sharedAllowed.get(l.kernel) ?? 0)) {
           kern.setMaxDynamicSharedMemory(shared);
           this.#sharedAllowed.set(l.kernel, shared);
         }

@@ -278,7 +278,10 @@ export const CUDA_FLAGS = {
    * k tile's four blocks in B's columns 0, 2, 4, 6, so each lane scales one block of two rows a k tile instead of four,
    * and a k tile takes 4 mmas, not 8; the act quantization of a row no producer wrote runs inside the GEMV (shared
    * memory), and an NVFP4 lm_head's logits take the GEMV too. The block terms are added in nvfp4_gemv_mma's order: the
-   * same bits (batch-invariant with its m8 kernel). @default false
+   * same bits (batch-invariant with its m8 kernel). Its weight tiles in flight sit in a per-warp cp.async ring in shared
+   * memory (NV_K32_RING 6; session 12). H200 session 12 r3, batch 1, same process, with nvfp4NormFast: llama-3.1-8b 335.9 →
+   * 341.0 tok/s (+1.5%; r1 without it 301.7 → 308.7), llama-3.2-1b 1,125.3 → 1,342.6 (+19.3%); logits bitwise equal.
+   * @default false
    */
   nvfp4GemvK32: { env: "LLMRT_NVFP4_GEMV_K32", default: false },
   /**
@@ -289,6 +292,49 @@ export const CUDA_FLAGS = {
    * @default false
    */
   nvfp4K32Norm: { env: "LLMRT_NVFP4_K32_NORM", default: false },
+  /**
+   * With `nvfp4GemvK32`, one-row steps: a fused gate_up NVFP4 linear followed by silu_mul whose only reader is an NVFP4
+   * linear runs nvfp4_gemv_k32[_act|_norm]_silu: each block takes a gate row tile and its up row tile, and its epilogue
+   * writes the 16 values bf16(silu(gate) · up) as one NVFP4 block of the next linear's int8 codes and scale (as
+   * nvfp4_silu_mul_act_bf16 does, into a second region of the lowbit scratch): no silu_mul launch, no bf16 gate_up
+   * output. The same bits, but slower: H200 session 12, llama-3.1-8b batch 1 (same process) 304.4 → 277.4 tok/s with
+   * nvfp4K32Norm (r1), 329.7 → 302.6 with nvfp4NormFast (r2); the paired gate_up GEMV alone +2.3 µs. @default false
+   */
+  nvfp4K32Silu: { env: "LLMRT_NVFP4_K32_SILU", default: false },
+  /**
+   * With `nvfp4Mma`: the RMSNorms that quantize for the next NVFP4 linear run nvfp4_rmsnorm_act_fast_bf16 (rows up to 8192
+   * wide): the same bytes as nvfp4_rmsnorm_act_bf16 with less latency on its one block (norm weight read before pdlWait,
+   * the row kept in shared memory after the sum of squares, 1024 threads quantizing). H200 session 12 r2, llama-3.1-8b
+   * batch 1 with nvfp4GemvK32 (same process): 303.2 → 329.7 tok/s (+8.7%), the 64 norms' marginal cost in the step's
+   * graph 457 → 186 µs, logits bitwise equal. @default false
+   */
+  nvfp4NormFast: { env: "LLMRT_NVFP4_NORM_FAST", default: false },
+  /**
+   * With `nvfp4GemvK32`: one-row NVFP4 GEMVs of at most 2 row tiles of 16 an SM (llama-3.1-8b o_proj / down_proj: 256 on
+   * 132 SMs) run nvfp4_gemv_k32[_act]_deep[_add]: a 12-tile ring a warp in dynamic shared memory instead of 6 in
+   * static, so their few blocks keep as many weight bytes in flight as 4 blocks an SM do. The same bits. H200 session 12
+   * r3: llama-3.2-1b (qkv deep) 1,342.6 → 1,355.5 tok/s (+1.0%) with nvfp4NormFast + nvfp4GemvK32; the 8B A/B was cut
+   * by the job's limit. @default false
+   */
+  nvfp4K32Deep: { env: "LLMRT_NVFP4_K32_DEEP", default: false },
+  /**
+   * Decode steps of more than 8 sequences over an FP8 KV cache (decode_attention_batch4): the attention writes the next
+   * static-scale FP8 linear's (o_proj's) e4m3 rows and row scales itself (decode_attention_batch4_q8_fp8kv_*, the bytes
+   * fp8_quantize_flat_bf16 writes from the bf16 output) instead of its bf16 output: one launch a layer less, the same
+   * bits. H200, llama-3.1-8b FP8 + FP8 KV, 512-row decode graph at 192 keys: 10,197 -> 10,039 us (r1), 10,287 -> 10,126
+   * (r2, with prefillTileScan), logits bitwise equal. @default false
+   */
+  fp8DecodeAttnQuant: { env: "LLMRT_FP8_DECODE_ATTN_QUANT", default: false },
+  /**
+   * Prefill attention on flash_prefill_wg finds each block's query tile with the whole block (one round of loads and a
+   * prefix sum; flash_prefill_wgt_*) instead of every thread walking the step's sequences one by one: the same tiles and
+   * bits, much less per-block latency in steps of hundreds of short prompts; the grid covers at most S query tiles of the
+   * step's longest sequence each (StepShape.maxSeqTokens) instead of ceil(T / BM) + S. H200, llama-3.1-8b FP8 + FP8 KV,
+   * 256 × 128-token prefill step (with fp8DecodeAttnQuant, same process): 421.2 -> 403.7 ms, logits bitwise equal; both
+   * switches, 512 × (128,128) same job: 29,089 -> 30,065 output tok/s, greedy ids 512/512 identical.
+   * @default false
+   */
+  prefillTileScan: { env: "LLMRT_PREFILL_TILE_SCAN", default: false },
   /**
    * Sampling decode steps whose lm_head is the fused GEMV (≤ 8 rows): gemv_fused{_norm}_amax (kernels/gemv.cu) also
    * folds each row's greedy argmax into a u64 key (atomicMax a block), and the sampler runs as sample_amax_f32, which
