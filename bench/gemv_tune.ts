@@ -6,11 +6,14 @@
  * m = 1, captured in one graph with programmatic dependent launch as the engine's decode graph takes it ("step"), the
  * same without PDL ("nopdl"), and each role's launches alone, chained with PDL ("qkv", "o", "gu", "down"). Per token µs
  * and % of the copy ceiling (bench/copy_bandwidth.ts, measured in the same process) the weight bytes allow; the
- * registers of each entry point. No attention, embedding or lm_head: the GEMV chain only.
+ * registers of each entry point. No attention, embedding or lm_head: the GEMV chain only. Each variant's four layer-0
+ * outputs (random layer-0 weights, x and residual) are compared bit for bit with the first variant's.
  *
- *   bun bench/gemv_tune.ts [--models 8b,1b] [--variants "default;-DGF_PIPE=1;ks:o=2,qkv=2 -DGF_XPRE=1"] [--kinds step,nopdl,qkv,o,gu,down]
+ *   bun bench/gemv_tune.ts [--models 8b,1b] [--variants "default;-DGF_PIPE=1;ks:o=2,qkv=2 -DGF_XPRE=1"] [--kinds step,nopdl,qkv,o,gu,down] [--reps 7]
  *
- * A variant's `ks:ROLE=KS,...` word: those roles' warps per row instead of gemvSplitRows'. Only the m = 1 fused entry
+ * (A variant list that starts with "-D" needs the `--variants=...` form.) A variant's `ks:ROLE=KS,...` word: those roles'
+ * warps per row instead of gemvSplitRows'; `-DGF_TMA=1` (with `-DGF_TMA_HEAD=H`) launches with the dynamic shared memory
+ * the bulk-copied slices need and the largest shared-memory carveout (`nocarve`: the driver's). Only the m = 1 fused entry
  * points compile (LLMRT_SELECT), a second or two a variant.
  */
 import process from "node:process";
