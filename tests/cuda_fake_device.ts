@@ -511,7 +511,7 @@ export class FakeCudaSession {
       gemvSplitK: opts.gemvSplitK,
       gemmResidual: opts.gemmResidual,
       ...(opts.gemvXPre ? { gemvXPre: true } : {}),
-      ...(opts.decodeArgmax ? { argmaxKeys: mem.alloc(8 * 8) } : {}),
+      ...(opts.decodeArgmax ? { argmaxKeys: mem.alloc(8 * 64 * 8) } : {}),
       fp8DecodeAttention: opts.fp8DecodeAttention,
       // A bf16 layer of the cache's shape (as CudaKvCache.shadow).
       ...(opts.fp8FlashPrefill && a.kvCache ? { kvShadow: mem.alloc((numBlocks + 1) * 2 * bs * a.numKvHeads * a.headDim * 2) } : {}),
@@ -763,7 +763,7 @@ function argKey(v: number, i: number): bigint {
   return (BigInt(k) << 32n) | BigInt((0xffffffff - i) >>> 0);
 }
 
-/** u64 key `r` of a keys buffer (two u32 words, little-endian). */
+/** u64 key `r` of a keys buffer (two u32 words, little-endian; row r's slot s is key r * 64 + s). */
 function keyAt(mem: FakeMemory, keys: bigint, r: number): bigint {
   const w = mem.u32(keys + BigInt(8 * r), 2);
   return (BigInt(w[1]) << 32n) | BigInt(w[0]);
@@ -786,9 +786,13 @@ function sampleAmaxStandIn(mem: FakeMemory, l: KernelLaunch): void {
   const t = mem.f32(temp, R), k = mem.i32(topK, R);
   const got: number[] = [];
   for (let r = 0; r < R; r++) {
-    const key = keyAt(mem, keys, r);
+    let key = 0n;
+    for (let s = 0; s < 64; s++) {
+      const k = keyAt(mem, keys, r * 64 + s);
+      if (k > key) key = k;
+      setKey(mem, keys, r * 64 + s, 0n);
+    }
     got.push(key === 0n ? 0 : 0xffffffff - Number(key & 0xffffffffn));
-    setKey(mem, keys, r, 0n);
   }
   sampleStandIn(mem, { ...l, kernel: "sample_f32", args: l.args.slice(0, 9) });
   const ids = mem.i32(l.args[8] as bigint, R);
@@ -1231,15 +1235,14 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           st(y, siluMulBf16(s, m, n / 2));
         } else mem.f32(y, m * n).set(s);
         if (name.includes("_amax")) {
-          // (u64*)prefetch [m]: each row's argmax key folded in (atomicMax over blocks)
+          // (u64*)prefetch [m, 64]: each block's best key of a row folded into slot block % 64 (atomicMax)
           assert.ok(mode === 3 && !ksName, `${l.kernel}: mode 3 without KS`);
           for (let r = 0; r < m; r++) {
-            let best = keyAt(mem, prefetch, r);
             for (let j = 0; j < n; j++) {
+              const slot = r * 64 + (Math.floor(j / 8) % 64);
               const kk = argKey(s[r * n + j], j);
-              if (kk > best) best = kk;
+              if (kk > keyAt(mem, prefetch, slot)) setKey(mem, prefetch, slot, kk);
             }
-            setKey(mem, prefetch, r, best);
           }
         }
         break;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Session 12 (issue 16 item 1), helper decode, the closing call (<= 30 s). decodeArgmax (off): r2's one-process A/B gave the
 # 1B graph 767.1 -> 771.9 us at 128 keys (no gain), its synced loop 1,120.8 -> 1,181.4 tok/s (A is the process's first
-# session). Here C = the default again, to see the spread between sessions of one process.
+# session). Since r2 each row's keys are spread over 64 slots by block (r2: one address took the atomics of all 16,032
+# lm_head blocks), so this measures the new form. C = the default again, to see the spread between sessions of one process.
 #   test — tests/gpu/decode_argmax.test.ts: the _amax lm_head + sample_amax_f32 ids vs sample_f32's (tie, NaN rows, all NaN)
 #   ab1b — bench/decode_pdl.ts --ab '{"decodeArgmax":true}' --c '{}'
 set -uo pipefail

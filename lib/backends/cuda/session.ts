@@ -306,7 +306,7 @@ export class CudaSession implements SessionBackend {
   readonly #decodeCounters: DeviceBuffer; // int32 split counters of decode_attention (zero between launches)
   /** Byte offset in #decodeCounters of quant_gemv_fused_addnorm's sums of squares (LaunchEnv.quantNormScratch). */
   #normScratchOffset = 0;
-  /** Byte offset in #decodeCounters of the greedy argmax keys, u64 [GEMV_MAX_ROWS] (LaunchEnv.argmaxKeys, decodeArgmax). */
+  /** Byte offset in #decodeCounters of the greedy argmax keys, u64 [GEMV_MAX_ROWS, 64] (LaunchEnv.argmaxKeys, decodeArgmax). */
   #argmaxOffset = 0;
   readonly #layout: StagingLayout;
   /** Pinned staging, two slots (a step packs while the one launched before it runs); #io mirrors it on the device. */
@@ -502,9 +502,9 @@ export class CudaSession implements SessionBackend {
       const nKV = this.#attn?.numKvHeads ?? 1;
       // + past them (at #normScratchOffset): quant_gemv_fused_addnorm's tile sums of squares, f32 [8, hiddenSize / 16].
       this.#normScratchOffset = Math.ceil((this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4) / 256) * 256;
-      // + past those (at #argmaxOffset): decodeArgmax's u64 [GEMV_MAX_ROWS] keys.
+      // + past those (at #argmaxOffset): decodeArgmax's u64 [GEMV_MAX_ROWS, 64] keys.
       this.#argmaxOffset = Math.ceil((this.#normScratchOffset + GEMV_MAX_ROWS * Math.ceil(a.hiddenSize / 16) * 4) / 256) * 256;
-      this.#decodeCounters = d.alloc(Math.max(this.#argmaxOffset + GEMV_MAX_ROWS * 8, ALIGN));
+      this.#decodeCounters = d.alloc(Math.max(this.#argmaxOffset + GEMV_MAX_ROWS * 64 * 8, ALIGN));
       this.#decodeCounters.fill(0);
       this.#layout = stagingLayout(plan.maxTokens, plan.maxSeqs, Math.ceil(this.maxSeqLen / this.tokensPerBlock));
       const pruning = f.pruneLastLayer ? planLastLayerRows(plan, plan.maxSeqs, f.fp8PruneLastLayer) : undefined;

@@ -124,10 +124,10 @@ GEMV(gemv_bf16_m8, 8)
 //   mode 2 (silu·mul): n even, rows [0, n/2) gate and [n/2, n) up (the fused gate_up weight);
 //                      y bf16 [m, n/2] = bf16(silu(bf16(gate)) * bf16(up)), as gemv + silu_mul_bf16 round
 //   mode 3 (f32 out):  y f32 [m, n] = x W^T + bias (lm_head logits)
-//   _amax entry points (mode 3's f32 out + the greedy argmax; session 12, decodeArgmax): each block also folds its
-//                      rows' (logit, index) into (u64*)prefetch [m] with atomicMax of gfArgKey (the row's best logit,
-//                      lowest index on ties, NaN never; 0 = none yet): sample_amax_f32 reads the greedy id there and
-//                      zeroes it. mode must be 3; prefetchBytes is ignored.
+//   _amax entry points (mode 3's f32 out + the greedy argmax; session 12, decodeArgmax): each block b also folds its
+//                      rows' best (logit, index) into (u64*)prefetch [m, 64] slot b % 64 with atomicMax of gfArgKey
+//                      (lowest index on ties, NaN never; 0 = none yet): sample_amax_f32 takes the greedy id from a row's
+//                      64 keys and zeroes them. mode must be 3; prefetchBytes is ignored.
 //   prefetch (0 = none): [prefetch, prefetch + prefetchBytes) (16-byte aligned) is pulled into L2 with
 //     bulk prefetches spread over the grid (measured slower for o_proj's weight from attention, and in session 10 for
 //     16 MB of gate_up's from o_proj before its wait: 809 -> 1009 us a llama-3.2-1b step; unused).
@@ -173,6 +173,8 @@ __device__ __forceinline__ void prefetchL2Slices(const void* base, long long byt
 }
 
 __device__ __forceinline__ float gfSilu(float g) { return g / (1.f + expf(-g)); }
+
+#define GF_AMAX_SLOTS 64  // _amax: argmax keys a row (block b folds into slot b % 64; sampling.cu SAMPLE_AMAX_SLOTS)
 
 /**
  * Mode 4: the argmax key of logit v at index i — larger for a larger value, then for a lower index (sample_f32's
@@ -496,7 +498,7 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
     }
     return;
   }
-  if constexpr (AMAX) {  // mode 4: f32 logits + the block's greedy argmax keys (one atomicMax a row)
+  if constexpr (AMAX) {  // mode 3 + the block's greedy argmax keys (one atomicMax a row)
     __shared__ u64 keyS[8][M];
 #pragma unroll
     for (int r = 0; r < M; r++) {
@@ -514,7 +516,8 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
     if (tid < m) {
       u64 best = 0ull;
       for (int w = 0; w < nw; w++) best = keyS[w][tid] > best ? keyS[w][tid] : best;
-      if (best != 0ull) atomicMax((unsigned long long*)prefetch + tid, best);
+      // one of the row's GF_AMAX_SLOTS keys by block: the atomics of a row's ~16K blocks spread over as many addresses
+      if (best != 0ull) atomicMax((unsigned long long*)prefetch + tid * GF_AMAX_SLOTS + (blockIdx.x % GF_AMAX_SLOTS), best);
     }
     return;
   }
@@ -765,7 +768,7 @@ GEMV_FUSED_KS_XPRE(gemv_fused_norm_ks_xpre_bf16_m2, 2, true)
 // ------------------------------------------------------------------------------------------------
 // The lm_head GEMV with the greedy argmax folded in (session 12, CudaSessionOptions.decodeArgmax): gemv_fused{_norm} of
 // mode 3 (x loaded with the weights for m <= 2, as _xpre: the same logits) that also atomicMax-es each row's argmax key
-// into (u64*)prefetch [m] (see mode 3 above), so the sampler (sample_amax_f32) need not read a greedy row's logits.
+// into (u64*)prefetch [m, 64] (see mode 3 above), so the sampler (sample_amax_f32) need not read a greedy row's logits.
 //
 // extern "C" __global__ void gemv_fused{_norm}_amax_bf16_m{1|2|4|8}(...gemv_fused's parameters...)
 // ------------------------------------------------------------------------------------------------
