@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Session 12 (issue 12), helper int4, round 1 (45 s): the same-job end-to-end table that sessions 10–11 never got.
+#   e2e8b — bench/quant_e2e.ts on llama-3.1-8b: bf16 engine, then W4A16_AWQ g128 + zero points (--synthetic-w4: random
+#           codes in the layout openModel gives an AWQ checkpoint: the same kernels and bytes, built in seconds instead
+#           of the ~9 s pack + 11 s load), quantGemvFast off/on; batch 1, prompt 128, 128 graph steps; --profile-decode
+#           = the step by role (µs, % of copy) for each engine
+#   e2e1b — the same on llama-3.2-1b with W8A16 per channel (--synthetic-w8) too
+set -uo pipefail
+# shellcheck disable=SC1091
+source tools/gpu/jobs_lib.sh
+nvidia-smi --query-gpu=name,clocks.max.sm --format=csv,noheader
+stamp "e2e 8B: bf16 vs W4A16_AWQ g128 (synthetic), quantGemvFast off/on"
+timeout 31 bun bench/quant_e2e.ts --model "$M8" --algos "" --synthetic-w4 --no-ref --profile-decode --ab quantGemvFast --ab-reps 1 > "$OUT/e2e8b.log" 2>&1
+echo "rc $?"
+grep -E "^\||^  (decode|linears|  )|copy ceiling|quantGemvFast|rror" "$OUT/e2e8b.log" | cut -c1-400 | head -40
+left=$((43 - (SECONDS - _t0)))
+[ "$left" -gt 4 ] || { stamp "no time left"; exit 0; }
+stamp "e2e 1B: bf16 vs W4A16_AWQ g128 / W8A16 (synthetic), quantGemvFast off/on ($left s)"
+timeout "$left" bun bench/quant_e2e.ts --model "$M1" --algos "" --synthetic-w4 --synthetic-w8 --no-ref --profile-decode --ab quantGemvFast --ab-reps 1 > "$OUT/e2e1b.log" 2>&1
+echo "rc $?"
+grep -E "^\||^  (decode|linears|  )|quantGemvFast|rror" "$OUT/e2e1b.log" | cut -c1-400 | head -40
+stamp done
