@@ -5,10 +5,16 @@
 #           of the ~9 s pack + 11 s load), quantGemvFast off/on; batch 1, prompt 128, 128 graph steps; --profile-decode
 #           = the step by role (µs, % of copy) for each engine
 #   e2e1b — the same on llama-3.2-1b with W8A16 per channel (--synthetic-w8) too
+#   sass  — cuobjdump -sass of quant_gemv_fused_rs_u4 / _addnorm_u4 (nvcc sm_90): where the ~211 instructions a
+#           superchunk (s11 Nsight) go
 set -uo pipefail
 # shellcheck disable=SC1091
 source tools/gpu/jobs_lib.sh
 nvidia-smi --query-gpu=name,clocks.max.sm --format=csv,noheader
+stamp "sass"
+( cd lib/backends/cuda/kernels && timeout 8 nvcc -cubin -arch=sm_90 -std=c++17 -I. -DLLMRT_SELECT -DLLMRT_K_quant_gemv_fused_rs_u4=1 \
+  -DLLMRT_K_quant_gemv_fused_addnorm_u4=1 quant_gemv.cu -o /tmp/qg.cubin && cuobjdump -sass /tmp/qg.cubin > "$OUT/qg.sass" ) 2>&1 | tail -3
+wc -l "$OUT/qg.sass" 2> /dev/null
 stamp "e2e 8B: bf16 vs W4A16_AWQ g128 (synthetic), quantGemvFast off/on"
 timeout 31 bun bench/quant_e2e.ts --model "$M8" --algos "" --synthetic-w4 --no-ref --profile-decode --ab quantGemvFast --ab-reps 1 > "$OUT/e2e8b.log" 2>&1
 echo "rc $?"
