@@ -195,6 +195,8 @@ export interface LaunchEnv {
   readonly quantNormScratch?: bigint;
   /** The 16-row quantized GEMVs run as quant_gemv_fast* (CudaSessionOptions.quantGemvFast). */
   readonly quantGemvFast?: boolean;
+  /** The 16-row uint4 GEMVs run as quant_gemv_h* (CudaSessionOptions.quantGemvF16). */
+  readonly quantGemvF16?: boolean;
   /**
    * Programmatic dependent launch (Hopper+): the fused decode step's launches of PDL_KERNELS get
    * `pdl` (each starts streaming its weights while the previous kernel finishes). @default false

@@ -256,6 +256,8 @@ export class CudaSession implements SessionBackend {
   readonly prefillPdl: boolean;
   /** CudaSessionOptions.quantGemvFast. */
   readonly quantGemvFast: boolean;
+  /** CudaSessionOptions.quantGemvF16. */
+  readonly quantGemvF16: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -375,6 +377,7 @@ export class CudaSession implements SessionBackend {
     this.gemmResidual = f.gemmResidual;
     this.gemvXPre = f.gemvXPre;
     this.quantGemvFast = f.quantGemvFast;
+    this.quantGemvF16 = f.quantGemvF16;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -609,6 +612,7 @@ export class CudaSession implements SessionBackend {
       fp8FastSilu: this.fp8FastSilu,
       fp8Gemv1Blocks: FP8_GEMV1_BLOCKS_PER_SM * this.device.smCount,
       quantGemvFast: this.quantGemvFast,
+      quantGemvF16: this.quantGemvF16,
       wgmmaPrefill: this.wgmmaPrefill,
       decodeSplitK: this.decodeSplitK,
       fp8DecodeAttention: this.fp8DecodeAttention,

@@ -225,7 +225,14 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #ifndef QG_XSTAGE
 #define QG_XSTAGE 0   // 1: QG_V_XS for the quant_gemv_fused* entry points (tuning knob)
 #endif
-#define QG_V ((QG_CONTIG ? QG_V_CONTIG : 0) | (QG_ZFOLD ? QG_V_ZFOLD : 0) | (QG_XSTAGE ? QG_V_XS : 0))
+#define QG_V_F16 8     // u4 without a prologue: the weights dequantized to f16 (Marlin's magic-number form: one shift and four lop3
+                       // a word instead of three and four), x staged per block as f16 in the mma's pair order, scaled by 2^e per x
+                       // row so its largest |value| is in [2^14, 2^15) (exact: bf16 values fit f16's significand), f16 mma; the
+                       // row's sums times 2^-e at the end. The same products as the bf16 path (exactly (q - z)·x)
+#ifndef QG_F16
+#define QG_F16 0      // 1: QG_V_F16 for the quant_gemv_fused* entry points (tuning knob)
+#endif
+#define QG_V ((QG_CONTIG ? QG_V_CONTIG : 0) | (QG_ZFOLD ? QG_V_ZFOLD : 0) | (QG_XSTAGE ? QG_V_XS : 0) | (QG_F16 ? QG_V_F16 : 0))
 #ifndef QG_LDNC
 #define QG_LDNC 0     // 1: weight loads as ld.global.nc.L1::no_allocate (fp8_gemv's ldStream); the same sums
 #endif
@@ -270,6 +277,26 @@ __device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 sel) {
   asm("prmt.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(sel));
   return d;
 }
+__device__ __forceinline__ u32 lop3Mask(u32 w, u32 mask, u32 magic) {  // (w & mask) | magic
+  u32 d;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(d) : "r"(w), "r"(mask), "r"(magic));
+  return d;
+}
+__device__ __forceinline__ u32 f16x2Fma(u32 a, u32 b, u32 c) {
+  u32 d;
+  asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+__device__ __forceinline__ u32 f16x2Of(float lo, float hi) {  // (f16(lo), f16(hi)), round to nearest even
+  u32 d;
+  asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(hi), "f"(lo));
+  return d;
+}
+__device__ __forceinline__ void mma16816h(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
 __device__ __forceinline__ void cpAsync16(void* smem, const void* gmem) {
   asm volatile("{ .reg .u64 s; cvta.to.shared.u64 s, %0; cp.async.cg.shared.global [s], [%1], 16; }" ::"l"(smem), "l"(gmem) : "memory");
 }
@@ -303,6 +330,20 @@ inline u32 prmt(u32 a, u32 b, u32 sel) {
   for (int i = 0; i < 4; i++) d |= (u32)((v >> (8 * ((sel >> (4 * i)) & 7))) & 0xFF) << (8 * i);
   return d;
 }
+inline u32 lop3Mask(u32 w, u32 mask, u32 magic) { return (w & mask) | magic; }
+inline u32 f16x2Fma(u32 a, u32 b, u32 c) {
+  u32 d = 0;
+  for (int h = 0; h < 2; h++) {
+    const double v = (double)emuHalf(a, h) * emuHalf(b, h) + emuHalf(c, h);  // exact for f16 operands; one rounding
+    d |= (u32)emuHalfBits(v) << (16 * h);
+  }
+  return d;
+}
+inline u32 f16x2Of(float lo, float hi) { return (u32)emuHalfBits(lo) | ((u32)emuHalfBits(hi) << 16); }
+inline void mma16816h(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+  const uint32_t a[4] = {a0, a1, a2, a3};
+  llmrtEmuMmaF16(c, a, b0, b1);
+}
 inline void cpAsync16(void* smem, const void* gmem) { memcpy(smem, gmem, 16); }
 inline void cpAsyncCommit() {}
 inline void cpAsyncWaitAll() {}
@@ -322,6 +363,23 @@ __device__ __forceinline__ void deqU4(u32 w, u32 negZ2, u32 (&d)[4]) {
   d[2] = bf16x2Fma(lop3Nib(w >> 8), one2, negZ2);
   d[3] = bf16x2Fma(lop3Nib(w >> 12), one2, negZ2);
 }
+/**
+ * u4 word → four f16x2 (q - z) pairs in deqU4's order (e0,e4), (e1,e5), (e2,e6), (e3,e7): nibbles 0 / 4 (and 2 / 6 of
+ * w >> 8) or'ed into f16 1024 give 1024 + q, nibbles 1 / 5 (3 / 7) in place give 1024 + 16q; one f16x2 FMA each takes
+ * them to q - z exactly (nzLo = -(1024 + z), nzHi = -(64 + z) in both halves).
+ */
+__device__ __forceinline__ void deqU4h(u32 w, u32 nzLo, u32 nzHi, u32 (&d)[4]) {
+  const u32 one2 = 0x3C003C00u, sixteenth2 = 0x2C002C00u, magic = 0x64006400u;
+  const u32 w8 = w >> 8;
+  d[0] = f16x2Fma(lop3Mask(w, 0x000F000Fu, magic), one2, nzLo);
+  d[1] = f16x2Fma(lop3Mask(w, 0x00F000F0u, magic), sixteenth2, nzHi);
+  d[2] = f16x2Fma(lop3Mask(w8, 0x000F000Fu, magic), one2, nzLo);
+  d[3] = f16x2Fma(lop3Mask(w8, 0x00F000F0u, magic), sixteenth2, nzHi);
+}
+/** bf16x2 (lo, hi) → f16x2 of (lo·mul, hi·mul) (mul a power of two: exact within f16's range). */
+__device__ __forceinline__ u32 bf16x2ToF16(u32 v, float mul) {
+  return f16x2Of(__uint_as_float(v << 16) * mul, __uint_as_float(v & 0xFFFF0000u) * mul);
+}
 /** u8 word → two bf16x2 (q - z) pairs: (e0,e1), (e2,e3). zf: 2^23 + z. */
 __device__ __forceinline__ void deqU8(u32 w, float zf, u32 (&d)[2]) {
   float f[4];
@@ -337,13 +395,34 @@ struct QgSuper {
 };
 
 /** One superchunk of the warp's tile: t[4] = its mma fragment sum (unscaled, fp32). */
-template <int BITS, bool ZF = QG_ZFOLD>
+template <int BITS, bool ZF = QG_ZFOLD, bool F16 = false>
 __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u32 za, u32 zb, const bf16_t* xs, bool xLive, int lane, float (&t)[4],
-                                             bool xPerm = false) {
+                                             bool xPerm = false, float xMul = 1.f) {
   const int tq = lane & 3;
   t[0] = t[1] = t[2] = t[3] = 0.f;
   const u32 A[4] = {wa.x, wa.y, wa.z, wa.w}, B[4] = {wb.x, wb.y, wb.z, wb.w};
-  if (BITS == 4) {
+  if constexpr (BITS == 4 && F16) {
+    // QG_V_F16: f16 weights (deqU4h) and x; xPerm: x staged as f16 pairs (x0,x4), (x1,x5), (x2,x6), (x3,x7), already times
+    // 2^e; else bf16 x from global memory, permuted and converted here (times xMul = 2^e).
+    const u32 nzLoA = (0xE400u | za) * 0x10001u, nzHiA = (0xD400u | (za << 4)) * 0x10001u;
+    const u32 nzLoB = (0xE400u | zb) * 0x10001u, nzHiB = (0xD400u | (zb << 4)) * 0x10001u;
+#pragma unroll
+    for (int u = 0; u < 4; u++) {
+      uint4 xv;
+      xv.x = xv.y = xv.z = xv.w = 0u;
+      if (xLive) xv = *reinterpret_cast<const uint4*>(xs + 32 * tq + 8 * u);
+      u32 x04 = xv.x, x15 = xv.y, x26 = xv.z, x37 = xv.w;
+      if (!xPerm) {
+        x04 = bf16x2ToF16(prmt(xv.x, xv.z, 0x5410), xMul), x15 = bf16x2ToF16(prmt(xv.x, xv.z, 0x7632), xMul);
+        x26 = bf16x2ToF16(prmt(xv.y, xv.w, 0x5410), xMul), x37 = bf16x2ToF16(prmt(xv.y, xv.w, 0x7632), xMul);
+      }
+      u32 da[4], db[4];
+      deqU4h(A[u], nzLoA, nzHiA, da);
+      deqU4h(B[u], nzLoB, nzHiB, db);
+      mma16816h(t, da[0], db[0], da[1], db[1], x04, x15);
+      mma16816h(t, da[2], db[2], da[3], db[3], x26, x37);
+    }
+  } else if (BITS == 4) {
     // Lane word u = columns 32·tq + 8u .. +7 of the superchunk, for mmas 2u (pairs (0,4), (1,5)) and 2u + 1 ((2,6), (3,7)).
     const u32 one2 = 0x3F803F80u;  // ZF: bf16x2 (1, 1), the ones-row A of Σx
     float sx[4] = {0.f, 0.f, 0.f, 0.f};
@@ -416,7 +495,7 @@ struct QgTail {
 };
 template <int NW>
 __device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], const bf16_t* bias, void* y, int m, int n, int mode, int tile,
-                                         const float* inv = nullptr, const QgTail* tail = nullptr) {
+                                         const float* inv = nullptr, const QgTail* tail = nullptr, const float* pow2 = nullptr) {
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
   const int half = n >> 1;
   float* rw = red + warp * 128;
@@ -441,6 +520,10 @@ __device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], cons
         gs *= inv[c];
         us *= inv[c];
       }
+      if (pow2) {  // QG_V_F16: 2^-e of x row c (exact: the same bits as the sums of unscaled x)
+        gs *= pow2[c];
+        us *= pow2[c];
+      }
       const int gate = tile * 8 + r;
       if (bias) {
         gs += toF(bias[gate]);
@@ -456,6 +539,7 @@ __device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], cons
 #pragma unroll
       for (int w = 0; w < NW; w++) sum += red[w * 128 + r * 8 + c];
       if (inv) sum *= inv[c];
+      if (pow2) sum *= pow2[c];
       const int row = tile * 16 + r;
       if (bias) sum += toF(bias[row]);
       if (mode == 0) ((bf16_t*)y)[(long long)c * n + row] = fromF<bf16_t>(sum);
@@ -658,6 +742,54 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
       xPerm = true;
     }
   }
+  // F16 (QG_V_F16, u4, no prologue): x row r enters the f16 mma as x·2^e_r, e_r = 14 - floor(log2 max |x_r|) (so
+  // max |x·2^e| < 2^15 and every bf16 value at least 2^-31 of the max is exact in f16); staged once per block as f16 in
+  // the mma's pair order when m·k <= QG_XP, else converted in the loop. pow2Sh[r] = 2^-e_r scales the sums back.
+  constexpr bool F16 = (V & QG_V_F16) != 0 && BITS == 4 && !NORM;
+  __shared__ float pow2Sh[8];
+  float xMul = 1.f;
+  if constexpr (F16) {
+    __shared__ float amaxSh[NW][8];
+    __shared__ float mulSh[8];
+    for (int r = 0; r < m; r++) {
+      float a = 0.f;
+      for (int c = tid; c < kv; c += 32 * NW) {
+        const uint4 v = *reinterpret_cast<const uint4*>(x + (long long)r * k + c * 8);
+        const u32 w4[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int i = 0; i < 4; i++) a = fmaxf(a, fmaxf(fabsf(__uint_as_float(w4[i] << 16)), fabsf(__uint_as_float(w4[i] & 0xFFFF0000u))));
+      }
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) a = fmaxf(a, __shfl_xor_sync(0xffffffffu, a, o));
+      if (lane == 0) amaxSh[warp][r] = a;
+    }
+    __syncthreads();
+    if (tid < m) {
+      float a = 0.f;
+#pragma unroll
+      for (int w = 0; w < NW; w++) a = fmaxf(a, amaxSh[w][tid]);
+      const int ex = a > 0.f ? (int)((__float_as_uint(a) >> 23) & 255u) - 127 : 0;  // floor(log2 a) (a normal; 0 and subnormals: e small)
+      const int e = min(max(14 - ex, -120), 120);
+      mulSh[tid] = __uint_as_float((u32)(127 + e) << 23);
+      pow2Sh[tid] = __uint_as_float((u32)(127 - e) << 23);
+    }
+    __syncthreads();
+    xMul = xLive ? mulSh[g] : 1.f;
+    if (m * k <= QG_XP) {
+      __shared__ __align__(16) bf16_t xh[QG_XP];  // f16 bits
+      for (int c = tid; c < (m * k) >> 3; c += 32 * NW) {
+        const uint4 v = *reinterpret_cast<const uint4*>(x + (long long)c * 8);
+        const float mul = mulSh[c / kv];
+        uint4 q;
+        q.x = bf16x2ToF16(prmt(v.x, v.z, 0x5410), mul), q.y = bf16x2ToF16(prmt(v.x, v.z, 0x7632), mul);
+        q.z = bf16x2ToF16(prmt(v.y, v.w, 0x5410), mul), q.w = bf16x2ToF16(prmt(v.y, v.w, 0x7632), mul);
+        *reinterpret_cast<uint4*>(xh + c * 8) = q;
+      }
+      __syncthreads();
+      xsrc = xh;
+      xPerm = true;
+    }
+  }
   const bf16_t* xg = xsrc + (long long)(xLive ? g : 0) * k;
   // The tile's superchunks (P: x staged in pair order). Called with a constant on each side of a uniform branch, so
   // each inlined copy is specialized (no generic lambda: NVRTC compiles those as host functions).
@@ -674,7 +806,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
           t[2] = __uint_as_float(vb[u].x ^ vb[u].y ^ zb[u]);
           t[3] = __uint_as_float(vb[u].z ^ vb[u].w);
 #else
-          qgSuperchunk<BITS, ZF>(va[u], vb[u], za[u], zb[u], xg + (long long)s * E, xLive, lane, t, P);
+          qgSuperchunk<BITS, ZF, F16>(va[u], vb[u], za[u], zb[u], xg + (long long)s * E, xLive, lane, t, P, xMul);
 #endif
           acc[0] = fmaf(t[0], sa[u], acc[0]);
           acc[1] = fmaf(t[1], sa[u], acc[1]);
@@ -691,7 +823,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     }
   };
   for (;;) {
-    if (XS && xPerm) stream(true);
+    if ((XS || F16) && xPerm) stream(true);
     else stream(false);
 #if QG_LOOP
     // The next tile's first loads fly during this one's reduction and epilogue (the prologue is not redone).
@@ -704,11 +836,11 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
       wb = W + (long long)rowB * rowBytes + tq * 16;
       issue(sBeg);
     }
-    qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, done, RS ? invSh : nullptr, TAIL ? &tl : nullptr);
+    qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, done, RS ? invSh : nullptr, TAIL ? &tl : nullptr, F16 ? pow2Sh : nullptr);
     acc[0] = acc[1] = acc[2] = acc[3] = 0.f;
     if (tile >= tiles) break;
 #else
-    qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, tile, RS ? invSh : nullptr, TAIL ? &tl : nullptr);
+    qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, tile, RS ? invSh : nullptr, TAIL ? &tl : nullptr, F16 ? pow2Sh : nullptr);
     break;
 #endif
   }
@@ -808,6 +940,36 @@ QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u4, 4)
 #endif
 #if LLMRT_KERNEL(quant_gemv_fast_addnorm_u8)
 QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u8, 8)
+#endif
+
+// Session 12 (CudaSessionOptions.quantGemvF16): quant_gemv_h{,_addnorm,_rs}_u4 — quant_gemv_fast*'s entry points,
+// parameters, grids and epilogues with the variant QG_H (QG_FAST + QG_V_F16): u4 weights dequantized to f16 by one
+// shift and four lop3 a word (deqU4h) instead of three and four, x staged once per block as f16 in the mma's pair order
+// (no permutes in the loop) scaled by 2^e per row, f16 mma. The same products as quant_gemv_fast (exactly (q - z)·x;
+// the emulation gives its bits), so the same sums wherever the hardware adds f16 and bf16 products alike. (_norm: the
+// prologue's x stays bf16, QG_V_F16 does not apply: quant_gemv_fast_norm_u4's code.)
+#ifndef QG_H
+#define QG_H (QG_V_CONTIG | QG_V_F16)
+#endif
+#define QUANT_GEMV_H(NAME, NORM, RS)                                                                                        \
+  extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
+    quantGemvFusedImpl<4, NORM, false, RS, QG_H>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);              \
+  }
+#if LLMRT_KERNEL(quant_gemv_h_u4)
+QUANT_GEMV_H(quant_gemv_h_u4, false, false)
+#endif
+#if LLMRT_KERNEL(quant_gemv_h_norm_u4)
+QUANT_GEMV_H(quant_gemv_h_norm_u4, true, false)
+#endif
+#if LLMRT_KERNEL(quant_gemv_h_rs_u4)
+QUANT_GEMV_H(quant_gemv_h_rs_u4, false, true)
+#endif
+#if LLMRT_KERNEL(quant_gemv_h_addnorm_u4)
+extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) quant_gemv_h_addnorm_u4(const bf16_t* x, const u8* W, const float* scales,
+    const u8* zeros, const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw, float* ssq) {
+  quantGemvFusedImpl<4, false, true, false, QG_H>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, xw, ssq);
+}
 #endif
 
 // Each thread dequantizes 8 consecutive weights of one row into one 16-byte bf16 store.
