@@ -232,7 +232,15 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #ifndef QG_F16
 #define QG_F16 0      // 1: QG_V_F16 for the quant_gemv_fused* entry points (tuning knob)
 #endif
-#define QG_V ((QG_CONTIG ? QG_V_CONTIG : 0) | (QG_ZFOLD ? QG_V_ZFOLD : 0) | (QG_XSTAGE ? QG_V_XS : 0) | (QG_F16 ? QG_V_F16 : 0))
+#define QG_V_HZ 16     // with QG_V_F16: no f16 FMA a pair — the mma takes 1024 + q (even elements) and 1024 + 16q against x/16 (odd
+                       // elements) as the lop3s make them; per 128-column chunk and x row, P = 1024·Σ_even x' + 64·Σ_odd x' and
+                       // S = Σ x' (x' = x·2^e, fp32, fixed order, once per block) come off after the chunk's mmas: t - P - z·S.
+                       // Sums in another order with a 2^10 offset (not the same bits; k <= 16384)
+#ifndef QG_HZ
+#define QG_HZ 0       // 1: QG_V_HZ for the quant_gemv_fused* entry points (tuning knob; with QG_F16)
+#endif
+#define QG_PS 1024     // (P, S) pairs of QG_V_HZ: m · k / 128 <= 1024
+#define QG_V ((QG_CONTIG ? QG_V_CONTIG : 0) | (QG_ZFOLD ? QG_V_ZFOLD : 0) | (QG_XSTAGE ? QG_V_XS : 0) | (QG_F16 ? QG_V_F16 : 0) | (QG_HZ ? QG_V_HZ : 0))
 #ifndef QG_LDNC
 #define QG_LDNC 0     // 1: weight loads as ld.global.nc.L1::no_allocate (fp8_gemv's ldStream); the same sums
 #endif
@@ -354,6 +362,9 @@ inline void mma16816(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 
 struct float2 {
   float x, y;
 };
+inline float2 make_float2(float x, float y) { return {x, y}; }
+inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return {x, y, z, w}; }
+inline void __trap() { abort(); }
 #endif
 /** u4 word → four bf16x2 (q - z) pairs: (e0,e4), (e1,e5), (e2,e6), (e3,e7). negZ2: -(128 + z) in both halves. */
 __device__ __forceinline__ void deqU4(u32 w, u32 negZ2, u32 (&d)[4]) {
@@ -395,7 +406,7 @@ struct QgSuper {
 };
 
 /** One superchunk of the warp's tile: t[4] = its mma fragment sum (unscaled, fp32). */
-template <int BITS, bool ZF = QG_ZFOLD, bool F16 = false>
+template <int BITS, bool ZF = QG_ZFOLD, bool F16 = false, bool HZ = false>
 __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u32 za, u32 zb, const bf16_t* xs, bool xLive, int lane, float (&t)[4],
                                              bool xPerm = false, float xMul = 1.f) {
   const int tq = lane & 3;
@@ -413,12 +424,21 @@ __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u
       if (xLive) xv = *reinterpret_cast<const uint4*>(xs + 32 * tq + 8 * u);
       u32 x04 = xv.x, x15 = xv.y, x26 = xv.z, x37 = xv.w;
       if (!xPerm) {
-        x04 = bf16x2ToF16(prmt(xv.x, xv.z, 0x5410), xMul), x15 = bf16x2ToF16(prmt(xv.x, xv.z, 0x7632), xMul);
-        x26 = bf16x2ToF16(prmt(xv.y, xv.w, 0x5410), xMul), x37 = bf16x2ToF16(prmt(xv.y, xv.w, 0x7632), xMul);
+        const float hiMul = HZ ? xMul * 0.0625f : xMul;  // HZ: odd elements' x / 16 (their weights enter as 1024 + 16q)
+        x04 = bf16x2ToF16(prmt(xv.x, xv.z, 0x5410), xMul), x15 = bf16x2ToF16(prmt(xv.x, xv.z, 0x7632), hiMul);
+        x26 = bf16x2ToF16(prmt(xv.y, xv.w, 0x5410), xMul), x37 = bf16x2ToF16(prmt(xv.y, xv.w, 0x7632), hiMul);
       }
       u32 da[4], db[4];
-      deqU4h(A[u], nzLoA, nzHiA, da);
-      deqU4h(B[u], nzLoB, nzHiB, db);
+      if constexpr (HZ) {
+        const u32 magic = 0x64006400u, a8 = A[u] >> 8, b8 = B[u] >> 8;
+        da[0] = lop3Mask(A[u], 0x000F000Fu, magic), da[1] = lop3Mask(A[u], 0x00F000F0u, magic);
+        da[2] = lop3Mask(a8, 0x000F000Fu, magic), da[3] = lop3Mask(a8, 0x00F000F0u, magic);
+        db[0] = lop3Mask(B[u], 0x000F000Fu, magic), db[1] = lop3Mask(B[u], 0x00F000F0u, magic);
+        db[2] = lop3Mask(b8, 0x000F000Fu, magic), db[3] = lop3Mask(b8, 0x00F000F0u, magic);
+      } else {
+        deqU4h(A[u], nzLoA, nzHiA, da);
+        deqU4h(B[u], nzLoB, nzHiB, db);
+      }
       mma16816h(t, da[0], db[0], da[1], db[1], x04, x15);
       mma16816h(t, da[2], db[2], da[3], db[3], x26, x37);
     }
@@ -745,8 +765,9 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
   // F16 (QG_V_F16, u4, no prologue): x row r enters the f16 mma as x·2^e_r, e_r = 14 - floor(log2 max |x_r|) (so
   // max |x·2^e| < 2^15 and every bf16 value at least 2^-31 of the max is exact in f16); staged once per block as f16 in
   // the mma's pair order when m·k <= QG_XP, else converted in the loop. pow2Sh[r] = 2^-e_r scales the sums back.
-  constexpr bool F16 = (V & QG_V_F16) != 0 && BITS == 4 && !NORM;
+  constexpr bool F16 = (V & QG_V_F16) != 0 && BITS == 4 && !NORM, HZ = F16 && (V & QG_V_HZ) != 0;
   __shared__ float pow2Sh[8];
+  __shared__ float2 psSh[HZ ? QG_PS : 1];  // HZ: [m][k / 128] (P, S)
   float xMul = 1.f;
   if constexpr (F16) {
     __shared__ float amaxSh[NW][8];
@@ -775,17 +796,46 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     }
     __syncthreads();
     xMul = xLive ? mulSh[g] : 1.f;
-    if (m * k <= QG_XP) {
-      __shared__ __align__(16) bf16_t xh[QG_XP];  // f16 bits
-      for (int c = tid; c < (m * k) >> 3; c += 32 * NW) {
-        const uint4 v = *reinterpret_cast<const uint4*>(x + (long long)c * 8);
-        const float mul = mulSh[c / kv];
+    // HZ: (P, S) of each 128-column chunk and x row from x' = x·2^e: a 16-byte x chunk's even / odd sums, then the 16
+    // chunks of a 128-column chunk (16 consecutive lanes: the stride 32·NW is a multiple of 16, m·k / 8 too) added by a
+    // fixed shuffle tree. The same code and order staged or not.
+    const bool staged = m * k <= QG_XP;
+    if (HZ && m * (k >> 7) > QG_PS) __trap();  // the launcher keeps k <= 16384
+    __shared__ __align__(16) bf16_t xh[F16 ? QG_XP : 8];  // f16 bits
+    for (int c0 = 0; c0 < (m * k) >> 3; c0 += 32 * NW) {
+      const int c = c0 + tid;
+      if (!staged && !HZ) break;
+      uint4 v = make_uint4(0u, 0u, 0u, 0u);
+      float mul = 1.f;
+      if (c < (m * k) >> 3) {
+        v = *reinterpret_cast<const uint4*>(x + (long long)c * 8);
+        mul = mulSh[c / kv];
+      }
+      if (staged && c < (m * k) >> 3) {
+        const float hiMul = HZ ? mul * 0.0625f : mul;
         uint4 q;
-        q.x = bf16x2ToF16(prmt(v.x, v.z, 0x5410), mul), q.y = bf16x2ToF16(prmt(v.x, v.z, 0x7632), mul);
-        q.z = bf16x2ToF16(prmt(v.y, v.w, 0x5410), mul), q.w = bf16x2ToF16(prmt(v.y, v.w, 0x7632), mul);
+        q.x = bf16x2ToF16(prmt(v.x, v.z, 0x5410), mul), q.y = bf16x2ToF16(prmt(v.x, v.z, 0x7632), hiMul);
+        q.z = bf16x2ToF16(prmt(v.y, v.w, 0x5410), mul), q.w = bf16x2ToF16(prmt(v.y, v.w, 0x7632), hiMul);
         *reinterpret_cast<uint4*>(xh + c * 8) = q;
       }
-      __syncthreads();
+      if constexpr (HZ) {
+        const u32 w4[4] = {v.x, v.y, v.z, v.w};
+        float ev = 0.f, od = 0.f;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+          ev += __uint_as_float(w4[i] << 16) * mul;
+          od += __uint_as_float(w4[i] & 0xFFFF0000u) * mul;
+        }
+#pragma unroll
+        for (int o = 8; o > 0; o >>= 1) {
+          ev += __shfl_xor_sync(0xffffffffu, ev, o);
+          od += __shfl_xor_sync(0xffffffffu, od, o);
+        }
+        if ((lane & 15) == 0 && c < (m * k) >> 3) psSh[c >> 4] = make_float2(fmaf(1024.f, ev, 64.f * od), ev + od);
+      }
+    }
+    __syncthreads();
+    if (staged) {
       xsrc = xh;
       xPerm = true;
     }
@@ -806,7 +856,17 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
           t[2] = __uint_as_float(vb[u].x ^ vb[u].y ^ zb[u]);
           t[3] = __uint_as_float(vb[u].z ^ vb[u].w);
 #else
-          qgSuperchunk<BITS, ZF, F16>(va[u], vb[u], za[u], zb[u], xg + (long long)s * E, xLive, lane, t, P, xMul);
+          qgSuperchunk<BITS, ZF, F16, HZ>(va[u], vb[u], za[u], zb[u], xg + (long long)s * E, xLive, lane, t, P, xMul);
+          if constexpr (HZ) {
+            // t - P - z·S for the x rows 2tq (t[0], t[2]) and 2tq + 1 (t[1], t[3]) of this chunk (rows past m: unused).
+            const int c0 = 2 * tq, S128 = k >> 7;
+            const float2 p0 = c0 < m ? psSh[c0 * S128 + s] : make_float2(0.f, 0.f), p1 = c0 + 1 < m ? psSh[(c0 + 1) * S128 + s] : make_float2(0.f, 0.f);
+            const float fza = (float)za[u], fzb = (float)zb[u];
+            t[0] = fmaf(-fza, p0.y, t[0] - p0.x);
+            t[1] = fmaf(-fza, p1.y, t[1] - p1.x);
+            t[2] = fmaf(-fzb, p0.y, t[2] - p0.x);
+            t[3] = fmaf(-fzb, p1.y, t[3] - p1.x);
+          }
 #endif
           acc[0] = fmaf(t[0], sa[u], acc[0]);
           acc[1] = fmaf(t[1], sa[u], acc[1]);
