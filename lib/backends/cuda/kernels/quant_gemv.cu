@@ -588,10 +588,10 @@ __device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], cons
 
 // RS (_rs): normW is ssq [m, k / 16] of an _addnorm launch (x = bf16(residual · normW) there): each x row's sums are
 // scaled by rsqrt(Σ ssq / k + eps). TAIL (_addnorm, mode 1): y's new rows also go to xw (bf16(· normW)) and ssq.
-template <int BITS, bool NORM, bool TAIL = false, bool RS = false, int V = QG_V>
+template <int BITS, bool NORM, bool TAIL = false, bool RS = false, int V = QG_V, int NWT = QG_NW>
 __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, const bf16_t* bias,
     void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw = nullptr, float* ssq = nullptr) {
-  constexpr int E = QgSuper<BITS>::E, NW = QG_NW;
+  constexpr int E = QgSuper<BITS>::E, NW = NWT;
   static_assert(NW == 8 || !QG_FASTNORM, "the one-pass prologue assumes 256 threads");
   __shared__ float red[NW][16][8];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
