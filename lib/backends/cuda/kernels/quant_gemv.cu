@@ -772,17 +772,53 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
   if constexpr (F16) {
     __shared__ float amaxSh[NW][8];
     __shared__ float mulSh[8];
-    for (int r = 0; r < m; r++) {
+    __shared__ __align__(16) bf16_t xh[F16 ? QG_XP : 8];  // f16 bits
+    constexpr int XR = QG_XP / 8 / (32 * NW);               // staged: the 16-byte x chunks a thread holds (8 at 8 warps)
+    const int nc = (m * k) >> 3;
+    const bool staged = m * k <= QG_XP;
+    if (HZ && m * (k >> 7) > QG_PS) __trap();  // the launcher keeps k <= 16384
+    const auto cmax = [](const uint4& v) -> float {
+      const u32 w4[4] = {v.x, v.y, v.z, v.w};
       float a = 0.f;
-      for (int c = tid; c < kv; c += 32 * NW) {
-        const uint4 v = *reinterpret_cast<const uint4*>(x + (long long)r * k + c * 8);
-        const u32 w4[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-        for (int i = 0; i < 4; i++) a = fmaxf(a, fmaxf(fabsf(__uint_as_float(w4[i] << 16)), fabsf(__uint_as_float(w4[i] & 0xFFFF0000u))));
+      for (int i = 0; i < 4; i++) a = fmaxf(a, fmaxf(fabsf(__uint_as_float(w4[i] << 16)), fabsf(__uint_as_float(w4[i] & 0xFFFF0000u))));
+      return a;
+    };
+    uint4 xr[XR];
+    if (staged) {
+      // One pass over x: every chunk of the thread loaded at once (one round trip), the rows' maxima by warp trees.
+      float am[8];
+#pragma unroll
+      for (int j = 0; j < XR; j++) {
+        const int c = tid + 32 * NW * j;
+        xr[j] = c < nc ? *reinterpret_cast<const uint4*>(x + (long long)c * 8) : make_uint4(0u, 0u, 0u, 0u);
       }
 #pragma unroll
-      for (int o = 16; o > 0; o >>= 1) a = fmaxf(a, __shfl_xor_sync(0xffffffffu, a, o));
-      if (lane == 0) amaxSh[warp][r] = a;
+      for (int r = 0; r < 8; r++) am[r] = 0.f;
+#pragma unroll
+      for (int j = 0; j < XR; j++) {
+        const int c = tid + 32 * NW * j, row = c / kv;
+        const float a = cmax(xr[j]);
+#pragma unroll
+        for (int r = 0; r < 8; r++) am[r] = r == row ? fmaxf(am[r], a) : am[r];
+      }
+#pragma unroll
+      for (int r = 0; r < 8; r++) {
+        if (r < m) {
+          float a = am[r];
+#pragma unroll
+          for (int o = 16; o > 0; o >>= 1) a = fmaxf(a, __shfl_xor_sync(0xffffffffu, a, o));
+          if (lane == 0) amaxSh[warp][r] = a;
+        }
+      }
+    } else {
+      for (int r = 0; r < m; r++) {
+        float a = 0.f;
+        for (int c = tid; c < kv; c += 32 * NW) a = fmaxf(a, cmax(*reinterpret_cast<const uint4*>(x + (long long)r * k + c * 8)));
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) a = fmaxf(a, __shfl_xor_sync(0xffffffffu, a, o));
+        if (lane == 0) amaxSh[warp][r] = a;
+      }
     }
     __syncthreads();
     if (tid < m) {
@@ -796,29 +832,21 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     }
     __syncthreads();
     xMul = xLive ? mulSh[g] : 1.f;
-    // HZ: (P, S) of each 128-column chunk and x row from x' = x·2^e: a 16-byte x chunk's even / odd sums, then the 16
-    // chunks of a 128-column chunk (16 consecutive lanes: the stride 32·NW is a multiple of 16, m·k / 8 too) added by a
-    // fixed shuffle tree. The same code and order staged or not.
-    const bool staged = m * k <= QG_XP;
-    if (HZ && m * (k >> 7) > QG_PS) __trap();  // the launcher keeps k <= 16384
-    __shared__ __align__(16) bf16_t xh[F16 ? QG_XP : 8];  // f16 bits
-    for (int c0 = 0; c0 < (m * k) >> 3; c0 += 32 * NW) {
-      const int c = c0 + tid;
-      if (!staged && !HZ) break;
-      uint4 v = make_uint4(0u, 0u, 0u, 0u);
-      float mul = 1.f;
-      if (c < (m * k) >> 3) {
-        v = *reinterpret_cast<const uint4*>(x + (long long)c * 8);
-        mul = mulSh[c / kv];
-      }
-      if (staged && c < (m * k) >> 3) {
+    // Chunk c (v: its 8 bf16; every thread calls it alike, HZ shuffles): staged, its f16 pairs (HZ: odd elements / 16)
+    // into xh; HZ: the (P, S) of each 128-column chunk and x row from x' = x·2^e — a chunk's even / odd sums, then the
+    // 16 chunks of a 128-column chunk (16 consecutive lanes: the stride 32·NW is a multiple of 16, m·k / 8 too) added by
+    // a fixed shuffle tree. The same code and order staged or not.
+    const auto chunk = [&](int c, const uint4& v) {
+      const bool live = c < nc;
+      const float mul = live ? mulSh[c / kv] : 1.f;
+      if (staged && live) {
         const float hiMul = HZ ? mul * 0.0625f : mul;
         uint4 q;
         q.x = bf16x2ToF16(prmt(v.x, v.z, 0x5410), mul), q.y = bf16x2ToF16(prmt(v.x, v.z, 0x7632), hiMul);
         q.z = bf16x2ToF16(prmt(v.y, v.w, 0x5410), mul), q.w = bf16x2ToF16(prmt(v.y, v.w, 0x7632), hiMul);
         *reinterpret_cast<uint4*>(xh + c * 8) = q;
       }
-      if constexpr (HZ) {
+      if (HZ) {
         const u32 w4[4] = {v.x, v.y, v.z, v.w};
         float ev = 0.f, od = 0.f;
 #pragma unroll
@@ -831,7 +859,16 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
           ev += __shfl_xor_sync(0xffffffffu, ev, o);
           od += __shfl_xor_sync(0xffffffffu, od, o);
         }
-        if ((lane & 15) == 0 && c < (m * k) >> 3) psSh[c >> 4] = make_float2(fmaf(1024.f, ev, 64.f * od), ev + od);
+        if ((lane & 15) == 0 && live) psSh[c >> 4] = make_float2(fmaf(1024.f, ev, 64.f * od), ev + od);
+      }
+    };
+    if (staged) {
+#pragma unroll
+      for (int j = 0; j < XR; j++) chunk(tid + 32 * NW * j, xr[j]);
+    } else if (HZ) {
+      for (int c0 = 0; c0 < nc; c0 += 32 * NW) {
+        const int c = c0 + tid;
+        chunk(c, c < nc ? *reinterpret_cast<const uint4*>(x + (long long)c * 8) : make_uint4(0u, 0u, 0u, 0u));
       }
     }
     __syncthreads();
