@@ -1152,7 +1152,11 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "quant_gemv_h_u4":
       case "quant_gemv_h_norm_u4":
       case "quant_gemv_h_addnorm_u4":
-      case "quant_gemv_h_rs_u4": {
+      case "quant_gemv_h_rs_u4":
+      case "quant_gemv_h_u8":
+      case "quant_gemv_h_norm_u8":
+      case "quant_gemv_h_addnorm_u8":
+      case "quant_gemv_h_rs_u8": {
         // quant_gemv.cu: (x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode); modes and roundings of gemv_fused.
         // _addnorm: mode 1, then (xw, ssq): xw = bf16(new y · normW), ssq [m, n / 16] = each 16-row tile's Σ y².
         // _rs: normW is such an ssq [m, k / 16]: row r's sums times rsqrt(Σ ssq[r] / k + eps) before the bias.

@@ -108,11 +108,9 @@ const FUSED_CASES: [string, IntGrid, number, number][] = [
 ];
 /**
  * Each case for quant_gemv_fused* and for quant_gemv_fast* (quantGemvFast: the same products summed in another order),
- * and the uint4 cases for quant_gemv_h* (quantGemvF16: quant_gemv_fast's sums of f16 products).
+ * and for quant_gemv_h* (quantGemvF16: quant_gemv_fast's sums of f16 products).
  */
-const FAMILY_CASES = ["quant_gemv_fused", "quant_gemv_fast", "quant_gemv_h"].flatMap((fam) =>
-  FUSED_CASES.filter(([, g]) => fam !== "quant_gemv_h" || g.bits === 4).map(([n, g, N, K]) => [n, g, N, K, fam] as const)
-);
+const FAMILY_CASES = ["quant_gemv_fused", "quant_gemv_fast", "quant_gemv_h"].flatMap((fam) => FUSED_CASES.map(([n, g, N, K]) => [n, g, N, K, fam] as const));
 const silu = (g: number): number => g / (1 + Math.exp(-g));
 const rbf = (v: number): number => fromBf16Bits(toBf16Bits(v));
 

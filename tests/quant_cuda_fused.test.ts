@@ -29,8 +29,9 @@ for (
     ["W4A16 g128 + zero points, quantTailNorm", { quantAlgo: "W4A16", groupSize: 128, hasZeroPoint: true }, true, true],
     // quantGemvFast: the same launches on the quant_gemv_fast* entry points (the stand-ins compute them alike).
     ["W4A16 g128 + zero points, quantTailNorm, quantGemvFast", { quantAlgo: "W4A16", groupSize: 128, hasZeroPoint: true }, true, true, true],
-    // quantGemvF16 (with quantGemvFast: the uint4 linears on quant_gemv_h*, the uint8 ones would stay on quant_gemv_fast*).
+    // quantGemvF16 (with quantGemvFast): the launches on quant_gemv_h*.
     ["W4A16 g128 + zero points, quantTailNorm, quantGemvF16", { quantAlgo: "W4A16", groupSize: 128, hasZeroPoint: true }, true, true, true, true],
+    ["W8A16 per channel, quantTailNorm, quantGemvF16", { quantAlgo: "W8A16" }, true, true, true, true],
     ["W8A16 per channel, quantTailNorm", { quantAlgo: "W8A16" }, true, true],
     ["W4A16 g64 (per-warp GEMV, not fused)", { quantAlgo: "W4A16", groupSize: 64 }, false, false],
   ] as [string, QuantConfigInput, boolean, boolean, boolean?, boolean?][]

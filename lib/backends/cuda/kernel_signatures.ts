@@ -61,11 +61,15 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   quant_gemv_fast_addnorm_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, P, P] },
   quant_gemv_fast_rs_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_gemv_fast_rs_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
-  // quantGemvF16: quant_gemv_fused*'s parameters (kernels/quant_gemv.cu QG_H; uint4 only).
+  // quantGemvF16: quant_gemv_fused*'s parameters (kernels/quant_gemv.cu QG_H).
   quant_gemv_h_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_gemv_h_norm_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_gemv_h_addnorm_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, P, P] },
   quant_gemv_h_rs_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
+  quant_gemv_h_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
+  quant_gemv_h_norm_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
+  quant_gemv_h_addnorm_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, P, P] },
+  quant_gemv_h_rs_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_gemm_u4: { file: "quant_gemm.cu", params: [P, P, P, P, P, P, P, I, I, I, I] },
   quant_gemm_u8: { file: "quant_gemm.cu", params: [P, P, P, P, P, P, P, I, I, I, I] },
   quant_gemm_reduce: { file: "quant_gemm.cu", params: [P, P, P, I, I, I] },
@@ -185,6 +189,10 @@ const QUANT_PDL_FAMILIES: ReadonlySet<string> = new Set([
   "quant_gemv_h_norm_u4",
   "quant_gemv_h_addnorm_u4",
   "quant_gemv_h_rs_u4",
+  "quant_gemv_h_u8",
+  "quant_gemv_h_norm_u8",
+  "quant_gemv_h_addnorm_u8",
+  "quant_gemv_h_rs_u8",
 ]);
 /**
  * Whether kernel entry point `name` may be launched with programmatic dependent launch (`quant`: the

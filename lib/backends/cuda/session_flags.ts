@@ -290,10 +290,11 @@ export const CUDA_FLAGS = {
    */
   nvfp4K32Norm: { env: "LLMRT_NVFP4_K32_NORM", default: false },
   /**
-   * Decode steps of up to 8 sequences run the 16-row uint4 GEMVs as quant_gemv_h* (kernels/quant_gemv.cu QG_H):
-   * quant_gemv_fast's contiguous superchunk runs with the weights dequantized to f16 (one shift and four lop3 a word
-   * instead of three and four) and x staged once per block as f16 in the mma's pair order, scaled by 2^e per row (exact
-   * for bf16 values within 2^-31 of the row's largest). The same products as quant_gemv_fast; uint8 linears unchanged.
+   * Decode steps of up to 8 sequences run the 16-row quantized GEMVs as quant_gemv_h* (kernels/quant_gemv.cu QG_H):
+   * quant_gemv_fast's contiguous superchunk runs with the weights dequantized to f16 (uint4: one shift and four lop3 a
+   * word instead of three and four; uint8: two byte permutes and two f16x2 FMAs instead of six permutes and four fp32
+   * subtractions) and x staged once per block as f16 in the mma's pair order, scaled by 2^e per row (exact for bf16
+   * values within 2^-31 of the row's largest). The same products as quant_gemv_fast (its bits in the CPU emulation).
    * @default false
    */
   quantGemvF16: { env: "LLMRT_QUANT_GEMV_F16", default: false },

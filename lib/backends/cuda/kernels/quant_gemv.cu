@@ -477,6 +477,31 @@ __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u
       t[2] = fmaf(-fzb, sx[2], t[2]);
       t[3] = fmaf(-fzb, sx[3], t[3]);
     }
+  } else if constexpr (F16) {
+    // u8, QG_V_F16: a byte permute puts bytes 0 / 2 (1 / 3) into f16 1024 + q pairs, one f16x2 FMA each takes them to
+    // q - z; the mma pairs are (e0,e2), (e1,e3), matched by x staged (or converted here) as (x0,x2), (x1,x3).
+    const u32 nza = (0xE400u + za) * 0x10001u, nzb = (0xE400u + zb) * 0x10001u, one2 = 0x3C003C00u;  // -(1024 + z)
+    uint4 x0, x1;
+    x0.x = x0.y = x0.z = x0.w = 0u;
+    x1 = x0;
+    if (xLive) {
+      x0 = *reinterpret_cast<const uint4*>(xs + 16 * tq);
+      x1 = *reinterpret_cast<const uint4*>(xs + 16 * tq + 8);
+    }
+    u32 X[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+    if (!xPerm) {
+#pragma unroll
+      for (int i = 0; i < 8; i += 2) {
+        const u32 a = X[i], b = X[i + 1];
+        X[i] = bf16x2ToF16(prmt(a, b, 0x5410), xMul), X[i + 1] = bf16x2ToF16(prmt(a, b, 0x7632), xMul);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < 4; u++) {
+      const u32 da0 = f16x2Fma(prmt(A[u], 0x64646464u, 0x4240), one2, nza), da1 = f16x2Fma(prmt(A[u], 0x64646464u, 0x4341), one2, nza);
+      const u32 db0 = f16x2Fma(prmt(B[u], 0x64646464u, 0x4240), one2, nzb), db1 = f16x2Fma(prmt(B[u], 0x64646464u, 0x4341), one2, nzb);
+      mma16816h(t, da0, db0, da1, db1, X[2 * u], X[2 * u + 1]);
+    }
   } else {
     // Lane word u = columns 16·tq + 4u .. +3, one mma each: pairs (0,1) and (2,3), x pairs as stored.
     const float zfa = 8388608.f + (float)za, zfb = 8388608.f + (float)zb;
@@ -765,7 +790,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
   // F16 (QG_V_F16, u4, no prologue): x row r enters the f16 mma as x·2^e_r, e_r = 14 - floor(log2 max |x_r|) (so
   // max |x·2^e| < 2^15 and every bf16 value at least 2^-31 of the max is exact in f16); staged once per block as f16 in
   // the mma's pair order when m·k <= QG_XP, else converted in the loop. pow2Sh[r] = 2^-e_r scales the sums back.
-  constexpr bool F16 = (V & QG_V_F16) != 0 && BITS == 4 && !NORM, HZ = F16 && (V & QG_V_HZ) != 0;
+  constexpr bool F16 = (V & QG_V_F16) != 0 && !NORM, HZ = F16 && BITS == 4 && (V & QG_V_HZ) != 0;
   __shared__ float pow2Sh[8];
   __shared__ float2 psSh[HZ ? QG_PS : 1];  // HZ: [m][k / 128] (P, S)
   float xMul = 1.f;
@@ -842,8 +867,13 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
       if (staged && live) {
         const float hiMul = HZ ? mul * 0.0625f : mul;
         uint4 q;
-        q.x = bf16x2ToF16(prmt(v.x, v.z, 0x5410), mul), q.y = bf16x2ToF16(prmt(v.x, v.z, 0x7632), hiMul);
-        q.z = bf16x2ToF16(prmt(v.y, v.w, 0x5410), mul), q.w = bf16x2ToF16(prmt(v.y, v.w, 0x7632), hiMul);
+        if (BITS == 4) {  // (x0,x4), (x1,x5), (x2,x6), (x3,x7)
+          q.x = bf16x2ToF16(prmt(v.x, v.z, 0x5410), mul), q.y = bf16x2ToF16(prmt(v.x, v.z, 0x7632), hiMul);
+          q.z = bf16x2ToF16(prmt(v.y, v.w, 0x5410), mul), q.w = bf16x2ToF16(prmt(v.y, v.w, 0x7632), hiMul);
+        } else {  // u8: (x0,x2), (x1,x3), (x4,x6), (x5,x7)
+          q.x = bf16x2ToF16(prmt(v.x, v.y, 0x5410), mul), q.y = bf16x2ToF16(prmt(v.x, v.y, 0x7632), mul);
+          q.z = bf16x2ToF16(prmt(v.z, v.w, 0x5410), mul), q.w = bf16x2ToF16(prmt(v.z, v.w, 0x7632), mul);
+        }
         *reinterpret_cast<uint4*>(xh + c * 8) = q;
       }
       if (HZ) {
@@ -1039,34 +1069,49 @@ QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u4, 4)
 QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u8, 8)
 #endif
 
-// Session 12 (CudaSessionOptions.quantGemvF16): quant_gemv_h{,_addnorm,_rs}_u4 — quant_gemv_fast*'s entry points,
-// parameters, grids and epilogues with the variant QG_H (QG_FAST + QG_V_F16): u4 weights dequantized to f16 by one
-// shift and four lop3 a word (deqU4h) instead of three and four, x staged once per block as f16 in the mma's pair order
-// (no permutes in the loop) scaled by 2^e per row, f16 mma. The same products as quant_gemv_fast (exactly (q - z)·x;
-// the emulation gives its bits), so the same sums wherever the hardware adds f16 and bf16 products alike. (_norm: the
-// prologue's x stays bf16, QG_V_F16 does not apply: quant_gemv_fast_norm_u4's code.)
+// Session 12 (CudaSessionOptions.quantGemvF16): quant_gemv_h{,_norm,_addnorm,_rs}_u{4|8} — quant_gemv_fast*'s entry
+// points, parameters, grids and epilogues with the variant QG_H (QG_FAST + QG_V_F16): u4 weights dequantized to f16 by
+// one shift and four lop3 a word (deqU4h) instead of three and four, u8 by two byte permutes and two f16x2 FMAs instead
+// of six permutes and four fp32 subtractions; x staged once per block as f16 in the mma's pair order (no permutes in the
+// loop) scaled by 2^e per row, f16 mma. The same products as quant_gemv_fast (exactly (q - z)·x; the emulation gives
+// its bits), so the same sums wherever the hardware adds f16 and bf16 products alike. (_norm: the prologue's x stays
+// bf16, QG_V_F16 does not apply: quant_gemv_fast_norm's code.)
 #ifndef QG_H
 #define QG_H (QG_V_CONTIG | QG_V_F16)
 #endif
-#define QUANT_GEMV_H(NAME, NORM, RS)                                                                                        \
+#define QUANT_GEMV_H(NAME, BITS, NORM, RS)                                                                                  \
   extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
       const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
-    quantGemvFusedImpl<4, NORM, false, RS, QG_H>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);              \
+    quantGemvFusedImpl<BITS, NORM, false, RS, QG_H>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);           \
+  }
+#define QUANT_GEMV_H_ADDNORM(NAME, BITS)                                                                                    \
+  extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw, float* ssq) { \
+    quantGemvFusedImpl<BITS, false, true, false, QG_H>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, xw, ssq); \
   }
 #if LLMRT_KERNEL(quant_gemv_h_u4)
-QUANT_GEMV_H(quant_gemv_h_u4, false, false)
+QUANT_GEMV_H(quant_gemv_h_u4, 4, false, false)
 #endif
 #if LLMRT_KERNEL(quant_gemv_h_norm_u4)
-QUANT_GEMV_H(quant_gemv_h_norm_u4, true, false)
+QUANT_GEMV_H(quant_gemv_h_norm_u4, 4, true, false)
 #endif
 #if LLMRT_KERNEL(quant_gemv_h_rs_u4)
-QUANT_GEMV_H(quant_gemv_h_rs_u4, false, true)
+QUANT_GEMV_H(quant_gemv_h_rs_u4, 4, false, true)
 #endif
 #if LLMRT_KERNEL(quant_gemv_h_addnorm_u4)
-extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) quant_gemv_h_addnorm_u4(const bf16_t* x, const u8* W, const float* scales,
-    const u8* zeros, const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw, float* ssq) {
-  quantGemvFusedImpl<4, false, true, false, QG_H>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, xw, ssq);
-}
+QUANT_GEMV_H_ADDNORM(quant_gemv_h_addnorm_u4, 4)
+#endif
+#if LLMRT_KERNEL(quant_gemv_h_u8)
+QUANT_GEMV_H(quant_gemv_h_u8, 8, false, false)
+#endif
+#if LLMRT_KERNEL(quant_gemv_h_norm_u8)
+QUANT_GEMV_H(quant_gemv_h_norm_u8, 8, true, false)
+#endif
+#if LLMRT_KERNEL(quant_gemv_h_rs_u8)
+QUANT_GEMV_H(quant_gemv_h_rs_u8, 8, false, true)
+#endif
+#if LLMRT_KERNEL(quant_gemv_h_addnorm_u8)
+QUANT_GEMV_H_ADDNORM(quant_gemv_h_addnorm_u8, 8)
 #endif
 
 // Each thread dequantizes 8 consecutive weights of one row into one 16-byte bf16 store.
