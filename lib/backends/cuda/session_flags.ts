@@ -294,7 +294,8 @@ export const CUDA_FLAGS = {
    * quant_gemv_fast's contiguous superchunk runs with the weights dequantized to f16 (uint4: one shift and four lop3 a
    * word instead of three and four; uint8: two byte permutes and two f16x2 FMAs instead of six permutes and four fp32
    * subtractions) and x staged once per block as f16 in the mma's pair order, scaled by 2^e per row (exact for bf16
-   * values within 2^-31 of the row's largest). The same products as quant_gemv_fast (its bits in the CPU emulation).
+   * values within 2^-31 of the row's largest). The same products as quant_gemv_fast (uint4: its bits in the CPU
+   * emulation; uint8: the k order inside each mma permuted, within fp32 rounding).
    * @default false
    */
   quantGemvF16: { env: "LLMRT_QUANT_GEMV_F16", default: false },

@@ -1073,9 +1073,9 @@ QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u8, 8)
 // points, parameters, grids and epilogues with the variant QG_H (QG_FAST + QG_V_F16): u4 weights dequantized to f16 by
 // one shift and four lop3 a word (deqU4h) instead of three and four, u8 by two byte permutes and two f16x2 FMAs instead
 // of six permutes and four fp32 subtractions; x staged once per block as f16 in the mma's pair order (no permutes in the
-// loop) scaled by 2^e per row, f16 mma. The same products as quant_gemv_fast (exactly (q - z)·x; the emulation gives
-// its bits), so the same sums wherever the hardware adds f16 and bf16 products alike. (_norm: the prologue's x stays
-// bf16, QG_V_F16 does not apply: quant_gemv_fast_norm's code.)
+// loop) scaled by 2^e per row, f16 mma. The same products as quant_gemv_fast (exactly (q - z)·x): u4 in the same mma
+// k order (the emulation gives quant_gemv_fast's bits), u8 with the k order inside each mma permuted (within fp32
+// rounding there: 1.2e-7 of max |y|). (_norm: the prologue's x stays bf16, QG_V_F16 does not apply: quant_gemv_fast_norm's code.)
 #ifndef QG_H
 #define QG_H (QG_V_CONTIG | QG_V_F16)
 #endif
