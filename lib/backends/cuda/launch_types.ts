@@ -197,6 +197,8 @@ export interface LaunchEnv {
   readonly quantGemvFast?: boolean;
   /** The 16-row uint4 GEMVs run as quant_gemv_h* (CudaSessionOptions.quantGemvF16). */
   readonly quantGemvF16?: boolean;
+  /** quantGemvWide: launches of at most this many 16-row tiles run quant_gemv_h16* (0 / absent: none). */
+  readonly quantGemvWideTiles?: number;
   /**
    * Programmatic dependent launch (Hopper+): the fused decode step's launches of PDL_KERNELS get
    * `pdl` (each starts streaming its weights while the previous kernel finishes). @default false

@@ -85,8 +85,10 @@ export function planQuantLinear(
     const tail = tailNorm ? [buf(tailNorm.out), env.quantNormScratch!] : [];
     const form = norm ? "_norm" : tailNorm ? "_addnorm" : rowScale ? "_rs" : "";
     // quantGemvFast / quantGemvF16: the same launch, another variant.
-    const family = env.quantGemvF16 ? "quant_gemv_h" : env.quantGemvFast ? "quant_gemv_fast" : "quant_gemv_fused";
-    k(i, `${family}${form}_${u}`, [quantGemvGrid(N), 1, 1], 256, [
+    // quantGemvWide: few tiles (at most 2 an SM) take 16 warps a tile (quant_gemv_h16*, blocks of 512); not _norm.
+    const wide = !!env.quantGemvF16 && !norm && quantGemvGrid(N) <= (env.quantGemvWideTiles ?? 0);
+    const family = wide ? "quant_gemv_h16" : env.quantGemvF16 ? "quant_gemv_h" : env.quantGemvFast ? "quant_gemv_fast" : "quant_gemv_fused";
+    k(i, `${family}${form}_${u}`, [quantGemvGrid(N), 1, 1], wide ? 512 : 256, [
       buf(norm ? norm.x : op.x),
       env.weight(op.weight),
       env.weight(f.scales),

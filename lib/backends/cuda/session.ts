@@ -258,6 +258,8 @@ export class CudaSession implements SessionBackend {
   readonly quantGemvFast: boolean;
   /** CudaSessionOptions.quantGemvF16. */
   readonly quantGemvF16: boolean;
+  /** CudaSessionOptions.quantGemvWide. */
+  readonly quantGemvWide: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -378,6 +380,7 @@ export class CudaSession implements SessionBackend {
     this.gemvXPre = f.gemvXPre;
     this.quantGemvFast = f.quantGemvFast;
     this.quantGemvF16 = f.quantGemvF16;
+    this.quantGemvWide = f.quantGemvWide;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -613,6 +616,7 @@ export class CudaSession implements SessionBackend {
       fp8Gemv1Blocks: FP8_GEMV1_BLOCKS_PER_SM * this.device.smCount,
       quantGemvFast: this.quantGemvFast,
       quantGemvF16: this.quantGemvF16,
+      quantGemvWideTiles: this.quantGemvF16 && this.quantGemvWide ? 2 * this.device.smCount : 0,
       wgmmaPrefill: this.wgmmaPrefill,
       decodeSplitK: this.decodeSplitK,
       fp8DecodeAttention: this.fp8DecodeAttention,

@@ -1114,6 +1114,39 @@ QUANT_GEMV_H(quant_gemv_h_rs_u8, 8, false, true)
 QUANT_GEMV_H_ADDNORM(quant_gemv_h_addnorm_u8, 8)
 #endif
 
+// CudaSessionOptions.quantGemvWide (with quantGemvF16): quant_gemv_h16{,_addnorm,_rs}_u{4|8} — quant_gemv_h* with 16
+// warps splitting a tile's k (block 512, 2 blocks / SM), for launches of at most 2 tiles an SM (llama-3.1-8b o / down:
+// 256 tiles), which the 8-warp blocks leave at 16 warps an SM. The same products, the partial tiles summed in another
+// grouping (16 warps' runs instead of 8).
+#define QUANT_GEMV_H16(NAME, BITS, RS)                                                                                      \
+  extern "C" __global__ void __launch_bounds__(512, 2) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
+    quantGemvFusedImpl<BITS, false, false, RS, QG_H, 16>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);     \
+  }
+#define QUANT_GEMV_H16_ADDNORM(NAME, BITS)                                                                                  \
+  extern "C" __global__ void __launch_bounds__(512, 2) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw, float* ssq) { \
+    quantGemvFusedImpl<BITS, false, true, false, QG_H, 16>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, xw, ssq); \
+  }
+#if LLMRT_KERNEL(quant_gemv_h16_u4)
+QUANT_GEMV_H16(quant_gemv_h16_u4, 4, false)
+#endif
+#if LLMRT_KERNEL(quant_gemv_h16_rs_u4)
+QUANT_GEMV_H16(quant_gemv_h16_rs_u4, 4, true)
+#endif
+#if LLMRT_KERNEL(quant_gemv_h16_addnorm_u4)
+QUANT_GEMV_H16_ADDNORM(quant_gemv_h16_addnorm_u4, 4)
+#endif
+#if LLMRT_KERNEL(quant_gemv_h16_u8)
+QUANT_GEMV_H16(quant_gemv_h16_u8, 8, false)
+#endif
+#if LLMRT_KERNEL(quant_gemv_h16_rs_u8)
+QUANT_GEMV_H16(quant_gemv_h16_rs_u8, 8, true)
+#endif
+#if LLMRT_KERNEL(quant_gemv_h16_addnorm_u8)
+QUANT_GEMV_H16_ADDNORM(quant_gemv_h16_addnorm_u8, 8)
+#endif
+
 // Each thread dequantizes 8 consecutive weights of one row into one 16-byte bf16 store.
 template <int BITS>
 __device__ __forceinline__ void dequantImpl(const u8* W, const float* scales, const u8* zeros, bf16_t* out, int n, int k, int group) {
