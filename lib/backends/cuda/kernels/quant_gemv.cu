@@ -240,6 +240,13 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #define QG_HZ 0       // 1: QG_V_HZ for the quant_gemv_fused* entry points (tuning knob; with QG_F16)
 #endif
 #define QG_PS 1024     // (P, S) pairs of QG_V_HZ: m · k / 128 <= 1024
+#ifndef QG_XALL
+#define QG_XALL 0     // 1: lanes of mma columns past m load x row 0 too (their columns are never read) instead of zeros behind a
+                      // predicate: no zeroing / predication of the x fragments. The same bits (tuning knob)
+#endif
+#ifndef QG_F16NS
+#define QG_F16NS 0    // 1: QG_V_F16 never stages x (converts it in the loop; tuning knob: the stage's cost)
+#endif
 #define QG_V ((QG_CONTIG ? QG_V_CONTIG : 0) | (QG_ZFOLD ? QG_V_ZFOLD : 0) | (QG_XSTAGE ? QG_V_XS : 0) | (QG_F16 ? QG_V_F16 : 0) | (QG_HZ ? QG_V_HZ : 0))
 #ifndef QG_LDNC
 #define QG_LDNC 0     // 1: weight loads as ld.global.nc.L1::no_allocate (fp8_gemv's ldStream); the same sums
@@ -421,7 +428,7 @@ __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u
     for (int u = 0; u < 4; u++) {
       uint4 xv;
       xv.x = xv.y = xv.z = xv.w = 0u;
-      if (xLive) xv = *reinterpret_cast<const uint4*>(xs + 32 * tq + 8 * u);
+      if (xLive || QG_XALL) xv = *reinterpret_cast<const uint4*>(xs + 32 * tq + 8 * u);
       u32 x04 = xv.x, x15 = xv.y, x26 = xv.z, x37 = xv.w;
       if (!xPerm) {
         const float hiMul = HZ ? xMul * 0.0625f : xMul;  // HZ: odd elements' x / 16 (their weights enter as 1024 + 16q)
@@ -451,7 +458,7 @@ __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u
     for (int u = 0; u < 4; u++) {
       uint4 xv;
       xv.x = xv.y = xv.z = xv.w = 0u;
-      if (xLive) xv = *reinterpret_cast<const uint4*>(xs + 32 * tq + 8 * u);
+      if (xLive || QG_XALL) xv = *reinterpret_cast<const uint4*>(xs + 32 * tq + 8 * u);
       // xPerm: x staged by quantGemvFusedImpl (XS) already as (x0,x4), (x1,x5), (x2,x6), (x3,x7).
       const u32 x04 = xPerm ? xv.x : prmt(xv.x, xv.z, 0x5410), x15 = xPerm ? xv.y : prmt(xv.x, xv.z, 0x7632);
       const u32 x26 = xPerm ? xv.z : prmt(xv.y, xv.w, 0x5410), x37 = xPerm ? xv.w : prmt(xv.y, xv.w, 0x7632);
@@ -484,7 +491,7 @@ __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u
     uint4 x0, x1;
     x0.x = x0.y = x0.z = x0.w = 0u;
     x1 = x0;
-    if (xLive) {
+    if (xLive || QG_XALL) {
       x0 = *reinterpret_cast<const uint4*>(xs + 16 * tq);
       x1 = *reinterpret_cast<const uint4*>(xs + 16 * tq + 8);
     }
@@ -508,7 +515,7 @@ __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u
     uint4 x0, x1;
     x0.x = x0.y = x0.z = x0.w = 0u;
     x1 = x0;
-    if (xLive) {
+    if (xLive || QG_XALL) {
       x0 = *reinterpret_cast<const uint4*>(xs + 16 * tq);
       x1 = *reinterpret_cast<const uint4*>(xs + 16 * tq + 8);
     }
@@ -800,7 +807,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     __shared__ __align__(16) bf16_t xh[F16 ? QG_XP : 8];  // f16 bits
     constexpr int XR = QG_XP / 8 / (32 * NW);               // staged: the 16-byte x chunks a thread holds (8 at 8 warps)
     const int nc = (m * k) >> 3;
-    const bool staged = m * k <= QG_XP;
+    const bool staged = !QG_F16NS && m * k <= QG_XP;
     if (HZ && m * (k >> 7) > QG_PS) __trap();  // the launcher keeps k <= 16384
     const auto cmax = [](const uint4& v) -> float {
       const u32 w4[4] = {v.x, v.y, v.z, v.w};
