@@ -370,6 +370,8 @@ export interface FakeSessionOptions {
   readonly quantGemvF16?: boolean;
   /** CudaSessionOptions.quantGemvWide (LaunchEnv.quantGemvWideTiles = 2 · sms). */
   readonly quantGemvWide?: boolean;
+  /** LaunchEnv.quantGemvNarrowTiles = 1 (every launch with quantGemvFast but the _norm ones on quant_gemv_fast4*). */
+  readonly quantGemvNarrow?: boolean;
   /** LaunchEnv.nvfp4Mma: NVFP4 linears that fit uploaded tiled (nvfp4_tiles.ts) and run nvfp4_mma.cu's stand-ins. */
   readonly nvfp4Mma?: boolean;
   /** LaunchEnv.nvfp4GemvK32 (with nvfp4Mma): one-row NVFP4 GEMVs on nvfp4_gemv_k32's stand-ins. */
@@ -494,6 +496,7 @@ export class FakeCudaSession {
       ...(opts.quantGemvFast ? { quantGemvFast: true } : {}),
       ...(opts.quantGemvF16 ? { quantGemvF16: true } : {}),
       ...(opts.quantGemvWide ? { quantGemvWideTiles: 2 * this.sms } : {}),
+      ...(opts.quantGemvNarrow ? { quantGemvNarrowTiles: 1 } : {}),
       quantScratch: scratch > 0 ? mem.alloc(scratch) : undefined,
       fp8Scratch: fp8 ? mem.alloc(fp8.bytes) : undefined,
       lowbitScratch: lowbit ? mem.alloc(lowbit.bytes) : undefined,
@@ -1156,12 +1159,18 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "quant_gemv_h_norm_u4":
       case "quant_gemv_h_addnorm_u4":
       case "quant_gemv_h_rs_u4":
-      case "quant_gemv_h16_u4":
-      case "quant_gemv_h16_addnorm_u4":
-      case "quant_gemv_h16_rs_u4":
-      case "quant_gemv_h16_u8":
-      case "quant_gemv_h16_addnorm_u8":
-      case "quant_gemv_h16_rs_u8":
+      case "quant_gemv_fast16_u4":
+      case "quant_gemv_fast16_addnorm_u4":
+      case "quant_gemv_fast16_rs_u4":
+      case "quant_gemv_fast16_u8":
+      case "quant_gemv_fast16_addnorm_u8":
+      case "quant_gemv_fast16_rs_u8":
+      case "quant_gemv_fast4_u4":
+      case "quant_gemv_fast4_addnorm_u4":
+      case "quant_gemv_fast4_rs_u4":
+      case "quant_gemv_fast4_u8":
+      case "quant_gemv_fast4_addnorm_u8":
+      case "quant_gemv_fast4_rs_u8":
       case "quant_gemv_h_u8":
       case "quant_gemv_h_norm_u8":
       case "quant_gemv_h_addnorm_u8":
@@ -1185,8 +1194,9 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         assert.ok(k % sup === 0 && group % sup === 0 && n % 16 === 0, `${l.kernel}: k ${k}, group ${group}, n ${n}`);
         assert.ok(x % 16n === 0n && W % 16n === 0n, `${l.kernel}: x / W not 16-byte aligned`);
         assert.ok(mode === 0 || mode === 1 || mode === 2 || mode === 3, `${l.kernel}: mode ${mode}`);
-        // quant_gemv_h16*: 16 warps a tile (blocks of 512).
-        assert.deepEqual([...l.grid, l.block], [n / 16, 1, 1, l.kernel.startsWith("quant_gemv_h16_") ? 512 : 256], `${l.kernel} mode ${mode}: grid`);
+        // quant_gemv_fast16* / fast4*: 16 / 4 warps a tile (blocks of 512 / 128).
+        const block = l.kernel.startsWith("quant_gemv_fast16_") ? 512 : l.kernel.startsWith("quant_gemv_fast4_") ? 128 : 256;
+        assert.deepEqual([...l.grid, l.block], [n / 16, 1, 1, block], `${l.kernel} mode ${mode}: grid`);
         if (norm) assert.ok(m * k <= 8192, `${l.kernel}: m × k = ${m * k} exceeds the staged 8192`);
         const yBytes = mode === 3 ? m * n * 4 : mode === 2 ? m * (n / 2) * 2 : m * n * 2;
         disjoint(l.kernel, "x and y", x, m * k * 2, y, yBytes);

@@ -108,14 +108,14 @@ const FUSED_CASES: [string, IntGrid, number, number][] = [
 ];
 /**
  * Each case for quant_gemv_fused* and for quant_gemv_fast* (quantGemvFast: the same products summed in another order),
- * for quant_gemv_h* (quantGemvF16: quant_gemv_fast's sums of f16 products) and quant_gemv_h16* (quantGemvWide: 16 warps
- * a tile, no _norm entry point).
+ * for quant_gemv_h* (quantGemvF16: quant_gemv_fast's sums of f16 products) and quant_gemv_fast16* / fast4*
+ * (quantGemvWide / quantGemvNarrow: 16 / 4 warps a tile, no _norm entry point).
  */
-const FAMILY_CASES = ["quant_gemv_fused", "quant_gemv_fast", "quant_gemv_h", "quant_gemv_h16"].flatMap((fam) =>
+const FAMILY_CASES = ["quant_gemv_fused", "quant_gemv_fast", "quant_gemv_h", "quant_gemv_fast16", "quant_gemv_fast4"].flatMap((fam) =>
   FUSED_CASES.map(([n, g, N, K]) => [n, g, N, K, fam] as const)
 );
-/** Threads a block of a family's launch: quant_gemv_h16* (quantGemvWide) 16 warps a tile. */
-const blockOf = (fam: string): number => (fam === "quant_gemv_h16" ? 512 : 256);
+/** Threads a block of a family's launch: quant_gemv_fast16* / fast4* (quantGemvWide / quantGemvNarrow) 16 / 4 warps a tile. */
+const blockOf = (fam: string): number => (fam === "quant_gemv_fast16" ? 512 : fam === "quant_gemv_fast4" ? 128 : 256);
 const silu = (g: number): number => g / (1 + Math.exp(-g));
 const rbf = (v: number): number => fromBf16Bits(toBf16Bits(v));
 
@@ -136,7 +136,7 @@ for (const [name, grid, N, K, fam] of FAMILY_CASES) {
     const eps = 1e-5;
     for (const norm of [false, true]) {
       for (const m of [1, 2, 3, 8]) {
-        if (norm && (m * K > 8192 || fam === "quant_gemv_h16")) continue;
+        if (norm && (m * K > 8192 || fam === "quant_gemv_fast16" || fam === "quant_gemv_fast4")) continue;
         const xb = bf16(seededUniform(7 + m, m * K));
         using x = d.alloc(xb.byteLength);
         x.copyFromHost(xb);

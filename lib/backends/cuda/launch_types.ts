@@ -197,8 +197,10 @@ export interface LaunchEnv {
   readonly quantGemvFast?: boolean;
   /** The 16-row uint4 GEMVs run as quant_gemv_h* (CudaSessionOptions.quantGemvF16). */
   readonly quantGemvF16?: boolean;
-  /** quantGemvWide: launches of at most this many 16-row tiles run quant_gemv_h16* (0 / absent: none). */
+  /** quantGemvWide: with quantGemvFast, launches of at most this many 16-row tiles run quant_gemv_fast16* (0 / absent: none). */
   readonly quantGemvWideTiles?: number;
+  /** quantGemvNarrow: with quantGemvFast, launches of at least this many 16-row tiles run quant_gemv_fast4* (0 / absent: none). */
+  readonly quantGemvNarrowTiles?: number;
   /**
    * Programmatic dependent launch (Hopper+): the fused decode step's launches of PDL_KERNELS get
    * `pdl` (each starts streaming its weights while the previous kernel finishes). @default false

@@ -260,6 +260,8 @@ export class CudaSession implements SessionBackend {
   readonly quantGemvF16: boolean;
   /** CudaSessionOptions.quantGemvWide. */
   readonly quantGemvWide: boolean;
+  /** CudaSessionOptions.quantGemvNarrow. */
+  readonly quantGemvNarrow: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -381,6 +383,7 @@ export class CudaSession implements SessionBackend {
     this.quantGemvFast = f.quantGemvFast;
     this.quantGemvF16 = f.quantGemvF16;
     this.quantGemvWide = f.quantGemvWide;
+    this.quantGemvNarrow = f.quantGemvNarrow;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -616,7 +619,8 @@ export class CudaSession implements SessionBackend {
       fp8Gemv1Blocks: FP8_GEMV1_BLOCKS_PER_SM * this.device.smCount,
       quantGemvFast: this.quantGemvFast,
       quantGemvF16: this.quantGemvF16,
-      quantGemvWideTiles: this.quantGemvF16 && this.quantGemvWide ? 2 * this.device.smCount : 0,
+      quantGemvWideTiles: this.quantGemvWide ? 2 * this.device.smCount : 0,
+      quantGemvNarrowTiles: this.quantGemvNarrow ? 6 * this.device.smCount : 0,
       wgmmaPrefill: this.wgmmaPrefill,
       decodeSplitK: this.decodeSplitK,
       fp8DecodeAttention: this.fp8DecodeAttention,

@@ -300,12 +300,21 @@ export const CUDA_FLAGS = {
    */
   quantGemvF16: { env: "LLMRT_QUANT_GEMV_F16", default: false },
   /**
-   * With `quantGemvF16`: a 16-row quantized GEMV launch of at most 2 tiles an SM (llama-3.1-8b o / down: 256 tiles) runs
-   * quant_gemv_h16* — 16 warps split each tile's k (blocks of 512, 2 an SM) instead of 8, so those launches keep 32 warps
-   * an SM streaming instead of 16. The same products; the warps' partial tiles summed in another grouping (within fp32
-   * rounding; batch invariant). Not with the RMSNorm prologue (_norm keeps 8 warps). @default false
+   * With `quantGemvFast` (not `quantGemvF16`): a 16-row quantized GEMV launch of at most 2 tiles an SM (llama-3.1-8b o /
+   * down: 256 tiles) runs quant_gemv_fast16* — 16 warps split each tile's k (blocks of 512, 2 an SM) instead of 8, so
+   * those launches keep 32 warps an SM streaming instead of 16. The same products; the warps' partial tiles summed in
+   * another grouping (within fp32 rounding; batch invariant). Not with the RMSNorm prologue (_norm keeps 8 warps).
+   * @default false
    */
   quantGemvWide: { env: "LLMRT_QUANT_GEMV_WIDE", default: false },
+  /**
+   * With `quantGemvFast` (not `quantGemvF16`): a 16-row quantized GEMV launch of at least 6 tiles an SM (llama-3.1-8b
+   * gate_up: 1792 tiles) runs quant_gemv_fast4* — 4 warps a tile (blocks of 128, 6 an SM): each warp streams twice the
+   * superchunks, so the block's fixed work (prologue, reduction, epilogue) is half as much a superchunk. The same
+   * products, summed in another grouping (within fp32 rounding; batch invariant). Not with the RMSNorm prologue.
+   * @default false
+   */
+  quantGemvNarrow: { env: "LLMRT_QUANT_GEMV_NARROW", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

@@ -1121,37 +1121,57 @@ QUANT_GEMV_H(quant_gemv_h_rs_u8, 8, false, true)
 QUANT_GEMV_H_ADDNORM(quant_gemv_h_addnorm_u8, 8)
 #endif
 
-// CudaSessionOptions.quantGemvWide (with quantGemvF16): quant_gemv_h16{,_addnorm,_rs}_u{4|8} — quant_gemv_h* with 16
-// warps splitting a tile's k (block 512, 2 blocks / SM), for launches of at most 2 tiles an SM (llama-3.1-8b o / down:
-// 256 tiles), which the 8-warp blocks leave at 16 warps an SM. The same products, the partial tiles summed in another
-// grouping (16 warps' runs instead of 8).
-#define QUANT_GEMV_H16(NAME, BITS, RS)                                                                                      \
-  extern "C" __global__ void __launch_bounds__(512, 2) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+// CudaSessionOptions.quantGemvWide / quantGemvNarrow (with quantGemvFast): quant_gemv_fast{16|4}{,_addnorm,_rs}_u{4|8} —
+// quant_gemv_fast* with 16 warps splitting a tile's k (blocks of 512, 2 an SM) for launches of at most 2 tiles an SM
+// (llama-3.1-8b o / down: 256 tiles, which 8-warp blocks leave at 16 warps an SM), or 4 warps (blocks of 128, 6 an SM:
+// twice the superchunks a warp, half the blocks' fixed work a superchunk) for launches of many tiles (gate_up). The same
+// products; the warps' partial tiles summed in another grouping (within fp32 rounding of quant_gemv_fast; batch
+// invariant).
+#define QUANT_GEMV_NW(NAME, BITS, RS, NWS, MB)                                                                              \
+  extern "C" __global__ void __launch_bounds__(32 * NWS, MB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
       const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
-    quantGemvFusedImpl<BITS, false, false, RS, QG_H, 16>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);     \
+    quantGemvFusedImpl<BITS, false, false, RS, QG_FAST, NWS>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);  \
   }
-#define QUANT_GEMV_H16_ADDNORM(NAME, BITS)                                                                                  \
-  extern "C" __global__ void __launch_bounds__(512, 2) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+#define QUANT_GEMV_NW_ADDNORM(NAME, BITS, NWS, MB)                                                                          \
+  extern "C" __global__ void __launch_bounds__(32 * NWS, MB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
       const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw, float* ssq) { \
-    quantGemvFusedImpl<BITS, false, true, false, QG_H, 16>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, xw, ssq); \
+    quantGemvFusedImpl<BITS, false, true, false, QG_FAST, NWS>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, xw, ssq); \
   }
-#if LLMRT_KERNEL(quant_gemv_h16_u4)
-QUANT_GEMV_H16(quant_gemv_h16_u4, 4, false)
+#if LLMRT_KERNEL(quant_gemv_fast16_u4)
+QUANT_GEMV_NW(quant_gemv_fast16_u4, 4, false, 16, 2)
 #endif
-#if LLMRT_KERNEL(quant_gemv_h16_rs_u4)
-QUANT_GEMV_H16(quant_gemv_h16_rs_u4, 4, true)
+#if LLMRT_KERNEL(quant_gemv_fast16_rs_u4)
+QUANT_GEMV_NW(quant_gemv_fast16_rs_u4, 4, true, 16, 2)
 #endif
-#if LLMRT_KERNEL(quant_gemv_h16_addnorm_u4)
-QUANT_GEMV_H16_ADDNORM(quant_gemv_h16_addnorm_u4, 4)
+#if LLMRT_KERNEL(quant_gemv_fast16_addnorm_u4)
+QUANT_GEMV_NW_ADDNORM(quant_gemv_fast16_addnorm_u4, 4, 16, 2)
 #endif
-#if LLMRT_KERNEL(quant_gemv_h16_u8)
-QUANT_GEMV_H16(quant_gemv_h16_u8, 8, false)
+#if LLMRT_KERNEL(quant_gemv_fast16_u8)
+QUANT_GEMV_NW(quant_gemv_fast16_u8, 8, false, 16, 2)
 #endif
-#if LLMRT_KERNEL(quant_gemv_h16_rs_u8)
-QUANT_GEMV_H16(quant_gemv_h16_rs_u8, 8, true)
+#if LLMRT_KERNEL(quant_gemv_fast16_rs_u8)
+QUANT_GEMV_NW(quant_gemv_fast16_rs_u8, 8, true, 16, 2)
 #endif
-#if LLMRT_KERNEL(quant_gemv_h16_addnorm_u8)
-QUANT_GEMV_H16_ADDNORM(quant_gemv_h16_addnorm_u8, 8)
+#if LLMRT_KERNEL(quant_gemv_fast16_addnorm_u8)
+QUANT_GEMV_NW_ADDNORM(quant_gemv_fast16_addnorm_u8, 8, 16, 2)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast4_u4)
+QUANT_GEMV_NW(quant_gemv_fast4_u4, 4, false, 4, 6)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast4_rs_u4)
+QUANT_GEMV_NW(quant_gemv_fast4_rs_u4, 4, true, 4, 6)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast4_addnorm_u4)
+QUANT_GEMV_NW_ADDNORM(quant_gemv_fast4_addnorm_u4, 4, 4, 6)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast4_u8)
+QUANT_GEMV_NW(quant_gemv_fast4_u8, 8, false, 4, 6)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast4_rs_u8)
+QUANT_GEMV_NW(quant_gemv_fast4_rs_u8, 8, true, 4, 6)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast4_addnorm_u8)
+QUANT_GEMV_NW_ADDNORM(quant_gemv_fast4_addnorm_u8, 8, 4, 6)
 #endif
 
 // Each thread dequantizes 8 consecutive weights of one row into one 16-byte bf16 store.
