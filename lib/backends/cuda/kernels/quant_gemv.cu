@@ -240,6 +240,7 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #define QG_HZ 0       // 1: QG_V_HZ for the quant_gemv_fused* entry points (tuning knob; with QG_F16)
 #endif
 #define QG_PS 1024     // (P, S) pairs of QG_V_HZ: m · k / 128 <= 1024
+#define QG_V_XALL 32   // lanes of mma columns past m load x row 0 too (never read) instead of zeros behind a predicate (QG_XALL)
 #ifndef QG_XALL
 #define QG_XALL 0     // 1: lanes of mma columns past m load x row 0 too (their columns are never read) instead of zeros behind a
                       // predicate: no zeroing / predication of the x fragments. The same bits (tuning knob)
@@ -413,7 +414,7 @@ struct QgSuper {
 };
 
 /** One superchunk of the warp's tile: t[4] = its mma fragment sum (unscaled, fp32). */
-template <int BITS, bool ZF = QG_ZFOLD, bool F16 = false, bool HZ = false>
+template <int BITS, bool ZF = QG_ZFOLD, bool F16 = false, bool HZ = false, bool XA = QG_XALL>
 __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u32 za, u32 zb, const bf16_t* xs, bool xLive, int lane, float (&t)[4],
                                              bool xPerm = false, float xMul = 1.f) {
   const int tq = lane & 3;
@@ -428,7 +429,7 @@ __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u
     for (int u = 0; u < 4; u++) {
       uint4 xv;
       xv.x = xv.y = xv.z = xv.w = 0u;
-      if (xLive || QG_XALL) xv = *reinterpret_cast<const uint4*>(xs + 32 * tq + 8 * u);
+      if (xLive || XA) xv = *reinterpret_cast<const uint4*>(xs + 32 * tq + 8 * u);
       u32 x04 = xv.x, x15 = xv.y, x26 = xv.z, x37 = xv.w;
       if (!xPerm) {
         const float hiMul = HZ ? xMul * 0.0625f : xMul;  // HZ: odd elements' x / 16 (their weights enter as 1024 + 16q)
@@ -458,7 +459,7 @@ __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u
     for (int u = 0; u < 4; u++) {
       uint4 xv;
       xv.x = xv.y = xv.z = xv.w = 0u;
-      if (xLive || QG_XALL) xv = *reinterpret_cast<const uint4*>(xs + 32 * tq + 8 * u);
+      if (xLive || XA) xv = *reinterpret_cast<const uint4*>(xs + 32 * tq + 8 * u);
       // xPerm: x staged by quantGemvFusedImpl (XS) already as (x0,x4), (x1,x5), (x2,x6), (x3,x7).
       const u32 x04 = xPerm ? xv.x : prmt(xv.x, xv.z, 0x5410), x15 = xPerm ? xv.y : prmt(xv.x, xv.z, 0x7632);
       const u32 x26 = xPerm ? xv.z : prmt(xv.y, xv.w, 0x5410), x37 = xPerm ? xv.w : prmt(xv.y, xv.w, 0x7632);
@@ -491,7 +492,7 @@ __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u
     uint4 x0, x1;
     x0.x = x0.y = x0.z = x0.w = 0u;
     x1 = x0;
-    if (xLive || QG_XALL) {
+    if (xLive || XA) {
       x0 = *reinterpret_cast<const uint4*>(xs + 16 * tq);
       x1 = *reinterpret_cast<const uint4*>(xs + 16 * tq + 8);
     }
@@ -515,7 +516,7 @@ __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u
     uint4 x0, x1;
     x0.x = x0.y = x0.z = x0.w = 0u;
     x1 = x0;
-    if (xLive || QG_XALL) {
+    if (xLive || XA) {
       x0 = *reinterpret_cast<const uint4*>(xs + 16 * tq);
       x1 = *reinterpret_cast<const uint4*>(xs + 16 * tq + 8);
     }
@@ -798,6 +799,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
   // max |x·2^e| < 2^15 and every bf16 value at least 2^-31 of the max is exact in f16); staged once per block as f16 in
   // the mma's pair order when m·k <= QG_XP, else converted in the loop. pow2Sh[r] = 2^-e_r scales the sums back.
   constexpr bool F16 = (V & QG_V_F16) != 0 && !NORM, HZ = F16 && BITS == 4 && (V & QG_V_HZ) != 0;
+  constexpr bool XA = QG_XALL || (V & QG_V_XALL) != 0;
   __shared__ float pow2Sh[8];
   __shared__ float2 psSh[HZ ? QG_PS : 1];  // HZ: [m][k / 128] (P, S)
   float xMul = 1.f;
@@ -930,7 +932,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
           t[2] = __uint_as_float(vb[u].x ^ vb[u].y ^ zb[u]);
           t[3] = __uint_as_float(vb[u].z ^ vb[u].w);
 #else
-          qgSuperchunk<BITS, ZF, F16, HZ>(va[u], vb[u], za[u], zb[u], xg + (long long)s * E, xLive, lane, t, P, xMul);
+          qgSuperchunk<BITS, ZF, F16, HZ, XA>(va[u], vb[u], za[u], zb[u], xg + (long long)s * E, xLive, lane, t, P, xMul);
           if constexpr (HZ) {
             // t - P - z·S for the x rows 2tq (t[0], t[2]) and 2tq + 1 (t[1], t[3]) of this chunk (rows past m: unused).
             const int c0 = 2 * tq, S128 = k >> 7;
