@@ -560,6 +560,38 @@ __device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], cons
   rw[(g + 8) * 8 + 2 * tq] = acc[2];
   rw[(g + 8) * 8 + 2 * tq + 1] = acc[3];
   __syncthreads();
+  if constexpr (NW < 4) {
+    // Fewer than 128 threads (bench knob QG_NW 1 / 2): thread tid takes outputs tid, tid + 32·NW, ... in the same sums
+    // (no _addnorm tail here).
+    if (tail) __trap();
+    for (int o = tid; o < (mode == 2 ? 64 : 128); o += 32 * NW) {
+      const int r = o >> 3, c = o & 7;
+      if (c >= m) continue;
+      float gs = 0.f, us = 0.f;
+#pragma unroll
+      for (int w = 0; w < NW; w++) {
+        gs += red[w * 128 + r * 8 + c];
+        if (mode == 2) us += red[w * 128 + (r + 8) * 8 + c];
+      }
+      if (inv) gs *= inv[c], us *= inv[c];
+      if (pow2) gs *= pow2[c], us *= pow2[c];
+      if (mode == 2) {
+        const int gate = tile * 8 + r;
+        if (bias) gs += toF(bias[gate]), us += toF(bias[half + gate]);
+        const float gb = toF(fromF<bf16_t>(gs)), ub = toF(fromF<bf16_t>(us));
+        ((bf16_t*)y)[(long long)c * half + gate] = fromF<bf16_t>(qgSilu(gb) * ub);
+      } else {
+        const int row = tile * 16 + r;
+        if (bias) gs += toF(bias[row]);
+        if (mode == 0) ((bf16_t*)y)[(long long)c * n + row] = fromF<bf16_t>(gs);
+        else if (mode == 1) {
+          bf16_t* yb = (bf16_t*)y + (long long)c * n + row;
+          *yb = fromF<bf16_t>(toF(fromF<bf16_t>(gs)) + toF(*yb));
+        } else ((float*)y)[(long long)c * n + row] = gs;
+      }
+    }
+    return;
+  }
   const int r = tid >> 3, c = tid & 7;
   if (mode == 2) {
     if (tid < 64 && c < m) {
@@ -768,12 +800,12 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
   __shared__ float invSh[8];
   if constexpr (RS) {
     // Warp c < m: the 1 / rms of x row c from the k / 16 tile sums of squares, added lane-strided then by a fixed tree.
-    if (warp < m) {
-      const float* sp = reinterpret_cast<const float*>(normW) + (long long)warp * (k >> 4);
+    for (int r = warp; r < m; r += NW) {  // one pass at 8+ warps
+      const float* sp = reinterpret_cast<const float*>(normW) + (long long)r * (k >> 4);
       float ss = 0.f;
       for (int t = lane; t < (k >> 4); t += 32) ss += sp[t];
       ss = warpSum(ss);
-      if (lane == 0) invSh[warp] = rsqrtf(ss / (float)k + eps);
+      if (lane == 0) invSh[r] = rsqrtf(ss / (float)k + eps);
     }
   }
   const QgTail tl = {normW, xw, ssq};
