@@ -366,8 +366,6 @@ export interface FakeSessionOptions {
   readonly quantTailNorm?: boolean;
   /** LaunchEnv.quantGemvFast (the 16-row quantized GEMVs as quant_gemv_fast*). */
   readonly quantGemvFast?: boolean;
-  /** LaunchEnv.quantGemvF16 (the 16-row quantized GEMVs as quant_gemv_h*). */
-  readonly quantGemvF16?: boolean;
   /** CudaSessionOptions.quantGemvWide (LaunchEnv.quantGemvWideTiles = 2 · sms). */
   readonly quantGemvWide?: boolean;
   /** LaunchEnv.quantGemvNarrowTiles = 1 (every launch with quantGemvFast but the _norm ones on quant_gemv_fast4*). */
@@ -494,7 +492,6 @@ export class FakeCudaSession {
       decodeCounters: mem.alloc(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4),
       ...(opts.quantTailNorm ? { quantTailNorm: true, quantNormScratch: mem.alloc(8 * Math.ceil(a.hiddenSize / 16) * 4) } : {}),
       ...(opts.quantGemvFast ? { quantGemvFast: true } : {}),
-      ...(opts.quantGemvF16 ? { quantGemvF16: true } : {}),
       ...(opts.quantGemvWide ? { quantGemvWideTiles: 2 * this.sms } : {}),
       ...(opts.quantGemvNarrow ? { quantGemvNarrowTiles: 1 } : {}),
       quantScratch: scratch > 0 ? mem.alloc(scratch) : undefined,
@@ -1155,10 +1152,6 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "quant_gemv_fast_addnorm_u8":
       case "quant_gemv_fast_rs_u4":
       case "quant_gemv_fast_rs_u8":
-      case "quant_gemv_h_u4":
-      case "quant_gemv_h_norm_u4":
-      case "quant_gemv_h_addnorm_u4":
-      case "quant_gemv_h_rs_u4":
       case "quant_gemv_fast16_u4":
       case "quant_gemv_fast16_addnorm_u4":
       case "quant_gemv_fast16_rs_u4":
@@ -1170,11 +1163,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "quant_gemv_fast4_rs_u4":
       case "quant_gemv_fast4_u8":
       case "quant_gemv_fast4_addnorm_u8":
-      case "quant_gemv_fast4_rs_u8":
-      case "quant_gemv_h_u8":
-      case "quant_gemv_h_norm_u8":
-      case "quant_gemv_h_addnorm_u8":
-      case "quant_gemv_h_rs_u8": {
+      case "quant_gemv_fast4_rs_u8": {
         // quant_gemv.cu: (x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode); modes and roundings of gemv_fused.
         // _addnorm: mode 1, then (xw, ssq): xw = bf16(new y · normW), ssq [m, n / 16] = each 16-row tile's Σ y².
         // _rs: normW is such an ssq [m, k / 16]: row r's sums times rsqrt(Σ ssq[r] / k + eps) before the bias.

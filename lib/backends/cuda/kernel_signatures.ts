@@ -61,11 +61,6 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   quant_gemv_fast_addnorm_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, P, P] },
   quant_gemv_fast_rs_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_gemv_fast_rs_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
-  // quantGemvF16: quant_gemv_fused*'s parameters (kernels/quant_gemv.cu QG_H).
-  quant_gemv_h_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
-  quant_gemv_h_norm_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
-  quant_gemv_h_addnorm_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, P, P] },
-  quant_gemv_h_rs_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_gemv_fast4_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_gemv_fast4_addnorm_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, P, P] },
   quant_gemv_fast4_rs_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
@@ -78,10 +73,6 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   quant_gemv_fast16_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_gemv_fast16_addnorm_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, P, P] },
   quant_gemv_fast16_rs_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
-  quant_gemv_h_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
-  quant_gemv_h_norm_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
-  quant_gemv_h_addnorm_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, P, P] },
-  quant_gemv_h_rs_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_gemm_u4: { file: "quant_gemm.cu", params: [P, P, P, P, P, P, P, I, I, I, I] },
   quant_gemm_u8: { file: "quant_gemm.cu", params: [P, P, P, P, P, P, P, I, I, I, I] },
   quant_gemm_reduce: { file: "quant_gemm.cu", params: [P, P, P, I, I, I] },
@@ -196,11 +187,6 @@ const QUANT_PDL_FAMILIES: ReadonlySet<string> = new Set([
   "quant_gemv_fast_addnorm_u8",
   "quant_gemv_fast_rs_u4",
   "quant_gemv_fast_rs_u8",
-  // quantGemvF16: the same load / wait order.
-  "quant_gemv_h_u4",
-  "quant_gemv_h_norm_u4",
-  "quant_gemv_h_addnorm_u4",
-  "quant_gemv_h_rs_u4",
   "quant_gemv_fast4_u4",
   "quant_gemv_fast4_addnorm_u4",
   "quant_gemv_fast4_rs_u4",
@@ -213,10 +199,6 @@ const QUANT_PDL_FAMILIES: ReadonlySet<string> = new Set([
   "quant_gemv_fast16_u8",
   "quant_gemv_fast16_addnorm_u8",
   "quant_gemv_fast16_rs_u8",
-  "quant_gemv_h_u8",
-  "quant_gemv_h_norm_u8",
-  "quant_gemv_h_addnorm_u8",
-  "quant_gemv_h_rs_u8",
 ]);
 /**
  * Whether kernel entry point `name` may be launched with programmatic dependent launch (`quant`: the

@@ -195,8 +195,6 @@ export interface LaunchEnv {
   readonly quantNormScratch?: bigint;
   /** The 16-row quantized GEMVs run as quant_gemv_fast* (CudaSessionOptions.quantGemvFast). */
   readonly quantGemvFast?: boolean;
-  /** The 16-row uint4 GEMVs run as quant_gemv_h* (CudaSessionOptions.quantGemvF16). */
-  readonly quantGemvF16?: boolean;
   /** quantGemvWide: with quantGemvFast, launches of at most this many 16-row tiles run quant_gemv_fast16* (0 / absent: none). */
   readonly quantGemvWideTiles?: number;
   /** quantGemvNarrow: with quantGemvFast, launches of at least this many 16-row tiles run quant_gemv_fast4* (0 / absent: none). */

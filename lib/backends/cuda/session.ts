@@ -256,8 +256,6 @@ export class CudaSession implements SessionBackend {
   readonly prefillPdl: boolean;
   /** CudaSessionOptions.quantGemvFast. */
   readonly quantGemvFast: boolean;
-  /** CudaSessionOptions.quantGemvF16. */
-  readonly quantGemvF16: boolean;
   /** CudaSessionOptions.quantGemvWide. */
   readonly quantGemvWide: boolean;
   /** CudaSessionOptions.quantGemvNarrow. */
@@ -381,7 +379,6 @@ export class CudaSession implements SessionBackend {
     this.gemmResidual = f.gemmResidual;
     this.gemvXPre = f.gemvXPre;
     this.quantGemvFast = f.quantGemvFast;
-    this.quantGemvF16 = f.quantGemvF16;
     this.quantGemvWide = f.quantGemvWide;
     this.quantGemvNarrow = f.quantGemvNarrow;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
@@ -618,7 +615,6 @@ export class CudaSession implements SessionBackend {
       fp8FastSilu: this.fp8FastSilu,
       fp8Gemv1Blocks: FP8_GEMV1_BLOCKS_PER_SM * this.device.smCount,
       quantGemvFast: this.quantGemvFast,
-      quantGemvF16: this.quantGemvF16,
       quantGemvWideTiles: this.quantGemvWide ? 2 * this.device.smCount : 0,
       quantGemvNarrowTiles: this.quantGemvNarrow ? 6 * this.device.smCount : 0,
       wgmmaPrefill: this.wgmmaPrefill,

@@ -225,10 +225,12 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #ifndef QG_XSTAGE
 #define QG_XSTAGE 0   // 1: QG_V_XS for the quant_gemv_fused* entry points (tuning knob)
 #endif
-#define QG_V_F16 8     // u4 without a prologue: the weights dequantized to f16 (Marlin's magic-number form: one shift and four lop3
-                       // a word instead of three and four), x staged per block as f16 in the mma's pair order, scaled by 2^e per x
-                       // row so its largest |value| is in [2^14, 2^15) (exact: bf16 values fit f16's significand), f16 mma; the
-                       // row's sums times 2^-e at the end. The same products as the bf16 path (exactly (q - z)·x)
+#define QG_V_F16 8     // no prologue: the weights dequantized to f16 (u4: Marlin's magic-number form, one shift and four lop3 a
+                       // word instead of three and four; u8: two byte permutes + two f16x2 FMAs instead of ten), x staged per
+                       // block as f16 in the mma's pair order, scaled by 2^e per x row so its largest |value| is in
+                       // [2^14, 2^15) (exact: bf16 values fit f16's significand), f16 mma; the row's sums times 2^-e at the end.
+                       // The same products as the bf16 path; on an H200 the same bits (u4) — but slower (session 12: the 8B
+                       // layer 54.1 -> 75.8 us, not staged 71.5; end to end 436.0 -> 375.9 tok/s): bench knob only
 #ifndef QG_F16
 #define QG_F16 0      // 1: QG_V_F16 for the quant_gemv_fused* entry points (tuning knob)
 #endif
@@ -243,7 +245,7 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #define QG_V_XALL 32   // lanes of mma columns past m load x row 0 too (never read) instead of zeros behind a predicate (QG_XALL)
 #ifndef QG_XALL
 #define QG_XALL 0     // 1: lanes of mma columns past m load x row 0 too (their columns are never read) instead of zeros behind a
-                      // predicate: no zeroing / predication of the x fragments. The same bits (tuning knob)
+                      // predicate: no zeroing / predication of the x fragments. The same bits; no faster (session 12, tuning knob)
 #endif
 #ifndef QG_F16NS
 #define QG_F16NS 0    // 1: QG_V_F16 never stages x (converts it in the loop; tuning knob: the stage's cost)
@@ -1108,51 +1110,6 @@ QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u4, 4)
 #endif
 #if LLMRT_KERNEL(quant_gemv_fast_addnorm_u8)
 QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u8, 8)
-#endif
-
-// Session 12 (CudaSessionOptions.quantGemvF16): quant_gemv_h{,_norm,_addnorm,_rs}_u{4|8} — quant_gemv_fast*'s entry
-// points, parameters, grids and epilogues with the variant QG_H (QG_FAST + QG_V_F16): u4 weights dequantized to f16 by
-// one shift and four lop3 a word (deqU4h) instead of three and four, u8 by two byte permutes and two f16x2 FMAs instead
-// of six permutes and four fp32 subtractions; x staged once per block as f16 in the mma's pair order (no permutes in the
-// loop) scaled by 2^e per row, f16 mma. The same products as quant_gemv_fast (exactly (q - z)·x): u4 in the same mma
-// k order (the emulation gives quant_gemv_fast's bits), u8 with the k order inside each mma permuted (within fp32
-// rounding there: 1.2e-7 of max |y|). (_norm: the prologue's x stays bf16, QG_V_F16 does not apply: quant_gemv_fast_norm's code.)
-#ifndef QG_H
-#define QG_H (QG_V_CONTIG | QG_V_F16)
-#endif
-#define QUANT_GEMV_H(NAME, BITS, NORM, RS)                                                                                  \
-  extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
-      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
-    quantGemvFusedImpl<BITS, NORM, false, RS, QG_H>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);           \
-  }
-#define QUANT_GEMV_H_ADDNORM(NAME, BITS)                                                                                    \
-  extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
-      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw, float* ssq) { \
-    quantGemvFusedImpl<BITS, false, true, false, QG_H>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, xw, ssq); \
-  }
-#if LLMRT_KERNEL(quant_gemv_h_u4)
-QUANT_GEMV_H(quant_gemv_h_u4, 4, false, false)
-#endif
-#if LLMRT_KERNEL(quant_gemv_h_norm_u4)
-QUANT_GEMV_H(quant_gemv_h_norm_u4, 4, true, false)
-#endif
-#if LLMRT_KERNEL(quant_gemv_h_rs_u4)
-QUANT_GEMV_H(quant_gemv_h_rs_u4, 4, false, true)
-#endif
-#if LLMRT_KERNEL(quant_gemv_h_addnorm_u4)
-QUANT_GEMV_H_ADDNORM(quant_gemv_h_addnorm_u4, 4)
-#endif
-#if LLMRT_KERNEL(quant_gemv_h_u8)
-QUANT_GEMV_H(quant_gemv_h_u8, 8, false, false)
-#endif
-#if LLMRT_KERNEL(quant_gemv_h_norm_u8)
-QUANT_GEMV_H(quant_gemv_h_norm_u8, 8, true, false)
-#endif
-#if LLMRT_KERNEL(quant_gemv_h_rs_u8)
-QUANT_GEMV_H(quant_gemv_h_rs_u8, 8, false, true)
-#endif
-#if LLMRT_KERNEL(quant_gemv_h_addnorm_u8)
-QUANT_GEMV_H_ADDNORM(quant_gemv_h_addnorm_u8, 8)
 #endif
 
 // CudaSessionOptions.quantGemvWide / quantGemvNarrow (with quantGemvFast): quant_gemv_fast{16|4}{,_addnorm,_rs}_u{4|8} —
