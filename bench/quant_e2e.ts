@@ -28,6 +28,10 @@
  * --ab-then KEY2[,KEY3...]: after the --ab runs, one more per key with KEY and the keys up to it on (tok/s and logits vs the on run's).
  * --skip-bf16: no bf16 engine (its build and run; the copy ceiling from a bare device); the "vs bf16" columns are left empty.
  * --synthetic-lm-head: with --synthetic-nvfp4, a second NVFP4 engine whose lm_head is NVFP4 too (untied models; random codes).
+ * --synthetic-w4 / --synthetic-w8: weight-only engines of random codes in the layouts the pre-quantized checkpoints load
+ * into (W4A16_AWQ: u4, --group-size scales + zero points, as openModel of a pack_awq_torch.py checkpoint gives; W8A16:
+ * u8 per channel, symmetric), built in seconds (no packing, no TypeScript quantization): the same kernels and bytes as a
+ * real checkpoint, for speed rows only (their logits mean nothing).
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -69,6 +73,8 @@ const { values } = parseArgs({
     "calib-tokens": { type: "string" },
     "synthetic-nvfp4": { type: "boolean" },
     "synthetic-lm-head": { type: "boolean" },
+    "synthetic-w4": { type: "boolean" },
+    "synthetic-w8": { type: "boolean" },
     "skip-bf16": { type: "boolean" },
     "ab-then": { type: "string" },
     "profile-decode": { type: "boolean" },
@@ -461,6 +467,48 @@ function syntheticNvfp4(base: LlamaForCausalLM, lmHead = false): QuantizedModel 
     });
   }
   return new QuantizedModel(base.config, new OverlayWeightSource(base.weights, new Map(), quantized), base.options, QuantConfig.from({ quantAlgo: "NVFP4" }));
+}
+
+/**
+ * A weight-only model of `base` with random codes (bits 4: groups of `group` + zero points = W4A16_AWQ's loaded form;
+ * bits 8: per channel, symmetric = W8A16's). As syntheticNvfp4, one draw per shape shared by every layer.
+ */
+function syntheticWeightOnly(base: LlamaForCausalLM, bits: 4 | 8, group: number): QuantizedModel {
+  const quantized = new Map<string, QuantizedTensor>();
+  const byShape = new Map<string, { packed: Uint8Array; scales: Float32Array; zeros: Uint8Array | null }>();
+  let seed = 777;
+  const rnd = (): number => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0);
+  for (let l = 0; l < base.config.numHiddenLayers; l++) {
+    for (const lin of ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]) {
+      const name = `model.layers.${l}.${lin}.weight`, [N, K] = base.weights.info(name).shape;
+      const G = bits === 4 ? group : K;
+      let data = byShape.get(`${lin} ${N}x${K}`);
+      if (!data) {
+        const packed = new Uint8Array((N * K * bits) / 8), words = new Uint32Array(packed.buffer);
+        for (let i = 0; i < words.length; i++) words[i] = rnd();
+        const scales = new Float32Array((N * K) / G);
+        // |w| ≤ 15 · 2e-3 (u4) / 128 · 2.5e-4 (u8): activations stay finite over 32 layers.
+        for (let i = 0; i < scales.length; i++) scales[i] = (bits === 4 ? 2e-3 : 2.5e-4) * (0.5 + (rnd() % 1024) / 1024);
+        const zeros = bits === 4 ? Uint8Array.from({ length: scales.length }, () => rnd() % 16) : null;
+        data = { packed, scales, zeros };
+        byShape.set(`${lin} ${N}x${K}`, data);
+      }
+      quantized.set(name, { bits, rows: N, cols: K, groupSize: G, ...data });
+    }
+  }
+  const qc = bits === 4 ? QuantConfig.from({ quantAlgo: "W4A16_AWQ", groupSize: group, hasZeroPoint: true }) : QuantConfig.from({ quantAlgo: "W8A16" });
+  return new QuantizedModel(base.config, new OverlayWeightSource(base.weights, new Map(), quantized), base.options, qc);
+}
+
+for (const bits of [4, 8] as const) {
+  if (!values[`synthetic-w${bits}`]) continue;
+  const t0 = performance.now();
+  const qe = build(syntheticWeightOnly(base, bits, groupSize));
+  const name = bits === 4
+    ? `W4A16_AWQ g${groupSize} + zero points (synthetic random codes: speed only)`
+    : "W8A16 per-channel (synthetic random codes: speed only)";
+  measure(name, qe, `build ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  qe.dispose();
 }
 
 // --synthetic-nvfp4: an NVFP4 engine of random e2m1 codes and e4m3 block scales (no calibration, no TypeScript

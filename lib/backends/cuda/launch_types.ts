@@ -213,6 +213,10 @@ export interface LaunchEnv {
   readonly quantNormScratch?: bigint;
   /** The 16-row quantized GEMVs run as quant_gemv_fast* (CudaSessionOptions.quantGemvFast). */
   readonly quantGemvFast?: boolean;
+  /** quantGemvWide: with quantGemvFast, launches of at most this many 16-row tiles run quant_gemv_fast16* (0 / absent: none). */
+  readonly quantGemvWideTiles?: number;
+  /** quantGemvNarrow: with quantGemvFast, launches of at least this many 16-row tiles run quant_gemv_fast4* (0 / absent: none). */
+  readonly quantGemvNarrowTiles?: number;
   /**
    * Programmatic dependent launch (Hopper+): the fused decode step's launches of PDL_KERNELS get
    * `pdl` (each starts streaming its weights while the previous kernel finishes). @default false

@@ -268,6 +268,10 @@ export class CudaSession implements SessionBackend {
   readonly prefillPdl: boolean;
   /** CudaSessionOptions.quantGemvFast. */
   readonly quantGemvFast: boolean;
+  /** CudaSessionOptions.quantGemvWide. */
+  readonly quantGemvWide: boolean;
+  /** CudaSessionOptions.quantGemvNarrow. */
+  readonly quantGemvNarrow: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -395,6 +399,8 @@ export class CudaSession implements SessionBackend {
     this.gemvXPre = f.gemvXPre;
     this.decodeArgmax = f.decodeArgmax;
     this.quantGemvFast = f.quantGemvFast;
+    this.quantGemvWide = f.quantGemvWide;
+    this.quantGemvNarrow = f.quantGemvNarrow;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -631,6 +637,8 @@ export class CudaSession implements SessionBackend {
       fp8FastSilu: this.fp8FastSilu,
       fp8Gemv1Blocks: FP8_GEMV1_BLOCKS_PER_SM * this.device.smCount,
       quantGemvFast: this.quantGemvFast,
+      quantGemvWideTiles: this.quantGemvWide ? 2 * this.device.smCount : 0,
+      quantGemvNarrowTiles: this.quantGemvNarrow ? 6 * this.device.smCount : 0,
       wgmmaPrefill: this.wgmmaPrefill,
       decodeSplitK: this.decodeSplitK,
       fp8DecodeAttention: this.fp8DecodeAttention,
