@@ -372,6 +372,8 @@ export interface FakeSessionOptions {
   readonly gemmResidual?: boolean;
   /** LaunchEnv.gemvXPre: fused decode GEMVs of ≤ 2 rows on gemv_fused*_xpre. */
   readonly gemvXPre?: boolean;
+  /** CudaSessionOptions.decodeArgmax: LaunchEnv.argmaxKeys allocated (zero), the lm_head folds the greedy argmax in. */
+  readonly decodeArgmax?: boolean;
   /** LaunchEnv.fp8DecodeAttention: fused decode steps over a quantized KV cache on decode_attention_{fp8kv|int8kv}. */
   readonly fp8DecodeAttention?: boolean;
   /** fp8FlashPrefill: a quantized cache gets a bf16 shadow layer (LaunchEnv.kvShadow) for the flash prefill kernels. */
@@ -513,6 +515,7 @@ export class FakeCudaSession {
       gemvSplitK: opts.gemvSplitK,
       gemmResidual: opts.gemmResidual,
       ...(opts.gemvXPre ? { gemvXPre: true } : {}),
+      ...(opts.decodeArgmax ? { argmaxKeys: mem.alloc(8 * 64 * 8) } : {}),
       fp8DecodeAttention: opts.fp8DecodeAttention,
       // A bf16 layer of the cache's shape (as CudaKvCache.shadow).
       ...(opts.fp8FlashPrefill && a.kvCache ? { kvShadow: mem.alloc((numBlocks + 1) * 2 * bs * a.numKvHeads * a.headDim * 2) } : {}),
@@ -754,6 +757,57 @@ function sampleStandIn(mem: FakeMemory, l: KernelLaunch): void {
   };
   const lg = mem.f32(logits, R * V), ids = mem.i32(outIds, R);
   for (let r = 0; r < R; r++) ids[r] = sampleRow(lg, r * V, V, p, r);
+}
+
+/** gemv.cu gfArgKey: the order bits of logit v << 32 | ~i (larger: larger value, then lower index); 0n for NaN. */
+function argKey(v: number, i: number): bigint {
+  if (Number.isNaN(v)) return 0n;
+  const f = new Float32Array([v]);
+  let u = new Uint32Array(f.buffer)[0];
+  if (((u << 1) >>> 0) === 0) u = 0;
+  const k = u & 0x80000000 ? ~u >>> 0 : (u | 0x80000000) >>> 0;
+  return (BigInt(k) << 32n) | BigInt((0xffffffff - i) >>> 0);
+}
+
+/** u64 key `r` of a keys buffer (two u32 words, little-endian; row r's slot s is key r * 64 + s). */
+function keyAt(mem: FakeMemory, keys: bigint, r: number): bigint {
+  const w = mem.u32(keys + BigInt(8 * r), 2);
+  return (BigInt(w[1]) << 32n) | BigInt(w[0]);
+}
+
+function setKey(mem: FakeMemory, keys: bigint, r: number, key: bigint): void {
+  const w = mem.u32(keys + BigInt(8 * r), 2);
+  w[0] = Number(key & 0xffffffffn);
+  w[1] = Number(key >> 32n);
+}
+
+/**
+ * sampling.cu sample_amax_f32: a greedy row's id from its argmax key (checked against sampleRow's id over the logits),
+ * other rows as sample_f32; every row's key zeroed.
+ */
+function sampleAmaxStandIn(mem: FakeMemory, l: KernelLaunch): void {
+  const keys = l.args[9] as bigint;
+  const [logits, V, temp, topK] = l.args as (bigint & number)[];
+  const R = l.grid[0];
+  const t = mem.f32(temp, R), k = mem.i32(topK, R);
+  const got: number[] = [];
+  for (let r = 0; r < R; r++) {
+    let key = 0n;
+    for (let s = 0; s < 64; s++) {
+      const k = keyAt(mem, keys, r * 64 + s);
+      if (k > key) key = k;
+      setKey(mem, keys, r * 64 + s, 0n);
+    }
+    got.push(key === 0n ? 0 : 0xffffffff - Number(key & 0xffffffffn));
+  }
+  sampleStandIn(mem, { ...l, kernel: "sample_f32", args: l.args.slice(0, 9) });
+  const ids = mem.i32(l.args[8] as bigint, R);
+  for (let r = 0; r < R; r++) {
+    if (!(t[r] > 0) || k[r] === 1) {
+      assert.equal(got[r], ids[r], `sample_amax_f32 row ${r}: the key's id vs sampleRow's`);
+    }
+  }
+  void logits, V;
 }
 
 /** Fails when [a, a + aBytes) and [b, b + bBytes) overlap: blocks of the launch read what others write. */
@@ -1144,6 +1198,8 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         st(y, linear(ld(x, m * k), W, bias, m, n, k));
         break;
       }
+      case "gemv_fused_amax_bf16":
+      case "gemv_fused_norm_amax_bf16":
       case "gemv_fused_xpre_bf16":
       case "gemv_fused_norm_xpre_bf16":
       case "gemv_fused_ks_xpre_bf16":
@@ -1184,6 +1240,17 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           for (let i = 0; i < s.length; i++) s[i] = rbf(s[i]); // gate and up rounded as gemv_bf16 stores them
           st(y, siluMulBf16(s, m, n / 2));
         } else mem.f32(y, m * n).set(s);
+        if (name.includes("_amax")) {
+          // (u64*)prefetch [m, 64]: each block's best key of a row folded into slot block % 64 (atomicMax)
+          assert.ok(mode === 3 && !ksName, `${l.kernel}: mode 3 without KS`);
+          for (let r = 0; r < m; r++) {
+            for (let j = 0; j < n; j++) {
+              const slot = r * 64 + (Math.floor(j / 8) % 64);
+              const kk = argKey(s[r * n + j], j);
+              if (kk > keyAt(mem, prefetch, slot)) setKey(mem, prefetch, slot, kk);
+            }
+          }
+        }
         break;
       }
       case "quant_gemv_u4":
@@ -1697,6 +1764,9 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       }
       case "sample_f32":
         sampleStandIn(mem, l);
+        break;
+      case "sample_amax_f32":
+        sampleAmaxStandIn(mem, l);
         break;
       case "apply_token_mask":
         maskStandIn(mem, l);

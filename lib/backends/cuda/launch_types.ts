@@ -150,6 +150,11 @@ export interface LaunchEnv {
   readonly gemvSplitK?: boolean;
   /** CudaSessionOptions.gemvXPre: fused decode GEMVs of ≤ 2 rows on gemv_fused*_xpre. */
   readonly gemvXPre?: boolean;
+  /**
+   * CudaSessionOptions.decodeArgmax: u64 [GEMV_MAX_ROWS, 64] greedy argmax keys, zero between steps (the fused lm_head
+   * GEMV of a sampling step folds them in, 64 slots a row by block; sample_amax_f32 reads and zeroes them).
+   */
+  readonly argmaxKeys?: bigint;
   /** CudaSessionOptions.decodeLogitsTuned: the lm_head of decode steps of more than GEMV_MAX_ROWS sequences is not pinned. */
   readonly decodeLogitsTuned?: boolean;
   /**

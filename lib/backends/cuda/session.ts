@@ -262,6 +262,8 @@ export class CudaSession implements SessionBackend {
   readonly gemmResidual: boolean;
   /** CudaSessionOptions.gemvXPre. */
   readonly gemvXPre: boolean;
+  /** CudaSessionOptions.decodeArgmax. */
+  readonly decodeArgmax: boolean;
   /** CudaSessionOptions.prefillPdl. */
   readonly prefillPdl: boolean;
   /** CudaSessionOptions.quantGemvFast. */
@@ -308,6 +310,8 @@ export class CudaSession implements SessionBackend {
   readonly #decodeCounters: DeviceBuffer; // int32 split counters of decode_attention (zero between launches)
   /** Byte offset in #decodeCounters of quant_gemv_fused_addnorm's sums of squares (LaunchEnv.quantNormScratch). */
   #normScratchOffset = 0;
+  /** Byte offset in #decodeCounters of the greedy argmax keys, u64 [GEMV_MAX_ROWS, 64] (LaunchEnv.argmaxKeys, decodeArgmax). */
+  #argmaxOffset = 0;
   readonly #layout: StagingLayout;
   /** Pinned staging, two slots (a step packs while the one launched before it runs); #io mirrors it on the device. */
   readonly #slots: StagingSlots;
@@ -393,6 +397,7 @@ export class CudaSession implements SessionBackend {
     this.prefillTileScan = f.prefillTileScan;
     this.gemmResidual = f.gemmResidual;
     this.gemvXPre = f.gemvXPre;
+    this.decodeArgmax = f.decodeArgmax;
     this.quantGemvFast = f.quantGemvFast;
     this.quantGemvWide = f.quantGemvWide;
     this.quantGemvNarrow = f.quantGemvNarrow;
@@ -503,7 +508,9 @@ export class CudaSession implements SessionBackend {
       const nKV = this.#attn?.numKvHeads ?? 1;
       // + past them (at #normScratchOffset): quant_gemv_fused_addnorm's tile sums of squares, f32 [8, hiddenSize / 16].
       this.#normScratchOffset = Math.ceil((this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4) / 256) * 256;
-      this.#decodeCounters = d.alloc(Math.max(this.#normScratchOffset + GEMV_MAX_ROWS * Math.ceil(a.hiddenSize / 16) * 4, ALIGN));
+      // + past those (at #argmaxOffset): decodeArgmax's u64 [GEMV_MAX_ROWS, 64] keys.
+      this.#argmaxOffset = Math.ceil((this.#normScratchOffset + GEMV_MAX_ROWS * Math.ceil(a.hiddenSize / 16) * 4) / 256) * 256;
+      this.#decodeCounters = d.alloc(Math.max(this.#argmaxOffset + GEMV_MAX_ROWS * 64 * 8, ALIGN));
       this.#decodeCounters.fill(0);
       this.#layout = stagingLayout(plan.maxTokens, plan.maxSeqs, Math.ceil(this.maxSeqLen / this.tokensPerBlock));
       const pruning = f.pruneLastLayer ? planLastLayerRows(plan, plan.maxSeqs, f.fp8PruneLastLayer) : undefined;
@@ -639,6 +646,7 @@ export class CudaSession implements SessionBackend {
       ...(this.decodeLogitsTuned ? { decodeLogitsTuned: true } : {}),
       gemmResidual: this.gemmResidual,
       ...(this.gemvXPre ? { gemvXPre: true } : {}),
+      ...(this.decodeArgmax ? { argmaxKeys: this.#decodeCounters.ptr + BigInt(this.#argmaxOffset) } : {}),
       prefillPdl: this.prefillPdl,
       quantGemm: this.quantGemm,
       decodeCounters: this.#decodeCounters.ptr,

@@ -355,6 +355,14 @@ export const CUDA_FLAGS = {
    * llama-3.1-8b W4A16 end to end 428.0 → 420.9 tok/s (its gate_up launches 28.9 → 28.8 µs with PDL). @default false
    */
   quantGemvNarrow: { env: "LLMRT_QUANT_GEMV_NARROW", default: false },
+  /**
+   * Sampling decode steps whose lm_head is the fused GEMV (≤ 8 rows): gemv_fused{_norm}_amax (kernels/gemv.cu) also
+   * folds each row's greedy argmax into u64 keys (atomicMax a block, 64 slots a row), and the sampler runs as
+   * sample_amax_f32, which takes a greedy row's id from its keys instead of reading its 128K logits (other rows:
+   * sample_f32's path). The same logits and ids. H200 session 12 r2 (one key a row, same process): llama-3.2-1b graph
+   * 767.1 → 771.9 µs at 128 keys, logits bitwise, ids equal; the 64-slot form: the closing call. @default false
+   */
+  decodeArgmax: { env: "LLMRT_DECODE_ARGMAX", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
