@@ -49,8 +49,20 @@ export function prefillOnFlashWg(env: LaunchEnv, shape: StepShape, kvFp8: boolea
 }
 
 /**
- * Plans paged-attention op `i` of the step into `c.out`. `q8` (fp8AttnQuant; only where prefillOnFlashWg holds): the next
- * FP8 linear's e4m3 rows, row scales and static scale, written by flash_prefill_wg_q8_bf16_hd* instead of the output.
+ * Whether a decode step's paged attention (head dim `headDim`, its RoPE fused in: `attnQkv`) runs
+ * decode_attention_batch4 over an e4m3 cache (planAttention's decode branch) with `fp8DecodeAttnQuant`: it may then
+ * write the next static-scale FP8 linear's e4m3 input itself (decode_attention_batch4_q8_fp8kv_bf16_hd*).
+ */
+export function decodeAttnQuantFits(env: LaunchEnv, shape: StepShape, kvTag: string | undefined, headDim: number, attnQkv: boolean): boolean {
+  return !!env.fp8DecodeAttnQuant && shape.attention.kind === "decode" && attnQkv && env.elem === "bf16" && kvTag === "fp8kv_" &&
+    hasTiledAttention(headDim) && (headDim === 64 || headDim === 128) && !!env.batchAttention && !!env.batchAttention2 && !!env.batchAttention4 &&
+    shape.numTokens > GEMV_MAX_ROWS;
+}
+
+/**
+ * Plans paged-attention op `i` of the step into `c.out`. `q8` (fp8AttnQuant; only where prefillOnFlashWg holds, or with
+ * fp8DecodeAttnQuant where decodeAttnQuantFits holds): the next FP8 linear's e4m3 rows, row scales and static scale,
+ * written by flash_prefill_wg_q8_bf16_hd* / decode_attention_batch4_q8_fp8kv_bf16_hd* instead of the output.
  */
 export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attention" }>, i: number, q8?: readonly [bigint, bigint, number]): void {
   const { env, shape, T, S, R, buf, kvLayer, kvFp8, kvTag, kvScalesOf, fuse, out, k } = c;
@@ -106,8 +118,12 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
     const sk = !batch && (!kvFp8 || (!!env.fp8DecodeSk && kvTag === "fp8kv_")) && !!env.decodeSplitK && att.sk !== undefined;
     // Steps of BATCH4_WIDE_MIN_ROWS+ sequences over a bf16 cache at head dim 128: batch4w (the same bits, more blocks an SM).
     const wide4 = batch4 && !kvFp8 && op.headDim === 128 && T >= BATCH4_WIDE_MIN_ROWS;
+    // fp8DecodeAttnQuant (decodeAttnQuantFits): batch4 over an e4m3 cache writes o_proj's e4m3 rows (q8) instead of out.
+    if (q8 && !(batch4 && !wide4 && kvFp8 && kvTag === "fp8kv_")) {
+      throw new InternalError(`launch plan: op ${i}: an FP8-output decode attention needs decode_attention_batch4 over an e4m3 cache`);
+    }
     const name = batch4
-      ? `decode_attention_batch4${wide4 ? "w" : ""}_${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
+      ? `decode_attention_batch4${wide4 ? "w" : ""}_${q8 ? "q8_" : ""}${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
       : wide
       ? `decode_attention_batch2w_bf16_hd${op.headDim}`
       : batch2
@@ -131,7 +147,7 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
       : 128;
     k(i, name, grid, threads, [
       buf(fuse.attnQkv.get(i)!),
-      buf(op.out),
+      q8 ? q8[0] : buf(op.out),
       kvLayer(op.layer),
       io.positions,
       io.seqStarts,
@@ -156,6 +172,7 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
       0n,
       0n,
       ...(kvFp8 ? [kvScalesOf(op.layer)] : []),
+      ...(q8 ? [q8[1], q8[2]] : []),
     ], sk ? (kvFp8 ? DECODE_SK_FP8_SMEM : DECODE_SK_SMEM) : 0);
   } else if (att.kind === "decode") {
     const group = op.numHeads / op.numKvHeads;
@@ -213,8 +230,14 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
       out.push({
         kind: "kernel",
         op: i,
-        kernel: `flash_prefill_wg_${q8 ? "q8_" : ""}bf16_hd${op.headDim}`,
-        grid: [op.numHeads, cdiv(Tq, wg.rows) + S, 1],
+        kernel: `flash_prefill_wg${env.prefillTileScan ? "t" : ""}_${q8 ? "q8_" : ""}bf16_hd${op.headDim}`,
+        // prefillTileScan: at most S query tiles of the step's longest sequence each (StepShape.maxSeqTokens; not past a
+        // pruned step's cut, whose query rows are the logits rows), the kernel's bound otherwise; spare blocks exit.
+        grid: [
+          op.numHeads,
+          Math.min(cdiv(Tq, wg.rows) + S, env.prefillTileScan && !pruned && shape.maxSeqTokens ? S * cdiv(shape.maxSeqTokens, wg.rows) : Infinity),
+          1,
+        ],
         block: wg.threads,
         args: [...g, ...prefillArgs, ...(q8 ?? [])],
         sharedBytes: wg.sharedMem,
