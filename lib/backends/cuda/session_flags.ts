@@ -272,9 +272,9 @@ export const CUDA_FLAGS = {
    * 8 apart. The same products summed in another order (within fp32 rounding of quant_gemv_fused's sums; still batch
    * invariant). H200: one llama-3.1-8b int4 layer 56.9 → 54.0 µs in one process; end to end (session 12, batch 1, one
    * process each): llama-3.1-8b W4A16_AWQ g128 419.8 → 436.0 tok/s (+3.9%), llama-3.2-1b W4A16 1481.9 → 1447.5 (−2.3%),
-   * W8A16 1125.0 → 1186.8 (+5.5%); decode logits within 7·10⁻³ rel L2, argmax the same. @default false
+   * W8A16 1125.0 → 1186.8 (+5.5%); decode logits within 7·10⁻³ rel L2, argmax the same. @default true (session 12)
    */
-  quantGemvFast: { env: "LLMRT_QUANT_GEMV_FAST", default: false },
+  quantGemvFast: { env: "LLMRT_QUANT_GEMV_FAST", default: true },
   /**
    * With `nvfp4Mma`: one-row steps run nvfp4_gemv_k32 (kernels/nvfp4_mma.cu) for the NVFP4 GEMVs: m16n8k32 mmas with a
    * k tile's four blocks in B's columns 0, 2, 4, 6, so each lane scales one block of two rows a k tile instead of four,
@@ -283,9 +283,9 @@ export const CUDA_FLAGS = {
    * same bits (batch-invariant with its m8 kernel). Its weight tiles in flight sit in a per-warp cp.async ring in shared
    * memory (NV_K32_RING 6; session 12). H200 session 12 r3, batch 1, same process, with nvfp4NormFast: llama-3.1-8b 335.9 →
    * 341.0 tok/s (+1.5%; r1 without it 301.7 → 308.7), llama-3.2-1b 1,125.3 → 1,342.6 (+19.3%); logits bitwise equal.
-   * @default false
+   * @default true (session 12)
    */
-  nvfp4GemvK32: { env: "LLMRT_NVFP4_GEMV_K32", default: false },
+  nvfp4GemvK32: { env: "LLMRT_NVFP4_GEMV_K32", default: true },
   /**
    * With `nvfp4GemvK32`, one-row steps: an RMSNorm whose only reader is an NVFP4 linear runs in that GEMV's prologue
    * (nvfp4_gemv_k32_norm: every block normalizes and quantizes the row in shared memory, as nvfp4_rmsnorm_act_bf16
@@ -308,9 +308,9 @@ export const CUDA_FLAGS = {
    * wide): the same bytes as nvfp4_rmsnorm_act_bf16 with less latency on its one block (norm weight read before pdlWait,
    * the row kept in shared memory after the sum of squares, 1024 threads quantizing). H200 session 12 r2, llama-3.1-8b
    * batch 1 with nvfp4GemvK32 (same process): 303.2 → 329.7 tok/s (+8.7%), the 64 norms' marginal cost in the step's
-   * graph 457 → 186 µs, logits bitwise equal. @default false
+   * graph 457 → 186 µs, logits bitwise equal. @default true (session 12)
    */
-  nvfp4NormFast: { env: "LLMRT_NVFP4_NORM_FAST", default: false },
+  nvfp4NormFast: { env: "LLMRT_NVFP4_NORM_FAST", default: true },
   /**
    * With `nvfp4GemvK32`: one-row NVFP4 GEMVs of at most 2 row tiles of 16 an SM (llama-3.1-8b o_proj / down_proj: 256 on
    * 132 SMs) run nvfp4_gemv_k32[_act]_deep[_add]: a 12-tile ring a warp in dynamic shared memory instead of 6 in
@@ -324,9 +324,9 @@ export const CUDA_FLAGS = {
    * static-scale FP8 linear's (o_proj's) e4m3 rows and row scales itself (decode_attention_batch4_q8_fp8kv_*, the bytes
    * fp8_quantize_flat_bf16 writes from the bf16 output) instead of its bf16 output: one launch a layer less, the same
    * bits. H200, llama-3.1-8b FP8 + FP8 KV, 512-row decode graph at 192 keys: 10,197 -> 10,039 us (r1), 10,287 -> 10,126
-   * (r2, with prefillTileScan), logits bitwise equal. @default false
+   * (r2, with prefillTileScan), logits bitwise equal. @default true (session 12)
    */
-  fp8DecodeAttnQuant: { env: "LLMRT_FP8_DECODE_ATTN_QUANT", default: false },
+  fp8DecodeAttnQuant: { env: "LLMRT_FP8_DECODE_ATTN_QUANT", default: true },
   /**
    * Prefill attention on flash_prefill_wg finds each block's query tile with the whole block (one round of loads and a
    * prefix sum; flash_prefill_wgt_*) instead of every thread walking the step's sequences one by one: the same tiles and
@@ -334,9 +334,9 @@ export const CUDA_FLAGS = {
    * step's longest sequence each (StepShape.maxSeqTokens) instead of ceil(T / BM) + S. H200, llama-3.1-8b FP8 + FP8 KV,
    * 256 × 128-token prefill step (with fp8DecodeAttnQuant, same process): 421.2 -> 403.7 ms, logits bitwise equal; both
    * switches, 512 × (128,128) same job: 29,089 -> 30,065 output tok/s, greedy ids 512/512 identical.
-   * @default false
+   * @default true (session 12)
    */
-  prefillTileScan: { env: "LLMRT_PREFILL_TILE_SCAN", default: false },
+  prefillTileScan: { env: "LLMRT_PREFILL_TILE_SCAN", default: true },
   /**
    * With `quantGemvFast`: a 16-row quantized GEMV launch of at most 2 tiles an SM (llama-3.1-8b o /
    * down: 256 tiles) runs quant_gemv_fast16* — 16 warps split each tile's k (blocks of 512, 2 an SM) instead of 8, so
