@@ -49,10 +49,28 @@ export function prefillOnFlashWg(env: LaunchEnv, shape: StepShape, kvFp8: boolea
 }
 
 /**
+ * decodeNormFold: whether fused decode attention op `op` of the step runs decode_attention_batch4 / batch4w over a bf16
+ * cache, whose _rs entry points scale the step's q, k, v rows by 1 / rms of a residual row (planAttention's `rs`).
+ */
+export function batch4RowScale(c: StepCtx, op: Extract<Op, { type: "paged_attention" }>): boolean {
+  const { env, T, kvFp8 } = c;
+  return c.shape.attention.kind === "decode" && !kvFp8 && env.elem === "bf16" && !!env.batchAttention && !!env.batchAttention2 &&
+    !!env.batchAttention4 && T > GEMV_MAX_ROWS && (op.headDim === 64 || op.headDim === 128);
+}
+
+/**
  * Plans paged-attention op `i` of the step into `c.out`. `q8` (fp8AttnQuant; only where prefillOnFlashWg holds): the next
  * FP8 linear's e4m3 rows, row scales and static scale, written by flash_prefill_wg_q8_bf16_hd* instead of the output.
+ * `rs` (decodeNormFold; only where batch4RowScale holds): the rows of q, k, v are scaled by 1 / rms(x row) first (x
+ * [tokens, hidden] bf16) on decode_attention_batch4{w}_rs_bf16_hd*.
  */
-export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attention" }>, i: number, q8?: readonly [bigint, bigint, number]): void {
+export function planAttention(
+  c: StepCtx,
+  op: Extract<Op, { type: "paged_attention" }>,
+  i: number,
+  q8?: readonly [bigint, bigint, number],
+  rs?: { readonly x: bigint; readonly hidden: number; readonly eps: number },
+): void {
   const { env, shape, T, S, R, buf, kvLayer, kvFp8, kvTag, kvScalesOf, fuse, out, k } = c;
   const a = env.plan.attributes, elem = env.elem, io = env.io;
   const pruned = c.pruned();
@@ -106,8 +124,9 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
     const sk = !batch && (!kvFp8 || (!!env.fp8DecodeSk && kvTag === "fp8kv_")) && !!env.decodeSplitK && att.sk !== undefined;
     // Steps of BATCH4_WIDE_MIN_ROWS+ sequences over a bf16 cache at head dim 128: batch4w (the same bits, more blocks an SM).
     const wide4 = batch4 && !kvFp8 && op.headDim === 128 && T >= BATCH4_WIDE_MIN_ROWS;
+    if (rs && !(batch4 && !kvFp8)) throw new InternalError(`launch plan: op ${i}: a row-scaled decode attention off decode_attention_batch4`);
     const name = batch4
-      ? `decode_attention_batch4${wide4 ? "w" : ""}_${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
+      ? `decode_attention_batch4${wide4 ? "w" : ""}_${rs ? "rs_" : ""}${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
       : wide
       ? `decode_attention_batch2w_bf16_hd${op.headDim}`
       : batch2
@@ -156,6 +175,7 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
       0n,
       0n,
       ...(kvFp8 ? [kvScalesOf(op.layer)] : []),
+      ...(rs ? [rs.x, rs.hidden, rs.eps] : []),
     ], sk ? (kvFp8 ? DECODE_SK_FP8_SMEM : DECODE_SK_SMEM) : 0);
   } else if (att.kind === "decode") {
     const group = op.numHeads / op.numKvHeads;

@@ -223,6 +223,12 @@ export interface LaunchEnv {
    * with StepShape.pruneRows then run the last layer past its KV write over the logits rows only.
    */
   readonly lastLayerRows?: { readonly plan: LastLayerRows; readonly scratch: bigint };
+  /**
+   * CudaSessionOptions.decodeNormFold: decode steps of more than GEMV_MAX_ROWS sequences fold RMSNorms into the next
+   * linear (norm_fold.ts); `foldedWeight` gives the device address of a folded linear's W · diag(norm weight).
+   */
+  readonly normFold?: boolean;
+  readonly foldedWeight?: (linearWeight: string) => bigint;
 }
 
 /** Least row elements a gemv_fused_ks warp streams (doubling the warps per row stops below it). */

@@ -19,6 +19,7 @@ import { CublasLtGemm } from "./gemm.ts";
 import { FP8_GEMV1_BLOCKS_PER_SM, fp8ScratchLayout } from "./fp8_launch.ts";
 import { compileKernelUnits, type CompileStats, kernelUnits, type PendingCompile, startKernelUnits, unitName } from "./compile_pool.ts";
 import { plannedKernels } from "./kernel_set.ts";
+import { normFoldCandidates } from "./norm_fold.ts";
 import {
   type AttentionChoice,
   batchAttentionSplit,
@@ -250,6 +251,8 @@ export class CudaSession implements SessionBackend {
   readonly nvfp4K32Norm: boolean;
   /** CudaSessionOptions.gemmResidual. */
   readonly gemmResidual: boolean;
+  /** CudaSessionOptions.decodeNormFold (bf16 engines with a norm that folds; norm_fold.ts). */
+  readonly decodeNormFold: boolean;
   /** CudaSessionOptions.gemvXPre. */
   readonly gemvXPre: boolean;
   /** CudaSessionOptions.prefillPdl. */
@@ -275,6 +278,8 @@ export class CudaSession implements SessionBackend {
   readonly #rawWeights = new Set<string>();
   /** nvfp4Mma: NVFP4 codes and block scales uploaded in the tiled layout (by either tensor's name). */
   readonly #nvfp4Tiled = new Map<string, { readonly weight: string; readonly scales: string; readonly n: number; readonly k: number }>();
+  /** decodeNormFold: a folded linear's weight name → its W · diag(norm weight) in #foldedWeights. */
+  readonly #folded = new Map<string, bigint>();
   /** The tiled bytes of a pair's other tensor, made with the first one. */
   readonly #nvfp4TiledBytes = new Map<string, Uint8Array>();
   /** bf16 [N, K] of the largest quantized linear (prefill dequantizes into it); null without quantized linears. */
@@ -373,6 +378,8 @@ export class CudaSession implements SessionBackend {
     this.nvfp4GemvK32 = f.nvfp4GemvK32;
     this.nvfp4K32Norm = f.nvfp4K32Norm;
     this.gemmResidual = f.gemmResidual;
+    const folds = f.decodeNormFold && this.elem === "bf16" ? normFoldCandidates(plan) : [];
+    this.decodeNormFold = folds.length > 0;
     this.gemvXPre = f.gemvXPre;
     this.quantGemvFast = f.quantGemvFast;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
@@ -452,6 +459,22 @@ export class CudaSession implements SessionBackend {
         total += alignUp(this.#elementsOf(n) * (this.#rawWeights.has(n) ? (engine.tensorInfo(n).dtype === "float32" ? 4 : 1) : plan.elementBytes));
       }
       this.#weights = d.alloc(Math.max(total, ALIGN));
+      // decodeNormFold: the folded linears' W · diag(norm weight), one allocation (made on the device after the upload).
+      const foldPairs = new Map<string, { readonly norm: string; readonly rows: number; readonly cols: number }>();
+      for (const c of folds) {
+        const lin = plan.ops[c.linear] as Extract<Op, { type: "linear" }>;
+        foldPairs.set(lin.weight, { norm: c.normWeight, rows: lin.outFeatures, cols: lin.inFeatures });
+      }
+      let foldBytes = 0;
+      const foldOffsets = [...foldPairs].map(([w, p]) => {
+        const off = foldBytes;
+        foldBytes += alignUp(p.rows * p.cols * 2);
+        return [w, off] as const;
+      });
+      if (foldBytes > 0) {
+        const buf = d.alloc(foldBytes);
+        for (const [w, off] of foldOffsets) this.#folded.set(w, buf.ptr + BigInt(off));
+      }
       const want = this.elem === "bf16" ? "bfloat16" : "float32";
       const slices = names.map((n) => ({
         name: n,
@@ -495,6 +518,17 @@ export class CudaSession implements SessionBackend {
       // (fp8FlashPrefill: a stand-in shadow address, so the prefill plans name kv_dequant and the flash kernels.)
       const compiling = this.#startKernels(plannedKernels({ ...this.#env(0n, 0), ...(this.fp8FlashPrefill ? { kvShadow: 1n } : {}) }, this.decodeCap));
       this.weightUpload = uploadWeights(d, this.#stream, this.#weights, engine, slices, (n) => this.#weightBytes(n)); // pinned, double-buffered
+      for (const [w, p] of foldPairs) {
+        const n = p.rows * p.cols;
+        this.#exec([{
+          kind: "kernel",
+          op: -1,
+          kernel: "scale_cols_bf16",
+          grid: [Math.min(Math.ceil(n / 2048), 65535), 1, 1],
+          block: 256,
+          args: [this.#weightPtr(w), this.#weightPtr(p.norm), this.#folded.get(w)!, BigInt(p.rows), p.cols],
+        }]);
+      }
       this.kernelCompile = this.#finishKernels(compiling);
       if (process.stderr.isTTY && this.kernelCompile.units > this.kernelCompile.cacheHits) {
         process.stderr.write(`llmrt: ${describeCompile(this.kernelCompile)}\n`);
@@ -570,11 +604,7 @@ export class CudaSession implements SessionBackend {
       plan: this.plan,
       elem: this.elem,
       arena: this.#arena.ptr,
-      weight: (name) => {
-        const off = this.#weightOffsets.get(name);
-        if (off === undefined) throw new FormatError(`Session: weight '${name}' missing from the engine`);
-        return this.#weights.ptr + BigInt(off);
-      },
+      weight: (name) => this.#weightPtr(name),
       logits: this.#logits.ptr,
       io: stagingPointers(this.#layout, this.#io.ptr),
       tokenMasks: this.#maskDev?.ptr ?? 0n,
@@ -627,7 +657,22 @@ export class CudaSession implements SessionBackend {
       nvfp4GemvK32: this.nvfp4GemvK32,
       nvfp4K32Norm: this.nvfp4K32Norm,
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),
+      ...(this.decodeNormFold ? { normFold: true, foldedWeight: (name: string) => this.#foldedWeight(name) } : {}),
     };
+  }
+
+  /** The device address of engine weight `name`. */
+  #weightPtr(name: string): bigint {
+    const off = this.#weightOffsets.get(name);
+    if (off === undefined) throw new FormatError(`Session: weight '${name}' missing from the engine`);
+    return this.#weights.ptr + BigInt(off);
+  }
+
+  /** decodeNormFold: the device address of linear weight `name` times its norm's weight. */
+  #foldedWeight(name: string): bigint {
+    const p = this.#folded.get(name);
+    if (p === undefined) throw new FormatError(`Session: no folded weight for '${name}' (decodeNormFold)`);
+    return p;
   }
 
   /** One forward pass over a packed batch; writes the requested outputs. */

@@ -289,6 +289,16 @@ export const CUDA_FLAGS = {
    * @default false
    */
   nvfp4K32Norm: { env: "LLMRT_NVFP4_K32_NORM", default: false },
+  /**
+   * Decode steps of more than 8 sequences on bf16 engines: an RMSNorm whose only reader is a plain bf16 linear (qkv,
+   * gate_up) is folded away. The linear reads the residual stream itself with its weight times the norm's weight (W' = W ·
+   * diag(w), made on the device at session start: a second copy of those weights, 1.27 GB on llama-3.2-1b), the residual
+   * add before the norm moves into the o_proj / down_proj GEMM's epilogue (C = D = residual, beta 1), and the kernel that
+   * reads the linear's output scales its rows by 1 / rms of the residual row (decode_attention_batch4_rs: q, k, v before
+   * RoPE; silu_mul_rs: gate and up). Other roundings than the norm path (W' rounded to bf16 instead of the normed
+   * activation). @default false
+   */
+  decodeNormFold: { env: "LLMRT_DECODE_NORM_FOLD", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
