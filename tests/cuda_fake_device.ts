@@ -1465,6 +1465,8 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "decode_attention_batch4w_bf16":
       case "decode_attention_batch4_rs_bf16":
       case "decode_attention_batch4w_rs_bf16":
+      case "decode_attention_batch4d_bf16":
+      case "decode_attention_batch4d_rs_bf16":
       case "decode_attention_batch4_fp8kv_bf16":
       case "decode_attention_batch2w_bf16":
       case "decode_attention_batch2_fp8kv_bf16":
@@ -1530,7 +1532,14 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         const batch = batch2 || batch4 || name === "decode_attention_batch_bf16";
         assert.ok(
           Number.isInteger(G) &&
-            l.block === (batch4 ? batchAttention4Threads(hd, !!kvAlgo) : batch2 ? batchAttention2Threads(hd, !!kvAlgo) : batch && hd === 128 ? 64 : 128) &&
+            l.block ===
+              (batch4
+                ? (name.startsWith("decode_attention_batch4d") ? 128 : batchAttention4Threads(hd, !!kvAlgo))
+                : batch2
+                ? batchAttention2Threads(hd, !!kvAlgo)
+                : batch && hd === 128
+                ? 64
+                : 128) &&
             (G <= 4 || !name.includes("_g4")),
           `${l.kernel}: G ${G}, block ${l.block}`,
         );

@@ -56,6 +56,9 @@ test("decodeNormFold: the llama-3.2-1b plan folds its 32 layer norms; a 64-seque
   ) {
     assert.deepEqual(planLaunches(folded, shape), planLaunches(env, shape), `${shape.numTokens} tokens: unchanged`);
   }
+  // batchAttention4Deep: the folded attention on decode_attention_batch4d_rs (128 threads).
+  const deep = planLaunches({ ...folded, batchAttention4Deep: true }, big).filter((l) => l.kind === "kernel" && l.kernel.startsWith("decode_attention"));
+  assert.ok(deep.length === 16 && deep.every((l) => l.kind === "kernel" && l.kernel === "decode_attention_batch4d_rs_bf16_hd64" && l.block === 128));
   // Without batch4 (batch2 attention) the qkv norms stay (as rmsnorm: the add in the GEMM), the MLP norms fold.
   const two = planLaunches({ ...folded, batchAttention4: false }, big);
   assert.equal(count(two, "rmsnorm_bf16"), 17);

@@ -25,8 +25,10 @@ const RAW = {
   model_type: "llama",
 };
 const CASES = [
-  { name: "hd64 G4", raw: { ...RAW, num_attention_heads: 8, num_key_value_heads: 2, head_dim: 64 } },
-  { name: "hd128 G4", raw: { ...RAW, num_attention_heads: 8, num_key_value_heads: 2, head_dim: 128 } },
+  { name: "hd64 G4", raw: { ...RAW, num_attention_heads: 8, num_key_value_heads: 2, head_dim: 64 }, deep: false },
+  { name: "hd128 G4", raw: { ...RAW, num_attention_heads: 8, num_key_value_heads: 2, head_dim: 128 }, deep: false },
+  // batchAttention4Deep on every session but the CPU's: decode_attention_batch4d{_rs} (4 warps a block).
+  { name: "hd64 G4, batch4d", raw: { ...RAW, num_attention_heads: 8, num_key_value_heads: 2, head_dim: 64 }, deep: true },
 ];
 
 for (const c of CASES) {
@@ -37,9 +39,10 @@ for (const c of CASES) {
     using engine = buildSync(model, { backend: "cuda", dtype: "bfloat16", ...shape });
     using cpuEngine = buildSync(model, { backend: "cpu", ...shape });
     model.close();
-    const fold = Session.fromSerializedEngine(engine, { backend: "cuda", decodeNormFold: true });
-    const eager = Session.fromSerializedEngine(engine, { backend: "cuda", decodeNormFold: true, cudaGraphs: false });
-    const def = Session.fromSerializedEngine(engine, { backend: "cuda", decodeNormFold: false });
+    const base = { backend: "cuda" as const, batchAttention4Deep: c.deep };
+    const fold = Session.fromSerializedEngine(engine, { ...base, decodeNormFold: true });
+    const eager = Session.fromSerializedEngine(engine, { ...base, decodeNormFold: true, cudaGraphs: false });
+    const def = Session.fromSerializedEngine(engine, { ...base, decodeNormFold: false });
     const cpu = Session.fromSerializedEngine(cpuEngine, { backend: "cpu" });
     try {
       assert.ok(fold.cuda!.decodeNormFold, "the random Llama's norms fold");

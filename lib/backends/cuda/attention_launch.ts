@@ -124,9 +124,11 @@ export function planAttention(
     const sk = !batch && (!kvFp8 || (!!env.fp8DecodeSk && kvTag === "fp8kv_")) && !!env.decodeSplitK && att.sk !== undefined;
     // Steps of BATCH4_WIDE_MIN_ROWS+ sequences over a bf16 cache at head dim 128: batch4w (the same bits, more blocks an SM).
     const wide4 = batch4 && !kvFp8 && op.headDim === 128 && T >= BATCH4_WIDE_MIN_ROWS;
+    // batchAttention4Deep: head dim 64 over a bf16 cache on 4 warps a block (decode_attention_batch4d).
+    const deep4 = batch4 && !kvFp8 && op.headDim === 64 && !!env.batchAttention4Deep;
     if (rs && !(batch4 && !kvFp8)) throw new InternalError(`launch plan: op ${i}: a row-scaled decode attention off decode_attention_batch4`);
     const name = batch4
-      ? `decode_attention_batch4${wide4 ? "w" : ""}_${rs ? "rs_" : ""}${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
+      ? `decode_attention_batch4${wide4 ? "w" : deep4 ? "d" : ""}_${rs ? "rs_" : ""}${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
       : wide
       ? `decode_attention_batch2w_bf16_hd${op.headDim}`
       : batch2
@@ -142,7 +144,7 @@ export function planAttention(
       sk ? att.sk!.numSplits : att.numSplits,
     ] as const;
     const threads = batch4
-      ? batchAttention4Threads(op.headDim, kvFp8)
+      ? (deep4 ? 128 : batchAttention4Threads(op.headDim, kvFp8))
       : batch2
       ? batchAttention2Threads(op.headDim, kvFp8)
       : batch && op.headDim === 128

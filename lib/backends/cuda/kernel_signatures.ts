@@ -101,6 +101,9 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   // decodeNormFold: batch4's parameters, then the residual rows, hidden size and epsilon of the row scale.
   decode_attention_batch4_rs: { file: "decode_attention_batch4.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P, I, F] },
   decode_attention_batch4w_rs: { file: "decode_attention_batch4.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P, I, F] },
+  // batchAttention4Deep: hd64 on 4 warps (batch4's / batch4_rs's parameters).
+  decode_attention_batch4d: { file: "decode_attention_batch4.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
+  decode_attention_batch4d_rs: { file: "decode_attention_batch4.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P, I, F] },
   kv_dequant_fp8kv: { file: "kv_dequant.cu", params: [P, P, P, P, P, I, I, I, I, I, P] },
   kv_dequant_int8kv: { file: "kv_dequant.cu", params: [P, P, P, P, P, I, I, I, I, I, P] },
   kv_dequant_prefix_fp8kv: { file: "kv_dequant.cu", params: [P, P, P, P, P, I, I, I, I, I, P] },

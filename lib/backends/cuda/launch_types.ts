@@ -228,6 +228,8 @@ export interface LaunchEnv {
    * linear (norm_fold.ts); `foldedWeight` gives the device address of a folded linear's W · diag(norm weight).
    */
   readonly normFold?: boolean;
+  /** CudaSessionOptions.batchAttention4Deep: batch4 at head dim 64 over a bf16 cache as decode_attention_batch4d (4 warps). */
+  readonly batchAttention4Deep?: boolean;
   readonly foldedWeight?: (linearWeight: string) => bigint;
 }
 

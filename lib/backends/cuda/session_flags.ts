@@ -299,6 +299,12 @@ export const CUDA_FLAGS = {
    * activation). @default false
    */
   decodeNormFold: { env: "LLMRT_DECODE_NORM_FOLD", default: false },
+  /**
+   * With `batchAttention4`: decode steps of more than 8 sequences over a bf16 cache at head dim 64 run
+   * decode_attention_batch4d (4 warps a block instead of 2, so each warp streams half the key tiles of its split; the warps'
+   * partial sums merge in another order: other bits than batch4, the same for every such step). @default false
+   */
+  batchAttention4Deep: { env: "LLMRT_BATCH_ATTENTION4_DEEP", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

@@ -826,6 +826,23 @@ DECODE_BATCH4_RS(128, decode_attention_batch4_rs_bf16_hd128, DB4_NW128, DB4_ST12
 DECODE_BATCH4_RS(128, decode_attention_batch4w_rs_bf16_hd128, 2, 1, 8)
 #endif
 
+// batchAttention4Deep: decode_attention_batch4d{_rs}_bf16_hd64 — batch4 at head dim 64 with 4 warps a block (each warp
+// streams every 4th key tile of the split instead of every 2nd; 128 threads; other merge order, other bits than batch4).
+#ifndef DB4_DST64
+#define DB4_DST64 2
+#endif
+#if LLMRT_KERNEL(decode_attention_batch4d_bf16_hd64)
+extern "C" __global__ void __launch_bounds__(128, 4) decode_attention_batch4d_bf16_hd64(DB4_ARGS_HEAD) {
+  if ((int)blockIdx.y >= numTokens) return;
+  decodeBatch4Impl<64, 4, DB4_DST64, DB4_KT64, false, false, 1>(qkv, out, kvCache, positions, seqStarts, blockTables, invFreq,
+      attnScaling, partialO, partialML, counters, numSeqs, numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window,
+      splitSize, nullptr);
+}
+#endif
+#if LLMRT_KERNEL(decode_attention_batch4d_rs_bf16_hd64)
+DECODE_BATCH4_RS(64, decode_attention_batch4d_rs_bf16_hd64, 4, DB4_DST64, 4)
+#endif
+
 // decode_attention_batch4w_bf16_hd128: the bf16 hd128 kernel with 1 cp.async stage a warp and registers capped for 8 blocks
 // per SM (the same warps and tiles, so the same bits) for steps of at least BATCH4_WIDE_MIN_ROWS sequences (H200 session 11,
 // 8B layer at 128..256 keys, r1 before the fast issue: 112.4 vs 120.3 us at 512 seqs, 34.5 vs 40.2 at 128, 24.3 vs 21.2 at 64).
