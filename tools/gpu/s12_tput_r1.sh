@@ -4,7 +4,7 @@
 #         into qkv / gate_up, adds in the o_proj / down GEMMs), alternating, --reps 5 each; the first pair with
 #         --profile-steps (the run's split: prefill step, decode steps, host)
 #   test — tests/gpu/norm_fold.test.ts (folded logits vs the CPU session and the default session, graphs = eager)
-#   defer — --defer-decodes 2 (one run), if time is left
+#   deep — decodeNormFold + batchAttention4Deep (hd64 batch attention on 4 warps), one run, if time is left
 set -uo pipefail
 # shellcheck disable=SC1091
 source tools/gpu/jobs_lib.sh
@@ -24,9 +24,10 @@ gpu_suite normfold_test 16 tests/gpu/norm_fold.test.ts
 grep -E "decodeNormFold hd" "$OUT/normfold_test.log" | cut -c1-900
 left=$((44 - (SECONDS - _t0)))
 echo "left $left s"
-if [ "$left" -gt 5 ]; then
-  thr d2 $M1 64 "$((left - 1))" --reps 5 --defer-decodes 2
-  grep -h "runs:" "$OUT"/t_d2.log
-  thr_summary d2
+if [ "$left" -gt 6 ]; then
+  # batchAttention4Deep with the fold: the hd64 batch attention on 4 warps a block
+  (export LLMRT_DECODE_NORM_FOLD=1 LLMRT_BATCH_ATTENTION4_DEEP=1; thr deep1 $M1 64 "$((left - 1))" --reps 5)
+  grep -h "runs:" "$OUT"/t_deep1.log
+  thr_summary deep1
 fi
 stamp done
