@@ -251,6 +251,8 @@ export class CudaSession implements SessionBackend {
   readonly nvfp4K32Norm: boolean;
   /** CudaSessionOptions.gemmResidual. */
   readonly gemmResidual: boolean;
+  /** CudaSessionOptions.decodeL2Prefetch. */
+  readonly decodeL2Prefetch: boolean;
   /** CudaSessionOptions.batchAttention4Deep. */
   readonly batchAttention4Deep: boolean;
   /** CudaSessionOptions.decodeNormFold (bf16 engines with a norm that folds; norm_fold.ts). */
@@ -358,6 +360,7 @@ export class CudaSession implements SessionBackend {
     this.batchAttention2Wide = f.batchAttention2Wide && f.batchAttention2;
     this.batchAttention4 = f.batchAttention4 && f.batchAttention2;
     this.batchAttention4Deep = f.batchAttention4Deep && this.batchAttention4;
+    this.decodeL2Prefetch = f.decodeL2Prefetch;
     this.fp8FastAccum = f.fp8FastAccum;
     this.fp8FusedQuant = f.fp8FusedQuant;
     this.fp8Pdl = f.fp8Pdl;
@@ -630,6 +633,7 @@ export class CudaSession implements SessionBackend {
       batchAttention2Wide: this.batchAttention2Wide,
       batchAttention4: this.batchAttention4,
       ...(this.batchAttention4Deep ? { batchAttention4Deep: true } : {}),
+      ...(this.decodeL2Prefetch ? { decodeL2Prefetch: true } : {}),
       fp8FastAccum: this.fp8FastAccum,
       fp8FusedQuant: this.fp8FusedQuant,
       fp8Pdl: this.fp8Pdl,
