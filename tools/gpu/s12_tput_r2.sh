@@ -6,7 +6,7 @@
 #   probe — tools/gpu/s12_tput_probe.ts with the fold (64 x (128, 8))
 #   A/B   — default vs decodeNormFold alternating, --reps 5 each (first pair --profile-steps)
 #   deep  — fold + batchAttention4Deep (hd64 batch attention on 4 warps); pf — fold + decodeL2Prefetch (same bits as fold)
-#   test  — tests/gpu/norm_fold.test.ts, the batch4d case; breakdown — the 64-row step by role, default vs fold
+#   test  — the in-place per-M GEMM test (tests/gpu/gemm.test.ts), tests/gpu/norm_fold.test.ts's batch4d case; breakdown — the 64-row step by role, default vs fold
 set -uo pipefail
 # shellcheck disable=SC1091
 source tools/gpu/jobs_lib.sh
@@ -30,6 +30,10 @@ same_ids def1 fold1
 same_ids fold1 fold2
 same_ids fold1 pf
 same_ids fold1 deep
+stamp "bun test: in-place per-M GEMM"
+timeout 6 bun test --timeout 600000 tests/gpu/gemm.test.ts -t "per-M tuned GEMM adding" > "$OUT/test_gemm.log" 2>&1
+echo "rc $?"
+grep -E "^\(fail|^\(pass|worst" "$OUT/test_gemm.log" | cut -c1-900
 left=$((44 - (SECONDS - _t0)))
 echo "left $left s"
 if [ "$left" -gt 8 ]; then
