@@ -509,7 +509,7 @@ export class FakeCudaSession {
       lowbitScratch: lowbit ? mem.alloc(lowbit.bytes) : undefined,
       kvScales: a.kvCache ? kvScalesPtr(mem, a.kvCache.scales) : undefined,
       ...(pruning ? { lastLayerRows: { plan: pruning, scratch: mem.alloc(pruning.scratchBytes) } } : {}),
-      ...(folded.size > 0 ? { normFold: true, foldedWeight: (n: string) => folded.get(n)! } : {}),
+      ...(folded.size > 0 ? { normFold: true, foldedWeight: (n: string) => folded.get(n)!, residualAlt: mem.alloc(this.decodeCap * a.hiddenSize * 2) } : {}),
     };
   }
 

@@ -20,7 +20,8 @@ test("decodeNormFold: the llama-3.2-1b plan folds its 32 layer norms; a 64-seque
   assert.equal(cands.length, 32);
   assert.equal(cands.filter((c) => c.consumerKind === "attention").length, 16);
   const env = { ...namedPlanEnv(plan, { fusedDecode: true }), batchAttention: true, batchAttention2: true, batchAttention4: true, decodeLogitsTuned: true };
-  const folded = { ...env, normFold: true, foldedWeight: (n: string) => env.weight(`folded:${n}`) };
+  const alt = env.weight("residualAlt");
+  const folded = { ...env, normFold: true, foldedWeight: (n: string) => env.weight(`folded:${n}`), residualAlt: alt };
   const big: StepShape = { numTokens: 64, numSeqs: 64, numRows: 64, attention: { kind: "decode", numSplits: 2, splitSize: 256 }, sample: true };
   const on = planLaunches(folded, big), off = planLaunches(env, big);
   const count = (ls: Launch[], k: string) => ls.filter((l) => name(l) === k).length;
@@ -33,17 +34,22 @@ test("decodeNormFold: the llama-3.2-1b plan folds its 32 layer norms; a 64-seque
   assert.equal(count(off, "rmsnorm_bf16") + count(off, "add_inplace_bf16"), 3);
   assert.equal(off.length - on.length, 33, `${off.length} → ${on.length} launches`);
   const hidden = env.arena + BigInt(plan.buffers.hidden.offset);
-  const gemms = on.filter((l) => l.kind === "gemm");
-  for (const g of gemms) {
+  // The residual stream alternates between its plan buffer and residualAlt: each o_proj / down GEMM adds C (the current
+  // one) into D (the other), and the linears after it read D.
+  let cur = hidden;
+  for (const g of on) {
     if (g.kind !== "gemm") continue;
     const op = plan.ops[g.op] as { weight: string };
     if (/qkv|gate_up/.test(op.weight)) {
-      assert.equal(g.a, hidden, `${op.weight}: reads the residual stream`);
+      assert.equal(g.a, cur, `${op.weight}: reads the residual stream`);
       assert.equal(g.b, env.weight(`folded:${op.weight}`), `${op.weight}: the folded weight`);
     } else if (/o_proj|down/.test(op.weight)) {
-      assert.deepEqual([g.c, g.d], [hidden, hidden], `${op.weight}: adds into the residual`);
+      const other = cur === hidden ? alt : hidden;
+      assert.deepEqual([g.c, g.d], [cur, other], `${op.weight}: adds the residual out of place`);
+      cur = other;
     }
   }
+  assert.equal(cur, hidden, "32 adds: back in the plan buffer");
   // Steps of up to 8 sequences and prefill: unchanged.
   for (
     const shape of [{ ...big, numTokens: 8, numSeqs: 8, numRows: 8 }, {

@@ -42,7 +42,11 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     : undefined;
   let pruned = false;
   const remap = new Map<string, bigint>();
+  // decodeNormFold: the residual stream's current buffer (its plan buffer or LaunchEnv.residualAlt).
+  const moved = new Map<string, bigint>();
   const buf = (name: string): bigint => {
+    const m = moved.get(name);
+    if (m !== undefined) return m;
     const r = pruned ? remap.get(name) : undefined;
     if (r !== undefined) return r;
     const b = plan.buffers[name];
@@ -285,8 +289,17 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           residualInGemm && (last === first || fp8) && g?.kind === "gemm" && (g.dtype === gemmType || fp8) && g.outDtype === gemmType && g.bias === null &&
           g.d === buf(op.out) && (next?.type === "add" || next?.type === "add_rmsnorm") && next.x === op.out && onlyReader(plan.ops, op.out, i + 1)
         ) {
-          const residual = buf(next.type === "add" ? next.out : next.residual);
-          out[last] = { ...g, d: residual, c: residual };
+          const name = next.type === "add" ? next.out : next.residual;
+          const residual = buf(name);
+          if (nf && env.residualAlt) {
+            // Out of place: C the current buffer, D the other one, which the step reads from here on.
+            const home = plan.buffers[name] ? env.arena + BigInt(plan.buffers[name].offset) : residual;
+            const other = residual === home ? env.residualAlt : home;
+            out[last] = { ...g, d: other, c: residual };
+            moved.set(name, other);
+          } else {
+            out[last] = { ...g, d: residual, c: residual };
+          }
           addedByGemm = i + 1;
         }
         break;

@@ -233,6 +233,12 @@ export interface LaunchEnv {
   /** CudaSessionOptions.decodeL2Prefetch: > 8-row decode steps' batch attention / silu_mul_rs prefetch the next linear's weight. */
   readonly decodeL2Prefetch?: boolean;
   readonly foldedWeight?: (linearWeight: string) => bigint;
+  /**
+   * With normFold: bf16 [decodeCap, hiddenSize], the residual stream's second buffer. The o_proj / down GEMMs of a folded
+   * step add out of place (C the current residual buffer, D the other: any cuBLASLt algorithm, split-K reducing in D
+   * included), and the step's later readers take D.
+   */
+  readonly residualAlt?: bigint;
 }
 
 /** Least row elements a gemv_fused_ks warp streams (doubling the warps per row stops below it). */

@@ -284,6 +284,8 @@ export class CudaSession implements SessionBackend {
   readonly #nvfp4Tiled = new Map<string, { readonly weight: string; readonly scales: string; readonly n: number; readonly k: number }>();
   /** decodeNormFold: a folded linear's weight name → its W · diag(norm weight) in #foldedWeights. */
   readonly #folded = new Map<string, bigint>();
+  /** decodeNormFold: bf16 [decodeCap, hiddenSize], the residual stream's second buffer (LaunchEnv.residualAlt). */
+  #residualAlt: DeviceBuffer | null = null;
   /** The tiled bytes of a pair's other tensor, made with the first one. */
   readonly #nvfp4TiledBytes = new Map<string, Uint8Array>();
   /** bf16 [N, K] of the largest quantized linear (prefill dequantizes into it); null without quantized linears. */
@@ -480,6 +482,7 @@ export class CudaSession implements SessionBackend {
       if (foldBytes > 0) {
         const buf = d.alloc(foldBytes);
         for (const [w, off] of foldOffsets) this.#folded.set(w, buf.ptr + BigInt(off));
+        this.#residualAlt = d.alloc(this.decodeCap * a.hiddenSize * 2);
       }
       const want = this.elem === "bf16" ? "bfloat16" : "float32";
       const slices = names.map((n) => ({
@@ -524,6 +527,8 @@ export class CudaSession implements SessionBackend {
       // (fp8FlashPrefill: a stand-in shadow address, so the prefill plans name kv_dequant and the flash kernels.)
       const compiling = this.#startKernels(plannedKernels({ ...this.#env(0n, 0), ...(this.fp8FlashPrefill ? { kvShadow: 1n } : {}) }, this.decodeCap));
       this.weightUpload = uploadWeights(d, this.#stream, this.#weights, engine, slices, (n) => this.#weightBytes(n)); // pinned, double-buffered
+      this.kernelCompile = this.#finishKernels(compiling);
+      // decodeNormFold: the folded weights, once the upload is in (same stream) and the planned kernels are loaded.
       for (const [w, p] of foldPairs) {
         const n = p.rows * p.cols;
         this.#exec([{
@@ -535,7 +540,6 @@ export class CudaSession implements SessionBackend {
           args: [this.#weightPtr(w), this.#weightPtr(p.norm), this.#folded.get(w)!, BigInt(p.rows), p.cols],
         }]);
       }
-      this.kernelCompile = this.#finishKernels(compiling);
       if (process.stderr.isTTY && this.kernelCompile.units > this.kernelCompile.cacheHits) {
         process.stderr.write(`llmrt: ${describeCompile(this.kernelCompile)}\n`);
       }
@@ -665,7 +669,9 @@ export class CudaSession implements SessionBackend {
       nvfp4GemvK32: this.nvfp4GemvK32,
       nvfp4K32Norm: this.nvfp4K32Norm,
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),
-      ...(this.decodeNormFold ? { normFold: true, foldedWeight: (name: string) => this.#foldedWeight(name) } : {}),
+      ...(this.decodeNormFold
+        ? { normFold: true, foldedWeight: (name: string) => this.#foldedWeight(name), ...(this.#residualAlt ? { residualAlt: this.#residualAlt.ptr } : {}) }
+        : {}),
     };
   }
 
@@ -1047,7 +1053,22 @@ export class CudaSession implements SessionBackend {
   }
 
   #exec(launches: readonly Launch[], stream: Stream = this.#stream): void {
+    try {
+      this.#execAll(launches, stream);
+    } catch (e) {
+      // Which launch failed (with CUDA_LAUNCH_BLOCKING=1, the kernel that faulted): the launch loop keeps no index.
+      const l = this.#issuing;
+      if (e instanceof Error && l) e.message += ` (while launching ${l.kind === "gemm" ? `gemm ${l.m}x${l.n}x${l.k}` : l.kernel} of op ${l.op})`;
+      throw e;
+    }
+  }
+
+  /** The launch `#execAll` is issuing (error messages name it). */
+  #issuing: Launch | null = null;
+
+  #execAll(launches: readonly Launch[], stream: Stream): void {
     for (const l of launches) {
+      this.#issuing = l;
       if (l.kind === "kernel" && l.kernel === NCCL_ALL_REDUCE) {
         if (!this.#comm || stream !== this.#stream) {
           throw new ValidationError("Session: an all_reduce runs on the session's stream with its NCCL communicator", "nccl");

@@ -342,6 +342,14 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
       vD[j] = *reinterpret_cast<const uint4*>(vr + HALF);
     }
   }
+  // RSC: the residual row's first NT · 8 · RXV elements loaded here with the token's other loads (the rest, if any, below).
+  constexpr int RXV = 4;
+  uint4 rx[RXV];
+#pragma unroll
+  for (int j = 0; j < RXV; j++) {
+    const int i = (tid + j * NT) * 8;
+    rx[j] = RSC && i < hidden ? *reinterpret_cast<const uint4*>(normX + (long long)t * hidden + i) : zero4;
+  }
   const int s = st0 == t && st1 == t + 1 ? t : seqOfToken(seqStarts, numSeqs, t);
   const int lo = window > 0 ? max(0, pos + 1 - window) : 0;
   const int sLo = lo + z * splitSize;
@@ -433,7 +441,16 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
     if (RSC) {
       const bf16_t* xr = normX + (long long)t * hidden;
       float ss = 0.f;
-      for (int i = tid * 8; i < hidden; i += NT * 8) {
+#pragma unroll
+      for (int j = 0; j < RXV; j++) {
+        const u32 w[4] = {rx[j].x, rx[j].y, rx[j].z, rx[j].w};
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+          const float v = toF((bf16_t)(w[e >> 1] >> (16 * (e & 1))));
+          ss += v * v;
+        }
+      }
+      for (int i = (tid + RXV * NT) * 8; i < hidden; i += NT * 8) {
         float a[8];
         load16(xr + i, a);
 #pragma unroll

@@ -66,6 +66,17 @@ extern "C" __global__ void __launch_bounds__(256) silu_mul_rs_bf16(const bf16_t*
   if ((int)blockIdx.y >= numTokens) return;
   const long long t = blockIdx.y;
   const bf16_t* xr = x + t * hidden;
+  const bf16_t* g = gateUp + t * 2 * inter;
+  const bf16_t* u = g + inter;
+  bf16_t* o = out + t * inter;
+  const int i0 = (blockIdx.x * blockDim.x + threadIdx.x) * 8;
+  const bool vec = inter % 8 == 0 && aligned16(gateUp) && aligned16(out);
+  // gate / up first: their loads are in flight while the block sums the residual row.
+  float a[8], b[8];
+  if (vec && i0 < inter) {
+    load16(g + i0, a);
+    load16(u + i0, b);
+  }
   float ss = 0.f;
   if (hidden % 8 == 0 && aligned16(x)) {
     for (int i = threadIdx.x * 8; i < hidden; i += blockDim.x * 8) {
@@ -78,15 +89,8 @@ extern "C" __global__ void __launch_bounds__(256) silu_mul_rs_bf16(const bf16_t*
     for (int i = threadIdx.x; i < hidden; i += blockDim.x) ss += toF(xr[i]) * toF(xr[i]);
   }
   const float r = rsqrtf(blockSum(ss, sh) / (float)hidden + eps);
-  const bf16_t* g = gateUp + t * 2 * inter;
-  const bf16_t* u = g + inter;
-  bf16_t* o = out + t * inter;
-  const int i0 = (blockIdx.x * blockDim.x + threadIdx.x) * 8;
-  if (inter % 8 == 0 && aligned16(gateUp) && aligned16(out)) {
+  if (vec) {
     if (i0 < inter) {
-      float a[8], b[8];
-      load16(g + i0, a);
-      load16(u + i0, b);
 #pragma unroll
       for (int e = 0; e < 8; e++) a[e] = silu(r * a[e]) * (r * b[e]);
       store16(o + i0, a);
