@@ -993,8 +993,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       }
       case "silu_mul_rs_bf16": {
         // decodeNormFold: silu(r · gate) · (r · up), r = 1 / rms of the row of x [T, hidden].
-        const [gu, out, T, I, xP, Hn, epsN, prefetch, prefetchBytes] = A;
-        if (prefetchBytes > 0n) mem.bytes(prefetch, Number(prefetchBytes)); // decodeL2Prefetch: a range of the fake memory
+        const [gu, out, T, I, xP, Hn, epsN] = A;
         assert.equal(l.grid[1], T);
         assert.ok(l.grid[0] * 256 * 8 >= I, "silu_mul_rs grid covers the width");
         const g = ld(gu, T * 2 * I), xs = ld(xP, T * Hn);

@@ -70,7 +70,6 @@ export function planAttention(
   i: number,
   q8?: readonly [bigint, bigint, number],
   rs?: { readonly x: bigint; readonly hidden: number; readonly eps: number },
-  prefetch: readonly [bigint, bigint] = [0n, 0n],
 ): void {
   const { env, shape, T, S, R, buf, kvLayer, kvFp8, kvTag, kvScalesOf, fuse, out, k } = c;
   const a = env.plan.attributes, elem = env.elem, io = env.io;
@@ -175,8 +174,8 @@ export function planAttention(
       // decode_attention_batch: the split size.
       // decode_attention_sk: the split target (each token's partition depends on its span and this only).
       batch ? att.splitSize : sk ? att.sk!.target : Math.min(att.splitSize, DECODE_ATTENTION_MIN_SPLIT),
-      // decodeL2Prefetch (decode_attention_batch4*): the next linear's weight into L2.
-      ...(batch4 ? prefetch : [0n, 0n]),
+      0n,
+      0n,
       ...(kvFp8 ? [kvScalesOf(op.layer)] : []),
       ...(rs ? [rs.x, rs.hidden, rs.eps] : []),
     ], sk ? (kvFp8 ? DECODE_SK_FP8_SMEM : DECODE_SK_SMEM) : 0);

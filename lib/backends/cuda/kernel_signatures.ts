@@ -16,7 +16,7 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   add_rmsnorm: { file: "rmsnorm.cu", params: [P, P, P, P, I, I, F] },
   add_inplace: { file: "add.cu", params: [P, P, L] },
   silu_mul: { file: "silu_mul.cu", params: [P, P, I, I] },
-  silu_mul_rs: { file: "silu_mul.cu", params: [P, P, I, I, P, I, F, P, L] },
+  silu_mul_rs: { file: "silu_mul.cu", params: [P, P, I, I, P, I, F] },
   scale_cols: { file: "silu_mul.cu", params: [P, P, P, L, I] },
   gather_rows: { file: "gather_rows.cu", params: [P, P, P, I, I] },
   qk_norm: { file: "qk_norm.cu", params: [P, P, P, I, I, I, I, F] },

@@ -172,15 +172,6 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
       shape.attention.kind === "decode" && !shape.writeKvFirst
     ? planNormFold(plan, (j) => fuse.attnQkv.has(j) && batch4RowScale(c, plan.ops[j] as Extract<Op, { type: "paged_attention" }>))
     : undefined;
-  // decodeL2Prefetch: > 8-row bf16 decode steps' batch attention and silu_mul_rs pull the next linear's weight into L2.
-  const l2Prefetch = !!env.decodeL2Prefetch && !!fuse && elem === "bf16" && T > GEMV_MAX_ROWS && T === S && shape.attention.kind === "decode";
-  const nextWeight = (i: number): [bigint, bigint] => {
-    const j = plan.ops.findIndex((o, n) => n > i && o.type === "linear");
-    const lin = j < 0 ? undefined : plan.ops[j] as Extract<Op, { type: "linear" }>;
-    if (!l2Prefetch || !lin || lin.weightFormat || lin.out === a.logits) return [0n, 0n];
-    const w = nf?.linear.has(j) ? env.foldedWeight!(lin.weight) : env.weight(lin.weight);
-    return [w, BigInt(lin.outFeatures * lin.inFeatures * 2)];
-  };
   // gemmResidual (prefill and mixed steps): the op index whose residual add the previous linear's GEMM did.
   const residualInGemm = ((!!env.gemmResidual && shape.attention.kind !== "decode") || !!nf) && !env.lora;
   let addedByGemm = -1;
@@ -348,7 +339,6 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           i,
           fq.has(i) ? fqArgs(fq.get(i)!) : undefined,
           rs ? { x: buf(rs.x), hidden: widthOf(rs.x), eps: rs.eps } : undefined,
-          nextWeight(i),
         );
         break;
       }
@@ -380,7 +370,6 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
             buf(rs.x),
             widthOf(rs.x),
             rs.eps,
-            ...nextWeight(i),
           ]);
           break;
         }

@@ -230,8 +230,6 @@ export interface LaunchEnv {
   readonly normFold?: boolean;
   /** CudaSessionOptions.batchAttention4Deep: batch4 at head dim 64 over a bf16 cache as decode_attention_batch4d (4 warps). */
   readonly batchAttention4Deep?: boolean;
-  /** CudaSessionOptions.decodeL2Prefetch: > 8-row decode steps' batch attention / silu_mul_rs prefetch the next linear's weight. */
-  readonly decodeL2Prefetch?: boolean;
   readonly foldedWeight?: (linearWeight: string) => bigint;
   /**
    * With normFold: bf16 [decodeCap, hiddenSize], the residual stream's second buffer. The o_proj / down GEMMs of a folded

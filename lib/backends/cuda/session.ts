@@ -251,8 +251,6 @@ export class CudaSession implements SessionBackend {
   readonly nvfp4K32Norm: boolean;
   /** CudaSessionOptions.gemmResidual. */
   readonly gemmResidual: boolean;
-  /** CudaSessionOptions.decodeL2Prefetch. */
-  readonly decodeL2Prefetch: boolean;
   /** CudaSessionOptions.batchAttention4Deep. */
   readonly batchAttention4Deep: boolean;
   /** CudaSessionOptions.decodeNormFold (bf16 engines with a norm that folds; norm_fold.ts). */
@@ -284,6 +282,8 @@ export class CudaSession implements SessionBackend {
   readonly #nvfp4Tiled = new Map<string, { readonly weight: string; readonly scales: string; readonly n: number; readonly k: number }>();
   /** decodeNormFold: a folded linear's weight name → its W · diag(norm weight) in #foldedWeights. */
   readonly #folded = new Map<string, bigint>();
+  /** decodeNormFold: the folded weights (kept referenced: a collected DeviceBuffer frees its memory). */
+  #foldedBuf: DeviceBuffer | null = null;
   /** decodeNormFold: bf16 [decodeCap, hiddenSize], the residual stream's second buffer (LaunchEnv.residualAlt). */
   #residualAlt: DeviceBuffer | null = null;
   /** The tiled bytes of a pair's other tensor, made with the first one. */
@@ -362,7 +362,6 @@ export class CudaSession implements SessionBackend {
     this.batchAttention2Wide = f.batchAttention2Wide && f.batchAttention2;
     this.batchAttention4 = f.batchAttention4 && f.batchAttention2;
     this.batchAttention4Deep = f.batchAttention4Deep && this.batchAttention4;
-    this.decodeL2Prefetch = f.decodeL2Prefetch;
     this.fp8FastAccum = f.fp8FastAccum;
     this.fp8FusedQuant = f.fp8FusedQuant;
     this.fp8Pdl = f.fp8Pdl;
@@ -480,7 +479,7 @@ export class CudaSession implements SessionBackend {
         return [w, off] as const;
       });
       if (foldBytes > 0) {
-        const buf = d.alloc(foldBytes);
+        const buf = this.#foldedBuf = d.alloc(foldBytes);
         for (const [w, off] of foldOffsets) this.#folded.set(w, buf.ptr + BigInt(off));
         this.#residualAlt = d.alloc(this.decodeCap * a.hiddenSize * 2);
       }
@@ -637,7 +636,6 @@ export class CudaSession implements SessionBackend {
       batchAttention2Wide: this.batchAttention2Wide,
       batchAttention4: this.batchAttention4,
       ...(this.batchAttention4Deep ? { batchAttention4Deep: true } : {}),
-      ...(this.decodeL2Prefetch ? { decodeL2Prefetch: true } : {}),
       fp8FastAccum: this.fp8FastAccum,
       fp8FusedQuant: this.fp8FusedQuant,
       fp8Pdl: this.fp8Pdl,

@@ -305,12 +305,6 @@ export const CUDA_FLAGS = {
    * partial sums merge in another order: other bits than batch4, the same for every such step). @default false
    */
   batchAttention4Deep: { env: "LLMRT_BATCH_ATTENTION4_DEEP", default: false },
-  /**
-   * Decode steps of more than 8 sequences on bf16 engines: the batch decode attention (decode_attention_batch4*) and, with
-   * `decodeNormFold`, silu_mul_rs bulk-prefetch the next linear's weight (o_proj, down_proj) into L2 at their start
-   * (cp.async.bulk.prefetch.L2), so the skinny GEMM after them finds part of it there. The same bits. @default false
-   */
-  decodeL2Prefetch: { env: "LLMRT_DECODE_L2_PREFETCH", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

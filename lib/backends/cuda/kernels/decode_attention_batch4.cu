@@ -16,12 +16,10 @@
 //
 // extern "C" __global__ void decode_attention_batch4_bf16_hd{64|128}(decode_attention_batch_bf16_hd*'s parameters)
 // extern "C" __global__ void decode_attention_batch4_fp8kv_bf16_hd{64|128}(the same, then const float* kvScales)
-//   prefetch / prefetchBytes (decodeL2Prefetch; 0 = none): bulk-prefetched into L2 at the start (the next linear's weight).
 //   grid (numKvHeads * ceil(G / 8), numTokens, numSplits)   block DB4_NW * 32 threads (attention_choice.ts
 //   batchAttention4Threads); counters int [numTokens * gridDim.x]; otherwise as decode_attention_batch.
 #include "common.cuh"
 #include "kv_fp8.cuh"
-#include "l2_prefetch.cuh"
 
 #define DB4_ROWS 8  // query heads per block: the n8 columns
 #define COMMA_SCALES , const float* kvScales
@@ -808,7 +806,6 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
       int splitSize, const void *prefetch, long long prefetchBytes
 #define DECODE_BATCH4(HD, Q8, NAME, EXTRA, SCALES)                                                                        \
   extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, Q8) * 32, DB4_CFG(MINB, HD, Q8)) NAME(DB4_ARGS_HEAD EXTRA) { \
-    prefetchL2Bulk(prefetch, prefetchBytes);                                                                              \
     if ((int)blockIdx.y >= numTokens) return;                                                                             \
     decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, DB4_CFG(SER, HD, Q8)>(qkv, out, kvCache, positions, \
         seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs, numHeads, numKvHeads,       \
@@ -831,7 +828,6 @@ DECODE_BATCH4(128, true, decode_attention_batch4_fp8kv_bf16_hd128, COMMA_SCALES,
 // float normEps): q, k, v of token t times rsqrt(mean(normX[t, :]^2) + normEps) first (normX [numTokens, hidden]).
 #define DECODE_BATCH4_RS(HD, NAME, NWV, STV, MINB)                                                                      \
   extern "C" __global__ void __launch_bounds__(NWV * 32, MINB) NAME(DB4_ARGS_HEAD, const bf16_t* normX, int hidden, float normEps) { \
-    prefetchL2Bulk(prefetch, prefetchBytes);                                                                             \
     if ((int)blockIdx.y >= numTokens) return;                                                                            \
     decodeBatch4Impl<HD, NWV, STV, DB4_CFG(KT, HD, false), false, DB4_CFG(TMA, HD, false) != 0, 1, true>(qkv, out, kvCache,  \
         positions, seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs, numHeads,       \
@@ -854,7 +850,6 @@ DECODE_BATCH4_RS(128, decode_attention_batch4w_rs_bf16_hd128, 2, 1, 8)
 #endif
 #if LLMRT_KERNEL(decode_attention_batch4d_bf16_hd64)
 extern "C" __global__ void __launch_bounds__(128, 4) decode_attention_batch4d_bf16_hd64(DB4_ARGS_HEAD) {
-  prefetchL2Bulk(prefetch, prefetchBytes);
   if ((int)blockIdx.y >= numTokens) return;
   decodeBatch4Impl<64, 4, DB4_DST64, DB4_KT64, false, false, 1>(qkv, out, kvCache, positions, seqStarts, blockTables, invFreq,
       attnScaling, partialO, partialML, counters, numSeqs, numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window,
@@ -871,7 +866,6 @@ DECODE_BATCH4_RS(64, decode_attention_batch4d_rs_bf16_hd64, 4, DB4_DST64, 4)
 #if LLMRT_KERNEL(decode_attention_batch4w_bf16_hd128)
 extern "C" __global__ void __launch_bounds__(64, 8) decode_attention_batch4w_bf16_hd128(DB4_ARGS_HEAD) {
   static_assert(DB4_NW128 == 2, "decode_attention_batch4w takes batch4's 2 warps (the same tiles, the same bits)");
-  prefetchL2Bulk(prefetch, prefetchBytes);
   if ((int)blockIdx.y >= numTokens) return;
   decodeBatch4Impl<128, 2, 1, DB4_KT128, false, false, 1>(qkv, out, kvCache, positions, seqStarts, blockTables, invFreq,
       attnScaling, partialO, partialML, counters, numSeqs, numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window,

@@ -7,7 +7,6 @@
 //   (numTokens <= 65535: grid.y). 16-byte vectors when inter * sizeof(elem) % 16 == 0 and pointers are aligned;
 //   otherwise each block handles 256 * V consecutive elements one at a time. May be launched with PDL (prefillPdl).
 #include "common.cuh"
-#include "l2_prefetch.cuh"
 
 __device__ __forceinline__ float silu(float g) { return g / (1.f + expf(-g)); }
 
@@ -56,13 +55,11 @@ extern "C" __global__ void __launch_bounds__(256) silu_mul_f32(const float* gate
 //   out[t, i] = silu(r · gateUp[t, i]) · (r · gateUp[t, I + i])
 //
 // extern "C" __global__ void silu_mul_rs_bf16(const bf16_t* gateUp, bf16_t* out, int numTokens, int inter,
-//     const bf16_t* x, int hidden, float eps, const void* prefetch, long long prefetchBytes)
+//     const bf16_t* x, int hidden, float eps)
 //   silu_mul_bf16's grid and block; x [numTokens, hidden] (every block of a row sums the row itself: 4 KB at hidden 2048).
-//   prefetch (0 = none; decodeL2Prefetch): [prefetch, prefetch + prefetchBytes) bulk-prefetched into L2 (the next linear's weight).
 extern "C" __global__ void __launch_bounds__(256) silu_mul_rs_bf16(const bf16_t* gateUp, bf16_t* out, int numTokens, int inter,
-    const bf16_t* x, int hidden, float eps, const void* prefetch, long long prefetchBytes) {
+    const bf16_t* x, int hidden, float eps) {
   __shared__ float sh[32];
-  prefetchL2Bulk(prefetch, prefetchBytes);
   if ((int)blockIdx.y >= numTokens) return;
   const long long t = blockIdx.y;
   const bf16_t* xr = x + t * hidden;
