@@ -22,9 +22,16 @@
  * --profile-decode: after each engine's timed steps, one more decode step's graph replay time and its launches one by
  * one (Session.cuda.profileDecodeStep): summed by kernel, and the linears' launches summed by layer role (qkv, o,
  * gate_up, down, lm_head) with the weight bytes they read as a share of the copy ceiling.
- * --ab-then KEY2: after the --ab runs, one more with both KEY and KEY2 on (its tok/s and logits vs the on run's).
+ * --marginals: with --profile-decode, each part's cost inside the step's graph (Session.cuda.timeDecodeLaunches): the graph
+ * replay of the whole step minus that of the step without the part's launches, and the part's launches alone in a graph
+ * (parts: a linear role, act quantization included, else the kernel; the steps missing launches compute garbage).
+ * --ab-then KEY2[,KEY3...]: after the --ab runs, one more per key with KEY and the keys up to it on (tok/s and logits vs the on run's).
  * --skip-bf16: no bf16 engine (its build and run; the copy ceiling from a bare device); the "vs bf16" columns are left empty.
  * --synthetic-lm-head: with --synthetic-nvfp4, a second NVFP4 engine whose lm_head is NVFP4 too (untied models; random codes).
+ * --synthetic-w4 / --synthetic-w8: weight-only engines of random codes in the layouts the pre-quantized checkpoints load
+ * into (W4A16_AWQ: u4, --group-size scales + zero points, as openModel of a pack_awq_torch.py checkpoint gives; W8A16:
+ * u8 per channel, symmetric), built in seconds (no packing, no TypeScript quantization): the same kernels and bytes as a
+ * real checkpoint, for speed rows only (their logits mean nothing).
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -44,6 +51,7 @@ import { Session } from "../lib/runtime/session.ts";
 import { CUDA_FLAG_NAMES } from "../lib/backends/cuda/session_flags.ts";
 import { argmax, type DecodeRun, deviceWeightBytes, greedyStepper, launchTotals, prefillAndDecode, relL2 } from "./batch1.ts";
 import type { CudaKvCache } from "../lib/backends/cuda/session.ts";
+import type { Launch } from "../lib/backends/cuda/launch_plan.ts";
 import { copyCeiling } from "./copy_bandwidth.ts";
 import { CudaDevice } from "../lib/cuda/device.ts";
 
@@ -65,9 +73,12 @@ const { values } = parseArgs({
     "calib-tokens": { type: "string" },
     "synthetic-nvfp4": { type: "boolean" },
     "synthetic-lm-head": { type: "boolean" },
+    "synthetic-w4": { type: "boolean" },
+    "synthetic-w8": { type: "boolean" },
     "skip-bf16": { type: "boolean" },
     "ab-then": { type: "string" },
     "profile-decode": { type: "boolean" },
+    marginals: { type: "boolean" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/quant_e2e.ts --model DIR [--algos W4A16,W8A16] [--group-size 128] [--decode 128]");
@@ -124,11 +135,13 @@ if (abKey !== undefined && !(CUDA_FLAG_NAMES as readonly string[]).includes(abKe
   throw new Error(`--ab: a CUDA session flag (${CUDA_FLAG_NAMES.join(", ")}), got ${abKey}`);
 }
 
-const thenKey = values["ab-then"];
-if (thenKey !== undefined && (!abKey || !(CUDA_FLAG_NAMES as readonly string[]).includes(thenKey))) throw new Error(`--ab-then: a CUDA session flag with --ab`);
+// --ab-then KEY2[,KEY3...]: one more run per key, each adding it to KEY and the keys before it.
+const thenKeys = (values["ab-then"] ?? "").split(",").filter((k) => k !== "");
+if (thenKeys.some((k) => !abKey || !(CUDA_FLAG_NAMES as readonly string[]).includes(k))) throw new Error(`--ab-then: CUDA session flags with --ab`);
 
-function run(engine: Engine, ab?: boolean, then = false): DecodeRun & { gemmLogits: Float32Array } {
-  const opts = backend === "cpu" ? {} : { ...fixed, ...(ab === undefined || !abKey ? {} : { [abKey]: ab }), ...(then ? { [thenKey!]: true } : {}) };
+function run(engine: Engine, ab?: boolean, then = 0): DecodeRun & { gemmLogits: Float32Array } {
+  const thenOpts = Object.fromEntries(thenKeys.slice(0, then).map((k) => [k, true]));
+  const opts = backend === "cpu" ? {} : { ...fixed, ...(ab === undefined || !abKey ? {} : { [abKey]: ab }), ...thenOpts };
   const t0 = performance.now();
   using session = Session.fromSerializedEngine(engine, { backend, ...opts });
   if (values["profile-decode"]) console.log(`  session (upload, kernels) ${((performance.now() - t0) / 1000).toFixed(1)} s`);
@@ -192,6 +205,7 @@ function profileDecode(engine: Engine, session: Session, kv: CudaKvCache, inp: R
     } of copy [${[...e.kernels].join(", ")}]`
   );
   const linMs = [...roles.values()].reduce((a, e) => a + e.ms, 0), linBytes = [...roles.values()].reduce((a, e) => a + e.bytes, 0);
+  if (values.marginals) lines.push(graphMarginals(engine, session, kv, inp, roles));
   return [
     `  decode step at ${PROMPT + 9 + numDecode}: graph ${p.graphMs.toFixed(3)} ms; ${p.launches.length} launches one by one ${sum.toFixed(3)} ms: ${
       top.map(([n, e]) => `${n} ×${e.n} ${(e.ms * 1e3).toFixed(0)} µs`).join(", ")
@@ -201,6 +215,46 @@ function profileDecode(engine: Engine, session: Session, kv: CudaKvCache, inp: R
     } of copy; everything else ${(other * 1e3).toFixed(0)} µs`,
     ...lines,
   ].join("\n");
+}
+
+/** --marginals: each part's marginal and alone cost in a captured graph of the decode step (µs). */
+function graphMarginals(
+  engine: Engine,
+  session: Session,
+  kv: CudaKvCache,
+  inp: ReturnType<ReturnType<typeof greedyStepper>>,
+  roles: Map<string, { bytes: number }>,
+): string {
+  const cuda = session.cuda!;
+  const part = (l: Launch): string => {
+    const op = engine.plan.ops[l.op];
+    if (op?.type === "linear") return op.weight.replace(/^.*layers\.\d+\./, "").replace(/\.weight$/, "");
+    return l.kind === "kernel" ? l.kernel : (op?.type ?? "gemm");
+  };
+  let parts: string[] = [];
+  const all = cuda.timeDecodeLaunches(inp, kv, (ls) => {
+    parts = [...new Set(ls.map(part))];
+    return [...ls];
+  }, 15);
+  const out = [`  graph marginals (step ${(all * 1e3).toFixed(1)} µs): part ×launches: marginal µs / alone µs [alone % of copy]`];
+  let sum = 0;
+  for (const p of parts) {
+    let n = 0;
+    const without = cuda.timeDecodeLaunches(inp, kv, (ls) => {
+      n = ls.filter((l) => part(l) === p).length;
+      return ls.filter((l) => part(l) !== p);
+    }, 15);
+    const alone = cuda.timeDecodeLaunches(inp, kv, (ls) => ls.filter((l) => part(l) === p), 15);
+    sum += all - without;
+    const bytes = roles.get(p)?.bytes ?? 0;
+    out.push(
+      `    ${p} ×${n}: ${((all - without) * 1e3).toFixed(1)} / ${(alone * 1e3).toFixed(1)}${
+        bytes > 0 ? ` [${((100 * bytes * 1e3) / (alone * copyBps)).toFixed(1)}%]` : ""
+      }`,
+    );
+  }
+  out.push(`    sum of marginals ${(sum * 1e3).toFixed(1)} µs of ${(all * 1e3).toFixed(1)}`);
+  return out.join("\n");
 }
 
 function ceilingBandwidth(engine: Engine | null): number {
@@ -276,11 +330,13 @@ function measure(name: string, qe: Engine, prep: string): DecodeRun & { gemmLogi
     }`;
     rq = [...(tOn >= tOff ? on : off)].sort((a, b) => b.tokS - a.tokS)[0];
     console.log(`${name}: ${abKey} ${idsSame && bits ? "OK" : "MISMATCH"}${pdlNote}`);
-    if (thenKey) {
-      const r = run(qe, true, true);
+    for (let ti = 1; ti <= thenKeys.length; ti++) {
+      const r = run(qe, true, ti);
       const same = r.ids.findIndex((x, i) => x !== on[0].ids[i]);
       console.log(
-        `${name}: ${abKey} + ${thenKey} on ${r.tokS.toFixed(1)} tok/s (${abKey} on: ${tOn.toFixed(1)}, off: ${tOff.toFixed(1)}); logits vs ${abKey} on: ${
+        `${name}: ${abKey} + ${thenKeys.slice(0, ti).join(" + ")} on ${r.tokS.toFixed(1)} tok/s (${abKey} on: ${tOn.toFixed(1)}, off: ${
+          tOff.toFixed(1)
+        }); logits vs ${abKey} on: ${
           sameBits(r.decodeLogits, on[0].decodeLogits) && sameBits(r.logits, on[0].logits)
             ? "bitwise equal"
             : `decode-step rel L2 ${relL2(r.decodeLogits, on[0].decodeLogits).toExponential(2)}, argmax ${
@@ -411,6 +467,48 @@ function syntheticNvfp4(base: LlamaForCausalLM, lmHead = false): QuantizedModel 
     });
   }
   return new QuantizedModel(base.config, new OverlayWeightSource(base.weights, new Map(), quantized), base.options, QuantConfig.from({ quantAlgo: "NVFP4" }));
+}
+
+/**
+ * A weight-only model of `base` with random codes (bits 4: groups of `group` + zero points = W4A16_AWQ's loaded form;
+ * bits 8: per channel, symmetric = W8A16's). As syntheticNvfp4, one draw per shape shared by every layer.
+ */
+function syntheticWeightOnly(base: LlamaForCausalLM, bits: 4 | 8, group: number): QuantizedModel {
+  const quantized = new Map<string, QuantizedTensor>();
+  const byShape = new Map<string, { packed: Uint8Array; scales: Float32Array; zeros: Uint8Array | null }>();
+  let seed = 777;
+  const rnd = (): number => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0);
+  for (let l = 0; l < base.config.numHiddenLayers; l++) {
+    for (const lin of ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]) {
+      const name = `model.layers.${l}.${lin}.weight`, [N, K] = base.weights.info(name).shape;
+      const G = bits === 4 ? group : K;
+      let data = byShape.get(`${lin} ${N}x${K}`);
+      if (!data) {
+        const packed = new Uint8Array((N * K * bits) / 8), words = new Uint32Array(packed.buffer);
+        for (let i = 0; i < words.length; i++) words[i] = rnd();
+        const scales = new Float32Array((N * K) / G);
+        // |w| ≤ 15 · 2e-3 (u4) / 128 · 2.5e-4 (u8): activations stay finite over 32 layers.
+        for (let i = 0; i < scales.length; i++) scales[i] = (bits === 4 ? 2e-3 : 2.5e-4) * (0.5 + (rnd() % 1024) / 1024);
+        const zeros = bits === 4 ? Uint8Array.from({ length: scales.length }, () => rnd() % 16) : null;
+        data = { packed, scales, zeros };
+        byShape.set(`${lin} ${N}x${K}`, data);
+      }
+      quantized.set(name, { bits, rows: N, cols: K, groupSize: G, ...data });
+    }
+  }
+  const qc = bits === 4 ? QuantConfig.from({ quantAlgo: "W4A16_AWQ", groupSize: group, hasZeroPoint: true }) : QuantConfig.from({ quantAlgo: "W8A16" });
+  return new QuantizedModel(base.config, new OverlayWeightSource(base.weights, new Map(), quantized), base.options, qc);
+}
+
+for (const bits of [4, 8] as const) {
+  if (!values[`synthetic-w${bits}`]) continue;
+  const t0 = performance.now();
+  const qe = build(syntheticWeightOnly(base, bits, groupSize));
+  const name = bits === 4
+    ? `W4A16_AWQ g${groupSize} + zero points (synthetic random codes: speed only)`
+    : "W8A16 per-channel (synthetic random codes: speed only)";
+  measure(name, qe, `build ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  qe.dispose();
 }
 
 // --synthetic-nvfp4: an NVFP4 engine of random e2m1 codes and e4m3 block scales (no calibration, no TypeScript

@@ -6,7 +6,7 @@
  *   bun bench/throughput.ts --model DIR [--requests 64] [--input 128] [--output 128] [--tp 1] [--hf] [--hf-compile]
  *       [--quant W4A16|W4A16_AWQ|W8A16|FP8|FP8_PER_CHANNEL_PER_TOKEN|... [--group-size 128]] [--kv-cache-quant FP8|INT8]
  *       [--profile-host] [--profile-steps] [--profile-gpu] [--no-overlap] [--max-num-tokens T] [--max-seq-len L] [--defer-decodes S]
- *       [--reps R]
+ *       [--reps R] [--breakdown-rows R1,R2 [--breakdown-ctx C]] [--ab-rows R1,R2 --ab-opts JSON] [--ab-prefill P]
  *
  * --quant quantizes the checkpoint at build time (LLM.create's quantConfig; int4 with zero points);
  * --kv-cache-quant stores the KV cache as e4m3 / int8 (QuantConfig.kvCacheQuantAlgo, with or without --quant).
@@ -20,6 +20,12 @@
  * --defer-decodes S: LLM.create's decodeDeferSteps (decode tokens sit out up to S steps in a row so that a large
  * batch of waiting prompts prefills alone; default: LLM.create's, 1).
  * --reps R: R timed runs (default 1); output tokens/s is their median, each printed; --profile-steps takes the last.
+ * --breakdown-rows R1,R2: after the run, bench/decode_breakdown.ts's breakdown of decode steps of R1, R2, ... rows at context
+ * C (--breakdown-ctx, default input + output / 2) on a second session of the same engine (each role's marginal cost in
+ * the step's CUDA graph, the role alone, the eager launches by kernel).
+ * --ab-rows R1,R2 --ab-opts '{"label": {options}, ...}': after the run, the graph replay of decode steps of R1, R2, ... rows
+ * at context C on a default session (unless the JSON names one "default") and one session per entry, taken in turn
+ * (decode_breakdown.ts abGraph); --ab-prefill P: also a prefill step of P prompts of `input` tokens on each.
  * --no-overlap: decode steps one at a time (LLM.create's overlapSteps false; by default the host's work on one
  * step runs while the GPU computes the next).
  *
@@ -32,6 +38,7 @@ import * as fs from "node:fs";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { LLM } from "../lib/llmapi/llm.ts";
+import { abGraph, breakdown } from "./decode_breakdown.ts";
 import { attentionSweep, profileHost } from "./host_profile.ts";
 import { printPhases, profileSteps } from "./step_phases.ts";
 
@@ -56,6 +63,11 @@ const { values } = parseArgs({
     "defer-decodes": { type: "string" },
     "no-overlap": { type: "boolean" },
     reps: { type: "string" },
+    "breakdown-rows": { type: "string" },
+    "breakdown-ctx": { type: "string" },
+    "ab-rows": { type: "string" },
+    "ab-opts": { type: "string" },
+    "ab-prefill": { type: "string" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/throughput.ts --model DIR [--requests 64] [--input 128] [--output 128] [--hf] [--hf-compile]");
@@ -146,6 +158,27 @@ if (values["profile-host"]) {
 if (values["profile-steps"]) result.phases = printPhases(timed, runs[runs.length - 1].secs * 1000);
 if (values["profile-gpu"]) {
   result.stepProfile = profileSteps(llm.engine, Math.max(1, Math.min(N, Math.floor(maxNumTokens / IN))), IN, N, IN + OUT / 2);
+}
+
+if (values["breakdown-rows"]) {
+  const ctx = Number(values["breakdown-ctx"] ?? IN + OUT / 2);
+  breakdown(llm.engine, values["breakdown-rows"].split(",").map(Number), [ctx], [["default", {}]], 10);
+}
+
+if (values["ab-rows"] || values["ab-prefill"]) {
+  const ctx = Number(values["breakdown-ctx"] ?? IN + OUT / 2);
+  const given = JSON.parse(values["ab-opts"] ?? "{}") as Record<string, Record<string, boolean>>;
+  const opts = Object.entries(given);
+  const P = Number(values["ab-prefill"] ?? 0);
+  abGraph(
+    llm.engine,
+    (values["ab-rows"] ?? "").split(",").filter((x) => x !== "").map(Number),
+    ctx,
+    "default" in given ? opts : [["default", {}], ...opts],
+    3,
+    20,
+    P > 0 ? { P, L: IN } : undefined,
+  );
 }
 
 if (values.hf) {

@@ -34,7 +34,7 @@ import {
   usesBatchAttention,
 } from "../lib/backends/cuda/launch_plan.ts";
 import { NCCL_ALL_REDUCE } from "../lib/backends/cuda/launch_types.ts";
-import { freshPrompts, isDecodeStep, logitRowsIncreasing, packStep, stagingLayout, stagingPointers } from "../lib/backends/cuda/step_staging.ts";
+import { freshPrompts, isDecodeStep, logitRowsIncreasing, maxSeqTokens, packStep, stagingLayout, stagingPointers } from "../lib/backends/cuda/step_staging.ts";
 import { planLastLayerRows } from "../lib/backends/cuda/last_layer_rows.ts";
 import { CudaLoraTables } from "../lib/backends/cuda/lora_tables.ts";
 import type { Engine } from "../lib/builder/engine.ts";
@@ -50,7 +50,7 @@ import { bf16ToF32, f32ToBf16 } from "../lib/util/dtype.ts";
 import { assert } from "./harness.ts";
 import { fp8GemmStandIn, fp8KernelStandIn, quantizeRows } from "./cuda_fake_fp8.ts";
 import { fp8ScratchLayout } from "../lib/backends/cuda/fp8_launch.ts";
-import { lowbitScratchLayout } from "../lib/backends/cuda/lowbit_launch.ts";
+import { lowbitScratchLayout, nvfp4K32DeepSmem } from "../lib/backends/cuda/lowbit_launch.ts";
 import { lowbitKernelStandIn, nvfp4ActRows, nvfp4MmaKernelStandIn } from "./cuda_fake_lowbit.ts";
 import { nvfp4Tiles, nvfp4TilesFit } from "../lib/backends/cuda/nvfp4_tiles.ts";
 import { normFoldCandidates } from "../lib/backends/cuda/norm_fold.ts";
@@ -116,6 +116,20 @@ export class FakeMemory {
 }
 
 // ---- stand-ins for the kernels (float32 engines) -----------------------------------------------
+
+/**
+ * nvfp4_gemv_k32[_act]_deep[_add] (nvfp4K32Deep): its shared memory checked, then run as the kernel without _deep (the
+ * same sums; only the ring in flight differs on the GPU).
+ */
+function nvfp4DeepAsPlain(l: Launch): Launch {
+  if (l.kind !== "kernel" || !/^nvfp4_gemv_k32(_act)?_deep(_add)?_bf16_m1$/.test(l.kernel)) return l;
+  checkSignature(l);
+  const act = l.kernel.includes("_act"), k = (l.args as number[])[act ? 6 : 8];
+  assert.equal(l.sharedBytes, nvfp4K32DeepSmem(k, act), `${l.kernel}: shared memory`);
+  assert.ok(l.block === 256 && l.grid[0] === (l.args as number[])[act ? 5 : 7] / 16, `${l.kernel}: grid ${l.grid}`);
+  const { sharedBytes: _, ...rest } = l;
+  return { ...rest, kernel: l.kernel.replace("_deep", ""), ...(act ? { sharedBytes: 2 * k + k / 4 } : {}) };
+}
 
 /** Checks a launch against its kernel's signature: argument count and kinds, grid sanity. */
 export function checkSignature(l: KernelLaunch): void {
@@ -342,6 +356,10 @@ export interface FakeSessionOptions {
   readonly fp8FlatQuant?: boolean;
   /** LaunchEnv.fp8AttnQuant. */
   readonly fp8AttnQuant?: boolean;
+  /** LaunchEnv.fp8DecodeAttnQuant. */
+  readonly fp8DecodeAttnQuant?: boolean;
+  /** LaunchEnv.prefillTileScan. */
+  readonly prefillTileScan?: boolean;
   /** LaunchEnv.fp8FastSilu. */
   readonly fp8FastSilu?: boolean;
   /** With pruneLastLayer: FP8 plans prune their last layer too (CudaSessionOptions.fp8PruneLastLayer). */
@@ -356,6 +374,8 @@ export interface FakeSessionOptions {
   readonly gemmResidual?: boolean;
   /** LaunchEnv.gemvXPre: fused decode GEMVs of ≤ 2 rows on gemv_fused*_xpre. */
   readonly gemvXPre?: boolean;
+  /** CudaSessionOptions.decodeArgmax: LaunchEnv.argmaxKeys allocated (zero), the lm_head folds the greedy argmax in. */
+  readonly decodeArgmax?: boolean;
   /** LaunchEnv.fp8DecodeAttention: fused decode steps over a quantized KV cache on decode_attention_{fp8kv|int8kv}. */
   readonly fp8DecodeAttention?: boolean;
   /** fp8FlashPrefill: a quantized cache gets a bf16 shadow layer (LaunchEnv.kvShadow) for the flash prefill kernels. */
@@ -368,12 +388,22 @@ export interface FakeSessionOptions {
   readonly quantTailNorm?: boolean;
   /** LaunchEnv.quantGemvFast (the 16-row quantized GEMVs as quant_gemv_fast*). */
   readonly quantGemvFast?: boolean;
+  /** CudaSessionOptions.quantGemvWide (LaunchEnv.quantGemvWideTiles = 2 · sms). */
+  readonly quantGemvWide?: boolean;
+  /** LaunchEnv.quantGemvNarrowTiles = 1 (every launch with quantGemvFast but the _norm ones on quant_gemv_fast4*). */
+  readonly quantGemvNarrow?: boolean;
   /** LaunchEnv.nvfp4Mma: NVFP4 linears that fit uploaded tiled (nvfp4_tiles.ts) and run nvfp4_mma.cu's stand-ins. */
   readonly nvfp4Mma?: boolean;
   /** LaunchEnv.nvfp4GemvK32 (with nvfp4Mma): one-row NVFP4 GEMVs on nvfp4_gemv_k32's stand-ins. */
   readonly nvfp4GemvK32?: boolean;
   /** LaunchEnv.nvfp4K32Norm. */
   readonly nvfp4K32Norm?: boolean;
+  /** LaunchEnv.nvfp4K32Silu. */
+  readonly nvfp4K32Silu?: boolean;
+  /** LaunchEnv.nvfp4NormFast. */
+  readonly nvfp4NormFast?: boolean;
+  /** LaunchEnv.nvfp4K32Deep. */
+  readonly nvfp4K32Deep?: boolean;
   /** LaunchEnv.normFold with the folded weights bf16(W · norm weight) (norm_fold.ts, as the CUDA session's scale_cols_bf16). */
   readonly decodeNormFold?: boolean;
 }
@@ -486,16 +516,22 @@ export class FakeCudaSession {
       fp8FreshPrompt: opts.fp8FreshPrompt,
       fp8FlatQuant: opts.fp8FlatQuant,
       fp8AttnQuant: opts.fp8AttnQuant,
+      fp8DecodeAttnQuant: opts.fp8DecodeAttnQuant,
+      prefillTileScan: opts.prefillTileScan,
       fp8FastSilu: opts.fp8FastSilu,
       nvfp4Mma: opts.nvfp4Mma,
       nvfp4GemvBlocks: opts.nvfp4Mma ? 2 * sms : undefined,
       nvfp4GemvK32: opts.nvfp4GemvK32,
       nvfp4K32Norm: opts.nvfp4K32Norm,
+      nvfp4K32Silu: opts.nvfp4K32Silu,
+      nvfp4NormFast: opts.nvfp4NormFast,
+      nvfp4K32Deep: opts.nvfp4K32Deep,
       wgmmaPrefill: opts.wgmmaPrefill,
       decodeSplitK: opts.decodeSplitK,
       gemvSplitK: opts.gemvSplitK,
       gemmResidual: opts.gemmResidual,
       ...(opts.gemvXPre ? { gemvXPre: true } : {}),
+      ...(opts.decodeArgmax ? { argmaxKeys: mem.alloc(8 * 64 * 8) } : {}),
       fp8DecodeAttention: opts.fp8DecodeAttention,
       // A bf16 layer of the cache's shape (as CudaKvCache.shadow).
       ...(opts.fp8FlashPrefill && a.kvCache ? { kvShadow: mem.alloc((numBlocks + 1) * 2 * bs * a.numKvHeads * a.headDim * 2) } : {}),
@@ -504,6 +540,8 @@ export class FakeCudaSession {
       decodeCounters: mem.alloc(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4),
       ...(opts.quantTailNorm ? { quantTailNorm: true, quantNormScratch: mem.alloc(8 * Math.ceil(a.hiddenSize / 16) * 4) } : {}),
       ...(opts.quantGemvFast ? { quantGemvFast: true } : {}),
+      ...(opts.quantGemvWide ? { quantGemvWideTiles: 2 * this.sms } : {}),
+      ...(opts.quantGemvNarrow ? { quantGemvNarrowTiles: 1 } : {}),
       quantScratch: scratch > 0 ? mem.alloc(scratch) : undefined,
       fp8Scratch: fp8 ? mem.alloc(fp8.bytes) : undefined,
       lowbitScratch: lowbit ? mem.alloc(lowbit.bytes) : undefined,
@@ -615,6 +653,7 @@ export class FakeCudaSession {
         writeKvFirst: inp.readsStepKv,
         pruneRows: R < T && logitRowsIncreasing(inp),
         freshPrompts: freshPrompts(inp),
+        maxSeqTokens: maxSeqTokens(inp),
       });
       this.eagerSteps++;
     }
@@ -735,6 +774,57 @@ function sampleStandIn(mem: FakeMemory, l: KernelLaunch): void {
   };
   const lg = mem.f32(logits, R * V), ids = mem.i32(outIds, R);
   for (let r = 0; r < R; r++) ids[r] = sampleRow(lg, r * V, V, p, r);
+}
+
+/** gemv.cu gfArgKey: the order bits of logit v << 32 | ~i (larger: larger value, then lower index); 0n for NaN. */
+function argKey(v: number, i: number): bigint {
+  if (Number.isNaN(v)) return 0n;
+  const f = new Float32Array([v]);
+  let u = new Uint32Array(f.buffer)[0];
+  if (((u << 1) >>> 0) === 0) u = 0;
+  const k = u & 0x80000000 ? ~u >>> 0 : (u | 0x80000000) >>> 0;
+  return (BigInt(k) << 32n) | BigInt((0xffffffff - i) >>> 0);
+}
+
+/** u64 key `r` of a keys buffer (two u32 words, little-endian; row r's slot s is key r * 64 + s). */
+function keyAt(mem: FakeMemory, keys: bigint, r: number): bigint {
+  const w = mem.u32(keys + BigInt(8 * r), 2);
+  return (BigInt(w[1]) << 32n) | BigInt(w[0]);
+}
+
+function setKey(mem: FakeMemory, keys: bigint, r: number, key: bigint): void {
+  const w = mem.u32(keys + BigInt(8 * r), 2);
+  w[0] = Number(key & 0xffffffffn);
+  w[1] = Number(key >> 32n);
+}
+
+/**
+ * sampling.cu sample_amax_f32: a greedy row's id from its argmax key (checked against sampleRow's id over the logits),
+ * other rows as sample_f32; every row's key zeroed.
+ */
+function sampleAmaxStandIn(mem: FakeMemory, l: KernelLaunch): void {
+  const keys = l.args[9] as bigint;
+  const [logits, V, temp, topK] = l.args as (bigint & number)[];
+  const R = l.grid[0];
+  const t = mem.f32(temp, R), k = mem.i32(topK, R);
+  const got: number[] = [];
+  for (let r = 0; r < R; r++) {
+    let key = 0n;
+    for (let s = 0; s < 64; s++) {
+      const k = keyAt(mem, keys, r * 64 + s);
+      if (k > key) key = k;
+      setKey(mem, keys, r * 64 + s, 0n);
+    }
+    got.push(key === 0n ? 0 : 0xffffffff - Number(key & 0xffffffffn));
+  }
+  sampleStandIn(mem, { ...l, kernel: "sample_f32", args: l.args.slice(0, 9) });
+  const ids = mem.i32(l.args[8] as bigint, R);
+  for (let r = 0; r < R; r++) {
+    if (!(t[r] > 0) || k[r] === 1) {
+      assert.equal(got[r], ids[r], `sample_amax_f32 row ${r}: the key's id vs sampleRow's`);
+    }
+  }
+  void logits, V;
 }
 
 /** Fails when [a, a + aBytes) and [b, b + bBytes) overlap: blocks of the launch read what others write. */
@@ -928,7 +1018,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
     if (!(m >= 1 && m <= stepTokens)) assert.fail(`${kernel}: ${m} rows in a step of ${stepTokens} tokens`);
   };
   for (let li = 0; li < launches.length; li++) {
-    const l = launches[li];
+    const l = nvfp4DeepAsPlain(launches[li]);
     if (l.kind === "gemm") {
       rowsOk("gemm", l.m);
       if (l.dtype === "fp8e4m3") {
@@ -955,7 +1045,8 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
     if (l.kernel === NCCL_ALL_REDUCE) continue; // one rank (the fakes run no others): the sum is the input
     checkSignature(l);
     const A = l.args as (bigint & number)[];
-    const name = l.kernel.replace(/_(hd|m)\d+$/, "");
+    // flash_prefill_wgt_* (prefillTileScan): flash_prefill_wg_*'s tiles and bits.
+    const name = l.kernel.replace(/_(hd|m)\d+$/, "").replace(/^flash_prefill_wgt_/, "flash_prefill_wg_");
     const suffix = Number(/_(?:hd|m)(\d+)$/.exec(l.kernel)?.[1] ?? 0); // head dim or GEMV rows of the entry point
     switch (name) {
       case "embedding_bf16": {
@@ -1029,10 +1120,12 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         mem.f32(rs, rows).set(a);
         break;
       }
-      case "nvfp4_rmsnorm_act_bf16": {
+      case "nvfp4_rmsnorm_act_bf16":
+      case "nvfp4_rmsnorm_act_fast_bf16": {
         // rmsnorm_bf16 / add_rmsnorm_bf16, then nvfp4_act_mma_bf16 of the rounded result (not stored).
         const [x, res, w, xq, sx, rows, H, eps, a, add] = A;
         assert.equal(l.grid[0], rows);
+        assert.equal(l.block, name.includes("_fast") ? 1024 : 256, `${l.kernel}: block`);
         let src = ld(x, rows * H);
         if (add) {
           const r = ld(res, rows * H);
@@ -1052,6 +1145,36 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         nvfp4ActRows(mem, normBf16(ld(x, k), ld(w, k), eps, 1, k), 1, k, a, xq, sx);
         const kernel = l.kernel.replace("_norm", "");
         nvfp4MmaKernelStandIn(mem, { ...l, kernel, args: [xq, W, S, sx, bias, y, 1, n, k, 0, alpha], sharedBytes: undefined }, stepTokens);
+        break;
+      }
+      case "nvfp4_gemv_k32_silu_bf16":
+      case "nvfp4_gemv_k32_act_silu_bf16":
+      case "nvfp4_gemv_k32_norm_silu_bf16": {
+        // nvfp4K32Silu: the fused gate_up GEMV (its bf16 output, not stored on the GPU), then nvfp4_silu_mul_act_bf16 of
+        // it into the next linear's codes and block scales (the second region of the lowbit scratch).
+        const norm = l.kernel.includes("_norm"), act = l.kernel.includes("_act");
+        const [n, k] = norm ? [A[6], A[7]] : act ? [A[5], A[6]] : [A[7], A[8]];
+        const [xq2, sx2, a2] = act ? [A[4], A[9], A[10]] : [A[5], A[11], A[12]];
+        assert.ok(l.block === 256 && l.grid[0] >= 1 && l.grid[0] <= n / 32 && n % 32 === 0, `${l.kernel}: grid ${l.grid}`);
+        assert.equal(l.sharedBytes ?? 0, norm || act ? 2 * k + k / 4 : 0, `${l.kernel}: shared memory`);
+        let xq = A[0] as bigint, sx = A[3] as bigint;
+        if (norm || act) {
+          xq = mem.alloc(2 * k);
+          sx = mem.alloc(k / 4);
+          const eps = A[8], a = norm ? A[9] : A[7];
+          nvfp4ActRows(mem, norm ? normBf16(ld(A[0], k), ld(A[1], k), eps, 1, k) : ld(A[0], k), 1, k, a, xq, sx);
+        }
+        const [W, S, bias, alpha] = norm ? [A[2], A[3], A[4], A[10]] : act ? [A[1], A[2], A[3], A[8]] : [A[1], A[2], A[4], A[10]];
+        const tmp = mem.alloc(n * 2);
+        const gemv: KernelLaunch = {
+          ...l,
+          kernel: "nvfp4_gemv_k32_bf16_m1",
+          grid: [n / 16, 1, 1],
+          args: [xq, W, S, sx, bias, tmp, 1, n, k, 0, alpha],
+          sharedBytes: undefined,
+        };
+        nvfp4MmaKernelStandIn(mem, gemv, stepTokens);
+        nvfp4ActRows(mem, siluMulBf16(ld(tmp, n), 1, n / 2), 1, n / 2, a2, xq2, sx2);
         break;
       }
       case "nvfp4_gemv_k32_add_bf16":
@@ -1112,6 +1235,8 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         st(y, linear(ld(x, m * k), W, bias, m, n, k));
         break;
       }
+      case "gemv_fused_amax_bf16":
+      case "gemv_fused_norm_amax_bf16":
       case "gemv_fused_xpre_bf16":
       case "gemv_fused_norm_xpre_bf16":
       case "gemv_fused_ks_xpre_bf16":
@@ -1152,6 +1277,17 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           for (let i = 0; i < s.length; i++) s[i] = rbf(s[i]); // gate and up rounded as gemv_bf16 stores them
           st(y, siluMulBf16(s, m, n / 2));
         } else mem.f32(y, m * n).set(s);
+        if (name.includes("_amax")) {
+          // (u64*)prefetch [m, 64]: each block's best key of a row folded into slot block % 64 (atomicMax)
+          assert.ok(mode === 3 && !ksName, `${l.kernel}: mode 3 without KS`);
+          for (let r = 0; r < m; r++) {
+            for (let j = 0; j < n; j++) {
+              const slot = r * 64 + (Math.floor(j / 8) % 64);
+              const kk = argKey(s[r * n + j], j);
+              if (kk > keyAt(mem, prefetch, slot)) setKey(mem, prefetch, slot, kk);
+            }
+          }
+        }
         break;
       }
       case "quant_gemv_u4":
@@ -1182,7 +1318,19 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "quant_gemv_fast_addnorm_u4":
       case "quant_gemv_fast_addnorm_u8":
       case "quant_gemv_fast_rs_u4":
-      case "quant_gemv_fast_rs_u8": {
+      case "quant_gemv_fast_rs_u8":
+      case "quant_gemv_fast16_u4":
+      case "quant_gemv_fast16_addnorm_u4":
+      case "quant_gemv_fast16_rs_u4":
+      case "quant_gemv_fast16_u8":
+      case "quant_gemv_fast16_addnorm_u8":
+      case "quant_gemv_fast16_rs_u8":
+      case "quant_gemv_fast4_u4":
+      case "quant_gemv_fast4_addnorm_u4":
+      case "quant_gemv_fast4_rs_u4":
+      case "quant_gemv_fast4_u8":
+      case "quant_gemv_fast4_addnorm_u8":
+      case "quant_gemv_fast4_rs_u8": {
         // quant_gemv.cu: (x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode); modes and roundings of gemv_fused.
         // _addnorm: mode 1, then (xw, ssq): xw = bf16(new y · normW), ssq [m, n / 16] = each 16-row tile's Σ y².
         // _rs: normW is such an ssq [m, k / 16]: row r's sums times rsqrt(Σ ssq[r] / k + eps) before the bias.
@@ -1202,7 +1350,9 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         assert.ok(k % sup === 0 && group % sup === 0 && n % 16 === 0, `${l.kernel}: k ${k}, group ${group}, n ${n}`);
         assert.ok(x % 16n === 0n && W % 16n === 0n, `${l.kernel}: x / W not 16-byte aligned`);
         assert.ok(mode === 0 || mode === 1 || mode === 2 || mode === 3, `${l.kernel}: mode ${mode}`);
-        assert.deepEqual([...l.grid, l.block], [n / 16, 1, 1, 256], `${l.kernel} mode ${mode}: grid`);
+        // quant_gemv_fast16* / fast4*: 16 / 4 warps a tile (blocks of 512 / 128).
+        const block = l.kernel.startsWith("quant_gemv_fast16_") ? 512 : l.kernel.startsWith("quant_gemv_fast4_") ? 128 : 256;
+        assert.deepEqual([...l.grid, l.block], [n / 16, 1, 1, block], `${l.kernel} mode ${mode}: grid`);
         if (norm) assert.ok(m * k <= 8192, `${l.kernel}: m × k = ${m * k} exceeds the staged 8192`);
         const yBytes = mode === 3 ? m * n * 4 : mode === 2 ? m * (n / 2) * 2 : m * n * 2;
         disjoint(l.kernel, "x and y", x, m * k * 2, y, yBytes);
@@ -1446,7 +1596,11 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           assert.ok(l.grid[0] === nH && l.grid[1] >= cdiv(T, fg.rows) + S && l.block === fg.threads, `${l.kernel}: grid ${l.grid} block ${l.block}`);
         } else if (name === "flash_prefill_wg_bf16" || name === "flash_prefill_wg_q8_bf16") {
           const fg = flashPrefillWgGeometry(hd)!;
-          assert.ok(l.grid[0] === nH && l.grid[1] >= cdiv(T, fg.rows) + S && l.block === fg.threads, `${l.kernel}: grid ${l.grid} block ${l.block}`);
+          // Every query tile has a block (flash_prefill_wgt with StepShape.maxSeqTokens: no more than that).
+          const st = mem.i32(A[4], S + 1);
+          let tiles = 0;
+          for (let s = 0; s < S; s++) tiles += cdiv(st[s + 1] - st[s], fg.rows);
+          assert.ok(l.grid[0] === nH && l.grid[1] >= tiles && l.block === fg.threads, `${l.kernel}: grid ${l.grid} block ${l.block}, ${tiles} tiles`);
           assert.equal(l.sharedBytes, fg.sharedMem, `${l.kernel}: dynamic shared memory`);
         } else assert.ok(l.grid[0] >= cdiv(T, name === "paged_attention_prefill_bf16" ? 16 : 64) + S && l.grid[1] === nH);
         const view = kvAlgo ? fp8View(kvAlgo, kv, scalesP, bs, nKV, hd) : undefined;
@@ -1468,6 +1622,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "decode_attention_batch4d_bf16":
       case "decode_attention_batch4d_rs_bf16":
       case "decode_attention_batch4_fp8kv_bf16":
+      case "decode_attention_batch4_q8_fp8kv_bf16":
       case "decode_attention_batch2w_bf16":
       case "decode_attention_batch2_fp8kv_bf16":
       case "decode_attention_fp8kv_bf16":
@@ -1654,11 +1809,21 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           const lo = window > 0 ? Math.max(0, pos[t] + 1 - window) : 0, table = tableOf(t);
           for (let h = 0; h < nH; h++) attendBf16(qf, (t * nH + h) * hd, keys, table, lo, pos[t], bs, nKV, hd, Math.floor(h / G), scale, o, (t * nH + h) * hd);
         }
-        mem.u16(out, o.length).set(o);
+        if (name === "decode_attention_batch4_q8_fp8kv_bf16") {
+          // fp8DecodeAttnQuant: the output rows as the next FP8 linear's e4m3 input (fp8_quantize_bf16's bytes, static scale).
+          const [xs, actScale] = A.slice(23);
+          assert.ok(actScale > 0, `${l.kernel}: a static scale`);
+          const { q: bytes, a: scales } = quantizeRows(Float32Array.from(o, fromBf16Bits), T, nH * hd, actScale);
+          mem.bytes(out, bytes.length).set(bytes);
+          mem.f32(xs, T).set(scales);
+        } else mem.u16(out, o.length).set(o);
         break;
       }
       case "sample_f32":
         sampleStandIn(mem, l);
+        break;
+      case "sample_amax_f32":
+        sampleAmaxStandIn(mem, l);
         break;
       case "apply_token_mask":
         maskStandIn(mem, l);

@@ -242,6 +242,8 @@ export interface FusedScheduleChecks {
   readonly fusedOptions?: FakeSessionOptions;
   /** Whether the two KV caches must hold the same bytes after each step (default true; false for a fused plan that rounds otherwise). */
   readonly kvSame?: boolean;
+  /** SMs of both fake devices (default 132; fewer: launch plans of big models' shapes on a small model). */
+  readonly sms?: number;
 }
 
 /**
@@ -256,8 +258,8 @@ export function runFusedSchedule(
   checks: FusedScheduleChecks,
 ): { fused: FakeCudaSession; kernels: Set<string>; prefillKernels: Set<string> } {
   const numBlocks = FUSED_NUM_BLOCKS, maxBlocks = 40, V = bf16.plan.attributes.vocabSize;
-  const fused = new FakeCudaSession(bf16, numBlocks, 132, false, { ...checks.fusedOptions, fusedDecode: true });
-  const plain = new FakeCudaSession(bf16, numBlocks, 132, false, {});
+  const fused = new FakeCudaSession(bf16, numBlocks, checks.sms ?? 132, false, { ...checks.fusedOptions, fusedDecode: true });
+  const plain = new FakeCudaSession(bf16, numBlocks, checks.sms ?? 132, false, {});
   const cpu = new CpuSession(f32);
   const kv = cpu.createKvCache(numBlocks);
   const lens = [9, 5, 3, 7, 2, 6, 4, 8];

@@ -57,6 +57,8 @@ test("session options: every switch of the table resolves to its default when ne
     for (const k of ["fp8AttnQuant", "fp8PruneLastLayer", "fp8FastSilu"] as const) assert.equal(o[k], true, k);
     // Measured no faster (session 11): off.
     for (const k of ["prefillPdl", "quantGemvFast", "nvfp4GemvK32", "nvfp4K32Norm"] as const) assert.equal(o[k], false, k);
+    // Session 12: not faster end to end on llama-3.1-8b int4.
+    for (const k of ["quantGemvWide", "quantGemvNarrow"] as const) assert.equal(o[k], false, k);
     // Session 12: new, off until measured.
     assert.equal(o.decodeNormFold, false);
   });

@@ -154,6 +154,15 @@ export class Kernel {
     );
   }
 
+  /** Asks for `percent` (0-100) of the SM's unified L1 / shared memory as shared memory (a hint to the driver). */
+  setPreferredSharedCarveout(percent: number): void {
+    checkCu(
+      cuda().cuFuncSetAttribute(this.handle, CU.FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT, percent),
+      "cuFuncSetAttribute",
+      `${this.name} preferred shared memory carveout ${percent}`,
+    );
+  }
+
   /** Enqueues one launch. `args` match `params` in order. */
   launch(grid: Dim3, block: Dim3, args: readonly KernelArg[], options: LaunchOptions = NO_OPTIONS): void {
     const fn = this.handle;

@@ -11,6 +11,7 @@ import { loadKernelFile } from "../../lib/backends/cuda/compiler.ts";
 import { lowbitLinear } from "../../lib/backends/cpu/lowbit_linear.ts";
 import { LOWBIT_FAMILIES } from "../../lib/backends/cuda/lowbit_kernels.ts";
 import { kernelSignature } from "../../lib/backends/cuda/kernel_signatures.ts";
+import { nvfp4K32DeepSmem } from "../../lib/backends/cuda/lowbit_launch.ts";
 import { nvfp4Tiles } from "../../lib/backends/cuda/nvfp4_tiles.ts";
 import { E2M1_DECODE, nvfp4QuantizeBlocks } from "../../lib/util/e2m1.ts";
 import { E4M3_DECODE } from "../../lib/util/e4m3.ts";
@@ -21,11 +22,18 @@ import { device, fromBf16Bits, gpuTest, seededUniform, toBf16Bits } from "./gpu.
 const bf16 = (f: ArrayLike<number>): Uint16Array => Uint16Array.from(f as ArrayLike<number>, (v) => toBf16Bits(v));
 const unBf16 = (b: Uint16Array): Float32Array => Float32Array.from(b, (v) => fromBf16Bits(v));
 const sig = (family: string) => LOWBIT_FAMILIES[family].params;
+/** LLMRT_NVFP4_OPTS: extra NVRTC options of nvfp4_mma.cu in the correctness tests (e.g. "-DNV_K32_RING=0": another build). */
+/** A kernel allowed `bytes` of dynamic shared memory (the k32 ring's static shared memory leaves less than 48 KB by default). */
+function dyn<T extends { setMaxDynamicSharedMemory(bytes: number): void }>(k: T, bytes: number): T {
+  if (bytes > 0) k.setMaxDynamicSharedMemory(bytes);
+  return k;
+}
+const OPTS = { options: (process.env.LLMRT_NVFP4_OPTS ?? "").split(" ").filter((o) => o !== "") };
 
 for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
   gpuTest(`nvfp4_mma.cu [${N}x${K}]: act codes bit for bit, tiled dequant exact, GEMV m = 1 / 3 / 8 within one bf16 ulp of the CPU`, () => {
     const d = device();
-    using mod = loadKernelFile(d, "nvfp4_mma.cu");
+    using mod = loadKernelFile(d, "nvfp4_mma.cu", OPTS);
     const { f, tensors, cpu } = weight("nvfp4", N, K);
     const a = f.activationScale!;
     const tiles = nvfp4Tiles(tensors.get("w")!, tensors.get("w.scales")!, N, K);
@@ -108,7 +116,7 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
           const name = `nvfp4_gemv_k32_act${v}_bf16_m1`;
           const out = v === "_logits" ? dl : dy;
           out.fill(0xff);
-          mod.kernel(name, sig(`nvfp4_gemv_k32_act${v}`)).launch(N / 16, v === "_w16" ? 512 : 256, [dx, W, S, B, out, N, K, a, alpha], {
+          dyn(mod.kernel(name, sig(`nvfp4_gemv_k32_act${v}`)), 2 * K + K / 4).launch(N / 16, v === "_w16" ? 512 : 256, [dx, W, S, B, out, N, K, a, alpha], {
             sharedMemBytes: 2 * K + K / 4,
           });
           let got: Uint16Array;
@@ -137,7 +145,19 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
         const wantNorm = new Uint16Array(N);
         dy.copyToHost(wantNorm);
         dy.fill(0xff);
-        mod.kernel("nvfp4_gemv_k32_norm_bf16_m1", sig("nvfp4_gemv_k32_norm")).launch(N / 16, 256, [dx, dnw, W, S, B, dy, N, K, 1e-5, a, alpha], {
+        dyn(mod.kernel("nvfp4_gemv_k32_norm_bf16_m1", sig("nvfp4_gemv_k32_norm")), 2 * K + K / 4).launch(N / 16, 256, [
+          dx,
+          dnw,
+          W,
+          S,
+          B,
+          dy,
+          N,
+          K,
+          1e-5,
+          a,
+          alpha,
+        ], {
           sharedMemBytes: 2 * K + K / 4,
         });
         const gotNorm = new Uint16Array(N);
@@ -151,7 +171,7 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
           const act = v.startsWith("_act"), w16 = v.endsWith("_w16");
           const name = `nvfp4_gemv_k32${act ? "_act" : ""}_add${w16 ? "_w16" : ""}_bf16_m1`;
           dr.copyFromHost(res0);
-          mod.kernel(name, sig(name.replace("_bf16_m1", ""))).launch(
+          dyn(mod.kernel(name, sig(name.replace("_bf16_m1", ""))), act ? 2 * K + K / 4 : 0).launch(
             N / 16,
             w16 ? 512 : 256,
             act ? [dx, W, S, B, dr, N, K, a, alpha] : [xq, W, S, sx, B, dr, 1, N, K, 0, alpha],
@@ -164,15 +184,104 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
           console.log(`${name} [${N}x${K}]: ${differ}/${N} residual rows differ from bf16(k32 output + residual)`);
           assert.equal(differ, 0, `${name}: ${differ} differ`);
         }
+        // nvfp4K32Deep: nvfp4_gemv_k32[_act]_deep[_add] (a 12-tile ring in dynamic shared memory) = the k32 bits.
+        for (const v of ["_deep", "_deep_add", "_act_deep", "_act_deep_add"]) {
+          const act = v.startsWith("_act"), add = v.endsWith("_add"), name = `nvfp4_gemv_k32${v}_bf16_m1`, smem = nvfp4K32DeepSmem(K, act);
+          dr.copyFromHost(res0);
+          const out = add ? dr : dy;
+          if (!add) dy.fill(0xff);
+          dyn(mod.kernel(name, sig(name.replace("_bf16_m1", ""))), smem).launch(
+            N / 16,
+            256,
+            act ? [dx, W, S, B, out, N, K, a, alpha] : [xq, W, S, sx, B, out, 1, N, K, 0, alpha],
+            { sharedMemBytes: smem },
+          );
+          const got = new Uint16Array(N);
+          out.copyToHost(got);
+          const yk = outs.get("nvfp4_gemv_k32_bf16_m1")!;
+          const differ = got.reduce(
+            (acc, x, i) => acc + (x !== (add ? toBf16Bits(Math.fround(fromBf16Bits(yk[i]) + fromBf16Bits(res0[i]))) : yk[i]) ? 1 : 0),
+            0,
+          );
+          console.log(`${name} [${N}x${K}]: ${differ}/${N} outputs differ from nvfp4_gemv_k32's${add ? " (+ residual)" : ""}`);
+          assert.equal(differ, 0, `${name}: ${differ} differ`);
+        }
       }
     }
   });
 }
 
+gpuTest("nvfp4_gemv_k32[_act|_norm]_silu (nvfp4K32Silu) write the bytes nvfp4_gemv_k32 + nvfp4_silu_mul_act_bf16 write, any grid", () => {
+  const d = device();
+  using mod = loadKernelFile(d, "nvfp4_mma.cu", OPTS);
+  // (N / 2 must be a multiple of 64: the act layout's k tiles.) K 4160: 65 k tiles, not a multiple of the 8 warps.
+  for (const [N, K] of [[256, 1024], [128, 4160], [384, 2048]] as const) {
+    const { f, tensors } = weight("nvfp4", N, K);
+    const a = f.activationScale!, alpha = Math.fround(a * f.globalScale!), I = N / 2, a2 = 0.011;
+    const tiles = nvfp4Tiles(tensors.get("w")!, tensors.get("w.scales")!, N, K);
+    const up = (b: Uint8Array) => {
+      const p = d.alloc(b.byteLength);
+      p.copyFromHost(b);
+      return p;
+    };
+    using W = up(tiles.codes);
+    using S = up(tiles.scales);
+    using B = d.alloc(N * 2);
+    B.copyFromHost(bf16(seededUniform(5, N, -0.5, 0.5)));
+    using dx = d.alloc(K * 2);
+    dx.copyFromHost(bf16(seededUniform(9, K, -3, 3)));
+    using dnw = d.alloc(K * 2);
+    dnw.copyFromHost(bf16(seededUniform(11, K, 0.5, 1.5)));
+    using xq = d.alloc(2 * K);
+    using sx = d.alloc((K / 16) * 4);
+    using xqn = d.alloc(2 * K);
+    using sxn = d.alloc((K / 16) * 4);
+    mod.kernel("nvfp4_act_mma_bf16", sig("nvfp4_act_mma")).launch([Math.ceil(K / 1024), 1, 1], 256, [dx, xq, sx, 1, K, a]);
+    mod.kernel("nvfp4_rmsnorm_act_bf16", sig("nvfp4_rmsnorm_act")).launch(1, 256, [dx, 0n, dnw, xqn, sxn, 1, K, 1e-5, a, 0]);
+    using dy = d.alloc(N * 2);
+    using q1 = d.alloc(2 * I);
+    using s1 = d.alloc((I / 16) * 4);
+    using q2 = d.alloc(2 * I);
+    using s2 = d.alloc((I / 16) * 4);
+    const bytes = (p: { copyToHost(b: Uint8Array): void }, n: number) => {
+      const b = new Uint8Array(n);
+      p.copyToHost(b);
+      return b;
+    };
+    for (const v of ["", "_act", "_norm"]) {
+      const [refQ, refS] = v === "_norm" ? [xqn, sxn] : [xq, sx];
+      mod.kernel("nvfp4_gemv_k32_bf16_m1", sig("nvfp4_gemv_k32")).launch(N / 16, 256, [refQ, W, S, refS, B, dy, 1, N, K, 0, alpha]);
+      mod.kernel("nvfp4_silu_mul_act_bf16", sig("nvfp4_silu_mul_act")).launch([Math.ceil(I / 1024), 1, 1], 256, [dy, q1, s1, 1, I, a2]);
+      const want = [...bytes(q1, 2 * I), ...bytes(s1, I / 4)];
+      const name = `nvfp4_gemv_k32${v}_silu_bf16_m1`;
+      const kern = dyn(mod.kernel(name, sig(name.replace("_bf16_m1", ""))), v === "" ? 0 : 2 * K + K / 4);
+      for (const grid of [N / 32, 3, 1]) {
+        q2.fill(0x55);
+        s2.fill(0x55);
+        const args = v === ""
+          ? [xq, W, S, sx, B, q2, 1, N, K, 0, alpha, s2, a2]
+          : v === "_act"
+          ? [dx, W, S, B, q2, N, K, a, alpha, s2, a2]
+          : [dx, dnw, W, S, B, q2, N, K, 1e-5, a, alpha, s2, a2];
+        kern.launch(grid, 256, args, v === "" ? undefined : { sharedMemBytes: 2 * K + K / 4 });
+        const got = [...bytes(q2, 2 * I), ...bytes(s2, I / 4)];
+        const diff = got.reduce((n, b, i) => n + (b !== want[i] ? 1 : 0), 0);
+        console.log(`${name} [${N}x${K}] grid ${grid}: ${diff}/${want.length} code / scale bytes differ from nvfp4_gemv_k32 + nvfp4_silu_mul_act's`);
+        assert.equal(diff, 0, `${name} [${N}x${K}] grid ${grid}: ${diff} bytes differ`);
+      }
+    }
+  }
+});
+
 gpuTest("nvfp4_gemv_mma: a persistent grid (blocks looping over row tiles, loads running on into the next one) gives the same bits", () => {
   const d = device();
-  using mod = loadKernelFile(d, "nvfp4_mma.cu");
-  const N = 208, K = 4096; // 13 row tiles, k tiles a multiple of 8 · NV_U
+  using mod = loadKernelFile(d, "nvfp4_mma.cu", OPTS);
+  // 13 row tiles; K 4096: k tiles a multiple of 8 · NV_U; K 1024 (k32 only): 2 k tiles a warp, fewer than a
+  // NV_K32_RING ring holds (its refills run several row tiles ahead).
+  for (const K of [4096, 1024]) persistentGrids(d, mod, 208, K);
+});
+
+function persistentGrids(d: ReturnType<typeof device>, mod: ReturnType<typeof loadKernelFile>, N: number, K: number): void {
   const { f, tensors } = weight("nvfp4", N, K);
   const tiles = nvfp4Tiles(tensors.get("w")!, tensors.get("w.scales")!, N, K);
   using W = d.alloc(tiles.codes.byteLength);
@@ -185,7 +294,7 @@ gpuTest("nvfp4_gemv_mma: a persistent grid (blocks looping over row tiles, loads
     using xq = d.alloc(2 * m * K);
     using sx = d.alloc(m * (K / 16) * 4);
     mod.kernel("nvfp4_act_mma_bf16", sig("nvfp4_act_mma")).launch([Math.ceil(K / 1024), m, 1], 256, [dx, xq, sx, m, K, f.activationScale!]);
-    for (const kind of m === 1 ? ["mma", "k32"] : ["mma"]) {
+    for (const kind of (m === 1 ? ["mma", "k32"] : ["mma"]).filter((k) => k === "k32" || K % 2048 === 0)) {
       const kern = mod.kernel(`nvfp4_gemv_${kind}_bf16_m${m === 1 ? 1 : 8}`, sig(`nvfp4_gemv_${kind}`));
       const out = [N / 16, 5, 3, 1].map((grid) => {
         using dy = d.alloc(m * N * 2);
@@ -194,14 +303,14 @@ gpuTest("nvfp4_gemv_mma: a persistent grid (blocks looping over row tiles, loads
         dy.copyToHost(y);
         return y;
       });
-      for (let g = 1; g < out.length; g++) assert.deepEqual(Array.from(out[g]), Array.from(out[0]), `${kind} m=${m}: grid variant ${g} differs`);
+      for (let g = 1; g < out.length; g++) assert.deepEqual(Array.from(out[g]), Array.from(out[0]), `${kind} m=${m} K=${K}: grid variant ${g} differs`);
     }
   }
-});
+}
 
 gpuTest("nvfp4_rmsnorm_act / nvfp4_silu_mul_act write the bytes rmsnorm_bf16 / add_rmsnorm_bf16 / silu_mul_bf16 + nvfp4_act_mma write", () => {
   const d = device();
-  using mod = loadKernelFile(d, "nvfp4_mma.cu");
+  using mod = loadKernelFile(d, "nvfp4_mma.cu", OPTS);
   using rms = loadKernelFile(d, "rmsnorm.cu");
   using silu = loadKernelFile(d, "silu_mul.cu");
   const act = mod.kernel("nvfp4_act_mma_bf16", sig("nvfp4_act_mma"));
@@ -236,6 +345,19 @@ gpuTest("nvfp4_rmsnorm_act / nvfp4_silu_mul_act write the bytes rmsnorm_bf16 / a
       const n = differ(bytes(q1, 2 * m * H), bytes(q2, 2 * m * H)) + differ(bytes(s1, m * (H / 16) * 4), bytes(s2, m * (H / 16) * 4));
       const nr = add ? differ(bytes(r1, m * H * 2), bytes(r2, m * H * 2)) : 0;
       assert.equal(n + nr, 0, `nvfp4_rmsnorm_act add ${add} m=${m}: ${n} code / scale bytes, ${nr} residual bytes differ`);
+      // nvfp4NormFast: nvfp4_rmsnorm_act_fast_bf16 (1024 threads) = nvfp4_rmsnorm_act_bf16's bytes.
+      using r3 = up(res0);
+      if (add) {
+        // r2 holds the sum now: start r3 from it too, so both run the same add from the same residual.
+        r2.copyFromHost(bf16(res0));
+        mod.kernel("nvfp4_rmsnorm_act_bf16", sig("nvfp4_rmsnorm_act")).launch(m, 256, [x, r2, w, q2, s2, m, H, 1e-5, a, add]);
+      }
+      using q3 = d.alloc(2 * m * H);
+      using s3 = d.alloc(m * (H / 16) * 4);
+      mod.kernel("nvfp4_rmsnorm_act_fast_bf16", sig("nvfp4_rmsnorm_act_fast")).launch(m, 1024, [x, add ? r3 : 0n, w, q3, s3, m, H, 1e-5, a, add]);
+      const nf = differ(bytes(q2, 2 * m * H), bytes(q3, 2 * m * H)) + differ(bytes(s2, m * (H / 16) * 4), bytes(s3, m * (H / 16) * 4)) +
+        (add ? differ(bytes(r2, m * H * 2), bytes(r3, m * H * 2)) : 0);
+      assert.equal(nf, 0, `nvfp4_rmsnorm_act_fast add ${add} m=${m}: ${nf} bytes differ from nvfp4_rmsnorm_act's`);
     }
     using gu = up(seededUniform(51 + m, m * 2 * I, -4, 4));
     using so = d.alloc(m * I * 2);
@@ -259,15 +381,16 @@ gpuTest("nvfp4_gemv_mma m1 vs lowbit_gemv_nvfp4 m1 (each + its act launch) on 1B
   // Variants "U[pB][nL][zZ][w]": NV_U = U loads in flight; pB: a persistent grid of B blocks per SM where the shape allows
   // it ((k / 64) % (warps · U) == 0; else one block per row tile); nL: NV_LDNC = L, zZ: NV_ZC = Z (defaults 1); w: the
   // 16-warp kernel (_w16); k: nvfp4_gemv_k32 (nvfp4GemvK32) instead of nvfp4_gemv_mma; cC: NV_K32_CHAIN = C (default 1);
-  // bB: NV_MINB = B (__launch_bounds__ minimum blocks per SM: a register cap).
+  // bB: NV_MINB = B (__launch_bounds__ minimum blocks per SM: a register cap); rD: NV_K32_RING = D (default 0: the
+  // k32 kernel's loads in flight in registers; D: a cp.async ring of D tiles a warp in shared memory).
   const variants = (process.env.LLMRT_NVFP4_VARIANTS ?? "4").split(",");
   const vspec = variants.map((v) => {
-    const m = /^(\d+)(?:p(\d+))?(?:n(\d))?(?:z(\d))?(w)?(k)?(?:c(\d))?(?:b(\d))?$/.exec(v);
+    const m = /^(\d+)(?:p(\d+))?(?:n(\d))?(?:z(\d))?(w)?(k)?(?:c(\d))?(?:b(\d))?(?:r(\d+))?$/.exec(v);
     if (!m) throw new Error(`LLMRT_NVFP4_VARIANTS: bad variant ${v}`);
     // (U and B set both kernels' macros: NV_U / NV_MINB of nvfp4_gemv_mma, NV_K32_U / NV_K32_MINB of nvfp4_gemv_k32.)
     const key = `-DNV_U=${m[1]} -DNV_K32_U=${m[1]} -DNV_LDNC=${m[3] ?? 1} -DNV_ZC=${m[4] ?? 1} -DNV_K32_CHAIN=${m[7] ?? 1} -DNV_MINB=${
       m[8] ?? 1
-    } -DNV_K32_MINB=${m[8] ?? 1}`;
+    } -DNV_K32_MINB=${m[8] ?? 1} -DNV_K32_RING=${m[9] ?? 0}`;
     return { u: Number(m[1]), perSm: Number(m[2] ?? 0), key, nw: m[5] ? 16 : 8, k32: !!m[6] };
   });
   const uniq = [...new Set(vspec.map((v) => v.key))];

@@ -43,11 +43,12 @@ def bf16_to_f(b):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--variants", default=",QG_CONTIG=1", help="';'-separated variants, each a comma list of defines ('' = default)")
+    ap.add_argument("--xscales", default="1", help="comma list of factors x is multiplied by (QG_F16's per-row 2^e: e.g. 1,1e6,1e-9)")
     a = ap.parse_args()
     variants = a.variants.split(";")
     libs = []
     for i, v in enumerate(variants):
-        lib = ctypes.CDLL(build(tuple(d for d in v.split(",") if d), f"/tmp/s11-int4-qgemv-emu/{i}"))
+        lib = ctypes.CDLL(build(tuple(d for d in v.split(",") if d), f"/tmp/qgemv-emu-{os.getpid()}/{i}"))
         lib.emu_launch.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_float)] + [ctypes.c_int] * 6
         libs.append(lib)
     rng = np.random.default_rng(12)
@@ -66,8 +67,8 @@ def main():
         bias = bf16_round(rng.standard_normal(N).astype(np.float32) * 0.1)
         u = "u4" if bits == 4 else "u8"
         # m = 5 at K = 4096: 20480 x values, past the 16384 a block stages (QG_XP): the fallback through global memory.
-        for m in (1, 3, 5) if K == 4096 else (1, 3):
-            x = bf16_round(rng.standard_normal((m, K)).astype(np.float32))
+        for m, xscale in [(m, float(xs)) for m in ((1, 3, 5) if K == 4096 else (1, 3)) for xs in a.xscales.split(",")]:
+            x = bf16_round(rng.standard_normal((m, K)).astype(np.float32) * np.float32(xscale))
             y0 = bf16_round(rng.standard_normal((m, N)))
             nwN = bf16_round(1 + 0.1 * rng.standard_normal(N))
             ssqIn = (rng.random((m, K // 16)) * 2).astype(np.float32)
@@ -109,7 +110,7 @@ def main():
                             fn = ctypes.cast(getattr(lib, f"quant_gemv_fused{form}_{u}"), ctypes.c_void_p).value
                             lib.emu_launch(fn, iv, fv, (N // 2 // 8) if mode == 2 else N // 16, 1, 1, 256, 1, 1)
                             outs.append((y, xw, ssq))
-                        key = f"{u} g{group or 'K'}{' zp' if zp else ''} K={K} m={m} {form or 'plain'} mode={mode} bias={has_bias}"
+                        key = f"{u} g{group or 'K'}{' zp' if zp else ''} K={K} m={m}{f' x*{xscale:g}' if xscale != 1 else ''} {form or 'plain'} mode={mode} bias={has_bias}"
                         for vi, (y, xw, ssq) in enumerate(outs):
                             got = y.astype(np.float64) if mode == 3 else bf16_to_f(y).astype(np.float64)
                             err = float(np.linalg.norm(got - ref) / np.linalg.norm(ref)) if not np.isnan(got).any() else float("nan")

@@ -2,7 +2,7 @@
 # Device side of the batched job queue (tools/gpu/queue_job.sh): run with carry [".gpucuda", ".gpub"] and the
 # command `bash tools/gpu/batch.sh`. Builds the checkpoints the jobs ask for (in parallel, before any job, so
 # they do not disturb timings), then runs each .gpub/NAME/job.sh in a fresh copy of the tree overlaid with
-# .gpub/NAME/tree, under `timeout` of its budget, one at a time; each job's $OUT comes back as NAME.tgz.
+# .gpub/NAME/tree (or tree.tgz), under `timeout` of its budget, one at a time; each job's $OUT comes back as NAME.tgz.
 set -uo pipefail
 OUT=${OUT:-/tmp/llmrt-out}
 mkdir -p "$OUT"
@@ -57,7 +57,8 @@ for j in "$root"/.gpub/*/; do
   rm -rf "$d" && mkdir -p "$d" "$OUT/$name"
   tar -C "$root" --exclude=./.gpub --exclude=./.gpucuda --exclude=./node_modules --exclude=./.git -cf - . | tar -C "$d" -xf -
   ln -s "$root/.gpucuda" "$d/.gpucuda" && ln -s "$root/.gpucuda/node_modules" "$d/node_modules"
-  cp -a "$j/tree/." "$d/" && (cd "$d" && xargs -r rm -f < "$j/deleted")
+  if [ -f "$j/tree.tgz" ]; then tar -C "$d" -xzf "$j/tree.tgz"; else cp -a "$j/tree/." "$d/"; fi
+  (cd "$d" && xargs -r rm -f < "$j/deleted")
   stamp "job $name (budget $budget s)"
   s=$SECONDS
   (cd "$d" && OUT="$OUT/$name" timeout -k 5 "$budget" bash "$j/job.sh") > "$OUT/$name/job.log" 2>&1

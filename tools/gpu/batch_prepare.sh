@@ -14,6 +14,11 @@ for j in $(for d in .gpuq/*/; do [ -d "$d" ] && echo "$(cat "$d/queued") $(basen
   if [ $((total + b)) -le "$cap" ]; then mv ".gpuq/$j" ".gpub/$j"; total=$((total + b)); echo "batched $j (${b} s, models: $(cat .gpub/$j/models))"; fi
 done
 echo "total budget ${total} s; left queued: $(ls .gpuq | tr '\n' ' ')"
+# each job's files travel as one gzip archive (source text packs ~4x; batch.sh unpacks tree.tgz over the job's copy)
+for d in .gpub/*/; do
+  [ -d "$d/tree" ] || continue
+  tar -C "$d/tree" -czf "$d/tree.tgz" . && rm -rf "$d/tree"
+done
 tree_b=$(git ls-files -co --exclude-standard -z | xargs -0 du -cb 2> /dev/null | tail -1 | cut -f1 || true) # files moved aside for the send (tools/gpu/results) are missing: du fails on them
 send=$((tree_b + $(du -sb .gpucuda | cut -f1) + $(du -sb .gpub | cut -f1)))
 echo "send $((send / 1048576)).$((send % 1048576 * 10 / 1048576)) MiB (limit 64)"

@@ -59,10 +59,22 @@ export function batch4RowScale(c: StepCtx, op: Extract<Op, { type: "paged_attent
 }
 
 /**
- * Plans paged-attention op `i` of the step into `c.out`. `q8` (fp8AttnQuant; only where prefillOnFlashWg holds): the next
- * FP8 linear's e4m3 rows, row scales and static scale, written by flash_prefill_wg_q8_bf16_hd* instead of the output.
+ * Whether a decode step's paged attention (head dim `headDim`, its RoPE fused in: `attnQkv`) runs
+ * decode_attention_batch4 over an e4m3 cache (planAttention's decode branch) with `fp8DecodeAttnQuant`: it may then
+ * write the next static-scale FP8 linear's e4m3 input itself (decode_attention_batch4_q8_fp8kv_bf16_hd*).
+ */
+export function decodeAttnQuantFits(env: LaunchEnv, shape: StepShape, kvTag: string | undefined, headDim: number, attnQkv: boolean): boolean {
+  return !!env.fp8DecodeAttnQuant && shape.attention.kind === "decode" && attnQkv && env.elem === "bf16" && kvTag === "fp8kv_" &&
+    hasTiledAttention(headDim) && (headDim === 64 || headDim === 128) && !!env.batchAttention && !!env.batchAttention2 && !!env.batchAttention4 &&
+    shape.numTokens > GEMV_MAX_ROWS;
+}
+
+/**
+ * Plans paged-attention op `i` of the step into `c.out`. `q8` (fp8AttnQuant; only where prefillOnFlashWg holds, or with
+ * fp8DecodeAttnQuant where decodeAttnQuantFits holds): the next FP8 linear's e4m3 rows, row scales and static scale,
+ * written by flash_prefill_wg_q8_bf16_hd* / decode_attention_batch4_q8_fp8kv_bf16_hd* instead of the output.
  * `rs` (decodeNormFold; only where batch4RowScale holds): the rows of q, k, v are scaled by 1 / rms(x row) first (x
- * [tokens, hidden] bf16) on decode_attention_batch4{w}_rs_bf16_hd*.
+ * [tokens, hidden] bf16) on decode_attention_batch4{w,d}_rs_bf16_hd*.
  */
 export function planAttention(
   c: StepCtx,
@@ -124,11 +136,15 @@ export function planAttention(
     const sk = !batch && (!kvFp8 || (!!env.fp8DecodeSk && kvTag === "fp8kv_")) && !!env.decodeSplitK && att.sk !== undefined;
     // Steps of BATCH4_WIDE_MIN_ROWS+ sequences over a bf16 cache at head dim 128: batch4w (the same bits, more blocks an SM).
     const wide4 = batch4 && !kvFp8 && op.headDim === 128 && T >= BATCH4_WIDE_MIN_ROWS;
+    // fp8DecodeAttnQuant (decodeAttnQuantFits): batch4 over an e4m3 cache writes o_proj's e4m3 rows (q8) instead of out.
+    if (q8 && !(batch4 && !wide4 && kvFp8 && kvTag === "fp8kv_")) {
+      throw new InternalError(`launch plan: op ${i}: an FP8-output decode attention needs decode_attention_batch4 over an e4m3 cache`);
+    }
     // batchAttention4Deep: head dim 64 over a bf16 cache on 4 warps a block (decode_attention_batch4d).
     const deep4 = batch4 && !kvFp8 && op.headDim === 64 && !!env.batchAttention4Deep;
     if (rs && !(batch4 && !kvFp8)) throw new InternalError(`launch plan: op ${i}: a row-scaled decode attention off decode_attention_batch4`);
     const name = batch4
-      ? `decode_attention_batch4${wide4 ? "w" : deep4 ? "d" : ""}_${rs ? "rs_" : ""}${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
+      ? `decode_attention_batch4${wide4 ? "w" : deep4 ? "d" : ""}_${rs ? "rs_" : ""}${q8 ? "q8_" : ""}${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
       : wide
       ? `decode_attention_batch2w_bf16_hd${op.headDim}`
       : batch2
@@ -152,7 +168,7 @@ export function planAttention(
       : 128;
     k(i, name, grid, threads, [
       buf(fuse.attnQkv.get(i)!),
-      buf(op.out),
+      q8 ? q8[0] : buf(op.out),
       kvLayer(op.layer),
       io.positions,
       io.seqStarts,
@@ -177,6 +193,7 @@ export function planAttention(
       0n,
       0n,
       ...(kvFp8 ? [kvScalesOf(op.layer)] : []),
+      ...(q8 ? [q8[1], q8[2]] : []),
       ...(rs ? [rs.x, rs.hidden, rs.eps] : []),
     ], sk ? (kvFp8 ? DECODE_SK_FP8_SMEM : DECODE_SK_SMEM) : 0);
   } else if (att.kind === "decode") {
@@ -235,8 +252,14 @@ export function planAttention(
       out.push({
         kind: "kernel",
         op: i,
-        kernel: `flash_prefill_wg_${q8 ? "q8_" : ""}bf16_hd${op.headDim}`,
-        grid: [op.numHeads, cdiv(Tq, wg.rows) + S, 1],
+        kernel: `flash_prefill_wg${env.prefillTileScan ? "t" : ""}_${q8 ? "q8_" : ""}bf16_hd${op.headDim}`,
+        // prefillTileScan: at most S query tiles of the step's longest sequence each (StepShape.maxSeqTokens; not past a
+        // pruned step's cut, whose query rows are the logits rows), the kernel's bound otherwise; spare blocks exit.
+        grid: [
+          op.numHeads,
+          Math.min(cdiv(Tq, wg.rows) + S, env.prefillTileScan && !pruned && shape.maxSeqTokens ? S * cdiv(shape.maxSeqTokens, wg.rows) : Infinity),
+          1,
+        ],
         block: wg.threads,
         args: [...g, ...prefillArgs, ...(q8 ?? [])],
         sharedBytes: wg.sharedMem,

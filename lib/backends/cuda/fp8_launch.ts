@@ -101,20 +101,23 @@ export function fp8QuantProducers(
   gemm: (linear: number) => boolean,
   touched: (op: number) => boolean,
   flashWg: (attention: number) => boolean = () => false,
+  decodeQ8: (attention: number) => boolean = () => false,
 ): Map<number, number> {
   const out = new Map<number, number>();
   if (!env.fp8FusedQuant || env.lora || env.elem !== "bf16") return out;
   const readers = readerCounts(plan.ops);
   if (!readers) return out;
   plan.ops.forEach((op, j) => {
-    // fp8AttnQuant: a prefill attention on flash_prefill_wg (`flashWg`) before a static-scale linear.
-    const attn = op.type === "paged_attention" && !!env.fp8AttnQuant && flashWg(j);
+    // fp8AttnQuant: a prefill attention on flash_prefill_wg (`flashWg`) before a static-scale linear; fp8DecodeAttnQuant: a
+    // decode attention on decode_attention_batch4 over an e4m3 cache (`decodeQ8`; its RoPE is the decode fusion's).
+    const dq8 = op.type === "paged_attention" && decodeQ8(j);
+    const attn = op.type === "paged_attention" && (dq8 || (!!env.fp8AttnQuant && flashWg(j)));
     if (op.type !== "rmsnorm" && op.type !== "add_rmsnorm" && op.type !== "silu_mul" && !attn) return;
     const lin = plan.ops[j + 1];
     if (!lin || !isFp8Linear(lin) || lin.x !== op.out || readers.get(op.out) !== 1 || lin.out === plan.attributes.logits) return;
     if (attn && fp8ActScale(lin) === 0) return;
     if (lin.weightFormat!.activation === "dynamic_per_block" || lin.inFeatures % 8 !== 0) return;
-    if (touched(j) || touched(j + 1) || !gemm(j + 1)) return;
+    if ((touched(j) && !dq8) || touched(j + 1) || !gemm(j + 1)) return;
     out.set(j, j + 1);
   });
   return out;

@@ -12,8 +12,8 @@ import type { LastLayerRows } from "./last_layer_rows.ts";
 import { isPdlKernel, isPrefillPdlKernel } from "./kernel_signatures.ts";
 import { GEMV_MAX_ROWS, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
 import { planLinear } from "./linear_launch.ts";
-import { nvfp4ActArgs, nvfp4ActProducers, type Nvfp4K32Fuse, nvfp4K32Fusion } from "./lowbit_launch.ts";
-import { batch4RowScale, planAttention, prefillOnFlashWg, shadowRope } from "./attention_launch.ts";
+import { lowbitScratchLayout, NVFP4_NORM_FAST_MAX, nvfp4ActArgs, nvfp4ActProducers, type Nvfp4K32Fuse, nvfp4K32Fusion } from "./lowbit_launch.ts";
+import { batch4RowScale, decodeAttnQuantFits, planAttention, prefillOnFlashWg, shadowRope } from "./attention_launch.ts";
 import { type NormFold, planNormFold } from "./norm_fold.ts";
 import { opReads, readerCounts } from "./op_reads.ts";
 import type { Op } from "../../ir/network.ts";
@@ -106,19 +106,34 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
       const o = plan.ops[j];
       return o.type === "paged_attention" && prefillOnFlashWg(env, shape, kvFp8, o.headDim);
     },
+    // fp8DecodeAttnQuant: decode_attention_batch4 over an e4m3 cache (its RoPE fused: touched by the decode fusion).
+    (j) => {
+      const o = plan.ops[j];
+      return o.type === "paged_attention" && decodeAttnQuantFits(env, shape, kvFp8 ? kvTag : undefined, o.headDim, !!fuse?.attnQkv.has(j));
+    },
   );
   const touchedByFuse = (i: number) => !!fuse && (fuse.skip.has(i) || fuse.normOnly.has(i) || fuse.norm.has(i) || fuse.epilogue.has(i) || fuse.attnQkv.has(i));
   // NVFP4 one-row steps with nvfp4GemvK32: norms inside the next GEMV, residual adds in the GEMV before them.
   const nk = nvfp4K32Fusion(plan, env, rowsOf, touchedByFuse);
   const nkLinear = new Map([...nk.normInto].map(([j, lin]) => [lin, j]));
+  // nvfp4K32Silu: gate_up linear → its silu_mul op; the linear after that silu_mul reads the codes the gate_up wrote.
+  const nkSilu = new Map([...nk.siluInto].map(([j, lin]) => [lin, j]));
+  const siluInput = (): { xq: bigint; sx: bigint } => {
+    const layout = lowbitScratchLayout(plan);
+    if (!env.lowbitScratch || !layout) throw new InternalError("launch plan: nvfp4K32Silu needs LaunchEnv.lowbitScratch");
+    return { xq: env.lowbitScratch + BigInt(layout.siluOffset), sx: env.lowbitScratch + BigInt(layout.siluScalesOffset) };
+  };
   const nvfp4K32 = (i: number): Nvfp4K32Fuse | undefined => {
-    const j = nkLinear.get(i), addTo = nk.addInto.get(i);
-    if (j === undefined && addTo === undefined) return undefined;
+    const j = nkLinear.get(i), addTo = nk.addInto.get(i), siluOp = nkSilu.get(i), fromSilu = nk.siluInto.has(i - 1);
+    if (j === undefined && addTo === undefined && siluOp === undefined && !fromSilu) return undefined;
     const nrm = j === undefined ? undefined : (plan.ops[j] as Extract<(typeof plan.ops)[number], { type: "rmsnorm" | "add_rmsnorm" }>);
     const addOp = addTo === undefined ? undefined : (plan.ops[addTo] as Extract<(typeof plan.ops)[number], { type: "add_rmsnorm" }>);
+    const next = siluOp === undefined ? undefined : (plan.ops[siluOp + 1] as Extract<(typeof plan.ops)[number], { type: "linear" }>);
     return {
       ...(nrm ? { norm: { x: buf(nrm.type === "add_rmsnorm" ? nrm.residual : nrm.x), weight: env.weight(nrm.weight), eps: nrm.eps } } : {}),
       ...(addOp ? { residual: buf(addOp.residual) } : {}),
+      ...(next ? { silu: { ...siluInput(), a: nvfp4ActArgs(next, env)[2] } } : {}),
+      ...(fromSilu ? { input: siluInput() } : {}),
     };
   };
   // NVFP4 on nvfp4_mma.cu: norms / silu_mul that write the next GEMV's int8 codes themselves (LaunchEnv.nvfp4Mma).
@@ -127,10 +142,13 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     env,
     rowsOf,
     T === S,
-    (i) => touchedByFuse(i) || nk.normInto.has(i) || nkLinear.has(i),
+    (i) => touchedByFuse(i) || nk.normInto.has(i) || nkLinear.has(i) || nk.siluInto.has(i),
   );
   const nqArgs = (j: number) => nvfp4ActArgs(plan.ops[nq.get(j)!] as Extract<(typeof plan.ops)[number], { type: "linear" }>, env);
-  const preQuantized = new Set([...fq.values(), ...nq.values()]);
+  /** The NVFP4 norm + act producer of a row of `hidden` (nvfp4NormFast: the 1024-thread form, same bytes) and its block size. */
+  const nvfp4NormAct = (hidden: number): [string, number] =>
+    env.nvfp4NormFast && hidden <= NVFP4_NORM_FAST_MAX ? ["nvfp4_rmsnorm_act_fast_bf16", 1024] : ["nvfp4_rmsnorm_act_bf16", 256];
+  const preQuantized = new Set([...fq.values(), ...nq.values(), ...[...nk.siluInto.keys()].map((j) => j + 1)]);
   /** The FP8 scratch's e4m3 rows and row scales (the producer's outputs), and the linear's static scale. */
   const fqArgs = (lin: number): [bigint, bigint, number] => {
     const layout = fp8ScratchLayout(plan);
@@ -161,6 +179,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     pruned: () => pruned,
     out,
     k,
+    argmax: { fused: false },
   };
   /** An RMSNorm (no residual add) quantizing for the next FP8 linear: fp8_rmsnorm_quant_bf16 add 0. */
   const normQuant = (i: number, x: bigint, w: bigint, rows: number, width: number, eps: number, [xq, rs, act]: [bigint, bigint, number]): void => {
@@ -209,7 +228,8 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         }
         if (nq.has(i)) {
           const [xq, sx, a] = nqArgs(i);
-          k(i, "nvfp4_rmsnorm_act_bf16", [rows, 1, 1], 256, [buf(op.x), 0n, env.weight(op.weight), xq, sx, rows, widthOf(op.x), op.eps, a, 0]);
+          const [name, block] = nvfp4NormAct(widthOf(op.x));
+          k(i, name, [rows, 1, 1], block, [buf(op.x), 0n, env.weight(op.weight), xq, sx, rows, widthOf(op.x), op.eps, a, 0]);
           break;
         }
         k(i, `rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.x), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
@@ -255,7 +275,8 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         }
         if (nq.has(i)) {
           const [xq, sx, a] = nqArgs(i);
-          k(i, "nvfp4_rmsnorm_act_bf16", [rows, 1, 1], 256, [buf(op.x), buf(op.residual), env.weight(op.weight), xq, sx, rows, widthOf(op.x), op.eps, a, 1]);
+          const [name, block] = nvfp4NormAct(widthOf(op.x));
+          k(i, name, [rows, 1, 1], block, [buf(op.x), buf(op.residual), env.weight(op.weight), xq, sx, rows, widthOf(op.x), op.eps, a, 1]);
           break;
         }
         k(i, `add_rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.x), buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
@@ -343,6 +364,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         break;
       }
       case "silu_mul":
+        if (nk.siluInto.has(i)) break; // in the gate_up GEMV's epilogue (nvfp4K32Silu)
         if (fq.has(i)) {
           const [xq, rs, act] = fqArgs(fq.get(i)!);
           // Rows: T, or the logits rows past a pruned step's cut. Static scales: fp8FastSilu (hardware exp / division) or
@@ -389,7 +411,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         break;
       case "sample":
         if (shape.sample) {
-          for (const l of sampleLaunches(env, R, false)) out.push(l.kind === "kernel" && pdlAfter(l.kernel) ? { ...l, pdl } : l);
+          for (const l of sampleLaunches(env, R, false, c.argmax.fused)) out.push(l.kind === "kernel" && pdlAfter(l.kernel) ? { ...l, pdl } : l);
         }
         break;
     }
@@ -426,9 +448,10 @@ function onlyReader(ops: readonly Op[], name: string, reader: number): boolean {
 
 /**
  * The sampler's launches over `numRows` logits rows: with `masked`, first the token masks
- * (apply_token_mask: a row's ids whose bit is 0 in its mask → -inf), then sample_f32.
+ * (apply_token_mask: a row's ids whose bit is 0 in its mask → -inf), then sample_f32 (`argmaxFused`: sample_amax_f32,
+ * after an lm_head that folded the greedy argmax into LaunchEnv.argmaxKeys).
  */
-export function sampleLaunches(env: LaunchEnv, numRows: number, masked: boolean): Launch[] {
+export function sampleLaunches(env: LaunchEnv, numRows: number, masked: boolean, argmaxFused = false): Launch[] {
   const a = env.plan.attributes, io = env.io, R = numRows;
   const op = env.plan.ops.findIndex((o) => o.type === "sample");
   const out: Launch[] = [];
@@ -446,10 +469,21 @@ export function sampleLaunches(env: LaunchEnv, numRows: number, masked: boolean)
   out.push({
     kind: "kernel",
     op,
-    kernel: "sample_f32",
+    kernel: argmaxFused ? "sample_amax_f32" : "sample_f32",
     grid: [R, 1, 1],
     block: 512,
-    args: [env.logits, a.vocabSize, io.temperature, io.topK, io.topP, io.minP, io.seed, io.step, io.sampledIds],
+    args: [
+      env.logits,
+      a.vocabSize,
+      io.temperature,
+      io.topK,
+      io.topP,
+      io.minP,
+      io.seed,
+      io.step,
+      io.sampledIds,
+      ...(argmaxFused ? [env.argmaxKeys!] : []),
+    ],
   });
   return out;
 }

@@ -150,6 +150,11 @@ export interface LaunchEnv {
   readonly gemvSplitK?: boolean;
   /** CudaSessionOptions.gemvXPre: fused decode GEMVs of ≤ 2 rows on gemv_fused*_xpre. */
   readonly gemvXPre?: boolean;
+  /**
+   * CudaSessionOptions.decodeArgmax: u64 [GEMV_MAX_ROWS, 64] greedy argmax keys, zero between steps (the fused lm_head
+   * GEMV of a sampling step folds them in, 64 slots a row by block; sample_amax_f32 reads and zeroes them).
+   */
+  readonly argmaxKeys?: bigint;
   /** CudaSessionOptions.decodeLogitsTuned: the lm_head of decode steps of more than GEMV_MAX_ROWS sequences is not pinned. */
   readonly decodeLogitsTuned?: boolean;
   /**
@@ -191,10 +196,27 @@ export interface LaunchEnv {
   readonly nvfp4GemvK32?: boolean;
   /** With nvfp4GemvK32: norms in the next NVFP4 GEMV, residual adds in the one before (CudaFlags.nvfp4K32Norm). */
   readonly nvfp4K32Norm?: boolean;
+  /** With nvfp4GemvK32: silu_mul + its act quantization in the gate_up GEMV's epilogue (CudaFlags.nvfp4K32Silu). */
+  readonly nvfp4K32Silu?: boolean;
+  /** With nvfp4Mma: the NVFP4 norm + act producers as nvfp4_rmsnorm_act_fast_bf16 (CudaFlags.nvfp4NormFast). */
+  readonly nvfp4NormFast?: boolean;
+  /** With nvfp4GemvK32: GEMVs of few row tiles on the deep-ring k32 kernels (CudaFlags.nvfp4K32Deep). */
+  readonly nvfp4K32Deep?: boolean;
+  /**
+   * Decode steps on decode_attention_batch4 over an FP8 cache write a static-scale FP8 o_proj's e4m3 input from the
+   * attention (CudaFlags.fp8DecodeAttnQuant).
+   */
+  readonly fp8DecodeAttnQuant?: boolean;
+  /** flash_prefill_wg's entry points with the block-wide query-tile lookup (flash_prefill_wgt_*; CudaFlags.prefillTileScan). */
+  readonly prefillTileScan?: boolean;
   /** f32 [GEMV_MAX_ROWS, hiddenSize / 16]: quant_gemv_fused_addnorm's tile sums of squares, read by quant_gemv_fused_rs. */
   readonly quantNormScratch?: bigint;
   /** The 16-row quantized GEMVs run as quant_gemv_fast* (CudaSessionOptions.quantGemvFast). */
   readonly quantGemvFast?: boolean;
+  /** quantGemvWide: with quantGemvFast, launches of at most this many 16-row tiles run quant_gemv_fast16* (0 / absent: none). */
+  readonly quantGemvWideTiles?: number;
+  /** quantGemvNarrow: with quantGemvFast, launches of at least this many 16-row tiles run quant_gemv_fast4* (0 / absent: none). */
+  readonly quantGemvNarrowTiles?: number;
   /**
    * Programmatic dependent launch (Hopper+): the fused decode step's launches of PDL_KERNELS get
    * `pdl` (each starts streaming its weights while the previous kernel finishes). @default false
@@ -297,6 +319,8 @@ export interface StepShape {
   readonly pruneRows?: boolean;
   /** Every sequence's first token of the step is at position 0: nothing of theirs is cached before the step. */
   readonly freshPrompts?: boolean;
+  /** The most tokens a sequence brings to the step (prefillTileScan: flash_prefill_wg's grid covers no more query tiles). */
+  readonly maxSeqTokens?: number;
 }
 
 export interface KernelLaunch {

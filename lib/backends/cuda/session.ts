@@ -41,7 +41,7 @@ import {
   sampleLaunches,
   usesBatchAttention,
 } from "./launch_plan.ts";
-import { freshPrompts, isDecodeStep, logitRowsIncreasing, packStep, type StagingLayout, stagingLayout, stagingPointers } from "./step_staging.ts";
+import { freshPrompts, isDecodeStep, logitRowsIncreasing, maxSeqTokens, packStep, type StagingLayout, stagingLayout, stagingPointers } from "./step_staging.ts";
 import { type LastLayerRows, planLastLayerRows } from "./last_layer_rows.ts";
 import { StagingSlots } from "./step_slots.ts";
 import { maxVerifyTokens } from "./verify_cap.ts";
@@ -249,6 +249,16 @@ export class CudaSession implements SessionBackend {
   readonly nvfp4GemvK32: boolean;
   /** CudaSessionOptions.nvfp4K32Norm. */
   readonly nvfp4K32Norm: boolean;
+  /** CudaSessionOptions.nvfp4K32Silu. */
+  readonly nvfp4K32Silu: boolean;
+  /** CudaSessionOptions.nvfp4NormFast. */
+  readonly nvfp4NormFast: boolean;
+  /** CudaSessionOptions.nvfp4K32Deep. */
+  readonly nvfp4K32Deep: boolean;
+  /** CudaSessionOptions.fp8DecodeAttnQuant. */
+  readonly fp8DecodeAttnQuant: boolean;
+  /** CudaSessionOptions.prefillTileScan. */
+  readonly prefillTileScan: boolean;
   /** CudaSessionOptions.gemmResidual. */
   readonly gemmResidual: boolean;
   /** CudaSessionOptions.batchAttention4Deep. */
@@ -257,10 +267,16 @@ export class CudaSession implements SessionBackend {
   readonly decodeNormFold: boolean;
   /** CudaSessionOptions.gemvXPre. */
   readonly gemvXPre: boolean;
+  /** CudaSessionOptions.decodeArgmax. */
+  readonly decodeArgmax: boolean;
   /** CudaSessionOptions.prefillPdl. */
   readonly prefillPdl: boolean;
   /** CudaSessionOptions.quantGemvFast. */
   readonly quantGemvFast: boolean;
+  /** CudaSessionOptions.quantGemvWide. */
+  readonly quantGemvWide: boolean;
+  /** CudaSessionOptions.quantGemvNarrow. */
+  readonly quantGemvNarrow: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -305,6 +321,8 @@ export class CudaSession implements SessionBackend {
   readonly #decodeCounters: DeviceBuffer; // int32 split counters of decode_attention (zero between launches)
   /** Byte offset in #decodeCounters of quant_gemv_fused_addnorm's sums of squares (LaunchEnv.quantNormScratch). */
   #normScratchOffset = 0;
+  /** Byte offset in #decodeCounters of the greedy argmax keys, u64 [GEMV_MAX_ROWS, 64] (LaunchEnv.argmaxKeys, decodeArgmax). */
+  #argmaxOffset = 0;
   readonly #layout: StagingLayout;
   /** Pinned staging, two slots (a step packs while the one launched before it runs); #io mirrors it on the device. */
   readonly #slots: StagingSlots;
@@ -384,11 +402,19 @@ export class CudaSession implements SessionBackend {
     this.nvfp4Mma = f.nvfp4Mma;
     this.nvfp4GemvK32 = f.nvfp4GemvK32;
     this.nvfp4K32Norm = f.nvfp4K32Norm;
+    this.nvfp4K32Silu = f.nvfp4K32Silu;
+    this.nvfp4NormFast = f.nvfp4NormFast;
+    this.nvfp4K32Deep = f.nvfp4K32Deep;
+    this.fp8DecodeAttnQuant = f.fp8DecodeAttnQuant;
+    this.prefillTileScan = f.prefillTileScan;
     this.gemmResidual = f.gemmResidual;
     const folds = f.decodeNormFold && this.elem === "bf16" ? normFoldCandidates(plan) : [];
     this.decodeNormFold = folds.length > 0;
     this.gemvXPre = f.gemvXPre;
+    this.decodeArgmax = f.decodeArgmax;
     this.quantGemvFast = f.quantGemvFast;
+    this.quantGemvWide = f.quantGemvWide;
+    this.quantGemvNarrow = f.quantGemvNarrow;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -513,7 +539,9 @@ export class CudaSession implements SessionBackend {
       const nKV = this.#attn?.numKvHeads ?? 1;
       // + past them (at #normScratchOffset): quant_gemv_fused_addnorm's tile sums of squares, f32 [8, hiddenSize / 16].
       this.#normScratchOffset = Math.ceil((this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4) / 256) * 256;
-      this.#decodeCounters = d.alloc(Math.max(this.#normScratchOffset + GEMV_MAX_ROWS * Math.ceil(a.hiddenSize / 16) * 4, ALIGN));
+      // + past those (at #argmaxOffset): decodeArgmax's u64 [GEMV_MAX_ROWS, 64] keys.
+      this.#argmaxOffset = Math.ceil((this.#normScratchOffset + GEMV_MAX_ROWS * Math.ceil(a.hiddenSize / 16) * 4) / 256) * 256;
+      this.#decodeCounters = d.alloc(Math.max(this.#argmaxOffset + GEMV_MAX_ROWS * 64 * 8, ALIGN));
       this.#decodeCounters.fill(0);
       this.#layout = stagingLayout(plan.maxTokens, plan.maxSeqs, Math.ceil(this.maxSeqLen / this.tokensPerBlock));
       const pruning = f.pruneLastLayer ? planLastLayerRows(plan, plan.maxSeqs, f.fp8PruneLastLayer) : undefined;
@@ -649,6 +677,8 @@ export class CudaSession implements SessionBackend {
       fp8FastSilu: this.fp8FastSilu,
       fp8Gemv1Blocks: FP8_GEMV1_BLOCKS_PER_SM * this.device.smCount,
       quantGemvFast: this.quantGemvFast,
+      quantGemvWideTiles: this.quantGemvWide ? 2 * this.device.smCount : 0,
+      quantGemvNarrowTiles: this.quantGemvNarrow ? 6 * this.device.smCount : 0,
       wgmmaPrefill: this.wgmmaPrefill,
       decodeSplitK: this.decodeSplitK,
       fp8DecodeAttention: this.fp8DecodeAttention,
@@ -656,6 +686,7 @@ export class CudaSession implements SessionBackend {
       ...(this.decodeLogitsTuned ? { decodeLogitsTuned: true } : {}),
       gemmResidual: this.gemmResidual,
       ...(this.gemvXPre ? { gemvXPre: true } : {}),
+      ...(this.decodeArgmax ? { argmaxKeys: this.#decodeCounters.ptr + BigInt(this.#argmaxOffset) } : {}),
       prefillPdl: this.prefillPdl,
       quantGemm: this.quantGemm,
       decodeCounters: this.#decodeCounters.ptr,
@@ -666,6 +697,11 @@ export class CudaSession implements SessionBackend {
       nvfp4GemvBlocks: NVFP4_GEMV_BLOCKS_PER_SM * this.device.smCount,
       nvfp4GemvK32: this.nvfp4GemvK32,
       nvfp4K32Norm: this.nvfp4K32Norm,
+      nvfp4K32Silu: this.nvfp4K32Silu,
+      nvfp4NormFast: this.nvfp4NormFast,
+      nvfp4K32Deep: this.nvfp4K32Deep,
+      ...(this.fp8DecodeAttnQuant ? { fp8DecodeAttnQuant: true } : {}),
+      ...(this.prefillTileScan ? { prefillTileScan: true } : {}),
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),
       ...(this.decodeNormFold
         ? { normFold: true, foldedWeight: (name: string) => this.#foldedWeight(name), ...(this.#residualAlt ? { residualAlt: this.#residualAlt.ptr } : {}) }
@@ -850,6 +886,7 @@ export class CudaSession implements SessionBackend {
       writeKvFirst: inp.readsStepKv,
       pruneRows: this.pruneLastLayer && R < T && logitRowsIncreasing(inp),
       freshPrompts: freshPrompts(inp),
+      maxSeqTokens: maxSeqTokens(inp),
     });
   }
 
@@ -1099,7 +1136,9 @@ export class CudaSession implements SessionBackend {
           kern.launch(l.grid, l.block, l.args, l.pdl ? { stream, pdl: true } : { stream }); // the common case: no lookups, one object
           continue;
         }
-        if (shared > (this.#sharedAllowed.get(l.kernel) ?? 48 * 1024)) {
+        // Set on a kernel's first launch with dynamic shared memory, whatever its size: a kernel with static shared
+        // memory too (nvfp4_gemv_k32's cp.async ring) gets only 48 KB - static by default.
+        if (shared > (this.#sharedAllowed.get(l.kernel) ?? 0)) {
           kern.setMaxDynamicSharedMemory(shared);
           this.#sharedAllowed.set(l.kernel, shared);
         }

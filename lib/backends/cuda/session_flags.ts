@@ -270,7 +270,9 @@ export const CUDA_FLAGS = {
    * Decode steps of up to 8 sequences run the 16-row quantized GEMVs as quant_gemv_fast* (kernels/quant_gemv.cu QG_FAST):
    * each warp streams a contiguous run of its tile's superchunks (paired scale / zero-point loads) instead of superchunks
    * 8 apart. The same products summed in another order (within fp32 rounding of quant_gemv_fused's sums; still batch
-   * invariant). H200: one llama-3.1-8b int4 layer 56.9 → 54.0 µs in one process; not measured end to end. @default false
+   * invariant). H200: one llama-3.1-8b int4 layer 56.9 → 54.0 µs in one process; end to end (session 12, batch 1, one
+   * process each): llama-3.1-8b W4A16_AWQ g128 419.8 → 436.0 tok/s (+3.9%), llama-3.2-1b W4A16 1481.9 → 1447.5 (−2.3%),
+   * W8A16 1125.0 → 1186.8 (+5.5%); decode logits within 7·10⁻³ rel L2, argmax the same. @default false
    */
   quantGemvFast: { env: "LLMRT_QUANT_GEMV_FAST", default: false },
   /**
@@ -278,7 +280,10 @@ export const CUDA_FLAGS = {
    * k tile's four blocks in B's columns 0, 2, 4, 6, so each lane scales one block of two rows a k tile instead of four,
    * and a k tile takes 4 mmas, not 8; the act quantization of a row no producer wrote runs inside the GEMV (shared
    * memory), and an NVFP4 lm_head's logits take the GEMV too. The block terms are added in nvfp4_gemv_mma's order: the
-   * same bits (batch-invariant with its m8 kernel). @default false
+   * same bits (batch-invariant with its m8 kernel). Its weight tiles in flight sit in a per-warp cp.async ring in shared
+   * memory (NV_K32_RING 6; session 12). H200 session 12 r3, batch 1, same process, with nvfp4NormFast: llama-3.1-8b 335.9 →
+   * 341.0 tok/s (+1.5%; r1 without it 301.7 → 308.7), llama-3.2-1b 1,125.3 → 1,342.6 (+19.3%); logits bitwise equal.
+   * @default false
    */
   nvfp4GemvK32: { env: "LLMRT_NVFP4_GEMV_K32", default: false },
   /**
@@ -290,13 +295,83 @@ export const CUDA_FLAGS = {
    */
   nvfp4K32Norm: { env: "LLMRT_NVFP4_K32_NORM", default: false },
   /**
+   * With `nvfp4GemvK32`, one-row steps: a fused gate_up NVFP4 linear followed by silu_mul whose only reader is an NVFP4
+   * linear runs nvfp4_gemv_k32[_act|_norm]_silu: each block takes a gate row tile and its up row tile, and its epilogue
+   * writes the 16 values bf16(silu(gate) · up) as one NVFP4 block of the next linear's int8 codes and scale (as
+   * nvfp4_silu_mul_act_bf16 does, into a second region of the lowbit scratch): no silu_mul launch, no bf16 gate_up
+   * output. The same bits, but slower: H200 session 12, llama-3.1-8b batch 1 (same process) 304.4 → 277.4 tok/s with
+   * nvfp4K32Norm (r1), 329.7 → 302.6 with nvfp4NormFast (r2); the paired gate_up GEMV alone +2.3 µs. @default false
+   */
+  nvfp4K32Silu: { env: "LLMRT_NVFP4_K32_SILU", default: false },
+  /**
+   * With `nvfp4Mma`: the RMSNorms that quantize for the next NVFP4 linear run nvfp4_rmsnorm_act_fast_bf16 (rows up to 8192
+   * wide): the same bytes as nvfp4_rmsnorm_act_bf16 with less latency on its one block (norm weight read before pdlWait,
+   * the row kept in shared memory after the sum of squares, 1024 threads quantizing). H200 session 12 r2, llama-3.1-8b
+   * batch 1 with nvfp4GemvK32 (same process): 303.2 → 329.7 tok/s (+8.7%), the 64 norms' marginal cost in the step's
+   * graph 457 → 186 µs, logits bitwise equal. @default false
+   */
+  nvfp4NormFast: { env: "LLMRT_NVFP4_NORM_FAST", default: false },
+  /**
+   * With `nvfp4GemvK32`: one-row NVFP4 GEMVs of at most 2 row tiles of 16 an SM (llama-3.1-8b o_proj / down_proj: 256 on
+   * 132 SMs) run nvfp4_gemv_k32[_act]_deep[_add]: a 12-tile ring a warp in dynamic shared memory instead of 6 in
+   * static, so their few blocks keep as many weight bytes in flight as 4 blocks an SM do. The same bits. H200 session 12
+   * r3: llama-3.2-1b (qkv deep) 1,342.6 → 1,355.5 tok/s (+1.0%) with nvfp4NormFast + nvfp4GemvK32; the 8B A/B was cut
+   * by the job's limit. @default false
+   */
+  nvfp4K32Deep: { env: "LLMRT_NVFP4_K32_DEEP", default: false },
+  /**
+   * Decode steps of more than 8 sequences over an FP8 KV cache (decode_attention_batch4): the attention writes the next
+   * static-scale FP8 linear's (o_proj's) e4m3 rows and row scales itself (decode_attention_batch4_q8_fp8kv_*, the bytes
+   * fp8_quantize_flat_bf16 writes from the bf16 output) instead of its bf16 output: one launch a layer less, the same
+   * bits. H200, llama-3.1-8b FP8 + FP8 KV, 512-row decode graph at 192 keys: 10,197 -> 10,039 us (r1), 10,287 -> 10,126
+   * (r2, with prefillTileScan), logits bitwise equal. @default false
+   */
+  fp8DecodeAttnQuant: { env: "LLMRT_FP8_DECODE_ATTN_QUANT", default: false },
+  /**
+   * Prefill attention on flash_prefill_wg finds each block's query tile with the whole block (one round of loads and a
+   * prefix sum; flash_prefill_wgt_*) instead of every thread walking the step's sequences one by one: the same tiles and
+   * bits, much less per-block latency in steps of hundreds of short prompts; the grid covers at most S query tiles of the
+   * step's longest sequence each (StepShape.maxSeqTokens) instead of ceil(T / BM) + S. H200, llama-3.1-8b FP8 + FP8 KV,
+   * 256 × 128-token prefill step (with fp8DecodeAttnQuant, same process): 421.2 -> 403.7 ms, logits bitwise equal; both
+   * switches, 512 × (128,128) same job: 29,089 -> 30,065 output tok/s, greedy ids 512/512 identical.
+   * @default false
+   */
+  prefillTileScan: { env: "LLMRT_PREFILL_TILE_SCAN", default: false },
+  /**
+   * With `quantGemvFast`: a 16-row quantized GEMV launch of at most 2 tiles an SM (llama-3.1-8b o /
+   * down: 256 tiles) runs quant_gemv_fast16* — 16 warps split each tile's k (blocks of 512, 2 an SM) instead of 8, so
+   * those launches keep 32 warps an SM streaming instead of 16. The same products; the warps' partial tiles summed in
+   * another grouping (within fp32 rounding; batch invariant). Not with the RMSNorm prologue (_norm keeps 8 warps).
+   * H200 session 12, one 8B layer: int8 o 9.2 → 8.3 µs, down 26.1 → 23.4; int4 o / down unchanged; llama-3.1-8b W4A16
+   * end to end with quantGemvNarrow: 420.9 → 419.9 tok/s (int8 not measured end to end). @default false
+   */
+  quantGemvWide: { env: "LLMRT_QUANT_GEMV_WIDE", default: false },
+  /**
+   * With `quantGemvFast`: a 16-row quantized GEMV launch of at least 6 tiles an SM (llama-3.1-8b
+   * gate_up: 1792 tiles) runs quant_gemv_fast4* — 4 warps a tile (blocks of 128, 6 an SM): each warp streams twice the
+   * superchunks, so the block's fixed work (prologue, reduction, epilogue) is half as much a superchunk. The same
+   * products, summed in another grouping (within fp32 rounding; batch invariant). Not with the RMSNorm prologue.
+   * H200 session 12: one 8B layer's gate_up int4 25.6 → 23.7 µs, int8 40.0 → 38.3 (graph replays without PDL); but
+   * llama-3.1-8b W4A16 end to end 428.0 → 420.9 tok/s (its gate_up launches 28.9 → 28.8 µs with PDL). @default false
+   */
+  quantGemvNarrow: { env: "LLMRT_QUANT_GEMV_NARROW", default: false },
+  /**
+   * Sampling decode steps whose lm_head is the fused GEMV (≤ 8 rows): gemv_fused{_norm}_amax (kernels/gemv.cu) also
+   * folds each row's greedy argmax into u64 keys (atomicMax a block, 64 slots a row), and the sampler runs as
+   * sample_amax_f32, which takes a greedy row's id from its keys instead of reading its 128K logits (other rows:
+   * sample_f32's path). The same logits and ids. H200 session 12 r2 (one key a row, same process): llama-3.2-1b graph
+   * 767.1 → 771.9 µs at 128 keys, logits bitwise, ids equal; the 64-slot form: the closing call. @default false
+   */
+  decodeArgmax: { env: "LLMRT_DECODE_ARGMAX", default: false },
+  /**
    * Decode steps of more than 8 sequences on bf16 engines: an RMSNorm whose only reader is a plain bf16 linear (qkv,
    * gate_up) is folded away. The linear reads the residual stream itself with its weight times the norm's weight (W' = W ·
    * diag(w), made on the device at session start: a second copy of those weights, 1.27 GB on llama-3.2-1b), the residual
-   * add before the norm moves into the o_proj / down_proj GEMM's epilogue (C = D = residual, beta 1), and the kernel that
-   * reads the linear's output scales its rows by 1 / rms of the residual row (decode_attention_batch4_rs: q, k, v before
-   * RoPE; silu_mul_rs: gate and up). Other roundings than the norm path (W' rounded to bf16 instead of the normed
-   * activation). @default false
+   * add before the norm moves into the o_proj / down_proj GEMM's epilogue (beta 1, out of place into a second residual
+   * buffer), and the kernel that reads the linear's output scales its rows by 1 / rms of the residual row
+   * (decode_attention_batch4_rs: q, k, v before RoPE; silu_mul_rs: gate and up). Other roundings than the norm path (W'
+   * rounded to bf16 instead of the normed activation). H200 session 12: llama-3.2-1b 64-row step graph 1,219.0 → 1,217.5 µs
+   * (the 31 norms' 75 µs went to the row scales and the beta-1 epilogues), LLM runs not measured. @default false
    */
   decodeNormFold: { env: "LLMRT_DECODE_NORM_FOLD", default: false },
   /**

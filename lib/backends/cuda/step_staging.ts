@@ -152,6 +152,13 @@ export function logitRowsIncreasing(inp: StepInputs): boolean {
   return true;
 }
 
+/** The most tokens one sequence brings to the step (StepShape.maxSeqTokens). */
+export function maxSeqTokens(inp: StepInputs): number {
+  let m = 0;
+  for (let s = 0; s + 1 < inp.seqStarts.length; s++) m = Math.max(m, inp.seqStarts[s + 1] - inp.seqStarts[s]);
+  return m;
+}
+
 /** Whether every sequence's first token of the step is at position 0: a new prompt each (StepShape.freshPrompts). */
 export function freshPrompts(inp: StepInputs): boolean {
   const S = inp.seqStarts.length - 1;

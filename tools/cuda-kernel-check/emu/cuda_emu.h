@@ -89,6 +89,7 @@ inline int min(int a, int b) { return a < b ? a : b; }
 inline int max(int a, int b) { return a > b ? a : b; }
 
 inline int atomicMax(int* p, int v) { std::lock_guard<std::mutex> g(emuAtomicMutex); int o = *p; if (v > o) *p = v; return o; }
+inline unsigned long long atomicMax(unsigned long long* p, unsigned long long v) { std::lock_guard<std::mutex> g(emuAtomicMutex); unsigned long long o = *p; if (v > o) *p = v; return o; }
 inline int atomicMin(int* p, int v) { std::lock_guard<std::mutex> g(emuAtomicMutex); int o = *p; if (v < o) *p = v; return o; }
 inline int atomicAdd(int* p, int v) { std::lock_guard<std::mutex> g(emuAtomicMutex); int o = *p; *p = o + v; return o; }
 inline float atomicAdd(float* p, float v) { std::lock_guard<std::mutex> g(emuAtomicMutex); float o = *p; *p = o + v; return o; }
@@ -111,6 +112,52 @@ inline void llmrtEmuMma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint
       A[g + 8][8 + 2 * c + e] = emuBf((uint32_t)f[3], e);
       B[2 * c + e][g] = emuBf((uint32_t)f[4], e);
       B[8 + 2 * c + e][g] = emuBf((uint32_t)f[5], e);
+    }
+  }
+  __syncwarp();
+  const int g = emuLane >> 2, c = emuLane & 3;
+  for (int e = 0; e < 4; e++) {
+    const int row = g + (e >= 2 ? 8 : 0), col = 2 * c + (e & 1);
+    float acc = d[e];
+    for (int k = 0; k < 16; k++) acc += A[row][k] * B[k][col];
+    d[e] = acc;
+  }
+}
+// f16 (IEEE binary16) bits <-> values for the f16 mma / f16x2 FMA emulation (round to nearest even, subnormals, inf).
+inline float emuHalf(uint32_t w, int hi) {
+  const uint32_t h = (w >> (hi ? 16 : 0)) & 0xffffu;
+  const int e = (h >> 10) & 31, f = h & 1023;
+  const float v = e == 0 ? std::ldexp((float)f, -24) : e == 31 ? (f ? NAN : INFINITY) : std::ldexp((float)(1024 + f), e - 25);
+  return (h & 0x8000u) ? -v : v;
+}
+inline uint32_t emuHalfBits(double v) {
+  const uint32_t sign = std::signbit(v) ? 0x8000u : 0u;
+  double a = std::fabs(v);
+  if (std::isnan(a)) return 0x7e00u;
+  if (a >= 65520.0) return sign | 0x7c00u;
+  int e;
+  std::frexp(a, &e);  // a = m·2^e, m in [0.5, 1)
+  const int ex = std::max(e - 1, -14);  // unbiased exponent (subnormals share -14)
+  const double q = std::nearbyint(std::ldexp(a, 10 - ex));  // significand in units of 2^(ex-10), rounded to even
+  uint32_t bits = q >= 2048.0 ? (uint32_t)((ex + 16) << 10) : (q >= 1024.0 ? (uint32_t)((ex + 15) << 10) + (uint32_t)q - 1024u : (uint32_t)q);
+  return sign | bits;
+}
+// mma.sync.m16n8k16 row.col f32 += f16 x f16, from the PTX fragment layout.
+inline void llmrtEmuMmaF16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  uint64_t* mine = emuBlk->aux[emuWarp][emuLane];
+  mine[0] = a[0]; mine[1] = a[1]; mine[2] = a[2]; mine[3] = a[3]; mine[4] = b0; mine[5] = b1;
+  __syncwarp();
+  float A[16][16], B[16][8];
+  for (int l = 0; l < 32; l++) {
+    const uint64_t* f = emuBlk->aux[emuWarp][l];
+    const int g = l >> 2, c = l & 3;
+    for (int e = 0; e < 2; e++) {
+      A[g][2 * c + e] = emuHalf((uint32_t)f[0], e);
+      A[g + 8][2 * c + e] = emuHalf((uint32_t)f[1], e);
+      A[g][8 + 2 * c + e] = emuHalf((uint32_t)f[2], e);
+      A[g + 8][8 + 2 * c + e] = emuHalf((uint32_t)f[3], e);
+      B[2 * c + e][g] = emuHalf((uint32_t)f[4], e);
+      B[8 + 2 * c + e][g] = emuHalf((uint32_t)f[5], e);
     }
   }
   __syncwarp();

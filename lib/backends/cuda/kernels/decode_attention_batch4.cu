@@ -16,6 +16,11 @@
 //
 // extern "C" __global__ void decode_attention_batch4_bf16_hd{64|128}(decode_attention_batch_bf16_hd*'s parameters)
 // extern "C" __global__ void decode_attention_batch4_fp8kv_bf16_hd{64|128}(the same, then const float* kvScales)
+// extern "C" __global__ void decode_attention_batch4_q8_fp8kv_bf16_hd{64|128}(the same, then float* rowScale, float actScale)
+//   (session 12, fp8DecodeAttnQuant) out is the next FP8 linear's e4m3 input [numTokens, numHeads * HD] instead of bf16:
+//   each value is rounded to bf16 as the plain kernel writes it, then quantized as fp8_quantize_bf16's quant8 does
+//   (x / actScale by the reciprocal and one FMA, round to nearest even, saturating), and rowScale[t] = actScale: the bytes
+//   fp8_quantize_flat_bf16 writes from the plain kernel's output.
 //   grid (numKvHeads * ceil(G / 8), numTokens, numSplits)   block DB4_NW * 32 threads (attention_choice.ts
 //   batchAttention4Threads); counters int [numTokens * gridDim.x]; otherwise as decode_attention_batch.
 #include "common.cuh"
@@ -214,14 +219,28 @@ __device__ __forceinline__ int db4Dim(int g4, int mt, int hi) { return Q8 ? (HD 
  * item boundaries, so an item's first tiles are in flight while the previous item ends. Each item's keys, sums and merge
  * are those of SER = 1, so the bits do not depend on SER (nor on the step's other tokens).
  */
+/** QO: v rounded to bf16, then / s as fp8_gemv.cu's divBy (the reciprocal product and one FMA of the exact remainder). */
+__device__ __forceinline__ float db4QDiv(float v, float s, float inv) {
+  const float x = toF(fromF<bf16_t>(v));
+  const float q = x * inv;
+  return fmaf(fmaf(-q, s, x), inv, q);
+}
+/** Two floats -> two e4m3 bytes (lo in the low byte), round to nearest even, saturating to +-448 (fp8_gemv.cu's e4m3x4). */
+__device__ __forceinline__ u32 db4E4m3x2(float lo, float hi) {
+  unsigned short r;
+  asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(hi), "f"(lo));
+  return (u32)r;
+}
+
 // RSC (decodeNormFold, the _rs_ entry points): the step's q, k, v values are scaled by r = rsqrt(mean(normX[t, :]^2) + normEps)
 // before RoPE / the cache write (the qkv GEMM read the residual stream with W · diag(norm weight)); hidden % 8 == 0.
-template <int HD, int NW, int ST, int KT, bool Q8, bool TMA, int SERMAX, bool RSC = false>
+template <int HD, int NW, int ST, int KT, bool Q8, bool TMA, int SERMAX, bool QO = false, bool RSC = false>
 __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out, void* kvv, const int* positions,
     const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, float* partialO,
     float* partialML, int* counters, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
-    int maxBlocksPerSeq, float scale, int window, int splitSize, const float* kvScales, const bf16_t* normX = nullptr,
-    int hidden = 0, float normEps = 0.f) {
+    int maxBlocksPerSeq, float scale, int window, int splitSize, const float* kvScales, float* rowScale = nullptr, float actScale = 0.f,
+    const bf16_t* normX = nullptr, int hidden = 0, float normEps = 0.f) {
+  static_assert(!QO || Q8, "QO: the e4m3-cache entry points only (o's head dims one run of HD / 8 a lane)");
   constexpr int EB = Q8 ? 1 : 2;              // cache bytes per element
   constexpr int ROWB = HD * EB;               // one key's row (one kv head) in bytes
   constexpr bool PAD = Q8 || TMA;             // rows padded by 16 bytes (else bf16 chunks XOR-swizzled)
@@ -250,6 +269,8 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g4 = lane >> 2, c4 = lane & 3;
   const int t = blockIdx.y, z = blockIdx.z, numSplits = gridDim.z;
+  if (QO && blockIdx.x == 0 && z == 0 && threadIdx.x == 0) rowScale[t] = actScale;  // fp8_quantize_flat_bf16's row scale
+  const float qoInv = QO ? 1.f / actScale : 0.f;
   const int G = numHeads / numKvHeads;
   const int chunks = (G + DB4_ROWS - 1) / DB4_ROWS, nBx = numKvHeads * chunks;
   const int SER = SERMAX == 1 ? 1 : nBx / (int)gridDim.x, bx0 = blockIdx.x * SER;
@@ -278,7 +299,8 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
           O = fmaf(w, db4Ldcg(partialO + (th * numSplits + zz) * HD + d), O);
           L = fmaf(w, db4Ldcg(mlh + zz * 2 + 1), L);
         }
-        out[th * HD + d] = fromF<bf16_t>(O / L);
+        if constexpr (QO) reinterpret_cast<unsigned char*>(out)[th * HD + d] = (unsigned char)db4E4m3x2(db4QDiv(O / L, actScale, qoInv), 0.f);
+        else out[th * HD + d] = fromF<bf16_t>(O / L);
       }
       if (tid == 0) *ctr = 0;
     }
@@ -774,16 +796,41 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
         const float vS = Q8 ? kvScales[numKvHeads + kvhOf(it)] : 1.f;
         const long long thA = (long long)t * numHeads + h0 + 2 * c4;  // head 2 c4 (B: + 1)
         const bool okA = 2 * c4 < Gb, okB = 2 * c4 + 1 < Gb;
+        if (QO && direct) {
+          // Head dims (HD / 8) g4 + 2 mt + hi: one run of 2 MT bytes a head (8 / 16 bytes), in (mt, hi) order.
+          u32 wa[MT / 2], wb[MT / 2];
+#pragma unroll
+          for (int mt = 0; mt < MT; mt += 2) {
+            float a[4], b[4];
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+              const int m2 = mt + e / 2, hi = e % 2;
+              a[e] = db4QDiv(o[m2][2 * hi] * vS / LA, actScale, qoInv);
+              b[e] = db4QDiv(o[m2][2 * hi + 1] * vS / LB, actScale, qoInv);
+            }
+            wa[mt / 2] = db4E4m3x2(a[0], a[1]) | (db4E4m3x2(a[2], a[3]) << 16);
+            wb[mt / 2] = db4E4m3x2(b[0], b[1]) | (db4E4m3x2(b[2], b[3]) << 16);
+          }
+          unsigned char* o8 = reinterpret_cast<unsigned char*>(out);
+          const int d0 = db4Dim<HD, Q8>(g4, 0, 0);
+          if constexpr (MT == 8) {
+            if (okA) *reinterpret_cast<uint4*>(o8 + thA * HD + d0) = make_uint4(wa[0], wa[1], wa[2], wa[3]);
+            if (okB) *reinterpret_cast<uint4*>(o8 + (thA + 1) * HD + d0) = make_uint4(wb[0], wb[1], wb[2], wb[3]);
+          } else {
+            if (okA) *reinterpret_cast<uint2*>(o8 + thA * HD + d0) = make_uint2(wa[0], wa[1]);
+            if (okB) *reinterpret_cast<uint2*>(o8 + (thA + 1) * HD + d0) = make_uint2(wb[0], wb[1]);
+          }
+        }
 #pragma unroll
         for (int mt = 0; mt < MT; mt++)
 #pragma unroll
           for (int hi = 0; hi < 2; hi++) {
             const int d = db4Dim<HD, Q8>(g4, mt, hi);
             const float OA = o[mt][2 * hi] * vS, OB = o[mt][2 * hi + 1] * vS;
-            if (direct) {
+            if (direct && !QO) {
               if (okA) out[thA * HD + d] = fromF<bf16_t>(OA / LA);
               if (okB) out[(thA + 1) * HD + d] = fromF<bf16_t>(OB / LB);
-            } else {
+            } else if (!direct) {
               if (okA) partialO[(thA * numSplits + z) * HD + d] = OA;
               if (okB) partialO[((thA + 1) * numSplits + z) * HD + d] = OB;
             }
@@ -804,6 +851,13 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
       const double *invFreq, float attnScaling, float *partialO, float *partialML, int *counters, int numTokens,         \
       int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale, int window,       \
       int splitSize, const void *prefetch, long long prefetchBytes
+#define DECODE_BATCH4Q(HD, Q8, QO, NAME, EXTRA, TAIL)                                                                     \
+  extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, Q8) * 32, DB4_CFG(MINB, HD, Q8)) NAME(DB4_ARGS_HEAD EXTRA) { \
+    if ((int)blockIdx.y >= numTokens) return;                                                                             \
+    decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, DB4_CFG(SER, HD, Q8), QO>(qkv, out, kvCache, positions, \
+        seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs, numHeads, numKvHeads,       \
+        tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, TAIL);                                                 \
+  }
 #define DECODE_BATCH4(HD, Q8, NAME, EXTRA, SCALES)                                                                        \
   extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, Q8) * 32, DB4_CFG(MINB, HD, Q8)) NAME(DB4_ARGS_HEAD EXTRA) { \
     if ((int)blockIdx.y >= numTokens) return;                                                                             \
@@ -811,6 +865,8 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
         seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs, numHeads, numKvHeads,       \
         tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, SCALES);                                               \
   }
+#define COMMA_Q8OUT , const float* kvScales, float* rowScale, float actScale
+#define DB4_Q8TAIL kvScales, rowScale, actScale
 #if LLMRT_KERNEL(decode_attention_batch4_bf16_hd64)
 DECODE_BATCH4(64, false, decode_attention_batch4_bf16_hd64, , nullptr)
 #endif
@@ -823,15 +879,22 @@ DECODE_BATCH4(64, true, decode_attention_batch4_fp8kv_bf16_hd64, COMMA_SCALES, k
 #if LLMRT_KERNEL(decode_attention_batch4_fp8kv_bf16_hd128)
 DECODE_BATCH4(128, true, decode_attention_batch4_fp8kv_bf16_hd128, COMMA_SCALES, kvScales)
 #endif
+#if LLMRT_KERNEL(decode_attention_batch4_q8_fp8kv_bf16_hd64)
+DECODE_BATCH4Q(64, true, true, decode_attention_batch4_q8_fp8kv_bf16_hd64, COMMA_Q8OUT, DB4_Q8TAIL)
+#endif
+#if LLMRT_KERNEL(decode_attention_batch4_q8_fp8kv_bf16_hd128)
+DECODE_BATCH4Q(128, true, true, decode_attention_batch4_q8_fp8kv_bf16_hd128, COMMA_Q8OUT, DB4_Q8TAIL)
+#endif
 
 // decodeNormFold: decode_attention_batch4{w}_rs_bf16_hd{64|128}(batch4's parameters, const bf16_t* normX, int hidden,
 // float normEps): q, k, v of token t times rsqrt(mean(normX[t, :]^2) + normEps) first (normX [numTokens, hidden]).
 #define DECODE_BATCH4_RS(HD, NAME, NWV, STV, MINB)                                                                      \
   extern "C" __global__ void __launch_bounds__(NWV * 32, MINB) NAME(DB4_ARGS_HEAD, const bf16_t* normX, int hidden, float normEps) { \
     if ((int)blockIdx.y >= numTokens) return;                                                                            \
-    decodeBatch4Impl<HD, NWV, STV, DB4_CFG(KT, HD, false), false, DB4_CFG(TMA, HD, false) != 0, 1, true>(qkv, out, kvCache,  \
-        positions, seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs, numHeads,       \
-        numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, nullptr, normX, hidden, normEps);         \
+    decodeBatch4Impl<HD, NWV, STV, DB4_CFG(KT, HD, false), false, DB4_CFG(TMA, HD, false) != 0, 1, false, true>(qkv, out,   \
+        kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs, numHeads, \
+        numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, nullptr, nullptr, 0.f, normX, hidden,     \
+        normEps);                                                                                                        \
   }
 #if LLMRT_KERNEL(decode_attention_batch4_rs_bf16_hd64)
 DECODE_BATCH4_RS(64, decode_attention_batch4_rs_bf16_hd64, DB4_NW64, DB4_ST64, DB4_MINB64)

@@ -150,6 +150,61 @@ __device__ __forceinline__ bool fwQueryTile(const int* seqStarts, int numSeqs, i
 }
 
 /**
+ * fwQueryTile's answer found by the whole block (session 12, `prefillTileScan`): NT threads take NT sequences a round, a
+ * block-wide prefix sum of their tile counts, and the thread whose sequence holds `tile` publishes it. One round of loads
+ * (numSeqs <= NT) instead of fwQueryTile's walk of up to numSeqs dependent iterations by every thread; the same mapping.
+ * Every thread of the block must call it (it synchronizes).
+ */
+template <int NT>
+__device__ __forceinline__ bool fwQueryTileBlock(const int* seqStarts, int numSeqs, int tile, int BM, int* seq, int* qStart, int* qEnd) {
+  constexpr int NW = NT / 32;
+  __shared__ int wsum[NW];
+  __shared__ int found[3];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  if (numSeqs <= 0) return false;  // block-uniform; found[] is only read after a barrier below
+  if (tid == 0) found[0] = -1;
+  int base = 0;  // tiles of the sequences of earlier rounds
+  for (int r0 = 0; r0 < numSeqs; r0 += NT) {
+    const int i = r0 + tid;
+    int nt = 0, a = 0, e = 0;
+    if (i < numSeqs) {
+      a = seqStarts[i];
+      e = seqStarts[i + 1];
+      nt = (e - a + BM - 1) / BM;
+    }
+    int x = nt;  // inclusive scan over the warp
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const int y = __shfl_up_sync(0xffffffffu, x, o);
+      if (lane >= o) x += y;
+    }
+    if (lane == 31) wsum[warp] = x;
+    __syncthreads();
+    int before = 0, total = 0;
+#pragma unroll
+    for (int w = 0; w < NW; w++) {
+      const int v = wsum[w];
+      before += w < warp ? v : 0;
+      total += v;
+    }
+    const int hi = base + before + x, lo = hi - nt;  // this sequence's tiles [lo, hi)
+    if (i < numSeqs && tile >= lo && tile < hi) {
+      found[0] = i;
+      found[1] = a + (tile - lo) * BM;
+      found[2] = min(e, a + (tile - lo) * BM + BM);
+    }
+    __syncthreads();
+    if (found[0] >= 0) break;  // block-uniform
+    base += total;
+  }
+  if (found[0] < 0) return false;
+  *seq = found[0];
+  *qStart = found[1];
+  *qEnd = found[2];
+  return true;
+}
+
+/**
  * cp.async of keys [k0, k0 + BN) of K (kOff) and of V (vOff) into the swizzled tiles at dst and dst + BN * HD * 2; zero
  * past kHi. Each 16-byte chunk's cache address (block table lookup, row offset) is computed once for both.
  */
@@ -294,7 +349,7 @@ __device__ __forceinline__ unsigned short fwE4m3Pair(u32 p, float s, float inv) 
 // no overlap inside a warpgroup, tiles none of a warpgroup's rows attends skipped).
 // xq (session 11, the _q8 entry points; nullptr: out as usual): out is not written; instead the bf16-rounded output rows
 // as e4m3 bytes of v / actScale into xq [numTokens, numHeads * HD] and actScale into xqScale[t] (fwE4m3Pair).
-template <int HD, int NWG, int BN, int NS, bool OVL = false>
+template <int HD, int NWG, int BN, int NS, bool OVL = false, bool FT = false>
 __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const bf16_t* kv, const int* positions,
     const int* seqStarts, const int* blockTables, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
     int maxBlocksPerSeq, float scale, int window, unsigned char* smemRaw, unsigned char* xq = nullptr, float* xqScale = nullptr,
@@ -306,7 +361,11 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
   __shared__ int ranges[2 + 4 * NWG];
 
   int s, qStart, qEnd;
-  if (!fwQueryTile(seqStarts, numSeqs, gridDim.y - 1 - blockIdx.y, BM, &s, &qStart, &qEnd)) return;
+  // FT (the _t entry points, prefillTileScan): the block finds its tile together (fwQueryTileBlock); the same tile.
+  if (FT ? !fwQueryTileBlock<NT>(seqStarts, numSeqs, gridDim.y - 1 - blockIdx.y, BM, &s, &qStart, &qEnd)
+         : !fwQueryTile(seqStarts, numSeqs, gridDim.y - 1 - blockIdx.y, BM, &s, &qStart, &qEnd)) {
+    return;
+  }
   const int h = blockIdx.x;
   const int kvh = h / (numHeads / numKvHeads);
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, c = lane & 3;
@@ -536,7 +595,8 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
 #endif
 // FW_ENTRY(name, head dim, warpgroups, keys per tile, stages, OVL); 128 threads a warpgroup. FW_ENTRY_MB: with a minimum of
 // MB resident blocks per SM (__launch_bounds__: registers capped at 65536 / (128 NWG MB)).
-#define FW_ENTRY_MB(NAME, HD, NWG, BN, NS, OVL, MB)                                                                \
+#define FW_ENTRY_MB(NAME, HD, NWG, BN, NS, OVL, MB) FW_ENTRY_MBT(NAME, HD, NWG, BN, NS, OVL, MB, false)
+#define FW_ENTRY_MBT(NAME, HD, NWG, BN, NS, OVL, MB, FT)                                                           \
   extern "C" __global__ void __launch_bounds__(128 * NWG, MB) NAME(const bf16_t* q, bf16_t* out, const bf16_t* kvCache, \
       const int* positions, const int* seqStarts, const int* blockTables, int numTokens, int numSeqs, int numHeads,  \
       int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale, int window) {                            \
@@ -544,8 +604,8 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
     (void)numTokens;                                                                                                 \
     pdlWait(); /* q / the KV cache are the previous kernel's (prefillPdl; a no-op without PDL) */                    \
     pdlLaunchDependents();                                                                                           \
-    flashWgImpl<HD, NWG, BN, NS, OVL>(q, out, kvCache, positions, seqStarts, blockTables, numSeqs, numHeads,        \
-                                        numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, fwDyn);          \
+    flashWgImpl<HD, NWG, BN, NS, OVL, FT>(q, out, kvCache, positions, seqStarts, blockTables, numSeqs, numHeads,    \
+                                            numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, fwDyn);      \
   }
 #define FW_ENTRY(NAME, HD, NWG, BN, NS, OVL) FW_ENTRY_MB(NAME, HD, NWG, BN, NS, OVL, 1)
 #if LLMRT_KERNEL(flash_prefill_wg_bf16_hd64)
@@ -558,22 +618,37 @@ FW_ENTRY(flash_prefill_wg_bf16_hd128, 128, 3, 64, 3, true)
 // xq): extern "C" __global__ void flash_prefill_wg_q8_bf16_hd{64|128}(...flash_prefill_wg_bf16_hd*'s parameters (out not
 // written)..., unsigned char* xq, float* xqScale, float actScale): the e4m3 bytes and row scales fp8_quantize_bf16 writes
 // from the entry point's output with a static scale actScale.
-#define FW_ENTRY_Q8(NAME, HD, NWG, BN, NS, OVL)                                                                     \
+#define FW_ENTRY_Q8(NAME, HD, NWG, BN, NS, OVL) FW_ENTRY_Q8T(NAME, HD, NWG, BN, NS, OVL, false)
+#define FW_ENTRY_Q8T(NAME, HD, NWG, BN, NS, OVL, FT)                                                                \
   extern "C" __global__ void __launch_bounds__(128 * NWG, 1) NAME(const bf16_t* q, bf16_t* out, const bf16_t* kvCache, \
       const int* positions, const int* seqStarts, const int* blockTables, int numTokens, int numSeqs, int numHeads,  \
       int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale, int window, unsigned char* xq,            \
       float* xqScale, float actScale) {                                                                              \
     FW_DYN_SMEM(fwDyn);                                                                                               \
     (void)numTokens;                                                                                                 \
-    flashWgImpl<HD, NWG, BN, NS, OVL>(q, out, kvCache, positions, seqStarts, blockTables, numSeqs, numHeads,        \
-                                        numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, fwDyn, xq, xqScale, \
-                                        actScale);                                                                   \
+    flashWgImpl<HD, NWG, BN, NS, OVL, FT>(q, out, kvCache, positions, seqStarts, blockTables, numSeqs, numHeads,    \
+                                            numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, fwDyn, xq, xqScale, \
+                                            actScale);                                                               \
   }
 #if LLMRT_KERNEL(flash_prefill_wg_q8_bf16_hd64)
 FW_ENTRY_Q8(flash_prefill_wg_q8_bf16_hd64, 64, 2, 64, 3, false)
 #endif
 #if LLMRT_KERNEL(flash_prefill_wg_q8_bf16_hd128)
 FW_ENTRY_Q8(flash_prefill_wg_q8_bf16_hd128, 128, 3, 64, 3, true)
+#endif
+// Session 12 (`prefillTileScan`): the four entry points above with the block-wide tile lookup (fwQueryTileBlock), the
+// same tiles and bits: flash_prefill_wgt_bf16_hd{64|128}, flash_prefill_wgt_q8_bf16_hd{64|128}.
+#if LLMRT_KERNEL(flash_prefill_wgt_bf16_hd64)
+FW_ENTRY_MBT(flash_prefill_wgt_bf16_hd64, 64, 2, 64, 3, false, 1, true)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgt_bf16_hd128)
+FW_ENTRY_MBT(flash_prefill_wgt_bf16_hd128, 128, 3, 64, 3, true, 1, true)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgt_q8_bf16_hd64)
+FW_ENTRY_Q8T(flash_prefill_wgt_q8_bf16_hd64, 64, 2, 64, 3, false, true)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgt_q8_bf16_hd128)
+FW_ENTRY_Q8T(flash_prefill_wgt_q8_bf16_hd128, 128, 3, 64, 3, true, true)
 #endif
 
 #ifdef LLMRT_FLASH_VARIANTS

@@ -124,6 +124,10 @@ GEMV(gemv_bf16_m8, 8)
 //   mode 2 (silu·mul): n even, rows [0, n/2) gate and [n/2, n) up (the fused gate_up weight);
 //                      y bf16 [m, n/2] = bf16(silu(bf16(gate)) * bf16(up)), as gemv + silu_mul_bf16 round
 //   mode 3 (f32 out):  y f32 [m, n] = x W^T + bias (lm_head logits)
+//   _amax entry points (mode 3's f32 out + the greedy argmax; session 12, decodeArgmax): each block b also folds its
+//                      rows' best (logit, index) into (u64*)prefetch [m, 64] slot b % 64 with atomicMax of gfArgKey
+//                      (lowest index on ties, NaN never; 0 = none yet): sample_amax_f32 takes the greedy id from a row's
+//                      64 keys and zeroes them. mode must be 3; prefetchBytes is ignored.
 //   prefetch (0 = none): [prefetch, prefetch + prefetchBytes) (16-byte aligned) is pulled into L2 with
 //     bulk prefetches spread over the grid (measured slower for o_proj's weight from attention, and in session 10 for
 //     16 MB of gate_up's from o_proj before its wait: 809 -> 1009 us a llama-3.2-1b step; unused).
@@ -170,6 +174,20 @@ __device__ __forceinline__ void prefetchL2Slices(const void* base, long long byt
 
 __device__ __forceinline__ float gfSilu(float g) { return g / (1.f + expf(-g)); }
 
+#define GF_AMAX_SLOTS 64  // _amax: argmax keys a row (block b folds into slot b % 64; sampling.cu SAMPLE_AMAX_SLOTS)
+
+/**
+ * Mode 4: the argmax key of logit v at index i — larger for a larger value, then for a lower index (sample_f32's
+ * rowArgmax order: -0 ties +0); 0 for NaN (never wins), so a zeroed key means "no candidate".
+ */
+__device__ __forceinline__ u64 gfArgKey(float v, int i) {
+  if (v != v) return 0ull;
+  u32 u = __float_as_uint(v);
+  if ((u << 1) == 0u) u = 0u;
+  const u32 k = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+  return ((u64)k << 32) | (u64)(0xffffffffu - (u32)i);
+}
+
 /** Issues one chunk (U 16-byte vectors per lane) of weight row w starting at vector c. */
 template <int U>
 __device__ __forceinline__ void gfIssue(const bf16_t* w, int c, int kv, uint4 (&v)[U]) {
@@ -184,6 +202,80 @@ __device__ __forceinline__ void gfIssue(const bf16_t* w, int c, int kv, uint4 (&
 #ifndef GF_XPRE
 #define GF_XPRE 0  // 1 (M <= 2): a chunk's x vectors are loaded with its weight vectors, not after they land
 #endif
+// Session 12 tuning knobs (bench/gemv_tune.ts; all measured slower or equal on the H200, bench/RESULTS.md session 12):
+#ifndef GF_TMA
+#define GF_TMA 0  // 1: each warp's weight row slice (or its GF_TMA_HEAD chunks) bulk-copied (cp.async.bulk) into dynamic shared memory before pdlWait
+#endif
+#ifndef GF_PFL2
+#define GF_PFL2 0  // 1: each lane prefetches the rest of its row slice into L2 (prefetch.global.L2) before pdlWait
+#endif
+
+/**
+ * GF_TMA: warp `warp`'s weight slice (kvs 16-byte vectors from w) is copied by one bulk copy into its slot of the
+ * dynamic shared memory (8 slots of kvs vectors), completing on its mbarrier; no registers hold bytes in flight, so a
+ * warp has its whole slice in flight before pdlWait instead of one chunk. The caller waits with gfTmaWait before
+ * reading the slot. Launch with 8 * kvs * 16 bytes of dynamic shared memory.
+ */
+#ifndef LLMRT_EMU
+__device__ __forceinline__ u32 gfSmemAddr(const void* p) { return (u32)__cvta_generic_to_shared(p); }
+#endif
+__device__ __forceinline__ void gfTmaIssue(bf16_t* slot, const bf16_t* w, int kvs, unsigned long long* bar, int lane) {
+#ifndef LLMRT_EMU
+  if (lane == 0) {
+    const u32 b = gfSmemAddr(bar);
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(b) : "memory");
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(b), "r"((u32)kvs * 16u) : "memory");
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(gfSmemAddr(slot)), "l"(w),
+                 "r"((u32)kvs * 16u), "r"(b)
+                 : "memory");
+  }
+  __syncwarp();
+#else
+  for (int i = lane; i < kvs; i += 32) reinterpret_cast<uint4*>(slot)[i] = reinterpret_cast<const uint4*>(w)[i];
+  __syncwarp();
+#endif
+}
+/** GF_TMA: warp `warp`'s slot (kvs 16-byte vectors) of the dynamic shared memory and its mbarrier (used only by TMA
+ *  instantiations, so the other entry points keep their static shared memory). */
+__device__ __forceinline__ const bf16_t* gfTmaSlot(int warp, int kvs) {
+#ifndef LLMRT_EMU
+  extern __shared__ __align__(16) unsigned char gfDyn[];
+#else
+  alignas(16) static unsigned char gfDyn[8 * 16384 * 2];  // the CPU emulation runs one block at a time
+#endif
+  return reinterpret_cast<const bf16_t*>(gfDyn) + (long long)warp * kvs * 8;
+}
+__device__ __forceinline__ unsigned long long* gfTmaBar(int warp) {
+  __shared__ __align__(8) unsigned long long bars[8];
+  return &bars[warp];
+}
+/** Waits until the slot's bulk copy has landed (phase 0 of its mbarrier); traps after ~2^26 polls (a hang becomes an error). */
+__device__ __forceinline__ void gfTmaWait(unsigned long long* bar) {
+#ifndef LLMRT_EMU
+  const u32 b = gfSmemAddr(bar);
+  for (u32 n = 0;; n++) {
+    u32 ok;
+    asm volatile(
+        "{ .reg .pred p;\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], 0;\n"
+        "selp.u32 %0, 1, 0, p;\n}" : "=r"(ok) : "r"(b) : "memory");
+    if (ok) return;
+    if (n > (1u << 26)) asm volatile("trap;");
+  }
+#else
+  (void)bar;
+#endif
+}
+/** GF_PFL2: the lane's vectors of the slice past its first chunk, pulled into L2 (weights only: before pdlWait). */
+template <int U>
+__device__ __forceinline__ void gfPrefetchRest(const bf16_t* w, int lane, int kvs) {
+#ifndef LLMRT_EMU
+  for (int c = lane + 32 * U; c < kvs; c += 32) asm volatile("prefetch.global.L2 [%0];" ::"l"(w + c * 8));
+#else
+  (void)w, (void)lane, (void)kvs;
+#endif
+}
 
 /** acc[r] += the 8 products of weight vector wv and x vector xv[r] (gemvAccum's FMAs in its order). */
 template <int M>
@@ -275,7 +367,64 @@ __device__ __forceinline__ void gfRow(const bf16_t* __restrict__ xb, const bf16_
   gfRowN<M, U, PIPE, XPRE>(xb, w, m, k, k >> 3, lane, v, v2, acc);
 }
 
-template <int M, bool NORM, int U = GF_U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE>
+#ifndef GF_NWPF
+#define GF_NWPF 0  // 1: the RMSNorm prologue's normW vectors prefetched into L1 before pdlWait (its second pass: L1 hits only)
+#endif
+/** GF_NWPF: this thread's normW vectors (rmsnormStage's second pass) into L1 (a weight: before pdlWait). */
+__device__ __forceinline__ void gfPrefetchNormW(const bf16_t* normW, int k) {
+#ifndef LLMRT_EMU
+  for (int c = threadIdx.x; c < (k >> 3); c += blockDim.x) asm volatile("prefetch.global.L1 [%0];" ::"l"(normW + c * 8));
+#else
+  (void)normW, (void)k;
+#endif
+}
+#ifndef GF_TMA_HEAD
+#define GF_TMA_HEAD 0  // TMA: chunks (32 * U vectors) of a warp's slice bulk-copied into shared memory (0: the whole slice)
+#endif
+/** TMA: vectors of a kvs-vector slice held in shared memory (the head; the rest streams through registers). */
+template <int U, int HEAD>
+__device__ __forceinline__ int gfHeadVec(int kvs) { return HEAD > 0 && HEAD * 32 * U < kvs ? HEAD * 32 * U : kvs; }
+
+/**
+ * TMA: gfRowN's sums of a slice whose first headVec vectors (a multiple of 32 * U, or all) are in shared memory at ws
+ * (landed) and the rest in global memory at w, its first chunk already in v (issued before pdlWait). The head is read
+ * one vector at a time from shared memory (x, XP: a chunk's vectors loaded first), then the tail chunk by chunk as gfRowN
+ * does: a lane adds the same vectors in the same (increasing) order, so the same sums, bitwise.
+ */
+template <int M, int U, bool XPRE>
+__device__ __forceinline__ void gfRowHead(const bf16_t* __restrict__ xb, const bf16_t* ws, const bf16_t* w, int m, int k, int kvs, int headVec, int lane,
+                                          uint4 (&v)[U], float (&acc)[M]) {
+  constexpr bool XP = XPRE && M <= 2;
+  constexpr int XM = XP ? M : 1;
+#pragma unroll
+  for (int r = 0; r < M; r++) acc[r] = 0.f;
+  uint4 xv[U][XM];
+  int c = lane;
+  for (; c < headVec; c += 32 * U) {
+    if constexpr (XP) gfIssueX<XM, U>(xb, m, k, c, kvs, xv);
+#pragma unroll
+    for (int u = 0; u < U; u++)
+      if (c + 32 * u < kvs) {
+        const uint4 hw = *reinterpret_cast<const uint4*>(ws + (c + 32 * u) * 8);
+        if constexpr (XP) gemvAccumX<M>(hw, xv[u], m, acc);
+        else gemvAccum<M>(hw, xb, m, k, c + 32 * u, acc);
+      }
+  }
+  if (c < kvs) {
+    if constexpr (XP) gfIssueX<XM, U>(xb, m, k, c, kvs, xv);
+    for (;;) {
+      gfSum<M, U, XP, XM>(v, xv, xb, m, k, kvs, c, acc);
+      c += 32 * U;
+      if (c >= kvs) break;
+      gfIssue<U>(w, c, kvs, v);
+      if constexpr (XP) gfIssueX<XM, U>(xb, m, k, c, kvs, xv);
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < M; r++) acc[r] = warpSum(acc[r]);
+}
+
+template <int M, bool NORM, int U = GF_U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE, bool TMA = GF_TMA, bool AMAX = false, int HEAD = GF_TMA_HEAD>
 __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y, const bf16_t* normW,
     float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {
   __shared__ float upS[8][M];
@@ -292,21 +441,45 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
   // kernel's tail. (Also pulling the rest of each row into L2 with a bulk prefetch here cost 88 us per
   // llama-3.2-1b step on an H200; keeping normW and x in registers for the RMSNorm gained nothing.)
   uint4 v[U], v2[U];  // v2: PIPE's second chunk (unused otherwise)
-  if (live) {
-    gfIssue<U>(w, lane, kv, v);
-    if constexpr (PIPE) gfIssue<U>(w, lane + 32 * U, kv, v2);
+  const bf16_t* ws = w;  // TMA: this warp's slot of the dynamic shared memory, once landed
+  const int headVec = TMA ? gfHeadVec<U, HEAD>(kv) : 0;  // TMA: the slice's vectors bulk-copied into shared memory
+  if constexpr (TMA) {
+    ws = gfTmaSlot(warp, headVec);
+    if (live) {
+      gfTmaIssue(const_cast<bf16_t*>(ws), w, headVec, gfTmaBar(warp), lane);
+      if (headVec < kv) gfIssue<U>(w, lane + headVec, kv, v);  // the tail's first chunk through registers
+    }
+  } else {
+    if (live) {
+      gfIssue<U>(w, lane, kv, v);
+      if constexpr (PIPE) gfIssue<U>(w, lane + 32 * U, kv, v2);
+#if GF_PFL2
+      gfPrefetchRest<U>(w, lane, kv);
+#endif
+    }
   }
+  if constexpr (NORM && GF_NWPF) gfPrefetchNormW(normW, k);
   pdlWait();  // x and y are the previous kernels' (weights and prefetches above only)
   pdlLaunchDependents();
-  prefetchL2Slices(prefetch, prefetchBytes);
+  if constexpr (!AMAX) prefetchL2Slices(prefetch, prefetchBytes);
   float acc[M];
   if constexpr (NORM) {  // x <- rmsnorm(x) * normW, staged in shared memory (the launcher guarantees m * k <= GF_XS)
     __shared__ __align__(16) bf16_t xs[GF_XS];
     __shared__ float red[32];
     rmsnormStage(x, normW, eps, m, k, xs, red);
-    if (live) gfRow<M, U, PIPE, XPRE>(xs, w, m, k, lane, v, v2, acc);
+    if constexpr (TMA) {  // the head's bytes (landing while x was staged), then the row
+      if (live) {
+        gfTmaWait(gfTmaBar(warp));
+        gfRowHead<M, U, XPRE>(xs, ws, w, m, k, kv, headVec, lane, v, acc);
+      }
+    } else if (live) gfRow<M, U, PIPE, XPRE>(xs, w, m, k, lane, v, v2, acc);
   } else {
-    if (live) gfRow<M, U, PIPE, XPRE>(x, w, m, k, lane, v, v2, acc);
+    if constexpr (TMA) {
+      if (live) {
+        gfTmaWait(gfTmaBar(warp));
+        gfRowHead<M, U, XPRE>(x, ws, w, m, k, kv, headVec, lane, v, acc);
+      }
+    } else if (live) gfRow<M, U, PIPE, XPRE>(x, w, m, k, lane, v, v2, acc);
   }
   const float b = (live && bias) ? toF(bias[row]) : 0.f;
   if (mode == 2) {
@@ -322,6 +495,29 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
           const float g = toF(fromF<bf16_t>(acc[r] + b));
           ((bf16_t*)y)[(long long)r * half + row] = fromF<bf16_t>(gfSilu(g) * upS[warp][r]);
         }
+    }
+    return;
+  }
+  if constexpr (AMAX) {  // mode 3 + the block's greedy argmax keys (one atomicMax a row)
+    __shared__ u64 keyS[8][M];
+#pragma unroll
+    for (int r = 0; r < M; r++) {
+      if (lane == 0) {
+        u64 key = 0ull;
+        if (live && r < m) {
+          const float s = acc[r] + b;
+          ((float*)y)[(long long)r * n + row] = s;
+          key = gfArgKey(s, row);
+        }
+        keyS[warp][r] = key;
+      }
+    }
+    __syncthreads();
+    if (tid < m) {
+      u64 best = 0ull;
+      for (int w = 0; w < nw; w++) best = keyS[w][tid] > best ? keyS[w][tid] : best;
+      // one of the row's GF_AMAX_SLOTS keys by block: the atomics of a row's ~16K blocks spread over as many addresses
+      if (best != 0ull) atomicMax((unsigned long long*)prefetch + tid * GF_AMAX_SLOTS + (blockIdx.x % GF_AMAX_SLOTS), best);
     }
     return;
   }
@@ -381,7 +577,7 @@ GEMV_FUSED(gemv_fused_norm_bf16_m8, 8, true)
 // extern "C" __global__ void gemv_fused_norm_ks_bf16_m{1|2|4|8}(...)
 //   grid mode 2: (ceil(n / 2 / (4 / KS))), else (ceil(n / (8 / KS)))   block (256)   shared as gemv_fused + 160 B x M
 // ------------------------------------------------------------------------------------------------
-template <int M, bool NORM, int U = GF_U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE>
+template <int M, bool NORM, int U = GF_U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE, bool TMA = GF_TMA, int HEAD = GF_TMA_HEAD>
 __device__ __forceinline__ void gemvFusedKsImpl(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y, const bf16_t* normW,
     float eps, int m, int n, int k, int modeKs) {
   __shared__ float part[8][M];
@@ -405,10 +601,24 @@ __device__ __forceinline__ void gemvFusedKsImpl(const bf16_t* x, const bf16_t* W
   const int kvs = (k >> 3) / ks, c0 = wk * kvs;
   const bf16_t* w = W + (long long)(live ? row : 0) * k + c0 * 8;
   uint4 v[U], v2[U];
-  if (live) {
-    gfIssue<U>(w, lane, kvs, v);
-    if constexpr (PIPE) gfIssue<U>(w, lane + 32 * U, kvs, v2);
+  const bf16_t* ws = w;  // TMA: this warp's slot of the dynamic shared memory, once landed
+  const int headVec = TMA ? gfHeadVec<U, HEAD>(kvs) : 0;  // TMA: the slice's vectors bulk-copied into shared memory
+  if constexpr (TMA) {
+    ws = gfTmaSlot(warp, headVec);
+    if (live) {
+      gfTmaIssue(const_cast<bf16_t*>(ws), w, headVec, gfTmaBar(warp), lane);
+      if (headVec < kvs) gfIssue<U>(w, lane + headVec, kvs, v);  // the tail's first chunk through registers
+    }
+  } else {
+    if (live) {
+      gfIssue<U>(w, lane, kvs, v);
+      if constexpr (PIPE) gfIssue<U>(w, lane + 32 * U, kvs, v2);
+#if GF_PFL2
+      gfPrefetchRest<U>(w, lane, kvs);
+#endif
+    }
   }
+  if constexpr (NORM && GF_NWPF) gfPrefetchNormW(normW, k);
   pdlWait();
   pdlLaunchDependents();
   float acc[M];
@@ -416,9 +626,19 @@ __device__ __forceinline__ void gemvFusedKsImpl(const bf16_t* x, const bf16_t* W
     __shared__ __align__(16) bf16_t xs[GF_XS];
     __shared__ float red[32];
     rmsnormStage(x, normW, eps, m, k, xs, red);
-    if (live) gfRowN<M, U, PIPE, XPRE>(xs + c0 * 8, w, m, k, kvs, lane, v, v2, acc);
+    if constexpr (TMA) {  // the head's bytes (landing while x was staged), then the slice
+      if (live) {
+        gfTmaWait(gfTmaBar(warp));
+        gfRowHead<M, U, XPRE>(xs + c0 * 8, ws, w, m, k, kvs, headVec, lane, v, acc);
+      }
+    } else if (live) gfRowN<M, U, PIPE, XPRE>(xs + c0 * 8, w, m, k, kvs, lane, v, v2, acc);
   } else {
-    if (live) gfRowN<M, U, PIPE, XPRE>(x + c0 * 8, w, m, k, kvs, lane, v, v2, acc);
+    if constexpr (TMA) {
+      if (live) {
+        gfTmaWait(gfTmaBar(warp));
+        gfRowHead<M, U, XPRE>(x + c0 * 8, ws, w, m, k, kvs, headVec, lane, v, acc);
+      }
+    } else if (live) gfRowN<M, U, PIPE, XPRE>(x + c0 * 8, w, m, k, kvs, lane, v, v2, acc);
   }
   if (live && lane == 0) {
 #pragma unroll
@@ -543,4 +763,41 @@ GEMV_FUSED_KS_XPRE(gemv_fused_norm_ks_xpre_bf16_m1, 1, true)
 #endif
 #if LLMRT_KERNEL(gemv_fused_norm_ks_xpre_bf16_m2)
 GEMV_FUSED_KS_XPRE(gemv_fused_norm_ks_xpre_bf16_m2, 2, true)
+#endif
+
+// ------------------------------------------------------------------------------------------------
+// The lm_head GEMV with the greedy argmax folded in (session 12, CudaSessionOptions.decodeArgmax): gemv_fused{_norm} of
+// mode 3 (x loaded with the weights for m <= 2, as _xpre: the same logits) that also atomicMax-es each row's argmax key
+// into (u64*)prefetch [m, 64] (see mode 3 above), so the sampler (sample_amax_f32) need not read a greedy row's logits.
+//
+// extern "C" __global__ void gemv_fused{_norm}_amax_bf16_m{1|2|4|8}(...gemv_fused's parameters...)
+// ------------------------------------------------------------------------------------------------
+#define GEMV_FUSED_AMAX(NAME, M, NORM)                                                                                  \
+  extern "C" __global__ void __launch_bounds__(256, GF_MINB) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,\
+      const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
+    gemvFusedImpl<M, NORM, GF_U, false, (M <= 2), false, true>(x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes); \
+  }
+#if LLMRT_KERNEL(gemv_fused_amax_bf16_m1)
+GEMV_FUSED_AMAX(gemv_fused_amax_bf16_m1, 1, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_amax_bf16_m2)
+GEMV_FUSED_AMAX(gemv_fused_amax_bf16_m2, 2, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_amax_bf16_m4)
+GEMV_FUSED_AMAX(gemv_fused_amax_bf16_m4, 4, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_amax_bf16_m8)
+GEMV_FUSED_AMAX(gemv_fused_amax_bf16_m8, 8, false)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_amax_bf16_m1)
+GEMV_FUSED_AMAX(gemv_fused_norm_amax_bf16_m1, 1, true)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_amax_bf16_m2)
+GEMV_FUSED_AMAX(gemv_fused_norm_amax_bf16_m2, 2, true)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_amax_bf16_m4)
+GEMV_FUSED_AMAX(gemv_fused_norm_amax_bf16_m4, 4, true)
+#endif
+#if LLMRT_KERNEL(gemv_fused_norm_amax_bf16_m8)
+GEMV_FUSED_AMAX(gemv_fused_norm_amax_bf16_m8, 8, true)
 #endif

@@ -54,6 +54,9 @@ typedef unsigned char u8;
 #ifndef NV_K32_MINB
 #define NV_K32_MINB 4  // nvfp4_gemv_k32 (8 warps): __launch_bounds__ minimum blocks per SM (4: <= 64 registers)
 #endif
+#ifndef NV_K32_RING
+#define NV_K32_RING 6  // nvfp4_gemv_k32: D > 0: a per-warp cp.async ring of D tiles in shared memory (16 warps: D / 2; 37 KB a block at 6); 0: NV_K32_U tiles in flight in registers
+#endif
 #ifndef NV_MINB
 #define NV_MINB 1  // __launch_bounds__ minimum blocks per SM of the GEMV (tuning knob: 3 caps registers at 85)
 #endif
@@ -226,7 +229,93 @@ extern "C" __global__ void __launch_bounds__(256) nvfp4_rmsnorm_act_bf16(const b
 }
 #endif
 
+// extern "C" __global__ void nvfp4_rmsnorm_act_fast_bf16(...nvfp4_rmsnorm_act_bf16's parameters...)   (CudaFlags.nvfp4NormFast)
+//   The same bytes as nvfp4_rmsnorm_act_bf16 (its threads 0..255 sum the squares in the same order; the others add
+//   zeros to blockSum, which leaves the sum's bits alone), with less latency on its one block's path: the norm weight is
+//   loaded before pdlWait, the row (x, or the residual after the add) is kept in shared memory from pass 1, and 1024
+//   threads quantize 4 values each (hidden <= NV_FAST_H: one round for 4096).   grid (rows, 1, 1)   block (1024, 1, 1)
+#define NV_FAST_H 8192
+
+#if LLMRT_KERNEL(nvfp4_rmsnorm_act_fast_bf16)
+extern "C" __global__ void __launch_bounds__(1024) nvfp4_rmsnorm_act_fast_bf16(const bf16_t* x, bf16_t* residual, const bf16_t* weight, u8* xq,
+    float* sx, int rows, int hidden, float eps, float a, int add) {
+  __shared__ float sh[32];
+  __shared__ __align__(16) bf16_t xs[NV_FAST_H];
+  constexpr int R = NV_FAST_H / 4096;  // pass-2 rounds of 1024 threads x 4 values
+  uint2 wv[R];                         // this thread's norm weights of each round (constant: read before the wait)
+#pragma unroll
+  for (int r = 0; r < R; r++) {
+    const int i = r * 4096 + (int)threadIdx.x * 4;
+    if (i < hidden) wv[r] = *reinterpret_cast<const uint2*>(weight + i);
+  }
+  pdlWait();
+  pdlLaunchDependents();
+  const long long row = blockIdx.x;
+  if (row >= rows) return;
+  const bf16_t* xr = x + row * hidden;
+  bf16_t* rr = add ? residual + row * hidden : nullptr;
+  // Pass 1 by threads 0..255 exactly as nvfp4_rmsnorm_act_bf16 (the same chunks, sums and residual stores); the values
+  // the norm reads (x, or the stored residual) kept in shared memory.
+  float ss = 0.f;
+  if (threadIdx.x < 256) {
+    for (int i = threadIdx.x * 8; i < hidden; i += 256 * 8) {
+      float v[8];
+      load16(xr + i, v);
+      if (add) {
+        float b[8];
+        load16(rr + i, b);
+#pragma unroll
+        for (int e = 0; e < 8; e++) v[e] = toF(fromF<bf16_t>(v[e] + b[e]));
+        store16(rr + i, v);
+      }
+      store16(xs + i, v);
+#pragma unroll
+      for (int e = 0; e < 8; e++) ss += v[e] * v[e];
+    }
+  }
+  ss = blockSum(ss, sh);  // its barriers also publish xs
+  const float inv = rsqrtf(ss / (float)hidden + eps);
+  u8* xp = xq + row * hidden;
+  u8* xn = xq + (long long)rows * hidden + row * hidden;
+  const float six = __fmul_rn(6.f, a);
+#pragma unroll
+  for (int r = 0; r < R; r++) {
+    const int base = r * 4096;
+    if (base >= hidden) break;  // block-uniform: every lane reaches the shuffles
+    const int i = base + (int)threadIdx.x * 4;
+    const bool active = i < hidden;
+    float f[4] = {0.f, 0.f, 0.f, 0.f};
+    if (active) {
+      nvLoad4(xs + i, f);
+      const float w[4] = {__uint_as_float(wv[r].x << 16), __uint_as_float(wv[r].x & 0xffff0000u), __uint_as_float(wv[r].y << 16),
+          __uint_as_float(wv[r].y & 0xffff0000u)};
+#pragma unroll
+      for (int e = 0; e < 4; e++) f[e] = toF(fromF<bf16_t>(f[e] * inv * w[e]));
+    }
+    nvActQuad(f, active, i, a, six, xp, xn, sx + row * (hidden / 16));
+  }
+}
+#endif
+
 __device__ __forceinline__ float nvSilu(float g) { return g / (1.f + expf(-g)); }  // silu_mul.cu's silu
+
+/**
+ * One 16-value block of a row quantized by threads 0..15 (value r of block blk in thread r; only they call it): the
+ * codes nvActQuad writes for it (the same amax, scale and rounding) into xp [k] / its negations at xp + k (one row,
+ * k the row's length) and the block's e4m3 scale into sx[blk], under the global scale a.
+ */
+__device__ __forceinline__ void nvActBlock16(float f, int r, int blk, float a, u8* xp, int k, float* sx) {
+  float amax = fabsf(f);
+#pragma unroll
+  for (int o = 1; o < 16; o <<= 1) amax = fmaxf(amax, __shfl_xor_sync(0x0000ffffu, amax, o));
+  const float sb = amax > 0.f ? nvE4m3(nvE4m3Byte(__fdiv_rn(amax, __fmul_rn(6.f, a)))) : 1.f;
+  const float div = __fmul_rn(sb, a);
+  const int c = div > 0.f ? nvE2m1x2(__fdiv_rn(f, div)) : 0;
+  const long long o = (long long)(blk / 4) * 64 + (r / 4) * 16 + (blk % 4) * 4 + (r % 4);
+  xp[o] = (u8)(c & 0xff);
+  xp[k + o] = (u8)((-c) & 0xff);
+  if (r == 0) sx[blk] = sb;
+}
 
 #if LLMRT_KERNEL(nvfp4_silu_mul_act_bf16)
 extern "C" __global__ void __launch_bounds__(256) nvfp4_silu_mul_act_bf16(const bf16_t* gateUp, u8* xq, float* sx, int numTokens, int inter, float a) {
@@ -407,8 +496,9 @@ NVFP4_MMA_GEMV(nvfp4_gemv_mma_w16_bf16_m8, 8, 16)
 //   codes' negations are not read), blocks 2, 3 in columns 4, 6 of another pair, so lane 4g + t's accumulators c0 / c2
 //   end as block t's sums of rows g / g + 8. Each lane then scales and adds one block of two rows a k tile (the 16-row
 //   mma kernel's lanes each add four blocks of two rows, of which only a quarter are used at m = 1), and a k tile takes
-//   4 mmas, not 8; NV_K32_U 2 tiles in flight a lane under 64 registers (NV_K32_MINB 4), so 4 blocks fit an SM: this GEMV is
-//   latency-bound, more resident warps is what speeds it up. The block terms are the same exact floats; with NV_K32_CHAIN (default) every lane adds its quad's four
+//   4 mmas, not 8; under 64 registers (NV_K32_MINB 4), so 4 blocks fit an SM: this GEMV is latency-bound, more resident
+//   warps is what speeds it up. Tiles in flight: NV_K32_RING 6 a warp in a cp.async ring in shared memory (session 12;
+//   NV_K32_RING 0: session 11's NV_K32_U 2 in registers). The block terms are the same exact floats; with NV_K32_CHAIN (default) every lane adds its quad's four
 //   in block order, nvfp4_gemv_mma's fma chain: the same bits as it (batch-invariant with the m8 kernel); NV_K32_CHAIN 0
 //   sums a block column per lane and the quad at the end (fewer instructions, another fp32 order).
 
@@ -432,24 +522,87 @@ __device__ __forceinline__ void mmaK32(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 
 // the same after RMSNorm of that row with normW (nvfp4_rmsnorm_act_bf16's sums and roundings, add 0; 256 threads).
 // ADD: y is the residual stream, y[j] = bf16(bf16(out[j]) + y[j]) — add_rmsnorm_bf16's add of this linear's output,
 // done here so the norm after it can run in the next GEMV's prologue (the output itself is not stored).
-template <int NW, bool LOGITS, int PRO, bool ADD>
+/** Where a deep ring starts in dynamic shared memory after the act codes of a row of k (lowbit_launch.ts nvfp4K32DeepSmem). */
+#define NV_K32_DEEP_OFF(k) (((2 * (k) + (k) / 4) + 127) / 128 * 128)
+
+/** Shared-memory address of p (for cp.async). */
+__device__ __forceinline__ u32 nvSmemAddr(const void* p) {
+  unsigned long long g;
+  asm("cvta.to.shared.u64 %0, %1;" : "=l"(g) : "l"(p));
+  return (u32)g;
+}
+
+/**
+ * NV_K32_RING: lane `lane`'s part of weight tile (rt, q) into a ring slot — its 16 weight bytes at slot + 16 lane and its
+ * 8 scale bytes (nvLoadTile's) at slot + 512 + 8 lane — with cp.async, one commit group (also when nothing is copied,
+ * so every lane's group count stays in step). A lane later reads only the bytes it copied itself: cp.async.wait_group
+ * alone orders them, no warp barrier.
+ */
+__device__ __forceinline__ void nvRingIssue(u8* slot, const u8* __restrict__ W, const u8* __restrict__ S, int rt, int q, int KT, int lane, bool live) {
+  if (live) {
+    const long long tile = (long long)rt * KT + q;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(nvSmemAddr(slot + 16 * lane)), "l"(W + tile * 512 + lane * 16) : "memory");
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" ::"r"(nvSmemAddr(slot + 512 + 8 * lane)), "l"(S + tile * 64 + (lane >> 2) * 8) : "memory");
+  }
+  asm volatile("cp.async.commit_group;" ::: "memory");
+}
+
+// SILU (with NV_K32_RING): the fused gate_up linear followed by silu_mul whose only reader is the next NVFP4 linear: rows
+// [0, n / 2) gate, [n / 2, n) up; a block takes gate row tile p and then up row tile p + RT / 2 (the same per-tile sums,
+// so the same bits), and from the two tiles' bf16 outputs the 16 values bf16(silu(gate) · up) — one NVFP4 block of the
+// next linear's input — quantized as nvfp4_silu_mul_act_bf16 does into xq2 (codes [n / 2], negations after them) and
+// sx2 (block p's scale) under that linear's activation scale a2; no bf16 output is stored.
+// DEEP D > 0 (nvfp4_gemv_k32[_act]_deep*: GEMVs of few row tiles, at most ~2 blocks an SM): a ring of D slots a warp in
+// dynamic shared memory after the act codes (NV_K32_DEEP_OFF), so those blocks keep as many bytes in flight as 4 blocks
+// of the static ring do.
+template <int NW, bool LOGITS, int PRO, bool ADD, bool SILU = false, int DEEP = 0>
 __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8* __restrict__ W, const u8* __restrict__ S,
     const float* __restrict__ sx, const bf16_t* __restrict__ bias, void* __restrict__ y, int n, int k, float alpha, float a = 0.f,
-    const bf16_t* __restrict__ normW = nullptr, float eps = 0.f) {
+    const bf16_t* __restrict__ normW = nullptr, float eps = 0.f, float* __restrict__ sx2 = nullptr, float a2 = 0.f) {
   static_assert(PRO != 2 || NW == 8, "the RMSNorm prologue sums as rmsnorm_bf16's 256 threads do");
+  static_assert(!SILU || (NV_K32_RING > 0 && !LOGITS && !ADD), "the silu·mul epilogue needs the ring's tile order");
   __shared__ float red[NW][16];
   extern __shared__ __align__(16) u8 nvSmem[];  // ACT: codes [k], their negations [k] (unread), block scales f32 [k / 16]
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int KT = k / 64, RT = n / 16;
   const int cnt = (KT - warp + NW - 1) / NW;  // as nvfp4MmaGemv: k tiles warp, warp + NW, ... of every row tile
   const u32 T0 = 0x03020100u, T1 = 0x0C080604u;  // 2 · e2m1 magnitudes
+  // The block's row tiles in order, as logical indices lt < RT: blockIdx.x, + gridDim.x, ...; SILU: pairs (2 p, 2 p + 1)
+  // for p = blockIdx.x, + gridDim.x, ..., 2 p the gate tile p, 2 p + 1 the up tile p + RT / 2.
+  const auto tileOf = [&](int lt) { return SILU ? (lt >> 1) + (lt & 1) * (RT >> 1) : lt; };
+  const auto nextTile = [&](int lt) { return SILU ? ((lt & 1) ? lt + 2 * (int)gridDim.x - 1 : lt + 1) : lt + (int)gridDim.x; };
+  int rt = SILU ? 2 * blockIdx.x : blockIdx.x;  // (the ring path: a logical index until the loop maps it)
+#if NV_K32_RING
+  // A per-warp ring of RD slots (768 bytes: a tile's 512 weight bytes, then 8 scale bytes a lane) that cp.async fills
+  // RD items ahead (items: this warp's k tiles j < cnt of the block's row tiles in order): the bytes in flight take
+  // shared memory, not registers.
+  constexpr int RD = DEEP > 0 ? DEEP : NW == 16 ? (NV_K32_RING / 2 > 0 ? NV_K32_RING / 2 : 1) : NV_K32_RING;
+  u8 (*ring)[RD][768];
+  if constexpr (DEEP > 0) {
+    ring = reinterpret_cast<u8(*)[RD][768]>(nvSmem + (PRO != 0 ? NV_K32_DEEP_OFF(k) : 0));
+  } else {
+    __shared__ __align__(16) u8 sring[NW][RD][768];
+    ring = sring;
+  }
+  int fr = rt, fj = 0;  // the next item to issue (fr logical)
+  const auto issueNext = [&](int slot) {
+    nvRingIssue(ring[warp][slot], W, S, tileOf(fr), warp + NW * fj, KT, lane, cnt > 0 && fr < RT);
+    if (++fj >= cnt) {
+      fj = 0;
+      fr = nextTile(fr);
+    }
+  };
+#pragma unroll
+  for (int u = 0; u < RD; u++) issueNext(u);
+  int slot = 0;
+#else
   uint4 nw[NV_K32_U];
   uint2 ns[NV_K32_U];
-  int rt = blockIdx.x;
 #pragma unroll
   for (int u = 0; u < NV_K32_U; u++) {
     if (u < cnt && rt < RT) nvLoadTile(W, S, rt, warp + NW * u, KT, lane, nw[u], ns[u]);
   }
+#endif
   pdlWait();
   pdlLaunchDependents();
   if constexpr (PRO != 0) {
@@ -493,8 +646,18 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
   const u32* xpw = reinterpret_cast<const u32*>(xq) + 4 * t + (g >> 1);
   const float* sxt = sx + t;                                                    // block 4 q + t's activation scale: sxt[4 q]
   const u32 ssel = (u32)t | ((u32)(t + 4) << 4);  // prmt of the scale words: (row g, block t), (row g + 8, block t)
-  for (; rt < RT; rt += gridDim.x) {
+  for (int lt = rt; lt < RT; lt = nextTile(lt)) {
+    const int rt = tileOf(lt);
     float acc0 = 0.f, acc1 = 0.f;
+#if NV_K32_RING
+    for (int j0 = 0; j0 < cnt; j0++) {
+      {
+        constexpr int u = 0;
+        // The oldest of the RD groups in flight is this item's.
+        asm volatile("cp.async.wait_group %0;" ::"n"(RD - 1) : "memory");
+        const uint4 wt = *reinterpret_cast<const uint4*>(ring[warp][slot] + 16 * lane);
+        const uint2 st = *reinterpret_cast<const uint2*>(ring[warp][slot] + 512 + 8 * lane);
+#else
     for (int j0 = 0; j0 < cnt; j0 += NV_K32_U) {
 #pragma unroll
       for (int u = 0; u < NV_K32_U; u++) {
@@ -511,6 +674,7 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
           }
           if (j < cnt && r2 < RT) nvLoadTile(W, S, r2, warp + NW * j, KT, lane, nw[u], ns[u]);
         }
+#endif
         const int q = warp + NW * (j0 + u);
         u32 v;
         float sxv;
@@ -531,6 +695,11 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
         mmaK32(cp, prmt(T0, T1, w2), prmt(T0, T1, w2 >> 16), prmt(T0, T1, w3), prmt(T0, T1, w3 >> 16), p2, p3);
         mmaK32(cn, prmt(T0, T1, x2), prmt(T0, T1, x2 >> 16), prmt(T0, T1, x3), prmt(T0, T1, x3 >> 16), p2, p3);
         const float2 sw = e4m3Pair(prmt(st.x, st.y, ssel));  // row g, row g + 8 (block t)
+#if NV_K32_RING
+        // Refill the slot with the item RD ahead once wt / st are consumed (the mmas and the scale above read them).
+        issueNext(slot);
+        slot = slot + 1 == RD ? 0 : slot + 1;
+#endif
         // Block t's sums (|s| <= 16 · 144) as floats, exactly (1.5 · 2^23 + s read as a float, minus 1.5 · 2^23).
 #if NV_K32_CHAIN
         // The block terms (sum · scale product: exact in fp32, at most 12 + 8 significant bits) of the quad's lanes
@@ -569,7 +738,16 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
       const int j = rt * 16 + row;
       float o = v * (0.25f * alpha);
       if (bias) o += toF(bias[j]);
-      if constexpr (LOGITS) {
+      if constexpr (SILU) {
+        __shared__ float gate[16];
+        const float v16 = toF(fromF<bf16_t>(o));  // the bf16 gate_up output silu_mul would read
+        if ((lt & 1) == 0) {
+          gate[row] = v16;  // read by the up tile's epilogue (the barrier below orders it)
+        } else {
+          const float f = toF(fromF<bf16_t>(nvSilu(gate[row]) * v16));  // nvfp4_silu_mul_act_bf16's value
+          nvActBlock16(f, row, rt - (RT >> 1), a2, reinterpret_cast<u8*>(y), RT / 2 * 16, sx2);
+        }
+      } else if constexpr (LOGITS) {
         reinterpret_cast<float*>(y)[j] = o;
       } else if constexpr (ADD) {
         bf16_t* res = reinterpret_cast<bf16_t*>(y);
@@ -609,8 +787,70 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
     nvfp4K32Gemv<8, LOGITS, 2, false>(reinterpret_cast<const u8*>(x), W, S, nullptr, bias, y, n, k, alpha, a, normW, eps);           \
   }
 
+// extern "C" __global__ void nvfp4_gemv_k32[_act|_norm]_silu_bf16_m1(...nvfp4_gemv_k32[_act|_norm]_bf16_m1's parameters...,
+//     float* sx2, float a2)   (CudaFlags.nvfp4K32Silu; 8 warps; n % 32 == 0)
+//   the fused gate_up linear [n, k] followed by silu_mul and nvfp4_silu_mul_act_bf16 (the same bits): y is the next
+//   linear's int8 codes (u8 [n / 2], their negations after them), sx2 its block scales f32 [n / 32], a2 its activation
+//   scale; grid: at most n / 32 blocks (a block takes gate row tile p and up row tile p + n / 32, p = blockIdx.x, + gridDim.x, ...).
+#define NVFP4_K32_SILU_GEMV(NAME)                                                                                                    \
+  extern "C" __global__ void __launch_bounds__(256, NV_K32_MINB) NAME(const u8* xq, const u8* W, const u8* S, const float* sx,        \
+      const bf16_t* bias, void* y, int m, int n, int k, int unused, float alpha, float* sx2, float a2) {                            \
+    nvfp4K32Gemv<8, false, 0, false, true>(xq, W, S, sx, bias, y, n, k, alpha, 0.f, nullptr, 0.f, sx2, a2);                          \
+  }
+#define NVFP4_K32_ACT_SILU_GEMV(NAME)                                                                                                \
+  extern "C" __global__ void __launch_bounds__(256, NV_K32_MINB) NAME(const bf16_t* x, const u8* W, const u8* S, const bf16_t* bias,   \
+      void* y, int n, int k, float a, float alpha, float* sx2, float a2) {                                                          \
+    nvfp4K32Gemv<8, false, 1, false, true>(reinterpret_cast<const u8*>(x), W, S, nullptr, bias, y, n, k, alpha, a, nullptr, 0.f, sx2, a2); \
+  }
+#define NVFP4_K32_NORM_SILU_GEMV(NAME)                                                                                               \
+  extern "C" __global__ void __launch_bounds__(256, NV_K32_MINB) NAME(const bf16_t* x, const bf16_t* normW, const u8* W, const u8* S,  \
+      const bf16_t* bias, void* y, int n, int k, float eps, float a, float alpha, float* sx2, float a2) {                           \
+    nvfp4K32Gemv<8, false, 2, false, true>(reinterpret_cast<const u8*>(x), W, S, nullptr, bias, y, n, k, alpha, a, normW, eps, sx2, a2); \
+  }
+
 #if LLMRT_KERNEL(nvfp4_gemv_k32_bf16_m1)
 NVFP4_K32_GEMV(nvfp4_gemv_k32_bf16_m1, 8, false, false)
+#endif
+// extern "C" __global__ void nvfp4_gemv_k32[_act]_deep[_add]_bf16_m1(...nvfp4_gemv_k32[_act][_add]_bf16_m1's parameters...)
+//   the same with a ring of NV_K32_DEEP slots a warp in dynamic shared memory (NV_K32_DEEP · 8 · 768 bytes, after the
+//   act codes' 2 k + k / 4 rounded up to 128): for GEMVs of few row tiles (lowbit_launch.ts). 8 warps.
+#ifndef NV_K32_DEEP
+#define NV_K32_DEEP 12
+#endif
+#define NVFP4_K32_DEEP_GEMV(NAME, ADD)                                                                                                 \
+  extern "C" __global__ void __launch_bounds__(256, 2) NAME(const u8* xq, const u8* W, const u8* S, const float* sx, const bf16_t* bias, \
+      void* y, int m, int n, int k, int unused, float alpha) {                                                                        \
+    nvfp4K32Gemv<8, false, 0, ADD, false, NV_K32_DEEP>(xq, W, S, sx, bias, y, n, k, alpha);                                            \
+  }
+#define NVFP4_K32_ACT_DEEP_GEMV(NAME, ADD)                                                                                             \
+  extern "C" __global__ void __launch_bounds__(256, 2) NAME(const bf16_t* x, const u8* W, const u8* S, const bf16_t* bias, void* y,    \
+      int n, int k, float a, float alpha) {                                                                                           \
+    nvfp4K32Gemv<8, false, 1, ADD, false, NV_K32_DEEP>(reinterpret_cast<const u8*>(x), W, S, nullptr, bias, y, n, k, alpha, a);      \
+  }
+#if NV_K32_RING
+#if LLMRT_KERNEL(nvfp4_gemv_k32_deep_bf16_m1)
+NVFP4_K32_DEEP_GEMV(nvfp4_gemv_k32_deep_bf16_m1, false)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32_deep_add_bf16_m1)
+NVFP4_K32_DEEP_GEMV(nvfp4_gemv_k32_deep_add_bf16_m1, true)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32_act_deep_bf16_m1)
+NVFP4_K32_ACT_DEEP_GEMV(nvfp4_gemv_k32_act_deep_bf16_m1, false)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32_act_deep_add_bf16_m1)
+NVFP4_K32_ACT_DEEP_GEMV(nvfp4_gemv_k32_act_deep_add_bf16_m1, true)
+#endif
+#endif
+#if NV_K32_RING
+#if LLMRT_KERNEL(nvfp4_gemv_k32_silu_bf16_m1)
+NVFP4_K32_SILU_GEMV(nvfp4_gemv_k32_silu_bf16_m1)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32_act_silu_bf16_m1)
+NVFP4_K32_ACT_SILU_GEMV(nvfp4_gemv_k32_act_silu_bf16_m1)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32_norm_silu_bf16_m1)
+NVFP4_K32_NORM_SILU_GEMV(nvfp4_gemv_k32_norm_silu_bf16_m1)
+#endif
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32_w16_bf16_m1)
 NVFP4_K32_GEMV(nvfp4_gemv_k32_w16_bf16_m1, 16, false, false)

@@ -225,7 +225,32 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #ifndef QG_XSTAGE
 #define QG_XSTAGE 0   // 1: QG_V_XS for the quant_gemv_fused* entry points (tuning knob)
 #endif
-#define QG_V ((QG_CONTIG ? QG_V_CONTIG : 0) | (QG_ZFOLD ? QG_V_ZFOLD : 0) | (QG_XSTAGE ? QG_V_XS : 0))
+#define QG_V_F16 8     // no prologue: the weights dequantized to f16 (u4: Marlin's magic-number form, one shift and four lop3 a
+                       // word instead of three and four; u8: two byte permutes + two f16x2 FMAs instead of ten), x staged per
+                       // block as f16 in the mma's pair order, scaled by 2^e per x row so its largest |value| is in
+                       // [2^14, 2^15) (exact: bf16 values fit f16's significand), f16 mma; the row's sums times 2^-e at the end.
+                       // The same products as the bf16 path; on an H200 the same bits (u4) — but slower (session 12: the 8B
+                       // layer 54.1 -> 75.8 us, not staged 71.5; end to end 436.0 -> 375.9 tok/s): bench knob only
+#ifndef QG_F16
+#define QG_F16 0      // 1: QG_V_F16 for the quant_gemv_fused* entry points (tuning knob)
+#endif
+#define QG_V_HZ 16     // with QG_V_F16: no f16 FMA a pair — the mma takes 1024 + q (even elements) and 1024 + 16q against x/16 (odd
+                       // elements) as the lop3s make them; per 128-column chunk and x row, P = 1024·Σ_even x' + 64·Σ_odd x' and
+                       // S = Σ x' (x' = x·2^e, fp32, fixed order, once per block) come off after the chunk's mmas: t - P - z·S.
+                       // Sums in another order with a 2^10 offset (not the same bits; k <= 16384)
+#ifndef QG_HZ
+#define QG_HZ 0       // 1: QG_V_HZ for the quant_gemv_fused* entry points (tuning knob; with QG_F16)
+#endif
+#define QG_PS 1024     // (P, S) pairs of QG_V_HZ: m · k / 128 <= 1024
+#define QG_V_XALL 32   // lanes of mma columns past m load x row 0 too (never read) instead of zeros behind a predicate (QG_XALL)
+#ifndef QG_XALL
+#define QG_XALL 0     // 1: lanes of mma columns past m load x row 0 too (their columns are never read) instead of zeros behind a
+                      // predicate: no zeroing / predication of the x fragments. The same bits; no faster (session 12, tuning knob)
+#endif
+#ifndef QG_F16NS
+#define QG_F16NS 0    // 1: QG_V_F16 never stages x (converts it in the loop; tuning knob: the stage's cost)
+#endif
+#define QG_V ((QG_CONTIG ? QG_V_CONTIG : 0) | (QG_ZFOLD ? QG_V_ZFOLD : 0) | (QG_XSTAGE ? QG_V_XS : 0) | (QG_F16 ? QG_V_F16 : 0) | (QG_HZ ? QG_V_HZ : 0))
 #ifndef QG_LDNC
 #define QG_LDNC 0     // 1: weight loads as ld.global.nc.L1::no_allocate (fp8_gemv's ldStream); the same sums
 #endif
@@ -270,6 +295,26 @@ __device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 sel) {
   asm("prmt.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(sel));
   return d;
 }
+__device__ __forceinline__ u32 lop3Mask(u32 w, u32 mask, u32 magic) {  // (w & mask) | magic
+  u32 d;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(d) : "r"(w), "r"(mask), "r"(magic));
+  return d;
+}
+__device__ __forceinline__ u32 f16x2Fma(u32 a, u32 b, u32 c) {
+  u32 d;
+  asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+__device__ __forceinline__ u32 f16x2Of(float lo, float hi) {  // (f16(lo), f16(hi)), round to nearest even
+  u32 d;
+  asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(hi), "f"(lo));
+  return d;
+}
+__device__ __forceinline__ void mma16816h(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
 __device__ __forceinline__ void cpAsync16(void* smem, const void* gmem) {
   asm volatile("{ .reg .u64 s; cvta.to.shared.u64 s, %0; cp.async.cg.shared.global [s], [%1], 16; }" ::"l"(smem), "l"(gmem) : "memory");
 }
@@ -303,6 +348,20 @@ inline u32 prmt(u32 a, u32 b, u32 sel) {
   for (int i = 0; i < 4; i++) d |= (u32)((v >> (8 * ((sel >> (4 * i)) & 7))) & 0xFF) << (8 * i);
   return d;
 }
+inline u32 lop3Mask(u32 w, u32 mask, u32 magic) { return (w & mask) | magic; }
+inline u32 f16x2Fma(u32 a, u32 b, u32 c) {
+  u32 d = 0;
+  for (int h = 0; h < 2; h++) {
+    const double v = (double)emuHalf(a, h) * emuHalf(b, h) + emuHalf(c, h);  // exact for f16 operands; one rounding
+    d |= (u32)emuHalfBits(v) << (16 * h);
+  }
+  return d;
+}
+inline u32 f16x2Of(float lo, float hi) { return (u32)emuHalfBits(lo) | ((u32)emuHalfBits(hi) << 16); }
+inline void mma16816h(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+  const uint32_t a[4] = {a0, a1, a2, a3};
+  llmrtEmuMmaF16(c, a, b0, b1);
+}
 inline void cpAsync16(void* smem, const void* gmem) { memcpy(smem, gmem, 16); }
 inline void cpAsyncCommit() {}
 inline void cpAsyncWaitAll() {}
@@ -313,6 +372,9 @@ inline void mma16816(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 
 struct float2 {
   float x, y;
 };
+inline float2 make_float2(float x, float y) { return {x, y}; }
+inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return {x, y, z, w}; }
+inline void __trap() { abort(); }
 #endif
 /** u4 word → four bf16x2 (q - z) pairs: (e0,e4), (e1,e5), (e2,e6), (e3,e7). negZ2: -(128 + z) in both halves. */
 __device__ __forceinline__ void deqU4(u32 w, u32 negZ2, u32 (&d)[4]) {
@@ -321,6 +383,23 @@ __device__ __forceinline__ void deqU4(u32 w, u32 negZ2, u32 (&d)[4]) {
   d[1] = bf16x2Fma(lop3Nib(w >> 4), one2, negZ2);
   d[2] = bf16x2Fma(lop3Nib(w >> 8), one2, negZ2);
   d[3] = bf16x2Fma(lop3Nib(w >> 12), one2, negZ2);
+}
+/**
+ * u4 word → four f16x2 (q - z) pairs in deqU4's order (e0,e4), (e1,e5), (e2,e6), (e3,e7): nibbles 0 / 4 (and 2 / 6 of
+ * w >> 8) or'ed into f16 1024 give 1024 + q, nibbles 1 / 5 (3 / 7) in place give 1024 + 16q; one f16x2 FMA each takes
+ * them to q - z exactly (nzLo = -(1024 + z), nzHi = -(64 + z) in both halves).
+ */
+__device__ __forceinline__ void deqU4h(u32 w, u32 nzLo, u32 nzHi, u32 (&d)[4]) {
+  const u32 one2 = 0x3C003C00u, sixteenth2 = 0x2C002C00u, magic = 0x64006400u;
+  const u32 w8 = w >> 8;
+  d[0] = f16x2Fma(lop3Mask(w, 0x000F000Fu, magic), one2, nzLo);
+  d[1] = f16x2Fma(lop3Mask(w, 0x00F000F0u, magic), sixteenth2, nzHi);
+  d[2] = f16x2Fma(lop3Mask(w8, 0x000F000Fu, magic), one2, nzLo);
+  d[3] = f16x2Fma(lop3Mask(w8, 0x00F000F0u, magic), sixteenth2, nzHi);
+}
+/** bf16x2 (lo, hi) → f16x2 of (lo·mul, hi·mul) (mul a power of two: exact within f16's range). */
+__device__ __forceinline__ u32 bf16x2ToF16(u32 v, float mul) {
+  return f16x2Of(__uint_as_float(v << 16) * mul, __uint_as_float(v & 0xFFFF0000u) * mul);
 }
 /** u8 word → two bf16x2 (q - z) pairs: (e0,e1), (e2,e3). zf: 2^23 + z. */
 __device__ __forceinline__ void deqU8(u32 w, float zf, u32 (&d)[2]) {
@@ -337,13 +416,43 @@ struct QgSuper {
 };
 
 /** One superchunk of the warp's tile: t[4] = its mma fragment sum (unscaled, fp32). */
-template <int BITS, bool ZF = QG_ZFOLD>
+template <int BITS, bool ZF = QG_ZFOLD, bool F16 = false, bool HZ = false, bool XA = QG_XALL>
 __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u32 za, u32 zb, const bf16_t* xs, bool xLive, int lane, float (&t)[4],
-                                             bool xPerm = false) {
+                                             bool xPerm = false, float xMul = 1.f) {
   const int tq = lane & 3;
   t[0] = t[1] = t[2] = t[3] = 0.f;
   const u32 A[4] = {wa.x, wa.y, wa.z, wa.w}, B[4] = {wb.x, wb.y, wb.z, wb.w};
-  if (BITS == 4) {
+  if constexpr (BITS == 4 && F16) {
+    // QG_V_F16: f16 weights (deqU4h) and x; xPerm: x staged as f16 pairs (x0,x4), (x1,x5), (x2,x6), (x3,x7), already times
+    // 2^e; else bf16 x from global memory, permuted and converted here (times xMul = 2^e).
+    const u32 nzLoA = (0xE400u | za) * 0x10001u, nzHiA = (0xD400u | (za << 4)) * 0x10001u;
+    const u32 nzLoB = (0xE400u | zb) * 0x10001u, nzHiB = (0xD400u | (zb << 4)) * 0x10001u;
+#pragma unroll
+    for (int u = 0; u < 4; u++) {
+      uint4 xv;
+      xv.x = xv.y = xv.z = xv.w = 0u;
+      if (xLive || XA) xv = *reinterpret_cast<const uint4*>(xs + 32 * tq + 8 * u);
+      u32 x04 = xv.x, x15 = xv.y, x26 = xv.z, x37 = xv.w;
+      if (!xPerm) {
+        const float hiMul = HZ ? xMul * 0.0625f : xMul;  // HZ: odd elements' x / 16 (their weights enter as 1024 + 16q)
+        x04 = bf16x2ToF16(prmt(xv.x, xv.z, 0x5410), xMul), x15 = bf16x2ToF16(prmt(xv.x, xv.z, 0x7632), hiMul);
+        x26 = bf16x2ToF16(prmt(xv.y, xv.w, 0x5410), xMul), x37 = bf16x2ToF16(prmt(xv.y, xv.w, 0x7632), hiMul);
+      }
+      u32 da[4], db[4];
+      if constexpr (HZ) {
+        const u32 magic = 0x64006400u, a8 = A[u] >> 8, b8 = B[u] >> 8;
+        da[0] = lop3Mask(A[u], 0x000F000Fu, magic), da[1] = lop3Mask(A[u], 0x00F000F0u, magic);
+        da[2] = lop3Mask(a8, 0x000F000Fu, magic), da[3] = lop3Mask(a8, 0x00F000F0u, magic);
+        db[0] = lop3Mask(B[u], 0x000F000Fu, magic), db[1] = lop3Mask(B[u], 0x00F000F0u, magic);
+        db[2] = lop3Mask(b8, 0x000F000Fu, magic), db[3] = lop3Mask(b8, 0x00F000F0u, magic);
+      } else {
+        deqU4h(A[u], nzLoA, nzHiA, da);
+        deqU4h(B[u], nzLoB, nzHiB, db);
+      }
+      mma16816h(t, da[0], db[0], da[1], db[1], x04, x15);
+      mma16816h(t, da[2], db[2], da[3], db[3], x26, x37);
+    }
+  } else if (BITS == 4) {
     // Lane word u = columns 32·tq + 8u .. +7 of the superchunk, for mmas 2u (pairs (0,4), (1,5)) and 2u + 1 ((2,6), (3,7)).
     const u32 one2 = 0x3F803F80u;  // ZF: bf16x2 (1, 1), the ones-row A of Σx
     float sx[4] = {0.f, 0.f, 0.f, 0.f};
@@ -352,7 +461,7 @@ __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u
     for (int u = 0; u < 4; u++) {
       uint4 xv;
       xv.x = xv.y = xv.z = xv.w = 0u;
-      if (xLive) xv = *reinterpret_cast<const uint4*>(xs + 32 * tq + 8 * u);
+      if (xLive || XA) xv = *reinterpret_cast<const uint4*>(xs + 32 * tq + 8 * u);
       // xPerm: x staged by quantGemvFusedImpl (XS) already as (x0,x4), (x1,x5), (x2,x6), (x3,x7).
       const u32 x04 = xPerm ? xv.x : prmt(xv.x, xv.z, 0x5410), x15 = xPerm ? xv.y : prmt(xv.x, xv.z, 0x7632);
       const u32 x26 = xPerm ? xv.z : prmt(xv.y, xv.w, 0x5410), x37 = xPerm ? xv.w : prmt(xv.y, xv.w, 0x7632);
@@ -378,13 +487,38 @@ __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u
       t[2] = fmaf(-fzb, sx[2], t[2]);
       t[3] = fmaf(-fzb, sx[3], t[3]);
     }
+  } else if constexpr (F16) {
+    // u8, QG_V_F16: a byte permute puts bytes 0 / 2 (1 / 3) into f16 1024 + q pairs, one f16x2 FMA each takes them to
+    // q - z; the mma pairs are (e0,e2), (e1,e3), matched by x staged (or converted here) as (x0,x2), (x1,x3).
+    const u32 nza = (0xE400u + za) * 0x10001u, nzb = (0xE400u + zb) * 0x10001u, one2 = 0x3C003C00u;  // -(1024 + z)
+    uint4 x0, x1;
+    x0.x = x0.y = x0.z = x0.w = 0u;
+    x1 = x0;
+    if (xLive || XA) {
+      x0 = *reinterpret_cast<const uint4*>(xs + 16 * tq);
+      x1 = *reinterpret_cast<const uint4*>(xs + 16 * tq + 8);
+    }
+    u32 X[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+    if (!xPerm) {
+#pragma unroll
+      for (int i = 0; i < 8; i += 2) {
+        const u32 a = X[i], b = X[i + 1];
+        X[i] = bf16x2ToF16(prmt(a, b, 0x5410), xMul), X[i + 1] = bf16x2ToF16(prmt(a, b, 0x7632), xMul);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < 4; u++) {
+      const u32 da0 = f16x2Fma(prmt(A[u], 0x64646464u, 0x4240), one2, nza), da1 = f16x2Fma(prmt(A[u], 0x64646464u, 0x4341), one2, nza);
+      const u32 db0 = f16x2Fma(prmt(B[u], 0x64646464u, 0x4240), one2, nzb), db1 = f16x2Fma(prmt(B[u], 0x64646464u, 0x4341), one2, nzb);
+      mma16816h(t, da0, db0, da1, db1, X[2 * u], X[2 * u + 1]);
+    }
   } else {
     // Lane word u = columns 16·tq + 4u .. +3, one mma each: pairs (0,1) and (2,3), x pairs as stored.
     const float zfa = 8388608.f + (float)za, zfb = 8388608.f + (float)zb;
     uint4 x0, x1;
     x0.x = x0.y = x0.z = x0.w = 0u;
     x1 = x0;
-    if (xLive) {
+    if (xLive || XA) {
       x0 = *reinterpret_cast<const uint4*>(xs + 16 * tq);
       x1 = *reinterpret_cast<const uint4*>(xs + 16 * tq + 8);
     }
@@ -416,7 +550,7 @@ struct QgTail {
 };
 template <int NW>
 __device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], const bf16_t* bias, void* y, int m, int n, int mode, int tile,
-                                         const float* inv = nullptr, const QgTail* tail = nullptr) {
+                                         const float* inv = nullptr, const QgTail* tail = nullptr, const float* pow2 = nullptr) {
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
   const int half = n >> 1;
   float* rw = red + warp * 128;
@@ -428,6 +562,38 @@ __device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], cons
   rw[(g + 8) * 8 + 2 * tq] = acc[2];
   rw[(g + 8) * 8 + 2 * tq + 1] = acc[3];
   __syncthreads();
+  if constexpr (NW < 4) {
+    // Fewer than 128 threads (bench knob QG_NW 1 / 2): thread tid takes outputs tid, tid + 32·NW, ... in the same sums
+    // (no _addnorm tail here).
+    if (tail) __trap();
+    for (int o = tid; o < (mode == 2 ? 64 : 128); o += 32 * NW) {
+      const int r = o >> 3, c = o & 7;
+      if (c >= m) continue;
+      float gs = 0.f, us = 0.f;
+#pragma unroll
+      for (int w = 0; w < NW; w++) {
+        gs += red[w * 128 + r * 8 + c];
+        if (mode == 2) us += red[w * 128 + (r + 8) * 8 + c];
+      }
+      if (inv) gs *= inv[c], us *= inv[c];
+      if (pow2) gs *= pow2[c], us *= pow2[c];
+      if (mode == 2) {
+        const int gate = tile * 8 + r;
+        if (bias) gs += toF(bias[gate]), us += toF(bias[half + gate]);
+        const float gb = toF(fromF<bf16_t>(gs)), ub = toF(fromF<bf16_t>(us));
+        ((bf16_t*)y)[(long long)c * half + gate] = fromF<bf16_t>(qgSilu(gb) * ub);
+      } else {
+        const int row = tile * 16 + r;
+        if (bias) gs += toF(bias[row]);
+        if (mode == 0) ((bf16_t*)y)[(long long)c * n + row] = fromF<bf16_t>(gs);
+        else if (mode == 1) {
+          bf16_t* yb = (bf16_t*)y + (long long)c * n + row;
+          *yb = fromF<bf16_t>(toF(fromF<bf16_t>(gs)) + toF(*yb));
+        } else ((float*)y)[(long long)c * n + row] = gs;
+      }
+    }
+    return;
+  }
   const int r = tid >> 3, c = tid & 7;
   if (mode == 2) {
     if (tid < 64 && c < m) {
@@ -440,6 +606,10 @@ __device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], cons
       if (inv) {
         gs *= inv[c];
         us *= inv[c];
+      }
+      if (pow2) {  // QG_V_F16: 2^-e of x row c (exact: the same bits as the sums of unscaled x)
+        gs *= pow2[c];
+        us *= pow2[c];
       }
       const int gate = tile * 8 + r;
       if (bias) {
@@ -456,6 +626,7 @@ __device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], cons
 #pragma unroll
       for (int w = 0; w < NW; w++) sum += red[w * 128 + r * 8 + c];
       if (inv) sum *= inv[c];
+      if (pow2) sum *= pow2[c];
       const int row = tile * 16 + r;
       if (bias) sum += toF(bias[row]);
       if (mode == 0) ((bf16_t*)y)[(long long)c * n + row] = fromF<bf16_t>(sum);
@@ -484,10 +655,10 @@ __device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], cons
 
 // RS (_rs): normW is ssq [m, k / 16] of an _addnorm launch (x = bf16(residual · normW) there): each x row's sums are
 // scaled by rsqrt(Σ ssq / k + eps). TAIL (_addnorm, mode 1): y's new rows also go to xw (bf16(· normW)) and ssq.
-template <int BITS, bool NORM, bool TAIL = false, bool RS = false, int V = QG_V>
+template <int BITS, bool NORM, bool TAIL = false, bool RS = false, int V = QG_V, int NWT = QG_NW>
 __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, const bf16_t* bias,
     void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw = nullptr, float* ssq = nullptr) {
-  constexpr int E = QgSuper<BITS>::E, NW = QG_NW;
+  constexpr int E = QgSuper<BITS>::E, NW = NWT;
   static_assert(NW == 8 || !QG_FASTNORM, "the one-pass prologue assumes 256 threads");
   __shared__ float red[NW][16][8];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
@@ -631,12 +802,12 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
   __shared__ float invSh[8];
   if constexpr (RS) {
     // Warp c < m: the 1 / rms of x row c from the k / 16 tile sums of squares, added lane-strided then by a fixed tree.
-    if (warp < m) {
-      const float* sp = reinterpret_cast<const float*>(normW) + (long long)warp * (k >> 4);
+    for (int r = warp; r < m; r += NW) {  // one pass at 8+ warps
+      const float* sp = reinterpret_cast<const float*>(normW) + (long long)r * (k >> 4);
       float ss = 0.f;
       for (int t = lane; t < (k >> 4); t += 32) ss += sp[t];
       ss = warpSum(ss);
-      if (lane == 0) invSh[warp] = rsqrtf(ss / (float)k + eps);
+      if (lane == 0) invSh[r] = rsqrtf(ss / (float)k + eps);
     }
   }
   const QgTail tl = {normW, xw, ssq};
@@ -658,6 +829,127 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
       xPerm = true;
     }
   }
+  // F16 (QG_V_F16, u4, no prologue): x row r enters the f16 mma as x·2^e_r, e_r = 14 - floor(log2 max |x_r|) (so
+  // max |x·2^e| < 2^15 and every bf16 value at least 2^-31 of the max is exact in f16); staged once per block as f16 in
+  // the mma's pair order when m·k <= QG_XP, else converted in the loop. pow2Sh[r] = 2^-e_r scales the sums back.
+  constexpr bool F16 = (V & QG_V_F16) != 0 && !NORM, HZ = F16 && BITS == 4 && (V & QG_V_HZ) != 0;
+  constexpr bool XA = QG_XALL || (V & QG_V_XALL) != 0;
+  __shared__ float pow2Sh[8];
+  __shared__ float2 psSh[HZ ? QG_PS : 1];  // HZ: [m][k / 128] (P, S)
+  float xMul = 1.f;
+  if constexpr (F16) {
+    __shared__ float amaxSh[NW][8];
+    __shared__ float mulSh[8];
+    __shared__ __align__(16) bf16_t xh[F16 ? QG_XP : 8];  // f16 bits
+    constexpr int XR = QG_XP / 8 / (32 * NW);               // staged: the 16-byte x chunks a thread holds (8 at 8 warps)
+    const int nc = (m * k) >> 3;
+    const bool staged = !QG_F16NS && m * k <= QG_XP;
+    if (HZ && m * (k >> 7) > QG_PS) __trap();  // the launcher keeps k <= 16384
+    const auto cmax = [](const uint4& v) -> float {
+      const u32 w4[4] = {v.x, v.y, v.z, v.w};
+      float a = 0.f;
+#pragma unroll
+      for (int i = 0; i < 4; i++) a = fmaxf(a, fmaxf(fabsf(__uint_as_float(w4[i] << 16)), fabsf(__uint_as_float(w4[i] & 0xFFFF0000u))));
+      return a;
+    };
+    uint4 xr[XR];
+    if (staged) {
+      // One pass over x: every chunk of the thread loaded at once (one round trip), the rows' maxima by warp trees.
+      float am[8];
+#pragma unroll
+      for (int j = 0; j < XR; j++) {
+        const int c = tid + 32 * NW * j;
+        xr[j] = c < nc ? *reinterpret_cast<const uint4*>(x + (long long)c * 8) : make_uint4(0u, 0u, 0u, 0u);
+      }
+#pragma unroll
+      for (int r = 0; r < 8; r++) am[r] = 0.f;
+#pragma unroll
+      for (int j = 0; j < XR; j++) {
+        const int c = tid + 32 * NW * j, row = c / kv;
+        const float a = cmax(xr[j]);
+#pragma unroll
+        for (int r = 0; r < 8; r++) am[r] = r == row ? fmaxf(am[r], a) : am[r];
+      }
+#pragma unroll
+      for (int r = 0; r < 8; r++) {
+        if (r < m) {
+          float a = am[r];
+#pragma unroll
+          for (int o = 16; o > 0; o >>= 1) a = fmaxf(a, __shfl_xor_sync(0xffffffffu, a, o));
+          if (lane == 0) amaxSh[warp][r] = a;
+        }
+      }
+    } else {
+      for (int r = 0; r < m; r++) {
+        float a = 0.f;
+        for (int c = tid; c < kv; c += 32 * NW) a = fmaxf(a, cmax(*reinterpret_cast<const uint4*>(x + (long long)r * k + c * 8)));
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) a = fmaxf(a, __shfl_xor_sync(0xffffffffu, a, o));
+        if (lane == 0) amaxSh[warp][r] = a;
+      }
+    }
+    __syncthreads();
+    if (tid < m) {
+      float a = 0.f;
+#pragma unroll
+      for (int w = 0; w < NW; w++) a = fmaxf(a, amaxSh[w][tid]);
+      const int ex = a > 0.f ? (int)((__float_as_uint(a) >> 23) & 255u) - 127 : 0;  // floor(log2 a) (a normal; 0 and subnormals: e small)
+      const int e = min(max(14 - ex, -120), 120);
+      mulSh[tid] = __uint_as_float((u32)(127 + e) << 23);
+      pow2Sh[tid] = __uint_as_float((u32)(127 - e) << 23);
+    }
+    __syncthreads();
+    xMul = xLive ? mulSh[g] : 1.f;
+    // Chunk c (v: its 8 bf16; every thread calls it alike, HZ shuffles): staged, its f16 pairs (HZ: odd elements / 16)
+    // into xh; HZ: the (P, S) of each 128-column chunk and x row from x' = x·2^e — a chunk's even / odd sums, then the
+    // 16 chunks of a 128-column chunk (16 consecutive lanes: the stride 32·NW is a multiple of 16, m·k / 8 too) added by
+    // a fixed shuffle tree. The same code and order staged or not.
+    const auto chunk = [&](int c, const uint4& v) {
+      const bool live = c < nc;
+      const float mul = live ? mulSh[c / kv] : 1.f;
+      if (staged && live) {
+        const float hiMul = HZ ? mul * 0.0625f : mul;
+        uint4 q;
+        if (BITS == 4) {  // (x0,x4), (x1,x5), (x2,x6), (x3,x7)
+          q.x = bf16x2ToF16(prmt(v.x, v.z, 0x5410), mul), q.y = bf16x2ToF16(prmt(v.x, v.z, 0x7632), hiMul);
+          q.z = bf16x2ToF16(prmt(v.y, v.w, 0x5410), mul), q.w = bf16x2ToF16(prmt(v.y, v.w, 0x7632), hiMul);
+        } else {  // u8: (x0,x2), (x1,x3), (x4,x6), (x5,x7)
+          q.x = bf16x2ToF16(prmt(v.x, v.y, 0x5410), mul), q.y = bf16x2ToF16(prmt(v.x, v.y, 0x7632), mul);
+          q.z = bf16x2ToF16(prmt(v.z, v.w, 0x5410), mul), q.w = bf16x2ToF16(prmt(v.z, v.w, 0x7632), mul);
+        }
+        *reinterpret_cast<uint4*>(xh + c * 8) = q;
+      }
+      if (HZ) {
+        const u32 w4[4] = {v.x, v.y, v.z, v.w};
+        float ev = 0.f, od = 0.f;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+          ev += __uint_as_float(w4[i] << 16) * mul;
+          od += __uint_as_float(w4[i] & 0xFFFF0000u) * mul;
+        }
+#pragma unroll
+        for (int o = 8; o > 0; o >>= 1) {
+          ev += __shfl_xor_sync(0xffffffffu, ev, o);
+          od += __shfl_xor_sync(0xffffffffu, od, o);
+        }
+        if ((lane & 15) == 0 && live) psSh[c >> 4] = make_float2(fmaf(1024.f, ev, 64.f * od), ev + od);
+      }
+    };
+    if (staged) {
+#pragma unroll
+      for (int j = 0; j < XR; j++) chunk(tid + 32 * NW * j, xr[j]);
+    } else if (HZ) {
+      for (int c0 = 0; c0 < nc; c0 += 32 * NW) {
+        const int c = c0 + tid;
+        chunk(c, c < nc ? *reinterpret_cast<const uint4*>(x + (long long)c * 8) : make_uint4(0u, 0u, 0u, 0u));
+      }
+    }
+    __syncthreads();
+    if (staged) {
+      xsrc = xh;
+      xPerm = true;
+    }
+  }
   const bf16_t* xg = xsrc + (long long)(xLive ? g : 0) * k;
   // The tile's superchunks (P: x staged in pair order). Called with a constant on each side of a uniform branch, so
   // each inlined copy is specialized (no generic lambda: NVRTC compiles those as host functions).
@@ -674,7 +966,17 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
           t[2] = __uint_as_float(vb[u].x ^ vb[u].y ^ zb[u]);
           t[3] = __uint_as_float(vb[u].z ^ vb[u].w);
 #else
-          qgSuperchunk<BITS, ZF>(va[u], vb[u], za[u], zb[u], xg + (long long)s * E, xLive, lane, t, P);
+          qgSuperchunk<BITS, ZF, F16, HZ, XA>(va[u], vb[u], za[u], zb[u], xg + (long long)s * E, xLive, lane, t, P, xMul);
+          if constexpr (HZ) {
+            // t - P - z·S for the x rows 2tq (t[0], t[2]) and 2tq + 1 (t[1], t[3]) of this chunk (rows past m: unused).
+            const int c0 = 2 * tq, S128 = k >> 7;
+            const float2 p0 = c0 < m ? psSh[c0 * S128 + s] : make_float2(0.f, 0.f), p1 = c0 + 1 < m ? psSh[(c0 + 1) * S128 + s] : make_float2(0.f, 0.f);
+            const float fza = (float)za[u], fzb = (float)zb[u];
+            t[0] = fmaf(-fza, p0.y, t[0] - p0.x);
+            t[1] = fmaf(-fza, p1.y, t[1] - p1.x);
+            t[2] = fmaf(-fzb, p0.y, t[2] - p0.x);
+            t[3] = fmaf(-fzb, p1.y, t[3] - p1.x);
+          }
 #endif
           acc[0] = fmaf(t[0], sa[u], acc[0]);
           acc[1] = fmaf(t[1], sa[u], acc[1]);
@@ -691,7 +993,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     }
   };
   for (;;) {
-    if (XS && xPerm) stream(true);
+    if ((XS || F16) && xPerm) stream(true);
     else stream(false);
 #if QG_LOOP
     // The next tile's first loads fly during this one's reduction and epilogue (the prologue is not redone).
@@ -704,11 +1006,11 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
       wb = W + (long long)rowB * rowBytes + tq * 16;
       issue(sBeg);
     }
-    qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, done, RS ? invSh : nullptr, TAIL ? &tl : nullptr);
+    qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, done, RS ? invSh : nullptr, TAIL ? &tl : nullptr, F16 ? pow2Sh : nullptr);
     acc[0] = acc[1] = acc[2] = acc[3] = 0.f;
     if (tile >= tiles) break;
 #else
-    qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, tile, RS ? invSh : nullptr, TAIL ? &tl : nullptr);
+    qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, tile, RS ? invSh : nullptr, TAIL ? &tl : nullptr, F16 ? pow2Sh : nullptr);
     break;
 #endif
   }
@@ -808,6 +1110,59 @@ QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u4, 4)
 #endif
 #if LLMRT_KERNEL(quant_gemv_fast_addnorm_u8)
 QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u8, 8)
+#endif
+
+// CudaSessionOptions.quantGemvWide / quantGemvNarrow (with quantGemvFast): quant_gemv_fast{16|4}{,_addnorm,_rs}_u{4|8} —
+// quant_gemv_fast* with 16 warps splitting a tile's k (blocks of 512, 2 an SM) for launches of at most 2 tiles an SM
+// (llama-3.1-8b o / down: 256 tiles, which 8-warp blocks leave at 16 warps an SM), or 4 warps (blocks of 128, 6 an SM:
+// twice the superchunks a warp, half the blocks' fixed work a superchunk) for launches of many tiles (gate_up). The same
+// products; the warps' partial tiles summed in another grouping (within fp32 rounding of quant_gemv_fast; batch
+// invariant).
+#define QUANT_GEMV_NW(NAME, BITS, RS, NWS, MB)                                                                              \
+  extern "C" __global__ void __launch_bounds__(32 * NWS, MB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
+    quantGemvFusedImpl<BITS, false, false, RS, QG_FAST, NWS>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);  \
+  }
+#define QUANT_GEMV_NW_ADDNORM(NAME, BITS, NWS, MB)                                                                          \
+  extern "C" __global__ void __launch_bounds__(32 * NWS, MB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw, float* ssq) { \
+    quantGemvFusedImpl<BITS, false, true, false, QG_FAST, NWS>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, xw, ssq); \
+  }
+#if LLMRT_KERNEL(quant_gemv_fast16_u4)
+QUANT_GEMV_NW(quant_gemv_fast16_u4, 4, false, 16, 2)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast16_rs_u4)
+QUANT_GEMV_NW(quant_gemv_fast16_rs_u4, 4, true, 16, 2)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast16_addnorm_u4)
+QUANT_GEMV_NW_ADDNORM(quant_gemv_fast16_addnorm_u4, 4, 16, 2)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast16_u8)
+QUANT_GEMV_NW(quant_gemv_fast16_u8, 8, false, 16, 2)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast16_rs_u8)
+QUANT_GEMV_NW(quant_gemv_fast16_rs_u8, 8, true, 16, 2)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast16_addnorm_u8)
+QUANT_GEMV_NW_ADDNORM(quant_gemv_fast16_addnorm_u8, 8, 16, 2)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast4_u4)
+QUANT_GEMV_NW(quant_gemv_fast4_u4, 4, false, 4, 6)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast4_rs_u4)
+QUANT_GEMV_NW(quant_gemv_fast4_rs_u4, 4, true, 4, 6)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast4_addnorm_u4)
+QUANT_GEMV_NW_ADDNORM(quant_gemv_fast4_addnorm_u4, 4, 4, 6)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast4_u8)
+QUANT_GEMV_NW(quant_gemv_fast4_u8, 8, false, 4, 6)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast4_rs_u8)
+QUANT_GEMV_NW(quant_gemv_fast4_rs_u8, 8, true, 4, 6)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fast4_addnorm_u8)
+QUANT_GEMV_NW_ADDNORM(quant_gemv_fast4_addnorm_u8, 8, 4, 6)
 #endif
 
 // Each thread dequantizes 8 consecutive weights of one row into one 16-byte bf16 store.
