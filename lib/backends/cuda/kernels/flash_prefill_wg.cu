@@ -726,4 +726,32 @@ FW_VOB(64, 1, 64, 4, 2)
 #if LLMRT_KERNEL(flash_prefill_wgv_hd64_g1n128s3ob2)
 FW_VOB(64, 1, 128, 3, 2)
 #endif
+// Session 12 (prefill helper): more hd 64 tilings for the llama-3.2-1b 2048-token step (non-OVL 3 / 4 warpgroups, a
+// deeper ring, smaller rings with 2 / 4 resident blocks an SM, OVL with 3 / 5 stages). H200 alone at T 2048 (r2 / r3):
+// g2n64s4o 63.7 / 62.8 µs, g2n64s3ob2 65.1, g2n64s5o 63.9, g2n64s3o 64.4 vs the entry point's 68.5 / 66.9; in the
+// 1B step g2n64s4o (session 12's prefillWgOvl, dropped) took as long as the entry point and lost 3% of TTFT at 128 tokens.
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g3n64s3)
+FW_V(64, 3, 64, 3)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g4n64s3)
+FW_V(64, 4, 64, 3)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g2n64s4)
+FW_V(64, 2, 64, 4)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g2n64s2b2)
+FW_VB(64, 2, 64, 2, 2)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g1n64s2b4)
+FW_VB(64, 1, 64, 2, 4)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g3n64s4o)
+FW_VO(64, 3, 64, 4)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g2n64s3o)
+FW_VO(64, 2, 64, 3)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd64_g2n64s5o)
+FW_VO(64, 2, 64, 5)
+#endif
 #endif
