@@ -63,6 +63,8 @@ test("session options: every switch of the table resolves to its default when ne
     }
     // Session 12: not faster end to end on llama-3.1-8b int4.
     for (const k of ["quantGemvWide", "quantGemvNarrow"] as const) assert.equal(o[k], false, k);
+    // Session 12: new, off until measured.
+    assert.equal(o.decodeNormFold, false);
   });
 });
 

@@ -358,3 +358,42 @@ gpuTest("batch-invariant GEMM adding into C in place (beta 1, gemmResidual): row
   }
   console.log(lines.join("\n"));
 });
+
+gpuTest("per-M tuned GEMM adding into C in place (beta 1, decodeNormFold's residual epilogue) at decode sizes: D = round(A·Bᵀ + C)", () => {
+  // Decode steps of > 8 sequences tune cuBLASLt per M (split-K algorithms); an in-place call plans apart (no split-K that
+  // reduces in the output buffer). Its D must be A·Bᵀ + C within one bf16 rounding, for every M and shape of the 1B / 8B.
+  const d = device();
+  using g = new CublasLtGemm(d, { batchInvariant: false, tune: true, timingCacheDir: null });
+  const shapes = [[2048, 2048], [2048, 8192], [4096, 4096], [4096, 14336]] as const;
+  let seed = 2900;
+  const lines: string[] = [];
+  for (const [n, k] of shapes) {
+    for (const m of [16, 64, 512]) {
+      using da = d.alloc(m * k * 2);
+      da.copyFromHost(quantize(seededUniform(seed += 3, m * k), "bf16").bytes);
+      using db = d.alloc(n * k * 2);
+      db.copyFromHost(quantize(seededUniform(seed + 1, n * k, -0.05, 0.05), "bf16").bytes);
+      const res = quantize(seededUniform(seed + 2, m * n, -2, 2), "bf16").bytes as Uint16Array;
+      using dd = d.alloc(m * n * 2);
+      using stream = d.createStream();
+      const run = (withC: boolean): Uint16Array => {
+        dd.copyFromHost(res, { stream });
+        g.run({ m, n, k, dtype: "bf16", a: da, b: db, d: dd, transB: true, stream, ...(withC ? { c: dd } : {}) });
+        stream.synchronize();
+        const h = new Uint16Array(m * n);
+        dd.copyToHost(h);
+        return h;
+      };
+      const plain = run(false), withC = run(true), again = run(true);
+      let worst = 0;
+      for (let i = 0; i < m * n; i++) {
+        const ab = fromBf16Bits(plain[i]), c = fromBf16Bits(res[i]);
+        worst = Math.max(worst, Math.abs(fromBf16Bits(withC[i]) - (ab + c)) / (Math.abs(ab) + Math.abs(c) + 1e-6));
+      }
+      lines.push(`m=${m} n=${n} k=${k}: worst ${worst.toExponential(2)}`);
+      assert.ok(worst < 2 ** -7 && Number.isFinite(worst), `in-place GEMM m=${m} n=${n} k=${k}: ${worst} from round(AB) + C`);
+      assert.ok(withC.every((v, i) => v === again[i]), `in-place GEMM m=${m} n=${n} k=${k}: two calls differ`);
+    }
+  }
+  console.log(lines.join("; "));
+});

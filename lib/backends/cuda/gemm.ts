@@ -163,6 +163,8 @@ const TUNE_CANDIDATES = 8;
 const COLD_CANDIDATES = 32;
 /** Split-K slice counts tried per candidate (GemmOptions.tuneSplitK). */
 const SPLIT_K_SLICES = [2, 4, 8, 16];
+/** cublasLtReductionScheme_t CUBLASLT_REDUCTION_SCHEME_INPLACE: split-K partial sums reduced in the output buffer. */
+const LT_REDUCTION_INPLACE = 1;
 /** Cold tuning: bytes of B copies cycled through (over twice a Hopper L2); weights at least half this big use B itself. */
 const COLD_RING_BYTES = 128 * 1024 * 1024;
 /** Smallest bucket whose batch-invariant algorithm is tuned (smaller GEMMs take the bucket's heuristic pick). */
@@ -378,7 +380,12 @@ export class CublasLtGemm {
     const align = Math.min(alignOf(a), alignOf(b), alignOf(c), alignOf(d));
     const invariant = args.batchInvariant ?? this.batchInvariant;
     const fastAccum = dtype === "fp8e4m3" && !!args.fastAccum;
-    const key = `${invariant ? "inv:" : ""}${dtype}${fastAccum ? "+fast" : ""}>${outDtype}|${m}x${n}x${k}|${transB ? "T" : "N"}|${bias ? "bias" : ""}|${align}`;
+    // A per-M tuned call that adds into C (in place: the decode steps' residual epilogue, decodeNormFold) plans apart: no
+    // split-K algorithm that reduces in the output buffer, timed with beta 1.
+    const inPlace = !!args.c && c === d && !invariant;
+    const key = `${invariant ? "inv:" : ""}${dtype}${fastAccum ? "+fast" : ""}>${outDtype}|${m}x${n}x${k}|${transB ? "T" : "N"}|${bias ? "bias" : ""}|${align}${
+      inPlace ? "|c" : ""
+    }`;
     bindContext(this.#ctx);
     let plan = this.#plans.get(key);
     if (!plan) {
@@ -386,7 +393,7 @@ export class CublasLtGemm {
       const stream = args.stream ?? null;
       using scratch = args.c && this.#tune && !(stream?.isCapturing ?? false) ? this.device.alloc(m * n * DTYPES[outDtype].bytes) : null;
       const io = args.c ? (scratch ? { a, b, d: scratch.ptr, stream } : null) : { a, b, d, stream };
-      plan = this.#makePlan(m, n, k, dtype, outDtype, transB, bias, align, key, invariant, io, { b, stream }, fastAccum);
+      plan = this.#makePlan(m, n, k, dtype, outDtype, transB, bias, align, key, invariant, io, { b, stream }, fastAccum, inPlace);
       this.#plans.set(key, plan);
     }
     const lt = cublasLt();
@@ -517,11 +524,12 @@ export class CublasLtGemm {
     candidates: { algo: Uint8Array; ws: number }[],
     io: { a: bigint; b: bigint; d: bigint; stream: Stream | null },
     coldBytes = 0,
+    beta = 0,
   ): number[] {
     const lt = cublasLt();
     const stream = io.stream ? io.stream.handle : 0n;
     this.#alpha[0] = 1;
-    this.#beta[0] = 0;
+    this.#beta[0] = beta;
     // Cold timing: B cycles through zeroed copies (values do not change a GEMM's speed) spanning COLD_RING_BYTES.
     const slots = coldBytes > 0 && coldBytes * 2 <= COLD_RING_BYTES ? Math.ceil(COLD_RING_BYTES / coldBytes) : 0;
     using ring = slots > 0 ? this.device.alloc(slots * coldBytes) : null;
@@ -583,6 +591,7 @@ export class CublasLtGemm {
     io: { a: bigint; b: bigint; d: bigint; stream: Stream | null } | null,
     weight: { b: bigint; stream: Stream | null },
     fastAccum = false,
+    inPlace = false,
   ): Plan {
     const lt = cublasLt();
     const cell = new BigUint64Array(1);
@@ -672,6 +681,8 @@ export class CublasLtGemm {
         const nonSplit = candidates.filter((c) => this.#isNonSplit(c.algo));
         if (nonSplit.length > 0) candidates = nonSplit;
       }
+      // In place (D = C, beta 1): no split-K algorithm whose partial sums go through the output buffer.
+      if (inPlace) candidates = candidates.filter((c) => this.#reductionScheme(c.algo) !== LT_REDUCTION_INPLACE);
       if (candidates.length > 0) {
         let pick = 0;
         const splitK = cold && this.#tuneSplitK && io !== null;
@@ -682,7 +693,7 @@ export class CublasLtGemm {
           if (cached !== undefined && cached < candidates.length) {
             pick = cached;
           } else {
-            pick = this.#timeCandidates(desc, layoutA, layoutB, layoutD, candidates, io, cold ? n * k * DTYPES[dtype].bytes : 0)[0] ?? 0;
+            pick = this.#timeCandidates(desc, layoutA, layoutB, layoutD, candidates, io, cold ? n * k * DTYPES[dtype].bytes : 0, inPlace ? 1 : 0)[0] ?? 0;
             this.numTuned++;
             this.#timing.set(timingKey, pick);
             this.#saveTiming();
@@ -936,6 +947,14 @@ export class CublasLtGemm {
       }
     }
     return out;
+  }
+
+  /** An algorithm's split-K reduction scheme (0: none; LT_REDUCTION_INPLACE: in the output buffer); -1 when unreadable. */
+  #reductionScheme(algo: Uint8Array): number {
+    const v = new Uint32Array(1);
+    const written = new BigUint64Array(1);
+    if (cublasLt().cublasLtMatmulAlgoConfigGetAttribute(algo, LT.ALGO_CONFIG_REDUCTION_SCHEME, v, 4, written) !== 0) return -1;
+    return v[0];
   }
 
   /** Whether an algorithm reduces over K in one pass: SPLITK_NUM 1 (or unset) and no reduction scheme. */

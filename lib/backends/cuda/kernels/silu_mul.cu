@@ -48,3 +48,66 @@ extern "C" __global__ void __launch_bounds__(256) silu_mul_f32(const float* gate
   if ((int)blockIdx.y >= numTokens) return;
   siluMulImpl<float>(gateUp, out, inter);
 }
+
+// decodeNormFold (lib/backends/cuda/norm_fold.ts): the SiLU·mul after a gate_up GEMM that read the residual stream x
+// with W · diag(norm weight) instead of the RMSNorm's output. Row t's gate and up are first scaled by
+// r = rsqrt(mean(x[t, :]^2) + eps) (fp32 sum over the bf16 residual row, as rmsnorm_bf16 takes it):
+//   out[t, i] = silu(r · gateUp[t, i]) · (r · gateUp[t, I + i])
+//
+// extern "C" __global__ void silu_mul_rs_bf16(const bf16_t* gateUp, bf16_t* out, int numTokens, int inter,
+//     const bf16_t* x, int hidden, float eps)
+//   silu_mul_bf16's grid and block; x [numTokens, hidden] (every block of a row sums the row itself: 4 KB at hidden 2048).
+extern "C" __global__ void __launch_bounds__(256) silu_mul_rs_bf16(const bf16_t* gateUp, bf16_t* out, int numTokens, int inter,
+    const bf16_t* x, int hidden, float eps) {
+  __shared__ float sh[32];
+  if ((int)blockIdx.y >= numTokens) return;
+  const long long t = blockIdx.y;
+  const bf16_t* xr = x + t * hidden;
+  const bf16_t* g = gateUp + t * 2 * inter;
+  const bf16_t* u = g + inter;
+  bf16_t* o = out + t * inter;
+  const int i0 = (blockIdx.x * blockDim.x + threadIdx.x) * 8;
+  const bool vec = inter % 8 == 0 && aligned16(gateUp) && aligned16(out);
+  // gate / up first: their loads are in flight while the block sums the residual row.
+  float a[8], b[8];
+  if (vec && i0 < inter) {
+    load16(g + i0, a);
+    load16(u + i0, b);
+  }
+  float ss = 0.f;
+  if (hidden % 8 == 0 && aligned16(x)) {
+    for (int i = threadIdx.x * 8; i < hidden; i += blockDim.x * 8) {
+      float a[8];
+      load16(xr + i, a);
+#pragma unroll
+      for (int e = 0; e < 8; e++) ss += a[e] * a[e];
+    }
+  } else {
+    for (int i = threadIdx.x; i < hidden; i += blockDim.x) ss += toF(xr[i]) * toF(xr[i]);
+  }
+  const float r = rsqrtf(blockSum(ss, sh) / (float)hidden + eps);
+  if (vec) {
+    if (i0 < inter) {
+#pragma unroll
+      for (int e = 0; e < 8; e++) a[e] = silu(r * a[e]) * (r * b[e]);
+      store16(o + i0, a);
+    }
+  } else {
+    const int base = blockIdx.x * blockDim.x * 8;
+    for (int k = 0; k < 8; k++) {
+      const int i = base + k * blockDim.x + threadIdx.x;
+      if (i < inter) o[i] = fromF<bf16_t>(silu(r * toF(g[i])) * (r * toF(u[i])));
+    }
+  }
+}
+
+// decodeNormFold: a linear's folded weight, out[r, c] = bf16(W[r, c] · w[c]) (fp32 product, one rounding).
+//
+// extern "C" __global__ void scale_cols_bf16(const bf16_t* W, const bf16_t* w, bf16_t* out, long long rows, int cols)
+//   W, out [rows, cols]; w [cols]   grid (min(ceil(rows · cols / 2048), 65535), 1, 1)   block 256 (grid-stride)
+extern "C" __global__ void __launch_bounds__(256) scale_cols_bf16(const bf16_t* W, const bf16_t* w, bf16_t* out, long long rows, int cols) {
+  const long long n = rows * cols;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    out[i] = fromF<bf16_t>(toF(W[i]) * toF(w[i % cols]));
+  }
+}
