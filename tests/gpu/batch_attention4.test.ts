@@ -9,23 +9,12 @@
  * more than 32 rows), so that case checks the accuracy and graphs = eager only.
  * The kernel alone vs float64: tools/cuda-kernel-check/decode_attention_batch4.py; the plan: tests/cuda_batch_attention3.test.ts.
  */
-import { buildSync } from "../../lib/builder/builder.ts";
-import { quantizeSync } from "../../lib/quantization/quantize.ts";
 import { Session } from "../../lib/runtime/session.ts";
-import { randomModel, step } from "../cuda_fake_device.ts";
 import { relL2 } from "../cuda_fake_plans.ts";
 import { assert } from "../harness.ts";
+import { attentionEngines, attentionSequences, BLOCKS_PER_SEQ, LENS12, SMALL_LLAMA as RAW } from "./batch_attention_setup.ts";
 import { gpuTest } from "./gpu.ts";
 
-const RAW = {
-  vocab_size: 211,
-  hidden_size: 256,
-  intermediate_size: 512,
-  num_hidden_layers: 2,
-  max_position_embeddings: 1024,
-  architectures: ["LlamaForCausalLM"],
-  model_type: "llama",
-};
 const CASES = [
   { name: "hd128 G4, bf16 cache", raw: { ...RAW, num_attention_heads: 8, num_key_value_heads: 2, head_dim: 128 }, fp8: false },
   { name: "hd64 G12, bf16 cache", raw: { ...RAW, num_attention_heads: 12, num_key_value_heads: 1, head_dim: 64 }, fp8: false },
@@ -33,22 +22,15 @@ const CASES = [
   { name: "hd64 G2, FP8 cache", raw: { ...RAW, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 64 }, fp8: true },
   { name: "hd128 G4, bf16 cache, 130 sequences (batch4w)", raw: { ...RAW, num_attention_heads: 8, num_key_value_heads: 2, head_dim: 128 }, fp8: false, n: 130 },
 ];
-// Lengths 1 .. 530 (sequence 0 spans two 256-key splits and more); the wide case adds short ones.
-const LENS12 = [530, 1, 17, 64, 200, 3, 129, 255, 256, 31, 90, 300];
-const lensOf = (n: number): number[] => n <= 12 ? LENS12 : [...LENS12, ...Array.from({ length: n - 12 }, (_, i) => ((i * 37) % 97) + 1)];
+// The wide case adds short sequences to LENS12.
+const lensOf = (n: number): number[] => n <= 12 ? [...LENS12] : [...LENS12, ...Array.from({ length: n - 12 }, (_, i) => ((i * 37) % 97) + 1)];
 
 for (const c of CASES) {
   gpuTest(`decode_attention_batch4 (${c.name}): near the CPU session, graphs = eager, 9- and 12-sequence steps bitwise alike`, () => {
-    const model = randomModel(c.raw, 47, true, 0.15);
-    const V = RAW.vocab_size;
-    const calibration = [Array.from({ length: 64 }, (_, i) => (i * 29 + 5) % V)];
-    const q = c.fp8 ? quantizeSync(model, { kvCacheQuantAlgo: "FP8" }, { calibration }) : model;
     const lens = lensOf(c.n ?? 12), n = lens.length;
-    const shape = { maxBatchSize: Math.max(16, n), maxNumTokens: n <= 12 ? 2048 : 8192, maxSeqLen: 640, tokensPerBlock: 16 };
-    using engine = buildSync(q, { backend: "cuda", dtype: "bfloat16", ...shape });
-    using cpuEngine = buildSync(q, { backend: "cpu", ...shape });
-    if (q !== model) q.close();
-    model.close();
+    using engines = attentionEngines(c.raw, 47, c.fp8, { maxBatchSize: Math.max(16, n), maxNumTokens: n <= 12 ? 2048 : 8192 });
+    const { engine, cpuEngine } = engines;
+    const V = RAW.vocab_size;
     const on = { backend: "cuda" as const, batchAttention2: true, batchAttention4: true };
     const four = Session.fromSerializedEngine(engine, on);
     const eager = Session.fromSerializedEngine(engine, { ...on, cudaGraphs: false });
@@ -56,21 +38,14 @@ for (const c of CASES) {
     const two = Session.fromSerializedEngine(engine, { backend: "cuda", batchAttention2: true, batchAttention4: false });
     const cpu = Session.fromSerializedEngine(cpuEngine, { backend: "cpu" });
     try {
-      const numBlocks = n * 40;
+      const numBlocks = n * BLOCKS_PER_SEQ;
       const kv4 = four.createKvCache(numBlocks), kvE = eager.createKvCache(numBlocks), kvS = sub.createKvCache(numBlocks);
       const kv2 = two.createKvCache(numBlocks), kvC = cpu.createKvCache(numBlocks);
-      const seqs = lens.map((len, s) => ({
-        ids: Array.from({ length: len }, (_, j) => (s * 31 + j * 7 + 1) % V),
-        blocks: Array.from({ length: 40 }, (_, j) => s * 40 + j),
-      }));
-      const pos = lens.slice(), last = seqs.map((s) => s.ids[s.ids.length - 1]);
+      const seqs = attentionSequences(lens, V);
       const report: string[] = [];
       const bits = (x: Float32Array) => new Uint32Array(x.buffer);
       const run = (label: string, which: number[], prefill = false): void => {
-        const mk = (w: number[]) =>
-          prefill
-            ? step(w.map((s) => ({ ids: seqs[s].ids, pos: 0, blocks: seqs[s].blocks })), 40)
-            : step(w.map((s) => ({ ids: [last[s]], pos: pos[s], blocks: seqs[s].blocks })), 40);
+        const mk = (w: number[]) => prefill ? seqs.prefill(w) : seqs.decode(w);
         const inp = mk(which);
         const R = which.length;
         const g4 = new Float32Array(R * V), gE = new Float32Array(R * V), g2 = new Float32Array(R * V), gc = new Float32Array(R * V);
@@ -99,10 +74,7 @@ for (const c of CASES) {
         assert.ok(e4 < bound && Number.isFinite(e4), `${label}: logits rel L2 ${e4} vs the CPU session`);
         assert.ok(e4 < 2 * e2 + 0.01, `${label}: batch4 ${e4} vs the CPU, batch2 ${e2}`);
         if (prefill) return;
-        which.forEach((s, r) => {
-          last[s] = ic[r]; // follow the CPU's ids (every session sees the same tokens)
-          pos[s]++;
-        });
+        seqs.advance(which, ic); // follow the CPU's ids (every session sees the same tokens)
       };
       const all = lens.map((_, i) => i);
       run(`prefill ${n}`, all, true);
