@@ -83,6 +83,14 @@ test("temperature: any finite float32 keeps masked ids out (uniform over the res
   );
 });
 
+test("endId / stopTokenIds outside the vocabulary are errors naming them (they could never end the request); endId -1 is no end id", async () => {
+  await using llm = await create();
+  const gen = generator(llm);
+  await assert.rejects(gen({ endId: 99999 }), /SamplingParams\.endId: token id 99999 is outside \[0, 512\)/);
+  await assert.rejects(gen({ stopTokenIds: [261, 512] }), /SamplingParams\.stopTokenIds\[1\]: token id 512 is outside \[0, 512\)/);
+  assert.equal((await gen({ endId: -1, maxTokens: 5 })).outputs[0].finishReason, "length");
+});
+
 test("badWords: a word spanning three tokens (' g' 'ir' 'l') never appears; the text is greedy up to it", async () => {
   await using llm = await create();
   const gen = generator(llm);
