@@ -6,7 +6,8 @@
  * alike, and batch invariance — a session decoding only sequences 0..8 (9-sequence steps) gives those rows bitwise
  * the 12-sequence steps' logits. A 130-sequence case runs decode_attention_batch4w (BATCH4_WIDE_MIN_ROWS: bf16 cache, head
  * dim 128) beside batch2w; its 9-sequence subset steps would run batch4 under other cuBLASLt algorithms (decode linears of
- * more than 32 rows), so that case checks the accuracy and graphs = eager only.
+ * more than 32 rows), so that case checks the accuracy, and graphs vs eager steps against batch2's (bitwise where batch2's
+ * are: the linears' cuBLASLt algorithms of decode steps of more than 8 rows are not pinned).
  * The kernel alone vs float64: tools/cuda-kernel-check/decode_attention_batch4.py; the plan: tests/cuda_batch_attention3.test.ts.
  */
 import { Session } from "../../lib/runtime/session.ts";
@@ -36,11 +37,14 @@ for (const c of CASES) {
     const eager = Session.fromSerializedEngine(engine, { ...on, cudaGraphs: false });
     const sub = Session.fromSerializedEngine(engine, on);
     const two = Session.fromSerializedEngine(engine, { backend: "cuda", batchAttention2: true, batchAttention4: false });
+    // The wide case: batch2 eagerly too (whether its graphs and eager steps of n sequences agree bitwise).
+    const wide = n > 12;
+    const twoE = wide ? Session.fromSerializedEngine(engine, { backend: "cuda", batchAttention2: true, batchAttention4: false, cudaGraphs: false }) : null;
     const cpu = Session.fromSerializedEngine(cpuEngine, { backend: "cpu" });
     try {
       const numBlocks = n * BLOCKS_PER_SEQ;
       const kv4 = four.createKvCache(numBlocks), kvE = eager.createKvCache(numBlocks), kvS = sub.createKvCache(numBlocks);
-      const kv2 = two.createKvCache(numBlocks), kvC = cpu.createKvCache(numBlocks);
+      const kv2 = two.createKvCache(numBlocks), kvC = cpu.createKvCache(numBlocks), kv2E = twoE?.createKvCache(numBlocks);
       const seqs = attentionSequences(lens, V);
       const report: string[] = [];
       const bits = (x: Float32Array) => new Uint32Array(x.buffer);
@@ -55,9 +59,21 @@ for (const c of CASES) {
         eager.run(inp, { logits: gE, sampledIds: iE }, kvE);
         two.run(inp, { logits: g2, sampledIds: i2 }, kv2);
         const dE = bits(gE).findIndex((v, i) => v !== bits(g4)[i]);
-        assert.equal(dE, -1, `${label}: eager logits differ from the graphs' at ${dE}`);
+        if (twoE) {
+          // n > 32 rows: the decode linears' cuBLASLt algorithms are not pinned (batch invariance holds up to 8 rows), so
+          // graphs and eager steps may round apart; batch4's may only where batch2's do too.
+          const g2E = new Float32Array(R * V);
+          twoE.run(inp, { logits: g2E, sampledIds: new Int32Array(R) }, kv2E!);
+          const d2 = bits(g2E).findIndex((v, i) => v !== bits(g2)[i]);
+          report.push(
+            `${label}: eager vs graphs: batch4 ${dE < 0 ? "bitwise" : `rel L2 ${relL2(gE, g4).toExponential(2)}`}, batch2 ${
+              d2 < 0 ? "bitwise" : `rel L2 ${relL2(g2E, g2).toExponential(2)}`
+            }`,
+          );
+          assert.ok(dE === -1 || d2 !== -1, `${label}: batch4's eager logits differ from its graphs' at ${dE}, batch2's do not`);
+        } else assert.equal(dE, -1, `${label}: eager logits differ from the graphs' at ${dE}`);
         // The subset session: the same prefill, then only sequences 0..8 (steps of 9, still batch4's).
-        const part = prefill ? which : n > 12 ? [] : which.filter((s) => s < 9);
+        const part = prefill ? which : wide ? [] : which.filter((s) => s < 9);
         if (part.length > 0) {
           const P = part.length, gS = new Float32Array(P * V), iS = new Int32Array(P);
           sub.run(mk(part), { logits: gS, sampledIds: iS }, kvS);
@@ -88,6 +104,7 @@ for (const c of CASES) {
       eager.dispose();
       sub.dispose();
       two.dispose();
+      twoE?.dispose();
       cpu.dispose();
     }
   }, 300_000);
