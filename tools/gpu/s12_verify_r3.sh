@@ -16,7 +16,7 @@ stamp start
 fresh() { # a cache dir with the round's compiled kernels and no GEMM timing file
   local c
   c=$(mktemp -d /tmp/s12v-cache.XXXX)
-  [ -d "${LLMRT_CACHE_DIR:-/nonexistent}/cubin" ] && cp -r "$LLMRT_CACHE_DIR/cubin" "$c/"
+  [ -d "${LLMRT_CACHE_DIR:-/nonexistent}/cubin" ] && { cp -rl "$LLMRT_CACHE_DIR/cubin" "$c/" 2> /dev/null || cp -r "$LLMRT_CACHE_DIR/cubin" "$c/"; }
   echo "$c"
 }
 old=/tmp/s12v-oldtree
