@@ -1,13 +1,15 @@
 /**
  * Why greedy ids of a batched bf16 run differ between decode kernels (issue 16 items 3 and 5): N prompts prefilled
- * in one step, then `--steps` decode steps teacher-forced with a float32 engine's greedy tokens, on three sessions
- * of the same checkpoint: bf16 with decode_attention (`batchAttention: false`), bf16 with decode_attention_batch
- * (the default past 8 sequences) and the float32 engine (the reference). Per session: the logits' relative L2
+ * in one step, then `--steps` decode steps teacher-forced with a float32 engine's greedy tokens, on sessions of the
+ * same checkpoint: bf16 with decode_attention (`batchAttention: false`, `--kernels plain`), bf16 with
+ * decode_attention_batch2 (`batchAttention4: false`, `batch2`), bf16 with the default past 8 sequences
+ * (decode_attention_batch4, `batch4`) and the float32 engine (the reference), all in one process. Per session: the logits' relative L2
  * error vs float32 and how often its argmax equals float32's, and at the rows where it does not, float32's gap
  * between its top token and the one picked (a near-tie when that gap is bf16 noise). Then where batch invariance
  * holds: sequence 0's logits in decode steps of K = 1 … N sequences against K = 1 and K = N, bit for bit.
  *
- *   bun bench/batch_divergence.ts --model DIR [--requests 64] [--input 128] [--steps 32] [--backend cpu]
+ *   bun bench/batch_divergence.ts --model DIR [--requests 64] [--input 128] [--steps 32] [--kernels plain,batch2,batch4]
+ *     [--backend cpu]
  *
  * (--backend cpu: the same code path on the CPU session, a smoke test without a GPU.)
  * LLMRT_BENCH_JSON=FILE also writes the numbers as JSON.
@@ -22,7 +24,14 @@ import type { StepInputs } from "../lib/ir/step_io.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { backend: { type: "string" }, model: { type: "string" }, requests: { type: "string" }, input: { type: "string" }, steps: { type: "string" } },
+  options: {
+    backend: { type: "string" },
+    model: { type: "string" },
+    requests: { type: "string" },
+    input: { type: "string" },
+    steps: { type: "string" },
+    kernels: { type: "string" },
+  },
 });
 if (!values.model) throw new Error("usage: bun bench/batch_divergence.ts --model DIR [--requests 64] [--input 128] [--steps 32]");
 const N = Number(values.requests ?? 64), IN = Number(values.input ?? 128), STEPS = Number(values.steps ?? 32);
@@ -62,13 +71,19 @@ function stepOf(seqs: number[], ids: number[][], pos: number[]): StepInputs {
   return { tokenIds, positions, seqStarts, blockTables, maxBlocksPerSeq: perSeq, logitRows, sampling };
 }
 
-const sessions = {
-  decode_attention: Session.fromSerializedEngine(bf16, { backend, batchAttention: false }),
-  decode_attention_batch: Session.fromSerializedEngine(bf16, { backend, batchAttention: true }),
-  float32: Session.fromSerializedEngine(f32, { backend }),
-};
-type Name = keyof typeof sessions;
-const names = Object.keys(sessions) as Name[];
+/** The bf16 sessions by `--kernels` name: the decode attention kernel of steps of more than 8 sequences. */
+const KERNELS = {
+  plain: ["decode_attention", { batchAttention: false }],
+  batch2: ["decode_attention_batch2", { batchAttention: true, batchAttention2: true, batchAttention4: false }],
+  batch4: ["decode_attention_batch4", { batchAttention: true, batchAttention2: true, batchAttention4: true }],
+} as const;
+const picked = (values.kernels ?? "plain,batch2,batch4").split(",");
+for (const k of picked) if (!(k in KERNELS)) throw new Error(`--kernels: unknown kernel "${k}" (one of ${Object.keys(KERNELS).join(", ")})`);
+const sessions: Record<string, Session> = {};
+for (const k of picked as (keyof typeof KERNELS)[]) sessions[KERNELS[k][0]] = Session.fromSerializedEngine(bf16, { backend, ...KERNELS[k][1] });
+sessions.float32 = Session.fromSerializedEngine(f32, { backend });
+type Name = string;
+const names = Object.keys(sessions);
 const kvs = Object.fromEntries(names.map((n) => [n, sessions[n].createKvCache(N * perSeq)])) as Record<Name, ReturnType<Session["createKvCache"]>>;
 const run = (n: Name, inp: StepInputs): Float32Array => {
   const out = { logits: new Float32Array(inp.logitRows.length * V), sampledIds: new Int32Array(inp.logitRows.length) };
@@ -88,7 +103,7 @@ const rand = (n: number): number => {
 };
 const all = Array.from({ length: N }, (_, i) => i);
 const prompts = all.map(() => Array.from({ length: IN }, () => rand(Math.min(V, 32000))));
-const acc = Object.fromEntries(names.map((n) => [n, { rel: 0, agree: 0, rows: 0, gaps: [] as number[] }]));
+const acc = Object.fromEntries(names.map((n) => [n, { rel: 0, maxRel: 0, agree: 0, rows: 0, gaps: [] as number[], rels: [] as number[] }]));
 let last = Object.fromEntries(names.map((n) => [n, run(n, stepOf(all, prompts, all.map(() => 0)))])) as Record<Name, Float32Array>;
 const topGaps: number[] = [];
 for (let s = 0; s <= STEPS; s++) {
@@ -110,6 +125,8 @@ for (let s = 0; s <= STEPS; s++) {
       }
       const a = acc[n], pick = argmax(x, o);
       a.rel += Math.sqrt(num / den);
+      a.maxRel = Math.max(a.maxRel, Math.sqrt(num / den));
+      a.rels.push(Math.sqrt(num / den));
       a.rows++;
       if (pick === top) a.agree++;
       else a.gaps.push(ref[o + top] - ref[o + pick]);
@@ -123,14 +140,24 @@ const med = (xs: number[]): number => (xs.length ? [...xs].sort((a, b) => a - b)
 const e = (x: number): string => x.toExponential(2);
 console.log(`model ${values.model}; ${N} prompts × ${IN} tokens, ${STEPS} decode steps teacher-forced with float32's greedy tokens`);
 console.log(`float32's gap between its top two logits: median ${e(med(topGaps))} over ${topGaps.length} rows`);
-console.log("| bf16 session | mean rel L2 vs float32 | argmax = float32's | float32's gap to the picked token where not (median, max) |");
+console.log("| bf16 session | rel L2 vs float32 (mean, max) | argmax = float32's | float32's gap to the picked token where not (median, max) |");
 console.log("| --- | ---: | ---: | ---: |");
 const result: Record<string, unknown> = { model: values.model, requests: N, input: IN, steps: STEPS, medianTopGap: med(topGaps) };
 for (const n of names) {
   if (n === "float32") continue;
   const a = acc[n];
-  console.log(`| ${n} | ${e(a.rel / a.rows)} | ${a.agree}/${a.rows} | ${e(med(a.gaps))}, ${e(Math.max(0, ...a.gaps))} |`);
-  result[n] = { meanRel: a.rel / a.rows, agree: a.agree, rows: a.rows, medianGap: med(a.gaps), maxGap: Math.max(0, ...a.gaps) };
+  console.log(`| ${n} | ${e(a.rel / a.rows)}, ${e(a.maxRel)} | ${a.agree}/${a.rows} | ${e(med(a.gaps))}, ${e(Math.max(0, ...a.gaps))} |`);
+  result[n] = { meanRel: a.rel / a.rows, maxRel: a.maxRel, agree: a.agree, rows: a.rows, medianGap: med(a.gaps), maxGap: Math.max(0, ...a.gaps) };
+}
+// Paired: in how many rows each bf16 session's logits are nearer float32's than another's (ties apart).
+const bfNames = names.filter((n) => n !== "float32");
+for (let i = 0; i < bfNames.length; i++) {
+  for (let j = i + 1; j < bfNames.length; j++) {
+    const x = acc[bfNames[i]].rels, y = acc[bfNames[j]].rels;
+    const nearer = x.filter((v, r) => v < y[r]).length, ties = x.filter((v, r) => v === y[r]).length;
+    console.log(`${bfNames[i]} nearer float32 than ${bfNames[j]} in ${nearer} of ${x.length} rows (${ties} ties)`);
+    result[`${bfNames[i]}_vs_${bfNames[j]}`] = { nearer, ties, rows: x.length };
+  }
 }
 
 // Batch invariance by decode-step size: sequence 0's logits at the next position in steps of its first K

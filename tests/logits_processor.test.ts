@@ -136,6 +136,19 @@ test("repetitionPenalty (HF): over prompt + output, positive logits divided, neg
   assert.equal(y[3], 3);
 });
 
+test("repetitionPenalty saturates at ±the largest float32 instead of overflowing to ±inf", () => {
+  const MAX = 3.4028234663852886e38;
+  const row = [0, 2, 0, 1.5, 0, -1, 0, 0];
+  const tiny = run(row, { repetitionPenalty: 1e-300 }, seq([1, 5]));
+  assert.equal(tiny[1], MAX); // 2 / 1e-300
+  assert.ok(tiny[5] === 0); // -1 · 1e-300 underflows to -0
+  assert.equal(argmaxOf(tiny), 1);
+  const huge = run(row, { repetitionPenalty: 1e300 }, seq([1, 5]));
+  assert.equal(huge[5], -MAX); // -1 · 1e300
+  assert.ok(huge[1] === 0); // 2 / 1e300 underflows to 0
+  assert.ok(huge.every(Number.isFinite));
+});
+
 test("presence/frequency penalties (OpenAI): over output ids only, logit -= freq·count + presence", () => {
   const row = [0, 2, 0, 1.8, 0, 0, 0, 0];
   const x = run(row, { presencePenalty: 0.1, frequencyPenalty: 0.2 }, seq([1, 1, 6], [3, 3]));

@@ -12,6 +12,7 @@ import type { DeviceBuffer } from "../lib/cuda/memory.ts";
 import { type IntGrid, quantizeRtn } from "../lib/quantization/algorithms.ts";
 import { dequantize, type QuantizedTensor } from "../lib/quantization/packed.ts";
 import { assert } from "./harness.ts";
+import { copyCeilingGBs, DECODE_LINEARS, graphMsPerLaunch, L2_FLUSH_BYTES } from "./gpu/gemv_timing.ts";
 import { device, fromBf16Bits, gpuTest, seededUniform, toBf16Bits } from "./gpu/gpu.ts";
 
 const GEMV_PARAMS = ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "i32", "i32", "i32", "i32"] as const;
@@ -377,12 +378,6 @@ for (const [name, grid, N, K, fam] of FAMILY_CASES) {
   });
 }
 
-/** Decode linears per layer of two Llama shapes: [name, out features, in features]. */
-const MODELS: Record<string, { layers: number; linears: [string, number, number][] }> = {
-  "llama-3.2-1b": { layers: 16, linears: [["qkv", 3072, 2048], ["o", 2048, 2048], ["gate_up", 16384, 2048], ["down", 2048, 8192]] },
-  "llama-3.1-8b": { layers: 32, linears: [["qkv", 6144, 4096], ["o", 4096, 4096], ["gate_up", 28672, 4096], ["down", 4096, 14336]] },
-};
-
 gpuTest("quant_gemv bandwidth (m = 1) on 1B/8B linear shapes vs the device-copy ceiling, bf16 GEMV beside it", () => {
   const d = device();
   using mod = loadKernelFile(d, "quant_gemv.cu");
@@ -391,31 +386,11 @@ gpuTest("quant_gemv bandwidth (m = 1) on 1B/8B linear shapes vs the device-copy 
   using t0 = d.createEvent();
   using t1 = d.createEvent();
   /** ms per launch: `copies` launches (distinct weights, so none stays in the 50 MB L2) captured in one graph. */
-  const time = (launch: (s: typeof stream, i: number) => void, copies: number): number => {
-    using g = stream.capture((s) => {
-      for (let i = 0; i < copies; i++) launch(s, i);
-    });
-    g.launch(stream);
-    t0.record(stream);
-    for (let r = 0; r < 3; r++) g.launch(stream);
-    t1.record(stream);
-    t1.synchronize();
-    return t1.elapsedSince(t0) / (3 * copies);
-  };
-  const L2_FLUSH_BYTES = 256 << 20;
-  // Copy ceiling: a 1 GiB device-to-device copy reads and writes every byte.
-  const copyBytes = 1 << 30;
-  using a = d.alloc(copyBytes);
-  using b = d.alloc(copyBytes);
-  t0.record(stream);
-  for (let i = 0; i < 5; i++) b.copyFromDevice(a, copyBytes, { stream });
-  t1.record(stream);
-  t1.synchronize();
-  const copyMs = t1.elapsedSince(t0) / 5;
-  const ceiling = (2 * copyBytes) / (copyMs * 1e6); // GB/s
+  const time = (launch: (s: typeof stream, i: number) => void, copies: number): number => graphMsPerLaunch(stream, t0, t1, launch, copies);
+  const ceiling = copyCeilingGBs(d, stream, t0, t1);
   const lines: string[] = [`device copy ceiling: ${ceiling.toFixed(0)} GB/s`];
   const results: Record<string, unknown>[] = [];
-  for (const [model, spec] of Object.entries(MODELS)) {
+  for (const [model, spec] of Object.entries(DECODE_LINEARS)) {
     const totals: Record<string, { ms: number; bytes: number }> = {};
     for (const [lin, N, K] of spec.linears) {
       const xb = bf16(seededUniform(3, K));

@@ -55,6 +55,42 @@ test("repetitionPenalty changes the greedy output (and is deterministic)", async
   assert.deepEqual((await gen({ repetitionPenalty: 1.5 })).outputs[0].tokenIds, a);
 });
 
+test("extreme repetitionPenalty saturates instead of failing: 1e-300 repeats seen ids, 1e300 still picks the only allowed (seen) id", async () => {
+  await using llm = await create();
+  const gen = generator(llm);
+  const prompt = [1, 300, 267];
+  // Every seen id's positive logit / 1e-300 saturates at the float32 maximum: greedy picks a prompt id every step (it used
+  // to be +inf and fail the request with "the logits contain +inf").
+  const tiny = (await gen({ repetitionPenalty: 1e-300, maxTokens: 6 }, prompt)).outputs[0];
+  assert.equal(tiny.finishReason, "length");
+  assert.ok(tiny.tokenIds.every((t) => prompt.includes(t)), `${tiny.tokenIds}`);
+  // The only allowed id is in the prompt: its negative logit × 1e300 saturates at -max, still the one choice (it used to be
+  // -inf and fail with "every token is masked").
+  const huge = (await gen({ repetitionPenalty: 1e300, allowedTokenIds: [267], maxTokens: 3 }, prompt)).outputs[0];
+  assert.deepEqual(huge.tokenIds, [267, 267, 267]);
+});
+
+test("temperature: any finite float32 keeps masked ids out (uniform over the rest); beyond float32 is a validation error", async () => {
+  await using llm = await create();
+  const banned = Array.from({ length: 500 }, (_, i) => i).filter((i) => i % 50 !== 7);
+  const out = (await llm.generate(PROMPT, { temperature: 3e38, badTokenIds: banned, maxTokens: 24, seed: 5 }, { useTqdm: false })).outputs[0];
+  assert.equal(out.tokenIds.length, 24);
+  assert.ok(out.tokenIds.every((t) => !banned.includes(t)), `banned ids generated: ${out.tokenIds}`);
+  // At 1e39 the float32 samplers saw an infinite temperature: masked logits became NaN and banned ids came out.
+  await assert.rejects(
+    llm.generate(PROMPT, { temperature: 1e39, maxTokens: 2 }, { useTqdm: false }),
+    /SamplingParams\.temperature: must be a finite float32 value.*got 1e\+39/,
+  );
+});
+
+test("endId / stopTokenIds outside the vocabulary are errors naming them (they could never end the request); endId -1 is no end id", async () => {
+  await using llm = await create();
+  const gen = generator(llm);
+  await assert.rejects(gen({ endId: 99999 }), /SamplingParams\.endId: token id 99999 is outside \[0, 512\)/);
+  await assert.rejects(gen({ stopTokenIds: [261, 512] }), /SamplingParams\.stopTokenIds\[1\]: token id 512 is outside \[0, 512\)/);
+  assert.equal((await gen({ endId: -1, maxTokens: 5 })).outputs[0].finishReason, "length");
+});
+
 test("badWords: a word spanning three tokens (' g' 'ir' 'l') never appears; the text is greedy up to it", async () => {
   await using llm = await create();
   const gen = generator(llm);

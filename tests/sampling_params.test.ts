@@ -114,6 +114,8 @@ test("temperature 0 and topK 1 are greedy", () => {
 const bad: [string, unknown, RegExp][] = [
   ["maxTokens 0", { maxTokens: 0 }, /^SamplingParams\.maxTokens: .*got 0$/],
   ["negative temperature", { temperature: -1 }, /^SamplingParams\.temperature: .*got -1$/],
+  ["temperature beyond float32", { temperature: 1e39 }, /^SamplingParams\.temperature: must be a finite float32 value .*got 1e\+39$/],
+  ["temperature NaN (shown as NaN, not null)", { temperature: NaN }, /^SamplingParams\.temperature: .*got NaN$/],
   ["topK fraction", { topK: 1.5 }, /^SamplingParams\.topK: .*got 1\.5$/],
   ["topP 0", { topP: 0 }, /^SamplingParams\.topP: .*got 0$/],
   ["topP above 1", { topP: 1.2 }, /^SamplingParams\.topP: .*got 1\.2$/],
@@ -142,6 +144,7 @@ const bad: [string, unknown, RegExp][] = [
   ["truncatePromptTokens 0", { truncatePromptTokens: 0 }, /^SamplingParams\.truncatePromptTokens: .*got 0$/],
   ["logitBias key not an id", { logitBias: { "abc": 1 } }, /^SamplingParams\.logitBias: key "abc" is not a token id, got \{"abc":1\}$/],
   ["logitBias value not a number", { logitBias: { "3": "x" } }, /^SamplingParams\.logitBias\.3: .*got "x"$/],
+  ["logitBias beyond float32", { logitBias: { "3": -1e39 } }, /^SamplingParams\.logitBias\.3: the bias is not a finite float32 value .*got -1e\+39$/],
   ["allowedTokenIds empty", { allowedTokenIds: [] }, /^SamplingParams\.allowedTokenIds: expected at least one id, got \[\]$/],
   ["embeddingBias not numbers", { embeddingBias: "x" }, /^SamplingParams\.embeddingBias: .*got "x"$/],
   ["embeddingBias NaN", { embeddingBias: new Float32Array([0, NaN]) }, /^SamplingParams\.embeddingBias: expected finite values/],

@@ -291,6 +291,10 @@ test("serve: invalid bodies are 400 in OpenAI's error shape, naming the field", 
   const lb = await status(client.completions.create({ model: MODEL, prompt: "hi", logit_bias: { "x": 1 } }));
   assert.equal(lb.status, 400);
   assert.equal(lb.error.param, "logit_bias.x");
+  // JSON's 1e400 parses as Infinity: the message shows it (JSON.stringify wrote null).
+  const inf = await (await post(server, "/v1/completions", `{"model": "${MODEL}", "prompt": "hi", "max_tokens": 1e400}`)).json();
+  assert.equal(inf.error.param, "max_tokens");
+  assert.match(inf.error.message, /got Infinity$/);
   const mt = await status(client.completions.create({ model: MODEL, prompt: "hi", max_tokens: 10_000 }));
   assert.equal(mt.status, 400);
   assert.equal(mt.error.param, "max_tokens");

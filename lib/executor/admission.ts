@@ -82,6 +82,17 @@ export function admitRequest(ctx: AdmissionContext, id: number, request: Generat
   const tok = ctx.tokenizer;
   if (p.badWords.length > 0 && !tok) throw new ValidationError("SamplingParams.badWords: needs a tokenizer (skipTokenizerInit is set)", "badWords", p.badWords);
   const badWordIds = tok ? resolveBadWords(p.badWords, (s) => tok.encode(s, { addSpecialTokens: false })) : [];
+  // An end or stop id outside the vocabulary could never be generated, so it would never end the request: name it
+  // (badTokenIds, logitBias and allowedTokenIds are checked where they index the logits row).
+  const V = ctx.limits.vocabSize;
+  if (p.endId !== undefined && p.endId >= V) {
+    throw new ValidationError(`SamplingParams.endId: token id ${p.endId} is outside [0, ${V}) (a negative endId means no end id)`, "endId", p.endId);
+  }
+  const farStop = p.stopTokenIds.findIndex((t) => t >= V);
+  if (farStop >= 0) {
+    const t = p.stopTokenIds[farStop];
+    throw new ValidationError(`SamplingParams.stopTokenIds[${farStop}]: token id ${t} is outside [0, ${V})`, `stopTokenIds[${farStop}]`, t);
+  }
   const eosIds = p.endId !== undefined ? (p.endId >= 0 ? [p.endId] : []) : ctx.defaultEosIds;
   const priority = request.priority ?? 0;
   if (!Number.isFinite(priority)) throw new ValidationError(`GenerationRequest.priority: expected a finite number, got ${priority}`, "priority", priority);

@@ -73,7 +73,9 @@ export function resolveBadWords(words: readonly string[], encode: (text: string)
  * 6. `minTokens`: while `outputIds.length < minTokens`, every id in `eosIds` (unless ignoreEos)
  *    and `stopTokenIds` → -inf;
  * 7. `repetitionPenalty` (HF: over the distinct ids of prompt + output, a positive logit is
- *    divided by it, a negative one multiplied);
+ *    divided by it, a negative one multiplied; a result beyond float32 saturates at ±its largest
+ *    finite value, so a tiny or huge penalty favours or suppresses those ids instead of making the
+ *    row ±inf);
  * 8. `presencePenalty` / `frequencyPenalty` (OpenAI: over output ids,
  *    logit -= frequency·count + presence·[count > 0]);
  * 9. `noRepeatNgramSize` (HF: over prompt + output, any id that would complete an n-gram already
@@ -170,7 +172,7 @@ export function processLogits(
       if (id >= 0 && id < V && !seen[id]) {
         seen[id] = 1;
         const x = logits[id];
-        logits[id] = x > 0 ? x / rp : x * rp;
+        logits[id] = x > 0 ? Math.min(x / rp, MAX_FLOAT32) : Math.max(x * rp, -MAX_FLOAT32);
       }
     };
     seq.promptIds.forEach(mark);
@@ -201,6 +203,9 @@ export function processLogits(
     }
   }
 }
+
+/** Largest finite float32. */
+const MAX_FLOAT32 = 3.4028234663852886e38;
 
 function checkId(id: number, V: number, field: string): void {
   if (!(id >= 0 && id < V)) throw new ValidationError(`SamplingParams.${field}: token id ${id} is outside [0, ${V})`, field, id);

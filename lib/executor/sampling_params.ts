@@ -61,8 +61,11 @@ export const SamplingParamsSchema = z.strictObject({
   lengthPenalty: z.number().default(1),
   /** Beam search stopping: true = as soon as beamWidth hypotheses finished; false = HF heuristic; "never" = exact. @default false */
   earlyStopping: z.union([z.boolean(), z.literal("never")]).default(false),
-  /** 0 means greedy. @default 1 */
-  temperature: z.number().nonnegative().default(1),
+  /**
+   * 0 means greedy. At most the largest finite float32 (the samplers take it as float32: an infinite temperature would
+   * turn masked logits into NaN). @default 1
+   */
+  temperature: z.number().nonnegative().max(MAX_FLOAT32, `must be a finite float32 value (<= ${MAX_FLOAT32})`).default(1),
   /** 0 = off. @default 0 */
   topK: nonNegInt.default(0),
   /** @default 1 */
@@ -142,13 +145,14 @@ export const SamplingParamsSchema = z.strictObject({
   })
     .transform((v): GuidedDecoding => normalizeGuidedDecoding(v)).optional(),
 }).superRefine((p, ctx) => {
+  // A dotted path ("logitBias.5") names the value itself, so the message shows it.
   const bad = (path: string, message: string): void => {
-    ctx.addIssue({ code: "custom", path: [path], message });
+    ctx.addIssue({ code: "custom", path: path.split("."), message });
   };
   const badKey = Object.keys(p.logitBias ?? {}).find((k) => !/^(0|[1-9]\d*)$/.test(k));
   if (badKey !== undefined) bad("logitBias", `key ${JSON.stringify(badKey)} is not a token id`);
   const badBias = Object.entries(p.logitBias ?? {}).find(([, v]) => !(Math.abs(v) <= MAX_FLOAT32));
-  if (badBias !== undefined) bad(`logitBias.${badBias[0]}`, `bias ${badBias[1]} is not a finite float32 value (|bias| <= ${MAX_FLOAT32})`);
+  if (badBias !== undefined) bad(`logitBias.${badBias[0]}`, `the bias is not a finite float32 value (|bias| <= ${MAX_FLOAT32})`);
   if (p.embeddingBias !== undefined && !p.embeddingBias.every(Number.isFinite)) bad("embeddingBias", "expected finite values");
   if (p.minTokens > p.maxTokens) bad("minTokens", `must be <= maxTokens (${p.maxTokens})`);
   if (p.bestOf !== undefined && p.bestOf < p.n) bad("bestOf", `must be >= n (${p.n})`);

@@ -11,4 +11,4 @@ export {
   type SamplingParamsInput,
 } from "../llmapi/contract.ts";
 export type { RequestOutput, RequestOutputData } from "../llmapi/request_output.ts";
-export { LlmrtError } from "../util/errors.ts";
+export { LlmrtError, showValue } from "../util/errors.ts";

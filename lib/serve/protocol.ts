@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { HttpError } from "./errors.ts";
-import { type GuidedDecodingInput, responseFormatToGuidedDecoding, type SamplingParamsInput } from "./deps.ts";
+import { type GuidedDecodingInput, responseFormatToGuidedDecoding, type SamplingParamsInput, showValue } from "./deps.ts";
 
 const int = z.number().int();
 const posInt = int.positive();
@@ -103,7 +103,7 @@ export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.outp
   const param = issue.path.map(String).join(".");
   let given: unknown = body;
   for (const k of issue.path) given = given !== null && typeof given === "object" ? (given as Record<PropertyKey, unknown>)[k as PropertyKey] : undefined;
-  const shown = given === undefined ? "nothing" : JSON.stringify(given)?.slice(0, 100);
+  const shown = given === undefined ? "nothing" : showValue(given);
   throw new HttpError(400, `${param || "body"}: ${issue.message}, got ${shown}`, "invalid_request_error", param || null, "invalid_value");
 }
 

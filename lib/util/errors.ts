@@ -250,7 +250,15 @@ export function registerErrorReviver(name: string, revive: (s: SerializedError) 
 export function showValue(value: unknown): string {
   let s: string;
   try {
-    s = typeof value === "string" ? JSON.stringify(value) : typeof value === "bigint" ? `${value}n` : JSON.stringify(value) ?? String(value);
+    // NaN and ±Infinity show as themselves (JSON would write null), at the top level or inside a container.
+    s = typeof value === "string"
+      ? JSON.stringify(value)
+      : typeof value === "bigint"
+      ? `${value}n`
+      : typeof value === "number"
+      ? String(value)
+      : JSON.stringify(value, (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? `\u0000${v}\u0000` : v))?.replace(/"\\u0000([^"]*)\\u0000"/g, "$1") ??
+        String(value);
   } catch {
     s = String(value);
   }

@@ -16,6 +16,7 @@ import { Session } from "../../lib/runtime/session.ts";
 import { e4m3Encode } from "../../lib/util/e4m3.ts";
 import { relL2 } from "../cuda_fake_plans.ts";
 import { assert } from "../harness.ts";
+import { copyCeilingGBs, DECODE_LINEARS, graphMsPerLaunch, L2_FLUSH_BYTES } from "./gemv_timing.ts";
 import { device, fromBf16Bits, gpuTest, seededUniform, step, toBf16Bits } from "./gpu.ts";
 
 const GEMV = ["ptr", "ptr", "ptr", "ptr", "ptr", "i32", "i32", "i32", "f32"] as const;
@@ -153,12 +154,6 @@ for (const algo of ["FP8", "FP8_PER_CHANNEL_PER_TOKEN"] as const) {
   );
 }
 
-/** Decode linears per layer: [name, out features, in features]. */
-const MODELS: Record<string, { layers: number; linears: [string, number, number][] }> = {
-  "llama-3.2-1b": { layers: 16, linears: [["qkv", 3072, 2048], ["o", 2048, 2048], ["gate_up", 16384, 2048], ["down", 2048, 8192]] },
-  "llama-3.1-8b": { layers: 32, linears: [["qkv", 6144, 4096], ["o", 4096, 4096], ["gate_up", 28672, 4096], ["down", 4096, 14336]] },
-};
-
 gpuTest("fp8_gemv_bf16 bandwidth (m = 1, per-token scales) on 1B/8B linear shapes vs the device-copy ceiling", () => {
   const d = device();
   using mod = loadKernelFile(d, "fp8_gemv.cu");
@@ -166,20 +161,12 @@ gpuTest("fp8_gemv_bf16 bandwidth (m = 1, per-token scales) on 1B/8B linear shape
   using stream = d.createStream();
   using t0 = d.createEvent();
   using t1 = d.createEvent();
-  const copyBytes = 1 << 30;
-  using a = d.alloc(copyBytes);
-  using b = d.alloc(copyBytes);
-  a.fill(1, { stream });
-  t0.record(stream);
-  for (let i = 0; i < 5; i++) b.copyFromDevice(a, copyBytes, { stream });
-  t1.record(stream);
-  t1.synchronize();
-  const ceiling = (2 * copyBytes) / ((t1.elapsedSince(t0) / 5) * 1e6); // GB/s
+  const ceiling = copyCeilingGBs(d, stream, t0, t1);
   const lines = [`device copy ceiling ${ceiling.toFixed(0)} GB/s`];
-  for (const [model, spec] of Object.entries(MODELS)) {
+  for (const [model, spec] of Object.entries(DECODE_LINEARS)) {
     let ms = 0, bytes = 0;
     for (const [lin, N, K] of spec.linears) {
-      const copies = Math.max(1, Math.ceil((256 << 20) / (N * K))); // distinct weights: none stays in L2
+      const copies = Math.max(1, Math.ceil(L2_FLUSH_BYTES / (N * K))); // distinct weights: none stays in L2
       using W = d.alloc(copies * N * K);
       using S = d.alloc(N * 4);
       using x = d.alloc(K * 2);
@@ -187,16 +174,13 @@ gpuTest("fp8_gemv_bf16 bandwidth (m = 1, per-token scales) on 1B/8B linear shape
       W.fill(0x38, { stream }); // e4m3 1.0
       S.copyFromHost(new Float32Array(N).fill(0.01));
       x.copyFromHost(bf16(seededUniform(2, K)));
-      const g = stream.capture((s) => {
-        for (let i = 0; i < copies; i++) kern.launch(Math.ceil(N / 16), 256, [x, W.ptr + BigInt(i * N * K), S, 0n, y, 1, N, K, 0], { stream: s });
-      });
-      g.launch(stream);
-      t0.record(stream);
-      for (let r = 0; r < 3; r++) g.launch(stream);
-      t1.record(stream);
-      t1.synchronize();
-      g.dispose();
-      const one = t1.elapsedSince(t0) / (3 * copies);
+      const one = graphMsPerLaunch(
+        stream,
+        t0,
+        t1,
+        (s, i) => kern.launch(Math.ceil(N / 16), 256, [x, W.ptr + BigInt(i * N * K), S, 0n, y, 1, N, K, 0], { stream: s }),
+        copies,
+      );
       const gbs = (N * K) / (one * 1e6);
       lines.push(`${model} ${lin} [${N}x${K}]: ${(one * 1000).toFixed(1)} us, ${gbs.toFixed(0)} GB/s = ${((100 * gbs) / ceiling).toFixed(1)}% of copy`);
       ms += one * spec.layers;

@@ -2,6 +2,9 @@
  * GPU: cuBLASLt GEMM (row-major) against a float64 reference at per-dtype tolerances, for odd
  * shapes, both B layouts, the bias epilogue, beta·C, and fp8 e4m3 on sm_89+.
  */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { assert } from "../harness.ts";
 import { CublasLtGemm, type GemmDtype } from "../../lib/backends/cuda/gemm.ts";
 import { ValidationError } from "../../lib/util/errors.ts";
@@ -396,4 +399,34 @@ gpuTest("per-M tuned GEMM adding into C in place (beta 1, decodeNormFold's resid
     }
   }
   console.log(lines.join("; "));
+});
+
+gpuTest("tuned GEMMs: instances sharing a timing file time a shape once and run the same algorithm (the same bits)", () => {
+  const d = device();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "llmrt-gemm-timing-"));
+  try {
+    // Both exist before either has timed anything (two sessions created together).
+    using first = new CublasLtGemm(d, { tune: true, timingCacheDir: dir });
+    using second = new CublasLtGemm(d, { tune: true, timingCacheDir: dir });
+    const m = 130, n = 2048, k = 2048;
+    using da = d.alloc(m * k * 2);
+    using db = d.alloc(n * k * 2);
+    da.copyFromHost(quantize(seededUniform(2201, m * k), "bf16").bytes);
+    db.copyFromHost(quantize(seededUniform(2202, n * k, -0.05, 0.05), "bf16").bytes);
+    using stream = d.createStream();
+    const rows = (g: CublasLtGemm): Uint16Array => {
+      using dd = d.alloc(m * n * 2);
+      g.run({ m, n, k, dtype: "bf16", a: da, b: db, d: dd, transB: true, stream });
+      stream.synchronize();
+      const h = new Uint16Array(m * n);
+      dd.copyToHost(h);
+      return h;
+    };
+    const a = rows(first), b = rows(second);
+    assert.equal(first.numTuned, 1, "the first instance times the shape");
+    assert.equal(second.numTuned, 0, "the second instance takes the first one's pick");
+    assert.ok(a.every((v, i) => v === b[i]), "the two instances' rows differ");
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -18,6 +18,7 @@ import { Session } from "../../lib/runtime/session.ts";
 import { relL2 } from "../cuda_fake_plans.ts";
 import { assert } from "../harness.ts";
 import { cpuQuantized, expectedDequant, type Fmt, weight } from "../lowbit_ref.ts";
+import { copyCeilingGBs, DECODE_LINEARS, graphMsPerLaunch, L2_FLUSH_BYTES } from "./gemv_timing.ts";
 import { device, fromBf16Bits, gpuTest, seededUniform, step, toBf16Bits } from "./gpu.ts";
 
 const bf16 = (f: ArrayLike<number>): Uint16Array => Uint16Array.from(f as ArrayLike<number>, (v) => toBf16Bits(v));
@@ -94,12 +95,6 @@ for (const fmt of ["int8", "int4", "nvfp4"] as const) {
   });
 }
 
-/** Decode linears per layer: [name, out features, in features]. */
-const MODELS: Record<string, { layers: number; linears: [string, number, number][] }> = {
-  "llama-3.2-1b": { layers: 16, linears: [["qkv", 3072, 2048], ["o", 2048, 2048], ["gate_up", 16384, 2048], ["down", 2048, 8192]] },
-  "llama-3.1-8b": { layers: 32, linears: [["qkv", 6144, 4096], ["o", 4096, 4096], ["gate_up", 28672, 4096], ["down", 4096, 14336]] },
-};
-
 gpuTest("lowbit_gemv_nvfp4_bf16_m1 bandwidth (+ lowbit_act_nvfp4) on 1B/8B linear shapes vs the device-copy ceiling", () => {
   const d = device();
   using mod = loadKernelFile(d, "lowbit.cu");
@@ -108,21 +103,13 @@ gpuTest("lowbit_gemv_nvfp4_bf16_m1 bandwidth (+ lowbit_act_nvfp4) on 1B/8B linea
   using stream = d.createStream();
   using t0 = d.createEvent();
   using t1 = d.createEvent();
-  const copyBytes = 1 << 30;
-  using a = d.alloc(copyBytes);
-  using b = d.alloc(copyBytes);
-  a.fill(1, { stream });
-  t0.record(stream);
-  for (let i = 0; i < 5; i++) b.copyFromDevice(a, copyBytes, { stream });
-  t1.record(stream);
-  t1.synchronize();
-  const ceiling = (2 * copyBytes) / ((t1.elapsedSince(t0) / 5) * 1e6); // GB/s
+  const ceiling = copyCeilingGBs(d, stream, t0, t1);
   const lines = [`device copy ceiling ${ceiling.toFixed(0)} GB/s`];
-  for (const [model, spec] of Object.entries(MODELS)) {
+  for (const [model, spec] of Object.entries(DECODE_LINEARS)) {
     let ms = 0, msAct = 0, bytes = 0;
     for (const [lin, N, K] of spec.linears) {
       const wBytes = (N * K) / 2 + (N * K) / 16; // e2m1 codes + e4m3 block scales
-      const copies = Math.max(1, Math.ceil((256 << 20) / wBytes)); // distinct weights: none stays in L2
+      const copies = Math.max(1, Math.ceil(L2_FLUSH_BYTES / wBytes)); // distinct weights: none stays in L2
       using W = d.alloc(copies * (N * K) / 2);
       using S = d.alloc(copies * (N * K) / 16);
       using x = d.alloc(K * 2);
@@ -131,18 +118,7 @@ gpuTest("lowbit_gemv_nvfp4_bf16_m1 bandwidth (+ lowbit_act_nvfp4) on 1B/8B linea
       W.fill(0x2a, { stream }); // codes 0xa / 0x2: −1, 1
       S.fill(0x38, { stream }); // e4m3 1.0
       x.copyFromHost(bf16(seededUniform(2, K)));
-      const time = (launch: (s: typeof stream, i: number) => void, n: number): number => {
-        const g = stream.capture((s) => {
-          for (let i = 0; i < n; i++) launch(s, i);
-        });
-        g.launch(stream);
-        t0.record(stream);
-        for (let r = 0; r < 3; r++) g.launch(stream);
-        t1.record(stream);
-        t1.synchronize();
-        g.dispose();
-        return t1.elapsedSince(t0) / (3 * n);
-      };
+      const time = (launch: (s: typeof stream, i: number) => void, n: number): number => graphMsPerLaunch(stream, t0, t1, launch, n);
       const one = time(
         (s, i) =>
           kern.launch(Math.ceil(N / 8), 256, [xq, W.ptr + BigInt((i * N * K) / 2), S.ptr + BigInt((i * N * K) / 16), 0n, 0n, y, 1, N, K, 16, 1], { stream: s }),

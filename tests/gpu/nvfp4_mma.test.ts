@@ -17,6 +17,7 @@ import { E2M1_DECODE, nvfp4QuantizeBlocks } from "../../lib/util/e2m1.ts";
 import { E4M3_DECODE } from "../../lib/util/e4m3.ts";
 import { assert } from "../harness.ts";
 import { expectedDequant, weight } from "../lowbit_ref.ts";
+import { copyCeilingGBs, DECODE_LINEARS, graphMsPerLaunch, L2_FLUSH_BYTES } from "./gemv_timing.ts";
 import { device, fromBf16Bits, gpuTest, seededUniform, toBf16Bits } from "./gpu.ts";
 
 const bf16 = (f: ArrayLike<number>): Uint16Array => Uint16Array.from(f as ArrayLike<number>, (v) => toBf16Bits(v));
@@ -369,12 +370,6 @@ gpuTest("nvfp4_rmsnorm_act / nvfp4_silu_mul_act write the bytes rmsnorm_bf16 / a
   }
 });
 
-/** Decode linears per layer: [name, out features, in features]. */
-const MODELS: Record<string, { layers: number; linears: [string, number, number][] }> = {
-  "llama-3.2-1b": { layers: 16, linears: [["qkv", 3072, 2048], ["o", 2048, 2048], ["gate_up", 16384, 2048], ["down", 2048, 8192]] },
-  "llama-3.1-8b": { layers: 32, linears: [["qkv", 6144, 4096], ["o", 4096, 4096], ["gate_up", 28672, 4096], ["down", 4096, 14336]] },
-};
-
 gpuTest("nvfp4_gemv_mma m1 vs lowbit_gemv_nvfp4 m1 (each + its act launch) on 1B / 8B shapes vs the device copy", () => {
   const d = device();
   using old = loadKernelFile(d, "lowbit.cu");
@@ -408,26 +403,17 @@ gpuTest("nvfp4_gemv_mma m1 vs lowbit_gemv_nvfp4 m1 (each + its act launch) on 1B
     using stream = d.createStream();
     using t0 = d.createEvent();
     using t1 = d.createEvent();
-    const copyBytes = 1 << 30;
-    using ca = d.alloc(copyBytes);
-    using cb = d.alloc(copyBytes);
-    ca.fill(1, { stream });
-    cb.copyFromDevice(ca, copyBytes, { stream });
-    t0.record(stream);
-    for (let i = 0; i < 5; i++) cb.copyFromDevice(ca, copyBytes, { stream });
-    t1.record(stream);
-    t1.synchronize();
-    const ceiling = (2 * copyBytes) / ((t1.elapsedSince(t0) / 5) * 1e6);
+    const ceiling = copyCeilingGBs(d, stream, t0, t1);
     console.log(`device copy ceiling ${ceiling.toFixed(0)} GB/s; variants NV_U ${variants.join(", ")}`);
-    // LLMRT_NVFP4_MODELS: only these of MODELS (comma-separated keys; default all).
+    // LLMRT_NVFP4_MODELS: only these of DECODE_LINEARS (comma-separated keys; default all).
     const only = process.env.LLMRT_NVFP4_MODELS?.split(",");
-    for (const [model, spec] of Object.entries(MODELS).filter(([name]) => !only || only.includes(name))) {
+    for (const [model, spec] of Object.entries(DECODE_LINEARS).filter(([name]) => !only || only.includes(name))) {
       // Per token: [lowbit_gemv, lowbit act, mma variants…, act_mma] milliseconds.
       const tot = new Array<number>(3 + variants.length).fill(0);
       let bytes = 0;
       for (const [lin, N, K] of spec.linears) {
         const wBytes = (N * K) / 2 + (N * K) / 16;
-        const copies = Math.max(1, Math.ceil((256 << 20) / wBytes)); // distinct weights: none stays in L2
+        const copies = Math.max(1, Math.ceil(L2_FLUSH_BYTES / wBytes)); // distinct weights: none stays in L2
         using W = d.alloc((copies * N * K) / 2);
         using S = d.alloc((copies * N * K) / 16);
         using x = d.alloc(K * 2);
@@ -437,18 +423,7 @@ gpuTest("nvfp4_gemv_mma m1 vs lowbit_gemv_nvfp4 m1 (each + its act launch) on 1B
         W.fill(0x2a, { stream });
         S.fill(0x38, { stream });
         x.copyFromHost(bf16(seededUniform(2, K)));
-        const time = (launch: (s: typeof stream, i: number) => void, n: number): number => {
-          const g = stream.capture((s) => {
-            for (let i = 0; i < n; i++) launch(s, i);
-          });
-          g.launch(stream);
-          t0.record(stream);
-          for (let r = 0; r < 3; r++) g.launch(stream);
-          t1.record(stream);
-          t1.synchronize();
-          g.dispose();
-          return t1.elapsedSince(t0) / (3 * n);
-        };
+        const time = (launch: (s: typeof stream, i: number) => void, n: number): number => graphMsPerLaunch(stream, t0, t1, launch, n);
         const wOff = (i: number) => W.ptr + BigInt((i * N * K) / 2), sOff = (i: number) => S.ptr + BigInt((i * N * K) / 16);
         const ts = [
           time((s, i) => oldK.launch(Math.ceil(N / 8), 256, [xq, wOff(i), sOff(i), 0n, 0n, y, 1, N, K, 16, 1], { stream: s }), copies),

@@ -215,6 +215,35 @@ function positiveInt(field: string, v: number): void {
 }
 
 /**
+ * The timing caches of this process, by file: every CublasLtGemm with that file (each CUDA session has one) reads and
+ * writes the same picks, so sessions of one engine time a shape once and run the same algorithm, the same bits. (Each
+ * used to load the file when created and time its misses itself, so two sessions created together could time one
+ * decode GEMM of more than 8 rows apart under load and round its rows differently.) Across processes the file is read
+ * again before a shape is timed and before it is written.
+ */
+const SHARED_TIMING = new Map<string, Map<string, number>>();
+
+function sharedTiming(path: string): Map<string, number> {
+  let m = SHARED_TIMING.get(path);
+  if (!m) {
+    m = new Map();
+    SHARED_TIMING.set(path, m);
+    mergeTimingFile(path, m);
+  }
+  return m;
+}
+
+/** Adds the file's picks for keys `m` does not hold (its own picks win); a missing or damaged file adds nothing. */
+function mergeTimingFile(path: string, m: Map<string, number>): void {
+  if (!existsSync(path)) return;
+  try {
+    for (const [k, v] of Object.entries(JSON.parse(readFileSync(path, "utf8")) as Record<string, number>)) if (!m.has(k)) m.set(k, v);
+  } catch {
+    // A damaged cache is re-measured.
+  }
+}
+
+/**
  * A cuBLASLt handle with its workspace and a cache of per-shape plans, owned by a device.
  *
  * @example
@@ -281,14 +310,7 @@ export class CublasLtGemm {
     this.#timingPath = dir === null
       ? null
       : join(dir, `timing-${sha256Hex(device.name, String(device.driverVersion), String(CublasLtGemm.version())).slice(0, 16)}.json`);
-    this.#timing = new Map();
-    if (this.#tune && this.#timingPath && existsSync(this.#timingPath)) {
-      try {
-        for (const [k, v] of Object.entries(JSON.parse(readFileSync(this.#timingPath, "utf8")) as Record<string, number>)) this.#timing.set(k, v);
-      } catch {
-        // A damaged cache is re-measured.
-      }
-    }
+    this.#timing = this.#tune && this.#timingPath ? sharedTiming(this.#timingPath) : new Map();
     positiveInt("workspaceBytes", wsBytes);
     device.bind();
     const lt = cublasLt();
@@ -448,9 +470,21 @@ export class CublasLtGemm {
     if (code !== 0) checkCublas(code, "cublasLtMatmul", `${key}`);
   }
 
-  /** Writes the timing cache (an unwritable folder only costs re-timing). */
+  /**
+   * The timing cache's pick for `key`; on a miss the file is read again first (another process may have timed the
+   * shape since this one loaded it).
+   */
+  #cachedPick(key: string): number | undefined {
+    const hit = this.#timing.get(key);
+    if (hit !== undefined || !this.#timingPath) return hit;
+    mergeTimingFile(this.#timingPath, this.#timing);
+    return this.#timing.get(key);
+  }
+
+  /** Writes the timing cache, with what other processes wrote meanwhile (an unwritable folder only costs re-timing). */
   #saveTiming(): void {
     if (!this.#timingPath) return;
+    mergeTimingFile(this.#timingPath, this.#timing);
     try {
       writeFileAtomic(this.#timingPath, JSON.stringify(Object.fromEntries(this.#timing), null, 0));
     } catch {
@@ -491,7 +525,7 @@ export class CublasLtGemm {
       const [lb, ld] = layouts;
       const cands = this.#heuristic(desc, layoutA, lb, ld, Math.max(INVARIANT_CANDIDATES, 2 * this.#tuneCandidates), `${what} (tuning m=${bucket})`)
         .filter((c) => this.#isNonSplit(c.algo)).slice(0, this.#tuneCandidates);
-      const cached = this.#timing.get(memo);
+      const cached = this.#cachedPick(memo);
       if (cached !== undefined && cached < cands.length && ok(cands[cached].algo)) {
         chosen = cands[cached].algo;
       } else if (cands.length > 0) {
@@ -689,7 +723,7 @@ export class CublasLtGemm {
         if (splitK) candidates = this.#splitVariants(desc, layoutA, layoutB, layoutD, candidates);
         if (this.#tune && !invariant && candidates.length > 1 && io) {
           const timingKey = cold ? `${key}|cold${COLD_CANDIDATES}${splitK ? "sk" : ""}` : key;
-          const cached = this.#timing.get(timingKey);
+          const cached = this.#cachedPick(timingKey);
           if (cached !== undefined && cached < candidates.length) {
             pick = cached;
           } else {

@@ -19,54 +19,10 @@
 //   from decode_attention's fp32 scalar sums by bf16 rounding (not batch-invariant across the two kernels).
 //   shared static 36 KB; no spills (nvcc 13, sm_90).
 #include "common.cuh"
+#include "mma_tile.cuh"
 
 #define DB_ROWS 16  // query heads per block: one m16 tile
 #define DB_WARPS(HD) ((HD) == 128 ? 2 : 4)
-
-__device__ __forceinline__ void dbMma(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ u32 dbSmem(const void* p) {
-  u64 g;
-  asm("cvta.to.shared.u64 %0, %1;" : "=l"(g) : "l"(p));
-  return (u32)g;
-}
-
-/** ldmatrix x4: lane l addresses row l % 8 of 8x8 tile l / 8; plain or transposed. */
-template <bool TRANS>
-__device__ __forceinline__ void dbLdsm(u32 (&r)[4], const bf16_t* p) {
-  const u32 a = dbSmem(p);
-  if (TRANS)
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a) : "memory");
-  else
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a) : "memory");
-}
-
-/** 16 bytes global -> shared, asynchronous; srcBytes 0 writes zeros and reads nothing. */
-__device__ __forceinline__ void dbCp16(bf16_t* dst, const bf16_t* src, int srcBytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dbSmem(dst)), "l"(src), "r"(srcBytes) : "memory");
-}
-__device__ __forceinline__ void dbCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void dbWait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
-
-__device__ __forceinline__ float dbLdcg(const float* p) {
-  float v;
-  asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p));
-  return v;
-}
-
-__device__ __forceinline__ u32 dbPack(float lo, float hi) { return (u32)fromF<bf16_t>(lo) | ((u32)fromF<bf16_t>(hi) << 16); }
-
-/** Element offset of 16-byte chunk c of row r in a [rows, HD] bf16 tile, chunks XOR-swizzled by r % 8 (conflict-free ldmatrix). */
-template <int HD>
-__device__ __forceinline__ int dbSw(int r, int c) { return r * HD + ((c ^ (r & 7)) << 3); }
 
 template <int HD>
 __device__ __forceinline__ void decodeBatchImpl(const bf16_t* qkv, bf16_t* out, bf16_t* kv, const int* positions,
@@ -112,7 +68,7 @@ __device__ __forceinline__ void decodeBatchImpl(const bf16_t* qkv, bf16_t* out, 
       bf16_t* vs = ks + TK * HD;
 #pragma unroll
       for (int j = 0; j < TK * CPR / NT; j++) {
-        const int i = tid + j * NT, r = i / CPR, c = i - r * CPR, key = k0 + r, o = dbSw<HD>(r, c);
+        const int i = tid + j * NT, r = i / CPR, c = i - r * CPR, key = k0 + r, o = swizzle16<HD>(r, c);
         if (key == pos) {
           if (self) {
             *reinterpret_cast<uint4*>(ks + o) = *reinterpret_cast<const uint4*>(kself + c * 8);
@@ -122,10 +78,10 @@ __device__ __forceinline__ void decodeBatchImpl(const bf16_t* qkv, bf16_t* out, 
         }
         const bool ok = key < sHi;
         const bf16_t* src = ok ? kv + kvCacheOffset(table, key, 0, tokensPerBlock, rowWidth) + kvh * HD + c * 8 : kv;
-        dbCp16(ks + o, src, ok ? 16 : 0);
-        dbCp16(vs + o, ok ? src + vStep : kv, ok ? 16 : 0);
+        cpAsync16(ks + o, src, ok ? 16 : 0);
+        cpAsync16(vs + o, ok ? src + vStep : kv, ok ? 16 : 0);
       }
-      dbCommit();
+      cpAsyncCommit();
     };
     issue(sLo, 0, false);  // in flight while RoPE runs
     for (int i = tid; i < HALF; i += NT) {
@@ -144,8 +100,8 @@ __device__ __forceinline__ void decodeBatchImpl(const bf16_t* qkv, bf16_t* out, 
         qa = fromF<bf16_t>(a * cs[i] - b * sn[i]);
         qb = fromF<bf16_t>(b * cs[i] + a * sn[i]);
       }
-      qsm[dbSw<HD>(g, i >> 3) + (i & 7)] = qa;
-      qsm[dbSw<HD>(g, (HALF + i) >> 3) + (i & 7)] = qb;
+      qsm[swizzle16<HD>(g, i >> 3) + (i & 7)] = qa;
+      qsm[swizzle16<HD>(g, (HALF + i) >> 3) + (i & 7)] = qb;
     }
     if (own) {  // the step's own key / value: rotate k, keep both in shared, and (chunk 0) write the cache
       const bf16_t* kr = row + (numHeads + kvh) * HD;
@@ -168,8 +124,8 @@ __device__ __forceinline__ void decodeBatchImpl(const bf16_t* qkv, bf16_t* out, 
     if (own && pos < sLo + TK) {  // patch the own key into the first tile (skipped by its issue)
       const int r = pos - sLo;
       for (int c = tid; c < CPR; c += NT) {
-        *reinterpret_cast<uint4*>(kvs + dbSw<HD>(r, c)) = *reinterpret_cast<const uint4*>(kself + c * 8);
-        *reinterpret_cast<uint4*>(kvs + TK * HD + dbSw<HD>(r, c)) = *reinterpret_cast<const uint4*>(vself + c * 8);
+        *reinterpret_cast<uint4*>(kvs + swizzle16<HD>(r, c)) = *reinterpret_cast<const uint4*>(kself + c * 8);
+        *reinterpret_cast<uint4*>(kvs + TK * HD + swizzle16<HD>(r, c)) = *reinterpret_cast<const uint4*>(vself + c * 8);
       }
     }
     // q as the A operand (16 heads x HD), loaded once.
@@ -177,7 +133,7 @@ __device__ __forceinline__ void decodeBatchImpl(const bf16_t* qkv, bf16_t* out, 
     {
       const int mi = lane >> 3, r = (mi & 1) * 8 + (lane & 7);
 #pragma unroll
-      for (int kk = 0; kk < KSTEPS; kk++) dbLdsm<false>(qa[kk], qsm + dbSw<HD>(r, 2 * kk + (mi >> 1)));
+      for (int kk = 0; kk < KSTEPS; kk++) ldsmX4<false>(qa[kk], qsm + swizzle16<HD>(r, 2 * kk + (mi >> 1)));
     }
     const float qscale = scale * LLMRT_LOG2E;
     float o[DT][4];
@@ -189,9 +145,9 @@ __device__ __forceinline__ void decodeBatchImpl(const bf16_t* qkv, bf16_t* out, 
       const int st = it & 1;
       if (it + 1 < nTiles) {
         issue(sLo + (it + 1) * TK, st ^ 1, true);
-        dbWait<1>();
+        cpAsyncWait<1>();
       } else {
-        dbWait<0>();
+        cpAsyncWait<0>();
       }
       __syncthreads();
       const int kb = sLo + it * TK + warp * 16;  // this warp's first key
@@ -205,9 +161,9 @@ __device__ __forceinline__ void decodeBatchImpl(const bf16_t* qkv, bf16_t* out, 
 #pragma unroll
           for (int kk = 0; kk < KSTEPS; kk++) {
             u32 b[4];
-            dbLdsm<false>(b, ks + dbSw<HD>(r, 2 * kk + (mi & 1)));
-            dbMma(sc[0], qa[kk], b[0], b[1]);
-            dbMma(sc[1], qa[kk], b[2], b[3]);
+            ldsmX4<false>(b, ks + swizzle16<HD>(r, 2 * kk + (mi & 1)));
+            mmaBf16(sc[0], qa[kk], b[0], b[1]);
+            mmaBf16(sc[1], qa[kk], b[2], b[3]);
           }
         }
         float mx0 = -LLMRT_INF, mx1 = -LLMRT_INF;
@@ -242,12 +198,12 @@ __device__ __forceinline__ void decodeBatchImpl(const bf16_t* qkv, bf16_t* out, 
           }
         l0 = l0 * a0 + s0;
         l1 = l1 * a1 + s1;
-        const u32 pa[4] = {dbPack(p[0][0], p[0][1]), dbPack(p[0][2], p[0][3]), dbPack(p[1][0], p[1][1]), dbPack(p[1][2], p[1][3])};
+        const u32 pa[4] = {packBf16(p[0][0], p[0][1]), packBf16(p[0][2], p[0][3]), packBf16(p[1][0], p[1][1]), packBf16(p[1][2], p[1][3])};
         const int r = warp * 16 + (mi & 1) * 8 + (lane & 7);
 #pragma unroll
         for (int d = 0; d < DT; d += 2) {
           u32 b[4];
-          dbLdsm<true>(b, vs + dbSw<HD>(r, d + (mi >> 1)));
+          ldsmX4<true>(b, vs + swizzle16<HD>(r, d + (mi >> 1)));
           o[d][0] *= a0;
           o[d][1] *= a0;
           o[d][2] *= a1;
@@ -256,8 +212,8 @@ __device__ __forceinline__ void decodeBatchImpl(const bf16_t* qkv, bf16_t* out, 
           o[d + 1][1] *= a0;
           o[d + 1][2] *= a1;
           o[d + 1][3] *= a1;
-          dbMma(o[d], pa, b[0], b[1]);
-          dbMma(o[d + 1], pa, b[2], b[3]);
+          mmaBf16(o[d], pa, b[0], b[1]);
+          mmaBf16(o[d + 1], pa, b[2], b[3]);
         }
       }
       __syncthreads();  // the stage is refilled by the next iteration
@@ -324,12 +280,12 @@ __device__ __forceinline__ void decodeBatchImpl(const bf16_t* qkv, bf16_t* out, 
     const long long th = (long long)t * numHeads + h0 + g;
     const float* mlh = partialML + th * numSplits * 2;
     float M = -LLMRT_INF;
-    for (int zz = 0; zz < nz; zz++) M = fmaxf(M, dbLdcg(mlh + zz * 2));
+    for (int zz = 0; zz < nz; zz++) M = fmaxf(M, ldcgF32(mlh + zz * 2));
     float O = 0.f, L = 0.f;
     for (int zz = 0; zz < nz; zz++) {
-      const float w = exp2f(dbLdcg(mlh + zz * 2) - M);
-      O = fmaf(w, dbLdcg(partialO + (th * numSplits + zz) * HD + d), O);
-      L = fmaf(w, dbLdcg(mlh + zz * 2 + 1), L);
+      const float w = exp2f(ldcgF32(mlh + zz * 2) - M);
+      O = fmaf(w, ldcgF32(partialO + (th * numSplits + zz) * HD + d), O);
+      L = fmaf(w, ldcgF32(mlh + zz * 2 + 1), L);
     }
     out[th * HD + d] = fromF<bf16_t>(O / L);
   }
@@ -407,32 +363,6 @@ DECODE_BATCH(128)
 #define DB2_NW(HD, Q8) ((Q8) ? ((HD) == 128 ? DB2_FNW128 : DB2_FNW64) : ((HD) == 128 ? DB2_NW128 : DB2_NW64))
 #define DB2_ST(HD, Q8) ((Q8) ? ((HD) == 128 ? DB2_FST128 : DB2_FST64) : ((HD) == 128 ? DB2_ST128 : DB2_ST64))
 
-__device__ __forceinline__ void db2MmaF16(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-/** f16 bits of x (round to nearest even). */
-__device__ __forceinline__ unsigned short db2H(float x) {
-  unsigned short h;
-  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(x));
-  return h;
-}
-/** Two floats → f16x2 (lo in the low half). */
-__device__ __forceinline__ u32 db2PackH(float lo, float hi) {
-  u32 r;
-  asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-  return r;
-}
-/** Two e4m3 bytes (low byte first) → f16x2 (exact). */
-__device__ __forceinline__ u32 db2E4m3x2(u32 w16) {
-  u32 r;
-  asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(r) : "h"((unsigned short)w16));
-  return r;
-}
-
 /** The token's sequence: t itself when seqStarts says so (decode steps: two loads), else the binary search. */
 __device__ __forceinline__ int db2SeqOf(const int* seqStarts, int numSeqs, int t) {
   if (t < numSeqs && seqStarts[t] == t && seqStarts[t + 1] == t + 1) return t;
@@ -484,12 +414,12 @@ __device__ __forceinline__ void decodeBatch2Impl(const bf16_t* qkv, bf16_t* out,
       const long long th = (long long)t * numHeads + h0 + g;
       const float* mlh = partialML + th * numSplits * 2;
       float M = -LLMRT_INF;
-      for (int zz = 0; zz < nzT; zz++) M = fmaxf(M, dbLdcg(mlh + zz * 2));
+      for (int zz = 0; zz < nzT; zz++) M = fmaxf(M, ldcgF32(mlh + zz * 2));
       float O = 0.f, L = 0.f;
       for (int zz = 0; zz < nzT; zz++) {
-        const float w = exp2f(dbLdcg(mlh + zz * 2) - M);
-        O = fmaf(w, dbLdcg(partialO + (th * numSplits + zz) * HD + d), O);
-        L = fmaf(w, dbLdcg(mlh + zz * 2 + 1), L);
+        const float w = exp2f(ldcgF32(mlh + zz * 2) - M);
+        O = fmaf(w, ldcgF32(partialO + (th * numSplits + zz) * HD + d), O);
+        L = fmaf(w, ldcgF32(mlh + zz * 2 + 1), L);
       }
       out[th * HD + d] = fromF<bf16_t>(O / L);
     }
@@ -577,12 +507,12 @@ __device__ __forceinline__ void decodeBatch2Impl(const bf16_t* qkv, bf16_t* out,
           const unsigned char* src = !ok ? kv
               : slot0 + r < tokensPerBlock ? base0 + (long long)(slot0 + r) * rowWidth * EB + c * 16
               : kv + (kvCacheOffset(table, key, 0, tokensPerBlock, rowWidth) + kvh * HD) * EB + c * 16;
-          const int o = Q8 ? r * ROWB + c * 16 : dbSw<HD>(r, c) * 2;
-          asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dbSmem(ks + o)), "l"(src), "r"(ok ? 16 : 0) : "memory");
-          asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dbSmem(ks + TILEB + o)), "l"(ok ? src + vStepB : src), "r"(ok ? 16 : 0) : "memory");
+          const int o = Q8 ? r * ROWB + c * 16 : swizzle16<HD>(r, c) * 2;
+          asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smemAddr(ks + o)), "l"(src), "r"(ok ? 16 : 0) : "memory");
+          asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smemAddr(ks + TILEB + o)), "l"(ok ? src + vStepB : src), "r"(ok ? 16 : 0) : "memory");
         }
       }
-      dbCommit();
+      cpAsyncCommit();
     };
 #pragma unroll
     for (int i = 0; i < ST; i++) issue(i);  // in flight while RoPE runs
@@ -614,14 +544,14 @@ __device__ __forceinline__ void decodeBatch2Impl(const bf16_t* qkv, bf16_t* out,
           if (g >= Gb) x0 = x1 = 0;
           if (Q8) {
             const float f = qscale * kS;
-            x0 = db2H(fminf(fmaxf(toF(x0) * f, -65504.f), 65504.f));
-            x1 = db2H(fminf(fmaxf(toF(x1) * f, -65504.f), 65504.f));
+            x0 = f16Bits(fminf(fmaxf(toF(x0) * f, -65504.f), 65504.f));
+            x1 = f16Bits(fminf(fmaxf(toF(x1) * f, -65504.f), 65504.f));
           }
           if (e & 1) { ra[e >> 1] |= (u32)x0 << 16; rb[e >> 1] |= (u32)x1 << 16; }
           else { ra[e >> 1] = x0; rb[e >> 1] = x1; }
         }
-        *reinterpret_cast<uint4*>(qsm + dbSw<HD>(g, c)) = uint4{ra[0], ra[1], ra[2], ra[3]};
-        *reinterpret_cast<uint4*>(qsm + dbSw<HD>(g, HC + c)) = uint4{rb[0], rb[1], rb[2], rb[3]};
+        *reinterpret_cast<uint4*>(qsm + swizzle16<HD>(g, c)) = uint4{ra[0], ra[1], ra[2], ra[3]};
+        *reinterpret_cast<uint4*>(qsm + swizzle16<HD>(g, HC + c)) = uint4{rb[0], rb[1], rb[2], rb[3]};
       }
     }
     if (own && tid < HC) {  // the step's own key / value: rotate k, keep both in shared, and (chunk 0) write the cache
@@ -676,7 +606,7 @@ __device__ __forceinline__ void decodeBatch2Impl(const bf16_t* qkv, bf16_t* out,
     {
       const int mi = lane >> 3, r = (mi & 1) * 8 + (lane & 7);
 #pragma unroll
-      for (int kk = 0; kk < KSTEPS; kk++) dbLdsm<false>(qa[kk], qsm + dbSw<HD>(r, 2 * kk + (mi >> 1)));
+      for (int kk = 0; kk < KSTEPS; kk++) ldsmX4<false>(qa[kk], qsm + swizzle16<HD>(r, 2 * kk + (mi >> 1)));
     }
     float o[DT][4];
 #pragma unroll
@@ -685,14 +615,14 @@ __device__ __forceinline__ void decodeBatch2Impl(const bf16_t* qkv, bf16_t* out,
     bf16_t* cvk = reinterpret_cast<bf16_t*>(conv) + (Q8 ? warp * 2 * 16 * HD : 0);
     const int mi = lane >> 3;
     for (int i = 0; i < nW; i++) {
-      dbWait<ST - 1>();  // tile i landed (ST + i groups committed)
+      cpAsyncWait<ST - 1>();  // tile i landed (ST + i groups committed)
       __syncwarp();
       const int k0 = sLo + (warp + i * NW) * 16;
       unsigned char* st = myRing + (i % ST) * STAGEB;
       if (own && pos >= k0 && pos < k0 + 16) {  // patch the own key / value in
         const int r = pos - k0;
         for (int c = lane; c < CPR; c += 32) {
-          const int o2 = Q8 ? r * ROWB + c * 16 : dbSw<HD>(r, c) * 2;
+          const int o2 = Q8 ? r * ROWB + c * 16 : swizzle16<HD>(r, c) * 2;
           *reinterpret_cast<uint4*>(st + o2) = *reinterpret_cast<const uint4*>(kself + c * 16);
           *reinterpret_cast<uint4*>(st + TILEB + o2) = *reinterpret_cast<const uint4*>(vself + c * 16);
         }
@@ -705,13 +635,13 @@ __device__ __forceinline__ void decodeBatch2Impl(const bf16_t* qkv, bf16_t* out,
           const int idx = lane + j * 32, w = idx / (16 * CPR), rem = idx - w * 16 * CPR, r = rem / CPR, c = rem - r * CPR;
           const uint4 b = *reinterpret_cast<const uint4*>(st + w * TILEB + r * ROWB + c * 16);
           uint4 h0v, h1v;
-          h0v.x = db2E4m3x2(b.x & 0xffffu); h0v.y = db2E4m3x2(b.x >> 16);
-          h0v.z = db2E4m3x2(b.y & 0xffffu); h0v.w = db2E4m3x2(b.y >> 16);
-          h1v.x = db2E4m3x2(b.z & 0xffffu); h1v.y = db2E4m3x2(b.z >> 16);
-          h1v.z = db2E4m3x2(b.w & 0xffffu); h1v.w = db2E4m3x2(b.w >> 16);
+          h0v.x = e4m3x2ToF16x2(b.x & 0xffffu); h0v.y = e4m3x2ToF16x2(b.x >> 16);
+          h0v.z = e4m3x2ToF16x2(b.y & 0xffffu); h0v.w = e4m3x2ToF16x2(b.y >> 16);
+          h1v.x = e4m3x2ToF16x2(b.z & 0xffffu); h1v.y = e4m3x2ToF16x2(b.z >> 16);
+          h1v.z = e4m3x2ToF16x2(b.w & 0xffffu); h1v.w = e4m3x2ToF16x2(b.w >> 16);
           bf16_t* dst = cvk + w * 16 * HD;
-          *reinterpret_cast<uint4*>(dst + dbSw<HD>(r, 2 * c)) = h0v;
-          *reinterpret_cast<uint4*>(dst + dbSw<HD>(r, 2 * c + 1)) = h1v;
+          *reinterpret_cast<uint4*>(dst + swizzle16<HD>(r, 2 * c)) = h0v;
+          *reinterpret_cast<uint4*>(dst + swizzle16<HD>(r, 2 * c + 1)) = h1v;
         }
         __syncwarp();
         ks = cvk;
@@ -725,13 +655,13 @@ __device__ __forceinline__ void decodeBatch2Impl(const bf16_t* qkv, bf16_t* out,
 #pragma unroll
         for (int kk = 0; kk < KSTEPS; kk++) {
           u32 b[4];
-          dbLdsm<false>(b, ks + dbSw<HD>(r, 2 * kk + (mi & 1)));
+          ldsmX4<false>(b, ks + swizzle16<HD>(r, 2 * kk + (mi & 1)));
           if (Q8) {
-            db2MmaF16(sc[0], qa[kk], b[0], b[1]);
-            db2MmaF16(sc[1], qa[kk], b[2], b[3]);
+            mmaF16(sc[0], qa[kk], b[0], b[1]);
+            mmaF16(sc[1], qa[kk], b[2], b[3]);
           } else {
-            dbMma(sc[0], qa[kk], b[0], b[1]);
-            dbMma(sc[1], qa[kk], b[2], b[3]);
+            mmaBf16(sc[0], qa[kk], b[0], b[1]);
+            mmaBf16(sc[1], qa[kk], b[2], b[3]);
           }
         }
       }
@@ -770,17 +700,17 @@ __device__ __forceinline__ void decodeBatch2Impl(const bf16_t* qkv, bf16_t* out,
       l1 = l1 * a1 + s1;
       u32 pa[4];
       if (Q8) {
-        pa[0] = db2PackH(p[0][0], p[0][1]); pa[1] = db2PackH(p[0][2], p[0][3]);
-        pa[2] = db2PackH(p[1][0], p[1][1]); pa[3] = db2PackH(p[1][2], p[1][3]);
+        pa[0] = packF16(p[0][0], p[0][1]); pa[1] = packF16(p[0][2], p[0][3]);
+        pa[2] = packF16(p[1][0], p[1][1]); pa[3] = packF16(p[1][2], p[1][3]);
       } else {
-        pa[0] = dbPack(p[0][0], p[0][1]); pa[1] = dbPack(p[0][2], p[0][3]);
-        pa[2] = dbPack(p[1][0], p[1][1]); pa[3] = dbPack(p[1][2], p[1][3]);
+        pa[0] = packBf16(p[0][0], p[0][1]); pa[1] = packBf16(p[0][2], p[0][3]);
+        pa[2] = packBf16(p[1][0], p[1][1]); pa[3] = packBf16(p[1][2], p[1][3]);
       }
       const int r = (mi & 1) * 8 + (lane & 7);
 #pragma unroll
       for (int d = 0; d < DT; d += 2) {
         u32 b[4];
-        dbLdsm<true>(b, vs + dbSw<HD>(r, d + (mi >> 1)));
+        ldsmX4<true>(b, vs + swizzle16<HD>(r, d + (mi >> 1)));
         o[d][0] *= a0;
         o[d][1] *= a0;
         o[d][2] *= a1;
@@ -790,17 +720,17 @@ __device__ __forceinline__ void decodeBatch2Impl(const bf16_t* qkv, bf16_t* out,
         o[d + 1][2] *= a1;
         o[d + 1][3] *= a1;
         if (Q8) {
-          db2MmaF16(o[d], pa, b[0], b[1]);
-          db2MmaF16(o[d + 1], pa, b[2], b[3]);
+          mmaF16(o[d], pa, b[0], b[1]);
+          mmaF16(o[d + 1], pa, b[2], b[3]);
         } else {
-          dbMma(o[d], pa, b[0], b[1]);
-          dbMma(o[d + 1], pa, b[2], b[3]);
+          mmaBf16(o[d], pa, b[0], b[1]);
+          mmaBf16(o[d + 1], pa, b[2], b[3]);
         }
       }
       __syncwarp();  // the stage (and the f16 tile) are refilled next
       issue(i + ST);
     }
-    dbWait<0>();  // empty trailing groups
+    cpAsyncWait<0>();  // empty trailing groups
     // Merge the warps: per-warp (m, l, o) of rows < Gb into shared memory (the rings are free once all warps are here).
     l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
     l0 += __shfl_xor_sync(0xffffffffu, l0, 2);

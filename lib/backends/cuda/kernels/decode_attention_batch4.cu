@@ -25,6 +25,7 @@
 //   batchAttention4Threads); counters int [numTokens * gridDim.x]; otherwise as decode_attention_batch.
 #include "common.cuh"
 #include "kv_fp8.cuh"
+#include "mma_tile.cuh"
 
 #define DB4_ROWS 8  // query heads per block: the n8 columns
 #define COMMA_SCALES , const float* kvScales
@@ -110,40 +111,10 @@
 #endif
 #define DB4_CFG(P, HD, Q8) ((Q8) ? ((HD) == 128 ? DB4_F##P##128 : DB4_F##P##64) : ((HD) == 128 ? DB4_##P##128 : DB4_##P##64))
 
-__device__ __forceinline__ void db4MmaBf16(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-__device__ __forceinline__ void db4MmaF16(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 template <bool Q8>
 __device__ __forceinline__ void db4Mma(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
-  if (Q8) db4MmaF16(d, a, b0, b1);
-  else db4MmaBf16(d, a, b0, b1);
-}
-
-__device__ __forceinline__ u32 db4Smem(const void* p) {
-  u64 g;
-  asm("cvta.to.shared.u64 %0, %1;" : "=l"(g) : "l"(p));
-  return (u32)g;
-}
-
-/** ldmatrix x4: lane l addresses row l % 8 of 8x8 matrix l / 8; plain or transposed. */
-template <bool TRANS>
-__device__ __forceinline__ void db4Ldsm(u32 (&r)[4], const void* p) {
-  const u32 a = db4Smem(p);
-  if (TRANS)
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a) : "memory");
-  else
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a) : "memory");
+  if (Q8) mmaF16(d, a, b0, b1);
+  else mmaBf16(d, a, b0, b1);
 }
 
 /** The transpose of an 8x8 b16 matrix in mma fragment layout (lane: row lane / 4, columns 2 (lane % 4) + {0, 1}). */
@@ -153,32 +124,10 @@ __device__ __forceinline__ u32 db4Trans(u32 x) {
   return r;
 }
 
-__device__ __forceinline__ u32 db4PackBf(float lo, float hi) { return (u32)fromF<bf16_t>(lo) | ((u32)fromF<bf16_t>(hi) << 16); }
-__device__ __forceinline__ u32 db4PackH(float lo, float hi) {
-  u32 r;
-  asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-  return r;
-}
-__device__ __forceinline__ unsigned short db4H(float x) {
-  unsigned short h;
-  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(x));
-  return h;
-}
-/** Two e4m3 bytes (the low 16 bits of w, low byte first) → f16x2 (exact). */
-__device__ __forceinline__ u32 db4E4m3x2(u32 w) {
-  u32 r;
-  asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(r) : "h"((unsigned short)(w & 0xffffu)));
-  return r;
-}
 __device__ __forceinline__ u32 db4Prmt(u32 a, u32 b, u32 sel) {
   u32 r;
   asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(sel));
   return r;
-}
-__device__ __forceinline__ float db4Ldcg(const float* p) {
-  float v;
-  asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p));
-  return v;
 }
 __device__ __forceinline__ void db4MbInit(u32 bar, u32 count) { asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory"); }
 /** Waits for phase `parity` of an mbarrier; traps after ~2^26 polls (a hang becomes an error). */
@@ -200,10 +149,6 @@ __device__ __forceinline__ void db4Bulk(u32 dst, const void* src, u32 bytes, u32
   asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst), "l"(src), "r"(bytes), "r"(bar)
                : "memory");
 }
-
-/** Element offset of 16-byte chunk c of row r in a [rows, HD] bf16 tile, chunks XOR-swizzled by r % 8. */
-template <int HD>
-__device__ __forceinline__ int db4Sw(int r, int c) { return r * HD + ((c ^ (r & 7)) << 3); }
 
 /**
  * Head dim of o[mt][2 * hi + e]'s rows for this lane (g4 = lane / 4): bf16 dims 16 mt + g4 (+ 8); e4m3 (the
@@ -265,7 +210,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   __shared__ int amLast;
   __shared__ __align__(8) unsigned long long bars[TMA ? NW * ST : 1];  // TMA: one mbarrier a warp stage
   // Byte offset of 16-byte chunk c of row r in a K / V tile.
-  auto rb = [](int r, int c) { return PAD ? r * RS + c * 16 : db4Sw<HD>(r, c) * 2; };
+  auto rb = [](int r, int c) { return PAD ? r * RS + c * 16 : swizzle16<HD>(r, c) * 2; };
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g4 = lane >> 2, c4 = lane & 3;
   const int t = blockIdx.y, z = blockIdx.z, numSplits = gridDim.z;
@@ -292,12 +237,12 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
         const long long th = (long long)t * numHeads + h0 + g;
         const float* mlh = partialML + th * numSplits * 2;
         float M = -LLMRT_INF;
-        for (int zz = 0; zz < nzT; zz++) M = fmaxf(M, db4Ldcg(mlh + zz * 2));
+        for (int zz = 0; zz < nzT; zz++) M = fmaxf(M, ldcgF32(mlh + zz * 2));
         float O = 0.f, L = 0.f;
         for (int zz = 0; zz < nzT; zz++) {
-          const float w = exp2f(db4Ldcg(mlh + zz * 2) - M);
-          O = fmaf(w, db4Ldcg(partialO + (th * numSplits + zz) * HD + d), O);
-          L = fmaf(w, db4Ldcg(mlh + zz * 2 + 1), L);
+          const float w = exp2f(ldcgF32(mlh + zz * 2) - M);
+          O = fmaf(w, ldcgF32(partialO + (th * numSplits + zz) * HD + d), O);
+          L = fmaf(w, ldcgF32(mlh + zz * 2 + 1), L);
         }
         if constexpr (QO) reinterpret_cast<unsigned char*>(out)[th * HD + d] = (unsigned char)db4E4m3x2(db4QDiv(O / L, actScale, qoInv), 0.f);
         else out[th * HD + d] = fromF<bf16_t>(O / L);
@@ -399,7 +344,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
         if constexpr (TMA) {
           // Row idx = lane + 32 j: K (idx < KEYS) or V row r = idx % KEYS. Keys past the split are zeroed here (their p
           // is 0, and 0 · garbage could be NaN); the own key is patched in before use.
-          const u32 bar = db4Smem(&bars[warp * ST + i % ST]);
+          const u32 bar = smemAddr(&bars[warp * ST + i % ST]);
           u32 bytes = 0;
 #pragma unroll
           for (int j = 0; j < 2 * KEYS / 32; j++) {
@@ -417,7 +362,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
             } else if (key != pos) {
               const unsigned char* src = slot0 + r < tokensPerBlock ? base0 + (long long)(slot0 + r) * rowWidth * EB
                                                                     : kv + (kvCacheOffset(table, key, 0, tokensPerBlock, rowWidth) + kvhOf(it) * HD) * EB;
-              db4Bulk(db4Smem(dst), w ? src + vStepB : src, ROWB, bar);
+              db4Bulk(smemAddr(dst), w ? src + vStepB : src, ROWB, bar);
             }
           }
         } else if (DB4_FAST && slot0 + KEYS <= tokensPerBlock && k0 + KEYS <= sHi && (pos < k0 || pos >= k0 + KEYS)) {
@@ -429,8 +374,8 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
 #pragma unroll
           for (int j = 0; j < KEYS / RPJ; j++, src += rstep) {
             const int o = rb(r0 + RPJ * j, c);
-            asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(db4Smem(ks + o)), "l"(src) : "memory");
-            asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(db4Smem(ks + TILEB + o)), "l"(src + vStepB) : "memory");
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smemAddr(ks + o)), "l"(src) : "memory");
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smemAddr(ks + TILEB + o)), "l"(src + vStepB) : "memory");
           }
         } else {
 #pragma unroll
@@ -442,8 +387,8 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
                 : slot0 + r < tokensPerBlock ? base0 + (long long)(slot0 + r) * rowWidth * EB + c * 16
                 : kv + (kvCacheOffset(table, key, 0, tokensPerBlock, rowWidth) + kvhOf(it) * HD) * EB + c * 16;
             const int o = rb(r, c);
-            asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(db4Smem(ks + o)), "l"(src), "r"(ok ? 16 : 0) : "memory");
-            asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(db4Smem(ks + TILEB + o)), "l"(ok ? src + vStepB : src), "r"(ok ? 16 : 0) : "memory");
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smemAddr(ks + o)), "l"(src), "r"(ok ? 16 : 0) : "memory");
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smemAddr(ks + TILEB + o)), "l"(ok ? src + vStepB : src), "r"(ok ? 16 : 0) : "memory");
           }
         }
       }
@@ -451,7 +396,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
     };
     if (TMA) {
       if (lane == 0) {
-        for (int j = 0; j < ST; j++) db4MbInit(db4Smem(&bars[warp * ST + j]), 1);
+        for (int j = 0; j < ST; j++) db4MbInit(smemAddr(&bars[warp * ST + j]), 1);
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
       }
       __syncwarp();
@@ -516,14 +461,14 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
           bf16_t x0 = fromF<bf16_t>(a * cs[i] - b * sn[i]), x1 = fromF<bf16_t>(b * cs[i] + a * sn[i]);
           if (!live) x0 = x1 = 0;
           if (Q8) {
-            x0 = db4H(fminf(fmaxf(toF(x0) * f, -65504.f), 65504.f));
-            x1 = db4H(fminf(fmaxf(toF(x1) * f, -65504.f), 65504.f));
+            x0 = f16Bits(fminf(fmaxf(toF(x0) * f, -65504.f), 65504.f));
+            x1 = f16Bits(fminf(fmaxf(toF(x1) * f, -65504.f), 65504.f));
           }
           if (e & 1) { ra[e >> 1] |= (u32)x0 << 16; rb2[e >> 1] |= (u32)x1 << 16; }
           else { ra[e >> 1] = x0; rb2[e >> 1] = x1; }
         }
-        *reinterpret_cast<uint4*>(qsm[it] + db4Sw<HD>(g, c)) = uint4{ra[0], ra[1], ra[2], ra[3]};
-        *reinterpret_cast<uint4*>(qsm[it] + db4Sw<HD>(g, HC + c)) = uint4{rb2[0], rb2[1], rb2[2], rb2[3]};
+        *reinterpret_cast<uint4*>(qsm[it] + swizzle16<HD>(g, c)) = uint4{ra[0], ra[1], ra[2], ra[3]};
+        *reinterpret_cast<uint4*>(qsm[it] + swizzle16<HD>(g, HC + c)) = uint4{rb2[0], rb2[1], rb2[2], rb2[3]};
       }
     }
 #pragma unroll
@@ -572,8 +517,8 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
           u32 c2[4], d2[4];
 #pragma unroll
           for (int e = 0; e < 8; e += 2) {
-            c2[e >> 1] = db4PackBf(rsS(toF((bf16_t)(wc[e >> 1] & 0xffffu))), rsS(toF((bf16_t)(wc[e >> 1] >> 16))));
-            d2[e >> 1] = db4PackBf(rsS(toF((bf16_t)(wd[e >> 1] & 0xffffu))), rsS(toF((bf16_t)(wd[e >> 1] >> 16))));
+            c2[e >> 1] = packBf16(rsS(toF((bf16_t)(wc[e >> 1] & 0xffffu))), rsS(toF((bf16_t)(wc[e >> 1] >> 16))));
+            d2[e >> 1] = packBf16(rsS(toF((bf16_t)(wd[e >> 1] & 0xffffu))), rsS(toF((bf16_t)(wd[e >> 1] >> 16))));
           }
           vC[j] = uint4{c2[0], c2[1], c2[2], c2[3]};
           vD[j] = uint4{d2[0], d2[1], d2[2], d2[3]};
@@ -599,8 +544,8 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
 #pragma unroll
       for (int kk = 0; kk < KSTEPS; kk++) {
         const int d0 = Q8 ? c4 * (HD / 4) + 4 * kk : 16 * kk + 2 * c4, d1 = Q8 ? d0 + 2 : d0 + 8;
-        qb[kk][0] = *reinterpret_cast<const u32*>(qsm[it] + db4Sw<HD>(g4, d0 >> 3) + (d0 & 7));
-        qb[kk][1] = *reinterpret_cast<const u32*>(qsm[it] + db4Sw<HD>(g4, d1 >> 3) + (d1 & 7));
+        qb[kk][0] = *reinterpret_cast<const u32*>(qsm[it] + swizzle16<HD>(g4, d0 >> 3) + (d0 & 7));
+        qb[kk][1] = *reinterpret_cast<const u32*>(qsm[it] + swizzle16<HD>(g4, d1 >> 3) + (d1 & 7));
       }
       float o[MT][4];
 #pragma unroll
@@ -609,7 +554,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
       float mA = -LLMRT_INF, mB = -LLMRT_INF, lA = 0.f, lB = 0.f;
       for (int ti = 0; ti < nW; ti++) {
         const int i = it * nW + ti;
-        if (TMA) db4MbWait(db4Smem(&bars[warp * ST + i % ST]), (i / ST) & 1);
+        if (TMA) db4MbWait(smemAddr(&bars[warp * ST + i % ST]), (i / ST) & 1);
         else asm volatile("cp.async.wait_group %0;\n" ::"n"(ST - 1) : "memory");  // tile i landed (ST + i groups committed)
         __syncwarp();
         const int k0 = sLo + (warp + ti * NW) * KEYS;
@@ -643,7 +588,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
             }
 #pragma unroll
             for (int kk = 0; kk < KSTEPS; kk++) {
-              const u32 a[4] = {db4E4m3x2(w0[kk]), db4E4m3x2(w1[kk]), db4E4m3x2(w0[kk] >> 16), db4E4m3x2(w1[kk] >> 16)};
+              const u32 a[4] = {e4m3x2ToF16x2(w0[kk]), e4m3x2ToF16x2(w1[kk]), e4m3x2ToF16x2(w0[kk] >> 16), e4m3x2ToF16x2(w1[kk] >> 16)};
               db4Mma<true>(sc[u], a, qb[kk][0], qb[kk][1]);
             }
           } else {
@@ -651,7 +596,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
 #pragma unroll
             for (int kk = 0; kk < KSTEPS; kk++) {
               u32 a[4];
-              db4Ldsm<false>(a, ks + rb(r, 2 * kk + (mi >> 1)));
+              ldsmX4<false>(a, ks + rb(r, 2 * kk + (mi >> 1)));
               db4Mma<false>(sc[u], a, qb[kk][0], qb[kk][1]);
             }
           }
@@ -684,8 +629,8 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
           const float p0 = exp2f(sc[u][0] - nA), p1 = exp2f(sc[u][1] - nB), p2 = exp2f(sc[u][2] - nA), p3 = exp2f(sc[u][3] - nB);
           sA += p0 + p2;
           sB += p1 + p3;
-          pb[u][0] = db4Trans(Q8 ? db4PackH(p0, p1) : db4PackBf(p0, p1));  // keys 2 c4, + 1 of head g4
-          pb[u][1] = db4Trans(Q8 ? db4PackH(p2, p3) : db4PackBf(p2, p3));  // keys 8 + 2 c4, + 1
+          pb[u][0] = db4Trans(Q8 ? packF16(p0, p1) : packBf16(p0, p1));  // keys 2 c4, + 1 of head g4
+          pb[u][1] = db4Trans(Q8 ? packF16(p2, p3) : packBf16(p2, p3));  // keys 8 + 2 c4, + 1
         }
         lA = lA * aA + sA;
         lB = lB * aB + sB;
@@ -721,8 +666,8 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
               // Word j holds dims 4j .. 4j + 3 of the lane's run: m tiles 2j (dims 4j, 4j + 1) and 2j + 1 (4j + 2, 4j + 3).
               const u32 lo01 = db4Prmt(w[0][j], w[1][j], 0x5140), hi01 = db4Prmt(w[0][j], w[1][j], 0x7362);
               const u32 lo89 = db4Prmt(w[2][j], w[3][j], 0x5140), hi89 = db4Prmt(w[2][j], w[3][j], 0x7362);
-              const u32 a0[4] = {db4E4m3x2(lo01), db4E4m3x2(lo01 >> 16), db4E4m3x2(lo89), db4E4m3x2(lo89 >> 16)};
-              const u32 a1[4] = {db4E4m3x2(hi01), db4E4m3x2(hi01 >> 16), db4E4m3x2(hi89), db4E4m3x2(hi89 >> 16)};
+              const u32 a0[4] = {e4m3x2ToF16x2(lo01), e4m3x2ToF16x2(lo01 >> 16), e4m3x2ToF16x2(lo89), e4m3x2ToF16x2(lo89 >> 16)};
+              const u32 a1[4] = {e4m3x2ToF16x2(hi01), e4m3x2ToF16x2(hi01 >> 16), e4m3x2ToF16x2(hi89), e4m3x2ToF16x2(hi89 >> 16)};
               db4Mma<true>(o[2 * j], a0, pb[u][0], pb[u][1]);
               db4Mma<true>(o[2 * j + 1], a1, pb[u][0], pb[u][1]);
             }
@@ -731,7 +676,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
 #pragma unroll
             for (int mt = 0; mt < MT; mt++) {
               u32 a[4];
-              db4Ldsm<true>(a, vs + rb(r, 2 * mt + (mi & 1)));
+              ldsmX4<true>(a, vs + rb(r, 2 * mt + (mi & 1)));
               db4Mma<false>(o[mt], a, pb[u][0], pb[u][1]);
             }
           }

@@ -594,19 +594,23 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
 #define FW_DYN_SMEM(NAME) unsigned char* NAME = llmrtEmuDynSmem()
 #endif
 // FW_ENTRY(name, head dim, warpgroups, keys per tile, stages, OVL); 128 threads a warpgroup. FW_ENTRY_MB: with a minimum of
-// MB resident blocks per SM (__launch_bounds__: registers capped at 65536 / (128 NWG MB)).
-#define FW_ENTRY_MB(NAME, HD, NWG, BN, NS, OVL, MB) FW_ENTRY_MBT(NAME, HD, NWG, BN, NS, OVL, MB, false)
-#define FW_ENTRY_MBT(NAME, HD, NWG, BN, NS, OVL, MB, FT)                                                           \
+// MB resident blocks per SM (__launch_bounds__: registers capped at 65536 / (128 NWG MB)). FW_ENTRY_OF: the one shape of
+// every entry point; FT: the block-wide query-tile lookup (prefillTileScan); PRE runs first (FW_PDL or nothing),
+// EXTRA_PARAMS / EXTRA_ARGS append parameters (each led by a comma).
+#define FW_ENTRY_OF(NAME, HD, NWG, BN, NS, OVL, MB, FT, PRE, EXTRA_PARAMS, EXTRA_ARGS)                              \
   extern "C" __global__ void __launch_bounds__(128 * NWG, MB) NAME(const bf16_t* q, bf16_t* out, const bf16_t* kvCache, \
       const int* positions, const int* seqStarts, const int* blockTables, int numTokens, int numSeqs, int numHeads,  \
-      int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale, int window) {                            \
+      int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale, int window EXTRA_PARAMS) {               \
     FW_DYN_SMEM(fwDyn);                                                                                               \
     (void)numTokens;                                                                                                 \
-    pdlWait(); /* q / the KV cache are the previous kernel's (prefillPdl; a no-op without PDL) */                    \
-    pdlLaunchDependents();                                                                                           \
+    PRE                                                                                                              \
     flashWgImpl<HD, NWG, BN, NS, OVL, FT>(q, out, kvCache, positions, seqStarts, blockTables, numSeqs, numHeads,    \
-                                            numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, fwDyn);      \
+                                            numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, fwDyn EXTRA_ARGS); \
   }
+// q / the KV cache are the previous kernel's (prefillPdl; a no-op without PDL).
+#define FW_PDL pdlWait(); pdlLaunchDependents();
+#define FW_ENTRY_MB(NAME, HD, NWG, BN, NS, OVL, MB) FW_ENTRY_MBT(NAME, HD, NWG, BN, NS, OVL, MB, false)
+#define FW_ENTRY_MBT(NAME, HD, NWG, BN, NS, OVL, MB, FT) FW_ENTRY_OF(NAME, HD, NWG, BN, NS, OVL, MB, FT, FW_PDL, , )
 #define FW_ENTRY(NAME, HD, NWG, BN, NS, OVL) FW_ENTRY_MB(NAME, HD, NWG, BN, NS, OVL, 1)
 #if LLMRT_KERNEL(flash_prefill_wg_bf16_hd64)
 FW_ENTRY(flash_prefill_wg_bf16_hd64, 64, 2, 64, 3, false)
@@ -618,18 +622,11 @@ FW_ENTRY(flash_prefill_wg_bf16_hd128, 128, 3, 64, 3, true)
 // xq): extern "C" __global__ void flash_prefill_wg_q8_bf16_hd{64|128}(...flash_prefill_wg_bf16_hd*'s parameters (out not
 // written)..., unsigned char* xq, float* xqScale, float actScale): the e4m3 bytes and row scales fp8_quantize_bf16 writes
 // from the entry point's output with a static scale actScale.
+#define FW_XQ_PARAMS , unsigned char *xq, float *xqScale, float actScale
+#define FW_XQ_ARGS , xq, xqScale, actScale
+// Not in kernel_signatures.ts PREFILL_PDL_FAMILIES (never a programmatic dependent launch): no pdlWait.
 #define FW_ENTRY_Q8(NAME, HD, NWG, BN, NS, OVL) FW_ENTRY_Q8T(NAME, HD, NWG, BN, NS, OVL, false)
-#define FW_ENTRY_Q8T(NAME, HD, NWG, BN, NS, OVL, FT)                                                                \
-  extern "C" __global__ void __launch_bounds__(128 * NWG, 1) NAME(const bf16_t* q, bf16_t* out, const bf16_t* kvCache, \
-      const int* positions, const int* seqStarts, const int* blockTables, int numTokens, int numSeqs, int numHeads,  \
-      int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale, int window, unsigned char* xq,            \
-      float* xqScale, float actScale) {                                                                              \
-    FW_DYN_SMEM(fwDyn);                                                                                               \
-    (void)numTokens;                                                                                                 \
-    flashWgImpl<HD, NWG, BN, NS, OVL, FT>(q, out, kvCache, positions, seqStarts, blockTables, numSeqs, numHeads,    \
-                                            numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, fwDyn, xq, xqScale, \
-                                            actScale);                                                               \
-  }
+#define FW_ENTRY_Q8T(NAME, HD, NWG, BN, NS, OVL, FT) FW_ENTRY_OF(NAME, HD, NWG, BN, NS, OVL, 1, FT, , FW_XQ_PARAMS, FW_XQ_ARGS)
 #if LLMRT_KERNEL(flash_prefill_wg_q8_bf16_hd64)
 FW_ENTRY_Q8(flash_prefill_wg_q8_bf16_hd64, 64, 2, 64, 3, false)
 #endif
