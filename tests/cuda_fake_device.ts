@@ -374,8 +374,6 @@ export interface FakeSessionOptions {
   readonly gemmResidual?: boolean;
   /** LaunchEnv.gemvXPre: fused decode GEMVs of ≤ 2 rows on gemv_fused*_xpre. */
   readonly gemvXPre?: boolean;
-  /** CudaSessionOptions.decodeArgmax: LaunchEnv.argmaxKeys allocated (zero), the lm_head folds the greedy argmax in. */
-  readonly decodeArgmax?: boolean;
   /** LaunchEnv.fp8DecodeAttention: fused decode steps over a quantized KV cache on decode_attention_{fp8kv|int8kv}. */
   readonly fp8DecodeAttention?: boolean;
   /** fp8FlashPrefill: a quantized cache gets a bf16 shadow layer (LaunchEnv.kvShadow) for the flash prefill kernels. */
@@ -388,10 +386,6 @@ export interface FakeSessionOptions {
   readonly quantTailNorm?: boolean;
   /** LaunchEnv.quantGemvFast (the 16-row quantized GEMVs as quant_gemv_fast*). */
   readonly quantGemvFast?: boolean;
-  /** CudaSessionOptions.quantGemvWide (LaunchEnv.quantGemvWideTiles = 2 · sms). */
-  readonly quantGemvWide?: boolean;
-  /** LaunchEnv.quantGemvNarrowTiles = 1 (every launch with quantGemvFast but the _norm ones on quant_gemv_fast4*). */
-  readonly quantGemvNarrow?: boolean;
   /** LaunchEnv.nvfp4Mma: NVFP4 linears that fit uploaded tiled (nvfp4_tiles.ts) and run nvfp4_mma.cu's stand-ins. */
   readonly nvfp4Mma?: boolean;
   /** LaunchEnv.nvfp4GemvK32 (with nvfp4Mma): one-row NVFP4 GEMVs on nvfp4_gemv_k32's stand-ins. */
@@ -531,7 +525,6 @@ export class FakeCudaSession {
       gemvSplitK: opts.gemvSplitK,
       gemmResidual: opts.gemmResidual,
       ...(opts.gemvXPre ? { gemvXPre: true } : {}),
-      ...(opts.decodeArgmax ? { argmaxKeys: mem.alloc(8 * 64 * 8) } : {}),
       fp8DecodeAttention: opts.fp8DecodeAttention,
       // A bf16 layer of the cache's shape (as CudaKvCache.shadow).
       ...(opts.fp8FlashPrefill && a.kvCache ? { kvShadow: mem.alloc((numBlocks + 1) * 2 * bs * a.numKvHeads * a.headDim * 2) } : {}),
@@ -540,8 +533,6 @@ export class FakeCudaSession {
       decodeCounters: mem.alloc(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4),
       ...(opts.quantTailNorm ? { quantTailNorm: true, quantNormScratch: mem.alloc(8 * Math.ceil(a.hiddenSize / 16) * 4) } : {}),
       ...(opts.quantGemvFast ? { quantGemvFast: true } : {}),
-      ...(opts.quantGemvWide ? { quantGemvWideTiles: 2 * this.sms } : {}),
-      ...(opts.quantGemvNarrow ? { quantGemvNarrowTiles: 1 } : {}),
       quantScratch: scratch > 0 ? mem.alloc(scratch) : undefined,
       fp8Scratch: fp8 ? mem.alloc(fp8.bytes) : undefined,
       lowbitScratch: lowbit ? mem.alloc(lowbit.bytes) : undefined,
@@ -774,57 +765,6 @@ function sampleStandIn(mem: FakeMemory, l: KernelLaunch): void {
   };
   const lg = mem.f32(logits, R * V), ids = mem.i32(outIds, R);
   for (let r = 0; r < R; r++) ids[r] = sampleRow(lg, r * V, V, p, r);
-}
-
-/** gemv.cu gfArgKey: the order bits of logit v << 32 | ~i (larger: larger value, then lower index); 0n for NaN. */
-function argKey(v: number, i: number): bigint {
-  if (Number.isNaN(v)) return 0n;
-  const f = new Float32Array([v]);
-  let u = new Uint32Array(f.buffer)[0];
-  if (((u << 1) >>> 0) === 0) u = 0;
-  const k = u & 0x80000000 ? ~u >>> 0 : (u | 0x80000000) >>> 0;
-  return (BigInt(k) << 32n) | BigInt((0xffffffff - i) >>> 0);
-}
-
-/** u64 key `r` of a keys buffer (two u32 words, little-endian; row r's slot s is key r * 64 + s). */
-function keyAt(mem: FakeMemory, keys: bigint, r: number): bigint {
-  const w = mem.u32(keys + BigInt(8 * r), 2);
-  return (BigInt(w[1]) << 32n) | BigInt(w[0]);
-}
-
-function setKey(mem: FakeMemory, keys: bigint, r: number, key: bigint): void {
-  const w = mem.u32(keys + BigInt(8 * r), 2);
-  w[0] = Number(key & 0xffffffffn);
-  w[1] = Number(key >> 32n);
-}
-
-/**
- * sampling.cu sample_amax_f32: a greedy row's id from its argmax key (checked against sampleRow's id over the logits),
- * other rows as sample_f32; every row's key zeroed.
- */
-function sampleAmaxStandIn(mem: FakeMemory, l: KernelLaunch): void {
-  const keys = l.args[9] as bigint;
-  const [logits, V, temp, topK] = l.args as (bigint & number)[];
-  const R = l.grid[0];
-  const t = mem.f32(temp, R), k = mem.i32(topK, R);
-  const got: number[] = [];
-  for (let r = 0; r < R; r++) {
-    let key = 0n;
-    for (let s = 0; s < 64; s++) {
-      const k = keyAt(mem, keys, r * 64 + s);
-      if (k > key) key = k;
-      setKey(mem, keys, r * 64 + s, 0n);
-    }
-    got.push(key === 0n ? 0 : 0xffffffff - Number(key & 0xffffffffn));
-  }
-  sampleStandIn(mem, { ...l, kernel: "sample_f32", args: l.args.slice(0, 9) });
-  const ids = mem.i32(l.args[8] as bigint, R);
-  for (let r = 0; r < R; r++) {
-    if (!(t[r] > 0) || k[r] === 1) {
-      assert.equal(got[r], ids[r], `sample_amax_f32 row ${r}: the key's id vs sampleRow's`);
-    }
-  }
-  void logits, V;
 }
 
 /** Fails when [a, a + aBytes) and [b, b + bBytes) overlap: blocks of the launch read what others write. */
@@ -1235,8 +1175,6 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         st(y, linear(ld(x, m * k), W, bias, m, n, k));
         break;
       }
-      case "gemv_fused_amax_bf16":
-      case "gemv_fused_norm_amax_bf16":
       case "gemv_fused_xpre_bf16":
       case "gemv_fused_norm_xpre_bf16":
       case "gemv_fused_ks_xpre_bf16":
@@ -1277,17 +1215,6 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           for (let i = 0; i < s.length; i++) s[i] = rbf(s[i]); // gate and up rounded as gemv_bf16 stores them
           st(y, siluMulBf16(s, m, n / 2));
         } else mem.f32(y, m * n).set(s);
-        if (name.includes("_amax")) {
-          // (u64*)prefetch [m, 64]: each block's best key of a row folded into slot block % 64 (atomicMax)
-          assert.ok(mode === 3 && !ksName, `${l.kernel}: mode 3 without KS`);
-          for (let r = 0; r < m; r++) {
-            for (let j = 0; j < n; j++) {
-              const slot = r * 64 + (Math.floor(j / 8) % 64);
-              const kk = argKey(s[r * n + j], j);
-              if (kk > keyAt(mem, prefetch, slot)) setKey(mem, prefetch, slot, kk);
-            }
-          }
-        }
         break;
       }
       case "quant_gemv_u4":
@@ -1318,19 +1245,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "quant_gemv_fast_addnorm_u4":
       case "quant_gemv_fast_addnorm_u8":
       case "quant_gemv_fast_rs_u4":
-      case "quant_gemv_fast_rs_u8":
-      case "quant_gemv_fast16_u4":
-      case "quant_gemv_fast16_addnorm_u4":
-      case "quant_gemv_fast16_rs_u4":
-      case "quant_gemv_fast16_u8":
-      case "quant_gemv_fast16_addnorm_u8":
-      case "quant_gemv_fast16_rs_u8":
-      case "quant_gemv_fast4_u4":
-      case "quant_gemv_fast4_addnorm_u4":
-      case "quant_gemv_fast4_rs_u4":
-      case "quant_gemv_fast4_u8":
-      case "quant_gemv_fast4_addnorm_u8":
-      case "quant_gemv_fast4_rs_u8": {
+      case "quant_gemv_fast_rs_u8": {
         // quant_gemv.cu: (x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode); modes and roundings of gemv_fused.
         // _addnorm: mode 1, then (xw, ssq): xw = bf16(new y · normW), ssq [m, n / 16] = each 16-row tile's Σ y².
         // _rs: normW is such an ssq [m, k / 16]: row r's sums times rsqrt(Σ ssq[r] / k + eps) before the bias.
@@ -1350,9 +1265,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         assert.ok(k % sup === 0 && group % sup === 0 && n % 16 === 0, `${l.kernel}: k ${k}, group ${group}, n ${n}`);
         assert.ok(x % 16n === 0n && W % 16n === 0n, `${l.kernel}: x / W not 16-byte aligned`);
         assert.ok(mode === 0 || mode === 1 || mode === 2 || mode === 3, `${l.kernel}: mode ${mode}`);
-        // quant_gemv_fast16* / fast4*: 16 / 4 warps a tile (blocks of 512 / 128).
-        const block = l.kernel.startsWith("quant_gemv_fast16_") ? 512 : l.kernel.startsWith("quant_gemv_fast4_") ? 128 : 256;
-        assert.deepEqual([...l.grid, l.block], [n / 16, 1, 1, block], `${l.kernel} mode ${mode}: grid`);
+        assert.deepEqual([...l.grid, l.block], [n / 16, 1, 1, 256], `${l.kernel} mode ${mode}: grid`);
         if (norm) assert.ok(m * k <= 8192, `${l.kernel}: m × k = ${m * k} exceeds the staged 8192`);
         const yBytes = mode === 3 ? m * n * 4 : mode === 2 ? m * (n / 2) * 2 : m * n * 2;
         disjoint(l.kernel, "x and y", x, m * k * 2, y, yBytes);
@@ -1821,9 +1734,6 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       }
       case "sample_f32":
         sampleStandIn(mem, l);
-        break;
-      case "sample_amax_f32":
-        sampleAmaxStandIn(mem, l);
         break;
       case "apply_token_mask":
         maskStandIn(mem, l);

@@ -107,15 +107,8 @@ const FUSED_CASES: [string, IntGrid, number, number][] = [
   // 9 superchunks: the last pipeline stage of 2 superchunks is half full.
   ["uint4 g128 zero points, odd superchunk count", { bits: 4, groupSize: 128, hasZeroPoint: true }, 64, 1152],
 ];
-/**
- * Each case for quant_gemv_fused* and for quant_gemv_fast* (quantGemvFast: the same products summed in another order),
- * and for quant_gemv_fast16* / fast4* (quantGemvWide / quantGemvNarrow: 16 / 4 warps a tile, no _norm entry point).
- */
-const FAMILY_CASES = ["quant_gemv_fused", "quant_gemv_fast", "quant_gemv_fast16", "quant_gemv_fast4"].flatMap((fam) =>
-  FUSED_CASES.map(([n, g, N, K]) => [n, g, N, K, fam] as const)
-);
-/** Threads a block of a family's launch: quant_gemv_fast16* / fast4* (quantGemvWide / quantGemvNarrow) 16 / 4 warps a tile. */
-const blockOf = (fam: string): number => (fam === "quant_gemv_fast16" ? 512 : fam === "quant_gemv_fast4" ? 128 : 256);
+/** Each case for quant_gemv_fused* and for quant_gemv_fast* (quantGemvFast: the same products summed in another order). */
+const FAMILY_CASES = ["quant_gemv_fused", "quant_gemv_fast"].flatMap((fam) => FUSED_CASES.map(([n, g, N, K]) => [n, g, N, K, fam] as const));
 const silu = (g: number): number => g / (1 + Math.exp(-g));
 const rbf = (v: number): number => fromBf16Bits(toBf16Bits(v));
 
@@ -136,7 +129,7 @@ for (const [name, grid, N, K, fam] of FAMILY_CASES) {
     const eps = 1e-5;
     for (const norm of [false, true]) {
       for (const m of [1, 2, 3, 8]) {
-        if (norm && (m * K > 8192 || fam === "quant_gemv_fast16" || fam === "quant_gemv_fast4")) continue;
+        if (norm && m * K > 8192) continue;
         const xb = bf16(seededUniform(7 + m, m * K));
         using x = d.alloc(xb.byteLength);
         x.copyFromHost(xb);
@@ -169,7 +162,7 @@ for (const [name, grid, N, K, fam] of FAMILY_CASES) {
           const init = bf16(seededUniform(50 + mode, m * outN));
           using y = d.alloc(m * outN * bytes);
           if (mode === 1) y.copyFromHost(init);
-          mod.kernel(`${fam}${norm ? "_norm" : ""}_${u}`, FUSED_PARAMS).launch(N / 16, blockOf(fam), [
+          mod.kernel(`${fam}${norm ? "_norm" : ""}_${u}`, FUSED_PARAMS).launch(N / 16, 256, [
             x,
             q.W,
             q.s,
@@ -209,7 +202,7 @@ for (const [name, grid, N, K, fam] of FAMILY_CASES) {
             using x1 = d.alloc(K * 2);
             using y1 = d.alloc(N * 2);
             x1.copyFromHost(xb.subarray(0, K));
-            mod.kernel(`${fam}${norm ? "_norm" : ""}_${u}`, FUSED_PARAMS).launch(N / 16, blockOf(fam), [
+            mod.kernel(`${fam}${norm ? "_norm" : ""}_${u}`, FUSED_PARAMS).launch(N / 16, 256, [
               x1,
               q.W,
               q.s,
@@ -263,8 +256,8 @@ for (const [name, grid, N, K, fam] of FAMILY_CASES) {
       r0.copyFromHost(resid);
       r1.copyFromHost(resid);
       const args = [x, q.W, q.s, q.z ?? 0n, bias] as const;
-      mod.kernel(`${fam}_${u}`, FUSED_PARAMS).launch(N / 16, blockOf(fam), [...args, r0, 0n, 0, m, N, K, grid.groupSize, 1]);
-      mod.kernel(`${fam}_addnorm_${u}`, [...FUSED_PARAMS, "ptr", "ptr"]).launch(N / 16, blockOf(fam), [
+      mod.kernel(`${fam}_${u}`, FUSED_PARAMS).launch(N / 16, 256, [...args, r0, 0n, 0, m, N, K, grid.groupSize, 1]);
+      mod.kernel(`${fam}_addnorm_${u}`, [...FUSED_PARAMS, "ptr", "ptr"]).launch(N / 16, 256, [
         ...args,
         r1,
         normW,
@@ -346,7 +339,7 @@ for (const [name, grid, N, K, fam] of FAMILY_CASES) {
         const init = bf16(seededUniform(70 + mode, m * outN));
         using y = d.alloc(m * outN * bytes);
         if (mode === 1) y.copyFromHost(init);
-        mod.kernel(`${fam}_rs_${u}`, FUSED_PARAMS).launch(N / 16, blockOf(fam), [x, q.W, q.s, q.z ?? 0n, bias, y, ssq, eps, m, N, K, grid.groupSize, mode]);
+        mod.kernel(`${fam}_rs_${u}`, FUSED_PARAMS).launch(N / 16, 256, [x, q.W, q.s, q.z ?? 0n, bias, y, ssq, eps, m, N, K, grid.groupSize, mode]);
         const got = mode === 3 ? new Float32Array(m * outN) : new Uint16Array(m * outN);
         y.copyToHost(got);
         const val = (i: number): number => (mode === 3 ? got[i] : fromBf16Bits(got[i]));
@@ -368,7 +361,7 @@ for (const [name, grid, N, K, fam] of FAMILY_CASES) {
         }
         if (mode === 0 && m > 1) {
           using y1 = d.alloc(N * 2);
-          mod.kernel(`${fam}_rs_${u}`, FUSED_PARAMS).launch(N / 16, blockOf(fam), [x, q.W, q.s, q.z ?? 0n, bias, y1, ssq, eps, 1, N, K, grid.groupSize, 0]);
+          mod.kernel(`${fam}_rs_${u}`, FUSED_PARAMS).launch(N / 16, 256, [x, q.W, q.s, q.z ?? 0n, bias, y1, ssq, eps, 1, N, K, grid.groupSize, 0]);
           const one = new Uint16Array(N);
           y1.copyToHost(one);
           assert.deepEqual(Array.from((got as Uint16Array).subarray(0, N)), Array.from(one), `${name} rs m=${m}: row 0 differs from the m = 1 launch`);

@@ -23,24 +23,20 @@ const LOGITS_TOL = 4e-2;
 const TAIL_TOL = 2e-2;
 
 for (
-  const [name, qc, fusable, tailNorm, fast, wide] of [
+  const [name, qc, fusable, tailNorm, fast] of [
     ["W4A16 g128 + zero points", { quantAlgo: "W4A16", groupSize: 128, hasZeroPoint: true }, true, false],
     ["W8A16 per channel", { quantAlgo: "W8A16" }, true, false],
     ["W4A16 g128 + zero points, quantTailNorm", { quantAlgo: "W4A16", groupSize: 128, hasZeroPoint: true }, true, true],
     // quantGemvFast: the same launches on the quant_gemv_fast* entry points (the stand-ins compute them alike).
     ["W4A16 g128 + zero points, quantTailNorm, quantGemvFast", { quantAlgo: "W4A16", groupSize: 128, hasZeroPoint: true }, true, true, true],
-    // quantGemvWide: the launches of few tiles (every one but the _norm prologue's on this small model) on quant_gemv_fast16*;
-    // quantGemvNarrow (the fake's threshold: 1 tile) on quant_gemv_fast4*.
-    ["W4A16 g128 zero points, quantTailNorm, quantGemvFast + Wide", { quantAlgo: "W4A16", groupSize: 128, hasZeroPoint: true }, true, true, true, 16],
-    ["W8A16 per channel, quantTailNorm, quantGemvFast + Narrow", { quantAlgo: "W8A16" }, true, true, true, 4],
     ["W8A16 per channel, quantTailNorm", { quantAlgo: "W8A16" }, true, true],
     ["W4A16 g64 (per-warp GEMV, not fused)", { quantAlgo: "W4A16", groupSize: 64 }, false, false],
-  ] as [string, QuantConfigInput, boolean, boolean, boolean?, (16 | 4)?][]
+  ] as [string, QuantConfigInput, boolean, boolean, boolean?][]
 ) {
   test(`quantized fused decode plan on a fake device equals the unfused plan and the CPU session: ${name}`, () => {
     const { bf16, f32 } = quantEngines(RAW, 23, qc);
     const { kernels, fused } = runFusedSchedule(bf16, f32, {
-      fusedOptions: { quantTailNorm: tailNorm, quantGemvFast: !!fast, quantGemvWide: wide === 16, quantGemvNarrow: wide === 4 },
+      fusedOptions: { quantTailNorm: tailNorm, quantGemvFast: !!fast },
       // quantTailNorm: x = bf16(r · w) scaled by 1 / rms after the product instead of bf16(r · w / rms): within bf16
       // rounding of x, so the logits move a little, the KV cache too.
       kvSame: !tailNorm,
@@ -55,15 +51,11 @@ for (
         assert.ok(rel < LOGITS_TOL, `${what}: logits differ from the CPU session's (max rel ${rel.toExponential(2)})`);
       },
       // quantGemvFast's entry points are named as quant_gemv_fused's below.
-      label: (l) =>
-        `${l.kernel.replace(/^quant_gemv_(fast|fast16|fast4)_/, "quant_gemv_fused_")}${
-          /^quant_gemv_(fused|fast|fast16|fast4)_/.test(l.kernel) ? `/${l.args[12]}` : ""
-        }`,
+      label: (l) => `${l.kernel.replace(/^quant_gemv_fast_/, "quant_gemv_fused_")}${/^quant_gemv_(fused|fast)_/.test(l.kernel) ? `/${l.args[12]}` : ""}`,
     });
     if (fast !== undefined) {
       const names = fused.lastLaunches.filter((l) => l.kind === "kernel").map((l) => (l as { kernel: string }).kernel);
-      const fam = wide ? `quant_gemv_fast${wide}_` : "quant_gemv_fast_";
-      assert.ok(names.some((x) => x.startsWith(fam)) && !names.some((x) => x.startsWith("quant_gemv_fused")), names.join(" "));
+      assert.ok(names.some((x) => x.startsWith("quant_gemv_fast_")) && !names.some((x) => x.startsWith("quant_gemv_fused")), names.join(" "));
     }
     const u = qc.quantAlgo === "W8A16" ? "u8" : "u4";
     const k = [...kernels].sort().join(" ");
@@ -78,7 +70,7 @@ for (
       // In every layer: 2L - 1 producers and as many consumers in the last decode step.
       const L = bf16.plan.attributes.numLayers,
         last = fused.lastLaunches.filter((l) => l.kind === "kernel").map((l) =>
-          (l as { kernel: string }).kernel.replace(/^quant_gemv_(fast|fast16|fast4)_/, "quant_gemv_fused_")
+          (l as { kernel: string }).kernel.replace(/^quant_gemv_fast_/, "quant_gemv_fused_")
         );
       assert.equal(last.filter((x) => x.startsWith("quant_gemv_fused_addnorm")).length, 2 * L - 1, last.join(" "));
       assert.equal(last.filter((x) => x.startsWith("quant_gemv_fused_rs")).length, 2 * L - 1, last.join(" "));

@@ -179,7 +179,6 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     pruned: () => pruned,
     out,
     k,
-    argmax: { fused: false },
   };
   /** An RMSNorm (no residual add) quantizing for the next FP8 linear: fp8_rmsnorm_quant_bf16 add 0. */
   const normQuant = (i: number, x: bigint, w: bigint, rows: number, width: number, eps: number, [xq, rs, act]: [bigint, bigint, number]): void => {
@@ -411,7 +410,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         break;
       case "sample":
         if (shape.sample) {
-          for (const l of sampleLaunches(env, R, false, c.argmax.fused)) out.push(l.kind === "kernel" && pdlAfter(l.kernel) ? { ...l, pdl } : l);
+          for (const l of sampleLaunches(env, R, false)) out.push(l.kind === "kernel" && pdlAfter(l.kernel) ? { ...l, pdl } : l);
         }
         break;
     }
@@ -448,10 +447,9 @@ function onlyReader(ops: readonly Op[], name: string, reader: number): boolean {
 
 /**
  * The sampler's launches over `numRows` logits rows: with `masked`, first the token masks
- * (apply_token_mask: a row's ids whose bit is 0 in its mask → -inf), then sample_f32 (`argmaxFused`: sample_amax_f32,
- * after an lm_head that folded the greedy argmax into LaunchEnv.argmaxKeys).
+ * (apply_token_mask: a row's ids whose bit is 0 in its mask → -inf), then sample_f32.
  */
-export function sampleLaunches(env: LaunchEnv, numRows: number, masked: boolean, argmaxFused = false): Launch[] {
+export function sampleLaunches(env: LaunchEnv, numRows: number, masked: boolean): Launch[] {
   const a = env.plan.attributes, io = env.io, R = numRows;
   const op = env.plan.ops.findIndex((o) => o.type === "sample");
   const out: Launch[] = [];
@@ -469,21 +467,10 @@ export function sampleLaunches(env: LaunchEnv, numRows: number, masked: boolean,
   out.push({
     kind: "kernel",
     op,
-    kernel: argmaxFused ? "sample_amax_f32" : "sample_f32",
+    kernel: "sample_f32",
     grid: [R, 1, 1],
     block: 512,
-    args: [
-      env.logits,
-      a.vocabSize,
-      io.temperature,
-      io.topK,
-      io.topP,
-      io.minP,
-      io.seed,
-      io.step,
-      io.sampledIds,
-      ...(argmaxFused ? [env.argmaxKeys!] : []),
-    ],
+    args: [env.logits, a.vocabSize, io.temperature, io.topK, io.topP, io.minP, io.seed, io.step, io.sampledIds],
   });
   return out;
 }

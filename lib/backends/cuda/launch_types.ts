@@ -150,11 +150,6 @@ export interface LaunchEnv {
   readonly gemvSplitK?: boolean;
   /** CudaSessionOptions.gemvXPre: fused decode GEMVs of ≤ 2 rows on gemv_fused*_xpre. */
   readonly gemvXPre?: boolean;
-  /**
-   * CudaSessionOptions.decodeArgmax: u64 [GEMV_MAX_ROWS, 64] greedy argmax keys, zero between steps (the fused lm_head
-   * GEMV of a sampling step folds them in, 64 slots a row by block; sample_amax_f32 reads and zeroes them).
-   */
-  readonly argmaxKeys?: bigint;
   /** CudaSessionOptions.decodeLogitsTuned: the lm_head of decode steps of more than GEMV_MAX_ROWS sequences is not pinned. */
   readonly decodeLogitsTuned?: boolean;
   /**
@@ -213,10 +208,6 @@ export interface LaunchEnv {
   readonly quantNormScratch?: bigint;
   /** The 16-row quantized GEMVs run as quant_gemv_fast* (CudaSessionOptions.quantGemvFast). */
   readonly quantGemvFast?: boolean;
-  /** quantGemvWide: with quantGemvFast, launches of at most this many 16-row tiles run quant_gemv_fast16* (0 / absent: none). */
-  readonly quantGemvWideTiles?: number;
-  /** quantGemvNarrow: with quantGemvFast, launches of at least this many 16-row tiles run quant_gemv_fast4* (0 / absent: none). */
-  readonly quantGemvNarrowTiles?: number;
   /**
    * Programmatic dependent launch (Hopper+): the fused decode step's launches of PDL_KERNELS get
    * `pdl` (each starts streaming its weights while the previous kernel finishes). @default false

@@ -68,10 +68,7 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
     const blocks = mode === 2 ? cdiv(op.outFeatures / 2, 4 / ks) : cdiv(op.outFeatures, 8 / ks);
     // gemvXPre: ≤ 2 rows on the entry points that load x with the weights (the same sums).
     const xpre = env.gemvXPre && M <= 2 ? "_xpre" : "";
-    // decodeArgmax: a sampling step's lm_head also folds each row's greedy argmax into env.argmaxKeys (the sampler reads them).
-    const amax = logitsGemv && ks === 1 && !!env.argmaxKeys && c.shape.sample;
-    if (amax) c.argmax.fused = true;
-    const name = `${nrm ? "gemv_fused_norm" : "gemv_fused"}${ks > 1 ? "_ks" : ""}${amax ? "_amax" : xpre}_bf16_m${M}`;
+    const name = `${nrm ? "gemv_fused_norm" : "gemv_fused"}${ks > 1 ? "_ks" : ""}${xpre}_bf16_m${M}`;
     k(i, name, [blocks, 1, 1], 256, [
       buf(nrm ? nrm.x : op.x),
       env.weight(op.weight),
@@ -83,7 +80,7 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
       op.outFeatures,
       op.inFeatures,
       mode | (ks > 1 ? ks << 4 : 0),
-      amax ? env.argmaxKeys! : 0n,
+      0n,
       0n,
     ]);
     return;

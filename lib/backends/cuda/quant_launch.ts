@@ -85,12 +85,8 @@ export function planQuantLinear(
     const tail = tailNorm ? [buf(tailNorm.out), env.quantNormScratch!] : [];
     const form = norm ? "_norm" : tailNorm ? "_addnorm" : rowScale ? "_rs" : "";
     // quantGemvFast: the same launch, another variant.
-    // quantGemvWide / quantGemvNarrow (quant_gemv_fast only, not _norm): few tiles (at most 2 an SM) take 16 warps a tile
-    // (quant_gemv_fast16*, blocks of 512), many (at least 6 an SM) 4 (quant_gemv_fast4*, blocks of 128).
-    const tiles = quantGemvGrid(N), fast = !!env.quantGemvFast && !norm;
-    const warps = fast && tiles <= (env.quantGemvWideTiles ?? 0) ? 16 : fast && env.quantGemvNarrowTiles && tiles >= env.quantGemvNarrowTiles ? 4 : 8;
-    const family = env.quantGemvFast ? `quant_gemv_fast${warps === 8 ? "" : warps}` : "quant_gemv_fused";
-    k(i, `${family}${form}_${u}`, [tiles, 1, 1], 32 * warps, [
+    const family = env.quantGemvFast ? "quant_gemv_fast" : "quant_gemv_fused";
+    k(i, `${family}${form}_${u}`, [quantGemvGrid(N), 1, 1], 256, [
       buf(norm ? norm.x : op.x),
       env.weight(op.weight),
       env.weight(f.scales),

@@ -267,16 +267,10 @@ export class CudaSession implements SessionBackend {
   readonly decodeNormFold: boolean;
   /** CudaSessionOptions.gemvXPre. */
   readonly gemvXPre: boolean;
-  /** CudaSessionOptions.decodeArgmax. */
-  readonly decodeArgmax: boolean;
   /** CudaSessionOptions.prefillPdl. */
   readonly prefillPdl: boolean;
   /** CudaSessionOptions.quantGemvFast. */
   readonly quantGemvFast: boolean;
-  /** CudaSessionOptions.quantGemvWide. */
-  readonly quantGemvWide: boolean;
-  /** CudaSessionOptions.quantGemvNarrow. */
-  readonly quantGemvNarrow: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -321,8 +315,6 @@ export class CudaSession implements SessionBackend {
   readonly #decodeCounters: DeviceBuffer; // int32 split counters of decode_attention (zero between launches)
   /** Byte offset in #decodeCounters of quant_gemv_fused_addnorm's sums of squares (LaunchEnv.quantNormScratch). */
   #normScratchOffset = 0;
-  /** Byte offset in #decodeCounters of the greedy argmax keys, u64 [GEMV_MAX_ROWS, 64] (LaunchEnv.argmaxKeys, decodeArgmax). */
-  #argmaxOffset = 0;
   readonly #layout: StagingLayout;
   /** Pinned staging, two slots (a step packs while the one launched before it runs); #io mirrors it on the device. */
   readonly #slots: StagingSlots;
@@ -411,10 +403,7 @@ export class CudaSession implements SessionBackend {
     const folds = f.decodeNormFold && this.elem === "bf16" ? normFoldCandidates(plan) : [];
     this.decodeNormFold = folds.length > 0;
     this.gemvXPre = f.gemvXPre;
-    this.decodeArgmax = f.decodeArgmax;
     this.quantGemvFast = f.quantGemvFast;
-    this.quantGemvWide = f.quantGemvWide;
-    this.quantGemvNarrow = f.quantGemvNarrow;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -539,9 +528,7 @@ export class CudaSession implements SessionBackend {
       const nKV = this.#attn?.numKvHeads ?? 1;
       // + past them (at #normScratchOffset): quant_gemv_fused_addnorm's tile sums of squares, f32 [8, hiddenSize / 16].
       this.#normScratchOffset = Math.ceil((this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4) / 256) * 256;
-      // + past those (at #argmaxOffset): decodeArgmax's u64 [GEMV_MAX_ROWS, 64] keys.
-      this.#argmaxOffset = Math.ceil((this.#normScratchOffset + GEMV_MAX_ROWS * Math.ceil(a.hiddenSize / 16) * 4) / 256) * 256;
-      this.#decodeCounters = d.alloc(Math.max(this.#argmaxOffset + GEMV_MAX_ROWS * 64 * 8, ALIGN));
+      this.#decodeCounters = d.alloc(Math.max(this.#normScratchOffset + GEMV_MAX_ROWS * Math.ceil(a.hiddenSize / 16) * 4, ALIGN));
       this.#decodeCounters.fill(0);
       this.#layout = stagingLayout(plan.maxTokens, plan.maxSeqs, Math.ceil(this.maxSeqLen / this.tokensPerBlock));
       const pruning = f.pruneLastLayer ? planLastLayerRows(plan, plan.maxSeqs, f.fp8PruneLastLayer) : undefined;
@@ -677,8 +664,6 @@ export class CudaSession implements SessionBackend {
       fp8FastSilu: this.fp8FastSilu,
       fp8Gemv1Blocks: FP8_GEMV1_BLOCKS_PER_SM * this.device.smCount,
       quantGemvFast: this.quantGemvFast,
-      quantGemvWideTiles: this.quantGemvWide ? 2 * this.device.smCount : 0,
-      quantGemvNarrowTiles: this.quantGemvNarrow ? 6 * this.device.smCount : 0,
       wgmmaPrefill: this.wgmmaPrefill,
       decodeSplitK: this.decodeSplitK,
       fp8DecodeAttention: this.fp8DecodeAttention,
@@ -686,7 +671,6 @@ export class CudaSession implements SessionBackend {
       ...(this.decodeLogitsTuned ? { decodeLogitsTuned: true } : {}),
       gemmResidual: this.gemmResidual,
       ...(this.gemvXPre ? { gemvXPre: true } : {}),
-      ...(this.decodeArgmax ? { argmaxKeys: this.#decodeCounters.ptr + BigInt(this.#argmaxOffset) } : {}),
       prefillPdl: this.prefillPdl,
       quantGemm: this.quantGemm,
       decodeCounters: this.#decodeCounters.ptr,

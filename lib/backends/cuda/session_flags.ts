@@ -338,32 +338,6 @@ export const CUDA_FLAGS = {
    */
   prefillTileScan: { env: "LLMRT_PREFILL_TILE_SCAN", default: true },
   /**
-   * With `quantGemvFast`: a 16-row quantized GEMV launch of at most 2 tiles an SM (llama-3.1-8b o /
-   * down: 256 tiles) runs quant_gemv_fast16* — 16 warps split each tile's k (blocks of 512, 2 an SM) instead of 8, so
-   * those launches keep 32 warps an SM streaming instead of 16. The same products; the warps' partial tiles summed in
-   * another grouping (within fp32 rounding; batch invariant). Not with the RMSNorm prologue (_norm keeps 8 warps).
-   * H200 session 12, one 8B layer: int8 o 9.2 → 8.3 µs, down 26.1 → 23.4; int4 o / down unchanged; llama-3.1-8b W4A16
-   * end to end with quantGemvNarrow: 420.9 → 419.9 tok/s (int8 not measured end to end). @default false
-   */
-  quantGemvWide: { env: "LLMRT_QUANT_GEMV_WIDE", default: false },
-  /**
-   * With `quantGemvFast`: a 16-row quantized GEMV launch of at least 6 tiles an SM (llama-3.1-8b
-   * gate_up: 1792 tiles) runs quant_gemv_fast4* — 4 warps a tile (blocks of 128, 6 an SM): each warp streams twice the
-   * superchunks, so the block's fixed work (prologue, reduction, epilogue) is half as much a superchunk. The same
-   * products, summed in another grouping (within fp32 rounding; batch invariant). Not with the RMSNorm prologue.
-   * H200 session 12: one 8B layer's gate_up int4 25.6 → 23.7 µs, int8 40.0 → 38.3 (graph replays without PDL); but
-   * llama-3.1-8b W4A16 end to end 428.0 → 420.9 tok/s (its gate_up launches 28.9 → 28.8 µs with PDL). @default false
-   */
-  quantGemvNarrow: { env: "LLMRT_QUANT_GEMV_NARROW", default: false },
-  /**
-   * Sampling decode steps whose lm_head is the fused GEMV (≤ 8 rows): gemv_fused{_norm}_amax (kernels/gemv.cu) also
-   * folds each row's greedy argmax into u64 keys (atomicMax a block, 64 slots a row), and the sampler runs as
-   * sample_amax_f32, which takes a greedy row's id from its keys instead of reading its 128K logits (other rows:
-   * sample_f32's path). The same logits and ids. H200 session 12 r2 (one key a row, same process): llama-3.2-1b graph
-   * 767.1 → 771.9 µs at 128 keys, logits bitwise, ids equal; the 64-slot form: the closing call. @default false
-   */
-  decodeArgmax: { env: "LLMRT_DECODE_ARGMAX", default: false },
-  /**
    * Decode steps of more than 8 sequences on bf16 engines: an RMSNorm whose only reader is a plain bf16 linear (qkv,
    * gate_up) is folded away. The linear reads the residual stream itself with its weight times the norm's weight (W' = W ·
    * diag(w), made on the device at session start: a second copy of those weights, 1.27 GB on llama-3.2-1b), the residual

@@ -50,8 +50,6 @@ export interface StepCtx {
   readonly pruned: () => boolean;
   readonly out: Launch[];
   readonly k: KernelAppender;
-  /** Set by planLinear when the lm_head folded the greedy argmax into LaunchEnv.argmaxKeys (the sampler then reads them). */
-  readonly argmax: { fused: boolean };
 }
 
 /** One linear op as its format's planner sees it (fp8_launch.ts, lowbit_launch.ts, quant_launch.ts, quant_gemm_plan.ts). */

@@ -89,7 +89,6 @@ inline int min(int a, int b) { return a < b ? a : b; }
 inline int max(int a, int b) { return a > b ? a : b; }
 
 inline int atomicMax(int* p, int v) { std::lock_guard<std::mutex> g(emuAtomicMutex); int o = *p; if (v > o) *p = v; return o; }
-inline unsigned long long atomicMax(unsigned long long* p, unsigned long long v) { std::lock_guard<std::mutex> g(emuAtomicMutex); unsigned long long o = *p; if (v > o) *p = v; return o; }
 inline int atomicMin(int* p, int v) { std::lock_guard<std::mutex> g(emuAtomicMutex); int o = *p; if (v < o) *p = v; return o; }
 inline int atomicAdd(int* p, int v) { std::lock_guard<std::mutex> g(emuAtomicMutex); int o = *p; *p = o + v; return o; }
 inline float atomicAdd(float* p, float v) { std::lock_guard<std::mutex> g(emuAtomicMutex); float o = *p; *p = o + v; return o; }

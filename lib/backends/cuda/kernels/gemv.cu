@@ -124,10 +124,6 @@ GEMV(gemv_bf16_m8, 8)
 //   mode 2 (silu·mul): n even, rows [0, n/2) gate and [n/2, n) up (the fused gate_up weight);
 //                      y bf16 [m, n/2] = bf16(silu(bf16(gate)) * bf16(up)), as gemv + silu_mul_bf16 round
 //   mode 3 (f32 out):  y f32 [m, n] = x W^T + bias (lm_head logits)
-//   _amax entry points (mode 3's f32 out + the greedy argmax; session 12, decodeArgmax): each block b also folds its
-//                      rows' best (logit, index) into (u64*)prefetch [m, 64] slot b % 64 with atomicMax of gfArgKey
-//                      (lowest index on ties, NaN never; 0 = none yet): sample_amax_f32 takes the greedy id from a row's
-//                      64 keys and zeroes them. mode must be 3; prefetchBytes is ignored.
 //   prefetch (0 = none): [prefetch, prefetch + prefetchBytes) (16-byte aligned) is pulled into L2 with
 //     bulk prefetches spread over the grid (measured slower for o_proj's weight from attention, and in session 10 for
 //     16 MB of gate_up's from o_proj before its wait: 809 -> 1009 us a llama-3.2-1b step; unused).
@@ -173,20 +169,6 @@ __device__ __forceinline__ void prefetchL2Slices(const void* base, long long byt
 }
 
 __device__ __forceinline__ float gfSilu(float g) { return g / (1.f + expf(-g)); }
-
-#define GF_AMAX_SLOTS 64  // _amax: argmax keys a row (block b folds into slot b % 64; sampling.cu SAMPLE_AMAX_SLOTS)
-
-/**
- * Mode 4: the argmax key of logit v at index i — larger for a larger value, then for a lower index (sample_f32's
- * rowArgmax order: -0 ties +0); 0 for NaN (never wins), so a zeroed key means "no candidate".
- */
-__device__ __forceinline__ u64 gfArgKey(float v, int i) {
-  if (v != v) return 0ull;
-  u32 u = __float_as_uint(v);
-  if ((u << 1) == 0u) u = 0u;
-  const u32 k = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
-  return ((u64)k << 32) | (u64)(0xffffffffu - (u32)i);
-}
 
 /** Issues one chunk (U 16-byte vectors per lane) of weight row w starting at vector c. */
 template <int U>
@@ -424,7 +406,7 @@ __device__ __forceinline__ void gfRowHead(const bf16_t* __restrict__ xb, const b
   for (int r = 0; r < M; r++) acc[r] = warpSum(acc[r]);
 }
 
-template <int M, bool NORM, int U = GF_U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE, bool TMA = GF_TMA, bool AMAX = false, int HEAD = GF_TMA_HEAD>
+template <int M, bool NORM, int U = GF_U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE, bool TMA = GF_TMA, int HEAD = GF_TMA_HEAD>
 __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y, const bf16_t* normW,
     float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {
   __shared__ float upS[8][M];
@@ -461,7 +443,7 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
   if constexpr (NORM && GF_NWPF) gfPrefetchNormW(normW, k);
   pdlWait();  // x and y are the previous kernels' (weights and prefetches above only)
   pdlLaunchDependents();
-  if constexpr (!AMAX) prefetchL2Slices(prefetch, prefetchBytes);
+  prefetchL2Slices(prefetch, prefetchBytes);
   float acc[M];
   if constexpr (NORM) {  // x <- rmsnorm(x) * normW, staged in shared memory (the launcher guarantees m * k <= GF_XS)
     __shared__ __align__(16) bf16_t xs[GF_XS];
@@ -495,29 +477,6 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
           const float g = toF(fromF<bf16_t>(acc[r] + b));
           ((bf16_t*)y)[(long long)r * half + row] = fromF<bf16_t>(gfSilu(g) * upS[warp][r]);
         }
-    }
-    return;
-  }
-  if constexpr (AMAX) {  // mode 3 + the block's greedy argmax keys (one atomicMax a row)
-    __shared__ u64 keyS[8][M];
-#pragma unroll
-    for (int r = 0; r < M; r++) {
-      if (lane == 0) {
-        u64 key = 0ull;
-        if (live && r < m) {
-          const float s = acc[r] + b;
-          ((float*)y)[(long long)r * n + row] = s;
-          key = gfArgKey(s, row);
-        }
-        keyS[warp][r] = key;
-      }
-    }
-    __syncthreads();
-    if (tid < m) {
-      u64 best = 0ull;
-      for (int w = 0; w < nw; w++) best = keyS[w][tid] > best ? keyS[w][tid] : best;
-      // one of the row's GF_AMAX_SLOTS keys by block: the atomics of a row's ~16K blocks spread over as many addresses
-      if (best != 0ull) atomicMax((unsigned long long*)prefetch + tid * GF_AMAX_SLOTS + (blockIdx.x % GF_AMAX_SLOTS), best);
     }
     return;
   }
@@ -763,41 +722,4 @@ GEMV_FUSED_KS_XPRE(gemv_fused_norm_ks_xpre_bf16_m1, 1, true)
 #endif
 #if LLMRT_KERNEL(gemv_fused_norm_ks_xpre_bf16_m2)
 GEMV_FUSED_KS_XPRE(gemv_fused_norm_ks_xpre_bf16_m2, 2, true)
-#endif
-
-// ------------------------------------------------------------------------------------------------
-// The lm_head GEMV with the greedy argmax folded in (session 12, CudaSessionOptions.decodeArgmax): gemv_fused{_norm} of
-// mode 3 (x loaded with the weights for m <= 2, as _xpre: the same logits) that also atomicMax-es each row's argmax key
-// into (u64*)prefetch [m, 64] (see mode 3 above), so the sampler (sample_amax_f32) need not read a greedy row's logits.
-//
-// extern "C" __global__ void gemv_fused{_norm}_amax_bf16_m{1|2|4|8}(...gemv_fused's parameters...)
-// ------------------------------------------------------------------------------------------------
-#define GEMV_FUSED_AMAX(NAME, M, NORM)                                                                                  \
-  extern "C" __global__ void __launch_bounds__(256, GF_MINB) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,\
-      const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
-    gemvFusedImpl<M, NORM, GF_U, false, (M <= 2), false, true>(x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes); \
-  }
-#if LLMRT_KERNEL(gemv_fused_amax_bf16_m1)
-GEMV_FUSED_AMAX(gemv_fused_amax_bf16_m1, 1, false)
-#endif
-#if LLMRT_KERNEL(gemv_fused_amax_bf16_m2)
-GEMV_FUSED_AMAX(gemv_fused_amax_bf16_m2, 2, false)
-#endif
-#if LLMRT_KERNEL(gemv_fused_amax_bf16_m4)
-GEMV_FUSED_AMAX(gemv_fused_amax_bf16_m4, 4, false)
-#endif
-#if LLMRT_KERNEL(gemv_fused_amax_bf16_m8)
-GEMV_FUSED_AMAX(gemv_fused_amax_bf16_m8, 8, false)
-#endif
-#if LLMRT_KERNEL(gemv_fused_norm_amax_bf16_m1)
-GEMV_FUSED_AMAX(gemv_fused_norm_amax_bf16_m1, 1, true)
-#endif
-#if LLMRT_KERNEL(gemv_fused_norm_amax_bf16_m2)
-GEMV_FUSED_AMAX(gemv_fused_norm_amax_bf16_m2, 2, true)
-#endif
-#if LLMRT_KERNEL(gemv_fused_norm_amax_bf16_m4)
-GEMV_FUSED_AMAX(gemv_fused_norm_amax_bf16_m4, 4, true)
-#endif
-#if LLMRT_KERNEL(gemv_fused_norm_amax_bf16_m8)
-GEMV_FUSED_AMAX(gemv_fused_norm_amax_bf16_m8, 8, true)
 #endif

@@ -655,10 +655,10 @@ __device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], cons
 
 // RS (_rs): normW is ssq [m, k / 16] of an _addnorm launch (x = bf16(residual · normW) there): each x row's sums are
 // scaled by rsqrt(Σ ssq / k + eps). TAIL (_addnorm, mode 1): y's new rows also go to xw (bf16(· normW)) and ssq.
-template <int BITS, bool NORM, bool TAIL = false, bool RS = false, int V = QG_V, int NWT = QG_NW>
+template <int BITS, bool NORM, bool TAIL = false, bool RS = false, int V = QG_V>
 __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, const bf16_t* bias,
     void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw = nullptr, float* ssq = nullptr) {
-  constexpr int E = QgSuper<BITS>::E, NW = NWT;
+  constexpr int E = QgSuper<BITS>::E, NW = QG_NW;
   static_assert(NW == 8 || !QG_FASTNORM, "the one-pass prologue assumes 256 threads");
   __shared__ float red[NW][16][8];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
@@ -1110,59 +1110,6 @@ QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u4, 4)
 #endif
 #if LLMRT_KERNEL(quant_gemv_fast_addnorm_u8)
 QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u8, 8)
-#endif
-
-// CudaSessionOptions.quantGemvWide / quantGemvNarrow (with quantGemvFast): quant_gemv_fast{16|4}{,_addnorm,_rs}_u{4|8} —
-// quant_gemv_fast* with 16 warps splitting a tile's k (blocks of 512, 2 an SM) for launches of at most 2 tiles an SM
-// (llama-3.1-8b o / down: 256 tiles, which 8-warp blocks leave at 16 warps an SM), or 4 warps (blocks of 128, 6 an SM:
-// twice the superchunks a warp, half the blocks' fixed work a superchunk) for launches of many tiles (gate_up). The same
-// products; the warps' partial tiles summed in another grouping (within fp32 rounding of quant_gemv_fast; batch
-// invariant).
-#define QUANT_GEMV_NW(NAME, BITS, RS, NWS, MB)                                                                              \
-  extern "C" __global__ void __launch_bounds__(32 * NWS, MB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
-      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
-    quantGemvFusedImpl<BITS, false, false, RS, QG_FAST, NWS>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);  \
-  }
-#define QUANT_GEMV_NW_ADDNORM(NAME, BITS, NWS, MB)                                                                          \
-  extern "C" __global__ void __launch_bounds__(32 * NWS, MB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
-      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw, float* ssq) { \
-    quantGemvFusedImpl<BITS, false, true, false, QG_FAST, NWS>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, xw, ssq); \
-  }
-#if LLMRT_KERNEL(quant_gemv_fast16_u4)
-QUANT_GEMV_NW(quant_gemv_fast16_u4, 4, false, 16, 2)
-#endif
-#if LLMRT_KERNEL(quant_gemv_fast16_rs_u4)
-QUANT_GEMV_NW(quant_gemv_fast16_rs_u4, 4, true, 16, 2)
-#endif
-#if LLMRT_KERNEL(quant_gemv_fast16_addnorm_u4)
-QUANT_GEMV_NW_ADDNORM(quant_gemv_fast16_addnorm_u4, 4, 16, 2)
-#endif
-#if LLMRT_KERNEL(quant_gemv_fast16_u8)
-QUANT_GEMV_NW(quant_gemv_fast16_u8, 8, false, 16, 2)
-#endif
-#if LLMRT_KERNEL(quant_gemv_fast16_rs_u8)
-QUANT_GEMV_NW(quant_gemv_fast16_rs_u8, 8, true, 16, 2)
-#endif
-#if LLMRT_KERNEL(quant_gemv_fast16_addnorm_u8)
-QUANT_GEMV_NW_ADDNORM(quant_gemv_fast16_addnorm_u8, 8, 16, 2)
-#endif
-#if LLMRT_KERNEL(quant_gemv_fast4_u4)
-QUANT_GEMV_NW(quant_gemv_fast4_u4, 4, false, 4, 6)
-#endif
-#if LLMRT_KERNEL(quant_gemv_fast4_rs_u4)
-QUANT_GEMV_NW(quant_gemv_fast4_rs_u4, 4, true, 4, 6)
-#endif
-#if LLMRT_KERNEL(quant_gemv_fast4_addnorm_u4)
-QUANT_GEMV_NW_ADDNORM(quant_gemv_fast4_addnorm_u4, 4, 4, 6)
-#endif
-#if LLMRT_KERNEL(quant_gemv_fast4_u8)
-QUANT_GEMV_NW(quant_gemv_fast4_u8, 8, false, 4, 6)
-#endif
-#if LLMRT_KERNEL(quant_gemv_fast4_rs_u8)
-QUANT_GEMV_NW(quant_gemv_fast4_rs_u8, 8, true, 4, 6)
-#endif
-#if LLMRT_KERNEL(quant_gemv_fast4_addnorm_u8)
-QUANT_GEMV_NW_ADDNORM(quant_gemv_fast4_addnorm_u8, 8, 4, 6)
 #endif
 
 // Each thread dequantizes 8 consecutive weights of one row into one 16-byte bf16 store.

@@ -449,42 +449,6 @@ extern "C" __global__ void __launch_bounds__(512) sample_f32(const float* logits
   sampleImpl<float>(logits, vocab, temperature, topK, topP, minP, seed, step, outIds);
 }
 #endif
-#define SAMPLE_AMAX_SLOTS 64  // argmax keys a row (gemv.cu GF_AMAX_SLOTS)
-/**
- * sample_f32 after an lm_head GEMV of gemv.cu _amax (decodeArgmax), which folded each row's greedy argmax into
- * amax[r, 0..63] (u64 keys: the logit's order bits << 32 | ~index, spread over 64 slots by block; 0 = none): a greedy row
- * (temperature <= 0 or top-k 1) takes its id from the largest of its keys without reading its logits (sample_f32's id:
- * rowArgmax's order, index 0 when every logit is NaN); other rows run sample_f32's path. Every key of the row is zeroed
- * for the next step's GEMV.
- *   amax [rows, 64] u64, zero before the GEMV.   grid (rows, 1, 1)   block (512, 1, 1)
- */
-#if LLMRT_KERNEL(sample_amax_f32)
-extern "C" __global__ void __launch_bounds__(512) sample_amax_f32(const float* logits, int vocab, const float* temperature, const int* topK,
-    const float* topP, const float* minP, const u32* seed, const int* step, int* outIds, u64* amax) {
-  pdlWait();  // the logits and keys are the previous kernel's
-  pdlLaunchDependents();
-  __shared__ u64 keyS[2];
-  const int r = blockIdx.x, tid = threadIdx.x;
-  if (tid < SAMPLE_AMAX_SLOTS) {  // warps 0 and 1: the row's 64 keys, max by warp, zeroed
-    u64 key = amax[(long long)r * SAMPLE_AMAX_SLOTS + tid];
-    amax[(long long)r * SAMPLE_AMAX_SLOTS + tid] = 0ull;
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-      const u64 other = __shfl_xor_sync(0xffffffffu, key, o);
-      key = other > key ? other : key;
-    }
-    if ((tid & 31) == 0) keyS[tid >> 5] = key;
-  }
-  __syncthreads();
-  const float temp = temperature[r];
-  if (!(temp > 0.f) || topK[r] == 1) {
-    const u64 key = keyS[0] > keyS[1] ? keyS[0] : keyS[1];
-    if (tid == 0) outIds[r] = key == 0ull ? 0 : (int)(0xffffffffu - (u32)key);
-    return;
-  }
-  sampleImpl<float>(logits, vocab, temperature, topK, topP, minP, seed, step, outIds);
-}
-#endif
 #if LLMRT_KERNEL(sample_uniform)
 extern "C" __global__ void sample_uniform(const u32* seed, const int* step, double* out, int rows) {
   const int r = blockIdx.x * blockDim.x + threadIdx.x;
