@@ -50,7 +50,7 @@ import { bf16ToF32, f32ToBf16 } from "../lib/util/dtype.ts";
 import { assert } from "./harness.ts";
 import { fp8GemmStandIn, fp8KernelStandIn, quantizeRows } from "./cuda_fake_fp8.ts";
 import { fp8ScratchLayout } from "../lib/backends/cuda/fp8_launch.ts";
-import { lowbitScratchLayout, nvfp4K32DeepSmem } from "../lib/backends/cuda/lowbit_launch.ts";
+import { lowbitScratchLayout } from "../lib/backends/cuda/lowbit_launch.ts";
 import { lowbitKernelStandIn, nvfp4ActRows, nvfp4MmaKernelStandIn } from "./cuda_fake_lowbit.ts";
 import { nvfp4Tiles, nvfp4TilesFit } from "../lib/backends/cuda/nvfp4_tiles.ts";
 import { normFoldCandidates } from "../lib/backends/cuda/norm_fold.ts";
@@ -116,20 +116,6 @@ export class FakeMemory {
 }
 
 // ---- stand-ins for the kernels (float32 engines) -----------------------------------------------
-
-/**
- * nvfp4_gemv_k32[_act]_deep[_add] (nvfp4K32Deep): its shared memory checked, then run as the kernel without _deep (the
- * same sums; only the ring in flight differs on the GPU).
- */
-function nvfp4DeepAsPlain(l: Launch): Launch {
-  if (l.kind !== "kernel" || !/^nvfp4_gemv_k32(_act)?_deep(_add)?_bf16_m1$/.test(l.kernel)) return l;
-  checkSignature(l);
-  const act = l.kernel.includes("_act"), k = (l.args as number[])[act ? 6 : 8];
-  assert.equal(l.sharedBytes, nvfp4K32DeepSmem(k, act), `${l.kernel}: shared memory`);
-  assert.ok(l.block === 256 && l.grid[0] === (l.args as number[])[act ? 5 : 7] / 16, `${l.kernel}: grid ${l.grid}`);
-  const { sharedBytes: _, ...rest } = l;
-  return { ...rest, kernel: l.kernel.replace("_deep", ""), ...(act ? { sharedBytes: 2 * k + k / 4 } : {}) };
-}
 
 /** Checks a launch against its kernel's signature: argument count and kinds, grid sanity. */
 export function checkSignature(l: KernelLaunch): void {
@@ -390,14 +376,8 @@ export interface FakeSessionOptions {
   readonly nvfp4Mma?: boolean;
   /** LaunchEnv.nvfp4GemvK32 (with nvfp4Mma): one-row NVFP4 GEMVs on nvfp4_gemv_k32's stand-ins. */
   readonly nvfp4GemvK32?: boolean;
-  /** LaunchEnv.nvfp4K32Norm. */
-  readonly nvfp4K32Norm?: boolean;
-  /** LaunchEnv.nvfp4K32Silu. */
-  readonly nvfp4K32Silu?: boolean;
   /** LaunchEnv.nvfp4NormFast. */
   readonly nvfp4NormFast?: boolean;
-  /** LaunchEnv.nvfp4K32Deep. */
-  readonly nvfp4K32Deep?: boolean;
   /** LaunchEnv.normFold with the folded weights bf16(W · norm weight) (norm_fold.ts, as the CUDA session's scale_cols_bf16). */
   readonly decodeNormFold?: boolean;
 }
@@ -516,10 +496,7 @@ export class FakeCudaSession {
       nvfp4Mma: opts.nvfp4Mma,
       nvfp4GemvBlocks: opts.nvfp4Mma ? 2 * sms : undefined,
       nvfp4GemvK32: opts.nvfp4GemvK32,
-      nvfp4K32Norm: opts.nvfp4K32Norm,
-      nvfp4K32Silu: opts.nvfp4K32Silu,
       nvfp4NormFast: opts.nvfp4NormFast,
-      nvfp4K32Deep: opts.nvfp4K32Deep,
       wgmmaPrefill: opts.wgmmaPrefill,
       decodeSplitK: opts.decodeSplitK,
       gemvSplitK: opts.gemvSplitK,
@@ -958,7 +935,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
     if (!(m >= 1 && m <= stepTokens)) assert.fail(`${kernel}: ${m} rows in a step of ${stepTokens} tokens`);
   };
   for (let li = 0; li < launches.length; li++) {
-    const l = nvfp4DeepAsPlain(launches[li]);
+    const l = launches[li];
     if (l.kind === "gemm") {
       rowsOk("gemm", l.m);
       if (l.dtype === "fp8e4m3") {
@@ -1074,60 +1051,6 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           src = r;
         }
         nvfp4ActRows(mem, normBf16(src, ld(w, H), eps, rows, H), rows, H, a, xq, sx);
-        break;
-      }
-      case "nvfp4_gemv_k32_norm_bf16":
-      case "nvfp4_gemv_k32_norm_logits_bf16": {
-        // nvfp4_rmsnorm_act_bf16 (add 0) of the row into a scratch of codes, then nvfp4_gemv_k32[_logits]'s stand-in.
-        const [x, w, W, S, bias, y, n, k, eps, a, alpha] = A;
-        assert.ok(l.block === 256 && l.sharedBytes === 2 * k + k / 4, `${l.kernel}: block / shared memory`);
-        const xq = mem.alloc(2 * k), sx = mem.alloc(k / 4);
-        nvfp4ActRows(mem, normBf16(ld(x, k), ld(w, k), eps, 1, k), 1, k, a, xq, sx);
-        const kernel = l.kernel.replace("_norm", "");
-        nvfp4MmaKernelStandIn(mem, { ...l, kernel, args: [xq, W, S, sx, bias, y, 1, n, k, 0, alpha], sharedBytes: undefined }, stepTokens);
-        break;
-      }
-      case "nvfp4_gemv_k32_silu_bf16":
-      case "nvfp4_gemv_k32_act_silu_bf16":
-      case "nvfp4_gemv_k32_norm_silu_bf16": {
-        // nvfp4K32Silu: the fused gate_up GEMV (its bf16 output, not stored on the GPU), then nvfp4_silu_mul_act_bf16 of
-        // it into the next linear's codes and block scales (the second region of the lowbit scratch).
-        const norm = l.kernel.includes("_norm"), act = l.kernel.includes("_act");
-        const [n, k] = norm ? [A[6], A[7]] : act ? [A[5], A[6]] : [A[7], A[8]];
-        const [xq2, sx2, a2] = act ? [A[4], A[9], A[10]] : [A[5], A[11], A[12]];
-        assert.ok(l.block === 256 && l.grid[0] >= 1 && l.grid[0] <= n / 32 && n % 32 === 0, `${l.kernel}: grid ${l.grid}`);
-        assert.equal(l.sharedBytes ?? 0, norm || act ? 2 * k + k / 4 : 0, `${l.kernel}: shared memory`);
-        let xq = A[0] as bigint, sx = A[3] as bigint;
-        if (norm || act) {
-          xq = mem.alloc(2 * k);
-          sx = mem.alloc(k / 4);
-          const eps = A[8], a = norm ? A[9] : A[7];
-          nvfp4ActRows(mem, norm ? normBf16(ld(A[0], k), ld(A[1], k), eps, 1, k) : ld(A[0], k), 1, k, a, xq, sx);
-        }
-        const [W, S, bias, alpha] = norm ? [A[2], A[3], A[4], A[10]] : act ? [A[1], A[2], A[3], A[8]] : [A[1], A[2], A[4], A[10]];
-        const tmp = mem.alloc(n * 2);
-        const gemv: KernelLaunch = {
-          ...l,
-          kernel: "nvfp4_gemv_k32_bf16_m1",
-          grid: [n / 16, 1, 1],
-          args: [xq, W, S, sx, bias, tmp, 1, n, k, 0, alpha],
-          sharedBytes: undefined,
-        };
-        nvfp4MmaKernelStandIn(mem, gemv, stepTokens);
-        nvfp4ActRows(mem, siluMulBf16(ld(tmp, n), 1, n / 2), 1, n / 2, a2, xq2, sx2);
-        break;
-      }
-      case "nvfp4_gemv_k32_add_bf16":
-      case "nvfp4_gemv_k32_add_w16_bf16":
-      case "nvfp4_gemv_k32_act_add_bf16":
-      case "nvfp4_gemv_k32_act_add_w16_bf16": {
-        // The GEMV's output (not stored on the GPU) added into the residual stream as add_rmsnorm_bf16 adds it.
-        const act = l.kernel.includes("_act"), n = A[act ? 5 : 7], res = A[act ? 4 : 5] as bigint, tmp = mem.alloc(n * 2);
-        const args = A.map((v, j) => (j === (act ? 4 : 5) ? tmp : v));
-        nvfp4MmaKernelStandIn(mem, { ...l, kernel: l.kernel.replace("_add", ""), args }, stepTokens);
-        const yv = ld(tmp, n), r = ld(res, n);
-        for (let i = 0; i < n; i++) r[i] = addBf16(yv[i], r[i]);
-        st(res, r);
         break;
       }
       case "nvfp4_silu_mul_act_bf16": {

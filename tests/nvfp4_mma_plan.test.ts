@@ -146,70 +146,26 @@ test("NVFP4 engine on the fake device with nvfp4Mma (fused decode) = the lowbit.
   f32.dispose();
 });
 
-test("NVFP4 engine on the fake device with nvfp4GemvK32 + nvfp4K32Norm: one-token steps on nvfp4_gemv_k32 (norms, act, residual adds inside; the lm_head too) = the lowbit.cu path", () => {
+test("NVFP4 engine on the fake device with the session-12 defaults (nvfp4GemvK32, nvfp4NormFast): one-token steps on nvfp4_gemv_k32 (the lm_head too) = the lowbit.cu path", () => {
   const raw = quantTestLlama(96);
   const calibration = [Array.from({ length: 48 }, (_, i) => (i * 29 + 5) % 96)];
   const { bf16, f32 } = quantEngines(raw, 41, { quantAlgo: "NVFP4", excludeModules: [] }, 0.1, { calibration });
-  const { kernels } = runFusedSchedule(bf16, f32, {
-    unfused: sameAsUnfused,
-    cpu: ({ what, got, want }) => assert.ok(relL2(got.logits, want.logits) < 0.35, `${what}: logits far from the CPU session's`),
-    label: (l) => l.kernel,
-    next: (s, r) => s.want.sampledIds[r],
-    fusedOptions: { nvfp4Mma: true, nvfp4GemvK32: true, nvfp4K32Norm: true },
-  });
-  // Norms in the next GEMV (qkv, gate_up, the NVFP4 lm_head), residual adds in the GEMV before them (o_proj, down).
-  for (
-    const k of [
-      "nvfp4_gemv_k32_norm_bf16_m1",
-      "nvfp4_gemv_k32_act_add_w16_bf16_m1",
-      "nvfp4_gemv_k32_add_w16_bf16_m1",
-      "nvfp4_gemv_k32_norm_logits_bf16_m1",
-      "nvfp4_gemv_mma_w16_bf16_m8",
-    ]
-  ) {
-    assert.ok(kernels.has(k), `${k} in the fused decode steps: ${[...kernels].join(" ")}`);
-  }
-  bf16.dispose();
-  f32.dispose();
-});
-
-for (const norm of [false, true]) {
-  test(`NVFP4 engine on the fake device with nvfp4GemvK32 + nvfp4K32Silu${norm ? " + nvfp4K32Norm" : " + nvfp4NormFast"}: silu_mul in the gate_up GEMV's epilogue = the lowbit.cu path`, () => {
-    const raw = quantTestLlama(96);
-    const calibration = [Array.from({ length: 48 }, (_, i) => (i * 29 + 5) % 96)];
-    const { bf16, f32 } = quantEngines(raw, 41, { quantAlgo: "NVFP4", excludeModules: [] }, 0.1, { calibration });
+  // 132 SMs: every linear of few row tiles on 16 warps a block; 4 SMs: 128-wide linears (8 row tiles) on 8 warps.
+  for (const sms of [132, 4]) {
     const { kernels } = runFusedSchedule(bf16, f32, {
       unfused: sameAsUnfused,
       cpu: ({ what, got, want }) => assert.ok(relL2(got.logits, want.logits) < 0.35, `${what}: logits far from the CPU session's`),
       label: (l) => l.kernel,
       next: (s, r) => s.want.sampledIds[r],
-      fusedOptions: { nvfp4Mma: true, nvfp4GemvK32: true, nvfp4K32Silu: true, ...(norm ? { nvfp4K32Norm: true } : { nvfp4NormFast: true }) },
+      fusedOptions: { nvfp4Mma: true, nvfp4GemvK32: true, nvfp4NormFast: true },
+      sms,
     });
-    // gate_up (after its norm launch, or with the norm inside) writes down's codes; no silu_mul launch in one-token steps.
-    const want = norm ? ["nvfp4_gemv_k32_norm_silu_bf16_m1", "nvfp4_gemv_k32_add_w16_bf16_m1"] : ["nvfp4_gemv_k32_silu_bf16_m1", "nvfp4_rmsnorm_act_fast_bf16"];
-    for (const k of want) assert.ok(kernels.has(k), `${k} in the fused decode steps: ${[...kernels].join(" ")}`);
-    bf16.dispose();
-    f32.dispose();
-  });
-}
-
-test("NVFP4 engine on a 4-SM fake device with nvfp4GemvK32 + nvfp4K32Deep (+ nvfp4K32Norm): GEMVs of few row tiles on the deep ring = the lowbit.cu path", () => {
-  const raw = quantTestLlama(96);
-  const calibration = [Array.from({ length: 48 }, (_, i) => (i * 29 + 5) % 96)];
-  const { bf16, f32 } = quantEngines(raw, 41, { quantAlgo: "NVFP4", excludeModules: [] }, 0.1, { calibration });
-  for (const norm of [false, true]) {
-    const { kernels } = runFusedSchedule(bf16, f32, {
-      unfused: sameAsUnfused,
-      cpu: ({ what, got, want }) => assert.ok(relL2(got.logits, want.logits) < 0.35, `${what}: logits far from the CPU session's`),
-      label: (l) => l.kernel,
-      next: (s, r) => s.want.sampledIds[r],
-      fusedOptions: { nvfp4Mma: true, nvfp4GemvK32: true, nvfp4K32Deep: true, ...(norm ? { nvfp4K32Norm: true } : {}) },
-      sms: 4, // 128-wide linears: 8 row tiles, at most 2 an SM (deep); 64 wide or less: 16 warps a block
-    });
-    const want = norm
-      ? ["nvfp4_gemv_k32_act_deep_add_bf16_m1", "nvfp4_gemv_k32_deep_add_bf16_m1"]
-      : ["nvfp4_gemv_k32_act_deep_bf16_m1", "nvfp4_gemv_k32_deep_bf16_m1"];
-    for (const k of want) assert.ok(kernels.has(k), `${k} in the fused decode steps: ${[...kernels].join(" ")}`);
+    const want = sms === 4
+      ? ["nvfp4_gemv_k32_bf16_m1", "nvfp4_gemv_k32_act_bf16_m1", "nvfp4_gemv_mma_bf16_m8"]
+      : ["nvfp4_gemv_k32_w16_bf16_m1", "nvfp4_gemv_k32_act_w16_bf16_m1", "nvfp4_gemv_mma_w16_bf16_m8"];
+    for (const k of [...want, "nvfp4_gemv_k32_act_logits_bf16_m1", "nvfp4_rmsnorm_act_fast_bf16", "nvfp4_silu_mul_act_bf16"]) {
+      assert.ok(kernels.has(k), `${sms} SMs: ${k} in the fused decode steps: ${[...kernels].join(" ")}`);
+    }
   }
   bf16.dispose();
   f32.dispose();

@@ -11,7 +11,6 @@ import { loadKernelFile } from "../../lib/backends/cuda/compiler.ts";
 import { lowbitLinear } from "../../lib/backends/cpu/lowbit_linear.ts";
 import { LOWBIT_FAMILIES } from "../../lib/backends/cuda/lowbit_kernels.ts";
 import { kernelSignature } from "../../lib/backends/cuda/kernel_signatures.ts";
-import { nvfp4K32DeepSmem } from "../../lib/backends/cuda/lowbit_launch.ts";
 import { nvfp4Tiles } from "../../lib/backends/cuda/nvfp4_tiles.ts";
 import { E2M1_DECODE, nvfp4QuantizeBlocks } from "../../lib/util/e2m1.ts";
 import { E4M3_DECODE } from "../../lib/util/e4m3.ts";
@@ -134,145 +133,10 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
           console.log(`${name} [${N}x${K}]: ${differ}/${N} outputs differ from nvfp4_act_mma + nvfp4_gemv_k32's`);
           assert.equal(differ, 0, `${name}: ${differ} outputs differ`);
         }
-        // nvfp4K32Norm: nvfp4_gemv_k32_norm = nvfp4_rmsnorm_act_bf16 (add 0) + nvfp4_gemv_k32; nvfp4_gemv_k32[_act]_add[_w16]
-        // = the k32 output added into a residual row as add_rmsnorm_bf16 adds it (bf16(bf16(y) + r)). The same bits.
-        const normW = bf16(seededUniform(11, K, 0.5, 1.5));
-        using dnw = d.alloc(K * 2);
-        dnw.copyFromHost(normW);
-        using xq2 = d.alloc(2 * K);
-        using sx2 = d.alloc((K / 16) * 4);
-        mod.kernel("nvfp4_rmsnorm_act_bf16", sig("nvfp4_rmsnorm_act")).launch(1, 256, [dx, 0n, dnw, xq2, sx2, 1, K, 1e-5, a, 0]);
-        mod.kernel("nvfp4_gemv_k32_bf16_m1", sig("nvfp4_gemv_k32")).launch(N / 16, 256, [xq2, W, S, sx2, B, dy, 1, N, K, 0, alpha]);
-        const wantNorm = new Uint16Array(N);
-        dy.copyToHost(wantNorm);
-        dy.fill(0xff);
-        dyn(mod.kernel("nvfp4_gemv_k32_norm_bf16_m1", sig("nvfp4_gemv_k32_norm")), 2 * K + K / 4).launch(N / 16, 256, [
-          dx,
-          dnw,
-          W,
-          S,
-          B,
-          dy,
-          N,
-          K,
-          1e-5,
-          a,
-          alpha,
-        ], {
-          sharedMemBytes: 2 * K + K / 4,
-        });
-        const gotNorm = new Uint16Array(N);
-        dy.copyToHost(gotNorm);
-        const normDiffer = gotNorm.reduce((acc, x, i) => acc + (x !== wantNorm[i] ? 1 : 0), 0);
-        console.log(`nvfp4_gemv_k32_norm_bf16_m1 [${N}x${K}]: ${normDiffer}/${N} outputs differ from nvfp4_rmsnorm_act + nvfp4_gemv_k32's`);
-        assert.equal(normDiffer, 0, `nvfp4_gemv_k32_norm: ${normDiffer} outputs differ`);
-        const res0 = bf16(seededUniform(13, N, -2, 2));
-        using dr = d.alloc(N * 2);
-        for (const v of ["", "_w16", "_act", "_act_w16"]) {
-          const act = v.startsWith("_act"), w16 = v.endsWith("_w16");
-          const name = `nvfp4_gemv_k32${act ? "_act" : ""}_add${w16 ? "_w16" : ""}_bf16_m1`;
-          dr.copyFromHost(res0);
-          dyn(mod.kernel(name, sig(name.replace("_bf16_m1", ""))), act ? 2 * K + K / 4 : 0).launch(
-            N / 16,
-            w16 ? 512 : 256,
-            act ? [dx, W, S, B, dr, N, K, a, alpha] : [xq, W, S, sx, B, dr, 1, N, K, 0, alpha],
-            act ? { sharedMemBytes: 2 * K + K / 4 } : undefined,
-          );
-          const got = new Uint16Array(N);
-          dr.copyToHost(got);
-          const yk = outs.get(`nvfp4_gemv_k32${w16 ? "_w16" : ""}_bf16_m1`)!;
-          const differ = got.reduce((acc, x, i) => acc + (x !== toBf16Bits(Math.fround(fromBf16Bits(yk[i]) + fromBf16Bits(res0[i]))) ? 1 : 0), 0);
-          console.log(`${name} [${N}x${K}]: ${differ}/${N} residual rows differ from bf16(k32 output + residual)`);
-          assert.equal(differ, 0, `${name}: ${differ} differ`);
-        }
-        // nvfp4K32Deep: nvfp4_gemv_k32[_act]_deep[_add] (a 12-tile ring in dynamic shared memory) = the k32 bits.
-        for (const v of ["_deep", "_deep_add", "_act_deep", "_act_deep_add"]) {
-          const act = v.startsWith("_act"), add = v.endsWith("_add"), name = `nvfp4_gemv_k32${v}_bf16_m1`, smem = nvfp4K32DeepSmem(K, act);
-          dr.copyFromHost(res0);
-          const out = add ? dr : dy;
-          if (!add) dy.fill(0xff);
-          dyn(mod.kernel(name, sig(name.replace("_bf16_m1", ""))), smem).launch(
-            N / 16,
-            256,
-            act ? [dx, W, S, B, out, N, K, a, alpha] : [xq, W, S, sx, B, out, 1, N, K, 0, alpha],
-            { sharedMemBytes: smem },
-          );
-          const got = new Uint16Array(N);
-          out.copyToHost(got);
-          const yk = outs.get("nvfp4_gemv_k32_bf16_m1")!;
-          const differ = got.reduce(
-            (acc, x, i) => acc + (x !== (add ? toBf16Bits(Math.fround(fromBf16Bits(yk[i]) + fromBf16Bits(res0[i]))) : yk[i]) ? 1 : 0),
-            0,
-          );
-          console.log(`${name} [${N}x${K}]: ${differ}/${N} outputs differ from nvfp4_gemv_k32's${add ? " (+ residual)" : ""}`);
-          assert.equal(differ, 0, `${name}: ${differ} differ`);
-        }
       }
     }
   });
 }
-
-gpuTest("nvfp4_gemv_k32[_act|_norm]_silu (nvfp4K32Silu) write the bytes nvfp4_gemv_k32 + nvfp4_silu_mul_act_bf16 write, any grid", () => {
-  const d = device();
-  using mod = loadKernelFile(d, "nvfp4_mma.cu", OPTS);
-  // (N / 2 must be a multiple of 64: the act layout's k tiles.) K 4160: 65 k tiles, not a multiple of the 8 warps.
-  for (const [N, K] of [[256, 1024], [128, 4160], [384, 2048]] as const) {
-    const { f, tensors } = weight("nvfp4", N, K);
-    const a = f.activationScale!, alpha = Math.fround(a * f.globalScale!), I = N / 2, a2 = 0.011;
-    const tiles = nvfp4Tiles(tensors.get("w")!, tensors.get("w.scales")!, N, K);
-    const up = (b: Uint8Array) => {
-      const p = d.alloc(b.byteLength);
-      p.copyFromHost(b);
-      return p;
-    };
-    using W = up(tiles.codes);
-    using S = up(tiles.scales);
-    using B = d.alloc(N * 2);
-    B.copyFromHost(bf16(seededUniform(5, N, -0.5, 0.5)));
-    using dx = d.alloc(K * 2);
-    dx.copyFromHost(bf16(seededUniform(9, K, -3, 3)));
-    using dnw = d.alloc(K * 2);
-    dnw.copyFromHost(bf16(seededUniform(11, K, 0.5, 1.5)));
-    using xq = d.alloc(2 * K);
-    using sx = d.alloc((K / 16) * 4);
-    using xqn = d.alloc(2 * K);
-    using sxn = d.alloc((K / 16) * 4);
-    mod.kernel("nvfp4_act_mma_bf16", sig("nvfp4_act_mma")).launch([Math.ceil(K / 1024), 1, 1], 256, [dx, xq, sx, 1, K, a]);
-    mod.kernel("nvfp4_rmsnorm_act_bf16", sig("nvfp4_rmsnorm_act")).launch(1, 256, [dx, 0n, dnw, xqn, sxn, 1, K, 1e-5, a, 0]);
-    using dy = d.alloc(N * 2);
-    using q1 = d.alloc(2 * I);
-    using s1 = d.alloc((I / 16) * 4);
-    using q2 = d.alloc(2 * I);
-    using s2 = d.alloc((I / 16) * 4);
-    const bytes = (p: { copyToHost(b: Uint8Array): void }, n: number) => {
-      const b = new Uint8Array(n);
-      p.copyToHost(b);
-      return b;
-    };
-    for (const v of ["", "_act", "_norm"]) {
-      const [refQ, refS] = v === "_norm" ? [xqn, sxn] : [xq, sx];
-      mod.kernel("nvfp4_gemv_k32_bf16_m1", sig("nvfp4_gemv_k32")).launch(N / 16, 256, [refQ, W, S, refS, B, dy, 1, N, K, 0, alpha]);
-      mod.kernel("nvfp4_silu_mul_act_bf16", sig("nvfp4_silu_mul_act")).launch([Math.ceil(I / 1024), 1, 1], 256, [dy, q1, s1, 1, I, a2]);
-      const want = [...bytes(q1, 2 * I), ...bytes(s1, I / 4)];
-      const name = `nvfp4_gemv_k32${v}_silu_bf16_m1`;
-      const kern = dyn(mod.kernel(name, sig(name.replace("_bf16_m1", ""))), v === "" ? 0 : 2 * K + K / 4);
-      for (const grid of [N / 32, 3, 1]) {
-        q2.fill(0x55);
-        s2.fill(0x55);
-        const args = v === ""
-          ? [xq, W, S, sx, B, q2, 1, N, K, 0, alpha, s2, a2]
-          : v === "_act"
-          ? [dx, W, S, B, q2, N, K, a, alpha, s2, a2]
-          : [dx, dnw, W, S, B, q2, N, K, 1e-5, a, alpha, s2, a2];
-        kern.launch(grid, 256, args, v === "" ? undefined : { sharedMemBytes: 2 * K + K / 4 });
-        const got = [...bytes(q2, 2 * I), ...bytes(s2, I / 4)];
-        const diff = got.reduce((n, b, i) => n + (b !== want[i] ? 1 : 0), 0);
-        console.log(`${name} [${N}x${K}] grid ${grid}: ${diff}/${want.length} code / scale bytes differ from nvfp4_gemv_k32 + nvfp4_silu_mul_act's`);
-        assert.equal(diff, 0, `${name} [${N}x${K}] grid ${grid}: ${diff} bytes differ`);
-      }
-    }
-  }
-});
 
 gpuTest("nvfp4_gemv_mma: a persistent grid (blocks looping over row tiles, loads running on into the next one) gives the same bits", () => {
   const d = device();

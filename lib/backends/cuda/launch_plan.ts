@@ -12,7 +12,7 @@ import type { LastLayerRows } from "./last_layer_rows.ts";
 import { isPdlKernel, isPrefillPdlKernel } from "./kernel_signatures.ts";
 import { GEMV_MAX_ROWS, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
 import { planLinear } from "./linear_launch.ts";
-import { lowbitScratchLayout, NVFP4_NORM_FAST_MAX, nvfp4ActArgs, nvfp4ActProducers, type Nvfp4K32Fuse, nvfp4K32Fusion } from "./lowbit_launch.ts";
+import { NVFP4_NORM_FAST_MAX, nvfp4ActArgs, nvfp4ActProducers } from "./lowbit_launch.ts";
 import { batch4RowScale, decodeAttnQuantFits, planAttention, prefillOnFlashWg, shadowRope } from "./attention_launch.ts";
 import { type NormFold, planNormFold } from "./norm_fold.ts";
 import { opReads, readerCounts } from "./op_reads.ts";
@@ -113,42 +113,13 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     },
   );
   const touchedByFuse = (i: number) => !!fuse && (fuse.skip.has(i) || fuse.normOnly.has(i) || fuse.norm.has(i) || fuse.epilogue.has(i) || fuse.attnQkv.has(i));
-  // NVFP4 one-row steps with nvfp4GemvK32: norms inside the next GEMV, residual adds in the GEMV before them.
-  const nk = nvfp4K32Fusion(plan, env, rowsOf, touchedByFuse);
-  const nkLinear = new Map([...nk.normInto].map(([j, lin]) => [lin, j]));
-  // nvfp4K32Silu: gate_up linear → its silu_mul op; the linear after that silu_mul reads the codes the gate_up wrote.
-  const nkSilu = new Map([...nk.siluInto].map(([j, lin]) => [lin, j]));
-  const siluInput = (): { xq: bigint; sx: bigint } => {
-    const layout = lowbitScratchLayout(plan);
-    if (!env.lowbitScratch || !layout) throw new InternalError("launch plan: nvfp4K32Silu needs LaunchEnv.lowbitScratch");
-    return { xq: env.lowbitScratch + BigInt(layout.siluOffset), sx: env.lowbitScratch + BigInt(layout.siluScalesOffset) };
-  };
-  const nvfp4K32 = (i: number): Nvfp4K32Fuse | undefined => {
-    const j = nkLinear.get(i), addTo = nk.addInto.get(i), siluOp = nkSilu.get(i), fromSilu = nk.siluInto.has(i - 1);
-    if (j === undefined && addTo === undefined && siluOp === undefined && !fromSilu) return undefined;
-    const nrm = j === undefined ? undefined : (plan.ops[j] as Extract<(typeof plan.ops)[number], { type: "rmsnorm" | "add_rmsnorm" }>);
-    const addOp = addTo === undefined ? undefined : (plan.ops[addTo] as Extract<(typeof plan.ops)[number], { type: "add_rmsnorm" }>);
-    const next = siluOp === undefined ? undefined : (plan.ops[siluOp + 1] as Extract<(typeof plan.ops)[number], { type: "linear" }>);
-    return {
-      ...(nrm ? { norm: { x: buf(nrm.type === "add_rmsnorm" ? nrm.residual : nrm.x), weight: env.weight(nrm.weight), eps: nrm.eps } } : {}),
-      ...(addOp ? { residual: buf(addOp.residual) } : {}),
-      ...(next ? { silu: { ...siluInput(), a: nvfp4ActArgs(next, env)[2] } } : {}),
-      ...(fromSilu ? { input: siluInput() } : {}),
-    };
-  };
   // NVFP4 on nvfp4_mma.cu: norms / silu_mul that write the next GEMV's int8 codes themselves (LaunchEnv.nvfp4Mma).
-  const nq = nvfp4ActProducers(
-    plan,
-    env,
-    rowsOf,
-    T === S,
-    (i) => touchedByFuse(i) || nk.normInto.has(i) || nkLinear.has(i) || nk.siluInto.has(i),
-  );
+  const nq = nvfp4ActProducers(plan, env, rowsOf, T === S, touchedByFuse);
   const nqArgs = (j: number) => nvfp4ActArgs(plan.ops[nq.get(j)!] as Extract<(typeof plan.ops)[number], { type: "linear" }>, env);
   /** The NVFP4 norm + act producer of a row of `hidden` (nvfp4NormFast: the 1024-thread form, same bytes) and its block size. */
   const nvfp4NormAct = (hidden: number): [string, number] =>
     env.nvfp4NormFast && hidden <= NVFP4_NORM_FAST_MAX ? ["nvfp4_rmsnorm_act_fast_bf16", 1024] : ["nvfp4_rmsnorm_act_bf16", 256];
-  const preQuantized = new Set([...fq.values(), ...nq.values(), ...[...nk.siluInto.keys()].map((j) => j + 1)]);
+  const preQuantized = new Set([...fq.values(), ...nq.values()]);
   /** The FP8 scratch's e4m3 rows and row scales (the producer's outputs), and the linear's static scale. */
   const fqArgs = (lin: number): [bigint, bigint, number] => {
     const layout = fp8ScratchLayout(plan);
@@ -175,7 +146,6 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     fuse,
     pdl,
     preQuantized,
-    nvfp4K32,
     pruned: () => pruned,
     out,
     k,
@@ -218,7 +188,6 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         k(i, `embedding_${elem}`, [T, 1, 1], 256, [io.tokenIds, env.weight(op.table), buf(op.out), T, a.hiddenSize, a.vocabSize, 0n]);
         break;
       case "rmsnorm": {
-        if (nk.normInto.has(i)) break; // in the next NVFP4 GEMV's prologue (nvfp4GemvK32)
         if (nf?.skip.has(i)) break; // folded into the next linear (decodeNormFold)
         const rows = rowsOf(op.x);
         if (fq.has(i)) {
@@ -235,7 +204,6 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         break;
       }
       case "add_rmsnorm": {
-        if (nk.normInto.has(i)) break; // the add done by the GEMV before it, the norm in the GEMV after it (nvfp4GemvK32)
         if (nf?.skip.has(i)) {
           // decodeNormFold: the add in the GEMM before it, the norm folded into the linear after it.
           if (addedByGemm !== i) throw new InternalError(`launch plan: op ${i}: a folded add_rmsnorm whose add no GEMM took`);
@@ -363,7 +331,6 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         break;
       }
       case "silu_mul":
-        if (nk.siluInto.has(i)) break; // in the gate_up GEMV's epilogue (nvfp4K32Silu)
         if (fq.has(i)) {
           const [xq, rs, act] = fqArgs(fq.get(i)!);
           // Rows: T, or the logits rows past a pruned step's cut. Static scales: fp8FastSilu (hardware exp / division) or

@@ -189,14 +189,8 @@ export interface LaunchEnv {
   readonly nvfp4GemvBlocks?: number;
   /** With nvfp4Mma: one-row NVFP4 GEMVs on nvfp4_gemv_k32 (CudaFlags.nvfp4GemvK32; not with batchInvariant). */
   readonly nvfp4GemvK32?: boolean;
-  /** With nvfp4GemvK32: norms in the next NVFP4 GEMV, residual adds in the one before (CudaFlags.nvfp4K32Norm). */
-  readonly nvfp4K32Norm?: boolean;
-  /** With nvfp4GemvK32: silu_mul + its act quantization in the gate_up GEMV's epilogue (CudaFlags.nvfp4K32Silu). */
-  readonly nvfp4K32Silu?: boolean;
   /** With nvfp4Mma: the NVFP4 norm + act producers as nvfp4_rmsnorm_act_fast_bf16 (CudaFlags.nvfp4NormFast). */
   readonly nvfp4NormFast?: boolean;
-  /** With nvfp4GemvK32: GEMVs of few row tiles on the deep-ring k32 kernels (CudaFlags.nvfp4K32Deep). */
-  readonly nvfp4K32Deep?: boolean;
   /**
    * Decode steps on decode_attention_batch4 over an FP8 cache write a static-scale FP8 o_proj's e4m3 input from the
    * attention (CudaFlags.fp8DecodeAttnQuant).

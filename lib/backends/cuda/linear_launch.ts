@@ -45,7 +45,7 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
   }
   if (isLowbitLinear(op)) {
     const first = out.length;
-    planLowbitLinear(lin, out, preQuantized.has(i), c.nvfp4K32?.(i));
+    planLowbitLinear(lin, out, preQuantized.has(i));
     pdlFrom(first); // the activation quantizer and the GEMV wait for their predecessor in code too
     return;
   }

@@ -247,14 +247,8 @@ export class CudaSession implements SessionBackend {
   readonly nvfp4Mma: boolean;
   /** CudaSessionOptions.nvfp4GemvK32. */
   readonly nvfp4GemvK32: boolean;
-  /** CudaSessionOptions.nvfp4K32Norm. */
-  readonly nvfp4K32Norm: boolean;
-  /** CudaSessionOptions.nvfp4K32Silu. */
-  readonly nvfp4K32Silu: boolean;
   /** CudaSessionOptions.nvfp4NormFast. */
   readonly nvfp4NormFast: boolean;
-  /** CudaSessionOptions.nvfp4K32Deep. */
-  readonly nvfp4K32Deep: boolean;
   /** CudaSessionOptions.fp8DecodeAttnQuant. */
   readonly fp8DecodeAttnQuant: boolean;
   /** CudaSessionOptions.prefillTileScan. */
@@ -393,10 +387,7 @@ export class CudaSession implements SessionBackend {
     this.quantTailNorm = f.quantTailNorm;
     this.nvfp4Mma = f.nvfp4Mma;
     this.nvfp4GemvK32 = f.nvfp4GemvK32;
-    this.nvfp4K32Norm = f.nvfp4K32Norm;
-    this.nvfp4K32Silu = f.nvfp4K32Silu;
     this.nvfp4NormFast = f.nvfp4NormFast;
-    this.nvfp4K32Deep = f.nvfp4K32Deep;
     this.fp8DecodeAttnQuant = f.fp8DecodeAttnQuant;
     this.prefillTileScan = f.prefillTileScan;
     this.gemmResidual = f.gemmResidual;
@@ -680,10 +671,7 @@ export class CudaSession implements SessionBackend {
       nvfp4Mma: this.nvfp4Mma,
       nvfp4GemvBlocks: NVFP4_GEMV_BLOCKS_PER_SM * this.device.smCount,
       nvfp4GemvK32: this.nvfp4GemvK32,
-      nvfp4K32Norm: this.nvfp4K32Norm,
-      nvfp4K32Silu: this.nvfp4K32Silu,
       nvfp4NormFast: this.nvfp4NormFast,
-      nvfp4K32Deep: this.nvfp4K32Deep,
       ...(this.fp8DecodeAttnQuant ? { fp8DecodeAttnQuant: true } : {}),
       ...(this.prefillTileScan ? { prefillTileScan: true } : {}),
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),

@@ -287,23 +287,6 @@ export const CUDA_FLAGS = {
    */
   nvfp4GemvK32: { env: "LLMRT_NVFP4_GEMV_K32", default: true },
   /**
-   * With `nvfp4GemvK32`, one-row steps: an RMSNorm whose only reader is an NVFP4 linear runs in that GEMV's prologue
-   * (nvfp4_gemv_k32_norm: every block normalizes and quantizes the row in shared memory, as nvfp4_rmsnorm_act_bf16
-   * does), and an add_rmsnorm's residual add moves into the NVFP4 GEMV before it (nvfp4_gemv_k32[_act]_add adds its
-   * output into the residual stream): no norm launches left in an NVFP4 layer. The same bits as the producers.
-   * @default false
-   */
-  nvfp4K32Norm: { env: "LLMRT_NVFP4_K32_NORM", default: false },
-  /**
-   * With `nvfp4GemvK32`, one-row steps: a fused gate_up NVFP4 linear followed by silu_mul whose only reader is an NVFP4
-   * linear runs nvfp4_gemv_k32[_act|_norm]_silu: each block takes a gate row tile and its up row tile, and its epilogue
-   * writes the 16 values bf16(silu(gate) · up) as one NVFP4 block of the next linear's int8 codes and scale (as
-   * nvfp4_silu_mul_act_bf16 does, into a second region of the lowbit scratch): no silu_mul launch, no bf16 gate_up
-   * output. The same bits, but slower: H200 session 12, llama-3.1-8b batch 1 (same process) 304.4 → 277.4 tok/s with
-   * nvfp4K32Norm (r1), 329.7 → 302.6 with nvfp4NormFast (r2); the paired gate_up GEMV alone +2.3 µs. @default false
-   */
-  nvfp4K32Silu: { env: "LLMRT_NVFP4_K32_SILU", default: false },
-  /**
    * With `nvfp4Mma`: the RMSNorms that quantize for the next NVFP4 linear run nvfp4_rmsnorm_act_fast_bf16 (rows up to 8192
    * wide): the same bytes as nvfp4_rmsnorm_act_bf16 with less latency on its one block (norm weight read before pdlWait,
    * the row kept in shared memory after the sum of squares, 1024 threads quantizing). H200 session 12 r2, llama-3.1-8b
@@ -311,14 +294,6 @@ export const CUDA_FLAGS = {
    * graph 457 → 186 µs, logits bitwise equal. @default true (session 12)
    */
   nvfp4NormFast: { env: "LLMRT_NVFP4_NORM_FAST", default: true },
-  /**
-   * With `nvfp4GemvK32`: one-row NVFP4 GEMVs of at most 2 row tiles of 16 an SM (llama-3.1-8b o_proj / down_proj: 256 on
-   * 132 SMs) run nvfp4_gemv_k32[_act]_deep[_add]: a 12-tile ring a warp in dynamic shared memory instead of 6 in
-   * static, so their few blocks keep as many weight bytes in flight as 4 blocks an SM do. The same bits. H200 session 12
-   * r3: llama-3.2-1b (qkv deep) 1,342.6 → 1,355.5 tok/s (+1.0%) with nvfp4NormFast + nvfp4GemvK32; the 8B A/B was cut
-   * by the job's limit. @default false
-   */
-  nvfp4K32Deep: { env: "LLMRT_NVFP4_K32_DEEP", default: false },
   /**
    * Decode steps of more than 8 sequences over an FP8 KV cache (decode_attention_batch4): the attention writes the next
    * static-scale FP8 linear's (o_proj's) e4m3 rows and row scales itself (decode_attention_batch4_q8_fp8kv_*, the bytes

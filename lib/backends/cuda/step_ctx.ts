@@ -7,7 +7,6 @@
 import type { DecodeFusion } from "./decode_fusion.ts";
 import type { Op } from "../../ir/network.ts";
 import type { Launch, LaunchEnv, StepShape } from "./launch_types.ts";
-import type { Nvfp4K32Fuse } from "./lowbit_launch.ts";
 
 /** Appends one kernel launch (op index, kernel name, grid, block, arguments, dynamic shared memory). */
 export type KernelAppender = (
@@ -44,8 +43,6 @@ export interface StepCtx {
   readonly pdl: boolean;
   /** FP8 linears whose producer already wrote their e4m3 rows. */
   readonly preQuantized: ReadonlySet<number>;
-  /** nvfp4GemvK32: the RMSNorm prologue / residual-add epilogue of NVFP4 linear op i (lowbit_launch.ts nvfp4K32Fusion). */
-  readonly nvfp4K32?: (i: number) => Nvfp4K32Fuse | undefined;
   /** Whether the ops planned now run over the logits rows only (last-layer pruning, past its cut). */
   readonly pruned: () => boolean;
   readonly out: Launch[];

@@ -299,24 +299,6 @@ extern "C" __global__ void __launch_bounds__(1024) nvfp4_rmsnorm_act_fast_bf16(c
 
 __device__ __forceinline__ float nvSilu(float g) { return g / (1.f + expf(-g)); }  // silu_mul.cu's silu
 
-/**
- * One 16-value block of a row quantized by threads 0..15 (value r of block blk in thread r; only they call it): the
- * codes nvActQuad writes for it (the same amax, scale and rounding) into xp [k] / its negations at xp + k (one row,
- * k the row's length) and the block's e4m3 scale into sx[blk], under the global scale a.
- */
-__device__ __forceinline__ void nvActBlock16(float f, int r, int blk, float a, u8* xp, int k, float* sx) {
-  float amax = fabsf(f);
-#pragma unroll
-  for (int o = 1; o < 16; o <<= 1) amax = fmaxf(amax, __shfl_xor_sync(0x0000ffffu, amax, o));
-  const float sb = amax > 0.f ? nvE4m3(nvE4m3Byte(__fdiv_rn(amax, __fmul_rn(6.f, a)))) : 1.f;
-  const float div = __fmul_rn(sb, a);
-  const int c = div > 0.f ? nvE2m1x2(__fdiv_rn(f, div)) : 0;
-  const long long o = (long long)(blk / 4) * 64 + (r / 4) * 16 + (blk % 4) * 4 + (r % 4);
-  xp[o] = (u8)(c & 0xff);
-  xp[k + o] = (u8)((-c) & 0xff);
-  if (r == 0) sx[blk] = sb;
-}
-
 #if LLMRT_KERNEL(nvfp4_silu_mul_act_bf16)
 extern "C" __global__ void __launch_bounds__(256) nvfp4_silu_mul_act_bf16(const bf16_t* gateUp, u8* xq, float* sx, int numTokens, int inter, float a) {
   pdlWait();
@@ -516,15 +498,6 @@ __device__ __forceinline__ void mmaK32(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 
                : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-// PRO 0: the row's codes and scales are in xq / sx (a producer or nvfp4_act_mma wrote them). PRO 1 (act): xq is the
-// linear's bf16 input row, quantized by every block into shared memory (nvActQuad, as nvfp4_act_mma_bf16 quantizes it:
-// the same codes and scales) after the first weight loads are issued, instead of a separate act launch. PRO 2 (norm):
-// the same after RMSNorm of that row with normW (nvfp4_rmsnorm_act_bf16's sums and roundings, add 0; 256 threads).
-// ADD: y is the residual stream, y[j] = bf16(bf16(out[j]) + y[j]) — add_rmsnorm_bf16's add of this linear's output,
-// done here so the norm after it can run in the next GEMV's prologue (the output itself is not stored).
-/** Where a deep ring starts in dynamic shared memory after the act codes of a row of k (lowbit_launch.ts nvfp4K32DeepSmem). */
-#define NV_K32_DEEP_OFF(k) (((2 * (k) + (k) / 4) + 127) / 128 * 128)
-
 /** Shared-memory address of p (for cp.async). */
 __device__ __forceinline__ u32 nvSmemAddr(const void* p) {
   unsigned long long g;
@@ -547,49 +520,31 @@ __device__ __forceinline__ void nvRingIssue(u8* slot, const u8* __restrict__ W, 
   asm volatile("cp.async.commit_group;" ::: "memory");
 }
 
-// SILU (with NV_K32_RING): the fused gate_up linear followed by silu_mul whose only reader is the next NVFP4 linear: rows
-// [0, n / 2) gate, [n / 2, n) up; a block takes gate row tile p and then up row tile p + RT / 2 (the same per-tile sums,
-// so the same bits), and from the two tiles' bf16 outputs the 16 values bf16(silu(gate) · up) — one NVFP4 block of the
-// next linear's input — quantized as nvfp4_silu_mul_act_bf16 does into xq2 (codes [n / 2], negations after them) and
-// sx2 (block p's scale) under that linear's activation scale a2; no bf16 output is stored.
-// DEEP D > 0 (nvfp4_gemv_k32[_act]_deep*: GEMVs of few row tiles, at most ~2 blocks an SM): a ring of D slots a warp in
-// dynamic shared memory after the act codes (NV_K32_DEEP_OFF), so those blocks keep as many bytes in flight as 4 blocks
-// of the static ring do.
-template <int NW, bool LOGITS, int PRO, bool ADD, bool SILU = false, int DEEP = 0>
+// ACT false: the row's codes and scales are in xq / sx (a producer or nvfp4_act_mma wrote them). ACT true: xq is the
+// linear's bf16 input row, quantized by every block into shared memory (nvActQuad, as nvfp4_act_mma_bf16 quantizes it:
+// the same codes and scales) after the first weight loads are issued, instead of a separate act launch.
+template <int NW, bool LOGITS, bool ACT>
 __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8* __restrict__ W, const u8* __restrict__ S,
-    const float* __restrict__ sx, const bf16_t* __restrict__ bias, void* __restrict__ y, int n, int k, float alpha, float a = 0.f,
-    const bf16_t* __restrict__ normW = nullptr, float eps = 0.f, float* __restrict__ sx2 = nullptr, float a2 = 0.f) {
-  static_assert(PRO != 2 || NW == 8, "the RMSNorm prologue sums as rmsnorm_bf16's 256 threads do");
-  static_assert(!SILU || (NV_K32_RING > 0 && !LOGITS && !ADD), "the silu·mul epilogue needs the ring's tile order");
+    const float* __restrict__ sx, const bf16_t* __restrict__ bias, void* __restrict__ y, int n, int k, float alpha, float a = 0.f) {
   __shared__ float red[NW][16];
   extern __shared__ __align__(16) u8 nvSmem[];  // ACT: codes [k], their negations [k] (unread), block scales f32 [k / 16]
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int KT = k / 64, RT = n / 16;
   const int cnt = (KT - warp + NW - 1) / NW;  // as nvfp4MmaGemv: k tiles warp, warp + NW, ... of every row tile
   const u32 T0 = 0x03020100u, T1 = 0x0C080604u;  // 2 · e2m1 magnitudes
-  // The block's row tiles in order, as logical indices lt < RT: blockIdx.x, + gridDim.x, ...; SILU: pairs (2 p, 2 p + 1)
-  // for p = blockIdx.x, + gridDim.x, ..., 2 p the gate tile p, 2 p + 1 the up tile p + RT / 2.
-  const auto tileOf = [&](int lt) { return SILU ? (lt >> 1) + (lt & 1) * (RT >> 1) : lt; };
-  const auto nextTile = [&](int lt) { return SILU ? ((lt & 1) ? lt + 2 * (int)gridDim.x - 1 : lt + 1) : lt + (int)gridDim.x; };
-  int rt = SILU ? 2 * blockIdx.x : blockIdx.x;  // (the ring path: a logical index until the loop maps it)
+  int rt = blockIdx.x;
 #if NV_K32_RING
   // A per-warp ring of RD slots (768 bytes: a tile's 512 weight bytes, then 8 scale bytes a lane) that cp.async fills
-  // RD items ahead (items: this warp's k tiles j < cnt of the block's row tiles in order): the bytes in flight take
-  // shared memory, not registers.
-  constexpr int RD = DEEP > 0 ? DEEP : NW == 16 ? (NV_K32_RING / 2 > 0 ? NV_K32_RING / 2 : 1) : NV_K32_RING;
-  u8 (*ring)[RD][768];
-  if constexpr (DEEP > 0) {
-    ring = reinterpret_cast<u8(*)[RD][768]>(nvSmem + (PRO != 0 ? NV_K32_DEEP_OFF(k) : 0));
-  } else {
-    __shared__ __align__(16) u8 sring[NW][RD][768];
-    ring = sring;
-  }
-  int fr = rt, fj = 0;  // the next item to issue (fr logical)
+  // RD items ahead (items: this warp's k tiles j < cnt of row tiles blockIdx.x, + gridDim.x, ...): the bytes in flight
+  // take shared memory, not registers.
+  constexpr int RD = NW == 16 ? (NV_K32_RING / 2 > 0 ? NV_K32_RING / 2 : 1) : NV_K32_RING;
+  __shared__ __align__(16) u8 ring[NW][RD][768];
+  int fr = rt, fj = 0;  // the next item to issue
   const auto issueNext = [&](int slot) {
-    nvRingIssue(ring[warp][slot], W, S, tileOf(fr), warp + NW * fj, KT, lane, cnt > 0 && fr < RT);
+    nvRingIssue(ring[warp][slot], W, S, fr, warp + NW * fj, KT, lane, cnt > 0 && fr < RT);
     if (++fj >= cnt) {
       fj = 0;
-      fr = nextTile(fr);
+      fr += gridDim.x;
     }
   };
 #pragma unroll
@@ -605,35 +560,14 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
 #endif
   pdlWait();
   pdlLaunchDependents();
-  if constexpr (PRO != 0) {
+  if constexpr (ACT) {
     const bf16_t* x = reinterpret_cast<const bf16_t*>(xq);
-    float inv = 0.f;
-    if constexpr (PRO == 2) {  // nvfp4_rmsnorm_act_bf16's pass 1 (add 0): the sum of squares in the same order
-      __shared__ float sh[32];
-      float ss = 0.f;
-      for (int i = threadIdx.x * 8; i < k; i += blockDim.x * 8) {
-        float v[8];
-        load16(x + i, v);
-#pragma unroll
-        for (int e = 0; e < 8; e++) ss += v[e] * v[e];
-      }
-      ss = blockSum(ss, sh);
-      inv = rsqrtf(ss / (float)k + eps);
-    }
     const float six = __fmul_rn(6.f, a);
     for (int base = 0; base < k; base += NW * 32 * 4) {  // block-uniform: every lane reaches nvActQuad's shuffles
       const int i = base + (int)threadIdx.x * 4;
       const bool active = i < k;
       float f[4] = {0.f, 0.f, 0.f, 0.f};
-      if (active) {
-        nvLoad4(x + i, f);
-        if constexpr (PRO == 2) {
-          float w[4];
-          nvLoad4(normW + i, w);
-#pragma unroll
-          for (int e = 0; e < 4; e++) f[e] = toF(fromF<bf16_t>(f[e] * inv * w[e]));
-        }
-      }
+      if (active) nvLoad4(x + i, f);
       nvActQuad(f, active, i, a, six, nvSmem, nvSmem + k, reinterpret_cast<float*>(nvSmem + 2 * k));
     }
     __syncthreads();
@@ -646,8 +580,7 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
   const u32* xpw = reinterpret_cast<const u32*>(xq) + 4 * t + (g >> 1);
   const float* sxt = sx + t;                                                    // block 4 q + t's activation scale: sxt[4 q]
   const u32 ssel = (u32)t | ((u32)(t + 4) << 4);  // prmt of the scale words: (row g, block t), (row g + 8, block t)
-  for (int lt = rt; lt < RT; lt = nextTile(lt)) {
-    const int rt = tileOf(lt);
+  for (; rt < RT; rt += gridDim.x) {
     float acc0 = 0.f, acc1 = 0.f;
 #if NV_K32_RING
     for (int j0 = 0; j0 < cnt; j0++) {
@@ -678,7 +611,7 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
         const int q = warp + NW * (j0 + u);
         u32 v;
         float sxv;
-        if constexpr (PRO != 0) {
+        if constexpr (ACT) {
           v = xl ? xpw[16 * q] : 0u;
           sxv = sxt[4 * q];
         } else {
@@ -738,20 +671,8 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
       const int j = rt * 16 + row;
       float o = v * (0.25f * alpha);
       if (bias) o += toF(bias[j]);
-      if constexpr (SILU) {
-        __shared__ float gate[16];
-        const float v16 = toF(fromF<bf16_t>(o));  // the bf16 gate_up output silu_mul would read
-        if ((lt & 1) == 0) {
-          gate[row] = v16;  // read by the up tile's epilogue (the barrier below orders it)
-        } else {
-          const float f = toF(fromF<bf16_t>(nvSilu(gate[row]) * v16));  // nvfp4_silu_mul_act_bf16's value
-          nvActBlock16(f, row, rt - (RT >> 1), a2, reinterpret_cast<u8*>(y), RT / 2 * 16, sx2);
-        }
-      } else if constexpr (LOGITS) {
+      if constexpr (LOGITS) {
         reinterpret_cast<float*>(y)[j] = o;
-      } else if constexpr (ADD) {
-        bf16_t* res = reinterpret_cast<bf16_t*>(y);
-        res[j] = fromF<bf16_t>(toF(fromF<bf16_t>(o)) + toF(res[j]));
       } else {
         reinterpret_cast<bf16_t*>(y)[j] = fromF<bf16_t>(o);
       }
@@ -760,130 +681,39 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
   }
 }
 
-#define NVFP4_K32_GEMV(NAME, NW, LOGITS, ADD)                                                                                              \
+#define NVFP4_K32_GEMV(NAME, NW, LOGITS)                                                                                                   \
   extern "C" __global__ void __launch_bounds__(NW * 32, NW == 8 ? NV_K32_MINB : 1) NAME(const u8* xq, const u8* W, const u8* S, const float* sx, \
       const bf16_t* bias, void* y, int m, int n, int k, int unused, float alpha) {                                                  \
-    nvfp4K32Gemv<NW, LOGITS, 0, ADD>(xq, W, S, sx, bias, y, n, k, alpha);                                                            \
+    nvfp4K32Gemv<NW, LOGITS, false>(xq, W, S, sx, bias, y, n, k, alpha);                                                             \
   }
 
 // extern "C" __global__ void nvfp4_gemv_k32_act[_w16|_logits]_bf16_m1(const bf16_t* x, const u8* W, const u8* S,
 //     const bf16_t* bias, void* y, int n, int k, float a, float alpha)
 //   nvfp4_act_mma_bf16 + nvfp4_gemv_k32[_w16|_logits]_bf16_m1 in one launch (the same bits): every block quantizes x
 //   into dynamic shared memory (2 k + k / 4 bytes).
-// extern "C" __global__ void nvfp4_gemv_k32_add[_w16]_bf16_m1(...nvfp4_gemv_k32_bf16_m1's parameters...)
-// extern "C" __global__ void nvfp4_gemv_k32_act_add[_w16]_bf16_m1(...nvfp4_gemv_k32_act_bf16_m1's parameters...)
-//   y is the residual stream: y += bf16(out) rounded to bf16 (ADD), the output not stored.
-// extern "C" __global__ void nvfp4_gemv_k32_norm[_logits]_bf16_m1(const bf16_t* x, const bf16_t* normW, const u8* W,
-//     const u8* S, const bf16_t* bias, void* y, int n, int k, float eps, float a, float alpha)
-//   nvfp4_rmsnorm_act_bf16 (add 0) + nvfp4_gemv_k32[_logits]_bf16_m1 in one launch (the same bits); 256 threads.
-#define NVFP4_K32_ACT_GEMV(NAME, NW, LOGITS, ADD)                                                                                   \
+#define NVFP4_K32_ACT_GEMV(NAME, NW, LOGITS)                                                                                        \
   extern "C" __global__ void __launch_bounds__(NW * 32, NW == 8 ? NV_K32_MINB : 1) NAME(const bf16_t* x, const u8* W, const u8* S,     \
       const bf16_t* bias, void* y, int n, int k, float a, float alpha) {                                                           \
-    nvfp4K32Gemv<NW, LOGITS, 1, ADD>(reinterpret_cast<const u8*>(x), W, S, nullptr, bias, y, n, k, alpha, a);                       \
-  }
-#define NVFP4_K32_NORM_GEMV(NAME, LOGITS)                                                                                           \
-  extern "C" __global__ void __launch_bounds__(256, NV_K32_MINB) NAME(const bf16_t* x, const bf16_t* normW, const u8* W, const u8* S,  \
-      const bf16_t* bias, void* y, int n, int k, float eps, float a, float alpha) {                                                \
-    nvfp4K32Gemv<8, LOGITS, 2, false>(reinterpret_cast<const u8*>(x), W, S, nullptr, bias, y, n, k, alpha, a, normW, eps);           \
-  }
-
-// extern "C" __global__ void nvfp4_gemv_k32[_act|_norm]_silu_bf16_m1(...nvfp4_gemv_k32[_act|_norm]_bf16_m1's parameters...,
-//     float* sx2, float a2)   (CudaFlags.nvfp4K32Silu; 8 warps; n % 32 == 0)
-//   the fused gate_up linear [n, k] followed by silu_mul and nvfp4_silu_mul_act_bf16 (the same bits): y is the next
-//   linear's int8 codes (u8 [n / 2], their negations after them), sx2 its block scales f32 [n / 32], a2 its activation
-//   scale; grid: at most n / 32 blocks (a block takes gate row tile p and up row tile p + n / 32, p = blockIdx.x, + gridDim.x, ...).
-#define NVFP4_K32_SILU_GEMV(NAME)                                                                                                    \
-  extern "C" __global__ void __launch_bounds__(256, NV_K32_MINB) NAME(const u8* xq, const u8* W, const u8* S, const float* sx,        \
-      const bf16_t* bias, void* y, int m, int n, int k, int unused, float alpha, float* sx2, float a2) {                            \
-    nvfp4K32Gemv<8, false, 0, false, true>(xq, W, S, sx, bias, y, n, k, alpha, 0.f, nullptr, 0.f, sx2, a2);                          \
-  }
-#define NVFP4_K32_ACT_SILU_GEMV(NAME)                                                                                                \
-  extern "C" __global__ void __launch_bounds__(256, NV_K32_MINB) NAME(const bf16_t* x, const u8* W, const u8* S, const bf16_t* bias,   \
-      void* y, int n, int k, float a, float alpha, float* sx2, float a2) {                                                          \
-    nvfp4K32Gemv<8, false, 1, false, true>(reinterpret_cast<const u8*>(x), W, S, nullptr, bias, y, n, k, alpha, a, nullptr, 0.f, sx2, a2); \
-  }
-#define NVFP4_K32_NORM_SILU_GEMV(NAME)                                                                                               \
-  extern "C" __global__ void __launch_bounds__(256, NV_K32_MINB) NAME(const bf16_t* x, const bf16_t* normW, const u8* W, const u8* S,  \
-      const bf16_t* bias, void* y, int n, int k, float eps, float a, float alpha, float* sx2, float a2) {                           \
-    nvfp4K32Gemv<8, false, 2, false, true>(reinterpret_cast<const u8*>(x), W, S, nullptr, bias, y, n, k, alpha, a, normW, eps, sx2, a2); \
+    nvfp4K32Gemv<NW, LOGITS, true>(reinterpret_cast<const u8*>(x), W, S, nullptr, bias, y, n, k, alpha, a);                        \
   }
 
 #if LLMRT_KERNEL(nvfp4_gemv_k32_bf16_m1)
-NVFP4_K32_GEMV(nvfp4_gemv_k32_bf16_m1, 8, false, false)
-#endif
-// extern "C" __global__ void nvfp4_gemv_k32[_act]_deep[_add]_bf16_m1(...nvfp4_gemv_k32[_act][_add]_bf16_m1's parameters...)
-//   the same with a ring of NV_K32_DEEP slots a warp in dynamic shared memory (NV_K32_DEEP · 8 · 768 bytes, after the
-//   act codes' 2 k + k / 4 rounded up to 128): for GEMVs of few row tiles (lowbit_launch.ts). 8 warps.
-#ifndef NV_K32_DEEP
-#define NV_K32_DEEP 12
-#endif
-#define NVFP4_K32_DEEP_GEMV(NAME, ADD)                                                                                                 \
-  extern "C" __global__ void __launch_bounds__(256, 2) NAME(const u8* xq, const u8* W, const u8* S, const float* sx, const bf16_t* bias, \
-      void* y, int m, int n, int k, int unused, float alpha) {                                                                        \
-    nvfp4K32Gemv<8, false, 0, ADD, false, NV_K32_DEEP>(xq, W, S, sx, bias, y, n, k, alpha);                                            \
-  }
-#define NVFP4_K32_ACT_DEEP_GEMV(NAME, ADD)                                                                                             \
-  extern "C" __global__ void __launch_bounds__(256, 2) NAME(const bf16_t* x, const u8* W, const u8* S, const bf16_t* bias, void* y,    \
-      int n, int k, float a, float alpha) {                                                                                           \
-    nvfp4K32Gemv<8, false, 1, ADD, false, NV_K32_DEEP>(reinterpret_cast<const u8*>(x), W, S, nullptr, bias, y, n, k, alpha, a);      \
-  }
-#if NV_K32_RING
-#if LLMRT_KERNEL(nvfp4_gemv_k32_deep_bf16_m1)
-NVFP4_K32_DEEP_GEMV(nvfp4_gemv_k32_deep_bf16_m1, false)
-#endif
-#if LLMRT_KERNEL(nvfp4_gemv_k32_deep_add_bf16_m1)
-NVFP4_K32_DEEP_GEMV(nvfp4_gemv_k32_deep_add_bf16_m1, true)
-#endif
-#if LLMRT_KERNEL(nvfp4_gemv_k32_act_deep_bf16_m1)
-NVFP4_K32_ACT_DEEP_GEMV(nvfp4_gemv_k32_act_deep_bf16_m1, false)
-#endif
-#if LLMRT_KERNEL(nvfp4_gemv_k32_act_deep_add_bf16_m1)
-NVFP4_K32_ACT_DEEP_GEMV(nvfp4_gemv_k32_act_deep_add_bf16_m1, true)
-#endif
-#endif
-#if NV_K32_RING
-#if LLMRT_KERNEL(nvfp4_gemv_k32_silu_bf16_m1)
-NVFP4_K32_SILU_GEMV(nvfp4_gemv_k32_silu_bf16_m1)
-#endif
-#if LLMRT_KERNEL(nvfp4_gemv_k32_act_silu_bf16_m1)
-NVFP4_K32_ACT_SILU_GEMV(nvfp4_gemv_k32_act_silu_bf16_m1)
-#endif
-#if LLMRT_KERNEL(nvfp4_gemv_k32_norm_silu_bf16_m1)
-NVFP4_K32_NORM_SILU_GEMV(nvfp4_gemv_k32_norm_silu_bf16_m1)
-#endif
+NVFP4_K32_GEMV(nvfp4_gemv_k32_bf16_m1, 8, false)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32_w16_bf16_m1)
-NVFP4_K32_GEMV(nvfp4_gemv_k32_w16_bf16_m1, 16, false, false)
+NVFP4_K32_GEMV(nvfp4_gemv_k32_w16_bf16_m1, 16, false)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32_logits_bf16_m1)
-NVFP4_K32_GEMV(nvfp4_gemv_k32_logits_bf16_m1, 8, true, false)
-#endif
-#if LLMRT_KERNEL(nvfp4_gemv_k32_add_bf16_m1)
-NVFP4_K32_GEMV(nvfp4_gemv_k32_add_bf16_m1, 8, false, true)
-#endif
-#if LLMRT_KERNEL(nvfp4_gemv_k32_add_w16_bf16_m1)
-NVFP4_K32_GEMV(nvfp4_gemv_k32_add_w16_bf16_m1, 16, false, true)
+NVFP4_K32_GEMV(nvfp4_gemv_k32_logits_bf16_m1, 8, true)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32_act_bf16_m1)
-NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_bf16_m1, 8, false, false)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_bf16_m1, 8, false)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32_act_w16_bf16_m1)
-NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_w16_bf16_m1, 16, false, false)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_w16_bf16_m1, 16, false)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32_act_logits_bf16_m1)
-NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_logits_bf16_m1, 8, true, false)
-#endif
-#if LLMRT_KERNEL(nvfp4_gemv_k32_act_add_bf16_m1)
-NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_add_bf16_m1, 8, false, true)
-#endif
-#if LLMRT_KERNEL(nvfp4_gemv_k32_act_add_w16_bf16_m1)
-NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_add_w16_bf16_m1, 16, false, true)
-#endif
-#if LLMRT_KERNEL(nvfp4_gemv_k32_norm_bf16_m1)
-NVFP4_K32_NORM_GEMV(nvfp4_gemv_k32_norm_bf16_m1, false)
-#endif
-#if LLMRT_KERNEL(nvfp4_gemv_k32_norm_logits_bf16_m1)
-NVFP4_K32_NORM_GEMV(nvfp4_gemv_k32_norm_logits_bf16_m1, true)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_logits_bf16_m1, 8, true)
 #endif
 
 // ---- weight dequantization (prefill) ---------------------------------------------------------------
