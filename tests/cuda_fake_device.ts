@@ -39,7 +39,6 @@ import { planLastLayerRows } from "../lib/backends/cuda/last_layer_rows.ts";
 import { CudaLoraTables } from "../lib/backends/cuda/lora_tables.ts";
 import type { Engine } from "../lib/builder/engine.ts";
 import type { EnginePlan } from "../lib/ir/plan.ts";
-import type { Op } from "../lib/ir/network.ts";
 import { parsePretrainedConfig } from "../lib/models/config.ts";
 import { LlamaForCausalLM, type WeightSource } from "../lib/models/llama.ts";
 import type { StepInputs } from "../lib/ir/step_io.ts";
@@ -53,7 +52,6 @@ import { fp8ScratchLayout } from "../lib/backends/cuda/fp8_launch.ts";
 import { lowbitScratchLayout } from "../lib/backends/cuda/lowbit_launch.ts";
 import { lowbitKernelStandIn, nvfp4ActRows, nvfp4MmaKernelStandIn } from "./cuda_fake_lowbit.ts";
 import { nvfp4Tiles, nvfp4TilesFit } from "../lib/backends/cuda/nvfp4_tiles.ts";
-import { normFoldCandidates } from "../lib/backends/cuda/norm_fold.ts";
 
 // ---- a fake device: regions at distinct addresses ----------------------------------------------
 
@@ -378,8 +376,6 @@ export interface FakeSessionOptions {
   readonly nvfp4GemvK32?: boolean;
   /** LaunchEnv.nvfp4NormFast. */
   readonly nvfp4NormFast?: boolean;
-  /** LaunchEnv.normFold with the folded weights bf16(W · norm weight) (norm_fold.ts, as the CUDA session's scale_cols_bf16). */
-  readonly decodeNormFold?: boolean;
 }
 
 export class FakeCudaSession {
@@ -431,18 +427,6 @@ export class FakeCudaSession {
       if (plan.elementBytes === 2) mem.u16(p, f.length).set(f32ToBf16(f));
       else mem.f32(p, f.length).set(f);
       offsets.set(n, p);
-    }
-    // decodeNormFold: each folded linear's W · diag(norm weight), one float32 product rounded to bf16.
-    const folded = new Map<string, bigint>();
-    for (const c of opts.decodeNormFold && plan.elementBytes === 2 ? normFoldCandidates(plan) : []) {
-      const lin = plan.ops[c.linear] as Extract<Op, { type: "linear" }>;
-      const W = bf16ToF32(mem.u16(offsets.get(lin.weight)!, lin.outFeatures * lin.inFeatures));
-      const w = bf16ToF32(mem.u16(offsets.get(c.normWeight)!, lin.inFeatures));
-      const f = new Float32Array(W.length);
-      for (let i = 0; i < W.length; i++) f[i] = Math.fround(W[i] * w[i % lin.inFeatures]);
-      const p = mem.alloc(f.length * 2);
-      mem.u16(p, f.length).set(f32ToBf16(f));
-      folded.set(lin.weight, p);
     }
     const fp8 = fp8ScratchLayout(plan), lowbit = lowbitScratchLayout(plan);
     const build = engine.config.build;
@@ -515,7 +499,6 @@ export class FakeCudaSession {
       lowbitScratch: lowbit ? mem.alloc(lowbit.bytes) : undefined,
       kvScales: a.kvCache ? kvScalesPtr(mem, a.kvCache.scales) : undefined,
       ...(pruning ? { lastLayerRows: { plan: pruning, scratch: mem.alloc(pruning.scratchBytes) } } : {}),
-      ...(folded.size > 0 ? { normFold: true, foldedWeight: (n: string) => folded.get(n)!, residualAlt: mem.alloc(this.decodeCap * a.hiddenSize * 2) } : {}),
     };
   }
 
@@ -759,13 +742,6 @@ function normBf16(x: Float32Array, w: Float32Array, eps: number, rows: number, H
   return out;
 }
 
-/** 1 / rms of row t of x [rows, H] in float32 (silu_mul_rs, decode_attention_batch4_rs). */
-function rowScale(x: Float32Array, t: number, H: number, eps: number): number {
-  let ss = 0;
-  for (let i = 0; i < H; i++) ss = Math.fround(ss + Math.fround(x[t * H + i] * x[t * H + i]));
-  return Math.fround(1 / Math.sqrt(Math.fround(ss / H) + eps));
-}
-
 /** silu(gate) · up of bf16 values, rounded to bf16 (silu_mul_bf16 and gemv_fused mode 2). */
 function siluMulBf16(gateUp: Float32Array, T: number, I: number): Float32Array {
   const out = new Float32Array(T * I);
@@ -997,19 +973,6 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         const nn = Number(n), xv = ld(x, nn), o = ld(out, nn);
         for (let i = 0; i < nn; i++) o[i] = addBf16(xv[i], o[i]);
         st(out, o);
-        break;
-      }
-      case "silu_mul_rs_bf16": {
-        // decodeNormFold: silu(r · gate) · (r · up), r = 1 / rms of the row of x [T, hidden].
-        const [gu, out, T, I, xP, Hn, epsN] = A;
-        assert.equal(l.grid[1], T);
-        assert.ok(l.grid[0] * 256 * 8 >= I, "silu_mul_rs grid covers the width");
-        const g = ld(gu, T * 2 * I), xs = ld(xP, T * Hn);
-        for (let t = 0; t < T; t++) {
-          const r = rowScale(xs, t, Hn, epsN);
-          for (let i = 0; i < 2 * I; i++) g[t * 2 * I + i] = Math.fround(g[t * 2 * I + i] * r);
-        }
-        st(out, siluMulBf16(g, T, I));
         break;
       }
       case "silu_mul_bf16": {
@@ -1453,10 +1416,6 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       }
       case "decode_attention_batch4_bf16":
       case "decode_attention_batch4w_bf16":
-      case "decode_attention_batch4_rs_bf16":
-      case "decode_attention_batch4w_rs_bf16":
-      case "decode_attention_batch4d_bf16":
-      case "decode_attention_batch4d_rs_bf16":
       case "decode_attention_batch4_fp8kv_bf16":
       case "decode_attention_batch4_q8_fp8kv_bf16":
       case "decode_attention_batch2w_bf16":
@@ -1524,13 +1483,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         assert.ok(
           Number.isInteger(G) &&
             l.block ===
-              (batch4
-                ? (name.startsWith("decode_attention_batch4d") ? 128 : batchAttention4Threads(hd, !!kvAlgo))
-                : batch2
-                ? batchAttention2Threads(hd, !!kvAlgo)
-                : batch && hd === 128
-                ? 64
-                : 128) &&
+              (batch4 ? batchAttention4Threads(hd, !!kvAlgo) : batch2 ? batchAttention2Threads(hd, !!kvAlgo) : batch && hd === 128 ? 64 : 128) &&
             (G <= 4 || !name.includes("_g4")),
           `${l.kernel}: G ${G}, block ${l.block}`,
         );
@@ -1581,15 +1534,6 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           }
         }
         const x = ld(qkv, T * W), inv = mem.f64(invFreqP, hd / 2);
-        if (name.includes("_rs_")) {
-          // decodeNormFold: q, k, v of token t times 1 / rms of its residual row (normX [T, hidden]) before RoPE.
-          const [normX, Hn, epsN] = A.slice(22);
-          const xs = ld(normX, T * Hn);
-          for (let t = 0; t < T; t++) {
-            const r = rowScale(xs, t, Hn, epsN);
-            for (let i = 0; i < W; i++) x[t * W + i] = Math.fround(x[t * W + i] * r);
-          }
-        }
         const cache: Uint16Array | Uint8Array = kvAlgo ? mem.bytes(kv, mem.left(kv)) : layerOf(kv);
         const qo = new Uint16Array(T * nH * hd), o = new Uint16Array(T * nH * hd);
         const tableOf = (t: number): Int32Array => {

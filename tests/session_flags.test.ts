@@ -61,8 +61,6 @@ test("session options: every switch of the table resolves to its default when ne
     for (const k of ["quantGemvFast", "nvfp4GemvK32", "nvfp4NormFast", "fp8DecodeAttnQuant", "prefillTileScan"] as const) {
       assert.equal(o[k], true, k);
     }
-    // Session 12: new, off until measured.
-    assert.equal(o.decodeNormFold, false);
   });
 });
 
@@ -92,7 +90,9 @@ test("session options: unknown keys and non-boolean switches are refused with th
     assert.throws(() => parseSessionOptions({ [gone]: true } as never), new RegExp(gone));
   }
   // Session 13 removed these (measured no faster or slower than the defaults in session 12, bench/RESULTS.md): unknown keys too.
-  for (const gone of ["decodeArgmax", "quantGemvWide", "quantGemvNarrow", "nvfp4K32Norm", "nvfp4K32Silu", "nvfp4K32Deep"]) {
+  for (
+    const gone of ["decodeArgmax", "quantGemvWide", "quantGemvNarrow", "nvfp4K32Norm", "nvfp4K32Silu", "nvfp4K32Deep", "decodeNormFold", "batchAttention4Deep"]
+  ) {
     assert.throws(() => parseSessionOptions({ [gone]: true } as never), new RegExp(gone));
   }
 });

@@ -362,8 +362,8 @@ gpuTest("batch-invariant GEMM adding into C in place (beta 1, gemmResidual): row
   console.log(lines.join("\n"));
 });
 
-gpuTest("per-M tuned GEMM adding into C in place (beta 1, decodeNormFold's residual epilogue) at decode sizes: D = round(A·Bᵀ + C)", () => {
-  // Decode steps of > 8 sequences tune cuBLASLt per M (split-K algorithms); an in-place call plans apart (no split-K that
+gpuTest("per-M tuned GEMM adding into C in place (beta 1, gemmResidual's epilogue without batch invariance): D = round(A·Bᵀ + C)", () => {
+  // GEMMs outside batch invariance tune cuBLASLt per M (split-K algorithms); an in-place call plans apart (no split-K that
   // reduces in the output buffer). Its D must be A·Bᵀ + C within one bf16 rounding, for every M and shape of the 1B / 8B.
   const d = device();
   using g = new CublasLtGemm(d, { batchInvariant: false, tune: true, timingCacheDir: null });

@@ -49,16 +49,6 @@ export function prefillOnFlashWg(env: LaunchEnv, shape: StepShape, kvFp8: boolea
 }
 
 /**
- * decodeNormFold: whether fused decode attention op `op` of the step runs decode_attention_batch4 / batch4w over a bf16
- * cache, whose _rs entry points scale the step's q, k, v rows by 1 / rms of a residual row (planAttention's `rs`).
- */
-export function batch4RowScale(c: StepCtx, op: Extract<Op, { type: "paged_attention" }>): boolean {
-  const { env, T, kvFp8 } = c;
-  return c.shape.attention.kind === "decode" && !kvFp8 && env.elem === "bf16" && !!env.batchAttention && !!env.batchAttention2 &&
-    !!env.batchAttention4 && T > GEMV_MAX_ROWS && (op.headDim === 64 || op.headDim === 128);
-}
-
-/**
  * Whether a decode step's paged attention (head dim `headDim`, its RoPE fused in: `attnQkv`) runs
  * decode_attention_batch4 over an e4m3 cache (planAttention's decode branch) with `fp8DecodeAttnQuant`: it may then
  * write the next static-scale FP8 linear's e4m3 input itself (decode_attention_batch4_q8_fp8kv_bf16_hd*).
@@ -73,16 +63,8 @@ export function decodeAttnQuantFits(env: LaunchEnv, shape: StepShape, kvTag: str
  * Plans paged-attention op `i` of the step into `c.out`. `q8` (fp8AttnQuant; only where prefillOnFlashWg holds, or with
  * fp8DecodeAttnQuant where decodeAttnQuantFits holds): the next FP8 linear's e4m3 rows, row scales and static scale,
  * written by flash_prefill_wg_q8_bf16_hd* / decode_attention_batch4_q8_fp8kv_bf16_hd* instead of the output.
- * `rs` (decodeNormFold; only where batch4RowScale holds): the rows of q, k, v are scaled by 1 / rms(x row) first (x
- * [tokens, hidden] bf16) on decode_attention_batch4{w,d}_rs_bf16_hd*.
  */
-export function planAttention(
-  c: StepCtx,
-  op: Extract<Op, { type: "paged_attention" }>,
-  i: number,
-  q8?: readonly [bigint, bigint, number],
-  rs?: { readonly x: bigint; readonly hidden: number; readonly eps: number },
-): void {
+export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attention" }>, i: number, q8?: readonly [bigint, bigint, number]): void {
   const { env, shape, T, S, R, buf, kvLayer, kvFp8, kvTag, kvScalesOf, fuse, out, k } = c;
   const a = env.plan.attributes, elem = env.elem, io = env.io;
   const pruned = c.pruned();
@@ -140,11 +122,8 @@ export function planAttention(
     if (q8 && !(batch4 && !wide4 && kvFp8 && kvTag === "fp8kv_")) {
       throw new InternalError(`launch plan: op ${i}: an FP8-output decode attention needs decode_attention_batch4 over an e4m3 cache`);
     }
-    // batchAttention4Deep: head dim 64 over a bf16 cache on 4 warps a block (decode_attention_batch4d).
-    const deep4 = batch4 && !kvFp8 && op.headDim === 64 && !!env.batchAttention4Deep;
-    if (rs && !(batch4 && !kvFp8)) throw new InternalError(`launch plan: op ${i}: a row-scaled decode attention off decode_attention_batch4`);
     const name = batch4
-      ? `decode_attention_batch4${wide4 ? "w" : deep4 ? "d" : ""}_${rs ? "rs_" : ""}${q8 ? "q8_" : ""}${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
+      ? `decode_attention_batch4${wide4 ? "w" : ""}_${q8 ? "q8_" : ""}${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
       : wide
       ? `decode_attention_batch2w_bf16_hd${op.headDim}`
       : batch2
@@ -160,7 +139,7 @@ export function planAttention(
       sk ? att.sk!.numSplits : att.numSplits,
     ] as const;
     const threads = batch4
-      ? (deep4 ? 128 : batchAttention4Threads(op.headDim, kvFp8))
+      ? batchAttention4Threads(op.headDim, kvFp8)
       : batch2
       ? batchAttention2Threads(op.headDim, kvFp8)
       : batch && op.headDim === 128
@@ -194,7 +173,6 @@ export function planAttention(
       0n,
       ...(kvFp8 ? [kvScalesOf(op.layer)] : []),
       ...(q8 ? [q8[1], q8[2]] : []),
-      ...(rs ? [rs.x, rs.hidden, rs.eps] : []),
     ], sk ? (kvFp8 ? DECODE_SK_FP8_SMEM : DECODE_SK_SMEM) : 0);
   } else if (att.kind === "decode") {
     const group = op.numHeads / op.numKvHeads;

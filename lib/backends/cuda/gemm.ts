@@ -402,8 +402,8 @@ export class CublasLtGemm {
     const align = Math.min(alignOf(a), alignOf(b), alignOf(c), alignOf(d));
     const invariant = args.batchInvariant ?? this.batchInvariant;
     const fastAccum = dtype === "fp8e4m3" && !!args.fastAccum;
-    // A per-M tuned call that adds into C (in place: the decode steps' residual epilogue, decodeNormFold) plans apart: no
-    // split-K algorithm that reduces in the output buffer, timed with beta 1.
+    // A per-M tuned call that adds into C in place (gemmResidual's residual epilogue without batch invariance) plans apart:
+    // no split-K algorithm that reduces in the output buffer, timed with beta 1.
     const inPlace = !!args.c && c === d && !invariant;
     const key = `${invariant ? "inv:" : ""}${dtype}${fastAccum ? "+fast" : ""}>${outDtype}|${m}x${n}x${k}|${transB ? "T" : "N"}|${bias ? "bias" : ""}|${align}${
       inPlace ? "|c" : ""

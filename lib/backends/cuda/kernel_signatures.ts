@@ -16,8 +16,6 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   add_rmsnorm: { file: "rmsnorm.cu", params: [P, P, P, P, I, I, F] },
   add_inplace: { file: "add.cu", params: [P, P, L] },
   silu_mul: { file: "silu_mul.cu", params: [P, P, I, I] },
-  silu_mul_rs: { file: "silu_mul.cu", params: [P, P, I, I, P, I, F] },
-  scale_cols: { file: "silu_mul.cu", params: [P, P, P, L, I] },
   gather_rows: { file: "gather_rows.cu", params: [P, P, P, I, I] },
   qk_norm: { file: "qk_norm.cu", params: [P, P, P, I, I, I, I, F] },
   rope_kv_write: { file: "rope_kv_write.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, I, I] },
@@ -101,12 +99,6 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   decode_attention_batch4w: { file: "decode_attention_batch4.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_batch4_fp8kv: { file: "decode_attention_batch4.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
   decode_attention_batch4_q8_fp8kv: { file: "decode_attention_batch4.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P, P, F] },
-  // decodeNormFold: batch4's parameters, then the residual rows, hidden size and epsilon of the row scale.
-  decode_attention_batch4_rs: { file: "decode_attention_batch4.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P, I, F] },
-  decode_attention_batch4w_rs: { file: "decode_attention_batch4.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P, I, F] },
-  // batchAttention4Deep: hd64 on 4 warps (batch4's / batch4_rs's parameters).
-  decode_attention_batch4d: { file: "decode_attention_batch4.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
-  decode_attention_batch4d_rs: { file: "decode_attention_batch4.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P, I, F] },
   kv_dequant_fp8kv: { file: "kv_dequant.cu", params: [P, P, P, P, P, I, I, I, I, I, P] },
   kv_dequant_int8kv: { file: "kv_dequant.cu", params: [P, P, P, P, P, I, I, I, I, I, P] },
   kv_dequant_prefix_fp8kv: { file: "kv_dequant.cu", params: [P, P, P, P, P, I, I, I, I, I, P] },

@@ -3,7 +3,7 @@
  * (name, grid, block, arguments with resolved device addresses) or a cuBLASLt GEMM. Pure data and
  * arithmetic — no FFI — so the table can be built and checked on a machine without a GPU; the CUDA
  * session executes it eagerly (prefill, mixed steps) or captures it into a graph (decode buckets).
- * Kernel ABIs: lib/backends/cuda/kernels/README.md. Linear ops: linear_launch.ts; attention: attention_launch.ts.
+ * Kernel ABIs: lib/backends/cuda/kernels/README.md. Linear ops: linear_launch.ts; attention: attention_launch.ts; the sampler: sample_launch.ts.
  */
 import { planDecodeFusion } from "./decode_fusion.ts";
 import { fp8ActScale, fp8GemvStep, fp8QuantProducers, fp8ScratchLayout } from "./fp8_launch.ts";
@@ -13,15 +13,16 @@ import { isPdlKernel, isPrefillPdlKernel } from "./kernel_signatures.ts";
 import { GEMV_MAX_ROWS, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
 import { planLinear } from "./linear_launch.ts";
 import { NVFP4_NORM_FAST_MAX, nvfp4ActArgs, nvfp4ActProducers } from "./lowbit_launch.ts";
-import { batch4RowScale, decodeAttnQuantFits, planAttention, prefillOnFlashWg, shadowRope } from "./attention_launch.ts";
-import { type NormFold, planNormFold } from "./norm_fold.ts";
+import { decodeAttnQuantFits, planAttention, prefillOnFlashWg, shadowRope } from "./attention_launch.ts";
 import { opReads, readerCounts } from "./op_reads.ts";
+import { sampleLaunches } from "./sample_launch.ts";
 import type { Op } from "../../ir/network.ts";
 import type { StepCtx } from "./step_ctx.ts";
 
 export * from "./attention_choice.ts";
 export * from "./launch_types.ts";
 export * from "./kernel_signatures.ts";
+export * from "./sample_launch.ts";
 
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
 
@@ -42,11 +43,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     : undefined;
   let pruned = false;
   const remap = new Map<string, bigint>();
-  // decodeNormFold: the residual stream's current buffer (its plan buffer or LaunchEnv.residualAlt).
-  const moved = new Map<string, bigint>();
   const buf = (name: string): bigint => {
-    const m = moved.get(name);
-    if (m !== undefined) return m;
     const r = pruned ? remap.get(name) : undefined;
     if (r !== undefined) return r;
     const b = plan.buffers[name];
@@ -154,14 +151,8 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
   const normQuant = (i: number, x: bigint, w: bigint, rows: number, width: number, eps: number, [xq, rs, act]: [bigint, bigint, number]): void => {
     k(i, "fp8_rmsnorm_quant_bf16", [rows, 1, 1], 256, [x, 0n, w, 0n, xq, rs, rows, width, eps, act, 0]);
   };
-  // decodeNormFold (norm_fold.ts): decode steps of more than GEMV_MAX_ROWS sequences on bf16 engines fold norms into
-  // the next linear; their residual adds move into the GEMM epilogues (as gemmResidual's).
-  const nf: NormFold | undefined = env.normFold && env.foldedWeight && fuse && elem === "bf16" && T > GEMV_MAX_ROWS && T === S && T === R &&
-      shape.attention.kind === "decode" && !shape.writeKvFirst
-    ? planNormFold(plan, (j) => fuse.attnQkv.has(j) && batch4RowScale(c, plan.ops[j] as Extract<Op, { type: "paged_attention" }>))
-    : undefined;
   // gemmResidual (prefill and mixed steps): the op index whose residual add the previous linear's GEMM did.
-  const residualInGemm = ((!!env.gemmResidual && shape.attention.kind !== "decode") || !!nf) && !env.lora;
+  const residualInGemm = !!env.gemmResidual && shape.attention.kind !== "decode" && !env.lora;
   let addedByGemm = -1;
   plan.ops.forEach((op, i) => {
     if (prune && i === prune.cut) {
@@ -188,7 +179,6 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         k(i, `embedding_${elem}`, [T, 1, 1], 256, [io.tokenIds, env.weight(op.table), buf(op.out), T, a.hiddenSize, a.vocabSize, 0n]);
         break;
       case "rmsnorm": {
-        if (nf?.skip.has(i)) break; // folded into the next linear (decodeNormFold)
         const rows = rowsOf(op.x);
         if (fq.has(i)) {
           normQuant(i, buf(op.x), env.weight(op.weight), rows, widthOf(op.x), op.eps, fqArgs(fq.get(i)!));
@@ -204,11 +194,6 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         break;
       }
       case "add_rmsnorm": {
-        if (nf?.skip.has(i)) {
-          // decodeNormFold: the add in the GEMM before it, the norm folded into the linear after it.
-          if (addedByGemm !== i) throw new InternalError(`launch plan: op ${i}: a folded add_rmsnorm whose add no GEMM took`);
-          break;
-        }
         const rows = rowsOf(op.x);
         if (fuse?.normOnly.has(i)) {
           k(i, `rmsnorm_${elem}`, [rows, 1, 1], 256, [buf(op.residual), env.weight(op.weight), buf(op.out), rows, widthOf(op.x), op.eps]);
@@ -252,13 +237,6 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
       case "linear": {
         const first = out.length;
         planLinear(c, op, i);
-        const src = nf?.linear.get(i);
-        if (src !== undefined) {
-          // decodeNormFold: the GEMM reads the norm's input with W · diag(norm weight).
-          const f = out[out.length - 1];
-          if (out.length !== first + 1 || f.kind !== "gemm" || f.a !== buf(op.x)) throw new InternalError(`launch plan: op ${i}: a folded linear off cuBLASLt`);
-          out[out.length - 1] = { ...f, a: buf(src), b: env.foldedWeight!(op.weight) };
-        }
         const next = plan.ops[i + 1];
         const last = out.length - 1, g = out[last], q = out[first];
         // The GEMM alone, or (fp8GemmResidual) an FP8 GEMM after its input's quantize: the GEMM writes op.out last.
@@ -268,17 +246,8 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           residualInGemm && (last === first || fp8) && g?.kind === "gemm" && (g.dtype === gemmType || fp8) && g.outDtype === gemmType && g.bias === null &&
           g.d === buf(op.out) && (next?.type === "add" || next?.type === "add_rmsnorm") && next.x === op.out && onlyReader(plan.ops, op.out, i + 1)
         ) {
-          const name = next.type === "add" ? next.out : next.residual;
-          const residual = buf(name);
-          if (nf && env.residualAlt) {
-            // Out of place: C the current buffer, D the other one, which the step reads from here on.
-            const home = plan.buffers[name] ? env.arena + BigInt(plan.buffers[name].offset) : residual;
-            const other = residual === home ? env.residualAlt : home;
-            out[last] = { ...g, d: other, c: residual };
-            moved.set(name, other);
-          } else {
-            out[last] = { ...g, d: residual, c: residual };
-          }
+          const residual = buf(next.type === "add" ? next.out : next.residual);
+          out[last] = { ...g, d: residual, c: residual };
           addedByGemm = i + 1;
         }
         break;
@@ -319,17 +288,9 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         ]);
         break;
       }
-      case "paged_attention": {
-        const rs = nf?.rowScale.get(i);
-        planAttention(
-          c,
-          op,
-          i,
-          fq.has(i) ? fqArgs(fq.get(i)!) : undefined,
-          rs ? { x: buf(rs.x), hidden: widthOf(rs.x), eps: rs.eps } : undefined,
-        );
+      case "paged_attention":
+        planAttention(c, op, i, fq.has(i) ? fqArgs(fq.get(i)!) : undefined);
         break;
-      }
       case "silu_mul":
         if (fq.has(i)) {
           const [xq, rs, act] = fqArgs(fq.get(i)!);
@@ -345,20 +306,6 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           const [xq, sx, a] = nqArgs(i);
           const rows = rowsOf(op.gateUp);
           k(i, "nvfp4_silu_mul_act_bf16", [Math.ceil(op.width / 1024), rows, 1], 256, [buf(op.gateUp), xq, sx, rows, op.width, a]);
-          break;
-        }
-        if (nf?.rowScale.has(i)) {
-          // decodeNormFold: gate and up times 1 / rms of the residual row first.
-          const rs = nf.rowScale.get(i)!;
-          k(i, "silu_mul_rs_bf16", [cdiv(op.width, 256 * V), rowsOf(op.gateUp), 1], 256, [
-            buf(op.gateUp),
-            buf(op.out),
-            rowsOf(op.gateUp),
-            op.width,
-            buf(rs.x),
-            widthOf(rs.x),
-            rs.eps,
-          ]);
           break;
         }
         k(i, `silu_mul_${elem}`, [cdiv(op.width, 256 * V), rowsOf(op.gateUp), 1], 256, [buf(op.gateUp), buf(op.out), rowsOf(op.gateUp), op.width]);
@@ -410,34 +357,4 @@ function withPrefillPdl(out: Launch[]): Launch[] {
 /** Whether op `reader` is the only op that reads activation `name` (gemmResidual: the linear's output is not kept). */
 function onlyReader(ops: readonly Op[], name: string, reader: number): boolean {
   return readerCounts(ops)?.get(name) === 1 && (opReads(ops[reader]) ?? []).includes(name);
-}
-
-/**
- * The sampler's launches over `numRows` logits rows: with `masked`, first the token masks
- * (apply_token_mask: a row's ids whose bit is 0 in its mask → -inf), then sample_f32.
- */
-export function sampleLaunches(env: LaunchEnv, numRows: number, masked: boolean): Launch[] {
-  const a = env.plan.attributes, io = env.io, R = numRows;
-  const op = env.plan.ops.findIndex((o) => o.type === "sample");
-  const out: Launch[] = [];
-  if (masked) {
-    if (!env.tokenMasks) throw new InternalError("launch plan: a masked sample without a token-mask buffer");
-    out.push({
-      kind: "kernel",
-      op,
-      kernel: "apply_token_mask",
-      grid: [cdiv(a.vocabSize, 256), R, 1],
-      block: 256,
-      args: [env.logits, a.vocabSize, env.tokenMasks, cdiv(a.vocabSize, 32), io.maskIndex],
-    });
-  }
-  out.push({
-    kind: "kernel",
-    op,
-    kernel: "sample_f32",
-    grid: [R, 1, 1],
-    block: 512,
-    args: [env.logits, a.vocabSize, io.temperature, io.topK, io.topP, io.minP, io.seed, io.step, io.sampledIds],
-  });
-  return out;
 }

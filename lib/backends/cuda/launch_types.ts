@@ -230,20 +230,6 @@ export interface LaunchEnv {
    * with StepShape.pruneRows then run the last layer past its KV write over the logits rows only.
    */
   readonly lastLayerRows?: { readonly plan: LastLayerRows; readonly scratch: bigint };
-  /**
-   * CudaSessionOptions.decodeNormFold: decode steps of more than GEMV_MAX_ROWS sequences fold RMSNorms into the next
-   * linear (norm_fold.ts); `foldedWeight` gives the device address of a folded linear's W · diag(norm weight).
-   */
-  readonly normFold?: boolean;
-  /** CudaSessionOptions.batchAttention4Deep: batch4 at head dim 64 over a bf16 cache as decode_attention_batch4d (4 warps). */
-  readonly batchAttention4Deep?: boolean;
-  readonly foldedWeight?: (linearWeight: string) => bigint;
-  /**
-   * With normFold: bf16 [decodeCap, hiddenSize], the residual stream's second buffer. The o_proj / down GEMMs of a folded
-   * step add out of place (C the current residual buffer, D the other: any cuBLASLt algorithm, split-K reducing in D
-   * included), and the step's later readers take D.
-   */
-  readonly residualAlt?: bigint;
 }
 
 /** Least row elements a gemv_fused_ks warp streams (doubling the warps per row stops below it). */

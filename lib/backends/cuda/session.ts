@@ -19,7 +19,6 @@ import { CublasLtGemm } from "./gemm.ts";
 import { FP8_GEMV1_BLOCKS_PER_SM, fp8ScratchLayout } from "./fp8_launch.ts";
 import { compileKernelUnits, type CompileStats, kernelUnits, type PendingCompile, startKernelUnits, unitName } from "./compile_pool.ts";
 import { plannedKernels } from "./kernel_set.ts";
-import { normFoldCandidates } from "./norm_fold.ts";
 import {
   type AttentionChoice,
   batchAttentionSplit,
@@ -255,10 +254,6 @@ export class CudaSession implements SessionBackend {
   readonly prefillTileScan: boolean;
   /** CudaSessionOptions.gemmResidual. */
   readonly gemmResidual: boolean;
-  /** CudaSessionOptions.batchAttention4Deep. */
-  readonly batchAttention4Deep: boolean;
-  /** CudaSessionOptions.decodeNormFold (bf16 engines with a norm that folds; norm_fold.ts). */
-  readonly decodeNormFold: boolean;
   /** CudaSessionOptions.gemvXPre. */
   readonly gemvXPre: boolean;
   /** CudaSessionOptions.prefillPdl. */
@@ -284,12 +279,6 @@ export class CudaSession implements SessionBackend {
   readonly #rawWeights = new Set<string>();
   /** nvfp4Mma: NVFP4 codes and block scales uploaded in the tiled layout (by either tensor's name). */
   readonly #nvfp4Tiled = new Map<string, { readonly weight: string; readonly scales: string; readonly n: number; readonly k: number }>();
-  /** decodeNormFold: a folded linear's weight name → its W · diag(norm weight) in #foldedWeights. */
-  readonly #folded = new Map<string, bigint>();
-  /** decodeNormFold: the folded weights (kept referenced: a collected DeviceBuffer frees its memory). */
-  #foldedBuf: DeviceBuffer | null = null;
-  /** decodeNormFold: bf16 [decodeCap, hiddenSize], the residual stream's second buffer (LaunchEnv.residualAlt). */
-  #residualAlt: DeviceBuffer | null = null;
   /** The tiled bytes of a pair's other tensor, made with the first one. */
   readonly #nvfp4TiledBytes = new Map<string, Uint8Array>();
   /** bf16 [N, K] of the largest quantized linear (prefill dequantizes into it); null without quantized linears. */
@@ -365,7 +354,6 @@ export class CudaSession implements SessionBackend {
     this.batchAttention2 = f.batchAttention2;
     this.batchAttention2Wide = f.batchAttention2Wide && f.batchAttention2;
     this.batchAttention4 = f.batchAttention4 && f.batchAttention2;
-    this.batchAttention4Deep = f.batchAttention4Deep && this.batchAttention4;
     this.fp8FastAccum = f.fp8FastAccum;
     this.fp8FusedQuant = f.fp8FusedQuant;
     this.fp8Pdl = f.fp8Pdl;
@@ -391,8 +379,6 @@ export class CudaSession implements SessionBackend {
     this.fp8DecodeAttnQuant = f.fp8DecodeAttnQuant;
     this.prefillTileScan = f.prefillTileScan;
     this.gemmResidual = f.gemmResidual;
-    const folds = f.decodeNormFold && this.elem === "bf16" ? normFoldCandidates(plan) : [];
-    this.decodeNormFold = folds.length > 0;
     this.gemvXPre = f.gemvXPre;
     this.quantGemvFast = f.quantGemvFast;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
@@ -472,23 +458,6 @@ export class CudaSession implements SessionBackend {
         total += alignUp(this.#elementsOf(n) * (this.#rawWeights.has(n) ? (engine.tensorInfo(n).dtype === "float32" ? 4 : 1) : plan.elementBytes));
       }
       this.#weights = d.alloc(Math.max(total, ALIGN));
-      // decodeNormFold: the folded linears' W · diag(norm weight), one allocation (made on the device after the upload).
-      const foldPairs = new Map<string, { readonly norm: string; readonly rows: number; readonly cols: number }>();
-      for (const c of folds) {
-        const lin = plan.ops[c.linear] as Extract<Op, { type: "linear" }>;
-        foldPairs.set(lin.weight, { norm: c.normWeight, rows: lin.outFeatures, cols: lin.inFeatures });
-      }
-      let foldBytes = 0;
-      const foldOffsets = [...foldPairs].map(([w, p]) => {
-        const off = foldBytes;
-        foldBytes += alignUp(p.rows * p.cols * 2);
-        return [w, off] as const;
-      });
-      if (foldBytes > 0) {
-        const buf = this.#foldedBuf = d.alloc(foldBytes);
-        for (const [w, off] of foldOffsets) this.#folded.set(w, buf.ptr + BigInt(off));
-        this.#residualAlt = d.alloc(this.decodeCap * a.hiddenSize * 2);
-      }
       const want = this.elem === "bf16" ? "bfloat16" : "float32";
       const slices = names.map((n) => ({
         name: n,
@@ -533,18 +502,6 @@ export class CudaSession implements SessionBackend {
       const compiling = this.#startKernels(plannedKernels({ ...this.#env(0n, 0), ...(this.fp8FlashPrefill ? { kvShadow: 1n } : {}) }, this.decodeCap));
       this.weightUpload = uploadWeights(d, this.#stream, this.#weights, engine, slices, (n) => this.#weightBytes(n)); // pinned, double-buffered
       this.kernelCompile = this.#finishKernels(compiling);
-      // decodeNormFold: the folded weights, once the upload is in (same stream) and the planned kernels are loaded.
-      for (const [w, p] of foldPairs) {
-        const n = p.rows * p.cols;
-        this.#exec([{
-          kind: "kernel",
-          op: -1,
-          kernel: "scale_cols_bf16",
-          grid: [Math.min(Math.ceil(n / 2048), 65535), 1, 1],
-          block: 256,
-          args: [this.#weightPtr(w), this.#weightPtr(p.norm), this.#folded.get(w)!, BigInt(p.rows), p.cols],
-        }]);
-      }
       if (process.stderr.isTTY && this.kernelCompile.units > this.kernelCompile.cacheHits) {
         process.stderr.write(`llmrt: ${describeCompile(this.kernelCompile)}\n`);
       }
@@ -641,7 +598,6 @@ export class CudaSession implements SessionBackend {
       batchAttention2: this.batchAttention2,
       batchAttention2Wide: this.batchAttention2Wide,
       batchAttention4: this.batchAttention4,
-      ...(this.batchAttention4Deep ? { batchAttention4Deep: true } : {}),
       fp8FastAccum: this.fp8FastAccum,
       fp8FusedQuant: this.fp8FusedQuant,
       fp8Pdl: this.fp8Pdl,
@@ -675,9 +631,6 @@ export class CudaSession implements SessionBackend {
       ...(this.fp8DecodeAttnQuant ? { fp8DecodeAttnQuant: true } : {}),
       ...(this.prefillTileScan ? { prefillTileScan: true } : {}),
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),
-      ...(this.decodeNormFold
-        ? { normFold: true, foldedWeight: (name: string) => this.#foldedWeight(name), ...(this.#residualAlt ? { residualAlt: this.#residualAlt.ptr } : {}) }
-        : {}),
     };
   }
 
@@ -686,13 +639,6 @@ export class CudaSession implements SessionBackend {
     const off = this.#weightOffsets.get(name);
     if (off === undefined) throw new FormatError(`Session: weight '${name}' missing from the engine`);
     return this.#weights.ptr + BigInt(off);
-  }
-
-  /** decodeNormFold: the device address of linear weight `name` times its norm's weight. */
-  #foldedWeight(name: string): bigint {
-    const p = this.#folded.get(name);
-    if (p === undefined) throw new FormatError(`Session: no folded weight for '${name}' (decodeNormFold)`);
-    return p;
   }
 
   /** One forward pass over a packed batch; writes the requested outputs. */

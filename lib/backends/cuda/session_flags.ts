@@ -312,23 +312,6 @@ export const CUDA_FLAGS = {
    * @default true (session 12)
    */
   prefillTileScan: { env: "LLMRT_PREFILL_TILE_SCAN", default: true },
-  /**
-   * Decode steps of more than 8 sequences on bf16 engines: an RMSNorm whose only reader is a plain bf16 linear (qkv,
-   * gate_up) is folded away. The linear reads the residual stream itself with its weight times the norm's weight (W' = W ·
-   * diag(w), made on the device at session start: a second copy of those weights, 1.27 GB on llama-3.2-1b), the residual
-   * add before the norm moves into the o_proj / down_proj GEMM's epilogue (beta 1, out of place into a second residual
-   * buffer), and the kernel that reads the linear's output scales its rows by 1 / rms of the residual row
-   * (decode_attention_batch4_rs: q, k, v before RoPE; silu_mul_rs: gate and up). Other roundings than the norm path (W'
-   * rounded to bf16 instead of the normed activation). H200 session 12: llama-3.2-1b 64-row step graph 1,219.0 → 1,217.5 µs
-   * (the 31 norms' 75 µs went to the row scales and the beta-1 epilogues), LLM runs not measured. @default false
-   */
-  decodeNormFold: { env: "LLMRT_DECODE_NORM_FOLD", default: false },
-  /**
-   * With `batchAttention4`: decode steps of more than 8 sequences over a bf16 cache at head dim 64 run
-   * decode_attention_batch4d (4 warps a block instead of 2, so each warp streams half the key tiles of its split; the warps'
-   * partial sums merge in another order: other bits than batch4, the same for every such step). @default false
-   */
-  batchAttention4Deep: { env: "LLMRT_BATCH_ATTENTION4_DEEP", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

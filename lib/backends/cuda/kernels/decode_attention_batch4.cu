@@ -177,14 +177,11 @@ __device__ __forceinline__ u32 db4E4m3x2(float lo, float hi) {
   return (u32)r;
 }
 
-// RSC (decodeNormFold, the _rs_ entry points): the step's q, k, v values are scaled by r = rsqrt(mean(normX[t, :]^2) + normEps)
-// before RoPE / the cache write (the qkv GEMM read the residual stream with W · diag(norm weight)); hidden % 8 == 0.
-template <int HD, int NW, int ST, int KT, bool Q8, bool TMA, int SERMAX, bool QO = false, bool RSC = false>
+template <int HD, int NW, int ST, int KT, bool Q8, bool TMA, int SERMAX, bool QO = false>
 __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out, void* kvv, const int* positions,
     const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, float* partialO,
     float* partialML, int* counters, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
-    int maxBlocksPerSeq, float scale, int window, int splitSize, const float* kvScales, float* rowScale = nullptr, float actScale = 0.f,
-    const bf16_t* normX = nullptr, int hidden = 0, float normEps = 0.f) {
+    int maxBlocksPerSeq, float scale, int window, int splitSize, const float* kvScales, float* rowScale = nullptr, float actScale = 0.f) {
   static_assert(!QO || Q8, "QO: the e4m3-cache entry points only (o's head dims one run of HD / 8 a lane)");
   constexpr int EB = Q8 ? 1 : 2;              // cache bytes per element
   constexpr int ROWB = HD * EB;               // one key's row (one kv head) in bytes
@@ -206,7 +203,6 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   __shared__ __align__(16) unsigned char kself[SERMAX][ROWB];
   __shared__ __align__(16) unsigned char vself[SERMAX][ROWB];
   __shared__ float cs[HALF], sn[HALF];
-  __shared__ float rsRed[NW];  // RSC: the warps' sums of squares of the residual row
   __shared__ int amLast;
   __shared__ __align__(8) unsigned long long bars[TMA ? NW * ST : 1];  // TMA: one mbarrier a warp stage
   // Byte offset of 16-byte chunk c of row r in a K / V tile.
@@ -307,14 +303,6 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
       vD[j] = *reinterpret_cast<const uint4*>(vr + HALF);
     }
   }
-  // RSC: the residual row's first NT · 8 · RXV elements loaded here with the token's other loads (the rest, if any, below).
-  constexpr int RXV = 4;
-  uint4 rx[RXV];
-#pragma unroll
-  for (int j = 0; j < RXV; j++) {
-    const int i = (tid + j * NT) * 8;
-    rx[j] = RSC && i < hidden ? *reinterpret_cast<const uint4*>(normX + (long long)t * hidden + i) : zero4;
-  }
   const int s = st0 == t && st1 == t + 1 ? t : seqOfToken(seqStarts, numSeqs, t);
   const int lo = window > 0 ? max(0, pos + 1 - window) : 0;
   const int sLo = lo + z * splitSize;
@@ -403,27 +391,6 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
     }
 #pragma unroll
     for (int i = 0; i < ST; i++) issue(i);  // in flight while RoPE runs
-    if (RSC) {
-      const bf16_t* xr = normX + (long long)t * hidden;
-      float ss = 0.f;
-#pragma unroll
-      for (int j = 0; j < RXV; j++) {
-        const u32 w[4] = {rx[j].x, rx[j].y, rx[j].z, rx[j].w};
-#pragma unroll
-        for (int e = 0; e < 8; e++) {
-          const float v = toF((bf16_t)(w[e >> 1] >> (16 * (e & 1))));
-          ss += v * v;
-        }
-      }
-      for (int i = (tid + RXV * NT) * 8; i < hidden; i += NT * 8) {
-        float a[8];
-        load16(xr + i, a);
-#pragma unroll
-        for (int e = 0; e < 8; e++) ss += a[e] * a[e];
-      }
-      ss = warpSum(ss);
-      if (lane == 0) rsRed[warp] = ss;
-    }
 #pragma unroll
     for (int j = 0; j < FPT; j++) {
       const int i = tid + j * NT;
@@ -436,15 +403,6 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
     }
     const float qscale = scale * LLMRT_LOG2E;
     __syncthreads();
-    float rsv = 1.f;
-    if (RSC) {
-      float tot = 0.f;
-#pragma unroll
-      for (int w = 0; w < NW; w++) tot += rsRed[w];
-      rsv = rsqrtf(tot / (float)hidden + normEps);
-    }
-    // RSC: a q / k / v value of the GEMM's row times r (else as read).
-    auto rsS = [&](float v) { return RSC ? v * rsv : v; };
     // Rotated q rounded to bf16 (the unfused q buffer's bits); Q8: times qscale · kScale, as f16. Rows past Gb zero.
 #pragma unroll
     for (int j = 0; j < QPT; j++) {
@@ -457,7 +415,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
 #pragma unroll
         for (int e = 0; e < 8; e++) {
           const int i = c * 8 + e;
-          const float a = rsS(toF((bf16_t)(wa[e >> 1] >> (16 * (e & 1))))), b = rsS(toF((bf16_t)(wb[e >> 1] >> (16 * (e & 1)))));
+          const float a = toF((bf16_t)(wa[e >> 1] >> (16 * (e & 1)))), b = toF((bf16_t)(wb[e >> 1] >> (16 * (e & 1))));
           bf16_t x0 = fromF<bf16_t>(a * cs[i] - b * sn[i]), x1 = fromF<bf16_t>(b * cs[i] + a * sn[i]);
           if (!live) x0 = x1 = 0;
           if (Q8) {
@@ -486,11 +444,11 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
 #pragma unroll
         for (int e = 0; e < 8; e++) {
           const int i = c * 8 + e, sh = 8 * (e & 3);
-          const float a = rsS(toF((bf16_t)(wa[e >> 1] >> (16 * (e & 1))))), b = rsS(toF((bf16_t)(wb[e >> 1] >> (16 * (e & 1)))));
+          const float a = toF((bf16_t)(wa[e >> 1] >> (16 * (e & 1)))), b = toF((bf16_t)(wb[e >> 1] >> (16 * (e & 1))));
           ka[e >> 2] |= (u32)kvEncodeE4m3(a * cs[i] - b * sn[i], kS) << sh;
           kb[e >> 2] |= (u32)kvEncodeE4m3(b * cs[i] + a * sn[i], kS) << sh;
-          va[e >> 2] |= (u32)kvEncodeE4m3(rsS(toF((bf16_t)(wc[e >> 1] >> (16 * (e & 1))))), vS) << sh;
-          vb[e >> 2] |= (u32)kvEncodeE4m3(rsS(toF((bf16_t)(wd[e >> 1] >> (16 * (e & 1))))), vS) << sh;
+          va[e >> 2] |= (u32)kvEncodeE4m3(toF((bf16_t)(wc[e >> 1] >> (16 * (e & 1)))), vS) << sh;
+          vb[e >> 2] |= (u32)kvEncodeE4m3(toF((bf16_t)(wd[e >> 1] >> (16 * (e & 1)))), vS) << sh;
         }
         *reinterpret_cast<uint2*>(kself[it] + c * 8) = uint2{ka[0], ka[1]};
         *reinterpret_cast<uint2*>(kself[it] + HALF + c * 8) = uint2{kb[0], kb[1]};
@@ -507,22 +465,12 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
 #pragma unroll
         for (int e = 0; e < 8; e++) {
           const int i = c * 8 + e;
-          const float a = rsS(toF((bf16_t)(wa[e >> 1] >> (16 * (e & 1))))), b = rsS(toF((bf16_t)(wb[e >> 1] >> (16 * (e & 1)))));
+          const float a = toF((bf16_t)(wa[e >> 1] >> (16 * (e & 1)))), b = toF((bf16_t)(wb[e >> 1] >> (16 * (e & 1))));
           const u32 x0 = fromF<bf16_t>(a * cs[i] - b * sn[i]), x1 = fromF<bf16_t>(b * cs[i] + a * sn[i]);
           if (e & 1) { ra[e >> 1] |= x0 << 16; rb2[e >> 1] |= x1 << 16; }
           else { ra[e >> 1] = x0; rb2[e >> 1] = x1; }
         }
         const uint4 k0v = uint4{ra[0], ra[1], ra[2], ra[3]}, k1v = uint4{rb2[0], rb2[1], rb2[2], rb2[3]};
-        if (RSC) {  // v rounded to bf16 after its row scale
-          u32 c2[4], d2[4];
-#pragma unroll
-          for (int e = 0; e < 8; e += 2) {
-            c2[e >> 1] = packBf16(rsS(toF((bf16_t)(wc[e >> 1] & 0xffffu))), rsS(toF((bf16_t)(wc[e >> 1] >> 16))));
-            d2[e >> 1] = packBf16(rsS(toF((bf16_t)(wd[e >> 1] & 0xffffu))), rsS(toF((bf16_t)(wd[e >> 1] >> 16))));
-          }
-          vC[j] = uint4{c2[0], c2[1], c2[2], c2[3]};
-          vD[j] = uint4{d2[0], d2[1], d2[2], d2[3]};
-        }
         *reinterpret_cast<uint4*>(kself[it] + c * 16) = k0v;
         *reinterpret_cast<uint4*>(kself[it] + HALF * 2 + c * 16) = k1v;
         *reinterpret_cast<uint4*>(vself[it] + c * 16) = vC[j];
@@ -829,43 +777,6 @@ DECODE_BATCH4Q(64, true, true, decode_attention_batch4_q8_fp8kv_bf16_hd64, COMMA
 #endif
 #if LLMRT_KERNEL(decode_attention_batch4_q8_fp8kv_bf16_hd128)
 DECODE_BATCH4Q(128, true, true, decode_attention_batch4_q8_fp8kv_bf16_hd128, COMMA_Q8OUT, DB4_Q8TAIL)
-#endif
-
-// decodeNormFold: decode_attention_batch4{w}_rs_bf16_hd{64|128}(batch4's parameters, const bf16_t* normX, int hidden,
-// float normEps): q, k, v of token t times rsqrt(mean(normX[t, :]^2) + normEps) first (normX [numTokens, hidden]).
-#define DECODE_BATCH4_RS(HD, NAME, NWV, STV, MINB)                                                                      \
-  extern "C" __global__ void __launch_bounds__(NWV * 32, MINB) NAME(DB4_ARGS_HEAD, const bf16_t* normX, int hidden, float normEps) { \
-    if ((int)blockIdx.y >= numTokens) return;                                                                            \
-    decodeBatch4Impl<HD, NWV, STV, DB4_CFG(KT, HD, false), false, DB4_CFG(TMA, HD, false) != 0, 1, false, true>(qkv, out,   \
-        kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs, numHeads, \
-        numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, nullptr, nullptr, 0.f, normX, hidden,     \
-        normEps);                                                                                                        \
-  }
-#if LLMRT_KERNEL(decode_attention_batch4_rs_bf16_hd64)
-DECODE_BATCH4_RS(64, decode_attention_batch4_rs_bf16_hd64, DB4_NW64, DB4_ST64, DB4_MINB64)
-#endif
-#if LLMRT_KERNEL(decode_attention_batch4_rs_bf16_hd128)
-DECODE_BATCH4_RS(128, decode_attention_batch4_rs_bf16_hd128, DB4_NW128, DB4_ST128, DB4_MINB128)
-#endif
-#if LLMRT_KERNEL(decode_attention_batch4w_rs_bf16_hd128)
-DECODE_BATCH4_RS(128, decode_attention_batch4w_rs_bf16_hd128, 2, 1, 8)
-#endif
-
-// batchAttention4Deep: decode_attention_batch4d{_rs}_bf16_hd64 — batch4 at head dim 64 with 4 warps a block (each warp
-// streams every 4th key tile of the split instead of every 2nd; 128 threads; other merge order, other bits than batch4).
-#ifndef DB4_DST64
-#define DB4_DST64 2
-#endif
-#if LLMRT_KERNEL(decode_attention_batch4d_bf16_hd64)
-extern "C" __global__ void __launch_bounds__(128, 4) decode_attention_batch4d_bf16_hd64(DB4_ARGS_HEAD) {
-  if ((int)blockIdx.y >= numTokens) return;
-  decodeBatch4Impl<64, 4, DB4_DST64, DB4_KT64, false, false, 1>(qkv, out, kvCache, positions, seqStarts, blockTables, invFreq,
-      attnScaling, partialO, partialML, counters, numSeqs, numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window,
-      splitSize, nullptr);
-}
-#endif
-#if LLMRT_KERNEL(decode_attention_batch4d_rs_bf16_hd64)
-DECODE_BATCH4_RS(64, decode_attention_batch4d_rs_bf16_hd64, 4, DB4_DST64, 4)
 #endif
 
 // decode_attention_batch4w_bf16_hd128: the bf16 hd128 kernel with 1 cp.async stage a warp and registers capped for 8 blocks
