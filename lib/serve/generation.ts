@@ -126,6 +126,8 @@ export class Generation {
     params: SamplingParams,
     arrival: number,
     readonly lora?: { readonly name: string; readonly path: string },
+    /** llmrt's scheduling priority (higher first). */
+    readonly priority?: number,
   ) {
     this.#state = state;
     this.#endpoint = endpoint;
@@ -147,7 +149,11 @@ export class Generation {
   start(rename: Readonly<Record<string, string | undefined>> = {}): void {
     this.#state.admit(this.prompts.length);
     for (const p of this.prompts) {
-      const ro = this.#state.llm.generateAsync(p.ids, this.#params, { streaming: true, ...(this.lora ? { loraRequest: this.lora } : {}) });
+      const ro = this.#state.llm.generateAsync(p.ids, this.#params, {
+        streaming: true,
+        ...(this.lora ? { loraRequest: this.lora } : {}),
+        ...(this.priority !== undefined ? { priority: this.priority } : {}),
+      });
       if (ro.error) {
         for (const r of this.#requests) r.abort();
         this.#requests = [];
