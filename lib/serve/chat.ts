@@ -3,7 +3,7 @@ import type { RequestOutputData } from "./deps.ts";
 import { HttpError } from "./errors.ts";
 import { checkModel, responseId, sseResponseOf, tokenizerOf } from "./common.ts";
 import { checkLengths, checkPromptBytes, Generation, samplingParams } from "./generation.ts";
-import { CHAT_UNSUPPORTED, type ChatRequest, ChatRequestSchema, guidedField, parseBody, priorityOf, refuseUnsupported, toSamplingInput } from "./protocol.ts";
+import { CHAT_UNSUPPORTED, type ChatRequest, ChatRequestSchema, parseBody, priorityOf, refuseUnsupported, requestFields, toSamplingInput } from "./protocol.ts";
 import type { ServeState } from "./state.ts";
 
 interface TopLogprob {
@@ -77,7 +77,7 @@ export async function chatCompletions(state: ServeState, body: unknown, signal: 
     const given = b.max_completion_tokens ?? b.max_tokens ?? undefined;
     const maxTokens = given ?? Math.max(1, state.limits.maxSeqLen - ids.length);
     checkLengths(state, prompts, maxTokens, "messages", maxTokensField);
-    const rename = { max_tokens: maxTokensField, logprobs: "top_logprobs", guided_decoding: guidedField(b) };
+    const rename = { ...requestFields(b), max_tokens: maxTokensField, logprobs: "top_logprobs" };
     const params = samplingParams(toSamplingInput(b, maxTokens, b.logprobs ? b.top_logprobs ?? 0 : undefined), rename);
     stream = b.stream ?? false;
     includeUsage = b.stream_options?.include_usage ?? false;

@@ -2,7 +2,7 @@
 import type { RequestOutputData } from "./deps.ts";
 import { HttpError } from "./errors.ts";
 import { checkLengths, checkPromptBytes, Generation, type PreparedPrompt, samplingParams } from "./generation.ts";
-import { COMPLETION_UNSUPPORTED, CompletionRequestSchema, guidedField, parseBody, priorityOf, refuseUnsupported, toSamplingInput } from "./protocol.ts";
+import { COMPLETION_UNSUPPORTED, CompletionRequestSchema, parseBody, priorityOf, refuseUnsupported, requestFields, toSamplingInput } from "./protocol.ts";
 import { checkModel, responseId, sseResponseOf, tokenizerOf } from "./common.ts";
 import type { ServeState } from "./state.ts";
 
@@ -91,7 +91,7 @@ export async function completions(state: ServeState, body: unknown, signal: Abor
     const longest = Math.max(...prompts.map((p) => p.ids.length));
     const maxTokens = b.max_tokens ?? Math.max(1, Math.min(16, state.limits.maxSeqLen - longest));
     checkLengths(state, prompts, maxTokens, "prompt", "max_tokens");
-    const rename = { guided_decoding: guidedField(b) };
+    const rename = requestFields(b);
     const params = samplingParams(toSamplingInput(b, maxTokens, b.logprobs ?? undefined), rename);
     stream = b.stream ?? false;
     includeUsage = b.stream_options?.include_usage ?? false;

@@ -117,6 +117,8 @@ export class Generation {
   #aborted = false;
   readonly #handle = { abort: (): void => this.abort() };
   #unbind: (() => void) | null = null;
+  /** How a failure's param is renamed to the request field (see {@link samplingParams}). */
+  #rename: Readonly<Record<string, string | undefined>> = {};
   readonly #unsubscribe: (() => void)[] = [];
 
   constructor(
@@ -147,6 +149,7 @@ export class Generation {
    * param is renamed by `rename` (see {@link samplingParams}).
    */
   start(rename: Readonly<Record<string, string | undefined>> = {}): void {
+    this.#rename = rename;
     this.#state.admit(this.prompts.length);
     for (const p of this.prompts) {
       const ro = this.#state.llm.generateAsync(p.ids, this.#params, {
@@ -224,14 +227,15 @@ export class Generation {
 
   /**
    * After a request failed: aborts the others and ends "failed"; returns the error (null when none
-   * failed). Once settled without a failure: ends "finished" or "aborted".
+   * failed), its param renamed as `start` was told (a grammar compiled after submission fails here).
+   * Once settled without a failure: ends "finished" or "aborted".
    */
-  conclude(): Error | null {
+  conclude(): HttpError | null {
     const e = this.failure;
     if (e) {
       this.abort();
       this.end("failed");
-      return e;
+      return renameParam(toHttpError(e), this.#rename);
     }
     if (this.settled) this.end(this.#aborted || this.#anyAborted() ? "aborted" : "finished");
     return null;

@@ -74,6 +74,11 @@ const SamplingFields = {
   guided_grammar: z.string().nullish(),
 };
 
+/** OpenAI and vLLM refuse stream_options on a request that does not stream. */
+function streamOptionsNeedStream(b: { stream?: boolean | null; stream_options?: unknown }, ctx: z.RefinementCtx): void {
+  if (b.stream_options != null && b.stream !== true) ctx.addIssue({ code: "custom", path: ["stream_options"], message: "only allowed with stream: true" });
+}
+
 /** POST /v1/completions. */
 export const CompletionRequestSchema = z.looseObject({
   ...SamplingFields,
@@ -86,7 +91,7 @@ export const CompletionRequestSchema = z.looseObject({
   echo: z.boolean().nullish(),
   logprobs: nonNegInt.max(20).nullish(),
   suffix: z.string().nullish(),
-});
+}).superRefine(streamOptionsNeedStream);
 export type CompletionRequest = z.output<typeof CompletionRequestSchema>;
 
 /** A message's content: a string, null, or text parts (joined); another kind of part is refused naming it. */
@@ -134,7 +139,7 @@ export const ChatRequestSchema = z.looseObject({
       }
     }).nullish(),
   tools: z.array(z.unknown()).nullish(),
-});
+}).superRefine(streamOptionsNeedStream);
 export type ChatRequest = z.output<typeof ChatRequestSchema>;
 
 /** Request fields (of OpenAI's or vLLM's API) this server does not implement, when `isNoOp` is false for their value. */
@@ -233,10 +238,20 @@ function guidedOf(b: Sampling): [field: string, guided: GuidedDecodingInput] | u
 }
 
 /** The request field that set SamplingParams.guidedDecoding (for naming it in errors). */
-export function guidedField(b: Sampling): string | undefined {
+function guidedField(b: Sampling): string | undefined {
   const g = guidedOf(b);
   if (!g) return undefined;
   return g[0] === "response_format" && b.response_format?.type === "json_schema" ? "response_format.json_schema.schema" : g[0];
+}
+
+/**
+ * The request field each SamplingParams field that has no request field of its own came from, for
+ * errors (see `samplingParams` in generation.ts): the guided decoding field, and `n` for the
+ * sequence count when `best_of` is absent.
+ */
+export function requestFields(b: Sampling): Record<string, string | undefined> {
+  const sequences = b.best_of != null ? "best_of" : "n";
+  return { guided_decoding: guidedField(b), best_of: sequences, beam_width: sequences };
 }
 
 /** llmrt's scheduling priority (higher first) of vLLM's `priority` (lower first); undefined when absent. */
