@@ -95,7 +95,10 @@ export function renameParam(e: HttpError, rename: Readonly<Record<string, string
   const p = e.param;
   if (!p) return e;
   for (const [from, to] of Object.entries(rename)) {
-    if (to !== undefined && (p === from || p.startsWith(`${from}.`))) return new HttpError(e.status, e.message, e.type, to, e.code);
+    if (to !== undefined && (p === from || p.startsWith(`${from}.`))) {
+      const message = e.message.startsWith(`${p}:`) ? `${to}:${e.message.slice(p.length + 1)}` : e.message;
+      return new HttpError(e.status, message, e.type, to, e.code);
+    }
   }
   return e;
 }
