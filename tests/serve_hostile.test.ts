@@ -146,6 +146,27 @@ test("serve hostile: priority reaches the executor (vLLM's lower-first as llmrt'
   refused(await post("completions", { add_special_tokens: "no" }), "add_special_tokens", '"no"');
 });
 
+test("serve hostile: the body cap counts bytes as they arrive (no content-length, multi-byte text)", async () => {
+  const small = createServeApp({ llm, modelName: "kjv", maxBodyBytes: 1024 });
+  let pulled = 0;
+  const mebibyte = new ReadableStream<Uint8Array>({
+    pull(c): void {
+      if (pulled >= 2 ** 20) return c.close();
+      pulled += 256;
+      c.enqueue(new Uint8Array(256).fill(0x20));
+    },
+  });
+  const init = { method: "POST", body: mebibyte, duplex: "half" } as RequestInit;
+  const r = await small.fetch(new Request("http://x/v1/completions", init));
+  assert.equal(r.status, 413);
+  assert.equal((await r.json()).error.code, "body_too_large");
+  assert.ok(pulled <= 2048, `stopped reading at the cap (${pulled} bytes pulled)`);
+  // 400 characters, 1,200 bytes: over the cap although its length in characters is not.
+  const wide = JSON.stringify({ ...COMPLETION, prompt: "€".repeat(400) });
+  const w = await small.fetch(new Request("http://x/v1/completions", { method: "POST", body: new Blob([wide]).stream(), duplex: "half" } as RequestInit));
+  assert.equal(w.status, 413);
+});
+
 test("serve hostile: every request above ended in one final state; nothing left in flight", async () => {
   assert.equal(app.state.numActive(), 0);
   assert.equal(app.state.kvBlocks().used, 0);
