@@ -167,6 +167,23 @@ test("serve hostile: the body cap counts bytes as they arrive (no content-length
   assert.equal(w.status, 413);
 });
 
+test("serve hostile: more prompts than the server admits at once is 400 naming prompt (a 429 retry never succeeds)", async () => {
+  const cap = llm.executor.limits.maxBatchSize + 256;
+  const r = await post("completions", { prompt: Array.from({ length: cap + 1 }, () => "a") });
+  refused(r, "prompt", `a batch of ${cap + 1} prompts`);
+  assert.equal((await post("completions", { prompt: ["a", "b"] })).status, 200);
+});
+
+test("serve hostile: work a request makes on the event loop is bounded (bad_words; the messages' total size before rendering)", async () => {
+  refused(await post("completions", { bad_words: Array.from({ length: 1025 }, (_, i) => `w${i}`) }), "bad_words", "<=1024 items");
+  // Many small messages: each under the prompt byte limit, together over it.
+  const n = Math.ceil(llm.maxPromptBytes / 100) + 1;
+  const messages = Array.from({ length: n }, () => ({ role: "user", content: "x".repeat(100) }));
+  const r = await post("chat/completions", { messages });
+  assert.equal(r.status, 413);
+  assert.equal(r.body.error.param, "messages");
+});
+
 test("serve hostile: every request above ended in one final state; nothing left in flight", async () => {
   assert.equal(app.state.numActive(), 0);
   assert.equal(app.state.kvBlocks().used, 0);

@@ -68,6 +68,8 @@ export async function chatCompletions(state: ServeState, body: unknown, signal: 
     for (const [i, m] of b.messages.entries()) {
       if (typeof m.content === "string") checkPromptBytes(state, m.content, `messages.${i}.content`);
     }
+    // All of them too, before the template renders them (it writes every content into the prompt).
+    checkPromptBytes(state, b.messages.map((m) => m.content ?? "").join(""), "messages");
     const text = renderPrompt(state, b);
     checkPromptBytes(state, text, "messages");
     let ids = tokenizerOf(state).encode(text, { addSpecialTokens: b.add_special_tokens ?? false });

@@ -27,6 +27,7 @@ function preparePrompts(
     : prompt.length > 0 && typeof prompt[0] === "number"
     ? [prompt as number[]]
     : prompt as (string | number[])[];
+  state.admit(list.length); // before tokenizing them all (start() admits again, for the queue at that time)
   const vocab = state.llm.executor.limits.vocabSize;
   return list.map((p, i): PreparedPrompt => {
     let ids: number[];

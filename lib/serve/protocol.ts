@@ -58,7 +58,8 @@ const SamplingFields = {
   include_stop_str_in_output: z.boolean().nullish(),
   skip_special_tokens: z.boolean().nullish(),
   spaces_between_special_tokens: z.boolean().nullish(),
-  bad_words: z.array(z.string().min(1)).nullish(),
+  // Each is tokenized on the server's event loop at submission: bounded so one request cannot stall it.
+  bad_words: z.array(z.string().min(1)).max(1024).nullish(),
   allowed_token_ids: z.array(tokenId).min(1).nullish(),
   truncate_prompt_tokens: posInt.nullish(),
   /** Encode text prompts with the tokenizer's special tokens (BOS). @default true for completions, false for chat (the template writes them) */
