@@ -144,6 +144,20 @@ test("template variables: special tokens, tools (none when absent), extra values
   assert.equal(out, "<s>|<|endoftext|>|<|endoftext|>|<unk>|true|on|false|calc");
 });
 
+test("extra: a key its own argument sets is refused, not silently overridden; a __proto__ key is no prototype", () => {
+  const tok = tokenizer(join(TOK, "phi-3-mini"));
+  const msgs = [{ role: "user", content: "hi" }];
+  for (const key of ["messages", "add_generation_prompt", "tools", "bosToken"]) {
+    assert.throws(
+      () => tok.applyChatTemplate(msgs, { chatTemplate: "x", extra: { [key]: false } }),
+      (e: unknown) => e instanceof ValidationError && e.message.includes(`extra.${key}`) && e.message.endsWith("got false"),
+    );
+  }
+  // JSON.parse makes `__proto__` an own key: the variables are spread (Object.assign would make it their prototype).
+  const extra = JSON.parse('{"__proto__": {"flag": "from the prototype"}}');
+  assert.equal(tok.applyChatTemplate(msgs, { chatTemplate: "{{ flag is defined }}", extra }), "false");
+});
+
 test("raise_exception in a template is a ChatTemplateError carrying its message", () => {
   const template = "{% for m in messages %}{% if m.role == 'system' %}{{ raise_exception('System role not supported') }}" +
     "{% endif %}{{ m.content }}{% endfor %}";

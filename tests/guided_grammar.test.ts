@@ -217,6 +217,13 @@ test("bad constraints are errors naming the field: unsatisfiable schema, bad EBN
   assert.ok(m.accept(v.tok.encode("And", { addSpecialTokens: false })[0]));
 });
 
+test("a zod schema's property named __proto__ stays in its JSON Schema (it was assigned, which set the prototype)", () => {
+  const g = normalizeGuidedDecoding({ json: z.object({ ["__proto__"]: z.string(), a: z.number() }) });
+  const schema = JSON.parse(g.jsonSchema!);
+  assert.deepEqual(Object.keys(schema.properties), ["__proto__", "a"]);
+  assert.deepEqual(schema.properties["__proto__"], { type: "string" });
+});
+
 test("parseGuidedOutput validates with the zod schema (output type) or the JSON Schema; response_format maps to guidedDecoding", () => {
   const Coerced = z.object({ n: z.string().transform((s) => s.length) });
   const g = normalizeGuidedDecoding({ json: Coerced });

@@ -143,6 +143,8 @@ const bad: [string, unknown, RegExp][] = [
   ["logprobs negative", { logprobs: -1 }, /^SamplingParams\.logprobs: .*got -1$/],
   ["truncatePromptTokens 0", { truncatePromptTokens: 0 }, /^SamplingParams\.truncatePromptTokens: .*got 0$/],
   ["logitBias key not an id", { logitBias: { "abc": 1 } }, /^SamplingParams\.logitBias: key "abc" is not a token id, got \{"abc":1\}$/],
+  // JSON.parse makes `__proto__` an own key; z.record used to skip it (the bias silently dropped).
+  ["logitBias key __proto__", { logitBias: JSON.parse('{"__proto__": 5, "7": 1}') }, /^SamplingParams\.logitBias: key "__proto__" is not a token id, got /],
   ["logitBias value not a number", { logitBias: { "3": "x" } }, /^SamplingParams\.logitBias\.3: .*got "x"$/],
   ["logitBias beyond float32", { logitBias: { "3": -1e39 } }, /^SamplingParams\.logitBias\.3: the bias is not a finite float32 value .*got -1e\+39$/],
   ["allowedTokenIds empty", { allowedTokenIds: [] }, /^SamplingParams\.allowedTokenIds: expected at least one id, got \[\]$/],

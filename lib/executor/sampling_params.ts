@@ -129,8 +129,15 @@ export const SamplingParamsSchema = z.strictObject({
     .transform((v): Float32Array => Float32Array.from(v)).optional(),
   /** Host-side callback(s) run first on every logits row. */
   logitsProcessor: logitsProcessorFns.optional(),
-  /** vLLM/OpenAI logit bias: token id (as a key) → added value. */
-  logitBias: z.record(z.string(), z.number()).optional(),
+  /**
+   * vLLM/OpenAI logit bias: token id (as a key) → added value. z.record skips a `__proto__` key (an own property
+   * after JSON.parse): it is refused here instead of silently dropped.
+   */
+  logitBias: z.custom<Record<string, number>>(
+    (v) => !(typeof v === "object" && v !== null && Object.hasOwn(v, "__proto__")),
+    'key "__proto__" is not a token id',
+  )
+    .pipe(z.record(z.string(), z.number())).optional(),
   /** vLLM: only these ids may be generated. */
   allowedTokenIds: z.array(tokenId).min(1, "expected at least one id").optional(),
   /**

@@ -34,14 +34,35 @@ export interface ServeApp {
   readonly state: ServeState;
 }
 
+/**
+ * The body as JSON. The size cap counts bytes as they arrive, so a body sent without a
+ * content-length (chunked) is cut off at the cap instead of read whole into memory first.
+ */
 async function readJson(req: Request, maxBytes: number): Promise<unknown> {
   const declared = Number(req.headers.get("content-length") ?? "0");
   const tooLarge = (): HttpError => new HttpError(413, `the request body exceeds ${maxBytes} bytes`, "invalid_request_error", null, "body_too_large");
   if (declared > maxBytes) throw tooLarge();
-  const text = await req.text();
-  if (text.length > maxBytes) throw tooLarge();
+  const chunks: Uint8Array[] = [];
+  let numBytes = 0;
+  if (req.body) {
+    const reader = req.body.getReader();
+    for (let r = await reader.read(); !r.done; r = await reader.read()) {
+      numBytes += r.value.byteLength;
+      if (numBytes > maxBytes) {
+        await reader.cancel().catch(() => {});
+        throw tooLarge();
+      }
+      chunks.push(r.value);
+    }
+  }
+  const bytes = new Uint8Array(numBytes);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.byteLength;
+  }
   try {
-    return JSON.parse(text);
+    return JSON.parse(new TextDecoder().decode(bytes));
   } catch {
     throw new HttpError(400, "the request body is not valid JSON", "invalid_request_error", null, "invalid_json");
   }

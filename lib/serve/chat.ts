@@ -3,7 +3,7 @@ import type { RequestOutputData } from "./deps.ts";
 import { HttpError } from "./errors.ts";
 import { checkModel, responseId, sseResponseOf, tokenizerOf } from "./common.ts";
 import { checkLengths, checkPromptBytes, Generation, samplingParams } from "./generation.ts";
-import { type ChatRequest, ChatRequestSchema, guidedField, parseBody, toSamplingInput } from "./protocol.ts";
+import { CHAT_UNSUPPORTED, type ChatRequest, ChatRequestSchema, parseBody, priorityOf, refuseUnsupported, requestFields, toSamplingInput } from "./protocol.ts";
 import type { ServeState } from "./state.ts";
 
 interface TopLogprob {
@@ -45,10 +45,7 @@ function renderPrompt(state: ServeState, b: ChatRequest): string {
       "no_chat_template",
     );
   }
-  const messages = b.messages.map((m) => {
-    const content = typeof m.content === "string" ? m.content : m.content == null ? "" : m.content.map((p) => p.text).join("");
-    return { ...m, content };
-  });
+  const messages = b.messages.map((m) => ({ ...m, content: m.content ?? "" }));
   try {
     return tok.applyChatTemplate(messages, { addGenerationPrompt: b.add_generation_prompt ?? true, extra: b.chat_template_kwargs ?? undefined });
   } catch (e) {
@@ -64,27 +61,29 @@ export async function chatCompletions(state: ServeState, body: unknown, signal: 
   try {
     const b = parseBody(ChatRequestSchema, body);
     const lora = checkModel(state, b.model);
-    if (b.tools && b.tools.length > 0) throw new HttpError(400, "tools: tool calling is not supported", "invalid_request_error", "tools", "unsupported");
+    refuseUnsupported(b, CHAT_UNSUPPORTED);
     if (b.top_logprobs != null && !b.logprobs) {
       throw new HttpError(400, "top_logprobs: needs logprobs: true", "invalid_request_error", "top_logprobs", "invalid_value");
     }
     for (const [i, m] of b.messages.entries()) {
       if (typeof m.content === "string") checkPromptBytes(state, m.content, `messages.${i}.content`);
     }
+    // All of them too, before the template renders them (it writes every content into the prompt).
+    checkPromptBytes(state, b.messages.map((m) => m.content ?? "").join(""), "messages");
     const text = renderPrompt(state, b);
     checkPromptBytes(state, text, "messages");
-    let ids = tokenizerOf(state).encode(text, { addSpecialTokens: false });
+    let ids = tokenizerOf(state).encode(text, { addSpecialTokens: b.add_special_tokens ?? false });
     if (b.truncate_prompt_tokens != null && ids.length > b.truncate_prompt_tokens) ids = ids.slice(ids.length - b.truncate_prompt_tokens);
     const prompts = [{ ids, text }];
     const maxTokensField = b.max_completion_tokens != null ? "max_completion_tokens" : "max_tokens";
     const given = b.max_completion_tokens ?? b.max_tokens ?? undefined;
     const maxTokens = given ?? Math.max(1, state.limits.maxSeqLen - ids.length);
     checkLengths(state, prompts, maxTokens, "messages", maxTokensField);
-    const rename = { max_tokens: maxTokensField, logprobs: "top_logprobs", guided_decoding: guidedField(b) };
+    const rename = { ...requestFields(b), max_tokens: maxTokensField, logprobs: "top_logprobs" };
     const params = samplingParams(toSamplingInput(b, maxTokens, b.logprobs ? b.top_logprobs ?? 0 : undefined), rename);
     stream = b.stream ?? false;
     includeUsage = b.stream_options?.include_usage ?? false;
-    g = new Generation(state, "chat", prompts, params, arrival, lora);
+    g = new Generation(state, "chat", prompts, params, arrival, lora, priorityOf(b));
     g.start(rename);
   } catch (e) {
     state.metrics.requests.inc({ endpoint: "chat", state: "rejected" });

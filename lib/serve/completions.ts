@@ -2,7 +2,7 @@
 import type { RequestOutputData } from "./deps.ts";
 import { HttpError } from "./errors.ts";
 import { checkLengths, checkPromptBytes, Generation, type PreparedPrompt, samplingParams } from "./generation.ts";
-import { CompletionRequestSchema, guidedField, parseBody, toSamplingInput } from "./protocol.ts";
+import { COMPLETION_UNSUPPORTED, CompletionRequestSchema, parseBody, priorityOf, refuseUnsupported, requestFields, toSamplingInput } from "./protocol.ts";
 import { checkModel, responseId, sseResponseOf, tokenizerOf } from "./common.ts";
 import type { ServeState } from "./state.ts";
 
@@ -14,19 +14,26 @@ interface CompletionLogprobs {
   text_offset: number[];
 }
 
-function preparePrompts(state: ServeState, prompt: string | string[] | number[] | number[][], truncate: number | undefined, echo: boolean): PreparedPrompt[] {
+function preparePrompts(
+  state: ServeState,
+  prompt: string | string[] | number[] | number[][],
+  truncate: number | undefined,
+  echo: boolean,
+  addSpecialTokens: boolean,
+): PreparedPrompt[] {
   const tok = tokenizerOf(state);
   const list: (string | number[])[] = typeof prompt === "string"
     ? [prompt]
     : prompt.length > 0 && typeof prompt[0] === "number"
     ? [prompt as number[]]
     : prompt as (string | number[])[];
+  state.admit(list.length); // before tokenizing them all (start() admits again, for the queue at that time)
   const vocab = state.llm.executor.limits.vocabSize;
   return list.map((p, i): PreparedPrompt => {
     let ids: number[];
     if (typeof p === "string") {
       checkPromptBytes(state, p, list.length > 1 ? `prompt.${i}` : "prompt");
-      ids = tok.encode(p, { addSpecialTokens: true });
+      ids = tok.encode(p, { addSpecialTokens });
       if (truncate !== undefined && ids.length > truncate) ids = ids.slice(ids.length - truncate);
       return { ids, text: p };
     }
@@ -71,7 +78,7 @@ export async function completions(state: ServeState, body: unknown, signal: Abor
   try {
     const b = parseBody(CompletionRequestSchema, body);
     const lora = checkModel(state, b.model);
-    if (b.suffix) throw new HttpError(400, "suffix: not supported", "invalid_request_error", "suffix", "unsupported");
+    refuseUnsupported(b, COMPLETION_UNSUPPORTED);
     if (b.echo && b.logprobs != null) {
       throw new HttpError(
         400,
@@ -81,16 +88,16 @@ export async function completions(state: ServeState, body: unknown, signal: Abor
         "unsupported",
       );
     }
-    const prompts = preparePrompts(state, b.prompt, b.truncate_prompt_tokens ?? undefined, b.echo ?? false);
+    const prompts = preparePrompts(state, b.prompt, b.truncate_prompt_tokens ?? undefined, b.echo ?? false, b.add_special_tokens ?? true);
     const longest = Math.max(...prompts.map((p) => p.ids.length));
     const maxTokens = b.max_tokens ?? Math.max(1, Math.min(16, state.limits.maxSeqLen - longest));
     checkLengths(state, prompts, maxTokens, "prompt", "max_tokens");
-    const rename = { guided_decoding: guidedField(b) };
+    const rename = requestFields(b);
     const params = samplingParams(toSamplingInput(b, maxTokens, b.logprobs ?? undefined), rename);
     stream = b.stream ?? false;
     includeUsage = b.stream_options?.include_usage ?? false;
     echo = b.echo ?? false;
-    g = new Generation(state, "completions", prompts, params, arrival, lora);
+    g = new Generation(state, "completions", prompts, params, arrival, lora, priorityOf(b));
     g.start(rename);
   } catch (e) {
     state.metrics.requests.inc({ endpoint: "completions", state: "rejected" });

@@ -49,7 +49,11 @@ export function toHttpError(e: unknown): HttpError {
   if (e instanceof HttpError) return e;
   if (e instanceof LlmrtError) {
     const [status, type] = STATUS_BY_KIND[e.kind] ?? [500, "server_error"];
-    return new HttpError(status, e.message, type, e.field ? snakeField(e.field) : null, e.kind);
+    const param = e.field ? snakeField(e.field) : null;
+    // "SamplingParams.minTokens: ..." reads as the request field: "min_tokens: ...".
+    const prefix = e.field ? `SamplingParams.${e.field}:` : null;
+    const message = prefix && e.message.startsWith(prefix) ? `${param}:${e.message.slice(prefix.length)}` : e.message;
+    return new HttpError(status, message, type, param, e.kind);
   }
   const message = e instanceof Error ? e.message : String(e);
   return new HttpError(500, message, "server_error", null, "internal");

@@ -95,7 +95,10 @@ export function renameParam(e: HttpError, rename: Readonly<Record<string, string
   const p = e.param;
   if (!p) return e;
   for (const [from, to] of Object.entries(rename)) {
-    if (to !== undefined && (p === from || p.startsWith(`${from}.`))) return new HttpError(e.status, e.message, e.type, to, e.code);
+    if (to !== undefined && (p === from || p.startsWith(`${from}.`))) {
+      const message = e.message.startsWith(`${p}:`) ? `${to}:${e.message.slice(p.length + 1)}` : e.message;
+      return new HttpError(e.status, message, e.type, to, e.code);
+    }
   }
   return e;
 }
@@ -117,6 +120,8 @@ export class Generation {
   #aborted = false;
   readonly #handle = { abort: (): void => this.abort() };
   #unbind: (() => void) | null = null;
+  /** How a failure's param is renamed to the request field (see {@link samplingParams}). */
+  #rename: Readonly<Record<string, string | undefined>> = {};
   readonly #unsubscribe: (() => void)[] = [];
 
   constructor(
@@ -126,6 +131,8 @@ export class Generation {
     params: SamplingParams,
     arrival: number,
     readonly lora?: { readonly name: string; readonly path: string },
+    /** llmrt's scheduling priority (higher first). */
+    readonly priority?: number,
   ) {
     this.#state = state;
     this.#endpoint = endpoint;
@@ -145,9 +152,14 @@ export class Generation {
    * param is renamed by `rename` (see {@link samplingParams}).
    */
   start(rename: Readonly<Record<string, string | undefined>> = {}): void {
+    this.#rename = rename;
     this.#state.admit(this.prompts.length);
     for (const p of this.prompts) {
-      const ro = this.#state.llm.generateAsync(p.ids, this.#params, { streaming: true, ...(this.lora ? { loraRequest: this.lora } : {}) });
+      const ro = this.#state.llm.generateAsync(p.ids, this.#params, {
+        streaming: true,
+        ...(this.lora ? { loraRequest: this.lora } : {}),
+        ...(this.priority !== undefined ? { priority: this.priority } : {}),
+      });
       if (ro.error) {
         for (const r of this.#requests) r.abort();
         this.#requests = [];
@@ -218,14 +230,15 @@ export class Generation {
 
   /**
    * After a request failed: aborts the others and ends "failed"; returns the error (null when none
-   * failed). Once settled without a failure: ends "finished" or "aborted".
+   * failed), its param renamed as `start` was told (a grammar compiled after submission fails here).
+   * Once settled without a failure: ends "finished" or "aborted".
    */
-  conclude(): Error | null {
+  conclude(): HttpError | null {
     const e = this.failure;
     if (e) {
       this.abort();
       this.end("failed");
-      return e;
+      return renameParam(toHttpError(e), this.#rename);
     }
     if (this.settled) this.end(this.#aborted || this.#anyAborted() ? "aborted" : "finished");
     return null;

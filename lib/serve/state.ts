@@ -83,10 +83,22 @@ export class ServeState implements GaugeSource {
     return { used: 0, free: this.llm.executor.limits.numKvBlocks };
   }
 
-  /** Throws 503 while draining, 429 (with Retry-After) when `count` more would overflow the queue. */
-  admit(count: number): void {
+  /**
+   * Throws 503 while draining, 429 (with Retry-After) when `count` more would overflow the queue,
+   * and 400 naming `field` when `count` alone is more than the queue holds (a retry cannot help).
+   */
+  admit(count: number, field = "prompt"): void {
     if (this.#draining) throw new HttpError(503, "the server is shutting down", "service_unavailable", null, "shutting_down");
     const cap = this.limits.maxBatchSize + this.maxQueue;
+    if (count > cap) {
+      throw new HttpError(
+        400,
+        `${field}: a batch of ${count} prompts is more than this server admits at once (at most ${cap}: --max-batch-size ${this.limits.maxBatchSize} + --max-queue ${this.maxQueue})`,
+        "invalid_request_error",
+        field,
+        "invalid_value",
+      );
+    }
     if (this.#numRequests + count > cap) {
       throw new HttpError(
         429,

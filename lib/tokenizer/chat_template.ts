@@ -71,14 +71,16 @@ export class ChatTemplate {
     const { messages, addGenerationPrompt, bosToken, eosToken, tools, ...extra } = context;
     // Validate only; the caller's objects (with any extra fields) are what the template sees.
     parseWith(MessagesSchema, messages, "messages");
-    const variables: Record<string, unknown> = {};
-    if (bosToken != null) variables.bos_token = bosToken;
-    if (eosToken != null) variables.eos_token = eosToken;
-    Object.assign(variables, extra, {
+    // Spread, not Object.assign: an own `__proto__` key of `extra` (JSON.parse makes one) stays a variable
+    // instead of replacing the prototype.
+    const variables: Record<string, unknown> = {
+      ...(bosToken != null ? { bos_token: bosToken } : {}),
+      ...(eosToken != null ? { eos_token: eosToken } : {}),
+      ...extra,
       messages,
       add_generation_prompt: addGenerationPrompt ?? false,
       tools: tools ?? null,
-    });
+    };
     try {
       return this.#template.render(variables);
     } catch (e) {

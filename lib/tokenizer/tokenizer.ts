@@ -52,6 +52,8 @@ export interface TokenizerExtras {
 }
 
 const tokenId = z.number().int().nonnegative();
+/** Template variables (and context keys) `applyChatTemplate` sets from its arguments. */
+const OWN_TEMPLATE_VARIABLES = ["messages", "add_generation_prompt", "tools", "addGenerationPrompt", "bosToken", "eosToken"];
 const TokenText = z.union([z.string(), z.looseObject({ content: z.string() })]).nullish();
 const TokenTextList = z.array(z.union([z.string(), z.looseObject({ content: z.string() })])).nullish();
 
@@ -310,6 +312,15 @@ export class LlmTokenizer {
    * ```
    */
   applyChatTemplate(messages: ChatMessage[], opts: ApplyChatTemplateOptions = {}): string {
+    // The variables the arguments set: the same key in `extra` would be silently overridden.
+    const clash = Object.keys(opts.extra ?? {}).find((k) => OWN_TEMPLATE_VARIABLES.includes(k));
+    if (clash !== undefined) {
+      throw new ValidationError(
+        `applyChatTemplate: extra.${clash} is a variable its own argument sets (messages, addGenerationPrompt, tools), got ${showValue(opts.extra![clash])}`,
+        `extra.${clash}`,
+        opts.extra![clash],
+      );
+    }
     const source = this.#templateSource(opts.chatTemplate);
     let compiled = this.#compiled.get(source);
     if (!compiled) {

@@ -147,9 +147,8 @@ export function normalizeGuidedDecoding(input: unknown): GuidedDecoding {
 function tidySchema(s: unknown): unknown {
   if (Array.isArray(s)) return s.map(tidySchema);
   if (s === null || typeof s !== "object") return s;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(s)) if (k !== "$schema") out[k] = tidySchema(v);
-  return out;
+  // fromEntries defines own keys: assigning `out["__proto__"]` would set the prototype instead (a property named so lost).
+  return Object.fromEntries(Object.entries(s).filter(([k]) => k !== "$schema").map(([k, v]) => [k, tidySchema(v)]));
 }
 
 /** An OpenAI `response_format` (chat completions). */
