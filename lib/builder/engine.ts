@@ -8,7 +8,7 @@ import { parseWith } from "../util/validate.ts";
 import { type QuantConfigDict, QuantConfigSchema } from "../quantization/quant_config.ts";
 import { type BuildConfig, BuildConfigSchema, type EngineDType, EngineDTypeSchema } from "./build_config.ts";
 import { ENGINE_FORMAT_VERSION, EngineFile, type TensorEntry } from "./engine_format.ts";
-import { writeEngineFile, writeEngineFileAsync } from "./engine_write.ts";
+import { makeEngineDir, writeEngineFile, writeEngineFileAsync } from "./engine_write.ts";
 import { type EnginePlan, validatePlan } from "../ir/plan.ts";
 import { checkEngineSizes } from "./limits.ts";
 import { verifyBlobsInWorkers } from "./engine_verify.ts";
@@ -238,7 +238,7 @@ export class Engine {
   /** Writes `config.json` and `rank0.engine` (… `rank<numRanks-1>.engine`) into `dir` (created if needed). */
   save(dir: string): void {
     this.#checkLive();
-    fs.mkdirSync(dir, { recursive: true });
+    makeEngineDir(dir, "Engine.save");
     for (let r = 1; r < this.config.numRanks; r++) {
       const e = this.#ranks?.[r];
       if (!e) throw new ValidationError(`Engine.save: rank ${r} is not held in memory (save the directory the engine was opened from instead)`, "rank", r);
@@ -258,7 +258,7 @@ export class Engine {
    */
   async saveAsync(dir: string, crcThreads?: number): Promise<void> {
     this.#checkLive();
-    fs.mkdirSync(dir, { recursive: true });
+    makeEngineDir(dir, "Engine.saveAsync");
     const writes: Promise<void>[] = [];
     for (let r = 0; r < this.config.numRanks; r++) {
       const e = r === 0 ? this : this.#ranks?.[r];

@@ -4,7 +4,7 @@
  */
 import * as fs from "node:fs";
 import process from "node:process";
-import { FormatError } from "../util/errors.ts";
+import { FormatError, ValidationError } from "../util/errors.ts";
 import { computeBlobCrcsInWorkers } from "./engine_verify.ts";
 import { BLOB_ALIGN, crc32, ENGINE_FORMAT_VERSION, ENGINE_MAGIC, type EngineFileMeta, HEADER_BYTES, type TensorEntry } from "./engine_format.ts";
 
@@ -61,6 +61,17 @@ function layoutEngineFile(
   // pad the last blob to its alignment
   if (fileLength > dataOffset + (last?.offset ?? 0) + (last?.bytes ?? 0)) blobs.push({ bytes: new Uint8Array(1), at: fileLength - 1 });
   return { header, meta, dataOffset, fileLength, blobs };
+}
+
+/** Creates the engine directory `dir` (and its parents); a path that cannot be one is a ValidationError naming it. */
+export function makeEngineDir(dir: string, who: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    const why = code === "EEXIST" || code === "ENOTDIR" ? "a file is in the way" : (e as Error).message;
+    throw new ValidationError(`${who}: cannot create the engine directory ${JSON.stringify(dir)} (${why})`, "dir", dir);
+  }
 }
 
 /** A name no other writer uses: several processes may write the same engine at once. */

@@ -97,6 +97,15 @@ export class LLM {
     let draftEngine: Engine | null = null, draftEngineDir: string | null = null;
     const writes: { dir: string | null; written: Promise<void> }[] = [{ dir: engineDir, written: opened.written }];
     try {
+      const stepTokens = o.maxNumTokens ?? engine.plan.maxTokens, maxInputLen = engine.config.build.maxInputLen ?? 0;
+      if (!o.enableChunkedPrefill && stepTokens < maxInputLen) {
+        throw new ValidationError(
+          `LLM.create options.enableChunkedPrefill: false with maxNumTokens ${stepTokens} below the engine's maxInputLen ${maxInputLen}: ` +
+            `prompts longer than ${stepTokens} tokens could never run; enable chunked prefill, raise maxNumTokens or build with a smaller maxInputLen`,
+          "enableChunkedPrefill",
+          false,
+        );
+      }
       const sc = o.speculativeConfig;
       if (sc?.decodingType === "DraftTarget" && !fs.existsSync(path.join(sc.speculativeModel, "config.json"))) {
         throw new ValidationError(
@@ -259,7 +268,7 @@ export class LLM {
     }
     const requests: GenerationRequest[] = [];
     for (const [i, p] of list.entries()) {
-      const params = SamplingParams.from(Array.isArray(samplingParams) ? samplingParams[i] : samplingParams);
+      const params = Array.isArray(samplingParams) ? paramsAt(samplingParams, i) : SamplingParams.from(samplingParams);
       const field = single ? "prompt" : `prompts[${i}]`;
       const r = this.#isLongText(p)
         ? (await this.#requestInSlices(p, params, field, false, options.priority))!
@@ -395,6 +404,16 @@ export class LLM {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.shutdown();
+  }
+}
+
+/** `SamplingParams.from(list[i])`; a bad one is a ValidationError naming its index (`samplingParams[i]`). */
+function paramsAt(list: readonly ParamsArg[], i: number): SamplingParams {
+  try {
+    return SamplingParams.from(list[i]);
+  } catch (e) {
+    if (!(e instanceof LlmrtError && e.kind === "validation")) throw e;
+    throw new ValidationError(`LLM.generate samplingParams[${i}]: ${e.message}`, `samplingParams[${i}]${e.field ? `.${e.field}` : ""}`, e.value);
   }
 }
 
