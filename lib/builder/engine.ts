@@ -143,6 +143,12 @@ export class Engine {
           cfgPath,
         );
       }
+      if (file.meta.rank !== undefined && file.meta.rank !== rank) {
+        throw new FormatError(
+          `${enginePath} holds the weights of rank ${showValue(file.meta.rank)}, not rank ${rank} (a rank file copied or swapped; rebuild the engine)`,
+          enginePath,
+        );
+      }
       const m = config.model;
       const plan = validatePlan(file.meta.plan, {
         vocabSize: m.vocabSize,
@@ -243,7 +249,7 @@ export class Engine {
       const e = this.#ranks?.[r];
       if (!e) throw new ValidationError(`Engine.save: rank ${r} is not held in memory (save the directory the engine was opened from instead)`, "rank", r);
       const t = [...e.#tensors.values()].map(({ name, dtype, shape }) => ({ name, dtype, shape }));
-      writeEngineFile(path.join(dir, `rank${r}.engine`), e.plan, e.config, t, (n) => e.readTensor(n));
+      writeEngineFile(path.join(dir, `rank${r}.engine`), e.plan, e.config, t, (n) => e.readTensor(n), r);
     }
     const tensors = [...this.#tensors.values()].map(({ name, dtype, shape }) => ({ name, dtype, shape }));
     writeEngineFile(path.join(dir, "rank0.engine"), this.plan, this.config, tensors, (n) => this.readTensor(n));
@@ -264,7 +270,7 @@ export class Engine {
       const e = r === 0 ? this : this.#ranks?.[r];
       if (!e) throw new ValidationError(`Engine.saveAsync: rank ${r} is not held in memory (save the directory the engine was opened from instead)`, "rank", r);
       const t = [...e.#tensors.values()].map(({ name, dtype, shape }) => ({ name, dtype, shape }));
-      writes.push(writeEngineFileAsync(path.join(dir, `rank${r}.engine`), e.plan, e.config, t, (n) => e.readTensor(n), crcThreads));
+      writes.push(writeEngineFileAsync(path.join(dir, `rank${r}.engine`), e.plan, e.config, t, (n) => e.readTensor(n), crcThreads, r));
     }
     const settled = await Promise.allSettled(writes);
     const failed = settled.find((r) => r.status === "rejected");

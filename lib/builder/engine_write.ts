@@ -42,6 +42,7 @@ function layoutEngineFile(
   config: unknown,
   tensors: readonly Omit<TensorEntry, "offset" | "bytes" | "crc32">[],
   data: (name: string) => Uint8Array,
+  rank: number,
 ): EngineFileLayout {
   const entries: TensorEntry[] = [];
   const bytesOf: Uint8Array[] = [];
@@ -52,7 +53,7 @@ function layoutEngineFile(
     bytesOf.push(bytes);
     off = alignUp(off + bytes.byteLength);
   }
-  const meta = new TextEncoder().encode(JSON.stringify({ plan, tensors: entries, config } satisfies EngineFileMeta));
+  const meta = new TextEncoder().encode(JSON.stringify({ plan, tensors: entries, config, rank } satisfies EngineFileMeta));
   const dataOffset = alignUp(HEADER_BYTES + meta.byteLength);
   const fileLength = dataOffset + off;
   const header = engineHeader(meta, dataOffset, off, fileLength);
@@ -84,8 +85,9 @@ export function writeEngineFile(
   config: unknown,
   tensors: readonly Omit<TensorEntry, "offset" | "bytes" | "crc32">[],
   data: (name: string) => Uint8Array,
+  rank = 0,
 ): void {
-  const l = layoutEngineFile(plan, config, tensors, data);
+  const l = layoutEngineFile(plan, config, tensors, data, rank);
   const tmp = tmpName(path);
   const fd = fs.openSync(tmp, "w");
   try {
@@ -121,6 +123,7 @@ export async function writeEngineFileAsync(
   tensors: readonly Omit<TensorEntry, "offset" | "bytes" | "crc32">[],
   data: (name: string) => Uint8Array,
   crcThreads: number = defaultCrcThreads(),
+  rank = 0,
 ): Promise<void> {
   const entries: TensorEntry[] = [];
   const bytesOf: Uint8Array[] = [];
@@ -131,7 +134,7 @@ export async function writeEngineFileAsync(
     bytesOf.push(bytes);
     off = alignUp(off + bytes.byteLength);
   }
-  const roomy = new TextEncoder().encode(JSON.stringify({ plan, tensors: entries, config } satisfies EngineFileMeta));
+  const roomy = new TextEncoder().encode(JSON.stringify({ plan, tensors: entries, config, rank } satisfies EngineFileMeta));
   const dataOffset = alignUp(HEADER_BYTES + roomy.byteLength);
   const fileLength = dataOffset + off;
   const tmp = tmpName(path);
@@ -168,7 +171,7 @@ export async function writeEngineFileAsync(
     }
     crcs ??= bytesOf.map((b) => crc32(b));
     const final: TensorEntry[] = entries.map((e, i) => ({ ...e, crc32: crcs![i] }));
-    const meta = new TextEncoder().encode(JSON.stringify({ plan, tensors: final, config } satisfies EngineFileMeta));
+    const meta = new TextEncoder().encode(JSON.stringify({ plan, tensors: final, config, rank } satisfies EngineFileMeta));
     await put(meta, HEADER_BYTES);
     await put(engineHeader(meta, dataOffset, off, fileLength), 0);
     fs.closeSync(fd);

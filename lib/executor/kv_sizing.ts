@@ -95,7 +95,11 @@ export function sizeKvCache(inp: KvSizingInput): KvSizing {
 function checkCpuCache(c: KvCacheConfig, g: Omit<KvCacheGeometry, "numBlocks">, blocks: number, per: number): void {
   const host = memoryLimit("cpu"), buffer = maxCpuBufferBytes();
   const bytes = blocks * per;
-  const limit = bytes > host.bytes ? host : bytes / g.numLayers > buffer.bytes ? { bytes: buffer.bytes * g.numLayers, what: `${buffer.what}, per layer` } : null;
+  const limit = bytes > host.bytes
+    ? host
+    : bytes / g.numLayers > buffer.bytes
+    ? { bytes: buffer.bytes * g.numLayers, what: `${buffer.what}, per layer` }
+    : null;
   if (!limit) return;
   const byTokens = c.maxTokens !== undefined && Math.ceil(c.maxTokens / g.tokensPerBlock) === blocks;
   const field = byTokens ? "kvCacheConfig.maxTokens" : "kvCacheConfig.maxBytes";

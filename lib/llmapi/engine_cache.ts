@@ -16,7 +16,7 @@ import * as path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { llmrtCacheDir } from "../../ffi/cache.ts";
-import type { BuildConfigInput } from "../builder/build_config.ts";
+import { type BuildConfigInput, parseBuildConfig } from "../builder/build_config.ts";
 import { Engine } from "../builder/engine.ts";
 import { ENGINE_FORMAT_VERSION } from "../builder/engine_format.ts";
 import { LlmrtError, ValidationError } from "../util/errors.ts";
@@ -123,7 +123,7 @@ export function engineCacheDir(modelDir: string, buildConfig: BuildConfigInput, 
   const h = createHash("sha256");
   h.update(`llmrt-engine-v${ENGINE_FORMAT_VERSION}\n`);
   h.update(builderDigest());
-  h.update(JSON.stringify({ buildConfig, dtype }));
+  h.update(JSON.stringify({ buildConfig: parseBuildConfig(buildConfig), dtype })); // defaults filled: equal builds share an entry
   h.update(checkpointDigest(modelDir));
   return path.join(cacheRoot(), "engines", h.digest("hex").slice(0, 24));
 }

@@ -25,9 +25,10 @@ import {
   GenerateOptionsSchema,
   type LlmOptions,
   LlmOptionsSchema,
+  paramsAt,
   type Prompt,
 } from "./llm_options.ts";
-import { openOrBuild, openOrBuildAsync } from "./open_engine.ts";
+import { givenBuildOptions, openOrBuild, openOrBuildAsync } from "./open_engine.ts";
 import { discardCachedEngine } from "./engine_cache.ts";
 import { checkInBackground, settleWrites } from "./load_steps.ts";
 
@@ -77,7 +78,7 @@ export class LLM {
   /** Opens `options.model` (HF checkpoint or engine directory) and starts the executor. */
   static async create(options: LlmOptions): Promise<LLM> {
     await Promise.resolve();
-    const o = parseWith(LlmOptionsSchema, options, "LLM.create options");
+    const o = givenBuildOptions(parseWith(LlmOptionsSchema, options, "LLM.create options"), options.buildConfig);
     if (!fs.existsSync(path.join(o.model, "config.json"))) {
       throw new ValidationError(
         `LLM.create options.model: ${JSON.stringify(o.model)} is not a model or engine directory (no config.json there)`,
@@ -404,16 +405,6 @@ export class LLM {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.shutdown();
-  }
-}
-
-/** `SamplingParams.from(list[i])`; a bad one is a ValidationError naming its index (`samplingParams[i]`). */
-function paramsAt(list: readonly ParamsArg[], i: number): SamplingParams {
-  try {
-    return SamplingParams.from(list[i]);
-  } catch (e) {
-    if (!(e instanceof LlmrtError && e.kind === "validation")) throw e;
-    throw new ValidationError(`LLM.generate samplingParams[${i}]: ${e.message}`, `samplingParams[${i}]${e.field ? `.${e.field}` : ""}`, e.value);
   }
 }
 

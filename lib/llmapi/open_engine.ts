@@ -112,6 +112,13 @@ export async function openOrBuildAsync(o: z.output<typeof LlmOptionsSchema>, bac
   return storeBuiltEngine(p.cacheRequest, dir, await buildIt());
 }
 
+/** `o` with only the buildConfig fields the caller gave (`raw`), not the schema's defaults: those are checked against the other options and an engine's build. */
+export function givenBuildOptions<O extends z.output<typeof LlmOptionsSchema>>(o: O, raw: unknown): O {
+  if (!o.buildConfig || raw === null || typeof raw !== "object") return o;
+  const given = Object.entries(o.buildConfig).filter(([k]) => (raw as Record<string, unknown>)[k] !== undefined);
+  return { ...o, buildConfig: Object.fromEntries(given) };
+}
+
 /** LLM.create options given twice (at the top level and in buildConfig) must agree: neither is dropped silently. */
 function checkBuildOptions(o: z.output<typeof LlmOptionsSchema>, backend: "cpu" | "cuda"): void {
   const bc = o.buildConfig ?? {};
@@ -163,7 +170,9 @@ function openEngineDir(o: z.output<typeof LlmOptionsSchema>, timer: LoadTimer | 
     const [k, v] = differs;
     const field = k === "dtype" && o.dtype !== "auto" ? "dtype" : `buildConfig.${k}`;
     throw new ValidationError(
-      `LLM.create options.${field}: ${JSON.stringify(v)}, but the engine in ${JSON.stringify(o.model)} was built with ${JSON.stringify(built[k])}; rebuild it from its checkpoint`,
+      `LLM.create options.${field}: ${JSON.stringify(v)}, but the engine in ${JSON.stringify(o.model)} was built with ${
+        JSON.stringify(built[k])
+      }; rebuild it from its checkpoint`,
       field,
       v,
     );
