@@ -98,18 +98,12 @@ test("LLM.create: options given twice (top level and buildConfig) must agree; an
   }
 });
 
-test("LLM.create / build: contradictory limits are refused up front; an explicit CPU KV cap past the host is a ResourceError, not a RangeError", async () => {
+test("LLM.create / build: a maxSeqLen below 2 is refused up front; chunked prefill off refuses only prompts over maxNumTokens; an explicit CPU KV cap past the host is a ResourceError, not a RangeError", async () => {
   await rejects(
     LLM.create({ model: kjv, ...cpu, buildConfig: { maxSeqLen: 1 } }),
     "validation",
     [/BuildConfig\.maxSeqLen: 1 leaves no room/],
     "BuildConfig.maxSeqLen",
-  );
-  await rejects(
-    LLM.create({ model: kjv, ...cpu, maxNumTokens: 8, enableChunkedPrefill: false }),
-    "validation",
-    [/enableChunkedPrefill: false with maxNumTokens 8 below the engine's maxInputLen 511/],
-    "enableChunkedPrefill",
   );
   await rejects(LLM.create({ model: kjv, ...cpu, kvCacheConfig: { maxTokens: 1e12 } }), "resource", [
     /kvCacheConfig\.maxTokens = 1000000000000 asks for a KV cache of .* on the CPU; the limit is/,
@@ -120,9 +114,12 @@ test("LLM.create / build: contradictory limits are refused up front; an explicit
     [/kvCacheConfig\.maxBytes = 4503599627370496/],
     "kvCacheConfig.maxBytes",
   );
-  // Chunked prefill off with a step budget that holds the longest prompt is fine.
-  await using llm = await LLM.create({ model: kjv, ...cpu, enableChunkedPrefill: false, buildConfig: { maxInputLen: 64, maxNumTokens: 64 } });
+  // Chunked prefill off with a step budget below maxInputLen: short prompts run, a longer one is refused naming both.
+  await using llm = await LLM.create({ model: kjv, ...cpu, maxNumTokens: 8, enableChunkedPrefill: false });
   assert.equal((await llm.generate([1, 5], { maxTokens: 2 }, { useTqdm: false })).outputs[0].tokenIds.length, 2);
+  await rejects(llm.generate(Array.from({ length: 9 }, () => 5), { maxTokens: 2 }, { useTqdm: false }), "validation", [
+    /prompt of 9 tokens exceeds maxNumTokens 8 and chunked prefill is off/,
+  ]);
 });
 
 test("LLM.generate: a bad element of a samplingParams list names its index; a string token id is shown quoted", async () => {

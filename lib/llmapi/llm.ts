@@ -98,15 +98,6 @@ export class LLM {
     let draftEngine: Engine | null = null, draftEngineDir: string | null = null;
     const writes: { dir: string | null; written: Promise<void> }[] = [{ dir: engineDir, written: opened.written }];
     try {
-      const stepTokens = o.maxNumTokens ?? engine.plan.maxTokens, maxInputLen = engine.config.build.maxInputLen ?? 0;
-      if (!o.enableChunkedPrefill && stepTokens < maxInputLen) {
-        throw new ValidationError(
-          `LLM.create options.enableChunkedPrefill: false with maxNumTokens ${stepTokens} below the engine's maxInputLen ${maxInputLen}: ` +
-            `prompts longer than ${stepTokens} tokens could never run; enable chunked prefill, raise maxNumTokens or build with a smaller maxInputLen`,
-          "enableChunkedPrefill",
-          false,
-        );
-      }
       const sc = o.speculativeConfig;
       if (sc?.decodingType === "DraftTarget" && !fs.existsSync(path.join(sc.speculativeModel, "config.json"))) {
         throw new ValidationError(
