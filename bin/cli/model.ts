@@ -1,7 +1,7 @@
 /** Options every model-running command shares (--model, --tokenizer, --backend, sampling), and opening the model. */
 import * as fs from "node:fs";
 import { LLM, type SamplingParamsInput, ValidationError } from "../../mod.ts";
-import type { OptionSpec } from "./args.ts";
+import { type OptionSpec, UsageError } from "./args.ts";
 
 /** The model that ships with llmrt. */
 export const EMBEDDED_MODEL: string = new URL("../../models/kjv-llama/", import.meta.url).pathname;
@@ -71,6 +71,11 @@ export async function openModel(
   if (!extra.skipTokenizerInit && tokenizer === undefined && fs.existsSync(`${model}/rank0.engine`) && !fs.existsSync(`${model}/tokenizer.json`)) {
     throw new ValidationError(`the engine directory ${JSON.stringify(model)} has no tokenizer.json; pass --tokenizer DIR (the checkpoint it was built from)`);
   }
+  // An engine directory is built already: --max-seq-len cannot change it; --max-batch-size / --max-num-tokens limit the executor only.
+  const isEngine = fs.existsSync(`${model}/rank0.engine`);
+  if (isEngine && extra.maxSeqLen !== undefined) {
+    throw new UsageError(`--max-seq-len: ${JSON.stringify(model)} is a built engine (its maxSeqLen is fixed); rebuild it with llmrt build --max-seq-len`);
+  }
   const llm = await LLM.create({
     model,
     tokenizer,
@@ -84,7 +89,7 @@ export async function openModel(
     ...(extra.admissionDelaySteps ? { admissionDelaySteps: extra.admissionDelaySteps } : {}),
     ...(extra.maxBatchSize !== undefined ? { maxBatchSize: extra.maxBatchSize } : {}),
     ...(extra.maxNumTokens !== undefined ? { maxNumTokens: extra.maxNumTokens } : {}),
-    ...(extra.maxBatchSize !== undefined || extra.maxSeqLen !== undefined || extra.maxNumTokens !== undefined
+    ...(!isEngine && (extra.maxBatchSize !== undefined || extra.maxSeqLen !== undefined || extra.maxNumTokens !== undefined)
       ? {
         buildConfig: {
           ...(extra.maxBatchSize !== undefined ? { maxBatchSize: extra.maxBatchSize } : {}),

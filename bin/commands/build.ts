@@ -30,6 +30,9 @@ export const build: Command = {
     const out = values.out as string | undefined;
     if (!modelDir || !out) throw new UsageError("build needs --model DIR and --out ENGINE_DIR (see llmrt build --help)");
     const tokDir = (values.tokenizer as string | undefined) ?? modelDir;
+    if (values.tokenizer !== undefined && !fs.existsSync(path.join(tokDir, "tokenizer.json"))) {
+      throw new UsageError(`--tokenizer: ${JSON.stringify(tokDir)} has no tokenizer.json (a tokenizer directory to copy from)`);
+    }
     const t0 = performance.now();
     const model = AutoModelForCausalLM.fromHuggingFace(modelDir, { dtype: values.dtype as "auto" });
     try {

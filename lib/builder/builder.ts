@@ -35,7 +35,11 @@ export function buildSync(model: LlamaForCausalLM, buildConfig: BuildConfigInput
   const cfg = parseBuildConfig(buildConfig);
   const mc = model.config;
   const maxSeqLen = cfg.maxSeqLen ?? mc.maxPositionEmbeddings;
-  const maxInputLen = cfg.maxInputLen ?? Math.max(1, maxSeqLen - 1); // the whole context but one generated token
+  if (maxSeqLen < 2) {
+    const field = cfg.maxSeqLen !== undefined ? "BuildConfig.maxSeqLen" : "config.max_position_embeddings";
+    throw new ValidationError(`${field}: ${maxSeqLen} leaves no room for a prompt token and a generated one (at least 2)`, field, maxSeqLen);
+  }
+  const maxInputLen = cfg.maxInputLen ?? maxSeqLen - 1; // the whole context but one generated token
   if (maxInputLen > maxSeqLen) {
     throw new ValidationError(`BuildConfig.maxInputLen: ${maxInputLen} exceeds maxSeqLen ${maxSeqLen}`, "BuildConfig.maxInputLen", maxInputLen);
   }

@@ -8,7 +8,7 @@ import { parseWith } from "../util/validate.ts";
 import { type QuantConfigDict, QuantConfigSchema } from "../quantization/quant_config.ts";
 import { type BuildConfig, BuildConfigSchema, type EngineDType, EngineDTypeSchema } from "./build_config.ts";
 import { ENGINE_FORMAT_VERSION, EngineFile, type TensorEntry } from "./engine_format.ts";
-import { writeEngineFile, writeEngineFileAsync } from "./engine_write.ts";
+import { makeEngineDir, writeEngineFile, writeEngineFileAsync } from "./engine_write.ts";
 import { type EnginePlan, validatePlan } from "../ir/plan.ts";
 import { checkEngineSizes } from "./limits.ts";
 import { verifyBlobsInWorkers } from "./engine_verify.ts";
@@ -143,6 +143,12 @@ export class Engine {
           cfgPath,
         );
       }
+      if (file.meta.rank !== undefined && file.meta.rank !== rank) {
+        throw new FormatError(
+          `${enginePath} holds the weights of rank ${showValue(file.meta.rank)}, not rank ${rank} (a rank file copied or swapped; rebuild the engine)`,
+          enginePath,
+        );
+      }
       const m = config.model;
       const plan = validatePlan(file.meta.plan, {
         vocabSize: m.vocabSize,
@@ -238,12 +244,12 @@ export class Engine {
   /** Writes `config.json` and `rank0.engine` (… `rank<numRanks-1>.engine`) into `dir` (created if needed). */
   save(dir: string): void {
     this.#checkLive();
-    fs.mkdirSync(dir, { recursive: true });
+    makeEngineDir(dir, "Engine.save");
     for (let r = 1; r < this.config.numRanks; r++) {
       const e = this.#ranks?.[r];
       if (!e) throw new ValidationError(`Engine.save: rank ${r} is not held in memory (save the directory the engine was opened from instead)`, "rank", r);
       const t = [...e.#tensors.values()].map(({ name, dtype, shape }) => ({ name, dtype, shape }));
-      writeEngineFile(path.join(dir, `rank${r}.engine`), e.plan, e.config, t, (n) => e.readTensor(n));
+      writeEngineFile(path.join(dir, `rank${r}.engine`), e.plan, e.config, t, (n) => e.readTensor(n), r);
     }
     const tensors = [...this.#tensors.values()].map(({ name, dtype, shape }) => ({ name, dtype, shape }));
     writeEngineFile(path.join(dir, "rank0.engine"), this.plan, this.config, tensors, (n) => this.readTensor(n));
@@ -258,13 +264,13 @@ export class Engine {
    */
   async saveAsync(dir: string, crcThreads?: number): Promise<void> {
     this.#checkLive();
-    fs.mkdirSync(dir, { recursive: true });
+    makeEngineDir(dir, "Engine.saveAsync");
     const writes: Promise<void>[] = [];
     for (let r = 0; r < this.config.numRanks; r++) {
       const e = r === 0 ? this : this.#ranks?.[r];
       if (!e) throw new ValidationError(`Engine.saveAsync: rank ${r} is not held in memory (save the directory the engine was opened from instead)`, "rank", r);
       const t = [...e.#tensors.values()].map(({ name, dtype, shape }) => ({ name, dtype, shape }));
-      writes.push(writeEngineFileAsync(path.join(dir, `rank${r}.engine`), e.plan, e.config, t, (n) => e.readTensor(n), crcThreads));
+      writes.push(writeEngineFileAsync(path.join(dir, `rank${r}.engine`), e.plan, e.config, t, (n) => e.readTensor(n), crcThreads, r));
     }
     const settled = await Promise.allSettled(writes);
     const failed = settled.find((r) => r.status === "rejected");

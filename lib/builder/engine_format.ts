@@ -44,6 +44,8 @@ export interface EngineFileMeta {
   readonly tensors: readonly TensorEntry[];
   /** The engine's config as built (config.json must equal it). */
   readonly config: unknown;
+  /** The rank whose weights the file holds (rank<N>.engine must hold rank N's); absent in files written before it was recorded. */
+  readonly rank?: number;
 }
 
 const nativeCrc32 = (zlib as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;

@@ -4,7 +4,7 @@
  */
 import * as fs from "node:fs";
 import process from "node:process";
-import { FormatError } from "../util/errors.ts";
+import { FormatError, ValidationError } from "../util/errors.ts";
 import { computeBlobCrcsInWorkers } from "./engine_verify.ts";
 import { BLOB_ALIGN, crc32, ENGINE_FORMAT_VERSION, ENGINE_MAGIC, type EngineFileMeta, HEADER_BYTES, type TensorEntry } from "./engine_format.ts";
 
@@ -42,6 +42,7 @@ function layoutEngineFile(
   config: unknown,
   tensors: readonly Omit<TensorEntry, "offset" | "bytes" | "crc32">[],
   data: (name: string) => Uint8Array,
+  rank: number,
 ): EngineFileLayout {
   const entries: TensorEntry[] = [];
   const bytesOf: Uint8Array[] = [];
@@ -52,7 +53,7 @@ function layoutEngineFile(
     bytesOf.push(bytes);
     off = alignUp(off + bytes.byteLength);
   }
-  const meta = new TextEncoder().encode(JSON.stringify({ plan, tensors: entries, config } satisfies EngineFileMeta));
+  const meta = new TextEncoder().encode(JSON.stringify({ plan, tensors: entries, config, rank } satisfies EngineFileMeta));
   const dataOffset = alignUp(HEADER_BYTES + meta.byteLength);
   const fileLength = dataOffset + off;
   const header = engineHeader(meta, dataOffset, off, fileLength);
@@ -61,6 +62,17 @@ function layoutEngineFile(
   // pad the last blob to its alignment
   if (fileLength > dataOffset + (last?.offset ?? 0) + (last?.bytes ?? 0)) blobs.push({ bytes: new Uint8Array(1), at: fileLength - 1 });
   return { header, meta, dataOffset, fileLength, blobs };
+}
+
+/** Creates the engine directory `dir` (and its parents); a path that cannot be one is a ValidationError naming it. */
+export function makeEngineDir(dir: string, who: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    const why = code === "EEXIST" || code === "ENOTDIR" ? "a file is in the way" : (e as Error).message;
+    throw new ValidationError(`${who}: cannot create the engine directory ${JSON.stringify(dir)} (${why})`, "dir", dir);
+  }
 }
 
 /** A name no other writer uses: several processes may write the same engine at once. */
@@ -73,8 +85,9 @@ export function writeEngineFile(
   config: unknown,
   tensors: readonly Omit<TensorEntry, "offset" | "bytes" | "crc32">[],
   data: (name: string) => Uint8Array,
+  rank = 0,
 ): void {
-  const l = layoutEngineFile(plan, config, tensors, data);
+  const l = layoutEngineFile(plan, config, tensors, data, rank);
   const tmp = tmpName(path);
   const fd = fs.openSync(tmp, "w");
   try {
@@ -110,6 +123,7 @@ export async function writeEngineFileAsync(
   tensors: readonly Omit<TensorEntry, "offset" | "bytes" | "crc32">[],
   data: (name: string) => Uint8Array,
   crcThreads: number = defaultCrcThreads(),
+  rank = 0,
 ): Promise<void> {
   const entries: TensorEntry[] = [];
   const bytesOf: Uint8Array[] = [];
@@ -120,7 +134,7 @@ export async function writeEngineFileAsync(
     bytesOf.push(bytes);
     off = alignUp(off + bytes.byteLength);
   }
-  const roomy = new TextEncoder().encode(JSON.stringify({ plan, tensors: entries, config } satisfies EngineFileMeta));
+  const roomy = new TextEncoder().encode(JSON.stringify({ plan, tensors: entries, config, rank } satisfies EngineFileMeta));
   const dataOffset = alignUp(HEADER_BYTES + roomy.byteLength);
   const fileLength = dataOffset + off;
   const tmp = tmpName(path);
@@ -157,7 +171,7 @@ export async function writeEngineFileAsync(
     }
     crcs ??= bytesOf.map((b) => crc32(b));
     const final: TensorEntry[] = entries.map((e, i) => ({ ...e, crc32: crcs![i] }));
-    const meta = new TextEncoder().encode(JSON.stringify({ plan, tensors: final, config } satisfies EngineFileMeta));
+    const meta = new TextEncoder().encode(JSON.stringify({ plan, tensors: final, config, rank } satisfies EngineFileMeta));
     await put(meta, HEADER_BYTES);
     await put(engineHeader(meta, dataOffset, off, fileLength), 0);
     fs.closeSync(fd);

@@ -71,7 +71,8 @@ export function callerMayDetokenize(p: SamplingParams | undefined, streaming: bo
 export class CallerDetokenizer {
   readonly #requests = new Map<number, RequestText>();
 
-  constructor(readonly tokenizer: LlmTokenizer) {}
+  /** `modelVocabSize`: the engine's vocabulary (ids past the tokenizer's are padding rows: no text). */
+  constructor(readonly tokenizer: LlmTokenizer, readonly modelVocabSize?: number) {}
 
   /** Detokenize request `requestId` here; its worker runs it with `detokenize: false`. */
   track(requestId: number, params: SamplingParams): void {
@@ -127,6 +128,7 @@ export class CallerDetokenizer {
         promptIds: out.promptTokenIds,
         skipSpecialTokens: p.skipSpecialTokens,
         spacesBetweenSpecialTokens: p.spacesBetweenSpecialTokens,
+        modelVocabSize: this.modelVocabSize,
       });
       const strings = p.stop.length > 0
         ? new StopChecker({ ...stringsOnly, stop: p.stop, minTokens: p.minTokens, includeStopStrInOutput: p.includeStopStrInOutput }, [])

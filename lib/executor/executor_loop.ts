@@ -143,7 +143,7 @@ export class ExecutorLoop {
       // Speculative steps verify several rows of a sequence at once: their guided rows stay on the host path.
       guided: new GuidedRuntime(tokenizer, plan.attributes.vocabSize, !config.speculativeConfig, config.guidedAccept !== "immediate"),
     };
-    this.#outputs = new OutputBuilder(tokenizer, maxSeqLen);
+    this.#outputs = new OutputBuilder(tokenizer, maxSeqLen, plan.attributes.vocabSize);
     this.#overlap = (config.overlapSteps ?? session.impl.launch !== undefined) && !config.speculativeConfig && !config.lora;
     if (config.lora) {
       if (session.backend !== "cpu" && ((session.impl as { worldSize?: number }).worldSize ?? 1) > 1) {

@@ -9,6 +9,7 @@
  * The cache must hold one sequence of maxSeqLen tokens; when it cannot, a ResourceError names the
  * field to raise.
  */
+import { formatBytes, maxCpuBufferBytes, memoryLimit } from "../builder/limits.ts";
 import { type KvCacheGeometry, numBlocksFor } from "../ir/kv_cache.ts";
 import { ResourceError } from "../util/errors.ts";
 import type { KvCacheConfig } from "./config.ts";
@@ -62,6 +63,7 @@ export function sizeKvCache(inp: KvSizingInput): KvSizing {
   if (c.maxTokens !== undefined || c.maxBytes !== undefined) {
     // Explicit caps; on a device the free-memory fraction still bounds them.
     const blocks = numBlocksFor(c, g, free ?? Number.MAX_SAFE_INTEGER, maxSeqLen);
+    if (free === null) checkCpuCache(c, g, blocks, per);
     return done(blocks, "kvCacheConfig.maxTokens / maxBytes");
   }
   if (free !== null && c.freeGpuMemoryFraction !== undefined) {
@@ -87,6 +89,27 @@ export function sizeKvCache(inp: KvSizingInput): KvSizing {
     return done(budgetBlocks, `${where}; a full batch of ${maxBatchSize} × ${maxSeqLen} tokens would need ${mib(needBlocks * per)}`);
   }
   return done(needBlocks, `a full batch: ${maxBatchSize} sequences × maxSeqLen ${maxSeqLen}`);
+}
+
+/** An explicit CPU cache (no free-memory bound) must fit the host and, per layer, one CPU buffer: a ResourceError naming the field otherwise. */
+function checkCpuCache(c: KvCacheConfig, g: Omit<KvCacheGeometry, "numBlocks">, blocks: number, per: number): void {
+  const host = memoryLimit("cpu"), buffer = maxCpuBufferBytes();
+  const bytes = blocks * per;
+  const limit = bytes > host.bytes
+    ? host
+    : bytes / g.numLayers > buffer.bytes
+    ? { bytes: buffer.bytes * g.numLayers, what: `${buffer.what}, per layer` }
+    : null;
+  if (!limit) return;
+  const byTokens = c.maxTokens !== undefined && Math.ceil(c.maxTokens / g.tokensPerBlock) === blocks;
+  const field = byTokens ? "kvCacheConfig.maxTokens" : "kvCacheConfig.maxBytes";
+  const value = byTokens ? c.maxTokens : c.maxBytes;
+  throw new ResourceError(
+    `${field} = ${value} asks for a KV cache of ${formatBytes(bytes)} (${bytes} bytes) on the CPU; the limit is ${formatBytes(limit.bytes)} (${limit.what})`,
+    field,
+    value,
+    { neededBytes: bytes, limitBytes: limit.bytes },
+  );
 }
 
 function mib(bytes: number): string {

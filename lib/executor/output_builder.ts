@@ -29,7 +29,8 @@ export interface AcceptedToken {
  * ```
  */
 export class OutputBuilder {
-  constructor(readonly tokenizer: LlmTokenizer | null, readonly maxSeqLen: number) {}
+  /** `modelVocabSize`: the engine's vocabulary (ids past the tokenizer's are padding rows: no text). */
+  constructor(readonly tokenizer: LlmTokenizer | null, readonly maxSeqLen: number, readonly modelVocabSize?: number) {}
 
   /**
    * Appends `tokens` to `seq` in order, stop-checking each; stops at the first that ends the
@@ -89,6 +90,7 @@ export class OutputBuilder {
           promptIds: st.promptIds,
           skipSpecialTokens: p.skipSpecialTokens,
           spacesBetweenSpecialTokens: p.spacesBetweenSpecialTokens,
+          modelVocabSize: this.modelVocabSize,
         })
         : null;
       o = {
@@ -180,6 +182,7 @@ export class OutputBuilder {
       promptIds: st.promptIds,
       skipSpecialTokens: p.skipSpecialTokens,
       spacesBetweenSpecialTokens: p.spacesBetweenSpecialTokens,
+      modelVocabSize: this.modelVocabSize,
     });
     return d.push(ids) + d.flush();
   }

@@ -66,7 +66,7 @@ export class GenerationExecutorProxy extends GenerationExecutor {
   ) {
     super();
     this.#worker = worker;
-    this.#texts = tokenizer ? new CallerDetokenizer(tokenizer) : null;
+    this.#texts = tokenizer ? new CallerDetokenizer(tokenizer, limits.vocabSize) : null;
     this.#speculative = speculative;
     this.#cleanup = cleanup;
     this.limits = limits;

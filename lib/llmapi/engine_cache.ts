@@ -16,10 +16,10 @@ import * as path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { llmrtCacheDir } from "../../ffi/cache.ts";
-import type { BuildConfigInput } from "../builder/build_config.ts";
+import { type BuildConfigInput, parseBuildConfig } from "../builder/build_config.ts";
 import { Engine } from "../builder/engine.ts";
 import { ENGINE_FORMAT_VERSION } from "../builder/engine_format.ts";
-import { LlmrtError } from "../util/errors.ts";
+import { LlmrtError, ValidationError } from "../util/errors.ts";
 import type { LoadTimer } from "./progress.ts";
 
 /** Root of llmrt's on-disk caches (the one resolver in ffi/cache.ts). */
@@ -123,7 +123,7 @@ export function engineCacheDir(modelDir: string, buildConfig: BuildConfigInput, 
   const h = createHash("sha256");
   h.update(`llmrt-engine-v${ENGINE_FORMAT_VERSION}\n`);
   h.update(builderDigest());
-  h.update(JSON.stringify({ buildConfig, dtype }));
+  h.update(JSON.stringify({ buildConfig: parseBuildConfig(buildConfig), dtype })); // defaults filled: equal builds share an entry
   h.update(checkpointDigest(modelDir));
   return path.join(cacheRoot(), "engines", h.digest("hex").slice(0, 24));
 }
@@ -232,8 +232,19 @@ export function storeBuiltEngine(req: Omit<CachedEngineRequest, "build">, dir: s
     return { engine, engineDir: dir, source: "build+cache", written };
   } catch (e) {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+    const error = e instanceof LlmrtError ? e : new ValidationError(
+      `engine cache: cannot write ${JSON.stringify(dir)} (${(e as Error).message}); set LLMRT_CACHE_DIR to a writable directory or pass cacheEngine: false`,
+      "LLMRT_CACHE_DIR",
+      cacheRoot(),
+    );
+    if (req.writeInBackground) {
+      // As a failed background write: the engine built is fine, the caller reports the entry unwritten.
+      const written = Promise.reject(error);
+      written.catch(() => {});
+      return { engine, engineDir: dir, source: "build+cache", written };
+    }
     engine.dispose();
-    throw e;
+    throw error;
   }
 }
 

@@ -25,9 +25,10 @@ import {
   GenerateOptionsSchema,
   type LlmOptions,
   LlmOptionsSchema,
+  paramsAt,
   type Prompt,
 } from "./llm_options.ts";
-import { openOrBuild, openOrBuildAsync } from "./open_engine.ts";
+import { givenBuildOptions, openOrBuild, openOrBuildAsync } from "./open_engine.ts";
 import { discardCachedEngine } from "./engine_cache.ts";
 import { checkInBackground, settleWrites } from "./load_steps.ts";
 
@@ -77,7 +78,7 @@ export class LLM {
   /** Opens `options.model` (HF checkpoint or engine directory) and starts the executor. */
   static async create(options: LlmOptions): Promise<LLM> {
     await Promise.resolve();
-    const o = parseWith(LlmOptionsSchema, options, "LLM.create options");
+    const o = givenBuildOptions(parseWith(LlmOptionsSchema, options, "LLM.create options"), options.buildConfig);
     if (!fs.existsSync(path.join(o.model, "config.json"))) {
       throw new ValidationError(
         `LLM.create options.model: ${JSON.stringify(o.model)} is not a model or engine directory (no config.json there)`,
@@ -259,7 +260,7 @@ export class LLM {
     }
     const requests: GenerationRequest[] = [];
     for (const [i, p] of list.entries()) {
-      const params = SamplingParams.from(Array.isArray(samplingParams) ? samplingParams[i] : samplingParams);
+      const params = Array.isArray(samplingParams) ? paramsAt(samplingParams, i) : SamplingParams.from(samplingParams);
       const field = single ? "prompt" : `prompts[${i}]`;
       const r = this.#isLongText(p)
         ? (await this.#requestInSlices(p, params, field, false, options.priority))!

@@ -5,6 +5,8 @@ import { KvCacheConfigSchema } from "../executor/config.ts";
 import { QuantConfig, QuantConfigSchema } from "../quantization/quant_config.ts";
 import { SpeculativeConfigSchema } from "../executor/speculative/config.ts";
 import type { LoraRequest } from "../models/lora.ts";
+import { SamplingParams, type SamplingParamsInput } from "../executor/sampling_params.ts";
+import { LlmrtError, ValidationError } from "../util/errors.ts";
 
 /** Options of {@link LLM.create}. */
 export const LlmOptionsSchema = z.strictObject({
@@ -121,4 +123,18 @@ export interface GenerateAsyncOptions {
   readonly priority?: number;
   /** Run the request with this LoRA adapter (PEFT directory; `enableLora` must be set). */
   readonly loraRequest?: LoraRequest;
+}
+
+/** `SamplingParams.from(list[i])`; a bad one is a ValidationError naming its index (`samplingParams[i]`). */
+export function paramsAt(list: readonly (SamplingParams | SamplingParamsInput)[], i: number): SamplingParams {
+  try {
+    return SamplingParams.from(list[i]);
+  } catch (e) {
+    if (!(e instanceof LlmrtError && e.kind === "validation")) throw e;
+    throw new ValidationError(
+      `LLM.generate samplingParams[${i}]: ${e.message}`,
+      `samplingParams[${i}]${e.field ? `.${e.field.replace(/^SamplingParams\./, "")}` : ""}`,
+      e.value,
+    );
+  }
 }

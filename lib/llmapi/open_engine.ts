@@ -37,6 +37,7 @@ export interface OpenedEngine {
 /** The build of an HF checkpoint as LLM.create asks for it: options resolved, opening and building split (a loader may read ahead in between). */
 function planBuild(o: z.output<typeof LlmOptionsSchema>, backend: "cpu" | "cuda", opts: OpenOptions) {
   const timer = opts.timer;
+  checkBuildOptions(o, backend);
   const bc: BuildConfigInput = { ...(o.buildConfig ?? {}), backend };
   if (o.tensorParallelSize !== undefined) bc.tensorParallelSize = o.tensorParallelSize;
   // Speculative decoding verifies several tokens per sequence: one logits row each.
@@ -111,6 +112,31 @@ export async function openOrBuildAsync(o: z.output<typeof LlmOptionsSchema>, bac
   return storeBuiltEngine(p.cacheRequest, dir, await buildIt());
 }
 
+/** `o` with only the buildConfig fields the caller gave (`raw`), not the schema's defaults: those are checked against the other options and an engine's build. */
+export function givenBuildOptions<O extends z.output<typeof LlmOptionsSchema>>(o: O, raw: unknown): O {
+  if (!o.buildConfig || raw === null || typeof raw !== "object") return o;
+  const given = Object.entries(o.buildConfig).filter(([k]) => (raw as Record<string, unknown>)[k] !== undefined);
+  return { ...o, buildConfig: Object.fromEntries(given) };
+}
+
+/** LLM.create options given twice (at the top level and in buildConfig) must agree: neither is dropped silently. */
+function checkBuildOptions(o: z.output<typeof LlmOptionsSchema>, backend: "cpu" | "cuda"): void {
+  const bc = o.buildConfig ?? {};
+  const clash = (field: string, value: unknown, top: string, topValue: unknown): never => {
+    throw new ValidationError(
+      `LLM.create options.buildConfig.${field}: ${JSON.stringify(value)} contradicts options.${top} ${JSON.stringify(topValue)}; give it once`,
+      `buildConfig.${field}`,
+      value,
+    );
+  };
+  if (bc.backend !== undefined && bc.backend !== backend) clash("backend", bc.backend, "backend", o.backend === "auto" ? `auto (${backend})` : o.backend);
+  if (bc.dtype !== undefined && bc.dtype !== "auto" && o.dtype !== "auto" && bc.dtype !== o.dtype) clash("dtype", bc.dtype, "dtype", o.dtype);
+  if (bc.tensorParallelSize !== undefined && o.tensorParallelSize !== undefined && bc.tensorParallelSize !== o.tensorParallelSize) {
+    clash("tensorParallelSize", bc.tensorParallelSize, "tensorParallelSize", o.tensorParallelSize);
+  }
+  if (bc.gatherContextLogits === false && o.gatherContextLogits) clash("gatherContextLogits", false, "gatherContextLogits", true);
+}
+
 /** Opens the engine directory `o.model`, checking the options that cannot apply to a built engine. */
 function openEngineDir(o: z.output<typeof LlmOptionsSchema>, timer: LoadTimer | undefined): OpenedEngine {
   const engine = timer ? timer.time("open", () => Engine.fromDir(o.model)) : Engine.fromDir(o.model);
@@ -132,6 +158,23 @@ function openEngineDir(o: z.output<typeof LlmOptionsSchema>, timer: LoadTimer | 
       } was built without gatherContextLogits; rebuild it with BuildConfig.gatherContextLogits: true`,
       "gatherContextLogits",
       true,
+    );
+  }
+  // Build options must match what the engine was built with (they cannot change it).
+  const built: Record<string, unknown> = { ...engine.config.build, dtype: engine.config.dtype };
+  const given: [string, unknown][] = Object.entries(o.buildConfig ?? {}).filter(([k, v]) => v !== undefined && !(k === "dtype" && v === "auto"));
+  if (o.dtype !== "auto") given.push(["dtype", o.dtype]);
+  const differs = given.find(([k, v]) => built[k] !== v);
+  if (differs) {
+    engine.dispose();
+    const [k, v] = differs;
+    const field = k === "dtype" && o.dtype !== "auto" ? "dtype" : `buildConfig.${k}`;
+    throw new ValidationError(
+      `LLM.create options.${field}: ${JSON.stringify(v)}, but the engine in ${JSON.stringify(o.model)} was built with ${
+        JSON.stringify(built[k])
+      }; rebuild it from its checkpoint`,
+      field,
+      v,
     );
   }
   if (o.quantConfig) {

@@ -2,7 +2,7 @@
  * The one prompt validator: every entry point (`LLM.generate`, the executor's admission,
  * `ModelRunner.generate`) checks prompt token ids here, against the limits of its engine.
  */
-import { ValidationError } from "../util/errors.ts";
+import { showValue, ValidationError } from "../util/errors.ts";
 
 /** What a prompt is checked against. */
 export interface PromptLimits {
@@ -30,7 +30,9 @@ export function validatePromptIds(ids: unknown, limits: PromptLimits, field: str
   const V = limits.vocabSize;
   for (let j = 0; j < ids.length; j++) {
     const t = ids[j];
-    if (!Number.isInteger(t) || t < 0 || t >= V) throw new ValidationError(`${label}[${j}]: token id ${t} is outside [0, ${V})`, `${field}[${j}]`, t);
+    if (!Number.isInteger(t) || t < 0 || t >= V) {
+      throw new ValidationError(`${label}[${j}]: token id ${showValue(t)} is outside [0, ${V})`, `${field}[${j}]`, t);
+    }
   }
   const n = ids.length;
   if (n > limits.maxInputLen) throw new ValidationError(`${label}: prompt of ${n} tokens exceeds maxInputLen ${limits.maxInputLen}`, field, n);

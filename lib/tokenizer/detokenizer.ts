@@ -19,6 +19,12 @@ export interface DetokenizerOptions extends DecodeOptions {
    * SentencePiece first token keeps its leading space, as in vLLM).
    */
   promptIds?: readonly number[];
+  /**
+   * The model's vocabulary size when it is larger than the tokenizer's (a padded vocabulary: Qwen2.5 has 151,665
+   * tokens and 151,936 rows). Ids from the tokenizer's vocabSize up to it have no token: they add no text, as vLLM
+   * decodes them, instead of failing the request that sampled one. @default the tokenizer's vocabSize
+   */
+  modelVocabSize?: number;
 }
 
 const REPLACEMENT_CHAR = "\uFFFD";
@@ -52,6 +58,8 @@ export class IncrementalDetokenizer {
   readonly #skipSpecial: boolean;
   /** Special tokens kept and spaced: text between them is decoded run by run (see DecodeOptions). */
   readonly #segmented: boolean;
+  /** Ids in [tokenizer.vocabSize, #modelVocab) have no token (padding rows of the model): they add no text. */
+  readonly #modelVocab: number;
   readonly #ids: number[] = [];
   #text = "";
   /** Ids of the current run from the prefix offset on; `[0, #read)` are already text, the rest pend. */
@@ -68,6 +76,7 @@ export class IncrementalDetokenizer {
     this.#tok = tokenizer;
     this.#skipSpecial = opts.skipSpecialTokens ?? true;
     this.#segmented = !this.#skipSpecial && (opts.spacesBetweenSpecialTokens ?? true);
+    this.#modelVocab = opts.modelVocabSize ?? tokenizer.vocabSize;
     if (opts.promptIds !== undefined) this.#seed(opts.promptIds);
   }
 
@@ -83,7 +92,14 @@ export class IncrementalDetokenizer {
 
   /** Adds newly generated ids; returns the text they complete ("" while a character is still incomplete). */
   push(ids: readonly number[]): string {
-    this.#tok.validateIds(ids, "IncrementalDetokenizer.push");
+    this.#tok.validateIds(ids, "IncrementalDetokenizer.push", this.#modelVocab);
+    if (this.#modelVocab > this.#tok.vocabSize && ids.some((id) => id >= this.#tok.vocabSize)) {
+      const kept = ids.filter((id) => id < this.#tok.vocabSize);
+      const delta = kept.length > 0 ? this.push(kept) : "";
+      this.#ids.length -= kept.length; // every id, padding ones included, in order
+      this.#ids.push(...ids);
+      return delta;
+    }
     if (this.#read > 0 && this.#window.length === this.#read && this.#runHasOutput) {
       // Nothing pends: with a piecewise decoder the ids' cached continuation texts are the delta (no decoding).
       const fast = this.#pieces(ids, 0);
@@ -223,7 +239,8 @@ export class IncrementalDetokenizer {
 
   /** Takes the prompt's last few decodable ids (of its last run, when segmented) as the window's emitted part. */
   #seed(promptIds: readonly number[]): void {
-    this.#tok.validateIds(promptIds, "promptIds");
+    this.#tok.validateIds(promptIds, "promptIds", this.#modelVocab);
+    if (this.#modelVocab > this.#tok.vocabSize) promptIds = promptIds.filter((id) => id < this.#tok.vocabSize);
     const special = this.#tok.specialTokenIds;
     const context: number[] = [];
     let sawKept = false;

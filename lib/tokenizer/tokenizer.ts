@@ -210,7 +210,7 @@ export class LlmTokenizer {
     const genRaw = readJsonFile(path("generation_config.json"), false);
     const jinjaPath = path("chat_template.jinja");
     return new LlmTokenizer(json, config, {
-      chatTemplate: existsSync(jinjaPath) ? readFileSync(jinjaPath, "utf8") : undefined,
+      chatTemplate: existsSync(jinjaPath) ? readTextFile(jinjaPath) : undefined,
       specialTokensMap: mapRaw === undefined ? undefined : parseFile(SpecialTokensMapSchema, mapRaw, path("special_tokens_map.json")),
       generationConfig: genRaw === undefined ? undefined : parseFile(GenerationConfigSchema, genRaw, path("generation_config.json")),
     });
@@ -266,17 +266,19 @@ export class LlmTokenizer {
   }
 
   /**
-   * Throws a `ValidationError` naming the first id that is not an integer in `0..vocabSize-1` with a token.
+   * Throws a `ValidationError` naming the first id that is not an integer in `0..vocabSize-1` with a token. Ids from
+   * vocabSize up to `modelVocabSize` (a padded model's rows, which have no token) pass.
    *
    * @example
    * ```ts
    * tok.validateIds(request.promptTokenIds, "promptTokenIds");
    * ```
    */
-  validateIds(ids: readonly number[], what = "token ids"): void {
+  validateIds(ids: readonly number[], what = "token ids", modelVocabSize = this.vocabSize): void {
     if (!Array.isArray(ids)) throw new ValidationError(`${what}: expected an array of token ids, got ${showValue(ids)}`, what, ids);
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
+      if (Number.isInteger(id) && id >= this.vocabSize && id < modelVocabSize) continue; // a padding row of the model
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize || this.#tok.id_to_token(id) === undefined) {
         throw new ValidationError(
           `${what}: token id ${showValue(id)} at index ${i} is not in the vocabulary (valid ids 0..${this.vocabSize - 1})`,
@@ -511,17 +513,20 @@ function templateProcessing(bos: [string, number] | null, eos: [string, number] 
 }
 
 /** Reads and parses a JSON file; a missing required file or bad JSON is a `FormatError` naming the file. */
+function readTextFile(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (e) {
+    throw new FormatError(`${path}: cannot read: ${(e as Error).message}`, path);
+  }
+}
+
 function readJsonFile(path: string, required: boolean): unknown {
   if (!existsSync(path)) {
     if (!required) return undefined;
     throw new FormatError(`${path}: file not found (a tokenizer directory needs tokenizer.json and tokenizer_config.json)`, path);
   }
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    throw new FormatError(`${path}: cannot read: ${(e as Error).message}`, path);
-  }
+  const text = readTextFile(path);
   try {
     return JSON.parse(text);
   } catch (e) {
