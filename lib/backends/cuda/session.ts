@@ -252,6 +252,8 @@ export class CudaSession implements SessionBackend {
   readonly fp8DecodeAttnQuant: boolean;
   /** CudaSessionOptions.prefillTileScan. */
   readonly prefillTileScan: boolean;
+  /** CudaSessionOptions.batchAttention4Serial. */
+  readonly batchAttention4Serial: boolean;
   /** CudaSessionOptions.gemmResidual. */
   readonly gemmResidual: boolean;
   /** CudaSessionOptions.gemvXPre. */
@@ -378,6 +380,7 @@ export class CudaSession implements SessionBackend {
     this.nvfp4NormFast = f.nvfp4NormFast;
     this.fp8DecodeAttnQuant = f.fp8DecodeAttnQuant;
     this.prefillTileScan = f.prefillTileScan;
+    this.batchAttention4Serial = f.batchAttention4Serial;
     this.gemmResidual = f.gemmResidual;
     this.gemvXPre = f.gemvXPre;
     this.quantGemvFast = f.quantGemvFast;
@@ -630,6 +633,7 @@ export class CudaSession implements SessionBackend {
       nvfp4NormFast: this.nvfp4NormFast,
       ...(this.fp8DecodeAttnQuant ? { fp8DecodeAttnQuant: true } : {}),
       ...(this.prefillTileScan ? { prefillTileScan: true } : {}),
+      ...(this.batchAttention4Serial ? { batchAttention4Serial: true } : {}),
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),
     };
   }
