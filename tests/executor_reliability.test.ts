@@ -44,11 +44,17 @@ function nanEngine(): Engine {
 
 test("#2 beam search whose every candidate is masked fails with the reason instead of finishing with outputs: []", async () => {
   await using ex = executor();
+  // Token 5 at the first step, then banned by noRepeatNgramSize 1: no candidate is left at the second.
   const r = ex.submit({
     promptTokenIds: ref.prompt_ids,
-    samplingParams: sp({ useBeamSearch: true, beamWidth: 2, maxTokens: 4, allowedTokenIds: [5], badTokenIds: [5] }),
+    samplingParams: sp({ useBeamSearch: true, beamWidth: 2, maxTokens: 4, allowedTokenIds: [5], noRepeatNgramSize: 1 }),
   });
-  await assert.rejects(r.result(), (e: Error) => e instanceof RequestFailedError && /no hypothesis/.test(e.message) && /masked/.test(e.message));
+  await assert.rejects(
+    r.result(),
+    (e: Error) =>
+      e instanceof ValidationError && e.field === "allowedTokenIds" && /no hypothesis at output token 1/.test(e.message) &&
+      /allowedTokenIds and noRepeatNgramSize together ban every candidate/.test(e.message),
+  );
   const ok = await ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ useBeamSearch: true, beamWidth: 2, maxTokens: 4 }) }).result();
   assert.equal(ok.outputs.length, 1);
   assert.equal(ok.outputs[0].tokenIds.length, 4);
@@ -57,13 +63,25 @@ test("#2 beam search whose every candidate is masked fails with the reason inste
 
 test("#4 a fully masked row fails the request (greedy and sampled) with the reason; its batch mates finish", async () => {
   await using ex = executor();
-  const masked = { allowedTokenIds: [5], badTokenIds: [5], maxTokens: 4 };
+  // Decidable from the request alone: refused at validation, before it runs.
+  assert.throws(
+    () => sp({ allowedTokenIds: [5], badTokenIds: [5] }),
+    (e: Error) => e instanceof ValidationError && /allowedTokenIds: every allowed id is banned by badTokenIds/.test(e.message),
+  );
+  // Found at the step: token 5 first, then banned by noRepeatNgramSize 1 — a ValidationError naming both fields.
+  const masked = { allowedTokenIds: [5], noRepeatNgramSize: 1, maxTokens: 4 };
   const greedy = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ ...masked, temperature: 0 }) });
   const sampled = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ ...masked, temperature: 0.8, seed: 3 }) });
   const mate = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ temperature: 0, maxTokens: 4, ignoreEos: true }) });
   for (const r of [greedy, sampled]) {
-    await assert.rejects(r.result(), (e: Error) => e instanceof RequestFailedError && /every token is masked/.test(e.message));
+    await assert.rejects(r.result(), (e: Error) =>
+      e instanceof ValidationError && e.field === "allowedTokenIds" && !r.rejected &&
+      /no token is left to choose at output token 1 .*: allowedTokenIds and noRepeatNgramSize together ban every id/.test(e.message));
   }
+  // With the model's end ids, known at submission: allowed ids that are all end ids under minTokens are refused there.
+  const eos = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ allowedTokenIds: [2], minTokens: 1, temperature: 0 }) }); // 2: the model's eos
+  await assert.rejects(eos.result(), /allowedTokenIds: every allowed id is banned by minTokens \(minTokens bans the end and stop ids for the first 1 token\)/);
+  assert.ok(eos.rejected, "refused at submission");
   assert.deepEqual((await mate.result()).outputs[0].tokenIds, ref.greedy_new_ids.slice(0, 4));
   // allowedTokenIds alone is respected by the sampled path too (never id V - 1 by accident).
   const allowed = await ex.submit({

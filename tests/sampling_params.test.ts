@@ -142,7 +142,40 @@ const bad: [string, unknown, RegExp][] = [
   ["stopTokenIds fraction", { stopTokenIds: [0.5] }, /^SamplingParams\.stopTokenIds\.0: .*got 0\.5$/],
   ["logprobs negative", { logprobs: -1 }, /^SamplingParams\.logprobs: .*got -1$/],
   ["truncatePromptTokens 0", { truncatePromptTokens: 0 }, /^SamplingParams\.truncatePromptTokens: .*got 0$/],
-  ["logitBias key not an id", { logitBias: { "abc": 1 } }, /^SamplingParams\.logitBias: key "abc" is not a token id, got \{"abc":1\}$/],
+  ["logitBias key not an id", { logitBias: { "abc": 1 } }, /^SamplingParams\.logitBias: key "abc" is not a token id: a key must be .*, got \{"abc":1\}$/],
+  // A non-canonical integer names the key and says what a key must be (was "Invalid key in record").
+  [
+    "logitBias key with leading zeros",
+    { logitBias: { "007": 1 } },
+    /^SamplingParams\.logitBias: key "007" is not a token id: a key must be a token id in decimal, without sign, spaces or leading zeros \(write "7"\), got \{"007":1\}$/,
+  ],
+  // Settings that leave no token to choose, decidable from the request alone.
+  [
+    "allowedTokenIds all in badTokenIds",
+    { allowedTokenIds: [5, 6], badTokenIds: [6, 5] },
+    /^SamplingParams\.allowedTokenIds: every allowed id is banned by badTokenIds, so no token is left to choose, got \[5,6\]$/,
+  ],
+  [
+    "allowedTokenIds all banned or stop ids under minTokens",
+    { allowedTokenIds: [5, 6], badTokenIds: [5], stopTokenIds: [6], minTokens: 1 },
+    /^SamplingParams\.allowedTokenIds: every allowed id is banned by badTokenIds and minTokens \(minTokens bans the end and stop ids for the first 1 token\)/,
+  ],
+  [
+    "allowedTokenIds only the endId under minTokens",
+    { allowedTokenIds: [2], endId: 2, minTokens: 3 },
+    /^SamplingParams\.allowedTokenIds: .*banned by minTokens/,
+  ],
+  // Choices compile to one grammar on the caller's thread: bounded (50,000 stalled the event loop ~1.3 s).
+  [
+    "more than 1024 guided choices",
+    { guidedDecoding: { choice: Array.from({ length: 1025 }, (_, i) => `c${i}`) } },
+    /^SamplingParams\.guidedDecoding\.choice: at most 1024 choices, got 1025$/,
+  ],
+  [
+    "guided choices over 16 KiB",
+    { guidedDecoding: { choice: ["a", "\u20ac".repeat(5462)] } },
+    /^SamplingParams\.guidedDecoding\.choice: the choices total 16387 bytes \(UTF-8\), above the limit of 16384$/,
+  ],
   // JSON.parse makes `__proto__` an own key; z.record used to skip it (the bias silently dropped).
   ["logitBias key __proto__", { logitBias: JSON.parse('{"__proto__": 5, "7": 1}') }, /^SamplingParams\.logitBias: key "__proto__" is not a token id, got /],
   ["logitBias value not a number", { logitBias: { "3": "x" } }, /^SamplingParams\.logitBias\.3: .*got "x"$/],
@@ -162,6 +195,14 @@ for (const [name, input, re] of bad) {
     });
   });
 }
+
+test("allowed ids that some setting leaves choosable are accepted (the conflict checks refuse only an empty choice)", () => {
+  assert.deepEqual(new SamplingParams({ allowedTokenIds: [5, 6], badTokenIds: [5] }).allowedTokenIds, [5, 6]);
+  new SamplingParams({ allowedTokenIds: [6], stopTokenIds: [6] }); // minTokens 0: the stop id may be chosen
+  new SamplingParams({ allowedTokenIds: [2], endId: 2, minTokens: 3, ignoreEos: true }); // ignoreEos: the end id is not banned
+  new SamplingParams({ guidedDecoding: { choice: Array.from({ length: 1024 }, (_, i) => `c${i}`) } });
+  new SamplingParams({ guidedDecoding: { choice: ["x".repeat(16 * 1024)] } });
+});
 
 test("SamplingParams.from passes an instance through and validates a plain object", () => {
   const p = new SamplingParams({ maxTokens: 4 });

@@ -290,7 +290,9 @@ test("serve: invalid bodies are 400 in OpenAI's error shape, naming the field", 
   assert.equal((await r.json()).error.code, "invalid_json");
   const lb = await status(client.completions.create({ model: MODEL, prompt: "hi", logit_bias: { "x": 1 } }));
   assert.equal(lb.status, 400);
-  assert.equal(lb.error.param, "logit_bias.x");
+  // The message names the key and what a key must be (param logit_bias, as SamplingParams.logitBias; was logit_bias.x with "Invalid key in record, got 1").
+  assert.equal(lb.error.param, "logit_bias");
+  assert.match(lb.error.message, /^logit_bias: key "x" is not a token id: a key must be a token id in decimal.*, got \{"x":1\}$/);
   // JSON's 1e400 parses as Infinity: the message shows it (JSON.stringify wrote null).
   const inf = await (await post(server, "/v1/completions", `{"model": "${MODEL}", "prompt": "hi", "max_tokens": 1e400}`)).json();
   assert.equal(inf.error.param, "max_tokens");

@@ -4,6 +4,7 @@
 // the server sets itself) — and a failure found after submission still names the request field.
 import { LLM } from "../mod.ts";
 import { createServeApp } from "../lib/serve/app.ts";
+import { ValidationError } from "../lib/util/errors.ts";
 import { assert, test } from "./harness.ts";
 
 const KJV = new URL("../models/kjv-llama/", import.meta.url).pathname;
@@ -182,6 +183,97 @@ test("serve hostile: work a request makes on the event loop is bounded (bad_word
   const r = await post("chat/completions", { messages });
   assert.equal(r.status, 413);
   assert.equal(r.body.error.param, "messages");
+});
+
+/** The events of an SSE body (its `data:` lines, [DONE] excluded). */
+function events(raw: string): unknown[] {
+  return raw.split("\n\n").filter((e) => e.startsWith("data: ") && e !== "data: [DONE]").map((e) => JSON.parse(e.slice(6)));
+}
+
+test("serve hostile: settings that leave no token to choose are a 400 naming the fields (at submission, or at the step that finds it)", async () => {
+  const the = llm.tokenizer!.encode(" the", { addSpecialTokens: false });
+  assert.equal(the.length, 1, "' the' is one token of kjv-llama");
+  // Decidable at submission (bad_words are encoded there): refused before anything runs (was a 500 from the first step).
+  const banned = await post("completions", { allowed_token_ids: the, bad_words: ["the"] });
+  refused(banned, "allowed_token_ids", "every allowed id is banned by bad_words");
+  const eos = llm.tokenizer!.eosTokenId!;
+  const ends = await post("chat/completions", { allowed_token_ids: [eos], min_tokens: 1 });
+  refused(ends, "allowed_token_ids", "banned by min_tokens (min_tokens bans the end and stop ids for the first 1 token)");
+  // Found at a step: token 5 first, then banned by no_repeat_ngram_size 1.
+  const late = { allowed_token_ids: [5], no_repeat_ngram_size: 1, max_tokens: 4 };
+  const r = await post("completions", late);
+  refused(r, "allowed_token_ids", "no token is left to choose at output token 1", "validation");
+  assert.ok(r.body.error.message.includes("allowed_token_ids and no_repeat_ngram_size together ban every id"), r.body.error.message);
+  assert.equal(r.body.error.type, "invalid_request_error");
+  // Streamed: the tokens before it, then the same error as an event (the 200 was sent with the first token).
+  const streamed = await post("completions", { ...late, stream: true });
+  assert.equal(streamed.status, 200);
+  const evs = events(streamed.body) as { choices?: { text: string }[]; error?: { message: string; type: string; param: string } }[];
+  assert.equal(evs[0].choices?.[0].text, llm.tokenizer!.decode([5]));
+  const err = evs[evs.length - 1].error!;
+  const unnumbered = (m: string): string => m.replace(/\(request \d+, /, "(");
+  assert.deepEqual([err.type, err.param, unnumbered(err.message)], ["invalid_request_error", "allowed_token_ids", unnumbered(r.body.error.message)]);
+});
+
+test("serve hostile: min_tokens beyond the context is refused with the library's message; LLM.generate refuses it too (maxTokens stops at the context)", async () => {
+  const { maxSeqLen } = llm.executor.limits;
+  const prompt = llm.tokenizer!.encode("In the beginning");
+  const room = maxSeqLen - prompt.length;
+  const r = await post("completions", { prompt, min_tokens: room + 1, max_tokens: 4 });
+  refused(
+    r,
+    "min_tokens",
+    `${room + 1} tokens cannot be generated: a prompt of ${prompt.length} tokens leaves room for ${room} below the context length (maxSeqLen) ${maxSeqLen}`,
+  );
+  // The library refused nothing before: the request ran to maxSeqLen and ended "length", the impossible minTokens never reported.
+  const lib = llm.generate(prompt, { minTokens: room + 1, maxTokens: room + 1, temperature: 0 }, { useTqdm: false });
+  await assert.rejects(
+    lib,
+    (e: Error) =>
+      e instanceof ValidationError && e.field === "minTokens" && e.message === `SamplingParams.minTokens: ${r.body.error.message.slice("min_tokens: ".length)}`,
+  );
+  // maxTokens beyond the room stays as documented (SamplingParams.maxTokens; vLLM's offline LLM does the same): stops at maxSeqLen with "length".
+  const long = Array.from({ length: maxSeqLen - 3 }, (_, i) => prompt[i % prompt.length]);
+  const out = (await llm.generate(long, { maxTokens: 10, temperature: 0, ignoreEos: true }, { useTqdm: false })).outputs[0];
+  assert.deepEqual([out.tokenIds.length, out.finishReason], [3, "length"]);
+});
+
+test("serve hostile: guided_choice is bounded (count and bytes), as guidedDecoding.choice", async () => {
+  refused(await post("completions", { guided_choice: Array.from({ length: 50_000 }, (_, i) => `c${i}`) }), "guided_choice", "at most 1024 choices, got 50000");
+  refused(await post("completions", { guided_choice: Array.from({ length: 1000 }, (_, i) => `c${i}`.padEnd(20, "x")) }), "guided_choice", "20000 bytes");
+  assert.equal((await post("completions", { guided_choice: ["yes", "no"] })).status, 200);
+});
+
+test("serve hostile: a logit_bias key that is not a canonical token id is named, with what a key must be", async () => {
+  refused(
+    await post("completions", { logit_bias: { "007": 1 } }),
+    "logit_bias",
+    'key "007" is not a token id: a key must be a token id in decimal, without sign, spaces or leading zeros (write "7")',
+  );
+  refused(await post("completions", { logit_bias: { "-1": 1 } }), "logit_bias", 'key "-1" is not a token id');
+});
+
+test("serve hostile: with the executor in a Web Worker, what the worker refuses at submission counts as rejected (as in process)", async () => {
+  const proxied = await LLM.create({ model: KJV, backend: "cpu", cacheEngine: false, executorMode: "proxy" });
+  const papp = createServeApp({ llm: proxied, modelName: "kjv" });
+  try {
+    const the = llm.tokenizer!.encode(" the", { addSpecialTokens: false });
+    const body = JSON.stringify({ ...COMPLETION, allowed_token_ids: the, bad_words: ["the"] });
+    const r = await papp.fetch(new Request("http://x/v1/completions", { method: "POST", body }));
+    refused({ status: r.status, body: await r.json() }, "allowed_token_ids", "banned by bad_words");
+    // A grammar the worker fails to compile (a 400 before this fix too, but counted "failed").
+    const g = await papp.fetch(new Request("http://x/v1/completions", { method: "POST", body: JSON.stringify({ ...COMPLETION, guided_regex: "(" }) }));
+    refused({ status: g.status, body: await g.json() }, "guided_regex", "Regex");
+    const ok = await papp.fetch(new Request("http://x/v1/completions", { method: "POST", body: JSON.stringify(COMPLETION) }));
+    assert.equal(ok.status, 200);
+    await ok.text();
+    const text = await papp.state.metrics.text();
+    assert.match(text, /^llmrt_requests_total\{endpoint="completions",state="rejected"\} 2$/m);
+    assert.match(text, /^llmrt_requests_total\{endpoint="completions",state="finished"\} 1$/m);
+    assert.doesNotMatch(text, /state="failed"/);
+  } finally {
+    await proxied.shutdown();
+  }
 });
 
 test("serve hostile: every request above ended in one final state; nothing left in flight", async () => {

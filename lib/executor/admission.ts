@@ -11,6 +11,8 @@ import type { ExecutorLimits, GenerationRequest } from "./config.ts";
 import { needsHostProcessing, resolveBadWords } from "./logits_processor.ts";
 import type { BeamRun, RequestState } from "./request_state.ts";
 import type { GuidedRuntime } from "./guided/request.ts";
+import { bannedAllowedIds, bannedAllowedIdsError } from "./row_checks.ts";
+import { checkMinTokensRoom } from "./sampling_params.ts";
 import { SequenceGroup } from "./sequence.ts";
 
 /** What admission checks a request against, besides the limits. */
@@ -94,6 +96,10 @@ export function admitRequest(ctx: AdmissionContext, id: number, request: Generat
     throw new ValidationError(`SamplingParams.stopTokenIds[${farStop}]: token id ${t} is outside [0, ${V})`, `stopTokenIds[${farStop}]`, t);
   }
   const eosIds = p.endId !== undefined ? (p.endId >= 0 ? [p.endId] : []) : ctx.defaultEosIds;
+  const banned = bannedAllowedIds(p, eosIds, badWordIds);
+  if (banned) throw bannedAllowedIdsError(p, banned);
+  // maxTokens beyond the room left is not refused: generation stops at maxSeqLen with finishReason "length".
+  checkMinTokensRoom(p.minTokens, len, maxSeqLen);
   const priority = request.priority ?? 0;
   if (!Number.isFinite(priority)) throw new ValidationError(`GenerationRequest.priority: expected a finite number, got ${priority}`, "priority", priority);
   const group = new SequenceGroup(id, ids, { fanout, priority, arrival, isBeamSearch: p.useBeamSearch, wantsPromptLogits: promptLogitsField !== null });

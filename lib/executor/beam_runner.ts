@@ -4,18 +4,19 @@
  * a beam continued once keeps its sequence, each further continuation forks it (KV blocks shared,
  * copied on write), a beam not continued is dropped (blocks freed). Pure host code.
  */
-import { InternalError, RequestFailedError } from "../util/errors.ts";
+import { InternalError, RequestFailedError, ValidationError } from "../util/errors.ts";
 import { type BeamSearchState, beamSearchStep, finalizeBeamSearch } from "./beam_search.ts";
 import { processLogits } from "./logits_processor.ts";
 import type { BeamRun, RequestState } from "./request_state.ts";
-import { rowProblem } from "./row_checks.ts";
+import { joinFields, maskingFields, rowProblem } from "./row_checks.ts";
 import type { Scheduler } from "./scheduler.ts";
 import type { StepRow } from "./step_builder.ts";
 
 /**
  * Takes the rows [from, to) of a beam-search request (`logits` holds `rows.length` or more rows
- * of `V`). Throws a RequestFailedError when a row is not finite or the search ends with no
- * hypothesis (every candidate masked or non-finite).
+ * of `V`). Throws a RequestFailedError when a row is not finite, and when the search ends with no
+ * hypothesis (every candidate masked) a ValidationError naming the request's fields that banned
+ * them (a RequestFailedError when none did).
  */
 export function applyBeamRows(
   scheduler: Scheduler,
@@ -44,6 +45,7 @@ export function applyBeamRows(
     b.pending.set(seq, row);
   }
   if (b.seqs.some((s) => !b.pending.has(s))) return;
+  const outputIndex = b.seqs[0].numOutputTokens;
   const next = beamSearchStep(b.state, b.seqs.map((s) => b.pending.get(s)!), b.options);
   if (b.generationLogits) b.generationLogits = nextBeamLogits(b.generationLogits, b.state, next, b.seqs.map((s) => b.pendingRaw.get(s)!));
   b.pending.clear();
@@ -69,9 +71,16 @@ export function applyBeamRows(
   if (next.done) {
     const hyps = finalizeBeamSearch(next, p.n); // every beam was dropped: the group is done
     if (hyps.length === 0) {
-      throw new RequestFailedError(
-        `beam search: request ${st.id} ended with no hypothesis: every candidate token had probability 0 ` +
-          "(all masked by allowedTokenIds / badTokenIds / logitBias, or non-finite logits)",
+      const fields = maskingFields(p, outputIndex);
+      if (fields.length === 0) {
+        throw new RequestFailedError(`beam search: request ${st.id} ended with no hypothesis: every candidate token had probability 0 (the model's logits)`);
+      }
+      throw new ValidationError(
+        `SamplingParams.${fields[0]}: beam search ended with no hypothesis at output token ${outputIndex} (request ${st.id}): ` +
+          `${joinFields(fields)} together ban every candidate`,
+        fields[0],
+        undefined,
+        { fields },
       );
     }
     b.hypotheses = hyps;

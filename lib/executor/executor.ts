@@ -12,6 +12,8 @@ import { AbortedError, InternalError } from "../util/errors.ts";
 export interface RequestFailure {
   readonly requestId: number;
   readonly error: Error;
+  /** Refused at submission (admission, before it ran): its result reads `rejected`. */
+  readonly rejected?: boolean;
 }
 
 /**
@@ -69,7 +71,7 @@ export abstract class GenerationExecutor {
     try {
       this.enqueue(id, request);
     } catch (e) {
-      this.deliver([], [{ requestId: id, error: toError(e) }]);
+      this.deliver([], [{ requestId: id, error: toError(e), rejected: true }]);
     }
     return result;
   }
@@ -103,12 +105,12 @@ export abstract class GenerationExecutor {
         try {
           this.enqueue(id, request);
         } catch (e) {
-          this.deliver([], [{ requestId: id, error: toError(e) }]);
+          this.deliver([], [{ requestId: id, error: toError(e), rejected: true }]);
         }
       },
       (e) => {
         preparing = false;
-        this.deliver([], [{ requestId: id, error: toError(e) }]);
+        this.deliver([], [{ requestId: id, error: toError(e), rejected: true }]);
       },
     );
     return result;
@@ -121,7 +123,7 @@ export abstract class GenerationExecutor {
   failedResult(error: Error, prompt: string | null = null): GenerationResult {
     const id = this.#nextId++;
     const result = new GenerationResult(id, { requestId: id, prompt, promptTokenIds: [], outputs: [], finished: false }, () => {});
-    result.fail(error);
+    result.fail(error, true);
     return result;
   }
 
@@ -164,7 +166,7 @@ export abstract class GenerationExecutor {
       const r = this.#results.get(f.requestId);
       if (!r) continue;
       this.#results.delete(f.requestId);
-      r.fail(f.error);
+      r.fail(f.error, f.rejected ?? false);
     }
   }
 

@@ -232,7 +232,7 @@ export class ExecutorLoop {
         this.#loraSlotOf.set(requestId, this.#lora.acquire(request.loraRequest, adapter));
       }
     } catch (e) {
-      this.#sink.emit([], [{ requestId, error: toError(e) }], null);
+      this.#sink.emit([], [{ requestId, error: toError(e), rejected: true }], null);
       return;
     }
     this.#states.set(requestId, st);

@@ -161,7 +161,7 @@ export class GenerationExecutorProxy extends GenerationExecutor {
           m.failures.map((f) => {
             this.#deltas.forget(f.requestId);
             this.#texts?.forget(f.requestId);
-            return { requestId: f.requestId, error: fromWireError(f.error) };
+            return { requestId: f.requestId, error: fromWireError(f.error), rejected: f.rejected ?? false };
           }),
         );
         if (this.#trace && m.stats) this.#trace.step(m.sentAt, recvAt, m.stats, m.encodeMs);

@@ -22,6 +22,7 @@ export class GenerationResult implements AsyncIterable<RequestOutput> {
   /** Diffs not yet read by the iterator, per output index. */
   #pending: Map<number, { text: string; ids: number[] }> | null = null;
   #error: Error | null = null;
+  #rejected = false;
   #done = false;
   readonly #wake: (() => void)[] = [];
   #settled: Promise<RequestOutput> | null = null;
@@ -45,6 +46,10 @@ export class GenerationResult implements AsyncIterable<RequestOutput> {
   /** The failure, once failed. */
   get error(): Error | null {
     return this.#error;
+  }
+  /** True when it failed at submission: refused before it ran (a bad request, found by the executor's admission). */
+  get rejected(): boolean {
+    return this.#rejected;
   }
 
   /** Resolves with the final output (also for an aborted request); rejects when the request failed. */
@@ -107,10 +112,11 @@ export class GenerationResult implements AsyncIterable<RequestOutput> {
     this.#notify();
   }
 
-  /** @internal Executor side: the request failed. */
-  fail(error: Error): void {
+  /** @internal Executor side: the request failed (`rejected`: at submission, before it ran). */
+  fail(error: Error, rejected = false): void {
     if (this.#done) return;
     this.#error = error;
+    this.#rejected = rejected;
     this.#done = true;
     this.#notify();
   }

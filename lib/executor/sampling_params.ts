@@ -1,6 +1,8 @@
 import { z } from "zod";
 import { splitSeed } from "../ir/sampling.ts";
+import { ValidationError } from "../util/errors.ts";
 import { parseWith } from "../util/validate.ts";
+import { bannedAllowedIds, bannedAllowedIdsError } from "./row_checks.ts";
 import { type GuidedDecoding, type GuidedDecodingInput, normalizeGuidedDecoding } from "./guided/params.ts";
 
 const nonNegInt = z.number().int().nonnegative();
@@ -45,9 +47,16 @@ const stringList = z.union([z.string().min(1), z.array(z.string().min(1, "expect
  * inconsistent combinations are errors naming the field.
  */
 export const SamplingParamsSchema = z.strictObject({
-  /** Most tokens to generate. @default 32 */
+  /**
+   * Most tokens to generate. Generation also stops (finishReason "length") when the sequence fills the
+   * engine's context (maxSeqLen), as vLLM's offline LLM does; the server instead refuses prompt +
+   * max_tokens > maxSeqLen, as OpenAI and vLLM's server do. @default 32
+   */
   maxTokens: z.number().int().positive().default(32),
-  /** Fewest tokens before end ids, stop ids or stop strings may end the request. @default 0 */
+  /**
+   * Fewest tokens before end ids, stop ids or stop strings may end the request. More than the context
+   * holds after the prompt (maxSeqLen - prompt tokens) is refused at submission. @default 0
+   */
   minTokens: nonNegInt.default(0),
   /** Sequences returned. @default 1 */
   n: z.number().int().positive().max(MAX_SEQUENCES_PER_REQUEST).default(1),
@@ -138,12 +147,18 @@ export const SamplingParamsSchema = z.strictObject({
     'key "__proto__" is not a token id',
   )
     .pipe(z.record(z.string(), z.number())).optional(),
-  /** vLLM: only these ids may be generated. */
+  /**
+   * vLLM: only these ids may be generated. Refused when every one is banned before the first token
+   * (badTokenIds, one-token badWords, or end / stop ids under minTokens); a step that finds no id
+   * left later (noRepeatNgramSize, multi-token badWords) fails the request with a ValidationError
+   * naming the fields.
+   */
   allowedTokenIds: z.array(tokenId).min(1, "expected at least one id").optional(),
   /**
    * Constrains the output to a grammar (TensorRT-LLM's GuidedDecodingParams), exactly one of
    * `{ json: zodSchema | JSONSchema }`, `{ jsonObject: true }`, `{ regex }`, `{ choice: string[] }`,
-   * `{ grammar }` (EBNF); json / jsonObject outputs carry the validated object as `parsed`.
+   * `{ grammar }` (EBNF); json / jsonObject outputs carry the validated object as `parsed`. At most
+   * 1024 choices of 16 KiB (UTF-8) in all: they compile to one grammar on the caller's thread.
    * A malformed or unrepresentable constraint is an error here; one the grammar compiler rejects
    * (an unsatisfiable schema, bad EBNF or regex) fails the request at submission.
    */
@@ -156,8 +171,8 @@ export const SamplingParamsSchema = z.strictObject({
   const bad = (path: string, message: string): void => {
     ctx.addIssue({ code: "custom", path: path.split("."), message });
   };
-  const badKey = Object.keys(p.logitBias ?? {}).find((k) => !/^(0|[1-9]\d*)$/.test(k));
-  if (badKey !== undefined) bad("logitBias", `key ${JSON.stringify(badKey)} is not a token id`);
+  const badKey = badLogitBiasKey(p.logitBias ?? {});
+  if (badKey !== undefined) bad("logitBias", logitBiasKeyMessage(badKey));
   const badBias = Object.entries(p.logitBias ?? {}).find(([, v]) => !(Math.abs(v) <= MAX_FLOAT32));
   if (badBias !== undefined) bad(`logitBias.${badBias[0]}`, `the bias is not a finite float32 value (|bias| <= ${MAX_FLOAT32})`);
   if (p.embeddingBias !== undefined && !p.embeddingBias.every(Number.isFinite)) bad("embeddingBias", "expected finite values");
@@ -183,6 +198,32 @@ export const SamplingParamsSchema = z.strictObject({
   const beamWidth = p.useBeamSearch ? p.beamWidth ?? p.bestOf ?? p.n : 1;
   return { ...p, beamWidth, bestOf: p.useBeamSearch ? beamWidth : p.bestOf ?? p.n };
 });
+
+/** The first key of a logit bias that is not a token id in canonical decimal ("7", not "007", "+7" or " 7"). */
+export function badLogitBiasKey(bias: Readonly<Record<string, unknown>>): string | undefined {
+  return Object.keys(bias).find((k) => !/^(0|[1-9]\d*)$/.test(k));
+}
+
+/** Why `key` is refused as a logit bias key. */
+export function logitBiasKeyMessage(key: string): string {
+  const id = /^\s*\+?\d+\s*$/.test(key) ? ` (write ${JSON.stringify(String(Number(key)))})` : "";
+  return `key ${JSON.stringify(key)} is not a token id: a key must be a token id in decimal, without sign, spaces or leading zeros${id}`;
+}
+
+/**
+ * Refuses a `minTokens` that cannot be generated: a prompt of `promptLen` tokens leaves room for
+ * `maxSeqLen - promptLen` (the executor's admission and the server both check with this).
+ */
+export function checkMinTokensRoom(minTokens: number, promptLen: number, maxSeqLen: number): void {
+  const room = maxSeqLen - promptLen;
+  if (minTokens > room) {
+    throw new ValidationError(
+      `SamplingParams.minTokens: ${minTokens} tokens cannot be generated: a prompt of ${promptLen} tokens leaves room for ${room} below the context length (maxSeqLen) ${maxSeqLen}`,
+      "minTokens",
+      minTokens,
+    );
+  }
+}
 
 export type SamplingParamsInput = z.input<typeof SamplingParamsSchema>;
 type SamplingParamsFields = z.output<typeof SamplingParamsSchema>;
@@ -246,6 +287,9 @@ export class SamplingParams {
 
   constructor(input: SamplingParamsInput = {}) {
     const parsed: Readonly<SamplingParamsFields> = parseWith(SamplingParamsSchema, input, "SamplingParams");
+    // Allowed ids all banned by the request alone (the model's end ids are only known at submission, where this is checked again with them).
+    const banned = bannedAllowedIds(parsed, parsed.endId !== undefined && parsed.endId >= 0 ? [parsed.endId] : []);
+    if (banned) throw bannedAllowedIdsError(parsed, banned);
     Object.assign(this, parsed);
     Object.freeze(this);
   }

@@ -11,15 +11,16 @@ import { processLogits } from "./logits_processor.ts";
 import { type TokenLogprobs, tokenLogprobs } from "./logprobs.ts";
 import type { AcceptedToken, OutputBuilder } from "./output_builder.ts";
 import type { RequestState } from "./request_state.ts";
-import { rowProblem, rowProblemMessage } from "./row_checks.ts";
+import { rowFailure, rowProblem, rowProblemMessage } from "./row_checks.ts";
 import type { Scheduler } from "./scheduler.ts";
 import type { Sequence } from "./sequence.ts";
 import type { PromptRow, StepRow } from "./step_builder.ts";
 
 /**
  * Chooses the token of each row [from, to) of one request (non-beam). `logits` (`V` per row) is
- * present when some request of the step needed rows on the host. Throws a RequestFailedError
- * when a row cannot be sampled (masked, NaN or infinite logits).
+ * present when some request of the step needed rows on the host. Throws when a row cannot be
+ * sampled: a ValidationError naming the fields when the request's own bans left no id, else a
+ * RequestFailedError (NaN or infinite logits).
  */
 export function chooseTokens(
   st: RequestState,
@@ -60,7 +61,7 @@ export function chooseTokens(
           st.guided.maskRow(seq, row);
         }
         const problem = rowProblem(row);
-        if (problem) throw new RequestFailedError(rowProblemMessage(problem, st.id, seqIndex, outputIndex));
+        if (problem) throw rowFailure(problem, p, st.id, seqIndex, outputIndex);
         token = sampleRow(row, 0, V, sampling, r);
       }
       if (st.wantLogprobs) lp = tokenLogprobs(row, token, p.logprobs ?? 0);

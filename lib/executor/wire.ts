@@ -46,7 +46,8 @@ export type FromWorker =
   | {
     readonly type: "step";
     readonly outputs: WireStepOutputs;
-    readonly failures: { readonly requestId: number; readonly error: WireError }[];
+    /** `rejected`: refused at submission (RequestFailure.rejected). */
+    readonly failures: { readonly requestId: number; readonly error: WireError; readonly rejected?: boolean }[];
     readonly stats: IterationStats | null;
     /** When the worker posted the message (absolute ms: `performance.timeOrigin + performance.now()`). */
     readonly sentAt: number;

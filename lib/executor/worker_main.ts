@@ -50,7 +50,7 @@ function handle(msg: ToWorker): void {
               outputs: encoded,
               failures: failures.map((f) => {
                 deltas.forget(f.requestId);
-                return { requestId: f.requestId, error: toWireError(f.error) };
+                return { requestId: f.requestId, error: toWireError(f.error), ...(f.rejected ? { rejected: true } : {}) };
               }),
               stats,
               sentAt: performance.timeOrigin + t1,

@@ -2,7 +2,7 @@
  * The request contract and the tokenizer as the LLM API's users see them: they live below the
  * executor (lib/executor, lib/tokenizer) and are re-exported here.
  */
-export { SamplingParams, type SamplingParamsInput } from "../executor/sampling_params.ts";
+export { badLogitBiasKey, checkMinTokensRoom, logitBiasKeyMessage, SamplingParams, type SamplingParamsInput } from "../executor/sampling_params.ts";
 export type { CompletionOutput, FinishReason, RequestOutput as RequestOutputSnapshot } from "../executor/outputs.ts";
 export {
   type GuidedDecoding,

@@ -68,6 +68,13 @@ export class RequestOutput implements AsyncIterable<RequestOutputData>, RequestO
   get error(): Error | null {
     return this.#result.error;
   }
+  /**
+   * True when the request failed at submission, refused before it ran (bad options or parameters the
+   * executor's admission found); false while it runs and for a failure while it ran.
+   */
+  get rejected(): boolean {
+    return this.#result.rejected;
+  }
 
   /** The final output; rejects with the reason when the request failed. */
   result(): Promise<RequestOutputData> {

@@ -4,8 +4,11 @@
  */
 export { LLM } from "../llmapi/llm.ts";
 export {
+  badLogitBiasKey,
+  checkMinTokensRoom,
   type CompletionOutput,
   type GuidedDecodingInput,
+  logitBiasKeyMessage,
   responseFormatToGuidedDecoding,
   SamplingParams,
   type SamplingParamsInput,

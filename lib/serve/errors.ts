@@ -52,7 +52,12 @@ export function toHttpError(e: unknown): HttpError {
     const param = e.field ? snakeField(e.field) : null;
     // "SamplingParams.minTokens: ..." reads as the request field: "min_tokens: ...".
     const prefix = e.field ? `SamplingParams.${e.field}:` : null;
-    const message = prefix && e.message.startsWith(prefix) ? `${param}:${e.message.slice(prefix.length)}` : e.message;
+    let message = prefix && e.message.startsWith(prefix) ? `${param}:${e.message.slice(prefix.length)}` : e.message;
+    // Several conflicting fields (data.fields): each named as the request field in the rest of the message too.
+    const fields = e.data?.fields;
+    if (Array.isArray(fields)) {
+      for (const f of fields) if (typeof f === "string") message = message.replace(new RegExp(`\\b${f}\\b`, "g"), snakeField(f));
+    }
     return new HttpError(status, message, type, param, e.kind);
   }
   const message = e instanceof Error ? e.message : String(e);

@@ -2,7 +2,7 @@
  * One HTTP generation request: its prompts submitted as executor requests (one per prompt, each
  * with `n` sequences), their streamed outputs merged, latency metrics, and exactly one final state.
  */
-import { type CompletionOutput, type RequestOutput, type RequestOutputData, SamplingParams, type SamplingParamsInput } from "./deps.ts";
+import { checkMinTokensRoom, type CompletionOutput, type RequestOutput, type RequestOutputData, SamplingParams, type SamplingParamsInput } from "./deps.ts";
 import { HttpError, toHttpError } from "./errors.ts";
 import type { FinalState } from "./metrics.ts";
 import type { ServeState } from "./state.ts";
@@ -28,10 +28,18 @@ interface SeqTiming {
 }
 
 /**
- * Checks prompt lengths and `maxTokens` against the engine's limits: a prompt over the limit is 413,
- * a completion that cannot fit is 400 naming `maxTokensField`.
+ * Checks prompt lengths, `maxTokens` and `minTokens` against the engine's limits: a prompt over the
+ * limit is 413, a completion that cannot fit is 400 naming `maxTokensField` (or `min_tokens`, with
+ * the executor's own check).
  */
-export function checkLengths(state: ServeState, prompts: readonly PreparedPrompt[], maxTokens: number, promptField: string, maxTokensField: string): void {
+export function checkLengths(
+  state: ServeState,
+  prompts: readonly PreparedPrompt[],
+  maxTokens: number,
+  minTokens: number,
+  promptField: string,
+  maxTokensField: string,
+): void {
   const { maxInputLen, maxSeqLen } = state.limits;
   for (const p of prompts) {
     const n = p.ids.length;
@@ -44,6 +52,11 @@ export function checkLengths(state: ServeState, prompts: readonly PreparedPrompt
         promptField,
         "context_length_exceeded",
       );
+    }
+    try {
+      checkMinTokensRoom(minTokens, n, maxSeqLen);
+    } catch (e) {
+      throw toHttpError(e);
     }
     if (n + maxTokens > maxSeqLen) {
       throw new HttpError(
@@ -223,21 +236,27 @@ export class Generation {
     return null;
   }
 
+  /** True when a request failed at submission (the executor's admission refused it before it ran). */
+  get #rejected(): boolean {
+    return this.#requests.some((r) => r.rejected);
+  }
+
   /** Resolves once every request reached its final state (never rejects). */
   whenSettled(): Promise<void> {
     return Promise.allSettled(this.#requests.map((r) => r.result())).then(() => {});
   }
 
   /**
-   * After a request failed: aborts the others and ends "failed"; returns the error (null when none
-   * failed), its param renamed as `start` was told (a grammar compiled after submission fails here).
-   * Once settled without a failure: ends "finished" or "aborted".
+   * After a request failed: aborts the others and ends "failed" ("rejected" when the executor refused
+   * one at submission: in a worker (`--executor proxy`) that verdict comes after `start`, as does a
+   * grammar compiled after submission); returns the error (null when none failed), its param renamed
+   * as `start` was told. Once settled without a failure: ends "finished" or "aborted".
    */
   conclude(): HttpError | null {
     const e = this.failure;
     if (e) {
       this.abort();
-      this.end("failed");
+      this.end(this.#rejected ? "rejected" : "failed");
       return renameParam(toHttpError(e), this.#rename);
     }
     if (this.settled) this.end(this.#aborted || this.#anyAborted() ? "aborted" : "finished");
@@ -266,6 +285,7 @@ export class Generation {
     this.#state.untrack(this.#handle);
     const m = this.#state.metrics;
     m.requests.inc({ endpoint: this.#endpoint, state });
+    if (state === "rejected") return; // as a request refused before start(): no latency, no tokens
     m.requestLatency.observe((performance.now() - this.#arrival) / 1000);
     let generated = 0;
     for (const r of this.#requests) for (const o of r.outputs) generated += o.tokenIds.length;

@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { HttpError } from "./errors.ts";
-import { type GuidedDecodingInput, responseFormatToGuidedDecoding, type SamplingParamsInput, showValue } from "./deps.ts";
+import { badLogitBiasKey, type GuidedDecodingInput, logitBiasKeyMessage, responseFormatToGuidedDecoding, type SamplingParamsInput, showValue } from "./deps.ts";
 
 const int = z.number().int();
 const posInt = int.positive();
@@ -39,7 +39,10 @@ const SamplingFields = {
   presence_penalty: z.number().min(-2).max(2).nullish(),
   frequency_penalty: z.number().min(-2).max(2).nullish(),
   logit_bias: refuseProtoKey(
-    z.record(z.string().regex(/^(0|[1-9]\d*)$/, "expected a token id key"), z.number().min(-100).max(100)),
+    z.record(z.string(), z.number().min(-100).max(100)).superRefine((bias, ctx) => {
+      const key = badLogitBiasKey(bias);
+      if (key !== undefined) ctx.addIssue({ code: "custom", message: logitBiasKeyMessage(key) });
+    }),
     'key "__proto__" is not a token id',
   ).nullish(),
   user: z.string().nullish(),

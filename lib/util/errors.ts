@@ -84,11 +84,14 @@ export class LlmrtError extends Error {
   }
 }
 
-/** Bad user input: a field of an options object, config file or request. Names the field and value. */
+/**
+ * Bad user input: a field of an options object, config file or request. Names the field and value;
+ * `data.fields` lists every field at fault when several conflict.
+ */
 export class ValidationError extends LlmrtError {
   override name = "ValidationError";
-  constructor(message: string, field?: string, value?: unknown) {
-    super("validation", message, { field, value });
+  constructor(message: string, field?: string, value?: unknown, data?: Readonly<Record<string, unknown>>) {
+    super("validation", message, { field, value, data });
   }
 }
 
@@ -203,7 +206,7 @@ export function deserializeError(s: SerializedError): LlmrtError {
   let e: LlmrtError;
   switch (s.name) {
     case "ValidationError":
-      e = new ValidationError(s.message, s.field, s.value);
+      e = new ValidationError(s.message, s.field, s.value, s.data);
       break;
     case "FormatError":
       e = new FormatError(s.message, s.path);

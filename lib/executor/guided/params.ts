@@ -40,6 +40,16 @@ export interface GuidedDecoding {
 }
 
 const FIELD = "guidedDecoding";
+
+/**
+ * Most `choice` strings, and most UTF-8 bytes in all of them. The choices compile to one grammar on
+ * the caller's thread at submission, in time that grows with their total size: 64 KiB of choices
+ * stalled the event loop ~1.2 s on a CPU host (50,000 choices ~1.3 s); 16 KiB takes ~0.1-0.2 s. The
+ * count cap matches the server's bad_words cap.
+ */
+export const MAX_CHOICES = 1024;
+export const MAX_CHOICE_BYTES = 16 * 1024;
+const utf8 = new TextEncoder();
 const KINDS: readonly GuidedKind[] = ["json", "jsonObject", "regex", "choice", "grammar"];
 
 function isZodSchema(v: unknown): v is z.ZodType {
@@ -127,11 +137,19 @@ export function normalizeGuidedDecoding(input: unknown): GuidedDecoding {
         throw new ValidationError(`SamplingParams.${field}: expected a non-empty regular expression string (got ${showValue(v)})`, field, v);
       }
       return { kind, regex: v, anyWhitespace };
-    case "choice":
+    case "choice": {
       if (!Array.isArray(v) || v.length === 0 || !v.every((s) => typeof s === "string" && s.length > 0)) {
         throw new ValidationError(`SamplingParams.${field}: expected a non-empty array of non-empty strings (got ${showValue(v)})`, field, v);
       }
+      if (v.length > MAX_CHOICES) {
+        throw new ValidationError(`SamplingParams.${field}: at most ${MAX_CHOICES} choices, got ${v.length}`, field, v.length);
+      }
+      const bytes = (v as string[]).reduce((a, c) => a + utf8.encode(c).length, 0);
+      if (bytes > MAX_CHOICE_BYTES) {
+        throw new ValidationError(`SamplingParams.${field}: the choices total ${bytes} bytes (UTF-8), above the limit of ${MAX_CHOICE_BYTES}`, field, bytes);
+      }
       return { kind, choice: [...new Set(v as string[])], anyWhitespace };
+    }
     case "grammar":
       if (typeof v !== "string" || v.trim().length === 0) {
         throw new ValidationError(`SamplingParams.${field}: expected EBNF text with a root rule (got ${showValue(v)})`, field, v);
