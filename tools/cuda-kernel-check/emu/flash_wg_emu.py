@@ -67,7 +67,7 @@ def main():
     many = [((2, 1, 64), [(i % 3, 1 + (i % 4 == 0)) for i in range(299)] + [(0, 130)], 0, 16),
             ((3, 1, 128), [(0, 0) if i % 50 == 7 else (i % 5, 1 + (i % 3 == 0)) for i in range(399)] + [(2, 200)], 0, 16)]
     if quick:
-        cases = cases[:2]
+        cases, many = cases[:2], []  # the many-sequence cases take ~4 minutes
     cases = [(c, False) for c in cases] + [(c, True) for c in many]
     fails = 0
     for ((nH, nKV, hd), seqs, window, tpb), only_default in cases:
