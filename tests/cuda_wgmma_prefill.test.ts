@@ -77,3 +77,55 @@ for (const [hd, nH, nKV] of [[64, 4, 1], [128, 4, 2]]) {
     assert.ok(!kinds(wg).some((k) => k.startsWith("flash_prefill_wg")), `decode steps keep the decode kernels: ${kinds(wg)}`);
   });
 }
+
+// prefillTileScan (flash_prefill_wgt_*): the grid covers S query tiles of the step's longest sequence each (fewer than
+// ceil(T / BM) + S), at least every query tile (the fake device checks), in steps the session-12 A/Bs did not run: hundreds
+// of sequences (the lookup past the block's threads: tools/cuda-kernel-check/emu/flash_wg_emu.py), prompts of exactly BM and BM + 1 tokens, a chunk
+// continuing a prompt next to one-token rows and new prompts, a sequence with no tokens, the pruned last layer.
+for (const [hd, nH, nKV] of [[64, 4, 1], [128, 4, 2]]) {
+  test(`prefillTileScan: head dim ${hd}, 200-sequence prefill, mixed, empty-sequence and pruned steps; grid and logits / KV as without it`, () => {
+    const model = randomModel({ ...RAW, num_attention_heads: nH, num_key_value_heads: nKV, head_dim: hd }, 41 + hd, true, 0.15);
+    let engine;
+    try {
+      engine = buildSync(model, { backend: "cuda", dtype: "bfloat16", maxBatchSize: 200, maxNumTokens: 1152, maxSeqLen: 512, tokensPerBlock: 16 });
+    } finally {
+      model.close();
+    }
+    const BM = flashPrefillWgGeometry(hd)!.rows, L = engine.plan.attributes.numLayers, V = engine.plan.attributes.vocabSize;
+    const S = 200, long = 3, maxBlocks = 32, numBlocks = long * maxBlocks + S + 4;
+    const blocks = (s: number): number[] => s < long ? Array.from({ length: maxBlocks }, (_, j) => s * maxBlocks + j) : [long * maxBlocks + s];
+    const ids = (s: number, n: number, from = 0): number[] => Array.from({ length: n }, (_, j) => (s * 13 + (from + j) * 5 + 2) % V);
+    const scan = new FakeCudaSession(engine, numBlocks, 132, false, { wgmmaPrefill: true, prefillTileScan: true });
+    const ref = new FakeCudaSession(engine, numBlocks, 132, false, { wgmmaPrefill: true });
+    const run = (what: string, seqs: { ids: number[]; pos: number; blocks: number[] }[], pruned: boolean): void => {
+      const inp = step(seqs, maxBlocks);
+      if (!pruned) inp.logitRows[1] = inp.logitRows[0]; // rows not increasing: no pruning
+      const a = scan.run(inp, false), b = ref.run(inp, false);
+      sameBits(a.logits, b.logits, `${what}: logits`);
+      sameKvCache(scan, ref, L, what);
+      const longest = Math.max(...seqs.map((x) => x.ids.length)), T = inp.tokenIds.length, n = seqs.length;
+      const fw = scan.lastLaunches.filter((l): l is KernelLaunch => l.kind === "kernel" && l.kernel.startsWith("flash_prefill_wg"));
+      assert.equal(fw.length, L, `${what}: ${fw.map((l) => l.kernel)}`);
+      for (const [j, l] of fw.entries()) {
+        assert.equal(l.kernel, `flash_prefill_wgt_bf16_hd${hd}`);
+        // The last layer of a pruned step attends its logits rows only: the default bound over them.
+        const want = pruned && j === L - 1 ? Math.ceil(n / BM) + n : Math.min(Math.ceil(T / BM) + n, n * Math.ceil(longest / BM));
+        assert.equal(l.grid[1], want, `${what}: layer ${j} grid`);
+      }
+    };
+    // Prompts of BM and BM + 1 tokens (one and two tiles), 2 BM - 1, and 197 prompts of 1-2 tokens.
+    const lens = (s: number): number => [BM, BM + 1, 2 * BM - 1][s] ?? 1 + (s % 2);
+    run("prefill", Array.from({ length: S }, (_, s) => ({ ids: ids(s, lens(s)), pos: 0, blocks: blocks(s) })), true);
+    // A chunk continuing prompt 0, one token for every short prompt, prompt 1's next BM - 1 tokens, an empty sequence.
+    const mixed = (empty: boolean) =>
+      Array.from({ length: S }, (_, s) => {
+        if (s === 0) return { ids: ids(0, 40, BM), pos: BM, blocks: blocks(0) };
+        if (s === 1) return { ids: ids(1, BM - 1, BM + 1), pos: BM + 1, blocks: blocks(1) };
+        if (s === 2) return { ids: empty ? [] : ids(2, 1, 2 * BM - 1), pos: 2 * BM - 1, blocks: blocks(2) };
+        return { ids: ids(s, 1, lens(s)), pos: lens(s), blocks: blocks(s) };
+      });
+    run("mixed", mixed(false), true);
+    run("mixed, not pruned", mixed(false), false);
+    run("mixed, an empty sequence", mixed(true), false);
+  });
+}

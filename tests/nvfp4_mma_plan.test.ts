@@ -82,6 +82,7 @@ test("CUDA plan of one NVFP4 linear with nvfp4Mma on the fake device: GEMV (1..8
   } as unknown as LaunchEnv;
   const x = mem.alloc(maxRows * K * 2), y = mem.alloc(maxRows * N * 2);
   // nvfp4GemvK32: one row on nvfp4_gemv_k32 (batchInvariant too: the same bits as nvfp4_gemv_mma); more rows keep nvfp4_gemv_mma.
+  // The logits' one row not with batchInvariant: 2..8 logits rows take the GEMM path, so one row does too (its bits).
   const k32 = { ...env, nvfp4GemvK32: true } as LaunchEnv, k32Inv = { ...env, nvfp4GemvK32: true, batchInvariant: true } as LaunchEnv;
   const cases: [number, boolean, LaunchEnv][] = [
     [1, false, env],
@@ -94,6 +95,7 @@ test("CUDA plan of one NVFP4 linear with nvfp4Mma on the fake device: GEMV (1..8
     [3, false, k32],
     [1, false, k32Inv],
     [1, true, k32],
+    [1, true, k32Inv],
   ];
   for (const [rows, logits, e] of cases) {
     const xv = bf(Array.from({ length: rows * K }, (_, i) => r() * (i % K === 7 ? 40 : 3)));
@@ -167,6 +169,17 @@ test("NVFP4 engine on the fake device with the session-12 defaults (nvfp4GemvK32
       assert.ok(kernels.has(k), `${sms} SMs: ${k} in the fused decode steps: ${[...kernels].join(" ")}`);
     }
   }
+  // Batch-invariant (the session's default): the lm_head of a one-sequence step takes the GEMM path as 2..8 sequences do
+  // (no m8 logits GEMV); the decoder linears keep nvfp4_gemv_k32 (nvfp4_gemv_mma's bits).
+  const inv = runFusedSchedule(bf16, f32, {
+    unfused: sameAsUnfused,
+    cpu: ({ what, got, want }) => assert.ok(relL2(got.logits, want.logits) < 0.35, `${what}: logits far from the CPU session's`),
+    label: (l) => l.kernel,
+    next: (s, r) => s.want.sampledIds[r],
+    fusedOptions: { nvfp4Mma: true, nvfp4GemvK32: true, nvfp4NormFast: true, batchInvariant: true },
+  });
+  assert.ok(inv.kernels.has("nvfp4_gemv_k32_act_w16_bf16_m1"), [...inv.kernels].join(" "));
+  assert.ok(![...inv.kernels].some((k) => k.includes("_logits")), `batch-invariant: no logits GEMV: ${[...inv.kernels].join(" ")}`);
   bf16.dispose();
   f32.dispose();
 });

@@ -6,6 +6,7 @@ import type { KernelLaunch } from "../lib/backends/cuda/launch_types.ts";
 import { buildSync } from "../lib/builder/builder.ts";
 import { quantizeSync } from "../lib/quantization/quantize.ts";
 import { FakeCudaSession, randomModel, step } from "./cuda_fake_device.ts";
+import { sameBits } from "./cuda_fake_plans.ts";
 import { assert, test } from "./harness.ts";
 
 const base = {
@@ -81,6 +82,53 @@ for (const shape of SHAPES) {
       assert.equal(a.length, b.length);
       for (let i = 0; i < b.length; i++) if (a[i] !== b[i]) assert.fail(`step ${d}: logit ${i}: ${runs[1][d].logits[i]} vs ${runs[0][d].logits[i]}`);
       assert.deepEqual(Array.from(runs[1][d].ids), Array.from(runs[0][d].ids), `step ${d}: ids`);
+    }
+    engine.dispose();
+  });
+}
+
+// Where o_proj cannot take the attention's e4m3 rows the switch changes nothing: o_proj left unquantized (excludeModules),
+// o_proj weight-only under MIXED_PRECISION, per-token (dynamic) activation scales, an INT8 KV cache; a MIXED_PRECISION
+// engine whose o_proj alone is FP8 (static) still takes it. 9 sequences (the least batch4 step), 12 eager and bucket 16's graph.
+const VARIANTS: [string, Record<string, unknown>, boolean][] = [
+  ["o_proj excluded", { quantAlgo: "FP8", kvCacheQuantAlgo: "FP8", excludeModules: ["lm_head", "*o_proj"] }, false],
+  ["o_proj W8A16 (MIXED_PRECISION)", {
+    quantAlgo: "MIXED_PRECISION",
+    kvCacheQuantAlgo: "FP8",
+    quantizedLayers: { "*o_proj": { quantAlgo: "W8A16" }, "*mlp*": { quantAlgo: "FP8" } },
+  }, false],
+  ["FP8_PER_CHANNEL_PER_TOKEN", { quantAlgo: "FP8_PER_CHANNEL_PER_TOKEN", kvCacheQuantAlgo: "FP8" }, false],
+  ["INT8 KV cache", { quantAlgo: "FP8", kvCacheQuantAlgo: "INT8" }, false],
+  ["o_proj alone FP8 (MIXED_PRECISION)", { quantAlgo: "MIXED_PRECISION", kvCacheQuantAlgo: "FP8", quantizedLayers: { "*o_proj": { quantAlgo: "FP8" } } }, true],
+];
+for (const [what, qc, fits] of VARIANTS) {
+  test(`fp8DecodeAttnQuant, ${what}: ${fits ? "batch4 writes o_proj's e4m3 input" : "no q8 attention, the same launches"}; same logits bits`, () => {
+    const raw = { ...base, ...SHAPES[0] };
+    const model = randomModel(raw, 13, true, 0.1);
+    const q = quantizeSync(model, qc as Parameters<typeof quantizeSync>[1], { calibration: [Array.from({ length: 24 }, (_, i) => (i * 5 + 1) % 64)] });
+    const engine = buildSync(q, { backend: "cuda", dtype: "bfloat16", maxBatchSize: 16, maxNumTokens: 256, maxSeqLen: 32, tokensPerBlock: 4 });
+    q.close();
+    model.close();
+    const L = raw.num_hidden_layers, S = 12;
+    const seqs = Array.from(
+      { length: S },
+      (_, s) => ({ ids: Array.from({ length: 2 + (s % 4) }, (_, i) => (s * 5 + i * 7 + 3) % 64), blocks: [4 * s, 4 * s + 1, 4 * s + 2, 4 * s + 3] }),
+    );
+    const runs = [false, true].map((on) => {
+      const fake = new FakeCudaSession(engine, S * 4 + 2, 132, false, { ...ON, fp8DecodeAttnQuant: on });
+      fake.run(step(seqs.map((x) => ({ ids: x.ids, pos: 0, blocks: x.blocks })), 4), false);
+      return [9, 12, 12].map((n, d) => {
+        const r = fake.run(step(seqs.slice(0, n).map((x, s) => ({ ids: [(s * 3 + d) % 64], pos: x.ids.length + d, blocks: x.blocks })), 4), d === 2);
+        return { logits: r.logits, ids: r.ids, kernels: fake.lastLaunches.filter((l): l is KernelLaunch => l.kind === "kernel").map((l) => l.kernel) };
+      });
+    });
+    for (let d = 0; d < 3; d++) {
+      const off = runs[0][d], on = runs[1][d];
+      const q8 = on.kernels.filter((n) => /^decode_attention_batch4_q8_/.test(n)).length;
+      assert.equal(q8, fits ? L : 0, `step ${d}: ${on.kernels.join(",")}`);
+      if (!fits) assert.deepEqual(on.kernels, off.kernels, `step ${d}: the same launches`);
+      sameBits(on.logits, off.logits, `step ${d}: logits`);
+      assert.deepEqual(Array.from(on.ids), Array.from(off.ids), `step ${d}: ids`);
     }
     engine.dispose();
   });

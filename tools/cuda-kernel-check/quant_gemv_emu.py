@@ -3,7 +3,7 @@
 through the CUDA emulation in emu/ (threads, barriers and warp shuffles real; mma.sync m16n8k16 from the PTX fragment
 layout, prmt / lop3 / bf16x2 FMA in C), for each compile-time variant given: vs a float64 dequantize-then-matmul
 reference, and against the first variant's output bits (the same bits, or the largest difference in bf16 units).
-Tiny shapes (two 16-row tiles), m = 1 and 3 x rows (5 at K = 4096), modes 0-3. No GPU.
+Tiny shapes (two 16-row tiles), m = 1 and 3 x rows (5 at K = 4096, 8 at K = 1152), modes 0-3. No GPU.
 
   python3 tools/cuda-kernel-check/quant_gemv_emu.py [--variants ",QG_CONTIG=1"]
 """
@@ -54,8 +54,11 @@ def main():
     rng = np.random.default_rng(12)
     bad = n = 0
     first = {}
-    # (bits, group (0: per channel), zero points, K): K 2560 is 20 u4 superchunks (not a multiple of the 8 warps).
-    for bits, group, zp, K in [(4, 128, True, 2048), (4, 128, True, 2560), (4, 256, False, 4096), (8, 0, False, 1024), (8, 64, True, 1536)]:
+    # (bits, group (0: per channel), zero points, K): K 2560 is 20 u4 superchunks (not a multiple of the 8 warps). QG_CONTIG's
+    # (quantGemvFast's) runs: u8 g64 K 1024 pairs its scale / zero-point loads (S 16, runs of 2); K 2176 17 superchunks (odd
+    # runs of 3, the last warp's shorter); K 640 / 384 fewer superchunks than warps (empty runs); u8 g128 two superchunks a group.
+    for bits, group, zp, K in [(4, 128, True, 2048), (4, 128, True, 2560), (4, 256, False, 4096), (8, 0, False, 1024), (8, 64, True, 1536),
+                               (8, 64, True, 1024), (4, 128, True, 2176), (4, 128, False, 640), (4, 0, True, 384), (8, 128, True, 1152)]:
         N = 32
         g = group or K
         q = rng.integers(0, 1 << bits, (N, K), dtype=np.uint8)
@@ -67,7 +70,7 @@ def main():
         bias = bf16_round(rng.standard_normal(N).astype(np.float32) * 0.1)
         u = "u4" if bits == 4 else "u8"
         # m = 5 at K = 4096: 20480 x values, past the 16384 a block stages (QG_XP): the fallback through global memory.
-        for m, xscale in [(m, float(xs)) for m in ((1, 3, 5) if K == 4096 else (1, 3)) for xs in a.xscales.split(",")]:
+        for m, xscale in [(m, float(xs)) for m in ((1, 3, 5) if K == 4096 else (1, 8) if K == 1152 else (1, 3)) for xs in a.xscales.split(",")]:
             x = bf16_round(rng.standard_normal((m, K)).astype(np.float32) * np.float32(xscale))
             y0 = bf16_round(rng.standard_normal((m, N)))
             nwN = bf16_round(1 + 0.1 * rng.standard_normal(N))

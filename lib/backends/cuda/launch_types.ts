@@ -187,7 +187,7 @@ export interface LaunchEnv {
   readonly nvfp4Mma?: boolean;
   /** Most blocks of nvfp4_gemv_mma's persistent grid (lowbit_launch.ts nvfp4GemvGrid). Unset: one block per row tile. */
   readonly nvfp4GemvBlocks?: number;
-  /** With nvfp4Mma: one-row NVFP4 GEMVs on nvfp4_gemv_k32 (CudaFlags.nvfp4GemvK32; not with batchInvariant). */
+  /** With nvfp4Mma: one-row NVFP4 GEMVs on nvfp4_gemv_k32 (CudaFlags.nvfp4GemvK32; an NVFP4 lm_head's logits too, not with batchInvariant). */
   readonly nvfp4GemvK32?: boolean;
   /** With nvfp4Mma: the NVFP4 norm + act producers as nvfp4_rmsnorm_act_fast_bf16 (CudaFlags.nvfp4NormFast). */
   readonly nvfp4NormFast?: boolean;

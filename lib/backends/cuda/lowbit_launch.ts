@@ -164,9 +164,10 @@ export function planLowbitLinear(
   const mma = nvfp4MmaLinear(op, env); // weights in the tiled layout (uploaded so)
   if (preQuantized && !(mma && gemvStep)) throw new InternalError(`launch plan: '${op.weight}' has pre-quantized rows but no nvfp4_gemv_mma step`);
   // One row: two blocks an mma (nvfp4GemvK32; the bits of nvfp4_gemv_mma, so batch-invariant with the m8 kernel), an
-  // NVFP4 lm_head's fp32 logits included (nvfp4_gemv_k32_logits; without the flag the logits take the GEMM path).
+  // NVFP4 lm_head's fp32 logits included (nvfp4_gemv_k32_logits; without the flag the logits take the GEMM path). Not the
+  // logits of a batch-invariant session: 2..8 logits rows take the GEMM path (no m8 logits GEMV), whose sums round otherwise.
   const k32 = mma && !!env.nvfp4GemvK32 && rows === 1 && lowbitGemvShapeOk(op);
-  if (mma && (gemvStep || (k32 && isLogits))) {
+  if (mma && (gemvStep || (k32 && isLogits && !env.batchInvariant))) {
     const a = staticScale("activation scale", f.activationScale);
     alpha = Math.fround(a * staticScale("global scale", f.globalScale));
     // Row tiles for at most one block per SM: 16 warps a block (more loads in flight on each SM).

@@ -279,7 +279,8 @@ export const CUDA_FLAGS = {
    * With `nvfp4Mma`: one-row steps run nvfp4_gemv_k32 (kernels/nvfp4_mma.cu) for the NVFP4 GEMVs: m16n8k32 mmas with a
    * k tile's four blocks in B's columns 0, 2, 4, 6, so each lane scales one block of two rows a k tile instead of four,
    * and a k tile takes 4 mmas, not 8; the act quantization of a row no producer wrote runs inside the GEMV (shared
-   * memory), and an NVFP4 lm_head's logits take the GEMV too. The block terms are added in nvfp4_gemv_mma's order: the
+   * memory), and an NVFP4 lm_head's logits take the GEMV too (not with batchInvariant: 2..8 logits rows take dequantize +
+   * cuBLASLt, so one row does). The block terms are added in nvfp4_gemv_mma's order: the
    * same bits (batch-invariant with its m8 kernel). Its weight tiles in flight sit in a per-warp cp.async ring in shared
    * memory (NV_K32_RING 6; session 12). H200 session 12 r3, batch 1, same process, with nvfp4NormFast: llama-3.1-8b 335.9 →
    * 341.0 tok/s (+1.5%; r1 without it 301.7 → 308.7), llama-3.2-1b 1,125.3 → 1,342.6 (+19.3%); logits bitwise equal.

@@ -2,7 +2,9 @@
 """Desk check of kernels/flash_prefill_wg.cu on the CPU emulation (no GPU): builds the file with -DLLMRT_EMU
 (emu/wgmma_emu.h models shared memory, cp.async and wgmma from the PTX layouts) into emu/build/flash_wg_emu.so and
 runs every entry point and variant on small packed batches (chunks past a cached prefix, one-token sequences,
-windows, GQA, shuffled block tables with NaN in unused slots, NaN-poisoned outputs) against a float64 reference.
+windows, GQA, shuffled block tables with NaN in unused slots, NaN-poisoned outputs) against a float64 reference; the
+prefillTileScan entry points (flash_prefill_wgt_*: the block-wide tile lookup, on the planner's grid of S query tiles of
+the longest sequence each) must give the default entry point's bits, also with more sequences than a block has threads.
 It checks the kernel's index math against emu's model of the layouts, not the hardware's (the device check is
 tools/cuda-kernel-check/flash_prefill.py).
 
@@ -61,12 +63,16 @@ def main():
     rng = np.random.default_rng(3)
     cases = [((4, 1, 64), [(0, 150)], 0, 16), ((4, 2, 128), [(0, 70), (40, 1), (7, 130)], 0, 16), ((6, 2, 64), [(0, 1), (300, 65)], 0, 32),
              ((2, 2, 128), [(0, 200), (5, 3)], 77, 16), ((4, 1, 64), [(100, 64), (0, 129)], 50, 32)]
+    # prefillTileScan: more sequences than the block's threads (256 at hd 64, 384 at hd 128): several lookup rounds.
+    many = [((2, 1, 64), [(i % 3, 1 + (i % 4 == 0)) for i in range(299)] + [(0, 130)], 0, 16),
+            ((3, 1, 128), [(0, 0) if i % 50 == 7 else (i % 5, 1 + (i % 3 == 0)) for i in range(399)] + [(2, 200)], 0, 16)]
     if quick:
-        cases = cases[:2]
+        cases, many = cases[:2], []  # the many-sequence cases take ~4 minutes
+    cases = [(c, False) for c in cases] + [(c, True) for c in many]
     fails = 0
-    for (nH, nKV, hd), seqs, window, tpb in cases:
+    for ((nH, nKV, hd), seqs, window, tpb), only_default in cases:
         T, S = sum(n for _, n in seqs), len(seqs)
-        need = [math.ceil((p0 + n) / tpb) + 1 for p0, n in seqs]
+        need = [max(1, math.ceil((p0 + n) / tpb)) + 1 for p0, n in seqs]
         maxB = max(need)
         nb = sum(need) + 1
         perm = rng.permutation(nb)
@@ -93,6 +99,8 @@ def main():
         ref = np.zeros((T, nH, hd))
         G = nH // nKV
         for s, (p0, n) in enumerate(seqs):
+            if n == 0:
+                continue
             L = p0 + n
             K = np.stack([cq[table[s, p // tpb], 0, p % tpb] for p in range(L)])
             V = np.stack([cq[table[s, p // tpb], 1, p % tpb] for p in range(L)])
@@ -103,20 +111,26 @@ def main():
                     sc = K[lo:p + 1, h // G] @ qq[t, h] * scale
                     w = np.exp(sc - sc.max())
                     ref[t, h] = (w / w.sum()) @ V[lo:p + 1, h // G]
-        for name, nwg in KERNELS[hd]:
+        bits = None
+        for name, nwg in (KERNELS[hd][:1] if only_default else KERNELS[hd]) + [(f"flash_prefill_wgt_bf16_hd{hd}", KERNELS[hd][0][1])]:
             out = np.full(T * nH * hd, 0x7FC0, np.uint16)
             bufs = [qb, out, cb, pos, starts, table]
             ints = [b.ctypes.data for b in bufs] + [T, S, nH, nKV, tpb, maxB, window]
             iv = (ctypes.c_uint64 * 20)(*(ints + [0] * (20 - len(ints))))
             fv = (ctypes.c_float * 8)(*([scale] + [0.0] * 7))
             fn = ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
-            lib.emu_launch(fn, iv, fv, nH, math.ceil(T / (64 * nwg)) + S, 1, 128 * nwg, 1, 1)
+            scan = name.startswith("flash_prefill_wgt_")
+            # attention_launch.ts: the scan entry points get min(ceil(T / BM) + S, S * ceil(longest / BM)) blocks.
+            grid = min(math.ceil(T / (64 * nwg)) + S, S * math.ceil(max(n for _, n in seqs) / (64 * nwg))) if scan else math.ceil(T / (64 * nwg)) + S
+            lib.emu_launch(fn, iv, fv, nH, grid, 1, 128 * nwg, 1, 1)
             o = f32(out).astype(np.float64).reshape(T, nH, hd)
             nan = int(np.isnan(o).sum())
             rel = float(np.sqrt(np.nansum((o - ref) ** 2) / np.sum(ref ** 2)))
-            ok = nan == 0 and rel < 1e-2
+            ok = nan == 0 and rel < 1e-2 and (not scan or np.array_equal(out, bits))
+            if bits is None:
+                bits = out
             fails += not ok
-            print(f"{'ok  ' if ok else 'FAIL'} {name}: nH={nH} nKV={nKV} seqs={seqs} win={window} tpb={tpb}: rel {rel:.2e}, NaN {nan}", flush=True)
+            print(f"{'ok  ' if ok else 'FAIL'} {name}: nH={nH} nKV={nKV} seqs={seqs if S < 8 else str(S) + ' sequences'} win={window} tpb={tpb}: rel {rel:.2e}, NaN {nan}", flush=True)
     print(f"SUMMARY flash_wg_emu: {fails} failed")
     return 1 if fails else 0
 
