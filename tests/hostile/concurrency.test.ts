@@ -111,7 +111,7 @@ async function drive(llm: LLM, spec: Spec): Promise<{ ro: RequestOutput; ending:
     options = { ...options, signal: ac.signal };
     setTimeout(() => ac!.abort(), spec.abort.ms);
   }
-  const ro = llm.generateAsync(spec.prompt, spec.kind === "badParams" ? spec.params : new SamplingParams(spec.params), options);
+  const ro = llm.generateAsync(spec.prompt, spec.kind === "badParams" || spec.kind === "masked" ? spec.params : new SamplingParams(spec.params), options);
   if (spec.abort.at === "now") ro.abort();
   if (spec.abort.at === "delay") setTimeout(() => ro.abort(), spec.abort.ms);
   let streamed = 0;
@@ -174,7 +174,8 @@ async function hammer(options: Partial<LlmOptions>, count: number, seed: number)
     assert.equal(ro.finished || ending.state === "failed", true, what);
     // Submitted requests reached exactly one final delivery; pre-submit failures (bad params) none.
     const finals = watch.finals.get(ro.requestId) ?? 0;
-    if (spec.kind === "badParams") assert.ok(finals === 0, `${what}: ${finals} final deliveries for a request never submitted`);
+    // "masked" (every allowed id banned) is refused before submission since session 13, as bad params are.
+    if (spec.kind === "badParams" || spec.kind === "masked") assert.ok(finals === 0, `${what}: ${finals} final deliveries for a request never submitted`);
     else assert.equal(finals, 1, `${what}: ${finals} final deliveries`);
   });
   assert.deepEqual(watch.late, [], "outputs delivered after a request's final state");
