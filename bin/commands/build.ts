@@ -38,7 +38,9 @@ export const build: Command = {
     try {
       readGenerationDefaults(genDir); // copied as is: a bad sampling value is reported now, not first when the engine runs
     } catch (e) {
-      console.error(`llmrt build: warning: ${(e as Error).message} (running the engine with --generation-config auto will refuse it; --generation-config none ignores it)`);
+      console.error(
+        `llmrt build: warning: ${(e as Error).message} (running the engine with --generation-config auto will refuse it; --generation-config none ignores it)`,
+      );
     }
     const t0 = performance.now();
     const model = AutoModelForCausalLM.fromHuggingFace(modelDir, { dtype: values.dtype as "auto" });
