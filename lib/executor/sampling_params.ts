@@ -308,12 +308,6 @@ export class SamplingParams {
     Object.freeze(this);
   }
 
-  /** True when the input this was built from set `field` (to anything but undefined). */
-  isGiven(field: keyof SamplingParamsInput): boolean {
-    const given = givenInputs.get(this);
-    return given === undefined || Object.hasOwn(given, field);
-  }
-
   /**
    * These parameters with `defaults` filling the fields their input did not set (a model's
    * generation_config.json defaults: lib/llmapi/generation_config.ts). The input's own values always
