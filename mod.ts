@@ -11,6 +11,7 @@
  * @module
  */
 export { LLM, type LlmOptions, type Prompt, resolveBackend } from "./lib/llmapi/llm.ts";
+export { type GenerationConfigMode, type GenerationDefaults, readGenerationDefaults } from "./lib/llmapi/generation_config.ts";
 export {
   ChatTemplate,
   ChatTemplateError,

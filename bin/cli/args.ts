@@ -31,6 +31,8 @@ export interface OptionSpec {
 export interface ParsedArgs {
   readonly values: Readonly<Record<string, string | number | boolean | string[] | undefined>>;
   readonly positionals: readonly string[];
+  /** The options the command line gave (the others hold their defaults). */
+  readonly given: ReadonlySet<string>;
 }
 
 function checkValue(spec: OptionSpec, raw: string): string | number {
@@ -91,8 +93,9 @@ export function parseArgs(command: string, argv: readonly string[], specs: reado
     if (spec.multiple) values[name] = [...((values[name] as string[] | undefined) ?? []), String(v)];
     else values[name] = v;
   }
+  const given = new Set(Object.keys(values));
   for (const s of specs) if (values[s.name] === undefined && s.default !== undefined) values[s.name] = s.default;
-  return { values, positionals };
+  return { values, positionals, given };
 }
 
 /** The options block of a help text. */

@@ -1,6 +1,6 @@
 /** Options every model-running command shares (--model, --tokenizer, --backend, sampling), and opening the model. */
 import * as fs from "node:fs";
-import { LLM, type SamplingParamsInput, ValidationError } from "../../mod.ts";
+import { type GenerationDefaults, LLM, type SamplingParamsInput, ValidationError } from "../../mod.ts";
 import { type OptionSpec, UsageError } from "./args.ts";
 
 /** The model that ships with llmrt. */
@@ -27,6 +27,17 @@ export const MODEL_OPTIONS: readonly OptionSpec[] = [
     help: "where to run; auto uses a GPU when one is usable",
   },
 ];
+
+/** --generation-config: the defaults of a model's generation_config.json (LLM.create's generationConfig; vLLM's server default). */
+export const GENERATION_CONFIG_OPTION: OptionSpec = {
+  name: "generation-config",
+  type: "string",
+  valueName: "MODE",
+  choices: ["auto", "none"],
+  default: "auto",
+  help: "auto: the model's generation_config.json sets the default temperature, top_p, top_k, min_p, repetition_penalty and " +
+    "max_new_tokens of requests (options and request fields given win); none: ignore them",
+};
 
 export const SAMPLING_OPTIONS: readonly OptionSpec[] = [
   { name: "max-tokens", type: "int", min: 1, default: 128, help: "most tokens to generate" },
@@ -81,6 +92,7 @@ export async function openModel(
     tokenizer,
     backend: values.backend as "auto" | "cpu" | "cuda",
     skipTokenizerInit: extra.skipTokenizerInit ?? false,
+    generationConfig: (values["generation-config"] as "auto" | "none" | undefined) ?? "none",
     executorMode: extra.executorMode ?? "inprocess",
     ...(extra.tensorParallelSize !== undefined ? { tensorParallelSize: extra.tensorParallelSize } : {}),
     ...(extra.tpMaster !== undefined ? { tpMaster: extra.tpMaster } : {}),
@@ -102,15 +114,23 @@ export async function openModel(
   return { llm, model };
 }
 
-/** The SamplingParams input of the sampling options. */
-export function samplingFrom(values: Readonly<Record<string, unknown>>): SamplingParamsInput {
+/**
+ * The SamplingParams input of the sampling options: an option given on the command line, else the
+ * model's generation_config.json default (`defaults`, --generation-config auto), else the option's default.
+ */
+export function samplingFrom(
+  values: Readonly<Record<string, unknown>>,
+  given: ReadonlySet<string> = new Set(),
+  defaults: GenerationDefaults = {},
+): SamplingParamsInput {
+  const pick = (flag: string, field: keyof GenerationDefaults): number => given.has(flag) ? values[flag] as number : defaults[field] ?? values[flag] as number;
   return {
-    maxTokens: values["max-tokens"] as number,
-    temperature: values.temperature as number,
-    topK: values["top-k"] as number,
-    topP: values["top-p"] as number,
-    minP: values["min-p"] as number,
-    repetitionPenalty: values["repetition-penalty"] as number,
+    maxTokens: pick("max-tokens", "maxTokens"),
+    temperature: pick("temperature", "temperature"),
+    topK: pick("top-k", "topK"),
+    topP: pick("top-p", "topP"),
+    minP: pick("min-p", "minP"),
+    repetitionPenalty: pick("repetition-penalty", "repetitionPenalty"),
     seed: values.seed as number,
     stop: (values.stop as string[] | undefined) ?? [],
   };

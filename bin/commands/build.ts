@@ -1,7 +1,7 @@
 /** `llmrt build`: an HF checkpoint → an engine directory (config.json + rank0.engine + the tokenizer files). */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { AutoModelForCausalLM, build as buildEngine, resolveBackend } from "../../mod.ts";
+import { AutoModelForCausalLM, build as buildEngine, readGenerationDefaults, resolveBackend } from "../../mod.ts";
 import { UsageError } from "../cli/args.ts";
 import type { Command } from "../cli/command.ts";
 import { TOKENIZER_FILES } from "../cli/model.ts";
@@ -11,7 +11,8 @@ export const build: Command = {
   summary: "build an engine directory from an HF checkpoint",
   usage: "--model DIR --out ENGINE_DIR [options]",
   description: "Writes config.json and rank0.engine to ENGINE_DIR and copies the tokenizer files (from --tokenizer,\n" +
-    "default the checkpoint) beside them, so `llmrt generate --model ENGINE_DIR` works on its own.",
+    "default the checkpoint) and the checkpoint's generation_config.json (end ids, sampling defaults) beside them,\n" +
+    "so `llmrt generate --model ENGINE_DIR` works on its own and behaves like the checkpoint.",
   options: [
     { name: "model", type: "string", valueName: "DIR", help: "HF checkpoint directory (required)" },
     { name: "out", type: "string", valueName: "DIR", help: "engine directory to write (required)" },
@@ -32,6 +33,14 @@ export const build: Command = {
     const tokDir = (values.tokenizer as string | undefined) ?? modelDir;
     if (values.tokenizer !== undefined && !fs.existsSync(path.join(tokDir, "tokenizer.json"))) {
       throw new UsageError(`--tokenizer: ${JSON.stringify(tokDir)} has no tokenizer.json (a tokenizer directory to copy from)`);
+    }
+    const genDir = fs.existsSync(path.join(modelDir, "generation_config.json")) ? modelDir : tokDir;
+    try {
+      readGenerationDefaults(genDir); // copied as is: a bad sampling value is reported now, not first when the engine runs
+    } catch (e) {
+      console.error(
+        `llmrt build: warning: ${(e as Error).message} (running the engine with --generation-config auto will refuse it; --generation-config none ignores it)`,
+      );
     }
     const t0 = performance.now();
     const model = AutoModelForCausalLM.fromHuggingFace(modelDir, { dtype: values.dtype as "auto" });
@@ -55,7 +64,8 @@ export const build: Command = {
     }
     const copied: string[] = [];
     for (const f of TOKENIZER_FILES) {
-      const src = path.join(tokDir, f);
+      // generation_config.json is the model's (end ids, sampling defaults): the checkpoint's, else the tokenizer directory's.
+      const src = path.join(f === "generation_config.json" ? genDir : tokDir, f);
       if (fs.existsSync(src)) {
         fs.copyFileSync(src, path.join(out, f));
         copied.push(f);

@@ -3,7 +3,7 @@ import process from "node:process";
 import * as readline from "node:readline";
 import type { Command } from "../cli/command.ts";
 import { ValidationError } from "../../mod.ts";
-import { MODEL_OPTIONS, openModel, SAMPLING_OPTIONS, samplingFrom } from "../cli/model.ts";
+import { GENERATION_CONFIG_OPTION, MODEL_OPTIONS, openModel, SAMPLING_OPTIONS, samplingFrom } from "../cli/model.ts";
 
 interface Turn {
   role: string;
@@ -20,11 +20,12 @@ export const chat: Command = {
   options: [
     ...MODEL_OPTIONS,
     ...SAMPLING_OPTIONS,
+    GENERATION_CONFIG_OPTION,
     { name: "system", type: "string", valueName: "TEXT", help: "a system message that opens the conversation" },
   ],
-  async run({ values }): Promise<number> {
-    const sampling = samplingFrom(values);
+  async run({ values, given }): Promise<number> {
     const { llm, model } = await openModel(values);
+    const sampling = samplingFrom(values, given, llm.generationDefaults);
     try {
       const tok = llm.tokenizer!;
       if (!tok.hasChatTemplate) throw new ValidationError(`the tokenizer of ${model} has no chat template; use llmrt generate`, "model", model);

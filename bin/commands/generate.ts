@@ -1,7 +1,7 @@
 /** `llmrt generate`: one prompt in, its continuation out (stats on stderr). */
 import process from "node:process";
 import type { Command } from "../cli/command.ts";
-import { EMBEDDED_MODEL, MODEL_OPTIONS, openModel, SAMPLING_OPTIONS, samplingFrom } from "../cli/model.ts";
+import { EMBEDDED_MODEL, GENERATION_CONFIG_OPTION, MODEL_OPTIONS, openModel, SAMPLING_OPTIONS, samplingFrom } from "../cli/model.ts";
 
 export const generate: Command = {
   name: "generate",
@@ -13,13 +13,14 @@ export const generate: Command = {
   options: [
     ...MODEL_OPTIONS,
     ...SAMPLING_OPTIONS,
+    GENERATION_CONFIG_OPTION,
     { name: "stream", type: "boolean", help: "print tokens as they are generated" },
   ],
-  async run({ values, positionals }): Promise<number> {
-    const sampling = samplingFrom(values);
+  async run({ values, positionals, given }): Promise<number> {
     const t0 = performance.now();
     const { llm, model } = await openModel(values);
     const tLoad = performance.now() - t0;
+    const sampling = samplingFrom(values, given, llm.generationDefaults);
     const prompt = positionals.join(" ") || (model === EMBEDDED_MODEL ? "In the beginning" : "Once upon a time");
     try {
       const t1 = performance.now();

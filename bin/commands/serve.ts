@@ -4,7 +4,7 @@ import process from "node:process";
 import { startServer } from "../../lib/serve/server.ts";
 import { UsageError } from "../cli/args.ts";
 import type { Command } from "../cli/command.ts";
-import { MODEL_OPTIONS, openModel } from "../cli/model.ts";
+import { GENERATION_CONFIG_OPTION, MODEL_OPTIONS, openModel } from "../cli/model.ts";
 import { resolveBackend } from "../../mod.ts";
 
 /**
@@ -98,6 +98,7 @@ export const serve: Command = {
       multiple: true,
       help: "serve a LoRA adapter (PEFT directory) under NAME: clients send it as `model` (repeatable; CPU backend)",
     },
+    GENERATION_CONFIG_OPTION,
     { name: "shutdown-timeout", type: "number", min: 0, default: 30, valueName: "SECONDS", help: "how long requests in flight may finish on shutdown" },
   ],
   async run({ values }): Promise<number> {

@@ -228,6 +228,19 @@ export function checkMinTokensRoom(minTokens: number, promptLen: number, maxSeqL
 export type SamplingParamsInput = z.input<typeof SamplingParamsSchema>;
 type SamplingParamsFields = z.output<typeof SamplingParamsSchema>;
 
+/** The fields each SamplingParams' input set (not undefined), copied one level deep: what {@link SamplingParams.withDefaults} keeps. */
+const givenInputs = new WeakMap<SamplingParams, Readonly<Record<string, unknown>>>();
+
+/** `input`'s set fields; arrays, typed arrays and plain objects copied so later edits to them do not leak in. */
+function givenFields(input: SamplingParamsInput): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(input)) {
+    if (v === undefined) continue;
+    out[k] = Array.isArray(v) ? [...v] : v instanceof Float32Array ? v.slice() : k === "logitBias" && v !== null && typeof v === "object" ? { ...v } : v;
+  }
+  return out;
+}
+
 /**
  * Validated, frozen sampling parameters. Accepts a plain object anywhere a SamplingParams is taken.
  * `bestOf` and `beamWidth` read back resolved (bestOf ≥ n; beamWidth 1 unless useBeamSearch).
@@ -291,7 +304,25 @@ export class SamplingParams {
     const banned = bannedAllowedIds(parsed, parsed.endId !== undefined && parsed.endId >= 0 ? [parsed.endId] : []);
     if (banned) throw bannedAllowedIdsError(parsed, banned);
     Object.assign(this, parsed);
+    givenInputs.set(this, Object.freeze(givenFields(input)));
     Object.freeze(this);
+  }
+
+  /**
+   * These parameters with `defaults` filling the fields their input did not set (a model's
+   * generation_config.json defaults: lib/llmapi/generation_config.ts). The input's own values always
+   * win, an explicit `temperature: 0` included. Returns `this` when nothing is filled.
+   *
+   * @example
+   * ```ts
+   * new SamplingParams({ maxTokens: 8 }).withDefaults({ temperature: 0.6, maxTokens: 64 }); // maxTokens 8, temperature 0.6
+   * ```
+   */
+  withDefaults(defaults: SamplingParamsInput): SamplingParams {
+    const given = givenInputs.get(this);
+    if (given === undefined) return this; // rebuilt from validated fields (the executor's worker): complete already
+    const fill = Object.entries(defaults).filter(([k, v]) => v !== undefined && !Object.hasOwn(given, k));
+    return fill.length === 0 ? this : new SamplingParams({ ...Object.fromEntries(fill), ...given } as SamplingParamsInput);
   }
 
   /** Returns `p` if it is already a SamplingParams, else validates it. */

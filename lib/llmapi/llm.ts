@@ -31,6 +31,7 @@ import {
 import { givenBuildOptions, openOrBuild, openOrBuildAsync } from "./open_engine.ts";
 import { discardCachedEngine } from "./engine_cache.ts";
 import { checkInBackground, settleWrites } from "./load_steps.ts";
+import { applyGenerationDefaults, type GenerationDefaults, loadGenerationDefaults } from "./generation_config.ts";
 
 export * from "./llm_options.ts";
 import type { LoraRequest } from "../models/lora.ts";
@@ -63,6 +64,7 @@ export class LLM {
   #pendingWrites: Promise<unknown> = Promise.resolve();
   /** The speculative draft model's engine (DraftTarget), released with the LLM. */
   #draftEngine: Engine | null = null;
+  #generationDefaults: GenerationDefaults = {};
 
   private constructor(
     readonly engine: Engine,
@@ -87,6 +89,7 @@ export class LLM {
       );
     }
     const backend = resolveBackend(o.backend);
+    const generationDefaults = loadGenerationDefaults(o.model, o.generationConfig, options.generationConfig !== undefined);
     const timer = new LoadTimer();
     // In-process, one rank: a cached engine's blobs are checked on workers beside the load (not in a
     // pass of their own first), and a built engine is written to the cache while the session uploads it.
@@ -197,6 +200,7 @@ export class LLM {
       const maxPromptBytes = o.maxPromptBytes ?? Math.max(64 * 1024, 8 * limits.maxInputLen);
       const llm = new LLM(engine, executor, tokenizer, backend, engineDir, o.executorMode, maxPromptBytes);
       llm.#draftEngine = draftEngine;
+      llm.#generationDefaults = generationDefaults;
       llm.#loadTimer = timer;
       llm.#loadStats = loadStats;
       llm.#pendingWrites = pending;
@@ -225,6 +229,11 @@ export class LLM {
   get loadStats(): LoadStats {
     // Phases that finish later (the background cache write) join the list when they end.
     return this.#loadTimer ? { ...this.#loadStats, phases: this.#loadTimer.stats(this.#loadStats.source).phases } : this.#loadStats;
+  }
+
+  /** The sampling defaults requests get from the model's generation_config.json (`generationConfig: "auto"`); `{}` with "none". */
+  get generationDefaults(): GenerationDefaults {
+    return this.#generationDefaults;
   }
 
   /**
@@ -260,7 +269,10 @@ export class LLM {
     }
     const requests: GenerationRequest[] = [];
     for (const [i, p] of list.entries()) {
-      const params = Array.isArray(samplingParams) ? paramsAt(samplingParams, i) : SamplingParams.from(samplingParams);
+      const params = applyGenerationDefaults(
+        Array.isArray(samplingParams) ? paramsAt(samplingParams, i) : SamplingParams.from(samplingParams),
+        this.#generationDefaults,
+      );
       const field = single ? "prompt" : `prompts[${i}]`;
       const r = this.#isLongText(p)
         ? (await this.#requestInSlices(p, params, field, false, options.priority))!
@@ -295,7 +307,7 @@ export class LLM {
       this.#live();
       // Options first: nothing is submitted for a request whose options are bad.
       parseWith(GenerateAsyncOptionsSchema, options ?? {}, "LLM.generateAsync options");
-      const params = SamplingParams.from(samplingParams);
+      const params = applyGenerationDefaults(SamplingParams.from(samplingParams), this.#generationDefaults);
       if (this.#isLongText(prompt)) {
         // Tokenized a slice per macrotask, so steps and streams keep running meanwhile.
         this.#tokenizerFor(prompt, "prompt");

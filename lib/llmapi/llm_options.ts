@@ -7,6 +7,7 @@ import { SpeculativeConfigSchema } from "../executor/speculative/config.ts";
 import type { LoraRequest } from "../models/lora.ts";
 import { SamplingParams, type SamplingParamsInput } from "../executor/sampling_params.ts";
 import { LlmrtError, ValidationError } from "../util/errors.ts";
+import { GenerationConfigModeSchema } from "./generation_config.ts";
 
 /** Options of {@link LLM.create}. */
 export const LlmOptionsSchema = z.strictObject({
@@ -33,6 +34,17 @@ export const LlmOptionsSchema = z.strictObject({
   gatherContextLogits: z.boolean().default(false),
   /** Keep built engines on disk (LLMRT_CACHE_DIR). @default true */
   cacheEngine: z.boolean().default(true),
+  /**
+   * Whether the model's generation_config.json sets the default sampling parameters (temperature, topP,
+   * topK, minP, repetitionPenalty, and maxTokens from max_new_tokens; `do_sample: false` means greedy):
+   * "auto" fills the fields a request leaves unset with them (vLLM's default; a request's own value
+   * always wins; one line on stderr names them), "none" ignores them. The library default is "none",
+   * as in TensorRT-LLM's LLM API that this one follows: SamplingParams' documented defaults hold for
+   * every model, and outputs do not change when a checkpoint gains or edits the file. `llmrt serve`,
+   * `generate` and `chat` default to "auto", as vLLM's server does (`--generation-config none`).
+   * End ids of the file apply either way. @default "none"
+   */
+  generationConfig: GenerationConfigModeSchema.default("none"),
   /** Load no tokenizer: prompts must be token ids and no text is produced. @default false */
   skipTokenizerInit: z.boolean().default(false),
   /** KV cache size and prefix reuse. @default {} */

@@ -90,7 +90,8 @@ export async function completions(state: ServeState, body: unknown, signal: Abor
     }
     const prompts = preparePrompts(state, b.prompt, b.truncate_prompt_tokens ?? undefined, b.echo ?? false, b.add_special_tokens ?? true);
     const longest = Math.max(...prompts.map((p) => p.ids.length));
-    const maxTokens = b.max_tokens ?? Math.max(1, Math.min(16, state.limits.maxSeqLen - longest));
+    // Absent: the model's generation_config.json max_new_tokens, else OpenAI's 16, at most the room left in the context.
+    const maxTokens = b.max_tokens ?? Math.max(1, Math.min(state.llm.generationDefaults.maxTokens ?? 16, state.limits.maxSeqLen - longest));
     checkLengths(state, prompts, maxTokens, b.min_tokens ?? 0, "prompt", "max_tokens");
     const rename = requestFields(b);
     const params = samplingParams(toSamplingInput(b, maxTokens, b.logprobs ?? undefined), rename);

@@ -272,7 +272,8 @@ export function toSamplingInput(
   const p: Record<string, unknown> = {
     maxTokens,
     n: b.n ?? undefined,
-    temperature: b.temperature ?? 1,
+    // Absent: the model's generation_config.json default (LLM generationConfig "auto"), else 1 (OpenAI's, SamplingParams').
+    temperature: b.temperature ?? undefined,
     topP: b.top_p ?? undefined,
     stop: b.stop == null ? undefined : typeof b.stop === "string" ? [b.stop] : b.stop,
     seed: b.seed == null ? randomSeed() : b.seed >= 0 ? b.seed : 2 ** 53 + b.seed,

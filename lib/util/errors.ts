@@ -95,11 +95,11 @@ export class ValidationError extends LlmrtError {
   }
 }
 
-/** A file (safetensors, engine, config, tokenizer) that cannot be read as what it claims to be. */
+/** A file (safetensors, engine, config, tokenizer) that cannot be read as what it claims to be; `field` and `value` name a bad entry in it. */
 export class FormatError extends LlmrtError {
   override name = "FormatError";
-  constructor(message: string, path?: string) {
-    super("format", message, { path });
+  constructor(message: string, path?: string, field?: string, value?: unknown) {
+    super("format", message, { path, field, value });
   }
 }
 
