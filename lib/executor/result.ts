@@ -8,7 +8,7 @@ import type { CompletionOutput, RequestOutput } from "./outputs.ts";
 /**
  * The handle of a submitted request. Outputs the consumer has not read yet are merged (their
  * diffs concatenated), so a slow reader sees fewer, larger deltas but never loses text. Meant for
- * one reader: concurrent iterators share (split) the outputs.
+ * one reader: concurrent iterators share (split) the outputs, and one that leaves its loop early aborts the request.
  *
  * @example
  * ```ts
@@ -81,16 +81,24 @@ export class GenerationResult implements AsyncIterable<RequestOutput> {
     return this.#pending ? this.#takePending() : null;
   }
 
-  /** Yields outputs as they arrive (merged when not read in time); the last has `finished: true`. Throws on failure. */
+  /**
+   * Yields outputs as they arrive (merged when not read in time); the last has `finished: true`. Throws on failure.
+   * Leaving the loop early (`break`, `return` or a throw in its body) aborts the request: nobody reads the rest,
+   * so its KV blocks are freed at once instead of after `maxTokens` more steps.
+   */
   async *[Symbol.asyncIterator](): AsyncIterator<RequestOutput> {
-    while (true) {
-      if (this.#pending) {
-        yield this.#takePending();
-        continue;
+    try {
+      while (true) {
+        if (this.#pending) {
+          yield this.#takePending();
+          continue;
+        }
+        if (this.#error) throw this.#error;
+        if (this.#done) return;
+        await new Promise<void>((resolve) => this.#wake.push(resolve));
       }
-      if (this.#error) throw this.#error;
-      if (this.#done) return;
-      await new Promise<void>((resolve) => this.#wake.push(resolve));
+    } finally {
+      this.abort(); // a no-op once done
     }
   }
 

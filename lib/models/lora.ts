@@ -116,7 +116,7 @@ export function loadPeftAdapter(dir: string, model: PretrainedConfig, options: {
     const Err = ["use_dora", "bias", "fan_in_fan_out", "modules_to_save", "rank_pattern", "alpha_pattern", "layers_to_transform"].includes(field)
       ? UnsupportedError
       : ValidationError;
-    throw new Err(`${cfgPath}: ${field}: ${issue.message}`, `adapter_config.${field}`);
+    throw new Err(`${cfgPath}: ${field === "" ? "the file" : field}: ${issue.message}`, field === "" ? "adapter_config" : `adapter_config.${field}`);
   }
   const cfg = r.data;
   if (cfg.r > options.maxLoraRank) {
@@ -220,21 +220,16 @@ export class LoraSlots {
 
   /**
    * Checks `req` and loads its adapter without taking a slot (the resident one when its name is
-   * loaded): a bad request fails here, before it waits for a slot.
+   * loaded): a bad request fails here, before it waits for a slot. `waiting`: the adapters of
+   * requests waiting for a slot, whose names are taken as much as resident ones.
    */
-  prepare(req: LoraRequest): LoraAdapter {
+  prepare(req: LoraRequest, waiting: Iterable<LoraAdapter> = []): LoraAdapter {
     if (req === null || typeof req !== "object" || typeof req.name !== "string" || req.name === "" || typeof req.path !== "string") {
       throw new ValidationError("loraRequest: expected { name: string, path: string }", "loraRequest", req);
     }
-    const resident = this.#slots.find((s) => s?.adapter.name === req.name);
-    if (resident && path.resolve(resident.adapter.path) !== path.resolve(req.path)) {
-      throw new ValidationError(
-        `loraRequest.name: ${JSON.stringify(req.name)} is loaded from ${resident.adapter.path}, not ${req.path} (one name, one adapter)`,
-        "loraRequest.name",
-        req.name,
-      );
-    }
-    return resident?.adapter ?? loadPeftAdapter(req.path, this.model, { name: req.name, maxLoraRank: this.options.maxLoraRank });
+    const resident = this.#slots.find((s) => s?.adapter.name === req.name)?.adapter ?? [...waiting].find((a) => a.name === req.name);
+    if (resident) checkSamePath(resident, req);
+    return resident ?? loadPeftAdapter(req.path, this.model, { name: req.name, maxLoraRank: this.options.maxLoraRank });
   }
 
   /** True when adapter `name` is resident or a slot is free or held by no request (so acquire() succeeds). */
@@ -248,6 +243,7 @@ export class LoraSlots {
    */
   acquire(req: LoraRequest, adapter: LoraAdapter = this.prepare(req)): number {
     let i = this.#slots.findIndex((s) => s?.adapter.name === req.name);
+    if (i >= 0) checkSamePath(this.#slots[i]!.adapter, req);
     if (i < 0) {
       i = this.#slots.findIndex((s) => s === null);
       if (i < 0) {
@@ -276,5 +272,16 @@ export class LoraSlots {
   release(i: number): void {
     const s = this.#slots[i];
     if (s && s.refs > 0) s.refs--;
+  }
+}
+
+/** One name, one adapter: a request naming a loaded (or waiting) adapter must give its directory. */
+function checkSamePath(loaded: LoraAdapter, req: LoraRequest): void {
+  if (path.resolve(loaded.path) !== path.resolve(req.path)) {
+    throw new ValidationError(
+      `loraRequest.name: ${JSON.stringify(req.name)} is loaded from ${loaded.path}, not ${req.path} (one name, one adapter)`,
+      "loraRequest.name",
+      req.name,
+    );
   }
 }

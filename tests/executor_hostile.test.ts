@@ -1,0 +1,139 @@
+// Hostile sequences on the executor-level features (session 13's probe 4): iterators left early,
+// LoRA names reused with another directory while waiting for a slot, LoRA on a tensor-parallel CPU
+// session, async or prompt-mutating logits processors. Each test failed before its fix.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { buildSync } from "../lib/builder/builder.ts";
+import { SamplingParams, type SamplingParamsInput } from "../lib/executor/sampling_params.ts";
+import { GenerationExecutorWorker } from "../lib/executor/worker.ts";
+import { LLM } from "../lib/llmapi/llm.ts";
+import { loadPeftAdapter } from "../lib/models/lora.ts";
+import { loadPretrainedConfig } from "../lib/models/config.ts";
+import { AutoModelForCausalLM } from "../lib/models/llama.ts";
+import { RequestFailedError, UnsupportedError, ValidationError } from "../lib/util/errors.ts";
+import { packPeftAdapter } from "../tools/lora-packer/pack.ts";
+import { removeTempDirs, tempDir } from "./hostile/fixtures.ts";
+import { assert, sharedDir, test, testBackend, testBuild, testLlm } from "./harness.ts";
+
+const src = `${sharedDir}models/stories260k`;
+const kjv = new URL("../models/kjv-llama", import.meta.url).pathname;
+const ref = JSON.parse(fs.readFileSync(`${src}/reference_outputs.json`, "utf8")) as { prompt_ids: number[] };
+const model = AutoModelForCausalLM.fromHuggingFace(src);
+const engine = buildSync(model, { maxBatchSize: 8, maxNumTokens: 64, tokensPerBlock: 8, maxSeqLen: 128, ...testBuild });
+model.close();
+const sp = (p: SamplingParamsInput) => new SamplingParams(p);
+const executor = () => GenerationExecutorWorker.create({ engine, tokenizer: null, backend: testBackend });
+const long = { temperature: 0, maxTokens: 100, ignoreEos: true };
+
+test("leaving a result's for-await loop early aborts the request and frees its KV blocks at once", async () => {
+  await using ex = executor();
+  const r = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp(long), streaming: true });
+  const mate = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ ...long, maxTokens: 20 }) });
+  let seen = 0;
+  for await (const _ of r) if (++seen === 3) break;
+  // Before: the request ran on to maxTokens 100 with nobody reading, holding its blocks.
+  assert.equal(r.done, true);
+  const out = await r.result();
+  assert.equal(out.outputs[0].finishReason, "abort");
+  assert.ok(out.outputs[0].tokenIds.length < 100, `${out.outputs[0].tokenIds.length} tokens`);
+  assert.equal((await mate.result()).outputs[0].tokenIds.length, 20);
+  assert.equal(ex.kvCacheStats.usedBlocks, 0);
+  // A loop that runs to the end, or a throw from a failed request, aborts nothing.
+  const full = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ ...long, maxTokens: 5 }), streaming: true });
+  for await (const _ of full) { /* read all */ }
+  assert.equal((await full.result()).outputs[0].finishReason, "length");
+});
+
+test("LLM.generateAsync: breaking out of the stream aborts the request (in process and in the proxy)", async () => {
+  for (const executorMode of ["inprocess", "proxy"] as const) {
+    await using llm = await LLM.create({ model: src, ...testLlm, executorMode, cacheEngine: false });
+    const ro = llm.generateAsync("Once upon a time", long, { streaming: true });
+    let seen = 0;
+    for await (const _ of ro) if (++seen === 2) break;
+    const out = await ro.result();
+    assert.equal(out.outputs[0].finishReason, "abort", executorMode);
+    assert.ok(out.outputs[0].tokenIds.length < 100, `${executorMode}: ${out.outputs[0].tokenIds.length} tokens`);
+  }
+});
+
+test("LoRA: a name waiting for a slot is taken — the same name with another directory is refused, not run with the first adapter", async () => {
+  const tmp = tempDir("llmrt-lora-hostile-");
+  try {
+    const pack = (name: string, seed: number) => {
+      const dir = path.join(tmp, name);
+      packPeftAdapter(kjv, dir, { rank: 4, alpha: 8, targetModules: ["q_proj", "v_proj"], seed, std: 0.08 });
+      return dir;
+    };
+    const a = pack("a", 1), b = pack("b", 2);
+    await using llm = await LLM.create({ model: kjv, backend: "cpu", cacheEngine: false, enableLora: true, maxLoras: 1, maxLoraRank: 8 });
+    const p = { temperature: 0, maxTokens: 4, ignoreEos: true };
+    const holder = llm.generateAsync("And the LORD", p, { loraRequest: { name: "holder", path: a } }); // takes the one slot
+    const first = llm.generateAsync("And the LORD", p, { loraRequest: { name: "x", path: b } }); // waits for it
+    const second = llm.generateAsync("And the LORD", p, { loraRequest: { name: "x", path: a } }); // same name, another directory
+    await assert.rejects(
+      second.result(),
+      (e: Error) => e instanceof ValidationError && e.field === "loraRequest.name" && /"x" is loaded from .*\/b, not .*\/a/.test(e.message),
+    );
+    assert.equal(second.rejected, true);
+    const [h, f] = await Promise.all([holder.result(), first.result()]);
+    const alone = await llm.generate("And the LORD", p, { useTqdm: false, loraRequest: { name: "x", path: b } });
+    assert.deepEqual(f.outputs[0].tokenIds, alone.outputs[0].tokenIds);
+    assert.equal(h.outputs[0].tokenIds.length, 4);
+  } finally {
+    removeTempDirs();
+  }
+});
+
+test("LoRA on a tensor-parallel CPU session is refused (its unsharded A / B corrupted every row of the batch)", async () => {
+  await assert.rejects(
+    LLM.create({ model: kjv, backend: "cpu", cacheEngine: false, tensorParallelSize: 2, enableLora: true }),
+    (e: Error) => e instanceof UnsupportedError && e.field === "enableLora" && /tensor-parallel cpu session/.test(e.message),
+  );
+});
+
+test("LoRA: an adapter_config.json that is not an object names the file", () => {
+  const tmp = tempDir("llmrt-lora-hostile-");
+  try {
+    const dir = path.join(tmp, "null");
+    packPeftAdapter(kjv, dir, { rank: 2, alpha: 4, targetModules: ["q_proj"], seed: 1 });
+    fs.writeFileSync(path.join(dir, "adapter_config.json"), "null");
+    assert.throws(
+      () => loadPeftAdapter(dir, loadPretrainedConfig(kjv), { name: "n", maxLoraRank: 8 }),
+      (e: Error) => e instanceof ValidationError && e.field === "adapter_config" && /adapter_config\.json: the file: .*expected object/.test(e.message),
+    );
+  } finally {
+    removeTempDirs();
+  }
+});
+
+test("logits processors: an async one is refused at validation; a Promise returned fails the request without an unhandled rejection", async () => {
+  assert.throws(
+    () => sp({ logitsProcessor: (async () => {}) as unknown as () => void }),
+    (e: Error) => e instanceof ValidationError && e.field === "SamplingParams.logitsProcessor" && /expected a function .*\(not async\)/.test(e.message),
+  );
+  await using ex = executor();
+  // A plain function returning a rejecting Promise: before, the rejection went unhandled (Deno ends the process on one).
+  const promising = () => Promise.reject(new Error("late failure")) as unknown as void;
+  const r = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ temperature: 0, maxTokens: 3, logitsProcessor: promising }) });
+  const typed = ex.submit({
+    promptTokenIds: ref.prompt_ids,
+    samplingParams: sp({ temperature: 0, maxTokens: 3, logitsProcessor: (_, l) => new Float64Array(l.length) as unknown as Float32Array }),
+  });
+  const mate = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ temperature: 0, maxTokens: 3 }) });
+  await assert.rejects(r.result(), (e: Error) => e instanceof ValidationError && /returned a Promise \(logits processors run synchronously/.test(e.message));
+  await assert.rejects(typed.result(), (e: Error) => e instanceof ValidationError && /returned a Float64Array of \d+;/.test(e.message));
+  assert.equal((await mate.result()).outputs[0].tokenIds.length, 3);
+  await new Promise((res) => setTimeout(res, 10)); // the rejection's turn
+  assert.equal(ex.kvCacheStats.usedBlocks, 0);
+});
+
+test("logits processors: info.promptIds is read-only, so a callback cannot rewrite the request's prompt", async () => {
+  await using ex = executor();
+  const r = ex.submit({
+    promptTokenIds: ref.prompt_ids,
+    samplingParams: sp({ temperature: 0, maxTokens: 3, logitsProcessor: (_, __, info) => void ((info.promptIds as number[]).length = 0) }),
+  });
+  await assert.rejects(r.result(), (e: Error) => e instanceof RequestFailedError && /logitsProcessor threw/.test(e.message));
+  assert.deepEqual(r.latest.promptTokenIds, ref.prompt_ids);
+  assert.equal(ex.kvCacheStats.usedBlocks, 0);
+});
