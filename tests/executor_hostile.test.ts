@@ -10,6 +10,7 @@ import { LLM } from "../lib/llmapi/llm.ts";
 import { loadPeftAdapter } from "../lib/models/lora.ts";
 import { loadPretrainedConfig } from "../lib/models/config.ts";
 import { AutoModelForCausalLM } from "../lib/models/llama.ts";
+import { SafetensorsFile, writeSafetensors } from "../lib/models/safetensors.ts";
 import { RequestFailedError, UnsupportedError, ValidationError } from "../lib/util/errors.ts";
 import { packPeftAdapter } from "../tools/lora-packer/pack.ts";
 import { removeTempDirs, tempDir } from "./hostile/fixtures.ts";
@@ -136,4 +137,53 @@ test("logits processors: info.promptIds is read-only, so a callback cannot rewri
   await assert.rejects(r.result(), (e: Error) => e instanceof RequestFailedError && /logitsProcessor threw/.test(e.message));
   assert.deepEqual(r.latest.promptTokenIds, ref.prompt_ids);
   assert.equal(ex.kvCacheStats.usedBlocks, 0);
+});
+
+test("an onUpdate listener that throws cannot strand other requests: the executor delivers to all; a running request fails with the error", async () => {
+  await using ex = executor();
+  const p = { temperature: 0, maxTokens: 3, ignoreEos: true };
+  const a = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp(p) });
+  const b = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp(p) });
+  const c = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ ...p, maxTokens: 10 }) });
+  a.onUpdate(() => {
+    if (a.done) throw new Error("listener boom");
+  });
+  // Before: the throw left b (finishing in the same step) without its final output, forever.
+  const [ra, rb, rc] = await Promise.all([a.result(), b.result(), c.result()]);
+  assert.deepEqual([ra, rb, rc].map((r) => r.outputs[0].finishReason), ["length", "length", "length"]);
+  // A listener throwing while its request runs: the request fails with the error and stops (blocks freed).
+  const d = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp(long), streaming: true });
+  const e = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ ...p, maxTokens: 8 }) });
+  d.onUpdate(() => {
+    throw new Error("mid-stream boom");
+  });
+  await assert.rejects(d.result(), (err: Error) => err instanceof RequestFailedError && /onUpdate: a listener threw: mid-stream boom/.test(err.message));
+  assert.equal((await e.result()).outputs[0].tokenIds.length, 8);
+  assert.equal(ex.numInFlight, 0);
+  assert.equal(ex.kvCacheStats.usedBlocks, 0);
+});
+
+test("LoRA: an adapter holding NaN or inf is refused at load, naming the tensor (not a NaN-logits failure at the first token)", () => {
+  const tmp = tempDir("llmrt-lora-hostile-");
+  try {
+    const dir = path.join(tmp, "nan");
+    packPeftAdapter(kjv, dir, { rank: 2, alpha: 4, targetModules: ["q_proj"], seed: 1 });
+    const file = path.join(dir, "adapter_model.safetensors");
+    const f = SafetensorsFile.open(file);
+    const tensors = Object.fromEntries(
+      f.names().map((n) => {
+        const data = f.readFloat32(n);
+        if (n.includes("layers.1.") && n.includes("lora_B")) data[3] = NaN;
+        return [n, { dtype: "F32" as const, shape: f.info(n).shape, data }];
+      }),
+    );
+    f.close();
+    writeSafetensors(file, tensors);
+    assert.throws(
+      () => loadPeftAdapter(dir, loadPretrainedConfig(kjv), { name: "n", maxLoraRank: 8 }),
+      (e: Error) => e instanceof ValidationError && /layers\.1\.self_attn\.q_proj\.lora_B\.weight' holds NaN at element 3/.test(e.message),
+    );
+  } finally {
+    removeTempDirs();
+  }
 });

@@ -159,8 +159,12 @@ export function loadPeftAdapter(dir: string, model: PretrainedConfig, options: {
       }
       const id = `${layer}.${module}`;
       const p = pairs.get(id) ?? { layer, module };
-      if (m[3] === "A") p.a = f.readFloat32(key);
-      else p.b = f.readFloat32(key);
+      const w = f.readFloat32(key);
+      let bad = -1;
+      for (let i = 0; i < w.length && bad < 0; i++) if (w[i] - w[i] !== 0) bad = i; // NaN or ±inf
+      if (bad >= 0) throw new ValidationError(`${stPath}: tensor '${key}' holds ${w[bad]} at element ${bad} (a corrupt adapter)`, "adapter_model", key);
+      if (m[3] === "A") p.a = w;
+      else p.b = w;
       pairs.set(id, p);
     }
   } finally {
