@@ -187,3 +187,17 @@ test("LoRA: an adapter holding NaN or inf is refused at load, naming the tensor 
     removeTempDirs();
   }
 });
+
+test("submitWhenReady: a prepare that throws at once fails its request (it was left in flight forever, the throw escaping)", async () => {
+  await using ex = executor();
+  const r = ex.submitWhenReady(
+    () => {
+      throw new ValidationError("prepare refused", "prompt");
+    },
+    null,
+    1,
+  );
+  await assert.rejects(r.result(), (e: Error) => e instanceof ValidationError && e.message === "prepare refused");
+  assert.equal(r.rejected, true);
+  assert.equal(ex.numInFlight, 0);
+});
