@@ -201,3 +201,24 @@ test("submitWhenReady: a prepare that throws at once fails its request (it was l
   assert.equal(r.rejected, true);
   assert.equal(ex.numInFlight, 0);
 });
+
+test("LoRA: an adapter missing layers its target_modules cover (truncated, or made for a shallower model) is refused, not half applied", () => {
+  const tmp = tempDir("llmrt-lora-hostile-");
+  try {
+    const dir = path.join(tmp, "short");
+    packPeftAdapter(kjv, dir, { rank: 2, alpha: 4, targetModules: ["q_proj", "o_proj"], seed: 1 });
+    const file = path.join(dir, "adapter_model.safetensors");
+    const f = SafetensorsFile.open(file);
+    const kept = f.names().filter((n) => !/layers\.[45]\./.test(n)); // kjv-llama has 6 layers
+    const tensors = Object.fromEntries(kept.map((n) => [n, { dtype: "F32" as const, shape: f.info(n).shape, data: f.readFloat32(n) }]));
+    f.close();
+    writeSafetensors(file, tensors);
+    assert.throws(
+      () => loadPeftAdapter(dir, loadPretrainedConfig(kjv), { name: "s", maxLoraRank: 8 }),
+      (e: Error) =>
+        e instanceof ValidationError && /no lora_A \/ lora_B for layer 4 q_proj, which target_modules lists \(the model has 6 layers/.test(e.message),
+    );
+  } finally {
+    removeTempDirs();
+  }
+});

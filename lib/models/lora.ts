@@ -171,6 +171,18 @@ export function loadPeftAdapter(dir: string, model: PretrainedConfig, options: {
     f.close();
   }
   if (pairs.size === 0) throw new ValidationError(`${stPath}: no lora_A / lora_B tensors`, "adapter_model", stPath);
+  // PEFT saves every targeted module of every layer (partial layers need layers_to_transform, refused above):
+  // a gap is a truncated adapter or one made for a model with fewer layers, not something to run half of.
+  for (let layer = 0; layer < model.numHiddenLayers; layer++) {
+    const missing = cfg.target_modules.find((m) => !pairs.has(`${layer}.${m}`));
+    if (missing) {
+      throw new ValidationError(
+        `${stPath}: no lora_A / lora_B for layer ${layer} ${missing}, which target_modules lists (the model has ${model.numHiddenLayers} layers; an adapter for another model?)`,
+        "adapter_model",
+        `${layer}.${missing}`,
+      );
+    }
+  }
   const weights = new Map<string, LoraSegment[]>();
   let numParams = 0;
   for (const [id, p] of pairs) {
