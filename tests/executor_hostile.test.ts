@@ -222,3 +222,38 @@ test("LoRA: an adapter missing layers its target_modules cover (truncated, or ma
     removeTempDirs();
   }
 });
+
+test("LoRA: integer A / B tensors and a module's lora_A given twice are refused (they were read as floats / the later one won)", () => {
+  const tmp = tempDir("llmrt-lora-hostile-");
+  try {
+    const cfg = loadPretrainedConfig(kjv);
+    const rewrite = (
+      name: string,
+      edit: (tensors: Record<string, { dtype: "F32" | "I8"; shape: readonly number[]; data: ArrayBufferView }>, first: string) => void,
+    ) => {
+      const dir = path.join(tmp, name);
+      packPeftAdapter(kjv, dir, { rank: 2, alpha: 4, targetModules: ["q_proj"], seed: 1 });
+      const file = path.join(dir, "adapter_model.safetensors");
+      const f = SafetensorsFile.open(file);
+      const tensors: Record<string, { dtype: "F32" | "I8"; shape: readonly number[]; data: ArrayBufferView }> = Object.fromEntries(
+        f.names().map((n) => [n, { dtype: "F32" as const, shape: f.info(n).shape, data: f.readFloat32(n) }]),
+      );
+      edit(tensors, f.names().find((n) => n.includes("layers.0.") && n.includes("lora_A"))!);
+      f.close();
+      writeSafetensors(file, tensors);
+      return dir;
+    };
+    const int8 = rewrite("int8", (t, k) => (t[k] = { dtype: "I8", shape: t[k].shape, data: new Int8Array((t[k].data as Float32Array).length).fill(3) }));
+    assert.throws(
+      () => loadPeftAdapter(int8, cfg, { name: "i", maxLoraRank: 8 }),
+      (e: Error) => e instanceof ValidationError && /lora_A\.weight' is I8; LoRA weights must be floating point/.test(e.message),
+    );
+    const twice = rewrite("twice", (t, k) => (t[k.replace(".weight", ".default.weight")] = t[k]));
+    assert.throws(
+      () => loadPeftAdapter(twice, cfg, { name: "t", maxLoraRank: 8 }),
+      (e: Error) => e instanceof ValidationError && /layer 0 q_proj has lora_A twice/.test(e.message),
+    );
+  } finally {
+    removeTempDirs();
+  }
+});

@@ -79,6 +79,9 @@ export function loraTarget(
   }
 }
 
+/** Element types a LoRA A / B may have (an integer tensor would need scales PEFT's format does not carry). */
+const FLOAT_DTYPES: ReadonlySet<string> = new Set(["F32", "F16", "BF16", "F64"]);
+
 const KEY = /^(?:base_model\.model\.)?model\.layers\.(\d+)\.(?:self_attn|mlp)\.([a-z_]+)\.lora_([AB])(?:\.default)?\.weight$/;
 
 /**
@@ -159,6 +162,13 @@ export function loadPeftAdapter(dir: string, model: PretrainedConfig, options: {
       }
       const id = `${layer}.${module}`;
       const p = pairs.get(id) ?? { layer, module };
+      if (m[3] === "A" ? p.a : p.b) {
+        throw new ValidationError(`${stPath}: layer ${layer} ${module} has lora_${m[3]} twice (tensor '${key}')`, "adapter_model", key);
+      }
+      const dtype = f.info(key).dtype;
+      if (!FLOAT_DTYPES.has(dtype)) {
+        throw new ValidationError(`${stPath}: tensor '${key}' is ${dtype}; LoRA weights must be floating point (F32, F16, BF16 or F64)`, "adapter_model", key);
+      }
       const w = f.readFloat32(key);
       let bad = -1;
       for (let i = 0; i < w.length && bad < 0; i++) if (w[i] - w[i] !== 0) bad = i; // NaN or ±inf
