@@ -1,9 +1,11 @@
 // Hostile sequences on the executor-level features (session 13's probe 4): iterators left early,
 // LoRA names reused with another directory while waiting for a slot, LoRA on a tensor-parallel CPU
 // session, async or prompt-mutating logits processors. Each test failed before its fix.
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { buildSync } from "../lib/builder/builder.ts";
+import { normalizeGuidedDecoding } from "../lib/executor/guided/params.ts";
 import { SamplingParams, type SamplingParamsInput } from "../lib/executor/sampling_params.ts";
 import { GenerationExecutorWorker } from "../lib/executor/worker.ts";
 import { LLM } from "../lib/llmapi/llm.ts";
@@ -14,7 +16,7 @@ import { SafetensorsFile, writeSafetensors } from "../lib/models/safetensors.ts"
 import { RequestFailedError, UnsupportedError, ValidationError } from "../lib/util/errors.ts";
 import { packPeftAdapter } from "../tools/lora-packer/pack.ts";
 import { removeTempDirs, tempDir } from "./hostile/fixtures.ts";
-import { assert, sharedDir, test, testBackend, testBuild, testLlm } from "./harness.ts";
+import { assert, isDeno, sharedDir, test, testBackend, testBuild, testLlm } from "./harness.ts";
 
 const src = `${sharedDir}models/stories260k`;
 const kjv = new URL("../models/kjv-llama", import.meta.url).pathname;
@@ -256,4 +258,47 @@ test("LoRA: integer A / B tensors and a module's lora_A given twice are refused 
   } finally {
     removeTempDirs();
   }
+});
+
+test("guided decoding: constraints nested past what the grammar engine's stack takes are refused at submission; BigInt / cyclic schemas name the field", () => {
+  const refused = (gd: unknown, re: RegExp) =>
+    assert.throws(() => normalizeGuidedDecoding(gd), (e: Error) => e instanceof ValidationError && re.test(e.message));
+  const nest = (n: number, wrap: (inner: unknown) => unknown): unknown => {
+    let s: unknown = { type: "integer" };
+    for (let i = 0; i < n; i++) s = wrap(s);
+    return s;
+  };
+  // Before: 60 levels of additionalProperties / 70 of items trapped xgrammar, 40 $ref links corrupted it silently,
+  // 200 nested regex or EBNF groups aborted it — and every later guided request of the process failed or hung.
+  refused({ json: nest(60, (m) => ({ type: "object", additionalProperties: m })) }, /guidedDecoding\.json: the JSON Schema nests deeper than 32/);
+  refused({ json: nest(70, (m) => ({ type: "array", items: m })) }, /nests deeper than 32/);
+  const defs = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`d${i}`, { type: "object", properties: { x: { $ref: `#/$defs/d${i + 1}` } } }]));
+  refused({ json: { $defs: { ...defs, d40: { type: "integer" } }, $ref: "#/$defs/d0" } }, /nests deeper than 32 objects \/ arrays \(following \$ref\)/);
+  refused({ json: JSON.stringify(nest(40, (m) => ({ type: "object", properties: { a: m } }))) }, /nests deeper than 32/);
+  refused({ regex: "(".repeat(200) + "a" + ")".repeat(200) }, /guidedDecoding\.regex: groups nest 200 deep, above the limit of 64/);
+  refused({ grammar: `root ::= ${"(".repeat(200)}"a"${")".repeat(200)}` }, /guidedDecoding\.grammar: groups nest 200 deep/);
+  refused({ json: { type: "integer", maximum: 10n } }, /guidedDecoding\.json: the JSON Schema cannot be written as JSON/);
+  const cyclic: Record<string, unknown> = { type: "object" };
+  cyclic.properties = { self: cyclic };
+  refused({ json: cyclic }, /cannot be written as JSON/);
+  // What stays accepted: nesting at the limits, a recursive $ref (one rule), parentheses that are literals or escaped.
+  normalizeGuidedDecoding({ json: nest(31, (m) => ({ type: "array", items: m })) });
+  const tree = { type: "object", properties: { kids: { type: "array", items: { $ref: "#" } } } };
+  normalizeGuidedDecoding({ json: tree });
+  normalizeGuidedDecoding({ regex: "(".repeat(64) + "a" + ")".repeat(64) + "[(]{100}" + "\\(".repeat(100) });
+  normalizeGuidedDecoding({ grammar: `root ::= "${"(".repeat(100)}" [(]` });
+});
+
+test("guided decoding: after the grammar engine crashes, later constraints fail at once naming the crash (they failed anywhere or hung)", () => {
+  // A child process: the crash breaks its engine for good.
+  const script = new URL("./hostile/xgrammar_crash.ts", import.meta.url).pathname;
+  const args = isDeno ? ["run", "-A", script] : [script];
+  const r = spawnSync(process.execPath, args, { encoding: "utf8", timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { deep: string; after: string };
+  assert.match(out.deep, /^ValidationError: SamplingParams\.guidedDecoding\.regex: /);
+  assert.match(
+    out.after,
+    /^InternalError: guided decoding: the grammar engine \(xgrammar, WebAssembly\) crashed on an earlier request .* until the process restarts$/,
+  );
 });
