@@ -137,7 +137,7 @@ export function admitRequest(ctx: AdmissionContext, id: number, request: Generat
     id,
     request,
     params: p,
-    promptIds: [...ids],
+    promptIds: Object.freeze([...ids]), // frozen: logits processors see it (info.promptIds)
     group,
     streaming: request.streaming ?? false,
     eosIds,

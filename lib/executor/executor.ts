@@ -97,7 +97,13 @@ export abstract class GenerationExecutor {
       this.deliver([abortedBeforeSubmission(id, prompt, numOutputs)], []);
     });
     this.#results.set(id, result);
-    prepare(() => cancelled || this.#closed).then(
+    let prepared: Promise<GenerationRequest | null>;
+    try {
+      prepared = Promise.resolve(prepare(() => cancelled || this.#closed));
+    } catch (e) {
+      prepared = Promise.reject(e); // a prepare that throws at once fails the request like one that rejects
+    }
+    prepared.then(
       (request) => {
         preparing = false;
         if (request === null || !this.#results.has(id)) return; // aborted, or failed by a shutdown, meanwhile

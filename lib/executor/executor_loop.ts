@@ -146,9 +146,10 @@ export class ExecutorLoop {
     this.#outputs = new OutputBuilder(tokenizer, maxSeqLen, plan.attributes.vocabSize);
     this.#overlap = (config.overlapSteps ?? session.impl.launch !== undefined) && !config.speculativeConfig && !config.lora;
     if (config.lora) {
-      if (session.backend !== "cpu" && ((session.impl as { worldSize?: number }).worldSize ?? 1) > 1) {
+      // The adapters' A / B are not sharded: on a tensor-parallel rank they would add to the wrong columns.
+      if (((session.impl as { worldSize?: number }).worldSize ?? 1) > 1) {
         throw new UnsupportedError(
-          `ExecutorConfig.lora: LoRA adapters run on the CPU backend and a single-GPU CUDA session (not on a tensor-parallel ${session.backend} session)`,
+          `ExecutorConfig.lora: LoRA adapters run on one CPU or GPU rank (not on a tensor-parallel ${session.backend} session)`,
           "enableLora",
           true,
         );
@@ -221,7 +222,7 @@ export class ExecutorLoop {
             request.loraRequest?.name,
           );
         }
-        const adapter = this.#lora.prepare(request.loraRequest);
+        const adapter = this.#lora.prepare(request.loraRequest, this.#loraWaiting.values());
         st.group.cacheSalt = `lora:${request.loraRequest.name}`;
         if (!this.#lora.hasRoomFor(adapter.name)) {
           // Every slot holds another adapter in use: wait until one is released.
@@ -250,7 +251,14 @@ export class ExecutorLoop {
       }
       if (!this.#lora!.hasRoomFor(adapter.name)) continue;
       this.#loraWaiting.delete(id);
-      this.#loraSlotOf.set(id, this.#lora!.acquire(st.request.loraRequest!, adapter));
+      try {
+        this.#loraSlotOf.set(id, this.#lora!.acquire(st.request.loraRequest!, adapter));
+      } catch (e) {
+        const failures: RequestFailure[] = [];
+        this.#failInto(failures, id, toError(e));
+        this.#sink.emit([], failures, null);
+        continue;
+      }
       this.#scheduler.add(st.group);
       this.#kick();
     }

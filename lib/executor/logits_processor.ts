@@ -108,7 +108,9 @@ export function processLogits(
       if (r === undefined || r === null || r === logits) continue;
       if (!(r instanceof Float32Array) && !Array.isArray(r)) {
         throw new ValidationError(
-          `SamplingParams.logitsProcessor: returned ${showValue(r)}; expected nothing (edit the row in place), a Float32Array or a number[] of ${V} logits`,
+          `SamplingParams.logitsProcessor: returned ${
+            describeReturn(r)
+          }; expected nothing (edit the row in place), a Float32Array or a number[] of ${V} logits`,
           "logitsProcessor",
           typeof r,
         );
@@ -202,6 +204,16 @@ export function processLogits(
       }
     }
   }
+}
+
+/** What a logits processor returned, for its error: a Promise or typed array by kind, else the value. */
+function describeReturn(r: unknown): string {
+  if (typeof (r as { then?: unknown } | null)?.then === "function") {
+    (r as PromiseLike<unknown>).then(undefined, () => {}); // its rejection would be unhandled (Deno ends the process on one)
+    return "a Promise (logits processors run synchronously; an async function cannot be one)";
+  }
+  if (ArrayBuffer.isView(r)) return `a ${r.constructor.name}${"length" in r ? ` of ${r.length}` : ""}`;
+  return showValue(r);
 }
 
 /** Largest finite float32. */

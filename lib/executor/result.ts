@@ -4,11 +4,12 @@
  * finished (finishReason stop/length), aborted (finishReason "abort"), or failed (an error).
  */
 import type { CompletionOutput, RequestOutput } from "./outputs.ts";
+import { RequestFailedError } from "../util/errors.ts";
 
 /**
  * The handle of a submitted request. Outputs the consumer has not read yet are merged (their
  * diffs concatenated), so a slow reader sees fewer, larger deltas but never loses text. Meant for
- * one reader: concurrent iterators share (split) the outputs.
+ * one reader: concurrent iterators share (split) the outputs, and one that leaves its loop early aborts the request.
  *
  * @example
  * ```ts
@@ -68,7 +69,8 @@ export class GenerationResult implements AsyncIterable<RequestOutput> {
 
   /**
    * Push-based reading (a server writing a stream per request): `listener` is called synchronously,
-   * on the executor's turn, whenever an output or the final state arrives (it must not throw); read
+   * on the executor's turn, whenever an output or the final state arrives (it must not throw: one that
+   * does is unsubscribed, and a request still running fails with its error and is aborted); read
    * with {@link takeNew}. Returns the unsubscribe function. Shares the unread outputs with the iterator.
    */
   onUpdate(listener: () => void): () => void {
@@ -81,16 +83,24 @@ export class GenerationResult implements AsyncIterable<RequestOutput> {
     return this.#pending ? this.#takePending() : null;
   }
 
-  /** Yields outputs as they arrive (merged when not read in time); the last has `finished: true`. Throws on failure. */
+  /**
+   * Yields outputs as they arrive (merged when not read in time); the last has `finished: true`. Throws on failure.
+   * Leaving the loop early (`break`, `return` or a throw in its body) aborts the request: nobody reads the rest,
+   * so its KV blocks are freed at once instead of after `maxTokens` more steps.
+   */
   async *[Symbol.asyncIterator](): AsyncIterator<RequestOutput> {
-    while (true) {
-      if (this.#pending) {
-        yield this.#takePending();
-        continue;
+    try {
+      while (true) {
+        if (this.#pending) {
+          yield this.#takePending();
+          continue;
+        }
+        if (this.#error) throw this.#error;
+        if (this.#done) return;
+        await new Promise<void>((resolve) => this.#wake.push(resolve));
       }
-      if (this.#error) throw this.#error;
-      if (this.#done) return;
-      await new Promise<void>((resolve) => this.#wake.push(resolve));
+    } finally {
+      this.abort(); // a no-op once done
     }
   }
 
@@ -134,8 +144,23 @@ export class GenerationResult implements AsyncIterable<RequestOutput> {
   #notify(): void {
     // Runs per output of every stream: no array copies when nobody waits (a server listens instead).
     if (this.#wake.length > 0) { for (const w of this.#wake.splice(0)) w(); }
-    for (const l of this.#listeners) l();
+    let broken: unknown = undefined, threw = false;
+    for (const l of this.#listeners) {
+      try {
+        l();
+      } catch (e) {
+        // A listener must not throw: it would break the executor's delivery to every other request.
+        this.#listeners.delete(l);
+        if (!threw) [broken, threw] = [e, true];
+      }
+    }
     if (this.#done && this.#doneWaiters.length > 0) { for (const f of this.#doneWaiters.splice(0)) f(); }
+    if (threw && !this.#done) {
+      // Nobody reads the request properly any more: it fails with the listener's error and stops running.
+      const why = broken instanceof Error ? broken.message : String(broken);
+      this.fail(new RequestFailedError(`GenerationResult.onUpdate: a listener threw: ${why}`, { cause: broken }));
+      this.#abort(this.requestId);
+    }
   }
 
   #waitDone(): Promise<void> {

@@ -30,9 +30,13 @@ export type LogitsProcessorFn = (tokenIds: readonly number[], logits: Float32Arr
 /** Largest finite float32: a bias beyond it would turn the logits row into +-inf. */
 const MAX_FLOAT32 = 3.4028234663852886e38;
 
+/** A synchronous function (an async one returns a Promise the sampler cannot wait for). */
+const isSyncFn = (f: unknown): boolean =>
+  typeof f === "function" && f.constructor?.name !== "AsyncFunction" && f.constructor?.name !== "AsyncGeneratorFunction";
+
 const logitsProcessorFns = z.custom<LogitsProcessorFn | LogitsProcessorFn[]>(
-  (v) => typeof v === "function" || (Array.isArray(v) && v.length > 0 && v.every((f) => typeof f === "function")),
-  { message: "expected a function (tokenIds, logits, info) => void | Float32Array | number[], or a non-empty array of them" },
+  (v) => isSyncFn(v) || (Array.isArray(v) && v.length > 0 && v.every(isSyncFn)),
+  { message: "expected a function (tokenIds, logits, info) => void | Float32Array | number[] (not async), or a non-empty array of them" },
 );
 
 /** One string or a list of non-empty strings, normalized to a list. */

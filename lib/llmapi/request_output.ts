@@ -115,7 +115,7 @@ export class RequestOutput implements AsyncIterable<RequestOutputData>, RequestO
     return this.#result.takeNew();
   }
 
-  /** Outputs as they arrive; the last one has `finished: true`. Throws when the request failed. */
+  /** Outputs as they arrive; the last one has `finished: true`. Throws when the request failed. Leaving the loop early (`break`) aborts the request. */
   [Symbol.asyncIterator](): AsyncIterator<RequestOutputData> {
     return this.#result[Symbol.asyncIterator]();
   }

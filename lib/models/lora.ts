@@ -79,6 +79,9 @@ export function loraTarget(
   }
 }
 
+/** Element types a LoRA A / B may have (an integer tensor would need scales PEFT's format does not carry). */
+const FLOAT_DTYPES: ReadonlySet<string> = new Set(["F32", "F16", "BF16", "F64"]);
+
 const KEY = /^(?:base_model\.model\.)?model\.layers\.(\d+)\.(?:self_attn|mlp)\.([a-z_]+)\.lora_([AB])(?:\.default)?\.weight$/;
 
 /**
@@ -116,7 +119,7 @@ export function loadPeftAdapter(dir: string, model: PretrainedConfig, options: {
     const Err = ["use_dora", "bias", "fan_in_fan_out", "modules_to_save", "rank_pattern", "alpha_pattern", "layers_to_transform"].includes(field)
       ? UnsupportedError
       : ValidationError;
-    throw new Err(`${cfgPath}: ${field}: ${issue.message}`, `adapter_config.${field}`);
+    throw new Err(`${cfgPath}: ${field === "" ? "the file" : field}: ${issue.message}`, field === "" ? "adapter_config" : `adapter_config.${field}`);
   }
   const cfg = r.data;
   if (cfg.r > options.maxLoraRank) {
@@ -159,14 +162,37 @@ export function loadPeftAdapter(dir: string, model: PretrainedConfig, options: {
       }
       const id = `${layer}.${module}`;
       const p = pairs.get(id) ?? { layer, module };
-      if (m[3] === "A") p.a = f.readFloat32(key);
-      else p.b = f.readFloat32(key);
+      if (m[3] === "A" ? p.a : p.b) {
+        throw new ValidationError(`${stPath}: layer ${layer} ${module} has lora_${m[3]} twice (tensor '${key}')`, "adapter_model", key);
+      }
+      const dtype = f.info(key).dtype;
+      if (!FLOAT_DTYPES.has(dtype)) {
+        throw new ValidationError(`${stPath}: tensor '${key}' is ${dtype}; LoRA weights must be floating point (F32, F16, BF16 or F64)`, "adapter_model", key);
+      }
+      const w = f.readFloat32(key);
+      let bad = -1;
+      for (let i = 0; i < w.length && bad < 0; i++) if (w[i] - w[i] !== 0) bad = i; // NaN or ±inf
+      if (bad >= 0) throw new ValidationError(`${stPath}: tensor '${key}' holds ${w[bad]} at element ${bad} (a corrupt adapter)`, "adapter_model", key);
+      if (m[3] === "A") p.a = w;
+      else p.b = w;
       pairs.set(id, p);
     }
   } finally {
     f.close();
   }
   if (pairs.size === 0) throw new ValidationError(`${stPath}: no lora_A / lora_B tensors`, "adapter_model", stPath);
+  // PEFT saves every targeted module of every layer (partial layers need layers_to_transform, refused above):
+  // a gap is a truncated adapter or one made for a model with fewer layers, not something to run half of.
+  for (let layer = 0; layer < model.numHiddenLayers; layer++) {
+    const missing = cfg.target_modules.find((m) => !pairs.has(`${layer}.${m}`));
+    if (missing) {
+      throw new ValidationError(
+        `${stPath}: no lora_A / lora_B for layer ${layer} ${missing}, which target_modules lists (the model has ${model.numHiddenLayers} layers; an adapter for another model?)`,
+        "adapter_model",
+        `${layer}.${missing}`,
+      );
+    }
+  }
   const weights = new Map<string, LoraSegment[]>();
   let numParams = 0;
   for (const [id, p] of pairs) {
@@ -220,21 +246,16 @@ export class LoraSlots {
 
   /**
    * Checks `req` and loads its adapter without taking a slot (the resident one when its name is
-   * loaded): a bad request fails here, before it waits for a slot.
+   * loaded): a bad request fails here, before it waits for a slot. `waiting`: the adapters of
+   * requests waiting for a slot, whose names are taken as much as resident ones.
    */
-  prepare(req: LoraRequest): LoraAdapter {
+  prepare(req: LoraRequest, waiting: Iterable<LoraAdapter> = []): LoraAdapter {
     if (req === null || typeof req !== "object" || typeof req.name !== "string" || req.name === "" || typeof req.path !== "string") {
       throw new ValidationError("loraRequest: expected { name: string, path: string }", "loraRequest", req);
     }
-    const resident = this.#slots.find((s) => s?.adapter.name === req.name);
-    if (resident && path.resolve(resident.adapter.path) !== path.resolve(req.path)) {
-      throw new ValidationError(
-        `loraRequest.name: ${JSON.stringify(req.name)} is loaded from ${resident.adapter.path}, not ${req.path} (one name, one adapter)`,
-        "loraRequest.name",
-        req.name,
-      );
-    }
-    return resident?.adapter ?? loadPeftAdapter(req.path, this.model, { name: req.name, maxLoraRank: this.options.maxLoraRank });
+    const resident = this.#slots.find((s) => s?.adapter.name === req.name)?.adapter ?? [...waiting].find((a) => a.name === req.name);
+    if (resident) checkSamePath(resident, req);
+    return resident ?? loadPeftAdapter(req.path, this.model, { name: req.name, maxLoraRank: this.options.maxLoraRank });
   }
 
   /** True when adapter `name` is resident or a slot is free or held by no request (so acquire() succeeds). */
@@ -248,6 +269,7 @@ export class LoraSlots {
    */
   acquire(req: LoraRequest, adapter: LoraAdapter = this.prepare(req)): number {
     let i = this.#slots.findIndex((s) => s?.adapter.name === req.name);
+    if (i >= 0) checkSamePath(this.#slots[i]!.adapter, req);
     if (i < 0) {
       i = this.#slots.findIndex((s) => s === null);
       if (i < 0) {
@@ -276,5 +298,16 @@ export class LoraSlots {
   release(i: number): void {
     const s = this.#slots[i];
     if (s && s.refs > 0) s.refs--;
+  }
+}
+
+/** One name, one adapter: a request naming a loaded (or waiting) adapter must give its directory. */
+function checkSamePath(loaded: LoraAdapter, req: LoraRequest): void {
+  if (path.resolve(loaded.path) !== path.resolve(req.path)) {
+    throw new ValidationError(
+      `loraRequest.name: ${JSON.stringify(req.name)} is loaded from ${loaded.path}, not ${req.path} (one name, one adapter)`,
+      "loraRequest.name",
+      req.name,
+    );
   }
 }

@@ -7,7 +7,16 @@
 import { applyTokenMask } from "../../ir/sampling.ts";
 import { DisposedError, UnsupportedError, ValidationError } from "../../util/errors.ts";
 import type { GuidedDecoding } from "./params.ts";
-import { type XgBinding, xgCall, type XgCompiledGrammar, type XgGrammarCompiler, type XgGrammarMatcher, type XgTokenizerInfo } from "./xgrammar.ts";
+import {
+  checkXgAlive,
+  type XgBinding,
+  xgCall,
+  type XgCompiledGrammar,
+  xgCrashed,
+  type XgGrammarCompiler,
+  type XgGrammarMatcher,
+  type XgTokenizerInfo,
+} from "./xgrammar.ts";
 
 /** What guided decoding needs of a tokenizer (LlmTokenizer has it). */
 export interface VocabularySource {
@@ -69,13 +78,13 @@ export class CompiledGuidedGrammar {
   }
   /** @internal */
   delete(): void {
-    this.#handle.delete();
+    if (!xgCrashed()) this.#handle.delete();
   }
 }
 
 const matcherNet = new FinalizationRegistry<XgGrammarMatcher>((h) => {
   try {
-    h.delete();
+    if (!xgCrashed()) h.delete();
   } catch { /* already gone */ }
 });
 
@@ -104,6 +113,7 @@ export class GuidedMatcher {
     this.stopIds = [...new Set(stopIds.filter((id) => id >= 0 && id < vocabSize))];
     // No stop id: the matcher terminates on its own where the grammar is complete and nothing may follow
     // (xgrammar takes no empty override list; the vocabulary's own stop list is empty, see GuidedCompiler).
+    checkXgAlive();
     const stops = this.stopIds.length > 0 ? xg.vecIntFromJSArray(this.stopIds) : undefined;
     try {
       this.#handle = xgCall(
@@ -111,13 +121,14 @@ export class GuidedMatcher {
         (m) => new ValidationError(`guided decoding: xgrammar cannot start a matcher: ${m}`, "guidedDecoding"),
       );
     } finally {
-      stops?.delete();
+      if (!xgCrashed()) stops?.delete();
     }
     matcherNet.register(this, this.#handle, this);
   }
 
   #live(): XgGrammarMatcher {
     if (!this.#handle) throw new DisposedError("GuidedMatcher");
+    checkXgAlive();
     return this.#handle;
   }
 
@@ -162,7 +173,7 @@ export class GuidedMatcher {
   dispose(): void {
     if (!this.#handle) return;
     matcherNet.unregister(this);
-    this.#handle.delete();
+    if (!xgCrashed()) this.#handle.delete();
     this.#handle = null;
   }
 
@@ -204,6 +215,7 @@ export class GuidedCompiler {
     this.xg = xg;
     this.vocabSize = vocabSize;
     this.vocabulary = vocabulary;
+    checkXgAlive();
     const vec = xg.vecStringFromJSArray(vocabulary.tokens);
     const stops = xg.vecIntFromJSArray([]);
     try {
@@ -212,8 +224,10 @@ export class GuidedCompiler {
         (m) => new ValidationError(`guided decoding: xgrammar cannot read the vocabulary: ${m}`, "tokenizer"),
       );
     } finally {
-      vec.delete();
-      stops.delete();
+      if (!xgCrashed()) {
+        vec.delete();
+        stops.delete();
+      }
     }
     this.#compiler = new xg.GrammarCompiler(this.#info, 1, true);
   }
@@ -263,7 +277,7 @@ export class GuidedCompiler {
     try {
       return c.CompileGrammar(grammar);
     } finally {
-      grammar.delete();
+      if (!xgCrashed()) grammar.delete();
     }
   }
 
@@ -275,8 +289,10 @@ export class GuidedCompiler {
   dispose(): void {
     for (const g of this.#cache.values()) g.delete();
     this.#cache.clear();
-    this.#compiler?.delete();
-    this.#info?.delete();
+    if (!xgCrashed()) {
+      this.#compiler?.delete();
+      this.#info?.delete();
+    }
     this.#compiler = null;
     this.#info = null;
   }

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { showValue, UnsupportedError, ValidationError } from "../../util/errors.ts";
+import { checkGroupDepth, checkSchemaDepth } from "./depth.ts";
 
 /** A JSON Schema document (an object, or its JSON text). */
 export type JsonSchema = Readonly<Record<string, unknown>> | string;
@@ -112,6 +113,7 @@ export function normalizeGuidedDecoding(input: unknown): GuidedDecoding {
         } catch (e) {
           throw new UnsupportedError(`SamplingParams.${field}: this zod schema has no JSON Schema form (${(e as Error).message})`, field, "zod schema");
         }
+        checkSchemaDepth(schema, field);
         const out: GuidedDecoding = { kind, jsonSchema: JSON.stringify(tidySchema(schema)), anyWhitespace };
         Object.defineProperty(out, "zodSchema", { value: v, enumerable: false });
         return out;
@@ -127,7 +129,14 @@ export function normalizeGuidedDecoding(input: unknown): GuidedDecoding {
       if (doc === null || typeof doc !== "object" || Array.isArray(doc)) {
         if (doc !== true) throw new ValidationError(`SamplingParams.${field}: expected a zod schema or a JSON Schema object (got ${showValue(v)})`, field, v);
       }
-      return { kind, jsonSchema: JSON.stringify(doc), anyWhitespace };
+      checkSchemaDepth(doc, field);
+      let jsonSchema: string;
+      try {
+        jsonSchema = JSON.stringify(doc);
+      } catch (e) { // a BigInt, a cycle, or nesting past the stack
+        throw new ValidationError(`SamplingParams.${field}: the JSON Schema cannot be written as JSON (${(e as Error).message})`, field, "schema");
+      }
+      return { kind, jsonSchema, anyWhitespace };
     }
     case "jsonObject":
       if (v !== true) throw new ValidationError(`SamplingParams.${field}: expected true (got ${showValue(v)})`, field, v);
@@ -136,6 +145,7 @@ export function normalizeGuidedDecoding(input: unknown): GuidedDecoding {
       if (typeof v !== "string" || v.length === 0) {
         throw new ValidationError(`SamplingParams.${field}: expected a non-empty regular expression string (got ${showValue(v)})`, field, v);
       }
+      checkGroupDepth(v, field, false);
       return { kind, regex: v, anyWhitespace };
     case "choice": {
       if (!Array.isArray(v) || v.length === 0 || !v.every((s) => typeof s === "string" && s.length > 0)) {
@@ -154,6 +164,7 @@ export function normalizeGuidedDecoding(input: unknown): GuidedDecoding {
       if (typeof v !== "string" || v.trim().length === 0) {
         throw new ValidationError(`SamplingParams.${field}: expected EBNF text with a root rule (got ${showValue(v)})`, field, v);
       }
+      checkGroupDepth(v, field, true);
       return { kind, grammar: v, anyWhitespace };
   }
 }

@@ -145,13 +145,36 @@ async function instantiate(): Promise<XgBinding> {
  * "[FATAL] file:line: " prefix removed).
  */
 export function xgCall<T>(fn: () => T, onError: (message: string) => Error): T {
+  checkXgAlive();
   printed = [];
   try {
     return fn();
   } catch (e) {
-    const fatal = printed.find((l) => l.includes("[FATAL]")) ?? printed.find((l) => !l.startsWith("Aborted(")) ?? (e as Error)?.message ?? String(e);
-    throw onError(fatal.replace(/^.*\[FATAL\]\s*\S+:\d+:\s*/, "").trim());
+    const fatal = printed.find((l) => l.includes("[FATAL]"));
+    // No "[FATAL]" report: not xgrammar refusing its input but the WebAssembly machine failing (a trap, an abort,
+    // a stray C++ exception), after which its memory cannot be trusted: later calls could fail anywhere or hang.
+    if (fatal === undefined) crashed = (e as Error)?.message ?? String(e);
+    const text = fatal ?? printed.find((l) => !l.startsWith("Aborted(")) ?? (e as Error)?.message ?? String(e);
+    throw onError(text.replace(/^.*\[FATAL\]\s*\S+:\d+:\s*/, "").trim());
   } finally {
     printed = [];
+  }
+}
+
+/** The failure that broke the grammar engine, once one did (then no call goes into it again). */
+let crashed: string | null = null;
+
+/** True once the grammar engine failed outside its own error reporting (its objects must not be touched, not even deleted). */
+export function xgCrashed(): boolean {
+  return crashed !== null;
+}
+
+/** Throws once the grammar engine has crashed, instead of calling into its corrupt memory. */
+export function checkXgAlive(): void {
+  if (crashed !== null) {
+    throw new InternalError(
+      `guided decoding: the grammar engine (xgrammar, WebAssembly) crashed on an earlier request (${crashed}); ` +
+        "guided decoding is unavailable until the process restarts",
+    );
   }
 }
