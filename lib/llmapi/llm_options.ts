@@ -88,7 +88,7 @@ export const LlmOptionsSchema = z.strictObject({
   maxPromptBytes: z.number().int().positive().optional(),
   /** Speculative decoding, TensorRT-LLM's names: NGram (prompt lookup) or DraftTarget (a draft model); lib/executor/speculative/config.ts. */
   speculativeConfig: SpeculativeConfigSchema.optional(),
-  /** LoRA adapters per request (`loraRequest` option of generate / generateAsync; CPU backend and single-GPU CUDA): at most `maxLoras` resident (LRU), ranks ≤ `maxLoraRank`. @default false, 4, 64 */
+  /** LoRA adapters per request (`loraRequest` option of generate / generateAsync; one CPU or GPU rank, not with tensorParallelSize > 1): at most `maxLoras` resident (LRU), ranks ≤ `maxLoraRank`. @default false, 4, 64 */
   enableLora: z.boolean().default(false),
   maxLoras: z.number().int().positive().max(64).default(4),
   maxLoraRank: z.number().int().positive().max(1024).default(64),
