@@ -175,6 +175,25 @@ test("LLM.create generationConfig: 'none' (the default) ignores the file, 'auto'
   }
 });
 
+test("LLM.create generationConfig 'auto' with the executor in a Web Worker (executorMode proxy) gives the in-process output", async () => {
+  const dir = checkpointWith(STORIES, { temperature: 0, max_new_tokens: 5 });
+  const prompt = "Once upon a time";
+  const inproc = await create(dir, { generationConfig: "auto", executorMode: "inprocess" });
+  const proxy = await create(dir, { generationConfig: "auto", executorMode: "proxy" });
+  try {
+    assert.deepEqual(proxy.generationDefaults, inproc.generationDefaults);
+    const want = await inproc.generate(prompt);
+    assert.equal(want.outputs[0].tokenIds.length, 5, "the file's max_new_tokens");
+    assert.deepEqual((await proxy.generate(prompt)).outputs[0].tokenIds, want.outputs[0].tokenIds);
+    assert.deepEqual((await proxy.generateAsync(prompt).result()).outputs[0].tokenIds, want.outputs[0].tokenIds, "generateAsync too");
+    const sampled = { temperature: 1, seed: 3 };
+    assert.deepEqual((await proxy.generate(prompt, sampled)).outputs[0].tokenIds, (await inproc.generate(prompt, sampled)).outputs[0].tokenIds);
+  } finally {
+    await inproc.shutdown();
+    await proxy.shutdown();
+  }
+});
+
 test("LLM.create generationConfig: a bad value fails 'auto' with a FormatError naming it; 'none' does not read it; the option is validated", async () => {
   const dir = checkpointWith(STORIES, { temperature: -1 });
   await assert.rejects(create(dir, { generationConfig: "auto" }), (e: unknown) => {

@@ -276,6 +276,17 @@ test("serve hostile: with the executor in a Web Worker, what the worker refuses 
   }
 });
 
+test("serve hostile: min_tokens over max_tokens names the request's fields, and says when max_tokens defaulted (to 16 in completions)", async () => {
+  const dflt = await post("completions", { max_tokens: undefined, min_tokens: 17 });
+  refused(dflt, "min_tokens", "must be <= max_tokens (16); max_tokens was not given and defaulted to 16", "validation");
+  assert.ok(!dflt.body.error.message.includes("maxTokens"), dflt.body.error.message);
+  const given = await post("completions", { max_tokens: 3, min_tokens: 4 });
+  refused(given, "min_tokens", "must be <= max_tokens (3)");
+  assert.ok(!given.body.error.message.includes("defaulted"), given.body.error.message);
+  const chat = await post("chat/completions", { max_tokens: undefined, max_completion_tokens: 2, min_tokens: 3 });
+  refused(chat, "min_tokens", "must be <= max_completion_tokens (2)");
+});
+
 test("serve hostile: every request above ended in one final state; nothing left in flight", async () => {
   assert.equal(app.state.numActive(), 0);
   assert.equal(app.state.kvBlocks().used, 0);

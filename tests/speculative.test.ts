@@ -368,3 +368,38 @@ test("speculative: bad speculativeConfig fields are ValidationErrors naming the 
     (e: Error) => e.name === "ValidationError" && /adaptiveDrafting/.test(e.message),
   );
 });
+
+test(
+  "speculative: a DraftTarget draft whose tokenizer differs from the target's (same vocabulary size) is refused naming what differs; one without tokenizer files runs",
+  async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "llmrt-spec-tok-"));
+    try {
+      const other = path.join(tmp, "other"), bare = path.join(tmp, "bare");
+      for (const dir of [other, bare]) fs.cpSync(draftDir, dir, { recursive: true });
+      // Two ids' tokens swapped: the same 4096 ids, another id → token map.
+      const tj = JSON.parse(fs.readFileSync(path.join(other, "tokenizer.json"), "utf8"));
+      const vocab = tj.model.vocab as Record<string, number>;
+      const [a, b] = Object.keys(vocab).filter((t) => vocab[t] === 100 || vocab[t] === 101);
+      [vocab[a], vocab[b]] = [vocab[b], vocab[a]];
+      fs.writeFileSync(path.join(other, "tokenizer.json"), JSON.stringify(tj));
+      await assert.rejects(
+        LLM.create({ model: kjv, ...testLlm, speculativeConfig: { decodingType: "DraftTarget", speculativeModel: other, maxDraftLen: 3 } }),
+        (e: Error & { field?: string }) =>
+          e.name === "ValidationError" && e.field === "speculativeConfig.speculativeModel" && /speculativeConfig/.test(e.message) &&
+          /id 100 is .* in the draft's, .* in the target's/.test(e.message),
+      );
+      // Without tokenizer files only vocab_size can be compared: accepted, as before.
+      for (const f of ["tokenizer.json", "tokenizer_config.json"]) fs.rmSync(path.join(bare, f));
+      await using llm = await LLM.create({
+        model: kjv,
+        ...testLlm,
+        speculativeConfig: { decodingType: "DraftTarget", speculativeModel: bare, maxDraftLen: 3 },
+      });
+      const [o] = await llm.generate(["In the beginning"], { maxTokens: 4, temperature: 0 });
+      assert.equal(o.outputs[0].tokenIds.length, 4);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  },
+  120_000,
+);

@@ -10,7 +10,7 @@ import { resolveBackend } from "../runtime/backends.ts";
 import { validatePromptIds } from "../runtime/prompt.ts";
 import { LlmrtError, showValue, ValidationError } from "../util/errors.ts";
 import { parseWith } from "../util/validate.ts";
-import { checkTokenizerFitsModel } from "./vocab_check.ts";
+import { checkDraftTokenizerDir, checkTokenizerFitsModel } from "./vocab_check.ts";
 import type { RequestOutput as RequestOutputData } from "../executor/outputs.ts";
 import { formatLoadStats, type LoadStats, LoadTimer, ProgressBar } from "./progress.ts";
 import { checkPromptBytes, encodeInSlices, SLICE_CHARS } from "./prompt_slices.ts";
@@ -130,6 +130,7 @@ export class LLM {
       const tokDir = o.tokenizer ?? o.model;
       const tokenizer = o.skipTokenizerInit ? null : LlmTokenizer.fromDir(tokDir);
       if (tokenizer) checkTokenizerFitsModel(tokenizer, engine.config.model.vocabSize, tokDir);
+      if (tokenizer && sc?.decodingType === "DraftTarget") checkDraftTokenizerDir(sc.speculativeModel, tokenizer, tokDir);
       // The proxy's worker opens the engine directories: they must be published first.
       if (o.executorMode === "proxy") await settleWrites(writes);
       const start = (): Promise<GenerationExecutor> =>

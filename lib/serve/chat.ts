@@ -79,7 +79,7 @@ export async function chatCompletions(state: ServeState, body: unknown, signal: 
     const given = b.max_completion_tokens ?? b.max_tokens ?? undefined;
     // Absent: the room left in the context, at most the model's generation_config.json max_new_tokens (as vLLM).
     const maxTokens = given ?? Math.max(1, Math.min(state.llm.generationDefaults.maxTokens ?? Infinity, state.limits.maxSeqLen - ids.length));
-    checkLengths(state, prompts, maxTokens, b.min_tokens ?? 0, "messages", maxTokensField);
+    checkLengths(state, prompts, maxTokens, b.min_tokens ?? 0, "messages", maxTokensField, given != null);
     const rename = { ...requestFields(b), max_tokens: maxTokensField, logprobs: "top_logprobs" };
     const params = samplingParams(toSamplingInput(b, maxTokens, b.logprobs ? b.top_logprobs ?? 0 : undefined), rename);
     stream = b.stream ?? false;

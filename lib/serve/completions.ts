@@ -92,7 +92,7 @@ export async function completions(state: ServeState, body: unknown, signal: Abor
     const longest = Math.max(...prompts.map((p) => p.ids.length));
     // Absent: the model's generation_config.json max_new_tokens, else OpenAI's 16, at most the room left in the context.
     const maxTokens = b.max_tokens ?? Math.max(1, Math.min(state.llm.generationDefaults.maxTokens ?? 16, state.limits.maxSeqLen - longest));
-    checkLengths(state, prompts, maxTokens, b.min_tokens ?? 0, "prompt", "max_tokens");
+    checkLengths(state, prompts, maxTokens, b.min_tokens ?? 0, "prompt", "max_tokens", b.max_tokens != null);
     const rename = requestFields(b);
     const params = samplingParams(toSamplingInput(b, maxTokens, b.logprobs ?? undefined), rename);
     stream = b.stream ?? false;

@@ -39,6 +39,7 @@ export function checkLengths(
   minTokens: number,
   promptField: string,
   maxTokensField: string,
+  maxTokensGiven = true,
 ): void {
   const { maxInputLen, maxSeqLen } = state.limits;
   for (const p of prompts) {
@@ -67,6 +68,11 @@ export function checkLengths(
         "context_length_exceeded",
       );
     }
+  }
+  // Named by the request's fields (the executor's check names SamplingParams'); a defaulted max_tokens is said so.
+  if (minTokens > maxTokens) {
+    const why = maxTokensGiven ? "" : `; ${maxTokensField} was not given and defaulted to ${maxTokens}`;
+    throw new HttpError(400, `min_tokens: must be <= ${maxTokensField} (${maxTokens})${why}`, "invalid_request_error", "min_tokens", "validation");
   }
 }
 
