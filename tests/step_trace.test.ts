@@ -35,7 +35,9 @@ test("step trace: off without LLMRT_STEP_TRACE; with it, steps, submits, lag tic
     trace.submitted();
     trace.step(wallMs() - 0.5, wallMs(), stats(0));
     trace.step(wallMs() - 0.5, wallMs(), stats(1));
-    await new Promise((r) => setTimeout(r, 30)); // a few lag-timer ticks
+    // a few lag-timer ticks: one 30-ms sleep gave a single tick on a loaded 2-core CI machine (Deno), so sleep five
+    // times — the 2-ms interval falls due before each 10-ms timeout and ticks at least once per sleep
+    for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 10));
     for (const end = performance.now() + 60; performance.now() < end;); // CPU time for this thread (/proc counts 10 ms ticks)
     trace.write();
     const t = JSON.parse(fs.readFileSync(file, "utf8"));
