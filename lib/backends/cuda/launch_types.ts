@@ -205,6 +205,11 @@ export interface LaunchEnv {
   /** The 16-row quantized GEMVs run as quant_gemv_fast* (CudaSessionOptions.quantGemvFast). */
   readonly quantGemvFast?: boolean;
   /**
+   * The 16-row quantized GEMVs without a prologue run as quant_gemv_ring* on at most this many blocks
+   * (CudaSessionOptions.quantGemvRing; undefined: off).
+   */
+  readonly quantGemvRingBlocks?: number;
+  /**
    * Programmatic dependent launch (Hopper+): the fused decode step's launches of PDL_KERNELS get
    * `pdl` (each starts streaming its weights while the previous kernel finishes). @default false
    */

@@ -1071,29 +1071,29 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
       qgFinish<NW, true>(&red[0][0][0], acc, bias, y, m, n, mode, t, RS ? invSh : nullptr, TAIL ? &tl : nullptr, nullptr);
       acc[0] = acc[1] = acc[2] = acc[3] = 0.f;
     }
-    return;
-  }
-  for (;;) {
-    if ((XS || F16) && xPerm) stream(true);
-    else stream(false);
+  } else {
+    for (;;) {
+      if ((XS || F16) && xPerm) stream(true);
+      else stream(false);
 #if QG_LOOP
-    // The next tile's first loads fly during this one's reduction and epilogue (the prologue is not redone).
-    const int done = tile;
-    tile += gridDim.x;
-    if (tile < tiles) {
-      rowA = mode == 2 ? tile * 8 + g : tile * 16 + g;
-      rowB = mode == 2 ? half + tile * 8 + g : tile * 16 + 8 + g;
-      wa = W + (long long)rowA * rowBytes + tq * 16;
-      wb = W + (long long)rowB * rowBytes + tq * 16;
-      issue(sBeg);
-    }
-    qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, done, RS ? invSh : nullptr, TAIL ? &tl : nullptr, F16 ? pow2Sh : nullptr);
-    acc[0] = acc[1] = acc[2] = acc[3] = 0.f;
-    if (tile >= tiles) break;
+      // The next tile's first loads fly during this one's reduction and epilogue (the prologue is not redone).
+      const int done = tile;
+      tile += gridDim.x;
+      if (tile < tiles) {
+        rowA = mode == 2 ? tile * 8 + g : tile * 16 + g;
+        rowB = mode == 2 ? half + tile * 8 + g : tile * 16 + 8 + g;
+        wa = W + (long long)rowA * rowBytes + tq * 16;
+        wb = W + (long long)rowB * rowBytes + tq * 16;
+        issue(sBeg);
+      }
+      qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, done, RS ? invSh : nullptr, TAIL ? &tl : nullptr, F16 ? pow2Sh : nullptr);
+      acc[0] = acc[1] = acc[2] = acc[3] = 0.f;
+      if (tile >= tiles) break;
 #else
-    qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, tile, RS ? invSh : nullptr, TAIL ? &tl : nullptr, F16 ? pow2Sh : nullptr);
-    break;
+      qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, tile, RS ? invSh : nullptr, TAIL ? &tl : nullptr, F16 ? pow2Sh : nullptr);
+      break;
 #endif
+    }
   }
 }
 
@@ -1191,6 +1191,43 @@ QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u4, 4)
 #endif
 #if LLMRT_KERNEL(quant_gemv_fast_addnorm_u8)
 QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u8, 8)
+#endif
+
+// Session 14 (CudaSessionOptions.quantGemvRing): quant_gemv_ring{,_addnorm,_rs}_u{4|8} — quant_gemv_fast's entry points,
+// parameters and sums (the same bits: the same products added in the same order) with QG_V_RING: each warp's superchunks
+// stream through a per-warp ring of QG_RD shared-memory slots that cp.async fills QG_RD items ahead, across tile
+// boundaries, so a grid smaller than the tiles (the launcher's cap, LaunchEnv.quantGemvRingBlocks) is a persistent grid
+// whose loads run on into the block's next tile; the first QG_RD items are requested before the PDL wait. No _norm form
+// (its x stage and the ring do not fit 48 KB of static shared memory): the _norm launches stay quant_gemv_fast_norm_*.
+//   grid: at most the tiles (mode 2: (n / 2) / 8, else n / 16), block (256, 1, 1); shared: ~41 KB static
+#define QG_RINGV (QG_V_CONTIG | QG_V_RING)
+#define QUANT_GEMV_RING(NAME, BITS, RS)                                                                                     \
+  extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
+    quantGemvFusedImpl<BITS, false, false, RS, QG_RINGV>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);      \
+  }
+#define QUANT_GEMV_RING_ADDNORM(NAME, BITS)                                                                                 \
+  extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw, float* ssq) { \
+    quantGemvFusedImpl<BITS, false, true, false, QG_RINGV>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, xw, ssq); \
+  }
+#if LLMRT_KERNEL(quant_gemv_ring_u4)
+QUANT_GEMV_RING(quant_gemv_ring_u4, 4, false)
+#endif
+#if LLMRT_KERNEL(quant_gemv_ring_u8)
+QUANT_GEMV_RING(quant_gemv_ring_u8, 8, false)
+#endif
+#if LLMRT_KERNEL(quant_gemv_ring_rs_u4)
+QUANT_GEMV_RING(quant_gemv_ring_rs_u4, 4, true)
+#endif
+#if LLMRT_KERNEL(quant_gemv_ring_rs_u8)
+QUANT_GEMV_RING(quant_gemv_ring_rs_u8, 8, true)
+#endif
+#if LLMRT_KERNEL(quant_gemv_ring_addnorm_u4)
+QUANT_GEMV_RING_ADDNORM(quant_gemv_ring_addnorm_u4, 4)
+#endif
+#if LLMRT_KERNEL(quant_gemv_ring_addnorm_u8)
+QUANT_GEMV_RING_ADDNORM(quant_gemv_ring_addnorm_u8, 8)
 #endif
 
 // Each thread dequantizes 8 consecutive weights of one row into one 16-byte bf16 store.
