@@ -257,7 +257,7 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #ifndef QG_RD
 #define QG_RD 4       // QG_V_RING: superchunks a warp keeps in flight (slots of QG_SLOT bytes: 8 warps · 4 · 1152 = 36 KB a block)
 #endif
-#define QG_SLOT 1152  // a ring slot: the 16 rows' 64 weight bytes (lane l: 32 l, its rows g / g + 8), 16 f32 scales, 16 zero-point words
+#define QG_SLOT 1152  // a ring slot: the 16 rows' 64 weight bytes (lane l: 16 l row g, 512 + 16 l row g + 8), 16 f32 scales, 16 zero-point words
 #define QG_V ((QG_CONTIG ? QG_V_CONTIG : 0) | (QG_ZFOLD ? QG_V_ZFOLD : 0) | (QG_XSTAGE ? QG_V_XS : 0) | (QG_F16 ? QG_V_F16 : 0) | (QG_HZ ? QG_V_HZ : 0) | \
               (QG_RING_SC ? QG_V_RING : 0))
 #ifndef QG_LDNC
@@ -770,8 +770,8 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
       const int s = sBeg + fj, gi = s * E / group, r = lane & 15;
       const int ra = mode == 2 ? fr * 8 + g : fr * 16 + g, rb = mode == 2 ? half + fr * 8 + g : fr * 16 + 8 + g;
       const int row = mode == 2 ? (r < 8 ? fr * 8 + r : half + fr * 8 + r - 8) : fr * 16 + r;  // lane's scale / zero-point row
-      cpAsync16(sl + 32 * lane, W + (long long)ra * rowBytes + tq * 16 + (long long)s * 64);
-      cpAsync16(sl + 32 * lane + 16, W + (long long)rb * rowBytes + tq * 16 + (long long)s * 64);
+      cpAsync16(sl + 16 * lane, W + (long long)ra * rowBytes + tq * 16 + (long long)s * 64);
+      cpAsync16(sl + 512 + 16 * lane, W + (long long)rb * rowBytes + tq * 16 + (long long)s * 64);
       if (lane < 16) cpAsync4(sl + 1024 + 4 * r, scales + (long long)row * ng + gi);
       else if (zw) cpAsync4(sl + 1088 + 4 * r, zeros + (long long)row * ng + (gi & ~3));
       if (++fj >= cnt) fj = 0, fr += gridDim.x;
@@ -1047,7 +1047,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
         __syncwarp();
         const u8* sl = qring + (warp * QG_RD + slot) * QG_SLOT;
         const int s = sBeg + j, gi = s * E / group;
-        const uint4 wa2 = *reinterpret_cast<const uint4*>(sl + 32 * lane), wb2 = *reinterpret_cast<const uint4*>(sl + 32 * lane + 16);
+        const uint4 wa2 = *reinterpret_cast<const uint4*>(sl + 16 * lane), wb2 = *reinterpret_cast<const uint4*>(sl + 512 + 16 * lane);
         const float sa2 = *reinterpret_cast<const float*>(sl + 1024 + 4 * g), sb2 = *reinterpret_cast<const float*>(sl + 1024 + 32 + 4 * g);
         u32 za2 = zdef, zb2 = zdef;
         if (zw) {
