@@ -372,8 +372,8 @@ export interface FakeSessionOptions {
   readonly quantTailNorm?: boolean;
   /** LaunchEnv.quantGemvFast (the 16-row quantized GEMVs as quant_gemv_fast*). */
   readonly quantGemvFast?: boolean;
-  /** LaunchEnv.quantGemvRingBlocks (the prologue-less 16-row quantized GEMVs as quant_gemv_ring* on at most this many blocks). */
-  readonly quantGemvRingBlocks?: number;
+  /** LaunchEnv.quantGemvZfold (with quantGemvFast: the uint4 16-row GEMVs as quant_gemv_fastz*). */
+  readonly quantGemvZfold?: boolean;
   /** LaunchEnv.nvfp4Mma: NVFP4 linears that fit uploaded tiled (nvfp4_tiles.ts) and run nvfp4_mma.cu's stand-ins. */
   readonly nvfp4Mma?: boolean;
   /** LaunchEnv.nvfp4GemvK32 (with nvfp4Mma): one-row NVFP4 GEMVs on nvfp4_gemv_k32's stand-ins. */
@@ -499,7 +499,7 @@ export class FakeCudaSession {
       decodeCounters: mem.alloc(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4),
       ...(opts.quantTailNorm ? { quantTailNorm: true, quantNormScratch: mem.alloc(8 * Math.ceil(a.hiddenSize / 16) * 4) } : {}),
       ...(opts.quantGemvFast ? { quantGemvFast: true } : {}),
-      ...(opts.quantGemvRingBlocks ? { quantGemvRingBlocks: opts.quantGemvRingBlocks } : {}),
+      ...(opts.quantGemvZfold ? { quantGemvZfold: true } : {}),
       quantScratch: scratch > 0 ? mem.alloc(scratch) : undefined,
       fp8Scratch: fp8 ? mem.alloc(fp8.bytes) : undefined,
       lowbitScratch: lowbit ? mem.alloc(lowbit.bytes) : undefined,
@@ -1138,12 +1138,10 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "quant_gemv_fast_addnorm_u8":
       case "quant_gemv_fast_rs_u4":
       case "quant_gemv_fast_rs_u8":
-      case "quant_gemv_ring_u4":
-      case "quant_gemv_ring_u8":
-      case "quant_gemv_ring_addnorm_u4":
-      case "quant_gemv_ring_addnorm_u8":
-      case "quant_gemv_ring_rs_u4":
-      case "quant_gemv_ring_rs_u8": {
+      case "quant_gemv_fastz_u4":
+      case "quant_gemv_fastz_norm_u4":
+      case "quant_gemv_fastz_addnorm_u4":
+      case "quant_gemv_fastz_rs_u4": {
         // quant_gemv.cu: (x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode); modes and roundings of gemv_fused.
         // _addnorm: mode 1, then (xw, ssq): xw = bf16(new y · normW), ssq [m, n / 16] = each 16-row tile's Σ y².
         // _rs: normW is such an ssq [m, k / 16]: row r's sums times rsqrt(Σ ssq[r] / k + eps) before the bias.
@@ -1163,10 +1161,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         assert.ok(k % sup === 0 && group % sup === 0 && n % 16 === 0, `${l.kernel}: k ${k}, group ${group}, n ${n}`);
         assert.ok(x % 16n === 0n && W % 16n === 0n, `${l.kernel}: x / W not 16-byte aligned`);
         assert.ok(mode === 0 || mode === 1 || mode === 2 || mode === 3, `${l.kernel}: mode ${mode}`);
-        // quant_gemv_ring*: a persistent grid of at most the tiles (each block loops over tiles b, b + grid, ...).
-        const ring = name.startsWith("quant_gemv_ring_");
-        assert.ok(l.grid[0] >= 1 && (ring ? l.grid[0] <= n / 16 : l.grid[0] === n / 16), `${l.kernel} mode ${mode}: grid ${l.grid[0]}`);
-        assert.deepEqual([...l.grid.slice(1), l.block], [1, 1, 256], `${l.kernel} mode ${mode}: grid`);
+        assert.deepEqual([...l.grid, l.block], [n / 16, 1, 1, 256], `${l.kernel} mode ${mode}: grid`);
         if (norm) assert.ok(m * k <= 8192, `${l.kernel}: m × k = ${m * k} exceeds the staged 8192`);
         const yBytes = mode === 3 ? m * n * 4 : mode === 2 ? m * (n / 2) * 2 : m * n * 2;
         disjoint(l.kernel, "x and y", x, m * k * 2, y, yBytes);

@@ -108,12 +108,12 @@ const FUSED_CASES: [string, IntGrid, number, number][] = [
   ["uint4 g128 zero points, odd superchunk count", { bits: 4, groupSize: 128, hasZeroPoint: true }, 64, 1152],
 ];
 /**
- * Each case for quant_gemv_fused*, quant_gemv_fast* (quantGemvFast: the same products summed in another order) and
- * quant_gemv_ring* (quantGemvRing: quant_gemv_fast's sums through a cp.async ring; no _norm form) on a persistent grid of
- * 3 blocks (each loops over the tiles).
+ * Each case for quant_gemv_fused*, quant_gemv_fast* (quantGemvFast: the same products summed in another order) and the u4
+ * ones for quant_gemv_fastz* (quantGemvZfold: zero points off through Σx, another fp32 order).
  */
-const FAMILY_CASES = ["quant_gemv_fused", "quant_gemv_fast", "quant_gemv_ring"].flatMap((fam) => FUSED_CASES.map(([n, g, N, K]) => [n, g, N, K, fam] as const));
-const gridOf = (fam: string, N: number): number => fam === "quant_gemv_ring" ? Math.min(3, N / 16) : N / 16;
+const FAMILY_CASES = ["quant_gemv_fused", "quant_gemv_fast", "quant_gemv_fastz"].flatMap((fam) =>
+  FUSED_CASES.filter(([, g]) => fam !== "quant_gemv_fastz" || g.bits === 4).map(([n, g, N, K]) => [n, g, N, K, fam] as const)
+);
 const silu = (g: number): number => g / (1 + Math.exp(-g));
 const rbf = (v: number): number => fromBf16Bits(toBf16Bits(v));
 
@@ -134,7 +134,7 @@ for (const [name, grid, N, K, fam] of FAMILY_CASES) {
     const eps = 1e-5;
     for (const norm of [false, true]) {
       for (const m of [1, 2, 3, 8]) {
-        if ((norm && m * K > 8192) || (norm && fam === "quant_gemv_ring")) continue;
+        if (norm && m * K > 8192) continue;
         const xb = bf16(seededUniform(7 + m, m * K));
         using x = d.alloc(xb.byteLength);
         x.copyFromHost(xb);
@@ -167,7 +167,7 @@ for (const [name, grid, N, K, fam] of FAMILY_CASES) {
           const init = bf16(seededUniform(50 + mode, m * outN));
           using y = d.alloc(m * outN * bytes);
           if (mode === 1) y.copyFromHost(init);
-          mod.kernel(`${fam}${norm ? "_norm" : ""}_${u}`, FUSED_PARAMS).launch(gridOf(fam, N), 256, [
+          mod.kernel(`${fam}${norm ? "_norm" : ""}_${u}`, FUSED_PARAMS).launch(N / 16, 256, [
             x,
             q.W,
             q.s,
@@ -207,7 +207,7 @@ for (const [name, grid, N, K, fam] of FAMILY_CASES) {
             using x1 = d.alloc(K * 2);
             using y1 = d.alloc(N * 2);
             x1.copyFromHost(xb.subarray(0, K));
-            mod.kernel(`${fam}${norm ? "_norm" : ""}_${u}`, FUSED_PARAMS).launch(gridOf(fam, N), 256, [
+            mod.kernel(`${fam}${norm ? "_norm" : ""}_${u}`, FUSED_PARAMS).launch(N / 16, 256, [
               x1,
               q.W,
               q.s,
@@ -261,8 +261,8 @@ for (const [name, grid, N, K, fam] of FAMILY_CASES) {
       r0.copyFromHost(resid);
       r1.copyFromHost(resid);
       const args = [x, q.W, q.s, q.z ?? 0n, bias] as const;
-      mod.kernel(`${fam}_${u}`, FUSED_PARAMS).launch(gridOf(fam, N), 256, [...args, r0, 0n, 0, m, N, K, grid.groupSize, 1]);
-      mod.kernel(`${fam}_addnorm_${u}`, [...FUSED_PARAMS, "ptr", "ptr"]).launch(gridOf(fam, N), 256, [
+      mod.kernel(`${fam}_${u}`, FUSED_PARAMS).launch(N / 16, 256, [...args, r0, 0n, 0, m, N, K, grid.groupSize, 1]);
+      mod.kernel(`${fam}_addnorm_${u}`, [...FUSED_PARAMS, "ptr", "ptr"]).launch(N / 16, 256, [
         ...args,
         r1,
         normW,
@@ -344,7 +344,7 @@ for (const [name, grid, N, K, fam] of FAMILY_CASES) {
         const init = bf16(seededUniform(70 + mode, m * outN));
         using y = d.alloc(m * outN * bytes);
         if (mode === 1) y.copyFromHost(init);
-        mod.kernel(`${fam}_rs_${u}`, FUSED_PARAMS).launch(gridOf(fam, N), 256, [x, q.W, q.s, q.z ?? 0n, bias, y, ssq, eps, m, N, K, grid.groupSize, mode]);
+        mod.kernel(`${fam}_rs_${u}`, FUSED_PARAMS).launch(N / 16, 256, [x, q.W, q.s, q.z ?? 0n, bias, y, ssq, eps, m, N, K, grid.groupSize, mode]);
         const got = mode === 3 ? new Float32Array(m * outN) : new Uint16Array(m * outN);
         y.copyToHost(got);
         const val = (i: number): number => (mode === 3 ? got[i] : fromBf16Bits(got[i]));
@@ -366,7 +366,7 @@ for (const [name, grid, N, K, fam] of FAMILY_CASES) {
         }
         if (mode === 0 && m > 1) {
           using y1 = d.alloc(N * 2);
-          mod.kernel(`${fam}_rs_${u}`, FUSED_PARAMS).launch(gridOf(fam, N), 256, [x, q.W, q.s, q.z ?? 0n, bias, y1, ssq, eps, 1, N, K, grid.groupSize, 0]);
+          mod.kernel(`${fam}_rs_${u}`, FUSED_PARAMS).launch(N / 16, 256, [x, q.W, q.s, q.z ?? 0n, bias, y1, ssq, eps, 1, N, K, grid.groupSize, 0]);
           const one = new Uint16Array(N);
           y1.copyToHost(one);
           assert.deepEqual(Array.from((got as Uint16Array).subarray(0, N)), Array.from(one), `${name} rs m=${m}: row 0 differs from the m = 1 launch`);

@@ -29,12 +29,6 @@ export function quantGemvGrid(outFeatures: number): number {
   return outFeatures / 16;
 }
 
-/**
- * quant_gemv_ring*'s blocks an SM (LaunchEnv.quantGemvRingBlocks = this · SMs): __launch_bounds__(256, 3) and ~41 KB of
- * shared memory a block, so 3 are resident; a launch of more tiles loops (a persistent grid).
- */
-export const QUANT_RING_BLOCKS_PER_SM = 3;
-
 /** What a fused decode step folds into a quantized linear (decode_fusion.ts). */
 export interface QuantFusion {
   /** RMSNorm of `x` with `weight` in the prologue. */
@@ -90,11 +84,9 @@ export function planQuantLinear(
     }
     const tail = tailNorm ? [buf(tailNorm.out), env.quantNormScratch!] : [];
     const form = norm ? "_norm" : tailNorm ? "_addnorm" : rowScale ? "_rs" : "";
-    // quantGemvFast: the same launch, another variant; quantGemvRing (no _norm form): on at most quantGemvRingBlocks blocks.
-    const ring = !!env.quantGemvRingBlocks && !norm;
-    const family = ring ? "quant_gemv_ring" : env.quantGemvFast ? "quant_gemv_fast" : "quant_gemv_fused";
-    const grid = ring ? Math.min(quantGemvGrid(N), env.quantGemvRingBlocks!) : quantGemvGrid(N);
-    k(i, `${family}${form}_${u}`, [grid, 1, 1], 256, [
+    // quantGemvFast: the same launch, another variant; quantGemvZfold (u4): quant_gemv_fastz*.
+    const family = env.quantGemvFast ? (env.quantGemvZfold && u === "u4" ? "quant_gemv_fastz" : "quant_gemv_fast") : "quant_gemv_fused";
+    k(i, `${family}${form}_${u}`, [quantGemvGrid(N), 1, 1], 256, [
       buf(norm ? norm.x : op.x),
       env.weight(op.weight),
       env.weight(f.scales),

@@ -17,7 +17,6 @@ import { lowbitScratchLayout, NVFP4_GEMV_BLOCKS_PER_SM } from "./lowbit_launch.t
 import { nvfp4Tiles, nvfp4TilesFit } from "./nvfp4_tiles.ts";
 import { CublasLtGemm } from "./gemm.ts";
 import { FP8_GEMV1_BLOCKS_PER_SM, fp8ScratchLayout } from "./fp8_launch.ts";
-import { QUANT_RING_BLOCKS_PER_SM } from "./quant_launch.ts";
 import { compileKernelUnits, type CompileStats, kernelUnits, type PendingCompile, startKernelUnits, unitName } from "./compile_pool.ts";
 import { plannedKernels } from "./kernel_set.ts";
 import {
@@ -263,8 +262,8 @@ export class CudaSession implements SessionBackend {
   readonly prefillPdl: boolean;
   /** CudaSessionOptions.quantGemvFast. */
   readonly quantGemvFast: boolean;
-  /** CudaSessionOptions.quantGemvRing. */
-  readonly quantGemvRing: boolean;
+  /** CudaSessionOptions.quantGemvZfold. */
+  readonly quantGemvZfold: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -387,7 +386,7 @@ export class CudaSession implements SessionBackend {
     this.gemmResidual = f.gemmResidual;
     this.gemvXPre = f.gemvXPre;
     this.quantGemvFast = f.quantGemvFast;
-    this.quantGemvRing = f.quantGemvRing;
+    this.quantGemvZfold = f.quantGemvZfold;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -618,7 +617,7 @@ export class CudaSession implements SessionBackend {
       fp8FastSilu: this.fp8FastSilu,
       fp8Gemv1Blocks: FP8_GEMV1_BLOCKS_PER_SM * this.device.smCount,
       quantGemvFast: this.quantGemvFast,
-      ...(this.quantGemvFast && this.quantGemvRing ? { quantGemvRingBlocks: QUANT_RING_BLOCKS_PER_SM * this.device.smCount } : {}),
+      ...(this.quantGemvFast && this.quantGemvZfold ? { quantGemvZfold: true } : {}),
       wgmmaPrefill: this.wgmmaPrefill,
       decodeSplitK: this.decodeSplitK,
       fp8DecodeAttention: this.fp8DecodeAttention,

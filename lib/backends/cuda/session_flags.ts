@@ -276,12 +276,12 @@ export const CUDA_FLAGS = {
    */
   quantGemvFast: { env: "LLMRT_QUANT_GEMV_FAST", default: true },
   /**
-   * With `quantGemvFast`: the 16-row quantized GEMVs without an RMSNorm prologue (plain, _rs, _addnorm) run as
-   * quant_gemv_ring* (kernels/quant_gemv.cu QG_V_RING): each warp's superchunks stream through a per-warp cp.async ring
-   * of 4 in shared memory, on a persistent grid of at most QUANT_RING_BLOCKS_PER_SM blocks an SM whose loads run on into
-   * the next tile. The same products in the same order: the same bits as quant_gemv_fast. @default false
+   * With `quantGemvFast`: the uint4 16-row GEMVs run as quant_gemv_fastz* (kernels/quant_gemv.cu QG_V_ZS): the weights
+   * enter the mma as 128 + q (one lop3 a pair, no bf16x2 FMA) and (128 + z)·Σx comes off each superchunk's sums, Σx of
+   * x's 128-column chunks summed once a block. Within fp32 rounding of quant_gemv_fast's sums (another order: not the same
+   * bits; still batch invariant). @default false
    */
-  quantGemvRing: { env: "LLMRT_QUANT_GEMV_RING", default: false },
+  quantGemvZfold: { env: "LLMRT_QUANT_GEMV_ZFOLD", default: false },
   /**
    * With `nvfp4Mma`: one-row steps run nvfp4_gemv_k32 (kernels/nvfp4_mma.cu) for the NVFP4 GEMVs: m16n8k32 mmas with a
    * k tile's four blocks in B's columns 0, 2, 4, 6, so each lane scales one block of two rows a k tile instead of four,

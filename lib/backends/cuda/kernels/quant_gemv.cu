@@ -250,16 +250,22 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #ifndef QG_F16NS
 #define QG_F16NS 0    // 1: QG_V_F16 never stages x (converts it in the loop; tuning knob: the stage's cost)
 #endif
-#define QG_V_RING 64   // with QG_V_CONTIG, no prologue: a per-warp cp.async ring of QG_RD superchunks in shared memory (see quant_gemv_ring*)
+#define QG_V_RING 64   // with QG_V_CONTIG, no prologue: a per-warp cp.async ring of QG_RD superchunks in shared memory, filled across
+                       // tiles (bench knob QG_RING_SC; H200 session 14: one 8B int4 layer 55.1 -> 78.3 us, 8B e2e -30%: dropped)
 #ifndef QG_RING_SC
 #define QG_RING_SC 0  // 1: QG_V_RING for the quant_gemv_fused* entry points (tuning knob; the bench caps the grid with RB)
 #endif
 #ifndef QG_RD
 #define QG_RD 4       // QG_V_RING: superchunks a warp keeps in flight (slots of QG_SLOT bytes: 8 warps · 4 · 1152 = 36 KB a block)
 #endif
+#define QG_V_ZS 128    // u4, not F16: 128 + q by one lop3 a pair (no FMA); (128 + z)·Σx off each superchunk, Σx of every x row's
+                       // 128-column chunks summed once a block after the PDL wait (QG_ZS: the knob for the quant_gemv_fused* entry points)
+#ifndef QG_ZS
+#define QG_ZS 0
+#endif
 #define QG_SLOT 1152  // a ring slot: the 16 rows' 64 weight bytes (lane l: 16 l row g, 512 + 16 l row g + 8), 16 f32 scales, 16 zero-point words
 #define QG_V ((QG_CONTIG ? QG_V_CONTIG : 0) | (QG_ZFOLD ? QG_V_ZFOLD : 0) | (QG_XSTAGE ? QG_V_XS : 0) | (QG_F16 ? QG_V_F16 : 0) | (QG_HZ ? QG_V_HZ : 0) | \
-              (QG_RING_SC ? QG_V_RING : 0))
+              (QG_RING_SC ? QG_V_RING : 0) | (QG_ZS ? QG_V_ZS : 0))
 #ifndef QG_LDNC
 #define QG_LDNC 0     // 1: weight loads as ld.global.nc.L1::no_allocate (fp8_gemv's ldStream); the same sums
 #endif
@@ -433,7 +439,8 @@ struct QgSuper {
 };
 
 /** One superchunk of the warp's tile: t[4] = its mma fragment sum (unscaled, fp32). */
-template <int BITS, bool ZF = QG_ZFOLD, bool F16 = false, bool HZ = false, bool XA = QG_XALL>
+// ZX (with ZF): the caller takes (128 + z)·Σx off (QG_V_ZS), no ones-row mma here.
+template <int BITS, bool ZF = QG_ZFOLD, bool F16 = false, bool HZ = false, bool XA = QG_XALL, bool ZX = false>
 __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u32 za, u32 zb, const bf16_t* xs, bool xLive, int lane, float (&t)[4],
                                              bool xPerm = false, float xMul = 1.f) {
   const int tq = lane & 3;
@@ -487,8 +494,10 @@ __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u
         // 128 + q by one lop3 a pair; the zero points come off after the loop, through Σx of a ones-row mma.
         da[0] = lop3Nib(A[u]), da[1] = lop3Nib(A[u] >> 4), da[2] = lop3Nib(A[u] >> 8), da[3] = lop3Nib(A[u] >> 12);
         db[0] = lop3Nib(B[u]), db[1] = lop3Nib(B[u] >> 4), db[2] = lop3Nib(B[u] >> 8), db[3] = lop3Nib(B[u] >> 12);
-        mma16816(sx, one2, one2, one2, one2, x04, x15);
-        mma16816(sx, one2, one2, one2, one2, x26, x37);
+        if constexpr (!ZX) {
+          mma16816(sx, one2, one2, one2, one2, x04, x15);
+          mma16816(sx, one2, one2, one2, one2, x26, x37);
+        }
       } else {
         deqU4(A[u], nza, da);
         deqU4(B[u], nzb, db);
@@ -496,7 +505,7 @@ __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u
       mma16816(t, da[0], db[0], da[1], db[1], x04, x15);
       mma16816(t, da[2], db[2], da[3], db[3], x26, x37);
     }
-    if constexpr (ZF) {
+    if constexpr (ZF && !ZX) {
       // t = Σ (128 + q)·x; minus (128 + z)·Σx (sx[0] = sx[2] and sx[1] = sx[3]: Σx of x columns 2tq, 2tq + 1).
       const float fza = 128.f + (float)za, fzb = 128.f + (float)zb;
       t[0] = fmaf(-fza, sx[0], t[0]);
@@ -995,6 +1004,28 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
       xPerm = true;
     }
   }
+  // ZS (QG_V_ZS, u4, not F16): zsS [m][k / 128] = Σ of x row r's 128-column chunk (of xsrc: the staged / permuted x too) (8 values a thread, then 16 lanes by a fixed
+  // shuffle tree; a row's sums do not depend on m).
+  constexpr bool ZS = (V & QG_V_ZS) != 0 && BITS == 4 && !F16;
+  __shared__ float zsS[ZS ? QG_PS : 1];
+  if constexpr (ZS) {
+    const int nc = (m * k) >> 3;
+    if (nc > 8 * QG_PS) __trap();  // m · k / 128 <= QG_PS: the launcher keeps k <= 16384
+    for (int c0 = 0; c0 < nc; c0 += 32 * NW) {  // block-uniform: every lane reaches the shuffles
+      const int c = c0 + tid;
+      float sum = 0.f;
+      if (c < nc) {
+        const uint4 v = *reinterpret_cast<const uint4*>(xsrc + (long long)c * 8);
+        const u32 w4[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int i = 0; i < 4; i++) sum += __uint_as_float(w4[i] << 16) + __uint_as_float(w4[i] & 0xFFFF0000u);
+      }
+#pragma unroll
+      for (int o = 8; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+      if ((lane & 15) == 0 && c < nc) zsS[c >> 4] = sum;
+    }
+    __syncthreads();
+  }
   const bf16_t* xg = xsrc + (long long)(xLive ? g : 0) * k;
   // The tile's superchunks (P: x staged in pair order). Called with a constant on each side of a uniform branch, so
   // each inlined copy is specialized (no generic lambda: NVRTC compiles those as host functions).
@@ -1011,7 +1042,17 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
           t[2] = __uint_as_float(vb[u].x ^ vb[u].y ^ zb[u]);
           t[3] = __uint_as_float(vb[u].z ^ vb[u].w);
 #else
-          qgSuperchunk<BITS, ZF, F16, HZ, XA>(va[u], vb[u], za[u], zb[u], xg + (long long)s * E, xLive, lane, t, P, xMul);
+          qgSuperchunk<BITS, ZF || ZS, F16, HZ, XA, ZS>(va[u], vb[u], za[u], zb[u], xg + (long long)s * E, xLive, lane, t, P, xMul);
+          if constexpr (ZS) {
+            // t = Σ (128 + q)·x for x rows 2tq (t[0], t[2]) and 2tq + 1 (t[1], t[3]); minus (128 + z)·Σx.
+            const int c0 = 2 * tq, S128 = k >> 7;
+            const float x0 = c0 < m ? zsS[c0 * S128 + s] : 0.f, x1 = c0 + 1 < m ? zsS[(c0 + 1) * S128 + s] : 0.f;
+            const float fza = 128.f + (float)za[u], fzb = 128.f + (float)zb[u];
+            t[0] = fmaf(-fza, x0, t[0]);
+            t[1] = fmaf(-fza, x1, t[1]);
+            t[2] = fmaf(-fzb, x0, t[2]);
+            t[3] = fmaf(-fzb, x1, t[3]);
+          }
           if constexpr (HZ) {
             // t - P - z·S for the x rows 2tq (t[0], t[2]) and 2tq + 1 (t[1], t[3]) of this chunk (rows past m: unused).
             const int c0 = 2 * tq, S128 = k >> 7;
@@ -1062,7 +1103,17 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
         ringIssue(slot);
         slot = slot + 1 == QG_RD ? 0 : slot + 1;
         float tt[4];
-        qgSuperchunk<BITS, ZF, false, false, XA>(wa2, wb2, za2, zb2, xg + (long long)s * E, xLive, lane, tt, false, 1.f);
+        qgSuperchunk<BITS, ZF || ZS, false, false, XA, ZS>(wa2, wb2, za2, zb2, xg + (long long)s * E, xLive, lane, tt, false, 1.f);
+        if constexpr (ZS) {
+          // tt = Σ (128 + q)·x for x rows 2tq (tt[0], tt[2]) and 2tq + 1 (tt[1], tt[3]); minus (128 + z)·Σx.
+          const int c0 = 2 * tq, S128 = k >> 7;
+          const float x0 = c0 < m ? zsS[c0 * S128 + s] : 0.f, x1 = c0 + 1 < m ? zsS[(c0 + 1) * S128 + s] : 0.f;
+          const float fza = 128.f + (float)za2, fzb = 128.f + (float)zb2;
+          tt[0] = fmaf(-fza, x0, tt[0]);
+          tt[1] = fmaf(-fza, x1, tt[1]);
+          tt[2] = fmaf(-fzb, x0, tt[2]);
+          tt[3] = fmaf(-fzb, x1, tt[3]);
+        }
         acc[0] = fmaf(tt[0], sa2, acc[0]);
         acc[1] = fmaf(tt[1], sa2, acc[1]);
         acc[2] = fmaf(tt[2], sb2, acc[2]);
@@ -1193,41 +1244,31 @@ QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u4, 4)
 QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u8, 8)
 #endif
 
-// Session 14 (CudaSessionOptions.quantGemvRing): quant_gemv_ring{,_addnorm,_rs}_u{4|8} — quant_gemv_fast's entry points,
-// parameters and sums (the same bits: the same products added in the same order) with QG_V_RING: each warp's superchunks
-// stream through a per-warp ring of QG_RD shared-memory slots that cp.async fills QG_RD items ahead, across tile
-// boundaries, so a grid smaller than the tiles (the launcher's cap, LaunchEnv.quantGemvRingBlocks) is a persistent grid
-// whose loads run on into the block's next tile; the first QG_RD items are requested before the PDL wait. No _norm form
-// (its x stage and the ring do not fit 48 KB of static shared memory): the _norm launches stay quant_gemv_fast_norm_*.
-//   grid: at most the tiles (mode 2: (n / 2) / 8, else n / 16), block (256, 1, 1); shared: ~41 KB static
-#define QG_RINGV (QG_V_CONTIG | QG_V_RING)
-#define QUANT_GEMV_RING(NAME, BITS, RS)                                                                                     \
+// Session 14 (CudaSessionOptions.quantGemvZfold): quant_gemv_fastz{,_norm,_addnorm,_rs}_u4 — quant_gemv_fast's u4 entry
+// points with QG_V_ZS: the weights enter the mma as 128 + q (one lop3 a pair, no bf16x2 FMA) and (128 + z)·Σx comes off
+// each superchunk's sums, Σx of x's 128-column chunks summed once a block after the PDL wait (4 KB more shared memory).
+// Another fp32 order than quant_gemv_fast: within fp32 rounding of its sums (emu: bf16 outputs within 1 unit, fp32 within
+// 1.6·10⁻⁶ of max |y|). Batch invariant as quant_gemv_fast (a row's Σx does not depend on m).
+#define QG_FASTZ (QG_V_CONTIG | QG_V_ZS)
+#define QUANT_GEMV_FASTZ(NAME, NORM, RS)                                                                                    \
   extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
       const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
-    quantGemvFusedImpl<BITS, false, false, RS, QG_RINGV>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);      \
+    quantGemvFusedImpl<4, NORM, false, RS, QG_FASTZ>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);           \
   }
-#define QUANT_GEMV_RING_ADDNORM(NAME, BITS)                                                                                 \
-  extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
-      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw, float* ssq) { \
-    quantGemvFusedImpl<BITS, false, true, false, QG_RINGV>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, xw, ssq); \
-  }
-#if LLMRT_KERNEL(quant_gemv_ring_u4)
-QUANT_GEMV_RING(quant_gemv_ring_u4, 4, false)
+#if LLMRT_KERNEL(quant_gemv_fastz_u4)
+QUANT_GEMV_FASTZ(quant_gemv_fastz_u4, false, false)
 #endif
-#if LLMRT_KERNEL(quant_gemv_ring_u8)
-QUANT_GEMV_RING(quant_gemv_ring_u8, 8, false)
+#if LLMRT_KERNEL(quant_gemv_fastz_norm_u4)
+QUANT_GEMV_FASTZ(quant_gemv_fastz_norm_u4, true, false)
 #endif
-#if LLMRT_KERNEL(quant_gemv_ring_rs_u4)
-QUANT_GEMV_RING(quant_gemv_ring_rs_u4, 4, true)
+#if LLMRT_KERNEL(quant_gemv_fastz_rs_u4)
+QUANT_GEMV_FASTZ(quant_gemv_fastz_rs_u4, false, true)
 #endif
-#if LLMRT_KERNEL(quant_gemv_ring_rs_u8)
-QUANT_GEMV_RING(quant_gemv_ring_rs_u8, 8, true)
-#endif
-#if LLMRT_KERNEL(quant_gemv_ring_addnorm_u4)
-QUANT_GEMV_RING_ADDNORM(quant_gemv_ring_addnorm_u4, 4)
-#endif
-#if LLMRT_KERNEL(quant_gemv_ring_addnorm_u8)
-QUANT_GEMV_RING_ADDNORM(quant_gemv_ring_addnorm_u8, 8)
+#if LLMRT_KERNEL(quant_gemv_fastz_addnorm_u4)
+extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) quant_gemv_fastz_addnorm_u4(const bf16_t* x, const u8* W, const float* scales,
+    const u8* zeros, const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw, float* ssq) {
+  quantGemvFusedImpl<4, false, true, false, QG_FASTZ>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, xw, ssq);
+}
 #endif
 
 // Each thread dequantizes 8 consecutive weights of one row into one 16-byte bf16 store.
