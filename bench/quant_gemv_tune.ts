@@ -23,7 +23,7 @@
  * `LOOP=1` (QG_LOOP) runs quant_gemv_fused* on a persistent grid of min(tiles, RB × SMs) blocks (RB=3 unless
  * given); RB=n alone caps the grid too (RING_SC=1: QG_V_RING, the per-warp cp.async ring, whose blocks loop over the
  * tiles; its _norm entry points do not loop, so their checks at a capped grid say DIFFERENT). ZS=1: QG_V_ZS (u4 zero points
- * off through per-block Σx, quant_gemv_fastz*: "close"). Each variant compiles only the entry points it runs.
+ * off through per-block Σx: "close"). Each variant compiles only the entry points it runs.
  */
 import * as fs from "node:fs";
 import process from "node:process";

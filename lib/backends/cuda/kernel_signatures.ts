@@ -63,11 +63,6 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   quant_gemv_fast_addnorm_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, P, P] },
   quant_gemv_fast_rs_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_gemv_fast_rs_u8: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
-  // quantGemvZfold: quant_gemv_fused*'s parameters (kernels/quant_gemv.cu QG_FASTZ; u4 only).
-  quant_gemv_fastz_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
-  quant_gemv_fastz_norm_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
-  quant_gemv_fastz_addnorm_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, P, P] },
-  quant_gemv_fastz_rs_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_gemm_u4: { file: "quant_gemm.cu", params: [P, P, P, P, P, P, P, I, I, I, I] },
   quant_gemm_u8: { file: "quant_gemm.cu", params: [P, P, P, P, P, P, P, I, I, I, I] },
   quant_gemm_reduce: { file: "quant_gemm.cu", params: [P, P, P, I, I, I] },
@@ -188,11 +183,6 @@ const QUANT_PDL_FAMILIES: ReadonlySet<string> = new Set([
   "quant_gemv_fast_addnorm_u8",
   "quant_gemv_fast_rs_u4",
   "quant_gemv_fast_rs_u8",
-  // quantGemvZfold: the same load / wait order (Σx after the wait).
-  "quant_gemv_fastz_u4",
-  "quant_gemv_fastz_norm_u4",
-  "quant_gemv_fastz_addnorm_u4",
-  "quant_gemv_fastz_rs_u4",
 ]);
 /**
  * Whether kernel entry point `name` may be launched with programmatic dependent launch (`quant`: the

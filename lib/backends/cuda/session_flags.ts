@@ -276,13 +276,6 @@ export const CUDA_FLAGS = {
    */
   quantGemvFast: { env: "LLMRT_QUANT_GEMV_FAST", default: true },
   /**
-   * With `quantGemvFast`: the uint4 16-row GEMVs run as quant_gemv_fastz* (kernels/quant_gemv.cu QG_V_ZS): the weights
-   * enter the mma as 128 + q (one lop3 a pair, no bf16x2 FMA) and (128 + z)·Σx comes off each superchunk's sums, Σx of
-   * x's 128-column chunks summed once a block. Within fp32 rounding of quant_gemv_fast's sums (another order: not the same
-   * bits; still batch invariant). @default false
-   */
-  quantGemvZfold: { env: "LLMRT_QUANT_GEMV_ZFOLD", default: false },
-  /**
    * With `nvfp4Mma`: one-row steps run nvfp4_gemv_k32 (kernels/nvfp4_mma.cu) for the NVFP4 GEMVs: m16n8k32 mmas with a
    * k tile's four blocks in B's columns 0, 2, 4, 6, so each lane scales one block of two rows a k tile instead of four,
    * and a k tile takes 4 mmas, not 8; the act quantization of a row no producer wrote runs inside the GEMV (shared

@@ -259,7 +259,10 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #define QG_RD 4       // QG_V_RING: superchunks a warp keeps in flight (slots of QG_SLOT bytes: 8 warps · 4 · 1152 = 36 KB a block)
 #endif
 #define QG_V_ZS 128    // u4, not F16: 128 + q by one lop3 a pair (no FMA); (128 + z)·Σx off each superchunk, Σx of every x row's
-                       // 128-column chunks summed once a block after the PDL wait (QG_ZS: the knob for the quant_gemv_fused* entry points)
+                       // 128-column chunks summed once a block after the PDL wait (QG_ZS: the knob for the quant_gemv_fused* entry points).
+                       // Within fp32 rounding of CONTIG (GPU tests passed as quant_gemv_fastz*), but H200 session 14: 8B int4 e2e
+                       // 427.4 / 428.3 -> 363.6 / 361.9 tok/s (-15%): the Σx pass and barrier after the wait cost more than 32 FMAs
+                       // a superchunk save. Dropped as a switch.
 #ifndef QG_ZS
 #define QG_ZS 0
 #endif
@@ -1242,33 +1245,6 @@ QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u4, 4)
 #endif
 #if LLMRT_KERNEL(quant_gemv_fast_addnorm_u8)
 QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u8, 8)
-#endif
-
-// Session 14 (CudaSessionOptions.quantGemvZfold): quant_gemv_fastz{,_norm,_addnorm,_rs}_u4 — quant_gemv_fast's u4 entry
-// points with QG_V_ZS: the weights enter the mma as 128 + q (one lop3 a pair, no bf16x2 FMA) and (128 + z)·Σx comes off
-// each superchunk's sums, Σx of x's 128-column chunks summed once a block after the PDL wait (4 KB more shared memory).
-// Another fp32 order than quant_gemv_fast: within fp32 rounding of its sums (emu: bf16 outputs within 1 unit, fp32 within
-// 1.6·10⁻⁶ of max |y|). Batch invariant as quant_gemv_fast (a row's Σx does not depend on m).
-#define QG_FASTZ (QG_V_CONTIG | QG_V_ZS)
-#define QUANT_GEMV_FASTZ(NAME, NORM, RS)                                                                                    \
-  extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
-      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
-    quantGemvFusedImpl<4, NORM, false, RS, QG_FASTZ>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);           \
-  }
-#if LLMRT_KERNEL(quant_gemv_fastz_u4)
-QUANT_GEMV_FASTZ(quant_gemv_fastz_u4, false, false)
-#endif
-#if LLMRT_KERNEL(quant_gemv_fastz_norm_u4)
-QUANT_GEMV_FASTZ(quant_gemv_fastz_norm_u4, true, false)
-#endif
-#if LLMRT_KERNEL(quant_gemv_fastz_rs_u4)
-QUANT_GEMV_FASTZ(quant_gemv_fastz_rs_u4, false, true)
-#endif
-#if LLMRT_KERNEL(quant_gemv_fastz_addnorm_u4)
-extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) quant_gemv_fastz_addnorm_u4(const bf16_t* x, const u8* W, const float* scales,
-    const u8* zeros, const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw, float* ssq) {
-  quantGemvFusedImpl<4, false, true, false, QG_FASTZ>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, xw, ssq);
-}
 #endif
 
 // Each thread dequantizes 8 consecutive weights of one row into one 16-byte bf16 store.
