@@ -21,7 +21,9 @@
  *
  * A variant is a comma list of QG_ knobs (`U=4` = -DQG_U=4; `NW=16`: 16 warps a tile, blocks of 512 threads);
  * `LOOP=1` (QG_LOOP) runs quant_gemv_fused* on a persistent grid of min(tiles, RB × SMs) blocks (RB=3 unless
- * given). Each variant compiles only the entry points it runs.
+ * given); RB=n alone caps the grid too (RING_SC=1: QG_V_RING, the per-warp cp.async ring, whose blocks loop over the
+ * tiles; its _norm entry points do not loop, so their checks at a capped grid say DIFFERENT). ZS=1: QG_V_ZS (u4 zero points
+ * off through per-block Σx: "close"). Each variant compiles only the entry points it runs.
  */
 import * as fs from "node:fs";
 import process from "node:process";
@@ -61,7 +63,8 @@ const mods: [string, CudaModule][] = variants.map((v) => [v, loadKernelFile(d, "
 /** Entry point and grid of variant v for a launch of N rows (mode 2: N / 2 gate rows). */
 const entry = (v: string, norm: boolean, u: string, N: number, mode: number): { name: string; grid: number; block: number; capped: boolean } => {
   const kvs = v.split(",");
-  const loop = kvs.includes("LOOP=1");
+  // LOOP=1, or RB=n given (RING_SC=1: the ring's persistent grid): min(tiles, RB · SMs) blocks.
+  const loop = kvs.includes("LOOP=1") || kvs.some((kv) => kv.startsWith("RB="));
   const tiles = mode === 2 ? N / 2 / 8 : N / 16;
   const rb = Number(kvs.find((kv) => kv.startsWith("RB="))?.slice(3) ?? 3);
   return {

@@ -48,7 +48,9 @@ def main():
     variants = a.variants.split(";")
     libs = []
     for i, v in enumerate(variants):
-        lib = ctypes.CDLL(build(tuple(d for d in v.split(",") if d), f"/tmp/qgemv-emu-{os.getpid()}/{i}"))
+        # GRID=n (not a define): at most n blocks (a persistent grid: QG_LOOP / QG_RING_SC loop over the tiles).
+        lib = ctypes.CDLL(build(tuple(d for d in v.split(",") if d and not d.startswith("GRID=")), f"/tmp/qgemv-emu-{os.getpid()}/{i}"))
+        lib.grid_cap = next((int(d[5:]) for d in v.split(",") if d.startswith("GRID=")), 1 << 30)
         lib.emu_launch.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_float)] + [ctypes.c_int] * 6
         libs.append(lib)
     rng = np.random.default_rng(12)
@@ -111,7 +113,7 @@ def main():
                             iv = (ctypes.c_uint64 * 20)(*ints + [0] * (20 - len(ints)))
                             fv = (ctypes.c_float * 8)(*([1e-5] + [0.0] * 7))
                             fn = ctypes.cast(getattr(lib, f"quant_gemv_fused{form}_{u}"), ctypes.c_void_p).value
-                            lib.emu_launch(fn, iv, fv, (N // 2 // 8) if mode == 2 else N // 16, 1, 1, 256, 1, 1)
+                            lib.emu_launch(fn, iv, fv, min((N // 2 // 8) if mode == 2 else N // 16, lib.grid_cap), 1, 1, 256, 1, 1)
                             outs.append((y, xw, ssq))
                         key = f"{u} g{group or 'K'}{' zp' if zp else ''} K={K} m={m}{f' x*{xscale:g}' if xscale != 1 else ''} {form or 'plain'} mode={mode} bias={has_bias}"
                         for vi, (y, xw, ssq) in enumerate(outs):

@@ -250,7 +250,25 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #ifndef QG_F16NS
 #define QG_F16NS 0    // 1: QG_V_F16 never stages x (converts it in the loop; tuning knob: the stage's cost)
 #endif
-#define QG_V ((QG_CONTIG ? QG_V_CONTIG : 0) | (QG_ZFOLD ? QG_V_ZFOLD : 0) | (QG_XSTAGE ? QG_V_XS : 0) | (QG_F16 ? QG_V_F16 : 0) | (QG_HZ ? QG_V_HZ : 0))
+#define QG_V_RING 64   // with QG_V_CONTIG, no prologue: a per-warp cp.async ring of QG_RD superchunks in shared memory, filled across
+                       // tiles (bench knob QG_RING_SC; H200 session 14: one 8B int4 layer 55.1 -> 78.3 us, 8B e2e -30%: dropped)
+#ifndef QG_RING_SC
+#define QG_RING_SC 0  // 1: QG_V_RING for the quant_gemv_fused* entry points (tuning knob; the bench caps the grid with RB)
+#endif
+#ifndef QG_RD
+#define QG_RD 4       // QG_V_RING: superchunks a warp keeps in flight (slots of QG_SLOT bytes: 8 warps · 4 · 1152 = 36 KB a block)
+#endif
+#define QG_V_ZS 128    // u4, not F16: 128 + q by one lop3 a pair (no FMA); (128 + z)·Σx off each superchunk, Σx of every x row's
+                       // 128-column chunks summed once a block after the PDL wait (QG_ZS: the knob for the quant_gemv_fused* entry points).
+                       // Within fp32 rounding of CONTIG (GPU tests passed as quant_gemv_fastz*), but H200 session 14: 8B int4 e2e
+                       // 427.4 / 428.3 -> 363.6 / 361.9 tok/s (-15%): the Σx pass and barrier after the wait cost more than 32 FMAs
+                       // a superchunk save. Dropped as a switch.
+#ifndef QG_ZS
+#define QG_ZS 0
+#endif
+#define QG_SLOT 1152  // a ring slot: the 16 rows' 64 weight bytes (lane l: 16 l row g, 512 + 16 l row g + 8), 16 f32 scales, 16 zero-point words
+#define QG_V ((QG_CONTIG ? QG_V_CONTIG : 0) | (QG_ZFOLD ? QG_V_ZFOLD : 0) | (QG_XSTAGE ? QG_V_XS : 0) | (QG_F16 ? QG_V_F16 : 0) | (QG_HZ ? QG_V_HZ : 0) | \
+              (QG_RING_SC ? QG_V_RING : 0) | (QG_ZS ? QG_V_ZS : 0))
 #ifndef QG_LDNC
 #define QG_LDNC 0     // 1: weight loads as ld.global.nc.L1::no_allocate (fp8_gemv's ldStream); the same sums
 #endif
@@ -318,7 +336,12 @@ __device__ __forceinline__ void mma16816h(float (&c)[4], u32 a0, u32 a1, u32 a2,
 __device__ __forceinline__ void cpAsync16(void* smem, const void* gmem) {
   asm volatile("{ .reg .u64 s; cvta.to.shared.u64 s, %0; cp.async.cg.shared.global [s], [%1], 16; }" ::"l"(smem), "l"(gmem) : "memory");
 }
+__device__ __forceinline__ void cpAsync4(void* smem, const void* gmem) {
+  asm volatile("{ .reg .u64 s; cvta.to.shared.u64 s, %0; cp.async.ca.shared.global [s], [%1], 4; }" ::"l"(smem), "l"(gmem) : "memory");
+}
 __device__ __forceinline__ void cpAsyncCommit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cpAsyncWaitGroup() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
 __device__ __forceinline__ void cpAsyncWaitAll() { asm volatile("cp.async.wait_group 0;" ::: "memory"); }
 __device__ __forceinline__ void mma16816(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
   asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
@@ -363,8 +386,11 @@ inline void mma16816h(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32
   llmrtEmuMmaF16(c, a, b0, b1);
 }
 inline void cpAsync16(void* smem, const void* gmem) { memcpy(smem, gmem, 16); }
+inline void cpAsync4(void* smem, const void* gmem) { memcpy(smem, gmem, 4); }
 inline void cpAsyncCommit() {}
 inline void cpAsyncWaitAll() {}
+template <int N>
+inline void cpAsyncWaitGroup() {}
 inline void mma16816(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
   const uint32_t a[4] = {a0, a1, a2, a3};
   llmrtEmuMma(c, a, b0, b1);
@@ -416,7 +442,8 @@ struct QgSuper {
 };
 
 /** One superchunk of the warp's tile: t[4] = its mma fragment sum (unscaled, fp32). */
-template <int BITS, bool ZF = QG_ZFOLD, bool F16 = false, bool HZ = false, bool XA = QG_XALL>
+// ZX (with ZF): the caller takes (128 + z)·Σx off (QG_V_ZS), no ones-row mma here.
+template <int BITS, bool ZF = QG_ZFOLD, bool F16 = false, bool HZ = false, bool XA = QG_XALL, bool ZX = false>
 __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u32 za, u32 zb, const bf16_t* xs, bool xLive, int lane, float (&t)[4],
                                              bool xPerm = false, float xMul = 1.f) {
   const int tq = lane & 3;
@@ -470,8 +497,10 @@ __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u
         // 128 + q by one lop3 a pair; the zero points come off after the loop, through Σx of a ones-row mma.
         da[0] = lop3Nib(A[u]), da[1] = lop3Nib(A[u] >> 4), da[2] = lop3Nib(A[u] >> 8), da[3] = lop3Nib(A[u] >> 12);
         db[0] = lop3Nib(B[u]), db[1] = lop3Nib(B[u] >> 4), db[2] = lop3Nib(B[u] >> 8), db[3] = lop3Nib(B[u] >> 12);
-        mma16816(sx, one2, one2, one2, one2, x04, x15);
-        mma16816(sx, one2, one2, one2, one2, x26, x37);
+        if constexpr (!ZX) {
+          mma16816(sx, one2, one2, one2, one2, x04, x15);
+          mma16816(sx, one2, one2, one2, one2, x26, x37);
+        }
       } else {
         deqU4(A[u], nza, da);
         deqU4(B[u], nzb, db);
@@ -479,7 +508,7 @@ __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u
       mma16816(t, da[0], db[0], da[1], db[1], x04, x15);
       mma16816(t, da[2], db[2], da[3], db[3], x26, x37);
     }
-    if constexpr (ZF) {
+    if constexpr (ZF && !ZX) {
       // t = Σ (128 + q)·x; minus (128 + z)·Σx (sx[0] = sx[2] and sx[1] = sx[3]: Σx of x columns 2tq, 2tq + 1).
       const float fza = 128.f + (float)za, fzb = 128.f + (float)zb;
       t[0] = fmaf(-fza, sx[0], t[0]);
@@ -548,15 +577,13 @@ struct QgTail {
   bf16_t* xw;
   float* ssq;
 };
-template <int NW>
+template <int NW, bool LS = QG_LOOP>
 __device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], const bf16_t* bias, void* y, int m, int n, int mode, int tile,
                                          const float* inv = nullptr, const QgTail* tail = nullptr, const float* pow2 = nullptr) {
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
   const int half = n >> 1;
   float* rw = red + warp * 128;
-#if QG_LOOP
-  __syncthreads();  // the previous tile's epilogue has read red
-#endif
+  if constexpr (LS) __syncthreads();  // a persistent grid: the previous tile's epilogue has read red
   rw[g * 8 + 2 * tq] = acc[0];
   rw[g * 8 + 2 * tq + 1] = acc[1];
   rw[(g + 8) * 8 + 2 * tq] = acc[2];
@@ -738,6 +765,31 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
       if (s < sEnd) load1(u, s);
     }
   };
+  // RING (QG_V_RING, with CONTIG, not _norm): the warp's items — its superchunks j < cnt of tiles blockIdx.x, + gridDim.x,
+  // ... (a persistent grid when the launcher caps it) — go through a per-warp ring of QG_RD shared-memory slots that
+  // cp.async fills QG_RD items ahead, across tile boundaries: the bytes in flight take shared memory, not registers, and the
+  // first QG_RD items are requested before the PDL wait. One commit group an item (also when nothing is copied).
+  constexpr bool RING = (V & QG_V_RING) != 0 && !NORM;
+  static_assert(!RING || (CONTIG && (V & (QG_V_XS | QG_V_F16)) == 0), "QG_V_RING: CONTIG runs, no x stage");
+  __shared__ __align__(16) u8 qring[RING ? NW * QG_RD * QG_SLOT : 16];
+  const int cnt = max(sEnd - sBeg, 0);
+  // Zero points as the aligned 4-byte word holding them (cp.async copies 4, 8 or 16 bytes); else read at use.
+  const bool zw = zeros != nullptr && (ng & 3) == 0 && (reinterpret_cast<unsigned long long>(zeros) & 3) == 0;
+  int fr = blockIdx.x, fj = 0;  // RING: the next item to issue
+  auto ringIssue = [&](int slot) {
+    u8* sl = qring + (warp * QG_RD + slot) * QG_SLOT;
+    if (fr < tiles && fj < cnt) {
+      const int s = sBeg + fj, gi = s * E / group, r = lane & 15;
+      const int ra = mode == 2 ? fr * 8 + g : fr * 16 + g, rb = mode == 2 ? half + fr * 8 + g : fr * 16 + 8 + g;
+      const int row = mode == 2 ? (r < 8 ? fr * 8 + r : half + fr * 8 + r - 8) : fr * 16 + r;  // lane's scale / zero-point row
+      cpAsync16(sl + 16 * lane, W + (long long)ra * rowBytes + tq * 16 + (long long)s * 64);
+      cpAsync16(sl + 512 + 16 * lane, W + (long long)rb * rowBytes + tq * 16 + (long long)s * 64);
+      if (lane < 16) cpAsync4(sl + 1024 + 4 * r, scales + (long long)row * ng + gi);
+      else if (zw) cpAsync4(sl + 1088 + 4 * r, zeros + (long long)row * ng + (gi & ~3));
+      if (++fj >= cnt) fj = 0, fr += gridDim.x;
+    }
+    cpAsyncCommit();
+  };
   const bf16_t* xsrc = x;
   if constexpr (NORM) {
     // x <- rmsnorm(x) * normW (as rmsnorm_bf16 rounds it), staged in shared memory. One row (batch-1
@@ -795,7 +847,12 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     xsrc = xsh;
   } else {
     // The first weight loads are in flight before anything else (the weight stream is the kernel's work).
-    issue(sBeg);
+    if constexpr (RING) {
+#pragma unroll
+      for (int u = 0; u < QG_RD; u++) ringIssue(u);
+    } else {
+      issue(sBeg);
+    }
     qgPdlWait();
     qgPdlLaunchDependents();
   }
@@ -950,6 +1007,28 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
       xPerm = true;
     }
   }
+  // ZS (QG_V_ZS, u4, not F16): zsS [m][k / 128] = Σ of x row r's 128-column chunk (of xsrc: the staged / permuted x too) (8 values a thread, then 16 lanes by a fixed
+  // shuffle tree; a row's sums do not depend on m).
+  constexpr bool ZS = (V & QG_V_ZS) != 0 && BITS == 4 && !F16;
+  __shared__ float zsS[ZS ? QG_PS : 1];
+  if constexpr (ZS) {
+    const int nc = (m * k) >> 3;
+    if (nc > 8 * QG_PS) __trap();  // m · k / 128 <= QG_PS: the launcher keeps k <= 16384
+    for (int c0 = 0; c0 < nc; c0 += 32 * NW) {  // block-uniform: every lane reaches the shuffles
+      const int c = c0 + tid;
+      float sum = 0.f;
+      if (c < nc) {
+        const uint4 v = *reinterpret_cast<const uint4*>(xsrc + (long long)c * 8);
+        const u32 w4[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int i = 0; i < 4; i++) sum += __uint_as_float(w4[i] << 16) + __uint_as_float(w4[i] & 0xFFFF0000u);
+      }
+#pragma unroll
+      for (int o = 8; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+      if ((lane & 15) == 0 && c < nc) zsS[c >> 4] = sum;
+    }
+    __syncthreads();
+  }
   const bf16_t* xg = xsrc + (long long)(xLive ? g : 0) * k;
   // The tile's superchunks (P: x staged in pair order). Called with a constant on each side of a uniform branch, so
   // each inlined copy is specialized (no generic lambda: NVRTC compiles those as host functions).
@@ -966,7 +1045,17 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
           t[2] = __uint_as_float(vb[u].x ^ vb[u].y ^ zb[u]);
           t[3] = __uint_as_float(vb[u].z ^ vb[u].w);
 #else
-          qgSuperchunk<BITS, ZF, F16, HZ, XA>(va[u], vb[u], za[u], zb[u], xg + (long long)s * E, xLive, lane, t, P, xMul);
+          qgSuperchunk<BITS, ZF || ZS, F16, HZ, XA, ZS>(va[u], vb[u], za[u], zb[u], xg + (long long)s * E, xLive, lane, t, P, xMul);
+          if constexpr (ZS) {
+            // t = Σ (128 + q)·x for x rows 2tq (t[0], t[2]) and 2tq + 1 (t[1], t[3]); minus (128 + z)·Σx.
+            const int c0 = 2 * tq, S128 = k >> 7;
+            const float x0 = c0 < m ? zsS[c0 * S128 + s] : 0.f, x1 = c0 + 1 < m ? zsS[(c0 + 1) * S128 + s] : 0.f;
+            const float fza = 128.f + (float)za[u], fzb = 128.f + (float)zb[u];
+            t[0] = fmaf(-fza, x0, t[0]);
+            t[1] = fmaf(-fza, x1, t[1]);
+            t[2] = fmaf(-fzb, x0, t[2]);
+            t[3] = fmaf(-fzb, x1, t[3]);
+          }
           if constexpr (HZ) {
             // t - P - z·S for the x rows 2tq (t[0], t[2]) and 2tq + 1 (t[1], t[3]) of this chunk (rows past m: unused).
             const int c0 = 2 * tq, S128 = k >> 7;
@@ -992,27 +1081,73 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
 #endif
     }
   };
-  for (;;) {
-    if ((XS || F16) && xPerm) stream(true);
-    else stream(false);
-#if QG_LOOP
-    // The next tile's first loads fly during this one's reduction and epilogue (the prologue is not redone).
-    const int done = tile;
-    tile += gridDim.x;
-    if (tile < tiles) {
-      rowA = mode == 2 ? tile * 8 + g : tile * 16 + g;
-      rowB = mode == 2 ? half + tile * 8 + g : tile * 16 + 8 + g;
-      wa = W + (long long)rowA * rowBytes + tq * 16;
-      wb = W + (long long)rowB * rowBytes + tq * 16;
-      issue(sBeg);
+  if constexpr (RING) {
+    int slot = 0;
+    for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
+      for (int j = 0; j < cnt; j++) {
+        // The oldest of the QG_RD groups in flight is this item's; the warp barrier makes the lanes' scale / zero-point
+        // copies visible to each other, the second one keeps the slot until every lane has read it.
+        cpAsyncWaitGroup<QG_RD - 1>();
+        __syncwarp();
+        const u8* sl = qring + (warp * QG_RD + slot) * QG_SLOT;
+        const int s = sBeg + j, gi = s * E / group;
+        const uint4 wa2 = *reinterpret_cast<const uint4*>(sl + 16 * lane), wb2 = *reinterpret_cast<const uint4*>(sl + 512 + 16 * lane);
+        const float sa2 = *reinterpret_cast<const float*>(sl + 1024 + 4 * g), sb2 = *reinterpret_cast<const float*>(sl + 1024 + 32 + 4 * g);
+        u32 za2 = zdef, zb2 = zdef;
+        if (zw) {
+          const int sh = (gi & 3) * 8;
+          za2 = (*reinterpret_cast<const u32*>(sl + 1088 + 4 * g) >> sh) & 255u;
+          zb2 = (*reinterpret_cast<const u32*>(sl + 1088 + 32 + 4 * g) >> sh) & 255u;
+        } else if (zeros) {
+          const int ra = mode == 2 ? t * 8 + g : t * 16 + g, rb = mode == 2 ? half + t * 8 + g : t * 16 + 8 + g;
+          za2 = zeros[(long long)ra * ng + gi], zb2 = zeros[(long long)rb * ng + gi];
+        }
+        __syncwarp();
+        ringIssue(slot);
+        slot = slot + 1 == QG_RD ? 0 : slot + 1;
+        float tt[4];
+        qgSuperchunk<BITS, ZF || ZS, false, false, XA, ZS>(wa2, wb2, za2, zb2, xg + (long long)s * E, xLive, lane, tt, false, 1.f);
+        if constexpr (ZS) {
+          // tt = Σ (128 + q)·x for x rows 2tq (tt[0], tt[2]) and 2tq + 1 (tt[1], tt[3]); minus (128 + z)·Σx.
+          const int c0 = 2 * tq, S128 = k >> 7;
+          const float x0 = c0 < m ? zsS[c0 * S128 + s] : 0.f, x1 = c0 + 1 < m ? zsS[(c0 + 1) * S128 + s] : 0.f;
+          const float fza = 128.f + (float)za2, fzb = 128.f + (float)zb2;
+          tt[0] = fmaf(-fza, x0, tt[0]);
+          tt[1] = fmaf(-fza, x1, tt[1]);
+          tt[2] = fmaf(-fzb, x0, tt[2]);
+          tt[3] = fmaf(-fzb, x1, tt[3]);
+        }
+        acc[0] = fmaf(tt[0], sa2, acc[0]);
+        acc[1] = fmaf(tt[1], sa2, acc[1]);
+        acc[2] = fmaf(tt[2], sb2, acc[2]);
+        acc[3] = fmaf(tt[3], sb2, acc[3]);
+      }
+      qgFinish<NW, true>(&red[0][0][0], acc, bias, y, m, n, mode, t, RS ? invSh : nullptr, TAIL ? &tl : nullptr, nullptr);
+      acc[0] = acc[1] = acc[2] = acc[3] = 0.f;
     }
-    qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, done, RS ? invSh : nullptr, TAIL ? &tl : nullptr, F16 ? pow2Sh : nullptr);
-    acc[0] = acc[1] = acc[2] = acc[3] = 0.f;
-    if (tile >= tiles) break;
+  } else {
+    for (;;) {
+      if ((XS || F16) && xPerm) stream(true);
+      else stream(false);
+#if QG_LOOP
+      // The next tile's first loads fly during this one's reduction and epilogue (the prologue is not redone).
+      const int done = tile;
+      tile += gridDim.x;
+      if (tile < tiles) {
+        rowA = mode == 2 ? tile * 8 + g : tile * 16 + g;
+        rowB = mode == 2 ? half + tile * 8 + g : tile * 16 + 8 + g;
+        wa = W + (long long)rowA * rowBytes + tq * 16;
+        wb = W + (long long)rowB * rowBytes + tq * 16;
+        issue(sBeg);
+      }
+      qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, done, RS ? invSh : nullptr, TAIL ? &tl : nullptr, F16 ? pow2Sh : nullptr);
+      acc[0] = acc[1] = acc[2] = acc[3] = 0.f;
+      if (tile >= tiles) break;
 #else
-    qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, tile, RS ? invSh : nullptr, TAIL ? &tl : nullptr, F16 ? pow2Sh : nullptr);
-    break;
+      qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, tile, RS ? invSh : nullptr, TAIL ? &tl : nullptr, F16 ? pow2Sh : nullptr);
+      break;
 #endif
+    }
   }
 }
 
