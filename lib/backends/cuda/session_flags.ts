@@ -322,6 +322,14 @@ export const CUDA_FLAGS = {
    * @default false
    */
   batchAttention4Serial: { env: "LLMRT_BATCH_ATTENTION4_SERIAL", default: false },
+  /**
+   * Decode steps of BATCH4_OCCUPANCY_MIN_ROWS+ sequences on decode_attention_batch4 over an e4m3 cache at head dim 128 run
+   * decode_attention_batch4{,s}o_{,q8_}fp8kv_bf16_hd128: the same kernel with registers capped for 10 resident blocks an SM
+   * instead of 8 (96 registers, no spills; 21 KB of shared memory a block), so more of a 512-row step's 4,096 blocks
+   * stream keys at once. The same bits (the same instructions' results). Session 14: measured in tools/gpu/s14_fp8_r1.sh.
+   * @default false
+   */
+  batchAttention4Occupancy: { env: "LLMRT_BATCH_ATTENTION4_OCCUPANCY", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

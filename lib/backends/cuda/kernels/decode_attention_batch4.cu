@@ -177,6 +177,29 @@ __device__ __forceinline__ u32 db4E4m3x2(float lo, float hi) {
   return (u32)r;
 }
 
+// DB4_TRACE (harness only, tools/cuda-kernel-check/decode_attention_batch4.py --trace): thread 0 of each block stamps
+// db4Trace[block * 8 + ...]: 0 globaltimer at entry, 1 globaltimer at the end, 2 clock64 at entry, 3 after the prologue
+// (q rotated, own key written), 4 after warp 0's first tile landed, 5 after warp 0's last tile, 6 at the end, 7 the SM id
+// (bit 32: an empty split's block). No entry point the engine runs is built with it.
+#ifdef DB4_TRACE
+__device__ unsigned long long db4Trace[16384 * 8];
+__device__ __forceinline__ unsigned long long db4Gt() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+__device__ __forceinline__ unsigned db4Smid() {
+  unsigned r;
+  asm volatile("mov.u32 %0, %%smid;" : "=r"(r));
+  return r;
+}
+#define DB4_TR_BLOCK ((blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x)
+#define DB4_TR(K, V) \
+  if (threadIdx.x == 0 && DB4_TR_BLOCK < 16384) db4Trace[DB4_TR_BLOCK * 8 + (K)] = (V)
+#else
+#define DB4_TR(K, V)
+#endif
+
 template <int HD, int NW, int ST, int KT, bool Q8, bool TMA, int SERMAX, bool QO = false, bool LZ = false>
 __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out, void* kvv, const int* positions,
     const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, float* partialO,
@@ -212,6 +235,9 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g4 = lane >> 2, c4 = lane & 3;
   // LZ (batchAttention4Serial): split zLoop of splitsLoop, the block's splits in turn (decode_attention_batch4s_*).
   const int t = blockIdx.y, z = LZ ? zLoop : (int)blockIdx.z, numSplits = LZ ? splitsLoop : (int)gridDim.z;
+  DB4_TR(0, db4Gt());
+  DB4_TR(2, clock64());
+  DB4_TR(7, db4Smid());
   if (QO && blockIdx.x == 0 && z == 0 && threadIdx.x == 0) rowScale[t] = actScale;  // fp8_quantize_flat_bf16's row scale
   const float qoInv = QO ? 1.f / actScale : 0.f;
   const int G = numHeads / numKvHeads;
@@ -257,6 +283,8 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
     const int lo0 = window > 0 ? max(0, p0 + 1 - window) : 0;
     if (lo0 + z * splitSize > p0) {
       const int nz0 = min(numSplits, (p0 + 1 - lo0 + splitSize - 1) / splitSize);
+      DB4_TR(7, db4Smid() | (1ull << 32));
+      DB4_TR(1, db4Gt());
       if (nz0 == 1) return;
       for (int j = 0; j < SER; j++) {
         const int Gb = gbOf(j), h0 = h0Of(j);
@@ -489,6 +517,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
     }
     __syncthreads();
     const int mi = lane >> 3;
+    DB4_TR(3, clock64());
     for (int it = 0; it < SER; it++) {
       // q^T as the B operand (k = head dims, n = the 8 heads): b0 = q[g4][slots 2c4, 2c4 + 1], b1 = slots 2c4 + 8, + 9 of
       // k step kk. bf16: slot j of step kk is dim 16 kk + j; e4m3: the slots of lane c4 are dims c4 · HD / 4 + 4 kk + 0..3.
@@ -509,6 +538,8 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
         if (TMA) db4MbWait(smemAddr(&bars[warp * ST + i % ST]), (i / ST) & 1);
         else asm volatile("cp.async.wait_group %0;\n" ::"n"(ST - 1) : "memory");  // tile i landed (ST + i groups committed)
         __syncwarp();
+        if (i == 0) DB4_TR(4, clock64());
+        if (i == nI - 1) DB4_TR(5, clock64());
         const int k0 = sLo + (warp + ti * NW) * KEYS;
         unsigned char* st = myRing + (i % ST) * STAGEB;
         if (own && pos >= k0 && pos < k0 + KEYS) {  // patch the own key / value in
@@ -741,6 +772,8 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
     }
     if (!TMA) asm volatile("cp.async.wait_group 0;\n" ::: "memory");  // empty trailing groups
   }
+  DB4_TR(6, clock64());
+  DB4_TR(1, db4Gt());
 }
 
 #define DB4_ARGS_HEAD                                                                                                     \
@@ -815,6 +848,48 @@ DECODE_BATCH4S(64, true, decode_attention_batch4s_q8_fp8kv_bf16_hd64, COMMA_Q8OU
 #endif
 #if LLMRT_KERNEL(decode_attention_batch4s_q8_fp8kv_bf16_hd128)
 DECODE_BATCH4S(128, true, decode_attention_batch4s_q8_fp8kv_bf16_hd128, COMMA_Q8OUT, DB4_SERIAL_Q8TAIL)
+#endif
+
+// decode_attention_batch4{,s}o_{,q8_}fp8kv_bf16_hd128 (session 14, batchAttention4Occupancy): the e4m3-cache hd 128 entry
+// points above (batch4 / batch4s, plain / q8) with registers capped for DB4_OMINB128 resident blocks an SM instead of
+// DB4_FMINB128 (ptxas: 96 registers, no spills, vs 118; 21,252 B of shared memory, so 10 blocks fit an SM's 228 KB): the
+// same instructions' results, the same bits; more blocks in flight when hundreds of sequences run in lockstep.
+#ifndef DB4_OMINB128
+#define DB4_OMINB128 10
+#endif
+#define DECODE_BATCH4O(QO, NAME, EXTRA, TAIL)                                                                             \
+  extern "C" __global__ void __launch_bounds__(DB4_FNW128 * 32, DB4_OMINB128) NAME(DB4_ARGS_HEAD EXTRA) {                \
+    if ((int)blockIdx.y >= numTokens) return;                                                                             \
+    decodeBatch4Impl<128, DB4_FNW128, DB4_FST128, DB4_FKT128, true, DB4_FTMA128 != 0, DB4_FSER128, QO>(qkv, out, kvCache,   \
+        positions, seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs, numHeads,        \
+        numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, TAIL);                                     \
+  }
+// batch4s with MINB resident blocks an SM.
+#define DECODE_BATCH4SM(HD, QO, NAME, EXTRA, TAIL, MINB)                                                                  \
+  extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, true) * 32, MINB) NAME(DB4_ARGS_HEAD EXTRA,                \
+      int numSplits) {                                                                                                    \
+    if ((int)blockIdx.y >= numTokens) return;                                                                             \
+    const int p = positions[blockIdx.y], lo = window > 0 ? max(0, p + 1 - window) : 0;                                    \
+    const int nz = min(numSplits, (p + 1 - lo + splitSize - 1) / splitSize);                                              \
+    for (int z = 0; z < nz; z++) {                                                                                        \
+      if (z > 0) __syncthreads();                                                                                         \
+      decodeBatch4Impl<HD, DB4_CFG(NW, HD, true), DB4_CFG(ST, HD, true), DB4_CFG(KT, HD, true), true, DB4_CFG(TMA, HD, true) != 0, \
+          DB4_CFG(SER, HD, true), QO, true>(qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, \
+          partialML, counters, numSeqs, numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize TAIL, z, \
+          numSplits);                                                                                                     \
+    }                                                                                                                     \
+  }
+#if LLMRT_KERNEL(decode_attention_batch4o_fp8kv_bf16_hd128)
+DECODE_BATCH4O(false, decode_attention_batch4o_fp8kv_bf16_hd128, COMMA_SCALES, kvScales)
+#endif
+#if LLMRT_KERNEL(decode_attention_batch4o_q8_fp8kv_bf16_hd128)
+DECODE_BATCH4O(true, decode_attention_batch4o_q8_fp8kv_bf16_hd128, COMMA_Q8OUT, DB4_Q8TAIL)
+#endif
+#if LLMRT_KERNEL(decode_attention_batch4so_fp8kv_bf16_hd128)
+DECODE_BATCH4SM(128, false, decode_attention_batch4so_fp8kv_bf16_hd128, COMMA_SCALES, DB4_SERIAL_TAIL, DB4_OMINB128)
+#endif
+#if LLMRT_KERNEL(decode_attention_batch4so_q8_fp8kv_bf16_hd128)
+DECODE_BATCH4SM(128, true, decode_attention_batch4so_q8_fp8kv_bf16_hd128, COMMA_Q8OUT, DB4_SERIAL_Q8TAIL, DB4_OMINB128)
 #endif
 
 // decode_attention_batch4w_bf16_hd128: the bf16 hd128 kernel with 1 cp.async stage a warp and registers capped for 8 blocks
