@@ -87,9 +87,9 @@ def trace_stats(hd, fp8, cfg, nblocks, serial=False):
     nm, defines, _, _ = b4defines(hd, fp8, cfg, serial, trace=True)
     mod = module("decode_attention_batch4", defines)
     import cupy as cp
-    g = cp.ndarray((16384 * 8,), dtype=cp.uint64, memptr=mod.get_global("db4Trace"))
+    g = cp.ndarray((16384 * 16,), dtype=cp.uint64, memptr=mod.get_global("db4Trace"))
     n = min(nblocks, 16384)
-    tr = cp.asnumpy(g).reshape(-1, 8)[:n].astype(np.int64)
+    tr = cp.asnumpy(g).reshape(-1, 16)[:n].astype(np.int64)
     empty = (tr[:, 7] >> 32) & 1 == 1
     full = tr[~empty]
     gt0, gt1 = tr[:, 0], tr[:, 1]
@@ -113,8 +113,10 @@ def trace_stats(hd, fp8, cfg, nblocks, serial=False):
             conc = max(conc, int(max(((st <= x) & (en > x)).sum() for x in st)))
     log(f"    trace {'serial ' if serial else ''}{cfg}: span {span:.1f} us, {len(full)} blocks (+{int(empty.sum())} empty, those end by "
         f"{(gt1[empty].max() - t0) / 1e3 if empty.any() else 0:.1f} us); block time median {np.median(dur):.2f} p10 {np.quantile(dur, 0.1):.2f} "
-        f"p90 {np.quantile(dur, 0.9):.2f} us at {ghz:.2f} GHz; phases (median us): prologue {ph(2, 3):.2f}, to first tile {ph(3, 4):.2f}, "
-        f"tiles {ph(4, 5):.2f}, merge+write {ph(5, 6):.2f}; start quantiles {', '.join(f'{x:.1f}' for x in q)} us; blocks/SM "
+        f"p90 {np.quantile(dur, 0.9):.2f} us at {ghz:.2f} GHz; phases (median us): prologue {ph(2, 3):.2f} [issue {ph(2, 8):.2f}, rope table "
+        f"{ph(8, 9):.2f}, barrier {ph(9, 10):.2f}, q {ph(10, 11):.2f}, own k/v {ph(11, 3):.2f}], to first tile {ph(3, 4):.2f}, "
+        f"tiles {ph(4, 5):.2f}, merge+write {ph(5, 6):.2f} [last tile {ph(5, 12):.2f}, park barrier {ph(12, 13):.2f}, merge+out {ph(13, 14):.2f}, "
+        f"end {ph(14, 6):.2f}]; start quantiles {', '.join(f'{x:.1f}' for x in q)} us; blocks/SM "
         f"{per_sm.min()}..{per_sm.max()}, max alive on an SM {conc}")
 
 

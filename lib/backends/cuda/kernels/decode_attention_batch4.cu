@@ -178,11 +178,13 @@ __device__ __forceinline__ u32 db4E4m3x2(float lo, float hi) {
 }
 
 // DB4_TRACE (harness only, tools/cuda-kernel-check/decode_attention_batch4.py --trace): thread 0 of each block stamps
-// db4Trace[block * 8 + ...]: 0 globaltimer at entry, 1 globaltimer at the end, 2 clock64 at entry, 3 after the prologue
-// (q rotated, own key written), 4 after warp 0's first tile landed, 5 after warp 0's last tile, 6 at the end, 7 the SM id
-// (bit 32: an empty split's block). No entry point the engine runs is built with it.
+// db4Trace[block * 16 + ...]: 0 globaltimer at entry, 1 globaltimer at the end, 2 clock64 at entry, 8 after the first
+// tiles' issue, 9 after the RoPE table, 10 after the first barrier, 11 after q's rotation, 3 after the prologue (own key
+// written), 4 after warp 0's first tile landed, 5 after its last tile landed, 12 after its last tile's sums, 13 after the
+// park barrier, 14 after warp 0's output, 6 at the end, 7 the SM id (bit 32: an empty split's block). No entry point the
+// engine runs is built with it.
 #ifdef DB4_TRACE
-__device__ unsigned long long db4Trace[16384 * 8];
+__device__ unsigned long long db4Trace[16384 * 16];
 __device__ __forceinline__ unsigned long long db4Gt() {
   unsigned long long t;
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
@@ -195,7 +197,7 @@ __device__ __forceinline__ unsigned db4Smid() {
 }
 #define DB4_TR_BLOCK ((blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x)
 #define DB4_TR(K, V) \
-  if (threadIdx.x == 0 && DB4_TR_BLOCK < 16384) db4Trace[DB4_TR_BLOCK * 8 + (K)] = (V)
+  if (threadIdx.x == 0 && DB4_TR_BLOCK < 16384) db4Trace[DB4_TR_BLOCK * 16 + (K)] = (V)
 #else
 #define DB4_TR(K, V)
 #endif
@@ -423,6 +425,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
     }
 #pragma unroll
     for (int i = 0; i < ST; i++) issue(i);  // in flight while RoPE runs
+    DB4_TR(8, clock64());
 #pragma unroll
     for (int j = 0; j < FPT; j++) {
       const int i = tid + j * NT;
@@ -434,7 +437,9 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
       }
     }
     const float qscale = scale * LLMRT_LOG2E;
+    DB4_TR(9, clock64());
     __syncthreads();
+    DB4_TR(10, clock64());
     // Rotated q rounded to bf16 (the unfused q buffer's bits); Q8: times qscale · kScale, as f16. Rows past Gb zero.
 #pragma unroll
     for (int j = 0; j < QPT; j++) {
@@ -461,6 +466,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
         *reinterpret_cast<uint4*>(qsm[it] + swizzle16<HD>(g, HC + c)) = uint4{rb2[0], rb2[1], rb2[2], rb2[3]};
       }
     }
+    DB4_TR(11, clock64());
 #pragma unroll
     for (int j = 0; j < KPT; j++) {  // the step's own key / value: rotate k, keep both in shared, and (chunk 0) write the cache
       const int pk = tid + j * NT, it = pk / HC, c = pk % HC;
@@ -667,6 +673,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
         __syncwarp();  // the stage is refilled next
         issue(i + ST);
       }
+      DB4_TR(12, clock64());
       // Item it done: l over the lanes of each head; warps 1.. park (m, l, o) lane by lane, warp 0 merges them in order
       // (a warp with no keys: m = -inf, weight 0) and writes the item's heads.
 #pragma unroll
@@ -690,6 +697,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
         p[(MT * 4 + 3) * 32] = lB;
       }
       __syncthreads();
+      DB4_TR(13, clock64());
       if (warp == 0) {
         float MA = fmaxf(-LLMRT_INF, mA), MB = fmaxf(-LLMRT_INF, mB);
 #pragma unroll
@@ -768,6 +776,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
           if (okB) { partialML[((thA + 1) * numSplits + z) * 2] = MB; partialML[((thA + 1) * numSplits + z) * 2 + 1] = LB; }
         }
       }
+      DB4_TR(14, clock64());
       if (!direct) splitMerge(it, nz);
     }
     if (!TMA) asm volatile("cp.async.wait_group 0;\n" ::: "memory");  // empty trailing groups
