@@ -43,6 +43,8 @@ def b4defines(hd, fp8, cfg, serial=False, trace=False):
         defines += tuple(f"DB4_{f}{k}{hd}={v}" for k, v in zip(("NW", "ST", "KT", "MINB", "TMA", "SER"), cfg))
         if len(cfg) > 6:
             defines += (f"DB4_FAST={cfg[6]}",)
+        if len(cfg) > 7:
+            defines += (f"DB4_PF={cfg[7]}",)
         if len(cfg) > 5:
             ser = cfg[5]
     return nm, defines, nw, ser
@@ -51,7 +53,7 @@ def b4defines(hd, fp8, cfg, serial=False, trace=False):
 def batch4(qkv, out, kvc, positions, seqStarts, table, invf, pO, pML, ctr, T, S, nH, nKV, hd, tpb, maxB, scale, window, splitSize,
            numSplits, fp8=False, kvScales=None, cfg=None, serial=False, trace=False):
     """cfg (warps, stages, 16-key sub-tiles a warp tile, min blocks per SM[, cp.async.bulk rows[, items a block takes in
-    turn[, fast issue]]]) or None: the .cu defaults. serial: decode_attention_batch4s_fp8kv_* (batchAttention4Serial: grid
+    turn[, fast issue[, block-table prefetch (PF)]]]]) or None: the .cu defaults. serial: decode_attention_batch4s_fp8kv_* (batchAttention4Serial: grid
     z 1, the token's splits in turn; fp8 only). trace: the DB4_TRACE build (db4Trace stamps)."""
     G = nH // nKV
     nm, defines, nw, ser = b4defines(hd, fp8, cfg, serial, trace)

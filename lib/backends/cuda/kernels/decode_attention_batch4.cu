@@ -109,6 +109,9 @@
 #define DB4_FAST 1  // whole tiles (every key valid, one cache block, not the own key) issued without per-row checks (H200
                     // session 11: 8B 512 seqs bf16 127.8 -> 115.6 us, e4m3 102.3 -> 90.0; the same bytes, so the same bits)
 #endif
+#ifndef DB4_PF
+#define DB4_PF 0  // 1 (harness): the entry points above with decodeBatch4Impl's PF (the batch4{,s}o entry points' table prefetch)
+#endif
 #define DB4_CFG(P, HD, Q8) ((Q8) ? ((HD) == 128 ? DB4_F##P##128 : DB4_F##P##64) : ((HD) == 128 ? DB4_##P##128 : DB4_##P##64))
 
 template <bool Q8>
@@ -202,7 +205,7 @@ __device__ __forceinline__ unsigned db4Smid() {
 #define DB4_TR(K, V)
 #endif
 
-template <int HD, int NW, int ST, int KT, bool Q8, bool TMA, int SERMAX, bool QO = false, bool LZ = false>
+template <int HD, int NW, int ST, int KT, bool Q8, bool TMA, int SERMAX, bool QO = false, bool LZ = false, bool PF = false>
 __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out, void* kvv, const int* positions,
     const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, float* partialO,
     float* partialML, int* counters, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
@@ -305,6 +308,18 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   constexpr int QP = SERMAX * DB4_ROWS * HC;      // (item, q row, chunk) triples
   constexpr int QPT = (QP + NT - 1) / NT, FPT = (HALF + NT - 1) / NT;
   const bf16_t* row = qkv + (long long)t * (numHeads + 2 * numKvHeads) * HD;
+  // PF (the batch4{,s}o entry points): the block-table entries of the warp's first ST tiles load with the position, on the
+  // guess that token t is sequence t with no window (decode steps): one dependent load less before the first cp.async. The
+  // same addresses, so the same bits; a wrong guess (s != t) falls back to the table walk.
+  static_assert(!PF || SERMAX == 1, "PF: one item a block");
+  int pfb[ST];
+  if constexpr (PF) {
+#pragma unroll
+    for (int i = 0; i < ST; i++) {
+      const int kb = (z * splitSize + (warp + i * NW) * KEYS) / tokensPerBlock;
+      pfb[i] = window == 0 && t < numSeqs && kb < maxBlocksPerSeq ? blockTables[(long long)t * maxBlocksPerSeq + kb] : -1;
+    }
+  }
   const int pos = positions[t];
   const int st0 = t < numSeqs ? seqStarts[t] : -1, st1 = t < numSeqs ? seqStarts[t + 1] : -1;
   double ifq[FPT];
@@ -356,12 +371,13 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
     unsigned char* myRing = ring + warp * ST * STAGEB;
     // Stream tile i (item i / nW, keys k0 .. k0 + KEYS) into ring stage i % ST; keys past the split read nothing (zeros);
     // the step's own key is skipped (patched from kself / vself before use). Always commits a group.
-    auto issue = [&](int i) {
+    auto issue = [&](int i, int pre) {
       if (i < nI) {
         const int it = i / nW, ti = i - it * nW;
         const int k0 = sLo + (warp + ti * NW) * KEYS;
         const int slot0 = k0 % tokensPerBlock;
-        const unsigned char* base0 = kv + ((long long)table[k0 / tokensPerBlock] * 2 * tokensPerBlock * rowWidth + kvhOf(it) * HD) * EB;
+        const int blk0 = PF && pre >= 0 ? pre : table[k0 / tokensPerBlock];
+        const unsigned char* base0 = kv + ((long long)blk0 * 2 * tokensPerBlock * rowWidth + kvhOf(it) * HD) * EB;
         unsigned char* ks = myRing + (i % ST) * STAGEB;
         if constexpr (TMA) {
           // Row idx = lane + 32 j: K (idx < KEYS) or V row r = idx % KEYS. Keys past the split are zeroed here (their p
@@ -424,7 +440,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
       __syncwarp();
     }
 #pragma unroll
-    for (int i = 0; i < ST; i++) issue(i);  // in flight while RoPE runs
+    for (int i = 0; i < ST; i++) issue(i, PF && s == t ? pfb[i] : -1);  // in flight while RoPE runs
     DB4_TR(8, clock64());
 #pragma unroll
     for (int j = 0; j < FPT; j++) {
@@ -671,7 +687,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
           }
         }
         __syncwarp();  // the stage is refilled next
-        issue(i + ST);
+        issue(i + ST, -1);
       }
       DB4_TR(12, clock64());
       // Item it done: l over the lanes of each head; warps 1.. park (m, l, o) lane by lane, warp 0 merges them in order
@@ -793,14 +809,14 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
 #define DECODE_BATCH4Q(HD, Q8, QO, NAME, EXTRA, TAIL)                                                                     \
   extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, Q8) * 32, DB4_CFG(MINB, HD, Q8)) NAME(DB4_ARGS_HEAD EXTRA) { \
     if ((int)blockIdx.y >= numTokens) return;                                                                             \
-    decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, DB4_CFG(SER, HD, Q8), QO>(qkv, out, kvCache, positions, \
+    decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, DB4_CFG(SER, HD, Q8), QO, false, DB4_PF != 0>(qkv, out, kvCache, positions, \
         seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs, numHeads, numKvHeads,       \
         tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, TAIL);                                                 \
   }
 #define DECODE_BATCH4(HD, Q8, NAME, EXTRA, SCALES)                                                                        \
   extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, Q8) * 32, DB4_CFG(MINB, HD, Q8)) NAME(DB4_ARGS_HEAD EXTRA) { \
     if ((int)blockIdx.y >= numTokens) return;                                                                             \
-    decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, DB4_CFG(SER, HD, Q8)>(qkv, out, kvCache, positions, \
+    decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, DB4_CFG(SER, HD, Q8), false, false, DB4_PF != 0>(qkv, out, kvCache, positions, \
         seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs, numHeads, numKvHeads,       \
         tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, SCALES);                                               \
   }
@@ -841,7 +857,7 @@ DECODE_BATCH4Q(128, true, true, decode_attention_batch4_q8_fp8kv_bf16_hd128, COM
     for (int z = 0; z < nz; z++) {                                                                                        \
       if (z > 0) __syncthreads();                                                                                         \
       decodeBatch4Impl<HD, DB4_CFG(NW, HD, true), DB4_CFG(ST, HD, true), DB4_CFG(KT, HD, true), true, DB4_CFG(TMA, HD, true) != 0, \
-          DB4_CFG(SER, HD, true), QO, true>(qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, \
+          DB4_CFG(SER, HD, true), QO, true, DB4_PF != 0>(qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, \
           partialML, counters, numSeqs, numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize TAIL, z, \
           numSplits);                                                                                                     \
     }                                                                                                                     \
@@ -861,15 +877,20 @@ DECODE_BATCH4S(128, true, decode_attention_batch4s_q8_fp8kv_bf16_hd128, COMMA_Q8
 
 // decode_attention_batch4{,s}o_{,q8_}fp8kv_bf16_hd128 (session 14, batchAttention4Occupancy): the e4m3-cache hd 128 entry
 // points above (batch4 / batch4s, plain / q8) with registers capped for DB4_OMINB128 resident blocks an SM instead of
-// DB4_FMINB128 (ptxas: 96 registers, no spills, vs 118; 21,252 B of shared memory, so 10 blocks fit an SM's 228 KB): the
-// same instructions' results, the same bits; more blocks in flight when hundreds of sequences run in lockstep.
+// DB4_FMINB128 (ptxas: 96 registers, no spills, vs 118; 21,252 B of shared memory, so 10 blocks fit an SM's 228 KB), and
+// with decodeBatch4Impl's PF (DB4_OPF): the same addresses and sums, the same bits; more blocks in flight when hundreds of
+// sequences run in lockstep, and one dependent load less before a block's first cp.async.
 #ifndef DB4_OMINB128
 #define DB4_OMINB128 10
+#endif
+#ifndef DB4_OPF
+#define DB4_OPF 1  // and the first tiles' block-table entries loaded with the position (decodeBatch4Impl's PF)
 #endif
 #define DECODE_BATCH4O(QO, NAME, EXTRA, TAIL)                                                                             \
   extern "C" __global__ void __launch_bounds__(DB4_FNW128 * 32, DB4_OMINB128) NAME(DB4_ARGS_HEAD EXTRA) {                \
     if ((int)blockIdx.y >= numTokens) return;                                                                             \
-    decodeBatch4Impl<128, DB4_FNW128, DB4_FST128, DB4_FKT128, true, DB4_FTMA128 != 0, DB4_FSER128, QO>(qkv, out, kvCache,   \
+    decodeBatch4Impl<128, DB4_FNW128, DB4_FST128, DB4_FKT128, true, DB4_FTMA128 != 0, DB4_FSER128, QO, false, DB4_OPF != 0>( \
+        qkv, out, kvCache,                                                                                                \
         positions, seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs, numHeads,        \
         numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, TAIL);                                     \
   }
@@ -883,7 +904,7 @@ DECODE_BATCH4S(128, true, decode_attention_batch4s_q8_fp8kv_bf16_hd128, COMMA_Q8
     for (int z = 0; z < nz; z++) {                                                                                        \
       if (z > 0) __syncthreads();                                                                                         \
       decodeBatch4Impl<HD, DB4_CFG(NW, HD, true), DB4_CFG(ST, HD, true), DB4_CFG(KT, HD, true), true, DB4_CFG(TMA, HD, true) != 0, \
-          DB4_CFG(SER, HD, true), QO, true>(qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, \
+          DB4_CFG(SER, HD, true), QO, true, DB4_OPF != 0>(qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, \
           partialML, counters, numSeqs, numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize TAIL, z, \
           numSplits);                                                                                                     \
     }                                                                                                                     \
