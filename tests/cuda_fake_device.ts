@@ -346,6 +346,8 @@ export interface FakeSessionOptions {
   readonly prefillTileScan?: boolean;
   /** LaunchEnv.batchAttention4Serial. */
   readonly batchAttention4Serial?: boolean;
+  /** LaunchEnv.batchAttention4Occupancy. */
+  readonly batchAttention4Occupancy?: boolean;
   /** LaunchEnv.fp8FastSilu. */
   readonly fp8FastSilu?: boolean;
   /** With pruneLastLayer: FP8 plans prune their last layer too (CudaSessionOptions.fp8PruneLastLayer). */
@@ -479,6 +481,7 @@ export class FakeCudaSession {
       fp8DecodeAttnQuant: opts.fp8DecodeAttnQuant,
       prefillTileScan: opts.prefillTileScan,
       batchAttention4Serial: opts.batchAttention4Serial,
+      batchAttention4Occupancy: opts.batchAttention4Occupancy,
       fp8FastSilu: opts.fp8FastSilu,
       nvfp4Mma: opts.nvfp4Mma,
       nvfp4GemvBlocks: opts.nvfp4Mma ? 2 * sms : undefined,
@@ -1423,6 +1426,10 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "decode_attention_batch4_q8_fp8kv_bf16":
       case "decode_attention_batch4s_fp8kv_bf16":
       case "decode_attention_batch4s_q8_fp8kv_bf16":
+      case "decode_attention_batch4o_fp8kv_bf16":
+      case "decode_attention_batch4o_q8_fp8kv_bf16":
+      case "decode_attention_batch4so_fp8kv_bf16":
+      case "decode_attention_batch4so_q8_fp8kv_bf16":
       case "decode_attention_batch2w_bf16":
       case "decode_attention_batch2_fp8kv_bf16":
       case "decode_attention_fp8kv_bf16":
@@ -1474,7 +1481,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           );
         } else assert.ok(!l.sharedBytes, `${l.kernel}: no dynamic shared memory`);
         // decode_attention_batch4s (batchAttention4Serial): grid z 1, the partials' split count passed last.
-        const serial4 = name.startsWith("decode_attention_batch4s_");
+        const serial4 = name.startsWith("decode_attention_batch4s_") || name.startsWith("decode_attention_batch4so_");
         const numSplits = sk ? MAX_DECODE_SPLITS : serial4 ? Number(A[A.length - 1]) : l.grid[2];
         if (serial4) assert.ok(l.grid[2] === 1 && Number.isInteger(numSplits) && numSplits >= 1, `${l.kernel}: grid ${l.grid}, ${numSplits} splits`);
         // decode_attention_batch.cu: the same ABI; 16 query heads per block, 64 threads at head dim 128; splitSize
@@ -1597,7 +1604,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           const lo = window > 0 ? Math.max(0, pos[t] + 1 - window) : 0, table = tableOf(t);
           for (let h = 0; h < nH; h++) attendBf16(qf, (t * nH + h) * hd, keys, table, lo, pos[t], bs, nKV, hd, Math.floor(h / G), scale, o, (t * nH + h) * hd);
         }
-        if (name === "decode_attention_batch4_q8_fp8kv_bf16" || name === "decode_attention_batch4s_q8_fp8kv_bf16") {
+        if (/^decode_attention_batch4s?o?_q8_fp8kv_bf16$/.test(name)) {
           // fp8DecodeAttnQuant: the output rows as the next FP8 linear's e4m3 input (fp8_quantize_bf16's bytes, static scale).
           const [xs, actScale] = A.slice(23);
           assert.ok(actScale > 0, `${l.kernel}: a static scale`);

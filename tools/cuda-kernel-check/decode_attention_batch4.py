@@ -30,28 +30,96 @@ def name4(hd, fp8):
     return f"decode_attention_batch4_{'fp8kv_' if fp8 else ''}bf16_hd{hd}"
 
 
-def batch4(qkv, out, kvc, positions, seqStarts, table, invf, pO, pML, ctr, T, S, nH, nKV, hd, tpb, maxB, scale, window, splitSize,
-           numSplits, fp8=False, kvScales=None, cfg=None):
-    """cfg (warps, stages, 16-key sub-tiles a warp tile, min blocks per SM[, cp.async.bulk rows[, items a block takes in
-    turn[, fast issue]]]) or None: the .cu defaults."""
-    G = nH // nKV
+def b4defines(hd, fp8, cfg, serial=False, trace=False):
+    """(kernel name, NVRTC defines, warps, items a block takes in turn) of a configuration (see batch4)."""
     nm = name4(hd, fp8)
+    if serial:
+        nm = nm.replace("batch4_", "batch4s_")
     f = "F" if fp8 else ""
-    defines = ("LLMRT_SELECT", f"LLMRT_K_{nm}=1")
+    defines = ("LLMRT_SELECT", f"LLMRT_K_{nm}=1") + (("DB4_TRACE",) if trace else ())
     nw, ser = 2, 1
-    nBx = nKV * math.ceil(G / 8)
     if cfg:
         nw = cfg[0]
         defines += tuple(f"DB4_{f}{k}{hd}={v}" for k, v in zip(("NW", "ST", "KT", "MINB", "TMA", "SER"), cfg))
-        if len(cfg) > 5:
-            ser = max(d for d in range(1, cfg[5] + 1) if nBx % d == 0)
         if len(cfg) > 6:
             defines += (f"DB4_FAST={cfg[6]}",)
+        if len(cfg) > 7:
+            defines += (f"DB4_PF={cfg[7]}",)
+        if len(cfg) > 5:
+            ser = cfg[5]
+    return nm, defines, nw, ser
+
+
+def batch4(qkv, out, kvc, positions, seqStarts, table, invf, pO, pML, ctr, T, S, nH, nKV, hd, tpb, maxB, scale, window, splitSize,
+           numSplits, fp8=False, kvScales=None, cfg=None, serial=False, trace=False):
+    """cfg (warps, stages, 16-key sub-tiles a warp tile, min blocks per SM[, cp.async.bulk rows[, items a block takes in
+    turn[, fast issue[, block-table prefetch (PF)]]]]) or None: the .cu defaults. serial: decode_attention_batch4s_fp8kv_* (batchAttention4Serial: grid
+    z 1, the token's splits in turn; fp8 only). trace: the DB4_TRACE build (db4Trace stamps)."""
+    G = nH // nKV
+    nm, defines, nw, ser = b4defines(hd, fp8, cfg, serial, trace)
+    nBx = nKV * math.ceil(G / 8)
+    if ser > 1:
+        ser = max(d for d in range(1, ser + 1) if nBx % d == 0)
     args = (P(qkv), P(out), P(kvc), P(positions), P(seqStarts), P(table), P(invf), F(1.0), P(pO), P(pML), P(ctr),
             I(T), I(S), I(nH), I(nKV), I(tpb), I(maxB), F(scale), I(window), I(splitSize), P(None), L(0))
     if fp8:
         args = args + (P(kvScales),)
-    launch("decode_attention_batch4", nm, (nBx // ser, T, numSplits), nw * 32, args, defines)
+    if serial:
+        args = args + (I(numSplits),)
+    launch("decode_attention_batch4", nm, (nBx // ser, T, 1 if serial else numSplits), nw * 32, args, defines)
+
+
+def occupancy(hd, fp8, cfg, serial=False):
+    """'R regs, L B local, S B smem, B blocks/SM' of a configuration's kernel (the driver's occupancy query)."""
+    import cupy as cp
+    from decode_step import module
+    nm, defines, nw, _ = b4defines(hd, fp8, cfg, serial)
+    f = module("decode_attention_batch4", defines).get_function(nm)
+    try:
+        nb = cp.cuda.driver.occupancyMaxActiveBlocksPerMultiprocessor(f.ptr, nw * 32, 0)
+    except Exception as e:  # noqa: BLE001
+        nb = f"? ({type(e).__name__})"
+    return f"{f.num_regs} regs, {f.local_size_bytes} B local, {f.shared_size_bytes} B smem, {nb} blocks/SM"
+
+
+def trace_stats(hd, fp8, cfg, nblocks, serial=False):
+    """Reads db4Trace of the last DB4_TRACE launch: block time, its phases (clock64), waves, the kernel's span."""
+    import numpy as np
+    from decode_step import module
+    nm, defines, _, _ = b4defines(hd, fp8, cfg, serial, trace=True)
+    mod = module("decode_attention_batch4", defines)
+    import cupy as cp
+    g = cp.ndarray((16384 * 16,), dtype=cp.uint64, memptr=mod.get_global("db4Trace"))
+    n = min(nblocks, 16384)
+    tr = cp.asnumpy(g).reshape(-1, 16)[:n].astype(np.int64)
+    empty = (tr[:, 7] >> 32) & 1 == 1
+    full = tr[~empty]
+    gt0, gt1 = tr[:, 0], tr[:, 1]
+    t0 = gt0.min()
+    span = (gt1.max() - t0) / 1e3
+    dur = (full[:, 1] - full[:, 0]) / 1e3
+    cyc = (full[:, 6] - full[:, 2]).astype(float)
+    ghz = cyc.sum() / max(1, (full[:, 1] - full[:, 0]).sum())
+    ph = lambda a, b: np.median((full[:, b] - full[:, a]) / ghz / 1e3)  # noqa: E731
+    starts = np.sort((full[:, 0] - t0) / 1e3)
+    # Wave starts: the first block, then the start times at each 1056-block boundary-ish: quantiles of the start times.
+    q = np.quantile(starts, [0.0, 0.25, 0.5, 0.75, 1.0])
+    sm = full[:, 7] & 0xFFFFFFFF
+    per_sm = np.bincount(sm.astype(np.int64))
+    # Concurrency: blocks of an SM alive at the same time (max over SMs, sampled at each block start).
+    conc = 0
+    for smi in range(min(len(per_sm), 132)):
+        sel = full[sm == smi]
+        if len(sel):
+            st, en = sel[:, 0], sel[:, 1]
+            conc = max(conc, int(max(((st <= x) & (en > x)).sum() for x in st)))
+    log(f"    trace {'serial ' if serial else ''}{cfg}: span {span:.1f} us, {len(full)} blocks (+{int(empty.sum())} empty, those end by "
+        f"{(gt1[empty].max() - t0) / 1e3 if empty.any() else 0:.1f} us); block time median {np.median(dur):.2f} p10 {np.quantile(dur, 0.1):.2f} "
+        f"p90 {np.quantile(dur, 0.9):.2f} us at {ghz:.2f} GHz; phases (median us): prologue {ph(2, 3):.2f} [issue {ph(2, 8):.2f}, rope table "
+        f"{ph(8, 9):.2f}, barrier {ph(9, 10):.2f}, q {ph(10, 11):.2f}, own k/v {ph(11, 3):.2f}], to first tile {ph(3, 4):.2f}, "
+        f"tiles {ph(4, 5):.2f}, merge+write {ph(5, 6):.2f} [last tile {ph(5, 12):.2f}, park barrier {ph(12, 13):.2f}, merge+out {ph(13, 14):.2f}, "
+        f"end {ph(14, 6):.2f}]; start quantiles {', '.join(f'{x:.1f}' for x in q)} us; blocks/SM "
+        f"{per_sm.min()}..{per_sm.max()}, max alive on an SM {conc}")
 
 
 SHAPES = [(32, 8, 128), (32, 8, 64), (14, 2, 64), (16, 1, 128), (48, 2, 64), (28, 4, 128)]
@@ -145,7 +213,7 @@ def timing(bw, cases, cfgsOf, fp8s):
         nm, nH, nKV, hd = MODELS[mk]
         T = int(T)
         lo, hi = (int(x) for x in ctx.split("-"))
-        d = setup(T, nH, nKV, hd, lo, hi, max(288, hi + 32))
+        d = setup(T, nH, nKV, hd, lo, hi, max(288, hi + 32), split=SPLIT)
         scale = 1 / math.sqrt(hd)
         kv8 = None
         for fp8 in fp8s:
@@ -163,20 +231,39 @@ def timing(bw, cases, cfgsOf, fp8s):
 
             def tm(fn):
                 return min(ds.graph_time(lambda: [fn(li) for li in range(layers)], iters=1, reps=7) for _ in range(2)) / layers * 1e3
-            t2 = tm(lambda li: batch2(*args(li), fp8=fp8, kvScales=sc[li] if fp8 else None))
+            t2 = 1e9 if NO_B2 else tm(lambda li: batch2(*args(li), fp8=fp8, kvScales=sc[li] if fp8 else None))
             line = f"  {nm} {T} seqs ctx {lo}..{hi} {'fp8' if fp8 else 'bf16'} split {d['ns']}x{d['ss']}: ceiling {ceil_us:6.1f} | batch2 {t2:6.1f} ({ceil_us / t2 * 100:4.1f}%)"
             ref = t2
-            if not fp8 and hd == 128:
+            if not fp8 and hd == 128 and not NO_B2:
                 tw = tm(lambda li: batch2w(*args(li)))
                 line += f" | batch2w {tw:6.1f}"
                 ref = min(ref, tw)
             best = (1e9, "")
-            for cfg in cfgsOf[fp8]:
-                t4 = tm(lambda li: batch4(*args(li), fp8=fp8, kvScales=sc[li] if fp8 else None, cfg=cfg))
-                lab = "b4 " + ("dflt" if cfg is None else ",".join(str(x) for x in cfg))
+            first, diff = None, []
+            for ci, (serial, cfg) in enumerate(cfgsOf[fp8]):
+                b4 = lambda li, cfg=cfg, serial=serial, trace=False: batch4(*args(li), fp8=fp8, kvScales=sc[li] if fp8 else None,  # noqa: E731
+                                                                            cfg=cfg, serial=serial, trace=trace)
+                t4 = tm(b4)
+                lab = ("b4s " if serial else "b4 ") + ("dflt" if cfg is None else ",".join(str(x) for x in cfg))
+                b4(0)
+                torch.cuda.synchronize()
+                o = d["out"].clone()
+                if first is None:
+                    first = o
+                elif not torch.equal(o.view(torch.int16), first.view(torch.int16)):
+                    diff.append(lab)
                 line += f" | {lab} {t4:6.1f}"
                 best = min(best, (t4, lab))
+                if INFO:
+                    log(f"    {lab}: {occupancy(hd, fp8, cfg, serial)}")
+                if ci < TRACE and fp8 and not serial:
+                    b4(0, trace=True)
+                    torch.cuda.synchronize()
+                    b4(0, trace=True)
+                    torch.cuda.synchronize()
+                    trace_stats(hd, fp8, cfg, nKV * math.ceil(nH // nKV / 8) * T * d["ns"])
             line += f" || best {best[1]} {best[0]:.1f} ({ceil_us / best[0] * 100:4.1f}%, {best[0] / ref:.3f}x best batch2)"
+            line += f"; outputs bitwise the first's: {'all' if not diff else 'NOT ' + ', '.join(diff)}"
             log(line)
         del kv8
         d.clear()
@@ -184,6 +271,10 @@ def timing(bw, cases, cfgsOf, fp8s):
 
 
 INVF = {}
+SPLIT = 0  # --split: the split size (0: the harness's own choice; the 512-row graph of the bench engine: 256)
+INFO = False  # --info: registers, shared memory and the driver's blocks / SM of each configuration
+TRACE = 0  # --trace N: the DB4_TRACE build's stamps of the first N e4m3 configurations (one launch, layer 0)
+NO_B2 = False  # --no-batch2: skip the batch2 / batch2w baselines
 
 
 def main():
@@ -196,7 +287,13 @@ def main():
     ap.add_argument("--fp8", default="0,1")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--shapes", default="", help="check only these 'nH,nKV,hd;...'")
+    ap.add_argument("--split", type=int, default=0, help="split size (the bench engine's 512-row graph: 256, 2 splits of maxSeqLen 288)")
+    ap.add_argument("--info", action="store_true", help="registers, shared memory, blocks / SM of each configuration")
+    ap.add_argument("--trace", type=int, default=0, help="per-block stamps of the first N e4m3 configurations (DB4_TRACE build)")
+    ap.add_argument("--no-batch2", action="store_true")
     a = ap.parse_args()
+    global SPLIT, INFO, TRACE, NO_B2
+    SPLIT, INFO, TRACE, NO_B2 = a.split, a.info, a.trace, a.no_batch2
     SHAPE_SEL.extend(tuple(int(x) for x in c.split(",")) for c in a.shapes.split(";") if c)
     props = torch.cuda.get_device_properties(0)
     log(f"GPU {props.name}, {props.multi_processor_count} SMs, torch {torch.__version__}")
@@ -213,7 +310,10 @@ def main():
             elif step == "timing":
                 bw = max(ds.copy_bandwidth(), ds.copy_bandwidth())
                 log(f"copy bandwidth {bw / 1e12:.3f} TB/s (best of two)")
-                timing(bw, a.cases.split(","), {False: pc(a.cfgs), True: pc(a.fcfgs)}, [x == "1" for x in a.fp8.split(",")])
+                # Timing configurations: 'd', 'W,ST,KT,MINB[,...]', or 's' / 's:W,ST,...' for the serial entry points (fp8).
+                ps = lambda s: [(c.startswith("s"), None if c in ("d", "s") else tuple(int(x) for x in c.removeprefix("s:").split(",")))  # noqa: E731
+                                for c in s.split(";")] if s else [(False, None)]
+                timing(bw, a.cases.split(","), {False: ps(a.cfgs), True: ps(a.fcfgs)}, [x == "1" for x in a.fp8.split(",")])
                 log(f"-- timing done at {time.time() - t0:.0f} s")
         except Exception as e:  # noqa: BLE001
             import traceback

@@ -15,7 +15,7 @@ from decode_step import F, I, L, P, bf, launch  # noqa: E402
 SMS = torch.cuda.get_device_properties(0).multi_processor_count
 MODELS = {"8b": ("llama-3.1-8b", 32, 8, 128), "1b": ("llama-3.2-1b", 32, 8, 64)}
 
-def setup(T, nH, nKV, hd, lo, hi, maxSeqLen, layers=8, tpb=32):
+def setup(T, nH, nKV, hd, lo, hi, maxSeqLen, layers=8, tpb=32, split=0):
     gen = torch.Generator(device="cuda").manual_seed(T + lo)
     S = T
     maxB = math.ceil(maxSeqLen / tpb)
@@ -33,6 +33,8 @@ def setup(T, nH, nKV, hd, lo, hi, maxSeqLen, layers=8, tpb=32):
     blocks = T * nKV * math.ceil(G / 16)
     splits = min(max(1, math.ceil(2 * SMS / blocks)), 64)
     ss = max(256, math.ceil(math.ceil(maxSeqLen / splits) / 64) * 64)
+    if split:  # a given split size (the engine's batch-invariant one: 256 for the 8B bench graph of maxSeqLen 288)
+        ss = split
     d["ss"], d["ns"] = ss, math.ceil(maxSeqLen / ss)
     return d
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Session 10 (issue 16): prefill attention tilings, checked then timed, each compiled alone and in parallel.
 
-  python3 tools/cuda-kernel-check/flash_tile_time.py --kinds flash,wg,wgv_g3n64s4o,... --shapes 64:2048,128:32000
+  python3 tools/cuda-kernel-check/flash_tile_time.py --kinds flash,wg,wgv_g3n64s4o,... --shapes 64:2048,128:32000,128:32768:128
                                                      [--ref-dir DIR] [--no-check] [--no-sdpa] [--out DIR]
 
 Kinds: flash (flash_prefill_bf16_hd*, mma.sync), wg (flash_prefill_wg_bf16_hd*, the entry point), wgv_<tag>
-(flash_prefill_wgv_hd*_<tag> of the LLMRT_FLASH_VARIANTS build: g<warpgroups>n<keys per tile>s<stages>[o][b<blocks>]);
+(flash_prefill_wgv_hd*_<tag> of the LLMRT_FLASH_VARIANTS build: g<warpgroups>n<keys per tile>s<stages>[o][b<blocks>][t]);
+wgt and t-suffixed kinds: the block-wide tile lookup (prefillTileScan), launched on the engine's bounded grid. A shape
+hd:T:n times T / n causal prompts of n tokens packed in one step (the 8B 512-request run's prefill: 128:32768:128);
 ref_flash / ref_wg: flash / wg compiled from the copies in --ref-dir (before / after A/B of a kernel change; their
 outputs are compared bitwise with the first kind's). A kind whose variant does not exist for a head dim is skipped. Every kind of a head dim is compiled as its own
 LLMRT_SELECT unit by NVRTC in a process pool (the build of all variants at once took ~25 s), then checked against a
@@ -43,7 +45,10 @@ def geom(kind, hd):
     if kind == "wg":
         g, n, s = {64: (2, 64, 3), 128: (3, 64, 3)}[hd]
         return os.path.join(KDIR, "flash_prefill_wg.cu"), f"flash_prefill_wg_bf16_hd{hd}", 64 * g, 128 * g, (64 * g + 2 * s * n) * hd * 2 + 1024, "a"
-    m = re.fullmatch(r"wgv_g(\d)n(\d+)s(\d)(o?)(b\d)?", kind)
+    if kind == "wgt":  # prefillTileScan's entry point (the block-wide tile lookup)
+        g, n, s = {64: (2, 64, 3), 128: (3, 64, 3)}[hd]
+        return os.path.join(KDIR, "flash_prefill_wg.cu"), f"flash_prefill_wgt_bf16_hd{hd}", 64 * g, 128 * g, (64 * g + 2 * s * n) * hd * 2 + 1024, "a"
+    m = re.fullmatch(r"wgv_g(\d)n(\d+)s(\d)(o?)(b\d)?(t?)", kind)
     if not m:
         raise SystemExit(f"unknown kind {kind}")
     g, n, s = int(m.group(1)), int(m.group(2)), int(m.group(3))
@@ -91,7 +96,8 @@ def main():
     REF_DIR = os.path.abspath(a.ref_dir) if a.ref_dir else None
     kinds = a.kinds.split(",")
     shapes = [tuple(int(x) for x in s.split(":")) for s in a.shapes.split(",")]
-    hds = sorted({hd for hd, _ in shapes})
+    shapes = [sh if len(sh) == 3 else sh + (sh[1],) for sh in shapes]  # (hd, T, tokens a prompt)
+    hds = sorted({sh[0] for sh in shapes})
     units = {}
     for hd in hds:
         for k in kinds:
@@ -122,9 +128,10 @@ def main():
         funcs[key] = (f, g)
         log(f"  {key[0]} hd{key[1]}: {g[1]} BM {g[2]} threads {g[3]} smem {g[4]} B, {f.num_regs} regs, {f.local_size_bytes} B local")
 
-    def run(key, q, out, cache, positions, seqStarts, T, S, nH, nKV, scale, window):
+    def run(key, q, out, cache, positions, seqStarts, T, S, nH, nKV, scale, window, maxSeq=0):
         f, g = funcs[key]
-        grid = (nH, math.ceil(T / g[2]) + S, 1)
+        ft = "wgt" in g[1] or g[1].endswith("t")
+        grid = (nH, min(math.ceil(T / g[2]) + S, S * math.ceil(maxSeq / g[2]) if ft and maxSeq else 1 << 30), 1)
         args = (P(q), P(out), P(cache.data), P(positions), P(seqStarts), P(cache.table), I(T), I(S), I(nH), I(nKV), I(cache.tpb),
                 I(cache.maxBlocks), F(scale), I(window))
         stream = _ext_stream()  # torch's current stream: the graph's capture stream while graph_time captures
@@ -160,32 +167,33 @@ def main():
     times = {}
     gen = torch.Generator(device="cuda").manual_seed(6)
     nH, nKV = 32, 8
-    for hd, T in shapes:
-        cache = PagedCache([T], nKV, hd, 32, gen)
-        positions = torch.arange(T, dtype=torch.int32, device="cuda")
-        seqStarts = torch.tensor([0, T], dtype=torch.int32, device="cuda")
+    for hd, T, n in shapes:
+        S = T // n
+        cache = PagedCache([n] * S, nKV, hd, 32, gen)
+        positions = torch.arange(n, dtype=torch.int32, device="cuda").repeat(S)
+        seqStarts = torch.arange(0, S * n + 1, n, dtype=torch.int32, device="cuda")
         q = bf(torch.randn(T, nH * hd, device="cuda", generator=gen))
         o = torch.empty(T, nH * hd, device="cuda", dtype=torch.bfloat16)
-        flops = 4 * T * T / 2 * hd * nH
+        flops = 4 * n * n / 2 * hd * nH * S
         iters = max(1, min(20, int(4e10 / flops * 10)))
         scale = 1 / math.sqrt(hd)
         res, first, same, outs = {}, None, [], {}
         for key in [k for k in funcs if k[1] == hd and k not in bad]:
-            run(key, q, o, cache, positions, seqStarts, T, 1, nH, nKV, scale, 0)
+            run(key, q, o, cache, positions, seqStarts, T, S, nH, nKV, scale, 0, n)
             torch.cuda.synchronize()
             outs[key[0]] = o.clone()
             ref = outs.get("ref_" + key[0])
             if ref is not None:
-                log(f"  hd{hd} T={T}: {key[0]} vs ref_{key[0]}: {'bitwise equal' if torch.equal(o.view(torch.int16), ref.view(torch.int16)) else f'DIFFERS (rel {relerr(o, ref.double()):.2e})'}")
+                log(f"  hd{hd} T={T}/{n}: {key[0]} vs ref_{key[0]}: {'bitwise equal' if torch.equal(o.view(torch.int16), ref.view(torch.int16)) else f'DIFFERS (rel {relerr(o, ref.double()):.2e})'}")
             if first is None:
                 first = o.clone()
             elif torch.equal(o.view(torch.int16), first.view(torch.int16)):
                 same.append(key[0])
             elif relerr(o, first.double()) > 2e-2:
-                log(f"  {key[0]} hd{hd} T={T}: output differs from {next(iter(res))} ({relerr(o, first.double()):.2e}); not timed")
+                log(f"  {key[0]} hd{hd} T={T}/{n}: output differs from {next(iter(res))} ({relerr(o, first.double()):.2e}); not timed")
                 continue
-            res[key[0]] = graph_time(lambda: run(key, q, o, cache, positions, seqStarts, T, 1, nH, nKV, scale, 0), iters=iters, reps=3)
-            log(f"  .. hd{hd} T={T}: {key[0]} {res[key[0]] * 1e3:.1f} us")
+            res[key[0]] = graph_time(lambda: run(key, q, o, cache, positions, seqStarts, T, S, nH, nKV, scale, 0, n), iters=iters, reps=3)
+            log(f"  .. hd{hd} T={T}/{n}: {key[0]} {res[key[0]] * 1e3:.1f} us")
         if not a.no_sdpa:
             K, V = cache.kv(0, T)
             qq = q.view(1, T, nH, hd).transpose(1, 2)
@@ -196,9 +204,9 @@ def main():
             except Exception as ex:  # noqa: BLE001
                 log(f"  sdpa failed: {ex}")
         for k_, ms in res.items():
-            log(f"  hd{hd} T={T:6d}: {k_:22s} {ms * 1e3:9.1f} us = {flops / (ms * 1e-3) / 1e12:6.1f} TFLOP/s")
-        log(f"  hd{hd} T={T:6d}: outputs bitwise equal to {next(iter(res), '-')}'s: {', '.join(same) or 'none'}")
-        times[f"hd{hd}_T{T}"] = {k_: ms * 1e3 for k_, ms in res.items()}
+            log(f"  hd{hd} T={T:6d}/{n}: {k_:22s} {ms * 1e3:9.1f} us = {flops / (ms * 1e-3) / 1e12:6.1f} TFLOP/s")
+        log(f"  hd{hd} T={T:6d}/{n}: outputs bitwise equal to {next(iter(res), '-')}'s: {', '.join(same) or 'none'}")
+        times[f"hd{hd}_T{T}" + (f"x{n}" if n != T else "")] = {k_: ms * 1e3 for k_, ms in res.items()}
         del cache, outs
         torch.cuda.empty_cache()
     log(f"SUMMARY flash_tile_time: {len(funcs)} kernels, {len(bad)} failed checks {bad}; " +

@@ -254,6 +254,8 @@ export class CudaSession implements SessionBackend {
   readonly prefillTileScan: boolean;
   /** CudaSessionOptions.batchAttention4Serial. */
   readonly batchAttention4Serial: boolean;
+  /** CudaSessionOptions.batchAttention4Occupancy. */
+  readonly batchAttention4Occupancy: boolean;
   /** CudaSessionOptions.gemmResidual. */
   readonly gemmResidual: boolean;
   /** CudaSessionOptions.gemvXPre. */
@@ -381,6 +383,7 @@ export class CudaSession implements SessionBackend {
     this.fp8DecodeAttnQuant = f.fp8DecodeAttnQuant;
     this.prefillTileScan = f.prefillTileScan;
     this.batchAttention4Serial = f.batchAttention4Serial;
+    this.batchAttention4Occupancy = f.batchAttention4Occupancy;
     this.gemmResidual = f.gemmResidual;
     this.gemvXPre = f.gemvXPre;
     this.quantGemvFast = f.quantGemvFast;
@@ -634,6 +637,7 @@ export class CudaSession implements SessionBackend {
       ...(this.fp8DecodeAttnQuant ? { fp8DecodeAttnQuant: true } : {}),
       ...(this.prefillTileScan ? { prefillTileScan: true } : {}),
       ...(this.batchAttention4Serial ? { batchAttention4Serial: true } : {}),
+      ...(this.batchAttention4Occupancy ? { batchAttention4Occupancy: true } : {}),
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),
     };
   }

@@ -109,6 +109,9 @@
 #define DB4_FAST 1  // whole tiles (every key valid, one cache block, not the own key) issued without per-row checks (H200
                     // session 11: 8B 512 seqs bf16 127.8 -> 115.6 us, e4m3 102.3 -> 90.0; the same bytes, so the same bits)
 #endif
+#ifndef DB4_PF
+#define DB4_PF 0  // 1 (harness): the entry points above with decodeBatch4Impl's PF (the batch4{,s}o entry points' table prefetch)
+#endif
 #define DB4_CFG(P, HD, Q8) ((Q8) ? ((HD) == 128 ? DB4_F##P##128 : DB4_F##P##64) : ((HD) == 128 ? DB4_##P##128 : DB4_##P##64))
 
 template <bool Q8>
@@ -177,7 +180,32 @@ __device__ __forceinline__ u32 db4E4m3x2(float lo, float hi) {
   return (u32)r;
 }
 
-template <int HD, int NW, int ST, int KT, bool Q8, bool TMA, int SERMAX, bool QO = false, bool LZ = false>
+// DB4_TRACE (harness only, tools/cuda-kernel-check/decode_attention_batch4.py --trace): thread 0 of each block stamps
+// db4Trace[block * 16 + ...]: 0 globaltimer at entry, 1 globaltimer at the end, 2 clock64 at entry, 8 after the first
+// tiles' issue, 9 after the RoPE table, 10 after the first barrier, 11 after q's rotation, 3 after the prologue (own key
+// written), 4 after warp 0's first tile landed, 5 after its last tile landed, 12 after its last tile's sums, 13 after the
+// park barrier, 14 after warp 0's output, 6 at the end, 7 the SM id (bit 32: an empty split's block). No entry point the
+// engine runs is built with it.
+#ifdef DB4_TRACE
+__device__ unsigned long long db4Trace[16384 * 16];
+__device__ __forceinline__ unsigned long long db4Gt() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+__device__ __forceinline__ unsigned db4Smid() {
+  unsigned r;
+  asm volatile("mov.u32 %0, %%smid;" : "=r"(r));
+  return r;
+}
+#define DB4_TR_BLOCK ((blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x)
+#define DB4_TR(K, V) \
+  if (threadIdx.x == 0 && DB4_TR_BLOCK < 16384) db4Trace[DB4_TR_BLOCK * 16 + (K)] = (V)
+#else
+#define DB4_TR(K, V)
+#endif
+
+template <int HD, int NW, int ST, int KT, bool Q8, bool TMA, int SERMAX, bool QO = false, bool LZ = false, bool PF = false>
 __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out, void* kvv, const int* positions,
     const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, float* partialO,
     float* partialML, int* counters, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
@@ -212,6 +240,9 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g4 = lane >> 2, c4 = lane & 3;
   // LZ (batchAttention4Serial): split zLoop of splitsLoop, the block's splits in turn (decode_attention_batch4s_*).
   const int t = blockIdx.y, z = LZ ? zLoop : (int)blockIdx.z, numSplits = LZ ? splitsLoop : (int)gridDim.z;
+  DB4_TR(0, db4Gt());
+  DB4_TR(2, clock64());
+  DB4_TR(7, db4Smid());
   if (QO && blockIdx.x == 0 && z == 0 && threadIdx.x == 0) rowScale[t] = actScale;  // fp8_quantize_flat_bf16's row scale
   const float qoInv = QO ? 1.f / actScale : 0.f;
   const int G = numHeads / numKvHeads;
@@ -257,6 +288,8 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
     const int lo0 = window > 0 ? max(0, p0 + 1 - window) : 0;
     if (lo0 + z * splitSize > p0) {
       const int nz0 = min(numSplits, (p0 + 1 - lo0 + splitSize - 1) / splitSize);
+      DB4_TR(7, db4Smid() | (1ull << 32));
+      DB4_TR(1, db4Gt());
       if (nz0 == 1) return;
       for (int j = 0; j < SER; j++) {
         const int Gb = gbOf(j), h0 = h0Of(j);
@@ -275,6 +308,18 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   constexpr int QP = SERMAX * DB4_ROWS * HC;      // (item, q row, chunk) triples
   constexpr int QPT = (QP + NT - 1) / NT, FPT = (HALF + NT - 1) / NT;
   const bf16_t* row = qkv + (long long)t * (numHeads + 2 * numKvHeads) * HD;
+  // PF (the batch4{,s}o entry points): the block-table entries of the warp's first ST tiles load with the position, on the
+  // guess that token t is sequence t with no window (decode steps): one dependent load less before the first cp.async. The
+  // same addresses, so the same bits; a wrong guess (s != t) falls back to the table walk.
+  static_assert(!PF || SERMAX == 1, "PF: one item a block");
+  int pfb[ST];
+  if constexpr (PF) {
+#pragma unroll
+    for (int i = 0; i < ST; i++) {
+      const int kb = (z * splitSize + (warp + i * NW) * KEYS) / tokensPerBlock;
+      pfb[i] = window == 0 && t < numSeqs && kb < maxBlocksPerSeq ? blockTables[(long long)t * maxBlocksPerSeq + kb] : -1;
+    }
+  }
   const int pos = positions[t];
   const int st0 = t < numSeqs ? seqStarts[t] : -1, st1 = t < numSeqs ? seqStarts[t + 1] : -1;
   double ifq[FPT];
@@ -326,12 +371,13 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
     unsigned char* myRing = ring + warp * ST * STAGEB;
     // Stream tile i (item i / nW, keys k0 .. k0 + KEYS) into ring stage i % ST; keys past the split read nothing (zeros);
     // the step's own key is skipped (patched from kself / vself before use). Always commits a group.
-    auto issue = [&](int i) {
+    auto issue = [&](int i, int pre) {
       if (i < nI) {
         const int it = i / nW, ti = i - it * nW;
         const int k0 = sLo + (warp + ti * NW) * KEYS;
         const int slot0 = k0 % tokensPerBlock;
-        const unsigned char* base0 = kv + ((long long)table[k0 / tokensPerBlock] * 2 * tokensPerBlock * rowWidth + kvhOf(it) * HD) * EB;
+        const int blk0 = PF && pre >= 0 ? pre : table[k0 / tokensPerBlock];
+        const unsigned char* base0 = kv + ((long long)blk0 * 2 * tokensPerBlock * rowWidth + kvhOf(it) * HD) * EB;
         unsigned char* ks = myRing + (i % ST) * STAGEB;
         if constexpr (TMA) {
           // Row idx = lane + 32 j: K (idx < KEYS) or V row r = idx % KEYS. Keys past the split are zeroed here (their p
@@ -394,7 +440,8 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
       __syncwarp();
     }
 #pragma unroll
-    for (int i = 0; i < ST; i++) issue(i);  // in flight while RoPE runs
+    for (int i = 0; i < ST; i++) issue(i, PF && s == t ? pfb[i] : -1);  // in flight while RoPE runs
+    DB4_TR(8, clock64());
 #pragma unroll
     for (int j = 0; j < FPT; j++) {
       const int i = tid + j * NT;
@@ -406,7 +453,9 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
       }
     }
     const float qscale = scale * LLMRT_LOG2E;
+    DB4_TR(9, clock64());
     __syncthreads();
+    DB4_TR(10, clock64());
     // Rotated q rounded to bf16 (the unfused q buffer's bits); Q8: times qscale · kScale, as f16. Rows past Gb zero.
 #pragma unroll
     for (int j = 0; j < QPT; j++) {
@@ -433,6 +482,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
         *reinterpret_cast<uint4*>(qsm[it] + swizzle16<HD>(g, HC + c)) = uint4{rb2[0], rb2[1], rb2[2], rb2[3]};
       }
     }
+    DB4_TR(11, clock64());
 #pragma unroll
     for (int j = 0; j < KPT; j++) {  // the step's own key / value: rotate k, keep both in shared, and (chunk 0) write the cache
       const int pk = tid + j * NT, it = pk / HC, c = pk % HC;
@@ -489,6 +539,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
     }
     __syncthreads();
     const int mi = lane >> 3;
+    DB4_TR(3, clock64());
     for (int it = 0; it < SER; it++) {
       // q^T as the B operand (k = head dims, n = the 8 heads): b0 = q[g4][slots 2c4, 2c4 + 1], b1 = slots 2c4 + 8, + 9 of
       // k step kk. bf16: slot j of step kk is dim 16 kk + j; e4m3: the slots of lane c4 are dims c4 · HD / 4 + 4 kk + 0..3.
@@ -509,6 +560,8 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
         if (TMA) db4MbWait(smemAddr(&bars[warp * ST + i % ST]), (i / ST) & 1);
         else asm volatile("cp.async.wait_group %0;\n" ::"n"(ST - 1) : "memory");  // tile i landed (ST + i groups committed)
         __syncwarp();
+        if (i == 0) DB4_TR(4, clock64());
+        if (i == nI - 1) DB4_TR(5, clock64());
         const int k0 = sLo + (warp + ti * NW) * KEYS;
         unsigned char* st = myRing + (i % ST) * STAGEB;
         if (own && pos >= k0 && pos < k0 + KEYS) {  // patch the own key / value in
@@ -634,8 +687,9 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
           }
         }
         __syncwarp();  // the stage is refilled next
-        issue(i + ST);
+        issue(i + ST, -1);
       }
+      DB4_TR(12, clock64());
       // Item it done: l over the lanes of each head; warps 1.. park (m, l, o) lane by lane, warp 0 merges them in order
       // (a warp with no keys: m = -inf, weight 0) and writes the item's heads.
 #pragma unroll
@@ -659,6 +713,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
         p[(MT * 4 + 3) * 32] = lB;
       }
       __syncthreads();
+      DB4_TR(13, clock64());
       if (warp == 0) {
         float MA = fmaxf(-LLMRT_INF, mA), MB = fmaxf(-LLMRT_INF, mB);
 #pragma unroll
@@ -737,10 +792,13 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
           if (okB) { partialML[((thA + 1) * numSplits + z) * 2] = MB; partialML[((thA + 1) * numSplits + z) * 2 + 1] = LB; }
         }
       }
+      DB4_TR(14, clock64());
       if (!direct) splitMerge(it, nz);
     }
     if (!TMA) asm volatile("cp.async.wait_group 0;\n" ::: "memory");  // empty trailing groups
   }
+  DB4_TR(6, clock64());
+  DB4_TR(1, db4Gt());
 }
 
 #define DB4_ARGS_HEAD                                                                                                     \
@@ -751,14 +809,14 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
 #define DECODE_BATCH4Q(HD, Q8, QO, NAME, EXTRA, TAIL)                                                                     \
   extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, Q8) * 32, DB4_CFG(MINB, HD, Q8)) NAME(DB4_ARGS_HEAD EXTRA) { \
     if ((int)blockIdx.y >= numTokens) return;                                                                             \
-    decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, DB4_CFG(SER, HD, Q8), QO>(qkv, out, kvCache, positions, \
+    decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, DB4_CFG(SER, HD, Q8), QO, false, DB4_PF != 0>(qkv, out, kvCache, positions, \
         seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs, numHeads, numKvHeads,       \
         tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, TAIL);                                                 \
   }
 #define DECODE_BATCH4(HD, Q8, NAME, EXTRA, SCALES)                                                                        \
   extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, Q8) * 32, DB4_CFG(MINB, HD, Q8)) NAME(DB4_ARGS_HEAD EXTRA) { \
     if ((int)blockIdx.y >= numTokens) return;                                                                             \
-    decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, DB4_CFG(SER, HD, Q8)>(qkv, out, kvCache, positions, \
+    decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, DB4_CFG(SER, HD, Q8), false, false, DB4_PF != 0>(qkv, out, kvCache, positions, \
         seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs, numHeads, numKvHeads,       \
         tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, SCALES);                                               \
   }
@@ -799,7 +857,7 @@ DECODE_BATCH4Q(128, true, true, decode_attention_batch4_q8_fp8kv_bf16_hd128, COM
     for (int z = 0; z < nz; z++) {                                                                                        \
       if (z > 0) __syncthreads();                                                                                         \
       decodeBatch4Impl<HD, DB4_CFG(NW, HD, true), DB4_CFG(ST, HD, true), DB4_CFG(KT, HD, true), true, DB4_CFG(TMA, HD, true) != 0, \
-          DB4_CFG(SER, HD, true), QO, true>(qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, \
+          DB4_CFG(SER, HD, true), QO, true, DB4_PF != 0>(qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, \
           partialML, counters, numSeqs, numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize TAIL, z, \
           numSplits);                                                                                                     \
     }                                                                                                                     \
@@ -815,6 +873,53 @@ DECODE_BATCH4S(64, true, decode_attention_batch4s_q8_fp8kv_bf16_hd64, COMMA_Q8OU
 #endif
 #if LLMRT_KERNEL(decode_attention_batch4s_q8_fp8kv_bf16_hd128)
 DECODE_BATCH4S(128, true, decode_attention_batch4s_q8_fp8kv_bf16_hd128, COMMA_Q8OUT, DB4_SERIAL_Q8TAIL)
+#endif
+
+// decode_attention_batch4{,s}o_{,q8_}fp8kv_bf16_hd128 (session 14, batchAttention4Occupancy): the e4m3-cache hd 128 entry
+// points above (batch4 / batch4s, plain / q8) with registers capped for DB4_OMINB128 resident blocks an SM instead of
+// DB4_FMINB128 (ptxas: 96 registers, no spills, vs 118; 21,252 B of shared memory, so 10 blocks fit an SM's 228 KB), and
+// with decodeBatch4Impl's PF (DB4_OPF): the same addresses and sums, the same bits; more blocks in flight when hundreds of
+// sequences run in lockstep, and one dependent load less before a block's first cp.async.
+#ifndef DB4_OMINB128
+#define DB4_OMINB128 10
+#endif
+#ifndef DB4_OPF
+#define DB4_OPF 1  // and the first tiles' block-table entries loaded with the position (decodeBatch4Impl's PF)
+#endif
+#define DECODE_BATCH4O(QO, NAME, EXTRA, TAIL)                                                                             \
+  extern "C" __global__ void __launch_bounds__(DB4_FNW128 * 32, DB4_OMINB128) NAME(DB4_ARGS_HEAD EXTRA) {                \
+    if ((int)blockIdx.y >= numTokens) return;                                                                             \
+    decodeBatch4Impl<128, DB4_FNW128, DB4_FST128, DB4_FKT128, true, DB4_FTMA128 != 0, DB4_FSER128, QO, false, DB4_OPF != 0>( \
+        qkv, out, kvCache,                                                                                                \
+        positions, seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs, numHeads,        \
+        numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, TAIL);                                     \
+  }
+// batch4s with MINB resident blocks an SM.
+#define DECODE_BATCH4SM(HD, QO, NAME, EXTRA, TAIL, MINB)                                                                  \
+  extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, true) * 32, MINB) NAME(DB4_ARGS_HEAD EXTRA,                \
+      int numSplits) {                                                                                                    \
+    if ((int)blockIdx.y >= numTokens) return;                                                                             \
+    const int p = positions[blockIdx.y], lo = window > 0 ? max(0, p + 1 - window) : 0;                                    \
+    const int nz = min(numSplits, (p + 1 - lo + splitSize - 1) / splitSize);                                              \
+    for (int z = 0; z < nz; z++) {                                                                                        \
+      if (z > 0) __syncthreads();                                                                                         \
+      decodeBatch4Impl<HD, DB4_CFG(NW, HD, true), DB4_CFG(ST, HD, true), DB4_CFG(KT, HD, true), true, DB4_CFG(TMA, HD, true) != 0, \
+          DB4_CFG(SER, HD, true), QO, true, DB4_OPF != 0>(qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, \
+          partialML, counters, numSeqs, numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize TAIL, z, \
+          numSplits);                                                                                                     \
+    }                                                                                                                     \
+  }
+#if LLMRT_KERNEL(decode_attention_batch4o_fp8kv_bf16_hd128)
+DECODE_BATCH4O(false, decode_attention_batch4o_fp8kv_bf16_hd128, COMMA_SCALES, kvScales)
+#endif
+#if LLMRT_KERNEL(decode_attention_batch4o_q8_fp8kv_bf16_hd128)
+DECODE_BATCH4O(true, decode_attention_batch4o_q8_fp8kv_bf16_hd128, COMMA_Q8OUT, DB4_Q8TAIL)
+#endif
+#if LLMRT_KERNEL(decode_attention_batch4so_fp8kv_bf16_hd128)
+DECODE_BATCH4SM(128, false, decode_attention_batch4so_fp8kv_bf16_hd128, COMMA_SCALES, DB4_SERIAL_TAIL, DB4_OMINB128)
+#endif
+#if LLMRT_KERNEL(decode_attention_batch4so_q8_fp8kv_bf16_hd128)
+DECODE_BATCH4SM(128, true, decode_attention_batch4so_q8_fp8kv_bf16_hd128, COMMA_Q8OUT, DB4_SERIAL_Q8TAIL, DB4_OMINB128)
 #endif
 
 // decode_attention_batch4w_bf16_hd128: the bf16 hd128 kernel with 1 cp.async stage a warp and registers capped for 8 blocks

@@ -656,6 +656,22 @@ FW_ENTRY_Q8T(flash_prefill_wgt_q8_bf16_hd128, 128, 3, 64, 3, true, true)
 #define FW_VO(HD, W, N, S) FW_ENTRY(flash_prefill_wgv_hd##HD##_g##W##n##N##s##S##o, HD, W, N, S, true)
 #define FW_VB(HD, W, N, S, B) FW_ENTRY_MB(flash_prefill_wgv_hd##HD##_g##W##n##N##s##S##b##B, HD, W, N, S, false, B)
 #define FW_VOB(HD, W, N, S, B) FW_ENTRY_MB(flash_prefill_wgv_hd##HD##_g##W##n##N##s##S##o##b##B, HD, W, N, S, true, B)
+// Session 14 (fp8 helper): the tilings with the block-wide tile lookup (FT, prefillTileScan's), suffix t, for many short
+// prompts (the 8B FP8 512-request run's 256 × 128-token prefill steps).
+#define FW_VBT(HD, W, N, S, B) FW_ENTRY_MBT(flash_prefill_wgv_hd##HD##_g##W##n##N##s##S##b##B##t, HD, W, N, S, false, B, true)
+#define FW_VOBT(HD, W, N, S, B) FW_ENTRY_MBT(flash_prefill_wgv_hd##HD##_g##W##n##N##s##S##o##b##B##t, HD, W, N, S, true, B, true)
+#if LLMRT_KERNEL(flash_prefill_wgv_hd128_g1n64s3ob1t)
+FW_VOBT(128, 1, 64, 3, 1)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd128_g2n64s3ob1t)
+FW_VOBT(128, 2, 64, 3, 1)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd128_g1n64s2b2t)
+FW_VBT(128, 1, 64, 2, 2)
+#endif
+#if LLMRT_KERNEL(flash_prefill_wgv_hd128_g2n64s2b2t)
+FW_VBT(128, 2, 64, 2, 2)
+#endif
 #if LLMRT_KERNEL(flash_prefill_wgv_hd64_g2n64s3)
 FW_V(64, 2, 64, 3)
 #endif
