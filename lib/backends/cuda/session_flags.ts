@@ -296,6 +296,12 @@ export const CUDA_FLAGS = {
    */
   nvfp4NormFast: { env: "LLMRT_NVFP4_NORM_FAST", default: true },
   /**
+   * With `nvfp4GemvK32`: its GEMVs as nvfp4_gemv_k32x* (kernels/nvfp4_mma.cu): the same kernels (the same bits) with each
+   * lane's activation word and block scale loaded NV_K32X_XPF items ahead into registers, so an item's mmas do not wait
+   * on the load (an L2 round trip for a row tile's first reader). Session 14: **unmeasured** on a GPU. @default false
+   */
+  nvfp4K32X: { env: "LLMRT_NVFP4_K32X", default: false },
+  /**
    * Decode steps of more than 8 sequences over an FP8 KV cache (decode_attention_batch4): the attention writes the next
    * static-scale FP8 linear's (o_proj's) e4m3 rows and row scales itself (decode_attention_batch4_q8_fp8kv_*, the bytes
    * fp8_quantize_flat_bf16 writes from the bf16 output) instead of its bf16 output: one launch a layer less, the same

@@ -57,6 +57,9 @@ typedef unsigned char u8;
 #ifndef NV_K32_RING
 #define NV_K32_RING 6  // nvfp4_gemv_k32: D > 0: a per-warp cp.async ring of D tiles in shared memory (16 warps: D / 2; 37 KB a block at 6); 0: NV_K32_U tiles in flight in registers
 #endif
+#ifndef NV_K32X_XPF
+#define NV_K32X_XPF 1  // nvfp4_gemv_k32x: items ahead whose activation word and scale a lane keeps in registers
+#endif
 #ifndef NV_MINB
 #define NV_MINB 1  // __launch_bounds__ minimum blocks per SM of the GEMV (tuning knob: 3 caps registers at 85)
 #endif
@@ -523,7 +526,7 @@ __device__ __forceinline__ void nvRingIssue(u8* slot, const u8* __restrict__ W, 
 // ACT false: the row's codes and scales are in xq / sx (a producer or nvfp4_act_mma wrote them). ACT true: xq is the
 // linear's bf16 input row, quantized by every block into shared memory (nvActQuad, as nvfp4_act_mma_bf16 quantizes it:
 // the same codes and scales) after the first weight loads are issued, instead of a separate act launch.
-template <int NW, bool LOGITS, bool ACT>
+template <int NW, bool LOGITS, bool ACT, bool XPF = false>
 __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8* __restrict__ W, const u8* __restrict__ S,
     const float* __restrict__ sx, const bf16_t* __restrict__ bias, void* __restrict__ y, int n, int k, float alpha, float a = 0.f) {
   __shared__ float red[NW][16];
@@ -580,6 +583,29 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
   const u32* xpw = reinterpret_cast<const u32*>(xq) + 4 * t + (g >> 1);
   const float* sxt = sx + t;                                                    // block 4 q + t's activation scale: sxt[4 q]
   const u32 ssel = (u32)t | ((u32)(t + 4) << 4);  // prmt of the scale words: (row g, block t), (row g + 8, block t)
+  // XPF: the activation word and scale of this warp's item NV_K32X_XPF ahead in registers (xv / xs [0] the current
+  // item's), so an item's mmas never wait on their load (L2 for the rows' first reader). Items' k tiles run warp,
+  // warp + NW, ... < KT, then warp again for the next row tile: every prefetch address is in bounds (cnt > 0).
+  constexpr int XD = XPF ? NV_K32X_XPF : 1;
+  u32 xv[XD];
+  float xs[XD];
+  int xqf = warp;  // the k tile of the next item to prefetch
+  if constexpr (XPF) {
+    if (cnt > 0) {
+#pragma unroll
+      for (int d = 0; d < XD; d++) {
+        if constexpr (ACT) {
+          xv[d] = xl ? xpw[16 * xqf] : 0u;
+          xs[d] = sxt[4 * xqf];
+        } else {
+          xv[d] = xl ? __ldg(xpw + 16 * xqf) : 0u;
+          xs[d] = __ldg(sxt + 4 * xqf);
+        }
+        xqf += NW;
+        if (xqf >= KT) xqf = warp;
+      }
+    }
+  }
   for (; rt < RT; rt += gridDim.x) {
     float acc0 = 0.f, acc1 = 0.f;
 #if NV_K32_RING
@@ -611,7 +637,24 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
         const int q = warp + NW * (j0 + u);
         u32 v;
         float sxv;
-        if constexpr (ACT) {
+        if constexpr (XPF) {
+          v = xv[0];
+          sxv = xs[0];
+#pragma unroll
+          for (int d = 0; d + 1 < XD; d++) {
+            xv[d] = xv[d + 1];
+            xs[d] = xs[d + 1];
+          }
+          if constexpr (ACT) {
+            xv[XD - 1] = xl ? xpw[16 * xqf] : 0u;
+            xs[XD - 1] = sxt[4 * xqf];
+          } else {
+            xv[XD - 1] = xl ? __ldg(xpw + 16 * xqf) : 0u;
+            xs[XD - 1] = __ldg(sxt + 4 * xqf);
+          }
+          xqf += NW;
+          if (xqf >= KT) xqf = warp;
+        } else if constexpr (ACT) {
           v = xl ? xpw[16 * q] : 0u;
           sxv = sxt[4 * q];
         } else {
@@ -681,39 +724,62 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
   }
 }
 
-#define NVFP4_K32_GEMV(NAME, NW, LOGITS)                                                                                                   \
+#define NVFP4_K32_GEMV(NAME, NW, LOGITS, XPF)                                                                                              \
   extern "C" __global__ void __launch_bounds__(NW * 32, NW == 8 ? NV_K32_MINB : 1) NAME(const u8* xq, const u8* W, const u8* S, const float* sx, \
       const bf16_t* bias, void* y, int m, int n, int k, int unused, float alpha) {                                                  \
-    nvfp4K32Gemv<NW, LOGITS, false>(xq, W, S, sx, bias, y, n, k, alpha);                                                             \
+    nvfp4K32Gemv<NW, LOGITS, false, XPF>(xq, W, S, sx, bias, y, n, k, alpha);                                                        \
   }
 
 // extern "C" __global__ void nvfp4_gemv_k32_act[_w16|_logits]_bf16_m1(const bf16_t* x, const u8* W, const u8* S,
 //     const bf16_t* bias, void* y, int n, int k, float a, float alpha)
 //   nvfp4_act_mma_bf16 + nvfp4_gemv_k32[_w16|_logits]_bf16_m1 in one launch (the same bits): every block quantizes x
 //   into dynamic shared memory (2 k + k / 4 bytes).
-#define NVFP4_K32_ACT_GEMV(NAME, NW, LOGITS)                                                                                        \
+#define NVFP4_K32_ACT_GEMV(NAME, NW, LOGITS, XPF)                                                                                   \
   extern "C" __global__ void __launch_bounds__(NW * 32, NW == 8 ? NV_K32_MINB : 1) NAME(const bf16_t* x, const u8* W, const u8* S,     \
       const bf16_t* bias, void* y, int n, int k, float a, float alpha) {                                                           \
-    nvfp4K32Gemv<NW, LOGITS, true>(reinterpret_cast<const u8*>(x), W, S, nullptr, bias, y, n, k, alpha, a);                        \
+    nvfp4K32Gemv<NW, LOGITS, true, XPF>(reinterpret_cast<const u8*>(x), W, S, nullptr, bias, y, n, k, alpha, a);                   \
   }
 
+// extern "C" __global__ void nvfp4_gemv_k32x[_w16|_logits]_bf16_m1(...nvfp4_gemv_k32's parameters...)   (CudaFlags.nvfp4K32X)
+// extern "C" __global__ void nvfp4_gemv_k32x_act[_w16|_logits]_bf16_m1(...nvfp4_gemv_k32_act's parameters...)
+//   The same kernels (the same bits) with the activation word and block scale of each item loaded NV_K32X_XPF items
+//   ahead into registers, so the item's mmas do not wait on an L2 round trip (session 14).
 #if LLMRT_KERNEL(nvfp4_gemv_k32_bf16_m1)
-NVFP4_K32_GEMV(nvfp4_gemv_k32_bf16_m1, 8, false)
+NVFP4_K32_GEMV(nvfp4_gemv_k32_bf16_m1, 8, false, false)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32_w16_bf16_m1)
-NVFP4_K32_GEMV(nvfp4_gemv_k32_w16_bf16_m1, 16, false)
+NVFP4_K32_GEMV(nvfp4_gemv_k32_w16_bf16_m1, 16, false, false)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32_logits_bf16_m1)
-NVFP4_K32_GEMV(nvfp4_gemv_k32_logits_bf16_m1, 8, true)
+NVFP4_K32_GEMV(nvfp4_gemv_k32_logits_bf16_m1, 8, true, false)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32_act_bf16_m1)
-NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_bf16_m1, 8, false)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_bf16_m1, 8, false, false)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32_act_w16_bf16_m1)
-NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_w16_bf16_m1, 16, false)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_w16_bf16_m1, 16, false, false)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32_act_logits_bf16_m1)
-NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_logits_bf16_m1, 8, true)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_logits_bf16_m1, 8, true, false)
+#endif
+
+#if LLMRT_KERNEL(nvfp4_gemv_k32x_bf16_m1)
+NVFP4_K32_GEMV(nvfp4_gemv_k32x_bf16_m1, 8, false, true)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32x_w16_bf16_m1)
+NVFP4_K32_GEMV(nvfp4_gemv_k32x_w16_bf16_m1, 16, false, true)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32x_logits_bf16_m1)
+NVFP4_K32_GEMV(nvfp4_gemv_k32x_logits_bf16_m1, 8, true, true)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32x_act_bf16_m1)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32x_act_bf16_m1, 8, false, true)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32x_act_w16_bf16_m1)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32x_act_w16_bf16_m1, 16, false, true)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32x_act_logits_bf16_m1)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32x_act_logits_bf16_m1, 8, true, true)
 #endif
 
 // ---- weight dequantization (prefill) ---------------------------------------------------------------
