@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """One line per profiled kernel of an `ncu` log (session 14, helper nvfp4): duration, DRAM / SM throughput, warp cycles
-per issued instruction and the warp stall reasons >= 0.2 cycles an issue (smsp__average_warps_issue_stalled_*), largest
+per issued instruction, scheduler issue rate, occupancy and the warp stall reasons >= 0.2 cycles an issue (smsp__average_warps_issue_stalled_*), largest
 first. Usage: s14_ncu_summary.py NCU.LOG"""
 import re
 import sys
@@ -30,6 +30,14 @@ for line in open(sys.argv[1], errors="replace"):
         cur["cpi"] = val
     elif line.strip().startswith("SM Frequency"):
         cur["clk"] = val
+    elif line.strip().startswith("Issued Warp Per Scheduler"):
+        cur["iss"] = val
+    elif line.strip().startswith("No Eligible"):
+        cur["noel"] = val
+    elif line.strip().startswith("Achieved Occupancy"):
+        cur["occ"] = val
+    elif line.strip().startswith("Theoretical Occupancy"):
+        cur["tocc"] = val
     else:
         m = re.match(r"smsp__average_warps_issue_stalled_(\w+)_per_issue_active\.ratio", f[0])
         if m:
@@ -40,4 +48,4 @@ for line in open(sys.argv[1], errors="replace"):
 for r in rows:
     st = " ".join(f"{k} {v:.2f}" for k, v in sorted(r["stalls"].items(), key=lambda kv: -kv[1]) if v >= 0.2)
     print(f"{r['name']} g{r['grid']}: {r.get('us', '?')} dram {r.get('dram', '?')}% sm {r.get('sm', '?')}% clk {r.get('clk', '?')} "
-          f"cyc/issue {r.get('cpi', '?')} | {st}")
+          f"cyc/issue {r.get('cpi', '?')} issued/sched {r.get('iss', '?')} no-eligible {r.get('noel', '?')}% occ {r.get('occ', '?')}/{r.get('tocc', '?')}% | {st}")

@@ -25,7 +25,7 @@ echo "rc $?"
 grep -E "llama-3.1-8b|ceiling|rror" "$OUT/gemv.log" | sed -E 's/lowbit_gemv [^;]*; //' | cut -c1-260 | head -8
 left=$((48 - (SECONDS - _t0)))
 stamp "ncu 8B GEMVs ($left s)"
-[ "$left" -gt 5 ] && timeout "$left" ncu --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats --clock-control none \
+[ "$left" -gt 5 ] && timeout "$left" ncu --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats --section SchedulerStats --section Occupancy --clock-control none \
   --metrics "regex:smsp__average_warps_issue_stalled_.*_per_issue_active.ratio" -k regex:nvfp4_gemv \
   bun bench/nvfp4_gemv_profile.ts --reps 1 > "$OUT/ncu.log" 2>&1
 echo "rc $?"
