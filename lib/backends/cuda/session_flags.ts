@@ -296,9 +296,10 @@ export const CUDA_FLAGS = {
    */
   nvfp4NormFast: { env: "LLMRT_NVFP4_NORM_FAST", default: true },
   /**
-   * With `nvfp4GemvK32`: its GEMVs as nvfp4_gemv_k32x* (kernels/nvfp4_mma.cu): the same kernels (the same bits) with each
-   * lane's activation word and block scale loaded NV_K32X_XPF items ahead into registers, so an item's mmas do not wait
-   * on the load (an L2 round trip for a row tile's first reader). Session 14: **unmeasured** on a GPU. @default false
+   * With `nvfp4GemvK32`: its GEMVs as nvfp4_gemv_k32x* (kernels/nvfp4_mma.cu nvfp4K32xGemv): the same items, mmas and
+   * sums in the same order (the same bits) with fewer instructions an item (the k32 GEMV issues ~125 a 576-byte tile,
+   * near the SMs' issue rate at the copy's bandwidth): ring addresses by increments, one barrier a row tile, each lane's
+   * activation word and block scale loaded NV_K32X_XPF items ahead into registers. Session 14: **unmeasured**. @default false
    */
   nvfp4K32X: { env: "LLMRT_NVFP4_K32X", default: false },
   /**
