@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Session 14, helper nvfp4 (issue 14), round 1 (budget 50 s; llama-3.1-8b). The 8B NVFP4 step's GEMVs run at 40-53% of
-# copy alone (session 12); each k32 item waits on its activation word / scale load (an L2 round trip for a row tile's first
-# reader) before its mmas. nvfp4K32X (new, off): nvfp4_gemv_k32x* load them NV_K32X_XPF items ahead (the same bits).
+# copy alone (session 12). The k32 loop issues ~125 instructions a 576-byte tile (near the SMs' issue rate at copy speed),
+# and each item waits on its activation word (an L2 round trip for a row tile's first reader). nvfp4K32X (new, off):
+# nvfp4_gemv_k32x*, a lean loop (ring addresses by increments, one barrier a row tile, activation words loaded ahead;
+# the same bits).
 #   test  — nvfp4_mma.test.ts: k32x forms (plain, w16, act, persistent grids) = the k32 bits
 #   e2e8b — llama-3.1-8b, one process: default vs nvfp4K32X (tok/s, logits bitwise?)
-#   gemv  — 8B shapes alone in graphs (distinct weights): k32 vs k32x
+#   gemv  — 8B shapes alone in graphs (distinct weights): k32 vs k32x vs k32x unrolled by 2
 #   ncu   — Nsight Compute on the 8B k32 / k32x GEMVs: speed of light, memory, warp stall reasons
 set -uo pipefail
 # shellcheck disable=SC1091
@@ -18,8 +20,8 @@ timeout 18 bun bench/quant_e2e.ts --model "$M8" --algos "" --synthetic-nvfp4 --s
   --ab nvfp4K32X --ab-reps 1 > "$OUT/e2e8b.log" 2>&1
 echo "rc $?"
 grep -E "^\| NVFP4|copy ceiling|nvfp4K32X|rror" "$OUT/e2e8b.log" | cut -c1-260 | head -8
-stamp "per GEMV, 8B shapes: k32 vs k32x"
-LLMRT_NVFP4_MODELS=llama-3.1-8b LLMRT_NVFP4_VARIANTS=2p4kb4r6,2p4kb4r6x1 timeout 10 bun test --timeout 600000 \
+stamp "per GEMV, 8B shapes: k32 vs k32x vs k32x u2"
+LLMRT_NVFP4_MODELS=llama-3.1-8b LLMRT_NVFP4_VARIANTS=2p4kb4r6,2p4kb4r6x1,2p4kb4r6x1u2 timeout 12 bun test --timeout 600000 \
   tests/gpu/nvfp4_mma.test.ts -t "device copy" > "$OUT/gemv.log" 2>&1
 echo "rc $?"
 grep -E "llama-3.1-8b|ceiling|rror" "$OUT/gemv.log" | sed -E 's/lowbit_gemv [^;]*; //' | cut -c1-260 | head -8
