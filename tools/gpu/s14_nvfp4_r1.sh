@@ -22,8 +22,12 @@ echo "rc $?"
 grep -E "^\| NVFP4|copy ceiling|nvfp4K32X|rror" "$OUT/e2e8b.log" | cut -c1-260 | head -8
 # SASS of the k32 / k32x GEMVs as NVRTC built them here (the loop's instruction count; no disassembler off the device).
 CUBINS=$(grep -l -a "nvfp4_gemv_k32" "${LLMRT_CACHE_DIR:-/nonexistent}"/cubin/*nvfp4_mma* 2> /dev/null | head -8)
-command -v cuobjdump > /dev/null && for f in $CUBINS; do cuobjdump -sass "$f" >> "$OUT/sass.txt" 2>&1; done
-grep -E "Function :" "$OUT/sass.txt" 2> /dev/null | sort | uniq -c | head -8
+for fn in nvfp4_gemv_k32_bf16_m1 nvfp4_gemv_k32x_bf16_m1 nvfp4_gemv_k32x_act_bf16_m1; do
+  for f in $CUBINS; do
+    cuobjdump -sass -fun "$fn" "$f" > "$OUT/sass_$fn.txt" 2>&1 && grep -q "Function" "$OUT/sass_$fn.txt" && break
+  done
+done
+grep -c -E "^ +/\*[0-9a-f]{4}\*/" "$OUT"/sass_*.txt 2> /dev/null
 stamp "per GEMV, 8B shapes: k32 vs k32x vs k32x u2"
 LLMRT_NVFP4_MODELS=llama-3.1-8b LLMRT_NVFP4_VARIANTS=2p4kb4r6,2p4kb4r6x1,2p4kb4r6x1u2 timeout 12 bun test --timeout 600000 \
   tests/gpu/nvfp4_mma.test.ts -t "device copy" > "$OUT/gemv.log" 2>&1
