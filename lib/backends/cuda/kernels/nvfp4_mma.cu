@@ -63,6 +63,12 @@ typedef unsigned char u8;
 #ifndef NV_K32X_UNROLL
 #define NV_K32X_UNROLL 1  // nvfp4_gemv_k32x: items an unrolled loop step (2: two items' chains interleaved)
 #endif
+#ifndef NV_K32X_SLIM
+#define NV_K32X_SLIM 0  // nvfp4_gemv_k32x: 1: 576-byte ring slots (a tile's scales copied once, read after a warp barrier)
+#endif
+#ifndef NV_K32X_CONTIG
+#define NV_K32X_CONTIG 0  // nvfp4_gemv_k32x timing probe (wrong sums): a warp's items from contiguous k tiles
+#endif
 #ifndef NV_K32X_RING
 #define NV_K32X_RING (NV_K32_RING > 0 ? NV_K32_RING : 6)  // nvfp4_gemv_k32x: its cp.async ring's tiles a warp
 #endif
@@ -717,22 +723,33 @@ __device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u
   const int cnt = (KT - warp + NW - 1) / NW;  // k tiles warp, warp + NW, ... of every row tile
   const u32 T0 = 0x03020100u, T1 = 0x0C080604u;  // 2 · e2m1 magnitudes
   constexpr int RD = NW == 16 ? (NV_K32X_RING / 2 > 0 ? NV_K32X_RING / 2 : 1) : NV_K32X_RING;
-  constexpr u32 SLOT = 768, RING = RD * SLOT;
-  __shared__ __align__(16) u8 ring[NW][RD][SLOT];  // a slot: a tile's 512 weight bytes, then 8 scale bytes a lane
+  // A slot: a tile's 512 weight bytes, then 8 scale bytes a lane (NV_K32X_SLIM: the tile's 64 scale bytes, 4 copied by
+  // each of lanes 0..15 and read by the others after a warp barrier).
+  constexpr u32 SLOT = NV_K32X_SLIM ? 576 : 768, RING = RD * SLOT;
+  __shared__ __align__(16) u8 ring[NW][RD][SLOT];
   int rt = blockIdx.x;
   // The ring (nvfp4K32Gemv's): items j < cnt of row tiles blockIdx.x, + gridDim.x, ...; a lane copies its 16 weight bytes
   // and its row pair's 8 scale bytes and reads back only those. wp / sp: the next item's sources; io: its slot's offset.
-  const u32 wDst = nvSmemAddr(ring[warp][0] + 16 * lane), sDst = nvSmemAddr(ring[warp][0] + 512 + 8 * lane);
-  const long long tile0 = (long long)rt * KT + warp;
+  const u32 wDst = nvSmemAddr(ring[warp][0] + 16 * lane);
+  const u32 sDst = nvSmemAddr(ring[warp][0] + 512 + (NV_K32X_SLIM ? 4 * (lane & 15) : 8 * lane));  // the copy's destination
+  const u32 sSrc = NV_K32X_SLIM ? nvSmemAddr(ring[warp][0] + 512 + 8 * g) : sDst;                   // this lane's 8 bytes
+  // NV_K32X_CONTIG (a timing probe, wrong sums): the warp's items of a row tile from k tiles warp · cnt, + 1, ...
+  // (contiguous runs; KT % NW == 0), not warp, + NW, ... — the DRAM stream a warp-major tile order at upload would give.
+  constexpr int QS = NV_K32X_CONTIG ? 1 : NW;  // k tiles between a warp's items
+  const long long tile0 = (long long)rt * KT + (NV_K32X_CONTIG ? warp * cnt : warp);
   const u8* wp = W + tile0 * 512 + lane * 16;
-  const u8* sp = S + tile0 * 64 + (lane >> 2) * 8;
-  const long long wrap = (long long)gridDim.x * KT - (long long)NW * (cnt - 1);  // tiles from a row tile's last item to the next one's first
+  const u8* sp = S + tile0 * 64 + (NV_K32X_SLIM ? 4 * (lane & 15) : (lane >> 2) * 8);
+  const long long wrap = (long long)gridDim.x * KT - (long long)QS * (cnt - 1);  // tiles from a row tile's last item to the next one's first
   int fr = rt, fj = 0;
   u32 io = 0;
   const auto issueNext = [&]() {
     if (cnt > 0 && fr < RT) {
       nvCp16(wDst + io, wp);
-      nvCp8(sDst + io, sp);
+      if (!NV_K32X_SLIM) {
+        nvCp8(sDst + io, sp);
+      } else if (lane < 16) {
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(sDst + io), "l"(sp) : "memory");
+      }
     }
     asm volatile("cp.async.commit_group;" ::: "memory");  // also when nothing is copied: every lane's group count in step
     io = io + SLOT == RING ? 0u : io + SLOT;
@@ -742,8 +759,8 @@ __device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u
       wp += wrap * 512;
       sp += wrap * 64;
     } else {
-      wp += NW * 512;
-      sp += NW * 64;
+      wp += QS * 512;
+      sp += QS * 64;
     }
   };
 #pragma unroll
@@ -796,10 +813,11 @@ __device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u
     for (int j = 0; j < cnt; j++) {
       // The oldest of the RD groups in flight is this item's; it sits in slot io (refilled below with the item RD ahead).
       asm volatile("cp.async.wait_group %0;" ::"n"(RD - 1) : "memory");
+      if (NV_K32X_SLIM) __syncwarp();  // the scale bytes other lanes copied
       uint4 wt;
       uint2 st;
       asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(wt.x), "=r"(wt.y), "=r"(wt.z), "=r"(wt.w) : "r"(wDst + io));
-      asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];" : "=r"(st.x), "=r"(st.y) : "r"(sDst + io));
+      asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];" : "=r"(st.x), "=r"(st.y) : "r"(sSrc + io));
       const u32 v = xv[0];
       const float sxv = xs[0];
 #pragma unroll
