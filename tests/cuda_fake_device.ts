@@ -380,6 +380,8 @@ export interface FakeSessionOptions {
   readonly nvfp4GemvK32?: boolean;
   /** LaunchEnv.nvfp4NormFast. */
   readonly nvfp4NormFast?: boolean;
+  /** LaunchEnv.nvfp4K32X. */
+  readonly nvfp4K32X?: boolean;
 }
 
 export class FakeCudaSession {
@@ -487,6 +489,7 @@ export class FakeCudaSession {
       nvfp4GemvBlocks: opts.nvfp4Mma ? 2 * sms : undefined,
       nvfp4GemvK32: opts.nvfp4GemvK32,
       nvfp4NormFast: opts.nvfp4NormFast,
+      nvfp4K32X: opts.nvfp4K32X,
       wgmmaPrefill: opts.wgmmaPrefill,
       decodeSplitK: opts.decodeSplitK,
       gemvSplitK: opts.gemvSplitK,

@@ -153,20 +153,22 @@ test("NVFP4 engine on the fake device with the session-12 defaults (nvfp4GemvK32
   const calibration = [Array.from({ length: 48 }, (_, i) => (i * 29 + 5) % 96)];
   const { bf16, f32 } = quantEngines(raw, 41, { quantAlgo: "NVFP4", excludeModules: [] }, 0.1, { calibration });
   // 132 SMs: every linear of few row tiles on 16 warps a block; 4 SMs: 128-wide linears (8 row tiles) on 8 warps.
-  for (const sms of [132, 4]) {
+  // nvfp4K32X (session 14): the same launches on nvfp4_gemv_k32x* (activation words loaded ahead: the same bits).
+  for (const [sms, x] of [[132, false], [4, false], [132, true], [4, true]] as const) {
     const { kernels } = runFusedSchedule(bf16, f32, {
       unfused: sameAsUnfused,
       cpu: ({ what, got, want }) => assert.ok(relL2(got.logits, want.logits) < 0.35, `${what}: logits far from the CPU session's`),
       label: (l) => l.kernel,
       next: (s, r) => s.want.sampledIds[r],
-      fusedOptions: { nvfp4Mma: true, nvfp4GemvK32: true, nvfp4NormFast: true },
+      fusedOptions: { nvfp4Mma: true, nvfp4GemvK32: true, nvfp4NormFast: true, nvfp4K32X: x },
       sms,
     });
+    const k32 = x ? "k32x" : "k32";
     const want = sms === 4
-      ? ["nvfp4_gemv_k32_bf16_m1", "nvfp4_gemv_k32_act_bf16_m1", "nvfp4_gemv_mma_bf16_m8"]
-      : ["nvfp4_gemv_k32_w16_bf16_m1", "nvfp4_gemv_k32_act_w16_bf16_m1", "nvfp4_gemv_mma_w16_bf16_m8"];
-    for (const k of [...want, "nvfp4_gemv_k32_act_logits_bf16_m1", "nvfp4_rmsnorm_act_fast_bf16", "nvfp4_silu_mul_act_bf16"]) {
-      assert.ok(kernels.has(k), `${sms} SMs: ${k} in the fused decode steps: ${[...kernels].join(" ")}`);
+      ? [`nvfp4_gemv_${k32}_bf16_m1`, `nvfp4_gemv_${k32}_act_bf16_m1`, "nvfp4_gemv_mma_bf16_m8"]
+      : [`nvfp4_gemv_${k32}_w16_bf16_m1`, `nvfp4_gemv_${k32}_act_w16_bf16_m1`, "nvfp4_gemv_mma_w16_bf16_m8"];
+    for (const k of [...want, `nvfp4_gemv_${k32}_act_logits_bf16_m1`, "nvfp4_rmsnorm_act_fast_bf16", "nvfp4_silu_mul_act_bf16"]) {
+      assert.ok(kernels.has(k), `${sms} SMs${x ? " nvfp4K32X" : ""}: ${k} in the fused decode steps: ${[...kernels].join(" ")}`);
     }
   }
   // Batch-invariant (the session's default): the lm_head of a one-sequence step takes the GEMM path as 2..8 sequences do

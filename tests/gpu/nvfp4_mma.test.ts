@@ -85,10 +85,16 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
       const alpha = Math.fround(a * f.globalScale!);
       const ref = new Float32Array(m * N);
       lowbitLinear(xf, cpu, unBf16(biasB), m, N, K, ref);
-      // 8 warps a block, and 16 (the launcher's pick for few row tiles); at m = 1 also the k32 kernels (nvfp4GemvK32).
+      // 8 warps a block, and 16 (the launcher's pick for few row tiles); at m = 1 also the k32 kernels (nvfp4GemvK32) and
+      // their k32x forms (nvfp4K32X: activation words loaded ahead).
       let mmaOut: Uint16Array | null = null;
       const outs = new Map<string, Uint16Array>();
-      for (const [kind, w16] of [["mma", false], ["mma", true], ...(m === 1 ? [["k32", false], ["k32", true]] : [])] as [string, boolean][]) {
+      for (
+        const [kind, w16] of [["mma", false], ["mma", true], ...(m === 1 ? [["k32", false], ["k32", true], ["k32x", false], ["k32x", true]] : [])] as [
+          string,
+          boolean,
+        ][]
+      ) {
         const name = `nvfp4_gemv_${kind}${w16 ? "_w16" : ""}_bf16_m${M}`;
         mod.kernel(name, sig(`nvfp4_gemv_${kind}${w16 ? "_w16" : ""}`)).launch(N / 16, w16 ? 512 : 256, [xq, W, S, sx, B, dy, m, N, K, 0, alpha]);
         const y = new Uint16Array(m * N);
@@ -102,7 +108,7 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
           `${name} [${N}x${K}] m=${m}: max rel error vs the CPU ${worst.toExponential(2)}; ${differ}/${m * N} outputs differ from nvfp4_gemv_mma's bits`,
         );
         assert.ok(worst <= 2 ** -7, `${name} m=${m}: max relative error ${worst}`);
-        if (kind === "k32") {
+        if (kind !== "mma") {
           const mmaBits = outs.get(`nvfp4_gemv_mma${w16 ? "_w16" : ""}_bf16_m1`)!;
           const vsMma = y.reduce((a, v, i) => a + (v !== mmaBits[i] ? 1 : 0), 0);
           assert.equal(vsMma, 0, `${name}: ${vsMma} outputs differ from nvfp4_gemv_mma${w16 ? "_w16" : ""}'s bits (NV_K32_CHAIN)`);
@@ -112,11 +118,11 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
         // nvfp4_gemv_k32_act*: the act quantization inside the GEMV (shared memory) — the bits of act + the k32 kernel of
         // as many warps; _logits: the 8-warp sums as fp32 (their bf16 rounding equal).
         using dl = d.alloc(N * 4);
-        for (const v of ["", "_w16", "_logits"]) {
-          const name = `nvfp4_gemv_k32_act${v}_bf16_m1`;
+        for (const [kind, v] of ["k32", "k32x"].flatMap((kd) => ["", "_w16", "_logits"].map((w) => [kd, w]))) {
+          const name = `nvfp4_gemv_${kind}_act${v}_bf16_m1`;
           const out = v === "_logits" ? dl : dy;
           out.fill(0xff);
-          dyn(mod.kernel(name, sig(`nvfp4_gemv_k32_act${v}`)), 2 * K + K / 4).launch(N / 16, v === "_w16" ? 512 : 256, [dx, W, S, B, out, N, K, a, alpha], {
+          dyn(mod.kernel(name, sig(`nvfp4_gemv_${kind}_act${v}`)), 2 * K + K / 4).launch(N / 16, v === "_w16" ? 512 : 256, [dx, W, S, B, out, N, K, a, alpha], {
             sharedMemBytes: 2 * K + K / 4,
           });
           let got: Uint16Array;
@@ -159,7 +165,8 @@ function persistentGrids(d: ReturnType<typeof device>, mod: ReturnType<typeof lo
     using xq = d.alloc(2 * m * K);
     using sx = d.alloc(m * (K / 16) * 4);
     mod.kernel("nvfp4_act_mma_bf16", sig("nvfp4_act_mma")).launch([Math.ceil(K / 1024), m, 1], 256, [dx, xq, sx, m, K, f.activationScale!]);
-    for (const kind of (m === 1 ? ["mma", "k32"] : ["mma"]).filter((k) => k === "k32" || K % 2048 === 0)) {
+    let k32Out: Uint16Array | undefined;
+    for (const kind of (m === 1 ? ["mma", "k32", "k32x"] : ["mma"]).filter((k) => k !== "mma" || K % 2048 === 0)) {
       const kern = mod.kernel(`nvfp4_gemv_${kind}_bf16_m${m === 1 ? 1 : 8}`, sig(`nvfp4_gemv_${kind}`));
       const out = [N / 16, 5, 3, 1].map((grid) => {
         using dy = d.alloc(m * N * 2);
@@ -169,6 +176,8 @@ function persistentGrids(d: ReturnType<typeof device>, mod: ReturnType<typeof lo
         return y;
       });
       for (let g = 1; g < out.length; g++) assert.deepEqual(Array.from(out[g]), Array.from(out[0]), `${kind} m=${m} K=${K}: grid variant ${g} differs`);
+      if (kind === "k32x") assert.deepEqual(Array.from(out[0]), Array.from(k32Out!), `k32x m=${m} K=${K}: differs from k32`);
+      if (kind === "k32") k32Out = out[0];
     }
   }
 }
@@ -241,16 +250,20 @@ gpuTest("nvfp4_gemv_mma m1 vs lowbit_gemv_nvfp4 m1 (each + its act launch) on 1B
   // it ((k / 64) % (warps · U) == 0; else one block per row tile); nL: NV_LDNC = L, zZ: NV_ZC = Z (defaults 1); w: the
   // 16-warp kernel (_w16); k: nvfp4_gemv_k32 (nvfp4GemvK32) instead of nvfp4_gemv_mma; cC: NV_K32_CHAIN = C (default 1);
   // bB: NV_MINB = B (__launch_bounds__ minimum blocks per SM: a register cap); rD: NV_K32_RING = D (default 0: the
-  // k32 kernel's loads in flight in registers; D: a cp.async ring of D tiles a warp in shared memory).
+  // k32 kernel's loads in flight in registers; D: a cp.async ring of D tiles a warp in shared memory); xX (with k):
+  // nvfp4_gemv_k32x (activation words loaded NV_K32X_XPF = X items ahead), uV: its NV_K32X_UNROLL = V, sR: 576-byte
+  // slots (NV_K32X_SLIM) in a ring of R, c: the contiguous-run timing probe (NV_K32X_CONTIG: wrong sums).
   const variants = (process.env.LLMRT_NVFP4_VARIANTS ?? "4").split(",");
   const vspec = variants.map((v) => {
-    const m = /^(\d+)(?:p(\d+))?(?:n(\d))?(?:z(\d))?(w)?(k)?(?:c(\d))?(?:b(\d))?(?:r(\d+))?$/.exec(v);
+    const m = /^(\d+)(?:p(\d+))?(?:n(\d))?(?:z(\d))?(w)?(k)?(?:c(\d))?(?:b(\d))?(?:r(\d+))?(?:x(\d)(?:u(\d))?(?:s(\d+))?(c)?)?$/.exec(v);
     if (!m) throw new Error(`LLMRT_NVFP4_VARIANTS: bad variant ${v}`);
     // (U and B set both kernels' macros: NV_U / NV_MINB of nvfp4_gemv_mma, NV_K32_U / NV_K32_MINB of nvfp4_gemv_k32.)
     const key = `-DNV_U=${m[1]} -DNV_K32_U=${m[1]} -DNV_LDNC=${m[3] ?? 1} -DNV_ZC=${m[4] ?? 1} -DNV_K32_CHAIN=${m[7] ?? 1} -DNV_MINB=${
       m[8] ?? 1
-    } -DNV_K32_MINB=${m[8] ?? 1} -DNV_K32_RING=${m[9] ?? 0}`;
-    return { u: Number(m[1]), perSm: Number(m[2] ?? 0), key, nw: m[5] ? 16 : 8, k32: !!m[6] };
+    } -DNV_K32_MINB=${m[8] ?? 1} -DNV_K32_RING=${m[9] ?? 0} -DNV_K32X_XPF=${m[10] ?? 1} -DNV_K32X_UNROLL=${m[11] ?? 1}${
+      m[12] ? ` -DNV_K32X_SLIM=1 -DNV_K32X_RING=${m[12]}` : ""
+    }${m[13] ? " -DNV_K32X_CONTIG=1" : ""}`;
+    return { u: Number(m[1]), perSm: Number(m[2] ?? 0), key, nw: m[5] ? 16 : 8, k32: m[6] ? (m[10] ? "k32x" : "k32") : "" };
   });
   const uniq = [...new Set(vspec.map((v) => v.key))];
   const mods = uniq.map((key) => loadKernelFile(d, "nvfp4_mma.cu", { options: key.split(" ") }));
@@ -259,8 +272,8 @@ gpuTest("nvfp4_gemv_mma m1 vs lowbit_gemv_nvfp4 m1 (each + its act launch) on 1B
     const oldA = old.kernel("lowbit_act_nvfp4_bf16", sig("lowbit_act_nvfp4"));
     const newK = vspec.map((v) =>
       mods[uniq.indexOf(v.key)].kernel(
-        `nvfp4_gemv_${v.k32 ? "k32" : "mma"}${v.nw === 16 ? "_w16" : ""}_bf16_m1`,
-        sig(`nvfp4_gemv_${v.k32 ? "k32" : "mma"}${v.nw === 16 ? "_w16" : ""}`),
+        `nvfp4_gemv_${v.k32 || "mma"}${v.nw === 16 ? "_w16" : ""}_bf16_m1`,
+        sig(`nvfp4_gemv_${v.k32 || "mma"}${v.nw === 16 ? "_w16" : ""}`),
       )
     );
     const newA = mods[0].kernel("nvfp4_act_mma_bf16", sig("nvfp4_act_mma"));

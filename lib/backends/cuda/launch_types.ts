@@ -191,6 +191,8 @@ export interface LaunchEnv {
   readonly nvfp4GemvK32?: boolean;
   /** With nvfp4Mma: the NVFP4 norm + act producers as nvfp4_rmsnorm_act_fast_bf16 (CudaFlags.nvfp4NormFast). */
   readonly nvfp4NormFast?: boolean;
+  /** With nvfp4GemvK32: nvfp4_gemv_k32x* (activation words loaded ahead; the same bits; CudaFlags.nvfp4K32X). */
+  readonly nvfp4K32X?: boolean;
   /**
    * Decode steps on decode_attention_batch4 over an FP8 cache write a static-scale FP8 o_proj's e4m3 input from the
    * attention (CudaFlags.fp8DecodeAttnQuant).

@@ -176,12 +176,13 @@ export function planLowbitLinear(
     // k32: a persistent grid of NVFP4_K32_BLOCKS_PER_SM blocks an SM (fewer registers than nvfp4_gemv_mma; the
     // persistence test is NVFP4_MMA_U's, (k / 64) % 32 == 0, stricter than its NV_K32_U 2 needs).
     const k32Blocks = env.nvfp4GemvBlocks ? (env.nvfp4GemvBlocks / NVFP4_GEMV_BLOCKS_PER_SM) * NVFP4_K32_BLOCKS_PER_SM : undefined;
+    const k32Name = env.nvfp4K32X ? "k32x" : "k32"; // nvfp4K32X: activation words loaded ahead, the same bits
     if (k32 && !preQuantized) {
       // nvfp4_gemv_k32_act: each block quantizes the row itself (shared memory), no nvfp4_act_mma launch; the same bits.
       out.push({
         kind: "kernel",
         op: i,
-        kernel: `nvfp4_gemv_k32_act${isLogits ? "_logits" : w16 ? "_w16" : ""}_bf16_m1`,
+        kernel: `nvfp4_gemv_${k32Name}_act${isLogits ? "_logits" : w16 ? "_w16" : ""}_bf16_m1`,
         grid: [w16 ? N / 16 : nvfp4K32Grid(N / 16, K, k32Blocks), 1, 1],
         block: w16 ? 512 : 256,
         args: [buf(op.x), W, scales, bias, y, N, K, a, alpha],
@@ -193,7 +194,7 @@ export function planLowbitLinear(
     out.push({
       kind: "kernel",
       op: i,
-      kernel: isLogits ? "nvfp4_gemv_k32_logits_bf16_m1" : `nvfp4_gemv_${k32 ? "k32" : "mma"}${w16 ? "_w16" : ""}_bf16_m${rows <= 1 ? 1 : 8}`,
+      kernel: isLogits ? `nvfp4_gemv_${k32Name}_logits_bf16_m1` : `nvfp4_gemv_${k32 ? k32Name : "mma"}${w16 ? "_w16" : ""}_bf16_m${rows <= 1 ? 1 : 8}`,
       grid: [
         w16 ? N / 16 : k32 ? nvfp4K32Grid(N / 16, K, k32Blocks) : nvfp4GemvGrid(N, K, env.nvfp4GemvBlocks),
         1,

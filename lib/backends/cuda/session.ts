@@ -248,6 +248,8 @@ export class CudaSession implements SessionBackend {
   readonly nvfp4GemvK32: boolean;
   /** CudaSessionOptions.nvfp4NormFast. */
   readonly nvfp4NormFast: boolean;
+  /** CudaSessionOptions.nvfp4K32X. */
+  readonly nvfp4K32X: boolean;
   /** CudaSessionOptions.fp8DecodeAttnQuant. */
   readonly fp8DecodeAttnQuant: boolean;
   /** CudaSessionOptions.prefillTileScan. */
@@ -380,6 +382,7 @@ export class CudaSession implements SessionBackend {
     this.nvfp4Mma = f.nvfp4Mma;
     this.nvfp4GemvK32 = f.nvfp4GemvK32;
     this.nvfp4NormFast = f.nvfp4NormFast;
+    this.nvfp4K32X = f.nvfp4K32X;
     this.fp8DecodeAttnQuant = f.fp8DecodeAttnQuant;
     this.prefillTileScan = f.prefillTileScan;
     this.batchAttention4Serial = f.batchAttention4Serial;
@@ -634,6 +637,7 @@ export class CudaSession implements SessionBackend {
       nvfp4GemvBlocks: NVFP4_GEMV_BLOCKS_PER_SM * this.device.smCount,
       nvfp4GemvK32: this.nvfp4GemvK32,
       nvfp4NormFast: this.nvfp4NormFast,
+      ...(this.nvfp4K32X ? { nvfp4K32X: true } : {}),
       ...(this.fp8DecodeAttnQuant ? { fp8DecodeAttnQuant: true } : {}),
       ...(this.prefillTileScan ? { prefillTileScan: true } : {}),
       ...(this.batchAttention4Serial ? { batchAttention4Serial: true } : {}),

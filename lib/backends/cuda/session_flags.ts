@@ -296,6 +296,15 @@ export const CUDA_FLAGS = {
    */
   nvfp4NormFast: { env: "LLMRT_NVFP4_NORM_FAST", default: true },
   /**
+   * With `nvfp4GemvK32`: its GEMVs as nvfp4_gemv_k32x* (kernels/nvfp4_mma.cu nvfp4K32xGemv): the same items, mmas and
+   * sums in the same order (the same bits) with fewer instructions an item (the k32 GEMV issues ~125 a 576-byte tile,
+   * near the SMs' issue rate at the copy's bandwidth): ring addresses by increments, one barrier a row tile, each lane's
+   * activation word and block scale loaded NV_K32X_XPF items ahead into registers. H200 session 14, batch 1, same process:
+   * llama-3.1-8b 335.4 -> 370.4 tok/s (+10.4%), llama-3.2-1b 1,287.0 -> 1,328.8 (+3.2%), logits bitwise equal; the 8B
+   * decoder linears alone 2.126 -> 1.817 ms a token (43.3% -> 50.6% of copy). @default true (session 14)
+   */
+  nvfp4K32X: { env: "LLMRT_NVFP4_K32X", default: true },
+  /**
    * Decode steps of more than 8 sequences over an FP8 KV cache (decode_attention_batch4): the attention writes the next
    * static-scale FP8 linear's (o_proj's) e4m3 rows and row scales itself (decode_attention_batch4_q8_fp8kv_*, the bytes
    * fp8_quantize_flat_bf16 writes from the bf16 output) instead of its bf16 output: one launch a layer less, the same

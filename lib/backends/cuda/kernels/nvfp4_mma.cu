@@ -57,6 +57,21 @@ typedef unsigned char u8;
 #ifndef NV_K32_RING
 #define NV_K32_RING 6  // nvfp4_gemv_k32: D > 0: a per-warp cp.async ring of D tiles in shared memory (16 warps: D / 2; 37 KB a block at 6); 0: NV_K32_U tiles in flight in registers
 #endif
+#ifndef NV_K32X_XPF
+#define NV_K32X_XPF 1  // nvfp4_gemv_k32x: items ahead whose activation word and scale a lane keeps in registers
+#endif
+#ifndef NV_K32X_UNROLL
+#define NV_K32X_UNROLL 1  // nvfp4_gemv_k32x: items an unrolled loop step (2: two items' chains interleaved)
+#endif
+#ifndef NV_K32X_SLIM
+#define NV_K32X_SLIM 0  // nvfp4_gemv_k32x: 1: 576-byte ring slots (a tile's scales copied once, read after a warp barrier)
+#endif
+#ifndef NV_K32X_CONTIG
+#define NV_K32X_CONTIG 0  // nvfp4_gemv_k32x timing probe (wrong sums): a warp's items from contiguous k tiles
+#endif
+#ifndef NV_K32X_RING
+#define NV_K32X_RING (NV_K32_RING > 0 ? NV_K32_RING : 6)  // nvfp4_gemv_k32x: its cp.async ring's tiles a warp
+#endif
 #ifndef NV_MINB
 #define NV_MINB 1  // __launch_bounds__ minimum blocks per SM of the GEMV (tuning knob: 3 caps registers at 85)
 #endif
@@ -681,39 +696,239 @@ __device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8
   }
 }
 
-#define NVFP4_K32_GEMV(NAME, NW, LOGITS)                                                                                                   \
+// ---- the k32 GEMV's lean form (CudaFlags.nvfp4K32X, session 14) ---------------------------------------------------
+// nvfp4K32xGemv: nvfp4K32Gemv's items, mmas, block terms and sums in the same order (the same bits), with fewer
+// instructions an item (the GEMV issues ~150 a 576-byte tile, near the SMs' issue rate at the copy's bandwidth): the
+// ring's cp.async addresses advance by pointer increments (no 64-bit tile products, no generic-to-shared conversion an
+// item), the ring slot is read at a 32-bit shared address, and each lane's activation word and block scale are loaded
+// NV_K32X_XPF items ahead into registers, so an item's mmas never wait on that load (an L2 round trip for a row tile's
+// first reader), and one barrier a row tile (the warp sums alternate between two halves of red). Its ring:
+// NV_K32X_RING tiles a warp (16 warps: half).
+
+/** dst (a shared address) <- 16 / 8 bytes at src, asynchronously (cp.async; .cg: not allocated in L1). */
+__device__ __forceinline__ void nvCp16(u32 dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(src) : "memory");
+}
+__device__ __forceinline__ void nvCp8(u32 dst, const void* src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" ::"r"(dst), "l"(src) : "memory");
+}
+
+template <int NW, bool LOGITS, bool ACT>
+__device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u8* __restrict__ W, const u8* __restrict__ S,
+    const float* __restrict__ sx, const bf16_t* __restrict__ bias, void* __restrict__ y, int n, int k, float alpha, float a = 0.f) {
+  __shared__ float red[2][NW][16];  // row tiles alternate halves: one barrier a row tile
+  extern __shared__ __align__(16) u8 nvSmem[];  // ACT: codes [k], their negations [k] (unread), block scales f32 [k / 16]
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int KT = k / 64, RT = n / 16;
+  const int cnt = (KT - warp + NW - 1) / NW;  // k tiles warp, warp + NW, ... of every row tile
+  const u32 T0 = 0x03020100u, T1 = 0x0C080604u;  // 2 · e2m1 magnitudes
+  constexpr int RD = NW == 16 ? (NV_K32X_RING / 2 > 0 ? NV_K32X_RING / 2 : 1) : NV_K32X_RING;
+  // A slot: a tile's 512 weight bytes, then 8 scale bytes a lane (NV_K32X_SLIM: the tile's 64 scale bytes, 4 copied by
+  // each of lanes 0..15 and read by the others after a warp barrier).
+  constexpr u32 SLOT = NV_K32X_SLIM ? 576 : 768, RING = RD * SLOT;
+  __shared__ __align__(16) u8 ring[NW][RD][SLOT];
+  int rt = blockIdx.x;
+  // The ring (nvfp4K32Gemv's): items j < cnt of row tiles blockIdx.x, + gridDim.x, ...; a lane copies its 16 weight bytes
+  // and its row pair's 8 scale bytes and reads back only those. wp / sp: the next item's sources; io: its slot's offset.
+  const u32 wDst = nvSmemAddr(ring[warp][0] + 16 * lane);
+  const u32 sDst = nvSmemAddr(ring[warp][0] + 512 + (NV_K32X_SLIM ? 4 * (lane & 15) : 8 * lane));  // the copy's destination
+  const u32 sSrc = NV_K32X_SLIM ? nvSmemAddr(ring[warp][0] + 512 + 8 * g) : sDst;                   // this lane's 8 bytes
+  // NV_K32X_CONTIG (a timing probe, wrong sums): the warp's items of a row tile from k tiles warp · cnt, + 1, ...
+  // (contiguous runs; KT % NW == 0), not warp, + NW, ... — the DRAM stream a warp-major tile order at upload would give.
+  constexpr int QS = NV_K32X_CONTIG ? 1 : NW;  // k tiles between a warp's items
+  const long long tile0 = (long long)rt * KT + (NV_K32X_CONTIG ? warp * cnt : warp);
+  const u8* wp = W + tile0 * 512 + lane * 16;
+  const u8* sp = S + tile0 * 64 + (NV_K32X_SLIM ? 4 * (lane & 15) : (lane >> 2) * 8);
+  const long long wrap = (long long)gridDim.x * KT - (long long)QS * (cnt - 1);  // tiles from a row tile's last item to the next one's first
+  int fr = rt, fj = 0;
+  u32 io = 0;
+  const auto issueNext = [&]() {
+    if (cnt > 0 && fr < RT) {
+      nvCp16(wDst + io, wp);
+      if (!NV_K32X_SLIM) {
+        nvCp8(sDst + io, sp);
+      } else if (lane < 16) {
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(sDst + io), "l"(sp) : "memory");
+      }
+    }
+    asm volatile("cp.async.commit_group;" ::: "memory");  // also when nothing is copied: every lane's group count in step
+    io = io + SLOT == RING ? 0u : io + SLOT;
+    if (++fj >= cnt) {
+      fj = 0;
+      fr += gridDim.x;
+      wp += wrap * 512;
+      sp += wrap * 64;
+    } else {
+      wp += QS * 512;
+      sp += QS * 64;
+    }
+  };
+#pragma unroll
+  for (int u = 0; u < RD; u++) issueNext();
+  pdlWait();
+  pdlLaunchDependents();
+  if constexpr (ACT) {
+    const bf16_t* x = reinterpret_cast<const bf16_t*>(xq);
+    const float six = __fmul_rn(6.f, a);
+    for (int base = 0; base < k; base += NW * 32 * 4) {  // block-uniform: every lane reaches nvActQuad's shuffles
+      const int i = base + (int)threadIdx.x * 4;
+      const bool active = i < k;
+      float f[4] = {0.f, 0.f, 0.f, 0.f};
+      if (active) nvLoad4(x + i, f);
+      nvActQuad(f, active, i, a, six, nvSmem, nvSmem + k, reinterpret_cast<float*>(nvSmem + 2 * k));
+    }
+    __syncthreads();
+    xq = nvSmem;
+    sx = reinterpret_cast<const float*>(nvSmem + 2 * k);
+  }
+  // Lanes g = 0, 2, 4, 6 hold B's columns 0, 2, 4, 6 (nvfp4K32Gemv's fragments). Every lane loads the word of its
+  // slice (g odd: an in-bounds word it never uses: p0..p3 below take it only at g = 0, 2, 4, 6).
+  const u32* xpw = reinterpret_cast<const u32*>(xq) + 4 * t + (g >> 1);  // k tile q: xpw[16 q]
+  const float* sxt = sx + t;                                              // block 4 q + t's activation scale: sxt[4 q]
+  const u32 ssel = (u32)t | ((u32)(t + 4) << 4);  // prmt of the scale words: (row g, block t), (row g + 8, block t)
+  // The activation word and scale of the item XD ahead (xv / xs [0]: the current item's). Items' k tiles run warp,
+  // warp + NW, ... < KT, then warp again for the next row tile: every address loaded is in bounds (cnt > 0).
+  constexpr int XD = NV_K32X_XPF, XU = NV_K32X_UNROLL;
+  u32 xv[XD];
+  float xs[XD];
+  int xqf = warp;  // the k tile of the next item to load
+  const auto loadX = [&](u32& v, float& s) {
+    if constexpr (ACT) {
+      v = xpw[16 * xqf];
+      s = sxt[4 * xqf];
+    } else {
+      v = __ldg(xpw + 16 * xqf);
+      s = __ldg(sxt + 4 * xqf);
+    }
+    xqf += NW;
+    if (xqf >= KT) xqf = warp;
+  };
+  if (cnt > 0) {
+#pragma unroll
+    for (int d = 0; d < XD; d++) loadX(xv[d], xs[d]);
+  }
+  for (int par = 0; rt < RT; rt += gridDim.x, par ^= 1) {
+    float acc0 = 0.f, acc1 = 0.f;
+#pragma unroll(XU)
+    for (int j = 0; j < cnt; j++) {
+      // The oldest of the RD groups in flight is this item's; it sits in slot io (refilled below with the item RD ahead).
+      asm volatile("cp.async.wait_group %0;" ::"n"(RD - 1) : "memory");
+      if (NV_K32X_SLIM) __syncwarp();  // the scale bytes other lanes copied
+      uint4 wt;
+      uint2 st;
+      asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(wt.x), "=r"(wt.y), "=r"(wt.z), "=r"(wt.w) : "r"(wDst + io));
+      asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];" : "=r"(st.x), "=r"(st.y) : "r"(sSrc + io));
+      const u32 v = xv[0];
+      const float sxv = xs[0];
+#pragma unroll
+      for (int d = 0; d + 1 < XD; d++) {
+        xv[d] = xv[d + 1];
+        xs[d] = xs[d + 1];
+      }
+      loadX(xv[XD - 1], xs[XD - 1]);
+      const u32 p0 = g == 0 ? v : 0u, p1 = g == 2 ? v : 0u, p2 = g == 4 ? v : 0u, p3 = g == 6 ? v : 0u;
+      const u32 w0 = wt.x, w1 = wt.y, w2 = wt.z, w3 = wt.w;
+      const u32 x0 = w0 ^ 0x88888888u, x1 = w1 ^ 0x88888888u, x2 = w2 ^ 0x88888888u, x3 = w3 ^ 0x88888888u;
+      // Positive weights · x from 1.5 · 2^23, negative weights' magnitudes · x from 0 (two chains), subtracted after.
+      int cp[4], cn[4];
+      mmaK32c(cp, prmt(T0, T1, w0), prmt(T0, T1, w0 >> 16), prmt(T0, T1, w1), prmt(T0, T1, w1 >> 16), p0, p1, NV_MAGIC);
+      mmaK32c(cn, prmt(T0, T1, x0), prmt(T0, T1, x0 >> 16), prmt(T0, T1, x1), prmt(T0, T1, x1 >> 16), p0, p1, 0);
+      mmaK32(cp, prmt(T0, T1, w2), prmt(T0, T1, w2 >> 16), prmt(T0, T1, w3), prmt(T0, T1, w3 >> 16), p2, p3);
+      mmaK32(cn, prmt(T0, T1, x2), prmt(T0, T1, x2 >> 16), prmt(T0, T1, x3), prmt(T0, T1, x3 >> 16), p2, p3);
+      const float2 sw = e4m3Pair(prmt(st.x, st.y, ssel));  // row g, row g + 8 (block t)
+      issueNext();  // wt / st consumed: the slot takes the item RD ahead
+      // Block t's terms (exact), added by every lane in block order 0..3: nvfp4K32Gemv's NV_K32_CHAIN sums.
+      const float q0 = (__int_as_float(cp[0] - cn[0]) - 12582912.f) * (sw.x * sxv);
+      const float q1 = (__int_as_float(cp[2] - cn[2]) - 12582912.f) * (sw.y * sxv);
+#pragma unroll
+      for (int b = 0; b < 4; b++) {
+        acc0 += __shfl_sync(0xffffffffu, q0, (lane & ~3) | b);
+        acc1 += __shfl_sync(0xffffffffu, q1, (lane & ~3) | b);
+      }
+    }
+    if (t == 0) {
+      red[par][warp][g] = acc0;
+      red[par][warp][g + 8] = acc1;
+    }
+    __syncthreads();  // (a half is rewritten two row tiles on, after the next barrier: its readers are done by then)
+    if (threadIdx.x < 16) {
+      const int row = threadIdx.x;
+      float v = 0.f;
+#pragma unroll
+      for (int w = 0; w < NW; w++) v += red[par][w][row];
+      const int j = rt * 16 + row;
+      float o = v * (0.25f * alpha);
+      if (bias) o += toF(bias[j]);
+      if constexpr (LOGITS) {
+        reinterpret_cast<float*>(y)[j] = o;
+      } else {
+        reinterpret_cast<bf16_t*>(y)[j] = fromF<bf16_t>(o);
+      }
+    }
+  }
+}
+
+// The k32 GEMV of an entry point: nvfp4K32Gemv, or (XFORM true) nvfp4K32xGemv.
+#define NVFP4_K32_FN(XFORM) NVFP4_K32_FN_##XFORM
+#define NVFP4_K32_FN_false nvfp4K32Gemv
+#define NVFP4_K32_FN_true nvfp4K32xGemv
+
+#define NVFP4_K32_GEMV(NAME, NW, LOGITS, XFORM)                                                                                              \
   extern "C" __global__ void __launch_bounds__(NW * 32, NW == 8 ? NV_K32_MINB : 1) NAME(const u8* xq, const u8* W, const u8* S, const float* sx, \
       const bf16_t* bias, void* y, int m, int n, int k, int unused, float alpha) {                                                  \
-    nvfp4K32Gemv<NW, LOGITS, false>(xq, W, S, sx, bias, y, n, k, alpha);                                                             \
+    NVFP4_K32_FN(XFORM)<NW, LOGITS, false>(xq, W, S, sx, bias, y, n, k, alpha);                                                      \
   }
 
 // extern "C" __global__ void nvfp4_gemv_k32_act[_w16|_logits]_bf16_m1(const bf16_t* x, const u8* W, const u8* S,
 //     const bf16_t* bias, void* y, int n, int k, float a, float alpha)
 //   nvfp4_act_mma_bf16 + nvfp4_gemv_k32[_w16|_logits]_bf16_m1 in one launch (the same bits): every block quantizes x
 //   into dynamic shared memory (2 k + k / 4 bytes).
-#define NVFP4_K32_ACT_GEMV(NAME, NW, LOGITS)                                                                                        \
+#define NVFP4_K32_ACT_GEMV(NAME, NW, LOGITS, XFORM)                                                                                   \
   extern "C" __global__ void __launch_bounds__(NW * 32, NW == 8 ? NV_K32_MINB : 1) NAME(const bf16_t* x, const u8* W, const u8* S,     \
       const bf16_t* bias, void* y, int n, int k, float a, float alpha) {                                                           \
-    nvfp4K32Gemv<NW, LOGITS, true>(reinterpret_cast<const u8*>(x), W, S, nullptr, bias, y, n, k, alpha, a);                        \
+    NVFP4_K32_FN(XFORM)<NW, LOGITS, true>(reinterpret_cast<const u8*>(x), W, S, nullptr, bias, y, n, k, alpha, a);                 \
   }
 
+// extern "C" __global__ void nvfp4_gemv_k32x[_w16|_logits]_bf16_m1(...nvfp4_gemv_k32's parameters...)   (CudaFlags.nvfp4K32X)
+// extern "C" __global__ void nvfp4_gemv_k32x_act[_w16|_logits]_bf16_m1(...nvfp4_gemv_k32_act's parameters...)
+//   nvfp4_gemv_k32*'s items and sums in the same order (the same bits) with fewer instructions an item and the
+//   activation words loaded ahead (nvfp4K32xGemv above; session 14).
 #if LLMRT_KERNEL(nvfp4_gemv_k32_bf16_m1)
-NVFP4_K32_GEMV(nvfp4_gemv_k32_bf16_m1, 8, false)
+NVFP4_K32_GEMV(nvfp4_gemv_k32_bf16_m1, 8, false, false)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32_w16_bf16_m1)
-NVFP4_K32_GEMV(nvfp4_gemv_k32_w16_bf16_m1, 16, false)
+NVFP4_K32_GEMV(nvfp4_gemv_k32_w16_bf16_m1, 16, false, false)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32_logits_bf16_m1)
-NVFP4_K32_GEMV(nvfp4_gemv_k32_logits_bf16_m1, 8, true)
+NVFP4_K32_GEMV(nvfp4_gemv_k32_logits_bf16_m1, 8, true, false)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32_act_bf16_m1)
-NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_bf16_m1, 8, false)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_bf16_m1, 8, false, false)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32_act_w16_bf16_m1)
-NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_w16_bf16_m1, 16, false)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_w16_bf16_m1, 16, false, false)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32_act_logits_bf16_m1)
-NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_logits_bf16_m1, 8, true)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_logits_bf16_m1, 8, true, false)
+#endif
+
+#if LLMRT_KERNEL(nvfp4_gemv_k32x_bf16_m1)
+NVFP4_K32_GEMV(nvfp4_gemv_k32x_bf16_m1, 8, false, true)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32x_w16_bf16_m1)
+NVFP4_K32_GEMV(nvfp4_gemv_k32x_w16_bf16_m1, 16, false, true)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32x_logits_bf16_m1)
+NVFP4_K32_GEMV(nvfp4_gemv_k32x_logits_bf16_m1, 8, true, true)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32x_act_bf16_m1)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32x_act_bf16_m1, 8, false, true)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32x_act_w16_bf16_m1)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32x_act_w16_bf16_m1, 16, false, true)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32x_act_logits_bf16_m1)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32x_act_logits_bf16_m1, 8, true, true)
 #endif
 
 // ---- weight dequantization (prefill) ---------------------------------------------------------------
