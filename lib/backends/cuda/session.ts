@@ -38,6 +38,7 @@ import {
   NCCL_ALL_REDUCE,
   planLaunches,
   sampleLaunches,
+  type StepShape,
   usesBatchAttention,
 } from "./launch_plan.ts";
 import { freshPrompts, isDecodeStep, logitRowsIncreasing, maxSeqTokens, packStep, type StagingLayout, stagingLayout, stagingPointers } from "./step_staging.ts";
@@ -58,6 +59,7 @@ import type { Stream } from "../../cuda/stream.ts";
 import { bytesPerBlock, type KvCache, type KvCacheGeometry } from "../../ir/kv_cache.ts";
 import type { TokenMasks } from "../../ir/sampling.ts";
 import { CudaLoraTables } from "./lora_tables.ts";
+import { LaunchCache } from "./launch_cache.ts";
 import { uploadWeights, type WeightUploadStats } from "./weight_upload.ts";
 import { type CudaFlagInput, resolveCudaFlags } from "./session_flags.ts";
 import { type ForwardedTokens, type PendingStep, type StepInputs, type StepOutputs, validateStep } from "../../ir/step_io.ts";
@@ -78,6 +80,8 @@ export interface CudaSessionOptions extends CudaFlagInput {
 export const DEFAULT_CUDA_SESSION_OPTIONS: CudaSessionOptions = Object.freeze({ device: 0 });
 
 const ALIGN = 256;
+/** prefillPlanCache: launch lists kept (prompt lengths / chunk shapes a serving process sees again). */
+const LAUNCH_CACHE_LISTS = 16;
 const alignUp = (n: number): number => Math.ceil(n / ALIGN) * ALIGN;
 
 /**
@@ -254,6 +258,8 @@ export class CudaSession implements SessionBackend {
   readonly prefillTileScan: boolean;
   /** CudaSessionOptions.batchAttention4Serial. */
   readonly batchAttention4Serial: boolean;
+  /** CudaSessionOptions.prefillPlanCache: eager steps' launch lists by shape (null: off). */
+  readonly #launchCache: LaunchCache | null;
   /** CudaSessionOptions.gemmResidual. */
   readonly gemmResidual: boolean;
   /** CudaSessionOptions.gemvXPre. */
@@ -381,6 +387,7 @@ export class CudaSession implements SessionBackend {
     this.fp8DecodeAttnQuant = f.fp8DecodeAttnQuant;
     this.prefillTileScan = f.prefillTileScan;
     this.batchAttention4Serial = f.batchAttention4Serial;
+    this.#launchCache = f.prefillPlanCache ? new LaunchCache(LAUNCH_CACHE_LISTS) : null;
     this.gemmResidual = f.gemmResidual;
     this.gemvXPre = f.gemvXPre;
     this.quantGemvFast = f.quantGemvFast;
@@ -775,7 +782,7 @@ export class CudaSession implements SessionBackend {
     sample: boolean,
     lora?: LaunchEnv["lora"],
     fwd?: ForwardedTokens,
-  ): Launch[] {
+  ): readonly Launch[] {
     this.#stage(inp, null, fwd);
     const window = this.#attn?.window ?? 0;
     let maxAttended = 1;
@@ -798,8 +805,7 @@ export class CudaSession implements SessionBackend {
       // decode_attention_sk (where the plan fuses attention): a grid for this step's longest span; the key partition is the span's own.
       attention = { ...attention, sk: this.#skGeometry(maxAttended) };
     }
-    const env = lora ? { ...this.launchEnv(kv), lora, fusedDecode: false } : this.launchEnv(kv);
-    return planLaunches(env, {
+    const shape: StepShape = {
       numTokens: T,
       numSeqs: S,
       numRows: R,
@@ -809,7 +815,10 @@ export class CudaSession implements SessionBackend {
       pruneRows: this.pruneLastLayer && R < T && logitRowsIncreasing(inp),
       freshPrompts: freshPrompts(inp),
       maxSeqTokens: maxSeqTokens(inp),
-    });
+    };
+    if (lora) return planLaunches({ ...this.launchEnv(kv), lora, fusedDecode: false }, shape);
+    if (this.#launchCache) return this.#launchCache.get(kv, shape, () => planLaunches(this.launchEnv(kv), shape));
+    return planLaunches(this.launchEnv(kv), shape);
   }
 
   /**

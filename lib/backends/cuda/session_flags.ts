@@ -322,6 +322,13 @@ export const CUDA_FLAGS = {
    * @default false
    */
   batchAttention4Serial: { env: "LLMRT_BATCH_ATTENTION4_SERIAL", default: false },
+  /**
+   * Eager (prefill / mixed) steps reuse the launch list of an earlier step of the same shape (StepShape: tokens, sequences,
+   * logits rows, attention path, pruning, longest sequence) on the same KV cache instead of planning it again
+   * (launch_cache.ts; the last 16 shapes): the same launches, so the same bits; the host work before the step's first
+   * launch shrinks by the planning (~150 launches for llama-3.2-1b). LoRA steps are always planned. @default false
+   */
+  prefillPlanCache: { env: "LLMRT_PREFILL_PLAN_CACHE", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
