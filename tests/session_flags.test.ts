@@ -59,6 +59,7 @@ test("session options: every switch of the table resolves to its default when ne
     for (const k of ["prefillPdl"] as const) assert.equal(o[k], false, k);
     // Session 14: new, off until measured.
     assert.equal(o.prefillPlanCache, false);
+    assert.equal(o.prefillRopeQ, false);
     // Session 12: faster in same-job A/Bs on the H200 (FP8 512x +3.4%, NVFP4 8B +8% / +1.5%, int4 8B +3.9%): on.
     for (const k of ["quantGemvFast", "nvfp4GemvK32", "nvfp4NormFast", "fp8DecodeAttnQuant", "prefillTileScan"] as const) {
       assert.equal(o[k], true, k);

@@ -329,6 +329,13 @@ export const CUDA_FLAGS = {
    * launch shrinks by the planning (~150 launches for llama-3.2-1b). LoRA steps are always planned. @default false
    */
   prefillPlanCache: { env: "LLMRT_PREFILL_PLAN_CACHE", default: false },
+  /**
+   * Prefill steps whose attention runs flash_prefill_wg (bf16 cache): q's RoPE moves into the attention's Q load
+   * (flash_prefill_wg{t}_rq_*: q read from the qkv GEMM's rows and rotated with rope_kv_write_bf16's expressions), and
+   * RoPE (rope_kv_write_tab_bf16) writes only k / v and each token's cos / sin row: the 8 MB q round trip of a 1B 2048-token
+   * layer left out. Not past a pruned step's cut (its q rows are gathered). @default false
+   */
+  prefillRopeQ: { env: "LLMRT_PREFILL_ROPE_Q", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
