@@ -381,37 +381,7 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
   const u32 sKV = sQ + Q_BYTES;
 
   if (tid < 2 + 4 * NWG) ranges[tid] = (tid < 2) ? (tid == 0 ? FW_INT_MAX : 0) : ((tid - 2) % 4 == 0 || (tid - 2) % 4 == 2 ? FW_INT_MAX : ((tid - 2) % 4 == 1 ? -1 : 0));
-  if constexpr (RQ) {
-    // Rotated Q rows (zero past qEnd) stored by the threads: a task is one row's chunk pair c, c + HD / 16 (8 rotation
-    // pairs, as in rope_kv_write_bf16's vector path: the same loads, expressions and rounding).
-    constexpr int HC = CPR / 2;
-    unsigned char* qTile = smemRaw + (sQ - fwSmem(smemRaw));
-#pragma unroll
-    for (int u = 0; u < BM * HC / NT; u++) {  // BM * HC = 256 NWG (hd 64) / 512 NWG: a multiple of NT
-      const int v = tid + u * NT;
-      const int r = v / HC, cc = v - r * HC, t = qStart + r;
-      float x0[8], x1[8];
-      if (t < qEnd) {
-        const bf16_t* src = q + (long long)t * qStride + h * HD + cc * 8;
-        const uint4 va = *reinterpret_cast<const uint4*>(src), vb = *reinterpret_cast<const uint4*>(src + HD / 2);
-        const float* cs = ropeTab + (long long)t * HD + cc * 8;
-        const u32 wa[4] = {va.x, va.y, va.z, va.w}, wb[4] = {vb.x, vb.y, vb.z, vb.w};
-#pragma unroll
-        for (int e = 0; e < 8; e++) {
-          const float a = __uint_as_float(e & 1 ? wa[e >> 1] & 0xffff0000u : wa[e >> 1] << 16);
-          const float b = __uint_as_float(e & 1 ? wb[e >> 1] & 0xffff0000u : wb[e >> 1] << 16);
-          const float c = cs[e], sn_ = cs[HD / 2 + e];
-          x0[e] = a * c - b * sn_;
-          x1[e] = b * c + a * sn_;
-        }
-      } else {
-#pragma unroll
-        for (int e = 0; e < 8; e++) x0[e] = x1[e] = 0.f;
-      }
-      store16(reinterpret_cast<bf16_t*>(qTile + fwSw(BM, r, cc)), x0);
-      store16(reinterpret_cast<bf16_t*>(qTile + fwSw(BM, r, cc + HC)), x1);
-    }
-  } else {
+  if constexpr (!RQ) {
   // Q rows (zero past qEnd) into the swizzled Q tile: part of the first cp.async group.
 #pragma unroll
   for (int u = 0; u < BM * CPR / NT; u++) {  // BM * CPR = 512 NWG (hd 64) / 1024 NWG: a multiple of NT
@@ -476,6 +446,38 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
       fwLoadKV<HD, BN, NT>(sKV + j * STAGE, kv, table, k0, kvHi, kOff, vOff, tokensPerBlock, tpbShift, rowWidth, tid);
     }
     fwCommit();
+  }
+  if constexpr (RQ) {
+    // RQ: the rotated Q rows (zero past qEnd) stored by the threads while the prologue's K/V tiles load (before the first
+    // tile's barrier and proxy fence): a task is one row's chunk pair c, c + HD / 16 (8 rotation
+    // pairs, as in rope_kv_write_bf16's vector path: the same loads, expressions and rounding).
+    constexpr int HC = CPR / 2;
+    unsigned char* qTile = smemRaw + (sQ - fwSmem(smemRaw));
+#pragma unroll
+    for (int u = 0; u < BM * HC / NT; u++) {  // BM * HC = 256 NWG (hd 64) / 512 NWG: a multiple of NT
+      const int v = tid + u * NT;
+      const int r = v / HC, cc = v - r * HC, t = qStart + r;
+      float x0[8], x1[8];
+      if (t < qEnd) {
+        const bf16_t* src = q + (long long)t * qStride + h * HD + cc * 8;
+        const uint4 va = *reinterpret_cast<const uint4*>(src), vb = *reinterpret_cast<const uint4*>(src + HD / 2);
+        const float* cs = ropeTab + (long long)t * HD + cc * 8;
+        const u32 wa[4] = {va.x, va.y, va.z, va.w}, wb[4] = {vb.x, vb.y, vb.z, vb.w};
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+          const float a = __uint_as_float(e & 1 ? wa[e >> 1] & 0xffff0000u : wa[e >> 1] << 16);
+          const float b = __uint_as_float(e & 1 ? wb[e >> 1] & 0xffff0000u : wb[e >> 1] << 16);
+          const float c = cs[e], sn_ = cs[HD / 2 + e];
+          x0[e] = a * c - b * sn_;
+          x1[e] = b * c + a * sn_;
+        }
+      } else {
+#pragma unroll
+        for (int e = 0; e < 8; e++) x0[e] = x1[e] = 0.f;
+      }
+      store16(reinterpret_cast<bf16_t*>(qTile + fwSw(BM, r, cc)), x0);
+      store16(reinterpret_cast<bf16_t*>(qTile + fwSw(BM, r, cc + HC)), x1);
+    }
   }
   const u32 qRows = sQ + (u32)(wg * 64 * 128);
   // Warpgroup-uniform: skip a tile none of the warpgroup's rows attends; mask only tiles that cross a row's limits.
