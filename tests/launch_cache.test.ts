@@ -49,6 +49,14 @@ test("LaunchCache: the least recently used list goes first", () => {
   assert.equal(c.get(kv, { ...PREFILL, numRows: 2 }, () => launches(6))[0].op, 6);
 });
 
+test("LaunchCache.clear: every list is planned again", () => {
+  const c = new LaunchCache(4);
+  const kv = {};
+  const a = c.get(kv, PREFILL, () => launches(1));
+  c.clear();
+  assert.notEqual(c.get(kv, PREFILL, () => launches(2)), a);
+});
+
 test("shapeKey: every field counts, nested ones too, whatever the key order; undefined fields are left out", () => {
   const decode = (sk?: { numSplits: number; target: number }): StepShape => ({
     numTokens: 1,

@@ -43,6 +43,11 @@ export class LaunchCache {
     if (this.#lists.size > this.capacity) this.#lists.delete(this.#lists.keys().next().value!);
     return list;
   }
+
+  /** Forgets every list (an address the launch environment holds changed). */
+  clear(): void {
+    this.#lists.clear();
+  }
 }
 
 /** Every field of a step shape (nested ones too), by name in sorted order: equal keys, equal shapes. */

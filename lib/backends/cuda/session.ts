@@ -1005,6 +1005,7 @@ export class CudaSession implements SessionBackend {
       const bytes = this.#layout.capSeqs * m.words * 4;
       this.#maskHost = this.device.allocHost(bytes);
       this.#maskDev = this.device.alloc(bytes);
+      this.#launchCache?.clear(); // launchEnv's tokenMasks changed (only masked sampling reads it: not a cached list)
     }
     const view = new Int32Array(this.#maskHost!.buffer, 0, n);
     if (typeof m.masks === "function") m.masks(view);

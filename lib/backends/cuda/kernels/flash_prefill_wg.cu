@@ -685,11 +685,13 @@ FW_ENTRY_Q8T(flash_prefill_wgt_q8_bf16_hd64, 64, 2, 64, 3, false, true)
 FW_ENTRY_Q8T(flash_prefill_wgt_q8_bf16_hd128, 128, 3, 64, 3, true, true)
 #endif
 // Session 14 (`prefillRopeQ`): the entry points with RoPE of q in the Q load (flashWgImpl's RQ): q is the qkv buffer
-// (rows qStride elements apart), ropeTab the cos / sin rows rope_kv_write_tab_bf16 wrote; the same tiles and sums:
+// (rows qStride elements apart), ropeTab the cos / sin rows rope_kv_write_tab_bf16 wrote; the same tiles and sums.
+// hd 64 with 2 blocks an SM in its bounds, as the entry point runs (its 128 registers; session 14 r1 without the bound:
+// ptxas took 129, one block an SM, and the 1B's 2048-token step ran 7.83 -> 8.43 ms); MB the last macro argument:
 // extern "C" __global__ void flash_prefill_wg{t}_rq_bf16_hd{64|128}(...flash_prefill_wg_bf16_hd*'s parameters...,
 //     const float* ropeTab, int qStride)
-#define FW_ENTRY_RQ(NAME, HD, NWG, BN, NS, OVL, FT)                                                                \
-  extern "C" __global__ void __launch_bounds__(128 * NWG, 1) NAME(const bf16_t* q, bf16_t* out, const bf16_t* kvCache, \
+#define FW_ENTRY_RQ(NAME, HD, NWG, BN, NS, OVL, FT, MB)                                                            \
+  extern "C" __global__ void __launch_bounds__(128 * NWG, MB) NAME(const bf16_t* q, bf16_t* out, const bf16_t* kvCache, \
       const int* positions, const int* seqStarts, const int* blockTables, int numTokens, int numSeqs, int numHeads,  \
       int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale, int window, const float* ropeTab,        \
       int qStride) {                                                                                                 \
@@ -700,16 +702,16 @@ FW_ENTRY_Q8T(flash_prefill_wgt_q8_bf16_hd128, 128, 3, 64, 3, true, true)
         numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, fwDyn, nullptr, nullptr, 0.f, ropeTab, qStride);   \
   }
 #if LLMRT_KERNEL(flash_prefill_wg_rq_bf16_hd64)
-FW_ENTRY_RQ(flash_prefill_wg_rq_bf16_hd64, 64, 2, 64, 3, false, false)
+FW_ENTRY_RQ(flash_prefill_wg_rq_bf16_hd64, 64, 2, 64, 3, false, false, 2)
 #endif
 #if LLMRT_KERNEL(flash_prefill_wg_rq_bf16_hd128)
-FW_ENTRY_RQ(flash_prefill_wg_rq_bf16_hd128, 128, 3, 64, 3, true, false)
+FW_ENTRY_RQ(flash_prefill_wg_rq_bf16_hd128, 128, 3, 64, 3, true, false, 1)
 #endif
 #if LLMRT_KERNEL(flash_prefill_wgt_rq_bf16_hd64)
-FW_ENTRY_RQ(flash_prefill_wgt_rq_bf16_hd64, 64, 2, 64, 3, false, true)
+FW_ENTRY_RQ(flash_prefill_wgt_rq_bf16_hd64, 64, 2, 64, 3, false, true, 2)
 #endif
 #if LLMRT_KERNEL(flash_prefill_wgt_rq_bf16_hd128)
-FW_ENTRY_RQ(flash_prefill_wgt_rq_bf16_hd128, 128, 3, 64, 3, true, true)
+FW_ENTRY_RQ(flash_prefill_wgt_rq_bf16_hd128, 128, 3, 64, 3, true, true, 1)
 #endif
 
 #ifdef LLMRT_FLASH_VARIANTS
