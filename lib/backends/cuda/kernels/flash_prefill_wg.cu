@@ -461,13 +461,16 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
       if (t < qEnd) {
         const bf16_t* src = q + (long long)t * qStride + h * HD + cc * 8;
         const uint4 va = *reinterpret_cast<const uint4*>(src), vb = *reinterpret_cast<const uint4*>(src + HD / 2);
-        const float* cs = ropeTab + (long long)t * HD + cc * 8;
+        // cos / sin of pairs 8 cc .. 8 cc + 7: 32-byte aligned runs of the row, four 16-byte loads.
+        const float4* cs4 = reinterpret_cast<const float4*>(ropeTab + (long long)t * HD + cc * 8);
+        const float4 c0 = cs4[0], c1 = cs4[1], s0 = cs4[HD / 8], s1 = cs4[HD / 8 + 1];
+        const float cs[8] = {c0.x, c0.y, c0.z, c0.w, c1.x, c1.y, c1.z, c1.w}, sn[8] = {s0.x, s0.y, s0.z, s0.w, s1.x, s1.y, s1.z, s1.w};
         const u32 wa[4] = {va.x, va.y, va.z, va.w}, wb[4] = {vb.x, vb.y, vb.z, vb.w};
 #pragma unroll
         for (int e = 0; e < 8; e++) {
           const float a = __uint_as_float(e & 1 ? wa[e >> 1] & 0xffff0000u : wa[e >> 1] << 16);
           const float b = __uint_as_float(e & 1 ? wb[e >> 1] & 0xffff0000u : wb[e >> 1] << 16);
-          const float c = cs[e], sn_ = cs[HD / 2 + e];
+          const float c = cs[e], sn_ = sn[e];
           x0[e] = a * c - b * sn_;
           x1[e] = b * c + a * sn_;
         }
