@@ -55,8 +55,11 @@ test("session options: every switch of the table resolves to its default when ne
       assert.equal(o[k], true, k);
     }
     for (const k of ["fp8AttnQuant", "fp8PruneLastLayer", "fp8FastSilu"] as const) assert.equal(o[k], true, k);
-    // Measured no faster (session 11): off.
-    for (const k of ["prefillPdl"] as const) assert.equal(o[k], false, k);
+    // Session 14: prefillPdl on (the 8B's TTFT no slower in two same-job A/Bs, the 1B's 1-2% faster).
+    assert.equal(o.prefillPdl, true);
+    // Session 14: the launch-list cache on (1B TTFT 128 -20%, 2048 -2.5%, same bits); RoPE of q in the attention off (slower).
+    assert.equal(o.prefillPlanCache, true);
+    assert.equal(o.prefillRopeQ, false);
     // Session 12: faster in same-job A/Bs on the H200 (FP8 512x +3.4%, NVFP4 8B +8% / +1.5%, int4 8B +3.9%): on.
     for (const k of ["quantGemvFast", "nvfp4GemvK32", "nvfp4NormFast", "fp8DecodeAttnQuant", "prefillTileScan"] as const) {
       assert.equal(o[k], true, k);

@@ -38,6 +38,7 @@ import {
   NCCL_ALL_REDUCE,
   planLaunches,
   sampleLaunches,
+  type StepShape,
   usesBatchAttention,
 } from "./launch_plan.ts";
 import { freshPrompts, isDecodeStep, logitRowsIncreasing, maxSeqTokens, packStep, type StagingLayout, stagingLayout, stagingPointers } from "./step_staging.ts";
@@ -58,6 +59,7 @@ import type { Stream } from "../../cuda/stream.ts";
 import { bytesPerBlock, type KvCache, type KvCacheGeometry } from "../../ir/kv_cache.ts";
 import type { TokenMasks } from "../../ir/sampling.ts";
 import { CudaLoraTables } from "./lora_tables.ts";
+import { LaunchCache } from "./launch_cache.ts";
 import { uploadWeights, type WeightUploadStats } from "./weight_upload.ts";
 import { type CudaFlagInput, resolveCudaFlags } from "./session_flags.ts";
 import { type ForwardedTokens, type PendingStep, type StepInputs, type StepOutputs, validateStep } from "../../ir/step_io.ts";
@@ -78,6 +80,8 @@ export interface CudaSessionOptions extends CudaFlagInput {
 export const DEFAULT_CUDA_SESSION_OPTIONS: CudaSessionOptions = Object.freeze({ device: 0 });
 
 const ALIGN = 256;
+/** prefillPlanCache: launch lists kept (prompt lengths / chunk shapes a serving process sees again). */
+const LAUNCH_CACHE_LISTS = 16;
 const alignUp = (n: number): number => Math.ceil(n / ALIGN) * ALIGN;
 
 /**
@@ -258,6 +262,10 @@ export class CudaSession implements SessionBackend {
   readonly batchAttention4Serial: boolean;
   /** CudaSessionOptions.batchAttention4Occupancy. */
   readonly batchAttention4Occupancy: boolean;
+  /** CudaSessionOptions.prefillRopeQ. */
+  readonly prefillRopeQ: boolean;
+  /** CudaSessionOptions.prefillPlanCache: eager steps' launch lists by shape (null: off). */
+  readonly #launchCache: LaunchCache | null;
   /** CudaSessionOptions.gemmResidual. */
   readonly gemmResidual: boolean;
   /** CudaSessionOptions.gemvXPre. */
@@ -387,6 +395,8 @@ export class CudaSession implements SessionBackend {
     this.prefillTileScan = f.prefillTileScan;
     this.batchAttention4Serial = f.batchAttention4Serial;
     this.batchAttention4Occupancy = f.batchAttention4Occupancy;
+    this.#launchCache = f.prefillPlanCache ? new LaunchCache(LAUNCH_CACHE_LISTS) : null;
+    this.prefillRopeQ = f.prefillRopeQ;
     this.gemmResidual = f.gemmResidual;
     this.gemvXPre = f.gemvXPre;
     this.quantGemvFast = f.quantGemvFast;
@@ -640,6 +650,7 @@ export class CudaSession implements SessionBackend {
       ...(this.nvfp4K32X ? { nvfp4K32X: true } : {}),
       ...(this.fp8DecodeAttnQuant ? { fp8DecodeAttnQuant: true } : {}),
       ...(this.prefillTileScan ? { prefillTileScan: true } : {}),
+      ...(this.prefillRopeQ ? { prefillRopeQ: true } : {}),
       ...(this.batchAttention4Serial ? { batchAttention4Serial: true } : {}),
       ...(this.batchAttention4Occupancy ? { batchAttention4Occupancy: true } : {}),
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),
@@ -783,7 +794,7 @@ export class CudaSession implements SessionBackend {
     sample: boolean,
     lora?: LaunchEnv["lora"],
     fwd?: ForwardedTokens,
-  ): Launch[] {
+  ): readonly Launch[] {
     this.#stage(inp, null, fwd);
     const window = this.#attn?.window ?? 0;
     let maxAttended = 1;
@@ -806,8 +817,7 @@ export class CudaSession implements SessionBackend {
       // decode_attention_sk (where the plan fuses attention): a grid for this step's longest span; the key partition is the span's own.
       attention = { ...attention, sk: this.#skGeometry(maxAttended) };
     }
-    const env = lora ? { ...this.launchEnv(kv), lora, fusedDecode: false } : this.launchEnv(kv);
-    return planLaunches(env, {
+    const shape: StepShape = {
       numTokens: T,
       numSeqs: S,
       numRows: R,
@@ -817,7 +827,10 @@ export class CudaSession implements SessionBackend {
       pruneRows: this.pruneLastLayer && R < T && logitRowsIncreasing(inp),
       freshPrompts: freshPrompts(inp),
       maxSeqTokens: maxSeqTokens(inp),
-    });
+    };
+    if (lora) return planLaunches({ ...this.launchEnv(kv), lora, fusedDecode: false }, shape);
+    if (this.#launchCache) return this.#launchCache.get(kv, shape, () => planLaunches(this.launchEnv(kv), shape));
+    return planLaunches(this.launchEnv(kv), shape);
   }
 
   /**
@@ -1000,6 +1013,7 @@ export class CudaSession implements SessionBackend {
       const bytes = this.#layout.capSeqs * m.words * 4;
       this.#maskHost = this.device.allocHost(bytes);
       this.#maskDev = this.device.alloc(bytes);
+      this.#launchCache?.clear(); // launchEnv's tokenMasks changed (only masked sampling reads it: not a cached list)
     }
     const view = new Int32Array(this.#maskHost!.buffer, 0, n);
     if (typeof m.masks === "function") m.masks(view);

@@ -263,9 +263,12 @@ export const CUDA_FLAGS = {
    * launch overlaps the end of the cuBLASLt GEMM or kernel before them (RoPE as rope_kv_write_pdl, which reads the
    * positions / block tables and computes cos/sin before its wait). The same kernels and sums: the same bits. H200
    * session 11: llama-3.2-1b 2048 tokens device step 7.824 → 7.583 ms, TTFT 7.709 → 7.569 / 7.801 → 7.714 ms; but
-   * llama-3.1-8b 2048 device step 47.94 → 49.33 ms, TTFT 32,000 1,311.6 → 1,316.3 ms: off. @default false
+   * llama-3.1-8b 2048 device step 47.94 → 49.33 ms, TTFT 32,000 1,311.6 → 1,316.3 ms (median of 2). Session 14, same job
+   * each, logits bitwise equal: llama-3.1-8b TTFT 2048 49.03 → 48.42 ms (device step 48.62 → 49.22; r1, median of 9) and
+   * 48.40 → 48.26 (device step 48.87 → 48.37; r2, median of 11); llama-3.2-1b TTFT 2048 7.85 → 7.77 / 8.05 → 7.97 ms,
+   * 128 tokens 2.15 → 1.90 ms (r2). @default true (session 14)
    */
-  prefillPdl: { env: "LLMRT_PREFILL_PDL", default: false },
+  prefillPdl: { env: "LLMRT_PREFILL_PDL", default: true },
   /**
    * Decode steps of up to 8 sequences run the 16-row quantized GEMVs as quant_gemv_fast* (kernels/quant_gemv.cu QG_FAST):
    * each warp streams a contiguous run of its tile's superchunks (paired scale / zero-point loads) instead of superchunks
@@ -343,6 +346,24 @@ export const CUDA_FLAGS = {
    * @default false
    */
   batchAttention4Occupancy: { env: "LLMRT_BATCH_ATTENTION4_OCCUPANCY", default: false },
+  /**
+   * Eager (prefill / mixed) steps reuse the launch list of an earlier step of the same shape (StepShape: tokens, sequences,
+   * logits rows, attention path, pruning, longest sequence) on the same KV cache instead of planning it again
+   * (launch_cache.ts; the last 16 shapes): the same launches, so the same bits; the host work before the step's first
+   * launch shrinks by the planning (~150 launches for llama-3.2-1b). LoRA steps are always planned. H200 session 14, same
+   * job, logits bitwise equal: llama-3.2-1b TTFT 128 / 2048 tokens 1.99 → 1.65 / 7.85 → 7.64 ms (r1), 2.15 → 1.71 /
+   * 8.05 → 7.85 ms (r2); with prefillPdl 1.69 / 7.72 ms (r2). @default true (session 14)
+   */
+  prefillPlanCache: { env: "LLMRT_PREFILL_PLAN_CACHE", default: true },
+  /**
+   * Prefill steps whose attention runs flash_prefill_wg (bf16 cache): q's RoPE moves into the attention's Q load
+   * (flash_prefill_wg{t}_rq_*: q read from the qkv GEMM's rows and rotated with rope_kv_write_bf16's expressions), and
+   * RoPE (rope_kv_write_tab_bf16) writes only k / v and each token's cos / sin row: the 8 MB q round trip of a 1B 2048-token
+   * layer left out. Not past a pruned step's cut (its q rows are gathered). H200 session 14 (same job, logits bitwise equal):
+   * llama-3.2-1b TTFT 2048 8.050 → 8.158 ms (r2; RoPE 15.3 → 12.0 µs a layer, the attention no faster; r1, its hd 64 entry
+   * at one block an SM: 7.85 → 8.41), llama-3.1-8b TTFT 2048 48.40 → 48.83 ms: no gain, off. @default false
+   */
+  prefillRopeQ: { env: "LLMRT_PREFILL_ROPE_Q", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
