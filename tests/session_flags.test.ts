@@ -55,8 +55,9 @@ test("session options: every switch of the table resolves to its default when ne
       assert.equal(o[k], true, k);
     }
     for (const k of ["fp8AttnQuant", "fp8PruneLastLayer", "fp8FastSilu"] as const) assert.equal(o[k], true, k);
-    // Session 14: prefillPdl on (the 8B's TTFT no slower in two same-job A/Bs, the 1B's 1-2% faster).
-    assert.equal(o.prefillPdl, true);
+    // Session 14: prefillPdl on (the 8B's TTFT no slower in two same-job A/Bs, the 1B's 1-2% faster), then off again
+    // (the closing GPU suite's batch4 "graphs = eager" failures with it on; session_flags.ts).
+    assert.equal(o.prefillPdl, false);
     // Session 14: the launch-list cache on (1B TTFT 128 -20%, 2048 -2.5%, same bits); RoPE of q in the attention off (slower).
     assert.equal(o.prefillPlanCache, true);
     assert.equal(o.prefillRopeQ, false);
