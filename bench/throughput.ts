@@ -85,6 +85,8 @@ await using llm = await LLM.create({
   dtype: "bfloat16",
   skipTokenizerInit: true,
   cacheEngine: false,
+  // The profiles below open more sessions on llm.engine: its weights stay on the host for them.
+  keepHostWeights: !!(values["profile-host"] || values["profile-gpu"] || values["breakdown-rows"] || values["ab-rows"] || values["ab-prefill"]),
   tensorParallelSize: Number(values.tp ?? 1),
   ...(values["no-overlap"] ? { overlapSteps: false } : {}),
   ...(values["defer-decodes"] ? { decodeDeferSteps: Number(values["defer-decodes"]) } : {}),

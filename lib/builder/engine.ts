@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { z } from "zod";
 import type { PretrainedConfig } from "../models/config.ts";
-import { DisposedError, FormatError, InternalError, showValue, ValidationError } from "../util/errors.ts";
+import { DisposedError, FormatError, InternalError, LlmrtError, showValue, ValidationError } from "../util/errors.ts";
 import { bf16ToF32, f16ToF32 } from "../util/dtype.ts";
 import { parseWith } from "../util/validate.ts";
 import { type QuantConfigDict, QuantConfigSchema } from "../quantization/quant_config.ts";
@@ -79,8 +79,10 @@ export type EngineTensor = Omit<TensorEntry, "offset" | "crc32">;
  */
 export class Engine {
   readonly #tensors: Map<string, EngineTensor>;
-  readonly #data: Map<string, Uint8Array> | null;
-  readonly #file: EngineFile | null;
+  #data: Map<string, Uint8Array> | null;
+  #file: EngineFile | null;
+  /** Set by {@link Engine.releaseHostWeights} when no saved copy took over the reads. */
+  #released = false;
   #disposed = false;
   /** Every rank's engine (this one first) of a multi-rank engine built in memory. */
   #ranks: readonly Engine[] | null = null;
@@ -292,7 +294,7 @@ export class Engine {
   readTensor(name: string): Uint8Array {
     this.#checkLive();
     this.tensorInfo(name);
-    return this.#data ? this.#data.get(name)! : this.#file!.read(name);
+    return this.#data ? this.#data.get(name)! : this.#readable().read(name);
   }
 
   /**
@@ -302,8 +304,8 @@ export class Engine {
   readTensorInto(name: string, next: (maxBytes: number) => Uint8Array): void {
     this.#checkLive();
     this.tensorInfo(name);
-    if (this.#file) return this.#file.readInto(name, next);
-    const src = this.#data!.get(name)!;
+    if (!this.#data) return this.#readable().readInto(name, next);
+    const src = this.#data.get(name)!;
     for (let done = 0; done < src.byteLength;) {
       const dst = next(src.byteLength - done);
       const n = Math.min(dst.byteLength, src.byteLength - done);
@@ -329,6 +331,29 @@ export class Engine {
     }
   }
 
+  /**
+   * Lets go of the weight bytes of an engine built in memory once a backend holds its own copy (the
+   * CUDA session's upload; LLM.create calls it, after any cache write): as much host memory as the
+   * model. The config, plan and tensor table stay. With `savedDir` (where this engine was saved),
+   * reads go to its rank files from then on; without, reading a weight throws. A no-op for an
+   * engine opened from a directory (its reads keep nothing).
+   */
+  releaseHostWeights(savedDir: string | null = null): void {
+    if (this.#disposed || !this.#data) return;
+    for (const e of this.#ranks ?? [this]) {
+      e.#data = null;
+      e.#released = true;
+      if (!savedDir) continue;
+      try {
+        e.#file = EngineFile.open(path.join(savedDir, `rank${e.#rank}.engine`));
+        e.#dir = savedDir;
+        e.#released = false;
+      } catch {
+        // the saved copy is gone: reads throw, as without one
+      }
+    }
+  }
+
   /** Closes the engine file (idempotent). */
   dispose(): void {
     if (this.#disposed) return;
@@ -344,34 +369,16 @@ export class Engine {
   #checkLive(): void {
     if (this.#disposed) throw new DisposedError("Engine (used after dispose())");
   }
-}
 
-/** Every weight name an engine plan reads. */
-export function planWeightNames(plan: EnginePlan): string[] {
-  const names = new Set<string>();
-  for (const op of plan.ops) {
-    switch (op.type) {
-      case "embedding":
-        names.add(op.table);
-        break;
-      case "rmsnorm":
-      case "add_rmsnorm":
-        names.add(op.weight);
-        break;
-      case "linear":
-        names.add(op.weight);
-        if (op.bias) names.add(op.bias);
-        if (op.weightFormat) { for (const t of [op.weightFormat.scales, op.weightFormat.zeros, op.weightFormat.preQuantScale]) if (t) names.add(t); }
-        break;
-      case "qk_norm":
-        names.add(op.qWeight);
-        names.add(op.kWeight);
-        break;
-      default:
-        break;
+  #readable(): EngineFile {
+    if (this.#released || !this.#file) {
+      throw new LlmrtError(
+        "disposed",
+        "Engine: the weights of this engine built in memory were released once uploaded to the device (LLM.create option keepHostWeights: true keeps them)",
+      );
     }
+    return this.#file;
   }
-  return [...names];
 }
 
 /** The first path where two JSON values differ (`a` the engine's, `b` config.json's), or null. */

@@ -20,7 +20,7 @@ import { Network } from "../ir/network.ts";
 import type { Op } from "../ir/network.ts";
 import { type EnginePlan, planMemory } from "../ir/plan.ts";
 import { UnsupportedError, ValidationError } from "../util/errors.ts";
-import { Engine, type EngineConfig, type EngineTensor, planWeightNames, type TpMapping } from "./engine.ts";
+import { Engine, type EngineConfig, type EngineTensor, type TpMapping } from "./engine.ts";
 
 /** Rows of a weight (dim 0 ranges, concatenated) and optionally a column range (dim 1), plus zero padding rows. */
 export interface WeightShard {
@@ -244,4 +244,32 @@ export function shardEngine(engine: Engine, tp: number): Engine {
   }
   engine.dispose();
   return Engine.fromRanks(ranks);
+}
+
+/** Every weight name an engine plan reads. */
+function planWeightNames(plan: EnginePlan): string[] {
+  const names = new Set<string>();
+  for (const op of plan.ops) {
+    switch (op.type) {
+      case "embedding":
+        names.add(op.table);
+        break;
+      case "rmsnorm":
+      case "add_rmsnorm":
+        names.add(op.weight);
+        break;
+      case "linear":
+        names.add(op.weight);
+        if (op.bias) names.add(op.bias);
+        if (op.weightFormat) { for (const t of [op.weightFormat.scales, op.weightFormat.zeros, op.weightFormat.preQuantScale]) if (t) names.add(t); }
+        break;
+      case "qk_norm":
+        names.add(op.qWeight);
+        names.add(op.kWeight);
+        break;
+      default:
+        break;
+    }
+  }
+  return [...names];
 }

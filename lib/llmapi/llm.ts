@@ -30,7 +30,7 @@ import {
 } from "./llm_options.ts";
 import { givenBuildOptions, openOrBuild, openOrBuildAsync } from "./open_engine.ts";
 import { discardCachedEngine } from "./engine_cache.ts";
-import { checkInBackground, settleWrites } from "./load_steps.ts";
+import { checkInBackground, releaseHostWeights, settleWrites } from "./load_steps.ts";
 import { applyGenerationDefaults, type GenerationDefaults, loadGenerationDefaults } from "./generation_config.ts";
 
 export * from "./llm_options.ts";
@@ -191,8 +191,11 @@ export class LLM {
         const k = limits.kernelCompile;
         timer.add(`kernels (${k.units - k.cacheHits} of ${k.units} units compiled on ${k.workers} workers, beside the upload)`, k.ms);
       }
-      // A cache entry still being written is published in the background; shutdown() waits for it.
-      const pending = settleWrites(writes);
+      // A cache entry still being written is published in the background; shutdown() waits for it. Then a
+      // built engine's weights, on the device now (or loaded by the proxy's worker), leave the heap.
+      const release = !o.keepHostWeights && o.tpMaster === undefined && (o.executorMode === "proxy" || (inproc && backend === "cuda"));
+      if (release && writes.every((w) => w.dir === null)) releaseHostWeights([engine, draftEngine], writes, []); // nothing written: now
+      const pending = settleWrites(writes).then((failed) => release && releaseHostWeights([engine, draftEngine], writes, failed));
       const loadStats = timer.stats(source);
       if (process.stderr.isTTY) {
         process.stderr.write(`llmrt: loaded in ${(loadStats.totalMs / 1000).toFixed(2)} s (${source}): ${formatLoadStats(loadStats)}\n`);

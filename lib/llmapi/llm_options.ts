@@ -35,6 +35,12 @@ export const LlmOptionsSchema = z.strictObject({
   /** Keep built engines on disk (LLMRT_CACHE_DIR). @default true */
   cacheEngine: z.boolean().default(true),
   /**
+   * Keep the host copy of a built engine's weights (`llm.engine`'s reads) once the CUDA session has
+   * uploaded them (or the proxy's worker loaded them): without it they are released, or read from the
+   * engine cache entry from then on. For code that opens more sessions on `llm.engine`. @default false
+   */
+  keepHostWeights: z.boolean().default(false),
+  /**
    * Whether the model's generation_config.json sets the default sampling parameters (temperature, topP,
    * topK, minP, repetitionPenalty, and maxTokens from max_new_tokens; `do_sample: false` means greedy):
    * "auto" fills the fields a request leaves unset with them (vLLM's default; a request's own value

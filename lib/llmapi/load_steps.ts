@@ -1,4 +1,4 @@
-/** Steps of `LLM.create`'s load (lib/llmapi/llm.ts): background cache writes, the parallel check of a cached engine. */
+/** Steps of `LLM.create`'s load (lib/llmapi/llm.ts): background cache writes, the parallel check of a cached engine, the host weights' release. */
 import process from "node:process";
 import type { Engine } from "../builder/engine.ts";
 import { LlmrtError } from "../util/errors.ts";
@@ -46,4 +46,13 @@ export function checkInBackground(engine: Engine, timer: LoadTimer): Promise<voi
   );
   checked.catch(() => {}); // awaited by the caller; never unhandled meanwhile
   return checked;
+}
+
+/**
+ * Lets go of the host weights of engines built in memory once they are on the device (or the
+ * proxy's worker loaded them): `engines[i]` reads from `writes[i].dir` from then on where that
+ * cache entry was written, else its weights are gone (Engine.releaseHostWeights).
+ */
+export function releaseHostWeights(engines: readonly (Engine | null)[], writes: readonly { dir: string | null }[], failed: readonly (string | null)[]): void {
+  engines.forEach((e, i) => e?.releaseHostWeights(writes[i] && !failed.includes(writes[i].dir) ? writes[i].dir : null));
 }
