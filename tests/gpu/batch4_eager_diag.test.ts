@@ -11,9 +11,10 @@
  * M 12 and 16, timed under load, may round differently. So the line also shows the timing cache's picks for those M.
  *
  * One line per case, `batch4 diag <case> | ...` (printed before any assertion):
- *   prefill kv: each session vs G ("=" bitwise, else the first differing layer / block / sequence and the bytes that differ)
+ *   prefill kv: each session vs G ("all =" when every one is bitwise G's; else per session "=" or the first differing
+ *     layer / block / sequence, the bytes that differ and the layers holding them)
  *   decode0 logits: the sessions grouped by equal bits, each group's rel L2 to the CPU and its first index differing from G's
- *   decode0 kv: each session vs G — layer 0 differing means the step diverged by its first KV write (qkv GEMM / RoPE)
+ *   decode0 kv: the same after decode 0 — layer 0 differing means the step diverged by its first KV write (qkv GEMM / RoPE)
  *   picks: the timing cache's candidate index for each (n x k) at M 12 / 16 (non-invariant keys; "-" none)
  *   verdict: where the difference first appears
  * Fails only where bits must agree: the prefill's KV and logits of G / E / E+pdl / E-pdl, decode 0 of the three eager
@@ -142,8 +143,8 @@ for (const c of CASES) {
           d < 0 ? "" : ` @${d} vs G ${relL2(D.logits[g[0]], D.logits[0]).toExponential(2)}`
         }`;
       });
-      const prefillKv = sessions.slice(1).map((s, i) => `${s.id} ${P.kv[i + 1].text}`).join("; ");
-      const decodeKv = sessions.slice(1).map((s, i) => `${s.id} ${D.kv[i + 1].text}`).join("; ");
+      const kvText = (d: typeof P.kv) => d.every((x) => x.text === "=") ? "all =" : sessions.slice(1).map((s, i) => `${s.id} ${d[i + 1].text}`).join("; ");
+      const prefillKv = kvText(P.kv), decodeKv = kvText(D.kv);
       const H = c.raw.num_attention_heads, KV = c.raw.num_key_value_heads, hd = c.raw.head_dim, h = RAW.hidden_size, f = RAW.intermediate_size;
       const shapes = new Set([`${(H + 2 * KV) * hd}x${h}`, `${h}x${H * hd}`, `${2 * f}x${h}`, `${f}x${h}`, `${h}x${f}`, `${V}x${h}`]);
       const picks = timingPicks(sessions[0].session.cuda!.device, shapes);

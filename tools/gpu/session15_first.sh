@@ -13,15 +13,16 @@
 #       kernels kept and only the GEMM timing cache emptied; skipped under 60 s)
 # Reading the output:
 #   "group i: rc R" / "(fail) ..." / "N pass|fail" — gpu_suite_par's summary per suite run
-#   "diag <where> <case>: decode0 logits: {G,E,...} cpu X [@i vs G Y] ..." — the diag test's line, shortened: sessions
-#       grouped by equal decode-0 logits bits (G graphs, E eager, E±pdl eager with prefillPdl forced on / off, Gnt / Ent
-#       with gemmTune off), each group's rel L2 to the CPU session and its first index differing from G's
+#   "diag <where> <case> | prefill kv vs G: all = | decode0 logits: {G,E,...} cpu X [@i vs G Y] ... | decode0 kv vs G: ..."
+#       — the diag test's line: KV caches after the prefill / decode 0 vs G's ("all =" bitwise; else per session the first
+#       differing layer / block / sequence), sessions grouped by equal decode-0 logits bits (G graphs, E eager, E±pdl eager
+#       with prefillPdl forced on / off, Gnt / Ent with gemmTune off), each group's rel L2 to the CPU session and its first
+#       index differing from G's
 #   "picks M12/M16: NxK a/b" — the GEMM timing cache's candidate index per linear at M 12 (eager) / 16 (the graph bucket)
 #   "verdict: ..." — where the difference first appears: after the PREFILL (KV / logits: a prefill race, prefillPdl's
 #       suspect), or at decode 0 only (then: whether layer 0's new KV already differs, and whether the gemmTune-off pair
 #       agrees — if it does while G / E differ, the per-M timed cuBLASLt picks of > 8-row decode steps are the cause)
-#   The full lines (KV after the prefill and after decode 0, per session) are in $OUT/*.log; timing_*.json are the GEMM
-#   timing caches after each phase.
+#   Full logs in $OUT/*.log; timing_*.json are the GEMM timing caches after each phase.
 set -uo pipefail
 # shellcheck disable=SC1091
 source tools/gpu/jobs_lib.sh
@@ -31,11 +32,11 @@ C=/tmp/s15-cache
 rm -rf "$C" /tmp/s15-cache-c
 export LLMRT_CACHE_DIR=$C
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader
-# diag_lines WHERE LOG...: the diag test's lines without the per-session KV fields (kept in the logs), and its failures.
+# diag_lines WHERE LOG...: the diag test's lines (KV fields "all =" unless some session's KV differs) and its failures.
 diag_lines() {
   local where=$1
   shift
-  grep -h "^batch4 diag" "$@" | sed -E "s/^batch4 diag /diag $where /; s/ \| prefill kv vs G: [^|]*\|/:/; s/ \| decode0 kv vs G: [^|]*\|/ |/" | cut -c1-700
+  grep -h "^batch4 diag" "$@" | sed -E "s/^batch4 diag /diag $where /" | cut -c1-1000
   grep -h "^(fail) batch4 diag" "$@" | cut -c1-200
 }
 # diag_alone NAME LIMIT WHERE [ENV=..]: the diag test alone in one process, its lines and assertion messages.
