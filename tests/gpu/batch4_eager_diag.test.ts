@@ -15,7 +15,8 @@
  *     layer / block / sequence, the bytes that differ and the layers holding them)
  *   decode0 logits: the sessions grouped by equal bits, each group's rel L2 to the CPU and its first index differing from G's
  *   decode0 kv: the same after decode 0 — layer 0 differing means the step diverged by its first KV write (qkv GEMM / RoPE)
- *   picks: the timing cache's candidate index for each (n x k) at M 12 / 16 (non-invariant keys; "-" none)
+ *   picks: the timing cache's candidate index for each (n x k) at M 12 / 16 (non-invariant keys; "-" none; each indexes its
+ *     own M's heuristic list, so compare runs, not the two)
  *   verdict: where the difference first appears
  * Fails only where bits must agree: the prefill's KV and logits of G / E / E+pdl / E-pdl, decode 0 of the three eager
  * sessions (one shape, one process's picks; prefillPdl touches prefill launches only) and accuracy against the CPU. Graphs

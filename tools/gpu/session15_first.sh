@@ -18,7 +18,8 @@
 #       differing layer / block / sequence), sessions grouped by equal decode-0 logits bits (G graphs, E eager, E±pdl eager
 #       with prefillPdl forced on / off, Gnt / Ent with gemmTune off), each group's rel L2 to the CPU session and its first
 #       index differing from G's
-#   "picks M12/M16: NxK a/b" — the GEMM timing cache's candidate index per linear at M 12 (eager) / 16 (the graph bucket)
+#   "picks M12/M16: NxK a/b" — the GEMM timing cache's candidate index per linear at M 12 (eager) / 16 (the graph bucket);
+#       each an index into its own M's heuristic list: compare one run's picks with another run's, not a with b
 #   "verdict: ..." — where the difference first appears: after the PREFILL (KV / logits: a prefill race, prefillPdl's
 #       suspect), or at decode 0 only (then: whether layer 0's new KV already differs, and whether the gemmTune-off pair
 #       agrees — if it does while G / E differ, the per-M timed cuBLASLt picks of > 8-row decode steps are the cause)
