@@ -270,8 +270,10 @@ export const CUDA_FLAGS = {
    * (3 test processes on one H200, empty kernel cache, prefillPdl and prefillPlanCache on) failed the 12-sequence "graphs =
    * eager" checks of batch_attention4 / _serial / _occupancy (eager decode logits after an eager prefill differed from the
    * graphs' at index 0: the prefill's KV, the only state both share, suspected), while the same suite with both off passed
-   * them and the files alone passed with both on — a race under load is suspected, not found. prefillPlanCache cannot
-   * touch those steps (each is the first of its shape in its session). Off until a suite run with it on passes.
+   * them and the files alone passed with both on — a race under load was suspected; an audit found none, and the
+   * failing steps are also where the graph's 16-row bucket and the eager 12 rows take separately timed GEMM picks
+   * (bench/RESULTS.md, session 14; tests/gpu/batch4_eager_diag.test.ts tells them apart). prefillPlanCache cannot touch
+   * those steps (each is the first of its shape in its session). Off until a suite run with it on passes.
    * @default false
    */
   prefillPdl: { env: "LLMRT_PREFILL_PDL", default: false },
