@@ -350,8 +350,6 @@ export interface FakeSessionOptions {
   readonly prefillPdl?: boolean;
   /** LaunchEnv.batchAttention4Serial. */
   readonly batchAttention4Serial?: boolean;
-  /** LaunchEnv.batchAttention4Occupancy. */
-  readonly batchAttention4Occupancy?: boolean;
   /** LaunchEnv.fp8FastSilu. */
   readonly fp8FastSilu?: boolean;
   /** With pruneLastLayer: FP8 plans prune their last layer too (CudaSessionOptions.fp8PruneLastLayer). */
@@ -489,7 +487,6 @@ export class FakeCudaSession {
       ...(opts.prefillRopeQ ? { prefillRopeQ: true } : {}),
       ...(opts.prefillPdl ? { prefillPdl: true } : {}),
       batchAttention4Serial: opts.batchAttention4Serial,
-      batchAttention4Occupancy: opts.batchAttention4Occupancy,
       fp8FastSilu: opts.fp8FastSilu,
       nvfp4Mma: opts.nvfp4Mma,
       nvfp4GemvBlocks: opts.nvfp4Mma ? 2 * sms : undefined,
@@ -1472,10 +1469,6 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "decode_attention_batch4_q8_fp8kv_bf16":
       case "decode_attention_batch4s_fp8kv_bf16":
       case "decode_attention_batch4s_q8_fp8kv_bf16":
-      case "decode_attention_batch4o_fp8kv_bf16":
-      case "decode_attention_batch4o_q8_fp8kv_bf16":
-      case "decode_attention_batch4so_fp8kv_bf16":
-      case "decode_attention_batch4so_q8_fp8kv_bf16":
       case "decode_attention_batch2w_bf16":
       case "decode_attention_batch2_fp8kv_bf16":
       case "decode_attention_fp8kv_bf16":
@@ -1527,7 +1520,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           );
         } else assert.ok(!l.sharedBytes, `${l.kernel}: no dynamic shared memory`);
         // decode_attention_batch4s (batchAttention4Serial): grid z 1, the partials' split count passed last.
-        const serial4 = name.startsWith("decode_attention_batch4s_") || name.startsWith("decode_attention_batch4so_");
+        const serial4 = name.startsWith("decode_attention_batch4s_");
         const numSplits = sk ? MAX_DECODE_SPLITS : serial4 ? Number(A[A.length - 1]) : l.grid[2];
         if (serial4) assert.ok(l.grid[2] === 1 && Number.isInteger(numSplits) && numSplits >= 1, `${l.kernel}: grid ${l.grid}, ${numSplits} splits`);
         // decode_attention_batch.cu: the same ABI; 16 query heads per block, 64 threads at head dim 128; splitSize

@@ -101,6 +101,10 @@ test("session options: unknown keys and non-boolean switches are refused with th
   ) {
     assert.throws(() => parseSessionOptions({ [gone]: true } as never), new RegExp(gone));
   }
+  // Session 14 removed these (added and measured no faster in session 14, bench/RESULTS.md "Session 14"): unknown keys too.
+  for (const gone of ["batchAttention4Occupancy"]) {
+    assert.throws(() => parseSessionOptions({ [gone]: true } as never), new RegExp(gone));
+  }
 });
 
 test("resolveCudaFlags / pickCudaFlags: the table's defaults without the environment; just the switches picked", () => {

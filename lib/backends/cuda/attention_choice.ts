@@ -246,12 +246,6 @@ export const BATCH4_WIDE_MIN_ROWS = 128;
 export const BATCH4_SERIAL_MIN_ROWS = 256;
 
 /**
- * Least sequences of a decode step over an e4m3 cache at head dim 128 that runs the 10-blocks-an-SM batch4 entry points
- * (LaunchEnv.batchAttention4Occupancy): a speed choice only (the same bits); the 512-row step of the 8B FP8 run is its case.
- */
-export const BATCH4_OCCUPANCY_MIN_ROWS = 256;
-
-/**
  * Least sequences of a decode step that runs decode_attention_batch2w instead of batch2 (LaunchEnv.batchAttention2Wide;
  * bf16 cache, head dim 128). The two round alike, so the threshold is a speed choice only: H200 session 10, llama-3.1-8b
  * one layer at 128..256 keys, batch2w / batch2 = 0.859 (512 seqs), 0.887 (256), 0.915 (128), 1.172 (64).

@@ -8,7 +8,6 @@ import type { Op } from "../../ir/network.ts";
 import { InternalError } from "../../util/errors.ts";
 import {
   BATCH2_WIDE_MIN_ROWS,
-  BATCH4_OCCUPANCY_MIN_ROWS,
   BATCH4_SERIAL_MIN_ROWS,
   BATCH4_WIDE_MIN_ROWS,
   BATCH_ATTENTION4_ROWS,
@@ -161,12 +160,8 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
     // batchAttention4Serial: batch4 over an e4m3 cache in steps of BATCH4_SERIAL_MIN_ROWS+ rows on batch4s (grid z 1: a
     // block takes its token's splits in turn; the same bits), numSplits passed last.
     const serial = batch4 && kvFp8 && kvTag === "fp8kv_" && !!env.batchAttention4Serial && T >= BATCH4_SERIAL_MIN_ROWS;
-    // batchAttention4Occupancy: batch4{,s} over an e4m3 cache at hd 128 in steps of BATCH4_OCCUPANCY_MIN_ROWS+ rows on the
-    // entry points with 10 resident blocks an SM (batch4{,s}o_*; the same bits).
-    const occ = batch4 && kvFp8 && kvTag === "fp8kv_" && op.headDim === 128 && !!env.batchAttention4Occupancy &&
-      T >= BATCH4_OCCUPANCY_MIN_ROWS;
     const name = batch4
-      ? `decode_attention_batch4${wide4 ? "w" : serial ? "s" : ""}${occ ? "o" : ""}_${q8 ? "q8_" : ""}${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
+      ? `decode_attention_batch4${wide4 ? "w" : serial ? "s" : ""}_${q8 ? "q8_" : ""}${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
       : wide
       ? `decode_attention_batch2w_bf16_hd${op.headDim}`
       : batch2

@@ -107,16 +107,6 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
     file: "decode_attention_batch4.cu",
     params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P, P, F, I],
   },
-  decode_attention_batch4o_fp8kv: { file: "decode_attention_batch4.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
-  decode_attention_batch4o_q8_fp8kv: {
-    file: "decode_attention_batch4.cu",
-    params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P, P, F],
-  },
-  decode_attention_batch4so_fp8kv: { file: "decode_attention_batch4.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P, I] },
-  decode_attention_batch4so_q8_fp8kv: {
-    file: "decode_attention_batch4.cu",
-    params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P, P, F, I],
-  },
   kv_dequant_fp8kv: { file: "kv_dequant.cu", params: [P, P, P, P, P, I, I, I, I, I, P] },
   kv_dequant_int8kv: { file: "kv_dequant.cu", params: [P, P, P, P, P, I, I, I, I, I, P] },
   kv_dequant_prefix_fp8kv: { file: "kv_dequant.cu", params: [P, P, P, P, P, I, I, I, I, I, P] },

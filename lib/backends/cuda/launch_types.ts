@@ -207,8 +207,6 @@ export interface LaunchEnv {
   readonly prefillTileScan?: boolean;
   /** decode_attention_batch4s_* for batch4 steps over an e4m3 cache of BATCH4_SERIAL_MIN_ROWS+ rows (CudaFlags.batchAttention4Serial). */
   readonly batchAttention4Serial?: boolean;
-  /** decode_attention_batch4{,s}o_* (10 blocks an SM) for batch4 steps over an e4m3 cache at hd 128 of BATCH4_OCCUPANCY_MIN_ROWS+ rows. */
-  readonly batchAttention4Occupancy?: boolean;
   /** f32 [GEMV_MAX_ROWS, hiddenSize / 16]: quant_gemv_fused_addnorm's tile sums of squares, read by quant_gemv_fused_rs. */
   readonly quantNormScratch?: bigint;
   /** The 16-row quantized GEMVs run as quant_gemv_fast* (CudaSessionOptions.quantGemvFast). */

@@ -260,8 +260,6 @@ export class CudaSession implements SessionBackend {
   readonly prefillTileScan: boolean;
   /** CudaSessionOptions.batchAttention4Serial. */
   readonly batchAttention4Serial: boolean;
-  /** CudaSessionOptions.batchAttention4Occupancy. */
-  readonly batchAttention4Occupancy: boolean;
   /** CudaSessionOptions.prefillRopeQ. */
   readonly prefillRopeQ: boolean;
   /** CudaSessionOptions.prefillPlanCache: eager steps' launch lists by shape (null: off). */
@@ -394,7 +392,6 @@ export class CudaSession implements SessionBackend {
     this.fp8DecodeAttnQuant = f.fp8DecodeAttnQuant;
     this.prefillTileScan = f.prefillTileScan;
     this.batchAttention4Serial = f.batchAttention4Serial;
-    this.batchAttention4Occupancy = f.batchAttention4Occupancy;
     this.#launchCache = f.prefillPlanCache ? new LaunchCache(LAUNCH_CACHE_LISTS) : null;
     this.prefillRopeQ = f.prefillRopeQ;
     this.gemmResidual = f.gemmResidual;
@@ -652,7 +649,6 @@ export class CudaSession implements SessionBackend {
       ...(this.prefillTileScan ? { prefillTileScan: true } : {}),
       ...(this.prefillRopeQ ? { prefillRopeQ: true } : {}),
       ...(this.batchAttention4Serial ? { batchAttention4Serial: true } : {}),
-      ...(this.batchAttention4Occupancy ? { batchAttention4Occupancy: true } : {}),
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),
     };
   }

@@ -343,18 +343,6 @@ export const CUDA_FLAGS = {
    */
   batchAttention4Serial: { env: "LLMRT_BATCH_ATTENTION4_SERIAL", default: false },
   /**
-   * Decode steps of BATCH4_OCCUPANCY_MIN_ROWS+ sequences on decode_attention_batch4 over an e4m3 cache at head dim 128 run
-   * decode_attention_batch4{,s}o_{,q8_}fp8kv_bf16_hd128: the same kernel with registers capped for 10 resident blocks an SM
-   * instead of 8 (96 registers, no spills; 21 KB of shared memory a block), so more of a 512-row step's 4,096 blocks
-   * stream keys at once, and the block-table entries of each warp's first tiles loaded with the position (one dependent
-   * load less in the ~7-µs prologue a block). The same bits (the same addresses and sums). Session 14, H200, llama-3.1-8b
-   * FP8 + FP8 KV: one layer at 512 sequences (harness, r1, without the prefetch) 89.4 -> 87.6 µs; 512-row graph (r1) 0.995×;
-   * 512 × (128,128) (r2, one process each) 29,703.7 -> 29,753.8 output tok/s (+0.17%, noise), greedy ids 512/512 identical.
-   * No gain beyond noise: off.
-   * @default false
-   */
-  batchAttention4Occupancy: { env: "LLMRT_BATCH_ATTENTION4_OCCUPANCY", default: false },
-  /**
    * Eager (prefill / mixed) steps reuse the launch list of an earlier step of the same shape (StepShape: tokens, sequences,
    * logits rows, attention path, pruning, longest sequence) on the same KV cache instead of planning it again
    * (launch_cache.ts; the last 16 shapes): the same launches, so the same bits; the host work before the step's first

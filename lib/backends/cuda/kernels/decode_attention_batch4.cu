@@ -110,7 +110,7 @@
                     // session 11: 8B 512 seqs bf16 127.8 -> 115.6 us, e4m3 102.3 -> 90.0; the same bytes, so the same bits)
 #endif
 #ifndef DB4_PF
-#define DB4_PF 0  // 1 (harness): the entry points above with decodeBatch4Impl's PF (the batch4{,s}o entry points' table prefetch)
+#define DB4_PF 0  // 1 (harness): the entry points above with decodeBatch4Impl's PF (the first tiles' table entries prefetched)
 #endif
 #define DB4_CFG(P, HD, Q8) ((Q8) ? ((HD) == 128 ? DB4_F##P##128 : DB4_F##P##64) : ((HD) == 128 ? DB4_##P##128 : DB4_##P##64))
 
@@ -308,7 +308,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   constexpr int QP = SERMAX * DB4_ROWS * HC;      // (item, q row, chunk) triples
   constexpr int QPT = (QP + NT - 1) / NT, FPT = (HALF + NT - 1) / NT;
   const bf16_t* row = qkv + (long long)t * (numHeads + 2 * numKvHeads) * HD;
-  // PF (the batch4{,s}o entry points): the block-table entries of the warp's first ST tiles load with the position, on the
+  // PF (harness knob DB4_PF; session 14, no gain end to end): the block-table entries of the warp's first ST tiles load with the position, on the
   // guess that token t is sequence t with no window (decode steps): one dependent load less before the first cp.async. The
   // same addresses, so the same bits; a wrong guess (s != t) falls back to the table walk.
   static_assert(!PF || SERMAX == 1, "PF: one item a block");
@@ -873,53 +873,6 @@ DECODE_BATCH4S(64, true, decode_attention_batch4s_q8_fp8kv_bf16_hd64, COMMA_Q8OU
 #endif
 #if LLMRT_KERNEL(decode_attention_batch4s_q8_fp8kv_bf16_hd128)
 DECODE_BATCH4S(128, true, decode_attention_batch4s_q8_fp8kv_bf16_hd128, COMMA_Q8OUT, DB4_SERIAL_Q8TAIL)
-#endif
-
-// decode_attention_batch4{,s}o_{,q8_}fp8kv_bf16_hd128 (session 14, batchAttention4Occupancy): the e4m3-cache hd 128 entry
-// points above (batch4 / batch4s, plain / q8) with registers capped for DB4_OMINB128 resident blocks an SM instead of
-// DB4_FMINB128 (ptxas: 96 registers, no spills, vs 118; 21,252 B of shared memory, so 10 blocks fit an SM's 228 KB), and
-// with decodeBatch4Impl's PF (DB4_OPF): the same addresses and sums, the same bits; more blocks in flight when hundreds of
-// sequences run in lockstep, and one dependent load less before a block's first cp.async.
-#ifndef DB4_OMINB128
-#define DB4_OMINB128 10
-#endif
-#ifndef DB4_OPF
-#define DB4_OPF 1  // and the first tiles' block-table entries loaded with the position (decodeBatch4Impl's PF)
-#endif
-#define DECODE_BATCH4O(QO, NAME, EXTRA, TAIL)                                                                             \
-  extern "C" __global__ void __launch_bounds__(DB4_FNW128 * 32, DB4_OMINB128) NAME(DB4_ARGS_HEAD EXTRA) {                \
-    if ((int)blockIdx.y >= numTokens) return;                                                                             \
-    decodeBatch4Impl<128, DB4_FNW128, DB4_FST128, DB4_FKT128, true, DB4_FTMA128 != 0, DB4_FSER128, QO, false, DB4_OPF != 0>( \
-        qkv, out, kvCache,                                                                                                \
-        positions, seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs, numHeads,        \
-        numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, TAIL);                                     \
-  }
-// batch4s with MINB resident blocks an SM.
-#define DECODE_BATCH4SM(HD, QO, NAME, EXTRA, TAIL, MINB)                                                                  \
-  extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, true) * 32, MINB) NAME(DB4_ARGS_HEAD EXTRA,                \
-      int numSplits) {                                                                                                    \
-    if ((int)blockIdx.y >= numTokens) return;                                                                             \
-    const int p = positions[blockIdx.y], lo = window > 0 ? max(0, p + 1 - window) : 0;                                    \
-    const int nz = min(numSplits, (p + 1 - lo + splitSize - 1) / splitSize);                                              \
-    for (int z = 0; z < nz; z++) {                                                                                        \
-      if (z > 0) __syncthreads();                                                                                         \
-      decodeBatch4Impl<HD, DB4_CFG(NW, HD, true), DB4_CFG(ST, HD, true), DB4_CFG(KT, HD, true), true, DB4_CFG(TMA, HD, true) != 0, \
-          DB4_CFG(SER, HD, true), QO, true, DB4_OPF != 0>(qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, \
-          partialML, counters, numSeqs, numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize TAIL, z, \
-          numSplits);                                                                                                     \
-    }                                                                                                                     \
-  }
-#if LLMRT_KERNEL(decode_attention_batch4o_fp8kv_bf16_hd128)
-DECODE_BATCH4O(false, decode_attention_batch4o_fp8kv_bf16_hd128, COMMA_SCALES, kvScales)
-#endif
-#if LLMRT_KERNEL(decode_attention_batch4o_q8_fp8kv_bf16_hd128)
-DECODE_BATCH4O(true, decode_attention_batch4o_q8_fp8kv_bf16_hd128, COMMA_Q8OUT, DB4_Q8TAIL)
-#endif
-#if LLMRT_KERNEL(decode_attention_batch4so_fp8kv_bf16_hd128)
-DECODE_BATCH4SM(128, false, decode_attention_batch4so_fp8kv_bf16_hd128, COMMA_SCALES, DB4_SERIAL_TAIL, DB4_OMINB128)
-#endif
-#if LLMRT_KERNEL(decode_attention_batch4so_q8_fp8kv_bf16_hd128)
-DECODE_BATCH4SM(128, true, decode_attention_batch4so_q8_fp8kv_bf16_hd128, COMMA_Q8OUT, DB4_SERIAL_Q8TAIL, DB4_OMINB128)
 #endif
 
 // decode_attention_batch4w_bf16_hd128: the bf16 hd128 kernel with 1 cp.async stage a warp and registers capped for 8 blocks
