@@ -194,8 +194,9 @@ export class LLM {
       // A cache entry still being written is published in the background; shutdown() waits for it. Then a
       // built engine's weights, on the device now (or loaded by the proxy's worker), leave the heap.
       const release = !o.keepHostWeights && o.tpMaster === undefined && (o.executorMode === "proxy" || (inproc && backend === "cuda"));
-      if (release && writes.every((w) => w.dir === null)) releaseHostWeights([engine, draftEngine], writes, []); // nothing written: now
-      const pending = settleWrites(writes).then((failed) => release && releaseHostWeights([engine, draftEngine], writes, failed));
+      const nothingWritten = writes.every((w) => w.dir === null);
+      if (release && nothingWritten) releaseHostWeights([engine, draftEngine], writes, []); // now: no cache entry to wait for
+      const pending = settleWrites(writes).then((failed) => release && !nothingWritten && releaseHostWeights([engine, draftEngine], writes, failed));
       const loadStats = timer.stats(source);
       if (process.stderr.isTTY) {
         process.stderr.write(`llmrt: loaded in ${(loadStats.totalMs / 1000).toFixed(2)} s (${source}): ${formatLoadStats(loadStats)}\n`);
