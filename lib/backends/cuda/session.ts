@@ -262,8 +262,6 @@ export class CudaSession implements SessionBackend {
   readonly batchAttention4Serial: boolean;
   /** CudaSessionOptions.batchAttention4Occupancy. */
   readonly batchAttention4Occupancy: boolean;
-  /** CudaSessionOptions.prefillRopeQ. */
-  readonly prefillRopeQ: boolean;
   /** CudaSessionOptions.prefillPlanCache: eager steps' launch lists by shape (null: off). */
   readonly #launchCache: LaunchCache | null;
   /** CudaSessionOptions.gemmResidual. */
@@ -396,7 +394,6 @@ export class CudaSession implements SessionBackend {
     this.batchAttention4Serial = f.batchAttention4Serial;
     this.batchAttention4Occupancy = f.batchAttention4Occupancy;
     this.#launchCache = f.prefillPlanCache ? new LaunchCache(LAUNCH_CACHE_LISTS) : null;
-    this.prefillRopeQ = f.prefillRopeQ;
     this.gemmResidual = f.gemmResidual;
     this.gemvXPre = f.gemvXPre;
     this.quantGemvFast = f.quantGemvFast;
@@ -650,7 +647,6 @@ export class CudaSession implements SessionBackend {
       ...(this.nvfp4K32X ? { nvfp4K32X: true } : {}),
       ...(this.fp8DecodeAttnQuant ? { fp8DecodeAttnQuant: true } : {}),
       ...(this.prefillTileScan ? { prefillTileScan: true } : {}),
-      ...(this.prefillRopeQ ? { prefillRopeQ: true } : {}),
       ...(this.batchAttention4Serial ? { batchAttention4Serial: true } : {}),
       ...(this.batchAttention4Occupancy ? { batchAttention4Occupancy: true } : {}),
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),
