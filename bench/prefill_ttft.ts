@@ -19,7 +19,7 @@
  * attention writes o_proj's e4m3 input), fp8prune (fp8PruneLastLayer: FP8 plans prune their last layer), fastsilu (fp8FastSilu: the prefill SiLU·mul quantize with
  * the hardware exp / division; not bitwise), s11 (the six same-bytes FP8 prefill switches of session 11), pdl (prefillPdl: the prefill's norms, RoPE, attention,
  * SiLU·mul and sampler with programmatic dependent launch), pcache (prefillPlanCache: a step reuses the launch list of an earlier step of its
- * shape), rq (prefillRopeQ: q's RoPE in the flash_prefill_wg Q load), nopdl / nopcache (those two off), joined with "+" (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
+ * shape), nopdl / nopcache (those two off), joined with "+" (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
  */
 import * as fs from "node:fs";
 import process from "node:process";
@@ -72,7 +72,6 @@ const OPTION: Record<string, SessionOptions> = {
   s11: { fp8GemmResidual: true, fp8FreshPrompt: true, fp8FlatQuant: true, fp8AttnQuant: true, fp8PruneLastLayer: true },
   pdl: { prefillPdl: true },
   pcache: { prefillPlanCache: true },
-  rq: { prefillRopeQ: true },
   nopdl: { prefillPdl: false },
   nopcache: { prefillPlanCache: false },
 };

@@ -344,8 +344,6 @@ export interface FakeSessionOptions {
   readonly fp8DecodeAttnQuant?: boolean;
   /** LaunchEnv.prefillTileScan. */
   readonly prefillTileScan?: boolean;
-  /** LaunchEnv.prefillRopeQ. */
-  readonly prefillRopeQ?: boolean;
   /** LaunchEnv.prefillPdl. */
   readonly prefillPdl?: boolean;
   /** LaunchEnv.batchAttention4Serial. */
@@ -484,7 +482,6 @@ export class FakeCudaSession {
       fp8AttnQuant: opts.fp8AttnQuant,
       fp8DecodeAttnQuant: opts.fp8DecodeAttnQuant,
       prefillTileScan: opts.prefillTileScan,
-      ...(opts.prefillRopeQ ? { prefillRopeQ: true } : {}),
       ...(opts.prefillPdl ? { prefillPdl: true } : {}),
       batchAttention4Serial: opts.batchAttention4Serial,
       fp8FastSilu: opts.fp8FastSilu,
@@ -1328,42 +1325,6 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           }
         }
         mem.u16(q, qo.length).set(qo);
-        break;
-      }
-      case "rope_kv_write_tab_bf16": {
-        // prefillRopeQ: rope_kv_write_bf16's k / v; q not rotated, each token's cos / sin row (f32) into q's buffer instead.
-        const [qkv, tab, kv, posP, startsP, tablesP, invFreqP, scaling, T, S, nH, nKV, hd, bs, stride] = A;
-        assert.equal(l.grid[0], T);
-        const W = (nH + 2 * nKV) * hd;
-        disjoint(l.kernel, "qkv and the cos / sin rows", qkv, T * W * 2, tab, T * hd * 4);
-        const x = ld(qkv, T * W), rows = mem.f32(tab, T * hd), cache = layerOf(kv), inv = mem.f64(invFreqP, hd / 2);
-        const pos = mem.i32(posP, T), starts = mem.i32(startsP, S + 1), tables = mem.i32(tablesP, S * stride);
-        for (let t = 0; t < T; t++) {
-          const s = seqOf(starts, S, t), table = tables.subarray(s * stride, (s + 1) * stride);
-          const { cs, sn } = ropeTables(inv, pos[t], scaling);
-          rows.set(cs, t * hd);
-          rows.set(sn, t * hd + hd / 2);
-          for (let h = 0; h < nKV; h++) {
-            rotateBf16(x, t * W + (nH + h) * hd, cs, sn, cache, cacheOff(cache, table, pos[t], 0, bs, nKV, hd, h));
-            const vo = cacheOff(cache, table, pos[t], 1, bs, nKV, hd, h);
-            for (let i = 0; i < hd; i++) cache[vo + i] = toBf16Bits(x[t * W + (nH + nKV + h) * hd + i]);
-          }
-        }
-        break;
-      }
-      case "flash_prefill_wg_rq_bf16": {
-        // prefillRopeQ: q rotated from the qkv rows (stride qStride) with the cos / sin rows, then flash_prefill_wg's attention.
-        const [qkv, out, kv, pos, starts, tables, T, S, nH, nKV, bs, stride, scale, window, tab, qStride] = A;
-        const hd = suffix, fg = flashPrefillWgGeometry(hd)!;
-        assert.ok(l.grid[0] === nH && l.block === fg.threads && l.sharedBytes === fg.sharedMem, `${l.kernel}: grid ${l.grid} block ${l.block}`);
-        assert.equal(qStride, (nH + 2 * nKV) * hd);
-        disjoint(l.kernel, "qkv and out", qkv, T * qStride * 2, out, T * nH * hd * 2);
-        const x = ld(qkv, T * qStride), rows = mem.f32(tab, T * hd), q = mem.alloc(T * nH * hd * 2), qo = mem.u16(q, T * nH * hd);
-        for (let t = 0; t < T; t++) {
-          const cs = rows.subarray(t * hd, t * hd + hd / 2), sn = rows.subarray(t * hd + hd / 2, (t + 1) * hd);
-          for (let h = 0; h < nH; h++) rotateBf16(x, t * qStride + h * hd, cs, sn, qo, (t * nH + h) * hd);
-        }
-        attention(q, out, kv, pos, starts, tables, T, S, nH, nKV, hd, bs, stride, scale, window, "flash_prefill_wg_bf16_hd" + hd, undefined);
         break;
       }
       case "paged_attention_decode_int8kv_bf16":

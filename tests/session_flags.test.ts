@@ -58,9 +58,8 @@ test("session options: every switch of the table resolves to its default when ne
     // Session 14: prefillPdl on (the 8B's TTFT no slower in two same-job A/Bs, the 1B's 1-2% faster), then off again
     // (the closing GPU suite's batch4 "graphs = eager" failures with it on; session_flags.ts).
     assert.equal(o.prefillPdl, false);
-    // Session 14: the launch-list cache on (1B TTFT 128 -20%, 2048 -2.5%, same bits); RoPE of q in the attention off (slower).
+    // Session 14: the launch-list cache on (1B TTFT 128 -20%, 2048 -2.5%, same bits).
     assert.equal(o.prefillPlanCache, true);
-    assert.equal(o.prefillRopeQ, false);
     // Session 12: faster in same-job A/Bs on the H200 (FP8 512x +3.4%, NVFP4 8B +8% / +1.5%, int4 8B +3.9%): on.
     for (const k of ["quantGemvFast", "nvfp4GemvK32", "nvfp4NormFast", "fp8DecodeAttnQuant", "prefillTileScan"] as const) {
       assert.equal(o[k], true, k);
@@ -101,8 +100,9 @@ test("session options: unknown keys and non-boolean switches are refused with th
   ) {
     assert.throws(() => parseSessionOptions({ [gone]: true } as never), new RegExp(gone));
   }
-  // Session 14 removed these (added and measured no faster in session 14, bench/RESULTS.md "Session 14"): unknown keys too.
-  for (const gone of ["batchAttention4Occupancy"]) {
+  // Session 14 removed these (added in session 14 and measured no faster — batchAttention4Occupancy — or slower —
+  // prefillRopeQ, RoPE of q in flash_prefill_wg's Q load — on the H200, bench/RESULTS.md "Session 14"): unknown keys too.
+  for (const gone of ["batchAttention4Occupancy", "prefillRopeQ"]) {
     assert.throws(() => parseSessionOptions({ [gone]: true } as never), new RegExp(gone));
   }
 });

@@ -22,8 +22,6 @@ import {
   hasTiledAttention,
 } from "./attention_choice.ts";
 import { GEMV_MAX_ROWS, type LaunchEnv, type StepShape } from "./launch_types.ts";
-import type { EnginePlan } from "../../ir/plan.ts";
-import { readerCounts } from "./op_reads.ts";
 import type { StepCtx } from "./step_ctx.ts";
 
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
@@ -49,38 +47,6 @@ export function shadowRope(c: StepCtx, headDim: number): boolean {
 export function prefillOnFlashWg(env: LaunchEnv, shape: StepShape, kvFp8: boolean, headDim: number): boolean {
   return shape.attention.kind === "prefill" && hasTiledAttention(headDim) && env.elem === "bf16" && (!kvFp8 || !!env.kvShadow) &&
     flashPrefillGeometry(headDim) !== undefined && !!env.wgmmaPrefill && flashPrefillWgGeometry(headDim) !== undefined;
-}
-
-/**
- * prefillRopeQ: the paged-attention ops whose q RoPE moves into flash_prefill_wg's Q load (flash_prefill_wg{t}_rq_*), as
- * attention op index → the qkv activation of the rope_kv_write op just before it (which then runs rope_kv_write_tab_bf16:
- * k / v into the cache, the tokens' cos / sin rows into the q buffer). Only where that attention reads every token's q
- * (not past a pruned step's cut, `cut`), q has no other reader, its buffer holds the [T, headDim] float rows (2+ heads),
- * the attention's output does not overlap qkv (read now by the attention), and neither is FP8-output (`q8`).
- */
-export function ropeQPairs(
-  env: LaunchEnv,
-  shape: StepShape,
-  kvFp8: boolean,
-  cut: number | undefined,
-  q8: (i: number) => boolean,
-): ReadonlyMap<number, string> {
-  const out = new Map<number, string>();
-  const plan: EnginePlan = env.plan;
-  if (!env.prefillRopeQ || kvFp8 || env.lora || env.elem !== "bf16") return out;
-  const readers = readerCounts(plan.ops);
-  const overlap = (x: string, y: string): boolean => {
-    const a = plan.buffers[x], b = plan.buffers[y];
-    return !!a && !!b && a.offset < b.offset + b.bytes && b.offset < a.offset + a.bytes;
-  };
-  plan.ops.forEach((op, j) => {
-    const rope = plan.ops[j - 1];
-    if (op.type !== "paged_attention" || rope?.type !== "rope_kv_write" || rope.q !== op.q || q8(j)) return;
-    if ((cut !== undefined && j >= cut) || readers?.get(op.q) !== 1 || op.numHeads < 2 || op.headDim % 16 !== 0) return;
-    if (!prefillOnFlashWg(env, shape, false, op.headDim) || overlap(rope.qkv, op.out) || overlap(rope.qkv, op.q)) return;
-    out.set(j, rope.qkv);
-  });
-  return out;
 }
 
 /**
@@ -265,14 +231,11 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
     if (kvFp8) g = [geo[0], geo[1], env.kvShadow!, geo[3], geo[4], geo[5]] as const;
     const wg = env.wgmmaPrefill ? flashPrefillWgGeometry(op.headDim) : undefined;
     if (q8 && !wg) throw new InternalError(`launch plan: op ${i}: an FP8-output attention needs flash_prefill_wg`);
-    // prefillRopeQ (ropeQPairs): q read from the qkv rows and rotated in the Q load, with the cos / sin rows in op.q.
-    const rqQkv = c.ropeQ.get(i);
-    if (rqQkv !== undefined && (!wg || q8 || kvFp8)) throw new InternalError(`launch plan: op ${i}: RoPE in the attention needs flash_prefill_wg`);
     if (wg) {
       out.push({
         kind: "kernel",
         op: i,
-        kernel: `flash_prefill_wg${env.prefillTileScan ? "t" : ""}_${q8 ? "q8_" : rqQkv !== undefined ? "rq_" : ""}bf16_hd${op.headDim}`,
+        kernel: `flash_prefill_wg${env.prefillTileScan ? "t" : ""}_${q8 ? "q8_" : ""}bf16_hd${op.headDim}`,
         // prefillTileScan: at most S query tiles of the step's longest sequence each (StepShape.maxSeqTokens; not past a
         // pruned step's cut, whose query rows are the logits rows), the kernel's bound otherwise; spare blocks exit.
         grid: [
@@ -281,9 +244,7 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
           1,
         ],
         block: wg.threads,
-        args: rqQkv !== undefined
-          ? [buf(rqQkv), ...g.slice(1), ...prefillArgs, buf(op.q), (op.numHeads + 2 * op.numKvHeads) * op.headDim]
-          : [...g, ...prefillArgs, ...(q8 ?? [])],
+        args: [...g, ...prefillArgs, ...(q8 ?? [])],
         sharedBytes: wg.sharedMem,
       });
     } else {

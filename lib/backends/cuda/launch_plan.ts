@@ -13,7 +13,7 @@ import { isPdlKernel, isPrefillPdlKernel } from "./kernel_signatures.ts";
 import { GEMV_MAX_ROWS, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
 import { planLinear } from "./linear_launch.ts";
 import { NVFP4_NORM_FAST_MAX, nvfp4ActArgs, nvfp4ActProducers } from "./lowbit_launch.ts";
-import { decodeAttnQuantFits, planAttention, prefillOnFlashWg, ropeQPairs, shadowRope } from "./attention_launch.ts";
+import { decodeAttnQuantFits, planAttention, prefillOnFlashWg, shadowRope } from "./attention_launch.ts";
 import { opReads, readerCounts } from "./op_reads.ts";
 import { sampleLaunches } from "./sample_launch.ts";
 import type { Op } from "../../ir/network.ts";
@@ -127,8 +127,6 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     const prev = out[out.length - 1];
     return pdl && isPdlKernel(kernel, quantPdl) && prev?.kind === "kernel" && isPdlKernel(prev.kernel, quantPdl);
   };
-  const ropeQ = fuse ? new Map<number, string>() : ropeQPairs(env, shape, kvFp8, prune?.cut, (j) => fq.has(j));
-  const ropeTab = new Set([...ropeQ.keys()].map((j) => j - 1)); // their rope_kv_write ops (just before each)
   const c: StepCtx = {
     env,
     shape,
@@ -145,7 +143,6 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
     fuse,
     pdl,
     preQuantized,
-    ropeQ,
     pruned: () => pruned,
     out,
     k,
@@ -270,9 +267,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
       case "rope_kv_write": {
         // fp8ShadowRope: the step's k / v rows into the bf16 shadow too (its attention converts only the other rows).
         const shadow = shadowRope(c, op.headDim);
-        // prefillRopeQ: the attention after it rotates q; this launch writes k / v and the cos / sin rows (into op.q).
-        const name = ropeTab.has(i) ? "rope_kv_write_tab_bf16" : `rope_kv_write_${elem}`;
-        k(i, kvFp8 ? `rope_kv_write_${shadow ? "shadow_" : ""}${kvTag}bf16` : name, [T, 1, 1], 128, [
+        k(i, kvFp8 ? `rope_kv_write_${shadow ? "shadow_" : ""}${kvTag}bf16` : `rope_kv_write_${elem}`, [T, 1, 1], 128, [
           buf(op.qkv),
           buf(op.q),
           kvLayer(op.layer),

@@ -163,11 +163,6 @@ export interface LaunchEnv {
    */
   readonly prefillPdl?: boolean;
   /**
-   * Prefill steps on flash_prefill_wg: the attention rotates q as it loads it from the qkv rows, RoPE writes only k / v
-   * and the cos / sin rows (CudaSessionOptions.prefillRopeQ; attention_launch.ts ropeQPairs).
-   */
-  readonly prefillRopeQ?: boolean;
-  /**
    * Fused decode steps over a quantized KV cache (FP8 / INT8) that do not run decode_attention_batch2 take one
    * decode_attention_{fp8kv|int8kv} launch per attention (RoPE + quantized KV write + split attention + merge)
    * instead of rope_kv_write_* + paged_attention_decode_* + reduce.

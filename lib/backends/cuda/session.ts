@@ -260,8 +260,6 @@ export class CudaSession implements SessionBackend {
   readonly prefillTileScan: boolean;
   /** CudaSessionOptions.batchAttention4Serial. */
   readonly batchAttention4Serial: boolean;
-  /** CudaSessionOptions.prefillRopeQ. */
-  readonly prefillRopeQ: boolean;
   /** CudaSessionOptions.prefillPlanCache: eager steps' launch lists by shape (null: off). */
   readonly #launchCache: LaunchCache | null;
   /** CudaSessionOptions.gemmResidual. */
@@ -393,7 +391,6 @@ export class CudaSession implements SessionBackend {
     this.prefillTileScan = f.prefillTileScan;
     this.batchAttention4Serial = f.batchAttention4Serial;
     this.#launchCache = f.prefillPlanCache ? new LaunchCache(LAUNCH_CACHE_LISTS) : null;
-    this.prefillRopeQ = f.prefillRopeQ;
     this.gemmResidual = f.gemmResidual;
     this.gemvXPre = f.gemvXPre;
     this.quantGemvFast = f.quantGemvFast;
@@ -647,7 +644,6 @@ export class CudaSession implements SessionBackend {
       ...(this.nvfp4K32X ? { nvfp4K32X: true } : {}),
       ...(this.fp8DecodeAttnQuant ? { fp8DecodeAttnQuant: true } : {}),
       ...(this.prefillTileScan ? { prefillTileScan: true } : {}),
-      ...(this.prefillRopeQ ? { prefillRopeQ: true } : {}),
       ...(this.batchAttention4Serial ? { batchAttention4Serial: true } : {}),
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),
     };

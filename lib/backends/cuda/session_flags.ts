@@ -351,15 +351,6 @@ export const CUDA_FLAGS = {
    * 8.05 → 7.85 ms (r2); with prefillPdl 1.69 / 7.72 ms (r2). @default true (session 14)
    */
   prefillPlanCache: { env: "LLMRT_PREFILL_PLAN_CACHE", default: true },
-  /**
-   * Prefill steps whose attention runs flash_prefill_wg (bf16 cache): q's RoPE moves into the attention's Q load
-   * (flash_prefill_wg{t}_rq_*: q read from the qkv GEMM's rows and rotated with rope_kv_write_bf16's expressions), and
-   * RoPE (rope_kv_write_tab_bf16) writes only k / v and each token's cos / sin row: the 8 MB q round trip of a 1B 2048-token
-   * layer left out. Not past a pruned step's cut (its q rows are gathered). H200 session 14 (same job, logits bitwise equal):
-   * llama-3.2-1b TTFT 2048 8.050 → 8.158 ms (r2; RoPE 15.3 → 12.0 µs a layer, the attention no faster; r1, its hd 64 entry
-   * at one block an SM: 7.85 → 8.41), llama-3.1-8b TTFT 2048 48.40 → 48.83 ms: no gain, off. @default false
-   */
-  prefillRopeQ: { env: "LLMRT_PREFILL_ROPE_Q", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

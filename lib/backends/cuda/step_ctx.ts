@@ -43,8 +43,6 @@ export interface StepCtx {
   readonly pdl: boolean;
   /** FP8 linears whose producer already wrote their e4m3 rows. */
   readonly preQuantized: ReadonlySet<number>;
-  /** prefillRopeQ: attention op index → the qkv activation its Q load rotates (attention_launch.ts ropeQPairs). */
-  readonly ropeQ: ReadonlyMap<number, string>;
   /** Whether the ops planned now run over the logits rows only (last-layer pruning, past its cut). */
   readonly pruned: () => boolean;
   readonly out: Launch[];

@@ -5,8 +5,6 @@ runs every entry point and variant on small packed batches (chunks past a cached
 windows, GQA, shuffled block tables with NaN in unused slots, NaN-poisoned outputs) against a float64 reference; the
 prefillTileScan entry points (flash_prefill_wgt_*: the block-wide tile lookup, on the planner's grid of S query tiles of
 the longest sequence each) must give the default entry point's bits, also with more sequences than a block has threads.
-The prefillRopeQ entry points (flash_prefill_wg{t}_rq_*: q before RoPE in the qkv rows, rotated in the Q load with the
-cos / sin rows) must give the default entry point's bits on the q that RoPE would have written.
 It checks the kernel's index math against emu's model of the layouts, not the hardware's (the device check is
 tools/cuda-kernel-check/flash_prefill.py).
 
@@ -133,37 +131,6 @@ def main():
                 bits = out
             fails += not ok
             print(f"{'ok  ' if ok else 'FAIL'} {name}: nH={nH} nKV={nKV} seqs={seqs if S < 8 else str(S) + ' sequences'} win={window} tpb={tpb}: rel {rel:.2e}, NaN {nan}", flush=True)
-        # prefillRopeQ (flash_prefill_wg{t}_rq_*): q before RoPE in qkv rows (stride (nH + 2 nKV) hd), rotated in the Q load
-        # with the cos / sin rows: the default entry point's bits when it reads the q rope_kv_write_bf16 writes (x86 float32,
-        # no contraction: a c - b s and b c + a s rounded once each, as numpy does here).
-        W = (nH + 2 * nKV) * hd
-        pre = bf16(rng.standard_normal((T, W)).astype(np.float32))
-        inv = 500000.0 ** (-np.arange(0, hd, 2, dtype=np.float64) / hd)
-        ang = pos.astype(np.float64)[:, None] * inv[None, :]
-        tab = np.concatenate([np.cos(ang), np.sin(ang)], axis=1).astype(np.float32)  # [T, hd]
-        a_ = f32(pre).reshape(T, nH + 2 * nKV, hd)[:, :nH]
-        c_, s_ = tab[:, None, :hd // 2], tab[:, None, hd // 2:]
-        lo, hi = a_[..., :hd // 2], a_[..., hd // 2:]
-        rot = np.concatenate([lo * c_ - hi * s_, hi * c_ + lo * s_], axis=-1).astype(np.float32)
-        qrot = bf16(rot.reshape(T, nH * hd))
-        want = None
-        for name, nwg in [(KERNELS[hd][0][0], KERNELS[hd][0][1]), (f"flash_prefill_wg_rq_bf16_hd{hd}", KERNELS[hd][0][1]), (f"flash_prefill_wgt_rq_bf16_hd{hd}", KERNELS[hd][0][1])]:
-            out = np.full(T * nH * hd, 0x7FC0, np.uint16)
-            rq = "_rq_" in name
-            bufs = [pre if rq else qrot, out, cb, pos, starts, table]
-            ints = [b.ctypes.data for b in bufs] + [T, S, nH, nKV, tpb, maxB, window] + ([tab.ctypes.data, W] if rq else [])
-            iv = (ctypes.c_uint64 * 20)(*(ints + [0] * (20 - len(ints))))
-            fv = (ctypes.c_float * 8)(*([scale] + [0.0] * 7))
-            fn = ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
-            scan = name.startswith("flash_prefill_wgt_")
-            grid = min(math.ceil(T / (64 * nwg)) + S, S * math.ceil(max(n for _, n in seqs) / (64 * nwg))) if scan else math.ceil(T / (64 * nwg)) + S
-            lib.emu_launch(fn, iv, fv, nH, grid, 1, 128 * nwg, 1, 1)
-            if want is None:
-                want = out
-                continue
-            ok = np.array_equal(out, want)
-            fails += not ok
-            print(f"{'ok  ' if ok else 'FAIL'} {name}: nH={nH} nKV={nKV} seqs={seqs if S < 8 else str(S) + ' sequences'}: bits of the default entry point on rotated q: {ok}", flush=True)
     print(f"SUMMARY flash_wg_emu: {fails} failed")
     return 1 if fails else 0
 

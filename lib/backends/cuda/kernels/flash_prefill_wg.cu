@@ -349,14 +349,11 @@ __device__ __forceinline__ unsigned short fwE4m3Pair(u32 p, float s, float inv) 
 // no overlap inside a warpgroup, tiles none of a warpgroup's rows attends skipped).
 // xq (session 11, the _q8 entry points; nullptr: out as usual): out is not written; instead the bf16-rounded output rows
 // as e4m3 bytes of v / actScale into xq [numTokens, numHeads * HD] and actScale into xqScale[t] (fwE4m3Pair).
-// RQ (session 14, the _rq entry points, prefillRopeQ): q is the qkv GEMM's output before RoPE (rows qStride elements apart)
-// and the block rotates its Q rows as it stages them, with the token's cos / sin row that rope_kv_write_tab_bf16 wrote
-// into ropeTab [numTokens, HD] float (cos at i < HD / 2, sin after): rope_kv_write_bf16's expressions and rounding.
-template <int HD, int NWG, int BN, int NS, bool OVL = false, bool FT = false, bool RQ = false>
+template <int HD, int NWG, int BN, int NS, bool OVL = false, bool FT = false>
 __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const bf16_t* kv, const int* positions,
     const int* seqStarts, const int* blockTables, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
     int maxBlocksPerSeq, float scale, int window, unsigned char* smemRaw, unsigned char* xq = nullptr, float* xqScale = nullptr,
-    float actScale = 0.f, const float* ropeTab = nullptr, int qStride = 0) {
+    float actScale = 0.f) {
   constexpr int NT = 128 * NWG, BM = 64 * NWG, CPR = HD / 8, NDT = HD / 8;
   constexpr u32 Q_BYTES = BM * HD * 2, KV_BYTES = BN * HD * 2;
   static_assert(NS >= 2 && (BN == 64 || BN == 128) && (HD == 64 || HD == 128) && (!OVL || NS >= 3), "tiling");
@@ -381,14 +378,12 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
   const u32 sKV = sQ + Q_BYTES;
 
   if (tid < 2 + 4 * NWG) ranges[tid] = (tid < 2) ? (tid == 0 ? FW_INT_MAX : 0) : ((tid - 2) % 4 == 0 || (tid - 2) % 4 == 2 ? FW_INT_MAX : ((tid - 2) % 4 == 1 ? -1 : 0));
-  if constexpr (!RQ) {
   // Q rows (zero past qEnd) into the swizzled Q tile: part of the first cp.async group.
 #pragma unroll
   for (int u = 0; u < BM * CPR / NT; u++) {  // BM * CPR = 512 NWG (hd 64) / 1024 NWG: a multiple of NT
     const int v = tid + u * NT;
     const int r = v / CPR, cc = v - r * CPR, t = qStart + r;
     fwCpAsync16(sQ + fwSw(BM, r, cc), q + ((long long)(t < qEnd ? t : qStart) * numHeads + h) * HD + cc * 8, t < qEnd ? 16 : 0);
-  }
   }
   __syncthreads();
   // This thread's rows: g and g + 8 of its warp's 16.
@@ -446,41 +441,6 @@ __device__ __forceinline__ void flashWgImpl(const bf16_t* q, bf16_t* out, const 
       fwLoadKV<HD, BN, NT>(sKV + j * STAGE, kv, table, k0, kvHi, kOff, vOff, tokensPerBlock, tpbShift, rowWidth, tid);
     }
     fwCommit();
-  }
-  if constexpr (RQ) {
-    // RQ: the rotated Q rows (zero past qEnd) stored by the threads while the prologue's K/V tiles load (before the first
-    // tile's barrier and proxy fence): a task is one row's chunk pair c, c + HD / 16 (8 rotation
-    // pairs, as in rope_kv_write_bf16's vector path: the same loads, expressions and rounding).
-    constexpr int HC = CPR / 2;
-    unsigned char* qTile = smemRaw + (sQ - fwSmem(smemRaw));
-#pragma unroll
-    for (int u = 0; u < BM * HC / NT; u++) {  // BM * HC = 256 NWG (hd 64) / 512 NWG: a multiple of NT
-      const int v = tid + u * NT;
-      const int r = v / HC, cc = v - r * HC, t = qStart + r;
-      float x0[8], x1[8];
-      if (t < qEnd) {
-        const bf16_t* src = q + (long long)t * qStride + h * HD + cc * 8;
-        const uint4 va = *reinterpret_cast<const uint4*>(src), vb = *reinterpret_cast<const uint4*>(src + HD / 2);
-        // cos / sin of pairs 8 cc .. 8 cc + 7: 32-byte aligned runs of the row, four 16-byte loads.
-        const float4* cs4 = reinterpret_cast<const float4*>(ropeTab + (long long)t * HD + cc * 8);
-        const float4 c0 = cs4[0], c1 = cs4[1], s0 = cs4[HD / 8], s1 = cs4[HD / 8 + 1];
-        const float cs[8] = {c0.x, c0.y, c0.z, c0.w, c1.x, c1.y, c1.z, c1.w}, sn[8] = {s0.x, s0.y, s0.z, s0.w, s1.x, s1.y, s1.z, s1.w};
-        const u32 wa[4] = {va.x, va.y, va.z, va.w}, wb[4] = {vb.x, vb.y, vb.z, vb.w};
-#pragma unroll
-        for (int e = 0; e < 8; e++) {
-          const float a = __uint_as_float(e & 1 ? wa[e >> 1] & 0xffff0000u : wa[e >> 1] << 16);
-          const float b = __uint_as_float(e & 1 ? wb[e >> 1] & 0xffff0000u : wb[e >> 1] << 16);
-          const float c = cs[e], sn_ = sn[e];
-          x0[e] = a * c - b * sn_;
-          x1[e] = b * c + a * sn_;
-        }
-      } else {
-#pragma unroll
-        for (int e = 0; e < 8; e++) x0[e] = x1[e] = 0.f;
-      }
-      store16(reinterpret_cast<bf16_t*>(qTile + fwSw(BM, r, cc)), x0);
-      store16(reinterpret_cast<bf16_t*>(qTile + fwSw(BM, r, cc + HC)), x1);
-    }
   }
   const u32 qRows = sQ + (u32)(wg * 64 * 128);
   // Warpgroup-uniform: skip a tile none of the warpgroup's rows attends; mask only tiles that cross a row's limits.
@@ -686,35 +646,6 @@ FW_ENTRY_Q8T(flash_prefill_wgt_q8_bf16_hd64, 64, 2, 64, 3, false, true)
 #endif
 #if LLMRT_KERNEL(flash_prefill_wgt_q8_bf16_hd128)
 FW_ENTRY_Q8T(flash_prefill_wgt_q8_bf16_hd128, 128, 3, 64, 3, true, true)
-#endif
-// Session 14 (`prefillRopeQ`): the entry points with RoPE of q in the Q load (flashWgImpl's RQ): q is the qkv buffer
-// (rows qStride elements apart), ropeTab the cos / sin rows rope_kv_write_tab_bf16 wrote; the same tiles and sums.
-// hd 64 with 2 blocks an SM in its bounds, as the entry point runs (its 128 registers; session 14 r1 without the bound:
-// ptxas took 129, one block an SM, and the 1B's 2048-token step ran 7.83 -> 8.43 ms); MB the last macro argument:
-// extern "C" __global__ void flash_prefill_wg{t}_rq_bf16_hd{64|128}(...flash_prefill_wg_bf16_hd*'s parameters...,
-//     const float* ropeTab, int qStride)
-#define FW_ENTRY_RQ(NAME, HD, NWG, BN, NS, OVL, FT, MB)                                                            \
-  extern "C" __global__ void __launch_bounds__(128 * NWG, MB) NAME(const bf16_t* q, bf16_t* out, const bf16_t* kvCache, \
-      const int* positions, const int* seqStarts, const int* blockTables, int numTokens, int numSeqs, int numHeads,  \
-      int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale, int window, const float* ropeTab,        \
-      int qStride) {                                                                                                 \
-    FW_DYN_SMEM(fwDyn);                                                                                               \
-    (void)numTokens;                                                                                                 \
-    FW_PDL                                                                                                           \
-    flashWgImpl<HD, NWG, BN, NS, OVL, FT, true>(q, out, kvCache, positions, seqStarts, blockTables, numSeqs, numHeads, \
-        numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, fwDyn, nullptr, nullptr, 0.f, ropeTab, qStride);   \
-  }
-#if LLMRT_KERNEL(flash_prefill_wg_rq_bf16_hd64)
-FW_ENTRY_RQ(flash_prefill_wg_rq_bf16_hd64, 64, 2, 64, 3, false, false, 2)
-#endif
-#if LLMRT_KERNEL(flash_prefill_wg_rq_bf16_hd128)
-FW_ENTRY_RQ(flash_prefill_wg_rq_bf16_hd128, 128, 3, 64, 3, true, false, 1)
-#endif
-#if LLMRT_KERNEL(flash_prefill_wgt_rq_bf16_hd64)
-FW_ENTRY_RQ(flash_prefill_wgt_rq_bf16_hd64, 64, 2, 64, 3, false, true, 2)
-#endif
-#if LLMRT_KERNEL(flash_prefill_wgt_rq_bf16_hd128)
-FW_ENTRY_RQ(flash_prefill_wgt_rq_bf16_hd128, 128, 3, 64, 3, true, true, 1)
 #endif
 
 #ifdef LLMRT_FLASH_VARIANTS

@@ -69,9 +69,7 @@ __device__ __forceinline__ void ropeKvWriteImpl(const T* qkv, T* q, T* kvCache, 
 // computed, so the global-load latency overlaps the double-precision sincos.
 // EARLY (rope_kv_write_pdl_bf16, launched with PDL): the position, block-table lookups and cos/sin tables (step inputs
 // only) are computed before waiting for the previous kernel (the qkv GEMM), then the loads; the same values.
-// TAB (rope_kv_write_tab_bf16, EARLY too): q is not rotated; the token's cos / sin row goes to (float*)q [numTokens,
-// headDim] instead (cos at i < headDim / 2, sin after; flash_prefill_wg*_rq rotates q as it loads it).
-template <bool EARLY = false, bool TAB = false>
+template <bool EARLY = false>
 __device__ __forceinline__ void ropeKvWriteVecBf16(const bf16_t* qkv, bf16_t* q, bf16_t* kvCache, const int* positions,
     const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, int numSeqs, int numHeads,
     int numKvHeads, int headDim, int tokensPerBlock, int maxBlocksPerSeq) {
@@ -87,23 +85,14 @@ __device__ __forceinline__ void ropeKvWriteVecBf16(const bf16_t* qkv, bf16_t* q,
   const long long kOff = kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth);
   const long long vOff = kvCacheOffset(table, pos, 1, tokensPerBlock, rowWidth);
   bf16_t* qRow = q + (long long)t * numHeads * headDim;
-  // TAB: only the k heads rotate (task k's head is numHeads + k / nv).
-  const int h0 = TAB ? numHeads : 0;
-  const int rotTasks = (numHeads - h0 + numKvHeads) * nv, tasks = rotTasks + (rowWidth >> 3);
+  const int rotTasks = (numHeads + numKvHeads) * nv, tasks = rotTasks + (rowWidth >> 3);
   bool tablesReady = false;
-  if (EARLY || TAB) {
+  if (EARLY) {
     ropeTables(cs, sn, invFreq, pos, half, attnScaling);
     __syncthreads();
     tablesReady = true;
     pdlWait();  // qkv is the previous kernel's
     pdlLaunchDependents();
-  }
-  if (TAB) {
-    float* tab = reinterpret_cast<float*>(q) + (long long)t * headDim;
-    for (int i = threadIdx.x; i < half; i += blockDim.x) {
-      tab[i] = cs[i];
-      tab[half + i] = sn[i];
-    }
   }
   for (int base = 0; base < tasks; base += PER * (int)blockDim.x) {
     uint4 va[PER], vb[PER];
@@ -111,7 +100,7 @@ __device__ __forceinline__ void ropeKvWriteVecBf16(const bf16_t* qkv, bf16_t* q,
     for (int u = 0; u < PER; u++) {
       const int k = base + u * (int)blockDim.x + (int)threadIdx.x;
       if (k < rotTasks) {
-        const int h = h0 + k / nv, i0 = (k - (h - h0) * nv) << 3;
+        const int h = k / nv, i0 = (k - h * nv) << 3;
         va[u] = *reinterpret_cast<const uint4*>(row + h * headDim + i0);
         vb[u] = *reinterpret_cast<const uint4*>(row + h * headDim + half + i0);
       } else if (k < tasks) {
@@ -127,7 +116,7 @@ __device__ __forceinline__ void ropeKvWriteVecBf16(const bf16_t* qkv, bf16_t* q,
     for (int u = 0; u < PER; u++) {
       const int k = base + u * (int)blockDim.x + (int)threadIdx.x;
       if (k < rotTasks) {
-        const int h = h0 + k / nv, i0 = (k - (h - h0) * nv) << 3;
+        const int h = k / nv, i0 = (k - h * nv) << 3;
         const u32 wa[4] = {va[u].x, va[u].y, va[u].z, va[u].w}, wb[4] = {vb[u].x, vb[u].y, vb[u].z, vb[u].w};
         float x0[8], x1[8];
 #pragma unroll
@@ -164,22 +153,6 @@ extern "C" __global__ void __launch_bounds__(128) rope_kv_write_bf16(const bf16_
 #endif
   ropeKvWriteImpl<bf16_t>(qkv, q, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, numSeqs, numHeads,
                           numKvHeads, headDim, tokensPerBlock, maxBlocksPerSeq);
-}
-#endif
-// prefillRopeQ (session 14): rope_kv_write_bf16's k / v cache writes; q not rotated, the token's cos / sin row into
-// (float*)q [numTokens, headDim] instead (ropeKvWriteVecBf16's TAB; the step-input part before the wait, as _pdl).
-// Needs the vector path's layout (headDim % 16 == 0, 16-byte aligned qkv / kvCache): the launch plan checks it.
-#if LLMRT_KERNEL(rope_kv_write_tab_bf16)
-extern "C" __global__ void __launch_bounds__(128) rope_kv_write_tab_bf16(const bf16_t* qkv, bf16_t* q, bf16_t* kvCache,
-    const int* positions, const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling,
-    int numTokens, int numSeqs, int numHeads, int numKvHeads, int headDim, int tokensPerBlock, int maxBlocksPerSeq) {
-  if ((int)blockIdx.x >= numTokens) {
-    pdlWait();
-    pdlLaunchDependents();
-    return;
-  }
-  ropeKvWriteVecBf16<true, true>(qkv, q, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, numSeqs, numHeads,
-                                 numKvHeads, headDim, tokensPerBlock, maxBlocksPerSeq);
 }
 #endif
 // rope_kv_write_bf16 for a programmatic dependent launch (prefillPdl): the step-input part before the wait.
