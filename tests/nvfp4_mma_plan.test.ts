@@ -185,3 +185,75 @@ test("NVFP4 engine on the fake device with the session-12 defaults (nvfp4GemvK32
   bf16.dispose();
   f32.dispose();
 });
+
+test("nvfp4K32Dyn / nvfp4ActLaunch (session 15): a persistent k32x grid on nvfp4_gemv_k32xd, o_proj's act as its own launch; fake device vs the CPU", () => {
+  const N = 640, K = 4096; // 40 row tiles; 4 SMs: a persistent grid of 16 blocks ((K / 64) % 32 == 0)
+  const r = rng(9);
+  const W = Float64Array.from({ length: N * K }, () => r() * (1 + (r() > 0.45 ? 3 : 0)));
+  const rec = lowbitEngineRecord("w", quantizeNvfp4(W, N, K, 2.5));
+  const tensors = new Map(rec.tensors.map((x) => [x.name, x.data]));
+  const op: Extract<Op, { type: "linear" }> = { type: "linear", x: "x", out: "y", weight: "w", inFeatures: K, outFeatures: N, weightFormat: rec.weightFormat };
+  const cpu = loadLowbitWeight(op, { readTensor: (n) => tensors.get(n)!, readFloat32: (n) => new Float32Array(tensors.get(n)!.slice().buffer) }).weight;
+  const mem = new FakeMemory(), addr = new Map<string, bigint>();
+  const tiles = nvfp4Tiles(tensors.get("w")!, tensors.get("w.scales")!, N, K);
+  for (const [name, bytes] of [["w", tiles.codes], ["w.scales", tiles.scales]] as const) {
+    const p = mem.alloc(bytes.length);
+    mem.bytes(p, bytes.length).set(bytes);
+    addr.set(name, p);
+  }
+  const plan = { ops: [op], maxTokens: 1, maxSeqs: 1 } as unknown as EnginePlan;
+  const base = {
+    plan,
+    elem: "bf16",
+    nvfp4Mma: true,
+    nvfp4GemvK32: true,
+    nvfp4K32X: true,
+    nvfp4GemvBlocks: 8,
+    weight: (n: string) => addr.get(n)!,
+    lowbitScratch: mem.alloc(lowbitScratchLayout(plan)!.bytes),
+  };
+  const x = mem.alloc(K * 2), y = mem.alloc(N * 2);
+  const xv = bf(Array.from({ length: K }, (_, i) => r() * (i % 97 === 7 ? 40 : 3)));
+  mem.u16(x, K).set(f32ToBf16(xv));
+  const ref = new Float32Array(N);
+  lowbitLinear(xv, cpu, null, 1, N, K, ref);
+  for (
+    const [flags, want] of [
+      [{ nvfp4K32Dyn: true }, ["nvfp4_gemv_k32x_act_bf16_m1"]], // no producer: the _act form (static order)
+      [{ nvfp4ActLaunch: true }, ["nvfp4_act_mma_bf16", "nvfp4_gemv_k32x_bf16_m1"]],
+      [{ nvfp4K32Dyn: true, nvfp4ActLaunch: true }, ["nvfp4_act_mma_bf16", "nvfp4_gemv_k32xd_bf16_m1"]],
+    ] as const
+  ) {
+    const e = { ...base, ...flags } as unknown as LaunchEnv;
+    const launches: Launch[] = [];
+    planLowbitLinear({ op, i: 0, rows: 1, isLogits: false, env: e, decodeStep: true, buf: (n) => (n === "x" ? x : y) }, launches);
+    const kl = launches as KernelLaunch[];
+    assert.deepEqual(kl.map((l) => l.kernel), want, JSON.stringify(flags));
+    assert.equal(kl[kl.length - 1].grid[0], 16, `${JSON.stringify(flags)}: grid`);
+    runLaunches(mem, launches, e);
+    const got = bf16ToF32(mem.u16(y, N).slice());
+    for (let i = 0; i < N; i++) {
+      if (!(Math.abs(got[i] - ref[i]) <= 2 ** -8 * Math.abs(ref[i]) + 1e-6)) assert.fail(`${JSON.stringify(flags)}: output ${i}: ${got[i]} vs CPU ${ref[i]}`);
+    }
+  }
+});
+
+test("NVFP4 engine on the fake device with nvfp4ActLaunch + nvfp4K32Dyn: o_proj's act as its own launch, the plain k32x GEMV = the lowbit.cu path", () => {
+  const raw = quantTestLlama(96);
+  const calibration = [Array.from({ length: 48 }, (_, i) => (i * 29 + 5) % 96)];
+  const { bf16, f32 } = quantEngines(raw, 41, { quantAlgo: "NVFP4", excludeModules: [] }, 0.1, { calibration });
+  const { kernels } = runFusedSchedule(bf16, f32, {
+    unfused: sameAsUnfused,
+    cpu: ({ what, got, want }) => assert.ok(relL2(got.logits, want.logits) < 0.35, `${what}: logits far from the CPU session's`),
+    label: (l) => l.kernel,
+    next: (s, r) => s.want.sampledIds[r],
+    fusedOptions: { nvfp4Mma: true, nvfp4GemvK32: true, nvfp4NormFast: true, nvfp4K32X: true, nvfp4K32Dyn: true, nvfp4ActLaunch: true },
+    sms: 4,
+  });
+  for (const k of ["nvfp4_act_mma_bf16", "nvfp4_gemv_k32x_bf16_m1", "nvfp4_gemv_k32x_logits_bf16_m1"]) {
+    assert.ok(kernels.has(k), `${k} in the fused decode steps: ${[...kernels].join(" ")}`);
+  }
+  assert.ok(![...kernels].some((k) => k.includes("_act_bf16_m1") || k.includes("_act_logits")), [...kernels].join(" "));
+  bf16.dispose();
+  f32.dispose();
+});

@@ -193,6 +193,10 @@ export interface LaunchEnv {
   readonly nvfp4NormFast?: boolean;
   /** With nvfp4GemvK32: nvfp4_gemv_k32x* (activation words loaded ahead; the same bits; CudaFlags.nvfp4K32X). */
   readonly nvfp4K32X?: boolean;
+  /** With nvfp4K32X: persistent grids of the plain k32x GEMV claim row tiles dynamically (nvfp4_gemv_k32xd; CudaFlags.nvfp4K32Dyn). */
+  readonly nvfp4K32Dyn?: boolean;
+  /** With nvfp4GemvK32: no _act GEMV form; nvfp4_act_mma + the plain GEMV (CudaFlags.nvfp4ActLaunch). */
+  readonly nvfp4ActLaunch?: boolean;
   /**
    * Decode steps on decode_attention_batch4 over an FP8 cache write a static-scale FP8 o_proj's e4m3 input from the
    * attention (CudaFlags.fp8DecodeAttnQuant).

@@ -35,6 +35,8 @@ export const LOWBIT_FAMILIES: Readonly<Record<string, { readonly file: string; r
   nvfp4_gemv_k32x_act: { file: "nvfp4_mma.cu", params: [P, P, P, P, P, I, I, F, F] },
   nvfp4_gemv_k32x_act_w16: { file: "nvfp4_mma.cu", params: [P, P, P, P, P, I, I, F, F] },
   nvfp4_gemv_k32x_act_logits: { file: "nvfp4_mma.cu", params: [P, P, P, P, P, I, I, F, F] },
+  // CudaFlags.nvfp4K32Dyn: nvfp4_gemv_k32x with row tiles claimed from a counter (the same parameters and bits)
+  nvfp4_gemv_k32xd: { file: "nvfp4_mma.cu", params: [P, P, P, P, P, P, I, I, I, I, F] },
   nvfp4_dequant_mma: { file: "nvfp4_mma.cu", params: [P, P, P, I, I, I] },
   nvfp4_rmsnorm_act: { file: "nvfp4_mma.cu", params: [P, P, P, P, P, I, I, F, F, I] },
   nvfp4_rmsnorm_act_fast: { file: "nvfp4_mma.cu", params: [P, P, P, P, P, I, I, F, F, I] },
@@ -64,6 +66,7 @@ export const LOWBIT_PDL_FAMILIES: ReadonlySet<string> = new Set([
   "nvfp4_gemv_k32x_act",
   "nvfp4_gemv_k32x_act_w16",
   "nvfp4_gemv_k32x_act_logits",
+  "nvfp4_gemv_k32xd",
   "nvfp4_rmsnorm_act",
   "nvfp4_rmsnorm_act_fast",
   "nvfp4_silu_mul_act",

@@ -177,7 +177,7 @@ export function planLowbitLinear(
     // persistence test is NVFP4_MMA_U's, (k / 64) % 32 == 0, stricter than its NV_K32_U 2 needs).
     const k32Blocks = env.nvfp4GemvBlocks ? (env.nvfp4GemvBlocks / NVFP4_GEMV_BLOCKS_PER_SM) * NVFP4_K32_BLOCKS_PER_SM : undefined;
     const k32Name = env.nvfp4K32X ? "k32x" : "k32"; // nvfp4K32X: activation words loaded ahead, the same bits
-    if (k32 && !preQuantized) {
+    if (k32 && !preQuantized && !env.nvfp4ActLaunch) {
       // nvfp4_gemv_k32_act: each block quantizes the row itself (shared memory), no nvfp4_act_mma launch; the same bits.
       out.push({
         kind: "kernel",
@@ -191,15 +191,14 @@ export function planLowbitLinear(
       return;
     }
     if (!preQuantized) kernel("nvfp4_act_mma_bf16", [cdiv(K, 1024), rows, 1], [buf(op.x), xq, rowScale, rows, K, a]);
+    const grid = w16 ? N / 16 : k32 ? nvfp4K32Grid(N / 16, K, k32Blocks) : nvfp4GemvGrid(N, K, env.nvfp4GemvBlocks);
+    // nvfp4K32Dyn: a persistent k32x grid claims its row tiles past the first two from a counter (the same bits).
+    const gemv = k32 && env.nvfp4K32X && env.nvfp4K32Dyn && !w16 && grid < N / 16 ? "k32xd" : k32 ? k32Name : "mma";
     out.push({
       kind: "kernel",
       op: i,
-      kernel: isLogits ? `nvfp4_gemv_${k32Name}_logits_bf16_m1` : `nvfp4_gemv_${k32 ? k32Name : "mma"}${w16 ? "_w16" : ""}_bf16_m${rows <= 1 ? 1 : 8}`,
-      grid: [
-        w16 ? N / 16 : k32 ? nvfp4K32Grid(N / 16, K, k32Blocks) : nvfp4GemvGrid(N, K, env.nvfp4GemvBlocks),
-        1,
-        1,
-      ],
+      kernel: isLogits ? `nvfp4_gemv_${k32Name}_logits_bf16_m1` : `nvfp4_gemv_${gemv}${w16 ? "_w16" : ""}_bf16_m${rows <= 1 ? 1 : 8}`,
+      grid: [grid, 1, 1],
       block: w16 ? 512 : 256,
       args: [
         xq,

@@ -254,6 +254,10 @@ export class CudaSession implements SessionBackend {
   readonly nvfp4NormFast: boolean;
   /** CudaSessionOptions.nvfp4K32X. */
   readonly nvfp4K32X: boolean;
+  /** CudaSessionOptions.nvfp4K32Dyn. */
+  readonly nvfp4K32Dyn: boolean;
+  /** CudaSessionOptions.nvfp4ActLaunch. */
+  readonly nvfp4ActLaunch: boolean;
   /** CudaSessionOptions.fp8DecodeAttnQuant. */
   readonly fp8DecodeAttnQuant: boolean;
   /** CudaSessionOptions.prefillTileScan. */
@@ -387,6 +391,8 @@ export class CudaSession implements SessionBackend {
     this.nvfp4GemvK32 = f.nvfp4GemvK32;
     this.nvfp4NormFast = f.nvfp4NormFast;
     this.nvfp4K32X = f.nvfp4K32X;
+    this.nvfp4K32Dyn = f.nvfp4K32Dyn;
+    this.nvfp4ActLaunch = f.nvfp4ActLaunch;
     this.fp8DecodeAttnQuant = f.fp8DecodeAttnQuant;
     this.prefillTileScan = f.prefillTileScan;
     this.batchAttention4Serial = f.batchAttention4Serial;
@@ -642,6 +648,8 @@ export class CudaSession implements SessionBackend {
       nvfp4GemvK32: this.nvfp4GemvK32,
       nvfp4NormFast: this.nvfp4NormFast,
       ...(this.nvfp4K32X ? { nvfp4K32X: true } : {}),
+      ...(this.nvfp4K32Dyn ? { nvfp4K32Dyn: true } : {}),
+      ...(this.nvfp4ActLaunch ? { nvfp4ActLaunch: true } : {}),
       ...(this.fp8DecodeAttnQuant ? { fp8DecodeAttnQuant: true } : {}),
       ...(this.prefillTileScan ? { prefillTileScan: true } : {}),
       ...(this.batchAttention4Serial ? { batchAttention4Serial: true } : {}),
