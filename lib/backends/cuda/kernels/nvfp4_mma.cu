@@ -69,6 +69,12 @@ typedef unsigned char u8;
 #ifndef NV_K32X_CONTIG
 #define NV_K32X_CONTIG 0  // nvfp4_gemv_k32x timing probe (wrong sums): a warp's items from contiguous k tiles
 #endif
+#ifndef NV_K32X_SHF3
+#define NV_K32X_SHF3 0  // nvfp4_gemv_k32x: 1: a lane's own block term added without a shuffle (6 an item, not 8; the same bits in lanes t = 0)
+#endif
+#ifndef NV_K32X_ZC
+#define NV_K32X_ZC 0  // nvfp4_gemv_k32x: 1: both mma chains from zero accumulators, 1.5 · 2^23 added in the integer difference (the same bits)
+#endif
 #ifndef NV_K32X_RING
 #define NV_K32X_RING (NV_K32_RING > 0 ? NV_K32_RING : 6)  // nvfp4_gemv_k32x: its cp.async ring's tiles a warp
 #endif
@@ -853,19 +859,20 @@ __device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u
       const u32 x0 = w0 ^ 0x88888888u, x1 = w1 ^ 0x88888888u, x2 = w2 ^ 0x88888888u, x3 = w3 ^ 0x88888888u;
       // Positive weights · x from 1.5 · 2^23, negative weights' magnitudes · x from 0 (two chains), subtracted after.
       int cp[4], cn[4];
-      mmaK32c(cp, prmt(T0, T1, w0), prmt(T0, T1, w0 >> 16), prmt(T0, T1, w1), prmt(T0, T1, w1 >> 16), p0, p1, NV_MAGIC);
+      mmaK32c(cp, prmt(T0, T1, w0), prmt(T0, T1, w0 >> 16), prmt(T0, T1, w1), prmt(T0, T1, w1 >> 16), p0, p1, NV_K32X_ZC ? 0 : NV_MAGIC);
       mmaK32c(cn, prmt(T0, T1, x0), prmt(T0, T1, x0 >> 16), prmt(T0, T1, x1), prmt(T0, T1, x1 >> 16), p0, p1, 0);
       mmaK32(cp, prmt(T0, T1, w2), prmt(T0, T1, w2 >> 16), prmt(T0, T1, w3), prmt(T0, T1, w3 >> 16), p2, p3);
       mmaK32(cn, prmt(T0, T1, x2), prmt(T0, T1, x2 >> 16), prmt(T0, T1, x3), prmt(T0, T1, x3 >> 16), p2, p3);
       const float2 sw = e4m3Pair(prmt(st.x, st.y, ssel));  // row g, row g + 8 (block t)
       issueNext();  // wt / st consumed: the slot takes the item RD ahead
       // Block t's terms (exact), added by every lane in block order 0..3: nvfp4K32Gemv's NV_K32_CHAIN sums.
-      const float q0 = (__int_as_float(cp[0] - cn[0]) - 12582912.f) * (sw.x * sxv);
-      const float q1 = (__int_as_float(cp[2] - cn[2]) - 12582912.f) * (sw.y * sxv);
+      const float q0 = (__int_as_float(cp[0] - cn[0] + (NV_K32X_ZC ? NV_MAGIC : 0)) - 12582912.f) * (sw.x * sxv);
+      const float q1 = (__int_as_float(cp[2] - cn[2] + (NV_K32X_ZC ? NV_MAGIC : 0)) - 12582912.f) * (sw.y * sxv);
 #pragma unroll
       for (int b = 0; b < 4; b++) {
-        acc0 += __shfl_sync(0xffffffffu, q0, (lane & ~3) | b);
-        acc1 += __shfl_sync(0xffffffffu, q1, (lane & ~3) | b);
+        // (NV_K32X_SHF3: block 0's term in lane t = 0 is its own q: the sums read from lanes t = 0 are the same)
+        acc0 += NV_K32X_SHF3 && b == 0 ? q0 : __shfl_sync(0xffffffffu, q0, (lane & ~3) | b);
+        acc1 += NV_K32X_SHF3 && b == 0 ? q1 : __shfl_sync(0xffffffffu, q1, (lane & ~3) | b);
       }
     }
     if (t == 0) {
