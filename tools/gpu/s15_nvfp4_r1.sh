@@ -27,7 +27,9 @@ LLMRT_NVFP4_MODELS=llama-3.1-8b LLMRT_NVFP4_VARIANTS=2p4kb4r6x1,2p4kb4r6x1h,2p4k
 echo "rc $?"
 grep -E "llama-3.1-8b|ceiling|rror" "$OUT/gemv.log" | sed -E 's/lowbit_gemv [^;]*; //; s/mma 2p4kb4r6/v/g' | cut -c1-300 | head -8
 stamp "sass"
-for c in tools/gpu/s15_nvfp4_*.cubin; do
+for x in tools/gpu/s15_nvfp4_*.cubin.xz; do
+  c=/tmp/$(basename "$x" .xz)
+  xz -dc "$x" > "$c"
   (cuobjdump -sass "$c" 2> /dev/null || nvdisasm -c "$c") > "$OUT/sass_$(basename "$c" .cubin).txt" 2>&1
 done
 wc -l "$OUT"/sass_*.txt | head -4
