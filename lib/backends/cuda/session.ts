@@ -258,6 +258,8 @@ export class CudaSession implements SessionBackend {
   readonly nvfp4K32Dyn: boolean;
   /** CudaSessionOptions.nvfp4ActLaunch. */
   readonly nvfp4ActLaunch: boolean;
+  /** CudaSessionOptions.nvfp4AttnAct. */
+  readonly nvfp4AttnAct: boolean;
   /** CudaSessionOptions.fp8DecodeAttnQuant. */
   readonly fp8DecodeAttnQuant: boolean;
   /** CudaSessionOptions.prefillTileScan. */
@@ -393,6 +395,7 @@ export class CudaSession implements SessionBackend {
     this.nvfp4K32X = f.nvfp4K32X;
     this.nvfp4K32Dyn = f.nvfp4K32Dyn;
     this.nvfp4ActLaunch = f.nvfp4ActLaunch;
+    this.nvfp4AttnAct = f.nvfp4AttnAct;
     this.fp8DecodeAttnQuant = f.fp8DecodeAttnQuant;
     this.prefillTileScan = f.prefillTileScan;
     this.batchAttention4Serial = f.batchAttention4Serial;
@@ -650,6 +653,7 @@ export class CudaSession implements SessionBackend {
       ...(this.nvfp4K32X ? { nvfp4K32X: true } : {}),
       ...(this.nvfp4K32Dyn ? { nvfp4K32Dyn: true } : {}),
       ...(this.nvfp4ActLaunch ? { nvfp4ActLaunch: true } : {}),
+      ...(this.nvfp4AttnAct ? { nvfp4AttnAct: true } : {}),
       ...(this.fp8DecodeAttnQuant ? { fp8DecodeAttnQuant: true } : {}),
       ...(this.prefillTileScan ? { prefillTileScan: true } : {}),
       ...(this.batchAttention4Serial ? { batchAttention4Serial: true } : {}),

@@ -330,6 +330,13 @@ export const CUDA_FLAGS = {
    */
   nvfp4ActLaunch: { env: "LLMRT_NVFP4_ACT_LAUNCH", default: false },
   /**
+   * With `nvfp4Mma` and `decodeSplitK`: a fused decode step's attention over a bf16 KV cache whose output only an NVFP4
+   * linear on the decode GEMV reads (o_proj) runs decode_attention_sk_q4_bf16_hd*: it writes that linear's int8 codes and
+   * block scales (nvfp4_act_mma_bf16's bytes from its bf16 output) instead of the output, so o_proj needs no act launch
+   * or act prologue (the same bits). @default false (session 15)
+   */
+  nvfp4AttnAct: { env: "LLMRT_NVFP4_ATTN_ACT", default: false },
+  /**
    * Decode steps of more than 8 sequences over an FP8 KV cache (decode_attention_batch4): the attention writes the next
    * static-scale FP8 linear's (o_proj's) e4m3 rows and row scales itself (decode_attention_batch4_q8_fp8kv_*, the bytes
    * fp8_quantize_flat_bf16 writes from the bf16 output) instead of its bf16 output: one launch a layer less, the same

@@ -32,9 +32,7 @@
 //   shared memory (the same bits for any grid); n % 16 == 0, k % 64 == 0.
 // extern "C" __global__ void nvfp4_dequant_mma_bf16(const u8* W, const u8* S, bf16_t* out, int n, int k, int unused)
 //   out [n, k] bf16 = e2m1 · e4m3 (exact) from the tiled layout.   grid (ceil(n · k / 8 / 256), 1, 1)   block (256, 1, 1)
-#include "common.cuh"
-
-typedef unsigned char u8;
+#include "nvfp4_act.cuh"
 
 #ifndef NV_U
 #define NV_U 4  // k tiles (16-byte weight loads) a lane keeps in flight (tuning knob)
@@ -82,27 +80,8 @@ typedef unsigned char u8;
 #define NV_MINB 1  // __launch_bounds__ minimum blocks per SM of the GEMV (tuning knob: 3 caps registers at 85)
 #endif
 
-/** The value of an e4m3 byte (NaN bytes are never produced by the quantizers here). */
-__device__ __forceinline__ float nvE4m3(u32 b) {
-  const u32 e = (b >> 3) & 15u, m = b & 7u;
-  const float v = e ? __uint_as_float(((e + 120u) << 23) | (m << 20)) : (float)m * 0.001953125f;
-  return (b & 0x80u) ? -v : v;
-}
 
-/** The e4m3 byte of a float (round to nearest even, saturating to ±448). */
-__device__ __forceinline__ u32 nvE4m3Byte(float v) {
-  unsigned short h;
-  asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(h) : "f"(0.f), "f"(v));
-  return h & 0xffu;
-}
 
-/** Twice the e2m1 value nearest to v (RNE, saturating to ±6; NaN → +6), as lib/util/e2m1.ts, as an int. */
-__device__ __forceinline__ int nvE2m1x2(float v) {
-  if (v != v) return 12;
-  const float a = fabsf(v);
-  const int r = a <= 0.25f ? 0 : a < 0.75f ? 1 : a <= 1.25f ? 2 : a < 1.75f ? 3 : a <= 2.5f ? 4 : a < 3.5f ? 6 : a <= 5.f ? 8 : 12;
-  return (__float_as_uint(v) >> 31) ? -r : r;
-}
 
 /** The value of e2m1 code c (0..15). */
 __device__ __forceinline__ float nvE2m1(u32 c) {
@@ -153,32 +132,6 @@ __device__ __forceinline__ void nvLoad4(const bf16_t* p, float (&f)[4]) {
   f[3] = __uint_as_float(v.y & 0xffff0000u);
 }
 
-/**
- * Values i..i+3 (i % 4 == 0) of a row, one lane's quarter of a 16-value block whose other quarters the lane's quad
- * holds (lanes 4j..4j+3, every lane of the warp calling; `active` false: past the row, no values): the block quantized
- * as lib/util/e2m1.ts does under the global scale a (six = f32(6a)) — the doubled codes of these 4 values into xp / xn
- * (the row's, in the B fragment order: slice t = (i / 4) % 4 of the block) and the block's e4m3 scale into sxr[i / 16].
- */
-__device__ __forceinline__ void nvActQuad(const float (&f)[4], bool active, int i, float a, float six, u8* xp, u8* xn, float* sxr) {
-  float amax = active ? fmaxf(fmaxf(fabsf(f[0]), fabsf(f[1])), fmaxf(fabsf(f[2]), fabsf(f[3]))) : 0.f;
-  amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
-  amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
-  if (!active) return;
-  const float sb = amax > 0.f ? nvE4m3(nvE4m3Byte(__fdiv_rn(amax, six))) : 1.f;
-  const float div = __fmul_rn(sb, a);
-  const int blk = i / 16, q = blk / 4, b = blk % 4, t = (i / 4) % 4;
-  u32 p = 0, n = 0;
-#pragma unroll
-  for (int e = 0; e < 4; e++) {
-    const int c = div > 0.f ? nvE2m1x2(__fdiv_rn(f[e], div)) : 0;
-    p |= ((u32)c & 0xffu) << (8 * e);
-    n |= ((u32)(-c) & 0xffu) << (8 * e);
-  }
-  const long long o = (long long)q * 64 + t * 16 + b * 4;
-  *reinterpret_cast<u32*>(xp + o) = p;
-  *reinterpret_cast<u32*>(xn + o) = n;
-  if (t == 0) sxr[blk] = sb;
-}
 
 #if LLMRT_KERNEL(nvfp4_act_mma_bf16)
 extern "C" __global__ void __launch_bounds__(256) nvfp4_act_mma_bf16(const bf16_t* x, u8* xq, float* sx, int rows, int k, float a) {
@@ -974,6 +927,8 @@ NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32x_act_logits_bf16_m1, 8, true, true)
 //   module's global memory (nvK32xdCounter: one launch at a time in a context).
 #if LLMRT_KERNEL(nvfp4_gemv_k32xd_bf16_m1)
 __device__ unsigned int nvK32xdCounter[2];
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32xd_bf16_m1)
 extern "C" __global__ void __launch_bounds__(256, NV_K32_MINB) nvfp4_gemv_k32xd_bf16_m1(const u8* xq, const u8* W, const u8* S,
     const float* sx, const bf16_t* bias, void* y, int m, int n, int k, int unused, float alpha) {
   nvfp4K32xGemv<8, false, false, true>(xq, W, S, sx, bias, y, n, k, alpha, 0.f, nvK32xdCounter);
