@@ -255,17 +255,17 @@ gpuTest("nvfp4_gemv_mma m1 vs lowbit_gemv_nvfp4 m1 (each + its act launch) on 1B
   // k32 kernel's loads in flight in registers; D: a cp.async ring of D tiles a warp in shared memory); xX (with k):
   // nvfp4_gemv_k32x (activation words loaded NV_K32X_XPF = X items ahead), uV: its NV_K32X_UNROLL = V, sR: 576-byte
   // slots (NV_K32X_SLIM) in a ring of R, c: the contiguous-run timing probe (NV_K32X_CONTIG: wrong sums), h: NV_K32X_SHF3,
-  // z: NV_K32X_ZC (session 15; the same bits).
+  // z: NV_K32X_ZC, f: NV_K32X_PHASE (session 15; the same bits).
   const variants = (process.env.LLMRT_NVFP4_VARIANTS ?? "4").split(",");
   const vspec = variants.map((v) => {
-    const m = /^(\d+)(?:p(\d+))?(?:n(\d))?(?:z(\d))?(w)?(k)?(?:c(\d))?(?:b(\d))?(?:r(\d+))?(?:x(\d)(?:u(\d))?(?:s(\d+))?(c)?(h)?(z)?)?$/.exec(v);
+    const m = /^(\d+)(?:p(\d+))?(?:n(\d))?(?:z(\d))?(w)?(k)?(?:c(\d))?(?:b(\d))?(?:r(\d+))?(?:x(\d)(?:u(\d))?(?:s(\d+))?(c)?(h)?(z)?(f)?)?$/.exec(v);
     if (!m) throw new Error(`LLMRT_NVFP4_VARIANTS: bad variant ${v}`);
     // (U and B set both kernels' macros: NV_U / NV_MINB of nvfp4_gemv_mma, NV_K32_U / NV_K32_MINB of nvfp4_gemv_k32.)
     const key = `-DNV_U=${m[1]} -DNV_K32_U=${m[1]} -DNV_LDNC=${m[3] ?? 1} -DNV_ZC=${m[4] ?? 1} -DNV_K32_CHAIN=${m[7] ?? 1} -DNV_MINB=${
       m[8] ?? 1
     } -DNV_K32_MINB=${m[8] ?? 1} -DNV_K32_RING=${m[9] ?? 0} -DNV_K32X_XPF=${m[10] ?? 1} -DNV_K32X_UNROLL=${m[11] ?? 1}${
       m[12] ? ` -DNV_K32X_SLIM=1 -DNV_K32X_RING=${m[12]}` : ""
-    }${m[13] ? " -DNV_K32X_CONTIG=1" : ""}${m[14] ? " -DNV_K32X_SHF3=1" : ""}${m[15] ? " -DNV_K32X_ZC=1" : ""}`;
+    }${m[13] ? " -DNV_K32X_CONTIG=1" : ""}${m[14] ? " -DNV_K32X_SHF3=1" : ""}${m[15] ? " -DNV_K32X_ZC=1" : ""}${m[16] ? " -DNV_K32X_PHASE=1" : ""}`;
     return { u: Number(m[1]), perSm: Number(m[2] ?? 0), key, nw: m[5] ? 16 : 8, k32: m[6] ? (m[10] ? "k32x" : "k32") : "" };
   });
   const uniq = [...new Set(vspec.map((v) => v.key))];

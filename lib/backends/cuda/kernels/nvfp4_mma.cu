@@ -73,6 +73,9 @@
 #ifndef NV_K32X_ZC
 #define NV_K32X_ZC 0  // nvfp4_gemv_k32x: 1: both mma chains from zero accumulators, 1.5 · 2^23 added in the integer difference (the same bits)
 #endif
+#ifndef NV_K32X_PHASE
+#define NV_K32X_PHASE 0  // nvfp4_gemv_k32x: 1: a row tile's items in two loops (refills from this row tile, then from the next): no per-item wrap test (the same bits)
+#endif
 #ifndef NV_K32X_RING
 #define NV_K32X_RING (NV_K32_RING > 0 ? NV_K32_RING : 6)  // nvfp4_gemv_k32x: its cp.async ring's tiles a warp
 #endif
@@ -741,6 +744,19 @@ __device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u
       sp += QS * 64;
     }
   };
+  // NV_K32X_PHASE (static order, more items a warp than ring slots): refills of item j + RD from this row tile while
+  // j < cnt - RD (no tests), then the next row tile's first RD items (one test a row tile).
+  const bool phase = NV_K32X_PHASE && !DYN && !NV_K32X_SLIM && cnt > RD;
+  const auto issuePhase = [&](bool ok) {
+    if (ok) {
+      nvCp16(wDst + io, wp);
+      nvCp8(sDst + io, sp);
+    }
+    asm volatile("cp.async.commit_group;" ::: "memory");
+    io = io + SLOT == RING ? 0u : io + SLOT;
+    wp += QS * 512;
+    sp += QS * 64;
+  };
 #pragma unroll
   for (int u = 0; u < RD; u++) issueNext();
   pdlWait();
@@ -790,8 +806,8 @@ __device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u
     float acc0 = 0.f, acc1 = 0.f;
     int claim = 0;
     if (DYN && dyn && threadIdx.x == 0) claim = (int)atomicAdd(ctr, 1u);  // row tile c + 2 (stored at the barrier)
-#pragma unroll(XU)
-    for (int j = 0; j < cnt; j++) {
+    // One item; refill: 0 issueNext, 1 this row tile's item RD ahead, 2 the next row tile's (NV_K32X_PHASE).
+    const auto item = [&](int refill, bool nextOk) {
       // The oldest of the RD groups in flight is this item's; it sits in slot io (refilled below with the item RD ahead).
       asm volatile("cp.async.wait_group %0;" ::"n"(RD - 1) : "memory");
       if (NV_K32X_SLIM) __syncwarp();  // the scale bytes other lanes copied
@@ -817,7 +833,11 @@ __device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u
       mmaK32(cp, prmt(T0, T1, w2), prmt(T0, T1, w2 >> 16), prmt(T0, T1, w3), prmt(T0, T1, w3 >> 16), p2, p3);
       mmaK32(cn, prmt(T0, T1, x2), prmt(T0, T1, x2 >> 16), prmt(T0, T1, x3), prmt(T0, T1, x3 >> 16), p2, p3);
       const float2 sw = e4m3Pair(prmt(st.x, st.y, ssel));  // row g, row g + 8 (block t)
-      issueNext();  // wt / st consumed: the slot takes the item RD ahead
+      if (refill == 0) {
+        issueNext();  // wt / st consumed: the slot takes the item RD ahead
+      } else {
+        issuePhase(refill == 1 || nextOk);
+      }
       // Block t's terms (exact), added by every lane in block order 0..3: nvfp4K32Gemv's NV_K32_CHAIN sums.
       const float q0 = (__int_as_float(cp[0] - cn[0] + (NV_K32X_ZC ? NV_MAGIC : 0)) - 12582912.f) * (sw.x * sxv);
       const float q1 = (__int_as_float(cp[2] - cn[2] + (NV_K32X_ZC ? NV_MAGIC : 0)) - 12582912.f) * (sw.y * sxv);
@@ -827,6 +847,18 @@ __device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u
         acc0 += NV_K32X_SHF3 && b == 0 ? q0 : __shfl_sync(0xffffffffu, q0, (lane & ~3) | b);
         acc1 += NV_K32X_SHF3 && b == 0 ? q1 : __shfl_sync(0xffffffffu, q1, (lane & ~3) | b);
       }
+    };
+    if (phase) {
+      const bool nextOk = rt + (int)gridDim.x < RT;
+#pragma unroll(XU)
+      for (int j = 0; j < cnt - RD; j++) item(1, true);
+      wp += (wrap - QS) * 512;  // from this row tile's item cnt to the next one's item 0
+      sp += (wrap - QS) * 64;
+#pragma unroll(XU)
+      for (int j = cnt - RD; j < cnt; j++) item(2, nextOk);
+    } else {
+#pragma unroll(XU)
+      for (int j = 0; j < cnt; j++) item(0, false);
     }
     if (t == 0) {
       red[par][warp][g] = acc0;
