@@ -388,6 +388,8 @@ export interface FakeSessionOptions {
   readonly nvfp4ActLaunch?: boolean;
   /** LaunchEnv.nvfp4AttnAct. */
   readonly nvfp4AttnAct?: boolean;
+  /** LaunchEnv.nvfp4K32Lean. */
+  readonly nvfp4K32Lean?: boolean;
 }
 
 export class FakeCudaSession {
@@ -499,6 +501,7 @@ export class FakeCudaSession {
       nvfp4K32Dyn: opts.nvfp4K32Dyn,
       nvfp4ActLaunch: opts.nvfp4ActLaunch,
       nvfp4AttnAct: opts.nvfp4AttnAct,
+      nvfp4K32Lean: opts.nvfp4K32Lean,
       wgmmaPrefill: opts.wgmmaPrefill,
       decodeSplitK: opts.decodeSplitK,
       gemvSplitK: opts.gemvSplitK,

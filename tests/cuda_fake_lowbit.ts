@@ -221,7 +221,7 @@ export function nvfp4MmaKernelStandIn(mem: FakeMemory, l: KernelLaunch, maxRows:
     return true;
   }
   // nvfp4_gemv_k32[x]_act*: nvfp4_act_mma's codes (in shared memory on the GPU), then nvfp4_gemv_k32[x]*'s sums.
-  const ga = /^nvfp4_gemv_(k32x?)_act(_w16|_logits)?_bf16_m1$/.exec(l.kernel);
+  const ga = /^nvfp4_gemv_(k32[xy]?)_act(_w16|_logits)?_bf16_m1$/.exec(l.kernel);
   if (ga) {
     const [x, W, sc, bias, y, n, k, a, alpha] = A;
     assert.equal(l.sharedBytes, 2 * k + k / 4, `${l.kernel}: shared memory`);
@@ -232,7 +232,7 @@ export function nvfp4MmaKernelStandIn(mem: FakeMemory, l: KernelLaunch, maxRows:
   }
   // nvfp4_gemv_k32 (nvfp4GemvK32, m = 1; k32x: nvfp4K32X, k32xd: nvfp4K32Dyn, the same kernel): the same sums, added in another fp32 order
   // (exact here).
-  const gv = /^nvfp4_gemv_(mma|k32(?:xd?)?)(_w16|_logits)?_bf16_m(\d)$/.exec(l.kernel);
+  const gv = /^nvfp4_gemv_(mma|k32(?:xd?|y)?)(_w16|_logits)?_bf16_m(\d)$/.exec(l.kernel);
   if (!gv) return false;
   const [xq, W, sc, sx, bias, y, m, n, k, , alpha] = A;
   const M = Number(gv[3]), NW = gv[2] === "_w16" ? 16 : 8, logits = gv[2] === "_logits";

@@ -238,7 +238,7 @@ test("nvfp4K32Dyn / nvfp4ActLaunch (session 15): a persistent k32x grid on nvfp4
   }
 });
 
-test("NVFP4 engine on the fake device with nvfp4ActLaunch + nvfp4K32Dyn: o_proj's act as its own launch, the plain k32x GEMV = the lowbit.cu path", () => {
+test("NVFP4 engine on the fake device with nvfp4ActLaunch + nvfp4K32Dyn + nvfp4K32Lean: o_proj's act as its own launch, the plain k32y GEMV = the lowbit.cu path", () => {
   const raw = quantTestLlama(96);
   const calibration = [Array.from({ length: 48 }, (_, i) => (i * 29 + 5) % 96)];
   const { bf16, f32 } = quantEngines(raw, 41, { quantAlgo: "NVFP4", excludeModules: [] }, 0.1, { calibration });
@@ -247,10 +247,10 @@ test("NVFP4 engine on the fake device with nvfp4ActLaunch + nvfp4K32Dyn: o_proj'
     cpu: ({ what, got, want }) => assert.ok(relL2(got.logits, want.logits) < 0.35, `${what}: logits far from the CPU session's`),
     label: (l) => l.kernel,
     next: (s, r) => s.want.sampledIds[r],
-    fusedOptions: { nvfp4Mma: true, nvfp4GemvK32: true, nvfp4NormFast: true, nvfp4K32X: true, nvfp4K32Dyn: true, nvfp4ActLaunch: true },
+    fusedOptions: { nvfp4Mma: true, nvfp4GemvK32: true, nvfp4NormFast: true, nvfp4K32X: true, nvfp4K32Dyn: true, nvfp4ActLaunch: true, nvfp4K32Lean: true },
     sms: 4,
   });
-  for (const k of ["nvfp4_act_mma_bf16", "nvfp4_gemv_k32x_bf16_m1", "nvfp4_gemv_k32x_logits_bf16_m1"]) {
+  for (const k of ["nvfp4_act_mma_bf16", "nvfp4_gemv_k32y_bf16_m1", "nvfp4_gemv_k32y_logits_bf16_m1"]) {
     assert.ok(kernels.has(k), `${k} in the fused decode steps: ${[...kernels].join(" ")}`);
   }
   assert.ok(![...kernels].some((k) => k.includes("_act_bf16_m1") || k.includes("_act_logits")), [...kernels].join(" "));

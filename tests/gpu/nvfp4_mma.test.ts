@@ -90,7 +90,11 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
       let mmaOut: Uint16Array | null = null;
       const outs = new Map<string, Uint16Array>();
       for (
-        const [kind, w16] of [["mma", false], ["mma", true], ...(m === 1 ? [["k32", false], ["k32", true], ["k32x", false], ["k32x", true]] : [])] as [
+        const [kind, w16] of [
+          ["mma", false],
+          ["mma", true],
+          ...(m === 1 ? [["k32", false], ["k32", true], ["k32x", false], ["k32x", true], ["k32y", false], ["k32y", true]] : []),
+        ] as [
           string,
           boolean,
         ][]
@@ -118,7 +122,7 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
         // nvfp4_gemv_k32_act*: the act quantization inside the GEMV (shared memory) — the bits of act + the k32 kernel of
         // as many warps; _logits: the 8-warp sums as fp32 (their bf16 rounding equal).
         using dl = d.alloc(N * 4);
-        for (const [kind, v] of ["k32", "k32x"].flatMap((kd) => ["", "_w16", "_logits"].map((w) => [kd, w]))) {
+        for (const [kind, v] of ["k32", "k32x", "k32y"].flatMap((kd) => ["", "_w16", "_logits"].map((w) => [kd, w]))) {
           const name = `nvfp4_gemv_${kind}_act${v}_bf16_m1`;
           const out = v === "_logits" ? dl : dy;
           out.fill(0xff);
@@ -168,7 +172,7 @@ function persistentGrids(d: ReturnType<typeof device>, mod: ReturnType<typeof lo
     let k32Out: Uint16Array | undefined;
     // k32xd (nvfp4K32Dyn): row tiles past a block's first two claimed from a counter the last block resets — launched
     // back to back here (K 4096: 8 k tiles a warp, dynamic; K 1024: fewer than the ring's depth, the static order).
-    for (const kind of (m === 1 ? ["mma", "k32", "k32x", "k32xd"] : ["mma"]).filter((k) => k !== "mma" || K % 2048 === 0)) {
+    for (const kind of (m === 1 ? ["mma", "k32", "k32x", "k32xd", "k32y"] : ["mma"]).filter((k) => k !== "mma" || K % 2048 === 0)) {
       const kern = mod.kernel(`nvfp4_gemv_${kind}_bf16_m${m === 1 ? 1 : 8}`, sig(`nvfp4_gemv_${kind}`));
       const out = [N / 16, 5, 3, 1, 5, 2].map((grid) => {
         using dy = d.alloc(m * N * 2);
@@ -178,7 +182,7 @@ function persistentGrids(d: ReturnType<typeof device>, mod: ReturnType<typeof lo
         return y;
       });
       for (let g = 1; g < out.length; g++) assert.deepEqual(Array.from(out[g]), Array.from(out[0]), `${kind} m=${m} K=${K}: grid variant ${g} differs`);
-      if (kind.startsWith("k32x")) assert.deepEqual(Array.from(out[0]), Array.from(k32Out!), `${kind} m=${m} K=${K}: differs from k32`);
+      if (kind.startsWith("k32x") || kind === "k32y") assert.deepEqual(Array.from(out[0]), Array.from(k32Out!), `${kind} m=${m} K=${K}: differs from k32`);
       if (kind === "k32") k32Out = out[0];
     }
   }

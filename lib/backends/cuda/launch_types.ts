@@ -197,6 +197,8 @@ export interface LaunchEnv {
   readonly nvfp4K32Dyn?: boolean;
   /** With nvfp4GemvK32: no _act GEMV form; nvfp4_act_mma + the plain GEMV (CudaFlags.nvfp4ActLaunch). */
   readonly nvfp4ActLaunch?: boolean;
+  /** With nvfp4K32X: nvfp4_gemv_k32y* (fewer instructions an item; the same bits; CudaFlags.nvfp4K32Lean). */
+  readonly nvfp4K32Lean?: boolean;
   /** With nvfp4Mma + decodeSplitK: decode_attention_sk writes o_proj's NVFP4 codes (decode_attention_sk_q4; CudaFlags.nvfp4AttnAct). */
   readonly nvfp4AttnAct?: boolean;
   /**

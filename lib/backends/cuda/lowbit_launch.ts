@@ -180,7 +180,8 @@ export function planLowbitLinear(
     // k32: a persistent grid of NVFP4_K32_BLOCKS_PER_SM blocks an SM (fewer registers than nvfp4_gemv_mma; the
     // persistence test is NVFP4_MMA_U's, (k / 64) % 32 == 0, stricter than its NV_K32_U 2 needs).
     const k32Blocks = env.nvfp4GemvBlocks ? (env.nvfp4GemvBlocks / NVFP4_GEMV_BLOCKS_PER_SM) * NVFP4_K32_BLOCKS_PER_SM : undefined;
-    const k32Name = env.nvfp4K32X ? "k32x" : "k32"; // nvfp4K32X: activation words loaded ahead, the same bits
+    // nvfp4K32X: activation words loaded ahead; nvfp4K32Lean: fewer instructions an item (the same bits).
+    const k32Name = env.nvfp4K32X ? (env.nvfp4K32Lean ? "k32y" : "k32x") : "k32";
     if (k32 && !preQuantized && !env.nvfp4ActLaunch) {
       // nvfp4_gemv_k32_act: each block quantizes the row itself (shared memory), no nvfp4_act_mma launch; the same bits.
       out.push({

@@ -258,6 +258,8 @@ export class CudaSession implements SessionBackend {
   readonly nvfp4K32Dyn: boolean;
   /** CudaSessionOptions.nvfp4ActLaunch. */
   readonly nvfp4ActLaunch: boolean;
+  /** CudaSessionOptions.nvfp4K32Lean. */
+  readonly nvfp4K32Lean: boolean;
   /** CudaSessionOptions.nvfp4AttnAct. */
   readonly nvfp4AttnAct: boolean;
   /** CudaSessionOptions.fp8DecodeAttnQuant. */
@@ -395,6 +397,7 @@ export class CudaSession implements SessionBackend {
     this.nvfp4K32X = f.nvfp4K32X;
     this.nvfp4K32Dyn = f.nvfp4K32Dyn;
     this.nvfp4ActLaunch = f.nvfp4ActLaunch;
+    this.nvfp4K32Lean = f.nvfp4K32Lean;
     this.nvfp4AttnAct = f.nvfp4AttnAct;
     this.fp8DecodeAttnQuant = f.fp8DecodeAttnQuant;
     this.prefillTileScan = f.prefillTileScan;
@@ -653,6 +656,7 @@ export class CudaSession implements SessionBackend {
       ...(this.nvfp4K32X ? { nvfp4K32X: true } : {}),
       ...(this.nvfp4K32Dyn ? { nvfp4K32Dyn: true } : {}),
       ...(this.nvfp4ActLaunch ? { nvfp4ActLaunch: true } : {}),
+      ...(this.nvfp4K32Lean ? { nvfp4K32Lean: true } : {}),
       ...(this.nvfp4AttnAct ? { nvfp4AttnAct: true } : {}),
       ...(this.fp8DecodeAttnQuant ? { fp8DecodeAttnQuant: true } : {}),
       ...(this.prefillTileScan ? { prefillTileScan: true } : {}),

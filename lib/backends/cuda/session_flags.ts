@@ -330,6 +330,12 @@ export const CUDA_FLAGS = {
    */
   nvfp4ActLaunch: { env: "LLMRT_NVFP4_ACT_LAUNCH", default: false },
   /**
+   * With `nvfp4K32X`: its GEMVs as nvfp4_gemv_k32y* (kernels/nvfp4_mma.cu NV_K32Y_LEAN / NV_K32Y_XPF): the same items and
+   * sums (the same bits) with fewer instructions an item: lane t = 0's own block term without a shuffle, both mma chains
+   * from zero accumulators, a row tile's items in two loops (no per-item wrap test). @default false (session 15)
+   */
+  nvfp4K32Lean: { env: "LLMRT_NVFP4_K32_LEAN", default: false },
+  /**
    * With `nvfp4Mma` and `decodeSplitK`: a fused decode step's attention over a bf16 KV cache whose output only an NVFP4
    * linear on the decode GEMV reads (o_proj) runs decode_attention_sk_q4_bf16_hd*: it writes that linear's int8 codes and
    * block scales (nvfp4_act_mma_bf16's bytes from its bf16 output) instead of the output, so o_proj needs no act launch

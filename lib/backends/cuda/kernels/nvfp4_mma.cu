@@ -76,6 +76,12 @@
 #ifndef NV_K32X_PHASE
 #define NV_K32X_PHASE 0  // nvfp4_gemv_k32x: 1: a row tile's items in two loops (refills from this row tile, then from the next): no per-item wrap test (the same bits)
 #endif
+#ifndef NV_K32Y_LEAN
+#define NV_K32Y_LEAN 7  // nvfp4_gemv_k32y (CudaFlags.nvfp4K32Lean): 1 NV_K32X_SHF3, 2 NV_K32X_ZC, 4 NV_K32X_PHASE (the same bits)
+#endif
+#ifndef NV_K32Y_XPF
+#define NV_K32Y_XPF NV_K32X_XPF  // nvfp4_gemv_k32y: its NV_K32X_XPF
+#endif
 #ifndef NV_K32X_RING
 #define NV_K32X_RING (NV_K32_RING > 0 ? NV_K32_RING : 6)  // nvfp4_gemv_k32x: its cp.async ring's tiles a warp
 #endif
@@ -680,7 +686,9 @@ __device__ __forceinline__ void nvCp8(u32 dst, const void* src) {
 // finish early take more: the same row tiles summed the same way (the same bits), another tile-to-block map. Thread 0
 // claims a block's row tile c + 2 when it starts row tile c; the barrier ending row tile c publishes it (nextRt) to the
 // warps, whose rings start copying it during row tile c + 1 (needs KT / NW >= the ring's depth; else the static order).
-template <int NW, bool LOGITS, bool ACT, bool DYN = false>
+// LEAN (nvfp4_gemv_k32y, session 15): the same-bits knobs NV_K32X_SHF3 / ZC / PHASE as bits 1 / 2 / 4 (-1: the macros),
+// XPF: NV_K32X_XPF.
+template <int NW, bool LOGITS, bool ACT, bool DYN = false, int LEAN = -1, int XPF = NV_K32X_XPF>
 __device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u8* __restrict__ W, const u8* __restrict__ S,
     const float* __restrict__ sx, const bf16_t* __restrict__ bias, void* __restrict__ y, int n, int k, float alpha, float a = 0.f,
     unsigned int* ctr = nullptr) {
@@ -746,7 +754,9 @@ __device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u
   };
   // NV_K32X_PHASE (static order, more items a warp than ring slots): refills of item j + RD from this row tile while
   // j < cnt - RD (no tests), then the next row tile's first RD items (one test a row tile).
-  const bool phase = NV_K32X_PHASE && !DYN && !NV_K32X_SLIM && cnt > RD;
+  constexpr bool SHF3 = LEAN < 0 ? NV_K32X_SHF3 != 0 : (LEAN & 1) != 0, ZC = LEAN < 0 ? NV_K32X_ZC != 0 : (LEAN & 2) != 0;
+  constexpr bool PHASE = LEAN < 0 ? NV_K32X_PHASE != 0 : (LEAN & 4) != 0;
+  const bool phase = PHASE && !DYN && !NV_K32X_SLIM && cnt > RD;
   const auto issuePhase = [&](bool ok) {
     if (ok) {
       nvCp16(wDst + io, wp);
@@ -782,7 +792,7 @@ __device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u
   const u32 ssel = (u32)t | ((u32)(t + 4) << 4);  // prmt of the scale words: (row g, block t), (row g + 8, block t)
   // The activation word and scale of the item XD ahead (xv / xs [0]: the current item's). Items' k tiles run warp,
   // warp + NW, ... < KT, then warp again for the next row tile: every address loaded is in bounds (cnt > 0).
-  constexpr int XD = NV_K32X_XPF, XU = NV_K32X_UNROLL;
+  constexpr int XD = XPF, XU = NV_K32X_UNROLL;
   u32 xv[XD];
   float xs[XD];
   int xqf = warp;  // the k tile of the next item to load
@@ -828,7 +838,7 @@ __device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u
       const u32 x0 = w0 ^ 0x88888888u, x1 = w1 ^ 0x88888888u, x2 = w2 ^ 0x88888888u, x3 = w3 ^ 0x88888888u;
       // Positive weights · x from 1.5 · 2^23, negative weights' magnitudes · x from 0 (two chains), subtracted after.
       int cp[4], cn[4];
-      mmaK32c(cp, prmt(T0, T1, w0), prmt(T0, T1, w0 >> 16), prmt(T0, T1, w1), prmt(T0, T1, w1 >> 16), p0, p1, NV_K32X_ZC ? 0 : NV_MAGIC);
+      mmaK32c(cp, prmt(T0, T1, w0), prmt(T0, T1, w0 >> 16), prmt(T0, T1, w1), prmt(T0, T1, w1 >> 16), p0, p1, ZC ? 0 : NV_MAGIC);
       mmaK32c(cn, prmt(T0, T1, x0), prmt(T0, T1, x0 >> 16), prmt(T0, T1, x1), prmt(T0, T1, x1 >> 16), p0, p1, 0);
       mmaK32(cp, prmt(T0, T1, w2), prmt(T0, T1, w2 >> 16), prmt(T0, T1, w3), prmt(T0, T1, w3 >> 16), p2, p3);
       mmaK32(cn, prmt(T0, T1, x2), prmt(T0, T1, x2 >> 16), prmt(T0, T1, x3), prmt(T0, T1, x3 >> 16), p2, p3);
@@ -839,13 +849,13 @@ __device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u
         issuePhase(refill == 1 || nextOk);
       }
       // Block t's terms (exact), added by every lane in block order 0..3: nvfp4K32Gemv's NV_K32_CHAIN sums.
-      const float q0 = (__int_as_float(cp[0] - cn[0] + (NV_K32X_ZC ? NV_MAGIC : 0)) - 12582912.f) * (sw.x * sxv);
-      const float q1 = (__int_as_float(cp[2] - cn[2] + (NV_K32X_ZC ? NV_MAGIC : 0)) - 12582912.f) * (sw.y * sxv);
+      const float q0 = (__int_as_float(cp[0] - cn[0] + (ZC ? NV_MAGIC : 0)) - 12582912.f) * (sw.x * sxv);
+      const float q1 = (__int_as_float(cp[2] - cn[2] + (ZC ? NV_MAGIC : 0)) - 12582912.f) * (sw.y * sxv);
 #pragma unroll
       for (int b = 0; b < 4; b++) {
         // (NV_K32X_SHF3: block 0's term in lane t = 0 is its own q: the sums read from lanes t = 0 are the same)
-        acc0 += NV_K32X_SHF3 && b == 0 ? q0 : __shfl_sync(0xffffffffu, q0, (lane & ~3) | b);
-        acc1 += NV_K32X_SHF3 && b == 0 ? q1 : __shfl_sync(0xffffffffu, q1, (lane & ~3) | b);
+        acc0 += SHF3 && b == 0 ? q0 : __shfl_sync(0xffffffffu, q0, (lane & ~3) | b);
+        acc1 += SHF3 && b == 0 ? q1 : __shfl_sync(0xffffffffu, q1, (lane & ~3) | b);
       }
     };
     if (phase) {
@@ -952,6 +962,38 @@ NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32x_act_w16_bf16_m1, 16, false, true)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32x_act_logits_bf16_m1)
 NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32x_act_logits_bf16_m1, 8, true, true)
+#endif
+
+// extern "C" __global__ void nvfp4_gemv_k32y[_w16|_logits]_bf16_m1(...nvfp4_gemv_k32's parameters...)   (CudaFlags.nvfp4K32Lean)
+// extern "C" __global__ void nvfp4_gemv_k32y_act[_w16|_logits]_bf16_m1(...nvfp4_gemv_k32_act's parameters...)
+//   nvfp4_gemv_k32x* (the same bits) with the knobs NV_K32Y_LEAN / NV_K32Y_XPF (fewer instructions an item).
+#define NVFP4_K32Y_GEMV(NAME, NW, LOGITS)                                                                                              \
+  extern "C" __global__ void __launch_bounds__(NW * 32, NW == 8 ? NV_K32_MINB : 1) NAME(const u8* xq, const u8* W, const u8* S, const float* sx, \
+      const bf16_t* bias, void* y, int m, int n, int k, int unused, float alpha) {                                                  \
+    nvfp4K32xGemv<NW, LOGITS, false, false, NV_K32Y_LEAN, NV_K32Y_XPF>(xq, W, S, sx, bias, y, n, k, alpha);                         \
+  }
+#define NVFP4_K32Y_ACT_GEMV(NAME, NW, LOGITS)                                                                                         \
+  extern "C" __global__ void __launch_bounds__(NW * 32, NW == 8 ? NV_K32_MINB : 1) NAME(const bf16_t* x, const u8* W, const u8* S,     \
+      const bf16_t* bias, void* y, int n, int k, float a, float alpha) {                                                           \
+    nvfp4K32xGemv<NW, LOGITS, true, false, NV_K32Y_LEAN, NV_K32Y_XPF>(reinterpret_cast<const u8*>(x), W, S, nullptr, bias, y, n, k, alpha, a); \
+  }
+#if LLMRT_KERNEL(nvfp4_gemv_k32y_bf16_m1)
+NVFP4_K32Y_GEMV(nvfp4_gemv_k32y_bf16_m1, 8, false)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32y_w16_bf16_m1)
+NVFP4_K32Y_GEMV(nvfp4_gemv_k32y_w16_bf16_m1, 16, false)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32y_logits_bf16_m1)
+NVFP4_K32Y_GEMV(nvfp4_gemv_k32y_logits_bf16_m1, 8, true)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32y_act_bf16_m1)
+NVFP4_K32Y_ACT_GEMV(nvfp4_gemv_k32y_act_bf16_m1, 8, false)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32y_act_w16_bf16_m1)
+NVFP4_K32Y_ACT_GEMV(nvfp4_gemv_k32y_act_w16_bf16_m1, 16, false)
+#endif
+#if LLMRT_KERNEL(nvfp4_gemv_k32y_act_logits_bf16_m1)
+NVFP4_K32Y_ACT_GEMV(nvfp4_gemv_k32y_act_logits_bf16_m1, 8, true)
 #endif
 
 // extern "C" __global__ void nvfp4_gemv_k32xd_bf16_m1(...nvfp4_gemv_k32's parameters...)   (CudaFlags.nvfp4K32Dyn)
