@@ -1,7 +1,6 @@
 /**
  * The llama-3.1-8b NVFP4 decode GEMVs (kernels/nvfp4_mma.cu, one row): qkv, o_proj (its _act form, as the session runs
- * it), gate_up and down on nvfp4_gemv_k32 and its k32x form (CudaFlags.nvfp4K32X; --forms k32x,k32xd: also nvfp4K32Dyn's
- * form, o_proj left out), each launched a few times on one weight
+ * it), gate_up and down on nvfp4_gemv_k32 and its k32x form (CudaFlags.nvfp4K32X), each launched a few times on one weight
  * copy with the session's grid (lowbit_launch.ts nvfp4K32Grid). Alone it prints each launch's µs and % of the device
  * copy; its use is under Nsight Compute, where each launch is one profiled kernel:
  *
@@ -22,8 +21,7 @@ const reps = Number(values.reps ?? 2);
 const forms = (values.forms ?? "k32,k32x").split(",");
 const d = CudaDevice.open(0);
 const ceiling = copyCeiling(d).bps;
-const hasAct = (f: string): boolean => f !== "k32xd"; // k32xd (nvfp4K32Dyn): no _act form
-const names = forms.flatMap((f) => [`nvfp4_gemv_${f}_bf16_m1`, ...(hasAct(f) ? [`nvfp4_gemv_${f}_act_bf16_m1`] : [])]);
+const names = forms.flatMap((f) => [`nvfp4_gemv_${f}_bf16_m1`, `nvfp4_gemv_${f}_act_bf16_m1`]);
 using mod = loadKernelFile(d, "nvfp4_mma.cu", { options: ["-DLLMRT_SELECT", ...names.map((n) => `-DLLMRT_K_${n}=1`)] });
 using stream = d.createStream();
 using t0 = d.createEvent();
@@ -46,7 +44,6 @@ for (const [lin, N, K] of [["qkv", 6144, 4096], ["o_proj", 4096, 4096], ["gate_u
   const grid = nvfp4K32Grid(N / 16, K, maxBlocks);
   for (const f of forms) {
     const act = lin === "o_proj";
-    if (act && !hasAct(f)) continue;
     const family = `nvfp4_gemv_${f}${act ? "_act" : ""}`;
     const kern = mod.kernel(`${family}_bf16_m1`, LOWBIT_FAMILIES[family].params);
     if (act) kern.setMaxDynamicSharedMemory(2 * K + K / 4);

@@ -382,8 +382,6 @@ export interface FakeSessionOptions {
   readonly nvfp4NormFast?: boolean;
   /** LaunchEnv.nvfp4K32X. */
   readonly nvfp4K32X?: boolean;
-  /** LaunchEnv.nvfp4K32Dyn. */
-  readonly nvfp4K32Dyn?: boolean;
   /** LaunchEnv.nvfp4ActLaunch. */
   readonly nvfp4ActLaunch?: boolean;
   /** LaunchEnv.nvfp4AttnAct. */
@@ -498,7 +496,6 @@ export class FakeCudaSession {
       nvfp4GemvK32: opts.nvfp4GemvK32,
       nvfp4NormFast: opts.nvfp4NormFast,
       nvfp4K32X: opts.nvfp4K32X,
-      nvfp4K32Dyn: opts.nvfp4K32Dyn,
       nvfp4ActLaunch: opts.nvfp4ActLaunch,
       nvfp4AttnAct: opts.nvfp4AttnAct,
       nvfp4K32Lean: opts.nvfp4K32Lean,

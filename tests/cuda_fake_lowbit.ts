@@ -230,9 +230,9 @@ export function nvfp4MmaKernelStandIn(mem: FakeMemory, l: KernelLaunch, maxRows:
     const kernel = `nvfp4_gemv_${ga[1]}${ga[2] ?? ""}_bf16_m1`;
     return nvfp4MmaKernelStandIn(mem, { ...l, kernel, args: [xq, W, sc, sx, bias, y, 1, n, k, 0, alpha], sharedBytes: undefined }, maxRows);
   }
-  // nvfp4_gemv_k32 (nvfp4GemvK32, m = 1; k32x: nvfp4K32X, k32xd: nvfp4K32Dyn, the same kernel): the same sums, added in another fp32 order
+  // nvfp4_gemv_k32 (nvfp4GemvK32, m = 1; k32x: nvfp4K32X, k32y: nvfp4K32Lean, the same kernel): the same sums, added in another fp32 order
   // (exact here).
-  const gv = /^nvfp4_gemv_(mma|k32(?:xd?|y)?)(_w16|_logits)?_bf16_m(\d)$/.exec(l.kernel);
+  const gv = /^nvfp4_gemv_(mma|k32[xy]?)(_w16|_logits)?_bf16_m(\d)$/.exec(l.kernel);
   if (!gv) return false;
   const [xq, W, sc, sx, bias, y, m, n, k, , alpha] = A;
   const M = Number(gv[3]), NW = gv[2] === "_w16" ? 16 : 8, logits = gv[2] === "_logits";

@@ -186,7 +186,7 @@ test("NVFP4 engine on the fake device with the session-12 defaults (nvfp4GemvK32
   f32.dispose();
 });
 
-test("nvfp4K32Dyn / nvfp4ActLaunch (session 15): a persistent k32x grid on nvfp4_gemv_k32xd, o_proj's act as its own launch; fake device vs the CPU", () => {
+test("nvfp4ActLaunch / nvfp4K32Lean (session 15): o_proj's act as its own launch, a persistent k32x / k32y grid; fake device vs the CPU", () => {
   const N = 640, K = 4096; // 40 row tiles; 4 SMs: a persistent grid of 16 blocks ((K / 64) % 32 == 0)
   const r = rng(9);
   const W = Float64Array.from({ length: N * K }, () => r() * (1 + (r() > 0.45 ? 3 : 0)));
@@ -219,9 +219,9 @@ test("nvfp4K32Dyn / nvfp4ActLaunch (session 15): a persistent k32x grid on nvfp4
   lowbitLinear(xv, cpu, null, 1, N, K, ref);
   for (
     const [flags, want] of [
-      [{ nvfp4K32Dyn: true }, ["nvfp4_gemv_k32x_act_bf16_m1"]], // no producer: the _act form (static order)
+      [{}, ["nvfp4_gemv_k32x_act_bf16_m1"]], // no producer: the _act form
       [{ nvfp4ActLaunch: true }, ["nvfp4_act_mma_bf16", "nvfp4_gemv_k32x_bf16_m1"]],
-      [{ nvfp4K32Dyn: true, nvfp4ActLaunch: true }, ["nvfp4_act_mma_bf16", "nvfp4_gemv_k32xd_bf16_m1"]],
+      [{ nvfp4ActLaunch: true, nvfp4K32Lean: true }, ["nvfp4_act_mma_bf16", "nvfp4_gemv_k32y_bf16_m1"]],
     ] as const
   ) {
     const e = { ...base, ...flags } as unknown as LaunchEnv;
@@ -238,7 +238,7 @@ test("nvfp4K32Dyn / nvfp4ActLaunch (session 15): a persistent k32x grid on nvfp4
   }
 });
 
-test("NVFP4 engine on the fake device with nvfp4ActLaunch + nvfp4K32Dyn + nvfp4K32Lean: o_proj's act as its own launch, the plain k32y GEMV = the lowbit.cu path", () => {
+test("NVFP4 engine on the fake device with nvfp4ActLaunch + nvfp4K32Lean: o_proj's act as its own launch, the plain k32y GEMV = the lowbit.cu path", () => {
   const raw = quantTestLlama(96);
   const calibration = [Array.from({ length: 48 }, (_, i) => (i * 29 + 5) % 96)];
   const { bf16, f32 } = quantEngines(raw, 41, { quantAlgo: "NVFP4", excludeModules: [] }, 0.1, { calibration });
@@ -247,7 +247,7 @@ test("NVFP4 engine on the fake device with nvfp4ActLaunch + nvfp4K32Dyn + nvfp4K
     cpu: ({ what, got, want }) => assert.ok(relL2(got.logits, want.logits) < 0.35, `${what}: logits far from the CPU session's`),
     label: (l) => l.kernel,
     next: (s, r) => s.want.sampledIds[r],
-    fusedOptions: { nvfp4Mma: true, nvfp4GemvK32: true, nvfp4NormFast: true, nvfp4K32X: true, nvfp4K32Dyn: true, nvfp4ActLaunch: true, nvfp4K32Lean: true },
+    fusedOptions: { nvfp4Mma: true, nvfp4GemvK32: true, nvfp4NormFast: true, nvfp4K32X: true, nvfp4ActLaunch: true, nvfp4K32Lean: true },
     sms: 4,
   });
   for (const k of ["nvfp4_act_mma_bf16", "nvfp4_gemv_k32y_bf16_m1", "nvfp4_gemv_k32y_logits_bf16_m1"]) {

@@ -81,7 +81,8 @@ gpuTest(
       model_type: "llama",
     };
     const model = randomModel(raw, 77, true, 0.05);
-    const q = quantizeSync(model, { quantAlgo: "NVFP4", excludeModules: [] }, { maxCalibrationTokens: 64 });
+    const calibration = [Array.from({ length: 64 }, (_, i) => (i * 29 + 5) % raw.vocab_size)];
+  const q = quantizeSync(model, { quantAlgo: "NVFP4", excludeModules: [] }, { calibration });
     using engine = buildSync(q, { backend: "cuda", dtype: "bfloat16", maxBatchSize: 2, maxNumTokens: 512, maxSeqLen: NB * BS, tokensPerBlock: BS });
     q.close();
     model.close();

@@ -6,29 +6,27 @@
 #   nvfp4K32Dyn    — nvfp4_gemv_k32xd: a block's row tiles past its first two claimed from a counter (SMs done early take more)
 #   nvfp4ActLaunch — o_proj: nvfp4_act_mma (one launch) + the plain k32x GEMV instead of nvfp4_gemv_k32x_act
 #   nvfp4AttnAct   — decode_attention_sk_q4 writes o_proj's NVFP4 codes itself (no act launch / prologue)
-#   nvfp4K32Lean   — nvfp4_gemv_k32y*: k32x with the knobs below (NV_K32Y_LEAN 7)
-#   knobs NV_K32X_SHF3 (h: 6 shuffles an item, not 8), NV_K32X_ZC (z: mma chains from zero accumulators), NV_K32X_PHASE
-#   (f: a row tile's items in two loops, no per-item wrap test); NV_K32X_XPF 2 (activation words 2 items ahead)
-# Steps (e2e first): tests (k32xd = k32 bits incl. back-to-back launches; nvfp4AttnAct logits = default bits); e2e8b (one process:
-# default / +Dyn / +Dyn+ActLaunch / +Dyn+AttnAct; tok/s, logits bitwise?); gemv (8B shapes alone: k32x vs knobs);
+#   knobs NV_K32X_SHF3 (h: 6 shuffles an item, not 8), NV_K32X_ZC (z: mma chains from zero accumulators)
+# Steps: tests (k32xd = k32 bits incl. back-to-back launches; nvfp4AttnAct logits = default bits); e2e8b (one process:
+# default / +Dyn / +Dyn+ActLaunch / +Dyn+AttnAct; tok/s, logits bitwise?); gemv (8B shapes alone: k32x vs h / z / hz);
 # sass (cuobjdump of a locally built cubin: the loop's instructions, for r2); prof (gate_up single launches k32x / k32xd).
 set -uo pipefail
 # shellcheck disable=SC1091
 source tools/gpu/jobs_lib.sh
-stamp "e2e 8B: default / +nvfp4K32Dyn / +nvfp4ActLaunch / +nvfp4AttnAct / +nvfp4K32Lean"
-timeout 62 bun bench/quant_e2e.ts --model "$M8" --algos "" --synthetic-nvfp4 --skip-bf16 --decode 32 --no-ref \
-  --ab nvfp4K32Dyn --ab-reps 1 --ab-then nvfp4ActLaunch,nvfp4AttnAct,nvfp4K32Lean > "$OUT/e2e8b.log" 2>&1
-echo "rc $?"
-grep -E "^\| NVFP4|copy ceiling|nvfp4K32Dyn|nvfp4ActLaunch|nvfp4AttnAct|nvfp4K32Lean|rror" "$OUT/e2e8b.log" | cut -c1-300 | head -10
-stamp "GPU tests: persistent grids (k32xd, k32y = k32 bits), nvfp4AttnAct bits"
-timeout 16 bun test --timeout 600000 tests/gpu/nvfp4_mma.test.ts -t "persistent grid" > "$OUT/test.log" 2>&1
+stamp "GPU tests: persistent grids (k32xd), nvfp4AttnAct bits"
+timeout 12 bun test --timeout 600000 tests/gpu/nvfp4_mma.test.ts -t "persistent grid" > "$OUT/test.log" 2>&1
 echo "rc $?"
 grep -E "^\((pass|fail)|rror|^ *[0-9]+ (pass|fail)" "$OUT/test.log" | cut -c1-200 | head -4
-timeout 18 bun test --timeout 600000 tests/gpu/nvfp4_attn_act.test.ts > "$OUT/test_attn.log" 2>&1
+timeout 20 bun test --timeout 600000 tests/gpu/nvfp4_attn_act.test.ts > "$OUT/test_attn.log" 2>&1
 echo "rc $?"
 grep -E "^\((pass|fail)|rror|bitwise|^ *[0-9]+ (pass|fail)" "$OUT/test_attn.log" | cut -c1-200 | head -4
-stamp "per GEMV, 8B shapes: k32x / hz / hz+phase / hz+phase+xpf2"
-LLMRT_NVFP4_MODELS=llama-3.1-8b LLMRT_NVFP4_VARIANTS=2p4kb4r6x1,2p4kb4r6x1hz,2p4kb4r6x1hzf,2p4kb4r6x2hzf timeout 14 bun test --timeout 600000 \
+stamp "e2e 8B: default / +nvfp4K32Dyn / +nvfp4ActLaunch / +nvfp4AttnAct"
+timeout 52 bun bench/quant_e2e.ts --model "$M8" --algos "" --synthetic-nvfp4 --skip-bf16 --decode 32 --no-ref \
+  --ab nvfp4K32Dyn --ab-reps 1 --ab-then nvfp4ActLaunch,nvfp4AttnAct > "$OUT/e2e8b.log" 2>&1
+echo "rc $?"
+grep -E "^\| NVFP4|copy ceiling|nvfp4K32Dyn|nvfp4ActLaunch|nvfp4AttnAct|rror" "$OUT/e2e8b.log" | cut -c1-300 | head -10
+stamp "per GEMV, 8B shapes: k32x / h / z / hz"
+LLMRT_NVFP4_MODELS=llama-3.1-8b LLMRT_NVFP4_VARIANTS=2p4kb4r6x1,2p4kb4r6x1h,2p4kb4r6x1z,2p4kb4r6x1hz timeout 14 bun test --timeout 600000 \
   tests/gpu/nvfp4_mma.test.ts -t "device copy" > "$OUT/gemv.log" 2>&1
 echo "rc $?"
 grep -E "llama-3.1-8b|ceiling|rror" "$OUT/gemv.log" | sed -E 's/lowbit_gemv [^;]*; //; s/mma 2p4kb4r6/v/g' | cut -c1-300 | head -8

@@ -193,8 +193,6 @@ export interface LaunchEnv {
   readonly nvfp4NormFast?: boolean;
   /** With nvfp4GemvK32: nvfp4_gemv_k32x* (activation words loaded ahead; the same bits; CudaFlags.nvfp4K32X). */
   readonly nvfp4K32X?: boolean;
-  /** With nvfp4K32X: persistent grids of the plain k32x GEMV claim row tiles dynamically (nvfp4_gemv_k32xd; CudaFlags.nvfp4K32Dyn). */
-  readonly nvfp4K32Dyn?: boolean;
   /** With nvfp4GemvK32: no _act GEMV form; nvfp4_act_mma + the plain GEMV (CudaFlags.nvfp4ActLaunch). */
   readonly nvfp4ActLaunch?: boolean;
   /** With nvfp4K32X: nvfp4_gemv_k32y* (fewer instructions an item; the same bits; CudaFlags.nvfp4K32Lean). */

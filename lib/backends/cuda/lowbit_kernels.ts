@@ -42,8 +42,6 @@ export const LOWBIT_FAMILIES: Readonly<Record<string, { readonly file: string; r
   nvfp4_gemv_k32y_act: { file: "nvfp4_mma.cu", params: [P, P, P, P, P, I, I, F, F] },
   nvfp4_gemv_k32y_act_w16: { file: "nvfp4_mma.cu", params: [P, P, P, P, P, I, I, F, F] },
   nvfp4_gemv_k32y_act_logits: { file: "nvfp4_mma.cu", params: [P, P, P, P, P, I, I, F, F] },
-  // CudaFlags.nvfp4K32Dyn: nvfp4_gemv_k32x with row tiles claimed from a counter (the same parameters and bits)
-  nvfp4_gemv_k32xd: { file: "nvfp4_mma.cu", params: [P, P, P, P, P, P, I, I, I, I, F] },
   nvfp4_dequant_mma: { file: "nvfp4_mma.cu", params: [P, P, P, I, I, I] },
   nvfp4_rmsnorm_act: { file: "nvfp4_mma.cu", params: [P, P, P, P, P, I, I, F, F, I] },
   nvfp4_rmsnorm_act_fast: { file: "nvfp4_mma.cu", params: [P, P, P, P, P, I, I, F, F, I] },
@@ -73,7 +71,6 @@ export const LOWBIT_PDL_FAMILIES: ReadonlySet<string> = new Set([
   "nvfp4_gemv_k32x_act",
   "nvfp4_gemv_k32x_act_w16",
   "nvfp4_gemv_k32x_act_logits",
-  "nvfp4_gemv_k32xd",
   "nvfp4_gemv_k32y",
   "nvfp4_gemv_k32y_w16",
   "nvfp4_gemv_k32y_logits",

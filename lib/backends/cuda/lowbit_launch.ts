@@ -197,8 +197,7 @@ export function planLowbitLinear(
     }
     if (!preQuantized) kernel("nvfp4_act_mma_bf16", [cdiv(K, 1024), rows, 1], [buf(op.x), xq, rowScale, rows, K, a]);
     const grid = w16 ? N / 16 : k32 ? nvfp4K32Grid(N / 16, K, k32Blocks) : nvfp4GemvGrid(N, K, env.nvfp4GemvBlocks);
-    // nvfp4K32Dyn: a persistent k32x grid claims its row tiles past the first two from a counter (the same bits).
-    const gemv = k32 && env.nvfp4K32X && env.nvfp4K32Dyn && !w16 && grid < N / 16 ? "k32xd" : k32 ? k32Name : "mma";
+    const gemv = k32 ? k32Name : "mma";
     out.push({
       kind: "kernel",
       op: i,

@@ -254,8 +254,6 @@ export class CudaSession implements SessionBackend {
   readonly nvfp4NormFast: boolean;
   /** CudaSessionOptions.nvfp4K32X. */
   readonly nvfp4K32X: boolean;
-  /** CudaSessionOptions.nvfp4K32Dyn. */
-  readonly nvfp4K32Dyn: boolean;
   /** CudaSessionOptions.nvfp4ActLaunch. */
   readonly nvfp4ActLaunch: boolean;
   /** CudaSessionOptions.nvfp4K32Lean. */
@@ -395,7 +393,6 @@ export class CudaSession implements SessionBackend {
     this.nvfp4GemvK32 = f.nvfp4GemvK32;
     this.nvfp4NormFast = f.nvfp4NormFast;
     this.nvfp4K32X = f.nvfp4K32X;
-    this.nvfp4K32Dyn = f.nvfp4K32Dyn;
     this.nvfp4ActLaunch = f.nvfp4ActLaunch;
     this.nvfp4K32Lean = f.nvfp4K32Lean;
     this.nvfp4AttnAct = f.nvfp4AttnAct;
@@ -654,7 +651,6 @@ export class CudaSession implements SessionBackend {
       nvfp4GemvK32: this.nvfp4GemvK32,
       nvfp4NormFast: this.nvfp4NormFast,
       ...(this.nvfp4K32X ? { nvfp4K32X: true } : {}),
-      ...(this.nvfp4K32Dyn ? { nvfp4K32Dyn: true } : {}),
       ...(this.nvfp4ActLaunch ? { nvfp4ActLaunch: true } : {}),
       ...(this.nvfp4K32Lean ? { nvfp4K32Lean: true } : {}),
       ...(this.nvfp4AttnAct ? { nvfp4AttnAct: true } : {}),

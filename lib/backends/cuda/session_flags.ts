@@ -316,14 +316,6 @@ export const CUDA_FLAGS = {
    */
   nvfp4K32X: { env: "LLMRT_NVFP4_K32X", default: true },
   /**
-   * With `nvfp4K32X`: its persistent-grid GEMVs without an act prologue (8B gate_up: 1,792 row tiles on 528 blocks) as
-   * nvfp4_gemv_k32xd_bf16_m1: a block's first two row tiles as before, the rest claimed from a counter in global memory
-   * (SMs that finish early take more; the same row tiles summed the same way: the same bits). Session 14's Nsight: gate_up's
-   * SMs active 78% of its cycles. One launch of it at a time in a CUDA context (the counter is the module's).
-   * @default false (session 15)
-   */
-  nvfp4K32Dyn: { env: "LLMRT_NVFP4_K32_DYN", default: false },
-  /**
    * With `nvfp4GemvK32`: a one-row NVFP4 linear whose input no producer quantizes (o_proj) takes nvfp4_act_mma_bf16 (one
    * launch of k / 1024 blocks) and the plain k32 GEMV instead of nvfp4_gemv_k32[x]_act, where every block quantizes the
    * whole row before its first mma (the same bytes and bits). @default false (session 15)

@@ -681,17 +681,11 @@ __device__ __forceinline__ void nvCp8(u32 dst, const void* src) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" ::"r"(dst), "l"(src) : "memory");
 }
 
-// DYN (CudaFlags.nvfp4K32Dyn, session 15): a block's row tiles blockIdx.x, + gridDim.x, then row tiles 2 · gridDim.x, + 1,
-// ... claimed from a counter in global memory (ctr[0]; ctr[1] counts finished blocks, the last resets both), so SMs that
-// finish early take more: the same row tiles summed the same way (the same bits), another tile-to-block map. Thread 0
-// claims a block's row tile c + 2 when it starts row tile c; the barrier ending row tile c publishes it (nextRt) to the
-// warps, whose rings start copying it during row tile c + 1 (needs KT / NW >= the ring's depth; else the static order).
 // LEAN (nvfp4_gemv_k32y, session 15): the same-bits knobs NV_K32X_SHF3 / ZC / PHASE as bits 1 / 2 / 4 (-1: the macros),
 // XPF: NV_K32X_XPF.
-template <int NW, bool LOGITS, bool ACT, bool DYN = false, int LEAN = -1, int XPF = NV_K32X_XPF>
+template <int NW, bool LOGITS, bool ACT, int LEAN = -1, int XPF = NV_K32X_XPF>
 __device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u8* __restrict__ W, const u8* __restrict__ S,
-    const float* __restrict__ sx, const bf16_t* __restrict__ bias, void* __restrict__ y, int n, int k, float alpha, float a = 0.f,
-    unsigned int* ctr = nullptr) {
+    const float* __restrict__ sx, const bf16_t* __restrict__ bias, void* __restrict__ y, int n, int k, float alpha, float a = 0.f) {
   __shared__ float red[2][NW][16];  // row tiles alternate halves: one barrier a row tile
   extern __shared__ __align__(16) u8 nvSmem[];  // ACT: codes [k], their negations [k] (unread), block scales f32 [k / 16]
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
@@ -704,9 +698,6 @@ __device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u
   constexpr u32 SLOT = NV_K32X_SLIM ? 576 : 768, RING = RD * SLOT;
   __shared__ __align__(16) u8 ring[NW][RD][SLOT];
   int rt = blockIdx.x;
-  const bool dyn = DYN && KT / NW >= RD;  // grid-uniform
-  __shared__ int nextRt[DYN ? 4 : 1];     // DYN: the block's row tile c at [c % 4] (c >= 2)
-  int fi = 0;                             // DYN: the index c of the row tile the ring copies
   // The ring (nvfp4K32Gemv's): items j < cnt of row tiles blockIdx.x, + gridDim.x, ...; a lane copies its 16 weight bytes
   // and its row pair's 8 scale bytes and reads back only those. wp / sp: the next item's sources; io: its slot's offset.
   const u32 wDst = nvSmemAddr(ring[warp][0] + 16 * lane);
@@ -734,19 +725,9 @@ __device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u
     io = io + SLOT == RING ? 0u : io + SLOT;
     if (++fj >= cnt) {
       fj = 0;
-      if (DYN && dyn) {
-        if (fr < RT) {  // (past the last row tile: stays there)
-          ++fi;
-          fr = fi == 1 ? fr + (int)gridDim.x : reinterpret_cast<volatile int*>(nextRt)[fi & 3];
-        }
-        const long long tf = (long long)fr * KT + warp;
-        wp = W + tf * 512 + lane * 16;
-        sp = S + tf * 64 + (lane >> 2) * 8;
-      } else {
-        fr += gridDim.x;
-        wp += wrap * 512;
-        sp += wrap * 64;
-      }
+      fr += gridDim.x;
+      wp += wrap * 512;
+      sp += wrap * 64;
     } else {
       wp += QS * 512;
       sp += QS * 64;
@@ -756,7 +737,7 @@ __device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u
   // j < cnt - RD (no tests), then the next row tile's first RD items (one test a row tile).
   constexpr bool SHF3 = LEAN < 0 ? NV_K32X_SHF3 != 0 : (LEAN & 1) != 0, ZC = LEAN < 0 ? NV_K32X_ZC != 0 : (LEAN & 2) != 0;
   constexpr bool PHASE = LEAN < 0 ? NV_K32X_PHASE != 0 : (LEAN & 4) != 0;
-  const bool phase = PHASE && !DYN && !NV_K32X_SLIM && cnt > RD;
+  const bool phase = PHASE && !NV_K32X_SLIM && cnt > RD;
   const auto issuePhase = [&](bool ok) {
     if (ok) {
       nvCp16(wDst + io, wp);
@@ -811,11 +792,8 @@ __device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u
 #pragma unroll
     for (int d = 0; d < XD; d++) loadX(xv[d], xs[d]);
   }
-  int rtNext = 0;  // DYN: the block's next row tile
-  for (int par = 0, c = 0; rt < RT; rt = DYN && dyn ? rtNext : rt + (int)gridDim.x, par ^= 1, c++) {
+  for (int par = 0; rt < RT; rt += gridDim.x, par ^= 1) {
     float acc0 = 0.f, acc1 = 0.f;
-    int claim = 0;
-    if (DYN && dyn && threadIdx.x == 0) claim = (int)atomicAdd(ctr, 1u);  // row tile c + 2 (stored at the barrier)
     // One item; refill: 0 issueNext, 1 this row tile's item RD ahead, 2 the next row tile's (NV_K32X_PHASE).
     const auto item = [&](int refill, bool nextOk) {
       // The oldest of the RD groups in flight is this item's; it sits in slot io (refilled below with the item RD ahead).
@@ -874,9 +852,7 @@ __device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u
       red[par][warp][g] = acc0;
       red[par][warp][g + 8] = acc1;
     }
-    if (DYN && dyn && threadIdx.x == 0) nextRt[(c + 2) & 3] = min(2 * (int)gridDim.x + claim, RT);
     __syncthreads();  // (a half is rewritten two row tiles on, after the next barrier: its readers are done by then)
-    if (DYN && dyn) rtNext = c == 0 ? rt + (int)gridDim.x : reinterpret_cast<volatile int*>(nextRt)[(c + 1) & 3];
     if (threadIdx.x < 16) {
       const int row = threadIdx.x;
       float v = 0.f;
@@ -890,13 +866,6 @@ __device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u
       } else {
         reinterpret_cast<bf16_t*>(y)[j] = fromF<bf16_t>(o);
       }
-    }
-  }
-  if (DYN && dyn && threadIdx.x == 0) {  // the last block to finish resets the counters for the next launch
-    __threadfence();
-    if (atomicAdd(ctr + 1, 1u) == gridDim.x - 1) {
-      atomicExch(ctr, 0u);
-      atomicExch(ctr + 1, 0u);
     }
   }
 }
@@ -970,12 +939,12 @@ NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32x_act_logits_bf16_m1, 8, true, true)
 #define NVFP4_K32Y_GEMV(NAME, NW, LOGITS)                                                                                              \
   extern "C" __global__ void __launch_bounds__(NW * 32, NW == 8 ? NV_K32_MINB : 1) NAME(const u8* xq, const u8* W, const u8* S, const float* sx, \
       const bf16_t* bias, void* y, int m, int n, int k, int unused, float alpha) {                                                  \
-    nvfp4K32xGemv<NW, LOGITS, false, false, NV_K32Y_LEAN, NV_K32Y_XPF>(xq, W, S, sx, bias, y, n, k, alpha);                         \
+    nvfp4K32xGemv<NW, LOGITS, false, NV_K32Y_LEAN, NV_K32Y_XPF>(xq, W, S, sx, bias, y, n, k, alpha);                         \
   }
 #define NVFP4_K32Y_ACT_GEMV(NAME, NW, LOGITS)                                                                                         \
   extern "C" __global__ void __launch_bounds__(NW * 32, NW == 8 ? NV_K32_MINB : 1) NAME(const bf16_t* x, const u8* W, const u8* S,     \
       const bf16_t* bias, void* y, int n, int k, float a, float alpha) {                                                           \
-    nvfp4K32xGemv<NW, LOGITS, true, false, NV_K32Y_LEAN, NV_K32Y_XPF>(reinterpret_cast<const u8*>(x), W, S, nullptr, bias, y, n, k, alpha, a); \
+    nvfp4K32xGemv<NW, LOGITS, true, NV_K32Y_LEAN, NV_K32Y_XPF>(reinterpret_cast<const u8*>(x), W, S, nullptr, bias, y, n, k, alpha, a); \
   }
 #if LLMRT_KERNEL(nvfp4_gemv_k32y_bf16_m1)
 NVFP4_K32Y_GEMV(nvfp4_gemv_k32y_bf16_m1, 8, false)
@@ -994,19 +963,6 @@ NVFP4_K32Y_ACT_GEMV(nvfp4_gemv_k32y_act_w16_bf16_m1, 16, false)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32y_act_logits_bf16_m1)
 NVFP4_K32Y_ACT_GEMV(nvfp4_gemv_k32y_act_logits_bf16_m1, 8, true)
-#endif
-
-// extern "C" __global__ void nvfp4_gemv_k32xd_bf16_m1(...nvfp4_gemv_k32's parameters...)   (CudaFlags.nvfp4K32Dyn)
-//   nvfp4_gemv_k32x_bf16_m1 (the same bits) with the row tiles past a block's first two claimed from a counter in this
-//   module's global memory (nvK32xdCounter: one launch at a time in a context).
-#if LLMRT_KERNEL(nvfp4_gemv_k32xd_bf16_m1)
-__device__ unsigned int nvK32xdCounter[2];
-#endif
-#if LLMRT_KERNEL(nvfp4_gemv_k32xd_bf16_m1)
-extern "C" __global__ void __launch_bounds__(256, NV_K32_MINB) nvfp4_gemv_k32xd_bf16_m1(const u8* xq, const u8* W, const u8* S,
-    const float* sx, const bf16_t* bias, void* y, int m, int n, int k, int unused, float alpha) {
-  nvfp4K32xGemv<8, false, false, true>(xq, W, S, sx, bias, y, n, k, alpha, 0.f, nvK32xdCounter);
-}
 #endif
 
 // ---- weight dequantization (prefill) ---------------------------------------------------------------
