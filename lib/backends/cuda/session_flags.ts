@@ -273,10 +273,13 @@ export const CUDA_FLAGS = {
    * them and the files alone passed with both on — a race under load was suspected; an audit found none, and the
    * failing steps are also where the graph's 16-row bucket and the eager 12 rows take separately timed GEMM picks
    * (bench/RESULTS.md, session 14; tests/gpu/batch4_eager_diag.test.ts tells them apart). prefillPlanCache cannot touch
-   * those steps (each is the first of its shape in its session). Off until a suite run with it on passes.
-   * @default false
+   * those steps (each is the first of its shape in its session). Session 15's first device call (a cold H200, fresh kernel
+   * cache, the same 3-process suite): 155 pass, 0 fail with it off AND with it on, and the diag test found the prefill KV
+   * bitwise equal across graph / eager / prefillPdl on / off in every run — so on again (the diag's other reading, per-M
+   * GEMM picks of > 8-row decode steps, is what eager steps taking their graph bucket's picks addresses).
+   * @default true (session 15)
    */
-  prefillPdl: { env: "LLMRT_PREFILL_PDL", default: false },
+  prefillPdl: { env: "LLMRT_PREFILL_PDL", default: true },
   /**
    * Decode steps of up to 8 sequences run the 16-row quantized GEMVs as quant_gemv_fast* (kernels/quant_gemv.cu QG_FAST):
    * each warp streams a contiguous run of its tile's superchunks (paired scale / zero-point loads) instead of superchunks
