@@ -376,12 +376,10 @@ export interface FakeSessionOptions {
   readonly quantGemvFast?: boolean;
   /** LaunchEnv.nvfp4Mma: NVFP4 linears that fit uploaded tiled (nvfp4_tiles.ts) and run nvfp4_mma.cu's stand-ins. */
   readonly nvfp4Mma?: boolean;
-  /** LaunchEnv.nvfp4GemvK32 (with nvfp4Mma): one-row NVFP4 GEMVs on nvfp4_gemv_k32's stand-ins. */
+  /** LaunchEnv.nvfp4GemvK32 (with nvfp4Mma): one-row NVFP4 GEMVs on nvfp4_gemv_k32x's stand-ins. */
   readonly nvfp4GemvK32?: boolean;
   /** LaunchEnv.nvfp4NormFast. */
   readonly nvfp4NormFast?: boolean;
-  /** LaunchEnv.nvfp4K32X. */
-  readonly nvfp4K32X?: boolean;
 }
 
 export class FakeCudaSession {
@@ -489,7 +487,6 @@ export class FakeCudaSession {
       nvfp4GemvBlocks: opts.nvfp4Mma ? 2 * sms : undefined,
       nvfp4GemvK32: opts.nvfp4GemvK32,
       nvfp4NormFast: opts.nvfp4NormFast,
-      nvfp4K32X: opts.nvfp4K32X,
       wgmmaPrefill: opts.wgmmaPrefill,
       decodeSplitK: opts.decodeSplitK,
       gemvSplitK: opts.gemvSplitK,

@@ -187,12 +187,10 @@ export interface LaunchEnv {
   readonly nvfp4Mma?: boolean;
   /** Most blocks of nvfp4_gemv_mma's persistent grid (lowbit_launch.ts nvfp4GemvGrid). Unset: one block per row tile. */
   readonly nvfp4GemvBlocks?: number;
-  /** With nvfp4Mma: one-row NVFP4 GEMVs on nvfp4_gemv_k32 (CudaFlags.nvfp4GemvK32; an NVFP4 lm_head's logits too, not with batchInvariant). */
+  /** With nvfp4Mma: one-row NVFP4 GEMVs on nvfp4_gemv_k32x (CudaFlags.nvfp4GemvK32; an NVFP4 lm_head's logits too, not with batchInvariant). */
   readonly nvfp4GemvK32?: boolean;
   /** With nvfp4Mma: the NVFP4 norm + act producers as nvfp4_rmsnorm_act_fast_bf16 (CudaFlags.nvfp4NormFast). */
   readonly nvfp4NormFast?: boolean;
-  /** With nvfp4GemvK32: nvfp4_gemv_k32x* (activation words loaded ahead; the same bits; CudaFlags.nvfp4K32X). */
-  readonly nvfp4K32X?: boolean;
   /**
    * Decode steps on decode_attention_batch4 over an FP8 cache write a static-scale FP8 o_proj's e4m3 input from the
    * attention (CudaFlags.fp8DecodeAttnQuant).
