@@ -198,8 +198,6 @@ export interface LaunchEnv {
   readonly fp8DecodeAttnQuant?: boolean;
   /** flash_prefill_wg's entry points with the block-wide query-tile lookup (flash_prefill_wgt_*; CudaFlags.prefillTileScan). */
   readonly prefillTileScan?: boolean;
-  /** decode_attention_batch4s_* for batch4 steps over an e4m3 cache of BATCH4_SERIAL_MIN_ROWS+ rows (CudaFlags.batchAttention4Serial). */
-  readonly batchAttention4Serial?: boolean;
   /** f32 [GEMV_MAX_ROWS, hiddenSize / 16]: quant_gemv_fused_addnorm's tile sums of squares, read by quant_gemv_fused_rs. */
   readonly quantNormScratch?: bigint;
   /** The 16-row quantized GEMVs run as quant_gemv_fast* (CudaSessionOptions.quantGemvFast). */

@@ -256,8 +256,6 @@ export class CudaSession implements SessionBackend {
   readonly fp8DecodeAttnQuant: boolean;
   /** CudaSessionOptions.prefillTileScan. */
   readonly prefillTileScan: boolean;
-  /** CudaSessionOptions.batchAttention4Serial. */
-  readonly batchAttention4Serial: boolean;
   /** CudaSessionOptions.prefillPlanCache: eager steps' launch lists by shape (null: off). */
   readonly #launchCache: LaunchCache | null;
   /** CudaSessionOptions.gemmResidual. */
@@ -386,7 +384,6 @@ export class CudaSession implements SessionBackend {
     this.nvfp4NormFast = f.nvfp4NormFast;
     this.fp8DecodeAttnQuant = f.fp8DecodeAttnQuant;
     this.prefillTileScan = f.prefillTileScan;
-    this.batchAttention4Serial = f.batchAttention4Serial;
     this.#launchCache = f.prefillPlanCache ? new LaunchCache(LAUNCH_CACHE_LISTS) : null;
     this.gemmResidual = f.gemmResidual;
     this.gemvXPre = f.gemvXPre;
@@ -640,7 +637,6 @@ export class CudaSession implements SessionBackend {
       nvfp4NormFast: this.nvfp4NormFast,
       ...(this.fp8DecodeAttnQuant ? { fp8DecodeAttnQuant: true } : {}),
       ...(this.prefillTileScan ? { prefillTileScan: true } : {}),
-      ...(this.batchAttention4Serial ? { batchAttention4Serial: true } : {}),
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),
     };
   }

@@ -332,15 +332,6 @@ export const CUDA_FLAGS = {
    */
   prefillTileScan: { env: "LLMRT_PREFILL_TILE_SCAN", default: true },
   /**
-   * Decode steps of BATCH4_SERIAL_MIN_ROWS+ sequences on decode_attention_batch4 over an e4m3 cache run
-   * decode_attention_batch4s_{,q8_}fp8kv_*: a grid z of 1, each block takes its token's non-empty splits in turn and merges
-   * them itself (the same key partition, sums and merge order: the same bits), so no block is launched for a split past its
-   * sequence's end (a graph's grid covers maxSeqLen: at 192 keys of maxSeqLen 288, 4,096 of the 8,192 blocks of an 8B
-   * layer at 512 sequences; maxSeqLen >= 1024: 3 / 4). Session 13, CPU emulation only: **unmeasured** on a GPU.
-   * @default false
-   */
-  batchAttention4Serial: { env: "LLMRT_BATCH_ATTENTION4_SERIAL", default: false },
-  /**
    * Eager (prefill / mixed) steps reuse the launch list of an earlier step of the same shape (StepShape: tokens, sequences,
    * logits rows, attention path, pruning, longest sequence) on the same KV cache instead of planning it again
    * (launch_cache.ts; the last 16 shapes): the same launches, so the same bits; the host work before the step's first
