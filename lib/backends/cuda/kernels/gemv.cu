@@ -406,6 +406,18 @@ __device__ __forceinline__ void gfRowHead(const bf16_t* __restrict__ xb, const b
   for (int r = 0; r < M; r++) acc[r] = warpSum(acc[r]);
 }
 
+/**
+ * The fused GEMVs' store of t, row r's output `row`: mode 0 bf16 y[r, row]; mode 1 added to the bf16 residual y[r, row]
+ * in place (t rounded to bf16 first); mode 3 fp32 (mode 2, SiLU·mul, stores in its kernel).
+ */
+__device__ __forceinline__ void gfStore(void* y, float t, int r, int n, int row, int mode) {
+  if (mode == 0) ((bf16_t*)y)[(long long)r * n + row] = fromF<bf16_t>(t);
+  else if (mode == 1) {
+    bf16_t* yb = (bf16_t*)y + (long long)r * n + row;
+    *yb = fromF<bf16_t>(toF(fromF<bf16_t>(t)) + toF(*yb));
+  } else ((float*)y)[(long long)r * n + row] = t;
+}
+
 template <int M, bool NORM, int U = GF_U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE, bool TMA = GF_TMA, int HEAD = GF_TMA_HEAD>
 __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y, const bf16_t* normW,
     float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {
@@ -482,16 +494,8 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
   }
   if (!live || lane != 0) return;
 #pragma unroll
-  for (int r = 0; r < M; r++) {
-    if (r < m) {
-      const float s = acc[r] + b;
-      if (mode == 0) ((bf16_t*)y)[(long long)r * n + row] = fromF<bf16_t>(s);
-      else if (mode == 1) {
-        bf16_t* yb = (bf16_t*)y + (long long)r * n + row;
-        *yb = fromF<bf16_t>(toF(fromF<bf16_t>(s)) + toF(*yb));
-      } else ((float*)y)[(long long)r * n + row] = s;
-    }
-  }
+  for (int r = 0; r < M; r++)
+    if (r < m) gfStore(y, acc[r] + b, r, n, row, mode);
 }
 
 #define GEMV_FUSED(NAME, M, NORM)                                                                                       \
@@ -630,16 +634,8 @@ __device__ __forceinline__ void gemvFusedKsImpl(const bf16_t* x, const bf16_t* W
   }
   if (!lead) return;
 #pragma unroll
-  for (int r = 0; r < M; r++) {
-    if (r < m) {
-      const float t = s[r] + b;
-      if (mode == 0) ((bf16_t*)y)[(long long)r * n + row] = fromF<bf16_t>(t);
-      else if (mode == 1) {
-        bf16_t* yb = (bf16_t*)y + (long long)r * n + row;
-        *yb = fromF<bf16_t>(toF(fromF<bf16_t>(t)) + toF(*yb));
-      } else ((float*)y)[(long long)r * n + row] = t;
-    }
-  }
+  for (int r = 0; r < M; r++)
+    if (r < m) gfStore(y, s[r] + b, r, n, row, mode);
 }
 
 #define GEMV_FUSED_KS(NAME, M, NORM)                                                                                    \
