@@ -65,8 +65,6 @@ test("session options: every switch of the table resolves to its default when ne
     for (const k of ["quantGemvFast", "nvfp4GemvK32", "nvfp4NormFast", "fp8DecodeAttnQuant", "prefillTileScan"] as const) {
       assert.equal(o[k], true, k);
     }
-    // Session 14: the lean NVFP4 k32 GEMV loop (8B NVFP4 batch 1 +10.4%, 1B +3.2%, bits equal): on.
-    assert.equal(o.nvfp4K32X, true, "nvfp4K32X");
   });
 });
 
@@ -104,6 +102,11 @@ test("session options: unknown keys and non-boolean switches are refused with th
   // Session 14 removed these (added in session 14 and measured no faster — batchAttention4Occupancy — or slower —
   // prefillRopeQ, RoPE of q in flash_prefill_wg's Q load — on the H200, bench/RESULTS.md "Session 14"): unknown keys too.
   for (const gone of ["batchAttention4Occupancy", "prefillRopeQ"]) {
+    assert.throws(() => parseSessionOptions({ [gone]: true } as never), new RegExp(gone));
+  }
+  // Session 15 removed nvfp4K32X (its lean k32 GEMV loop the default since session 14, the old loop with it) and
+  // batchAttention4Serial (session 13's batch4 with a block's splits in turn: 0.991x in session 14): unknown keys too.
+  for (const gone of ["nvfp4K32X", "batchAttention4Serial"]) {
     assert.throws(() => parseSessionOptions({ [gone]: true } as never), new RegExp(gone));
   }
 });

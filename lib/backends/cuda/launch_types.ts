@@ -187,12 +187,10 @@ export interface LaunchEnv {
   readonly nvfp4Mma?: boolean;
   /** Most blocks of nvfp4_gemv_mma's persistent grid (lowbit_launch.ts nvfp4GemvGrid). Unset: one block per row tile. */
   readonly nvfp4GemvBlocks?: number;
-  /** With nvfp4Mma: one-row NVFP4 GEMVs on nvfp4_gemv_k32 (CudaFlags.nvfp4GemvK32; an NVFP4 lm_head's logits too, not with batchInvariant). */
+  /** With nvfp4Mma: one-row NVFP4 GEMVs on nvfp4_gemv_k32x (CudaFlags.nvfp4GemvK32; an NVFP4 lm_head's logits too, not with batchInvariant). */
   readonly nvfp4GemvK32?: boolean;
   /** With nvfp4Mma: the NVFP4 norm + act producers as nvfp4_rmsnorm_act_fast_bf16 (CudaFlags.nvfp4NormFast). */
   readonly nvfp4NormFast?: boolean;
-  /** With nvfp4GemvK32: nvfp4_gemv_k32x* (activation words loaded ahead; the same bits; CudaFlags.nvfp4K32X). */
-  readonly nvfp4K32X?: boolean;
   /**
    * Decode steps on decode_attention_batch4 over an FP8 cache write a static-scale FP8 o_proj's e4m3 input from the
    * attention (CudaFlags.fp8DecodeAttnQuant).
@@ -200,8 +198,6 @@ export interface LaunchEnv {
   readonly fp8DecodeAttnQuant?: boolean;
   /** flash_prefill_wg's entry points with the block-wide query-tile lookup (flash_prefill_wgt_*; CudaFlags.prefillTileScan). */
   readonly prefillTileScan?: boolean;
-  /** decode_attention_batch4s_* for batch4 steps over an e4m3 cache of BATCH4_SERIAL_MIN_ROWS+ rows (CudaFlags.batchAttention4Serial). */
-  readonly batchAttention4Serial?: boolean;
   /** f32 [GEMV_MAX_ROWS, hiddenSize / 16]: quant_gemv_fused_addnorm's tile sums of squares, read by quant_gemv_fused_rs. */
   readonly quantNormScratch?: bigint;
   /** The 16-row quantized GEMVs run as quant_gemv_fast* (CudaSessionOptions.quantGemvFast). */

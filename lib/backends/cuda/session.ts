@@ -252,14 +252,10 @@ export class CudaSession implements SessionBackend {
   readonly nvfp4GemvK32: boolean;
   /** CudaSessionOptions.nvfp4NormFast. */
   readonly nvfp4NormFast: boolean;
-  /** CudaSessionOptions.nvfp4K32X. */
-  readonly nvfp4K32X: boolean;
   /** CudaSessionOptions.fp8DecodeAttnQuant. */
   readonly fp8DecodeAttnQuant: boolean;
   /** CudaSessionOptions.prefillTileScan. */
   readonly prefillTileScan: boolean;
-  /** CudaSessionOptions.batchAttention4Serial. */
-  readonly batchAttention4Serial: boolean;
   /** CudaSessionOptions.prefillPlanCache: eager steps' launch lists by shape (null: off). */
   readonly #launchCache: LaunchCache | null;
   /** CudaSessionOptions.gemmResidual. */
@@ -386,10 +382,8 @@ export class CudaSession implements SessionBackend {
     this.nvfp4Mma = f.nvfp4Mma;
     this.nvfp4GemvK32 = f.nvfp4GemvK32;
     this.nvfp4NormFast = f.nvfp4NormFast;
-    this.nvfp4K32X = f.nvfp4K32X;
     this.fp8DecodeAttnQuant = f.fp8DecodeAttnQuant;
     this.prefillTileScan = f.prefillTileScan;
-    this.batchAttention4Serial = f.batchAttention4Serial;
     this.#launchCache = f.prefillPlanCache ? new LaunchCache(LAUNCH_CACHE_LISTS) : null;
     this.gemmResidual = f.gemmResidual;
     this.gemvXPre = f.gemvXPre;
@@ -641,10 +635,8 @@ export class CudaSession implements SessionBackend {
       nvfp4GemvBlocks: NVFP4_GEMV_BLOCKS_PER_SM * this.device.smCount,
       nvfp4GemvK32: this.nvfp4GemvK32,
       nvfp4NormFast: this.nvfp4NormFast,
-      ...(this.nvfp4K32X ? { nvfp4K32X: true } : {}),
       ...(this.fp8DecodeAttnQuant ? { fp8DecodeAttnQuant: true } : {}),
       ...(this.prefillTileScan ? { prefillTileScan: true } : {}),
-      ...(this.batchAttention4Serial ? { batchAttention4Serial: true } : {}),
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),
     };
   }
@@ -1073,7 +1065,7 @@ export class CudaSession implements SessionBackend {
           continue;
         }
         // Set on a kernel's first launch with dynamic shared memory, whatever its size: a kernel with static shared
-        // memory too (nvfp4_gemv_k32's cp.async ring) gets only 48 KB - static by default.
+        // memory too (nvfp4_gemv_k32x's cp.async ring) gets only 48 KB - static by default.
         if (shared > (this.#sharedAllowed.get(l.kernel) ?? 0)) {
           kern.setMaxDynamicSharedMemory(shared);
           this.#sharedAllowed.set(l.kernel, shared);

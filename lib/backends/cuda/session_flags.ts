@@ -290,15 +290,19 @@ export const CUDA_FLAGS = {
    */
   quantGemvFast: { env: "LLMRT_QUANT_GEMV_FAST", default: true },
   /**
-   * With `nvfp4Mma`: one-row steps run nvfp4_gemv_k32 (kernels/nvfp4_mma.cu) for the NVFP4 GEMVs: m16n8k32 mmas with a
+   * With `nvfp4Mma`: one-row steps run nvfp4_gemv_k32x (kernels/nvfp4_mma.cu) for the NVFP4 GEMVs: m16n8k32 mmas with a
    * k tile's four blocks in B's columns 0, 2, 4, 6, so each lane scales one block of two rows a k tile instead of four,
    * and a k tile takes 4 mmas, not 8; the act quantization of a row no producer wrote runs inside the GEMV (shared
    * memory), and an NVFP4 lm_head's logits take the GEMV too (not with batchInvariant: 2..8 logits rows take dequantize +
    * cuBLASLt, so one row does). The block terms are added in nvfp4_gemv_mma's order: the
    * same bits (batch-invariant with its m8 kernel). Its weight tiles in flight sit in a per-warp cp.async ring in shared
-   * memory (NV_K32_RING 6; session 12). H200 session 12 r3, batch 1, same process, with nvfp4NormFast: llama-3.1-8b 335.9 →
-   * 341.0 tok/s (+1.5%; r1 without it 301.7 → 308.7), llama-3.2-1b 1,125.3 → 1,342.6 (+19.3%); logits bitwise equal.
-   * @default true (session 12)
+   * memory (session 12). H200 session 12 r3, batch 1, same process, with nvfp4NormFast: llama-3.1-8b 335.9 → 341.0 tok/s
+   * (+1.5%; r1 without it 301.7 → 308.7), llama-3.2-1b 1,125.3 → 1,342.6 (+19.3%); logits bitwise equal. Since session 14
+   * its loop is the lean k32x form (nvfp4K32xGemv: the same items, mmas and sums, so the same bits, with fewer instructions
+   * an item: ring addresses by increments, one barrier a row tile, each lane's activation word and block scale loaded
+   * NV_K32X_XPF items ahead; H200 session 14, batch 1, same process: llama-3.1-8b 335.4 -> 370.4 tok/s (+10.4%),
+   * llama-3.2-1b 1,287.0 -> 1,328.8 (+3.2%), logits bitwise equal; the switch nvfp4K32X, removed with the old loop in
+   * session 15). @default true (session 12)
    */
   nvfp4GemvK32: { env: "LLMRT_NVFP4_GEMV_K32", default: true },
   /**
@@ -309,15 +313,6 @@ export const CUDA_FLAGS = {
    * graph 457 → 186 µs, logits bitwise equal. @default true (session 12)
    */
   nvfp4NormFast: { env: "LLMRT_NVFP4_NORM_FAST", default: true },
-  /**
-   * With `nvfp4GemvK32`: its GEMVs as nvfp4_gemv_k32x* (kernels/nvfp4_mma.cu nvfp4K32xGemv): the same items, mmas and
-   * sums in the same order (the same bits) with fewer instructions an item (the k32 GEMV issues ~125 a 576-byte tile,
-   * near the SMs' issue rate at the copy's bandwidth): ring addresses by increments, one barrier a row tile, each lane's
-   * activation word and block scale loaded NV_K32X_XPF items ahead into registers. H200 session 14, batch 1, same process:
-   * llama-3.1-8b 335.4 -> 370.4 tok/s (+10.4%), llama-3.2-1b 1,287.0 -> 1,328.8 (+3.2%), logits bitwise equal; the 8B
-   * decoder linears alone 2.126 -> 1.817 ms a token (43.3% -> 50.6% of copy). @default true (session 14)
-   */
-  nvfp4K32X: { env: "LLMRT_NVFP4_K32X", default: true },
   /**
    * Decode steps of more than 8 sequences over an FP8 KV cache (decode_attention_batch4): the attention writes the next
    * static-scale FP8 linear's (o_proj's) e4m3 rows and row scales itself (decode_attention_batch4_q8_fp8kv_*, the bytes
@@ -336,15 +331,6 @@ export const CUDA_FLAGS = {
    * @default true (session 12)
    */
   prefillTileScan: { env: "LLMRT_PREFILL_TILE_SCAN", default: true },
-  /**
-   * Decode steps of BATCH4_SERIAL_MIN_ROWS+ sequences on decode_attention_batch4 over an e4m3 cache run
-   * decode_attention_batch4s_{,q8_}fp8kv_*: a grid z of 1, each block takes its token's non-empty splits in turn and merges
-   * them itself (the same key partition, sums and merge order: the same bits), so no block is launched for a split past its
-   * sequence's end (a graph's grid covers maxSeqLen: at 192 keys of maxSeqLen 288, 4,096 of the 8,192 blocks of an 8B
-   * layer at 512 sequences; maxSeqLen >= 1024: 3 / 4). Session 13, CPU emulation only: **unmeasured** on a GPU.
-   * @default false
-   */
-  batchAttention4Serial: { env: "LLMRT_BATCH_ATTENTION4_SERIAL", default: false },
   /**
    * Eager (prefill / mixed) steps reuse the launch list of an earlier step of the same shape (StepShape: tokens, sequences,
    * logits rows, attention path, pruning, longest sequence) on the same KV cache instead of planning it again
