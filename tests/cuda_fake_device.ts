@@ -346,8 +346,6 @@ export interface FakeSessionOptions {
   readonly prefillTileScan?: boolean;
   /** LaunchEnv.prefillPdl. */
   readonly prefillPdl?: boolean;
-  /** LaunchEnv.batchAttention4Serial. */
-  readonly batchAttention4Serial?: boolean;
   /** LaunchEnv.fp8FastSilu. */
   readonly fp8FastSilu?: boolean;
   /** With pruneLastLayer: FP8 plans prune their last layer too (CudaSessionOptions.fp8PruneLastLayer). */
@@ -376,12 +374,10 @@ export interface FakeSessionOptions {
   readonly quantGemvFast?: boolean;
   /** LaunchEnv.nvfp4Mma: NVFP4 linears that fit uploaded tiled (nvfp4_tiles.ts) and run nvfp4_mma.cu's stand-ins. */
   readonly nvfp4Mma?: boolean;
-  /** LaunchEnv.nvfp4GemvK32 (with nvfp4Mma): one-row NVFP4 GEMVs on nvfp4_gemv_k32's stand-ins. */
+  /** LaunchEnv.nvfp4GemvK32 (with nvfp4Mma): one-row NVFP4 GEMVs on nvfp4_gemv_k32x's stand-ins. */
   readonly nvfp4GemvK32?: boolean;
   /** LaunchEnv.nvfp4NormFast. */
   readonly nvfp4NormFast?: boolean;
-  /** LaunchEnv.nvfp4K32X. */
-  readonly nvfp4K32X?: boolean;
   /** LaunchEnv.nvfp4ActLaunch. */
   readonly nvfp4ActLaunch?: boolean;
   /** LaunchEnv.nvfp4AttnAct. */
@@ -489,13 +485,11 @@ export class FakeCudaSession {
       fp8DecodeAttnQuant: opts.fp8DecodeAttnQuant,
       prefillTileScan: opts.prefillTileScan,
       ...(opts.prefillPdl ? { prefillPdl: true } : {}),
-      batchAttention4Serial: opts.batchAttention4Serial,
       fp8FastSilu: opts.fp8FastSilu,
       nvfp4Mma: opts.nvfp4Mma,
       nvfp4GemvBlocks: opts.nvfp4Mma ? 2 * sms : undefined,
       nvfp4GemvK32: opts.nvfp4GemvK32,
       nvfp4NormFast: opts.nvfp4NormFast,
-      nvfp4K32X: opts.nvfp4K32X,
       nvfp4ActLaunch: opts.nvfp4ActLaunch,
       nvfp4AttnAct: opts.nvfp4AttnAct,
       nvfp4K32Lean: opts.nvfp4K32Lean,
@@ -1437,8 +1431,6 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "decode_attention_batch4w_bf16":
       case "decode_attention_batch4_fp8kv_bf16":
       case "decode_attention_batch4_q8_fp8kv_bf16":
-      case "decode_attention_batch4s_fp8kv_bf16":
-      case "decode_attention_batch4s_q8_fp8kv_bf16":
       case "decode_attention_batch2w_bf16":
       case "decode_attention_batch2_fp8kv_bf16":
       case "decode_attention_fp8kv_bf16":
@@ -1490,10 +1482,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
             `${l.kernel}: ${l.sharedBytes} B, target ${splitSize}`,
           );
         } else assert.ok(!l.sharedBytes, `${l.kernel}: no dynamic shared memory`);
-        // decode_attention_batch4s (batchAttention4Serial): grid z 1, the partials' split count passed last.
-        const serial4 = name.startsWith("decode_attention_batch4s_");
-        const numSplits = sk ? MAX_DECODE_SPLITS : serial4 ? Number(A[A.length - 1]) : l.grid[2];
-        if (serial4) assert.ok(l.grid[2] === 1 && Number.isInteger(numSplits) && numSplits >= 1, `${l.kernel}: grid ${l.grid}, ${numSplits} splits`);
+        const numSplits = sk ? MAX_DECODE_SPLITS : l.grid[2];
         // decode_attention_batch.cu: the same ABI; 16 query heads per block, 64 threads at head dim 128; splitSize
         // is the split size itself (decode_attention: the least keys per split, daSplitKeys). decode_attention_batch2:
         // batchAttention2Threads per block; _fp8kv_: an e4m3 cache (k / v written as rope_kv_write_fp8kv_bf16 writes
@@ -1614,7 +1603,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           const lo = window > 0 ? Math.max(0, pos[t] + 1 - window) : 0, table = tableOf(t);
           for (let h = 0; h < nH; h++) attendBf16(qf, (t * nH + h) * hd, keys, table, lo, pos[t], bs, nKV, hd, Math.floor(h / G), scale, o, (t * nH + h) * hd);
         }
-        if (/^decode_attention_batch4s?o?_q8_fp8kv_bf16$/.test(name)) {
+        if (name === "decode_attention_batch4_q8_fp8kv_bf16") {
           // fp8DecodeAttnQuant: the output rows as the next FP8 linear's e4m3 input (fp8_quantize_bf16's bytes, static scale).
           const [xs, actScale] = A.slice(23);
           assert.ok(actScale > 0, `${l.kernel}: a static scale`);

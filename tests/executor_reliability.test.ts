@@ -92,6 +92,22 @@ test("#4 a fully masked row fails the request (greedy and sampled) with the reas
   assert.equal(ex.kvCacheStats.usedBlocks, 0);
 });
 
+test("logitBias keys, allowedTokenIds and badTokenIds outside the vocabulary are refused at submission, naming the field and the id", async () => {
+  await using ex = executor();
+  const cases: [SamplingParamsInput, RegExp][] = [
+    [{ logitBias: { [String(V)]: 1 } }, new RegExp(`SamplingParams\\.logitBias\\.${V}: token id ${V} is outside \\[0, ${V}\\)`)],
+    [{ allowedTokenIds: [3, V + 7] }, new RegExp(`SamplingParams\\.allowedTokenIds\\[1\\]: token id ${V + 7} is outside`)],
+    [{ badTokenIds: [4, 5, V] }, new RegExp(`SamplingParams\\.badTokenIds\\[2\\]: token id ${V} is outside`)],
+  ];
+  for (const [p, msg] of cases) {
+    const r = ex.submit({ promptTokenIds: ref.prompt_ids, samplingParams: sp({ ...p, maxTokens: 3, temperature: 0 }) });
+    await assert.rejects(r.result(), (e: Error) => e instanceof ValidationError && msg.test(e.message));
+    assert.ok(r.rejected, `refused at submission, before it ran: ${msg}`);
+  }
+  assert.equal(ex.numInFlight, 0);
+  assert.equal(ex.kvCacheStats.usedBlocks, 0);
+});
+
 test("#4 logitBias beyond float32 is rejected at validation; a bias sum overflowing to +inf fails the request", async () => {
   assert.throws(() => sp({ logitBias: { "5": 1e39 } }), (e: Error) => e instanceof ValidationError && /logitBias\.5/.test(e.message));
   assert.throws(() => sp({ logitBias: { "5": Number.NaN } }), /logitBias\.5/);

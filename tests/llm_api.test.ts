@@ -43,6 +43,39 @@ test("LLM.generate batches prompts with one or per-prompt params and keeps their
   assert.ok(llm.getStats().some((s) => s.numScheduled === 3), "the three ran in one batch");
 });
 
+test("TensorRT-LLM's TextPrompt / TokensPrompt objects: { prompt } and { promptTokenIds } run as the bare forms; other objects are refused naming their keys", async () => {
+  await using llm = await create();
+  const greedy = { temperature: 0, maxTokens: 8 };
+  const opts = { useTqdm: false };
+  const text = await llm.generate({ prompt: "Once upon a time" }, greedy, opts);
+  assert.equal(text.prompt, "Once upon a time");
+  assert.deepEqual(text.outputs[0].tokenIds, ref.greedy_new_ids.slice(0, 8));
+  const ids = await llm.generate({ promptTokenIds: ref.prompt_ids }, greedy, opts);
+  assert.deepEqual(ids.promptTokenIds, ref.prompt_ids);
+  assert.deepEqual(ids.outputs[0].tokenIds, ref.greedy_new_ids.slice(0, 8));
+  const batch = await llm.generate([{ prompt: "Once upon a time" }, "The dog", { promptTokenIds: [1, 403, 407] }], greedy, opts);
+  assert.equal(batch.length, 3);
+  assert.deepEqual(batch[0].outputs[0].tokenIds, text.outputs[0].tokenIds);
+  assert.deepEqual(batch[2].outputs[0].tokenIds, (await llm.generate([1, 403, 407], greedy, opts)).outputs[0].tokenIds);
+  const streamed = await llm.generateAsync({ promptTokenIds: ref.prompt_ids }, greedy).result();
+  assert.deepEqual(streamed.outputs[0].tokenIds, ids.outputs[0].tokenIds);
+  // deno-lint-ignore no-explicit-any
+  const bad = (p: any) => llm.generate(p, greedy, opts);
+  await assert.rejects(
+    bad({ text: "x" }),
+    (e: Error) =>
+      e instanceof ValidationError &&
+      /LLM\.generate prompt: expected a string, token ids, \{ prompt: string \} or \{ promptTokenIds: number\[\] \}, got an object with keys text/.test(
+        e.message,
+      ),
+  );
+  await assert.rejects(bad([{ prompt: "x", promptTokenIds: [1] }]), /LLM\.generate prompts\[0\]: .*keys prompt, promptTokenIds/);
+  await assert.rejects(bad({}), /got an object with no keys/);
+  await assert.rejects(bad({ promptTokenIds: [1, 600] }), /token id 600 is outside \[0, 512\)/);
+  // deno-lint-ignore no-explicit-any
+  await assert.rejects(llm.generateAsync({ prompt: 5 } as any, greedy).result(), /LLM\.generateAsync prompt: .*keys prompt/);
+});
+
 test("LLM.generate checks every prompt before running any", async () => {
   await using llm = await create();
   await assert.rejects(

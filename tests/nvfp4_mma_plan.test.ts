@@ -81,7 +81,7 @@ test("CUDA plan of one NVFP4 linear with nvfp4Mma on the fake device: GEMV (1..8
     lowbitScratch: mem.alloc(lowbitScratchLayout(plan)!.bytes),
   } as unknown as LaunchEnv;
   const x = mem.alloc(maxRows * K * 2), y = mem.alloc(maxRows * N * 2);
-  // nvfp4GemvK32: one row on nvfp4_gemv_k32 (batchInvariant too: the same bits as nvfp4_gemv_mma); more rows keep nvfp4_gemv_mma.
+  // nvfp4GemvK32: one row on nvfp4_gemv_k32x (batchInvariant too: the same bits as nvfp4_gemv_mma); more rows keep nvfp4_gemv_mma.
   // The logits' one row not with batchInvariant: 2..8 logits rows take the GEMM path, so one row does too (its bits).
   const k32 = { ...env, nvfp4GemvK32: true } as LaunchEnv, k32Inv = { ...env, nvfp4GemvK32: true, batchInvariant: true } as LaunchEnv;
   const cases: [number, boolean, LaunchEnv][] = [
@@ -105,11 +105,11 @@ test("CUDA plan of one NVFP4 linear with nvfp4Mma on the fake device: GEMV (1..8
     for (const l of launches) if (l.kind === "kernel") assert.equal(l.args.length, kernelSignature(l.kernel).params.length, `${l.kernel} arity`);
     const names = launches.map((l) => (l.kind === "gemm" ? `gemm${l.alpha !== undefined ? "+alpha" : ""}` : (l as KernelLaunch).kernel));
     const gemv = rows <= 8 && !logits;
-    // nvfp4GemvK32 at one row: the act quantization inside the GEMV (nvfp4_gemv_k32_act*), an NVFP4 lm_head's logits too.
+    // nvfp4GemvK32 at one row: the act quantization inside the GEMV (nvfp4_gemv_k32x_act*), an NVFP4 lm_head's logits too.
     const want = logits && e === k32
-      ? ["nvfp4_gemv_k32_act_logits_bf16_m1"]
+      ? ["nvfp4_gemv_k32x_act_logits_bf16_m1"]
       : gemv && (e === k32 || e === k32Inv) && rows === 1
-      ? ["nvfp4_gemv_k32_act_bf16_m1"]
+      ? ["nvfp4_gemv_k32x_act_bf16_m1"]
       : gemv
       ? ["nvfp4_act_mma_bf16", `nvfp4_gemv_mma_bf16_m${rows === 1 ? 1 : 8}`]
       : ["lowbit_act_nvfp4_bf16", "nvfp4_dequant_mma_bf16", "gemm+alpha"];
@@ -148,31 +148,29 @@ test("NVFP4 engine on the fake device with nvfp4Mma (fused decode) = the lowbit.
   f32.dispose();
 });
 
-test("NVFP4 engine on the fake device with the session-12 defaults (nvfp4GemvK32, nvfp4NormFast): one-token steps on nvfp4_gemv_k32 (the lm_head too) = the lowbit.cu path", () => {
+test("NVFP4 engine on the fake device with the session-12 defaults (nvfp4GemvK32, nvfp4NormFast): one-token steps on nvfp4_gemv_k32x (the lm_head too) = the lowbit.cu path", () => {
   const raw = quantTestLlama(96);
   const calibration = [Array.from({ length: 48 }, (_, i) => (i * 29 + 5) % 96)];
   const { bf16, f32 } = quantEngines(raw, 41, { quantAlgo: "NVFP4", excludeModules: [] }, 0.1, { calibration });
   // 132 SMs: every linear of few row tiles on 16 warps a block; 4 SMs: 128-wide linears (8 row tiles) on 8 warps.
-  // nvfp4K32X (session 14): the same launches on nvfp4_gemv_k32x* (activation words loaded ahead: the same bits).
-  for (const [sms, x] of [[132, false], [4, false], [132, true], [4, true]] as const) {
+  for (const sms of [132, 4]) {
     const { kernels } = runFusedSchedule(bf16, f32, {
       unfused: sameAsUnfused,
       cpu: ({ what, got, want }) => assert.ok(relL2(got.logits, want.logits) < 0.35, `${what}: logits far from the CPU session's`),
       label: (l) => l.kernel,
       next: (s, r) => s.want.sampledIds[r],
-      fusedOptions: { nvfp4Mma: true, nvfp4GemvK32: true, nvfp4NormFast: true, nvfp4K32X: x },
+      fusedOptions: { nvfp4Mma: true, nvfp4GemvK32: true, nvfp4NormFast: true },
       sms,
     });
-    const k32 = x ? "k32x" : "k32";
     const want = sms === 4
-      ? [`nvfp4_gemv_${k32}_bf16_m1`, `nvfp4_gemv_${k32}_act_bf16_m1`, "nvfp4_gemv_mma_bf16_m8"]
-      : [`nvfp4_gemv_${k32}_w16_bf16_m1`, `nvfp4_gemv_${k32}_act_w16_bf16_m1`, "nvfp4_gemv_mma_w16_bf16_m8"];
-    for (const k of [...want, `nvfp4_gemv_${k32}_act_logits_bf16_m1`, "nvfp4_rmsnorm_act_fast_bf16", "nvfp4_silu_mul_act_bf16"]) {
-      assert.ok(kernels.has(k), `${sms} SMs${x ? " nvfp4K32X" : ""}: ${k} in the fused decode steps: ${[...kernels].join(" ")}`);
+      ? ["nvfp4_gemv_k32x_bf16_m1", "nvfp4_gemv_k32x_act_bf16_m1", "nvfp4_gemv_mma_bf16_m8"]
+      : ["nvfp4_gemv_k32x_w16_bf16_m1", "nvfp4_gemv_k32x_act_w16_bf16_m1", "nvfp4_gemv_mma_w16_bf16_m8"];
+    for (const k of [...want, "nvfp4_gemv_k32x_act_logits_bf16_m1", "nvfp4_rmsnorm_act_fast_bf16", "nvfp4_silu_mul_act_bf16"]) {
+      assert.ok(kernels.has(k), `${sms} SMs: ${k} in the fused decode steps: ${[...kernels].join(" ")}`);
     }
   }
   // Batch-invariant (the session's default): the lm_head of a one-sequence step takes the GEMM path as 2..8 sequences do
-  // (no m8 logits GEMV); the decoder linears keep nvfp4_gemv_k32 (nvfp4_gemv_mma's bits).
+  // (no m8 logits GEMV); the decoder linears keep nvfp4_gemv_k32x (nvfp4_gemv_mma's bits).
   const inv = runFusedSchedule(bf16, f32, {
     unfused: sameAsUnfused,
     cpu: ({ what, got, want }) => assert.ok(relL2(got.logits, want.logits) < 0.35, `${what}: logits far from the CPU session's`),
@@ -180,7 +178,7 @@ test("NVFP4 engine on the fake device with the session-12 defaults (nvfp4GemvK32
     next: (s, r) => s.want.sampledIds[r],
     fusedOptions: { nvfp4Mma: true, nvfp4GemvK32: true, nvfp4NormFast: true, batchInvariant: true },
   });
-  assert.ok(inv.kernels.has("nvfp4_gemv_k32_act_w16_bf16_m1"), [...inv.kernels].join(" "));
+  assert.ok(inv.kernels.has("nvfp4_gemv_k32x_act_w16_bf16_m1"), [...inv.kernels].join(" "));
   assert.ok(![...inv.kernels].some((k) => k.includes("_logits")), `batch-invariant: no logits GEMV: ${[...inv.kernels].join(" ")}`);
   bf16.dispose();
   f32.dispose();
@@ -207,7 +205,6 @@ test("nvfp4ActLaunch / nvfp4K32Lean (session 15): o_proj's act as its own launch
     elem: "bf16",
     nvfp4Mma: true,
     nvfp4GemvK32: true,
-    nvfp4K32X: true,
     nvfp4GemvBlocks: 8,
     weight: (n: string) => addr.get(n)!,
     lowbitScratch: mem.alloc(lowbitScratchLayout(plan)!.bytes),
@@ -247,7 +244,7 @@ test("NVFP4 engine on the fake device with nvfp4ActLaunch + nvfp4K32Lean: o_proj
     cpu: ({ what, got, want }) => assert.ok(relL2(got.logits, want.logits) < 0.35, `${what}: logits far from the CPU session's`),
     label: (l) => l.kernel,
     next: (s, r) => s.want.sampledIds[r],
-    fusedOptions: { nvfp4Mma: true, nvfp4GemvK32: true, nvfp4NormFast: true, nvfp4K32X: true, nvfp4ActLaunch: true, nvfp4K32Lean: true },
+    fusedOptions: { nvfp4Mma: true, nvfp4GemvK32: true, nvfp4NormFast: true, nvfp4ActLaunch: true, nvfp4K32Lean: true },
     sms: 4,
   });
   for (const k of ["nvfp4_act_mma_bf16", "nvfp4_gemv_k32y_bf16_m1", "nvfp4_gemv_k32y_logits_bf16_m1"]) {
@@ -268,7 +265,7 @@ test("NVFP4 engine on the fake device with nvfp4AttnAct (+ decodeSplitK): decode
       cpu: ({ what, got, want }) => assert.ok(relL2(got.logits, want.logits) < 0.35, `${what}: logits far from the CPU session's`),
       label: (l) => l.kernel,
       next: (s, r) => s.want.sampledIds[r],
-      fusedOptions: { nvfp4Mma: true, nvfp4GemvK32: true, nvfp4NormFast: true, nvfp4K32X: true, decodeSplitK: true, nvfp4AttnAct: true },
+      fusedOptions: { nvfp4Mma: true, nvfp4GemvK32: true, nvfp4NormFast: true, decodeSplitK: true, nvfp4AttnAct: true },
       sms,
     });
     const w16 = sms === 4 ? "" : "_w16";

@@ -287,6 +287,29 @@ test("serve hostile: min_tokens over max_tokens names the request's fields, and 
   refused(chat, "min_tokens", "must be <= max_completion_tokens (2)");
 });
 
+test("serve hostile: unknown top-level fields are served but reported (as vLLM logs them); a logit_bias id past the vocabulary is rejected at submission", async () => {
+  const warnings: string[] = [];
+  const wapp = createServeApp({ llm, modelName: "kjv", onWarning: (m) => warnings.push(m) });
+  const send = async (route: string, body: object): Promise<Reply> => {
+    const r = await wapp.fetch(new Request(`http://x/v1/${route}`, { method: "POST", body: JSON.stringify(body) }));
+    return { status: r.status, body: await r.json() };
+  };
+  const ok = await send("completions", { ...COMPLETION, unknown_field: 1, extra: "x" });
+  assert.equal(ok.status, 200);
+  const chat = await send("chat/completions", { ...CHAT, reasoning_effort_x: "low" });
+  assert.equal(chat.status, 200);
+  assert.equal((await send("completions", COMPLETION)).status, 200);
+  assert.deepEqual(warnings, [
+    "completions: fields present in the request but ignored: unknown_field, extra",
+    "chat/completions: fields present in the request but ignored: reasoning_effort_x",
+  ]);
+  const V = llm.tokenizer!.vocabSize;
+  refused(await send("completions", { ...COMPLETION, logit_bias: { [String(V)]: 1 } }), `logit_bias.${V}`, `token id ${V} is outside [0, ${V})`);
+  const text = await wapp.state.metrics.text();
+  assert.match(text, /^llmrt_requests_total\{endpoint="completions",state="rejected"\} 1$/m);
+  assert.doesNotMatch(text, /state="failed"/);
+});
+
 test("serve hostile: every request above ended in one final state; nothing left in flight", async () => {
   assert.equal(app.state.numActive(), 0);
   assert.equal(app.state.kvBlocks().used, 0);

@@ -56,16 +56,15 @@ test("session options: every switch of the table resolves to its default when ne
     }
     for (const k of ["fp8AttnQuant", "fp8PruneLastLayer", "fp8FastSilu"] as const) assert.equal(o[k], true, k);
     // Session 14: prefillPdl on (the 8B's TTFT no slower in two same-job A/Bs, the 1B's 1-2% faster), then off again
-    // (the closing GPU suite's batch4 "graphs = eager" failures with it on; session_flags.ts).
-    assert.equal(o.prefillPdl, false);
+    // (the closing GPU suite's batch4 "graphs = eager" failures with it on; session_flags.ts); session 15: on again (the
+    // 3-process GPU suite passed with it on and off, the prefill KV bitwise alike).
+    assert.equal(o.prefillPdl, true);
     // Session 14: the launch-list cache on (1B TTFT 128 -20%, 2048 -2.5%, same bits).
     assert.equal(o.prefillPlanCache, true);
     // Session 12: faster in same-job A/Bs on the H200 (FP8 512x +3.4%, NVFP4 8B +8% / +1.5%, int4 8B +3.9%): on.
     for (const k of ["quantGemvFast", "nvfp4GemvK32", "nvfp4NormFast", "fp8DecodeAttnQuant", "prefillTileScan"] as const) {
       assert.equal(o[k], true, k);
     }
-    // Session 14: the lean NVFP4 k32 GEMV loop (8B NVFP4 batch 1 +10.4%, 1B +3.2%, bits equal): on.
-    assert.equal(o.nvfp4K32X, true, "nvfp4K32X");
   });
 });
 
@@ -103,6 +102,11 @@ test("session options: unknown keys and non-boolean switches are refused with th
   // Session 14 removed these (added in session 14 and measured no faster — batchAttention4Occupancy — or slower —
   // prefillRopeQ, RoPE of q in flash_prefill_wg's Q load — on the H200, bench/RESULTS.md "Session 14"): unknown keys too.
   for (const gone of ["batchAttention4Occupancy", "prefillRopeQ"]) {
+    assert.throws(() => parseSessionOptions({ [gone]: true } as never), new RegExp(gone));
+  }
+  // Session 15 removed nvfp4K32X (its lean k32 GEMV loop the default since session 14, the old loop with it) and
+  // batchAttention4Serial (session 13's batch4 with a block's splits in turn: 0.991x in session 14): unknown keys too.
+  for (const gone of ["nvfp4K32X", "batchAttention4Serial"]) {
     assert.throws(() => parseSessionOptions({ [gone]: true } as never), new RegExp(gone));
   }
 });

@@ -12,7 +12,7 @@ import { needsHostProcessing, resolveBadWords } from "./logits_processor.ts";
 import type { BeamRun, RequestState } from "./request_state.ts";
 import type { GuidedRuntime } from "./guided/request.ts";
 import { bannedAllowedIds, bannedAllowedIdsError } from "./row_checks.ts";
-import { checkMinTokensRoom } from "./sampling_params.ts";
+import { checkMinTokensRoom, type SamplingParams } from "./sampling_params.ts";
 import { SequenceGroup } from "./sequence.ts";
 
 /** What admission checks a request against, besides the limits. */
@@ -84,9 +84,11 @@ export function admitRequest(ctx: AdmissionContext, id: number, request: Generat
   const tok = ctx.tokenizer;
   if (p.badWords.length > 0 && !tok) throw new ValidationError("SamplingParams.badWords: needs a tokenizer (skipTokenizerInit is set)", "badWords", p.badWords);
   const badWordIds = tok ? resolveBadWords(p.badWords, (s) => tok.encode(s, { addSpecialTokens: false })) : [];
-  // An end or stop id outside the vocabulary could never be generated, so it would never end the request: name it
-  // (badTokenIds, logitBias and allowedTokenIds are checked where they index the logits row).
+  // An end or stop id outside the vocabulary could never be generated, so it would never end the request: name it.
+  // badTokenIds, logitBias and allowedTokenIds index the logits row: refused here, before the request runs (the
+  // logits processor checks them again where it indexes the row).
   const V = ctx.limits.vocabSize;
+  checkVocabIds(p, V);
   if (p.endId !== undefined && p.endId >= V) {
     throw new ValidationError(`SamplingParams.endId: token id ${p.endId} is outside [0, ${V}) (a negative endId means no end id)`, "endId", p.endId);
   }
@@ -151,4 +153,14 @@ export function admitRequest(ctx: AdmissionContext, id: number, request: Generat
     outs: new Map(),
     beam,
   };
+}
+
+/** SamplingParams' token ids that index the logits row (logitBias keys, allowedTokenIds, badTokenIds) lie in [0, V). */
+function checkVocabIds(p: SamplingParams, V: number): void {
+  const check = (id: number, field: string): void => {
+    if (!(Number.isInteger(id) && id >= 0 && id < V)) throw new ValidationError(`SamplingParams.${field}: token id ${id} is outside [0, ${V})`, field, id);
+  };
+  if (p.logitBias !== undefined) { for (const k of Object.keys(p.logitBias)) check(Number(k), `logitBias.${k}`); }
+  p.allowedTokenIds?.forEach((id, j) => check(id, `allowedTokenIds[${j}]`));
+  p.badTokenIds.forEach((id, j) => check(id, `badTokenIds[${j}]`));
 }

@@ -27,6 +27,8 @@ import {
   LlmOptionsSchema,
   paramsAt,
   type Prompt,
+  promptInput,
+  promptList,
 } from "./llm_options.ts";
 import { givenBuildOptions, openOrBuild, openOrBuildAsync } from "./open_engine.ts";
 import { discardCachedEngine } from "./engine_cache.ts";
@@ -243,7 +245,7 @@ export class LLM {
 
   /**
    * Generates for one prompt or a batch, all requests in flight together. Returns one output for a
-   * single prompt (string or id array) and an array for an array of prompts; `samplingParams` may be
+   * single prompt (string, id array, `{ prompt }` or `{ promptTokenIds }`) and an array for an array of prompts; `samplingParams` may be
    * one for all or one per prompt. Every prompt is checked before any runs (a bad one throws); a
    * request that fails while running makes the call reject once the others are done.
    */
@@ -260,25 +262,18 @@ export class LLM {
     await Promise.resolve();
     this.#live();
     parseWith(GenerateOptionsSchema, options ?? {}, "LLM.generate options");
-    const single = typeof prompts === "string" || (Array.isArray(prompts) && prompts.length > 0 && typeof prompts[0] === "number");
-    const list = (single ? [prompts] : prompts) as Prompt[];
-    if (!Array.isArray(list) || list.length === 0) {
-      throw new ValidationError(
-        `LLM.generate: prompts must be a string, an id array or a non-empty array of them, got ${showValue(prompts)}`,
-        "prompts",
-        prompts,
-      );
-    }
+    const { single, list } = promptList(prompts);
     if (Array.isArray(samplingParams) && samplingParams.length !== list.length) {
       throw new ValidationError(`LLM.generate: ${samplingParams.length} samplingParams for ${list.length} prompts`, "samplingParams", samplingParams.length);
     }
     const requests: GenerationRequest[] = [];
-    for (const [i, p] of list.entries()) {
+    for (const [i, given] of list.entries()) {
+      const field = single ? "prompt" : `prompts[${i}]`;
+      const p = promptInput(given, `LLM.generate ${field}`);
       const params = applyGenerationDefaults(
         Array.isArray(samplingParams) ? paramsAt(samplingParams, i) : SamplingParams.from(samplingParams),
         this.#generationDefaults,
       );
-      const field = single ? "prompt" : `prompts[${i}]`;
       const r = this.#isLongText(p)
         ? (await this.#requestInSlices(p, params, field, false, options.priority))!
         : this.#request(p, params, field, false, options.priority);
@@ -306,10 +301,12 @@ export class LLM {
    * outputs with `streaming`), awaitable with `result()`, abortable with `abort()` or `signal`.
    * A bad request does not throw here: its `result()` rejects (and iteration throws) with the reason.
    */
-  generateAsync(prompt: Prompt, samplingParams?: ParamsArg, options: GenerateAsyncOptions = {}): RequestOutput {
+  generateAsync(given: Prompt, samplingParams?: ParamsArg, options: GenerateAsyncOptions = {}): RequestOutput {
     let request: GenerationRequest;
+    let prompt = given;
     try {
       this.#live();
+      prompt = promptInput(given, "LLM.generateAsync prompt");
       // Options first: nothing is submitted for a request whose options are bad.
       parseWith(GenerateAsyncOptionsSchema, options ?? {}, "LLM.generateAsync options");
       const params = applyGenerationDefaults(SamplingParams.from(samplingParams), this.#generationDefaults);

@@ -6,7 +6,7 @@ import { QuantConfig, QuantConfigSchema } from "../quantization/quant_config.ts"
 import { SpeculativeConfigSchema } from "../executor/speculative/config.ts";
 import type { LoraRequest } from "../models/lora.ts";
 import { SamplingParams, type SamplingParamsInput } from "../executor/sampling_params.ts";
-import { LlmrtError, ValidationError } from "../util/errors.ts";
+import { LlmrtError, showValue, ValidationError } from "../util/errors.ts";
 import { GenerationConfigModeSchema } from "./generation_config.ts";
 
 /** Options of {@link LLM.create}. */
@@ -101,8 +101,57 @@ export const LlmOptionsSchema = z.strictObject({
 });
 export type LlmOptions = z.input<typeof LlmOptionsSchema>;
 
-/** A prompt: text, or token ids. */
-export type Prompt = string | readonly number[];
+/** TensorRT-LLM's `TextPrompt`: a text prompt as an object. */
+export interface TextPrompt {
+  readonly prompt: string;
+}
+
+/** TensorRT-LLM's `TokensPrompt`: a prompt of token ids as an object. */
+export interface TokensPrompt {
+  readonly promptTokenIds: readonly number[];
+}
+
+/** A prompt: text or token ids, bare or as TensorRT-LLM's `TextPrompt` / `TokensPrompt` objects. */
+export type Prompt = string | readonly number[] | TextPrompt | TokensPrompt;
+
+/** Whether `p` is one prompt in object form (not an array of prompts). */
+export function isPromptObject(p: unknown): p is TextPrompt | TokensPrompt {
+  return p !== null && typeof p === "object" && !Array.isArray(p) && !ArrayBuffer.isView(p);
+}
+
+/** `generate`'s first argument as a list of prompts, and whether it was one prompt (a ValidationError when neither). */
+export function promptList(prompts: unknown): { single: boolean; list: Prompt[] } {
+  const single = typeof prompts === "string" || isPromptObject(prompts) ||
+    (Array.isArray(prompts) && prompts.length > 0 && typeof prompts[0] === "number");
+  const list = (single ? [prompts] : prompts) as Prompt[];
+  if (!Array.isArray(list) || list.length === 0) {
+    throw new ValidationError(
+      `LLM.generate: prompts must be a prompt (text, ids, { prompt }, { promptTokenIds }) or a non-empty array of them, got ${showValue(prompts)}`,
+      "prompts",
+      prompts,
+    );
+  }
+  return { single, list };
+}
+
+/**
+ * A prompt as text or ids: `{ prompt }` / `{ promptTokenIds }` unwrapped; any other object (no such key, both,
+ * or another key) is a ValidationError naming `field` and the keys.
+ */
+export function promptInput(p: Prompt, field: string): string | readonly number[] {
+  if (!isPromptObject(p)) return p;
+  const keys = Object.keys(p);
+  const o = p as unknown as Record<string, unknown>;
+  if (keys.length === 1 && keys[0] === "prompt" && typeof o.prompt === "string") return o.prompt;
+  if (keys.length === 1 && keys[0] === "promptTokenIds" && Array.isArray(o.promptTokenIds)) return o.promptTokenIds as readonly number[];
+  throw new ValidationError(
+    `${field}: expected a string, token ids, { prompt: string } or { promptTokenIds: number[] }, got an object with ${
+      keys.length === 0 ? "no keys" : `keys ${keys.join(", ")}`
+    } (${showValue(p)})`,
+    field,
+    p,
+  );
+}
 
 /** Options of {@link LLM.generate} (checked: a bad field is a ValidationError naming it). */
 const LoraRequestSchema = z.strictObject({ name: z.string().min(1), path: z.string().min(1) });

@@ -23,6 +23,11 @@ export interface ServeAppOptions {
   readonly maxBodyBytes?: number;
   /** LoRA adapters clients may name as `model` (name → PEFT directory); the LLM needs `enableLora`. */
   readonly loraModules?: Readonly<Record<string, string>>;
+  /**
+   * Where the server's warnings go (a request's top-level fields it does not know and ignores, as vLLM logs
+   * them). @default a line on stderr (`console.warn`)
+   */
+  readonly onWarning?: (message: string) => void;
 }
 
 /**
@@ -85,7 +90,13 @@ function sameKey(a: string, b: string): boolean {
  * ```
  */
 export function createServeApp(o: ServeAppOptions): ServeApp {
-  const state = new ServeState({ llm: o.llm, modelName: o.modelName ?? "llmrt", maxQueue: o.maxQueue ?? 256, loraModules: o.loraModules });
+  const state = new ServeState({
+    llm: o.llm,
+    modelName: o.modelName ?? "llmrt",
+    maxQueue: o.maxQueue ?? 256,
+    loraModules: o.loraModules,
+    onWarning: o.onWarning,
+  });
   const maxBodyBytes = o.maxBodyBytes ?? 8 * 1024 * 1024;
   const app = new Hono<{ Bindings: { signal?: AbortSignal } }>();
   const signalOf = (c: { env: { signal?: AbortSignal } | undefined; req: { raw: Request } }): AbortSignal => c.env?.signal ?? c.req.raw.signal;

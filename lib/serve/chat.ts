@@ -1,9 +1,19 @@
 /** POST /v1/chat/completions: the conversation rendered with the tokenizer's chat template. */
 import type { RequestOutputData } from "./deps.ts";
 import { HttpError } from "./errors.ts";
-import { checkModel, responseId, sseResponseOf, tokenizerOf } from "./common.ts";
+import { checkModel, responseId, sseResponseOf, tokenizerOf, warnIgnored } from "./common.ts";
 import { checkLengths, checkPromptBytes, Generation, samplingParams } from "./generation.ts";
-import { CHAT_UNSUPPORTED, type ChatRequest, ChatRequestSchema, parseBody, priorityOf, refuseUnsupported, requestFields, toSamplingInput } from "./protocol.ts";
+import {
+  CHAT_UNSUPPORTED,
+  type ChatRequest,
+  ChatRequestSchema,
+  ignoredFields,
+  parseBody,
+  priorityOf,
+  refuseUnsupported,
+  requestFields,
+  toSamplingInput,
+} from "./protocol.ts";
 import type { ServeState } from "./state.ts";
 
 interface TopLogprob {
@@ -60,6 +70,7 @@ export async function chatCompletions(state: ServeState, body: unknown, signal: 
   let includeUsage: boolean;
   try {
     const b = parseBody(ChatRequestSchema, body);
+    warnIgnored(state, "chat/completions", ignoredFields(ChatRequestSchema, body));
     const lora = checkModel(state, b.model);
     refuseUnsupported(b, CHAT_UNSUPPORTED);
     if (b.top_logprobs != null && !b.logprobs) {

@@ -28,6 +28,11 @@ export function checkModel(state: ServeState, model: string | null | undefined):
   );
 }
 
+/** Reports a request's ignored top-level fields (`ignoredFields`) once, naming the route and the fields. */
+export function warnIgnored(state: ServeState, route: string, fields: readonly string[]): void {
+  if (fields.length > 0) state.warn(`${route}: fields present in the request but ignored: ${fields.join(", ")}`);
+}
+
 /** A fresh response id. */
 export function responseId(prefix: string): string {
   return `${prefix}-${crypto.randomUUID().replaceAll("-", "")}`;

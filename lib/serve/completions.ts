@@ -2,8 +2,17 @@
 import type { RequestOutputData } from "./deps.ts";
 import { HttpError } from "./errors.ts";
 import { checkLengths, checkPromptBytes, Generation, type PreparedPrompt, samplingParams } from "./generation.ts";
-import { COMPLETION_UNSUPPORTED, CompletionRequestSchema, parseBody, priorityOf, refuseUnsupported, requestFields, toSamplingInput } from "./protocol.ts";
-import { checkModel, responseId, sseResponseOf, tokenizerOf } from "./common.ts";
+import {
+  COMPLETION_UNSUPPORTED,
+  CompletionRequestSchema,
+  ignoredFields,
+  parseBody,
+  priorityOf,
+  refuseUnsupported,
+  requestFields,
+  toSamplingInput,
+} from "./protocol.ts";
+import { checkModel, responseId, sseResponseOf, tokenizerOf, warnIgnored } from "./common.ts";
 import type { ServeState } from "./state.ts";
 
 /** OpenAI's completion logprobs object. */
@@ -77,6 +86,7 @@ export async function completions(state: ServeState, body: unknown, signal: Abor
   let echo: boolean;
   try {
     const b = parseBody(CompletionRequestSchema, body);
+    warnIgnored(state, "completions", ignoredFields(CompletionRequestSchema, body));
     const lora = checkModel(state, b.model);
     refuseUnsupported(b, COMPLETION_UNSUPPORTED);
     if (b.echo && b.logprobs != null) {

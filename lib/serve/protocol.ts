@@ -192,6 +192,15 @@ export function refuseUnsupported(body: Readonly<Record<string, unknown>>, table
 }
 
 /**
+ * The top-level fields of `body` that `schema` does not know (the request schemas are loose, as OpenAI clients
+ * send vendor fields: these are ignored, and the routes report them through ServeState.warn, as vLLM logs them).
+ */
+export function ignoredFields(schema: z.ZodObject, body: unknown): string[] {
+  if (body === null || typeof body !== "object" || Array.isArray(body)) return [];
+  return Object.keys(body).filter((k) => !Object.hasOwn(schema.shape, k));
+}
+
+/**
  * Parses a body with `schema`; a bad one is a 400 naming the first bad field (dotted path) and
  * what was expected.
  */

@@ -20,6 +20,8 @@ export interface ServeStateOptions {
   readonly maxQueue: number;
   /** LoRA adapters clients may name as `model` (name → PEFT directory); the LLM needs `enableLora`. */
   readonly loraModules?: Readonly<Record<string, string>>;
+  /** Where warnings go. @default `console.warn`, prefixed "[llmrt] " */
+  readonly onWarning?: (message: string) => void;
 }
 
 /** The limits a request is checked against. */
@@ -37,6 +39,8 @@ export class ServeState implements GaugeSource {
   readonly loraModules: Readonly<Record<string, string>>;
   readonly limits: ServeLimits;
   readonly metrics: ServeMetrics;
+  /** Reports a warning (ServeStateOptions.onWarning). */
+  readonly warn: (message: string) => void;
   readonly created: number = Math.floor(Date.now() / 1000);
   /** Generations in flight → how many executor requests (prompts) each holds. */
   readonly #active = new Map<ActiveRequest, number>();
@@ -53,6 +57,7 @@ export class ServeState implements GaugeSource {
     const l = o.llm.executor.limits;
     this.limits = { maxInputLen: l.maxInputLen, maxSeqLen: l.maxSeqLen, maxBatchSize: l.maxBatchSize };
     this.metrics = new ServeMetrics(this);
+    this.warn = o.onWarning ?? ((m) => console.warn(`[llmrt] ${m}`));
   }
 
   /** True once shutdown began: new generation requests get 503. */

@@ -82,7 +82,7 @@ gpuTest(
     };
     const model = randomModel(raw, 77, true, 0.05);
     const calibration = [Array.from({ length: 64 }, (_, i) => (i * 29 + 5) % raw.vocab_size)];
-  const q = quantizeSync(model, { quantAlgo: "NVFP4", excludeModules: [] }, { calibration });
+    const q = quantizeSync(model, { quantAlgo: "NVFP4", excludeModules: [] }, { calibration });
     using engine = buildSync(q, { backend: "cuda", dtype: "bfloat16", maxBatchSize: 2, maxNumTokens: 512, maxSeqLen: NB * BS, tokensPerBlock: BS });
     q.close();
     model.close();

@@ -3,7 +3,7 @@
  * the tiled device layout (lib/backends/cuda/nvfp4_tiles.ts): the activation quantizer's codes and block scales equal
  * the CPU's (lib/util/e2m1.ts) bit for bit, the prefill dequantizer of the tiled layout writes the public layout's
  * values exactly, and the GEMV (m = 1, 3, 8) matches the CPU's lowbitLinear within one bf16 ulp (the block sums are
- * exact; only the fp32 sum over blocks and the bf16 store round); at m = 1 nvfp4_gemv_k32 (CudaFlags.nvfp4GemvK32) too. Then its time on llama-3.2-1b / llama-3.1-8b decoder
+ * exact; only the fp32 sum over blocks and the bf16 store round); at m = 1 nvfp4_gemv_k32x (CudaFlags.nvfp4GemvK32) too. Then its time on llama-3.2-1b / llama-3.1-8b decoder
  * shapes against lowbit.cu's GEMV and a device copy measured in the same process (LLMRT_NVFP4_VARIANTS, LLMRT_NVFP4_MODELS
  * pick what is timed; skip it with bun test -t).
  */
@@ -22,7 +22,7 @@ import { device, fromBf16Bits, gpuTest, seededUniform, toBf16Bits } from "./gpu.
 const bf16 = (f: ArrayLike<number>): Uint16Array => Uint16Array.from(f as ArrayLike<number>, (v) => toBf16Bits(v));
 const unBf16 = (b: Uint16Array): Float32Array => Float32Array.from(b, (v) => fromBf16Bits(v));
 const sig = (family: string) => LOWBIT_FAMILIES[family].params;
-/** LLMRT_NVFP4_OPTS: extra NVRTC options of nvfp4_mma.cu in the correctness tests (e.g. "-DNV_K32_RING=0": another build). */
+/** LLMRT_NVFP4_OPTS: extra NVRTC options of nvfp4_mma.cu in the correctness tests (e.g. "-DNV_K32X_XPF=2": another build). */
 /** A kernel allowed `bytes` of dynamic shared memory (the k32 ring's static shared memory leaves less than 48 KB by default). */
 function dyn<T extends { setMaxDynamicSharedMemory(bytes: number): void }>(k: T, bytes: number): T {
   if (bytes > 0) k.setMaxDynamicSharedMemory(bytes);
@@ -85,16 +85,12 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
       const alpha = Math.fround(a * f.globalScale!);
       const ref = new Float32Array(m * N);
       lowbitLinear(xf, cpu, unBf16(biasB), m, N, K, ref);
-      // 8 warps a block, and 16 (the launcher's pick for few row tiles); at m = 1 also the k32 kernels (nvfp4GemvK32) and
-      // their k32x forms (nvfp4K32X: activation words loaded ahead).
+      // 8 warps a block, and 16 (the launcher's pick for few row tiles); at m = 1 also the k32 kernels (nvfp4GemvK32:
+      // nvfp4_gemv_k32x*, m16n8k32 mmas, nvfp4_gemv_mma's bits).
       let mmaOut: Uint16Array | null = null;
       const outs = new Map<string, Uint16Array>();
       for (
-        const [kind, w16] of [
-          ["mma", false],
-          ["mma", true],
-          ...(m === 1 ? [["k32", false], ["k32", true], ["k32x", false], ["k32x", true], ["k32y", false], ["k32y", true]] : []),
-        ] as [
+        const [kind, w16] of [["mma", false], ["mma", true], ...(m === 1 ? [["k32x", false], ["k32x", true], ["k32y", false], ["k32y", true]] : [])] as [
           string,
           boolean,
         ][]
@@ -115,14 +111,14 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
         if (kind !== "mma") {
           const mmaBits = outs.get(`nvfp4_gemv_mma${w16 ? "_w16" : ""}_bf16_m1`)!;
           const vsMma = y.reduce((a, v, i) => a + (v !== mmaBits[i] ? 1 : 0), 0);
-          assert.equal(vsMma, 0, `${name}: ${vsMma} outputs differ from nvfp4_gemv_mma${w16 ? "_w16" : ""}'s bits (NV_K32_CHAIN)`);
+          assert.equal(vsMma, 0, `${name}: ${vsMma} outputs differ from nvfp4_gemv_mma${w16 ? "_w16" : ""}'s bits (the block terms' order)`);
         }
       }
       if (m === 1) {
-        // nvfp4_gemv_k32_act*: the act quantization inside the GEMV (shared memory) — the bits of act + the k32 kernel of
+        // nvfp4_gemv_k32x_act*: the act quantization inside the GEMV (shared memory) — the bits of act + the k32x kernel of
         // as many warps; _logits: the 8-warp sums as fp32 (their bf16 rounding equal).
         using dl = d.alloc(N * 4);
-        for (const [kind, v] of ["k32", "k32x", "k32y"].flatMap((kd) => ["", "_w16", "_logits"].map((w) => [kd, w]))) {
+        for (const [kind, v] of ["k32x", "k32y"].flatMap((kd) => ["", "_w16", "_logits"].map((w) => [kd, w]))) {
           const name = `nvfp4_gemv_${kind}_act${v}_bf16_m1`;
           const out = v === "_logits" ? dl : dy;
           out.fill(0xff);
@@ -138,9 +134,9 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
             got = new Uint16Array(N);
             dy.copyToHost(got);
           }
-          const k32Out = outs.get(`nvfp4_gemv_k32${v === "_w16" ? "_w16" : ""}_bf16_m1`)!;
+          const k32Out = outs.get(`nvfp4_gemv_k32x${v === "_w16" ? "_w16" : ""}_bf16_m1`)!;
           const differ = got.reduce((acc, x, i) => acc + (x !== k32Out[i] ? 1 : 0), 0);
-          console.log(`${name} [${N}x${K}]: ${differ}/${N} outputs differ from nvfp4_act_mma + nvfp4_gemv_k32's`);
+          console.log(`${name} [${N}x${K}]: ${differ}/${N} outputs differ from nvfp4_act_mma + nvfp4_gemv_k32x's`);
           assert.equal(differ, 0, `${name}: ${differ} outputs differ`);
         }
       }
@@ -151,8 +147,8 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
 gpuTest("nvfp4_gemv_mma: a persistent grid (blocks looping over row tiles, loads running on into the next one) gives the same bits", () => {
   const d = device();
   using mod = loadKernelFile(d, "nvfp4_mma.cu", OPTS);
-  // 13 row tiles; K 4096: k tiles a multiple of 8 · NV_U; K 1024 (k32 only): 2 k tiles a warp, fewer than a
-  // NV_K32_RING ring holds (its refills run several row tiles ahead).
+  // 13 row tiles; K 4096: k tiles a multiple of 8 · NV_U; K 1024 (k32x only): 2 k tiles a warp, fewer than a
+  // NV_K32X_RING ring holds (its refills run several row tiles ahead).
   for (const K of [4096, 1024]) persistentGrids(d, mod, 208, K);
 });
 
@@ -169,8 +165,9 @@ function persistentGrids(d: ReturnType<typeof device>, mod: ReturnType<typeof lo
     using xq = d.alloc(2 * m * K);
     using sx = d.alloc(m * (K / 16) * 4);
     mod.kernel("nvfp4_act_mma_bf16", sig("nvfp4_act_mma")).launch([Math.ceil(K / 1024), m, 1], 256, [dx, xq, sx, m, K, f.activationScale!]);
-    let k32Out: Uint16Array | undefined;
-    for (const kind of (m === 1 ? ["mma", "k32", "k32x", "k32y"] : ["mma"]).filter((k) => k !== "mma" || K % 2048 === 0)) {
+    let mmaOut: Uint16Array | undefined;
+    // k32y (nvfp4K32Lean): k32x's items and sums with fewer instructions — the same bits.
+    for (const kind of (m === 1 ? ["mma", "k32x", "k32y"] : ["mma"]).filter((k) => k !== "mma" || K % 2048 === 0)) {
       const kern = mod.kernel(`nvfp4_gemv_${kind}_bf16_m${m === 1 ? 1 : 8}`, sig(`nvfp4_gemv_${kind}`));
       const out = [N / 16, 5, 3, 1].map((grid) => {
         using dy = d.alloc(m * N * 2);
@@ -180,8 +177,9 @@ function persistentGrids(d: ReturnType<typeof device>, mod: ReturnType<typeof lo
         return y;
       });
       for (let g = 1; g < out.length; g++) assert.deepEqual(Array.from(out[g]), Array.from(out[0]), `${kind} m=${m} K=${K}: grid variant ${g} differs`);
-      if (kind === "k32x" || kind === "k32y") assert.deepEqual(Array.from(out[0]), Array.from(k32Out!), `${kind} m=${m} K=${K}: differs from k32`);
-      if (kind === "k32") k32Out = out[0];
+      // k32x / k32y: nvfp4_gemv_mma's bits (the block terms added in its order).
+      if ((kind === "k32x" || kind === "k32y") && mmaOut) assert.deepEqual(Array.from(out[0]), Array.from(mmaOut), `${kind} m=${m} K=${K}: differs from mma`);
+      if (kind === "mma") mmaOut = out[0];
     }
   }
 }
@@ -252,23 +250,23 @@ gpuTest("nvfp4_gemv_mma m1 vs lowbit_gemv_nvfp4 m1 (each + its act launch) on 1B
   using old = loadKernelFile(d, "lowbit.cu");
   // Variants "U[pB][nL][zZ][w]": NV_U = U loads in flight; pB: a persistent grid of B blocks per SM where the shape allows
   // it ((k / 64) % (warps · U) == 0; else one block per row tile); nL: NV_LDNC = L, zZ: NV_ZC = Z (defaults 1); w: the
-  // 16-warp kernel (_w16); k: nvfp4_gemv_k32 (nvfp4GemvK32) instead of nvfp4_gemv_mma; cC: NV_K32_CHAIN = C (default 1);
-  // bB: NV_MINB = B (__launch_bounds__ minimum blocks per SM: a register cap); rD: NV_K32_RING = D (default 0: the
-  // k32 kernel's loads in flight in registers; D: a cp.async ring of D tiles a warp in shared memory); xX (with k):
-  // nvfp4_gemv_k32x (activation words loaded NV_K32X_XPF = X items ahead), uV: its NV_K32X_UNROLL = V, sR: 576-byte
-  // slots (NV_K32X_SLIM) in a ring of R, c: the contiguous-run timing probe (NV_K32X_CONTIG: wrong sums), h: NV_K32X_SHF3,
-  // z: NV_K32X_ZC, f: NV_K32X_PHASE (session 15; the same bits).
+  // 16-warp kernel (_w16); k: nvfp4_gemv_k32x (nvfp4GemvK32) instead of nvfp4_gemv_mma; bB: NV_MINB = NV_K32_MINB = B
+  // (__launch_bounds__ minimum blocks per SM: a register cap; default 1); with k: rD: a cp.async ring of D tiles a warp
+  // (NV_K32X_RING, default 6), xX: activation words loaded NV_K32X_XPF = X items ahead (default 1), uV: NV_K32X_UNROLL = V,
+  // sR: 576-byte slots (NV_K32X_SLIM) in a ring of R, c: the contiguous-run timing probe (NV_K32X_CONTIG: wrong sums);
+  // session 15 (the same bits): h: NV_K32X_SHF3, o: NV_K32X_ZC, f: NV_K32X_PHASE.
   const variants = (process.env.LLMRT_NVFP4_VARIANTS ?? "4").split(",");
   const vspec = variants.map((v) => {
-    const m = /^(\d+)(?:p(\d+))?(?:n(\d))?(?:z(\d))?(w)?(k)?(?:c(\d))?(?:b(\d))?(?:r(\d+))?(?:x(\d)(?:u(\d))?(?:s(\d+))?(c)?(h)?(z)?(f)?)?$/.exec(v);
+    const m = /^(\d+)(?:p(\d+))?(?:n(\d))?(?:z(\d))?(w)?(k)?(?:b(\d))?(?:r(\d+))?(?:x(\d))?(?:u(\d))?(?:s(\d+))?(c)?(h)?(o)?(f)?$/.exec(v);
     if (!m) throw new Error(`LLMRT_NVFP4_VARIANTS: bad variant ${v}`);
-    // (U and B set both kernels' macros: NV_U / NV_MINB of nvfp4_gemv_mma, NV_K32_U / NV_K32_MINB of nvfp4_gemv_k32.)
-    const key = `-DNV_U=${m[1]} -DNV_K32_U=${m[1]} -DNV_LDNC=${m[3] ?? 1} -DNV_ZC=${m[4] ?? 1} -DNV_K32_CHAIN=${m[7] ?? 1} -DNV_MINB=${
-      m[8] ?? 1
-    } -DNV_K32_MINB=${m[8] ?? 1} -DNV_K32_RING=${m[9] ?? 0} -DNV_K32X_XPF=${m[10] ?? 1} -DNV_K32X_UNROLL=${m[11] ?? 1}${
-      m[12] ? ` -DNV_K32X_SLIM=1 -DNV_K32X_RING=${m[12]}` : ""
-    }${m[13] ? " -DNV_K32X_CONTIG=1" : ""}${m[14] ? " -DNV_K32X_SHF3=1" : ""}${m[15] ? " -DNV_K32X_ZC=1" : ""}${m[16] ? " -DNV_K32X_PHASE=1" : ""}`;
-    return { u: Number(m[1]), perSm: Number(m[2] ?? 0), key, nw: m[5] ? 16 : 8, k32: m[6] ? (m[10] ? "k32x" : "k32") : "" };
+    // (B sets both kernels' macros: NV_MINB of nvfp4_gemv_mma, NV_K32_MINB of nvfp4_gemv_k32x.)
+    const ring = m[11] ?? m[8];
+    const key = `-DNV_U=${m[1]} -DNV_LDNC=${m[3] ?? 1} -DNV_ZC=${m[4] ?? 1} -DNV_MINB=${m[7] ?? 1} -DNV_K32_MINB=${m[7] ?? 1} -DNV_K32X_XPF=${
+      m[9] ?? 1
+    } -DNV_K32X_UNROLL=${m[10] ?? 1}${ring ? ` -DNV_K32X_RING=${ring}` : ""}${m[11] ? " -DNV_K32X_SLIM=1" : ""}${m[12] ? " -DNV_K32X_CONTIG=1" : ""}${
+      m[13] ? " -DNV_K32X_SHF3=1" : ""
+    }${m[14] ? " -DNV_K32X_ZC=1" : ""}${m[15] ? " -DNV_K32X_PHASE=1" : ""}`;
+    return { u: Number(m[1]), perSm: Number(m[2] ?? 0), key, nw: m[5] ? 16 : 8, k32: m[6] ? "k32x" : "" };
   });
   const uniq = [...new Set(vspec.map((v) => v.key))];
   const mods = uniq.map((key) => loadKernelFile(d, "nvfp4_mma.cu", { options: key.split(" ") }));

@@ -30,11 +30,9 @@ def name4(hd, fp8):
     return f"decode_attention_batch4_{'fp8kv_' if fp8 else ''}bf16_hd{hd}"
 
 
-def b4defines(hd, fp8, cfg, serial=False, trace=False):
+def b4defines(hd, fp8, cfg, trace=False):
     """(kernel name, NVRTC defines, warps, items a block takes in turn) of a configuration (see batch4)."""
     nm = name4(hd, fp8)
-    if serial:
-        nm = nm.replace("batch4_", "batch4s_")
     f = "F" if fp8 else ""
     defines = ("LLMRT_SELECT", f"LLMRT_K_{nm}=1") + (("DB4_TRACE",) if trace else ())
     nw, ser = 2, 1
@@ -51,12 +49,11 @@ def b4defines(hd, fp8, cfg, serial=False, trace=False):
 
 
 def batch4(qkv, out, kvc, positions, seqStarts, table, invf, pO, pML, ctr, T, S, nH, nKV, hd, tpb, maxB, scale, window, splitSize,
-           numSplits, fp8=False, kvScales=None, cfg=None, serial=False, trace=False):
+           numSplits, fp8=False, kvScales=None, cfg=None, trace=False):
     """cfg (warps, stages, 16-key sub-tiles a warp tile, min blocks per SM[, cp.async.bulk rows[, items a block takes in
-    turn[, fast issue[, block-table prefetch (PF)]]]]) or None: the .cu defaults. serial: decode_attention_batch4s_fp8kv_* (batchAttention4Serial: grid
-    z 1, the token's splits in turn; fp8 only). trace: the DB4_TRACE build (db4Trace stamps)."""
+    turn[, fast issue[, block-table prefetch (PF)]]]]) or None: the .cu defaults. trace: the DB4_TRACE build (db4Trace stamps)."""
     G = nH // nKV
-    nm, defines, nw, ser = b4defines(hd, fp8, cfg, serial, trace)
+    nm, defines, nw, ser = b4defines(hd, fp8, cfg, trace)
     nBx = nKV * math.ceil(G / 8)
     if ser > 1:
         ser = max(d for d in range(1, ser + 1) if nBx % d == 0)
@@ -64,16 +61,14 @@ def batch4(qkv, out, kvc, positions, seqStarts, table, invf, pO, pML, ctr, T, S,
             I(T), I(S), I(nH), I(nKV), I(tpb), I(maxB), F(scale), I(window), I(splitSize), P(None), L(0))
     if fp8:
         args = args + (P(kvScales),)
-    if serial:
-        args = args + (I(numSplits),)
-    launch("decode_attention_batch4", nm, (nBx // ser, T, 1 if serial else numSplits), nw * 32, args, defines)
+    launch("decode_attention_batch4", nm, (nBx // ser, T, numSplits), nw * 32, args, defines)
 
 
-def occupancy(hd, fp8, cfg, serial=False):
+def occupancy(hd, fp8, cfg):
     """'R regs, L B local, S B smem, B blocks/SM' of a configuration's kernel (the driver's occupancy query)."""
     import cupy as cp
     from decode_step import module
-    nm, defines, nw, _ = b4defines(hd, fp8, cfg, serial)
+    nm, defines, nw, _ = b4defines(hd, fp8, cfg)
     f = module("decode_attention_batch4", defines).get_function(nm)
     try:
         nb = cp.cuda.driver.occupancyMaxActiveBlocksPerMultiprocessor(f.ptr, nw * 32, 0)
@@ -82,11 +77,11 @@ def occupancy(hd, fp8, cfg, serial=False):
     return f"{f.num_regs} regs, {f.local_size_bytes} B local, {f.shared_size_bytes} B smem, {nb} blocks/SM"
 
 
-def trace_stats(hd, fp8, cfg, nblocks, serial=False):
+def trace_stats(hd, fp8, cfg, nblocks):
     """Reads db4Trace of the last DB4_TRACE launch: block time, its phases (clock64), waves, the kernel's span."""
     import numpy as np
     from decode_step import module
-    nm, defines, _, _ = b4defines(hd, fp8, cfg, serial, trace=True)
+    nm, defines, _, _ = b4defines(hd, fp8, cfg, trace=True)
     mod = module("decode_attention_batch4", defines)
     import cupy as cp
     g = cp.ndarray((16384 * 16,), dtype=cp.uint64, memptr=mod.get_global("db4Trace"))
@@ -113,7 +108,7 @@ def trace_stats(hd, fp8, cfg, nblocks, serial=False):
         if len(sel):
             st, en = sel[:, 0], sel[:, 1]
             conc = max(conc, int(max(((st <= x) & (en > x)).sum() for x in st)))
-    log(f"    trace {'serial ' if serial else ''}{cfg}: span {span:.1f} us, {len(full)} blocks (+{int(empty.sum())} empty, those end by "
+    log(f"    trace {cfg}: span {span:.1f} us, {len(full)} blocks (+{int(empty.sum())} empty, those end by "
         f"{(gt1[empty].max() - t0) / 1e3 if empty.any() else 0:.1f} us); block time median {np.median(dur):.2f} p10 {np.quantile(dur, 0.1):.2f} "
         f"p90 {np.quantile(dur, 0.9):.2f} us at {ghz:.2f} GHz; phases (median us): prologue {ph(2, 3):.2f} [issue {ph(2, 8):.2f}, rope table "
         f"{ph(8, 9):.2f}, barrier {ph(9, 10):.2f}, q {ph(10, 11):.2f}, own k/v {ph(11, 3):.2f}], to first tile {ph(3, 4):.2f}, "
@@ -240,11 +235,10 @@ def timing(bw, cases, cfgsOf, fp8s):
                 ref = min(ref, tw)
             best = (1e9, "")
             first, diff = None, []
-            for ci, (serial, cfg) in enumerate(cfgsOf[fp8]):
-                b4 = lambda li, cfg=cfg, serial=serial, trace=False: batch4(*args(li), fp8=fp8, kvScales=sc[li] if fp8 else None,  # noqa: E731
-                                                                            cfg=cfg, serial=serial, trace=trace)
+            for ci, cfg in enumerate(cfgsOf[fp8]):
+                b4 = lambda li, cfg=cfg, trace=False: batch4(*args(li), fp8=fp8, kvScales=sc[li] if fp8 else None, cfg=cfg, trace=trace)  # noqa: E731
                 t4 = tm(b4)
-                lab = ("b4s " if serial else "b4 ") + ("dflt" if cfg is None else ",".join(str(x) for x in cfg))
+                lab = "b4 " + ("dflt" if cfg is None else ",".join(str(x) for x in cfg))
                 b4(0)
                 torch.cuda.synchronize()
                 o = d["out"].clone()
@@ -255,8 +249,8 @@ def timing(bw, cases, cfgsOf, fp8s):
                 line += f" | {lab} {t4:6.1f}"
                 best = min(best, (t4, lab))
                 if INFO:
-                    log(f"    {lab}: {occupancy(hd, fp8, cfg, serial)}")
-                if ci < TRACE and fp8 and not serial:
+                    log(f"    {lab}: {occupancy(hd, fp8, cfg)}")
+                if ci < TRACE and fp8:
                     b4(0, trace=True)
                     torch.cuda.synchronize()
                     b4(0, trace=True)
@@ -310,10 +304,8 @@ def main():
             elif step == "timing":
                 bw = max(ds.copy_bandwidth(), ds.copy_bandwidth())
                 log(f"copy bandwidth {bw / 1e12:.3f} TB/s (best of two)")
-                # Timing configurations: 'd', 'W,ST,KT,MINB[,...]', or 's' / 's:W,ST,...' for the serial entry points (fp8).
-                ps = lambda s: [(c.startswith("s"), None if c in ("d", "s") else tuple(int(x) for x in c.removeprefix("s:").split(",")))  # noqa: E731
-                                for c in s.split(";")] if s else [(False, None)]
-                timing(bw, a.cases.split(","), {False: ps(a.cfgs), True: ps(a.fcfgs)}, [x == "1" for x in a.fp8.split(",")])
+                # Timing configurations: 'd' (the .cu defaults) or 'W,ST,KT,MINB[,...]'.
+                timing(bw, a.cases.split(","), {False: pc(a.cfgs), True: pc(a.fcfgs)}, [x == "1" for x in a.fp8.split(",")])
                 log(f"-- timing done at {time.time() - t0:.0f} s")
         except Exception as e:  # noqa: BLE001
             import traceback

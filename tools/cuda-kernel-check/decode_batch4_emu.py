@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """CPU desk check of decode_attention_batch4's e4m3-cache entry points (kernels/decode_attention_batch4.cu) through the CUDA
 emulation in emu/ (threads, barriers, warp collectives real; mma.sync, movmatrix, prmt, the e4m3 / f16 conversions emulated
-from the PTX definitions; cp.async copies synchronous): session 13's decode_attention_batch4s_{,q8_}fp8kv_bf16_hd{64,128}
-(batchAttention4Serial: grid z 1, a block takes its token's splits in turn and merges them itself) against the split-grid
-entry points decode_attention_batch4_{,q8_}fp8kv_bf16_hd*, bit for bit: outputs (bf16 rows, or o_proj's e4m3 rows and row
-scales), the written cache, counters left zero — over 1, 2 and 3+ splits, a grid's splits past the tokens (a graph's), sliding
-windows, tokens of one step at different lengths. Plus a float64 attention over the decoded cache as a sanity bound.
+from the PTX definitions; cp.async copies synchronous): decode_attention_batch4_fp8kv_bf16_hd{64,128}'s bf16 rows against a
+float64 attention over the decoded cache, decode_attention_batch4_q8_fp8kv_bf16_hd* (fp8DecodeAttnQuant: o_proj's e4m3 rows
+and row scales) against those rows within e4m3 rounding, the same cache written by both, counters left zero — over 1, 2 and
+3+ splits, a grid's splits past the tokens (a graph's), sliding windows, tokens of one step at different lengths. (Session 13
+wrote it to check batchAttention4Serial's decode_attention_batch4s_* bit for bit against these; session 15 removed those.)
 Tiny shapes (every CUDA thread an OS thread). No GPU.
 
   python3 tools/cuda-kernel-check/decode_batch4_emu.py
@@ -23,7 +23,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 KDIR = os.path.abspath(os.path.join(HERE, "..", "..", "lib", "backends", "cuda", "kernels"))
 EMU = os.path.join(HERE, "emu")
-KERNELS = [f"decode_attention_batch4{s}_{q}fp8kv_bf16_hd{hd}" for s in ("", "s") for q in ("", "q8_") for hd in (64, 128)]
+KERNELS = [f"decode_attention_batch4_{q}fp8kv_bf16_hd{hd}" for q in ("", "q8_") for hd in (64, 128)]
 
 SHIM = r'''
 #include "cuda_emu.h"
@@ -118,6 +118,9 @@ def transform(src):
         (r'asm\("cvt\.rn\.satfinite\.e4m3x2\.f32 %0, %1, %2;" : "=h"\(r\) : "f"\(hi\), "f"\(lo\)\);', 'r = (unsigned short)(emuE4m3(lo) | (emuE4m3(hi) << 8));'),
         (r'asm volatile\("fence\.proxy\.async\.shared::cta;" ::: "memory"\);', 'abort();'),
         (r'asm volatile\("fence\.mbarrier_init\.release\.cluster;" ::: "memory"\);', ';'),
+        # DB4_TRACE's stamps (harness only; never built here)
+        (r'asm volatile\("mov\.u64 %0, %%globaltimer;" : "=l"\(t\)\);', 't = 0;'),
+        (r'asm volatile\("mov\.u32 %0, %%smid;" : "=r"\(r\)\);', 'r = 0;'),
         (r'asm volatile\("cp\.async\.cg\.shared\.global \[%0\], \[%1\], 16;\\n" ::"r"\(smemAddr\(([^;]*?)\)\), "l"\(([^;]*?)\) : "memory"\);',
          r'memcpy(\1, \2, 16);'),
         (r'asm volatile\("cp\.async\.cg\.shared\.global \[%0\], \[%1\], 16, %2;\\n" ::"r"\(smemAddr\(([^;]*?)\)\), "l"\(([^;]*?)\), "r"\(ok \? 16 : 0\) : "memory"\);',
@@ -210,59 +213,58 @@ def main():
         scale = 1 / math.sqrt(hd)
         G = nH // nKV
         nBx = nKV * -(-G // 8)
+        res = {}
         for q8 in (False, True):
-            res = {}
-            for serial in (False, True):
-                cache = cache0.copy()
-                out = np.full(T * nH * hd, 0xFFFF if not q8 else 0xFFFF, np.uint16) if not q8 else np.full(T * nH * hd, 0xFF, np.uint8)
-                pO = np.full(T * nH * ns * hd, np.nan, np.float32)
-                pML = np.full(T * nH * ns * 2, np.nan, np.float32)
-                ctr = np.zeros(T * nBx, np.int32)
-                rowScale = np.full(T, np.nan, np.float32)
-                act = np.float32(0.02)
-                iv = [ptr(qkv), ptr(out), ptr(cache), ptr(pos), ptr(starts), ptr(table), ptr(invf), ptr(pO), ptr(pML), ptr(ctr),
-                      T, S, nH, nKV, tpb, maxB, window, splitSize, 0, 0, ptr(scales)]
-                if q8:
-                    iv.append(ptr(rowScale))
-                if serial:
-                    iv.append(ns)
-                fv = [1.0, scale] + ([float(act)] if q8 else [])
-                name = f"decode_attention_batch4{'s' if serial else ''}_{'q8_' if q8 else ''}fp8kv_bf16_hd{hd}"
-                ivc = (ctypes.c_uint64 * 24)(*(iv + [0] * (24 - len(iv))))
-                fvc = (ctypes.c_float * 8)(*(fv + [0.0] * (8 - len(fv))))
-                lib.emu_launch24(fn(name), ivc, fvc, nBx, T, 1 if serial else ns, 64, 1, 1)
-                res[serial] = (out.copy(), cache.copy(), ctr.copy(), rowScale.copy())
-            (o0, c0, k0, r0), (o1, c1, k1, r1) = res[False], res[True]
-            same = np.array_equal(o0, o1) and np.array_equal(c0, c1) and (not q8 or np.array_equal(r0, r1))
-            zero = not k0.any() and not k1.any()
-            # Sanity: a float64 attention over the decoded cache (the own key from the written cache) vs the bf16 output.
-            err = 0.0
-            if not q8:
-                got = bf16_to_f(o1).astype(np.float64).reshape(T, nH, hd)
-                for t in range(T):
-                    p = positions[t]
-                    lo = max(0, p + 1 - window) if window > 0 else 0
-                    cs = np.cos(invf * p)
-                    sn = np.sin(invf * p)
-                    for h in range(nH):
-                        kh = h // G
-                        x = bf16_to_f(qkv[t * W + h * hd: t * W + (h + 1) * hd]).astype(np.float64)
-                        a, b = x[: hd // 2], x[hd // 2:]
-                        q = np.concatenate([a * cs - b * sn, b * cs + a * sn])
-                        keys = np.arange(lo, p + 1)
-                        blk = table[t][keys // tpb]
-                        base = blk * 2 * tpb * rowW + (keys % tpb) * rowW + kh * hd
-                        K = E4[c1[base[:, None] + np.arange(hd)]] * scales[kh]
-                        V = E4[c1[base[:, None] + tpb * rowW + np.arange(hd)]] * scales[nKV + kh]
-                        s = K @ q * scale
-                        w = np.exp(s - s.max())
-                        ref = w @ V / w.sum()
-                        err = max(err, float(np.abs(got[t, h] - ref).max() / (np.abs(ref).max() + 1e-9)))
-            ok = same and zero and err < 3e-2 and not np.isnan(o1.astype(np.float64)).any()
-            cases += 1
-            bad += not ok
-            print(f"{'ok  ' if ok else 'FAIL'} nH={nH} nKV={nKV} hd={hd} tpb={tpb} pos={positions} split={splitSize}x{ns} win={window} "
-                  f"{'q8' if q8 else 'bf16 out'}: serial == grid bitwise {same}, counters zero {zero}, rel err vs float64 {f'{err:.1e}' if not q8 else '-'}", flush=True)
+            cache = cache0.copy()
+            out = np.full(T * nH * hd, 0xFF, np.uint8) if q8 else np.full(T * nH * hd, 0xFFFF, np.uint16)
+            pO = np.full(T * nH * ns * hd, np.nan, np.float32)
+            pML = np.full(T * nH * ns * 2, np.nan, np.float32)
+            ctr = np.zeros(T * nBx, np.int32)
+            rowScale = np.full(T, np.nan, np.float32)
+            act = np.float32(0.02)
+            iv = [ptr(qkv), ptr(out), ptr(cache), ptr(pos), ptr(starts), ptr(table), ptr(invf), ptr(pO), ptr(pML), ptr(ctr),
+                  T, S, nH, nKV, tpb, maxB, window, splitSize, 0, 0, ptr(scales)]
+            if q8:
+                iv.append(ptr(rowScale))
+            fv = [1.0, scale] + ([float(act)] if q8 else [])
+            name = f"decode_attention_batch4_{'q8_' if q8 else ''}fp8kv_bf16_hd{hd}"
+            ivc = (ctypes.c_uint64 * 24)(*(iv + [0] * (24 - len(iv))))
+            fvc = (ctypes.c_float * 8)(*(fv + [0.0] * (8 - len(fv))))
+            lib.emu_launch24(fn(name), ivc, fvc, nBx, T, ns, 64, 1, 1)
+            res[q8] = (out.copy(), cache.copy(), ctr.copy(), rowScale.copy())
+        (o0, c0, k0, _), (o1, c1, k1, r1) = res[False], res[True]
+        zero = not k0.any() and not k1.any()
+        sameCache = np.array_equal(c0, c1)
+        # A float64 attention over the decoded cache (the own key from the written cache) vs the bf16 output.
+        err = 0.0
+        got = bf16_to_f(o0).astype(np.float64).reshape(T, nH, hd)
+        for t in range(T):
+            p = positions[t]
+            lo = max(0, p + 1 - window) if window > 0 else 0
+            cs = np.cos(invf * p)
+            sn = np.sin(invf * p)
+            for h in range(nH):
+                kh = h // G
+                x = bf16_to_f(qkv[t * W + h * hd: t * W + (h + 1) * hd]).astype(np.float64)
+                a, b = x[: hd // 2], x[hd // 2:]
+                q = np.concatenate([a * cs - b * sn, b * cs + a * sn])
+                keys = np.arange(lo, p + 1)
+                blk = table[t][keys // tpb]
+                base = blk * 2 * tpb * rowW + (keys % tpb) * rowW + kh * hd
+                K = E4[c0[base[:, None] + np.arange(hd)]] * scales[kh]
+                V = E4[c0[base[:, None] + tpb * rowW + np.arange(hd)]] * scales[nKV + kh]
+                s = K @ q * scale
+                w = np.exp(s - s.max())
+                ref = w @ V / w.sum()
+                err = max(err, float(np.abs(got[t, h] - ref).max() / (np.abs(ref).max() + 1e-9)))
+        # q8: the bf16 rows' values quantized under the static scale (e4m3: 3 mantissa bits), every row scale the static one.
+        dq = E4[o1].reshape(T, nH, hd) * float(act)
+        q8ok = bool(np.all(r1 == act)) and not np.isnan(dq).any() and bool(np.all(np.abs(dq - got) <= 0.07 * np.abs(got) + float(act) * 2.0**-9))
+        ok = zero and sameCache and q8ok and err < 3e-2 and not np.isnan(got).any()
+        cases += 1
+        bad += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} nH={nH} nKV={nKV} hd={hd} tpb={tpb} pos={positions} split={splitSize}x{ns} win={window}: "
+              f"rel err vs float64 {err:.1e}, q8 rows within e4m3 rounding {q8ok}, same cache {sameCache}, counters zero {zero}", flush=True)
     print(f"== {cases} cases, {bad} failed")
     sys.exit(1 if bad else 0)
 

@@ -1,7 +1,7 @@
 /**
  * CPU emulation of kernels/nvfp4_mma.cu's GEMV (prmt table lookup with the sign mode, the s8 mma's fragments, the
  * magic-number int → float, the tiled layouts of lib/backends/cuda/nvfp4_tiles.ts) against lowbitLinear, and at m = 1
- * nvfp4_gemv_k32's (m16n8k32 fragments, blocks in B's columns 0, 2, 4, 6, lane sums then the quad's):
+ * nvfp4_gemv_k32x's (m16n8k32 fragments, blocks in B's columns 0, 2, 4, 6, the quad's block terms in block order):
  * `bun tools/cuda-kernel-check/nvfp4_mma_emu.ts`. Exits non-zero on a mismatch.
  */
 import { lowbitLinear } from "../../lib/backends/cpu/lowbit_linear.ts";
@@ -92,7 +92,7 @@ for (const [N, K] of [[96, 1024], [32, 4160]] as const) {
       }
     }
     if (m === 1) {
-      // nvfp4_gemv_k32_bf16_m1: m16n8k32 fragments assembled as PTX lays them out (A: a0 row g k 4t.., a1 row g + 8,
+      // nvfp4_gemv_k32x_bf16_m1: m16n8k32 fragments assembled as PTX lays them out (A: a0 row g k 4t.., a1 row g + 8,
       // a2 / a3 the same at k 16 + 4t; B: b0 k 4t.., b1 k 16 + 4t.., column g; C: c0 row g col 2t, c2 row g + 8 col 2t).
       const yk = new Float32Array(N);
       const mmaK32 = (C: Int32Array[], a: number[][], bfr: number[][]): void => {
@@ -133,7 +133,7 @@ for (const [N, K] of [[96, 1024], [32, 4160]] as const) {
             };
             for (const [pair, negative] of [[0, false], [0, true], [1, false], [1, true]] as const) mmaK32(negative ? Cn : Cp, ...frag(pair, negative));
             const C = Cp.map((row, i) => row.map((v, n) => v - Cn[i][n]));
-            // NV_K32_CHAIN 1: lane t's block term q (exact in fp32), the quad's four added in block order by every lane.
+            // Lane t's block term q (exact in fp32), the quad's four added in block order by every lane.
             const q0 = new Float32Array(32), q2 = new Float32Array(32);
             for (let lane = 0; lane < 32; lane++) {
               const g = lane >> 2, t = lane & 3;
@@ -170,7 +170,7 @@ for (const [N, K] of [[96, 1024], [32, 4160]] as const) {
         worstK = Math.max(worstK, Math.abs(yk[i] - ref1[i]) / Math.max(Math.abs(ref1[i]), 0.05));
         worstVsMma = Math.max(worstVsMma, Math.abs(yk[i] - y[i]) / Math.max(Math.abs(y[i]), 0.05));
       }
-      const okK = worstK <= 1e-5 && worstVsMma === 0; // NV_K32_CHAIN: the mma kernel's bits
+      const okK = worstK <= 1e-5 && worstVsMma === 0; // the block terms in the mma kernel's order: its bits
       if (!okK) failures++;
       console.log(
         `[${N}x${K}] m=1 k32: max rel error vs lowbitLinear ${worstK.toExponential(2)}, vs the mma kernel's ${worstVsMma.toExponential(2)} ${

@@ -8,7 +8,7 @@ round=${2:?round}
 for t in "$at"/*.tgz; do
   name=$(basename "$t" .tgz)
   d=/work/devq/results/$name/r$round
-  mkdir -p "$d"
+  rm -rf "$d" && mkdir -p "$d" # a stale round of an earlier session must not read as done
   tar -C "$d" --strip-components=1 -xzf "$t"
   [ -z "${3:-}" ] || cp "$3" "$d/batch.log"
   touch "$d/DONE"

@@ -239,13 +239,6 @@ export function batchAttention4Threads(_headDim: number, _fp8: boolean): number 
 export const BATCH4_WIDE_MIN_ROWS = 128;
 
 /**
- * Least sequences of a decode step over an e4m3 cache that runs decode_attention_batch4s (LaunchEnv.batchAttention4Serial):
- * its blocks take their token's splits in turn, so it needs the step's rows, not its splits, to fill the GPU (512 rows of an
- * 8B: 4,096 blocks). The same bits either way: a speed choice only (unmeasured).
- */
-export const BATCH4_SERIAL_MIN_ROWS = 256;
-
-/**
  * Least sequences of a decode step that runs decode_attention_batch2w instead of batch2 (LaunchEnv.batchAttention2Wide;
  * bf16 cache, head dim 128). The two round alike, so the threshold is a speed choice only: H200 session 10, llama-3.1-8b
  * one layer at 128..256 keys, batch2w / batch2 = 0.859 (512 seqs), 0.887 (256), 0.915 (128), 1.172 (64).

@@ -8,7 +8,6 @@ import type { Op } from "../../ir/network.ts";
 import { InternalError } from "../../util/errors.ts";
 import {
   BATCH2_WIDE_MIN_ROWS,
-  BATCH4_SERIAL_MIN_ROWS,
   BATCH4_WIDE_MIN_ROWS,
   BATCH_ATTENTION4_ROWS,
   BATCH_ATTENTION_ROWS,
@@ -142,11 +141,8 @@ export function planAttention(
     if (q8 && !(batch4 && !wide4 && kvFp8 && kvTag === "fp8kv_")) {
       throw new InternalError(`launch plan: op ${i}: an FP8-output decode attention needs decode_attention_batch4 over an e4m3 cache`);
     }
-    // batchAttention4Serial: batch4 over an e4m3 cache in steps of BATCH4_SERIAL_MIN_ROWS+ rows on batch4s (grid z 1: a
-    // block takes its token's splits in turn; the same bits), numSplits passed last.
-    const serial = batch4 && kvFp8 && kvTag === "fp8kv_" && !!env.batchAttention4Serial && T >= BATCH4_SERIAL_MIN_ROWS;
     const name = batch4
-      ? `decode_attention_batch4${wide4 ? "w" : serial ? "s" : ""}_${q8 ? "q8_" : ""}${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
+      ? `decode_attention_batch4${wide4 ? "w" : ""}_${q8 ? "q8_" : ""}${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
       : wide
       ? `decode_attention_batch2w_bf16_hd${op.headDim}`
       : batch2
@@ -159,7 +155,7 @@ export function planAttention(
     const grid = [
       op.numKvHeads * cdiv(group, batch4 ? BATCH_ATTENTION4_ROWS : batch ? BATCH_ATTENTION_ROWS : 8),
       T,
-      sk ? att.sk!.numSplits : serial ? 1 : att.numSplits,
+      sk ? att.sk!.numSplits : att.numSplits,
     ] as const;
     const threads = batch4
       ? batchAttention4Threads(op.headDim, kvFp8)
@@ -197,7 +193,6 @@ export function planAttention(
       ...(kvFp8 ? [kvScalesOf(op.layer)] : []),
       ...(q8 ? [q8[1], q8[2]] : []),
       ...(q4 ? [q4[0], q4[1], q4[2]] : []),
-      ...(serial ? [att.numSplits] : []),
     ], sk ? (kvFp8 ? DECODE_SK_FP8_SMEM : DECODE_SK_SMEM) : 0);
   } else if (att.kind === "decode") {
     const group = op.numHeads / op.numKvHeads;

@@ -187,15 +187,12 @@ export interface LaunchEnv {
   readonly nvfp4Mma?: boolean;
   /** Most blocks of nvfp4_gemv_mma's persistent grid (lowbit_launch.ts nvfp4GemvGrid). Unset: one block per row tile. */
   readonly nvfp4GemvBlocks?: number;
-  /** With nvfp4Mma: one-row NVFP4 GEMVs on nvfp4_gemv_k32 (CudaFlags.nvfp4GemvK32; an NVFP4 lm_head's logits too, not with batchInvariant). */
+  /** With nvfp4Mma: one-row NVFP4 GEMVs on nvfp4_gemv_k32x (CudaFlags.nvfp4GemvK32; an NVFP4 lm_head's logits too, not with batchInvariant). */
   readonly nvfp4GemvK32?: boolean;
   /** With nvfp4Mma: the NVFP4 norm + act producers as nvfp4_rmsnorm_act_fast_bf16 (CudaFlags.nvfp4NormFast). */
   readonly nvfp4NormFast?: boolean;
-  /** With nvfp4GemvK32: nvfp4_gemv_k32x* (activation words loaded ahead; the same bits; CudaFlags.nvfp4K32X). */
-  readonly nvfp4K32X?: boolean;
   /** With nvfp4GemvK32: no _act GEMV form; nvfp4_act_mma + the plain GEMV (CudaFlags.nvfp4ActLaunch). */
   readonly nvfp4ActLaunch?: boolean;
-  /** With nvfp4K32X: nvfp4_gemv_k32y* (fewer instructions an item; the same bits; CudaFlags.nvfp4K32Lean). */
   readonly nvfp4K32Lean?: boolean;
   /** With nvfp4Mma + decodeSplitK: decode_attention_sk writes o_proj's NVFP4 codes (decode_attention_sk_q4; CudaFlags.nvfp4AttnAct). */
   readonly nvfp4AttnAct?: boolean;
@@ -206,8 +203,6 @@ export interface LaunchEnv {
   readonly fp8DecodeAttnQuant?: boolean;
   /** flash_prefill_wg's entry points with the block-wide query-tile lookup (flash_prefill_wgt_*; CudaFlags.prefillTileScan). */
   readonly prefillTileScan?: boolean;
-  /** decode_attention_batch4s_* for batch4 steps over an e4m3 cache of BATCH4_SERIAL_MIN_ROWS+ rows (CudaFlags.batchAttention4Serial). */
-  readonly batchAttention4Serial?: boolean;
   /** f32 [GEMV_MAX_ROWS, hiddenSize / 16]: quant_gemv_fused_addnorm's tile sums of squares, read by quant_gemv_fused_rs. */
   readonly quantNormScratch?: bigint;
   /** The 16-row quantized GEMVs run as quant_gemv_fast* (CudaSessionOptions.quantGemvFast). */

@@ -58,8 +58,8 @@ export const NVFP4_NORM_FAST_MAX = 8192;
 /** Resident blocks per SM of nvfp4_gemv_mma's persistent grid (256 threads, <= 128 registers). */
 export const NVFP4_GEMV_BLOCKS_PER_SM = 2;
 /**
- * nvfp4_gemv_k32's (kernels/nvfp4_mma.cu NV_K32_MINB 4: <= 64 registers, 4 blocks of 256 threads an SM; with the
- * session-12 ring NV_K32_RING 6, 37 KB of static shared memory a block).
+ * nvfp4_gemv_k32x's (kernels/nvfp4_mma.cu NV_K32_MINB 4: <= 64 registers, 4 blocks of 256 threads an SM; its
+ * cp.async ring NV_K32X_RING 6, 37 KB of static shared memory a block).
  * H200 session 11 r4, llama-3.1-8b decoder linears a token: 2.008 ms (46.1% of copy) vs nvfp4_gemv_mma's 2.149 (qkv 7.9
  * vs 11.0 µs, gate_up 28.8 vs 32.1, o 6.8 vs 6.9, down 19.3 vs 17.2); r3: 2.148 at NV_U 4 / 3 per SM, 2.431 at 2 per SM.
  */
@@ -75,7 +75,7 @@ export function nvfp4GemvGrid(n: number, k: number, maxBlocks?: number): number 
 }
 
 /**
- * nvfp4_gemv_k32's grid for `tiles` 16-row tiles: at most `maxBlocks`, a grid smaller than `tiles` only where
+ * nvfp4_gemv_k32x's grid for `tiles` 16-row tiles: at most `maxBlocks`, a grid smaller than `tiles` only where
  * nvfp4GemvGrid allows one. The same bits for any grid. (Fewer blocks, each the same number of tiles, measured slower:
  * H200 session 12 r2, llama-3.1-8b gate_up 1792 tiles on 448 blocks of 4 instead of 528 of 3 or 4: 33.4 vs 29.2 µs a
  * GEMV — resident warps count more than the tail.)
@@ -168,7 +168,7 @@ export function planLowbitLinear(
   const mma = nvfp4MmaLinear(op, env); // weights in the tiled layout (uploaded so)
   if (preQuantized && !(mma && gemvStep)) throw new InternalError(`launch plan: '${op.weight}' has pre-quantized rows but no nvfp4_gemv_mma step`);
   // One row: two blocks an mma (nvfp4GemvK32; the bits of nvfp4_gemv_mma, so batch-invariant with the m8 kernel), an
-  // NVFP4 lm_head's fp32 logits included (nvfp4_gemv_k32_logits; without the flag the logits take the GEMM path). Not the
+  // NVFP4 lm_head's fp32 logits included (nvfp4_gemv_k32x_logits; without the flag the logits take the GEMM path). Not the
   // logits of a batch-invariant session: 2..8 logits rows take the GEMM path (no m8 logits GEMV), whose sums round otherwise.
   const k32 = mma && !!env.nvfp4GemvK32 && rows === 1 && lowbitGemvShapeOk(op);
   if (mma && (gemvStep || (k32 && isLogits && !env.batchInvariant))) {
@@ -177,17 +177,16 @@ export function planLowbitLinear(
     // Row tiles for at most one block per SM: 16 warps a block (more loads in flight on each SM).
     const w16 = !!env.nvfp4GemvBlocks && N / 16 <= env.nvfp4GemvBlocks / NVFP4_GEMV_BLOCKS_PER_SM && !isLogits;
     const y = isLogits ? env.logits : buf(op.out);
-    // k32: a persistent grid of NVFP4_K32_BLOCKS_PER_SM blocks an SM (fewer registers than nvfp4_gemv_mma; the
-    // persistence test is NVFP4_MMA_U's, (k / 64) % 32 == 0, stricter than its NV_K32_U 2 needs).
+    // k32: nvfp4_gemv_k32x* (session 14's lean loop of the k32 GEMV) on a persistent grid of NVFP4_K32_BLOCKS_PER_SM
+    // blocks an SM (fewer registers than nvfp4_gemv_mma; the persistence test is NVFP4_MMA_U's, (k / 64) % 32 == 0).
     const k32Blocks = env.nvfp4GemvBlocks ? (env.nvfp4GemvBlocks / NVFP4_GEMV_BLOCKS_PER_SM) * NVFP4_K32_BLOCKS_PER_SM : undefined;
-    // nvfp4K32X: activation words loaded ahead; nvfp4K32Lean: fewer instructions an item (the same bits).
-    const k32Name = env.nvfp4K32X ? (env.nvfp4K32Lean ? "k32y" : "k32x") : "k32";
+    const k32Name = env.nvfp4K32Lean ? "k32y" : "k32x"; // nvfp4K32Lean: fewer instructions an item (the same bits)
     if (k32 && !preQuantized && !env.nvfp4ActLaunch) {
-      // nvfp4_gemv_k32_act: each block quantizes the row itself (shared memory), no nvfp4_act_mma launch; the same bits.
+      // nvfp4_gemv_k32x_act: each block quantizes the row itself (shared memory), no nvfp4_act_mma launch; the same bits.
       out.push({
         kind: "kernel",
         op: i,
-        kernel: `nvfp4_gemv_${k32Name}_act${isLogits ? "_logits" : w16 ? "_w16" : ""}_bf16_m1`,
+        kernel: `nvfp4_gemv_k32x_act${isLogits ? "_logits" : w16 ? "_w16" : ""}_bf16_m1`,
         grid: [w16 ? N / 16 : nvfp4K32Grid(N / 16, K, k32Blocks), 1, 1],
         block: w16 ? 512 : 256,
         args: [buf(op.x), W, scales, bias, y, N, K, a, alpha],

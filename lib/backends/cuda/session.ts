@@ -252,8 +252,6 @@ export class CudaSession implements SessionBackend {
   readonly nvfp4GemvK32: boolean;
   /** CudaSessionOptions.nvfp4NormFast. */
   readonly nvfp4NormFast: boolean;
-  /** CudaSessionOptions.nvfp4K32X. */
-  readonly nvfp4K32X: boolean;
   /** CudaSessionOptions.nvfp4ActLaunch. */
   readonly nvfp4ActLaunch: boolean;
   /** CudaSessionOptions.nvfp4K32Lean. */
@@ -264,8 +262,6 @@ export class CudaSession implements SessionBackend {
   readonly fp8DecodeAttnQuant: boolean;
   /** CudaSessionOptions.prefillTileScan. */
   readonly prefillTileScan: boolean;
-  /** CudaSessionOptions.batchAttention4Serial. */
-  readonly batchAttention4Serial: boolean;
   /** CudaSessionOptions.prefillPlanCache: eager steps' launch lists by shape (null: off). */
   readonly #launchCache: LaunchCache | null;
   /** CudaSessionOptions.gemmResidual. */
@@ -392,13 +388,11 @@ export class CudaSession implements SessionBackend {
     this.nvfp4Mma = f.nvfp4Mma;
     this.nvfp4GemvK32 = f.nvfp4GemvK32;
     this.nvfp4NormFast = f.nvfp4NormFast;
-    this.nvfp4K32X = f.nvfp4K32X;
     this.nvfp4ActLaunch = f.nvfp4ActLaunch;
     this.nvfp4K32Lean = f.nvfp4K32Lean;
     this.nvfp4AttnAct = f.nvfp4AttnAct;
     this.fp8DecodeAttnQuant = f.fp8DecodeAttnQuant;
     this.prefillTileScan = f.prefillTileScan;
-    this.batchAttention4Serial = f.batchAttention4Serial;
     this.#launchCache = f.prefillPlanCache ? new LaunchCache(LAUNCH_CACHE_LISTS) : null;
     this.gemmResidual = f.gemmResidual;
     this.gemvXPre = f.gemvXPre;
@@ -650,13 +644,11 @@ export class CudaSession implements SessionBackend {
       nvfp4GemvBlocks: NVFP4_GEMV_BLOCKS_PER_SM * this.device.smCount,
       nvfp4GemvK32: this.nvfp4GemvK32,
       nvfp4NormFast: this.nvfp4NormFast,
-      ...(this.nvfp4K32X ? { nvfp4K32X: true } : {}),
       ...(this.nvfp4ActLaunch ? { nvfp4ActLaunch: true } : {}),
       ...(this.nvfp4K32Lean ? { nvfp4K32Lean: true } : {}),
       ...(this.nvfp4AttnAct ? { nvfp4AttnAct: true } : {}),
       ...(this.fp8DecodeAttnQuant ? { fp8DecodeAttnQuant: true } : {}),
       ...(this.prefillTileScan ? { prefillTileScan: true } : {}),
-      ...(this.batchAttention4Serial ? { batchAttention4Serial: true } : {}),
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),
     };
   }
@@ -1085,7 +1077,7 @@ export class CudaSession implements SessionBackend {
           continue;
         }
         // Set on a kernel's first launch with dynamic shared memory, whatever its size: a kernel with static shared
-        // memory too (nvfp4_gemv_k32's cp.async ring) gets only 48 KB - static by default.
+        // memory too (nvfp4_gemv_k32x's cp.async ring) gets only 48 KB - static by default.
         if (shared > (this.#sharedAllowed.get(l.kernel) ?? 0)) {
           kern.setMaxDynamicSharedMemory(shared);
           this.#sharedAllowed.set(l.kernel, shared);

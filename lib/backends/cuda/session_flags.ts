@@ -273,10 +273,13 @@ export const CUDA_FLAGS = {
    * them and the files alone passed with both on — a race under load was suspected; an audit found none, and the
    * failing steps are also where the graph's 16-row bucket and the eager 12 rows take separately timed GEMM picks
    * (bench/RESULTS.md, session 14; tests/gpu/batch4_eager_diag.test.ts tells them apart). prefillPlanCache cannot touch
-   * those steps (each is the first of its shape in its session). Off until a suite run with it on passes.
-   * @default false
+   * those steps (each is the first of its shape in its session). Session 15's first device call (a cold H200, fresh kernel
+   * cache, the same 3-process suite): 155 pass, 0 fail with it off AND with it on, and the diag test found the prefill KV
+   * bitwise equal across graph / eager / prefillPdl on / off in every run — so on again (the diag's other reading, per-M
+   * GEMM picks of > 8-row decode steps, is what eager steps taking their graph bucket's picks addresses).
+   * @default true (session 15)
    */
-  prefillPdl: { env: "LLMRT_PREFILL_PDL", default: false },
+  prefillPdl: { env: "LLMRT_PREFILL_PDL", default: true },
   /**
    * Decode steps of up to 8 sequences run the 16-row quantized GEMVs as quant_gemv_fast* (kernels/quant_gemv.cu QG_FAST):
    * each warp streams a contiguous run of its tile's superchunks (paired scale / zero-point loads) instead of superchunks
@@ -287,15 +290,19 @@ export const CUDA_FLAGS = {
    */
   quantGemvFast: { env: "LLMRT_QUANT_GEMV_FAST", default: true },
   /**
-   * With `nvfp4Mma`: one-row steps run nvfp4_gemv_k32 (kernels/nvfp4_mma.cu) for the NVFP4 GEMVs: m16n8k32 mmas with a
+   * With `nvfp4Mma`: one-row steps run nvfp4_gemv_k32x (kernels/nvfp4_mma.cu) for the NVFP4 GEMVs: m16n8k32 mmas with a
    * k tile's four blocks in B's columns 0, 2, 4, 6, so each lane scales one block of two rows a k tile instead of four,
    * and a k tile takes 4 mmas, not 8; the act quantization of a row no producer wrote runs inside the GEMV (shared
    * memory), and an NVFP4 lm_head's logits take the GEMV too (not with batchInvariant: 2..8 logits rows take dequantize +
    * cuBLASLt, so one row does). The block terms are added in nvfp4_gemv_mma's order: the
    * same bits (batch-invariant with its m8 kernel). Its weight tiles in flight sit in a per-warp cp.async ring in shared
-   * memory (NV_K32_RING 6; session 12). H200 session 12 r3, batch 1, same process, with nvfp4NormFast: llama-3.1-8b 335.9 →
-   * 341.0 tok/s (+1.5%; r1 without it 301.7 → 308.7), llama-3.2-1b 1,125.3 → 1,342.6 (+19.3%); logits bitwise equal.
-   * @default true (session 12)
+   * memory (session 12). H200 session 12 r3, batch 1, same process, with nvfp4NormFast: llama-3.1-8b 335.9 → 341.0 tok/s
+   * (+1.5%; r1 without it 301.7 → 308.7), llama-3.2-1b 1,125.3 → 1,342.6 (+19.3%); logits bitwise equal. Since session 14
+   * its loop is the lean k32x form (nvfp4K32xGemv: the same items, mmas and sums, so the same bits, with fewer instructions
+   * an item: ring addresses by increments, one barrier a row tile, each lane's activation word and block scale loaded
+   * NV_K32X_XPF items ahead; H200 session 14, batch 1, same process: llama-3.1-8b 335.4 -> 370.4 tok/s (+10.4%),
+   * llama-3.2-1b 1,287.0 -> 1,328.8 (+3.2%), logits bitwise equal; the switch nvfp4K32X, removed with the old loop in
+   * session 15). @default true (session 12)
    */
   nvfp4GemvK32: { env: "LLMRT_NVFP4_GEMV_K32", default: true },
   /**
@@ -307,22 +314,14 @@ export const CUDA_FLAGS = {
    */
   nvfp4NormFast: { env: "LLMRT_NVFP4_NORM_FAST", default: true },
   /**
-   * With `nvfp4GemvK32`: its GEMVs as nvfp4_gemv_k32x* (kernels/nvfp4_mma.cu nvfp4K32xGemv): the same items, mmas and
-   * sums in the same order (the same bits) with fewer instructions an item (the k32 GEMV issues ~125 a 576-byte tile,
-   * near the SMs' issue rate at the copy's bandwidth): ring addresses by increments, one barrier a row tile, each lane's
-   * activation word and block scale loaded NV_K32X_XPF items ahead into registers. H200 session 14, batch 1, same process:
-   * llama-3.1-8b 335.4 -> 370.4 tok/s (+10.4%), llama-3.2-1b 1,287.0 -> 1,328.8 (+3.2%), logits bitwise equal; the 8B
-   * decoder linears alone 2.126 -> 1.817 ms a token (43.3% -> 50.6% of copy). @default true (session 14)
-   */
-  nvfp4K32X: { env: "LLMRT_NVFP4_K32X", default: true },
   /**
    * With `nvfp4GemvK32`: a one-row NVFP4 linear whose input no producer quantizes (o_proj) takes nvfp4_act_mma_bf16 (one
-   * launch of k / 1024 blocks) and the plain k32 GEMV instead of nvfp4_gemv_k32[x]_act, where every block quantizes the
+   * launch of k / 1024 blocks) and the plain k32x GEMV instead of nvfp4_gemv_k32x_act, where every block quantizes the
    * whole row before its first mma (the same bytes and bits). @default false (session 15)
    */
   nvfp4ActLaunch: { env: "LLMRT_NVFP4_ACT_LAUNCH", default: false },
   /**
-   * With `nvfp4K32X`: its GEMVs as nvfp4_gemv_k32y* (kernels/nvfp4_mma.cu NV_K32Y_LEAN / NV_K32Y_XPF): the same items and
+   * With `nvfp4GemvK32`: its GEMVs as nvfp4_gemv_k32y* (kernels/nvfp4_mma.cu NV_K32Y_LEAN / NV_K32Y_XPF): the same items and
    * sums (the same bits) with fewer instructions an item: lane t = 0's own block term without a shuffle, both mma chains
    * from zero accumulators, a row tile's items in two loops (no per-item wrap test). @default false (session 15)
    */
@@ -352,15 +351,6 @@ export const CUDA_FLAGS = {
    * @default true (session 12)
    */
   prefillTileScan: { env: "LLMRT_PREFILL_TILE_SCAN", default: true },
-  /**
-   * Decode steps of BATCH4_SERIAL_MIN_ROWS+ sequences on decode_attention_batch4 over an e4m3 cache run
-   * decode_attention_batch4s_{,q8_}fp8kv_*: a grid z of 1, each block takes its token's non-empty splits in turn and merges
-   * them itself (the same key partition, sums and merge order: the same bits), so no block is launched for a split past its
-   * sequence's end (a graph's grid covers maxSeqLen: at 192 keys of maxSeqLen 288, 4,096 of the 8,192 blocks of an 8B
-   * layer at 512 sequences; maxSeqLen >= 1024: 3 / 4). Session 13, CPU emulation only: **unmeasured** on a GPU.
-   * @default false
-   */
-  batchAttention4Serial: { env: "LLMRT_BATCH_ATTENTION4_SERIAL", default: false },
   /**
    * Eager (prefill / mixed) steps reuse the launch list of an earlier step of the same shape (StepShape: tokens, sequences,
    * logits rows, attention path, pruning, longest sequence) on the same KV cache instead of planning it again

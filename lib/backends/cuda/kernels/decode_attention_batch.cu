@@ -24,6 +24,47 @@
 #define DB_ROWS 16  // query heads per block: one m16 tile
 #define DB_WARPS(HD) ((HD) == 128 ? 2 : 4)
 
+/**
+ * One 16-key tile's online-softmax step of a lane's m16n8 score fragments sc[j][e] / sc[j][2 + e] (rows g / g + 8, key
+ * k0 + j · 8 + 2 · c4 + e, k0 the tile's first key, c4 = lane & 3): keys at or past sHi masked to -inf, the rest scaled by
+ * f; p = exp2(s - the new maxima), a0 / a1 = exp2(old - new maxima) (0 on the first tile, m = -inf) for the caller's p·v
+ * and its output's rescale. Returns the running maxima (over the lane's quad) and sums, updated: (m0, m1, l0, l1). The
+ * tile's first key must be valid (finite maxima). (The state passes by value: by reference, nvcc 13 orders the loop's
+ * registers otherwise, and the kernels' code is not the same.)
+ */
+__device__ __forceinline__ float4 dbSoftmaxTile(float (&sc)[2][4], int k0, int c4, int sHi, float f, float m0, float m1, float l0,
+    float l1, float (&p)[2][4], float& a0, float& a1) {
+  float mx0 = -LLMRT_INF, mx1 = -LLMRT_INF;
+#pragma unroll
+  for (int j = 0; j < 2; j++)
+#pragma unroll
+    for (int e = 0; e < 2; e++) {
+      const bool valid = k0 + j * 8 + 2 * c4 + e < sHi;
+      sc[j][e] = valid ? sc[j][e] * f : -LLMRT_INF;
+      sc[j][2 + e] = valid ? sc[j][2 + e] * f : -LLMRT_INF;
+      mx0 = fmaxf(mx0, sc[j][e]);
+      mx1 = fmaxf(mx1, sc[j][2 + e]);
+    }
+  mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+  mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+  mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+  mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+  const float n0 = fmaxf(m0, mx0), n1 = fmaxf(m1, mx1);
+  a0 = exp2f(m0 - n0);
+  a1 = exp2f(m1 - n1);
+  float s0 = 0.f, s1 = 0.f;
+#pragma unroll
+  for (int j = 0; j < 2; j++)
+#pragma unroll
+    for (int e = 0; e < 2; e++) {
+      p[j][e] = exp2f(sc[j][e] - n0);
+      p[j][2 + e] = exp2f(sc[j][2 + e] - n1);
+      s0 += p[j][e];
+      s1 += p[j][2 + e];
+    }
+  return make_float4(n0, n1, l0 * a0 + s0, l1 * a1 + s1);
+}
+
 template <int HD>
 __device__ __forceinline__ void decodeBatchImpl(const bf16_t* qkv, bf16_t* out, bf16_t* kv, const int* positions,
     const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, float* partialO,
@@ -166,38 +207,12 @@ __device__ __forceinline__ void decodeBatchImpl(const bf16_t* qkv, bf16_t* out, 
             mmaBf16(sc[1], qa[kk], b[2], b[3]);
           }
         }
-        float mx0 = -LLMRT_INF, mx1 = -LLMRT_INF;
-#pragma unroll
-        for (int j = 0; j < 2; j++)
-#pragma unroll
-          for (int e = 0; e < 2; e++) {
-            const bool valid = kb + j * 8 + 2 * c4 + e < sHi;
-            sc[j][e] = valid ? sc[j][e] * qscale : -LLMRT_INF;
-            sc[j][2 + e] = valid ? sc[j][2 + e] * qscale : -LLMRT_INF;
-            mx0 = fmaxf(mx0, sc[j][e]);
-            mx1 = fmaxf(mx1, sc[j][2 + e]);
-          }
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-        const float n0 = fmaxf(m0, mx0), n1 = fmaxf(m1, mx1);  // finite: the warp's first key is valid
-        const float a0 = exp2f(m0 - n0), a1 = exp2f(m1 - n1);  // 0 on the first tile (m = -inf)
-        m0 = n0;
-        m1 = n1;
-        float p[2][4];
-        float s0 = 0.f, s1 = 0.f;
-#pragma unroll
-        for (int j = 0; j < 2; j++)
-#pragma unroll
-          for (int e = 0; e < 2; e++) {
-            p[j][e] = exp2f(sc[j][e] - n0);
-            p[j][2 + e] = exp2f(sc[j][2 + e] - n1);
-            s0 += p[j][e];
-            s1 += p[j][2 + e];
-          }
-        l0 = l0 * a0 + s0;
-        l1 = l1 * a1 + s1;
+        float p[2][4], a0, a1;  // finite maxima: the warp's first key is valid
+        const float4 ml = dbSoftmaxTile(sc, kb, c4, sHi, qscale, m0, m1, l0, l1, p, a0, a1);
+        m0 = ml.x;
+        m1 = ml.y;
+        l0 = ml.z;
+        l1 = ml.w;
         const u32 pa[4] = {packBf16(p[0][0], p[0][1]), packBf16(p[0][2], p[0][3]), packBf16(p[1][0], p[1][1]), packBf16(p[1][2], p[1][3])};
         const int r = warp * 16 + (mi & 1) * 8 + (lane & 7);
 #pragma unroll
@@ -665,39 +680,12 @@ __device__ __forceinline__ void decodeBatch2Impl(const bf16_t* qkv, bf16_t* out,
           }
         }
       }
-      float mx0 = -LLMRT_INF, mx1 = -LLMRT_INF;
-#pragma unroll
-      for (int j = 0; j < 2; j++)
-#pragma unroll
-        for (int e = 0; e < 2; e++) {
-          const bool valid = k0 + j * 8 + 2 * c4 + e < sHi;
-          const float f = Q8 ? 1.f : qscale;
-          sc[j][e] = valid ? sc[j][e] * f : -LLMRT_INF;
-          sc[j][2 + e] = valid ? sc[j][2 + e] * f : -LLMRT_INF;
-          mx0 = fmaxf(mx0, sc[j][e]);
-          mx1 = fmaxf(mx1, sc[j][2 + e]);
-        }
-      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-      const float n0 = fmaxf(m0, mx0), n1 = fmaxf(m1, mx1);  // finite: a tile's first key is valid
-      const float a0 = exp2f(m0 - n0), a1 = exp2f(m1 - n1);  // 0 on the first tile (m = -inf)
-      m0 = n0;
-      m1 = n1;
-      float p[2][4];
-      float s0 = 0.f, s1 = 0.f;
-#pragma unroll
-      for (int j = 0; j < 2; j++)
-#pragma unroll
-        for (int e = 0; e < 2; e++) {
-          p[j][e] = exp2f(sc[j][e] - n0);
-          p[j][2 + e] = exp2f(sc[j][2 + e] - n1);
-          s0 += p[j][e];
-          s1 += p[j][2 + e];
-        }
-      l0 = l0 * a0 + s0;
-      l1 = l1 * a1 + s1;
+      float p[2][4], a0, a1;  // finite maxima: a tile's first key is valid
+      const float4 ml = dbSoftmaxTile(sc, k0, c4, sHi, Q8 ? 1.f : qscale, m0, m1, l0, l1, p, a0, a1);
+      m0 = ml.x;
+      m1 = ml.y;
+      l0 = ml.z;
+      l1 = ml.w;
       u32 pa[4];
       if (Q8) {
         pa[0] = packF16(p[0][0], p[0][1]); pa[1] = packF16(p[0][2], p[0][3]);

@@ -205,12 +205,11 @@ __device__ __forceinline__ unsigned db4Smid() {
 #define DB4_TR(K, V)
 #endif
 
-template <int HD, int NW, int ST, int KT, bool Q8, bool TMA, int SERMAX, bool QO = false, bool LZ = false, bool PF = false>
+template <int HD, int NW, int ST, int KT, bool Q8, bool TMA, int SERMAX, bool QO = false, bool PF = false>
 __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out, void* kvv, const int* positions,
     const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, float* partialO,
     float* partialML, int* counters, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
-    int maxBlocksPerSeq, float scale, int window, int splitSize, const float* kvScales, float* rowScale = nullptr, float actScale = 0.f,
-    int zLoop = 0, int splitsLoop = 0) {
+    int maxBlocksPerSeq, float scale, int window, int splitSize, const float* kvScales, float* rowScale = nullptr, float actScale = 0.f) {
   static_assert(!QO || Q8, "QO: the e4m3-cache entry points only (o's head dims one run of HD / 8 a lane)");
   constexpr int EB = Q8 ? 1 : 2;              // cache bytes per element
   constexpr int ROWB = HD * EB;               // one key's row (one kv head) in bytes
@@ -238,8 +237,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   auto rb = [](int r, int c) { return PAD ? r * RS + c * 16 : swizzle16<HD>(r, c) * 2; };
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g4 = lane >> 2, c4 = lane & 3;
-  // LZ (batchAttention4Serial): split zLoop of splitsLoop, the block's splits in turn (decode_attention_batch4s_*).
-  const int t = blockIdx.y, z = LZ ? zLoop : (int)blockIdx.z, numSplits = LZ ? splitsLoop : (int)gridDim.z;
+  const int t = blockIdx.y, z = (int)blockIdx.z, numSplits = (int)gridDim.z;
   DB4_TR(0, db4Gt());
   DB4_TR(2, clock64());
   DB4_TR(7, db4Smid());
@@ -256,9 +254,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
     __threadfence();
     __syncthreads();
     int* ctr = counters + (long long)t * nBx + bx0 + j;
-    if constexpr (LZ) {
-      if (tid == 0) amLast = z == nzT - 1;  // LZ: the block's own last split merges (no counter)
-    } else if (tid == 0) amLast = atomicAdd(ctr, 1) == numSplits - 1;
+    if (tid == 0) amLast = atomicAdd(ctr, 1) == numSplits - 1;
     __syncthreads();
     if (amLast) {
       __threadfence();
@@ -278,12 +274,12 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
         if constexpr (QO) reinterpret_cast<unsigned char*>(out)[th * HD + d] = (unsigned char)db4E4m3x2(db4QDiv(O / L, actScale, qoInv), 0.f);
         else out[th * HD + d] = fromF<bf16_t>(O / L);
       }
-      if (!LZ && tid == 0) *ctr = 0;
+      if (tid == 0) *ctr = 0;
     }
     __syncthreads();  // amLast is reused by the next item
   };
   // An empty split (split z > 0 starting past the token): l = 0 for the merge, which skips it.
-  if (!LZ && z > 0) {
+  if (z > 0) {
     const int p0 = positions[t];
     const int lo0 = window > 0 ? max(0, p0 + 1 - window) : 0;
     if (lo0 + z * splitSize > p0) {
@@ -809,14 +805,14 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
 #define DECODE_BATCH4Q(HD, Q8, QO, NAME, EXTRA, TAIL)                                                                     \
   extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, Q8) * 32, DB4_CFG(MINB, HD, Q8)) NAME(DB4_ARGS_HEAD EXTRA) { \
     if ((int)blockIdx.y >= numTokens) return;                                                                             \
-    decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, DB4_CFG(SER, HD, Q8), QO, false, DB4_PF != 0>(qkv, out, kvCache, positions, \
+    decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, DB4_CFG(SER, HD, Q8), QO, DB4_PF != 0>(qkv, out, kvCache, positions, \
         seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs, numHeads, numKvHeads,       \
         tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, TAIL);                                                 \
   }
 #define DECODE_BATCH4(HD, Q8, NAME, EXTRA, SCALES)                                                                        \
   extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, Q8) * 32, DB4_CFG(MINB, HD, Q8)) NAME(DB4_ARGS_HEAD EXTRA) { \
     if ((int)blockIdx.y >= numTokens) return;                                                                             \
-    decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, DB4_CFG(SER, HD, Q8), false, false, DB4_PF != 0>(qkv, out, kvCache, positions, \
+    decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, DB4_CFG(SER, HD, Q8), false, DB4_PF != 0>(qkv, out, kvCache, positions, \
         seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs, numHeads, numKvHeads,       \
         tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, SCALES);                                               \
   }
@@ -839,40 +835,6 @@ DECODE_BATCH4Q(64, true, true, decode_attention_batch4_q8_fp8kv_bf16_hd64, COMMA
 #endif
 #if LLMRT_KERNEL(decode_attention_batch4_q8_fp8kv_bf16_hd128)
 DECODE_BATCH4Q(128, true, true, decode_attention_batch4_q8_fp8kv_bf16_hd128, COMMA_Q8OUT, DB4_Q8TAIL)
-#endif
-
-// decode_attention_batch4s_{,q8_}fp8kv_bf16_hd{64|128} (session 13, batchAttention4Serial; unmeasured): the e4m3-cache entry
-// points above with a grid z of 1 and the partials' split count (a graph's: the splits covering maxSeqLen) as a last
-// parameter. A block takes its token's non-empty splits in turn, each as the split grid's block z computes it, and merges
-// them itself after the last (in split order, batch4's merge, no counter): the same key partition, sums and merge, so the
-// same bits — and no block for a split past its sequence's end (a graph of maxSeqLen 288 at <= 256 keys: half the grid).
-#define DB4_SERIAL_TAIL , kvScales, nullptr, 0.f
-#define DB4_SERIAL_Q8TAIL , kvScales, rowScale, actScale
-#define DECODE_BATCH4S(HD, QO, NAME, EXTRA, TAIL)                                                                         \
-  extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, true) * 32, DB4_CFG(MINB, HD, true)) NAME(DB4_ARGS_HEAD EXTRA, \
-      int numSplits) {                                                                                                    \
-    if ((int)blockIdx.y >= numTokens) return;                                                                             \
-    const int p = positions[blockIdx.y], lo = window > 0 ? max(0, p + 1 - window) : 0;                                    \
-    const int nz = min(numSplits, (p + 1 - lo + splitSize - 1) / splitSize);                                              \
-    for (int z = 0; z < nz; z++) {                                                                                        \
-      if (z > 0) __syncthreads();                                                                                         \
-      decodeBatch4Impl<HD, DB4_CFG(NW, HD, true), DB4_CFG(ST, HD, true), DB4_CFG(KT, HD, true), true, DB4_CFG(TMA, HD, true) != 0, \
-          DB4_CFG(SER, HD, true), QO, true, DB4_PF != 0>(qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, \
-          partialML, counters, numSeqs, numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize TAIL, z, \
-          numSplits);                                                                                                     \
-    }                                                                                                                     \
-  }
-#if LLMRT_KERNEL(decode_attention_batch4s_fp8kv_bf16_hd64)
-DECODE_BATCH4S(64, false, decode_attention_batch4s_fp8kv_bf16_hd64, COMMA_SCALES, DB4_SERIAL_TAIL)
-#endif
-#if LLMRT_KERNEL(decode_attention_batch4s_fp8kv_bf16_hd128)
-DECODE_BATCH4S(128, false, decode_attention_batch4s_fp8kv_bf16_hd128, COMMA_SCALES, DB4_SERIAL_TAIL)
-#endif
-#if LLMRT_KERNEL(decode_attention_batch4s_q8_fp8kv_bf16_hd64)
-DECODE_BATCH4S(64, true, decode_attention_batch4s_q8_fp8kv_bf16_hd64, COMMA_Q8OUT, DB4_SERIAL_Q8TAIL)
-#endif
-#if LLMRT_KERNEL(decode_attention_batch4s_q8_fp8kv_bf16_hd128)
-DECODE_BATCH4S(128, true, decode_attention_batch4s_q8_fp8kv_bf16_hd128, COMMA_Q8OUT, DB4_SERIAL_Q8TAIL)
 #endif
 
 // decode_attention_batch4w_bf16_hd128: the bf16 hd128 kernel with 1 cp.async stage a warp and registers capped for 8 blocks

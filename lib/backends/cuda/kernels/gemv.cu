@@ -406,6 +406,45 @@ __device__ __forceinline__ void gfRowHead(const bf16_t* __restrict__ xb, const b
   for (int r = 0; r < M; r++) acc[r] = warpSum(acc[r]);
 }
 
+/**
+ * A fused GEMV warp's first weight loads of its row slice w (kv 16-byte vectors), issued before the prologue (live
+ * warps only): the first chunk into v (PIPE: the second into v2); TMA: the slice's first headVec vectors bulk-copied
+ * into the warp's slot of the dynamic shared memory (returned; else w) and the tail's first chunk into v.
+ */
+template <int U, bool PIPE, bool TMA>
+__device__ __forceinline__ const bf16_t* gfIssueFirst(const bf16_t* w, int kv, int headVec, int warp, int lane, bool live,
+    uint4 (&v)[U], uint4 (&v2)[U]) {
+  const bf16_t* ws = w;
+  if constexpr (TMA) {
+    ws = gfTmaSlot(warp, headVec);
+    if (live) {
+      gfTmaIssue(const_cast<bf16_t*>(ws), w, headVec, gfTmaBar(warp), lane);
+      if (headVec < kv) gfIssue<U>(w, lane + headVec, kv, v);  // the tail's first chunk through registers
+    }
+  } else {
+    if (live) {
+      gfIssue<U>(w, lane, kv, v);
+      if constexpr (PIPE) gfIssue<U>(w, lane + 32 * U, kv, v2);
+#if GF_PFL2
+      gfPrefetchRest<U>(w, lane, kv);
+#endif
+    }
+  }
+  return ws;
+}
+
+/**
+ * The fused GEMVs' store of t, row r's output `row`: mode 0 bf16 y[r, row]; mode 1 added to the bf16 residual y[r, row]
+ * in place (t rounded to bf16 first); mode 3 fp32 (mode 2, SiLU·mul, stores in its kernel).
+ */
+__device__ __forceinline__ void gfStore(void* y, float t, int r, int n, int row, int mode) {
+  if (mode == 0) ((bf16_t*)y)[(long long)r * n + row] = fromF<bf16_t>(t);
+  else if (mode == 1) {
+    bf16_t* yb = (bf16_t*)y + (long long)r * n + row;
+    *yb = fromF<bf16_t>(toF(fromF<bf16_t>(t)) + toF(*yb));
+  } else ((float*)y)[(long long)r * n + row] = t;
+}
+
 template <int M, bool NORM, int U = GF_U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE, bool TMA = GF_TMA, int HEAD = GF_TMA_HEAD>
 __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y, const bf16_t* normW,
     float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {
@@ -423,23 +462,8 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
   // kernel's tail. (Also pulling the rest of each row into L2 with a bulk prefetch here cost 88 us per
   // llama-3.2-1b step on an H200; keeping normW and x in registers for the RMSNorm gained nothing.)
   uint4 v[U], v2[U];  // v2: PIPE's second chunk (unused otherwise)
-  const bf16_t* ws = w;  // TMA: this warp's slot of the dynamic shared memory, once landed
   const int headVec = TMA ? gfHeadVec<U, HEAD>(kv) : 0;  // TMA: the slice's vectors bulk-copied into shared memory
-  if constexpr (TMA) {
-    ws = gfTmaSlot(warp, headVec);
-    if (live) {
-      gfTmaIssue(const_cast<bf16_t*>(ws), w, headVec, gfTmaBar(warp), lane);
-      if (headVec < kv) gfIssue<U>(w, lane + headVec, kv, v);  // the tail's first chunk through registers
-    }
-  } else {
-    if (live) {
-      gfIssue<U>(w, lane, kv, v);
-      if constexpr (PIPE) gfIssue<U>(w, lane + 32 * U, kv, v2);
-#if GF_PFL2
-      gfPrefetchRest<U>(w, lane, kv);
-#endif
-    }
-  }
+  const bf16_t* ws = gfIssueFirst<U, PIPE, TMA>(w, kv, headVec, warp, lane, live, v, v2);  // TMA: the warp's slot
   if constexpr (NORM && GF_NWPF) gfPrefetchNormW(normW, k);
   pdlWait();  // x and y are the previous kernels' (weights and prefetches above only)
   pdlLaunchDependents();
@@ -482,16 +506,8 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
   }
   if (!live || lane != 0) return;
 #pragma unroll
-  for (int r = 0; r < M; r++) {
-    if (r < m) {
-      const float s = acc[r] + b;
-      if (mode == 0) ((bf16_t*)y)[(long long)r * n + row] = fromF<bf16_t>(s);
-      else if (mode == 1) {
-        bf16_t* yb = (bf16_t*)y + (long long)r * n + row;
-        *yb = fromF<bf16_t>(toF(fromF<bf16_t>(s)) + toF(*yb));
-      } else ((float*)y)[(long long)r * n + row] = s;
-    }
-  }
+  for (int r = 0; r < M; r++)
+    if (r < m) gfStore(y, acc[r] + b, r, n, row, mode);
 }
 
 #define GEMV_FUSED(NAME, M, NORM)                                                                                       \
@@ -560,23 +576,8 @@ __device__ __forceinline__ void gemvFusedKsImpl(const bf16_t* x, const bf16_t* W
   const int kvs = (k >> 3) / ks, c0 = wk * kvs;
   const bf16_t* w = W + (long long)(live ? row : 0) * k + c0 * 8;
   uint4 v[U], v2[U];
-  const bf16_t* ws = w;  // TMA: this warp's slot of the dynamic shared memory, once landed
   const int headVec = TMA ? gfHeadVec<U, HEAD>(kvs) : 0;  // TMA: the slice's vectors bulk-copied into shared memory
-  if constexpr (TMA) {
-    ws = gfTmaSlot(warp, headVec);
-    if (live) {
-      gfTmaIssue(const_cast<bf16_t*>(ws), w, headVec, gfTmaBar(warp), lane);
-      if (headVec < kvs) gfIssue<U>(w, lane + headVec, kvs, v);  // the tail's first chunk through registers
-    }
-  } else {
-    if (live) {
-      gfIssue<U>(w, lane, kvs, v);
-      if constexpr (PIPE) gfIssue<U>(w, lane + 32 * U, kvs, v2);
-#if GF_PFL2
-      gfPrefetchRest<U>(w, lane, kvs);
-#endif
-    }
-  }
+  const bf16_t* ws = gfIssueFirst<U, PIPE, TMA>(w, kvs, headVec, warp, lane, live, v, v2);  // TMA: the warp's slot
   if constexpr (NORM && GF_NWPF) gfPrefetchNormW(normW, k);
   pdlWait();
   pdlLaunchDependents();
@@ -630,16 +631,8 @@ __device__ __forceinline__ void gemvFusedKsImpl(const bf16_t* x, const bf16_t* W
   }
   if (!lead) return;
 #pragma unroll
-  for (int r = 0; r < M; r++) {
-    if (r < m) {
-      const float t = s[r] + b;
-      if (mode == 0) ((bf16_t*)y)[(long long)r * n + row] = fromF<bf16_t>(t);
-      else if (mode == 1) {
-        bf16_t* yb = (bf16_t*)y + (long long)r * n + row;
-        *yb = fromF<bf16_t>(toF(fromF<bf16_t>(t)) + toF(*yb));
-      } else ((float*)y)[(long long)r * n + row] = t;
-    }
-  }
+  for (int r = 0; r < M; r++)
+    if (r < m) gfStore(y, s[r] + b, r, n, row, mode);
 }
 
 #define GEMV_FUSED_KS(NAME, M, NORM)                                                                                    \

@@ -43,17 +43,8 @@
 #ifndef NV_ZC
 #define NV_ZC 0  // 1: each block's first mma from zero accumulators, 1.5 · 2^23 added to the used sums only; 0: from 1.5 · 2^23 (same bits; H200 r2/r3: 0 ~3% faster)
 #endif
-#ifndef NV_K32_CHAIN
-#define NV_K32_CHAIN 1  // nvfp4_gemv_k32: 1: the block terms added in nvfp4_gemv_mma's order (same bits); 0: per lane, then the quad
-#endif
-#ifndef NV_K32_U
-#define NV_K32_U 2  // nvfp4_gemv_k32: k tiles a lane keeps in flight (H200 session 11 r4: 2 with NV_K32_MINB 4 the fastest)
-#endif
 #ifndef NV_K32_MINB
-#define NV_K32_MINB 4  // nvfp4_gemv_k32 (8 warps): __launch_bounds__ minimum blocks per SM (4: <= 64 registers)
-#endif
-#ifndef NV_K32_RING
-#define NV_K32_RING 6  // nvfp4_gemv_k32: D > 0: a per-warp cp.async ring of D tiles in shared memory (16 warps: D / 2; 37 KB a block at 6); 0: NV_K32_U tiles in flight in registers
+#define NV_K32_MINB 4  // nvfp4_gemv_k32x (8 warps): __launch_bounds__ minimum blocks per SM (4: <= 64 registers)
 #endif
 #ifndef NV_K32X_XPF
 #define NV_K32X_XPF 1  // nvfp4_gemv_k32x: items ahead whose activation word and scale a lane keeps in registers
@@ -83,14 +74,11 @@
 #define NV_K32Y_XPF NV_K32X_XPF  // nvfp4_gemv_k32y: its NV_K32X_XPF
 #endif
 #ifndef NV_K32X_RING
-#define NV_K32X_RING (NV_K32_RING > 0 ? NV_K32_RING : 6)  // nvfp4_gemv_k32x: its cp.async ring's tiles a warp
+#define NV_K32X_RING 6  // nvfp4_gemv_k32x: its cp.async ring's tiles a warp (16 warps: half; 37 KB a block at 6)
 #endif
 #ifndef NV_MINB
 #define NV_MINB 1  // __launch_bounds__ minimum blocks per SM of the GEMV (tuning knob: 3 caps registers at 85)
 #endif
-
-
-
 
 /** The value of e2m1 code c (0..15). */
 __device__ __forceinline__ float nvE2m1(u32 c) {
@@ -452,9 +440,9 @@ NVFP4_MMA_GEMV(nvfp4_gemv_mma_w16_bf16_m8, 8, 16)
 #endif
 
 // ---- decode GEMV at m = 1, two blocks an mma (CudaFlags.nvfp4GemvK32) ----------------------------------------------
-// extern "C" __global__ void nvfp4_gemv_k32_bf16_m1(...nvfp4_gemv_mma_bf16_m1's parameters...)   (m = 1)
-// extern "C" __global__ void nvfp4_gemv_k32_w16_bf16_m1(...)   16 warps a block (block (512, 1, 1))
-// extern "C" __global__ void nvfp4_gemv_k32_logits_bf16_m1(...)   y is float* (an NVFP4 lm_head's fp32 logits)
+// extern "C" __global__ void nvfp4_gemv_k32x_bf16_m1(...nvfp4_gemv_mma_bf16_m1's parameters...)   (m = 1)
+// extern "C" __global__ void nvfp4_gemv_k32x_w16_bf16_m1(...)   16 warps a block (block (512, 1, 1))
+// extern "C" __global__ void nvfp4_gemv_k32x_logits_bf16_m1(...)   y is float* (an NVFP4 lm_head's fp32 logits)
 //   The same weights, activation codes and grid as nvfp4_gemv_mma_bf16_m1 (the same tiles, k tiles per warp, persistent
 //   grids and warp sums), but m16n8k32 mmas: a k tile's blocks 0, 1 in B's columns 0, 2 of one pair of mmas (positive
 //   weights · x into one accumulator chain, negative weights' magnitudes · x into another, subtracted at the end: the
@@ -462,10 +450,10 @@ NVFP4_MMA_GEMV(nvfp4_gemv_mma_w16_bf16_m8, 8, 16)
 //   end as block t's sums of rows g / g + 8. Each lane then scales and adds one block of two rows a k tile (the 16-row
 //   mma kernel's lanes each add four blocks of two rows, of which only a quarter are used at m = 1), and a k tile takes
 //   4 mmas, not 8; under 64 registers (NV_K32_MINB 4), so 4 blocks fit an SM: this GEMV is latency-bound, more resident
-//   warps is what speeds it up. Tiles in flight: NV_K32_RING 6 a warp in a cp.async ring in shared memory (session 12;
-//   NV_K32_RING 0: session 11's NV_K32_U 2 in registers). The block terms are the same exact floats; with NV_K32_CHAIN (default) every lane adds its quad's four
-//   in block order, nvfp4_gemv_mma's fma chain: the same bits as it (batch-invariant with the m8 kernel); NV_K32_CHAIN 0
-//   sums a block column per lane and the quad at the end (fewer instructions, another fp32 order).
+//   warps is what speeds it up. The block terms are the same exact floats, every lane adding its quad's four in block
+//   order: nvfp4_gemv_mma's fma chain, the same bits as it (batch-invariant with the m8 kernel).
+//   Named k32x: session 14's lean loop (CudaFlags.nvfp4K32X, the default since) of the session-11/12 k32 GEMV, with the
+//   same items, mmas and sums (the same bits); session 15 removed the k32 loop and the switch.
 
 /** d = A · B + {c, c, c, c} (s8, m16n8k32). */
 __device__ __forceinline__ void mmaK32c(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1, int c) {
@@ -488,190 +476,14 @@ __device__ __forceinline__ u32 nvSmemAddr(const void* p) {
   return (u32)g;
 }
 
-/**
- * NV_K32_RING: lane `lane`'s part of weight tile (rt, q) into a ring slot — its 16 weight bytes at slot + 16 lane and its
- * 8 scale bytes (nvLoadTile's) at slot + 512 + 8 lane — with cp.async, one commit group (also when nothing is copied,
- * so every lane's group count stays in step). A lane later reads only the bytes it copied itself: cp.async.wait_group
- * alone orders them, no warp barrier.
- */
-__device__ __forceinline__ void nvRingIssue(u8* slot, const u8* __restrict__ W, const u8* __restrict__ S, int rt, int q, int KT, int lane, bool live) {
-  if (live) {
-    const long long tile = (long long)rt * KT + q;
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(nvSmemAddr(slot + 16 * lane)), "l"(W + tile * 512 + lane * 16) : "memory");
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" ::"r"(nvSmemAddr(slot + 512 + 8 * lane)), "l"(S + tile * 64 + (lane >> 2) * 8) : "memory");
-  }
-  asm volatile("cp.async.commit_group;" ::: "memory");
-}
-
-// ACT false: the row's codes and scales are in xq / sx (a producer or nvfp4_act_mma wrote them). ACT true: xq is the
-// linear's bf16 input row, quantized by every block into shared memory (nvActQuad, as nvfp4_act_mma_bf16 quantizes it:
-// the same codes and scales) after the first weight loads are issued, instead of a separate act launch.
-template <int NW, bool LOGITS, bool ACT>
-__device__ __forceinline__ void nvfp4K32Gemv(const u8* __restrict__ xq, const u8* __restrict__ W, const u8* __restrict__ S,
-    const float* __restrict__ sx, const bf16_t* __restrict__ bias, void* __restrict__ y, int n, int k, float alpha, float a = 0.f) {
-  __shared__ float red[NW][16];
-  extern __shared__ __align__(16) u8 nvSmem[];  // ACT: codes [k], their negations [k] (unread), block scales f32 [k / 16]
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int KT = k / 64, RT = n / 16;
-  const int cnt = (KT - warp + NW - 1) / NW;  // as nvfp4MmaGemv: k tiles warp, warp + NW, ... of every row tile
-  const u32 T0 = 0x03020100u, T1 = 0x0C080604u;  // 2 · e2m1 magnitudes
-  int rt = blockIdx.x;
-#if NV_K32_RING
-  // A per-warp ring of RD slots (768 bytes: a tile's 512 weight bytes, then 8 scale bytes a lane) that cp.async fills
-  // RD items ahead (items: this warp's k tiles j < cnt of row tiles blockIdx.x, + gridDim.x, ...): the bytes in flight
-  // take shared memory, not registers.
-  constexpr int RD = NW == 16 ? (NV_K32_RING / 2 > 0 ? NV_K32_RING / 2 : 1) : NV_K32_RING;
-  __shared__ __align__(16) u8 ring[NW][RD][768];
-  int fr = rt, fj = 0;  // the next item to issue
-  const auto issueNext = [&](int slot) {
-    nvRingIssue(ring[warp][slot], W, S, fr, warp + NW * fj, KT, lane, cnt > 0 && fr < RT);
-    if (++fj >= cnt) {
-      fj = 0;
-      fr += gridDim.x;
-    }
-  };
-#pragma unroll
-  for (int u = 0; u < RD; u++) issueNext(u);
-  int slot = 0;
-#else
-  uint4 nw[NV_K32_U];
-  uint2 ns[NV_K32_U];
-#pragma unroll
-  for (int u = 0; u < NV_K32_U; u++) {
-    if (u < cnt && rt < RT) nvLoadTile(W, S, rt, warp + NW * u, KT, lane, nw[u], ns[u]);
-  }
-#endif
-  pdlWait();
-  pdlLaunchDependents();
-  if constexpr (ACT) {
-    const bf16_t* x = reinterpret_cast<const bf16_t*>(xq);
-    const float six = __fmul_rn(6.f, a);
-    for (int base = 0; base < k; base += NW * 32 * 4) {  // block-uniform: every lane reaches nvActQuad's shuffles
-      const int i = base + (int)threadIdx.x * 4;
-      const bool active = i < k;
-      float f[4] = {0.f, 0.f, 0.f, 0.f};
-      if (active) nvLoad4(x + i, f);
-      nvActQuad(f, active, i, a, six, nvSmem, nvSmem + k, reinterpret_cast<float*>(nvSmem + 2 * k));
-    }
-    __syncthreads();
-    xq = nvSmem;
-    sx = reinterpret_cast<const float*>(nvSmem + 2 * k);
-  }
-  // Lanes g = 0, 2, 4, 6 hold B's columns 0, 2, 4, 6: block g / 2 of the k tile, slice t (4 codes; the act layout's
-  // word 16 q + 4 t + b). The first pair of mmas takes columns 0 (b0) and 2 (b1), the second 4 (b0) and 6 (b1).
-  const bool xl = (g & 1) == 0;
-  const u32* xpw = reinterpret_cast<const u32*>(xq) + 4 * t + (g >> 1);
-  const float* sxt = sx + t;                                                    // block 4 q + t's activation scale: sxt[4 q]
-  const u32 ssel = (u32)t | ((u32)(t + 4) << 4);  // prmt of the scale words: (row g, block t), (row g + 8, block t)
-  for (; rt < RT; rt += gridDim.x) {
-    float acc0 = 0.f, acc1 = 0.f;
-#if NV_K32_RING
-    for (int j0 = 0; j0 < cnt; j0++) {
-      {
-        constexpr int u = 0;
-        // The oldest of the RD groups in flight is this item's.
-        asm volatile("cp.async.wait_group %0;" ::"n"(RD - 1) : "memory");
-        const uint4 wt = *reinterpret_cast<const uint4*>(ring[warp][slot] + 16 * lane);
-        const uint2 st = *reinterpret_cast<const uint2*>(ring[warp][slot] + 512 + 8 * lane);
-#else
-    for (int j0 = 0; j0 < cnt; j0 += NV_K32_U) {
-#pragma unroll
-      for (int u = 0; u < NV_K32_U; u++) {
-        if (j0 + u >= cnt) break;
-        // Take slot u's tile and refill the slot at once with the item NV_K32_U ahead (a rolling window: NV_K32_U tiles in
-        // flight, one set of registers each).
-        const uint4 wt = nw[u];
-        const uint2 st = ns[u];
-        {
-          int j = j0 + NV_K32_U + u, r2 = rt;
-          if (j >= cnt) {  // the next row tile's items (persistent grids)
-            j -= cnt;
-            r2 += gridDim.x;
-          }
-          if (j < cnt && r2 < RT) nvLoadTile(W, S, r2, warp + NW * j, KT, lane, nw[u], ns[u]);
-        }
-#endif
-        const int q = warp + NW * (j0 + u);
-        u32 v;
-        float sxv;
-        if constexpr (ACT) {
-          v = xl ? xpw[16 * q] : 0u;
-          sxv = sxt[4 * q];
-        } else {
-          v = xl ? __ldg(xpw + 16 * q) : 0u;
-          sxv = __ldg(sxt + 4 * q);
-        }
-        const u32 p0 = g == 0 ? v : 0u, p1 = g == 2 ? v : 0u, p2 = g == 4 ? v : 0u, p3 = g == 6 ? v : 0u;
-        const u32 w0 = wt.x, w1 = wt.y, w2 = wt.z, w3 = wt.w;
-        const u32 x0 = w0 ^ 0x88888888u, x1 = w1 ^ 0x88888888u, x2 = w2 ^ 0x88888888u, x3 = w3 ^ 0x88888888u;
-        // Positive weights · x from 1.5 · 2^23, negative weights' magnitudes · x from 0 (two chains), subtracted after.
-        int cp[4], cn[4];
-        mmaK32c(cp, prmt(T0, T1, w0), prmt(T0, T1, w0 >> 16), prmt(T0, T1, w1), prmt(T0, T1, w1 >> 16), p0, p1, NV_MAGIC);
-        mmaK32c(cn, prmt(T0, T1, x0), prmt(T0, T1, x0 >> 16), prmt(T0, T1, x1), prmt(T0, T1, x1 >> 16), p0, p1, 0);
-        mmaK32(cp, prmt(T0, T1, w2), prmt(T0, T1, w2 >> 16), prmt(T0, T1, w3), prmt(T0, T1, w3 >> 16), p2, p3);
-        mmaK32(cn, prmt(T0, T1, x2), prmt(T0, T1, x2 >> 16), prmt(T0, T1, x3), prmt(T0, T1, x3 >> 16), p2, p3);
-        const float2 sw = e4m3Pair(prmt(st.x, st.y, ssel));  // row g, row g + 8 (block t)
-#if NV_K32_RING
-        // Refill the slot with the item RD ahead once wt / st are consumed (the mmas and the scale above read them).
-        issueNext(slot);
-        slot = slot + 1 == RD ? 0 : slot + 1;
-#endif
-        // Block t's sums (|s| <= 16 · 144) as floats, exactly (1.5 · 2^23 + s read as a float, minus 1.5 · 2^23).
-#if NV_K32_CHAIN
-        // The block terms (sum · scale product: exact in fp32, at most 12 + 8 significant bits) of the quad's lanes
-        // added in block order 0..3 by every lane — nvfp4_gemv_mma's fma chain, so the same bits as it (and its m8
-        // kernel: batch-invariant).
-        const float q0 = (__int_as_float(cp[0] - cn[0]) - 12582912.f) * (sw.x * sxv);
-        const float q1 = (__int_as_float(cp[2] - cn[2]) - 12582912.f) * (sw.y * sxv);
-#pragma unroll
-        for (int b = 0; b < 4; b++) {
-          acc0 += __shfl_sync(0xffffffffu, q0, (lane & ~3) | b);
-          acc1 += __shfl_sync(0xffffffffu, q1, (lane & ~3) | b);
-        }
-#else
-        acc0 = fmaf(__int_as_float(cp[0] - cn[0]) - 12582912.f, sw.x * sxv, acc0);
-        acc1 = fmaf(__int_as_float(cp[2] - cn[2]) - 12582912.f, sw.y * sxv, acc1);
-#endif
-      }
-    }
-#if !NV_K32_CHAIN
-    // The quad's four blocks (lanes t), the same bits in every lane, then the warps in a fixed order.
-    acc0 += __shfl_xor_sync(0xffffffffu, acc0, 1);
-    acc1 += __shfl_xor_sync(0xffffffffu, acc1, 1);
-    acc0 += __shfl_xor_sync(0xffffffffu, acc0, 2);
-    acc1 += __shfl_xor_sync(0xffffffffu, acc1, 2);
-#endif
-    if (t == 0) {
-      red[warp][g] = acc0;
-      red[warp][g + 8] = acc1;
-    }
-    __syncthreads();
-    if (threadIdx.x < 16) {
-      const int row = threadIdx.x;
-      float v = 0.f;
-#pragma unroll
-      for (int w = 0; w < NW; w++) v += red[w][row];
-      const int j = rt * 16 + row;
-      float o = v * (0.25f * alpha);
-      if (bias) o += toF(bias[j]);
-      if constexpr (LOGITS) {
-        reinterpret_cast<float*>(y)[j] = o;
-      } else {
-        reinterpret_cast<bf16_t*>(y)[j] = fromF<bf16_t>(o);
-      }
-    }
-    __syncthreads();  // red is rewritten by the next row tile
-  }
-}
-
-// ---- the k32 GEMV's lean form (CudaFlags.nvfp4K32X, session 14) ---------------------------------------------------
-// nvfp4K32xGemv: nvfp4K32Gemv's items, mmas, block terms and sums in the same order (the same bits), with fewer
-// instructions an item (the GEMV issues ~150 a 576-byte tile, near the SMs' issue rate at the copy's bandwidth): the
-// ring's cp.async addresses advance by pointer increments (no 64-bit tile products, no generic-to-shared conversion an
-// item), the ring slot is read at a 32-bit shared address, and each lane's activation word and block scale are loaded
-// NV_K32X_XPF items ahead into registers, so an item's mmas never wait on that load (an L2 round trip for a row tile's
-// first reader), and one barrier a row tile (the warp sums alternate between two halves of red). Its ring:
-// NV_K32X_RING tiles a warp (16 warps: half).
+// ---- the k32 GEMV's loop (session 14's lean form) ------------------------------------------------------------------
+// nvfp4K32xGemv: fewer instructions an item than session 12's k32 loop (which issued ~150 a 576-byte tile, near the SMs'
+// issue rate at the copy's bandwidth): a per-warp cp.async ring in shared memory holds the weight tiles in flight (the
+// bytes take shared memory, not registers); its cp.async addresses advance by pointer increments (no 64-bit tile
+// products, no generic-to-shared conversion an item), the ring slot is read at a 32-bit shared address, and each lane's
+// activation word and block scale are loaded NV_K32X_XPF items ahead into registers, so an item's mmas never wait on
+// that load (an L2 round trip for a row tile's first reader), and one barrier a row tile (the warp sums alternate
+// between two halves of red). Its ring: NV_K32X_RING tiles a warp (16 warps: half).
 
 /** dst (a shared address) <- 16 / 8 bytes at src, asynchronously (cp.async; .cg: not allocated in L1). */
 __device__ __forceinline__ void nvCp16(u32 dst, const void* src) {
@@ -681,6 +493,9 @@ __device__ __forceinline__ void nvCp8(u32 dst, const void* src) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" ::"r"(dst), "l"(src) : "memory");
 }
 
+// ACT false: the row's codes and scales are in xq / sx (a producer or nvfp4_act_mma wrote them). ACT true: xq is the
+// linear's bf16 input row, quantized by every block into shared memory (nvActQuad, as nvfp4_act_mma_bf16 quantizes it:
+// the same codes and scales) after the first weight loads are issued, instead of a separate act launch.
 // LEAN (nvfp4_gemv_k32y, session 15): the same-bits knobs NV_K32X_SHF3 / ZC / PHASE as bits 1 / 2 / 4 (-1: the macros),
 // XPF: NV_K32X_XPF.
 template <int NW, bool LOGITS, bool ACT, int LEAN = -1, int XPF = NV_K32X_XPF>
@@ -698,7 +513,7 @@ __device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u
   constexpr u32 SLOT = NV_K32X_SLIM ? 576 : 768, RING = RD * SLOT;
   __shared__ __align__(16) u8 ring[NW][RD][SLOT];
   int rt = blockIdx.x;
-  // The ring (nvfp4K32Gemv's): items j < cnt of row tiles blockIdx.x, + gridDim.x, ...; a lane copies its 16 weight bytes
+  // The ring: items j < cnt of row tiles blockIdx.x, + gridDim.x, ...; a lane copies its 16 weight bytes
   // and its row pair's 8 scale bytes and reads back only those. wp / sp: the next item's sources; io: its slot's offset.
   const u32 wDst = nvSmemAddr(ring[warp][0] + 16 * lane);
   const u32 sDst = nvSmemAddr(ring[warp][0] + 512 + (NV_K32X_SLIM ? 4 * (lane & 15) : 8 * lane));  // the copy's destination
@@ -766,8 +581,9 @@ __device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u
     xq = nvSmem;
     sx = reinterpret_cast<const float*>(nvSmem + 2 * k);
   }
-  // Lanes g = 0, 2, 4, 6 hold B's columns 0, 2, 4, 6 (nvfp4K32Gemv's fragments). Every lane loads the word of its
-  // slice (g odd: an in-bounds word it never uses: p0..p3 below take it only at g = 0, 2, 4, 6).
+  // Lanes g = 0, 2, 4, 6 hold B's columns 0, 2, 4, 6: block g / 2 of the k tile, slice t (4 codes; the act layout's
+  // word 16 q + 4 t + b); the first pair of mmas takes columns 0 (b0) and 2 (b1), the second 4 (b0) and 6 (b1). Every
+  // lane loads the word of its slice (g odd: an in-bounds word it never uses: p0..p3 below take it only at g = 0, 2, 4, 6).
   const u32* xpw = reinterpret_cast<const u32*>(xq) + 4 * t + (g >> 1);  // k tile q: xpw[16 q]
   const float* sxt = sx + t;                                              // block 4 q + t's activation scale: sxt[4 q]
   const u32 ssel = (u32)t | ((u32)(t + 4) << 4);  // prmt of the scale words: (row g, block t), (row g + 8, block t)
@@ -826,7 +642,8 @@ __device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u
       } else {
         issuePhase(refill == 1 || nextOk);
       }
-      // Block t's terms (exact), added by every lane in block order 0..3: nvfp4K32Gemv's NV_K32_CHAIN sums.
+      // Block t's terms (sum · scale product: exact in fp32, at most 12 + 8 significant bits) of the quad's lanes added in
+      // block order 0..3 by every lane — nvfp4_gemv_mma's fma chain, so the same bits as it (and its m8 kernel).
       const float q0 = (__int_as_float(cp[0] - cn[0] + (ZC ? NV_MAGIC : 0)) - 12582912.f) * (sw.x * sxv);
       const float q1 = (__int_as_float(cp[2] - cn[2] + (ZC ? NV_MAGIC : 0)) - 12582912.f) * (sw.y * sxv);
 #pragma unroll
@@ -870,67 +687,40 @@ __device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u
   }
 }
 
-// The k32 GEMV of an entry point: nvfp4K32Gemv, or (XFORM true) nvfp4K32xGemv.
-#define NVFP4_K32_FN(XFORM) NVFP4_K32_FN_##XFORM
-#define NVFP4_K32_FN_false nvfp4K32Gemv
-#define NVFP4_K32_FN_true nvfp4K32xGemv
-
-#define NVFP4_K32_GEMV(NAME, NW, LOGITS, XFORM)                                                                                              \
+// The k32 GEMV's entry points (nvfp4K32xGemv above).
+#define NVFP4_K32_GEMV(NAME, NW, LOGITS)                                                                                                     \
   extern "C" __global__ void __launch_bounds__(NW * 32, NW == 8 ? NV_K32_MINB : 1) NAME(const u8* xq, const u8* W, const u8* S, const float* sx, \
       const bf16_t* bias, void* y, int m, int n, int k, int unused, float alpha) {                                                  \
-    NVFP4_K32_FN(XFORM)<NW, LOGITS, false>(xq, W, S, sx, bias, y, n, k, alpha);                                                      \
+    nvfp4K32xGemv<NW, LOGITS, false>(xq, W, S, sx, bias, y, n, k, alpha);                                                            \
   }
 
-// extern "C" __global__ void nvfp4_gemv_k32_act[_w16|_logits]_bf16_m1(const bf16_t* x, const u8* W, const u8* S,
+// extern "C" __global__ void nvfp4_gemv_k32x_act[_w16|_logits]_bf16_m1(const bf16_t* x, const u8* W, const u8* S,
 //     const bf16_t* bias, void* y, int n, int k, float a, float alpha)
-//   nvfp4_act_mma_bf16 + nvfp4_gemv_k32[_w16|_logits]_bf16_m1 in one launch (the same bits): every block quantizes x
+//   nvfp4_act_mma_bf16 + nvfp4_gemv_k32x[_w16|_logits]_bf16_m1 in one launch (the same bits): every block quantizes x
 //   into dynamic shared memory (2 k + k / 4 bytes).
-#define NVFP4_K32_ACT_GEMV(NAME, NW, LOGITS, XFORM)                                                                                   \
+#define NVFP4_K32_ACT_GEMV(NAME, NW, LOGITS)                                                                                          \
   extern "C" __global__ void __launch_bounds__(NW * 32, NW == 8 ? NV_K32_MINB : 1) NAME(const bf16_t* x, const u8* W, const u8* S,     \
       const bf16_t* bias, void* y, int n, int k, float a, float alpha) {                                                           \
-    NVFP4_K32_FN(XFORM)<NW, LOGITS, true>(reinterpret_cast<const u8*>(x), W, S, nullptr, bias, y, n, k, alpha, a);                 \
+    nvfp4K32xGemv<NW, LOGITS, true>(reinterpret_cast<const u8*>(x), W, S, nullptr, bias, y, n, k, alpha, a);                       \
   }
 
-// extern "C" __global__ void nvfp4_gemv_k32x[_w16|_logits]_bf16_m1(...nvfp4_gemv_k32's parameters...)   (CudaFlags.nvfp4K32X)
-// extern "C" __global__ void nvfp4_gemv_k32x_act[_w16|_logits]_bf16_m1(...nvfp4_gemv_k32_act's parameters...)
-//   nvfp4_gemv_k32*'s items and sums in the same order (the same bits) with fewer instructions an item and the
-//   activation words loaded ahead (nvfp4K32xGemv above; session 14).
-#if LLMRT_KERNEL(nvfp4_gemv_k32_bf16_m1)
-NVFP4_K32_GEMV(nvfp4_gemv_k32_bf16_m1, 8, false, false)
-#endif
-#if LLMRT_KERNEL(nvfp4_gemv_k32_w16_bf16_m1)
-NVFP4_K32_GEMV(nvfp4_gemv_k32_w16_bf16_m1, 16, false, false)
-#endif
-#if LLMRT_KERNEL(nvfp4_gemv_k32_logits_bf16_m1)
-NVFP4_K32_GEMV(nvfp4_gemv_k32_logits_bf16_m1, 8, true, false)
-#endif
-#if LLMRT_KERNEL(nvfp4_gemv_k32_act_bf16_m1)
-NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_bf16_m1, 8, false, false)
-#endif
-#if LLMRT_KERNEL(nvfp4_gemv_k32_act_w16_bf16_m1)
-NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_w16_bf16_m1, 16, false, false)
-#endif
-#if LLMRT_KERNEL(nvfp4_gemv_k32_act_logits_bf16_m1)
-NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32_act_logits_bf16_m1, 8, true, false)
-#endif
-
 #if LLMRT_KERNEL(nvfp4_gemv_k32x_bf16_m1)
-NVFP4_K32_GEMV(nvfp4_gemv_k32x_bf16_m1, 8, false, true)
+NVFP4_K32_GEMV(nvfp4_gemv_k32x_bf16_m1, 8, false)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32x_w16_bf16_m1)
-NVFP4_K32_GEMV(nvfp4_gemv_k32x_w16_bf16_m1, 16, false, true)
+NVFP4_K32_GEMV(nvfp4_gemv_k32x_w16_bf16_m1, 16, false)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32x_logits_bf16_m1)
-NVFP4_K32_GEMV(nvfp4_gemv_k32x_logits_bf16_m1, 8, true, true)
+NVFP4_K32_GEMV(nvfp4_gemv_k32x_logits_bf16_m1, 8, true)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32x_act_bf16_m1)
-NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32x_act_bf16_m1, 8, false, true)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32x_act_bf16_m1, 8, false)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32x_act_w16_bf16_m1)
-NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32x_act_w16_bf16_m1, 16, false, true)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32x_act_w16_bf16_m1, 16, false)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32x_act_logits_bf16_m1)
-NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32x_act_logits_bf16_m1, 8, true, true)
+NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32x_act_logits_bf16_m1, 8, true)
 #endif
 
 // extern "C" __global__ void nvfp4_gemv_k32y[_w16|_logits]_bf16_m1(...nvfp4_gemv_k32's parameters...)   (CudaFlags.nvfp4K32Lean)

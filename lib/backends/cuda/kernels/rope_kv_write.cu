@@ -63,6 +63,20 @@ __device__ __forceinline__ void ropeKvWriteImpl(const T* qkv, T* q, T* kvCache, 
   for (int i = threadIdx.x; i < rowWidth; i += blockDim.x) kvCache[vOff + i] = v[i];
 }
 
+/** A task's 8 rotation pairs (bf16, va / vb) rotated by the tables at i0, as ropeKvWriteImpl rotates them. */
+__device__ __forceinline__ void ropeRotate8(const uint4& va, const uint4& vb, const float* cs, const float* sn, int i0, float (&x0)[8],
+    float (&x1)[8]) {
+  const u32 wa[4] = {va.x, va.y, va.z, va.w}, wb[4] = {vb.x, vb.y, vb.z, vb.w};
+#pragma unroll
+  for (int e = 0; e < 8; e++) {
+    const float a = __uint_as_float(e & 1 ? wa[e >> 1] & 0xffff0000u : wa[e >> 1] << 16);
+    const float b = __uint_as_float(e & 1 ? wb[e >> 1] & 0xffff0000u : wb[e >> 1] << 16);
+    const float c = cs[i0 + e], sn_ = sn[i0 + e];
+    x0[e] = a * c - b * sn_;
+    x1[e] = b * c + a * sn_;
+  }
+}
+
 // bf16, headDim % 16 == 0 (16-byte rows: every q / k / v head starts on a 16-byte boundary): the same values as
 // ropeKvWriteImpl (same expressions, same rounding) with 16-byte accesses — a task is 8 rotation pairs (two 16-byte
 // loads and stores) or 8 v elements — and each thread's loads of a pass issued before the cos/sin tables are
@@ -117,16 +131,8 @@ __device__ __forceinline__ void ropeKvWriteVecBf16(const bf16_t* qkv, bf16_t* q,
       const int k = base + u * (int)blockDim.x + (int)threadIdx.x;
       if (k < rotTasks) {
         const int h = k / nv, i0 = (k - h * nv) << 3;
-        const u32 wa[4] = {va[u].x, va[u].y, va[u].z, va[u].w}, wb[4] = {vb[u].x, vb[u].y, vb[u].z, vb[u].w};
         float x0[8], x1[8];
-#pragma unroll
-        for (int e = 0; e < 8; e++) {
-          const float a = __uint_as_float(e & 1 ? wa[e >> 1] & 0xffff0000u : wa[e >> 1] << 16);
-          const float b = __uint_as_float(e & 1 ? wb[e >> 1] & 0xffff0000u : wb[e >> 1] << 16);
-          const float c = cs[i0 + e], sn_ = sn[i0 + e];
-          x0[e] = a * c - b * sn_;
-          x1[e] = b * c + a * sn_;
-        }
+        ropeRotate8(va[u], vb[u], cs, sn, i0, x0, x1);
         bf16_t* dst = h < numHeads ? qRow + h * headDim : kvCache + kOff + (h - numHeads) * headDim;
         store16(dst + i0, x0);
         store16(dst + half + i0, x1);
@@ -279,16 +285,8 @@ __device__ __forceinline__ void ropeKvWriteVecQuant(const bf16_t* qkv, bf16_t* q
       const int k = base + u * (int)blockDim.x + (int)threadIdx.x;
       if (k < rotTasks) {
         const int h = k / nv, i0 = (k - h * nv) << 3;
-        const u32 wa[4] = {va[u].x, va[u].y, va[u].z, va[u].w}, wb[4] = {vb[u].x, vb[u].y, vb[u].z, vb[u].w};
         float x0[8], x1[8];
-#pragma unroll
-        for (int e = 0; e < 8; e++) {
-          const float a = __uint_as_float(e & 1 ? wa[e >> 1] & 0xffff0000u : wa[e >> 1] << 16);
-          const float b = __uint_as_float(e & 1 ? wb[e >> 1] & 0xffff0000u : wb[e >> 1] << 16);
-          const float c = cs[i0 + e], sn_ = sn[i0 + e];
-          x0[e] = a * c - b * sn_;
-          x1[e] = b * c + a * sn_;
-        }
+        ropeRotate8(va[u], vb[u], cs, sn, i0, x0, x1);
         if (h < numHeads) {
           store16(qRow + h * headDim + i0, x0);
           store16(qRow + h * headDim + half + i0, x1);
