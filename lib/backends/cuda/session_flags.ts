@@ -323,7 +323,8 @@ export const CUDA_FLAGS = {
   /**
    * With `nvfp4GemvK32`: its GEMVs as nvfp4_gemv_k32y* (kernels/nvfp4_mma.cu NV_K32Y_LEAN / NV_K32Y_XPF): the same items and
    * sums (the same bits) with fewer instructions an item: lane t = 0's own block term without a shuffle, both mma chains
-   * from zero accumulators, a row tile's items in two loops (no per-item wrap test). @default false (session 15)
+   * from zero accumulators, a row tile's items in two loops (no per-item wrap test), activation words 2 items ahead.
+   * @default false (session 15)
    */
   nvfp4K32Lean: { env: "LLMRT_NVFP4_K32_LEAN", default: false },
   /**

@@ -71,7 +71,7 @@
 #define NV_K32Y_LEAN 7  // nvfp4_gemv_k32y (CudaFlags.nvfp4K32Lean): 1 NV_K32X_SHF3, 2 NV_K32X_ZC, 4 NV_K32X_PHASE (the same bits)
 #endif
 #ifndef NV_K32Y_XPF
-#define NV_K32Y_XPF NV_K32X_XPF  // nvfp4_gemv_k32y: its NV_K32X_XPF
+#define NV_K32Y_XPF 2  // nvfp4_gemv_k32y: its NV_K32X_XPF (activation words 2 items ahead: down waits on them, session 14 Nsight)
 #endif
 #ifndef NV_K32X_RING
 #define NV_K32X_RING 6  // nvfp4_gemv_k32x: its cp.async ring's tiles a warp (16 warps: half; 37 KB a block at 6)
