@@ -382,8 +382,6 @@ export interface FakeSessionOptions {
   readonly nvfp4ActLaunch?: boolean;
   /** LaunchEnv.nvfp4AttnAct. */
   readonly nvfp4AttnAct?: boolean;
-  /** LaunchEnv.nvfp4K32Lean. */
-  readonly nvfp4K32Lean?: boolean;
 }
 
 export class FakeCudaSession {
@@ -492,7 +490,6 @@ export class FakeCudaSession {
       nvfp4NormFast: opts.nvfp4NormFast,
       nvfp4ActLaunch: opts.nvfp4ActLaunch,
       nvfp4AttnAct: opts.nvfp4AttnAct,
-      nvfp4K32Lean: opts.nvfp4K32Lean,
       wgmmaPrefill: opts.wgmmaPrefill,
       decodeSplitK: opts.decodeSplitK,
       gemvSplitK: opts.gemvSplitK,

@@ -220,8 +220,8 @@ export function nvfp4MmaKernelStandIn(mem: FakeMemory, l: KernelLaunch, maxRows:
     stExact(mem, out, w, l.kernel);
     return true;
   }
-  // nvfp4_gemv_k32[xy]_act*: nvfp4_act_mma's codes (in shared memory on the GPU), then nvfp4_gemv_k32[xy]*'s sums.
-  const ga = /^nvfp4_gemv_(k32[xy])_act(_w16|_logits)?_bf16_m1$/.exec(l.kernel);
+  // nvfp4_gemv_k32x_act*: nvfp4_act_mma's codes (in shared memory on the GPU), then nvfp4_gemv_k32x*'s sums.
+  const ga = /^nvfp4_gemv_(k32x)_act(_w16|_logits)?_bf16_m1$/.exec(l.kernel);
   if (ga) {
     const [x, W, sc, bias, y, n, k, a, alpha] = A;
     assert.equal(l.sharedBytes, 2 * k + k / 4, `${l.kernel}: shared memory`);
@@ -230,9 +230,8 @@ export function nvfp4MmaKernelStandIn(mem: FakeMemory, l: KernelLaunch, maxRows:
     const kernel = `nvfp4_gemv_${ga[1]}${ga[2] ?? ""}_bf16_m1`;
     return nvfp4MmaKernelStandIn(mem, { ...l, kernel, args: [xq, W, sc, sx, bias, y, 1, n, k, 0, alpha], sharedBytes: undefined }, maxRows);
   }
-  // nvfp4_gemv_k32x (nvfp4GemvK32, m = 1; k32y: nvfp4K32Lean, the same sums): the same sums, added in another fp32 order
-  // (exact here).
-  const gv = /^nvfp4_gemv_(mma|k32[xy])(_w16|_logits)?_bf16_m(\d)$/.exec(l.kernel);
+  // nvfp4_gemv_k32x (nvfp4GemvK32, m = 1): the same sums, added in another fp32 order (exact here).
+  const gv = /^nvfp4_gemv_(mma|k32x)(_w16|_logits)?_bf16_m(\d)$/.exec(l.kernel);
   if (!gv) return false;
   const [xq, W, sc, sx, bias, y, m, n, k, , alpha] = A;
   const M = Number(gv[3]), NW = gv[2] === "_w16" ? 16 : 8, logits = gv[2] === "_logits";

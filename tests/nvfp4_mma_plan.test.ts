@@ -184,7 +184,7 @@ test("NVFP4 engine on the fake device with the session-12 defaults (nvfp4GemvK32
   f32.dispose();
 });
 
-test("nvfp4ActLaunch / nvfp4K32Lean (session 15): o_proj's act as its own launch, a persistent k32x / k32y grid; fake device vs the CPU", () => {
+test("nvfp4ActLaunch (session 15): o_proj's act as its own launch and a persistent k32x grid; fake device vs the CPU", () => {
   const N = 640, K = 4096; // 40 row tiles; 4 SMs: a persistent grid of 16 blocks ((K / 64) % 32 == 0)
   const r = rng(9);
   const W = Float64Array.from({ length: N * K }, () => r() * (1 + (r() > 0.45 ? 3 : 0)));
@@ -218,7 +218,6 @@ test("nvfp4ActLaunch / nvfp4K32Lean (session 15): o_proj's act as its own launch
     const [flags, want] of [
       [{}, ["nvfp4_gemv_k32x_act_bf16_m1"]], // no producer: the _act form
       [{ nvfp4ActLaunch: true }, ["nvfp4_act_mma_bf16", "nvfp4_gemv_k32x_bf16_m1"]],
-      [{ nvfp4ActLaunch: true, nvfp4K32Lean: true }, ["nvfp4_act_mma_bf16", "nvfp4_gemv_k32y_bf16_m1"]],
     ] as const
   ) {
     const e = { ...base, ...flags } as unknown as LaunchEnv;
@@ -235,7 +234,7 @@ test("nvfp4ActLaunch / nvfp4K32Lean (session 15): o_proj's act as its own launch
   }
 });
 
-test("NVFP4 engine on the fake device with nvfp4ActLaunch + nvfp4K32Lean: o_proj's act as its own launch, the plain k32y GEMV = the lowbit.cu path", () => {
+test("NVFP4 engine on the fake device with nvfp4ActLaunch: o_proj's act as its own launch, the plain k32x GEMV = the lowbit.cu path", () => {
   const raw = quantTestLlama(96);
   const calibration = [Array.from({ length: 48 }, (_, i) => (i * 29 + 5) % 96)];
   const { bf16, f32 } = quantEngines(raw, 41, { quantAlgo: "NVFP4", excludeModules: [] }, 0.1, { calibration });
@@ -244,10 +243,10 @@ test("NVFP4 engine on the fake device with nvfp4ActLaunch + nvfp4K32Lean: o_proj
     cpu: ({ what, got, want }) => assert.ok(relL2(got.logits, want.logits) < 0.35, `${what}: logits far from the CPU session's`),
     label: (l) => l.kernel,
     next: (s, r) => s.want.sampledIds[r],
-    fusedOptions: { nvfp4Mma: true, nvfp4GemvK32: true, nvfp4NormFast: true, nvfp4ActLaunch: true, nvfp4K32Lean: true },
+    fusedOptions: { nvfp4Mma: true, nvfp4GemvK32: true, nvfp4NormFast: true, nvfp4ActLaunch: true },
     sms: 4,
   });
-  for (const k of ["nvfp4_act_mma_bf16", "nvfp4_gemv_k32y_bf16_m1", "nvfp4_gemv_k32y_logits_bf16_m1"]) {
+  for (const k of ["nvfp4_act_mma_bf16", "nvfp4_gemv_k32x_bf16_m1", "nvfp4_gemv_k32x_logits_bf16_m1"]) {
     assert.ok(kernels.has(k), `${k} in the fused decode steps: ${[...kernels].join(" ")}`);
   }
   assert.ok(![...kernels].some((k) => k.includes("_act_bf16_m1") || k.includes("_act_logits")), [...kernels].join(" "));

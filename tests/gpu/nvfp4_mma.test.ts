@@ -90,7 +90,7 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
       let mmaOut: Uint16Array | null = null;
       const outs = new Map<string, Uint16Array>();
       for (
-        const [kind, w16] of [["mma", false], ["mma", true], ...(m === 1 ? [["k32x", false], ["k32x", true], ["k32y", false], ["k32y", true]] : [])] as [
+        const [kind, w16] of [["mma", false], ["mma", true], ...(m === 1 ? [["k32x", false], ["k32x", true]] : [])] as [
           string,
           boolean,
         ][]
@@ -118,11 +118,11 @@ for (const [N, K] of [[96, 1024], [32, 4160], [48, 8192]] as const) {
         // nvfp4_gemv_k32x_act*: the act quantization inside the GEMV (shared memory) — the bits of act + the k32x kernel of
         // as many warps; _logits: the 8-warp sums as fp32 (their bf16 rounding equal).
         using dl = d.alloc(N * 4);
-        for (const [kind, v] of ["k32x", "k32y"].flatMap((kd) => ["", "_w16", "_logits"].map((w) => [kd, w]))) {
-          const name = `nvfp4_gemv_${kind}_act${v}_bf16_m1`;
+        for (const v of ["", "_w16", "_logits"]) {
+          const name = `nvfp4_gemv_k32x_act${v}_bf16_m1`;
           const out = v === "_logits" ? dl : dy;
           out.fill(0xff);
-          dyn(mod.kernel(name, sig(`nvfp4_gemv_${kind}_act${v}`)), 2 * K + K / 4).launch(N / 16, v === "_w16" ? 512 : 256, [dx, W, S, B, out, N, K, a, alpha], {
+          dyn(mod.kernel(name, sig(`nvfp4_gemv_k32x_act${v}`)), 2 * K + K / 4).launch(N / 16, v === "_w16" ? 512 : 256, [dx, W, S, B, out, N, K, a, alpha], {
             sharedMemBytes: 2 * K + K / 4,
           });
           let got: Uint16Array;
@@ -166,8 +166,7 @@ function persistentGrids(d: ReturnType<typeof device>, mod: ReturnType<typeof lo
     using sx = d.alloc(m * (K / 16) * 4);
     mod.kernel("nvfp4_act_mma_bf16", sig("nvfp4_act_mma")).launch([Math.ceil(K / 1024), m, 1], 256, [dx, xq, sx, m, K, f.activationScale!]);
     let mmaOut: Uint16Array | undefined;
-    // k32y (nvfp4K32Lean): k32x's items and sums with fewer instructions — the same bits.
-    for (const kind of (m === 1 ? ["mma", "k32x", "k32y"] : ["mma"]).filter((k) => k !== "mma" || K % 2048 === 0)) {
+    for (const kind of (m === 1 ? ["mma", "k32x"] : ["mma"]).filter((k) => k !== "mma" || K % 2048 === 0)) {
       const kern = mod.kernel(`nvfp4_gemv_${kind}_bf16_m${m === 1 ? 1 : 8}`, sig(`nvfp4_gemv_${kind}`));
       const out = [N / 16, 5, 3, 1].map((grid) => {
         using dy = d.alloc(m * N * 2);
@@ -177,8 +176,8 @@ function persistentGrids(d: ReturnType<typeof device>, mod: ReturnType<typeof lo
         return y;
       });
       for (let g = 1; g < out.length; g++) assert.deepEqual(Array.from(out[g]), Array.from(out[0]), `${kind} m=${m} K=${K}: grid variant ${g} differs`);
-      // k32x / k32y: nvfp4_gemv_mma's bits (the block terms added in its order).
-      if ((kind === "k32x" || kind === "k32y") && mmaOut) assert.deepEqual(Array.from(out[0]), Array.from(mmaOut), `${kind} m=${m} K=${K}: differs from mma`);
+      // k32x: nvfp4_gemv_mma's bits (the block terms added in its order).
+      if (kind === "k32x" && mmaOut) assert.deepEqual(Array.from(out[0]), Array.from(mmaOut), `k32x m=${m} K=${K}: differs from mma`);
       if (kind === "mma") mmaOut = out[0];
     }
   }

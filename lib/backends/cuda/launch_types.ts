@@ -193,7 +193,6 @@ export interface LaunchEnv {
   readonly nvfp4NormFast?: boolean;
   /** With nvfp4GemvK32: no _act GEMV form; nvfp4_act_mma + the plain GEMV (CudaFlags.nvfp4ActLaunch). */
   readonly nvfp4ActLaunch?: boolean;
-  readonly nvfp4K32Lean?: boolean;
   /** With nvfp4Mma + decodeSplitK: decode_attention_sk writes o_proj's NVFP4 codes (decode_attention_sk_q4; CudaFlags.nvfp4AttnAct). */
   readonly nvfp4AttnAct?: boolean;
   /**

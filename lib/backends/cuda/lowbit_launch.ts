@@ -180,7 +180,7 @@ export function planLowbitLinear(
     // k32: nvfp4_gemv_k32x* (session 14's lean loop of the k32 GEMV) on a persistent grid of NVFP4_K32_BLOCKS_PER_SM
     // blocks an SM (fewer registers than nvfp4_gemv_mma; the persistence test is NVFP4_MMA_U's, (k / 64) % 32 == 0).
     const k32Blocks = env.nvfp4GemvBlocks ? (env.nvfp4GemvBlocks / NVFP4_GEMV_BLOCKS_PER_SM) * NVFP4_K32_BLOCKS_PER_SM : undefined;
-    const k32Name = env.nvfp4K32Lean ? "k32y" : "k32x"; // nvfp4K32Lean: fewer instructions an item (the same bits)
+    // nvfp4ActLaunch: such a row quantized once by nvfp4_act_mma (below), not by every block of the GEMV; the same bits.
     if (k32 && !preQuantized && !env.nvfp4ActLaunch) {
       // nvfp4_gemv_k32x_act: each block quantizes the row itself (shared memory), no nvfp4_act_mma launch; the same bits.
       out.push({
@@ -195,13 +195,15 @@ export function planLowbitLinear(
       return;
     }
     if (!preQuantized) kernel("nvfp4_act_mma_bf16", [cdiv(K, 1024), rows, 1], [buf(op.x), xq, rowScale, rows, K, a]);
-    const grid = w16 ? N / 16 : k32 ? nvfp4K32Grid(N / 16, K, k32Blocks) : nvfp4GemvGrid(N, K, env.nvfp4GemvBlocks);
-    const gemv = k32 ? k32Name : "mma";
     out.push({
       kind: "kernel",
       op: i,
-      kernel: isLogits ? `nvfp4_gemv_${k32Name}_logits_bf16_m1` : `nvfp4_gemv_${gemv}${w16 ? "_w16" : ""}_bf16_m${rows <= 1 ? 1 : 8}`,
-      grid: [grid, 1, 1],
+      kernel: isLogits ? "nvfp4_gemv_k32x_logits_bf16_m1" : `nvfp4_gemv_${k32 ? "k32x" : "mma"}${w16 ? "_w16" : ""}_bf16_m${rows <= 1 ? 1 : 8}`,
+      grid: [
+        w16 ? N / 16 : k32 ? nvfp4K32Grid(N / 16, K, k32Blocks) : nvfp4GemvGrid(N, K, env.nvfp4GemvBlocks),
+        1,
+        1,
+      ],
       block: w16 ? 512 : 256,
       args: [
         xq,

@@ -314,24 +314,20 @@ export const CUDA_FLAGS = {
    */
   nvfp4NormFast: { env: "LLMRT_NVFP4_NORM_FAST", default: true },
   /**
-  /**
    * With `nvfp4GemvK32`: a one-row NVFP4 linear whose input no producer quantizes (o_proj) takes nvfp4_act_mma_bf16 (one
    * launch of k / 1024 blocks) and the plain k32x GEMV instead of nvfp4_gemv_k32x_act, where every block quantizes the
-   * whole row before its first mma (the same bytes and bits). @default false (session 15)
+   * whole row before its first mma (the same bytes and bits). H200 session 15, batch 1, same process: llama-3.1-8b 360.8 ->
+   * 384.7 tok/s (+6.6%, r2; r1 with nvfp4K32Dyn on: 348.2 -> 363.8), llama-3.2-1b 1,318.4 -> 1,347.1 (+2.2%), logits
+   * bitwise equal. @default false (session 15)
    */
   nvfp4ActLaunch: { env: "LLMRT_NVFP4_ACT_LAUNCH", default: false },
-  /**
-   * With `nvfp4GemvK32`: its GEMVs as nvfp4_gemv_k32y* (kernels/nvfp4_mma.cu NV_K32Y_LEAN / NV_K32Y_XPF): the same items and
-   * sums (the same bits) with fewer instructions an item: lane t = 0's own block term without a shuffle, both mma chains
-   * from zero accumulators, a row tile's items in two loops (no per-item wrap test), activation words 2 items ahead.
-   * @default false (session 15)
-   */
-  nvfp4K32Lean: { env: "LLMRT_NVFP4_K32_LEAN", default: false },
   /**
    * With `nvfp4Mma` and `decodeSplitK`: a fused decode step's attention over a bf16 KV cache whose output only an NVFP4
    * linear on the decode GEMV reads (o_proj) runs decode_attention_sk_q4_bf16_hd*: it writes that linear's int8 codes and
    * block scales (nvfp4_act_mma_bf16's bytes from its bf16 output) instead of the output, so o_proj needs no act launch
-   * or act prologue (the same bits). @default false (session 15)
+   * or act prologue (the same bits). H200 session 15, llama-3.1-8b batch 1, same process, over nvfp4ActLaunch: 384.7 ->
+   * 388.8 tok/s (+1.1%, r2), 363.8 -> 363.3 (r1): no clear gain; logits bitwise equal (GPU test: one split and several, 1
+   * and 2 rows). @default false (session 15)
    */
   nvfp4AttnAct: { env: "LLMRT_NVFP4_ATTN_ACT", default: false },
   /**

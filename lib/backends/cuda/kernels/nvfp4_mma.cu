@@ -67,12 +67,6 @@
 #ifndef NV_K32X_PHASE
 #define NV_K32X_PHASE 0  // nvfp4_gemv_k32x: 1: a row tile's items in two loops (refills from this row tile, then from the next): no per-item wrap test (the same bits)
 #endif
-#ifndef NV_K32Y_LEAN
-#define NV_K32Y_LEAN 7  // nvfp4_gemv_k32y (CudaFlags.nvfp4K32Lean): 1 NV_K32X_SHF3, 2 NV_K32X_ZC, 4 NV_K32X_PHASE (the same bits)
-#endif
-#ifndef NV_K32Y_XPF
-#define NV_K32Y_XPF 2  // nvfp4_gemv_k32y: its NV_K32X_XPF (activation words 2 items ahead: down waits on them, session 14 Nsight)
-#endif
 #ifndef NV_K32X_RING
 #define NV_K32X_RING 6  // nvfp4_gemv_k32x: its cp.async ring's tiles a warp (16 warps: half; 37 KB a block at 6)
 #endif
@@ -496,9 +490,7 @@ __device__ __forceinline__ void nvCp8(u32 dst, const void* src) {
 // ACT false: the row's codes and scales are in xq / sx (a producer or nvfp4_act_mma wrote them). ACT true: xq is the
 // linear's bf16 input row, quantized by every block into shared memory (nvActQuad, as nvfp4_act_mma_bf16 quantizes it:
 // the same codes and scales) after the first weight loads are issued, instead of a separate act launch.
-// LEAN (nvfp4_gemv_k32y, session 15): the same-bits knobs NV_K32X_SHF3 / ZC / PHASE as bits 1 / 2 / 4 (-1: the macros),
-// XPF: NV_K32X_XPF.
-template <int NW, bool LOGITS, bool ACT, int LEAN = -1, int XPF = NV_K32X_XPF>
+template <int NW, bool LOGITS, bool ACT>
 __device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u8* __restrict__ W, const u8* __restrict__ S,
     const float* __restrict__ sx, const bf16_t* __restrict__ bias, void* __restrict__ y, int n, int k, float alpha, float a = 0.f) {
   __shared__ float red[2][NW][16];  // row tiles alternate halves: one barrier a row tile
@@ -550,8 +542,8 @@ __device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u
   };
   // NV_K32X_PHASE (static order, more items a warp than ring slots): refills of item j + RD from this row tile while
   // j < cnt - RD (no tests), then the next row tile's first RD items (one test a row tile).
-  constexpr bool SHF3 = LEAN < 0 ? NV_K32X_SHF3 != 0 : (LEAN & 1) != 0, ZC = LEAN < 0 ? NV_K32X_ZC != 0 : (LEAN & 2) != 0;
-  constexpr bool PHASE = LEAN < 0 ? NV_K32X_PHASE != 0 : (LEAN & 4) != 0;
+  // Session 15's same-bits knobs (H200, 8B shapes alone, same job: within ±2% a token, no consistent gain).
+  constexpr bool SHF3 = NV_K32X_SHF3 != 0, ZC = NV_K32X_ZC != 0, PHASE = NV_K32X_PHASE != 0;
   const bool phase = PHASE && !NV_K32X_SLIM && cnt > RD;
   const auto issuePhase = [&](bool ok) {
     if (ok) {
@@ -589,7 +581,7 @@ __device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u
   const u32 ssel = (u32)t | ((u32)(t + 4) << 4);  // prmt of the scale words: (row g, block t), (row g + 8, block t)
   // The activation word and scale of the item XD ahead (xv / xs [0]: the current item's). Items' k tiles run warp,
   // warp + NW, ... < KT, then warp again for the next row tile: every address loaded is in bounds (cnt > 0).
-  constexpr int XD = XPF, XU = NV_K32X_UNROLL;
+  constexpr int XD = NV_K32X_XPF, XU = NV_K32X_UNROLL;
   u32 xv[XD];
   float xs[XD];
   int xqf = warp;  // the k tile of the next item to load
@@ -721,38 +713,6 @@ NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32x_act_w16_bf16_m1, 16, false)
 #endif
 #if LLMRT_KERNEL(nvfp4_gemv_k32x_act_logits_bf16_m1)
 NVFP4_K32_ACT_GEMV(nvfp4_gemv_k32x_act_logits_bf16_m1, 8, true)
-#endif
-
-// extern "C" __global__ void nvfp4_gemv_k32y[_w16|_logits]_bf16_m1(...nvfp4_gemv_k32's parameters...)   (CudaFlags.nvfp4K32Lean)
-// extern "C" __global__ void nvfp4_gemv_k32y_act[_w16|_logits]_bf16_m1(...nvfp4_gemv_k32_act's parameters...)
-//   nvfp4_gemv_k32x* (the same bits) with the knobs NV_K32Y_LEAN / NV_K32Y_XPF (fewer instructions an item).
-#define NVFP4_K32Y_GEMV(NAME, NW, LOGITS)                                                                                              \
-  extern "C" __global__ void __launch_bounds__(NW * 32, NW == 8 ? NV_K32_MINB : 1) NAME(const u8* xq, const u8* W, const u8* S, const float* sx, \
-      const bf16_t* bias, void* y, int m, int n, int k, int unused, float alpha) {                                                  \
-    nvfp4K32xGemv<NW, LOGITS, false, NV_K32Y_LEAN, NV_K32Y_XPF>(xq, W, S, sx, bias, y, n, k, alpha);                         \
-  }
-#define NVFP4_K32Y_ACT_GEMV(NAME, NW, LOGITS)                                                                                         \
-  extern "C" __global__ void __launch_bounds__(NW * 32, NW == 8 ? NV_K32_MINB : 1) NAME(const bf16_t* x, const u8* W, const u8* S,     \
-      const bf16_t* bias, void* y, int n, int k, float a, float alpha) {                                                           \
-    nvfp4K32xGemv<NW, LOGITS, true, NV_K32Y_LEAN, NV_K32Y_XPF>(reinterpret_cast<const u8*>(x), W, S, nullptr, bias, y, n, k, alpha, a); \
-  }
-#if LLMRT_KERNEL(nvfp4_gemv_k32y_bf16_m1)
-NVFP4_K32Y_GEMV(nvfp4_gemv_k32y_bf16_m1, 8, false)
-#endif
-#if LLMRT_KERNEL(nvfp4_gemv_k32y_w16_bf16_m1)
-NVFP4_K32Y_GEMV(nvfp4_gemv_k32y_w16_bf16_m1, 16, false)
-#endif
-#if LLMRT_KERNEL(nvfp4_gemv_k32y_logits_bf16_m1)
-NVFP4_K32Y_GEMV(nvfp4_gemv_k32y_logits_bf16_m1, 8, true)
-#endif
-#if LLMRT_KERNEL(nvfp4_gemv_k32y_act_bf16_m1)
-NVFP4_K32Y_ACT_GEMV(nvfp4_gemv_k32y_act_bf16_m1, 8, false)
-#endif
-#if LLMRT_KERNEL(nvfp4_gemv_k32y_act_w16_bf16_m1)
-NVFP4_K32Y_ACT_GEMV(nvfp4_gemv_k32y_act_w16_bf16_m1, 16, false)
-#endif
-#if LLMRT_KERNEL(nvfp4_gemv_k32y_act_logits_bf16_m1)
-NVFP4_K32Y_ACT_GEMV(nvfp4_gemv_k32y_act_logits_bf16_m1, 8, true)
 #endif
 
 // ---- weight dequantization (prefill) ---------------------------------------------------------------
