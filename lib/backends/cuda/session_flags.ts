@@ -318,9 +318,9 @@ export const CUDA_FLAGS = {
    * launch of k / 1024 blocks) and the plain k32x GEMV instead of nvfp4_gemv_k32x_act, where every block quantizes the
    * whole row before its first mma (the same bytes and bits). H200 session 15, batch 1, same process: llama-3.1-8b 360.8 ->
    * 384.7 tok/s (+6.6%, r2; r1 with nvfp4K32Dyn on: 348.2 -> 363.8), llama-3.2-1b 1,318.4 -> 1,347.1 (+2.2%), logits
-   * bitwise equal. @default false (session 15)
+   * bitwise equal. @default true (session 15)
    */
-  nvfp4ActLaunch: { env: "LLMRT_NVFP4_ACT_LAUNCH", default: false },
+  nvfp4ActLaunch: { env: "LLMRT_NVFP4_ACT_LAUNCH", default: true },
   /**
    * With `nvfp4Mma` and `decodeSplitK`: a fused decode step's attention over a bf16 KV cache whose output only an NVFP4
    * linear on the decode GEMV reads (o_proj) runs decode_attention_sk_q4_bf16_hd*: it writes that linear's int8 codes and
