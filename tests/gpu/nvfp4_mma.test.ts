@@ -252,19 +252,16 @@ gpuTest("nvfp4_gemv_mma m1 vs lowbit_gemv_nvfp4 m1 (each + its act launch) on 1B
   // 16-warp kernel (_w16); k: nvfp4_gemv_k32x (nvfp4GemvK32) instead of nvfp4_gemv_mma; bB: NV_MINB = NV_K32_MINB = B
   // (__launch_bounds__ minimum blocks per SM: a register cap; default 1); with k: rD: a cp.async ring of D tiles a warp
   // (NV_K32X_RING, default 6), xX: activation words loaded NV_K32X_XPF = X items ahead (default 1), uV: NV_K32X_UNROLL = V,
-  // sR: 576-byte slots (NV_K32X_SLIM) in a ring of R, c: the contiguous-run timing probe (NV_K32X_CONTIG: wrong sums);
-  // session 15 (the same bits): h: NV_K32X_SHF3, o: NV_K32X_ZC, f: NV_K32X_PHASE.
+  // sR: 576-byte slots (NV_K32X_SLIM) in a ring of R, c: the contiguous-run timing probe (NV_K32X_CONTIG: wrong sums).
   const variants = (process.env.LLMRT_NVFP4_VARIANTS ?? "4").split(",");
   const vspec = variants.map((v) => {
-    const m = /^(\d+)(?:p(\d+))?(?:n(\d))?(?:z(\d))?(w)?(k)?(?:b(\d))?(?:r(\d+))?(?:x(\d))?(?:u(\d))?(?:s(\d+))?(c)?(h)?(o)?(f)?$/.exec(v);
+    const m = /^(\d+)(?:p(\d+))?(?:n(\d))?(?:z(\d))?(w)?(k)?(?:b(\d))?(?:r(\d+))?(?:x(\d))?(?:u(\d))?(?:s(\d+))?(c)?$/.exec(v);
     if (!m) throw new Error(`LLMRT_NVFP4_VARIANTS: bad variant ${v}`);
     // (B sets both kernels' macros: NV_MINB of nvfp4_gemv_mma, NV_K32_MINB of nvfp4_gemv_k32x.)
     const ring = m[11] ?? m[8];
     const key = `-DNV_U=${m[1]} -DNV_LDNC=${m[3] ?? 1} -DNV_ZC=${m[4] ?? 1} -DNV_MINB=${m[7] ?? 1} -DNV_K32_MINB=${m[7] ?? 1} -DNV_K32X_XPF=${
       m[9] ?? 1
-    } -DNV_K32X_UNROLL=${m[10] ?? 1}${ring ? ` -DNV_K32X_RING=${ring}` : ""}${m[11] ? " -DNV_K32X_SLIM=1" : ""}${m[12] ? " -DNV_K32X_CONTIG=1" : ""}${
-      m[13] ? " -DNV_K32X_SHF3=1" : ""
-    }${m[14] ? " -DNV_K32X_ZC=1" : ""}${m[15] ? " -DNV_K32X_PHASE=1" : ""}`;
+    } -DNV_K32X_UNROLL=${m[10] ?? 1}${ring ? ` -DNV_K32X_RING=${ring}` : ""}${m[11] ? " -DNV_K32X_SLIM=1" : ""}${m[12] ? " -DNV_K32X_CONTIG=1" : ""}`;
     return { u: Number(m[1]), perSm: Number(m[2] ?? 0), key, nw: m[5] ? 16 : 8, k32: m[6] ? "k32x" : "" };
   });
   const uniq = [...new Set(vspec.map((v) => v.key))];

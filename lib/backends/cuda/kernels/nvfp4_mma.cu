@@ -58,15 +58,6 @@
 #ifndef NV_K32X_CONTIG
 #define NV_K32X_CONTIG 0  // nvfp4_gemv_k32x timing probe (wrong sums): a warp's items from contiguous k tiles
 #endif
-#ifndef NV_K32X_SHF3
-#define NV_K32X_SHF3 0  // nvfp4_gemv_k32x: 1: a lane's own block term added without a shuffle (6 an item, not 8; the same bits in lanes t = 0)
-#endif
-#ifndef NV_K32X_ZC
-#define NV_K32X_ZC 0  // nvfp4_gemv_k32x: 1: both mma chains from zero accumulators, 1.5 · 2^23 added in the integer difference (the same bits)
-#endif
-#ifndef NV_K32X_PHASE
-#define NV_K32X_PHASE 0  // nvfp4_gemv_k32x: 1: a row tile's items in two loops (refills from this row tile, then from the next): no per-item wrap test (the same bits)
-#endif
 #ifndef NV_K32X_RING
 #define NV_K32X_RING 6  // nvfp4_gemv_k32x: its cp.async ring's tiles a warp (16 warps: half; 37 KB a block at 6)
 #endif
@@ -122,7 +113,6 @@ __device__ __forceinline__ void nvLoad4(const bf16_t* p, float (&f)[4]) {
   f[2] = __uint_as_float(v.y << 16);
   f[3] = __uint_as_float(v.y & 0xffff0000u);
 }
-
 
 #if LLMRT_KERNEL(nvfp4_act_mma_bf16)
 extern "C" __global__ void __launch_bounds__(256) nvfp4_act_mma_bf16(const bf16_t* x, u8* xq, float* sx, int rows, int k, float a) {
@@ -540,21 +530,6 @@ __device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u
       sp += QS * 64;
     }
   };
-  // NV_K32X_PHASE (static order, more items a warp than ring slots): refills of item j + RD from this row tile while
-  // j < cnt - RD (no tests), then the next row tile's first RD items (one test a row tile).
-  // Session 15's same-bits knobs (H200, 8B shapes alone, same job: within ±2% a token, no consistent gain).
-  constexpr bool SHF3 = NV_K32X_SHF3 != 0, ZC = NV_K32X_ZC != 0, PHASE = NV_K32X_PHASE != 0;
-  const bool phase = PHASE && !NV_K32X_SLIM && cnt > RD;
-  const auto issuePhase = [&](bool ok) {
-    if (ok) {
-      nvCp16(wDst + io, wp);
-      nvCp8(sDst + io, sp);
-    }
-    asm volatile("cp.async.commit_group;" ::: "memory");
-    io = io + SLOT == RING ? 0u : io + SLOT;
-    wp += QS * 512;
-    sp += QS * 64;
-  };
 #pragma unroll
   for (int u = 0; u < RD; u++) issueNext();
   pdlWait();
@@ -602,8 +577,8 @@ __device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u
   }
   for (int par = 0; rt < RT; rt += gridDim.x, par ^= 1) {
     float acc0 = 0.f, acc1 = 0.f;
-    // One item; refill: 0 issueNext, 1 this row tile's item RD ahead, 2 the next row tile's (NV_K32X_PHASE).
-    const auto item = [&](int refill, bool nextOk) {
+#pragma unroll(XU)
+    for (int j = 0; j < cnt; j++) {
       // The oldest of the RD groups in flight is this item's; it sits in slot io (refilled below with the item RD ahead).
       asm volatile("cp.async.wait_group %0;" ::"n"(RD - 1) : "memory");
       if (NV_K32X_SLIM) __syncwarp();  // the scale bytes other lanes copied
@@ -624,38 +599,21 @@ __device__ __forceinline__ void nvfp4K32xGemv(const u8* __restrict__ xq, const u
       const u32 x0 = w0 ^ 0x88888888u, x1 = w1 ^ 0x88888888u, x2 = w2 ^ 0x88888888u, x3 = w3 ^ 0x88888888u;
       // Positive weights · x from 1.5 · 2^23, negative weights' magnitudes · x from 0 (two chains), subtracted after.
       int cp[4], cn[4];
-      mmaK32c(cp, prmt(T0, T1, w0), prmt(T0, T1, w0 >> 16), prmt(T0, T1, w1), prmt(T0, T1, w1 >> 16), p0, p1, ZC ? 0 : NV_MAGIC);
+      mmaK32c(cp, prmt(T0, T1, w0), prmt(T0, T1, w0 >> 16), prmt(T0, T1, w1), prmt(T0, T1, w1 >> 16), p0, p1, NV_MAGIC);
       mmaK32c(cn, prmt(T0, T1, x0), prmt(T0, T1, x0 >> 16), prmt(T0, T1, x1), prmt(T0, T1, x1 >> 16), p0, p1, 0);
       mmaK32(cp, prmt(T0, T1, w2), prmt(T0, T1, w2 >> 16), prmt(T0, T1, w3), prmt(T0, T1, w3 >> 16), p2, p3);
       mmaK32(cn, prmt(T0, T1, x2), prmt(T0, T1, x2 >> 16), prmt(T0, T1, x3), prmt(T0, T1, x3 >> 16), p2, p3);
       const float2 sw = e4m3Pair(prmt(st.x, st.y, ssel));  // row g, row g + 8 (block t)
-      if (refill == 0) {
-        issueNext();  // wt / st consumed: the slot takes the item RD ahead
-      } else {
-        issuePhase(refill == 1 || nextOk);
-      }
+      issueNext();  // wt / st consumed: the slot takes the item RD ahead
       // Block t's terms (sum · scale product: exact in fp32, at most 12 + 8 significant bits) of the quad's lanes added in
       // block order 0..3 by every lane — nvfp4_gemv_mma's fma chain, so the same bits as it (and its m8 kernel).
-      const float q0 = (__int_as_float(cp[0] - cn[0] + (ZC ? NV_MAGIC : 0)) - 12582912.f) * (sw.x * sxv);
-      const float q1 = (__int_as_float(cp[2] - cn[2] + (ZC ? NV_MAGIC : 0)) - 12582912.f) * (sw.y * sxv);
+      const float q0 = (__int_as_float(cp[0] - cn[0]) - 12582912.f) * (sw.x * sxv);
+      const float q1 = (__int_as_float(cp[2] - cn[2]) - 12582912.f) * (sw.y * sxv);
 #pragma unroll
       for (int b = 0; b < 4; b++) {
-        // (NV_K32X_SHF3: block 0's term in lane t = 0 is its own q: the sums read from lanes t = 0 are the same)
-        acc0 += SHF3 && b == 0 ? q0 : __shfl_sync(0xffffffffu, q0, (lane & ~3) | b);
-        acc1 += SHF3 && b == 0 ? q1 : __shfl_sync(0xffffffffu, q1, (lane & ~3) | b);
+        acc0 += __shfl_sync(0xffffffffu, q0, (lane & ~3) | b);
+        acc1 += __shfl_sync(0xffffffffu, q1, (lane & ~3) | b);
       }
-    };
-    if (phase) {
-      const bool nextOk = rt + (int)gridDim.x < RT;
-#pragma unroll(XU)
-      for (int j = 0; j < cnt - RD; j++) item(1, true);
-      wp += (wrap - QS) * 512;  // from this row tile's item cnt to the next one's item 0
-      sp += (wrap - QS) * 64;
-#pragma unroll(XU)
-      for (int j = cnt - RD; j < cnt; j++) item(2, nextOk);
-    } else {
-#pragma unroll(XU)
-      for (int j = 0; j < cnt; j++) item(0, false);
     }
     if (t == 0) {
       red[par][warp][g] = acc0;
