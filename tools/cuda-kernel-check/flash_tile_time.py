@@ -13,7 +13,8 @@ outputs are compared bitwise with the first kind's). A kind whose variant does n
 LLMRT_SELECT unit by NVRTC in a process pool (the build of all variants at once took ~25 s), then checked against a
 float64 reference on two packed layouts (a chunk past a cached prefix, GQA 4, tokensPerBlock 32 / 16) and timed on a
 causal single sequence (32 q / 8 kv heads, tokensPerBlock 32, shuffled blocks) as CUDA-graph replays, beside torch
-SDPA (cuDNN, enable_gqa). TFLOP/s of the causal half (4 T^2 / 2 hd nH).
+SDPA (cuDNN, enable_gqa; --sdpa-all: each of SDPA's FLASH / EFFICIENT / CUDNN backends, with enable_gqa and with K / V
+repeated to every head). TFLOP/s of the causal half (4 T^2 / 2 hd nH).
 """
 import argparse
 import json
@@ -89,6 +90,7 @@ def main():
     ap.add_argument("--shapes", default="64:2048,128:32768")
     ap.add_argument("--no-check", action="store_true")
     ap.add_argument("--no-sdpa", action="store_true")
+    ap.add_argument("--sdpa-all", action="store_true", help="also time torch SDPA's FLASH, EFFICIENT and CUDNN backends one by one")
     ap.add_argument("--out", default=None)
     ap.add_argument("--ref-dir", default=None, help="a folder with other copies of the kernel files: kinds ref_flash, ref_wg")
     a = ap.parse_args()
@@ -203,6 +205,23 @@ def main():
                                              iters=iters, reps=3)
             except Exception as ex:  # noqa: BLE001
                 log(f"  sdpa failed: {ex}")
+            if a.sdpa_all:
+                from torch.nn.attention import SDPBackend, sdpa_kernel
+                Kr, Vr = Kc.repeat_interleave(nH // nKV, dim=1), Vc.repeat_interleave(nH // nKV, dim=1)
+                for bname, be in (("flash", SDPBackend.FLASH_ATTENTION), ("efficient", SDPBackend.EFFICIENT_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION)):
+                    for tag, kk, vv, gqa in (("gqa", Kc, Vc, True), ("rep", Kr, Vr, False)):
+                        def f(be=be, kk=kk, vv=vv, gqa=gqa):
+                            with sdpa_kernel([be]):
+                                return torch.nn.functional.scaled_dot_product_attention(qq, kk, vv, is_causal=True, enable_gqa=gqa)
+                        try:
+                            ref_o = f()
+                            torch.cuda.synchronize()
+                            res[f"sdpa_{bname}_{tag}"] = graph_time(f, iters=iters, reps=3)
+                            if outs:  # against the first kernel's output (the same inputs)
+                                e = relerr(next(iter(outs.values())).view(T, nH, hd), ref_o[0].transpose(0, 1))
+                                log(f"  sdpa_{bname}_{tag} vs {next(iter(outs))}: rel {e:.2e}")
+                        except Exception as ex:  # noqa: BLE001
+                            log(f"  sdpa {bname} {tag}: {str(ex)[:200]}")
         for k_, ms in res.items():
             log(f"  hd{hd} T={T:6d}/{n}: {k_:22s} {ms * 1e3:9.1f} us = {flops / (ms * 1e-3) / 1e12:6.1f} TFLOP/s")
         log(f"  hd{hd} T={T:6d}/{n}: outputs bitwise equal to {next(iter(res), '-')}'s: {', '.join(same) or 'none'}")
