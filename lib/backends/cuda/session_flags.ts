@@ -351,6 +351,14 @@ export const CUDA_FLAGS = {
    * 8.05 → 7.85 ms (r2); with prefillPdl 1.69 / 7.72 ms (r2). @default true (session 14)
    */
   prefillPlanCache: { env: "LLMRT_PREFILL_PLAN_CACHE", default: true },
+  /**
+   * Eager decode steps (cudaGraphs off, or a session's graphs not used) of T sequences, T ≤ the decode cap: every GEMM
+   * whose cuBLASLt algorithm is tuned per M (not batch-invariant: decode steps of more than 8 rows) takes the algorithm of
+   * the decode graph of T's bucket (GemmArgs.pickM), so its rows round as that graph's do. Without it the 12-row eager step
+   * and the 16-row graph were tuned apart, and under load could pick algorithms of another K order (session 14's batch4
+   * "graphs = eager" failures). No kernel changes. @default false
+   */
+  eagerBucketGemm: { env: "LLMRT_EAGER_BUCKET_GEMM", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
