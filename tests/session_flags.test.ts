@@ -66,8 +66,8 @@ test("session options: every switch of the table resolves to its default when ne
     }
     // Session 14: the lean NVFP4 k32 GEMV loop (8B NVFP4 batch 1 +10.4%, 1B +3.2%, bits equal): on.
     assert.equal(o.nvfp4K32X, true, "nvfp4K32X");
-    // Session 15: eager decode steps on their graph bucket's GEMM algorithms (new, not yet measured on a GPU): off.
-    assert.equal(o.eagerBucketGemm, false, "eagerBucketGemm");
+    // Session 15: eager decode steps on their graph bucket's GEMM algorithms (graphs = eager bitwise, forced picks): on.
+    assert.equal(o.eagerBucketGemm, true, "eagerBucketGemm");
   });
 });
 
