@@ -382,6 +382,8 @@ export interface FakeSessionOptions {
   readonly nvfp4ActLaunch?: boolean;
   /** LaunchEnv.nvfp4AttnAct. */
   readonly nvfp4AttnAct?: boolean;
+  /** CudaFlags.eagerBucketGemm: eager decode steps plan with StepShape.gemmPickRows (their graph bucket), as the session does. */
+  readonly eagerBucketGemm?: boolean;
 }
 
 export class FakeCudaSession {
@@ -398,7 +400,10 @@ export class FakeCudaSession {
   /** The launch table of the last step run. */
   lastLaunches: Launch[] = [];
 
+  readonly #eagerBucketGemm: boolean;
+
   constructor(readonly engine: Engine, numBlocks: number, readonly sms = 132, planOnly = false, opts: FakeSessionOptions = {}) {
+    this.#eagerBucketGemm = !!opts.eagerBucketGemm;
     const plan = opts.plan ?? engine.plan;
     if (!planOnly) assert.ok(plan.elementBytes === 4 || plan.elementBytes === 2, "the stand-ins are float32 and bf16");
     const a = plan.attributes;
@@ -604,6 +609,7 @@ export class FakeCudaSession {
         attention = { kind: "decode", ...graphDecodeSplit(1, a.numKvHeads, this.#group(), this.maxSeqLen, this.env.elem, this.sms) };
       }
       if (attention.kind === "decode" && !this.#batch(T, !!inp.adapterIds)) attention = { ...attention, ...this.#sk(maxAtt) };
+      const pick = this.#eagerBucketGemm && T <= this.decodeCap && isDecodeStep(inp) ? bucketFor(T, this.buckets) : T;
       launches = planLaunches(env, {
         numTokens: T,
         numSeqs: S,
@@ -614,6 +620,7 @@ export class FakeCudaSession {
         pruneRows: R < T && logitRowsIncreasing(inp),
         freshPrompts: freshPrompts(inp),
         maxSeqTokens: maxSeqTokens(inp),
+        ...(pick !== T ? { gemmPickRows: pick } : {}),
       });
       this.eagerSteps++;
     }

@@ -65,6 +65,8 @@ test("session options: every switch of the table resolves to its default when ne
     for (const k of ["quantGemvFast", "nvfp4GemvK32", "nvfp4NormFast", "fp8DecodeAttnQuant", "prefillTileScan"] as const) {
       assert.equal(o[k], true, k);
     }
+    // Session 15: eager decode steps on their graph bucket's GEMM algorithms (graphs = eager bitwise, forced picks): on.
+    assert.equal(o.eagerBucketGemm, true, "eagerBucketGemm");
   });
 });
 

@@ -24,6 +24,15 @@
  * for byte (once per (n, k, …, algorithm); bf16/fp16 in, bf16/fp16 or fp32 out). Non-split-K algorithms that agree
  * there agree for every M, since neither's per-element reduction depends on M; one that disagrees (another
  * instruction shape, another K order) is never used, and its bucket keeps the reference algorithm.
+ *
+ * Another M's pick (`GemmArgs.pickM`, per-M tuned calls only): a decode graph of a 16-row bucket runs its GEMMs at M = 16,
+ * while an eager decode step of 12 sequences runs them at M = 12, and the two M are tuned apart (the heuristic's
+ * candidates for each M, the fastest kept), so under load one may take a split-K algorithm the other does not and round
+ * the same rows differently. With `pickM` the call takes the algorithm a call of pickM rows takes: the heuristic over the
+ * pickM-row layouts, that call's own timing-cache entry (timed at pickM rows into scratch rows when missing, so the graph's
+ * entry is reused, or timed once for both), then cublasLtMatmulAlgoCheck at the call's own M (rejected: the call's own
+ * pick, counted in `numPickFallbacks`). A row of D then rounds as in the pickM-row call wherever cuBLASLt's per-row results
+ * of one algorithm do not depend on M (its tile and K split do not).
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -88,6 +97,11 @@ export interface GemmArgs {
   readonly stream?: Stream | null;
   /** This call's rows must not depend on M (see GemmOptions.batchInvariant). @default the GEMM's batchInvariant */
   readonly batchInvariant?: boolean;
+  /**
+   * Per-M tuned calls (not batch-invariant): choose the algorithm as a call of `pickM` rows would, run `m` (see the file
+   * comment; an eager decode step takes its graph bucket's picks). Ignored by batch-invariant calls. @default m
+   */
+  readonly pickM?: number;
 }
 
 /** Options of `CublasLtGemm`. */
@@ -223,6 +237,28 @@ function positiveInt(field: string, v: number): void {
  */
 const SHARED_TIMING = new Map<string, Map<string, number>>();
 
+/** The timing cache file of `device` in `dir` (GemmOptions.timingCacheDir; default `$LLMRT_CACHE_DIR/gemm`). */
+export function timingCacheFile(device: CudaDevice, dir: string = join(llmrtCacheDir(), "gemm")): string {
+  return join(dir, `timing-${sha256Hex(device.name, String(device.driverVersion), String(CublasLtGemm.version())).slice(0, 16)}.json`);
+}
+
+/** This process's timing picks of the cache file `path` (plan key → candidate index), as tuned GEMMs read them. */
+export function timingPicks(path: string): ReadonlyMap<string, number> {
+  return sharedTiming(path);
+}
+
+/**
+ * Tests: makes `picks` (plan key → candidate index; undefined: none) this process's timing picks of the cache file
+ * `path`, as if timed (the file is left alone; plans made before keep their algorithms).
+ */
+export function setTimingPicks(path: string, picks: Readonly<Record<string, number | undefined>>): void {
+  const m = sharedTiming(path);
+  for (const [k, v] of Object.entries(picks)) {
+    if (v === undefined) m.delete(k);
+    else m.set(k, v);
+  }
+}
+
 function sharedTiming(path: string): Map<string, number> {
   let m = SHARED_TIMING.get(path);
   if (!m) {
@@ -285,6 +321,8 @@ export class CublasLtGemm {
   readonly invariantBucketStats: InvariantBucketStats = { verified: 0, rejected: 0 };
   /** Batch-invariant plans that could not use the pinned algorithm (heuristic per M instead). */
   numInvariantFallbacks = 0;
+  /** `pickM` plans whose pickM-row algorithm cublasLtMatmulAlgoCheck refused at the call's M (the call's own pick instead). */
+  numPickFallbacks = 0;
   /** Timing cache: plan key → index of the fastest heuristic candidate. */
   readonly #timing: Map<string, number>;
   readonly #timingPath: string | null;
@@ -307,9 +345,7 @@ export class CublasLtGemm {
       throw new ValidationError(`GemmOptions.invariantRefM: expected a positive integer, got ${this.#refM}`, "invariantRefM", this.#refM);
     }
     const dir = options.timingCacheDir === undefined ? join(llmrtCacheDir(), "gemm") : options.timingCacheDir;
-    this.#timingPath = dir === null
-      ? null
-      : join(dir, `timing-${sha256Hex(device.name, String(device.driverVersion), String(CublasLtGemm.version())).slice(0, 16)}.json`);
+    this.#timingPath = dir === null ? null : timingCacheFile(device, dir);
     this.#timing = this.#tune && this.#timingPath ? sharedTiming(this.#timingPath) : new Map();
     positiveInt("workspaceBytes", wsBytes);
     device.bind();
@@ -405,17 +441,31 @@ export class CublasLtGemm {
     // A per-M tuned call that adds into C in place (gemmResidual's residual epilogue without batch invariance) plans apart:
     // no split-K algorithm that reduces in the output buffer, timed with beta 1.
     const inPlace = !!args.c && c === d && !invariant;
-    const key = `${invariant ? "inv:" : ""}${dtype}${fastAccum ? "+fast" : ""}>${outDtype}|${m}x${n}x${k}|${transB ? "T" : "N"}|${bias ? "bias" : ""}|${align}${
-      inPlace ? "|c" : ""
-    }`;
+    if (args.pickM !== undefined) positiveInt("pickM", args.pickM);
+    // Another M's algorithm (GemmArgs.pickM): per-M tuned calls only (a batch-invariant one has one algorithm for every M).
+    const pickM = !invariant && args.pickM !== undefined && args.pickM !== m ? args.pickM : 0;
+    const keyAt = (rows: number): string =>
+      `${invariant ? "inv:" : ""}${dtype}${fastAccum ? "+fast" : ""}>${outDtype}|${rows}x${n}x${k}|${transB ? "T" : "N"}|${bias ? "bias" : ""}|${align}${
+        inPlace ? "|c" : ""
+      }`;
+    const key = pickM ? `${keyAt(m)}|pick${pickM}` : keyAt(m);
     bindContext(this.#ctx);
     let plan = this.#plans.get(key);
     if (!plan) {
-      // Timing candidates writes D: a call that adds into C (the residual) is timed into a scratch of its shape.
       const stream = args.stream ?? null;
-      using scratch = args.c && this.#tune && !(stream?.isCapturing ?? false) ? this.device.alloc(m * n * DTYPES[outDtype].bytes) : null;
-      const io = args.c ? (scratch ? { a, b, d: scratch.ptr, stream } : null) : { a, b, d, stream };
-      plan = this.#makePlan(m, n, k, dtype, outDtype, transB, bias, align, key, invariant, io, { b, stream }, fastAccum, inPlace);
+      const timing = this.#tune && !(stream?.isCapturing ?? false);
+      // Timing candidates writes D: a call that adds into C (the residual) is timed into a scratch of its shape; a pickM
+      // call reads and writes zeroed scratch rows (pickM of them, never past the call's own m-row buffers).
+      const rows = Math.max(m, pickM);
+      using scratchA = pickM > 0 && timing ? this.device.alloc(rows * k * DTYPES[dtype].bytes) : null;
+      using scratch = (!!args.c || pickM > 0) && timing ? this.device.alloc(rows * n * DTYPES[outDtype].bytes) : null;
+      if (scratchA && scratch) {
+        scratchA.fill(0, { stream });
+        scratch.fill(0, { stream });
+      }
+      const io = pickM > 0 || args.c ? (scratch ? { a: scratchA ? scratchA.ptr : a, b, d: scratch.ptr, stream } : null) : { a, b, d, stream };
+      const pick = pickM ? { rows: pickM, key: keyAt(pickM) } : null;
+      plan = this.#makePlan(m, n, k, dtype, outDtype, transB, bias, align, keyAt(m), invariant, io, { b, stream }, fastAccum, inPlace, pick);
       this.#plans.set(key, plan);
     }
     const lt = cublasLt();
@@ -626,6 +676,7 @@ export class CublasLtGemm {
     weight: { b: bigint; stream: Stream | null },
     fastAccum = false,
     inPlace = false,
+    pick: { readonly rows: number; readonly key: string } | null = null,
   ): Plan {
     const lt = cublasLt();
     const cell = new BigUint64Array(1);
@@ -709,42 +760,37 @@ export class CublasLtGemm {
         }
         this.numInvariantFallbacks++;
       }
-      const cold = this.#tune && this.#tuneCold && !invariant;
-      let candidates = this.#heuristic(desc, layoutA, layoutB, layoutD, invariant ? INVARIANT_CANDIDATES : cold ? COLD_CANDIDATES : TUNE_CANDIDATES, what);
-      if (invariant) {
-        const nonSplit = candidates.filter((c) => this.#isNonSplit(c.algo));
-        if (nonSplit.length > 0) candidates = nonSplit;
-      }
-      // In place (D = C, beta 1): no split-K algorithm whose partial sums go through the output buffer.
-      if (inPlace) candidates = candidates.filter((c) => this.#reductionScheme(c.algo) !== LT_REDUCTION_INPLACE);
-      if (candidates.length > 0) {
-        let pick = 0;
-        const splitK = cold && this.#tuneSplitK && io !== null;
-        if (splitK) candidates = this.#splitVariants(desc, layoutA, layoutB, layoutD, candidates);
-        if (this.#tune && !invariant && candidates.length > 1 && io) {
-          const timingKey = cold ? `${key}|cold${COLD_CANDIDATES}${splitK ? "sk" : ""}` : key;
-          const cached = this.#cachedPick(timingKey);
-          if (cached !== undefined && cached < candidates.length) {
-            pick = cached;
-          } else {
-            pick = this.#timeCandidates(desc, layoutA, layoutB, layoutD, candidates, io, cold ? n * k * DTYPES[dtype].bytes : 0, inPlace ? 1 : 0)[0] ?? 0;
-            this.numTuned++;
-            this.#timing.set(timingKey, pick);
-            this.#saveTiming();
+      const coldBytes = n * k * DTYPES[dtype].bytes;
+      const plan = (algo: Uint8Array, ws: number): Plan => ({
+        desc,
+        layoutA,
+        layoutB,
+        layoutD,
+        algo,
+        workspaceSize: ws,
+        lastBias: bias,
+        lastAScale: 0n,
+        lastBScale: 0n,
+      });
+      if (pick && !invariant) {
+        // GemmArgs.pickM: the pickM-row call's pick (its candidates, its timing entry), if it runs at this call's M.
+        const lb = layout(inT, k, pick.rows, k), ld = layout(outT, n, pick.rows, n);
+        try {
+          const chosen = this.#perMPick(desc, layoutA, lb, ld, pick.key, false, inPlace, io, coldBytes, `${what} (as m=${pick.rows})`);
+          const check = new Uint8Array(LT.HEURISTIC_RESULT_BYTES);
+          if (chosen && lt.cublasLtMatmulAlgoCheck(this.#handle, desc, layoutA, layoutB, layoutD, layoutD, chosen.algo, check) === 0) {
+            const ws = Number(new DataView(check.buffer).getBigUint64(LT.HEURISTIC_WORKSPACE_OFFSET, true));
+            if (ws <= this.workspace.byteLength) return plan(chosen.algo, ws);
           }
+        } finally {
+          made.splice(made.length - 2, 2);
+          checkCublas(lt.cublasLtMatrixLayoutDestroy(lb), "cublasLtMatrixLayoutDestroy");
+          checkCublas(lt.cublasLtMatrixLayoutDestroy(ld), "cublasLtMatrixLayoutDestroy");
         }
-        return {
-          desc,
-          layoutA,
-          layoutB,
-          layoutD,
-          algo: candidates[pick].algo,
-          workspaceSize: candidates[pick].ws,
-          lastBias: bias,
-          lastAScale: 0n,
-          lastBScale: 0n,
-        };
+        this.numPickFallbacks++;
       }
+      const own = this.#perMPick(desc, layoutA, layoutB, layoutD, key, invariant, inPlace, io, coldBytes, what);
+      if (own) return plan(own.algo, own.ws);
       throw new CudaError(
         "cublasLt",
         "cublasLtMatmulAlgoGetHeuristic",
@@ -759,6 +805,50 @@ export class CublasLtGemm {
       ]);
       throw e;
     }
+  }
+
+  /**
+   * The heuristic's pick for the problem of `layoutB` / `layoutD` (null: no candidate): invariant calls its first non-split-K
+   * candidate; per-M tuned ones (GemmOptions.tune) the fastest candidate, kept in the timing cache under `key` (timed on
+   * `io` on a miss; the cold / split-K variants under keys of their own).
+   */
+  #perMPick(
+    desc: bigint,
+    layoutA: bigint,
+    layoutB: bigint,
+    layoutD: bigint,
+    key: string,
+    invariant: boolean,
+    inPlace: boolean,
+    io: { a: bigint; b: bigint; d: bigint; stream: Stream | null } | null,
+    coldBytes: number,
+    what: string,
+  ): { algo: Uint8Array; ws: number } | null {
+    const cold = this.#tune && this.#tuneCold && !invariant;
+    let candidates = this.#heuristic(desc, layoutA, layoutB, layoutD, invariant ? INVARIANT_CANDIDATES : cold ? COLD_CANDIDATES : TUNE_CANDIDATES, what);
+    if (invariant) {
+      const nonSplit = candidates.filter((c) => this.#isNonSplit(c.algo));
+      if (nonSplit.length > 0) candidates = nonSplit;
+    }
+    // In place (D = C, beta 1): no split-K algorithm whose partial sums go through the output buffer.
+    if (inPlace) candidates = candidates.filter((c) => this.#reductionScheme(c.algo) !== LT_REDUCTION_INPLACE);
+    if (candidates.length === 0) return null;
+    let pick = 0;
+    const splitK = cold && this.#tuneSplitK && io !== null;
+    if (splitK) candidates = this.#splitVariants(desc, layoutA, layoutB, layoutD, candidates);
+    if (this.#tune && !invariant && candidates.length > 1 && io) {
+      const timingKey = cold ? `${key}|cold${COLD_CANDIDATES}${splitK ? "sk" : ""}` : key;
+      const cached = this.#cachedPick(timingKey);
+      if (cached !== undefined && cached < candidates.length) {
+        pick = cached;
+      } else {
+        pick = this.#timeCandidates(desc, layoutA, layoutB, layoutD, candidates, io, cold ? coldBytes : 0, inPlace ? 1 : 0)[0] ?? 0;
+        this.numTuned++;
+        this.#timing.set(timingKey, pick);
+        this.#saveTiming();
+      }
+    }
+    return candidates[pick];
   }
 
   /**

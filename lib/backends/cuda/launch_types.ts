@@ -296,6 +296,11 @@ export interface StepShape {
   readonly freshPrompts?: boolean;
   /** The most tokens a sequence brings to the step (prefillTileScan: flash_prefill_wg's grid covers no more query tiles). */
   readonly maxSeqTokens?: number;
+  /**
+   * An eager decode step that a decode graph of this many rows (its bucket) would serve: its per-M tuned GEMMs choose their
+   * cuBLASLt algorithms as that graph's do (GemmLaunch.pickM; CudaFlags.eagerBucketGemm), so eager rows round as the graph's.
+   */
+  readonly gemmPickRows?: number;
 }
 
 export interface KernelLaunch {
@@ -342,6 +347,8 @@ export interface GemmLaunch {
   readonly alpha?: number;
   /** D = A · Bᵀ + C (beta 1; GemmArgs.c): the residual add in the epilogue (LaunchEnv.gemmResidual; c = d). */
   readonly c?: bigint;
+  /** Not invariant: the algorithm of a call of this many rows (GemmArgs.pickM; StepShape.gemmPickRows). @default m */
+  readonly pickM?: number;
 }
 
 export type Launch = KernelLaunch | GemmLaunch;

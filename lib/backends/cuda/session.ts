@@ -260,6 +260,8 @@ export class CudaSession implements SessionBackend {
   readonly fp8DecodeAttnQuant: boolean;
   /** CudaSessionOptions.prefillTileScan. */
   readonly prefillTileScan: boolean;
+  /** CudaSessionOptions.eagerBucketGemm. */
+  readonly eagerBucketGemm: boolean;
   /** CudaSessionOptions.prefillPlanCache: eager steps' launch lists by shape (null: off). */
   readonly #launchCache: LaunchCache | null;
   /** CudaSessionOptions.gemmResidual. */
@@ -390,6 +392,7 @@ export class CudaSession implements SessionBackend {
     this.nvfp4AttnAct = f.nvfp4AttnAct;
     this.fp8DecodeAttnQuant = f.fp8DecodeAttnQuant;
     this.prefillTileScan = f.prefillTileScan;
+    this.eagerBucketGemm = f.eagerBucketGemm;
     this.#launchCache = f.prefillPlanCache ? new LaunchCache(LAUNCH_CACHE_LISTS) : null;
     this.gemmResidual = f.gemmResidual;
     this.gemvXPre = f.gemvXPre;
@@ -788,6 +791,8 @@ export class CudaSession implements SessionBackend {
     fwd?: ForwardedTokens,
   ): readonly Launch[] {
     this.#stage(inp, null, fwd);
+    // eagerBucketGemm: a decode step a graph would serve takes its bucket's GEMM algorithms (graphs = eager, bit for bit).
+    const gemmPickRows = this.eagerBucketGemm && T <= this.decodeCap && isDecodeStep(inp) ? bucketFor(T, this.buckets) : T;
     const window = this.#attn?.window ?? 0;
     let maxAttended = 1;
     for (let t = 0; t < T; t++) {
@@ -819,6 +824,7 @@ export class CudaSession implements SessionBackend {
       pruneRows: this.pruneLastLayer && R < T && logitRowsIncreasing(inp),
       freshPrompts: freshPrompts(inp),
       maxSeqTokens: maxSeqTokens(inp),
+      ...(gemmPickRows !== T ? { gemmPickRows } : {}),
     };
     if (lora) return planLaunches({ ...this.launchEnv(kv), lora, fusedDecode: false }, shape);
     if (this.#launchCache) return this.#launchCache.get(kv, shape, () => planLaunches(this.launchEnv(kv), shape));
@@ -1064,6 +1070,7 @@ export class CudaSession implements SessionBackend {
           bScale: l.bScale ?? null,
           ...(l.fastAccum ? { fastAccum: true } : {}),
           ...(l.alpha !== undefined ? { alpha: l.alpha } : {}),
+          ...(l.pickM !== undefined ? { pickM: l.pickM } : {}),
         });
       } else {
         const kern = this.#kernel(l.kernel);
@@ -1212,6 +1219,11 @@ export class CudaSession implements SessionBackend {
   /** GEMM shapes timed in this session (the rest came from the timing cache or had one candidate). */
   get numGemmShapesTuned(): number {
     return this.#gemm.numTuned;
+  }
+
+  /** eagerBucketGemm: eager GEMMs that could not run their graph bucket's algorithm (CublasLtGemm.numPickFallbacks). */
+  get numGemmPickFallbacks(): number {
+    return this.#gemm.numPickFallbacks;
   }
 
   #maxVerifyTokens = 0;

@@ -357,6 +357,18 @@ export const CUDA_FLAGS = {
    * 8.05 → 7.85 ms (r2); with prefillPdl 1.69 / 7.72 ms (r2). @default true (session 14)
    */
   prefillPlanCache: { env: "LLMRT_PREFILL_PLAN_CACHE", default: true },
+  /**
+   * Eager decode steps (cudaGraphs off, or a session's graphs not used) of T sequences, T ≤ the decode cap: every GEMM
+   * whose cuBLASLt algorithm is tuned per M (not batch-invariant: decode steps of more than 8 rows) takes the algorithm of
+   * the decode graph of T's bucket (GemmArgs.pickM), so its rows round as that graph's do. Without it the 12-row eager step
+   * and the 16-row graph were tuned apart, and under load could pick algorithms of another K order (session 14's batch4
+   * "graphs = eager" failures). No kernel changes. H200 session 15 r1 (tools/gpu/s15_pickm_r1.sh): the 12-row call with
+   * pickM 16 gave the 16-row call's bits on all 10 shapes tried (the small test Llama's linears and lm_head, llama-3.2-1b's
+   * linears), also where M 12's own candidates round differently (lm_head 211x256, 2048x8192); with M 12's picks forced
+   * to such candidates a 12-sequence eager decode step = the 16-row graph bitwise (off: differs at logit 0); cost per
+   * eager GEMM at M 12 (1B shapes) 0.0103–0.0209 → 0.0114–0.0213 ms. Graph steps are unchanged. @default true (session 15)
+   */
+  eagerBucketGemm: { env: "LLMRT_EAGER_BUCKET_GEMM", default: true },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
