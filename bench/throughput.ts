@@ -7,6 +7,7 @@
  *       [--quant W4A16|W4A16_AWQ|W8A16|FP8|FP8_PER_CHANNEL_PER_TOKEN|... [--group-size 128]] [--kv-cache-quant FP8|INT8]
  *       [--profile-host] [--profile-steps] [--profile-gpu] [--no-overlap] [--max-num-tokens T] [--max-seq-len L] [--defer-decodes S]
  *       [--reps R] [--breakdown-rows R1,R2 [--breakdown-ctx C]] [--ab-rows R1,R2 --ab-opts JSON] [--ab-prefill P]
+ *       [--keep-host-weights] [--mem]
  *
  * --quant quantizes the checkpoint at build time (LLM.create's quantConfig; int4 with zero points);
  * --kv-cache-quant stores the KV cache as e4m3 / int8 (QuantConfig.kvCacheQuantAlgo, with or without --quant).
@@ -26,6 +27,10 @@
  * --ab-rows R1,R2 --ab-opts '{"label": {options}, ...}': after the run, the graph replay of decode steps of R1, R2, ... rows
  * at context C on a default session (unless the JSON names one "default") and one session per entry, taken in turn
  * (decode_breakdown.ts abGraph); --ab-prefill P: also a prefill step of P prompts of `input` tokens on each.
+ * --keep-host-weights: LLM.create's keepHostWeights (the engine's host copy of the weights stays on the heap after the
+ * upload; the profiles above set it themselves). --mem: the process's memory (rss, JS heap, external / ArrayBuffer bytes)
+ * after the load, the warm-up and the timed runs, in the JSON as `memory`, and each timed run's start and end on stderr
+ * (`bench: run R start` / `end`: to place the lines of a GC log, e.g. Bun's BUN_JSC_logGC=1, among the runs).
  * --no-overlap: decode steps one at a time (LLM.create's overlapSteps false; by default the host's work on one
  * step runs while the GPU computes the next).
  *
@@ -62,6 +67,8 @@ const { values } = parseArgs({
     "max-seq-len": { type: "string" },
     "defer-decodes": { type: "string" },
     "no-overlap": { type: "boolean" },
+    "keep-host-weights": { type: "boolean" },
+    mem: { type: "boolean" },
     reps: { type: "string" },
     "breakdown-rows": { type: "string" },
     "breakdown-ctx": { type: "string" },
@@ -86,7 +93,8 @@ await using llm = await LLM.create({
   skipTokenizerInit: true,
   cacheEngine: false,
   // The profiles below open more sessions on llm.engine: its weights stay on the host for them.
-  keepHostWeights: !!(values["profile-host"] || values["profile-gpu"] || values["breakdown-rows"] || values["ab-rows"] || values["ab-prefill"]),
+  keepHostWeights:
+    !!(values["keep-host-weights"] || values["profile-host"] || values["profile-gpu"] || values["breakdown-rows"] || values["ab-rows"] || values["ab-prefill"]),
   tensorParallelSize: Number(values.tp ?? 1),
   ...(values["no-overlap"] ? { overlapSteps: false } : {}),
   ...(values["defer-decodes"] ? { decodeDeferSteps: Number(values["defer-decodes"]) } : {}),
@@ -104,6 +112,14 @@ await using llm = await LLM.create({
   kvCacheConfig: { maxTokens: (N + 1) * maxSeqLen, enableBlockReuse: false },
 });
 const loadS = (performance.now() - t0) / 1000;
+// --mem: the process's memory by phase (MiB).
+const memory: Record<string, Record<string, number>> = {};
+const noteMemory = (phase: string): void => {
+  if (!values.mem) return;
+  memory[phase] = Object.fromEntries(Object.entries(process.memoryUsage()).map(([k, v]) => [k, Math.round(v / 2 ** 20)]));
+  memory[phase].maxRss = Math.round(process.resourceUsage().maxRSS / 1024); // KiB
+};
+noteMemory("load");
 let seed = 777;
 const rand = (n: number): number => {
   seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
@@ -112,14 +128,17 @@ const rand = (n: number): number => {
 const V = llm.engine.plan.attributes.vocabSize;
 const prompts = Array.from({ length: N }, () => Array.from({ length: IN }, () => rand(Math.min(V, 32000))));
 await llm.generate(prompts, { maxTokens: 4, temperature: 0, ignoreEos: true }, { useTqdm: false }); // warm-up
+noteMemory("warm-up");
 const reps = Math.max(1, Number(values.reps ?? 1));
 const runs: { secs: number; firstIter: number }[] = [];
 let outs: Awaited<ReturnType<typeof llm.generate>> = [];
 for (let r = 0; r < reps; r++) {
   const firstIter = (llm.getStats().at(-1)?.iter ?? -1) + 1;
+  if (values.mem) console.error(`bench: run ${r} start`);
   const s = performance.now();
   outs = await llm.generate(prompts, { maxTokens: OUT, temperature: 0, ignoreEos: true }, { useTqdm: false });
   runs.push({ secs: (performance.now() - s) / 1000, firstIter });
+  if (values.mem) console.error(`bench: run ${r} end`);
   const generated = outs.reduce((a, o) => a + o.outputs[0].tokenIds.length, 0);
   if (generated !== N * OUT) throw new Error(`expected ${N * OUT} output tokens, got ${generated}`);
 }
@@ -139,6 +158,12 @@ console.log(
   }; maxSeqLen ${maxSeqLen}; TP=${llm.engine.config.numRanks}; engine build + upload ${f(loadS)} s`,
 );
 console.log(`llmrt: ${f(secs, 3)} s, ${f(tps)} output tokens/s (${f((N * (IN + OUT)) / secs)} total tokens/s), ${steps.length} steps`);
+noteMemory("runs");
+if (values.mem) {
+  const line = (m: Record<string, number>): string =>
+    `rss ${m.rss} (peak ${m.maxRss}), heap used ${m.heapUsed}, external ${m.external}, array buffers ${m.arrayBuffers}`;
+  for (const [phase, m] of Object.entries(memory)) console.log(`memory after ${phase} (MiB): ${line(m)}`);
+}
 if (reps > 1) console.log(`  ${reps} runs: ${runs.map((r) => f((N * OUT) / r.secs)).join(", ")} output tokens/s (median above)`);
 const result: Record<string, unknown> = {
   model: values.model,
@@ -151,6 +176,7 @@ const result: Record<string, unknown> = {
   seconds: secs,
   outputTps: tps,
   runsTps: runs.map((r) => (N * OUT) / r.secs),
+  ...(values.mem ? { memory } : {}),
 };
 if (values["profile-host"]) {
   result.hostProfile = profileHost(llm.engine, N, IN + OUT / 2, timed); // the timed run's steps

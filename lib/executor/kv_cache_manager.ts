@@ -5,6 +5,11 @@
 import { InternalError, ValidationError } from "../util/errors.ts";
 import type { Sequence } from "./sequence.ts";
 
+/** No prefix hits (allocate's common case, without an array a call). */
+const NO_BLOCKS: readonly number[] = Object.freeze([]);
+/** No copy on write (allocate's common case). */
+const NO_COPIES: readonly BlockCopy[] = Object.freeze([]);
+
 /** Options of a KvCacheManager. */
 export interface KvCacheManagerOptions {
   readonly numBlocks: number;
@@ -124,15 +129,16 @@ export class KvCacheManager {
    * Returns the copies to perform before the forward, or null (and changes nothing) when the pool
    * is short.
    */
-  allocate(seq: Sequence, numNewTokens: number): BlockCopy[] | null {
+  allocate(seq: Sequence, numNewTokens: number): readonly BlockCopy[] | null {
     const bs = this.tokensPerBlock;
-    const hits = seq.blockTable.length === 0 && seq.numComputedTokens === 0 ? this.#matchPrefix(seq) : [];
+    const hits: readonly number[] = seq.blockTable.length === 0 && seq.numComputedTokens === 0 ? this.#matchPrefix(seq) : NO_BLOCKS;
     const have = seq.blockTable.length + hits.length;
     const writeFrom = hits.length > 0 ? hits.length * bs : seq.numComputedTokens;
     const target = Math.max(this.blocksFor(writeFrom + numNewTokens), have);
     const writeBlock = Math.floor(writeFrom / bs);
     const cow = writeBlock < seq.blockTable.length && this.#refCount[seq.blockTable[writeBlock]] > 1 ? 1 : 0;
-    const revived = hits.reduce((a, b) => a + (this.#refCount[b] === 0 ? 1 : 0), 0);
+    let revived = 0;
+    for (const b of hits) if (this.#refCount[b] === 0) revived++;
     if (target - have + cow + revived > this.numFreeBlocks) return null;
 
     for (const b of hits) this.#take(b);
@@ -144,13 +150,13 @@ export class KvCacheManager {
     } else if (seq.blockTable.length === 0) {
       seq.numCachedTokens = 0;
     }
-    const copies: BlockCopy[] = [];
+    let copies: readonly BlockCopy[] = NO_COPIES;
     if (cow) {
       const src = seq.blockTable[writeBlock];
       const dst = this.#takeFree();
       this.#release(src);
       seq.blockTable[writeBlock] = dst;
-      copies.push([src, dst]);
+      copies = [[src, dst]];
       this.#copied++;
     }
     while (seq.blockTable.length < target) seq.blockTable.push(this.#takeFree());

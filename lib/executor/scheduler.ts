@@ -348,7 +348,7 @@ export class Scheduler {
     const start = seq.blockTable.length === 0 && seq.numComputedTokens === 0 ? this.kv.numCachedPrefixTokens(seq) : seq.numComputedTokens;
     const need = seq.numTokens - start;
     let n = Math.min(need, budget);
-    if (rowsOf(chunkAt(seq, start, n)) > rowBudget) {
+    if (seq.group.rowsAt(seq, start, n) > rowBudget) { // rowsOf(chunkAt(seq, start, n)), without the chunk
       // Short of the end no sampling row comes back: one row per prompt position past `promptLogitsFrom`.
       const noRows = Math.max(start, seq.group.promptLogitsFrom) - start;
       n = Math.min(n === need ? n - 1 : n, noRows + rowBudget);
@@ -408,7 +408,8 @@ export function rowsOf(c: ScheduledChunk): number {
 }
 
 function isDecoding(g: SequenceGroup): boolean {
-  return g.liveSeqs.every((s) => s.numUncomputedTokens === 1 + s.numDraftTokens);
+  for (const s of g.seqs) if (!s.isFinished && s.numUncomputedTokens !== 1 + s.numDraftTokens) return false;
+  return true;
 }
 
 function insertSorted(list: SequenceGroup[], g: SequenceGroup): void {

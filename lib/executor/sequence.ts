@@ -134,11 +134,15 @@ export class SequenceGroup {
   get promptIds(): number[] {
     return this.seqs[0].tokenIds.slice(0, this.numPromptTokens);
   }
+  // Loops, not filter / every with a callback: these run for every group in every step (host garbage a step).
   get liveSeqs(): Sequence[] {
-    return this.seqs.filter((s) => !s.isFinished);
+    const live: Sequence[] = [];
+    for (const s of this.seqs) if (!s.isFinished) live.push(s);
+    return live;
   }
   get isFinished(): boolean {
-    return this.seqs.every((s) => s.isFinished);
+    for (const s of this.seqs) if (!s.isFinished) return false;
+    return true;
   }
   /** Batch slots the group occupies: its live sequences, or `fanout` before the fork. */
   get numSlots(): number {
@@ -154,11 +158,21 @@ export class SequenceGroup {
    * is read from its sampling row instead, so it is left out.
    */
   promptRowRange(seq: Sequence, start: number, numTokens: number): [from: number, to: number] {
+    const from = Math.max(start, this.promptLogitsFrom);
+    return [from, from + this.numPromptRows(seq, start, numTokens)];
+  }
+  /** Logits rows of the chunk [start, start + numTokens) of `seq`: its sampling rows (scheduler.ts chunkAt) and prompt rows. */
+  rowsAt(seq: Sequence, start: number, numTokens: number): number {
+    const sampling = start + numTokens === seq.numTokens ? this.rowsFor(seq) + (seq.numDraftTokens < numTokens ? seq.numDraftTokens : 0) : 0;
+    return sampling + this.numPromptRows(seq, start, numTokens);
+  }
+  /** The length of {@link promptRowRange} (without the pair). */
+  numPromptRows(seq: Sequence, start: number, numTokens: number): number {
     const L = this.numPromptTokens;
     const from = Math.max(start, this.promptLogitsFrom);
     const end = start + numTokens;
     const to = end === seq.numTokens && end === L ? L - 1 : Math.min(end, L);
-    return [from, Math.max(from, to)];
+    return Math.max(from, to) - from;
   }
 
   /** Removes a sequence (a pruned beam); its blocks must be freed first. */

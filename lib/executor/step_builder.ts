@@ -76,7 +76,7 @@ export function prepareStepInputs(chunks: readonly ScheduledChunk[], maxBlocksPe
   for (const c of chunks) {
     const positions = samplingPositions(c);
     const isFork = c.seq.group.rowsFor(c.seq) > 1; // the prompt's rows, one per child to fork
-    positions.forEach((position, r) => rows.push({ seq: c.seq, seqIndex: isFork ? r : c.seq.seqIndex, position }));
+    for (let r = 0; r < positions.length; r++) rows.push({ seq: c.seq, seqIndex: isFork ? r : c.seq.seqIndex, position: positions[r] });
     if (split && isVerifyChunk(c)) {
       for (const p of positions) {
         packed.push({ tokenIds: c.seq.tokenIds, start: p, numTokens: 1, blockTable: c.seq.blockTable, logitPositions: [p] });

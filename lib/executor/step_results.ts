@@ -97,7 +97,7 @@ export function acceptTokens(
   if (!first.group.isForked) {
     const children = scheduler.fork(first.group);
     if (children.length !== to - from) throw new InternalError(`executor: ${to - from} rows for a prompt forking into ${children.length} sequences (a bug)`);
-    children.forEach((seq, i) => outputs.appendTokens(st, seq, [tokens[i]]));
+    for (let i = 0; i < children.length; i++) outputs.appendTokens(st, children[i], [tokens[i]]);
     return;
   }
   let i = from;
@@ -113,7 +113,7 @@ export function acceptTokens(
         } (a bug)`,
       );
     }
-    outputs.appendTokens(st, seq, tokens.slice(i - from, end - from));
+    outputs.appendTokens(st, seq, end - i === tokens.length ? tokens : tokens.slice(i - from, end - from));
     i = end;
   }
 }

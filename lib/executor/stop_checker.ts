@@ -87,7 +87,7 @@ export class StopChecker {
   check(tokenId: number, fullText: string, numOutputTokens: number): StopDecision {
     const from = fullText.length >= this.#prevLen ? Math.max(0, this.#prevLen - this.#maxStopLen + 1) : 0;
     this.#prevLen = fullText.length;
-    if (numOutputTokens < this.#minTokens) return { stop: false };
+    if (numOutputTokens < this.#minTokens) return GO_ON;
     if (this.#eos.has(tokenId)) return { stop: true, reason: "stop", stopReason: null };
     if (this.#stopIds.has(tokenId)) return { stop: true, reason: "stop", stopReason: tokenId };
     if (this.#stop.length > 0) {
@@ -105,6 +105,9 @@ export class StopChecker {
       }
     }
     if (numOutputTokens >= this.#maxTokens) return { stop: true, reason: "length", stopReason: null };
-    return { stop: false };
+    return GO_ON;
   }
 }
+
+/** The decision of most calls, shared (check runs twice a generated token). */
+const GO_ON: StopDecision = Object.freeze({ stop: false });

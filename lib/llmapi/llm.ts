@@ -267,13 +267,12 @@ export class LLM {
       throw new ValidationError(`LLM.generate: ${samplingParams.length} samplingParams for ${list.length} prompts`, "samplingParams", samplingParams.length);
     }
     const requests: GenerationRequest[] = [];
+    // One parameter set for every prompt: parsed once (SamplingParams are immutable, shared as a given instance is).
+    const shared = Array.isArray(samplingParams) ? null : applyGenerationDefaults(SamplingParams.from(samplingParams), this.#generationDefaults);
     for (const [i, given] of list.entries()) {
       const field = single ? "prompt" : `prompts[${i}]`;
       const p = promptInput(given, `LLM.generate ${field}`);
-      const params = applyGenerationDefaults(
-        Array.isArray(samplingParams) ? paramsAt(samplingParams, i) : SamplingParams.from(samplingParams),
-        this.#generationDefaults,
-      );
+      const params = shared ?? applyGenerationDefaults(paramsAt(samplingParams as ParamsArg[], i), this.#generationDefaults);
       const r = this.#isLongText(p)
         ? (await this.#requestInSlices(p, params, field, false, options.priority))!
         : this.#request(p, params, field, false, options.priority);

@@ -46,7 +46,9 @@ export function packStep(chunks: readonly PackChunk[], maxBlocksPerSeq: number):
   const logitRows: number[] = [];
   const trailing: number[] = [];
   let t = 0;
-  chunks.forEach((c, i) => {
+  // A loop without closures: this runs for every sequence of every step (no host garbage a sequence).
+  for (let i = 0; i < chunks.length; i++) {
+    const c = chunks[i];
     const end = c.start + c.numTokens;
     if (c.start < 0 || c.numTokens <= 0 || end > c.tokenIds.length) {
       throw new InternalError(`packStep: chunk ${i} runs tokens [${c.start}, ${end}) of a sequence of ${c.tokenIds.length}`);
@@ -61,14 +63,17 @@ export function packStep(chunks: readonly PackChunk[], maxBlocksPerSeq: number):
     }
     blockTables.set(c.blockTable, i * maxBlocksPerSeq);
     const base = t - c.numTokens - c.start; // packed index of position p is base + p
-    const rowOf = (p: number): number => {
-      if (!(p >= c.start && p < end)) throw new InternalError(`packStep: chunk ${i} asks for a logits row at position ${p}, outside [${c.start}, ${end})`);
-      return base + p;
-    };
-    for (const p of c.logitPositions ?? []) logitRows.push(rowOf(p));
-    for (const p of c.trailingLogitPositions ?? []) trailing.push(rowOf(p));
-  });
+    if (c.logitPositions) { for (const p of c.logitPositions) logitRows.push(base + rowPosition(c, i, p)); }
+    if (c.trailingLogitPositions) { for (const p of c.trailingLogitPositions) trailing.push(base + rowPosition(c, i, p)); }
+  }
   seqStarts[chunks.length] = t;
   logitRows.push(...trailing);
   return { tokenIds, positions, seqStarts, blockTables, maxBlocksPerSeq, logitRows: Int32Array.from(logitRows) };
+}
+
+/** `p`, checked to lie in chunk `i`'s tokens. */
+function rowPosition(c: PackChunk, i: number, p: number): number {
+  const end = c.start + c.numTokens;
+  if (!(p >= c.start && p < end)) throw new InternalError(`packStep: chunk ${i} asks for a logits row at position ${p}, outside [${c.start}, ${end})`);
+  return p;
 }

@@ -1190,7 +1190,8 @@ export class CudaSession implements SessionBackend {
 
   /**
    * Graph replay time of a subset of a decode step's launches (a tuning aid; a step missing launches computes
-   * garbage): runs `inp` once (kernels, GEMM plans), plans the bucket's launches as its graph does, passes them
+   * garbage): runs `inp` once (kernels, GEMM plans), plans the bucket's launches as its graph does (with graphSplits,
+   * the split variant `inp` replays), passes them
    * to `select` (which may drop or change them, e.g. clear `pdl`), captures what it returns in a throwaway graph
    * and returns the mean of `reps` replays in ms (after 3 warm-up replays).
    */
@@ -1200,9 +1201,11 @@ export class CudaSession implements SessionBackend {
     if (!isDecodeStep(inp) || T > this.decodeCap) throw new ValidationError("timeDecodeLaunches: expects a decode step (one token per sequence)", "inputs");
     this.run(inp, { sampledIds: new Int32Array(T) }, kv);
     const bucket = bucketFor(T, this.buckets);
-    const launches = select(
-      planLaunches(this.launchEnv(kv), { numTokens: bucket, numSeqs: bucket, numRows: bucket, attention: this.#graphAttention(bucket), sample: true }),
-    );
+    // The graph the step replays: with graphSplits, the variant of the splits its longest span needs (#runGraph).
+    const full = this.#graphAttention(bucket);
+    const splits = this.graphSplits && this.#batchAttention(bucket, false) ? this.#splitsFor(inp, T, full) : 0;
+    const attention = splits > 0 && full.kind === "decode" ? { ...full, numSplits: splits } : full;
+    const launches = select(planLaunches(this.launchEnv(kv), { numTokens: bucket, numSeqs: bucket, numRows: bucket, attention, sample: true }));
     if (launches.length === 0) return 0;
     using graph = this.#stream.capture((s) => this.#exec(launches, s));
     graph.upload(this.#stream);
