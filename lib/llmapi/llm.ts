@@ -8,7 +8,7 @@ import { createExecutor } from "../executor/create.ts";
 import type { GenerationExecutor } from "../executor/executor.ts";
 import { resolveBackend } from "../runtime/backends.ts";
 import { validatePromptIds } from "../runtime/prompt.ts";
-import { LlmrtError, showValue, ValidationError } from "../util/errors.ts";
+import { LlmrtError, ValidationError } from "../util/errors.ts";
 import { parseWith } from "../util/validate.ts";
 import { checkDraftTokenizerDir, checkTokenizerFitsModel } from "./vocab_check.ts";
 import type { RequestOutput as RequestOutputData } from "../executor/outputs.ts";
