@@ -380,8 +380,6 @@ export interface FakeSessionOptions {
   readonly nvfp4NormFast?: boolean;
   /** LaunchEnv.nvfp4ActLaunch. */
   readonly nvfp4ActLaunch?: boolean;
-  /** LaunchEnv.nvfp4AttnAct. */
-  readonly nvfp4AttnAct?: boolean;
   /** CudaFlags.eagerBucketGemm: eager decode steps plan with StepShape.gemmPickRows (their graph bucket), as the session does. */
   readonly eagerBucketGemm?: boolean;
 }
@@ -494,7 +492,6 @@ export class FakeCudaSession {
       nvfp4GemvK32: opts.nvfp4GemvK32,
       nvfp4NormFast: opts.nvfp4NormFast,
       nvfp4ActLaunch: opts.nvfp4ActLaunch,
-      nvfp4AttnAct: opts.nvfp4AttnAct,
       wgmmaPrefill: opts.wgmmaPrefill,
       decodeSplitK: opts.decodeSplitK,
       gemvSplitK: opts.gemvSplitK,
@@ -1444,7 +1441,6 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "decode_attention_batch2_bf16":
       case "decode_attention_g4_bf16":
       case "decode_attention_sk_bf16":
-      case "decode_attention_sk_q4_bf16":
       case "decode_attention_sk_fp8kv_bf16":
       case "decode_attention_batch_bf16":
       case "decode_attention_bf16": {
@@ -1614,11 +1610,6 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           const { q: bytes, a: scales } = quantizeRows(Float32Array.from(o, fromBf16Bits), T, nH * hd, actScale);
           mem.bytes(out, bytes.length).set(bytes);
           mem.f32(xs, T).set(scales);
-        } else if (name === "decode_attention_sk_q4_bf16") {
-          // nvfp4AttnAct: the output rows as the next NVFP4 linear's codes (nvfp4_act_mma_bf16's bytes), out not written.
-          const [xq, sxq, actScale] = A.slice(22);
-          assert.ok(actScale > 0 && A.length === 25, `${l.kernel}: arguments`);
-          nvfp4ActRows(mem, Float32Array.from(o, fromBf16Bits), T, nH * hd, actScale, xq, sxq);
         } else mem.u16(out, o.length).set(o);
         break;
       }

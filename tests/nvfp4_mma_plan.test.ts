@@ -253,27 +253,3 @@ test("NVFP4 engine on the fake device with nvfp4ActLaunch: o_proj's act as its o
   bf16.dispose();
   f32.dispose();
 });
-
-test("NVFP4 engine on the fake device with nvfp4AttnAct (+ decodeSplitK): decode_attention_sk_q4 writes o_proj's codes = the lowbit.cu path bit for bit", () => {
-  const raw = quantTestLlama(96);
-  const calibration = [Array.from({ length: 48 }, (_, i) => (i * 29 + 5) % 96)];
-  const { bf16, f32 } = quantEngines(raw, 41, { quantAlgo: "NVFP4", excludeModules: [] }, 0.1, { calibration });
-  for (const sms of [132, 4]) {
-    const { kernels } = runFusedSchedule(bf16, f32, {
-      unfused: sameAsUnfused,
-      cpu: ({ what, got, want }) => assert.ok(relL2(got.logits, want.logits) < 0.35, `${what}: logits far from the CPU session's`),
-      label: (l) => l.kernel,
-      next: (s, r) => s.want.sampledIds[r],
-      fusedOptions: { nvfp4Mma: true, nvfp4GemvK32: true, nvfp4NormFast: true, decodeSplitK: true, nvfp4AttnAct: true },
-      sms,
-    });
-    const w16 = sms === 4 ? "" : "_w16";
-    for (const k of ["decode_attention_sk_q4_bf16_hd64", `nvfp4_gemv_k32x${w16}_bf16_m1`, `nvfp4_gemv_mma${w16}_bf16_m8`]) {
-      assert.ok(kernels.has(k), `${sms} SMs: ${k} in the fused decode steps: ${[...kernels].join(" ")}`);
-    }
-    // o_proj is the only linear without a producer otherwise: no act prologue form, no act launch in the decode steps.
-    assert.ok(![...kernels].some((k) => /_act_(w16_)?bf16_m1$/.test(k) || k === "nvfp4_act_mma_bf16"), `${sms} SMs: ${[...kernels].join(" ")}`);
-  }
-  bf16.dispose();
-  f32.dispose();
-});

@@ -106,9 +106,10 @@ test("session options: unknown keys and non-boolean switches are refused with th
   for (const gone of ["batchAttention4Occupancy", "prefillRopeQ"]) {
     assert.throws(() => parseSessionOptions({ [gone]: true } as never), new RegExp(gone));
   }
-  // Session 15 removed nvfp4K32X (its lean k32 GEMV loop the default since session 14, the old loop with it) and
-  // batchAttention4Serial (session 13's batch4 with a block's splits in turn: 0.991x in session 14): unknown keys too.
-  for (const gone of ["nvfp4K32X", "batchAttention4Serial"]) {
+  // Session 15 removed nvfp4K32X (its lean k32 GEMV loop the default since session 14, the old loop with it),
+  // batchAttention4Serial (session 13's batch4 with a block's splits in turn: 0.991x in session 14) and nvfp4AttnAct
+  // (decode_attention_sk writing o_proj's NVFP4 codes: no faster on the H200, 8B batch 1): unknown keys too.
+  for (const gone of ["nvfp4K32X", "batchAttention4Serial", "nvfp4AttnAct"]) {
     assert.throws(() => parseSessionOptions({ [gone]: true } as never), new RegExp(gone));
   }
 });

@@ -60,28 +60,11 @@ export function decodeAttnQuantFits(env: LaunchEnv, shape: StepShape, kvTag: str
 }
 
 /**
- * Whether a decode step's paged attention (head dim `headDim`, its RoPE fused in: `attnQkv`) over a bf16 KV cache runs
- * decode_attention_sk (planAttention's decode branch) with `nvfp4AttnAct`: it may then write the next NVFP4 linear's
- * codes itself (decode_attention_sk_q4_bf16_hd*).
- */
-export function decodeAttnNvfp4Fits(env: LaunchEnv, shape: StepShape, kvQuantized: boolean, headDim: number, attnQkv: boolean): boolean {
-  const att = shape.attention;
-  return !!env.nvfp4AttnAct && att.kind === "decode" && attnQkv && env.elem === "bf16" && !kvQuantized && hasTiledAttention(headDim) &&
-    (headDim === 64 || headDim === 128) && !!env.decodeSplitK && att.sk !== undefined && !(!!env.batchAttention && shape.numTokens > GEMV_MAX_ROWS);
-}
-
-/**
  * Plans paged-attention op `i` of the step into `c.out`. `q8` (fp8AttnQuant; only where prefillOnFlashWg holds, or with
  * fp8DecodeAttnQuant where decodeAttnQuantFits holds): the next FP8 linear's e4m3 rows, row scales and static scale,
  * written by flash_prefill_wg_q8_bf16_hd* / decode_attention_batch4_q8_fp8kv_bf16_hd* instead of the output.
  */
-export function planAttention(
-  c: StepCtx,
-  op: Extract<Op, { type: "paged_attention" }>,
-  i: number,
-  q8?: readonly [bigint, bigint, number],
-  q4?: readonly [bigint, bigint, number],
-): void {
+export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attention" }>, i: number, q8?: readonly [bigint, bigint, number]): void {
   const { env, shape, T, S, R, buf, kvLayer, kvFp8, kvTag, kvScalesOf, fuse, out, k } = c;
   const a = env.plan.attributes, elem = env.elem, io = env.io;
   const pruned = c.pruned();
@@ -136,8 +119,6 @@ export function planAttention(
     // Steps of BATCH4_WIDE_MIN_ROWS+ sequences over a bf16 cache at head dim 128: batch4w (the same bits, more blocks an SM).
     const wide4 = batch4 && !kvFp8 && op.headDim === 128 && T >= BATCH4_WIDE_MIN_ROWS;
     // fp8DecodeAttnQuant (decodeAttnQuantFits): batch4 over an e4m3 cache writes o_proj's e4m3 rows (q8) instead of out.
-    // nvfp4AttnAct (decodeAttnNvfp4Fits): decode_attention_sk over a bf16 cache writes o_proj's NVFP4 codes (q4) instead of out.
-    if (q4 && !(sk && !kvFp8)) throw new InternalError(`launch plan: op ${i}: an NVFP4-output decode attention needs decode_attention_sk over a bf16 cache`);
     if (q8 && !(batch4 && !wide4 && kvFp8 && kvTag === "fp8kv_")) {
       throw new InternalError(`launch plan: op ${i}: an FP8-output decode attention needs decode_attention_batch4 over an e4m3 cache`);
     }
@@ -150,7 +131,7 @@ export function planAttention(
       : batch
       ? `decode_attention_batch_bf16_hd${op.headDim}`
       : sk
-      ? `decode_attention_sk_${q4 ? "q4_" : ""}${kvFp8 ? kvTag : ""}bf16_hd${op.headDim}`
+      ? `decode_attention_sk_${kvFp8 ? kvTag : ""}bf16_hd${op.headDim}`
       : `decode_attention_${group <= 4 ? "g4_" : ""}${kvFp8 ? kvTag : ""}bf16_hd${op.headDim}`;
     const grid = [
       op.numKvHeads * cdiv(group, batch4 ? BATCH_ATTENTION4_ROWS : batch ? BATCH_ATTENTION_ROWS : 8),
@@ -192,7 +173,6 @@ export function planAttention(
       0n,
       ...(kvFp8 ? [kvScalesOf(op.layer)] : []),
       ...(q8 ? [q8[1], q8[2]] : []),
-      ...(q4 ? [q4[0], q4[1], q4[2]] : []),
     ], sk ? (kvFp8 ? DECODE_SK_FP8_SMEM : DECODE_SK_SMEM) : 0);
   } else if (att.kind === "decode") {
     const group = op.numHeads / op.numKvHeads;

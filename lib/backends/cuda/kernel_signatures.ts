@@ -91,8 +91,6 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   decode_attention_g4: { file: "decode_attention.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_sk: { file: "decode_attention_sk.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_sk_fp8kv: { file: "decode_attention_sk.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
-  // CudaFlags.nvfp4AttnAct: o_proj's NVFP4 codes, block scales and activation scale instead of the output
-  decode_attention_sk_q4: { file: "decode_attention_sk.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P, P, F] },
   decode_attention_batch: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_batch2: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_batch2_fp8kv: { file: "decode_attention_batch.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
@@ -140,7 +138,6 @@ const PDL_FAMILIES: ReadonlySet<string> = new Set([
   "decode_attention_g4",
   "decode_attention_sk",
   "decode_attention_sk_fp8kv",
-  "decode_attention_sk_q4",
   // fp8DecodeAttention: the fused step over a quantized KV cache (its first K/V tile and the scales before pdlWait).
   "decode_attention_fp8kv",
   "decode_attention_g4_fp8kv",

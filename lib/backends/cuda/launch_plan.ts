@@ -13,7 +13,7 @@ import { isPdlKernel, isPrefillPdlKernel } from "./kernel_signatures.ts";
 import { GEMV_MAX_ROWS, type KernelLaunch, type Launch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
 import { planLinear } from "./linear_launch.ts";
 import { NVFP4_NORM_FAST_MAX, nvfp4ActArgs, nvfp4ActProducers } from "./lowbit_launch.ts";
-import { decodeAttnNvfp4Fits, decodeAttnQuantFits, planAttention, prefillOnFlashWg, shadowRope } from "./attention_launch.ts";
+import { decodeAttnQuantFits, planAttention, prefillOnFlashWg, shadowRope } from "./attention_launch.ts";
 import { opReads, readerCounts } from "./op_reads.ts";
 import { sampleLaunches } from "./sample_launch.ts";
 import type { Op } from "../../ir/network.ts";
@@ -111,10 +111,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
   );
   const touchedByFuse = (i: number) => !!fuse && (fuse.skip.has(i) || fuse.normOnly.has(i) || fuse.norm.has(i) || fuse.epilogue.has(i) || fuse.attnQkv.has(i));
   // NVFP4 on nvfp4_mma.cu: norms / silu_mul that write the next GEMV's int8 codes themselves (LaunchEnv.nvfp4Mma).
-  const nq = nvfp4ActProducers(plan, env, rowsOf, T === S, touchedByFuse, (j) => {
-    const o = plan.ops[j];
-    return o.type === "paged_attention" && decodeAttnNvfp4Fits(env, shape, kvFp8, o.headDim, !!fuse?.attnQkv.has(j));
-  });
+  const nq = nvfp4ActProducers(plan, env, rowsOf, T === S, touchedByFuse);
   const nqArgs = (j: number) => nvfp4ActArgs(plan.ops[nq.get(j)!] as Extract<(typeof plan.ops)[number], { type: "linear" }>, env);
   /** The NVFP4 norm + act producer of a row of `hidden` (nvfp4NormFast: the 1024-thread form, same bytes) and its block size. */
   const nvfp4NormAct = (hidden: number): [string, number] =>
@@ -292,7 +289,7 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         break;
       }
       case "paged_attention":
-        planAttention(c, op, i, fq.has(i) ? fqArgs(fq.get(i)!) : undefined, nq.has(i) ? nqArgs(i) : undefined);
+        planAttention(c, op, i, fq.has(i) ? fqArgs(fq.get(i)!) : undefined);
         break;
       case "silu_mul":
         if (fq.has(i)) {

@@ -193,8 +193,6 @@ export interface LaunchEnv {
   readonly nvfp4NormFast?: boolean;
   /** With nvfp4GemvK32: no _act GEMV form; nvfp4_act_mma + the plain GEMV (CudaFlags.nvfp4ActLaunch). */
   readonly nvfp4ActLaunch?: boolean;
-  /** With nvfp4Mma + decodeSplitK: decode_attention_sk writes o_proj's NVFP4 codes (decode_attention_sk_q4; CudaFlags.nvfp4AttnAct). */
-  readonly nvfp4AttnAct?: boolean;
   /**
    * Decode steps on decode_attention_batch4 over an FP8 cache write a static-scale FP8 o_proj's e4m3 input from the
    * attention (CudaFlags.fp8DecodeAttnQuant).

@@ -96,8 +96,7 @@ export const nvfp4MmaLinear = (op: Op, env: LaunchEnv): op is Extract<Op, { type
 
 /**
  * With `LaunchEnv.nvfp4Mma`: the rmsnorm / add_rmsnorm / silu_mul ops (index → the NVFP4 linear right after it) whose
- * output only that linear reads (nvfp4AttnAct: also a fused decode attention where `attnFits` holds), when the linear
- * runs nvfp4_gemv_mma and no decode fusion touches either (the attention: its own): the producer
+ * output only that linear reads, when the linear runs nvfp4_gemv_mma and no decode fusion touches either: the producer
  * (nvfp4_rmsnorm_act_bf16 / nvfp4_silu_mul_act_bf16) writes the linear's int8 codes and block scales into the lowbit
  * scratch, the bits nvfp4_act_mma_bf16 writes from its bf16 output, and the linear skips that launch; the bf16
  * output is not written at all.
@@ -108,21 +107,18 @@ export function nvfp4ActProducers(
   rowsOf: (name: string) => number,
   decodeStep: boolean,
   touched: (op: number) => boolean,
-  attnFits: (op: number) => boolean = () => false,
 ): Map<number, number> {
   const out = new Map<number, number>();
   if (!env.nvfp4Mma || env.lora || env.elem !== "bf16") return out;
   const readers = readerCounts(plan.ops);
   if (!readers) return out;
   plan.ops.forEach((op, j) => {
-    // nvfp4AttnAct: a fused decode attention (touched by the decode fusion: its RoPE) where attnFits holds.
-    const attn = op.type === "paged_attention" && attnFits(j);
-    if (op.type !== "rmsnorm" && op.type !== "add_rmsnorm" && op.type !== "silu_mul" && !attn) return;
+    if (op.type !== "rmsnorm" && op.type !== "add_rmsnorm" && op.type !== "silu_mul") return;
     const lin = plan.ops[j + 1];
     if (!lin || !nvfp4MmaLinear(lin, env) || lin.lora || lin.x !== op.out || readers.get(op.out) !== 1) return;
     const rows = rowsOf(lin.x);
     if (!(rows > 0) || !lowbitGemvStep(lin, rows, env, decodeStep, lin.out === plan.attributes.logits)) return;
-    if ((!attn && touched(j)) || touched(j + 1)) return;
+    if (touched(j) || touched(j + 1)) return;
     out.set(j, j + 1);
   });
   return out;

@@ -254,8 +254,6 @@ export class CudaSession implements SessionBackend {
   readonly nvfp4NormFast: boolean;
   /** CudaSessionOptions.nvfp4ActLaunch. */
   readonly nvfp4ActLaunch: boolean;
-  /** CudaSessionOptions.nvfp4AttnAct. */
-  readonly nvfp4AttnAct: boolean;
   /** CudaSessionOptions.fp8DecodeAttnQuant. */
   readonly fp8DecodeAttnQuant: boolean;
   /** CudaSessionOptions.prefillTileScan. */
@@ -389,7 +387,6 @@ export class CudaSession implements SessionBackend {
     this.nvfp4GemvK32 = f.nvfp4GemvK32;
     this.nvfp4NormFast = f.nvfp4NormFast;
     this.nvfp4ActLaunch = f.nvfp4ActLaunch;
-    this.nvfp4AttnAct = f.nvfp4AttnAct;
     this.fp8DecodeAttnQuant = f.fp8DecodeAttnQuant;
     this.prefillTileScan = f.prefillTileScan;
     this.eagerBucketGemm = f.eagerBucketGemm;
@@ -645,7 +642,6 @@ export class CudaSession implements SessionBackend {
       nvfp4GemvK32: this.nvfp4GemvK32,
       nvfp4NormFast: this.nvfp4NormFast,
       ...(this.nvfp4ActLaunch ? { nvfp4ActLaunch: true } : {}),
-      ...(this.nvfp4AttnAct ? { nvfp4AttnAct: true } : {}),
       ...(this.fp8DecodeAttnQuant ? { fp8DecodeAttnQuant: true } : {}),
       ...(this.prefillTileScan ? { prefillTileScan: true } : {}),
       ...(this.#lastRows ? { lastLayerRows: { plan: this.#lastRows.plan, scratch: this.#lastRows.scratch.ptr } } : {}),

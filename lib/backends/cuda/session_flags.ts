@@ -318,18 +318,11 @@ export const CUDA_FLAGS = {
    * launch of k / 1024 blocks) and the plain k32x GEMV instead of nvfp4_gemv_k32x_act, where every block quantizes the
    * whole row before its first mma (the same bytes and bits). H200 session 15, batch 1, same process: llama-3.1-8b 360.8 ->
    * 384.7 tok/s (+6.6%, r2; r1 with nvfp4K32Dyn on: 348.2 -> 363.8), llama-3.2-1b 1,318.4 -> 1,347.1 (+2.2%), logits
-   * bitwise equal. @default true (session 15)
+   * bitwise equal. (Session 15's nvfp4AttnAct — decode_attention_sk writing o_proj's NVFP4 codes itself, no act launch —
+   * measured no faster over this on the H200, 8B batch 1: 381.0 / 391.2 / 391.2 tok/s off vs 382.0 / 390.3 / 389.1 on;
+   * removed.) @default true (session 15)
    */
   nvfp4ActLaunch: { env: "LLMRT_NVFP4_ACT_LAUNCH", default: true },
-  /**
-   * With `nvfp4Mma` and `decodeSplitK`: a fused decode step's attention over a bf16 KV cache whose output only an NVFP4
-   * linear on the decode GEMV reads (o_proj) runs decode_attention_sk_q4_bf16_hd*: it writes that linear's int8 codes and
-   * block scales (nvfp4_act_mma_bf16's bytes from its bf16 output) instead of the output, so o_proj needs no act launch
-   * or act prologue (the same bits). H200 session 15, llama-3.1-8b batch 1, same process, over nvfp4ActLaunch: 384.7 ->
-   * 388.8 tok/s (+1.1%, r2), 363.8 -> 363.3 (r1): no clear gain; logits bitwise equal (GPU test: one split and several, 1
-   * and 2 rows). @default false (session 15)
-   */
-  nvfp4AttnAct: { env: "LLMRT_NVFP4_ATTN_ACT", default: false },
   /**
    * Decode steps of more than 8 sequences over an FP8 KV cache (decode_attention_batch4): the attention writes the next
    * static-scale FP8 linear's (o_proj's) e4m3 rows and row scales itself (decode_attention_batch4_q8_fp8kv_*, the bytes

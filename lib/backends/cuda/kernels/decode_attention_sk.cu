@@ -37,7 +37,6 @@
 #include "common.cuh"
 #ifndef LLMRT_EMU
 #include "kv_fp8.cuh"
-#include "nvfp4_act.cuh"
 #endif
 
 #ifndef DS_NS
@@ -271,16 +270,11 @@ __device__ __forceinline__ int dsSplitKeys(int span, int target) {
 /** Swizzled 16-byte column of row r (rows of 8 or 16 vectors): conflict-free one-row-per-lane reads. */
 __device__ __forceinline__ int dsSwz(int r, int col) { return (col & ~7) | ((col ^ r) & 7); }
 
-// NQ (the _q4_ entry points, CudaFlags.nvfp4AttnAct, session 15): the bf16 outputs are not written; each lane takes 4
-// consecutive dims of a head (a quad: one 16-dim NVFP4 block) and writes their NVFP4 codes for the next linear (o_proj)
-// as nvfp4_act_mma_bf16 would from the bf16 output: xq [numTokens, k] codes, their negations [numTokens, k] after
-// them, block scales sxq f32 [numTokens, k / 16] (k = numHeads · HD), global activation scale aq.
-template <int HD, typename KT = bf16_t, bool NQ = false>
+template <int HD, typename KT = bf16_t>
 __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, KT* kv, const int* positions,
     const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, float* partialO,
     float* partialML, int* counters, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
-    int maxBlocksPerSeq, float scale, int window, int target, const float* kvScales = nullptr, u8* xq = nullptr,
-    float* sxq = nullptr, float aq = 0.f, int numTokens = 0) {
+    int maxBlocksPerSeq, float scale, int window, int target, const float* kvScales = nullptr) {
   // Q8 (the _fp8kv_ entry point, session 10): an e4m3 cache. A chunk's raw K / V rows (half a bf16 stage) stream
   // through the warp's cp.async stages, are converted to f16 (exact) into one bf16-stage-sized buffer of the warp
   // in the bf16 layout, and the tensor-core loop runs on f16 operands: q (rotated, rounded to bf16, · 2^-8: exact,
@@ -752,35 +746,6 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, KT*
       if (lane == 0) { wm[warp][g] = m[g]; wl[warp][g] = lp[g]; }
 #endif
     __syncthreads();
-#ifndef LLMRT_EMU
-    if (NQ && direct) {  // the same sums as below, 4 dims a lane, quantized (nvActQuad) instead of stored
-      const int k = numHeads * HD;
-      for (int base = 0; base < Gb * HD; base += 4 * NT) {  // warp-uniform trips: every lane reaches the shuffles
-        const int i = base + 4 * tid, g = i / HD, d0 = i - g * HD;
-        const bool active = i < Gb * HD;
-        float f[4] = {0.f, 0.f, 0.f, 0.f};
-        if (active) {
-          float M = -LLMRT_INF;
-#pragma unroll
-          for (int w = 0; w < NW; w++) M = fmaxf(M, wm[w][g]);
-#pragma unroll
-          for (int e = 0; e < 4; e++) {
-            float O = 0.f, L = 0.f;
-#pragma unroll
-            for (int w = 0; w < NW; w++) {
-              const float a = exp2f(wm[w][g] - M);
-              O = fmaf(a, mo[(w * MG + g) * HD + d0 + e], O);
-              L = fmaf(a, wl[w][g], L);
-            }
-            if constexpr (Q8) O *= vS;
-            f[e] = toF(fromF<bf16_t>(O / L));
-          }
-        }
-        nvActQuad(f, active, h0 * HD + i, aq, __fmul_rn(6.f, aq), xq + (long long)t * k, xq + (long long)(numTokens + t) * k,
-                  sxq + (long long)t * (k / 16));
-      }
-    } else
-#endif
     for (int i = tid; i < Gb * HD; i += NT) {
       const int g = i / HD, d = i - g * HD;
       float M = -LLMRT_INF;
@@ -827,14 +792,12 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, KT*
   // loaded at once per round, with a running maximum (the same sums for a given nz, whatever the launch).
   const long long th0 = (long long)t * numHeads + h0;
   constexpr int Q = HD / 4;
-  // NQ: warp-uniform trips (every lane reaches nvActQuad's shuffles); lanes past Gb · Q merge nothing.
-  for (int it = tid; NQ ? it - tid < Gb * Q : it < Gb * Q; it += NT) {
-    const bool active = !NQ || it < Gb * Q;
-    const int g = active ? it / Q : 0, d4 = active ? it - g * Q : 0;
+  for (int it = tid; it < Gb * Q; it += NT) {
+    const int g = it / Q, d4 = it - g * Q;
     const float* mlg = partialML + (th0 + g) * DS_MAXZ * 2;
     const float* po = partialO + (th0 + g) * DS_MAXZ * HD + d4 * 4;
     float M = -LLMRT_INF, L = 0.f, O[4] = {0.f, 0.f, 0.f, 0.f};
-    for (int z0 = 0; active && z0 < nz; z0 += DS_MB) {
+    for (int z0 = 0; z0 < nz; z0 += DS_MB) {
       float4 v[DS_MB];
       float mz[DS_MB], lz[DS_MB];
 #pragma unroll
@@ -862,17 +825,6 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, KT*
       }
       M = Mn;
     }
-#ifndef LLMRT_EMU
-    if constexpr (NQ) {
-      const int k = numHeads * HD;
-      float f[4];
-#pragma unroll
-      for (int e = 0; e < 4; e++) f[e] = toF(fromF<bf16_t>(O[e] / L));
-      nvActQuad(f, active, (h0 + g) * HD + d4 * 4, aq, __fmul_rn(6.f, aq), xq + (long long)t * k, xq + (long long)(numTokens + t) * k,
-                sxq + (long long)t * (k / 16));
-      continue;
-    }
-#endif
     bf16_t* o = out + (th0 + g) * HD + d4 * 4;
 #pragma unroll
     for (int e = 0; e < 4; e++) o[e] = fromF<bf16_t>(O[e] / L);
@@ -898,33 +850,6 @@ DECODE_SK(decode_attention_sk_bf16_hd64, 64)
 #endif
 #if LLMRT_KERNEL(decode_attention_sk_bf16_hd128)
 DECODE_SK(decode_attention_sk_bf16_hd128, 128)
-#endif
-
-// CudaFlags.nvfp4AttnAct (session 15): decode_attention_sk whose output's only reader is an NVFP4 linear on nvfp4_mma.cu's
-// GEMV (o_proj): the linear's int8 codes, their negations and block scales (nvfp4_act_mma_bf16's bytes from the bf16
-// output, global activation scale a) instead of the output, which is not written (out unused).
-// extern "C" __global__ void decode_attention_sk_q4_bf16_hd{64|128}(...decode_attention_sk's parameters...,
-//     u8* xq, float* sx, float a)
-#ifndef LLMRT_EMU
-#define DECODE_SK_Q4(NAME, HD)                                                                                         \
-  extern "C" __global__ void __launch_bounds__(DS_NT, DS_MINB) NAME(const bf16_t* qkv, bf16_t* out, bf16_t* kvCache,          \
-      const int* positions, const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling,     \
-      float* partialO, float* partialML, int* counters, int numTokens, int numSeqs, int numHeads, int numKvHeads,       \
-      int tokensPerBlock, int maxBlocksPerSeq, float scale, int window, int splitTarget, const void* prefetch,          \
-      long long prefetchBytes, u8* xq, float* sx, float a) {                                                            \
-    (void)prefetch;                                                                                                     \
-    (void)prefetchBytes;                                                                                                \
-    if ((int)blockIdx.y >= numTokens) return;                                                                           \
-    decodeSkImpl<HD, bf16_t, true>(qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, \
-                                   partialML, counters, numSeqs, numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq,  \
-                                   scale, window, splitTarget, nullptr, xq, sx, a, numTokens);                          \
-  }
-#if LLMRT_KERNEL(decode_attention_sk_q4_bf16_hd64)
-DECODE_SK_Q4(decode_attention_sk_q4_bf16_hd64, 64)
-#endif
-#if LLMRT_KERNEL(decode_attention_sk_q4_bf16_hd128)
-DECODE_SK_Q4(decode_attention_sk_q4_bf16_hd128, 128)
-#endif
 #endif
 
 // FP8 (e4m3) KV cache (session 10, CudaSessionOptions.fp8DecodeSk): decode_attention_sk with decode_attention_fp8kv's

@@ -1,6 +1,6 @@
-// NVFP4 activation quantization shared by kernels/nvfp4_mma.cu and decode_attention_sk.cu's q4 entry points
-// (CudaFlags.nvfp4AttnAct): a 16-value block's e4m3 scale and doubled e2m1 codes as lib/util/e2m1.ts computes them, in
-// the int8 B-fragment layout nvfp4_mma.cu's GEMVs read (its header describes the layout).
+// NVFP4 activation quantization of kernels/nvfp4_mma.cu (shared with session 15's decode_attention_sk q4 entry points
+// until nvfp4AttnAct was removed): a 16-value block's e4m3 scale and doubled e2m1 codes as lib/util/e2m1.ts computes
+// them, in the int8 B-fragment layout nvfp4_mma.cu's GEMVs read (its header describes the layout).
 #pragma once
 #include "common.cuh"
 
