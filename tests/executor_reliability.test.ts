@@ -243,6 +243,18 @@ test("issue 16: maxSeqLen 2048 takes a 1100-token prompt (maxInputLen defaults t
   }
 });
 
+test("the KV default (a full batch) counts the sequences a step can run: maxNumTokens below maxBatchSize caps both", async () => {
+  await using llm = await LLM.create({ model: src, ...testLlm, cacheEngine: false, buildConfig: { maxBatchSize: 8, maxNumTokens: 2, maxSeqLen: 256 } });
+  const l = llm.executor.limits;
+  assert.equal(l.maxBatchSize, 2);
+  if (testBackend === "cpu") {
+    assert.match(l.kvCacheSizing, /a full batch: 2 sequences × maxSeqLen 256/);
+    assert.equal(l.numKvBlocks, 2 * Math.ceil(256 / l.tokensPerBlock));
+  }
+  const outs = await llm.generate([[1, 300, 301, 302], [1, 310, 311]], { temperature: 0, maxTokens: 3, ignoreEos: true }, { useTqdm: false });
+  assert.deepEqual(outs.map((o) => o.outputs[0].tokenIds.length), [3, 3]);
+});
+
 test("#6 bad generateAsync options fail that request before anything is submitted; #12 an oversized text prompt is a ResourceError at once", async () => {
   await using llm = await LLM.create({ model: src, ...testLlm, cacheEngine: false, buildConfig: { maxBatchSize: 4, maxNumTokens: 256, maxSeqLen: 256 } });
   for (

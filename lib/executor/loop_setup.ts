@@ -52,7 +52,8 @@ export function setUpLoop(session: Session, config: ExecutorConfig): LoopSetup {
     geometry: session.kvGeometry(),
     bytesPerBlock: session.kvBytesPerBlock(),
     maxSeqLen,
-    maxBatchSize,
+    // A step runs at most maxNumTokens sequences (the scheduler's batch is capped by it): a "full batch" is no more.
+    maxBatchSize: Math.min(maxBatchSize, maxNumTokens),
     freeMemoryBytes: session.freeMemoryBytes(),
   });
   const numBlocks = sizing.numBlocks;
