@@ -8,7 +8,7 @@ import type { LlmTokenizer } from "../tokenizer/tokenizer.ts";
 import { ValidationError } from "../util/errors.ts";
 import { initialBeamState } from "./beam_search.ts";
 import type { ExecutorLimits, GenerationRequest } from "./config.ts";
-import { needsHostProcessing, resolveBadWords } from "./logits_processor.ts";
+import { checkId, needsHostProcessing, resolveBadWords } from "./logits_processor.ts";
 import type { BeamRun, RequestState } from "./request_state.ts";
 import type { GuidedRuntime } from "./guided/request.ts";
 import { bannedAllowedIds, bannedAllowedIdsError } from "./row_checks.ts";
@@ -160,10 +160,7 @@ export function admitRequest(ctx: AdmissionContext, id: number, request: Generat
 
 /** SamplingParams' token ids that index the logits row (logitBias keys, allowedTokenIds, badTokenIds) lie in [0, V). */
 function checkVocabIds(p: SamplingParams, V: number): void {
-  const check = (id: number, field: string): void => {
-    if (!(Number.isInteger(id) && id >= 0 && id < V)) throw new ValidationError(`SamplingParams.${field}: token id ${id} is outside [0, ${V})`, field, id);
-  };
-  if (p.logitBias !== undefined) { for (const k of Object.keys(p.logitBias)) check(Number(k), `logitBias.${k}`); }
-  p.allowedTokenIds?.forEach((id, j) => check(id, `allowedTokenIds[${j}]`));
-  p.badTokenIds.forEach((id, j) => check(id, `badTokenIds[${j}]`));
+  if (p.logitBias !== undefined) { for (const k of Object.keys(p.logitBias)) checkId(Number(k), V, `logitBias.${k}`); }
+  p.allowedTokenIds?.forEach((id, j) => checkId(id, V, `allowedTokenIds[${j}]`));
+  p.badTokenIds.forEach((id, j) => checkId(id, V, `badTokenIds[${j}]`));
 }

@@ -219,7 +219,8 @@ function describeReturn(r: unknown): string {
 /** Largest finite float32. */
 const MAX_FLOAT32 = 3.4028234663852886e38;
 
-function checkId(id: number, V: number, field: string): void {
+/** A token id that indexes the logits row lies in [0, V): a ValidationError naming `SamplingParams.<field>` otherwise. */
+export function checkId(id: number, V: number, field: string): void {
   if (!(id >= 0 && id < V)) throw new ValidationError(`SamplingParams.${field}: token id ${id} is outside [0, ${V})`, field, id);
 }
 
