@@ -21,7 +21,8 @@
  * fp8FlashPrefill, the bf16 flash prefill kernels over a dequantized shadow layer; sk: fp8DecodeSk, the split-K tensor-core
  * decode attention over the e4m3 cache; shadow: fp8ShadowRope, prefill KV writes fill the shadow layer, kv_dequant only the
  * rest; s10: sk + shadow; s11: session 11's same-bytes prefill switches fp8GemmResidual, fp8FreshPrompt, fp8FlatQuant,
- * fp8AttnQuant, fp8PruneLastLayer; s11fast: s11 + fp8FastSilu), one row each.
+ * fp8AttnQuant, fp8PruneLastLayer; s11fast: s11 + fp8FastSilu; row / rownorm / rowall: fp8GemvRow / fp8GemvRowNorm / both),
+ * one row each (a name may repeat: default,rowall,default,rowall alternates them in one process).
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -69,6 +70,11 @@ const VARIANTS: Record<string, SessionOptions> = {
   shadow: { fp8ShadowRope: true },
   s10: { fp8DecodeSk: true, fp8ShadowRope: true },
   s11: { fp8GemmResidual: true, fp8FreshPrompt: true, fp8FlatQuant: true, fp8AttnQuant: true, fp8PruneLastLayer: true },
+  // Session 16: one-token FP8 GEMVs of <= 4096 in-features on fp8_gemvr (one row a warp, short-lived blocks): o_proj
+  // (row), qkv with its RMSNorm prologue (rownorm), both (rowall).
+  row: { fp8GemvRow: true },
+  rownorm: { fp8GemvRowNorm: true },
+  rowall: { fp8GemvRow: true, fp8GemvRowNorm: true },
   s11fast: {
     fp8GemmResidual: true,
     fp8FreshPrompt: true,

@@ -328,6 +328,9 @@ export interface FakeSessionOptions {
   readonly fp8FusedQuant?: boolean;
   /** LaunchEnv.fp8Gemv1. */
   readonly fp8Gemv1?: boolean;
+  /** LaunchEnv.fp8GemvRow / fp8GemvRowNorm. */
+  readonly fp8GemvRow?: boolean;
+  readonly fp8GemvRowNorm?: boolean;
   /** LaunchEnv.fp8DecodeSk (with decodeSplitK). */
   readonly fp8DecodeSk?: boolean;
   /** LaunchEnv.fp8ShadowRope (with fp8FlashPrefill). */
@@ -477,6 +480,8 @@ export class FakeCudaSession {
       batchAttention4: opts.batchAttention4,
       fp8FusedQuant: opts.fp8FusedQuant,
       fp8Gemv1: opts.fp8Gemv1,
+      ...(opts.fp8GemvRow ? { fp8GemvRow: true } : {}),
+      ...(opts.fp8GemvRowNorm ? { fp8GemvRowNorm: true } : {}),
       fp8DecodeSk: opts.fp8DecodeSk,
       fp8ShadowRope: opts.fp8ShadowRope,
       fp8GemmResidual: opts.fp8GemmResidual,

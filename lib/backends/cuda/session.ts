@@ -212,6 +212,9 @@ export class CudaSession implements SessionBackend {
   readonly fp8Pdl: boolean;
   /** CudaSessionOptions.fp8Gemv1. */
   readonly fp8Gemv1: boolean;
+  /** CudaSessionOptions.fp8GemvRow / fp8GemvRowNorm. */
+  readonly fp8GemvRow: boolean;
+  readonly fp8GemvRowNorm: boolean;
   /** CudaSessionOptions.fp8DecodeSk. */
   readonly fp8DecodeSk: boolean;
   /** CudaSessionOptions.fp8ShadowRope. */
@@ -368,6 +371,8 @@ export class CudaSession implements SessionBackend {
     this.fp8FusedQuant = f.fp8FusedQuant;
     this.fp8Pdl = f.fp8Pdl;
     this.fp8Gemv1 = f.fp8Gemv1;
+    this.fp8GemvRow = f.fp8GemvRow;
+    this.fp8GemvRowNorm = f.fp8GemvRowNorm;
     this.fp8DecodeSk = f.fp8DecodeSk;
     this.fp8ShadowRope = f.fp8ShadowRope;
     this.fp8GemmResidual = f.fp8GemmResidual;
@@ -615,6 +620,8 @@ export class CudaSession implements SessionBackend {
       fp8FusedQuant: this.fp8FusedQuant,
       fp8Pdl: this.fp8Pdl,
       fp8Gemv1: this.fp8Gemv1,
+      ...(this.fp8GemvRow ? { fp8GemvRow: true } : {}),
+      ...(this.fp8GemvRowNorm ? { fp8GemvRowNorm: true } : {}),
       fp8DecodeSk: this.fp8DecodeSk,
       fp8ShadowRope: this.fp8ShadowRope,
       fp8GemmResidual: this.fp8GemmResidual,

@@ -77,6 +77,16 @@ export const CUDA_FLAGS = {
    */
   fp8Gemv1: { env: "LLMRT_FP8_GEMV1", default: true },
   /**
+   * One-token fused FP8 decode GEMVs without the RMSNorm prologue (o_proj + residual; modes 0 / 1 / 3, in-features a
+   * multiple of 512 up to 4096) run fp8_gemvr_fused: one weight row a warp on short-lived blocks of <= 85 registers
+   * (3 a SM; the bf16 decode GEMVs' form), the whole 4 KB row issued before the PDL wait, instead of fp8_gemv1's
+   * persistent grid that fills the register file — so the next kernel can start beside its last blocks. fp8_gemv1's bits
+   * (CPU emulation: fp8_gemv1_emu.py). @default false (session 16)
+   */
+  fp8GemvRow: { env: "LLMRT_FP8_GEMV_ROW", default: false },
+  /** fp8GemvRow's kernel for the GEMVs with the RMSNorm prologue (qkv; fp8_gemvr_fused_norm). @default false (session 16) */
+  fp8GemvRowNorm: { env: "LLMRT_FP8_GEMV_ROW_NORM", default: false },
+  /**
    * Prefill attention of bf16 engines (bf16 KV cache, head dims 64 / 128) on the Hopper warpgroup-MMA kernel
    * (flash_prefill_wg, sm_90 only; elsewhere ignored). @default "engine": engines of head dim 64 or 128 (H200: llama-3.1-8b
    * TTFT of a 32,000-token prompt 1.97 → 1.60 s in session 8; session 10's kernel 1.39× faster again at hd 128, and at
