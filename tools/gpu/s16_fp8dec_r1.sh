@@ -9,6 +9,8 @@
 #   e2e    — bench/fp8_e2e.ts (the closing call's command), one process: default / rowall / rownorm / row / default / rowall
 #            (decode tok/s, % of the bytes-allowed bandwidth; logits vs the first: bitwise expected).
 #   split  — bench/decode_breakdown.ts at 265 keys: default vs rowall (graph step, per-role marginal / alone µs).
+#   attn   — bench/decode_attn_q8.ts: decode_attention_sk_fp8kv alone (32 layers a graph, the engine's graph geometry at
+#            maxSeqLen 2080) with splits of >= 128 (default) / 256 / 512 keys: is the 265-key step's 3-split merge its fixed cost?
 #   tune   — bench/fp8_gemv_tune.ts 8B chain without attention: gemv1 vs gemvr (qkv + o_proj), FGR_MINB 3 / 4 / 2, registers.
 set -uo pipefail
 # shellcheck disable=SC1091
@@ -26,6 +28,11 @@ stamp "breakdown at 265 keys: default vs rowall ($left s left)"
 [ "$left" -gt 15 ] && timeout $((left > 40 ? 40 : left)) bun bench/decode_breakdown.ts --model $P8 --ctx 265 --opts '{}' \
   --opts2 '{"fp8GemvRow":true,"fp8GemvRowNorm":true}' > "$OUT/split.log" 2>&1
 echo "rc $?"; grep -E "^== |graph replay|^  (qkv|paged_att|o_proj|gate_up|down|lm_head|sum of)|rror" "$OUT/split.log" | cut -c1-160 | head -24
+left=$((136 - (SECONDS - _t0)))
+stamp "FP8-KV attention alone at 265 / 1024 keys: sk fp8 with splits of >= 128 / 256 / 512 keys ($left s left)"
+[ "$left" -gt 8 ] && timeout $((left > 16 ? 16 : left)) bun bench/decode_attn_q8.ts --ctx 265,1024 --batch 1 --min-keys 128 \
+  --max-seq-len 2080 --sk-defines "DS_MINK=256;DS_MINK=512" > "$OUT/attn.log" 2>&1
+echo "rc $?"; grep -E "^\| |rror" "$OUT/attn.log" | cut -c1-260 | head -6
 left=$((146 - (SECONDS - _t0)))
 stamp "8B GEMV chain: gemv1 vs gemvr ($left s left)"
 [ "$left" -gt 8 ] && timeout "$left" bun bench/fp8_gemv_tune.ts --models 8b --kinds gemv1,gemvr \
