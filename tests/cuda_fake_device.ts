@@ -15,10 +15,12 @@ import {
   bucketFor,
   chooseAttention,
   DECODE_SK_FP8_SMEM,
+  DECODE_SK_MIN_SPLIT,
   DECODE_SK_SMEM,
   decodeBuckets,
   decodeSkGeometry,
   decodeSkSplitKeys,
+  decodeSkSplitOf,
   decodeSplitKeys,
   flashPrefillGeometry,
   flashPrefillWgGeometry,
@@ -331,6 +333,8 @@ export interface FakeSessionOptions {
   /** LaunchEnv.fp8GemvRow / fp8GemvRowNorm. */
   readonly fp8GemvRow?: boolean;
   readonly fp8GemvRowNorm?: boolean;
+  /** LaunchEnv.fp8DecodeSkSmall. */
+  readonly fp8DecodeSkSmall?: boolean;
   /** LaunchEnv.fp8DecodeSk (with decodeSplitK). */
   readonly fp8DecodeSk?: boolean;
   /** LaunchEnv.fp8ShadowRope (with fp8FlashPrefill). */
@@ -482,6 +486,7 @@ export class FakeCudaSession {
       fp8Gemv1: opts.fp8Gemv1,
       ...(opts.fp8GemvRow ? { fp8GemvRow: true } : {}),
       ...(opts.fp8GemvRowNorm ? { fp8GemvRowNorm: true } : {}),
+      ...(opts.fp8DecodeSkSmall ? { fp8DecodeSkSmall: true } : {}),
       fp8DecodeSk: opts.fp8DecodeSk,
       fp8ShadowRope: opts.fp8ShadowRope,
       fp8GemmResidual: opts.fp8GemmResidual,
@@ -1471,15 +1476,18 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           stride,
           scale,
           window,
-          splitSize,
+          splitArg,
           prefetch,
           prefetchBytes,
           scalesP,
         ] = A;
+        // decode_attention_sk: the split target, and the least keys a split in bits 16 and up (decodeSkSplitArg).
+        const sk = name.startsWith("decode_attention_sk_");
+        const { target: splitSize, minKeys: skMinKeys } = sk ? decodeSkSplitOf(splitArg) : { target: splitArg, minKeys: 0 };
+        assert.ok(!sk || skMinKeys === DECODE_SK_MIN_SPLIT || kvAlgoOf(l.kernel), `${l.kernel}: least keys a split ${skMinKeys} on a bf16 cache`);
         const hd = suffix, G = nH / nKV, W = (nH + 2 * nKV) * hd;
         // decode_attention_sk.cu: splitSize is the split target (1..64); grid z any >= 1 (blocks loop over their
         // splits); dynamic shared memory DECODE_SK_SMEM; partials at a split stride of MAX_DECODE_SPLITS.
-        const sk = name.startsWith("decode_attention_sk_");
         if (sk) {
           assert.ok(
             l.sharedBytes === (kvAlgoOf(l.kernel) ? DECODE_SK_FP8_SMEM : DECODE_SK_SMEM) && splitSize >= 1 && splitSize <= MAX_DECODE_SPLITS &&
@@ -1522,7 +1530,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         const nz = Array.from(pos, (p) => {
           const lo = window > 0 ? Math.max(0, p + 1 - window) : 0;
           // the token's keys per split (decode_attention_batch: splitSize; decode_attention: daSplitKeys; _sk: dsSplitKeys)
-          const sz = batch ? splitSize : sk ? decodeSkSplitKeys(p + 1 - lo, splitSize) : decodeSplitKeys(p + 1 - lo, splitSize, numSplits);
+          const sz = batch ? splitSize : sk ? decodeSkSplitKeys(p + 1 - lo, splitSize, skMinKeys) : decodeSplitKeys(p + 1 - lo, splitSize, numSplits);
           if (sk) assert.ok(cdiv(p + 1 - lo, sz) <= splitSize, `${l.kernel}: ${cdiv(p + 1 - lo, sz)} splits above the target ${splitSize}`);
           assert.ok(numSplits * sz >= p + 1 - lo, `${l.kernel}: ${numSplits} splits of ${sz} do not cover ${p + 1 - lo} keys`);
           return cdiv(p + 1 - lo, sz); // non-empty splits of the token

@@ -150,8 +150,24 @@ export function decodeSplitTarget(numKvHeads: number, group: number, smCount: nu
  * ceil(span / keys) <= target. The span and the target only: a sequence's key partition is the same
  * in every step, whatever the grid or the other sequences (batch invariance).
  */
-export function decodeSkSplitKeys(span: number, target: number): number {
-  return Math.max(DECODE_SK_MIN_SPLIT, Math.ceil(Math.ceil(span / target) / 64) * 64);
+export function decodeSkSplitKeys(span: number, target: number, minKeys = DECODE_SK_MIN_SPLIT): number {
+  return Math.max(minKeys, Math.ceil(Math.ceil(span / target) / 64) * 64);
+}
+
+/** Least keys a split of decode_attention_sk_fp8kv with `fp8DecodeSkSmall` (a multiple of 64). */
+export const FP8_DECODE_SK_SMALL_SPLIT = 64;
+
+/**
+ * decode_attention_sk's `splitSize` argument: the split target, with `minKeys` (a multiple of 64, other than the kernel's
+ * DS_MINK) as minKeys / 64 in bits 16 and up; the inverse is {@link decodeSkSplitOf}.
+ */
+export function decodeSkSplitArg(target: number, minKeys = DECODE_SK_MIN_SPLIT): number {
+  return minKeys === DECODE_SK_MIN_SPLIT ? target : target | ((minKeys / 64) << 16);
+}
+
+/** The split target and least keys a split encoded in a decode_attention_sk `splitSize` argument. */
+export function decodeSkSplitOf(arg: number): { target: number; minKeys: number } {
+  return { target: arg & 0xffff, minKeys: arg >> 16 ? (arg >> 16) * 64 : DECODE_SK_MIN_SPLIT };
 }
 
 /**

@@ -215,6 +215,8 @@ export class CudaSession implements SessionBackend {
   /** CudaSessionOptions.fp8GemvRow / fp8GemvRowNorm. */
   readonly fp8GemvRow: boolean;
   readonly fp8GemvRowNorm: boolean;
+  /** CudaSessionOptions.fp8DecodeSkSmall. */
+  readonly fp8DecodeSkSmall: boolean;
   /** CudaSessionOptions.fp8DecodeSk. */
   readonly fp8DecodeSk: boolean;
   /** CudaSessionOptions.fp8ShadowRope. */
@@ -373,6 +375,7 @@ export class CudaSession implements SessionBackend {
     this.fp8Gemv1 = f.fp8Gemv1;
     this.fp8GemvRow = f.fp8GemvRow;
     this.fp8GemvRowNorm = f.fp8GemvRowNorm;
+    this.fp8DecodeSkSmall = f.fp8DecodeSkSmall;
     this.fp8DecodeSk = f.fp8DecodeSk;
     this.fp8ShadowRope = f.fp8ShadowRope;
     this.fp8GemmResidual = f.fp8GemmResidual;
@@ -622,6 +625,7 @@ export class CudaSession implements SessionBackend {
       fp8Gemv1: this.fp8Gemv1,
       ...(this.fp8GemvRow ? { fp8GemvRow: true } : {}),
       ...(this.fp8GemvRowNorm ? { fp8GemvRowNorm: true } : {}),
+      ...(this.fp8DecodeSkSmall ? { fp8DecodeSkSmall: true } : {}),
       fp8DecodeSk: this.fp8DecodeSk,
       fp8ShadowRope: this.fp8ShadowRope,
       fp8GemmResidual: this.fp8GemmResidual,

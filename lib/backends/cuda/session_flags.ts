@@ -87,6 +87,12 @@ export const CUDA_FLAGS = {
   /** fp8GemvRow's kernel for the GEMVs with the RMSNorm prologue (qkv; fp8_gemvr_fused_norm). @default false (session 16) */
   fp8GemvRowNorm: { env: "LLMRT_FP8_GEMV_ROW_NORM", default: false },
   /**
+   * decode_attention_sk_fp8kv (fp8DecodeSk) splits a token's keys into splits of at least 64 keys instead of 128 (the
+   * partition still depends on the span and the model only: batch invariance holds; other fp32 merge order, so other
+   * bits). At batch 1 and 265 keys: 5 splits of one 16-key chunk a warp instead of 3 of two. @default false (session 16)
+   */
+  fp8DecodeSkSmall: { env: "LLMRT_FP8_DECODE_SK_SMALL", default: false },
+  /**
    * Prefill attention of bf16 engines (bf16 KV cache, head dims 64 / 128) on the Hopper warpgroup-MMA kernel
    * (flash_prefill_wg, sm_90 only; elsewhere ignored). @default "engine": engines of head dim 64 or 128 (H200: llama-3.1-8b
    * TTFT of a 32,000-token prompt 1.97 → 1.60 s in session 8; session 10's kernel 1.39× faster again at hd 128, and at
