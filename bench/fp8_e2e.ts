@@ -22,7 +22,7 @@
  * decode attention over the e4m3 cache; shadow: fp8ShadowRope, prefill KV writes fill the shadow layer, kv_dequant only the
  * rest; s10: sk + shadow; s11: session 11's same-bytes prefill switches fp8GemmResidual, fp8FreshPrompt, fp8FlatQuant,
  * fp8AttnQuant, fp8PruneLastLayer; s11fast: s11 + fp8FastSilu; row / rownorm / rowall: fp8GemvRow / fp8GemvRowNorm / both;
- * small: fp8DecodeSkSmall; smallrow: small + row),
+ * small / nosmall: fp8DecodeSkSmall on / off; smallrow: small + row),
  * one row each (a name may repeat: default,rowall,default,rowall alternates them in one process).
  */
 import process from "node:process";
@@ -78,6 +78,7 @@ const VARIANTS: Record<string, SessionOptions> = {
   rowall: { fp8GemvRow: true, fp8GemvRowNorm: true },
   // Session 16: decode_attention_sk_fp8kv splits of at least 64 keys (fp8DecodeSkSmall); with o_proj on fp8_gemvr.
   small: { fp8DecodeSkSmall: true },
+  nosmall: { fp8DecodeSkSmall: false }, // session 15's default attention splits (fp8DecodeSkSmall is on since session 16)
   smallrow: { fp8DecodeSkSmall: true, fp8GemvRow: true },
   s11fast: {
     fp8GemmResidual: true,

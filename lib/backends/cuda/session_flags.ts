@@ -88,10 +88,14 @@ export const CUDA_FLAGS = {
   fp8GemvRowNorm: { env: "LLMRT_FP8_GEMV_ROW_NORM", default: false },
   /**
    * decode_attention_sk_fp8kv (fp8DecodeSk) splits a token's keys into splits of at least 64 keys instead of 128 (the
-   * partition still depends on the span and the model only: batch invariance holds; other fp32 merge order, so other
-   * bits). At batch 1 and 265 keys: 5 splits of one 16-key chunk a warp instead of 3 of two. @default false (session 16)
+   * partition still depends on the span and the model only: batch invariance holds; spans of more than ~2,100 keys keep
+   * their partition; other fp32 merge order below that, so other decode bits). At batch 1 and 265 keys: 5 splits of one
+   * 16-key chunk a warp instead of 3 of two. H200, llama-3.1-8b FP8 + FP8 KV batch 1, one process (session 16 r2):
+   * 365.3 / 358.7 → 371.4 / 371.7 tok/s (68.6 / 67.3% → 69.7 / 69.8% of the bytes-allowed bandwidth), graph step at 265
+   * keys 2,673.8 → 2,606.9 µs (the attention's marginal 307.7 → 244.0 µs); decode logits as far from the float32 CPU
+   * engine as the default's (tests/gpu/fp8_decode_attention.test.ts). @default true (session 16)
    */
-  fp8DecodeSkSmall: { env: "LLMRT_FP8_DECODE_SK_SMALL", default: false },
+  fp8DecodeSkSmall: { env: "LLMRT_FP8_DECODE_SK_SMALL", default: true },
   /**
    * Prefill attention of bf16 engines (bf16 KV cache, head dims 64 / 128) on the Hopper warpgroup-MMA kernel
    * (flash_prefill_wg, sm_90 only; elsewhere ignored). @default "engine": engines of head dim 64 or 128 (H200: llama-3.1-8b
