@@ -24,6 +24,7 @@ import {
   decodeSplitKeys,
   flashPrefillGeometry,
   flashPrefillWgGeometry,
+  FP8_DECODE_SK_SMALL_SPLIT,
   GEMV_MAX_ROWS,
   graphDecodeSplit,
   type KernelLaunch,
@@ -550,7 +551,8 @@ export class FakeCudaSession {
   /** decode_attention_sk's geometry for spans up to maxLen (as the session's #skGeometry), when decodeSplitK is on. */
   #sk(maxLen: number): { sk?: { numSplits: number; target: number } } {
     if (!this.env.decodeSplitK) return {};
-    const g = decodeSkGeometry(maxLen, this.env.plan.attributes.numKvHeads, this.#group(), this.sms);
+    const small = !!this.env.fp8DecodeSk && !!this.env.fp8DecodeSkSmall && this.env.plan.attributes.kvCache?.quantAlgo === "FP8";
+    const g = decodeSkGeometry(maxLen, this.env.plan.attributes.numKvHeads, this.#group(), this.sms, small ? FP8_DECODE_SK_SMALL_SPLIT : undefined);
     return { sk: { numSplits: g.numSplits, target: g.splitSize } };
   }
 

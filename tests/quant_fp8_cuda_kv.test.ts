@@ -11,7 +11,7 @@
 import type { QuantConfigInput } from "../lib/quantization/quant_config.ts";
 import { FP8_LOGITS_TOL, FUSED_NUM_BLOCKS, QUANT_TEST_BUILD, quantEngines, quantTestLlama, relL2, runFusedSchedule, sameAsUnfused } from "./cuda_fake_plans.ts";
 import { assert, test } from "./harness.ts";
-import { decodeSkSplitArg, decodeSkSplitKeys, decodeSkSplitOf, FP8_DECODE_SK_SMALL_SPLIT } from "../lib/backends/cuda/attention_choice.ts";
+import { decodeSkGeometry, decodeSkSplitArg, decodeSkSplitKeys, decodeSkSplitOf, FP8_DECODE_SK_SMALL_SPLIT } from "../lib/backends/cuda/attention_choice.ts";
 
 const RAW = quantTestLlama(112);
 const V = RAW.vocab_size as number;
@@ -115,7 +115,19 @@ test("fp8DecodeSkSmall on a fake CUDA device: decode_attention_sk_fp8kv with spl
   assert.equal(decodeSkSplitArg(33), 33, "the default least keys: the plain target (the kernel's DS_MINK)");
   assert.equal(decodeSkSplitKeys(265, 33, 64), 64);
   assert.equal(decodeSkSplitKeys(265, 33), 128);
+  // 64-key splits while they number at most (33 + 1) / 2 = 17: spans up to 1,088; longer spans keep the 128-key partition.
+  assert.equal(decodeSkSplitKeys(1088, 33, 64), 64);
+  assert.equal(decodeSkSplitKeys(1089, 33, 64), decodeSkSplitKeys(1089, 33));
+  assert.equal(decodeSkSplitKeys(2048, 33, 64), 128);
   assert.equal(decodeSkSplitKeys(32768, 33, 64), 1024, "long spans: the same partition");
+  for (let span = 1; span <= 5000; span++) {
+    const sz = decodeSkSplitKeys(span, 33, 64), nz = Math.ceil(span / sz);
+    assert.ok(sz === decodeSkSplitKeys(span, 33) || (sz === 64 && nz <= 17), `span ${span}: ${sz} keys a split`);
+    // The grid of any maxLen >= span holds every split at once (graphs: maxSeqLen; eager: the longest span).
+    for (const maxLen of [span, 2080]) assert.ok(maxLen < span || decodeSkGeometry(maxLen, 8, 4, 132, 64).numSplits >= nz, `span ${span} maxLen ${maxLen}`);
+  }
+  assert.equal(decodeSkGeometry(2080, 8, 4, 132, 64).numSplits, 17, "the measured graph grid (llama-3.1-8b, maxSeqLen 2080)");
+  assert.equal(decodeSkGeometry(265, 8, 4, 132, 64).numSplits, 5, "an eager step at 265 keys: its 5 splits at once");
   bf16.dispose();
   f32.dispose();
 });

@@ -151,10 +151,16 @@ export function decodeSplitTarget(numKvHeads: number, group: number, smCount: nu
  * in every step, whatever the grid or the other sequences (batch invariance).
  */
 export function decodeSkSplitKeys(span: number, target: number, minKeys = DECODE_SK_MIN_SPLIT): number {
-  return Math.max(minKeys, Math.ceil(Math.ceil(span / target) / 64) * 64);
+  const even = Math.ceil(Math.ceil(span / target) / 64) * 64, sz = Math.max(minKeys, even);
+  // A least keys below DS_MINK (fp8DecodeSkSmall) only while it gives at most (target + 1) / 2 splits (dsSplitKeys).
+  return minKeys < DECODE_SK_MIN_SPLIT && Math.ceil(span / sz) > (target + 1) >> 1 ? Math.max(DECODE_SK_MIN_SPLIT, even) : sz;
 }
 
-/** Least keys a split of decode_attention_sk_fp8kv with `fp8DecodeSkSmall` (a multiple of 64). */
+/**
+ * Least keys a split of decode_attention_sk_fp8kv with `fp8DecodeSkSmall` (a multiple of 64), while a span takes at most
+ * (target + 1) / 2 such splits (llama-3.1-8b on an H200: spans up to 17 · 64 = 1,088 keys); longer spans keep the 128-key
+ * partition (session 16 r3: 64-key splits at 1,536 / 2,048 keys on the graph's 17-split grid, two a block, 7.6 → 10.1 µs).
+ */
 export const FP8_DECODE_SK_SMALL_SPLIT = 64;
 
 /**
@@ -175,9 +181,18 @@ export function decodeSkSplitOf(arg: number): { target: number; minKeys: number 
  * graphs: maxSeqLen): `numSplits` is the grid's z (enough blocks for every split of any span up to
  * maxLen to run at once), `splitSize` carries the split target (the kernel's `splitSize` parameter).
  */
-export function decodeSkGeometry(maxLen: number, numKvHeads: number, group: number, smCount: number): { numSplits: number; splitSize: number } {
+export function decodeSkGeometry(
+  maxLen: number,
+  numKvHeads: number,
+  group: number,
+  smCount: number,
+  minKeys = DECODE_SK_MIN_SPLIT,
+): { numSplits: number; splitSize: number } {
   const target = decodeSplitTarget(numKvHeads, group, smCount);
-  return { numSplits: Math.max(1, Math.min(target, cdiv(maxLen, DECODE_SK_MIN_SPLIT))), splitSize: target };
+  const z = Math.min(target, cdiv(maxLen, DECODE_SK_MIN_SPLIT));
+  // minKeys below DS_MINK (fp8DecodeSkSmall): up to (target + 1) / 2 splits of minKeys for spans up to maxLen.
+  const small = minKeys < DECODE_SK_MIN_SPLIT ? Math.min((target + 1) >> 1, cdiv(maxLen, minKeys)) : 0;
+  return { numSplits: Math.max(1, z, small), splitSize: target };
 }
 
 /** Query heads one decode_attention_batch block takes (the rows of one mma tile). */

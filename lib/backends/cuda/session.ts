@@ -28,6 +28,7 @@ import {
   decodeSkGeometry,
   type ElemType,
   flashPrefillGeometry,
+  FP8_DECODE_SK_SMALL_SPLIT,
   GEMV_MAX_ROWS,
   graphDecodeSplit,
   hasTiledAttention,
@@ -903,7 +904,15 @@ export class CudaSession implements SessionBackend {
 
   /** decode_attention_sk's grid z and split target for spans up to `maxLen`. */
   #skGeometry(maxLen: number): { numSplits: number; target: number } {
-    const g = decodeSkGeometry(Math.max(1, maxLen), this.plan.attributes.numKvHeads, this.#group(), this.device.smCount);
+    // fp8DecodeSkSmall (an e4m3 cache on decode_attention_sk_fp8kv): a grid for its shorter splits too.
+    const small = this.fp8DecodeSk && this.fp8DecodeSkSmall && this.plan.attributes.kvCache?.quantAlgo === "FP8";
+    const g = decodeSkGeometry(
+      Math.max(1, maxLen),
+      this.plan.attributes.numKvHeads,
+      this.#group(),
+      this.device.smCount,
+      small ? FP8_DECODE_SK_SMALL_SPLIT : undefined,
+    );
     return { numSplits: g.numSplits, target: g.splitSize };
   }
 

@@ -6,8 +6,8 @@
 // extern "C" __global__ void decode_attention_sk_bf16_hd{64|128}(...decode_attention's parameters...)
 //   The same parameters, layouts and outputs as decode_attention_bf16_hd* (decode_attention.cu), except:
 //   - `splitSize` is the split TARGET TS (1..64), plus in bits 16 and up (when not 0) the least keys a split MK / 64
-//     (MK = DS_MINK when 0): a token attending `span` keys takes splits of
-//     sz = max(MK, roundUp64(ceil(span / TS))) keys (dsSplitKeys), nz = ceil(span / sz) <= TS of
+//     (MK = DS_MINK when 0; an MK below DS_MINK only while it gives <= (TS + 1) / 2 splits): a token attending `span` keys
+//     takes splits of sz = max(MK, roundUp64(ceil(span / TS))) keys (dsSplitKeys), nz = ceil(span / sz) <= TS of
 //     them. The partition depends on the span and TS only (TS from the model and the device:
 //     attention_choice.ts decodeSplitTarget), never on the grid or the other tokens of the step, so a
 //     sequence's attention rounds the same in any step (batch invariance at every bucket).
@@ -262,10 +262,15 @@ __device__ __forceinline__ void dsUnpack8(const uint4& v, float (&f)[8]) {
   }
 }
 
-/** Keys per split of a token attending `span` keys with split target `target` (attention_choice.ts decodeSkSplitKeys). */
+/**
+ * Keys per split of a token attending `span` keys with split target `target` (attention_choice.ts decodeSkSplitKeys). A
+ * least keys a split below DS_MINK (fp8DecodeSkSmall) holds only while it gives at most (target + 1) / 2 splits; longer
+ * spans take DS_MINK's partition (so a graph's grid of min(target, maxLen / DS_MINK) splits still runs them at once).
+ */
 __device__ __forceinline__ int dsSplitKeys(int span, int target, int minKeys = DS_MINK) {
   const int even = ((span + target - 1) / target + 63) & ~63;
-  return max(minKeys, even);
+  const int sz = max(minKeys, even);
+  return minKeys < DS_MINK && (span + sz - 1) / sz > (target + 1) / 2 ? max(DS_MINK, even) : sz;
 }
 
 /** Swizzled 16-byte column of row r (rows of 8 or 16 vectors): conflict-free one-row-per-lane reads. */
