@@ -12,11 +12,20 @@
  * fused fp8 column at the first --min-keys (e.g. "DA_QFOLD=0": bf16(decode(q) · s) instead of the default folded scales).
  * --sk-defines: compile-time variants of decode_attention_sk.cu, each one more sk fp8 column (the engine's geometry), e.g.
  * "DS_MINK=512": splits of at least 512 keys (fewer splits, so no cross-block merge, at short contexts).
+ * --sk-small: one more sk fp8 column as the engine runs it with fp8DecodeSkSmall (the split argument's 64 least keys, the
+ * grid of decodeSkGeometry(maxSeqLen, …, 64)).
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { loadKernelFile } from "../lib/backends/cuda/compiler.ts";
-import { DECODE_SK_FP8_SMEM, DECODE_SK_SMEM, decodeSkGeometry, graphDecodeSplit } from "../lib/backends/cuda/attention_choice.ts";
+import {
+  DECODE_SK_FP8_SMEM,
+  DECODE_SK_SMEM,
+  decodeSkGeometry,
+  decodeSkSplitArg,
+  FP8_DECODE_SK_SMALL_SPLIT,
+  graphDecodeSplit,
+} from "../lib/backends/cuda/attention_choice.ts";
 import { CudaDevice } from "../lib/cuda/device.ts";
 
 const { values } = parseArgs({
@@ -28,6 +37,7 @@ const { values } = parseArgs({
     "max-seq-len": { type: "string" },
     defines: { type: "string" },
     "sk-defines": { type: "string" },
+    "sk-small": { type: "boolean" },
   },
 });
 const ctxs = (values.ctx ?? "265,1024,4096").split(",").map(Number);
@@ -133,9 +143,12 @@ console.log(
   "| batch | context | graph splits × keys | unfused fp8 (3 launches) | bf16 decode_attention | " +
     minKeysList.map((m) => `fused fp8, ≥ ${m} keys/split`).join(" | ") +
     variants.map((v) => ` | fused fp8 ${v.label}, ≥ ${minKeysList[0]}`).join("") + " | bf16 decode_attention_sk | **sk fp8** |" +
-    skVariants.map((v) => ` sk fp8 ${v.label} |`).join(""),
+    skVariants.map((v) => ` sk fp8 ${v.label} |`).join("") + (values["sk-small"] ? " sk fp8 fp8DecodeSkSmall |" : ""),
 );
-console.log("| ---: | ---: | --- | ---: | ---: | " + [...minKeysList, ...variants, 0, 0, ...skVariants].map(() => "---:").join(" | ") + " |");
+console.log(
+  "| ---: | ---: | --- | ---: | ---: | " +
+    [...minKeysList, ...variants, 0, 0, ...skVariants, ...(values["sk-small"] ? [0] : [])].map(() => "---:").join(" | ") + " |",
+);
 for (const T of batches) {
   for (const ctx of ctxs) {
     pos.copyFromHost(Int32Array.from({ length: T }, () => ctx - 1));
@@ -237,9 +250,19 @@ for (const T of batches) {
         }
       })
     );
+    // fp8DecodeSkSmall as the engine launches it: the grid for its short splits, 64 least keys in the split argument.
+    const sg = decodeSkGeometry(maxSeqLen, nKV, G, dev.smCount, FP8_DECODE_SK_SMALL_SPLIT);
+    const small = values["sk-small"]
+      ? [time((st) => {
+        for (let l = 0; l < layers; l++) {
+          const args = [...fusedArgs(kv8[l].ptr, decodeSkSplitArg(sg.splitSize, FP8_DECODE_SK_SMALL_SPLIT)), scales.ptr + BigInt(l * 2 * nKV * 4)];
+          kSk8.launch([nKV, T, sg.numSplits], 128, args, { stream: st, pdl: l > 0, sharedMemBytes: DECODE_SK_FP8_SMEM });
+        }
+      })]
+      : [];
     console.log(
       `| ${T} | ${ctx} | ${geo.numSplits} × ${geo.splitSize} | ${unfused.toFixed(2)} | ${bf16.toFixed(2)} | ${
-        [...fused, ...vs, ...sk, ...skv].map((f) => f.toFixed(2)).join(" | ")
+        [...fused, ...vs, ...sk, ...skv, ...small].map((f) => f.toFixed(2)).join(" | ")
       } |`,
     );
   }
