@@ -9,7 +9,15 @@
 // overlap of outputs with inputs) — not the kernels' arithmetic (tools/cuda-kernel-check/decode_step.py).
 import * as fs from "node:fs";
 import process from "node:process";
-import { type KernelLaunch, type Launch, type LaunchEnv, planLaunches, type StepShape } from "../lib/backends/cuda/launch_plan.ts";
+import {
+  type GemmLaunch,
+  type KernelLaunch,
+  type Launch,
+  type LaunchEnv,
+  mlpChunkRows,
+  planLaunches,
+  type StepShape,
+} from "../lib/backends/cuda/launch_plan.ts";
 import { CpuSession } from "../lib/backends/cpu/session.ts";
 import { buildSync } from "../lib/builder/builder.ts";
 import { shardEngine } from "../lib/builder/sharding.ts";
@@ -505,4 +513,36 @@ test("prefillPdl: a prefill step's waiting kernels get pdl (never the first laun
     assert.deepEqual(strip(d(true)), strip(d(false)));
     assert.deepEqual(d(true).map((l) => l.kind === "kernel" && !!l.pdl), d(false).map((l) => l.kind === "kernel" && !!l.pdl), `fused ${fused}`);
   }
+});
+
+test("prefillMlpChunks: the gate_up GEMM's row chunks (1024 rows) tile the one GEMM, each followed by its rows' silu_mul; short steps unchanged", () => {
+  const plan = bareLlamaPlan(LLAMA_3_2_1B_CONFIG);
+  const env = (on: boolean): LaunchEnv => ({ ...planEnv(plan, true), gemmResidual: true, ...(on ? { prefillMlpChunks: true } : {}) });
+  const step = (T: number): StepShape => ({ numTokens: T, numSeqs: 1, numRows: 1, attention: { kind: "prefill" }, sample: true });
+  assert.equal(mlpChunkRows(2048, 16384, 2), 1024);
+  assert.equal(mlpChunkRows(1024, 16384, 2), 0);
+  assert.equal(mlpChunkRows(4096, 28672, 2), 1024);
+  const on = planLaunches(env(true), step(2048)), off = planLaunches(env(false), step(2048));
+  const isGateUp = (l: Launch): l is GemmLaunch => l.kind === "gemm" && l.n === 16384;
+  const one = off.filter(isGateUp), chunks = on.filter(isGateUp);
+  assert.equal(one.length, 16);
+  assert.equal(chunks.length, 16 * 2);
+  for (let l = 0; l < 16; l++) {
+    const g = one[l], eb = 2n;
+    const silu = off.find((x): x is KernelLaunch => x.kind === "kernel" && x.kernel === "silu_mul_bf16" && x.op === g.op + 1)!;
+    for (let c = 0; c < 2; c++) {
+      const ch = chunks[2 * l + c], r = BigInt(1024 * c);
+      assert.deepEqual({ ...ch, m: 0, a: 0n, d: 0n }, { ...g, m: 0, a: 0n, d: 0n });
+      assert.equal(ch.m, 1024);
+      assert.equal(ch.a, g.a + r * BigInt(g.k) * eb);
+      assert.equal(ch.d, g.d + r * BigInt(g.n) * eb);
+      const s = on[on.indexOf(ch) + 1] as KernelLaunch;
+      assert.equal(s.kernel, "silu_mul_bf16");
+      assert.deepEqual(s.args, [g.d + r * BigInt(g.n) * eb, (silu.args[1] as bigint) + r * 8192n * eb, 1024, 8192]);
+      assert.deepEqual(s.grid, [silu.grid[0], 1024, 1]);
+    }
+  }
+  assert.equal(on.length, off.length + 16 * 2, "1 more GEMM and 1 more silu_mul a layer");
+  // 1024 tokens: one chunk, the plan unchanged.
+  assert.deepEqual(planLaunches(env(true), step(1024)), planLaunches(env(false), step(1024)));
 });

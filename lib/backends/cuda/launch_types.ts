@@ -163,6 +163,11 @@ export interface LaunchEnv {
    */
   readonly prefillPdl?: boolean;
   /**
+   * Prefill and mixed steps: a gate_up GEMM whose output only silu_mul reads runs in row chunks (mlpChunkRows), each
+   * followed by its silu_mul while the chunk is in L2 (CudaSessionOptions.prefillMlpChunks).
+   */
+  readonly prefillMlpChunks?: boolean;
+  /**
    * Fused decode steps over a quantized KV cache (FP8 / INT8) that do not run decode_attention_batch2 take one
    * decode_attention_{fp8kv|int8kv} launch per attention (RoPE + quantized KV write + split attention + merge)
    * instead of rope_kv_write_* + paged_attention_decode_* + reduce.

@@ -268,6 +268,8 @@ export class CudaSession implements SessionBackend {
   readonly gemvXPre: boolean;
   /** CudaSessionOptions.prefillPdl. */
   readonly prefillPdl: boolean;
+  /** CudaSessionOptions.prefillMlpChunks. */
+  readonly prefillMlpChunks: boolean;
   /** CudaSessionOptions.quantGemvFast. */
   readonly quantGemvFast: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
@@ -392,6 +394,7 @@ export class CudaSession implements SessionBackend {
     this.eagerBucketGemm = f.eagerBucketGemm;
     this.#launchCache = f.prefillPlanCache ? new LaunchCache(LAUNCH_CACHE_LISTS) : null;
     this.gemmResidual = f.gemmResidual;
+    this.prefillMlpChunks = f.prefillMlpChunks;
     this.gemvXPre = f.gemvXPre;
     this.quantGemvFast = f.quantGemvFast;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
@@ -632,6 +635,7 @@ export class CudaSession implements SessionBackend {
       gemmResidual: this.gemmResidual,
       ...(this.gemvXPre ? { gemvXPre: true } : {}),
       prefillPdl: this.prefillPdl,
+      ...(this.prefillMlpChunks ? { prefillMlpChunks: true } : {}),
       quantGemm: this.quantGemm,
       decodeCounters: this.#decodeCounters.ptr,
       ...(this.quantTailNorm ? { quantTailNorm: true, quantNormScratch: this.#decodeCounters.ptr + BigInt(this.#normScratchOffset) } : {}),

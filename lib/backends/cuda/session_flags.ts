@@ -362,6 +362,13 @@ export const CUDA_FLAGS = {
    * eager GEMM at M 12 (1B shapes) 0.0103–0.0209 → 0.0114–0.0213 ms. Graph steps are unchanged. @default true (session 15)
    */
   eagerBucketGemm: { env: "LLMRT_EAGER_BUCKET_GEMM", default: true },
+  /**
+   * Prefill and mixed steps: a gate_up GEMM of more rows than fit 32 MiB of output runs in row chunks of at least 1024
+   * (launch_plan.ts mlpChunkRows; llama-3.2-1b at 2048 tokens: 2 chunks), each followed by its silu_mul, so the SiLU·mul
+   * reads the chunk from L2 rather than HBM. Batch-invariant sessions: each chunk on its M bucket's algorithm, the same
+   * bits. (Session 11's 512-row chunks: +0.5 ms of TTFT.) @default false
+   */
+  prefillMlpChunks: { env: "LLMRT_PREFILL_MLP_CHUNKS", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
