@@ -1166,7 +1166,8 @@ export class CublasLtGemm {
    * A tuning aid (bench/prefill_gemm_algos.ts), not used by the engine: every cuBLASLt algorithm on the table for one
    * bf16 linear `D[m, n] = A[m, k] · Bᵀ` (B stored [n, k]) — the heuristic's first `heuristicCount` candidates (split-K
    * ones included), the split-K variants of its first 4 non-split ones, and with `variants` each heuristic algorithm id
-   * re-configured over its tile ids × stage ids × cluster shapes (those cublasLtMatmulAlgoCheck accepts) — each timed on
+   * re-configured over its tile ids × the heuristic's stage ids for it × cluster shapes 0–24 (those cublasLtMatmulAlgoCheck
+   * accepts) — each timed on
    * the call's buffers (warm, as #timeCandidates times), the fastest `checkFastest` also checked bitwise against the
    * batch-invariant reference algorithm (the heuristic's first non-split-K pick for `invariantRefM` rows) on 256 random
    * rows. Synchronizes the stream. Rows fastest first.
@@ -1224,9 +1225,11 @@ export class CublasLtGemm {
         const u32 = new Uint32Array(1), u16 = new Uint16Array(1);
         for (const algo0 of ids.values()) {
           const own = surveyConfig(algo0);
-          const tiles = capIds(algo0, LT.ALGO_CAP_TILE_IDS), stages = capIds(algo0, LT.ALGO_CAP_STAGES_IDS);
+          const tiles = capIds(algo0, LT.ALGO_CAP_TILE_IDS);
+          // Stage ids: those the heuristic paired with this algorithm id (a full stage sweep multiplies the checks ~40x).
+          const stages = new Set(heur.map((c) => surveyConfig(c.algo)).filter((x) => x.id === own.id).map((x) => x.stages));
           for (const tile of tiles.length ? tiles : [own.tile]) {
-            for (const stage of new Set([own.stages, ...stages])) {
+            for (const stage of stages) {
               for (let cluster = 0; cluster <= 24; cluster++) {
                 const algo = algo0.slice();
                 u32[0] = tile;

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Session 16, issue 16 (helper prefill), round 1 (budget 150 s): llama-3.2-1b's 2048-token TTFT.
+#   algos — bench/prefill_gemm_algos.ts: every cuBLASLt algorithm for qkv 2048x3072x2048 and o_proj 2048x2048x2048
+#           (heuristic incl. split-K, split-K variants, each heuristic algorithm id over its tile / stage / cluster ids),
+#           timed warm on random operands, the 40 fastest checked bitwise against the batch-invariant reference (M 256
+#           pick); beside the engine's choice (bucketed + tuned 32) and the heuristic's; then gate_up at M 1024 / 2048 and
+#           down at 2048 (heuristic + split-K only) for the chunking question.
+#   ttft  — TTFT 128 / 2048, one process, sessions taking turns (median of 11): default / chunks (prefillMlpChunks, new:
+#           gate_up + silu_mul by 1024-row chunks) / default again; logits vs default (bitwise expected), 1 re-run;
+#           eager profiles of default and chunks (profileEagerStep now keeps the GPU busy while enqueuing: the
+#           embedding's real time).
+#   test  — tests/gpu/prefill_mlp_chunks.test.ts (chunks vs default bitwise at 2048 tokens, small random Llama).
+set -uo pipefail
+# shellcheck disable=SC1091
+source tools/gpu/jobs_lib.sh
+stamp "cuBLASLt survey: qkv / o_proj at M 2048 with re-configured variants"
+LLMRT_BENCH_JSON=$OUT/algos_qo.json timeout 45 bun bench/prefill_gemm_algos.ts --shapes qkv,o_proj --ms 2048 --variants --top 14 \
+  > "$OUT/algos_qo.log" 2>&1
+echo "rc $?"
+grep -E "^==|#[0-9] |REF|same-rows|split|rror" "$OUT/algos_qo.log" | cut -c1-190 | head -60
+left=$((140 - (SECONDS - _t0)))
+stamp "1b TTFT 128 / 2048: default / chunks / default ($left s left)"
+LLMRT_BENCH_JSON=$OUT/ttft_1b.json timeout 45 bun bench/prefill_ttft.ts --model "$M1" --prompt-lens 128,2048 --reps 11 \
+  --variants default,chunks,default --check-runs 1 --profile default,chunks > "$OUT/ttft_1b.log" 2>&1
+echo "rc $?"
+grep -E "prompt (128|2048): [a-z0-9+]+ +TTFT|runs|differ|SUMMARY|rror|^profile|embedding|silu_mul|gemm (2048|1024)x16384" "$OUT/ttft_1b.log" | cut -c1-190
+left=$((140 - (SECONDS - _t0)))
+stamp "GPU test prefill_mlp_chunks ($left s left)"
+[ "$left" -gt 10 ] && timeout $((left < 30 ? left : 30)) bun test --timeout 600000 tests/gpu/prefill_mlp_chunks.test.ts > "$OUT/chunks_test.log" 2>&1
+grep -E "^\(pass|^\(fail|differs|element|^ *[0-9]+ (pass|fail|skip)$|rror" "$OUT/chunks_test.log" | cut -c1-200 | head -8
+left=$((140 - (SECONDS - _t0)))
+stamp "cuBLASLt survey: gate_up at M 1024 / 2048, down at 2048 ($left s left)"
+[ "$left" -gt 8 ] && LLMRT_BENCH_JSON=$OUT/algos_mlp.json timeout "$left" bun bench/prefill_gemm_algos.ts --shapes gate_up,down \
+  --ms 1024,2048 --top 4 --max-timed 40 > "$OUT/algos_mlp.log" 2>&1
+grep -E "^==|#[0-9] |REF|rror" "$OUT/algos_mlp.log" | cut -c1-190 | head -30
+stamp done
