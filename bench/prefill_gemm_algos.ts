@@ -4,8 +4,8 @@
  * heuristic algorithm id re-configured over its tile / stage / cluster ids (CublasLtGemm.surveyAlgorithms) — timed
  * warm on random A and B, the fastest also checked bitwise against the batch-invariant reference algorithm (the pick
  * for INVARIANT_REF_M rows: a bucket may only use an algorithm that rounds rows as it does). Beside them, in the same
- * process: the engine's choice (batch-invariant, bucketed, tuned over 32 candidates: the session defaults) and the
- * heuristic's first pick for M.
+ * process: the engine's choice (batch-invariant, bucketed, tuned over 32 candidates: the session defaults), the same with
+ * GemmOptions.tuneVariants (gemmTuneVariants) and the heuristic's first pick for M.
  *
  *   bun bench/prefill_gemm_algos.ts [--shapes qkv,o_proj] [--ms 2048] [--top 12] [--variants] [--max-timed 400]
  *
@@ -88,6 +88,8 @@ function time(g: CublasLtGemm, m: number, n: number, k: number): number {
 const tf = (m: number, n: number, k: number, ms: number): number => (2 * m * n * k) / (ms * 1e-3) / 1e12;
 
 const engine = new CublasLtGemm(dev, { batchInvariant: true, tune: true, tuneCandidates: 32, timingCacheDir: null });
+// gemmTuneVariants: the same bucket tuning over re-configured algorithms too (each bitwise-checked against the reference).
+const engineV = new CublasLtGemm(dev, { batchInvariant: true, tune: true, tuneCandidates: 32, tuneVariants: true, timingCacheDir: null });
 const heuristic = new CublasLtGemm(dev, {});
 const survey = new CublasLtGemm(dev, {});
 console.log(`GPU ${dev.name}; cuBLASLt ${CublasLtGemm.version()}; reference M ${INVARIANT_REF_M}; A and B random bf16`);
@@ -100,6 +102,7 @@ for (const name of shapes) {
   const [n, k] = SHAPES[name];
   for (const m of Ms) {
     const eMs = time(engine, m, n, k), hMs = time(heuristic, m, n, k);
+    const vMs = time(engineV, m, n, k);
     const t0 = performance.now();
     const rows = survey.surveyAlgorithms({ m, n, k, a: A, b: B, d: D, stream }, {
       variants: !!values.variants,
@@ -111,7 +114,9 @@ for (const name of shapes) {
     console.log(
       `== ${name} ${m}x${n}x${k}: engine (invariant, bucketed, tuned 32) ${(eMs * 1e3).toFixed(1)} / ${(eMs2 * 1e3).toFixed(1)} us = ${
         tf(m, n, k, Math.min(eMs, eMs2)).toFixed(0)
-      } TFLOP/s; heuristic ${(hMs * 1e3).toFixed(1)} us = ${tf(m, n, k, hMs).toFixed(0)}; ${rows.length} algorithms timed in ${surveyS.toFixed(1)} s`,
+      } TFLOP/s; engine + tuneVariants ${(vMs * 1e3).toFixed(1)} us = ${tf(m, n, k, vMs).toFixed(0)}; heuristic ${(hMs * 1e3).toFixed(1)} us = ${
+        tf(m, n, k, hMs).toFixed(0)
+      }; ${rows.length} algorithms timed in ${surveyS.toFixed(1)} s`,
     );
     rows.slice(0, top).forEach((r, i) => console.log(`  #${i} ${fmt(r, m, n, k)}`));
     const same = rows.filter((r) => r.sameRowsAsRef === true).slice(0, 5);
@@ -122,10 +127,12 @@ for (const name of shapes) {
     for (const r of split) console.log(`    ${fmt(r, m, n, k)}`);
     const ref = rows.find((r) => r.isRef);
     if (ref) console.log(`  reference: ${fmt(ref, m, n, k)}`);
-    out.push({ name, m, n, k, engineMs: [eMs, eMs2], heuristicMs: hMs, rows });
+    out.push({ name, m, n, k, engineMs: [eMs, eMs2], engineVariantsMs: vMs, heuristicMs: hMs, rows });
   }
 }
+console.log(`engine + tuneVariants: ${engineV.invariantBucketStats.verified} bucket algorithms verified, ${engineV.invariantBucketStats.rejected} rejected`);
 engine.dispose();
+engineV.dispose();
 heuristic.dispose();
 survey.dispose();
 if (process.env.LLMRT_BENCH_JSON) fs.writeFileSync(process.env.LLMRT_BENCH_JSON, JSON.stringify({ gpu: dev.name, out }, null, 1));

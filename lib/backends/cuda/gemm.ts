@@ -122,6 +122,13 @@ export interface GemmOptions {
    */
   readonly tuneCandidates?: number;
   /**
+   * Batch-invariant tuning: the bucket's candidates also include each heuristic algorithm id re-configured over its tile
+   * ids × the heuristic's stage ids for it × cluster shapes (those cublasLtMatmulAlgoCheck accepts for the bucket, at most
+   * TUNE_VARIANTS_MAX; own timing-cache entries). Each still has to round rows as the reference algorithm does (the same
+   * bitwise check), so batch invariance holds as before. @default false
+   */
+  readonly tuneVariants?: boolean;
+  /**
    * Tuning of calls that are not batch-invariant (decode steps of more than 8 sequences): time the heuristic's first
    * COLD_CANDIDATES candidates (not TUNE_CANDIDATES) with B read from copies that together exceed the L2 cache, as a
    * decode step reads each layer's weight once from DRAM; otherwise a weight of a few MB is timed from L2 after its
@@ -228,6 +235,10 @@ function capIds(algo: Uint8Array, attr: number): number[] {
 
 /** Heuristic candidates considered when tuning. */
 const TUNE_CANDIDATES = 8;
+/** Re-configured candidates added to a bucket's tuning at most (GemmOptions.tuneVariants). */
+const TUNE_VARIANTS_MAX = 192;
+/** Cluster shape ids tried by re-configuration (cublasLtClusterShape_t: 0 auto, then 1x1x1, 2x1x1, …). */
+const CLUSTER_IDS_MAX = 24;
 /** Heuristic candidates considered by cold tuning (GemmOptions.tuneCold). */
 const COLD_CANDIDATES = 32;
 /** Split-K slice counts tried per candidate (GemmOptions.tuneSplitK). */
@@ -359,6 +370,7 @@ export class CublasLtGemm {
   readonly #tuneCold: boolean;
   readonly #tuneSplitK: boolean;
   readonly #tuneCandidates: number;
+  readonly #tuneVariants: boolean;
   readonly batchInvariant: boolean;
   readonly #refM: number;
   readonly #buckets: boolean;
@@ -391,6 +403,7 @@ export class CublasLtGemm {
     this.#tuneCold = options.tuneCold ?? false;
     this.#tuneSplitK = options.tuneSplitK ?? false;
     this.#tuneCandidates = options.tuneCandidates ?? TUNE_CANDIDATES;
+    this.#tuneVariants = options.tuneVariants ?? false;
     positiveInt("tuneCandidates", this.#tuneCandidates);
     this.#refM = options.invariantRefM ?? INVARIANT_REF_M;
     this.#buckets = options.invariantBuckets ?? true;
@@ -615,7 +628,7 @@ export class CublasLtGemm {
     io: { a: bigint; b: bigint; d: bigint; stream: Stream | null },
     ok: (algo: Uint8Array) => boolean,
   ): Uint8Array | null {
-    const memo = `${pinKey}@tune${bucket}${this.#tuneCandidates === TUNE_CANDIDATES ? "" : `c${this.#tuneCandidates}`}`;
+    const memo = `${pinKey}@tune${bucket}${this.#tuneCandidates === TUNE_CANDIDATES ? "" : `c${this.#tuneCandidates}`}${this.#tuneVariants ? "v" : ""}`;
     const known = this.#tuned.get(memo);
     if (known !== undefined) return known;
     const lt = cublasLt();
@@ -628,8 +641,10 @@ export class CublasLtGemm {
       checkCublas(lt.cublasLtMatrixLayoutCreate(cell, outT, n, bucket, n), "cublasLtMatrixLayoutCreate", `${n}x${bucket}`);
       layouts.push(cell[0]);
       const [lb, ld] = layouts;
-      const cands = this.#heuristic(desc, layoutA, lb, ld, Math.max(INVARIANT_CANDIDATES, 2 * this.#tuneCandidates), `${what} (tuning m=${bucket})`)
-        .filter((c) => this.#isNonSplit(c.algo)).slice(0, this.#tuneCandidates);
+      const heur = this.#heuristic(desc, layoutA, lb, ld, Math.max(INVARIANT_CANDIDATES, 2 * this.#tuneCandidates), `${what} (tuning m=${bucket})`)
+        .filter((c) => this.#isNonSplit(c.algo));
+      const cands = heur.slice(0, this.#tuneCandidates);
+      if (this.#tuneVariants) cands.push(...this.#reconfigured(desc, layoutA, lb, ld, heur, cands).slice(0, TUNE_VARIANTS_MAX));
       const cached = this.#cachedPick(memo);
       if (cached !== undefined && cached < cands.length && ok(cands[cached].algo)) {
         chosen = cands[cached].algo;
@@ -1142,6 +1157,55 @@ export class CublasLtGemm {
     return out;
   }
 
+  /**
+   * Re-configurations of the heuristic's non-split-K algorithm ids (`heur`) for this problem, not already in `have`: each
+   * id's first candidate over its tile ids (cublasLtMatmulAlgoCapGetAttribute) × the stage ids the heuristic paired with
+   * that id × cluster shape ids 0…CLUSTER_IDS_MAX, those cublasLtMatmulAlgoCheck accepts within the workspace, in that
+   * order (deterministic for a given cuBLASLt, device and problem: tuning indices stay valid in the timing cache).
+   */
+  #reconfigured(
+    desc: bigint,
+    layoutA: bigint,
+    layoutB: bigint,
+    layoutD: bigint,
+    heur: readonly { algo: Uint8Array; ws: number }[],
+    have: readonly { algo: Uint8Array }[],
+  ): { algo: Uint8Array; ws: number }[] {
+    const lt = cublasLt();
+    const seen = new Set(have.map((c) => c.algo.join(",")));
+    const out: { algo: Uint8Array; ws: number }[] = [];
+    const configs = heur.map((c) => ({ c, cfg: surveyConfig(c.algo) }));
+    const ids = new Map<number, Uint8Array>();
+    for (const { c, cfg } of configs) if (!ids.has(cfg.id) && this.#isNonSplit(c.algo)) ids.set(cfg.id, c.algo);
+    const u32 = new Uint32Array(1), u16 = new Uint16Array(1);
+    for (const [id, algo0] of ids) {
+      const tiles = capIds(algo0, LT.ALGO_CAP_TILE_IDS);
+      // Stage ids: those the heuristic paired with this algorithm id (a full stage sweep multiplies the checks ~40x).
+      const stages = new Set(configs.filter((x) => x.cfg.id === id).map((x) => x.cfg.stages));
+      for (const tile of tiles.length ? tiles : [surveyConfig(algo0).tile]) {
+        for (const stage of stages) {
+          for (let cluster = 0; cluster <= CLUSTER_IDS_MAX; cluster++) {
+            const algo = algo0.slice();
+            u32[0] = tile;
+            if (lt.cublasLtMatmulAlgoConfigSetAttribute(algo, LT.ALGO_CONFIG_TILE_ID, u32, 4) !== 0) continue;
+            u32[0] = stage;
+            if (lt.cublasLtMatmulAlgoConfigSetAttribute(algo, LT.ALGO_CONFIG_STAGES_ID, u32, 4) !== 0) continue;
+            u16[0] = cluster;
+            if (lt.cublasLtMatmulAlgoConfigSetAttribute(algo, LT.ALGO_CONFIG_CLUSTER_SHAPE_ID, u16, 2) !== 0) continue;
+            const key = algo.join(",");
+            if (seen.has(key)) continue;
+            seen.add(key);
+            const check = new Uint8Array(LT.HEURISTIC_RESULT_BYTES);
+            if (lt.cublasLtMatmulAlgoCheck(this.#handle, desc, layoutA, layoutB, layoutD, layoutD, algo, check) !== 0) continue;
+            const ws = Number(new DataView(check.buffer).getBigUint64(LT.HEURISTIC_WORKSPACE_OFFSET, true));
+            if (ws <= this.workspace.byteLength) out.push({ algo, ws });
+          }
+        }
+      }
+    }
+    return out;
+  }
+
   /** An algorithm's split-K reduction scheme (0: none; LT_REDUCTION_INPLACE: in the output buffer); -1 when unreadable. */
   #reductionScheme(algo: Uint8Array): number {
     const v = new Uint32Array(1);
@@ -1216,37 +1280,7 @@ export class CublasLtGemm {
       };
       heur.forEach((c, i) => add(c, i));
       for (const c of this.#splitVariants(desc, layoutA, layoutB, layoutD, heur.filter((c) => this.#isNonSplit(c.algo)).slice(0, 4))) add(c, -1);
-      if (opts.variants) {
-        const ids = new Map<number, Uint8Array>();
-        for (const c of heur) {
-          const id = surveyConfig(c.algo).id;
-          if (!ids.has(id) && this.#isNonSplit(c.algo)) ids.set(id, c.algo);
-        }
-        const u32 = new Uint32Array(1), u16 = new Uint16Array(1);
-        for (const algo0 of ids.values()) {
-          const own = surveyConfig(algo0);
-          const tiles = capIds(algo0, LT.ALGO_CAP_TILE_IDS);
-          // Stage ids: those the heuristic paired with this algorithm id (a full stage sweep multiplies the checks ~40x).
-          const stages = new Set(heur.map((c) => surveyConfig(c.algo)).filter((x) => x.id === own.id).map((x) => x.stages));
-          for (const tile of tiles.length ? tiles : [own.tile]) {
-            for (const stage of stages) {
-              for (let cluster = 0; cluster <= 24; cluster++) {
-                const algo = algo0.slice();
-                u32[0] = tile;
-                if (lt.cublasLtMatmulAlgoConfigSetAttribute(algo, LT.ALGO_CONFIG_TILE_ID, u32, 4) !== 0) continue;
-                u32[0] = stage;
-                if (lt.cublasLtMatmulAlgoConfigSetAttribute(algo, LT.ALGO_CONFIG_STAGES_ID, u32, 4) !== 0) continue;
-                u16[0] = cluster;
-                if (lt.cublasLtMatmulAlgoConfigSetAttribute(algo, LT.ALGO_CONFIG_CLUSTER_SHAPE_ID, u16, 2) !== 0) continue;
-                const check = new Uint8Array(LT.HEURISTIC_RESULT_BYTES);
-                if (lt.cublasLtMatmulAlgoCheck(this.#handle, desc, layoutA, layoutB, layoutD, layoutD, algo, check) !== 0) continue;
-                const ws = Number(new DataView(check.buffer).getBigUint64(LT.HEURISTIC_WORKSPACE_OFFSET, true));
-                if (ws <= this.workspace.byteLength) add({ algo, ws }, -2);
-              }
-            }
-          }
-        }
-      }
+      if (opts.variants) { for (const c of this.#reconfigured(desc, layoutA, layoutB, layoutD, heur, cands)) add(c, -2); }
       const timed = cands.slice(0, opts.maxTimed ?? 400);
       const stream = args.stream ?? null;
       const times = this.#timeCandidatesMs(desc, layoutA, layoutB, layoutD, timed, { a, b, d, stream });

@@ -429,6 +429,7 @@ export class CudaSession implements SessionBackend {
       this.#gemm = new CublasLtGemm(d, {
         tune: f.gemmTune,
         ...(f.gemmTuneWide ? { tuneCandidates: 32 } : {}),
+        ...(f.gemmTuneVariants ? { tuneVariants: true } : {}),
         batchInvariant: this.batchInvariant,
         invariantFp8Buckets: f.fp8InvariantBuckets,
       });

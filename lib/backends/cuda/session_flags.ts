@@ -160,6 +160,13 @@ export const CUDA_FLAGS = {
    */
   gemmTuneWide: { env: "LLMRT_GEMM_TUNE_WIDE", default: true },
   /**
+   * Tuned batch-invariant GEMMs (gemmTune) of buckets of 512 rows or more also time each heuristic algorithm id
+   * re-configured over its tile ids × cluster shapes (GemmOptions.tuneVariants; up to 192 more candidates a shape and
+   * bucket, timed once, kept in the timing cache); each still has to round rows as the 256-row algorithm does (the same
+   * bitwise check), so batch invariance holds as before. @default false
+   */
+  gemmTuneVariants: { env: "LLMRT_GEMM_TUNE_VARIANTS", default: false },
+  /**
    * With `batchAttention2`: decode steps of at least BATCH2_WIDE_MIN_ROWS sequences over a bf16 cache at head dim 128
    * run decode_attention_batch2w (batch2's 2 warps with 1 cp.async stage each and registers capped for 8 blocks per
    * SM: more blocks in flight; the same keys per warp, sums and merge, so the same bits) (H200 session 10: one 8B layer at
