@@ -217,7 +217,7 @@ function surveyConfig(algo: Uint8Array): Omit<GemmAlgoSurveyRow, "heuristicRank"
     reduction: get(LT.ALGO_CONFIG_REDUCTION_SCHEME, 4),
     swizzle: get(LT.ALGO_CONFIG_CTA_SWIZZLING, 4),
     custom: get(LT.ALGO_CONFIG_CUSTOM_OPTION, 4),
-    cluster: get(LT.ALGO_CONFIG_CLUSTER_SHAPE_ID, 2),
+    cluster: Math.max(get(LT.ALGO_CONFIG_CLUSTER_SHAPE_ID, 2), get(LT.ALGO_CONFIG_CLUSTER_SHAPE_ID, 4)),
   };
 }
 
@@ -1190,8 +1190,13 @@ export class CublasLtGemm {
             if (lt.cublasLtMatmulAlgoConfigSetAttribute(algo, LT.ALGO_CONFIG_TILE_ID, u32, 4) !== 0) continue;
             u32[0] = stage;
             if (lt.cublasLtMatmulAlgoConfigSetAttribute(algo, LT.ALGO_CONFIG_STAGES_ID, u32, 4) !== 0) continue;
+            // uint16_t in cuBLASLt 12 / 13's header; a 4-byte attribute is tried where the 2-byte one is refused.
             u16[0] = cluster;
-            if (lt.cublasLtMatmulAlgoConfigSetAttribute(algo, LT.ALGO_CONFIG_CLUSTER_SHAPE_ID, u16, 2) !== 0) continue;
+            u32[0] = cluster;
+            if (
+              lt.cublasLtMatmulAlgoConfigSetAttribute(algo, LT.ALGO_CONFIG_CLUSTER_SHAPE_ID, u16, 2) !== 0 &&
+              lt.cublasLtMatmulAlgoConfigSetAttribute(algo, LT.ALGO_CONFIG_CLUSTER_SHAPE_ID, u32, 4) !== 0
+            ) continue;
             const key = algo.join(",");
             if (seen.has(key)) continue;
             seen.add(key);
