@@ -32,6 +32,7 @@ const SHAPES: Record<string, [number, number]> = {
   qkv: [3072, 2048],
   o_proj: [2048, 2048],
   gate_up: [16384, 2048],
+  gate_up_col: [4096, 2048], // prefillMlpColChunks: a column chunk's gate or up GEMM
   down: [2048, 8192],
   qkv8b: [6144, 4096],
   o_proj8b: [4096, 4096],

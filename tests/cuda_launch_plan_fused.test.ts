@@ -15,6 +15,7 @@ import {
   type Launch,
   type LaunchEnv,
   mlpChunkRows,
+  mlpColChunks,
   planLaunches,
   type StepShape,
 } from "../lib/backends/cuda/launch_plan.ts";
@@ -545,4 +546,42 @@ test("prefillMlpChunks: the gate_up GEMM's row chunks (1024 rows) tile the one G
   assert.equal(on.length, off.length + 16 * 2, "1 more GEMM and 1 more silu_mul a layer");
   // 1024 tokens: one chunk, the plan unchanged.
   assert.deepEqual(planLaunches(env(true), step(1024)), planLaunches(env(false), step(1024)));
+});
+
+test("prefillMlpColChunks: per column chunk a gate and an up GEMM of the weight's rows, then silu_mul_split into the chunk's columns; any rows", () => {
+  const plan = bareLlamaPlan(LLAMA_3_2_1B_CONFIG);
+  const env = (on: boolean): LaunchEnv => ({ ...planEnv(plan, true), gemmResidual: true, prefillPdl: true, ...(on ? { prefillMlpColChunks: true } : {}) });
+  const step = (T: number): StepShape => ({ numTokens: T, numSeqs: 1, numRows: 1, attention: { kind: "prefill" }, sample: true });
+  assert.equal(mlpColChunks(8192), 2);
+  assert.equal(mlpColChunks(14336), 4);
+  assert.equal(mlpColChunks(4096), 1);
+  for (const T of [2048, 17]) {
+    const on = planLaunches(env(true), step(T)), off = planLaunches(env(false), step(T));
+    const isGateUp = (l: Launch): l is GemmLaunch => l.kind === "gemm" && l.n === 16384;
+    const one = off.filter(isGateUp);
+    assert.equal(one.length, 16);
+    assert.equal(on.filter(isGateUp).length, 0);
+    assert.equal(on.length, off.length + 16 * 4, "3 more GEMMs and 1 more SiLU·mul a layer");
+    for (const g of one) {
+      const silu = off.find((x): x is KernelLaunch => x.kind === "kernel" && x.kernel === "silu_mul_bf16" && x.op === g.op + 1)!;
+      const j = on.findIndex((x) => x.kind === "gemm" && x.op === g.op);
+      const up = g.d + BigInt(T * 4096 * 2);
+      for (let c = 0; c < 2; c++) {
+        const [gg, gu, sm] = on.slice(j + 3 * c, j + 3 * c + 3) as [GemmLaunch, GemmLaunch, KernelLaunch];
+        assert.deepEqual({ ...gg, n: 0, b: 0n }, { ...g, n: 0, b: 0n }, "gate chunk: the same GEMM but n and b");
+        assert.equal(gg.n, 4096);
+        assert.equal(gg.b, g.b + BigInt(c * 4096 * 2048 * 2));
+        assert.deepEqual({ ...gu, n: 0, b: 0n, d: 0n }, { ...g, n: 0, b: 0n, d: 0n });
+        assert.equal(gu.b, g.b + BigInt((8192 + c * 4096) * 2048 * 2));
+        assert.equal(gu.d, up);
+        assert.equal(sm.kernel, "silu_mul_split_bf16");
+        assert.equal(sm.pdl, true, "prefillPdl: the SiLU·mul waits in code");
+        assert.deepEqual(sm.args, [g.d, up, (silu.args[1] as bigint) + BigInt(c * 4096 * 2), T, 4096, 4096, 8192]);
+        assert.deepEqual(sm.grid, [2, T, 1]);
+      }
+    }
+  }
+  // Decode steps keep the one GEMM.
+  const dec: StepShape = { numTokens: 16, numSeqs: 16, numRows: 16, attention: { kind: "decode", numSplits: 64, splitSize: 2048 }, sample: true };
+  assert.deepEqual(planLaunches(env(true), dec), planLaunches(env(false), dec));
 });

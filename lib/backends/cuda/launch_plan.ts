@@ -257,6 +257,24 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
             !nq.has(i + 1) && onlyReader(plan.ops, op.out, i + 1)
           ? mlpChunkRows(g.m, g.n, 16 / V)
           : 0;
+        const cols = env.prefillMlpColChunks && !chunk && shape.attention.kind !== "decode" && !env.lora && last === first && g?.kind === "gemm" &&
+            g.dtype === "bf16" && g.outDtype === "bf16" && elem === "bf16" && g.bias === null && g.c === undefined && next?.type === "silu_mul" &&
+            next.gateUp === op.out && g.n === 2 * next.width && !fq.has(i + 1) && !nq.has(i + 1) && onlyReader(plan.ops, op.out, i + 1)
+          ? mlpColChunks(next.width)
+          : 0;
+        if (cols > 1 && next?.type === "silu_mul" && g.kind === "gemm") {
+          // Column chunks (prefillMlpColChunks): per chunk the gate rows' and the up rows' GEMMs (the weight read once in
+          // all) into the head of the gate_up buffer, then their silu_mul into the chunk's columns of the output, while
+          // the chunk is in L2. The chunk count depends on the width alone, so every step's rows take the same GEMMs.
+          out.pop();
+          const w = next.width, wc = w / cols, eb = 2n, silu = buf(next.out), up = g.d + BigInt(g.m * wc) * eb;
+          for (let c = 0; c < cols; c++) {
+            out.push({ ...g, n: wc, b: g.b + BigInt(c * wc * g.k) * eb, d: g.d });
+            out.push({ ...g, n: wc, b: g.b + BigInt((w + c * wc) * g.k) * eb, d: up });
+            k(i + 1, "silu_mul_split_bf16", [cdiv(wc, 256 * V), g.m, 1], 256, [g.d, up, silu + BigInt(c * wc) * eb, g.m, wc, wc, w]);
+          }
+          siluChunked = i + 1;
+        }
         if (chunk > 0 && next?.type === "silu_mul" && g.kind === "gemm") {
           // Row chunks of the gate_up GEMM, each followed by its silu_mul while the chunk's output is still in L2. Each
           // chunk's GEMM takes its M bucket's batch-invariant algorithm: every row the same bits as in one GEMM.
@@ -395,6 +413,19 @@ const MLP_CHUNK_BYTES = 32 << 20, MLP_CHUNK_MIN_ROWS = 1024;
 export function mlpChunkRows(rows: number, n: number, elemBytes: number): number {
   const per = Math.max(MLP_CHUNK_MIN_ROWS, Math.floor(MLP_CHUNK_BYTES / (n * elemBytes) / 256) * 256);
   return per < rows ? per : 0;
+}
+
+/** prefillMlpColChunks: the widest column chunk of a SiLU·mul (gate and up outputs 2 × 16 MiB at 2048 rows). */
+const MLP_COL_CHUNK_MAX = 4096;
+
+/**
+ * Column chunks of a SiLU·mul of `width` features under prefillMlpColChunks: the fewest chunks of at most
+ * MLP_COL_CHUNK_MAX features that split the width into equal multiples of 8 (llama-3.2-1b 8192: 2; llama-3.1-8b 14336: 4);
+ * 1 where the width needs no split or none divides it. Independent of the step's rows (batch invariance).
+ */
+export function mlpColChunks(width: number): number {
+  for (let c = 1; c <= 64; c++) if (width % (8 * c) === 0 && width / c <= MLP_COL_CHUNK_MAX) return c;
+  return 1;
 }
 
 /** Whether op `reader` is the only op that reads activation `name` (gemmResidual: the linear's output is not kept). */

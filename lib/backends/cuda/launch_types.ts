@@ -168,6 +168,12 @@ export interface LaunchEnv {
    */
   readonly prefillMlpChunks?: boolean;
   /**
+   * Prefill and mixed steps: a bf16 gate_up GEMM whose output only silu_mul reads runs as column chunks (mlpColChunks:
+   * per chunk a GEMM of its gate rows and one of its up rows, then silu_mul_split_bf16 into the chunk's output columns)
+   * (CudaSessionOptions.prefillMlpColChunks).
+   */
+  readonly prefillMlpColChunks?: boolean;
+  /**
    * Fused decode steps over a quantized KV cache (FP8 / INT8) that do not run decode_attention_batch2 take one
    * decode_attention_{fp8kv|int8kv} launch per attention (RoPE + quantized KV write + split attention + merge)
    * instead of rope_kv_write_* + paged_attention_decode_* + reduce.

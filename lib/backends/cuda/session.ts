@@ -270,6 +270,8 @@ export class CudaSession implements SessionBackend {
   readonly prefillPdl: boolean;
   /** CudaSessionOptions.prefillMlpChunks. */
   readonly prefillMlpChunks: boolean;
+  /** CudaSessionOptions.prefillMlpColChunks. */
+  readonly prefillMlpColChunks: boolean;
   /** CudaSessionOptions.quantGemvFast. */
   readonly quantGemvFast: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
@@ -395,6 +397,7 @@ export class CudaSession implements SessionBackend {
     this.#launchCache = f.prefillPlanCache ? new LaunchCache(LAUNCH_CACHE_LISTS) : null;
     this.gemmResidual = f.gemmResidual;
     this.prefillMlpChunks = f.prefillMlpChunks;
+    this.prefillMlpColChunks = f.prefillMlpColChunks;
     this.gemvXPre = f.gemvXPre;
     this.quantGemvFast = f.quantGemvFast;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
@@ -637,6 +640,7 @@ export class CudaSession implements SessionBackend {
       ...(this.gemvXPre ? { gemvXPre: true } : {}),
       prefillPdl: this.prefillPdl,
       ...(this.prefillMlpChunks ? { prefillMlpChunks: true } : {}),
+      ...(this.prefillMlpColChunks ? { prefillMlpColChunks: true } : {}),
       quantGemm: this.quantGemm,
       decodeCounters: this.#decodeCounters.ptr,
       ...(this.quantTailNorm ? { quantTailNorm: true, quantNormScratch: this.#decodeCounters.ptr + BigInt(this.#normScratchOffset) } : {}),
