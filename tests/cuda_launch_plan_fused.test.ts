@@ -548,14 +548,15 @@ test("prefillMlpChunks: the gate_up GEMM's row chunks (1024 rows) tile the one G
   assert.deepEqual(planLaunches(env(true), step(1024)), planLaunches(env(false), step(1024)));
 });
 
-test("prefillMlpColChunks: per column chunk a gate and an up GEMM of the weight's rows, then silu_mul_split into the chunk's columns; any rows", () => {
+test("prefillMlpColChunks: per column chunk a gate and an up GEMM of the weight's rows (refN: the whole width), then silu_mul_split into the chunk's columns", () => {
   const plan = bareLlamaPlan(LLAMA_3_2_1B_CONFIG);
   const env = (on: boolean): LaunchEnv => ({ ...planEnv(plan, true), gemmResidual: true, prefillPdl: true, ...(on ? { prefillMlpColChunks: true } : {}) });
   const step = (T: number): StepShape => ({ numTokens: T, numSeqs: 1, numRows: 1, attention: { kind: "prefill" }, sample: true });
-  assert.equal(mlpColChunks(8192), 2);
-  assert.equal(mlpColChunks(14336), 4);
-  assert.equal(mlpColChunks(4096), 1);
-  for (const T of [2048, 17]) {
+  assert.equal(mlpColChunks(8192, 2048), 2);
+  assert.equal(mlpColChunks(14336, 1024), 4);
+  assert.equal(mlpColChunks(4096, 2048), 1);
+  assert.equal(mlpColChunks(8192, 1023), 1);
+  for (const T of [2048, 1100]) {
     const on = planLaunches(env(true), step(T)), off = planLaunches(env(false), step(T));
     const isGateUp = (l: Launch): l is GemmLaunch => l.kind === "gemm" && l.n === 16384;
     const one = off.filter(isGateUp);
@@ -568,10 +569,12 @@ test("prefillMlpColChunks: per column chunk a gate and an up GEMM of the weight'
       const up = g.d + BigInt(T * 4096 * 2);
       for (let c = 0; c < 2; c++) {
         const [gg, gu, sm] = on.slice(j + 3 * c, j + 3 * c + 3) as [GemmLaunch, GemmLaunch, KernelLaunch];
-        assert.deepEqual({ ...gg, n: 0, b: 0n }, { ...g, n: 0, b: 0n }, "gate chunk: the same GEMM but n and b");
+        assert.deepEqual({ ...gg, n: 0, b: 0n, refN: 0 }, { ...g, n: 0, b: 0n, refN: 0 }, "gate chunk: the same GEMM but n, b and refN");
+        assert.equal(gg.refN, 16384, "rounding as the whole-width GEMM");
+        assert.equal(gu.refN, 16384);
         assert.equal(gg.n, 4096);
         assert.equal(gg.b, g.b + BigInt(c * 4096 * 2048 * 2));
-        assert.deepEqual({ ...gu, n: 0, b: 0n, d: 0n }, { ...g, n: 0, b: 0n, d: 0n });
+        assert.deepEqual({ ...gu, n: 0, b: 0n, d: 0n, refN: 0 }, { ...g, n: 0, b: 0n, d: 0n, refN: 0 });
         assert.equal(gu.b, g.b + BigInt((8192 + c * 4096) * 2048 * 2));
         assert.equal(gu.d, up);
         assert.equal(sm.kernel, "silu_mul_split_bf16");
@@ -581,7 +584,8 @@ test("prefillMlpColChunks: per column chunk a gate and an up GEMM of the weight'
       }
     }
   }
-  // Decode steps keep the one GEMM.
+  // Fewer than 1024 rows and decode steps keep the one GEMM.
+  assert.deepEqual(planLaunches(env(true), step(1023)), planLaunches(env(false), step(1023)));
   const dec: StepShape = { numTokens: 16, numSeqs: 16, numRows: 16, attention: { kind: "decode", numSplits: 64, splitSize: 2048 }, sample: true };
   assert.deepEqual(planLaunches(env(true), dec), planLaunches(env(false), dec));
 });

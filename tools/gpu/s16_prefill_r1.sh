@@ -8,12 +8,14 @@
 #   ttft  — TTFT 128 / 2048, one process, sessions taking turns (median of 11): default / chunks (prefillMlpChunks, new:
 #           gate_up + silu_mul by 1024-row chunks) / tvar (gemmTuneVariants, new: bucket tuning also over re-configured
 #           cuBLASLt algorithms, each bitwise-checked against the reference) / cols (prefillMlpColChunks, new: gate_up as
-#           2 column chunks of a gate and an up GEMM each + silu_mul_split_bf16; not the default's bits) / tvar+cols /
-#           default again; logits vs default (bitwise expected but for cols), 1 re-run; eager profiles of default, chunks,
-#           tvar and cols (profileEagerStep now keeps the GPU busy while enqueuing: the embedding's real time).
-#   tests — tests/gpu/prefill_mlp_chunks.test.ts (chunks vs default bitwise at 2048 tokens, cols within rounding and
-#           batch-invariant, small random Llama), tests/gpu/silu_mul_split.test.ts (silu_mul_bf16's bits) and
-#           tests/gpu/gemm.test.ts's tuneVariants case (rows bitwise equal to the pinned algorithm at M 600…2100).
+#           2 column chunks of a gate and an up GEMM each + silu_mul_split_bf16, the chunk GEMMs held to the whole-width
+#           reference's bits by GemmArgs.refN) / tvar+cols / default again; logits vs default (bitwise expected), 1 re-run;
+#           eager profiles of default, chunks, tvar and cols (profileEagerStep now keeps the GPU busy while enqueuing:
+#           the embedding's real time).
+#   tests — tests/gpu/prefill_mlp_chunks.test.ts (chunks and cols vs default bitwise at 2048 tokens, cols batch-invariant,
+#           small random Llama), tests/gpu/silu_mul_split.test.ts (silu_mul_bf16's bits) and tests/gpu/gemm.test.ts's
+#           tuneVariants case (rows bitwise equal to the pinned algorithm at M 600…2100) and refN case (4096-column blocks
+#           at column offsets 0 / 1 / 3 bitwise equal to the whole-width GEMM's, M 1024…2100).
 set -uo pipefail
 # shellcheck disable=SC1091
 source tools/gpu/jobs_lib.sh
@@ -34,8 +36,8 @@ stamp "GPU tests prefill_mlp_chunks, silu_mul_split, gemm tuneVariants ($left s 
   > "$OUT/chunks_test.log" 2>&1
 grep -E "^\(pass|^\(fail|differs|element|cols vs|^ *[0-9]+ (pass|fail|skip)$|rror" "$OUT/chunks_test.log" | cut -c1-200 | head -10
 left=$((140 - (SECONDS - _t0)))
-[ "$left" -gt 10 ] && timeout $((left < 25 ? left : 25)) bun test --timeout 600000 tests/gpu/gemm.test.ts -t tuneVariants > "$OUT/tvar_test.log" 2>&1
-grep -E "^\(pass|^\(fail|tuneVariants|differ|^ *[0-9]+ (pass|fail|skip)$|rror" "$OUT/tvar_test.log" | cut -c1-200 | head -8
+[ "$left" -gt 10 ] && timeout $((left < 30 ? left : 30)) bun test --timeout 600000 tests/gpu/gemm.test.ts -t "tuneVariants|refN" > "$OUT/tvar_test.log" 2>&1
+grep -E "^\(pass|^\(fail|tuneVariants|refN|differ|^ *[0-9]+ (pass|fail|skip)$|rror" "$OUT/tvar_test.log" | cut -c1-200 | head -12
 left=$((140 - (SECONDS - _t0)))
 stamp "cuBLASLt survey: gate_up at M 1024 / 2048, down at 2048 ($left s left)"
 [ "$left" -gt 8 ] && LLMRT_BENCH_JSON=$OUT/algos_mlp.json timeout "$left" bun bench/prefill_gemm_algos.ts --shapes gate_up,gate_up_col,down \

@@ -260,17 +260,20 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         const cols = env.prefillMlpColChunks && !chunk && shape.attention.kind !== "decode" && !env.lora && last === first && g?.kind === "gemm" &&
             g.dtype === "bf16" && g.outDtype === "bf16" && elem === "bf16" && g.bias === null && g.c === undefined && next?.type === "silu_mul" &&
             next.gateUp === op.out && g.n === 2 * next.width && !fq.has(i + 1) && !nq.has(i + 1) && onlyReader(plan.ops, op.out, i + 1)
-          ? mlpColChunks(next.width)
+          ? mlpColChunks(next.width, g.m)
           : 0;
         if (cols > 1 && next?.type === "silu_mul" && g.kind === "gemm") {
           // Column chunks (prefillMlpColChunks): per chunk the gate rows' and the up rows' GEMMs (the weight read once in
           // all) into the head of the gate_up buffer, then their silu_mul into the chunk's columns of the output, while
-          // the chunk is in L2. The chunk count depends on the width alone, so every step's rows take the same GEMMs.
+          // the chunk is in L2.
           out.pop();
           const w = next.width, wc = w / cols, eb = 2n, silu = buf(next.out), up = g.d + BigInt(g.m * wc) * eb;
           for (let c = 0; c < cols; c++) {
-            out.push({ ...g, n: wc, b: g.b + BigInt(c * wc * g.k) * eb, d: g.d });
-            out.push({ ...g, n: wc, b: g.b + BigInt((w + c * wc) * g.k) * eb, d: up });
+            // Batch-invariant sessions: each chunk GEMM rounds as the whole-width one (GemmArgs.refN), so the chunks
+            // change no bits and may be left out where they do not pay (few rows).
+            const refN = g.invariant ? { refN: g.n } : {};
+            out.push({ ...g, n: wc, b: g.b + BigInt(c * wc * g.k) * eb, d: g.d, ...refN });
+            out.push({ ...g, n: wc, b: g.b + BigInt((w + c * wc) * g.k) * eb, d: up, ...refN });
             k(i + 1, "silu_mul_split_bf16", [cdiv(wc, 256 * V), g.m, 1], 256, [g.d, up, silu + BigInt(c * wc) * eb, g.m, wc, wc, w]);
           }
           siluChunked = i + 1;
@@ -415,15 +418,20 @@ export function mlpChunkRows(rows: number, n: number, elemBytes: number): number
   return per < rows ? per : 0;
 }
 
-/** prefillMlpColChunks: the widest column chunk of a SiLU·mul (gate and up outputs 2 × 16 MiB at 2048 rows). */
-const MLP_COL_CHUNK_MAX = 4096;
+/**
+ * prefillMlpColChunks: the widest column chunk of a SiLU·mul (gate and up outputs 2 × 16 MiB at 2048 rows), and the fewest
+ * rows chunked (below, a chunk's GEMM of 128 × 256 tiles leaves SMs idle: 1024 rows × 4096 columns are 128 tiles).
+ */
+const MLP_COL_CHUNK_MAX = 4096, MLP_COL_MIN_ROWS = 1024;
 
 /**
- * Column chunks of a SiLU·mul of `width` features under prefillMlpColChunks: the fewest chunks of at most
- * MLP_COL_CHUNK_MAX features that split the width into equal multiples of 8 (llama-3.2-1b 8192: 2; llama-3.1-8b 14336: 4);
- * 1 where the width needs no split or none divides it. Independent of the step's rows (batch invariance).
+ * Column chunks of a SiLU·mul of `width` features over `rows` rows under prefillMlpColChunks: the fewest chunks of at most
+ * MLP_COL_CHUNK_MAX features that split the width into equal multiples of 8 (llama-3.2-1b 8192: 2; llama-3.1-8b 14336:
+ * 4); 1 where the width needs no split, none divides it, or the rows are fewer than MLP_COL_MIN_ROWS. (The chunk GEMMs
+ * round as the whole-width one, GemmArgs.refN, so the choice may depend on the rows.)
  */
-export function mlpColChunks(width: number): number {
+export function mlpColChunks(width: number, rows: number): number {
+  if (rows < MLP_COL_MIN_ROWS) return 1;
   for (let c = 1; c <= 64; c++) if (width % (8 * c) === 0 && width / c <= MLP_COL_CHUNK_MAX) return c;
   return 1;
 }

@@ -358,6 +358,8 @@ export interface GemmLaunch {
   readonly c?: bigint;
   /** Not invariant: the algorithm of a call of this many rows (GemmArgs.pickM; StepShape.gemmPickRows). @default m */
   readonly pickM?: number;
+  /** Invariant: a column block of a wider linear of this many columns, rounding as it does (GemmArgs.refN). */
+  readonly refN?: number;
 }
 
 export type Launch = KernelLaunch | GemmLaunch;

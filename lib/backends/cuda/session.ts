@@ -1079,6 +1079,7 @@ export class CudaSession implements SessionBackend {
           ...(l.fastAccum ? { fastAccum: true } : {}),
           ...(l.alpha !== undefined ? { alpha: l.alpha } : {}),
           ...(l.pickM !== undefined ? { pickM: l.pickM } : {}),
+          ...(l.refN !== undefined ? { refN: l.refN } : {}),
         });
       } else {
         const kern = this.#kernel(l.kernel);

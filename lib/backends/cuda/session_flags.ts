@@ -377,12 +377,12 @@ export const CUDA_FLAGS = {
    */
   prefillMlpChunks: { env: "LLMRT_PREFILL_MLP_CHUNKS", default: false },
   /**
-   * Prefill and mixed steps: a bf16 gate_up GEMM whose output only silu_mul reads runs as column chunks of at most 4096
-   * features (launch_plan.ts mlpColChunks; llama-3.2-1b: 2, llama-3.1-8b: 4): per chunk a GEMM of its gate rows and one
-   * of its up rows (the weight read once in all) into the gate_up buffer's head, then silu_mul_split_bf16 into the
-   * chunk's output columns while the 2 × 16 MiB (at 2048 rows) are in L2. The chunk GEMMs are batch-invariant on their
-   * own (n, k) and the chunk count depends on the width alone, so batch invariance holds; their algorithms may round
-   * otherwise than the whole-width GEMM's (the logits are not the default's bits). @default false
+   * Prefill and mixed steps of 1024 rows or more: a bf16 gate_up GEMM whose output only silu_mul reads runs as column
+   * chunks of at most 4096 features (launch_plan.ts mlpColChunks; llama-3.2-1b: 2, llama-3.1-8b: 4): per chunk a GEMM of
+   * its gate rows and one of its up rows (the weight read once in all) into the gate_up buffer's head, then
+   * silu_mul_split_bf16 into the chunk's output columns while the 2 × 16 MiB (at 2048 rows) are in L2. Batch-invariant
+   * sessions: each chunk GEMM takes only algorithms shown to round as the whole-width reference algorithm (GemmArgs.refN),
+   * so the logits are the default's bits and a prompt's rows do not depend on the step's size. @default false
    */
   prefillMlpColChunks: { env: "LLMRT_PREFILL_MLP_COL_CHUNKS", default: false },
 } as const satisfies Record<string, CudaFlag>;
