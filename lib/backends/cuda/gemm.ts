@@ -247,8 +247,8 @@ function capIds(algo: Uint8Array, attr: number): number[] {
 const TUNE_CANDIDATES = 8;
 /** Re-configured candidates added to a bucket's tuning at most (GemmOptions.tuneVariants). */
 const TUNE_VARIANTS_MAX = 192;
-/** Cluster shape ids tried by re-configuration (cublasLtClusterShape_t: 0 auto, then 1x1x1, 2x1x1, …). */
-const CLUSTER_IDS_MAX = 24;
+/** Cluster shape ids tried by re-configuration (cublasLtClusterShape_t: 0 auto, 2 1x1x1, 3 2x1x1, … 10 4x4x1). */
+const CLUSTER_IDS_MAX = 10;
 /** Heuristic candidates considered by cold tuning (GemmOptions.tuneCold). */
 const COLD_CANDIDATES = 32;
 /** Split-K slice counts tried per candidate (GemmOptions.tuneSplitK). */
@@ -1397,7 +1397,7 @@ export class CublasLtGemm {
    * A tuning aid (bench/prefill_gemm_algos.ts), not used by the engine: every cuBLASLt algorithm on the table for one
    * bf16 linear `D[m, n] = A[m, k] · Bᵀ` (B stored [n, k]) — the heuristic's first `heuristicCount` candidates (split-K
    * ones included), the split-K variants of its first 4 non-split ones, and with `variants` each heuristic algorithm id
-   * re-configured over its tile ids × the heuristic's stage ids for it × cluster shapes 0–24 (those cublasLtMatmulAlgoCheck
+   * re-configured over its tile ids × the heuristic's stage ids for it × cluster shapes 0–10 (those cublasLtMatmulAlgoCheck
    * accepts) — each timed on
    * the call's buffers (warm, as #timeCandidates times), the fastest `checkFastest` also checked bitwise against the
    * batch-invariant reference algorithm (the heuristic's first non-split-K pick for `invariantRefM` rows) on 256 random
