@@ -7,7 +7,10 @@
  * process: the engine's choice (batch-invariant, bucketed, tuned over 32 candidates: the session defaults), the same with
  * GemmOptions.tuneVariants (gemmTuneVariants) and the heuristic's first pick for M.
  *
- *   bun bench/prefill_gemm_algos.ts [--shapes qkv,o_proj] [--ms 2048] [--top 12] [--variants] [--max-timed 400]
+ *   bun bench/prefill_gemm_algos.ts [--shapes qkv,o_proj] [--ms 2048] [--top 12] [--variants] [--max-timed 400] [--cold]
+ *
+ * --cold: every timing (the survey's and the three GEMMs') reads B from a ring of copies past the L2 cache, as a prefill reads
+ * each layer's weights once (the small-M GEMMs are weight-bound), and the second engine choice is gemmTuneSmall's.
  *
  * Prints, per (linear, M): the engine's and the heuristic's TFLOP/s, then the fastest algorithms (config ids, split-K,
  * TFLOP/s, bitwise verdict). LLMRT_BENCH_JSON=FILE writes every row.
@@ -26,6 +29,7 @@ const { values } = parseArgs({
     top: { type: "string" },
     variants: { type: "boolean" },
     "max-timed": { type: "string" },
+    cold: { type: "boolean" },
   },
 });
 const SHAPES: Record<string, [number, number]> = {
@@ -48,7 +52,9 @@ using e1 = dev.createEvent();
 let big = 0;
 for (const s of shapes) for (const m of Ms) big = Math.max(big, m * SHAPES[s][1], SHAPES[s][0] * SHAPES[s][1], m * SHAPES[s][0]);
 using A = dev.alloc(big * 2);
-using B = dev.alloc(big * 2);
+// --cold: the weights' region (1 GiB, > 20 x the L2); each timed call reads the next slice.
+const bBytes = values.cold ? Math.max(big * 2, 1 << 30) : big * 2;
+using B = dev.alloc(bBytes);
 using D = dev.alloc(big * 2);
 {
   // Random bf16 of magnitude 2^-7 … 2^-4, either sign (as bench/prefill_gemm.ts --random-a), 8 MiB repeated.
@@ -61,8 +67,9 @@ using D = dev.alloc(big * 2);
   }
   for (const buf of [A, B]) {
     buf.copyFromHost(h, { stream });
-    for (let done = chunk; done < big;) {
-      const n = Math.min(done, big - done);
+    const elems = buf === B ? bBytes / 2 : big;
+    for (let done = chunk; done < elems;) {
+      const n = Math.min(done, elems - done);
       buf.copyFromDevice(buf, n * 2, { dstOffset: done * 2, stream });
       done += n;
     }
@@ -70,9 +77,11 @@ using D = dev.alloc(big * 2);
   stream.synchronize();
 }
 
-/** Median ms of one GEMM call over 3 timed batches (warm B). */
+/** Median ms of one GEMM call over 3 timed batches (warm B, or with --cold the next slice of the region each call). */
 function time(g: CublasLtGemm, m: number, n: number, k: number): number {
-  const run = (): void => g.run({ m, n, k, dtype: "bf16", a: A, b: B, d: D, transB: true, stream });
+  const slice = Math.ceil((n * k * 2) / 256) * 256, slots = Math.max(1, Math.floor(bBytes / slice));
+  let slot = 0;
+  const run = (): void => g.run({ m, n, k, dtype: "bf16", a: A, b: values.cold ? B.ptr + BigInt((slot++ % slots) * slice) : B, d: D, transB: true, stream });
   run();
   run();
   const iters = Math.max(4, Math.min(50, Math.round(2e12 / (2 * m * n * k))));
@@ -89,8 +98,15 @@ function time(g: CublasLtGemm, m: number, n: number, k: number): number {
 const tf = (m: number, n: number, k: number, ms: number): number => (2 * m * n * k) / (ms * 1e-3) / 1e12;
 
 const engine = new CublasLtGemm(dev, { batchInvariant: true, tune: true, tuneCandidates: 32, timingCacheDir: null });
-// gemmTuneVariants: the same bucket tuning over re-configured algorithms too (each bitwise-checked against the reference).
-const engineV = new CublasLtGemm(dev, { batchInvariant: true, tune: true, tuneCandidates: 32, tuneVariants: true, timingCacheDir: null });
+// gemmTuneVariants: the same bucket tuning over re-configured algorithms too (each bitwise-checked against the reference);
+// with --cold, gemmTuneSmall instead (buckets below 512 rows tuned, cold weights).
+const engineV = new CublasLtGemm(dev, {
+  batchInvariant: true,
+  tune: true,
+  tuneCandidates: 32,
+  ...(values.cold ? { tuneSmall: true } : { tuneVariants: true }),
+  timingCacheDir: null,
+});
 const heuristic = new CublasLtGemm(dev, {});
 const survey = new CublasLtGemm(dev, {});
 console.log(`GPU ${dev.name}; cuBLASLt ${CublasLtGemm.version()}; reference M ${INVARIANT_REF_M}; A and B random bf16`);
@@ -108,6 +124,7 @@ for (const name of shapes) {
     const rows = survey.surveyAlgorithms({ m, n, k, a: A, b: B, d: D, stream }, {
       variants: !!values.variants,
       maxTimed: Number(values["max-timed"] ?? 400),
+      cold: !!values.cold,
     });
     const surveyS = (performance.now() - t0) / 1e3;
     // The engine's pick again after the survey (clock drift between the two).
@@ -115,9 +132,9 @@ for (const name of shapes) {
     console.log(
       `== ${name} ${m}x${n}x${k}: engine (invariant, bucketed, tuned 32) ${(eMs * 1e3).toFixed(1)} / ${(eMs2 * 1e3).toFixed(1)} us = ${
         tf(m, n, k, Math.min(eMs, eMs2)).toFixed(0)
-      } TFLOP/s; engine + tuneVariants ${(vMs * 1e3).toFixed(1)} us = ${tf(m, n, k, vMs).toFixed(0)}; heuristic ${(hMs * 1e3).toFixed(1)} us = ${
-        tf(m, n, k, hMs).toFixed(0)
-      }; ${rows.length} algorithms timed in ${surveyS.toFixed(1)} s`,
+      } TFLOP/s; engine + ${values.cold ? "tuneSmall" : "tuneVariants"} ${(vMs * 1e3).toFixed(1)} us = ${tf(m, n, k, vMs).toFixed(0)}; heuristic ${
+        (hMs * 1e3).toFixed(1)
+      } us = ${tf(m, n, k, hMs).toFixed(0)}; ${rows.length} algorithms timed in ${surveyS.toFixed(1)} s`,
     );
     rows.slice(0, top).forEach((r, i) => console.log(`  #${i} ${fmt(r, m, n, k)}`));
     const same = rows.filter((r) => r.sameRowsAsRef === true).slice(0, 5);

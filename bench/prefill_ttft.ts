@@ -20,7 +20,8 @@
  * the hardware exp / division; not bitwise), s11 (the six same-bytes FP8 prefill switches of session 11), pdl (prefillPdl: the prefill's norms, RoPE, attention,
  * SiLU·mul and sampler with programmatic dependent launch), pcache (prefillPlanCache: a step reuses the launch list of an earlier step of its
  * shape), nopdl / nopcache (those two off), chunks (prefillMlpChunks: gate_up + SiLU·mul by row chunks of 1024), tvar (gemmTuneVariants: bucket tuning over re-configured
- * cuBLASLt algorithms too), cols (prefillMlpColChunks: gate_up + SiLU·mul by column chunks of ≤ 4096 features), joined with "+" (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
+ * cuBLASLt algorithms too), cols (prefillMlpColChunks: gate_up + SiLU·mul by column chunks of ≤ 4096 features), small (gemmTuneSmall:
+ * buckets below 512 rows tuned too, cold weights), joined with "+" (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
  */
 import * as fs from "node:fs";
 import process from "node:process";
@@ -78,6 +79,7 @@ const OPTION: Record<string, SessionOptions> = {
   chunks: { prefillMlpChunks: true },
   tvar: { gemmTuneVariants: true },
   cols: { prefillMlpColChunks: true },
+  small: { gemmTuneSmall: true },
 };
 const optionsOf = (v: string): SessionOptions =>
   Object.assign(

@@ -71,6 +71,7 @@ test("session options: every switch of the table resolves to its default when ne
     assert.equal(o.prefillMlpChunks, false, "prefillMlpChunks");
     assert.equal(o.gemmTuneVariants, false, "gemmTuneVariants");
     assert.equal(o.prefillMlpColChunks, false, "prefillMlpColChunks");
+    assert.equal(o.gemmTuneSmall, false, "gemmTuneSmall");
   });
 });
 

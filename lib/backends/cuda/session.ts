@@ -433,6 +433,7 @@ export class CudaSession implements SessionBackend {
         tune: f.gemmTune,
         ...(f.gemmTuneWide ? { tuneCandidates: 32 } : {}),
         ...(f.gemmTuneVariants ? { tuneVariants: true } : {}),
+        ...(f.gemmTuneSmall ? { tuneSmall: true } : {}),
         batchInvariant: this.batchInvariant,
         invariantFp8Buckets: f.fp8InvariantBuckets,
       });

@@ -167,6 +167,13 @@ export const CUDA_FLAGS = {
    */
   gemmTuneVariants: { env: "LLMRT_GEMM_TUNE_VARIANTS", default: false },
   /**
+   * Tuned batch-invariant GEMMs (gemmTune) of buckets below 512 rows (short prompts, a pruned last layer's logits rows,
+   * the lm_head) are timed too, with cold weights (GemmOptions.tuneSmall; before: the bucket's heuristic pick); each
+   * candidate still has to round rows as the 256-row algorithm does (the same bitwise check), so batch invariance
+   * holds as before. A new small bucket's first step times its candidates (kept in the timing cache). @default false
+   */
+  gemmTuneSmall: { env: "LLMRT_GEMM_TUNE_SMALL", default: false },
+  /**
    * With `batchAttention2`: decode steps of at least BATCH2_WIDE_MIN_ROWS sequences over a bf16 cache at head dim 128
    * run decode_attention_batch2w (batch2's 2 warps with 1 cp.async stage each and registers capped for 8 blocks per
    * SM: more blocks in flight; the same keys per warp, sums and merge, so the same bits) (H200 session 10: one 8B layer at
