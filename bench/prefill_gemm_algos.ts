@@ -4,13 +4,13 @@
  * heuristic algorithm id re-configured over its tile / stage / cluster ids (CublasLtGemm.surveyAlgorithms) — timed
  * warm on random A and B, the fastest also checked bitwise against the batch-invariant reference algorithm (the pick
  * for INVARIANT_REF_M rows: a bucket may only use an algorithm that rounds rows as it does). Beside them, in the same
- * process: the engine's choice (batch-invariant, bucketed, tuned over 32 candidates: the session defaults), the same with
- * GemmOptions.tuneVariants (gemmTuneVariants) and the heuristic's first pick for M.
+ * process: the engine's choice (batch-invariant, bucketed, tuned over 32 candidates: the session defaults), with --cold
+ * also GemmOptions.tuneSmall's (gemmTuneSmall), and the heuristic's first pick for M.
  *
  *   bun bench/prefill_gemm_algos.ts [--shapes qkv,o_proj] [--ms 2048] [--top 12] [--variants] [--max-timed 400] [--cold]
  *
  * --cold: every timing (the survey's and the three GEMMs') reads B from a ring of copies past the L2 cache, as a prefill reads
- * each layer's weights once (the small-M GEMMs are weight-bound), and the second engine choice is gemmTuneSmall's.
+ * each layer's weights once (the small-M GEMMs are weight-bound).
  *
  * Prints, per (linear, M): the engine's and the heuristic's TFLOP/s, then the fastest algorithms (config ids, split-K,
  * TFLOP/s, bitwise verdict). LLMRT_BENCH_JSON=FILE writes every row.
@@ -98,15 +98,9 @@ function time(g: CublasLtGemm, m: number, n: number, k: number): number {
 const tf = (m: number, n: number, k: number, ms: number): number => (2 * m * n * k) / (ms * 1e-3) / 1e12;
 
 const engine = new CublasLtGemm(dev, { batchInvariant: true, tune: true, tuneCandidates: 32, timingCacheDir: null });
-// gemmTuneVariants: the same bucket tuning over re-configured algorithms too (each bitwise-checked against the reference);
-// with --cold, gemmTuneSmall instead (buckets below 512 rows tuned, cold weights).
-const engineV = new CublasLtGemm(dev, {
-  batchInvariant: true,
-  tune: true,
-  tuneCandidates: 32,
-  ...(values.cold ? { tuneSmall: true } : { tuneVariants: true }),
-  timingCacheDir: null,
-});
+// --cold: gemmTuneSmall's choice too (buckets below 512 rows tuned with cold weights, each bitwise-checked against the
+// reference).
+const engineS = values.cold ? new CublasLtGemm(dev, { batchInvariant: true, tune: true, tuneCandidates: 32, tuneSmall: true, timingCacheDir: null }) : null;
 const heuristic = new CublasLtGemm(dev, {});
 const survey = new CublasLtGemm(dev, {});
 console.log(`GPU ${dev.name}; cuBLASLt ${CublasLtGemm.version()}; reference M ${INVARIANT_REF_M}; A and B random bf16`);
@@ -119,7 +113,7 @@ for (const name of shapes) {
   const [n, k] = SHAPES[name];
   for (const m of Ms) {
     const eMs = time(engine, m, n, k), hMs = time(heuristic, m, n, k);
-    const vMs = time(engineV, m, n, k);
+    const sMs = engineS ? time(engineS, m, n, k) : NaN;
     const t0 = performance.now();
     const rows = survey.surveyAlgorithms({ m, n, k, a: A, b: B, d: D, stream }, {
       variants: !!values.variants,
@@ -132,7 +126,7 @@ for (const name of shapes) {
     console.log(
       `== ${name} ${m}x${n}x${k}: engine (invariant, bucketed, tuned 32) ${(eMs * 1e3).toFixed(1)} / ${(eMs2 * 1e3).toFixed(1)} us = ${
         tf(m, n, k, Math.min(eMs, eMs2)).toFixed(0)
-      } TFLOP/s; engine + ${values.cold ? "tuneSmall" : "tuneVariants"} ${(vMs * 1e3).toFixed(1)} us = ${tf(m, n, k, vMs).toFixed(0)}; heuristic ${
+      } TFLOP/s; ${engineS ? `engine + tuneSmall ${(sMs * 1e3).toFixed(1)} us = ${tf(m, n, k, sMs).toFixed(0)}; ` : ""}heuristic ${
         (hMs * 1e3).toFixed(1)
       } us = ${tf(m, n, k, hMs).toFixed(0)}; ${rows.length} algorithms timed in ${surveyS.toFixed(1)} s`,
     );
@@ -145,12 +139,14 @@ for (const name of shapes) {
     for (const r of split) console.log(`    ${fmt(r, m, n, k)}`);
     const ref = rows.find((r) => r.isRef);
     if (ref) console.log(`  reference: ${fmt(ref, m, n, k)}`);
-    out.push({ name, m, n, k, engineMs: [eMs, eMs2], engineVariantsMs: vMs, heuristicMs: hMs, rows });
+    out.push({ name, m, n, k, engineMs: [eMs, eMs2], engineSmallMs: sMs, heuristicMs: hMs, rows });
   }
 }
-console.log(`engine + tuneVariants: ${engineV.invariantBucketStats.verified} bucket algorithms verified, ${engineV.invariantBucketStats.rejected} rejected`);
+if (engineS) {
+  console.log(`engine + tuneSmall: ${engineS.invariantBucketStats.verified} bucket algorithms verified, ${engineS.invariantBucketStats.rejected} rejected`);
+}
 engine.dispose();
-engineV.dispose();
+engineS?.dispose();
 heuristic.dispose();
 survey.dispose();
 if (process.env.LLMRT_BENCH_JSON) fs.writeFileSync(process.env.LLMRT_BENCH_JSON, JSON.stringify({ gpu: dev.name, out }, null, 1));

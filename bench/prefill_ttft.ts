@@ -19,8 +19,7 @@
  * attention writes o_proj's e4m3 input), fp8prune (fp8PruneLastLayer: FP8 plans prune their last layer), fastsilu (fp8FastSilu: the prefill SiLU·mul quantize with
  * the hardware exp / division; not bitwise), s11 (the six same-bytes FP8 prefill switches of session 11), pdl (prefillPdl: the prefill's norms, RoPE, attention,
  * SiLU·mul and sampler with programmatic dependent launch), pcache (prefillPlanCache: a step reuses the launch list of an earlier step of its
- * shape), nopdl / nopcache (those two off), chunks (prefillMlpChunks: gate_up + SiLU·mul by row chunks of 1024), tvar (gemmTuneVariants: bucket tuning over re-configured
- * cuBLASLt algorithms too), cols (prefillMlpColChunks: gate_up + SiLU·mul by column chunks of ≤ 4096 features), small (gemmTuneSmall:
+ * shape), nopdl / nopcache (those two off), small (gemmTuneSmall:
  * buckets below 512 rows tuned too, cold weights), joined with "+" (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
  */
 import * as fs from "node:fs";
@@ -76,9 +75,6 @@ const OPTION: Record<string, SessionOptions> = {
   pcache: { prefillPlanCache: true },
   nopdl: { prefillPdl: false },
   nopcache: { prefillPlanCache: false },
-  chunks: { prefillMlpChunks: true },
-  tvar: { gemmTuneVariants: true },
-  cols: { prefillMlpColChunks: true },
   small: { gemmTuneSmall: true },
 };
 const optionsOf = (v: string): SessionOptions =>

@@ -358,9 +358,6 @@ export interface FakeSessionOptions {
   readonly gemvSplitK?: boolean;
   /** LaunchEnv.gemmResidual: prefill linears add into the residual in the GEMM (beta 1). */
   readonly gemmResidual?: boolean;
-  /** LaunchEnv.prefillMlpChunks / prefillMlpColChunks: gate_up + silu_mul by row / column chunks. */
-  readonly prefillMlpChunks?: boolean;
-  readonly prefillMlpColChunks?: boolean;
   /** LaunchEnv.gemvXPre: fused decode GEMVs of ≤ 2 rows on gemv_fused*_xpre. */
   readonly gemvXPre?: boolean;
   /** LaunchEnv.fp8DecodeAttention: fused decode steps over a quantized KV cache on decode_attention_{fp8kv|int8kv}. */
@@ -499,8 +496,6 @@ export class FakeCudaSession {
       decodeSplitK: opts.decodeSplitK,
       gemvSplitK: opts.gemvSplitK,
       gemmResidual: opts.gemmResidual,
-      ...(opts.prefillMlpChunks ? { prefillMlpChunks: true } : {}),
-      ...(opts.prefillMlpColChunks ? { prefillMlpColChunks: true } : {}),
       ...(opts.gemvXPre ? { gemvXPre: true } : {}),
       fp8DecodeAttention: opts.fp8DecodeAttention,
       // A bf16 layer of the cache's shape (as CudaKvCache.shadow).
@@ -998,19 +993,6 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         assert.equal(l.grid[1], T);
         assert.ok(l.grid[0] * 256 * 8 >= I, "silu_mul grid covers the width");
         st(out, siluMulBf16(ld(gu, T * 2 * I), T, I));
-        break;
-      }
-      case "silu_mul_split_bf16": {
-        // Row t: silu(gate[t·ldIn + i]) · up[t·ldIn + i] into out[t·ldOut + i] (silu_mul_bf16's bits).
-        const [g, u, out, T, I, ldIn, ldOut] = A;
-        assert.equal(l.grid[1], T);
-        assert.ok(l.grid[0] * 256 * 8 >= I, "silu_mul_split grid covers the width");
-        for (let t = 0; t < T; t++) {
-          const row = new Float32Array(2 * I);
-          row.set(ld(g + BigInt(t * ldIn * 2), I));
-          row.set(ld(u + BigInt(t * ldIn * 2), I), I);
-          st(out + BigInt(t * ldOut * 2), siluMulBf16(row, 1, I));
-        }
         break;
       }
       case "fp8_rmsnorm_quant_bf16": {

@@ -9,16 +9,7 @@
 // overlap of outputs with inputs) — not the kernels' arithmetic (tools/cuda-kernel-check/decode_step.py).
 import * as fs from "node:fs";
 import process from "node:process";
-import {
-  type GemmLaunch,
-  type KernelLaunch,
-  type Launch,
-  type LaunchEnv,
-  mlpChunkRows,
-  mlpColChunks,
-  planLaunches,
-  type StepShape,
-} from "../lib/backends/cuda/launch_plan.ts";
+import { type KernelLaunch, type Launch, type LaunchEnv, planLaunches, type StepShape } from "../lib/backends/cuda/launch_plan.ts";
 import { CpuSession } from "../lib/backends/cpu/session.ts";
 import { buildSync } from "../lib/builder/builder.ts";
 import { shardEngine } from "../lib/builder/sharding.ts";
@@ -514,78 +505,4 @@ test("prefillPdl: a prefill step's waiting kernels get pdl (never the first laun
     assert.deepEqual(strip(d(true)), strip(d(false)));
     assert.deepEqual(d(true).map((l) => l.kind === "kernel" && !!l.pdl), d(false).map((l) => l.kind === "kernel" && !!l.pdl), `fused ${fused}`);
   }
-});
-
-test("prefillMlpChunks: the gate_up GEMM's row chunks (1024 rows) tile the one GEMM, each followed by its rows' silu_mul; short steps unchanged", () => {
-  const plan = bareLlamaPlan(LLAMA_3_2_1B_CONFIG);
-  const env = (on: boolean): LaunchEnv => ({ ...planEnv(plan, true), gemmResidual: true, ...(on ? { prefillMlpChunks: true } : {}) });
-  const step = (T: number): StepShape => ({ numTokens: T, numSeqs: 1, numRows: 1, attention: { kind: "prefill" }, sample: true });
-  assert.equal(mlpChunkRows(2048, 16384, 2), 1024);
-  assert.equal(mlpChunkRows(1024, 16384, 2), 0);
-  assert.equal(mlpChunkRows(4096, 28672, 2), 1024);
-  const on = planLaunches(env(true), step(2048)), off = planLaunches(env(false), step(2048));
-  const isGateUp = (l: Launch): l is GemmLaunch => l.kind === "gemm" && l.n === 16384;
-  const one = off.filter(isGateUp), chunks = on.filter(isGateUp);
-  assert.equal(one.length, 16);
-  assert.equal(chunks.length, 16 * 2);
-  for (let l = 0; l < 16; l++) {
-    const g = one[l], eb = 2n;
-    const silu = off.find((x): x is KernelLaunch => x.kind === "kernel" && x.kernel === "silu_mul_bf16" && x.op === g.op + 1)!;
-    for (let c = 0; c < 2; c++) {
-      const ch = chunks[2 * l + c], r = BigInt(1024 * c);
-      assert.deepEqual({ ...ch, m: 0, a: 0n, d: 0n }, { ...g, m: 0, a: 0n, d: 0n });
-      assert.equal(ch.m, 1024);
-      assert.equal(ch.a, g.a + r * BigInt(g.k) * eb);
-      assert.equal(ch.d, g.d + r * BigInt(g.n) * eb);
-      const s = on[on.indexOf(ch) + 1] as KernelLaunch;
-      assert.equal(s.kernel, "silu_mul_bf16");
-      assert.deepEqual(s.args, [g.d + r * BigInt(g.n) * eb, (silu.args[1] as bigint) + r * 8192n * eb, 1024, 8192]);
-      assert.deepEqual(s.grid, [silu.grid[0], 1024, 1]);
-    }
-  }
-  assert.equal(on.length, off.length + 16 * 2, "1 more GEMM and 1 more silu_mul a layer");
-  // 1024 tokens: one chunk, the plan unchanged.
-  assert.deepEqual(planLaunches(env(true), step(1024)), planLaunches(env(false), step(1024)));
-});
-
-test("prefillMlpColChunks: per column chunk a gate and an up GEMM of the weight's rows (refN: the whole width), then silu_mul_split into the chunk's columns", () => {
-  const plan = bareLlamaPlan(LLAMA_3_2_1B_CONFIG);
-  const env = (on: boolean): LaunchEnv => ({ ...planEnv(plan, true), gemmResidual: true, prefillPdl: true, ...(on ? { prefillMlpColChunks: true } : {}) });
-  const step = (T: number): StepShape => ({ numTokens: T, numSeqs: 1, numRows: 1, attention: { kind: "prefill" }, sample: true });
-  assert.equal(mlpColChunks(8192, 2048), 2);
-  assert.equal(mlpColChunks(14336, 1024), 4);
-  assert.equal(mlpColChunks(4096, 2048), 1);
-  assert.equal(mlpColChunks(8192, 1023), 1);
-  for (const T of [2048, 1100]) {
-    const on = planLaunches(env(true), step(T)), off = planLaunches(env(false), step(T));
-    const isGateUp = (l: Launch): l is GemmLaunch => l.kind === "gemm" && l.n === 16384;
-    const one = off.filter(isGateUp);
-    assert.equal(one.length, 16);
-    assert.equal(on.filter(isGateUp).length, 0);
-    assert.equal(on.length, off.length + 16 * 4, "3 more GEMMs and 1 more SiLU·mul a layer");
-    for (const g of one) {
-      const silu = off.find((x): x is KernelLaunch => x.kind === "kernel" && x.kernel === "silu_mul_bf16" && x.op === g.op + 1)!;
-      const j = on.findIndex((x) => x.kind === "gemm" && x.op === g.op);
-      const up = g.d + BigInt(T * 4096 * 2);
-      for (let c = 0; c < 2; c++) {
-        const [gg, gu, sm] = on.slice(j + 3 * c, j + 3 * c + 3) as [GemmLaunch, GemmLaunch, KernelLaunch];
-        assert.deepEqual({ ...gg, n: 0, b: 0n, refN: 0 }, { ...g, n: 0, b: 0n, refN: 0 }, "gate chunk: the same GEMM but n, b and refN");
-        assert.equal(gg.refN, 16384, "rounding as the whole-width GEMM");
-        assert.equal(gu.refN, 16384);
-        assert.equal(gg.n, 4096);
-        assert.equal(gg.b, g.b + BigInt(c * 4096 * 2048 * 2));
-        assert.deepEqual({ ...gu, n: 0, b: 0n, d: 0n, refN: 0 }, { ...g, n: 0, b: 0n, d: 0n, refN: 0 });
-        assert.equal(gu.b, g.b + BigInt((8192 + c * 4096) * 2048 * 2));
-        assert.equal(gu.d, up);
-        assert.equal(sm.kernel, "silu_mul_split_bf16");
-        assert.equal(sm.pdl, true, "prefillPdl: the SiLU·mul waits in code");
-        assert.deepEqual(sm.args, [g.d, up, (silu.args[1] as bigint) + BigInt(c * 4096 * 2), T, 4096, 4096, 8192]);
-        assert.deepEqual(sm.grid, [2, T, 1]);
-      }
-    }
-  }
-  // Fewer than 1024 rows and decode steps keep the one GEMM.
-  assert.deepEqual(planLaunches(env(true), step(1023)), planLaunches(env(false), step(1023)));
-  const dec: StepShape = { numTokens: 16, numSeqs: 16, numRows: 16, attention: { kind: "decode", numSplits: 64, splitSize: 2048 }, sample: true };
-  assert.deepEqual(planLaunches(env(true), dec), planLaunches(env(false), dec));
 });

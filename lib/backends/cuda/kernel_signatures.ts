@@ -16,7 +16,6 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   add_rmsnorm: { file: "rmsnorm.cu", params: [P, P, P, P, I, I, F] },
   add_inplace: { file: "add.cu", params: [P, P, L] },
   silu_mul: { file: "silu_mul.cu", params: [P, P, I, I] },
-  silu_mul_split: { file: "silu_mul.cu", params: [P, P, P, I, I, I, I] },
   gather_rows: { file: "gather_rows.cu", params: [P, P, P, I, I] },
   qk_norm: { file: "qk_norm.cu", params: [P, P, P, I, I, I, I, F] },
   rope_kv_write: { file: "rope_kv_write.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, I, I] },
@@ -201,7 +200,6 @@ const PREFILL_PDL_FAMILIES: ReadonlySet<string> = new Set([
   "flash_prefill_wg",
   "flash_prefill_wgt",
   "silu_mul",
-  "silu_mul_split",
   "gather_rows",
   "sample",
 ]);

@@ -154,8 +154,6 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
   // gemmResidual (prefill and mixed steps): the op index whose residual add the previous linear's GEMM did.
   const residualInGemm = !!env.gemmResidual && shape.attention.kind !== "decode" && !env.lora;
   let addedByGemm = -1;
-  // prefillMlpChunks: the silu_mul op already launched chunk by chunk after its gate_up GEMM's row chunks.
-  let siluChunked = -1;
   plan.ops.forEach((op, i) => {
     if (prune && i === prune.cut) {
       for (const g of prune.gathers) {
@@ -252,49 +250,6 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
           out[last] = { ...g, d: residual, c: residual };
           addedByGemm = i + 1;
         }
-        const chunk = env.prefillMlpChunks && shape.attention.kind !== "decode" && !env.lora && last === first && g?.kind === "gemm" &&
-            g.dtype === gemmType && g.outDtype === gemmType && next?.type === "silu_mul" && next.gateUp === op.out && !fq.has(i + 1) &&
-            !nq.has(i + 1) && onlyReader(plan.ops, op.out, i + 1)
-          ? mlpChunkRows(g.m, g.n, 16 / V)
-          : 0;
-        const cols = env.prefillMlpColChunks && !chunk && shape.attention.kind !== "decode" && !env.lora && last === first && g?.kind === "gemm" &&
-            g.dtype === "bf16" && g.outDtype === "bf16" && elem === "bf16" && g.bias === null && g.c === undefined && next?.type === "silu_mul" &&
-            next.gateUp === op.out && g.n === 2 * next.width && !fq.has(i + 1) && !nq.has(i + 1) && onlyReader(plan.ops, op.out, i + 1)
-          ? mlpColChunks(next.width, g.m)
-          : 0;
-        if (cols > 1 && next?.type === "silu_mul" && g.kind === "gemm") {
-          // Column chunks (prefillMlpColChunks): per chunk the gate rows' and the up rows' GEMMs (the weight read once in
-          // all) into the head of the gate_up buffer, then their silu_mul into the chunk's columns of the output, while
-          // the chunk is in L2.
-          out.pop();
-          const w = next.width, wc = w / cols, eb = 2n, silu = buf(next.out), up = g.d + BigInt(g.m * wc) * eb;
-          for (let c = 0; c < cols; c++) {
-            // Batch-invariant sessions: each chunk GEMM rounds as the whole-width one (GemmArgs.refN), so the chunks
-            // change no bits and may be left out where they do not pay (few rows).
-            const refN = g.invariant ? { refN: g.n } : {};
-            out.push({ ...g, n: wc, b: g.b + BigInt(c * wc * g.k) * eb, d: g.d, ...refN });
-            out.push({ ...g, n: wc, b: g.b + BigInt((w + c * wc) * g.k) * eb, d: up, ...refN });
-            k(i + 1, "silu_mul_split_bf16", [cdiv(wc, 256 * V), g.m, 1], 256, [g.d, up, silu + BigInt(c * wc) * eb, g.m, wc, wc, w]);
-          }
-          siluChunked = i + 1;
-        }
-        if (chunk > 0 && next?.type === "silu_mul" && g.kind === "gemm") {
-          // Row chunks of the gate_up GEMM, each followed by its silu_mul while the chunk's output is still in L2. Each
-          // chunk's GEMM takes its M bucket's batch-invariant algorithm: every row the same bits as in one GEMM.
-          out.pop();
-          const eb = BigInt(16 / V), silu = buf(next.out);
-          for (let r0 = 0; r0 < g.m; r0 += chunk) {
-            const m = Math.min(chunk, g.m - r0), r = BigInt(r0);
-            out.push({ ...g, m, a: g.a + r * BigInt(g.k) * eb, d: g.d + r * BigInt(g.n) * eb });
-            k(i + 1, `silu_mul_${elem}`, [cdiv(next.width, 256 * V), m, 1], 256, [
-              g.d + r * BigInt(g.n) * eb,
-              silu + r * BigInt(next.width) * eb,
-              m,
-              next.width,
-            ]);
-          }
-          siluChunked = i + 1;
-        }
         break;
       }
       case "qk_norm":
@@ -337,7 +292,6 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
         planAttention(c, op, i, fq.has(i) ? fqArgs(fq.get(i)!) : undefined);
         break;
       case "silu_mul":
-        if (siluChunked === i) break;
         if (fq.has(i)) {
           const [xq, rs, act] = fqArgs(fq.get(i)!);
           // Rows: T, or the logits rows past a pruned step's cut. Static scales: fp8FastSilu (hardware exp / division) or
@@ -401,39 +355,6 @@ function withPrefillPdl(out: Launch[]): Launch[] {
     // RoPE + KV write: the entry point that reads the step inputs (positions, block tables, cos/sin) before its wait.
     return { ...l, pdl: true, ...(l.kernel === "rope_kv_write_bf16" ? { kernel: "rope_kv_write_pdl_bf16" } : {}) };
   });
-}
-
-/**
- * prefillMlpChunks: a gate_up GEMM's output per row chunk (about two thirds of an H100 / H200 L2; session 11's 16 MiB /
- * 512-row chunks lost 0.5 ms of TTFT on the 1B), and the fewest rows a chunk keeps.
- */
-const MLP_CHUNK_BYTES = 32 << 20, MLP_CHUNK_MIN_ROWS = 1024;
-
-/**
- * Rows per chunk of a gate_up GEMM of `rows` × `n` (`elemBytes` each) under prefillMlpChunks (multiples of 256, at least
- * MLP_CHUNK_MIN_ROWS), or 0 where one GEMM's output fits the chunk budget anyway.
- */
-export function mlpChunkRows(rows: number, n: number, elemBytes: number): number {
-  const per = Math.max(MLP_CHUNK_MIN_ROWS, Math.floor(MLP_CHUNK_BYTES / (n * elemBytes) / 256) * 256);
-  return per < rows ? per : 0;
-}
-
-/**
- * prefillMlpColChunks: the widest column chunk of a SiLU·mul (gate and up outputs 2 × 16 MiB at 2048 rows), and the fewest
- * rows chunked (below, a chunk's GEMM of 128 × 256 tiles leaves SMs idle: 1024 rows × 4096 columns are 128 tiles).
- */
-const MLP_COL_CHUNK_MAX = 4096, MLP_COL_MIN_ROWS = 1024;
-
-/**
- * Column chunks of a SiLU·mul of `width` features over `rows` rows under prefillMlpColChunks: the fewest chunks of at most
- * MLP_COL_CHUNK_MAX features that split the width into equal multiples of 8 (llama-3.2-1b 8192: 2; llama-3.1-8b 14336:
- * 4); 1 where the width needs no split, none divides it, or the rows are fewer than MLP_COL_MIN_ROWS. (The chunk GEMMs
- * round as the whole-width one, GemmArgs.refN, so the choice may depend on the rows.)
- */
-export function mlpColChunks(width: number, rows: number): number {
-  if (rows < MLP_COL_MIN_ROWS) return 1;
-  for (let c = 1; c <= 64; c++) if (width % (8 * c) === 0 && width / c <= MLP_COL_CHUNK_MAX) return c;
-  return 1;
 }
 
 /** Whether op `reader` is the only op that reads activation `name` (gemmResidual: the linear's output is not kept). */

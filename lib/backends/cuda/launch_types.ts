@@ -163,17 +163,6 @@ export interface LaunchEnv {
    */
   readonly prefillPdl?: boolean;
   /**
-   * Prefill and mixed steps: a gate_up GEMM whose output only silu_mul reads runs in row chunks (mlpChunkRows), each
-   * followed by its silu_mul while the chunk is in L2 (CudaSessionOptions.prefillMlpChunks).
-   */
-  readonly prefillMlpChunks?: boolean;
-  /**
-   * Prefill and mixed steps: a bf16 gate_up GEMM whose output only silu_mul reads runs as column chunks (mlpColChunks:
-   * per chunk a GEMM of its gate rows and one of its up rows, then silu_mul_split_bf16 into the chunk's output columns)
-   * (CudaSessionOptions.prefillMlpColChunks).
-   */
-  readonly prefillMlpColChunks?: boolean;
-  /**
    * Fused decode steps over a quantized KV cache (FP8 / INT8) that do not run decode_attention_batch2 take one
    * decode_attention_{fp8kv|int8kv} launch per attention (RoPE + quantized KV write + split attention + merge)
    * instead of rope_kv_write_* + paged_attention_decode_* + reduce.
@@ -358,8 +347,6 @@ export interface GemmLaunch {
   readonly c?: bigint;
   /** Not invariant: the algorithm of a call of this many rows (GemmArgs.pickM; StepShape.gemmPickRows). @default m */
   readonly pickM?: number;
-  /** Invariant: a column block of a wider linear of this many columns, rounding as it does (GemmArgs.refN). */
-  readonly refN?: number;
 }
 
 export type Launch = KernelLaunch | GemmLaunch;

@@ -268,10 +268,6 @@ export class CudaSession implements SessionBackend {
   readonly gemvXPre: boolean;
   /** CudaSessionOptions.prefillPdl. */
   readonly prefillPdl: boolean;
-  /** CudaSessionOptions.prefillMlpChunks. */
-  readonly prefillMlpChunks: boolean;
-  /** CudaSessionOptions.prefillMlpColChunks. */
-  readonly prefillMlpColChunks: boolean;
   /** CudaSessionOptions.quantGemvFast. */
   readonly quantGemvFast: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
@@ -396,8 +392,6 @@ export class CudaSession implements SessionBackend {
     this.eagerBucketGemm = f.eagerBucketGemm;
     this.#launchCache = f.prefillPlanCache ? new LaunchCache(LAUNCH_CACHE_LISTS) : null;
     this.gemmResidual = f.gemmResidual;
-    this.prefillMlpChunks = f.prefillMlpChunks;
-    this.prefillMlpColChunks = f.prefillMlpColChunks;
     this.gemvXPre = f.gemvXPre;
     this.quantGemvFast = f.quantGemvFast;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
@@ -432,7 +426,6 @@ export class CudaSession implements SessionBackend {
       this.#gemm = new CublasLtGemm(d, {
         tune: f.gemmTune,
         ...(f.gemmTuneWide ? { tuneCandidates: 32 } : {}),
-        ...(f.gemmTuneVariants ? { tuneVariants: true } : {}),
         ...(f.gemmTuneSmall ? { tuneSmall: true } : {}),
         batchInvariant: this.batchInvariant,
         invariantFp8Buckets: f.fp8InvariantBuckets,
@@ -640,8 +633,6 @@ export class CudaSession implements SessionBackend {
       gemmResidual: this.gemmResidual,
       ...(this.gemvXPre ? { gemvXPre: true } : {}),
       prefillPdl: this.prefillPdl,
-      ...(this.prefillMlpChunks ? { prefillMlpChunks: true } : {}),
-      ...(this.prefillMlpColChunks ? { prefillMlpColChunks: true } : {}),
       quantGemm: this.quantGemm,
       decodeCounters: this.#decodeCounters.ptr,
       ...(this.quantTailNorm ? { quantTailNorm: true, quantNormScratch: this.#decodeCounters.ptr + BigInt(this.#normScratchOffset) } : {}),
@@ -1080,7 +1071,6 @@ export class CudaSession implements SessionBackend {
           ...(l.fastAccum ? { fastAccum: true } : {}),
           ...(l.alpha !== undefined ? { alpha: l.alpha } : {}),
           ...(l.pickM !== undefined ? { pickM: l.pickM } : {}),
-          ...(l.refN !== undefined ? { refN: l.refN } : {}),
         });
       } else {
         const kern = this.#kernel(l.kernel);

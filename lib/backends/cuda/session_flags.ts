@@ -160,13 +160,6 @@ export const CUDA_FLAGS = {
    */
   gemmTuneWide: { env: "LLMRT_GEMM_TUNE_WIDE", default: true },
   /**
-   * Tuned batch-invariant GEMMs (gemmTune) of buckets of 512 rows or more also time each heuristic algorithm id
-   * re-configured over its tile ids × cluster shapes (GemmOptions.tuneVariants; up to 192 more candidates a shape and
-   * bucket, timed once, kept in the timing cache); each still has to round rows as the 256-row algorithm does (the same
-   * bitwise check), so batch invariance holds as before. @default false
-   */
-  gemmTuneVariants: { env: "LLMRT_GEMM_TUNE_VARIANTS", default: false },
-  /**
    * Tuned batch-invariant GEMMs (gemmTune) of buckets below 512 rows (short prompts, a pruned last layer's logits rows,
    * the lm_head) are timed too, with cold weights (GemmOptions.tuneSmall; before: the bucket's heuristic pick); each
    * candidate still has to round rows as the 256-row algorithm does (the same bitwise check), so batch invariance
@@ -376,22 +369,6 @@ export const CUDA_FLAGS = {
    * eager GEMM at M 12 (1B shapes) 0.0103–0.0209 → 0.0114–0.0213 ms. Graph steps are unchanged. @default true (session 15)
    */
   eagerBucketGemm: { env: "LLMRT_EAGER_BUCKET_GEMM", default: true },
-  /**
-   * Prefill and mixed steps: a gate_up GEMM of more rows than fit 32 MiB of output runs in row chunks of at least 1024
-   * (launch_plan.ts mlpChunkRows; llama-3.2-1b at 2048 tokens: 2 chunks), each followed by its silu_mul, so the SiLU·mul
-   * reads the chunk from L2 rather than HBM. Batch-invariant sessions: each chunk on its M bucket's algorithm, the same
-   * bits. (Session 11's 512-row chunks: +0.5 ms of TTFT.) @default false
-   */
-  prefillMlpChunks: { env: "LLMRT_PREFILL_MLP_CHUNKS", default: false },
-  /**
-   * Prefill and mixed steps of 1024 rows or more: a bf16 gate_up GEMM whose output only silu_mul reads runs as column
-   * chunks of at most 4096 features (launch_plan.ts mlpColChunks; llama-3.2-1b: 2, llama-3.1-8b: 4): per chunk a GEMM of
-   * its gate rows and one of its up rows (the weight read once in all) into the gate_up buffer's head, then
-   * silu_mul_split_bf16 into the chunk's output columns while the 2 × 16 MiB (at 2048 rows) are in L2. Batch-invariant
-   * sessions: each chunk GEMM takes only algorithms shown to round as the whole-width reference algorithm (GemmArgs.refN),
-   * so the logits are the default's bits and a prompt's rows do not depend on the step's size. @default false
-   */
-  prefillMlpColChunks: { env: "LLMRT_PREFILL_MLP_COL_CHUNKS", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

@@ -6,14 +6,6 @@
 //   grid (ceil(inter / (256 * V)), numTokens, 1) with V = 16 / sizeof(elem) (8 bf16, 4 f32)   block (256, 1, 1)   shared 0
 //   (numTokens <= 65535: grid.y). 16-byte vectors when inter * sizeof(elem) % 16 == 0 and pointers are aligned;
 //   otherwise each block handles 256 * V consecutive elements one at a time. May be launched with PDL (prefillPdl).
-//
-// extern "C" __global__ void silu_mul_split_bf16(const bf16_t* gate, const bf16_t* up, bf16_t* out, int numTokens,
-//                                                int inter, int ldIn, int ldOut)
-//   out[t * ldOut + i] = silu(gate[t * ldIn + i]) * up[t * ldIn + i] for i < inter: gate and up as two matrices
-//   [numTokens, ldIn] and an output of row stride ldOut (prefillMlpColChunks: a column chunk's gate and up GEMM outputs,
-//   written into its columns of the full SiLU·mul output). silu_mul_bf16's arithmetic per element: the same bits.
-//   grid (ceil(inter / 2048), numTokens, 1)   block (256, 1, 1)   shared 0; 16-byte vectors when inter, ldIn and ldOut
-//   are multiples of 8 and the pointers 16-byte aligned. May be launched with PDL.
 #include "common.cuh"
 
 __device__ __forceinline__ float silu(float g) { return g / (1.f + expf(-g)); }
@@ -55,32 +47,4 @@ extern "C" __global__ void __launch_bounds__(256) silu_mul_f32(const float* gate
   pdlLaunchDependents();
   if ((int)blockIdx.y >= numTokens) return;
   siluMulImpl<float>(gateUp, out, inter);
-}
-extern "C" __global__ void __launch_bounds__(256) silu_mul_split_bf16(const bf16_t* gate, const bf16_t* up, bf16_t* out, int numTokens, int inter,
-                                                                      int ldIn, int ldOut) {
-  pdlWait();  // gate / up are the previous GEMMs' (prefillPdl; a no-op without PDL)
-  pdlLaunchDependents();
-  if ((int)blockIdx.y >= numTokens) return;
-  constexpr int N = Vec16<bf16_t>::N;
-  const long long t = blockIdx.y;
-  const bf16_t* g = gate + t * ldIn;
-  const bf16_t* u = up + t * ldIn;
-  bf16_t* o = out + t * ldOut;
-  const int i0 = (blockIdx.x * blockDim.x + threadIdx.x) * N;
-  if (inter % N == 0 && ldIn % N == 0 && ldOut % N == 0 && aligned16(gate) && aligned16(up) && aligned16(out)) {
-    if (i0 < inter) {
-      float a[N], b[N];
-      load16(g + i0, a);
-      load16(u + i0, b);
-#pragma unroll
-      for (int e = 0; e < N; e++) a[e] = silu(a[e]) * b[e];
-      store16(o + i0, a);
-    }
-  } else {
-    const int base = blockIdx.x * blockDim.x * N;
-    for (int k = 0; k < N; k++) {
-      const int i = base + k * blockDim.x + threadIdx.x;
-      if (i < inter) o[i] = fromF<bf16_t>(silu(toF(g[i])) * toF(u[i]));
-    }
-  }
 }
