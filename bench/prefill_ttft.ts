@@ -20,7 +20,7 @@
  * the hardware exp / division; not bitwise), s11 (the six same-bytes FP8 prefill switches of session 11), pdl (prefillPdl: the prefill's norms, RoPE, attention,
  * SiLU·mul and sampler with programmatic dependent launch), pcache (prefillPlanCache: a step reuses the launch list of an earlier step of its
  * shape), nopdl / nopcache (those two off), small (gemmTuneSmall:
- * buckets below 512 rows tuned too, cold weights), joined with "+" (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
+ * buckets below 512 rows tuned too, cold weights), graphs (prefillGraphs: a seen step shape replays a CUDA graph), joined with "+" (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
  */
 import * as fs from "node:fs";
 import process from "node:process";
@@ -76,6 +76,7 @@ const OPTION: Record<string, SessionOptions> = {
   nopdl: { prefillPdl: false },
   nopcache: { prefillPlanCache: false },
   small: { gemmTuneSmall: true },
+  graphs: { prefillGraphs: true },
 };
 const optionsOf = (v: string): SessionOptions =>
   Object.assign(

@@ -167,6 +167,12 @@ export const CUDA_FLAGS = {
    */
   gemmTuneSmall: { env: "LLMRT_GEMM_TUNE_SMALL", default: false },
   /**
+   * Eager prefill / mixed steps (not decode steps, not LoRA steps) of a shape seen before replay a CUDA graph of their
+   * launch list (with prefillPlanCache and cudaGraphs; the list's second step captures it, 16 kept like the lists): one
+   * graph launch instead of ~150 kernel / GEMM launches. The same launches and arguments: the same bits. @default false
+   */
+  prefillGraphs: { env: "LLMRT_PREFILL_GRAPHS", default: false },
+  /**
    * With `batchAttention2`: decode steps of at least BATCH2_WIDE_MIN_ROWS sequences over a bf16 cache at head dim 128
    * run decode_attention_batch2w (batch2's 2 warps with 1 cp.async stage each and registers capped for 8 blocks per
    * SM: more blocks in flight; the same keys per warp, sums and merge, so the same bits) (H200 session 10: one 8B layer at
