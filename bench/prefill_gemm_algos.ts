@@ -4,13 +4,10 @@
  * heuristic algorithm id re-configured over its tile / stage / cluster ids (CublasLtGemm.surveyAlgorithms) — timed
  * warm on random A and B, the fastest also checked bitwise against the batch-invariant reference algorithm (the pick
  * for INVARIANT_REF_M rows: a bucket may only use an algorithm that rounds rows as it does). Beside them, in the same
- * process: the engine's choice (batch-invariant, bucketed, tuned over 32 candidates: the session defaults), with --cold
- * also GemmOptions.tuneSmall's (gemmTuneSmall), and the heuristic's first pick for M.
+ * process: the engine's choice (batch-invariant, bucketed, tuned over 32 candidates: the session defaults) and the
+ * heuristic's first pick for M.
  *
- *   bun bench/prefill_gemm_algos.ts [--shapes qkv,o_proj] [--ms 2048] [--top 12] [--variants] [--max-timed 400] [--cold]
- *
- * --cold: every timing (the survey's and the three GEMMs') reads B from a ring of copies past the L2 cache, as a prefill reads
- * each layer's weights once (the small-M GEMMs are weight-bound).
+ *   bun bench/prefill_gemm_algos.ts [--shapes qkv,o_proj] [--ms 2048] [--top 12] [--variants] [--max-timed 400]
  *
  * Prints, per (linear, M): the engine's and the heuristic's TFLOP/s, then the fastest algorithms (config ids, split-K,
  * TFLOP/s, bitwise verdict). LLMRT_BENCH_JSON=FILE writes every row.
@@ -29,14 +26,12 @@ const { values } = parseArgs({
     top: { type: "string" },
     variants: { type: "boolean" },
     "max-timed": { type: "string" },
-    cold: { type: "boolean" },
   },
 });
 const SHAPES: Record<string, [number, number]> = {
   qkv: [3072, 2048],
   o_proj: [2048, 2048],
   gate_up: [16384, 2048],
-  gate_up_col: [4096, 2048], // prefillMlpColChunks: a column chunk's gate or up GEMM
   down: [2048, 8192],
   qkv8b: [6144, 4096],
   o_proj8b: [4096, 4096],
@@ -52,9 +47,7 @@ using e1 = dev.createEvent();
 let big = 0;
 for (const s of shapes) for (const m of Ms) big = Math.max(big, m * SHAPES[s][1], SHAPES[s][0] * SHAPES[s][1], m * SHAPES[s][0]);
 using A = dev.alloc(big * 2);
-// --cold: the weights' region (1 GiB, > 20 x the L2); each timed call reads the next slice.
-const bBytes = values.cold ? Math.max(big * 2, 1 << 30) : big * 2;
-using B = dev.alloc(bBytes);
+using B = dev.alloc(big * 2);
 using D = dev.alloc(big * 2);
 {
   // Random bf16 of magnitude 2^-7 … 2^-4, either sign (as bench/prefill_gemm.ts --random-a), 8 MiB repeated.
@@ -67,9 +60,8 @@ using D = dev.alloc(big * 2);
   }
   for (const buf of [A, B]) {
     buf.copyFromHost(h, { stream });
-    const elems = buf === B ? bBytes / 2 : big;
-    for (let done = chunk; done < elems;) {
-      const n = Math.min(done, elems - done);
+    for (let done = chunk; done < big;) {
+      const n = Math.min(done, big - done);
       buf.copyFromDevice(buf, n * 2, { dstOffset: done * 2, stream });
       done += n;
     }
@@ -77,11 +69,9 @@ using D = dev.alloc(big * 2);
   stream.synchronize();
 }
 
-/** Median ms of one GEMM call over 3 timed batches (warm B, or with --cold the next slice of the region each call). */
+/** Median ms of one GEMM call over 3 timed batches (warm B). */
 function time(g: CublasLtGemm, m: number, n: number, k: number): number {
-  const slice = Math.ceil((n * k * 2) / 256) * 256, slots = Math.max(1, Math.floor(bBytes / slice));
-  let slot = 0;
-  const run = (): void => g.run({ m, n, k, dtype: "bf16", a: A, b: values.cold ? B.ptr + BigInt((slot++ % slots) * slice) : B, d: D, transB: true, stream });
+  const run = (): void => g.run({ m, n, k, dtype: "bf16", a: A, b: B, d: D, transB: true, stream });
   run();
   run();
   const iters = Math.max(4, Math.min(50, Math.round(2e12 / (2 * m * n * k))));
@@ -98,9 +88,6 @@ function time(g: CublasLtGemm, m: number, n: number, k: number): number {
 const tf = (m: number, n: number, k: number, ms: number): number => (2 * m * n * k) / (ms * 1e-3) / 1e12;
 
 const engine = new CublasLtGemm(dev, { batchInvariant: true, tune: true, tuneCandidates: 32, timingCacheDir: null });
-// --cold: gemmTuneSmall's choice too (buckets below 512 rows tuned with cold weights, each bitwise-checked against the
-// reference).
-const engineS = values.cold ? new CublasLtGemm(dev, { batchInvariant: true, tune: true, tuneCandidates: 32, tuneSmall: true, timingCacheDir: null }) : null;
 const heuristic = new CublasLtGemm(dev, {});
 const survey = new CublasLtGemm(dev, {});
 console.log(`GPU ${dev.name}; cuBLASLt ${CublasLtGemm.version()}; reference M ${INVARIANT_REF_M}; A and B random bf16`);
@@ -113,12 +100,10 @@ for (const name of shapes) {
   const [n, k] = SHAPES[name];
   for (const m of Ms) {
     const eMs = time(engine, m, n, k), hMs = time(heuristic, m, n, k);
-    const sMs = engineS ? time(engineS, m, n, k) : NaN;
     const t0 = performance.now();
     const rows = survey.surveyAlgorithms({ m, n, k, a: A, b: B, d: D, stream }, {
       variants: !!values.variants,
       maxTimed: Number(values["max-timed"] ?? 400),
-      cold: !!values.cold,
     });
     const surveyS = (performance.now() - t0) / 1e3;
     // The engine's pick again after the survey (clock drift between the two).
@@ -126,9 +111,7 @@ for (const name of shapes) {
     console.log(
       `== ${name} ${m}x${n}x${k}: engine (invariant, bucketed, tuned 32) ${(eMs * 1e3).toFixed(1)} / ${(eMs2 * 1e3).toFixed(1)} us = ${
         tf(m, n, k, Math.min(eMs, eMs2)).toFixed(0)
-      } TFLOP/s; ${engineS ? `engine + tuneSmall ${(sMs * 1e3).toFixed(1)} us = ${tf(m, n, k, sMs).toFixed(0)}; ` : ""}heuristic ${
-        (hMs * 1e3).toFixed(1)
-      } us = ${tf(m, n, k, hMs).toFixed(0)}; ${rows.length} algorithms timed in ${surveyS.toFixed(1)} s`,
+      } TFLOP/s; heuristic ${(hMs * 1e3).toFixed(1)} us = ${tf(m, n, k, hMs).toFixed(0)}; ${rows.length} algorithms timed in ${surveyS.toFixed(1)} s`,
     );
     rows.slice(0, top).forEach((r, i) => console.log(`  #${i} ${fmt(r, m, n, k)}`));
     const same = rows.filter((r) => r.sameRowsAsRef === true).slice(0, 5);
@@ -139,14 +122,10 @@ for (const name of shapes) {
     for (const r of split) console.log(`    ${fmt(r, m, n, k)}`);
     const ref = rows.find((r) => r.isRef);
     if (ref) console.log(`  reference: ${fmt(ref, m, n, k)}`);
-    out.push({ name, m, n, k, engineMs: [eMs, eMs2], engineSmallMs: sMs, heuristicMs: hMs, rows });
+    out.push({ name, m, n, k, engineMs: [eMs, eMs2], heuristicMs: hMs, rows });
   }
 }
-if (engineS) {
-  console.log(`engine + tuneSmall: ${engineS.invariantBucketStats.verified} bucket algorithms verified, ${engineS.invariantBucketStats.rejected} rejected`);
-}
 engine.dispose();
-engineS?.dispose();
 heuristic.dispose();
 survey.dispose();
 if (process.env.LLMRT_BENCH_JSON) fs.writeFileSync(process.env.LLMRT_BENCH_JSON, JSON.stringify({ gpu: dev.name, out }, null, 1));

@@ -67,8 +67,7 @@ test("session options: every switch of the table resolves to its default when ne
     }
     // Session 15: eager decode steps on their graph bucket's GEMM algorithms (graphs = eager bitwise, forced picks): on.
     assert.equal(o.eagerBucketGemm, true, "eagerBucketGemm");
-    // Session 16: small-bucket GEMM tuning, prefill graphs: off until an A/B on the device says otherwise.
-    assert.equal(o.gemmTuneSmall, false, "gemmTuneSmall");
+    // Session 16: prefill graphs: off until an A/B on the device says otherwise.
     assert.equal(o.prefillGraphs, false, "prefillGraphs");
   });
 });

@@ -122,13 +122,6 @@ export interface GemmOptions {
    */
   readonly tuneCandidates?: number;
   /**
-   * Batch-invariant tuning (with `tune`) of buckets below TUNE_MIN_BUCKET rows too (16 … 256: short prompts, a pruned
-   * last layer's logits rows, the lm_head), with B read from a ring of copies larger than the L2 cache (a prefill reads
-   * each weight once; at these M the GEMMs are weight-bound) on the call's first min(bucket, M) rows. Each candidate
-   * still has to round rows as the reference algorithm does (the same bitwise check). @default false
-   */
-  readonly tuneSmall?: boolean;
-  /**
    * Tuning of calls that are not batch-invariant (decode steps of more than 8 sequences): time the heuristic's first
    * COLD_CANDIDATES candidates (not TUNE_CANDIDATES) with B read from copies that together exceed the L2 cache, as a
    * decode step reads each layer's weight once from DRAM; otherwise a weight of a few MB is timed from L2 after its
@@ -368,7 +361,6 @@ export class CublasLtGemm {
   readonly #tuneCold: boolean;
   readonly #tuneSplitK: boolean;
   readonly #tuneCandidates: number;
-  readonly #tuneSmall: boolean;
   readonly batchInvariant: boolean;
   readonly #refM: number;
   readonly #buckets: boolean;
@@ -401,7 +393,6 @@ export class CublasLtGemm {
     this.#tuneCold = options.tuneCold ?? false;
     this.#tuneSplitK = options.tuneSplitK ?? false;
     this.#tuneCandidates = options.tuneCandidates ?? TUNE_CANDIDATES;
-    this.#tuneSmall = options.tuneSmall ?? false;
     positiveInt("tuneCandidates", this.#tuneCandidates);
     this.#refM = options.invariantRefM ?? INVARIANT_REF_M;
     this.#buckets = options.invariantBuckets ?? true;
@@ -611,8 +602,7 @@ export class CublasLtGemm {
   /**
    * Batch-invariant tuning of one (shape, bucket): the fastest of the heuristic's first TUNE_CANDIDATES non-split-K
    * algorithms for `bucket` rows for which `ok` holds (rows rounded as the reference algorithm's), timed on the
-   * call's first `timeRows` rows (min(bucket, M)), B from a ring of copies past the L2 cache where `coldBytes` (its size)
-   * is given; its index kept in the timing cache. Null when none qualifies.
+   * call's first `bucket` rows (bucket ≤ M); its index kept in the timing cache. Null when none qualifies.
    */
   #tunedBucket(
     pinKey: string,
@@ -626,8 +616,6 @@ export class CublasLtGemm {
     what: string,
     io: { a: bigint; b: bigint; d: bigint; stream: Stream | null },
     ok: (algo: Uint8Array) => boolean,
-    timeRows = bucket,
-    coldBytes = 0,
   ): Uint8Array | null {
     const memo = `${pinKey}@tune${bucket}${this.#tuneCandidates === TUNE_CANDIDATES ? "" : `c${this.#tuneCandidates}`}`;
     const known = this.#tuned.get(memo);
@@ -648,15 +636,7 @@ export class CublasLtGemm {
       if (cached !== undefined && cached < cands.length && ok(cands[cached].algo)) {
         chosen = cands[cached].algo;
       } else if (cands.length > 0) {
-        // Timed on the call's first timeRows rows (fewer than the bucket's for a call of M < 16).
-        let tb = lb, td = ld;
-        if (timeRows !== bucket) {
-          checkCublas(lt.cublasLtMatrixLayoutCreate(cell, inT, k, timeRows, k), "cublasLtMatrixLayoutCreate", `${k}x${timeRows}`);
-          layouts.push(tb = cell[0]);
-          checkCublas(lt.cublasLtMatrixLayoutCreate(cell, outT, n, timeRows, n), "cublasLtMatrixLayoutCreate", `${n}x${timeRows}`);
-          layouts.push(td = cell[0]);
-        }
-        const order = cands.length > 1 ? this.#timeCandidates(desc, layoutA, tb, td, cands, io, coldBytes) : [0];
+        const order = cands.length > 1 ? this.#timeCandidates(desc, layoutA, lb, ld, cands, io) : [0];
         this.numTuned++;
         const i = order.find((j) => ok(cands[j].algo));
         if (i !== undefined) {
@@ -835,11 +815,8 @@ export class CublasLtGemm {
         // Tuning (GemmOptions.tune), prefill-sized buckets: the fastest of the heuristic's non-split-K candidates for
         // the bucket's M among those that round rows as the reference algorithm does (timed once per (shape, bucket)
         // on the call's first `bucket` rows, kept in the timing cache), for every M of the bucket.
-        const tunable = bucket >= TUNE_MIN_BUCKET || this.#tuneSmall;
-        if (base && this.#tune && this.#buckets && bucketable && tunable && io && !(weight.stream?.isCapturing ?? false)) {
-          // Small buckets (tuneSmall): timed on min(bucket, M) rows with cold weights.
-          const cold = bucket < TUNE_MIN_BUCKET ? n * k * DTYPES[dtype].bytes : 0;
-          const fast = this.#tunedBucket(pinKey, bucket, desc, layoutA, inT, outT, n, k, what, io, verified, Math.min(bucket, m), cold);
+        if (base && this.#tune && this.#buckets && bucketable && bucket >= TUNE_MIN_BUCKET && io && !(weight.stream?.isCapturing ?? false)) {
+          const fast = this.#tunedBucket(pinKey, bucket, desc, layoutA, inT, outT, n, k, what, io, verified);
           if (fast) tries.unshift(fast);
         }
         if (base) tries.push(base);
@@ -1249,12 +1226,11 @@ export class CublasLtGemm {
    * accepts) — each timed on
    * the call's buffers (warm, as #timeCandidates times), the fastest `checkFastest` also checked bitwise against the
    * batch-invariant reference algorithm (the heuristic's first non-split-K pick for `invariantRefM` rows) on 256 random
-   * rows. `cold`: B read from a ring of copies past the L2 cache (as #timeCandidates' cold tuning). Synchronizes the
-   * stream. Rows fastest first.
+   * rows. Synchronizes the stream. Rows fastest first.
    */
   surveyAlgorithms(
     args: { m: number; n: number; k: number; a: DevicePtr; b: DevicePtr; d: DevicePtr; stream?: Stream | null },
-    opts: { heuristicCount?: number; variants?: boolean; maxTimed?: number; checkFastest?: number; cold?: boolean } = {},
+    opts: { heuristicCount?: number; variants?: boolean; maxTimed?: number; checkFastest?: number } = {},
   ): GemmAlgoSurveyRow[] {
     if (this.#release.done) throw new DisposedError("CublasLtGemm");
     const { m, n, k } = args;
@@ -1299,7 +1275,7 @@ export class CublasLtGemm {
       if (opts.variants) { for (const c of this.#reconfigured(desc, layoutA, layoutB, layoutD, heur, cands)) add(c, -2); }
       const timed = cands.slice(0, opts.maxTimed ?? 400);
       const stream = args.stream ?? null;
-      const times = this.#timeCandidatesMs(desc, layoutA, layoutB, layoutD, timed, { a, b, d, stream }, opts.cold ? n * k * 2 : 0);
+      const times = this.#timeCandidatesMs(desc, layoutA, layoutB, layoutD, timed, { a, b, d, stream });
       const ref = this.#pin(`survey|${n}x${k}|${al[0]}`, this.#refM, desc, layoutA, LT.R_16BF, LT.R_16BF, n, k, what);
       const rows: GemmAlgoSurveyRow[] = [];
       const checked = opts.checkFastest ?? 40;

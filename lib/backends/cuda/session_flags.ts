@@ -160,13 +160,6 @@ export const CUDA_FLAGS = {
    */
   gemmTuneWide: { env: "LLMRT_GEMM_TUNE_WIDE", default: true },
   /**
-   * Tuned batch-invariant GEMMs (gemmTune) of buckets below 512 rows (short prompts, a pruned last layer's logits rows,
-   * the lm_head) are timed too, with cold weights (GemmOptions.tuneSmall; before: the bucket's heuristic pick); each
-   * candidate still has to round rows as the 256-row algorithm does (the same bitwise check), so batch invariance
-   * holds as before. A new small bucket's first step times its candidates (kept in the timing cache). @default false
-   */
-  gemmTuneSmall: { env: "LLMRT_GEMM_TUNE_SMALL", default: false },
-  /**
    * Eager prefill / mixed steps (not decode steps, not LoRA steps) of a shape seen before replay a CUDA graph of their
    * launch list (with prefillPlanCache and cudaGraphs; the list's second step captures it, 16 kept like the lists): one
    * graph launch instead of ~150 kernel / GEMM launches. The same launches and arguments: the same bits. @default false
