@@ -151,17 +151,38 @@ export function decodeSplitTarget(numKvHeads: number, group: number, smCount: nu
  * in every step, whatever the grid or the other sequences (batch invariance).
  */
 export function decodeSkSplitKeys(span: number, target: number): number {
-  return Math.max(DECODE_SK_MIN_SPLIT, Math.ceil(Math.ceil(span / target) / 64) * 64);
+  const ts = Math.min(Math.max(target & 0xff, 1), MAX_DECODE_SPLITS), least = target >> 8 > 0 ? (target >> 8) * 64 : DECODE_SK_MIN_SPLIT;
+  return Math.max(least, Math.ceil(Math.ceil(span / ts) / 64) * 64);
 }
+
+/** Least keys a split of decode_attention_sk under the session's `decodeSkWideSplits`: spans up to it run unmerged. */
+export const DECODE_SK_WIDE_SPLIT = 256;
 
 /**
  * decode_attention_sk's launch geometry for spans up to `maxLen` (eager: the longest attended span;
  * graphs: maxSeqLen): `numSplits` is the grid's z (enough blocks for every split of any span up to
- * maxLen to run at once), `splitSize` carries the split target (the kernel's `splitSize` parameter).
+ * maxLen to run at once), `splitSize` carries the split target (the kernel's `splitSize` parameter) and,
+ * when `leastKeys` is not DECODE_SK_MIN_SPLIT, the least keys a split (bits 8..15, in units of 64 keys).
+ *
+ * @example
+ * ```ts
+ * decodeSkGeometry(4096, 8, 4, 132); // { numSplits: 32, splitSize: 33 }
+ * decodeSkGeometry(4096, 8, 4, 132, 256); // { numSplits: 16, splitSize: 33 | 4 << 8 }
+ * ```
  */
-export function decodeSkGeometry(maxLen: number, numKvHeads: number, group: number, smCount: number): { numSplits: number; splitSize: number } {
+export function decodeSkGeometry(
+  maxLen: number,
+  numKvHeads: number,
+  group: number,
+  smCount: number,
+  leastKeys = DECODE_SK_MIN_SPLIT,
+): { numSplits: number; splitSize: number } {
+  if (leastKeys % 64 !== 0 || leastKeys < 64 || leastKeys > 255 * 64) {
+    throw new RangeError(`decodeSkGeometry: leastKeys ${leastKeys} is not a multiple of 64 in [64, 16320]`);
+  }
   const target = decodeSplitTarget(numKvHeads, group, smCount);
-  return { numSplits: Math.max(1, Math.min(target, cdiv(maxLen, DECODE_SK_MIN_SPLIT))), splitSize: target };
+  const packed = leastKeys === DECODE_SK_MIN_SPLIT ? target : target | ((leastKeys / 64) << 8);
+  return { numSplits: Math.max(1, Math.min(target, cdiv(maxLen, leastKeys))), splitSize: packed };
 }
 
 /** Query heads one decode_attention_batch block takes (the rows of one mma tile). */

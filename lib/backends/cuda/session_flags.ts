@@ -362,6 +362,13 @@ export const CUDA_FLAGS = {
    * eager GEMM at M 12 (1B shapes) 0.0103–0.0209 → 0.0114–0.0213 ms. Graph steps are unchanged. @default true (session 15)
    */
   eagerBucketGemm: { env: "LLMRT_EAGER_BUCKET_GEMM", default: true },
+  /**
+   * With `decodeSplitK`: decode_attention_sk takes at least 256 keys a split instead of 128 (DECODE_SK_WIDE_SPLIT), so
+   * a token attending up to 256 keys runs one block per kv group with no split merge (batch-1 decode after a short
+   * prompt spends its attention in the merge's dependent round trip). The partition still depends on the span only
+   * (batch invariance); spans of 129–256 keys round otherwise than with 128-key splits. @default false (session 16)
+   */
+  decodeSkWideSplits: { env: "LLMRT_DECODE_SK_WIDE_SPLITS", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

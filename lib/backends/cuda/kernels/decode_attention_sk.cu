@@ -5,8 +5,9 @@
 //
 // extern "C" __global__ void decode_attention_sk_bf16_hd{64|128}(...decode_attention's parameters...)
 //   The same parameters, layouts and outputs as decode_attention_bf16_hd* (decode_attention.cu), except:
-//   - `splitSize` is the split TARGET TS (1..64): a token attending `span` keys takes splits of
-//     sz = max(DS_MINK, roundUp64(ceil(span / TS))) keys (dsSplitKeys), nz = ceil(span / sz) <= TS of
+//   - `splitSize` is the split TARGET TS (1..64; bits 8..15 may carry the least keys a split L / 64, else
+//     L = DS_MINK): a token attending `span` keys takes splits of
+//     sz = max(L, roundUp64(ceil(span / TS))) keys (dsSplitKeys), nz = ceil(span / sz) <= TS of
 //     them. The partition depends on the span and TS only (TS from the model and the device:
 //     attention_choice.ts decodeSplitTarget), never on the grid or the other tokens of the step, so a
 //     sequence's attention rounds the same in any step (batch invariance at every bucket).
@@ -261,10 +262,16 @@ __device__ __forceinline__ void dsUnpack8(const uint4& v, float (&f)[8]) {
   }
 }
 
-/** Keys per split of a token attending `span` keys with split target `target` (attention_choice.ts decodeSkSplitKeys). */
+/**
+ * Keys per split of a token attending `span` keys (attention_choice.ts decodeSkSplitKeys). `target` packs the split
+ * target TS (bits 0..7, clamped to 1..DS_MAXZ) and the least keys a split as a count of 64 keys (bits 8..15; 0 =
+ * DS_MINK): the session's `decodeSkWideSplits` sends 4 (256 keys).
+ */
 __device__ __forceinline__ int dsSplitKeys(int span, int target) {
-  const int even = ((span + target - 1) / target + 63) & ~63;
-  return max(DS_MINK, even);
+  const int ts = min(max(target & 0xff, 1), DS_MAXZ);
+  const int least = (target >> 8) > 0 ? (target >> 8) * 64 : DS_MINK;
+  const int even = ((span + ts - 1) / ts + 63) & ~63;
+  return max(least, even);
 }
 
 /** Swizzled 16-byte column of row r (rows of 8 or 16 vectors): conflict-free one-row-per-lane reads. */
@@ -318,7 +325,7 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, KT*
   const int pos = positions[t];
   const int lo = window > 0 ? max(0, pos + 1 - window) : 0;
   const int span = pos + 1 - lo;
-  const int sz = dsSplitKeys(span, min(max(target, 1), DS_MAXZ));
+  const int sz = dsSplitKeys(span, target);
   const int nz = (span + sz - 1) / sz;
   if ((int)blockIdx.z >= nz) return;  // no split for this block (before pdlWait: it touched nothing)
   const bool direct = nz == 1;
