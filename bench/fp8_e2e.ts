@@ -21,7 +21,7 @@
  * fp8FlashPrefill, the bf16 flash prefill kernels over a dequantized shadow layer; sk: fp8DecodeSk, the split-K tensor-core
  * decode attention over the e4m3 cache; shadow: fp8ShadowRope, prefill KV writes fill the shadow layer, kv_dequant only the
  * rest; s10: sk + shadow; s11: session 11's same-bytes prefill switches fp8GemmResidual, fp8FreshPrompt, fp8FlatQuant,
- * fp8AttnQuant, fp8PruneLastLayer; s11fast: s11 + fp8FastSilu; wide: decodeSkWideSplits), one row each.
+ * fp8AttnQuant, fp8PruneLastLayer; s11fast: s11 + fp8FastSilu), one row each.
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -77,7 +77,6 @@ const VARIANTS: Record<string, SessionOptions> = {
     fp8PruneLastLayer: true,
     fp8FastSilu: true,
   },
-  wide: { decodeSkWideSplits: true },
 };
 const variants = (values.variants ?? "default").split(",");
 for (const v of variants) if (!VARIANTS[v]) throw new Error(`--variants: ${v} is not one of ${Object.keys(VARIANTS).join(", ")}`);

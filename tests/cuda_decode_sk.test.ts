@@ -6,8 +6,8 @@
 // The kernel's arithmetic: tools/cuda-kernel-check/decode_attention_sk.py (float64, batch invariance, on a GPU).
 import {
   DECODE_SK_MIN_SPLIT,
+  DECODE_SK_ONE_SPLIT,
   DECODE_SK_SMEM,
-  DECODE_SK_WIDE_SPLIT,
   decodeSkGeometry,
   decodeSkSplitKeys,
   decodeSplitTarget,
@@ -45,18 +45,17 @@ test("decodeSkSplitKeys / decodeSkGeometry: splits cover the span, at most the t
   assert.equal(decodeSkSplitKeys(512, 33), 128);
   assert.equal(decodeSkSplitKeys(513, 33), 128);
   assert.equal(decodeSkSplitKeys(4300, 33), 192);
-  // decodeSkWideSplits: at least 256 keys a split, packed into splitSize's bits 8..15 (units of 64 keys).
-  const wide = decodeSkGeometry(4096, 8, 4, 132, DECODE_SK_WIDE_SPLIT);
-  assert.deepEqual(wide, { numSplits: 16, splitSize: 33 + (4 << 8) });
-  assert.equal(decodeSkGeometry(4096, 8, 4, 132, DECODE_SK_MIN_SPLIT).splitSize, 33, "the default packs nothing");
-  for (const span of [1, 128, 129, 256]) assert.equal(Math.ceil(span / decodeSkSplitKeys(span, wide.splitSize)), 1, `span ${span}: one split`);
-  assert.equal(decodeSkSplitKeys(257, wide.splitSize), 256);
-  assert.equal(decodeSkSplitKeys(32768, wide.splitSize), 1024, "long spans: the target decides");
-  for (let span = 1; span <= 4096; span += 37) {
-    const sz = decodeSkSplitKeys(span, wide.splitSize), nz = Math.ceil(span / sz);
-    assert.ok(sz >= DECODE_SK_WIDE_SPLIT && nz <= wide.numSplits, `span ${span}: ${nz} × ${sz}`);
+  // decodeSkOneSplit: spans up to 256 keys in one split (splitSize's bits 8..15 = 256 / 64), longer ones as before.
+  const one = decodeSkGeometry(4096, 8, 4, 132, DECODE_SK_ONE_SPLIT);
+  assert.deepEqual(one, { numSplits: 32, splitSize: 33 + (4 << 8) });
+  for (const span of [1, 64, 65, 128, 129, 200, 256]) {
+    const sz = decodeSkSplitKeys(span, one.splitSize);
+    assert.ok(sz >= span && sz % 64 === 0 && sz - span < 64, `span ${span}: one split of ${sz}`);
   }
-  assert.throws(() => decodeSkGeometry(4096, 8, 4, 132, 100), /leastKeys 100/);
+  for (let span = 257; span <= 4096; span += 37) {
+    assert.equal(decodeSkSplitKeys(span, one.splitSize), decodeSkSplitKeys(span, 33), `span ${span}: the default partition`);
+  }
+  assert.throws(() => decodeSkGeometry(4096, 8, 4, 132, 100), /oneSplitKeys 100/);
 });
 
 test("gemvSplitRows: 2 or 4 warps per row for long rows only, by shape", () => {
@@ -99,8 +98,8 @@ const MODELS = [
 ];
 
 for (const m of MODELS) {
-  for (const [batchInvariant, wide] of m.raw.head_dim === 64 ? [[true, false], [false, false], [true, true]] : [[true, false]]) {
-    test(`decode steps of 1–8 sequences on decode_attention_sk: ${m.name}, batchInvariant ${batchInvariant}${wide ? ", decodeSkWideSplits" : ""}`, () => {
+  for (const [batchInvariant, one] of m.raw.head_dim === 64 ? [[true, false], [false, false], [true, true]] : [[true, true]]) {
+    test(`decode steps of 1–8 sequences on decode_attention_sk: ${m.name}, batchInvariant ${batchInvariant}${one ? ", decodeSkOneSplit" : ""}`, () => {
       const model = randomModel(m.raw, m.seed, true, 0.15);
       const build = { backend: "cuda" as const, maxBatchSize: 8, maxNumTokens: 640, maxSeqLen: 1024, tokensPerBlock: 8 };
       let bf16, f32;
@@ -112,20 +111,20 @@ for (const m of MODELS) {
       }
       const a = bf16.plan.attributes, V = a.vocabSize, G = m.raw.num_attention_heads / m.raw.num_key_value_heads;
       const numBlocks = 120;
-      const sk = new FakeCudaSession(bf16, numBlocks, 132, false, { fusedDecode: true, decodeSplitK: true, batchInvariant, decodeSkWideSplits: wide });
+      const sk = new FakeCudaSession(bf16, numBlocks, 132, false, { fusedDecode: true, decodeSplitK: true, batchInvariant, decodeSkOneSplit: one });
       const ref = new FakeCudaSession(bf16, numBlocks, 132, false, { fusedDecode: true, batchInvariant });
       const cpu = new CpuSession(f32);
       const kv = cpu.createKvCache(numBlocks);
-      // Sequence 0 attends 300+ keys (3 splits of 128, or 2 of 256 with decodeSkWideSplits: the merge path), the others a few.
+      // Sequence 0 attends 300+ keys (3 splits of 128: the merge path), the others a few (one split; up to 256 keys with
+      // decodeSkOneSplit).
       const lens = [300, 5, 3, 9, 2, 7, 4, 11];
       const seqs = lens.map((n, s) => ({
         ids: Array.from({ length: n }, (_, j) => (s * 31 + j * 7 + 1) % V),
         blocks: Array.from({ length: s === 0 ? 80 : 4 }, (_, j) => (s === 0 ? j : 80 + 4 * (s - 1) + j)),
       }));
       const pos = lens.map((n) => n - 1), last = seqs.map((s) => s.ids[s.ids.length - 1]);
-      const least = wide ? DECODE_SK_WIDE_SPLIT : DECODE_SK_MIN_SPLIT;
-      // the split target, with the least keys a split in bits 8..15 when it is not the kernel's default
-      const target = decodeSplitTarget(m.raw.num_key_value_heads, G, 132) | (wide ? (least / 64) << 8 : 0);
+      // the split target, with decodeSkOneSplit's span / 64 in bits 8..15
+      const target = decodeSplitTarget(m.raw.num_key_value_heads, G, 132) | (one ? (DECODE_SK_ONE_SPLIT / 64) << 8 : 0);
       let skLaunches = 0;
       const run = (what: string, which: number[], graphs: boolean, prefill = false): void => {
         const inp = prefill
@@ -145,7 +144,7 @@ for (const m of MODELS) {
           assert.deepEqual([k.grid[0], k.block, k.sharedBytes], [m.raw.num_key_value_heads * Math.ceil(G / 8), 128, DECODE_SK_SMEM], what);
           assert.equal(k.args[19], target, `${what}: the split target is the same in every step`);
           const maxLen = graphs ? sk.maxSeqLen : Math.max(...which.map((s) => pos[s] + 1));
-          assert.equal(k.grid[2], decodeSkGeometry(maxLen, m.raw.num_key_value_heads, G, 132, least).numSplits, `${what}: grid z`);
+          assert.equal(k.grid[2], decodeSkGeometry(maxLen, m.raw.num_key_value_heads, G, 132).numSplits, `${what}: grid z`);
           skLaunches++;
         }
         if (prefill) return;

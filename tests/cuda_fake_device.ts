@@ -15,9 +15,8 @@ import {
   bucketFor,
   chooseAttention,
   DECODE_SK_FP8_SMEM,
-  DECODE_SK_MIN_SPLIT,
+  DECODE_SK_ONE_SPLIT,
   DECODE_SK_SMEM,
-  DECODE_SK_WIDE_SPLIT,
   decodeBuckets,
   decodeSkGeometry,
   decodeSkSplitKeys,
@@ -384,8 +383,8 @@ export interface FakeSessionOptions {
   readonly nvfp4ActLaunch?: boolean;
   /** CudaFlags.eagerBucketGemm: eager decode steps plan with StepShape.gemmPickRows (their graph bucket), as the session does. */
   readonly eagerBucketGemm?: boolean;
-  /** The session's decodeSkWideSplits (decode_attention_sk splits of at least DECODE_SK_WIDE_SPLIT keys). */
-  readonly decodeSkWideSplits?: boolean;
+  /** The session's decodeSkOneSplit (spans up to DECODE_SK_ONE_SPLIT keys in one decode_attention_sk split). */
+  readonly decodeSkOneSplit?: boolean;
 }
 
 export class FakeCudaSession {
@@ -403,11 +402,11 @@ export class FakeCudaSession {
   lastLaunches: Launch[] = [];
 
   readonly #eagerBucketGemm: boolean;
-  readonly #skLeast: number;
+  readonly #skOne: number;
 
   constructor(readonly engine: Engine, numBlocks: number, readonly sms = 132, planOnly = false, opts: FakeSessionOptions = {}) {
     this.#eagerBucketGemm = !!opts.eagerBucketGemm;
-    this.#skLeast = opts.decodeSkWideSplits ? DECODE_SK_WIDE_SPLIT : DECODE_SK_MIN_SPLIT;
+    this.#skOne = opts.decodeSkOneSplit && !engine.plan.attributes.kvCache ? DECODE_SK_ONE_SPLIT : 0;
     const plan = opts.plan ?? engine.plan;
     if (!planOnly) assert.ok(plan.elementBytes === 4 || plan.elementBytes === 2, "the stand-ins are float32 and bf16");
     const a = plan.attributes;
@@ -546,7 +545,7 @@ export class FakeCudaSession {
   /** decode_attention_sk's geometry for spans up to maxLen (as the session's #skGeometry), when decodeSplitK is on. */
   #sk(maxLen: number): { sk?: { numSplits: number; target: number } } {
     if (!this.env.decodeSplitK) return {};
-    const g = decodeSkGeometry(maxLen, this.env.plan.attributes.numKvHeads, this.#group(), this.sms, this.#skLeast);
+    const g = decodeSkGeometry(maxLen, this.env.plan.attributes.numKvHeads, this.#group(), this.sms, this.#skOne);
     return { sk: { numSplits: g.numSplits, target: g.splitSize } };
   }
 
@@ -1478,8 +1477,8 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           scalesP,
         ] = A;
         const hd = suffix, G = nH / nKV, W = (nH + 2 * nKV) * hd;
-        // decode_attention_sk.cu: splitSize is the split target (1..64; bits 8..15 the least keys a split / 64, 0 =
-        // the default); grid z any >= 1 (blocks loop over their splits); dynamic shared memory DECODE_SK_SMEM;
+        // decode_attention_sk.cu: splitSize is the split target (1..64; bits 8..15 a span / 64 up to which a token
+        // takes one split); grid z any >= 1 (blocks loop over their splits); dynamic shared memory DECODE_SK_SMEM;
         // partials at a split stride of MAX_DECODE_SPLITS.
         const sk = name.startsWith("decode_attention_sk_");
         if (sk) {

@@ -46,7 +46,7 @@ function inputs(seqs: number[], ids: number[][], pos: number[]): StepInputs {
 /** Logits of sequence 0 over `steps` decode steps, in steps of `batch` sequences (sequence 0 first), teacher-forced. */
 function run(
   engine: Engine,
-  opts: { decodeSplitK: boolean; cudaGraphs: boolean; decodeSkWideSplits?: boolean },
+  opts: { decodeSplitK: boolean; cudaGraphs: boolean; decodeSkOneSplit?: boolean },
   batch: number,
   prompts: number[][],
   forced: number[],
@@ -133,7 +133,7 @@ for (const hd of [64, 128]) {
 
 for (const hd of [64, 128]) {
   gpuTest(
-    `decodeSkWideSplits: a 200-key sequence (one 256-key split instead of two of 128) alone, in steps of 8 and eagerly: bitwise the same logits; close to the default split (head dim ${hd})`,
+    `decodeSkOneSplit: a 200-key sequence (one split instead of two of 128 keys up to 256 keys) alone, in steps of 8 and eagerly: bitwise the same logits; close to two splits (head dim ${hd})`,
     () => {
       const raw = {
         vocab_size: 512,
@@ -155,32 +155,32 @@ for (const hd of [64, 128]) {
         model.close();
       }
       const V = raw.vocab_size;
-      // Sequence 0 attends 201..255 keys (one split when wide, two of 128 otherwise), then 256..260 (two either way).
+      // Sequence 0 attends 201..256 keys (one split with decodeSkOneSplit, two of 128 without), then 257..260 (three either way).
       const prompts = [
         Array.from({ length: 200 }, (_, j) => (j * 13 + 5) % V),
         ...Array.from({ length: 7 }, (_, s) => Array.from({ length: 5 + 40 * s }, (_, j) => (s * 31 + j * 7) % V)),
       ];
       const forced = Array.from({ length: 60 }, (_, k) => (k * 37 + 11) % V);
       const steps = forced.length;
-      const wide = {
-        alone: run(engine, { decodeSplitK: true, cudaGraphs: true, decodeSkWideSplits: true }, 1, prompts, forced, steps),
-        batch8: run(engine, { decodeSplitK: true, cudaGraphs: true, decodeSkWideSplits: true }, 8, prompts, forced, steps),
-        eager8: run(engine, { decodeSplitK: true, cudaGraphs: false, decodeSkWideSplits: true }, 8, prompts, forced, steps),
+      const one = {
+        alone: run(engine, { decodeSplitK: true, cudaGraphs: true, decodeSkOneSplit: true }, 1, prompts, forced, steps),
+        batch8: run(engine, { decodeSplitK: true, cudaGraphs: true, decodeSkOneSplit: true }, 8, prompts, forced, steps),
+        eager8: run(engine, { decodeSplitK: true, cudaGraphs: false, decodeSkOneSplit: true }, 8, prompts, forced, steps),
       };
-      const base = run(engine, { decodeSplitK: true, cudaGraphs: true }, 1, prompts, forced, steps);
-      const same = Array.from({ length: steps }, (_, k) => bitsEqual(wide.alone[k], wide.batch8[k]) && bitsEqual(wide.alone[k], wide.eager8[k]));
+      const base = run(engine, { decodeSplitK: true, cudaGraphs: true, decodeSkOneSplit: false }, 1, prompts, forced, steps);
+      const same = Array.from({ length: steps }, (_, k) => bitsEqual(one.alone[k], one.batch8[k]) && bitsEqual(one.alone[k], one.eager8[k]));
       const line = `alone == 8-sequence graph == 8-sequence eager, bitwise: ${same.filter((x) => x).length} of ${steps} steps`;
       let worst = 0, differ = 0;
       for (let k = 0; k < steps; k++) {
         let mx = 0, d = 0;
         for (let i = 0; i < V; i++) {
           mx = Math.max(mx, Math.abs(base[k][i]));
-          d = Math.max(d, Math.abs(base[k][i] - wide.alone[k][i]));
+          d = Math.max(d, Math.abs(base[k][i] - one.alone[k][i]));
         }
         worst = Math.max(worst, d / mx);
-        if (!bitsEqual(base[k], wide.alone[k])) differ++;
+        if (!bitsEqual(base[k], one.alone[k])) differ++;
       }
-      const line2 = `vs 128-key splits: max |diff| / max |logit| ${worst.toExponential(2)}, ${differ} of ${steps} steps not bitwise equal`;
+      const line2 = `vs two 128-key splits: max |diff| / max |logit| ${worst.toExponential(2)}, ${differ} of ${steps} steps not bitwise equal`;
       console.log(`head dim ${hd}: ${line}; ${line2}`);
       assert.ok(same.every((x) => x), line);
       assert.ok(worst < 2e-2, line2);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Session 16 (lead), round 2 (budget 150 s): decodeSkWideSplits (decode_attention_sk splits of >= 256 keys instead of 128,
+# Session 16 (lead), round 2 (budget 150 s), as it ran (the switch was then reshaped into decodeSkOneSplit: one split up
+# to 256 keys, the default partition above; FP8 KV caches excluded; fp8_e2e's 'wide' variant removed): decodeSkWideSplits (decode_attention_sk splits of >= 256 keys instead of 128,
 # so batch-1 decode after a 128-token prompt — spans 129..256 — attends in one block per kv group with no split merge).
 # Round 1 showed the 8B graph at 128 keys 4,030 µs vs latency.ts's graph at ~257 keys 4,173 µs (1B 766 vs 835): the
 # step from 1 to 2 splits costs ~4.4 µs a layer.

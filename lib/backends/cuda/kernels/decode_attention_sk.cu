@@ -5,9 +5,9 @@
 //
 // extern "C" __global__ void decode_attention_sk_bf16_hd{64|128}(...decode_attention's parameters...)
 //   The same parameters, layouts and outputs as decode_attention_bf16_hd* (decode_attention.cu), except:
-//   - `splitSize` is the split TARGET TS (1..64; bits 8..15 may carry the least keys a split L / 64, else
-//     L = DS_MINK): a token attending `span` keys takes splits of
-//     sz = max(L, roundUp64(ceil(span / TS))) keys (dsSplitKeys), nz = ceil(span / sz) <= TS of
+//   - `splitSize` is the split TARGET TS (1..64; bits 8..15 may carry a span U / 64 up to which a token
+//     takes one split): a token attending `span` > U keys takes splits of
+//     sz = max(DS_MINK, roundUp64(ceil(span / TS))) keys (dsSplitKeys), nz = ceil(span / sz) <= TS of
 //     them. The partition depends on the span and TS only (TS from the model and the device:
 //     attention_choice.ts decodeSplitTarget), never on the grid or the other tokens of the step, so a
 //     sequence's attention rounds the same in any step (batch invariance at every bucket).
@@ -264,14 +264,14 @@ __device__ __forceinline__ void dsUnpack8(const uint4& v, float (&f)[8]) {
 
 /**
  * Keys per split of a token attending `span` keys (attention_choice.ts decodeSkSplitKeys). `target` packs the split
- * target TS (bits 0..7, clamped to 1..DS_MAXZ) and the least keys a split as a count of 64 keys (bits 8..15; 0 =
- * DS_MINK): the session's `decodeSkWideSplits` sends 4 (256 keys).
+ * target TS (bits 0..7, clamped to 1..DS_MAXZ) and, in bits 8..15, a span U / 64 up to which a token attends in one
+ * split (0: none; the session's `decodeSkOneSplit` sends 4, U = 256 keys); longer spans take DS_MINK-key splits or more.
  */
 __device__ __forceinline__ int dsSplitKeys(int span, int target) {
   const int ts = min(max(target & 0xff, 1), DS_MAXZ);
-  const int least = (target >> 8) > 0 ? (target >> 8) * 64 : DS_MINK;
+  if (span <= (target >> 8) * 64) return (span + 63) & ~63;  // one split, no merge
   const int even = ((span + ts - 1) / ts + 63) & ~63;
-  return max(least, even);
+  return max(DS_MINK, even);
 }
 
 /** Swizzled 16-byte column of row r (rows of 8 or 16 vectors): conflict-free one-row-per-lane reads. */
