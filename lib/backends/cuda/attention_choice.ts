@@ -146,22 +146,45 @@ export function decodeSplitTarget(numKvHeads: number, group: number, smCount: nu
 
 /**
  * Keys per split of a token attending `span` keys in decode_attention_sk (its dsSplitKeys): at least
- * DECODE_SK_MIN_SPLIT, enough for `target` splits to cover the span, a multiple of 64. Its splits:
+ * DECODE_SK_MIN_SPLIT, enough for `target` splits to cover the span, a multiple of 64 — or one split covering
+ * the span when it is at most 64 × `target`'s bits 8..15 (decodeSkGeometry's oneSplitKeys). Its splits:
  * ceil(span / keys) <= target. The span and the target only: a sequence's key partition is the same
  * in every step, whatever the grid or the other sequences (batch invariance).
  */
 export function decodeSkSplitKeys(span: number, target: number): number {
-  return Math.max(DECODE_SK_MIN_SPLIT, Math.ceil(Math.ceil(span / target) / 64) * 64);
+  if (span <= (target >> 8) * 64) return Math.ceil(span / 64) * 64; // one split (decodeSkGeometry's oneSplitKeys)
+  const ts = Math.min(Math.max(target & 0xff, 1), MAX_DECODE_SPLITS);
+  return Math.max(DECODE_SK_MIN_SPLIT, Math.ceil(Math.ceil(span / ts) / 64) * 64);
 }
+
+/** Spans up to which decode_attention_sk attends in one split under the session's `decodeSkOneSplit` (no merge). */
+export const DECODE_SK_ONE_SPLIT = 256;
 
 /**
  * decode_attention_sk's launch geometry for spans up to `maxLen` (eager: the longest attended span;
  * graphs: maxSeqLen): `numSplits` is the grid's z (enough blocks for every split of any span up to
- * maxLen to run at once), `splitSize` carries the split target (the kernel's `splitSize` parameter).
+ * maxLen to run at once), `splitSize` carries the split target (the kernel's `splitSize` parameter) and,
+ * in bits 8..15, `oneSplitKeys` / 64: spans up to it attend in one split (0: the DECODE_SK_MIN_SPLIT
+ * partition for every span).
+ *
+ * @example
+ * ```ts
+ * decodeSkGeometry(4096, 8, 4, 132); // { numSplits: 32, splitSize: 33 }
+ * decodeSkGeometry(4096, 8, 4, 132, 256); // { numSplits: 32, splitSize: 33 + (4 << 8) }
+ * ```
  */
-export function decodeSkGeometry(maxLen: number, numKvHeads: number, group: number, smCount: number): { numSplits: number; splitSize: number } {
+export function decodeSkGeometry(
+  maxLen: number,
+  numKvHeads: number,
+  group: number,
+  smCount: number,
+  oneSplitKeys = 0,
+): { numSplits: number; splitSize: number } {
+  if (oneSplitKeys % 64 !== 0 || oneSplitKeys < 0 || oneSplitKeys > 255 * 64) {
+    throw new RangeError(`decodeSkGeometry: oneSplitKeys ${oneSplitKeys} is not a multiple of 64 in [0, 16320]`);
+  }
   const target = decodeSplitTarget(numKvHeads, group, smCount);
-  return { numSplits: Math.max(1, Math.min(target, cdiv(maxLen, DECODE_SK_MIN_SPLIT))), splitSize: target };
+  return { numSplits: Math.max(1, Math.min(target, cdiv(maxLen, DECODE_SK_MIN_SPLIT))), splitSize: target | ((oneSplitKeys / 64) << 8) };
 }
 
 /** Query heads one decode_attention_batch block takes (the rows of one mma tile). */

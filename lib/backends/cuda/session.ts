@@ -24,6 +24,7 @@ import {
   batchAttentionSplit,
   bucketFor,
   chooseAttention,
+  DECODE_SK_ONE_SPLIT,
   decodeBuckets,
   decodeSkGeometry,
   type ElemType,
@@ -244,6 +245,8 @@ export class CudaSession implements SessionBackend {
   readonly quantGemm: boolean;
   /** CudaSessionOptions.graphSplits. */
   readonly graphSplits: boolean;
+  /** CudaSessionOptions.decodeSkOneSplit (off for a quantized KV cache). */
+  readonly decodeSkOneSplit: boolean;
   /** CudaSessionOptions.quantTailNorm. */
   readonly quantTailNorm: boolean;
   /** CudaSessionOptions.nvfp4Mma. */
@@ -387,6 +390,7 @@ export class CudaSession implements SessionBackend {
     this.decodeLogitsTuned = f.decodeLogitsTuned;
     this.quantGemm = f.quantGemm;
     this.graphSplits = f.graphSplits;
+    this.decodeSkOneSplit = f.decodeSkOneSplit && !plan.attributes.kvCache;
     this.quantTailNorm = f.quantTailNorm;
     this.nvfp4Mma = f.nvfp4Mma;
     this.nvfp4GemvK32 = f.nvfp4GemvK32;
@@ -932,7 +936,8 @@ export class CudaSession implements SessionBackend {
 
   /** decode_attention_sk's grid z and split target for spans up to `maxLen`. */
   #skGeometry(maxLen: number): { numSplits: number; target: number } {
-    const g = decodeSkGeometry(Math.max(1, maxLen), this.plan.attributes.numKvHeads, this.#group(), this.device.smCount);
+    const one = this.decodeSkOneSplit ? DECODE_SK_ONE_SPLIT : 0;
+    const g = decodeSkGeometry(Math.max(1, maxLen), this.plan.attributes.numKvHeads, this.#group(), this.device.smCount, one);
     return { numSplits: g.numSplits, target: g.splitSize };
   }
 

@@ -368,6 +368,15 @@ export const CUDA_FLAGS = {
    * eager GEMM at M 12 (1B shapes) 0.0103–0.0209 → 0.0114–0.0213 ms. Graph steps are unchanged. @default true (session 15)
    */
   eagerBucketGemm: { env: "LLMRT_EAGER_BUCKET_GEMM", default: true },
+  /**
+   * With `decodeSplitK`, bf16 / f32 KV caches: a token attending up to 256 keys (DECODE_SK_ONE_SPLIT) runs
+   * decode_attention_sk in one split a kv group instead of two of 128 keys — no split merge, whose dependent round
+   * trip the batch-1 step cannot hide (H200, 128 decode steps after a 128-token prompt: llama-3.2-1b 1,165 → 1,235
+   * tokens/s, llama-3.1-8b 237.2 → 240.5; FP8 KV caches lost 1.6% and keep the 128-key splits). Longer spans keep the
+   * default partition. Still a function of the span only (batch invariance); spans of 129–256 keys round otherwise
+   * than with two splits. @default true (session 16)
+   */
+  decodeSkOneSplit: { env: "LLMRT_DECODE_SK_ONE_SPLIT", default: true },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

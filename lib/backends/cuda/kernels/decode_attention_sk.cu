@@ -5,7 +5,8 @@
 //
 // extern "C" __global__ void decode_attention_sk_bf16_hd{64|128}(...decode_attention's parameters...)
 //   The same parameters, layouts and outputs as decode_attention_bf16_hd* (decode_attention.cu), except:
-//   - `splitSize` is the split TARGET TS (1..64): a token attending `span` keys takes splits of
+//   - `splitSize` is the split TARGET TS (1..64; bits 8..15 may carry a span U / 64 up to which a token
+//     takes one split): a token attending `span` > U keys takes splits of
 //     sz = max(DS_MINK, roundUp64(ceil(span / TS))) keys (dsSplitKeys), nz = ceil(span / sz) <= TS of
 //     them. The partition depends on the span and TS only (TS from the model and the device:
 //     attention_choice.ts decodeSplitTarget), never on the grid or the other tokens of the step, so a
@@ -261,9 +262,15 @@ __device__ __forceinline__ void dsUnpack8(const uint4& v, float (&f)[8]) {
   }
 }
 
-/** Keys per split of a token attending `span` keys with split target `target` (attention_choice.ts decodeSkSplitKeys). */
+/**
+ * Keys per split of a token attending `span` keys (attention_choice.ts decodeSkSplitKeys). `target` packs the split
+ * target TS (bits 0..7, clamped to 1..DS_MAXZ) and, in bits 8..15, a span U / 64 up to which a token attends in one
+ * split (0: none; the session's `decodeSkOneSplit` sends 4, U = 256 keys); longer spans take DS_MINK-key splits or more.
+ */
 __device__ __forceinline__ int dsSplitKeys(int span, int target) {
-  const int even = ((span + target - 1) / target + 63) & ~63;
+  const int ts = min(max(target & 0xff, 1), DS_MAXZ);
+  if (span <= (target >> 8) * 64) return (span + 63) & ~63;  // one split, no merge
+  const int even = ((span + ts - 1) / ts + 63) & ~63;
   return max(DS_MINK, even);
 }
 
@@ -318,7 +325,7 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, KT*
   const int pos = positions[t];
   const int lo = window > 0 ? max(0, pos + 1 - window) : 0;
   const int span = pos + 1 - lo;
-  const int sz = dsSplitKeys(span, min(max(target, 1), DS_MAXZ));
+  const int sz = dsSplitKeys(span, target);
   const int nz = (span + sz - 1) / sz;
   if ((int)blockIdx.z >= nz) return;  // no split for this block (before pdlWait: it touched nothing)
   const bool direct = nz == 1;
