@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Session 16, issue 16 (helper prefill), round 1 (budget 150 s): llama-3.2-1b's 2048-token TTFT.
+# (chunks, tvar, cols and their code were removed after this round: commit 2c1cc3a; the script needs the commits before it.)
 #   algos — bench/prefill_gemm_algos.ts: every cuBLASLt algorithm for qkv 2048x3072x2048 and o_proj 2048x2048x2048
 #           (heuristic incl. split-K, split-K variants, each heuristic algorithm id over its tile / stage / cluster ids),
 #           timed warm on random operands, the 40 fastest checked bitwise against the batch-invariant reference (M 256

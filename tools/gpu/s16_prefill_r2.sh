@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Session 16, issue 16 (helper prefill), round 2 (budget 150 s): llama-3.2-1b's 2048-token TTFT.
+# (small — gemmTuneSmall — and prefill_gemm_algos --cold were removed after this round; the script needs commit a855d13.)
 #   ttft  — TTFT 128 / 2048, one process, sessions taking turns (median of 15): default / graphs (prefillGraphs, new: a seen
 #           step shape replays a CUDA graph of its launch list) / small (gemmTuneSmall, new: buckets below 512 rows tuned
 #           with cold weights — the 128-token GEMMs, the pruned last layer's 1-row linears, the lm_head) / graphs+small /
