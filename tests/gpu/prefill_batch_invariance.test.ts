@@ -5,9 +5,11 @@
  * other buckets) — must be the same bits in a batch-invariant session (the default), with and without last-layer
  * pruning and on either prefill attention kernel. Each case's differing logits are logged (a diagnosis when it fails).
  * Then the GEMMs of the model's linears alone, rows at M 300 / 400 / 1200 against the pinned algorithm's at 1200.
- * H200 session 16 (round 2): the session case fails at 1200 rows (all 512 logits, max abs 2.1e-2) whatever the pruning,
- * attention kernel, PDL or tile scan — an open batch-invariance hole at this model's small-N shapes (llama-3.2-1b's and
- * llama-3.1-8b's shapes pass gemm.test.ts's bucket test).
+ * H200 session 16: the session case fails at 1200 rows (all 512 logits, max abs 2.1e-2) whatever the pruning, attention
+ * kernel, PDL or tile scan; the GEMM case shows why — down 256x8192's pinned reference algorithm itself rounds rows at M
+ * 300 / 400 otherwise than at M 1200 (the bucket check compares algorithms at one M, so it cannot see this). An open
+ * batch-invariance hole at this model's one-tile-wide N (llama-3.2-1b's and llama-3.1-8b's shapes pass gemm.test.ts's
+ * bucket test); both cases fail until it is closed.
  */
 import { Session } from "../../lib/runtime/session.ts";
 import type { StepInputs } from "../../lib/ir/step_io.ts";
