@@ -13,7 +13,7 @@
  * --sk-defines: compile-time variants of decode_attention_sk.cu, each one more sk fp8 column (the engine's geometry), e.g.
  * "DS_MINK=512": splits of at least 512 keys (fewer splits, so no cross-block merge, at short contexts).
  * --sk-small: one more sk fp8 column as the engine runs it with fp8DecodeSkSmall (the split argument's 64 least keys, the
- * grid of decodeSkGeometry(maxSeqLen, …, 64)).
+ * grid of decodeSkGeometry(maxSeqLen, …, 0, 64)).
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -251,7 +251,7 @@ for (const T of batches) {
       })
     );
     // fp8DecodeSkSmall as the engine launches it: the grid for its short splits, 64 least keys in the split argument.
-    const sg = decodeSkGeometry(maxSeqLen, nKV, G, dev.smCount, FP8_DECODE_SK_SMALL_SPLIT);
+    const sg = decodeSkGeometry(maxSeqLen, nKV, G, dev.smCount, 0, FP8_DECODE_SK_SMALL_SPLIT);
     const small = values["sk-small"]
       ? [time((st) => {
         for (let l = 0; l < layers; l++) {

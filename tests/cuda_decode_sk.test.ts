@@ -6,6 +6,7 @@
 // The kernel's arithmetic: tools/cuda-kernel-check/decode_attention_sk.py (float64, batch invariance, on a GPU).
 import {
   DECODE_SK_MIN_SPLIT,
+  DECODE_SK_ONE_SPLIT,
   DECODE_SK_SMEM,
   decodeSkGeometry,
   decodeSkSplitKeys,
@@ -44,6 +45,17 @@ test("decodeSkSplitKeys / decodeSkGeometry: splits cover the span, at most the t
   assert.equal(decodeSkSplitKeys(512, 33), 128);
   assert.equal(decodeSkSplitKeys(513, 33), 128);
   assert.equal(decodeSkSplitKeys(4300, 33), 192);
+  // decodeSkOneSplit: spans up to 256 keys in one split (splitSize's bits 8..15 = 256 / 64), longer ones as before.
+  const one = decodeSkGeometry(4096, 8, 4, 132, DECODE_SK_ONE_SPLIT);
+  assert.deepEqual(one, { numSplits: 32, splitSize: 33 + (4 << 8) });
+  for (const span of [1, 64, 65, 128, 129, 200, 256]) {
+    const sz = decodeSkSplitKeys(span, one.splitSize);
+    assert.ok(sz >= span && sz % 64 === 0 && sz - span < 64, `span ${span}: one split of ${sz}`);
+  }
+  for (let span = 257; span <= 4096; span += 37) {
+    assert.equal(decodeSkSplitKeys(span, one.splitSize), decodeSkSplitKeys(span, 33), `span ${span}: the default partition`);
+  }
+  assert.throws(() => decodeSkGeometry(4096, 8, 4, 132, 100), /oneSplitKeys 100/);
 });
 
 test("gemvSplitRows: 2 or 4 warps per row for long rows only, by shape", () => {
@@ -86,8 +98,8 @@ const MODELS = [
 ];
 
 for (const m of MODELS) {
-  for (const batchInvariant of m.raw.head_dim === 64 ? [true, false] : [true]) {
-    test(`decode steps of 1–8 sequences on decode_attention_sk: ${m.name}, batchInvariant ${batchInvariant}`, () => {
+  for (const [batchInvariant, one] of m.raw.head_dim === 64 ? [[true, false], [false, false], [true, true]] : [[true, true]]) {
+    test(`decode steps of 1–8 sequences on decode_attention_sk: ${m.name}, batchInvariant ${batchInvariant}${one ? ", decodeSkOneSplit" : ""}`, () => {
       const model = randomModel(m.raw, m.seed, true, 0.15);
       const build = { backend: "cuda" as const, maxBatchSize: 8, maxNumTokens: 640, maxSeqLen: 1024, tokensPerBlock: 8 };
       let bf16, f32;
@@ -99,18 +111,20 @@ for (const m of MODELS) {
       }
       const a = bf16.plan.attributes, V = a.vocabSize, G = m.raw.num_attention_heads / m.raw.num_key_value_heads;
       const numBlocks = 120;
-      const sk = new FakeCudaSession(bf16, numBlocks, 132, false, { fusedDecode: true, decodeSplitK: true, batchInvariant });
+      const sk = new FakeCudaSession(bf16, numBlocks, 132, false, { fusedDecode: true, decodeSplitK: true, batchInvariant, decodeSkOneSplit: one });
       const ref = new FakeCudaSession(bf16, numBlocks, 132, false, { fusedDecode: true, batchInvariant });
       const cpu = new CpuSession(f32);
       const kv = cpu.createKvCache(numBlocks);
-      // Sequence 0 attends 300+ keys (3 splits of 128: the merge path), the others a few.
+      // Sequence 0 attends 300+ keys (3 splits of 128: the merge path), the others a few (one split; up to 256 keys with
+      // decodeSkOneSplit).
       const lens = [300, 5, 3, 9, 2, 7, 4, 11];
       const seqs = lens.map((n, s) => ({
         ids: Array.from({ length: n }, (_, j) => (s * 31 + j * 7 + 1) % V),
         blocks: Array.from({ length: s === 0 ? 80 : 4 }, (_, j) => (s === 0 ? j : 80 + 4 * (s - 1) + j)),
       }));
       const pos = lens.map((n) => n - 1), last = seqs.map((s) => s.ids[s.ids.length - 1]);
-      const target = decodeSplitTarget(m.raw.num_key_value_heads, G, 132);
+      // the split target, with decodeSkOneSplit's span / 64 in bits 8..15
+      const target = decodeSplitTarget(m.raw.num_key_value_heads, G, 132) | (one ? (DECODE_SK_ONE_SPLIT / 64) << 8 : 0);
       let skLaunches = 0;
       const run = (what: string, which: number[], graphs: boolean, prefill = false): void => {
         const inp = prefill

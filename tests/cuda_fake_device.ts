@@ -16,6 +16,7 @@ import {
   chooseAttention,
   DECODE_SK_FP8_SMEM,
   DECODE_SK_MIN_SPLIT,
+  DECODE_SK_ONE_SPLIT,
   DECODE_SK_SMEM,
   decodeBuckets,
   decodeSkGeometry,
@@ -390,6 +391,8 @@ export interface FakeSessionOptions {
   readonly nvfp4ActLaunch?: boolean;
   /** CudaFlags.eagerBucketGemm: eager decode steps plan with StepShape.gemmPickRows (their graph bucket), as the session does. */
   readonly eagerBucketGemm?: boolean;
+  /** The session's decodeSkOneSplit (spans up to DECODE_SK_ONE_SPLIT keys in one decode_attention_sk split). */
+  readonly decodeSkOneSplit?: boolean;
 }
 
 export class FakeCudaSession {
@@ -407,9 +410,11 @@ export class FakeCudaSession {
   lastLaunches: Launch[] = [];
 
   readonly #eagerBucketGemm: boolean;
+  readonly #skOne: number;
 
   constructor(readonly engine: Engine, numBlocks: number, readonly sms = 132, planOnly = false, opts: FakeSessionOptions = {}) {
     this.#eagerBucketGemm = !!opts.eagerBucketGemm;
+    this.#skOne = opts.decodeSkOneSplit && !engine.plan.attributes.kvCache ? DECODE_SK_ONE_SPLIT : 0;
     const plan = opts.plan ?? engine.plan;
     if (!planOnly) assert.ok(plan.elementBytes === 4 || plan.elementBytes === 2, "the stand-ins are float32 and bf16");
     const a = plan.attributes;
@@ -552,7 +557,14 @@ export class FakeCudaSession {
   #sk(maxLen: number): { sk?: { numSplits: number; target: number } } {
     if (!this.env.decodeSplitK) return {};
     const small = !!this.env.fp8DecodeSk && !!this.env.fp8DecodeSkSmall && this.env.plan.attributes.kvCache?.quantAlgo === "FP8";
-    const g = decodeSkGeometry(maxLen, this.env.plan.attributes.numKvHeads, this.#group(), this.sms, small ? FP8_DECODE_SK_SMALL_SPLIT : undefined);
+    const g = decodeSkGeometry(
+      maxLen,
+      this.env.plan.attributes.numKvHeads,
+      this.#group(),
+      this.sms,
+      this.#skOne,
+      small ? FP8_DECODE_SK_SMALL_SPLIT : undefined,
+    );
     return { sk: { numSplits: g.numSplits, target: g.splitSize } };
   }
 
@@ -1488,12 +1500,13 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         const { target: splitSize, minKeys: skMinKeys } = sk ? decodeSkSplitOf(splitArg) : { target: splitArg, minKeys: 0 };
         assert.ok(!sk || skMinKeys === DECODE_SK_MIN_SPLIT || kvAlgoOf(l.kernel), `${l.kernel}: least keys a split ${skMinKeys} on a bf16 cache`);
         const hd = suffix, G = nH / nKV, W = (nH + 2 * nKV) * hd;
-        // decode_attention_sk.cu: splitSize is the split target (1..64); grid z any >= 1 (blocks loop over their
-        // splits); dynamic shared memory DECODE_SK_SMEM; partials at a split stride of MAX_DECODE_SPLITS.
+        // decode_attention_sk.cu: splitSize is the split target (1..64; bits 8..15 a span / 64 up to which a token
+        // takes one split; bits 16+ the least keys a split / 64); grid z any >= 1 (blocks loop over their splits); dynamic
+        // shared memory DECODE_SK_SMEM; partials at a split stride of MAX_DECODE_SPLITS.
         if (sk) {
           assert.ok(
-            l.sharedBytes === (kvAlgoOf(l.kernel) ? DECODE_SK_FP8_SMEM : DECODE_SK_SMEM) && splitSize >= 1 && splitSize <= MAX_DECODE_SPLITS &&
-              l.grid[2] >= 1,
+            l.sharedBytes === (kvAlgoOf(l.kernel) ? DECODE_SK_FP8_SMEM : DECODE_SK_SMEM) && (splitSize & 0xff) >= 1 &&
+              (splitSize & 0xff) <= MAX_DECODE_SPLITS && splitSize >>> 16 === 0 && l.grid[2] >= 1,
             `${l.kernel}: ${l.sharedBytes} B, target ${splitSize}`,
           );
         } else assert.ok(!l.sharedBytes, `${l.kernel}: no dynamic shared memory`);
@@ -1532,8 +1545,8 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         const nz = Array.from(pos, (p) => {
           const lo = window > 0 ? Math.max(0, p + 1 - window) : 0;
           // the token's keys per split (decode_attention_batch: splitSize; decode_attention: daSplitKeys; _sk: dsSplitKeys)
-          const sz = batch ? splitSize : sk ? decodeSkSplitKeys(p + 1 - lo, splitSize, skMinKeys) : decodeSplitKeys(p + 1 - lo, splitSize, numSplits);
-          if (sk) assert.ok(cdiv(p + 1 - lo, sz) <= splitSize, `${l.kernel}: ${cdiv(p + 1 - lo, sz)} splits above the target ${splitSize}`);
+          const sz = batch ? splitSize : sk ? decodeSkSplitKeys(p + 1 - lo, splitArg) : decodeSplitKeys(p + 1 - lo, splitSize, numSplits);
+          if (sk) assert.ok(cdiv(p + 1 - lo, sz) <= (splitSize & 0xff), `${l.kernel}: ${cdiv(p + 1 - lo, sz)} splits above the target ${splitSize & 0xff}`);
           assert.ok(numSplits * sz >= p + 1 - lo, `${l.kernel}: ${numSplits} splits of ${sz} do not cover ${p + 1 - lo} keys`);
           return cdiv(p + 1 - lo, sz); // non-empty splits of the token
         });

@@ -113,21 +113,21 @@ test("fp8DecodeSkSmall on a fake CUDA device: decode_attention_sk_fp8kv with spl
   assert.ok(![...kernels].some((x) => x.startsWith("decode_attention_sk") && !x.endsWith(`/${FP8_DECODE_SK_SMALL_SPLIT}`)), k);
   assert.deepEqual(decodeSkSplitOf(decodeSkSplitArg(33, 64)), { target: 33, minKeys: 64 });
   assert.equal(decodeSkSplitArg(33), 33, "the default least keys: the plain target (the kernel's DS_MINK)");
-  assert.equal(decodeSkSplitKeys(265, 33, 64), 64);
+  assert.equal(decodeSkSplitKeys(265, decodeSkSplitArg(33, 64)), 64);
   assert.equal(decodeSkSplitKeys(265, 33), 128);
   // 64-key splits while they number at most (33 + 1) / 2 = 17: spans up to 1,088; longer spans keep the 128-key partition.
-  assert.equal(decodeSkSplitKeys(1088, 33, 64), 64);
-  assert.equal(decodeSkSplitKeys(1089, 33, 64), decodeSkSplitKeys(1089, 33));
-  assert.equal(decodeSkSplitKeys(2048, 33, 64), 128);
-  assert.equal(decodeSkSplitKeys(32768, 33, 64), 1024, "long spans: the same partition");
+  assert.equal(decodeSkSplitKeys(1088, decodeSkSplitArg(33, 64)), 64);
+  assert.equal(decodeSkSplitKeys(1089, decodeSkSplitArg(33, 64)), decodeSkSplitKeys(1089, 33));
+  assert.equal(decodeSkSplitKeys(2048, decodeSkSplitArg(33, 64)), 128);
+  assert.equal(decodeSkSplitKeys(32768, decodeSkSplitArg(33, 64)), 1024, "long spans: the same partition");
   for (let span = 1; span <= 5000; span++) {
-    const sz = decodeSkSplitKeys(span, 33, 64), nz = Math.ceil(span / sz);
+    const sz = decodeSkSplitKeys(span, decodeSkSplitArg(33, 64)), nz = Math.ceil(span / sz);
     assert.ok(sz === decodeSkSplitKeys(span, 33) || (sz === 64 && nz <= 17), `span ${span}: ${sz} keys a split`);
     // The grid of any maxLen >= span holds every split at once (graphs: maxSeqLen; eager: the longest span).
-    for (const maxLen of [span, 2080]) assert.ok(maxLen < span || decodeSkGeometry(maxLen, 8, 4, 132, 64).numSplits >= nz, `span ${span} maxLen ${maxLen}`);
+    for (const maxLen of [span, 2080]) assert.ok(maxLen < span || decodeSkGeometry(maxLen, 8, 4, 132, 0, 64).numSplits >= nz, `span ${span} maxLen ${maxLen}`);
   }
-  assert.equal(decodeSkGeometry(2080, 8, 4, 132, 64).numSplits, 17, "the measured graph grid (llama-3.1-8b, maxSeqLen 2080)");
-  assert.equal(decodeSkGeometry(265, 8, 4, 132, 64).numSplits, 5, "an eager step at 265 keys: its 5 splits at once");
+  assert.equal(decodeSkGeometry(2080, 8, 4, 132, 0, 64).numSplits, 17, "the measured graph grid (llama-3.1-8b, maxSeqLen 2080)");
+  assert.equal(decodeSkGeometry(265, 8, 4, 132, 0, 64).numSplits, 5, "an eager step at 265 keys: its 5 splits at once");
   bf16.dispose();
   f32.dispose();
 });

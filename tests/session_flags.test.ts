@@ -67,6 +67,10 @@ test("session options: every switch of the table resolves to its default when ne
     }
     // Session 15: eager decode steps on their graph bucket's GEMM algorithms (graphs = eager bitwise, forced picks): on.
     assert.equal(o.eagerBucketGemm, true, "eagerBucketGemm");
+    // Session 16: spans up to 256 keys in one decode_attention_sk split (1B batch 1 +6%, 8B +1.4%; bf16 KV only): on.
+    assert.equal(o.decodeSkOneSplit, true, "decodeSkOneSplit");
+    // Session 16: prefill graphs: off until an A/B on the device says otherwise.
+    assert.equal(o.prefillGraphs, false, "prefillGraphs");
     // Session 16: the FP8-KV split-K decode attention's splits of >= 64 keys on (8B FP8 batch 1 +2.6% in one process);
     // fp8_gemvr (fp8GemvRow / fp8GemvRowNorm) off (qkv slower, o_proj within the noise).
     assert.equal(o.fp8DecodeSkSmall, true, "fp8DecodeSkSmall");

@@ -46,7 +46,7 @@ function inputs(seqs: number[], ids: number[][], pos: number[]): StepInputs {
 /** Logits of sequence 0 over `steps` decode steps, in steps of `batch` sequences (sequence 0 first), teacher-forced. */
 function run(
   engine: Engine,
-  opts: { decodeSplitK: boolean; cudaGraphs: boolean },
+  opts: { decodeSplitK: boolean; cudaGraphs: boolean; decodeSkOneSplit?: boolean },
   batch: number,
   prompts: number[][],
   forced: number[],
@@ -126,6 +126,64 @@ for (const hd of [64, 128]) {
       lines.push(`decode_attention_sk vs decode_attention logits: max |diff| / max |logit| ${worst.toExponential(2)}`);
       console.log(`head dim ${hd}:\n  ${lines.join("\n  ")}`);
       assert.ok(worst < 2e-2, lines[lines.length - 1]);
+    },
+    300_000,
+  );
+}
+
+for (const hd of [64, 128]) {
+  gpuTest(
+    `decodeSkOneSplit: a 200-key sequence (one split instead of two of 128 keys up to 256 keys) alone, in steps of 8 and eagerly: bitwise the same logits; close to two splits (head dim ${hd})`,
+    () => {
+      const raw = {
+        vocab_size: 512,
+        hidden_size: 8 * hd,
+        intermediate_size: 1024,
+        num_hidden_layers: 2,
+        num_attention_heads: 8,
+        num_key_value_heads: 2,
+        head_dim: hd,
+        max_position_embeddings: 4096,
+        architectures: ["LlamaForCausalLM"],
+        model_type: "llama",
+      };
+      const model = randomModel(raw, 61 + hd, true, 0.05);
+      let engine: Engine;
+      try {
+        engine = buildSync(model, { backend: "cuda", dtype: "bfloat16", maxBatchSize: 8, maxNumTokens: 2048, maxSeqLen: NB * BS, tokensPerBlock: BS });
+      } finally {
+        model.close();
+      }
+      const V = raw.vocab_size;
+      // Sequence 0 attends 201..256 keys (one split with decodeSkOneSplit, two of 128 without), then 257..260 (three either way).
+      const prompts = [
+        Array.from({ length: 200 }, (_, j) => (j * 13 + 5) % V),
+        ...Array.from({ length: 7 }, (_, s) => Array.from({ length: 5 + 40 * s }, (_, j) => (s * 31 + j * 7) % V)),
+      ];
+      const forced = Array.from({ length: 60 }, (_, k) => (k * 37 + 11) % V);
+      const steps = forced.length;
+      const one = {
+        alone: run(engine, { decodeSplitK: true, cudaGraphs: true, decodeSkOneSplit: true }, 1, prompts, forced, steps),
+        batch8: run(engine, { decodeSplitK: true, cudaGraphs: true, decodeSkOneSplit: true }, 8, prompts, forced, steps),
+        eager8: run(engine, { decodeSplitK: true, cudaGraphs: false, decodeSkOneSplit: true }, 8, prompts, forced, steps),
+      };
+      const base = run(engine, { decodeSplitK: true, cudaGraphs: true, decodeSkOneSplit: false }, 1, prompts, forced, steps);
+      const same = Array.from({ length: steps }, (_, k) => bitsEqual(one.alone[k], one.batch8[k]) && bitsEqual(one.alone[k], one.eager8[k]));
+      const line = `alone == 8-sequence graph == 8-sequence eager, bitwise: ${same.filter((x) => x).length} of ${steps} steps`;
+      let worst = 0, differ = 0;
+      for (let k = 0; k < steps; k++) {
+        let mx = 0, d = 0;
+        for (let i = 0; i < V; i++) {
+          mx = Math.max(mx, Math.abs(base[k][i]));
+          d = Math.max(d, Math.abs(base[k][i] - one.alone[k][i]));
+        }
+        worst = Math.max(worst, d / mx);
+        if (!bitsEqual(base[k], one.alone[k])) differ++;
+      }
+      const line2 = `vs two 128-key splits: max |diff| / max |logit| ${worst.toExponential(2)}, ${differ} of ${steps} steps not bitwise equal`;
+      console.log(`head dim ${hd}: ${line}; ${line2}`);
+      assert.ok(same.every((x) => x), line);
+      assert.ok(worst < 2e-2, line2);
     },
     300_000,
   );

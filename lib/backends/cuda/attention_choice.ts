@@ -146,14 +146,19 @@ export function decodeSplitTarget(numKvHeads: number, group: number, smCount: nu
 
 /**
  * Keys per split of a token attending `span` keys in decode_attention_sk (its dsSplitKeys): at least
- * DECODE_SK_MIN_SPLIT, enough for `target` splits to cover the span, a multiple of 64. Its splits:
+ * DECODE_SK_MIN_SPLIT, enough for `target` splits to cover the span, a multiple of 64 — or one split covering
+ * the span when it is at most 64 × `target`'s bits 8..15 (decodeSkGeometry's oneSplitKeys). Its splits:
  * ceil(span / keys) <= target. The span and the target only: a sequence's key partition is the same
  * in every step, whatever the grid or the other sequences (batch invariance).
  */
-export function decodeSkSplitKeys(span: number, target: number, minKeys = DECODE_SK_MIN_SPLIT): number {
-  const even = Math.ceil(Math.ceil(span / target) / 64) * 64, sz = Math.max(minKeys, even);
-  // A least keys below DS_MINK (fp8DecodeSkSmall) only while it gives at most (target + 1) / 2 splits (dsSplitKeys).
-  return minKeys < DECODE_SK_MIN_SPLIT && Math.ceil(span / sz) > (target + 1) >> 1 ? Math.max(DECODE_SK_MIN_SPLIT, even) : sz;
+export function decodeSkSplitKeys(span: number, target: number): number {
+  if (span <= ((target >> 8) & 0xff) * 64) return Math.ceil(span / 64) * 64; // one split (decodeSkGeometry's oneSplitKeys)
+  const ts = Math.min(Math.max(target & 0xff, 1), MAX_DECODE_SPLITS);
+  const even = Math.ceil(Math.ceil(span / ts) / 64) * 64;
+  // Bits 16 and up: a least keys a split (decodeSkSplitArg); below DS_MINK (fp8DecodeSkSmall) only while it gives at most
+  // (ts + 1) / 2 splits (dsSplitKeys).
+  const minKeys = target >> 16 ? (target >> 16) * 64 : DECODE_SK_MIN_SPLIT, sz = Math.max(minKeys, even);
+  return minKeys < DECODE_SK_MIN_SPLIT && Math.ceil(span / sz) > (ts + 1) >> 1 ? Math.max(DECODE_SK_MIN_SPLIT, even) : sz;
 }
 
 /**
@@ -164,35 +169,51 @@ export function decodeSkSplitKeys(span: number, target: number, minKeys = DECODE
 export const FP8_DECODE_SK_SMALL_SPLIT = 64;
 
 /**
- * decode_attention_sk's `splitSize` argument: the split target, with `minKeys` (a multiple of 64, other than the kernel's
- * DS_MINK) as minKeys / 64 in bits 16 and up; the inverse is {@link decodeSkSplitOf}.
+ * decode_attention_sk's `splitSize` argument: `target` (the split target, with decodeSkGeometry's one-split bits 8..15),
+ * with `minKeys` (a multiple of 64, other than the kernel's DS_MINK) as minKeys / 64 in bits 16 and up; the inverse is
+ * {@link decodeSkSplitOf}.
  */
 export function decodeSkSplitArg(target: number, minKeys = DECODE_SK_MIN_SPLIT): number {
   return minKeys === DECODE_SK_MIN_SPLIT ? target : target | ((minKeys / 64) << 16);
 }
 
-/** The split target and least keys a split encoded in a decode_attention_sk `splitSize` argument. */
+/** The split target (bits 0..15) and least keys a split (bits 16+) of a decode_attention_sk `splitSize` argument. */
 export function decodeSkSplitOf(arg: number): { target: number; minKeys: number } {
   return { target: arg & 0xffff, minKeys: arg >> 16 ? (arg >> 16) * 64 : DECODE_SK_MIN_SPLIT };
 }
 
+/** Spans up to which decode_attention_sk attends in one split under the session's `decodeSkOneSplit` (no merge). */
+export const DECODE_SK_ONE_SPLIT = 256;
+
 /**
  * decode_attention_sk's launch geometry for spans up to `maxLen` (eager: the longest attended span;
  * graphs: maxSeqLen): `numSplits` is the grid's z (enough blocks for every split of any span up to
- * maxLen to run at once), `splitSize` carries the split target (the kernel's `splitSize` parameter).
+ * maxLen to run at once), `splitSize` carries the split target (the kernel's `splitSize` parameter) and,
+ * in bits 8..15, `oneSplitKeys` / 64: spans up to it attend in one split (0: the DECODE_SK_MIN_SPLIT
+ * partition for every span).
+ *
+ * @example
+ * ```ts
+ * decodeSkGeometry(4096, 8, 4, 132); // { numSplits: 32, splitSize: 33 }
+ * decodeSkGeometry(4096, 8, 4, 132, 256); // { numSplits: 32, splitSize: 33 + (4 << 8) }
+ * ```
  */
 export function decodeSkGeometry(
   maxLen: number,
   numKvHeads: number,
   group: number,
   smCount: number,
+  oneSplitKeys = 0,
   minKeys = DECODE_SK_MIN_SPLIT,
 ): { numSplits: number; splitSize: number } {
+  if (oneSplitKeys % 64 !== 0 || oneSplitKeys < 0 || oneSplitKeys > 255 * 64) {
+    throw new RangeError(`decodeSkGeometry: oneSplitKeys ${oneSplitKeys} is not a multiple of 64 in [0, 16320]`);
+  }
   const target = decodeSplitTarget(numKvHeads, group, smCount);
   const z = Math.min(target, cdiv(maxLen, DECODE_SK_MIN_SPLIT));
-  // minKeys below DS_MINK (fp8DecodeSkSmall): up to (target + 1) / 2 splits of minKeys for spans up to maxLen.
+  // minKeys below DS_MINK (fp8DecodeSkSmall, carried by decodeSkSplitArg): up to (target + 1) / 2 splits of minKeys.
   const small = minKeys < DECODE_SK_MIN_SPLIT ? Math.min((target + 1) >> 1, cdiv(maxLen, minKeys)) : 0;
-  return { numSplits: Math.max(1, z, small), splitSize: target };
+  return { numSplits: Math.max(1, z, small), splitSize: target | ((oneSplitKeys / 64) << 8) };
 }
 
 /** Query heads one decode_attention_batch block takes (the rows of one mma tile). */

@@ -171,8 +171,65 @@ export interface InvariantBucketStats {
   rejected: number;
 }
 
+/** One algorithm of CublasLtGemm.surveyAlgorithms: its configuration, time and rounding against the reference. */
+export interface GemmAlgoSurveyRow {
+  /** cublasLtMatmulAlgoConfigAttributes_t values. */
+  readonly id: number;
+  readonly tile: number;
+  readonly stages: number;
+  readonly splitK: number;
+  readonly reduction: number;
+  readonly swizzle: number;
+  readonly custom: number;
+  readonly cluster: number;
+  /** Index in the heuristic's list; -1 a split-K variant of a heuristic candidate, -2 a re-configured one. */
+  readonly heuristicRank: number;
+  /** Workspace bytes. */
+  readonly ws: number;
+  /** Milliseconds a call (warm). */
+  readonly ms: number;
+  /** Rows bitwise equal to the batch-invariant reference algorithm's on the probe; null: not checked. */
+  readonly sameRowsAsRef: boolean | null;
+  /** This is the reference algorithm itself. */
+  readonly isRef: boolean;
+}
+
+/** An algorithm's configuration attributes (-1 where unreadable). */
+function surveyConfig(algo: Uint8Array): Omit<GemmAlgoSurveyRow, "heuristicRank" | "ws" | "ms" | "sameRowsAsRef" | "isRef"> {
+  const lt = cublasLt();
+  const written = new BigUint64Array(1);
+  const get = (attr: number, bytes: 2 | 4): number => {
+    const v = bytes === 2 ? new Uint16Array(1) : new Uint32Array(1);
+    return lt.cublasLtMatmulAlgoConfigGetAttribute(algo, attr, v, bytes, written) === 0 ? v[0] : -1;
+  };
+  return {
+    id: get(LT.ALGO_CONFIG_ID, 4),
+    tile: get(LT.ALGO_CONFIG_TILE_ID, 4),
+    stages: get(LT.ALGO_CONFIG_STAGES_ID, 4),
+    splitK: get(LT.ALGO_CONFIG_SPLITK_NUM, 4),
+    reduction: get(LT.ALGO_CONFIG_REDUCTION_SCHEME, 4),
+    swizzle: get(LT.ALGO_CONFIG_CTA_SWIZZLING, 4),
+    custom: get(LT.ALGO_CONFIG_CUSTOM_OPTION, 4),
+    cluster: Math.max(get(LT.ALGO_CONFIG_CLUSTER_SHAPE_ID, 2), get(LT.ALGO_CONFIG_CLUSTER_SHAPE_ID, 4)),
+  };
+}
+
+/** An algorithm's capability list `attr` (uint32 ids: tile ids, stage ids); empty when unreadable. */
+function capIds(algo: Uint8Array, attr: number): number[] {
+  const lt = cublasLt();
+  const written = new BigUint64Array(1);
+  if (lt.cublasLtMatmulAlgoCapGetAttribute(algo, attr, null, 0, written) !== 0) return [];
+  const count = Number(written[0]) / 4;
+  if (count <= 0) return [];
+  const v = new Uint32Array(count);
+  if (lt.cublasLtMatmulAlgoCapGetAttribute(algo, attr, v, count * 4, written) !== 0) return [];
+  return Array.from(v);
+}
+
 /** Heuristic candidates considered when tuning. */
 const TUNE_CANDIDATES = 8;
+/** Cluster shape ids tried by re-configuration (cublasLtClusterShape_t: 0 auto, 2 1x1x1, 3 2x1x1, … 10 4x4x1). */
+const CLUSTER_IDS_MAX = 10;
 /** Heuristic candidates considered by cold tuning (GemmOptions.tuneCold). */
 const COLD_CANDIDATES = 32;
 /** Split-K slice counts tried per candidate (GemmOptions.tuneSplitK). */
@@ -610,6 +667,20 @@ export class CublasLtGemm {
     coldBytes = 0,
     beta = 0,
   ): number[] {
+    return this.#timeCandidatesMs(desc, layoutA, layoutB, layoutD, candidates, io, coldBytes, beta).map(([i]) => i);
+  }
+
+  /** #timeCandidates with each candidate's milliseconds a call: [index, ms] pairs, fastest first. */
+  #timeCandidatesMs(
+    desc: bigint,
+    layoutA: bigint,
+    layoutB: bigint,
+    layoutD: bigint,
+    candidates: { algo: Uint8Array; ws: number }[],
+    io: { a: bigint; b: bigint; d: bigint; stream: Stream | null },
+    coldBytes = 0,
+    beta = 0,
+  ): [number, number][] {
     const lt = cublasLt();
     const stream = io.stream ? io.stream.handle : 0n;
     this.#alpha[0] = 1;
@@ -658,7 +729,7 @@ export class CublasLtGemm {
       }
       times.push([i, ms]);
     });
-    return times.sort((x, y) => x[1] - y[1]).map(([i]) => i);
+    return times.sort((x, y) => x[1] - y[1]);
   }
 
   #makePlan(
@@ -1073,6 +1144,60 @@ export class CublasLtGemm {
     return out;
   }
 
+  /**
+   * Re-configurations of the heuristic's non-split-K algorithm ids (`heur`) for this problem, not already in `have`: each
+   * id's first candidate over its tile ids (cublasLtMatmulAlgoCapGetAttribute) × the stage ids the heuristic paired with
+   * that id × cluster shape ids 0…CLUSTER_IDS_MAX, those cublasLtMatmulAlgoCheck accepts within the workspace, in that
+   * order (deterministic for a given cuBLASLt, device and problem: tuning indices stay valid in the timing cache).
+   */
+  #reconfigured(
+    desc: bigint,
+    layoutA: bigint,
+    layoutB: bigint,
+    layoutD: bigint,
+    heur: readonly { algo: Uint8Array; ws: number }[],
+    have: readonly { algo: Uint8Array }[],
+  ): { algo: Uint8Array; ws: number }[] {
+    const lt = cublasLt();
+    const seen = new Set(have.map((c) => c.algo.join(",")));
+    const out: { algo: Uint8Array; ws: number }[] = [];
+    const configs = heur.map((c) => ({ c, cfg: surveyConfig(c.algo) }));
+    const ids = new Map<number, Uint8Array>();
+    for (const { c, cfg } of configs) if (!ids.has(cfg.id) && this.#isNonSplit(c.algo)) ids.set(cfg.id, c.algo);
+    const u32 = new Uint32Array(1), u16 = new Uint16Array(1);
+    for (const [id, algo0] of ids) {
+      const tiles = capIds(algo0, LT.ALGO_CAP_TILE_IDS);
+      // Stage ids: those the heuristic paired with this algorithm id (a full stage sweep multiplies the checks ~40x).
+      const stages = new Set(configs.filter((x) => x.cfg.id === id).map((x) => x.cfg.stages));
+      for (const tile of tiles.length ? tiles : [surveyConfig(algo0).tile]) {
+        for (const stage of stages) {
+          for (let cluster = 0; cluster <= CLUSTER_IDS_MAX; cluster++) {
+            const algo = algo0.slice();
+            u32[0] = tile;
+            if (lt.cublasLtMatmulAlgoConfigSetAttribute(algo, LT.ALGO_CONFIG_TILE_ID, u32, 4) !== 0) continue;
+            u32[0] = stage;
+            if (lt.cublasLtMatmulAlgoConfigSetAttribute(algo, LT.ALGO_CONFIG_STAGES_ID, u32, 4) !== 0) continue;
+            // uint16_t in cuBLASLt 12 / 13's header; a 4-byte attribute is tried where the 2-byte one is refused.
+            u16[0] = cluster;
+            u32[0] = cluster;
+            if (
+              lt.cublasLtMatmulAlgoConfigSetAttribute(algo, LT.ALGO_CONFIG_CLUSTER_SHAPE_ID, u16, 2) !== 0 &&
+              lt.cublasLtMatmulAlgoConfigSetAttribute(algo, LT.ALGO_CONFIG_CLUSTER_SHAPE_ID, u32, 4) !== 0
+            ) continue;
+            const key = algo.join(",");
+            if (seen.has(key)) continue;
+            seen.add(key);
+            const check = new Uint8Array(LT.HEURISTIC_RESULT_BYTES);
+            if (lt.cublasLtMatmulAlgoCheck(this.#handle, desc, layoutA, layoutB, layoutD, layoutD, algo, check) !== 0) continue;
+            const ws = Number(new DataView(check.buffer).getBigUint64(LT.HEURISTIC_WORKSPACE_OFFSET, true));
+            if (ws <= this.workspace.byteLength) out.push({ algo, ws });
+          }
+        }
+      }
+    }
+    return out;
+  }
+
   /** An algorithm's split-K reduction scheme (0: none; LT_REDUCTION_INPLACE: in the output buffer); -1 when unreadable. */
   #reductionScheme(algo: Uint8Array): number {
     const v = new Uint32Array(1);
@@ -1091,6 +1216,84 @@ export class CublasLtGemm {
     v[0] = 0;
     if (lt.cublasLtMatmulAlgoConfigGetAttribute(algo, LT.ALGO_CONFIG_REDUCTION_SCHEME, v, 4, written) !== 0) return false;
     return v[0] === 0;
+  }
+
+  /**
+   * A tuning aid (bench/prefill_gemm_algos.ts), not used by the engine: every cuBLASLt algorithm on the table for one
+   * bf16 linear `D[m, n] = A[m, k] · Bᵀ` (B stored [n, k]) — the heuristic's first `heuristicCount` candidates (split-K
+   * ones included), the split-K variants of its first 4 non-split ones, and with `variants` each heuristic algorithm id
+   * re-configured over its tile ids × the heuristic's stage ids for it × cluster shapes 0–10 (those cublasLtMatmulAlgoCheck
+   * accepts) — each timed on
+   * the call's buffers (warm, as #timeCandidates times), the fastest `checkFastest` also checked bitwise against the
+   * batch-invariant reference algorithm (the heuristic's first non-split-K pick for `invariantRefM` rows) on 256 random
+   * rows. Synchronizes the stream. Rows fastest first.
+   */
+  surveyAlgorithms(
+    args: { m: number; n: number; k: number; a: DevicePtr; b: DevicePtr; d: DevicePtr; stream?: Stream | null },
+    opts: { heuristicCount?: number; variants?: boolean; maxTimed?: number; checkFastest?: number } = {},
+  ): GemmAlgoSurveyRow[] {
+    if (this.#release.done) throw new DisposedError("CublasLtGemm");
+    const { m, n, k } = args;
+    positiveInt("m", m);
+    positiveInt("n", n);
+    positiveInt("k", k);
+    const lt = cublasLt();
+    bindContext(this.#ctx);
+    const cell = new BigUint64Array(1);
+    const i32 = new Int32Array(1);
+    const made: bigint[] = [];
+    const layout = (rows: number, cols: number, ld: number): bigint => {
+      checkCublas(lt.cublasLtMatrixLayoutCreate(cell, LT.R_16BF, rows, cols, ld), "cublasLtMatrixLayoutCreate", `${rows}x${cols} ld ${ld}`);
+      made.push(cell[0]);
+      return cell[0];
+    };
+    checkCublas(lt.cublasLtMatmulDescCreate(cell, LT.COMPUTE_32F, LT.R_32F), "cublasLtMatmulDescCreate");
+    const desc = cell[0];
+    try {
+      i32[0] = LT.OP_T;
+      checkCublas(lt.cublasLtMatmulDescSetAttribute(desc, LT.MATMUL_DESC_TRANSA, i32, 4), "cublasLtMatmulDescSetAttribute", "TRANSA");
+      i32[0] = LT.OP_N;
+      checkCublas(lt.cublasLtMatmulDescSetAttribute(desc, LT.MATMUL_DESC_TRANSB, i32, 4), "cublasLtMatmulDescSetAttribute", "TRANSB");
+      const a = addr(args.a), b = addr(args.b), d = addr(args.d);
+      const al = new Uint32Array([Math.min(alignOf(a), alignOf(b), alignOf(d))]);
+      for (const attr of [LT.PREF_MIN_ALIGNMENT_A_BYTES, LT.PREF_MIN_ALIGNMENT_B_BYTES, LT.PREF_MIN_ALIGNMENT_C_BYTES, LT.PREF_MIN_ALIGNMENT_D_BYTES]) {
+        checkCublas(lt.cublasLtMatmulPreferenceSetAttribute(this.#pref, attr, al, 4), "cublasLtMatmulPreferenceSetAttribute", "alignment");
+      }
+      const layoutA = layout(k, n, k), layoutB = layout(k, m, k), layoutD = layout(n, m, n);
+      const what = `survey bf16 m=${m} n=${n} k=${k}`;
+      const heur = this.#heuristic(desc, layoutA, layoutB, layoutD, opts.heuristicCount ?? 64, what);
+      const cands: { algo: Uint8Array; ws: number; rank: number }[] = [];
+      const seen = new Set<string>();
+      const add = (c: { algo: Uint8Array; ws: number }, rank: number): void => {
+        const key = c.algo.join(",");
+        if (seen.has(key)) return;
+        seen.add(key);
+        cands.push({ ...c, rank });
+      };
+      heur.forEach((c, i) => add(c, i));
+      for (const c of this.#splitVariants(desc, layoutA, layoutB, layoutD, heur.filter((c) => this.#isNonSplit(c.algo)).slice(0, 4))) add(c, -1);
+      if (opts.variants) { for (const c of this.#reconfigured(desc, layoutA, layoutB, layoutD, heur, cands)) add(c, -2); }
+      const timed = cands.slice(0, opts.maxTimed ?? 400);
+      const stream = args.stream ?? null;
+      const times = this.#timeCandidatesMs(desc, layoutA, layoutB, layoutD, timed, { a, b, d, stream });
+      const ref = this.#pin(`survey|${n}x${k}|${al[0]}`, this.#refM, desc, layoutA, LT.R_16BF, LT.R_16BF, n, k, what);
+      const rows: GemmAlgoSurveyRow[] = [];
+      const checked = opts.checkFastest ?? 40;
+      times.forEach(([i, ms], order) => {
+        const c = timed[i];
+        const isRef = !!ref && sameAlgo(c.algo, ref);
+        const same = isRef
+          ? true
+          : ref && order < checked
+          ? this.#checkSameRows(desc, layoutA, LT.R_16BF, LT.R_16BF, n, k, "bf16", "bf16", { b, stream }, ref, c.algo, Math.min(PROBE_ROWS, m))
+          : null;
+        rows.push({ ...surveyConfig(c.algo), heuristicRank: c.rank, ws: c.ws, ms, sameRowsAsRef: same, isRef });
+      });
+      return rows;
+    } finally {
+      for (const l of made) checkCublas(lt.cublasLtMatrixLayoutDestroy(l), "cublasLtMatrixLayoutDestroy");
+      checkCublas(lt.cublasLtMatmulDescDestroy(desc), "cublasLtMatmulDescDestroy");
+    }
   }
 
   /** Destroys every cached plan (descriptors and layouts); the next run of a shape plans again. */

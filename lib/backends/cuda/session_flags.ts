@@ -180,6 +180,14 @@ export const CUDA_FLAGS = {
    */
   gemmTuneWide: { env: "LLMRT_GEMM_TUNE_WIDE", default: true },
   /**
+   * Eager prefill / mixed steps (not decode steps, not LoRA steps) of a shape seen before replay a CUDA graph of their
+   * launch list (with prefillPlanCache and cudaGraphs; the list's second step captures it, 16 kept like the lists): one
+   * graph launch instead of ~150 kernel / GEMM launches. The same launches and arguments: the same bits. H200 session 16
+   * (llama-3.2-1b, same process, median of 21, logits bitwise equal): TTFT 128 tokens 1.57 / 1.58 → 1.42 / 1.41 ms, 2048
+   * tokens 7.76 / 7.77 → 7.71 / 7.68 ms; the capturing step ~2 ms slower, once per step shape. @default false
+   */
+  prefillGraphs: { env: "LLMRT_PREFILL_GRAPHS", default: false },
+  /**
    * With `batchAttention2`: decode steps of at least BATCH2_WIDE_MIN_ROWS sequences over a bf16 cache at head dim 128
    * run decode_attention_batch2w (batch2's 2 warps with 1 cp.async stage each and registers capped for 8 blocks per
    * SM: more blocks in flight; the same keys per warp, sums and merge, so the same bits) (H200 session 10: one 8B layer at
@@ -382,6 +390,15 @@ export const CUDA_FLAGS = {
    * eager GEMM at M 12 (1B shapes) 0.0103–0.0209 → 0.0114–0.0213 ms. Graph steps are unchanged. @default true (session 15)
    */
   eagerBucketGemm: { env: "LLMRT_EAGER_BUCKET_GEMM", default: true },
+  /**
+   * With `decodeSplitK`, bf16 / f32 KV caches: a token attending up to 256 keys (DECODE_SK_ONE_SPLIT) runs
+   * decode_attention_sk in one split a kv group instead of two of 128 keys — no split merge, whose dependent round
+   * trip the batch-1 step cannot hide (H200, 128 decode steps after a 128-token prompt: llama-3.2-1b 1,165 → 1,235
+   * tokens/s, llama-3.1-8b 237.2 → 240.5; FP8 KV caches lost 1.6% and keep the 128-key splits). Longer spans keep the
+   * default partition. Still a function of the span only (batch invariance); spans of 129–256 keys round otherwise
+   * than with two splits. @default true (session 16)
+   */
+  decodeSkOneSplit: { env: "LLMRT_DECODE_SK_ONE_SPLIT", default: true },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
