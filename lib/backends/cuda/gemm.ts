@@ -169,6 +169,11 @@ export interface InvariantBucketStats {
   verified: number;
   /** Algorithms whose rows differed (or that could not run the check): their buckets keep the reference one. */
   rejected: number;
+  /**
+   * Shapes none of whose non-split-K reference candidates rounds a row alike at every probed M (STABLE_ROWS): they keep
+   * the heuristic's first, and batch invariance does not hold for them across those M.
+   */
+  unstableReferences: number;
 }
 
 /** One algorithm of CublasLtGemm.surveyAlgorithms: its configuration, time and rounding against the reference. */
@@ -248,6 +253,12 @@ export const INVARIANT_REF_M = 256;
 const BUCKET_MIN = 16, BUCKET_MAX = 16384;
 /** Rows of the bitwise check of a bucket algorithm (at most). */
 const PROBE_ROWS = 256;
+/**
+ * Row counts at which a batch-invariant reference algorithm must round its first rows alike (session 16: a down
+ * projection of 256 × 8192's heuristic reference rounded rows at M 300 / 400 otherwise than at M 1200, a
+ * decomposition by the tile count that a same-M comparison of two algorithms cannot see).
+ */
+const STABLE_ROWS = [16, 64, 300, 1200, 2048];
 
 /** The bucket of M: the power of two ≤ M, clamped to [BUCKET_MIN, BUCKET_MAX]. */
 export function invariantBucket(m: number): number {
@@ -375,7 +386,7 @@ export class CublasLtGemm {
   /** Random rows of the bitwise checks (grown as needed). */
   #probe = new Uint16Array(0);
   /** Batch-invariant mode: the bucket algorithms' bitwise checks so far. */
-  readonly invariantBucketStats: InvariantBucketStats = { verified: 0, rejected: 0 };
+  readonly invariantBucketStats: InvariantBucketStats = { verified: 0, rejected: 0, unstableReferences: 0 };
   /** Batch-invariant plans that could not use the pinned algorithm (heuristic per M instead). */
   numInvariantFallbacks = 0;
   /** `pickM` plans whose pickM-row algorithm cublasLtMatmulAlgoCheck refused at the call's M (the call's own pick instead). */
@@ -786,7 +797,17 @@ export class CublasLtGemm {
       const what = `${dtype}->${outDtype} m=${m} n=${n} k=${k} transB=${transB}`;
       if (invariant) {
         const pinKey = key.replace(/\|\d+x/, "|");
-        const base = this.#pin(pinKey, this.#refM, desc, layoutA, inT, outT, n, k, what);
+        const capturing = weight.stream?.isCapturing ?? false;
+        // The reference: the heuristic's first non-split-K candidate for INVARIANT_REF_M rows whose first rows round
+        // alike at every STABLE_ROWS count (checked once per shape on the layer's weight, never during a capture).
+        const stable = (algo: Uint8Array): boolean => {
+          // Outputs of at most ~64 MB a run (the fp32 lm_head of a 128k vocabulary: up to 130 rows; its prefill M is
+          // the logits rows, a few).
+          const cap = Math.max(64, Math.floor((64 << 20) / (n * (outDtype === "fp32" ? 4 : 2))));
+          const runs = [...new Set(STABLE_ROWS.map((r) => Math.min(r, cap)))].map((rows) => ({ algo, rows }));
+          return this.#checkSameRows(desc, layoutA, inT, outT, n, k, dtype, outDtype, weight, algo, null, 0, runs);
+        };
+        const base = this.#pin(pinKey, this.#refM, desc, layoutA, inT, outT, n, k, what, capturing ? undefined : stable);
         const tries: Uint8Array[] = [];
         const bucket = invariantBucket(m);
         const bucketable = dtype === outDtype
@@ -800,8 +821,13 @@ export class CublasLtGemm {
           if (sameAlgo(algo, base)) return true;
           const sameKey = `${pinKey}#${Array.from(algo).join(",")}`;
           let same = this.#sameRows.get(sameKey);
-          if (same === undefined && !(weight.stream?.isCapturing ?? false)) {
-            same = this.#checkSameRows(desc, layoutA, inT, outT, n, k, dtype, outDtype, weight, base, algo, Math.max(64, Math.min(bucket, PROBE_ROWS)));
+          if (same === undefined && !capturing) {
+            // The same rows as the reference at the probe's M, and at the largest M of the bucket too (its own
+            // decomposition by M).
+            const cap = Math.max(64, Math.floor((64 << 20) / (n * (outDtype === "fp32" ? 4 : 2))));
+            const probe = Math.max(64, Math.min(bucket, PROBE_ROWS)), top = Math.max(probe, Math.min(2 * bucket - 1, 2048, cap));
+            const runs = [{ algo: base, rows: probe }, { algo, rows: probe }, { algo, rows: top }];
+            same = this.#checkSameRows(desc, layoutA, inT, outT, n, k, dtype, outDtype, weight, base, algo, probe, runs);
             this.#sameRows.set(sameKey, same);
             if (same) this.invariantBucketStats.verified++;
             else this.invariantBucketStats.rejected++;
@@ -926,7 +952,18 @@ export class CublasLtGemm {
    * The batch-invariant algorithm of an M-free plan key for `refM` rows: the heuristic's first non-split-K
    * candidate for that M (null: none), cached.
    */
-  #pin(pinKey: string, refM: number, desc: bigint, layoutA: bigint, inT: number, outT: number, n: number, k: number, what: string): Uint8Array | null {
+  #pin(
+    pinKey: string,
+    refM: number,
+    desc: bigint,
+    layoutA: bigint,
+    inT: number,
+    outT: number,
+    n: number,
+    k: number,
+    what: string,
+    ok?: (algo: Uint8Array) => boolean,
+  ): Uint8Array | null {
     const cacheKey = `${pinKey}@${refM}`;
     const known = this.#pinned.get(cacheKey);
     if (known !== undefined) return known;
@@ -947,8 +984,11 @@ export class CublasLtGemm {
     const refD = cell[0];
     let pinned: Uint8Array | null;
     try {
-      const found = this.#heuristic(desc, layoutA, refB, refD, INVARIANT_CANDIDATES, `${what} (reference m=${refM})`).find((c) => this.#isNonSplit(c.algo));
-      pinned = found ? found.algo : null;
+      const cands = this.#heuristic(desc, layoutA, refB, refD, INVARIANT_CANDIDATES, `${what} (reference m=${refM})`).filter((c) => this.#isNonSplit(c.algo));
+      // With `ok` (the reference of a batch-invariant shape): the first candidate whose rows round alike at every M.
+      const found = ok ? cands.find((c) => ok(c.algo)) : cands[0];
+      if (ok && !found && cands.length > 0) this.invariantBucketStats.unstableReferences++;
+      pinned = (found ?? cands[0])?.algo ?? null;
     } catch (e) {
       noteCleanupFailures(e, [
         ["cublasLt", "cublasLtMatrixLayoutDestroy", lt.cublasLtMatrixLayoutDestroy(refB)],
@@ -966,7 +1006,10 @@ export class CublasLtGemm {
    * Whether `pick` rounds every row as `base` does: both run over the same `rows` random rows (16-bit
    * floats of magnitude 1/8 … 2, either sign) against the call's own B (the layer's weight) on the call's
    * stream, and the outputs are compared byte for byte (at least one finite non-zero value required).
-   * Synchronizes the stream; false when either algorithm cannot run the check.
+   * Synchronizes the stream; false when either algorithm cannot run the check. `runs` instead: each
+   * (algorithm, row count) runs over the first rows of the same random rows, and the first min(rows)
+   * rows of every output must equal the first run's — one algorithm at several M shows whether its rows
+   * round alike whatever M (a stream-K-like decomposition by the tile count does not).
    */
   #checkSameRows(
     desc: bigint,
@@ -979,27 +1022,31 @@ export class CublasLtGemm {
     outDtype: GemmDtype,
     weight: { b: bigint; stream: Stream | null },
     base: Uint8Array,
-    pick: Uint8Array,
+    pick: Uint8Array | null,
     rows: number,
+    runs: readonly { algo: Uint8Array; rows: number }[] = [{ algo: base, rows }, { algo: pick ?? base, rows }],
   ): boolean {
     const lt = cublasLt();
     const cell = new BigUint64Array(1);
     const layouts: bigint[] = [];
     const bufs: DeviceBuffer[] = [];
     try {
-      checkCublas(lt.cublasLtMatrixLayoutCreate(cell, inT, k, rows, k), "cublasLtMatrixLayoutCreate", `${k}x${rows}`);
-      layouts.push(cell[0]);
-      checkCublas(lt.cublasLtMatrixLayoutCreate(cell, outT, n, rows, n), "cublasLtMatrixLayoutCreate", `${n}x${rows}`);
-      layouts.push(cell[0]);
-      const [lb, ld] = layouts;
+      const maxRows = Math.max(...runs.map((r) => r.rows)), cmpRows = Math.min(...runs.map((r) => r.rows));
+      const lbs: bigint[] = [], lds: bigint[] = [];
       const ws: number[] = [];
-      for (const algo of [base, pick]) {
+      for (const run of runs) {
+        checkCublas(lt.cublasLtMatrixLayoutCreate(cell, inT, k, run.rows, k), "cublasLtMatrixLayoutCreate", `${k}x${run.rows}`);
+        layouts.push(cell[0]);
+        lbs.push(cell[0]);
+        checkCublas(lt.cublasLtMatrixLayoutCreate(cell, outT, n, run.rows, n), "cublasLtMatrixLayoutCreate", `${n}x${run.rows}`);
+        layouts.push(cell[0]);
+        lds.push(cell[0]);
         const check = new Uint8Array(LT.HEURISTIC_RESULT_BYTES);
-        if (lt.cublasLtMatmulAlgoCheck(this.#handle, desc, layoutA, lb, ld, ld, algo, check) !== 0) return false;
+        if (lt.cublasLtMatmulAlgoCheck(this.#handle, desc, layoutA, lbs[lbs.length - 1], cell[0], cell[0], run.algo, check) !== 0) return false;
         ws.push(Number(new DataView(check.buffer).getBigUint64(LT.HEURISTIC_WORKSPACE_OFFSET, true)));
         if (ws[ws.length - 1] > this.workspace.byteLength) return false;
       }
-      const len = rows * k;
+      const len = maxRows * k;
       const fp8 = dtype === "fp8e4m3";
       if (this.#probe.length < len) {
         // 16-bit floats with exponent 2^-3 … 2^0, random mantissa and sign (bf16: 8 exponent bits, fp16: 5).
@@ -1024,14 +1071,18 @@ export class CublasLtGemm {
       const a = this.device.alloc(len * (fp8 ? 1 : 2));
       bufs.push(a);
       const f32Out = outDtype === "fp32";
-      const outs = [this.device.alloc(rows * n * (f32Out ? 4 : 2)), this.device.alloc(rows * n * (f32Out ? 4 : 2))];
-      bufs.push(...outs);
+      // One output buffer for every run (each run's prefix read back before the next overwrites it).
+      const out = this.device.alloc(maxRows * n * (f32Out ? 4 : 2));
+      bufs.push(out);
       const stream = weight.stream;
       a.copyFromHost(host, { stream });
       this.#alpha[0] = 1;
       this.#beta[0] = 0;
-      [base, pick].forEach((algo, i) => {
-        const d = outs[i].ptr;
+      // The first cmpRows rows of every output against the first run's (row-major [rows, n]: a prefix of each).
+      const words = cmpRows * n;
+      let x: Uint32Array | Uint16Array | null = null;
+      for (let i = 0; i < runs.length; i++) {
+        const { algo, rows: m } = runs[i], d = out.ptr, lb = lbs[i], ld = lds[i];
         checkCublas(
           lt.cublasLtMatmul(
             this.#handle,
@@ -1052,31 +1103,19 @@ export class CublasLtGemm {
             stream ? stream.handle : 0n,
           ),
           "cublasLtMatmul",
-          `bitwise check of a bucket algorithm, n=${n} k=${k} rows=${rows}`,
+          `bitwise check of a bucket algorithm, n=${n} k=${k} rows=${m}`,
         );
-      });
-      if (stream) stream.synchronize();
-      else this.device.synchronize();
-      if (f32Out) {
-        const x = new Uint32Array(rows * n), y = new Uint32Array(rows * n);
-        outs[0].copyToHost(x);
-        outs[1].copyToHost(y);
-        let informative = false;
-        for (let i = 0; i < x.length; i++) {
-          if (x[i] !== y[i]) return false;
-          if (!informative && (x[i] & 0x7fffffff) !== 0 && (x[i] & 0x7f800000) !== 0x7f800000) informative = true;
-        }
-        return informative;
+        if (stream) stream.synchronize();
+        else this.device.synchronize();
+        const y = f32Out ? new Uint32Array(words) : new Uint16Array(words);
+        out.copyToHost(y); // the prefix only
+        if (x === null) x = y;
+        else for (let j = 0; j < words; j++) if (x[j] !== y[j]) return false;
       }
-      const x = new Uint16Array(rows * n), y = new Uint16Array(rows * n);
-      outs[0].copyToHost(x);
-      outs[1].copyToHost(y);
+      if (x === null) return false;
       let informative = false;
-      const expMask = bf ? 0x7f80 : 0x7c00;
-      for (let i = 0; i < x.length; i++) {
-        if (x[i] !== y[i]) return false;
-        if (!informative && (x[i] & 0x7fff) !== 0 && (x[i] & expMask) !== expMask) informative = true;
-      }
+      const expMask = f32Out ? 0x7f800000 : bf ? 0x7f80 : 0x7c00, absMask = f32Out ? 0x7fffffff : 0x7fff;
+      for (let i = 0; i < words && !informative; i++) informative = (x[i] & absMask) !== 0 && (x[i] & expMask) !== expMask;
       return informative;
     } finally {
       for (const b of bufs) b.dispose();
