@@ -93,7 +93,10 @@ export const CUDA_FLAGS = {
    * 16-key chunk a warp instead of 3 of two. H200, llama-3.1-8b FP8 + FP8 KV batch 1, one process (session 16 r2):
    * 365.3 / 358.7 → 371.4 / 371.7 tok/s (68.6 / 67.3% → 69.7 / 69.8% of the bytes-allowed bandwidth), graph step at 265
    * keys 2,673.8 → 2,606.9 µs (the attention's marginal 307.7 → 244.0 µs); decode logits as far from the float32 CPU
-   * engine as the default's (tests/gpu/fp8_decode_attention.test.ts). @default true (session 16)
+   * engine as the default's (tests/gpu/fp8_decode_attention.test.ts). 64-key splits only while a span takes at most
+   * (target + 1) / 2 of them (the 8B: ≤ 1,088 keys; longer spans keep the 128-key partition: r3 found them slower at 1,536 /
+   * 2,048 keys); with that rule (r4): 366.3 / 365.1 → 370.7 / 373.6 tok/s, alone at 1,536 / 2,048 keys unchanged.
+   * @default true (session 16)
    */
   fp8DecodeSkSmall: { env: "LLMRT_FP8_DECODE_SK_SMALL", default: true },
   /**
