@@ -448,6 +448,7 @@ __device__ __forceinline__ void gfStore(void* y, float t, int r, int n, int row,
 template <int M, bool NORM, int U = GF_U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE, bool TMA = GF_TMA, int HEAD = GF_TMA_HEAD>
 __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y, const bf16_t* normW,
     float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {
+  LLMRT_STAMP_SCOPE(0x10u | (NORM ? 8u : 0u) | (unsigned)(mode & 7), W);  // harness builds only (common.cuh)
   __shared__ float upS[8][M];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, nw = blockDim.x >> 5;  // nw == 8
   const int kv = k >> 3;
@@ -555,6 +556,7 @@ GEMV_FUSED(gemv_fused_norm_bf16_m8, 8, true)
 template <int M, bool NORM, int U = GF_U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE, bool TMA = GF_TMA, int HEAD = GF_TMA_HEAD>
 __device__ __forceinline__ void gemvFusedKsImpl(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y, const bf16_t* normW,
     float eps, int m, int n, int k, int modeKs) {
+  LLMRT_STAMP_SCOPE(0x20u | (NORM ? 8u : 0u) | (unsigned)(modeKs & 7), W);  // harness builds only (common.cuh)
   __shared__ float part[8][M];
   __shared__ float upS[4][M];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
