@@ -360,8 +360,6 @@ export interface FakeSessionOptions {
   readonly gemmResidual?: boolean;
   /** LaunchEnv.gemvXPre: fused decode GEMVs of ≤ 2 rows on gemv_fused*_xpre. */
   readonly gemvXPre?: boolean;
-  /** LaunchEnv.gemvOprojTma: with gemvXPre, the GEMV after the decode attention on gemv_fused_tma_xpre. */
-  readonly gemvOprojTma?: boolean;
   /** LaunchEnv.fp8DecodeAttention: fused decode steps over a quantized KV cache on decode_attention_{fp8kv|int8kv}. */
   readonly fp8DecodeAttention?: boolean;
   /** fp8FlashPrefill: a quantized cache gets a bf16 shadow layer (LaunchEnv.kvShadow) for the flash prefill kernels. */
@@ -499,7 +497,6 @@ export class FakeCudaSession {
       gemvSplitK: opts.gemvSplitK,
       gemmResidual: opts.gemmResidual,
       ...(opts.gemvXPre ? { gemvXPre: true } : {}),
-      ...(opts.gemvOprojTma ? { gemvOprojTma: true } : {}),
       fp8DecodeAttention: opts.fp8DecodeAttention,
       // A bf16 layer of the cache's shape (as CudaKvCache.shadow).
       ...(opts.fp8FlashPrefill && a.kvCache ? { kvShadow: mem.alloc((numBlocks + 1) * 2 * bs * a.numKvHeads * a.headDim * 2) } : {}),
@@ -1078,7 +1075,6 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         break;
       }
       case "gemv_fused_xpre_bf16":
-      case "gemv_fused_tma_xpre_bf16":
       case "gemv_fused_norm_xpre_bf16":
       case "gemv_fused_ks_xpre_bf16":
       case "gemv_fused_norm_ks_xpre_bf16":
@@ -1086,8 +1082,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "gemv_fused_norm_ks_bf16":
       case "gemv_fused_bf16":
       case "gemv_fused_norm_bf16": {
-        // gemv.cu (_xpre: x loaded with the weights, the same sums; m ≤ 2 only; _tma_xpre: the first chunks bulk-copied into
-        // shared memory, the same sums, no norm, one warp a row): (x, W, bias, y, normW, eps, m, n, k, mode,
+        // gemv.cu (_xpre: x loaded with the weights, the same sums; m ≤ 2 only): (x, W, bias, y, normW, eps, m, n, k, mode,
         // prefetch, prefetchBytes); _ks: mode | ks << 4 (ks 2 or 4
         // warps per weight row, (k / 8) % ks == 0), ks times the blocks.
         const [x, W, bias, y, normW, eps, m, n, k, modeKs, prefetch, prefetchBytes] = A;
@@ -1096,7 +1091,6 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         const norm = name.startsWith("gemv_fused_norm");
         assert.ok(m >= 1 && m <= suffix, `${l.kernel}: m ${m}`);
         if (name.includes("_xpre")) assert.ok(suffix <= 2, `${l.kernel}: instantiated for m ≤ 2`);
-        if (name.includes("_tma_")) assert.ok(!norm && !ksName && mode !== 2, `${l.kernel}: plain one-warp-a-row modes only`);
         rowsOk(l.kernel, m);
         assert.ok(k % 8 === 0 && x % 16n === 0n && W % 16n === 0n, `${l.kernel}: k ${k} or x / W not 16-byte aligned`);
         assert.ok(mode === 0 || mode === 1 || mode === 2 || mode === 3, `${l.kernel}: mode ${mode}`);

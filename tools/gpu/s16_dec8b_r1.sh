@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Session 16 (issue 16 item 1), helper dec8b, round 1 (budget 150 s): where the batch-1 decode graph's time beyond its bytes
-# goes, measured inside the graph. bench/decode_gaps.ts builds one engine and four sessions, alive at once and timed in
+# goes, measured inside the graph. bench/decode_gaps.ts builds one engine and three sessions, alive at once and timed in
 # turn: A default, S the LLMRT_STAMP build of gemv.cu + decode_attention_sk.cu (each block of each fused GEMV / attention
 # launch writes globaltimer stamps at entry, when it passed pdlWait, and at its end to a device buffer), E the default
-# with LLMRT_PDL_EARLY (dependents triggered before the wait) in those two files, T the new switch gemvOprojTma (o_proj on
-# gemv_fused_tma_xpre: 2 of its 4 chunks a warp bulk-copied into static shared memory before pdlWait and a third in
-# registers, so ~75% of o_proj's weights can land while the attention runs); E and T keep the sums: bitwise expected.
+# with LLMRT_PDL_EARLY (dependents triggered before the wait) in those two files, T GF_OTMA 2 (the plain _xpre GEMV, on the
+# 8B only o_proj, bulk-copies 2 of its 4 chunks a warp into static shared memory before pdlWait, a third in registers: 75%
+# of o_proj's weights can land while the attention runs); E and T keep the sums: bitwise expected.
 # Graph replay at 128 / 1,024 keys (3 rounds in turn), synced decode tok/s, logits vs A; S's per-transition table
 # (qkv → attn → o_proj → gate_up → down → qkv: span, launch lag, PDL release, tails); then (8B) decode_breakdown's role
 # table of the default session. 8B first, then the 1B (no breakdown).

@@ -150,8 +150,6 @@ export interface LaunchEnv {
   readonly gemvSplitK?: boolean;
   /** CudaSessionOptions.gemvXPre: fused decode GEMVs of ≤ 2 rows on gemv_fused*_xpre. */
   readonly gemvXPre?: boolean;
-  /** CudaSessionOptions.gemvOprojTma: with gemvXPre, the fused GEMV after the decode attention on gemv_fused_tma_xpre. */
-  readonly gemvOprojTma?: boolean;
   /** CudaSessionOptions.decodeLogitsTuned: the lm_head of decode steps of more than GEMV_MAX_ROWS sequences is not pinned. */
   readonly decodeLogitsTuned?: boolean;
   /**

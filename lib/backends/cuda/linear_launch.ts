@@ -68,12 +68,7 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
     const blocks = mode === 2 ? cdiv(op.outFeatures / 2, 4 / ks) : cdiv(op.outFeatures, 8 / ks);
     // gemvXPre: ≤ 2 rows on the entry points that load x with the weights (the same sums).
     const xpre = env.gemvXPre && M <= 2 ? "_xpre" : "";
-    // gemvOprojTma: the plain one-warp-a-row GEMV whose input is the decode attention's output (o_proj) bulk-copies half
-    // its row into shared memory before its PDL wait (the same sums as _xpre).
-    const prev = env.plan.ops[i - 1];
-    const afterAttn = prev?.type === "paged_attention" && prev.out === op.x && T === S;
-    const tma = env.gemvOprojTma && xpre && !nrm && ks === 1 && mode !== 2 && afterAttn ? "_tma" : "";
-    const name = `${nrm ? "gemv_fused_norm" : "gemv_fused"}${ks > 1 ? "_ks" : ""}${tma}${xpre}_bf16_m${M}`;
+    const name = `${nrm ? "gemv_fused_norm" : "gemv_fused"}${ks > 1 ? "_ks" : ""}${xpre}_bf16_m${M}`;
     k(i, name, [blocks, 1, 1], 256, [
       buf(nrm ? nrm.x : op.x),
       env.weight(op.weight),

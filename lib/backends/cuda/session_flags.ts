@@ -204,14 +204,6 @@ export const CUDA_FLAGS = {
    */
   gemvXPre: { env: "LLMRT_GEMV_XPRE", default: true },
   /**
-   * With `gemvXPre`: the fused GEMV right after the decode attention (o_proj) of 1-2 row decode steps runs
-   * gemv_fused_tma_xpre (kernels/gemv.cu): each warp bulk-copies the first half of its 4 KB-chunked row into static shared
-   * memory and loads the next chunk into registers before its PDL wait, so most of o_proj's weights stream while the
-   * attention (which reads little) runs. A lane adds the same vectors in the same order: the same bits. Session 16 (measured in bench/decode_gaps.ts).
-   * @default false
-   */
-  gemvOprojTma: { env: "LLMRT_GEMV_OPROJ_TMA", default: false },
-  /**
    * With `gemmResidual`: prefill / mixed steps' FP8 (e4m3) o_proj and down_proj cuBLASLt GEMMs with bf16 output add into
    * the residual stream in their epilogue too (C = D = residual, beta 1, one rounding of scale · acc + residual instead of
    * two), and the FP8 linear's fused norm after them quantizes the residual without the add (fp8_rmsnorm_quant_bf16

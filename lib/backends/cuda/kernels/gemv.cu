@@ -198,7 +198,6 @@ __device__ __forceinline__ void gfIssue(const bf16_t* w, int c, int kv, uint4 (&
 #ifndef GF_OTMA
 #define GF_OTMA 0
 #endif
-#define GF_OTMA_BYTES(H) (8 * (H) * 32 * GF_U * 16)  // static slots of a block holding H chunks a warp
 
 /**
  * GF_TMA: warp `warp`'s weight slice (kvs 16-byte vectors from w) is copied by one bulk copy into its slot of the
@@ -227,16 +226,14 @@ __device__ __forceinline__ void gfTmaIssue(bf16_t* slot, const bf16_t* w, int kv
 #endif
 }
 /** GF_TMA: warp `warp`'s slot (kvs 16-byte vectors) of the dynamic shared memory and its mbarrier (used only by TMA
- *  instantiations, so the other entry points keep their static shared memory). SBYTES > 0: the slots are a static
- *  shared array of that many bytes instead (gemv_fused_tma_xpre, GF_OTMA: no launch attribute needed). */
-template <int SBYTES = 0>
+ *  instantiations, so the other entry points keep their static shared memory). */
 __device__ __forceinline__ const bf16_t* gfTmaSlot(int warp, int kvs) {
 #ifndef LLMRT_EMU
-  if constexpr (SBYTES > 0) {
-    __shared__ __align__(128) unsigned char gfStat[SBYTES > 0 ? SBYTES : 16];
-    return reinterpret_cast<const bf16_t*>(gfStat) + (long long)warp * kvs * 8;
-  }
+#if GF_OTMA > 0  // the harness's o_proj variant: the head slots in static shared memory (no launch attribute needed)
+  __shared__ __align__(128) unsigned char gfDyn[8 * GF_OTMA * 32 * GF_U * 16];
+#else
   extern __shared__ __align__(16) unsigned char gfDyn[];
+#endif
 #else
   alignas(16) static unsigned char gfDyn[8 * 16384 * 2];  // the CPU emulation runs one block at a time
 #endif
@@ -425,12 +422,12 @@ __device__ __forceinline__ void gfRowHead(const bf16_t* __restrict__ xb, const b
  * warps only): the first chunk into v (PIPE: the second into v2); TMA: the slice's first headVec vectors bulk-copied
  * into the warp's slot of the dynamic shared memory (returned; else w) and the tail's first chunk into v.
  */
-template <int U, bool PIPE, bool TMA, int SBYTES = 0>
+template <int U, bool PIPE, bool TMA>
 __device__ __forceinline__ const bf16_t* gfIssueFirst(const bf16_t* w, int kv, int headVec, int warp, int lane, bool live,
     uint4 (&v)[U], uint4 (&v2)[U]) {
   const bf16_t* ws = w;
   if constexpr (TMA) {
-    ws = gfTmaSlot<SBYTES>(warp, headVec);
+    ws = gfTmaSlot(warp, headVec);
     if (live) {
       gfTmaIssue(const_cast<bf16_t*>(ws), w, headVec, gfTmaBar(warp), lane);
       if (headVec < kv) gfIssue<U>(w, lane + headVec, kv, v);  // the tail's first chunk through registers
@@ -459,8 +456,7 @@ __device__ __forceinline__ void gfStore(void* y, float t, int r, int n, int row,
   } else ((float*)y)[(long long)r * n + row] = t;
 }
 
-template <int M, bool NORM, int U = GF_U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE, bool TMA = GF_TMA, int HEAD = GF_TMA_HEAD,
-          int SBYTES = 0>
+template <int M, bool NORM, int U = GF_U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE, bool TMA = GF_TMA, int HEAD = GF_TMA_HEAD>
 __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y, const bf16_t* normW,
     float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {
   LLMRT_STAMP_SCOPE(0x10u | (NORM ? 8u : 0u) | (unsigned)(mode & 7), W);  // harness builds only (common.cuh)
@@ -479,7 +475,7 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
   // llama-3.2-1b step on an H200; keeping normW and x in registers for the RMSNorm gained nothing.)
   uint4 v[U], v2[U];  // v2: PIPE's second chunk (unused otherwise)
   const int headVec = TMA ? gfHeadVec<U, HEAD>(kv) : 0;  // TMA: the slice's vectors bulk-copied into shared memory
-  const bf16_t* ws = gfIssueFirst<U, PIPE, TMA, SBYTES>(w, kv, headVec, warp, lane, live, v, v2);  // TMA: the warp's slot
+  const bf16_t* ws = gfIssueFirst<U, PIPE, TMA>(w, kv, headVec, warp, lane, live, v, v2);  // TMA: the warp's slot
   if constexpr (NORM && GF_NWPF) gfPrefetchNormW(normW, k);
   pdlWait();  // x and y are the previous kernels' (weights and prefetches above only)
   pdlLaunchDependents();
@@ -700,9 +696,8 @@ GEMV_FUSED_KS(gemv_fused_norm_ks_bf16_m8, 8, true)
 #define GEMV_FUSED_XPRE(NAME, M, NORM)                                                                                  \
   extern "C" __global__ void __launch_bounds__(256, GF_MINB) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,\
       const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
-    gemvFusedImpl<M, NORM, GF_U, GF_PIPE_E, true, (GF_TMA || (GF_OTMA > 0 && !NORM)), (GF_OTMA > 0 ? GF_OTMA : GF_TMA_HEAD), \
-                  (GF_OTMA > 0 && !NORM ? GF_OTMA_BYTES(GF_OTMA) : 0)>(x, W, bias, y, normW, eps, m, n, k, mode, prefetch,     \
-                                                                    prefetchBytes);                                    \
+    gemvFusedImpl<M, NORM, GF_U, GF_PIPE_E, true, (GF_TMA || (GF_OTMA > 0 && !NORM)), (GF_OTMA > 0 ? GF_OTMA : GF_TMA_HEAD)>( \
+        x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes);                                            \
   }
 #define GEMV_FUSED_KS_XPRE(NAME, M, NORM)                                                                               \
   extern "C" __global__ void __launch_bounds__(256, GF_MINB) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,\
@@ -734,31 +729,4 @@ GEMV_FUSED_KS_XPRE(gemv_fused_norm_ks_xpre_bf16_m1, 1, true)
 #endif
 #if LLMRT_KERNEL(gemv_fused_norm_ks_xpre_bf16_m2)
 GEMV_FUSED_KS_XPRE(gemv_fused_norm_ks_xpre_bf16_m2, 2, true)
-#endif
-
-// ------------------------------------------------------------------------------------------------
-// The GEMV after the decode attention with its weights in flight during the attention (session 16,
-// CudaSessionOptions.gemvOprojTma): gemv_fused_xpre (no norm, one warp a row, ≤ 2 rows) whose warps bulk-copy
-// (cp.async.bulk, an mbarrier a warp) the first GF_OTMA_E chunks of their row (2: 4 KB, half of a 4096-wide row) into
-// static shared memory and load the next chunk into registers before pdlWait, so ~3/4 of o_proj's weights can land
-// while the attention (which reads little) runs, instead of the one chunk gemv_fused_xpre issues. A lane adds the same
-// vectors in the same order (gfRowHead): the same sums, bitwise.
-//
-// extern "C" __global__ void gemv_fused_tma_xpre_bf16_m{1|2}(...gemv_fused's parameters...)
-//   grid (ceil(n / 8), 1, 1)   block (256, 1, 1)   shared 32 KB static (+ 96 B)
-// ------------------------------------------------------------------------------------------------
-#ifndef GF_OTMA_E
-#define GF_OTMA_E 2
-#endif
-#define GEMV_FUSED_TMA_XPRE(NAME, M)                                                                                    \
-  extern "C" __global__ void __launch_bounds__(256, GF_MINB) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,\
-      const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
-    gemvFusedImpl<M, false, GF_U, GF_PIPE_E, true, true, GF_OTMA_E, GF_OTMA_BYTES(GF_OTMA_E)>(x, W, bias, y, normW, eps, m, n, k, \
-                                                                                        mode, prefetch, prefetchBytes); \
-  }
-#if LLMRT_KERNEL(gemv_fused_tma_xpre_bf16_m1)
-GEMV_FUSED_TMA_XPRE(gemv_fused_tma_xpre_bf16_m1, 1)
-#endif
-#if LLMRT_KERNEL(gemv_fused_tma_xpre_bf16_m2)
-GEMV_FUSED_TMA_XPRE(gemv_fused_tma_xpre_bf16_m2, 2)
 #endif
