@@ -11,8 +11,7 @@
  *   bun bench/decode_gaps.ts --model DIR [--ctx 128,1024] [--variants JSON] [--stamp-reps 20] [--rounds 3] [--decode 32] [--breakdown]
  *
  * --variants: [{"label": "A", "opts": {...session options}, "defines": {"gemv.cu": ["-DX=1"]}, "stamp": true}, ...]
- *   (default: A default, S stamps, E LLMRT_PDL_EARLY on the GEMVs and the attention, T GF_OTMA 2: the plain _xpre GEMV --
- *   the 8B's o_proj -- with half its weight slice bulk-copied into shared memory before pdlWait). A stamp variant's graph µs is
+ *   (default: A default, S stamps, E LLMRT_PDL_EARLY on the GEMVs and the attention). A stamp variant's graph µs is
  *   the instrumented build's (its stamps cost a little); its transitions are the measurement.
  * --breakdown: then bench/decode_breakdown.ts's role table (marginal / alone) of the default session, the same engine.
  * LLMRT_BENCH_JSON=FILE: the per-launch stamp summaries and the A/B numbers as JSON.
@@ -64,7 +63,6 @@ const variants: Variant[] = values.variants ? JSON.parse(values.variants) : [
   { label: "A default" },
   { label: "S stamps", stamp: true },
   { label: "E pdl-early", defines: { "gemv.cu": EARLY, "decode_attention_sk.cu": EARLY } },
-  { label: "T o_proj TMA head", defines: { "gemv.cu": ["-DGF_OTMA=2"] } },
 ];
 const bs = 32;
 const maxSeqLen = Math.ceil((Math.max(...ctxs, 128 + numCheck + numDecode + 16) + 64) / bs) * bs;

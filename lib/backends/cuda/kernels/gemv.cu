@@ -191,13 +191,6 @@ __device__ __forceinline__ void gfIssue(const bf16_t* w, int c, int kv, uint4 (&
 #ifndef GF_PFL2
 #define GF_PFL2 0  // 1: each lane prefetches the rest of its row slice into L2 (prefetch.global.L2) before pdlWait
 #endif
-// Session 16 harness knob (bench/decode_gaps.ts): GF_OTMA h > 0 runs the plain (no norm, not split-row) _xpre entry points
-// -- on llama-3.1-8b only o_proj, the GEMV after the attention -- as TMA head h (h chunks of a warp's slice bulk-copied into
-// static shared memory before pdlWait, 16 KB a chunk a block; h <= 2) so more of o_proj's weights land while the attention
-// runs; the same sums (gfRowHead).
-#ifndef GF_OTMA
-#define GF_OTMA 0
-#endif
 
 /**
  * GF_TMA: warp `warp`'s weight slice (kvs 16-byte vectors from w) is copied by one bulk copy into its slot of the
@@ -229,11 +222,7 @@ __device__ __forceinline__ void gfTmaIssue(bf16_t* slot, const bf16_t* w, int kv
  *  instantiations, so the other entry points keep their static shared memory). */
 __device__ __forceinline__ const bf16_t* gfTmaSlot(int warp, int kvs) {
 #ifndef LLMRT_EMU
-#if GF_OTMA > 0  // the harness's o_proj variant: the head slots in static shared memory (no launch attribute needed)
-  __shared__ __align__(128) unsigned char gfDyn[8 * GF_OTMA * 32 * GF_U * 16];
-#else
   extern __shared__ __align__(16) unsigned char gfDyn[];
-#endif
 #else
   alignas(16) static unsigned char gfDyn[8 * 16384 * 2];  // the CPU emulation runs one block at a time
 #endif
@@ -696,8 +685,7 @@ GEMV_FUSED_KS(gemv_fused_norm_ks_bf16_m8, 8, true)
 #define GEMV_FUSED_XPRE(NAME, M, NORM)                                                                                  \
   extern "C" __global__ void __launch_bounds__(256, GF_MINB) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,\
       const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
-    gemvFusedImpl<M, NORM, GF_U, GF_PIPE_E, true, (GF_TMA || (GF_OTMA > 0 && !NORM)), (GF_OTMA > 0 ? GF_OTMA : GF_TMA_HEAD)>( \
-        x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes);                                            \
+    gemvFusedImpl<M, NORM, GF_U, GF_PIPE_E, true>(x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes); \
   }
 #define GEMV_FUSED_KS_XPRE(NAME, M, NORM)                                                                               \
   extern "C" __global__ void __launch_bounds__(256, GF_MINB) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,\
