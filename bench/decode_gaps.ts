@@ -13,6 +13,8 @@
  * --variants: [{"label": "A", "opts": {...session options}, "defines": {"gemv.cu": ["-DX=1"]}, "stamp": true}, ...]
  *   (default: A default, S stamps, E LLMRT_PDL_EARLY on the GEMVs and the attention). A stamp variant's graph µs is
  *   the instrumented build's (its stamps cost a little); its transitions are the measurement.
+ * --dump DIR: each stamp variant's first replay at each context, the records of its first 300 µs (raw, 4 u64 each) to
+ *   DIR/stamps_<variant>_<ctx>.bin (per-block analysis offline).
  * --breakdown: then bench/decode_breakdown.ts's role table (marginal / alone) of the default session, the same engine.
  * LLMRT_BENCH_JSON=FILE: the per-launch stamp summaries and the A/B numbers as JSON.
  */
@@ -49,6 +51,7 @@ const { values } = parseArgs({
     decode: { type: "string" },
     reps: { type: "string" },
     breakdown: { type: "boolean" },
+    dump: { type: "string" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/decode_gaps.ts --model DIR [--ctx 128,1024] [--variants JSON] [--stamp-reps 20]");
@@ -165,7 +168,7 @@ for (const L of live) {
   console.log(
     `${L.v.label.padEnd(18)} graph ${
       ctxs.map((c) =>
-        `ctx ${c} ${f(med(L.graphMs[c]) * 1000)} µs (${f((100 * (stepBytes + kvBytesAt(c))) / ceiling.bps / med(L.graphMs[c]) / 1000)}%) [${
+        `ctx ${c} ${f(med(L.graphMs[c]) * 1000)} µs (${f((100 * (stepBytes + kvBytesAt(c))) / ceiling.bps / (med(L.graphMs[c]) / 1000))}%) [${
           L.graphMs[c].map((x) => f(x * 1000)).join(" ")
         }]`
       ).join("; ")
@@ -192,7 +195,18 @@ for (const L of live.filter((x) => x.stamp)) {
       const n = Math.min(Number(cnt[0]), CAP);
       const rec = new BigUint64Array(4 * n);
       buf.copyToHost(rec, { offset: 64 });
-      if (r === 0) tick = timerStep(rec, n);
+      if (r === 0) {
+        tick = timerStep(rec, n);
+        if (values.dump) {
+          let t0 = Infinity;
+          for (let i = 0; i < n; i++) t0 = Math.min(t0, Number(rec[4 * i]));
+          const keep: number[] = [];
+          for (let i = 0; i < n; i++) if (Number(rec[4 * i]) - t0 < 300_000) keep.push(i);
+          const out = new BigUint64Array(4 * keep.length);
+          keep.forEach((i, j) => out.set(rec.subarray(4 * i, 4 * i + 4), 4 * j));
+          fs.writeFileSync(`${values.dump}/stamps_${L.v.label.split(" ")[0]}_${c}.bin`, new Uint8Array(out.buffer));
+        }
+      }
       replays.push(launchesOf(rec, n));
     }
     const names = replays[0].map((l) => l.name);

@@ -68,7 +68,15 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
     const blocks = mode === 2 ? cdiv(op.outFeatures / 2, 4 / ks) : cdiv(op.outFeatures, 8 / ks);
     // gemvXPre: ≤ 2 rows on the entry points that load x with the weights (the same sums).
     const xpre = env.gemvXPre && M <= 2 ? "_xpre" : "";
-    const name = `${nrm ? "gemv_fused_norm" : "gemv_fused"}${ks > 1 ? "_ks" : ""}${xpre}_bf16_m${M}`;
+    // gemvNorm6 (qkv) / gemvNorm6Mlp (gate_up, the lm_head): ≤ 2 rows with the norm prologue at 6 blocks an SM (the same sums).
+    const six = !!nrm && ks === 1 && M <= 2 && (mode === 0 ? !!env.gemvNorm6 : !!env.gemvNorm6Mlp);
+    // gemvKs6: one-row split-row GEMVs without a norm (down_proj) at 6 blocks an SM (the same sums).
+    const ks6 = !nrm && ks > 1 && M === 1 && !!env.gemvKs6;
+    const name = six
+      ? `gemv_fused_norm6_bf16_m${M}`
+      : ks6
+      ? "gemv_fused_ks6_bf16_m1"
+      : `${nrm ? "gemv_fused_norm" : "gemv_fused"}${ks > 1 ? "_ks" : ""}${xpre}_bf16_m${M}`;
     k(i, name, [blocks, 1, 1], 256, [
       buf(nrm ? nrm.x : op.x),
       env.weight(op.weight),
