@@ -2,8 +2,9 @@
  * GPU: gemv_fused_norm6 (gemvNorm6 / gemvNorm6Mlp, session 16: gemv_fused_norm at 6 blocks an SM) against
  * gemv_fused_norm_xpre (the default of ≤ 2-row decode steps' norm GEMVs): modes 0 / 2 / 3, m 1 / 2, with and without a
  * bias, on llama-3.2-1b / llama-3.1-8b shapes and a ragged one; gemv_fused_ks6 (gemvKs6) against gemv_fused_ks_xpre on the
- * down shapes — bit for bit, one launch each, and the norm GEMVs as a PDL chain in a graph (each launch's x the previous
- * one's output, so a kernel that read it before its wait would differ).
+ * down shapes; gemv_fused_pf_xpre (gemvOprojL2) against gemv_fused_xpre on o_proj shapes — bit for bit, one launch each,
+ * and the norm GEMVs as a PDL chain in a graph (each launch's x the previous one's output, so a kernel that read it before
+ * its wait would differ).
  */
 import { assert } from "../harness.ts";
 import { loadKernelFile } from "../../lib/backends/cuda/compiler.ts";
@@ -28,6 +29,10 @@ gpuTest("gemv_fused_norm6 / gemv_fused_ks6: the same bits as gemv_fused_norm_xpr
     "gemv_fused_norm6_bf16_m2",
     "gemv_fused_ks_xpre_bf16_m1",
     "gemv_fused_ks6_bf16_m1",
+    "gemv_fused_xpre_bf16_m1",
+    "gemv_fused_xpre_bf16_m2",
+    "gemv_fused_pf_xpre_bf16_m1",
+    "gemv_fused_pf_xpre_bf16_m2",
   ];
   using mod = loadKernelFile(d, "gemv.cu", { options: ["-DLLMRT_SELECT=1", ...names.map((n) => `-DLLMRT_K_${n}=1`)] });
   const regs = names.map((n) => `${n} ${mod.kernel(n, FUSED).attribute(CU.FUNC_ATTRIBUTE_NUM_REGS)}`).join(", ");
@@ -84,6 +89,25 @@ gpuTest("gemv_fused_norm6 / gemv_fused_ks6: the same bits as gemv_fused_norm_xpr
     for (let i = 0; i < n; i++) if (outs[0][i] !== outs[1][i]) diff++;
     assert.equal(diff, 0, `ks6: n ${n} k ${k} ks ${ks} mode ${mode}: ${diff} of ${n} differ`);
     cases++;
+  }
+  // gemv_fused_pf_xpre (gemvOprojL2) vs gemv_fused_xpre: 1B / 8B o_proj (residual), a plain ragged one, m 1 / 2.
+  for (const [n, k, mode] of [[2048, 2048, 1], [4096, 4096, 1], [1003, 5120, 0]] as const) {
+    for (const m of [1, 2]) {
+      const outs: Uint16Array[] = [];
+      for (const v of ["", "_pf"]) {
+        const kern = mod.kernel(`gemv_fused${v}_xpre_bf16_m${m}`, FUSED);
+        y.copyFromDevice(x0, m * n * 2, { stream }); // mode 1 adds into y
+        kern.launch(Math.ceil(n / 8), 256, [x0, W, bias, y, 0n, 0, m, n, k, mode, 0n, 0n], { stream });
+        stream.synchronize();
+        const h = new Uint16Array(m * n);
+        y.copyToHost(h);
+        outs.push(h);
+      }
+      let diff = 0;
+      for (let i = 0; i < outs[0].length; i++) if (outs[0][i] !== outs[1][i]) diff++;
+      assert.equal(diff, 0, `pf: n ${n} k ${k} mode ${mode} m ${m}: ${diff} of ${outs[0].length} differ`);
+      cases++;
+    }
   }
   // A PDL chain: 24 launches of a 4096 × 4096 layer (mode 0), each normalising the previous one's output, in a graph.
   const chain = (v: string): Uint16Array => {

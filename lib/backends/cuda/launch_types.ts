@@ -156,6 +156,8 @@ export interface LaunchEnv {
   readonly gemvNorm6Mlp?: boolean;
   /** CudaSessionOptions.gemvKs6: split-row GEMVs without a norm of one-row decode steps on gemv_fused_ks6. */
   readonly gemvKs6?: boolean;
+  /** CudaSessionOptions.gemvOprojL2: with gemvXPre, the GEMV after the decode attention on gemv_fused_pf_xpre. */
+  readonly gemvOprojL2?: boolean;
   /** CudaSessionOptions.decodeLogitsTuned: the lm_head of decode steps of more than GEMV_MAX_ROWS sequences is not pinned. */
   readonly decodeLogitsTuned?: boolean;
   /**

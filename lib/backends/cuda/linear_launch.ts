@@ -72,11 +72,16 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
     const six = !!nrm && ks === 1 && M <= 2 && (mode === 0 ? !!env.gemvNorm6 : !!env.gemvNorm6Mlp);
     // gemvKs6: one-row split-row GEMVs without a norm (down_proj) at 6 blocks an SM (the same sums).
     const ks6 = !nrm && ks > 1 && M === 1 && !!env.gemvKs6;
+    // gemvOprojL2: the plain one-warp-a-row GEMV reading the decode attention's output (o_proj) pulls the rest of its rows
+    // into L2 before its PDL wait (the same sums as _xpre).
+    const prev = env.plan.ops[i - 1];
+    const afterAttn = prev?.type === "paged_attention" && prev.out === op.x && T === S;
+    const pf = !!env.gemvOprojL2 && !!xpre && !nrm && ks === 1 && mode !== 2 && afterAttn ? "_pf" : "";
     const name = six
       ? `gemv_fused_norm6_bf16_m${M}`
       : ks6
       ? "gemv_fused_ks6_bf16_m1"
-      : `${nrm ? "gemv_fused_norm" : "gemv_fused"}${ks > 1 ? "_ks" : ""}${xpre}_bf16_m${M}`;
+      : `${nrm ? "gemv_fused_norm" : "gemv_fused"}${ks > 1 ? "_ks" : ""}${pf}${xpre}_bf16_m${M}`;
     k(i, name, [blocks, 1, 1], 256, [
       buf(nrm ? nrm.x : op.x),
       env.weight(op.weight),

@@ -271,6 +271,8 @@ export class CudaSession implements SessionBackend {
   readonly gemvNorm6Mlp: boolean;
   /** CudaSessionOptions.gemvKs6. */
   readonly gemvKs6: boolean;
+  /** CudaSessionOptions.gemvOprojL2. */
+  readonly gemvOprojL2: boolean;
   /** CudaSessionOptions.prefillPdl. */
   readonly prefillPdl: boolean;
   /** CudaSessionOptions.quantGemvFast. */
@@ -401,6 +403,7 @@ export class CudaSession implements SessionBackend {
     this.gemvNorm6 = f.gemvNorm6;
     this.gemvNorm6Mlp = f.gemvNorm6Mlp;
     this.gemvKs6 = f.gemvKs6;
+    this.gemvOprojL2 = f.gemvOprojL2;
     this.quantGemvFast = f.quantGemvFast;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
@@ -642,6 +645,7 @@ export class CudaSession implements SessionBackend {
       ...(this.gemvNorm6 ? { gemvNorm6: true } : {}),
       ...(this.gemvNorm6Mlp ? { gemvNorm6Mlp: true } : {}),
       ...(this.gemvKs6 ? { gemvKs6: true } : {}),
+      ...(this.gemvOprojL2 ? { gemvOprojL2: true } : {}),
       prefillPdl: this.prefillPdl,
       quantGemm: this.quantGemm,
       decodeCounters: this.#decodeCounters.ptr,

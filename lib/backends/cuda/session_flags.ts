@@ -218,6 +218,12 @@ export const CUDA_FLAGS = {
    */
   gemvKs6: { env: "LLMRT_GEMV_KS6", default: false },
   /**
+   * With `gemvXPre`: the GEMV right after the decode attention (o_proj) of 1-2 row decode steps runs gemv_fused_pf_xpre
+   * (kernels/gemv.cu: each lane pulls the rest of its row slice into L2 before its PDL wait, so o_proj's weights stream while
+   * the attention, which reads little, runs). The same bits. Session 16. @default false
+   */
+  gemvOprojL2: { env: "LLMRT_GEMV_OPROJ_L2", default: false },
+  /**
    * With `gemmResidual`: prefill / mixed steps' FP8 (e4m3) o_proj and down_proj cuBLASLt GEMMs with bf16 output add into
    * the residual stream in their epilogue too (C = D = residual, beta 1, one rounding of scale · acc + residual instead of
    * two), and the FP8 linear's fused norm after them quantizes the residual without the add (fp8_rmsnorm_quant_bf16

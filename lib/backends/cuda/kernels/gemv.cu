@@ -411,7 +411,7 @@ __device__ __forceinline__ void gfRowHead(const bf16_t* __restrict__ xb, const b
  * warps only): the first chunk into v (PIPE: the second into v2); TMA: the slice's first headVec vectors bulk-copied
  * into the warp's slot of the dynamic shared memory (returned; else w) and the tail's first chunk into v.
  */
-template <int U, bool PIPE, bool TMA>
+template <int U, bool PIPE, bool TMA, bool PF = (GF_PFL2 != 0)>
 __device__ __forceinline__ const bf16_t* gfIssueFirst(const bf16_t* w, int kv, int headVec, int warp, int lane, bool live,
     uint4 (&v)[U], uint4 (&v2)[U]) {
   const bf16_t* ws = w;
@@ -425,9 +425,7 @@ __device__ __forceinline__ const bf16_t* gfIssueFirst(const bf16_t* w, int kv, i
     if (live) {
       gfIssue<U>(w, lane, kv, v);
       if constexpr (PIPE) gfIssue<U>(w, lane + 32 * U, kv, v2);
-#if GF_PFL2
-      gfPrefetchRest<U>(w, lane, kv);
-#endif
+      if constexpr (PF) gfPrefetchRest<U>(w, lane, kv);
     }
   }
   return ws;
@@ -445,7 +443,8 @@ __device__ __forceinline__ void gfStore(void* y, float t, int r, int n, int row,
   } else ((float*)y)[(long long)r * n + row] = t;
 }
 
-template <int M, bool NORM, int U = GF_U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE, bool TMA = GF_TMA, int HEAD = GF_TMA_HEAD>
+template <int M, bool NORM, int U = GF_U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE, bool TMA = GF_TMA, int HEAD = GF_TMA_HEAD,
+          bool PF = (GF_PFL2 != 0)>
 __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y, const bf16_t* normW,
     float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {
   LLMRT_STAMP_SCOPE(0x10u | (NORM ? 8u : 0u) | (unsigned)(mode & 7), W);  // harness builds only (common.cuh)
@@ -464,7 +463,7 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
   // llama-3.2-1b step on an H200; keeping normW and x in registers for the RMSNorm gained nothing.)
   uint4 v[U], v2[U];  // v2: PIPE's second chunk (unused otherwise)
   const int headVec = TMA ? gfHeadVec<U, HEAD>(kv) : 0;  // TMA: the slice's vectors bulk-copied into shared memory
-  const bf16_t* ws = gfIssueFirst<U, PIPE, TMA>(w, kv, headVec, warp, lane, live, v, v2);  // TMA: the warp's slot
+  const bf16_t* ws = gfIssueFirst<U, PIPE, TMA, PF>(w, kv, headVec, warp, lane, live, v, v2);  // TMA: the warp's slot
   if constexpr (NORM && GF_NWPF) gfPrefetchNormW(normW, k);
   pdlWait();  // x and y are the previous kernels' (weights and prefetches above only)
   pdlLaunchDependents();
@@ -756,4 +755,23 @@ GEMV_FUSED_NORM6(gemv_fused_norm6_bf16_m2, 2)
   }
 #if LLMRT_KERNEL(gemv_fused_ks6_bf16_m1)
 GEMV_FUSED_KS6(gemv_fused_ks6_bf16_m1, 1)
+#endif
+
+// The GEMV after the decode attention with the rest of its weight rows pulled into L2 during the attention (session 16,
+// CudaSessionOptions.gemvOprojL2: llama's o_proj): gemv_fused_xpre whose lanes, after issuing their first chunk, prefetch
+// the rest of their row slice into L2 (prefetch.global.L2, GF_PFL2's code) before pdlWait. The attention that runs then
+// reads little, so o_proj's ~25 MB (8B) can stream from DRAM while it runs; after the wait the loads hit L2. The same sums.
+//
+// extern "C" __global__ void gemv_fused_pf_xpre_bf16_m{1|2}(...gemv_fused's parameters...)   grid / shared as gemv_fused
+#define GEMV_FUSED_PF_XPRE(NAME, M)                                                                                     \
+  extern "C" __global__ void __launch_bounds__(256, GF_MINB) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,\
+      const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
+    gemvFusedImpl<M, false, GF_U, GF_PIPE_E, true, false, 0, true>(x, W, bias, y, normW, eps, m, n, k, mode, prefetch,   \
+                                                                  prefetchBytes);                                      \
+  }
+#if LLMRT_KERNEL(gemv_fused_pf_xpre_bf16_m1)
+GEMV_FUSED_PF_XPRE(gemv_fused_pf_xpre_bf16_m1, 1)
+#endif
+#if LLMRT_KERNEL(gemv_fused_pf_xpre_bf16_m2)
+GEMV_FUSED_PF_XPRE(gemv_fused_pf_xpre_bf16_m2, 2)
 #endif
