@@ -150,14 +150,11 @@ export interface LaunchEnv {
   readonly gemvSplitK?: boolean;
   /** CudaSessionOptions.gemvXPre: fused decode GEMVs of ≤ 2 rows on gemv_fused*_xpre. */
   readonly gemvXPre?: boolean;
-  /** CudaSessionOptions.gemvNorm6: the qkv GEMV of 1-2 row decode steps on gemv_fused_norm6. */
-  readonly gemvNorm6?: boolean;
-  /** CudaSessionOptions.gemvNorm6Mlp: gate_up and the lm_head of 1-2 row decode steps on gemv_fused_norm6. */
-  readonly gemvNorm6Mlp?: boolean;
-  /** CudaSessionOptions.gemvKs6: split-row GEMVs without a norm of one-row decode steps on gemv_fused_ks6. */
-  readonly gemvKs6?: boolean;
-  /** CudaSessionOptions.gemvOprojL2: with gemvXPre, the GEMV after the decode attention on gemv_fused_pf_xpre. */
-  readonly gemvOprojL2?: boolean;
+  /**
+   * CudaSessionOptions.gemvNorm6: the device's SM count, and the qkv GEMV of 1-2 row decode steps runs gemv_fused_norm6 when
+   * its grid needs a second wave at 5 blocks an SM but fits 6 (5 × SMs < blocks ≤ 6 × SMs).
+   */
+  readonly gemvNorm6?: number;
   /** CudaSessionOptions.decodeLogitsTuned: the lm_head of decode steps of more than GEMV_MAX_ROWS sequences is not pinned. */
   readonly decodeLogitsTuned?: boolean;
   /**

@@ -68,20 +68,11 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
     const blocks = mode === 2 ? cdiv(op.outFeatures / 2, 4 / ks) : cdiv(op.outFeatures, 8 / ks);
     // gemvXPre: ≤ 2 rows on the entry points that load x with the weights (the same sums).
     const xpre = env.gemvXPre && M <= 2 ? "_xpre" : "";
-    // gemvNorm6 (qkv) / gemvNorm6Mlp (gate_up, the lm_head): ≤ 2 rows with the norm prologue at 6 blocks an SM (the same sums).
-    const six = !!nrm && ks === 1 && M <= 2 && (mode === 0 ? !!env.gemvNorm6 : !!env.gemvNorm6Mlp);
-    // gemvKs6: one-row split-row GEMVs without a norm (down_proj) at 6 blocks an SM (the same sums).
-    const ks6 = !nrm && ks > 1 && M === 1 && !!env.gemvKs6;
-    // gemvOprojL2: the plain one-warp-a-row GEMV reading the decode attention's output (o_proj) pulls the rest of its rows
-    // into L2 before its PDL wait (the same sums as _xpre).
-    const prev = env.plan.ops[i - 1];
-    const afterAttn = prev?.type === "paged_attention" && prev.out === op.x && T === S;
-    const pf = !!env.gemvOprojL2 && !!xpre && !nrm && ks === 1 && mode !== 2 && afterAttn ? "_pf" : "";
-    const name = six
-      ? `gemv_fused_norm6_bf16_m${M}`
-      : ks6
-      ? "gemv_fused_ks6_bf16_m1"
-      : `${nrm ? "gemv_fused_norm" : "gemv_fused"}${ks > 1 ? "_ks" : ""}${pf}${xpre}_bf16_m${M}`;
+    // gemvNorm6: a qkv GEMV (norm prologue, plain output) of ≤ 2 rows whose grid needs a second wave at 5 blocks an SM but
+    // fits one at 6 runs at 6 blocks an SM (the same sums).
+    const sms = env.gemvNorm6 ?? 0;
+    const six = !!nrm && ks === 1 && M <= 2 && mode === 0 && sms > 0 && blocks > 5 * sms && blocks <= 6 * sms;
+    const name = six ? `gemv_fused_norm6_bf16_m${M}` : `${nrm ? "gemv_fused_norm" : "gemv_fused"}${ks > 1 ? "_ks" : ""}${xpre}_bf16_m${M}`;
     k(i, name, [blocks, 1, 1], 256, [
       buf(nrm ? nrm.x : op.x),
       env.weight(op.weight),

@@ -266,13 +266,8 @@ export class CudaSession implements SessionBackend {
   readonly gemmResidual: boolean;
   /** CudaSessionOptions.gemvXPre. */
   readonly gemvXPre: boolean;
-  /** CudaSessionOptions.gemvNorm6 / gemvNorm6Mlp. */
+  /** CudaSessionOptions.gemvNorm6. */
   readonly gemvNorm6: boolean;
-  readonly gemvNorm6Mlp: boolean;
-  /** CudaSessionOptions.gemvKs6. */
-  readonly gemvKs6: boolean;
-  /** CudaSessionOptions.gemvOprojL2. */
-  readonly gemvOprojL2: boolean;
   /** CudaSessionOptions.prefillPdl. */
   readonly prefillPdl: boolean;
   /** CudaSessionOptions.quantGemvFast. */
@@ -401,9 +396,6 @@ export class CudaSession implements SessionBackend {
     this.gemmResidual = f.gemmResidual;
     this.gemvXPre = f.gemvXPre;
     this.gemvNorm6 = f.gemvNorm6;
-    this.gemvNorm6Mlp = f.gemvNorm6Mlp;
-    this.gemvKs6 = f.gemvKs6;
-    this.gemvOprojL2 = f.gemvOprojL2;
     this.quantGemvFast = f.quantGemvFast;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
@@ -642,10 +634,7 @@ export class CudaSession implements SessionBackend {
       ...(this.decodeLogitsTuned ? { decodeLogitsTuned: true } : {}),
       gemmResidual: this.gemmResidual,
       ...(this.gemvXPre ? { gemvXPre: true } : {}),
-      ...(this.gemvNorm6 ? { gemvNorm6: true } : {}),
-      ...(this.gemvNorm6Mlp ? { gemvNorm6Mlp: true } : {}),
-      ...(this.gemvKs6 ? { gemvKs6: true } : {}),
-      ...(this.gemvOprojL2 ? { gemvOprojL2: true } : {}),
+      ...(this.gemvNorm6 ? { gemvNorm6: this.device.smCount } : {}),
       prefillPdl: this.prefillPdl,
       quantGemm: this.quantGemm,
       decodeCounters: this.#decodeCounters.ptr,

@@ -205,24 +205,12 @@ export const CUDA_FLAGS = {
   gemvXPre: { env: "LLMRT_GEMV_XPRE", default: true },
   /**
    * The qkv GEMV (RMSNorm prologue, plain output) of 1-2 row decode steps runs gemv_fused_norm6 (kernels/gemv.cu:
-   * gemv_fused_norm at 6 blocks an SM, ~39 registers, instead of gemv_fused_norm_xpre's 5), so llama-3.1-8b's 768 qkv
-   * blocks fit one wave. The same sums: the same bits. Session 16 (bench/decode_gaps.ts: qkv's second wave).
+   * gemv_fused_norm at 6 blocks an SM, ~39 registers, instead of gemv_fused_norm_xpre's 5) where its grid needs a second
+   * wave at 5 blocks an SM but fits one at 6 (llama-3.1-8b's 768 blocks on 132 SMs; not llama-3.2-1b's 384). The same sums:
+   * the same bits. Session 16 (bench/decode_gaps.ts; H200 8B graph 4,070.0 → 4,051.3 µs at 128 keys).
    * @default false
    */
   gemvNorm6: { env: "LLMRT_GEMV_NORM6", default: false },
-  /** As `gemvNorm6` for the other RMSNorm-prologue GEMVs: gate_up (SiLU·mul) and the lm_head. The same bits. @default false */
-  gemvNorm6Mlp: { env: "LLMRT_GEMV_NORM6_MLP", default: false },
-  /**
-   * The split-row GEMVs without a norm (llama's down_proj) of one-row decode steps run gemv_fused_ks6 (gemv_fused_ks at 6
-   * blocks an SM, ~40 registers, x read after its weights land, instead of gemv_fused_ks_xpre's 4). The same bits. @default false
-   */
-  gemvKs6: { env: "LLMRT_GEMV_KS6", default: false },
-  /**
-   * With `gemvXPre`: the GEMV right after the decode attention (o_proj) of 1-2 row decode steps runs gemv_fused_pf_xpre
-   * (kernels/gemv.cu: each lane pulls the rest of its row slice into L2 before its PDL wait, so o_proj's weights stream while
-   * the attention, which reads little, runs). The same bits. Session 16. @default false
-   */
-  gemvOprojL2: { env: "LLMRT_GEMV_OPROJ_L2", default: false },
   /**
    * With `gemmResidual`: prefill / mixed steps' FP8 (e4m3) o_proj and down_proj cuBLASLt GEMMs with bf16 output add into
    * the residual stream in their epilogue too (C = D = residual, beta 1, one rounding of scale · acc + residual instead of

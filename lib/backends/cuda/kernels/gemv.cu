@@ -411,7 +411,7 @@ __device__ __forceinline__ void gfRowHead(const bf16_t* __restrict__ xb, const b
  * warps only): the first chunk into v (PIPE: the second into v2); TMA: the slice's first headVec vectors bulk-copied
  * into the warp's slot of the dynamic shared memory (returned; else w) and the tail's first chunk into v.
  */
-template <int U, bool PIPE, bool TMA, bool PF = (GF_PFL2 != 0)>
+template <int U, bool PIPE, bool TMA>
 __device__ __forceinline__ const bf16_t* gfIssueFirst(const bf16_t* w, int kv, int headVec, int warp, int lane, bool live,
     uint4 (&v)[U], uint4 (&v2)[U]) {
   const bf16_t* ws = w;
@@ -425,7 +425,9 @@ __device__ __forceinline__ const bf16_t* gfIssueFirst(const bf16_t* w, int kv, i
     if (live) {
       gfIssue<U>(w, lane, kv, v);
       if constexpr (PIPE) gfIssue<U>(w, lane + 32 * U, kv, v2);
-      if constexpr (PF) gfPrefetchRest<U>(w, lane, kv);
+#if GF_PFL2
+      gfPrefetchRest<U>(w, lane, kv);
+#endif
     }
   }
   return ws;
@@ -443,8 +445,7 @@ __device__ __forceinline__ void gfStore(void* y, float t, int r, int n, int row,
   } else ((float*)y)[(long long)r * n + row] = t;
 }
 
-template <int M, bool NORM, int U = GF_U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE, bool TMA = GF_TMA, int HEAD = GF_TMA_HEAD,
-          bool PF = (GF_PFL2 != 0)>
+template <int M, bool NORM, int U = GF_U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE, bool TMA = GF_TMA, int HEAD = GF_TMA_HEAD>
 __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y, const bf16_t* normW,
     float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {
   LLMRT_STAMP_SCOPE(0x10u | (NORM ? 8u : 0u) | (unsigned)(mode & 7), W);  // harness builds only (common.cuh)
@@ -463,7 +464,7 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
   // llama-3.2-1b step on an H200; keeping normW and x in registers for the RMSNorm gained nothing.)
   uint4 v[U], v2[U];  // v2: PIPE's second chunk (unused otherwise)
   const int headVec = TMA ? gfHeadVec<U, HEAD>(kv) : 0;  // TMA: the slice's vectors bulk-copied into shared memory
-  const bf16_t* ws = gfIssueFirst<U, PIPE, TMA, PF>(w, kv, headVec, warp, lane, live, v, v2);  // TMA: the warp's slot
+  const bf16_t* ws = gfIssueFirst<U, PIPE, TMA>(w, kv, headVec, warp, lane, live, v, v2);  // TMA: the warp's slot
   if constexpr (NORM && GF_NWPF) gfPrefetchNormW(normW, k);
   pdlWait();  // x and y are the previous kernels' (weights and prefetches above only)
   pdlLaunchDependents();
@@ -719,11 +720,12 @@ GEMV_FUSED_KS_XPRE(gemv_fused_norm_ks_xpre_bf16_m2, 2, true)
 #endif
 
 // ------------------------------------------------------------------------------------------------
-// RMSNorm-prologue GEMVs at 6 blocks an SM (session 16, CudaSessionOptions.gemvNorm6 / gemvNorm6Mlp): gemv_fused_norm
+// RMSNorm-prologue GEMVs at 6 blocks an SM (session 16, CudaSessionOptions.gemvNorm6: qkv): gemv_fused_norm
 // without _xpre (the normed x is in shared memory already, so loading it with the weights buys nothing and costs
 // registers) under __launch_bounds__(256, 6): ~39 registers, 6 blocks (48 warps, 96 KB of weight loads in flight) an SM
 // instead of gemv_fused_norm_xpre's 5 (48 registers): llama-3.1-8b's qkv (768 blocks) fits one wave of 792 slots instead of
-// 1.16 waves of 660. The same sums as gemv_fused_norm(_xpre), bitwise.
+// 1.16 waves of 660 (H200: that qkv 0.6 µs a layer faster, the attention after it starting later; gate_up and the lm_head on
+// it were slower, bench/RESULTS.md session 16). The same sums as gemv_fused_norm(_xpre), bitwise.
 //
 // extern "C" __global__ void gemv_fused_norm6_bf16_m{1|2}(...gemv_fused's parameters...)
 //   grid and shared memory as gemv_fused_norm
@@ -738,40 +740,4 @@ GEMV_FUSED_NORM6(gemv_fused_norm6_bf16_m1, 1)
 #endif
 #if LLMRT_KERNEL(gemv_fused_norm6_bf16_m2)
 GEMV_FUSED_NORM6(gemv_fused_norm6_bf16_m2, 2)
-#endif
-
-// Split-row GEMVs at 6 blocks an SM (session 16, CudaSessionOptions.gemvKs6: llama's down_proj): gemv_fused_ks without
-// _xpre under __launch_bounds__(256, 6) (~40 registers, no spills; the _xpre form spills there), 6 blocks an SM instead of
-// gemv_fused_ks_xpre's 4 (52 registers): more weight loads in flight, x read after its weights land. The same sums. One row
-// only (m 2 spills at 40 registers).
-//
-// extern "C" __global__ void gemv_fused_ks6_bf16_m1(...gemv_fused_ks's parameters...)
-#define GEMV_FUSED_KS6(NAME, M)                                                                                         \
-  extern "C" __global__ void __launch_bounds__(256, 6) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,       \
-      const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
-    (void)prefetch;                                                                                                     \
-    (void)prefetchBytes;                                                                                                \
-    gemvFusedKsImpl<M, false, GF_U, false, false, false, 0>(x, W, bias, y, normW, eps, m, n, k, mode);                \
-  }
-#if LLMRT_KERNEL(gemv_fused_ks6_bf16_m1)
-GEMV_FUSED_KS6(gemv_fused_ks6_bf16_m1, 1)
-#endif
-
-// The GEMV after the decode attention with the rest of its weight rows pulled into L2 during the attention (session 16,
-// CudaSessionOptions.gemvOprojL2: llama's o_proj): gemv_fused_xpre whose lanes, after issuing their first chunk, prefetch
-// the rest of their row slice into L2 (prefetch.global.L2, GF_PFL2's code) before pdlWait. The attention that runs then
-// reads little, so o_proj's ~25 MB (8B) can stream from DRAM while it runs; after the wait the loads hit L2. The same sums.
-//
-// extern "C" __global__ void gemv_fused_pf_xpre_bf16_m{1|2}(...gemv_fused's parameters...)   grid / shared as gemv_fused
-#define GEMV_FUSED_PF_XPRE(NAME, M)                                                                                     \
-  extern "C" __global__ void __launch_bounds__(256, GF_MINB) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,\
-      const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
-    gemvFusedImpl<M, false, GF_U, GF_PIPE_E, true, false, 0, true>(x, W, bias, y, normW, eps, m, n, k, mode, prefetch,   \
-                                                                  prefetchBytes);                                      \
-  }
-#if LLMRT_KERNEL(gemv_fused_pf_xpre_bf16_m1)
-GEMV_FUSED_PF_XPRE(gemv_fused_pf_xpre_bf16_m1, 1)
-#endif
-#if LLMRT_KERNEL(gemv_fused_pf_xpre_bf16_m2)
-GEMV_FUSED_PF_XPRE(gemv_fused_pf_xpre_bf16_m2, 2)
 #endif
