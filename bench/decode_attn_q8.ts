@@ -6,15 +6,26 @@
  * per layer, PDL between the fused launches as in the engine), the engine's graph split geometry for maxSeqLen.
  *
  *   bun bench/decode_attn_q8.ts [--ctx 265,1024,4096] [--batch 1,8] [--min-keys 128,256,512] [--max-seq-len 4128]
- *       [--defines "DA_QFOLD=1;..."]
+ *       [--defines "DA_QFOLD=1;..."] [--sk-defines "DS_MINK=256;DS_MINK=512"]
  *
  * --defines: compile-time variants of decode_attention.cu (`;`-separated, each a `,`-separated define list), each one more
  * fused fp8 column at the first --min-keys (e.g. "DA_QFOLD=0": bf16(decode(q) · s) instead of the default folded scales).
+ * --sk-defines: compile-time variants of decode_attention_sk.cu, each one more sk fp8 column (the engine's geometry), e.g.
+ * "DS_MINK=512": splits of at least 512 keys (fewer splits, so no cross-block merge, at short contexts).
+ * --sk-small: one more sk fp8 column as the engine runs it with fp8DecodeSkSmall (the split argument's 64 least keys, the
+ * grid of decodeSkGeometry(maxSeqLen, …, 0, 64)).
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { loadKernelFile } from "../lib/backends/cuda/compiler.ts";
-import { DECODE_SK_FP8_SMEM, DECODE_SK_SMEM, decodeSkGeometry, graphDecodeSplit } from "../lib/backends/cuda/attention_choice.ts";
+import {
+  DECODE_SK_FP8_SMEM,
+  DECODE_SK_SMEM,
+  decodeSkGeometry,
+  decodeSkSplitArg,
+  FP8_DECODE_SK_SMALL_SPLIT,
+  graphDecodeSplit,
+} from "../lib/backends/cuda/attention_choice.ts";
 import { CudaDevice } from "../lib/cuda/device.ts";
 
 const { values } = parseArgs({
@@ -25,6 +36,8 @@ const { values } = parseArgs({
     "min-keys": { type: "string" },
     "max-seq-len": { type: "string" },
     defines: { type: "string" },
+    "sk-defines": { type: "string" },
+    "sk-small": { type: "boolean" },
   },
 });
 const ctxs = (values.ctx ?? "265,1024,4096").split(",").map(Number);
@@ -54,6 +67,13 @@ const kSk16 = skMod.kernel("decode_attention_sk_bf16_hd128", fusedSig);
 const kSk8 = skMod.kernel("decode_attention_sk_fp8kv_bf16_hd128", [...fusedSig, P]);
 kSk16.setMaxDynamicSharedMemory(DECODE_SK_SMEM);
 kSk8.setMaxDynamicSharedMemory(DECODE_SK_FP8_SMEM);
+const skVariants = (values["sk-defines"] ?? "").split(";").filter((v) => v).map((v) => {
+  const o = sel("decode_attention_sk_fp8kv_bf16_hd128");
+  const mod = loadKernelFile(dev, "decode_attention_sk.cu", { options: [...o.options, ...v.split(",").map((d) => `-D${d}`)] });
+  const k = mod.kernel("decode_attention_sk_fp8kv_bf16_hd128", [...fusedSig, P]);
+  k.setMaxDynamicSharedMemory(DECODE_SK_FP8_SMEM);
+  return { label: v, mod, k };
+});
 const kRope = rope.kernel("rope_kv_write_fp8kv_bf16", [P, P, P, P, P, P, P, F, I, I, I, I, I, I, I, P]);
 const kPa = pa.kernel("paged_attention_decode_fp8kv_bf16_hd128", [P, P, P, P, P, P, P, P, I, I, I, I, I, I, F, I, I, P]);
 const kRed = pa.kernel("paged_attention_decode_reduce_bf16", [P, P, P, I, I, I, I]);
@@ -122,9 +142,13 @@ console.log(`llama-3.1-8b attention (32 / 8 heads, hd 128), ${layers} layers per
 console.log(
   "| batch | context | graph splits × keys | unfused fp8 (3 launches) | bf16 decode_attention | " +
     minKeysList.map((m) => `fused fp8, ≥ ${m} keys/split`).join(" | ") +
-    variants.map((v) => ` | fused fp8 ${v.label}, ≥ ${minKeysList[0]}`).join("") + " | bf16 decode_attention_sk | **sk fp8** |",
+    variants.map((v) => ` | fused fp8 ${v.label}, ≥ ${minKeysList[0]}`).join("") + " | bf16 decode_attention_sk | **sk fp8** |" +
+    skVariants.map((v) => ` sk fp8 ${v.label} |`).join("") + (values["sk-small"] ? " sk fp8 fp8DecodeSkSmall |" : ""),
 );
-console.log("| ---: | ---: | --- | ---: | ---: | " + [...minKeysList, ...variants, 0, 0].map(() => "---:").join(" | ") + " |");
+console.log(
+  "| ---: | ---: | --- | ---: | ---: | " +
+    [...minKeysList, ...variants, 0, 0, ...skVariants, ...(values["sk-small"] ? [0] : [])].map(() => "---:").join(" | ") + " |",
+);
 for (const T of batches) {
   for (const ctx of ctxs) {
     pos.copyFromHost(Int32Array.from({ length: T }, () => ctx - 1));
@@ -215,12 +239,33 @@ for (const T of batches) {
         }
       })
     );
+    const skv = skVariants.map((v) =>
+      time((st) => {
+        for (let l = 0; l < layers; l++) {
+          v.k.launch(skGrid, 128, [...fusedArgs(kv8[l].ptr, skg.splitSize), scales.ptr + BigInt(l * 2 * nKV * 4)], {
+            stream: st,
+            pdl: l > 0,
+            sharedMemBytes: DECODE_SK_FP8_SMEM,
+          });
+        }
+      })
+    );
+    // fp8DecodeSkSmall as the engine launches it: the grid for its short splits, 64 least keys in the split argument.
+    const sg = decodeSkGeometry(maxSeqLen, nKV, G, dev.smCount, 0, FP8_DECODE_SK_SMALL_SPLIT);
+    const small = values["sk-small"]
+      ? [time((st) => {
+        for (let l = 0; l < layers; l++) {
+          const args = [...fusedArgs(kv8[l].ptr, decodeSkSplitArg(sg.splitSize, FP8_DECODE_SK_SMALL_SPLIT)), scales.ptr + BigInt(l * 2 * nKV * 4)];
+          kSk8.launch([nKV, T, sg.numSplits], 128, args, { stream: st, pdl: l > 0, sharedMemBytes: DECODE_SK_FP8_SMEM });
+        }
+      })]
+      : [];
     console.log(
       `| ${T} | ${ctx} | ${geo.numSplits} × ${geo.splitSize} | ${unfused.toFixed(2)} | ${bf16.toFixed(2)} | ${
-        [...fused, ...vs, ...sk].map((f) => f.toFixed(2)).join(" | ")
+        [...fused, ...vs, ...sk, ...skv, ...small].map((f) => f.toFixed(2)).join(" | ")
       } |`,
     );
   }
 }
 for (const b of [...kv8, ...kv16]) b.dispose();
-for (const v of variants) v.mod.dispose();
+for (const v of [...variants, ...skVariants]) v.mod.dispose();

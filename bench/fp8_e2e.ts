@@ -21,7 +21,9 @@
  * fp8FlashPrefill, the bf16 flash prefill kernels over a dequantized shadow layer; sk: fp8DecodeSk, the split-K tensor-core
  * decode attention over the e4m3 cache; shadow: fp8ShadowRope, prefill KV writes fill the shadow layer, kv_dequant only the
  * rest; s10: sk + shadow; s11: session 11's same-bytes prefill switches fp8GemmResidual, fp8FreshPrompt, fp8FlatQuant,
- * fp8AttnQuant, fp8PruneLastLayer; s11fast: s11 + fp8FastSilu), one row each.
+ * fp8AttnQuant, fp8PruneLastLayer; s11fast: s11 + fp8FastSilu; row / rownorm / rowall: fp8GemvRow / fp8GemvRowNorm / both;
+ * small / nosmall: fp8DecodeSkSmall on / off; smallrow: small + row),
+ * one row each (a name may repeat: default,rowall,default,rowall alternates them in one process).
  */
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -69,6 +71,15 @@ const VARIANTS: Record<string, SessionOptions> = {
   shadow: { fp8ShadowRope: true },
   s10: { fp8DecodeSk: true, fp8ShadowRope: true },
   s11: { fp8GemmResidual: true, fp8FreshPrompt: true, fp8FlatQuant: true, fp8AttnQuant: true, fp8PruneLastLayer: true },
+  // Session 16: one-token FP8 GEMVs of <= 4096 in-features on fp8_gemvr (one row a warp, short-lived blocks): o_proj
+  // (row), qkv with its RMSNorm prologue (rownorm), both (rowall).
+  row: { fp8GemvRow: true },
+  rownorm: { fp8GemvRowNorm: true },
+  rowall: { fp8GemvRow: true, fp8GemvRowNorm: true },
+  // Session 16: decode_attention_sk_fp8kv splits of at least 64 keys (fp8DecodeSkSmall); with o_proj on fp8_gemvr.
+  small: { fp8DecodeSkSmall: true },
+  nosmall: { fp8DecodeSkSmall: false }, // session 15's default attention splits (fp8DecodeSkSmall is on since session 16)
+  smallrow: { fp8DecodeSkSmall: true, fp8GemvRow: true },
   s11fast: {
     fp8GemmResidual: true,
     fp8FreshPrompt: true,

@@ -6,7 +6,9 @@
  * static activation scales. "plain": the plain entry points launched one after another; "pdl": the _pdl entry
  * points with programmatic dependent launch (SessionOptions.fp8Pdl); "gemv1": fp8_gemv1 (SessionOptions.fp8Gemv1: a
  * persistent grid of blocks-per-SM × SMs — a variant's -DFG1_MINB=N sets N — each warp a contiguous run of rows) with
- * PDL. Per token ms and % of the bandwidth the weight bytes allow, against a device copy measured in the same run
+ * PDL; "gemvr": qkv and o_proj on fp8_gemvr (SessionOptions.fp8GemvRow / fp8GemvRowNorm: one row a warp, short-lived
+ * blocks; -DFGR_MINB / -DFGR_D variants), gate_up and down on fp8_gemv1, with PDL (each variant also prints the registers
+ * of fp8_gemv1 and fp8_gemvr). Per token ms and % of the bandwidth the weight bytes allow, against a device copy measured in the same run
  * (bench/copy_bandwidth.ts).
  *
  *   bun bench/fp8_gemv_tune.ts [--models 1b,8b] [--variants "default;-DFG_L2PF=1;-DFG_U=2"] [--kinds plain,pdl,gemv1]
@@ -16,6 +18,7 @@ import { parseArgs } from "node:util";
 import { loadKernelFile } from "../lib/backends/cuda/compiler.ts";
 import { FP8_GEMV1_BLOCKS_PER_SM, fp8Gemv1Grid } from "../lib/backends/cuda/fp8_launch.ts";
 import { CudaDevice } from "../lib/cuda/device.ts";
+import { CU } from "../ffi/cuda.ts";
 import { copyCeiling } from "./copy_bandwidth.ts";
 
 const { values } = parseArgs({
@@ -28,7 +31,7 @@ const MODELS: Record<string, { layers: number; H: number; qkv: number; I: number
 };
 const models = (values.models ?? "1b,8b").split(",");
 const variants = (values.variants ?? "default;-DFG_L2PF=1;-DFG_U=2;-DFG_U=8 -DFG_MINB=2").split(";");
-const kinds = (values.kinds ?? "plain,pdl,gemv1").split(",") as ("plain" | "pdl" | "gemv1")[];
+const kinds = (values.kinds ?? "plain,pdl,gemv1").split(",") as ("plain" | "pdl" | "gemv1" | "gemvr")[];
 const FUSED = ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "f32", "i32", "i32", "i32", "f32", "i32"] as const;
 
 const dev = CudaDevice.open(0);
@@ -60,15 +63,28 @@ for (const md of models) {
     const options = variant === "default" ? [] : variant.split(/\s+/).filter(Boolean);
     using mod = loadKernelFile(dev, "fp8_gemv.cu", { options });
     const bps = Number(/-DFG1_BPS=(\d+)/.exec(variant)?.[1] ?? /-DFG1_MINB=(\d+)/.exec(variant)?.[1] ?? FP8_GEMV1_BLOCKS_PER_SM);
+    if (md === models[0] && kinds.includes("gemvr")) {
+      const regs = ["fp8_gemv1_fused_norm", "fp8_gemv1_fused", "fp8_gemvr_fused_norm", "fp8_gemvr_fused"].map((n) =>
+        `${n} ${mod.kernel(`${n}_bf16`, FUSED).attribute(CU.FUNC_ATTRIBUTE_NUM_REGS)}`
+      );
+      console.log(`  ${variant}: registers ${regs.join(", ")}`);
+    }
     for (const kind of kinds) {
       const tag = kind === "pdl" ? "_pdl" : "";
-      const base = kind === "gemv1" ? "fp8_gemv1_fused" : "fp8_gemv_fused";
+      const base = kind === "gemv1" || kind === "gemvr" ? "fp8_gemv1_fused" : "fp8_gemv_fused";
       const norm = mod.kernel(`${base}_norm${tag}_bf16`, FUSED), plain = mod.kernel(`${base}${tag}_bf16`, FUSED);
-      const grid = (n: number, mode: number): number => kind === "gemv1" ? fp8Gemv1Grid(n, mode, bps * dev.smCount) : n / 16;
+      // gemvr: the <= 4096-column linears (qkv, o_proj) on fp8_gemvr, as the engine's fp8GemvRow / fp8GemvRowNorm.
+      const rNorm = mod.kernel("fp8_gemvr_fused_norm_bf16", FUSED), rPlain = mod.kernel("fp8_gemvr_fused_bf16", FUSED);
+      const grid = (n: number, mode: number): number => kind === "gemv1" || kind === "gemvr" ? fp8Gemv1Grid(n, mode, bps * dev.smCount) : n / 16;
       const g = stream.capture((s) => {
         let off = 0n, first = true;
         const go = (k: typeof norm, n: number, kk: number, x: typeof h, y: typeof h, mode: number): void => {
-          k.launch(grid(n, mode), 256, [x, W.ptr + off, S, 0n, y, normW, 1e-5, 1, n, kk, 0.05, mode], { stream: s, pdl: kind !== "plain" && !first });
+          const byRow = kind === "gemvr" && kk <= 4096 && mode !== 2;
+          if (byRow) k = k === norm ? rNorm : rPlain;
+          k.launch(byRow ? Math.ceil(n / 8) : grid(n, mode), 256, [x, W.ptr + off, S, 0n, y, normW, 1e-5, 1, n, kk, 0.05, mode], {
+            stream: s,
+            pdl: kind !== "plain" && !first,
+          });
           off += BigInt(n * kk);
           first = false;
         };

@@ -15,14 +15,17 @@ import {
   bucketFor,
   chooseAttention,
   DECODE_SK_FP8_SMEM,
+  DECODE_SK_MIN_SPLIT,
   DECODE_SK_ONE_SPLIT,
   DECODE_SK_SMEM,
   decodeBuckets,
   decodeSkGeometry,
   decodeSkSplitKeys,
+  decodeSkSplitOf,
   decodeSplitKeys,
   flashPrefillGeometry,
   flashPrefillWgGeometry,
+  FP8_DECODE_SK_SMALL_SPLIT,
   GEMV_MAX_ROWS,
   graphDecodeSplit,
   type KernelLaunch,
@@ -329,6 +332,11 @@ export interface FakeSessionOptions {
   readonly fp8FusedQuant?: boolean;
   /** LaunchEnv.fp8Gemv1. */
   readonly fp8Gemv1?: boolean;
+  /** LaunchEnv.fp8GemvRow / fp8GemvRowNorm. */
+  readonly fp8GemvRow?: boolean;
+  readonly fp8GemvRowNorm?: boolean;
+  /** LaunchEnv.fp8DecodeSkSmall. */
+  readonly fp8DecodeSkSmall?: boolean;
   /** LaunchEnv.fp8DecodeSk (with decodeSplitK). */
   readonly fp8DecodeSk?: boolean;
   /** LaunchEnv.fp8ShadowRope (with fp8FlashPrefill). */
@@ -484,6 +492,9 @@ export class FakeCudaSession {
       batchAttention4: opts.batchAttention4,
       fp8FusedQuant: opts.fp8FusedQuant,
       fp8Gemv1: opts.fp8Gemv1,
+      ...(opts.fp8GemvRow ? { fp8GemvRow: true } : {}),
+      ...(opts.fp8GemvRowNorm ? { fp8GemvRowNorm: true } : {}),
+      ...(opts.fp8DecodeSkSmall ? { fp8DecodeSkSmall: true } : {}),
       fp8DecodeSk: opts.fp8DecodeSk,
       fp8ShadowRope: opts.fp8ShadowRope,
       fp8GemmResidual: opts.fp8GemmResidual,
@@ -548,7 +559,15 @@ export class FakeCudaSession {
   /** decode_attention_sk's geometry for spans up to maxLen (as the session's #skGeometry), when decodeSplitK is on. */
   #sk(maxLen: number): { sk?: { numSplits: number; target: number } } {
     if (!this.env.decodeSplitK) return {};
-    const g = decodeSkGeometry(maxLen, this.env.plan.attributes.numKvHeads, this.#group(), this.sms, this.#skOne);
+    const small = !!this.env.fp8DecodeSk && !!this.env.fp8DecodeSkSmall && this.env.plan.attributes.kvCache?.quantAlgo === "FP8";
+    const g = decodeSkGeometry(
+      maxLen,
+      this.env.plan.attributes.numKvHeads,
+      this.#group(),
+      this.sms,
+      this.#skOne,
+      small ? FP8_DECODE_SK_SMALL_SPLIT : undefined,
+    );
     return { sk: { numSplits: g.numSplits, target: g.splitSize } };
   }
 
@@ -1476,16 +1495,19 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           stride,
           scale,
           window,
-          splitSize,
+          splitArg,
           prefetch,
           prefetchBytes,
           scalesP,
         ] = A;
+        // decode_attention_sk: the split target, and the least keys a split in bits 16 and up (decodeSkSplitArg).
+        const sk = name.startsWith("decode_attention_sk_");
+        const { target: splitSize, minKeys: skMinKeys } = sk ? decodeSkSplitOf(splitArg) : { target: splitArg, minKeys: 0 };
+        assert.ok(!sk || skMinKeys === DECODE_SK_MIN_SPLIT || kvAlgoOf(l.kernel), `${l.kernel}: least keys a split ${skMinKeys} on a bf16 cache`);
         const hd = suffix, G = nH / nKV, W = (nH + 2 * nKV) * hd;
         // decode_attention_sk.cu: splitSize is the split target (1..64; bits 8..15 a span / 64 up to which a token
-        // takes one split); grid z any >= 1 (blocks loop over their splits); dynamic shared memory DECODE_SK_SMEM;
-        // partials at a split stride of MAX_DECODE_SPLITS.
-        const sk = name.startsWith("decode_attention_sk_");
+        // takes one split; bits 16+ the least keys a split / 64); grid z any >= 1 (blocks loop over their splits); dynamic
+        // shared memory DECODE_SK_SMEM; partials at a split stride of MAX_DECODE_SPLITS.
         if (sk) {
           assert.ok(
             l.sharedBytes === (kvAlgoOf(l.kernel) ? DECODE_SK_FP8_SMEM : DECODE_SK_SMEM) && (splitSize & 0xff) >= 1 &&
@@ -1528,7 +1550,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         const nz = Array.from(pos, (p) => {
           const lo = window > 0 ? Math.max(0, p + 1 - window) : 0;
           // the token's keys per split (decode_attention_batch: splitSize; decode_attention: daSplitKeys; _sk: dsSplitKeys)
-          const sz = batch ? splitSize : sk ? decodeSkSplitKeys(p + 1 - lo, splitSize) : decodeSplitKeys(p + 1 - lo, splitSize, numSplits);
+          const sz = batch ? splitSize : sk ? decodeSkSplitKeys(p + 1 - lo, splitArg) : decodeSplitKeys(p + 1 - lo, splitSize, numSplits);
           if (sk) assert.ok(cdiv(p + 1 - lo, sz) <= (splitSize & 0xff), `${l.kernel}: ${cdiv(p + 1 - lo, sz)} splits above the target ${splitSize & 0xff}`);
           assert.ok(numSplits * sz >= p + 1 - lo, `${l.kernel}: ${numSplits} splits of ${sz} do not cover ${p + 1 - lo} keys`);
           return cdiv(p + 1 - lo, sz); // non-empty splits of the token

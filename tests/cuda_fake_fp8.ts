@@ -123,17 +123,22 @@ export function fp8KernelStandIn(mem: FakeMemory, l: KernelLaunch, maxRows: numb
     case "fp8_gemv_fused_pdl_bf16":
     case "fp8_gemv_fused_norm_pdl_bf16":
     case "fp8_gemv1_fused_bf16":
-    case "fp8_gemv1_fused_norm_bf16": {
+    case "fp8_gemv1_fused_norm_bf16":
+    case "fp8_gemvr_fused_bf16":
+    case "fp8_gemvr_fused_norm_bf16": {
       // (x, W, wScale, bias, y, normW, eps, m, n, k, actScale, mode); _pdl: the same values
       const [x, W, , , y, normW, eps, m, n, k, actScale, mode] = A;
-      const norm = l.kernel.startsWith("fp8_gemv_fused_norm") || l.kernel.startsWith("fp8_gemv1_fused_norm");
-      const one = l.kernel.startsWith("fp8_gemv1");
+      const norm = /^fp8_gemv(1|r)?_fused_norm/.test(l.kernel);
+      const byRow = l.kernel.startsWith("fp8_gemvr");
+      const one = l.kernel.startsWith("fp8_gemv1") || byRow;
       assert.ok(m >= 1 && m <= (one ? 1 : 8) && m <= maxRows, `${l.kernel}: m ${m}`);
       assert.ok(k % (one ? 512 : 64) === 0 && n % 16 === 0 && x % 16n === 0n && W % 16n === 0n, `${l.kernel}: k ${k}, n ${n} or x / W not 16-byte aligned`);
-      assert.ok(!one || k <= (norm ? 8192 : 16384), `${l.kernel}: k ${k} past the staged x`);
-      assert.ok(mode === 0 || mode === 1 || mode === 2 || mode === 3, `${l.kernel}: mode ${mode}`);
-      // fp8_gemv1: any grid is correct; the launcher's is persistent (at most 264 blocks here) and gives every warp a row.
-      if (one) {
+      assert.ok(!one || k <= (norm || byRow ? 8192 : 16384), `${l.kernel}: k ${k} past the staged x`);
+      assert.ok(mode === 0 || mode === 1 || (mode === 2 && !byRow) || mode === 3, `${l.kernel}: mode ${mode}`);
+      // fp8_gemvr: one row a warp, 8 a block. fp8_gemv1: any grid is correct; the launcher's is persistent (at most 264
+      // blocks here) and gives every warp a row.
+      if (byRow) assert.deepEqual([...l.grid, l.block], [Math.ceil(n / 8), 1, 1, 256], `${l.kernel} mode ${mode}: grid`);
+      else if (one) {
         assert.ok(
           l.grid[0] >= 1 && l.grid[0] <= 264 && l.grid[0] * 8 <= Math.max(8, mode === 2 ? n / 2 : n) + 7 && l.block === 256,
           `${l.kernel} mode ${mode}: grid ${l.grid}`,

@@ -32,6 +32,7 @@ const ON = {
   fp8FusedQuant: true,
   fp8Gemv1: true,
   fp8DecodeSk: true,
+  fp8DecodeSkSmall: true,
   fp8GemmResidual: true,
   fp8FlatQuant: true,
   fp8FastSilu: true,

@@ -11,6 +11,7 @@
 import type { QuantConfigInput } from "../lib/quantization/quant_config.ts";
 import { FP8_LOGITS_TOL, FUSED_NUM_BLOCKS, QUANT_TEST_BUILD, quantEngines, quantTestLlama, relL2, runFusedSchedule, sameAsUnfused } from "./cuda_fake_plans.ts";
 import { assert, test } from "./harness.ts";
+import { decodeSkGeometry, decodeSkSplitArg, decodeSkSplitKeys, decodeSkSplitOf, FP8_DECODE_SK_SMALL_SPLIT } from "../lib/backends/cuda/attention_choice.ts";
 
 const RAW = quantTestLlama(112);
 const V = RAW.vocab_size as number;
@@ -93,6 +94,42 @@ test("fp8DecodeSk + decodeSplitK on a fake CUDA device: FP8-KV decode steps on d
     bf16.dispose();
     f32.dispose();
   }
+});
+
+test("fp8DecodeSkSmall on a fake CUDA device: decode_attention_sk_fp8kv with splits of at least 64 keys (the split argument's bits 16+), the unfused plan's bits", () => {
+  const { bf16, f32 } = quantEngines(RAW, 31, { kvCacheQuantAlgo: "FP8" }, 0.1, { calibration: CALIBRATION });
+  const { kernels } = runFusedSchedule(bf16, f32, {
+    unfused: sameAsUnfused,
+    cpu: ({ what, got, want }) => {
+      const rel = relL2(got.logits, want.logits);
+      assert.ok(rel < 0.05, `${what}: logits differ from the CPU session's (rel L2 ${rel.toExponential(2)})`);
+    },
+    // decode_attention_sk's split argument (the target | least keys / 64 << 16).
+    label: (l) => l.kernel.startsWith("decode_attention_sk") ? `${l.kernel}/${decodeSkSplitOf(Number(l.args[19])).minKeys}` : l.kernel,
+    fusedOptions: { fp8DecodeAttention: true, fp8FlashPrefill: true, decodeSplitK: true, fp8DecodeSk: true, fp8DecodeSkSmall: true },
+  });
+  const k = [...kernels].sort().join(" ");
+  assert.ok(kernels.has(`decode_attention_sk_fp8kv_bf16_hd64/${FP8_DECODE_SK_SMALL_SPLIT}`), k);
+  assert.ok(![...kernels].some((x) => x.startsWith("decode_attention_sk") && !x.endsWith(`/${FP8_DECODE_SK_SMALL_SPLIT}`)), k);
+  assert.deepEqual(decodeSkSplitOf(decodeSkSplitArg(33, 64)), { target: 33, minKeys: 64 });
+  assert.equal(decodeSkSplitArg(33), 33, "the default least keys: the plain target (the kernel's DS_MINK)");
+  assert.equal(decodeSkSplitKeys(265, decodeSkSplitArg(33, 64)), 64);
+  assert.equal(decodeSkSplitKeys(265, 33), 128);
+  // 64-key splits while they number at most (33 + 1) / 2 = 17: spans up to 1,088; longer spans keep the 128-key partition.
+  assert.equal(decodeSkSplitKeys(1088, decodeSkSplitArg(33, 64)), 64);
+  assert.equal(decodeSkSplitKeys(1089, decodeSkSplitArg(33, 64)), decodeSkSplitKeys(1089, 33));
+  assert.equal(decodeSkSplitKeys(2048, decodeSkSplitArg(33, 64)), 128);
+  assert.equal(decodeSkSplitKeys(32768, decodeSkSplitArg(33, 64)), 1024, "long spans: the same partition");
+  for (let span = 1; span <= 5000; span++) {
+    const sz = decodeSkSplitKeys(span, decodeSkSplitArg(33, 64)), nz = Math.ceil(span / sz);
+    assert.ok(sz === decodeSkSplitKeys(span, 33) || (sz === 64 && nz <= 17), `span ${span}: ${sz} keys a split`);
+    // The grid of any maxLen >= span holds every split at once (graphs: maxSeqLen; eager: the longest span).
+    for (const maxLen of [span, 2080]) assert.ok(maxLen < span || decodeSkGeometry(maxLen, 8, 4, 132, 0, 64).numSplits >= nz, `span ${span} maxLen ${maxLen}`);
+  }
+  assert.equal(decodeSkGeometry(2080, 8, 4, 132, 0, 64).numSplits, 17, "the measured graph grid (llama-3.1-8b, maxSeqLen 2080)");
+  assert.equal(decodeSkGeometry(265, 8, 4, 132, 0, 64).numSplits, 5, "an eager step at 265 keys: its 5 splits at once");
+  bf16.dispose();
+  f32.dispose();
 });
 
 for (const [name, qc] of [["FP8 KV", { kvCacheQuantAlgo: "FP8" }], ["INT8 KV", { kvCacheQuantAlgo: "INT8" }]] as [string, QuantConfigInput][]) {

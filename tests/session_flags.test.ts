@@ -71,6 +71,11 @@ test("session options: every switch of the table resolves to its default when ne
     assert.equal(o.decodeSkOneSplit, true, "decodeSkOneSplit");
     // Session 16: prefill graphs: off until an A/B on the device says otherwise.
     assert.equal(o.prefillGraphs, false, "prefillGraphs");
+    // Session 16: the FP8-KV split-K decode attention's splits of >= 64 keys on (8B FP8 batch 1 +2.6% in one process);
+    // fp8_gemvr (fp8GemvRow / fp8GemvRowNorm) off (qkv slower, o_proj within the noise).
+    assert.equal(o.fp8DecodeSkSmall, true, "fp8DecodeSkSmall");
+    assert.equal(o.fp8GemvRow, false, "fp8GemvRow");
+    assert.equal(o.fp8GemvRowNorm, false, "fp8GemvRowNorm");
   });
 });
 

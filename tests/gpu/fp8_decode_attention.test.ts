@@ -21,6 +21,7 @@ import { kvDecode, kvEncode } from "../../lib/backends/cpu/kv_cache.ts";
 import type { QuantConfigInput } from "../../lib/quantization/quant_config.ts";
 import { Session } from "../../lib/runtime/session.ts";
 import { quantEngines, quantTestLlama, relL2 } from "../cuda_fake_plans.ts";
+import type { SessionOptions } from "../../lib/runtime/session_options.ts";
 import { assert } from "../harness.ts";
 import { device, fromBf16Bits, gpuTest, seededUniform, step, toBf16Bits } from "./gpu.ts";
 
@@ -189,13 +190,14 @@ for (const [algo, tag] of ALGOS) {
         }
         console.log(`${name}: ${report.join("; ")}`);
         if (algo !== "FP8" || !fold) return;
-        // decode_attention_sk_fp8kv (fp8DecodeSk): split target 1 (one split) or 64 (splits of DS_MINK keys), grid z 1 or 8.
+        // decode_attention_sk_fp8kv (fp8DecodeSk): split target 1 (one split) or 64 (splits of DS_MINK keys), grid z 1 or 8;
+        // fp8DecodeSkSmall: target 64 with splits of at least 64 keys (decodeSkSplitArg: 1 << 16).
         const skName = `decode_attention_sk_fp8kv_bf16_hd${hd}`;
         using skMod = loadKernelFile(d, "decode_attention_sk.cu", sel(skName));
         const skKern = skMod.kernel(skName, [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P]);
         skKern.setMaxDynamicSharedMemory(DECODE_SK_FP8_SMEM);
         const skReport: string[] = [];
-        for (const [window, target, z] of [[0, 1, 1], [0, 64, 8], [0, 64, 1], [100, 64, 8]]) {
+        for (const [window, target, z] of [[0, 1, 1], [0, 64, 8], [0, 64, 1], [100, 64, 8], [0, 64 | (1 << 16), 8], [100, 64 | (1 << 16), 3]]) {
           const u = unfused(window);
           kv.copyFromHost(bytes);
           dOut.fill(0xff);
@@ -548,7 +550,11 @@ for (
 // Session 10's switches end to end: FP8 weights (k % 512: fp8_gemv1) + an FP8 KV cache at hd 128, G 4: the session with
 // fp8DecodeSk (decode_attention_sk_fp8kv) and fp8ShadowRope (rope_kv_write_shadow + kv_dequant_prefix) against the default CUDA session and the float32 CPU engine: a prompt, a chunk
 // over its cached prefix and graph decode steps.
-gpuTest("session: fp8DecodeSk + fp8ShadowRope vs the default CUDA session and the CPU engine (FP8 + FP8 KV, hd 128, G 4)", () => {
+/**
+ * A random FP8 + FP8 KV Llama (hd 128, G 4, k % 512) through a session with `opts` against the default-off session `base`
+ * and the float32 CPU engine: prefill steps bitwise equal to `base`, decode steps no further from it than it is from the CPU.
+ */
+function sessionVsDefault(label: string, opts: SessionOptions, base: SessionOptions): void {
   const raw: Record<string, unknown> = {
     ...quantTestLlama(112),
     hidden_size: 512,
@@ -560,18 +566,18 @@ gpuTest("session: fp8DecodeSk + fp8ShadowRope vs the default CUDA session and th
   const V = raw.vocab_size as number;
   const calib = [Array.from({ length: 48 }, (_, i) => (i * 29 + 5) % V)];
   const { bf16, f32 } = quantEngines(raw, 19, { quantAlgo: "FP8", kvCacheQuantAlgo: "FP8" }, 0.1, { calibration: calib });
-  const s10 = Session.fromSerializedEngine(bf16, { backend: "cuda", fp8DecodeSk: true, fp8ShadowRope: true, decodeSplitK: true });
-  const base = Session.fromSerializedEngine(bf16, { backend: "cuda", fp8DecodeSk: false, fp8ShadowRope: false });
+  const s10 = Session.fromSerializedEngine(bf16, { ...opts, backend: "cuda" });
+  const baseS = Session.fromSerializedEngine(bf16, { ...base, backend: "cuda" });
   const cpu = Session.fromSerializedEngine(f32, { backend: "cpu" });
   try {
-    const kvS = s10.createKvCache(40), kvB = base.createKvCache(40), kvC = cpu.createKvCache(40);
+    const kvS = s10.createKvCache(40), kvB = baseS.createKvCache(40), kvC = cpu.createKvCache(40);
     const blocks = Array.from({ length: 40 }, (_, i) => i);
     const prompt = Array.from({ length: 70 }, (_, i) => (i * 37 + 11) % V);
     const report: string[] = [];
     const check = (what: string, ids: number[], pos: number): number => {
       const l = [new Float32Array(V), new Float32Array(V), new Float32Array(V)], s = [new Int32Array(1), new Int32Array(1), new Int32Array(1)];
       s10.run(step(ids, pos, blocks), { logits: l[0], sampledIds: s[0] }, kvS);
-      base.run(step(ids, pos, blocks), { logits: l[1], sampledIds: s[1] }, kvB);
+      baseS.run(step(ids, pos, blocks), { logits: l[1], sampledIds: s[1] }, kvB);
       cpu.run(step(ids, pos, blocks), { logits: l[2], sampledIds: s[2] }, kvC);
       const eB = relL2(l[0], l[1]), eC = relL2(l[0], l[2]), eBC = relL2(l[1], l[2]);
       report.push(`${what}: vs default ${eB.toExponential(2)}, vs CPU ${eC.toExponential(2)} (default vs CPU ${eBC.toExponential(2)})`);
@@ -586,13 +592,23 @@ gpuTest("session: fp8DecodeSk + fp8ShadowRope vs the default CUDA session and th
     check("prefill 64", prompt.slice(0, 64), 0);
     let next = check("chunk 6 over 64 cached", prompt.slice(64, 70), 64);
     for (let i = 0; i < 4; i++) next = check(`decode ${i}`, [next], 70 + i);
-    console.log(`session 10 switches: ${report.join("; ")}`);
+    console.log(`${label}: ${report.join("; ")}`);
     assert.ok(s10.cuda!.numGraphs >= 1, "decode steps ran as graphs");
   } finally {
     s10.dispose();
-    base.dispose();
+    baseS.dispose();
     cpu.dispose();
     bf16.dispose();
     f32.dispose();
   }
+}
+
+gpuTest("session: fp8DecodeSk + fp8ShadowRope vs the default CUDA session and the CPU engine (FP8 + FP8 KV, hd 128, G 4)", () => {
+  sessionVsDefault("session 10 switches", { fp8DecodeSk: true, fp8ShadowRope: true, decodeSplitK: true }, { fp8DecodeSk: false, fp8ShadowRope: false });
+}, 300_000);
+
+// Session 16: fp8DecodeSkSmall (splits of >= 64 keys, on by default: other decode bits) with fp8GemvRow / fp8GemvRowNorm
+// (fp8_gemvr: fp8_gemv1's bits) against the session with splits of >= 128 keys (session 15's default).
+gpuTest("session: fp8DecodeSkSmall + fp8GemvRow + fp8GemvRowNorm vs the default CUDA session and the CPU engine (FP8 + FP8 KV, hd 128, G 4)", () => {
+  sessionVsDefault("session 16 switches", { fp8DecodeSkSmall: true, fp8GemvRow: true, fp8GemvRowNorm: true }, { fp8DecodeSkSmall: false });
 }, 300_000);

@@ -175,6 +175,9 @@ def main():
     ap.add_argument("--defines", default="DS_MINK=64")
     ap.add_argument("--out", default="/tmp/skemu")
     ap.add_argument("--fp8", action="store_true")
+    # --small: the split argument carries 64 least keys a split in bits 16+ (fp8DecodeSkSmall, session 16; run with the
+    # default DS_MINK: --defines ""); 64-key splits only while they number at most (TS + 1) / 2.
+    ap.add_argument("--small", action="store_true")
     a = ap.parse_args()
     defines = [d for d in a.defines.split(",") if d]
     mink = 128
@@ -187,7 +190,10 @@ def main():
     n = 0
 
     def nz_of(span, target):
-        sz = max(mink, math.ceil(math.ceil(span / target) / 64) * 64)
+        even = math.ceil(math.ceil(span / target) / 64) * 64
+        sz = max(64 if a.small else mink, even)
+        if a.small and math.ceil(span / sz) > (target + 1) // 2:
+            sz = max(mink, even)
         return math.ceil(span / sz)
 
     shapes = [(8, 2, 128), (4, 1, 64), (8, 1, 128)] if a.fp8 else [(8, 2, 64), (4, 1, 128), (16, 1, 64), (7, 1, 64)]
@@ -199,7 +205,8 @@ def main():
                     first = None
                     cache = qkv = None
                     for Z in sorted({1, 2, zmax, zmax + 1}):
-                        out, errs, own_ok, ctr_ok, cache, qkv = run_case(emu, nH, nKV, hd, tpb, lens, window, target, Z, mink, rng, cache, qkv, a.fp8)
+                        arg = target | (1 << 16) if a.small else target
+                        out, errs, own_ok, ctr_ok, cache, qkv = run_case(emu, nH, nKV, hd, tpb, lens, window, arg, Z, mink, rng, cache, qkv, a.fp8)
                         same = first is None or np.array_equal(first, out)
                         first = out if first is None else first
                         ok = all(e < 1e-2 for e in errs) and own_ok and ctr_ok and same

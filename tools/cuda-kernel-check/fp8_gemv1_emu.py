@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""CPU desk check of the one-token FP8 GEMV fp8_gemv1_fused{,_norm}_bf16 (kernels/fp8_gemv.cu) through the CUDA
+"""CPU desk check of the one-token FP8 GEMVs fp8_gemv1_fused{,_norm}_bf16 and fp8_gemvr_fused{,_norm}_bf16 (session 16: one
+row a warp, modes 0 / 1 / 3; must equal fp8_gemv1 bit for bit) (kernels/fp8_gemv.cu) through the CUDA
 emulation in emu/ (threads, barriers and warp shuffles real; the e4m3 conversions and the m16n8k32 e4m3 mma emulated
 from the PTX definitions): every mode, norm or not, static and per-token activation scales, several grids (the kernel
 takes any grid), against a float64 reference of the same e4m3 bytes and against fp8_gemv_fused_bf16 (the 16-row kernel;
@@ -22,6 +23,9 @@ EMU = os.path.join(HERE, "emu")
 SHIM = r'''
 #include "cuda_emu.h"
 inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return uint4{x, y, z, w}; }
+// fp8_silu_mul_quant_fast's intrinsics (not checked here; only so the file compiles).
+inline float __expf(float x) { return std::exp(x); }
+inline float __fdividef(float a, float b) { return a / b; }
 /** float -> e4m3 byte, round to nearest even, saturating to +-448 (cvt.rn.satfinite.e4m3x2.f32). */
 inline unsigned emuE4m3(float f) {
   if (std::isnan(f)) return 0x7f;
@@ -145,7 +149,7 @@ def main():
     fn = lambda name: ctypes.cast(getattr(lib, name), ctypes.c_void_p).value  # noqa: E731
     rng = np.random.default_rng(7)
     bad = cases = 0
-    for (N, K) in [(32, 2048), (48, 1024), (16, 1536)]:
+    for (N, K) in [(32, 2048), (48, 1024), (16, 1536), (32, 5120)]:
         Wb = rng.integers(0, 256, (N, K)).astype(np.uint8)
         Wb[(Wb & 0x7F) == 0x7F] = 0x3C  # no NaN bytes
         Wb[(Wb & 0x78) >= 0x60] &= 0x4F  # keep most weights moderate
@@ -178,7 +182,10 @@ def main():
                             ref = lin
                         outs = {}
                         units = N // 2 if mode == 2 else N
-                        for kern, grid in [("fp8_gemv_fused", N // 16), ("fp8_gemv1", 1), ("fp8_gemv1", 2), ("fp8_gemv1", 5), ("fp8_gemv1", -(-units // 8))]:
+                        kerns = [("fp8_gemv_fused", N // 16), ("fp8_gemv1", 1), ("fp8_gemv1", 2), ("fp8_gemv1", 5), ("fp8_gemv1", -(-units // 8))]
+                        if mode != 2:  # fp8_gemvr: one row a warp (K 5120: 10 segments, the ring past its first 8)
+                            kerns.append(("fp8_gemvr", -(-N // 8)))
+                        for kern, grid in kerns:
                             if mode == 3:
                                 y = np.full(N, np.nan, np.float32)
                             elif mode == 2:
@@ -200,6 +207,8 @@ def main():
                             # vs the 16-row kernel: within one bf16 rounding (mode 3: fp32 sums, 1e-5 of the row scale)
                             tol = np.maximum(np.abs(base) * 2.0**-7, 1e-6) if mode != 3 else 1e-5 * np.abs(base).max()
                             near = bool(np.all(np.abs(got - base) <= tol + 1e-12)) and not np.any(np.isnan(got))
+                            if key[0] == "fp8_gemvr":  # fp8_gemv1's bits (its grid 1)
+                                near = near and bool(np.array_equal(got, outs[("fp8_gemv1", 1)]))
                             ok = e < (2e-6 if mode == 3 else 8e-3) and near
                             cases += 1
                             bad += not ok

@@ -152,9 +152,34 @@ export function decodeSplitTarget(numKvHeads: number, group: number, smCount: nu
  * in every step, whatever the grid or the other sequences (batch invariance).
  */
 export function decodeSkSplitKeys(span: number, target: number): number {
-  if (span <= (target >> 8) * 64) return Math.ceil(span / 64) * 64; // one split (decodeSkGeometry's oneSplitKeys)
+  if (span <= ((target >> 8) & 0xff) * 64) return Math.ceil(span / 64) * 64; // one split (decodeSkGeometry's oneSplitKeys)
   const ts = Math.min(Math.max(target & 0xff, 1), MAX_DECODE_SPLITS);
-  return Math.max(DECODE_SK_MIN_SPLIT, Math.ceil(Math.ceil(span / ts) / 64) * 64);
+  const even = Math.ceil(Math.ceil(span / ts) / 64) * 64;
+  // Bits 16 and up: a least keys a split (decodeSkSplitArg); below DS_MINK (fp8DecodeSkSmall) only while it gives at most
+  // (ts + 1) / 2 splits (dsSplitKeys).
+  const minKeys = target >> 16 ? (target >> 16) * 64 : DECODE_SK_MIN_SPLIT, sz = Math.max(minKeys, even);
+  return minKeys < DECODE_SK_MIN_SPLIT && Math.ceil(span / sz) > (ts + 1) >> 1 ? Math.max(DECODE_SK_MIN_SPLIT, even) : sz;
+}
+
+/**
+ * Least keys a split of decode_attention_sk_fp8kv with `fp8DecodeSkSmall` (a multiple of 64), while a span takes at most
+ * (target + 1) / 2 such splits (llama-3.1-8b on an H200: spans up to 17 · 64 = 1,088 keys); longer spans keep the 128-key
+ * partition (session 16 r3: 64-key splits at 1,536 / 2,048 keys on the graph's 17-split grid, two a block, 7.6 → 10.1 µs).
+ */
+export const FP8_DECODE_SK_SMALL_SPLIT = 64;
+
+/**
+ * decode_attention_sk's `splitSize` argument: `target` (the split target, with decodeSkGeometry's one-split bits 8..15),
+ * with `minKeys` (a multiple of 64, other than the kernel's DS_MINK) as minKeys / 64 in bits 16 and up; the inverse is
+ * {@link decodeSkSplitOf}.
+ */
+export function decodeSkSplitArg(target: number, minKeys = DECODE_SK_MIN_SPLIT): number {
+  return minKeys === DECODE_SK_MIN_SPLIT ? target : target | ((minKeys / 64) << 16);
+}
+
+/** The split target (bits 0..15) and least keys a split (bits 16+) of a decode_attention_sk `splitSize` argument. */
+export function decodeSkSplitOf(arg: number): { target: number; minKeys: number } {
+  return { target: arg & 0xffff, minKeys: arg >> 16 ? (arg >> 16) * 64 : DECODE_SK_MIN_SPLIT };
 }
 
 /** Spans up to which decode_attention_sk attends in one split under the session's `decodeSkOneSplit` (no merge). */
@@ -179,12 +204,16 @@ export function decodeSkGeometry(
   group: number,
   smCount: number,
   oneSplitKeys = 0,
+  minKeys = DECODE_SK_MIN_SPLIT,
 ): { numSplits: number; splitSize: number } {
   if (oneSplitKeys % 64 !== 0 || oneSplitKeys < 0 || oneSplitKeys > 255 * 64) {
     throw new RangeError(`decodeSkGeometry: oneSplitKeys ${oneSplitKeys} is not a multiple of 64 in [0, 16320]`);
   }
   const target = decodeSplitTarget(numKvHeads, group, smCount);
-  return { numSplits: Math.max(1, Math.min(target, cdiv(maxLen, DECODE_SK_MIN_SPLIT))), splitSize: target | ((oneSplitKeys / 64) << 8) };
+  const z = Math.min(target, cdiv(maxLen, DECODE_SK_MIN_SPLIT));
+  // minKeys below DS_MINK (fp8DecodeSkSmall, carried by decodeSkSplitArg): up to (target + 1) / 2 splits of minKeys.
+  const small = minKeys < DECODE_SK_MIN_SPLIT ? Math.min((target + 1) >> 1, cdiv(maxLen, minKeys)) : 0;
+  return { numSplits: Math.max(1, z, small), splitSize: target | ((oneSplitKeys / 64) << 8) };
 }
 
 /** Query heads one decode_attention_batch block takes (the rows of one mma tile). */

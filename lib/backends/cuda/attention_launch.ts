@@ -16,8 +16,10 @@ import {
   DECODE_ATTENTION_MIN_SPLIT,
   DECODE_SK_FP8_SMEM,
   DECODE_SK_SMEM,
+  decodeSkSplitArg,
   flashPrefillGeometry,
   flashPrefillWgGeometry,
+  FP8_DECODE_SK_SMALL_SPLIT,
   hasTiledAttention,
 } from "./attention_choice.ts";
 import { GEMV_MAX_ROWS, type LaunchEnv, type StepShape } from "./launch_types.ts";
@@ -167,8 +169,13 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
       op.window,
       // decode_attention: the least keys per split (each token sizes its own splits from its span, daSplitKeys);
       // decode_attention_batch: the split size.
-      // decode_attention_sk: the split target (each token's partition depends on its span and this only).
-      batch ? att.splitSize : sk ? att.sk!.target : Math.min(att.splitSize, DECODE_ATTENTION_MIN_SPLIT),
+      // decode_attention_sk: the split target (each token's partition depends on its span and this only); over an e4m3
+      // cache with fp8DecodeSkSmall, splits of at least 64 keys instead of 128.
+      batch
+        ? att.splitSize
+        : sk
+        ? decodeSkSplitArg(att.sk!.target, kvFp8 && env.fp8DecodeSkSmall ? FP8_DECODE_SK_SMALL_SPLIT : undefined)
+        : Math.min(att.splitSize, DECODE_ATTENTION_MIN_SPLIT),
       0n,
       0n,
       ...(kvFp8 ? [kvScalesOf(op.layer)] : []),

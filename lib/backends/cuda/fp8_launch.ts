@@ -34,6 +34,20 @@ export function fp8Gemv1Fits(K: number, norm: boolean): boolean {
 }
 
 /**
+ * Most in-features of an engine's fp8_gemvr launch: a row's whole bytes in flight before the PDL wait (FGR_D · 512; the
+ * kernel takes up to FGR_XQ = 8192 through its ring). Longer rows (llama's down_proj) stay on fp8_gemv1.
+ */
+const FP8_GEMVR_MAX_K = 4096;
+
+/**
+ * Whether a one-token fused FP8 linear of `mode` may run fp8_gemvr (`fp8GemvRow` / `fp8GemvRowNorm`): not SiLU·mul
+ * (mode 2), in-features whole 512-byte segments up to FP8_GEMVR_MAX_K.
+ */
+export function fp8GemvRowFits(K: number, mode: number): boolean {
+  return mode !== 2 && K % 512 === 0 && K <= FP8_GEMVR_MAX_K;
+}
+
+/**
  * fp8_gemv1's grid for `n` out-features: `maxBlocks` (LaunchEnv.fp8Gemv1Blocks; 264 unset), or fewer so that each
  * block's 8 warps have a row (mode 2: a gate / up pair) each.
  */
@@ -145,10 +159,13 @@ export function planFp8Linear(
   if (gemvStep && fp8GemvFusable(op) && (norm || epilogue || (isLogits && fused.logits))) {
     // Fused decode (decode_fusion.ts): the same GEMV with the norm prologue / an epilogue (mode 2 too: N / 16 blocks).
     const mode = isLogits ? 3 : epilogue?.mode ?? 0;
-    // One token: fp8_gemv1 (fp8Gemv1; a persistent grid, contiguous rows per warp).
-    const one = !!env.fp8Gemv1 && rows === 1 && fp8Gemv1Fits(K, !!norm);
-    const name = one ? `fp8_gemv1_fused${norm ? "_norm" : ""}_bf16` : `fp8_gemv_fused${norm ? "_norm" : ""}${env.fp8Pdl ? "_pdl" : ""}_bf16`;
-    kernel(name, [one ? fp8Gemv1Grid(N, mode, env.fp8Gemv1Blocks) : N / 16, 1, 1], [
+    // One token: fp8_gemvr (fp8GemvRow / fp8GemvRowNorm; one row a warp, short-lived blocks, fp8_gemv1's bits), else
+    // fp8_gemv1 (fp8Gemv1; a persistent grid, contiguous rows per warp).
+    const byRow = rows === 1 && !!(norm ? env.fp8GemvRowNorm : env.fp8GemvRow) && fp8GemvRowFits(K, mode);
+    const one = !byRow && !!env.fp8Gemv1 && rows === 1 && fp8Gemv1Fits(K, !!norm);
+    const nm = norm ? "_norm" : "";
+    const name = byRow ? `fp8_gemvr_fused${nm}_bf16` : one ? `fp8_gemv1_fused${nm}_bf16` : `fp8_gemv_fused${nm}${env.fp8Pdl ? "_pdl" : ""}_bf16`;
+    kernel(name, [byRow ? cdiv(N, 8) : one ? fp8Gemv1Grid(N, mode, env.fp8Gemv1Blocks) : N / 16, 1, 1], [
       buf(norm ? norm.x : op.x),
       W,
       scales,

@@ -119,6 +119,11 @@ export interface LaunchEnv {
    * weight rows; k % 512 == 0, k <= 16384).
    */
   readonly fp8Gemv1?: boolean;
+  /** One-token fused FP8 GEMVs without / with the RMSNorm prologue (modes 0 / 1 / 3) on fp8_gemvr_fused* (fp8_launch.ts fp8GemvRowFits). */
+  readonly fp8GemvRow?: boolean;
+  readonly fp8GemvRowNorm?: boolean;
+  /** With fp8DecodeSk: decode_attention_sk_fp8kv splits of at least FP8_DECODE_SK_SMALL_SPLIT keys (attention_choice.ts; the session's default). */
+  readonly fp8DecodeSkSmall?: boolean;
   /** With decodeSplitK: fused decode steps over an e4m3 KV cache (≤ GEMV_MAX_ROWS sequences) on decode_attention_sk_fp8kv. */
   readonly fp8DecodeSk?: boolean;
   /** With kvShadow: prefill steps' KV writes fill the shadow too (rope_kv_write_shadow_*), kv_dequant_prefix_* the rest. */

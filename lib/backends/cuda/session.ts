@@ -29,6 +29,7 @@ import {
   decodeSkGeometry,
   type ElemType,
   flashPrefillGeometry,
+  FP8_DECODE_SK_SMALL_SPLIT,
   GEMV_MAX_ROWS,
   graphDecodeSplit,
   hasTiledAttention,
@@ -213,6 +214,11 @@ export class CudaSession implements SessionBackend {
   readonly fp8Pdl: boolean;
   /** CudaSessionOptions.fp8Gemv1. */
   readonly fp8Gemv1: boolean;
+  /** CudaSessionOptions.fp8GemvRow / fp8GemvRowNorm. */
+  readonly fp8GemvRow: boolean;
+  readonly fp8GemvRowNorm: boolean;
+  /** CudaSessionOptions.fp8DecodeSkSmall. */
+  readonly fp8DecodeSkSmall: boolean;
   /** CudaSessionOptions.fp8DecodeSk. */
   readonly fp8DecodeSk: boolean;
   /** CudaSessionOptions.fp8ShadowRope. */
@@ -378,6 +384,9 @@ export class CudaSession implements SessionBackend {
     this.fp8FusedQuant = f.fp8FusedQuant;
     this.fp8Pdl = f.fp8Pdl;
     this.fp8Gemv1 = f.fp8Gemv1;
+    this.fp8GemvRow = f.fp8GemvRow;
+    this.fp8GemvRowNorm = f.fp8GemvRowNorm;
+    this.fp8DecodeSkSmall = f.fp8DecodeSkSmall;
     this.fp8DecodeSk = f.fp8DecodeSk;
     this.fp8ShadowRope = f.fp8ShadowRope;
     this.fp8GemmResidual = f.fp8GemmResidual;
@@ -629,6 +638,9 @@ export class CudaSession implements SessionBackend {
       fp8FusedQuant: this.fp8FusedQuant,
       fp8Pdl: this.fp8Pdl,
       fp8Gemv1: this.fp8Gemv1,
+      ...(this.fp8GemvRow ? { fp8GemvRow: true } : {}),
+      ...(this.fp8GemvRowNorm ? { fp8GemvRowNorm: true } : {}),
+      ...(this.fp8DecodeSkSmall ? { fp8DecodeSkSmall: true } : {}),
       fp8DecodeSk: this.fp8DecodeSk,
       fp8ShadowRope: this.fp8ShadowRope,
       fp8GemmResidual: this.fp8GemmResidual,
@@ -940,8 +952,18 @@ export class CudaSession implements SessionBackend {
 
   /** decode_attention_sk's grid z and split target for spans up to `maxLen`. */
   #skGeometry(maxLen: number): { numSplits: number; target: number } {
+    // decodeSkOneSplit (bf16 / f32 caches): spans up to DECODE_SK_ONE_SPLIT in one split. fp8DecodeSkSmall (an e4m3 cache
+    // on decode_attention_sk_fp8kv): a grid for its shorter splits too.
     const one = this.decodeSkOneSplit ? DECODE_SK_ONE_SPLIT : 0;
-    const g = decodeSkGeometry(Math.max(1, maxLen), this.plan.attributes.numKvHeads, this.#group(), this.device.smCount, one);
+    const small = this.fp8DecodeSk && this.fp8DecodeSkSmall && this.plan.attributes.kvCache?.quantAlgo === "FP8";
+    const g = decodeSkGeometry(
+      Math.max(1, maxLen),
+      this.plan.attributes.numKvHeads,
+      this.#group(),
+      this.device.smCount,
+      one,
+      small ? FP8_DECODE_SK_SMALL_SPLIT : undefined,
+    );
     return { numSplits: g.numSplits, target: g.splitSize };
   }
 

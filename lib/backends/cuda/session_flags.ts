@@ -77,6 +77,26 @@ export const CUDA_FLAGS = {
    */
   fp8Gemv1: { env: "LLMRT_FP8_GEMV1", default: true },
   /**
+   * One-token fused FP8 decode GEMVs without the RMSNorm prologue (o_proj + residual; modes 0 / 1 / 3, in-features a
+   * multiple of 512 up to 4096) run fp8_gemvr_fused: one weight row a warp on short-lived blocks of <= 85 registers
+   * (3 a SM; the bf16 decode GEMVs' form), the whole 4 KB row issued before the PDL wait, instead of fp8_gemv1's
+   * persistent grid that fills the register file — so the next kernel can start beside its last blocks. fp8_gemv1's bits
+   * (CPU emulation: fp8_gemv1_emu.py). @default false (session 16)
+   */
+  fp8GemvRow: { env: "LLMRT_FP8_GEMV_ROW", default: false },
+  /** fp8GemvRow's kernel for the GEMVs with the RMSNorm prologue (qkv; fp8_gemvr_fused_norm). @default false (session 16) */
+  fp8GemvRowNorm: { env: "LLMRT_FP8_GEMV_ROW_NORM", default: false },
+  /**
+   * decode_attention_sk_fp8kv (fp8DecodeSk) splits a token's keys into splits of at least 64 keys instead of 128 (the
+   * partition still depends on the span and the model only: batch invariance holds; spans of more than ~2,100 keys keep
+   * their partition; other fp32 merge order below that, so other decode bits). At batch 1 and 265 keys: 5 splits of one
+   * 16-key chunk a warp instead of 3 of two. H200, llama-3.1-8b FP8 + FP8 KV batch 1, one process (session 16 r2):
+   * 365.3 / 358.7 → 371.4 / 371.7 tok/s (68.6 / 67.3% → 69.7 / 69.8% of the bytes-allowed bandwidth), graph step at 265
+   * keys 2,673.8 → 2,606.9 µs (the attention's marginal 307.7 → 244.0 µs); decode logits as far from the float32 CPU
+   * engine as the default's (tests/gpu/fp8_decode_attention.test.ts). @default true (session 16)
+   */
+  fp8DecodeSkSmall: { env: "LLMRT_FP8_DECODE_SK_SMALL", default: true },
+  /**
    * Prefill attention of bf16 engines (bf16 KV cache, head dims 64 / 128) on the Hopper warpgroup-MMA kernel
    * (flash_prefill_wg, sm_90 only; elsewhere ignored). @default "engine": engines of head dim 64 or 128 (H200: llama-3.1-8b
    * TTFT of a 32,000-token prompt 1.97 → 1.60 s in session 8; session 10's kernel 1.39× faster again at hd 128, and at

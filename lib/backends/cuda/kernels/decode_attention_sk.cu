@@ -5,9 +5,10 @@
 //
 // extern "C" __global__ void decode_attention_sk_bf16_hd{64|128}(...decode_attention's parameters...)
 //   The same parameters, layouts and outputs as decode_attention_bf16_hd* (decode_attention.cu), except:
-//   - `splitSize` is the split TARGET TS (1..64; bits 8..15 may carry a span U / 64 up to which a token
-//     takes one split): a token attending `span` > U keys takes splits of
-//     sz = max(DS_MINK, roundUp64(ceil(span / TS))) keys (dsSplitKeys), nz = ceil(span / sz) <= TS of
+//   - `splitSize` is the split TARGET TS (1..64) in bits 0..7; bits 8..15 may carry a span U / 64 up to which a token
+//     takes one split (`decodeSkOneSplit`); bits 16 and up (when not 0) the least keys a split MK / 64 (MK = DS_MINK when
+//     0; an MK below DS_MINK only while it gives <= (TS + 1) / 2 splits; `fp8DecodeSkSmall`): a token attending
+//     `span` > U keys takes splits of sz = max(MK, roundUp64(ceil(span / TS))) keys (dsSplitKeys), nz = ceil(span / sz) <= TS of
 //     them. The partition depends on the span and TS only (TS from the model and the device:
 //     attention_choice.ts decodeSplitTarget), never on the grid or the other tokens of the step, so a
 //     sequence's attention rounds the same in any step (batch invariance at every bucket).
@@ -264,14 +265,18 @@ __device__ __forceinline__ void dsUnpack8(const uint4& v, float (&f)[8]) {
 
 /**
  * Keys per split of a token attending `span` keys (attention_choice.ts decodeSkSplitKeys). `target` packs the split
- * target TS (bits 0..7, clamped to 1..DS_MAXZ) and, in bits 8..15, a span U / 64 up to which a token attends in one
- * split (0: none; the session's `decodeSkOneSplit` sends 4, U = 256 keys); longer spans take DS_MINK-key splits or more.
+ * target TS (bits 0..7, clamped to 1..DS_MAXZ), in bits 8..15 a span U / 64 up to which a token attends in one split (0:
+ * none; the session's `decodeSkOneSplit` sends 4, U = 256 keys), and in bits 16 and up a least keys a split MK / 64 (0:
+ * DS_MINK). An MK below DS_MINK (`fp8DecodeSkSmall`: 64) holds only while it gives at most (TS + 1) / 2 splits; longer
+ * spans take DS_MINK's partition (so a graph's grid of min(TS, maxLen / DS_MINK) splits still runs them at once).
  */
 __device__ __forceinline__ int dsSplitKeys(int span, int target) {
   const int ts = min(max(target & 0xff, 1), DS_MAXZ);
-  if (span <= (target >> 8) * 64) return (span + 63) & ~63;  // one split, no merge
+  if (span <= ((target >> 8) & 0xff) * 64) return (span + 63) & ~63;  // one split, no merge
   const int even = ((span + ts - 1) / ts + 63) & ~63;
-  return max(DS_MINK, even);
+  const int minKeys = (target >> 16) > 0 ? (target >> 16) * 64 : DS_MINK;
+  const int sz = max(minKeys, even);
+  return minKeys < DS_MINK && (span + sz - 1) / sz > (ts + 1) / 2 ? max(DS_MINK, even) : sz;
 }
 
 /** Swizzled 16-byte column of row r (rows of 8 or 16 vectors): conflict-free one-row-per-lane reads. */

@@ -790,3 +790,81 @@ extern "C" __global__ void __launch_bounds__(256, FG1_MINB) fp8_gemv1_fused_norm
   fp8Gemv1Impl<true>(x, W, wScale, bias, y, normW, eps, n, k, actScale, mode);
 }
 
+
+// ------------------------------------------------------------------------------------------------
+// One-token decode GEMV, one weight row a warp on short-lived blocks (SessionOptions.fp8GemvRow / fp8GemvRowNorm;
+// m = 1 only), session 16:
+// extern "C" __global__ void fp8_gemvr_fused_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
+//     void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode)
+// extern "C" __global__ void fp8_gemvr_fused_norm_bf16(...same parameters...)
+//   fp8_gemv1_fused{,_norm}_bf16's parameters, modes 0 / 1 / 3 (not 2) and bits, for k % 512 == 0 and k <= FGR_XQ: the
+//   block quantizes x with fp8_gemv1's prologue (fg1Stage: the same e4m3 bytes and scale) and warp w owns the row
+//   8 · blockIdx.x + w, summing its 512-byte segments front to back with fp8_gemv1's mma pair (lane l: bytes
+//   [16l, 16l + 16) of each segment; pairs from zero added in fp32 in segment order) and its warp sum over the diagonal,
+//   so every row's value is fp8_gemv1's whatever fp8_gemv1's grid. The first FGR_D segments of the row (all of it at
+//   k <= 512 · FGR_D: the 8B's qkv and o_proj) plus its scale and bias are loaded before pdlWait; past those a ring of
+//   FGR_D 16-byte loads a lane refills each slot as it is consumed. Blocks live one row a warp (not a persistent grid)
+//   and fit FGR_MINB to an SM, so under PDL the next kernel (the decode attention, the next GEMV) can start beside
+//   the last of them: the bf16 decode GEMVs' form (gemv_fused*_xpre).
+//   grid (ceil(n / 8), 1, 1)   block (256, 1, 1)   shared 8.1 KiB
+// ------------------------------------------------------------------------------------------------
+#ifndef FGR_D
+#define FGR_D 8  // 16-byte weight loads a lane issued ahead (a row's first FGR_D segments before pdlWait; tuning knob)
+#endif
+#ifndef FGR_MINB
+#define FGR_MINB 3  // __launch_bounds__ min blocks per SM (3: <= 85 registers; tuning knob)
+#endif
+#define FGR_XQ 8192  // most in-features: the block's quantized x in shared memory
+
+template <bool NORM>
+__device__ __forceinline__ void fp8GemvRowImpl(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias, void* y,
+                                               const bf16_t* normW, float eps, int n, int k, float actScale, int mode) {
+  __shared__ __align__(16) u8 xq[FGR_XQ];
+  __shared__ float sh[32];
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+  const int S = k >> 9;  // 512-byte segments a row
+  const int row = blockIdx.x * (blockDim.x >> 5) + warp;
+  const bool live = row < n;
+  const u8* wl = W + (long long)(live ? row : 0) * k + lane * 16;
+  uint4 v[FGR_D];
+#pragma unroll
+  for (int u = 0; u < FGR_D; u++)
+    if (live && u < S) v[u] = ldStream(wl + (long long)u * 512);
+  const float ws = live ? wScale[row] : 0.f, bs = bias && live ? toF(bias[row]) : 0.f;  // weights: before the wait
+  uint4 nwr[FG1_XB];  // NORM: normW's chunks of this thread (a weight)
+  if constexpr (NORM) fg1Load(normW, k >> 3, 0, nwr);
+  pdlWait();  // x and y are the previous kernels' (weights only above)
+  pdlLaunchDependents();
+  const float s = fg1Stage<NORM>(x, nwr, eps, k, actScale, xq, sh);  // ends with __syncthreads: no barrier below
+  if (!live) return;
+  const float yOld = mode == 1 ? toF(((const bf16_t*)y)[row]) : 0.f;
+  const u8* xl = xq + lane * 16;
+  float a0 = 0.f, a1 = 0.f;
+  for (int base = 0; base < S; base += FGR_D) {
+#pragma unroll
+    for (int u = 0; u < FGR_D; u++) {
+      if (base + u < S) {
+        segMma(*reinterpret_cast<const uint4*>(xl + (base + u) * 512), v[u], a0, a1);
+        if (base + u + FGR_D < S) v[u] = ldStream(wl + (long long)(base + u + FGR_D) * 512);
+      }
+    }
+  }
+  // D[g][g] sits in lane (g, g / 2) at (g & 1): the warp sum over g, as fg1Main.
+  const float sum = warpSum(t == (g >> 1) ? ((g & 1) ? a1 : a0) : 0.f);
+  float val = sum * s * ws;  // as fp8_gemv1: no bias add without a bias
+  if (bias) val += bs;
+  if (lane == 0) {
+    if (mode == 0) ((bf16_t*)y)[row] = fromF<bf16_t>(val);
+    else if (mode == 1) ((bf16_t*)y)[row] = fromF<bf16_t>(toF(fromF<bf16_t>(val)) + yOld);
+    else ((float*)y)[row] = val;
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(256, FGR_MINB) fp8_gemvr_fused_bf16(const bf16_t* x, const u8* W, const float* wScale, const bf16_t* bias,
+    void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
+  fp8GemvRowImpl<false>(x, W, wScale, bias, y, normW, eps, n, k, actScale, mode);
+}
+extern "C" __global__ void __launch_bounds__(256, FGR_MINB) fp8_gemvr_fused_norm_bf16(const bf16_t* x, const u8* W, const float* wScale,
+    const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, float actScale, int mode) {
+  fp8GemvRowImpl<true>(x, W, wScale, bias, y, normW, eps, n, k, actScale, mode);
+}
