@@ -13,6 +13,7 @@ import { assert } from "../harness.ts";
 import { gpuTest } from "./gpu.ts";
 
 const BS = 32, NB = 72; // tokens per block; blocks per sequence (2,304 positions)
+const VOCAB = 512;
 
 function inputs(seqs: number[], ids: number[][], pos: number[]): StepInputs {
   const tok: number[] = [], p: number[] = [], starts = [0];
@@ -67,6 +68,28 @@ function run(
   return out;
 }
 
+/** A random 2-layer bf16 Llama (8 q / 2 KV heads of `hd`, vocabulary VOCAB) built for these tests. */
+function testEngine(hd: number, seed: number): Engine {
+  const raw = {
+    vocab_size: VOCAB,
+    hidden_size: 8 * hd,
+    intermediate_size: 1024,
+    num_hidden_layers: 2,
+    num_attention_heads: 8,
+    num_key_value_heads: 2,
+    head_dim: hd,
+    max_position_embeddings: 4096,
+    architectures: ["LlamaForCausalLM"],
+    model_type: "llama",
+  };
+  const model = randomModel(raw, seed, true, 0.05);
+  try {
+    return buildSync(model, { backend: "cuda", dtype: "bfloat16", maxBatchSize: 8, maxNumTokens: 2048, maxSeqLen: NB * BS, tokensPerBlock: BS });
+  } finally {
+    model.close();
+  }
+}
+
 const bitsEqual = (a: Float32Array, b: Float32Array): boolean => {
   const x = new Uint32Array(a.buffer, a.byteOffset, a.length), y = new Uint32Array(b.buffer, b.byteOffset, b.length);
   return x.every((v, i) => v === y[i]);
@@ -76,26 +99,7 @@ for (const hd of [64, 128]) {
   gpuTest(
     `decode_attention_sk: a 2,000-key sequence alone, in steps of 8 (graphs) and eagerly: bitwise the same logits; close to decode_attention (head dim ${hd})`,
     () => {
-      const raw = {
-        vocab_size: 512,
-        hidden_size: 8 * hd,
-        intermediate_size: 1024,
-        num_hidden_layers: 2,
-        num_attention_heads: 8,
-        num_key_value_heads: 2,
-        head_dim: hd,
-        max_position_embeddings: 4096,
-        architectures: ["LlamaForCausalLM"],
-        model_type: "llama",
-      };
-      const model = randomModel(raw, 51 + hd, true, 0.05);
-      let engine: Engine;
-      try {
-        engine = buildSync(model, { backend: "cuda", dtype: "bfloat16", maxBatchSize: 8, maxNumTokens: 2048, maxSeqLen: NB * BS, tokensPerBlock: BS });
-      } finally {
-        model.close();
-      }
-      const V = raw.vocab_size;
+      const engine = testEngine(hd, 51 + hd), V = VOCAB;
       const prompts = [
         Array.from({ length: 2000 }, (_, j) => (j * 13 + 5) % V),
         ...Array.from({ length: 7 }, (_, s) => Array.from({ length: 5 + 40 * s }, (_, j) => (s * 31 + j * 7) % V)),
@@ -135,26 +139,7 @@ for (const hd of [64, 128]) {
   gpuTest(
     `decodeSkOneSplit: a 200-key sequence (one split instead of two of 128 keys up to 256 keys) alone, in steps of 8 and eagerly: bitwise the same logits; close to two splits (head dim ${hd})`,
     () => {
-      const raw = {
-        vocab_size: 512,
-        hidden_size: 8 * hd,
-        intermediate_size: 1024,
-        num_hidden_layers: 2,
-        num_attention_heads: 8,
-        num_key_value_heads: 2,
-        head_dim: hd,
-        max_position_embeddings: 4096,
-        architectures: ["LlamaForCausalLM"],
-        model_type: "llama",
-      };
-      const model = randomModel(raw, 61 + hd, true, 0.05);
-      let engine: Engine;
-      try {
-        engine = buildSync(model, { backend: "cuda", dtype: "bfloat16", maxBatchSize: 8, maxNumTokens: 2048, maxSeqLen: NB * BS, tokensPerBlock: BS });
-      } finally {
-        model.close();
-      }
-      const V = raw.vocab_size;
+      const engine = testEngine(hd, 61 + hd), V = VOCAB;
       // Sequence 0 attends 201..256 keys (one split with decodeSkOneSplit, two of 128 without), then 257..260 (three either way).
       const prompts = [
         Array.from({ length: 200 }, (_, j) => (j * 13 + 5) % V),

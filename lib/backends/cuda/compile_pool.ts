@@ -71,11 +71,23 @@ export function unitName(u: KernelUnit): string {
   return u.kernels ? `${u.file}:${u.kernels.join("+")}` : u.file;
 }
 
+let harnessDefines: ReadonlyMap<string, readonly string[]> = new Map();
+
+/**
+ * Tuning / measurement aid (benches only, e.g. bench/decode_gaps.ts): extra NVRTC options (`-D...`) for the units of
+ * the kernel files named in `byFile`, used by every unit resolved from now on (sessions created after the call; their
+ * CUBINs cache under their own keys). An empty map restores the plain builds. The engine never calls it.
+ */
+export function setHarnessDefines(byFile: ReadonlyMap<string, readonly string[]>): void {
+  harnessDefines = new Map(byFile);
+}
+
 /** Resolves a unit's compile (source, NVRTC options, cache file) for `arch`. */
 export function resolveUnit(u: KernelUnit, arch: string, cacheDir?: string | null): { source: string; resolved: ResolvedCompile } {
   const source = kernelSource(u.file);
   const select = u.kernels ? ["-DLLMRT_SELECT=1", ...u.kernels.map((k) => `-DLLMRT_K_${k}=1`)] : [];
-  const opts: CompileOptions = { arch: unitArch(u.file, arch), name: unitName(u), includeDirs: [kernelsDir], options: select, cacheDir };
+  const extra = harnessDefines.get(u.file) ?? [];
+  const opts: CompileOptions = { arch: unitArch(u.file, arch), name: unitName(u), includeDirs: [kernelsDir], options: [...select, ...extra], cacheDir };
   return { source, resolved: resolveCompile(source, opts) };
 }
 

@@ -807,7 +807,7 @@ export class CublasLtGemm {
           const runs = [...new Set(STABLE_ROWS.map((r) => Math.min(r, cap)))].map((rows) => ({ algo, rows }));
           return this.#checkSameRows(desc, layoutA, inT, outT, n, k, dtype, outDtype, weight, algo, null, 0, runs);
         };
-        const base = this.#pin(pinKey, this.#refM, desc, layoutA, inT, outT, n, k, what, capturing ? undefined : stable);
+        const base = this.#pin(pinKey, this.#refM, desc, layoutA, inT, outT, n, k, what, capturing || dtype === "fp32" ? undefined : stable);
         const tries: Uint8Array[] = [];
         const bucket = invariantBucket(m);
         const bucketable = dtype === outDtype
@@ -1007,9 +1007,10 @@ export class CublasLtGemm {
    * floats of magnitude 1/8 … 2, either sign) against the call's own B (the layer's weight) on the call's
    * stream, and the outputs are compared byte for byte (at least one finite non-zero value required).
    * Synchronizes the stream; false when either algorithm cannot run the check. `runs` instead: each
-   * (algorithm, row count) runs over the first rows of the same random rows, and the first min(rows)
-   * rows of every output must equal the first run's — one algorithm at several M shows whether its rows
-   * round alike whatever M (a stream-K-like decomposition by the tile count does not).
+   * (algorithm, row count) runs over the first rows of the same random rows, and every row of each run
+   * must equal the same row of the run with the most rows — one algorithm at several M shows whether its
+   * rows (a partial last tile included) round alike whatever M (a decomposition by the tile count does not).
+   * 16-bit and e4m3 inputs only (the probe's element types).
    */
   #checkSameRows(
     desc: bigint,
@@ -1030,8 +1031,11 @@ export class CublasLtGemm {
     const cell = new BigUint64Array(1);
     const layouts: bigint[] = [];
     const bufs: DeviceBuffer[] = [];
+    if (dtype === "fp32") return false;
+    // The run with the most rows first: the others are compared with its rows.
+    runs = [...runs].sort((x, y) => y.rows - x.rows);
     try {
-      const maxRows = Math.max(...runs.map((r) => r.rows)), cmpRows = Math.min(...runs.map((r) => r.rows));
+      const maxRows = runs[0].rows;
       const lbs: bigint[] = [], lds: bigint[] = [];
       const ws: number[] = [];
       for (const run of runs) {
@@ -1078,8 +1082,7 @@ export class CublasLtGemm {
       a.copyFromHost(host, { stream });
       this.#alpha[0] = 1;
       this.#beta[0] = 0;
-      // The first cmpRows rows of every output against the first run's (row-major [rows, n]: a prefix of each).
-      const words = cmpRows * n;
+      // Every run's rows against the same rows of the first (largest) run (row-major [rows, n]: a prefix).
       let x: Uint32Array | Uint16Array | null = null;
       for (let i = 0; i < runs.length; i++) {
         const { algo, rows: m } = runs[i], d = out.ptr, lb = lbs[i], ld = lds[i];
@@ -1107,12 +1110,13 @@ export class CublasLtGemm {
         );
         if (stream) stream.synchronize();
         else this.device.synchronize();
-        const y = f32Out ? new Uint32Array(words) : new Uint16Array(words);
-        out.copyToHost(y); // the prefix only
+        const y = f32Out ? new Uint32Array(m * n) : new Uint16Array(m * n);
+        out.copyToHost(y); // this run's rows only
         if (x === null) x = y;
-        else for (let j = 0; j < words; j++) if (x[j] !== y[j]) return false;
+        else for (let j = 0; j < y.length; j++) if (x[j] !== y[j]) return false;
       }
       if (x === null) return false;
+      const words = x.length;
       let informative = false;
       const expMask = f32Out ? 0x7f800000 : bf ? 0x7f80 : 0x7c00, absMask = f32Out ? 0x7fffffff : 0x7fff;
       for (let i = 0; i < words && !informative; i++) informative = (x[i] & absMask) !== 0 && (x[i] & expMask) !== expMask;

@@ -235,6 +235,15 @@ export const CUDA_FLAGS = {
    */
   gemvXPre: { env: "LLMRT_GEMV_XPRE", default: true },
   /**
+   * The qkv GEMV (RMSNorm prologue, plain output) of 1-2 row decode steps runs gemv_fused_norm6 (kernels/gemv.cu:
+   * gemv_fused_norm at 6 blocks an SM, ~39 registers, instead of gemv_fused_norm_xpre's 5) where its grid needs a second
+   * wave at 5 blocks an SM but fits one at 6 (llama-3.1-8b's 768 blocks on 132 SMs; not llama-3.2-1b's 384). The same sums:
+   * the same bits. Session 16 (bench/decode_gaps.ts, H200 8B graph at 128 keys 4,070.0 → 4,051.3 and 4,084.3 → 4,066.0 µs
+   * in two jobs, no tokens/s gain; the same order as the bench's A/A-like artifact: off).
+   * @default false
+   */
+  gemvNorm6: { env: "LLMRT_GEMV_NORM6", default: false },
+  /**
    * With `gemmResidual`: prefill / mixed steps' FP8 (e4m3) o_proj and down_proj cuBLASLt GEMMs with bf16 output add into
    * the residual stream in their epilogue too (C = D = residual, beta 1, one rounding of scale · acc + residual instead of
    * two), and the FP8 linear's fused norm after them quantizes the residual without the add (fp8_rmsnorm_quant_bf16

@@ -33,6 +33,61 @@ typedef unsigned long long u64;
 #ifndef LLMRT_PDL_EARLY
 #define LLMRT_PDL_EARLY 0  // 1: trigger the dependents before waiting (deeper overlap; a tuning knob)
 #endif
+
+// LLMRT_STAMP (harness only, bench/decode_gaps.ts; no build the engine runs by default defines it): the device address
+// of a u64 buffer [0] = records written, [8 + 4 i ..] = record i. A kernel that opens LLMRT_STAMP_SCOPE(tag, key) writes
+// one record a block when its last warp's lane 0 leaves: globaltimer at the block's entry (thread 0), when thread 0
+// passed pdlWait (0: never waited), at the end, and tag << 56 | smid << 48 | (linear block index & 0xffff) << 32 |
+// (key >> 8) & 0xffffffff (key: a pointer naming the launch, e.g. its weight). LLMRT_STAMP_CAP records at most.
+#ifdef LLMRT_STAMP
+#ifndef LLMRT_STAMP_CAP
+#define LLMRT_STAMP_CAP 2000000ull
+#endif
+__shared__ unsigned long long llmrtStT0, llmrtStT1;
+__shared__ unsigned llmrtStOut;
+__device__ __forceinline__ unsigned long long llmrtGt() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+struct LlmrtStampScope {
+  unsigned long long meta;
+  __device__ LlmrtStampScope(unsigned tag, const void* key) {
+    unsigned sm;
+    asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+    const unsigned long long b = ((unsigned long long)blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
+    meta = (unsigned long long)(tag & 0xff) << 56 | (unsigned long long)(sm & 0xff) << 48 | (b & 0xffff) << 32 |
+           (((unsigned long long)key >> 8) & 0xffffffffull);
+    if (threadIdx.x == 0) {
+      llmrtStT0 = llmrtGt();
+      llmrtStT1 = 0;
+      llmrtStOut = 0;
+    }
+  }
+  __device__ ~LlmrtStampScope() {
+    if ((threadIdx.x & 31) != 0) return;
+    __threadfence_block();
+    const unsigned nw = (blockDim.x * blockDim.y * blockDim.z + 31) >> 5;
+    if (atomicAdd(&llmrtStOut, 1u) != nw - 1) return;  // the block's last warp out writes the record
+    const unsigned long long t2 = llmrtGt();
+    unsigned long long* buf = (unsigned long long*)(LLMRT_STAMP);
+    const unsigned long long i = atomicAdd(buf, 1ull);
+    if (i >= LLMRT_STAMP_CAP) return;
+    unsigned long long* r = buf + 8 + 4 * i;
+    r[0] = llmrtStT0;
+    r[1] = llmrtStT1;
+    r[2] = t2;
+    r[3] = meta;
+  }
+};
+#define LLMRT_STAMP_SCOPE(TAG, KEY) LlmrtStampScope llmrtStampScope_((TAG), (KEY))
+#define LLMRT_STAMP_WAITED() \
+  if (threadIdx.x == 0) llmrtStT1 = llmrtGt()
+#else
+#define LLMRT_STAMP_SCOPE(TAG, KEY)
+#define LLMRT_STAMP_WAITED()
+#endif
+
 __device__ __forceinline__ void pdlWait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 #if LLMRT_PDL_EARLY
@@ -40,6 +95,7 @@ __device__ __forceinline__ void pdlWait() {
 #endif
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
+  LLMRT_STAMP_WAITED();
 }
 __device__ __forceinline__ void pdlLaunchDependents() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900

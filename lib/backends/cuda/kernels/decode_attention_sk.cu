@@ -292,6 +292,7 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, KT*
   // in the bf16 layout, and the tensor-core loop runs on f16 operands: q (rotated, rounded to bf16, · 2^-8: exact,
   // in f16's range) and p in f16; kScale · 2^8 folds into the score scale, vScale into the output (the exact
   // e4m3 values otherwise, as decode_attention_fp8kv's DA_QFOLD 1).
+  LLMRT_STAMP_SCOPE(sizeof(KT) == 1 ? 0x31u : 0x30u, kv);  // harness builds only (common.cuh)
   constexpr bool Q8 = sizeof(KT) == 1;
 #if !DS_MMA
   static_assert(!Q8, "the FP8-KV entry point needs DS_MMA 1");
