@@ -77,26 +77,16 @@ export const CUDA_FLAGS = {
    */
   fp8Gemv1: { env: "LLMRT_FP8_GEMV1", default: true },
   /**
-   * One-token fused FP8 decode GEMVs without the RMSNorm prologue (o_proj + residual; modes 0 / 1 / 3, in-features a
-   * multiple of 512 up to 4096) run fp8_gemvr_fused: one weight row a warp on short-lived blocks of <= 85 registers
-   * (3 a SM; the bf16 decode GEMVs' form), the whole 4 KB row issued before the PDL wait, instead of fp8_gemv1's
-   * persistent grid that fills the register file — so the next kernel can start beside its last blocks. fp8_gemv1's bits
-   * (CPU emulation: fp8_gemv1_emu.py). @default false (session 16)
+   * One-token FP8 o_proj GEMVs (no RMSNorm prologue, in-features a multiple of 512 up to 4096) on fp8_gemvr_fused: one
+   * weight row a warp on short-lived blocks, fp8_gemv1's bits; no faster (bench/RESULTS.md session 16). @default false
    */
   fp8GemvRow: { env: "LLMRT_FP8_GEMV_ROW", default: false },
   /** fp8GemvRow's kernel for the GEMVs with the RMSNorm prologue (qkv; fp8_gemvr_fused_norm). @default false (session 16) */
   fp8GemvRowNorm: { env: "LLMRT_FP8_GEMV_ROW_NORM", default: false },
   /**
-   * decode_attention_sk_fp8kv (fp8DecodeSk) splits a token's keys into splits of at least 64 keys instead of 128 (the
-   * partition still depends on the span and the model only: batch invariance holds; spans of more than ~2,100 keys keep
-   * their partition; other fp32 merge order below that, so other decode bits). At batch 1 and 265 keys: 5 splits of one
-   * 16-key chunk a warp instead of 3 of two. H200, llama-3.1-8b FP8 + FP8 KV batch 1, one process (session 16 r2):
-   * 365.3 / 358.7 → 371.4 / 371.7 tok/s (68.6 / 67.3% → 69.7 / 69.8% of the bytes-allowed bandwidth), graph step at 265
-   * keys 2,673.8 → 2,606.9 µs (the attention's marginal 307.7 → 244.0 µs); decode logits as far from the float32 CPU
-   * engine as the default's (tests/gpu/fp8_decode_attention.test.ts). 64-key splits only while a span takes at most
-   * (target + 1) / 2 of them (the 8B: ≤ 1,088 keys; longer spans keep the 128-key partition: r3 found them slower at 1,536 /
-   * 2,048 keys); with that rule (r4): 366.3 / 365.1 → 370.7 / 373.6 tok/s, alone at 1,536 / 2,048 keys unchanged.
-   * @default true (session 16)
+   * decode_attention_sk_fp8kv takes splits of at least 64 keys instead of 128 while a span needs at most (target + 1) / 2
+   * of them (a function of the span and the model: batch invariance holds; other decode bits). H200, llama-3.1-8b FP8 +
+   * FP8 KV batch 1, same process: 366.3 / 365.1 → 370.7 / 373.6 tok/s (bench/RESULTS.md session 16). @default true
    */
   fp8DecodeSkSmall: { env: "LLMRT_FP8_DECODE_SK_SMALL", default: true },
   /**
@@ -183,11 +173,9 @@ export const CUDA_FLAGS = {
    */
   gemmTuneWide: { env: "LLMRT_GEMM_TUNE_WIDE", default: true },
   /**
-   * Eager prefill / mixed steps (not decode steps, not LoRA steps) of a shape seen before replay a CUDA graph of their
-   * launch list (with prefillPlanCache and cudaGraphs; the list's second step captures it, 16 kept like the lists): one
-   * graph launch instead of ~150 kernel / GEMM launches. The same launches and arguments: the same bits. H200 session 16
-   * (llama-3.2-1b, same process, median of 21, logits bitwise equal): TTFT 128 tokens 1.57 / 1.58 → 1.42 / 1.41 ms, 2048
-   * tokens 7.76 / 7.77 → 7.71 / 7.68 ms; the capturing step ~2 ms slower, once per step shape. @default false
+   * Eager prefill / mixed steps (not decode, not LoRA) of a shape seen before replay a CUDA graph of their launch list
+   * (with prefillPlanCache and cudaGraphs; captured at the shape's second step, 16 kept): the same bits. H200 llama-3.2-1b
+   * TTFT 128 −10%, 2048 −1%; a capturing step ~2 ms slower (bench/RESULTS.md session 16). @default false
    */
   prefillGraphs: { env: "LLMRT_PREFILL_GRAPHS", default: false },
   /**
@@ -235,12 +223,8 @@ export const CUDA_FLAGS = {
    */
   gemvXPre: { env: "LLMRT_GEMV_XPRE", default: true },
   /**
-   * The qkv GEMV (RMSNorm prologue, plain output) of 1-2 row decode steps runs gemv_fused_norm6 (kernels/gemv.cu:
-   * gemv_fused_norm at 6 blocks an SM, ~39 registers, instead of gemv_fused_norm_xpre's 5) where its grid needs a second
-   * wave at 5 blocks an SM but fits one at 6 (llama-3.1-8b's 768 blocks on 132 SMs; not llama-3.2-1b's 384). The same sums:
-   * the same bits. Session 16 (bench/decode_gaps.ts, H200 8B graph at 128 keys 4,070.0 → 4,051.3 and 4,084.3 → 4,066.0 µs
-   * in two jobs, no tokens/s gain; the same order as the bench's A/A-like artifact: off).
-   * @default false
+   * The 1-2 row qkv GEMV on gemv_fused_norm6 (6 blocks an SM, the same sums) where its grid fits one wave at 6 but not at 5
+   * (llama-3.1-8b): 8B graph −0.4%, no tokens/s gain (bench/RESULTS.md session 16). @default false
    */
   gemvNorm6: { env: "LLMRT_GEMV_NORM6", default: false },
   /**
@@ -301,22 +285,11 @@ export const CUDA_FLAGS = {
    * Prefill and mixed steps: rmsnorm / add_rmsnorm, rope_kv_write, flash_prefill_wg, silu_mul, gather_rows and the
    * sampler take programmatic dependent launch (sm_90+; each waits for the previous kernel at its entry), so their
    * launch overlaps the end of the cuBLASLt GEMM or kernel before them (RoPE as rope_kv_write_pdl, which reads the
-   * positions / block tables and computes cos/sin before its wait). The same kernels and sums: the same bits. H200
-   * session 11: llama-3.2-1b 2048 tokens device step 7.824 → 7.583 ms, TTFT 7.709 → 7.569 / 7.801 → 7.714 ms; but
-   * llama-3.1-8b 2048 device step 47.94 → 49.33 ms, TTFT 32,000 1,311.6 → 1,316.3 ms (median of 2). Session 14, same job
-   * each, logits bitwise equal: llama-3.1-8b TTFT 2048 49.03 → 48.42 ms (device step 48.62 → 49.22; r1, median of 9) and
-   * 48.40 → 48.26 (device step 48.87 → 48.37; r2, median of 11); llama-3.2-1b TTFT 2048 7.85 → 7.77 / 8.05 → 7.97 ms,
-   * 128 tokens 2.15 → 1.90 ms (r2). Made default in session 14, then turned off again: session 14's closing GPU suite
-   * (3 test processes on one H200, empty kernel cache, prefillPdl and prefillPlanCache on) failed the 12-sequence "graphs =
-   * eager" checks of batch_attention4 / _serial / _occupancy (eager decode logits after an eager prefill differed from the
-   * graphs' at index 0: the prefill's KV, the only state both share, suspected), while the same suite with both off passed
-   * them and the files alone passed with both on — a race under load was suspected; an audit found none, and the
-   * failing steps are also where the graph's 16-row bucket and the eager 12 rows take separately timed GEMM picks
-   * (bench/RESULTS.md, session 14; tests/gpu/batch4_eager_diag.test.ts tells them apart). prefillPlanCache cannot touch
-   * those steps (each is the first of its shape in its session). Session 15's first device call (a cold H200, fresh kernel
-   * cache, the same 3-process suite): 155 pass, 0 fail with it off AND with it on, and the diag test found the prefill KV
-   * bitwise equal across graph / eager / prefillPdl on / off in every run — so on again (the diag's other reading, per-M
-   * GEMM picks of > 8-row decode steps, is what eager steps taking their graph bucket's picks addresses).
+   * positions / block tables and computes cos/sin before its wait). The same kernels and sums: the same bits. H200:
+   * llama-3.2-1b TTFT 2048 −1…−2%, 128 tokens −12% (session 14); llama-3.1-8b TTFT 2048 within ±1%. Made default in
+   * session 14 and turned off again after that closing suite's batch4 "graphs = eager" failures; session 15's 3-process
+   * suite passed with it off and on, the prefill KV bitwise equal either way (the failures were the per-M GEMM picks of
+   * > 8-row eager decode steps: eagerBucketGemm) — on again. History: bench/RESULTS.md sessions 11, 14, 15.
    * @default true (session 15)
    */
   prefillPdl: { env: "LLMRT_PREFILL_PDL", default: true },
@@ -404,11 +377,8 @@ export const CUDA_FLAGS = {
   eagerBucketGemm: { env: "LLMRT_EAGER_BUCKET_GEMM", default: true },
   /**
    * With `decodeSplitK`, bf16 / f32 KV caches: a token attending up to 256 keys (DECODE_SK_ONE_SPLIT) runs
-   * decode_attention_sk in one split a kv group instead of two of 128 keys — no split merge, whose dependent round
-   * trip the batch-1 step cannot hide (H200, 128 decode steps after a 128-token prompt: llama-3.2-1b 1,165 → 1,235
-   * tokens/s, llama-3.1-8b 237.2 → 240.5; FP8 KV caches lost 1.6% and keep the 128-key splits). Longer spans keep the
-   * default partition. Still a function of the span only (batch invariance); spans of 129–256 keys round otherwise
-   * than with two splits. @default true (session 16)
+   * decode_attention_sk in one split, no merge (a function of the span: batch invariance holds; other bits at 129–256
+   * keys). H200 batch 1 after a 128-token prompt: 1B +2.2–6.0%, 8B +1.1–1.4% (bench/RESULTS.md session 16). @default true
    */
   decodeSkOneSplit: { env: "LLMRT_DECODE_SK_ONE_SPLIT", default: true },
 } as const satisfies Record<string, CudaFlag>;
