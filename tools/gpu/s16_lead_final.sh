@@ -8,7 +8,7 @@ source tools/gpu/jobs_lib.sh
 for m in "$M1" "$M8"; do
   n=$(basename "$m")
   stamp "$n: A default (decodeSkOneSplit on) / B off"
-  timeout 24 bun bench/decode_pdl.ts --model "$m" --ab '{"decodeSkOneSplit":false}' --ctx 128,192,256,320 --decode 128 --check 8 > "$OUT/ab_$n.log" 2>&1
+  timeout $([ "$m" = "$M8" ] && echo 30 || echo 16) bun bench/decode_pdl.ts --model "$m" --ab '{"decodeSkOneSplit":false}' --ctx 128,192,256,320 --decode 128 --check 8 > "$OUT/ab_$n.log" 2>&1
   echo "rc $?"; grep -E "decode .* tokens/s|logits" "$OUT/ab_$n.log" | cut -c1-330
 done
 stamp done
