@@ -19,7 +19,7 @@
  * attention writes o_proj's e4m3 input), fp8prune (fp8PruneLastLayer: FP8 plans prune their last layer), fastsilu (fp8FastSilu: the prefill SiLU·mul quantize with
  * the hardware exp / division; not bitwise), s11 (the six same-bytes FP8 prefill switches of session 11), pdl (prefillPdl: the prefill's norms, RoPE, attention,
  * SiLU·mul and sampler with programmatic dependent launch), pcache (prefillPlanCache: a step reuses the launch list of an earlier step of its
- * shape), nopdl / nopcache (those two off), joined with "+" (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
+ * shape), nopdl / nopcache (those two off), graphs (prefillGraphs: a seen step shape replays a CUDA graph), joined with "+" (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
  */
 import * as fs from "node:fs";
 import process from "node:process";
@@ -74,6 +74,7 @@ const OPTION: Record<string, SessionOptions> = {
   pcache: { prefillPlanCache: true },
   nopdl: { prefillPdl: false },
   nopcache: { prefillPlanCache: false },
+  graphs: { prefillGraphs: true },
 };
 const optionsOf = (v: string): SessionOptions =>
   Object.assign(
@@ -271,6 +272,7 @@ for (const L of promptLens) {
       variant: v,
       ttftMs: median(ts[i]),
       minMs: Math.min(...ts[i]),
+      maxMs: Math.max(...ts[i]),
       ...(hostReps ? { deviceStepMs: median(pipedOf[i]) } : {}),
       ...cmp[i],
     })),
@@ -278,7 +280,7 @@ for (const L of promptLens) {
   rows.push(row);
   for (const v of row.variants) {
     console.log(
-      `prompt ${L}: ${v.variant.padEnd(16)} TTFT ${v.ttftMs.toFixed(3)} ms (min ${v.minMs.toFixed(3)}, median of ${reps})${
+      `prompt ${L}: ${v.variant.padEnd(16)} TTFT ${v.ttftMs.toFixed(3)} ms (min ${v.minMs.toFixed(3)}, max ${v.maxMs.toFixed(3)}, median of ${reps})${
         v.deviceStepMs !== undefined ? `, device step ${v.deviceStepMs.toFixed(3)} ms (5 back to back, median of 5)` : ""
       }; logits vs ${variants[0]}: ${
         v.bitsDiffer === 0 ? "bitwise equal" : `${v.bitsDiffer} differ, rel L2 ${v.relL2.toExponential(2)}, argmax ${v.argmaxEqual ? "equal" : "differs"}`

@@ -120,6 +120,16 @@ export const cublasLtSymbols = {
     ],
     returns: "i32",
   },
+  cublasLtMatmulAlgoCapGetAttribute: {
+    args: [
+      "buf", //    const cublasLtMatmulAlgo_t* algo
+      "i32", //    cublasLtMatmulAlgoCapAttributes_t attr
+      "buf", //    void* buf
+      "usize", //  size_t sizeInBytes
+      "buf", //    size_t* sizeWritten
+    ],
+    returns: "i32",
+  },
   cublasLtMatmulAlgoConfigSetAttribute: {
     args: [
       "buf", //    cublasLtMatmulAlgo_t* algo
@@ -195,7 +205,13 @@ export const LT = {
   ALGO_CONFIG_TILE_ID: 1, // uint32_t
   ALGO_CONFIG_SPLITK_NUM: 2, // uint32_t (1: no split)
   ALGO_CONFIG_REDUCTION_SCHEME: 3, // uint32_t (cublasLtReductionScheme_t, 0: none)
+  ALGO_CONFIG_CTA_SWIZZLING: 4, // uint32_t
+  ALGO_CONFIG_CUSTOM_OPTION: 5, // uint32_t
   ALGO_CONFIG_STAGES_ID: 6, // uint32_t
+  ALGO_CONFIG_CLUSTER_SHAPE_ID: 8, // uint16_t (0: auto)
+  // cublasLtMatmulAlgoCapAttributes_t (value type)
+  ALGO_CAP_TILE_IDS: 6, // uint32_t[] (cublasLtMatmulTile_t)
+  ALGO_CAP_STAGES_IDS: 13, // uint32_t[] (cublasLtMatmulStages_t)
   // cublasLtEpilogue_t
   EPILOGUE_DEFAULT: 1,
   EPILOGUE_BIAS: 4,

@@ -69,6 +69,8 @@ test("session options: every switch of the table resolves to its default when ne
     assert.equal(o.eagerBucketGemm, true, "eagerBucketGemm");
     // Session 16: spans up to 256 keys in one decode_attention_sk split (1B batch 1 +6%, 8B +1.4%; bf16 KV only): on.
     assert.equal(o.decodeSkOneSplit, true, "decodeSkOneSplit");
+    // Session 16: prefill graphs: off until an A/B on the device says otherwise.
+    assert.equal(o.prefillGraphs, false, "prefillGraphs");
   });
 });
 

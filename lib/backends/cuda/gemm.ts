@@ -169,10 +169,72 @@ export interface InvariantBucketStats {
   verified: number;
   /** Algorithms whose rows differed (or that could not run the check): their buckets keep the reference one. */
   rejected: number;
+  /**
+   * Shapes none of whose non-split-K reference candidates rounds a row alike at every probed M (STABLE_ROWS): they keep
+   * the heuristic's first, and batch invariance does not hold for them across those M.
+   */
+  unstableReferences: number;
+}
+
+/** One algorithm of CublasLtGemm.surveyAlgorithms: its configuration, time and rounding against the reference. */
+export interface GemmAlgoSurveyRow {
+  /** cublasLtMatmulAlgoConfigAttributes_t values. */
+  readonly id: number;
+  readonly tile: number;
+  readonly stages: number;
+  readonly splitK: number;
+  readonly reduction: number;
+  readonly swizzle: number;
+  readonly custom: number;
+  readonly cluster: number;
+  /** Index in the heuristic's list; -1 a split-K variant of a heuristic candidate, -2 a re-configured one. */
+  readonly heuristicRank: number;
+  /** Workspace bytes. */
+  readonly ws: number;
+  /** Milliseconds a call (warm). */
+  readonly ms: number;
+  /** Rows bitwise equal to the batch-invariant reference algorithm's on the probe; null: not checked. */
+  readonly sameRowsAsRef: boolean | null;
+  /** This is the reference algorithm itself. */
+  readonly isRef: boolean;
+}
+
+/** An algorithm's configuration attributes (-1 where unreadable). */
+function surveyConfig(algo: Uint8Array): Omit<GemmAlgoSurveyRow, "heuristicRank" | "ws" | "ms" | "sameRowsAsRef" | "isRef"> {
+  const lt = cublasLt();
+  const written = new BigUint64Array(1);
+  const get = (attr: number, bytes: 2 | 4): number => {
+    const v = bytes === 2 ? new Uint16Array(1) : new Uint32Array(1);
+    return lt.cublasLtMatmulAlgoConfigGetAttribute(algo, attr, v, bytes, written) === 0 ? v[0] : -1;
+  };
+  return {
+    id: get(LT.ALGO_CONFIG_ID, 4),
+    tile: get(LT.ALGO_CONFIG_TILE_ID, 4),
+    stages: get(LT.ALGO_CONFIG_STAGES_ID, 4),
+    splitK: get(LT.ALGO_CONFIG_SPLITK_NUM, 4),
+    reduction: get(LT.ALGO_CONFIG_REDUCTION_SCHEME, 4),
+    swizzle: get(LT.ALGO_CONFIG_CTA_SWIZZLING, 4),
+    custom: get(LT.ALGO_CONFIG_CUSTOM_OPTION, 4),
+    cluster: Math.max(get(LT.ALGO_CONFIG_CLUSTER_SHAPE_ID, 2), get(LT.ALGO_CONFIG_CLUSTER_SHAPE_ID, 4)),
+  };
+}
+
+/** An algorithm's capability list `attr` (uint32 ids: tile ids, stage ids); empty when unreadable. */
+function capIds(algo: Uint8Array, attr: number): number[] {
+  const lt = cublasLt();
+  const written = new BigUint64Array(1);
+  if (lt.cublasLtMatmulAlgoCapGetAttribute(algo, attr, null, 0, written) !== 0) return [];
+  const count = Number(written[0]) / 4;
+  if (count <= 0) return [];
+  const v = new Uint32Array(count);
+  if (lt.cublasLtMatmulAlgoCapGetAttribute(algo, attr, v, count * 4, written) !== 0) return [];
+  return Array.from(v);
 }
 
 /** Heuristic candidates considered when tuning. */
 const TUNE_CANDIDATES = 8;
+/** Cluster shape ids tried by re-configuration (cublasLtClusterShape_t: 0 auto, 2 1x1x1, 3 2x1x1, … 10 4x4x1). */
+const CLUSTER_IDS_MAX = 10;
 /** Heuristic candidates considered by cold tuning (GemmOptions.tuneCold). */
 const COLD_CANDIDATES = 32;
 /** Split-K slice counts tried per candidate (GemmOptions.tuneSplitK). */
@@ -191,6 +253,12 @@ export const INVARIANT_REF_M = 256;
 const BUCKET_MIN = 16, BUCKET_MAX = 16384;
 /** Rows of the bitwise check of a bucket algorithm (at most). */
 const PROBE_ROWS = 256;
+/**
+ * Row counts at which a batch-invariant reference algorithm must round its first rows alike (session 16: a down
+ * projection of 256 × 8192's heuristic reference rounded rows at M 300 / 400 otherwise than at M 1200, a
+ * decomposition by the tile count that a same-M comparison of two algorithms cannot see).
+ */
+const STABLE_ROWS = [16, 64, 300, 1200, 2048];
 
 /** The bucket of M: the power of two ≤ M, clamped to [BUCKET_MIN, BUCKET_MAX]. */
 export function invariantBucket(m: number): number {
@@ -318,7 +386,7 @@ export class CublasLtGemm {
   /** Random rows of the bitwise checks (grown as needed). */
   #probe = new Uint16Array(0);
   /** Batch-invariant mode: the bucket algorithms' bitwise checks so far. */
-  readonly invariantBucketStats: InvariantBucketStats = { verified: 0, rejected: 0 };
+  readonly invariantBucketStats: InvariantBucketStats = { verified: 0, rejected: 0, unstableReferences: 0 };
   /** Batch-invariant plans that could not use the pinned algorithm (heuristic per M instead). */
   numInvariantFallbacks = 0;
   /** `pickM` plans whose pickM-row algorithm cublasLtMatmulAlgoCheck refused at the call's M (the call's own pick instead). */
@@ -610,6 +678,20 @@ export class CublasLtGemm {
     coldBytes = 0,
     beta = 0,
   ): number[] {
+    return this.#timeCandidatesMs(desc, layoutA, layoutB, layoutD, candidates, io, coldBytes, beta).map(([i]) => i);
+  }
+
+  /** #timeCandidates with each candidate's milliseconds a call: [index, ms] pairs, fastest first. */
+  #timeCandidatesMs(
+    desc: bigint,
+    layoutA: bigint,
+    layoutB: bigint,
+    layoutD: bigint,
+    candidates: { algo: Uint8Array; ws: number }[],
+    io: { a: bigint; b: bigint; d: bigint; stream: Stream | null },
+    coldBytes = 0,
+    beta = 0,
+  ): [number, number][] {
     const lt = cublasLt();
     const stream = io.stream ? io.stream.handle : 0n;
     this.#alpha[0] = 1;
@@ -658,7 +740,7 @@ export class CublasLtGemm {
       }
       times.push([i, ms]);
     });
-    return times.sort((x, y) => x[1] - y[1]).map(([i]) => i);
+    return times.sort((x, y) => x[1] - y[1]);
   }
 
   #makePlan(
@@ -715,7 +797,17 @@ export class CublasLtGemm {
       const what = `${dtype}->${outDtype} m=${m} n=${n} k=${k} transB=${transB}`;
       if (invariant) {
         const pinKey = key.replace(/\|\d+x/, "|");
-        const base = this.#pin(pinKey, this.#refM, desc, layoutA, inT, outT, n, k, what);
+        const capturing = weight.stream?.isCapturing ?? false;
+        // The reference: the heuristic's first non-split-K candidate for INVARIANT_REF_M rows whose first rows round
+        // alike at every STABLE_ROWS count (checked once per shape on the layer's weight, never during a capture).
+        const stable = (algo: Uint8Array): boolean => {
+          // Outputs of at most ~64 MB a run (the fp32 lm_head of a 128k vocabulary: up to 130 rows; its prefill M is
+          // the logits rows, a few).
+          const cap = Math.max(64, Math.floor((64 << 20) / (n * (outDtype === "fp32" ? 4 : 2))));
+          const runs = [...new Set(STABLE_ROWS.map((r) => Math.min(r, cap)))].map((rows) => ({ algo, rows }));
+          return this.#checkSameRows(desc, layoutA, inT, outT, n, k, dtype, outDtype, weight, algo, null, 0, runs);
+        };
+        const base = this.#pin(pinKey, this.#refM, desc, layoutA, inT, outT, n, k, what, capturing ? undefined : stable);
         const tries: Uint8Array[] = [];
         const bucket = invariantBucket(m);
         const bucketable = dtype === outDtype
@@ -729,8 +821,13 @@ export class CublasLtGemm {
           if (sameAlgo(algo, base)) return true;
           const sameKey = `${pinKey}#${Array.from(algo).join(",")}`;
           let same = this.#sameRows.get(sameKey);
-          if (same === undefined && !(weight.stream?.isCapturing ?? false)) {
-            same = this.#checkSameRows(desc, layoutA, inT, outT, n, k, dtype, outDtype, weight, base, algo, Math.max(64, Math.min(bucket, PROBE_ROWS)));
+          if (same === undefined && !capturing) {
+            // The same rows as the reference at the probe's M, and at the largest M of the bucket too (its own
+            // decomposition by M).
+            const cap = Math.max(64, Math.floor((64 << 20) / (n * (outDtype === "fp32" ? 4 : 2))));
+            const probe = Math.max(64, Math.min(bucket, PROBE_ROWS)), top = Math.max(probe, Math.min(2 * bucket - 1, 2048, cap));
+            const runs = [{ algo: base, rows: probe }, { algo, rows: probe }, { algo, rows: top }];
+            same = this.#checkSameRows(desc, layoutA, inT, outT, n, k, dtype, outDtype, weight, base, algo, probe, runs);
             this.#sameRows.set(sameKey, same);
             if (same) this.invariantBucketStats.verified++;
             else this.invariantBucketStats.rejected++;
@@ -855,7 +952,18 @@ export class CublasLtGemm {
    * The batch-invariant algorithm of an M-free plan key for `refM` rows: the heuristic's first non-split-K
    * candidate for that M (null: none), cached.
    */
-  #pin(pinKey: string, refM: number, desc: bigint, layoutA: bigint, inT: number, outT: number, n: number, k: number, what: string): Uint8Array | null {
+  #pin(
+    pinKey: string,
+    refM: number,
+    desc: bigint,
+    layoutA: bigint,
+    inT: number,
+    outT: number,
+    n: number,
+    k: number,
+    what: string,
+    ok?: (algo: Uint8Array) => boolean,
+  ): Uint8Array | null {
     const cacheKey = `${pinKey}@${refM}`;
     const known = this.#pinned.get(cacheKey);
     if (known !== undefined) return known;
@@ -876,8 +984,11 @@ export class CublasLtGemm {
     const refD = cell[0];
     let pinned: Uint8Array | null;
     try {
-      const found = this.#heuristic(desc, layoutA, refB, refD, INVARIANT_CANDIDATES, `${what} (reference m=${refM})`).find((c) => this.#isNonSplit(c.algo));
-      pinned = found ? found.algo : null;
+      const cands = this.#heuristic(desc, layoutA, refB, refD, INVARIANT_CANDIDATES, `${what} (reference m=${refM})`).filter((c) => this.#isNonSplit(c.algo));
+      // With `ok` (the reference of a batch-invariant shape): the first candidate whose rows round alike at every M.
+      const found = ok ? cands.find((c) => ok(c.algo)) : cands[0];
+      if (ok && !found && cands.length > 0) this.invariantBucketStats.unstableReferences++;
+      pinned = (found ?? cands[0])?.algo ?? null;
     } catch (e) {
       noteCleanupFailures(e, [
         ["cublasLt", "cublasLtMatrixLayoutDestroy", lt.cublasLtMatrixLayoutDestroy(refB)],
@@ -895,7 +1006,10 @@ export class CublasLtGemm {
    * Whether `pick` rounds every row as `base` does: both run over the same `rows` random rows (16-bit
    * floats of magnitude 1/8 … 2, either sign) against the call's own B (the layer's weight) on the call's
    * stream, and the outputs are compared byte for byte (at least one finite non-zero value required).
-   * Synchronizes the stream; false when either algorithm cannot run the check.
+   * Synchronizes the stream; false when either algorithm cannot run the check. `runs` instead: each
+   * (algorithm, row count) runs over the first rows of the same random rows, and the first min(rows)
+   * rows of every output must equal the first run's — one algorithm at several M shows whether its rows
+   * round alike whatever M (a stream-K-like decomposition by the tile count does not).
    */
   #checkSameRows(
     desc: bigint,
@@ -908,27 +1022,31 @@ export class CublasLtGemm {
     outDtype: GemmDtype,
     weight: { b: bigint; stream: Stream | null },
     base: Uint8Array,
-    pick: Uint8Array,
+    pick: Uint8Array | null,
     rows: number,
+    runs: readonly { algo: Uint8Array; rows: number }[] = [{ algo: base, rows }, { algo: pick ?? base, rows }],
   ): boolean {
     const lt = cublasLt();
     const cell = new BigUint64Array(1);
     const layouts: bigint[] = [];
     const bufs: DeviceBuffer[] = [];
     try {
-      checkCublas(lt.cublasLtMatrixLayoutCreate(cell, inT, k, rows, k), "cublasLtMatrixLayoutCreate", `${k}x${rows}`);
-      layouts.push(cell[0]);
-      checkCublas(lt.cublasLtMatrixLayoutCreate(cell, outT, n, rows, n), "cublasLtMatrixLayoutCreate", `${n}x${rows}`);
-      layouts.push(cell[0]);
-      const [lb, ld] = layouts;
+      const maxRows = Math.max(...runs.map((r) => r.rows)), cmpRows = Math.min(...runs.map((r) => r.rows));
+      const lbs: bigint[] = [], lds: bigint[] = [];
       const ws: number[] = [];
-      for (const algo of [base, pick]) {
+      for (const run of runs) {
+        checkCublas(lt.cublasLtMatrixLayoutCreate(cell, inT, k, run.rows, k), "cublasLtMatrixLayoutCreate", `${k}x${run.rows}`);
+        layouts.push(cell[0]);
+        lbs.push(cell[0]);
+        checkCublas(lt.cublasLtMatrixLayoutCreate(cell, outT, n, run.rows, n), "cublasLtMatrixLayoutCreate", `${n}x${run.rows}`);
+        layouts.push(cell[0]);
+        lds.push(cell[0]);
         const check = new Uint8Array(LT.HEURISTIC_RESULT_BYTES);
-        if (lt.cublasLtMatmulAlgoCheck(this.#handle, desc, layoutA, lb, ld, ld, algo, check) !== 0) return false;
+        if (lt.cublasLtMatmulAlgoCheck(this.#handle, desc, layoutA, lbs[lbs.length - 1], cell[0], cell[0], run.algo, check) !== 0) return false;
         ws.push(Number(new DataView(check.buffer).getBigUint64(LT.HEURISTIC_WORKSPACE_OFFSET, true)));
         if (ws[ws.length - 1] > this.workspace.byteLength) return false;
       }
-      const len = rows * k;
+      const len = maxRows * k;
       const fp8 = dtype === "fp8e4m3";
       if (this.#probe.length < len) {
         // 16-bit floats with exponent 2^-3 … 2^0, random mantissa and sign (bf16: 8 exponent bits, fp16: 5).
@@ -953,14 +1071,18 @@ export class CublasLtGemm {
       const a = this.device.alloc(len * (fp8 ? 1 : 2));
       bufs.push(a);
       const f32Out = outDtype === "fp32";
-      const outs = [this.device.alloc(rows * n * (f32Out ? 4 : 2)), this.device.alloc(rows * n * (f32Out ? 4 : 2))];
-      bufs.push(...outs);
+      // One output buffer for every run (each run's prefix read back before the next overwrites it).
+      const out = this.device.alloc(maxRows * n * (f32Out ? 4 : 2));
+      bufs.push(out);
       const stream = weight.stream;
       a.copyFromHost(host, { stream });
       this.#alpha[0] = 1;
       this.#beta[0] = 0;
-      [base, pick].forEach((algo, i) => {
-        const d = outs[i].ptr;
+      // The first cmpRows rows of every output against the first run's (row-major [rows, n]: a prefix of each).
+      const words = cmpRows * n;
+      let x: Uint32Array | Uint16Array | null = null;
+      for (let i = 0; i < runs.length; i++) {
+        const { algo, rows: m } = runs[i], d = out.ptr, lb = lbs[i], ld = lds[i];
         checkCublas(
           lt.cublasLtMatmul(
             this.#handle,
@@ -981,31 +1103,19 @@ export class CublasLtGemm {
             stream ? stream.handle : 0n,
           ),
           "cublasLtMatmul",
-          `bitwise check of a bucket algorithm, n=${n} k=${k} rows=${rows}`,
+          `bitwise check of a bucket algorithm, n=${n} k=${k} rows=${m}`,
         );
-      });
-      if (stream) stream.synchronize();
-      else this.device.synchronize();
-      if (f32Out) {
-        const x = new Uint32Array(rows * n), y = new Uint32Array(rows * n);
-        outs[0].copyToHost(x);
-        outs[1].copyToHost(y);
-        let informative = false;
-        for (let i = 0; i < x.length; i++) {
-          if (x[i] !== y[i]) return false;
-          if (!informative && (x[i] & 0x7fffffff) !== 0 && (x[i] & 0x7f800000) !== 0x7f800000) informative = true;
-        }
-        return informative;
+        if (stream) stream.synchronize();
+        else this.device.synchronize();
+        const y = f32Out ? new Uint32Array(words) : new Uint16Array(words);
+        out.copyToHost(y); // the prefix only
+        if (x === null) x = y;
+        else for (let j = 0; j < words; j++) if (x[j] !== y[j]) return false;
       }
-      const x = new Uint16Array(rows * n), y = new Uint16Array(rows * n);
-      outs[0].copyToHost(x);
-      outs[1].copyToHost(y);
+      if (x === null) return false;
       let informative = false;
-      const expMask = bf ? 0x7f80 : 0x7c00;
-      for (let i = 0; i < x.length; i++) {
-        if (x[i] !== y[i]) return false;
-        if (!informative && (x[i] & 0x7fff) !== 0 && (x[i] & expMask) !== expMask) informative = true;
-      }
+      const expMask = f32Out ? 0x7f800000 : bf ? 0x7f80 : 0x7c00, absMask = f32Out ? 0x7fffffff : 0x7fff;
+      for (let i = 0; i < words && !informative; i++) informative = (x[i] & absMask) !== 0 && (x[i] & expMask) !== expMask;
       return informative;
     } finally {
       for (const b of bufs) b.dispose();
@@ -1073,6 +1183,60 @@ export class CublasLtGemm {
     return out;
   }
 
+  /**
+   * Re-configurations of the heuristic's non-split-K algorithm ids (`heur`) for this problem, not already in `have`: each
+   * id's first candidate over its tile ids (cublasLtMatmulAlgoCapGetAttribute) × the stage ids the heuristic paired with
+   * that id × cluster shape ids 0…CLUSTER_IDS_MAX, those cublasLtMatmulAlgoCheck accepts within the workspace, in that
+   * order (deterministic for a given cuBLASLt, device and problem: tuning indices stay valid in the timing cache).
+   */
+  #reconfigured(
+    desc: bigint,
+    layoutA: bigint,
+    layoutB: bigint,
+    layoutD: bigint,
+    heur: readonly { algo: Uint8Array; ws: number }[],
+    have: readonly { algo: Uint8Array }[],
+  ): { algo: Uint8Array; ws: number }[] {
+    const lt = cublasLt();
+    const seen = new Set(have.map((c) => c.algo.join(",")));
+    const out: { algo: Uint8Array; ws: number }[] = [];
+    const configs = heur.map((c) => ({ c, cfg: surveyConfig(c.algo) }));
+    const ids = new Map<number, Uint8Array>();
+    for (const { c, cfg } of configs) if (!ids.has(cfg.id) && this.#isNonSplit(c.algo)) ids.set(cfg.id, c.algo);
+    const u32 = new Uint32Array(1), u16 = new Uint16Array(1);
+    for (const [id, algo0] of ids) {
+      const tiles = capIds(algo0, LT.ALGO_CAP_TILE_IDS);
+      // Stage ids: those the heuristic paired with this algorithm id (a full stage sweep multiplies the checks ~40x).
+      const stages = new Set(configs.filter((x) => x.cfg.id === id).map((x) => x.cfg.stages));
+      for (const tile of tiles.length ? tiles : [surveyConfig(algo0).tile]) {
+        for (const stage of stages) {
+          for (let cluster = 0; cluster <= CLUSTER_IDS_MAX; cluster++) {
+            const algo = algo0.slice();
+            u32[0] = tile;
+            if (lt.cublasLtMatmulAlgoConfigSetAttribute(algo, LT.ALGO_CONFIG_TILE_ID, u32, 4) !== 0) continue;
+            u32[0] = stage;
+            if (lt.cublasLtMatmulAlgoConfigSetAttribute(algo, LT.ALGO_CONFIG_STAGES_ID, u32, 4) !== 0) continue;
+            // uint16_t in cuBLASLt 12 / 13's header; a 4-byte attribute is tried where the 2-byte one is refused.
+            u16[0] = cluster;
+            u32[0] = cluster;
+            if (
+              lt.cublasLtMatmulAlgoConfigSetAttribute(algo, LT.ALGO_CONFIG_CLUSTER_SHAPE_ID, u16, 2) !== 0 &&
+              lt.cublasLtMatmulAlgoConfigSetAttribute(algo, LT.ALGO_CONFIG_CLUSTER_SHAPE_ID, u32, 4) !== 0
+            ) continue;
+            const key = algo.join(",");
+            if (seen.has(key)) continue;
+            seen.add(key);
+            const check = new Uint8Array(LT.HEURISTIC_RESULT_BYTES);
+            if (lt.cublasLtMatmulAlgoCheck(this.#handle, desc, layoutA, layoutB, layoutD, layoutD, algo, check) !== 0) continue;
+            const ws = Number(new DataView(check.buffer).getBigUint64(LT.HEURISTIC_WORKSPACE_OFFSET, true));
+            if (ws <= this.workspace.byteLength) out.push({ algo, ws });
+          }
+        }
+      }
+    }
+    return out;
+  }
+
   /** An algorithm's split-K reduction scheme (0: none; LT_REDUCTION_INPLACE: in the output buffer); -1 when unreadable. */
   #reductionScheme(algo: Uint8Array): number {
     const v = new Uint32Array(1);
@@ -1091,6 +1255,84 @@ export class CublasLtGemm {
     v[0] = 0;
     if (lt.cublasLtMatmulAlgoConfigGetAttribute(algo, LT.ALGO_CONFIG_REDUCTION_SCHEME, v, 4, written) !== 0) return false;
     return v[0] === 0;
+  }
+
+  /**
+   * A tuning aid (bench/prefill_gemm_algos.ts), not used by the engine: every cuBLASLt algorithm on the table for one
+   * bf16 linear `D[m, n] = A[m, k] · Bᵀ` (B stored [n, k]) — the heuristic's first `heuristicCount` candidates (split-K
+   * ones included), the split-K variants of its first 4 non-split ones, and with `variants` each heuristic algorithm id
+   * re-configured over its tile ids × the heuristic's stage ids for it × cluster shapes 0–10 (those cublasLtMatmulAlgoCheck
+   * accepts) — each timed on
+   * the call's buffers (warm, as #timeCandidates times), the fastest `checkFastest` also checked bitwise against the
+   * batch-invariant reference algorithm (the heuristic's first non-split-K pick for `invariantRefM` rows) on 256 random
+   * rows. Synchronizes the stream. Rows fastest first.
+   */
+  surveyAlgorithms(
+    args: { m: number; n: number; k: number; a: DevicePtr; b: DevicePtr; d: DevicePtr; stream?: Stream | null },
+    opts: { heuristicCount?: number; variants?: boolean; maxTimed?: number; checkFastest?: number } = {},
+  ): GemmAlgoSurveyRow[] {
+    if (this.#release.done) throw new DisposedError("CublasLtGemm");
+    const { m, n, k } = args;
+    positiveInt("m", m);
+    positiveInt("n", n);
+    positiveInt("k", k);
+    const lt = cublasLt();
+    bindContext(this.#ctx);
+    const cell = new BigUint64Array(1);
+    const i32 = new Int32Array(1);
+    const made: bigint[] = [];
+    const layout = (rows: number, cols: number, ld: number): bigint => {
+      checkCublas(lt.cublasLtMatrixLayoutCreate(cell, LT.R_16BF, rows, cols, ld), "cublasLtMatrixLayoutCreate", `${rows}x${cols} ld ${ld}`);
+      made.push(cell[0]);
+      return cell[0];
+    };
+    checkCublas(lt.cublasLtMatmulDescCreate(cell, LT.COMPUTE_32F, LT.R_32F), "cublasLtMatmulDescCreate");
+    const desc = cell[0];
+    try {
+      i32[0] = LT.OP_T;
+      checkCublas(lt.cublasLtMatmulDescSetAttribute(desc, LT.MATMUL_DESC_TRANSA, i32, 4), "cublasLtMatmulDescSetAttribute", "TRANSA");
+      i32[0] = LT.OP_N;
+      checkCublas(lt.cublasLtMatmulDescSetAttribute(desc, LT.MATMUL_DESC_TRANSB, i32, 4), "cublasLtMatmulDescSetAttribute", "TRANSB");
+      const a = addr(args.a), b = addr(args.b), d = addr(args.d);
+      const al = new Uint32Array([Math.min(alignOf(a), alignOf(b), alignOf(d))]);
+      for (const attr of [LT.PREF_MIN_ALIGNMENT_A_BYTES, LT.PREF_MIN_ALIGNMENT_B_BYTES, LT.PREF_MIN_ALIGNMENT_C_BYTES, LT.PREF_MIN_ALIGNMENT_D_BYTES]) {
+        checkCublas(lt.cublasLtMatmulPreferenceSetAttribute(this.#pref, attr, al, 4), "cublasLtMatmulPreferenceSetAttribute", "alignment");
+      }
+      const layoutA = layout(k, n, k), layoutB = layout(k, m, k), layoutD = layout(n, m, n);
+      const what = `survey bf16 m=${m} n=${n} k=${k}`;
+      const heur = this.#heuristic(desc, layoutA, layoutB, layoutD, opts.heuristicCount ?? 64, what);
+      const cands: { algo: Uint8Array; ws: number; rank: number }[] = [];
+      const seen = new Set<string>();
+      const add = (c: { algo: Uint8Array; ws: number }, rank: number): void => {
+        const key = c.algo.join(",");
+        if (seen.has(key)) return;
+        seen.add(key);
+        cands.push({ ...c, rank });
+      };
+      heur.forEach((c, i) => add(c, i));
+      for (const c of this.#splitVariants(desc, layoutA, layoutB, layoutD, heur.filter((c) => this.#isNonSplit(c.algo)).slice(0, 4))) add(c, -1);
+      if (opts.variants) { for (const c of this.#reconfigured(desc, layoutA, layoutB, layoutD, heur, cands)) add(c, -2); }
+      const timed = cands.slice(0, opts.maxTimed ?? 400);
+      const stream = args.stream ?? null;
+      const times = this.#timeCandidatesMs(desc, layoutA, layoutB, layoutD, timed, { a, b, d, stream });
+      const ref = this.#pin(`survey|${n}x${k}|${al[0]}`, this.#refM, desc, layoutA, LT.R_16BF, LT.R_16BF, n, k, what);
+      const rows: GemmAlgoSurveyRow[] = [];
+      const checked = opts.checkFastest ?? 40;
+      times.forEach(([i, ms], order) => {
+        const c = timed[i];
+        const isRef = !!ref && sameAlgo(c.algo, ref);
+        const same = isRef
+          ? true
+          : ref && order < checked
+          ? this.#checkSameRows(desc, layoutA, LT.R_16BF, LT.R_16BF, n, k, "bf16", "bf16", { b, stream }, ref, c.algo, Math.min(PROBE_ROWS, m))
+          : null;
+        rows.push({ ...surveyConfig(c.algo), heuristicRank: c.rank, ws: c.ws, ms, sameRowsAsRef: same, isRef });
+      });
+      return rows;
+    } finally {
+      for (const l of made) checkCublas(lt.cublasLtMatrixLayoutDestroy(l), "cublasLtMatrixLayoutDestroy");
+      checkCublas(lt.cublasLtMatmulDescDestroy(desc), "cublasLtMatmulDescDestroy");
+    }
   }
 
   /** Destroys every cached plan (descriptors and layouts); the next run of a shape plans again. */
