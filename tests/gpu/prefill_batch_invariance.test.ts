@@ -144,6 +144,8 @@ holeTest("batch-invariant GEMMs of the test model's shapes: rows at M 300 / 400 
     lines.push(line);
     if (/[1-9]\d* differ/.test(parts.join())) failures.push(line);
   }
+  // Whether the references had an M-stable candidate (gemm.ts STABLE_ROWS; unstableReferences: shapes with none).
+  lines.push(`bucket checks: pinned ${JSON.stringify(single.invariantBucketStats)}, bucketed+tuned ${JSON.stringify(tuned.invariantBucketStats)}`);
   console.log(lines.join("\n"));
   assert.deepEqual(failures, [], "rows of a batch-invariant GEMM depend on M");
 });
