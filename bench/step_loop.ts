@@ -114,6 +114,7 @@ for (const maxSeqLen of lens) {
       buf.copyToHost(host.bytes.subarray(512, 516), { stream });
     });
   }
+  const copies = cuda.timeDecodeStepCopies(stepOf([first], 128 + numDecode / 2), kv as CudaKvCache, 100);
   const pct = (ms: number): string => (100 * stepBytes / (ms / 1000) / ceilingBps).toFixed(1);
   const row = {
     maxSeqLen,
@@ -124,7 +125,11 @@ for (const maxSeqLen of lens) {
     hostLaunchUs: median(runs.fwdLaunch) * 1000,
     hostWaitUs: median(runs.fwdWait) * 1000,
   };
-  results.push(row);
+  results.push({ ...row, copiesUs: Object.fromEntries(Object.entries(copies).map(([k, v]) => [k, v * 1000])) });
+  console.log(
+    `maxSeqLen ${maxSeqLen}: graph replays with the step's stream copies (µs a step): ` +
+      Object.entries(copies).map(([k, v]) => `${k} ${us(v)}`).join(" | "),
+  );
   console.log(
     `maxSeqLen ${maxSeqLen}: graph ${us(graphMs)} µs (${pct(graphMs)}%) | synced ${us(median(runs.synced))} (${pct(median(runs.synced))}%) | ` +
       `overlapped ${us(median(runs.fwd))} (${pct(median(runs.fwd))}%) | overlapped, host token ${us(median(runs.fixed))} | ` +
