@@ -5,11 +5,11 @@
  * other buckets) — must be the same bits in a batch-invariant session (the default), with and without last-layer
  * pruning and on either prefill attention kernel. Each case's differing logits are logged (a diagnosis when it fails).
  * Then the GEMMs of the model's linears alone, rows at M 300 / 400 / 1200 against the pinned algorithm's at 1200.
- * H200 session 16: the session case fails at 1200 rows (all 512 logits, max abs 2.1e-2) whatever the pruning, attention
- * kernel, PDL or tile scan; the GEMM case shows why — down 256x8192's pinned reference algorithm itself rounds rows at M
- * 300 / 400 otherwise than at M 1200 (the bucket check compares algorithms at one M, so it cannot see this). An open
- * batch-invariance hole at this model's one-tile-wide N (llama-3.2-1b's and llama-3.1-8b's shapes pass gemm.test.ts's
- * bucket test); both cases fail until it is closed, so they run only with LLMRT_INVARIANCE_HOLES=1.
+ * H200 session 16: the session case failed at 1200 rows (all 512 logits, max abs 2.1e-2) whatever the pruning, attention
+ * kernel, PDL or tile scan; the GEMM case showed why — down 256x8192's pinned reference algorithm itself rounded rows at
+ * M 300 / 400 otherwise than at M 1200, and no non-split-K cuBLASLt candidate of that shape rounds rows alike across M.
+ * Session 17 closed it: such shapes run the fixed-order GEMM kernel (fixed_gemm.ts) at every M; the GEMM case checks
+ * that down was routed there and the other three linears kept cuBLASLt.
  */
 import { Session } from "../../lib/runtime/session.ts";
 import type { StepInputs } from "../../lib/ir/step_io.ts";
@@ -17,15 +17,8 @@ import type { SessionOptions } from "../../lib/runtime/session_options.ts";
 import { buildSync } from "../../lib/builder/builder.ts";
 import { CublasLtGemm } from "../../lib/backends/cuda/gemm.ts";
 import { randomModel } from "../cuda_fake_device.ts";
-import process from "node:process";
-import { assert, test } from "../harness.ts";
+import { assert } from "../harness.ts";
 import { device, gpuTest, seededUniform, step, toBf16Bits } from "./gpu.ts";
-
-/** Both cases reproduce an open hole (see the header): skipped unless LLMRT_INVARIANCE_HOLES=1, so the suite stays green. */
-const holeTest: typeof gpuTest = process.env.LLMRT_INVARIANCE_HOLES === "1" ? gpuTest : test.skipIf(
-  "known batch-invariance hole (down 256x8192's reference rounds rows by M; bench/RESULTS.md session 16): LLMRT_INVARIANCE_HOLES=1 runs it",
-  true,
-);
 
 const RAW: Record<string, unknown> = {
   vocab_size: 512,
@@ -61,7 +54,7 @@ function twoPrompts(a: number[], b: number[], per: number): StepInputs {
   };
 }
 
-holeTest("session: a 300-token prompt's logits alone = beside a 100- or 900-token prompt in one step (batch-invariant prefill)", () => {
+gpuTest("session: a 300-token prompt's logits alone = beside a 100- or 900-token prompt in one step (batch-invariant prefill)", () => {
   const model = randomModel(RAW, 16, true, 0.1);
   const engine = buildSync(model, { backend: "cuda", dtype: "bfloat16", maxBatchSize: 2, maxNumTokens: 2560, maxSeqLen: 2112, tokensPerBlock: 32 });
   model.close();
@@ -108,7 +101,7 @@ holeTest("session: a 300-token prompt's logits alone = beside a 100- or 900-toke
   assert.deepEqual(failures, [], "a prompt's logits depend on the other prompt of its step");
 }, 300_000);
 
-holeTest("batch-invariant GEMMs of the test model's shapes: rows at M 300 / 400 / 1200 bitwise equal to the pinned algorithm's", () => {
+gpuTest("batch-invariant GEMMs of the test model's shapes: rows at M 300 / 400 / 1200 bitwise equal to the pinned algorithm's", () => {
   // The session test above: 300 and 400 rows agree, 1200 rows do not. Which linear, and is it the bucket pick or the
   // reference algorithm itself that rounds a row differently at another M?
   const d = device();
@@ -117,6 +110,7 @@ holeTest("batch-invariant GEMMs of the test model's shapes: rows at M 300 / 400 
   const Mmax = 1200;
   const lines: string[] = [];
   const failures: string[] = [];
+  const routed: string[] = [];
   let seed = 3100;
   for (const [name, n, k] of [["qkv", 384, 256], ["o_proj", 256, 256], ["gate_up", 16384, 256], ["down", 256, 8192]] as const) {
     const x = Uint16Array.from(seededUniform(seed += 2, Mmax * k, -2, 2), toBf16Bits);
@@ -135,7 +129,9 @@ holeTest("batch-invariant GEMMs of the test model's shapes: rows at M 300 / 400 
       dd.copyToHost(h);
       return h;
     };
+    const fixedBefore = single.invariantBucketStats.fixedOrder;
     const want = rows(single, Mmax);
+    if (single.invariantBucketStats.fixedOrder > fixedBefore) routed.push(name);
     const differing = (got: Uint16Array): number => got.reduce((c, v, i) => c + (v !== want[i] ? 1 : 0), 0);
     const singleAt300 = differing(rows(single, 300));
     const parts = [`pinned at M 300: ${singleAt300} differ`];
@@ -146,6 +142,9 @@ holeTest("batch-invariant GEMMs of the test model's shapes: rows at M 300 / 400 
   }
   // Whether the references had an M-stable candidate (gemm.ts STABLE_ROWS; unstableReferences: shapes with none).
   lines.push(`bucket checks: pinned ${JSON.stringify(single.invariantBucketStats)}, bucketed+tuned ${JSON.stringify(tuned.invariantBucketStats)}`);
+  lines.push(`routed to the fixed-order GEMM: ${routed.join(", ") || "none"}`);
   console.log(lines.join("\n"));
   assert.deepEqual(failures, [], "rows of a batch-invariant GEMM depend on M");
+  // Session 16's finding: down has no M-stable cuBLASLt reference (if a cuBLASLt update gives it one, it may leave).
+  assert.deepEqual(routed.filter((r) => r !== "down"), [], "only down 256x8192 needs the fixed-order GEMM");
 });

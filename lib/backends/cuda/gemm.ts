@@ -46,6 +46,7 @@ import { armFinalizer, disarmFinalizer, DisposedError, type Release } from "../.
 import type { Stream } from "../../cuda/stream.ts";
 import { bindContext } from "../../cuda/driver.ts";
 import { ValidationError } from "../../util/errors.ts";
+import { fixedGemmSupports, FixedOrderGemm, routeFixedGemm } from "./fixed_gemm.ts";
 
 /** Element types the GEMM takes. */
 export type GemmDtype = "fp32" | "fp16" | "bf16" | "fp8e4m3";
@@ -161,6 +162,12 @@ export interface GemmOptions {
    * the same bitwise check over their fp32 outputs; false: the reference-M algorithm for every M. @default true
    */
   readonly invariantF32OutBuckets?: boolean;
+  /**
+   * Batch-invariant mode: a shape none of whose non-split-K cuBLASLt algorithms rounds a row alike at every probed M (or
+   * that has none) runs the fixed-order GEMM kernel (fixed_gemm.ts) at every M, where it takes the call (bf16 / fp16,
+   * B stored [n, k], K % 8 = 0, 16-byte aligned); false: such shapes keep the heuristic's first candidate. @default true
+   */
+  readonly invariantFixedGemm?: boolean;
 }
 
 /** Outcome of the bucket algorithms' bitwise checks (batch-invariant mode), one count per (shape, algorithm). */
@@ -174,6 +181,8 @@ export interface InvariantBucketStats {
    * the heuristic's first, and batch invariance does not hold for them across those M.
    */
   unstableReferences: number;
+  /** Shapes routed to the fixed-order GEMM kernel (GemmOptions.invariantFixedGemm): batch-invariant at every M. */
+  fixedOrder: number;
 }
 
 /** One algorithm of CublasLtGemm.surveyAlgorithms: its configuration, time and rounding against the reference. */
@@ -276,6 +285,8 @@ interface Plan {
   readonly layoutD: bigint; // C and D
   readonly algo: Uint8Array; // cublasLtMatmulAlgo_t
   readonly workspaceSize: number;
+  /** Runs the fixed-order kernel instead of cuBLASLt (GemmOptions.invariantFixedGemm). */
+  readonly fixed?: boolean;
   lastBias: bigint;
   lastAScale: bigint;
   lastBScale: bigint;
@@ -386,7 +397,17 @@ export class CublasLtGemm {
   /** Random rows of the bitwise checks (grown as needed). */
   #probe = new Uint16Array(0);
   /** Batch-invariant mode: the bucket algorithms' bitwise checks so far. */
-  readonly invariantBucketStats: InvariantBucketStats = { verified: 0, rejected: 0, unstableReferences: 0 };
+  readonly invariantBucketStats: InvariantBucketStats = { verified: 0, rejected: 0, unstableReferences: 0, fixedOrder: 0 };
+  /**
+   * Batch-invariant mode: reference pin key (pinKey@refM) → whether its reference rounds rows alike at every probed M
+   * (true), none of the candidates does (false), there was no non-split-K candidate (null); absent: pinned unchecked.
+   */
+  readonly #refStable = new Map<string, boolean | null>();
+  readonly #fixedEnabled: boolean;
+  /** The fixed-order kernels, loaded when a shape is first routed there. */
+  #fixedKernels: FixedOrderGemm | null = null;
+  /** M-free plan keys routed to the fixed-order kernel. */
+  readonly #fixedShapes = new Set<string>();
   /** Batch-invariant plans that could not use the pinned algorithm (heuristic per M instead). */
   numInvariantFallbacks = 0;
   /** `pickM` plans whose pickM-row algorithm cublasLtMatmulAlgoCheck refused at the call's M (the call's own pick instead). */
@@ -409,6 +430,7 @@ export class CublasLtGemm {
     this.#buckets = options.invariantBuckets ?? true;
     this.#fp8Buckets = options.invariantFp8Buckets ?? false;
     this.#f32OutBuckets = options.invariantF32OutBuckets ?? true;
+    this.#fixedEnabled = options.invariantFixedGemm ?? true;
     if (!Number.isSafeInteger(this.#refM) || this.#refM <= 0) {
       throw new ValidationError(`GemmOptions.invariantRefM: expected a positive integer, got ${this.#refM}`, "invariantRefM", this.#refM);
     }
@@ -535,6 +557,24 @@ export class CublasLtGemm {
       const pick = pickM ? { rows: pickM, key: keyAt(pickM) } : null;
       plan = this.#makePlan(m, n, k, dtype, outDtype, transB, bias, align, keyAt(m), invariant, io, { b, stream }, fastAccum, inPlace, pick);
       this.#plans.set(key, plan);
+    }
+    if (plan.fixed) {
+      this.#fixedKernels!.launch({
+        m,
+        n,
+        k,
+        dtype: dtype as "bf16" | "fp16",
+        outDtype: outDtype as "bf16" | "fp16" | "fp32",
+        a,
+        b,
+        d,
+        c: args.c ? c : 0n,
+        bias,
+        alpha: args.alpha ?? 1,
+        beta: args.beta ?? (args.c ? 1 : 0),
+        stream: args.stream ?? null,
+      });
+      return;
     }
     const lt = cublasLt();
     if (bias && plan.lastBias !== bias) {
@@ -808,6 +848,16 @@ export class CublasLtGemm {
           return this.#checkSameRows(desc, layoutA, inT, outT, n, k, dtype, outDtype, weight, algo, null, 0, runs);
         };
         const base = this.#pin(pinKey, this.#refM, desc, layoutA, inT, outT, n, k, what, capturing || dtype === "fp32" ? undefined : stable);
+        // No M-stable reference (or none at all): the fixed-order kernel for every M of the shape, decided once per shape.
+        const supported = fixedGemmSupports(dtype, outDtype, transB, k, align);
+        if (routeFixedGemm(this.#fixedEnabled, supported, this.#refStable.get(`${pinKey}@${this.#refM}`))) {
+          this.#fixedKernels ??= new FixedOrderGemm(this.device);
+          if (!this.#fixedShapes.has(pinKey)) {
+            this.#fixedShapes.add(pinKey);
+            this.invariantBucketStats.fixedOrder++;
+          }
+          return { desc, layoutA, layoutB, layoutD, algo: new Uint8Array(0), workspaceSize: 0, lastBias: bias, lastAScale: 0n, lastBScale: 0n, fixed: true };
+        }
         const tries: Uint8Array[] = [];
         const bucket = invariantBucket(m);
         const bucketable = dtype === outDtype
@@ -988,6 +1038,7 @@ export class CublasLtGemm {
       // With `ok` (the reference of a batch-invariant shape): the first candidate whose rows round alike at every M.
       const found = ok ? cands.find((c) => ok(c.algo)) : cands[0];
       if (ok && !found && cands.length > 0) this.invariantBucketStats.unstableReferences++;
+      if (ok) this.#refStable.set(cacheKey, cands.length === 0 ? null : !!found);
       pinned = (found ?? cands[0])?.algo ?? null;
     } catch (e) {
       noteCleanupFailures(e, [
@@ -1339,6 +1390,96 @@ export class CublasLtGemm {
     }
   }
 
+  /**
+   * A diagnosis aid (bench/invariant_stability.ts), not used by the engine: for one bf16 linear `D = A · Bᵀ` (B stored
+   * [n, k], the layer's weight `b`), every non-split-K algorithm on the table — the heuristic's candidates for each of
+   * `refMs` rows, each re-configured over custom options 0 … CUSTOM_OPTION_MAX, and with `variants` each algorithm id over
+   * its tile ids × stage ids × cluster shapes (as surveyAlgorithms) — with whether its first rows round alike at every
+   * STABLE_ROWS count (the reference's M-stability check), at most `maxChecked` of them. Synchronizes the stream.
+   */
+  stabilitySurvey(
+    args: { n: number; k: number; b: DevicePtr; stream?: Stream | null },
+    opts: { refMs?: readonly number[]; variants?: boolean; maxChecked?: number } = {},
+  ): (ReturnType<typeof surveyConfig> & { source: string; stable: boolean })[] {
+    if (this.#release.done) throw new DisposedError("CublasLtGemm");
+    const { n, k } = args;
+    const lt = cublasLt();
+    bindContext(this.#ctx);
+    const cell = new BigUint64Array(1);
+    const i32 = new Int32Array(1);
+    const made: bigint[] = [];
+    const layout = (rows: number, cols: number, ld: number): bigint => {
+      checkCublas(lt.cublasLtMatrixLayoutCreate(cell, LT.R_16BF, rows, cols, ld), "cublasLtMatrixLayoutCreate", `${rows}x${cols} ld ${ld}`);
+      made.push(cell[0]);
+      return cell[0];
+    };
+    checkCublas(lt.cublasLtMatmulDescCreate(cell, LT.COMPUTE_32F, LT.R_32F), "cublasLtMatmulDescCreate");
+    const desc = cell[0];
+    try {
+      i32[0] = LT.OP_T;
+      checkCublas(lt.cublasLtMatmulDescSetAttribute(desc, LT.MATMUL_DESC_TRANSA, i32, 4), "cublasLtMatmulDescSetAttribute", "TRANSA");
+      i32[0] = LT.OP_N;
+      checkCublas(lt.cublasLtMatmulDescSetAttribute(desc, LT.MATMUL_DESC_TRANSB, i32, 4), "cublasLtMatmulDescSetAttribute", "TRANSB");
+      const b = addr(args.b);
+      const al = new Uint32Array([Math.min(alignOf(b), 256)]);
+      for (const attr of [LT.PREF_MIN_ALIGNMENT_A_BYTES, LT.PREF_MIN_ALIGNMENT_B_BYTES, LT.PREF_MIN_ALIGNMENT_C_BYTES, LT.PREF_MIN_ALIGNMENT_D_BYTES]) {
+        checkCublas(lt.cublasLtMatmulPreferenceSetAttribute(this.#pref, attr, al, 4), "cublasLtMatmulPreferenceSetAttribute", "alignment");
+      }
+      const layoutA = layout(k, n, k);
+      const seen = new Set<string>();
+      const cands: { algo: Uint8Array; source: string }[] = [];
+      const add = (algo: Uint8Array, source: string): void => {
+        const key = algo.join(",");
+        if (!seen.has(key) && this.#isNonSplit(algo)) {
+          seen.add(key);
+          cands.push({ algo, source });
+        }
+      };
+      for (const m of opts.refMs ?? [this.#refM]) {
+        const lb = layout(k, m, k), ld = layout(n, m, n);
+        const heur = this.#heuristic(desc, layoutA, lb, ld, 64, `stability survey m=${m} n=${n} k=${k}`);
+        heur.forEach((c, i) => add(c.algo, `heur${m}#${i}`));
+        // Custom options (CUBLASLT_ALGO_CAP_CUSTOM_OPTION_MAX = 7) of each candidate.
+        const u32 = new Uint32Array(1), written = new BigUint64Array(1), max = new Int32Array(1);
+        for (const [i, c] of heur.entries()) {
+          if (lt.cublasLtMatmulAlgoCapGetAttribute(c.algo, 7, max, 4, written) !== 0) continue;
+          for (let opt = 0; opt <= Math.min(max[0], 16); opt++) {
+            const algo = c.algo.slice();
+            u32[0] = opt;
+            if (lt.cublasLtMatmulAlgoConfigSetAttribute(algo, LT.ALGO_CONFIG_CUSTOM_OPTION, u32, 4) !== 0) continue;
+            const check = new Uint8Array(LT.HEURISTIC_RESULT_BYTES);
+            if (lt.cublasLtMatmulAlgoCheck(this.#handle, desc, layoutA, lb, ld, ld, algo, check) !== 0) continue;
+            add(algo, `heur${m}#${i}+custom${opt}`);
+          }
+        }
+        if (opts.variants) { for (const c of this.#reconfigured(desc, layoutA, lb, ld, heur, cands)) add(c.algo, `reconf${m}`); }
+      }
+      const stream = args.stream ?? null;
+      return cands.slice(0, opts.maxChecked ?? 400).map((c) => ({
+        ...surveyConfig(c.algo),
+        source: c.source,
+        stable: this.#checkSameRows(
+          desc,
+          layoutA,
+          LT.R_16BF,
+          LT.R_16BF,
+          n,
+          k,
+          "bf16",
+          "bf16",
+          { b, stream },
+          c.algo,
+          null,
+          0,
+          STABLE_ROWS.map((rows) => ({ algo: c.algo, rows })),
+        ),
+      }));
+    } finally {
+      for (const l of made) checkCublas(lt.cublasLtMatrixLayoutDestroy(l), "cublasLtMatrixLayoutDestroy");
+      checkCublas(lt.cublasLtMatmulDescDestroy(desc), "cublasLtMatmulDescDestroy");
+    }
+  }
+
   /** Destroys every cached plan (descriptors and layouts); the next run of a shape plans again. */
   clearPlans(): void {
     bindContext(this.#ctx);
@@ -1353,6 +1494,7 @@ export class CublasLtGemm {
     try {
       this.#release.run();
     } finally {
+      this.#fixedKernels?.dispose();
       this.workspace.dispose();
     }
   }
