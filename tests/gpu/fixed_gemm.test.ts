@@ -2,7 +2,7 @@
  * GPU: the fixed-order GEMM kernel (kernels/fixed_gemm.cu, session 17) of batch-invariant shapes with no M-stable cuBLASLt
  * algorithm (skipped without a GPU). Against a float64 reference (bf16 / fp16 in; bf16 / fp16 / fp32 out; alpha, beta ·
  * C in place, bias; N and K off the 64 / 32 tiles), then the test model's down projection (256 × 8192): every row of
- * every M from 1 to 2048 bitwise equal to the same row at M 2048.
+ * every M from 1 to 2048 bitwise equal to the same row at M 2048, and at M 2048 - s with A's rows shifted by s = 1..80.
  */
 import { FixedOrderGemm } from "../../lib/backends/cuda/fixed_gemm.ts";
 import { assert } from "../harness.ts";
@@ -79,7 +79,7 @@ gpuTest("fixed-order GEMM = float64 reference (bf16 / fp16 in, 16-bit or f32 out
   assert.deepEqual(bad, []);
 });
 
-gpuTest("fixed-order GEMM: rows at every M from 1 to 2048 bitwise equal to the same rows at M 2048 (256 x 8192)", () => {
+gpuTest("fixed-order GEMM: rows at every M from 1 to 2048, and shifted to other tile rows, bitwise equal to M 2048's (256 x 8192)", () => {
   const d = device();
   using stream = d.createStream();
   const g = new FixedOrderGemm(d);
@@ -112,6 +112,21 @@ gpuTest("fixed-order GEMM: rows at every M from 1 to 2048 bitwise equal to the s
       if (diff) differing.push(`M ${m}: ${diff} bf16 pairs differ`);
     }
     console.log(`M 1..${Mmax}: ${differing.length} row counts differ from M ${Mmax} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    // The same rows starting s rows later in A (a prompt placed after another): each lands at another row of its tile.
+    let shifted = 0;
+    for (let sh = 1; sh <= 80; sh++) {
+      const m = Mmax - sh;
+      g.launch({ m, n, k, dtype: "bf16", outDtype: "bf16", a: da.ptr + BigInt(sh * k * 2), b: db.ptr, d: dd.ptr, c: 0n, bias: 0n, alpha: 1, beta: 0, stream });
+      stream.synchronize();
+      const got = new Uint32Array((m * n) / 2);
+      dd.copyToHost(got);
+      const off = (sh * n) / 2;
+      let diff = 0;
+      for (let i = 0; i < got.length; i++) if (got[i] !== want[off + i]) diff++;
+      if (diff) differing.push(`rows shifted by ${sh}: ${diff} bf16 pairs differ`);
+      shifted++;
+    }
+    console.log(`rows shifted by 1..${shifted} in A: ${differing.length} differ in all`);
   } finally {
     g.dispose();
   }

@@ -2,7 +2,7 @@
  * GPU: batch invariance of long prefills (session 16; skipped without a GPU). A random bf16 Llama (hidden 256, 4 query
  * heads / 1 KV head of 64, intermediate 8192, 2 layers): a 300-token prompt's last-position logits alone, and beside a
  * second prompt in the same step — 100 tokens (400 rows: the same GEMM buckets as alone) and 900 tokens (1200 rows:
- * other buckets) — must be the same bits in a batch-invariant session (the default), with and without last-layer
+ * other buckets; the prompt first, and second: its rows at other positions in every tile) — must be the same bits in a batch-invariant session (the default), with and without last-layer
  * pruning and on either prefill attention kernel. Each case's differing logits are logged (a diagnosis when it fails).
  * Then the GEMMs of the model's linears alone, rows at M 300 / 400 / 1200 against the pinned algorithm's at 1200.
  * H200 session 16: the session case failed at 1200 rows (all 512 logits, max abs 2.1e-2) whatever the pruning, attention
@@ -78,15 +78,20 @@ gpuTest("session: a 300-token prompt's logits alone = beside a 100- or 900-token
         const blocks = Array.from({ length: 66 }, (_, i) => i);
         const alone = new Float32Array(V);
         s.run(step(p1, 0, blocks), { logits: alone, sampledIds: new Int32Array(1) }, kv);
-        for (const n2 of [100, 900]) {
+        // The prompt first (rows 0..299 as alone), or second (rows 900..1199: other row positions in every tile).
+        for (const [n2, first] of [[100, true], [900, true], [900, false]] as const) {
           const both = new Float32Array(2 * V);
-          s.run(twoPrompts(p1, prompt.slice(900, 900 + n2), 66), { logits: both, sampledIds: new Int32Array(2) }, kv);
+          const other = prompt.slice(900, 900 + n2);
+          s.run(twoPrompts(first ? p1 : other, first ? other : p1, 66), { logits: both, sampledIds: new Int32Array(2) }, kv);
+          const at = first ? 0 : V;
           let differ = 0, maxAbs = 0;
           for (let i = 0; i < V; i++) {
-            if (!Object.is(both[i], alone[i])) differ++;
-            maxAbs = Math.max(maxAbs, Math.abs(both[i] - alone[i]));
+            if (!Object.is(both[at + i], alone[i])) differ++;
+            maxAbs = Math.max(maxAbs, Math.abs(both[at + i] - alone[i]));
           }
-          const line = `${name}: beside ${n2} tokens (${300 + n2} rows): ${differ} of ${V} logits differ from alone, max abs ${maxAbs.toExponential(2)}`;
+          const line = `${name}: ${first ? "before" : "after"} ${n2} tokens (${300 + n2} rows): ${differ} of ${V} logits differ from alone, max abs ${
+            maxAbs.toExponential(2)
+          }`;
           lines.push(line);
           if (differ) failures.push(line);
         }
