@@ -10,7 +10,8 @@
 // as zeros and are not stored), so a row's bits depend only on its own A row, B, K and the epilogue.
 //
 // 128 threads = 4 warps in 2 × 2, a warp 32 × 32 (2 m16 × 4 n8 tiles); A and B tiles in shared memory by 16-byte
-// cp.async, two stages; ldmatrix x4 fragments (rows padded to 40 halves: conflict-free, 16-byte aligned).
+// cp.async, two stages; ldmatrix x4 fragments (rows padded to 40 halves: conflict-free, 16-byte aligned). C may be D
+// (in place): each element is read, then written, by one thread.
 // Needs K % 8 == 0 and A, B 16-byte aligned (the launcher routes only such shapes here).
 #include "mma_tile.cuh"
 
@@ -49,7 +50,7 @@ __device__ __forceinline__ void storeOut<bf16_t, true>(bf16_t* p, float v) { *p 
 
 // O: output / C / bias element (bf16_t also carries f16 bits when F16IN).
 template <typename O, bool F16IN>
-__device__ __forceinline__ void fixedGemm(O* __restrict__ D, const bf16_t* __restrict__ A, const bf16_t* __restrict__ B, const O* C,
+__device__ __forceinline__ void fixedGemm(O* D, const bf16_t* __restrict__ A, const bf16_t* __restrict__ B, const O* C,
                                           const O* __restrict__ bias, int M, int N, int K, float alpha, float beta) {
   __shared__ __align__(16) bf16_t sA[2][FG_BM][FG_LD];
   __shared__ __align__(16) bf16_t sB[2][FG_BN][FG_LD];
