@@ -20,7 +20,8 @@
  * the hardware exp / division; not bitwise), s11 (the six same-bytes FP8 prefill switches of session 11), pdl (prefillPdl: the prefill's norms, RoPE, attention,
  * SiLU·mul and sampler with programmatic dependent launch), pcache (prefillPlanCache: a step reuses the launch list of an earlier step of its
  * shape), nopdl / nopcache (those two off), graphs (prefillGraphs: a seen step shape replays a CUDA graph), nofixed (invariantFixedGemm
- * false: shapes with no M-stable cuBLASLt algorithm keep cuBLASLt), joined with "+" (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
+ * false: shapes with no M-stable cuBLASLt algorithm keep cuBLASLt), nowide (invariantWideSearch false: session 16's
+ * reference search), joined with "+" (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
  */
 import * as fs from "node:fs";
 import process from "node:process";
@@ -77,6 +78,7 @@ const OPTION: Record<string, SessionOptions> = {
   nopcache: { prefillPlanCache: false },
   graphs: { prefillGraphs: true },
   nofixed: { invariantFixedGemm: false },
+  nowide: { invariantWideSearch: false },
 };
 const optionsOf = (v: string): SessionOptions =>
   Object.assign(

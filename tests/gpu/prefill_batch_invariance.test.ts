@@ -6,10 +6,11 @@
  * pruning and on either prefill attention kernel. Each case's differing logits are logged (a diagnosis when it fails).
  * Then the GEMMs of the model's linears alone, rows at M 300 / 400 / 1200 against the pinned algorithm's at 1200.
  * H200 session 16: the session case failed at 1200 rows (all 512 logits, max abs 2.1e-2) whatever the pruning, attention
- * kernel, PDL or tile scan; the GEMM case showed why — down 256x8192's pinned reference algorithm itself rounded rows at
- * M 300 / 400 otherwise than at M 1200, and no non-split-K cuBLASLt candidate of that shape rounds rows alike across M.
- * Session 17 closed it: such shapes run the fixed-order GEMM kernel (fixed_gemm.ts) at every M; the GEMM case checks
- * that down was routed there and the other three linears kept cuBLASLt.
+ * kernel, PDL or tile scan: down 256x8192's rows at M 300 differed from M 1200's. Session 17 found why — none of the
+ * heuristic's first 24 candidates for that shape is non-split-K, so it had no pinned algorithm and took the heuristic's
+ * per-M pick (split-K) — and closed it twice over: a longer search finds non-split-K references (all M-stable), and a
+ * shape with none (or none M-stable) runs the fixed-order GEMM (fixed_gemm.ts) at every M. The "nowide" case (the short
+ * search: down on the fixed-order GEMM) keeps that route tested in a session.
  */
 import { Session } from "../../lib/runtime/session.ts";
 import type { StepInputs } from "../../lib/ir/step_io.ts";
@@ -65,6 +66,7 @@ gpuTest("session: a 300-token prompt's logits alone = beside a 100- or 900-token
     ["flash", { wgmmaPrefill: false }],
     ["nopdl", { prefillPdl: false }],
     ["noscan", { prefillTileScan: false }],
+    ["nowide", { invariantWideSearch: false }],
   ];
   const prompt = Array.from({ length: 2048 }, (_, i) => (i * 131 + 7) % V);
   const p1 = prompt.slice(5, 305);
@@ -106,16 +108,18 @@ gpuTest("session: a 300-token prompt's logits alone = beside a 100- or 900-token
   assert.deepEqual(failures, [], "a prompt's logits depend on the other prompt of its step");
 }, 300_000);
 
-gpuTest("batch-invariant GEMMs of the test model's shapes: rows at M 300 / 400 / 1200 bitwise equal to the pinned algorithm's", () => {
-  // The session test above: 300 and 400 rows agree, 1200 rows do not. Which linear, and is it the bucket pick or the
-  // reference algorithm itself that rounds a row differently at another M?
+gpuTest("batch-invariant GEMMs of the test model's shapes: rows at M 300 / 400 / 1200, and 900 rows later, bitwise equal to M 1200's", () => {
+  // The session test above, one linear at a time: the pinned reference (no buckets), the bucketed + tuned picks, and
+  // session 16's reference search (invariantWideSearch off: down 256x8192 then has no non-split-K reference and takes the
+  // fixed-order GEMM). Rows of the first 300 at M 300 / 400 / 1200, and 300 rows starting at row 900 (other tile rows).
   const d = device();
   using tuned = new CublasLtGemm(d, { batchInvariant: true, tune: true, tuneCandidates: 32, timingCacheDir: null });
   using single = new CublasLtGemm(d, { batchInvariant: true, invariantBuckets: false, timingCacheDir: null });
+  using narrow = new CublasLtGemm(d, { batchInvariant: true, invariantWideSearch: false, timingCacheDir: null });
   const Mmax = 1200;
   const lines: string[] = [];
   const failures: string[] = [];
-  const routed: string[] = [];
+  const routed = new Map<CublasLtGemm, string[]>([[single, []], [narrow, []], [tuned, []]]);
   let seed = 3100;
   for (const [name, n, k] of [["qkv", 384, 256], ["o_proj", 256, 256], ["gate_up", 16384, 256], ["down", 256, 8192]] as const) {
     const x = Uint16Array.from(seededUniform(seed += 2, Mmax * k, -2, 2), toBf16Bits);
@@ -126,30 +130,38 @@ gpuTest("batch-invariant GEMMs of the test model's shapes: rows at M 300 / 400 /
     da.copyFromHost(x);
     db.copyFromHost(w);
     using stream = d.createStream();
-    const rows = (g: CublasLtGemm, m: number): Uint16Array => {
+    const rows = (g: CublasLtGemm, m: number, from = 0): Uint16Array => {
       dd.fill(0xff, { stream });
-      g.run({ m, n, k, dtype: "bf16", a: da, b: db, d: dd, transB: true, stream });
+      const before = g.invariantBucketStats.fixedOrder;
+      g.run({ m, n, k, dtype: "bf16", a: da.ptr + BigInt(from * k * 2), b: db, d: dd, transB: true, stream });
+      if (g.invariantBucketStats.fixedOrder > before) routed.get(g)!.push(name);
       stream.synchronize();
       const h = new Uint16Array(m * n);
       dd.copyToHost(h);
       return h;
     };
-    const fixedBefore = single.invariantBucketStats.fixedOrder;
-    const want = rows(single, Mmax);
-    if (single.invariantBucketStats.fixedOrder > fixedBefore) routed.push(name);
-    const differing = (got: Uint16Array): number => got.reduce((c, v, i) => c + (v !== want[i] ? 1 : 0), 0);
-    const singleAt300 = differing(rows(single, 300));
-    const parts = [`pinned at M 300: ${singleAt300} differ`];
-    for (const m of [300, 400, 1200]) parts.push(`bucketed+tuned at M ${m}: ${differing(rows(tuned, m))} differ`);
-    const line = `${name} ${n}x${k} (elements vs the pinned algorithm at M ${Mmax}): ${parts.join(", ")}`;
+    const parts: string[] = [];
+    for (const [label, g, ms] of [["pinned", single, [300]], ["bucketed+tuned", tuned, [300, 400, 1200]], ["narrow search", narrow, [300]]] as const) {
+      const want = rows(g, Mmax);
+      const differing = (got: Uint16Array, from = 0): number => got.reduce((c, v, i) => c + (v !== want[from * n + i] ? 1 : 0), 0);
+      for (const m of ms) parts.push(`${label} at M ${m}: ${differing(rows(g, m))} differ`);
+      parts.push(`${label} 300 rows from row 900: ${differing(rows(g, 300, 900), 900)} differ`);
+    }
+    const line = `${name} ${n}x${k} (elements vs the same GEMM at M ${Mmax}): ${parts.join(", ")}`;
     lines.push(line);
     if (/[1-9]\d* differ/.test(parts.join())) failures.push(line);
   }
   // Whether the references had an M-stable candidate (gemm.ts STABLE_ROWS; unstableReferences: shapes with none).
-  lines.push(`bucket checks: pinned ${JSON.stringify(single.invariantBucketStats)}, bucketed+tuned ${JSON.stringify(tuned.invariantBucketStats)}`);
-  lines.push(`routed to the fixed-order GEMM: ${routed.join(", ") || "none"}`);
+  lines.push(
+    `bucket checks: pinned ${JSON.stringify(single.invariantBucketStats)}, bucketed+tuned ${JSON.stringify(tuned.invariantBucketStats)}, narrow ${
+      JSON.stringify(narrow.invariantBucketStats)
+    }`,
+  );
+  lines.push(
+    `on the fixed-order GEMM: ${[...routed].map(([g, r]) => `${g === single ? "pinned" : g === narrow ? "narrow" : "tuned"} [${r.join(",")}]`).join(", ")}`,
+  );
   console.log(lines.join("\n"));
-  assert.deepEqual(failures, [], "rows of a batch-invariant GEMM depend on M");
-  // Session 16's finding: down has no M-stable cuBLASLt reference (if a cuBLASLt update gives it one, it may leave).
-  assert.deepEqual(routed.filter((r) => r !== "down"), [], "only down 256x8192 needs the fixed-order GEMM");
-});
+  assert.deepEqual(failures, [], "rows of a batch-invariant GEMM depend on M or on where they sit");
+  // Every shape has a pinned cuBLASLt reference or the fixed-order GEMM (session 16's hole: down had neither).
+  assert.equal(single.numInvariantFallbacks + tuned.numInvariantFallbacks + narrow.numInvariantFallbacks, 0);
+}, 120_000);

@@ -14,7 +14,10 @@
  * (n, k, dtypes, transB, bias, alignment) for every M: the heuristic's first candidate for a fixed
  * reference M whose SPLITK_NUM is 1 and REDUCTION_SCHEME none (checked with cublasLtMatmulAlgoCheck
  * for each M). One kernel, one tile, one K loop: each output element's reduction order no longer
- * depends on M.
+ * depends on M. Where none of the first INVARIANT_CANDIDATES is non-split-K (skinny N over a long K: the heuristic
+ * splits K), longer lists for that and other M are searched; the reference must round its first rows alike at every
+ * STABLE_ROWS count. A shape left without an M-stable reference runs the fixed-order GEMM kernel (fixed_gemm.ts) at
+ * every M instead — decided once per shape, so eager steps and graph captures take one route (session 17).
  *
  * M buckets (`invariantBuckets`, on by default): an algorithm picked for a small M (256) runs a 2048-row
  * prefill ~35% slower than the heuristic's pick for 2048 rows, and vice versa. So a plan of M rows may
@@ -168,6 +171,12 @@ export interface GemmOptions {
    * B stored [n, k], K % 8 = 0, 16-byte aligned); false: such shapes keep the heuristic's first candidate. @default true
    */
   readonly invariantFixedGemm?: boolean;
+  /**
+   * Batch-invariant mode: a shape none of whose first INVARIANT_CANDIDATES heuristic candidates for the reference M is
+   * non-split-K searches the heuristic's longer lists (WIDE_CANDIDATES, for the reference M and WIDE_SEARCH_M) for one;
+   * false: it has no cuBLASLt reference (the fixed-order GEMM, or before session 17 the per-M heuristic). @default true
+   */
+  readonly invariantWideSearch?: boolean;
 }
 
 /** Outcome of the bucket algorithms' bitwise checks (batch-invariant mode), one count per (shape, algorithm). */
@@ -256,6 +265,10 @@ const COLD_RING_BYTES = 128 * 1024 * 1024;
 const TUNE_MIN_BUCKET = 512;
 /** Heuristic candidates searched for a non-split-K algorithm (batch-invariant mode). */
 const INVARIANT_CANDIDATES = 24;
+/** Batch-invariant references with no non-split-K one among the first INVARIANT_CANDIDATES: the longer search's list length. */
+const WIDE_CANDIDATES = 128;
+/** ... and the other M whose heuristic lists it searches (after the reference M's). */
+const WIDE_SEARCH_M = [2048, 16, 16384];
 /** The M for which the batch-invariant algorithm of an (n, k) is chosen (a prefill-sized batch). */
 export const INVARIANT_REF_M = 256;
 /** Smallest and largest bucket M (batch-invariant mode): plans of M rows use the pick for the power of two ≤ M in between. */
@@ -404,6 +417,7 @@ export class CublasLtGemm {
    */
   readonly #refStable = new Map<string, boolean | null>();
   readonly #fixedEnabled: boolean;
+  readonly #wideSearch: boolean;
   /** The fixed-order kernels, loaded when a shape is first routed there. */
   #fixedKernels: FixedOrderGemm | null = null;
   /** M-free plan keys routed to the fixed-order kernel. */
@@ -431,6 +445,7 @@ export class CublasLtGemm {
     this.#fp8Buckets = options.invariantFp8Buckets ?? false;
     this.#f32OutBuckets = options.invariantF32OutBuckets ?? true;
     this.#fixedEnabled = options.invariantFixedGemm ?? true;
+    this.#wideSearch = options.invariantWideSearch ?? true;
     if (!Number.isSafeInteger(this.#refM) || this.#refM <= 0) {
       throw new ValidationError(`GemmOptions.invariantRefM: expected a positive integer, got ${this.#refM}`, "invariantRefM", this.#refM);
     }
@@ -847,7 +862,7 @@ export class CublasLtGemm {
           const runs = [...new Set(STABLE_ROWS.map((r) => Math.min(r, cap)))].map((rows) => ({ algo, rows }));
           return this.#checkSameRows(desc, layoutA, inT, outT, n, k, dtype, outDtype, weight, algo, null, 0, runs);
         };
-        const base = this.#pin(pinKey, this.#refM, desc, layoutA, inT, outT, n, k, what, capturing || dtype === "fp32" ? undefined : stable);
+        const base = this.#pin(pinKey, this.#refM, desc, layoutA, inT, outT, n, k, what, capturing || dtype === "fp32" ? undefined : stable, true);
         // No M-stable reference (or none at all): the fixed-order kernel for every M of the shape, decided once per shape.
         const supported = fixedGemmSupports(dtype, outDtype, transB, k, align);
         if (routeFixedGemm(this.#fixedEnabled, supported, this.#refStable.get(`${pinKey}@${this.#refM}`))) {
@@ -1013,6 +1028,7 @@ export class CublasLtGemm {
     k: number,
     what: string,
     ok?: (algo: Uint8Array) => boolean,
+    wide = false,
   ): Uint8Array | null {
     const cacheKey = `${pinKey}@${refM}`;
     const known = this.#pinned.get(cacheKey);
@@ -1034,7 +1050,10 @@ export class CublasLtGemm {
     const refD = cell[0];
     let pinned: Uint8Array | null;
     try {
-      const cands = this.#heuristic(desc, layoutA, refB, refD, INVARIANT_CANDIDATES, `${what} (reference m=${refM})`).filter((c) => this.#isNonSplit(c.algo));
+      let cands = this.#heuristic(desc, layoutA, refB, refD, INVARIANT_CANDIDATES, `${what} (reference m=${refM})`).filter((c) => this.#isNonSplit(c.algo));
+      // A reference with no non-split-K candidate among the first (session 17: N 256 / 128 / 512 with K 4096–8192 — every
+      // one of the first 24 splits K): the heuristic's longer lists for refM and other M (GemmOptions.invariantWideSearch).
+      if (wide && this.#wideSearch && cands.length === 0) cands = this.#wideNonSplit(desc, layoutA, inT, outT, n, k, refB, refD, what);
       // With `ok` (the reference of a batch-invariant shape): the first candidate whose rows round alike at every M.
       const found = ok ? cands.find((c) => ok(c.algo)) : cands[0];
       if (ok && !found && cands.length > 0) this.invariantBucketStats.unstableReferences++;
@@ -1051,6 +1070,52 @@ export class CublasLtGemm {
     checkCublas(lt.cublasLtMatrixLayoutDestroy(refD), "cublasLtMatrixLayoutDestroy");
     this.#pinned.set(cacheKey, pinned);
     return pinned;
+  }
+
+  /**
+   * The non-split-K algorithms of the heuristic's first WIDE_CANDIDATES for `refM` rows (`refB` / `refD`), then for each
+   * WIDE_SEARCH_M, that cublasLtMatmulAlgoCheck accepts at refM within the workspace; duplicates dropped, in that order
+   * (deterministic for a given cuBLASLt, device and problem).
+   */
+  #wideNonSplit(
+    desc: bigint,
+    layoutA: bigint,
+    inT: number,
+    outT: number,
+    n: number,
+    k: number,
+    refB: bigint,
+    refD: bigint,
+    what: string,
+  ): { algo: Uint8Array; ws: number }[] {
+    const lt = cublasLt();
+    const cell = new BigUint64Array(1);
+    const out: { algo: Uint8Array; ws: number }[] = [];
+    const seen = new Set<string>();
+    for (const m of [0, ...WIDE_SEARCH_M]) {
+      const layouts: bigint[] = [];
+      try {
+        if (m > 0) {
+          checkCublas(lt.cublasLtMatrixLayoutCreate(cell, inT, k, m, k), "cublasLtMatrixLayoutCreate", `${k}x${m}`);
+          layouts.push(cell[0]);
+          checkCublas(lt.cublasLtMatrixLayoutCreate(cell, outT, n, m, n), "cublasLtMatrixLayoutCreate", `${n}x${m}`);
+          layouts.push(cell[0]);
+        }
+        const [lb, ld] = m > 0 ? layouts : [refB, refD];
+        for (const c of this.#heuristic(desc, layoutA, lb, ld, WIDE_CANDIDATES, `${what} (reference search m=${m || "ref"})`)) {
+          const key = c.algo.join(",");
+          if (seen.has(key) || !this.#isNonSplit(c.algo)) continue;
+          seen.add(key);
+          const check = new Uint8Array(LT.HEURISTIC_RESULT_BYTES);
+          if (lt.cublasLtMatmulAlgoCheck(this.#handle, desc, layoutA, refB, refD, refD, c.algo, check) !== 0) continue;
+          const ws = Number(new DataView(check.buffer).getBigUint64(LT.HEURISTIC_WORKSPACE_OFFSET, true));
+          if (ws <= this.workspace.byteLength) out.push({ algo: c.algo, ws });
+        }
+      } finally {
+        for (const l of layouts) checkCublas(lt.cublasLtMatrixLayoutDestroy(l), "cublasLtMatrixLayoutDestroy");
+      }
+    }
+    return out;
   }
 
   /**
