@@ -21,7 +21,7 @@ grep -E "^==|^   M|rror" "$OUT/survey.log" | cut -c1-220
 grep -c STABLE "$OUT/survey.log"
 left=$((140 - (SECONDS - _t0)))
 stamp "down 256x8192: re-configurations ($left s left)"
-[ "$left" -gt 8 ] && timeout "$left" bun bench/invariant_stability.ts --shapes down --all --max-checked 60 > "$OUT/variants.log" 2>&1
+[ "$left" -gt 8 ] && timeout "$left" bun bench/invariant_stability.ts --shapes down --variants --max-checked 300 > "$OUT/variants.log" 2>&1
 echo "rc $?"
 grep -E "^==|rror" "$OUT/variants.log" | cut -c1-220
 grep STABLE "$OUT/variants.log" | head -5
