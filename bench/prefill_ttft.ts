@@ -19,7 +19,9 @@
  * attention writes o_proj's e4m3 input), fp8prune (fp8PruneLastLayer: FP8 plans prune their last layer), fastsilu (fp8FastSilu: the prefill SiLU·mul quantize with
  * the hardware exp / division; not bitwise), s11 (the six same-bytes FP8 prefill switches of session 11), pdl (prefillPdl: the prefill's norms, RoPE, attention,
  * SiLU·mul and sampler with programmatic dependent launch), pcache (prefillPlanCache: a step reuses the launch list of an earlier step of its
- * shape), nopdl / nopcache (those two off), graphs (prefillGraphs: a seen step shape replays a CUDA graph), joined with "+" (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
+ * shape), nopdl / nopcache (those two off), graphs (prefillGraphs: a seen step shape replays a CUDA graph), nofixed (invariantFixedGemm
+ * false: shapes with no M-stable cuBLASLt algorithm keep cuBLASLt), nowide (invariantWideSearch false: session 16's
+ * reference search), joined with "+" (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
  */
 import * as fs from "node:fs";
 import process from "node:process";
@@ -75,6 +77,8 @@ const OPTION: Record<string, SessionOptions> = {
   nopdl: { prefillPdl: false },
   nopcache: { prefillPlanCache: false },
   graphs: { prefillGraphs: true },
+  nofixed: { invariantFixedGemm: false },
+  nowide: { invariantWideSearch: false },
 };
 const optionsOf = (v: string): SessionOptions =>
   Object.assign(

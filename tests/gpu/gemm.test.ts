@@ -270,7 +270,8 @@ gpuTest("batch-invariant GEMM: each row of D is bitwise the same for every M (pi
 /**
  * M buckets (GemmOptions.invariantBuckets, the default): every row of D at every M — across the buckets, up
  * to a 4096-row prefill — is bitwise the row the single reference-M algorithm (invariantBuckets: false, the
- * session-5 behaviour) computes, for llama-3.2-1b's and llama-3.1-8b's prefill linears.
+ * session-5 behaviour) computes, for llama-3.2-1b's and llama-3.1-8b's prefill linears — on cuBLASLt (none of them is
+ * routed to the fixed-order GEMM).
  */
 gpuTest("batch-invariant GEMM with M buckets: rows bitwise equal to the single pinned algorithm up to M = 4096", () => {
   const d = device();
@@ -310,8 +311,11 @@ gpuTest("batch-invariant GEMM with M buckets: rows bitwise equal to the single p
   }
   const st = buck.invariantBucketStats;
   lines.push(`bucket algorithms: ${st.verified} shown bitwise equal to the reference one (used), ${st.rejected} rejected`);
+  lines.push(`shapes on the fixed-order GEMM (no M-stable cuBLASLt reference): ${st.fixedOrder}, ${single.invariantBucketStats.fixedOrder}`);
   console.log(lines.join("\n"));
   assert.equal(buck.numInvariantFallbacks + single.numInvariantFallbacks, 0);
+  // The 1B / 8B linears have M-stable cuBLASLt references (session 17): they keep cuBLASLt's speed.
+  assert.equal(st.fixedOrder + single.invariantBucketStats.fixedOrder, 0, "a real model shape was routed to the fixed-order GEMM");
 });
 
 gpuTest("batch-invariant GEMM adding into C in place (beta 1, gemmResidual): rows bitwise equal across M buckets, tuned too", () => {

@@ -14,7 +14,10 @@
  * (n, k, dtypes, transB, bias, alignment) for every M: the heuristic's first candidate for a fixed
  * reference M whose SPLITK_NUM is 1 and REDUCTION_SCHEME none (checked with cublasLtMatmulAlgoCheck
  * for each M). One kernel, one tile, one K loop: each output element's reduction order no longer
- * depends on M.
+ * depends on M. Where none of the first INVARIANT_CANDIDATES is non-split-K (skinny N over a long K: the heuristic
+ * splits K), longer lists for that and other M are searched; the reference must round its first rows alike at every
+ * STABLE_ROWS count. A shape left without an M-stable reference runs the fixed-order GEMM kernel (fixed_gemm.ts) at
+ * every M instead — decided once per shape, so eager steps and graph captures take one route (session 17).
  *
  * M buckets (`invariantBuckets`, on by default): an algorithm picked for a small M (256) runs a 2048-row
  * prefill ~35% slower than the heuristic's pick for 2048 rows, and vice versa. So a plan of M rows may
@@ -46,6 +49,7 @@ import { armFinalizer, disarmFinalizer, DisposedError, type Release } from "../.
 import type { Stream } from "../../cuda/stream.ts";
 import { bindContext } from "../../cuda/driver.ts";
 import { ValidationError } from "../../util/errors.ts";
+import { fixedGemmSupports, FixedOrderGemm, routeFixedGemm } from "./fixed_gemm.ts";
 
 /** Element types the GEMM takes. */
 export type GemmDtype = "fp32" | "fp16" | "bf16" | "fp8e4m3";
@@ -161,6 +165,18 @@ export interface GemmOptions {
    * the same bitwise check over their fp32 outputs; false: the reference-M algorithm for every M. @default true
    */
   readonly invariantF32OutBuckets?: boolean;
+  /**
+   * Batch-invariant mode: a shape none of whose non-split-K cuBLASLt algorithms rounds a row alike at every probed M (or
+   * that has none) runs the fixed-order GEMM kernel (fixed_gemm.ts) at every M, where it takes the call (bf16 / fp16,
+   * B stored [n, k], K % 8 = 0, 16-byte aligned); false: such shapes keep the heuristic's first candidate. @default true
+   */
+  readonly invariantFixedGemm?: boolean;
+  /**
+   * Batch-invariant mode: a shape none of whose first INVARIANT_CANDIDATES heuristic candidates for the reference M is
+   * non-split-K searches the heuristic's longer lists (WIDE_CANDIDATES, for the reference M and WIDE_SEARCH_M) for one;
+   * false: it has no cuBLASLt reference (the fixed-order GEMM, or before session 17 the per-M heuristic). @default true
+   */
+  readonly invariantWideSearch?: boolean;
 }
 
 /** Outcome of the bucket algorithms' bitwise checks (batch-invariant mode), one count per (shape, algorithm). */
@@ -174,6 +190,8 @@ export interface InvariantBucketStats {
    * the heuristic's first, and batch invariance does not hold for them across those M.
    */
   unstableReferences: number;
+  /** Shapes routed to the fixed-order GEMM kernel (GemmOptions.invariantFixedGemm): batch-invariant at every M. */
+  fixedOrder: number;
 }
 
 /** One algorithm of CublasLtGemm.surveyAlgorithms: its configuration, time and rounding against the reference. */
@@ -247,6 +265,10 @@ const COLD_RING_BYTES = 128 * 1024 * 1024;
 const TUNE_MIN_BUCKET = 512;
 /** Heuristic candidates searched for a non-split-K algorithm (batch-invariant mode). */
 const INVARIANT_CANDIDATES = 24;
+/** Batch-invariant references with no non-split-K one among the first INVARIANT_CANDIDATES: the longer search's list length. */
+const WIDE_CANDIDATES = 128;
+/** ... and the other M whose heuristic lists it searches (after the reference M's). */
+const WIDE_SEARCH_M = [2048, 16, 16384];
 /** The M for which the batch-invariant algorithm of an (n, k) is chosen (a prefill-sized batch). */
 export const INVARIANT_REF_M = 256;
 /** Smallest and largest bucket M (batch-invariant mode): plans of M rows use the pick for the power of two ≤ M in between. */
@@ -276,6 +298,8 @@ interface Plan {
   readonly layoutD: bigint; // C and D
   readonly algo: Uint8Array; // cublasLtMatmulAlgo_t
   readonly workspaceSize: number;
+  /** Runs the fixed-order kernel instead of cuBLASLt (GemmOptions.invariantFixedGemm). */
+  readonly fixed?: boolean;
   lastBias: bigint;
   lastAScale: bigint;
   lastBScale: bigint;
@@ -386,7 +410,18 @@ export class CublasLtGemm {
   /** Random rows of the bitwise checks (grown as needed). */
   #probe = new Uint16Array(0);
   /** Batch-invariant mode: the bucket algorithms' bitwise checks so far. */
-  readonly invariantBucketStats: InvariantBucketStats = { verified: 0, rejected: 0, unstableReferences: 0 };
+  readonly invariantBucketStats: InvariantBucketStats = { verified: 0, rejected: 0, unstableReferences: 0, fixedOrder: 0 };
+  /**
+   * Batch-invariant mode: reference pin key (pinKey@refM) → whether its reference rounds rows alike at every probed M
+   * (true), none of the candidates does (false), there was no non-split-K candidate (null); absent: pinned unchecked.
+   */
+  readonly #refStable = new Map<string, boolean | null>();
+  readonly #fixedEnabled: boolean;
+  readonly #wideSearch: boolean;
+  /** The fixed-order kernels, loaded when a shape is first routed there. */
+  #fixedKernels: FixedOrderGemm | null = null;
+  /** M-free plan keys routed to the fixed-order kernel. */
+  readonly #fixedShapes = new Set<string>();
   /** Batch-invariant plans that could not use the pinned algorithm (heuristic per M instead). */
   numInvariantFallbacks = 0;
   /** `pickM` plans whose pickM-row algorithm cublasLtMatmulAlgoCheck refused at the call's M (the call's own pick instead). */
@@ -409,6 +444,8 @@ export class CublasLtGemm {
     this.#buckets = options.invariantBuckets ?? true;
     this.#fp8Buckets = options.invariantFp8Buckets ?? false;
     this.#f32OutBuckets = options.invariantF32OutBuckets ?? true;
+    this.#fixedEnabled = options.invariantFixedGemm ?? true;
+    this.#wideSearch = options.invariantWideSearch ?? true;
     if (!Number.isSafeInteger(this.#refM) || this.#refM <= 0) {
       throw new ValidationError(`GemmOptions.invariantRefM: expected a positive integer, got ${this.#refM}`, "invariantRefM", this.#refM);
     }
@@ -535,6 +572,24 @@ export class CublasLtGemm {
       const pick = pickM ? { rows: pickM, key: keyAt(pickM) } : null;
       plan = this.#makePlan(m, n, k, dtype, outDtype, transB, bias, align, keyAt(m), invariant, io, { b, stream }, fastAccum, inPlace, pick);
       this.#plans.set(key, plan);
+    }
+    if (plan.fixed) {
+      this.#fixedKernels!.launch({
+        m,
+        n,
+        k,
+        dtype: dtype as "bf16" | "fp16",
+        outDtype: outDtype as "bf16" | "fp16" | "fp32",
+        a,
+        b,
+        d,
+        c: args.c ? c : 0n,
+        bias,
+        alpha: args.alpha ?? 1,
+        beta: args.beta ?? (args.c ? 1 : 0),
+        stream: args.stream ?? null,
+      });
+      return;
     }
     const lt = cublasLt();
     if (bias && plan.lastBias !== bias) {
@@ -807,7 +862,17 @@ export class CublasLtGemm {
           const runs = [...new Set(STABLE_ROWS.map((r) => Math.min(r, cap)))].map((rows) => ({ algo, rows }));
           return this.#checkSameRows(desc, layoutA, inT, outT, n, k, dtype, outDtype, weight, algo, null, 0, runs);
         };
-        const base = this.#pin(pinKey, this.#refM, desc, layoutA, inT, outT, n, k, what, capturing || dtype === "fp32" ? undefined : stable);
+        const base = this.#pin(pinKey, this.#refM, desc, layoutA, inT, outT, n, k, what, capturing || dtype === "fp32" ? undefined : stable, true);
+        // No M-stable reference (or none at all): the fixed-order kernel for every M of the shape, decided once per shape.
+        const supported = fixedGemmSupports(dtype, outDtype, transB, k, align);
+        if (routeFixedGemm(this.#fixedEnabled, supported, this.#refStable.get(`${pinKey}@${this.#refM}`))) {
+          this.#fixedKernels ??= new FixedOrderGemm(this.device);
+          if (!this.#fixedShapes.has(pinKey)) {
+            this.#fixedShapes.add(pinKey);
+            this.invariantBucketStats.fixedOrder++;
+          }
+          return { desc, layoutA, layoutB, layoutD, algo: new Uint8Array(0), workspaceSize: 0, lastBias: bias, lastAScale: 0n, lastBScale: 0n, fixed: true };
+        }
         const tries: Uint8Array[] = [];
         const bucket = invariantBucket(m);
         const bucketable = dtype === outDtype
@@ -963,6 +1028,7 @@ export class CublasLtGemm {
     k: number,
     what: string,
     ok?: (algo: Uint8Array) => boolean,
+    wide = false,
   ): Uint8Array | null {
     const cacheKey = `${pinKey}@${refM}`;
     const known = this.#pinned.get(cacheKey);
@@ -984,10 +1050,14 @@ export class CublasLtGemm {
     const refD = cell[0];
     let pinned: Uint8Array | null;
     try {
-      const cands = this.#heuristic(desc, layoutA, refB, refD, INVARIANT_CANDIDATES, `${what} (reference m=${refM})`).filter((c) => this.#isNonSplit(c.algo));
+      let cands = this.#heuristic(desc, layoutA, refB, refD, INVARIANT_CANDIDATES, `${what} (reference m=${refM})`).filter((c) => this.#isNonSplit(c.algo));
+      // A reference with no non-split-K candidate among the first (session 17: N 256 / 128 / 512 with K 4096–8192 — every
+      // one of the first 24 splits K): the heuristic's longer lists for refM and other M (GemmOptions.invariantWideSearch).
+      if (wide && this.#wideSearch && cands.length === 0) cands = this.#wideNonSplit(desc, layoutA, inT, outT, n, k, refB, refD, what);
       // With `ok` (the reference of a batch-invariant shape): the first candidate whose rows round alike at every M.
       const found = ok ? cands.find((c) => ok(c.algo)) : cands[0];
       if (ok && !found && cands.length > 0) this.invariantBucketStats.unstableReferences++;
+      if (ok) this.#refStable.set(cacheKey, cands.length === 0 ? null : !!found);
       pinned = (found ?? cands[0])?.algo ?? null;
     } catch (e) {
       noteCleanupFailures(e, [
@@ -1000,6 +1070,52 @@ export class CublasLtGemm {
     checkCublas(lt.cublasLtMatrixLayoutDestroy(refD), "cublasLtMatrixLayoutDestroy");
     this.#pinned.set(cacheKey, pinned);
     return pinned;
+  }
+
+  /**
+   * The non-split-K algorithms of the heuristic's first WIDE_CANDIDATES for `refM` rows (`refB` / `refD`), then for each
+   * WIDE_SEARCH_M, that cublasLtMatmulAlgoCheck accepts at refM within the workspace; duplicates dropped, in that order
+   * (deterministic for a given cuBLASLt, device and problem).
+   */
+  #wideNonSplit(
+    desc: bigint,
+    layoutA: bigint,
+    inT: number,
+    outT: number,
+    n: number,
+    k: number,
+    refB: bigint,
+    refD: bigint,
+    what: string,
+  ): { algo: Uint8Array; ws: number }[] {
+    const lt = cublasLt();
+    const cell = new BigUint64Array(1);
+    const out: { algo: Uint8Array; ws: number }[] = [];
+    const seen = new Set<string>();
+    for (const m of [0, ...WIDE_SEARCH_M]) {
+      const layouts: bigint[] = [];
+      try {
+        if (m > 0) {
+          checkCublas(lt.cublasLtMatrixLayoutCreate(cell, inT, k, m, k), "cublasLtMatrixLayoutCreate", `${k}x${m}`);
+          layouts.push(cell[0]);
+          checkCublas(lt.cublasLtMatrixLayoutCreate(cell, outT, n, m, n), "cublasLtMatrixLayoutCreate", `${n}x${m}`);
+          layouts.push(cell[0]);
+        }
+        const [lb, ld] = m > 0 ? layouts : [refB, refD];
+        for (const c of this.#heuristic(desc, layoutA, lb, ld, WIDE_CANDIDATES, `${what} (reference search m=${m || "ref"})`)) {
+          const key = c.algo.join(",");
+          if (seen.has(key) || !this.#isNonSplit(c.algo)) continue;
+          seen.add(key);
+          const check = new Uint8Array(LT.HEURISTIC_RESULT_BYTES);
+          if (lt.cublasLtMatmulAlgoCheck(this.#handle, desc, layoutA, refB, refD, refD, c.algo, check) !== 0) continue;
+          const ws = Number(new DataView(check.buffer).getBigUint64(LT.HEURISTIC_WORKSPACE_OFFSET, true));
+          if (ws <= this.workspace.byteLength) out.push({ algo: c.algo, ws });
+        }
+      } finally {
+        for (const l of layouts) checkCublas(lt.cublasLtMatrixLayoutDestroy(l), "cublasLtMatrixLayoutDestroy");
+      }
+    }
+    return out;
   }
 
   /**
@@ -1339,6 +1455,96 @@ export class CublasLtGemm {
     }
   }
 
+  /**
+   * A diagnosis aid (bench/invariant_stability.ts), not used by the engine: for one bf16 linear `D = A · Bᵀ` (B stored
+   * [n, k], the layer's weight `b`), every non-split-K algorithm on the table — the heuristic's candidates for each of
+   * `refMs` rows, each re-configured over custom options 0 … CUSTOM_OPTION_MAX, and with `variants` each algorithm id over
+   * its tile ids × stage ids × cluster shapes (as surveyAlgorithms) — with whether its first rows round alike at every
+   * STABLE_ROWS count (the reference's M-stability check), at most `maxChecked` of them. Synchronizes the stream.
+   */
+  stabilitySurvey(
+    args: { n: number; k: number; b: DevicePtr; stream?: Stream | null },
+    opts: { refMs?: readonly number[]; variants?: boolean; maxChecked?: number } = {},
+  ): (ReturnType<typeof surveyConfig> & { source: string; stable: boolean })[] {
+    if (this.#release.done) throw new DisposedError("CublasLtGemm");
+    const { n, k } = args;
+    const lt = cublasLt();
+    bindContext(this.#ctx);
+    const cell = new BigUint64Array(1);
+    const i32 = new Int32Array(1);
+    const made: bigint[] = [];
+    const layout = (rows: number, cols: number, ld: number): bigint => {
+      checkCublas(lt.cublasLtMatrixLayoutCreate(cell, LT.R_16BF, rows, cols, ld), "cublasLtMatrixLayoutCreate", `${rows}x${cols} ld ${ld}`);
+      made.push(cell[0]);
+      return cell[0];
+    };
+    checkCublas(lt.cublasLtMatmulDescCreate(cell, LT.COMPUTE_32F, LT.R_32F), "cublasLtMatmulDescCreate");
+    const desc = cell[0];
+    try {
+      i32[0] = LT.OP_T;
+      checkCublas(lt.cublasLtMatmulDescSetAttribute(desc, LT.MATMUL_DESC_TRANSA, i32, 4), "cublasLtMatmulDescSetAttribute", "TRANSA");
+      i32[0] = LT.OP_N;
+      checkCublas(lt.cublasLtMatmulDescSetAttribute(desc, LT.MATMUL_DESC_TRANSB, i32, 4), "cublasLtMatmulDescSetAttribute", "TRANSB");
+      const b = addr(args.b);
+      const al = new Uint32Array([Math.min(alignOf(b), 256)]);
+      for (const attr of [LT.PREF_MIN_ALIGNMENT_A_BYTES, LT.PREF_MIN_ALIGNMENT_B_BYTES, LT.PREF_MIN_ALIGNMENT_C_BYTES, LT.PREF_MIN_ALIGNMENT_D_BYTES]) {
+        checkCublas(lt.cublasLtMatmulPreferenceSetAttribute(this.#pref, attr, al, 4), "cublasLtMatmulPreferenceSetAttribute", "alignment");
+      }
+      const layoutA = layout(k, n, k);
+      const seen = new Set<string>();
+      const cands: { algo: Uint8Array; source: string }[] = [];
+      const add = (algo: Uint8Array, source: string): void => {
+        const key = algo.join(",");
+        if (!seen.has(key) && this.#isNonSplit(algo)) {
+          seen.add(key);
+          cands.push({ algo, source });
+        }
+      };
+      for (const m of opts.refMs ?? [this.#refM]) {
+        const lb = layout(k, m, k), ld = layout(n, m, n);
+        const heur = this.#heuristic(desc, layoutA, lb, ld, 64, `stability survey m=${m} n=${n} k=${k}`);
+        heur.forEach((c, i) => add(c.algo, `heur${m}#${i}`));
+        // Custom options (CUBLASLT_ALGO_CAP_CUSTOM_OPTION_MAX = 7) of each candidate.
+        const u32 = new Uint32Array(1), written = new BigUint64Array(1), max = new Int32Array(1);
+        for (const [i, c] of heur.entries()) {
+          if (lt.cublasLtMatmulAlgoCapGetAttribute(c.algo, 7, max, 4, written) !== 0) continue;
+          for (let opt = 0; opt <= Math.min(max[0], 16); opt++) {
+            const algo = c.algo.slice();
+            u32[0] = opt;
+            if (lt.cublasLtMatmulAlgoConfigSetAttribute(algo, LT.ALGO_CONFIG_CUSTOM_OPTION, u32, 4) !== 0) continue;
+            const check = new Uint8Array(LT.HEURISTIC_RESULT_BYTES);
+            if (lt.cublasLtMatmulAlgoCheck(this.#handle, desc, layoutA, lb, ld, ld, algo, check) !== 0) continue;
+            add(algo, `heur${m}#${i}+custom${opt}`);
+          }
+        }
+        if (opts.variants) { for (const c of this.#reconfigured(desc, layoutA, lb, ld, heur, cands)) add(c.algo, `reconf${m}`); }
+      }
+      const stream = args.stream ?? null;
+      return cands.slice(0, opts.maxChecked ?? 400).map((c) => ({
+        ...surveyConfig(c.algo),
+        source: c.source,
+        stable: this.#checkSameRows(
+          desc,
+          layoutA,
+          LT.R_16BF,
+          LT.R_16BF,
+          n,
+          k,
+          "bf16",
+          "bf16",
+          { b, stream },
+          c.algo,
+          null,
+          0,
+          STABLE_ROWS.map((rows) => ({ algo: c.algo, rows })),
+        ),
+      }));
+    } finally {
+      for (const l of made) checkCublas(lt.cublasLtMatrixLayoutDestroy(l), "cublasLtMatrixLayoutDestroy");
+      checkCublas(lt.cublasLtMatmulDescDestroy(desc), "cublasLtMatmulDescDestroy");
+    }
+  }
+
   /** Destroys every cached plan (descriptors and layouts); the next run of a shape plans again. */
   clearPlans(): void {
     bindContext(this.#ctx);
@@ -1353,6 +1559,7 @@ export class CublasLtGemm {
     try {
       this.#release.run();
     } finally {
+      this.#fixedKernels?.dispose();
       this.workspace.dispose();
     }
   }

@@ -451,6 +451,8 @@ export class CudaSession implements SessionBackend {
         ...(f.gemmTuneWide ? { tuneCandidates: 32 } : {}),
         batchInvariant: this.batchInvariant,
         invariantFp8Buckets: f.fp8InvariantBuckets,
+        invariantFixedGemm: f.invariantFixedGemm,
+        invariantWideSearch: f.invariantWideSearch,
       });
       // Quantized linears (issue 12): packed weights, zero points and f32 scales stay as stored; the
       // largest one's bf16 [N, K] is the prefill scratch (dequantize, then cuBLASLt).

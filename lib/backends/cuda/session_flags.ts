@@ -69,6 +69,8 @@ export const CUDA_FLAGS = {
    * every row as the reference algorithm does, instead of the reference algorithm for every M. @default true
    */
   fp8InvariantBuckets: { env: "LLMRT_FP8_BUCKETS", default: true },
+  /** Invariant shapes with no M-stable cuBLASLt reference: fixed-order GEMM. */ invariantFixedGemm: { env: "LLMRT_INVARIANT_FIXED_GEMM", default: true },
+  /** Invariant references: longer cuBLASLt search (gemm.ts). */ invariantWideSearch: { env: "LLMRT_INVARIANT_WIDE_SEARCH", default: true },
   /**
    * One-token fused FP8 decode steps run fp8_gemv1 (a persistent grid; each warp streams a contiguous run of weight
    * rows, PDL) for linears whose in-features are a multiple of 512 (at most 16384; 8192 with the RMSNorm prologue).
