@@ -922,6 +922,29 @@ export class CudaSession implements SessionBackend {
   }
 
   /**
+   * Graph replay time of a subset of an eager (prefill / mixed) step's launches (a measuring aid; a step missing
+   * launches computes garbage): runs `inp` once, passes its launch list to `select` (e.g. only the GEMMs), captures
+   * what it returns in a throwaway graph and returns the mean of `reps` replays in ms (after 3 warm-up replays).
+   */
+  timeEagerLaunches(inp: StepInputs, kv: CudaKvCache, select: (launches: readonly Launch[]) => Launch[], reps = 20): number {
+    this.#live();
+    const T = inp.tokenIds.length, S = inp.seqStarts.length - 1, R = inp.logitRows.length;
+    this.run(inp, { sampledIds: new Int32Array(R) }, kv);
+    const launches = select(this.#eagerLaunches(inp, { sampledIds: new Int32Array(R) }, kv, T, S, R, true));
+    if (launches.length === 0) return 0;
+    using graph = this.#stream.capture((s) => this.#exec(launches, s));
+    graph.upload(this.#stream);
+    using start = this.device.createEvent();
+    using end = this.device.createEvent();
+    for (let i = 0; i < 3; i++) graph.launch(this.#stream);
+    start.record(this.#stream);
+    for (let i = 0; i < reps; i++) graph.launch(this.#stream);
+    end.record(this.#stream);
+    end.synchronize();
+    return end.elapsedSince(start) / reps;
+  }
+
+  /**
    * The attention path of a decode graph of `bucket` tokens (fixed split-K covering maxSeqLen).
    * Batch-invariant sessions use bucket 1's geometry for every bucket: a sequence's keys fall into the
    * same splits, reduced in the same order, whatever the batch (later, empty splits add nothing).
