@@ -2,8 +2,8 @@
 # Session 17, issue 16 (helper prefill), round 1 (budget 150 s): llama-3.2-1b's 2048-token TTFT.
 #   power — nvidia-smi's power limits and clocks (read only), then SM clock / power / throttle reasons sampled every 10 ms
 #           through the whole TTFT run (tools/gpu/clock_phases.py lines them up with the bench's PHASE lines).
-#   ttft  — TTFT 128 / 2048, one process, sessions taking turns (median of 15): default / graphs (prefillGraphs) / pdl
-#           (prefillPdl) / graphs+pdl / default; logits vs default (bitwise expected), 1 re-run; --idle 150: every
+#   ttft  — TTFT 128 / 2048, one process, sessions taking turns (median of 15): default / graphs (prefillGraphs) / nopdl
+#           (prefillPdl off; on by default since session 15) / default / graphs; logits vs default (bitwise expected), 1 re-run; --idle 150: every
 #           variant's TTFT again with the GPU idle 150 ms before each step; --subsets 120: graph replays of the default
 #           step's launches — all, the GEMMs only, the rest only, gate_up only, one gate_up, the attention only — each
 #           ~1 s, so the clock log says what clock each part runs at alone and in the step.
@@ -13,11 +13,11 @@ set -uo pipefail
 # shellcheck disable=SC1091
 source tools/gpu/jobs_lib.sh
 nvidia-smi -q -d POWER,CLOCK 2>&1 | grep -E "Power Limit|Power Draw|^ +(SM|Graphics|Memory) +:|Max Clocks|Applications" | sed 's/  */ /g' | head -16
-stamp "1b TTFT 128 / 2048: default / graphs / pdl / graphs+pdl / default, idle, subsets"
+stamp "1b TTFT 128 / 2048: default / graphs / nopdl / default / graphs, idle, subsets"
 timeout 80 nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,clocks_throttle_reasons.active --format=csv,noheader -lms 10 > "$OUT/smi.csv" 2>&1 &
 smipid=$!
 LLMRT_BENCH_JSON=$OUT/ttft_1b.json timeout 75 bun bench/prefill_ttft.ts --model "$M1" --prompt-lens 128,2048 --reps 15 \
-  --variants default,graphs,pdl,graphs+pdl,default --check-runs 1 --idle 150 --subsets 120 > "$OUT/ttft_1b.log" 2>&1
+  --variants default,graphs,nopdl,default,graphs --check-runs 1 --idle 150 --subsets 120 > "$OUT/ttft_1b.log" 2>&1
 echo "rc $?"
 kill "$smipid" 2> /dev/null
 grep -E "prompt (128|2048): [a-z0-9+]+ +TTFT|runs|differ|idle:|^subset|SUMMARY|rror" "$OUT/ttft_1b.log" | cut -c1-200
