@@ -335,14 +335,18 @@ if (subsetReps > 0) {
   for (const [name, select, n] of subsets) {
     let count = 0;
     const t0 = Date.now();
-    const ms = sessions[0].cuda!.timeEagerLaunches(stepOf(prompt, 0), kvs[0] as CudaKvCache, (ls) => {
+    const r = sessions[0].cuda!.timeEagerLaunches(stepOf(prompt, 0), kvs[0] as CudaKvCache, (ls) => {
       const sel = select(ls);
       count = sel.length;
       return sel;
     }, n);
     console.log(`PHASE ${name} ${t0} ${Date.now()}`);
     console.log(
-      `subset ${name.padEnd(10)} ${count} launches: ${(ms * 1000).toFixed(1)} µs a replay (${(ms * 1000 / count).toFixed(2)} µs a launch), ${n} replays`,
+      `subset ${name.padEnd(10)} ${count} launches: ${(r.ms * 1000).toFixed(1)} µs a replay (${
+        (r.ms * 1000 / count).toFixed(2)
+      } µs a launch), ${n} replays; host: enqueue ${r.enqueueMs.toFixed(3)} ms, capture + instantiate ${r.captureMs.toFixed(3)} ms, upload ${
+        r.uploadMs.toFixed(3)
+      } ms`,
     );
   }
 }
