@@ -198,6 +198,7 @@ for (const L of promptLens) {
   }
   const ts: number[][] = sessions.map(() => []);
   const out = { sampledIds: new Int32Array(1) };
+  const repsT0 = Date.now();
   for (let r = 0; r < reps; r++) {
     sessions.forEach((s, i) => {
       const st = performance.now();
@@ -206,6 +207,7 @@ for (const L of promptLens) {
     });
     if (L >= 8192) console.log(`  prompt ${L}, rep ${r}: ${ts.map((t, i) => `${variants[i]} ${t[r].toFixed(1)} ms`).join(", ")}`);
   }
+  if (values.subsets || values.idle) console.log(`PHASE ttft${L} ${repsT0} ${Date.now()}`);
   // --check-runs: every variant's logits again, N times, against the first variant's first run.
   const checkRuns = Number(values["check-runs"] ?? 0);
   if (checkRuns > 0) {

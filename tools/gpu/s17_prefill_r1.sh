@@ -14,7 +14,7 @@ set -uo pipefail
 source tools/gpu/jobs_lib.sh
 nvidia-smi -q -d POWER,CLOCK 2>&1 | grep -E "Power Limit|Power Draw|^ +(SM|Graphics|Memory) +:|Max Clocks|Applications" | sed 's/  */ /g' | head -16
 stamp "1b TTFT 128 / 2048: default / graphs / nopdl / default / graphs, idle, subsets"
-timeout 80 nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,clocks_throttle_reasons.active --format=csv,noheader -lms 10 > "$OUT/smi.csv" 2>&1 &
+timeout 80 nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,clocks_throttle_reasons.active,total_energy_consumption --format=csv,noheader -lms 10 > "$OUT/smi.csv" 2>&1 &
 smipid=$!
 LLMRT_BENCH_JSON=$OUT/ttft_1b.json timeout 75 bun bench/prefill_ttft.ts --model "$M1" --prompt-lens 128,2048 --reps 15 \
   --variants default,graphs,nopdl,default,graphs --check-runs 1 --idle 150 --subsets 120 > "$OUT/ttft_1b.log" 2>&1
