@@ -16,6 +16,8 @@
  * attention only — each between two `PHASE name startMs endMs` lines (epoch ms) so a clock log (nvidia-smi -lms)
  * lines up with it: is a GEMM slower in the step because of its neighbours or because of the load it runs under.
  * --idle MS: after the timed reps, every variant's TTFT again with the GPU idle MS ms before each step (median of 5).
+ * --phases N: then, per prompt length, each variant's N steps back to back (synchronous, as the TTFT reps) as one PHASE
+ * (`PHASE p<length>_<i>_<variant>`), twice, so a clock / energy log gives each variant's clock and energy a step.
  *
  * Variants: default (the session defaults), noprune (pruneLastLayer false), wgmma / flash (wgmmaPrefill true / false),
  * noinv (batchInvariant false), notune (gemmTune false: batch-invariant GEMMs take the bucket's heuristic pick), resid
@@ -52,6 +54,7 @@ const { values } = parseArgs({
     "check-runs": { type: "string" },
     subsets: { type: "string" },
     idle: { type: "string" },
+    phases: { type: "string" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/prefill_ttft.ts --model DIR [--prompt-lens 128,2048] [--reps 7] [--variants ...] [--profile ...]");
@@ -319,6 +322,21 @@ for (const L of idleMs > 0 ? promptLens : []) {
   console.log(`prompt ${L} after ${idleMs} ms idle: ${variants.map((v, i) => `${v} ${median(ts[i]).toFixed(3)}`).join(" / ")} ms (median of 5)`);
 }
 
+// --phases: each variant's steps as one phase (twice, in turn), for the clock / energy log.
+const phaseSteps = Number(values.phases ?? 0);
+for (const L of phaseSteps > 0 ? promptLens : []) {
+  const prompt = Array.from({ length: L }, () => rand(Math.min(V, 32000)));
+  for (let round = 0; round < 2; round++) {
+    sessions.forEach((s, i) => {
+      const t0 = Date.now(), st = performance.now();
+      for (let r = 0; r < phaseSteps; r++) s.run(stepOf(prompt, 0), { sampledIds: new Int32Array(1) }, kvs[i]);
+      const ms = (performance.now() - st) / phaseSteps;
+      console.log(`PHASE p${L}_${i}_${variants[i]} ${t0} ${Date.now()} ${phaseSteps}`);
+      console.log(`phase p${L}_${i}_${variants[i]} (round ${round}): ${ms.toFixed(3)} ms a step over ${phaseSteps} steps`);
+    });
+  }
+}
+
 // --subsets: graph replays of parts of the first variant's step at the longest prompt (see the header).
 const subsetReps = Number(values.subsets ?? 0);
 if (subsetReps > 0) {
@@ -342,7 +360,7 @@ if (subsetReps > 0) {
       count = sel.length;
       return sel;
     }, n);
-    console.log(`PHASE ${name} ${t0} ${Date.now()}`);
+    console.log(`PHASE ${name} ${t0} ${Date.now()} ${n}`);
     console.log(
       `subset ${name.padEnd(10)} ${count} launches: ${(r.ms * 1000).toFixed(1)} µs a replay (${
         (r.ms * 1000 / count).toFixed(2)

@@ -5,10 +5,11 @@
     --format=csv,noheader -lms 10 > smi.csv
   python3 tools/gpu/clock_phases.py smi.csv bench.log
 
-A PHASE line is `PHASE name startEpochMs endEpochMs` (bench/prefill_ttft.ts --subsets / --idle). For each phase: the
+A PHASE line is `PHASE name startEpochMs endEpochMs [steps]` (bench/prefill_ttft.ts --subsets / --idle). For each phase: the
 samples inside it, the median / min SM clock, the median / max power and the share of samples with the SW power cap
 (throttle reason bit 0x4) or a HW slowdown (0x8 | 0x40 | 0x80) active; with the energy counter (mJ), the mean power
-over the phase from its first to its last sample (power.draw itself may be a windowed average).
+over the phase from its first to its last sample (power.draw itself may be a windowed average) and, given the phase's
+steps, that mean power times the phase's time a step (mJ a step).
 """
 import datetime, statistics, sys
 
@@ -25,7 +26,8 @@ print(f"clock log: {len(samples)} samples" + (f", SM clock {min(s[1] for s in sa
 for line in open(sys.argv[2]):
     if not line.startswith("PHASE "):
         continue
-    _, name, a, b = line.split()
+    _, name, a, b, *rest = line.split()
+    steps = int(rest[0]) if rest else 0
     inside = [s for s in samples if float(a) <= s[0] <= float(b)]
     if not inside:
         print(f"phase {name:10s} {float(b) - float(a):6.0f} ms: no samples")
@@ -36,5 +38,7 @@ for line in open(sys.argv[2]):
     hw = sum(1 for s in inside if s[3] & 0xC8) / len(inside)
     de, dt = inside[-1][4] - inside[0][4], inside[-1][0] - inside[0][0]
     mean = f", energy-counter mean {de / dt:.0f} W" if dt > 0 and de == de else ""
+    if mean and steps:
+        mean += f" = {de / dt * (float(b) - float(a)) / steps:.1f} mJ a step"
     print(f"phase {name:10s} {float(b) - float(a):6.0f} ms, {len(inside):3d} samples: SM clock median {statistics.median(sm):.0f} (min {min(sm):.0f}) MHz, "
           f"power median {statistics.median(pw):.0f} (max {max(pw):.0f}) W, SW power cap {100 * cap:.0f}%, HW slowdown {100 * hw:.0f}%{mean}")
