@@ -27,8 +27,7 @@
  * attention writes o_proj's e4m3 input), fp8prune (fp8PruneLastLayer: FP8 plans prune their last layer), fastsilu (fp8FastSilu: the prefill SiLU·mul quantize with
  * the hardware exp / division; not bitwise), s11 (the six same-bytes FP8 prefill switches of session 11), pdl (prefillPdl: the prefill's norms, RoPE, attention,
  * SiLU·mul and sampler with programmatic dependent launch), pcache (prefillPlanCache: a step reuses the launch list of an earlier step of its
- * shape), nopdl / nopcache (those two off), graphs (prefillGraphs: a seen step shape replays a CUDA graph), sustain (gemmTuneSustained: bucket
- * GEMM algorithms re-timed back to back, under the power cap), joined with "+" (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
+ * shape), nopdl / nopcache (those two off), graphs (prefillGraphs: a seen step shape replays a CUDA graph), joined with "+" (e.g. wgmma+noprune). LLMRT_BENCH_JSON=FILE writes the numbers.
  */
 import * as fs from "node:fs";
 import process from "node:process";
@@ -88,7 +87,6 @@ const OPTION: Record<string, SessionOptions> = {
   nopdl: { prefillPdl: false },
   nopcache: { prefillPlanCache: false },
   graphs: { prefillGraphs: true },
-  sustain: { gemmTuneSustained: true },
 };
 const optionsOf = (v: string): SessionOptions =>
   Object.assign(
@@ -171,10 +169,6 @@ for (const L of promptLens) {
     const st = performance.now();
     s.run(stepOf(prompt, 0), { logits: lg, sampledIds: new Int32Array(1) }, kvs[i]);
     console.log(`  prompt ${L}, ${variants[i]}: first run (GEMM plans, bucket checks) ${(performance.now() - st).toFixed(1)} ms`);
-    for (const p of s.cuda!.gemmSustainedPicks.splice(0)) {
-      const f = (xs: [number, number][]): string => xs.map(([j, ms]) => `#${j} ${(ms * 1000).toFixed(1)}`).join(", ");
-      console.log(`  sustained tuning ${p.what} bucket ${p.bucket}: short timing ${f(p.burst)} µs; back to back ${f(p.sustained)} µs`);
-    }
     return lg;
   });
   const cmp = logits.map((lg) => {

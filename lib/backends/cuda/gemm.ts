@@ -135,13 +135,6 @@ export interface GemmOptions {
    * 11: the llama-3.2-1b set at M = 64 0.870 → 0.861 ms, not used by the engine). @default false
    */
   readonly tuneSplitK?: boolean;
-  /**
-   * Batch-invariant bucket tuning: the fastest SUSTAIN_TOP candidates of the usual short timing (each 3–24 calls, at
-   * whatever clock the GPU has then) timed again, each run back to back for this many ms first, in two passes (forward,
-   * then reverse order), so the pick is the fastest under the power cap a prefill step runs at (H200: a 2048-row
-   * gate_up 155 µs in a short burst, 207 µs back to back). 0: off. Kept under their own timing-cache keys. @default 0
-   */
-  readonly tuneSustainMs?: number;
   /** Folder of the timing cache; `null` keeps it in memory only. @default `$LLMRT_CACHE_DIR/gemm` */
   readonly timingCacheDir?: string | null;
   /**
@@ -252,8 +245,6 @@ const LT_REDUCTION_INPLACE = 1;
 const COLD_RING_BYTES = 128 * 1024 * 1024;
 /** Smallest bucket whose batch-invariant algorithm is tuned (smaller GEMMs take the bucket's heuristic pick). */
 const TUNE_MIN_BUCKET = 512;
-/** Candidates re-timed back to back by sustained tuning (GemmOptions.tuneSustainMs). */
-const SUSTAIN_TOP = 8;
 /** Heuristic candidates searched for a non-split-K algorithm (batch-invariant mode). */
 const INVARIANT_CANDIDATES = 24;
 /** The M for which the batch-invariant algorithm of an (n, k) is chosen (a prefill-sized batch). */
@@ -381,9 +372,6 @@ export class CublasLtGemm {
   readonly #tuneCold: boolean;
   readonly #tuneSplitK: boolean;
   readonly #tuneCandidates: number;
-  readonly #tuneSustainMs: number;
-  /** Sustained tuning (GemmOptions.tuneSustainMs): per tuned bucket, the short-timing and the sustained pick, ms a call. */
-  readonly sustainedPicks: { what: string; bucket: number; burst: [number, number][]; sustained: [number, number][] }[] = [];
   readonly batchInvariant: boolean;
   readonly #refM: number;
   readonly #buckets: boolean;
@@ -417,7 +405,6 @@ export class CublasLtGemm {
     this.#tuneSplitK = options.tuneSplitK ?? false;
     this.#tuneCandidates = options.tuneCandidates ?? TUNE_CANDIDATES;
     positiveInt("tuneCandidates", this.#tuneCandidates);
-    this.#tuneSustainMs = options.tuneSustainMs ?? 0;
     this.#refM = options.invariantRefM ?? INVARIANT_REF_M;
     this.#buckets = options.invariantBuckets ?? true;
     this.#fp8Buckets = options.invariantFp8Buckets ?? false;
@@ -641,9 +628,7 @@ export class CublasLtGemm {
     io: { a: bigint; b: bigint; d: bigint; stream: Stream | null },
     ok: (algo: Uint8Array) => boolean,
   ): Uint8Array | null {
-    const memo = `${pinKey}@tune${bucket}${this.#tuneCandidates === TUNE_CANDIDATES ? "" : `c${this.#tuneCandidates}`}${
-      this.#tuneSustainMs > 0 ? `s${this.#tuneSustainMs}` : ""
-    }`;
+    const memo = `${pinKey}@tune${bucket}${this.#tuneCandidates === TUNE_CANDIDATES ? "" : `c${this.#tuneCandidates}`}`;
     const known = this.#tuned.get(memo);
     if (known !== undefined) return known;
     const lt = cublasLt();
@@ -662,9 +647,7 @@ export class CublasLtGemm {
       if (cached !== undefined && cached < cands.length && ok(cands[cached].algo)) {
         chosen = cands[cached].algo;
       } else if (cands.length > 0) {
-        const timed: [number, number][] = cands.length > 1 ? this.#timeCandidatesMs(desc, layoutA, lb, ld, cands, io) : [[0, 0]];
-        let order = timed.map(([i]) => i);
-        if (this.#tuneSustainMs > 0 && order.length > 1) order = this.#sustainedOrder(desc, layoutA, lb, ld, cands, timed, io, ok, what, bucket);
+        const order = cands.length > 1 ? this.#timeCandidates(desc, layoutA, lb, ld, cands, io) : [0];
         this.numTuned++;
         const i = order.find((j) => ok(cands[j].algo));
         if (i !== undefined) {
@@ -678,37 +661,6 @@ export class CublasLtGemm {
     }
     this.#tuned.set(memo, chosen);
     return chosen;
-  }
-
-  /**
-   * Sustained tuning (GemmOptions.tuneSustainMs): the first SUSTAIN_TOP of `timed` (short timing, fastest first) that
-   * pass `ok`, each timed after running back to back for tuneSustainMs, in two passes (forward, then reverse, so a
-   * drift of the clock over the passes evens out); their indices by summed time, fastest first.
-   */
-  #sustainedOrder(
-    desc: bigint,
-    layoutA: bigint,
-    lb: bigint,
-    ld: bigint,
-    cands: { algo: Uint8Array; ws: number }[],
-    timed: [number, number][],
-    io: { a: bigint; b: bigint; d: bigint; stream: Stream | null },
-    ok: (algo: Uint8Array) => boolean,
-    what: string,
-    bucket: number,
-  ): number[] {
-    const burst = timed.filter(([i]) => ok(cands[i].algo)).slice(0, SUSTAIN_TOP);
-    const top = burst.map(([i]) => i);
-    if (top.length < 2) return top;
-    const sum = new Map<number, number>();
-    for (const pass of [top, [...top].reverse()]) {
-      for (const [j, ms] of this.#timeCandidatesMs(desc, layoutA, lb, ld, pass.map((i) => cands[i]), io, 0, 0, this.#tuneSustainMs)) {
-        sum.set(pass[j], (sum.get(pass[j]) ?? 0) + ms / 2);
-      }
-    }
-    const sustained = [...sum.entries()].sort((x, y) => x[1] - y[1]);
-    this.sustainedPicks.push({ what, bucket, burst, sustained });
-    return sustained.map(([i]) => i);
   }
 
   /**
@@ -739,7 +691,6 @@ export class CublasLtGemm {
     io: { a: bigint; b: bigint; d: bigint; stream: Stream | null },
     coldBytes = 0,
     beta = 0,
-    sustainMs = 0,
   ): [number, number][] {
     const lt = cublasLt();
     const stream = io.stream ? io.stream.handle : 0n;
@@ -777,23 +728,6 @@ export class CublasLtGemm {
       // A candidate cuBLASLt refuses for this problem (a non-success status) is skipped; event and
       // stream failures are real errors and propagate.
       if (call(c) !== 0) return;
-      if (sustainMs > 0) {
-        // Sustained: back to back for ~sustainMs (the power cap's clock under this candidate's own load), then a quarter
-        // as many calls timed.
-        start.record(io.stream);
-        for (let r = 0; r < 3; r++) if (call(c) !== 0) return;
-        end.record(io.stream);
-        end.synchronize();
-        const n = Math.max(8, Math.ceil(sustainMs / Math.max(end.elapsedSince(start) / 3, 1e-3)));
-        for (let r = 0; r < n; r++) if (call(c) !== 0) return;
-        const timed = Math.ceil(n / 4);
-        start.record(io.stream);
-        for (let r = 0; r < timed; r++) if (call(c) !== 0) return;
-        end.record(io.stream);
-        end.synchronize();
-        times.push([i, end.elapsedSince(start) / timed]);
-        return;
-      }
       // 3 calls, or 24 where those took under 0.3 ms (short GEMMs: launch jitter would pick at random).
       let ms = Infinity;
       for (const reps of [3, 24]) {

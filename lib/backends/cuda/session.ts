@@ -449,7 +449,6 @@ export class CudaSession implements SessionBackend {
       this.#gemm = new CublasLtGemm(d, {
         tune: f.gemmTune,
         ...(f.gemmTuneWide ? { tuneCandidates: 32 } : {}),
-        ...(f.gemmTuneSustained ? { tuneSustainMs: 50 } : {}),
         batchInvariant: this.batchInvariant,
         invariantFp8Buckets: f.fp8InvariantBuckets,
       });
@@ -1323,11 +1322,6 @@ export class CudaSession implements SessionBackend {
     end.record(this.#stream);
     end.synchronize();
     return end.elapsedSince(start) / reps;
-  }
-
-  /** gemmTuneSustained: each bucket tuned back to back in this session — short-timing vs sustained ms a call by candidate. */
-  get gemmSustainedPicks(): CublasLtGemm["sustainedPicks"] {
-    return this.#gemm.sustainedPicks;
   }
 
   /** GEMM shapes timed in this session (the rest came from the timing cache or had one candidate). */

@@ -173,11 +173,6 @@ export const CUDA_FLAGS = {
    */
   gemmTuneWide: { env: "LLMRT_GEMM_TUNE_WIDE", default: true },
   /**
-   * Tuned invariant buckets re-time their 8 fastest candidates back to back (GemmOptions.tuneSustainMs 50; H200 2048-row
-   * gate_up: 155 µs a burst, 207 back to back): the fastest under the power cap; same bits; session 17. @default false
-   */
-  gemmTuneSustained: { env: "LLMRT_GEMM_TUNE_SUSTAINED", default: false },
-  /**
    * Eager prefill / mixed steps (not decode, not LoRA) of a shape seen before replay a CUDA graph of their launch list
    * (with prefillPlanCache and cudaGraphs; captured at the shape's second step, 16 kept): the same bits. H200 llama-3.2-1b
    * TTFT 128 −10%, 2048 −1%; a capturing step ~2 ms slower (bench/RESULTS.md session 16). @default false
