@@ -1324,6 +1324,50 @@ export class CudaSession implements SessionBackend {
     return end.elapsedSince(start) / reps;
   }
 
+  /**
+   * What a launched decode step's stream copies add to its graph (a tuning aid, bench/step_loop.ts): runs `inp` once
+   * so its bucket's graph exists, then times `reps` replays back to back alone and with each copy `launch` enqueues
+   * beside it (the staging upload before, the forwarded token's device copy before, the sampled ids' download after;
+   * then all three), ms a step between events.
+   */
+  timeDecodeStepCopies(inp: StepInputs, kv: CudaKvCache, reps = 50): Record<"graph" | "upload" | "forward" | "download" | "all", number> {
+    this.#live();
+    const T = inp.tokenIds.length;
+    if (!isDecodeStep(inp) || T > this.decodeCap) throw new ValidationError("timeDecodeStepCopies: expects a decode step (one token per sequence)", "inputs");
+    this.run(inp, { sampledIds: new Int32Array(T) }, kv);
+    const bucket = bucketFor(T, this.buckets);
+    const graph = this.#graphs.get(graphKey(bucket, true, false));
+    if (!graph) throw new ValidationError("timeDecodeStepCopies: the step did not run a graph (cudaGraphs off, or graphSplits)", "inputs");
+    const slot = this.#slots.current, o = this.#layout.offsets, io = this.#io, stream = this.#stream;
+    const words = packStep(this.#layout, slot.i32, slot.f32, slot.u32, inp, { bucket, scratchBlock: kv.scratchBlock });
+    const from = o.temperature * 4;
+    const upload = (): void => io.copyFromHost(slot.pinned.bytes.subarray(from, words * 4), { stream, offset: from });
+    const forward = (): void => io.copyFromDevice(io, 4, { srcOffset: o.sampledIds * 4, dstOffset: o.tokenIds * 4, stream });
+    const download = (): void => io.copyToHost(slot.pinned.bytes.subarray(0, T * 4), { stream });
+    using start = this.device.createEvent();
+    using end = this.device.createEvent();
+    const time = (before: (() => void)[], after: (() => void)[]): number => {
+      const one = (): void => {
+        for (const f of before) f();
+        graph.launch(stream);
+        for (const f of after) f();
+      };
+      for (let i = 0; i < 3; i++) one();
+      start.record(stream);
+      for (let i = 0; i < reps; i++) one();
+      end.record(stream);
+      end.synchronize();
+      return end.elapsedSince(start) / reps;
+    };
+    return {
+      graph: time([], []),
+      upload: time([upload], []),
+      forward: time([forward], []),
+      download: time([], [download]),
+      all: time([upload, forward], [download]),
+    };
+  }
+
   /** GEMM shapes timed in this session (the rest came from the timing cache or had one candidate). */
   get numGemmShapesTuned(): number {
     return this.#gemm.numTuned;

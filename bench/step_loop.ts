@@ -1,0 +1,142 @@
+/**
+ * Batch-1 decode: what a step costs outside its CUDA graph. In one process, per engine (one per --max-seq-lens value,
+ * the same checkpoint): the graph replayed back to back, the synced loop (`Session.run`), the overlapped loop as the
+ * executor runs it (`Session.launch`, the token forwarded on the device) and the same without forwarding (the token
+ * given by the host: no device-to-device copy a step), each a step period in µs at 129..(128 + decode) keys, with the
+ * host's time inside `launch` and `wait`. Then the stream's small copies alone (host → device 256 B, device → device
+ * 4 B, device → host 4 B; µs each on the GPU timeline, 500 back to back).
+ *
+ *   bun bench/step_loop.ts --model DIR [--max-seq-lens 320,2112] [--decode 128] [--reps 3]
+ *
+ * LLMRT_BENCH_JSON=FILE also writes the numbers as JSON.
+ */
+import * as fs from "node:fs";
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { buildSync } from "../lib/builder/builder.ts";
+import { AutoModelForCausalLM } from "../lib/models/llama.ts";
+import type { CudaKvCache } from "../lib/backends/cuda/session.ts";
+import { Session } from "../lib/runtime/session.ts";
+import { deviceWeightBytes, greedyStepper } from "./batch1.ts";
+import { copyCeiling } from "./copy_bandwidth.ts";
+
+const { values } = parseArgs({
+  args: process.argv.slice(2),
+  options: { model: { type: "string" }, "max-seq-lens": { type: "string" }, decode: { type: "string" }, reps: { type: "string" } },
+});
+if (!values.model) throw new Error("usage: bun bench/step_loop.ts --model DIR [--max-seq-lens 320,2112] [--decode 128] [--reps 3]");
+const lens = (values["max-seq-lens"] ?? "320,2112").split(",").map(Number);
+const numDecode = Number(values.decode ?? 128);
+const reps = Number(values.reps ?? 3);
+const bs = 32;
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const us = (ms: number): string => (ms * 1000).toFixed(1);
+const results: Record<string, unknown>[] = [];
+let ceilingBps = 0;
+
+for (const maxSeqLen of lens) {
+  const m = AutoModelForCausalLM.fromHuggingFace(values.model, { dtype: "bfloat16" });
+  const engine = buildSync(m, { backend: "cuda", maxBatchSize: 1, maxNumTokens: 128, maxSeqLen, tokensPerBlock: bs });
+  m.close();
+  using session = Session.fromSerializedEngine(engine, { backend: "cuda" });
+  const cuda = session.cuda!;
+  if (ceilingBps === 0) ceilingBps = copyCeiling(cuda.device).bps;
+  const stepBytes = deviceWeightBytes(engine);
+  const kv = session.createKvCache(maxSeqLen / bs + 1);
+  const stepOf = greedyStepper(Int32Array.from({ length: maxSeqLen / bs }, (_, i) => i));
+  const out = { sampledIds: new Int32Array(1) };
+  const prompt = Array.from({ length: 128 }, (_, i) => (i * 7919) % 30000);
+  session.run(stepOf(prompt, 0), out, kv);
+  const first = out.sampledIds[0];
+  session.run(stepOf([first], 128), out, kv); // the bucket-1 graph
+  const graphMs = cuda.profileDecodeStep(stepOf([first], 128 + numDecode / 2), kv as CudaKvCache, 50).graphMs;
+
+  const synced = (): number => {
+    let last = first;
+    const t = performance.now();
+    for (let i = 0; i < numDecode; i++) {
+      session.run(stepOf([last], 128 + i), out, kv);
+      last = out.sampledIds[0];
+    }
+    return (performance.now() - t) / numDecode;
+  };
+  // forward: the executor's form (token ids forwarded on the device); else the host gives a fixed token (no D2D copy).
+  const overlapped = (forward: boolean): { ms: number; launchMs: number; waitMs: number } => {
+    const bufs = [new Int32Array(1), new Int32Array(1)];
+    let launchMs = 0, waitMs = 0;
+    let prev = session.launch(stepOf([first], 128), { sampledIds: bufs[0] }, kv);
+    const t = performance.now();
+    for (let i = 1; i <= numDecode; i++) {
+      const a = performance.now();
+      const inp = forward ? { ...stepOf([0], 128 + i), forwardedTokens: { from: prev, rows: Int32Array.of(0) } } : stepOf([first], 128 + i);
+      const cur = session.launch(inp, { sampledIds: bufs[i % 2] }, kv);
+      const b = performance.now();
+      prev.wait();
+      waitMs += performance.now() - b;
+      launchMs += b - a;
+      prev = cur;
+    }
+    prev.wait();
+    return { ms: (performance.now() - t) / numDecode, launchMs: launchMs / numDecode, waitMs: waitMs / numDecode };
+  };
+  const runs = { synced: [] as number[], fwd: [] as number[], fixed: [] as number[], fwdLaunch: [] as number[], fwdWait: [] as number[] };
+  for (let r = 0; r < reps; r++) {
+    runs.synced.push(synced());
+    const f = overlapped(true);
+    runs.fwd.push(f.ms);
+    runs.fwdLaunch.push(f.launchMs);
+    runs.fwdWait.push(f.waitMs);
+    runs.fixed.push(overlapped(false).ms);
+  }
+  if (maxSeqLen === lens[0]) {
+    // The stream's small copies alone, on the GPU timeline (500 back to back between two events).
+    const dev = cuda.device;
+    using stream = dev.createStream();
+    using host = dev.allocHost(4096);
+    using buf = dev.alloc(4096);
+    using e0 = dev.createEvent();
+    using e1 = dev.createEvent();
+    const n = 500;
+    const time = (label: string, op: () => void): void => {
+      for (let i = 0; i < 20; i++) op();
+      e0.record(stream);
+      for (let i = 0; i < n; i++) op();
+      e1.record(stream);
+      e1.synchronize();
+      console.log(`${label}: ${(1000 * e1.elapsedSince(e0) / n).toFixed(2)} µs each (${n} back to back)`);
+    };
+    time("host → device 256 B", () => buf.copyFromHost(host.bytes.subarray(0, 256), { stream }));
+    time("device → device 4 B", () => buf.copyFromDevice(buf, 4, { srcOffset: 1024, dstOffset: 0, stream }));
+    time("device → host 4 B", () => buf.copyToHost(host.bytes.subarray(512, 516), { stream }));
+    time("the three", () => {
+      buf.copyFromHost(host.bytes.subarray(0, 256), { stream });
+      buf.copyFromDevice(buf, 4, { srcOffset: 1024, dstOffset: 0, stream });
+      buf.copyToHost(host.bytes.subarray(512, 516), { stream });
+    });
+  }
+  const copies = cuda.timeDecodeStepCopies(stepOf([first], 128 + numDecode / 2), kv as CudaKvCache, 100);
+  const pct = (ms: number): string => (100 * stepBytes / (ms / 1000) / ceilingBps).toFixed(1);
+  const row = {
+    maxSeqLen,
+    graphUs: graphMs * 1000,
+    syncedUs: median(runs.synced) * 1000,
+    overlappedUs: median(runs.fwd) * 1000,
+    overlappedFixedTokenUs: median(runs.fixed) * 1000,
+    hostLaunchUs: median(runs.fwdLaunch) * 1000,
+    hostWaitUs: median(runs.fwdWait) * 1000,
+  };
+  results.push({ ...row, copiesUs: Object.fromEntries(Object.entries(copies).map(([k, v]) => [k, v * 1000])) });
+  console.log(
+    `maxSeqLen ${maxSeqLen}: graph replays with the step's stream copies (µs a step): ` +
+      Object.entries(copies).map(([k, v]) => `${k} ${us(v)}`).join(" | "),
+  );
+  console.log(
+    `maxSeqLen ${maxSeqLen}: graph ${us(graphMs)} µs (${pct(graphMs)}%) | synced ${us(median(runs.synced))} (${pct(median(runs.synced))}%) | ` +
+      `overlapped ${us(median(runs.fwd))} (${pct(median(runs.fwd))}%) | overlapped, host token ${us(median(runs.fixed))} | ` +
+      `host in launch ${us(median(runs.fwdLaunch))}, in wait ${us(median(runs.fwdWait))} µs a step [runs: synced ${runs.synced.map(us).join(" ")}; ` +
+      `overlapped ${runs.fwd.map(us).join(" ")}; host token ${runs.fixed.map(us).join(" ")}]`,
+  );
+}
+
+console.log(`copy ceiling ${(ceilingBps / 1e12).toFixed(3)} TB/s`);
+if (process.env.LLMRT_BENCH_JSON) fs.writeFileSync(process.env.LLMRT_BENCH_JSON, JSON.stringify({ ceilingBps, results }, null, 1));
