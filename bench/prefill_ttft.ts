@@ -9,7 +9,15 @@
  * runs of every prompt against the first variant's (bitwise: a launch that read its input early would show here).
  *
  *   bun bench/prefill_ttft.ts --model DIR [--prompt-lens 128,2048] [--reps 7] [--variants default,noprune,wgmma,noinv]
- *     [--profile default,noprune] [--lm-head] [--piped-all] [--check-runs N]
+ *     [--profile default,noprune] [--lm-head] [--piped-all] [--check-runs N] [--subsets REPS] [--idle MS]
+ *
+ * --subsets REPS: for the first variant at the longest prompt, graph replays (REPS of them, ~1 s) of subsets of its
+ * step's launches — all, the GEMMs only, the rest only, the gate_up GEMMs only, one gate_up GEMM (15 × REPS), the
+ * attention only — each between two `PHASE name startMs endMs` lines (epoch ms) so a clock log (nvidia-smi -lms)
+ * lines up with it: is a GEMM slower in the step because of its neighbours or because of the load it runs under.
+ * --idle MS: after the timed reps, every variant's TTFT again with the GPU idle MS ms before each step (median of 5).
+ * --phases N: then, per prompt length, each variant's N steps back to back (synchronous, as the TTFT reps) as one PHASE
+ * (`PHASE p<length>_<i>_<variant>`), twice, so a clock / energy log gives each variant's clock and energy a step.
  *
  * Variants: default (the session defaults), noprune (pruneLastLayer false), wgmma / flash (wgmmaPrefill true / false),
  * noinv (batchInvariant false), notune (gemmTune false: batch-invariant GEMMs take the bucket's heuristic pick), resid
@@ -29,6 +37,7 @@ import { parseArgs } from "node:util";
 import { buildSync } from "../lib/builder/builder.ts";
 import { openModel } from "../lib/quantization/prequantized.ts";
 import type { CudaKvCache } from "../lib/backends/cuda/session.ts";
+import type { Launch } from "../lib/backends/cuda/launch_types.ts";
 import { CublasLtGemm } from "../lib/backends/cuda/gemm.ts";
 import { Session } from "../lib/runtime/session.ts";
 import type { SessionOptions } from "../lib/runtime/session_options.ts";
@@ -45,6 +54,9 @@ const { values } = parseArgs({
     "lm-head": { type: "boolean" },
     "piped-all": { type: "boolean" },
     "check-runs": { type: "string" },
+    subsets: { type: "string" },
+    idle: { type: "string" },
+    phases: { type: "string" },
   },
 });
 if (!values.model) throw new Error("usage: bun bench/prefill_ttft.ts --model DIR [--prompt-lens 128,2048] [--reps 7] [--variants ...] [--profile ...]");
@@ -193,6 +205,7 @@ for (const L of promptLens) {
   }
   const ts: number[][] = sessions.map(() => []);
   const out = { sampledIds: new Int32Array(1) };
+  const repsT0 = Date.now();
   for (let r = 0; r < reps; r++) {
     sessions.forEach((s, i) => {
       const st = performance.now();
@@ -201,6 +214,7 @@ for (const L of promptLens) {
     });
     if (L >= 8192) console.log(`  prompt ${L}, rep ${r}: ${ts.map((t, i) => `${variants[i]} ${t[r].toFixed(1)} ms`).join(", ")}`);
   }
+  if (values.subsets || values.idle) console.log(`PHASE ttft${L} ${repsT0} ${Date.now()}`);
   // --check-runs: every variant's logits again, N times, against the first variant's first run.
   const checkRuns = Number(values["check-runs"] ?? 0);
   if (checkRuns > 0) {
@@ -289,6 +303,74 @@ for (const L of promptLens) {
       }; logits vs ${variants[0]}: ${
         v.bitsDiffer === 0 ? "bitwise equal" : `${v.bitsDiffer} differ, rel L2 ${v.relL2.toExponential(2)}, argmax ${v.argmaxEqual ? "equal" : "differs"}`
       }${v.nonFinite ? `, ${v.nonFinite} non-finite` : ""}`,
+    );
+  }
+}
+
+// --idle: TTFT when the step starts on an idle GPU (the power cap's controller has recovered), sessions taking turns.
+const idleMs = Number(values.idle ?? 0);
+const sleepSync = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+for (const L of idleMs > 0 ? promptLens : []) {
+  const prompt = Array.from({ length: L }, () => rand(Math.min(V, 32000)));
+  const ts: number[][] = sessions.map(() => []);
+  const t0 = Date.now();
+  for (let r = 0; r < 5; r++) {
+    sessions.forEach((s, i) => {
+      sleepSync(idleMs);
+      const st = performance.now();
+      s.run(stepOf(prompt, 0), { sampledIds: new Int32Array(1) }, kvs[i]);
+      ts[i].push(performance.now() - st);
+    });
+  }
+  console.log(`PHASE idle${L} ${t0} ${Date.now()}`);
+  console.log(`prompt ${L} after ${idleMs} ms idle: ${variants.map((v, i) => `${v} ${median(ts[i]).toFixed(3)}`).join(" / ")} ms (median of 5)`);
+}
+
+// --phases: each variant's steps as one phase (twice, in turn), for the clock / energy log.
+const phaseSteps = Number(values.phases ?? 0);
+for (const L of phaseSteps > 0 ? promptLens : []) {
+  const prompt = Array.from({ length: L }, () => rand(Math.min(V, 32000)));
+  for (let round = 0; round < 2; round++) {
+    sessions.forEach((s, i) => {
+      const t0 = Date.now(), st = performance.now();
+      for (let r = 0; r < phaseSteps; r++) s.run(stepOf(prompt, 0), { sampledIds: new Int32Array(1) }, kvs[i]);
+      const ms = (performance.now() - st) / phaseSteps;
+      console.log(`PHASE p${L}_${i}_${variants[i]} ${t0} ${Date.now()} ${phaseSteps}`);
+      console.log(`phase p${L}_${i}_${variants[i]} (round ${round}): ${ms.toFixed(3)} ms a step over ${phaseSteps} steps`);
+    });
+  }
+}
+
+// --subsets: graph replays of parts of the first variant's step at the longest prompt (see the header).
+const subsetReps = Number(values.subsets ?? 0);
+if (subsetReps > 0) {
+  const prompt = Array.from({ length: maxLen }, () => rand(Math.min(V, 32000)));
+  const isGemm = (l: Launch): boolean => l.kind === "gemm" && l.m === maxLen;
+  const maxN = (ls: readonly Launch[]): number => Math.max(...ls.map((l) => (isGemm(l) ? (l as { n: number }).n : 0)));
+  const subsets: [string, (ls: readonly Launch[]) => Launch[], number][] = [
+    ["all", (ls) => [...ls], subsetReps],
+    ["gemms", (ls) => ls.filter((l) => l.kind === "gemm"), subsetReps],
+    ["rest", (ls) => ls.filter((l) => l.kind !== "gemm"), subsetReps],
+    ["gate_up", (ls) => ls.filter((l) => isGemm(l) && (l as { n: number }).n === maxN(ls)), subsetReps],
+    ["gate_up1", (ls) => ls.filter((l) => isGemm(l) && (l as { n: number }).n === maxN(ls)).slice(0, 1), subsetReps * 15],
+    ["attention", (ls) => ls.filter((l) => l.kind === "kernel" && l.kernel.startsWith("flash")), subsetReps],
+    ["all", (ls) => [...ls], subsetReps],
+  ];
+  for (const [name, select, n] of subsets) {
+    let count = 0;
+    const t0 = Date.now();
+    const r = sessions[0].cuda!.timeEagerLaunches(stepOf(prompt, 0), kvs[0] as CudaKvCache, (ls) => {
+      const sel = select(ls);
+      count = sel.length;
+      return sel;
+    }, n);
+    console.log(`PHASE ${name} ${t0} ${Date.now()} ${n}`);
+    console.log(
+      `subset ${name.padEnd(10)} ${count} launches: ${(r.ms * 1000).toFixed(1)} µs a replay (${
+        (r.ms * 1000 / count).toFixed(2)
+      } µs a launch), ${n} replays; host: enqueue ${r.enqueueMs.toFixed(3)} ms, capture + instantiate ${r.captureMs.toFixed(3)} ms, upload ${
+        r.uploadMs.toFixed(3)
+      } ms`,
     );
   }
 }

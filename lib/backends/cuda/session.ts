@@ -924,6 +924,44 @@ export class CudaSession implements SessionBackend {
   }
 
   /**
+   * Graph replay time of a subset of an eager (prefill / mixed) step's launches (a measuring aid; a step missing
+   * launches computes garbage): runs `inp` once, passes its launch list to `select` (e.g. only the GEMMs), captures
+   * what it returns in a throwaway graph and returns the mean of `reps` replays in ms (after 3 warm-up replays), with
+   * the host's costs of the subset on an idle stream: enqueueing it eagerly, capturing + instantiating it, uploading it.
+   */
+  timeEagerLaunches(
+    inp: StepInputs,
+    kv: CudaKvCache,
+    select: (launches: readonly Launch[]) => Launch[],
+    reps = 20,
+  ): { ms: number; enqueueMs: number; captureMs: number; uploadMs: number } {
+    this.#live();
+    const T = inp.tokenIds.length, S = inp.seqStarts.length - 1, R = inp.logitRows.length;
+    this.run(inp, { sampledIds: new Int32Array(R) }, kv);
+    const launches = select(this.#eagerLaunches(inp, { sampledIds: new Int32Array(R) }, kv, T, S, R, true));
+    if (launches.length === 0) return { ms: 0, enqueueMs: 0, captureMs: 0, uploadMs: 0 };
+    this.#stream.synchronize();
+    const t0 = performance.now();
+    this.#exec(launches);
+    const t1 = performance.now();
+    this.#stream.synchronize();
+    const t2 = performance.now();
+    using graph = this.#stream.capture((s) => this.#exec(launches, s));
+    const t3 = performance.now();
+    graph.upload(this.#stream);
+    this.#stream.synchronize();
+    const t4 = performance.now();
+    using start = this.device.createEvent();
+    using end = this.device.createEvent();
+    for (let i = 0; i < 3; i++) graph.launch(this.#stream);
+    start.record(this.#stream);
+    for (let i = 0; i < reps; i++) graph.launch(this.#stream);
+    end.record(this.#stream);
+    end.synchronize();
+    return { ms: end.elapsedSince(start) / reps, enqueueMs: t1 - t0, captureMs: t3 - t2, uploadMs: t4 - t3 };
+  }
+
+  /**
    * The attention path of a decode graph of `bucket` tokens (fixed split-K covering maxSeqLen).
    * Batch-invariant sessions use bucket 1's geometry for every bucket: a sequence's keys fall into the
    * same splits, reduced in the same order, whatever the batch (later, empty splits add nothing).
