@@ -112,6 +112,15 @@
 #ifndef DB4_PF
 #define DB4_PF 0  // 1 (harness): the entry points above with decodeBatch4Impl's PF (the first tiles' table entries prefetched)
 #endif
+#ifndef DB4_EARLY
+#define DB4_EARLY 0  // 1 (harness): the e4m3 scales and the own key's block-table entry loaded with the position (same bits)
+#endif
+#ifndef DB4_OUTV
+#define DB4_OUTV 0  // 1 (harness): warp 0's bf16 output rows staged in its ring, written as 16-byte stores (same bits)
+#endif
+#ifndef DB4_RCP
+#define DB4_RCP 0  // 1 (harness): o / l as o · rcp.rn(l) plus one remainder FMA (Markstein), x / l below 2^-60
+#endif
 #define DB4_CFG(P, HD, Q8) ((Q8) ? ((HD) == 128 ? DB4_F##P##128 : DB4_F##P##64) : ((HD) == 128 ? DB4_##P##128 : DB4_##P##64))
 
 template <bool Q8>
@@ -317,6 +326,14 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
     }
   }
   const int pos = positions[t];
+  float kScE[SERMAX], vScE[SERMAX];  // DB4_EARLY: item j's k / v scales
+#pragma unroll
+  for (int j = 0; j < SERMAX; j++) kScE[j] = vScE[j] = 1.f;
+  if (DB4_EARLY && Q8) {
+#pragma unroll
+    for (int j = 0; j < SERMAX; j++)
+      if (j < SER) { kScE[j] = kvScales[kvhOf(j)]; vScE[j] = kvScales[numKvHeads + kvhOf(j)]; }
+  }
   const int st0 = t < numSeqs ? seqStarts[t] : -1, st1 = t < numSeqs ? seqStarts[t + 1] : -1;
   double ifq[FPT];
 #pragma unroll
@@ -359,6 +376,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   const long long vStepB = (long long)tokensPerBlock * rowWidth * EB;  // V of a key sits this many bytes past its K
   const int* table = blockTables + (long long)s * maxBlocksPerSeq;
   unsigned char* kv = reinterpret_cast<unsigned char*>(kvv);
+  const int ownBlk = DB4_EARLY && own ? table[pos / tokensPerBlock] : 0;  // DB4_EARLY: loaded beside the first tiles' entries
 
   if (sLo < sHi) {
     const int nT = (sHi - sLo + KEYS - 1) / KEYS;  // warp tiles of an item's split
@@ -458,7 +476,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
       const int pq = tid + j * NT, it = pq / (DB4_ROWS * HC), g = (pq / HC) % DB4_ROWS, c = pq % HC;
       if (pq < QP && it < SER) {
         const bool live = g < gbOf(it);
-        const float f = qscale * (Q8 ? kvScales[kvhOf(it)] : 1.f);
+        const float f = qscale * (Q8 ? (DB4_EARLY ? kScE[it] : kvScales[kvhOf(it)]) : 1.f);
         const u32 wa[4] = {qA[j].x, qA[j].y, qA[j].z, qA[j].w}, wb[4] = {qB[j].x, qB[j].y, qB[j].z, qB[j].w};
         u32 ra[4], rb2[4];
 #pragma unroll
@@ -485,11 +503,12 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
       if (!own || pk >= SERMAX * HC || it >= SER) continue;
       const int kh = kvhOf(it);
       const bool writer = (bx0 + it) % chunks == 0;
-      const long long kOff = (kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth) + kh * HD) * EB;
+      const long long kOff = ((DB4_EARLY ? ((long long)ownBlk * 2 * tokensPerBlock + pos % tokensPerBlock) * rowWidth
+                                          : kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth)) + kh * HD) * EB;
       const u32 wa[4] = {kA[j].x, kA[j].y, kA[j].z, kA[j].w}, wb[4] = {kB[j].x, kB[j].y, kB[j].z, kB[j].w};
       const u32 wc[4] = {vC[j].x, vC[j].y, vC[j].z, vC[j].w}, wd[4] = {vD[j].x, vD[j].y, vD[j].z, vD[j].w};
       if (Q8) {
-        const float kS = kvScales[kh], vS = kvScales[numKvHeads + kh];
+        const float kS = DB4_EARLY ? kScE[it] : kvScales[kh], vS = DB4_EARLY ? vScE[it] : kvScales[numKvHeads + kh];
         u32 ka[2] = {0u, 0u}, kb[2] = {0u, 0u}, va[2] = {0u, 0u}, vb[2] = {0u, 0u};
 #pragma unroll
         for (int e = 0; e < 8; e++) {
@@ -741,9 +760,16 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
           }
         }
         const int Gb = gbOf(it), h0 = h0Of(it);
-        const float vS = Q8 ? kvScales[numKvHeads + kvhOf(it)] : 1.f;
+        const float vS = Q8 ? (DB4_EARLY ? vScE[it] : kvScales[numKvHeads + kvhOf(it)]) : 1.f;
         const long long thA = (long long)t * numHeads + h0 + 2 * c4;  // head 2 c4 (B: + 1)
         const bool okA = 2 * c4 < Gb, okB = 2 * c4 + 1 < Gb;
+        const float rA = DB4_RCP ? __frcp_rn(LA) : 0.f, rB = DB4_RCP ? __frcp_rn(LB) : 0.f;
+        auto odiv = [&](float x, float l, float r) {
+          if (!DB4_RCP) return x / l;
+          const float q = x * r;
+          const float q2 = fmaf(fmaf(-q, l, x), r, q);
+          return fabsf(x) < 0x1p-60f ? x / l : q2;
+        };
         if (QO && direct) {
           // Head dims (HD / 8) g4 + 2 mt + hi: one run of 2 MT bytes a head (8 / 16 bytes), in (mt, hi) order.
           u32 wa[MT / 2], wb[MT / 2];
@@ -753,8 +779,8 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
 #pragma unroll
             for (int e = 0; e < 4; e++) {
               const int m2 = mt + e / 2, hi = e % 2;
-              a[e] = db4QDiv(o[m2][2 * hi] * vS / LA, actScale, qoInv);
-              b[e] = db4QDiv(o[m2][2 * hi + 1] * vS / LB, actScale, qoInv);
+              a[e] = db4QDiv(odiv(o[m2][2 * hi] * vS, LA, rA), actScale, qoInv);
+              b[e] = db4QDiv(odiv(o[m2][2 * hi + 1] * vS, LB, rB), actScale, qoInv);
             }
             wa[mt / 2] = db4E4m3x2(a[0], a[1]) | (db4E4m3x2(a[2], a[3]) << 16);
             wb[mt / 2] = db4E4m3x2(b[0], b[1]) | (db4E4m3x2(b[2], b[3]) << 16);
@@ -769,20 +795,33 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
             if (okB) *reinterpret_cast<uint2*>(o8 + (thA + 1) * HD + d0) = make_uint2(wb[0], wb[1]);
           }
         }
+        static_assert(!DB4_OUTV || SERMAX == 1, "DB4_OUTV stages the output in warp 0's ring (free at the end with one item)");
+        bf16_t* oStage = reinterpret_cast<bf16_t*>(ring);  // DB4_OUTV: [8 heads][HD] bf16
 #pragma unroll
         for (int mt = 0; mt < MT; mt++)
 #pragma unroll
           for (int hi = 0; hi < 2; hi++) {
             const int d = db4Dim<HD, Q8>(g4, mt, hi);
             const float OA = o[mt][2 * hi] * vS, OB = o[mt][2 * hi + 1] * vS;
-            if (direct && !QO) {
-              if (okA) out[thA * HD + d] = fromF<bf16_t>(OA / LA);
-              if (okB) out[(thA + 1) * HD + d] = fromF<bf16_t>(OB / LB);
+            if (direct && !QO && DB4_OUTV) {
+              oStage[(2 * c4) * HD + d] = fromF<bf16_t>(odiv(OA, LA, rA));
+              oStage[(2 * c4 + 1) * HD + d] = fromF<bf16_t>(odiv(OB, LB, rB));
+            } else if (direct && !QO) {
+              if (okA) out[thA * HD + d] = fromF<bf16_t>(odiv(OA, LA, rA));
+              if (okB) out[(thA + 1) * HD + d] = fromF<bf16_t>(odiv(OB, LB, rB));
             } else if (!direct) {
               if (okA) partialO[(thA * numSplits + z) * HD + d] = OA;
               if (okB) partialO[((thA + 1) * numSplits + z) * HD + d] = OB;
             }
           }
+        if (DB4_OUTV && direct && !QO) {
+          __syncwarp();
+          const long long th0 = (long long)t * numHeads + h0;
+          for (int idx = lane; idx < Gb * (HD / 8); idx += 32) {
+            const int g = idx / (HD / 8), c = idx - g * (HD / 8);
+            *reinterpret_cast<uint4*>(out + (th0 + g) * HD + c * 8) = *reinterpret_cast<const uint4*>(oStage + g * HD + c * 8);
+          }
+        }
         if (!direct && g4 == 0) {
           if (okA) { partialML[(thA * numSplits + z) * 2] = MA; partialML[(thA * numSplits + z) * 2 + 1] = LA; }
           if (okB) { partialML[((thA + 1) * numSplits + z) * 2] = MB; partialML[((thA + 1) * numSplits + z) * 2 + 1] = LB; }

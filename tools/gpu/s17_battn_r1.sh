@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Session 17, helper battn, round 1 (budget 120 s, no checkpoint): decode_attention_batch4 at the bench graphs' geometry
+# (split 256 of maxSeqLen 288, positions 192), the engine's forms: llama-3.2-1b 64 seqs bf16 hd64 (bf16 out) and llama-3.1-8b
+# 512 / 64 seqs e4m3 hd128 through the q8 entry (fp8DecodeAttnQuant), plus the e4m3 bf16-out entry. New harness knobs (same
+# bits expected; the timing line says whether every output is bitwise the first configuration's):
+#   EARLY — the e4m3 scales and the own key's block-table entry loaded with the position (off the prologue's chain)
+#   OUTV  — warp 0's bf16 output staged in its ring, written as 16-byte stores (the e4m3 form scatters 2-byte stores)
+#   RCP   — o / l as o · rcp.rn(l) + one remainder FMA (Markstein), true division below 2^-60
+# Per-block DB4_TRACE stamps of the first two configurations of each case.
+set -uo pipefail
+# shellcheck disable=SC1091
+source tools/gpu/jobs_lib.sh
+H=tools/cuda-kernel-check/decode_attention_batch4.py
+stamp "1B 64 seqs bf16 hd64"
+timeout 45 python3 $H --only timing --fp8 0 --no-batch2 --split 256 --trace 2 --cases 1b:64:192-193 \
+  --cfgs "d;EARLY+OUTV+RCP;EARLY;OUTV;RCP" > "$OUT/b1.log" 2>&1
+echo "rc $?"
+grep -E "copy|seqs ctx|trace|FAIL|Error|error|Traceback" "$OUT/b1.log" | cut -c1-1200 | head -12
+stamp "8B e4m3 q8 entry, 512 and 64 seqs"
+timeout 42 python3 $H --only timing --fp8 1 --q8 --no-batch2 --split 256 --trace 2 --cases 8b:512:192-193,8b:64:192-193 \
+  --fcfgs "d;EARLY+RCP;EARLY" > "$OUT/b8q.log" 2>&1
+echo "rc $?"
+grep -E "copy|seqs ctx|trace|FAIL|Error|error|Traceback" "$OUT/b8q.log" | cut -c1-1200 | head -12
+left=$((115 - (SECONDS - _t0)))
+stamp "8B e4m3 bf16-out entry, 512 seqs ($left s left)"
+[ "$left" -gt 12 ] && timeout "$left" python3 $H --only timing --fp8 1 --no-batch2 --split 256 --cases 8b:512:192-193 \
+  --fcfgs "d;OUTV;EARLY+OUTV+RCP" > "$OUT/b8.log" 2>&1
+echo "rc $?"
+grep -E "seqs ctx|FAIL|Error|error|Traceback" "$OUT/b8.log" | cut -c1-600 | head -6
+stamp done
