@@ -6,14 +6,14 @@
 #   EARLY — the e4m3 scales and the own key's block-table entry loaded with the position (off the prologue's chain)
 #   OUTV  — warp 0's bf16 output staged in its ring, written as 16-byte stores (the e4m3 form scatters 2-byte stores)
 #   RCP   — o / l as o · rcp.rn(l) + one remainder FMA (Markstein), true division below 2^-60
-# Per-block DB4_TRACE stamps of the first two configurations of each case.
+# 1B also at 4 and 6 cp.async stages (2,4,1,8 / 2,6,1,8: the same tiles, the same bits). Per-block DB4_TRACE stamps of the first two configurations of each case.
 set -uo pipefail
 # shellcheck disable=SC1091
 source tools/gpu/jobs_lib.sh
 H=tools/cuda-kernel-check/decode_attention_batch4.py
 stamp "1B 64 seqs bf16 hd64"
 timeout 45 python3 $H --only timing --fp8 0 --no-batch2 --split 256 --trace 2 --cases 1b:64:192-193 \
-  --cfgs "d;EARLY+OUTV+RCP;EARLY;OUTV;RCP" > "$OUT/b1.log" 2>&1
+  --cfgs "d;EARLY+OUTV+RCP;EARLY;OUTV;RCP;2,4,1,8;2,6,1,8" > "$OUT/b1.log" 2>&1
 echo "rc $?"
 grep -E "copy|seqs ctx|trace|FAIL|Error|error|Traceback" "$OUT/b1.log" | cut -c1-1200 | head -12
 stamp "8B e4m3 q8 entry, 512 and 64 seqs"
