@@ -6,6 +6,7 @@
 #   EARLY — the e4m3 scales and the own key's block-table entry loaded with the position (off the prologue's chain)
 #   OUTV  — warp 0's bf16 output staged in its ring, written as 16-byte stores (the e4m3 form scatters 2-byte stores)
 #   RCP   — o / l as o · rcp.rn(l) + one remainder FMA (Markstein), true division below 2^-60
+#   SPLITM — the end's merge and output split over the block's 2 warps by head parity (warp 0 heads 2c4, warp 1 2c4 + 1)
 # 1B also at 4 and 6 cp.async stages (2,4,1,8 / 2,6,1,8: the same tiles, the same bits). Per-block DB4_TRACE stamps of the first two configurations of each case.
 set -uo pipefail
 # shellcheck disable=SC1091
@@ -13,18 +14,18 @@ source tools/gpu/jobs_lib.sh
 H=tools/cuda-kernel-check/decode_attention_batch4.py
 stamp "1B 64 seqs bf16 hd64"
 timeout 45 python3 $H --only timing --fp8 0 --no-batch2 --split 256 --trace 2 --cases 1b:64:192-193 \
-  --cfgs "d;EARLY+OUTV+RCP;EARLY;OUTV;RCP;2,4,1,8;2,6,1,8" > "$OUT/b1.log" 2>&1
+  --cfgs "d;EARLY+OUTV+RCP+SPLITM;EARLY;OUTV;RCP;SPLITM;2,4,1,8;2,6,1,8" > "$OUT/b1.log" 2>&1
 echo "rc $?"
 grep -E "copy|seqs ctx|trace|FAIL|Error|error|Traceback" "$OUT/b1.log" | cut -c1-1200 | head -12
 stamp "8B e4m3 q8 entry, 512 and 64 seqs"
 timeout 42 python3 $H --only timing --fp8 1 --q8 --no-batch2 --split 256 --trace 2 --cases 8b:512:192-193,8b:64:192-193 \
-  --fcfgs "d;EARLY+RCP;EARLY" > "$OUT/b8q.log" 2>&1
+  --fcfgs "d;EARLY+RCP+SPLITM;EARLY;SPLITM;RCP" > "$OUT/b8q.log" 2>&1
 echo "rc $?"
 grep -E "copy|seqs ctx|trace|FAIL|Error|error|Traceback" "$OUT/b8q.log" | cut -c1-1200 | head -12
 left=$((115 - (SECONDS - _t0)))
 stamp "8B e4m3 bf16-out entry, 512 seqs ($left s left)"
 [ "$left" -gt 12 ] && timeout "$left" python3 $H --only timing --fp8 1 --no-batch2 --split 256 --cases 8b:512:192-193 \
-  --fcfgs "d;OUTV;EARLY+OUTV+RCP" > "$OUT/b8.log" 2>&1
+  --fcfgs "d;OUTV;SPLITM+OUTV" > "$OUT/b8.log" 2>&1
 echo "rc $?"
 grep -E "seqs ctx|FAIL|Error|error|Traceback" "$OUT/b8.log" | cut -c1-600 | head -6
 stamp done

@@ -118,6 +118,9 @@
 #ifndef DB4_OUTV
 #define DB4_OUTV 0  // 1 (harness): warp 0's bf16 output rows staged in its ring, written as 16-byte stores (same bits)
 #endif
+#ifndef DB4_SPLITM
+#define DB4_SPLITM 0  // 1 (harness): the end's merge and output split over the 2 warps by head parity (same bits)
+#endif
 #ifndef DB4_RCP
 #define DB4_RCP 0  // 1 (harness): o / l as o · rcp.rn(l) plus one remainder FMA (Markstein), x / l below 2^-60
 #endif
@@ -214,7 +217,7 @@ __device__ __forceinline__ unsigned db4Smid() {
 #define DB4_TR(K, V)
 #endif
 
-template <int HD, int NW, int ST, int KT, bool Q8, bool TMA, int SERMAX, bool QO = false, bool PF = false>
+template <int HD, int NW, int ST, int KT, bool Q8, bool TMA, int SERMAX, bool QO = false, bool PF = false, bool SPLITM = false>
 __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out, void* kvv, const int* positions,
     const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, float* partialO,
     float* partialML, int* counters, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
@@ -712,6 +715,92 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
         lA += __shfl_xor_sync(0xffffffffu, lA, x);
         lB += __shfl_xor_sync(0xffffffffu, lB, x);
       }
+      if constexpr (SPLITM) {
+        // DB4_SPLITM: warp 0 merges and writes heads 2 c4 (A), warp 1 heads 2 c4 + 1 (B); each parks the other's half in
+        // its own ring (free: its last tile landed). The same operations in the same order as warp 0's merge: the same bits.
+        static_assert(!SPLITM || (NW == 2 && SERMAX == 1), "DB4_SPLITM: two warps, one item a block");
+        constexpr int PKB = (2 * MT + 2) * 32 * 4;  // bytes a warp parks
+        static_assert(!SPLITM || PKB + DB4_ROWS / 2 * HD * 2 <= ST * STAGEB, "a warp's ring holds its park and output stage");
+        const int me = warp;  // my element: A = o[mt][0 / 2], B = o[mt][1 / 3]
+        float* park = reinterpret_cast<float*>(ring + warp * ST * STAGEB) + lane;
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+          park[(2 * mt) * 32] = o[mt][1 - me];
+          park[(2 * mt + 1) * 32] = o[mt][3 - me];
+        }
+        park[(2 * MT) * 32] = me ? mA : mB;
+        park[(2 * MT + 1) * 32] = me ? lA : lB;
+        __syncthreads();
+        DB4_TR(13, clock64());
+        const float* oth = reinterpret_cast<const float*>(ring + (1 - warp) * ST * STAGEB) + lane;
+        const float mOwn = me ? mB : mA, lOwn = me ? lB : lA, mOth = oth[(2 * MT) * 32], lOth = oth[(2 * MT + 1) * 32];
+        // Warp 0's values first, then warp 1's (warp 0's merge order).
+        const float mF = me ? mOth : mOwn, lF = me ? lOth : lOwn, mS = me ? mOwn : mOth, lS = me ? lOwn : lOth;
+        const float M = fmaxf(fmaxf(-LLMRT_INF, mF), mS);
+        const float w0 = exp2f(mF - M);
+        float L = fmaf(w0, lF, 0.f);
+        float r[MT][2];
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+          for (int hi = 0; hi < 2; hi++) r[mt][hi] = fmaf(w0, me ? oth[(2 * mt + hi) * 32] : o[mt][2 * hi], 0.f);
+        const float w1 = exp2f(mS - M);
+        L = fmaf(w1, lS, L);
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+          for (int hi = 0; hi < 2; hi++) r[mt][hi] = fmaf(w1, me ? o[mt][2 * hi + 1] : oth[(2 * mt + hi) * 32], r[mt][hi]);
+        const int Gb = gbOf(it), h0 = h0Of(it);
+        const float vS = Q8 ? (DB4_EARLY ? vScE[it] : kvScales[numKvHeads + kvhOf(it)]) : 1.f;
+        const long long th = (long long)t * numHeads + h0 + 2 * c4 + me;
+        const bool ok = 2 * c4 + me < Gb;
+        const float rL = DB4_RCP ? __frcp_rn(L) : 0.f;
+        auto odiv = [&](float x) {
+          if (!DB4_RCP) return x / L;
+          const float q = x * rL;
+          const float q2 = fmaf(fmaf(-q, L, x), rL, q);
+          return fabsf(x) < 0x1p-60f ? x / L : q2;
+        };
+        if (QO && direct) {
+          u32 w[MT / 2];
+#pragma unroll
+          for (int mt = 0; mt < MT; mt += 2) {
+            float a[4];
+#pragma unroll
+            for (int e = 0; e < 4; e++) a[e] = db4QDiv(odiv(r[mt + e / 2][e % 2] * vS), actScale, qoInv);
+            w[mt / 2] = db4E4m3x2(a[0], a[1]) | (db4E4m3x2(a[2], a[3]) << 16);
+          }
+          unsigned char* o8 = reinterpret_cast<unsigned char*>(out) + th * HD + db4Dim<HD, Q8>(g4, 0, 0);
+          if constexpr (MT == 8) {
+            if (ok) *reinterpret_cast<uint4*>(o8) = make_uint4(w[0], w[1], w[2], w[3]);
+          } else {
+            if (ok) *reinterpret_cast<uint2*>(o8) = make_uint2(w[0], w[1]);
+          }
+        }
+        bf16_t* oStage = reinterpret_cast<bf16_t*>(ring + warp * ST * STAGEB + PKB);  // DB4_OUTV: my 4 heads' rows
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+          for (int hi = 0; hi < 2; hi++) {
+            const int d = db4Dim<HD, Q8>(g4, mt, hi);
+            const float O = r[mt][hi] * vS;
+            if (direct && !QO && DB4_OUTV) oStage[c4 * HD + d] = fromF<bf16_t>(odiv(O));
+            else if (direct && !QO) { if (ok) out[th * HD + d] = fromF<bf16_t>(odiv(O)); }
+            else if (!direct) { if (ok) partialO[(th * numSplits + z) * HD + d] = O; }
+          }
+        if (DB4_OUTV && direct && !QO) {
+          __syncwarp();
+          const long long th0 = (long long)t * numHeads + h0;
+          for (int idx = lane; idx < DB4_ROWS / 2 * (HD / 8); idx += 32) {
+            const int gi = idx / (HD / 8), c = idx - gi * (HD / 8), g = 2 * gi + me;
+            if (g < Gb) *reinterpret_cast<uint4*>(out + (th0 + g) * HD + c * 8) = *reinterpret_cast<const uint4*>(oStage + gi * HD + c * 8);
+          }
+        }
+        if (!direct && g4 == 0 && ok) {
+          partialML[(th * numSplits + z) * 2] = M;
+          partialML[(th * numSplits + z) * 2 + 1] = L;
+        }
+      } else {
       // Warp w's parked value v of this lane: pk(w)[v * 32 + lane].
       auto pk = [&](int w) {
         return SERMAX > 1 ? parkBuf + ((it & 1) * (NW - 1) + w - 1) * MW * 32 : reinterpret_cast<float*>(ring + w * ST * STAGEB);
@@ -827,6 +916,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
           if (okB) { partialML[((thA + 1) * numSplits + z) * 2] = MB; partialML[((thA + 1) * numSplits + z) * 2 + 1] = LB; }
         }
       }
+      }  // !SPLITM
       DB4_TR(14, clock64());
       if (!direct) splitMerge(it, nz);
     }
@@ -844,14 +934,14 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
 #define DECODE_BATCH4Q(HD, Q8, QO, NAME, EXTRA, TAIL)                                                                     \
   extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, Q8) * 32, DB4_CFG(MINB, HD, Q8)) NAME(DB4_ARGS_HEAD EXTRA) { \
     if ((int)blockIdx.y >= numTokens) return;                                                                             \
-    decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, DB4_CFG(SER, HD, Q8), QO, DB4_PF != 0>(qkv, out, kvCache, positions, \
+    decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, DB4_CFG(SER, HD, Q8), QO, DB4_PF != 0, DB4_SPLITM != 0>(qkv, out, kvCache, positions, \
         seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs, numHeads, numKvHeads,       \
         tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, TAIL);                                                 \
   }
 #define DECODE_BATCH4(HD, Q8, NAME, EXTRA, SCALES)                                                                        \
   extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, Q8) * 32, DB4_CFG(MINB, HD, Q8)) NAME(DB4_ARGS_HEAD EXTRA) { \
     if ((int)blockIdx.y >= numTokens) return;                                                                             \
-    decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, DB4_CFG(SER, HD, Q8), false, DB4_PF != 0>(qkv, out, kvCache, positions, \
+    decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, DB4_CFG(SER, HD, Q8), false, DB4_PF != 0, DB4_SPLITM != 0>(qkv, out, kvCache, positions, \
         seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs, numHeads, numKvHeads,       \
         tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, SCALES);                                               \
   }
