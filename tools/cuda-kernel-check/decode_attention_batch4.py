@@ -313,6 +313,8 @@ def main():
         out = []
         for c in (s.split(";") if s else ["d"]):
             head, *knobs = c.split("+")
+            if head != "d" and not head[:1].isdigit():  # 'NAME[+NAME...]': knobs on the defaults
+                head, knobs = "d", [head] + knobs
             base = () if head == "d" else tuple(int(x) for x in head.split(","))
             out.append(None if not base and not knobs else base + tuple(knobs))
         return out
