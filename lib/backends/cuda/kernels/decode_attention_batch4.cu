@@ -124,6 +124,8 @@
 #ifndef DB4_RCP
 #define DB4_RCP 0  // 1 (harness): o / l as o · rcp.rn(l) plus one remainder FMA (Markstein), x / l below 2^-60
 #endif
+// The knobs above as decodeBatch4Impl's XF bits (decode_attention_batch4x_* take DB4_XSEL): 1 EARLY, 2 RCP, 4 OUTV, 8 SPLITM.
+#define DB4_XF ((DB4_EARLY ? 1 : 0) | (DB4_RCP ? 2 : 0) | (DB4_OUTV ? 4 : 0) | (DB4_SPLITM ? 8 : 0))
 #define DB4_CFG(P, HD, Q8) ((Q8) ? ((HD) == 128 ? DB4_F##P##128 : DB4_F##P##64) : ((HD) == 128 ? DB4_##P##128 : DB4_##P##64))
 
 template <bool Q8>
@@ -217,11 +219,12 @@ __device__ __forceinline__ unsigned db4Smid() {
 #define DB4_TR(K, V)
 #endif
 
-template <int HD, int NW, int ST, int KT, bool Q8, bool TMA, int SERMAX, bool QO = false, bool PF = false, bool SPLITM = false>
+template <int HD, int NW, int ST, int KT, bool Q8, bool TMA, int SERMAX, bool QO = false, bool PF = false, int XF = DB4_XF>
 __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out, void* kvv, const int* positions,
     const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, float* partialO,
     float* partialML, int* counters, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
     int maxBlocksPerSeq, float scale, int window, int splitSize, const float* kvScales, float* rowScale = nullptr, float actScale = 0.f) {
+  constexpr bool EARLY = XF & 1, RCP = XF & 2, OUTV = XF & 4, SPLITM = XF & 8;  // the DB4_* knobs of the same names
   static_assert(!QO || Q8, "QO: the e4m3-cache entry points only (o's head dims one run of HD / 8 a lane)");
   constexpr int EB = Q8 ? 1 : 2;              // cache bytes per element
   constexpr int ROWB = HD * EB;               // one key's row (one kv head) in bytes
@@ -329,10 +332,10 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
     }
   }
   const int pos = positions[t];
-  float kScE[SERMAX], vScE[SERMAX];  // DB4_EARLY: item j's k / v scales
+  float kScE[SERMAX], vScE[SERMAX];  // EARLY: item j's k / v scales
 #pragma unroll
   for (int j = 0; j < SERMAX; j++) kScE[j] = vScE[j] = 1.f;
-  if (DB4_EARLY && Q8) {
+  if (EARLY && Q8) {
 #pragma unroll
     for (int j = 0; j < SERMAX; j++)
       if (j < SER) { kScE[j] = kvScales[kvhOf(j)]; vScE[j] = kvScales[numKvHeads + kvhOf(j)]; }
@@ -379,7 +382,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   const long long vStepB = (long long)tokensPerBlock * rowWidth * EB;  // V of a key sits this many bytes past its K
   const int* table = blockTables + (long long)s * maxBlocksPerSeq;
   unsigned char* kv = reinterpret_cast<unsigned char*>(kvv);
-  const int ownBlk = DB4_EARLY && own ? table[pos / tokensPerBlock] : 0;  // DB4_EARLY: loaded beside the first tiles' entries
+  const int ownBlk = EARLY && own ? table[pos / tokensPerBlock] : 0;  // EARLY: loaded beside the first tiles' entries
 
   if (sLo < sHi) {
     const int nT = (sHi - sLo + KEYS - 1) / KEYS;  // warp tiles of an item's split
@@ -479,7 +482,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
       const int pq = tid + j * NT, it = pq / (DB4_ROWS * HC), g = (pq / HC) % DB4_ROWS, c = pq % HC;
       if (pq < QP && it < SER) {
         const bool live = g < gbOf(it);
-        const float f = qscale * (Q8 ? (DB4_EARLY ? kScE[it] : kvScales[kvhOf(it)]) : 1.f);
+        const float f = qscale * (Q8 ? (EARLY ? kScE[it] : kvScales[kvhOf(it)]) : 1.f);
         const u32 wa[4] = {qA[j].x, qA[j].y, qA[j].z, qA[j].w}, wb[4] = {qB[j].x, qB[j].y, qB[j].z, qB[j].w};
         u32 ra[4], rb2[4];
 #pragma unroll
@@ -506,12 +509,12 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
       if (!own || pk >= SERMAX * HC || it >= SER) continue;
       const int kh = kvhOf(it);
       const bool writer = (bx0 + it) % chunks == 0;
-      const long long kOff = ((DB4_EARLY ? ((long long)ownBlk * 2 * tokensPerBlock + pos % tokensPerBlock) * rowWidth
+      const long long kOff = ((EARLY ? ((long long)ownBlk * 2 * tokensPerBlock + pos % tokensPerBlock) * rowWidth
                                           : kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth)) + kh * HD) * EB;
       const u32 wa[4] = {kA[j].x, kA[j].y, kA[j].z, kA[j].w}, wb[4] = {kB[j].x, kB[j].y, kB[j].z, kB[j].w};
       const u32 wc[4] = {vC[j].x, vC[j].y, vC[j].z, vC[j].w}, wd[4] = {vD[j].x, vD[j].y, vD[j].z, vD[j].w};
       if (Q8) {
-        const float kS = DB4_EARLY ? kScE[it] : kvScales[kh], vS = DB4_EARLY ? vScE[it] : kvScales[numKvHeads + kh];
+        const float kS = EARLY ? kScE[it] : kvScales[kh], vS = EARLY ? vScE[it] : kvScales[numKvHeads + kh];
         u32 ka[2] = {0u, 0u}, kb[2] = {0u, 0u}, va[2] = {0u, 0u}, vb[2] = {0u, 0u};
 #pragma unroll
         for (int e = 0; e < 8; e++) {
@@ -751,12 +754,12 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
 #pragma unroll
           for (int hi = 0; hi < 2; hi++) r[mt][hi] = fmaf(w1, me ? o[mt][2 * hi + 1] : oth[(2 * mt + hi) * 32], r[mt][hi]);
         const int Gb = gbOf(it), h0 = h0Of(it);
-        const float vS = Q8 ? (DB4_EARLY ? vScE[it] : kvScales[numKvHeads + kvhOf(it)]) : 1.f;
+        const float vS = Q8 ? (EARLY ? vScE[it] : kvScales[numKvHeads + kvhOf(it)]) : 1.f;
         const long long th = (long long)t * numHeads + h0 + 2 * c4 + me;
         const bool ok = 2 * c4 + me < Gb;
-        const float rL = DB4_RCP ? __frcp_rn(L) : 0.f;
+        const float rL = RCP ? __frcp_rn(L) : 0.f;
         auto odiv = [&](float x) {
-          if (!DB4_RCP) return x / L;
+          if (!RCP) return x / L;
           const float q = x * rL;
           const float q2 = fmaf(fmaf(-q, L, x), rL, q);
           return fabsf(x) < 0x1p-60f ? x / L : q2;
@@ -777,18 +780,18 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
             if (ok) *reinterpret_cast<uint2*>(o8) = make_uint2(w[0], w[1]);
           }
         }
-        bf16_t* oStage = reinterpret_cast<bf16_t*>(ring + warp * ST * STAGEB + PKB);  // DB4_OUTV: my 4 heads' rows
+        bf16_t* oStage = reinterpret_cast<bf16_t*>(ring + warp * ST * STAGEB + PKB);  // OUTV: my 4 heads' rows
 #pragma unroll
         for (int mt = 0; mt < MT; mt++)
 #pragma unroll
           for (int hi = 0; hi < 2; hi++) {
             const int d = db4Dim<HD, Q8>(g4, mt, hi);
             const float O = r[mt][hi] * vS;
-            if (direct && !QO && DB4_OUTV) oStage[c4 * HD + d] = fromF<bf16_t>(odiv(O));
+            if (direct && !QO && OUTV) oStage[c4 * HD + d] = fromF<bf16_t>(odiv(O));
             else if (direct && !QO) { if (ok) out[th * HD + d] = fromF<bf16_t>(odiv(O)); }
             else if (!direct) { if (ok) partialO[(th * numSplits + z) * HD + d] = O; }
           }
-        if (DB4_OUTV && direct && !QO) {
+        if (OUTV && direct && !QO) {
           __syncwarp();
           const long long th0 = (long long)t * numHeads + h0;
           for (int idx = lane; idx < DB4_ROWS / 2 * (HD / 8); idx += 32) {
@@ -849,12 +852,12 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
           }
         }
         const int Gb = gbOf(it), h0 = h0Of(it);
-        const float vS = Q8 ? (DB4_EARLY ? vScE[it] : kvScales[numKvHeads + kvhOf(it)]) : 1.f;
+        const float vS = Q8 ? (EARLY ? vScE[it] : kvScales[numKvHeads + kvhOf(it)]) : 1.f;
         const long long thA = (long long)t * numHeads + h0 + 2 * c4;  // head 2 c4 (B: + 1)
         const bool okA = 2 * c4 < Gb, okB = 2 * c4 + 1 < Gb;
-        const float rA = DB4_RCP ? __frcp_rn(LA) : 0.f, rB = DB4_RCP ? __frcp_rn(LB) : 0.f;
+        const float rA = RCP ? __frcp_rn(LA) : 0.f, rB = RCP ? __frcp_rn(LB) : 0.f;
         auto odiv = [&](float x, float l, float r) {
-          if (!DB4_RCP) return x / l;
+          if (!RCP) return x / l;
           const float q = x * r;
           const float q2 = fmaf(fmaf(-q, l, x), r, q);
           return fabsf(x) < 0x1p-60f ? x / l : q2;
@@ -884,15 +887,15 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
             if (okB) *reinterpret_cast<uint2*>(o8 + (thA + 1) * HD + d0) = make_uint2(wb[0], wb[1]);
           }
         }
-        static_assert(!DB4_OUTV || SERMAX == 1, "DB4_OUTV stages the output in warp 0's ring (free at the end with one item)");
-        bf16_t* oStage = reinterpret_cast<bf16_t*>(ring);  // DB4_OUTV: [8 heads][HD] bf16
+        static_assert(!OUTV || SERMAX == 1, "OUTV stages the output in warp 0's ring (free at the end with one item)");
+        bf16_t* oStage = reinterpret_cast<bf16_t*>(ring);  // OUTV: [8 heads][HD] bf16
 #pragma unroll
         for (int mt = 0; mt < MT; mt++)
 #pragma unroll
           for (int hi = 0; hi < 2; hi++) {
             const int d = db4Dim<HD, Q8>(g4, mt, hi);
             const float OA = o[mt][2 * hi] * vS, OB = o[mt][2 * hi + 1] * vS;
-            if (direct && !QO && DB4_OUTV) {
+            if (direct && !QO && OUTV) {
               oStage[(2 * c4) * HD + d] = fromF<bf16_t>(odiv(OA, LA, rA));
               oStage[(2 * c4 + 1) * HD + d] = fromF<bf16_t>(odiv(OB, LB, rB));
             } else if (direct && !QO) {
@@ -903,7 +906,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
               if (okB) partialO[((thA + 1) * numSplits + z) * HD + d] = OB;
             }
           }
-        if (DB4_OUTV && direct && !QO) {
+        if (OUTV && direct && !QO) {
           __syncwarp();
           const long long th0 = (long long)t * numHeads + h0;
           for (int idx = lane; idx < Gb * (HD / 8); idx += 32) {
@@ -934,14 +937,14 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
 #define DECODE_BATCH4Q(HD, Q8, QO, NAME, EXTRA, TAIL)                                                                     \
   extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, Q8) * 32, DB4_CFG(MINB, HD, Q8)) NAME(DB4_ARGS_HEAD EXTRA) { \
     if ((int)blockIdx.y >= numTokens) return;                                                                             \
-    decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, DB4_CFG(SER, HD, Q8), QO, DB4_PF != 0, DB4_SPLITM != 0>(qkv, out, kvCache, positions, \
+    decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, DB4_CFG(SER, HD, Q8), QO, DB4_PF != 0>(qkv, out, kvCache, positions, \
         seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs, numHeads, numKvHeads,       \
         tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, TAIL);                                                 \
   }
 #define DECODE_BATCH4(HD, Q8, NAME, EXTRA, SCALES)                                                                        \
   extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, Q8) * 32, DB4_CFG(MINB, HD, Q8)) NAME(DB4_ARGS_HEAD EXTRA) { \
     if ((int)blockIdx.y >= numTokens) return;                                                                             \
-    decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, DB4_CFG(SER, HD, Q8), false, DB4_PF != 0, DB4_SPLITM != 0>(qkv, out, kvCache, positions, \
+    decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, DB4_CFG(SER, HD, Q8), false, DB4_PF != 0>(qkv, out, kvCache, positions, \
         seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs, numHeads, numKvHeads,       \
         tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, SCALES);                                               \
   }
@@ -964,6 +967,37 @@ DECODE_BATCH4Q(64, true, true, decode_attention_batch4_q8_fp8kv_bf16_hd64, COMMA
 #endif
 #if LLMRT_KERNEL(decode_attention_batch4_q8_fp8kv_bf16_hd128)
 DECODE_BATCH4Q(128, true, true, decode_attention_batch4_q8_fp8kv_bf16_hd128, COMMA_Q8OUT, DB4_Q8TAIL)
+#endif
+
+// decode_attention_batch4x_{,fp8kv_,q8_fp8kv_}bf16_hd{64|128} (session 17, batchAttention4X): batch4's entry points with the
+// XF knobs DB4_XSEL (EARLY / RCP / OUTV / SPLITM above: the same tiles, sums and bits, a shorter prologue and end).
+#ifndef DB4_XSEL
+#define DB4_XSEL 15
+#endif
+#define DECODE_BATCH4X(HD, Q8, QO, NAME, EXTRA, TAIL)                                                                     \
+  extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, Q8) * 32, DB4_CFG(MINB, HD, Q8)) NAME(DB4_ARGS_HEAD EXTRA) { \
+    if ((int)blockIdx.y >= numTokens) return;                                                                             \
+    decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, 1, QO, false, DB4_XSEL>( \
+        qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs,    \
+        numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, TAIL);                             \
+  }
+#if LLMRT_KERNEL(decode_attention_batch4x_bf16_hd64)
+DECODE_BATCH4X(64, false, false, decode_attention_batch4x_bf16_hd64, , nullptr)
+#endif
+#if LLMRT_KERNEL(decode_attention_batch4x_bf16_hd128)
+DECODE_BATCH4X(128, false, false, decode_attention_batch4x_bf16_hd128, , nullptr)
+#endif
+#if LLMRT_KERNEL(decode_attention_batch4x_fp8kv_bf16_hd64)
+DECODE_BATCH4X(64, true, false, decode_attention_batch4x_fp8kv_bf16_hd64, COMMA_SCALES, kvScales)
+#endif
+#if LLMRT_KERNEL(decode_attention_batch4x_fp8kv_bf16_hd128)
+DECODE_BATCH4X(128, true, false, decode_attention_batch4x_fp8kv_bf16_hd128, COMMA_SCALES, kvScales)
+#endif
+#if LLMRT_KERNEL(decode_attention_batch4x_q8_fp8kv_bf16_hd64)
+DECODE_BATCH4X(64, true, true, decode_attention_batch4x_q8_fp8kv_bf16_hd64, COMMA_Q8OUT, DB4_Q8TAIL)
+#endif
+#if LLMRT_KERNEL(decode_attention_batch4x_q8_fp8kv_bf16_hd128)
+DECODE_BATCH4X(128, true, true, decode_attention_batch4x_q8_fp8kv_bf16_hd128, COMMA_Q8OUT, DB4_Q8TAIL)
 #endif
 
 // decode_attention_batch4w_bf16_hd128: the bf16 hd128 kernel with 1 cp.async stage a warp and registers capped for 8 blocks
