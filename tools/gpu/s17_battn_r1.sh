@@ -28,4 +28,9 @@ stamp "8B e4m3 bf16-out entry, 512 seqs ($left s left)"
   --fcfgs "d;OUTV;SPLITM+OUTV" > "$OUT/b8.log" 2>&1
 echo "rc $?"
 grep -E "seqs ctx|FAIL|Error|error|Traceback" "$OUT/b8.log" | cut -c1-600 | head -6
+left=$((117 - (SECONDS - _t0)))
+stamp "GPU test batch_attention4x ($left s left; x = batch4's bits)"
+[ "$left" -gt 15 ] && timeout "$left" bun test --timeout 600000 tests/gpu/batch_attention4x.test.ts > "$OUT/t4x.log" 2>&1
+echo "rc $?"
+grep -E "^\(pass|^\(fail|differ|^ *[0-9]+ (pass|fail|skip)$|rror" "$OUT/t4x.log" | cut -c1-220 | head -10
 stamp done
