@@ -253,7 +253,8 @@ template <int HD, int NW, int ST, int KT, bool Q8, bool TMA, int SERMAX, bool QO
 __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out, void* kvv, const int* positions,
     const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, float* partialO,
     float* partialML, int* counters, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
-    int maxBlocksPerSeq, float scale, int window, int splitSize, const float* kvScales, float* rowScale = nullptr, float actScale = 0.f) {
+    int maxBlocksPerSeq, float scale, int window, int splitSize, const float* kvScales, float* rowScale = nullptr, float actScale = 0.f,
+    int pBx = -1, int pT = -1, int pZ = -1, int pNs = -1) {
   constexpr bool EARLY = XF & 1, RCP = XF & 2, OUTV = XF & 4, SPLITM = XF & 8;  // the DB4_* knobs of the same names
   // PDLW (XF 16): the step's q / k / v rows (the previous launch's output) read, and anything written, only after
   // pdlWait; before it the position, sequence, block table, RoPE table and the first K / V tiles (earlier steps' cache).
@@ -285,15 +286,17 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   auto rb = [](int r, int c) { return PAD ? r * RS + c * 16 : swizzle16<HD>(r, c) * 2; };
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g4 = lane >> 2, c4 = lane & 3;
-  const int t = blockIdx.y, z = (int)blockIdx.z, numSplits = (int)gridDim.z;
+  // pT >= 0 (DB4_PERSIST): the item (pBx, pT, pZ) of a pNs-split grid, taken by a block of a persistent grid.
+  const int t = pT >= 0 ? pT : blockIdx.y, z = pT >= 0 ? pZ : (int)blockIdx.z, numSplits = pT >= 0 ? pNs : (int)gridDim.z;
+  const int bxi = pT >= 0 ? pBx : (int)blockIdx.x;
   DB4_TR(0, db4Gt());
   DB4_TR(2, clock64());
   DB4_TR(7, db4Smid());
-  if (QO && !PDLW && blockIdx.x == 0 && z == 0 && threadIdx.x == 0) rowScale[t] = actScale;  // fp8_quantize_flat_bf16's row scale
+  if (QO && !PDLW && bxi == 0 && z == 0 && threadIdx.x == 0) rowScale[t] = actScale;  // fp8_quantize_flat_bf16's row scale
   const float qoInv = QO ? 1.f / actScale : 0.f;
   const int G = numHeads / numKvHeads;
   const int chunks = (G + DB4_ROWS - 1) / DB4_ROWS, nBx = numKvHeads * chunks;
-  const int SER = SERMAX == 1 ? 1 : nBx / (int)gridDim.x, bx0 = blockIdx.x * SER;
+  const int SER = SERMAX == 1 ? 1 : nBx / (int)gridDim.x, bx0 = bxi * SER;
   auto kvhOf = [&](int j) { return (bx0 + j) / chunks; };
   auto h0Of = [&](int j) { const int bx = bx0 + j, kh = bx / chunks; return kh * G + (bx - kh * chunks) * DB4_ROWS; };
   auto gbOf = [&](int j) { const int bx = bx0 + j; return min(DB4_ROWS, G - (bx - bx / chunks * chunks) * DB4_ROWS); };
@@ -489,7 +492,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
     const float qscale = scale * LLMRT_LOG2E;
     if constexpr (PDLW) {
       pdlWait();
-      if (QO && blockIdx.x == 0 && z == 0 && threadIdx.x == 0) rowScale[t] = actScale;
+      if (QO && bxi == 0 && z == 0 && threadIdx.x == 0) rowScale[t] = actScale;
       DB4_LOAD_QKV();
     }
     DB4_TR(9, clock64());
@@ -953,8 +956,37 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
       const double *invFreq, float attnScaling, float *partialO, float *partialML, int *counters, int numTokens,         \
       int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale, int window,       \
       int splitSize, const void *prefetch, long long prefetchBytes
+// DB4_PERSIST (harness only): the entry points below run a persistent 1-D grid, each block taking the items (kv-head chunk,
+// token, split) of the usual grid's linear order w = blockIdx.x, + gridDim.x, ... (numSplits in prefetchBytes); with
+// DB4_STAGGER ns, the blocks of odd rounds (blockIdx.x / DB4_NSM) start that much later, so an SM's blocks stream their
+// tiles while others are in their prologue / end (the same items, sums and bits).
+#ifndef DB4_PERSIST
+#define DB4_PERSIST 0
+#endif
+#ifndef DB4_STAGGER
+#define DB4_STAGGER 0
+#endif
+#ifndef DB4_NSM
+#define DB4_NSM 132
+#endif
+#define DB4_PERSIST_LOOP(CALL)                                                                                            \
+  {                                                                                                                       \
+    const int nBxP = numKvHeads * ((numHeads / numKvHeads + DB4_ROWS - 1) / DB4_ROWS), nsP = (int)prefetchBytes;          \
+    const long long total = (long long)nBxP * numTokens * nsP;                                                            \
+    if (DB4_STAGGER > 0 && (blockIdx.x / DB4_NSM) % 2 == 1) __nanosleep(DB4_STAGGER);                                    \
+    for (long long w = blockIdx.x; w < total; w += gridDim.x) {                                                           \
+      const int pBx = (int)(w % nBxP), pT = (int)((w / nBxP) % numTokens), pZ = (int)(w / nBxP / numTokens);             \
+      CALL;                                                                                                               \
+      __syncthreads();                                                                                                    \
+    }                                                                                                                     \
+    return;                                                                                                               \
+  }
 #define DECODE_BATCH4Q(HD, Q8, QO, NAME, EXTRA, TAIL)                                                                     \
   extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, Q8) * 32, DB4_CFG(MINB, HD, Q8)) NAME(DB4_ARGS_HEAD EXTRA) { \
+    if (DB4_PERSIST)                                                                                                      \
+      DB4_PERSIST_LOOP((decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, 1, QO, DB4_PF != 0>( \
+          qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs,  \
+          numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, TAIL, pBx, pT, pZ, nsP)))      \
     if ((int)blockIdx.y >= numTokens) return;                                                                             \
     decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, DB4_CFG(SER, HD, Q8), QO, DB4_PF != 0>(qkv, out, kvCache, positions, \
         seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs, numHeads, numKvHeads,       \
@@ -963,6 +995,10 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
 #define DECODE_BATCH4(HD, Q8, NAME, EXTRA, SCALES)                                                                        \
   extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, Q8) * 32, DB4_CFG(MINB, HD, Q8)) NAME(DB4_ARGS_HEAD EXTRA) { \
     if ((int)blockIdx.y >= numTokens) return;                                                                             \
+    if (DB4_PERSIST)                                                                                                      \
+      DB4_PERSIST_LOOP((decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, 1, false, DB4_PF != 0>( \
+          qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs,  \
+          numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, SCALES, nullptr, 0.f, pBx, pT, pZ, nsP))) \
     decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, DB4_CFG(SER, HD, Q8), false, DB4_PF != 0>(qkv, out, kvCache, positions, \
         seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs, numHeads, numKvHeads,       \
         tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, SCALES);                                               \
