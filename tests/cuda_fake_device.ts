@@ -330,10 +330,6 @@ export interface FakeSessionOptions {
   readonly batchAttention4?: boolean;
   /** LaunchEnv.batchAttention4X (decode_attention_batch4x_*: batch4's bits). */
   readonly batchAttention4X?: boolean;
-  /** LaunchEnv.batchAttention4Pdl (decode_attention_batch4xp_*, PDL after the qkv linear). */
-  readonly batchAttention4Pdl?: boolean;
-  /** LaunchEnv.pdl (programmatic dependent launches in fused decode steps). */
-  readonly pdl?: boolean;
   /** LaunchEnv.fp8FusedQuant. */
   readonly fp8FusedQuant?: boolean;
   /** LaunchEnv.fp8Gemv1. */
@@ -497,8 +493,6 @@ export class FakeCudaSession {
       batchAttention2Wide: opts.batchAttention2Wide,
       batchAttention4: opts.batchAttention4,
       batchAttention4X: opts.batchAttention4X,
-      batchAttention4Pdl: opts.batchAttention4Pdl,
-      ...(opts.pdl ? { pdl: true } : {}),
       fp8FusedQuant: opts.fp8FusedQuant,
       fp8Gemv1: opts.fp8Gemv1,
       ...(opts.fp8GemvRow ? { fp8GemvRow: true } : {}),
@@ -1473,9 +1467,6 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "decode_attention_batch4x_bf16":
       case "decode_attention_batch4x_fp8kv_bf16":
       case "decode_attention_batch4x_q8_fp8kv_bf16":
-      case "decode_attention_batch4xp_bf16":
-      case "decode_attention_batch4xp_fp8kv_bf16":
-      case "decode_attention_batch4xp_q8_fp8kv_bf16":
       case "decode_attention_batch2w_bf16":
       case "decode_attention_batch2_fp8kv_bf16":
       case "decode_attention_fp8kv_bf16":
@@ -1651,7 +1642,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           const lo = window > 0 ? Math.max(0, pos[t] + 1 - window) : 0, table = tableOf(t);
           for (let h = 0; h < nH; h++) attendBf16(qf, (t * nH + h) * hd, keys, table, lo, pos[t], bs, nKV, hd, Math.floor(h / G), scale, o, (t * nH + h) * hd);
         }
-        if (/^decode_attention_batch4x?p?_q8_fp8kv_bf16$/.test(name)) {
+        if (name === "decode_attention_batch4_q8_fp8kv_bf16" || name === "decode_attention_batch4x_q8_fp8kv_bf16") {
           // fp8DecodeAttnQuant: the output rows as the next FP8 linear's e4m3 input (fp8_quantize_bf16's bytes, static scale).
           const [xs, actScale] = A.slice(23);
           assert.ok(actScale > 0, `${l.kernel}: a static scale`);

@@ -2,8 +2,7 @@
  * GPU: `batchAttention4X` (session 17; skipped without a GPU) — decode steps of more than 8 sequences on
  * decode_attention_batch4x_* (batch4 with the e4m3 scales and the own key's block-table entry loaded early, o / l by the
  * correctly rounded reciprocal and one remainder step, the end's merge and output split over the block's two warps) give
- * the default batch4 session's logits bit for bit, and so does `batchAttention4Pdl` (decode_attention_batch4xp_*: q / k / v
- * and every write after a pdlWait, launched with PDL after the qkv linear): bf16 and e4m3 caches, head dims 64 / 128, G 4 / 12 / 7 (an odd group:
+ * the default batch4 session's logits bit for bit: bf16 and e4m3 caches, head dims 64 / 128, G 4 / 12 / 7 (an odd group:
  * the last block's B heads absent), sequences of 1 .. 530 keys (several 256-key splits: the split merge), graphs and
  * eager; and FP8 weights with fp8DecodeAttnQuant (the q8 entry point writing o_proj's e4m3 rows).
  */
@@ -31,13 +30,11 @@ for (const c of CASES) {
     const lens = [...LENS12], n = lens.length, V = RAW.vocab_size;
     using engines = attentionEngines(c.raw, 53, c.fp8, { maxBatchSize: 16, maxNumTokens: 2048 });
     const on = { backend: "cuda" as const, batchAttention2: true, batchAttention4: true };
-    const names = ["default", "x graphs", "x eager", "xp graphs", "xp eager"];
+    const names = ["default", "x graphs", "x eager"];
     const sessions = [
       Session.fromSerializedEngine(engines.engine, { ...on, batchAttention4X: false }),
       Session.fromSerializedEngine(engines.engine, { ...on, batchAttention4X: true }),
       Session.fromSerializedEngine(engines.engine, { ...on, batchAttention4X: true, cudaGraphs: false }),
-      Session.fromSerializedEngine(engines.engine, { ...on, batchAttention4Pdl: true }),
-      Session.fromSerializedEngine(engines.engine, { ...on, batchAttention4Pdl: true, cudaGraphs: false }),
     ];
     try {
       const kvs = sessions.map((s) => s.createKvCache(n * BLOCKS_PER_SEQ));
@@ -82,9 +79,7 @@ gpuTest("batchAttention4X with FP8 weights and fp8DecodeAttnQuant (the q8 entry 
   q.close();
   model.close();
   const lens = [...LENS12], n = lens.length;
-  const sessions = [0, 1, 2].map((x) =>
-    Session.fromSerializedEngine(engine, { backend: "cuda", fp8DecodeAttnQuant: true, batchAttention4X: x === 1, batchAttention4Pdl: x === 2 })
-  );
+  const sessions = [false, true].map((x) => Session.fromSerializedEngine(engine, { backend: "cuda", fp8DecodeAttnQuant: true, batchAttention4X: x }));
   try {
     const kvs = sessions.map((s) => s.createKvCache(n * BLOCKS_PER_SEQ));
     const seqs = attentionSequences(lens, V);
@@ -93,10 +88,8 @@ gpuTest("batchAttention4X with FP8 weights and fp8DecodeAttnQuant (the q8 entry 
       const inp = d < 0 ? seqs.prefill(all) : seqs.decode(all);
       const out = sessions.map(() => ({ logits: new Float32Array(n * V), sampledIds: new Int32Array(n) }));
       sessions.forEach((s, i) => s.run(inp, out[i], kvs[i]));
-      for (const x of [1, 2]) {
-        const off = bits(out[x].logits).findIndex((v, j) => v !== bits(out[0].logits)[j]);
-        assert.equal(off, -1, `${d < 0 ? "prefill" : `decode ${d}`}: ${x === 1 ? "x" : "xp"} logits differ from the default's at ${off}`);
-      }
+      const off = bits(out[1].logits).findIndex((v, j) => v !== bits(out[0].logits)[j]);
+      assert.equal(off, -1, `${d < 0 ? "prefill" : `decode ${d}`}: logits differ from the default's at ${off}`);
       assert.ok(out[0].logits.every(Number.isFinite), "finite logits");
       if (d >= 0) seqs.advance(all, out[0].sampledIds);
     }

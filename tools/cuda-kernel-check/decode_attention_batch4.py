@@ -67,17 +67,11 @@ def batch4(qkv, out, kvc, positions, seqStarts, table, invf, pO, pML, ctr, T, S,
         ser = max(d for d in range(1, ser + 1) if nBx % d == 0)
     args = (P(qkv), P(out), P(kvc), P(positions), P(seqStarts), P(table), P(invf), F(1.0), P(pO), P(pML), P(ctr),
             I(T), I(S), I(nH), I(nKV), I(tpb), I(maxB), F(scale), I(window), I(splitSize), P(None), L(0))
-    grid = (nBx // ser, T, numSplits)
-    knobs = [x for x in (cfg or ()) if isinstance(x, str)]
-    if "PERSIST" in knobs:  # DB4_PERSIST: a 1-D grid of SMs x PB (knob PB=N, default 8) blocks, numSplits in prefetchBytes
-        pb = next((int(x.split("=")[1]) for x in knobs if x.startswith("PB=")), 8)
-        grid = (torch.cuda.get_device_properties(0).multi_processor_count * pb, 1, 1)
-        args = args[:-1] + (L(numSplits),)
     if fp8:
         args = args + (P(kvScales),)
     if fp8 and Q8OUT:
         args = args + (P(Q8ROW[0]), F(0.05))
-    launch("decode_attention_batch4", nm, grid, nw * 32, args, defines)
+    launch("decode_attention_batch4", nm, (nBx // ser, T, numSplits), nw * 32, args, defines)
 
 
 def occupancy(hd, fp8, cfg):

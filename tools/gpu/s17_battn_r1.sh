@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Session 17, helper battn, round 1 (budget 120 s, no checkpoint): decode_attention_batch4 at the bench graphs' geometry
+# (The 1B harness run died at 2,6,1,8: 48 KB of static shared memory, over the limit; its timing line was lost, the traces kept.)
 # (split 256 of maxSeqLen 288, positions 192), the engine's forms: llama-3.2-1b 64 seqs bf16 hd64 (bf16 out) and llama-3.1-8b
 # 512 / 64 seqs e4m3 hd128 through the q8 entry (fp8DecodeAttnQuant), plus the e4m3 bf16-out entry. New harness knobs (same
 # bits expected; the timing line says whether every output is bitwise the first configuration's):

@@ -22,7 +22,7 @@ import {
   FP8_DECODE_SK_SMALL_SPLIT,
   hasTiledAttention,
 } from "./attention_choice.ts";
-import { GEMV_MAX_ROWS, type KernelLaunch, type LaunchEnv, NCCL_ALL_REDUCE, type StepShape } from "./launch_types.ts";
+import { GEMV_MAX_ROWS, type LaunchEnv, type StepShape } from "./launch_types.ts";
 import type { StepCtx } from "./step_ctx.ts";
 
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
@@ -120,14 +120,12 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
     const sk = !batch && (!kvFp8 || (!!env.fp8DecodeSk && kvTag === "fp8kv_")) && !!env.decodeSplitK && att.sk !== undefined;
     // Steps of BATCH4_WIDE_MIN_ROWS+ sequences over a bf16 cache at head dim 128: batch4w (the same bits, more blocks an SM).
     const wide4 = batch4 && !kvFp8 && op.headDim === 128 && T >= BATCH4_WIDE_MIN_ROWS;
-    // batchAttention4Pdl (with PDL on the device): batch4x's PDLW form, launched with PDL after the qkv linear (below).
-    const xp = batch4 && !wide4 && !!env.batchAttention4Pdl && c.pdl;
     // fp8DecodeAttnQuant (decodeAttnQuantFits): batch4 over an e4m3 cache writes o_proj's e4m3 rows (q8) instead of out.
     if (q8 && !(batch4 && !wide4 && kvFp8 && kvTag === "fp8kv_")) {
       throw new InternalError(`launch plan: op ${i}: an FP8-output decode attention needs decode_attention_batch4 over an e4m3 cache`);
     }
     const name = batch4
-      ? `decode_attention_batch4${wide4 ? "w" : xp ? "xp" : env.batchAttention4X ? "x" : ""}_${q8 ? "q8_" : ""}${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
+      ? `decode_attention_batch4${wide4 ? "w" : env.batchAttention4X ? "x" : ""}_${q8 ? "q8_" : ""}${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
       : wide
       ? `decode_attention_batch2w_bf16_hd${op.headDim}`
       : batch2
@@ -183,10 +181,6 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
       ...(kvFp8 ? [kvScalesOf(op.layer)] : []),
       ...(q8 ? [q8[1], q8[2]] : []),
     ], sk ? (kvFp8 ? DECODE_SK_FP8_SMEM : DECODE_SK_SMEM) : 0);
-    const prev = out[out.length - 2];
-    if (xp && prev && (prev.kind === "gemm" || (prev.kind === "kernel" && prev.kernel !== NCCL_ALL_REDUCE))) {
-      out[out.length - 1] = { ...(out[out.length - 1] as KernelLaunch), pdl: true };
-    }
   } else if (att.kind === "decode") {
     const group = op.numHeads / op.numKvHeads;
     k(i, `paged_attention_decode_${kvFp8 ? kvTag : ""}${elem}_hd${op.headDim}`, [op.numKvHeads * cdiv(group, 8), T, att.numSplits], 128, [

@@ -107,8 +107,6 @@ export interface LaunchEnv {
   readonly batchAttention4?: boolean;
   /** batch4 steps run decode_attention_batch4x_* (the same bits; CudaFlags.batchAttention4X). */
   readonly batchAttention4X?: boolean;
-  /** batch4 steps run decode_attention_batch4xp_* with PDL after the qkv linear (CudaFlags.batchAttention4Pdl). */
-  readonly batchAttention4Pdl?: boolean;
   /** FP8 GEMM launches ask for cuBLASLt's fast accumulation (GemmLaunch.fastAccum). */
   readonly fp8FastAccum?: boolean;
   /**

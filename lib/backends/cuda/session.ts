@@ -208,8 +208,6 @@ export class CudaSession implements SessionBackend {
   readonly batchAttention4: boolean;
   /** CudaSessionOptions.batchAttention4X (with batchAttention4). */
   readonly batchAttention4X: boolean;
-  /** CudaSessionOptions.batchAttention4Pdl (with batchAttention4). */
-  readonly batchAttention4Pdl: boolean;
   /** CudaSessionOptions.fp8FastAccum. */
   readonly fp8FastAccum: boolean;
   /** CudaSessionOptions.fp8FusedQuant. */
@@ -385,7 +383,6 @@ export class CudaSession implements SessionBackend {
     this.batchAttention2Wide = f.batchAttention2Wide && f.batchAttention2;
     this.batchAttention4 = f.batchAttention4 && f.batchAttention2;
     this.batchAttention4X = f.batchAttention4X && this.batchAttention4;
-    this.batchAttention4Pdl = f.batchAttention4Pdl && this.batchAttention4;
     this.fp8FastAccum = f.fp8FastAccum;
     this.fp8FusedQuant = f.fp8FusedQuant;
     this.fp8Pdl = f.fp8Pdl;
@@ -641,7 +638,6 @@ export class CudaSession implements SessionBackend {
       batchAttention2Wide: this.batchAttention2Wide,
       batchAttention4: this.batchAttention4,
       ...(this.batchAttention4X ? { batchAttention4X: true } : {}),
-      ...(this.batchAttention4Pdl ? { batchAttention4Pdl: true } : {}),
       fp8FastAccum: this.fp8FastAccum,
       fp8FusedQuant: this.fp8FusedQuant,
       fp8Pdl: this.fp8Pdl,

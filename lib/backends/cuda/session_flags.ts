@@ -215,8 +215,6 @@ export const CUDA_FLAGS = {
   batchAttention4: { env: "LLMRT_BATCH_ATTENTION4", default: true },
   /** batch4's decode_attention_batch4x_* (session 17: the prologue's scale / own-entry loads early, the end over both warps; same bits). */
   batchAttention4X: { env: "LLMRT_BATCH_ATTENTION4_X", default: false },
-  /** batch4x as decode_attention_batch4xp_*, launched with PDL after the qkv linear (its first tiles before the wait). */
-  batchAttention4Pdl: { env: "LLMRT_BATCH_ATTENTION4_PDL", default: false },
   /**
    * Fused bf16 decode GEMVs of up to 2 rows run gemv_fused*_xpre (kernels/gemv.cu: a chunk's x vectors loaded together
    * with its weight vectors instead of after they land). A lane adds its vectors in the same order: the same bits.

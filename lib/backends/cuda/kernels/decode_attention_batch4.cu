@@ -121,15 +121,11 @@
 #ifndef DB4_SPLITM
 #define DB4_SPLITM 0  // 1 (harness): the end's merge and output split over the 2 warps by head parity (same bits)
 #endif
-#ifndef DB4_PDLW
-#define DB4_PDLW 0  // 1 (harness): q / k / v and every write after a pdlWait that follows the first tiles' issue (same bits)
-#endif
 #ifndef DB4_RCP
 #define DB4_RCP 0  // 1 (harness): o / l as o · rcp.rn(l) plus one remainder FMA (Markstein), x / l below 2^-60
 #endif
-// The knobs above as decodeBatch4Impl's XF bits (decode_attention_batch4x_* take DB4_XSEL, batch4xp_* DB4_XSEL | 16):
-// 1 EARLY, 2 RCP, 4 OUTV, 8 SPLITM, 16 PDLW.
-#define DB4_XF ((DB4_EARLY ? 1 : 0) | (DB4_RCP ? 2 : 0) | (DB4_OUTV ? 4 : 0) | (DB4_SPLITM ? 8 : 0) | (DB4_PDLW ? 16 : 0))
+// The knobs above as decodeBatch4Impl's XF bits (decode_attention_batch4x_* take DB4_XSEL): 1 EARLY, 2 RCP, 4 OUTV, 8 SPLITM.
+#define DB4_XF ((DB4_EARLY ? 1 : 0) | (DB4_RCP ? 2 : 0) | (DB4_OUTV ? 4 : 0) | (DB4_SPLITM ? 8 : 0))
 #define DB4_CFG(P, HD, Q8) ((Q8) ? ((HD) == 128 ? DB4_F##P##128 : DB4_F##P##64) : ((HD) == 128 ? DB4_##P##128 : DB4_##P##64))
 
 template <bool Q8>
@@ -223,42 +219,12 @@ __device__ __forceinline__ unsigned db4Smid() {
 #define DB4_TR(K, V)
 #endif
 
-// decodeBatch4Impl's loads of the step's q rows (the items' heads) and own k / v: before or after its pdlWait (PDLW).
-#define DB4_LOAD_QKV()                                                                              \
-_Pragma("unroll")                                                                                   \
-  for (int j = 0; j < QPT; j++) {                                                                   \
-    const int pq = tid + j * NT, it = pq / (DB4_ROWS * HC), g = (pq / HC) % DB4_ROWS, c = pq % HC;  \
-    qA[j] = qB[j] = zero4;                                                                          \
-    if (pq < QP && it < SER && g < gbOf(it)) {                                                      \
-      const bf16_t* src = row + (h0Of(it) + g) * HD + c * 8;                                        \
-      qA[j] = *reinterpret_cast<const uint4*>(src);                                                 \
-      qB[j] = *reinterpret_cast<const uint4*>(src + HALF);                                          \
-    }                                                                                               \
-  }                                                                                                 \
-_Pragma("unroll")                                                                                   \
-  for (int j = 0; j < KPT; j++) { /* chunk c of both halves of item it's k and v */                \
-    const int pk = tid + j * NT, it = pk / HC, c = pk % HC;                                         \
-    kA[j] = kB[j] = vC[j] = vD[j] = zero4;                                                          \
-    if (pk < SERMAX * HC && it < SER) {                                                             \
-      const bf16_t* kr = row + (numHeads + kvhOf(it)) * HD + c * 8;                                 \
-      const bf16_t* vr = row + (numHeads + numKvHeads + kvhOf(it)) * HD + c * 8;                    \
-      kA[j] = *reinterpret_cast<const uint4*>(kr);                                                  \
-      kB[j] = *reinterpret_cast<const uint4*>(kr + HALF);                                           \
-      vC[j] = *reinterpret_cast<const uint4*>(vr);                                                  \
-      vD[j] = *reinterpret_cast<const uint4*>(vr + HALF);                                           \
-    }                                                                                               \
-  }
-
 template <int HD, int NW, int ST, int KT, bool Q8, bool TMA, int SERMAX, bool QO = false, bool PF = false, int XF = DB4_XF>
 __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out, void* kvv, const int* positions,
     const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, float* partialO,
     float* partialML, int* counters, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
-    int maxBlocksPerSeq, float scale, int window, int splitSize, const float* kvScales, float* rowScale = nullptr, float actScale = 0.f,
-    int pBx = -1, int pT = -1, int pZ = -1, int pNs = -1) {
+    int maxBlocksPerSeq, float scale, int window, int splitSize, const float* kvScales, float* rowScale = nullptr, float actScale = 0.f) {
   constexpr bool EARLY = XF & 1, RCP = XF & 2, OUTV = XF & 4, SPLITM = XF & 8;  // the DB4_* knobs of the same names
-  // PDLW (XF 16): the step's q / k / v rows (the previous launch's output) read, and anything written, only after
-  // pdlWait; before it the position, sequence, block table, RoPE table and the first K / V tiles (earlier steps' cache).
-  constexpr bool PDLW = XF & 16;
   static_assert(!QO || Q8, "QO: the e4m3-cache entry points only (o's head dims one run of HD / 8 a lane)");
   constexpr int EB = Q8 ? 1 : 2;              // cache bytes per element
   constexpr int ROWB = HD * EB;               // one key's row (one kv head) in bytes
@@ -286,17 +252,15 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   auto rb = [](int r, int c) { return PAD ? r * RS + c * 16 : swizzle16<HD>(r, c) * 2; };
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g4 = lane >> 2, c4 = lane & 3;
-  // pT >= 0 (DB4_PERSIST): the item (pBx, pT, pZ) of a pNs-split grid, taken by a block of a persistent grid.
-  const int t = pT >= 0 ? pT : blockIdx.y, z = pT >= 0 ? pZ : (int)blockIdx.z, numSplits = pT >= 0 ? pNs : (int)gridDim.z;
-  const int bxi = pT >= 0 ? pBx : (int)blockIdx.x;
+  const int t = blockIdx.y, z = (int)blockIdx.z, numSplits = (int)gridDim.z;
   DB4_TR(0, db4Gt());
   DB4_TR(2, clock64());
   DB4_TR(7, db4Smid());
-  if (QO && !PDLW && bxi == 0 && z == 0 && threadIdx.x == 0) rowScale[t] = actScale;  // fp8_quantize_flat_bf16's row scale
+  if (QO && blockIdx.x == 0 && z == 0 && threadIdx.x == 0) rowScale[t] = actScale;  // fp8_quantize_flat_bf16's row scale
   const float qoInv = QO ? 1.f / actScale : 0.f;
   const int G = numHeads / numKvHeads;
   const int chunks = (G + DB4_ROWS - 1) / DB4_ROWS, nBx = numKvHeads * chunks;
-  const int SER = SERMAX == 1 ? 1 : nBx / (int)gridDim.x, bx0 = bxi * SER;
+  const int SER = SERMAX == 1 ? 1 : nBx / (int)gridDim.x, bx0 = blockIdx.x * SER;
   auto kvhOf = [&](int j) { return (bx0 + j) / chunks; };
   auto h0Of = [&](int j) { const int bx = bx0 + j, kh = bx / chunks; return kh * G + (bx - kh * chunks) * DB4_ROWS; };
   auto gbOf = [&](int j) { const int bx = bx0 + j; return min(DB4_ROWS, G - (bx - bx / chunks * chunks) * DB4_ROWS); };
@@ -338,7 +302,6 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
       DB4_TR(7, db4Smid() | (1ull << 32));
       DB4_TR(1, db4Gt());
       if (nz0 == 1) return;
-      if constexpr (PDLW) pdlWait();
       for (int j = 0; j < SER; j++) {
         const int Gb = gbOf(j), h0 = h0Of(j);
         for (int g = tid; g < Gb; g += NT) {
@@ -383,10 +346,30 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   for (int j = 0; j < FPT; j++) ifq[j] = tid + j * NT < HALF ? invFreq[tid + j * NT] : 0.0;
   uint4 qA[QPT], qB[QPT];
   const uint4 zero4 = {0u, 0u, 0u, 0u};
+#pragma unroll
+  for (int j = 0; j < QPT; j++) {
+    const int pq = tid + j * NT, it = pq / (DB4_ROWS * HC), g = (pq / HC) % DB4_ROWS, c = pq % HC;
+    qA[j] = qB[j] = zero4;
+    if (pq < QP && it < SER && g < gbOf(it)) {
+      const bf16_t* src = row + (h0Of(it) + g) * HD + c * 8;
+      qA[j] = *reinterpret_cast<const uint4*>(src);
+      qB[j] = *reinterpret_cast<const uint4*>(src + HALF);
+    }
+  }
   constexpr int KPT = (SERMAX * HC + NT - 1) / NT;  // (item, chunk) pairs of the own k / v a thread takes
   uint4 kA[KPT], kB[KPT], vC[KPT], vD[KPT];
-  if constexpr (!PDLW) {
-    DB4_LOAD_QKV();
+#pragma unroll
+  for (int j = 0; j < KPT; j++) {  // chunk c of both halves of item it's k and v
+    const int pk = tid + j * NT, it = pk / HC, c = pk % HC;
+    kA[j] = kB[j] = vC[j] = vD[j] = zero4;
+    if (pk < SERMAX * HC && it < SER) {
+      const bf16_t* kr = row + (numHeads + kvhOf(it)) * HD + c * 8;
+      const bf16_t* vr = row + (numHeads + numKvHeads + kvhOf(it)) * HD + c * 8;
+      kA[j] = *reinterpret_cast<const uint4*>(kr);
+      kB[j] = *reinterpret_cast<const uint4*>(kr + HALF);
+      vC[j] = *reinterpret_cast<const uint4*>(vr);
+      vD[j] = *reinterpret_cast<const uint4*>(vr + HALF);
+    }
   }
   const int s = st0 == t && st1 == t + 1 ? t : seqOfToken(seqStarts, numSeqs, t);
   const int lo = window > 0 ? max(0, pos + 1 - window) : 0;
@@ -490,11 +473,6 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
       }
     }
     const float qscale = scale * LLMRT_LOG2E;
-    if constexpr (PDLW) {
-      pdlWait();
-      if (QO && bxi == 0 && z == 0 && threadIdx.x == 0) rowScale[t] = actScale;
-      DB4_LOAD_QKV();
-    }
     DB4_TR(9, clock64());
     __syncthreads();
     DB4_TR(10, clock64());
@@ -956,37 +934,8 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
       const double *invFreq, float attnScaling, float *partialO, float *partialML, int *counters, int numTokens,         \
       int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock, int maxBlocksPerSeq, float scale, int window,       \
       int splitSize, const void *prefetch, long long prefetchBytes
-// DB4_PERSIST (harness only): the entry points below run a persistent 1-D grid, each block taking the items (kv-head chunk,
-// token, split) of the usual grid's linear order w = blockIdx.x, + gridDim.x, ... (numSplits in prefetchBytes); with
-// DB4_STAGGER ns, the blocks of odd rounds (blockIdx.x / DB4_NSM) start that much later, so an SM's blocks stream their
-// tiles while others are in their prologue / end (the same items, sums and bits).
-#ifndef DB4_PERSIST
-#define DB4_PERSIST 0
-#endif
-#ifndef DB4_STAGGER
-#define DB4_STAGGER 0
-#endif
-#ifndef DB4_NSM
-#define DB4_NSM 132
-#endif
-#define DB4_PERSIST_LOOP(CALL)                                                                                            \
-  {                                                                                                                       \
-    const int nBxP = numKvHeads * ((numHeads / numKvHeads + DB4_ROWS - 1) / DB4_ROWS), nsP = (int)prefetchBytes;          \
-    const long long total = (long long)nBxP * numTokens * nsP;                                                            \
-    if (DB4_STAGGER > 0 && (blockIdx.x / DB4_NSM) % 2 == 1) __nanosleep(DB4_STAGGER);                                    \
-    for (long long w = blockIdx.x; w < total; w += gridDim.x) {                                                           \
-      const int pBx = (int)(w % nBxP), pT = (int)((w / nBxP) % numTokens), pZ = (int)(w / nBxP / numTokens);             \
-      CALL;                                                                                                               \
-      __syncthreads();                                                                                                    \
-    }                                                                                                                     \
-    return;                                                                                                               \
-  }
 #define DECODE_BATCH4Q(HD, Q8, QO, NAME, EXTRA, TAIL)                                                                     \
   extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, Q8) * 32, DB4_CFG(MINB, HD, Q8)) NAME(DB4_ARGS_HEAD EXTRA) { \
-    if (DB4_PERSIST)                                                                                                      \
-      DB4_PERSIST_LOOP((decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, 1, QO, DB4_PF != 0>( \
-          qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs,  \
-          numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, TAIL, pBx, pT, pZ, nsP)))      \
     if ((int)blockIdx.y >= numTokens) return;                                                                             \
     decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, DB4_CFG(SER, HD, Q8), QO, DB4_PF != 0>(qkv, out, kvCache, positions, \
         seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs, numHeads, numKvHeads,       \
@@ -995,10 +944,6 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
 #define DECODE_BATCH4(HD, Q8, NAME, EXTRA, SCALES)                                                                        \
   extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, Q8) * 32, DB4_CFG(MINB, HD, Q8)) NAME(DB4_ARGS_HEAD EXTRA) { \
     if ((int)blockIdx.y >= numTokens) return;                                                                             \
-    if (DB4_PERSIST)                                                                                                      \
-      DB4_PERSIST_LOOP((decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, 1, false, DB4_PF != 0>( \
-          qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs,  \
-          numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, SCALES, nullptr, 0.f, pBx, pT, pZ, nsP))) \
     decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, DB4_CFG(SER, HD, Q8), false, DB4_PF != 0>(qkv, out, kvCache, positions, \
         seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs, numHeads, numKvHeads,       \
         tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, SCALES);                                               \
@@ -1029,49 +974,30 @@ DECODE_BATCH4Q(128, true, true, decode_attention_batch4_q8_fp8kv_bf16_hd128, COM
 #ifndef DB4_XSEL
 #define DB4_XSEL 15
 #endif
-#define DECODE_BATCH4X(HD, Q8, QO, NAME, EXTRA, TAIL, XSEL)                                                               \
+#define DECODE_BATCH4X(HD, Q8, QO, NAME, EXTRA, TAIL)                                                                     \
   extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, Q8) * 32, DB4_CFG(MINB, HD, Q8)) NAME(DB4_ARGS_HEAD EXTRA) { \
     if ((int)blockIdx.y >= numTokens) return;                                                                             \
-    decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, 1, QO, false, XSEL>( \
+    decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, 1, QO, false, DB4_XSEL>( \
         qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs,    \
         numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, TAIL);                             \
   }
 #if LLMRT_KERNEL(decode_attention_batch4x_bf16_hd64)
-DECODE_BATCH4X(64, false, false, decode_attention_batch4x_bf16_hd64, , nullptr, DB4_XSEL)
+DECODE_BATCH4X(64, false, false, decode_attention_batch4x_bf16_hd64, , nullptr)
 #endif
 #if LLMRT_KERNEL(decode_attention_batch4x_bf16_hd128)
-DECODE_BATCH4X(128, false, false, decode_attention_batch4x_bf16_hd128, , nullptr, DB4_XSEL)
+DECODE_BATCH4X(128, false, false, decode_attention_batch4x_bf16_hd128, , nullptr)
 #endif
 #if LLMRT_KERNEL(decode_attention_batch4x_fp8kv_bf16_hd64)
-DECODE_BATCH4X(64, true, false, decode_attention_batch4x_fp8kv_bf16_hd64, COMMA_SCALES, kvScales, DB4_XSEL)
+DECODE_BATCH4X(64, true, false, decode_attention_batch4x_fp8kv_bf16_hd64, COMMA_SCALES, kvScales)
 #endif
 #if LLMRT_KERNEL(decode_attention_batch4x_fp8kv_bf16_hd128)
-DECODE_BATCH4X(128, true, false, decode_attention_batch4x_fp8kv_bf16_hd128, COMMA_SCALES, kvScales, DB4_XSEL)
+DECODE_BATCH4X(128, true, false, decode_attention_batch4x_fp8kv_bf16_hd128, COMMA_SCALES, kvScales)
 #endif
 #if LLMRT_KERNEL(decode_attention_batch4x_q8_fp8kv_bf16_hd64)
-DECODE_BATCH4X(64, true, true, decode_attention_batch4x_q8_fp8kv_bf16_hd64, COMMA_Q8OUT, DB4_Q8TAIL, DB4_XSEL)
+DECODE_BATCH4X(64, true, true, decode_attention_batch4x_q8_fp8kv_bf16_hd64, COMMA_Q8OUT, DB4_Q8TAIL)
 #endif
 #if LLMRT_KERNEL(decode_attention_batch4x_q8_fp8kv_bf16_hd128)
-DECODE_BATCH4X(128, true, true, decode_attention_batch4x_q8_fp8kv_bf16_hd128, COMMA_Q8OUT, DB4_Q8TAIL, DB4_XSEL)
-#endif
-// decode_attention_batch4xp_*: with PDLW, for programmatic dependent launch after the step's qkv linear (batchAttention4Pdl).
-#if LLMRT_KERNEL(decode_attention_batch4xp_bf16_hd64)
-DECODE_BATCH4X(64, false, false, decode_attention_batch4xp_bf16_hd64, , nullptr, DB4_XSEL | 16)
-#endif
-#if LLMRT_KERNEL(decode_attention_batch4xp_fp8kv_bf16_hd64)
-DECODE_BATCH4X(64, true, false, decode_attention_batch4xp_fp8kv_bf16_hd64, COMMA_SCALES, kvScales, DB4_XSEL | 16)
-#endif
-#if LLMRT_KERNEL(decode_attention_batch4xp_q8_fp8kv_bf16_hd64)
-DECODE_BATCH4X(64, true, true, decode_attention_batch4xp_q8_fp8kv_bf16_hd64, COMMA_Q8OUT, DB4_Q8TAIL, DB4_XSEL | 16)
-#endif
-#if LLMRT_KERNEL(decode_attention_batch4xp_bf16_hd128)
-DECODE_BATCH4X(128, false, false, decode_attention_batch4xp_bf16_hd128, , nullptr, DB4_XSEL | 16)
-#endif
-#if LLMRT_KERNEL(decode_attention_batch4xp_fp8kv_bf16_hd128)
-DECODE_BATCH4X(128, true, false, decode_attention_batch4xp_fp8kv_bf16_hd128, COMMA_SCALES, kvScales, DB4_XSEL | 16)
-#endif
-#if LLMRT_KERNEL(decode_attention_batch4xp_q8_fp8kv_bf16_hd128)
-DECODE_BATCH4X(128, true, true, decode_attention_batch4xp_q8_fp8kv_bf16_hd128, COMMA_Q8OUT, DB4_Q8TAIL, DB4_XSEL | 16)
+DECODE_BATCH4X(128, true, true, decode_attention_batch4x_q8_fp8kv_bf16_hd128, COMMA_Q8OUT, DB4_Q8TAIL)
 #endif
 
 // decode_attention_batch4w_bf16_hd128: the bf16 hd128 kernel with 1 cp.async stage a warp and registers capped for 8 blocks
