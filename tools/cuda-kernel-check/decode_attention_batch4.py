@@ -321,7 +321,7 @@ def main():
     for step in a.only.split(","):
         try:
             if step == "check":
-                for fp8 in (False, True):
+                for fp8 in [x == "1" for x in a.fp8.split(",")]:  # --fp8 0,1 (both by default)
                     check(fp8, pc(a.check_cfgs), a.quick)
                     log(f"-- check {'fp8' if fp8 else 'bf16'} done at {time.time() - t0:.0f} s")
             elif step == "timing":

@@ -124,8 +124,12 @@
 #ifndef DB4_RCP
 #define DB4_RCP 0  // 1 (harness): o / l as o · rcp.rn(l) plus one remainder FMA (Markstein), x / l below 2^-60
 #endif
-// The knobs above as decodeBatch4Impl's XF bits (decode_attention_batch4x_* take DB4_XSEL): 1 EARLY, 2 RCP, 4 OUTV, 8 SPLITM.
-#define DB4_XF ((DB4_EARLY ? 1 : 0) | (DB4_RCP ? 2 : 0) | (DB4_OUTV ? 4 : 0) | (DB4_SPLITM ? 8 : 0))
+#ifndef DB4_OWNP
+#define DB4_OWNP 0  // 1 (harness, e4m3 caches): the own key / value encoded one element a thread (all threads, not HD / 16), same bytes
+#endif
+// The knobs above as decodeBatch4Impl's XF bits (decode_attention_batch4x_* take DB4_XSEL): 1 EARLY, 2 RCP, 4 OUTV, 8 SPLITM,
+// 16 OWNP.
+#define DB4_XF ((DB4_EARLY ? 1 : 0) | (DB4_RCP ? 2 : 0) | (DB4_OUTV ? 4 : 0) | (DB4_SPLITM ? 8 : 0) | (DB4_OWNP ? 16 : 0))
 #define DB4_CFG(P, HD, Q8) ((Q8) ? ((HD) == 128 ? DB4_F##P##128 : DB4_F##P##64) : ((HD) == 128 ? DB4_##P##128 : DB4_##P##64))
 
 template <bool Q8>
@@ -225,6 +229,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
     float* partialML, int* counters, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
     int maxBlocksPerSeq, float scale, int window, int splitSize, const float* kvScales, float* rowScale = nullptr, float actScale = 0.f) {
   constexpr bool EARLY = XF & 1, RCP = XF & 2, OUTV = XF & 4, SPLITM = XF & 8;  // the DB4_* knobs of the same names
+  constexpr bool OWNP = Q8 && SERMAX == 1 && (XF & 16);
   static_assert(!QO || Q8, "QO: the e4m3-cache entry points only (o's head dims one run of HD / 8 a lane)");
   constexpr int EB = Q8 ? 1 : 2;              // cache bytes per element
   constexpr int ROWB = HD * EB;               // one key's row (one kv head) in bytes
@@ -362,13 +367,26 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   for (int j = 0; j < KPT; j++) {  // chunk c of both halves of item it's k and v
     const int pk = tid + j * NT, it = pk / HC, c = pk % HC;
     kA[j] = kB[j] = vC[j] = vD[j] = zero4;
-    if (pk < SERMAX * HC && it < SER) {
+    if (pk < SERMAX * HC && it < SER && !OWNP) {
       const bf16_t* kr = row + (numHeads + kvhOf(it)) * HD + c * 8;
       const bf16_t* vr = row + (numHeads + numKvHeads + kvhOf(it)) * HD + c * 8;
       kA[j] = *reinterpret_cast<const uint4*>(kr);
       kB[j] = *reinterpret_cast<const uint4*>(kr + HALF);
       vC[j] = *reinterpret_cast<const uint4*>(vr);
       vD[j] = *reinterpret_cast<const uint4*>(vr + HALF);
+    }
+  }
+  // OWNP: element i = tid + j NT of both halves of the own k and v (raw bf16, as floats).
+  constexpr int OPT = (HALF + NT - 1) / NT;
+  float okA[OPT], okB[OPT], ovA[OPT], ovB[OPT];
+  if constexpr (OWNP) {
+    const bf16_t* kr = row + (numHeads + kvhOf(0)) * HD;
+    const bf16_t* vr = row + (numHeads + numKvHeads + kvhOf(0)) * HD;
+#pragma unroll
+    for (int j = 0; j < OPT; j++) {
+      const int i = tid + j * NT;
+      okA[j] = okB[j] = ovA[j] = ovB[j] = 0.f;
+      if (i < HALF) { okA[j] = toF(kr[i]); okB[j] = toF(kr[HALF + i]); ovA[j] = toF(vr[i]); ovB[j] = toF(vr[HALF + i]); }
     }
   }
   const int s = st0 == t && st1 == t + 1 ? t : seqOfToken(seqStarts, numSeqs, t);
@@ -506,7 +524,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
 #pragma unroll
     for (int j = 0; j < KPT; j++) {  // the step's own key / value: rotate k, keep both in shared, and (chunk 0) write the cache
       const int pk = tid + j * NT, it = pk / HC, c = pk % HC;
-      if (!own || pk >= SERMAX * HC || it >= SER) continue;
+      if (!own || OWNP || pk >= SERMAX * HC || it >= SER) continue;
       const int kh = kvhOf(it);
       const bool writer = (bx0 + it) % chunks == 0;
       const long long kOff = ((EARLY ? ((long long)ownBlk * 2 * tokensPerBlock + pos % tokensPerBlock) * rowWidth
@@ -558,7 +576,34 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
         }
       }
     }
+    if constexpr (OWNP) {
+      if (own) {
+        const int kh = kvhOf(0);
+        const float kS = EARLY ? kScE[0] : kvScales[kh], vS = EARLY ? vScE[0] : kvScales[numKvHeads + kh];
+#pragma unroll
+        for (int j = 0; j < OPT; j++) {
+          const int i = tid + j * NT;
+          if (i >= HALF) continue;
+          const float a = okA[j], b = okB[j];
+          kself[0][i] = kvEncodeE4m3(a * cs[i] - b * sn[i], kS);
+          kself[0][HALF + i] = kvEncodeE4m3(b * cs[i] + a * sn[i], kS);
+          vself[0][i] = kvEncodeE4m3(ovA[j], vS);
+          vself[0][HALF + i] = kvEncodeE4m3(ovB[j], vS);
+        }
+      }
+    }
     __syncthreads();
+    if constexpr (OWNP) {
+      if (own && bx0 % chunks == 0) {  // the writer item: the cache row from kself / vself
+        const long long kOff = ((EARLY ? ((long long)ownBlk * 2 * tokensPerBlock + pos % tokensPerBlock) * rowWidth
+                                            : kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth)) + kvhOf(0) * HD) * EB;
+        for (int c = tid; c < 2 * CPR; c += NT) {
+          const bool isV = c >= CPR;
+          const int cc = isV ? c - CPR : c;
+          *reinterpret_cast<uint4*>(kv + kOff + (isV ? vStepB : 0) + cc * 16) = *reinterpret_cast<const uint4*>((isV ? vself[0] : kself[0]) + cc * 16);
+        }
+      }
+    }
     const int mi = lane >> 3;
     DB4_TR(3, clock64());
     for (int it = 0; it < SER; it++) {
