@@ -86,6 +86,8 @@ test("batchAttention4: every decode step of more than 8 sequences on decode_atte
   const opts = { fusedDecode: true, batchAttention: true, batchAttention2: true };
   const four = new FakeCudaSession(bf16, 64, 4, false, { ...opts, batchAttention4: true, batchAttention2Wide: true });
   const two = new FakeCudaSession(bf16, 64, 4, false, opts);
+  // batchAttention4X (session 17): decode_attention_batch4x_*, the same grid and bits (on a GPU: tests/gpu/batch_attention4x.test.ts).
+  const x = new FakeCudaSession(bf16, 64, 4, false, { ...opts, batchAttention4: true, batchAttention4X: true });
   const lens = [40, 5, 3, 9, 2, 7, 4, 11, 6, 1, 8, 12];
   const seqs = lens.map((n, s) => ({ ids: Array.from({ length: n }, (_, j) => (s * 31 + j * 7 + 1) % V), blocks: [0, 1, 2, 3, 4].map((j) => s * 5 + j) }));
   const pos = lens.map((n) => n - 1), last = seqs.map((s) => s.ids[s.ids.length - 1]);
@@ -94,8 +96,14 @@ test("batchAttention4: every decode step of more than 8 sequences on decode_atte
     const inp = prefill
       ? step(seqs.map((s) => ({ ids: s.ids.slice(0, -1), pos: 0, blocks: s.blocks })), 5)
       : step(which.map((s) => ({ ids: [last[s]], pos: pos[s], blocks: seqs[s].blocks })), 5);
-    const got = four.run(inp, graphs), ref = two.run(inp, graphs);
+    const got = four.run(inp, graphs), ref = two.run(inp, graphs), gx = x.run(inp, graphs);
     sameBits(got.logits, ref.logits, `${what}: logits vs decode_attention_batch2`);
+    sameBits(gx.logits, got.logits, `${what}: batchAttention4X logits vs batch4`);
+    for (const l of x.lastLaunches) {
+      if (l.kind !== "kernel" || !l.kernel.startsWith("decode_attention_batch")) continue;
+      assert.equal(l.kernel, "decode_attention_batch4x_bf16_hd64", what);
+      assert.deepEqual([(l as KernelLaunch).grid[0], (l as KernelLaunch).block], [2, batchAttention4Threads(64, false)], what);
+    }
     sameKvCache(four, two, a.numLayers, what);
     for (const l of four.lastLaunches) {
       if (l.kind !== "kernel" || !l.kernel.startsWith("decode_attention")) continue;

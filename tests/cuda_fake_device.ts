@@ -328,6 +328,8 @@ export interface FakeSessionOptions {
   readonly batchAttention2Wide?: boolean;
   /** LaunchEnv.batchAttention4 (decode_attention_batch4 for every step of more than 8 sequences, with batchAttention2). */
   readonly batchAttention4?: boolean;
+  /** LaunchEnv.batchAttention4X (decode_attention_batch4x_*: batch4's bits). */
+  readonly batchAttention4X?: boolean;
   /** LaunchEnv.fp8FusedQuant. */
   readonly fp8FusedQuant?: boolean;
   /** LaunchEnv.fp8Gemv1. */
@@ -490,6 +492,7 @@ export class FakeCudaSession {
       batchAttention2: opts.batchAttention2,
       batchAttention2Wide: opts.batchAttention2Wide,
       batchAttention4: opts.batchAttention4,
+      batchAttention4X: opts.batchAttention4X,
       fp8FusedQuant: opts.fp8FusedQuant,
       fp8Gemv1: opts.fp8Gemv1,
       ...(opts.fp8GemvRow ? { fp8GemvRow: true } : {}),
@@ -1461,6 +1464,9 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "decode_attention_batch4w_bf16":
       case "decode_attention_batch4_fp8kv_bf16":
       case "decode_attention_batch4_q8_fp8kv_bf16":
+      case "decode_attention_batch4x_bf16":
+      case "decode_attention_batch4x_fp8kv_bf16":
+      case "decode_attention_batch4x_q8_fp8kv_bf16":
       case "decode_attention_batch2w_bf16":
       case "decode_attention_batch2_fp8kv_bf16":
       case "decode_attention_fp8kv_bf16":
@@ -1636,7 +1642,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           const lo = window > 0 ? Math.max(0, pos[t] + 1 - window) : 0, table = tableOf(t);
           for (let h = 0; h < nH; h++) attendBf16(qf, (t * nH + h) * hd, keys, table, lo, pos[t], bs, nKV, hd, Math.floor(h / G), scale, o, (t * nH + h) * hd);
         }
-        if (name === "decode_attention_batch4_q8_fp8kv_bf16") {
+        if (name === "decode_attention_batch4_q8_fp8kv_bf16" || name === "decode_attention_batch4x_q8_fp8kv_bf16") {
           // fp8DecodeAttnQuant: the output rows as the next FP8 linear's e4m3 input (fp8_quantize_bf16's bytes, static scale).
           const [xs, actScale] = A.slice(23);
           assert.ok(actScale > 0, `${l.kernel}: a static scale`);

@@ -56,8 +56,9 @@ for (const shape of SHAPES) {
       blocks: [4 * s, 4 * s + 1, 4 * s + 2, 4 * s + 3],
     }));
     const names = (ls: readonly { kind: string }[]): string[] => ls.filter((l) => l.kind === "kernel").map((l) => (l as KernelLaunch).kernel);
-    const runs = [false, true].map((on) => {
-      const fake = new FakeCudaSession(engine, S * 4 + 2, 132, false, { ...ON, fp8DecodeAttnQuant: on });
+    // The third run: with batchAttention4X (session 17), decode_attention_batch4x_q8_fp8kv_* (the same bytes).
+    const runs = [false, true, true].map((on, ri) => {
+      const fake = new FakeCudaSession(engine, S * 4 + 2, 132, false, { ...ON, fp8DecodeAttnQuant: on, batchAttention4X: ri === 2 });
       fake.run(step(seqs.map((x) => ({ ids: x.ids, pos: 0, blocks: x.blocks })), 4), false);
       const steps: { logits: Float32Array; ids: Int32Array; kernels: string[] }[] = [];
       for (let d = 0; d < 3; d++) {
@@ -76,12 +77,14 @@ for (const shape of SHAPES) {
       assert.equal(off.filter((n) => n.startsWith("fp8_quantize")).length, L, `step ${d}: o_proj's quantize, default`);
       assert.equal(on.filter((n) => n.startsWith("fp8_quantize")).length, 0, `step ${d}: no quantize with the switch`);
       assert.equal(on.length, off.length - L, `step ${d}: one launch a layer less`);
+      assert.deepEqual(runs[2][d].kernels, on.map((n) => n.replace("decode_attention_batch4_", "decode_attention_batch4x_")), `step ${d}: batch4x`);
     }
     assert.deepEqual(runs[1][2].kernels, runs[0][2].kernels, "a one-sequence decode step (GEMV) is unchanged");
     for (let d = 0; d < 3; d++) {
       const a = new Uint32Array(runs[1][d].logits.buffer), b = new Uint32Array(runs[0][d].logits.buffer);
       assert.equal(a.length, b.length);
       for (let i = 0; i < b.length; i++) if (a[i] !== b[i]) assert.fail(`step ${d}: logit ${i}: ${runs[1][d].logits[i]} vs ${runs[0][d].logits[i]}`);
+      assert.deepEqual(new Uint32Array(runs[2][d].logits.buffer), a, `step ${d}: batchAttention4X logits`);
       assert.deepEqual(Array.from(runs[1][d].ids), Array.from(runs[0][d].ids), `step ${d}: ids`);
     }
     engine.dispose();
@@ -115,8 +118,9 @@ for (const [what, qc, fits] of VARIANTS) {
       { length: S },
       (_, s) => ({ ids: Array.from({ length: 2 + (s % 4) }, (_, i) => (s * 5 + i * 7 + 3) % 64), blocks: [4 * s, 4 * s + 1, 4 * s + 2, 4 * s + 3] }),
     );
-    const runs = [false, true].map((on) => {
-      const fake = new FakeCudaSession(engine, S * 4 + 2, 132, false, { ...ON, fp8DecodeAttnQuant: on });
+    // The third run: with batchAttention4X (session 17), decode_attention_batch4x_q8_fp8kv_* (the same bytes).
+    const runs = [false, true, true].map((on, ri) => {
+      const fake = new FakeCudaSession(engine, S * 4 + 2, 132, false, { ...ON, fp8DecodeAttnQuant: on, batchAttention4X: ri === 2 });
       fake.run(step(seqs.map((x) => ({ ids: x.ids, pos: 0, blocks: x.blocks })), 4), false);
       return [9, 12, 12].map((n, d) => {
         const r = fake.run(step(seqs.slice(0, n).map((x, s) => ({ ids: [(s * 3 + d) % 64], pos: x.ids.length + d, blocks: x.blocks })), 4), d === 2);

@@ -27,7 +27,12 @@ from decode_step import F, I, L, P, attn_ref, bf, launch, log, record, relerr  #
 
 
 def name4(hd, fp8):
-    return f"decode_attention_batch4_{'fp8kv_' if fp8 else ''}bf16_hd{hd}"
+    return f"decode_attention_batch4_{'q8_' if fp8 and Q8OUT else ''}{'fp8kv_' if fp8 else ''}bf16_hd{hd}"
+
+
+def nums(cfg):
+    """The numeric part of a configuration (its '+NAME' knobs dropped)."""
+    return tuple(x for x in cfg if isinstance(x, int)) if cfg else cfg
 
 
 def b4defines(hd, fp8, cfg, trace=False):
@@ -36,6 +41,9 @@ def b4defines(hd, fp8, cfg, trace=False):
     f = "F" if fp8 else ""
     defines = ("LLMRT_SELECT", f"LLMRT_K_{nm}=1") + (("DB4_TRACE",) if trace else ())
     nw, ser = 2, 1
+    if cfg:
+        defines += tuple(f"DB4_{x}=1" if "=" not in x else f"DB4_{x}" for x in cfg if isinstance(x, str))
+        cfg = nums(cfg)
     if cfg:
         nw = cfg[0]
         defines += tuple(f"DB4_{f}{k}{hd}={v}" for k, v in zip(("NW", "ST", "KT", "MINB", "TMA", "SER"), cfg))
@@ -61,6 +69,8 @@ def batch4(qkv, out, kvc, positions, seqStarts, table, invf, pO, pML, ctr, T, S,
             I(T), I(S), I(nH), I(nKV), I(tpb), I(maxB), F(scale), I(window), I(splitSize), P(None), L(0))
     if fp8:
         args = args + (P(kvScales),)
+    if fp8 and Q8OUT:
+        args = args + (P(Q8ROW[0]), F(0.05))
     launch("decode_attention_batch4", nm, (nBx // ser, T, numSplits), nw * 32, args, defines)
 
 
@@ -185,7 +195,7 @@ def check(fp8, cfgs, quick):
                         first = {}  # (warps, sub-tiles) -> the first such configuration's output: the others must match it bitwise
                         for cfg in cfgs:
                             o4, k4, ctr0 = run(batch4, cfg)
-                            key = (cfg or (2,))[0], (cfg[2] if cfg and len(cfg) > 2 else 1)
+                            key = (nums(cfg) or (2,))[0], (nums(cfg)[2] if nums(cfg) and len(nums(cfg)) > 2 else 1)
                             same = torch.equal(o4.view(torch.int16), first.setdefault(key, o4).view(torch.int16))
                             worst = max(relerr(o4[t].view(nH, hd), refs[t]) for t in range(T))
                             csame = torch.equal(k4.view(torch.uint8), k2.view(torch.uint8))
@@ -207,6 +217,7 @@ def timing(bw, cases, cfgsOf, fp8s):
         mk, T, ctx = case.split(":")
         nm, nH, nKV, hd = MODELS[mk]
         T = int(T)
+        Q8ROW[0] = torch.zeros(T, device="cuda")
         lo, hi = (int(x) for x in ctx.split("-"))
         d = setup(T, nH, nKV, hd, lo, hi, max(288, hi + 32), split=SPLIT)
         scale = 1 / math.sqrt(hd)
@@ -250,7 +261,7 @@ def timing(bw, cases, cfgsOf, fp8s):
                 best = min(best, (t4, lab))
                 if INFO:
                     log(f"    {lab}: {occupancy(hd, fp8, cfg)}")
-                if ci < TRACE and fp8:
+                if ci < TRACE:
                     b4(0, trace=True)
                     torch.cuda.synchronize()
                     b4(0, trace=True)
@@ -269,6 +280,8 @@ SPLIT = 0  # --split: the split size (0: the harness's own choice; the 512-row g
 INFO = False  # --info: registers, shared memory and the driver's blocks / SM of each configuration
 TRACE = 0  # --trace N: the DB4_TRACE build's stamps of the first N e4m3 configurations (one launch, layer 0)
 NO_B2 = False  # --no-batch2: skip the batch2 / batch2w baselines
+Q8OUT = False  # --q8: time the e4m3 cache's q8 entry points (the engine's fp8DecodeAttnQuant form: o_proj's e4m3 rows, actScale 0.05)
+Q8ROW = [None]  # its row-scale buffer
 
 
 def main():
@@ -285,20 +298,30 @@ def main():
     ap.add_argument("--info", action="store_true", help="registers, shared memory, blocks / SM of each configuration")
     ap.add_argument("--trace", type=int, default=0, help="per-block stamps of the first N e4m3 configurations (DB4_TRACE build)")
     ap.add_argument("--no-batch2", action="store_true")
+    ap.add_argument("--q8", action="store_true", help="timing: e4m3 caches through the q8 entry points (fp8DecodeAttnQuant's form)")
     a = ap.parse_args()
-    global SPLIT, INFO, TRACE, NO_B2
-    SPLIT, INFO, TRACE, NO_B2 = a.split, a.info, a.trace, a.no_batch2
+    global SPLIT, INFO, TRACE, NO_B2, Q8OUT
+    SPLIT, INFO, TRACE, NO_B2, Q8OUT = a.split, a.info, a.trace, a.no_batch2, a.q8
     SHAPE_SEL.extend(tuple(int(x) for x in c.split(",")) for c in a.shapes.split(";") if c)
     props = torch.cuda.get_device_properties(0)
     log(f"GPU {props.name}, {props.multi_processor_count} SMs, torch {torch.__version__}")
     for hd in (64, 128):
         INVF[hd] = ds.rope_tables(hd)
     t0 = time.time()
-    pc = lambda s: [None if c == "d" else tuple(int(x) for x in c.split(",")) for c in s.split(";")] if s else [None]  # noqa: E731
+    # A configuration: 'd' (the .cu defaults) or 'W,ST,KT,MINB[,...]', then '+NAME' knobs (-D DB4_NAME=1, or +NAME=V).
+    def pc(s):
+        out = []
+        for c in (s.split(";") if s else ["d"]):
+            head, *knobs = c.split("+")
+            if head != "d" and not head[:1].isdigit():  # 'NAME[+NAME...]': knobs on the defaults
+                head, knobs = "d", [head] + knobs
+            base = () if head == "d" else tuple(int(x) for x in head.split(","))
+            out.append(None if not base and not knobs else base + tuple(knobs))
+        return out
     for step in a.only.split(","):
         try:
             if step == "check":
-                for fp8 in (False, True):
+                for fp8 in [x == "1" for x in a.fp8.split(",")]:  # --fp8 0,1 (both by default)
                     check(fp8, pc(a.check_cfgs), a.quick)
                     log(f"-- check {'fp8' if fp8 else 'bf16'} done at {time.time() - t0:.0f} s")
             elif step == "timing":

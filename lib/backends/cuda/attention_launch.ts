@@ -125,7 +125,7 @@ export function planAttention(c: StepCtx, op: Extract<Op, { type: "paged_attenti
       throw new InternalError(`launch plan: op ${i}: an FP8-output decode attention needs decode_attention_batch4 over an e4m3 cache`);
     }
     const name = batch4
-      ? `decode_attention_batch4${wide4 ? "w" : ""}_${q8 ? "q8_" : ""}${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
+      ? `decode_attention_batch4${wide4 ? "w" : env.batchAttention4X ? "x" : ""}_${q8 ? "q8_" : ""}${kvFp8 ? "fp8kv_" : ""}bf16_hd${op.headDim}`
       : wide
       ? `decode_attention_batch2w_bf16_hd${op.headDim}`
       : batch2

@@ -102,6 +102,12 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   decode_attention_batch4w: { file: "decode_attention_batch4.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
   decode_attention_batch4_fp8kv: { file: "decode_attention_batch4.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
   decode_attention_batch4_q8_fp8kv: { file: "decode_attention_batch4.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P, P, F] },
+  decode_attention_batch4x: { file: "decode_attention_batch4.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L] },
+  decode_attention_batch4x_fp8kv: { file: "decode_attention_batch4.cu", params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P] },
+  decode_attention_batch4x_q8_fp8kv: {
+    file: "decode_attention_batch4.cu",
+    params: [P, P, P, P, P, P, P, F, P, P, P, I, I, I, I, I, I, F, I, I, P, L, P, P, F],
+  },
   kv_dequant_fp8kv: { file: "kv_dequant.cu", params: [P, P, P, P, P, I, I, I, I, I, P] },
   kv_dequant_int8kv: { file: "kv_dequant.cu", params: [P, P, P, P, P, I, I, I, I, I, P] },
   kv_dequant_prefix_fp8kv: { file: "kv_dequant.cu", params: [P, P, P, P, P, I, I, I, I, I, P] },

@@ -105,6 +105,8 @@ export interface LaunchEnv {
    * runs decode_attention_batch4 (keys on the mma rows; other bits than batch2, so all such steps take it).
    */
   readonly batchAttention4?: boolean;
+  /** batch4 steps run decode_attention_batch4x_* (the same bits; CudaFlags.batchAttention4X). */
+  readonly batchAttention4X?: boolean;
   /** FP8 GEMM launches ask for cuBLASLt's fast accumulation (GemmLaunch.fastAccum). */
   readonly fp8FastAccum?: boolean;
   /**

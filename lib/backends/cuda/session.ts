@@ -206,6 +206,8 @@ export class CudaSession implements SessionBackend {
   readonly batchAttention2Wide: boolean;
   /** CudaSessionOptions.batchAttention4 (with batchAttention2). */
   readonly batchAttention4: boolean;
+  /** CudaSessionOptions.batchAttention4X (with batchAttention4). */
+  readonly batchAttention4X: boolean;
   /** CudaSessionOptions.fp8FastAccum. */
   readonly fp8FastAccum: boolean;
   /** CudaSessionOptions.fp8FusedQuant. */
@@ -380,6 +382,7 @@ export class CudaSession implements SessionBackend {
     this.batchAttention2 = f.batchAttention2;
     this.batchAttention2Wide = f.batchAttention2Wide && f.batchAttention2;
     this.batchAttention4 = f.batchAttention4 && f.batchAttention2;
+    this.batchAttention4X = f.batchAttention4X && this.batchAttention4;
     this.fp8FastAccum = f.fp8FastAccum;
     this.fp8FusedQuant = f.fp8FusedQuant;
     this.fp8Pdl = f.fp8Pdl;
@@ -636,6 +639,7 @@ export class CudaSession implements SessionBackend {
       batchAttention2: this.batchAttention2,
       batchAttention2Wide: this.batchAttention2Wide,
       batchAttention4: this.batchAttention4,
+      ...(this.batchAttention4X ? { batchAttention4X: true } : {}),
       fp8FastAccum: this.fp8FastAccum,
       fp8FusedQuant: this.fp8FusedQuant,
       fp8Pdl: this.fp8Pdl,

@@ -215,6 +215,8 @@ export const CUDA_FLAGS = {
    * @default true
    */
   batchAttention4: { env: "LLMRT_BATCH_ATTENTION4", default: true },
+  /** batch4's decode_attention_batch4x_* (session 17: the prologue's scale / own-entry loads early, the end over both warps; same bits). */
+  batchAttention4X: { env: "LLMRT_BATCH_ATTENTION4_X", default: false },
   /**
    * Fused bf16 decode GEMVs of up to 2 rows run gemv_fused*_xpre (kernels/gemv.cu: a chunk's x vectors loaded together
    * with its weight vectors instead of after they land). A lane adds its vectors in the same order: the same bits.

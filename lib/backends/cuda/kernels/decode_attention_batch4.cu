@@ -112,6 +112,24 @@
 #ifndef DB4_PF
 #define DB4_PF 0  // 1 (harness): the entry points above with decodeBatch4Impl's PF (the first tiles' table entries prefetched)
 #endif
+#ifndef DB4_EARLY
+#define DB4_EARLY 0  // 1 (harness): the e4m3 scales and the own key's block-table entry loaded with the position (same bits)
+#endif
+#ifndef DB4_OUTV
+#define DB4_OUTV 0  // 1 (harness): warp 0's bf16 output rows staged in its ring, written as 16-byte stores (same bits)
+#endif
+#ifndef DB4_SPLITM
+#define DB4_SPLITM 0  // 1 (harness): the end's merge and output split over the 2 warps by head parity (same bits)
+#endif
+#ifndef DB4_RCP
+#define DB4_RCP 0  // 1 (harness): o / l as o · rcp.rn(l) plus one remainder FMA (Markstein), x / l below 2^-60
+#endif
+#ifndef DB4_OWNP
+#define DB4_OWNP 0  // 1 (harness, e4m3 caches): the own key / value encoded one element a thread (all threads, not HD / 16), same bytes
+#endif
+// The knobs above as decodeBatch4Impl's XF bits (decode_attention_batch4x_* take DB4_XSEL): 1 EARLY, 2 RCP, 4 OUTV, 8 SPLITM,
+// 16 OWNP.
+#define DB4_XF ((DB4_EARLY ? 1 : 0) | (DB4_RCP ? 2 : 0) | (DB4_OUTV ? 4 : 0) | (DB4_SPLITM ? 8 : 0) | (DB4_OWNP ? 16 : 0))
 #define DB4_CFG(P, HD, Q8) ((Q8) ? ((HD) == 128 ? DB4_F##P##128 : DB4_F##P##64) : ((HD) == 128 ? DB4_##P##128 : DB4_##P##64))
 
 template <bool Q8>
@@ -205,11 +223,13 @@ __device__ __forceinline__ unsigned db4Smid() {
 #define DB4_TR(K, V)
 #endif
 
-template <int HD, int NW, int ST, int KT, bool Q8, bool TMA, int SERMAX, bool QO = false, bool PF = false>
+template <int HD, int NW, int ST, int KT, bool Q8, bool TMA, int SERMAX, bool QO = false, bool PF = false, int XF = DB4_XF>
 __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out, void* kvv, const int* positions,
     const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, float* partialO,
     float* partialML, int* counters, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
     int maxBlocksPerSeq, float scale, int window, int splitSize, const float* kvScales, float* rowScale = nullptr, float actScale = 0.f) {
+  constexpr bool EARLY = XF & 1, RCP = XF & 2, OUTV = XF & 4, SPLITM = XF & 8;  // the DB4_* knobs of the same names
+  constexpr bool OWNP = Q8 && SERMAX == 1 && (XF & 16);
   static_assert(!QO || Q8, "QO: the e4m3-cache entry points only (o's head dims one run of HD / 8 a lane)");
   constexpr int EB = Q8 ? 1 : 2;              // cache bytes per element
   constexpr int ROWB = HD * EB;               // one key's row (one kv head) in bytes
@@ -317,6 +337,14 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
     }
   }
   const int pos = positions[t];
+  float kScE[SERMAX], vScE[SERMAX];  // EARLY: item j's k / v scales
+#pragma unroll
+  for (int j = 0; j < SERMAX; j++) kScE[j] = vScE[j] = 1.f;
+  if (EARLY && Q8) {
+#pragma unroll
+    for (int j = 0; j < SERMAX; j++)
+      if (j < SER) { kScE[j] = kvScales[kvhOf(j)]; vScE[j] = kvScales[numKvHeads + kvhOf(j)]; }
+  }
   const int st0 = t < numSeqs ? seqStarts[t] : -1, st1 = t < numSeqs ? seqStarts[t + 1] : -1;
   double ifq[FPT];
 #pragma unroll
@@ -339,13 +367,26 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   for (int j = 0; j < KPT; j++) {  // chunk c of both halves of item it's k and v
     const int pk = tid + j * NT, it = pk / HC, c = pk % HC;
     kA[j] = kB[j] = vC[j] = vD[j] = zero4;
-    if (pk < SERMAX * HC && it < SER) {
+    if (pk < SERMAX * HC && it < SER && !OWNP) {
       const bf16_t* kr = row + (numHeads + kvhOf(it)) * HD + c * 8;
       const bf16_t* vr = row + (numHeads + numKvHeads + kvhOf(it)) * HD + c * 8;
       kA[j] = *reinterpret_cast<const uint4*>(kr);
       kB[j] = *reinterpret_cast<const uint4*>(kr + HALF);
       vC[j] = *reinterpret_cast<const uint4*>(vr);
       vD[j] = *reinterpret_cast<const uint4*>(vr + HALF);
+    }
+  }
+  // OWNP: element i = tid + j NT of both halves of the own k and v (raw bf16, as floats).
+  constexpr int OPT = (HALF + NT - 1) / NT;
+  float okA[OPT], okB[OPT], ovA[OPT], ovB[OPT];
+  if constexpr (OWNP) {
+    const bf16_t* kr = row + (numHeads + kvhOf(0)) * HD;
+    const bf16_t* vr = row + (numHeads + numKvHeads + kvhOf(0)) * HD;
+#pragma unroll
+    for (int j = 0; j < OPT; j++) {
+      const int i = tid + j * NT;
+      okA[j] = okB[j] = ovA[j] = ovB[j] = 0.f;
+      if (i < HALF) { okA[j] = toF(kr[i]); okB[j] = toF(kr[HALF + i]); ovA[j] = toF(vr[i]); ovB[j] = toF(vr[HALF + i]); }
     }
   }
   const int s = st0 == t && st1 == t + 1 ? t : seqOfToken(seqStarts, numSeqs, t);
@@ -359,6 +400,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   const long long vStepB = (long long)tokensPerBlock * rowWidth * EB;  // V of a key sits this many bytes past its K
   const int* table = blockTables + (long long)s * maxBlocksPerSeq;
   unsigned char* kv = reinterpret_cast<unsigned char*>(kvv);
+  const int ownBlk = EARLY && own ? table[pos / tokensPerBlock] : 0;  // EARLY: loaded beside the first tiles' entries
 
   if (sLo < sHi) {
     const int nT = (sHi - sLo + KEYS - 1) / KEYS;  // warp tiles of an item's split
@@ -458,7 +500,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
       const int pq = tid + j * NT, it = pq / (DB4_ROWS * HC), g = (pq / HC) % DB4_ROWS, c = pq % HC;
       if (pq < QP && it < SER) {
         const bool live = g < gbOf(it);
-        const float f = qscale * (Q8 ? kvScales[kvhOf(it)] : 1.f);
+        const float f = qscale * (Q8 ? (EARLY ? kScE[it] : kvScales[kvhOf(it)]) : 1.f);
         const u32 wa[4] = {qA[j].x, qA[j].y, qA[j].z, qA[j].w}, wb[4] = {qB[j].x, qB[j].y, qB[j].z, qB[j].w};
         u32 ra[4], rb2[4];
 #pragma unroll
@@ -482,14 +524,15 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
 #pragma unroll
     for (int j = 0; j < KPT; j++) {  // the step's own key / value: rotate k, keep both in shared, and (chunk 0) write the cache
       const int pk = tid + j * NT, it = pk / HC, c = pk % HC;
-      if (!own || pk >= SERMAX * HC || it >= SER) continue;
+      if (!own || OWNP || pk >= SERMAX * HC || it >= SER) continue;
       const int kh = kvhOf(it);
       const bool writer = (bx0 + it) % chunks == 0;
-      const long long kOff = (kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth) + kh * HD) * EB;
+      const long long kOff = ((EARLY ? ((long long)ownBlk * 2 * tokensPerBlock + pos % tokensPerBlock) * rowWidth
+                                          : kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth)) + kh * HD) * EB;
       const u32 wa[4] = {kA[j].x, kA[j].y, kA[j].z, kA[j].w}, wb[4] = {kB[j].x, kB[j].y, kB[j].z, kB[j].w};
       const u32 wc[4] = {vC[j].x, vC[j].y, vC[j].z, vC[j].w}, wd[4] = {vD[j].x, vD[j].y, vD[j].z, vD[j].w};
       if (Q8) {
-        const float kS = kvScales[kh], vS = kvScales[numKvHeads + kh];
+        const float kS = EARLY ? kScE[it] : kvScales[kh], vS = EARLY ? vScE[it] : kvScales[numKvHeads + kh];
         u32 ka[2] = {0u, 0u}, kb[2] = {0u, 0u}, va[2] = {0u, 0u}, vb[2] = {0u, 0u};
 #pragma unroll
         for (int e = 0; e < 8; e++) {
@@ -533,7 +576,34 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
         }
       }
     }
+    if constexpr (OWNP) {
+      if (own) {
+        const int kh = kvhOf(0);
+        const float kS = EARLY ? kScE[0] : kvScales[kh], vS = EARLY ? vScE[0] : kvScales[numKvHeads + kh];
+#pragma unroll
+        for (int j = 0; j < OPT; j++) {
+          const int i = tid + j * NT;
+          if (i >= HALF) continue;
+          const float a = okA[j], b = okB[j];
+          kself[0][i] = kvEncodeE4m3(a * cs[i] - b * sn[i], kS);
+          kself[0][HALF + i] = kvEncodeE4m3(b * cs[i] + a * sn[i], kS);
+          vself[0][i] = kvEncodeE4m3(ovA[j], vS);
+          vself[0][HALF + i] = kvEncodeE4m3(ovB[j], vS);
+        }
+      }
+    }
     __syncthreads();
+    if constexpr (OWNP) {
+      if (own && bx0 % chunks == 0) {  // the writer item: the cache row from kself / vself
+        const long long kOff = ((EARLY ? ((long long)ownBlk * 2 * tokensPerBlock + pos % tokensPerBlock) * rowWidth
+                                            : kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth)) + kvhOf(0) * HD) * EB;
+        for (int c = tid; c < 2 * CPR; c += NT) {
+          const bool isV = c >= CPR;
+          const int cc = isV ? c - CPR : c;
+          *reinterpret_cast<uint4*>(kv + kOff + (isV ? vStepB : 0) + cc * 16) = *reinterpret_cast<const uint4*>((isV ? vself[0] : kself[0]) + cc * 16);
+        }
+      }
+    }
     const int mi = lane >> 3;
     DB4_TR(3, clock64());
     for (int it = 0; it < SER; it++) {
@@ -693,6 +763,92 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
         lA += __shfl_xor_sync(0xffffffffu, lA, x);
         lB += __shfl_xor_sync(0xffffffffu, lB, x);
       }
+      if constexpr (SPLITM) {
+        // DB4_SPLITM: warp 0 merges and writes heads 2 c4 (A), warp 1 heads 2 c4 + 1 (B); each parks the other's half in
+        // its own ring (free: its last tile landed). The same operations in the same order as warp 0's merge: the same bits.
+        static_assert(!SPLITM || (NW == 2 && SERMAX == 1), "DB4_SPLITM: two warps, one item a block");
+        constexpr int PKB = (2 * MT + 2) * 32 * 4;  // bytes a warp parks
+        static_assert(!SPLITM || PKB + DB4_ROWS / 2 * HD * 2 <= ST * STAGEB, "a warp's ring holds its park and output stage");
+        const int me = warp;  // my element: A = o[mt][0 / 2], B = o[mt][1 / 3]
+        float* park = reinterpret_cast<float*>(ring + warp * ST * STAGEB) + lane;
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+          park[(2 * mt) * 32] = o[mt][1 - me];
+          park[(2 * mt + 1) * 32] = o[mt][3 - me];
+        }
+        park[(2 * MT) * 32] = me ? mA : mB;
+        park[(2 * MT + 1) * 32] = me ? lA : lB;
+        __syncthreads();
+        DB4_TR(13, clock64());
+        const float* oth = reinterpret_cast<const float*>(ring + (1 - warp) * ST * STAGEB) + lane;
+        const float mOwn = me ? mB : mA, lOwn = me ? lB : lA, mOth = oth[(2 * MT) * 32], lOth = oth[(2 * MT + 1) * 32];
+        // Warp 0's values first, then warp 1's (warp 0's merge order).
+        const float mF = me ? mOth : mOwn, lF = me ? lOth : lOwn, mS = me ? mOwn : mOth, lS = me ? lOwn : lOth;
+        const float M = fmaxf(fmaxf(-LLMRT_INF, mF), mS);
+        const float w0 = exp2f(mF - M);
+        float L = fmaf(w0, lF, 0.f);
+        float r[MT][2];
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+          for (int hi = 0; hi < 2; hi++) r[mt][hi] = fmaf(w0, me ? oth[(2 * mt + hi) * 32] : o[mt][2 * hi], 0.f);
+        const float w1 = exp2f(mS - M);
+        L = fmaf(w1, lS, L);
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+          for (int hi = 0; hi < 2; hi++) r[mt][hi] = fmaf(w1, me ? o[mt][2 * hi + 1] : oth[(2 * mt + hi) * 32], r[mt][hi]);
+        const int Gb = gbOf(it), h0 = h0Of(it);
+        const float vS = Q8 ? (EARLY ? vScE[it] : kvScales[numKvHeads + kvhOf(it)]) : 1.f;
+        const long long th = (long long)t * numHeads + h0 + 2 * c4 + me;
+        const bool ok = 2 * c4 + me < Gb;
+        const float rL = RCP ? __frcp_rn(L) : 0.f;
+        auto odiv = [&](float x) {
+          if (!RCP) return x / L;
+          const float q = x * rL;
+          const float q2 = fmaf(fmaf(-q, L, x), rL, q);
+          return fabsf(x) < 0x1p-60f ? x / L : q2;
+        };
+        if (QO && direct) {
+          u32 w[MT / 2];
+#pragma unroll
+          for (int mt = 0; mt < MT; mt += 2) {
+            float a[4];
+#pragma unroll
+            for (int e = 0; e < 4; e++) a[e] = db4QDiv(odiv(r[mt + e / 2][e % 2] * vS), actScale, qoInv);
+            w[mt / 2] = db4E4m3x2(a[0], a[1]) | (db4E4m3x2(a[2], a[3]) << 16);
+          }
+          unsigned char* o8 = reinterpret_cast<unsigned char*>(out) + th * HD + db4Dim<HD, Q8>(g4, 0, 0);
+          if constexpr (MT == 8) {
+            if (ok) *reinterpret_cast<uint4*>(o8) = make_uint4(w[0], w[1], w[2], w[3]);
+          } else {
+            if (ok) *reinterpret_cast<uint2*>(o8) = make_uint2(w[0], w[1]);
+          }
+        }
+        bf16_t* oStage = reinterpret_cast<bf16_t*>(ring + warp * ST * STAGEB + PKB);  // OUTV: my 4 heads' rows
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+          for (int hi = 0; hi < 2; hi++) {
+            const int d = db4Dim<HD, Q8>(g4, mt, hi);
+            const float O = r[mt][hi] * vS;
+            if (direct && !QO && OUTV) oStage[c4 * HD + d] = fromF<bf16_t>(odiv(O));
+            else if (direct && !QO) { if (ok) out[th * HD + d] = fromF<bf16_t>(odiv(O)); }
+            else if (!direct) { if (ok) partialO[(th * numSplits + z) * HD + d] = O; }
+          }
+        if (OUTV && direct && !QO) {
+          __syncwarp();
+          const long long th0 = (long long)t * numHeads + h0;
+          for (int idx = lane; idx < DB4_ROWS / 2 * (HD / 8); idx += 32) {
+            const int gi = idx / (HD / 8), c = idx - gi * (HD / 8), g = 2 * gi + me;
+            if (g < Gb) *reinterpret_cast<uint4*>(out + (th0 + g) * HD + c * 8) = *reinterpret_cast<const uint4*>(oStage + gi * HD + c * 8);
+          }
+        }
+        if (!direct && g4 == 0 && ok) {
+          partialML[(th * numSplits + z) * 2] = M;
+          partialML[(th * numSplits + z) * 2 + 1] = L;
+        }
+      } else {
       // Warp w's parked value v of this lane: pk(w)[v * 32 + lane].
       auto pk = [&](int w) {
         return SERMAX > 1 ? parkBuf + ((it & 1) * (NW - 1) + w - 1) * MW * 32 : reinterpret_cast<float*>(ring + w * ST * STAGEB);
@@ -741,9 +897,16 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
           }
         }
         const int Gb = gbOf(it), h0 = h0Of(it);
-        const float vS = Q8 ? kvScales[numKvHeads + kvhOf(it)] : 1.f;
+        const float vS = Q8 ? (EARLY ? vScE[it] : kvScales[numKvHeads + kvhOf(it)]) : 1.f;
         const long long thA = (long long)t * numHeads + h0 + 2 * c4;  // head 2 c4 (B: + 1)
         const bool okA = 2 * c4 < Gb, okB = 2 * c4 + 1 < Gb;
+        const float rA = RCP ? __frcp_rn(LA) : 0.f, rB = RCP ? __frcp_rn(LB) : 0.f;
+        auto odiv = [&](float x, float l, float r) {
+          if (!RCP) return x / l;
+          const float q = x * r;
+          const float q2 = fmaf(fmaf(-q, l, x), r, q);
+          return fabsf(x) < 0x1p-60f ? x / l : q2;
+        };
         if (QO && direct) {
           // Head dims (HD / 8) g4 + 2 mt + hi: one run of 2 MT bytes a head (8 / 16 bytes), in (mt, hi) order.
           u32 wa[MT / 2], wb[MT / 2];
@@ -753,8 +916,8 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
 #pragma unroll
             for (int e = 0; e < 4; e++) {
               const int m2 = mt + e / 2, hi = e % 2;
-              a[e] = db4QDiv(o[m2][2 * hi] * vS / LA, actScale, qoInv);
-              b[e] = db4QDiv(o[m2][2 * hi + 1] * vS / LB, actScale, qoInv);
+              a[e] = db4QDiv(odiv(o[m2][2 * hi] * vS, LA, rA), actScale, qoInv);
+              b[e] = db4QDiv(odiv(o[m2][2 * hi + 1] * vS, LB, rB), actScale, qoInv);
             }
             wa[mt / 2] = db4E4m3x2(a[0], a[1]) | (db4E4m3x2(a[2], a[3]) << 16);
             wb[mt / 2] = db4E4m3x2(b[0], b[1]) | (db4E4m3x2(b[2], b[3]) << 16);
@@ -769,25 +932,39 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
             if (okB) *reinterpret_cast<uint2*>(o8 + (thA + 1) * HD + d0) = make_uint2(wb[0], wb[1]);
           }
         }
+        static_assert(!OUTV || SERMAX == 1, "OUTV stages the output in warp 0's ring (free at the end with one item)");
+        bf16_t* oStage = reinterpret_cast<bf16_t*>(ring);  // OUTV: [8 heads][HD] bf16
 #pragma unroll
         for (int mt = 0; mt < MT; mt++)
 #pragma unroll
           for (int hi = 0; hi < 2; hi++) {
             const int d = db4Dim<HD, Q8>(g4, mt, hi);
             const float OA = o[mt][2 * hi] * vS, OB = o[mt][2 * hi + 1] * vS;
-            if (direct && !QO) {
-              if (okA) out[thA * HD + d] = fromF<bf16_t>(OA / LA);
-              if (okB) out[(thA + 1) * HD + d] = fromF<bf16_t>(OB / LB);
+            if (direct && !QO && OUTV) {
+              oStage[(2 * c4) * HD + d] = fromF<bf16_t>(odiv(OA, LA, rA));
+              oStage[(2 * c4 + 1) * HD + d] = fromF<bf16_t>(odiv(OB, LB, rB));
+            } else if (direct && !QO) {
+              if (okA) out[thA * HD + d] = fromF<bf16_t>(odiv(OA, LA, rA));
+              if (okB) out[(thA + 1) * HD + d] = fromF<bf16_t>(odiv(OB, LB, rB));
             } else if (!direct) {
               if (okA) partialO[(thA * numSplits + z) * HD + d] = OA;
               if (okB) partialO[((thA + 1) * numSplits + z) * HD + d] = OB;
             }
           }
+        if (OUTV && direct && !QO) {
+          __syncwarp();
+          const long long th0 = (long long)t * numHeads + h0;
+          for (int idx = lane; idx < Gb * (HD / 8); idx += 32) {
+            const int g = idx / (HD / 8), c = idx - g * (HD / 8);
+            *reinterpret_cast<uint4*>(out + (th0 + g) * HD + c * 8) = *reinterpret_cast<const uint4*>(oStage + g * HD + c * 8);
+          }
+        }
         if (!direct && g4 == 0) {
           if (okA) { partialML[(thA * numSplits + z) * 2] = MA; partialML[(thA * numSplits + z) * 2 + 1] = LA; }
           if (okB) { partialML[((thA + 1) * numSplits + z) * 2] = MB; partialML[((thA + 1) * numSplits + z) * 2 + 1] = LB; }
         }
       }
+      }  // !SPLITM
       DB4_TR(14, clock64());
       if (!direct) splitMerge(it, nz);
     }
@@ -835,6 +1012,37 @@ DECODE_BATCH4Q(64, true, true, decode_attention_batch4_q8_fp8kv_bf16_hd64, COMMA
 #endif
 #if LLMRT_KERNEL(decode_attention_batch4_q8_fp8kv_bf16_hd128)
 DECODE_BATCH4Q(128, true, true, decode_attention_batch4_q8_fp8kv_bf16_hd128, COMMA_Q8OUT, DB4_Q8TAIL)
+#endif
+
+// decode_attention_batch4x_{,fp8kv_,q8_fp8kv_}bf16_hd{64|128} (session 17, batchAttention4X): batch4's entry points with the
+// XF knobs DB4_XSEL (EARLY / RCP / OUTV / SPLITM above: the same tiles, sums and bits, a shorter prologue and end).
+#ifndef DB4_XSEL
+#define DB4_XSEL 15
+#endif
+#define DECODE_BATCH4X(HD, Q8, QO, NAME, EXTRA, TAIL)                                                                     \
+  extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, Q8) * 32, DB4_CFG(MINB, HD, Q8)) NAME(DB4_ARGS_HEAD EXTRA) { \
+    if ((int)blockIdx.y >= numTokens) return;                                                                             \
+    decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, 1, QO, false, DB4_XSEL>( \
+        qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs,    \
+        numHeads, numKvHeads, tokensPerBlock, maxBlocksPerSeq, scale, window, splitSize, TAIL);                             \
+  }
+#if LLMRT_KERNEL(decode_attention_batch4x_bf16_hd64)
+DECODE_BATCH4X(64, false, false, decode_attention_batch4x_bf16_hd64, , nullptr)
+#endif
+#if LLMRT_KERNEL(decode_attention_batch4x_bf16_hd128)
+DECODE_BATCH4X(128, false, false, decode_attention_batch4x_bf16_hd128, , nullptr)
+#endif
+#if LLMRT_KERNEL(decode_attention_batch4x_fp8kv_bf16_hd64)
+DECODE_BATCH4X(64, true, false, decode_attention_batch4x_fp8kv_bf16_hd64, COMMA_SCALES, kvScales)
+#endif
+#if LLMRT_KERNEL(decode_attention_batch4x_fp8kv_bf16_hd128)
+DECODE_BATCH4X(128, true, false, decode_attention_batch4x_fp8kv_bf16_hd128, COMMA_SCALES, kvScales)
+#endif
+#if LLMRT_KERNEL(decode_attention_batch4x_q8_fp8kv_bf16_hd64)
+DECODE_BATCH4X(64, true, true, decode_attention_batch4x_q8_fp8kv_bf16_hd64, COMMA_Q8OUT, DB4_Q8TAIL)
+#endif
+#if LLMRT_KERNEL(decode_attention_batch4x_q8_fp8kv_bf16_hd128)
+DECODE_BATCH4X(128, true, true, decode_attention_batch4x_q8_fp8kv_bf16_hd128, COMMA_Q8OUT, DB4_Q8TAIL)
 #endif
 
 // decode_attention_batch4w_bf16_hd128: the bf16 hd128 kernel with 1 cp.async stage a warp and registers capped for 8 blocks
