@@ -61,7 +61,10 @@
 #define DS_MB 16  // partial-O float4 loads in flight per thread in the split merge
 #endif
 #ifndef DS_QPRE
-#define DS_QPRE 0  // 1: the step's q / k / v values a thread rotates, read right after pdlWait in one round trip (not loop by loop)
+#define DS_QPRE 1  // 1: the step's q / k / v values a thread rotates read right after pdlWait in one round trip (0: loop by loop)
+#endif
+#ifndef DS_QPRE_FP8
+#define DS_QPRE_FP8 0  // 1: DS_QPRE in the FP8-KV entry points too (not measured on the GPU; the CPU emulation agrees)
 #endif
 #ifndef DS_MINB
 #define DS_MINB 2  // __launch_bounds__ min blocks per SM (a tuning knob for the harness)
@@ -428,44 +431,38 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, KT*
   // Everything above read only the step's inputs and earlier positions of the cache (PDL).
   pdlWait();
   pdlLaunchDependents();
-#if DS_QPRE
-  // This thread's q pairs, k pair and v value of the step (qkv: the previous kernel's output) in one round trip; without
-  // DS_QPRE each loop below reads its own (the k / v loads after the q loop, the v loads after the cache stores of k).
+  // QP (DS_QPRE): this thread's q pairs, k pair and v value of the step (qkv: the previous kernel's output) in one round
+  // trip; else each loop below reads its own (the k / v loads after the q loop, the v loads after the cache stores of k).
+  constexpr bool QP = DS_QPRE && (!Q8 || DS_QPRE_FP8);
   constexpr int QI = MG * HALF / NT;  // q pairs a thread rotates
   static_assert(QI * NT == MG * HALF && HALF <= NT && HD <= NT, "one pass over q, k and v");
-  const bool ownPre = (pos - lo) / sz % Z == (int)blockIdx.z;  // zOwn's block (below)
   const bf16_t zb = fromF<bf16_t>(0.f);
   bf16_t qpa[QI], qpb[QI], kpa = zb, kpb = zb, vp = zb;
+  if constexpr (QP) {
 #pragma unroll
-  for (int u = 0; u < QI; u++) {
-    const int idx = tid + u * NT, g = idx / HALF, i = idx - g * HALF;
-    qpa[u] = qpb[u] = zb;
-    if (g < Gb) {
-      qpa[u] = row[(h0 + g) * HD + i];
-      qpb[u] = row[(h0 + g) * HD + HALF + i];
+    for (int u = 0; u < QI; u++) {
+      const int idx = tid + u * NT, g = idx / HALF, i = idx - g * HALF;
+      qpa[u] = qpb[u] = zb;
+      if (g < Gb) {
+        qpa[u] = row[(h0 + g) * HD + i];
+        qpb[u] = row[(h0 + g) * HD + HALF + i];
+      }
+    }
+    if ((pos - lo) / sz % Z == (int)blockIdx.z) {  // zOwn's block (below)
+      if (tid < HALF) { kpa = row[(numHeads + kvh) * HD + tid]; kpb = row[(numHeads + kvh) * HD + HALF + tid]; }
+      if (tid < HD) vp = row[(numHeads + numKvHeads + kvh) * HD + tid];
     }
   }
-  if (ownPre) {
-    if (tid < HALF) { kpa = row[(numHeads + kvh) * HD + tid]; kpb = row[(numHeads + kvh) * HD + HALF + tid]; }
-    if (tid < HD) vp = row[(numHeads + numKvHeads + kvh) * HD + tid];
-  }
-#define DS_QV(u, pre, ref) (pre)
-#else
-#define DS_QV(u, pre, ref) (ref)
-#endif
+#define DS_QV(pre, ref) (QP ? (pre) : (ref))
   __syncthreads();
-#if DS_QPRE
-#pragma unroll
-  for (int u = 0; u < QI; u++) {  // rotated q, rounded to bf16, prescaled; zero rows past Gb
-    const int idx = tid + u * NT;
-#else
-  for (int idx = tid; idx < MG * HALF; idx += NT) {  // rotated q, rounded to bf16, prescaled; zero rows past Gb
-#endif
+  // q pair (idx) rotated, rounded to bf16 (prescaled without DS_MMA) into qs; zero rows past Gb. ld(g, i, a, b) reads it.
+  auto qRot = [&](int idx, auto ld) {
     const int g = idx / HALF, i = idx - g * HALF;
 #if DS_MMA
     bf16_t qa = fromF<bf16_t>(0.f), qb = qa;
     if (g < Gb) {
-      const float a = toF(DS_QV(u, qpa[u], row[(h0 + g) * HD + i])), b = toF(DS_QV(u, qpb[u], row[(h0 + g) * HD + HALF + i]));
+      float a, b;
+      ld(g, i, a, b);
       qa = fromF<bf16_t>(a * cs[i] - b * sn[i]);
       qb = fromF<bf16_t>(b * cs[i] + a * sn[i]);
     }
@@ -477,13 +474,22 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, KT*
 #else
     float qa = 0.f, qb = 0.f;
     if (g < Gb) {
-      const float a = toF(DS_QV(u, qpa[u], row[(h0 + g) * HD + i])), b = toF(DS_QV(u, qpb[u], row[(h0 + g) * HD + HALF + i]));
+      float a, b;
+      ld(g, i, a, b);
       qa = toF(fromF<bf16_t>(a * cs[i] - b * sn[i])) * qscale;
       qb = toF(fromF<bf16_t>(b * cs[i] + a * sn[i])) * qscale;
     }
 #endif
     qs[g * HD + i] = qa;
     qs[g * HD + HALF + i] = qb;
+  };
+  if constexpr (QP) {
+#pragma unroll
+    for (int u = 0; u < QI; u++)
+      qRot(tid + u * NT, [&](int, int, float& a, float& b) { a = toF(qpa[u]); b = toF(qpb[u]); });
+  } else {
+    for (int idx = tid; idx < MG * HALF; idx += NT)
+      qRot(idx, [&](int g, int i, float& a, float& b) { a = toF(row[(h0 + g) * HD + i]); b = toF(row[(h0 + g) * HD + HALF + i]); });
   }
   // The step's own key / value (rotated k, raw v) in shared memory, and (one block per kv head) into the
   // cache: in the same phase as q, by the block that will take the split holding it (zOwn).
@@ -494,15 +500,15 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, KT*
     const long long kOff = kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth) + kvh * HD;
     u8* k8 = reinterpret_cast<u8*>(kself);
     u8* v8 = reinterpret_cast<u8*>(vself);
-    for (int i = tid; i < HALF; i += NT) {  // one pass (HALF <= NT): DS_QPRE's kpa / kpb are element tid
-      const float a = toF(DS_QV(0, kpa, kr[i])), b = toF(DS_QV(0, kpb, kr[HALF + i]));
+    for (int i = tid; i < HALF; i += NT) {  // one pass (HALF <= NT): QP's kpa / kpb are element tid
+      const float a = toF(DS_QV(kpa, kr[i])), b = toF(DS_QV(kpb, kr[HALF + i]));
       const u8 ka = kvEncode<u8>(a * cs[i] - b * sn[i], kS), kb = kvEncode<u8>(b * cs[i] + a * sn[i], kS);
       k8[i] = ka;
       k8[HALF + i] = kb;
       if (chunk == 0) { kv[kOff + i] = (KT)ka; kv[kOff + HALF + i] = (KT)kb; }
     }
     for (int i = tid; i < HD; i += NT) {
-      const u8 v = kvEncode<u8>(toF(DS_QV(0, vp, vr[i])), vS);  // one pass (HD <= NT)
+      const u8 v = kvEncode<u8>(toF(DS_QV(vp, vr[i])), vS);  // one pass (HD <= NT)
       v8[i] = v;
       if (chunk == 0) kv[kOff + vStride + i] = (KT)v;
     }
@@ -510,15 +516,15 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, KT*
     const bf16_t* kr = row + (numHeads + kvh) * HD;
     const bf16_t* vr = row + (numHeads + numKvHeads + kvh) * HD;
     const long long kOff = kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth) + kvh * HD;
-    for (int i = tid; i < HALF; i += NT) {  // one pass (HALF <= NT): DS_QPRE's kpa / kpb are element tid
-      const float a = toF(DS_QV(0, kpa, kr[i])), b = toF(DS_QV(0, kpb, kr[HALF + i]));
+    for (int i = tid; i < HALF; i += NT) {  // one pass (HALF <= NT): QP's kpa / kpb are element tid
+      const float a = toF(DS_QV(kpa, kr[i])), b = toF(DS_QV(kpb, kr[HALF + i]));
       const bf16_t ka = fromF<bf16_t>(a * cs[i] - b * sn[i]), kb = fromF<bf16_t>(b * cs[i] + a * sn[i]);
       kself[i] = ka;
       kself[HALF + i] = kb;
       if (chunk == 0) { kv[kOff + i] = (KT)ka; kv[kOff + HALF + i] = (KT)kb; }
     }
     for (int i = tid; i < HD; i += NT) {
-      const bf16_t v = DS_QV(0, vp, vr[i]);  // one pass (HD <= NT)
+      const bf16_t v = DS_QV(vp, vr[i]);  // one pass (HD <= NT)
       vself[i] = v;
       if (chunk == 0) kv[kOff + vStride + i] = (KT)v;
     }

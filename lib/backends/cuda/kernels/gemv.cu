@@ -445,21 +445,6 @@ __device__ __forceinline__ void gfStore(void* y, float t, int r, int n, int row,
   } else ((float*)y)[(long long)r * n + row] = t;
 }
 
-#ifndef GF_YPRE
-#define GF_YPRE 0  // 1: mode 1's residual values read right after pdlWait by the storing lane (in flight while the row is summed), not after the sum
-#endif
-/** GF_YPRE: the residual values y[r, row] (r < m) a mode-1 store will add to, read now (after pdlWait: a previous kernel's output). */
-template <int M>
-__device__ __forceinline__ void gfLoadRes(const void* y, int m, int n, int row, int mode, bool mine, float (&yr)[M]) {
-#pragma unroll
-  for (int r = 0; r < M; r++) yr[r] = (GF_YPRE && mode == 1 && mine && r < m) ? toF(((const bf16_t*)y)[(long long)r * n + row]) : 0.f;
-}
-/** gfStore with mode 1's residual value yr already read (GF_YPRE): the same rounding, bitwise. */
-__device__ __forceinline__ void gfStoreRes(void* y, float t, int r, int n, int row, int mode, float yr) {
-  if (GF_YPRE && mode == 1) ((bf16_t*)y)[(long long)r * n + row] = fromF<bf16_t>(toF(fromF<bf16_t>(t)) + yr);
-  else gfStore(y, t, r, n, row, mode);
-}
-
 template <int M, bool NORM, int U = GF_U, bool PIPE = GF_PIPE, bool XPRE = GF_XPRE, bool TMA = GF_TMA, int HEAD = GF_TMA_HEAD>
 __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y, const bf16_t* normW,
     float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {
@@ -483,8 +468,6 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
   if constexpr (NORM && GF_NWPF) gfPrefetchNormW(normW, k);
   pdlWait();  // x and y are the previous kernels' (weights and prefetches above only)
   pdlLaunchDependents();
-  float yr[M];  // GF_YPRE: mode 1's residual values, in flight while the row is summed
-  gfLoadRes<M>(y, m, n, row, mode, live && lane == 0, yr);
   prefetchL2Slices(prefetch, prefetchBytes);
   float acc[M];
   if constexpr (NORM) {  // x <- rmsnorm(x) * normW, staged in shared memory (the launcher guarantees m * k <= GF_XS)
@@ -525,7 +508,7 @@ __device__ __forceinline__ void gemvFusedImpl(const bf16_t* x, const bf16_t* W, 
   if (!live || lane != 0) return;
 #pragma unroll
   for (int r = 0; r < M; r++)
-    if (r < m) gfStoreRes(y, acc[r] + b, r, n, row, mode, yr[r]);
+    if (r < m) gfStore(y, acc[r] + b, r, n, row, mode);
 }
 
 #define GEMV_FUSED(NAME, M, NORM)                                                                                       \
@@ -600,8 +583,6 @@ __device__ __forceinline__ void gemvFusedKsImpl(const bf16_t* x, const bf16_t* W
   if constexpr (NORM && GF_NWPF) gfPrefetchNormW(normW, k);
   pdlWait();
   pdlLaunchDependents();
-  float yr[M];  // GF_YPRE: mode 1's residual values (the row's lead lane), in flight while the slice is summed
-  gfLoadRes<M>(y, m, n, row, mode, live && lane == 0 && wk == 0, yr);
   float acc[M];
   if constexpr (NORM) {
     __shared__ __align__(16) bf16_t xs[GF_XS];
@@ -653,7 +634,7 @@ __device__ __forceinline__ void gemvFusedKsImpl(const bf16_t* x, const bf16_t* W
   if (!lead) return;
 #pragma unroll
   for (int r = 0; r < M; r++)
-    if (r < m) gfStoreRes(y, s[r] + b, r, n, row, mode, yr[r]);
+    if (r < m) gfStore(y, s[r] + b, r, n, row, mode);
 }
 
 #define GEMV_FUSED_KS(NAME, M, NORM)                                                                                    \
