@@ -520,7 +520,9 @@ export class FakeCudaSession {
       gemmResidual: opts.gemmResidual,
       ...(opts.gemvXPre ? { gemvXPre: true } : {}),
       ...(opts.gemvNorm6 ? { gemvNorm6: sms } : {}),
-      ...(opts.sampleSplit ? { sampleSplit: { rows: plan.maxSeqs, counters: mem.alloc(plan.maxSeqs * 4), part: mem.alloc(plan.maxSeqs * SAMPLE_SPLITS * 8) } } : {}),
+      ...(opts.sampleSplit
+        ? { sampleSplit: { rows: plan.maxSeqs, counters: mem.alloc(plan.maxSeqs * 4), part: mem.alloc(plan.maxSeqs * SAMPLE_SPLITS * 8) } }
+        : {}),
       fp8DecodeAttention: opts.fp8DecodeAttention,
       // A bf16 layer of the cache's shape (as CudaKvCache.shadow).
       ...(opts.fp8FlashPrefill && a.kvCache ? { kvShadow: mem.alloc((numBlocks + 1) * 2 * bs * a.numKvHeads * a.headDim * 2) } : {}),
