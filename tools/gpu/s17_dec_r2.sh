@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Session 17 (issue 16 item 1), helper dec, round 2 (budget 150 s). Round 1 (one process, bitwise): the attention reading the
+# Session 17 (issue 16 item 1), helper dec, round 2 (budget 150 s; re-queued after the first run failed: a generic lambda in decode_attention_sk.cu passed nvcc but not NVRTC). Round 1 (one process, bitwise): the attention reading the
 # step's q / k / v in one round trip after pdlWait (decode_attention_sk.cu DS_QPRE) took the 1B graph 771.8 -> 763.9 us at
 # 128 keys, 785.9 -> 781.8 at 256 (stamps: qkv -> attention span -1.2 / -1.8 us a layer); the early residual read in the
 # mode-1 GEMVs (GF_YPRE) lost (+12 us at 256 keys) and was removed. Now DS_QPRE is the default (bf16 KV); new switch

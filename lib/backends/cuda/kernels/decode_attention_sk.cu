@@ -455,14 +455,13 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, KT*
   }
 #define DS_QV(pre, ref) (QP ? (pre) : (ref))
   __syncthreads();
-  // q pair (idx) rotated, rounded to bf16 (prescaled without DS_MMA) into qs; zero rows past Gb. ld(g, i, a, b) reads it.
-  auto qRot = [&](int idx, auto ld) {
-    const int g = idx / HALF, i = idx - g * HALF;
+#pragma unroll
+  for (int u = 0; u < QI; u++) {  // rotated q, rounded to bf16, prescaled; zero rows past Gb
+    const int idx = tid + u * NT, g = idx / HALF, i = idx - g * HALF;
 #if DS_MMA
     bf16_t qa = fromF<bf16_t>(0.f), qb = qa;
     if (g < Gb) {
-      float a, b;
-      ld(g, i, a, b);
+      const float a = toF(DS_QV(qpa[u], row[(h0 + g) * HD + i])), b = toF(DS_QV(qpb[u], row[(h0 + g) * HD + HALF + i]));
       qa = fromF<bf16_t>(a * cs[i] - b * sn[i]);
       qb = fromF<bf16_t>(b * cs[i] + a * sn[i]);
     }
@@ -474,22 +473,13 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, KT*
 #else
     float qa = 0.f, qb = 0.f;
     if (g < Gb) {
-      float a, b;
-      ld(g, i, a, b);
+      const float a = toF(DS_QV(qpa[u], row[(h0 + g) * HD + i])), b = toF(DS_QV(qpb[u], row[(h0 + g) * HD + HALF + i]));
       qa = toF(fromF<bf16_t>(a * cs[i] - b * sn[i])) * qscale;
       qb = toF(fromF<bf16_t>(b * cs[i] + a * sn[i])) * qscale;
     }
 #endif
     qs[g * HD + i] = qa;
     qs[g * HD + HALF + i] = qb;
-  };
-  if constexpr (QP) {
-#pragma unroll
-    for (int u = 0; u < QI; u++)
-      qRot(tid + u * NT, [&](int, int, float& a, float& b) { a = toF(qpa[u]); b = toF(qpb[u]); });
-  } else {
-    for (int idx = tid; idx < MG * HALF; idx += NT)
-      qRot(idx, [&](int g, int i, float& a, float& b) { a = toF(row[(h0 + g) * HD + i]); b = toF(row[(h0 + g) * HD + HALF + i]); });
   }
   // The step's own key / value (rotated k, raw v) in shared memory, and (one block per kv head) into the
   // cache: in the same phase as q, by the block that will take the split holding it (zOwn).
