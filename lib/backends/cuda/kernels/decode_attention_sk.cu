@@ -60,6 +60,12 @@
 #ifndef DS_MB
 #define DS_MB 16  // partial-O float4 loads in flight per thread in the split merge
 #endif
+#ifndef DS_QPRE
+#define DS_QPRE 1  // 1: the step's q / k / v values a thread rotates read right after pdlWait in one round trip (0: loop by loop)
+#endif
+#ifndef DS_QPRE_FP8
+#define DS_QPRE_FP8 0  // 1: DS_QPRE in the FP8-KV entry points too (not measured on the GPU; the CPU emulation agrees)
+#endif
 #ifndef DS_MINB
 #define DS_MINB 2  // __launch_bounds__ min blocks per SM (a tuning knob for the harness)
 #endif
@@ -425,13 +431,37 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, KT*
   // Everything above read only the step's inputs and earlier positions of the cache (PDL).
   pdlWait();
   pdlLaunchDependents();
+  // QP (DS_QPRE): this thread's q pairs, k pair and v value of the step (qkv: the previous kernel's output) in one round
+  // trip; else each loop below reads its own (the k / v loads after the q loop, the v loads after the cache stores of k).
+  constexpr bool QP = DS_QPRE && (!Q8 || DS_QPRE_FP8);
+  constexpr int QI = MG * HALF / NT;  // q pairs a thread rotates
+  static_assert(QI * NT == MG * HALF && HALF <= NT && HD <= NT, "one pass over q, k and v");
+  const bf16_t zb = fromF<bf16_t>(0.f);
+  bf16_t qpa[QI], qpb[QI], kpa = zb, kpb = zb, vp = zb;
+  if constexpr (QP) {
+#pragma unroll
+    for (int u = 0; u < QI; u++) {
+      const int idx = tid + u * NT, g = idx / HALF, i = idx - g * HALF;
+      qpa[u] = qpb[u] = zb;
+      if (g < Gb) {
+        qpa[u] = row[(h0 + g) * HD + i];
+        qpb[u] = row[(h0 + g) * HD + HALF + i];
+      }
+    }
+    if ((pos - lo) / sz % Z == (int)blockIdx.z) {  // zOwn's block (below)
+      if (tid < HALF) { kpa = row[(numHeads + kvh) * HD + tid]; kpb = row[(numHeads + kvh) * HD + HALF + tid]; }
+      if (tid < HD) vp = row[(numHeads + numKvHeads + kvh) * HD + tid];
+    }
+  }
+#define DS_QV(pre, ref) (QP ? (pre) : (ref))
   __syncthreads();
-  for (int idx = tid; idx < MG * HALF; idx += NT) {  // rotated q, rounded to bf16, prescaled; zero rows past Gb
-    const int g = idx / HALF, i = idx - g * HALF;
+#pragma unroll
+  for (int u = 0; u < QI; u++) {  // rotated q, rounded to bf16, prescaled; zero rows past Gb
+    const int idx = tid + u * NT, g = idx / HALF, i = idx - g * HALF;
 #if DS_MMA
     bf16_t qa = fromF<bf16_t>(0.f), qb = qa;
     if (g < Gb) {
-      const float a = toF(row[(h0 + g) * HD + i]), b = toF(row[(h0 + g) * HD + HALF + i]);
+      const float a = toF(DS_QV(qpa[u], row[(h0 + g) * HD + i])), b = toF(DS_QV(qpb[u], row[(h0 + g) * HD + HALF + i]));
       qa = fromF<bf16_t>(a * cs[i] - b * sn[i]);
       qb = fromF<bf16_t>(b * cs[i] + a * sn[i]);
     }
@@ -443,7 +473,7 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, KT*
 #else
     float qa = 0.f, qb = 0.f;
     if (g < Gb) {
-      const float a = toF(row[(h0 + g) * HD + i]), b = toF(row[(h0 + g) * HD + HALF + i]);
+      const float a = toF(DS_QV(qpa[u], row[(h0 + g) * HD + i])), b = toF(DS_QV(qpb[u], row[(h0 + g) * HD + HALF + i]));
       qa = toF(fromF<bf16_t>(a * cs[i] - b * sn[i])) * qscale;
       qb = toF(fromF<bf16_t>(b * cs[i] + a * sn[i])) * qscale;
     }
@@ -460,15 +490,15 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, KT*
     const long long kOff = kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth) + kvh * HD;
     u8* k8 = reinterpret_cast<u8*>(kself);
     u8* v8 = reinterpret_cast<u8*>(vself);
-    for (int i = tid; i < HALF; i += NT) {
-      const float a = toF(kr[i]), b = toF(kr[HALF + i]);
+    for (int i = tid; i < HALF; i += NT) {  // one pass (HALF <= NT): QP's kpa / kpb are element tid
+      const float a = toF(DS_QV(kpa, kr[i])), b = toF(DS_QV(kpb, kr[HALF + i]));
       const u8 ka = kvEncode<u8>(a * cs[i] - b * sn[i], kS), kb = kvEncode<u8>(b * cs[i] + a * sn[i], kS);
       k8[i] = ka;
       k8[HALF + i] = kb;
       if (chunk == 0) { kv[kOff + i] = (KT)ka; kv[kOff + HALF + i] = (KT)kb; }
     }
     for (int i = tid; i < HD; i += NT) {
-      const u8 v = kvEncode<u8>(toF(vr[i]), vS);
+      const u8 v = kvEncode<u8>(toF(DS_QV(vp, vr[i])), vS);  // one pass (HD <= NT)
       v8[i] = v;
       if (chunk == 0) kv[kOff + vStride + i] = (KT)v;
     }
@@ -476,19 +506,20 @@ __device__ __forceinline__ void decodeSkImpl(const bf16_t* qkv, bf16_t* out, KT*
     const bf16_t* kr = row + (numHeads + kvh) * HD;
     const bf16_t* vr = row + (numHeads + numKvHeads + kvh) * HD;
     const long long kOff = kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth) + kvh * HD;
-    for (int i = tid; i < HALF; i += NT) {
-      const float a = toF(kr[i]), b = toF(kr[HALF + i]);
+    for (int i = tid; i < HALF; i += NT) {  // one pass (HALF <= NT): QP's kpa / kpb are element tid
+      const float a = toF(DS_QV(kpa, kr[i])), b = toF(DS_QV(kpb, kr[HALF + i]));
       const bf16_t ka = fromF<bf16_t>(a * cs[i] - b * sn[i]), kb = fromF<bf16_t>(b * cs[i] + a * sn[i]);
       kself[i] = ka;
       kself[HALF + i] = kb;
       if (chunk == 0) { kv[kOff + i] = (KT)ka; kv[kOff + HALF + i] = (KT)kb; }
     }
     for (int i = tid; i < HD; i += NT) {
-      const bf16_t v = vr[i];
+      const bf16_t v = DS_QV(vp, vr[i]);  // one pass (HD <= NT)
       vself[i] = v;
       if (chunk == 0) kv[kOff + vStride + i] = (KT)v;
     }
   }
+#undef DS_QV
   int done = 0;
 
   for (;;) {
