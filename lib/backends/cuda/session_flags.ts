@@ -226,10 +226,7 @@ export const CUDA_FLAGS = {
    * @default true
    */
   gemvXPre: { env: "LLMRT_GEMV_XPRE", default: true },
-  /**
-   * The 1-2 row qkv GEMV on gemv_fused_norm6 (6 blocks an SM, the same sums) where its grid fits one wave at 6 but not at 5
-   * (llama-3.1-8b): 8B graph −0.4%, no tokens/s gain (bench/RESULTS.md session 16). @default false
-   */
+  /** 1-2 row qkv GEMV at 6 blocks an SM (gemv_fused_norm6, same sums; 8B graph −0.4%, session 16). @default false */
   gemvNorm6: { env: "LLMRT_GEMV_NORM6", default: false },
   /** The sampler's greedy rows take their argmax over 32 blocks (sample_split_f32; the same ids as sample_f32). @default false */
   sampleSplit: { env: "LLMRT_SAMPLE_SPLIT", default: false },
