@@ -41,7 +41,6 @@ import { NCCL_ALL_REDUCE } from "../lib/backends/cuda/launch_types.ts";
 import { freshPrompts, isDecodeStep, logitRowsIncreasing, maxSeqTokens, packStep, stagingLayout, stagingPointers } from "../lib/backends/cuda/step_staging.ts";
 import { planLastLayerRows } from "../lib/backends/cuda/last_layer_rows.ts";
 import { CudaLoraTables } from "../lib/backends/cuda/lora_tables.ts";
-import { SAMPLE_SPLITS } from "../lib/backends/cuda/sample_launch.ts";
 import type { Engine } from "../lib/builder/engine.ts";
 import type { EnginePlan } from "../lib/ir/plan.ts";
 import { parsePretrainedConfig } from "../lib/models/config.ts";
@@ -294,7 +293,6 @@ export function runLaunches(mem: FakeMemory, launches: readonly Launch[], env: L
         break;
       }
       case "sample_f32":
-      case "sample_split_f32": // the same ids (greedy rows' argmax over gridDim.y blocks; sampled rows as sample_f32)
         sampleStandIn(mem, l);
         break;
       case "apply_token_mask":
@@ -375,8 +373,6 @@ export interface FakeSessionOptions {
   readonly gemvXPre?: boolean;
   /** LaunchEnv.gemvNorm6 (given the fake's SM count): wave-bound qkv GEMVs of ≤ 2 rows on gemv_fused_norm6. */
   readonly gemvNorm6?: boolean;
-  /** LaunchEnv.sampleSplit (rows: the plan's maxSeqs): greedy rows' argmax on sample_split_f32. */
-  readonly sampleSplit?: boolean;
   /** LaunchEnv.fp8DecodeAttention: fused decode steps over a quantized KV cache on decode_attention_{fp8kv|int8kv}. */
   readonly fp8DecodeAttention?: boolean;
   /** fp8FlashPrefill: a quantized cache gets a bf16 shadow layer (LaunchEnv.kvShadow) for the flash prefill kernels. */
@@ -523,9 +519,6 @@ export class FakeCudaSession {
       gemmResidual: opts.gemmResidual,
       ...(opts.gemvXPre ? { gemvXPre: true } : {}),
       ...(opts.gemvNorm6 ? { gemvNorm6: sms } : {}),
-      ...(opts.sampleSplit
-        ? { sampleSplit: { rows: plan.maxSeqs, counters: mem.alloc(plan.maxSeqs * 4), part: mem.alloc(plan.maxSeqs * SAMPLE_SPLITS * 8) } }
-        : {}),
       fp8DecodeAttention: opts.fp8DecodeAttention,
       // A bf16 layer of the cache's shape (as CudaKvCache.shadow).
       ...(opts.fp8FlashPrefill && a.kvCache ? { kvShadow: mem.alloc((numBlocks + 1) * 2 * bs * a.numKvHeads * a.headDim * 2) } : {}),
@@ -1660,7 +1653,6 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         break;
       }
       case "sample_f32":
-      case "sample_split_f32":
         sampleStandIn(mem, l);
         break;
       case "apply_token_mask":

@@ -31,7 +31,6 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   flash_prefill_wgt_q8: { file: "flash_prefill_wg.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, F, I, P, P, F] },
   paged_attention_generic: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, I, F, I] },
   sample: { file: "sampling.cu", params: [P, I, P, P, P, P, P, P, P] },
-  sample_split: { file: "sampling.cu", params: [P, I, P, P, P, P, P, P, P, P, P] },
   apply_token_mask: { file: "sampling.cu", params: [P, I, P, I, P] },
   lora_shrink: { file: "lora.cu", params: [P, I, I, P, P, I, P, I] },
   lora_expand: { file: "lora.cu", params: [P, I, I, P, P, I, P, I] },
@@ -158,7 +157,6 @@ const PDL_FAMILIES: ReadonlySet<string> = new Set([
   "decode_attention_g4_int8kv",
   "gather_rows",
   "sample",
-  "sample_split",
   // Decode steps over a quantized KV cache (≤ GEMV_MAX_ROWS tokens): RoPE + KV write, split attention and the merge
   // keep their own launches; each waits at its entry (session 8).
   "rope_kv_write_fp8kv",

@@ -186,11 +186,6 @@ export interface LaunchEnv {
    * attends before each such attention.
    */
   readonly kvShadow?: bigint;
-  /**
-   * CudaSessionOptions.sampleSplit: steps of up to `rows` logits rows sample with sample_split_f32 (a greedy row's argmax
-   * over SAMPLE_SPLITS blocks); `part` u64 [rows, SAMPLE_SPLITS], `counters` int32 [rows] zeroed once (left zero).
-   */
-  readonly sampleSplit?: { readonly part: bigint; readonly counters: bigint; readonly rows: number };
   /** int32 [decodeCap × numKvHeads × ceil(G / 8)], zeroed once: decode_attention's split counters. */
   readonly decodeCounters?: bigint;
   /**

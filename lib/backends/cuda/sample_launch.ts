@@ -7,9 +7,6 @@ import type { Launch, LaunchEnv } from "./launch_types.ts";
 
 const cdiv = (a: number, b: number): number => Math.ceil(a / b);
 
-/** Blocks a greedy row's argmax takes in sample_split_f32 (LaunchEnv.sampleSplit; the kernel takes up to 64). */
-export const SAMPLE_SPLITS = 32;
-
 /**
  * The sampler's launches over `numRows` logits rows: with `masked`, first the token masks
  * (apply_token_mask: a row's ids whose bit is 0 in its mask → -inf), then sample_f32.
@@ -29,13 +26,13 @@ export function sampleLaunches(env: LaunchEnv, numRows: number, masked: boolean)
       args: [env.logits, a.vocabSize, env.tokenMasks, cdiv(a.vocabSize, 32), io.maskIndex],
     });
   }
-  const args = [env.logits, a.vocabSize, io.temperature, io.topK, io.topP, io.minP, io.seed, io.step, io.sampledIds];
-  // sampleSplit: the same ids, a greedy row's argmax over SAMPLE_SPLITS blocks (sample_f32 reads a row with one block).
-  const split = env.sampleSplit && R <= env.sampleSplit.rows ? env.sampleSplit : undefined;
-  out.push(
-    split
-      ? { kind: "kernel", op, kernel: "sample_split_f32", grid: [R, SAMPLE_SPLITS, 1], block: 512, args: [...args, split.part, split.counters] }
-      : { kind: "kernel", op, kernel: "sample_f32", grid: [R, 1, 1], block: 512, args },
-  );
+  out.push({
+    kind: "kernel",
+    op,
+    kernel: "sample_f32",
+    grid: [R, 1, 1],
+    block: 512,
+    args: [env.logits, a.vocabSize, io.temperature, io.topK, io.topP, io.minP, io.seed, io.step, io.sampledIds],
+  });
   return out;
 }

@@ -43,7 +43,6 @@ import {
   type StepShape,
   usesBatchAttention,
 } from "./launch_plan.ts";
-import { SAMPLE_SPLITS } from "./sample_launch.ts";
 import { freshPrompts, isDecodeStep, logitRowsIncreasing, maxSeqTokens, packStep, type StagingLayout, stagingLayout, stagingPointers } from "./step_staging.ts";
 import { type LastLayerRows, planLastLayerRows } from "./last_layer_rows.ts";
 import { StagingSlots } from "./step_slots.ts";
@@ -285,8 +284,6 @@ export class CudaSession implements SessionBackend {
   readonly gemvXPre: boolean;
   /** CudaSessionOptions.gemvNorm6. */
   readonly gemvNorm6: boolean;
-  /** CudaSessionOptions.sampleSplit: byte offset in #decodeCounters of sample_split_f32's counters (its partials follow); -1 off. */
-  readonly #sampleOffset: number = -1;
   /** CudaSessionOptions.prefillPdl. */
   readonly prefillPdl: boolean;
   /** CudaSessionOptions.quantGemvFast. */
@@ -532,11 +529,7 @@ export class CudaSession implements SessionBackend {
       const nKV = this.#attn?.numKvHeads ?? 1;
       // + past them (at #normScratchOffset): quant_gemv_fused_addnorm's tile sums of squares, f32 [8, hiddenSize / 16].
       this.#normScratchOffset = Math.ceil((this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4) / 256) * 256;
-      // + (sampleSplit) sample_split_f32's row counters int32 [maxSeqs], then its partials u64 [maxSeqs, SAMPLE_SPLITS].
-      const normEnd = this.#normScratchOffset + GEMV_MAX_ROWS * Math.ceil(a.hiddenSize / 16) * 4;
-      if (f.sampleSplit) this.#sampleOffset = Math.ceil(normEnd / 256) * 256;
-      const sampleBytes = f.sampleSplit ? Math.ceil((plan.maxSeqs * 4) / 256) * 256 + plan.maxSeqs * SAMPLE_SPLITS * 8 : 0;
-      this.#decodeCounters = d.alloc(Math.max(f.sampleSplit ? this.#sampleOffset + sampleBytes : normEnd, ALIGN));
+      this.#decodeCounters = d.alloc(Math.max(this.#normScratchOffset + GEMV_MAX_ROWS * Math.ceil(a.hiddenSize / 16) * 4, ALIGN));
       this.#decodeCounters.fill(0);
       this.#layout = stagingLayout(plan.maxTokens, plan.maxSeqs, Math.ceil(this.maxSeqLen / this.tokensPerBlock));
       const pruning = f.pruneLastLayer ? planLastLayerRows(plan, plan.maxSeqs, f.fp8PruneLastLayer) : undefined;
@@ -614,12 +607,6 @@ export class CudaSession implements SessionBackend {
   }
 
   /** The addresses the launch plan needs, for `kv`. */
-  /** LaunchEnv.sampleSplit: sample_split_f32's counters and partials in #decodeCounters (#sampleOffset on). */
-  #sampleSplitEnv(): NonNullable<LaunchEnv["sampleSplit"]> {
-    const rows = this.plan.maxSeqs, counters = this.#decodeCounters.ptr + BigInt(this.#sampleOffset);
-    return { rows, counters, part: counters + BigInt(Math.ceil((rows * 4) / 256) * 256) };
-  }
-
   launchEnv(kv: CudaKvCache): LaunchEnv {
     const env = this.#env(kv.buffer.ptr, kv.layerBytes);
     return kv.shadow ? { ...env, kvShadow: kv.shadow.ptr } : env;
@@ -680,7 +667,6 @@ export class CudaSession implements SessionBackend {
       prefillPdl: this.prefillPdl,
       quantGemm: this.quantGemm,
       decodeCounters: this.#decodeCounters.ptr,
-      ...(this.#sampleOffset >= 0 ? { sampleSplit: this.#sampleSplitEnv() } : {}),
       ...(this.quantTailNorm ? { quantTailNorm: true, quantNormScratch: this.#decodeCounters.ptr + BigInt(this.#normScratchOffset) } : {}),
       pdl: this.pdl,
       quantPdl: this.quantPdl,

@@ -18,14 +18,6 @@
 //   seed [rows * 2] (lo, hi u32 words), step [rows] (draw counter); outIds [rows] int32.
 //   grid (rows, 1, 1)   block (512, 1, 1) (a multiple of 32, at most 512)   shared ~42 KB static
 //
-// extern "C" __global__ void sample_split_f32(...sample_f32's parameters..., u64* part, int* counters)
-//   sample_f32 with a greedy row's argmax spread over gridDim.y blocks (CudaSessionOptions.sampleSplit): block (r, s) takes
-//   logits [s * C, (s + 1) * C) of row r (C = ceil(vocab / gridDim.y) rounded up to 4) and stores its best as a u64 key
-//   (the logit's order bits << 32 | ~index) in part[r * gridDim.y + s]; the row's last block (counters[r], left zero) takes
-//   the largest key: the same id as sample_f32 (the order (logit desc, index asc) is total). A non-greedy row (temperature
-//   > 0 and topK != 1) runs sample_f32's path in its block s = 0 (the others exit).
-//   grid (rows, S, 1), S <= 64   block (512, 1, 1)   part u64 [rows, S], counters int32 [rows] (zero)
-//
 // extern "C" __global__ void sample_uniform(const unsigned* seed, const int* step, double* out, int rows)
 //   out[r] = uniformFor(seed[2r], seed[2r + 1], step[r]) (float64, bit-exact); grid (ceil(rows / 128))  block (128)
 //
@@ -455,58 +447,6 @@ extern "C" __global__ void __launch_bounds__(512) sample_f32(const float* logits
   pdlWait();  // the logits are the previous kernel's (a no-op without PDL)
   pdlLaunchDependents();
   sampleImpl<float>(logits, vocab, temperature, topK, topP, minP, seed, step, outIds);
-}
-#endif
-#if LLMRT_KERNEL(sample_split_f32)
-extern "C" __global__ void __launch_bounds__(512) sample_split_f32(const float* logits, int vocab, const float* temperature, const int* topK,
-    const float* topP, const float* minP, const u32* seed, const int* step, int* outIds, u64* part, int* counters) {
-  pdlWait();  // the logits are the previous kernel's (a no-op without PDL)
-  pdlLaunchDependents();
-  __shared__ SampleShared sm;
-  __shared__ int amLast;
-  const int r = blockIdx.x, S = gridDim.y, s = blockIdx.y, tid = threadIdx.x;
-  const float* x = logits + (long long)r * vocab;
-  float bv = -LLMRT_INF;
-  int bi = 0x7fffffff;
-  if (temperature[r] > 0.f && topK[r] != 1) {  // sampled: sample_f32's path (sampleImpl) in block 0
-    if (s == 0) {
-      rowArgmax<float>(x, vocab, 0, vocab, sm, bv, bi);
-      sampleRest<float>(x, vocab, r, bv, bi, temperature, topK, topP, minP, seed, step, outIds, sm);
-    }
-    return;
-  }
-  const int C = ((vocab + S - 1) / S + 3) & ~3;
-  const int e0 = min(vocab, s * C), e1 = min(vocab, e0 + C);
-  if (e0 < e1) rowArgmax<float>(x, vocab, e0, e1, sm, bv, bi);
-  if (tid == 0) {
-    // (logit desc, index asc) as one u64, larger = better; "no index" (an all-NaN slice) ranks below every index.
-    u32 u = __float_as_uint(bv);
-    if ((u << 1) == 0u) u = 0u;  // -0 ties with +0
-    const u32 ord = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
-    part[(long long)r * S + s] = ((u64)ord << 32) | (u64)(0xffffffffu - (u32)bi);
-    __threadfence();
-    amLast = atomicAdd(&counters[r], 1) == S - 1;
-  }
-  __syncthreads();
-  if (!amLast) return;
-  __threadfence();
-  if (tid < 32) {
-    u64 best = 0;
-    for (int j = tid; j < S; j += 32) {
-      const u64 v = *reinterpret_cast<volatile const u64*>(part + (long long)r * S + j);
-      best = v > best ? v : best;
-    }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-      const u64 v = __shfl_xor_sync(0xffffffffu, best, o);
-      best = v > best ? v : best;
-    }
-    if (tid == 0) {
-      const int id = (int)(0xffffffffu - (u32)(best & 0xffffffffu));
-      outIds[r] = id == 0x7fffffff ? 0 : id;  // all NaN: index 0, as sample_f32
-      counters[r] = 0;
-    }
-  }
 }
 #endif
 #if LLMRT_KERNEL(sample_uniform)
