@@ -6,7 +6,10 @@
  * host's time inside `launch` and `wait`. Then the stream's small copies alone (host → device 256 B, device → device
  * 4 B, device → host 4 B; µs each on the GPU timeline, 500 back to back).
  *
- *   bun bench/step_loop.ts --model DIR [--max-seq-lens 320,2112] [--decode 128] [--reps 3]
+ *   bun bench/step_loop.ts --model DIR [--max-seq-lens 320,2112] [--decode 128] [--reps 3] [--zero-copy off|on|ab]
+ *
+ * --zero-copy: the session option zeroCopyStaging (stage_in / stage_out kernels instead of the step's stream copies);
+ * `ab`: one session each way over the same engine, measured in turn every rep, their greedy ids compared.
  *
  * LLMRT_BENCH_JSON=FILE also writes the numbers as JSON.
  */
@@ -22,26 +25,31 @@ import { copyCeiling } from "./copy_bandwidth.ts";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { model: { type: "string" }, "max-seq-lens": { type: "string" }, decode: { type: "string" }, reps: { type: "string" } },
+  options: {
+    model: { type: "string" },
+    "max-seq-lens": { type: "string" },
+    decode: { type: "string" },
+    reps: { type: "string" },
+    "zero-copy": { type: "string" },
+  },
 });
 if (!values.model) throw new Error("usage: bun bench/step_loop.ts --model DIR [--max-seq-lens 320,2112] [--decode 128] [--reps 3]");
 const lens = (values["max-seq-lens"] ?? "320,2112").split(",").map(Number);
 const numDecode = Number(values.decode ?? 128);
 const reps = Number(values.reps ?? 3);
+const zc = values["zero-copy"] ?? "off";
+if (!["off", "on", "ab"].includes(zc)) throw new Error(`--zero-copy: expected off, on or ab, got ${JSON.stringify(zc)}`);
+const variants = zc === "ab" ? [false, true] : [zc === "on"];
 const bs = 32;
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const us = (ms: number): string => (ms * 1000).toFixed(1);
 const results: Record<string, unknown>[] = [];
 let ceilingBps = 0;
 
-for (const maxSeqLen of lens) {
-  const m = AutoModelForCausalLM.fromHuggingFace(values.model, { dtype: "bfloat16" });
-  const engine = buildSync(m, { backend: "cuda", maxBatchSize: 1, maxNumTokens: 128, maxSeqLen, tokensPerBlock: bs });
-  m.close();
-  using session = Session.fromSerializedEngine(engine, { backend: "cuda" });
+/** One session of `engine` (zeroCopyStaging `zero`) after a 128-token prompt, and its timed loops. */
+function runner(engine: ReturnType<typeof buildSync>, maxSeqLen: number, zero: boolean) {
+  const session = Session.fromSerializedEngine(engine, { backend: "cuda", zeroCopyStaging: zero });
   const cuda = session.cuda!;
-  if (ceilingBps === 0) ceilingBps = copyCeiling(cuda.device).bps;
-  const stepBytes = deviceWeightBytes(engine);
   const kv = session.createKvCache(maxSeqLen / bs + 1);
   const stepOf = greedyStepper(Int32Array.from({ length: maxSeqLen / bs }, (_, i) => i));
   const out = { sampledIds: new Int32Array(1) };
@@ -50,7 +58,6 @@ for (const maxSeqLen of lens) {
   const first = out.sampledIds[0];
   session.run(stepOf([first], 128), out, kv); // the bucket-1 graph
   const graphMs = cuda.profileDecodeStep(stepOf([first], 128 + numDecode / 2), kv as CudaKvCache, 50).graphMs;
-
   const synced = (): number => {
     let last = first;
     const t = performance.now();
@@ -61,8 +68,9 @@ for (const maxSeqLen of lens) {
     return (performance.now() - t) / numDecode;
   };
   // forward: the executor's form (token ids forwarded on the device); else the host gives a fixed token (no D2D copy).
-  const overlapped = (forward: boolean): { ms: number; launchMs: number; waitMs: number } => {
+  const overlapped = (forward: boolean): { ms: number; launchMs: number; waitMs: number; ids: number[] } => {
     const bufs = [new Int32Array(1), new Int32Array(1)];
+    const ids: number[] = [];
     let launchMs = 0, waitMs = 0;
     let prev = session.launch(stepOf([first], 128), { sampledIds: bufs[0] }, kv);
     const t = performance.now();
@@ -72,22 +80,39 @@ for (const maxSeqLen of lens) {
       const cur = session.launch(inp, { sampledIds: bufs[i % 2] }, kv);
       const b = performance.now();
       prev.wait();
+      ids.push(bufs[(i - 1) % 2][0]);
       waitMs += performance.now() - b;
       launchMs += b - a;
       prev = cur;
     }
     prev.wait();
-    return { ms: (performance.now() - t) / numDecode, launchMs: launchMs / numDecode, waitMs: waitMs / numDecode };
+    ids.push(bufs[numDecode % 2][0]);
+    return { ms: (performance.now() - t) / numDecode, launchMs: launchMs / numDecode, waitMs: waitMs / numDecode, ids };
   };
   const runs = { synced: [] as number[], fwd: [] as number[], fixed: [] as number[], fwdLaunch: [] as number[], fwdWait: [] as number[] };
-  for (let r = 0; r < reps; r++) {
+  let ids: number[] = [];
+  const rep = (): void => {
     runs.synced.push(synced());
     const f = overlapped(true);
+    ids = f.ids;
     runs.fwd.push(f.ms);
     runs.fwdLaunch.push(f.launchMs);
     runs.fwdWait.push(f.waitMs);
     runs.fixed.push(overlapped(false).ms);
-  }
+  };
+  const copies = () => cuda.timeDecodeStepCopies(stepOf([first], 128 + numDecode / 2), kv as CudaKvCache, 100);
+  return { session, cuda, graphMs, runs, rep, copies, ids: () => ids };
+}
+
+for (const maxSeqLen of lens) {
+  const m = AutoModelForCausalLM.fromHuggingFace(values.model, { dtype: "bfloat16" });
+  const engine = buildSync(m, { backend: "cuda", maxBatchSize: 1, maxNumTokens: 128, maxSeqLen, tokensPerBlock: bs });
+  m.close();
+  const rs = variants.map((zero) => runner(engine, maxSeqLen, zero));
+  const cuda = rs[0].cuda;
+  if (ceilingBps === 0) ceilingBps = copyCeiling(cuda.device).bps;
+  const stepBytes = deviceWeightBytes(engine);
+  for (let r = 0; r < reps; r++) for (const x of rs) x.rep();
   if (maxSeqLen === lens[0]) {
     // The stream's small copies alone, on the GPU timeline (500 back to back between two events).
     const dev = cuda.device;
@@ -114,28 +139,35 @@ for (const maxSeqLen of lens) {
       buf.copyToHost(host.bytes.subarray(512, 516), { stream });
     });
   }
-  const copies = cuda.timeDecodeStepCopies(stepOf([first], 128 + numDecode / 2), kv as CudaKvCache, 100);
   const pct = (ms: number): string => (100 * stepBytes / (ms / 1000) / ceilingBps).toFixed(1);
-  const row = {
-    maxSeqLen,
-    graphUs: graphMs * 1000,
-    syncedUs: median(runs.synced) * 1000,
-    overlappedUs: median(runs.fwd) * 1000,
-    overlappedFixedTokenUs: median(runs.fixed) * 1000,
-    hostLaunchUs: median(runs.fwdLaunch) * 1000,
-    hostWaitUs: median(runs.fwdWait) * 1000,
-  };
-  results.push({ ...row, copiesUs: Object.fromEntries(Object.entries(copies).map(([k, v]) => [k, v * 1000])) });
-  console.log(
-    `maxSeqLen ${maxSeqLen}: graph replays with the step's stream copies (µs a step): ` +
-      Object.entries(copies).map(([k, v]) => `${k} ${us(v)}`).join(" | "),
-  );
-  console.log(
-    `maxSeqLen ${maxSeqLen}: graph ${us(graphMs)} µs (${pct(graphMs)}%) | synced ${us(median(runs.synced))} (${pct(median(runs.synced))}%) | ` +
-      `overlapped ${us(median(runs.fwd))} (${pct(median(runs.fwd))}%) | overlapped, host token ${us(median(runs.fixed))} | ` +
-      `host in launch ${us(median(runs.fwdLaunch))}, in wait ${us(median(runs.fwdWait))} µs a step [runs: synced ${runs.synced.map(us).join(" ")}; ` +
-      `overlapped ${runs.fwd.map(us).join(" ")}; host token ${runs.fixed.map(us).join(" ")}]`,
-  );
+  rs.forEach(({ runs, graphMs, copies }, v) => {
+    const name = `maxSeqLen ${maxSeqLen}${zc === "off" ? "" : `, zeroCopyStaging ${variants[v] ? "on" : "off"}`}`;
+    const c = copies();
+    const row = {
+      maxSeqLen,
+      zeroCopyStaging: variants[v],
+      graphUs: graphMs * 1000,
+      syncedUs: median(runs.synced) * 1000,
+      overlappedUs: median(runs.fwd) * 1000,
+      overlappedFixedTokenUs: median(runs.fixed) * 1000,
+      hostLaunchUs: median(runs.fwdLaunch) * 1000,
+      hostWaitUs: median(runs.fwdWait) * 1000,
+    };
+    results.push({ ...row, copiesUs: Object.fromEntries(Object.entries(c).map(([k, x]) => [k, x * 1000])) });
+    console.log(`${name}: graph replays with the step's stream copies (µs a step): ` + Object.entries(c).map(([k, x]) => `${k} ${us(x)}`).join(" | "));
+    console.log(
+      `${name}: graph ${us(graphMs)} µs (${pct(graphMs)}%) | synced ${us(median(runs.synced))} (${pct(median(runs.synced))}%) | ` +
+        `overlapped ${us(median(runs.fwd))} (${pct(median(runs.fwd))}%) | overlapped, host token ${us(median(runs.fixed))} | ` +
+        `host in launch ${us(median(runs.fwdLaunch))}, in wait ${us(median(runs.fwdWait))} µs a step [runs: synced ${runs.synced.map(us).join(" ")}; ` +
+        `overlapped ${runs.fwd.map(us).join(" ")}; host token ${runs.fixed.map(us).join(" ")}]`,
+    );
+  });
+  if (rs.length === 2) {
+    const [a, b] = [rs[0].ids(), rs[1].ids()];
+    const same = a.length === b.length && a.every((x, i) => x === b[i]);
+    console.log(`maxSeqLen ${maxSeqLen}: overlapped greedy ids, zeroCopyStaging off vs on: ${same ? "identical" : "DIFFER"} (${a.length} steps)`);
+  }
+  for (const x of rs) x.session.dispose();
 }
 
 console.log(`copy ceiling ${(ceilingBps / 1e12).toFixed(3)} TB/s`);

@@ -2,7 +2,8 @@
  * GPU: Session.launch (issue 16 item 3's overlapped decode steps). A chain of decode steps enqueued one ahead of
  * the host — each step's token ids copied on the device from the previous step's sampled ids
  * (StepInputs.forwardedTokens), rows reordered and some sequences leaving — gives the ids of the same steps run
- * one by one with the ids read back in between; a `from` that is not the last launched step is refused.
+ * one by one with the ids read back in between; a `from` that is not the last launched step is refused. The same
+ * with zeroCopyStaging (stage_in / stage_out kernels instead of the stream copies), graphs and eager steps.
  */
 import * as fs from "node:fs";
 import { buildSync } from "../../lib/builder/builder.ts";
@@ -49,8 +50,8 @@ gpuTest(`Session.launch: decode steps enqueued ahead with device-forwarded token
     if (k < 16) return all.filter((s) => s % 5 !== 2);
     return all.filter((s) => s % 5 !== 2 && s % 7 !== 3).reverse();
   });
-  const runChain = (ahead: boolean): number[][] => {
-    using session = Session.fromSerializedEngine(engine, { backend: "cuda" });
+  const runChain = (ahead: boolean, opts: { zeroCopyStaging?: boolean; cudaGraphs?: boolean } = {}): number[][] => {
+    using session = Session.fromSerializedEngine(engine, { backend: "cuda", ...opts });
     const kv = session.createKvCache(8 * S + 8);
     const ids = Int32Array.from({ length: S }, (_, s) => 1 + ((s * 37) % 400)), pos = new Int32Array(S);
     const out: number[][] = [];
@@ -91,4 +92,9 @@ gpuTest(`Session.launch: decode steps enqueued ahead with device-forwarded token
   const oneByOne = runChain(false), ahead = runChain(true);
   assert.deepEqual(ahead, oneByOne);
   assert.ok(new Set(oneByOne.flat()).size > 20, "the steps sample varied ids");
+  for (const cudaGraphs of [true, false]) {
+    const ref = cudaGraphs ? oneByOne : runChain(false, { cudaGraphs });
+    assert.deepEqual(runChain(true, { zeroCopyStaging: true, cudaGraphs }), ref, `zeroCopyStaging, launched ahead, cudaGraphs ${cudaGraphs}`);
+    assert.deepEqual(runChain(false, { zeroCopyStaging: true, cudaGraphs }), ref, `zeroCopyStaging, one by one, cudaGraphs ${cudaGraphs}`);
+  }
 });

@@ -45,7 +45,8 @@ import {
 } from "./launch_plan.ts";
 import { freshPrompts, isDecodeStep, logitRowsIncreasing, maxSeqTokens, packStep, type StagingLayout, stagingLayout, stagingPointers } from "./step_staging.ts";
 import { type LastLayerRows, planLastLayerRows } from "./last_layer_rows.ts";
-import { StagingSlots } from "./step_slots.ts";
+import { type StagingSlot, StagingSlots } from "./step_slots.ts";
+import { packForwardRows, stageInLaunch, stageOutLaunch } from "./stage_launch.ts";
 import { maxVerifyTokens } from "./verify_cap.ts";
 import { engineMaxSeqLen, type EngineView, type SessionBackend } from "../../ir/backend.ts";
 import type { Op } from "../../ir/network.ts";
@@ -271,6 +272,8 @@ export class CudaSession implements SessionBackend {
   readonly prefillTileScan: boolean;
   /** CudaSessionOptions.eagerBucketGemm. */
   readonly eagerBucketGemm: boolean;
+  /** CudaSessionOptions.zeroCopyStaging (stage_launch.ts). */
+  readonly zeroCopyStaging: boolean;
   /** CudaSessionOptions.prefillPlanCache: eager steps' launch lists by shape (null: off). */
   readonly #launchCache: LaunchCache | null;
   /**
@@ -413,6 +416,7 @@ export class CudaSession implements SessionBackend {
     this.fp8DecodeAttnQuant = f.fp8DecodeAttnQuant;
     this.prefillTileScan = f.prefillTileScan;
     this.eagerBucketGemm = f.eagerBucketGemm;
+    this.zeroCopyStaging = f.zeroCopyStaging;
     this.#launchCache = f.prefillPlanCache ? new LaunchCache(LAUNCH_CACHE_LISTS) : null;
     // Graphs need the cache's stable lists (a list's identity is its graph's key) and sessions that use graphs at all.
     this.#prefillGraphs = f.prefillGraphs && f.prefillPlanCache && f.cudaGraphs ? new Map() : null;
@@ -535,12 +539,13 @@ export class CudaSession implements SessionBackend {
       const pruning = f.pruneLastLayer ? planLastLayerRows(plan, plan.maxSeqs, f.fp8PruneLastLayer) : undefined;
       if (pruning) this.#lastRows = { plan: pruning, scratch: d.alloc(pruning.scratchBytes) };
       this.pruneLastLayer = this.#lastRows !== null;
-      this.#slots = new StagingSlots(d, this.#layout.words);
+      this.#slots = new StagingSlots(d, this.#layout.hostWords);
       this.#io = d.alloc(this.#layout.words * 4);
       // Every kernel the launch plans can use, compiled now (in parallel, or read from the disk cache): the
       // NVRTC workers start first and compile on other cores while this thread uploads the weights.
       // (fp8FlashPrefill: a stand-in shadow address, so the prefill plans name kv_dequant and the flash kernels.)
-      const compiling = this.#startKernels(plannedKernels({ ...this.#env(0n, 0), ...(this.fp8FlashPrefill ? { kvShadow: 1n } : {}) }, this.decodeCap));
+      const planned = plannedKernels({ ...this.#env(0n, 0), ...(this.fp8FlashPrefill ? { kvShadow: 1n } : {}) }, this.decodeCap);
+      const compiling = this.#startKernels(this.zeroCopyStaging ? [...planned, "stage_in", "stage_out"] : planned);
       this.weightUpload = uploadWeights(d, this.#stream, this.#weights, engine, slices, (n) => this.#weightBytes(n)); // pinned, double-buffered
       this.kernelCompile = this.#finishKernels(compiling);
       if (process.stderr.isTTY && this.kernelCompile.units > this.kernelCompile.cacheHits) {
@@ -722,7 +727,7 @@ export class CudaSession implements SessionBackend {
     const slot = this.#slots.next();
     this.#step(inp, out, kv, f);
     const R = inp.logitRows.length, ids = out.sampledIds;
-    this.#io.copyToHost(slot.pinned.bytes.subarray(0, R * 4), { stream: this.#stream }); // sampledIds: words [0, R)
+    this.#sendIds(slot, R);
     this.#launched = this.#slots.finishLaunch(this.#stream, (i32) => ids.set(i32.subarray(0, R)));
     this.#launchedRows = R;
     return this.#launched;
@@ -760,6 +765,12 @@ export class CudaSession implements SessionBackend {
   #stage(inp: StepInputs, pad: { bucket: number; scratchBlock: number } | null, fwd?: ForwardedTokens): void {
     const slot = this.#slots.current, o = this.#layout.offsets;
     const words = packStep(this.#layout, slot.i32, slot.f32, slot.u32, inp, pad);
+    if (this.zeroCopyStaging) {
+      const T = pad ? pad.bucket : inp.tokenIds.length;
+      if (fwd) packForwardRows(this.#layout, slot.i32, fwd.rows, T, this.#launchedRows);
+      this.#exec([stageInLaunch(this.#layout, slot.pinned.address, this.#io.ptr, words, !!fwd, T)]);
+      return;
+    }
     const from = o.temperature * 4;
     this.#io.copyFromHost(slot.pinned.bytes.subarray(from, words * 4), { stream: this.#stream, offset: from });
     if (!fwd) return;
@@ -1134,10 +1145,16 @@ export class CudaSession implements SessionBackend {
   /** Sampled ids back with one small copy; logits only when asked for. */
   #finish(out: StepOutputs, R: number): void {
     const slot = this.#slots.current;
-    if (out.sampledIds) this.#io.copyToHost(slot.pinned.bytes.subarray(0, R * 4), { stream: this.#stream }); // sampledIds: words [0, R)
+    if (out.sampledIds) this.#sendIds(slot, R);
     this.#stream.synchronize();
     if (out.sampledIds) out.sampledIds.set(slot.i32.subarray(0, R));
     if (out.logits) this.#logits.copyToHost(out.logits.subarray(0, R * this.plan.attributes.vocabSize));
+  }
+
+  /** The step's R sampled ids (device staging words [0, R)) into the slot's words [0, R): a copy, or zeroCopyStaging's stage_out. */
+  #sendIds(slot: StagingSlot, R: number): void {
+    if (this.zeroCopyStaging) this.#exec([stageOutLaunch(this.#layout, slot.pinned.address, this.#io.ptr, R)]);
+    else this.#io.copyToHost(slot.pinned.bytes.subarray(0, R * 4), { stream: this.#stream });
   }
 
   #exec(launches: readonly Launch[], stream: Stream = this.#stream): void {
@@ -1334,9 +1351,9 @@ export class CudaSession implements SessionBackend {
    * What a launched decode step's stream copies add to its graph (a tuning aid, bench/step_loop.ts): runs `inp` once
    * so its bucket's graph exists, then times `reps` replays back to back alone and with each copy `launch` enqueues
    * beside it (the staging upload before, the forwarded token's device copy before, the sampled ids' download after;
-   * then all three), ms a step between events.
+   * then all three; `zeroCopy`: zeroCopyStaging's stage_in / stage_out kernels instead of the three), ms a step between events.
    */
-  timeDecodeStepCopies(inp: StepInputs, kv: CudaKvCache, reps = 50): Record<"graph" | "upload" | "forward" | "download" | "all", number> {
+  timeDecodeStepCopies(inp: StepInputs, kv: CudaKvCache, reps = 50): Record<"graph" | "upload" | "forward" | "download" | "all" | "zeroCopy", number> {
     this.#live();
     const T = inp.tokenIds.length;
     if (!isDecodeStep(inp) || T > this.decodeCap) throw new ValidationError("timeDecodeStepCopies: expects a decode step (one token per sequence)", "inputs");
@@ -1350,6 +1367,8 @@ export class CudaSession implements SessionBackend {
     const upload = (): void => io.copyFromHost(slot.pinned.bytes.subarray(from, words * 4), { stream, offset: from });
     const forward = (): void => io.copyFromDevice(io, 4, { srcOffset: o.sampledIds * 4, dstOffset: o.tokenIds * 4, stream });
     const download = (): void => io.copyToHost(slot.pinned.bytes.subarray(0, T * 4), { stream });
+    const stageIn = (): void => this.#exec([stageInLaunch(this.#layout, slot.pinned.address, io.ptr, words, false, bucket)], stream);
+    const stageOut = (): void => this.#exec([stageOutLaunch(this.#layout, slot.pinned.address, io.ptr, T)], stream);
     using start = this.device.createEvent();
     using end = this.device.createEvent();
     const time = (before: (() => void)[], after: (() => void)[]): number => {
@@ -1371,6 +1390,7 @@ export class CudaSession implements SessionBackend {
       forward: time([forward], []),
       download: time([], [download]),
       all: time([upload, forward], [download]),
+      zeroCopy: time([stageIn], [stageOut]),
     };
   }
 

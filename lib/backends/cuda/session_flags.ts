@@ -382,6 +382,8 @@ export const CUDA_FLAGS = {
    * keys). H200 batch 1 after a 128-token prompt: 1B +2.2–6.0%, 8B +1.1–1.4% (bench/RESULTS.md session 16). @default true
    */
   decodeSkOneSplit: { env: "LLMRT_DECODE_SK_ONE_SPLIT", default: true },
+  /** Step inputs read by a kernel from pinned host memory, ids written back by one (stage_launch.ts). @default false */
+  zeroCopyStaging: { env: "LLMRT_ZERO_COPY_STAGING", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;

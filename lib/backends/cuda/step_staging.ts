@@ -20,8 +20,12 @@ export interface StagingLayout {
   /** Block-table row stride (blocks per sequence). */
   readonly blockStride: number;
   readonly offsets: Readonly<Record<StagingSegment, number>>;
-  /** Total words. */
+  /** Total words (the device staging). */
   readonly words: number;
+  /** Host slots only, after `words`: zero-copy staging's forwarded rows, one word a token (stage_launch.ts). */
+  readonly forwardRows: number;
+  /** Words of a host slot. */
+  readonly hostWords: number;
 }
 
 const ALIGN_WORDS = 64; // 256 bytes
@@ -51,7 +55,8 @@ export function stagingLayout(capTokens: number, capSeqs: number, blockStride: n
     offsets[name] = w;
     w += Math.ceil(n / ALIGN_WORDS) * ALIGN_WORDS;
   }
-  return { capSeqs, capTokens, blockStride, offsets, words: w };
+  const hostWords = w + Math.ceil(capTokens / ALIGN_WORDS) * ALIGN_WORDS;
+  return { capSeqs, capTokens, blockStride, offsets, words: w, forwardRows: w, hostWords };
 }
 
 /** Device addresses of the segments for a staging buffer at `base`. */
