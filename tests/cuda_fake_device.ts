@@ -357,6 +357,8 @@ export interface FakeSessionOptions {
   readonly prefillTileScan?: boolean;
   /** LaunchEnv.prefillPdl. */
   readonly prefillPdl?: boolean;
+  /** LaunchEnv.batchDecodePdl. */
+  readonly batchDecodePdl?: boolean;
   /** LaunchEnv.fp8FastSilu. */
   readonly fp8FastSilu?: boolean;
   /** With pruneLastLayer: FP8 plans prune their last layer too (CudaSessionOptions.fp8PruneLastLayer). */
@@ -507,6 +509,7 @@ export class FakeCudaSession {
       fp8DecodeAttnQuant: opts.fp8DecodeAttnQuant,
       prefillTileScan: opts.prefillTileScan,
       ...(opts.prefillPdl ? { prefillPdl: true } : {}),
+      ...(opts.batchDecodePdl ? { batchDecodePdl: true } : {}),
       fp8FastSilu: opts.fp8FastSilu,
       nvfp4Mma: opts.nvfp4Mma,
       nvfp4GemvBlocks: opts.nvfp4Mma ? 2 * sms : undefined,

@@ -9,7 +9,7 @@
 // overlap of outputs with inputs) — not the kernels' arithmetic (tools/cuda-kernel-check/decode_step.py).
 import * as fs from "node:fs";
 import process from "node:process";
-import { type KernelLaunch, type Launch, type LaunchEnv, planLaunches, type StepShape } from "../lib/backends/cuda/launch_plan.ts";
+import { isPrefillPdlKernel, type KernelLaunch, type Launch, type LaunchEnv, planLaunches, type StepShape } from "../lib/backends/cuda/launch_plan.ts";
 import { CpuSession } from "../lib/backends/cpu/session.ts";
 import { buildSync } from "../lib/builder/builder.ts";
 import { shardEngine } from "../lib/builder/sharding.ts";
@@ -474,6 +474,35 @@ test("programmatic dependent launch: only a fused decode step's waiting kernels 
   const afterReduce = tp.filter((_, i) => i > 0 && tp[i - 1].kind === "kernel" && (tp[i - 1] as KernelLaunch).kernel === "nccl_all_reduce");
   assert.ok(afterReduce.length > 0 && afterReduce.every((l) => l.kind !== "kernel" || !l.pdl), "no pdl right after an all_reduce");
   assert.ok(tp.some((l) => l.kind === "kernel" && l.pdl), "the rest of the sharded step still uses pdl");
+});
+
+test("batchDecodePdl: a decode step of more than 8 sequences flags prefillPdl's kernels (after GEMMs too); 8-sequence and prefill steps unchanged", () => {
+  const plan = bareLlamaPlan(LLAMA_3_2_1B_CONFIG);
+  const env = (on: boolean): LaunchEnv => ({ ...planEnv(plan, true), batchAttention: true, batchAttention4: true, ...(on ? { batchDecodePdl: true } : {}) });
+  const strip = (ls: Launch[]): string[] =>
+    ls.map((l) =>
+      JSON.stringify(
+        l.kind === "kernel" && l.kernel.startsWith("rope_kv_write_pdl")
+          ? { ...l, pdl: undefined, kernel: "rope_kv_write_bf16" }
+          : l.kind === "kernel"
+          ? { ...l, pdl: undefined }
+          : l,
+        (_k, v) => typeof v === "bigint" ? `${v}n` : v,
+      )
+    );
+  const pdlOf = (ls: Launch[]): boolean[] => ls.map((l) => l.kind === "kernel" && !!l.pdl);
+  const on = planLaunches(env(true), decodeShape(64, 1)), off = planLaunches(env(false), decodeShape(64, 1));
+  assert.deepEqual(strip(on), strip(off), "the same launches apart from the flag");
+  const gained = on.filter((l, i): l is KernelLaunch => l.kind === "kernel" && !!l.pdl && !(off[i] as KernelLaunch).pdl);
+  const families = [...new Set(gained.map((l) => l.kernel.replace(/_(bf16|f32)(_(m|hd)\d+)?$/, "")))].sort();
+  assert.ok(families.includes("add_rmsnorm") && families.includes("silu_mul") && families.includes("sample"), `flagged: ${families.join(", ")}`);
+  assert.ok(gained.length >= 16 * 2, `${gained.length} launches gained pdl`);
+  assert.ok(on[0].kind === "kernel" && !on[0].pdl, "the first launch stays ordinary");
+  for (const l of gained) assert.ok(isPrefillPdlKernel(l.kernel), `${l.kernel} waits at its entry`);
+  // 8 sequences (the GEMV decode path) and a prefill step: the flag changes nothing.
+  assert.deepEqual(pdlOf(planLaunches(env(true), decodeShape(8, 1))), pdlOf(planLaunches(env(false), decodeShape(8, 1))));
+  const prefill: StepShape = { numTokens: 256, numSeqs: 2, numRows: 2, attention: { kind: "prefill" }, sample: true };
+  assert.deepEqual(pdlOf(planLaunches(env(true), prefill)), pdlOf(planLaunches(env(false), prefill)));
 });
 
 test("prefillPdl: a prefill step's waiting kernels get pdl (never the first launch, never a GEMM), decode steps unchanged", () => {

@@ -336,7 +336,8 @@ export function planLaunches(env: LaunchEnv, shape: StepShape): Launch[] {
       k(i, `lora_expand_${elem}`, [cdiv(op.outFeatures, 256), T, 1], 256, [buf(op.out), T, op.outFeatures, tokenSlot, table, K, tmp, rankStride]);
     }
   });
-  const planned = env.prefillPdl && !fuse && shape.attention.kind !== "decode" ? withPrefillPdl(out) : out;
+  const batchDecode = shape.attention.kind === "decode" && T > GEMV_MAX_ROWS;
+  const planned = (env.prefillPdl && !fuse && shape.attention.kind !== "decode") || (env.batchDecodePdl && batchDecode) ? withPrefillPdl(out) : out;
   const pickM = shape.gemmPickRows;
   // An eager decode step: per-M tuned GEMMs take the algorithms of its graph bucket's (each of those GEMMs has pickM rows).
   return pickM ? planned.map((l) => l.kind === "gemm" && !l.invariant && l.m !== pickM ? { ...l, pickM } : l) : planned;

@@ -174,6 +174,8 @@ export interface LaunchEnv {
    * gather_rows and the sampler take programmatic dependent launch (CudaSessionOptions.prefillPdl).
    */
   readonly prefillPdl?: boolean;
+  /** Decode steps of more than GEMV_MAX_ROWS sequences: prefillPdl's kernels with PDL too (CudaSessionOptions.batchDecodePdl). */
+  readonly batchDecodePdl?: boolean;
   /**
    * Fused decode steps over a quantized KV cache (FP8 / INT8) that do not run decode_attention_batch2 take one
    * decode_attention_{fp8kv|int8kv} launch per attention (RoPE + quantized KV write + split attention + merge)

@@ -289,6 +289,8 @@ export class CudaSession implements SessionBackend {
   readonly gemvNorm6: boolean;
   /** CudaSessionOptions.prefillPdl. */
   readonly prefillPdl: boolean;
+  /** CudaSessionOptions.batchDecodePdl. */
+  readonly batchDecodePdl: boolean;
   /** CudaSessionOptions.quantGemvFast. */
   readonly quantGemvFast: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
@@ -436,6 +438,7 @@ export class CudaSession implements SessionBackend {
       this.pdl = f.pdl && d.supportsPdl;
       this.quantPdl = this.pdl && f.quantPdl;
       this.prefillPdl = f.prefillPdl && d.supportsPdl;
+      this.batchDecodePdl = f.batchDecodePdl && d.supportsPdl;
       this.wgmmaPrefill = (f.wgmmaPrefill ?? (this.#attn?.headDim === 64 || this.#attn?.headDim === 128)) && d.arch === "sm_90";
       this.#stream = d.createStream();
       if (plan.ops.some((o) => o.type === "all_reduce" || o.type === "all_gather") && !options.nccl) {
@@ -670,6 +673,7 @@ export class CudaSession implements SessionBackend {
       ...(this.gemvXPre ? { gemvXPre: true } : {}),
       ...(this.gemvNorm6 ? { gemvNorm6: this.device.smCount } : {}),
       prefillPdl: this.prefillPdl,
+      ...(this.batchDecodePdl ? { batchDecodePdl: true } : {}),
       quantGemm: this.quantGemm,
       decodeCounters: this.#decodeCounters.ptr,
       ...(this.quantTailNorm ? { quantTailNorm: true, quantNormScratch: this.#decodeCounters.ptr + BigInt(this.#normScratchOffset) } : {}),

@@ -384,6 +384,8 @@ export const CUDA_FLAGS = {
   decodeSkOneSplit: { env: "LLMRT_DECODE_SK_ONE_SPLIT", default: true },
   /** Step inputs read by a kernel from pinned host memory, ids written back by one (stage_launch.ts). @default false */
   zeroCopyStaging: { env: "LLMRT_ZERO_COPY_STAGING", default: false },
+  /** Decode steps of > 8 sequences: prefillPdl's waiting kernels (norms, SiLU·mul, sampler) with PDL. @default false */
+  batchDecodePdl: { env: "LLMRT_BATCH_DECODE_PDL", default: false },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
