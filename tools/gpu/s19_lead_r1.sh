@@ -5,8 +5,8 @@
 #   1. GPU tests: overlap (launch-ahead chains; zeroCopyStaging with graphs and eager), nvrtc_kernels, decode_sk, graph;
 #      batch_attention4 + eager_bucket_gemm with LLMRT_BATCH_DECODE_PDL=1 (graphs = eager bitwise)
 #   2. bench/step_loop.ts --zero-copy ab: 1B, 5 reps, maxSeqLen 320
-#   3. decode_breakdown 1B 64 rows at 192 keys: default / batchDecodePdl (one process)
-#   4. 1B 64 x (128,128): default / zeroCopyStaging / batchDecodePdl, ids compared
+#   3. 1B 64 x (128,128): default (then its graph replays of 16- and 64-row steps at 192 keys: default / batchDecodePdl /
+#      zeroCopyStaging in turn) / zeroCopyStaging / batchDecodePdl, ids compared
 set -uo pipefail
 # shellcheck disable=SC1091
 source tools/gpu/jobs_lib.sh
@@ -16,10 +16,8 @@ LLMRT_BATCH_DECODE_PDL=1 gpu_suite lead_pdl_tests 60 tests/gpu/batch_attention4.
 stamp "step_loop 1B, zeroCopyStaging off / on"
 timeout 60 bun bench/step_loop.ts --model "$M1" --max-seq-lens 320 --reps 5 --zero-copy ab > "$OUT/loop_1b.log" 2>&1
 echo "rc $?"; grep -E "maxSeqLen|copy ceiling|rror" "$OUT/loop_1b.log" | cut -c1-420
-stamp "decode_breakdown 1B 64 rows: default / batchDecodePdl"
-timeout 55 bun bench/decode_breakdown.ts --model "$M1" --rows 64 --ctx 192 --opts '{}' --opts2 '{"batchDecodePdl":true}' > "$OUT/bd_1b.log" 2>&1
-echo "rc $?"; grep -E "whole step|graph|session|rror" "$OUT/bd_1b.log" | head -12 | cut -c1-300
-thr a "$M1" 64 22
+thr a "$M1" 64 45 --ab-rows 16,64 --ab-opts '{"pdl":{"batchDecodePdl":true},"zero":{"zeroCopyStaging":true}}'
+grep -A3 "A/B graph replay" "$OUT/t_a.log" | cut -c1-200
 LLMRT_ZERO_COPY_STAGING=1 thr z "$M1" 64 22
 LLMRT_BATCH_DECODE_PDL=1 thr p "$M1" 64 22
 thr_summary a z p
