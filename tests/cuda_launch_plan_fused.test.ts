@@ -476,23 +476,26 @@ test("programmatic dependent launch: only a fused decode step's waiting kernels 
   assert.ok(tp.some((l) => l.kind === "kernel" && l.pdl), "the rest of the sharded step still uses pdl");
 });
 
+/** A step's launches as JSON with the PDL flag (and the PDL entry point of RoPE + KV write) taken out. */
+function stripPdl(ls: Launch[]): string[] {
+  return ls.map((l) =>
+    JSON.stringify(
+      l.kind === "kernel" && l.kernel.startsWith("rope_kv_write_pdl")
+        ? { ...l, pdl: undefined, kernel: "rope_kv_write_bf16" }
+        : l.kind === "kernel"
+        ? { ...l, pdl: undefined }
+        : l,
+      (_k, v) => typeof v === "bigint" ? `${v}n` : v,
+    )
+  );
+}
+
 test("batchDecodePdl: a decode step of more than 8 sequences flags prefillPdl's kernels (after GEMMs too); 8-sequence and prefill steps unchanged", () => {
   const plan = bareLlamaPlan(LLAMA_3_2_1B_CONFIG);
   const env = (on: boolean): LaunchEnv => ({ ...planEnv(plan, true), batchAttention: true, batchAttention4: true, ...(on ? { batchDecodePdl: true } : {}) });
-  const strip = (ls: Launch[]): string[] =>
-    ls.map((l) =>
-      JSON.stringify(
-        l.kind === "kernel" && l.kernel.startsWith("rope_kv_write_pdl")
-          ? { ...l, pdl: undefined, kernel: "rope_kv_write_bf16" }
-          : l.kind === "kernel"
-          ? { ...l, pdl: undefined }
-          : l,
-        (_k, v) => typeof v === "bigint" ? `${v}n` : v,
-      )
-    );
   const pdlOf = (ls: Launch[]): boolean[] => ls.map((l) => l.kind === "kernel" && !!l.pdl);
   const on = planLaunches(env(true), decodeShape(64, 1)), off = planLaunches(env(false), decodeShape(64, 1));
-  assert.deepEqual(strip(on), strip(off), "the same launches apart from the flag");
+  assert.deepEqual(stripPdl(on), stripPdl(off), "the same launches apart from the flag");
   const gained = on.filter((l, i): l is KernelLaunch => l.kind === "kernel" && !!l.pdl && !(off[i] as KernelLaunch).pdl);
   const families = [...new Set(gained.map((l) => l.kernel.replace(/_(bf16|f32)(_(m|hd)\d+)?$/, "")))].sort();
   assert.ok(families.includes("add_rmsnorm") && families.includes("silu_mul") && families.includes("sample"), `flagged: ${families.join(", ")}`);
@@ -508,20 +511,9 @@ test("batchDecodePdl: a decode step of more than 8 sequences flags prefillPdl's 
 test("prefillPdl: a prefill step's waiting kernels get pdl (never the first launch, never a GEMM), decode steps unchanged", () => {
   const plan = bareLlamaPlan(LLAMA_3_2_1B_CONFIG);
   const env = (on: boolean): LaunchEnv => ({ ...planEnv(plan, true), wgmmaPrefill: true, gemmResidual: true, ...(on ? { prefillPdl: true } : {}) });
-  const strip = (ls: Launch[]): unknown[] =>
-    ls.map((l) =>
-      JSON.stringify(
-        l.kind === "kernel" && l.kernel.startsWith("rope_kv_write_pdl")
-          ? { ...l, pdl: undefined, kernel: "rope_kv_write_bf16" }
-          : l.kind === "kernel"
-          ? { ...l, pdl: undefined }
-          : l,
-        (_k, v) => typeof v === "bigint" ? `${v}n` : v,
-      )
-    );
   const prefill: StepShape = { numTokens: 2048, numSeqs: 1, numRows: 1, attention: { kind: "prefill" }, sample: true };
   const on = planLaunches(env(true), prefill), off = planLaunches(env(false), prefill);
-  assert.deepEqual(strip(on), strip(off), "the same launches apart from the flag");
+  assert.deepEqual(stripPdl(on), stripPdl(off), "the same launches apart from the flag");
   assert.ok(off.every((l) => l.kind !== "kernel" || !l.pdl), "off: none flagged");
   const flagged = on.filter((l): l is KernelLaunch => l.kind === "kernel" && !!l.pdl).map((l) => l.kernel.replace(/_(bf16|f32)(_(m|hd)\d+)?$/, ""));
   assert.deepEqual([...new Set(flagged)].sort(), ["flash_prefill_wg", "gather_rows", "rmsnorm", "rope_kv_write_pdl", "sample", "silu_mul"]);
@@ -531,7 +523,7 @@ test("prefillPdl: a prefill step's waiting kernels get pdl (never the first laun
   // Decode steps (fused or not) ignore it.
   for (const fused of [true, false]) {
     const d = (p: boolean): Launch[] => planLaunches({ ...planEnv(plan, fused), ...(p ? { prefillPdl: true } : {}) }, decodeShape(1));
-    assert.deepEqual(strip(d(true)), strip(d(false)));
+    assert.deepEqual(stripPdl(d(true)), stripPdl(d(false)));
     assert.deepEqual(d(true).map((l) => l.kind === "kernel" && !!l.pdl), d(false).map((l) => l.kind === "kernel" && !!l.pdl), `fused ${fused}`);
   }
 });
