@@ -32,7 +32,7 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   paged_attention_generic: { file: "paged_attention.cu", params: [P, P, P, P, P, P, I, I, I, I, I, I, I, F, I] },
   sample: { file: "sampling.cu", params: [P, I, P, P, P, P, P, P, P] },
   apply_token_mask: { file: "sampling.cu", params: [P, I, P, I, P] },
-  stage_in: { file: "staging.cu", params: [P, P, I, I, P, I, I, P] },
+  stage_in: { file: "staging.cu", params: [P, P, I, I, P, I, I, I, P] },
   stage_out: { file: "staging.cu", params: [P, P, I] },
   lora_shrink: { file: "lora.cu", params: [P, I, I, P, P, I, P, I] },
   lora_expand: { file: "lora.cu", params: [P, I, I, P, P, I, P, I] },

@@ -13,7 +13,7 @@
  * launches = [stageInLaunch(layout, slot.pinned.address, io.ptr, end, true, numTokens), ...step, stageOutLaunch(layout, slot.pinned.address, io.ptr, rows)];
  * ```
  */
-import { ValidationError } from "../../util/errors.ts";
+import { InternalError, ValidationError } from "../../util/errors.ts";
 import type { KernelLaunch } from "./launch_types.ts";
 import type { StagingLayout } from "./step_staging.ts";
 
@@ -24,18 +24,32 @@ const BLOCK = 256;
 
 /**
  * The launch copying staged words [offsets.temperature, end) from the host slot at `host` into the device staging at
- * `dev` (the sampled ids stay: forwarded tokens read them); with `forwarded`, token t's id is the previous step's
- * sampled id of row forwardRows[t] (host words from `layout.forwardRows`, -1: the host's id) for t < numTokens.
+ * `dev` (the sampled ids stay: forwarded tokens read them; of the token ids and positions only the step's `numTokens`);
+ * with `forwarded`, token t's id is the previous step's sampled id of row forwardRows[t] (host words from
+ * `layout.forwardRows`, -1: the host's id).
  */
 export function stageInLaunch(layout: StagingLayout, host: bigint, dev: bigint, end: number, forwarded: boolean, numTokens: number): KernelLaunch {
   const o = layout.offsets, from = o.temperature;
+  if (o.blockTables - o.positions !== o.positions - o.tokenIds) {
+    throw new InternalError("stage_in: positions must follow the token ids in a segment of their size");
+  }
   return {
     kind: "kernel",
     op: STAGE_OP,
     kernel: "stage_in",
     grid: [Math.max(1, Math.ceil((end - from) / BLOCK)), 1, 1],
     block: BLOCK,
-    args: [host, dev, from, end, forwarded ? host + BigInt(layout.forwardRows * 4) : 0n, o.tokenIds, numTokens, dev + BigInt(o.sampledIds * 4)],
+    args: [
+      host,
+      dev,
+      from,
+      end,
+      forwarded ? host + BigInt(layout.forwardRows * 4) : 0n,
+      o.tokenIds,
+      o.positions - o.tokenIds,
+      numTokens,
+      dev + BigInt(o.sampledIds * 4),
+    ],
   };
 }
 
