@@ -8,8 +8,8 @@
  *
  *   bun bench/step_loop.ts --model DIR [--max-seq-lens 320,2112] [--decode 128] [--reps 3] [--zero-copy off|on|ab]
  *
- * --zero-copy: the session option zeroCopyStaging (stage_in / stage_out kernels instead of the step's stream copies);
- * `ab`: one session each way over the same engine, measured in turn every rep, their greedy ids compared.
+ * --zero-copy: the session option zeroCopyStaging (stage_in / stage_out kernels instead of the step's stream copies; default:
+ * the session's default); `ab`: one session each way over the same engine, measured in turn every rep, greedy ids compared.
  *
  * LLMRT_BENCH_JSON=FILE also writes the numbers as JSON.
  */
@@ -37,9 +37,9 @@ if (!values.model) throw new Error("usage: bun bench/step_loop.ts --model DIR [-
 const lens = (values["max-seq-lens"] ?? "320,2112").split(",").map(Number);
 const numDecode = Number(values.decode ?? 128);
 const reps = Number(values.reps ?? 3);
-const zc = values["zero-copy"] ?? "off";
-if (!["off", "on", "ab"].includes(zc)) throw new Error(`--zero-copy: expected off, on or ab, got ${JSON.stringify(zc)}`);
-const variants = zc === "ab" ? [false, true] : [zc === "on"];
+const zc = values["zero-copy"];
+if (zc !== undefined && !["off", "on", "ab"].includes(zc)) throw new Error(`--zero-copy: expected off, on or ab, got ${JSON.stringify(zc)}`);
+const variants: (boolean | undefined)[] = zc === "ab" ? [false, true] : zc === undefined ? [undefined] : [zc === "on"];
 const bs = 32;
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const us = (ms: number): string => (ms * 1000).toFixed(1);
@@ -47,8 +47,8 @@ const results: Record<string, unknown>[] = [];
 let ceilingBps = 0;
 
 /** One session of `engine` (zeroCopyStaging `zero`) after a 128-token prompt, and its timed loops. */
-function runner(engine: ReturnType<typeof buildSync>, maxSeqLen: number, zero: boolean) {
-  const session = Session.fromSerializedEngine(engine, { backend: "cuda", zeroCopyStaging: zero });
+function runner(engine: ReturnType<typeof buildSync>, maxSeqLen: number, zero: boolean | undefined) {
+  const session = Session.fromSerializedEngine(engine, { backend: "cuda", ...(zero === undefined ? {} : { zeroCopyStaging: zero }) });
   const cuda = session.cuda!;
   const kv = session.createKvCache(maxSeqLen / bs + 1);
   const stepOf = greedyStepper(Int32Array.from({ length: maxSeqLen / bs }, (_, i) => i));
@@ -141,7 +141,7 @@ for (const maxSeqLen of lens) {
   }
   const pct = (ms: number): string => (100 * stepBytes / (ms / 1000) / ceilingBps).toFixed(1);
   rs.forEach(({ runs, graphMs, copies }, v) => {
-    const name = `maxSeqLen ${maxSeqLen}${zc === "off" ? "" : `, zeroCopyStaging ${variants[v] ? "on" : "off"}`}`;
+    const name = `maxSeqLen ${maxSeqLen}${zc === undefined ? "" : `, zeroCopyStaging ${variants[v] ? "on" : "off"}`}`;
     const c = copies();
     const row = {
       maxSeqLen,

@@ -76,6 +76,10 @@ test("session options: every switch of the table resolves to its default when ne
     assert.equal(o.fp8DecodeSkSmall, true, "fp8DecodeSkSmall");
     assert.equal(o.fp8GemvRow, false, "fp8GemvRow");
     assert.equal(o.fp8GemvRowNorm, false, "fp8GemvRowNorm");
+    // Session 19: the step staged by kernels from pinned host memory (1B batch 1 overlapped 811.0 -> 802.1 us a step, ids
+    // identical) and PDL for the norms / SiLU-mul / sampler of > 8-sequence decode steps (1B 64-row graph -0.6%): on.
+    assert.equal(o.zeroCopyStaging, true, "zeroCopyStaging");
+    assert.equal(o.batchDecodePdl, true, "batchDecodePdl");
   });
 });
 

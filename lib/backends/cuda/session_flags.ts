@@ -382,10 +382,10 @@ export const CUDA_FLAGS = {
    * keys). H200 batch 1 after a 128-token prompt: 1B +2.2–6.0%, 8B +1.1–1.4% (bench/RESULTS.md session 16). @default true
    */
   decodeSkOneSplit: { env: "LLMRT_DECODE_SK_ONE_SPLIT", default: true },
-  /** Step inputs read by a kernel from pinned host memory, ids written back by one (stage_launch.ts). @default false */
-  zeroCopyStaging: { env: "LLMRT_ZERO_COPY_STAGING", default: false },
-  /** Decode steps of > 8 sequences: prefillPdl's waiting kernels (norms, SiLU·mul, sampler) with PDL. @default false */
-  batchDecodePdl: { env: "LLMRT_BATCH_DECODE_PDL", default: false },
+  /** Step inputs read by a kernel from pinned host memory, ids by one (stage_launch.ts; 1B b1 −1.1%). @default true */
+  zeroCopyStaging: { env: "LLMRT_ZERO_COPY_STAGING", default: true },
+  /** Decode steps of > 8 sequences: prefillPdl's kernels with PDL (1B 64-row graph −0.6%). @default true */
+  batchDecodePdl: { env: "LLMRT_BATCH_DECODE_PDL", default: true },
 } as const satisfies Record<string, CudaFlag>;
 
 export type CudaFlagName = keyof typeof CUDA_FLAGS;
