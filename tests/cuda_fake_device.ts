@@ -373,8 +373,6 @@ export interface FakeSessionOptions {
   readonly gemmResidual?: boolean;
   /** LaunchEnv.gemvXPre: fused decode GEMVs of ≤ 2 rows on gemv_fused*_xpre. */
   readonly gemvXPre?: boolean;
-  /** LaunchEnv.gemvNorm6 (given the fake's SM count): wave-bound qkv GEMVs of ≤ 2 rows on gemv_fused_norm6. */
-  readonly gemvNorm6?: boolean;
   /** LaunchEnv.fp8DecodeAttention: fused decode steps over a quantized KV cache on decode_attention_{fp8kv|int8kv}. */
   readonly fp8DecodeAttention?: boolean;
   /** fp8FlashPrefill: a quantized cache gets a bf16 shadow layer (LaunchEnv.kvShadow) for the flash prefill kernels. */
@@ -521,7 +519,6 @@ export class FakeCudaSession {
       gemvSplitK: opts.gemvSplitK,
       gemmResidual: opts.gemmResidual,
       ...(opts.gemvXPre ? { gemvXPre: true } : {}),
-      ...(opts.gemvNorm6 ? { gemvNorm6: sms } : {}),
       fp8DecodeAttention: opts.fp8DecodeAttention,
       // A bf16 layer of the cache's shape (as CudaKvCache.shadow).
       ...(opts.fp8FlashPrefill && a.kvCache ? { kvShadow: mem.alloc((numBlocks + 1) * 2 * bs * a.numKvHeads * a.headDim * 2) } : {}),
@@ -1108,7 +1105,6 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         break;
       }
       case "gemv_fused_xpre_bf16":
-      case "gemv_fused_norm6_bf16":
       case "gemv_fused_norm_xpre_bf16":
       case "gemv_fused_ks_xpre_bf16":
       case "gemv_fused_norm_ks_xpre_bf16":
@@ -1122,10 +1118,9 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         const [x, W, bias, y, normW, eps, m, n, k, modeKs, prefetch, prefetchBytes] = A;
         const ksName = name.includes("_ks_"), ks = ksName ? modeKs >> 4 : 1, mode = ksName ? modeKs & 15 : modeKs;
         assert.ok(ksName ? (ks === 2 || ks === 4) && (k / 8) % ks === 0 : true, `${l.kernel}: ks ${ks}, k ${k}`);
-        const norm = name.startsWith("gemv_fused_norm"); // _norm6: gemv_fused_norm at 6 blocks an SM, m ≤ 2
+        const norm = name.startsWith("gemv_fused_norm");
         assert.ok(m >= 1 && m <= suffix, `${l.kernel}: m ${m}`);
-        if (name.includes("_xpre") || name.includes("_norm6")) assert.ok(suffix <= 2, `${l.kernel}: instantiated for m ≤ 2`);
-        if (name.includes("_norm6")) assert.ok(norm && !ksName, `${l.kernel}: the norm prologue, one warp a row`);
+        if (name.includes("_xpre")) assert.ok(suffix <= 2, `${l.kernel}: instantiated for m ≤ 2`);
         rowsOk(l.kernel, m);
         assert.ok(k % 8 === 0 && x % 16n === 0n && W % 16n === 0n, `${l.kernel}: k ${k} or x / W not 16-byte aligned`);
         assert.ok(mode === 0 || mode === 1 || mode === 2 || mode === 3, `${l.kernel}: mode ${mode}`);

@@ -157,11 +157,6 @@ export interface LaunchEnv {
   readonly gemvSplitK?: boolean;
   /** CudaSessionOptions.gemvXPre: fused decode GEMVs of ≤ 2 rows on gemv_fused*_xpre. */
   readonly gemvXPre?: boolean;
-  /**
-   * CudaSessionOptions.gemvNorm6: the device's SM count, and the qkv GEMV of 1-2 row decode steps runs gemv_fused_norm6 when
-   * its grid needs a second wave at 5 blocks an SM but fits 6 (5 × SMs < blocks ≤ 6 × SMs).
-   */
-  readonly gemvNorm6?: number;
   /** CudaSessionOptions.decodeLogitsTuned: the lm_head of decode steps of more than GEMV_MAX_ROWS sequences is not pinned. */
   readonly decodeLogitsTuned?: boolean;
   /**

@@ -68,11 +68,7 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
     const blocks = mode === 2 ? cdiv(op.outFeatures / 2, 4 / ks) : cdiv(op.outFeatures, 8 / ks);
     // gemvXPre: ≤ 2 rows on the entry points that load x with the weights (the same sums).
     const xpre = env.gemvXPre && M <= 2 ? "_xpre" : "";
-    // gemvNorm6: a qkv GEMV (norm prologue, plain output) of ≤ 2 rows whose grid needs a second wave at 5 blocks an SM but
-    // fits one at 6 runs at 6 blocks an SM (the same sums).
-    const sms = env.gemvNorm6 ?? 0;
-    const six = !!nrm && ks === 1 && M <= 2 && mode === 0 && sms > 0 && blocks > 5 * sms && blocks <= 6 * sms;
-    const name = six ? `gemv_fused_norm6_bf16_m${M}` : `${nrm ? "gemv_fused_norm" : "gemv_fused"}${ks > 1 ? "_ks" : ""}${xpre}_bf16_m${M}`;
+    const name = `${nrm ? "gemv_fused_norm" : "gemv_fused"}${ks > 1 ? "_ks" : ""}${xpre}_bf16_m${M}`;
     k(i, name, [blocks, 1, 1], 256, [
       buf(nrm ? nrm.x : op.x),
       env.weight(op.weight),

@@ -285,8 +285,6 @@ export class CudaSession implements SessionBackend {
   readonly gemmResidual: boolean;
   /** CudaSessionOptions.gemvXPre. */
   readonly gemvXPre: boolean;
-  /** CudaSessionOptions.gemvNorm6. */
-  readonly gemvNorm6: boolean;
   /** CudaSessionOptions.prefillPdl. */
   readonly prefillPdl: boolean;
   /** CudaSessionOptions.batchDecodePdl. */
@@ -424,7 +422,6 @@ export class CudaSession implements SessionBackend {
     this.#prefillGraphs = f.prefillGraphs && f.prefillPlanCache && f.cudaGraphs ? new Map() : null;
     this.gemmResidual = f.gemmResidual;
     this.gemvXPre = f.gemvXPre;
-    this.gemvNorm6 = f.gemvNorm6;
     this.quantGemvFast = f.quantGemvFast;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
@@ -671,7 +668,6 @@ export class CudaSession implements SessionBackend {
       ...(this.decodeLogitsTuned ? { decodeLogitsTuned: true } : {}),
       gemmResidual: this.gemmResidual,
       ...(this.gemvXPre ? { gemvXPre: true } : {}),
-      ...(this.gemvNorm6 ? { gemvNorm6: this.device.smCount } : {}),
       prefillPdl: this.prefillPdl,
       ...(this.batchDecodePdl ? { batchDecodePdl: true } : {}),
       quantGemm: this.quantGemm,

@@ -226,8 +226,6 @@ export const CUDA_FLAGS = {
    * @default true
    */
   gemvXPre: { env: "LLMRT_GEMV_XPRE", default: true },
-  /** 1-2 row qkv GEMV at 6 blocks an SM (gemv_fused_norm6, same sums; 8B graph −0.4%, session 16). @default false */
-  gemvNorm6: { env: "LLMRT_GEMV_NORM6", default: false },
   /**
    * With `gemmResidual`: prefill / mixed steps' FP8 (e4m3) o_proj and down_proj cuBLASLt GEMMs with bf16 output add into
    * the residual stream in their epilogue too (C = D = residual, beta 1, one rounding of scale · acc + residual instead of

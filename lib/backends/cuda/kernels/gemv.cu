@@ -719,25 +719,3 @@ GEMV_FUSED_KS_XPRE(gemv_fused_norm_ks_xpre_bf16_m1, 1, true)
 GEMV_FUSED_KS_XPRE(gemv_fused_norm_ks_xpre_bf16_m2, 2, true)
 #endif
 
-// ------------------------------------------------------------------------------------------------
-// RMSNorm-prologue GEMVs at 6 blocks an SM (session 16, CudaSessionOptions.gemvNorm6: qkv): gemv_fused_norm
-// without _xpre (the normed x is in shared memory already, so loading it with the weights buys nothing and costs
-// registers) under __launch_bounds__(256, 6): ~39 registers, 6 blocks (48 warps, 96 KB of weight loads in flight) an SM
-// instead of gemv_fused_norm_xpre's 5 (48 registers): llama-3.1-8b's qkv (768 blocks) fits one wave of 792 slots instead of
-// 1.16 waves of 660 (H200: that qkv 0.6 µs a layer faster, the attention after it starting later; gate_up and the lm_head on
-// it were slower, bench/RESULTS.md session 16). The same sums as gemv_fused_norm(_xpre), bitwise.
-//
-// extern "C" __global__ void gemv_fused_norm6_bf16_m{1|2}(...gemv_fused's parameters...)
-//   grid and shared memory as gemv_fused_norm
-// ------------------------------------------------------------------------------------------------
-#define GEMV_FUSED_NORM6(NAME, M)                                                                                       \
-  extern "C" __global__ void __launch_bounds__(256, 6) NAME(const bf16_t* x, const bf16_t* W, const bf16_t* bias, void* y,       \
-      const bf16_t* normW, float eps, int m, int n, int k, int mode, const void* prefetch, long long prefetchBytes) {  \
-    gemvFusedImpl<M, true, GF_U, false, false, false, 0>(x, W, bias, y, normW, eps, m, n, k, mode, prefetch, prefetchBytes); \
-  }
-#if LLMRT_KERNEL(gemv_fused_norm6_bf16_m1)
-GEMV_FUSED_NORM6(gemv_fused_norm6_bf16_m1, 1)
-#endif
-#if LLMRT_KERNEL(gemv_fused_norm6_bf16_m2)
-GEMV_FUSED_NORM6(gemv_fused_norm6_bf16_m2, 2)
-#endif
