@@ -127,9 +127,15 @@
 #ifndef DB4_OWNP
 #define DB4_OWNP 0  // 1 (harness, e4m3 caches): the own key / value encoded one element a thread (all threads, not HD / 16), same bytes
 #endif
+#ifndef DB4_OWNL
+#define DB4_OWNL 0  // 1 (harness; session 19): the own key / value made late, by the warp whose tile holds it, one lane a run of 8
+                    // elements, straight into that tile's ring stage (and the cache): no own-key work between the first tiles'
+                    // issue and the first tile; its raw bf16 rows ride the first tile's cp.async group (the same bytes)
+#endif
 // The knobs above as decodeBatch4Impl's XF bits (decode_attention_batch4x_* take DB4_XSEL): 1 EARLY, 2 RCP, 4 OUTV, 8 SPLITM,
-// 16 OWNP.
-#define DB4_XF ((DB4_EARLY ? 1 : 0) | (DB4_RCP ? 2 : 0) | (DB4_OUTV ? 4 : 0) | (DB4_SPLITM ? 8 : 0) | (DB4_OWNP ? 16 : 0))
+// 16 OWNP, 32 OWNL, 64 PF.
+#define DB4_XF ((DB4_EARLY ? 1 : 0) | (DB4_RCP ? 2 : 0) | (DB4_OUTV ? 4 : 0) | (DB4_SPLITM ? 8 : 0) | (DB4_OWNP ? 16 : 0) | \
+                (DB4_OWNL ? 32 : 0))
 #define DB4_CFG(P, HD, Q8) ((Q8) ? ((HD) == 128 ? DB4_F##P##128 : DB4_F##P##64) : ((HD) == 128 ? DB4_##P##128 : DB4_##P##64))
 
 template <bool Q8>
@@ -223,13 +229,15 @@ __device__ __forceinline__ unsigned db4Smid() {
 #define DB4_TR(K, V)
 #endif
 
-template <int HD, int NW, int ST, int KT, bool Q8, bool TMA, int SERMAX, bool QO = false, bool PF = false, int XF = DB4_XF>
+template <int HD, int NW, int ST, int KT, bool Q8, bool TMA, int SERMAX, bool QO = false, bool PF0 = false, int XF = DB4_XF>
 __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out, void* kvv, const int* positions,
     const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, float* partialO,
     float* partialML, int* counters, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
     int maxBlocksPerSeq, float scale, int window, int splitSize, const float* kvScales, float* rowScale = nullptr, float actScale = 0.f) {
   constexpr bool EARLY = XF & 1, RCP = XF & 2, OUTV = XF & 4, SPLITM = XF & 8;  // the DB4_* knobs of the same names
-  constexpr bool OWNP = Q8 && SERMAX == 1 && (XF & 16);
+  constexpr bool OWNL = SERMAX == 1 && !TMA && (XF & 32);
+  constexpr bool OWNP = Q8 && SERMAX == 1 && (XF & 16) && !OWNL;
+  constexpr bool PF = PF0 || (XF & 64);
   static_assert(!QO || Q8, "QO: the e4m3-cache entry points only (o's head dims one run of HD / 8 a lane)");
   constexpr int EB = Q8 ? 1 : 2;              // cache bytes per element
   constexpr int ROWB = HD * EB;               // one key's row (one kv head) in bytes
@@ -250,6 +258,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   __shared__ __align__(16) bf16_t qsm[SERMAX][DB4_ROWS * HD];  // bf16 (Q8: f16) q rows of each item, swizzled
   __shared__ __align__(16) unsigned char kself[SERMAX][ROWB];
   __shared__ __align__(16) unsigned char vself[SERMAX][ROWB];
+  __shared__ __align__(16) bf16_t ownRaw[OWNL ? 2 * HD : 8];  // OWNL: the own token's raw k row, then its v row
   __shared__ float cs[HALF], sn[HALF];
   __shared__ int amLast;
   __shared__ __align__(8) unsigned long long bars[TMA ? NW * ST : 1];  // TMA: one mbarrier a warp stage
@@ -367,7 +376,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   for (int j = 0; j < KPT; j++) {  // chunk c of both halves of item it's k and v
     const int pk = tid + j * NT, it = pk / HC, c = pk % HC;
     kA[j] = kB[j] = vC[j] = vD[j] = zero4;
-    if (pk < SERMAX * HC && it < SER && !OWNP) {
+    if (pk < SERMAX * HC && it < SER && !OWNP && !OWNL) {
       const bf16_t* kr = row + (numHeads + kvhOf(it)) * HD + c * 8;
       const bf16_t* vr = row + (numHeads + numKvHeads + kvhOf(it)) * HD + c * 8;
       kA[j] = *reinterpret_cast<const uint4*>(kr);
@@ -477,6 +486,15 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
       }
       __syncwarp();
     }
+    if constexpr (OWNL) {  // the own-key tile's warp: the raw k / v rows into ownRaw, in tile 0's cp.async group
+      if (own && warp == (pos - sLo) / KEYS % NW) {
+        const bf16_t* kr = row + (numHeads + kvhOf(0)) * HD;
+        for (int c = lane; c < HD / 4; c += 32) {
+          const bf16_t* src = c < HD / 8 ? kr + c * 8 : kr + numKvHeads * HD + (c - HD / 8) * 8;
+          asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smemAddr(ownRaw + c * 8)), "l"(src) : "memory");
+        }
+      }
+    }
 #pragma unroll
     for (int i = 0; i < ST; i++) issue(i, PF && s == t ? pfb[i] : -1);  // in flight while RoPE runs
     DB4_TR(8, clock64());
@@ -524,7 +542,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
 #pragma unroll
     for (int j = 0; j < KPT; j++) {  // the step's own key / value: rotate k, keep both in shared, and (chunk 0) write the cache
       const int pk = tid + j * NT, it = pk / HC, c = pk % HC;
-      if (!own || OWNP || pk >= SERMAX * HC || it >= SER) continue;
+      if (!own || OWNP || OWNL || pk >= SERMAX * HC || it >= SER) continue;
       const int kh = kvhOf(it);
       const bool writer = (bx0 + it) % chunks == 0;
       const long long kOff = ((EARLY ? ((long long)ownBlk * 2 * tokensPerBlock + pos % tokensPerBlock) * rowWidth
@@ -630,7 +648,36 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
         if (i == nI - 1) DB4_TR(5, clock64());
         const int k0 = sLo + (warp + ti * NW) * KEYS;
         unsigned char* st = myRing + (i % ST) * STAGEB;
-        if (own && pos >= k0 && pos < k0 + KEYS) {  // patch the own key / value in
+        if (OWNL && own && pos >= k0 && pos < k0 + KEYS) {
+          // The own key / value made here: lane u < HD / 4 takes run u of 8 elements (part u / HC: k dims c8 .., k dims
+          // HALF + c8 .., v dims c8 .., v dims HALF + c8 ..; c = u % HC), the prologue's operations element by element.
+          const int r = pos - k0, part = lane / HC, c = lane % HC, kh = kvhOf(it);
+          if (lane < HD / 4) {
+            const float S = !Q8 ? 1.f : part < 2 ? (EARLY ? kScE[it] : kvScales[kh]) : (EARLY ? vScE[it] : kvScales[numKvHeads + kh]);
+            u32 w[4] = {0u, 0u, 0u, 0u};
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+              const int i = c * 8 + e;
+              const float a = toF(ownRaw[(part >> 1) * HD + i]), b = toF(ownRaw[(part >> 1) * HD + HALF + i]);
+              const float x = part == 0 ? a * cs[i] - b * sn[i] : part == 1 ? b * cs[i] + a * sn[i] : (part & 1) ? b : a;
+              if constexpr (Q8) w[e >> 2] |= (u32)kvEncodeE4m3(x, S) << (8 * (e & 3));
+              else w[e >> 1] |= (u32)(part < 2 ? fromF<bf16_t>(x) : ownRaw[(part >> 1) * HD + (part & 1) * HALF + i]) << (16 * (e & 1));
+            }
+            const int cc = (part & 1) * HC + c;  // chunk of the row (bf16: 16 bytes; e4m3: its 8-byte half-chunks)
+            unsigned char* dst = st + (part >> 1) * TILEB;
+            const long long kOff = ((EARLY ? ((long long)ownBlk * 2 * tokensPerBlock + pos % tokensPerBlock) * rowWidth
+                                            : kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth)) + kh * HD) * EB + (part >> 1) * vStepB;
+            const bool writer = (bx0 + it) % chunks == 0;
+            if constexpr (Q8) {
+              *reinterpret_cast<uint2*>(dst + r * RS + cc * 8) = uint2{w[0], w[1]};
+              if (writer) *reinterpret_cast<uint2*>(kv + kOff + cc * 8) = uint2{w[0], w[1]};
+            } else {
+              *reinterpret_cast<uint4*>(dst + rb(r, cc)) = uint4{w[0], w[1], w[2], w[3]};
+              if (writer) *reinterpret_cast<uint4*>(kv + kOff + cc * 16) = uint4{w[0], w[1], w[2], w[3]};
+            }
+          }
+          __syncwarp();
+        } else if (own && pos >= k0 && pos < k0 + KEYS) {  // patch the own key / value in
           const int r = pos - k0;
           for (int c = lane; c < CPR; c += 32) {
             const int o2 = rb(r, c);

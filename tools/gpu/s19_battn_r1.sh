@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Session 19, helper battn, round 1 (budget 170 s; llama-3.1-8b-fp8): decode_attention_batch4 at the bench graphs' geometry
+# (split 256 of maxSeqLen 288, positions 192). X = batchAttention4X's knobs (EARLY+RCP+SPLITM+OUTV, DB4_XSEL 15). New knob:
+#   OWNL — the own key / value made late by the warp whose tile holds it (one lane a run of 8 elements, straight into the ring
+#          stage and the cache; its raw bf16 rows ride tile 0's cp.async group): nothing own-key between the first issue and
+#          the first tile (s17 trace: own k/v 2.32 us of x's 7.10-us prologue). The same bytes, so the same bits.
+#   PF   — session 14's block-table prefetch with the position (XF bit 64 now, so x can take it).
+#   2,2,1,10 — 10 blocks an SM (96 registers, no spills per ptxas).
+# 1. harness timing + traces, 8B 512 seqs e4m3 q8 entry; 1B 64 seqs bf16 (outputs bitwise the default's on the timing line)
+# 2. harness checks (vs float64, cache bytes vs batch2, batch invariance, same bits as the default): X+OWNL+PF, both caches
+# 3. end to end, llama-3.1-8b FP8 + FP8 KV 512 x (128,128) --reps 3: a default / b batchAttention4X / c x with XSEL 111
+#    (x + OWNL + PF, via bench/throughput.ts LLMRT_BENCH_DEFINES), interleaved; greedy ids compared
+set -uo pipefail
+# shellcheck disable=SC1091
+source tools/gpu/jobs_lib.sh
+H=tools/cuda-kernel-check/decode_attention_batch4.py
+P8=/tmp/hfmodels/llama-3.1-8b-fp8
+X=EARLY+RCP+SPLITM+OUTV
+stamp "8B e4m3 q8 entry, 512 seqs: d / X / X+OWNP / X+OWNL / X+OWNL+PF / X+PF / 10 blocks X+OWNL+PF"
+timeout 34 python3 $H --only timing --fp8 1 --q8 --no-batch2 --split 256 --trace 4 --cases 8b:512:192-193 \
+  --fcfgs "d;$X;$X+OWNP;$X+OWNL;$X+OWNL+PF;$X+PF;2,2,1,10+$X+OWNL+PF" > "$OUT/b8q.log" 2>&1
+echo "rc $?"
+grep -a -E "copy|seqs ctx|trace|FAIL|Error|error|Traceback" "$OUT/b8q.log" | cut -c1-1000 | head -10
+stamp "1B 64 seqs bf16 hd64: d / X / X+OWNL / X+OWNL+PF"
+timeout 16 python3 $H --only timing --fp8 0 --no-batch2 --split 256 --trace 3 --cases 1b:64:192-193 \
+  --cfgs "d;$X;$X+OWNL;$X+OWNL+PF" > "$OUT/b1.log" 2>&1
+echo "rc $?"
+grep -a -E "seqs ctx|trace|FAIL|Error|error|Traceback" "$OUT/b1.log" | cut -c1-1000 | head -6
+stamp "harness checks: d / X+OWNL+PF, e4m3 (hd128 G4, hd64 G7) and bf16 (hd64 G4)"
+timeout 24 python3 $H --only check --fp8 1,0 --quick --shapes "32,8,128;14,2,64;32,8,64" --check-cfgs "d;$X+OWNL+PF" \
+  > "$OUT/chk.log" 2>&1
+echo "rc $?"
+grep -a -E "SUMMARY|FAIL|Error|error|done at" "$OUT/chk.log" | cut -c1-300 | head -8
+XD="decode_attention_batch4.cu:-DDB4_XSEL=111"
+for r in 1 2; do
+  left=$((166 - (SECONDS - _t0)))
+  [ "$left" -gt 24 ] && thr "a$r" "$P8" 512 30 --reps 3
+  left=$((166 - (SECONDS - _t0)))
+  [ "$left" -gt 24 ] && LLMRT_BATCH_ATTENTION4_X=1 thr "b$r" "$P8" 512 30 --reps 3
+  left=$((166 - (SECONDS - _t0)))
+  [ "$left" -gt 24 ] && LLMRT_BATCH_ATTENTION4_X=1 LLMRT_BENCH_DEFINES="$XD" thr "c$r" "$P8" 512 30 --reps 3
+done
+thr_summary a1 b1 c1 a2 b2 c2
+same_ids a1 b1
+same_ids a1 c1
+stamp done
