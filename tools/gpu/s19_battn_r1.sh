@@ -5,9 +5,10 @@
 #          stage and the cache; its raw bf16 rows ride tile 0's cp.async group): nothing own-key between the first issue and
 #          the first tile (s17 trace: own k/v 2.32 us of x's 7.10-us prologue). The same bytes, so the same bits.
 #   PF   — session 14's block-table prefetch with the position (XF bit 64 now, so x can take it).
+#   QSPLIT — q's rotation in runs of 4 (hd128) / 2 (hd64) elements, live rows first: G 4's live rows over both warps.
 #   2,2,1,10 — 10 blocks an SM (96 registers, no spills per ptxas).
 # 1. harness timing + traces, 8B 512 seqs e4m3 q8 entry; 1B 64 seqs bf16 (outputs bitwise the default's on the timing line)
-# 2. harness checks (vs float64, cache bytes vs batch2, batch invariance, same bits as the default): X+OWNL+PF, both caches
+# 2. harness checks (vs float64, cache bytes vs batch2, batch invariance, same bits as the default): X+OWNL+PF+QSPLIT
 # 3. end to end, llama-3.1-8b FP8 + FP8 KV 512 x (128,128) --reps 3: a default / b batchAttention4X / c x with XSEL 111
 #    (x + OWNL + PF, via bench/throughput.ts LLMRT_BENCH_DEFINES), interleaved; greedy ids compared
 set -uo pipefail
@@ -16,18 +17,18 @@ source tools/gpu/jobs_lib.sh
 H=tools/cuda-kernel-check/decode_attention_batch4.py
 P8=/tmp/hfmodels/llama-3.1-8b-fp8
 X=EARLY+RCP+SPLITM+OUTV
-stamp "8B e4m3 q8 entry, 512 seqs: d / X / X+OWNP / X+OWNL / X+OWNL+PF / X+PF / 10 blocks X+OWNL+PF"
-timeout 34 python3 $H --only timing --fp8 1 --q8 --no-batch2 --split 256 --trace 4 --cases 8b:512:192-193 \
-  --fcfgs "d;$X;$X+OWNP;$X+OWNL;$X+OWNL+PF;$X+PF;2,2,1,10+$X+OWNL+PF" > "$OUT/b8q.log" 2>&1
+stamp "8B e4m3 q8 entry, 512 seqs: d / X / X+OWNL+PF / +QSPLIT / X+OWNP / X+OWNL / X+PF / 10 blocks X+OWNL+PF"
+timeout 36 python3 $H --only timing --fp8 1 --q8 --no-batch2 --split 256 --trace 4 --cases 8b:512:192-193 \
+  --fcfgs "d;$X;$X+OWNL+PF;$X+OWNL+PF+QSPLIT;$X+OWNP;$X+OWNL;$X+PF;2,2,1,10+$X+OWNL+PF" > "$OUT/b8q.log" 2>&1
 echo "rc $?"
 grep -a -E "copy|seqs ctx|trace|FAIL|Error|error|Traceback" "$OUT/b8q.log" | cut -c1-1000 | head -10
-stamp "1B 64 seqs bf16 hd64: d / X / X+OWNL / X+OWNL+PF"
-timeout 16 python3 $H --only timing --fp8 0 --no-batch2 --split 256 --trace 3 --cases 1b:64:192-193 \
-  --cfgs "d;$X;$X+OWNL;$X+OWNL+PF" > "$OUT/b1.log" 2>&1
+stamp "1B 64 seqs bf16 hd64: d / X / X+OWNL+PF / +QSPLIT / X+OWNL"
+timeout 16 python3 $H --only timing --fp8 0 --no-batch2 --split 256 --trace 4 --cases 1b:64:192-193 \
+  --cfgs "d;$X;$X+OWNL+PF;$X+OWNL+PF+QSPLIT;$X+OWNL" > "$OUT/b1.log" 2>&1
 echo "rc $?"
 grep -a -E "seqs ctx|trace|FAIL|Error|error|Traceback" "$OUT/b1.log" | cut -c1-1000 | head -6
-stamp "harness checks: d / X+OWNL+PF, e4m3 (hd128 G4, hd64 G7) and bf16 (hd64 G4)"
-timeout 24 python3 $H --only check --fp8 1,0 --quick --shapes "32,8,128;14,2,64;32,8,64" --check-cfgs "d;$X+OWNL+PF" \
+stamp "harness checks: d / X+OWNL+PF+QSPLIT, e4m3 and bf16 caches (hd128 G4, hd64 G7)"
+timeout 24 python3 $H --only check --fp8 1,0 --quick --shapes "32,8,128;14,2,64" --check-cfgs "d;$X+OWNL+PF+QSPLIT" \
   > "$OUT/chk.log" 2>&1
 echo "rc $?"
 grep -a -E "SUMMARY|FAIL|Error|error|done at" "$OUT/chk.log" | cut -c1-300 | head -8

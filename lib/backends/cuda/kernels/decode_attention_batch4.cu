@@ -132,10 +132,14 @@
                     // elements, straight into that tile's ring stage (and the cache): no own-key work between the first tiles'
                     // issue and the first tile; its raw bf16 rows ride the first tile's cp.async group (the same bytes)
 #endif
+#ifndef DB4_QSPLIT
+#define DB4_QSPLIT 0  // 1 (harness; session 19): q's rotation in runs of 8 / HC * NT / 32 elements, the live rows first (G 4: over
+                      // both warps, not warp 0 alone); dead rows stored as zeros without the arithmetic. The same bits
+#endif
 // The knobs above as decodeBatch4Impl's XF bits (decode_attention_batch4x_* take DB4_XSEL): 1 EARLY, 2 RCP, 4 OUTV, 8 SPLITM,
-// 16 OWNP, 32 OWNL, 64 PF.
+// 16 OWNP, 32 OWNL, 64 PF, 128 QSPLIT.
 #define DB4_XF ((DB4_EARLY ? 1 : 0) | (DB4_RCP ? 2 : 0) | (DB4_OUTV ? 4 : 0) | (DB4_SPLITM ? 8 : 0) | (DB4_OWNP ? 16 : 0) | \
-                (DB4_OWNL ? 32 : 0))
+                (DB4_OWNL ? 32 : 0) | (DB4_PF ? 64 : 0) | (DB4_QSPLIT ? 128 : 0))
 #define DB4_CFG(P, HD, Q8) ((Q8) ? ((HD) == 128 ? DB4_F##P##128 : DB4_F##P##64) : ((HD) == 128 ? DB4_##P##128 : DB4_##P##64))
 
 template <bool Q8>
@@ -238,6 +242,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   constexpr bool OWNL = SERMAX == 1 && !TMA && (XF & 32);
   constexpr bool OWNP = Q8 && SERMAX == 1 && (XF & 16) && !OWNL;
   constexpr bool PF = PF0 || (XF & 64);
+  constexpr bool QSPLIT = SERMAX == 1 && (XF & 128);
   static_assert(!QO || Q8, "QO: the e4m3-cache entry points only (o's head dims one run of HD / 8 a lane)");
   constexpr int EB = Q8 ? 1 : 2;              // cache bytes per element
   constexpr int ROWB = HD * EB;               // one key's row (one kv head) in bytes
@@ -358,10 +363,29 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   double ifq[FPT];
 #pragma unroll
   for (int j = 0; j < FPT; j++) ifq[j] = tid + j * NT < HALF ? invFreq[tid + j * NT] : 0.0;
-  uint4 qA[QPT], qB[QPT];
+  // QSPLIT: unit u = (row g, chunk c, run e of QS elements), g-major: G 4 puts the live rows in the first NT units.
+  constexpr int QS = HC * 32 / NT >= 2 ? HC * 32 / NT : 2, QR = 8 / QS, QU = DB4_ROWS * HC * QR, QUT = (QU + NT - 1) / NT;
+  u32 qa[QSPLIT ? QUT : 1][QS / 2], qb[QSPLIT ? QUT : 1][QS / 2];
+  if constexpr (QSPLIT) {
+#pragma unroll
+    for (int j = 0; j < QUT; j++) {
+      const int u = tid + j * NT, g = u / (HC * QR), c = u / QR % HC, e0 = u % QR * QS;
+#pragma unroll
+      for (int w = 0; w < QS / 2; w++) qa[j][w] = qb[j][w] = 0u;
+      if (u < QU && g < gbOf(0)) {
+        const bf16_t* src = row + (h0Of(0) + g) * HD + c * 8 + e0;
+#pragma unroll
+        for (int w = 0; w < QS / 2; w++) {
+          qa[j][w] = reinterpret_cast<const u32*>(src)[w];
+          qb[j][w] = reinterpret_cast<const u32*>(src + HALF)[w];
+        }
+      }
+    }
+  }
+  uint4 qA[QSPLIT ? 1 : QPT], qB[QSPLIT ? 1 : QPT];
   const uint4 zero4 = {0u, 0u, 0u, 0u};
 #pragma unroll
-  for (int j = 0; j < QPT; j++) {
+  for (int j = 0; j < (QSPLIT ? 0 : QPT); j++) {
     const int pq = tid + j * NT, it = pq / (DB4_ROWS * HC), g = (pq / HC) % DB4_ROWS, c = pq % HC;
     qA[j] = qB[j] = zero4;
     if (pq < QP && it < SER && g < gbOf(it)) {
@@ -514,7 +538,40 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
     DB4_TR(10, clock64());
     // Rotated q rounded to bf16 (the unfused q buffer's bits); Q8: times qscale · kScale, as f16. Rows past Gb zero.
 #pragma unroll
-    for (int j = 0; j < QPT; j++) {
+    for (int j = 0; j < (QSPLIT ? QUT : 0); j++) {
+      const int u = tid + j * NT, g = u / (HC * QR), c = u / QR % HC, e0 = u % QR * QS;
+      if (u >= QU) continue;
+      u32 ra[QS / 2], rb2[QS / 2];
+#pragma unroll
+      for (int w = 0; w < QS / 2; w++) ra[w] = rb2[w] = 0u;
+      if (g < gbOf(0)) {
+        const float f = qscale * (Q8 ? (EARLY ? kScE[0] : kvScales[kvhOf(0)]) : 1.f);
+#pragma unroll
+        for (int e = 0; e < QS; e++) {
+          const int i = c * 8 + e0 + e;
+          const float a = toF((bf16_t)(qa[j][e >> 1] >> (16 * (e & 1)))), b = toF((bf16_t)(qb[j][e >> 1] >> (16 * (e & 1))));
+          bf16_t x0 = fromF<bf16_t>(a * cs[i] - b * sn[i]), x1 = fromF<bf16_t>(b * cs[i] + a * sn[i]);
+          if (Q8) {
+            x0 = f16Bits(fminf(fmaxf(toF(x0) * f, -65504.f), 65504.f));
+            x1 = f16Bits(fminf(fmaxf(toF(x1) * f, -65504.f), 65504.f));
+          }
+          ra[e >> 1] |= (u32)x0 << (16 * (e & 1));
+          rb2[e >> 1] |= (u32)x1 << (16 * (e & 1));
+        }
+      }
+      if constexpr (QS == 4) {
+        *reinterpret_cast<uint2*>(qsm[0] + swizzle16<HD>(g, c) + e0) = uint2{ra[0], ra[1]};
+        *reinterpret_cast<uint2*>(qsm[0] + swizzle16<HD>(g, HC + c) + e0) = uint2{rb2[0], rb2[1]};
+      } else {
+#pragma unroll
+        for (int w = 0; w < QS / 2; w++) {
+          reinterpret_cast<u32*>(qsm[0] + swizzle16<HD>(g, c) + e0)[w] = ra[w];
+          reinterpret_cast<u32*>(qsm[0] + swizzle16<HD>(g, HC + c) + e0)[w] = rb2[w];
+        }
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < (QSPLIT ? 0 : QPT); j++) {
       const int pq = tid + j * NT, it = pq / (DB4_ROWS * HC), g = (pq / HC) % DB4_ROWS, c = pq % HC;
       if (pq < QP && it < SER) {
         const bool live = g < gbOf(it);
