@@ -136,10 +136,14 @@
 #define DB4_QSPLIT 0  // 1 (harness; session 19): q's rotation in runs of 8 / HC * NT / 32 elements, the live rows first (G 4: over
                       // both warps, not warp 0 alone); dead rows stored as zeros without the arithmetic. The same bits
 #endif
+#ifndef DB4_SWZ
+#define DB4_SWZ 0  // 1 (harness; session 19; e4m3 hd128): K / V rows unpadded, 16-byte chunks XOR-swizzled by row (2 KB less shared
+                   // memory a block: 11 blocks an SM fit with OWNL); the same bytes, so the same bits
+#endif
 // The knobs above as decodeBatch4Impl's XF bits (decode_attention_batch4x_* take DB4_XSEL): 1 EARLY, 2 RCP, 4 OUTV, 8 SPLITM,
-// 16 OWNP, 32 OWNL, 64 PF, 128 QSPLIT.
+// 16 OWNP, 32 OWNL, 64 PF, 128 QSPLIT, 256 SWZ.
 #define DB4_XF ((DB4_EARLY ? 1 : 0) | (DB4_RCP ? 2 : 0) | (DB4_OUTV ? 4 : 0) | (DB4_SPLITM ? 8 : 0) | (DB4_OWNP ? 16 : 0) | \
-                (DB4_OWNL ? 32 : 0) | (DB4_PF ? 64 : 0) | (DB4_QSPLIT ? 128 : 0))
+                (DB4_OWNL ? 32 : 0) | (DB4_PF ? 64 : 0) | (DB4_QSPLIT ? 128 : 0) | (DB4_SWZ ? 256 : 0))
 #define DB4_CFG(P, HD, Q8) ((Q8) ? ((HD) == 128 ? DB4_F##P##128 : DB4_F##P##64) : ((HD) == 128 ? DB4_##P##128 : DB4_##P##64))
 
 template <bool Q8>
@@ -246,7 +250,8 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   static_assert(!QO || Q8, "QO: the e4m3-cache entry points only (o's head dims one run of HD / 8 a lane)");
   constexpr int EB = Q8 ? 1 : 2;              // cache bytes per element
   constexpr int ROWB = HD * EB;               // one key's row (one kv head) in bytes
-  constexpr bool PAD = Q8 || TMA;             // rows padded by 16 bytes (else bf16 chunks XOR-swizzled)
+  constexpr bool SWZ = Q8 && HD == 128 && !TMA && (XF & 256);  // e4m3 rows unpadded, chunks XOR-swizzled as bf16's
+  constexpr bool PAD = (Q8 || TMA) && !SWZ;   // rows padded by 16 bytes (else chunks XOR-swizzled)
   constexpr int RS = PAD ? ROWB + 16 : ROWB;  // shared row stride
   constexpr int CPR = ROWB / 16;              // 16-byte chunks per row
   constexpr int KEYS = 16 * KT;               // keys of one warp tile
@@ -261,14 +266,14 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   static_assert(SERMAX > 1 || MW * 32 * 4 <= ST * STAGEB, "a warp's ring holds its parked results");
   __shared__ __align__(16) float parkBuf[SERMAX > 1 ? 2 * (NW > 1 ? NW - 1 : 1) * MW * 32 : 4];
   __shared__ __align__(16) bf16_t qsm[SERMAX][DB4_ROWS * HD];  // bf16 (Q8: f16) q rows of each item, swizzled
-  __shared__ __align__(16) unsigned char kself[SERMAX][ROWB];
-  __shared__ __align__(16) unsigned char vself[SERMAX][ROWB];
+  __shared__ __align__(16) unsigned char kself[SERMAX][OWNL ? 16 : ROWB];  // OWNL: unused
+  __shared__ __align__(16) unsigned char vself[SERMAX][OWNL ? 16 : ROWB];
   __shared__ __align__(16) bf16_t ownRaw[OWNL ? 2 * HD : 8];  // OWNL: the own token's raw k row, then its v row
   __shared__ float cs[HALF], sn[HALF];
   __shared__ int amLast;
   __shared__ __align__(8) unsigned long long bars[TMA ? NW * ST : 1];  // TMA: one mbarrier a warp stage
   // Byte offset of 16-byte chunk c of row r in a K / V tile.
-  auto rb = [](int r, int c) { return PAD ? r * RS + c * 16 : swizzle16<HD>(r, c) * 2; };
+  auto rb = [](int r, int c) { return PAD ? r * RS + c * 16 : SWZ ? r * RS + ((c ^ (r & 7)) << 4) : swizzle16<HD>(r, c) * 2; };
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g4 = lane >> 2, c4 = lane & 3;
   const int t = blockIdx.y, z = (int)blockIdx.z, numSplits = (int)gridDim.z;
@@ -726,7 +731,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
                                             : kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth)) + kh * HD) * EB + (part >> 1) * vStepB;
             const bool writer = (bx0 + it) % chunks == 0;
             if constexpr (Q8) {
-              *reinterpret_cast<uint2*>(dst + r * RS + cc * 8) = uint2{w[0], w[1]};
+              *reinterpret_cast<uint2*>(dst + rb(r, cc >> 1) + (cc & 1) * 8) = uint2{w[0], w[1]};
               if (writer) *reinterpret_cast<uint2*>(kv + kOff + cc * 8) = uint2{w[0], w[1]};
             } else {
               *reinterpret_cast<uint4*>(dst + rb(r, cc)) = uint4{w[0], w[1], w[2], w[3]};
@@ -734,7 +739,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
             }
           }
           __syncwarp();
-        } else if (own && pos >= k0 && pos < k0 + KEYS) {  // patch the own key / value in
+        } else if (!OWNL && own && pos >= k0 && pos < k0 + KEYS) {  // patch the own key / value in
           const int r = pos - k0;
           for (int c = lane; c < CPR; c += 32) {
             const int o2 = rb(r, c);
@@ -756,8 +761,8 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
             u32 w0[LB / 4], w1[LB / 4];
 #pragma unroll
             for (int h = 0; h < LB / 16; h++) {
-              const uint4 x = *reinterpret_cast<const uint4*>(ks + (u * 16 + g4) * RS + c4 * LB + 16 * h);
-              const uint4 y = *reinterpret_cast<const uint4*>(ks + (u * 16 + g4 + 8) * RS + c4 * LB + 16 * h);
+              const uint4 x = *reinterpret_cast<const uint4*>(ks + rb(u * 16 + g4, c4 * (LB / 16) + h));
+              const uint4 y = *reinterpret_cast<const uint4*>(ks + rb(u * 16 + g4 + 8, c4 * (LB / 16) + h));
               w0[4 * h] = x.x; w0[4 * h + 1] = x.y; w0[4 * h + 2] = x.z; w0[4 * h + 3] = x.w;
               w1[4 * h] = y.x; w1[4 * h + 1] = y.y; w1[4 * h + 2] = y.z; w1[4 * h + 3] = y.w;
             }
@@ -827,7 +832,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
             u32 w[4][LB / 4];
 #pragma unroll
             for (int q = 0; q < 4; q++) {
-              const unsigned char* src = vs + (u * 16 + 2 * c4 + (q & 1) + 8 * (q >> 1)) * RS + g4 * LB;
+              const unsigned char* src = vs + rb(u * 16 + 2 * c4 + (q & 1) + 8 * (q >> 1), g4 * LB >> 4) + (g4 * LB & 15);
               if constexpr (LB == 16) {
                 const uint4 x = *reinterpret_cast<const uint4*>(src);
                 w[q][0] = x.x; w[q][1] = x.y; w[q][2] = x.z; w[q][3] = x.w;
