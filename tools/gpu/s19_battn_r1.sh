@@ -6,11 +6,12 @@
 #          the first tile (s17 trace: own k/v 2.32 us of x's 7.10-us prologue). The same bytes, so the same bits.
 #   PF   — session 14's block-table prefetch with the position (XF bit 64 now, so x can take it).
 #   QSPLIT — q's rotation in runs of 4 (hd128) / 2 (hd64) elements, live rows first: G 4's live rows over both warps.
+#   HALFEND — G <= 4: the end's merge / output of a head's run over two lanes (lane c4 + 2 idle otherwise).
 #   SWZ  — e4m3 hd128 K / V rows unpadded, 16-byte chunks XOR-swizzled by row (2 KB less shared memory a block).
 #   2,2,1,10 — 10 blocks an SM (96 registers); 2,2,1,11 with SWZ — 11 blocks an SM (80 registers, 76 B spills per ptxas):
 #   4 waves of 1,056 blocks become 3 of 1,452 at 512 sequences.
 # 1. harness timing + traces, 8B 512 seqs e4m3 q8 entry; 1B 64 seqs bf16 (outputs bitwise the default's on the timing line)
-# 2. harness checks, e4m3 (vs float64, cache bytes vs batch2, batch invariance, same bits as the default): X+OWNL+PF+QSPLIT+SWZ
+# 2. harness checks (vs float64, cache bytes vs batch2, batch invariance, same bits as the default): every new knob at once
 # 3. end to end, llama-3.1-8b FP8 + FP8 KV 512 x (128,128) --reps 2: a default / b batchAttention4X / c x with XSEL 111
 #    (x + OWNL + PF, via bench/throughput.ts LLMRT_BENCH_DEFINES), interleaved; greedy ids compared
 set -uo pipefail
@@ -24,18 +25,19 @@ timeout 28 python3 $H --only timing --fp8 1 --q8 --no-batch2 --split 256 --trace
   --fcfgs "d;$X;$X+OWNL+PF;$X+OWNL+PF+QSPLIT" > "$OUT/b8q.log" 2>&1
 echo "rc $?"
 grep -a -E "copy|seqs ctx|trace|FAIL|Error|error|Traceback" "$OUT/b8q.log" | cut -c1-1000 | head -10
-stamp "8B e4m3 q8 entry, 512 seqs: d / X+OWNL / +SWZ / 10 blocks / 11 blocks + SWZ"
-timeout 26 python3 $H --only timing --fp8 1 --q8 --no-batch2 --split 256 --info --cases 8b:512:192-193 \
-  --fcfgs "d;$X+OWNL;$X+OWNL+PF+QSPLIT+SWZ;2,2,1,10+$X+OWNL+PF+QSPLIT;2,2,1,11+$X+OWNL+PF+QSPLIT+SWZ" > "$OUT/b8q2.log" 2>&1
+stamp "8B e4m3 q8 entry, 512 seqs: d / X+OWNL / X+OWNL+PF+QSPLIT +HALFEND / +SWZ / 10 blocks / 11 blocks + SWZ"
+timeout 30 python3 $H --only timing --fp8 1 --q8 --no-batch2 --split 256 --info --cases 8b:512:192-193 \
+  --fcfgs "d;$X+OWNL;$X+OWNL+PF+QSPLIT+HALFEND;$X+OWNL+PF+QSPLIT+SWZ;2,2,1,10+$X+OWNL+PF+QSPLIT;2,2,1,11+$X+OWNL+PF+QSPLIT+SWZ" \
+  > "$OUT/b8q2.log" 2>&1
 echo "rc $?"
 grep -a -E "seqs ctx|regs|FAIL|Error|error|Traceback" "$OUT/b8q2.log" | cut -c1-1000 | head -10
-stamp "1B 64 seqs bf16 hd64: d / X / X+OWNL+PF+QSPLIT / X+OWNL+PF"
-timeout 20 python3 $H --only timing --fp8 0 --no-batch2 --split 256 --trace 3 --cases 1b:64:192-193 \
-  --cfgs "d;$X;$X+OWNL+PF+QSPLIT;$X+OWNL+PF" > "$OUT/b1.log" 2>&1
+stamp "1B 64 seqs bf16 hd64: d / X / X+OWNL+PF+QSPLIT / +HALFEND / X+OWNL+PF"
+timeout 22 python3 $H --only timing --fp8 0 --no-batch2 --split 256 --trace 3 --cases 1b:64:192-193 \
+  --cfgs "d;$X;$X+OWNL+PF+QSPLIT;$X+OWNL+PF+QSPLIT+HALFEND;$X+OWNL+PF" > "$OUT/b1.log" 2>&1
 echo "rc $?"
 grep -a -E "seqs ctx|trace|FAIL|Error|error|Traceback" "$OUT/b1.log" | cut -c1-1000 | head -6
-stamp "harness checks, e4m3 caches (hd128 G4, hd64 G7): d / X+OWNL+PF+QSPLIT+SWZ"
-timeout 20 python3 $H --only check --fp8 1 --quick --shapes "32,8,128;14,2,64" --check-cfgs "d;$X+OWNL+PF+QSPLIT+SWZ" \
+stamp "harness checks, e4m3 then bf16 caches (hd128 G4, hd64 G7): d / X+OWNL+PF+QSPLIT+SWZ+HALFEND"
+timeout 26 python3 $H --only check --fp8 1,0 --quick --shapes "32,8,128;14,2,64" --check-cfgs "d;$X+OWNL+PF+QSPLIT+SWZ+HALFEND" \
   > "$OUT/chk.log" 2>&1
 echo "rc $?"
 grep -a -E "SUMMARY|FAIL|Error|error|done at" "$OUT/chk.log" | cut -c1-300 | head -8
