@@ -20,35 +20,30 @@ source tools/gpu/jobs_lib.sh
 H=tools/cuda-kernel-check/decode_attention_batch4.py
 P8=/tmp/hfmodels/llama-3.1-8b-fp8
 X=EARLY+RCP+SPLITM+OUTV
-stamp "8B e4m3 q8 entry, 512 seqs (traced): d / X / X+OWNL+PF / X+OWNL+PF+QSPLIT"
-timeout 28 python3 $H --only timing --fp8 1 --q8 --no-batch2 --split 256 --trace 4 --cases 8b:512:192-193 \
-  --fcfgs "d;$X;$X+OWNL+PF;$X+OWNL+PF+QSPLIT" > "$OUT/b8q.log" 2>&1
+stamp "8B e4m3 q8 entry, 512 seqs: d / X / X+OWNL+PF+QSPLIT (these 3 traced) / +HALFEND / X+OWNL / X+OWNL+PF / +SWZ / 11 blocks"
+timeout 38 python3 $H --only timing --fp8 1 --q8 --no-batch2 --split 256 --trace 3 --info --cases 8b:512:192-193 \
+  --fcfgs "d;$X;$X+OWNL+PF+QSPLIT;$X+OWNL+PF+QSPLIT+HALFEND;$X+OWNL;$X+OWNL+PF;$X+OWNL+PF+QSPLIT+SWZ;2,2,1,11+$X+OWNL+PF+QSPLIT+SWZ" \
+  > "$OUT/b8q.log" 2>&1
 echo "rc $?"
-grep -a -E "copy|seqs ctx|trace|FAIL|Error|error|Traceback" "$OUT/b8q.log" | cut -c1-1000 | head -10
-stamp "8B e4m3 q8 entry, 512 seqs: d / X+OWNL / X+OWNL+PF+QSPLIT +HALFEND / +SWZ / 10 blocks / 11 blocks + SWZ"
-timeout 30 python3 $H --only timing --fp8 1 --q8 --no-batch2 --split 256 --info --cases 8b:512:192-193 \
-  --fcfgs "d;$X+OWNL;$X+OWNL+PF+QSPLIT+HALFEND;$X+OWNL+PF+QSPLIT+SWZ;2,2,1,10+$X+OWNL+PF+QSPLIT;2,2,1,11+$X+OWNL+PF+QSPLIT+SWZ" \
-  > "$OUT/b8q2.log" 2>&1
-echo "rc $?"
-grep -a -E "seqs ctx|regs|FAIL|Error|error|Traceback" "$OUT/b8q2.log" | cut -c1-1000 | head -10
-stamp "1B 64 seqs bf16 hd64: d / X / X+OWNL+PF+QSPLIT / +HALFEND / X+OWNL+PF"
-timeout 22 python3 $H --only timing --fp8 0 --no-batch2 --split 256 --trace 3 --cases 1b:64:192-193 \
-  --cfgs "d;$X;$X+OWNL+PF+QSPLIT;$X+OWNL+PF+QSPLIT+HALFEND;$X+OWNL+PF" > "$OUT/b1.log" 2>&1
+grep -a -E "copy|seqs ctx|trace|regs|FAIL|Error|error|Traceback" "$OUT/b8q.log" | cut -c1-1000 | head -16
+stamp "1B 64 seqs bf16 hd64: d / X / X+OWNL+PF+QSPLIT (traced) / +HALFEND"
+timeout 18 python3 $H --only timing --fp8 0 --no-batch2 --split 256 --trace 3 --cases 1b:64:192-193 \
+  --cfgs "d;$X;$X+OWNL+PF+QSPLIT;$X+OWNL+PF+QSPLIT+HALFEND" > "$OUT/b1.log" 2>&1
 echo "rc $?"
 grep -a -E "seqs ctx|trace|FAIL|Error|error|Traceback" "$OUT/b1.log" | cut -c1-1000 | head -6
 stamp "harness checks, e4m3 then bf16 caches (hd128 G4, hd64 G7): d / X+OWNL+PF+QSPLIT+SWZ+HALFEND"
-timeout 26 python3 $H --only check --fp8 1,0 --quick --shapes "32,8,128;14,2,64" --check-cfgs "d;$X+OWNL+PF+QSPLIT+SWZ+HALFEND" \
+timeout 22 python3 $H --only check --fp8 1,0 --quick --shapes "32,8,128;14,2,64" --check-cfgs "d;$X+OWNL+PF+QSPLIT+SWZ+HALFEND" \
   > "$OUT/chk.log" 2>&1
 echo "rc $?"
 grep -a -E "SUMMARY|FAIL|Error|error|done at" "$OUT/chk.log" | cut -c1-300 | head -8
 XD="decode_attention_batch4.cu:-DDB4_XSEL=111"
 for r in 1 2; do
-  left=$((166 - (SECONDS - _t0)))
-  [ "$left" -gt 22 ] && thr "a$r" "$P8" 512 28 --reps 2
-  left=$((166 - (SECONDS - _t0)))
-  [ "$left" -gt 22 ] && LLMRT_BATCH_ATTENTION4_X=1 thr "b$r" "$P8" 512 28 --reps 2
-  left=$((166 - (SECONDS - _t0)))
-  [ "$left" -gt 22 ] && LLMRT_BATCH_ATTENTION4_X=1 LLMRT_BENCH_DEFINES="$XD" thr "c$r" "$P8" 512 28 --reps 2
+  left=$((167 - (SECONDS - _t0)))
+  [ "$left" -gt 20 ] && thr "a$r" "$P8" 512 $((left < 28 ? left : 28)) --reps 2
+  left=$((167 - (SECONDS - _t0)))
+  [ "$left" -gt 20 ] && LLMRT_BATCH_ATTENTION4_X=1 thr "b$r" "$P8" 512 $((left < 28 ? left : 28)) --reps 2
+  left=$((167 - (SECONDS - _t0)))
+  [ "$left" -gt 20 ] && LLMRT_BATCH_ATTENTION4_X=1 LLMRT_BENCH_DEFINES="$XD" thr "c$r" "$P8" 512 $((left < 28 ? left : 28)) --reps 2
 done
 thr_summary a1 b1 c1 a2 b2 c2
 same_ids a1 b1
