@@ -150,11 +150,6 @@
                 (DB4_OWNL ? 32 : 0) | (DB4_PF ? 64 : 0) | (DB4_QSPLIT ? 128 : 0) | (DB4_SWZ ? 256 : 0) | (DB4_HALFEND ? 512 : 0))
 #define DB4_CFG(P, HD, Q8) ((Q8) ? ((HD) == 128 ? DB4_F##P##128 : DB4_F##P##64) : ((HD) == 128 ? DB4_##P##128 : DB4_##P##64))
 
-template <bool B>
-struct db4Bool {
-  static constexpr bool value = B;
-};
-
 template <bool Q8>
 __device__ __forceinline__ void db4Mma(float (&d)[4], const u32 (&a)[4], u32 b0, u32 b1) {
   if (Q8) mmaF16(d, a, b0, b1);
@@ -902,101 +897,100 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
         const int Gb = gbOf(it), h0 = h0Of(it);
         // HALFEND (G <= 4: lanes c4 >= 2 hold absent heads): lane c4 + 2 takes m tiles MT / 2 .. of lane c4's head (its
         // own values by shuffles, the parked ones from lane c4's slots), so each lane merges and writes half a head's run.
-        const bool half = HALFEND && Gb <= 4;
-        auto end = [&](auto halfC) {
-          constexpr bool H = decltype(halfC)::value;
-          constexpr int NM = H ? MT / 2 : MT;  // m tiles this lane merges
-          const bool hiL = H && c4 >= 2;
-          const int vc4 = H ? (c4 & 1) : c4, mOff = hiL ? MT / 2 : 0;  // the lane whose head / m tiles this lane takes
-          const float* oth = reinterpret_cast<const float*>(ring + (1 - warp) * ST * STAGEB) + (hiL ? lane ^ 2 : lane);
-          float mOwn = me ? mB : mA, lOwn = me ? lB : lA;
-          float ov[NM][2];  // my own elements of m tiles mOff + j
+        const bool half = HALFEND && Gb <= 4;  // block-uniform
+        const bool hiL = half && c4 >= 2;
+        const int vc4 = half ? (c4 & 1) : c4, mOff = hiL ? MT / 2 : 0;  // the head / m tiles this lane takes
+        const float* oth = reinterpret_cast<const float*>(ring + (1 - warp) * ST * STAGEB) + (hiL ? lane ^ 2 : lane);
+        float mOwn = me ? mB : mA, lOwn = me ? lB : lA;
+        float ov[MT][2];  // my own elements of m tiles mOff + j
 #pragma unroll
-          for (int j = 0; j < NM; j++)
+        for (int j = 0; j < MT; j++)
 #pragma unroll
-            for (int hi = 0; hi < 2; hi++) {
-              ov[j][hi] = o[j][2 * hi + me];
-              if constexpr (H) {
-                const float x = __shfl_xor_sync(0xffffffffu, o[j + MT / 2][2 * hi + me], 2);
-                ov[j][hi] = hiL ? x : ov[j][hi];
-              }
-            }
-          if constexpr (H) {
-            const float x = __shfl_xor_sync(0xffffffffu, mOwn, 2), y = __shfl_xor_sync(0xffffffffu, lOwn, 2);
-            mOwn = hiL ? x : mOwn;
-            lOwn = hiL ? y : lOwn;
-          }
-          const float mOth = oth[(2 * MT) * 32], lOth = oth[(2 * MT + 1) * 32];
-          // Warp 0's values first, then warp 1's (warp 0's merge order).
-          const float mF = me ? mOth : mOwn, lF = me ? lOth : lOwn, mS = me ? mOwn : mOth, lS = me ? lOwn : lOth;
-          const float M = fmaxf(fmaxf(-LLMRT_INF, mF), mS);
-          const float w0 = exp2f(mF - M);
-          float L = fmaf(w0, lF, 0.f);
-          float r[NM][2];
+          for (int hi = 0; hi < 2; hi++) ov[j][hi] = o[j][2 * hi + me];
+        if (half) {
 #pragma unroll
-          for (int j = 0; j < NM; j++)
-#pragma unroll
-            for (int hi = 0; hi < 2; hi++) r[j][hi] = fmaf(w0, me ? oth[(2 * (j + mOff) + hi) * 32] : ov[j][hi], 0.f);
-          const float w1 = exp2f(mS - M);
-          L = fmaf(w1, lS, L);
-#pragma unroll
-          for (int j = 0; j < NM; j++)
-#pragma unroll
-            for (int hi = 0; hi < 2; hi++) r[j][hi] = fmaf(w1, me ? ov[j][hi] : oth[(2 * (j + mOff) + hi) * 32], r[j][hi]);
-          const float vS = Q8 ? (EARLY ? vScE[it] : kvScales[numKvHeads + kvhOf(it)]) : 1.f;
-          const long long th = (long long)t * numHeads + h0 + 2 * vc4 + me;
-          const bool ok = 2 * vc4 + me < Gb;
-          const float rL = RCP ? __frcp_rn(L) : 0.f;
-          auto odiv = [&](float x) {
-            if (!RCP) return x / L;
-            const float q = x * rL;
-            const float q2 = fmaf(fmaf(-q, L, x), rL, q);
-            return fabsf(x) < 0x1p-60f ? x / L : q2;
-          };
-          if (QO && direct) {
-            u32 w[NM / 2];
-#pragma unroll
-            for (int mt = 0; mt < NM; mt += 2) {
-              float a[4];
-#pragma unroll
-              for (int e = 0; e < 4; e++) a[e] = db4QDiv(odiv(r[mt + e / 2][e % 2] * vS), actScale, qoInv);
-              w[mt / 2] = db4E4m3x2(a[0], a[1]) | (db4E4m3x2(a[2], a[3]) << 16);
-            }
-            unsigned char* o8 = reinterpret_cast<unsigned char*>(out) + th * HD + db4Dim<HD, Q8>(g4, mOff, 0);
-            if constexpr (NM == 8) {
-              if (ok) *reinterpret_cast<uint4*>(o8) = make_uint4(w[0], w[1], w[2], w[3]);
-            } else if constexpr (NM == 4) {
-              if (ok) *reinterpret_cast<uint2*>(o8) = make_uint2(w[0], w[1]);
-            } else {
-              if (ok) *reinterpret_cast<u32*>(o8) = w[0];
-            }
-          }
-          bf16_t* oStage = reinterpret_cast<bf16_t*>(ring + warp * ST * STAGEB + PKB);  // OUTV: my 4 heads' rows
-#pragma unroll
-          for (int j = 0; j < NM; j++)
+          for (int j = 0; j < MT / 2; j++)
 #pragma unroll
             for (int hi = 0; hi < 2; hi++) {
-              const int d = db4Dim<HD, Q8>(g4, j + mOff, hi);
-              const float O = r[j][hi] * vS;
-              if (direct && !QO && OUTV) oStage[vc4 * HD + d] = fromF<bf16_t>(odiv(O));
-              else if (direct && !QO) { if (ok) out[th * HD + d] = fromF<bf16_t>(odiv(O)); }
-              else if (!direct) { if (ok) partialO[(th * numSplits + z) * HD + d] = O; }
+              const float x = __shfl_xor_sync(0xffffffffu, o[j + MT / 2][2 * hi + me], 2);
+              if (hiL) ov[j][hi] = x;
             }
-          if (OUTV && direct && !QO) {
-            __syncwarp();
-            const long long th0 = (long long)t * numHeads + h0;
-            for (int idx = lane; idx < DB4_ROWS / 2 * (HD / 8); idx += 32) {
-              const int gi = idx / (HD / 8), c = idx - gi * (HD / 8), g = 2 * gi + me;
-              if (g < Gb) *reinterpret_cast<uint4*>(out + (th0 + g) * HD + c * 8) = *reinterpret_cast<const uint4*>(oStage + gi * HD + c * 8);
-            }
-          }
-          if (!direct && g4 == 0 && ok && !hiL) {
-            partialML[(th * numSplits + z) * 2] = M;
-            partialML[(th * numSplits + z) * 2 + 1] = L;
-          }
+          const float x = __shfl_xor_sync(0xffffffffu, mOwn, 2), y = __shfl_xor_sync(0xffffffffu, lOwn, 2);
+          if (hiL) { mOwn = x; lOwn = y; }
+        }
+        const float mOth = oth[(2 * MT) * 32], lOth = oth[(2 * MT + 1) * 32];
+        // Warp 0's values first, then warp 1's (warp 0's merge order).
+        const float mF = me ? mOth : mOwn, lF = me ? lOth : lOwn, mS = me ? mOwn : mOth, lS = me ? lOwn : lOth;
+        const float M = fmaxf(fmaxf(-LLMRT_INF, mF), mS);
+        const float w0 = exp2f(mF - M);
+        float L = fmaf(w0, lF, 0.f);
+        float r[MT][2];
+#pragma unroll
+        for (int j = 0; j < MT; j++)
+#pragma unroll
+          for (int hi = 0; hi < 2; hi++)
+            if (!half || j < MT / 2) r[j][hi] = fmaf(w0, me ? oth[(2 * (j + mOff) + hi) * 32] : ov[j][hi], 0.f);
+        const float w1 = exp2f(mS - M);
+        L = fmaf(w1, lS, L);
+#pragma unroll
+        for (int j = 0; j < MT; j++)
+#pragma unroll
+          for (int hi = 0; hi < 2; hi++)
+            if (!half || j < MT / 2) r[j][hi] = fmaf(w1, me ? ov[j][hi] : oth[(2 * (j + mOff) + hi) * 32], r[j][hi]);
+        const float vS = Q8 ? (EARLY ? vScE[it] : kvScales[numKvHeads + kvhOf(it)]) : 1.f;
+        const long long th = (long long)t * numHeads + h0 + 2 * vc4 + me;
+        const bool ok = 2 * vc4 + me < Gb;
+        const float rL = RCP ? __frcp_rn(L) : 0.f;
+        auto odiv = [&](float x) {
+          if (!RCP) return x / L;
+          const float q = x * rL;
+          const float q2 = fmaf(fmaf(-q, L, x), rL, q);
+          return fabsf(x) < 0x1p-60f ? x / L : q2;
         };
-        if (half) end(db4Bool<true>{});
-        else end(db4Bool<false>{});
+        if (QO && direct) {
+          u32 w[MT / 2];
+#pragma unroll
+          for (int mt = 0; mt < MT; mt += 2) {
+            w[mt / 2] = 0u;
+            if (half && mt >= MT / 2) continue;
+            float a[4];
+#pragma unroll
+            for (int e = 0; e < 4; e++) a[e] = db4QDiv(odiv(r[mt + e / 2][e % 2] * vS), actScale, qoInv);
+            w[mt / 2] = db4E4m3x2(a[0], a[1]) | (db4E4m3x2(a[2], a[3]) << 16);
+          }
+          unsigned char* o8 = reinterpret_cast<unsigned char*>(out) + th * HD + db4Dim<HD, Q8>(g4, mOff, 0);
+          if constexpr (MT == 8) {
+            if (ok && half) *reinterpret_cast<uint2*>(o8) = make_uint2(w[0], w[1]);
+            else if (ok) *reinterpret_cast<uint4*>(o8) = make_uint4(w[0], w[1], w[2], w[3]);
+          } else {
+            if (ok && half) *reinterpret_cast<u32*>(o8) = w[0];
+            else if (ok) *reinterpret_cast<uint2*>(o8) = make_uint2(w[0], w[1]);
+          }
+        }
+        bf16_t* oStage = reinterpret_cast<bf16_t*>(ring + warp * ST * STAGEB + PKB);  // OUTV: my 4 heads' rows
+#pragma unroll
+        for (int j = 0; j < MT; j++)
+#pragma unroll
+          for (int hi = 0; hi < 2; hi++) {
+            if (half && j >= MT / 2) continue;
+            const int d = db4Dim<HD, Q8>(g4, j + mOff, hi);
+            const float O = r[j][hi] * vS;
+            if (direct && !QO && OUTV) oStage[vc4 * HD + d] = fromF<bf16_t>(odiv(O));
+            else if (direct && !QO) { if (ok) out[th * HD + d] = fromF<bf16_t>(odiv(O)); }
+            else if (!direct) { if (ok) partialO[(th * numSplits + z) * HD + d] = O; }
+          }
+        if (OUTV && direct && !QO) {
+          __syncwarp();
+          const long long th0 = (long long)t * numHeads + h0;
+          for (int idx = lane; idx < DB4_ROWS / 2 * (HD / 8); idx += 32) {
+            const int gi = idx / (HD / 8), c = idx - gi * (HD / 8), g = 2 * gi + me;
+            if (g < Gb) *reinterpret_cast<uint4*>(out + (th0 + g) * HD + c * 8) = *reinterpret_cast<const uint4*>(oStage + gi * HD + c * 8);
+          }
+        }
+        if (!direct && g4 == 0 && ok && !hiL) {
+          partialML[(th * numSplits + z) * 2] = M;
+          partialML[(th * numSplits + z) * 2 + 1] = L;
+        }
       } else {
       // Warp w's parked value v of this lane: pk(w)[v * 32 + lane].
       auto pk = [&](int w) {
@@ -1168,8 +1162,12 @@ DECODE_BATCH4Q(128, true, true, decode_attention_batch4_q8_fp8kv_bf16_hd128, COM
 #ifndef DB4_XSEL
 #define DB4_XSEL 15
 #endif
+#ifndef DB4_XMINB_SWZ
+#define DB4_XMINB_SWZ 11  // blocks an SM of the e4m3 hd128 x entries when DB4_XSEL has SWZ (their shared memory fits 11)
+#endif
+#define DB4_XMINB(HD, Q8) ((Q8) && (HD) == 128 && (DB4_XSEL & 256) ? DB4_XMINB_SWZ : DB4_CFG(MINB, HD, Q8))
 #define DECODE_BATCH4X(HD, Q8, QO, NAME, EXTRA, TAIL)                                                                     \
-  extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, Q8) * 32, DB4_CFG(MINB, HD, Q8)) NAME(DB4_ARGS_HEAD EXTRA) { \
+  extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, Q8) * 32, DB4_XMINB(HD, Q8)) NAME(DB4_ARGS_HEAD EXTRA) {      \
     if ((int)blockIdx.y >= numTokens) return;                                                                             \
     decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, 1, QO, false, DB4_XSEL>( \
         qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs,    \
