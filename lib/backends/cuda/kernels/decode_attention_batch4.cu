@@ -1158,9 +1158,10 @@ DECODE_BATCH4Q(128, true, true, decode_attention_batch4_q8_fp8kv_bf16_hd128, COM
 #endif
 
 // decode_attention_batch4x_{,fp8kv_,q8_fp8kv_}bf16_hd{64|128} (session 17, batchAttention4X): batch4's entry points with the
-// XF knobs DB4_XSEL (EARLY / RCP / OUTV / SPLITM above: the same tiles, sums and bits, a shorter prologue and end).
+// XF knobs DB4_XSEL (the same tiles, sums and bits, a shorter prologue and end): session 17's 15 = EARLY / RCP / OUTV / SPLITM;
+// session 19's 751 adds OWNL, PF, QSPLIT and HALFEND.
 #ifndef DB4_XSEL
-#define DB4_XSEL 15
+#define DB4_XSEL 751
 #endif
 #ifndef DB4_XMINB_SWZ
 #define DB4_XMINB_SWZ 11  // blocks an SM of the e4m3 hd128 x entries when DB4_XSEL has SWZ (their shared memory fits 11)
