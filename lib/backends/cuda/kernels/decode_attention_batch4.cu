@@ -1159,16 +1159,13 @@ DECODE_BATCH4Q(128, true, true, decode_attention_batch4_q8_fp8kv_bf16_hd128, COM
 
 // decode_attention_batch4x_{,fp8kv_,q8_fp8kv_}bf16_hd{64|128} (session 17, batchAttention4X): batch4's entry points with the
 // XF knobs DB4_XSEL (the same tiles, sums and bits, a shorter prologue and end): session 17's 15 = EARLY / RCP / OUTV / SPLITM;
-// session 19's 751 adds OWNL, PF, QSPLIT and HALFEND.
+// session 19's 783 adds SWZ (e4m3 hd128) and HALFEND (H200, 8B 512 seqs e4m3 q8, one job: 86.9 default / 85.0 at 15 /
+// 80.7 with SWZ / 83.5 with HALFEND, both beside OWNL + PF + QSPLIT, which gained nothing: tools/gpu/results/s19-battn/r2).
 #ifndef DB4_XSEL
-#define DB4_XSEL 751
+#define DB4_XSEL 783
 #endif
-#ifndef DB4_XMINB_SWZ
-#define DB4_XMINB_SWZ 11  // blocks an SM of the e4m3 hd128 x entries when DB4_XSEL has SWZ (their shared memory fits 11)
-#endif
-#define DB4_XMINB(HD, Q8) ((Q8) && (HD) == 128 && (DB4_XSEL & 256) ? DB4_XMINB_SWZ : DB4_CFG(MINB, HD, Q8))
 #define DECODE_BATCH4X(HD, Q8, QO, NAME, EXTRA, TAIL)                                                                     \
-  extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, Q8) * 32, DB4_XMINB(HD, Q8)) NAME(DB4_ARGS_HEAD EXTRA) {      \
+  extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, Q8) * 32, DB4_CFG(MINB, HD, Q8)) NAME(DB4_ARGS_HEAD EXTRA) { \
     if ((int)blockIdx.y >= numTokens) return;                                                                             \
     decodeBatch4Impl<HD, DB4_CFG(NW, HD, Q8), DB4_CFG(ST, HD, Q8), DB4_CFG(KT, HD, Q8), Q8, DB4_CFG(TMA, HD, Q8) != 0, 1, QO, false, DB4_XSEL>( \
         qkv, out, kvCache, positions, seqStarts, blockTables, invFreq, attnScaling, partialO, partialML, counters, numSeqs,    \
