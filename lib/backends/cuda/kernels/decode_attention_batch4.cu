@@ -127,27 +127,18 @@
 #ifndef DB4_OWNP
 #define DB4_OWNP 0  // 1 (harness, e4m3 caches): the own key / value encoded one element a thread (all threads, not HD / 16), same bytes
 #endif
-#ifndef DB4_OWNL
-#define DB4_OWNL 0  // 1 (harness; session 19): the own key / value made late, by the warp whose tile holds it, one lane a run of 8
-                    // elements, straight into that tile's ring stage (and the cache): no own-key work between the first tiles'
-                    // issue and the first tile; its raw bf16 rows ride the first tile's cp.async group (the same bytes)
-#endif
-#ifndef DB4_QSPLIT
-#define DB4_QSPLIT 0  // 1 (harness; session 19): q's rotation in runs of 8 / HC * NT / 32 elements, the live rows first (G 4: over
-                      // both warps, not warp 0 alone); dead rows stored as zeros without the arithmetic. The same bits
-#endif
 #ifndef DB4_SWZ
 #define DB4_SWZ 0  // 1 (harness; session 19; e4m3 hd128): K / V rows unpadded, 16-byte chunks XOR-swizzled by row (2 KB less shared
-                   // memory a block: 11 blocks an SM fit with OWNL); the same bytes, so the same bits
+                   // memory a block); the same bytes, so the same bits
 #endif
 #ifndef DB4_HALFEND
 #define DB4_HALFEND 0  // 1 (harness; session 19; with SPLITM): G <= 4 — the end's merge and output of a head's run over two lanes
                        // (lane c4 + 2 takes the upper m tiles of lane c4's head, its values by shuffles): half the lane's work
 #endif
 // The knobs above as decodeBatch4Impl's XF bits (decode_attention_batch4x_* take DB4_XSEL): 1 EARLY, 2 RCP, 4 OUTV, 8 SPLITM,
-// 16 OWNP, 32 OWNL, 64 PF, 128 QSPLIT, 256 SWZ, 512 HALFEND.
+// 16 OWNP, 256 SWZ, 512 HALFEND (session 19 measured and removed 32 OWNL, 64 PF, 128 QSPLIT: bench/RESULTS.md).
 #define DB4_XF ((DB4_EARLY ? 1 : 0) | (DB4_RCP ? 2 : 0) | (DB4_OUTV ? 4 : 0) | (DB4_SPLITM ? 8 : 0) | (DB4_OWNP ? 16 : 0) | \
-                (DB4_OWNL ? 32 : 0) | (DB4_PF ? 64 : 0) | (DB4_QSPLIT ? 128 : 0) | (DB4_SWZ ? 256 : 0) | (DB4_HALFEND ? 512 : 0))
+                (DB4_SWZ ? 256 : 0) | (DB4_HALFEND ? 512 : 0))
 #define DB4_CFG(P, HD, Q8) ((Q8) ? ((HD) == 128 ? DB4_F##P##128 : DB4_F##P##64) : ((HD) == 128 ? DB4_##P##128 : DB4_##P##64))
 
 template <bool Q8>
@@ -241,16 +232,13 @@ __device__ __forceinline__ unsigned db4Smid() {
 #define DB4_TR(K, V)
 #endif
 
-template <int HD, int NW, int ST, int KT, bool Q8, bool TMA, int SERMAX, bool QO = false, bool PF0 = false, int XF = DB4_XF>
+template <int HD, int NW, int ST, int KT, bool Q8, bool TMA, int SERMAX, bool QO = false, bool PF = false, int XF = DB4_XF>
 __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out, void* kvv, const int* positions,
     const int* seqStarts, const int* blockTables, const double* invFreq, float attnScaling, float* partialO,
     float* partialML, int* counters, int numSeqs, int numHeads, int numKvHeads, int tokensPerBlock,
     int maxBlocksPerSeq, float scale, int window, int splitSize, const float* kvScales, float* rowScale = nullptr, float actScale = 0.f) {
   constexpr bool EARLY = XF & 1, RCP = XF & 2, OUTV = XF & 4, SPLITM = XF & 8;  // the DB4_* knobs of the same names
-  constexpr bool OWNL = SERMAX == 1 && !TMA && (XF & 32);
-  constexpr bool OWNP = Q8 && SERMAX == 1 && (XF & 16) && !OWNL;
-  constexpr bool PF = PF0 || (XF & 64);
-  constexpr bool QSPLIT = SERMAX == 1 && (XF & 128);
+  constexpr bool OWNP = Q8 && SERMAX == 1 && (XF & 16);
   constexpr bool HALFEND = SPLITM && (XF & 512);
   static_assert(!QO || Q8, "QO: the e4m3-cache entry points only (o's head dims one run of HD / 8 a lane)");
   constexpr int EB = Q8 ? 1 : 2;              // cache bytes per element
@@ -271,9 +259,8 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   static_assert(SERMAX > 1 || MW * 32 * 4 <= ST * STAGEB, "a warp's ring holds its parked results");
   __shared__ __align__(16) float parkBuf[SERMAX > 1 ? 2 * (NW > 1 ? NW - 1 : 1) * MW * 32 : 4];
   __shared__ __align__(16) bf16_t qsm[SERMAX][DB4_ROWS * HD];  // bf16 (Q8: f16) q rows of each item, swizzled
-  __shared__ __align__(16) unsigned char kself[SERMAX][OWNL ? 16 : ROWB];  // OWNL: unused
-  __shared__ __align__(16) unsigned char vself[SERMAX][OWNL ? 16 : ROWB];
-  __shared__ __align__(16) bf16_t ownRaw[OWNL ? 2 * HD : 8];  // OWNL: the own token's raw k row, then its v row
+  __shared__ __align__(16) unsigned char kself[SERMAX][ROWB];
+  __shared__ __align__(16) unsigned char vself[SERMAX][ROWB];
   __shared__ float cs[HALF], sn[HALF];
   __shared__ int amLast;
   __shared__ __align__(8) unsigned long long bars[TMA ? NW * ST : 1];  // TMA: one mbarrier a warp stage
@@ -373,29 +360,10 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   double ifq[FPT];
 #pragma unroll
   for (int j = 0; j < FPT; j++) ifq[j] = tid + j * NT < HALF ? invFreq[tid + j * NT] : 0.0;
-  // QSPLIT: unit u = (row g, chunk c, run e of QS elements), g-major: G 4 puts the live rows in the first NT units.
-  constexpr int QS = HC * 32 / NT >= 2 ? HC * 32 / NT : 2, QR = 8 / QS, QU = DB4_ROWS * HC * QR, QUT = (QU + NT - 1) / NT;
-  u32 qa[QSPLIT ? QUT : 1][QS / 2], qb[QSPLIT ? QUT : 1][QS / 2];
-  if constexpr (QSPLIT) {
-#pragma unroll
-    for (int j = 0; j < QUT; j++) {
-      const int u = tid + j * NT, g = u / (HC * QR), c = u / QR % HC, e0 = u % QR * QS;
-#pragma unroll
-      for (int w = 0; w < QS / 2; w++) qa[j][w] = qb[j][w] = 0u;
-      if (u < QU && g < gbOf(0)) {
-        const bf16_t* src = row + (h0Of(0) + g) * HD + c * 8 + e0;
-#pragma unroll
-        for (int w = 0; w < QS / 2; w++) {
-          qa[j][w] = reinterpret_cast<const u32*>(src)[w];
-          qb[j][w] = reinterpret_cast<const u32*>(src + HALF)[w];
-        }
-      }
-    }
-  }
-  uint4 qA[QSPLIT ? 1 : QPT], qB[QSPLIT ? 1 : QPT];
+  uint4 qA[QPT], qB[QPT];
   const uint4 zero4 = {0u, 0u, 0u, 0u};
 #pragma unroll
-  for (int j = 0; j < (QSPLIT ? 0 : QPT); j++) {
+  for (int j = 0; j < QPT; j++) {
     const int pq = tid + j * NT, it = pq / (DB4_ROWS * HC), g = (pq / HC) % DB4_ROWS, c = pq % HC;
     qA[j] = qB[j] = zero4;
     if (pq < QP && it < SER && g < gbOf(it)) {
@@ -410,7 +378,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   for (int j = 0; j < KPT; j++) {  // chunk c of both halves of item it's k and v
     const int pk = tid + j * NT, it = pk / HC, c = pk % HC;
     kA[j] = kB[j] = vC[j] = vD[j] = zero4;
-    if (pk < SERMAX * HC && it < SER && !OWNP && !OWNL) {
+    if (pk < SERMAX * HC && it < SER && !OWNP) {
       const bf16_t* kr = row + (numHeads + kvhOf(it)) * HD + c * 8;
       const bf16_t* vr = row + (numHeads + numKvHeads + kvhOf(it)) * HD + c * 8;
       kA[j] = *reinterpret_cast<const uint4*>(kr);
@@ -520,15 +488,6 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
       }
       __syncwarp();
     }
-    if constexpr (OWNL) {  // the own-key tile's warp: the raw k / v rows into ownRaw, in tile 0's cp.async group
-      if (own && warp == (pos - sLo) / KEYS % NW) {
-        const bf16_t* kr = row + (numHeads + kvhOf(0)) * HD;
-        for (int c = lane; c < HD / 4; c += 32) {
-          const bf16_t* src = c < HD / 8 ? kr + c * 8 : kr + numKvHeads * HD + (c - HD / 8) * 8;
-          asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smemAddr(ownRaw + c * 8)), "l"(src) : "memory");
-        }
-      }
-    }
 #pragma unroll
     for (int i = 0; i < ST; i++) issue(i, PF && s == t ? pfb[i] : -1);  // in flight while RoPE runs
     DB4_TR(8, clock64());
@@ -548,40 +507,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
     DB4_TR(10, clock64());
     // Rotated q rounded to bf16 (the unfused q buffer's bits); Q8: times qscale · kScale, as f16. Rows past Gb zero.
 #pragma unroll
-    for (int j = 0; j < (QSPLIT ? QUT : 0); j++) {
-      const int u = tid + j * NT, g = u / (HC * QR), c = u / QR % HC, e0 = u % QR * QS;
-      if (u >= QU) continue;
-      u32 ra[QS / 2], rb2[QS / 2];
-#pragma unroll
-      for (int w = 0; w < QS / 2; w++) ra[w] = rb2[w] = 0u;
-      if (g < gbOf(0)) {
-        const float f = qscale * (Q8 ? (EARLY ? kScE[0] : kvScales[kvhOf(0)]) : 1.f);
-#pragma unroll
-        for (int e = 0; e < QS; e++) {
-          const int i = c * 8 + e0 + e;
-          const float a = toF((bf16_t)(qa[j][e >> 1] >> (16 * (e & 1)))), b = toF((bf16_t)(qb[j][e >> 1] >> (16 * (e & 1))));
-          bf16_t x0 = fromF<bf16_t>(a * cs[i] - b * sn[i]), x1 = fromF<bf16_t>(b * cs[i] + a * sn[i]);
-          if (Q8) {
-            x0 = f16Bits(fminf(fmaxf(toF(x0) * f, -65504.f), 65504.f));
-            x1 = f16Bits(fminf(fmaxf(toF(x1) * f, -65504.f), 65504.f));
-          }
-          ra[e >> 1] |= (u32)x0 << (16 * (e & 1));
-          rb2[e >> 1] |= (u32)x1 << (16 * (e & 1));
-        }
-      }
-      if constexpr (QS == 4) {
-        *reinterpret_cast<uint2*>(qsm[0] + swizzle16<HD>(g, c) + e0) = uint2{ra[0], ra[1]};
-        *reinterpret_cast<uint2*>(qsm[0] + swizzle16<HD>(g, HC + c) + e0) = uint2{rb2[0], rb2[1]};
-      } else {
-#pragma unroll
-        for (int w = 0; w < QS / 2; w++) {
-          reinterpret_cast<u32*>(qsm[0] + swizzle16<HD>(g, c) + e0)[w] = ra[w];
-          reinterpret_cast<u32*>(qsm[0] + swizzle16<HD>(g, HC + c) + e0)[w] = rb2[w];
-        }
-      }
-    }
-#pragma unroll
-    for (int j = 0; j < (QSPLIT ? 0 : QPT); j++) {
+    for (int j = 0; j < QPT; j++) {
       const int pq = tid + j * NT, it = pq / (DB4_ROWS * HC), g = (pq / HC) % DB4_ROWS, c = pq % HC;
       if (pq < QP && it < SER) {
         const bool live = g < gbOf(it);
@@ -609,7 +535,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
 #pragma unroll
     for (int j = 0; j < KPT; j++) {  // the step's own key / value: rotate k, keep both in shared, and (chunk 0) write the cache
       const int pk = tid + j * NT, it = pk / HC, c = pk % HC;
-      if (!own || OWNP || OWNL || pk >= SERMAX * HC || it >= SER) continue;
+      if (!own || OWNP || pk >= SERMAX * HC || it >= SER) continue;
       const int kh = kvhOf(it);
       const bool writer = (bx0 + it) % chunks == 0;
       const long long kOff = ((EARLY ? ((long long)ownBlk * 2 * tokensPerBlock + pos % tokensPerBlock) * rowWidth
@@ -715,36 +641,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
         if (i == nI - 1) DB4_TR(5, clock64());
         const int k0 = sLo + (warp + ti * NW) * KEYS;
         unsigned char* st = myRing + (i % ST) * STAGEB;
-        if (OWNL && own && pos >= k0 && pos < k0 + KEYS) {
-          // The own key / value made here: lane u < HD / 4 takes run u of 8 elements (part u / HC: k dims c8 .., k dims
-          // HALF + c8 .., v dims c8 .., v dims HALF + c8 ..; c = u % HC), the prologue's operations element by element.
-          const int r = pos - k0, part = lane / HC, c = lane % HC, kh = kvhOf(it);
-          if (lane < HD / 4) {
-            const float S = !Q8 ? 1.f : part < 2 ? (EARLY ? kScE[it] : kvScales[kh]) : (EARLY ? vScE[it] : kvScales[numKvHeads + kh]);
-            u32 w[4] = {0u, 0u, 0u, 0u};
-#pragma unroll
-            for (int e = 0; e < 8; e++) {
-              const int i = c * 8 + e;
-              const float a = toF(ownRaw[(part >> 1) * HD + i]), b = toF(ownRaw[(part >> 1) * HD + HALF + i]);
-              const float x = part == 0 ? a * cs[i] - b * sn[i] : part == 1 ? b * cs[i] + a * sn[i] : (part & 1) ? b : a;
-              if constexpr (Q8) w[e >> 2] |= (u32)kvEncodeE4m3(x, S) << (8 * (e & 3));
-              else w[e >> 1] |= (u32)(part < 2 ? fromF<bf16_t>(x) : ownRaw[(part >> 1) * HD + (part & 1) * HALF + i]) << (16 * (e & 1));
-            }
-            const int cc = (part & 1) * HC + c;  // chunk of the row (bf16: 16 bytes; e4m3: its 8-byte half-chunks)
-            unsigned char* dst = st + (part >> 1) * TILEB;
-            const long long kOff = ((EARLY ? ((long long)ownBlk * 2 * tokensPerBlock + pos % tokensPerBlock) * rowWidth
-                                            : kvCacheOffset(table, pos, 0, tokensPerBlock, rowWidth)) + kh * HD) * EB + (part >> 1) * vStepB;
-            const bool writer = (bx0 + it) % chunks == 0;
-            if constexpr (Q8) {
-              *reinterpret_cast<uint2*>(dst + rb(r, cc >> 1) + (cc & 1) * 8) = uint2{w[0], w[1]};
-              if (writer) *reinterpret_cast<uint2*>(kv + kOff + cc * 8) = uint2{w[0], w[1]};
-            } else {
-              *reinterpret_cast<uint4*>(dst + rb(r, cc)) = uint4{w[0], w[1], w[2], w[3]};
-              if (writer) *reinterpret_cast<uint4*>(kv + kOff + cc * 16) = uint4{w[0], w[1], w[2], w[3]};
-            }
-          }
-          __syncwarp();
-        } else if (!OWNL && own && pos >= k0 && pos < k0 + KEYS) {  // patch the own key / value in
+        if (own && pos >= k0 && pos < k0 + KEYS) {  // patch the own key / value in
           const int r = pos - k0;
           for (int c = lane; c < CPR; c += 32) {
             const int o2 = rb(r, c);
@@ -766,8 +663,10 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
             u32 w0[LB / 4], w1[LB / 4];
 #pragma unroll
             for (int h = 0; h < LB / 16; h++) {
-              const uint4 x = *reinterpret_cast<const uint4*>(ks + rb(u * 16 + g4, c4 * (LB / 16) + h));
-              const uint4 y = *reinterpret_cast<const uint4*>(ks + rb(u * 16 + g4 + 8, c4 * (LB / 16) + h));
+              const int kx = SWZ ? rb(u * 16 + g4, c4 * (LB / 16) + h) : (u * 16 + g4) * RS + c4 * LB + 16 * h;
+              const int ky = SWZ ? rb(u * 16 + g4 + 8, c4 * (LB / 16) + h) : (u * 16 + g4 + 8) * RS + c4 * LB + 16 * h;
+              const uint4 x = *reinterpret_cast<const uint4*>(ks + kx);
+              const uint4 y = *reinterpret_cast<const uint4*>(ks + ky);
               w0[4 * h] = x.x; w0[4 * h + 1] = x.y; w0[4 * h + 2] = x.z; w0[4 * h + 3] = x.w;
               w1[4 * h] = y.x; w1[4 * h + 1] = y.y; w1[4 * h + 2] = y.z; w1[4 * h + 3] = y.w;
             }
@@ -837,7 +736,8 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
             u32 w[4][LB / 4];
 #pragma unroll
             for (int q = 0; q < 4; q++) {
-              const unsigned char* src = vs + rb(u * 16 + 2 * c4 + (q & 1) + 8 * (q >> 1), g4 * LB >> 4) + (g4 * LB & 15);
+              const int vr = u * 16 + 2 * c4 + (q & 1) + 8 * (q >> 1);
+              const unsigned char* src = vs + (SWZ ? rb(vr, g4 * LB >> 4) + (g4 * LB & 15) : vr * RS + g4 * LB);
               if constexpr (LB == 16) {
                 const uint4 x = *reinterpret_cast<const uint4*>(src);
                 w[q][0] = x.x; w[q][1] = x.y; w[q][2] = x.z; w[q][3] = x.w;
@@ -1160,7 +1060,7 @@ DECODE_BATCH4Q(128, true, true, decode_attention_batch4_q8_fp8kv_bf16_hd128, COM
 // decode_attention_batch4x_{,fp8kv_,q8_fp8kv_}bf16_hd{64|128} (session 17, batchAttention4X): batch4's entry points with the
 // XF knobs DB4_XSEL (the same tiles, sums and bits, a shorter prologue and end): session 17's 15 = EARLY / RCP / OUTV / SPLITM;
 // session 19's 783 adds SWZ (e4m3 hd128) and HALFEND (H200, 8B 512 seqs e4m3 q8, one job: 86.9 default / 85.0 at 15 /
-// 80.7 with SWZ / 83.5 with HALFEND, both beside OWNL + PF + QSPLIT, which gained nothing: tools/gpu/results/s19-battn/r2).
+// 80.7 with SWZ / 83.5 with HALFEND, both beside knobs that gained nothing and are gone: tools/gpu/results/s19-battn/r2).
 #ifndef DB4_XSEL
 #define DB4_XSEL 783
 #endif
