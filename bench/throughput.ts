@@ -36,12 +36,14 @@
  *
  * Greedy, ignoreEos (every request makes exactly `output` tokens). One warm-up run of 4 tokens first
  * (kernel loads, GEMM plans, graph capture). LLMRT_BENCH_JSON=FILE also writes the numbers as JSON,
- * LLMRT_BENCH_IDS=FILE the generated ids of each request.
+ * LLMRT_BENCH_IDS=FILE the generated ids of each request. LLMRT_BENCH_DEFINES='FILE.cu:-DX=1 -DY=2;...' (tuning aid):
+ * extra NVRTC options for those kernel files' builds (compile_pool.ts setHarnessDefines), for A/B runs of harness knobs.
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import process from "node:process";
 import { parseArgs } from "node:util";
+import { setHarnessDefines } from "../lib/backends/cuda/compile_pool.ts";
 import { LLM } from "../lib/llmapi/llm.ts";
 import { abGraph, breakdown } from "./decode_breakdown.ts";
 import { attentionSweep, profileHost } from "./host_profile.ts";
@@ -85,6 +87,16 @@ if (kvQuant !== undefined && kvQuant !== "FP8" && kvQuant !== "INT8") throw new 
 const maxSeqLen = Number(values["max-seq-len"] ?? Math.ceil((IN + OUT + 32) / bs) * bs);
 const maxNumTokens = Number(values["max-num-tokens"] ?? Math.min(Math.max(N * IN, 256), 32768));
 
+if (process.env.LLMRT_BENCH_DEFINES) {
+  setHarnessDefines(
+    new Map(
+      process.env.LLMRT_BENCH_DEFINES.split(";").filter((x) => x).map((x) => {
+        const [file, opts] = x.split(":");
+        return [file, opts.split(" ").filter((o) => o)] as [string, string[]];
+      }),
+    ),
+  );
+}
 const t0 = performance.now();
 await using llm = await LLM.create({
   model: values.model,

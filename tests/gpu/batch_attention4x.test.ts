@@ -1,10 +1,13 @@
 /**
  * GPU: `batchAttention4X` (session 17; skipped without a GPU) — decode steps of more than 8 sequences on
  * decode_attention_batch4x_* (batch4 with the e4m3 scales and the own key's block-table entry loaded early, o / l by the
- * correctly rounded reciprocal and one remainder step, the end's merge and output split over the block's two warps) give
- * the default batch4 session's logits bit for bit: bf16 and e4m3 caches, head dims 64 / 128, G 4 / 12 / 7 (an odd group:
- * the last block's B heads absent), sequences of 1 .. 530 keys (several 256-key splits: the split merge), graphs and
- * eager; and FP8 weights with fp8DecodeAttnQuant (the q8 entry point writing o_proj's e4m3 rows).
+ * correctly rounded reciprocal and one remainder step, the end's merge and output split over the block's two warps;
+ * session 19 (DB4_XSEL 751): the own key / value made late by its tile's warp, the first tiles' block-table entries loaded
+ * with the position, q's rotation over both warps, at G <= 4 a head's merge over two lanes) give the default batch4
+ * session's logits bit for bit: bf16 and e4m3 caches, head dims 64 / 128, G 4 / 12 / 7 (an odd group: the last block's B
+ * heads absent; G 12: two blocks a kv head, the second of 4 heads), sequences of 1 .. 530 keys (the own key in a first,
+ * middle or last tile; several 256-key splits: the split merge), graphs and eager; and FP8 weights with fp8DecodeAttnQuant
+ * (the q8 entry point writing o_proj's e4m3 rows).
  */
 import { buildSync } from "../../lib/builder/builder.ts";
 import { quantizeSync } from "../../lib/quantization/quantize.ts";

@@ -215,7 +215,7 @@ export const CUDA_FLAGS = {
    * @default true
    */
   batchAttention4: { env: "LLMRT_BATCH_ATTENTION4", default: true },
-  /** batch4's decode_attention_batch4x_* (session 17: the prologue's scale / own-entry loads early, the end over both warps; same bits). */
+  /** batch4's decode_attention_batch4x_* (same bits; s17: scale / own-entry loads early, the end over both warps; s19: e4m3 rows swizzled, G ≤ 4's end over 2 lanes). */
   batchAttention4X: { env: "LLMRT_BATCH_ATTENTION4_X", default: false },
   /**
    * Fused bf16 decode GEMVs of up to 2 rows run gemv_fused*_xpre (kernels/gemv.cu: a chunk's x vectors loaded together

@@ -127,9 +127,18 @@
 #ifndef DB4_OWNP
 #define DB4_OWNP 0  // 1 (harness, e4m3 caches): the own key / value encoded one element a thread (all threads, not HD / 16), same bytes
 #endif
+#ifndef DB4_SWZ
+#define DB4_SWZ 0  // 1 (harness; session 19; e4m3 hd128): K / V rows unpadded, 16-byte chunks XOR-swizzled by row (2 KB less shared
+                   // memory a block); the same bytes, so the same bits
+#endif
+#ifndef DB4_HALFEND
+#define DB4_HALFEND 0  // 1 (harness; session 19; with SPLITM): G <= 4 — the end's merge and output of a head's run over two lanes
+                       // (lane c4 + 2 takes the upper m tiles of lane c4's head, its values by shuffles): half the lane's work
+#endif
 // The knobs above as decodeBatch4Impl's XF bits (decode_attention_batch4x_* take DB4_XSEL): 1 EARLY, 2 RCP, 4 OUTV, 8 SPLITM,
-// 16 OWNP.
-#define DB4_XF ((DB4_EARLY ? 1 : 0) | (DB4_RCP ? 2 : 0) | (DB4_OUTV ? 4 : 0) | (DB4_SPLITM ? 8 : 0) | (DB4_OWNP ? 16 : 0))
+// 16 OWNP, 256 SWZ, 512 HALFEND (session 19 measured and removed 32 OWNL, 64 PF, 128 QSPLIT: bench/RESULTS.md).
+#define DB4_XF ((DB4_EARLY ? 1 : 0) | (DB4_RCP ? 2 : 0) | (DB4_OUTV ? 4 : 0) | (DB4_SPLITM ? 8 : 0) | (DB4_OWNP ? 16 : 0) | \
+                (DB4_SWZ ? 256 : 0) | (DB4_HALFEND ? 512 : 0))
 #define DB4_CFG(P, HD, Q8) ((Q8) ? ((HD) == 128 ? DB4_F##P##128 : DB4_F##P##64) : ((HD) == 128 ? DB4_##P##128 : DB4_##P##64))
 
 template <bool Q8>
@@ -230,10 +239,12 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
     int maxBlocksPerSeq, float scale, int window, int splitSize, const float* kvScales, float* rowScale = nullptr, float actScale = 0.f) {
   constexpr bool EARLY = XF & 1, RCP = XF & 2, OUTV = XF & 4, SPLITM = XF & 8;  // the DB4_* knobs of the same names
   constexpr bool OWNP = Q8 && SERMAX == 1 && (XF & 16);
+  constexpr bool HALFEND = SPLITM && (XF & 512);
   static_assert(!QO || Q8, "QO: the e4m3-cache entry points only (o's head dims one run of HD / 8 a lane)");
   constexpr int EB = Q8 ? 1 : 2;              // cache bytes per element
   constexpr int ROWB = HD * EB;               // one key's row (one kv head) in bytes
-  constexpr bool PAD = Q8 || TMA;             // rows padded by 16 bytes (else bf16 chunks XOR-swizzled)
+  constexpr bool SWZ = Q8 && HD == 128 && !TMA && (XF & 256);  // e4m3 rows unpadded, chunks XOR-swizzled as bf16's
+  constexpr bool PAD = (Q8 || TMA) && !SWZ;   // rows padded by 16 bytes (else chunks XOR-swizzled)
   constexpr int RS = PAD ? ROWB + 16 : ROWB;  // shared row stride
   constexpr int CPR = ROWB / 16;              // 16-byte chunks per row
   constexpr int KEYS = 16 * KT;               // keys of one warp tile
@@ -254,7 +265,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
   __shared__ int amLast;
   __shared__ __align__(8) unsigned long long bars[TMA ? NW * ST : 1];  // TMA: one mbarrier a warp stage
   // Byte offset of 16-byte chunk c of row r in a K / V tile.
-  auto rb = [](int r, int c) { return PAD ? r * RS + c * 16 : swizzle16<HD>(r, c) * 2; };
+  auto rb = [](int r, int c) { return PAD ? r * RS + c * 16 : SWZ ? r * RS + ((c ^ (r & 7)) << 4) : swizzle16<HD>(r, c) * 2; };
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g4 = lane >> 2, c4 = lane & 3;
   const int t = blockIdx.y, z = (int)blockIdx.z, numSplits = (int)gridDim.z;
@@ -652,8 +663,10 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
             u32 w0[LB / 4], w1[LB / 4];
 #pragma unroll
             for (int h = 0; h < LB / 16; h++) {
-              const uint4 x = *reinterpret_cast<const uint4*>(ks + (u * 16 + g4) * RS + c4 * LB + 16 * h);
-              const uint4 y = *reinterpret_cast<const uint4*>(ks + (u * 16 + g4 + 8) * RS + c4 * LB + 16 * h);
+              const int kx = SWZ ? rb(u * 16 + g4, c4 * (LB / 16) + h) : (u * 16 + g4) * RS + c4 * LB + 16 * h;
+              const int ky = SWZ ? rb(u * 16 + g4 + 8, c4 * (LB / 16) + h) : (u * 16 + g4 + 8) * RS + c4 * LB + 16 * h;
+              const uint4 x = *reinterpret_cast<const uint4*>(ks + kx);
+              const uint4 y = *reinterpret_cast<const uint4*>(ks + ky);
               w0[4 * h] = x.x; w0[4 * h + 1] = x.y; w0[4 * h + 2] = x.z; w0[4 * h + 3] = x.w;
               w1[4 * h] = y.x; w1[4 * h + 1] = y.y; w1[4 * h + 2] = y.z; w1[4 * h + 3] = y.w;
             }
@@ -723,7 +736,8 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
             u32 w[4][LB / 4];
 #pragma unroll
             for (int q = 0; q < 4; q++) {
-              const unsigned char* src = vs + (u * 16 + 2 * c4 + (q & 1) + 8 * (q >> 1)) * RS + g4 * LB;
+              const int vr = u * 16 + 2 * c4 + (q & 1) + 8 * (q >> 1);
+              const unsigned char* src = vs + (SWZ ? rb(vr, g4 * LB >> 4) + (g4 * LB & 15) : vr * RS + g4 * LB);
               if constexpr (LB == 16) {
                 const uint4 x = *reinterpret_cast<const uint4*>(src);
                 w[q][0] = x.x; w[q][1] = x.y; w[q][2] = x.z; w[q][3] = x.w;
@@ -780,8 +794,31 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
         park[(2 * MT + 1) * 32] = me ? lA : lB;
         __syncthreads();
         DB4_TR(13, clock64());
-        const float* oth = reinterpret_cast<const float*>(ring + (1 - warp) * ST * STAGEB) + lane;
-        const float mOwn = me ? mB : mA, lOwn = me ? lB : lA, mOth = oth[(2 * MT) * 32], lOth = oth[(2 * MT + 1) * 32];
+        const int Gb = gbOf(it), h0 = h0Of(it);
+        // HALFEND (G <= 4: lanes c4 >= 2 hold absent heads): lane c4 + 2 takes m tiles MT / 2 .. of lane c4's head (its
+        // own values by shuffles, the parked ones from lane c4's slots), so each lane merges and writes half a head's run.
+        const bool half = HALFEND && Gb <= 4;  // block-uniform
+        const bool hiL = half && c4 >= 2;
+        const int vc4 = half ? (c4 & 1) : c4, mOff = hiL ? MT / 2 : 0;  // the head / m tiles this lane takes
+        const float* oth = reinterpret_cast<const float*>(ring + (1 - warp) * ST * STAGEB) + (hiL ? lane ^ 2 : lane);
+        float mOwn = me ? mB : mA, lOwn = me ? lB : lA;
+        float ov[MT][2];  // my own elements of m tiles mOff + j
+#pragma unroll
+        for (int j = 0; j < MT; j++)
+#pragma unroll
+          for (int hi = 0; hi < 2; hi++) ov[j][hi] = o[j][2 * hi + me];
+        if (half) {
+#pragma unroll
+          for (int j = 0; j < MT / 2; j++)
+#pragma unroll
+            for (int hi = 0; hi < 2; hi++) {
+              const float x = __shfl_xor_sync(0xffffffffu, o[j + MT / 2][2 * hi + me], 2);
+              if (hiL) ov[j][hi] = x;
+            }
+          const float x = __shfl_xor_sync(0xffffffffu, mOwn, 2), y = __shfl_xor_sync(0xffffffffu, lOwn, 2);
+          if (hiL) { mOwn = x; lOwn = y; }
+        }
+        const float mOth = oth[(2 * MT) * 32], lOth = oth[(2 * MT + 1) * 32];
         // Warp 0's values first, then warp 1's (warp 0's merge order).
         const float mF = me ? mOth : mOwn, lF = me ? lOth : lOwn, mS = me ? mOwn : mOth, lS = me ? lOwn : lOth;
         const float M = fmaxf(fmaxf(-LLMRT_INF, mF), mS);
@@ -789,19 +826,20 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
         float L = fmaf(w0, lF, 0.f);
         float r[MT][2];
 #pragma unroll
-        for (int mt = 0; mt < MT; mt++)
+        for (int j = 0; j < MT; j++)
 #pragma unroll
-          for (int hi = 0; hi < 2; hi++) r[mt][hi] = fmaf(w0, me ? oth[(2 * mt + hi) * 32] : o[mt][2 * hi], 0.f);
+          for (int hi = 0; hi < 2; hi++)
+            if (!half || j < MT / 2) r[j][hi] = fmaf(w0, me ? oth[(2 * (j + mOff) + hi) * 32] : ov[j][hi], 0.f);
         const float w1 = exp2f(mS - M);
         L = fmaf(w1, lS, L);
 #pragma unroll
-        for (int mt = 0; mt < MT; mt++)
+        for (int j = 0; j < MT; j++)
 #pragma unroll
-          for (int hi = 0; hi < 2; hi++) r[mt][hi] = fmaf(w1, me ? o[mt][2 * hi + 1] : oth[(2 * mt + hi) * 32], r[mt][hi]);
-        const int Gb = gbOf(it), h0 = h0Of(it);
+          for (int hi = 0; hi < 2; hi++)
+            if (!half || j < MT / 2) r[j][hi] = fmaf(w1, me ? ov[j][hi] : oth[(2 * (j + mOff) + hi) * 32], r[j][hi]);
         const float vS = Q8 ? (EARLY ? vScE[it] : kvScales[numKvHeads + kvhOf(it)]) : 1.f;
-        const long long th = (long long)t * numHeads + h0 + 2 * c4 + me;
-        const bool ok = 2 * c4 + me < Gb;
+        const long long th = (long long)t * numHeads + h0 + 2 * vc4 + me;
+        const bool ok = 2 * vc4 + me < Gb;
         const float rL = RCP ? __frcp_rn(L) : 0.f;
         auto odiv = [&](float x) {
           if (!RCP) return x / L;
@@ -813,26 +851,31 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
           u32 w[MT / 2];
 #pragma unroll
           for (int mt = 0; mt < MT; mt += 2) {
+            w[mt / 2] = 0u;
+            if (half && mt >= MT / 2) continue;
             float a[4];
 #pragma unroll
             for (int e = 0; e < 4; e++) a[e] = db4QDiv(odiv(r[mt + e / 2][e % 2] * vS), actScale, qoInv);
             w[mt / 2] = db4E4m3x2(a[0], a[1]) | (db4E4m3x2(a[2], a[3]) << 16);
           }
-          unsigned char* o8 = reinterpret_cast<unsigned char*>(out) + th * HD + db4Dim<HD, Q8>(g4, 0, 0);
+          unsigned char* o8 = reinterpret_cast<unsigned char*>(out) + th * HD + db4Dim<HD, Q8>(g4, mOff, 0);
           if constexpr (MT == 8) {
-            if (ok) *reinterpret_cast<uint4*>(o8) = make_uint4(w[0], w[1], w[2], w[3]);
+            if (ok && half) *reinterpret_cast<uint2*>(o8) = make_uint2(w[0], w[1]);
+            else if (ok) *reinterpret_cast<uint4*>(o8) = make_uint4(w[0], w[1], w[2], w[3]);
           } else {
-            if (ok) *reinterpret_cast<uint2*>(o8) = make_uint2(w[0], w[1]);
+            if (ok && half) *reinterpret_cast<u32*>(o8) = w[0];
+            else if (ok) *reinterpret_cast<uint2*>(o8) = make_uint2(w[0], w[1]);
           }
         }
         bf16_t* oStage = reinterpret_cast<bf16_t*>(ring + warp * ST * STAGEB + PKB);  // OUTV: my 4 heads' rows
 #pragma unroll
-        for (int mt = 0; mt < MT; mt++)
+        for (int j = 0; j < MT; j++)
 #pragma unroll
           for (int hi = 0; hi < 2; hi++) {
-            const int d = db4Dim<HD, Q8>(g4, mt, hi);
-            const float O = r[mt][hi] * vS;
-            if (direct && !QO && OUTV) oStage[c4 * HD + d] = fromF<bf16_t>(odiv(O));
+            if (half && j >= MT / 2) continue;
+            const int d = db4Dim<HD, Q8>(g4, j + mOff, hi);
+            const float O = r[j][hi] * vS;
+            if (direct && !QO && OUTV) oStage[vc4 * HD + d] = fromF<bf16_t>(odiv(O));
             else if (direct && !QO) { if (ok) out[th * HD + d] = fromF<bf16_t>(odiv(O)); }
             else if (!direct) { if (ok) partialO[(th * numSplits + z) * HD + d] = O; }
           }
@@ -844,7 +887,7 @@ __device__ __forceinline__ void decodeBatch4Impl(const bf16_t* qkv, bf16_t* out,
             if (g < Gb) *reinterpret_cast<uint4*>(out + (th0 + g) * HD + c * 8) = *reinterpret_cast<const uint4*>(oStage + gi * HD + c * 8);
           }
         }
-        if (!direct && g4 == 0 && ok) {
+        if (!direct && g4 == 0 && ok && !hiL) {
           partialML[(th * numSplits + z) * 2] = M;
           partialML[(th * numSplits + z) * 2 + 1] = L;
         }
@@ -1015,9 +1058,11 @@ DECODE_BATCH4Q(128, true, true, decode_attention_batch4_q8_fp8kv_bf16_hd128, COM
 #endif
 
 // decode_attention_batch4x_{,fp8kv_,q8_fp8kv_}bf16_hd{64|128} (session 17, batchAttention4X): batch4's entry points with the
-// XF knobs DB4_XSEL (EARLY / RCP / OUTV / SPLITM above: the same tiles, sums and bits, a shorter prologue and end).
+// XF knobs DB4_XSEL (the same tiles, sums and bits, a shorter prologue and end): session 17's 15 = EARLY / RCP / OUTV / SPLITM;
+// session 19's 783 adds SWZ (e4m3 hd128) and HALFEND (H200, 8B 512 seqs e4m3 q8, one job: 86.9 default / 85.0 at 15 /
+// 80.7 with SWZ / 83.5 with HALFEND, both beside knobs that gained nothing and are gone: tools/gpu/results/s19-battn/r2).
 #ifndef DB4_XSEL
-#define DB4_XSEL 15
+#define DB4_XSEL 783
 #endif
 #define DECODE_BATCH4X(HD, Q8, QO, NAME, EXTRA, TAIL)                                                                     \
   extern "C" __global__ void __launch_bounds__(DB4_CFG(NW, HD, Q8) * 32, DB4_CFG(MINB, HD, Q8)) NAME(DB4_ARGS_HEAD EXTRA) { \
