@@ -213,6 +213,8 @@ export interface LaunchEnv {
   readonly quantNormScratch?: bigint;
   /** The 16-row quantized GEMVs run as quant_gemv_fast* (CudaSessionOptions.quantGemvFast). */
   readonly quantGemvFast?: boolean;
+  /** With quantGemvFast: the uint4 ones run as quant_gemv_deep4* (CudaSessionOptions.quantGemvDeep4). */
+  readonly quantGemvDeep4?: boolean;
   /**
    * Programmatic dependent launch (Hopper+): the fused decode step's launches of PDL_KERNELS get
    * `pdl` (each starts streaming its weights while the previous kernel finishes). @default false

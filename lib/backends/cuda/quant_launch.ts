@@ -84,8 +84,8 @@ export function planQuantLinear(
     }
     const tail = tailNorm ? [buf(tailNorm.out), env.quantNormScratch!] : [];
     const form = norm ? "_norm" : tailNorm ? "_addnorm" : rowScale ? "_rs" : "";
-    // quantGemvFast: the same launch, another variant.
-    const family = env.quantGemvFast ? "quant_gemv_fast" : "quant_gemv_fused";
+    // quantGemvFast: the same launch, another variant; quantGemvDeep4 (u4): quant_gemv_deep4*.
+    const family = env.quantGemvFast ? (env.quantGemvDeep4 && u === "u4" ? "quant_gemv_deep4" : "quant_gemv_fast") : "quant_gemv_fused";
     k(i, `${family}${form}_${u}`, [quantGemvGrid(N), 1, 1], 256, [
       buf(norm ? norm.x : op.x),
       env.weight(op.weight),

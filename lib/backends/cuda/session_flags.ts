@@ -301,6 +301,8 @@ export const CUDA_FLAGS = {
    * W8A16 1125.0 → 1186.8 (+5.5%); decode logits within 7·10⁻³ rel L2, argmax the same. @default true (session 12)
    */
   quantGemvFast: { env: "LLMRT_QUANT_GEMV_FAST", default: true },
+  /** With `quantGemvFast`: u4 16-row GEMVs as quant_gemv_deep4* (4 superchunks a warp in flight; the same sums). @default false */
+  quantGemvDeep4: { env: "LLMRT_QUANT_GEMV_DEEP4", default: false },
   /**
    * With `nvfp4Mma`: one-row steps run nvfp4_gemv_k32x (kernels/nvfp4_mma.cu) for the NVFP4 GEMVs: m16n8k32 mmas with a
    * k tile's four blocks in B's columns 0, 2, 4, 6, so each lane scales one block of two rows a k tile instead of four,

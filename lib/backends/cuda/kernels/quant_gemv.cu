@@ -266,9 +266,24 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #ifndef QG_ZS
 #define QG_ZS 0
 #endif
+// Session 19 (issue 12): more of a warp's superchunks in flight at 3 blocks an SM (bench/RESULTS.md session 19).
+#define QG_V_U4 256    // U = 4 for the entry points without a prologue (the whole k slice of a warp at k = 4096 in one round trip)
+#define QG_V_ZPK 512   // a slot pair's zero points kept packed (za[2i] = both bytes, extracted at use): fewer registers, the same sums
+#define QG_V_CH2 1024  // u4: each superchunk's 8 mmas in two accumulator chains (words 0, 2 / 1, 3), added at the end: other fp32 sums
+#define QG_V_PR 2048   // with CONTIG: each slot pair refilled (superchunks U ahead) as soon as both are summed, not after all U slots
+#ifndef QG_ZPK
+#define QG_ZPK 0
+#endif
+#ifndef QG_PR
+#define QG_PR 0
+#endif
+#ifndef QG_CH2
+#define QG_CH2 0
+#endif
 #define QG_SLOT 1152  // a ring slot: the 16 rows' 64 weight bytes (lane l: 16 l row g, 512 + 16 l row g + 8), 16 f32 scales, 16 zero-point words
 #define QG_V ((QG_CONTIG ? QG_V_CONTIG : 0) | (QG_ZFOLD ? QG_V_ZFOLD : 0) | (QG_XSTAGE ? QG_V_XS : 0) | (QG_F16 ? QG_V_F16 : 0) | (QG_HZ ? QG_V_HZ : 0) | \
-              (QG_RING_SC ? QG_V_RING : 0) | (QG_ZS ? QG_V_ZS : 0))
+              (QG_RING_SC ? QG_V_RING : 0) | (QG_ZS ? QG_V_ZS : 0) | (QG_ZPK ? QG_V_ZPK : 0) | (QG_CH2 ? QG_V_CH2 : 0) | \
+              (QG_PR ? QG_V_PR : 0))
 #ifndef QG_LDNC
 #define QG_LDNC 0     // 1: weight loads as ld.global.nc.L1::no_allocate (fp8_gemv's ldStream); the same sums
 #endif
@@ -443,7 +458,7 @@ struct QgSuper {
 
 /** One superchunk of the warp's tile: t[4] = its mma fragment sum (unscaled, fp32). */
 // ZX (with ZF): the caller takes (128 + z)·Σx off (QG_V_ZS), no ones-row mma here.
-template <int BITS, bool ZF = QG_ZFOLD, bool F16 = false, bool HZ = false, bool XA = QG_XALL, bool ZX = false>
+template <int BITS, bool ZF = QG_ZFOLD, bool F16 = false, bool HZ = false, bool XA = QG_XALL, bool ZX = false, bool CH2 = false>
 __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u32 za, u32 zb, const bf16_t* xs, bool xLive, int lane, float (&t)[4],
                                              bool xPerm = false, float xMul = 1.f) {
   const int tq = lane & 3;
@@ -484,6 +499,7 @@ __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u
     const u32 one2 = 0x3F803F80u;  // ZF: bf16x2 (1, 1), the ones-row A of Σx
     float sx[4] = {0.f, 0.f, 0.f, 0.f};
     const u32 nza = (0xC300u | za) * 0x10001u, nzb = (0xC300u | zb) * 0x10001u;  // -(128 + z), bf16x2
+    float t2[4] = {0.f, 0.f, 0.f, 0.f};  // CH2: the odd words' chain
 #pragma unroll
     for (int u = 0; u < 4; u++) {
       uint4 xv;
@@ -505,8 +521,17 @@ __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u
         deqU4(A[u], nza, da);
         deqU4(B[u], nzb, db);
       }
-      mma16816(t, da[0], db[0], da[1], db[1], x04, x15);
-      mma16816(t, da[2], db[2], da[3], db[3], x26, x37);
+      if (CH2 && (u & 1)) {
+        mma16816(t2, da[0], db[0], da[1], db[1], x04, x15);
+        mma16816(t2, da[2], db[2], da[3], db[3], x26, x37);
+      } else {
+        mma16816(t, da[0], db[0], da[1], db[1], x04, x15);
+        mma16816(t, da[2], db[2], da[3], db[3], x26, x37);
+      }
+    }
+    if constexpr (CH2) {
+#pragma unroll
+      for (int i = 0; i < 4; i++) t[i] += t2[i];
     }
     if constexpr (ZF && !ZX) {
       // t = Σ (128 + q)·x; minus (128 + z)·Σx (sx[0] = sx[2] and sx[1] = sx[3]: Σx of x columns 2tq, 2tq + 1).
@@ -710,33 +735,71 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
   const u32 zdef = 1u << (BITS - 1);
   const bool xLive = g < m;
   float acc[4] = {0.f, 0.f, 0.f, 0.f};
-  constexpr int U = NORM ? QG_UN : QG_U;
+  constexpr int U = NORM ? QG_UN : (V & QG_V_U4) ? 4 : QG_U;
   uint4 va[U], vb[U];
   float sa[U], sb[U];
+  // ZPK: slot u's zero point is byte u & 1 of za[u & ~1] (odd elements never used, so never allocated).
+  constexpr bool ZPK = (V & QG_V_ZPK) != 0;
   u32 za[U], zb[U];
+  const auto zput = [&](u32 (&z)[U], int u, u32 v) {
+    if (!ZPK) z[u] = v;
+    else if (u & 1) z[u & ~1] = (z[u & ~1] & 0xFFu) | (v << 8);
+    else z[u] = (z[u] & 0xFF00u) | v;
+  };
+  const auto zget = [&](const u32 (&z)[U], int u) -> u32 { return ZPK ? (z[u & ~1] >> (8 * (u & 1))) & 0xFFu : z[u]; };
+  if constexpr (ZPK) {
+#pragma unroll
+    for (int u = 0; u < U; u += 2) za[u] = zb[u] = 0u;
+  }
   // Slot u ← superchunk s's weight words, scales and zero points (s < S).
   auto load1 = [&](int u, int s) {
     va[u] = qgLdW(wa + (long long)s * SSTRIDE);
     vb[u] = qgLdW(wb + (long long)s * SSTRIDE);
 #if QG_NOSCALE
     sa[u] = sb[u] = 1.f;
-    za[u] = zb[u] = zdef;
+    zput(za, u, zdef);
+    zput(zb, u, zdef);
     return;
 #endif
     const int gi = s * E / group;
     sa[u] = scales[(long long)rowA * ng + gi];
     sb[u] = scales[(long long)rowB * ng + gi];
-    za[u] = zeros ? (u32)zeros[(long long)rowA * ng + gi] : zdef;
-    zb[u] = zeros ? (u32)zeros[(long long)rowB * ng + gi] : zdef;
+    zput(za, u, zeros ? (u32)zeros[(long long)rowA * ng + gi] : zdef);
+    zput(zb, u, zeros ? (u32)zeros[(long long)rowB * ng + gi] : zdef);
   };
   // The warp's superchunks: sBeg, sBeg + ST, ... below sEnd — strided (warp, warp + NW, ...: the default), or with
   // CONTIG the contiguous run [warp·Sw, min((warp + 1)·Sw, S)) of Sw = ceil(S / NW).
   constexpr bool CONTIG = (V & QG_V_CONTIG) != 0, ZF = (V & QG_V_ZFOLD) != 0;
   constexpr int ST = CONTIG ? 1 : NW;
+  constexpr bool PR = CONTIG && (V & QG_V_PR) != 0 && (U & 1) == 0;
   const int Sw = (S + NW - 1) / NW, sBeg = CONTIG ? warp * Sw : warp, sEnd = CONTIG ? min(sBeg + Sw, S) : S;
   // CONTIG with one group a superchunk and even runs: a slot pair's scales are one 8-byte load per row, its zero
   // points one 2-byte load (the slot pairs start at even superchunks).
   const bool vecSc = CONTIG && !QG_NOSCALE && group == E && (Sw & 1) == 0 && (S & 1) == 0 && (U & 1) == 0;
+  // Slots u, u + 1 (u even) <- superchunks s, s + 1 (vecSc: both exist when s < sEnd).
+  auto issue2 = [&](int u, int s) {
+    if (vecSc) {
+      if (s < sEnd) {
+          va[u] = qgLdW(wa + (long long)s * SSTRIDE);
+          vb[u] = qgLdW(wb + (long long)s * SSTRIDE);
+          va[u + 1] = qgLdW(wa + (long long)(s + 1) * SSTRIDE);
+          vb[u + 1] = qgLdW(wb + (long long)(s + 1) * SSTRIDE);
+          const float2 a2 = *reinterpret_cast<const float2*>(scales + (long long)rowA * ng + s);
+          const float2 b2 = *reinterpret_cast<const float2*>(scales + (long long)rowB * ng + s);
+          sa[u] = a2.x, sa[u + 1] = a2.y, sb[u] = b2.x, sb[u + 1] = b2.y;
+          if (zeros) {
+            const u32 z2a = *reinterpret_cast<const unsigned short*>(zeros + (long long)rowA * ng + s);
+            const u32 z2b = *reinterpret_cast<const unsigned short*>(zeros + (long long)rowB * ng + s);
+            if (ZPK) za[u] = z2a, zb[u] = z2b;
+            else za[u] = z2a & 255u, za[u + 1] = z2a >> 8, zb[u] = z2b & 255u, zb[u + 1] = z2b >> 8;
+          } else if (ZPK) za[u] = zb[u] = zdef * 0x101u;
+          else za[u] = za[u + 1] = zb[u] = zb[u + 1] = zdef;
+      }
+    } else {
+      if (s < sEnd) load1(u, s);
+      if (u + 1 < U && s + 1 < sEnd) load1(u + 1, s + 1);
+    }
+  };
   auto issue = [&](int s0) {
     if (vecSc) {
 #pragma unroll
@@ -753,8 +816,10 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
           if (zeros) {
             const u32 z2a = *reinterpret_cast<const unsigned short*>(zeros + (long long)rowA * ng + s);
             const u32 z2b = *reinterpret_cast<const unsigned short*>(zeros + (long long)rowB * ng + s);
-            za[u] = z2a & 255u, za[u + 1] = z2a >> 8, zb[u] = z2b & 255u, zb[u + 1] = z2b >> 8;
-          } else za[u] = za[u + 1] = zb[u] = zb[u + 1] = zdef;
+            if (ZPK) za[u] = z2a, zb[u] = z2b;
+            else za[u] = z2a & 255u, za[u + 1] = z2a >> 8, zb[u] = z2b & 255u, zb[u + 1] = z2b >> 8;
+          } else if (ZPK) za[u] = zb[u] = zdef * 0x101u;
+          else za[u] = za[u + 1] = zb[u] = zb[u + 1] = zdef;
         }
       }
       return;
@@ -1040,17 +1105,18 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
         if (s < sEnd) {
           float t[4];
 #if QG_NOMATH
-          t[0] = __uint_as_float(va[u].x ^ va[u].y ^ za[u]);
+          t[0] = __uint_as_float(va[u].x ^ va[u].y ^ zget(za, u));
           t[1] = __uint_as_float(va[u].z ^ va[u].w);
-          t[2] = __uint_as_float(vb[u].x ^ vb[u].y ^ zb[u]);
+          t[2] = __uint_as_float(vb[u].x ^ vb[u].y ^ zget(zb, u));
           t[3] = __uint_as_float(vb[u].z ^ vb[u].w);
 #else
-          qgSuperchunk<BITS, ZF || ZS, F16, HZ, XA, ZS>(va[u], vb[u], za[u], zb[u], xg + (long long)s * E, xLive, lane, t, P, xMul);
+          const u32 zau = zget(za, u), zbu = zget(zb, u);
+          qgSuperchunk<BITS, ZF || ZS, F16, HZ, XA, ZS, (V & QG_V_CH2) != 0>(va[u], vb[u], zau, zbu, xg + (long long)s * E, xLive, lane, t, P, xMul);
           if constexpr (ZS) {
             // t = Σ (128 + q)·x for x rows 2tq (t[0], t[2]) and 2tq + 1 (t[1], t[3]); minus (128 + z)·Σx.
             const int c0 = 2 * tq, S128 = k >> 7;
             const float x0 = c0 < m ? zsS[c0 * S128 + s] : 0.f, x1 = c0 + 1 < m ? zsS[(c0 + 1) * S128 + s] : 0.f;
-            const float fza = 128.f + (float)za[u], fzb = 128.f + (float)zb[u];
+            const float fza = 128.f + (float)zau, fzb = 128.f + (float)zbu;
             t[0] = fmaf(-fza, x0, t[0]);
             t[1] = fmaf(-fza, x1, t[1]);
             t[2] = fmaf(-fzb, x0, t[2]);
@@ -1060,7 +1126,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
             // t - P - z·S for the x rows 2tq (t[0], t[2]) and 2tq + 1 (t[1], t[3]) of this chunk (rows past m: unused).
             const int c0 = 2 * tq, S128 = k >> 7;
             const float2 p0 = c0 < m ? psSh[c0 * S128 + s] : make_float2(0.f, 0.f), p1 = c0 + 1 < m ? psSh[(c0 + 1) * S128 + s] : make_float2(0.f, 0.f);
-            const float fza = (float)za[u], fzb = (float)zb[u];
+            const float fza = (float)zau, fzb = (float)zbu;
             t[0] = fmaf(-fza, p0.y, t[0] - p0.x);
             t[1] = fmaf(-fza, p1.y, t[1] - p1.x);
             t[2] = fmaf(-fzb, p0.y, t[2] - p0.x);
@@ -1074,10 +1140,13 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
 #if QG_RING
           if (s + ST * U < sEnd) load1(u, s + ST * U);  // refill the slot just consumed: U loads stay in flight
 #endif
+          if constexpr (PR) {
+            if ((u & 1) && s0 + U + u - 1 < sEnd) issue2(u - 1, s0 + U + u - 1);  // the pair just summed
+          }
         }
       }
 #if !QG_RING
-      if (s0 + ST * U < sEnd) issue(s0 + ST * U);
+      if (!PR && s0 + ST * U < sEnd) issue(s0 + ST * U);
 #endif
     }
   };
@@ -1245,6 +1314,35 @@ QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u4, 4)
 #endif
 #if LLMRT_KERNEL(quant_gemv_fast_addnorm_u8)
 QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u8, 8)
+#endif
+
+// Session 19 (CudaSessionOptions.quantGemvDeep4): quant_gemv_deep4{,_norm,_addnorm,_rs}_u4 — quant_gemv_fast's u4 entry
+// points, parameters, grids and sums (the same products added in the same order: the same bits) with QG_DEEP4: each warp
+// keeps 4 superchunks in flight (QG_V_U4; the _norm entry points stay at QG_UN), so at k = 4096 a warp's whole slice is
+// requested before the PDL wait in one round trip, at 3 blocks an SM (80 registers: the zero points stay packed,
+// QG_V_ZPK); with QG_V_PR a longer slice refills each slot pair as soon as it is summed.
+#ifndef QG_DEEP4
+#define QG_DEEP4 (QG_V_CONTIG | QG_V_U4 | QG_V_ZPK | QG_V_PR)
+#endif
+#define QUANT_GEMV_DEEP4(NAME, NORM, RS)                                                                                    \
+  extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
+    quantGemvFusedImpl<4, NORM, false, RS, QG_DEEP4>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);           \
+  }
+#if LLMRT_KERNEL(quant_gemv_deep4_u4)
+QUANT_GEMV_DEEP4(quant_gemv_deep4_u4, false, false)
+#endif
+#if LLMRT_KERNEL(quant_gemv_deep4_norm_u4)
+QUANT_GEMV_DEEP4(quant_gemv_deep4_norm_u4, true, false)
+#endif
+#if LLMRT_KERNEL(quant_gemv_deep4_rs_u4)
+QUANT_GEMV_DEEP4(quant_gemv_deep4_rs_u4, false, true)
+#endif
+#if LLMRT_KERNEL(quant_gemv_deep4_addnorm_u4)
+extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) quant_gemv_deep4_addnorm_u4(const bf16_t* x, const u8* W, const float* scales,
+    const u8* zeros, const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw, float* ssq) {
+  quantGemvFusedImpl<4, false, true, false, QG_DEEP4>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, xw, ssq);
+}
 #endif
 
 // Each thread dequantizes 8 consecutive weights of one row into one 16-byte bf16 store.
