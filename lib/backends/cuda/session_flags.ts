@@ -294,11 +294,9 @@ export const CUDA_FLAGS = {
   prefillPdl: { env: "LLMRT_PREFILL_PDL", default: true },
   /**
    * Decode steps of up to 8 sequences run the 16-row quantized GEMVs as quant_gemv_fast* (kernels/quant_gemv.cu QG_FAST):
-   * each warp streams a contiguous run of its tile's superchunks (paired scale / zero-point loads) instead of superchunks
-   * 8 apart. The same products summed in another order (within fp32 rounding of quant_gemv_fused's sums; still batch
-   * invariant). H200: one llama-3.1-8b int4 layer 56.9 → 54.0 µs in one process; end to end (session 12, batch 1, one
-   * process each): llama-3.1-8b W4A16_AWQ g128 419.8 → 436.0 tok/s (+3.9%), llama-3.2-1b W4A16 1481.9 → 1447.5 (−2.3%),
-   * W8A16 1125.0 → 1186.8 (+5.5%); decode logits within 7·10⁻³ rel L2, argmax the same. @default true (session 12)
+   * each warp a contiguous run of its tile's superchunks (paired scale / zero-point loads), not superchunks 8 apart; within
+   * fp32 rounding of quant_gemv_fused's sums. H200 session 12, batch 1: llama-3.1-8b W4A16_AWQ g128 419.8 → 436.0 tok/s,
+   * llama-3.2-1b W4A16 1481.9 → 1447.5, W8A16 1125.0 → 1186.8; decode logits within 7·10⁻³ rel L2. @default true (session 12)
    */
   quantGemvFast: { env: "LLMRT_QUANT_GEMV_FAST", default: true },
   /** With `quantGemvFast`: u4 16-row GEMVs as quant_gemv_deep4* (4 superchunks a warp in flight; the same sums). @default false */
