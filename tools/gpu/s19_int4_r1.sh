@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Session 19 (issue 12), helper int4, round 1 (<= 170 s). New: quantGemvDeep4 (quant_gemv_deep4*_u4, QG_DEEP4 =
-# CONTIG | U4 | ZPK | PR): 4 superchunks a warp in flight at 3 blocks an SM (a k = 4096 slice in one round trip, all
-# requested before the PDL wait), zero points packed (80 registers), slot pairs refilled as soon as summed (down).
-# The same sums as quant_gemv_fast (emu: the same bits, 1890/1890).
+# CONTIG | U4 | SD | PR): 4 superchunks a warp in flight at 3 blocks an SM (a k = 4096 slice in one round trip, all
+# requested before the PDL wait), each lane of a quad loading one slot's scales / zero points (shuffled at use: 80
+# registers, no spills), slot pairs refilled as soon as summed (down). The same sums as quant_gemv_fast (emu: same bits).
 #   e2e   — llama-3.1-8b in one process: bf16, then W4A16_AWQ g128 (synthetic) quantGemvDeep4 off/on/off/on
-#   tune  — one 8B int4 layer (quantTailNorm plan), same process, CONTIG=1 first (the default): knobs ZPK, CH2 (two mma
-#           chains a superchunk), U=4 (+ ZPK, PR, MINB=2, LDNC, CH2), MINB=4, NOMATH ceilings at U=2 / U=4
+#   tune  — one 8B int4 layer (quantTailNorm plan), same process, CONTIG=1 first (the default): U=4 with SD / ZPK (packed
+#           zero points, spills) / without PR, SD at U=2, ZPK, CH2 (two mma chains a superchunk), MINB 2 / 4, LDNC,
+#           NOMATH ceilings at U=2 / U=4
 #   test  — tests/gpu/quant_gemv_deep4.test.ts (deep4 vs fast bitwise), tests/quant_cuda.test.ts -t deep4 (float64)
-#   ncu   — gate_up _rs / down _addnorm: fused, fast, deep4 (pipes, occupancy, warp states)
+#   ncu   — gate_up _rs / down _addnorm: fused, fast, deep4 (occupancy, warp states, pipes)
 set -uo pipefail
 # shellcheck disable=SC1091
 source tools/gpu/jobs_lib.sh
@@ -17,9 +18,9 @@ timeout 40 bun bench/quant_e2e.ts --model "$M8" --algos "" --synthetic-w4 --no-r
 echo "rc $?"
 grep -E "^\| |copy ceiling|quantGemvDeep4|rror" "$OUT/e2e8b.log" | cut -c1-420 | head -16
 stamp "tune 8b int4 layer"
-V="CONTIG=1;CONTIG=1,ZPK=1;CONTIG=1,CH2=1;CONTIG=1,U=4,ZPK=1,PR=1;CONTIG=1,U=4,ZPK=1;CONTIG=1,U=4"
-V="$V;CONTIG=1,U=4,ZPK=1,PR=1,MINB=2;CONTIG=1,ZPK=1,MINB=4;CONTIG=1,U=4,ZPK=1,PR=1,CH2=1;CONTIG=1,U=4,ZPK=1,PR=1,LDNC=1"
-V="$V;CONTIG=1,U=4,ZPK=1,NOMATH=1;CONTIG=1,NOMATH=1"
+V="CONTIG=1;CONTIG=1,U=4,SD=1,PR=1;CONTIG=1,U=4,ZPK=1,PR=1;CONTIG=1,U=4,SD=1;CONTIG=1,SD=1;CONTIG=1,ZPK=1;CONTIG=1,CH2=1"
+V="$V;CONTIG=1,U=4,SD=1,PR=1,CH2=1;CONTIG=1,U=4,SD=1,PR=1,MINB=2;CONTIG=1,ZPK=1,MINB=4;CONTIG=1,U=4,SD=1,PR=1,LDNC=1"
+V="$V;CONTIG=1,U=4,SD=1,NOMATH=1;CONTIG=1,NOMATH=1"
 timeout 60 bun bench/quant_gemv_tune.ts --variants "$V" --only 8b --bits 4 --ms "1 tail" --json "$OUT/tune.json" > "$OUT/tune.log" 2>&1
 echo "rc $?"
 grep -E "rror|ceiling|layer|K=(4096|14336) CONTIG" "$OUT/tune.log" | grep -v "^u4 g256" | cut -c1-300 | head -40

@@ -271,8 +271,13 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #define QG_V_ZPK 512   // a slot pair's zero points kept packed (za[2i] = both bytes, extracted at use): fewer registers, the same sums
 #define QG_V_CH2 1024  // u4: each superchunk's 8 mmas in two accumulator chains (words 0, 2 / 1, 3), added at the end: other fp32 sums
 #define QG_V_PR 2048   // with CONTIG: each slot pair refilled (superchunks U ahead) as soon as both are summed, not after all U slots
+#define QG_V_SD 4096   // with CONTIG: lane (g, tq) loads the scales / zero points of slot tq % U only (2 + 1 registers, not 3·U); each
+                       // superchunk takes its own from the owner lane by shuffles. The same sums
 #ifndef QG_ZPK
 #define QG_ZPK 0
+#endif
+#ifndef QG_SD
+#define QG_SD 0
 #endif
 #ifndef QG_PR
 #define QG_PR 0
@@ -283,7 +288,7 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #define QG_SLOT 1152  // a ring slot: the 16 rows' 64 weight bytes (lane l: 16 l row g, 512 + 16 l row g + 8), 16 f32 scales, 16 zero-point words
 #define QG_V ((QG_CONTIG ? QG_V_CONTIG : 0) | (QG_ZFOLD ? QG_V_ZFOLD : 0) | (QG_XSTAGE ? QG_V_XS : 0) | (QG_F16 ? QG_V_F16 : 0) | (QG_HZ ? QG_V_HZ : 0) | \
               (QG_RING_SC ? QG_V_RING : 0) | (QG_ZS ? QG_V_ZS : 0) | (QG_ZPK ? QG_V_ZPK : 0) | (QG_CH2 ? QG_V_CH2 : 0) | \
-              (QG_PR ? QG_V_PR : 0))
+              (QG_PR ? QG_V_PR : 0) | (QG_SD ? QG_V_SD : 0))
 #ifndef QG_LDNC
 #define QG_LDNC 0     // 1: weight loads as ld.global.nc.L1::no_allocate (fp8_gemv's ldStream); the same sums
 #endif
@@ -751,6 +756,11 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
 #pragma unroll
     for (int u = 0; u < U; u += 2) za[u] = zb[u] = 0u;
   }
+  // SD (QG_V_SD, CONTIG): this lane holds slot tq % U's scales (sMA, sMB) and zero points (zM: row A | row B << 8) only.
+  constexpr bool SD = (V & QG_V_SD) != 0 && (V & QG_V_CONTIG) != 0 && !QG_NOSCALE;
+  static_assert(!SD || U <= 4, "QG_V_SD: one slot a lane of a quad");
+  float sMA = 1.f, sMB = 1.f;
+  u32 zM = zdef * 0x101u;
   // Slot u ← superchunk s's weight words, scales and zero points (s < S).
   auto load1 = [&](int u, int s) {
     va[u] = qgLdW(wa + (long long)s * SSTRIDE);
@@ -762,6 +772,14 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     return;
 #endif
     const int gi = s * E / group;
+    if constexpr (SD) {
+      if (tq % U == u) {
+        sMA = scales[(long long)rowA * ng + gi];
+        sMB = scales[(long long)rowB * ng + gi];
+        if (zeros) zM = (u32)zeros[(long long)rowA * ng + gi] | ((u32)zeros[(long long)rowB * ng + gi] << 8);
+      }
+      return;
+    }
     sa[u] = scales[(long long)rowA * ng + gi];
     sb[u] = scales[(long long)rowB * ng + gi];
     zput(za, u, zeros ? (u32)zeros[(long long)rowA * ng + gi] : zdef);
@@ -775,7 +793,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
   const int Sw = (S + NW - 1) / NW, sBeg = CONTIG ? warp * Sw : warp, sEnd = CONTIG ? min(sBeg + Sw, S) : S;
   // CONTIG with one group a superchunk and even runs: a slot pair's scales are one 8-byte load per row, its zero
   // points one 2-byte load (the slot pairs start at even superchunks).
-  const bool vecSc = CONTIG && !QG_NOSCALE && group == E && (Sw & 1) == 0 && (S & 1) == 0 && (U & 1) == 0;
+  const bool vecSc = CONTIG && !SD && !QG_NOSCALE && group == E && (Sw & 1) == 0 && (S & 1) == 0 && (U & 1) == 0;
   // Slots u, u + 1 (u even) <- superchunks s, s + 1 (vecSc: both exist when s < sEnd).
   auto issue2 = [&](int u, int s) {
     if (vecSc) {
@@ -1104,13 +1122,23 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
         const int s = s0 + ST * u;
         if (s < sEnd) {
           float t[4];
+          // Slot u's zero points and scales (SD: from lane (g, u) of this lane's quad, before the slot can be refilled).
+          u32 zau, zbu;
+          float sau, sbu;
+          if constexpr (SD) {
+            const int src = (lane & ~3) | u;
+            const u32 z2 = __shfl_sync(0xffffffffu, zM, src);
+            zau = z2 & 0xFFu, zbu = (z2 >> 8) & 0xFFu;
+            sau = __shfl_sync(0xffffffffu, sMA, src), sbu = __shfl_sync(0xffffffffu, sMB, src);
+          } else {
+            zau = zget(za, u), zbu = zget(zb, u), sau = sa[u], sbu = sb[u];
+          }
 #if QG_NOMATH
-          t[0] = __uint_as_float(va[u].x ^ va[u].y ^ zget(za, u));
+          t[0] = __uint_as_float(va[u].x ^ va[u].y ^ zau);
           t[1] = __uint_as_float(va[u].z ^ va[u].w);
-          t[2] = __uint_as_float(vb[u].x ^ vb[u].y ^ zget(zb, u));
+          t[2] = __uint_as_float(vb[u].x ^ vb[u].y ^ zbu);
           t[3] = __uint_as_float(vb[u].z ^ vb[u].w);
 #else
-          const u32 zau = zget(za, u), zbu = zget(zb, u);
           qgSuperchunk<BITS, ZF || ZS, F16, HZ, XA, ZS, (V & QG_V_CH2) != 0>(va[u], vb[u], zau, zbu, xg + (long long)s * E, xLive, lane, t, P, xMul);
           if constexpr (ZS) {
             // t = Σ (128 + q)·x for x rows 2tq (t[0], t[2]) and 2tq + 1 (t[1], t[3]); minus (128 + z)·Σx.
@@ -1133,10 +1161,10 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
             t[3] = fmaf(-fzb, p1.y, t[3] - p1.x);
           }
 #endif
-          acc[0] = fmaf(t[0], sa[u], acc[0]);
-          acc[1] = fmaf(t[1], sa[u], acc[1]);
-          acc[2] = fmaf(t[2], sb[u], acc[2]);
-          acc[3] = fmaf(t[3], sb[u], acc[3]);
+          acc[0] = fmaf(t[0], sau, acc[0]);
+          acc[1] = fmaf(t[1], sau, acc[1]);
+          acc[2] = fmaf(t[2], sbu, acc[2]);
+          acc[3] = fmaf(t[3], sbu, acc[3]);
 #if QG_RING
           if (s + ST * U < sEnd) load1(u, s + ST * U);  // refill the slot just consumed: U loads stay in flight
 #endif
@@ -1319,10 +1347,10 @@ QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u8, 8)
 // Session 19 (CudaSessionOptions.quantGemvDeep4): quant_gemv_deep4{,_norm,_addnorm,_rs}_u4 — quant_gemv_fast's u4 entry
 // points, parameters, grids and sums (the same products added in the same order: the same bits) with QG_DEEP4: each warp
 // keeps 4 superchunks in flight (QG_V_U4; the _norm entry points stay at QG_UN), so at k = 4096 a warp's whole slice is
-// requested before the PDL wait in one round trip, at 3 blocks an SM (80 registers: the zero points stay packed,
-// QG_V_ZPK); with QG_V_PR a longer slice refills each slot pair as soon as it is summed.
+// requested before the PDL wait in one round trip, at 3 blocks an SM (80 registers, no spills: each lane of a quad loads
+// one slot's scales / zero points, QG_V_SD); with QG_V_PR a longer slice refills each slot pair as soon as it is summed.
 #ifndef QG_DEEP4
-#define QG_DEEP4 (QG_V_CONTIG | QG_V_U4 | QG_V_ZPK | QG_V_PR)
+#define QG_DEEP4 (QG_V_CONTIG | QG_V_U4 | QG_V_SD | QG_V_PR)
 #endif
 #define QUANT_GEMV_DEEP4(NAME, NORM, RS)                                                                                    \
   extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
