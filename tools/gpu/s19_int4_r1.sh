@@ -6,6 +6,7 @@
 #   e2e   — llama-3.1-8b in one process: bf16, then W4A16_AWQ g128 (synthetic) quantGemvDeep4 off/on/off/on
 #   tune  — one 8B int4 layer (quantTailNorm plan), same process, CONTIG=1 first (the default): U=4 with SD / ZPK (packed
 #           zero points, spills) / without PR, SD at U=2, ZPK, CH2 (two mma chains a superchunk), MINB 2 / 4, LDNC,
+#           XPK (x of _rs in the mma's pair order, as an XP _addnorm writes it: no x permutes; timing only here),
 #           NOMATH ceilings at U=2 / U=4
 #   test  — tests/gpu/quant_gemv_deep4.test.ts (deep4 vs fast bitwise), tests/quant_cuda.test.ts -t deep4 (float64)
 #   ncu   — gate_up _rs / down _addnorm: fused, fast, deep4 (occupancy, warp states, pipes)
@@ -20,8 +21,8 @@ grep -E "^\| |copy ceiling|quantGemvDeep4|rror" "$OUT/e2e8b.log" | cut -c1-420 |
 stamp "tune 8b int4 layer"
 V="CONTIG=1;CONTIG=1,U=4,SD=1,PR=1;CONTIG=1,U=4,ZPK=1,PR=1;CONTIG=1,U=4,SD=1;CONTIG=1,SD=1;CONTIG=1,ZPK=1;CONTIG=1,CH2=1"
 V="$V;CONTIG=1,U=4,SD=1,PR=1,CH2=1;CONTIG=1,U=4,SD=1,PR=1,MINB=2;CONTIG=1,ZPK=1,MINB=4;CONTIG=1,U=4,SD=1,PR=1,LDNC=1"
-V="$V;CONTIG=1,U=4,SD=1,NOMATH=1;CONTIG=1,NOMATH=1"
-timeout 60 bun bench/quant_gemv_tune.ts --variants "$V" --only 8b --bits 4 --ms "1 tail" --json "$OUT/tune.json" > "$OUT/tune.log" 2>&1
+V="$V;CONTIG=1,U=4,SD=1,PR=1,XPK=1;CONTIG=1,XPK=1;CONTIG=1,U=4,SD=1,NOMATH=1;CONTIG=1,NOMATH=1"
+timeout 70 bun bench/quant_gemv_tune.ts --variants "$V" --only 8b --bits 4 --ms "1 tail" --json "$OUT/tune.json" > "$OUT/tune.log" 2>&1
 echo "rc $?"
 grep -E "rror|ceiling|layer|K=(4096|14336) CONTIG" "$OUT/tune.log" | grep -v "^u4 g256" | cut -c1-300 | head -40
 left=$((150 - (SECONDS - _t0)))

@@ -279,6 +279,11 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #ifndef QG_SD
 #define QG_SD 0
 #endif
+#define QG_V_XP 8192   // u4: _addnorm writes xw with each 8-element chunk in the mma's pair order (x0, x4, x1, x5, ..), and _rs reads its
+                       // x (an _addnorm's xw) so, without permutes: a pair of such entry points only (the same sums)
+#ifndef QG_XPK
+#define QG_XPK 0
+#endif
 #ifndef QG_PR
 #define QG_PR 0
 #endif
@@ -288,7 +293,7 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #define QG_SLOT 1152  // a ring slot: the 16 rows' 64 weight bytes (lane l: 16 l row g, 512 + 16 l row g + 8), 16 f32 scales, 16 zero-point words
 #define QG_V ((QG_CONTIG ? QG_V_CONTIG : 0) | (QG_ZFOLD ? QG_V_ZFOLD : 0) | (QG_XSTAGE ? QG_V_XS : 0) | (QG_F16 ? QG_V_F16 : 0) | (QG_HZ ? QG_V_HZ : 0) | \
               (QG_RING_SC ? QG_V_RING : 0) | (QG_ZS ? QG_V_ZS : 0) | (QG_ZPK ? QG_V_ZPK : 0) | (QG_CH2 ? QG_V_CH2 : 0) | \
-              (QG_PR ? QG_V_PR : 0) | (QG_SD ? QG_V_SD : 0))
+              (QG_PR ? QG_V_PR : 0) | (QG_SD ? QG_V_SD : 0) | (QG_XPK ? QG_V_XP : 0))
 #ifndef QG_LDNC
 #define QG_LDNC 0     // 1: weight loads as ld.global.nc.L1::no_allocate (fp8_gemv's ldStream); the same sums
 #endif
@@ -607,7 +612,7 @@ struct QgTail {
   bf16_t* xw;
   float* ssq;
 };
-template <int NW, bool LS = QG_LOOP>
+template <int NW, bool LS = QG_LOOP, bool XPW = false>
 __device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], const bf16_t* bias, void* y, int m, int n, int mode, int tile,
                                          const float* inv = nullptr, const QgTail* tail = nullptr, const float* pow2 = nullptr) {
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
@@ -693,7 +698,9 @@ __device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], cons
         *yb = nb;
         if (tail) {
           const float v = toF(nb);
-          tail->xw[(long long)c * n + row] = fromF<bf16_t>(v * toF(tail->normW[row]));
+          // XPW (QG_V_XP): row's place in its 8-row chunk is the mma's pair order, (r & 3) · 2 + r / 4.
+          const int col = XPW ? (row & ~7) | ((row & 3) << 1) | ((row >> 2) & 1) : row;
+          tail->xw[(long long)c * n + col] = fromF<bf16_t>(v * toF(tail->normW[row]));
           sq = v * v;
         }
       } else ((float*)y)[(long long)c * n + row] = sum;
@@ -955,6 +962,8 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
   // (the weights' loads are in flight meanwhile), so the loop reads its x fragments without permutes.
   constexpr bool XS = (V & QG_V_XS) != 0 && BITS == 4 && !NORM;
   bool xPerm = false;
+  constexpr bool XPR = (V & QG_V_XP) != 0 && BITS == 4 && RS;  // x is an XP _addnorm's xw: already in pair order
+  if constexpr (XPR) xPerm = true;
   if constexpr (XS) {
     __shared__ __align__(16) bf16_t xp[QG_XP];
     if (m * k <= QG_XP) {
@@ -1224,7 +1233,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     }
   } else {
     for (;;) {
-      if ((XS || F16) && xPerm) stream(true);
+      if ((XS || F16 || XPR) && xPerm) stream(true);
       else stream(false);
 #if QG_LOOP
       // The next tile's first loads fly during this one's reduction and epilogue (the prologue is not redone).
@@ -1241,7 +1250,8 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
       acc[0] = acc[1] = acc[2] = acc[3] = 0.f;
       if (tile >= tiles) break;
 #else
-      qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, tile, RS ? invSh : nullptr, TAIL ? &tl : nullptr, F16 ? pow2Sh : nullptr);
+      qgFinish<NW, QG_LOOP, (V & QG_V_XP) != 0 && BITS == 4>(&red[0][0][0], acc, bias, y, m, n, mode, tile, RS ? invSh : nullptr, TAIL ? &tl : nullptr,
+                                                              F16 ? pow2Sh : nullptr);
       break;
 #endif
     }
