@@ -77,3 +77,56 @@ for (const [name, grid, N, K] of CASES) {
     assert.ok(launches > 40, `only ${launches} launches`);
   });
 }
+
+// quant_gemv_deep4x_addnorm_u4 → quant_gemv_deep4x_rs_u4 (the launcher's pair between two uint4 linears: xw in the mma's pair
+// order) against quant_gemv_fast_addnorm_u4 → quant_gemv_fast_rs_u4: the residual, the sums of squares and the next
+// GEMV's outputs the same bits; xw the same values, each 8-element chunk as (x0, x4, x1, x5, x2, x6, x3, x7).
+for (const [name, grid, N, K] of [CASES[0], CASES[1], CASES[3]]) {
+  gpuTest(`quant_gemv_deep4x_addnorm_u4 → _rs_u4 ${name}: the same bits as the quant_gemv_fast pair (xw in pair order)`, () => {
+    const d = device();
+    const names = ["quant_gemv_fast_addnorm_u4", "quant_gemv_fast_rs_u4", "quant_gemv_deep4x_addnorm_u4", "quant_gemv_deep4x_rs_u4"];
+    using mod = loadKernelFile(d, "quant_gemv.cu", { options: ["-DLLMRT_SELECT", ...names.map((n) => `-DLLMRT_K_${n}=1`)] });
+    // Producer: N rows from K (the residual width is N); consumer: 2N rows from N (modes 0 and 2).
+    const t = quantizeRtn(seededUniform(5 + N, N * K, -0.05, 0.05), N, K, grid);
+    const t2 = quantizeRtn(seededUniform(7 + N, 2 * N * N, -0.05, 0.05), 2 * N, N, grid);
+    using W = up(d, t.packed);
+    using s = up(d, t.scales);
+    using z = t.zeros ? up(d, t.zeros) : null;
+    using W2 = up(d, t2.packed);
+    using s2 = up(d, t2.scales);
+    using z2 = t2.zeros ? up(d, t2.zeros) : null;
+    using normW = up(d, bf16(seededUniform(11, N, 0.5, 1.5)));
+    const pos = (i: number): number => (i & ~7) | ((i & 3) << 1) | ((i >> 2) & 1);
+    for (const m of [1, 3, 8]) {
+      using x = up(d, bf16(seededUniform(17 + m, m * K)));
+      const resid = bf16(seededUniform(23 + m, m * N));
+      const got: { r: Uint16Array; xw: Uint16Array; ssq: Float32Array; y: Uint16Array[] }[] = [];
+      for (const fam of ["quant_gemv_fast", "quant_gemv_deep4x"]) {
+        using r = up(d, resid);
+        using xw = d.alloc(m * N * 2);
+        using ssq = d.alloc(m * (N / 16) * 4);
+        mod.kernel(`${fam}_addnorm_u4`, [...P, "ptr", "ptr"]).launch(N / 16, 256, [x, W, s, z ?? 0n, 0n, r, normW, 1e-5, m, N, K, grid.groupSize, 1, xw, ssq]);
+        const o = { r: new Uint16Array(m * N), xw: new Uint16Array(m * N), ssq: new Float32Array(m * (N / 16)), y: [] as Uint16Array[] };
+        r.copyToHost(o.r);
+        xw.copyToHost(o.xw);
+        ssq.copyToHost(o.ssq);
+        for (const mode of [0, 2]) {
+          const outN = mode === 2 ? N : 2 * N;
+          using y = d.alloc(m * outN * 2);
+          mod.kernel(`${fam}_rs_u4`, P).launch((2 * N) / 16, 256, [xw, W2, s2, z2 ?? 0n, 0n, y, ssq, 1e-5, m, 2 * N, N, grid.groupSize, mode]);
+          const yo = new Uint16Array(m * outN);
+          y.copyToHost(yo);
+          o.y.push(yo);
+        }
+        got.push(o);
+      }
+      const [a, b] = got;
+      assert.deepEqual(Array.from(b.r), Array.from(a.r), `${name} m=${m}: residual`);
+      assert.deepEqual(Array.from(b.ssq), Array.from(a.ssq), `${name} m=${m}: sums of squares`);
+      for (let i = 0; i < m * N; i++) if (b.xw[pos(i)] !== a.xw[i]) assert.fail(`${name} m=${m}: xw element ${i} not at ${pos(i)}`);
+      for (const [j, mode] of [0, 2].entries()) {
+        assert.deepEqual(Array.from(b.y[j]), Array.from(a.y[j]), `${name} m=${m}: the _rs outputs of mode ${mode}`);
+      }
+    }
+  });
+}

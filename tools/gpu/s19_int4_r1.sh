@@ -3,21 +3,23 @@
 # CONTIG | U4 | SD | PR): 4 superchunks a warp in flight at 3 blocks an SM (a k = 4096 slice in one round trip, all
 # requested before the PDL wait), each lane of a quad loading one slot's scales / zero points (shuffled at use: 80
 # registers, no spills), slot pairs refilled as soon as summed (down). The same sums as quant_gemv_fast (emu: same bits).
-#   e2e   — llama-3.1-8b in one process: bf16, then W4A16_AWQ g128 (synthetic) quantGemvDeep4 off/on/off/on
+#   e2e   — llama-3.1-8b in one process: bf16, then W4A16_AWQ g128 (synthetic) quantGemvDeep4 off/on/off/on, then with
+#           quantGemvPairX too (quant_gemv_deep4x_addnorm writes xw in the mma's pair order, deep4x_rs reads it: no x permutes)
 #   tune  — one 8B int4 layer (quantTailNorm plan), same process, CONTIG=1 first (the default): U=4 with SD / ZPK (packed
 #           zero points, spills) / without PR, SD at U=2, ZPK, CH2 (two mma chains a superchunk), MINB 2 / 4, LDNC,
 #           XPK (x of _rs in the mma's pair order, as an XP _addnorm writes it: no x permutes; timing only here),
 #           NOMATH ceilings at U=2 / U=4
-#   test  — tests/gpu/quant_gemv_deep4.test.ts (deep4 vs fast bitwise), tests/quant_cuda.test.ts -t deep4 (float64)
+#   test  — tests/gpu/quant_gemv_deep4.test.ts (deep4 vs fast bitwise; the deep4x pair vs the fast pair bitwise),
+#           tests/quant_cuda.test.ts -t deep4 (float64)
 #   ncu   — gate_up _rs / down _addnorm: fused, fast, deep4 (occupancy, warp states, pipes)
 set -uo pipefail
 # shellcheck disable=SC1091
 source tools/gpu/jobs_lib.sh
 nvidia-smi --query-gpu=name,clocks.max.sm --format=csv,noheader
-stamp "e2e 8B: bf16 vs W4A16_AWQ g128 (synthetic), quantGemvDeep4 off/on/off/on"
-timeout 40 bun bench/quant_e2e.ts --model "$M8" --algos "" --synthetic-w4 --no-ref --ab quantGemvDeep4 > "$OUT/e2e8b.log" 2>&1
+stamp "e2e 8B: bf16 vs W4A16_AWQ g128 (synthetic), quantGemvDeep4 off/on/off/on, then + quantGemvPairX"
+timeout 48 bun bench/quant_e2e.ts --model "$M8" --algos "" --synthetic-w4 --no-ref --ab quantGemvDeep4 --ab-then quantGemvPairX > "$OUT/e2e8b.log" 2>&1
 echo "rc $?"
-grep -E "^\| |copy ceiling|quantGemvDeep4|rror" "$OUT/e2e8b.log" | cut -c1-420 | head -16
+grep -E "^\| |copy ceiling|quantGemvDeep4|quantGemvPairX|rror" "$OUT/e2e8b.log" | cut -c1-420 | head -18
 stamp "tune 8b int4 layer"
 V="CONTIG=1;CONTIG=1,U=4,SD=1,PR=1;CONTIG=1,U=4,ZPK=1,PR=1;CONTIG=1,U=4,SD=1;CONTIG=1,SD=1;CONTIG=1,ZPK=1;CONTIG=1,CH2=1"
 V="$V;CONTIG=1,U=4,SD=1,PR=1,CH2=1;CONTIG=1,U=4,SD=1,PR=1,MINB=2;CONTIG=1,ZPK=1,MINB=4;CONTIG=1,U=4,SD=1,PR=1,LDNC=1"

@@ -70,6 +70,8 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   quant_gemv_deep4_norm_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_gemv_deep4_addnorm_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, P, P] },
   quant_gemv_deep4_rs_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
+  quant_gemv_deep4x_addnorm_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, P, P] },
+  quant_gemv_deep4x_rs_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_gemm_u4: { file: "quant_gemm.cu", params: [P, P, P, P, P, P, P, I, I, I, I] },
   quant_gemm_u8: { file: "quant_gemm.cu", params: [P, P, P, P, P, P, P, I, I, I, I] },
   quant_gemm_reduce: { file: "quant_gemm.cu", params: [P, P, P, I, I, I] },
@@ -200,6 +202,8 @@ const QUANT_PDL_FAMILIES: ReadonlySet<string> = new Set([
   "quant_gemv_deep4_norm_u4",
   "quant_gemv_deep4_addnorm_u4",
   "quant_gemv_deep4_rs_u4",
+  "quant_gemv_deep4x_addnorm_u4",
+  "quant_gemv_deep4x_rs_u4",
 ]);
 /**
  * Whether kernel entry point `name` may be launched with programmatic dependent launch (`quant`: the

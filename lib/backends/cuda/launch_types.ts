@@ -215,6 +215,8 @@ export interface LaunchEnv {
   readonly quantGemvFast?: boolean;
   /** With quantGemvFast: the uint4 ones run as quant_gemv_deep4* (CudaSessionOptions.quantGemvDeep4). */
   readonly quantGemvDeep4?: boolean;
+  /** With quantGemvDeep4: tailNorm pairs of two uint4 linears as quant_gemv_deep4x* (CudaSessionOptions.quantGemvPairX). */
+  readonly quantGemvPairX?: boolean;
   /**
    * Programmatic dependent launch (Hopper+): the fused decode step's launches of PDL_KERNELS get
    * `pdl` (each starts streaming its weights while the previous kernel finishes). @default false

@@ -293,14 +293,14 @@ export const CUDA_FLAGS = {
    */
   prefillPdl: { env: "LLMRT_PREFILL_PDL", default: true },
   /**
-   * Decode steps of up to 8 sequences run the 16-row quantized GEMVs as quant_gemv_fast* (kernels/quant_gemv.cu QG_FAST):
-   * each warp a contiguous run of its tile's superchunks (paired scale / zero-point loads), not superchunks 8 apart; within
-   * fp32 rounding of quant_gemv_fused's sums. H200 session 12, batch 1: llama-3.1-8b W4A16_AWQ g128 419.8 → 436.0 tok/s,
-   * llama-3.2-1b W4A16 1481.9 → 1447.5, W8A16 1125.0 → 1186.8; decode logits within 7·10⁻³ rel L2. @default true (session 12)
+   * Decode steps of ≤ 8 sequences run the 16-row quantized GEMVs as quant_gemv_fast* (quant_gemv.cu QG_FAST: contiguous superchunk
+   * runs a warp; fp32 rounding of quant_gemv_fused's sums). H200 s12: 8B W4A16_AWQ g128 419.8 → 436.0 tok/s. @default true
    */
   quantGemvFast: { env: "LLMRT_QUANT_GEMV_FAST", default: true },
   /** With `quantGemvFast`: u4 16-row GEMVs as quant_gemv_deep4* (4 superchunks a warp in flight; the same sums). @default false */
   quantGemvDeep4: { env: "LLMRT_QUANT_GEMV_DEEP4", default: false },
+  /** With `quantGemvDeep4`: a tailNorm `out` between two u4 linears in the mma's pair order (quant_gemv_deep4x*). @default false */
+  quantGemvPairX: { env: "LLMRT_QUANT_GEMV_PAIR_X", default: false },
   /**
    * With `nvfp4Mma`: one-row steps run nvfp4_gemv_k32x (kernels/nvfp4_mma.cu) for the NVFP4 GEMVs: m16n8k32 mmas with a
    * k tile's four blocks in B's columns 0, 2, 4, 6, so each lane scales one block of two rows a k tile instead of four,

@@ -1367,6 +1367,11 @@ QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u8, 8)
       const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
     quantGemvFusedImpl<4, NORM, false, RS, QG_DEEP4>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);           \
   }
+#define QUANT_GEMV_DEEP4X_RS(NAME)                                                                                          \
+  extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
+      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
+    quantGemvFusedImpl<4, false, false, true, QG_DEEP4 | QG_V_XP>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode); \
+  }
 #if LLMRT_KERNEL(quant_gemv_deep4_u4)
 QUANT_GEMV_DEEP4(quant_gemv_deep4_u4, false, false)
 #endif
@@ -1381,6 +1386,18 @@ extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) quant_gemv_dee
     const u8* zeros, const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw, float* ssq) {
   quantGemvFusedImpl<4, false, true, false, QG_DEEP4>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, xw, ssq);
 }
+#endif
+// quant_gemv_deep4x_addnorm_u4 / quant_gemv_deep4x_rs_u4: the pair with QG_V_XP — xw [m, n] is written with each 8-element
+// chunk in the mma's pair order (x0, x4, x1, x5, x2, x6, x3, x7), and the _rs form reads its x (such an xw) without permutes.
+// The same sums as the deep4 pair on xw in natural order (the launcher pairs them only between two uint4 linears).
+#if LLMRT_KERNEL(quant_gemv_deep4x_addnorm_u4)
+extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) quant_gemv_deep4x_addnorm_u4(const bf16_t* x, const u8* W, const float* scales,
+    const u8* zeros, const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw, float* ssq) {
+  quantGemvFusedImpl<4, false, true, false, QG_DEEP4 | QG_V_XP>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, xw, ssq);
+}
+#endif
+#if LLMRT_KERNEL(quant_gemv_deep4x_rs_u4)
+QUANT_GEMV_DEEP4X_RS(quant_gemv_deep4x_rs_u4)
 #endif
 
 // Each thread dequantizes 8 consecutive weights of one row into one 16-byte bf16 store.
