@@ -385,9 +385,7 @@ export interface FakeSessionOptions {
   readonly quantTailNorm?: boolean;
   /** LaunchEnv.quantGemvFast (the 16-row quantized GEMVs as quant_gemv_fast*). */
   readonly quantGemvFast?: boolean;
-  /** LaunchEnv.quantGemvDeep4 (with quantGemvFast: the uint4 16-row GEMVs as quant_gemv_deep4*). */
-  readonly quantGemvDeep4?: boolean;
-  /** LaunchEnv.quantGemvPairX (with quantGemvDeep4: tailNorm pairs of two uint4 linears as quant_gemv_deep4x*). */
+  /** LaunchEnv.quantGemvPairX (with quantGemvFast: tailNorm pairs of two uint4 linears as quant_gemv_fastx*). */
   readonly quantGemvPairX?: boolean;
   /** LaunchEnv.nvfp4Mma: NVFP4 linears that fit uploaded tiled (nvfp4_tiles.ts) and run nvfp4_mma.cu's stand-ins. */
   readonly nvfp4Mma?: boolean;
@@ -531,7 +529,7 @@ export class FakeCudaSession {
       decodeCounters: mem.alloc(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4),
       ...(opts.quantTailNorm ? { quantTailNorm: true, quantNormScratch: mem.alloc(8 * Math.ceil(a.hiddenSize / 16) * 4) } : {}),
       ...(opts.quantGemvFast ? { quantGemvFast: true } : {}),
-      ...(opts.quantGemvDeep4 ? { quantGemvDeep4: true, quantGemvPairX: !!opts.quantGemvPairX } : {}),
+      ...(opts.quantGemvPairX ? { quantGemvPairX: true } : {}),
       quantScratch: scratch > 0 ? mem.alloc(scratch) : undefined,
       fp8Scratch: fp8 ? mem.alloc(fp8.bytes) : undefined,
       lowbitScratch: lowbit ? mem.alloc(lowbit.bytes) : undefined,
@@ -1180,20 +1178,16 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "quant_gemv_fast_addnorm_u8":
       case "quant_gemv_fast_rs_u4":
       case "quant_gemv_fast_rs_u8":
-      case "quant_gemv_deep4_u4":
-      case "quant_gemv_deep4_norm_u4":
-      case "quant_gemv_deep4_addnorm_u4":
-      case "quant_gemv_deep4_rs_u4":
-      case "quant_gemv_deep4x_addnorm_u4":
-      case "quant_gemv_deep4x_rs_u4": {
+      case "quant_gemv_fastx_addnorm_u4":
+      case "quant_gemv_fastx_rs_u4": {
         // quant_gemv.cu: (x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode); modes and roundings of gemv_fused.
         // _addnorm: mode 1, then (xw, ssq): xw = bf16(new y · normW), ssq [m, n / 16] = each 16-row tile's Σ y².
         // _rs: normW is such an ssq [m, k / 16]: row r's sums times rsqrt(Σ ssq[r] / k + eps) before the bias.
         const [x, W, sc, z, bias, y, normW, eps, m, n, k, group, mode, xw, ssq] = A;
         const bits = name.endsWith("u4") ? 4 : 8, sup = bits === 4 ? 128 : 64, norm = name.includes("_norm_");
         const tail = name.includes("_addnorm_"), rs = name.includes("_rs_");
-        // deep4x: xw is written, and the _rs form's x read, with each 8-element chunk in the mma's pair order (0, 4, 1, 5, ..).
-        const pairAt = (i: number): number => name.startsWith("quant_gemv_deep4x_") ? (i & ~7) | ((i & 3) << 1) | ((i >> 2) & 1) : i;
+        // fastx: xw is written, and the _rs form's x read, with each 8-element chunk in the mma's pair order (0, 4, 1, 5, ..).
+        const pairAt = (i: number): number => name.startsWith("quant_gemv_fastx_") ? (i & ~7) | ((i & 3) << 1) | ((i >> 2) & 1) : i;
         assert.equal(A.length, tail ? 15 : 13, `${l.kernel}: arity`);
         if (tail) {
           assert.equal(mode, 1, `${l.kernel}: mode ${mode}`);

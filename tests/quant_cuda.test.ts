@@ -107,13 +107,8 @@ const FUSED_CASES: [string, IntGrid, number, number][] = [
   // 9 superchunks: the last pipeline stage of 2 superchunks is half full.
   ["uint4 g128 zero points, odd superchunk count", { bits: 4, groupSize: 128, hasZeroPoint: true }, 64, 1152],
 ];
-/**
- * Each case for quant_gemv_fused*, quant_gemv_fast* (quantGemvFast: the same products summed in another order) and the u4
- * ones for quant_gemv_deep4* (quantGemvDeep4: 4 superchunks a warp in flight; the same sums as quant_gemv_fast).
- */
-const FAMILY_CASES = ["quant_gemv_fused", "quant_gemv_fast", "quant_gemv_deep4"].flatMap((fam) =>
-  FUSED_CASES.filter(([, g]) => fam !== "quant_gemv_deep4" || g.bits === 4).map(([n, g, N, K]) => [n, g, N, K, fam] as const)
-);
+/** Each case for quant_gemv_fused* and for quant_gemv_fast* (quantGemvFast: the same products summed in another order). */
+const FAMILY_CASES = ["quant_gemv_fused", "quant_gemv_fast"].flatMap((fam) => FUSED_CASES.map(([n, g, N, K]) => [n, g, N, K, fam] as const));
 const silu = (g: number): number => g / (1 + Math.exp(-g));
 const rbf = (v: number): number => fromBf16Bits(toBf16Bits(v));
 

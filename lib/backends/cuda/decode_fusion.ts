@@ -27,7 +27,7 @@ export interface DecodeFusion {
   readonly tailNorm: Map<number, { readonly weight: string; readonly eps: number; readonly out: string; readonly u4Pair: boolean }>;
   /**
    * The quantized linear reading such an `out`: its sums scaled by the rms of the sums of squares (quant_gemv_fused_rs).
-   * u4Pair (both): producer and consumer are uint4, so `out` may be written in the mma's pair order (quant_gemv_deep4x*).
+   * u4Pair (both): producer and consumer are uint4, so `out` may be written in the mma's pair order (quant_gemv_fastx*).
    */
   readonly rowScale: Map<number, { readonly eps: number; readonly u4Pair: boolean }>;
 }

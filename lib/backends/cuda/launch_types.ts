@@ -213,9 +213,7 @@ export interface LaunchEnv {
   readonly quantNormScratch?: bigint;
   /** The 16-row quantized GEMVs run as quant_gemv_fast* (CudaSessionOptions.quantGemvFast). */
   readonly quantGemvFast?: boolean;
-  /** With quantGemvFast: the uint4 ones run as quant_gemv_deep4* (CudaSessionOptions.quantGemvDeep4). */
-  readonly quantGemvDeep4?: boolean;
-  /** With quantGemvDeep4: tailNorm pairs of two uint4 linears as quant_gemv_deep4x* (CudaSessionOptions.quantGemvPairX). */
+  /** With quantGemvFast: tailNorm pairs of two uint4 linears as quant_gemv_fastx* (CudaSessionOptions.quantGemvPairX). */
   readonly quantGemvPairX?: boolean;
   /**
    * Programmatic dependent launch (Hopper+): the fused decode step's launches of PDL_KERNELS get

@@ -84,10 +84,10 @@ export function planQuantLinear(
     }
     const tail = tailNorm ? [buf(tailNorm.out), env.quantNormScratch!] : [];
     const form = norm ? "_norm" : tailNorm ? "_addnorm" : rowScale ? "_rs" : "";
-    // quantGemvFast: the same launch, another variant; quantGemvDeep4 (u4): quant_gemv_deep4*, whose tailNorm `out` between
-    // two uint4 linears is in the mma's pair order with quantGemvPairX (quant_gemv_deep4x_addnorm writes it, _rs reads it).
-    const deep = env.quantGemvFast && env.quantGemvDeep4 && u === "u4", pair = deep && env.quantGemvPairX && !!(tailNorm?.u4Pair || rowScale?.u4Pair);
-    const family = pair ? "quant_gemv_deep4x" : deep ? "quant_gemv_deep4" : env.quantGemvFast ? "quant_gemv_fast" : "quant_gemv_fused";
+    // quantGemvFast: the same launch, another variant; quantGemvPairX: a tailNorm pair of two uint4 linears as
+    // quant_gemv_fastx_{addnorm,rs}_u4 (the norm's `out` in the mma's pair order: _addnorm writes it so, _rs reads it so).
+    const pair = env.quantGemvFast && env.quantGemvPairX && u === "u4" && !!(tailNorm?.u4Pair || rowScale?.u4Pair);
+    const family = pair ? "quant_gemv_fastx" : env.quantGemvFast ? "quant_gemv_fast" : "quant_gemv_fused";
     k(i, `${family}${form}_${u}`, [quantGemvGrid(N), 1, 1], 256, [
       buf(norm ? norm.x : op.x),
       env.weight(op.weight),

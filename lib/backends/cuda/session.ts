@@ -291,8 +291,6 @@ export class CudaSession implements SessionBackend {
   readonly batchDecodePdl: boolean;
   /** CudaSessionOptions.quantGemvFast. */
   readonly quantGemvFast: boolean;
-  /** CudaSessionOptions.quantGemvDeep4. */
-  readonly quantGemvDeep4: boolean;
   /** CudaSessionOptions.quantGemvPairX. */
   readonly quantGemvPairX: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
@@ -427,7 +425,6 @@ export class CudaSession implements SessionBackend {
     this.gemmResidual = f.gemmResidual;
     this.gemvXPre = f.gemvXPre;
     this.quantGemvFast = f.quantGemvFast;
-    this.quantGemvDeep4 = f.quantGemvDeep4;
     this.quantGemvPairX = f.quantGemvPairX;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
@@ -667,7 +664,7 @@ export class CudaSession implements SessionBackend {
       fp8FastSilu: this.fp8FastSilu,
       fp8Gemv1Blocks: FP8_GEMV1_BLOCKS_PER_SM * this.device.smCount,
       quantGemvFast: this.quantGemvFast,
-      ...(this.quantGemvFast && this.quantGemvDeep4 ? { quantGemvDeep4: true, quantGemvPairX: this.quantGemvPairX } : {}),
+      ...(this.quantGemvFast && this.quantGemvPairX ? { quantGemvPairX: true } : {}),
       wgmmaPrefill: this.wgmmaPrefill,
       decodeSplitK: this.decodeSplitK,
       fp8DecodeAttention: this.fp8DecodeAttention,

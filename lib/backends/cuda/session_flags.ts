@@ -297,9 +297,7 @@ export const CUDA_FLAGS = {
    * runs a warp; fp32 rounding of quant_gemv_fused's sums). H200 s12: 8B W4A16_AWQ g128 419.8 → 436.0 tok/s. @default true
    */
   quantGemvFast: { env: "LLMRT_QUANT_GEMV_FAST", default: true },
-  /** With `quantGemvFast`: u4 16-row GEMVs as quant_gemv_deep4* (4 superchunks a warp in flight; the same sums). @default false */
-  quantGemvDeep4: { env: "LLMRT_QUANT_GEMV_DEEP4", default: false },
-  /** With `quantGemvDeep4`: a tailNorm `out` between two u4 linears in the mma's pair order (quant_gemv_deep4x*). @default false */
+  /** With `quantGemvFast`: u4 tailNorm pairs as quant_gemv_fastx_* (the norm's `out` in the mma's pair order; same sums). @default false */
   quantGemvPairX: { env: "LLMRT_QUANT_GEMV_PAIR_X", default: false },
   /**
    * With `nvfp4Mma`: one-row steps run nvfp4_gemv_k32x (kernels/nvfp4_mma.cu) for the NVFP4 GEMVs: m16n8k32 mmas with a

@@ -266,34 +266,21 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #ifndef QG_ZS
 #define QG_ZS 0
 #endif
-// Session 19 (issue 12): more of a warp's superchunks in flight at 3 blocks an SM (bench/RESULTS.md session 19).
-#define QG_V_U4 256    // U = 4 for the entry points without a prologue (the whole k slice of a warp at k = 4096 in one round trip)
-#define QG_V_ZPK 512   // a slot pair's zero points kept packed (za[2i] = both bytes, extracted at use): fewer registers, the same sums
-#define QG_V_CH2 1024  // u4: each superchunk's 8 mmas in two accumulator chains (words 0, 2 / 1, 3), added at the end: other fp32 sums
-#define QG_V_PR 2048   // with CONTIG: each slot pair refilled (superchunks U ahead) as soon as both are summed, not after all U slots
-#define QG_V_SD 4096   // with CONTIG: lane (g, tq) loads the scales / zero points of slot tq % U only (2 + 1 registers, not 3·U); each
-                       // superchunk takes its own from the owner lane by shuffles. The same sums
+// Session 19 (issue 12; bench/RESULTS.md session 19). Measured slower there, code in the history: 4 superchunks a warp
+// in flight at 3 blocks an SM (one 8B int4 layer 54.7 -> 63.6-65.2 us, e2e -12%), one slot's scales / zero points a lane
+// of a quad shuffled at use (68.0 us at U=2), two mma chains a superchunk (58.2 us).
+#define QG_V_ZPK 512   // a slot pair's zero points kept packed (za[2i] = both bytes, extracted at use): other registers, the same sums
+#define QG_V_XP 8192   // u4: _addnorm writes xw with each 8-element chunk in the mma's pair order (x0, x4, x1, x5, ..), and _rs reads its
+                       // x (an _addnorm's xw) so, without permutes: a pair of such entry points only (the same sums)
 #ifndef QG_ZPK
 #define QG_ZPK 0
 #endif
-#ifndef QG_SD
-#define QG_SD 0
-#endif
-#define QG_V_XP 8192   // u4: _addnorm writes xw with each 8-element chunk in the mma's pair order (x0, x4, x1, x5, ..), and _rs reads its
-                       // x (an _addnorm's xw) so, without permutes: a pair of such entry points only (the same sums)
 #ifndef QG_XPK
 #define QG_XPK 0
 #endif
-#ifndef QG_PR
-#define QG_PR 0
-#endif
-#ifndef QG_CH2
-#define QG_CH2 0
-#endif
 #define QG_SLOT 1152  // a ring slot: the 16 rows' 64 weight bytes (lane l: 16 l row g, 512 + 16 l row g + 8), 16 f32 scales, 16 zero-point words
 #define QG_V ((QG_CONTIG ? QG_V_CONTIG : 0) | (QG_ZFOLD ? QG_V_ZFOLD : 0) | (QG_XSTAGE ? QG_V_XS : 0) | (QG_F16 ? QG_V_F16 : 0) | (QG_HZ ? QG_V_HZ : 0) | \
-              (QG_RING_SC ? QG_V_RING : 0) | (QG_ZS ? QG_V_ZS : 0) | (QG_ZPK ? QG_V_ZPK : 0) | (QG_CH2 ? QG_V_CH2 : 0) | \
-              (QG_PR ? QG_V_PR : 0) | (QG_SD ? QG_V_SD : 0) | (QG_XPK ? QG_V_XP : 0))
+              (QG_RING_SC ? QG_V_RING : 0) | (QG_ZS ? QG_V_ZS : 0) | (QG_ZPK ? QG_V_ZPK : 0) | (QG_XPK ? QG_V_XP : 0))
 #ifndef QG_LDNC
 #define QG_LDNC 0     // 1: weight loads as ld.global.nc.L1::no_allocate (fp8_gemv's ldStream); the same sums
 #endif
@@ -468,7 +455,7 @@ struct QgSuper {
 
 /** One superchunk of the warp's tile: t[4] = its mma fragment sum (unscaled, fp32). */
 // ZX (with ZF): the caller takes (128 + z)·Σx off (QG_V_ZS), no ones-row mma here.
-template <int BITS, bool ZF = QG_ZFOLD, bool F16 = false, bool HZ = false, bool XA = QG_XALL, bool ZX = false, bool CH2 = false>
+template <int BITS, bool ZF = QG_ZFOLD, bool F16 = false, bool HZ = false, bool XA = QG_XALL, bool ZX = false>
 __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u32 za, u32 zb, const bf16_t* xs, bool xLive, int lane, float (&t)[4],
                                              bool xPerm = false, float xMul = 1.f) {
   const int tq = lane & 3;
@@ -509,7 +496,6 @@ __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u
     const u32 one2 = 0x3F803F80u;  // ZF: bf16x2 (1, 1), the ones-row A of Σx
     float sx[4] = {0.f, 0.f, 0.f, 0.f};
     const u32 nza = (0xC300u | za) * 0x10001u, nzb = (0xC300u | zb) * 0x10001u;  // -(128 + z), bf16x2
-    float t2[4] = {0.f, 0.f, 0.f, 0.f};  // CH2: the odd words' chain
 #pragma unroll
     for (int u = 0; u < 4; u++) {
       uint4 xv;
@@ -531,17 +517,8 @@ __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u
         deqU4(A[u], nza, da);
         deqU4(B[u], nzb, db);
       }
-      if (CH2 && (u & 1)) {
-        mma16816(t2, da[0], db[0], da[1], db[1], x04, x15);
-        mma16816(t2, da[2], db[2], da[3], db[3], x26, x37);
-      } else {
-        mma16816(t, da[0], db[0], da[1], db[1], x04, x15);
-        mma16816(t, da[2], db[2], da[3], db[3], x26, x37);
-      }
-    }
-    if constexpr (CH2) {
-#pragma unroll
-      for (int i = 0; i < 4; i++) t[i] += t2[i];
+      mma16816(t, da[0], db[0], da[1], db[1], x04, x15);
+      mma16816(t, da[2], db[2], da[3], db[3], x26, x37);
     }
     if constexpr (ZF && !ZX) {
       // t = Σ (128 + q)·x; minus (128 + z)·Σx (sx[0] = sx[2] and sx[1] = sx[3]: Σx of x columns 2tq, 2tq + 1).
@@ -747,7 +724,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
   const u32 zdef = 1u << (BITS - 1);
   const bool xLive = g < m;
   float acc[4] = {0.f, 0.f, 0.f, 0.f};
-  constexpr int U = NORM ? QG_UN : (V & QG_V_U4) ? 4 : QG_U;
+  constexpr int U = NORM ? QG_UN : QG_U;
   uint4 va[U], vb[U];
   float sa[U], sb[U];
   // ZPK: slot u's zero point is byte u & 1 of za[u & ~1] (odd elements never used, so never allocated).
@@ -763,11 +740,6 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
 #pragma unroll
     for (int u = 0; u < U; u += 2) za[u] = zb[u] = 0u;
   }
-  // SD (QG_V_SD, CONTIG): this lane holds slot tq % U's scales (sMA, sMB) and zero points (zM: row A | row B << 8) only.
-  constexpr bool SD = (V & QG_V_SD) != 0 && (V & QG_V_CONTIG) != 0 && !QG_NOSCALE;
-  static_assert(!SD || U <= 4, "QG_V_SD: one slot a lane of a quad");
-  float sMA = 1.f, sMB = 1.f;
-  u32 zM = zdef * 0x101u;
   // Slot u ← superchunk s's weight words, scales and zero points (s < S).
   auto load1 = [&](int u, int s) {
     va[u] = qgLdW(wa + (long long)s * SSTRIDE);
@@ -779,14 +751,6 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     return;
 #endif
     const int gi = s * E / group;
-    if constexpr (SD) {
-      if (tq % U == u) {
-        sMA = scales[(long long)rowA * ng + gi];
-        sMB = scales[(long long)rowB * ng + gi];
-        if (zeros) zM = (u32)zeros[(long long)rowA * ng + gi] | ((u32)zeros[(long long)rowB * ng + gi] << 8);
-      }
-      return;
-    }
     sa[u] = scales[(long long)rowA * ng + gi];
     sb[u] = scales[(long long)rowB * ng + gi];
     zput(za, u, zeros ? (u32)zeros[(long long)rowA * ng + gi] : zdef);
@@ -796,35 +760,10 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
   // CONTIG the contiguous run [warp·Sw, min((warp + 1)·Sw, S)) of Sw = ceil(S / NW).
   constexpr bool CONTIG = (V & QG_V_CONTIG) != 0, ZF = (V & QG_V_ZFOLD) != 0;
   constexpr int ST = CONTIG ? 1 : NW;
-  constexpr bool PR = CONTIG && (V & QG_V_PR) != 0 && (U & 1) == 0;
   const int Sw = (S + NW - 1) / NW, sBeg = CONTIG ? warp * Sw : warp, sEnd = CONTIG ? min(sBeg + Sw, S) : S;
   // CONTIG with one group a superchunk and even runs: a slot pair's scales are one 8-byte load per row, its zero
   // points one 2-byte load (the slot pairs start at even superchunks).
-  const bool vecSc = CONTIG && !SD && !QG_NOSCALE && group == E && (Sw & 1) == 0 && (S & 1) == 0 && (U & 1) == 0;
-  // Slots u, u + 1 (u even) <- superchunks s, s + 1 (vecSc: both exist when s < sEnd).
-  auto issue2 = [&](int u, int s) {
-    if (vecSc) {
-      if (s < sEnd) {
-          va[u] = qgLdW(wa + (long long)s * SSTRIDE);
-          vb[u] = qgLdW(wb + (long long)s * SSTRIDE);
-          va[u + 1] = qgLdW(wa + (long long)(s + 1) * SSTRIDE);
-          vb[u + 1] = qgLdW(wb + (long long)(s + 1) * SSTRIDE);
-          const float2 a2 = *reinterpret_cast<const float2*>(scales + (long long)rowA * ng + s);
-          const float2 b2 = *reinterpret_cast<const float2*>(scales + (long long)rowB * ng + s);
-          sa[u] = a2.x, sa[u + 1] = a2.y, sb[u] = b2.x, sb[u + 1] = b2.y;
-          if (zeros) {
-            const u32 z2a = *reinterpret_cast<const unsigned short*>(zeros + (long long)rowA * ng + s);
-            const u32 z2b = *reinterpret_cast<const unsigned short*>(zeros + (long long)rowB * ng + s);
-            if (ZPK) za[u] = z2a, zb[u] = z2b;
-            else za[u] = z2a & 255u, za[u + 1] = z2a >> 8, zb[u] = z2b & 255u, zb[u + 1] = z2b >> 8;
-          } else if (ZPK) za[u] = zb[u] = zdef * 0x101u;
-          else za[u] = za[u + 1] = zb[u] = zb[u + 1] = zdef;
-      }
-    } else {
-      if (s < sEnd) load1(u, s);
-      if (u + 1 < U && s + 1 < sEnd) load1(u + 1, s + 1);
-    }
-  };
+  const bool vecSc = CONTIG && !QG_NOSCALE && group == E && (Sw & 1) == 0 && (S & 1) == 0 && (U & 1) == 0;
   auto issue = [&](int s0) {
     if (vecSc) {
 #pragma unroll
@@ -1131,24 +1070,15 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
         const int s = s0 + ST * u;
         if (s < sEnd) {
           float t[4];
-          // Slot u's zero points and scales (SD: from lane (g, u) of this lane's quad, before the slot can be refilled).
-          u32 zau, zbu;
-          float sau, sbu;
-          if constexpr (SD) {
-            const int src = (lane & ~3) | u;
-            const u32 z2 = __shfl_sync(0xffffffffu, zM, src);
-            zau = z2 & 0xFFu, zbu = (z2 >> 8) & 0xFFu;
-            sau = __shfl_sync(0xffffffffu, sMA, src), sbu = __shfl_sync(0xffffffffu, sMB, src);
-          } else {
-            zau = zget(za, u), zbu = zget(zb, u), sau = sa[u], sbu = sb[u];
-          }
+          const u32 zau = zget(za, u), zbu = zget(zb, u);
+          const float sau = sa[u], sbu = sb[u];
 #if QG_NOMATH
           t[0] = __uint_as_float(va[u].x ^ va[u].y ^ zau);
           t[1] = __uint_as_float(va[u].z ^ va[u].w);
           t[2] = __uint_as_float(vb[u].x ^ vb[u].y ^ zbu);
           t[3] = __uint_as_float(vb[u].z ^ vb[u].w);
 #else
-          qgSuperchunk<BITS, ZF || ZS, F16, HZ, XA, ZS, (V & QG_V_CH2) != 0>(va[u], vb[u], zau, zbu, xg + (long long)s * E, xLive, lane, t, P, xMul);
+          qgSuperchunk<BITS, ZF || ZS, F16, HZ, XA, ZS>(va[u], vb[u], zau, zbu, xg + (long long)s * E, xLive, lane, t, P, xMul);
           if constexpr (ZS) {
             // t = Σ (128 + q)·x for x rows 2tq (t[0], t[2]) and 2tq + 1 (t[1], t[3]); minus (128 + z)·Σx.
             const int c0 = 2 * tq, S128 = k >> 7;
@@ -1177,13 +1107,10 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
 #if QG_RING
           if (s + ST * U < sEnd) load1(u, s + ST * U);  // refill the slot just consumed: U loads stay in flight
 #endif
-          if constexpr (PR) {
-            if ((u & 1) && s0 + U + u - 1 < sEnd) issue2(u - 1, s0 + U + u - 1);  // the pair just summed
-          }
         }
       }
 #if !QG_RING
-      if (!PR && s0 + ST * U < sEnd) issue(s0 + ST * U);
+      if (s0 + ST * U < sEnd) issue(s0 + ST * U);
 #endif
     }
   };
@@ -1354,50 +1281,28 @@ QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u4, 4)
 QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u8, 8)
 #endif
 
-// Session 19 (CudaSessionOptions.quantGemvDeep4): quant_gemv_deep4{,_norm,_addnorm,_rs}_u4 — quant_gemv_fast's u4 entry
-// points, parameters, grids and sums (the same products added in the same order: the same bits) with QG_DEEP4: each warp
-// keeps 4 superchunks in flight (QG_V_U4; the _norm entry points stay at QG_UN), so at k = 4096 a warp's whole slice is
-// requested before the PDL wait in one round trip, at 3 blocks an SM (80 registers, no spills: each lane of a quad loads
-// one slot's scales / zero points, QG_V_SD); with QG_V_PR a longer slice refills each slot pair as soon as it is summed.
-#ifndef QG_DEEP4
-#define QG_DEEP4 (QG_V_CONTIG | QG_V_U4 | QG_V_SD | QG_V_PR)
+// Session 19 (CudaSessionOptions.quantGemvPairX): quant_gemv_fastx_addnorm_u4 / quant_gemv_fastx_rs_u4 — quant_gemv_fast's
+// u4 tailNorm pair (parameters, grids, products and their order: the same sums) with QG_V_XP: _addnorm writes xw [m, n] with
+// each 8-element chunk in the mma's pair order (x0, x4, x1, x5, x2, x6, x3, x7), and _rs reads its x (such an xw) without the
+// 16 x permutes a superchunk; _rs also keeps its zero points packed (QG_V_ZPK). The launcher pairs them only between two
+// uint4 linears (decode_fusion.ts u4Pair): xw has no other reader.
+#ifndef QG_FASTX_RS
+#define QG_FASTX_RS (QG_V_CONTIG | QG_V_XP | QG_V_ZPK)
 #endif
-#define QUANT_GEMV_DEEP4(NAME, NORM, RS)                                                                                    \
-  extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
-      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
-    quantGemvFusedImpl<4, NORM, false, RS, QG_DEEP4>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);           \
-  }
-#define QUANT_GEMV_DEEP4X_RS(NAME)                                                                                          \
-  extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) NAME(const bf16_t* x, const u8* W, const float* scales, const u8* zeros, \
-      const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {                     \
-    quantGemvFusedImpl<4, false, false, true, QG_DEEP4 | QG_V_XP>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode); \
-  }
-#if LLMRT_KERNEL(quant_gemv_deep4_u4)
-QUANT_GEMV_DEEP4(quant_gemv_deep4_u4, false, false)
+#ifndef QG_FASTX_ADDNORM
+#define QG_FASTX_ADDNORM (QG_V_CONTIG | QG_V_XP)
 #endif
-#if LLMRT_KERNEL(quant_gemv_deep4_norm_u4)
-QUANT_GEMV_DEEP4(quant_gemv_deep4_norm_u4, true, false)
-#endif
-#if LLMRT_KERNEL(quant_gemv_deep4_rs_u4)
-QUANT_GEMV_DEEP4(quant_gemv_deep4_rs_u4, false, true)
-#endif
-#if LLMRT_KERNEL(quant_gemv_deep4_addnorm_u4)
-extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) quant_gemv_deep4_addnorm_u4(const bf16_t* x, const u8* W, const float* scales,
+#if LLMRT_KERNEL(quant_gemv_fastx_addnorm_u4)
+extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) quant_gemv_fastx_addnorm_u4(const bf16_t* x, const u8* W, const float* scales,
     const u8* zeros, const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw, float* ssq) {
-  quantGemvFusedImpl<4, false, true, false, QG_DEEP4>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, xw, ssq);
+  quantGemvFusedImpl<4, false, true, false, QG_FASTX_ADDNORM>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, xw, ssq);
 }
 #endif
-// quant_gemv_deep4x_addnorm_u4 / quant_gemv_deep4x_rs_u4: the pair with QG_V_XP — xw [m, n] is written with each 8-element
-// chunk in the mma's pair order (x0, x4, x1, x5, x2, x6, x3, x7), and the _rs form reads its x (such an xw) without permutes.
-// The same sums as the deep4 pair on xw in natural order (the launcher pairs them only between two uint4 linears).
-#if LLMRT_KERNEL(quant_gemv_deep4x_addnorm_u4)
-extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) quant_gemv_deep4x_addnorm_u4(const bf16_t* x, const u8* W, const float* scales,
-    const u8* zeros, const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw, float* ssq) {
-  quantGemvFusedImpl<4, false, true, false, QG_DEEP4 | QG_V_XP>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, xw, ssq);
+#if LLMRT_KERNEL(quant_gemv_fastx_rs_u4)
+extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) quant_gemv_fastx_rs_u4(const bf16_t* x, const u8* W, const float* scales,
+    const u8* zeros, const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {
+  quantGemvFusedImpl<4, false, false, true, QG_FASTX_RS>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);
 }
-#endif
-#if LLMRT_KERNEL(quant_gemv_deep4x_rs_u4)
-QUANT_GEMV_DEEP4X_RS(quant_gemv_deep4x_rs_u4)
 #endif
 
 // Each thread dequantizes 8 consecutive weights of one row into one 16-byte bf16 store.
