@@ -24,9 +24,12 @@ export interface DecodeFusion {
    * Quantized linear with a residual epilogue → the add_rmsnorm right after it (skipped): the linear writes `out` =
    * bf16(residual · weight) and the tile sums of squares (quant_gemv_fused_addnorm; `tailNorm` of planDecodeFusion).
    */
-  readonly tailNorm: Map<number, { readonly weight: string; readonly eps: number; readonly out: string }>;
-  /** The quantized linear reading such an `out`: its sums scaled by the rms of the sums of squares (quant_gemv_fused_rs). */
-  readonly rowScale: Map<number, { readonly eps: number }>;
+  readonly tailNorm: Map<number, { readonly weight: string; readonly eps: number; readonly out: string; readonly u4Pair: boolean }>;
+  /**
+   * The quantized linear reading such an `out`: its sums scaled by the rms of the sums of squares (quant_gemv_fused_rs).
+   * u4Pair (both): producer and consumer are uint4, so `out` may be written in the mma's pair order (quant_gemv_fastx*).
+   */
+  readonly rowScale: Map<number, { readonly eps: number; readonly u4Pair: boolean }>;
 }
 
 /** Most x elements (rows × inFeatures) gemv_fused stages for a prologue RMSNorm. */
@@ -121,8 +124,9 @@ export function planDecodeFusion(
       gemvOk(lin) && quantGemvFusable(lin) && lin.x === op.out && !overlap(range(op.out, lin.inFeatures), range(op.residual, lin.inFeatures)) &&
       !overlap(range(op.out, lin.inFeatures), range(prod.x, prod.inFeatures))
     ) {
-      f.tailNorm.set(by, { weight: op.weight, eps: op.eps, out: op.out });
-      f.rowScale.set(c!, { eps: op.eps });
+      const u4Pair = prod.weightFormat?.format === "uint4" && lin.weightFormat?.format === "uint4";
+      f.tailNorm.set(by, { weight: op.weight, eps: op.eps, out: op.out, u4Pair });
+      f.rowScale.set(c!, { eps: op.eps, u4Pair });
       f.skip.add(j);
       return;
     }

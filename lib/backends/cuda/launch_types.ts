@@ -213,6 +213,8 @@ export interface LaunchEnv {
   readonly quantNormScratch?: bigint;
   /** The 16-row quantized GEMVs run as quant_gemv_fast* (CudaSessionOptions.quantGemvFast). */
   readonly quantGemvFast?: boolean;
+  /** With quantGemvFast: tailNorm pairs of two uint4 linears as quant_gemv_fastx* (CudaSessionOptions.quantGemvPairX). */
+  readonly quantGemvPairX?: boolean;
   /**
    * Programmatic dependent launch (Hopper+): the fused decode step's launches of PDL_KERNELS get
    * `pdl` (each starts streaming its weights while the previous kernel finishes). @default false

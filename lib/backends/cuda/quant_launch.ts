@@ -41,9 +41,9 @@ export interface QuantFusion {
    * With the residual epilogue: also `out` = bf16(residual · weight) and the tile sums of squares into
    * LaunchEnv.quantNormScratch (quant_gemv_fused_addnorm), for the `rowScale` linear after it.
    */
-  readonly tailNorm?: { readonly weight: string; readonly eps: number; readonly out: string };
+  readonly tailNorm?: { readonly weight: string; readonly eps: number; readonly out: string; readonly u4Pair?: boolean };
   /** x is a tailNorm `out`: the sums are scaled by rsqrt(mean square + eps) of quantNormScratch (quant_gemv_fused_rs). */
-  readonly rowScale?: { readonly eps: number };
+  readonly rowScale?: { readonly eps: number; readonly u4Pair?: boolean };
 }
 
 /**
@@ -84,8 +84,10 @@ export function planQuantLinear(
     }
     const tail = tailNorm ? [buf(tailNorm.out), env.quantNormScratch!] : [];
     const form = norm ? "_norm" : tailNorm ? "_addnorm" : rowScale ? "_rs" : "";
-    // quantGemvFast: the same launch, another variant.
-    const family = env.quantGemvFast ? "quant_gemv_fast" : "quant_gemv_fused";
+    // quantGemvFast: the same launch, another variant; quantGemvPairX: a tailNorm pair of two uint4 linears as
+    // quant_gemv_fastx_{addnorm,rs}_u4 (the norm's `out` in the mma's pair order: _addnorm writes it so, _rs reads it so).
+    const pair = env.quantGemvFast && env.quantGemvPairX && u === "u4" && !!(tailNorm?.u4Pair || rowScale?.u4Pair);
+    const family = pair ? "quant_gemv_fastx" : env.quantGemvFast ? "quant_gemv_fast" : "quant_gemv_fused";
     k(i, `${family}${form}_${u}`, [quantGemvGrid(N), 1, 1], 256, [
       buf(norm ? norm.x : op.x),
       env.weight(op.weight),

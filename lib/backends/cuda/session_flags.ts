@@ -293,14 +293,12 @@ export const CUDA_FLAGS = {
    */
   prefillPdl: { env: "LLMRT_PREFILL_PDL", default: true },
   /**
-   * Decode steps of up to 8 sequences run the 16-row quantized GEMVs as quant_gemv_fast* (kernels/quant_gemv.cu QG_FAST):
-   * each warp streams a contiguous run of its tile's superchunks (paired scale / zero-point loads) instead of superchunks
-   * 8 apart. The same products summed in another order (within fp32 rounding of quant_gemv_fused's sums; still batch
-   * invariant). H200: one llama-3.1-8b int4 layer 56.9 → 54.0 µs in one process; end to end (session 12, batch 1, one
-   * process each): llama-3.1-8b W4A16_AWQ g128 419.8 → 436.0 tok/s (+3.9%), llama-3.2-1b W4A16 1481.9 → 1447.5 (−2.3%),
-   * W8A16 1125.0 → 1186.8 (+5.5%); decode logits within 7·10⁻³ rel L2, argmax the same. @default true (session 12)
+   * Decode steps of ≤ 8 sequences run the 16-row quantized GEMVs as quant_gemv_fast* (quant_gemv.cu QG_FAST: contiguous superchunk
+   * runs a warp; fp32 rounding of quant_gemv_fused's sums). H200 s12: 8B W4A16_AWQ g128 419.8 → 436.0 tok/s. @default true
    */
   quantGemvFast: { env: "LLMRT_QUANT_GEMV_FAST", default: true },
+  /** With `quantGemvFast`: u4 tailNorm pairs as quant_gemv_fastx_* (the norm's `out` in the mma's pair order; same sums). @default false */
+  quantGemvPairX: { env: "LLMRT_QUANT_GEMV_PAIR_X", default: false },
   /**
    * With `nvfp4Mma`: one-row steps run nvfp4_gemv_k32x (kernels/nvfp4_mma.cu) for the NVFP4 GEMVs: m16n8k32 mmas with a
    * k tile's four blocks in B's columns 0, 2, 4, 6, so each lane scales one block of two rows a k tile instead of four,

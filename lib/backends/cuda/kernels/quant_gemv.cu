@@ -266,9 +266,21 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #ifndef QG_ZS
 #define QG_ZS 0
 #endif
+// Session 19 (issue 12; bench/RESULTS.md session 19). Measured slower there, code in the history: 4 superchunks a warp
+// in flight at 3 blocks an SM (one 8B int4 layer 54.7 -> 63.6-65.2 us, e2e -12%), one slot's scales / zero points a lane
+// of a quad shuffled at use (68.0 us at U=2), two mma chains a superchunk (58.2 us).
+#define QG_V_ZPK 512   // a slot pair's zero points kept packed (za[2i] = both bytes, extracted at use): other registers, the same sums
+#define QG_V_XP 8192   // u4: _addnorm writes xw with each 8-element chunk in the mma's pair order (x0, x4, x1, x5, ..), and _rs reads its
+                       // x (an _addnorm's xw) so, without permutes: a pair of such entry points only (the same sums)
+#ifndef QG_ZPK
+#define QG_ZPK 0
+#endif
+#ifndef QG_XPK
+#define QG_XPK 0
+#endif
 #define QG_SLOT 1152  // a ring slot: the 16 rows' 64 weight bytes (lane l: 16 l row g, 512 + 16 l row g + 8), 16 f32 scales, 16 zero-point words
 #define QG_V ((QG_CONTIG ? QG_V_CONTIG : 0) | (QG_ZFOLD ? QG_V_ZFOLD : 0) | (QG_XSTAGE ? QG_V_XS : 0) | (QG_F16 ? QG_V_F16 : 0) | (QG_HZ ? QG_V_HZ : 0) | \
-              (QG_RING_SC ? QG_V_RING : 0) | (QG_ZS ? QG_V_ZS : 0))
+              (QG_RING_SC ? QG_V_RING : 0) | (QG_ZS ? QG_V_ZS : 0) | (QG_ZPK ? QG_V_ZPK : 0) | (QG_XPK ? QG_V_XP : 0))
 #ifndef QG_LDNC
 #define QG_LDNC 0     // 1: weight loads as ld.global.nc.L1::no_allocate (fp8_gemv's ldStream); the same sums
 #endif
@@ -577,7 +589,7 @@ struct QgTail {
   bf16_t* xw;
   float* ssq;
 };
-template <int NW, bool LS = QG_LOOP>
+template <int NW, bool LS = QG_LOOP, bool XPW = false>
 __device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], const bf16_t* bias, void* y, int m, int n, int mode, int tile,
                                          const float* inv = nullptr, const QgTail* tail = nullptr, const float* pow2 = nullptr) {
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
@@ -663,7 +675,9 @@ __device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], cons
         *yb = nb;
         if (tail) {
           const float v = toF(nb);
-          tail->xw[(long long)c * n + row] = fromF<bf16_t>(v * toF(tail->normW[row]));
+          // XPW (QG_V_XP): row's place in its 8-row chunk is the mma's pair order, (r & 3) · 2 + r / 4.
+          const int col = XPW ? (row & ~7) | ((row & 3) << 1) | ((row >> 2) & 1) : row;
+          tail->xw[(long long)c * n + col] = fromF<bf16_t>(v * toF(tail->normW[row]));
           sq = v * v;
         }
       } else ((float*)y)[(long long)c * n + row] = sum;
@@ -713,21 +727,34 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
   constexpr int U = NORM ? QG_UN : QG_U;
   uint4 va[U], vb[U];
   float sa[U], sb[U];
+  // ZPK: slot u's zero point is byte u & 1 of za[u & ~1] (odd elements never used, so never allocated).
+  constexpr bool ZPK = (V & QG_V_ZPK) != 0;
   u32 za[U], zb[U];
+  const auto zput = [&](u32 (&z)[U], int u, u32 v) {
+    if (!ZPK) z[u] = v;
+    else if (u & 1) z[u & ~1] = (z[u & ~1] & 0xFFu) | (v << 8);
+    else z[u] = (z[u] & 0xFF00u) | v;
+  };
+  const auto zget = [&](const u32 (&z)[U], int u) -> u32 { return ZPK ? (z[u & ~1] >> (8 * (u & 1))) & 0xFFu : z[u]; };
+  if constexpr (ZPK) {
+#pragma unroll
+    for (int u = 0; u < U; u += 2) za[u] = zb[u] = 0u;
+  }
   // Slot u ← superchunk s's weight words, scales and zero points (s < S).
   auto load1 = [&](int u, int s) {
     va[u] = qgLdW(wa + (long long)s * SSTRIDE);
     vb[u] = qgLdW(wb + (long long)s * SSTRIDE);
 #if QG_NOSCALE
     sa[u] = sb[u] = 1.f;
-    za[u] = zb[u] = zdef;
+    zput(za, u, zdef);
+    zput(zb, u, zdef);
     return;
 #endif
     const int gi = s * E / group;
     sa[u] = scales[(long long)rowA * ng + gi];
     sb[u] = scales[(long long)rowB * ng + gi];
-    za[u] = zeros ? (u32)zeros[(long long)rowA * ng + gi] : zdef;
-    zb[u] = zeros ? (u32)zeros[(long long)rowB * ng + gi] : zdef;
+    zput(za, u, zeros ? (u32)zeros[(long long)rowA * ng + gi] : zdef);
+    zput(zb, u, zeros ? (u32)zeros[(long long)rowB * ng + gi] : zdef);
   };
   // The warp's superchunks: sBeg, sBeg + ST, ... below sEnd — strided (warp, warp + NW, ...: the default), or with
   // CONTIG the contiguous run [warp·Sw, min((warp + 1)·Sw, S)) of Sw = ceil(S / NW).
@@ -753,8 +780,10 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
           if (zeros) {
             const u32 z2a = *reinterpret_cast<const unsigned short*>(zeros + (long long)rowA * ng + s);
             const u32 z2b = *reinterpret_cast<const unsigned short*>(zeros + (long long)rowB * ng + s);
-            za[u] = z2a & 255u, za[u + 1] = z2a >> 8, zb[u] = z2b & 255u, zb[u + 1] = z2b >> 8;
-          } else za[u] = za[u + 1] = zb[u] = zb[u + 1] = zdef;
+            if (ZPK) za[u] = z2a, zb[u] = z2b;
+            else za[u] = z2a & 255u, za[u + 1] = z2a >> 8, zb[u] = z2b & 255u, zb[u + 1] = z2b >> 8;
+          } else if (ZPK) za[u] = zb[u] = zdef * 0x101u;
+          else za[u] = za[u + 1] = zb[u] = zb[u + 1] = zdef;
         }
       }
       return;
@@ -872,6 +901,8 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
   // (the weights' loads are in flight meanwhile), so the loop reads its x fragments without permutes.
   constexpr bool XS = (V & QG_V_XS) != 0 && BITS == 4 && !NORM;
   bool xPerm = false;
+  constexpr bool XPR = (V & QG_V_XP) != 0 && BITS == 4 && RS;  // x is an XP _addnorm's xw: already in pair order
+  if constexpr (XPR) xPerm = true;
   if constexpr (XS) {
     __shared__ __align__(16) bf16_t xp[QG_XP];
     if (m * k <= QG_XP) {
@@ -1039,18 +1070,20 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
         const int s = s0 + ST * u;
         if (s < sEnd) {
           float t[4];
+          const u32 zau = zget(za, u), zbu = zget(zb, u);
+          const float sau = sa[u], sbu = sb[u];
 #if QG_NOMATH
-          t[0] = __uint_as_float(va[u].x ^ va[u].y ^ za[u]);
+          t[0] = __uint_as_float(va[u].x ^ va[u].y ^ zau);
           t[1] = __uint_as_float(va[u].z ^ va[u].w);
-          t[2] = __uint_as_float(vb[u].x ^ vb[u].y ^ zb[u]);
+          t[2] = __uint_as_float(vb[u].x ^ vb[u].y ^ zbu);
           t[3] = __uint_as_float(vb[u].z ^ vb[u].w);
 #else
-          qgSuperchunk<BITS, ZF || ZS, F16, HZ, XA, ZS>(va[u], vb[u], za[u], zb[u], xg + (long long)s * E, xLive, lane, t, P, xMul);
+          qgSuperchunk<BITS, ZF || ZS, F16, HZ, XA, ZS>(va[u], vb[u], zau, zbu, xg + (long long)s * E, xLive, lane, t, P, xMul);
           if constexpr (ZS) {
             // t = Σ (128 + q)·x for x rows 2tq (t[0], t[2]) and 2tq + 1 (t[1], t[3]); minus (128 + z)·Σx.
             const int c0 = 2 * tq, S128 = k >> 7;
             const float x0 = c0 < m ? zsS[c0 * S128 + s] : 0.f, x1 = c0 + 1 < m ? zsS[(c0 + 1) * S128 + s] : 0.f;
-            const float fza = 128.f + (float)za[u], fzb = 128.f + (float)zb[u];
+            const float fza = 128.f + (float)zau, fzb = 128.f + (float)zbu;
             t[0] = fmaf(-fza, x0, t[0]);
             t[1] = fmaf(-fza, x1, t[1]);
             t[2] = fmaf(-fzb, x0, t[2]);
@@ -1060,17 +1093,17 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
             // t - P - z·S for the x rows 2tq (t[0], t[2]) and 2tq + 1 (t[1], t[3]) of this chunk (rows past m: unused).
             const int c0 = 2 * tq, S128 = k >> 7;
             const float2 p0 = c0 < m ? psSh[c0 * S128 + s] : make_float2(0.f, 0.f), p1 = c0 + 1 < m ? psSh[(c0 + 1) * S128 + s] : make_float2(0.f, 0.f);
-            const float fza = (float)za[u], fzb = (float)zb[u];
+            const float fza = (float)zau, fzb = (float)zbu;
             t[0] = fmaf(-fza, p0.y, t[0] - p0.x);
             t[1] = fmaf(-fza, p1.y, t[1] - p1.x);
             t[2] = fmaf(-fzb, p0.y, t[2] - p0.x);
             t[3] = fmaf(-fzb, p1.y, t[3] - p1.x);
           }
 #endif
-          acc[0] = fmaf(t[0], sa[u], acc[0]);
-          acc[1] = fmaf(t[1], sa[u], acc[1]);
-          acc[2] = fmaf(t[2], sb[u], acc[2]);
-          acc[3] = fmaf(t[3], sb[u], acc[3]);
+          acc[0] = fmaf(t[0], sau, acc[0]);
+          acc[1] = fmaf(t[1], sau, acc[1]);
+          acc[2] = fmaf(t[2], sbu, acc[2]);
+          acc[3] = fmaf(t[3], sbu, acc[3]);
 #if QG_RING
           if (s + ST * U < sEnd) load1(u, s + ST * U);  // refill the slot just consumed: U loads stay in flight
 #endif
@@ -1127,7 +1160,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     }
   } else {
     for (;;) {
-      if ((XS || F16) && xPerm) stream(true);
+      if ((XS || F16 || XPR) && xPerm) stream(true);
       else stream(false);
 #if QG_LOOP
       // The next tile's first loads fly during this one's reduction and epilogue (the prologue is not redone).
@@ -1144,7 +1177,8 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
       acc[0] = acc[1] = acc[2] = acc[3] = 0.f;
       if (tile >= tiles) break;
 #else
-      qgFinish<NW>(&red[0][0][0], acc, bias, y, m, n, mode, tile, RS ? invSh : nullptr, TAIL ? &tl : nullptr, F16 ? pow2Sh : nullptr);
+      qgFinish<NW, QG_LOOP, (V & QG_V_XP) != 0 && BITS == 4>(&red[0][0][0], acc, bias, y, m, n, mode, tile, RS ? invSh : nullptr, TAIL ? &tl : nullptr,
+                                                              F16 ? pow2Sh : nullptr);
       break;
 #endif
     }
@@ -1245,6 +1279,30 @@ QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u4, 4)
 #endif
 #if LLMRT_KERNEL(quant_gemv_fast_addnorm_u8)
 QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u8, 8)
+#endif
+
+// Session 19 (CudaSessionOptions.quantGemvPairX): quant_gemv_fastx_addnorm_u4 / quant_gemv_fastx_rs_u4 — quant_gemv_fast's
+// u4 tailNorm pair (parameters, grids, products and their order: the same sums) with QG_V_XP: _addnorm writes xw [m, n] with
+// each 8-element chunk in the mma's pair order (x0, x4, x1, x5, x2, x6, x3, x7), and _rs reads its x (such an xw) without the
+// 16 x permutes a superchunk; _rs also keeps its zero points packed (QG_V_ZPK). The launcher pairs them only between two
+// uint4 linears (decode_fusion.ts u4Pair): xw has no other reader.
+#ifndef QG_FASTX_RS
+#define QG_FASTX_RS (QG_V_CONTIG | QG_V_XP | QG_V_ZPK)
+#endif
+#ifndef QG_FASTX_ADDNORM
+#define QG_FASTX_ADDNORM (QG_V_CONTIG | QG_V_XP)
+#endif
+#if LLMRT_KERNEL(quant_gemv_fastx_addnorm_u4)
+extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) quant_gemv_fastx_addnorm_u4(const bf16_t* x, const u8* W, const float* scales,
+    const u8* zeros, const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw, float* ssq) {
+  quantGemvFusedImpl<4, false, true, false, QG_FASTX_ADDNORM>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, xw, ssq);
+}
+#endif
+#if LLMRT_KERNEL(quant_gemv_fastx_rs_u4)
+extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) quant_gemv_fastx_rs_u4(const bf16_t* x, const u8* W, const float* scales,
+    const u8* zeros, const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {
+  quantGemvFusedImpl<4, false, false, true, QG_FASTX_RS>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);
+}
 #endif
 
 // Each thread dequantizes 8 consecutive weights of one row into one 16-byte bf16 store.

@@ -1,0 +1,78 @@
+// quantGemvPairX (session 19, issue 12) on the GPU (skipped without one): quant_gemv_fastx_addnorm_u4 → quant_gemv_fastx_rs_u4
+// (the launcher's tailNorm pair between two uint4 linears: xw in the mma's pair order, read without x permutes; the _rs
+// form's zero points packed) against quant_gemv_fast_addnorm_u4 → quant_gemv_fast_rs_u4, the default (float64-checked in
+// tests/quant_cuda.test.ts): the same products added in the same order, so the residual, the sums of squares and the
+// next GEMV's outputs must be the same bits, and xw the same values, each 8-element chunk as (x0, x4, x1, x5, x2, x6, x3, x7).
+import { loadKernelFile } from "../../lib/backends/cuda/compiler.ts";
+import type { DeviceBuffer } from "../../lib/cuda/memory.ts";
+import { type IntGrid, quantizeRtn } from "../../lib/quantization/algorithms.ts";
+import { assert } from "../harness.ts";
+import { device, gpuTest, seededUniform, toBf16Bits } from "./gpu.ts";
+
+const P = ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "f32", "i32", "i32", "i32", "i32", "i32"] as const;
+const bf16 = (f: Float32Array): Uint16Array => Uint16Array.from(f, (v) => toBf16Bits(v));
+
+// [name, grid, N (the residual width: the consumer's k), K (the producer's k)]: k 4096 / 14336 (the 8B o / down), a
+// consumer k of 256 (one superchunk a warp: unpaired loads), g128 symmetric, g256 (a group is two superchunks).
+const CASES: [string, IntGrid, number, number][] = [
+  ["g128 zero points, k 4096", { bits: 4, groupSize: 128, hasZeroPoint: true }, 512, 4096],
+  ["g128 zero points, k 14336", { bits: 4, groupSize: 128, hasZeroPoint: true }, 256, 14336],
+  ["g128 symmetric, k 2560", { bits: 4, groupSize: 128, hasZeroPoint: false }, 256, 2560],
+  ["g256 zero points, k 4096", { bits: 4, groupSize: 256, hasZeroPoint: true }, 1024, 4096],
+];
+
+function up(d: ReturnType<typeof device>, a: ArrayBufferView): DeviceBuffer {
+  const b = d.alloc(a.byteLength);
+  b.copyFromHost(a);
+  return b;
+}
+
+for (const [name, grid, N, K] of CASES) {
+  gpuTest(`quant_gemv_fastx_addnorm_u4 → _rs_u4 ${name}: the same bits as the quant_gemv_fast pair (xw in pair order)`, () => {
+    const d = device();
+    const names = ["quant_gemv_fast_addnorm_u4", "quant_gemv_fast_rs_u4", "quant_gemv_fastx_addnorm_u4", "quant_gemv_fastx_rs_u4"];
+    using mod = loadKernelFile(d, "quant_gemv.cu", { options: ["-DLLMRT_SELECT", ...names.map((n) => `-DLLMRT_K_${n}=1`)] });
+    // Producer: N rows from K (the residual width is N); consumer: 2N rows from N (modes 0 and 2).
+    const t = quantizeRtn(seededUniform(5 + N, N * K, -0.05, 0.05), N, K, grid);
+    const t2 = quantizeRtn(seededUniform(7 + N, 2 * N * N, -0.05, 0.05), 2 * N, N, grid);
+    using W = up(d, t.packed);
+    using s = up(d, t.scales);
+    using z = t.zeros ? up(d, t.zeros) : null;
+    using W2 = up(d, t2.packed);
+    using s2 = up(d, t2.scales);
+    using z2 = t2.zeros ? up(d, t2.zeros) : null;
+    using normW = up(d, bf16(seededUniform(11, N, 0.5, 1.5)));
+    const pos = (i: number): number => (i & ~7) | ((i & 3) << 1) | ((i >> 2) & 1);
+    for (const m of [1, 3, 8]) {
+      using x = up(d, bf16(seededUniform(17 + m, m * K)));
+      const resid = bf16(seededUniform(23 + m, m * N));
+      const got: { r: Uint16Array; xw: Uint16Array; ssq: Float32Array; y: Uint16Array[] }[] = [];
+      for (const fam of ["quant_gemv_fast", "quant_gemv_fastx"]) {
+        using r = up(d, resid);
+        using xw = d.alloc(m * N * 2);
+        using ssq = d.alloc(m * (N / 16) * 4);
+        mod.kernel(`${fam}_addnorm_u4`, [...P, "ptr", "ptr"]).launch(N / 16, 256, [x, W, s, z ?? 0n, 0n, r, normW, 1e-5, m, N, K, grid.groupSize, 1, xw, ssq]);
+        const o = { r: new Uint16Array(m * N), xw: new Uint16Array(m * N), ssq: new Float32Array(m * (N / 16)), y: [] as Uint16Array[] };
+        r.copyToHost(o.r);
+        xw.copyToHost(o.xw);
+        ssq.copyToHost(o.ssq);
+        for (const mode of [0, 2]) {
+          const outN = mode === 2 ? N : 2 * N;
+          using y = d.alloc(m * outN * 2);
+          mod.kernel(`${fam}_rs_u4`, P).launch((2 * N) / 16, 256, [xw, W2, s2, z2 ?? 0n, 0n, y, ssq, 1e-5, m, 2 * N, N, grid.groupSize, mode]);
+          const yo = new Uint16Array(m * outN);
+          y.copyToHost(yo);
+          o.y.push(yo);
+        }
+        got.push(o);
+      }
+      const [a, b] = got;
+      assert.deepEqual(Array.from(b.r), Array.from(a.r), `${name} m=${m}: residual`);
+      assert.deepEqual(Array.from(b.ssq), Array.from(a.ssq), `${name} m=${m}: sums of squares`);
+      for (let i = 0; i < m * N; i++) if (b.xw[pos(i)] !== a.xw[i]) assert.fail(`${name} m=${m}: xw element ${i} not at ${pos(i)}`);
+      for (const [j, mode] of [0, 2].entries()) {
+        assert.deepEqual(Array.from(b.y[j]), Array.from(a.y[j]), `${name} m=${m}: the _rs outputs of mode ${mode}`);
+      }
+    }
+  });
+}
