@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Session 19, helper battn, round 1 (budget 170 s; llama-3.1-8b-fp8): decode_attention_batch4 at the bench graphs' geometry
+# (Kept as run. OWNL, QSPLIT and PF as an XF bit were removed after battn-r2: their configurations no longer build.)
 # (split 256 of maxSeqLen 288, positions 192). X = batchAttention4X's knobs (EARLY+RCP+SPLITM+OUTV, DB4_XSEL 15). New knob:
 #   OWNL — the own key / value made late by the warp whose tile holds it (one lane a run of 8 elements, straight into the ring
 #          stage and the cache; its raw bf16 rows ride tile 0's cp.async group): nothing own-key between the first issue and

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Session 19, helper battn, round 1 again as battn-r2 (budget 170 s; llama-3.1-8b-fp8): decode_attention_batch4 at the bench graphs' geometry
+# (Kept as run. OWNL, QSPLIT and PF as an XF bit were removed after battn-r2: their configurations no longer build.)
 # (battn-r1 ran at 14:31 and every step failed to build: NVRTC refuses a generic lambda (host function in JIT mode), which nvcc took.)
 # (split 256 of maxSeqLen 288, positions 192). X = batchAttention4X's knobs (EARLY+RCP+SPLITM+OUTV, DB4_XSEL 15). New knob:
 #   OWNL — the own key / value made late by the warp whose tile holds it (one lane a run of 8 elements, straight into the ring

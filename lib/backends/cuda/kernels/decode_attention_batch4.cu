@@ -1059,8 +1059,8 @@ DECODE_BATCH4Q(128, true, true, decode_attention_batch4_q8_fp8kv_bf16_hd128, COM
 
 // decode_attention_batch4x_{,fp8kv_,q8_fp8kv_}bf16_hd{64|128} (session 17, batchAttention4X): batch4's entry points with the
 // XF knobs DB4_XSEL (the same tiles, sums and bits, a shorter prologue and end): session 17's 15 = EARLY / RCP / OUTV / SPLITM;
-// session 19's 783 adds SWZ (e4m3 hd128) and HALFEND (H200, 8B 512 seqs e4m3 q8, one job: 86.9 default / 85.0 at 15 /
-// 80.7 with SWZ / 83.5 with HALFEND, both beside knobs that gained nothing and are gone: tools/gpu/results/s19-battn/r2).
+// session 19's 783 adds SWZ (e4m3 hd128) and HALFEND (H200, 8B 512 seqs e4m3 q8, one job: 86.7 µs default / 85.2 at 15 /
+// 80.9 at 783; tools/gpu/results/s19-battn/r3).
 #ifndef DB4_XSEL
 #define DB4_XSEL 783
 #endif
