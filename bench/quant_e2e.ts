@@ -25,6 +25,8 @@
  * --marginals: with --profile-decode, each part's cost inside the step's graph (Session.cuda.timeDecodeLaunches): the graph
  * replay of the whole step minus that of the step without the part's launches, and the part's launches alone in a graph
  * (parts: a linear role, act quantization included, else the kernel; the steps missing launches compute garbage).
+ * --ab defines --ab-defines "FILE:-DNAME=V,-DNAME2=V2;FILE2:...": the off/on comparison of harness -D options for those
+ * kernel files (compile_pool.ts setHarnessDefines; the "on" sessions compile them) instead of a session flag.
  * --ab-then KEY2[,KEY3...]: after the --ab runs, one more per key with KEY and the keys up to it on (tok/s and logits vs the on run's).
  * --skip-bf16: no bf16 engine (its build and run; the copy ceiling from a bare device); the "vs bf16" columns are left empty.
  * --synthetic-lm-head: with --synthetic-nvfp4, a second NVFP4 engine whose lm_head is NVFP4 too (untied models; random codes).
@@ -53,6 +55,7 @@ import { argmax, type DecodeRun, deviceWeightBytes, greedyStepper, launchTotals,
 import type { CudaKvCache } from "../lib/backends/cuda/session.ts";
 import type { Launch } from "../lib/backends/cuda/launch_plan.ts";
 import { copyCeiling } from "./copy_bandwidth.ts";
+import { setHarnessDefines } from "../lib/backends/cuda/compile_pool.ts";
 import { CudaDevice } from "../lib/cuda/device.ts";
 
 const { values } = parseArgs({
@@ -77,6 +80,7 @@ const { values } = parseArgs({
     "synthetic-w8": { type: "boolean" },
     "skip-bf16": { type: "boolean" },
     "ab-then": { type: "string" },
+    "ab-defines": { type: "string" },
     "profile-decode": { type: "boolean" },
     marginals: { type: "boolean" },
   },
@@ -131,7 +135,12 @@ const fixed: Record<string, boolean> = Object.fromEntries(
   (values.set ?? "").split(",").filter((kv) => kv !== "").map((kv) => [kv.split("=")[0], kv.split("=")[1] === "1"]),
 );
 const abKey = values.ab ?? (values["quant-pdl"] ? "quantPdl" : undefined);
-if (abKey !== undefined && !(CUDA_FLAG_NAMES as readonly string[]).includes(abKey)) {
+// --ab defines: the "on" runs' sessions compile the kernel files of --ab-defines with its -D options.
+const abDefines: ReadonlyMap<string, readonly string[]> = new Map(
+  (values["ab-defines"] ?? "").split(";").filter((f) => f.includes(":")).map((f) => [f.split(":")[0], f.split(":")[1].split(",").filter((d) => d !== "")]),
+);
+if (abKey === "defines" && abDefines.size === 0) throw new Error(`--ab defines needs --ab-defines "FILE:-DNAME=V,..."`);
+if (abKey !== undefined && abKey !== "defines" && !(CUDA_FLAG_NAMES as readonly string[]).includes(abKey)) {
   throw new Error(`--ab: a CUDA session flag (${CUDA_FLAG_NAMES.join(", ")}), got ${abKey}`);
 }
 
@@ -141,7 +150,8 @@ if (thenKeys.some((k) => !abKey || !(CUDA_FLAG_NAMES as readonly string[]).inclu
 
 function run(engine: Engine, ab?: boolean, then = 0): DecodeRun & { gemmLogits: Float32Array } {
   const thenOpts = Object.fromEntries(thenKeys.slice(0, then).map((k) => [k, true]));
-  const opts = backend === "cpu" ? {} : { ...fixed, ...(ab === undefined || !abKey ? {} : { [abKey]: ab }), ...thenOpts };
+  const opts = backend === "cpu" ? {} : { ...fixed, ...(ab === undefined || !abKey || abKey === "defines" ? {} : { [abKey]: ab }), ...thenOpts };
+  if (abKey === "defines") setHarnessDefines(ab ? abDefines : new Map());
   const t0 = performance.now();
   using session = Session.fromSerializedEngine(engine, { backend, ...opts });
   if (values["profile-decode"]) console.log(`  session (upload, kernels) ${((performance.now() - t0) / 1000).toFixed(1)} s`);

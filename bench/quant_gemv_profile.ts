@@ -1,7 +1,7 @@
 /**
  * The llama-3.1-8b int4 g128 (+ zero points) decode GEMVs of the quantTailNorm plan, each entry point launched a few
  * times on one weight copy: gate_up (`_rs`, mode 2) and down (`_addnorm`, mode 1) on quant_gemv_fused* and
- * quant_gemv_fast* and quant_gemv_deep4* (session 19). Alone it prints each launch's µs and % of the device copy; its use is under Nsight
+ * quant_gemv_fast* and quant_gemv_fastx* (session 19; its _rs x in pair order: timing only). Alone it prints each launch's µs and % of the device copy; its use is under Nsight
  * Compute, where each launch is one profiled kernel (the launches of a name are identical):
  *
  *   ncu --section SpeedOfLight --section WarpStateStats -k regex:quant_gemv bun bench/quant_gemv_profile.ts [--reps 2]
@@ -20,7 +20,7 @@ const reps = Number(values.reps ?? 2);
 const P = ["ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "f32", "i32", "i32", "i32", "i32", "i32"] as const;
 const d = CudaDevice.open(0);
 const ceiling = copyCeiling(d).bps;
-const names = ["fused", "fast", "deep4"].flatMap((f) => [`quant_gemv_${f}_rs_u4`, `quant_gemv_${f}_addnorm_u4`]);
+const names = ["fused", "fast", "fastx"].flatMap((f) => [`quant_gemv_${f}_rs_u4`, `quant_gemv_${f}_addnorm_u4`]);
 using mod = loadKernelFile(d, "quant_gemv.cu", { options: ["-DLLMRT_SELECT", ...names.map((n) => `-DLLMRT_K_${n}=1`)] });
 using stream = d.createStream();
 using t0 = d.createEvent();

@@ -76,6 +76,8 @@ test("session options: every switch of the table resolves to its default when ne
     assert.equal(o.fp8DecodeSkSmall, true, "fp8DecodeSkSmall");
     assert.equal(o.fp8GemvRow, false, "fp8GemvRow");
     assert.equal(o.fp8GemvRowNorm, false, "fp8GemvRowNorm");
+    // Session 19: quant_gemv_fastx pairs for u4 tailNorm (8B W4A16_AWQ batch 1 +3.4%, 1B +1.0%, logits bitwise equal): on.
+    assert.equal(o.quantGemvPairX, true, "quantGemvPairX");
     // Session 19: the step staged by kernels from pinned host memory (1B batch 1 overlapped 811.0 -> 802.1 us a step, ids
     // identical) and PDL for the norms / SiLU-mul / sampler of > 8-sequence decode steps (1B 64-row graph -0.6%): on.
     assert.equal(o.zeroCopyStaging, true, "zeroCopyStaging");

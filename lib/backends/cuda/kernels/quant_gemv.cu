@@ -272,15 +272,20 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #define QG_V_ZPK 512   // a slot pair's zero points kept packed (za[2i] = both bytes, extracted at use): other registers, the same sums
 #define QG_V_XP 8192   // u4: _addnorm writes xw with each 8-element chunk in the mma's pair order (x0, x4, x1, x5, ..), and _rs reads its
                        // x (an _addnorm's xw) so, without permutes: a pair of such entry points only (the same sums)
+#define QG_V_MH 16384  // u4: the dequantization's shifts as IMAD.HI (deqU4m): FMA-pipe work instead of ALU-pipe work; the same sums
 #ifndef QG_ZPK
 #define QG_ZPK 0
+#endif
+#ifndef QG_MH
+#define QG_MH 0
 #endif
 #ifndef QG_XPK
 #define QG_XPK 0
 #endif
 #define QG_SLOT 1152  // a ring slot: the 16 rows' 64 weight bytes (lane l: 16 l row g, 512 + 16 l row g + 8), 16 f32 scales, 16 zero-point words
 #define QG_V ((QG_CONTIG ? QG_V_CONTIG : 0) | (QG_ZFOLD ? QG_V_ZFOLD : 0) | (QG_XSTAGE ? QG_V_XS : 0) | (QG_F16 ? QG_V_F16 : 0) | (QG_HZ ? QG_V_HZ : 0) | \
-              (QG_RING_SC ? QG_V_RING : 0) | (QG_ZS ? QG_V_ZS : 0) | (QG_ZPK ? QG_V_ZPK : 0) | (QG_XPK ? QG_V_XP : 0))
+              (QG_RING_SC ? QG_V_RING : 0) | (QG_ZS ? QG_V_ZS : 0) | (QG_ZPK ? QG_V_ZPK : 0) | (QG_XPK ? QG_V_XP : 0) | \
+              (QG_MH ? QG_V_MH : 0))
 #ifndef QG_LDNC
 #define QG_LDNC 0     // 1: weight loads as ld.global.nc.L1::no_allocate (fp8_gemv's ldStream); the same sums
 #endif
@@ -377,6 +382,7 @@ inline u32 bf16x2Fma(u32 a, u32 b, u32 c) {
   return d;
 }
 inline u32 lop3Nib(u32 w) { return (w & 0x000F000Fu) | 0x43004300u; }
+inline u32 __umulhi(u32 a, u32 b) { return (u32)(((unsigned long long)a * b) >> 32); }
 inline u32 prmt(u32 a, u32 b, u32 sel) {
   const unsigned long long v = (unsigned long long)a | ((unsigned long long)b << 32);
   u32 d = 0;
@@ -423,6 +429,18 @@ __device__ __forceinline__ void deqU4(u32 w, u32 negZ2, u32 (&d)[4]) {
   d[3] = bf16x2Fma(lop3Nib(w >> 12), one2, negZ2);
 }
 /**
+ * deqU4 with the shifts by 4, 8, 12 as the high halves of products by 2^28, 2^24, 2^20 (QG_V_MH): IMAD.HI on the FMA pipe
+ * instead of SHF on the ALU pipe, the busiest (Nsight, session 19). mh: those three factors, opaque to the compiler (else it
+ * turns the products back into shifts). The same bits.
+ */
+__device__ __forceinline__ void deqU4m(u32 w, u32 negZ2, const u32 (&mh)[3], u32 (&d)[4]) {
+  const u32 one2 = 0x3F803F80u;
+  d[0] = bf16x2Fma(lop3Nib(w), one2, negZ2);
+  d[1] = bf16x2Fma(lop3Nib(__umulhi(w, mh[0])), one2, negZ2);
+  d[2] = bf16x2Fma(lop3Nib(__umulhi(w, mh[1])), one2, negZ2);
+  d[3] = bf16x2Fma(lop3Nib(__umulhi(w, mh[2])), one2, negZ2);
+}
+/**
  * u4 word → four f16x2 (q - z) pairs in deqU4's order (e0,e4), (e1,e5), (e2,e6), (e3,e7): nibbles 0 / 4 (and 2 / 6 of
  * w >> 8) or'ed into f16 1024 give 1024 + q, nibbles 1 / 5 (3 / 7) in place give 1024 + 16q; one f16x2 FMA each takes
  * them to q - z exactly (nzLo = -(1024 + z), nzHi = -(64 + z) in both halves).
@@ -455,9 +473,10 @@ struct QgSuper {
 
 /** One superchunk of the warp's tile: t[4] = its mma fragment sum (unscaled, fp32). */
 // ZX (with ZF): the caller takes (128 + z)·Σx off (QG_V_ZS), no ones-row mma here.
-template <int BITS, bool ZF = QG_ZFOLD, bool F16 = false, bool HZ = false, bool XA = QG_XALL, bool ZX = false>
+// MH (QG_V_MH): u4 shifts as IMAD.HI by mh's factors (deqU4m).
+template <int BITS, bool ZF = QG_ZFOLD, bool F16 = false, bool HZ = false, bool XA = QG_XALL, bool ZX = false, bool MH = false>
 __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u32 za, u32 zb, const bf16_t* xs, bool xLive, int lane, float (&t)[4],
-                                             bool xPerm = false, float xMul = 1.f) {
+                                             bool xPerm = false, float xMul = 1.f, const u32* mh = nullptr) {
   const int tq = lane & 3;
   t[0] = t[1] = t[2] = t[3] = 0.f;
   const u32 A[4] = {wa.x, wa.y, wa.z, wa.w}, B[4] = {wb.x, wb.y, wb.z, wb.w};
@@ -514,8 +533,14 @@ __device__ __forceinline__ void qgSuperchunk(const uint4& wa, const uint4& wb, u
           mma16816(sx, one2, one2, one2, one2, x26, x37);
         }
       } else {
-        deqU4(A[u], nza, da);
-        deqU4(B[u], nzb, db);
+        if constexpr (MH) {
+          const u32 m[3] = {mh[0], mh[1], mh[2]};
+          deqU4m(A[u], nza, m, da);
+          deqU4m(B[u], nzb, m, db);
+        } else {
+          deqU4(A[u], nza, da);
+          deqU4(B[u], nzb, db);
+        }
       }
       mma16816(t, da[0], db[0], da[1], db[1], x04, x15);
       mma16816(t, da[2], db[2], da[3], db[3], x26, x37);
@@ -1061,6 +1086,9 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
     __syncthreads();
   }
   const bf16_t* xg = xsrc + (long long)(xLive ? g : 0) * k;
+  // MH: 2^28, 2^24, 2^20 through k (never >= 2^31: the compiler cannot fold them into shifts).
+  constexpr bool MH = (V & QG_V_MH) != 0 && BITS == 4 && !F16;
+  const u32 mhs = (u32)k >> 31, mhf[3] = {0x10000000u << mhs, 0x1000000u << mhs, 0x100000u << mhs};
   // The tile's superchunks (P: x staged in pair order). Called with a constant on each side of a uniform branch, so
   // each inlined copy is specialized (no generic lambda: NVRTC compiles those as host functions).
   auto stream = [&](const bool P) {
@@ -1078,7 +1106,7 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
           t[2] = __uint_as_float(vb[u].x ^ vb[u].y ^ zbu);
           t[3] = __uint_as_float(vb[u].z ^ vb[u].w);
 #else
-          qgSuperchunk<BITS, ZF || ZS, F16, HZ, XA, ZS>(va[u], vb[u], zau, zbu, xg + (long long)s * E, xLive, lane, t, P, xMul);
+          qgSuperchunk<BITS, ZF || ZS, F16, HZ, XA, ZS, MH>(va[u], vb[u], zau, zbu, xg + (long long)s * E, xLive, lane, t, P, xMul, mhf);
           if constexpr (ZS) {
             // t = Σ (128 + q)·x for x rows 2tq (t[0], t[2]) and 2tq + 1 (t[1], t[3]); minus (128 + z)·Σx.
             const int c0 = 2 * tq, S128 = k >> 7;
