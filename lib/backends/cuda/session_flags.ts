@@ -301,10 +301,7 @@ export const CUDA_FLAGS = {
    * runs a warp; fp32 rounding of quant_gemv_fused's sums). H200 s12: 8B W4A16_AWQ g128 419.8 → 436.0 tok/s. @default true
    */
   quantGemvFast: { env: "LLMRT_QUANT_GEMV_FAST", default: true },
-  /**
-   * With `quantGemvFast`: u4 tailNorm pairs as quant_gemv_fastx_* (the norm's `out` in the mma's pair order, read without x
-   * permutes; the same sums). H200 s19, batch 1, one process: 8B W4A16_AWQ 442.5 → 457.5 tok/s, 1B +1.0%, bitwise. @default true
-   */
+  /** u4 tailNorm pairs as quant_gemv_fastx_* (x in mma pair order; same sums). H200 s19: 8B W4A16 +3.4%. @default true */
   quantGemvPairX: { env: "LLMRT_QUANT_GEMV_PAIR_X", default: true },
   /**
    * With `nvfp4Mma`: one-row steps run nvfp4_gemv_k32x (kernels/nvfp4_mma.cu) for the NVFP4 GEMVs: m16n8k32 mmas with a
