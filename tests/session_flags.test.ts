@@ -82,6 +82,8 @@ test("session options: every switch of the table resolves to its default when ne
     // identical) and PDL for the norms / SiLU-mul / sampler of > 8-sequence decode steps (1B 64-row graph -0.6%): on.
     assert.equal(o.zeroCopyStaging, true, "zeroCopyStaging");
     assert.equal(o.batchDecodePdl, true, "batchDecodePdl");
+    // Session 19: batch4 steps on decode_attention_batch4x (the same bits; 8B FP8 512x +0.55%, 1B 64x +1.6% in one job): on.
+    assert.equal(o.batchAttention4X, true, "batchAttention4X");
   });
 });
 
