@@ -4,8 +4,12 @@
 // tests/quant_cuda.test.ts): the same products added in the same order, so the residual, the sums of squares and the
 // next GEMV's outputs must be the same bits, and xw the same values, each 8-element chunk as (x0, x4, x1, x5, x2, x6, x3, x7).
 import { loadKernelFile } from "../../lib/backends/cuda/compiler.ts";
+import { buildSync } from "../../lib/builder/builder.ts";
 import type { DeviceBuffer } from "../../lib/cuda/memory.ts";
 import { type IntGrid, quantizeRtn } from "../../lib/quantization/algorithms.ts";
+import { quantizeSync } from "../../lib/quantization/quantize.ts";
+import { Session } from "../../lib/runtime/session.ts";
+import { randomModel, step } from "../cuda_fake_device.ts";
 import { assert } from "../harness.ts";
 import { device, gpuTest, seededUniform, toBf16Bits } from "./gpu.ts";
 
@@ -76,3 +80,64 @@ for (const [name, grid, N, K] of CASES) {
     }
   });
 }
+
+// End to end: a small random Llama quantized W4A16 g128 + zero points (every linear a fusable uint4 GEMV, so each layer's
+// o / down → gate_up / next qkv tailNorm pairs run quant_gemv_fastx*) — a prefill of 3 sequences, then graph decode steps of
+// 3 and 1 sequences: the session with quantGemvPairX gives the logits and ids of the session without it, bit for bit.
+const RAW = {
+  vocab_size: 211,
+  hidden_size: 256,
+  intermediate_size: 512,
+  num_hidden_layers: 2,
+  max_position_embeddings: 512,
+  architectures: ["LlamaForCausalLM"],
+  model_type: "llama",
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  head_dim: 64,
+};
+gpuTest("quantGemvPairX: a W4A16 g128 engine's prefill and decode logits are the same bits with and without it", () => {
+  const model = randomModel(RAW, 47, true, 0.15);
+  const q = quantizeSync(model, { quantAlgo: "W4A16", groupSize: 128, hasZeroPoint: true });
+  const shape = { maxBatchSize: 8, maxNumTokens: 512, maxSeqLen: 128, tokensPerBlock: 16 };
+  using engine = buildSync(q, { backend: "cuda", dtype: "bfloat16", ...shape });
+  q.close();
+  model.close();
+  const V = RAW.vocab_size, maxBlocks = 4;
+  const sessions = [true, false].map((on) => Session.fromSerializedEngine(engine, { backend: "cuda", quantGemvPairX: on }));
+  try {
+    const kvs = sessions.map((s) => s.createKvCache(3 * maxBlocks));
+    const seqs = [0, 1, 2].map((s) => ({
+      ids: Array.from({ length: 5 + 7 * s }, (_, j) => (s * 31 + j * 7 + 1) % V),
+      blocks: [0, 1, 2, 3].map((j) => s * maxBlocks + j),
+    }));
+    const pos = seqs.map((s) => s.ids.length), last = seqs.map((s) => s.ids[s.ids.length - 1]);
+    const runBoth = (label: string, which: number[], prefill: boolean): void => {
+      const inp = prefill
+        ? step(seqs.map((s) => ({ ids: s.ids, pos: 0, blocks: s.blocks })), maxBlocks)
+        : step(which.map((s) => ({ ids: [last[s]], pos: pos[s], blocks: seqs[s].blocks })), maxBlocks);
+      const R = which.length;
+      const outs = sessions.map((sess, i) => {
+        const logits = new Float32Array(R * V), ids = new Int32Array(R);
+        sess.run(inp, { logits, sampledIds: ids }, kvs[i]);
+        return { logits, ids };
+      });
+      const [a, b] = outs;
+      const diff = a.logits.findIndex((v, i) => Object.is(v, b.logits[i]) === false);
+      assert.ok(diff < 0, `${label}: logits differ at ${diff} (${a.logits[diff]} vs ${b.logits[diff]})`);
+      assert.deepEqual(Array.from(a.ids), Array.from(b.ids), `${label}: ids`);
+      if (prefill) return;
+      which.forEach((s, r) => {
+        last[s] = a.ids[r];
+        pos[s]++;
+      });
+    };
+    runBoth("prefill", [0, 1, 2], true);
+    for (let i = 0; i < 3; i++) runBoth(`decode ${i}: 3 sequences`, [0, 1, 2], false);
+    for (let i = 0; i < 2; i++) runBoth(`decode ${i}: 1 sequence`, [1], false);
+    assert.ok(sessions[0].cuda!.numGraphs >= 1, "decode steps ran as graphs");
+    kvs.forEach((kv) => kv.dispose());
+  } finally {
+    sessions.forEach((s) => s.dispose());
+  }
+}, 300_000);
