@@ -387,6 +387,8 @@ export interface FakeSessionOptions {
   readonly quantGemvFast?: boolean;
   /** LaunchEnv.quantGemvPairX (with quantGemvFast: tailNorm pairs of two uint4 linears as quant_gemv_fastx*). */
   readonly quantGemvPairX?: boolean;
+  /** LaunchEnv.quantGemvPairDown (with quantGemvPairX: a uint4 gate_up → down pair as quant_gemv_fastxx*). */
+  readonly quantGemvPairDown?: boolean;
   /** LaunchEnv.nvfp4Mma: NVFP4 linears that fit uploaded tiled (nvfp4_tiles.ts) and run nvfp4_mma.cu's stand-ins. */
   readonly nvfp4Mma?: boolean;
   /** LaunchEnv.nvfp4GemvK32 (with nvfp4Mma): one-row NVFP4 GEMVs on nvfp4_gemv_k32x's stand-ins. */
@@ -529,7 +531,7 @@ export class FakeCudaSession {
       decodeCounters: mem.alloc(this.decodeCap * nKV * Math.ceil(nH / nKV / 8) * 4),
       ...(opts.quantTailNorm ? { quantTailNorm: true, quantNormScratch: mem.alloc(8 * Math.ceil(a.hiddenSize / 16) * 4) } : {}),
       ...(opts.quantGemvFast ? { quantGemvFast: true } : {}),
-      ...(opts.quantGemvPairX ? { quantGemvPairX: true } : {}),
+      ...(opts.quantGemvPairX ? { quantGemvPairX: true, quantGemvPairDown: !!opts.quantGemvPairDown } : {}),
       quantScratch: scratch > 0 ? mem.alloc(scratch) : undefined,
       fp8Scratch: fp8 ? mem.alloc(fp8.bytes) : undefined,
       lowbitScratch: lowbit ? mem.alloc(lowbit.bytes) : undefined,
@@ -1179,15 +1181,20 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
       case "quant_gemv_fast_rs_u4":
       case "quant_gemv_fast_rs_u8":
       case "quant_gemv_fastx_addnorm_u4":
-      case "quant_gemv_fastx_rs_u4": {
+      case "quant_gemv_fastx_rs_u4":
+      case "quant_gemv_fastxx_u4":
+      case "quant_gemv_fastxx_addnorm_u4":
+      case "quant_gemv_fastxx_rs_u4": {
         // quant_gemv.cu: (x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode); modes and roundings of gemv_fused.
         // _addnorm: mode 1, then (xw, ssq): xw = bf16(new y · normW), ssq [m, n / 16] = each 16-row tile's Σ y².
         // _rs: normW is such an ssq [m, k / 16]: row r's sums times rsqrt(Σ ssq[r] / k + eps) before the bias.
         const [x, W, sc, z, bias, y, normW, eps, m, n, k, group, mode, xw, ssq] = A;
         const bits = name.endsWith("u4") ? 4 : 8, sup = bits === 4 ? 128 : 64, norm = name.includes("_norm_");
         const tail = name.includes("_addnorm_"), rs = name.includes("_rs_");
-        // fastx: xw is written, and the _rs form's x read, with each 8-element chunk in the mma's pair order (0, 4, 1, 5, ..).
-        const pairAt = (i: number): number => name.startsWith("quant_gemv_fastx_") ? (i & ~7) | ((i & 3) << 1) | ((i >> 2) & 1) : i;
+        // fastx / fastxx: xw is written, and the _rs form's x read, with each 8-element chunk in the mma's pair order (0, 4, 1,
+        // 5, ..); fastxx: the other forms' x read so too, the _rs form's SiLU·mul output (mode 2) written so.
+        const fx = name.startsWith("quant_gemv_fastx_"), fxx = name.startsWith("quant_gemv_fastxx_");
+        const pairAt = (i: number): number => fx || fxx ? (i & ~7) | ((i & 3) << 1) | ((i >> 2) & 1) : i;
         assert.equal(A.length, tail ? 15 : 13, `${l.kernel}: arity`);
         if (tail) {
           assert.equal(mode, 1, `${l.kernel}: mode ${mode}`);
@@ -1206,7 +1213,7 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
         const yBytes = mode === 3 ? m * n * 4 : mode === 2 ? m * (n / 2) * 2 : m * n * 2;
         disjoint(l.kernel, "x and y", x, m * k * 2, y, yBytes);
         let xv = ld(x, m * k);
-        if (rs) xv = xv.map((_, i) => xv[pairAt(i)]);
+        if (rs || fxx) xv = xv.map((_, i) => xv[pairAt(i)]);
         if (norm) xv = normBf16(xv, ld(normW, k), eps, m, k);
         const s = qlinear(xv, dequant(bits, W, sc, z, n, k, group), rs ? 0n : bias, m, n, k);
         if (rs) {
@@ -1237,7 +1244,9 @@ function runBf16Launches(mem: FakeMemory, launches: readonly Launch[]): void {
           }
         } else if (mode === 2) {
           for (let i = 0; i < s.length; i++) s[i] = rbf(s[i]);
-          st(y, siluMulBf16(s, m, n / 2));
+          const o = siluMulBf16(s, m, n / 2), p = new Float32Array(o.length);
+          for (let i = 0; i < o.length; i++) p[fxx && rs ? pairAt(i) : i] = o[i];
+          st(y, p);
         } else mem.f32(y, m * n).set(s);
         break;
       }

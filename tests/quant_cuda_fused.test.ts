@@ -23,7 +23,7 @@ const LOGITS_TOL = 4e-2;
 const TAIL_TOL = 2e-2;
 
 for (
-  const [name, qc, fusable, tailNorm, fast, pairX] of [
+  const [name, qc, fusable, tailNorm, fast, pairX, pairDown] of [
     ["W4A16 g128 + zero points", { quantAlgo: "W4A16", groupSize: 128, hasZeroPoint: true }, true, false],
     ["W8A16 per channel", { quantAlgo: "W8A16" }, true, false],
     ["W4A16 g128 + zero points, quantTailNorm", { quantAlgo: "W4A16", groupSize: 128, hasZeroPoint: true }, true, true],
@@ -47,12 +47,22 @@ for (
       true,
     ],
     ["W8A16 per channel, quantTailNorm, quantGemvFast + quantGemvPairX", { quantAlgo: "W8A16" }, true, true, true, false],
-  ] as [string, QuantConfigInput, boolean, boolean, boolean?, boolean?][]
+    // quantGemvPairDown: the gate_up → down pairs too (quant_gemv_fastxx*: SiLU·mul out in pair order).
+    [
+      "W4A16 g128 + zero points, quantTailNorm, quantGemvFast + quantGemvPairX + quantGemvPairDown",
+      { quantAlgo: "W4A16", groupSize: 128, hasZeroPoint: true },
+      true,
+      true,
+      true,
+      true,
+      true,
+    ],
+  ] as [string, QuantConfigInput, boolean, boolean, boolean?, boolean?, boolean?][]
 ) {
   test(`quantized fused decode plan on a fake device equals the unfused plan and the CPU session: ${name}`, () => {
     const { bf16, f32 } = quantEngines(RAW, 23, qc);
     const { kernels, fused } = runFusedSchedule(bf16, f32, {
-      fusedOptions: { quantTailNorm: tailNorm, quantGemvFast: !!fast, ...(pairX !== undefined ? { quantGemvPairX: true } : {}) },
+      fusedOptions: { quantTailNorm: tailNorm, quantGemvFast: !!fast, ...(pairX !== undefined ? { quantGemvPairX: true, quantGemvPairDown: !!pairDown } : {}) },
       // quantTailNorm: x = bf16(r · w) scaled by 1 / rms after the product instead of bf16(r · w / rms): within bf16
       // rounding of x, so the logits move a little, the KV cache too.
       kvSame: !tailNorm,
@@ -67,12 +77,14 @@ for (
         assert.ok(rel < LOGITS_TOL, `${what}: logits differ from the CPU session's (max rel ${rel.toExponential(2)})`);
       },
       // quantGemvFast's entry points are named as quant_gemv_fused's below.
-      label: (l) => `${l.kernel.replace(/^quant_gemv_fastx?_/, "quant_gemv_fused_")}${/^quant_gemv_(fused|fastx?)_/.test(l.kernel) ? `/${l.args[12]}` : ""}`,
+      label: (l) =>
+        `${l.kernel.replace(/^quant_gemv_fast(xx?)?_/, "quant_gemv_fused_")}${/^quant_gemv_(fused|fast|fastxx?)_/.test(l.kernel) ? `/${l.args[12]}` : ""}`,
     });
     if (fast !== undefined) {
       const names = fused.lastLaunches.filter((l) => l.kind === "kernel").map((l) => (l as { kernel: string }).kernel);
-      assert.ok(names.some((x) => /^quant_gemv_fastx?_/.test(x)) === fusable && !names.some((x) => x.startsWith("quant_gemv_fused")), names.join(" "));
-      assert.ok(names.some((x) => x.startsWith("quant_gemv_fastx_")) === !!pairX, names.join(" "));
+      assert.ok(names.some((x) => /^quant_gemv_fast(xx?)?_/.test(x)) === fusable && !names.some((x) => x.startsWith("quant_gemv_fused")), names.join(" "));
+      assert.ok(names.some((x) => /^quant_gemv_fastxx?_/.test(x)) === !!pairX, names.join(" "));
+      assert.ok(names.some((x) => x.startsWith("quant_gemv_fastxx_")) === !!pairDown, names.join(" "));
     }
     const u = qc.quantAlgo === "W8A16" ? "u8" : "u4";
     const k = [...kernels].sort().join(" ");
@@ -87,7 +99,7 @@ for (
       // In every layer: 2L - 1 producers and as many consumers in the last decode step.
       const L = bf16.plan.attributes.numLayers,
         last = fused.lastLaunches.filter((l) => l.kind === "kernel").map((l) =>
-          (l as { kernel: string }).kernel.replace(/^quant_gemv_fastx?_/, "quant_gemv_fused_")
+          (l as { kernel: string }).kernel.replace(/^quant_gemv_fast(xx?)?_/, "quant_gemv_fused_")
         );
       assert.equal(last.filter((x) => x.startsWith("quant_gemv_fused_addnorm")).length, 2 * L - 1, last.join(" "));
       assert.equal(last.filter((x) => x.startsWith("quant_gemv_fused_rs")).length, 2 * L - 1, last.join(" "));

@@ -81,8 +81,65 @@ for (const [name, grid, N, K] of CASES) {
   });
 }
 
+// quant_gemv_fastxx_rs_u4 (gate_up, mode 2: its SiLU·mul output in pair order) → quant_gemv_fastxx_addnorm_u4 / _u4 (down,
+// reading it so) against quant_gemv_fast_rs_u4 → quant_gemv_fast_addnorm_u4 / _u4: the same residuals and sums of squares,
+// the SiLU·mul outputs and xw the same values in pair order. [hidden H, intermediate I].
+for (const [H, I] of [[256, 2048], [512, 1024]]) {
+  gpuTest(`quant_gemv_fastxx (gate_up → down) H ${H}, I ${I}: the same bits as the quant_gemv_fast kernels`, () => {
+    const d = device(), grid: IntGrid = { bits: 4, groupSize: 128, hasZeroPoint: true };
+    const names = ["fast_rs", "fast_addnorm", "fast", "fastxx_rs", "fastxx_addnorm", "fastxx"].map((n) => `quant_gemv_${n}_u4`);
+    using mod = loadKernelFile(d, "quant_gemv.cu", { options: ["-DLLMRT_SELECT", ...names.map((n) => `-DLLMRT_K_${n}=1`)] });
+    const tg = quantizeRtn(seededUniform(31, 2 * I * H, -0.05, 0.05), 2 * I, H, grid), td = quantizeRtn(seededUniform(37, H * I, -0.05, 0.05), H, I, grid);
+    using Wg = up(d, tg.packed);
+    using sg = up(d, tg.scales);
+    using zg = up(d, tg.zeros!);
+    using Wd = up(d, td.packed);
+    using sd = up(d, td.scales);
+    using zd = up(d, td.zeros!);
+    using normW = up(d, bf16(seededUniform(41, H, 0.5, 1.5)));
+    const pos = (i: number): number => (i & ~7) | ((i & 3) << 1) | ((i >> 2) & 1);
+    for (const m of [1, 3, 8]) {
+      const xw = bf16(seededUniform(43 + m, m * H)), xwP = new Uint16Array(m * H);
+      for (let i = 0; i < m * H; i++) xwP[pos(i)] = xw[i];
+      const ssqIn = seededUniform(47 + m, m * (H / 16), 0.5, 2);
+      const resid = bf16(seededUniform(53 + m, m * H));
+      const got = ["quant_gemv_fast", "quant_gemv_fastxx"].map((fam) => {
+        using x = up(d, fam === "quant_gemv_fast" ? xw : xwP);
+        using ssq = up(d, ssqIn);
+        using act = d.alloc(m * I * 2);
+        mod.kernel(`${fam}_rs_u4`, P).launch((2 * I) / 16, 256, [x, Wg, sg, zg, 0n, act, ssq, 1e-5, m, 2 * I, H, 128, 2]);
+        using r1 = up(d, resid);
+        using r2 = up(d, resid);
+        using xo = d.alloc(m * H * 2);
+        using so = d.alloc(m * (H / 16) * 4);
+        mod.kernel(`${fam}_addnorm_u4`, [...P, "ptr", "ptr"]).launch(H / 16, 256, [act, Wd, sd, zd, 0n, r1, normW, 1e-5, m, H, I, 128, 1, xo, so]);
+        mod.kernel(`${fam}_u4`, P).launch(H / 16, 256, [act, Wd, sd, zd, 0n, r2, 0n, 0, m, H, I, 128, 1]);
+        const o = {
+          act: new Uint16Array(m * I),
+          r1: new Uint16Array(m * H),
+          r2: new Uint16Array(m * H),
+          xo: new Uint16Array(m * H),
+          so: new Float32Array(m * (H / 16)),
+        };
+        act.copyToHost(o.act);
+        r1.copyToHost(o.r1);
+        r2.copyToHost(o.r2);
+        xo.copyToHost(o.xo);
+        so.copyToHost(o.so);
+        return o;
+      });
+      const [a, b] = got;
+      for (let i = 0; i < m * I; i++) if (b.act[pos(i)] !== a.act[i]) assert.fail(`m=${m}: SiLU·mul element ${i} not at ${pos(i)}`);
+      assert.deepEqual(Array.from(b.r1), Array.from(a.r1), `m=${m}: _addnorm residual`);
+      assert.deepEqual(Array.from(b.r2), Array.from(a.r2), `m=${m}: plain mode 1 residual`);
+      assert.deepEqual(Array.from(b.so), Array.from(a.so), `m=${m}: sums of squares`);
+      for (let i = 0; i < m * H; i++) if (b.xo[pos(i)] !== a.xo[i]) assert.fail(`m=${m}: xw element ${i} not at ${pos(i)}`);
+    }
+  });
+}
+
 // End to end: a small random Llama quantized W4A16 g128 + zero points (every linear a fusable uint4 GEMV, so each layer's
-// o / down → gate_up / next qkv tailNorm pairs run quant_gemv_fastx*) — a prefill of 3 sequences, then graph decode steps of
+// o / down → gate_up / next qkv tailNorm pairs run quant_gemv_fastx*, gate_up → down quant_gemv_fastxx*) — a prefill of 3 sequences, then graph decode steps of
 // 3 and 1 sequences: the session with quantGemvPairX gives the logits and ids of the session without it, bit for bit.
 const RAW = {
   vocab_size: 211,
@@ -96,7 +153,7 @@ const RAW = {
   num_key_value_heads: 2,
   head_dim: 64,
 };
-gpuTest("quantGemvPairX: a W4A16 g128 engine's prefill and decode logits are the same bits with and without it", () => {
+gpuTest("quantGemvPairX / quantGemvPairDown: a W4A16 g128 engine's prefill and decode logits are the same bits with and without", () => {
   const model = randomModel(RAW, 47, true, 0.15);
   const q = quantizeSync(model, { quantAlgo: "W4A16", groupSize: 128, hasZeroPoint: true });
   const shape = { maxBatchSize: 8, maxNumTokens: 512, maxSeqLen: 128, tokensPerBlock: 16 };
@@ -104,7 +161,10 @@ gpuTest("quantGemvPairX: a W4A16 g128 engine's prefill and decode logits are the
   q.close();
   model.close();
   const V = RAW.vocab_size, maxBlocks = 4;
-  const sessions = [true, false].map((on) => Session.fromSerializedEngine(engine, { backend: "cuda", quantGemvPairX: on }));
+  // quantGemvPairX + quantGemvPairDown (fastx + fastxx), quantGemvPairX alone (fastx), neither (quant_gemv_fast).
+  const sessions = [[true, true], [true, false], [false, false]].map(([on, down]) =>
+    Session.fromSerializedEngine(engine, { backend: "cuda", quantGemvPairX: on, quantGemvPairDown: down })
+  );
   try {
     const kvs = sessions.map((s) => s.createKvCache(3 * maxBlocks));
     const seqs = [0, 1, 2].map((s) => ({
@@ -122,10 +182,12 @@ gpuTest("quantGemvPairX: a W4A16 g128 engine's prefill and decode logits are the
         sess.run(inp, { logits, sampledIds: ids }, kvs[i]);
         return { logits, ids };
       });
-      const [a, b] = outs;
-      const diff = a.logits.findIndex((v, i) => Object.is(v, b.logits[i]) === false);
-      assert.ok(diff < 0, `${label}: logits differ at ${diff} (${a.logits[diff]} vs ${b.logits[diff]})`);
-      assert.deepEqual(Array.from(a.ids), Array.from(b.ids), `${label}: ids`);
+      const a = outs[0];
+      for (const [j, b] of outs.slice(1).entries()) {
+        const diff = a.logits.findIndex((v, i) => Object.is(v, b.logits[i]) === false);
+        assert.ok(diff < 0, `${label}: logits of session ${j + 1} differ at ${diff} (${a.logits[diff]} vs ${b.logits[diff]})`);
+        assert.deepEqual(Array.from(a.ids), Array.from(b.ids), `${label}: ids of session ${j + 1}`);
+      }
       if (prefill) return;
       which.forEach((s, r) => {
         last[s] = a.ids[r];

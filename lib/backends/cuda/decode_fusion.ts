@@ -15,7 +15,9 @@ export interface DecodeFusion {
   /** linear → RMSNorm of `x` with `weight` in its prologue. */
   readonly norm: Map<number, { readonly x: string; readonly weight: string; readonly eps: number }>;
   /** linear → epilogue: mode 1 (residual += out, into `into`: an add_rmsnorm's or an add's) or mode 2 (silu·mul, into `into`). */
-  readonly epilogue: Map<number, { readonly mode: 1 | 2; readonly into: string }>;
+  readonly epilogue: Map<number, { readonly mode: 1 | 2; readonly into: string; readonly pairOut?: boolean }>;
+  /** uint4 linears whose x is a uint4 gate_up's SiLU·mul output marked `pairOut` (quantGemvPairX: in the mma's pair order). */
+  readonly xPair: Set<number>;
   /** add_rmsnorm whose add moved into the producing linear: only the norm is left (rmsnorm of the residual). */
   readonly normOnly: Set<number>;
   /** paged_attention → the qkv buffer of the rope_kv_write it absorbs. */
@@ -63,6 +65,7 @@ export function planDecodeFusion(
     attnQkv: new Map(),
     tailNorm: new Map(),
     rowScale: new Map(),
+    xPair: new Set(),
   };
   const readers = new Map<string, number[]>();
   for (const [i, op] of plan.ops.entries()) {
@@ -154,6 +157,16 @@ export function planDecodeFusion(
     f.norm.delete(c);
     f.skip.delete(c - 1);
     if (plan.ops[c - 1].type === "add_rmsnorm") f.normOnly.add(c - 1);
+  }
+  // A uint4 gate_up's (a rowScale GEMV's) SiLU·mul output read only by a fused uint4 GEMV (down, without a prologue; its tailNorm out, if
+  // any, read by a uint4 GEMV too) may be written in the mma's pair order (pairOut) and read so (xPair).
+  for (const [i, e] of [...f.epilogue]) {
+    const op = plan.ops[i] as Extract<Op, { type: "linear" }>, d = only(e.into);
+    const dn = d !== undefined && d > i ? plan.ops[d] : undefined;
+    if (e.mode !== 2 || op.weightFormat?.format !== "uint4" || !f.rowScale.has(i) || !dn || !gemvOk(dn) || !quantGemvFusable(dn)) continue;
+    if (dn.weightFormat?.format !== "uint4" || dn.x !== e.into || f.norm.has(d!) || f.rowScale.has(d!) || f.tailNorm.get(d!)?.u4Pair === false) continue;
+    f.epilogue.set(i, { ...e, pairOut: true });
+    f.xPair.add(d!);
   }
   if (decodeAttention) {
     plan.ops.forEach((op, i) => {

@@ -68,6 +68,9 @@ const FAMILIES: Readonly<Record<string, { readonly file: string; readonly params
   // quantGemvPairX: quant_gemv_fast_{addnorm,rs}_u4's parameters (kernels/quant_gemv.cu QG_FASTX_*).
   quant_gemv_fastx_addnorm_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, P, P] },
   quant_gemv_fastx_rs_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
+  quant_gemv_fastxx_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
+  quant_gemv_fastxx_addnorm_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I, P, P] },
+  quant_gemv_fastxx_rs_u4: { file: "quant_gemv.cu", params: [P, P, P, P, P, P, P, F, I, I, I, I, I] },
   quant_gemm_u4: { file: "quant_gemm.cu", params: [P, P, P, P, P, P, P, I, I, I, I] },
   quant_gemm_u8: { file: "quant_gemm.cu", params: [P, P, P, P, P, P, P, I, I, I, I] },
   quant_gemm_reduce: { file: "quant_gemm.cu", params: [P, P, P, I, I, I] },
@@ -196,6 +199,9 @@ const QUANT_PDL_FAMILIES: ReadonlySet<string> = new Set([
   // quantGemvPairX: the same load / wait order.
   "quant_gemv_fastx_addnorm_u4",
   "quant_gemv_fastx_rs_u4",
+  "quant_gemv_fastxx_u4",
+  "quant_gemv_fastxx_addnorm_u4",
+  "quant_gemv_fastxx_rs_u4",
 ]);
 /**
  * Whether kernel entry point `name` may be launched with programmatic dependent launch (`quant`: the

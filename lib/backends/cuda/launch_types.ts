@@ -215,6 +215,8 @@ export interface LaunchEnv {
   readonly quantGemvFast?: boolean;
   /** With quantGemvFast: tailNorm pairs of two uint4 linears as quant_gemv_fastx* (CudaSessionOptions.quantGemvPairX). */
   readonly quantGemvPairX?: boolean;
+  /** With quantGemvPairX: a uint4 gate_up → down pair as quant_gemv_fastxx* (CudaSessionOptions.quantGemvPairDown). */
+  readonly quantGemvPairDown?: boolean;
   /**
    * Programmatic dependent launch (Hopper+): the fused decode step's launches of PDL_KERNELS get
    * `pdl` (each starts streaming its weights while the previous kernel finishes). @default false

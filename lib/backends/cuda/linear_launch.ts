@@ -56,6 +56,7 @@ export function planLinear(c: StepCtx, op: Extract<Op, { type: "linear" }>, i: n
       logits: !!fuse && isLogits && quantGemvFusable(op) && rows <= GEMV_MAX_ROWS,
       tailNorm: fuse?.tailNorm.get(i),
       rowScale: fuse?.rowScale.get(i),
+      xPair: fuse?.xPair.has(i),
     });
     return;
   }

@@ -33,8 +33,10 @@ export function quantGemvGrid(outFeatures: number): number {
 export interface QuantFusion {
   /** RMSNorm of `x` with `weight` in the prologue. */
   readonly norm?: { readonly x: string; readonly weight: string; readonly eps: number };
-  /** Epilogue: 1 residual += out into `into`, 2 silu·mul into `into`. */
-  readonly epilogue?: { readonly mode: 1 | 2; readonly into: string };
+  /** Epilogue: 1 residual += out into `into`, 2 silu·mul into `into` (pairOut: in the mma's pair order, for an xPair GEMV). */
+  readonly epilogue?: { readonly mode: 1 | 2; readonly into: string; readonly pairOut?: boolean };
+  /** x is a pairOut epilogue's output (decode_fusion.ts xPair). */
+  readonly xPair?: boolean;
   /** The lm_head of a fused step: fp32 logits straight from the GEMV (mode 3). */
   readonly logits?: boolean;
   /**
@@ -85,9 +87,12 @@ export function planQuantLinear(
     const tail = tailNorm ? [buf(tailNorm.out), env.quantNormScratch!] : [];
     const form = norm ? "_norm" : tailNorm ? "_addnorm" : rowScale ? "_rs" : "";
     // quantGemvFast: the same launch, another variant; quantGemvPairX: a tailNorm pair of two uint4 linears as
-    // quant_gemv_fastx_{addnorm,rs}_u4 (the norm's `out` in the mma's pair order: _addnorm writes it so, _rs reads it so).
-    const pair = env.quantGemvFast && env.quantGemvPairX && u === "u4" && !!(tailNorm?.u4Pair || rowScale?.u4Pair);
-    const family = pair ? "quant_gemv_fastx" : env.quantGemvFast ? "quant_gemv_fast" : "quant_gemv_fused";
+    // quant_gemv_fastx_{addnorm,rs}_u4 (the norm's `out` in the mma's pair order: _addnorm writes it so, _rs reads it so);
+    // a pairOut gate_up (_rs, mode 2) and its xPair down (_addnorm or plain) as quant_gemv_fastxx* (SiLU·mul out in pair order).
+    const px = env.quantGemvFast && env.quantGemvPairX && u === "u4";
+    const xx = px && !!env.quantGemvPairDown && (rowScale ? mode === 2 && !!epilogue?.pairOut : !!fused.xPair && !norm);
+    const pair = xx || (px && !!(tailNorm?.u4Pair || rowScale?.u4Pair));
+    const family = xx ? "quant_gemv_fastxx" : pair ? "quant_gemv_fastx" : env.quantGemvFast ? "quant_gemv_fast" : "quant_gemv_fused";
     k(i, `${family}${form}_${u}`, [quantGemvGrid(N), 1, 1], 256, [
       buf(norm ? norm.x : op.x),
       env.weight(op.weight),

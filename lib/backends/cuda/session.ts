@@ -293,6 +293,8 @@ export class CudaSession implements SessionBackend {
   readonly quantGemvFast: boolean;
   /** CudaSessionOptions.quantGemvPairX. */
   readonly quantGemvPairX: boolean;
+  /** CudaSessionOptions.quantGemvPairDown. */
+  readonly quantGemvPairDown: boolean;
   /** How the planned kernels were compiled at creation (units, cache hits, workers, wall time). */
   readonly kernelCompile: CompileStats;
 
@@ -426,6 +428,7 @@ export class CudaSession implements SessionBackend {
     this.gemvXPre = f.gemvXPre;
     this.quantGemvFast = f.quantGemvFast;
     this.quantGemvPairX = f.quantGemvPairX;
+    this.quantGemvPairDown = f.quantGemvPairDown;
     this.#attn = plan.ops.find((o) => o.type === "paged_attention") as Extract<Op, { type: "paged_attention" }> | undefined;
     const a = plan.attributes;
     if (a.headDim % 2 !== 0 || a.headDim > 256) {
@@ -664,7 +667,7 @@ export class CudaSession implements SessionBackend {
       fp8FastSilu: this.fp8FastSilu,
       fp8Gemv1Blocks: FP8_GEMV1_BLOCKS_PER_SM * this.device.smCount,
       quantGemvFast: this.quantGemvFast,
-      ...(this.quantGemvFast && this.quantGemvPairX ? { quantGemvPairX: true } : {}),
+      ...(this.quantGemvFast && this.quantGemvPairX ? { quantGemvPairX: true, quantGemvPairDown: this.quantGemvPairDown } : {}),
       wgmmaPrefill: this.wgmmaPrefill,
       decodeSplitK: this.decodeSplitK,
       fp8DecodeAttention: this.fp8DecodeAttention,

@@ -296,13 +296,12 @@ export const CUDA_FLAGS = {
    * @default true (session 15)
    */
   prefillPdl: { env: "LLMRT_PREFILL_PDL", default: true },
-  /**
-   * Decode steps of ≤ 8 sequences run the 16-row quantized GEMVs as quant_gemv_fast* (quant_gemv.cu QG_FAST: contiguous superchunk
-   * runs a warp; fp32 rounding of quant_gemv_fused's sums). H200 s12: 8B W4A16_AWQ g128 419.8 → 436.0 tok/s. @default true
-   */
+  /** ≤ 8-row decode steps' 16-row quantized GEMVs as quant_gemv_fast* (contiguous superchunk runs a warp). s12: 8B int4 +3.9%. @default true */
   quantGemvFast: { env: "LLMRT_QUANT_GEMV_FAST", default: true },
   /** u4 tailNorm pairs as quant_gemv_fastx_* (x in mma pair order; same sums). H200 s19: 8B W4A16 +3.4%. @default true */
   quantGemvPairX: { env: "LLMRT_QUANT_GEMV_PAIR_X", default: true },
+  /** With `quantGemvPairX`: u4 gate_up → down too, as quant_gemv_fastxx_* (SiLU·mul out in pair order; same sums). @default false */
+  quantGemvPairDown: { env: "LLMRT_QUANT_GEMV_PAIR_DOWN", default: false },
   /**
    * With `nvfp4Mma`: one-row steps run nvfp4_gemv_k32x (kernels/nvfp4_mma.cu) for the NVFP4 GEMVs: m16n8k32 mmas with a
    * k tile's four blocks in B's columns 0, 2, 4, 6, so each lane scales one block of two rows a k tile instead of four,

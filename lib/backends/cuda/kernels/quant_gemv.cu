@@ -272,6 +272,8 @@ QUANT_GEMV(quant_gemv_u8_m8, 8, 8)
 #define QG_V_ZPK 512   // a slot pair's zero points kept packed (za[2i] = both bytes, extracted at use): other registers, the same sums
 #define QG_V_XP 8192   // u4: _addnorm writes xw with each 8-element chunk in the mma's pair order (x0, x4, x1, x5, ..), and _rs reads its
                        // x (an _addnorm's xw) so, without permutes: a pair of such entry points only (the same sums)
+#define QG_V_XPI 32768  // u4, no prologue: x (a pairOut SiLU·mul output) read in the mma's pair order, without permutes
+#define QG_V_XPO 65536  // u4: mode 2's SiLU·mul output written with each 8-element chunk in the mma's pair order
 #define QG_V_MH 16384  // u4: the dequantization's shifts as IMAD.HI (deqU4m): FMA-pipe work instead of ALU-pipe work; the same sums
 #ifndef QG_ZPK
 #define QG_ZPK 0
@@ -614,7 +616,7 @@ struct QgTail {
   bf16_t* xw;
   float* ssq;
 };
-template <int NW, bool LS = QG_LOOP, bool XPW = false>
+template <int NW, bool LS = QG_LOOP, bool XPW = false, bool XPO = false>
 __device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], const bf16_t* bias, void* y, int m, int n, int mode, int tile,
                                          const float* inv = nullptr, const QgTail* tail = nullptr, const float* pow2 = nullptr) {
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tq = lane & 3;
@@ -681,7 +683,9 @@ __device__ __forceinline__ void qgFinish(float* red, const float (&acc)[4], cons
         us += toF(bias[half + gate]);
       }
       const float gb = toF(fromF<bf16_t>(gs)), ub = toF(fromF<bf16_t>(us));
-      ((bf16_t*)y)[(long long)c * half + gate] = fromF<bf16_t>(qgSilu(gb) * ub);
+      // XPO (QG_V_XPO): gate's place in its 8-element chunk is the mma's pair order, (g & 3) · 2 + g / 4.
+      const int col = XPO ? (gate & ~7) | ((gate & 3) << 1) | ((gate >> 2) & 1) : gate;
+      ((bf16_t*)y)[(long long)c * half + col] = fromF<bf16_t>(qgSilu(gb) * ub);
     }
   } else {
     float sq = 0.f;
@@ -926,7 +930,8 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
   // (the weights' loads are in flight meanwhile), so the loop reads its x fragments without permutes.
   constexpr bool XS = (V & QG_V_XS) != 0 && BITS == 4 && !NORM;
   bool xPerm = false;
-  constexpr bool XPR = (V & QG_V_XP) != 0 && BITS == 4 && RS;  // x is an XP _addnorm's xw: already in pair order
+  // x is an XP _addnorm's xw (XP, _rs) or an XPO SiLU·mul output (XPI): already in pair order.
+  constexpr bool XPR = BITS == 4 && !NORM && (((V & QG_V_XP) != 0 && RS) || (V & QG_V_XPI) != 0);
   if constexpr (XPR) xPerm = true;
   if constexpr (XS) {
     __shared__ __align__(16) bf16_t xp[QG_XP];
@@ -1205,7 +1210,8 @@ __device__ __forceinline__ void quantGemvFusedImpl(const bf16_t* x, const u8* W,
       acc[0] = acc[1] = acc[2] = acc[3] = 0.f;
       if (tile >= tiles) break;
 #else
-      qgFinish<NW, QG_LOOP, (V & QG_V_XP) != 0 && BITS == 4>(&red[0][0][0], acc, bias, y, m, n, mode, tile, RS ? invSh : nullptr, TAIL ? &tl : nullptr,
+      qgFinish<NW, QG_LOOP, (V & QG_V_XP) != 0 && BITS == 4, (V & QG_V_XPO) != 0 && BITS == 4>(&red[0][0][0], acc, bias, y, m, n, mode, tile,
+                                                                                             RS ? invSh : nullptr, TAIL ? &tl : nullptr,
                                                               F16 ? pow2Sh : nullptr);
       break;
 #endif
@@ -1319,6 +1325,27 @@ QUANT_GEMV_FAST_ADDNORM(quant_gemv_fast_addnorm_u8, 8)
 #endif
 #ifndef QG_FASTX_ADDNORM
 #define QG_FASTX_ADDNORM (QG_V_CONTIG | QG_V_XP)
+#endif
+// quant_gemv_fastxx_rs_u4 / _addnorm_u4 / _u4 (quantGemvPairX, decode_fusion.ts pairOut / xPair): a uint4 gate_up (_rs,
+// mode 2) writing its SiLU·mul output in the mma's pair order (QG_V_XPO) and the uint4 down reading it so (QG_V_XPI; its
+// _addnorm form writing xw in pair order too, the plain one of the last layer not). The same sums.
+#if LLMRT_KERNEL(quant_gemv_fastxx_rs_u4)
+extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) quant_gemv_fastxx_rs_u4(const bf16_t* x, const u8* W, const float* scales,
+    const u8* zeros, const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {
+  quantGemvFusedImpl<4, false, false, true, QG_FASTX_RS | QG_V_XPO>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);
+}
+#endif
+#if LLMRT_KERNEL(quant_gemv_fastxx_addnorm_u4)
+extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) quant_gemv_fastxx_addnorm_u4(const bf16_t* x, const u8* W, const float* scales,
+    const u8* zeros, const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode, bf16_t* xw, float* ssq) {
+  quantGemvFusedImpl<4, false, true, false, QG_FASTX_ADDNORM | QG_V_XPI>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode, xw, ssq);
+}
+#endif
+#if LLMRT_KERNEL(quant_gemv_fastxx_u4)
+extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) quant_gemv_fastxx_u4(const bf16_t* x, const u8* W, const float* scales,
+    const u8* zeros, const bf16_t* bias, void* y, const bf16_t* normW, float eps, int m, int n, int k, int group, int mode) {
+  quantGemvFusedImpl<4, false, false, false, QG_V_CONTIG | QG_V_XPI>(x, W, scales, zeros, bias, y, normW, eps, m, n, k, group, mode);
+}
 #endif
 #if LLMRT_KERNEL(quant_gemv_fastx_addnorm_u4)
 extern "C" __global__ void __launch_bounds__(32 * QG_NW, QG_MINB) quant_gemv_fastx_addnorm_u4(const bf16_t* x, const u8* W, const float* scales,
