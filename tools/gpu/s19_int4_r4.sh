@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
+# NOT RUN: the session's device time was spent before this round (lead, 15:30 UTC); kept for the next session.
 # Session 19 (issue 12), helper int4, round 4 (final, <= 120 s). r3 (same job): MH (shifts as IMAD.HI) -7.6% end to end
 # (layer +5 us), XALL -1.2%: both dropped. quantGemvPairX is on by default on this branch (r2: 8B +3.4%, 1B +1.0%, bitwise).
 #   test  — tests/gpu/quant_gemv_pairx.test.ts (the fastx pair vs the fast pair bitwise; a W4A16 session with / without
 #           quantGemvPairX: prefill and decode logits bitwise), tests/gpu/quant_gemm.test.ts (W4A16 / W8A16 sessions, now with
 #           quantGemvPairX on by default), tests/quant_cuda.test.ts -t quant_gemv_fast (the default kernels vs float64)
-#   e2e8b — llama-3.1-8b, one process: bf16, then W4A16_AWQ g128 (synthetic) quantGemvPairX off/on/off/on
+#   e2e8b — llama-3.1-8b, one process: bf16, then W4A16_AWQ g128 (synthetic) quantGemvPairX off/on/off/on (next session:
+#           also --set quantGemvPairX=1 --ab quantGemvPairDown)
 set -uo pipefail
 # shellcheck disable=SC1091
 source tools/gpu/jobs_lib.sh
