@@ -76,7 +76,10 @@ gpuOnly("tp: a one-rank engine through the Worker-per-rank path matches the sing
   );
   assert.deepEqual(w.ids, d.ids);
   assert.ok(worst <= 1e-5, `logits differ by ${worst}`);
-  assert.ok(w.tokensPerS > 0.5 * d.tokensPerS, `worker path ${w.tokensPerS.toFixed(1)} tok/s vs direct ${d.tokensPerS.toFixed(1)}`);
+  // A pathological worker path (a sync or a copy of the weights a step) runs at a small fraction of the direct session; alone
+  // on the H200 the ratio is 0.67-0.83, but a kjv-llama step is ~0.4 ms of mostly host time, and with two other suite
+  // processes on the GPU it measured 0.49 once (session 19): the bound leaves room for that.
+  assert.ok(w.tokensPerS > 0.3 * d.tokensPerS, `worker path ${w.tokensPerS.toFixed(1)} tok/s vs direct ${d.tokensPerS.toFixed(1)}`);
 }, 300_000);
 
 ncclTest("tp: a one-rank sharded CUDA engine (every all_reduce an NCCL call captured in the decode graphs) matches the unsharded engine", () => {

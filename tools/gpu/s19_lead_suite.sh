@@ -4,5 +4,5 @@
 set -uo pipefail
 # shellcheck disable=SC1091
 source tools/gpu/jobs_lib.sh
-gpu_suite_par gputests 115 3
+gpu_suite_par gputests 150 3
 stamp done

@@ -12,7 +12,7 @@ P8=/tmp/hfmodels/llama-3.1-8b-fp8
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader
 (timeout 70 bun test --timeout 600000 tests/gpu/cuda_session.test.ts > "$OUT/session.log" 2>&1; echo "rc $?" >> "$OUT/session.log") &
 ps=$!
-gpu_suite_par gputests 115 3
+gpu_suite_par gputests 150 3
 wait $ps
 stamp "cuda_session vs transformers"
 grep -E "^\(fail|^ *[0-9]+ (pass|fail|skip)$|^rc" "$OUT/session.log" | cut -c1-300 | head -12
