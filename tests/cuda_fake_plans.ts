@@ -169,6 +169,19 @@ export function quantTestLlama(vocabSize: number): Record<string, unknown> {
     mlp_bias: true,
   };
 }
+/** The small random Llama of the quantized GPU session tests (tests/gpu/quant_gemm, quant_gemv_pairx): every linear a fusable uint4 GEMV. */
+export const W4_GPU_LLAMA = {
+  vocab_size: 211,
+  hidden_size: 256,
+  intermediate_size: 512,
+  num_hidden_layers: 2,
+  max_position_embeddings: 512,
+  architectures: ["LlamaForCausalLM"],
+  model_type: "llama",
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  head_dim: 64,
+} as const;
 /** Build limits of the quantized fused-plan tests (8 sequences of up to 160 tokens, blocks of 4). */
 export const QUANT_TEST_BUILD = { maxBatchSize: 8, maxNumTokens: 128, maxSeqLen: 160, tokensPerBlock: 4 } as const;
 

@@ -10,22 +10,10 @@ import type { QuantConfigInput } from "../../lib/quantization/quant_config.ts";
 import { quantizeSync } from "../../lib/quantization/quantize.ts";
 import { Session } from "../../lib/runtime/session.ts";
 import { randomModel, step } from "../cuda_fake_device.ts";
-import { relL2 } from "../cuda_fake_plans.ts";
+import { relL2, W4_GPU_LLAMA } from "../cuda_fake_plans.ts";
 import { assert } from "../harness.ts";
 import { gpuTest } from "./gpu.ts";
 
-const RAW = {
-  vocab_size: 211,
-  hidden_size: 256,
-  intermediate_size: 512,
-  num_hidden_layers: 2,
-  max_position_embeddings: 512,
-  architectures: ["LlamaForCausalLM"],
-  model_type: "llama",
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  head_dim: 64,
-};
 const CASES: [string, QuantConfigInput][] = [
   ["W4A16 g128 + zero points", { quantAlgo: "W4A16", groupSize: 128, hasZeroPoint: true }],
   ["W4A16 g64", { quantAlgo: "W4A16", groupSize: 64 }],
@@ -34,8 +22,8 @@ const CASES: [string, QuantConfigInput][] = [
 
 for (const [name, qc] of CASES) {
   gpuTest(`quant_gemm (${name}): decode steps of 9..40 sequences match the CPU session and the dequantize + cuBLASLt path`, () => {
-    const model = randomModel(RAW, 43, true, 0.15);
-    const V = RAW.vocab_size;
+    const model = randomModel(W4_GPU_LLAMA, 43, true, 0.15);
+    const V = W4_GPU_LLAMA.vocab_size;
     const q = quantizeSync(model, qc);
     const shape = { maxBatchSize: 48, maxNumTokens: 2048, maxSeqLen: 256, tokensPerBlock: 16 };
     using engine = buildSync(q, { backend: "cuda", dtype: "bfloat16", ...shape });

@@ -10,6 +10,7 @@ import { type IntGrid, quantizeRtn } from "../../lib/quantization/algorithms.ts"
 import { quantizeSync } from "../../lib/quantization/quantize.ts";
 import { Session } from "../../lib/runtime/session.ts";
 import { randomModel, step } from "../cuda_fake_device.ts";
+import { W4_GPU_LLAMA } from "../cuda_fake_plans.ts";
 import { assert } from "../harness.ts";
 import { device, gpuTest, seededUniform, toBf16Bits } from "./gpu.ts";
 
@@ -141,26 +142,14 @@ for (const [H, I] of [[256, 2048], [512, 1024]]) {
 // End to end: a small random Llama quantized W4A16 g128 + zero points (every linear a fusable uint4 GEMV, so each layer's
 // o / down → gate_up / next qkv tailNorm pairs run quant_gemv_fastx*, gate_up → down quant_gemv_fastxx*) — a prefill of 3 sequences, then graph decode steps of
 // 3 and 1 sequences: the session with quantGemvPairX gives the logits and ids of the session without it, bit for bit.
-const RAW = {
-  vocab_size: 211,
-  hidden_size: 256,
-  intermediate_size: 512,
-  num_hidden_layers: 2,
-  max_position_embeddings: 512,
-  architectures: ["LlamaForCausalLM"],
-  model_type: "llama",
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  head_dim: 64,
-};
 gpuTest("quantGemvPairX / quantGemvPairDown: a W4A16 g128 engine's prefill and decode logits are the same bits with and without", () => {
-  const model = randomModel(RAW, 47, true, 0.15);
+  const model = randomModel(W4_GPU_LLAMA, 47, true, 0.15);
   const q = quantizeSync(model, { quantAlgo: "W4A16", groupSize: 128, hasZeroPoint: true });
   const shape = { maxBatchSize: 8, maxNumTokens: 512, maxSeqLen: 128, tokensPerBlock: 16 };
   using engine = buildSync(q, { backend: "cuda", dtype: "bfloat16", ...shape });
   q.close();
   model.close();
-  const V = RAW.vocab_size, maxBlocks = 4;
+  const V = W4_GPU_LLAMA.vocab_size, maxBlocks = 4;
   // quantGemvPairX + quantGemvPairDown (fastx + fastxx), quantGemvPairX alone (fastx), neither (quant_gemv_fast).
   const sessions = [[true, true], [true, false], [false, false]].map(([on, down]) =>
     Session.fromSerializedEngine(engine, { backend: "cuda", quantGemvPairX: on, quantGemvPairDown: down })
